@@ -1,0 +1,242 @@
+package jwk
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Attributes are the members of a key beyond its key material, as raw JSON
+// values: the ones keytool understands (kid, address or hosts, comment,
+// expires, from) and any other, which are kept so that a rewrite loses
+// nothing. In PEM they are the block's headers.
+type Attributes map[string]json.RawMessage
+
+// Well-known attribute names.
+const (
+	AttrKeyID   = "kid"
+	AttrAddress = "address" // where a host key may be seen: string or list
+	AttrHosts   = "hosts"   // libtrust's name for address
+	AttrComment = "comment"
+	AttrExpires = "expires" // RFC 3339
+	AttrFrom    = "from"    // CIDR list: where a client key may connect from
+	AttrName    = "name"    // the entry name given by `keytool authorize --name`
+)
+
+// listAttrs are the attributes whose PEM header form is a comma-separated
+// list (libtrust writes hosts this way).
+var listAttrs = map[string]bool{AttrAddress: true, AttrHosts: true, AttrFrom: true}
+
+// Clone returns a copy of a (nil for nil).
+func (a Attributes) Clone() Attributes {
+	if a == nil {
+		return nil
+	}
+	return maps.Clone(a)
+}
+
+// String returns the attribute name as a string, "" if it is absent, and an
+// error if it is present but not a JSON string.
+func (a Attributes) String(name string) (string, error) {
+	raw, ok := a[name]
+	if !ok {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("member %q: want a string, got %s", name, raw)
+	}
+	return s, nil
+}
+
+// List returns a string-or-list attribute as a list; a string is split at
+// commas (the PEM header form).
+func (a Attributes) List(name string) ([]string, error) {
+	raw, ok := a[name]
+	if !ok {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err == nil {
+		return list, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("member %q: want a string or a list of strings, got %s", name, raw)
+	}
+	return splitList(s), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// SetString sets name to the JSON string s.
+func (a Attributes) SetString(name, s string) {
+	raw, _ := json.Marshal(s) // a string always marshals
+	a[name] = raw
+}
+
+// SetList sets name to a JSON list of strings.
+func (a Attributes) SetList(name string, list []string) {
+	if list == nil {
+		list = []string{}
+	}
+	raw, _ := json.Marshal(list) // a []string always marshals
+	a[name] = raw
+}
+
+// Addresses returns the addresses a host key is bound to: the union of
+// "address" and libtrust's "hosts".
+func (a Attributes) Addresses() ([]string, error) {
+	addr, err := a.List(AttrAddress)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := a.List(AttrHosts)
+	if err != nil {
+		return nil, err
+	}
+	return append(addr, hosts...), nil
+}
+
+// Comment returns the "comment" attribute.
+func (a Attributes) Comment() string {
+	s, _ := a.String(AttrComment)
+	return s
+}
+
+// Expires returns the "expires" attribute (zero if absent).
+func (a Attributes) Expires() (time.Time, error) {
+	s, err := a.String(AttrExpires)
+	if err != nil || s == "" {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("member %q: %q is not an RFC 3339 time such as 2030-01-31T00:00:00Z", AttrExpires, s)
+	}
+	return t, nil
+}
+
+// From returns the "from" attribute: the networks a client key may connect
+// from. A bare IP address is a one-address network. Nil means anywhere.
+func (a Attributes) From() ([]netip.Prefix, error) {
+	list, err := a.List(AttrFrom)
+	if err != nil || list == nil {
+		return nil, err
+	}
+	return ParsePrefixes(list)
+}
+
+// ParsePrefixes parses CIDR networks and bare IP addresses.
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("member %q: %q is neither a CIDR network (10.0.0.0/8) nor an IP address", AttrFrom, s)
+		}
+		ip = ip.Unmap()
+		out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+	}
+	return out, nil
+}
+
+// validate checks the attributes keytool interprets, so that a typo in an
+// expiry or a network is an error when the file is read rather than a
+// surprise when a client connects.
+func (a Attributes) validate() (member string, err error) {
+	if _, err := a.Expires(); err != nil {
+		return AttrExpires, err
+	}
+	if _, err := a.From(); err != nil {
+		return AttrFrom, err
+	}
+	if _, err := a.Addresses(); err != nil {
+		return AttrAddress, err
+	}
+	if _, err := a.String(AttrComment); err != nil {
+		return AttrComment, err
+	}
+	if _, err := a.String(AttrKeyID); err != nil {
+		return AttrKeyID, err
+	}
+	return "", nil
+}
+
+// pemHeaders renders the attributes as PEM headers: strings as they are,
+// lists of strings joined by commas, other values as compact JSON.
+func (a Attributes) pemHeaders() (map[string]string, error) {
+	if len(a) == 0 {
+		return nil, nil
+	}
+	h := make(map[string]string, len(a))
+	for _, name := range slices.Sorted(maps.Keys(a)) {
+		if name == "" || strings.ContainsAny(name, ":\r\n") || hasControl(name) {
+			return nil, fmt.Errorf("attribute name %q cannot be a PEM header", name)
+		}
+		raw := a[name]
+		var v string
+		var s string
+		var list []string
+		switch {
+		case json.Unmarshal(raw, &s) == nil:
+			v = s
+		case json.Unmarshal(raw, &list) == nil:
+			v = strings.Join(list, ",")
+		default:
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, raw); err != nil {
+				return nil, fmt.Errorf("attribute %q: %w", name, err)
+			}
+			v = buf.String()
+		}
+		if hasControl(v) {
+			return nil, fmt.Errorf("attribute %q: a PEM header cannot hold control characters or newlines; write the key as JWK instead", name)
+		}
+		h[name] = v
+	}
+	return h, nil
+}
+
+// attrsFromPEMHeaders is the inverse of pemHeaders: list attributes become
+// JSON lists, everything else a JSON string.
+func attrsFromPEMHeaders(h map[string]string) Attributes {
+	if len(h) == 0 {
+		return nil
+	}
+	a := make(Attributes, len(h))
+	for name, v := range h {
+		if listAttrs[name] {
+			a.SetList(name, splitList(v))
+		} else {
+			a.SetString(name, v)
+		}
+	}
+	return a
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,40 @@
+// Package jwk reads, writes and names the keys keytool trusts: ECDSA
+// (P-256, P-384, P-521), RSA (2048 to 16384 bits) and Ed25519, public or
+// private.
+//
+// # Reading
+//
+// Parse and ReadFile take any of these, told apart by their content and
+// never by a file name:
+//
+//   - a JWK, or a JWK Set ({"keys":[…]}), as Docker's key.json and
+//     libtrust's key sets are;
+//   - PEM blocks: PUBLIC KEY, PRIVATE KEY, EC PRIVATE KEY, RSA PRIVATE KEY,
+//     RSA PUBLIC KEY, OPENSSH PRIVATE KEY and CERTIFICATE (its public key),
+//     one or many in a file;
+//   - OpenSSH public keys in authorized_keys form, one per line.
+//
+// Every failure is a *ParseError naming the file, the line or JSON member,
+// and the reason. A file with one bad key is refused whole.
+//
+// # Attributes
+//
+// Members beyond the key material — kid, address (or libtrust's hosts),
+// comment, expires, from, and any other — are kept in Key.Attrs and written
+// back unchanged, as JWK members or PEM headers. A kid in libtrust form must
+// be the key's own key ID (KeyIDMismatchError); any other kid is a label.
+//
+// # Names of a key
+//
+// A key's identity is the SHA-256 of its DER SubjectPublicKeyInfo (SPKI).
+// From it come the fingerprint "SHA256:<base64>" that keytool shows first,
+// and Docker's key ID "ABCD:EFGH:…". The RFC 7638 thumbprint is a third,
+// independent name. ParseFingerprint accepts all of them, plus curl's
+// "sha256//…" and hex, and Fingerprint.Match compares a key against one.
+//
+// # Writing
+//
+// MarshalPublic never writes a private member, whatever the key holds.
+// WritePrivateFile and WritePublicFile write atomically with modes 0600 and
+// 0644; ReadFile refuses a private key that group or others can read.
+package jwk

@@ -1,0 +1,131 @@
+package jwk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+)
+
+// MaxFileSize bounds what ReadFile reads. A JWK Set of 100,000 keys is
+// about 20 MiB; anything much larger is not a key file.
+const MaxFileSize = 64 << 20
+
+// ReadFile reads every key in the file at path. A file holding a private
+// key must not be readable by group or others (see PermissionError), as
+// OpenSSH requires of its identity files.
+func ReadFile(path string) ([]*Key, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, &ParseError{File: path, Err: errors.New("is a directory, not a key file")}
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, &ParseError{File: path, Err: fmt.Errorf("%w: %d bytes, more than the %d MiB a key file may hold", ErrTooLarge, fi.Size(), MaxFileSize>>20)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, &ParseError{File: path, Err: err}
+	}
+	if len(data) > MaxFileSize {
+		return nil, &ParseError{File: path, Err: fmt.Errorf("%w: more than the %d MiB a key file may hold", ErrTooLarge, MaxFileSize>>20)}
+	}
+	keys, err := parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if k.IsPrivate() && fi.Mode().Perm()&0o077 != 0 {
+			return nil, &PermissionError{File: path, Mode: uint32(fi.Mode().Perm())}
+		}
+	}
+	return keys, nil
+}
+
+// ReadPrivateKeyFile reads the single private key in the file at path.
+func ReadPrivateKeyFile(path string) (*Key, error) {
+	keys, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) != 1 || !keys[0].IsPrivate() {
+		return nil, &ParseError{File: path, Err: errors.New("does not hold exactly one private key")}
+	}
+	return keys[0], nil
+}
+
+// IdentityNames are the file names an identity may have in a home
+// directory, and PublicNames those of its public half.
+var (
+	IdentityNames = []string{"key.json", "key.jwk", "key.pem"}
+	PublicNames   = []string{"pub_key.json", "pub_key.jwk", "pub_key.pem"}
+)
+
+// NoIdentityError means a home directory holds no identity.
+type NoIdentityError struct{ Home string }
+
+func (e *NoIdentityError) Error() string {
+	return fmt.Sprintf("no identity in %s (looked for %s)", e.Home, strings.Join(IdentityNames, ", "))
+}
+
+// FindIdentity returns the path of the identity in home: the single one of
+// key.json, key.jwk and key.pem that exists. None is a *NoIdentityError;
+// several is an error naming them, because picking one would be a guess.
+func FindIdentity(home string) (string, error) {
+	var found []string
+	for _, name := range IdentityNames {
+		p := filepath.Join(home, name)
+		if _, err := os.Lstat(p); err == nil {
+			found = append(found, p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", &NoIdentityError{Home: home}
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("several identities in %s: %s; keep one and move the others away", home, strings.Join(found, ", "))
+}
+
+// WritePrivateFile writes k, with its private members, to path with mode
+// 0600, atomically. Unless overwrite is set, an existing file is left alone
+// and the error satisfies errors.Is(err, fs.ErrExist).
+func WritePrivateFile(path string, k *Key, f Format, overwrite bool) error {
+	data, err := k.MarshalPrivate(f)
+	if err != nil {
+		return err
+	}
+	return write(path, data, 0o600, overwrite)
+}
+
+// WritePublicFile writes the public half of k to path with mode 0644,
+// atomically.
+func WritePublicFile(path string, k *Key, f Format, overwrite bool) error {
+	data, err := k.MarshalPublic(f)
+	if err != nil {
+		return err
+	}
+	return write(path, data, 0o644, overwrite)
+}
+
+func write(path string, data []byte, perm fs.FileMode, overwrite bool) error {
+	if overwrite {
+		return atomicfile.Write(path, data, perm)
+	}
+	return atomicfile.Create(path, data, perm)
+}

@@ -1,0 +1,112 @@
+package jwk
+
+import (
+	"bytes"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Fingerprint is a key name typed by a user, in any of the forms keytool
+// prints or that other tools print for the same key:
+//
+//	SHA256:UblEzfpUTUwyc6pr81BiWn3VO7tqcXIydPU4sZogd2A       keytool, OpenSSH style
+//	KG4U:JTP2:KRGU:YMTT:VJV7:GUDC:LJ65:KO53:NJYX:EMTU:6U4L:DGRA  Docker/libtrust key ID
+//	sha256//UblEzfpUTUwyc6pr81BiWn3VO7tqcXIydPU4sZogd2A=     curl --pinnedpubkey
+//	51b944cdfa544d4c…  or  51:B9:44:CD:…                     hex of the SPKI hash
+//	<43 base64url characters>                                RFC 7638 thumbprint
+//
+// All but the thumbprint are the SHA-256 of the DER SubjectPublicKeyInfo,
+// or a prefix of it. Use Match to compare a key against it.
+type Fingerprint struct {
+	input   string
+	spki    []byte // the SPKI hash, or a prefix of it (key ID: 30 bytes)
+	thumb   []byte // an RFC 7638 thumbprint, when the input can be one
+	isKeyID bool
+}
+
+// String returns the fingerprint as the user typed it.
+func (f Fingerprint) String() string { return f.input }
+
+// ParseFingerprint reads a fingerprint in any form Fingerprint lists.
+func ParseFingerprint(s string) (Fingerprint, error) {
+	s = strings.TrimSpace(s)
+	f := Fingerprint{input: s}
+	bad := func(why string) (Fingerprint, error) {
+		return Fingerprint{}, fmt.Errorf("%q is not a key fingerprint: %s (expected SHA256:…, a key ID like ABCD:EFGH:…, sha256//… or 64 hex digits)", s, why)
+	}
+	switch {
+	case strings.HasPrefix(s, "SHA256:"), strings.HasPrefix(s, "sha256:"):
+		b, err := decodeB64(s[len("SHA256:"):])
+		if err != nil || len(b) != 32 {
+			return bad("the part after SHA256: is not a base64 SHA-256")
+		}
+		f.spki = b
+	case strings.HasPrefix(s, "sha256//"):
+		b, err := decodeB64(s[len("sha256//"):])
+		if err != nil || len(b) != 32 {
+			return bad("the part after sha256// is not a base64 SHA-256")
+		}
+		f.spki = b
+	case libtrustKeyID.MatchString(strings.ToUpper(s)):
+		b, err := base32.StdEncoding.DecodeString(strings.ReplaceAll(strings.ToUpper(s), ":", ""))
+		if err != nil || len(b) != 30 {
+			return bad("malformed key ID")
+		}
+		f.spki, f.isKeyID = b, true
+	default:
+		h := strings.ReplaceAll(s, ":", "")
+		if b, err := hex.DecodeString(h); err == nil && len(b) == 32 {
+			f.spki = b
+			f.thumb = b
+			break
+		}
+		if strings.Contains(s, ":") {
+			return bad("unrecognised form")
+		}
+		if b, err := base64.RawURLEncoding.DecodeString(s); err == nil && len(b) == 32 {
+			f.thumb = b
+		}
+		if b, err := decodeB64(s); err == nil && len(b) == 32 {
+			f.spki = b
+		}
+		if f.thumb == nil && f.spki == nil {
+			return bad("unrecognised form")
+		}
+	}
+	return f, nil
+}
+
+// decodeB64 decodes standard base64 with or without padding.
+func decodeB64(s string) ([]byte, error) {
+	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// Match reports whether k is the key f names.
+func (f Fingerprint) Match(k *Key) bool {
+	sum := k.SPKIHash()
+	if f.spki != nil {
+		if f.isKeyID && bytes.Equal(sum[:30], f.spki) || !f.isKeyID && bytes.Equal(sum[:], f.spki) {
+			return true
+		}
+	}
+	if f.thumb != nil {
+		t, err := base64.RawURLEncoding.DecodeString(k.Thumbprint())
+		if err == nil && bytes.Equal(t, f.thumb) {
+			return true
+		}
+	}
+	return false
+}
+
+// SPKIHash returns the full SPKI hash f names, if the input held one (any
+// form but a key ID or a thumbprint).
+func (f Fingerprint) SPKIHash() (sum [32]byte, ok bool) {
+	if f.isKeyID || len(f.spki) != 32 {
+		return sum, false
+	}
+	copy(sum[:], f.spki)
+	return sum, true
+}

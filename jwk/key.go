@@ -1,0 +1,320 @@
+package jwk
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base32"
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Type names a kind of key that Generate can make. The names are the ones
+// the command line takes (`keytool gen -t ec256`).
+type Type string
+
+const (
+	EC256   Type = "ec256" // ECDSA P-256, the default
+	EC384   Type = "ec384"
+	EC521   Type = "ec521"
+	RSA2048 Type = "rsa2048"
+	RSA3072 Type = "rsa3072"
+	RSA4096 Type = "rsa4096"
+	Ed25519 Type = "ed25519"
+)
+
+// Types lists every Type, default first.
+var Types = []Type{EC256, EC384, EC521, RSA2048, RSA3072, RSA4096, Ed25519}
+
+// ParseType returns the Type named s, or an error listing the valid names.
+func ParseType(s string) (Type, error) {
+	for _, t := range Types {
+		if string(t) == strings.ToLower(s) {
+			return t, nil
+		}
+	}
+	names := make([]string, len(Types))
+	for i, t := range Types {
+		names[i] = string(t)
+	}
+	return "", fmt.Errorf("unknown key type %q: use one of %s", s, strings.Join(names, ", "))
+}
+
+// Minimum and maximum RSA modulus sizes accepted when reading keys. 2048 is
+// NIST's floor; above 16384 bits verification becomes a denial of service.
+const (
+	MinRSABits = 2048
+	MaxRSABits = 16384
+)
+
+// Key is a public key, or a private key with its public half, together with
+// the attributes that travel with it (address, comment, expires, …).
+//
+// A Key is identified by the SHA-256 of its DER SubjectPublicKeyInfo, from
+// which the fingerprint and key ID are derived. A Key is immutable once
+// parsed, except for Attrs, which belongs to the caller.
+type Key struct {
+	public  crypto.PublicKey // *ecdsa.PublicKey, *rsa.PublicKey or ed25519.PublicKey
+	private crypto.Signer    // nil for a public key
+	spki    []byte
+	sum     [32]byte
+
+	// Attrs are the members beyond the key material: kid, address, comment,
+	// expires, from, and anything else, kept for round trips.
+	Attrs Attributes
+}
+
+// Generate makes a new private key of type t.
+func Generate(t Type) (*Key, error) {
+	var (
+		priv crypto.Signer
+		err  error
+	)
+	switch t {
+	case EC256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case EC384:
+		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case EC521:
+		priv, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case RSA2048:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	case RSA3072:
+		priv, err = rsa.GenerateKey(rand.Reader, 3072)
+	case RSA4096:
+		priv, err = rsa.GenerateKey(rand.Reader, 4096)
+	case Ed25519:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		_, err = ParseType(string(t))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return NewPrivateKey(priv)
+}
+
+// NewPublicKey wraps a crypto public key (*ecdsa.PublicKey, *rsa.PublicKey or
+// ed25519.PublicKey) as a Key without attributes.
+func NewPublicKey(pub crypto.PublicKey) (*Key, error) {
+	switch p := pub.(type) {
+	case *ed25519.PublicKey:
+		pub = *p
+	case *ecdsa.PublicKey:
+		if p == nil {
+			return nil, ErrUnsupportedKey
+		}
+	}
+	k := &Key{public: pub}
+	if err := k.init(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// NewPrivateKey wraps a crypto private key (*ecdsa.PrivateKey,
+// *rsa.PrivateKey or ed25519.PrivateKey) as a Key without attributes.
+func NewPrivateKey(priv crypto.Signer) (*Key, error) {
+	if p, ok := priv.(*ed25519.PrivateKey); ok {
+		priv = *p
+	}
+	if k, ok := priv.(*rsa.PrivateKey); ok {
+		if err := k.Validate(); err != nil {
+			return nil, fmt.Errorf("invalid RSA private key: %w", err)
+		}
+	}
+	k, err := NewPublicKey(priv.Public())
+	if err != nil {
+		return nil, err
+	}
+	k.private = priv
+	return k, nil
+}
+
+// init checks the key's type and size and computes its identity.
+func (k *Key) init() error {
+	spki, err := marshalSPKI(k.public)
+	if err != nil {
+		return err
+	}
+	k.spki = spki
+	k.sum = sha256.Sum256(spki)
+	return nil
+}
+
+// DER prefixes of SubjectPublicKeyInfo for the fixed-size key types: the
+// encoding is the prefix followed by the raw public key. Building it by hand
+// is several times faster than x509.MarshalPKIXPublicKey, and parsing keys
+// is on the path of every trust-store reload. A test checks each prefix
+// against crypto/x509.
+var (
+	spkiP256    = []byte{0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00}
+	spkiP384    = []byte{0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00}
+	spkiP521    = []byte{0x30, 0x81, 0x9b, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23, 0x03, 0x81, 0x86, 0x00}
+	spkiEd25519 = []byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}
+)
+
+func marshalSPKI(pub crypto.PublicKey) ([]byte, error) {
+	switch p := pub.(type) {
+	case *ecdsa.PublicKey:
+		var prefix []byte
+		switch p.Curve {
+		case elliptic.P256():
+			prefix = spkiP256
+		case elliptic.P384():
+			prefix = spkiP384
+		case elliptic.P521():
+			prefix = spkiP521
+		default:
+			return nil, fmt.Errorf("%w: ECDSA on a curve other than P-256, P-384 or P-521", ErrUnsupportedKey)
+		}
+		if p.X == nil || p.Y == nil || !p.Curve.IsOnCurve(p.X, p.Y) { //nolint:staticcheck // the only check for a bare (X, Y)
+			return nil, fmt.Errorf("invalid ECDSA public key: the point is not on the curve %s", p.Curve.Params().Name)
+		}
+		size := (p.Curve.Params().BitSize + 7) / 8
+		der := make([]byte, len(prefix)+1+2*size)
+		n := copy(der, prefix)
+		der[n] = 4 // uncompressed point
+		p.X.FillBytes(der[n+1 : n+1+size])
+		p.Y.FillBytes(der[n+1+size:])
+		return der, nil
+	case ed25519.PublicKey:
+		if len(p) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("invalid Ed25519 public key: %d bytes, want %d", len(p), ed25519.PublicKeySize)
+		}
+		return append(append([]byte(nil), spkiEd25519...), p...), nil
+	case *rsa.PublicKey:
+		if p == nil || p.N == nil {
+			return nil, fmt.Errorf("%w: empty RSA key", ErrUnsupportedKey)
+		}
+		if bits := p.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
+			return nil, fmt.Errorf("%w: RSA key of %d bits; keytool accepts %d to %d bits", ErrUnsupportedKey, bits, MinRSABits, MaxRSABits)
+		}
+		if p.E < 3 || p.E%2 == 0 {
+			return nil, fmt.Errorf("invalid RSA public key: exponent %d", p.E)
+		}
+		return x509.MarshalPKIXPublicKey(p)
+	default:
+		return nil, fmt.Errorf("%w: %T", ErrUnsupportedKey, pub)
+	}
+}
+
+// Public returns the crypto public key: *ecdsa.PublicKey, *rsa.PublicKey or
+// ed25519.PublicKey.
+func (k *Key) Public() crypto.PublicKey { return k.public }
+
+// Signer returns the private key, or nil if k is a public key.
+func (k *Key) Signer() crypto.Signer { return k.private }
+
+// IsPrivate reports whether k holds private key material.
+func (k *Key) IsPrivate() bool { return k.private != nil }
+
+// PublicKey returns k without its private half, sharing the attributes'
+// values (but not the map).
+func (k *Key) PublicKey() *Key {
+	p := *k
+	p.private = nil
+	p.Attrs = k.Attrs.Clone()
+	return &p
+}
+
+// SPKI returns the DER SubjectPublicKeyInfo of the key. The caller must not
+// modify it.
+func (k *Key) SPKI() []byte { return k.spki }
+
+// SPKIHash returns the SHA-256 of the DER SubjectPublicKeyInfo: the key's
+// identity, from which every other name of the key is derived.
+func (k *Key) SPKIHash() [32]byte { return k.sum }
+
+// Fingerprint returns the key's fingerprint in OpenSSH style:
+// "SHA256:" and the SPKI hash in base64 without padding. Note that
+// ssh-keygen hashes a different encoding of the key, so its fingerprints
+// differ from these; `openssl pkey -pubin -outform DER | openssl dgst
+// -sha256 -binary | base64` gives the same value (with padding).
+func (k *Key) Fingerprint() string { return FormatFingerprint(k.sum) }
+
+// FormatFingerprint formats an SPKI hash as a fingerprint ("SHA256:…").
+func FormatFingerprint(sum [32]byte) string {
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// KeyID returns the Docker/libtrust key ID: the first 240 bits of the SPKI
+// hash in base32, as 12 groups of 4 characters joined by colons.
+func (k *Key) KeyID() string { return FormatKeyID(k.sum) }
+
+// FormatKeyID formats an SPKI hash as a libtrust key ID.
+func FormatKeyID(sum [32]byte) string {
+	s := base32.StdEncoding.EncodeToString(sum[:30])
+	var b strings.Builder
+	b.Grow(59)
+	for i := 0; i < len(s); i += 4 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(s[i : i+4])
+	}
+	return b.String()
+}
+
+// Thumbprint returns the RFC 7638 JWK thumbprint (SHA-256, base64url
+// without padding).
+func (k *Key) Thumbprint() string {
+	sum, err := (&jose.JSONWebKey{Key: k.public}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "" // unreachable: every key type that init accepts has one
+	}
+	return base64.RawURLEncoding.EncodeToString(sum)
+}
+
+// Algorithm describes the key's type and size: "ECDSA P-256", "RSA 3072",
+// "Ed25519".
+func (k *Key) Algorithm() string {
+	switch p := k.public.(type) {
+	case *ecdsa.PublicKey:
+		return "ECDSA " + p.Curve.Params().Name
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d", p.N.BitLen())
+	case ed25519.PublicKey:
+		return "Ed25519"
+	}
+	return "unknown"
+}
+
+// Type returns the generation Type matching the key (EC256, RSA2048, …), or
+// "" for an RSA key of a size Generate does not make.
+func (k *Key) Type() Type {
+	switch p := k.public.(type) {
+	case *ecdsa.PublicKey:
+		switch p.Curve {
+		case elliptic.P256():
+			return EC256
+		case elliptic.P384():
+			return EC384
+		case elliptic.P521():
+			return EC521
+		}
+	case *rsa.PublicKey:
+		switch p.N.BitLen() {
+		case 2048:
+			return RSA2048
+		case 3072:
+			return RSA3072
+		case 4096:
+			return RSA4096
+		}
+	case ed25519.PublicKey:
+		return Ed25519
+	}
+	return ""
+}
+
+// Equal reports whether k and o are the same public key.
+func (k *Key) Equal(o *Key) bool { return o != nil && k.sum == o.sum }

@@ -1,0 +1,149 @@
+package jwk
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// pemSkipped are block types that may sit beside keys without being keys:
+// `openssl ecparam -genkey` writes EC PARAMETERS before the key.
+var pemSkipped = map[string]bool{"EC PARAMETERS": true}
+
+// pemHeadersIgnored are RFC 1421 headers that describe encryption, not the
+// key, and so are not attributes.
+var pemHeadersIgnored = map[string]bool{"Proc-Type": true, "DEK-Info": true}
+
+// parsePEM reads every block of a PEM file or bundle.
+func parsePEM(data []byte, file string) ([]*Key, error) {
+	var keys []*Key
+	rest := data
+	line := 1
+	for {
+		begin := bytes.Index(rest, []byte("-----BEGIN "))
+		if begin < 0 {
+			break
+		}
+		line += bytes.Count(rest[:begin], []byte{'\n'})
+		block, after := pem.Decode(rest[begin:])
+		if block == nil {
+			return nil, &ParseError{File: file, Line: line, Err: errors.New("malformed or truncated PEM block (no matching END line, or bad base64)")}
+		}
+		consumed := len(rest[begin:]) - len(after)
+		blockLine := line
+		line += bytes.Count(rest[begin:begin+consumed], []byte{'\n'})
+		rest = after
+		if pemSkipped[block.Type] {
+			continue
+		}
+		k, err := parsePEMBlock(block)
+		if err != nil {
+			return nil, &ParseError{File: file, Line: blockLine, Err: err}
+		}
+		if member, err := checkAttrs(k); err != nil {
+			return nil, &ParseError{File: file, Line: blockLine, Member: member, Err: err}
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, &ParseError{File: file, Err: ErrNoKey}
+	}
+	return keys, nil
+}
+
+func parsePEMBlock(b *pem.Block) (*Key, error) {
+	if strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") || b.Type == "ENCRYPTED PRIVATE KEY" {
+		return nil, fmt.Errorf("%s block: %w (decrypt a copy first: openssl pkey -in FILE -out plain.pem)", b.Type, ErrEncrypted)
+	}
+	var (
+		pub  crypto.PublicKey
+		priv any
+		err  error
+	)
+	switch b.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(b.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(b.Bytes)
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(b.Bytes); err == nil {
+			pub = cert.PublicKey
+		}
+	case "PRIVATE KEY":
+		priv, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+	case "EC PRIVATE KEY":
+		priv, err = x509.ParseECPrivateKey(b.Bytes)
+	case "RSA PRIVATE KEY":
+		priv, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+	case "OPENSSH PRIVATE KEY":
+		priv, err = ssh.ParseRawPrivateKey(pem.EncodeToMemory(b))
+		var missing *ssh.PassphraseMissingError
+		if errors.As(err, &missing) {
+			return nil, fmt.Errorf("%w (decrypt a copy first: cp FILE plain && ssh-keygen -p -N '' -f plain)", ErrEncrypted)
+		}
+	default:
+		return nil, fmt.Errorf("%w: PEM block %q (keytool reads PUBLIC KEY, PRIVATE KEY, EC PRIVATE KEY, RSA PRIVATE KEY, RSA PUBLIC KEY, OPENSSH PRIVATE KEY and CERTIFICATE)", ErrUnsupportedKey, b.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s block: %v", b.Type, err)
+	}
+	var k *Key
+	if priv != nil {
+		signer, ok := priv.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s block holds a %T", ErrUnsupportedKey, b.Type, priv)
+		}
+		k, err = NewPrivateKey(signer)
+	} else {
+		k, err = NewPublicKey(pub)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s block: %w", b.Type, err)
+	}
+	h := maps.Clone(b.Headers)
+	for name := range pemHeadersIgnored {
+		delete(h, name)
+	}
+	k.Attrs = attrsFromPEMHeaders(h)
+	return k, nil
+}
+
+// marshalPEM writes one key as a PEM block: PUBLIC KEY (PKIX) or, when
+// private is true, PRIVATE KEY (PKCS #8). Attributes become headers.
+//
+// OpenSSL refuses PEM blocks with headers other than the RFC 1421
+// encryption ones, so a key with attributes is readable by keytool, Docker
+// and libtrust but not by `openssl pkey`; `keytool pub -f pem` of a key
+// without attributes is plain PKIX.
+func (k *Key) marshalPEM(private bool) ([]byte, error) {
+	h, err := k.Attrs.pemHeaders()
+	if err != nil {
+		return nil, err
+	}
+	b := &pem.Block{Type: "PUBLIC KEY", Bytes: k.spki, Headers: h}
+	if private {
+		if k.private == nil {
+			return nil, errors.New("not a private key")
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k.private)
+		if err != nil {
+			return nil, err
+		}
+		b.Type, b.Bytes = "PRIVATE KEY", der
+	}
+	for _, name := range slices.Collect(maps.Keys(b.Headers)) {
+		if keyMaterial[name] {
+			delete(b.Headers, name)
+		}
+	}
+	return pem.EncodeToMemory(b), nil
+}

@@ -1,0 +1,72 @@
+package jwk
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// parseSSH reads OpenSSH public keys in authorized_keys form, one per line,
+// with their comments. Blank lines and lines starting with '#' are skipped.
+//
+// Options are refused except from="…" with IP addresses or CIDR networks,
+// which becomes the "from" attribute: silently dropping an option such as a
+// host-name from= pattern would grant more than the line says.
+func parseSSH(data []byte, file string) ([]*Key, error) {
+	var keys []*Key
+	for n, line := range bytes.Split(data, []byte{'\n'}) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		k, err := parseSSHLine(line)
+		if err != nil {
+			return nil, &ParseError{File: file, Line: n + 1, Err: err}
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, &ParseError{File: file, Err: ErrNoKey}
+	}
+	return keys, nil
+}
+
+func parseSSHLine(line []byte) (*Key, error) {
+	pub, comment, options, _, err := ssh.ParseAuthorizedKey(line)
+	if err != nil {
+		return nil, fmt.Errorf("not an OpenSSH public key line: %v", err)
+	}
+	cpk, ok := pub.(ssh.CryptoPublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: OpenSSH key type %s", ErrUnsupportedKey, pub.Type())
+	}
+	if strings.HasPrefix(pub.Type(), "sk-") {
+		return nil, fmt.Errorf("%w: %s is a security-key (FIDO) key, which cannot sign TLS handshakes", ErrUnsupportedKey, pub.Type())
+	}
+	k, err := NewPublicKey(cpk.CryptoPublicKey())
+	if err != nil {
+		return nil, err
+	}
+	attrs := Attributes{}
+	if comment != "" {
+		attrs.SetString(AttrComment, comment)
+	}
+	for _, opt := range options {
+		name, value, _ := strings.Cut(opt, "=")
+		if !strings.EqualFold(name, "from") {
+			return nil, fmt.Errorf("option %q is not supported in a keytool trust file (only from=\"CIDR,…\")", opt)
+		}
+		list := splitList(strings.Trim(value, `"`))
+		if _, err := ParsePrefixes(list); err != nil {
+			return nil, errors.New(`option from="…" must list IP addresses or CIDR networks (host-name patterns are not supported)`)
+		}
+		attrs.SetList(AttrFrom, list)
+	}
+	if len(attrs) > 0 {
+		k.Attrs = attrs
+	}
+	return k, nil
+}
