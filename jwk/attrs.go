@@ -49,7 +49,7 @@ func (a Attributes) String(name string) (string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", fmt.Errorf("member %q: want a string, got %s", name, raw)
+		return "", &AttrError{name, fmt.Errorf("want a string, got %s", raw)}
 	}
 	return s, nil
 }
@@ -67,7 +67,7 @@ func (a Attributes) List(name string) ([]string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, fmt.Errorf("member %q: want a string or a list of strings, got %s", name, raw)
+		return nil, &AttrError{name, fmt.Errorf("want a string or a list of strings, got %s", raw)}
 	}
 	return splitList(s), nil
 }
@@ -125,7 +125,7 @@ func (a Attributes) Expires() (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("member %q: %q is not an RFC 3339 time such as 2030-01-31T00:00:00Z", AttrExpires, s)
+		return time.Time{}, &AttrError{AttrExpires, fmt.Errorf("%q is not an RFC 3339 time such as 2030-01-31T00:00:00Z", s)}
 	}
 	return t, nil
 }
@@ -150,7 +150,7 @@ func ParsePrefixes(list []string) ([]netip.Prefix, error) {
 		}
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("member %q: %q is neither a CIDR network (10.0.0.0/8) nor an IP address", AttrFrom, s)
+			return nil, &AttrError{AttrFrom, fmt.Errorf("%q is neither a CIDR network (10.0.0.0/8) nor an IP address", s)}
 		}
 		ip = ip.Unmap()
 		out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
@@ -158,26 +158,33 @@ func ParsePrefixes(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// AttrError reports an attribute whose value keytool cannot interpret.
+type AttrError struct {
+	Name string
+	Err  error
+}
+
+func (e *AttrError) Error() string { return fmt.Sprintf("member %q: %v", e.Name, e.Err) }
+func (e *AttrError) Unwrap() error { return e.Err }
+
 // validate checks the attributes keytool interprets, so that a typo in an
 // expiry or a network is an error when the file is read rather than a
 // surprise when a client connects.
-func (a Attributes) validate() (member string, err error) {
+func (a Attributes) validate() error {
 	if _, err := a.Expires(); err != nil {
-		return AttrExpires, err
+		return err
 	}
 	if _, err := a.From(); err != nil {
-		return AttrFrom, err
+		return err
 	}
 	if _, err := a.Addresses(); err != nil {
-		return AttrAddress, err
+		return err
 	}
 	if _, err := a.String(AttrComment); err != nil {
-		return AttrComment, err
+		return err
 	}
-	if _, err := a.String(AttrKeyID); err != nil {
-		return AttrKeyID, err
-	}
-	return "", nil
+	_, err := a.String(AttrKeyID)
+	return err
 }
 
 // pemHeaders renders the attributes as PEM headers: strings as they are,

@@ -97,7 +97,11 @@ func parseJSON(data []byte, file string) ([]*Key, error) {
 // parseJWK reads one JWK object. On error it returns the member at fault
 // when it is known.
 func parseJWK(raw []byte) (*Key, string, error) {
-	var attrs Attributes
+	var (
+		attrs   Attributes
+		kty     []byte
+		present = map[string]bool{}
+	)
 	s := jsonScanner{data: raw}
 	err := s.members(0, func(name string, v []byte) error {
 		if !keyMaterial[name] {
@@ -105,14 +109,40 @@ func parseJWK(raw []byte) (*Key, string, error) {
 				attrs = make(Attributes, 4)
 			}
 			attrs[name] = bytes.Clone(v)
+			return nil
+		}
+		present[name] = true
+		switch name {
+		case "kty":
+			kty = v
+		case "crv":
+		default:
+			if !isBase64URLString(v) {
+				return &memberError{name, errors.New("not a base64url string")}
+			}
 		}
 		return nil
 	})
 	if err == nil {
 		err = s.end()
 	}
+	var me *memberError
+	if errors.As(err, &me) {
+		return nil, me.member, me.err
+	}
 	if err != nil {
 		return nil, "", err
+	}
+	switch _, known := requiredMembers[string(kty)]; {
+	case kty == nil:
+		return nil, "kty", errors.New("missing: every JWK needs a kty")
+	case !known:
+		return nil, "kty", fmt.Errorf("%w: kty %s (keytool reads EC, RSA and OKP Ed25519 keys)", ErrUnsupportedKey, kty)
+	}
+	for _, m := range requiredMembers[string(kty)] {
+		if !present[m] {
+			return nil, m, fmt.Errorf("missing (kty %s needs %s)", kty, strings.Join(requiredMembers[string(kty)], ", "))
+		}
 	}
 	var jk jose.JSONWebKey
 	if err := jk.UnmarshalJSON(raw); err != nil {
@@ -146,8 +176,12 @@ func parseJWK(raw []byte) (*Key, string, error) {
 // checkAttrs validates the attributes keytool interprets, including a kid
 // in libtrust form, which must name the key it is attached to.
 func checkAttrs(k *Key) (member string, err error) {
-	if member, err := k.Attrs.validate(); err != nil {
-		return member, err
+	if err := k.Attrs.validate(); err != nil {
+		var ae *AttrError
+		if errors.As(err, &ae) {
+			return ae.Name, ae.Err
+		}
+		return "", err
 	}
 	kid, _ := k.Attrs.String(AttrKeyID)
 	if libtrustKeyID.MatchString(kid) && kid != k.KeyID() {
@@ -180,25 +214,55 @@ func joseError(raw []byte, err error) error {
 			Crv string `json:"crv"`
 		}
 		_ = json.Unmarshal(raw, &head)
-		if head.Crv != "" {
-			return fmt.Errorf("%w: kty %q with crv %q (keytool reads EC P-256/P-384/P-521, RSA and OKP Ed25519)", ErrUnsupportedKey, head.Kty, head.Crv)
-		}
-		return fmt.Errorf("%w: kty %q (keytool reads EC, RSA and OKP Ed25519 keys)", ErrUnsupportedKey, head.Kty)
+		return fmt.Errorf("%w: kty %q with crv %q (keytool reads EC P-256/P-384/P-521, RSA and OKP Ed25519)", ErrUnsupportedKey, head.Kty, head.Crv)
 	}
 	msg := strings.TrimPrefix(err.Error(), "go-jose/go-jose: ")
 	return errors.New(msg)
 }
 
-// joseMember guesses the member a go-jose error is about, from its message.
-func joseMember(err error) string {
-	msg := err.Error()
-	for _, m := range []string{"x5c", "kty", "crv", "dp", "dq", "qi", "x", "y", "n", "e", "d", "p", "q"} {
-		if strings.Contains(msg, "'"+m+"'") || strings.Contains(msg, " for "+m) || strings.Contains(msg, m+" value") {
-			return m
+// memberError is a scanner callback's way to name the member at fault.
+type memberError struct {
+	member string
+	err    error
+}
+
+func (e *memberError) Error() string { return e.err.Error() }
+
+// requiredMembers are the public members each kty needs; checking them here
+// lets the error name the member, which go-jose's messages do not always do.
+var requiredMembers = map[string][]string{
+	`"EC"`:  {"crv", "x", "y"},
+	`"RSA"`: {"n", "e"},
+	`"OKP"`: {"crv", "x"},
+}
+
+// isBase64URLString reports whether raw is a JSON string of base64url
+// characters of a length that can be decoded (padding tolerated, as go-jose
+// does).
+func isBase64URLString(raw []byte) bool {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return false
+	}
+	b := bytes.TrimRight(raw[1:len(raw)-1], "=")
+	for _, c := range b {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
 		}
 	}
-	if errors.Is(err, jose.ErrUnsupportedKeyType) || strings.Contains(msg, "key type") {
-		return "kty"
+	return len(b)%4 != 1
+}
+
+// joseMessageMember finds the member named in go-jose's messages such as
+// "wrong length for x" or "missing d value(s)".
+var joseMessageMember = regexp.MustCompile(`(?:wrong length for|missing|bad) (x5c|kty|crv|dp|dq|qi|x|y|n|e|d|p|q)\b`)
+
+// joseMember returns the member a go-jose error is about, when it says.
+func joseMember(err error) string {
+	if errors.Is(err, jose.ErrUnsupportedKeyType) {
+		return "crv" // kty was checked before go-jose saw the key
+	}
+	if m := joseMessageMember.FindStringSubmatch(err.Error()); m != nil {
+		return m[1]
 	}
 	return ""
 }

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keytool/keytool/jwk"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	var (
+		typ    string
+		format string
+		force  bool
+	)
+	register(&command{
+		name:    "gen",
+		args:    "[-t TYPE] [-f jwk|pem] [--force]",
+		summary: "create this machine's identity: a private key and its public half",
+		help: `Writes the private key to HOME/key.json (or key.pem with -f pem), mode 0600,
+and its public half to HOME/pub_key.json, mode 0644, creating HOME (0700) if
+needed. With -i FILE the private key goes to FILE and the public half beside
+it, as pub_<name>. An existing identity is never replaced without --force.
+
+Types: ec256 (ECDSA P-256, the default), ec384, ec521, rsa2048, rsa3072,
+rsa4096, ed25519.`,
+		flags: func(fs *pflag.FlagSet, _ *cli) {
+			fs.StringVarP(&typ, "type", "t", string(jwk.EC256), "key `TYPE`")
+			fs.StringVarP(&format, "format", "f", "jwk", "file `FORMAT`: jwk or pem")
+			fs.BoolVar(&force, "force", false, "replace an existing identity")
+		},
+		run: func(c *cli, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q", args[0])
+			}
+			t, err := jwk.ParseType(typ)
+			if err != nil {
+				return &usageError{err.Error()}
+			}
+			f, err := jwk.ParseFormat(format)
+			if err != nil {
+				return &usageError{err.Error()}
+			}
+			return c.gen(t, f, force)
+		},
+	})
+}
+
+func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
+	keyPath := c.identity
+	var others []string // identities in other formats, replaced by --force
+	if keyPath == "" {
+		keyPath = filepath.Join(c.home, "key"+f.Ext())
+		for _, name := range jwk.IdentityNames {
+			if p := filepath.Join(c.home, name); p != keyPath {
+				if _, err := os.Lstat(p); err == nil {
+					others = append(others, p)
+				}
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return err
+	}
+	pubPath := filepath.Join(filepath.Dir(keyPath), "pub_"+strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))+f.Ext())
+
+	existing := others
+	if _, err := os.Lstat(keyPath); err == nil {
+		existing = append([]string{keyPath}, others...)
+	}
+	if len(existing) > 0 && !force {
+		return c.refuseExisting(existing[0])
+	}
+
+	k, err := jwk.Generate(t)
+	if err != nil {
+		return err
+	}
+	if err := jwk.WritePrivateFile(keyPath, k, f, force); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return c.refuseExisting(keyPath) // another process won the race
+		}
+		return err
+	}
+	for _, p := range others {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("the new identity is in %s, but the old %s could not be removed: %w", keyPath, p, err)
+		}
+		old := filepath.Join(filepath.Dir(p), "pub_"+filepath.Base(p))
+		if old != pubPath {
+			_ = os.Remove(old)
+		}
+	}
+	if err := jwk.WritePublicFile(pubPath, k, f, true); err != nil {
+		return fmt.Errorf("the identity is in %s, but its public half could not be written (run: keytool%s pub > %s): %w", keyPath, c.homeFlag(), pubPath, err)
+	}
+	fmt.Fprintf(c.stdout, "Generated %s key in %s\nPublic key in %s\nFingerprint: %s\nKey ID: %s\n",
+		k.Algorithm(), keyPath, pubPath, k.Fingerprint(), k.KeyID())
+	return nil
+}
+
+// refuseExisting explains that an identity exists and how to replace it.
+func (c *cli) refuseExisting(path string) error {
+	desc := ""
+	if k, err := jwk.ReadPrivateKeyFile(path); err == nil {
+		desc = " (" + k.Algorithm() + ", " + k.Fingerprint() + ")"
+	}
+	return fmt.Errorf("an identity already exists: %s%s; keep it, or replace it with: keytool%s gen --force", path, desc, c.homeFlag())
+}

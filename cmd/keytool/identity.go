@@ -1,0 +1,43 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// identityPath returns the identity file: -i if given, else the single
+// key.{json,jwk,pem} in the home.
+func (c *cli) identityPath() (string, error) {
+	if c.identity != "" {
+		return c.identity, nil
+	}
+	p, err := jwk.FindIdentity(c.home)
+	var none *jwk.NoIdentityError
+	if errors.As(err, &none) {
+		return "", fmt.Errorf("%w; create one with: keytool%s gen", err, c.homeFlag())
+	}
+	return p, err
+}
+
+// readKeys reads the keys in file, or on standard input for "-".
+func (c *cli) readKeys(file string) ([]*jwk.Key, error) {
+	if file != "-" {
+		return jwk.ReadFile(file)
+	}
+	data, err := io.ReadAll(io.LimitReader(c.stdin, jwk.MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading standard input: %w", err)
+	}
+	if len(data) > jwk.MaxFileSize {
+		return nil, fmt.Errorf("standard input: %w", jwk.ErrTooLarge)
+	}
+	keys, err := jwk.Parse(data)
+	var pe *jwk.ParseError
+	if errors.As(err, &pe) && pe.File == "" {
+		pe.File = "standard input"
+	}
+	return keys, err
+}

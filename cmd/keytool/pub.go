@@ -1,0 +1,55 @@
+package main
+
+import (
+	"github.com/keytool/keytool/jwk"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	var format string
+	register(&command{
+		name:    "pub",
+		args:    "[-f jwk|pem] [FILE]",
+		summary: "print the public half of a key, with its attributes",
+		help: `Reads FILE (default: the identity; - for standard input) and prints its public
+key(s) on standard output — a JWK, a JWK Set, or PEM blocks — with their
+attributes. Private members are never printed, even when FILE is a private
+key. This is what you hand to a server's administrator for
+'keytool authorize', or to a client for 'keytool trust-host --key'.`,
+		flags: func(fs *pflag.FlagSet, _ *cli) {
+			fs.StringVarP(&format, "format", "f", "jwk", "output `FORMAT`: jwk or pem")
+		},
+		run: func(c *cli, args []string) error {
+			f, err := jwk.ParseFormat(format)
+			if err != nil {
+				return &usageError{err.Error()}
+			}
+			var file string
+			switch len(args) {
+			case 0:
+				if file, err = c.identityPath(); err != nil {
+					return err
+				}
+			case 1:
+				file = args[0]
+			default:
+				return usagef("pub takes at most one FILE")
+			}
+			keys, err := c.readKeys(file)
+			if err != nil {
+				return err
+			}
+			var out []byte
+			if len(keys) == 1 {
+				out, err = keys[0].MarshalPublic(f)
+			} else {
+				out, err = jwk.MarshalPublicSet(keys, f)
+			}
+			if err != nil {
+				return err
+			}
+			_, err = c.stdout.Write(out)
+			return err
+		},
+	})
+}
