@@ -6,18 +6,25 @@ import (
 )
 
 func init() {
-	var format string
+	var (
+		format  string
+		noAttrs bool
+	)
 	register(&command{
 		name:    "pub",
-		args:    "[-f jwk|pem] [FILE]",
+		args:    "[-f jwk|pem] [--no-attributes] [FILE]",
 		summary: "print the public half of a key, with its attributes",
 		help: `Reads FILE (default: the identity; - for standard input) and prints its public
 key(s) on standard output — a JWK, a JWK Set, or PEM blocks — with their
 attributes. Private members are never printed, even when FILE is a private
 key. This is what you hand to a server's administrator for
-'keytool authorize', or to a client for 'keytool trust-host --key'.`,
+'keytool authorize', or to a client for 'keytool trust-host --key'.
+
+OpenSSL refuses PEM blocks that carry headers, which is how attributes are
+written in PEM: use --no-attributes to feed the key to openssl.`,
 		flags: func(fs *pflag.FlagSet, _ *cli) {
 			fs.StringVarP(&format, "format", "f", "jwk", "output `FORMAT`: jwk or pem")
+			fs.BoolVar(&noAttrs, "no-attributes", false, "print the key material only (for OpenSSL)")
 		},
 		run: func(c *cli, args []string) error {
 			f, err := jwk.ParseFormat(format)
@@ -38,6 +45,12 @@ key. This is what you hand to a server's administrator for
 			keys, err := c.readKeys(file)
 			if err != nil {
 				return err
+			}
+			if noAttrs {
+				for i, k := range keys {
+					keys[i] = k.PublicKey()
+					keys[i].Attrs = nil
+				}
 			}
 			var out []byte
 			if len(keys) == 1 {

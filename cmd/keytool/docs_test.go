@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestDocs runs the examples in docs/*.md, so the documentation cannot
+// drift from what keytool does. Every ```sh block of a page runs, in order,
+// in one bash script with `set -euo pipefail`, in a fresh directory with
+// KEYTOOL_HOME set and keytool (this test binary, see TestMain) in PATH. A
+// block asserts what it shows with `test`, `grep -q` and the like. Blocks
+// fenced as ```console are illustrations and do not run.
+func TestDocs(t *testing.T) {
+	pages, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range pages {
+		script, tools := shellBlocks(t, page)
+		if script == "" {
+			continue
+		}
+		t.Run(filepath.Base(page), func(t *testing.T) {
+			for _, tool := range tools {
+				if _, err := exec.LookPath(tool); err != nil {
+					t.Skipf("%s needs %s, which is not installed (.ci/run installs it)", page, tool)
+				}
+			}
+			dir := t.TempDir()
+			cmd := exec.Command("bash", "-c", "set -euo pipefail\n"+script)
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "KEYTOOL_HOME="+filepath.Join(dir, "home"), "HOME="+dir)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("the examples of %s failed: %v\n%s", page, err, out)
+			}
+		})
+	}
+}
+
+// shellBlocks returns the ```sh blocks of a Markdown page joined into one
+// script, and the tools the page declares it needs in a comment line
+// "<!-- needs: openssl ssh-keygen -->".
+func shellBlocks(t *testing.T, page string) (string, []string) {
+	f, err := os.Open(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		script strings.Builder
+		tools  []string
+		in     bool
+	)
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case !in && strings.HasPrefix(line, "<!-- needs:"):
+			tools = append(tools, strings.Fields(strings.TrimSuffix(strings.TrimPrefix(line, "<!-- needs:"), "-->"))...)
+		case !in && strings.TrimSpace(line) == "```sh":
+			in = true
+			script.WriteString("# " + page + ":" + strconv.Itoa(n) + "\n")
+		case in && strings.TrimSpace(line) == "```":
+			in = false
+		case in:
+			script.WriteString(line + "\n")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return script.String(), tools
+}
