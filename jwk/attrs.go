@@ -3,6 +3,7 @@ package jwk
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -47,6 +48,9 @@ func (a Attributes) String(name string) (string, error) {
 	if !ok {
 		return "", nil
 	}
+	if s, ok := plainString(raw); ok {
+		return s, nil
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", &AttrError{name, fmt.Errorf("want a string, got %s", raw)}
@@ -61,6 +65,9 @@ func (a Attributes) List(name string) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
+	if list, ok := plainList(raw); ok {
+		return list, nil
+	}
 	var list []string
 	if err := json.Unmarshal(raw, &list); err == nil {
 		return list, nil
@@ -71,6 +78,33 @@ func (a Attributes) List(name string) ([]string, error) {
 	}
 	return splitList(s), nil
 }
+
+// plainList decodes a JSON list of plain strings (see plainString)
+// without encoding/json, the common case of address and from lists.
+func plainList(raw []byte) ([]string, bool) {
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, false
+	}
+	var out []string
+	s := jsonScanner{data: raw}
+	err := s.elements(0, func(_ int, v []byte) error {
+		str, ok := plainString(v)
+		if !ok {
+			return errNotPlain
+		}
+		out = append(out, str)
+		return nil
+	})
+	if err != nil || s.end() != nil {
+		return nil, false
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, true
+}
+
+var errNotPlain = errors.New("not a plain string")
 
 func splitList(s string) []string {
 	var out []string
@@ -169,22 +203,49 @@ func (e *AttrError) Unwrap() error { return e.Err }
 
 // validate checks the attributes keytool interprets, so that a typo in an
 // expiry or a network is an error when the file is read rather than a
-// surprise when a client connects.
+// surprise when a client connects. It runs on every key parsed, so the
+// plain cases are checked without decoding.
 func (a Attributes) validate() error {
-	if _, err := a.Expires(); err != nil {
-		return err
+	if _, ok := a[AttrExpires]; ok {
+		if _, err := a.Expires(); err != nil {
+			return err
+		}
 	}
-	if _, err := a.From(); err != nil {
-		return err
+	if _, ok := a[AttrFrom]; ok {
+		if _, err := a.From(); err != nil {
+			return err
+		}
 	}
-	if _, err := a.Addresses(); err != nil {
-		return err
+	for _, name := range [...]string{AttrAddress, AttrHosts} {
+		if raw, ok := a[name]; ok && !isPlainList(raw) {
+			if _, err := a.List(name); err != nil {
+				return err
+			}
+		}
 	}
-	if _, err := a.String(AttrComment); err != nil {
-		return err
+	for _, name := range [...]string{AttrComment, AttrKeyID} {
+		if raw, ok := a[name]; ok && !isPlainString(raw) {
+			if _, err := a.String(name); err != nil {
+				return err
+			}
+		}
 	}
-	_, err := a.String(AttrKeyID)
-	return err
+	return nil
+}
+
+// isPlainList reports whether raw is a JSON list of plain strings.
+func isPlainList(raw []byte) bool {
+	if len(raw) == 0 || raw[0] != '[' {
+		return false
+	}
+	s := jsonScanner{data: raw}
+	err := s.elements(0, func(_ int, v []byte) error {
+		if !isPlainString(v) {
+			return errNotPlain
+		}
+		return nil
+	})
+	return err == nil && s.end() == nil
 }
 
 // pemHeaders renders the attributes as PEM headers: strings as they are,

@@ -50,7 +50,7 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 			return bad("the part after sha256// is not a base64 SHA-256")
 		}
 		f.spki = b
-	case libtrustKeyID.MatchString(strings.ToUpper(s)):
+	case isLibtrustKeyID(strings.ToUpper(s)):
 		b, err := base32.StdEncoding.DecodeString(strings.ReplaceAll(strings.ToUpper(s), ":", ""))
 		if err != nil || len(b) != 30 {
 			return bad("malformed key ID")
@@ -60,7 +60,6 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 		h := strings.ReplaceAll(s, ":", "")
 		if b, err := hex.DecodeString(h); err == nil && len(b) == 32 {
 			f.spki = b
-			f.thumb = b
 			break
 		}
 		if strings.Contains(s, ":") {
@@ -101,10 +100,11 @@ func (f Fingerprint) Match(k *Key) bool {
 	return false
 }
 
-// SPKIHash returns the full SPKI hash f names, if the input held one (any
-// form but a key ID or a thumbprint).
+// SPKIHash returns the full SPKI hash f names, if the input certainly
+// held one: SHA256:…, sha256//… or hex. A key ID holds only a prefix, and a
+// bare base64 string may be a thumbprint instead.
 func (f Fingerprint) SPKIHash() (sum [32]byte, ok bool) {
-	if f.isKeyID || len(f.spki) != 32 {
+	if f.isKeyID || len(f.spki) != 32 || f.thumb != nil {
 		return sum, false
 	}
 	copy(sum[:], f.spki)

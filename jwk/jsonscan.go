@@ -45,61 +45,73 @@ func (s *jsonScanner) skipSpace() {
 	}
 }
 
-// members calls fn for each member of the object at the current position,
-// with the member's name (unescaped) and its raw value. A name that occurs
-// twice is an error: decoders disagree on which copy wins, and an attacker
-// could use that to show one key to a reviewer and another to the parser.
-func (s *jsonScanner) members(depth int, fn func(name string, raw []byte) error) error {
+// member is one member of a JSON object: its name, unescaped, and its raw
+// value. Both alias the scanned data unless the name had escapes.
+type member struct {
+	name []byte
+	raw  []byte
+}
+
+// members reads the object at the current position and appends its
+// members to dst. A name that occurs twice is an error: decoders disagree
+// on which copy wins, and an attacker could use that to show one key to a
+// reviewer and another to the parser.
+func (s *jsonScanner) members(depth int, dst []member) ([]member, error) {
+	return s.object(depth, true, dst)
+}
+
+// object reads the object at the current position; with collect, it
+// appends its members to dst and refuses duplicate names.
+func (s *jsonScanner) object(depth int, collect bool, dst []member) ([]member, error) {
 	s.skipSpace()
 	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
-		return s.fail("expected an object")
+		return dst, s.fail("expected an object")
 	}
 	s.pos++
-	var seen []string
+	first := len(dst)
 	s.skipSpace()
 	if s.pos < len(s.data) && s.data[s.pos] == '}' {
 		s.pos++
-		return nil
+		return dst, nil
 	}
 	for {
 		s.skipSpace()
-		name, err := s.str()
+		name, err := s.name()
 		if err != nil {
-			return err
+			return dst, err
 		}
-		for _, n := range seen {
-			if n == name {
-				return s.fail("member %q appears twice", name)
+		if collect {
+			for _, m := range dst[first:] {
+				if bytes.Equal(m.name, name) {
+					return dst, s.fail("member %q appears twice", name)
+				}
 			}
 		}
-		seen = append(seen, name)
 		s.skipSpace()
 		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
-			return s.fail("expected ':' after member %q", name)
+			return dst, s.fail("expected ':' after member %q", name)
 		}
 		s.pos++
 		s.skipSpace()
 		start := s.pos
 		if err := s.value(depth + 1); err != nil {
-			return err
+			return dst, err
 		}
-		if fn != nil {
-			if err := fn(name, s.data[start:s.pos]); err != nil {
-				return err
-			}
+		if collect {
+			dst = append(dst, member{name: name, raw: s.data[start:s.pos]})
 		}
 		s.skipSpace()
 		if s.pos >= len(s.data) {
-			return s.fail("unexpected end of input in an object")
+			return dst, s.fail("unexpected end of input in an object")
 		}
 		switch s.data[s.pos] {
 		case ',':
 			s.pos++
 		case '}':
 			s.pos++
-			return nil
+			return dst, nil
 		default:
-			return s.fail("expected ',' or '}' after member %q", name)
+			return dst, s.fail("expected ',' or '}' after member %q", name)
 		}
 	}
 }
@@ -155,7 +167,8 @@ func (s *jsonScanner) value(depth int) error {
 	}
 	switch c := s.data[s.pos]; {
 	case c == '{':
-		return s.members(depth, nil)
+		_, err := s.object(depth, false, nil)
+		return err
 	case c == '[':
 		return s.elements(depth, nil)
 	case c == '"':
@@ -249,20 +262,44 @@ func (s *jsonScanner) strRaw() ([]byte, error) {
 	return nil, s.fail("unterminated string")
 }
 
-// str reads a string and returns it unescaped.
-func (s *jsonScanner) str() (string, error) {
+// name reads a member name and returns it unescaped, aliasing the data
+// when it has no escapes.
+func (s *jsonScanner) name() ([]byte, error) {
 	raw, err := s.strRaw()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), nil
+		return raw[1 : len(raw)-1], nil
 	}
 	var out string
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return "", s.fail("malformed string")
+		return nil, s.fail("malformed string")
 	}
-	return out, nil
+	return []byte(out), nil
+}
+
+// isPlainString reports whether raw is a JSON string without escapes or
+// control characters, the common case, whose content is raw[1:len(raw)-1].
+func isPlainString(raw []byte) bool {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return false
+	}
+	for _, c := range raw[1 : len(raw)-1] {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// plainString returns the content of a plain JSON string (isPlainString)
+// without decoding it.
+func plainString(raw []byte) (string, bool) {
+	if !isPlainString(raw) {
+		return "", false
+	}
+	return string(raw[1 : len(raw)-1]), true
 }
 
 func isHex4(b []byte) bool {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -25,44 +26,74 @@ var keyMaterial = map[string]bool{
 	"d": true, "p": true, "q": true, "dp": true, "dq": true, "qi": true, "oth": true, "priv": true,
 }
 
-// libtrustKeyID matches a kid in libtrust form: 12 groups of 4 base32
-// characters joined by colons.
-var libtrustKeyID = regexp.MustCompile(`^[A-Z2-7]{4}(:[A-Z2-7]{4}){11}$`)
+// go-jose refuses RSA moduli above 4096 bits unless told otherwise; keytool
+// reads up to MaxRSABits in JWK as in PEM. go-jose asks that this be set
+// before any parsing.
+func init() { jose.MaxRSAModulusBits = MaxRSABits }
+
+// joseMembers are the members beyond the key material that go-jose reads
+// and checks (types, certificate chains against the key); they are
+// attributes for keytool, and go-jose still sees them.
+var joseMembers = map[string]bool{
+	"kid": true, "use": true, "alg": true, "key_ops": true,
+	"x5c": true, "x5u": true, "x5t": true, "x5t#S256": true,
+}
+
+// isLibtrustKeyID reports whether s is a key ID in libtrust form: 12 groups
+// of 4 base32 characters joined by colons.
+func isLibtrustKeyID(s string) bool {
+	if len(s) != 59 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i%5 == 4 {
+			if c != ':' {
+				return false
+			}
+		} else if !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
 
 // parseJSON reads a JWK or a JWK Set.
 func parseJSON(data []byte, file string) ([]*Key, error) {
 	fail := func(member string, err error) error {
 		return &ParseError{File: file, Line: jsonErrorLine(data, err), Member: member, Err: err}
 	}
+	if !utf8.Valid(data) {
+		// JSON is UTF-8 (RFC 8259); a name with invalid bytes would be
+		// written back as U+FFFD, another name.
+		return nil, fail("", errors.New("invalid JSON: not valid UTF-8"))
+	}
+	var buf [16]member // most keys have fewer members: no allocation
 	s := jsonScanner{data: data}
-	var (
-		isSet, isKey bool
-		keysRaw      []byte
-	)
-	err := s.members(0, func(name string, raw []byte) error {
-		switch name {
-		case "keys":
-			isSet = true
-			keysRaw = raw
-		case "kty":
-			isKey = true
-		}
-		return nil
-	})
+	ms, err := s.members(0, buf[:0])
 	if err == nil {
 		err = s.end()
 	}
 	if err != nil {
 		return nil, fail("", err)
 	}
+	var kty, keysRaw []byte
+	for _, m := range ms {
+		switch string(m.name) {
+		case "kty":
+			kty = m.raw
+		case "keys":
+			keysRaw = m.raw
+		}
+	}
 	switch {
-	case isKey:
-		k, member, err := parseJWK(data)
+	case kty != nil:
+		k, member, err := keyFromMembers(data, ms)
 		if err != nil {
 			return nil, fail(member, err)
 		}
 		return []*Key{k}, nil
-	case isSet:
+	case keysRaw != nil:
 		var keys []*Key
 		sub := jsonScanner{data: data, pos: cap(data) - cap(keysRaw)}
 		err := sub.elements(0, func(i int, raw []byte) error {
@@ -97,60 +128,88 @@ func parseJSON(data []byte, file string) ([]*Key, error) {
 // parseJWK reads one JWK object. On error it returns the member at fault
 // when it is known.
 func parseJWK(raw []byte) (*Key, string, error) {
-	var (
-		attrs   Attributes
-		kty     []byte
-		present = map[string]bool{}
-	)
+	var buf [16]member
 	s := jsonScanner{data: raw}
-	err := s.members(0, func(name string, v []byte) error {
-		if !keyMaterial[name] {
-			if attrs == nil {
-				attrs = make(Attributes, 4)
-			}
-			attrs[name] = bytes.Clone(v)
-			return nil
-		}
-		present[name] = true
-		switch name {
-		case "kty":
-			kty = v
-		case "crv":
-		default:
-			if !isBase64URLString(v) {
-				return &memberError{name, errors.New("not a base64url string")}
-			}
-		}
-		return nil
-	})
+	ms, err := s.members(0, buf[:0])
 	if err == nil {
 		err = s.end()
-	}
-	var me *memberError
-	if errors.As(err, &me) {
-		return nil, me.member, me.err
 	}
 	if err != nil {
 		return nil, "", err
 	}
-	switch _, known := requiredMembers[string(kty)]; {
+	return keyFromMembers(raw, ms)
+}
+
+// keyFromMembers makes a key of the JWK object raw, whose members are ms:
+// go-jose reads the key material, the other members become attributes.
+func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
+	var kty []byte
+	nattrs := 0
+	for _, m := range ms {
+		if !keyMaterial[string(m.name)] {
+			nattrs++
+			continue
+		}
+		switch string(m.name) {
+		case "kty":
+			kty = m.raw
+		case "crv":
+		default:
+			if !isBase64URLString(m.raw) {
+				return nil, string(m.name), errors.New("not a base64url string")
+			}
+		}
+	}
+	required, known := requiredMembers[string(kty)]
+	switch {
 	case kty == nil:
 		return nil, "kty", errors.New("missing: every JWK needs a kty")
 	case !known:
 		return nil, "kty", fmt.Errorf("%w: kty %s (keytool reads EC, RSA and OKP Ed25519 keys)", ErrUnsupportedKey, kty)
 	}
-	for _, m := range requiredMembers[string(kty)] {
-		if !present[m] {
-			return nil, m, fmt.Errorf("missing (kty %s needs %s)", kty, strings.Join(requiredMembers[string(kty)], ", "))
+	for _, name := range required {
+		if !slices.ContainsFunc(ms, func(m member) bool { return string(m.name) == name }) {
+			return nil, name, fmt.Errorf("missing (kty %s needs %s)", kty, strings.Join(required, ", "))
 		}
 	}
-	var jk jose.JSONWebKey
-	if err := jk.UnmarshalJSON(raw); err != nil {
-		return nil, joseMember(err), joseError(raw, err)
+
+	// go-jose gets the members it understands; the others it would skip,
+	// after decoding them, at a cost that dominated parsing entries with
+	// several attributes. Duplicates were refused above, so the subset
+	// means to go-jose exactly what the whole object means.
+	joseRaw := raw
+	if nattrs > 0 {
+		joseRaw = make([]byte, 0, len(raw))
+		joseRaw = append(joseRaw, '{')
+		for _, m := range ms {
+			if keyMaterial[string(m.name)] || joseMembers[string(m.name)] {
+				if len(joseRaw) > 1 {
+					joseRaw = append(joseRaw, ',')
+				}
+				joseRaw = append(joseRaw, '"')
+				joseRaw = append(joseRaw, m.name...) // a name from the tables: plain ASCII
+				joseRaw = append(joseRaw, '"', ':')
+				joseRaw = append(joseRaw, m.raw...)
+			}
+		}
+		joseRaw = append(joseRaw, '}')
 	}
-	var k *Key
+	var jk jose.JSONWebKey
+	if err := jk.UnmarshalJSON(joseRaw); err != nil {
+		if string(kty) == `"RSA"` && errors.Is(err, jose.ErrUnsupportedKeyType) {
+			// go-jose's only reason to call an RSA key unsupported: its size.
+			return nil, "n", fmt.Errorf("%w: RSA key of more than %d bits; keytool accepts %d to %d bits", ErrUnsupportedKey, MaxRSABits, MinRSABits, MaxRSABits)
+		}
+		return nil, joseMember(err), joseError(joseRaw, err)
+	}
+	var (
+		k   *Key
+		err error
+	)
 	switch key := jk.Key.(type) {
-	case *ecdsa.PublicKey, *rsa.PublicKey, ed25519.PublicKey:
+	case *ecdsa.PublicKey:
+		k, err = newPublicKey(key, false) // go-jose checked that the point is on the curve
+	case *rsa.PublicKey, ed25519.PublicKey:
 		k, err = NewPublicKey(key)
 	case *ecdsa.PrivateKey:
 		if err = checkECPrivate(key); err == nil {
@@ -166,7 +225,18 @@ func parseJWK(raw []byte) (*Key, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	k.Attrs = attrs
+	if nattrs > 0 {
+		// The attribute values share one copy of the object: one
+		// allocation rather than one per value.
+		copied := bytes.Clone(raw)
+		k.Attrs = make(Attributes, nattrs)
+		for _, m := range ms {
+			if !keyMaterial[string(m.name)] {
+				off := cap(raw) - cap(m.raw)
+				k.Attrs[string(m.name)] = copied[off : off+len(m.raw) : off+len(m.raw)]
+			}
+		}
+	}
 	if member, err := checkAttrs(k); err != nil {
 		return nil, member, err
 	}
@@ -183,8 +253,15 @@ func checkAttrs(k *Key) (member string, err error) {
 		}
 		return "", err
 	}
-	kid, _ := k.Attrs.String(AttrKeyID)
-	if libtrustKeyID.MatchString(kid) && kid != k.KeyID() {
+	if raw, ok := k.Attrs[AttrKeyID]; ok && len(raw) == 61 && isPlainString(raw) {
+		// The common case, compared without allocating: a kid of libtrust
+		// form must be the key's own ID.
+		var id [59]byte
+		appendKeyID(id[:0], k.sum)
+		if kid := raw[1:60]; isLibtrustKeyID(string(kid)) && string(kid) != string(id[:]) {
+			return AttrKeyID, &KeyIDMismatchError{Stated: string(kid), Computed: string(id[:])}
+		}
+	} else if kid, _ := k.Attrs.String(AttrKeyID); isLibtrustKeyID(kid) && kid != k.KeyID() {
 		return AttrKeyID, &KeyIDMismatchError{Stated: kid, Computed: k.KeyID()}
 	}
 	return "", nil
@@ -254,7 +331,7 @@ func isBase64URLString(raw []byte) bool {
 
 // joseMessageMember finds the member named in go-jose's messages such as
 // "wrong length for x" or "missing d value(s)".
-var joseMessageMember = regexp.MustCompile(`(?:wrong length for|missing|bad) (x5c|kty|crv|dp|dq|qi|x|y|n|e|d|p|q)\b`)
+var joseMessageMember = regexp.MustCompile(`(?i)(?:wrong length for|missing|bad) (x5c|kty|crv|dp|dq|qi|x|y|n|e|d|p|q)\b`)
 
 // joseMember returns the member a go-jose error is about, when it says.
 func joseMember(err error) string {
@@ -262,7 +339,7 @@ func joseMember(err error) string {
 		return "crv" // kty was checked before go-jose saw the key
 	}
 	if m := joseMessageMember.FindStringSubmatch(err.Error()); m != nil {
-		return m[1]
+		return strings.ToLower(m[1])
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package jwk
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -11,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/base32"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -104,20 +106,27 @@ func Generate(t Type) (*Key, error) {
 
 // NewPublicKey wraps a crypto public key (*ecdsa.PublicKey, *rsa.PublicKey or
 // ed25519.PublicKey) as a Key without attributes.
-func NewPublicKey(pub crypto.PublicKey) (*Key, error) {
+func NewPublicKey(pub crypto.PublicKey) (*Key, error) { return newPublicKey(pub, true) }
+
+// newPublicKey is NewPublicKey; checkPoint false skips the check that an
+// ECDSA point is on its curve, for parsers that made it already.
+func newPublicKey(pub crypto.PublicKey, checkPoint bool) (*Key, error) {
 	switch p := pub.(type) {
 	case *ed25519.PublicKey:
+		if p == nil {
+			return nil, ErrUnsupportedKey
+		}
 		pub = *p
 	case *ecdsa.PublicKey:
 		if p == nil {
 			return nil, ErrUnsupportedKey
 		}
 	}
-	k := &Key{public: pub}
-	if err := k.init(); err != nil {
+	spki, err := marshalSPKI(pub, checkPoint)
+	if err != nil {
 		return nil, err
 	}
-	return k, nil
+	return &Key{public: pub, spki: spki, sum: sha256.Sum256(spki)}, nil
 }
 
 // NewPrivateKey wraps a crypto private key (*ecdsa.PrivateKey,
@@ -125,6 +134,12 @@ func NewPublicKey(pub crypto.PublicKey) (*Key, error) {
 func NewPrivateKey(priv crypto.Signer) (*Key, error) {
 	if p, ok := priv.(*ed25519.PrivateKey); ok {
 		priv = *p
+	}
+	if p, ok := priv.(ed25519.PrivateKey); ok {
+		// OpenSSH files carry the public half beside the seed, unchecked.
+		if len(p) != ed25519.PrivateKeySize || !bytes.Equal(ed25519.NewKeyFromSeed(p.Seed()).Public().(ed25519.PublicKey), p[ed25519.SeedSize:]) {
+			return nil, errors.New("invalid Ed25519 private key: the public key is not the one of the seed")
+		}
 	}
 	if k, ok := priv.(*rsa.PrivateKey); ok {
 		if err := k.Validate(); err != nil {
@@ -139,17 +154,6 @@ func NewPrivateKey(priv crypto.Signer) (*Key, error) {
 	return k, nil
 }
 
-// init checks the key's type and size and computes its identity.
-func (k *Key) init() error {
-	spki, err := marshalSPKI(k.public)
-	if err != nil {
-		return err
-	}
-	k.spki = spki
-	k.sum = sha256.Sum256(spki)
-	return nil
-}
-
 // DER prefixes of SubjectPublicKeyInfo for the fixed-size key types: the
 // encoding is the prefix followed by the raw public key. Building it by hand
 // is several times faster than x509.MarshalPKIXPublicKey, and parsing keys
@@ -162,7 +166,7 @@ var (
 	spkiEd25519 = []byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}
 )
 
-func marshalSPKI(pub crypto.PublicKey) ([]byte, error) {
+func marshalSPKI(pub crypto.PublicKey, checkPoint bool) ([]byte, error) {
 	switch p := pub.(type) {
 	case *ecdsa.PublicKey:
 		var prefix []byte
@@ -176,7 +180,7 @@ func marshalSPKI(pub crypto.PublicKey) ([]byte, error) {
 		default:
 			return nil, fmt.Errorf("%w: ECDSA on a curve other than P-256, P-384 or P-521", ErrUnsupportedKey)
 		}
-		if p.X == nil || p.Y == nil || !p.Curve.IsOnCurve(p.X, p.Y) { //nolint:staticcheck // the only check for a bare (X, Y)
+		if p.X == nil || p.Y == nil || checkPoint && !p.Curve.IsOnCurve(p.X, p.Y) { //nolint:staticcheck // the only check for a bare (X, Y)
 			return nil, fmt.Errorf("invalid ECDSA public key: the point is not on the curve %s", p.Curve.Params().Name)
 		}
 		size := (p.Curve.Params().BitSize + 7) / 8
@@ -252,16 +256,20 @@ func (k *Key) KeyID() string { return FormatKeyID(k.sum) }
 
 // FormatKeyID formats an SPKI hash as a libtrust key ID.
 func FormatKeyID(sum [32]byte) string {
-	s := base32.StdEncoding.EncodeToString(sum[:30])
-	var b strings.Builder
-	b.Grow(59)
-	for i := 0; i < len(s); i += 4 {
+	return string(appendKeyID(make([]byte, 0, 59), sum))
+}
+
+// appendKeyID appends the libtrust key ID of sum to dst.
+func appendKeyID(dst []byte, sum [32]byte) []byte {
+	var enc [48]byte
+	base32.StdEncoding.Encode(enc[:], sum[:30])
+	for i := 0; i < len(enc); i += 4 {
 		if i > 0 {
-			b.WriteByte(':')
+			dst = append(dst, ':')
 		}
-		b.WriteString(s[i : i+4])
+		dst = append(dst, enc[i:i+4]...)
 	}
-	return b.String()
+	return dst
 }
 
 // Thumbprint returns the RFC 7638 JWK thumbprint (SHA-256, base64url

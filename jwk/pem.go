@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -34,10 +35,12 @@ func parsePEM(data []byte, file string) ([]*Key, error) {
 		}
 		line += bytes.Count(rest[:begin], []byte{'\n'})
 		block, after := pem.Decode(rest[begin:])
-		if block == nil {
+		consumed := len(rest[begin:]) - len(after)
+		// pem.Decode skips a malformed block and returns the next good one:
+		// a second BEGIN in what it consumed means the block at begin is bad.
+		if block == nil || bytes.Contains(rest[begin+1:begin+consumed], []byte("-----BEGIN ")) {
 			return nil, &ParseError{File: file, Line: line, Err: errors.New("malformed or truncated PEM block (no matching END line, or bad base64)")}
 		}
-		consumed := len(rest[begin:]) - len(after)
 		blockLine := line
 		line += bytes.Count(rest[begin:begin+consumed], []byte{'\n'})
 		rest = after
@@ -112,6 +115,13 @@ func parsePEMBlock(b *pem.Block) (*Key, error) {
 	h := maps.Clone(b.Headers)
 	for name := range pemHeadersIgnored {
 		delete(h, name)
+	}
+	for name, v := range h {
+		// JSON would turn invalid bytes into U+FFFD: the attribute would
+		// change name or value on rewrite, and two names could collide.
+		if !utf8.ValidString(name) || !utf8.ValidString(v) {
+			return nil, fmt.Errorf("PEM header %q is not valid UTF-8", name)
+		}
 	}
 	k.Attrs = attrsFromPEMHeaders(h)
 	return k, nil

@@ -1,0 +1,164 @@
+package jwk
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+	"testing"
+)
+
+// fingerprintForms returns every way a user can name k, with whether the
+// form carries the full SPKI hash.
+func fingerprintForms(k *Key) map[string]bool {
+	sum := k.SPKIHash()
+	hexLower := hex.EncodeToString(sum[:])
+	var pairs []string
+	for i := 0; i < len(hexLower); i += 2 {
+		pairs = append(pairs, hexLower[i:i+2])
+	}
+	std := base64.StdEncoding.EncodeToString(sum[:])
+	return map[string]bool{
+		k.Fingerprint(): true,
+		"sha256:" + strings.TrimPrefix(k.Fingerprint(), "SHA256:"): true,
+		"SHA256:" + std:                           true, // with padding
+		"sha256//" + std:                          true, // curl --pinnedpubkey
+		"sha256//" + strings.TrimRight(std, "="):  true,
+		hexLower:                                  true,
+		strings.ToUpper(hexLower):                 true,
+		strings.Join(pairs, ":"):                  true,
+		strings.ToUpper(strings.Join(pairs, ":")): true,
+		"  " + k.Fingerprint() + "\n":             true,
+		k.KeyID():                                 false,
+		strings.ToLower(k.KeyID()):                false,
+		k.Thumbprint():                            false,
+	}
+}
+
+func TestParseFingerprint(t *testing.T) {
+	for _, typ := range testTypes {
+		k := testKey(t, typ)
+		other := testKey(t, testTypes[(indexOf(typ)+1)%len(testTypes)])
+		for s, full := range fingerprintForms(k) {
+			fp, err := ParseFingerprint(s)
+			if err != nil {
+				t.Errorf("%s: ParseFingerprint(%q): %v", typ, s, err)
+				continue
+			}
+			if !fp.Match(k) {
+				t.Errorf("%s: %q does not match its key", typ, s)
+			}
+			if fp.Match(other) {
+				t.Errorf("%s: %q matches another key", typ, s)
+			}
+			if fp.String() != strings.TrimSpace(s) {
+				t.Errorf("String() = %q, want %q", fp.String(), strings.TrimSpace(s))
+			}
+			sum, ok := fp.SPKIHash()
+			if full && (!ok || sum != k.SPKIHash()) {
+				t.Errorf("%s: SPKIHash() of %q = %x, %v", typ, s, sum, ok)
+			}
+			if s == k.KeyID() && ok {
+				t.Errorf("SPKIHash() of a key ID claims a full hash")
+			}
+		}
+	}
+}
+
+func indexOf(typ Type) int {
+	for i, t := range testTypes {
+		if t == typ {
+			return i
+		}
+	}
+	return -1
+}
+
+// A thumbprint names the key by a different hash: it must not be taken as
+// an SPKI hash of the same key, nor the other way round.
+func TestFingerprintFormsAreDistinct(t *testing.T) {
+	k := testKey(t, EC256)
+	thumb, _ := base64.RawURLEncoding.DecodeString(k.Thumbprint())
+	sum := k.SPKIHash()
+	if string(thumb) == string(sum[:]) {
+		t.Fatal("thumbprint equals SPKI hash")
+	}
+	// The SPKI hash written as a bare base64url string is not a
+	// thumbprint of this key.
+	fp, err := ParseFingerprint(base64.RawURLEncoding.EncodeToString(thumb[:16]) + base64.RawURLEncoding.EncodeToString(sum[16:]))
+	if err == nil && fp.Match(k) {
+		t.Error("a mix of thumbprint and hash matched")
+	}
+	// The vector thumbprint (from the RFC) matches, as do the SPKI forms.
+	v, err := ParseOne(repoFile(t, "vectors/rfc7638-rsa-public.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err = ParseFingerprint("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+	if err != nil || !fp.Match(v) || fp.Match(k) {
+		t.Errorf("RFC 7638 thumbprint: %v", err)
+	}
+}
+
+func TestParseFingerprintErrors(t *testing.T) {
+	k := testKey(t, EC256)
+	for _, s := range []string{
+		"",
+		"   ",
+		"SHA256:",
+		"SHA256:abc",
+		"SHA256:" + strings.Repeat("A", 44),
+		"sha256//!!!!",
+		"sha256//" + base64.StdEncoding.EncodeToString(make([]byte, 31)),
+		"MD5:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff",
+		"ABCD:EFGH",
+		"ABC1:EFGH:IJKL:MNOP:QRST:UVWX:YZ23:4567:ABCD:EFGH:IJKL:MNOP", // '1' is not base32
+		k.KeyID() + ":ABCD",
+		k.KeyID()[:len(k.KeyID())-1],
+		hex.EncodeToString(make([]byte, 31)),
+		hex.EncodeToString(make([]byte, 33)),
+		strings.Repeat("zz", 32),
+		"00:11",
+		"hello world",
+		k.Thumbprint()[:42],
+	} {
+		fp, err := ParseFingerprint(s)
+		if err == nil {
+			t.Errorf("ParseFingerprint(%q) = %v, want an error", s, fp)
+			continue
+		}
+		wantSubstrings(t, err.Error(), "SHA256:", "ABCD:EFGH", "sha256//", "hex")
+		if s != "" && strings.TrimSpace(s) != "" {
+			wantSubstrings(t, err.Error(), strings.TrimSpace(s))
+		}
+		if fp.Match(k) {
+			t.Errorf("the zero Fingerprint from %q matches a key", s)
+		}
+	}
+}
+
+// SPKIHash answers only when the typed form is certainly an SPKI hash: a
+// bare base64 string may be a thumbprint, and a key ID is a prefix.
+func TestFingerprintSPKIHashOnlyWhenCertain(t *testing.T) {
+	k := testKey(t, EC256)
+	sum := k.SPKIHash()
+	for _, s := range []string{k.Fingerprint(), "sha256//" + base64.StdEncoding.EncodeToString(sum[:]), hex.EncodeToString(sum[:])} {
+		fp, err := ParseFingerprint(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := fp.SPKIHash(); !ok || got != sum {
+			t.Errorf("%s: SPKIHash = %x, %v", s, got, ok)
+		}
+	}
+	// A bare base64 string is ambiguous only without '+' and '/', like
+	// every thumbprint (base64url has '-' and '_' instead).
+	for _, s := range []string{k.KeyID(), k.Thumbprint(), strings.Repeat("A", 43)} {
+		fp, err := ParseFingerprint(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := fp.SPKIHash(); ok {
+			t.Errorf("%s: SPKIHash claims a full SPKI hash", s)
+		}
+	}
+}

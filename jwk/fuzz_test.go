@@ -1,0 +1,215 @@
+package jwk
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// Fuzz targets: go test -run '^$' -fuzz '^FuzzParse$' ./jwk (and the
+// others). Seeds are the shared test vectors, the Docker files and keys of
+// every type in every format; testdata/fuzz holds only past crashers.
+
+func addFileSeeds(f *testing.F) {
+	for _, dir := range []string{"vectors", "docker"} {
+		entries, err := os.ReadDir(filepath.Join("..", "testdata", dir))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".md") {
+				continue
+			}
+			f.Add(repoFile(f, dir+"/"+e.Name()))
+		}
+	}
+}
+
+func addKeySeeds(f *testing.F) {
+	for _, typ := range testTypes {
+		k := testKey(f, typ)
+		a := withAttrs(k, fullAttrs(k))
+		for _, fm := range []Format{JWK, PEM} {
+			f.Add(mustMarshal(f, k, fm, true))
+			f.Add(mustMarshal(f, a, fm, false))
+		}
+		f.Add(bytes.TrimSpace(mustMarshalSSH(f, k)))
+	}
+	set, _ := MarshalPublicSet([]*Key{testKey(f, EC256), testKey(f, Ed25519)}, JWK)
+	f.Add(set)
+	ssh := string(mustMarshalSSH(f, testKey(f, Ed25519)))
+	f.Add([]byte("# comment\n" + `from="10.0.0.0/8" ` + ssh + "\n\n" + ssh))
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"` + vecX + `","y":"` + vecY + `","kid":"1"},"x"]}`))
+	f.Add([]byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`))
+	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nhosts: a,b\nkid: x\n\nAAAA\n-----END PUBLIC KEY-----\n"))
+	f.Add([]byte("\xef\xbb\xbf{}"))
+}
+
+func mustMarshalSSH(t testing.TB, k *Key) []byte {
+	t.Helper()
+	p := mustSSHPub(t, k)
+	return append(bytes.TrimSpace(sshMarshalAuthorized(p)), " user@host\n"...)
+}
+
+func FuzzParse(f *testing.F) {
+	addFileSeeds(f)
+	addKeySeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := Parse(data)
+		if err != nil {
+			if keys != nil {
+				t.Fatal("keys and an error")
+			}
+			asParseError(t, err)
+			return
+		}
+		if len(keys) == 0 {
+			t.Fatal("no keys and no error")
+		}
+		for _, k := range keys {
+			if k.Fingerprint() == "" || len(k.KeyID()) != 59 || k.Thumbprint() == "" || k.Type() == "" && !strings.HasPrefix(k.Algorithm(), "RSA") {
+				t.Fatalf("names: %q %q %q %q", k.Fingerprint(), k.KeyID(), k.Thumbprint(), k.Algorithm())
+			}
+			pub, err := k.MarshalPublic(JWK)
+			if err != nil {
+				t.Fatalf("MarshalPublic(JWK) of a parsed key: %v", err)
+			}
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(pub, &m); err != nil {
+				t.Fatalf("MarshalPublic wrote invalid JSON: %v\n%s", err, pub)
+			}
+			for _, name := range privateMembers {
+				if _, ok := m[name]; ok {
+					t.Fatalf("public JWK holds %q:\n%s", name, pub)
+				}
+			}
+			back, err := Parse(pub)
+			if err != nil {
+				t.Fatalf("re-parse of MarshalPublic(JWK): %v\n%s", err, pub)
+			}
+			if len(back) != 1 || back[0].SPKIHash() != k.SPKIHash() || back[0].IsPrivate() {
+				t.Fatalf("re-parse gave another key")
+			}
+			if again, err := back[0].MarshalPublic(JWK); err != nil || !bytes.Equal(again, pub) {
+				t.Fatalf("second MarshalPublic differs: %v\n%s\n%s", err, pub, again)
+			}
+			if pemOut, err := k.MarshalPublic(PEM); err == nil {
+				back, err := Parse(pemOut)
+				if err != nil || len(back) != 1 || back[0].SPKIHash() != k.SPKIHash() {
+					t.Fatalf("re-parse of MarshalPublic(PEM): %v\n%s", err, pemOut)
+				}
+			}
+			if k.IsPrivate() {
+				priv, err := k.MarshalPrivate(JWK)
+				if err != nil {
+					t.Fatal(err)
+				}
+				back, err := Parse(priv)
+				if err != nil || len(back) != 1 || back[0].SPKIHash() != k.SPKIHash() || !back[0].IsPrivate() {
+					t.Fatalf("re-parse of MarshalPrivate(JWK): %v", err)
+				}
+			}
+		}
+	})
+}
+
+func FuzzParseFingerprint(f *testing.F) {
+	k := testKey(f, EC256)
+	for s := range fingerprintForms(k) {
+		f.Add(s)
+	}
+	for _, s := range []string{"", "SHA256:", "sha256//=", "ABCD:EFGH", "00:11", k.KeyID() + ":", "sha256:" + strings.Repeat("/", 43)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fp, err := ParseFingerprint(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "SHA256:") {
+				t.Fatalf("error does not list the forms: %v", err)
+			}
+			return
+		}
+		if fp.String() != strings.TrimSpace(s) {
+			t.Fatalf("String() = %q", fp.String())
+		}
+		matched := fp.Match(k)
+		again, err := ParseFingerprint(fp.String())
+		if err != nil || again.Match(k) != matched {
+			t.Fatalf("re-parse of %q: %v", fp.String(), err)
+		}
+		if sum, ok := fp.SPKIHash(); ok {
+			back, err := ParseFingerprint(FormatFingerprint(sum))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s2, ok2 := back.SPKIHash(); !ok2 || s2 != sum {
+				t.Fatalf("SPKIHash does not survive formatting")
+			}
+			if sum == k.SPKIHash() && !matched {
+				t.Fatalf("SPKIHash equals the key's, but Match is false")
+			}
+		}
+	})
+}
+
+// FuzzJSONScanner checks the member scanner against encoding/json: what the
+// scanner accepts is valid JSON with the same members, and valid JSON that
+// it refuses is refused only for depth or a duplicate member.
+func FuzzJSONScanner(f *testing.F) {
+	addFileSeeds(f)
+	for _, s := range []string{`{}`, `{"a":1}`, `{"a":[1,2,{"b":null}],"c":"\u00e9\n"}`, `{"a":-0.5e+10}`, `{"a":01}`, `{"a":"\ud800"}`, `{"a":1,"a":2}`, `{"a":tru}`, ` {"a" : true } `, `[1]`, `{"a":1}x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := jsonScanner{data: data}
+		members := map[string]string{}
+		var order []string
+		ms, err := s.members(0, nil)
+		for _, m := range ms {
+			members[string(m.name)] = string(m.raw)
+			order = append(order, string(m.name))
+		}
+		if err == nil {
+			err = s.end()
+		}
+		valid := json.Valid(data)
+		if err != nil {
+			msg := err.Error()
+			if valid && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")) &&
+				!strings.Contains(msg, "nested deeper") && !strings.Contains(msg, "appears twice") {
+				t.Fatalf("valid JSON object refused: %v\n%q", err, data)
+			}
+			if line := jsonErrorLine(data, err); line < 1 {
+				t.Fatalf("syntax error without a line: %v", err)
+			}
+			return
+		}
+		if !valid {
+			t.Fatalf("invalid JSON accepted: %q", data)
+		}
+		if !utf8.Valid(data) {
+			return // encoding/json replaces invalid UTF-8 in names
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("encoding/json: %v", err)
+		}
+		if len(m) != len(order) {
+			t.Fatalf("scanner saw %d members, encoding/json %d", len(order), len(m))
+		}
+		for name, raw := range members {
+			want, ok := m[name]
+			if !ok {
+				t.Fatalf("member %q unknown to encoding/json", name)
+			}
+			var a, b bytes.Buffer
+			if json.Compact(&a, []byte(raw)) != nil || json.Compact(&b, want) != nil || a.String() != b.String() {
+				t.Fatalf("member %q: scanner %s, encoding/json %s", name, raw, want)
+			}
+		}
+	})
+}
