@@ -1,0 +1,424 @@
+package authkeys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+)
+
+// Options say where the keys are. Every path is optional: a file or
+// directory that does not exist is an empty set.
+type Options struct {
+	Files        []string // single files of client keys (authorized_keys.json, …)
+	Dirs         []string // directories of key files; Add writes to the first
+	RevokedFiles []string // single files of refused keys
+	RevokedDirs  []string // directories of refused keys
+
+	// NoStrictModes turns off the refusal of files and directories that
+	// group or others may write to, or that another user owns. Use it only
+	// where the file system's permissions mean nothing (some containers).
+	NoStrictModes bool
+	// Logger receives the problems (once per change) and watching trouble;
+	// nil discards them.
+	Logger *slog.Logger
+	// Debounce and Rescan tune watching (see Open); zero means the defaults
+	// of 50 ms and one minute, a negative Rescan turns the rescan off.
+	Debounce time.Duration
+	Rescan   time.Duration
+}
+
+// HomeOptions returns the Options for a keytool home directory:
+// authorized_keys.{json,jwk,pem} and authorized_keys.d, with
+// revoked_keys.{json,pem} and revoked_keys.d.
+func HomeOptions(home string) Options {
+	j := func(name string) string { return filepath.Join(home, name) }
+	return Options{
+		Files:        []string{j("authorized_keys.json"), j("authorized_keys.jwk"), j("authorized_keys.pem")},
+		Dirs:         []string{j("authorized_keys.d")},
+		RevokedFiles: []string{j("revoked_keys.json"), j("revoked_keys.pem")},
+		RevokedDirs:  []string{j("revoked_keys.d")},
+	}
+}
+
+// Entry is one authorized key, with everything a lookup needs computed
+// when the file was loaded.
+type Entry struct {
+	Name        string         // the "name" attribute, else the file name without extension (.d files), else the comment
+	Comment     string         // the "comment" attribute
+	File        string         // the file the key was read from
+	Fingerprint string         // "SHA256:…" of the key's SPKI
+	SPKIHash    [32]byte       // the key's identity
+	Expires     time.Time      // zero: never
+	From        []netip.Prefix // nil: from anywhere
+}
+
+// Problem is a file that was skipped, and why: Line or Member locate the
+// fault inside the file when known.
+type Problem struct {
+	Path   string
+	Line   int
+	Member string
+	Err    error
+}
+
+func (p Problem) Error() string {
+	return keydir.Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err}.Error()
+}
+
+func (p Problem) Unwrap() error { return p.Err }
+
+// snapshot is the immutable state lookups read.
+type snapshot struct {
+	keys     index
+	revoked  index
+	revErr   error // a revocation source is unreadable: refuse everything
+	entries  []*Entry
+	rentries []*Entry
+	problems []Problem
+}
+
+// Store answers "may this key connect in?" from a snapshot of the key
+// files. Its methods are safe for concurrent use.
+type Store struct {
+	opts Options
+	l    *keydir.Loader[*Entry]
+	snap atomic.Pointer[snapshot]
+}
+
+func newStore(opts Options) *Store {
+	s := &Store{opts: opts}
+	s.snap.Store(&snapshot{})
+	s.l = keydir.New(keydir.Config[*Entry]{
+		Sources:       keydir.Sources(opts.Files, opts.Dirs, opts.RevokedFiles, opts.RevokedDirs),
+		NoStrictModes: opts.NoStrictModes,
+		Convert:       convert,
+		OnReload:      s.build,
+		Logger:        opts.Logger,
+		Debounce:      opts.Debounce,
+		Rescan:        opts.Rescan,
+	})
+	return s
+}
+
+// Load reads the key files once. The store does not follow later changes
+// (but its own Add and Remove are reflected at once).
+func Load(opts Options) (*Store, error) {
+	s := newStore(opts)
+	s.l.Reload()
+	return s, nil
+}
+
+// Open reads the key files and keeps the store current as they change,
+// until ctx is cancelled or Close is called: directories are watched
+// (fsnotify), bursts of events are debounced, only changed files are
+// re-read, and everything is rescanned periodically in case an event was
+// lost.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	s := newStore(opts)
+	s.l.Watch(ctx)
+	return s, nil
+}
+
+// Close stops watching. Lookups keep answering from the last snapshot.
+func (s *Store) Close() error { return s.l.Close() }
+
+// Reload rescans the files now (Open's store does this by itself).
+func (s *Store) Reload() { s.l.Reload() }
+
+// Subscribe returns a channel that receives a value after each change of
+// the store's contents, and a function to unsubscribe.
+func (s *Store) Subscribe() (<-chan struct{}, func()) { return s.l.Subscribe() }
+
+func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
+	e := &Entry{File: path, Fingerprint: k.Fingerprint(), SPKIHash: k.SPKIHash()}
+	if src.Revocation {
+		e.Comment = k.Attrs.Comment()
+		return e, nil
+	}
+	name, err := k.Attrs.String(jwk.AttrName)
+	if err != nil {
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrName, Err: err}
+	}
+	e.Comment = k.Attrs.Comment()
+	if name == "" && src.Dir {
+		base := filepath.Base(path)
+		name = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	if name == "" {
+		name = e.Comment
+	}
+	e.Name = name
+	if e.Expires, err = k.Attrs.Expires(); err != nil {
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrExpires, Err: err}
+	}
+	if e.From, err = k.Attrs.From(); err != nil {
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrFrom, Err: err}
+	}
+	return e, nil
+}
+
+// build indexes a new loader snapshot; it runs before the loader tells
+// subscribers, so they see the new state.
+func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
+	srcs := s.l.Sources()
+	n, nrev := 0, 0
+	for _, f := range ks.Files {
+		if srcs[f.Source].Revocation {
+			nrev += len(f.Items)
+		} else {
+			n += len(f.Items)
+		}
+	}
+	sn := &snapshot{keys: newIndex(n), revoked: newIndex(nrev), entries: make([]*Entry, 0, n)}
+	for _, f := range ks.Files {
+		rev := srcs[f.Source].Revocation
+		for _, e := range f.Items {
+			switch {
+			case rev:
+				if sn.revoked.insert(e) {
+					sn.rentries = append(sn.rentries, e)
+				}
+			case sn.keys.insert(e): // the first file (in source and name order) wins
+				sn.entries = append(sn.entries, e)
+			}
+		}
+	}
+	for _, p := range ks.Problems {
+		sn.problems = append(sn.problems, Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err})
+	}
+	if ks.RevocationErr != nil {
+		sn.revErr = ks.RevocationErr
+	}
+	s.snap.Store(sn)
+}
+
+// Entries returns the authorized keys in file order.
+func (s *Store) Entries() []*Entry { return append([]*Entry(nil), s.snap.Load().entries...) }
+
+// Revoked returns the revoked keys in file order.
+func (s *Store) Revoked() []*Entry { return append([]*Entry(nil), s.snap.Load().rentries...) }
+
+// Problems returns the files that were skipped in the current snapshot.
+func (s *Store) Problems() []Problem { return append([]Problem(nil), s.snap.Load().problems...) }
+
+// Lookup decides whether the key with SPKI hash sum may connect from
+// remote (the zero Addr if unknown). In order: a revoked key (or an
+// unreadable revocation list) is refused, an unknown key is refused, an
+// expired entry is refused, a remote address outside the entry's "from"
+// networks is refused. The error is then a *RevokedError,
+// *NotAuthorizedError, *ExpiredError or *SourceNotAllowedError.
+//
+// Lookup takes no lock and, when the key is accepted, allocates nothing.
+// The returned Entry must not be modified.
+func (s *Store) Lookup(sum [32]byte, remote netip.Addr) (*Entry, error) {
+	sn := s.snap.Load()
+	if sn.revErr != nil {
+		return nil, &RevokedError{Fingerprint: jwk.FormatFingerprint(sum), Err: sn.revErr}
+	}
+	if r := sn.revoked.get(&sum); r != nil {
+		return nil, &RevokedError{Fingerprint: r.Fingerprint, File: r.File}
+	}
+	e := sn.keys.get(&sum)
+	if e == nil {
+		return nil, &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}
+	}
+	if !e.Expires.IsZero() {
+		if now := time.Now(); !now.Before(e.Expires) {
+			return nil, &ExpiredError{Entry: e, Now: now}
+		}
+	}
+	if e.From != nil {
+		ip := remote.Unmap()
+		for _, p := range e.From {
+			if p.Contains(ip) {
+				return e, nil
+			}
+		}
+		return nil, &SourceNotAllowedError{Entry: e, Remote: remote}
+	}
+	return e, nil
+}
+
+// LookupKey is Lookup for a parsed key.
+func (s *Store) LookupKey(k *jwk.Key, remote netip.Addr) (*Entry, error) {
+	return s.Lookup(k.SPKIHash(), remote)
+}
+
+// Add authorizes k under name: it writes the public key, with its
+// attributes (comment, expires, from, …) and "name", to NAME.json in the
+// first directory of Options.Dirs, atomically and with mode 0644.
+//
+// A different key already stored under name is never replaced unless
+// overwrite is set (*NameExistsError); a key already authorized under
+// another name is reported (*AlreadyAuthorizedError) unless overwrite is
+// set; adding the same key under the same name again changes nothing.
+// Names that could escape the directory or hide the file are refused.
+// Two processes adding different names at once both succeed; adding the
+// same name at once, exactly one does.
+func (s *Store) Add(k *jwk.Key, name string, overwrite bool) (*Entry, error) {
+	if err := keydir.CheckName(name); err != nil {
+		return nil, err
+	}
+	if len(s.opts.Dirs) == 0 {
+		return nil, errors.New("no authorized-keys directory configured to add keys to")
+	}
+	dir := s.opts.Dirs[0]
+	path := filepath.Join(dir, name+".json")
+	s.l.Reload()
+	sn := s.snap.Load()
+	sum := k.SPKIHash()
+	if r := sn.revoked.get(&sum); r != nil {
+		return nil, &RevokedError{Fingerprint: r.Fingerprint, File: r.File}
+	}
+	absPath, _ := filepath.Abs(path)
+	if e := sn.keys.get(&sum); e != nil {
+		if e.File == absPath {
+			return e, nil
+		}
+		if !overwrite {
+			return nil, &AlreadyAuthorizedError{Entry: e, Name: name}
+		}
+	}
+	pk := k.PublicKey()
+	if pk.Attrs == nil {
+		pk.Attrs = jwk.Attributes{}
+	}
+	pk.Attrs.SetString(jwk.AttrName, name)
+	data, err := pk.MarshalPublic(jwk.JWK)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if overwrite {
+		err = atomicfile.Write(path, data, 0o644)
+	} else {
+		err = atomicfile.Create(path, data, 0o644)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		other, rerr := jwk.ReadFile(path)
+		if rerr == nil && len(other) == 1 && other[0].SPKIHash() == sum {
+			err = nil // someone else added the same key under the same name
+		} else {
+			fp := ""
+			if rerr == nil && len(other) > 0 {
+				fp = other[0].Fingerprint()
+			}
+			return nil, &NameExistsError{Name: name, File: path, Fingerprint: fp}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.l.Reload(path)
+	if e := s.snap.Load().keys.get(&sum); e != nil {
+		return e, nil
+	}
+	for _, p := range s.snap.Load().problems {
+		if p.Path == absPath {
+			return nil, fmt.Errorf("added %s, but it does not load: %w", path, p)
+		}
+	}
+	return nil, fmt.Errorf("added %s, but it does not load", path)
+}
+
+// Remove deletes the authorized keys named nameOrFingerprint (an entry
+// name, or a fingerprint in any form jwk.ParseFingerprint reads) and
+// returns what it removed. A file left without keys is deleted; a file
+// holding other keys too is rewritten without the removed ones.
+func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
+	s.l.Reload()
+	sn := s.snap.Load()
+	var match []*Entry
+	for _, e := range sn.entries {
+		if e.Name == nameOrFingerprint {
+			match = append(match, e)
+		}
+	}
+	if len(match) == 0 {
+		if fp, err := jwk.ParseFingerprint(nameOrFingerprint); err == nil {
+			match = matchFingerprint(sn.entries, fp)
+		}
+	}
+	if len(match) == 0 {
+		return nil, fmt.Errorf("no authorized key is named %q or has that fingerprint (list them with: keytool authorize --list)", nameOrFingerprint)
+	}
+	if err := removeEntries(match); err != nil {
+		return nil, err
+	}
+	s.l.Reload()
+	return match, nil
+}
+
+// matchFingerprint returns the entries fp names: by SPKI hash or key ID
+// from the index, or else (an RFC 7638 thumbprint) by reading their files.
+func matchFingerprint(entries []*Entry, fp jwk.Fingerprint) []*Entry {
+	var out []*Entry
+	sum, full := fp.SPKIHash()
+	for _, e := range entries {
+		if full && e.SPKIHash == sum || strings.EqualFold(jwk.FormatKeyID(e.SPKIHash), fp.String()) {
+			out = append(out, e)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	read := map[string]bool{}
+	for _, e := range entries {
+		if read[e.File] {
+			continue
+		}
+		read[e.File] = true
+		keys, err := jwk.ReadFile(e.File)
+		if err != nil {
+			continue
+		}
+		for _, k := range keys {
+			if fp.Match(k) {
+				for _, e2 := range entries {
+					if e2.File == e.File && e2.SPKIHash == k.SPKIHash() {
+						out = append(out, e2)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func removeEntries(match []*Entry) error {
+	byFile := map[string]map[[32]byte]bool{}
+	var order []string
+	for _, e := range match {
+		if byFile[e.File] == nil {
+			byFile[e.File] = map[[32]byte]bool{}
+			order = append(order, e.File)
+		}
+		byFile[e.File][e.SPKIHash] = true
+	}
+	for _, file := range order {
+		drop := byFile[file]
+		if _, err := keydir.EditFile(file, func(k *jwk.Key) *jwk.Key {
+			if drop[k.SPKIHash()] {
+				return nil
+			}
+			return k
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

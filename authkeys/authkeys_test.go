@@ -1,0 +1,349 @@
+package authkeys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
+)
+
+func key(tb testing.TB, n int) *jwk.Key { return keydirtest.Key(tb, n) }
+
+func TestLookup(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	d := opts.Dirs[0]
+	alice, bob, carol, dave, eve, frank := key(t, 1), key(t, 2), key(t, 3), key(t, 4), key(t, 5), key(t, 6)
+	keydirtest.Write(t, filepath.Join(d, "alice.json"), keydirtest.JWK(t, keydirtest.WithAttrs(alice, "comment", "alice@laptop")))
+	keydirtest.Write(t, filepath.Join(d, "team.pem"), keydirtest.PEM(t, keydirtest.WithAttrs(bob, "name", "bob"), carol))
+	keydirtest.Write(t, filepath.Join(d, "old.json"), keydirtest.JWK(t, keydirtest.WithAttrs(dave, "expires", "2001-01-01T00:00:00Z")))
+	keydirtest.Write(t, filepath.Join(d, "future.json"), keydirtest.JWK(t, keydirtest.WithAttrs(frank, "expires", "2999-01-01T00:00:00Z")))
+	fromKey := keydirtest.WithAttrs(eve, "comment", "eve")
+	fromKey.Attrs.SetList("from", []string{"10.0.0.0/8", "2001:db8::/32"})
+	keydirtest.Write(t, filepath.Join(home, "authorized_keys.json"), keydirtest.JWK(t, fromKey))
+	s, err := Load(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.Problems(); len(p) != 0 {
+		t.Fatal(p)
+	}
+	remote := netip.MustParseAddr("192.0.2.1")
+	for _, c := range []struct {
+		k    *jwk.Key
+		from string
+		name string
+		err  any
+	}{
+		{alice, "", "alice", nil},                           // file name without extension
+		{bob, "", "bob", nil},                               // the name attribute
+		{carol, "", "team", nil},                            // second key of the same file
+		{dave, "", "", new(*ExpiredError)},                  // expired
+		{frank, "", "future", nil},                          // not yet expired
+		{eve, "10.1.2.3", "eve", nil},                       // single file: the comment is the name
+		{eve, "::ffff:10.1.2.3", "eve", nil},                // v4-mapped
+		{eve, "2001:db8::1", "eve", nil},                    // v6
+		{eve, "192.0.2.1", "", new(*SourceNotAllowedError)}, // outside "from"
+		{eve, "", "", new(*SourceNotAllowedError)},          // unknown remote
+		{key(t, 99), "", "", new(*NotAuthorizedError)},
+	} {
+		r := remote
+		if c.from != "" {
+			r = netip.MustParseAddr(c.from)
+		} else if c.k == eve {
+			r = netip.Addr{}
+		}
+		e, err := s.LookupKey(c.k, r)
+		if c.err == nil {
+			if err != nil || e.Name != c.name || e.Fingerprint != c.k.Fingerprint() {
+				t.Errorf("%s from %s: %+v, %v; want name %q", c.k.Fingerprint(), c.from, e, err, c.name)
+			}
+			continue
+		}
+		if !errors.As(err, c.err) {
+			t.Errorf("%s: got %v, want %T", c.k.Fingerprint(), err, c.err)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.k.Fingerprint()) {
+			t.Errorf("error does not name the fingerprint: %v", err)
+		}
+		t.Logf("%v", err)
+	}
+	_, err = s.LookupKey(key(t, 99), remote)
+	if !strings.Contains(err.Error(), "keytool authorize --name") {
+		t.Errorf("NotAuthorized does not say the fix: %v", err)
+	}
+	if e, _ := s.LookupKey(alice, remote); e.Comment != "alice@laptop" || e.File != filepath.Join(d, "alice.json") {
+		t.Errorf("entry %+v", e)
+	}
+
+	// Revocation comes first: a revoked key that is also expired and
+	// authorized is reported revoked.
+	keydirtest.Write(t, filepath.Join(home, "revoked_keys.d", "x.json"), keydirtest.JWK(t, dave))
+	s.Reload()
+	var re *RevokedError
+	if _, err := s.LookupKey(dave, remote); !errors.As(err, &re) || re.File != filepath.Join(home, "revoked_keys.d", "x.json") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := s.LookupKey(alice, remote); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRevocationUnreadableRefusesEveryone(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	a := key(t, 1)
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a.json"), keydirtest.JWK(t, a))
+	keydirtest.Write(t, filepath.Join(home, "revoked_keys.pem"), []byte("-----BEGIN PUBLIC KEY-----\ngarbage\n"))
+	s, _ := Load(opts)
+	_, err := s.LookupKey(a, netip.Addr{})
+	var re *RevokedError
+	if !errors.As(err, &re) || re.Err == nil || !strings.Contains(err.Error(), "revoked_keys.pem") {
+		t.Fatalf("got %v", err)
+	}
+	t.Log(err)
+	if os.Geteuid() != 0 {
+		keydirtest.Write(t, filepath.Join(home, "revoked_keys.pem"), keydirtest.PEM(t, key(t, 2)))
+		os.Chmod(filepath.Join(home, "revoked_keys.pem"), 0)
+		s.Reload()
+		if _, err := s.LookupKey(a, netip.Addr{}); !errors.As(err, &re) || !errors.Is(err, os.ErrPermission) {
+			t.Fatalf("permission denied: got %v", err)
+		}
+	}
+	os.Remove(filepath.Join(home, "revoked_keys.pem"))
+	s.Reload()
+	if _, err := s.LookupKey(a, netip.Addr{}); err != nil {
+		t.Fatalf("after the fix: %v", err)
+	}
+}
+
+func TestLookupAllocatesNothing(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	a := keydirtest.WithAttrs(key(t, 1), "expires", "2999-01-01T00:00:00Z")
+	a.Attrs.SetList("from", []string{"10.0.0.0/8"})
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a.json"), keydirtest.JWK(t, a))
+	s, _ := Load(opts)
+	sum, remote := a.SPKIHash(), netip.MustParseAddr("10.9.9.9")
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := s.Lookup(sum, remote); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per lookup", n)
+	}
+}
+
+func TestAdd(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	s, _ := Load(opts)
+	priv, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withAttrs := keydirtest.WithAttrs(priv, "comment", "ci runner")
+	e, err := s.Add(withAttrs, "ci", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(opts.Dirs[0], "ci.json")
+	if e.Name != "ci" || e.Comment != "ci runner" || e.File != path {
+		t.Fatalf("entry %+v", e)
+	}
+	data, _ := os.ReadFile(path)
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 || strings.Contains(string(data), `"d"`) {
+		t.Fatalf("mode %v, content %s", fi.Mode(), data)
+	}
+	if _, err := s.LookupKey(priv, netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	// Same key, same name: nothing to do.
+	if _, err := s.Add(priv, "ci", false); err != nil {
+		t.Fatal(err)
+	}
+	// Same key, other name.
+	var ae *AlreadyAuthorizedError
+	if _, err := s.Add(priv, "ci2", false); !errors.As(err, &ae) || ae.Entry.Name != "ci" {
+		t.Fatalf("got %v", err)
+	}
+	// Other key, same name: never silently replaced.
+	other := key(t, 7)
+	var ne *NameExistsError
+	if _, err := s.Add(other, "ci", false); !errors.As(err, &ne) || ne.Fingerprint != priv.Fingerprint() {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := s.LookupKey(other, netip.Addr{}); err == nil {
+		t.Fatal("the refused key was added")
+	}
+	if _, err := s.Add(other, "ci", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupKey(priv, netip.Addr{}); err == nil {
+		t.Fatal("overwrite kept the old key")
+	}
+	// Hostile names write nothing anywhere.
+	for _, name := range []string{"../evil", "a/b", ".hidden", "..", "x\ny", "x\x00", "x\x1b[31m", ""} {
+		if _, err := s.Add(key(t, 8), name, false); err == nil {
+			t.Errorf("name %q accepted", name)
+		}
+	}
+	entries, _ := os.ReadDir(opts.Dirs[0])
+	top, _ := os.ReadDir(home)
+	if len(entries) != 1 || len(top) != 1 {
+		t.Fatalf("stray files: %v %v", entries, top)
+	}
+	// A revoked key cannot be added.
+	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "r.json"), keydirtest.JWK(t, key(t, 9)))
+	var re *RevokedError
+	if _, err := s.Add(key(t, 9), "r", false); !errors.As(err, &re) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	a, b, c := key(t, 1), key(t, 2), key(t, 3)
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "alice.json"), keydirtest.JWK(t, a))
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "team.json"), keydirtest.JWK(t, b, c))
+	s, _ := Load(opts)
+	got, err := s.Remove("alice")
+	if err != nil || len(got) != 1 || got[0].Fingerprint != a.Fingerprint() {
+		t.Fatal(got, err)
+	}
+	if _, err := os.Stat(filepath.Join(opts.Dirs[0], "alice.json")); !os.IsNotExist(err) {
+		t.Fatal("file not removed")
+	}
+	// By fingerprint, in its several forms, from a file with other keys.
+	for _, fp := range []string{b.Fingerprint(), b.KeyID()} {
+		keydirtest.Write(t, filepath.Join(opts.Dirs[0], "team.json"), keydirtest.JWK(t, b, c))
+		got, err = s.Remove(fp)
+		if err != nil || len(got) != 1 || got[0].Fingerprint != b.Fingerprint() {
+			t.Fatal(fp, got, err)
+		}
+		if _, err := s.LookupKey(c, netip.Addr{}); err != nil {
+			t.Fatalf("the other key of the file went too: %v", err)
+		}
+		if _, err := s.LookupKey(b, netip.Addr{}); err == nil {
+			t.Fatal("not removed")
+		}
+	}
+	if _, err := s.Remove(c.Thumbprint()); err != nil {
+		t.Fatalf("by thumbprint: %v", err)
+	}
+	if len(s.Entries()) != 0 {
+		t.Fatal(s.Entries())
+	}
+	if _, err := s.Remove("nobody"); err == nil {
+		t.Fatal("removing nothing must fail")
+	}
+}
+
+func TestConcurrentAdders(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			s, _ := Load(opts)
+			for i := range 10 {
+				if _, err := s.Add(key(t, w*100+i), fmt.Sprintf("w%d-%d", w, i), false); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s, _ := Load(opts)
+	if n := len(s.Entries()); n != 20 {
+		t.Fatalf("%d entries, want 20", n)
+	}
+}
+
+// TestConcurrentProcesses runs two copies of this test binary adding keys
+// to the same directory at once.
+func TestConcurrentProcesses(t *testing.T) {
+	if home := os.Getenv("KEYTOOL_TEST_ADD_HOME"); home != "" {
+		w, _ := strconv.Atoi(os.Getenv("KEYTOOL_TEST_ADD_WORKER"))
+		s, _ := Load(HomeOptions(home))
+		for i := range 15 {
+			if _, err := s.Add(key(t, w*100+i), fmt.Sprintf("p%d-%d", w, i), false); err != nil {
+				t.Fatal(err)
+			}
+			// Both also race for one shared name with the same key.
+			if _, err := s.Add(key(t, 999), "shared", false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	home := t.TempDir()
+	var cmds []*exec.Cmd
+	for w := range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestConcurrentProcesses$")
+		cmd.Env = append(os.Environ(), "KEYTOOL_TEST_ADD_HOME="+home, "KEYTOOL_TEST_ADD_WORKER="+strconv.Itoa(w))
+		cmds = append(cmds, cmd)
+	}
+	var wg sync.WaitGroup
+	for _, cmd := range cmds {
+		wg.Go(func() {
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%v\n%s", err, out)
+			}
+		})
+	}
+	wg.Wait()
+	s, _ := Load(HomeOptions(home))
+	if n := len(s.Entries()); n != 31 {
+		t.Fatalf("%d entries, want 31", n)
+	}
+}
+
+func TestOpenFollowsChanges(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	opts.Debounce = 20 * time.Millisecond
+	before := runtime.NumGoroutine()
+	s, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, stop := s.Subscribe()
+	defer stop()
+	a := key(t, 1)
+	start := time.Now()
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a.json"), keydirtest.JWK(t, a))
+	for {
+		if _, err := s.LookupKey(a, netip.Addr{}); err == nil {
+			break
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Second):
+			t.Fatal("not authorized within 1s")
+		}
+	}
+	t.Logf("authorized %v after the file was written", time.Since(start).Round(time.Millisecond))
+	s.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines before Open, %d after Close", before, n)
+	}
+}

@@ -1,0 +1,194 @@
+package authkeys
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
+)
+
+// storeOf builds a store whose snapshot holds n synthetic entries (SPKI
+// hashes are uniformly distributed, so hashes of counters stand in for
+// real keys), without writing any file.
+func storeOf(n int) (*Store, [][32]byte) {
+	s := newStore(Options{})
+	sn := &snapshot{keys: newIndex(n)}
+	sums := make([][32]byte, 0, min(n, 1<<16))
+	var b [8]byte
+	for i := range n {
+		binary.BigEndian.PutUint64(b[:], uint64(i))
+		sum := sha256.Sum256(b[:])
+		e := &Entry{Name: "k" + strconv.Itoa(i), File: "/keys/k.json", Fingerprint: jwk.FormatFingerprint(sum), SPKIHash: sum}
+		sn.keys.insert(e)
+		if len(sums) < cap(sums) {
+			sums = append(sums, sum)
+		}
+	}
+	s.snap.Store(sn)
+	return s, sums
+}
+
+// BenchmarkLookup measures Lookup at 1, 10k and 1M keys: "same" asks for
+// one key (hot in cache), "spread" cycles through up to 65,536 different
+// keys, so that at 1M keys most lookups miss the CPU caches.
+func BenchmarkLookup(b *testing.B) {
+	remote := netip.MustParseAddr("10.0.0.1")
+	for _, n := range []int{1, 10_000, 1_000_000} {
+		s, sums := storeOf(n)
+		b.Run(fmt.Sprintf("keys=%d/same", n), func(b *testing.B) {
+			sum := sums[0]
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Lookup(sum, remote); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("keys=%d/spread", n), func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := s.Lookup(sums[i&(len(sums)-1)], remote); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+		runtime.KeepAlive(s)
+	}
+}
+
+// benchKeys is the size of the load benchmarks' fixtures (100,000 unless
+// KEYTOOL_BENCH_KEYS says otherwise).
+func benchKeys() int {
+	if n, err := strconv.Atoi(os.Getenv("KEYTOOL_BENCH_KEYS")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
+
+// BenchmarkLoad compares loading N keys with the floor of merely reading
+// the same bytes, in the same run: a directory of N single-key files, one
+// JWK Set of N keys, and the reload after one file of the directory
+// changed (a full rescan, as the periodic safety net does, and a targeted
+// one, as a file event triggers).
+func BenchmarkLoad(b *testing.B) {
+	n := benchKeys()
+	home := b.TempDir()
+	dir := filepath.Join(home, "authorized_keys.d")
+	os.MkdirAll(dir, 0o755)
+	keys := make([]*jwk.Key, n)
+	for i := range keys {
+		keys[i] = keydirtest.Key(b, i)
+		data := keydirtest.JWK(b, keys[i])
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("k%06d.json", i)), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	setFile := filepath.Join(home, "set", "authorized_keys.json")
+	keydirtest.Write(b, setFile, keydirtest.JWK(b, keys...))
+	dirOpts := Options{Dirs: []string{dir}, Rescan: -1}
+	setOpts := Options{Files: []string{setFile}}
+
+	b.Run("dir/floor-readfile", func(b *testing.B) {
+		for b.Loop() {
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, e := range ents {
+				if _, err := os.ReadFile(filepath.Join(dir, e.Name())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("dir/cold-load", func(b *testing.B) {
+		for b.Loop() {
+			s, _ := Load(dirOpts)
+			if len(s.Entries()) != n {
+				b.Fatalf("%d entries", len(s.Entries()))
+			}
+		}
+	})
+	s, _ := Load(dirOpts)
+	changed := filepath.Join(dir, "k000007.json")
+	alt := [2][]byte{keydirtest.JWK(b, keydirtest.Key(b, n+1)), keydirtest.JWK(b, keys[7])}
+	b.Run("dir/one-changed-full-rescan", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			b.StopTimer()
+			keydirtest.Replace(b, changed, alt[i%2])
+			i++
+			b.StartTimer()
+			s.Reload()
+		}
+	})
+	b.Run("dir/one-changed-event", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			b.StopTimer()
+			keydirtest.Replace(b, changed, alt[i%2])
+			i++
+			b.StartTimer()
+			s.l.Reload(changed)
+		}
+	})
+	b.Run("dir/unchanged-full-rescan", func(b *testing.B) {
+		for b.Loop() {
+			s.Reload()
+		}
+	})
+	b.Run("set/floor-readfile", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := os.ReadFile(setFile); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("set/cold-load", func(b *testing.B) {
+		for b.Loop() {
+			s, _ := Load(setOpts)
+			if len(s.Entries()) != n {
+				b.Fatalf("%d entries", len(s.Entries()))
+			}
+		}
+	})
+	b.Run("set/floor-jwk.Parse", func(b *testing.B) {
+		for b.Loop() {
+			data, _ := os.ReadFile(setFile)
+			if _, err := jwk.Parse(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
+	// Memory per key: the heap a loaded store keeps, divided by its keys.
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{{"dir", dirOpts}, {"set", setOpts}} {
+		b.Run(c.name+"/memory", func(b *testing.B) {
+			var perKey float64
+			for b.Loop() {
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				s, _ := Load(c.opts)
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				perKey = float64(m1.HeapAlloc-m0.HeapAlloc) / float64(len(s.Entries()))
+				runtime.KeepAlive(s)
+			}
+			b.ReportMetric(perKey, "B/key")
+		})
+	}
+}

@@ -1,0 +1,47 @@
+// Package authkeys decides which client keys may connect in: keytool's
+// authorized_keys, for TLS.
+//
+// The trust is a set of public keys in plain files — authorized_keys.json
+// (or .jwk, .pem) and one file per client in authorized_keys.d/ — that an
+// admin, config management or a Kubernetes ConfigMap can write. Each key
+// is identified by the SHA-256 of its SubjectPublicKeyInfo (its SPKI hash),
+// never by a certificate, and may carry attributes:
+//
+//	{"kty":"OKP","crv":"Ed25519","x":"…",
+//	 "name":"alice", "comment":"alice@laptop",
+//	 "expires":"2030-01-31T00:00:00Z", "from":["10.0.0.0/8"]}
+//
+// Keys listed in revoked_keys.{json,pem} or revoked_keys.d/ are refused
+// whatever else says, and if a revocation list cannot be read every key is
+// refused until it is fixed.
+//
+// # Data flow
+//
+// Open (watching) or Load (once) reads the files through the shared
+// loader (internal/keydir), which reports bad files as Problems and keeps
+// going. Each key becomes a small Entry, computed once at load: name,
+// comment, file, fingerprint, expiry and networks. The entries are indexed
+// by SPKI hash in an immutable snapshot behind an atomic.Pointer, so a
+// handshake's Lookup takes no lock, allocates nothing when it accepts, and
+// costs the same at one key or a million:
+//
+//	e, err := store.Lookup(sha256.Sum256(cert.RawSubjectPublicKeyInfo), remoteAddr)
+//
+// Lookup checks, in order: revoked (*RevokedError), authorized
+// (*NotAuthorizedError), expired (*ExpiredError), source network
+// (*SourceNotAllowedError). Each error names the key's fingerprint and the
+// command that changes the decision.
+//
+// An entry's name is its "name" attribute, else (in a .d directory) its
+// file name without extension — authorized_keys.d/alice.json is "alice" —
+// else its comment. If the same key appears twice, the first file wins:
+// single files before directories, then by file name.
+//
+// # Writing
+//
+// Add writes authorized_keys.d/NAME.json atomically and exclusively (two
+// processes adding at once lose nothing; the same name can be taken only
+// once), never replaces a different key unless asked to, and refuses names
+// that could leave the directory. Remove deletes by name or fingerprint and
+// rewrites a file that holds other keys too. See docs/trust-stores.md.
+package authkeys

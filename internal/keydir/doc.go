@@ -1,0 +1,55 @@
+// Package keydir is the one loader and watcher behind keytool's trust
+// stores (authkeys and knownhosts): it turns "single files plus .d
+// directories of keys" into an immutable snapshot, and keeps that snapshot
+// current as the files change.
+//
+// # Data flow
+//
+//	Config.Sources ──scan──▶ per-file cache ──Convert──▶ Snapshot[T] ──OnReload──▶ store index
+//	    ▲                    (stat key, hash,                (files, problems,       (atomic.Pointer)
+//	    └── fsnotify events,   entries or problem)             RevocationErr)
+//	        periodic rescan
+//
+// A Source is a single file or a directory. Each visible file in a
+// directory is read with jwk.Parse (JWK, JWK Set, PEM bundle or OpenSSH
+// lines) and each key is handed to the caller's Convert, which returns the
+// compact entry the store keeps (type T) — the parsed *jwk.Key is not kept.
+// Dotfiles (which covers Kubernetes' ..data and ..<timestamp> entries and
+// atomicfile's .*.tmp), *~, #*#, *.swp and *.tmp names are ignored, and
+// names are followed through symlinks, so a ConfigMap or Secret volume
+// reads exactly like a plain directory.
+//
+// # Failing per file, and closed
+//
+// A file that cannot be read, parsed or converted is skipped and reported
+// as a Problem {Path, Line, Member, Err}; the other files still load and
+// nothing from the bad file is used. A problem in a Source marked
+// Revocation sets Snapshot.RevocationErr: the stores then refuse every key.
+// Missing files and directories are empty. Unless Config.NoStrictModes is
+// set, a file or directory (or a source's parent) writable by group or
+// others, or owned by a user other than root or the effective user, is
+// refused with a *PermissionError that says the fix.
+//
+// # Reloading only what changed
+//
+// Every file's state is cached under its path with a stat key (size, mtime,
+// ctime, inode, mode, owner) and the SHA-256 of its content. A rescan
+// stats every file and reads only those whose stat key changed; a file
+// whose content hash did not change keeps its entries. A reload triggered
+// by events looks only at the names the events carried (or at a whole
+// directory when the directory itself, an ancestor or a ".." entry
+// changed). If nothing changed no snapshot is published.
+//
+// # Watching
+//
+// Loader.Watch watches the source directories and the parents of single
+// files (never the files, which editors and Kubernetes replace), and the
+// nearest existing ancestor of a source that does not exist yet, so that
+// its creation is seen. Bursts of events are debounced (Config.Debounce),
+// and a full rescan (Config.Rescan) catches lost events and file systems
+// without notifications; if a watch cannot be added (inotify limits), that
+// is logged and the rescan carries on alone. Problems are logged once when
+// they appear, and once when they are resolved. Subscribe tells callers
+// about each new snapshot; Close, or cancelling the context, stops every
+// goroutine.
+package keydir

@@ -1,0 +1,454 @@
+package keydir
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
+)
+
+// fps converts each key to its fingerprint, so a snapshot's contents are
+// easy to compare.
+func fpConvert(_ Source, _ string, k *jwk.Key) (string, error) { return k.Fingerprint(), nil }
+
+func newLoader(srcs ...Source) *Loader[string] {
+	return New(Config[string]{Sources: srcs, Convert: fpConvert})
+}
+
+func fingerprints(s *Snapshot[string]) []string {
+	var out []string
+	for _, f := range s.Files {
+		out = append(out, f.Items...)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func want(tb testing.TB, keys ...*jwk.Key) []string {
+	var out []string
+	for _, k := range keys {
+		out = append(out, k.Fingerprint())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func key(tb testing.TB, n int) *jwk.Key { return keydirtest.Key(tb, n) }
+
+func TestEveryFormatInDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+	k := func(n int) *jwk.Key { return key(t, n) }
+	keydirtest.Write(t, filepath.Join(dir, "one.json"), keydirtest.JWK(t, k(1)))
+	keydirtest.Write(t, filepath.Join(dir, "set.jwk"), keydirtest.JWK(t, k(2), k(3)))
+	keydirtest.Write(t, filepath.Join(dir, "bundle.pem"), keydirtest.PEM(t, k(4), k(5)))
+	keydirtest.Write(t, filepath.Join(dir, "ssh"), append([]byte("# comment\n\n"), keydirtest.SSH(t, k(6), k(7))...))
+	ec, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keydirtest.Write(t, filepath.Join(dir, "ec.pem"), keydirtest.PEM(t, ec))
+	single := filepath.Join(filepath.Dir(dir), "authorized_keys.json")
+	keydirtest.Write(t, single, keydirtest.JWK(t, k(8)))
+
+	s := newLoader(Source{Path: single}, Source{Path: dir, Dir: true}).Reload()
+	if len(s.Problems) != 0 {
+		t.Fatalf("problems: %v", s.Problems)
+	}
+	if got, w := fingerprints(s), want(t, k(1), k(2), k(3), k(4), k(5), k(6), k(7), k(8), ec); !slices.Equal(got, w) {
+		t.Fatalf("got %v\nwant %v", got, w)
+	}
+	// Files come in source order, then by name.
+	var paths []string
+	for _, f := range s.Files {
+		paths = append(paths, filepath.Base(f.Path))
+	}
+	if w := []string{"authorized_keys.json", "bundle.pem", "ec.pem", "one.json", "set.jwk", "ssh"}; !slices.Equal(paths, w) {
+		t.Fatalf("file order %v, want %v", paths, w)
+	}
+}
+
+func TestBadFilesAreSkippedAndReported(t *testing.T) {
+	dir := t.TempDir()
+	good := key(t, 1)
+	keydirtest.Write(t, filepath.Join(dir, "good.json"), keydirtest.JWK(t, good))
+	set := keydirtest.JWK(t, key(t, 2), key(t, 3))
+	set = bytes.Replace(set, []byte(`"kty": "OKP"`), []byte(`"kty": "XXX"`), 1) // first key of the set
+	cases := []struct {
+		name, content string
+		line          int
+		member        string
+		msg           string
+	}{
+		{"garbage.json", "this is not a key\n", 0, "", "not a JWK"},
+		{"empty.pem", "", 0, "", "no key"},
+		{"badset.json", string(set), 3, "keys[0].kty", "unsupported"},
+		{"truncated.pem", "\n\n" + strings.TrimSuffix(string(keydirtest.PEM(t, key(t, 4))), "-----END PUBLIC KEY-----\n"), 3, "", "PEM"},
+		{"badssh", "ssh-ed25519 AAAAnotbase64 x\n", 1, "", "OpenSSH"},
+		{"badexpiry.json", strings.Replace(string(keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 5), "expires", "tomorrow"))), "", "", 0), 0, "expires", "RFC 3339"},
+	}
+	for _, c := range cases {
+		keydirtest.Write(t, filepath.Join(dir, c.name), []byte(c.content))
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newLoader(Source{Path: dir, Dir: true}).Reload()
+	if got := fingerprints(s); !slices.Equal(got, want(t, good)) {
+		t.Fatalf("the good file must still load: got %v", got)
+	}
+	byName := map[string]Problem{}
+	for _, p := range s.Problems {
+		byName[filepath.Base(p.Path)] = p
+		if !strings.HasPrefix(p.Path, dir) {
+			t.Errorf("problem path %q is not the file's", p.Path)
+		}
+	}
+	for _, c := range cases {
+		p, ok := byName[c.name]
+		if !ok {
+			t.Errorf("%s: no problem reported", c.name)
+			continue
+		}
+		t.Logf("%s", p.Error())
+		if p.Line != c.line || p.Member != c.member || !strings.Contains(p.Error(), c.msg) {
+			t.Errorf("%s: got line %d member %q msg %q; want line %d member %q containing %q", c.name, p.Line, p.Member, p.Error(), c.line, c.member, c.msg)
+		}
+	}
+	if p, ok := byName["fifo"]; !ok || !strings.Contains(p.Error(), "not a regular file") {
+		t.Errorf("fifo: %v", p)
+	}
+	if s.RevocationErr != nil {
+		t.Errorf("RevocationErr set for a trust source: %v", s.RevocationErr)
+	}
+}
+
+func TestConvertErrorNamesTheKeyInASet(t *testing.T) {
+	dir := t.TempDir()
+	keydirtest.Write(t, filepath.Join(dir, "set.json"), keydirtest.JWK(t, key(t, 1), key(t, 2)))
+	bad := key(t, 2).Fingerprint()
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: func(_ Source, path string, k *jwk.Key) (string, error) {
+		if k.Fingerprint() == bad {
+			return "", &jwk.ParseError{Member: "address", Err: errors.New("bad address")}
+		}
+		return k.Fingerprint(), nil
+	}})
+	s := l.Reload()
+	if len(s.Files) != 0 || len(s.Problems) != 1 || s.Problems[0].Member != "keys[1].address" {
+		t.Fatalf("files %v problems %+v", s.Files, s.Problems)
+	}
+}
+
+func TestIgnoredNames(t *testing.T) {
+	dir := t.TempDir()
+	k := key(t, 1)
+	keydirtest.Write(t, filepath.Join(dir, "alice.json"), keydirtest.JWK(t, k))
+	for _, name := range []string{".hidden.json", "alice.json~", ".alice.json.swp", "x.tmp", ".alice.json.123.tmp", "#alice.json#"} {
+		keydirtest.Write(t, filepath.Join(dir, name), keydirtest.JWK(t, key(t, 2)))
+	}
+	keydirtest.Write(t, filepath.Join(dir, "sub", "k.json"), keydirtest.JWK(t, key(t, 3))) // subdirectories are not read
+	s := newLoader(Source{Path: dir, Dir: true}).Reload()
+	if got := fingerprints(s); !slices.Equal(got, want(t, k)) || len(s.Problems) != 0 {
+		t.Fatalf("got %v problems %v", got, s.Problems)
+	}
+}
+
+// kubeLayout builds the layout kubelet's atomic writer makes for a
+// ConfigMap or Secret volume: the files live in ..<timestamp>/, ..data
+// links to it, and each visible name links to ..data/NAME.
+func kubeLayout(t *testing.T, dir, stamp string, files map[string][]byte) {
+	t.Helper()
+	ts := filepath.Join(dir, stamp)
+	if err := os.MkdirAll(ts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		keydirtest.Write(t, filepath.Join(ts, name), data)
+		link := filepath.Join(dir, name)
+		if _, err := os.Lstat(link); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Swap ..data atomically: a new link renamed over the old one.
+	tmp := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(stamp, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKubernetesLayoutIsAPlainDirectory(t *testing.T) {
+	dir := t.TempDir()
+	a, b := key(t, 1), key(t, 2)
+	kubeLayout(t, dir, "..2024_01_01_00_00_00.000000001", map[string][]byte{"alice.json": keydirtest.JWK(t, a), "bob.pem": keydirtest.PEM(t, b)})
+	s := newLoader(Source{Path: dir, Dir: true}).Reload()
+	if got := fingerprints(s); !slices.Equal(got, want(t, a, b)) || len(s.Problems) != 0 {
+		t.Fatalf("got %v problems %v", got, s.Problems)
+	}
+	for _, f := range s.Files {
+		if strings.Contains(f.Path, "..") {
+			t.Errorf("file read through its hidden name: %s", f.Path)
+		}
+	}
+}
+
+func TestMissingSourcesAreEmpty(t *testing.T) {
+	dir := t.TempDir()
+	s := newLoader(
+		Source{Path: filepath.Join(dir, "authorized_keys.json")},
+		Source{Path: filepath.Join(dir, "authorized_keys.d"), Dir: true},
+		Source{Path: filepath.Join(dir, "nohome", "revoked_keys.d"), Dir: true, Revocation: true},
+		Source{Path: filepath.Join(dir, "revoked_keys.pem"), Revocation: true},
+	).Reload()
+	if len(s.Files) != 0 || len(s.Problems) != 0 || s.RevocationErr != nil {
+		t.Fatalf("got %+v", s)
+	}
+}
+
+func TestStrictModes(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "authorized_keys.d")
+	file := filepath.Join(home, "authorized_keys.json")
+	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(dir, "b.json"), keydirtest.JWK(t, key(t, 2)))
+	keydirtest.Write(t, file, keydirtest.JWK(t, key(t, 3)))
+	srcs := []Source{{Path: file}, {Path: dir, Dir: true}}
+	check := func(name string, wantKeys int, wantFix ...string) {
+		t.Helper()
+		s := newLoader(srcs...).Reload()
+		if len(fingerprints(s)) != wantKeys || len(s.Problems) != len(wantFix) {
+			t.Fatalf("%s: %d keys, problems %v; want %d keys, %d problems", name, len(fingerprints(s)), s.Problems, wantKeys, len(wantFix))
+		}
+		for i, fix := range wantFix {
+			var pe *PermissionError
+			if !errors.As(s.Problems[i].Err, &pe) || !strings.Contains(s.Problems[i].Error(), fix) {
+				t.Errorf("%s: problem %q does not say %q", name, s.Problems[i].Error(), fix)
+			}
+		}
+		l := New(Config[string]{Sources: srcs, Convert: fpConvert, NoStrictModes: true})
+		if s := l.Reload(); len(fingerprints(s)) != 3 || len(s.Problems) != 0 {
+			t.Errorf("%s with NoStrictModes: %v %v", name, fingerprints(s), s.Problems)
+		}
+	}
+	check("clean", 3)
+	os.Chmod(filepath.Join(dir, "a.json"), 0o664)
+	check("group-writable file in dir", 2, "chmod go-w "+filepath.Join(dir, "a.json"))
+	os.Chmod(filepath.Join(dir, "a.json"), 0o644)
+	os.Chmod(dir, 0o777)
+	check("world-writable dir", 1, "chmod go-w "+dir)
+	os.Chmod(dir, 0o755)
+	os.Chmod(file, 0o646)
+	check("world-writable single file", 2, "chmod go-w "+file)
+	os.Chmod(file, 0o644)
+	os.Chmod(home, 0o775)
+	check("group-writable parent", 0, "chmod go-w "+home, "chmod go-w "+home)
+	os.Chmod(home, 0o755)
+	if os.Geteuid() == 0 {
+		if err := os.Chown(filepath.Join(dir, "b.json"), 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+		check("owned by another user", 2, "owned by uid 4242")
+	} else {
+		t.Log("not root: cannot test a file owned by another user")
+	}
+}
+
+func TestRevocationFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	rev := filepath.Join(dir, "revoked_keys.d")
+	keydirtest.Write(t, filepath.Join(rev, "ok.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(rev, "more.json"), keydirtest.JWK(t, key(t, 2)))
+	l := newLoader(Source{Path: rev, Dir: true, Revocation: true})
+	if s := l.Reload(); s.RevocationErr != nil {
+		t.Fatal(s.RevocationErr)
+	}
+	// An I/O error (EACCES here; a test running as root cannot make one
+	// with chmod) on one revocation file.
+	l.readFile = func(path string) ([]byte, fs.FileInfo, error) {
+		if filepath.Base(path) == "more.json" {
+			return nil, nil, &fs.PathError{Op: "open", Path: path, Err: syscall.EACCES}
+		}
+		return readFile(path)
+	}
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(rev, "more.json"), old, old)
+	s := l.Reload()
+	if s.RevocationErr == nil || !errors.Is(s.RevocationErr, fs.ErrPermission) || !strings.Contains(s.RevocationErr.Error(), "more.json") {
+		t.Fatalf("RevocationErr = %v", s.RevocationErr)
+	}
+	// A parse error in a revocation file fails closed too.
+	l.readFile = readFile
+	keydirtest.Write(t, filepath.Join(rev, "more.json"), []byte("garbage"))
+	if s := l.Reload(); s.RevocationErr == nil {
+		t.Fatal("a malformed revocation file must fail closed")
+	}
+	keydirtest.Write(t, filepath.Join(rev, "more.json"), keydirtest.JWK(t, key(t, 2)))
+	if s := l.Reload(); s.RevocationErr != nil {
+		t.Fatal(s.RevocationErr)
+	}
+	// A revocation directory that cannot be listed.
+	if os.Geteuid() != 0 {
+		os.Chmod(rev, 0o000)
+		defer os.Chmod(rev, 0o755)
+		if s := l.Reload(); s.RevocationErr == nil {
+			t.Fatal("an unreadable revocation directory must fail closed")
+		}
+	}
+}
+
+func TestReloadReadsOnlyChangedFiles(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 20 {
+		keydirtest.Write(t, filepath.Join(dir, "k"+string(rune('a'+i))+".json"), keydirtest.JWK(t, key(t, i)))
+	}
+	l := newLoader(Source{Path: dir, Dir: true})
+	var mu sync.Mutex
+	var reads []string
+	l.readFile = func(path string) ([]byte, fs.FileInfo, error) {
+		mu.Lock()
+		reads = append(reads, filepath.Base(path))
+		mu.Unlock()
+		return readFile(path)
+	}
+	s1 := l.Reload()
+	if len(reads) != 20 {
+		t.Fatalf("cold load read %d files", len(reads))
+	}
+	reads = nil
+	if s2 := l.Reload(); len(reads) != 0 || s2 != s1 {
+		t.Fatalf("an unchanged rescan read %v and made a new snapshot: %v", reads, s2 != s1)
+	}
+	keydirtest.Replace(t, filepath.Join(dir, "kc.json"), keydirtest.JWK(t, key(t, 100)))
+	s3 := l.Reload()
+	if !slices.Equal(reads, []string{"kc.json"}) || s3 == s1 {
+		t.Fatalf("after one change read %v", reads)
+	}
+	// Same content rewritten: read (the stat changed) but no new snapshot.
+	reads = nil
+	keydirtest.Replace(t, filepath.Join(dir, "kd.json"), keydirtest.JWK(t, key(t, 3)))
+	if s4 := l.Reload(); len(reads) != 1 || s4 != s3 {
+		t.Fatalf("identical rewrite: read %v, new snapshot %v", reads, s4 != s3)
+	}
+	// A targeted reload (what an event triggers) looks at just that file.
+	reads = nil
+	keydirtest.Write(t, filepath.Join(dir, "new.json"), keydirtest.JWK(t, key(t, 200)))
+	s5 := l.Reload(filepath.Join(dir, "new.json"))
+	if !slices.Equal(reads, []string{"new.json"}) || len(fingerprints(s5)) != 21 {
+		t.Fatalf("targeted reload read %v, %d keys", reads, len(fingerprints(s5)))
+	}
+	os.Remove(filepath.Join(dir, "new.json"))
+	if s6 := l.Reload(filepath.Join(dir, "new.json")); len(fingerprints(s6)) != 20 {
+		t.Fatalf("targeted delete: %d keys", len(fingerprints(s6)))
+	}
+}
+
+func TestProblemsLoggedOncePerChange(t *testing.T) {
+	dir := t.TempDir()
+	keydirtest.Write(t, filepath.Join(dir, "bad.json"), []byte("{"))
+	var buf syncBuffer
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert,
+		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	for range 5 {
+		l.Reload()
+	}
+	if n := strings.Count(buf.String(), "skipping trust file"); n != 1 {
+		t.Fatalf("logged %d times:\n%s", n, buf.String())
+	}
+	keydirtest.Write(t, filepath.Join(dir, "bad.json"), []byte("{}"))
+	l.Reload()
+	l.Reload()
+	if n := strings.Count(buf.String(), "skipping trust file"); n != 2 {
+		t.Fatalf("a changed problem must be logged again; logged %d times:\n%s", n, buf.String())
+	}
+	keydirtest.Write(t, filepath.Join(dir, "bad.json"), keydirtest.JWK(t, key(t, 1)))
+	l.Reload()
+	if !strings.Contains(buf.String(), "resolved") {
+		t.Fatalf("fix not logged:\n%s", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"alice", "alice.laptop", "bob-2", "ünïcode", "a b"} {
+		if err := CheckName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", ".", "..", "../x", "a/b", `a\b`, ".hidden", "a\nb", "a\rb", "a\x00b", "a\x1bb", "x~", "#x#", "\xff", strings.Repeat("a", 201)} {
+		if err := CheckName(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestEditFile(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := key(t, 1), key(t, 2), key(t, 3)
+	drop := func(k *jwk.Key) func(*jwk.Key) *jwk.Key {
+		return func(x *jwk.Key) *jwk.Key {
+			if x.Equal(k) {
+				return nil
+			}
+			return x
+		}
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"set.json", keydirtest.JWK(t, a, b, c)}, {"bundle.pem", keydirtest.PEM(t, a, b, c)}} {
+		p := filepath.Join(dir, f.name)
+		keydirtest.Write(t, p, f.data)
+		if removed, err := EditFile(p, drop(b)); err != nil || removed {
+			t.Fatal(removed, err)
+		}
+		keys, err := jwk.ReadFile(p)
+		if err != nil || len(keys) != 2 || !keys[0].Equal(a) || !keys[1].Equal(c) {
+			t.Fatalf("%s: %v %v", f.name, keys, err)
+		}
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v", f.name, fi.Mode())
+		}
+		EditFile(p, drop(a))
+		if removed, err := EditFile(p, drop(c)); err != nil || !removed {
+			t.Fatal(removed, err)
+		}
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s: an empty file must be removed", f.name)
+		}
+	}
+	p := filepath.Join(dir, "ssh")
+	keydirtest.Write(t, p, keydirtest.SSH(t, a, b))
+	if _, err := EditFile(p, drop(a)); err == nil || !strings.Contains(err.Error(), "by hand") {
+		t.Fatalf("OpenSSH rewrite: %v", err)
+	}
+}

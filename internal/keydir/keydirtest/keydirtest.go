@@ -1,0 +1,108 @@
+// Package keydirtest makes keys and key files for the trust stores' tests
+// and benchmarks: deterministic Ed25519 keys (fast to make by the million)
+// and files in every format jwk reads.
+package keydirtest
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// Key returns the deterministic public Ed25519 key number n.
+func Key(tb testing.TB, n int) *jwk.Key {
+	tb.Helper()
+	var seed [32]byte
+	binary.BigEndian.PutUint64(seed[:], uint64(n)+1)
+	seed = sha256.Sum256(seed[:])
+	k, err := jwk.NewPublicKey(ed25519.NewKeyFromSeed(seed[:]).Public())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// WithAttrs returns k with string attributes set (name, value, …).
+func WithAttrs(k *jwk.Key, kv ...string) *jwk.Key {
+	k = k.PublicKey()
+	if k.Attrs == nil {
+		k.Attrs = jwk.Attributes{}
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		k.Attrs.SetString(kv[i], kv[i+1])
+	}
+	return k
+}
+
+// JWK encodes one key as a JWK, or several as a JWK Set.
+func JWK(tb testing.TB, keys ...*jwk.Key) []byte {
+	tb.Helper()
+	var (
+		b   []byte
+		err error
+	)
+	if len(keys) == 1 {
+		b, err = keys[0].MarshalPublic(jwk.JWK)
+	} else {
+		b, err = jwk.MarshalPublicSet(keys, jwk.JWK)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// PEM encodes keys as a PEM bundle.
+func PEM(tb testing.TB, keys ...*jwk.Key) []byte {
+	tb.Helper()
+	b, err := jwk.MarshalPublicSet(keys, jwk.PEM)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// SSH encodes keys as OpenSSH authorized_keys lines.
+func SSH(tb testing.TB, keys ...*jwk.Key) []byte {
+	tb.Helper()
+	var out []byte
+	for _, k := range keys {
+		pk, err := ssh.NewPublicKey(k.Public())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, ssh.MarshalAuthorizedKey(pk)...)
+	}
+	return out
+}
+
+// Write writes data to path (mode 0644), creating parent directories.
+func Write(tb testing.TB, path string, data []byte) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Replace writes data to a temporary file beside path and renames it over
+// path, as vim, sed -i and config management do.
+func Replace(tb testing.TB, path string, data []byte) {
+	tb.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "sedTMP"+filepath.Base(path))
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -1,0 +1,35 @@
+//go:build linux
+
+package keydir
+
+import (
+	"io/fs"
+	"syscall"
+)
+
+// statKey is what decides whether a file may have changed since it was last
+// read. The inode and ctime catch a rename over the file and a rewrite of
+// the same size within one mtime tick.
+type statKey struct {
+	size  int64
+	mtime int64
+	ctime int64
+	ino   uint64
+	dev   uint64
+	mode  fs.FileMode
+	uid   uint32
+}
+
+func keyOf(fi fs.FileInfo) statKey {
+	k := statKey{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode(), uid: ^uint32(0)}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		k.ctime = st.Ctim.Nano()
+		k.ino = st.Ino
+		k.dev = uint64(st.Dev) //nolint:unconvert // uint64 on most, not all, architectures
+		k.uid = st.Uid
+	}
+	return k
+}
+
+// openFlags are added when opening key files.
+const openFlags = syscall.O_NONBLOCK

@@ -1,0 +1,173 @@
+package keydir
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Watch loads the sources and keeps the snapshot current until ctx is
+// cancelled or Close is called. It watches the source directories and the
+// parents of single files (never the files themselves, which editors and
+// Kubernetes replace rather than rewrite), debounces bursts of events into
+// one reload that examines only what the events named, and rescans
+// everything every Config.Rescan as a safety net. If notifications are not
+// available it logs that and relies on the periodic rescan alone.
+func (l *Loader[T]) Watch(ctx context.Context) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		l.log.Warn("cannot watch trust files; falling back to periodic rescans", "error", err, "every", l.cfg.Rescan)
+		fw = nil
+	}
+	l.mu.Lock()
+	l.fw = fw
+	l.mu.Unlock()
+	l.reload(hints{all: true})
+	ctx, cancel := context.WithCancel(ctx)
+	l.cancel = cancel
+	l.done = make(chan struct{})
+	go l.run(ctx, fw)
+}
+
+// Close stops watching and waits for the watcher's goroutines to end. It
+// is safe to call on a loader that never watched, and more than once.
+func (l *Loader[T]) Close() error {
+	if l.cancel == nil {
+		return nil
+	}
+	l.cancel()
+	<-l.done
+	return nil
+}
+
+func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher) {
+	defer close(l.done)
+	var (
+		events <-chan fsnotify.Event
+		errs   <-chan error
+	)
+	if fw != nil {
+		events, errs = fw.Events, fw.Errors
+		defer func() {
+			l.mu.Lock()
+			l.fw = nil
+			l.mu.Unlock()
+			fw.Close()
+		}()
+	}
+	var tick <-chan time.Time
+	if l.cfg.Rescan > 0 {
+		t := time.NewTicker(l.cfg.Rescan)
+		defer t.Stop()
+		tick = t.C
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var (
+		pending hints
+		first   time.Time // of the pending burst
+	)
+	schedule := func() {
+		now := time.Now()
+		if pending.empty() || first.IsZero() {
+			first = now
+		}
+		wait := l.cfg.Debounce
+		if deadline := first.Add(10 * l.cfg.Debounce); now.Add(wait).After(deadline) {
+			wait = max(deadline.Sub(now), 0)
+		}
+		timer.Reset(wait)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			schedule()
+			pending.add(ev.Name)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				l.log.Warn("file notifications overflowed; rescanning everything")
+			} else {
+				l.log.Warn("file notification error; rescanning everything", "error", err)
+			}
+			schedule()
+			pending.all = true
+		case <-timer.C:
+			h := pending
+			pending, first = hints{}, time.Time{}
+			l.reload(h)
+		case <-tick:
+			l.reload(hints{all: true})
+		}
+	}
+}
+
+// ensureWatches adds a watch on every source directory that exists and on
+// the nearest existing ancestor of every source's parent, and drops
+// watches no longer needed. It reports whether a watch was added. The
+// caller holds l.mu.
+func (l *Loader[T]) ensureWatches() bool {
+	want := map[string]os.FileInfo{}
+	for _, s := range l.cfg.Sources {
+		if s.Dir {
+			if fi, err := os.Stat(s.Path); err == nil && fi.IsDir() {
+				want[s.Path] = fi
+			}
+		}
+		for d := filepath.Dir(s.Path); ; d = filepath.Dir(d) {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				want[d] = fi
+				break
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	have := map[string]bool{}
+	for _, p := range l.fw.WatchList() {
+		have[p] = true
+	}
+	added := false
+	for d, fi := range want {
+		if have[d] {
+			// A path now naming another directory (a symlink swapped, a
+			// directory renamed over) keeps a watch on the old one.
+			if os.SameFile(l.watched[d], fi) {
+				continue
+			}
+			_ = l.fw.Remove(d)
+		}
+		if err := l.fw.Add(d); err != nil {
+			if !l.failed[d] {
+				l.failed[d] = true
+				l.log.Warn("cannot watch directory; falling back to periodic rescans", "dir", d, "error", err, "every", l.cfg.Rescan)
+			}
+			continue
+		}
+		delete(l.failed, d)
+		l.watched[d] = fi
+		added = true
+	}
+	for d := range have {
+		if want[d] == nil {
+			_ = l.fw.Remove(d)
+			delete(l.watched, d)
+		}
+	}
+	return added
+}

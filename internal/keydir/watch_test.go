@@ -1,0 +1,267 @@
+package keydir
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
+)
+
+// watchLoader starts a watching loader with the periodic rescan off, so
+// that only file events can make a change visible.
+func watchLoader(t *testing.T, srcs ...Source) *Loader[string] {
+	t.Helper()
+	l := New(Config[string]{Sources: srcs, Convert: fpConvert, Debounce: 20 * time.Millisecond, Rescan: -1})
+	l.Watch(context.Background())
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// eventually waits up to one second for the snapshot to hold exactly the
+// keys w, and reports how long that took after the change was made.
+func eventually(t *testing.T, l *Loader[string], what string, since time.Time, w []string) time.Duration {
+	t.Helper()
+	deadline := time.After(time.Second)
+	ch, stop := l.Subscribe()
+	defer stop()
+	for {
+		if slices.Equal(fingerprints(l.Snapshot()), w) {
+			d := time.Since(since)
+			t.Logf("%s: visible after %v", what, d.Round(time.Millisecond))
+			return d
+		}
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%s: not visible within 1s; have %d keys, want %d; problems %v", what, len(fingerprints(l.Snapshot())), len(w), l.Snapshot().Problems)
+		}
+	}
+}
+
+func TestWatchScenarios(t *testing.T) {
+	k := func(n int) *jwk.Key { return key(t, n) }
+	var latencies []time.Duration
+	defer func() {
+		slices.Sort(latencies)
+		if len(latencies) > 0 {
+			t.Logf("latency over %d changes: median %v, max %v (debounce 20ms)", len(latencies), latencies[len(latencies)/2].Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond))
+		}
+	}()
+	step := func(t *testing.T, l *Loader[string], what string, do func(), w ...*jwk.Key) {
+		t.Helper()
+		start := time.Now()
+		do()
+		latencies = append(latencies, eventually(t, l, what, start, want(t, w...)))
+	}
+
+	t.Run("dir", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+		os.Mkdir(dir, 0o755)
+		l := watchLoader(t, Source{Path: dir, Dir: true})
+		a := filepath.Join(dir, "a.json")
+		step(t, l, "create", func() { keydirtest.Write(t, a, keydirtest.JWK(t, k(1))) }, k(1))
+		step(t, l, "write in place", func() { keydirtest.Write(t, a, keydirtest.JWK(t, k(2))) }, k(2))
+		step(t, l, "rename over (sed -i)", func() { keydirtest.Replace(t, a, keydirtest.JWK(t, k(3))) }, k(3))
+		step(t, l, "vim-style save (backup~, then new file)", func() {
+			os.Rename(a, a+"~")
+			keydirtest.Write(t, a, keydirtest.JWK(t, k(4)))
+			os.Remove(a + "~")
+		}, k(4))
+		step(t, l, "second file", func() { keydirtest.Write(t, filepath.Join(dir, "b.pem"), keydirtest.PEM(t, k(5))) }, k(4), k(5))
+		step(t, l, "delete", func() { os.Remove(a) }, k(5))
+		step(t, l, "directory deleted", func() { os.RemoveAll(dir) })
+		step(t, l, "directory re-created", func() {
+			os.Mkdir(dir, 0o755)
+			keydirtest.Write(t, filepath.Join(dir, "c.json"), keydirtest.JWK(t, k(6)))
+		}, k(6))
+		step(t, l, "directory replaced by rename", func() {
+			tmp := dir + ".new"
+			keydirtest.Write(t, filepath.Join(tmp, "d.json"), keydirtest.JWK(t, k(7)))
+			os.RemoveAll(dir)
+			os.Rename(tmp, dir)
+		}, k(7))
+		step(t, l, "write after the rename", func() { keydirtest.Write(t, filepath.Join(dir, "e.json"), keydirtest.JWK(t, k(8))) }, k(7), k(8))
+	})
+
+	t.Run("absent at start", func(t *testing.T) {
+		home := filepath.Join(t.TempDir(), "home", ".keytool")
+		dir := filepath.Join(home, "authorized_keys.d")
+		l := watchLoader(t, Source{Path: dir, Dir: true}, Source{Path: filepath.Join(home, "authorized_keys.json")})
+		step(t, l, "home and directory created later", func() {
+			keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, k(1)))
+		}, k(1))
+		step(t, l, "file in the new directory", func() { keydirtest.Write(t, filepath.Join(dir, "b.json"), keydirtest.JWK(t, k(2))) }, k(1), k(2))
+		step(t, l, "single file created later", func() {
+			keydirtest.Write(t, filepath.Join(home, "authorized_keys.json"), keydirtest.JWK(t, k(3)))
+		}, k(1), k(2), k(3))
+	})
+
+	t.Run("single file", func(t *testing.T) {
+		home := t.TempDir()
+		file := filepath.Join(home, "authorized_keys.pem")
+		keydirtest.Write(t, file, keydirtest.PEM(t, k(1)))
+		l := watchLoader(t, Source{Path: file})
+		eventually(t, l, "initial", time.Now(), want(t, k(1)))
+		step(t, l, "single file replaced", func() { keydirtest.Replace(t, file, keydirtest.PEM(t, k(2), k(3))) }, k(2), k(3))
+		step(t, l, "single file written in place", func() { keydirtest.Write(t, file, keydirtest.PEM(t, k(4))) }, k(4))
+		step(t, l, "unrelated file beside it is ignored", func() { keydirtest.Write(t, filepath.Join(home, "other.pem"), keydirtest.PEM(t, k(9))) }, k(4))
+		step(t, l, "single file deleted", func() { os.Remove(file) })
+	})
+
+	t.Run("kubernetes", func(t *testing.T) {
+		dir := t.TempDir()
+		kubeLayout(t, dir, "..2024_01_01_00_00_00.000000001", map[string][]byte{"alice.json": keydirtest.JWK(t, k(1))})
+		l := watchLoader(t, Source{Path: dir, Dir: true})
+		eventually(t, l, "initial", time.Now(), want(t, k(1)))
+		step(t, l, "ConfigMap update (..data swap)", func() {
+			kubeLayout(t, dir, "..2024_01_01_00_01_00.000000002", map[string][]byte{"alice.json": keydirtest.JWK(t, k(2)), "bob.json": keydirtest.JWK(t, k(3))})
+			os.RemoveAll(filepath.Join(dir, "..2024_01_01_00_00_00.000000001"))
+		}, k(2), k(3))
+		step(t, l, "ConfigMap update removing a key", func() {
+			ts := "..2024_01_01_00_02_00.000000003"
+			kubeLayout(t, dir, ts, map[string][]byte{"alice.json": keydirtest.JWK(t, k(4))})
+			os.Remove(filepath.Join(dir, "bob.json"))
+			os.RemoveAll(filepath.Join(dir, "..2024_01_01_00_01_00.000000002"))
+		}, k(4))
+	})
+
+	t.Run("kubernetes single file", func(t *testing.T) {
+		dir := t.TempDir()
+		kubeLayout(t, dir, "..2024_01_01_00_00_00.000000001", map[string][]byte{"trusted_hosts.json": keydirtest.JWK(t, k(1))})
+		l := watchLoader(t, Source{Path: filepath.Join(dir, "trusted_hosts.json")})
+		eventually(t, l, "initial", time.Now(), want(t, k(1)))
+		step(t, l, "ConfigMap update of a single file", func() {
+			kubeLayout(t, dir, "..2024_01_01_00_01_00.000000002", map[string][]byte{"trusted_hosts.json": keydirtest.JWK(t, k(2))})
+		}, k(2))
+	})
+}
+
+func TestSymlinkedDirectorySwapped(t *testing.T) {
+	// The source is a symlink to a directory elsewhere, repointed at
+	// another directory: the watch must follow to the new directory.
+	base := t.TempDir()
+	d1, d2 := filepath.Join(base, "v1"), filepath.Join(base, "v2")
+	keydirtest.Write(t, filepath.Join(d1, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(d2, "a.json"), keydirtest.JWK(t, key(t, 2)))
+	src := filepath.Join(base, "etc", "keys.d")
+	os.MkdirAll(filepath.Dir(src), 0o755)
+	os.Symlink(d1, src)
+	l := watchLoader(t, Source{Path: src, Dir: true})
+	eventually(t, l, "initial", time.Now(), want(t, key(t, 1)))
+	start := time.Now()
+	tmp := src + ".tmp"
+	os.Symlink(d2, tmp)
+	os.Rename(tmp, src)
+	eventually(t, l, "symlinked directory swapped", start, want(t, key(t, 2)))
+	keydirtest.Write(t, filepath.Join(d2, "b.json"), keydirtest.JWK(t, key(t, 3)))
+	eventually(t, l, "write in the newly linked directory", time.Now(), want(t, key(t, 2), key(t, 3)))
+}
+
+func TestPeriodicRescanCatchesWhatEventsMiss(t *testing.T) {
+	// A single file that is a symlink into a directory nobody watches:
+	// writes to the target make no event where the loader listens.
+	base := t.TempDir()
+	target := filepath.Join(base, "real", "keys.json")
+	keydirtest.Write(t, target, keydirtest.JWK(t, key(t, 1)))
+	src := filepath.Join(base, "etc", "authorized_keys.json")
+	os.MkdirAll(filepath.Dir(src), 0o755)
+	os.Symlink(target, src)
+	for _, rescan := range []time.Duration{-1, 100 * time.Millisecond} {
+		l := New(Config[string]{Sources: []Source{{Path: src}}, Convert: fpConvert, Rescan: rescan})
+		l.Watch(context.Background())
+		eventually(t, l, "initial", time.Now(), want(t, key(t, 1)))
+		start := time.Now()
+		keydirtest.Write(t, target, keydirtest.JWK(t, key(t, 2)))
+		if rescan < 0 {
+			time.Sleep(300 * time.Millisecond)
+			if got := fingerprints(l.Snapshot()); !slices.Equal(got, want(t, key(t, 1))) {
+				t.Fatal("the change was seen without a rescan: this test no longer tests the rescan")
+			}
+		} else {
+			eventually(t, l, "change seen by the periodic rescan", start, want(t, key(t, 2)))
+		}
+		l.Close()
+		keydirtest.Write(t, target, keydirtest.JWK(t, key(t, 1)))
+	}
+}
+
+func TestWatchStopsAllGoroutines(t *testing.T) {
+	dir := t.TempDir()
+	keydirtest.Write(t, filepath.Join(dir, "d", "a.json"), keydirtest.JWK(t, key(t, 1)))
+	before := runtime.NumGoroutine()
+	for range 3 {
+		l := New(Config[string]{Sources: []Source{{Path: filepath.Join(dir, "d"), Dir: true}, {Path: filepath.Join(dir, "f.json")}}, Convert: fpConvert, Rescan: 10 * time.Millisecond})
+		l.Watch(context.Background())
+		keydirtest.Write(t, filepath.Join(dir, "d", "b.json"), keydirtest.JWK(t, key(t, 2)))
+		time.Sleep(30 * time.Millisecond)
+		l.Close()
+		l.Close() // twice is fine
+	}
+	// Cancelling the context stops everything too.
+	ctx, cancel := context.WithCancel(context.Background())
+	l := New(Config[string]{Sources: []Source{{Path: filepath.Join(dir, "d"), Dir: true}}, Convert: fpConvert})
+	l.Watch(ctx)
+	cancel()
+	<-l.done
+	waitGoroutines(t, before)
+}
+
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("goroutines leaked: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSubscribe(t *testing.T) {
+	dir := t.TempDir()
+	l := watchLoader(t, Source{Path: dir, Dir: true})
+	ch, stop := l.Subscribe()
+	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	select {
+	case <-ch:
+	case <-time.After(time.Second):
+		t.Fatal("no notification")
+	}
+	if len(l.Snapshot().Files) != 1 {
+		t.Fatal("notified before the snapshot changed")
+	}
+	stop()
+	keydirtest.Write(t, filepath.Join(dir, "b.json"), keydirtest.JWK(t, key(t, 2)))
+	eventually(t, l, "second", time.Now(), want(t, key(t, 1), key(t, 2)))
+	select {
+	case <-ch:
+		t.Fatal("notified after unsubscribing")
+	default:
+	}
+}
+
+func TestWatchProblemsAreVisible(t *testing.T) {
+	dir := t.TempDir()
+	l := watchLoader(t, Source{Path: dir, Dir: true})
+	keydirtest.Write(t, filepath.Join(dir, "bad.json"), []byte(`{"kty":"EC"}`))
+	deadline := time.Now().Add(time.Second)
+	for len(l.Snapshot().Problems) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("problem not reported")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p := l.Snapshot().Problems[0]; !strings.HasSuffix(p.Path, "bad.json") {
+		t.Fatalf("problem %v", p)
+	}
+}

@@ -1,0 +1,43 @@
+// Package knownhosts decides whether the key a server presents is the one
+// pinned for its address: keytool's known_hosts, for TLS.
+//
+// Host keys live in trusted_hosts.json (or .jwk, .pem) and one file per
+// host in trusted_hosts.d/, each key carrying the addresses where it may be
+// seen in its "address" member (libtrust's "hosts" is read too):
+//
+//	{"kty":"EC","crv":"P-256","x":"…","y":"…",
+//	 "address":["db1.example.com:5432","10.0.0.7:5432"]}
+//
+// # Address patterns
+//
+//	host.example.com          any port          10.0.0.7:443        IPv4 and port
+//	host.example.com:443      that port only    [2001:db8::1]:443   IPv6 and port
+//	*.lab.example.com         wildcards * and ? in the host
+//	!secret.lab.example.com   negation: an entry whose negated pattern matches does not apply
+//
+// Host names compare case-insensitively without a trailing dot; IP
+// literals compare as addresses (2001:DB8:0::1 is 2001:db8::1, an
+// IPv4-mapped address is its IPv4 address). A host may have several keys
+// and a key several hosts.
+//
+// # Data flow and decisions
+//
+// Open (watching) or Load (once) reads the files through the shared loader
+// (internal/keydir). Exact addresses are indexed in a map; entries with
+// wildcard patterns sit in a short list. Check(addr, key) then answers:
+//
+//   - nil: a pin that applies to addr holds the key;
+//   - *RevokedError: the key is revoked, or a revocation list is unreadable;
+//   - *KeyChangedError: an exact (non-wildcard) pin for addr holds other
+//     keys — a reinstall, or a man-in-the-middle; the message shows both
+//     fingerprints, the file pinning the old key and the commands to
+//     re-pin;
+//   - *UnknownHostError: no pin applies. A host matched only by wildcard
+//     pins of other keys is unknown, not changed: a wildcard cannot know
+//     that this particular host used to have another key.
+//
+// Add pins a key for an address in trusted_hosts.d/<host>_<port>.json
+// (see FileName), refusing with *KeyChangedError and writing nothing if the
+// address is already pinned to another key. Remove unpins an address (a
+// key pinned for several keeps the others) or a fingerprint.
+package knownhosts

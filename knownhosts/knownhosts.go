@@ -1,0 +1,563 @@
+package knownhosts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+)
+
+// Options say where the host keys are. Every path is optional: a file or
+// directory that does not exist is an empty set.
+type Options struct {
+	Files        []string // single files of host keys (trusted_hosts.json, …)
+	Dirs         []string // directories of host key files; Add writes to the first
+	RevokedFiles []string // single files of refused keys
+	RevokedDirs  []string // directories of refused keys
+
+	// NoStrictModes turns off the refusal of files and directories that
+	// group or others may write to, or that another user owns.
+	NoStrictModes bool
+	// Logger receives the problems (once per change) and watching trouble;
+	// nil discards them.
+	Logger *slog.Logger
+	// Debounce and Rescan tune watching (see Open); zero means the defaults
+	// of 50 ms and one minute, a negative Rescan turns the rescan off.
+	Debounce time.Duration
+	Rescan   time.Duration
+}
+
+// HomeOptions returns the Options for a keytool home directory:
+// trusted_hosts.{json,jwk,pem} and trusted_hosts.d, with
+// revoked_keys.{json,pem} and revoked_keys.d.
+func HomeOptions(home string) Options {
+	j := func(name string) string { return filepath.Join(home, name) }
+	return Options{
+		Files:        []string{j("trusted_hosts.json"), j("trusted_hosts.jwk"), j("trusted_hosts.pem")},
+		Dirs:         []string{j("trusted_hosts.d")},
+		RevokedFiles: []string{j("revoked_keys.json"), j("revoked_keys.pem")},
+		RevokedDirs:  []string{j("revoked_keys.d")},
+	}
+}
+
+// Entry is one pinned host key and the addresses it is bound to.
+type Entry struct {
+	Addresses   []string // the patterns, in normal form ("!" for negation)
+	Comment     string
+	File        string
+	Fingerprint string
+	SPKIHash    [32]byte
+
+	pos, neg []pattern
+	exact    bool // has a positive non-wildcard pattern
+}
+
+// Problem is a file that was skipped, and why.
+type Problem struct {
+	Path   string
+	Line   int
+	Member string
+	Err    error
+}
+
+func (p Problem) Error() string {
+	return keydir.Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err}.Error()
+}
+
+func (p Problem) Unwrap() error { return p.Err }
+
+type snapshot struct {
+	exact    map[hostKey][]*Entry // positive exact patterns
+	wild     []*Entry             // entries with a positive wildcard pattern
+	revoked  map[[32]byte]*Entry
+	revErr   error
+	entries  []*Entry
+	rentries []*Entry
+	problems []Problem
+}
+
+// Store answers "is this the key that this address must present?" from a
+// snapshot of the host key files. Its methods are safe for concurrent use.
+type Store struct {
+	opts Options
+	l    *keydir.Loader[*Entry]
+	snap atomic.Pointer[snapshot]
+}
+
+func newStore(opts Options) *Store {
+	s := &Store{opts: opts}
+	s.snap.Store(&snapshot{exact: map[hostKey][]*Entry{}, revoked: map[[32]byte]*Entry{}})
+	s.l = keydir.New(keydir.Config[*Entry]{
+		Sources:       keydir.Sources(opts.Files, opts.Dirs, opts.RevokedFiles, opts.RevokedDirs),
+		NoStrictModes: opts.NoStrictModes,
+		Convert:       convert,
+		OnReload:      s.build,
+		Logger:        opts.Logger,
+		Debounce:      opts.Debounce,
+		Rescan:        opts.Rescan,
+	})
+	return s
+}
+
+// Load reads the host key files once (the store's own Add and Remove are
+// reflected at once, other changes are not).
+func Load(opts Options) (*Store, error) {
+	s := newStore(opts)
+	s.l.Reload()
+	return s, nil
+}
+
+// Open reads the host key files and keeps the store current as they
+// change, until ctx is cancelled or Close is called.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	s := newStore(opts)
+	s.l.Watch(ctx)
+	return s, nil
+}
+
+// Close stops watching. Checks keep answering from the last snapshot.
+func (s *Store) Close() error { return s.l.Close() }
+
+// Reload rescans the files now.
+func (s *Store) Reload() { s.l.Reload() }
+
+// Subscribe returns a channel that receives a value after each change of
+// the store's contents, and a function to unsubscribe.
+func (s *Store) Subscribe() (<-chan struct{}, func()) { return s.l.Subscribe() }
+
+// Entries returns the pinned host keys in file order.
+func (s *Store) Entries() []*Entry { return slices.Clone(s.snap.Load().entries) }
+
+// Revoked returns the revoked keys in file order.
+func (s *Store) Revoked() []*Entry { return slices.Clone(s.snap.Load().rentries) }
+
+// Problems returns the files skipped in the current snapshot.
+func (s *Store) Problems() []Problem { return slices.Clone(s.snap.Load().problems) }
+
+func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
+	e := &Entry{File: path, Fingerprint: k.Fingerprint(), SPKIHash: k.SPKIHash(), Comment: k.Attrs.Comment()}
+	if src.Revocation {
+		return e, nil
+	}
+	addrs, err := k.Attrs.Addresses()
+	if err != nil {
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAddress, Err: err}
+	}
+	if len(addrs) == 0 {
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAddress, Err: errors.New(`a host key needs an "address" member saying where it may be seen, e.g. "address": "host.example.com:443"`)}
+	}
+	for _, a := range addrs {
+		p, err := parsePattern(a)
+		if err != nil {
+			return nil, &jwk.ParseError{File: path, Member: jwk.AttrAddress, Err: err}
+		}
+		e.Addresses = append(e.Addresses, p.String())
+		switch {
+		case p.neg:
+			e.neg = append(e.neg, p)
+		default:
+			e.pos = append(e.pos, p)
+			e.exact = e.exact || !p.wild
+		}
+	}
+	if len(e.pos) == 0 {
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAddress, Err: errors.New("only negated patterns: the key would match no address")}
+	}
+	return e, nil
+}
+
+func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
+	sn := &snapshot{exact: map[hostKey][]*Entry{}, revoked: map[[32]byte]*Entry{}}
+	srcs := s.l.Sources()
+	for _, f := range ks.Files {
+		rev := srcs[f.Source].Revocation
+		for _, e := range f.Items {
+			if rev {
+				if _, dup := sn.revoked[e.SPKIHash]; !dup {
+					sn.revoked[e.SPKIHash] = e
+					sn.rentries = append(sn.rentries, e)
+				}
+				continue
+			}
+			sn.entries = append(sn.entries, e)
+			wild := false
+			for _, p := range e.pos {
+				if p.wild {
+					wild = true
+					continue
+				}
+				k := p.key()
+				if !slices.Contains(sn.exact[k], e) {
+					sn.exact[k] = append(sn.exact[k], e)
+				}
+			}
+			if wild {
+				sn.wild = append(sn.wild, e)
+			}
+		}
+	}
+	for _, p := range ks.Problems {
+		sn.problems = append(sn.problems, Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err})
+	}
+	sn.revErr = ks.RevocationErr
+	s.snap.Store(sn)
+}
+
+// excluded reports whether one of e's negated patterns matches.
+func (e *Entry) excluded(ip netip.Addr, host string, port uint16) bool {
+	for i := range e.neg {
+		if e.neg[i].match(ip, host, port) {
+			return true
+		}
+	}
+	return false
+}
+
+// Check decides whether key may be presented by the host at addr ("host",
+// "host:port", "[v6]:port"). It returns nil when a pin for the address
+// (exact or wildcard) holds the key, and otherwise:
+//   - *RevokedError if the key is revoked or a revocation list cannot be read;
+//   - *KeyChangedError if an exact (non-wildcard) pin for the address holds
+//     another key: a reinstall, or an interception;
+//   - *UnknownHostError if no pin applies, or only wildcard pins with
+//     other keys (a wildcard cannot tell that this host changed).
+//
+// A pin without a port applies to every port; a negated pattern that
+// matches excludes its entry.
+func (s *Store) Check(addr string, key *jwk.Key) error {
+	return s.check(addr, key.SPKIHash(), key)
+}
+
+// CheckSPKI is Check for a key known by its SPKI hash (the SHA-256 of a
+// certificate's RawSubjectPublicKeyInfo).
+func (s *Store) CheckSPKI(addr string, sum [32]byte) error {
+	return s.check(addr, sum, nil)
+}
+
+func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
+	sn := s.snap.Load()
+	if sn.revErr != nil {
+		return &RevokedError{Addr: addr, Fingerprint: jwk.FormatFingerprint(sum), Err: sn.revErr}
+	}
+	if r, ok := sn.revoked[sum]; ok {
+		return &RevokedError{Addr: addr, Fingerprint: r.Fingerprint, File: r.File}
+	}
+	ip, host, port, err := parseTarget(addr)
+	if err != nil {
+		return err
+	}
+	k := hostKey{port: port}
+	if ip.IsValid() {
+		k.ip = ip
+	} else {
+		k.name = host
+	}
+	exactPort := sn.exact[k]
+	var anyPort []*Entry
+	if port != 0 {
+		k.port = 0
+		anyPort = sn.exact[k]
+	}
+	pinned := false // an exact pin applies
+	for _, list := range [2][]*Entry{exactPort, anyPort} {
+		for _, e := range list {
+			if e.excluded(ip, host, port) {
+				continue
+			}
+			if e.SPKIHash == sum {
+				return nil
+			}
+			pinned = true
+		}
+	}
+	for _, e := range sn.wild {
+		if e.SPKIHash != sum || e.excluded(ip, host, port) {
+			continue
+		}
+		for i := range e.pos {
+			if e.pos[i].wild && e.pos[i].match(ip, host, port) {
+				return nil
+			}
+		}
+	}
+	fp := jwk.FormatFingerprint(sum)
+	if !pinned {
+		return &UnknownHostError{Addr: addr, Key: key, Fingerprint: fp}
+	}
+	ce := &KeyChangedError{Addr: addr, Got: key, Fingerprint: fp}
+	for _, list := range [2][]*Entry{exactPort, anyPort} {
+		for _, e := range list {
+			if !e.excluded(ip, host, port) {
+				ce.Want = append(ce.Want, PinnedKey{Fingerprint: e.Fingerprint, File: e.File})
+			}
+		}
+	}
+	return ce
+}
+
+// NormalizeAddr checks an address for Add and returns its normal form.
+func NormalizeAddr(addr string) (string, error) {
+	p, err := parsePattern(addr)
+	if err != nil {
+		return "", err
+	}
+	if p.neg {
+		return "", fmt.Errorf("address %q: a negated pattern cannot be pinned on its own", addr)
+	}
+	return p.String(), nil
+}
+
+// FileName returns the name Add gives the file pinning addr (normal form):
+// the host with IPv6 brackets dropped and ':' turned into '_', then '_' and
+// the port; any byte outside [A-Za-z0-9.-] is percent-encoded, so the name
+// can never leave the directory, start with a dot or hold a separator.
+func FileName(addr string) (string, error) {
+	p, err := parsePattern(addr)
+	if err != nil {
+		return "", err
+	}
+	if p.neg {
+		return "", fmt.Errorf("address %q: a negated pattern cannot be pinned on its own", addr)
+	}
+	var b strings.Builder
+	for _, c := range []byte(p.hostString()) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+			b.WriteByte(c)
+		case c == '.' && b.Len() > 0:
+			b.WriteByte(c)
+		case c == ':':
+			b.WriteByte('_')
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	if p.port != 0 {
+		b.WriteString("_" + strconv.Itoa(int(p.port)))
+	}
+	name := b.String()
+	if err := keydir.CheckName(name); err != nil {
+		return "", err
+	}
+	return name + ".json", nil
+}
+
+// Add pins key for addr (a host, host:port, [v6]:port or wildcard pattern):
+// it writes the public key with "address" set to trusted_hosts.d/NAME.json
+// (see FileName), atomically with mode 0644, and returns the file's path.
+// If an exact pin for the address already holds another key, it returns
+// *KeyChangedError and writes nothing; if the key is already pinned there,
+// it writes nothing and returns the file that pins it.
+func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
+	norm, err := NormalizeAddr(addr)
+	if err != nil {
+		return "", err
+	}
+	name, err := FileName(norm)
+	if err != nil {
+		return "", err
+	}
+	if len(s.opts.Dirs) == 0 {
+		return "", errors.New("no trusted-hosts directory configured to add keys to")
+	}
+	dir := s.opts.Dirs[0]
+	path := filepath.Join(dir, name)
+	s.l.Reload()
+	if f, err := s.existingPin(norm, key); f != "" || err != nil {
+		return f, err
+	}
+	pk := key.PublicKey()
+	if pk.Attrs == nil {
+		pk.Attrs = jwk.Attributes{}
+	}
+	delete(pk.Attrs, jwk.AttrHosts)
+	pk.Attrs.SetList(jwk.AttrAddress, []string{norm})
+	data, err := pk.MarshalPublic(jwk.JWK)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	err = atomicfile.Create(path, data, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		// Another writer got there first: decide from what is on disk now.
+		s.l.Reload(path)
+		if f, err := s.existingPin(norm, key); f != "" || err != nil {
+			return f, err
+		}
+		return "", fmt.Errorf("%s already exists and does not pin %s; move it away or run: keytool trust-host --remove %s", path, norm, keydir.ShellQuote(norm))
+	}
+	if err != nil {
+		return "", err
+	}
+	s.l.Reload(path)
+	return path, nil
+}
+
+// existingPin looks for pins of the normal address norm: the file already
+// pinning key, or a *KeyChangedError naming the pins of other keys.
+func (s *Store) existingPin(norm string, key *jwk.Key) (string, error) {
+	sum := key.SPKIHash()
+	sn := s.snap.Load()
+	if sn.revErr != nil {
+		return "", &RevokedError{Addr: norm, Fingerprint: key.Fingerprint(), Err: sn.revErr}
+	}
+	if r, ok := sn.revoked[sum]; ok {
+		return "", &RevokedError{Addr: norm, Fingerprint: r.Fingerprint, File: r.File}
+	}
+	p, _ := parsePattern(norm)
+	var want []PinnedKey
+	if p.wild {
+		for _, e := range sn.entries {
+			if slices.Contains(e.Addresses, norm) {
+				if e.SPKIHash == sum {
+					return e.File, nil
+				}
+				want = append(want, PinnedKey{Fingerprint: e.Fingerprint, File: e.File})
+			}
+		}
+	} else {
+		err := s.check(norm, sum, key)
+		var ce *KeyChangedError
+		switch {
+		case err == nil:
+			for _, e := range s.exactEntries(p) {
+				if e.SPKIHash == sum {
+					return e.File, nil
+				}
+			}
+			// Accepted through a wildcard only: pin it exactly as asked.
+		case errors.As(err, &ce):
+			want = ce.Want
+		}
+	}
+	if len(want) > 0 {
+		return "", &KeyChangedError{Addr: norm, Got: key, Fingerprint: key.Fingerprint(), Want: want}
+	}
+	return "", nil
+}
+
+// exactEntries returns the entries an exact pattern's address is pinned
+// by exactly (with its port, or port-less).
+func (s *Store) exactEntries(p pattern) []*Entry {
+	sn := s.snap.Load()
+	k := p.key()
+	out := slices.Clone(sn.exact[k])
+	if k.port != 0 {
+		k.port = 0
+		out = append(out, sn.exact[k]...)
+	}
+	return out
+}
+
+// Removed describes a pin that Remove took away.
+type Removed struct {
+	Addr        string // the address unpinned; empty when the whole key was removed
+	Fingerprint string
+	File        string
+}
+
+// Remove unpins addrOrFingerprint. An address (in any form Check takes,
+// or a pattern as written) is dropped from every key pinned to exactly it;
+// a key left with no address is removed. A fingerprint (any form
+// jwk.ParseFingerprint reads) removes that key wherever it is pinned.
+// Files left without keys are deleted. It returns what was removed.
+func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
+	s.l.Reload()
+	sn := s.snap.Load()
+	var removed []Removed
+	if norm, err := NormalizeAddr(addrOrFingerprint); err == nil {
+		files := map[string]bool{}
+		var order []string
+		for _, e := range sn.entries {
+			if slices.Contains(e.Addresses, norm) {
+				removed = append(removed, Removed{Addr: norm, Fingerprint: e.Fingerprint, File: e.File})
+				if !files[e.File] {
+					files[e.File] = true
+					order = append(order, e.File)
+				}
+			}
+		}
+		for _, f := range order {
+			if _, err := keydir.EditFile(f, func(k *jwk.Key) *jwk.Key { return dropAddress(k, norm) }); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(removed) == 0 {
+		if fp, err := jwk.ParseFingerprint(addrOrFingerprint); err == nil {
+			sum, full := fp.SPKIHash()
+			files := map[string]bool{}
+			var order []string
+			for _, e := range sn.entries {
+				if full && e.SPKIHash == sum || strings.EqualFold(jwk.FormatKeyID(e.SPKIHash), fp.String()) {
+					removed = append(removed, Removed{Fingerprint: e.Fingerprint, File: e.File})
+					if !files[e.File] {
+						files[e.File] = true
+						order = append(order, e.File)
+					}
+				}
+			}
+			for _, f := range order {
+				if _, err := keydir.EditFile(f, func(k *jwk.Key) *jwk.Key {
+					if full && k.SPKIHash() == sum || fp.Match(k) {
+						return nil
+					}
+					return k
+				}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if len(removed) == 0 {
+		return nil, fmt.Errorf("no host key is pinned for %q (list them with: keytool trust-host --list)", addrOrFingerprint)
+	}
+	s.l.Reload()
+	return removed, nil
+}
+
+// dropAddress returns k without the address norm: itself if it does not
+// have it, nil if no positive address would remain.
+func dropAddress(k *jwk.Key, norm string) *jwk.Key {
+	addrs, err := k.Attrs.Addresses()
+	if err != nil {
+		return k
+	}
+	var rest []string
+	found, positive := false, false
+	for _, a := range addrs {
+		if n, err := ParsePattern(a); err == nil && n == norm {
+			found = true
+			continue
+		}
+		rest = append(rest, a)
+		if !strings.HasPrefix(a, "!") {
+			positive = true
+		}
+	}
+	if !found {
+		return k
+	}
+	if !positive {
+		return nil
+	}
+	nk := k.PublicKey()
+	delete(nk.Attrs, jwk.AttrHosts)
+	nk.Attrs.SetList(jwk.AttrAddress, rest)
+	return nk
+}

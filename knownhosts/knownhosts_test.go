@@ -1,0 +1,342 @@
+package knownhosts
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
+)
+
+func key(tb testing.TB, n int) *jwk.Key { return keydirtest.Key(tb, n) }
+
+func pinned(tb testing.TB, n int, addrs ...string) *jwk.Key {
+	k := key(tb, n).PublicKey()
+	k.Attrs = jwk.Attributes{}
+	k.Attrs.SetList(jwk.AttrAddress, addrs)
+	return k
+}
+
+func TestPatterns(t *testing.T) {
+	for in, want := range map[string]string{
+		"Host.Example.COM.":      "host.example.com",
+		"host:443":               "host:443",
+		"host:*":                 "host",
+		"10.0.0.1":               "10.0.0.1",
+		"[::1]:22":               "[::1]:22",
+		"[::1]":                  "::1",
+		"2001:DB8:0:0::1":        "2001:db8::1",
+		"[2001:db8:0::1]:443":    "[2001:db8::1]:443",
+		"::ffff:10.0.0.1":        "10.0.0.1",
+		"*.example.com":          "*.example.com",
+		"!bad.example.com":       "!bad.example.com",
+		"10.0.0.?:22":            "10.0.0.?:22",
+		"[fe80::1%eth0]:22":      "[fe80::1%eth0]:22",
+		"under_score.example.io": "under_score.example.io",
+	} {
+		got, err := ParsePattern(in)
+		if err != nil || got != want {
+			t.Errorf("ParsePattern(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "host:", "host:0", "host:65536", "host:x", "[::1", "[::1]x", "a b", "a/b", "a..b", "../x", "x\n", "1.2.3.4:22:33x", "ho%st", "!"} {
+		if got, err := ParsePattern(bad); err == nil {
+			t.Errorf("ParsePattern(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func load(t *testing.T, files map[string]*jwk.Key) (*Store, Options) {
+	t.Helper()
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	for name, k := range files {
+		keydirtest.Write(t, filepath.Join(opts.Dirs[0], name), keydirtest.JWK(t, k))
+	}
+	s, err := Load(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.Problems(); len(p) != 0 {
+		t.Fatal(p)
+	}
+	return s, opts
+}
+
+func TestCheck(t *testing.T) {
+	k1, k2, k3, k4, k5, k6, k7 := key(t, 1), key(t, 2), key(t, 3), key(t, 4), key(t, 5), key(t, 6), key(t, 7)
+	s, _ := load(t, map[string]*jwk.Key{
+		"web.json":   pinned(t, 1, "web.example.com"),                     // every port
+		"api.json":   pinned(t, 2, "api.example.com:443", "10.0.0.5:443"), // one key, several hosts
+		"api2.json":  pinned(t, 3, "api.example.com:443"),                 // several keys per host
+		"wild.json":  pinned(t, 4, "*.lab.example.com", "!secret.lab.example.com"),
+		"v6.json":    pinned(t, 5, "[2001:db8::1]:8443"),
+		"ipv4.json":  pinned(t, 6, "192.168.1.?"),
+		"mixed.json": pinned(t, 7, "db.example.com:5432", "*.db.example.com:5432"),
+	})
+	type ok struct{}
+	var (
+		unknown = new(*UnknownHostError)
+		changed = new(*KeyChangedError)
+	)
+	for _, c := range []struct {
+		addr string
+		k    *jwk.Key
+		want any
+	}{
+		{"web.example.com:443", k1, ok{}},
+		{"WEB.example.com.:8080", k1, ok{}},
+		{"web.example.com", k1, ok{}},
+		{"web.example.com:443", k2, changed},
+		{"api.example.com:443", k2, ok{}},
+		{"api.example.com:443", k3, ok{}},
+		{"api.example.com:443", k1, changed},
+		{"api.example.com:80", k2, unknown}, // pinned for another port only
+		{"10.0.0.5:443", k2, ok{}},
+		{"[::ffff:10.0.0.5]:443", k2, ok{}},
+		{"10.0.0.6:443", k2, unknown},
+		{"x.lab.example.com:22", k4, ok{}},
+		{"a.b.lab.example.com:22", k4, ok{}},
+		{"secret.lab.example.com:22", k4, unknown}, // negated
+		{"x.lab.example.com:22", k1, unknown},      // wildcard with another key: unknown, not changed
+		{"lab.example.com:22", k4, unknown},
+		{"[2001:db8::1]:8443", k5, ok{}},
+		{"[2001:db8:0::1]:8443", k5, ok{}},
+		{"[2001:db8::1]:8443", k6, changed},
+		{"[2001:db8::1]:443", k5, unknown},
+		{"192.168.1.7:22", k6, ok{}},
+		{"192.168.1.17:22", k6, unknown},
+		{"db.example.com:5432", k7, ok{}},
+		{"db.example.com:5432", k1, changed},
+		{"a.db.example.com:5432", k7, ok{}},
+		{"a.db.example.com:5432", k1, unknown},
+		{"nowhere.example.com:1", k1, unknown},
+	} {
+		err := s.Check(c.addr, c.k)
+		switch w := c.want.(type) {
+		case ok:
+			if err != nil {
+				t.Errorf("%s with key %d: %v", c.addr, keyNum(c.k, k1, k2, k3, k4, k5, k6, k7), err)
+			}
+		default:
+			if !errors.As(err, w) {
+				t.Errorf("%s with key %d: got %v, want %T", c.addr, keyNum(c.k, k1, k2, k3, k4, k5, k6, k7), err, w)
+			}
+		}
+	}
+	var ce *KeyChangedError
+	if err := s.Check("api.example.com:443", k1); !errors.As(err, &ce) || len(ce.Want) != 2 {
+		t.Fatalf("want both pinned keys: %v", err)
+	}
+}
+
+func keyNum(k *jwk.Key, keys ...*jwk.Key) int {
+	for i, x := range keys {
+		if x.Equal(k) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func TestKeyChangedMessage(t *testing.T) {
+	old, nw := key(t, 1), key(t, 2)
+	s, opts := load(t, map[string]*jwk.Key{"h.json": pinned(t, 1, "[2001:db8::1]:443")})
+	err := s.Check("[2001:db8::1]:443", nw)
+	msg := err.Error()
+	t.Log("\n" + msg)
+	for _, want := range []string{
+		"host key of [2001:db8::1]:443 has changed",
+		old.Fingerprint(), nw.Fingerprint(),
+		filepath.Join(opts.Dirs[0], "h.json"),
+		"reinstalled", "man-in-the-middle",
+		"keytool trust-host --remove '[2001:db8::1]:443'",
+		"keytool trust-host '[2001:db8::1]:443' --fingerprint " + nw.Fingerprint(),
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q", want)
+		}
+	}
+}
+
+func TestRevoked(t *testing.T) {
+	s, opts := load(t, map[string]*jwk.Key{"h.json": pinned(t, 1, "h:443")})
+	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "k.pem"), keydirtest.PEM(t, key(t, 1)))
+	s.Reload()
+	var re *RevokedError
+	if err := s.Check("h:443", key(t, 1)); !errors.As(err, &re) || re.Err != nil {
+		t.Fatalf("got %v", err)
+	}
+	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "bad.pem"), []byte("nonsense"))
+	s.Reload()
+	if err := s.Check("other:443", key(t, 5)); !errors.As(err, &re) || re.Err == nil {
+		t.Fatalf("unreadable revocation list: got %v", err)
+	}
+}
+
+func TestHostKeyWithoutAddressIsAProblem(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "noaddr.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "badaddr.json"), keydirtest.JWK(t, pinned(t, 2, "a b")))
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "ok.json"), keydirtest.JWK(t, pinned(t, 3, "ok")))
+	s, _ := Load(opts)
+	if p := s.Problems(); len(p) != 2 || p[0].Member != "address" || p[1].Member != "address" {
+		t.Fatalf("problems %v", p)
+	}
+	if err := s.Check("ok:1", key(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLibtrustHosts(t *testing.T) {
+	k := key(t, 1).PublicKey()
+	k.Attrs = jwk.Attributes{}
+	k.Attrs.SetList(jwk.AttrHosts, []string{"docker.example.com:2376"})
+	s, _ := load(t, map[string]*jwk.Key{"d.json": k})
+	if err := s.Check("docker.example.com:2376", k); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFileName(t *testing.T) {
+	for in, want := range map[string]string{
+		"host.example.com:443": "host.example.com_443.json",
+		"Host.Example.com":     "host.example.com.json",
+		"[::1]:22":             "__1_22.json",
+		"2001:db8::1":          "2001_db8__1.json",
+		"10.0.0.1:8443":        "10.0.0.1_8443.json",
+		"*.example.com":        "%2A.example.com.json",
+		"under_score:1":        "under%5Fscore_1.json",
+		"[fe80::1%eth0]:22":    "fe80__1%25eth0_22.json",
+	} {
+		got, err := FileName(in)
+		if err != nil || got != want {
+			t.Errorf("FileName(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"../x", "a/b", "!host", "x\n", ".."} {
+		if got, err := FileName(bad); err == nil {
+			t.Errorf("FileName(%q) = %q", bad, got)
+		}
+	}
+}
+
+func TestAddAndRemove(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	s, _ := Load(opts)
+	k1, k2 := key(t, 1), key(t, 2)
+	path, err := s.Add("Web.Example.com:443", k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(opts.Dirs[0], "web.example.com_443.json"); path != want {
+		t.Fatalf("path %s, want %s", path, want)
+	}
+	keys, err := jwk.ReadFile(path)
+	if err != nil || len(keys) != 1 {
+		t.Fatal(err)
+	}
+	if a, _ := keys[0].Attrs.Addresses(); len(a) != 1 || a[0] != "web.example.com:443" {
+		t.Fatalf("address %v", a)
+	}
+	if err := s.Check("web.example.com:443", k1); err != nil {
+		t.Fatal(err)
+	}
+	// Again: nothing written, same file.
+	if p, err := s.Add("web.example.com:443", k1); err != nil || p != path {
+		t.Fatal(p, err)
+	}
+	// Another key for the same address: refused, nothing written.
+	var ce *KeyChangedError
+	if _, err := s.Add("web.example.com:443", k2); !errors.As(err, &ce) || ce.Want[0].File != path {
+		t.Fatalf("got %v", err)
+	}
+	// A port-less pin conflicts too.
+	if _, err := s.Add("web.example.com", k2); err != nil {
+		t.Fatalf("a port-less pin for another key is a different address: %v", err)
+	}
+	if _, err := s.Add("web.example.com:8443", k1); err == nil || !errors.As(err, &ce) {
+		t.Fatalf("the port-less pin now covers :8443 with k2: %v", err)
+	}
+	entries, _ := os.ReadDir(opts.Dirs[0])
+	if len(entries) != 2 {
+		t.Fatalf("files: %v", entries)
+	}
+	// Remove by address.
+	rm, err := s.Remove("web.example.com")
+	if err != nil || len(rm) != 1 || rm[0].Fingerprint != k2.Fingerprint() {
+		t.Fatal(rm, err)
+	}
+	// One key pinned for two addresses: removing one keeps the other.
+	multi := pinned(t, 3, "a.example.com:1", "b.example.com:1")
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "multi.json"), keydirtest.JWK(t, multi))
+	if _, err := s.Remove("a.example.com:1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check("b.example.com:1", multi); err != nil {
+		t.Fatal(err)
+	}
+	var ue *UnknownHostError
+	if err := s.Check("a.example.com:1", multi); !errors.As(err, &ue) {
+		t.Fatalf("got %v", err)
+	}
+	// Remove by fingerprint.
+	rm, err = s.Remove(multi.Fingerprint())
+	if err != nil || len(rm) != 1 {
+		t.Fatal(rm, err)
+	}
+	if _, err := os.Stat(filepath.Join(opts.Dirs[0], "multi.json")); !os.IsNotExist(err) {
+		t.Fatal("file left behind")
+	}
+	if _, err := s.Remove("nothing.example.com"); err == nil {
+		t.Fatal("removing nothing must fail")
+	}
+}
+
+func TestCheckAllocs(t *testing.T) {
+	s, _ := load(t, map[string]*jwk.Key{"a.json": pinned(t, 1, "host.example.com:443"), "b.json": pinned(t, 2, "10.1.2.3")})
+	sum1, sum2 := key(t, 1).SPKIHash(), key(t, 2).SPKIHash()
+	if n := testing.AllocsPerRun(500, func() {
+		if s.CheckSPKI("host.example.com:443", sum1) != nil || s.CheckSPKI("10.1.2.3:22", sum2) != nil {
+			t.Fatal("check failed")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
+
+func FuzzPattern(f *testing.F) {
+	for _, s := range []string{"host", "host:443", "[::1]:22", "*.example.com", "!x", "10.0.0.?:1", "[fe80::1%eth0]:22", "a:b:c", "[", "?*?*", "::ffff:1.2.3.4"} {
+		f.Add(s, "host.example.com:443")
+	}
+	f.Fuzz(func(t *testing.T, pat, target string) {
+		p, err := parsePattern(pat)
+		if err != nil {
+			return
+		}
+		norm := p.String()
+		again, err := ParsePattern(norm)
+		if err != nil || again != norm {
+			t.Fatalf("%q → %q → %q, %v: the normal form must be stable", pat, norm, again, err)
+		}
+		if name, err := FileName(norm); err == nil {
+			if strings.ContainsAny(name, "/\\\x00\n") || name[0] == '.' || strings.Contains(name, "..") && !strings.HasPrefix(name, "%") && strings.Contains(name, "/") {
+				t.Fatalf("unsafe file name %q for %q", name, norm)
+			}
+			for i := 0; i < len(name); i++ {
+				c := name[i]
+				if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == '%') {
+					t.Fatalf("file name %q holds %q", name, c)
+				}
+			}
+		}
+		if ip, host, port, err := parseTarget(target); err == nil {
+			p.match(ip, host, port) // must not panic
+		}
+	})
+}

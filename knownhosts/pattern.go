@@ -1,0 +1,256 @@
+package knownhosts
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// pattern is one parsed element of a key's address list.
+type pattern struct {
+	neg  bool
+	wild bool       // host holds * or ?
+	ip   netip.Addr // an exact IP literal (valid), else the zero Addr
+	host string     // lower-case name, or the glob for wild patterns
+	port uint16     // 0: every port
+}
+
+// hostKey indexes exact patterns: an IP literal or a lower-case name, and a
+// port (0: every port).
+type hostKey struct {
+	ip   netip.Addr
+	name string
+	port uint16
+}
+
+func (p pattern) key() hostKey { return hostKey{ip: p.ip, name: p.host, port: p.port} }
+
+// String formats the pattern in its normal form: host, host:port,
+// [v6]:port, a bare v6 address when there is no port.
+func (p pattern) String() string {
+	s := formatAddr(p.hostString(), p.port)
+	if p.neg {
+		return "!" + s
+	}
+	return s
+}
+
+func (p pattern) hostString() string {
+	if p.ip.IsValid() {
+		return p.ip.String()
+	}
+	return p.host
+}
+
+func formatAddr(host string, port uint16) string {
+	if port == 0 {
+		return host
+	}
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + strconv.Itoa(int(port))
+	}
+	return host + ":" + strconv.Itoa(int(port))
+}
+
+// ParsePattern checks an address pattern and returns its normal form: a
+// host name (lower case, no trailing dot), an IP literal (as netip prints
+// it), with or without a port, "*" and "?" wildcards in the host, and a
+// leading "!" for negation.
+func ParsePattern(s string) (string, error) {
+	p, err := parsePattern(s)
+	if err != nil {
+		return "", err
+	}
+	return p.String(), nil
+}
+
+// parsePattern reads one address pattern:
+//
+//	host  host:port  1.2.3.4  1.2.3.4:port  ::1  [::1]  [::1]:port
+//	*.example.com  10.0.0.?:22  [fe80::*]:443  !bad.example.com  host:*
+func parsePattern(s string) (pattern, error) {
+	var p pattern
+	orig := s
+	bad := func(why string) (pattern, error) {
+		return pattern{}, fmt.Errorf("address pattern %q: %s", orig, why)
+	}
+	if strings.HasPrefix(s, "!") {
+		p.neg = true
+		s = s[1:]
+	}
+	host, portStr, err := splitAddr(s)
+	if err != nil {
+		return bad(err.Error())
+	}
+	if portStr != "" && portStr != "*" {
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil || port == 0 {
+			return bad("the port must be a number from 1 to 65535, or *")
+		}
+		p.port = uint16(port)
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "" {
+		return bad("empty host")
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == ':' || c == '%' || c == '*' || c == '?') {
+			return bad(fmt.Sprintf("the host may hold only letters, digits, '.', '-', '_', ':' (IPv6), '%%' (IPv6 zone) and the wildcards '*' and '?', not %q", c))
+		}
+	}
+	if strings.ContainsAny(host, "*?") {
+		p.wild = true
+		p.host = host
+		return p, nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		p.ip = ip.Unmap()
+		return p, nil
+	}
+	if strings.Contains(host, ":") {
+		return bad("a host with ':' must be an IPv6 address")
+	}
+	if strings.Contains(host, "%") {
+		return bad("'%' may appear only in an IPv6 zone")
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 {
+			return bad("a host name's labels must hold 1 to 63 characters")
+		}
+	}
+	p.host = host
+	return p, nil
+}
+
+// splitAddr separates host and port: "[v6]:port", "[v6]", "host:port",
+// "host", or a bare IPv6 address (more than one colon, no brackets).
+func splitAddr(s string) (host, port string, err error) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", "", errors.New("missing ']'")
+		}
+		host, rest := s[1:end], s[end+1:]
+		switch {
+		case rest == "":
+			return host, "", nil
+		case rest[0] == ':' && len(rest) > 1:
+			return host, rest[1:], nil
+		}
+		return "", "", errors.New("after ']' only ':port' may follow")
+	}
+	switch strings.Count(s, ":") {
+	case 0:
+		return s, "", nil
+	case 1:
+		i := strings.IndexByte(s, ':')
+		if i == len(s)-1 {
+			return "", "", errors.New("empty port")
+		}
+		return s[:i], s[i+1:], nil
+	}
+	return s, "", nil // a bare IPv6 address
+}
+
+// match reports whether p matches host (lower case, already normalised),
+// whose IP form is ip (valid only for IP literals), on port.
+func (p *pattern) match(ip netip.Addr, host string, port uint16) bool {
+	if p.port != 0 && p.port != port {
+		return false
+	}
+	if !p.wild {
+		if p.ip.IsValid() {
+			return p.ip == ip
+		}
+		return p.host == host
+	}
+	if ip.IsValid() {
+		var buf [64]byte
+		return glob(p.host, string(ip.AppendTo(buf[:0])))
+	}
+	return glob(p.host, host)
+}
+
+// glob matches name against a pattern of '*' (any run, also empty) and
+// '?' (any one byte), without backtracking blow-up.
+func glob(pat, name string) bool {
+	px, nx := 0, 0
+	nextPx, nextNx := 0, 0
+	for px < len(pat) || nx < len(name) {
+		if px < len(pat) {
+			switch c := pat[px]; c {
+			case '*':
+				nextPx, nextNx = px, nx+1
+				px++
+				continue
+			case '?':
+				if nx < len(name) {
+					px++
+					nx++
+					continue
+				}
+			default:
+				if nx < len(name) && name[nx] == c {
+					px++
+					nx++
+					continue
+				}
+			}
+		}
+		if 0 < nextNx && nextNx <= len(name) {
+			px, nx = nextPx, nextNx
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// parseTarget reads the address being checked: host or host:port, with the
+// host normalised as patterns are. It does not allocate for lower-case
+// input.
+func parseTarget(addr string) (ip netip.Addr, host string, port uint16, err error) {
+	h, portStr, err := splitAddr(addr)
+	if err != nil {
+		return ip, "", 0, fmt.Errorf("address %q: %w", addr, err)
+	}
+	if portStr != "" {
+		n, perr := strconv.ParseUint(portStr, 10, 16)
+		if perr != nil || n == 0 {
+			return ip, "", 0, fmt.Errorf("address %q: bad port", addr)
+		}
+		port = uint16(n)
+	}
+	h = strings.TrimSuffix(h, ".")
+	if hasUpper(h) {
+		h = strings.ToLower(h)
+	}
+	if h == "" {
+		return ip, "", 0, fmt.Errorf("address %q: empty host", addr)
+	}
+	if looksLikeIP(h) { // ParseAddr's error would allocate
+		if a, perr := netip.ParseAddr(h); perr == nil {
+			ip = a.Unmap()
+		}
+	}
+	return ip, h, port, nil
+}
+
+// looksLikeIP reports whether s could be an IP literal: IPv4 ends in a
+// digit (no top-level domain is numeric), IPv6 holds a colon.
+func looksLikeIP(s string) bool {
+	c := s[len(s)-1]
+	return c >= '0' && c <= '9' || strings.IndexByte(s, ':') >= 0
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
