@@ -1,0 +1,257 @@
+package tlsbridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+)
+
+// HostKeys says which key each address must present: *knownhosts.Store.
+type HostKeys interface {
+	CheckSPKI(addr string, sum [32]byte) error
+	Add(addr string, key *jwk.Key) (string, error)
+}
+
+// Policy is what a client does with a host whose key is not pinned.
+type Policy int
+
+const (
+	// Strict refuses unknown hosts (OpenSSH's StrictHostKeyChecking=yes).
+	Strict Policy = iota
+	// Ask asks the Prompt (StrictHostKeyChecking=ask).
+	Ask
+	// AcceptNew pins the key of an unknown host and goes on
+	// (StrictHostKeyChecking=accept-new). A changed key is still refused.
+	AcceptNew
+	// Insecure verifies nothing but revocation: any key is accepted, and a
+	// warning is logged for every connection. For tests and emergencies.
+	Insecure
+)
+
+// ParsePolicy reads OpenSSH's names: yes, ask, accept-new, no (and strict,
+// insecure).
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "yes", "strict":
+		return Strict, nil
+	case "ask":
+		return Ask, nil
+	case "accept-new":
+		return AcceptNew, nil
+	case "no", "insecure":
+		return Insecure, nil
+	}
+	return 0, fmt.Errorf("unknown host-key policy %q: use yes, ask, accept-new or no", s)
+}
+
+func (p Policy) String() string {
+	return [...]string{"yes", "ask", "accept-new", "no"}[p]
+}
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// Hosts holds the pinned host keys. Required.
+	Hosts HostKeys
+	// Policy for hosts without a pin (and, in PKI mode, without a CA
+	// certificate).
+	Policy Policy
+	// Prompt decides under Ask. Nil refuses, as NonInteractive does.
+	Prompt Prompt
+	// PKI, if set, verifies hosts without a pin by chain, host name and
+	// CRL; its failure is final (no prompt, no bypass).
+	PKI *PKI
+	// Logger receives the warnings of AcceptNew and Insecure.
+	Logger *slog.Logger
+}
+
+// Client is the client side of keytool's mutual TLS: it presents an
+// identity and checks each server's key against the pins for the address
+// it dialled.
+type Client struct {
+	id     *Identity
+	opts   ClientOptions
+	prompt sync.Mutex // one question on the terminal at a time
+}
+
+// NewClient returns a Client presenting id.
+func NewClient(id *Identity, opts ClientOptions) (*Client, error) {
+	if id == nil || id.Key == nil || !id.Key.IsPrivate() {
+		return nil, errors.New("tlsbridge: the client needs an identity with its private key")
+	}
+	if opts.Hosts == nil {
+		return nil, errors.New("tlsbridge: ClientOptions.Hosts is required (a *knownhosts.Store)")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Prompt == nil {
+		opts.Prompt = NonInteractive{}
+	}
+	if opts.Policy == Insecure {
+		opts.Logger.Warn("host keys are NOT verified (insecure mode): anyone can impersonate the servers this client connects to")
+	}
+	return &Client{id: id, opts: opts}, nil
+}
+
+// TLSConfig returns a configuration for connecting to addr ("host:port",
+// the address as dialled: pins are looked up under it).
+func (c *Client) TLSConfig(addr string) *tls.Config {
+	cfg := &tls.Config{}
+	if err := c.Configure(cfg, addr); err != nil {
+		panic("tlsbridge: configuring an empty tls.Config: " + err.Error()) // unreachable: nothing can conflict
+	}
+	return cfg
+}
+
+// Configure adds keytool's client side for addr to an existing
+// configuration, under the same rules as Server.Configure: conflicting
+// settings (other client certificates, RootCAs, a weaker policy) are an
+// error and leave cfg unchanged; a VerifyConnection the caller set still
+// runs, after keytool's.
+//
+// Configure sets InsecureSkipVerify, because Go's chain verification must
+// not run for pinned keys; keytool's verification replaces it in
+// VerifyConnection, which runs on every handshake, resumed ones included.
+func (c *Client) Configure(cfg *tls.Config, addr string) error {
+	var conflicts []string
+	if len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil {
+		conflicts = append(conflicts, "Certificates/GetClientCertificate (keytool presents the identity's certificate)")
+	}
+	if cfg.RootCAs != nil {
+		conflicts = append(conflicts, "RootCAs (use ClientOptions.PKI for CA-issued server certificates)")
+	}
+	if cfg.InsecureSkipVerify {
+		conflicts = append(conflicts, "InsecureSkipVerify (use the Insecure policy)")
+	}
+	conflicts = append(conflicts, policyConflicts(cfg)...)
+	if len(conflicts) > 0 {
+		return fmt.Errorf("tlsbridge: the tls.Config conflicts with keytool's client settings: %v", conflicts)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("tlsbridge: address %q: %w", addr, err)
+	}
+	theirs := cfg.VerifyConnection
+	applyPolicy(cfg)
+	cfg.Certificates = []tls.Certificate{c.id.Certificate}
+	cfg.InsecureSkipVerify = true
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := c.verify(cs, addr); err != nil {
+			return err
+		}
+		if theirs != nil {
+			return theirs(cs)
+		}
+		return nil
+	}
+	return nil
+}
+
+// verify decides on a server (DESIGN.md, "Client handshake").
+func (c *Client) verify(cs tls.ConnectionState, addr string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the server sent no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	err := c.opts.Hosts.CheckSPKI(addr, sum)
+	var unknown *knownhosts.UnknownHostError
+	if !errors.As(err, &unknown) {
+		return err // nil: pinned; otherwise revoked, changed or a bad address: final
+	}
+	if c.opts.PKI != nil {
+		return c.opts.PKI.Verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, cs.ServerName)
+	}
+	key, kerr := jwk.NewPublicKey(leaf.PublicKey)
+	if kerr != nil {
+		return fmt.Errorf("host %s presented a key keytool cannot use: %w", addr, kerr)
+	}
+	switch c.opts.Policy {
+	case Insecure:
+		c.opts.Logger.Warn("accepting an unverified host key (insecure mode)", "addr", addr, "fingerprint", key.Fingerprint())
+		return nil
+	case AcceptNew:
+		return c.pin(addr, key, "accept-new")
+	case Ask:
+		return c.ask(addr, key)
+	}
+	return err
+}
+
+func (c *Client) pin(addr string, key *jwk.Key, why string) error {
+	file, err := c.opts.Hosts.Add(addr, key)
+	if err != nil {
+		return err
+	}
+	c.opts.Logger.Warn("pinned the key of a new host", "addr", addr, "fingerprint", key.Fingerprint(), "file", file, "policy", why)
+	return nil
+}
+
+// ask puts the question to the Prompt, one connection at a time; a host
+// pinned while this one waited is not asked about again.
+func (c *Client) ask(addr string, key *jwk.Key) error {
+	c.prompt.Lock()
+	defer c.prompt.Unlock()
+	var unknown *knownhosts.UnknownHostError
+	if err := c.opts.Hosts.CheckSPKI(addr, key.SPKIHash()); !errors.As(err, &unknown) {
+		return err
+	}
+	answer, err := c.opts.Prompt.AskUnknownHost(UnknownHost{Addr: addr, Key: key})
+	if err != nil {
+		return err
+	}
+	switch answer {
+	case Yes:
+		file, err := c.opts.Hosts.Add(addr, key)
+		if err != nil {
+			return err
+		}
+		c.opts.Logger.Info("pinned the key of a new host", "addr", addr, "fingerprint", key.Fingerprint(), "file", file)
+		return nil
+	case Once:
+		return nil
+	}
+	return &RefusedHostError{Addr: addr, Fingerprint: key.Fingerprint()}
+}
+
+// RefusedHostError means the user answered no to an unknown host.
+type RefusedHostError struct{ Addr, Fingerprint string }
+
+func (e *RefusedHostError) Error() string {
+	return fmt.Sprintf("host %s (key %s) was not accepted", e.Addr, e.Fingerprint)
+}
+
+// DialContext connects to addr ("host:port") over TCP and completes a
+// handshake under the client's policy.
+func (c *Client) DialContext(ctx context.Context, network, addr string) (*tls.Conn, error) {
+	d := &tls.Dialer{Config: c.TLSConfig(addr), NetDialer: &net.Dialer{Timeout: 30 * time.Second}}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return conn.(*tls.Conn), nil
+}
+
+// Transport returns an http.Transport whose TLS connections are made by
+// c: each request's "host:port" is checked against its pins.
+func (c *Client) Transport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return c.DialContext(ctx, network, addr)
+	}
+	return t
+}

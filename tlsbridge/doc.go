@@ -1,0 +1,46 @@
+// Package tlsbridge gives Go servers and clients keytool's pinned mutual
+// TLS: each side presents its own key, and the other side trusts the key,
+// not a certificate authority.
+//
+// # Server
+//
+// A Server presents an Identity and requires a client certificate. In
+// VerifyConnection — which runs on every handshake, resumed ones included —
+// it takes the SHA-256 of the client's SubjectPublicKeyInfo and asks the
+// authorized keys (an *authkeys.Store): revoked? authorized? expired? from
+// an allowed network? In PKI mode, a client whose key is not pinned may
+// still be admitted by a CA certificate and CRL. Handlers learn who called
+// from Server.PeerOf or, behind Server.Middleware, PeerFromContext.
+//
+//	id, _ := tlsbridge.LoadIdentity(home+"/key.json", "", tlsbridge.CertOptions{})
+//	keys, _ := authkeys.Open(ctx, authkeys.HomeOptions(home))
+//	srv, _ := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: keys})
+//	httpSrv := &http.Server{Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig()}
+//	httpSrv.ListenAndServeTLS("", "")
+//
+// Server.Configure adds the same to an existing *tls.Config, and refuses
+// settings that conflict rather than overwriting them.
+//
+// # Client
+//
+// A Client presents its Identity and checks the server's key against the
+// keys pinned for the address it dialled (a *knownhosts.Store): a match
+// connects; another pinned key is a *knownhosts.KeyChangedError, never a
+// prompt; no pin is decided by the PKI if configured, else by the Policy —
+// Strict refuses, Ask puts the question to a Prompt (yes pins, once
+// connects without pinning, no refuses), AcceptNew pins, Insecure accepts
+// with a warning. Client.Transport gives an http.Transport doing all this.
+//
+// # Certificates
+//
+// SelfSigned makes the certificate that presents a key: it never expires
+// and carries the key's ID, so that it can be re-made at every start.
+// CAPool and CABundle turn trusted keys into per-key CA certificates for
+// software that only does chain verification (OpenSSL, curl, nginx); unlike
+// keytool's own verification, those let a trusted key vouch for others.
+//
+// # Policy
+//
+// TLS 1.2 or 1.3 only; in TLS 1.2 only ECDHE with AEAD suites; no SHA-1
+// signatures; no renegotiation. There is no switch to weaken it.
+package tlsbridge

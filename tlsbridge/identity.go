@@ -1,0 +1,189 @@
+package tlsbridge
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// Identity is a private key together with the certificate that presents it
+// in TLS handshakes: a self-signed certificate made by SelfSigned, or, in
+// PKI mode, a CA-issued certificate for the same key.
+type Identity struct {
+	Key         *jwk.Key
+	Certificate tls.Certificate
+}
+
+// CertOptions are what a self-signed identity certificate says besides the
+// key. Peers that pin the key ignore all of it; it matters to software that
+// checks names, such as curl and browsers given a per-key bundle.
+type CertOptions struct {
+	DNSNames    []string
+	IPAddresses []net.IP
+}
+
+// notAfter is the end of validity of self-signed identity certificates:
+// RFC 5280's "no well-defined expiration date" (section 4.1.2.5). Trust is
+// in the key, not the certificate, and nothing should expire under a
+// running daemon; OpenSSL, curl and Go all accept this date.
+var notAfter = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// KeyURI returns the URI that identity certificates carry as a subject
+// alternative name to identify their key: "urn:keytool:spki-sha256:" and
+// the SPKI hash in base64url.
+func KeyURI(k *jwk.Key) *url.URL {
+	sum := k.SPKIHash()
+	return &url.URL{Scheme: "urn", Opaque: "keytool:spki-sha256:" + base64.RawURLEncoding.EncodeToString(sum[:])}
+}
+
+// subjectFor is the subject of a key's identity certificate.
+func subjectFor(k *jwk.Key) pkix.Name {
+	return pkix.Name{CommonName: k.KeyID(), Organization: []string{"keytool"}}
+}
+
+// issuerFor is the issuer named by a key's identity certificate, and the
+// subject of the per-key CA certificate made for the key (see bundle.go).
+// It differs from the subject on purpose: OpenSSL trusts a self-issued
+// certificate only if that exact certificate is in its store, while a
+// certificate naming another issuer chains to any CA certificate of that
+// name whose key verifies it — and the CA certificate holds the same key
+// that signed the identity certificate.
+func issuerFor(k *jwk.Key) pkix.Name {
+	return pkix.Name{CommonName: k.KeyID(), Organization: []string{"keytool"}, OrganizationalUnit: []string{"key"}}
+}
+
+// SelfSigned makes the identity certificate of a private key, signed by
+// that key: a random serial, the key ID as subject, the given DNS names and
+// IPs plus a URI naming the key (KeyURI), valid from an hour ago (for clock
+// skew) until 9999-12-31. It is usable for both server and client
+// authentication. Its issuer name is issuerFor(k), not its subject, so that
+// per-key CA bundles work with OpenSSL (see issuerFor).
+func SelfSigned(k *jwk.Key, opts CertOptions) (*x509.Certificate, error) {
+	if !k.IsPrivate() {
+		return nil, errors.New("a certificate needs the private key")
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               subjectFor(k),
+		NotBefore:             time.Now().Add(-time.Hour).Truncate(time.Second),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              opts.DNSNames,
+		IPAddresses:           opts.IPAddresses,
+		URIs:                  []*url.URL{KeyURI(k)},
+	}
+	issuer := &x509.Certificate{Subject: issuerFor(k)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, k.Public(), k.Signer())
+	if err != nil {
+		return nil, fmt.Errorf("making the identity certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+// NewIdentity pairs a private key with its self-signed certificate.
+func NewIdentity(k *jwk.Key, opts CertOptions) (*Identity, error) {
+	cert, err := SelfSigned(k, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{Key: k, Certificate: tls.Certificate{
+		Certificate: [][]byte{cert.Raw},
+		PrivateKey:  k.Signer(),
+		Leaf:        cert,
+	}}, nil
+}
+
+// LoadIdentity reads the private key at keyFile and, if certFile is not
+// empty, a CA-issued certificate chain for it (PKI mode); otherwise it makes
+// a self-signed certificate.
+func LoadIdentity(keyFile, certFile string, opts CertOptions) (*Identity, error) {
+	k, err := jwk.ReadPrivateKeyFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	if certFile == "" {
+		return NewIdentity(k, opts)
+	}
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	return IdentityWithChain(k, certFile, data)
+}
+
+// LoadHomeIdentity loads the identity of a keytool home: the single
+// key.{json,jwk,pem} in it, presented with home/cert.pem if that file
+// exists (PKI mode), else with a self-signed certificate.
+func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
+	keyFile, err := jwk.FindIdentity(home)
+	if err != nil {
+		return nil, err
+	}
+	certFile := filepath.Join(home, "cert.pem")
+	if _, err := os.Stat(certFile); err != nil {
+		certFile = ""
+	}
+	return LoadIdentity(keyFile, certFile, opts)
+}
+
+// IdentityWithChain pairs a private key with a PEM certificate chain issued
+// for it, leaf first. A leaf whose key is not k is refused: presenting it
+// would fail every handshake, or worse, present someone else's identity.
+func IdentityWithChain(k *jwk.Key, name string, pemData []byte) (*Identity, error) {
+	var chain [][]byte
+	rest := pemData
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			chain = append(chain, b.Bytes)
+		}
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("%s: no CERTIFICATE block", name)
+	}
+	leaf, err := x509.ParseCertificate(chain[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	lk, err := jwk.NewPublicKey(leaf.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if !lk.Equal(k) {
+		return nil, fmt.Errorf("%s is a certificate for key %s, but the identity is key %s: install the certificate issued for this identity, or remove %s to use a self-signed one", name, lk.Fingerprint(), k.Fingerprint(), name)
+	}
+	return &Identity{Key: k, Certificate: tls.Certificate{Certificate: chain, PrivateKey: k.Signer(), Leaf: leaf}}, nil
+}
+
+// CertificatePEM returns the identity's certificate chain in PEM.
+func (id *Identity) CertificatePEM() []byte {
+	var buf bytes.Buffer
+	for _, der := range id.Certificate.Certificate {
+		_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: der}) // a bytes.Buffer does not fail
+	}
+	return buf.Bytes()
+}

@@ -1,0 +1,106 @@
+package tlsbridge
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// gotOK finds the server's "ok" line in openssl's output.
+var gotOK = regexp.MustCompile(`(?m)^\s*ok\r?$`)
+
+// TestPolicyAgainstOpenSSL offers a keytool server what principle 7 rules
+// out, with openssl s_client as the client, and checks that the server
+// itself refuses: each case expects the server's alert, not a client-side
+// failure. A control case shows that openssl can get in when it follows
+// the policy.
+func TestPolicyAgainstOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed (.ci/run installs it)")
+	}
+	srv := newHome(t, jwk.EC256)
+	srv.authorize(t, "openssl", srv.id.Key) // openssl presents the server's own identity
+	ts := startServer(t, srv, ServerOptions{})
+	dir := t.TempDir()
+	key, err := srv.id.Key.MarshalPrivate(jwk.PEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, certFile := filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, srv.id.CertificatePEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// sClient returns openssl's standard output (where the server's "ok"
+	// appears) and everything it printed (for the alerts).
+	sClient := func(stdin string, args ...string) (stdout, all string) {
+		args = append([]string{"s_client", "-connect", ts.addr(), "-cert", certFile, "-key", keyFile}, args...)
+		cmd := exec.Command("openssl", args...)
+		if stdin != "" {
+			// Type the input, then keep stdin open a moment: s_client
+			// stops at the end of its input.
+			r, w := io.Pipe()
+			cmd.Stdin = r
+			go func() {
+				_, _ = io.WriteString(w, stdin)
+				time.Sleep(time.Second)
+				w.Close()
+			}()
+		}
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		_ = cmd.Run()
+		return o.String(), o.String() + e.String()
+	}
+	const lowSecurity = "DEFAULT:@SECLEVEL=0" // lets openssl offer what it would not by default
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		alert string
+	}{
+		{"TLS 1.0", []string{"-tls1", "-cipher", lowSecurity}, "alert protocol version"},
+		{"TLS 1.1", []string{"-tls1_1", "-cipher", lowSecurity}, "alert protocol version"},
+		{"RSA key exchange", []string{"-tls1_2", "-cipher", "AES128-GCM-SHA256"}, "alert handshake failure"},
+		{"non-ECDHE (DHE)", []string{"-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256:" + lowSecurity[len("DEFAULT:"):]}, "alert handshake failure"},
+		{"CBC suite", []string{"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"}, "alert handshake failure"},
+		{"CBC suite with SHA-256", []string{"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256"}, "alert handshake failure"},
+		{"SHA-1 signatures", []string{"-tls1_2", "-sigalgs", "ECDSA+SHA1:RSA+SHA1", "-cipher", lowSecurity}, "alert handshake failure"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, out := sClient("", tc.args...)
+			if !strings.Contains(out, tc.alert) {
+				t.Errorf("want the server's %q; openssl said:\n%s", tc.alert, out)
+			}
+			if gotOK.MatchString(stdout) {
+				t.Errorf("openssl got through:\n%s", out)
+			}
+		})
+	}
+	t.Run("control: TLS 1.2 ECDHE-ECDSA-AES128-GCM-SHA256", func(t *testing.T) {
+		if stdout, out := sClient("", "-quiet", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"); !gotOK.MatchString(stdout) {
+			t.Errorf("a client within the policy was refused:\n%s", out)
+		}
+	})
+	t.Run("control: TLS 1.3", func(t *testing.T) {
+		if stdout, out := sClient("", "-quiet", "-tls1_3"); !gotOK.MatchString(stdout) {
+			t.Errorf("a TLS 1.3 client was refused:\n%s", out)
+		}
+	})
+	t.Run("renegotiation", func(t *testing.T) {
+		ts.holdOpen.Store(true)
+		defer ts.holdOpen.Store(false)
+		_, out := sClient("R\n", "-tls1_2")
+		if !strings.Contains(out, "RENEGOTIATING") || !strings.Contains(out, "alert unexpected message") {
+			t.Errorf("want the renegotiation refused with the server's unexpected_message alert:\n%s", out)
+		}
+	})
+}

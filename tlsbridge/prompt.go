@@ -1,0 +1,117 @@
+package tlsbridge
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// UnknownHost is what a Prompt is asked about: an address whose key is not
+// pinned, and the key it presented.
+type UnknownHost struct {
+	Addr string
+	Key  *jwk.Key
+}
+
+// Answer is a Prompt's decision.
+type Answer int
+
+const (
+	No   Answer = iota // refuse the connection
+	Yes                // pin the key for the address and connect
+	Once               // connect this time only, pin nothing (libvirt's "allow one time")
+)
+
+// Prompt decides about an unknown host under the Ask policy. The Client
+// asks one question at a time.
+type Prompt interface {
+	AskUnknownHost(h UnknownHost) (Answer, error)
+}
+
+// PromptFunc adapts a function to Prompt.
+type PromptFunc func(UnknownHost) (Answer, error)
+
+func (f PromptFunc) AskUnknownHost(h UnknownHost) (Answer, error) { return f(h) }
+
+// NonInteractive refuses every unknown host, with an error that says how
+// to pin it.
+type NonInteractive struct{}
+
+func (NonInteractive) AskUnknownHost(h UnknownHost) (Answer, error) {
+	return No, &NotPinnedError{Addr: h.Addr, Key: h.Key}
+}
+
+// NotPinnedError means an unknown host was refused because nobody could be
+// asked.
+type NotPinnedError struct {
+	Addr string
+	Key  *jwk.Key
+}
+
+func (e *NotPinnedError) Error() string {
+	return fmt.Sprintf("host %s is not trusted: no key is pinned for it, and there is no terminal to ask on.\n"+
+		"It presented %s key %s.\n"+
+		"After checking that fingerprint with the host's administrator, pin it with:\n"+
+		"  keytool trust-host %s --fingerprint %s",
+		e.Addr, e.Key.Algorithm(), e.Key.Fingerprint(), e.Addr, e.Key.Fingerprint())
+}
+
+// Terminal asks on a terminal, in OpenSSH's words: the address, the key
+// type, the fingerprint and the key ID, then yes, no, once, or the
+// fingerprint typed (or pasted) in full, which counts as yes when it
+// matches.
+type Terminal struct {
+	In  io.Reader // the answers; nil: /dev/tty
+	Out io.Writer // the question; nil: /dev/tty
+}
+
+func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
+	in, out := t.In, t.Out
+	if in == nil || out == nil {
+		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+		if err != nil {
+			return NonInteractive{}.AskUnknownHost(h)
+		}
+		defer tty.Close()
+		if in == nil {
+			in = tty
+		}
+		if out == nil {
+			out = tty
+		}
+	}
+	fmt.Fprintf(out, "The authenticity of host '%s' can't be established.\n", h.Addr)
+	fmt.Fprintf(out, "%s key fingerprint is %s.\n", h.Key.Algorithm(), h.Key.Fingerprint())
+	fmt.Fprintf(out, "Key ID: %s\n", h.Key.KeyID())
+	fmt.Fprintf(out, "This key is not known by any other names.\n")
+	fmt.Fprintf(out, "Are you sure you want to continue connecting (yes/no/once/[fingerprint])? ")
+	r := bufio.NewReader(in)
+	for {
+		line, err := r.ReadString('\n')
+		reply := strings.TrimSpace(line)
+		switch strings.ToLower(reply) {
+		case "yes":
+			return Yes, nil
+		case "no":
+			return No, nil
+		case "once":
+			return Once, nil
+		}
+		if fp, perr := jwk.ParseFingerprint(reply); perr == nil {
+			if fp.Match(h.Key) {
+				return Yes, nil
+			}
+			fmt.Fprintf(out, "The fingerprint you typed does not match the host's key.\n")
+			return No, nil
+		}
+		if err != nil {
+			fmt.Fprintln(out)
+			return No, nil // end of input: the safe answer
+		}
+		fmt.Fprintf(out, "Please type 'yes', 'no', 'once' or the fingerprint: ")
+	}
+}

@@ -1,0 +1,235 @@
+package tlsbridge
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/jwk"
+)
+
+// ClientKeys decides which client keys may connect: *authkeys.Store.
+type ClientKeys interface {
+	Lookup(sum [32]byte, remote netip.Addr) (*authkeys.Entry, error)
+}
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// Clients lists the client keys that may connect. Required.
+	Clients ClientKeys
+	// PKI, if set, also accepts clients whose certificate chains to its CA
+	// and is not revoked by its CRL, when their key is not pinned.
+	PKI *PKI
+	// AllowUnknown lets clients whose key is not authorized finish the
+	// handshake; they are then marked unauthenticated (Peer.Err set), and
+	// must be turned away by the application, for instance with
+	// Server.RequireAuthenticated. Revoked keys are refused in the
+	// handshake all the same. Enrollment needs this mode.
+	AllowUnknown bool
+}
+
+// Server is the server side of keytool's mutual TLS: it presents an
+// identity and decides, in VerifyConnection, which clients get in.
+type Server struct {
+	id   *Identity
+	opts ServerOptions
+}
+
+// NewServer returns a Server presenting id and admitting the clients that
+// opts allow.
+func NewServer(id *Identity, opts ServerOptions) (*Server, error) {
+	if id == nil || id.Key == nil || !id.Key.IsPrivate() {
+		return nil, errors.New("tlsbridge: the server needs an identity with its private key")
+	}
+	if opts.Clients == nil {
+		return nil, errors.New("tlsbridge: ServerOptions.Clients is required (an *authkeys.Store)")
+	}
+	return &Server{id: id, opts: opts}, nil
+}
+
+// TLSConfig returns a configuration for tls.Listen, http.Server or gRPC's
+// credentials.NewTLS. Trust changes in the stores apply from the next
+// handshake on, resumed sessions included.
+func (s *Server) TLSConfig() *tls.Config {
+	c := &tls.Config{}
+	if err := s.Configure(c); err != nil {
+		panic("tlsbridge: configuring an empty tls.Config: " + err.Error()) // unreachable: nothing can conflict
+	}
+	return c
+}
+
+// Configure adds keytool's server side to an existing configuration: the
+// identity certificate, client certificates required, the TLS policy, and
+// the verification. Fields the caller set are never silently replaced:
+// settings that would conflict with keytool's (other certificates, CA-based
+// client verification, a weaker TLS version or other cipher suites, a
+// GetConfigForClient hook) make Configure fail and leave c unchanged. A
+// VerifyConnection the caller set still runs, after keytool's.
+func (s *Server) Configure(c *tls.Config) error {
+	var conflicts []string
+	if len(c.Certificates) > 0 || c.GetCertificate != nil {
+		conflicts = append(conflicts, "Certificates/GetCertificate (keytool presents the identity's certificate)")
+	}
+	if c.ClientAuth != tls.NoClientCert && c.ClientAuth != tls.RequireAnyClientCert {
+		conflicts = append(conflicts, fmt.Sprintf("ClientAuth %v (keytool needs RequireAnyClientCert and verifies in VerifyConnection)", c.ClientAuth))
+	}
+	if c.ClientCAs != nil {
+		conflicts = append(conflicts, "ClientCAs (use ServerOptions.PKI for CA-issued client certificates)")
+	}
+	if c.GetConfigForClient != nil {
+		conflicts = append(conflicts, "GetConfigForClient (keytool uses it to learn the client's address)")
+	}
+	conflicts = append(conflicts, policyConflicts(c)...)
+	if len(conflicts) > 0 {
+		return fmt.Errorf("tlsbridge: the tls.Config conflicts with keytool's server settings: %v", conflicts)
+	}
+	theirs := c.VerifyConnection
+	applyPolicy(c)
+	c.Certificates = []tls.Certificate{s.id.Certificate}
+	c.ClientAuth = tls.RequireAnyClientCert
+	// The client's address is known only per connection; VerifyConnection
+	// is set on a per-connection copy. The copy shares the session ticket
+	// keys of c, so resumption works.
+	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		remote := addrOf(hello.Conn)
+		cc := c.Clone()
+		cc.GetConfigForClient = nil
+		cc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if _, err := s.verify(cs, remote); err != nil {
+				return err
+			}
+			if theirs != nil {
+				return theirs(cs)
+			}
+			return nil
+		}
+		return cc, nil
+	}
+	// A handshake that somehow bypasses GetConfigForClient is refused.
+	c.VerifyConnection = func(tls.ConnectionState) error {
+		return errors.New("tlsbridge: client address unknown; refusing")
+	}
+	return nil
+}
+
+// policyConflicts lists the settings of c that would weaken the TLS policy.
+func policyConflicts(c *tls.Config) []string {
+	var out []string
+	if c.MinVersion != 0 && c.MinVersion < tls.VersionTLS12 {
+		out = append(out, "MinVersion below TLS 1.2")
+	}
+	if c.MaxVersion != 0 && c.MaxVersion < tls.VersionTLS12 {
+		out = append(out, "MaxVersion below TLS 1.2")
+	}
+	for _, id := range c.CipherSuites {
+		if !slices.Contains(cipherSuites12, id) {
+			out = append(out, "cipher suite "+tls.CipherSuiteName(id)+" (only ECDHE with AEAD is allowed)")
+		}
+	}
+	return out
+}
+
+func addrOf(c net.Conn) netip.Addr {
+	if c == nil {
+		return netip.Addr{}
+	}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// verify decides on a client. It returns the peer; an error means the
+// handshake must fail. In AllowUnknown mode, a client that is not
+// authorized is returned with Peer.Err set and no error.
+func (s *Server) verify(cs tls.ConnectionState, remote netip.Addr) (*Peer, error) {
+	p, err := s.decide(cs, remote)
+	if err == nil {
+		return p, nil
+	}
+	var revoked *authkeys.RevokedError
+	if s.opts.AllowUnknown && p != nil && !errors.As(err, &revoked) {
+		p.Err = err
+		return p, nil
+	}
+	return nil, err
+}
+
+// decide applies DESIGN.md's order: revoked → authorized entry → expired →
+// source network; then, for a key that is not pinned, the CA if PKI mode is
+// on. The first source that knows the key decides, and its failure is
+// final.
+func (s *Server) decide(cs tls.ConnectionState, remote netip.Addr) (*Peer, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return nil, errors.New("the client sent no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	p := &Peer{Certificate: leaf, SPKIHash: sha256.Sum256(leaf.RawSubjectPublicKeyInfo)}
+	e, err := s.opts.Clients.Lookup(p.SPKIHash, remote)
+	if err == nil {
+		p.Entry = e
+		return p, nil
+	}
+	var notAuth *authkeys.NotAuthorizedError
+	if errors.As(err, &notAuth) && s.opts.PKI != nil {
+		if err := s.opts.PKI.Verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, ""); err != nil {
+			return p, err
+		}
+		p.ViaCA = true
+		return p, nil
+	}
+	return p, err
+}
+
+// Peer returns who is at the other end of an established connection, from
+// the connection's state (r.TLS in an HTTP handler). The decision is taken
+// again against the current trust state, so a key removed since the
+// handshake is reported as not authorized. Peer.Err says why a peer is not
+// authenticated; err is non-nil only if there is no client certificate.
+func (s *Server) Peer(cs *tls.ConnectionState, remote netip.Addr) (*Peer, error) {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return nil, errors.New("tlsbridge: not a TLS connection with a client certificate")
+	}
+	p, err := s.decide(*cs, remote)
+	if p == nil {
+		return nil, err
+	}
+	p.Err = err
+	return p, nil
+}
+
+// Peer is the identity of the other side of a connection.
+type Peer struct {
+	SPKIHash    [32]byte
+	Certificate *x509.Certificate
+	// Entry is the authorized-keys entry that let the client in (name,
+	// comment, file); nil for a server peer or a client admitted by its CA.
+	Entry *authkeys.Entry
+	// ViaCA is true for a client admitted by PKI mode.
+	ViaCA bool
+	// Err is why the peer is not authenticated; nil if it is.
+	Err error
+}
+
+// Fingerprint returns the peer key's fingerprint ("SHA256:…").
+func (p *Peer) Fingerprint() string { return jwk.FormatFingerprint(p.SPKIHash) }
+
+// KeyID returns the peer key's libtrust key ID.
+func (p *Peer) KeyID() string { return jwk.FormatKeyID(p.SPKIHash) }
+
+// Name returns the entry name of an authorized client, or "".
+func (p *Peer) Name() string {
+	if p.Entry == nil {
+		return ""
+	}
+	return p.Entry.Name
+}
+
+// Authenticated reports whether the peer is trusted.
+func (p *Peer) Authenticated() bool { return p.Err == nil }
