@@ -422,3 +422,57 @@ func removeEntries(match []*Entry) error {
 	}
 	return nil
 }
+
+// Revoke adds k to the revoked keys: it writes the public key to a file
+// named after its key ID in the first of Options.RevokedDirs, atomically,
+// and returns the file. A revoked key is refused everywhere — by this
+// store, and by knownhosts stores reading the same revocation list —
+// whatever else authorizes or pins it. Revoking a key twice changes
+// nothing.
+func (s *Store) Revoke(k *jwk.Key) (string, error) {
+	if len(s.opts.RevokedDirs) == 0 {
+		return "", errors.New("no revoked-keys directory configured to add keys to")
+	}
+	s.l.Reload()
+	sum := k.SPKIHash()
+	if r := s.snap.Load().revoked.get(&sum); r != nil {
+		return r.File, nil
+	}
+	dir := s.opts.RevokedDirs[0]
+	path := filepath.Join(dir, strings.ReplaceAll(k.KeyID(), ":", "")+".json")
+	pk := k.PublicKey()
+	data, err := pk.MarshalPublic(jwk.JWK)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := atomicfile.Create(path, data, 0o644); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", err
+	}
+	s.l.Reload(path)
+	if r := s.snap.Load().revoked.get(&sum); r == nil {
+		return "", fmt.Errorf("wrote %s, but it does not load as a revoked key", path)
+	}
+	return path, nil
+}
+
+// Unrevoke removes the revoked keys that fingerprint names (any form
+// jwk.ParseFingerprint reads) and returns them.
+func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
+	fp, err := jwk.ParseFingerprint(fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	s.l.Reload()
+	match := matchFingerprint(s.snap.Load().rentries, fp)
+	if len(match) == 0 {
+		return nil, fmt.Errorf("no revoked key has the fingerprint %s (list them with: keytool revoke --list)", fingerprint)
+	}
+	if err := removeEntries(match); err != nil {
+		return nil, err
+	}
+	s.l.Reload()
+	return match, nil
+}

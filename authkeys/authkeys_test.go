@@ -347,3 +347,44 @@ func TestOpenFollowsChanges(t *testing.T) {
 		t.Fatalf("%d goroutines before Open, %d after Close", before, n)
 	}
 }
+
+// Revoke writes to revoked_keys.d and the key is refused at once, even
+// though it stays authorized; Unrevoke lifts it.
+func TestRevokeAndUnrevoke(t *testing.T) {
+	home := t.TempDir()
+	s, err := Load(HomeOptions(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keydirtest.Key(t, 1)
+	if _, err := s.Add(k, "alice", false); err != nil {
+		t.Fatal(err)
+	}
+	file, err := s.Revoke(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(file) != filepath.Join(home, "revoked_keys.d") {
+		t.Errorf("revoked into %s", file)
+	}
+	var re *RevokedError
+	if _, err := s.LookupKey(k, netip.Addr{}); !errors.As(err, &re) || re.File != file {
+		t.Fatalf("after Revoke: %v", err)
+	}
+	if again, err := s.Revoke(k); err != nil || again != file {
+		t.Errorf("second Revoke = %s, %v", again, err)
+	}
+	if _, err := s.Unrevoke("SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"); err == nil {
+		t.Error("Unrevoke of an unknown fingerprint succeeded")
+	}
+	gone, err := s.Unrevoke(k.KeyID())
+	if err != nil || len(gone) != 1 || gone[0].SPKIHash != k.SPKIHash() {
+		t.Fatalf("Unrevoke = %v, %v", gone, err)
+	}
+	if _, err := s.LookupKey(k, netip.Addr{}); err != nil {
+		t.Errorf("after Unrevoke: %v", err)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("revocation file still there: %v", err)
+	}
+}

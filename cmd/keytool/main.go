@@ -35,9 +35,13 @@ func register(c *command) { commands[c.name] = c }
 // command may use, so that commands have no global state and tests can run
 // them in-process as well as through a real process.
 type cli struct {
-	home     string
-	identity string
-	homeSet  bool
+	home           string
+	identity       string
+	homeSet        bool
+	strictHostKeys string
+	insecure       bool
+	caFile         string
+	crlFile        string
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -61,6 +65,10 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 func globalFlags(fs *pflag.FlagSet, c *cli) {
 	fs.StringVarP(&c.home, "home", "H", "", "keytool home `DIR` (default $KEYTOOL_HOME, else ~/.keytool)")
 	fs.StringVarP(&c.identity, "identity", "i", "", "identity (private key) `FILE` (default: the key.{json,jwk,pem} in the home)")
+	fs.StringVar(&c.strictHostKeys, "strict-host-keys", "ask", "unknown hosts: `yes` (refuse), ask, accept-new, no (accept all, insecure)")
+	fs.BoolVar(&c.insecure, "insecure", false, "do not verify host keys at all (same as --strict-host-keys no)")
+	fs.StringVar(&c.caFile, "ca", "", "PKI mode: CA bundle `FILE` (default: HOME/ca.pem if it exists)")
+	fs.StringVar(&c.crlFile, "crl", "", "PKI mode: CRL `FILE` (default: HOME/crl.pem if it exists)")
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

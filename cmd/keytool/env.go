@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// The wiring shared by the commands: where things are in the home, and
+// how to build the library objects from the global flags. No trust
+// decision is made here.
+
+func (c *cli) path(name string) string { return filepath.Join(c.home, name) }
+
+// logger writes log/slog records to standard error.
+func (c *cli) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// loadIdentity loads the identity (-i, else the home's key.*) with the
+// home's cert.pem if it exists (PKI mode), else a self-signed certificate
+// naming hosts.
+func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
+	keyFile, err := c.identityPath()
+	if err != nil {
+		return nil, err
+	}
+	certFile := c.path("cert.pem")
+	if _, err := os.Stat(certFile); err != nil {
+		certFile = ""
+	}
+	return tlsbridge.LoadIdentity(keyFile, certFile, certOptions(hosts))
+}
+
+// authStore loads the home's authorized and revoked keys, once.
+func (c *cli) authStore() (*authkeys.Store, error) {
+	opts := authkeys.HomeOptions(c.home)
+	opts.Logger = c.logger()
+	return authkeys.Load(opts)
+}
+
+// hostStore loads the home's trusted hosts and revoked keys, once.
+func (c *cli) hostStore() (*knownhosts.Store, error) {
+	opts := knownhosts.HomeOptions(c.home)
+	opts.Logger = c.logger()
+	return knownhosts.Load(opts)
+}
+
+// pki returns PKI mode's CA and CRL: --ca/--crl, else the home's ca.pem
+// and crl.pem when they exist; nil when there is no CA.
+func (c *cli) pki() (*tlsbridge.PKI, error) {
+	ca, crl := c.caFile, c.crlFile
+	if ca == "" {
+		if _, err := os.Stat(c.path("ca.pem")); err == nil {
+			ca = c.path("ca.pem")
+		}
+	}
+	if crl == "" && c.caFile == "" {
+		if _, err := os.Stat(c.path("crl.pem")); err == nil {
+			crl = c.path("crl.pem")
+		}
+	}
+	if ca == "" {
+		if crl != "" {
+			return nil, fmt.Errorf("--crl %s needs the CA that signed it: --ca FILE", crl)
+		}
+		return nil, nil
+	}
+	return tlsbridge.LoadPKI(ca, crl)
+}
+
+// policy returns the host-key policy of --strict-host-keys and --insecure.
+func (c *cli) policy() (tlsbridge.Policy, error) {
+	if c.insecure {
+		return tlsbridge.Insecure, nil
+	}
+	p, err := tlsbridge.ParsePolicy(c.strictHostKeys)
+	if err != nil {
+		return 0, &usageError{err.Error()}
+	}
+	return p, nil
+}
+
+// newClient builds the client side: the identity, the pinned hosts
+// (hosts, which the caller may keep watching), the policy, the terminal
+// prompt when there is a terminal, and PKI mode.
+func (c *cli) newClient(hosts *knownhosts.Store) (*tlsbridge.Client, *tlsbridge.Identity, error) {
+	id, err := c.loadIdentity()
+	if err != nil {
+		return nil, nil, err
+	}
+	policy, err := c.policy()
+	if err != nil {
+		return nil, nil, err
+	}
+	pki, err := c.pki()
+	if err != nil {
+		return nil, nil, err
+	}
+	cli, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{
+		Hosts: hosts, Policy: policy, Prompt: tlsbridge.Terminal{}, PKI: pki, Logger: c.logger(),
+	})
+	return cli, id, err
+}
+
+// certOptions turns NAME,… arguments into certificate names: IP literals
+// become IP SANs, anything else a DNS name.
+func certOptions(hosts []string) tlsbridge.CertOptions {
+	var opts tlsbridge.CertOptions
+	for _, h := range hosts {
+		for _, name := range strings.Split(h, ",") {
+			if name = strings.TrimSpace(name); name == "" {
+				continue
+			}
+			if ip := parseIP(name); ip != nil {
+				opts.IPAddresses = append(opts.IPAddresses, ip)
+			} else {
+				opts.DNSNames = append(opts.DNSNames, name)
+			}
+		}
+	}
+	return opts
+}
+
+// explainRefusal turns the TLS alert a server sends when it refuses our
+// key into what happened and what to do.
+func (c *cli) explainRefusal(err error, addr string, id *tlsbridge.Identity) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, alert := range []string{"remote error: tls: bad certificate", "remote error: tls: certificate required", "remote error: tls: unknown certificate", "remote error: tls: certificate revoked", "remote error: tls: access denied"} {
+		if strings.Contains(msg, alert) {
+			return &refusedError{addr: addr, key: id.Key, home: c.homeFlag(), err: err}
+		}
+	}
+	return err
+}
+
+// refusedError means a server refused this client's key.
+type refusedError struct {
+	addr string
+	key  *jwk.Key
+	home string
+	err  error
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("%s does not authorize this client's key %s; ask its administrator to run: keytool authorize --name NAME FILE\n"+
+		"with FILE holding this client's public key, printed by: keytool%s pub\n(the server said: %v)", e.addr, e.key.Fingerprint(), e.home, e.err)
+}
+
+func (e *refusedError) Unwrap() error { return e.err }
+
+
+func parseIP(s string) net.IP { return net.ParseIP(strings.Trim(s, "[]")) }
