@@ -67,6 +67,9 @@ func (e *NotPinnedError) Error() string {
 type Terminal struct {
 	In  io.Reader // the answers; nil: /dev/tty
 	Out io.Writer // the question; nil: /dev/tty
+	// NoOnce leaves "once" out of the question, for callers whose only
+	// purpose is to pin (keytool trust-host): OpenSSH's exact question.
+	NoOnce bool
 }
 
 func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
@@ -88,7 +91,13 @@ func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
 	fmt.Fprintf(out, "%s key fingerprint is %s.\n", h.Key.Algorithm(), h.Key.Fingerprint())
 	fmt.Fprintf(out, "Key ID: %s\n", h.Key.KeyID())
 	fmt.Fprintf(out, "This key is not known by any other names.\n")
-	fmt.Fprintf(out, "Are you sure you want to continue connecting (yes/no/once/[fingerprint])? ")
+	choices := "yes/no/once/[fingerprint]"
+	retry := "Please type 'yes', 'no', 'once' or the fingerprint: "
+	if t.NoOnce {
+		choices = "yes/no/[fingerprint]"
+		retry = "Please type 'yes', 'no' or the fingerprint: "
+	}
+	fmt.Fprintf(out, "Are you sure you want to continue connecting (%s)? ", choices)
 	r := bufio.NewReader(in)
 	for {
 		line, err := r.ReadString('\n')
@@ -99,7 +108,9 @@ func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
 		case "no":
 			return No, nil
 		case "once":
-			return Once, nil
+			if !t.NoOnce {
+				return Once, nil
+			}
 		}
 		if fp, perr := jwk.ParseFingerprint(reply); perr == nil {
 			if fp.Match(h.Key) {
@@ -112,6 +123,6 @@ func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
 			fmt.Fprintln(out)
 			return No, nil // end of input: the safe answer
 		}
-		fmt.Fprintf(out, "Please type 'yes', 'no', 'once' or the fingerprint: ")
+		fmt.Fprint(out, retry)
 	}
 }

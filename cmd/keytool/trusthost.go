@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/keytool/keytool/tlsbridge"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	var (
+		keyFile     string
+		fingerprint string
+		yes         bool
+		list        bool
+		asJSON      bool
+		remove      string
+	)
+	register(&command{
+		name:    "trust-host",
+		args:    "ADDR [--key FILE | --fingerprint FP | --yes]  ·  --list [--json] | --remove ADDR|FINGERPRINT",
+		summary: "pin the key a server must present at an address (trusted_hosts.d)",
+		help: `Without --key, connects to ADDR (host:port) over TLS, shows the server's key
+the OpenSSH way and asks whether to trust it: yes, no, or the fingerprint
+typed or pasted (which counts as yes when it matches). The answer yes saves
+HOME/trusted_hosts.d/HOST_PORT.json with the address.
+
+  --fingerprint FP  do not ask: pin only if the server's key matches FP (any
+                    form: SHA256:…, key ID, sha256//…, hex); else exit 1,
+                    nothing saved
+  --key FILE        pin the key in FILE for ADDR without connecting (ADDR
+                    may then be a pattern: *.example.com, host without port)
+  --yes             pin whatever key the server presents: trust on first use
+
+If ADDR is already pinned to another key, trust-host prints the changed-key
+message and changes nothing: remove the old pin first.`,
+		flags: func(fs *pflag.FlagSet, _ *cli) {
+			fs.StringVar(&keyFile, "key", "", "pin the key in `FILE` without connecting")
+			fs.StringVar(&fingerprint, "fingerprint", "", "pin only if the server's key matches `FP`")
+			fs.BoolVar(&yes, "yes", false, "pin whatever key the server presents (trust on first use)")
+			fs.BoolVar(&list, "list", false, "list the pinned hosts")
+			fs.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			fs.StringVar(&remove, "remove", "", "unpin `ADDR` or the key with FINGERPRINT")
+		},
+		run: func(c *cli, args []string) error {
+			modes := 0
+			for _, set := range []bool{keyFile != "", fingerprint != "", yes} {
+				if set {
+					modes++
+				}
+			}
+			switch {
+			case list:
+				if len(args) > 0 || modes > 0 || remove != "" {
+					return usagef("--list takes no other argument")
+				}
+				return c.listHosts(asJSON)
+			case remove != "":
+				if len(args) > 0 || modes > 0 {
+					return usagef("--remove takes no other argument")
+				}
+				return c.unpinHost(remove)
+			case asJSON:
+				return usagef("--json goes with --list")
+			case len(args) != 1:
+				return usagef("trust-host needs one ADDR (host:port)")
+			case modes > 1:
+				return usagef("use at most one of --key, --fingerprint and --yes")
+			case keyFile != "":
+				return c.pinKeyFile(args[0], keyFile)
+			}
+			return c.pinServerKey(args[0], fingerprint, yes)
+		},
+	})
+}
+
+// pinKeyFile pins the key of a file for addr, without connecting.
+func (c *cli) pinKeyFile(addr, file string) error {
+	keys, err := c.readKeys(file)
+	if err != nil {
+		return err
+	}
+	if len(keys) != 1 {
+		return fmt.Errorf("%s holds %d keys; trust-host --key pins one: split the file, or copy the host's key into trusted_hosts.d with its \"address\" attribute", file, len(keys))
+	}
+	hosts, err := c.hostStore()
+	if err != nil {
+		return err
+	}
+	return c.pin(hosts, addr, keys[0].PublicKey())
+}
+
+func (c *cli) pin(hosts *knownhosts.Store, addr string, k *jwk.Key) error {
+	before := len(pinsOf(hosts, addr, k))
+	file, err := hosts.Add(addr, k)
+	if err != nil {
+		return err
+	}
+	if before > 0 {
+		fmt.Fprintf(c.stdout, "%s is already trusted: %s key %s, pinned in %s\n", addr, k.Algorithm(), k.Fingerprint(), file)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "Pinned %s key %s for %s in %s\n", k.Algorithm(), k.Fingerprint(), addr, file)
+	return nil
+}
+
+// pinsOf returns the entries pinning k for exactly addr.
+func pinsOf(hosts *knownhosts.Store, addr string, k *jwk.Key) []*knownhosts.Entry {
+	norm, err := knownhosts.NormalizeAddr(addr)
+	if err != nil {
+		return nil
+	}
+	var out []*knownhosts.Entry
+	for _, e := range hosts.Entries() {
+		if e.SPKIHash == k.SPKIHash() {
+			for _, a := range e.Addresses {
+				if a == norm {
+					out = append(out, e)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// seenHosts is the trusted-hosts store as the client sees it, noting the
+// key the server presented and the file a new pin went to, so that
+// trust-host can say what happened.
+type seenHosts struct {
+	*knownhosts.Store
+	sum  [32]byte
+	seen bool
+	file string
+}
+
+func (h *seenHosts) CheckSPKI(addr string, sum [32]byte) error {
+	h.sum, h.seen = sum, true
+	return h.Store.CheckSPKI(addr, sum)
+}
+
+func (h *seenHosts) Add(addr string, k *jwk.Key) (string, error) {
+	file, err := h.Store.Add(addr, k)
+	h.file = file
+	return file, err
+}
+
+// mismatchError means the server's key is not the one the user expected.
+type mismatchError struct {
+	addr, want string
+	got        *jwk.Key
+}
+
+func (e *mismatchError) Error() string {
+	return fmt.Sprintf("the key of %s is %s (key ID %s), not %s: nothing saved.\n"+
+		"Either the fingerprint was mistyped, or this is not the server you expect (or someone is intercepting the connection).",
+		e.addr, e.got.Fingerprint(), e.got.KeyID(), e.want)
+}
+
+// pinServerKey connects to addr and pins its key: if it matches want,
+// or (yes) whatever it is, or as the user answers on the terminal.
+func (c *cli) pinServerKey(addr, want string, yes bool) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("%q: trust-host connects to host:port (use --key FILE to pin a pattern without connecting)", addr)
+	}
+	id, err := c.loadIdentity()
+	if err != nil {
+		return err
+	}
+	store, err := c.hostStore()
+	if err != nil {
+		return err
+	}
+	hosts := &seenHosts{Store: store}
+	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{NoOnce: true},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	switch {
+	case want != "":
+		fp, err := jwk.ParseFingerprint(want)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		opts.Prompt = tlsbridge.PromptFunc(func(h tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
+			if fp.Match(h.Key) {
+				return tlsbridge.Yes, nil
+			}
+			return tlsbridge.No, &mismatchError{addr: addr, want: want, got: h.Key}
+		})
+	case yes:
+		opts.Policy = tlsbridge.AcceptNew
+	}
+	client, err := tlsbridge.NewClient(id, opts)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // time for a human to answer
+	defer cancel()
+	conn, err := client.DialContext(ctx, "tcp", addr)
+	if conn != nil {
+		conn.Close()
+	}
+	var refused *tlsbridge.RefusedHostError
+	switch {
+	case errors.As(err, &refused):
+		return &exitError{1} // the user said no; nothing to add
+	case err != nil && !(hosts.seen && isRemoteAlert(err)):
+		// A server that refuses our key (a TLS 1.2 alert after we checked
+		// its key) does not prevent pinning it.
+		return err
+	case !hosts.seen:
+		return fmt.Errorf("%s presented no certificate", addr)
+	}
+	fp := jwk.FormatFingerprint(hosts.sum)
+	if hosts.file != "" {
+		if yes {
+			fmt.Fprintf(c.stderr, "Warning: trusting %s's key on first use, without checking it; compare %s with the key its administrator sees (keytool show).\n", addr, fp)
+		}
+		fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", fp, addr, hosts.file)
+	} else {
+		fmt.Fprintf(c.stdout, "%s is already trusted: key %s\n", addr, fp)
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "Note: %s does not authorize this client's key %s yet; its administrator can run: keytool authorize --name NAME FILE (your public key: keytool%s pub)\n", addr, id.Key.Fingerprint(), c.homeFlag())
+	}
+	return nil
+}
+
+func isRemoteAlert(err error) bool { return strings.Contains(err.Error(), "remote error: tls:") }
+
+// hostInfo is one pinned key in trust-host --list --json.
+type hostInfo struct {
+	Addresses   []string `json:"addresses"`
+	Fingerprint string   `json:"fingerprint"`
+	KeyID       string   `json:"key_id"`
+	Comment     string   `json:"comment,omitempty"`
+	File        string   `json:"file"`
+}
+
+func (c *cli) listHosts(asJSON bool) error {
+	hosts, err := c.hostStore()
+	if err != nil {
+		return err
+	}
+	infos := []hostInfo{}
+	for _, e := range hosts.Entries() {
+		infos = append(infos, hostInfo{Addresses: e.Addresses, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, File: e.File})
+	}
+	for _, p := range hosts.Problems() {
+		fmt.Fprintf(c.stderr, "keytool trust-host: skipped %v\n", p)
+	}
+	if asJSON {
+		out, err := json.MarshalIndent(infos, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s\n", out)
+		return nil
+	}
+	if len(infos) == 0 {
+		fmt.Fprintf(c.stderr, "No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT\n", c.path("trusted_hosts.d"), c.homeFlag())
+		return nil
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ADDRESS\tFINGERPRINT\tCOMMENT\tFILE")
+	for _, in := range infos {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", strings.Join(in.Addresses, ","), in.Fingerprint, in.Comment, in.File)
+	}
+	return w.Flush()
+}
+
+func (c *cli) unpinHost(addrOrFP string) error {
+	hosts, err := c.hostStore()
+	if err != nil {
+		return err
+	}
+	removed, err := hosts.Remove(addrOrFP)
+	if err != nil {
+		return err
+	}
+	for _, r := range removed {
+		if r.Addr != "" {
+			fmt.Fprintf(c.stdout, "Unpinned %s for %s (%s)\n", r.Fingerprint, r.Addr, r.File)
+		} else {
+			fmt.Fprintf(c.stdout, "Removed %s (%s)\n", r.Fingerprint, r.File)
+		}
+	}
+	return nil
+}
