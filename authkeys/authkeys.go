@@ -263,7 +263,8 @@ func (s *Store) LookupKey(k *jwk.Key, remote netip.Addr) (*Entry, error) {
 // A different key already stored under name is never replaced unless
 // overwrite is set (*NameExistsError); a key already authorized under
 // another name is reported (*AlreadyAuthorizedError) unless overwrite is
-// set; adding the same key under the same name again changes nothing.
+// set; adding the same key under the same name again changes nothing,
+// unless overwrite is set: then the file is rewritten with k's attributes.
 // Names that could escape the directory or hide the file are refused.
 // Two processes adding different names at once both succeed; adding the
 // same name at once, exactly one does.
@@ -284,7 +285,7 @@ func (s *Store) Add(k *jwk.Key, name string, overwrite bool) (*Entry, error) {
 	}
 	absPath, _ := filepath.Abs(path)
 	if e := sn.keys.get(&sum); e != nil {
-		if e.File == absPath {
+		if e.File == absPath && !overwrite {
 			return e, nil
 		}
 		if !overwrite {

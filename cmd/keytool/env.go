@@ -160,5 +160,4 @@ func (e *refusedError) Error() string {
 
 func (e *refusedError) Unwrap() error { return e.err }
 
-
 func parseIP(s string) net.IP { return net.ParseIP(strings.Trim(s, "[]")) }

@@ -1,0 +1,570 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	var (
+		o      authorizeOptions
+		list   bool
+		asJSON bool
+		remove string
+		flags  *pflag.FlagSet
+	)
+	register(&command{
+		name:    "authorize",
+		args:    "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json] | --remove NAME|FINGERPRINT",
+		summary: "let a client's key connect in (authorized_keys.d)",
+		help: `Reads a client's public key from FILE (- for standard input) in any format
+keytool knows — JWK, JWK Set, PEM, an OpenSSH public key line — and stores it
+as HOME/authorized_keys.d/NAME.json, mode 0644. The key's attributes are kept.
+If FILE holds a private key, only its public half is stored (with a warning);
+a file holding several keys is refused: give each client its own file.
+
+The name is --name, else the key's "name" attribute, else its comment, else
+the file's name without extension (alice.pub, pub_alice.json → alice), made
+safe for a file name; the name chosen is printed. When none of these gives a
+name (standard input, pub_key.json, id_ed25519.pub…), --name is required.
+
+  --comment C     set the key's comment ("" removes it)
+  --expires T     refuse the key after T: an RFC 3339 time
+                  (2030-01-31T00:00:00Z) or a duration from now: 30d, 12h,
+                  2w, 90m, 1h30m (d = 24h, w = 7d)
+  --from CIDRS    accept the key only from these networks or addresses,
+                  comma-separated: 10.0.0.0/8,192.168.1.7,2001:db8::/32
+  --force         replace the key already stored under NAME; or, if the key
+                  is authorized under another name, move it to NAME
+
+A name that already holds another key is refused (exit 1) unless --force.
+A key already authorized under another name is not added twice: keytool
+warns and changes nothing (exit 0), because only the first entry of a key
+takes effect; --force moves it. Adding the same key under the same name
+again changes nothing; --force rewrites it with the attributes given.
+A revoked key cannot be authorized: 'keytool revoke --remove' it first.
+
+--list prints NAME, FINGERPRINT, COMMENT, EXPIRES and FILE of every
+authorized key (--json: an array of objects with name, fingerprint, key_id,
+comment, expires, from, revoked and file); files that were skipped are
+reported on standard error. --remove deletes the keys with that name, or
+the key with that fingerprint (SHA256:…, key ID, sha256//…, hex) wherever
+it is authorized; a file left with no key is deleted.`,
+		flags: func(fs *pflag.FlagSet, _ *cli) {
+			flags = fs
+			fs.StringVar(&o.name, "name", "", "store the key under `NAME` (default: from its comment or the file name)")
+			fs.StringVar(&o.comment, "comment", "", "set the key's comment to `C`")
+			fs.StringVar(&o.expires, "expires", "", "refuse the key after `T`: RFC 3339 time, or a duration like 30d or 12h")
+			fs.StringVar(&o.from, "from", "", "accept the key only from `CIDRS` (comma-separated networks or addresses)")
+			fs.BoolVar(&o.force, "force", false, "replace the key stored under NAME, or move the key to NAME")
+			fs.BoolVar(&list, "list", false, "list the authorized keys")
+			fs.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			fs.StringVar(&remove, "remove", "", "remove the keys named `NAME` or with that FINGERPRINT")
+		},
+		run: func(c *cli, args []string) error {
+			adding := flags.Changed("name") || flags.Changed("comment") || flags.Changed("expires") || flags.Changed("from") || o.force
+			removing := flags.Changed("remove")
+			switch {
+			case list && removing:
+				return usagef("--list and --remove cannot be combined")
+			case asJSON && !list:
+				return usagef("--json goes with --list")
+			case (list || removing) && (adding || len(args) > 0):
+				return usagef("--list and --remove take no FILE and no other flag")
+			case list:
+				return c.listAuthorized(asJSON)
+			case removing:
+				return c.unauthorize(remove)
+			}
+			switch len(args) {
+			case 0:
+				return usagef("which key? give a FILE holding the client's public key, or - for standard input")
+			case 1:
+			default:
+				return usagef("authorize takes one FILE (each client gets its own name)")
+			}
+			o.file = args[0]
+			o.commentSet = flags.Changed("comment")
+			return c.authorize(o)
+		},
+	})
+}
+
+type authorizeOptions struct {
+	file              string
+	name, comment     string
+	expires, from     string
+	commentSet, force bool
+}
+
+// localAuthStore loads the home's authorized and revoked keys once, without
+// a logger: a command reports skipped files itself, as plain messages.
+func (c *cli) localAuthStore() (*authkeys.Store, error) {
+	return authkeys.Load(authkeys.HomeOptions(c.home))
+}
+
+func (c *cli) authorize(o authorizeOptions) error {
+	// Check every flag before reading anything.
+	if o.name != "" {
+		if err := keydir.CheckName(o.name); err != nil {
+			return &usageError{"--name: " + err.Error()}
+		}
+	}
+	var expires time.Time
+	if o.expires != "" {
+		t, err := parseExpiry(o.expires, time.Now())
+		if err != nil {
+			return &usageError{"--expires: " + err.Error()}
+		}
+		expires = t
+	}
+	var from []string
+	if o.from != "" {
+		var err error
+		if from, err = parseFrom(o.from); err != nil {
+			return &usageError{"--from: " + err.Error()}
+		}
+	}
+
+	src := o.file
+	if src == "-" {
+		src = "standard input"
+	}
+	keys, err := c.readKeys(o.file)
+	if err != nil {
+		return err
+	}
+	if len(keys) > 1 {
+		var fps []string
+		for _, k := range keys {
+			fps = append(fps, keyLabel(k))
+		}
+		return fmt.Errorf("%s holds %d keys (%s); authorize adds one key under one name: put each client's key in a file of its own",
+			src, len(keys), strings.Join(fps, ", "))
+	}
+	k := keys[0]
+	if k.IsPrivate() {
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: %s holds a private key; only its public half is stored. A private key should never leave the machine it belongs to: give the server `keytool pub` output instead.\n", src)
+	}
+	k = k.PublicKey() // never a private member in the trust store
+	if k.Attrs == nil {
+		k.Attrs = jwk.Attributes{}
+	}
+	if o.commentSet {
+		if o.comment == "" {
+			delete(k.Attrs, jwk.AttrComment)
+		} else {
+			k.Attrs.SetString(jwk.AttrComment, o.comment)
+		}
+	}
+	if !expires.IsZero() {
+		k.Attrs.SetString(jwk.AttrExpires, expires.Format(time.RFC3339))
+	}
+	if from != nil {
+		k.Attrs.SetList(jwk.AttrFrom, from)
+	}
+
+	name := o.name
+	if name == "" {
+		var why string
+		name, why = deriveName(k, o.file)
+		if name == "" {
+			return fmt.Errorf("cannot tell what to call the key %s (it has no comment and %s names no one); choose a name: keytool%s authorize --name NAME %s",
+				k.Fingerprint(), src, c.homeFlag(), shellQuote(o.file))
+		}
+		fmt.Fprintf(c.stderr, "keytool authorize: naming the key %q (%s); choose another name with --name\n", name, why)
+	}
+
+	store, err := c.localAuthStore()
+	if err != nil {
+		return err
+	}
+	// A revoked key stays refused: say so before anything else.
+	var revoked *authkeys.RevokedError
+	if _, err := store.LookupKey(k, netip.Addr{}); errors.As(err, &revoked) && revoked.Err == nil {
+		return err
+	}
+	target, _ := filepath.Abs(filepath.Join(c.home, "authorized_keys.d", name+".json"))
+	sum := k.SPKIHash()
+	var others []*authkeys.Entry // the key's entries under other names
+	updating := false            // the key is already stored under name
+	for _, e := range store.Entries() {
+		if e.SPKIHash != sum {
+			continue
+		}
+		if e.File == target {
+			updating = true
+			if !o.force {
+				fmt.Fprintf(c.stdout, "Key %s is already authorized as %q in %s; nothing changed (--force rewrites it with the attributes given)\n", e.Fingerprint, e.Name, e.File)
+				return nil
+			}
+			continue
+		}
+		others = append(others, e)
+	}
+	// A name holding another key is refused before anything else is said.
+	if !o.force {
+		if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != sum {
+			return c.nameTaken(name, target, old[0].Fingerprint())
+		} else if _, serr := os.Lstat(target); err != nil && serr == nil {
+			return c.nameTaken(name, target, "")
+		}
+	}
+	if len(others) > 0 && !o.force {
+		e := others[0]
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: key %s is already authorized as %q (in %s); nothing written, since only the first entry of a key takes effect. To move it to %q: keytool%s authorize --force --name %s %s\n",
+			e.Fingerprint, e.Name, e.File, name, c.homeFlag(), shellQuote(name), shellQuote(o.file))
+		return nil
+	}
+
+	// The name's current holder, to say what --force replaces.
+	var replaced string
+	if o.force {
+		if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != sum {
+			replaced = old[0].Fingerprint()
+		}
+	}
+	// --force moves a key authorized under another name: take it out of
+	// those entries first, so that the key is authorized exactly once.
+	// Looping catches a second copy that the first one hid.
+	for i := 0; i < 100 && len(others) > 0; i++ {
+		removed, err := store.Remove(k.Fingerprint())
+		if err != nil {
+			return err
+		}
+		for _, r := range removed {
+			if r.File != target {
+				fmt.Fprintf(c.stdout, "Moved %s out of %q (%s)\n", r.Fingerprint, r.Name, r.File)
+			}
+		}
+		others = others[:0]
+		for _, e := range store.Entries() {
+			if e.SPKIHash == sum && e.File != target {
+				others = append(others, e)
+			}
+		}
+	}
+
+	e, err := store.Add(k, name, o.force)
+	var exists *authkeys.NameExistsError
+	if errors.As(err, &exists) {
+		return c.nameTaken(exists.Name, exists.File, exists.Fingerprint)
+	}
+	if err != nil {
+		return err
+	}
+	verb := "Authorized"
+	if updating {
+		verb = "Updated"
+	}
+	if replaced != "" {
+		verb = "Replaced " + replaced + " with"
+	}
+	fmt.Fprintf(c.stdout, "%s %q: %s key %s\nFile: %s\n", verb, e.Name, k.Algorithm(), e.Fingerprint, e.File)
+	if !e.Expires.IsZero() {
+		fmt.Fprintf(c.stdout, "Expires: %s\n", e.Expires.UTC().Format(time.RFC3339))
+	}
+	if e.From != nil {
+		fmt.Fprintf(c.stdout, "From: %s\n", strings.Join(prefixStrings(e.From), ", "))
+	}
+	return nil
+}
+
+// nameTaken is the refusal to store a key under a name that holds another.
+func (c *cli) nameTaken(name, file, fingerprint string) error {
+	held := ""
+	if fingerprint != "" {
+		held = " by key " + fingerprint
+	}
+	return fmt.Errorf("the name %q is already taken%s in %s; choose another --name, replace it with --force, or remove it first: keytool%s authorize --remove %s",
+		name, held, file, c.homeFlag(), shellQuote(name))
+}
+
+// keyLabel names a key in a message: its fingerprint, and its comment if
+// it has one.
+func keyLabel(k *jwk.Key) string {
+	if cm := k.Attrs.Comment(); cm != "" {
+		return k.Fingerprint() + " " + strconv.Quote(cm)
+	}
+	return k.Fingerprint()
+}
+
+// parseExpiry reads --expires: an RFC 3339 time, or a positive duration
+// from now — Go's (12h, 90m, 1h30m) or a whole number of days (30d) or
+// weeks (2w). A time that has already passed is refused: it would
+// authorize nothing.
+func parseExpiry(s string, now time.Time) (time.Time, error) {
+	var t time.Time
+	if m := regexp.MustCompile(`^(\d{1,5})([dw])$`).FindStringSubmatch(s); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		unit := 24 * time.Hour
+		if m[2] == "w" {
+			unit *= 7
+		}
+		t = now.Add(time.Duration(n) * unit)
+	} else if d, err := time.ParseDuration(s); err == nil {
+		t = now.Add(d)
+	} else if t, err = time.Parse(time.RFC3339, s); err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2030-01-31T00:00:00Z) nor a duration (30d, 2w, 12h, 90m)", s)
+	}
+	if !t.After(now) {
+		return time.Time{}, fmt.Errorf("%s is not in the future: the key would be refused at once", t.UTC().Format(time.RFC3339))
+	}
+	return t.UTC().Truncate(time.Second), nil
+}
+
+// parseFrom reads --from: comma-separated networks or addresses, returned
+// in normal form (an address alone stays an address).
+func parseFrom(s string) ([]string, error) {
+	var list []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			list = append(list, f)
+		}
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%q lists no network", s)
+	}
+	prefixes, err := jwk.ParsePrefixes(list)
+	if err != nil {
+		var ae *jwk.AttrError
+		if errors.As(err, &ae) {
+			err = ae.Err
+		}
+		return nil, err
+	}
+	return prefixStrings(prefixes), nil
+}
+
+func prefixStrings(prefixes []netip.Prefix) []string {
+	out := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		if p.IsSingleIP() {
+			out[i] = p.Addr().String()
+		} else {
+			out[i] = p.String()
+		}
+	}
+	return out
+}
+
+// genericKeyNames are file names that say nothing about whose key it is.
+var genericKeyNames = map[string]bool{
+	"": true, "key": true, "pub": true, "public": true, "pubkey": true, "public_key": true,
+	"pub_key": true, "id_rsa": true, "id_ecdsa": true, "id_ed25519": true, "id_dsa": true,
+	"id_ecdsa_sk": true, "id_ed25519_sk": true, "authorized_keys": true, "cert": true, "client": true,
+}
+
+// deriveName picks an entry name when --name is not given: the key's
+// "name" attribute, its comment, or the file's name without extensions
+// and without gen's "pub_" prefix. It returns "" when nothing fits, and
+// says where the name came from.
+func deriveName(k *jwk.Key, file string) (name, why string) {
+	if n, _ := k.Attrs.String(jwk.AttrName); sanitizeName(n) != "" {
+		return sanitizeName(n), "from the key's name attribute"
+	}
+	if n := sanitizeName(k.Attrs.Comment()); n != "" {
+		return n, "from the key's comment"
+	}
+	if file == "-" {
+		return "", ""
+	}
+	base := filepath.Base(file)
+	for {
+		ext := strings.ToLower(filepath.Ext(base))
+		switch ext {
+		case ".json", ".jwk", ".pem", ".pub", ".key", ".crt", ".txt":
+			base = base[:len(base)-len(ext)]
+			continue
+		}
+		break
+	}
+	if rest, ok := strings.CutPrefix(base, "pub_"); ok && rest != "" {
+		base = rest
+	}
+	if n := sanitizeName(base); !genericKeyNames[strings.ToLower(n)] {
+		return n, "from the file name " + filepath.Base(file)
+	}
+	return "", ""
+}
+
+// sanitizeName turns s into a safe entry name: ASCII letters, digits and
+// ._@+- only, every other run of characters becoming one '-', no leading
+// dot or dash, at most 64 bytes. It returns "" when nothing is left.
+func sanitizeName(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range s {
+		if r < unicode.MaxASCII && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@+-", r)) {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	n := strings.Trim(b.String(), "-.")
+	if len(n) > 64 {
+		n = strings.Trim(n[:64], "-.")
+	}
+	if keydir.CheckName(n) != nil {
+		return ""
+	}
+	return n
+}
+
+// printable shows s as it is, or quoted when it holds characters that
+// could upset a terminal or a table.
+func printable(s string) string {
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\t' || r == '\u2028' || r == '\u2029' {
+			return strconv.Quote(s)
+		}
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// authorizedInfo is one key in authorize --list --json: a stable interface.
+type authorizedInfo struct {
+	Name        string   `json:"name"`
+	Fingerprint string   `json:"fingerprint"`
+	KeyID       string   `json:"key_id"`
+	Comment     string   `json:"comment"`
+	Expires     *string  `json:"expires"` // null: never
+	From        []string `json:"from"`    // null: from anywhere
+	Revoked     bool     `json:"revoked"`
+	File        string   `json:"file"`
+}
+
+func (c *cli) listAuthorized(asJSON bool) error {
+	store, err := c.localAuthStore()
+	if err != nil {
+		return err
+	}
+	for _, p := range store.Problems() {
+		fmt.Fprintf(c.stderr, "keytool authorize: skipped %v\n", p)
+	}
+	revoked := map[[32]byte]*authkeys.Entry{}
+	for _, r := range store.Revoked() {
+		revoked[r.SPKIHash] = r
+	}
+	infos := []authorizedInfo{}
+	for _, e := range store.Entries() {
+		in := authorizedInfo{Name: e.Name, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, File: e.File}
+		if !e.Expires.IsZero() {
+			s := e.Expires.UTC().Format(time.RFC3339)
+			in.Expires = &s
+		}
+		if e.From != nil {
+			in.From = prefixStrings(e.From)
+		}
+		if r := revoked[e.SPKIHash]; r != nil {
+			in.Revoked = true
+			fmt.Fprintf(c.stderr, "keytool authorize: note: %q (%s) is revoked (%s): it is refused\n", e.Name, e.Fingerprint, r.File)
+		}
+		infos = append(infos, in)
+	}
+	if asJSON {
+		out, err := json.MarshalIndent(infos, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s\n", out)
+		return nil
+	}
+	if len(infos) == 0 {
+		fmt.Fprintf(c.stderr, "No authorized keys in %s; add one with: keytool%s authorize --name NAME FILE\n", c.path("authorized_keys.d"), c.homeFlag())
+		return nil
+	}
+	now := time.Now()
+	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tFINGERPRINT\tCOMMENT\tEXPIRES\tFILE")
+	for _, in := range infos {
+		exp := "never"
+		if in.Expires != nil {
+			exp = *in.Expires
+			if t, _ := time.Parse(time.RFC3339, exp); !now.Before(t) {
+				exp += " (expired)"
+			}
+		}
+		if in.Revoked {
+			exp += " (revoked)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", printable(in.Name), in.Fingerprint, printable(in.Comment), exp, printable(in.File))
+	}
+	return w.Flush()
+}
+
+func (c *cli) unauthorize(nameOrFP string) error {
+	if nameOrFP == "" {
+		return usagef("--remove needs a NAME or a FINGERPRINT")
+	}
+	store, err := c.localAuthStore()
+	if err != nil {
+		return err
+	}
+	byName := false
+	for _, e := range store.Entries() {
+		if e.Name == nameOrFP {
+			byName = true
+		}
+	}
+	removed, err := store.Remove(nameOrFP)
+	if err != nil {
+		return err
+	}
+	gone := map[[32]byte]bool{}
+	for _, r := range removed {
+		gone[r.SPKIHash] = true
+	}
+	// A fingerprint removes the key wherever it is authorized: a second
+	// copy in another file, hidden by the first, would otherwise take over.
+	for i := 0; !byName && i < 100; i++ {
+		var still *authkeys.Entry
+		for _, e := range store.Entries() {
+			if gone[e.SPKIHash] {
+				still = e
+				break
+			}
+		}
+		if still == nil {
+			break
+		}
+		more, err := store.Remove(still.Fingerprint)
+		if err != nil {
+			return err
+		}
+		removed = append(removed, more...)
+	}
+	for _, r := range removed {
+		what := "deleted"
+		if _, err := os.Lstat(r.File); err == nil {
+			what = "rewritten without it"
+		}
+		fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", r.Name, r.Fingerprint, r.File, what)
+	}
+	for _, e := range store.Entries() {
+		if gone[e.SPKIHash] {
+			fmt.Fprintf(c.stderr, "keytool authorize: note: key %s is still authorized as %q (%s); remove it by fingerprint to remove it everywhere\n", e.Fingerprint, e.Name, e.File)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	var (
+		list   bool
+		asJSON bool
+		remove string
+		flags  *pflag.FlagSet
+	)
+	register(&command{
+		name:    "revoke",
+		args:    "FILE|FINGERPRINT  ·  --list [--json] | --remove FINGERPRINT",
+		summary: "refuse a key everywhere, client and server side (revoked_keys.d)",
+		help: `Adds a key to HOME/revoked_keys.d/KEYID.json (mode 0644). A revoked key is
+refused whatever else authorizes or pins it: by servers (authorize) and by
+clients (trust-host) reading this home, including running 'keytool proxy'
+processes, which pick the change up without a restart.
+
+The argument is a key FILE (- for standard input; every key in it is
+revoked, a private key's public half only), or the FINGERPRINT of a key this
+home knows — an authorized client key or a trusted host key — in any form:
+SHA256:…, key ID (ABCD:EFGH:…), sha256//…, hex or RFC 7638 thumbprint. To
+revoke a key the home has never seen, give its file. Revoking a key twice
+changes nothing. The entries that authorize or pin the key are left in
+place (they no longer grant anything); remove them with
+'keytool authorize --remove' or 'keytool trust-host --remove'.
+
+--list prints FINGERPRINT, KEY ID, COMMENT and FILE of every revoked key
+(--json: an array of objects with fingerprint, key_id, comment and file).
+--remove lifts the revocation of the key with that fingerprint.`,
+		flags: func(fs *pflag.FlagSet, _ *cli) {
+			flags = fs
+			fs.BoolVar(&list, "list", false, "list the revoked keys")
+			fs.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			fs.StringVar(&remove, "remove", "", "lift the revocation of the key with `FINGERPRINT`")
+		},
+		run: func(c *cli, args []string) error {
+			removing := flags.Changed("remove")
+			switch {
+			case list && removing:
+				return usagef("--list and --remove cannot be combined")
+			case asJSON && !list:
+				return usagef("--json goes with --list")
+			case (list || removing) && len(args) > 0:
+				return usagef("--list and --remove take no other argument")
+			case list:
+				return c.listRevoked(asJSON)
+			case removing:
+				return c.unrevoke(remove)
+			}
+			switch len(args) {
+			case 0:
+				return usagef("which key? give a key FILE (- for standard input) or a FINGERPRINT")
+			case 1:
+				return c.revoke(args[0])
+			default:
+				return usagef("revoke takes one FILE or FINGERPRINT")
+			}
+		},
+	})
+}
+
+func (c *cli) revoke(arg string) error {
+	store, err := c.localAuthStore()
+	if err != nil {
+		return err
+	}
+	hosts, err := knownhosts.Load(knownhosts.HomeOptions(c.home))
+	if err != nil {
+		return err
+	}
+	var keys []*jwk.Key
+	_, statErr := os.Stat(arg)
+	fp, fpErr := jwk.ParseFingerprint(arg)
+	switch {
+	case arg == "-" || statErr == nil || fpErr != nil:
+		if keys, err = c.readKeys(arg); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s: no such file, and not a key fingerprint (SHA256:…, a key ID, sha256//… or hex)", arg)
+			}
+			return err
+		}
+	default:
+		if keys = c.knownKeys(fp, store, hosts); len(keys) == 0 {
+			return fmt.Errorf("no authorized key or trusted host in %s has the fingerprint %s; to revoke a key this home has not seen, give its public key file: keytool%s revoke FILE",
+				c.home, arg, c.homeFlag())
+		}
+	}
+	for _, k := range keys {
+		already := false
+		for _, r := range store.Revoked() {
+			if r.SPKIHash == k.SPKIHash() {
+				already = true
+				fmt.Fprintf(c.stdout, "Key %s is already revoked (%s)\n", r.Fingerprint, r.File)
+			}
+		}
+		if already {
+			continue
+		}
+		file, err := store.Revoke(k)
+		if err != nil {
+			return err
+		}
+		if abs, err := filepath.Abs(file); err == nil {
+			file = abs
+		}
+		fmt.Fprintf(c.stdout, "Revoked %s (key ID %s)\nFile: %s\n", k.Fingerprint(), k.KeyID(), file)
+		for _, e := range store.Entries() {
+			if e.SPKIHash == k.SPKIHash() {
+				fmt.Fprintf(c.stdout, "  was authorized as %q (%s): now refused\n", e.Name, e.File)
+			}
+		}
+		for _, e := range hosts.Entries() {
+			if e.SPKIHash == k.SPKIHash() {
+				fmt.Fprintf(c.stdout, "  was trusted for %s (%s): now refused\n", strings.Join(e.Addresses, ","), e.File)
+			}
+		}
+	}
+	return nil
+}
+
+// knownKeys returns the keys among the home's authorized keys and trusted
+// hosts that fp names, read from the files that hold them.
+func (c *cli) knownKeys(fp jwk.Fingerprint, auth *authkeys.Store, hosts *knownhosts.Store) []*jwk.Key {
+	type loaded struct {
+		file string
+		sum  [32]byte
+	}
+	var all []loaded
+	for _, e := range auth.Entries() {
+		all = append(all, loaded{e.File, e.SPKIHash})
+	}
+	for _, e := range hosts.Entries() {
+		all = append(all, loaded{e.File, e.SPKIHash})
+	}
+	// Read only the files that may hold the key when the fingerprint tells
+	// (an SPKI hash or a key ID); a thumbprint needs every file read.
+	var files []string
+	if sum, full := fp.SPKIHash(); full {
+		for _, l := range all {
+			if l.sum == sum {
+				files = append(files, l.file)
+			}
+		}
+	} else {
+		for _, l := range all {
+			if strings.EqualFold(jwk.FormatKeyID(l.sum), fp.String()) {
+				files = append(files, l.file)
+			}
+		}
+		if len(files) == 0 {
+			for _, l := range all {
+				files = append(files, l.file)
+			}
+		}
+	}
+	var out []*jwk.Key
+	seen := map[[32]byte]bool{}
+	read := map[string]bool{}
+	for _, file := range files {
+		if read[file] {
+			continue
+		}
+		read[file] = true
+		keys, err := jwk.ReadFile(file)
+		if err != nil {
+			continue // changed since it was loaded
+		}
+		for _, k := range keys {
+			if fp.Match(k) && !seen[k.SPKIHash()] {
+				seen[k.SPKIHash()] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// revokedInfo is one key in revoke --list --json: a stable interface.
+type revokedInfo struct {
+	Fingerprint string `json:"fingerprint"`
+	KeyID       string `json:"key_id"`
+	Comment     string `json:"comment"`
+	File        string `json:"file"`
+}
+
+func (c *cli) listRevoked(asJSON bool) error {
+	store, err := c.localAuthStore()
+	if err != nil {
+		return err
+	}
+	for _, p := range store.Problems() {
+		fmt.Fprintf(c.stderr, "keytool revoke: skipped %v\n", p)
+	}
+	infos := []revokedInfo{}
+	for _, r := range store.Revoked() {
+		infos = append(infos, revokedInfo{Fingerprint: r.Fingerprint, KeyID: jwk.FormatKeyID(r.SPKIHash), Comment: r.Comment, File: r.File})
+	}
+	if asJSON {
+		out, err := json.MarshalIndent(infos, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s\n", out)
+		return nil
+	}
+	if len(infos) == 0 {
+		fmt.Fprintf(c.stderr, "No revoked keys in %s\n", c.path("revoked_keys.d"))
+		return nil
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "FINGERPRINT\tKEY ID\tCOMMENT\tFILE")
+	for _, in := range infos {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", in.Fingerprint, in.KeyID, printable(in.Comment), printable(in.File))
+	}
+	return w.Flush()
+}
+
+func (c *cli) unrevoke(fingerprint string) error {
+	if _, err := jwk.ParseFingerprint(fingerprint); err != nil {
+		return &usageError{"--remove: " + err.Error()}
+	}
+	store, err := c.localAuthStore()
+	if err != nil {
+		return err
+	}
+	removed, err := store.Unrevoke(fingerprint)
+	if err != nil {
+		return err
+	}
+	for _, r := range removed {
+		what := "deleted"
+		if _, err := os.Lstat(r.File); err == nil {
+			what = "rewritten without it"
+		}
+		fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", r.Fingerprint, r.File, what)
+	}
+	return nil
+}
