@@ -1,0 +1,193 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keytool/keytool/enroll"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	var (
+		name      string
+		expires   string
+		addresses []string
+		list      bool
+		asJSON    bool
+		revoke    string
+	)
+	register(&command{
+		name:    "invite",
+		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json] | --revoke NAME",
+		summary: "make a one-time token that lets a client enroll (keytool join)",
+		help: `Makes a one-time invitation and prints its token: one string, last on
+standard output, alone on its line. Give it to the person setting up the
+client (chat, ticket, mail); there, 'keytool join TOKEN' connects to the
+token's address, checks that the server presents this identity's key (the
+token carries its fingerprint, so there is no question to answer), and
+sends the token's secret. The server then authorizes the client's key in
+authorized_keys.d under the invitation's name, and the client pins the
+server's key in trusted_hosts.d. The token works once, until it expires.
+
+The server must serve enrollment on ADDR: keytool proxy --enroll, or a Go
+server mounting the enroll package's handler.
+
+  --name N        the client's entry name in authorized_keys.d (default:
+                  client-XXXXXXXX); must not be taken by an authorized key
+  --expires D     lifetime (1h, 90m, 7d, 2w) or an RFC 3339 time; default 1h
+  --address ADDR  host:port where clients reach this server, tried in order;
+                  repeat it or separate with commas. Required, unless the
+                  identity key file has an "address" member listing them.
+
+Stored: HOME/invites.d/NAME.json (mode 0600, directory 0700) with the name,
+the SHA-256 of the secret (never the secret), the server's fingerprint, the
+addresses and the times. A used invitation moves to invites.d/used/.
+
+  --list [--json]  pending, expired and used invitations
+  --revoke NAME    delete a pending invitation: its token stops working
+
+Example:
+  keytool invite --name laptop --address db.example.com:8443 --expires 30m`,
+		flags: func(fs *pflag.FlagSet, _ *cli) {
+			fs.StringVar(&name, "name", "", "entry `NAME` the client's key will get (default: client-XXXXXXXX)")
+			fs.StringVar(&expires, "expires", "1h", "token lifetime (`D`: 1h, 30m, 7d) or RFC 3339 time")
+			fs.StringSliceVar(&addresses, "address", nil, "`ADDR` (host:port) where clients reach this server; repeatable")
+			fs.BoolVar(&list, "list", false, "list the invitations")
+			fs.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			fs.StringVar(&revoke, "revoke", "", "delete the pending invitation `NAME`")
+		},
+		run: func(c *cli, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q (the options are --name, --expires and --address)", args[0])
+			}
+			making := name != "" || len(addresses) > 0
+			switch {
+			case list:
+				if making || revoke != "" {
+					return usagef("--list takes no other option but --json")
+				}
+				return c.listInvites(asJSON)
+			case revoke != "":
+				if making || asJSON {
+					return usagef("--revoke takes no other option")
+				}
+				return c.revokeInvite(revoke)
+			case asJSON:
+				return usagef("--json goes with --list")
+			}
+			return c.invite(name, expires, addresses)
+		},
+	})
+}
+
+// invite makes an invitation and prints its token last on stdout.
+func (c *cli) invite(name, expires string, addresses []string) error {
+	id, err := c.loadIdentity()
+	if err != nil {
+		return err
+	}
+	var addrs []string
+	for _, a := range addresses {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		addrs, _ = id.Key.Attrs.Addresses()
+	}
+	if len(addrs) == 0 {
+		return usagef("invite needs --address HOST:PORT: where clients reach this server's enrollment endpoint (keytool proxy --enroll --listen ADDR …)")
+	}
+	for _, a := range addrs {
+		if err := enroll.CheckAddress(a); err != nil {
+			return &usageError{err.Error()}
+		}
+	}
+	now := time.Now()
+	exp, err := parseExpiry(expires, now)
+	if err != nil {
+		return usagef("--expires: %v", err)
+	}
+	clients, err := c.authStore()
+	if err != nil {
+		return err
+	}
+	inv, tok, err := enroll.NewInvite(enroll.InvitesDir(c.home), id.Key, enroll.InviteOptions{
+		Name: name, Addresses: addrs, Expires: exp, Clients: clients, Now: func() time.Time { return now },
+	})
+	if err != nil {
+		return err
+	}
+	enc, err := tok.Encode()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "Invitation %q saved in %s (mode 0600; only a hash of the secret is kept).\n", inv.Name, inv.File)
+	fmt.Fprintf(c.stderr, "  server key:  %s %s\n", id.Key.Algorithm(), id.Key.Fingerprint())
+	fmt.Fprintf(c.stderr, "  addresses:   %s\n", strings.Join(inv.Addresses, ", "))
+	fmt.Fprintf(c.stderr, "  expires:     %s (in %s); works once\n", inv.Expires.Format(time.RFC3339), inv.Expires.Sub(inv.Created))
+	fmt.Fprintf(c.stderr, "  the client's key will be authorized as %q in %s\n", inv.Name, c.path("authorized_keys.d"))
+	fmt.Fprintf(c.stderr, "On the client, run:  keytool join TOKEN   (or: keytool join - < FILE)\n")
+	fmt.Fprintf(c.stderr, "This server must serve enrollment at that address: keytool%s proxy --enroll --listen ADDR --target …\n", c.homeFlag())
+	fmt.Fprintf(c.stderr, "To cancel: keytool%s invite --revoke %s\n", c.homeFlag(), shellQuote(inv.Name))
+	fmt.Fprintln(c.stdout, enc)
+	return nil
+}
+
+// inviteInfo is one invitation in invite --list --json.
+type inviteInfo struct {
+	Name              string    `json:"name"`
+	Status            string    `json:"status"`
+	Expires           time.Time `json:"expires"`
+	Created           time.Time `json:"created"`
+	Addresses         []string  `json:"addresses"`
+	ServerFingerprint string    `json:"server_fingerprint"`
+	Used              time.Time `json:"used,omitzero"`
+	ClientFingerprint string    `json:"client_fingerprint,omitempty"`
+	File              string    `json:"file"`
+}
+
+func (c *cli) listInvites(asJSON bool) error {
+	dir := enroll.InvitesDir(c.home)
+	invs, problems := enroll.ListInvites(dir)
+	for _, p := range problems {
+		fmt.Fprintf(c.stderr, "keytool invite: skipped %v\n", p)
+	}
+	now := time.Now()
+	infos := []inviteInfo{}
+	for _, inv := range invs {
+		infos = append(infos, inviteInfo{Name: inv.Name, Status: inv.Status(now), Expires: inv.Expires, Created: inv.Created, Addresses: inv.Addresses,
+			ServerFingerprint: inv.ServerFingerprint, Used: inv.Used, ClientFingerprint: inv.ClientFingerprint, File: inv.File})
+	}
+	if asJSON {
+		out, err := json.MarshalIndent(infos, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s\n", out)
+		return nil
+	}
+	if len(infos) == 0 {
+		fmt.Fprintf(c.stderr, "No invitations in %s; make one with: keytool%s invite --address HOST:PORT\n", dir, c.homeFlag())
+		return nil
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tSTATUS\tEXPIRES\tADDRESSES\tCLIENT")
+	for _, in := range infos {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", in.Name, in.Status, in.Expires.Format(time.RFC3339), strings.Join(in.Addresses, ","), in.ClientFingerprint)
+	}
+	return w.Flush()
+}
+
+func (c *cli) revokeInvite(name string) error {
+	inv, err := enroll.RevokeInvite(enroll.InvitesDir(c.home), name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Revoked invitation %q (%s): its token no longer works\n", inv.Name, inv.File)
+	return nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/keytool/keytool/enroll"
+)
+
+func init() {
+	register(&command{
+		name:    "join",
+		args:    "TOKEN|-",
+		summary: "enroll with a server using a token from keytool invite",
+		help: `Reads the token (the argument, or standard input for -), connects to the
+token's addresses in order, and checks that the server presents the key the
+token names — no question is asked: the token is the check. A different key
+stops everything before the secret is sent (someone may be intercepting the
+connection). Then it presents this identity's key with the token's secret;
+the server authorizes the key under the invitation's name, and join pins the
+server's key for the token's addresses in HOME/trusted_hosts.d.
+
+On any failure — token mangled in copying, expired, already used, revoked,
+wrong secret, wrong server key, server unreachable, too many attempts —
+nothing is written on either side, and the message says what to do.
+
+Tokens passed as an argument show in the process list and the shell
+history while they are valid; '-' reads one from standard input instead.
+
+Example:
+  keytool join keytool-join-1:AAEC…
+  keytool join - < token.txt`,
+		run: func(c *cli, args []string) error {
+			if len(args) != 1 {
+				return usagef("join needs one TOKEN (or - to read it from standard input)")
+			}
+			return c.join(args[0])
+		},
+	})
+}
+
+func (c *cli) join(arg string) error {
+	text := arg
+	if arg == "-" {
+		data, err := io.ReadAll(io.LimitReader(c.stdin, 64<<10))
+		if err != nil {
+			return fmt.Errorf("reading the token from standard input: %w", err)
+		}
+		text = string(data)
+	}
+	tok, err := enroll.DecodeToken(strings.TrimSpace(text))
+	if err != nil {
+		return err
+	}
+	id, err := c.loadIdentity()
+	if err != nil {
+		return err
+	}
+	hosts, err := c.hostStore()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "Joining %s as %q; the server must present key %s (from the token).\n", strings.Join(tok.Addresses, " or "), tok.Name, tok.ServerFingerprint())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := enroll.Join(ctx, id, tok, hosts, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Server %s presented key %s, as the token says.\n", res.Addr, res.ServerFingerprint)
+	for _, p := range res.Pins {
+		if p.New {
+			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", res.ServerFingerprint, p.Addr, p.File)
+		} else {
+			fmt.Fprintf(c.stdout, "%s was already pinned to %s (%s)\n", p.Addr, res.ServerFingerprint, p.File)
+		}
+	}
+	fmt.Fprintf(c.stdout, "Enrolled: the server authorized this client's key %s as %q\n", res.ClientFingerprint, res.Name)
+	return nil
+}

@@ -1,0 +1,326 @@
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// ExpiryGrace is how long past a token's expiry Join still asks the
+// server (whose clock decides) instead of refusing at once: clocks drift.
+const ExpiryGrace = 5 * time.Minute
+
+// AttemptTimeout bounds one address's connection and request in Join.
+const AttemptTimeout = 20 * time.Second
+
+// Result is what Join did.
+type Result struct {
+	Name              string // the entry name the server authorized this client's key under
+	Addr              string // the address that answered
+	ServerFingerprint string // the server's key, as the token named it
+	ClientFingerprint string // this client's key, as the server saw it
+	Pins              []Pin  // the token's addresses, pinned to the server's key
+}
+
+// Pin is one address pinned to the server's key in the trusted hosts.
+type Pin struct {
+	Addr string
+	File string // the file that pins it
+	New  bool   // false: it was pinned already
+}
+
+// Errors of Join besides the typed ones below: errors.Is(err, ErrExpired)
+// and the like hold for a *RefusedError with that reason, and ErrExpired
+// also for an expiry noticed by the client.
+var (
+	ErrExpired     = errors.New("invitation expired")
+	ErrAlreadyUsed = errors.New("invitation already used")
+	ErrUnknown     = errors.New("no such invitation")
+	ErrWrongSecret = errors.New("wrong secret")
+	ErrRateLimited = errors.New("rate limited")
+)
+
+var reasonErr = map[Reason]error{
+	ReasonExpired:     ErrExpired,
+	ReasonAlreadyUsed: ErrAlreadyUsed,
+	ReasonUnknown:     ErrUnknown,
+	ReasonWrongSecret: ErrWrongSecret,
+	ReasonRateLimited: ErrRateLimited,
+}
+
+// RefusedError means the server answered, and refused the enrollment.
+// Nothing was written on either side.
+type RefusedError struct {
+	Addr    string
+	Status  int
+	Reason  Reason
+	Message string // the server's explanation
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s refused the enrollment (%s): %s; nothing was written on either side", e.Addr, e.Reason, e.Message)
+}
+
+// Is makes errors.Is(err, ErrExpired) (and the other reasons) work.
+func (e *RefusedError) Is(target error) bool { return reasonErr[e.Reason] == target }
+
+// TokenExpiredError means the token had expired by the client's clock
+// (more than ExpiryGrace ago): Join did not connect.
+type TokenExpiredError struct {
+	Name    string
+	Expires time.Time
+}
+
+func (e *TokenExpiredError) Error() string {
+	return fmt.Sprintf("the token for invitation %q expired at %s; ask the server's administrator for a new one (keytool invite); nothing was written",
+		e.Name, e.Expires.UTC().Format(time.RFC3339))
+}
+
+func (e *TokenExpiredError) Is(target error) bool { return target == ErrExpired }
+
+// InterceptionError means the server at Addr presented another key than
+// the one the token names: the token is for another server, or someone is
+// intercepting the connection. Join sent nothing and wrote nothing.
+type InterceptionError struct {
+	Addr string
+	Want string // the token's fingerprint
+	Got  string // the presented key's fingerprint
+}
+
+func (e *InterceptionError) Error() string {
+	return fmt.Sprintf("the server at %s presented key %s, but the token names key %s!\n"+
+		"Either the token is for another server (or an old key of this one), or someone is intercepting the connection (a man-in-the-middle attack).\n"+
+		"The secret was not sent and nothing was written. Check the server's fingerprint with its administrator (keytool show, on the server).",
+		e.Addr, e.Got, e.Want)
+}
+
+// UnreachableError means no address of the token could be reached.
+type UnreachableError struct {
+	Attempts []Attempt
+}
+
+// Attempt is one address Join tried, and why it failed.
+type Attempt struct {
+	Addr string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	parts := make([]string, len(e.Attempts))
+	for i, a := range e.Attempts {
+		parts[i] = fmt.Sprintf("%s (%v)", a.Addr, a.Err)
+	}
+	return fmt.Sprintf("could not reach the server at any of the token's addresses: %s; check that it is up, serves enrollment (keytool proxy --enroll) and that this machine can reach it; nothing was written",
+		strings.Join(parts, ", "))
+}
+
+func (e *UnreachableError) Unwrap() []error {
+	out := make([]error, len(e.Attempts))
+	for i, a := range e.Attempts {
+		out[i] = a.Err
+	}
+	return out
+}
+
+// tokenHosts is the host check of Join: the token's key, and only it,
+// for every address. It never pins: Join pins after the server said yes.
+type tokenHosts struct {
+	want [32]byte
+	mu   sync.Mutex
+	seen bool
+	err  *InterceptionError
+}
+
+func (h *tokenHosts) CheckSPKI(addr string, sum [32]byte) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen = true
+	if sum == h.want {
+		return nil
+	}
+	h.err = &InterceptionError{Addr: addr, Want: jwk.FormatFingerprint(h.want), Got: jwk.FormatFingerprint(sum)}
+	return h.err
+}
+
+func (h *tokenHosts) Add(string, *jwk.Key) (string, error) {
+	return "", errors.New("enroll: the token's host check never pins")
+}
+
+func (h *tokenHosts) state() (bool, *InterceptionError) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.seen, h.err
+}
+
+// Join enrolls the client presenting id with the server a token names.
+//
+// Before connecting it checks that hosts does not pin any of the token's
+// addresses to another key (or list the token's key as revoked): that
+// would make pinning fail after the server enrolled the client. Then it
+// dials the token's addresses in order, accepting only the token's key —
+// no prompt, no other pin, no CA: the token is the out-of-band check — and
+// posts the secret. An address that cannot be reached is skipped; any
+// other failure is final. When the server has authorized the client's key,
+// Join pins the server's key for every address of the token in hosts.
+//
+// On failure nothing was written in hosts, and the server wrote nothing.
+// The errors are a *TokenExpiredError, *InterceptionError,
+// *UnreachableError or *RefusedError, or what hosts said of the token's
+// key (*knownhosts.KeyChangedError, *knownhosts.RevokedError).
+func Join(ctx context.Context, id *tlsbridge.Identity, tok Token, hosts tlsbridge.HostKeys, logger *slog.Logger) (*Result, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := tok.validate(); err != nil {
+		return nil, &TokenError{Kind: ErrTokenMalformed, Detail: err.Error()}
+	}
+	if time.Now().After(tok.Expires.Add(ExpiryGrace)) {
+		return nil, &TokenExpiredError{Name: tok.Name, Expires: tok.Expires}
+	}
+	for _, addr := range tok.Addresses {
+		err := hosts.CheckSPKI(addr, tok.Server)
+		var unknown *knownhosts.UnknownHostError
+		if err != nil && !errors.As(err, &unknown) {
+			return nil, fmt.Errorf("this client's trusted hosts disagree with the token, so nothing was sent or written:\n%w", err)
+		}
+	}
+	var attempts []Attempt
+	for _, addr := range tok.Addresses {
+		res, serverKey, err := post(ctx, id, tok, addr)
+		if errors.Is(err, errUnreachable) {
+			attempts = append(attempts, Attempt{Addr: addr, Err: errors.Unwrap(err)})
+			logger.Info("enrollment address unreachable", "addr", addr, "error", errors.Unwrap(err).Error())
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Addr = addr
+		if err := pinAll(res, tok, serverKey, hosts); err != nil {
+			return res, err
+		}
+		logger.Info("enrolled", "addr", addr, "name", res.Name, "server_fingerprint", res.ServerFingerprint, "client_fingerprint", res.ClientFingerprint)
+		return res, nil
+	}
+	return nil, &UnreachableError{Attempts: attempts}
+}
+
+// errUnreachable marks an address that could not be reached (no TLS
+// handshake took place): Join tries the next.
+var errUnreachable = errors.New("unreachable")
+
+type unreachable struct{ err error }
+
+func (u *unreachable) Error() string        { return u.err.Error() }
+func (u *unreachable) Unwrap() error        { return u.err }
+func (u *unreachable) Is(target error) bool { return target == errUnreachable }
+
+// post makes one enrollment request to addr.
+func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (*Result, *jwk.Key, error) {
+	check := &tokenHosts{want: tok.Server}
+	client, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{Hosts: check, Policy: tlsbridge.Strict, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := client.Transport()
+	tr.Proxy = nil // a proxy must not get between the token's check and the server
+	tr.DisableKeepAlives = true
+	defer tr.CloseIdleConnections()
+	body, _ := json.Marshal(Request{Name: tok.Name, Secret: base64.RawURLEncoding.EncodeToString(tok.Secret[:])}) // cannot fail
+	actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, "https://"+addr+Path, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, &unreachable{err}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	seen, intercepted := check.state()
+	if intercepted != nil {
+		return nil, nil, intercepted
+	}
+	if err != nil {
+		if !seen {
+			return nil, nil, &unreachable{unwrapURL(err)}
+		}
+		if strings.Contains(err.Error(), "remote error: tls:") {
+			return nil, nil, fmt.Errorf("the server at %s presented the token's key %s but refused this client's key %s in the handshake: it does not serve enrollment (it must run keytool proxy --enroll, or mount the enrollment handler), or this key is revoked there; nothing was written (%v)",
+				addr, tok.ServerFingerprint(), id.Key.Fingerprint(), unwrapURL(err))
+		}
+		return nil, nil, fmt.Errorf("enrolling with %s (key %s, as the token says): %w; nothing was written here, and the server's log says whether it enrolled this client", addr, tok.ServerFingerprint(), unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the answer of %s: %w", addr, err)
+	}
+	var ans Answer
+	if err := json.Unmarshal(data, &ans); err != nil || (resp.StatusCode != http.StatusOK && ans.Reason == "") {
+		return nil, nil, fmt.Errorf("%s (key %s) answered %s, which is not a keytool enrollment answer: is %s served there? nothing was written here",
+			addr, tok.ServerFingerprint(), resp.Status, Path)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, &RefusedError{Addr: addr, Status: resp.StatusCode, Reason: ans.Reason, Message: ans.Error}
+	}
+	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
+		return nil, nil, errors.New("enroll: the answer came without the server's certificate") // unreachable over TLS
+	}
+	leaf := resp.TLS.PeerCertificates[0]
+	if sha256.Sum256(leaf.RawSubjectPublicKeyInfo) != tok.Server {
+		return nil, nil, &InterceptionError{Addr: addr, Want: tok.ServerFingerprint(), Got: jwk.FormatFingerprint(sha256.Sum256(leaf.RawSubjectPublicKeyInfo))}
+	}
+	serverKey, err := jwk.NewPublicKey(leaf.PublicKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the server's key: %w", err)
+	}
+	res := &Result{Name: ans.Name, ServerFingerprint: serverKey.Fingerprint(), ClientFingerprint: ans.ClientFingerprint}
+	if res.Name == "" {
+		res.Name = tok.Name
+	}
+	if res.ClientFingerprint != id.Key.Fingerprint() {
+		return res, nil, fmt.Errorf("%s says it authorized key %s, but this client's key is %s: ask its administrator to check (keytool authorize --list)",
+			addr, ans.ClientFingerprint, id.Key.Fingerprint())
+	}
+	return res, serverKey, nil
+}
+
+// pinAll pins the server's key for each address of the token.
+func pinAll(res *Result, tok Token, serverKey *jwk.Key, hosts tlsbridge.HostKeys) error {
+	for _, a := range tok.Addresses {
+		already := hosts.CheckSPKI(a, tok.Server) == nil
+		file, err := hosts.Add(a, serverKey)
+		if err != nil {
+			return fmt.Errorf("the server authorized this client as %q, but pinning its key for %s failed: %w; pin it with: keytool trust-host %s --fingerprint %s",
+				res.Name, a, err, a, tok.ServerFingerprint())
+		}
+		res.Pins = append(res.Pins, Pin{Addr: a, File: file, New: !already})
+	}
+	return nil
+}
+
+// unwrapURL drops net/http's "Post "https://…": " wrapper.
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,84 @@
+// Package enroll lets a new client join a keytool server with a one-time
+// token, instead of copying public keys by hand: one string, pasted once,
+// makes the server authorize the client's key and the client pin the
+// server's key.
+//
+// It replaces LXD's trust password (seed 000), which leaked and never
+// expired, with what LXD moved to: tokens that name the server's key,
+// carry a random secret, expire, and work once.
+//
+// # The flow
+//
+//	server (keytool invite)                      client (keytool join TOKEN)
+//	NewInvite ── writes invites.d/NAME.json:
+//	             name, SHA-256(secret), expiry,
+//	             addresses (never the secret)
+//	          ── returns the Token ───── out of band (chat, ticket) ─────▶ DecodeToken
+//	                                                                       Join:
+//	                         ◀──── TLS: the client presents its own key ── dial the token's address;
+//	tlsbridge.Server, AllowUnknown:              accept ONLY the token's server key
+//	the handshake completes for unknown keys     (else *InterceptionError, secret not sent)
+//	Handler (POST /.well-known/keytool/join) ◀── {"name": NAME, "secret": …}
+//	  rate limit → secret (constant time) → expiry
+//	  → claim (rename: exactly one winner)
+//	  → authkeys.Store.Add(handshake key, NAME)
+//	  ──── {"name", "client_fingerprint", "server_fingerprint"} ─────────▶ hosts.Add(addr, server key)
+//	                                                                       for each address of the token
+//
+// The client's key is the key of the TLS handshake, which proved the client
+// holds it; the request never names a key. The server's key is checked
+// against the fingerprint in the token, which came through another
+// channel, so there is no trust on first use and no prompt: if another key
+// answers, someone is in the middle, and the secret is never sent.
+//
+// # Tokens
+//
+// A Token is encoded (Token.Encode) as one string, safe to paste in a
+// terminal, a chat or a mail:
+//
+//	keytool-join-1:<base64url(payload ‖ first 4 bytes of SHA-256(payload))>
+//
+// The payload holds the server's SPKI hash, a 256-bit secret, the expiry,
+// the invitation name and the addresses to dial (see Token.Encode for the
+// bytes). DecodeToken ignores white space (a token wrapped over lines) and
+// reports a token cut short or changed in copying as ErrTokenMangled, by
+// strict base64 and the checksum — not as a wrong secret at the server.
+// Token.String and Token.LogValue hide the secret.
+//
+// # Invitations on the server
+//
+// NewInvite, ListInvites and RevokeInvite manage HOME/invites.d (mode
+// 0700): a pending invitation is NAME.json (mode 0600), holding the name,
+// the SHA-256 of the secret, the server's fingerprint, the addresses and
+// the creation and expiry times. Using it moves it to used/NAME.json with
+// the time and the client's fingerprint; revoking it deletes it. Names
+// follow the rules of authorized-key entry names, since the name becomes
+// the client's entry in authorized_keys.d.
+//
+// # Serving enrollment
+//
+// Handler checks, in order: the rate limits (per remote address, IPv6 per
+// /64, and global; failures only), the request, the secret (SHA-256,
+// compared in constant time), the expiry, then claims the invitation by
+// renaming its file — of two clients racing with one token, in one process
+// or several, exactly one rename succeeds — and adds the client's key with
+// authkeys.Store.Add (which never replaces a key). If adding fails, the
+// invitation is put back. Every refusal has its own Reason and HTTP status,
+// is logged with the remote address, the client's fingerprint, the
+// invitation name and the reason (never the secret), and writes nothing.
+//
+// Mount it with WithEnrollment on an HTTP server, or, in a server that is
+// not an HTTP server (keytool proxy), hand each unauthenticated connection
+// to ServeConn.
+//
+// # Joining
+//
+// Join dials the token's addresses in order with a tlsbridge.Client whose
+// host check accepts only the token's key, posts the secret and, once the
+// server said yes, pins the server's key for the token's addresses in the
+// client's trusted hosts. It checks first that no existing pin contradicts
+// the token, so that nothing is half done. Errors are typed:
+// *TokenExpiredError, *InterceptionError, *UnreachableError (naming every
+// address tried) and *RefusedError (errors.Is with ErrExpired,
+// ErrAlreadyUsed, ErrUnknown, ErrWrongSecret, ErrRateLimited).
+package enroll

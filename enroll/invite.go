@@ -1,0 +1,308 @@
+package enroll
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+)
+
+// InvitesDirName is the directory of a keytool home that holds the
+// invitations: pending ones as NAME.json, used ones in used/NAME.json.
+const InvitesDirName = "invites.d"
+
+// usedDir is the subdirectory of the invitations directory that holds
+// the records of used invitations, and the claims in progress.
+const usedDir = "used"
+
+// InvitesDir returns the invitations directory of a keytool home.
+func InvitesDir(home string) string { return filepath.Join(home, InvitesDirName) }
+
+// DefaultTTL is how long an invitation stays valid unless told otherwise.
+const DefaultTTL = time.Hour
+
+// Invitation is what the server keeps of a token: everything but the
+// secret, of which only the SHA-256 is stored. Pending invitations are
+// DIR/NAME.json; used ones move to DIR/used/NAME.json, with the time of
+// use and the key that used them. Files are mode 0600, directories 0700.
+type Invitation struct {
+	Name              string    `json:"name"`
+	SecretSHA256      string    `json:"secret_sha256"` // base64url, no padding
+	ServerFingerprint string    `json:"server_fingerprint"`
+	Addresses         []string  `json:"addresses"`
+	Created           time.Time `json:"created"`
+	Expires           time.Time `json:"expires"`
+	Used              time.Time `json:"used,omitzero"`
+	ClientFingerprint string    `json:"client_fingerprint,omitempty"`
+
+	File string `json:"-"` // where it was read from or written to
+}
+
+// Status is "pending", "expired" or "used" at time now.
+func (inv *Invitation) Status(now time.Time) string {
+	switch {
+	case !inv.Used.IsZero():
+		return "used"
+	case !now.Before(inv.Expires):
+		return "expired"
+	}
+	return "pending"
+}
+
+// InviteOptions say what NewInvite makes.
+type InviteOptions struct {
+	// Name is the invitation's name and the entry name the client's key
+	// will get in authorized_keys.d. Empty: "client-" and 8 random hex digits.
+	Name string
+	// Addresses are where clients reach the enrollment endpoint, host:port,
+	// tried in order. At least one.
+	Addresses []string
+	// Expires is when the token stops working; zero means TTL from now.
+	Expires time.Time
+	// TTL is the token's lifetime when Expires is zero; zero means DefaultTTL.
+	TTL time.Duration
+	// Clients, if set, makes NewInvite refuse a name that an authorized
+	// key already has (the join would fail).
+	Clients *authkeys.Store
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewInvite creates a one-time invitation in dir (see InvitesDir) for a
+// server presenting serverKey, and returns it with its token. Only the
+// SHA-256 of the token's secret is written. An invitation of the same
+// name that is still in dir is never replaced: revoke it first.
+func NewInvite(dir string, serverKey *jwk.Key, opts InviteOptions) (*Invitation, Token, error) {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	t0 := now().UTC().Truncate(time.Second)
+	name := opts.Name
+	if name == "" {
+		r, err := newSecret()
+		if err != nil {
+			return nil, Token{}, err
+		}
+		name = fmt.Sprintf("client-%x", r[:4])
+	}
+	exp := opts.Expires
+	if exp.IsZero() {
+		ttl := opts.TTL
+		if ttl == 0 {
+			ttl = DefaultTTL
+		}
+		if ttl < 0 {
+			return nil, Token{}, fmt.Errorf("the lifetime of an invitation must be positive, not %s", ttl)
+		}
+		exp = t0.Add(ttl)
+	}
+	exp = exp.UTC().Truncate(time.Second)
+	if !exp.After(t0) {
+		return nil, Token{}, fmt.Errorf("the expiry %s is not in the future", exp.Format(time.RFC3339))
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return nil, Token{}, err
+	}
+	tok := Token{Server: serverKey.SPKIHash(), Addresses: slices.Clone(opts.Addresses), Secret: secret, Expires: exp, Name: name}
+	if err := tok.validate(); err != nil {
+		return nil, Token{}, err
+	}
+	if opts.Clients != nil {
+		opts.Clients.Reload()
+		for _, e := range opts.Clients.Entries() {
+			if e.Name == name {
+				return nil, Token{}, fmt.Errorf("an authorized key is already named %q (%s, in %s): choose another --name, or remove it first: keytool authorize --remove %s",
+					name, e.Fingerprint, e.File, keydir.ShellQuote(name))
+			}
+		}
+	}
+	if err := makeDirs(dir); err != nil {
+		return nil, Token{}, err
+	}
+	inv := &Invitation{
+		Name:              name,
+		SecretSHA256:      hashSecret(secret),
+		ServerFingerprint: serverKey.Fingerprint(),
+		Addresses:         tok.Addresses,
+		Created:           t0,
+		Expires:           exp,
+		File:              filepath.Join(dir, name+".json"),
+	}
+	data, err := inv.marshal()
+	if err != nil {
+		return nil, Token{}, err
+	}
+	if err := atomicfile.Create(inv.File, data, 0o600); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, Token{}, fmt.Errorf("an invitation named %q already exists (%s); choose another name, or revoke it first: keytool invite --revoke %s",
+				name, inv.File, keydir.ShellQuote(name))
+		}
+		return nil, Token{}, err
+	}
+	return inv, tok, nil
+}
+
+// makeDirs creates dir and dir/used, mode 0700, and tightens them to 0700
+// if they exist with looser modes.
+func makeDirs(dir string) error {
+	for _, d := range []string{dir, filepath.Join(dir, usedDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm() != 0o700 {
+			if err := os.Chmod(d, 0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func hashSecret(secret [32]byte) string {
+	sum := sha256.Sum256(secret[:])
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func (inv *Invitation) marshal() ([]byte, error) {
+	data, err := json.MarshalIndent(inv, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+// maxInviteFile bounds what readInvite reads.
+const maxInviteFile = 64 << 10
+
+// readInvite reads an invitation file. A file that group or others may
+// write is refused: whoever can write one can let any key in.
+func readInvite(path string) (*Invitation, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("refusing %s: mode %04o lets group or others write invitations; fix with: chmod 600 %s", path, fi.Mode().Perm(), keydir.ShellQuote(path))
+	}
+	if fi.Size() > maxInviteFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxInviteFile)
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
+		return nil, err
+	}
+	var inv Invitation
+	if err := json.Unmarshal(data, &inv); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if inv.Name == "" || inv.SecretSHA256 == "" || inv.Expires.IsZero() {
+		return nil, fmt.Errorf("%s: not an invitation (name, secret_sha256 or expires missing)", path)
+	}
+	inv.File = path
+	return &inv, nil
+}
+
+// checkDir refuses an invitations directory that group or others may
+// write to.
+func checkDir(dir string) error {
+	for _, d := range []string{dir, filepath.Join(dir, usedDir)} {
+		fi, err := os.Stat(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("refusing invitations in %s: mode %04o lets group or others add invitations; fix with: chmod 700 %s", d, fi.Mode().Perm(), keydir.ShellQuote(d))
+		}
+	}
+	return nil
+}
+
+// ListInvites returns the invitations in dir, pending and used, by name
+// (a used invitation after a pending one of the same name). Files that
+// cannot be read are returned as errors beside the others.
+func ListInvites(dir string) ([]*Invitation, []error) {
+	var out []*Invitation
+	var problems []error
+	if err := checkDir(dir); err != nil {
+		return nil, []error{err}
+	}
+	for _, d := range []string{dir, filepath.Join(dir, usedDir)} {
+		ents, err := os.ReadDir(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		for _, e := range ents {
+			n := e.Name()
+			if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".json") {
+				continue
+			}
+			inv, err := readInvite(filepath.Join(d, n))
+			if err != nil {
+				problems = append(problems, err)
+				continue
+			}
+			out = append(out, inv)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *Invitation) int { return strings.Compare(a.Name, b.Name) })
+	return out, problems
+}
+
+// RevokeInvite deletes the pending invitation name from dir, so that its
+// token no longer works, and returns it. A token being redeemed at that
+// very moment either wins (and the revocation finds nothing) or loses.
+func RevokeInvite(dir, name string) (*Invitation, error) {
+	if err := keydir.CheckName(name); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, name+".json")
+	inv, err := readInvite(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if used, uerr := readInvite(filepath.Join(dir, usedDir, name+".json")); uerr == nil {
+			return nil, fmt.Errorf("invitation %q was already used at %s by key %s; to undo that, remove the key: keytool authorize --remove %s",
+				name, used.Used.Format(time.RFC3339), used.ClientFingerprint, keydir.ShellQuote(name))
+		}
+		return nil, fmt.Errorf("no pending invitation is named %q in %s (list them with: keytool invite --list)", name, dir)
+	}
+	if err != nil {
+		// Unreadable, but the name is valid: removing it revokes it all the same.
+		inv = &Invitation{Name: name, File: path}
+	}
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("invitation %q was used or revoked meanwhile", name)
+		}
+		return nil, err
+	}
+	return inv, nil
+}

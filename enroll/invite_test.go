@@ -1,0 +1,142 @@
+package enroll
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNewInvite(t *testing.T) {
+	h := newHome(t)
+	dir := InvitesDir(h.dir)
+	inv, tok, err := NewInvite(dir, h.key(), InviteOptions{Name: "laptop", Addresses: []string{"db.example:7443"}, TTL: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.File != filepath.Join(dir, "laptop.json") || tok.Name != "laptop" || tok.Server != h.key().SPKIHash() || tok.Addresses[0] != "db.example:7443" {
+		t.Fatalf("invitation %+v, token %v", inv, tok)
+	}
+	if d := time.Until(tok.Expires); d < 29*time.Minute || d > 30*time.Minute || !tok.Expires.Equal(inv.Expires) {
+		t.Fatalf("expires %v (invitation %v)", tok.Expires, inv.Expires)
+	}
+	mode(t, dir, 0o700)
+	mode(t, filepath.Join(dir, "used"), 0o700)
+	mode(t, inv.File, 0o600)
+	data, err := os.ReadFile(inv.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := encode(t, tok)
+	for _, secret := range []string{base64.RawURLEncoding.EncodeToString(tok.Secret[:]), base64.StdEncoding.EncodeToString(tok.Secret[:]), hex.EncodeToString(tok.Secret[:]), enc[len(TokenPrefix):]} {
+		if strings.Contains(string(data), secret) {
+			t.Fatalf("the secret is stored:\n%s", data)
+		}
+	}
+	for _, want := range []string{`"name": "laptop"`, `"secret_sha256": "` + hashSecret(tok.Secret) + `"`, `"server_fingerprint": "` + h.key().Fingerprint() + `"`, `"db.example:7443"`, `"created"`, `"expires"`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("%s lacks %s:\n%s", inv.File, want, data)
+		}
+	}
+
+	// One name, one pending invitation.
+	if _, _, err := NewInvite(dir, h.key(), InviteOptions{Name: "laptop", Addresses: []string{"db.example:7443"}}); err == nil || !strings.Contains(err.Error(), "keytool invite --revoke laptop") {
+		t.Fatalf("duplicate: %v", err)
+	}
+	// A generated name.
+	inv2, _, err := NewInvite(dir, h.key(), InviteOptions{Addresses: []string{"db.example:7443"}})
+	if err != nil || !strings.HasPrefix(inv2.Name, "client-") || len(inv2.Name) != len("client-")+8 {
+		t.Fatalf("generated name %q: %v", inv2.Name, err)
+	}
+	// A name an authorized key has already.
+	if _, err := h.clients(t).Add(newHome(t).key(), "taken", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := NewInvite(dir, h.key(), InviteOptions{Name: "taken", Addresses: []string{"a:1"}, Clients: h.clients(t)}); err == nil || !strings.Contains(err.Error(), "already named \"taken\"") {
+		t.Fatalf("taken name: %v", err)
+	}
+	// A dir made too open is tightened.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := NewInvite(dir, h.key(), InviteOptions{Name: "third", Addresses: []string{"a:1"}}); err != nil {
+		t.Fatal(err)
+	}
+	mode(t, dir, 0o700)
+}
+
+func TestNewInviteRefuses(t *testing.T) {
+	h := newHome(t)
+	dir := InvitesDir(h.dir)
+	for name, opts := range map[string]InviteOptions{
+		"no address":      {Name: "a"},
+		"bad address":     {Name: "a", Addresses: []string{"nowhere"}},
+		"slash":           {Name: "a/b", Addresses: []string{"h:1"}},
+		"dot-dot":         {Name: "..", Addresses: []string{"h:1"}},
+		"hidden":          {Name: ".x", Addresses: []string{"h:1"}},
+		"control":         {Name: "a\x01", Addresses: []string{"h:1"}},
+		"negative ttl":    {Name: "a", Addresses: []string{"h:1"}, TTL: -time.Hour},
+		"expiry in past":  {Name: "a", Addresses: []string{"h:1"}, Expires: time.Now().Add(-time.Minute)},
+		"backslash":       {Name: `a\b`, Addresses: []string{"h:1"}},
+		"newline in addr": {Name: "a", Addresses: []string{"h\n:1"}},
+	} {
+		if _, _, err := NewInvite(dir, h.key(), opts); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, "a", "b.json")); err == nil {
+		t.Error("a name escaped the directory")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) > 1 { // used/ at most
+		t.Errorf("refused invitations left files: %v", ents)
+	}
+}
+
+func TestListAndRevoke(t *testing.T) {
+	h := newHome(t)
+	dir := InvitesDir(h.dir)
+	if invs, probs := ListInvites(dir); len(invs) != 0 || len(probs) != 0 {
+		t.Fatalf("empty home: %v %v", invs, probs)
+	}
+	for _, n := range []string{"b", "a"} {
+		h.invite(t, n, "h:1")
+	}
+	if _, _, err := NewInvite(dir, h.key(), InviteOptions{Name: "old", Addresses: []string{"h:1"}, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	invs, probs := ListInvites(dir)
+	var got []string
+	for _, inv := range invs {
+		got = append(got, inv.Name+"="+inv.Status(time.Now()))
+	}
+	if strings.Join(got, " ") != "a=pending b=pending old=expired" || len(probs) != 1 || !strings.Contains(probs[0].Error(), "broken.json") {
+		t.Fatalf("list: %v, problems %v", got, probs)
+	}
+	inv, err := RevokeInvite(dir, "a")
+	if err != nil || inv.Name != "a" {
+		t.Fatal(inv, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.json")); !os.IsNotExist(err) {
+		t.Fatal("revoked invitation still there")
+	}
+	if _, err := RevokeInvite(dir, "a"); err == nil || !strings.Contains(err.Error(), "no pending invitation") {
+		t.Fatalf("revoking twice: %v", err)
+	}
+	if _, err := RevokeInvite(dir, "../x"); err == nil {
+		t.Fatal("revoked outside the directory")
+	}
+	// Group-writable invitations are refused: whoever can write one can
+	// let a key in.
+	if err := os.Chmod(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if _, probs := ListInvites(dir); len(probs) != 1 || !strings.Contains(probs[0].Error(), "chmod 700") {
+		t.Fatalf("open dir: %v", probs)
+	}
+}

@@ -1,0 +1,373 @@
+package enroll
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// Path is the enrollment endpoint: clients POST a Request to it.
+const Path = "/.well-known/keytool/join"
+
+// Request is what a client posts to Path. The client's key is not in it:
+// it is the key the client proved it holds in the TLS handshake.
+type Request struct {
+	Name   string `json:"name"`
+	Secret string `json:"secret"` // base64url, no padding, of the token's 32-byte secret
+}
+
+// Reason says why an enrollment was refused, in Answer.Reason.
+type Reason string
+
+// The reasons, each with its own HTTP status.
+const (
+	ReasonExpired          Reason = "expired"               // 410 Gone
+	ReasonAlreadyUsed      Reason = "already_used"          // 409 Conflict
+	ReasonUnknown          Reason = "unknown_invitation"    // 404 Not Found: revoked, or never made here
+	ReasonWrongSecret      Reason = "wrong_secret"          // 403 Forbidden
+	ReasonRateLimited      Reason = "rate_limited"          // 429 Too Many Requests, with Retry-After
+	ReasonBadRequest       Reason = "bad_request"           // 400 Bad Request
+	ReasonNoCertificate    Reason = "no_client_certificate" // 401 Unauthorized
+	ReasonNotEnrollable    Reason = "not_enrollable"        // 422: the key or name cannot be added (already authorized, name taken, revoked)
+	ReasonInternal         Reason = "internal"              // 500
+	ReasonMethodNotAllowed Reason = "method_not_allowed"    // 405
+)
+
+var reasonStatus = map[Reason]int{
+	ReasonExpired:          http.StatusGone,
+	ReasonAlreadyUsed:      http.StatusConflict,
+	ReasonUnknown:          http.StatusNotFound,
+	ReasonWrongSecret:      http.StatusForbidden,
+	ReasonRateLimited:      http.StatusTooManyRequests,
+	ReasonBadRequest:       http.StatusBadRequest,
+	ReasonNoCertificate:    http.StatusUnauthorized,
+	ReasonNotEnrollable:    http.StatusUnprocessableEntity,
+	ReasonInternal:         http.StatusInternalServerError,
+	ReasonMethodNotAllowed: http.StatusMethodNotAllowed,
+}
+
+// Answer is the JSON body of every answer of the endpoint: on success
+// Name and both fingerprints; on failure Error (for people) and Reason
+// (for programs).
+type Answer struct {
+	Name              string `json:"name,omitempty"`
+	ClientFingerprint string `json:"client_fingerprint,omitempty"`
+	ServerFingerprint string `json:"server_fingerprint,omitempty"`
+	Error             string `json:"error,omitempty"`
+	Reason            Reason `json:"reason,omitempty"`
+}
+
+// ClientStore is where enrolled keys are added: *authkeys.Store.
+type ClientStore interface {
+	Add(k *jwk.Key, name string, overwrite bool) (*authkeys.Entry, error)
+}
+
+// HandlerOptions configure a Handler.
+type HandlerOptions struct {
+	// Dir is the invitations directory (InvitesDir(home)). Required.
+	Dir string
+	// Clients receives the enrolled keys (the home's authorized keys).
+	// Required.
+	Clients ClientStore
+	// ServerKey is the server's identity, named in answers. Required.
+	ServerKey *jwk.Key
+	// Logger receives one record per attempt; nil discards them.
+	Logger *slog.Logger
+	// Limits bound failed attempts; zero fields take the defaults.
+	Limits Limits
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler is the server side of enrollment, an http.Handler for Path. It
+// must be served over TLS by a tlsbridge.Server in AllowUnknown mode, so
+// that a client whose key is not authorized yet completes the handshake:
+// the handshake proved the client holds its key, and the handler adds that
+// key, never one named in the request.
+//
+// Requests to other paths get 403 with tlsbridge.ForbiddenBody, so that
+// Handler can serve whole connections of unauthenticated clients (see
+// ServeConn).
+type Handler struct {
+	opts HandlerOptions
+	lim  *limiter
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// NewHandler returns the enrollment handler.
+func NewHandler(opts HandlerOptions) (*Handler, error) {
+	if opts.Dir == "" || opts.Clients == nil || opts.ServerKey == nil {
+		return nil, errors.New("enroll: HandlerOptions needs Dir, Clients and ServerKey")
+	}
+	h := &Handler{opts: opts, lim: newLimiter(opts.Limits), now: opts.Now, log: opts.Logger}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	return h, nil
+}
+
+// refusal is a failed attempt: the reason, the message for the client,
+// and whether it counts against the rate limits.
+type refusal struct {
+	reason Reason
+	msg    string
+	count  bool
+}
+
+func refuse(reason Reason, format string, args ...any) *refusal {
+	return &refusal{reason: reason, msg: fmt.Sprintf(format, args...), count: reason != ReasonInternal}
+}
+
+// maxRequest bounds the request body.
+const maxRequest = 4 << 10
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != Path {
+		h.forbidden(w, r)
+		return
+	}
+	now := h.now()
+	remote := remoteOf(r)
+	attrs := []any{"remote", r.RemoteAddr}
+	var clientKey *jwk.Key
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		if k, err := jwk.NewPublicKey(r.TLS.PeerCertificates[0].PublicKey); err == nil {
+			clientKey = k
+			attrs = append(attrs, "client_fingerprint", k.Fingerprint())
+		}
+	}
+	if ok, wait := h.lim.allow(remote, now); !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		h.log.Warn("enrollment refused", append(attrs, "reason", ReasonRateLimited, "retry_after", secs)...)
+		h.answer(w, Answer{Reason: ReasonRateLimited, Error: fmt.Sprintf("too many failed enrollment attempts from this address (or from everyone): try again in %d seconds", secs)})
+		return
+	}
+	var req Request
+	ans, name, ref := h.serve(w, r, clientKey, &req, now)
+	if name != "" {
+		attrs = append(attrs, "invitation", name)
+	}
+	if ref != nil {
+		if ref.count {
+			h.lim.fail(remote, now)
+		}
+		h.log.Warn("enrollment refused", append(attrs, "reason", ref.reason, "detail", ref.msg)...)
+		h.answer(w, Answer{Reason: ref.reason, Error: ref.msg})
+		return
+	}
+	h.log.Info("enrolled", append(attrs, "name", ans.Name, "server_fingerprint", ans.ServerFingerprint)...)
+	h.answer(w, ans)
+}
+
+// serve does the work of one POST; the name returned is the invitation
+// named in the request, for the log, once it is known to be valid.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.Key, req *Request, now time.Time) (Answer, string, *refusal) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return Answer{}, "", refuse(ReasonMethodNotAllowed, "use POST %s", Path)
+	}
+	if clientKey == nil {
+		return Answer{}, "", refuse(ReasonNoCertificate, "no usable client certificate: enrollment needs the client's key in the TLS handshake (keytool join presents it)")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
+	if err != nil {
+		return Answer{}, "", refuse(ReasonBadRequest, "reading the request: %v", err)
+	}
+	if err := json.Unmarshal(body, req); err != nil {
+		return Answer{}, "", refuse(ReasonBadRequest, "the request is not JSON {\"name\":…,\"secret\":…}: %v", err)
+	}
+	if err := keydir.CheckName(req.Name); err != nil {
+		return Answer{}, "", refuse(ReasonBadRequest, "%v", err)
+	}
+	name := req.Name
+	secret, err := base64.RawURLEncoding.DecodeString(req.Secret)
+	if err != nil || len(secret) != SecretSize {
+		return Answer{}, name, refuse(ReasonBadRequest, "the secret is not %d bytes of base64url", SecretSize)
+	}
+	sum := sha256.Sum256(secret)
+	clear(secret)
+	if err := checkDir(h.opts.Dir); err != nil {
+		h.log.Error("invitations directory refused", "error", err.Error())
+		return Answer{}, name, refuse(ReasonInternal, "the server cannot read its invitations; its log says why")
+	}
+
+	pending := filepath.Join(h.opts.Dir, name+".json")
+	inv, err := readInvite(pending)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Answer{}, name, h.notPending(name, sum)
+	}
+	if err != nil {
+		h.log.Error("invitation unreadable", "file", pending, "error", err.Error())
+		return Answer{}, name, refuse(ReasonInternal, "the server cannot read invitation %q; its log says why", name)
+	}
+	if !secretMatches(inv, sum) {
+		return Answer{}, name, refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name)
+	}
+	if !now.Before(inv.Expires) {
+		return Answer{}, name, refuse(ReasonExpired, "invitation %q expired at %s; ask the server's administrator for a new token (keytool invite --name %s)",
+			name, inv.Expires.UTC().Format(time.RFC3339), keydir.ShellQuote(name))
+	}
+
+	// Claim: exactly one rename of the pending file succeeds, across
+	// goroutines and processes. The winner adds the key; a failure puts
+	// the invitation back.
+	claim, err := h.claim(pending, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Answer{}, name, refuse(ReasonAlreadyUsed, "invitation %q was already used: a token works once; ask for a new one", name)
+	}
+	if err != nil {
+		h.log.Error("claiming an invitation", "file", pending, "error", err.Error())
+		return Answer{}, name, refuse(ReasonInternal, "the server could not claim invitation %q; its log says why", name)
+	}
+	entry, err := h.opts.Clients.Add(clientKey, name, false)
+	if err != nil {
+		h.unclaim(claim, pending)
+		var exists *authkeys.NameExistsError
+		var already *authkeys.AlreadyAuthorizedError
+		var revoked *authkeys.RevokedError
+		switch {
+		case errors.As(err, &exists):
+			return Answer{}, name, refuse(ReasonNotEnrollable, "the server already has another key named %q; the invitation is unchanged, and its administrator must remove that key (keytool authorize --remove %s) or invite under another name",
+				name, keydir.ShellQuote(name))
+		case errors.As(err, &already):
+			return Answer{}, name, refuse(ReasonNotEnrollable, "this client's key %s is already authorized on the server, as %q; the invitation was not used", clientKey.Fingerprint(), already.Entry.Name)
+		case errors.As(err, &revoked):
+			return Answer{}, name, refuse(ReasonNotEnrollable, "this client's key %s is revoked on the server", clientKey.Fingerprint())
+		}
+		h.log.Error("adding an enrolled key", "invitation", name, "error", err.Error())
+		return Answer{}, name, refuse(ReasonInternal, "the server could not add this client's key; its log says why")
+	}
+	inv.Used = now.UTC()
+	inv.ClientFingerprint = clientKey.Fingerprint()
+	usedPath := filepath.Join(h.opts.Dir, usedDir, name+".json")
+	if data, err := inv.marshal(); err == nil {
+		if err := atomicfile.Write(usedPath, data, 0o600); err != nil {
+			h.log.Error("recording a used invitation", "file", usedPath, "error", err.Error())
+		}
+	}
+	_ = os.Remove(claim) // the record (or, failing that, the claim's removal) is what is left
+	return Answer{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
+}
+
+func secretMatches(inv *Invitation, sum [32]byte) bool {
+	want, err := base64.RawURLEncoding.DecodeString(inv.SecretSHA256)
+	return err == nil && subtle.ConstantTimeCompare(want, sum[:]) == 1
+}
+
+// notPending tells an invitation that was used (or is being used) from
+// one that does not exist. Whether it was used is said only to whoever
+// holds its secret.
+func (h *Handler) notPending(name string, sum [32]byte) *refusal {
+	dir := filepath.Join(h.opts.Dir, usedDir)
+	candidates, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(name)+".*.claim"))
+	candidates = append(candidates, filepath.Join(dir, name+".json"))
+	for _, p := range candidates {
+		inv, err := readInvite(p)
+		if err != nil {
+			continue
+		}
+		if !secretMatches(inv, sum) {
+			return refuse(ReasonWrongSecret, "the token's secret does not match invitation %q", name)
+		}
+		if inv.Used.IsZero() {
+			return refuse(ReasonAlreadyUsed, "invitation %q is being used by another client right now: a token works once", name)
+		}
+		return refuse(ReasonAlreadyUsed, "invitation %q was already used, at %s: a token works once; ask for a new one", name, inv.Used.UTC().Format(time.RFC3339))
+	}
+	return refuse(ReasonUnknown, "this server has no invitation named %q: it was revoked, or made in another keytool home", name)
+}
+
+func globEscape(s string) string {
+	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(s)
+}
+
+// claim renames the pending invitation to a unique claim file in used/.
+func (h *Handler) claim(pending, name string) (string, error) {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	claim := filepath.Join(h.opts.Dir, usedDir, "."+name+"."+hex.EncodeToString(r[:])+".claim")
+	if err := os.MkdirAll(filepath.Dir(claim), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Rename(pending, claim); err != nil {
+		var le *os.LinkError
+		if errors.As(err, &le) && errors.Is(le.Err, fs.ErrNotExist) {
+			return "", fs.ErrNotExist
+		}
+		return "", err
+	}
+	return claim, nil
+}
+
+// unclaim puts a claimed invitation back, unless an invitation of the
+// same name was made meanwhile.
+func (h *Handler) unclaim(claim, pending string) {
+	if err := os.Link(claim, pending); err != nil && !errors.Is(err, fs.ErrExist) {
+		h.log.Error("restoring an invitation after a failed enrollment", "file", pending, "error", err.Error())
+		return
+	}
+	_ = os.Remove(claim)
+}
+
+func (h *Handler) answer(w http.ResponseWriter, a Answer) {
+	status := http.StatusOK
+	if a.Reason != "" {
+		status = reasonStatus[a.Reason]
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(a) // the client may be gone; nothing to do
+}
+
+// forbidden answers requests to other paths like tlsbridge's
+// RequireAuthenticated does, with the way to enroll as the hint.
+func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request) {
+	body := tlsbridge.ForbiddenBody{
+		Error:     "this client's key is not trusted by the server",
+		ErrorCode: http.StatusForbidden,
+		Reason:    "only the enrollment endpoint " + Path + " serves clients whose key is not authorized",
+		Hint:      "enroll with a token from the server's administrator (keytool invite): keytool join TOKEN; or send your public key (keytool pub) to be authorized by hand",
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		sum := sha256.Sum256(r.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
+		body.Fingerprint, body.KeyID = jwk.FormatFingerprint(sum), jwk.FormatKeyID(sum)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusForbidden)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func remoteOf(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}

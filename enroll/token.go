@@ -1,0 +1,279 @@
+package enroll
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+)
+
+// TokenPrefix starts every token of the current format. The number is the
+// format's version: a later format gets another prefix, so that an old
+// keytool says "unsupported version" instead of "mangled".
+const TokenPrefix = "keytool-join-1:"
+
+// tokenFamily is the part of the prefix shared by all versions.
+const tokenFamily = "keytool-join-"
+
+// SecretSize is the size of a token's secret: 256 random bits.
+const SecretSize = 32
+
+// maxAddresses bounds the addresses a token may carry.
+const maxAddresses = 16
+
+// checksumSize is the number of bytes of SHA-256(payload) appended to the
+// payload, to tell a token mangled in copy-paste from a wrong one.
+const checksumSize = 4
+
+// Token is what `keytool invite` prints and `keytool join` reads: where to
+// connect, which key the server there must present, and the one-time
+// secret that proves the client was invited.
+//
+// Its String method hides the secret, so that a Token printed or logged
+// by mistake gives nothing away; Encode gives the string to hand over.
+type Token struct {
+	Server    [32]byte  // SHA-256 of the server key's DER SubjectPublicKeyInfo
+	Addresses []string  // host:port to dial, in order (at least one)
+	Secret    [32]byte  // random; the server stores only its SHA-256
+	Expires   time.Time // whole seconds, UTC
+	Name      string    // the invitation's name, and the client's authorized-keys entry name
+}
+
+// ServerFingerprint returns the server key's fingerprint ("SHA256:…").
+func (t Token) ServerFingerprint() string { return jwk.FormatFingerprint(t.Server) }
+
+// String describes the token without its secret.
+func (t Token) String() string {
+	return fmt.Sprintf("%s<secret hidden> (invitation %q, server %s at %s, expires %s)",
+		TokenPrefix, t.Name, t.ServerFingerprint(), strings.Join(t.Addresses, ","), t.Expires.UTC().Format(time.RFC3339))
+}
+
+// LogValue keeps the secret out of log/slog records.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("name", t.Name),
+		slog.String("server_fingerprint", t.ServerFingerprint()),
+		slog.Any("addresses", t.Addresses),
+		slog.Time("expires", t.Expires),
+	)
+}
+
+// newSecret returns SecretSize random bytes.
+func newSecret() ([32]byte, error) {
+	var s [32]byte
+	_, err := rand.Read(s[:])
+	return s, err
+}
+
+// Encode returns the token as one copy-pasteable string:
+//
+//	keytool-join-1:<base64url, no padding, of payload ‖ SHA-256(payload)[:4]>
+//
+// The payload is binary, big-endian:
+//
+//	[32] server SPKI hash   [32] secret   [8] expiry, Unix seconds
+//	[1] len(name), name     [1] number of addresses, then for each: [1] len, address
+func (t Token) Encode() (string, error) {
+	if err := t.validate(); err != nil {
+		return "", err
+	}
+	var p []byte
+	p = append(p, t.Server[:]...)
+	p = append(p, t.Secret[:]...)
+	p = binary.BigEndian.AppendUint64(p, uint64(t.Expires.Unix()))
+	p = append(p, byte(len(t.Name)))
+	p = append(p, t.Name...)
+	p = append(p, byte(len(t.Addresses)))
+	for _, a := range t.Addresses {
+		p = append(p, byte(len(a)))
+		p = append(p, a...)
+	}
+	sum := sha256.Sum256(p)
+	p = append(p, sum[:checksumSize]...)
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(p), nil
+}
+
+// validate checks what Encode and DecodeToken both require.
+func (t Token) validate() error {
+	if err := keydir.CheckName(t.Name); err != nil {
+		return err
+	}
+	if len(t.Name) > 255 {
+		return fmt.Errorf("invalid name %q: longer than 255 bytes", t.Name)
+	}
+	if len(t.Addresses) == 0 {
+		return errors.New("a token needs at least one address (host:port)")
+	}
+	if len(t.Addresses) > maxAddresses {
+		return fmt.Errorf("a token holds at most %d addresses", maxAddresses)
+	}
+	for _, a := range t.Addresses {
+		if err := CheckAddress(a); err != nil {
+			return err
+		}
+	}
+	if t.Expires.IsZero() {
+		return errors.New("a token needs an expiry")
+	}
+	return nil
+}
+
+// CheckAddress accepts the addresses a token may carry: host:port with a
+// port from 1 to 65535 and a host name or IP literal (no wildcard, no
+// space, no control character), at most 255 bytes.
+func CheckAddress(addr string) error {
+	bad := func(why string) error { return fmt.Errorf("invalid address %q: %s (want host:port)", addr, why) }
+	if len(addr) > 255 {
+		return bad("longer than 255 bytes")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return bad(err.Error())
+	}
+	if host == "" {
+		return bad("no host")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return bad("the port must be a number from 1 to 65535")
+	}
+	for _, r := range host {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune("*?!/\\,[]", r) {
+			return bad("the host holds a character that cannot be in a host name")
+		}
+	}
+	return nil
+}
+
+// Token decoding errors: a *TokenError wraps one of these, so that
+// errors.Is tells the cases apart.
+var (
+	// ErrNotToken: the string does not start with keytool-join-.
+	ErrNotToken = errors.New("not a keytool join token")
+	// ErrTokenVersion: a keytool-join-N: token of a version this keytool
+	// does not read.
+	ErrTokenVersion = errors.New("unsupported token version")
+	// ErrTokenMangled: the token's characters or checksum are wrong — it
+	// was cut short, wrapped, or changed while copied.
+	ErrTokenMangled = errors.New("token mangled in copying")
+	// ErrTokenMalformed: the checksum holds but the content is invalid —
+	// the token was not made by keytool invite.
+	ErrTokenMalformed = errors.New("malformed token")
+)
+
+// TokenError is why DecodeToken refused a string. Kind is one of
+// ErrNotToken, ErrTokenVersion, ErrTokenMangled and ErrTokenMalformed.
+type TokenError struct {
+	Kind   error
+	Detail string
+}
+
+func (e *TokenError) Error() string {
+	switch e.Kind {
+	case ErrTokenMangled:
+		return fmt.Sprintf("the token was mangled in copying (%s): copy it again, whole, from the output of keytool invite", e.Detail)
+	case ErrNotToken:
+		return fmt.Sprintf("not a keytool join token (%s): a token starts with %q and is printed by keytool invite", e.Detail, TokenPrefix)
+	case ErrTokenVersion:
+		return fmt.Sprintf("unsupported token version (%s): this keytool reads %q tokens; use the same keytool version on both sides", e.Detail, TokenPrefix)
+	}
+	return fmt.Sprintf("malformed token (%s): it was not made by keytool invite", e.Detail)
+}
+
+func (e *TokenError) Unwrap() error { return e.Kind }
+
+// DecodeToken reads a token made by Token.Encode. White space anywhere
+// (a token wrapped over lines in a mail or a terminal) is ignored. Any
+// other change is detected: by strict base64 decoding or by the checksum,
+// and reported as ErrTokenMangled.
+func DecodeToken(s string) (Token, error) {
+	s = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, s)
+	fail := func(kind error, format string, args ...any) (Token, error) {
+		return Token{}, &TokenError{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+	}
+	if !strings.HasPrefix(s, TokenPrefix) {
+		if v, _, ok := strings.Cut(strings.TrimPrefix(s, tokenFamily), ":"); ok && strings.HasPrefix(s, tokenFamily) {
+			if _, err := strconv.Atoi(v); err == nil {
+				return fail(ErrTokenVersion, "version %q", v)
+			}
+		}
+		if strings.HasPrefix(strings.ToLower(s), tokenFamily) || strings.HasPrefix(s, "keytool") {
+			return fail(ErrTokenMangled, "the %q at its start is damaged", TokenPrefix)
+		}
+		return fail(ErrNotToken, "it does not start with %q", TokenPrefix)
+	}
+	body := s[len(TokenPrefix):]
+	if i := strings.IndexFunc(body, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}); i >= 0 {
+		return fail(ErrTokenMangled, "character %q at position %d cannot be in a token", []rune(body[i:])[0], len(TokenPrefix)+i+1)
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(body)
+	if err != nil {
+		return fail(ErrTokenMangled, "its length or last character is wrong, as if cut short")
+	}
+	const minLen = 32 + 32 + 8 + 1 + 1 + 1 + 1 + checksumSize
+	if len(raw) < minLen {
+		return fail(ErrTokenMangled, "too short, as if cut short")
+	}
+	payload, check := raw[:len(raw)-checksumSize], raw[len(raw)-checksumSize:]
+	if sum := sha256.Sum256(payload); !bytes.Equal(sum[:checksumSize], check) {
+		return fail(ErrTokenMangled, "checksum mismatch")
+	}
+	var t Token
+	copy(t.Server[:], payload[0:32])
+	copy(t.Secret[:], payload[32:64])
+	exp := int64(binary.BigEndian.Uint64(payload[64:72]))
+	if exp <= 0 || exp > 253402300799 { // 9999-12-31T23:59:59Z
+		return fail(ErrTokenMalformed, "expiry out of range")
+	}
+	t.Expires = time.Unix(exp, 0).UTC()
+	rest := payload[72:]
+	next := func() (string, bool) {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return "", false
+		}
+		v := string(rest[1 : 1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+		return v, true
+	}
+	name, ok := next()
+	if !ok {
+		return fail(ErrTokenMalformed, "truncated name")
+	}
+	t.Name = name
+	if len(rest) < 1 {
+		return fail(ErrTokenMalformed, "no addresses")
+	}
+	n := int(rest[0])
+	rest = rest[1:]
+	for i := 0; i < n; i++ {
+		a, ok := next()
+		if !ok {
+			return fail(ErrTokenMalformed, "truncated address")
+		}
+		t.Addresses = append(t.Addresses, a)
+	}
+	if len(rest) > 0 {
+		return fail(ErrTokenMalformed, "%d unexpected bytes at the end", len(rest))
+	}
+	if err := t.validate(); err != nil {
+		return fail(ErrTokenMalformed, "%v", err)
+	}
+	return t, nil
+}
