@@ -15,6 +15,9 @@ import (
 // a copy named "keytool" first in PATH, so scripts and tests run keytool as
 // a real process.
 func TestMain(m *testing.M) {
+	// Under -race, every process sleeps a second at exit unless told not
+	// to; the suite runs hundreds of keytool processes.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	testscript.Main(m, map[string]func(){
 		"keytool": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
@@ -26,6 +29,10 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			return nil
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"mode":  cmdMode,
 			"exits": cmdExits,
