@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/enroll"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -31,13 +33,14 @@ type proxyOptions struct {
 	hosts            []string
 	handshakeTimeout time.Duration
 	drainTimeout     time.Duration
+	enroll           bool
 }
 
 func init() {
 	var o proxyOptions
 	register(&command{
 		name:    "proxy",
-		args:    "--listen ADDR --target ADDR [--client]",
+		args:    "--listen ADDR --target ADDR [--client | --enroll]",
 		summary: "put mutual TLS in front of any TCP server (or, with --client, before any TCP client)",
 		help: `Server mode (the default): accepts mutual TLS on --listen, admits the clients
 whose keys the home authorizes (authorized_keys.d, authorized_keys.json;
@@ -59,6 +62,12 @@ it was refused, the bytes copied each way and the duration. Problems in
 the trust files are logged with the file's name. The first line says
 "listening" with the actual address (so --listen 127.0.0.1:0 works).
 
+--enroll (server mode): clients whose key is not authorized may finish the
+handshake, but only to enroll with a token from 'keytool invite' ('keytool
+join'); any other request of theirs gets an HTTP 403 on that connection
+instead of a TLS alert. Revoked keys are refused in the handshake all the
+same. Off by default.
+
 SIGTERM or SIGINT: stop accepting, let open connections finish (at most
 --drain-timeout, then they are cut), exit 0. A second signal cuts them at
 once.
@@ -73,6 +82,7 @@ Example:
 			fs.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
 			fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
 			fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
+			fs.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {
@@ -85,6 +95,9 @@ Example:
 				if _, _, err := net.SplitHostPort(a); err != nil {
 					return usagef("%q is not host:port: %v", a, err)
 				}
+			}
+			if o.client && o.enroll {
+				return usagef("--enroll serves enrollment in server mode; it has no use with --client")
 			}
 			if o.client && len(o.hosts) > 0 {
 				return usagef("--host names the server's certificate; it has no use with --client")
@@ -207,11 +220,12 @@ func (c *cli) proxy(o proxyOptions) error {
 
 // proxyServer is server mode: mutual TLS in, plain TCP out.
 type proxyServer struct {
-	o     proxyOptions
-	log   *slog.Logger
-	srv   *tlsbridge.Server
-	cfg   *tls.Config
-	store *authkeys.Store
+	o      proxyOptions
+	log    *slog.Logger
+	srv    *tlsbridge.Server
+	cfg    *tls.Config
+	store  *authkeys.Store
+	enroll http.Handler // nil unless --enroll
 }
 
 func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, log *slog.Logger) (*proxyServer, error) {
@@ -229,16 +243,25 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: store, PKI: pki})
+	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: store, PKI: pki, AllowUnknown: o.enroll})
 	if err != nil {
 		return nil, err
 	}
+	var enrollHandler http.Handler
+	if o.enroll {
+		h, err := enroll.NewHandler(enroll.HandlerOptions{Dir: enroll.InvitesDir(c.home), Clients: store, ServerKey: id.Key, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		enrollHandler = h
+		log.Info("serving enrollment", "path", enroll.Path, "invitations", enroll.InvitesDir(c.home))
+	}
 	n := len(store.Entries())
 	log.Info("identity", "fingerprint", id.Key.Fingerprint(), "authorized_keys", n, "pki", pki != nil)
-	if n == 0 && pki == nil {
+	if n == 0 && pki == nil && !o.enroll {
 		log.Warn("no client key is authorized yet: every client is refused until one is (keytool authorize --name NAME FILE)", "dir", opts.Dirs[0])
 	}
-	return &proxyServer{o: o, log: log, srv: srv, cfg: srv.TLSConfig(), store: store}, nil
+	return &proxyServer{o: o, log: log, srv: srv, cfg: srv.TLSConfig(), store: store, enroll: enrollHandler}, nil
 }
 
 func (p *proxyServer) handle(ctx context.Context, raw net.Conn) {
@@ -277,6 +300,13 @@ func (p *proxyServer) handle(ctx context.Context, raw net.Conn) {
 	// The handshake decided; ask again for the entry it matched (and fail
 	// closed if the key was removed in between).
 	peer, err := p.srv.Peer(&cs, remoteAddr(raw))
+	if err == nil && peer.Err != nil && p.enroll != nil {
+		// --enroll: an unknown client may enroll on this connection, and
+		// do nothing else.
+		p.log.Info("not authorized: serving enrollment only", "remote", remote, "fingerprint", fp, "reason", peer.Err.Error())
+		_ = enroll.ServeConn(ctx, conn, p.enroll)
+		return
+	}
 	if err == nil && peer.Err != nil {
 		err = peer.Err
 	}
