@@ -144,7 +144,13 @@ func (c *Client) Configure(cfg *tls.Config, addr string) error {
 	}
 	theirs := cfg.VerifyConnection
 	applyPolicy(cfg)
-	cfg.Certificates = []tls.Certificate{c.id.Certificate}
+	// Always present the identity, even when the server's request lists
+	// CA names it is not under (nginx with a per-key bundle): Go would
+	// otherwise send no certificate, and the server could not say whose
+	// key it refused.
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		return &c.id.Certificate, nil
+	}
 	cfg.InsecureSkipVerify = true
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
