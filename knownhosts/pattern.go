@@ -46,6 +46,11 @@ func (p pattern) hostString() string {
 
 func formatAddr(host string, port uint16) string {
 	if port == 0 {
+		if strings.Count(host, ":") == 1 {
+			// A wildcard like "a:*" would read back as host "a", every
+			// port: keep the brackets it came in.
+			return "[" + host + "]"
+		}
 		return host
 	}
 	if strings.Contains(host, ":") {
@@ -94,6 +99,9 @@ func parsePattern(s string) (pattern, error) {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if host == "" {
 		return bad("empty host")
+	}
+	if strings.HasSuffix(host, ".") { // "*.." would normalise to "*." and then to "*"
+		return bad("a host name's labels must hold 1 to 63 characters")
 	}
 	for i := 0; i < len(host); i++ {
 		c := host[i]

@@ -105,14 +105,14 @@ func benchHandshakes(b *testing.B, srvCfg *tls.Config, cliCfg func(addr string) 
 	if err := one(); err != nil {
 		b.Fatal(err)
 	}
-	b.Run("seq", func(b *testing.B) {
+	b.Run("mode=seq", func(b *testing.B) {
 		for b.Loop() {
 			if err := one(); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	b.Run("par2", func(b *testing.B) {
+	b.Run("mode=par2", func(b *testing.B) {
 		b.SetParallelism(1) // GOMAXPROCS clients: 2 on the reference machine
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {

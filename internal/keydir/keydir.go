@@ -162,6 +162,9 @@ type Loader[T any] struct {
 
 	// readFile reads a file; tests replace it to simulate I/O errors.
 	readFile func(path string) ([]byte, fs.FileInfo, error)
+	// addWatch, if set, replaces fsnotify's Add; tests make it fail to
+	// simulate an exhausted inotify watch limit.
+	addWatch func(dir string) error
 }
 
 // New returns a loader for cfg. Nothing is read until Reload or Watch.

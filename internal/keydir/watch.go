@@ -152,7 +152,11 @@ func (l *Loader[T]) ensureWatches() bool {
 			}
 			_ = l.fw.Remove(d)
 		}
-		if err := l.fw.Add(d); err != nil {
+		add := l.fw.Add
+		if l.addWatch != nil {
+			add = l.addWatch
+		}
+		if err := add(d); err != nil {
 			if !l.failed[d] {
 				l.failed[d] = true
 				l.log.Warn("cannot watch directory; falling back to periodic rescans", "dir", d, "error", err, "every", l.cfg.Rescan)

@@ -1,0 +1,137 @@
+package jwk
+
+import (
+	"bytes"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A PEM "file" with a million blocks. keytool's answer is bounded by the
+// 64 MiB file limit and a parser that is linear in its input:
+//
+//   - a million real key blocks do not fit in 64 MiB (the smallest, an
+//     Ed25519 PUBLIC KEY block, takes 113 bytes), so such a file is
+//     refused from its size, before it is read;
+//   - a million blocks that do fit — empty skipped blocks, or BEGIN lines
+//     with no END — are parsed in time and memory linear in the input,
+//     and refused with a specific error;
+//   - the most keys that fit (about 590,000 Ed25519 blocks in 64 MiB) load,
+//     in bounded time and memory (a key file that large is legitimate:
+//     an organisation's key set).
+func TestMillionPEMBlocks(t *testing.T) {
+	ed := testKey(t, Ed25519)
+	block := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: ed.SPKI()})
+
+	t.Run("a million key blocks: refused by size", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "million.pem")
+		data := bytes.Repeat(block, 1_000_000)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err := ReadFile(path)
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "113000000 bytes") {
+			t.Fatalf("err = %v, want ErrTooLarge for 113000000 bytes", err)
+		}
+		t.Logf("refused in %v", time.Since(start))
+	})
+
+	bounded := func(t *testing.T, data []byte, check func(keys []*Key, err error)) {
+		t.Helper()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		keys, err := Parse(data)
+		took := time.Since(start)
+		runtime.ReadMemStats(&after)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%d bytes: %d keys in %v, %d MB allocated", len(data), len(keys), took.Round(time.Millisecond), alloc>>20)
+		check(keys, err)
+		if took > 60*time.Second {
+			t.Errorf("took %v", took)
+		}
+		if lim := uint64(40 * len(data)); alloc > lim {
+			t.Errorf("allocated %d MB for %d MB of input", alloc>>20, len(data)>>20)
+		}
+	}
+	t.Run("a million empty skipped blocks", func(t *testing.T) {
+		data := bytes.Repeat([]byte("-----BEGIN EC PARAMETERS-----\n-----END EC PARAMETERS-----\n"), 1_000_000)
+		if len(data) > MaxFileSize {
+			t.Fatalf("%d bytes: the case would be refused by size", len(data))
+		}
+		bounded(t, data, func(_ []*Key, err error) {
+			if !errors.Is(err, ErrNoKey) {
+				t.Errorf("err = %v, want ErrNoKey", err)
+			}
+		})
+	})
+	t.Run("a million BEGIN lines without END", func(t *testing.T) {
+		data := bytes.Repeat([]byte("-----BEGIN PUBLIC KEY-----\n"), 1_000_000)
+		bounded(t, data, func(_ []*Key, err error) {
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Line != 1 || !strings.Contains(err.Error(), "malformed or truncated PEM block") {
+				t.Errorf("err = %v, want a malformed-block error at line 1", err)
+			}
+		})
+	})
+	t.Run("a million blocks, one bad at the end", func(t *testing.T) {
+		data := bytes.Repeat([]byte("-----BEGIN EC PARAMETERS-----\n-----END EC PARAMETERS-----\n"), 999_999)
+		data = append(data, "-----BEGIN PUBLIC KEY-----\nAAAA\n"...)
+		bounded(t, data, func(_ []*Key, err error) {
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Line != 2*999_999+1 {
+				t.Errorf("err = %v, want a malformed-block error at line %d", err, 2*999_999+1)
+			}
+		})
+	})
+	t.Run("as many key blocks as fit", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("-short: parses 64 MiB of keys")
+		}
+		data := bytes.Repeat(block, MaxFileSize/len(block))
+		bounded(t, data, func(keys []*Key, err error) {
+			if err != nil || len(keys) != MaxFileSize/len(block) {
+				t.Errorf("%d keys, err %v", len(keys), err)
+			}
+		})
+	})
+}
+
+// Deeply nested JSON in every position keytool reads JSON: refused at the
+// 33rd level with a message saying so, without recursion proportional to
+// the input (a million levels would overflow a recursive parser's stack
+// or take quadratic time).
+func TestDeeplyNestedJSON(t *testing.T) {
+	const n = 1_000_000
+	for name, data := range map[string]string{
+		"arrays in a member":  `{"kty":"EC","a":` + strings.Repeat("[", n) + strings.Repeat("]", n) + "}",
+		"objects":             strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n),
+		"in a JWK Set":        `{"keys":[` + strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n) + "]}",
+		"unterminated arrays": `{"kty":"EC","a":` + strings.Repeat("[", n),
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			_, err := Parse([]byte(data))
+			if !strings.Contains(fmtErr(err), "nested deeper than 32 levels") {
+				t.Errorf("err = %v, want the nesting limit", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
+	}
+}
+
+func fmtErr(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
