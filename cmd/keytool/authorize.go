@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 
@@ -459,58 +457,37 @@ func (c *cli) listAuthorized(asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range store.Problems() {
-		fmt.Fprintf(c.stderr, "keytool authorize: skipped %v\n", p)
-	}
+	reportSkipped(c.stderr, "authorize", store.Problems())
 	revoked := map[[32]byte]*authkeys.Entry{}
 	for _, r := range store.Revoked() {
 		revoked[r.SPKIHash] = r
 	}
+	now := time.Now()
 	infos := []authorizedInfo{}
+	var rows [][]string
 	for _, e := range store.Entries() {
 		in := authorizedInfo{Name: e.Name, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, File: e.File}
+		exp := "never"
 		if !e.Expires.IsZero() {
 			s := e.Expires.UTC().Format(time.RFC3339)
-			in.Expires = &s
+			in.Expires, exp = &s, s
+			if !now.Before(e.Expires) {
+				exp += " (expired)"
+			}
 		}
 		if e.From != nil {
 			in.From = prefixStrings(e.From)
 		}
 		if r := revoked[e.SPKIHash]; r != nil {
 			in.Revoked = true
+			exp += " (revoked)"
 			fmt.Fprintf(c.stderr, "keytool authorize: note: %q (%s) is revoked (%s): it is refused\n", e.Name, e.Fingerprint, r.File)
 		}
 		infos = append(infos, in)
+		rows = append(rows, []string{printable(in.Name), in.Fingerprint, printable(in.Comment), exp, printable(in.File)})
 	}
-	if asJSON {
-		out, err := json.MarshalIndent(infos, "", "  ")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "%s\n", out)
-		return nil
-	}
-	if len(infos) == 0 {
-		fmt.Fprintf(c.stderr, "No authorized keys in %s; add one with: keytool%s authorize --name NAME FILE\n", c.path("authorized_keys.d"), c.homeFlag())
-		return nil
-	}
-	now := time.Now()
-	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tFINGERPRINT\tCOMMENT\tEXPIRES\tFILE")
-	for _, in := range infos {
-		exp := "never"
-		if in.Expires != nil {
-			exp = *in.Expires
-			if t, _ := time.Parse(time.RFC3339, exp); !now.Before(t) {
-				exp += " (expired)"
-			}
-		}
-		if in.Revoked {
-			exp += " (revoked)"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", printable(in.Name), in.Fingerprint, printable(in.Comment), exp, printable(in.File))
-	}
-	return w.Flush()
+	return c.printList(asJSON, infos, []string{"NAME", "FINGERPRINT", "COMMENT", "EXPIRES", "FILE"}, rows,
+		fmt.Sprintf("No authorized keys in %s; add one with: keytool%s authorize --name NAME FILE", c.path("authorized_keys.d"), c.homeFlag()))
 }
 
 func (c *cli) unauthorize(nameOrFP string) error {

@@ -138,9 +138,7 @@ func (c *cli) bundle(which, out string) error {
 			cands = append(cands, candidate{e.File, e.SPKIHash})
 		}
 	}
-	for _, p := range problems {
-		fmt.Fprintf(c.stderr, "keytool bundle: skipped %v\n", p)
-	}
+	reportSkipped(c.stderr, "bundle", problems)
 
 	// The stores keep fingerprints, not keys: read each file once for the
 	// keys it was loaded with.

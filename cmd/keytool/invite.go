@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/keytool/keytool/enroll"
@@ -154,33 +152,18 @@ type inviteInfo struct {
 func (c *cli) listInvites(asJSON bool) error {
 	dir := enroll.InvitesDir(c.home)
 	invs, problems := enroll.ListInvites(dir)
-	for _, p := range problems {
-		fmt.Fprintf(c.stderr, "keytool invite: skipped %v\n", p)
-	}
+	reportSkipped(c.stderr, "invite", problems)
 	now := time.Now()
 	infos := []inviteInfo{}
+	var rows [][]string
 	for _, inv := range invs {
-		infos = append(infos, inviteInfo{Name: inv.Name, Status: inv.Status(now), Expires: inv.Expires, Created: inv.Created, Addresses: inv.Addresses,
-			ServerFingerprint: inv.ServerFingerprint, Used: inv.Used, ClientFingerprint: inv.ClientFingerprint, File: inv.File})
+		in := inviteInfo{Name: inv.Name, Status: inv.Status(now), Expires: inv.Expires, Created: inv.Created, Addresses: inv.Addresses,
+			ServerFingerprint: inv.ServerFingerprint, Used: inv.Used, ClientFingerprint: inv.ClientFingerprint, File: inv.File}
+		infos = append(infos, in)
+		rows = append(rows, []string{printable(in.Name), in.Status, in.Expires.Format(time.RFC3339), printable(strings.Join(in.Addresses, ",")), in.ClientFingerprint})
 	}
-	if asJSON {
-		out, err := json.MarshalIndent(infos, "", "  ")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "%s\n", out)
-		return nil
-	}
-	if len(infos) == 0 {
-		fmt.Fprintf(c.stderr, "No invitations in %s; make one with: keytool%s invite --address HOST:PORT\n", dir, c.homeFlag())
-		return nil
-	}
-	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tSTATUS\tEXPIRES\tADDRESSES\tCLIENT")
-	for _, in := range infos {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", in.Name, in.Status, in.Expires.Format(time.RFC3339), strings.Join(in.Addresses, ","), in.ClientFingerprint)
-	}
-	return w.Flush()
+	return c.printList(asJSON, infos, []string{"NAME", "STATUS", "EXPIRES", "ADDRESSES", "CLIENT"}, rows,
+		fmt.Sprintf("No invitations in %s; make one with: keytool%s invite --address HOST:PORT", dir, c.homeFlag()))
 }
 
 func (c *cli) revokeInvite(name string) error {

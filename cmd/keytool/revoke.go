@@ -1,14 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
@@ -205,31 +203,16 @@ func (c *cli) listRevoked(asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	for _, p := range store.Problems() {
-		fmt.Fprintf(c.stderr, "keytool revoke: skipped %v\n", p)
-	}
+	reportSkipped(c.stderr, "revoke", store.Problems())
 	infos := []revokedInfo{}
+	var rows [][]string
 	for _, r := range store.Revoked() {
-		infos = append(infos, revokedInfo{Fingerprint: r.Fingerprint, KeyID: jwk.FormatKeyID(r.SPKIHash), Comment: r.Comment, File: r.File})
+		in := revokedInfo{Fingerprint: r.Fingerprint, KeyID: jwk.FormatKeyID(r.SPKIHash), Comment: r.Comment, File: r.File}
+		infos = append(infos, in)
+		rows = append(rows, []string{in.Fingerprint, in.KeyID, printable(in.Comment), printable(in.File)})
 	}
-	if asJSON {
-		out, err := json.MarshalIndent(infos, "", "  ")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "%s\n", out)
-		return nil
-	}
-	if len(infos) == 0 {
-		fmt.Fprintf(c.stderr, "No revoked keys in %s\n", c.path("revoked_keys.d"))
-		return nil
-	}
-	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "FINGERPRINT\tKEY ID\tCOMMENT\tFILE")
-	for _, in := range infos {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", in.Fingerprint, in.KeyID, printable(in.Comment), printable(in.File))
-	}
-	return w.Flush()
+	return c.printList(asJSON, infos, []string{"FINGERPRINT", "KEY ID", "COMMENT", "FILE"}, rows,
+		fmt.Sprintf("No revoked keys in %s", c.path("revoked_keys.d")))
 }
 
 func (c *cli) unrevoke(fingerprint string) error {

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/keytool/keytool/jwk"
@@ -251,31 +249,16 @@ func (c *cli) listHosts(asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	reportSkipped(c.stderr, "trust-host", hosts.Problems())
 	infos := []hostInfo{}
+	var rows [][]string
 	for _, e := range hosts.Entries() {
-		infos = append(infos, hostInfo{Addresses: e.Addresses, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, File: e.File})
+		in := hostInfo{Addresses: e.Addresses, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, File: e.File}
+		infos = append(infos, in)
+		rows = append(rows, []string{printable(strings.Join(in.Addresses, ",")), in.Fingerprint, printable(in.Comment), printable(in.File)})
 	}
-	for _, p := range hosts.Problems() {
-		fmt.Fprintf(c.stderr, "keytool trust-host: skipped %v\n", p)
-	}
-	if asJSON {
-		out, err := json.MarshalIndent(infos, "", "  ")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "%s\n", out)
-		return nil
-	}
-	if len(infos) == 0 {
-		fmt.Fprintf(c.stderr, "No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT\n", c.path("trusted_hosts.d"), c.homeFlag())
-		return nil
-	}
-	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ADDRESS\tFINGERPRINT\tCOMMENT\tFILE")
-	for _, in := range infos {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", strings.Join(in.Addresses, ","), in.Fingerprint, in.Comment, in.File)
-	}
-	return w.Flush()
+	return c.printList(asJSON, infos, []string{"ADDRESS", "FINGERPRINT", "COMMENT", "FILE"}, rows,
+		fmt.Sprintf("No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT", c.path("trusted_hosts.d"), c.homeFlag()))
 }
 
 func (c *cli) unpinHost(addrOrFP string) error {

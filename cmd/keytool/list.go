@@ -1,0 +1,40 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// printList prints the listing of a --list option: the items as a JSON
+// array with --json (a stable interface for scripts); else, when there are
+// no rows, the hint on standard error; else an aligned table.
+func (c *cli) printList(asJSON bool, items any, header []string, rows [][]string, hint string) error {
+	if asJSON {
+		out, err := json.MarshalIndent(items, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s\n", out)
+		return nil
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(c.stderr, hint)
+		return nil
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(w, strings.Join(r, "\t"))
+	}
+	return w.Flush()
+}
+
+// reportSkipped prints, one line each, the trust files a store skipped.
+func reportSkipped[P error](w io.Writer, cmd string, problems []P) {
+	for _, p := range problems {
+		fmt.Fprintf(w, "keytool %s: skipped %v\n", cmd, p)
+	}
+}
