@@ -1,0 +1,102 @@
+// Command grpc shows a gRPC server and client wrapped with keytool: the
+// server admits the clients in its authorized_keys.d, the client pins the
+// server's key. It serves gRPC's standard health service, so that no
+// generated code is needed. It lives in its own module so that gRPC is not
+// a dependency of keytool itself.
+//
+//	go run . -server-home /tmp/srv -client-home /tmp/cli
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/keytool/keytool/tlsbridge"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+)
+
+func main() {
+	serverHome := flag.String("server-home", "", "keytool home of the server (must authorize the client)")
+	clientHome := flag.String("client-home", "", "keytool home of the client (must pin the server for -addr)")
+	addr := flag.String("addr", "127.0.0.1:0", "address for the server")
+	flag.Parse()
+	status, err := run(context.Background(), *serverHome, *clientHome, *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(status)
+}
+
+// run starts the server, calls it once as the client, and stops it.
+func run(ctx context.Context, serverHome, clientHome, addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	srv, err := newServer(ctx, serverHome)
+	if err != nil {
+		return "", err
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+	return callHealth(ctx, clientHome, ln.Addr().String())
+}
+
+// newServer is a gRPC server whose transport is keytool's mutual TLS.
+func newServer(ctx context.Context, home string) (*grpc.Server, error) {
+	// Added for keytool: the identity, the watched authorized keys, the
+	// checking server — and credentials.NewTLS of its config.
+	id, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{})
+	if err != nil {
+		return nil, err
+	}
+	clients, err := authkeys.Open(ctx, authkeys.HomeOptions(home))
+	if err != nil {
+		return nil, err
+	}
+	ks, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: clients})
+	if err != nil {
+		return nil, err
+	}
+	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(ks.TLSConfig())))
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	return s, nil
+}
+
+// callHealth calls the health service as the client of clientHome.
+func callHealth(ctx context.Context, home, addr string) (string, error) {
+	// Added for keytool: the identity, the pinned host keys, the checking
+	// client — and credentials.NewTLS of its config for addr.
+	id, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{})
+	if err != nil {
+		return "", err
+	}
+	hosts, err := knownhosts.Load(knownhosts.HomeOptions(home))
+	if err != nil {
+		return "", err
+	}
+	kc, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})
+	if err != nil {
+		return "", err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(kc.TLSConfig(addr))))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	var p peer.Peer
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("health: %s (server %s)", resp.GetStatus(), p.Addr), nil
+}
