@@ -1,0 +1,255 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/jwk"
+)
+
+// watched starts a keytool server over a watched store: the directory of
+// n single-key files (the fixture keyDir(n)) plus a directory holding the
+// stable client's key, and clients that do handshakes with that key in
+// the background until stop is called.
+type watched struct {
+	store   *authkeys.Store
+	srv     *server
+	dir     string // the 100k-key authorized_keys.d, where trials add files
+	ok, bad atomic.Int64
+	lastBad atomic.Value
+	stop    func()
+}
+
+func startWatched(b *testing.B, n int, debounce time.Duration, clients int) *watched {
+	t := jwk.EC256
+	dir := keyDir(b, n)
+	stable := filepath.Join(b.TempDir(), "stable.d")
+	os.MkdirAll(stable, 0o755)
+	if err := jwk.WritePublicFile(filepath.Join(stable, "stable.json"), clientKey(b, t), jwk.JWK, false); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := authkeys.Open(ctx, authkeys.Options{Dirs: []string{dir, stable}, Debounce: debounce})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := len(store.Entries()); got != n+1 {
+		b.Fatalf("%d keys, want %d", got, n+1)
+	}
+	srvCfg, cli := keytoolPair(b, t, store)
+	w := &watched{store: store, srv: serve(b, srvCfg), dir: dir}
+	cfg := cli(w.srv.addr())
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, err := handshake(w.srv.addr(), cfg); err != nil {
+					w.bad.Add(1)
+					w.lastBad.Store(err.Error())
+				} else {
+					w.ok.Add(1)
+				}
+			}
+		}()
+	}
+	w.stop = func() {
+		close(done)
+		wg.Wait()
+		w.srv.close()
+		store.Close()
+		cancel()
+	}
+	return w
+}
+
+// BenchmarkReload measures, with BENCH_DIR_KEYS (100,000) keys in the
+// watched authorized_keys.d and a background client doing handshakes all
+// along (the server under load):
+//
+//	latency   BENCH_TRIALS (200) times: a new client's key file is renamed into
+//	          the directory; the time until its first successful handshake;
+//	          then the file is removed; the time until its first refused one.
+//	          Default watching settings (50 ms debounce).
+//	reload-cost  BENCH_RELOAD_COST (50) reloads of the 100,000-key store, one
+//	          after the other (debounce 1 ms, no handshakes): the time from a
+//	          file's rename to the new snapshot, the debounce included.
+//	churn     with BENCH_CHURN_KEYS (10,000) keys (a reload costs about 20 ms
+//	          of CPU at 100,000 keys: 10,000 of them would not fit the suite's
+//	          10 minutes), BENCH_CHURN (10,000) reloads, each caused by rewriting another
+//	          file (renamed over, alternating between two keys), waited for
+//	          through Subscribe, while 2 clients whose key stays authorized do
+//	          handshakes: every failure is counted. Debounce 1 ms, so that the
+//	          reloads are not merged.
+//
+//	go test -run '^$' -bench Reload -benchtime 1x
+func BenchmarkReload(b *testing.B) {
+	n := envInt("BENCH_DIR_KEYS", 100_000)
+	b.Run(fmt.Sprintf("latency/keys=%d", n), func(b *testing.B) {
+		trials := envInt("BENCH_TRIALS", 200)
+		w := startWatched(b, n, 0, 1)
+		defer w.stop()
+		tmp := b.TempDir()
+		var add, rm []time.Duration
+		timeouts := 0
+		for b.Loop() {
+			add, rm = add[:0], rm[:0]
+			for i := range trials {
+				k := mustGenerate(b, jwk.EC256)
+				cfg := keytoolClient(b, k, serverKey(b, jwk.EC256), w.srv.addr())
+				staged := filepath.Join(tmp, "new.json")
+				if err := jwk.WritePublicFile(staged, k.PublicKey(), jwk.JWK, true); err != nil {
+					b.Fatal(err)
+				}
+				target := filepath.Join(w.dir, fmt.Sprintf("zz-trial-%d.json", i))
+				start := time.Now()
+				if err := os.Rename(staged, target); err != nil {
+					b.Fatal(err)
+				}
+				d, ok := until(w.srv.addr(), cfg, true, start)
+				if !ok {
+					timeouts++
+				}
+				add = append(add, d)
+				start = time.Now()
+				if err := os.Remove(target); err != nil {
+					b.Fatal(err)
+				}
+				d, ok = until(w.srv.addr(), cfg, false, start)
+				if !ok {
+					timeouts++
+				}
+				rm = append(rm, d)
+			}
+		}
+		ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+		b.ReportMetric(ms(pct(add, 50)), "p50-add-ms")
+		b.ReportMetric(ms(pct(add, 90)), "p90-add-ms")
+		b.ReportMetric(ms(pct(add, 99)), "p99-add-ms")
+		b.ReportMetric(ms(pct(add, 100)), "max-add-ms")
+		b.ReportMetric(ms(pct(rm, 50)), "p50-remove-ms")
+		b.ReportMetric(ms(pct(rm, 90)), "p90-remove-ms")
+		b.ReportMetric(ms(pct(rm, 99)), "p99-remove-ms")
+		b.ReportMetric(ms(pct(rm, 100)), "max-remove-ms")
+		b.ReportMetric(float64(len(add)), "trials")
+		b.ReportMetric(float64(timeouts), "timeouts")
+		b.ReportMetric(float64(w.ok.Load()), "bg-ok")
+		b.ReportMetric(float64(w.bad.Load()), "bg-failed")
+		if v := w.lastBad.Load(); v != nil {
+			note(b, "reload/latency/bg-error", "%v", v)
+		}
+	})
+	// What one reload costs with n keys: a few churn reloads, waited for.
+	b.Run(fmt.Sprintf("reload-cost/keys=%d", n), func(b *testing.B) {
+		reloads := envInt("BENCH_RELOAD_COST", 50)
+		w := startWatched(b, n, time.Millisecond, 0)
+		defer w.stop()
+		ch, unsub := w.store.Subscribe()
+		defer unsub()
+		tmp := b.TempDir()
+		target := filepath.Join(w.dir, "zz-cost.json")
+		alt := [2][]byte{[]byte(edJWK(-3)), []byte(edJWK(-4))}
+		var took time.Duration
+		for b.Loop() {
+			start := time.Now()
+			for i := range reloads {
+				staged := filepath.Join(tmp, "cost.json")
+				if err := os.WriteFile(staged, alt[i%2], 0o644); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.Rename(staged, target); err != nil {
+					b.Fatal(err)
+				}
+				select {
+				case <-ch:
+				case <-time.After(5 * time.Second):
+					b.Fatal("no reload")
+				}
+			}
+			took = time.Since(start)
+		}
+		os.Remove(target)
+		b.ReportMetric(float64(took)/1e6/float64(reloads), "ms/reload")
+	})
+	cn := envInt("BENCH_CHURN_KEYS", 10_000)
+	b.Run(fmt.Sprintf("churn/keys=%d", cn), func(b *testing.B) {
+		n := cn
+		reloads := envInt("BENCH_CHURN", 10_000)
+		w := startWatched(b, n, time.Millisecond, 2)
+		defer w.stop()
+		ch, unsub := w.store.Subscribe()
+		defer unsub()
+		tmp := b.TempDir()
+		alt := [2][]byte{[]byte(edJWK(-1)), []byte(edJWK(-2))}
+		target := filepath.Join(w.dir, "zz-churn.json")
+		seen, missed := 0, 0
+		var took time.Duration
+		for b.Loop() {
+			start := time.Now()
+			for i := range reloads {
+				staged := filepath.Join(tmp, "churn.json")
+				if err := os.WriteFile(staged, alt[i%2], 0o644); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.Rename(staged, target); err != nil {
+					b.Fatal(err)
+				}
+				select {
+				case <-ch:
+					seen++
+				case <-time.After(2 * time.Second):
+					missed++
+				}
+			}
+			took = time.Since(start)
+		}
+		os.Remove(target)
+		b.ReportMetric(float64(seen), "reloads")
+		b.ReportMetric(float64(missed), "missed")
+		b.ReportMetric(float64(took)/1e6/float64(max(seen, 1)), "ms/reload")
+		b.ReportMetric(float64(w.ok.Load()), "bg-ok")
+		b.ReportMetric(float64(w.bad.Load()), "bg-failed")
+		if v := w.lastBad.Load(); v != nil {
+			note(b, "reload/churn/bg-error", "%v", v)
+		}
+	})
+}
+
+// until does handshakes with cfg until one succeeds (want true) or fails
+// (want false), and returns the time since start; false after 10 s.
+func until(addr string, cfg *tls.Config, want bool, start time.Time) (time.Duration, bool) {
+	for time.Since(start) < 10*time.Second {
+		_, err := handshake(addr, cfg)
+		if (err == nil) == want {
+			return time.Since(start), true
+		}
+	}
+	return time.Since(start), false
+}
+
+// pct returns the p-th percentile (nearest rank) of ds.
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (p*len(s)+99)/100 - 1
+	return s[max(0, min(i, len(s)-1))]
+}
