@@ -18,26 +18,39 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// keyMaterial are the JWK members that describe the key itself (RFC 7518
-// section 6 and RFC 8037). Every other member is an attribute. The private
-// ones are never written on a public path.
-var keyMaterial = map[string]bool{
-	"kty": true, "crv": true, "x": true, "y": true, "n": true, "e": true, "k": true, "pub": true,
-	"d": true, "p": true, "q": true, "dp": true, "dq": true, "qi": true, "oth": true, "priv": true,
-}
 
 // go-jose refuses RSA moduli above 4096 bits unless told otherwise; keytool
 // reads up to MaxRSABits in JWK as in PEM. go-jose asks that this be set
 // before any parsing.
 func init() { jose.MaxRSAModulusBits = MaxRSABits }
 
-// joseMembers are the members beyond the key material that go-jose reads
-// and checks (types, certificate chains against the key); they are
-// attributes for keytool, and go-jose still sees them.
-var joseMembers = map[string]bool{
-	"kid": true, "use": true, "alg": true, "key_ops": true,
-	"x5c": true, "x5u": true, "x5t": true, "x5t#S256": true,
+
+// memberKind says what a JWK member is to keytool.
+type memberKind uint8
+
+const (
+	attribute     memberKind = iota // kept by keytool alone
+	material                        // key material, read by go-jose
+	joseAttribute                   // an attribute go-jose reads and checks too
+)
+
+// classify says what a member is: key material (RFC 7518 section 6, RFC
+// 8037), which public paths never write in its private forms; an attribute
+// go-jose reads and checks as well (types, certificate chains against the
+// key); or an attribute only keytool keeps. Parsing asks it of every
+// member, and a switch on the bytes neither hashes nor allocates.
+func classify(name []byte) memberKind {
+	switch string(name) {
+	case "kty", "crv", "x", "y", "n", "e", "k", "pub", "d", "p", "q", "dp", "dq", "qi", "oth", "priv":
+		return material
+	case "kid", "use", "alg", "key_ops", "x5c", "x5u", "x5t", "x5t#S256":
+		return joseAttribute
+	}
+	return attribute
 }
+
+// isMaterial reports whether the member name is key material.
+func isMaterial(name string) bool { return classify([]byte(name)) == material }
 
 // isLibtrustKeyID reports whether s is a key ID in libtrust form: 12 groups
 // of 4 base32 characters joined by colons.
@@ -143,21 +156,32 @@ func parseJWK(raw []byte) (*Key, string, error) {
 // keyFromMembers makes a key of the JWK object raw, whose members are ms:
 // go-jose reads the key material, the other members become attributes.
 func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
-	var kty []byte
-	nattrs := 0
-	for _, m := range ms {
-		if !keyMaterial[string(m.name)] {
-			nattrs++
-			continue
+	var (
+		kty    []byte
+		nattrs int
+		kinds  [16]memberKind // the kind of ms[i], for the first 16 members
+	)
+	kindOf := func(i int) memberKind {
+		if i < len(kinds) {
+			return kinds[i]
 		}
-		switch string(m.name) {
-		case "kty":
+		return classify(ms[i].name)
+	}
+	for i, m := range ms {
+		kind := classify(m.name)
+		if i < len(kinds) {
+			kinds[i] = kind
+		}
+		switch {
+		case kind == attribute:
+			nattrs++
+		case string(m.name) == "kty":
 			kty = m.raw
-		case "crv":
-		default:
-			if !isBase64URLString(m.raw) {
-				return nil, string(m.name), errors.New("not a base64url string")
-			}
+		case kind == material && string(m.name) != "crv" && !isBase64URLString(m.raw):
+			return nil, string(m.name), errors.New("not a base64url string")
+		}
+		if kind == joseAttribute {
+			nattrs++
 		}
 	}
 	required, known := requiredMembers[string(kty)]
@@ -181,8 +205,8 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 	if nattrs > 0 {
 		joseRaw = make([]byte, 0, len(raw))
 		joseRaw = append(joseRaw, '{')
-		for _, m := range ms {
-			if keyMaterial[string(m.name)] || joseMembers[string(m.name)] {
+		for i, m := range ms {
+			if kindOf(i) != attribute {
 				if len(joseRaw) > 1 {
 					joseRaw = append(joseRaw, ',')
 				}
@@ -230,8 +254,8 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 		// allocation rather than one per value.
 		copied := bytes.Clone(raw)
 		k.Attrs = make(Attributes, nattrs)
-		for _, m := range ms {
-			if !keyMaterial[string(m.name)] {
+		for i, m := range ms {
+			if kindOf(i) != material {
 				off := cap(raw) - cap(m.raw)
 				k.Attrs[string(m.name)] = copied[off : off+len(m.raw) : off+len(m.raw)]
 			}
@@ -367,7 +391,7 @@ func (k *Key) marshalJWK(private bool) ([]byte, error) {
 		names = append([]string{AttrKeyID}, names...)
 	}
 	for _, name := range names {
-		if keyMaterial[name] {
+		if isMaterial(name) {
 			continue
 		}
 		qname, _ := json.Marshal(name) // a string always marshals

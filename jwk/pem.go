@@ -151,7 +151,7 @@ func (k *Key) marshalPEM(private bool) ([]byte, error) {
 		b.Type, b.Bytes = "PRIVATE KEY", der
 	}
 	for _, name := range slices.Collect(maps.Keys(b.Headers)) {
-		if keyMaterial[name] {
+		if isMaterial(name) {
 			delete(b.Headers, name)
 		}
 	}
