@@ -18,12 +18,10 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-
 // go-jose refuses RSA moduli above 4096 bits unless told otherwise; keytool
 // reads up to MaxRSABits in JWK as in PEM. go-jose asks that this be set
 // before any parsing.
 func init() { jose.MaxRSAModulusBits = MaxRSABits }
-
 
 // memberKind says what a JWK member is to keytool.
 type memberKind uint8
