@@ -75,6 +75,11 @@ message and changes nothing: remove the old pin first.`,
 				return usagef("trust-host needs one ADDR (host:port)")
 			case modes > 1:
 				return usagef("use at most one of --key, --fingerprint and --yes")
+			}
+			if _, err := knownhosts.NormalizeAddr(args[0]); err != nil {
+				return &usageError{err.Error()} // a malformed ADDR is bad usage, like a bad --name
+			}
+			switch {
 			case keyFile != "":
 				return c.pinKeyFile(args[0], keyFile)
 			}
