@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +27,7 @@ import (
 // process, as keytool proxy --enroll does: a tlsbridge.Server in
 // AllowUnknown mode, with the home's identity, authorized keys and
 // invitations. It returns the address and the server's log.
-func enrollServer(t *testing.T, home string) (string, *joinLog) {
+func enrollServer(t *testing.T, home string) (string, *pxBuf) {
 	t.Helper()
 	id, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{})
 	if err != nil {
@@ -42,7 +41,7 @@ func enrollServer(t *testing.T, home string) (string, *joinLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &joinLog{}
+	logs := &pxBuf{}
 	h, err := enroll.NewHandler(enroll.HandlerOptions{Dir: enroll.InvitesDir(home), Clients: clients, ServerKey: id.Key,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -57,23 +56,6 @@ func enrollServer(t *testing.T, home string) (string, *joinLog) {
 	go func() { defer close(done); _ = hs.Serve(ln) }()
 	t.Cleanup(func() { hs.Close(); <-done })
 	return ln.Addr().String(), logs
-}
-
-type joinLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *joinLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *joinLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // homeFiles lists the files under a home with their contents, to show
@@ -353,7 +335,7 @@ func TestProxyEnroll(t *testing.T) {
 	srvHome, cliHome := joinHome(t), joinHome(t)
 	cmd := exec.Command("keytool", "-H", srvHome, "proxy", "--enroll", "--listen", "127.0.0.1:0", "--target", target.Addr().String())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	logs := &joinLog{}
+	logs := &pxBuf{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,17 +61,7 @@ func keytoolServer(t *testing.T) (string, *jwk.Key) {
 // keytoolIn runs keytool with the home, without a controlling terminal.
 func keytoolIn(t *testing.T, home string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command("keytool", append([]string{"-H", home}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no /dev/tty
-	var o, e strings.Builder
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return pxRun(t, "", "keytool", append([]string{"-H", home}, args...)...)
 }
 
 func newClientHome(t *testing.T) string {
