@@ -11,8 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"math/big"
-	"time"
 
 	"github.com/keytool/keytool/jwk"
 )
@@ -89,20 +87,13 @@ func (s *signers) caCertificate(k *jwk.Key) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	tmpl, err := certTemplate(issuerFor(k))
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               issuerFor(k),
-		NotBefore:             time.Now().Add(-time.Hour).Truncate(time.Second),
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true, // it may sign leaves (the peer's own), not further CAs
-	}
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
+	tmpl.IsCA = true
+	tmpl.MaxPathLenZero = true // it may sign leaves (the peer's own), not further CAs
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), signer)
 	if err != nil {
 		return nil, fmt.Errorf("per-key CA certificate for %s: %w", k.Fingerprint(), err)

@@ -76,28 +76,38 @@ func SelfSigned(k *jwk.Key, opts CertOptions) (*x509.Certificate, error) {
 	if !k.IsPrivate() {
 		return nil, errors.New("a certificate needs the private key")
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	tmpl, err := certTemplate(subjectFor(k))
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               subjectFor(k),
-		NotBefore:             time.Now().Add(-time.Hour).Truncate(time.Second),
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              opts.DNSNames,
-		IPAddresses:           opts.IPAddresses,
-		URIs:                  []*url.URL{KeyURI(k)},
-	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	tmpl.DNSNames = opts.DNSNames
+	tmpl.IPAddresses = opts.IPAddresses
+	tmpl.URIs = []*url.URL{KeyURI(k)}
 	issuer := &x509.Certificate{Subject: issuerFor(k)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, k.Public(), k.Signer())
 	if err != nil {
 		return nil, fmt.Errorf("making the identity certificate: %w", err)
 	}
 	return x509.ParseCertificate(der)
+}
+
+// certTemplate returns what every certificate keytool makes shares: a
+// random 127-bit serial, the subject, basic constraints, and a validity
+// from an hour ago (clock skew) until notAfter.
+func certTemplate(subject pkix.Name) (*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	return &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               subject,
+		NotBefore:             time.Now().Add(-time.Hour).Truncate(time.Second),
+		NotAfter:              notAfter,
+		BasicConstraintsValid: true,
+	}, nil
 }
 
 // NewIdentity pairs a private key with its self-signed certificate.
