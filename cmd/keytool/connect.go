@@ -53,7 +53,7 @@ func (c *cli) connect(addr string, verbose bool) error {
 	if err != nil {
 		return err
 	}
-	client, id, err := c.newClient(hosts)
+	client, id, _, err := c.newClient(hosts, tlsbridge.Terminal{}, c.logger())
 	if err != nil {
 		return err
 	}

@@ -90,25 +90,25 @@ func (c *cli) policy() (tlsbridge.Policy, error) {
 }
 
 // newClient builds the client side: the identity, the pinned hosts
-// (hosts, which the caller may keep watching), the policy, the terminal
-// prompt when there is a terminal, and PKI mode.
-func (c *cli) newClient(hosts *knownhosts.Store) (*tlsbridge.Client, *tlsbridge.Identity, error) {
+// (hosts, which the caller may keep watching), the policy, PKI mode (also
+// returned, nil when off), and the prompt and logger the caller chose.
+func (c *cli) newClient(hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *slog.Logger) (*tlsbridge.Client, *tlsbridge.Identity, *tlsbridge.PKI, error) {
 	id, err := c.loadIdentity()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	policy, err := c.policy()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pki, err := c.pki()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cli, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{
-		Hosts: hosts, Policy: policy, Prompt: tlsbridge.Terminal{}, PKI: pki, Logger: c.logger(),
+		Hosts: hosts, Policy: policy, Prompt: prompt, PKI: pki, Logger: log,
 	})
-	return cli, id, err
+	return cli, id, pki, err
 }
 
 // certOptions turns NAME,… arguments into certificate names: IP literals

@@ -378,18 +378,6 @@ func (s *startupPrompt) AskUnknownHost(h tlsbridge.UnknownHost) (tlsbridge.Answe
 }
 
 func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, log *slog.Logger) (*proxyClient, error) {
-	id, err := c.loadIdentity()
-	if err != nil {
-		return nil, err
-	}
-	policy, err := c.policy()
-	if err != nil {
-		return nil, err
-	}
-	pki, err := c.pki()
-	if err != nil {
-		return nil, err
-	}
 	hopts := knownhosts.HomeOptions(c.home)
 	hopts.Logger = log
 	hosts, err := knownhosts.Open(ctx, hopts)
@@ -397,9 +385,7 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, log *slog.Logg
 		return nil, err
 	}
 	prompt := &startupPrompt{once: map[string]string{}}
-	client, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{
-		Hosts: hosts, Policy: policy, Prompt: prompt, PKI: pki, Logger: log,
-	})
+	client, id, pki, err := c.newClient(hosts, prompt, log)
 	if err != nil {
 		return nil, err
 	}
