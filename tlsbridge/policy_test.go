@@ -45,14 +45,23 @@ func TestPolicyAgainstOpenSSL(t *testing.T) {
 	sClient := func(stdin string, args ...string) (stdout, all string) {
 		args = append([]string{"s_client", "-connect", ts.addr(), "-cert", certFile, "-key", keyFile}, args...)
 		cmd := exec.Command("openssl", args...)
+		exited := make(chan struct{})
+		defer close(exited)
 		if stdin != "" {
-			// Type the input, then keep stdin open a moment: s_client
-			// stops at the end of its input.
-			r, w := io.Pipe()
-			cmd.Stdin = r
+			// Type the input, then keep stdin open until s_client exits by
+			// itself (as it does on the server's alert), at most 10 s: it
+			// stops at the end of its input, and on a loaded machine the
+			// handshake alone can outlast a fixed pause.
+			w, err := cmd.StdinPipe() // an OS pipe: Wait does not wait for the writer
+			if err != nil {
+				t.Fatal(err)
+			}
 			go func() {
 				_, _ = io.WriteString(w, stdin)
-				time.Sleep(time.Second)
+				select {
+				case <-exited:
+				case <-time.After(10 * time.Second):
+				}
 				w.Close()
 			}()
 		}
