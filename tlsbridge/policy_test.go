@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,31 +46,42 @@ func TestPolicyAgainstOpenSSL(t *testing.T) {
 	sClient := func(stdin string, args ...string) (stdout, all string) {
 		args = append([]string{"s_client", "-connect", ts.addr(), "-cert", certFile, "-key", keyFile}, args...)
 		cmd := exec.Command("openssl", args...)
+		var o, e syncBuffer
+		cmd.Stdout, cmd.Stderr = &o, &e
 		exited := make(chan struct{})
 		defer close(exited)
 		if stdin != "" {
-			// Type the input, then keep stdin open until s_client exits by
-			// itself (as it does on the server's alert), at most 10 s: it
-			// stops at the end of its input, and on a loaded machine the
-			// handshake alone can outlast a fixed pause.
+			// Type the input once the server's "ok" has arrived, as a
+			// person would (typed earlier, a renegotiation races the
+			// server's data), then keep stdin open until s_client exits by
+			// itself (it stops at the end of its input), at most 10 s.
 			w, err := cmd.StdinPipe() // an OS pipe: Wait does not wait for the writer
 			if err != nil {
 				t.Fatal(err)
 			}
 			go func() {
+				defer w.Close()
+				deadline := time.After(10 * time.Second)
+				for !gotOK.MatchString(o.String()) {
+					select {
+					case <-exited:
+						return
+					case <-deadline:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
 				_, _ = io.WriteString(w, stdin)
 				select {
 				case <-exited:
-				case <-time.After(10 * time.Second):
+				case <-deadline:
 				}
-				w.Close()
 			}()
 		}
-		var o, e strings.Builder
-		cmd.Stdout, cmd.Stderr = &o, &e
 		_ = cmd.Run()
 		return o.String(), o.String() + e.String()
 	}
+
 	const lowSecurity = "DEFAULT:@SECLEVEL=0" // lets openssl offer what it would not by default
 	for _, tc := range []struct {
 		name  string
@@ -112,4 +124,22 @@ func TestPolicyAgainstOpenSSL(t *testing.T) {
 			t.Errorf("want the renegotiation refused with the server's unexpected_message alert:\n%s", out)
 		}
 	})
+}
+
+// syncBuffer is a strings.Builder safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
