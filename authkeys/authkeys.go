@@ -81,25 +81,33 @@ func (p Problem) Unwrap() error { return p.Err }
 
 // snapshot is the immutable state lookups read.
 type snapshot struct {
+	files    *keydir.Snapshot[*Entry]
 	keys     index
 	revoked  index
-	revErr   error // a revocation source is unreadable: refuse everything
-	entries  []*Entry
-	rentries []*Entry
+	dups     keySet // keys held by more than one authorized entry
+	rdups    keySet // the same for revoked entries
+	revErr   error  // a revocation source is unreadable: refuse everything
 	problems []Problem
 }
+
+// keySet is a set of SPKI hashes (nil: empty).
+type keySet map[[32]byte]struct{}
 
 // Store answers "may this key connect in?" from a snapshot of the key
 // files. Its methods are safe for concurrent use.
 type Store struct {
 	opts Options
 	l    *keydir.Loader[*Entry]
+	rev  []bool // by source index: a revocation source
 	snap atomic.Pointer[snapshot]
+	// How often build edited the previous index, and rebuilt it (for
+	// tests; written only under the loader's lock).
+	updates, rebuilds int
 }
 
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
-	s.snap.Store(&snapshot{})
+	s.snap.Store(&snapshot{files: &keydir.Snapshot[*Entry]{}})
 	s.l = keydir.New(keydir.Config[*Entry]{
 		Sources:       keydir.Sources(opts.Files, opts.Dirs, opts.RevokedFiles, opts.RevokedDirs),
 		NoStrictModes: opts.NoStrictModes,
@@ -109,6 +117,9 @@ func newStore(opts Options) *Store {
 		Debounce:      opts.Debounce,
 		Rescan:        opts.Rescan,
 	})
+	for _, src := range s.l.Sources() {
+		s.rev = append(s.rev, src.Revocation)
+	}
 	return s
 }
 
@@ -170,45 +181,155 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 }
 
 // build indexes a new loader snapshot; it runs before the loader tells
-// subscribers, so they see the new state.
+// subscribers, so they see the new state. A reload usually changes a few
+// files out of many: their entries are then removed from and added to a
+// copy of the previous index, and only when that cannot be done exactly
+// is every key inserted again.
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
-	srcs := s.l.Sources()
+	sn := &snapshot{files: ks, revErr: ks.RevocationErr}
+	for _, p := range ks.Problems {
+		sn.problems = append(sn.problems, Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err})
+	}
+	if s.update(s.snap.Load(), sn) {
+		s.updates++
+	} else {
+		s.rebuild(sn)
+		s.rebuilds++
+	}
+	s.snap.Store(sn)
+}
+
+// rebuild indexes every file of sn.files. Where several entries hold the
+// same key, the first file (in source and name order) wins.
+func (s *Store) rebuild(sn *snapshot) {
 	n, nrev := 0, 0
-	for _, f := range ks.Files {
-		if srcs[f.Source].Revocation {
+	for _, f := range sn.files.Files {
+		if s.rev[f.Source] {
 			nrev += len(f.Items)
 		} else {
 			n += len(f.Items)
 		}
 	}
-	sn := &snapshot{keys: newIndex(n), revoked: newIndex(nrev), entries: make([]*Entry, 0, n)}
-	for _, f := range ks.Files {
-		rev := srcs[f.Source].Revocation
+	sn.keys, sn.revoked, sn.dups, sn.rdups = newIndex(n), newIndex(nrev), nil, nil
+	for _, f := range sn.files.Files {
+		x, dups := &sn.keys, &sn.dups
+		if s.rev[f.Source] {
+			x, dups = &sn.revoked, &sn.rdups
+		}
 		for _, e := range f.Items {
-			switch {
-			case rev:
-				if sn.revoked.insert(e) {
-					sn.rentries = append(sn.rentries, e)
+			if !x.insert(e) {
+				if *dups == nil {
+					*dups = keySet{}
 				}
-			case sn.keys.insert(e): // the first file (in source and name order) wins
-				sn.entries = append(sn.entries, e)
+				(*dups)[e.SPKIHash] = struct{}{}
 			}
 		}
 	}
-	for _, p := range ks.Problems {
-		sn.problems = append(sn.problems, Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err})
+}
+
+// update derives sn's indexes from prev's by applying the files that
+// changed between the two loader snapshots. It reports false, leaving the
+// indexes to rebuild, when that would not give the same result: a changed
+// entry's key is held by another entry too (which one wins depends on the
+// order of all files), a table would grow past half full, or so much
+// changed that starting afresh is cheaper.
+func (s *Store) update(prev, sn *snapshot) bool {
+	gone, came := diffFiles(prev.files.Files, sn.files.Files)
+	changed := 0
+	for _, f := range gone {
+		changed += len(f.Items)
 	}
-	if ks.RevocationErr != nil {
-		sn.revErr = ks.RevocationErr
+	for _, f := range came {
+		changed += len(f.Items)
 	}
-	s.snap.Store(sn)
+	if changed > (prev.keys.n+prev.revoked.n)/4+64 {
+		return false
+	}
+	sn.keys, sn.revoked, sn.dups, sn.rdups = prev.keys, prev.revoked, prev.dups, prev.rdups
+	var cloned [2]bool
+	edit := func(rev bool) (*index, keySet) {
+		x, dups, c := &sn.keys, sn.dups, &cloned[0]
+		if rev {
+			x, dups, c = &sn.revoked, sn.rdups, &cloned[1]
+		}
+		if !*c {
+			*x, *c = x.clone(), true
+		}
+		return x, dups
+	}
+	for _, f := range gone {
+		x, dups := edit(s.rev[f.Source])
+		for _, e := range f.Items {
+			if _, dup := dups[e.SPKIHash]; dup || !x.remove(e) {
+				return false
+			}
+		}
+	}
+	for _, f := range came {
+		// A key of dups is always in the index (removing one of its
+		// entries rebuilds), so insert refuses it like any present key.
+		x, _ := edit(s.rev[f.Source])
+		if !x.roomFor(len(f.Items)) {
+			return false
+		}
+		for _, e := range f.Items {
+			if !x.insert(e) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// diffFiles returns the files of a that are not in b and those of b that
+// are not in a. Both lists are in the loader's order (source, then path)
+// and an unchanged file keeps its *File, so one merging pass finds them.
+// (Were the order ever different, an unchanged file would be reported
+// gone and come back: removed and inserted again, slower but still
+// exact.)
+func diffFiles(a, b []*keydir.File[*Entry]) (gone, came []*keydir.File[*Entry]) {
+	for len(a) > 0 && len(b) > 0 {
+		x, y := a[0], b[0]
+		switch {
+		case x == y:
+			a, b = a[1:], b[1:]
+		case x.Source < y.Source || x.Source == y.Source && x.Path < y.Path:
+			gone, a = append(gone, x), a[1:]
+		case x.Source == y.Source && x.Path == y.Path:
+			gone, came, a, b = append(gone, x), append(came, y), a[1:], b[1:]
+		default:
+			came, b = append(came, y), b[1:]
+		}
+	}
+	return append(gone, a...), append(came, b...)
+}
+
+// list returns the entries in effect, in file order: for each key, the
+// entry of the first file that holds it.
+func (s *Store) list(sn *snapshot, revoked bool) []*Entry {
+	x := &sn.keys
+	if revoked {
+		x = &sn.revoked
+	}
+	out := make([]*Entry, 0, x.n)
+	for _, f := range sn.files.Files {
+		if s.rev[f.Source] != revoked {
+			continue
+		}
+		for _, e := range f.Items {
+			if x.get(&e.SPKIHash) == e {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }
 
 // Entries returns the authorized keys in file order.
-func (s *Store) Entries() []*Entry { return append([]*Entry(nil), s.snap.Load().entries...) }
+func (s *Store) Entries() []*Entry { return s.list(s.snap.Load(), false) }
 
 // Revoked returns the revoked keys in file order.
-func (s *Store) Revoked() []*Entry { return append([]*Entry(nil), s.snap.Load().rentries...) }
+func (s *Store) Revoked() []*Entry { return s.list(s.snap.Load(), true) }
 
 // Problems returns the files that were skipped in the current snapshot.
 func (s *Store) Problems() []Problem { return append([]Problem(nil), s.snap.Load().problems...) }
@@ -342,16 +463,16 @@ func (s *Store) Add(k *jwk.Key, name string, overwrite bool) (*Entry, error) {
 // holding other keys too is rewritten without the removed ones.
 func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 	s.l.Reload()
-	sn := s.snap.Load()
+	entries := s.Entries()
 	var match []*Entry
-	for _, e := range sn.entries {
+	for _, e := range entries {
 		if e.Name == nameOrFingerprint {
 			match = append(match, e)
 		}
 	}
 	if len(match) == 0 {
 		if fp, err := jwk.ParseFingerprint(nameOrFingerprint); err == nil {
-			match = matchFingerprint(sn.entries, fp)
+			match = matchFingerprint(entries, fp)
 		}
 	}
 	if len(match) == 0 {
@@ -467,7 +588,7 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 		return nil, err
 	}
 	s.l.Reload()
-	match := matchFingerprint(s.snap.Load().rentries, fp)
+	match := matchFingerprint(s.Revoked(), fp)
 	if len(match) == 0 {
 		return nil, fmt.Errorf("no revoked key has the fingerprint %s (list them with: keytool revoke --list)", fingerprint)
 	}

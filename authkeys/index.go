@@ -3,6 +3,7 @@ package authkeys
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 )
 
 // index maps SPKI hashes to entries: an open-addressing table with linear
@@ -12,6 +13,10 @@ import (
 // million (a Go map hashes the 32-byte key again and walks a directory of
 // tables that grows with the map). Only admins choose which keys are in
 // the table, so nobody can crowd a slot on purpose.
+//
+// A published index is never written again: a reload that changes a few
+// files clones the table (a memory copy, far cheaper than re-inserting
+// every key) and edits the clone.
 type index struct {
 	slots []*Entry
 	mask  uint64
@@ -26,10 +31,21 @@ func newIndex(n int) index {
 	return index{slots: make([]*Entry, size), mask: size - 1}
 }
 
+func (x *index) clone() index {
+	return index{slots: slices.Clone(x.slots), mask: x.mask, n: x.n}
+}
+
+// roomFor reports whether k more entries keep the table at most half full.
+func (x *index) roomFor(k int) bool { return 2*(x.n+k) <= len(x.slots) }
+
+func home(sum *[32]byte, mask uint64) uint64 {
+	return binary.LittleEndian.Uint64(sum[:8]) & mask
+}
+
 // insert adds e unless its key is already present; it reports whether it
 // did. The table must have been sized for every insert.
 func (x *index) insert(e *Entry) bool {
-	i := binary.LittleEndian.Uint64(e.SPKIHash[:8]) & x.mask
+	i := home(&e.SPKIHash, x.mask)
 	for {
 		s := x.slots[i]
 		if s == nil {
@@ -44,12 +60,43 @@ func (x *index) insert(e *Entry) bool {
 	}
 }
 
+// remove deletes e itself (not another entry with its key) and reports
+// whether it was there. The entries after it in its probe run move back,
+// so that no lookup ever needs a tombstone (Knuth's algorithm R).
+func (x *index) remove(e *Entry) bool {
+	i := home(&e.SPKIHash, x.mask)
+	for x.slots[i] != e {
+		if x.slots[i] == nil {
+			return false
+		}
+		i = (i + 1) & x.mask
+	}
+	for j := i; ; {
+		j = (j + 1) & x.mask
+		s := x.slots[j]
+		if s == nil {
+			break
+		}
+		// s may fill the hole at i only if its home slot is not
+		// cyclically within (i, j]: otherwise a lookup for it would stop
+		// at the hole.
+		h := home(&s.SPKIHash, x.mask)
+		if (j-h)&x.mask >= (j-i)&x.mask {
+			x.slots[i] = s
+			i = j
+		}
+	}
+	x.slots[i] = nil
+	x.n--
+	return true
+}
+
 // get returns the entry for sum, or nil.
 func (x *index) get(sum *[32]byte) *Entry {
 	if x.n == 0 {
 		return nil
 	}
-	i := binary.LittleEndian.Uint64(sum[:8]) & x.mask
+	i := home(sum, x.mask)
 	for {
 		s := x.slots[i]
 		if s == nil || s.SPKIHash == *sum {
