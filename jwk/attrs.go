@@ -48,6 +48,10 @@ func (a Attributes) String(name string) (string, error) {
 	if !ok {
 		return "", nil
 	}
+	return stringValue(name, raw)
+}
+
+func stringValue(name string, raw []byte) (string, error) {
 	if s, ok := plainString(raw); ok {
 		return s, nil
 	}
@@ -65,6 +69,10 @@ func (a Attributes) List(name string) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
+	return listValue(name, raw)
+}
+
+func listValue(name string, raw []byte) ([]string, error) {
 	if list, ok := plainList(raw); ok {
 		return list, nil
 	}
@@ -153,7 +161,15 @@ func (a Attributes) Comment() string {
 
 // Expires returns the "expires" attribute (zero if absent).
 func (a Attributes) Expires() (time.Time, error) {
-	s, err := a.String(AttrExpires)
+	raw, ok := a[AttrExpires]
+	if !ok {
+		return time.Time{}, nil
+	}
+	return expiresValue(raw)
+}
+
+func expiresValue(raw []byte) (time.Time, error) {
+	s, err := stringValue(AttrExpires, raw)
 	if err != nil || s == "" {
 		return time.Time{}, err
 	}
@@ -167,7 +183,15 @@ func (a Attributes) Expires() (time.Time, error) {
 // From returns the "from" attribute: the networks a client key may connect
 // from. A bare IP address is a one-address network. Nil means anywhere.
 func (a Attributes) From() ([]netip.Prefix, error) {
-	list, err := a.List(AttrFrom)
+	raw, ok := a[AttrFrom]
+	if !ok {
+		return nil, nil
+	}
+	return fromValue(raw)
+}
+
+func fromValue(raw []byte) ([]netip.Prefix, error) {
+	list, err := listValue(AttrFrom, raw)
 	if err != nil || list == nil {
 		return nil, err
 	}
@@ -201,36 +225,40 @@ type AttrError struct {
 func (e *AttrError) Error() string { return fmt.Sprintf("member %q: %v", e.Name, e.Err) }
 func (e *AttrError) Unwrap() error { return e.Err }
 
-// validate checks the attributes keytool interprets, so that a typo in an
-// expiry or a network is an error when the file is read rather than a
-// surprise when a client connects. It runs on every key parsed, so the
-// plain cases are checked without decoding.
+// validate checks the attributes keytool interprets (see checkAttr), in a
+// fixed order, so that the first error is always the same one.
 func (a Attributes) validate() error {
-	if _, ok := a[AttrExpires]; ok {
-		if _, err := a.Expires(); err != nil {
-			return err
-		}
-	}
-	if _, ok := a[AttrFrom]; ok {
-		if _, err := a.From(); err != nil {
-			return err
-		}
-	}
-	for _, name := range [...]string{AttrAddress, AttrHosts} {
-		if raw, ok := a[name]; ok && !isPlainList(raw) {
-			if _, err := a.List(name); err != nil {
-				return err
-			}
-		}
-	}
-	for _, name := range [...]string{AttrComment, AttrKeyID} {
-		if raw, ok := a[name]; ok && !isPlainString(raw) {
-			if _, err := a.String(name); err != nil {
+	for _, name := range [...]string{AttrExpires, AttrFrom, AttrAddress, AttrHosts, AttrComment, AttrKeyID} {
+		if raw, ok := a[name]; ok {
+			if err := checkAttr(name, raw); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// checkAttr checks one attribute's value if keytool interprets it, so that
+// a typo in an expiry or a network is an error when the file is read
+// rather than a surprise when a client connects. It runs on every
+// attribute parsed, so the plain cases are checked without decoding.
+func checkAttr(name string, raw []byte) error {
+	var err error
+	switch name {
+	case AttrExpires:
+		_, err = expiresValue(raw)
+	case AttrFrom:
+		_, err = fromValue(raw)
+	case AttrAddress, AttrHosts:
+		if !isPlainList(raw) {
+			_, err = listValue(name, raw)
+		}
+	case AttrComment, AttrKeyID:
+		if !isPlainString(raw) {
+			_, err = stringValue(name, raw)
+		}
+	}
+	return err
 }
 
 // isPlainList reports whether raw is a JSON list of plain strings.

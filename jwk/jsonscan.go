@@ -225,6 +225,15 @@ func (s *jsonScanner) number() error {
 	return nil
 }
 
+// plainByte marks the bytes a JSON string holds as they are: all but the
+// quote, the backslash and the control characters.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // strRaw skips a string and returns its raw bytes including the quotes.
 func (s *jsonScanner) strRaw() ([]byte, error) {
 	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
@@ -233,6 +242,12 @@ func (s *jsonScanner) strRaw() ([]byte, error) {
 	start := s.pos
 	s.pos++
 	for s.pos < len(s.data) {
+		for s.pos < len(s.data) && plainByte[s.data[s.pos]] {
+			s.pos++ // most of a string: no switch per byte
+		}
+		if s.pos == len(s.data) {
+			break
+		}
 		c := s.data[s.pos]
 		switch {
 		case c == '"':

@@ -37,11 +37,15 @@ const (
 // go-jose reads and checks as well (types, certificate chains against the
 // key); or an attribute only keytool keeps. Parsing asks it of every
 // member, and a switch on the bytes neither hashes nor allocates.
+//
+// "kid" is keytool's alone: go-jose would only copy it into a string, and
+// keytool checks it more closely (a string; the key's own ID when it has
+// libtrust's form).
 func classify(name []byte) memberKind {
 	switch string(name) {
 	case "kty", "crv", "x", "y", "n", "e", "k", "pub", "d", "p", "q", "dp", "dq", "qi", "oth", "priv":
 		return material
-	case "kid", "use", "alg", "key_ops", "x5c", "x5u", "x5t", "x5t#S256":
+	case "use", "alg", "key_ops", "x5c", "x5u", "x5t", "x5t#S256":
 		return joseAttribute
 	}
 	return attribute
@@ -254,12 +258,18 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 		k.Attrs = make(Attributes, nattrs)
 		for i, m := range ms {
 			if kindOf(i) != material {
+				name := string(m.name)
 				off := cap(raw) - cap(m.raw)
-				k.Attrs[string(m.name)] = copied[off : off+len(m.raw) : off+len(m.raw)]
+				v := copied[off : off+len(m.raw) : off+len(m.raw)]
+				if err := checkAttr(name, v); err != nil {
+					member, err := attrMember(err)
+					return nil, member, err
+				}
+				k.Attrs[name] = v
 			}
 		}
 	}
-	if member, err := checkAttrs(k); err != nil {
+	if member, err := checkKeyID(k); err != nil {
 		return nil, member, err
 	}
 	return k, "", nil
@@ -269,12 +279,22 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 // in libtrust form, which must name the key it is attached to.
 func checkAttrs(k *Key) (member string, err error) {
 	if err := k.Attrs.validate(); err != nil {
-		var ae *AttrError
-		if errors.As(err, &ae) {
-			return ae.Name, ae.Err
-		}
-		return "", err
+		return attrMember(err)
 	}
+	return checkKeyID(k)
+}
+
+// attrMember splits an *AttrError into the member it names and the reason.
+func attrMember(err error) (string, error) {
+	var ae *AttrError
+	if errors.As(err, &ae) {
+		return ae.Name, ae.Err
+	}
+	return "", err
+}
+
+// checkKeyID refuses a kid in libtrust form that is not the key's own ID.
+func checkKeyID(k *Key) (member string, err error) {
 	if raw, ok := k.Attrs[AttrKeyID]; ok && len(raw) == 61 && isPlainString(raw) {
 		// The common case, compared without allocating: a kid of libtrust
 		// form must be the key's own ID.
