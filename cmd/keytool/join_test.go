@@ -381,4 +381,16 @@ func TestProxyEnroll(t *testing.T) {
 	if string(got) != "hello from the target\n" {
 		t.Fatalf("through the proxy after enrolling: %q\nproxy:\n%s", got, logs)
 	}
+
+	// Joining again, with a new invitation: the proxy now sends this
+	// client's connections to the target, which does not speak the
+	// enrollment protocol. The error says why, and nothing is written.
+	tok2 := inviteToken(t, srvHome, "--name", "laptop-again", "--address", addr)
+	before, srvBefore := homeFiles(t, cliHome), homeFiles(t, srvHome)
+	out, e, code = keytoolIn(t, cliHome, "join", tok2)
+	if code != 1 || !strings.Contains(e, "may be authorized there already") || !strings.Contains(e, "keytool connect "+addr) || !strings.Contains(e, "nothing was written") {
+		t.Fatalf("join while already authorized: exit %d\n%s%s", code, out, e)
+	}
+	sameFiles(t, cliHome, before)
+	sameFiles(t, srvHome, srvBefore)
 }
