@@ -306,3 +306,28 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	}
 	return inv, nil
 }
+
+// PruneInvites deletes from dir the invitations that can no longer be
+// used — pending ones that have expired, and the records of used ones —
+// and returns them. It is the only thing that deletes used records, which
+// let the server tell a client that its token was already used (rather
+// than unknown), so keytool runs it only when asked. Pending invitations
+// still valid, claims in progress and unreadable files are left alone;
+// the last are returned as errors.
+func PruneInvites(dir string, now time.Time) ([]*Invitation, []error) {
+	invs, problems := ListInvites(dir)
+	var removed []*Invitation
+	for _, inv := range invs {
+		if inv.Status(now) == "pending" {
+			continue
+		}
+		if err := os.Remove(inv.File); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) { // claimed or pruned meanwhile: not ours to report
+				problems = append(problems, err)
+			}
+			continue
+		}
+		removed = append(removed, inv)
+	}
+	return removed, problems
+}

@@ -140,3 +140,40 @@ func TestListAndRevoke(t *testing.T) {
 		t.Fatalf("open dir: %v", probs)
 	}
 }
+
+// TestPruneInvites: expired and used invitations go, pending ones and
+// files that cannot be read stay.
+func TestPruneInvites(t *testing.T) {
+	h := newHome(t)
+	dir := InvitesDir(h.dir)
+	h.invite(t, "fresh", "h:1")
+	if _, _, err := NewInvite(dir, h.key(), InviteOptions{Name: "old", Addresses: []string{"h:1"}, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}); err != nil {
+		t.Fatal(err)
+	}
+	used := &Invitation{Name: "done", SecretSHA256: "x", Expires: time.Now().Add(time.Hour), Used: time.Now(), ClientFingerprint: "SHA256:x"}
+	data, err := used.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, usedDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{filepath.Join(usedDir, "done.json"): data, "broken.json": []byte("{")} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, probs := PruneInvites(dir, time.Now())
+	var got []string
+	for _, inv := range removed {
+		got = append(got, inv.Name)
+	}
+	if strings.Join(got, " ") != "done old" || len(probs) != 1 || !strings.Contains(probs[0].Error(), "broken.json") {
+		t.Fatalf("pruned %v, problems %v", got, probs)
+	}
+	for name, want := range map[string]bool{"fresh.json": true, "broken.json": true, "old.json": false, filepath.Join(usedDir, "done.json"): false} {
+		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", name, err == nil, want)
+		}
+	}
+}

@@ -17,10 +17,11 @@ func init() {
 		list      bool
 		asJSON    bool
 		revoke    string
+		prune     bool
 	)
 	register(&command{
 		name:    "invite",
-		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json] | --revoke NAME",
+		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json] | --revoke NAME | --prune",
 		summary: "make a one-time token that lets a client enroll (keytool join)",
 		help: `Makes a one-time invitation and prints its token: one string, last on
 standard output, alone on its line. Give it to the person setting up the
@@ -47,6 +48,9 @@ addresses and the times. A used invitation moves to invites.d/used/.
 
   --list [--json]  pending, expired and used invitations
   --revoke NAME    delete a pending invitation: its token stops working
+  --prune          delete the expired invitations and the records of used
+                   ones (a client that tries a used token is then told the
+                   invitation is unknown, not that it was used)
 
 Example:
   keytool invite --name laptop --address db.example.com:8443 --expires 30m`,
@@ -57,6 +61,7 @@ Example:
 			fs.BoolVar(&list, "list", false, "list the invitations")
 			fs.BoolVar(&asJSON, "json", false, "with --list: print JSON")
 			fs.StringVar(&revoke, "revoke", "", "delete the pending invitation `NAME`")
+			fs.BoolVar(&prune, "prune", false, "delete expired invitations and the records of used ones")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {
@@ -64,6 +69,11 @@ Example:
 			}
 			making := name != "" || len(addresses) > 0
 			switch {
+			case prune:
+				if making || list || revoke != "" || asJSON {
+					return usagef("--prune takes no other option")
+				}
+				return c.pruneInvites()
 			case list:
 				if making || revoke != "" {
 					return usagef("--list takes no other option but --json")
@@ -172,5 +182,21 @@ func (c *cli) revokeInvite(name string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "Revoked invitation %q (%s): its token no longer works\n", inv.Name, inv.File)
+	return nil
+}
+
+func (c *cli) pruneInvites() error {
+	removed, problems := enroll.PruneInvites(enroll.InvitesDir(c.home), time.Now())
+	reportSkipped(c.stderr, "invite", problems)
+	for _, inv := range removed {
+		what := "expired " + inv.Expires.UTC().Format(time.RFC3339)
+		if !inv.Used.IsZero() {
+			what = "used " + inv.Used.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(c.stdout, "Deleted invitation %q (%s): %s\n", printable(inv.Name), what, inv.File)
+	}
+	if len(removed) == 0 {
+		fmt.Fprintln(c.stdout, "No expired or used invitations to delete")
+	}
 	return nil
 }
