@@ -32,6 +32,12 @@
 // (*SourceNotAllowedError). Each error names the key's fingerprint and the
 // command that changes the decision.
 //
+// A reload edits a copy of the previous index rather than building a new
+// one: the loader keeps the *File of every unchanged file, so the files
+// that changed are found in one pass, and only their entries are removed
+// and inserted. At 100,000 keys a reload after one file changed costs a
+// few milliseconds instead of re-inserting every key.
+//
 // An entry's name is its "name" attribute, else (in a .d directory) its
 // file name without extension — authorized_keys.d/alice.json is "alice" —
 // else its comment. If the same key appears twice, the first file wins:
