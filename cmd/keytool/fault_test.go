@@ -84,6 +84,67 @@ func TestParallelAuthorizeProcesses(t *testing.T) {
 	}
 }
 
+// TestParallelRemoveProcesses removes, in several processes at once,
+// different keys from one file that holds them all (a team's JWK Set):
+// every removal takes effect, and the keys nobody removed stay. Without
+// serialising the rewrites, two processes would read the same old set and
+// the second rename would bring back the key the first one removed.
+func TestParallelRemoveProcesses(t *testing.T) {
+	home := t.TempDir()
+	file := filepath.Join(home, "authorized_keys.d", "team.json")
+	const rounds, procs = 4, 6
+	for r := range rounds {
+		var keys []*jwk.Key
+		for i := range procs + 1 {
+			k, err := jwk.Generate(jwk.Ed25519)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pk := k.PublicKey()
+			pk.Attrs = jwk.Attributes{}
+			pk.Attrs.SetString("name", fmt.Sprintf("r%d-m%d", r, i))
+			keys = append(keys, pk)
+		}
+		data, err := jwk.MarshalPublicSet(keys, jwk.JWK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			wg   sync.WaitGroup
+			errs = make([]error, procs)
+			outs = make([][]byte, procs)
+		)
+		for p := range procs { // member p goes; member procs stays
+			cmd := keytoolCmd("-H", home, "authorize", "--remove", fmt.Sprintf("r%d-m%d", r, p))
+			wg.Go(func() { outs[p], errs[p] = cmd.CombinedOutput() })
+		}
+		wg.Wait()
+		for p := range procs {
+			if errs[p] != nil {
+				t.Errorf("round %d process %d: %v\n%s", r, p, errs[p], outs[p])
+			}
+		}
+		left, err := jwk.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, k := range left {
+			n, _ := k.Attrs.String("name")
+			names = append(names, n)
+		}
+		if want := fmt.Sprintf("r%d-m%d", r, procs); len(names) != 1 || names[0] != want {
+			t.Fatalf("round %d: after %d parallel removals the file holds %v, want only %s", r, procs, names, want)
+		}
+	}
+}
+
 // checkNoPartialFiles asserts that every file in dir is either a temporary
 // file the stores ignore (.NAME.*.tmp) or a complete key file, and returns
 // the complete ones.

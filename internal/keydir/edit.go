@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/jwk"
@@ -16,7 +17,16 @@ import (
 // JWK Set or PEM), and never writes private members. OpenSSH key lines
 // cannot be rewritten: such a file is refused with an error asking for a
 // hand edit. It reports whether the file was removed.
+//
+// Edits of files in the same directory are serialised across processes
+// (an advisory lock on the directory), so that concurrent edits of one
+// file all take effect.
 func EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (removed bool, err error) {
+	unlock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	data, fi, err := readFile(path)
 	if err != nil {
 		return false, err
