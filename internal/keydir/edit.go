@@ -24,7 +24,7 @@ import (
 func EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (removed bool, err error) {
 	unlock, err := lockDir(filepath.Dir(path))
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("editing %s: %w", path, err)
 	}
 	defer unlock()
 	data, fi, err := readFile(path)

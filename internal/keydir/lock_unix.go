@@ -1,8 +1,9 @@
-//go:build unix
+//go:build linux || darwin || dragonfly || freebsd || illumos || netbsd || openbsd
 
 package keydir
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -13,8 +14,16 @@ import (
 // the other each see the other's result: without it, both would read the
 // same old content and the second rename would undo the first edit — a
 // removed key coming back.
+//
+// Where the lock cannot be had at all — a directory this user may not
+// read, a file system without flock(2) (some NFS, CIFS and FUSE mounts) —
+// the edit goes ahead unlocked, as it would on a system without flock:
+// refusing to remove a key would be worse than the race.
 func lockDir(dir string) (unlock func(), err error) {
 	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrPermission) {
+		return func() {}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -24,9 +33,13 @@ func lockDir(dir string) (unlock func(), err error) {
 			break
 		}
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+		return func() { f.Close() }, nil // closing the descriptor releases the lock
+	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
 		f.Close()
-		return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
+		return func() {}, nil
 	}
-	return func() { f.Close() }, nil // closing the descriptor releases the lock
+	f.Close()
+	return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
 }
