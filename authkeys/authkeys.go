@@ -231,8 +231,10 @@ func (s *Store) rebuild(sn *snapshot) {
 // changed between the two loader snapshots. It reports false, leaving the
 // indexes to rebuild, when that would not give the same result: a changed
 // entry's key is held by another entry too (which one wins depends on the
-// order of all files), a table would grow past half full, or so much
-// changed that starting afresh is cheaper.
+// order of all files), a table would grow past half full; or when a
+// rebuild is better: so much changed that starting afresh is cheaper, or
+// a table has become far larger than its keys need (every reload copies
+// it).
 func (s *Store) update(prev, sn *snapshot) bool {
 	gone, came := diffFiles(prev.files.Files, sn.files.Files)
 	changed := 0
@@ -242,7 +244,7 @@ func (s *Store) update(prev, sn *snapshot) bool {
 	for _, f := range came {
 		changed += len(f.Items)
 	}
-	if changed > (prev.keys.n+prev.revoked.n)/4+64 {
+	if changed > (prev.keys.n+prev.revoked.n)/4+64 || prev.keys.oversized() || prev.revoked.oversized() {
 		return false
 	}
 	sn.keys, sn.revoked, sn.dups, sn.rdups = prev.keys, prev.revoked, prev.dups, prev.rdups

@@ -14,11 +14,13 @@ import (
 )
 
 // TestIncrementalBuild changes a few files at a time — keys that appear
-// in several files, multi-key files, files moved between the authorized
-// and revoked directories, the whole directory emptied — and after every
-// reload checks that the store, whose indexes are edited in place, agrees
-// exactly with a full rebuild of the same files: the same entry wins for
-// every key (the first file in order), the same lists.
+// in several files or twice in one, multi-key files, files moved between
+// the authorized and revoked directories, many files added and then
+// removed — and after every reload checks that the store, whose indexes
+// are edited in a copy of the previous ones, agrees exactly with a full
+// rebuild of the same files (the same entry wins for every key: the first
+// file in order; the same lists), and that the snapshot it replaced, which
+// lookups may still be reading, did not change.
 func TestIncrementalBuild(t *testing.T) {
 	home := t.TempDir()
 	opts := HomeOptions(home)
@@ -40,6 +42,33 @@ func TestIncrementalBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reload := func(step string, paths ...string) {
+		t.Helper()
+		prev := s.snap.Load()
+		keys, revoked := slices.Clone(prev.keys.slots), slices.Clone(prev.revoked.slots)
+		s.l.Reload(paths...)
+		if !slices.Equal(prev.keys.slots, keys) || !slices.Equal(prev.revoked.slots, revoked) {
+			t.Fatalf("%s: the previous snapshot's index was modified", step)
+		}
+		sn := s.snap.Load()
+		ref := &snapshot{files: sn.files}
+		s.rebuild(ref)
+		if !sameIndex(sn.keys, ref.keys) || !sameIndex(sn.revoked, ref.revoked) {
+			t.Fatalf("%s: the edited index differs from a rebuild", step)
+		}
+		if !slices.Equal(s.list(sn, false), s.list(ref, false)) || !slices.Equal(s.list(sn, true), s.list(ref, true)) {
+			t.Fatalf("%s: the lists differ from a rebuild", step)
+		}
+		for _, x := range []index{sn.keys, sn.revoked} {
+			if 2*x.n > len(x.slots) {
+				t.Fatalf("%s: %d entries in %d slots, more than half full", step, x.n, len(x.slots))
+			}
+		}
+		if p := s.Problems(); len(p) > 0 {
+			t.Fatalf("%s: %v", step, p)
+		}
+	}
+
 	rng := rand.New(rand.NewPCG(7, 7))
 	for step := range 400 {
 		var changed []string
@@ -56,36 +85,54 @@ func TestIncrementalBuild(t *testing.T) {
 			default:
 				var keys []*jwk.Key
 				for range 1 + rng.IntN(3) {
-					if k := pool[rng.IntN(len(pool))]; !slices.Contains(keys, k) {
-						keys = append(keys, k)
-					}
+					keys = append(keys, pool[rng.IntN(len(pool))]) // now and then twice in one file
 				}
 				keydirtest.Replace(t, path, keydirtest.JWK(t, keys...))
 			}
 		}
 		if step%50 == 49 {
-			s.Reload() // a full rescan now and then
+			reload(fmt.Sprintf("step %d", step)) // a full rescan now and then
 		} else {
-			s.l.Reload(changed...)
-		}
-		sn := s.snap.Load()
-		if sn.keys.slots != nil && len(sn.files.Files) > 0 {
-			ref := &snapshot{files: sn.files}
-			s.rebuild(ref)
-			if !sameIndex(sn.keys, ref.keys) || !sameIndex(sn.revoked, ref.revoked) {
-				t.Fatalf("step %d: the edited index differs from a rebuild", step)
-			}
-			if !slices.Equal(s.list(sn, false), s.list(ref, false)) || !slices.Equal(s.list(sn, true), s.list(ref, true)) {
-				t.Fatalf("step %d: the lists differ from a rebuild", step)
-			}
-			if len(s.Entries()) < 300 {
-				t.Fatalf("step %d: %d entries, the 300 base files hold more", step, len(s.Entries()))
-			}
-		}
-		if p := s.Problems(); len(p) > 0 {
-			t.Fatalf("step %d: %v", step, p)
+			reload(fmt.Sprintf("step %d", step), changed...)
 		}
 	}
+	if s.updates < 100 || s.rebuilds < 10 {
+		t.Fatalf("%d reloads edited the index, %d rebuilt it: want both paths well exercised", s.updates, s.rebuilds)
+	}
+
+	// Growth, 20 files of 2 keys a reload: the table fills past half
+	// and must be rebuilt larger. Then shrinking, 20 files a reload: the
+	// table ends far too large and must be rebuilt smaller.
+	const batches, per = 60, 20
+	rebuilds := s.rebuilds
+	var grown []string
+	for b := range batches {
+		var paths []string
+		for i := range per {
+			n := 10_000 + 2*(b*per+i)
+			path := filepath.Join(auth, fmt.Sprintf("grow%05d.json", b*per+i))
+			keydirtest.Write(t, path, keydirtest.JWK(t, key(t, n), key(t, n+1)))
+			paths = append(paths, path)
+		}
+		grown = append(grown, paths...)
+		reload(fmt.Sprintf("growth %d", b), paths...)
+	}
+	if s.rebuilds == rebuilds {
+		t.Fatal("the table grew past half full without a rebuild")
+	}
+	size := len(s.snap.Load().keys.slots)
+	for len(grown) > 0 {
+		paths := grown[:per]
+		grown = grown[per:]
+		for _, p := range paths {
+			os.Remove(p)
+		}
+		reload("shrinking", paths...)
+	}
+	if now := len(s.snap.Load().keys.slots); now >= size {
+		t.Fatalf("after removing most keys the table still has %d slots (had %d)", now, size)
+	}
+
 	// A fresh store reading the final files agrees too.
 	fresh, _ := Load(opts)
 	for _, k := range append(pool, key(t, 1000)) {
@@ -94,10 +141,6 @@ func TestIncrementalBuild(t *testing.T) {
 		if (a == nil) != (b == nil) || a != nil && a.File != b.File || fmt.Sprint(errA) != fmt.Sprint(errB) {
 			t.Fatalf("%s: store says %v %v, a fresh load %v %v", k.Fingerprint(), a, errA, b, errB)
 		}
-	}
-	// Both paths were taken, or the test proves little.
-	if s.updates < 100 || s.rebuilds < 10 {
-		t.Fatalf("%d reloads edited the index, %d rebuilt it: want both paths well exercised", s.updates, s.rebuilds)
 	}
 	t.Logf("%d reloads edited the index, %d rebuilt it", s.updates, s.rebuilds)
 }

@@ -35,6 +35,11 @@ func (x *index) clone() index {
 	return index{slots: slices.Clone(x.slots), mask: x.mask, n: x.n}
 }
 
+// oversized reports whether the table has more than 8 slots per entry
+// (and is big enough for that to matter): after many removals, a rebuild
+// gives a smaller table to copy on every reload.
+func (x *index) oversized() bool { return len(x.slots) > 4096 && len(x.slots) > 8*x.n }
+
 // roomFor reports whether k more entries keep the table at most half full.
 func (x *index) roomFor(k int) bool { return 2*(x.n+k) <= len(x.slots) }
 
