@@ -226,7 +226,9 @@ func (e *AttrError) Error() string { return fmt.Sprintf("member %q: %v", e.Name,
 func (e *AttrError) Unwrap() error { return e.Err }
 
 // validate checks the attributes keytool interprets (see checkAttr), in a
-// fixed order, so that the first error is always the same one.
+// fixed order, so that the first error is always the same one. (Parsing
+// JSON checks each member as it copies it, and so reports the first bad
+// one in file order.)
 func (a Attributes) validate() error {
 	for _, name := range [...]string{AttrExpires, AttrFrom, AttrAddress, AttrHosts, AttrComment, AttrKeyID} {
 		if raw, ok := a[name]; ok {

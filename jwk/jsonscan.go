@@ -268,10 +268,8 @@ func (s *jsonScanner) strRaw() ([]byte, error) {
 			default:
 				return nil, s.fail("malformed escape \\%c", s.data[s.pos+1])
 			}
-		case c < 0x20:
+		default: // what plainByte leaves: a control character
 			return nil, s.fail("control character in a string")
-		default:
-			s.pos++
 		}
 	}
 	return nil, s.fail("unterminated string")
