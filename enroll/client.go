@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -265,7 +266,12 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 			return nil, nil, fmt.Errorf("the server at %s presented the token's key %s but refused this client's key %s in the handshake: it does not serve enrollment (it must run keytool proxy --enroll, or mount the enrollment handler), or this key is revoked there; nothing was written (%v)",
 				addr, tok.ServerFingerprint(), id.Key.Fingerprint(), unwrapURL(err))
 		}
-		return nil, nil, fmt.Errorf("enrolling with %s (key %s, as the token says): %w; nothing was written here, and the server's log says whether it enrolled this client. %s", addr, tok.ServerFingerprint(), unwrapURL(err), alreadyHint(addr))
+		hint := ""
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			hint = "; " + alreadyHint(addr) // the answer was cut short, or was not HTTP
+		}
+		return nil, nil, fmt.Errorf("enrolling with %s (key %s, as the token says): %w; nothing was written here, and the server's log says whether it enrolled this client%s", addr, tok.ServerFingerprint(), unwrapURL(err), hint)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -274,7 +280,7 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	}
 	var ans Answer
 	if err := json.Unmarshal(data, &ans); err != nil || (resp.StatusCode != http.StatusOK && ans.Reason == "") {
-		return nil, nil, fmt.Errorf("%s (key %s) answered %s, which is not a keytool enrollment answer: is %s served there? Nothing was written here. %s",
+		return nil, nil, fmt.Errorf("%s (key %s) answered %s, which is not a keytool enrollment answer: is %s served there? nothing was written here; %s",
 			addr, tok.ServerFingerprint(), resp.Status, Path, alreadyHint(addr))
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -307,7 +313,7 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 // handler: keytool proxy --enroll sends the connections of keys it
 // already authorizes to its target, enrollment requests included.
 func alreadyHint(addr string) string {
-	return fmt.Sprintf("If the server is keytool proxy --enroll, this client's key may be authorized there already, so the proxy passed the request on to its target: check with keytool connect %s (and pin the server's key with keytool trust-host if it is not pinned yet)", addr)
+	return fmt.Sprintf("if the server is keytool proxy --enroll, this client's key may be authorized there already, so the proxy passed the request on to its target: check with keytool connect %s (and pin the server's key with keytool trust-host if it is not pinned yet)", addr)
 }
 
 // pinAll pins the server's key for each address of the token.

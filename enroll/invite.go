@@ -313,21 +313,26 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 // let the server tell a client that its token was already used (rather
 // than unknown), so keytool runs it only when asked. Pending invitations
 // still valid, claims in progress and unreadable files are left alone;
-// the last are returned as errors.
-func PruneInvites(dir string, now time.Time) ([]*Invitation, []error) {
-	invs, problems := ListInvites(dir)
-	var removed []*Invitation
+// the last are returned as skipped, and deletions that failed as failed.
+func PruneInvites(dir string, now time.Time) (removed []*Invitation, skipped, failed []error) {
+	invs, skipped := ListInvites(dir)
 	for _, inv := range invs {
 		if inv.Status(now) == "pending" {
 			continue
 		}
+		// The file may have been replaced since it was listed (revoked,
+		// and a new invitation made under the same name): delete only the
+		// one that was judged.
+		if again, err := readInvite(inv.File); err != nil || again.SecretSHA256 != inv.SecretSHA256 || !again.Used.Equal(inv.Used) {
+			continue
+		}
 		if err := os.Remove(inv.File); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) { // claimed or pruned meanwhile: not ours to report
-				problems = append(problems, err)
+				failed = append(failed, err)
 			}
 			continue
 		}
 		removed = append(removed, inv)
 	}
-	return removed, problems
+	return removed, skipped, failed
 }

@@ -163,13 +163,13 @@ func TestPruneInvites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	removed, probs := PruneInvites(dir, time.Now())
+	removed, probs, failed := PruneInvites(dir, time.Now())
 	var got []string
 	for _, inv := range removed {
 		got = append(got, inv.Name)
 	}
-	if strings.Join(got, " ") != "done old" || len(probs) != 1 || !strings.Contains(probs[0].Error(), "broken.json") {
-		t.Fatalf("pruned %v, problems %v", got, probs)
+	if strings.Join(got, " ") != "done old" || len(probs) != 1 || !strings.Contains(probs[0].Error(), "broken.json") || len(failed) != 0 {
+		t.Fatalf("pruned %v, problems %v, failed %v", got, probs, failed)
 	}
 	for name, want := range map[string]bool{"fresh.json": true, "broken.json": true, "old.json": false, filepath.Join(usedDir, "done.json"): false} {
 		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {

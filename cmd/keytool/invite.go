@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -186,14 +187,17 @@ func (c *cli) revokeInvite(name string) error {
 }
 
 func (c *cli) pruneInvites() error {
-	removed, problems := enroll.PruneInvites(enroll.InvitesDir(c.home), time.Now())
-	reportSkipped(c.stderr, "invite", problems)
+	removed, skipped, failed := enroll.PruneInvites(enroll.InvitesDir(c.home), time.Now())
+	reportSkipped(c.stderr, "invite", skipped)
 	for _, inv := range removed {
 		what := "expired " + inv.Expires.UTC().Format(time.RFC3339)
 		if !inv.Used.IsZero() {
 			what = "used " + inv.Used.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(c.stdout, "Deleted invitation %q (%s): %s\n", printable(inv.Name), what, inv.File)
+		fmt.Fprintf(c.stdout, "Deleted invitation %q (%s): %s\n", printable(inv.Name), what, printable(inv.File))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not delete %d invitation(s): %w", len(failed), errors.Join(failed...))
 	}
 	if len(removed) == 0 {
 		fmt.Fprintln(c.stdout, "No expired or used invitations to delete")
