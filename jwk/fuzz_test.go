@@ -2,12 +2,22 @@ package jwk
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // Fuzz targets: go test -run '^$' -fuzz '^FuzzParse$' ./jwk (and the
@@ -47,6 +57,61 @@ func addKeySeeds(f *testing.F) {
 	f.Add([]byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`))
 	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nhosts: a,b\nkid: x\n\nAAAA\n-----END PUBLIC KEY-----\n"))
 	f.Add([]byte("\xef\xbb\xbf{}"))
+	addEncodingSeeds(f)
+}
+
+// addEncodingSeeds adds each key type in the PEM encodings keytool reads
+// but does not write (PKCS #1, SEC 1, certificates, OpenSSH private keys),
+// encrypted blocks, and a bundle of them: a fuzzer does not easily turn
+// one block type into another with valid DER inside, so without these
+// seeds it never reaches their code.
+func addEncodingSeeds(f *testing.F) {
+	var bundle []byte
+	for _, typ := range testTypes {
+		k := testKey(f, typ)
+		signer := k.Signer()
+		var blocks []*pem.Block
+		switch priv := signer.(type) {
+		case *rsa.PrivateKey:
+			blocks = append(blocks,
+				&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(priv)},
+				&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&priv.PublicKey)})
+		case *ecdsa.PrivateKey:
+			der, err := x509.MarshalECPrivateKey(priv)
+			if err != nil {
+				f.Fatal(err)
+			}
+			blocks = append(blocks, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "seed"},
+			NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<31, 0)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
+		if err != nil {
+			f.Fatal(err)
+		}
+		blocks = append(blocks, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+		if b, err := ssh.MarshalPrivateKey(signer, "seed"); err == nil {
+			blocks = append(blocks, b)
+		}
+		for _, b := range blocks {
+			data := pem.EncodeToMemory(b)
+			f.Add(data)
+			bundle = append(bundle, data...)
+		}
+	}
+	f.Add(bundle)
+	// Attribute values in their less common forms: a string where a list
+	// is usual, escapes, wrong types.
+	ec := `"kty":"EC","crv":"P-256","x":"` + vecX + `","y":"` + vecY + `"`
+	for _, attrs := range []string{
+		`"address":"h1:1, h2:2","from":"10.0.0.0/8, ::1"`,
+		`"hosts":["h\u0031:1"],"comment":"a\nb","expires":"2030-01-31T00:00:00\u005a"`,
+		`"from":["x"]`, `"address":5`, `"expires":"soon"`, `"kid":{}`,
+	} {
+		f.Add([]byte("{" + ec + "," + attrs + "}"))
+	}
+	f.Add([]byte("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00000000000000000000000000000000\n\nAAAA\n-----END RSA PRIVATE KEY-----\n"))
+	f.Add([]byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"))
 }
 
 func mustMarshalSSH(t testing.TB, k *Key) []byte {
