@@ -583,7 +583,12 @@ func (l *Loader[T]) runJobs(jobs []*fileState[T]) {
 		}
 		wg.Wait()
 	}
-	// Files that vanished between stat and read are dropped.
+	// Files that vanished between stat and read are dropped (looked for
+	// only when there are some: a reload of one file must not walk every
+	// file's state).
+	if !slices.ContainsFunc(jobs, func(f *fileState[T]) bool { return f.gone }) {
+		return
+	}
 	for i := range l.states {
 		ss := &l.states[i]
 		if slices.ContainsFunc(ss.files, func(f *fileState[T]) bool { return f.gone }) {
