@@ -80,6 +80,8 @@ func badCases(t *testing.T) []badCase {
 	return []badCase{
 		// PEM
 		{name: "truncated PEM", data: pubPEM[:endAt], subs: []string{"truncated PEM"}, line: 1, member: ""},
+		// Found by FuzzParse: an SSH mpint with its top bit set is a negative modulus.
+		{name: "negative RSA modulus (SSH)", data: []byte("ssh-rsa AAAAB3NzaC1yc2EAAAADA001AAABAY" + strings.Repeat("0", 342) + "\n"), subs: []string{"modulus is not a positive odd number"}, line: 1, member: ""},
 		{name: "PEM cut in the middle", data: pubPEM[:endAt/2], subs: []string{"truncated PEM"}, line: 1, member: ""},
 		{name: "bad base64", data: badB64, subs: []string{"bad base64"}, line: 1, member: ""},
 		{name: "PEM EC point not on curve", data: offCurvePEM, subs: []string{"PUBLIC KEY block", "not on curve"}, line: 1, member: ""},

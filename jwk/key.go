@@ -199,6 +199,12 @@ func marshalSPKI(pub crypto.PublicKey, checkPoint bool) ([]byte, error) {
 		if p == nil || p.N == nil {
 			return nil, fmt.Errorf("%w: empty RSA key", ErrUnsupportedKey)
 		}
+		// An SSH mpint with its top bit set is negative: such a "key"
+		// would get one SPKI here and another, of its absolute value, in
+		// JWK. A modulus is a product of odd primes.
+		if p.N.Sign() <= 0 || p.N.Bit(0) == 0 {
+			return nil, errors.New("invalid RSA public key: the modulus is not a positive odd number")
+		}
 		if bits := p.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
 			return nil, fmt.Errorf("%w: RSA key of %d bits; keytool accepts %d to %d bits", ErrUnsupportedKey, bits, MinRSABits, MaxRSABits)
 		}
