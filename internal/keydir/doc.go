@@ -48,7 +48,9 @@
 // its creation is seen. Bursts of events are debounced (Config.Debounce),
 // and a full rescan (Config.Rescan) catches lost events and file systems
 // without notifications; if a watch cannot be added (inotify limits), that
-// is logged and the rescan carries on alone. Problems are logged once when
+// is logged and the rescan carries on alone. The rescan compares stat data
+// without the lock that reloads take, then reloads only the names it found
+// changed, so its long walk never delays a reload caused by an event. Problems are logged once when
 // they appear, and once when they are resolved. Subscribe tells callers
 // about each new snapshot; Close, or cancelling the context, stops every
 // goroutine.

@@ -165,6 +165,9 @@ type Loader[T any] struct {
 	// addWatch, if set, replaces fsnotify's Add; tests make it fail to
 	// simulate an exhausted inotify watch limit.
 	addWatch func(dir string) error
+	// rescanCompared, if set, is called by rescan between its comparison
+	// and its reload; tests check that the lock is free then.
+	rescanCompared func(hints)
 }
 
 // New returns a loader for cfg. Nothing is read until Reload or Watch.
@@ -293,6 +296,85 @@ func Ignored(name string) bool {
 	return name == "" || name[0] == '.' || strings.HasSuffix(name, "~") ||
 		strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".swp") ||
 		strings.HasPrefix(name, "#") && strings.HasSuffix(name, "#")
+}
+
+// maxRescanHints is how many changed names a periodic rescan hands on
+// as such; past it the change is a bulk one, and a full scan under the
+// lock costs less than editing the file lists name by name.
+const maxRescanHints = 256
+
+// rescan is the periodic safety net. Stat-ing every file of a large store
+// takes long (about half a second at 100,000 files), and a reload holds
+// the lock that a reload caused by an event needs. So the rescan compares
+// the file system with the states as they stood, without the lock, and
+// then reloads under the lock only the names it found different, as if
+// events had named them. A change made while it compares is seen by its
+// events, or by the next rescan.
+func (l *Loader[T]) rescan() {
+	l.mu.Lock()
+	states := slices.Clone(l.states) // the file lists in it are never edited in place
+	l.mu.Unlock()
+	var h hints
+	for i := range states {
+		l.differences(i, &states[i], &h)
+	}
+	if len(h.paths) > maxRescanHints {
+		h = hints{all: true}
+	}
+	if l.rescanCompared != nil {
+		l.rescanCompared(h)
+	}
+	l.reload(h) // with nothing found, this still retries the watches that failed
+}
+
+// differences adds to h the paths of source i that a full scan would find
+// changed since st: the source itself when its own checks answer
+// differently, else every name that appeared, vanished, or whose stat data
+// moved. It reads only st, which no reload modifies, and the file system.
+func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
+	src := l.cfg.Sources[i]
+	if !src.Dir {
+		prev := lookup(st.files, src.Path)
+		if l.statFile(i, src.Path, src.Path, prev, true) != prev {
+			h.add(src.Path)
+		}
+		return
+	}
+	ok, problem := l.checkDir(src)
+	if !ok || st.problem != nil {
+		if !ok && sameProblem(problem, st.problem) && len(st.files) == 0 {
+			return
+		}
+		h.add(src.Path)
+		return
+	}
+	entries, err := os.ReadDir(src.Path)
+	if err != nil {
+		h.add(src.Path)
+		return
+	}
+	old := st.files
+	for _, e := range entries {
+		name := e.Name()
+		if Ignored(name) {
+			continue
+		}
+		for len(old) > 0 && old[0].name < name {
+			h.add(old[0].path)
+			old = old[1:]
+		}
+		var prev *fileState[T]
+		if len(old) > 0 && old[0].name == name {
+			prev, old = old[0], old[1:]
+		}
+		path := filepath.Join(src.Path, name)
+		if l.statFile(i, name, path, prev, false) != prev {
+			h.add(path)
+		}
+	}
+	for _, f := range old {
+		h.add(f.path)
+	}
 }
 
 // reload applies h and publishes a new snapshot if anything changed.

@@ -111,7 +111,7 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher) {
 			pending, first = hints{}, time.Time{}
 			l.reload(h)
 		case <-tick:
-			l.reload(hints{all: true})
+			l.rescan()
 		}
 	}
 }

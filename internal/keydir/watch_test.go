@@ -2,11 +2,14 @@ package keydir
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,5 +266,130 @@ func TestWatchProblemsAreVisible(t *testing.T) {
 	}
 	if p := l.Snapshot().Problems[0]; !strings.HasSuffix(p.Path, "bad.json") {
 		t.Fatalf("problem %v", p)
+	}
+}
+
+// TestRescanComparesUnlocked checks the periodic rescan against a fresh
+// load after each kind of change no event announced, and that it reloads
+// only what it found, with the loader's lock free while it compared.
+func TestRescanComparesUnlocked(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "authorized_keys.d")
+	file := filepath.Join(home, "authorized_keys.json")
+	for i := range 5 {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%d.json", i)), keydirtest.JWK(t, key(t, i)))
+	}
+	keydirtest.Write(t, file, keydirtest.JWK(t, key(t, 10)))
+	srcs := []Source{{Path: file}, {Path: dir, Dir: true}, {Path: filepath.Join(home, "revoked_keys.d"), Dir: true, Revocation: true}}
+	l := newLoader(srcs...)
+	l.Reload()
+	var (
+		mu    sync.Mutex // many files are read in parallel
+		reads []string
+	)
+	l.readFile = func(path string) ([]byte, fs.FileInfo, error) {
+		mu.Lock()
+		reads = append(reads, filepath.Base(path))
+		mu.Unlock()
+		return readFile(path)
+	}
+	var found hints
+	l.rescanCompared = func(h hints) {
+		found = h
+		if !l.mu.TryLock() {
+			t.Error("the rescan held the loader's lock while it compared")
+			return
+		}
+		l.mu.Unlock()
+	}
+	problems := func(s *Snapshot[string]) []string {
+		var out []string
+		for _, p := range s.Problems {
+			out = append(out, p.Error())
+		}
+		return out
+	}
+	step := func(what string, wantPaths int, change func()) {
+		t.Helper()
+		change()
+		reads, found = nil, hints{paths: map[string]struct{}{"not called": {}}}
+		l.rescan()
+		got, fresh := l.Snapshot(), newLoader(srcs...).Reload()
+		if !slices.Equal(fingerprints(got), fingerprints(fresh)) || !slices.Equal(problems(got), problems(fresh)) ||
+			(got.RevocationErr == nil) != (fresh.RevocationErr == nil) {
+			t.Fatalf("%s: the rescan gave keys %v problems %v; a fresh load gives %v %v", what, fingerprints(got), problems(got), fingerprints(fresh), problems(fresh))
+		}
+		if found.all {
+			if wantPaths >= 0 {
+				t.Errorf("%s: the rescan scanned everything; want %d paths", what, wantPaths)
+			}
+		} else if len(found.paths) != wantPaths {
+			t.Errorf("%s: the rescan named %v; want %d paths", what, found.paths, wantPaths)
+		}
+	}
+	step("nothing changed", 0, func() {})
+	if len(reads) != 0 {
+		t.Errorf("an unchanged rescan read %v", reads)
+	}
+	step("a file added", 1, func() { keydirtest.Write(t, filepath.Join(dir, "new.json"), keydirtest.JWK(t, key(t, 20))) })
+	if !slices.Equal(reads, []string{"new.json"}) {
+		t.Errorf("the rescan read %v; want only the new file", reads)
+	}
+	step("a file replaced", 1, func() { keydirtest.Replace(t, filepath.Join(dir, "k1.json"), keydirtest.JWK(t, key(t, 21))) })
+	step("a file and the single file removed", 2, func() { os.Remove(filepath.Join(dir, "k2.json")); os.Remove(file) })
+	step("the single file back", 1, func() { keydirtest.Write(t, file, keydirtest.JWK(t, key(t, 10))) })
+	step("a file made world-writable", 1, func() { os.Chmod(filepath.Join(dir, "k3.json"), 0o666) })
+	step("and fixed", 1, func() { os.Chmod(filepath.Join(dir, "k3.json"), 0o644) })
+	step("a bad file", 1, func() { keydirtest.Write(t, filepath.Join(dir, "bad.json"), []byte("{")) })
+	step("the directory made world-writable", 1, func() { os.Chmod(dir, 0o777) })
+	step("and fixed", 1, func() { os.Chmod(dir, 0o755) })
+	step("a bad file in the revocation directory", 1, func() { keydirtest.Write(t, filepath.Join(home, "revoked_keys.d", "r.json"), []byte("junk")) })
+	step("the directory removed", 1, func() { os.RemoveAll(dir) })
+	step("nothing changed after that", 0, func() {})
+	step("many files at once", -1, func() {
+		for i := range maxRescanHints + 1 {
+			keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("m%03d.json", i)), keydirtest.JWK(t, key(t, 30+i%3)))
+		}
+	})
+}
+
+// TestRescanAlongsideEvents runs rescans while reloads caused by events
+// change the same files: the race detector checks that the rescan's
+// unlocked comparison reads nothing a reload writes, and the end state
+// must equal a fresh load.
+func TestRescanAlongsideEvents(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 20 {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%02d.json", i)), keydirtest.JWK(t, key(t, i)))
+	}
+	src := Source{Path: dir, Dir: true}
+	l := newLoader(src)
+	l.Reload()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				l.rescan()
+			}
+		}
+	})
+	for i := range 200 {
+		path := filepath.Join(dir, fmt.Sprintf("k%02d.json", i%20))
+		if i%3 == 0 {
+			os.Remove(path)
+		} else {
+			keydirtest.Replace(t, path, keydirtest.JWK(t, key(t, i%7)))
+		}
+		l.Reload(path)
+	}
+	close(stop)
+	wg.Wait()
+	l.rescan()
+	if got, fresh := fingerprints(l.Snapshot()), fingerprints(newLoader(src).Reload()); !slices.Equal(got, fresh) {
+		t.Fatalf("after rescans alongside events: %v; a fresh load: %v", got, fresh)
 	}
 }
