@@ -20,13 +20,22 @@ var gotOK = regexp.MustCompile(`(?m)^\s*ok\r?$`)
 // TestPolicyAgainstOpenSSL offers a keytool server what principle 7 rules
 // out, with openssl s_client as the client, and checks that the server
 // itself refuses: each case expects the server's alert, not a client-side
-// failure. A control case shows that openssl can get in when it follows
-// the policy.
+// failure. Control cases show that openssl can get in when it follows the
+// policy. It runs with an ECDSA and with an RSA server key, because a
+// suite is only a real offer to a server whose key can serve it: RSA key
+// exchange and DHE-RSA are tried against the RSA key, where refusing them
+// is the policy's doing and not the key's.
 func TestPolicyAgainstOpenSSL(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl not installed (.ci/run installs it)")
 	}
-	srv := newHome(t, jwk.EC256)
+	t.Run("ecdsa", func(t *testing.T) { testPolicyAgainstOpenSSL(t, jwk.EC256) })
+	t.Run("rsa", func(t *testing.T) { testPolicyAgainstOpenSSL(t, jwk.RSA2048) })
+}
+
+func testPolicyAgainstOpenSSL(t *testing.T, typ jwk.Type) {
+	rsa := typ == jwk.RSA2048
+	srv := newHome(t, typ)
 	srv.authorize(t, "openssl", srv.id.Key) // openssl presents the server's own identity
 	ts := startServer(t, srv, ServerOptions{})
 	dir := t.TempDir()
@@ -83,19 +92,28 @@ func TestPolicyAgainstOpenSSL(t *testing.T) {
 	}
 
 	const lowSecurity = "DEFAULT:@SECLEVEL=0" // lets openssl offer what it would not by default
+	sig, control12 := "ECDSA", "ECDHE-ECDSA-AES128-GCM-SHA256"
+	if rsa {
+		sig, control12 = "RSA", "ECDHE-RSA-AES128-GCM-SHA256"
+	}
 	for _, tc := range []struct {
-		name  string
-		args  []string
-		alert string
+		name    string
+		rsaOnly bool // a suite only an RSA key can serve
+		args    []string
+		alert   string
 	}{
-		{"TLS 1.0", []string{"-tls1", "-cipher", lowSecurity}, "alert protocol version"},
-		{"TLS 1.1", []string{"-tls1_1", "-cipher", lowSecurity}, "alert protocol version"},
-		{"RSA key exchange", []string{"-tls1_2", "-cipher", "AES128-GCM-SHA256"}, "alert handshake failure"},
-		{"non-ECDHE (DHE)", []string{"-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256:" + lowSecurity[len("DEFAULT:"):]}, "alert handshake failure"},
-		{"CBC suite", []string{"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"}, "alert handshake failure"},
-		{"CBC suite with SHA-256", []string{"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256"}, "alert handshake failure"},
-		{"SHA-1 signatures", []string{"-tls1_2", "-sigalgs", "ECDSA+SHA1:RSA+SHA1", "-cipher", lowSecurity}, "alert handshake failure"},
+		{"TLS 1.0", false, []string{"-tls1", "-cipher", lowSecurity}, "alert protocol version"},
+		{"TLS 1.1", false, []string{"-tls1_1", "-cipher", lowSecurity}, "alert protocol version"},
+		{"RSA key exchange", true, []string{"-tls1_2", "-cipher", "AES128-GCM-SHA256"}, "alert handshake failure"},
+		{"RSA key exchange, CBC", true, []string{"-tls1_2", "-cipher", "AES128-SHA:" + lowSecurity[len("DEFAULT:"):]}, "alert handshake failure"},
+		{"non-ECDHE (DHE)", true, []string{"-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256:" + lowSecurity[len("DEFAULT:"):]}, "alert handshake failure"},
+		{"CBC suite", false, []string{"-tls1_2", "-cipher", "ECDHE-" + sig + "-AES128-SHA"}, "alert handshake failure"},
+		{"CBC suite with SHA-256", false, []string{"-tls1_2", "-cipher", "ECDHE-" + sig + "-AES128-SHA256"}, "alert handshake failure"},
+		{"SHA-1 signatures", false, []string{"-tls1_2", "-sigalgs", sig + "+SHA1", "-cipher", lowSecurity}, "alert handshake failure"},
 	} {
+		if tc.rsaOnly && !rsa {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			stdout, out := sClient("", tc.args...)
 			if !strings.Contains(out, tc.alert) {
@@ -106,8 +124,8 @@ func TestPolicyAgainstOpenSSL(t *testing.T) {
 			}
 		})
 	}
-	t.Run("control: TLS 1.2 ECDHE-ECDSA-AES128-GCM-SHA256", func(t *testing.T) {
-		if stdout, out := sClient("", "-quiet", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"); !gotOK.MatchString(stdout) {
+	t.Run("control: TLS 1.2 "+control12, func(t *testing.T) {
+		if stdout, out := sClient("", "-quiet", "-tls1_2", "-cipher", control12); !gotOK.MatchString(stdout) {
 			t.Errorf("a client within the policy was refused:\n%s", out)
 		}
 	})
@@ -116,6 +134,9 @@ func TestPolicyAgainstOpenSSL(t *testing.T) {
 			t.Errorf("a TLS 1.3 client was refused:\n%s", out)
 		}
 	})
+	if rsa {
+		return // renegotiation does not depend on the key
+	}
 	t.Run("renegotiation", func(t *testing.T) {
 		ts.holdOpen.Store(true)
 		defer ts.holdOpen.Store(false)
