@@ -426,20 +426,6 @@ func sanitizeName(s string) string {
 	return n
 }
 
-// printable shows s as it is, or quoted when it holds characters that
-// could upset a terminal or a table.
-func printable(s string) string {
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\t' || r == '\u2028' || r == '\u2029' {
-			return strconv.Quote(s)
-		}
-	}
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 // authorizedInfo is one key in authorize --list --json: a stable interface.
 type authorizedInfo struct {
 	Name        string   `json:"name"`

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -95,11 +96,7 @@ func (c *cli) show(files []string, asJSON bool) error {
 			fmt.Fprintf(c.stdout, ": %s %s key\n", in.Type, kind)
 			fmt.Fprintf(c.stdout, "  fingerprint  %s\n  key ID       %s\n  thumbprint   %s\n", in.Fingerprint, in.KeyID, in.Thumbprint)
 			for _, name := range slices.Sorted(maps.Keys(in.Attributes)) {
-				v := string(in.Attributes[name])
-				if s, err := in.Attributes.String(name); err == nil {
-					v = s
-				}
-				fmt.Fprintf(c.stdout, "  %-12s %s\n", name, v)
+				fmt.Fprintf(c.stdout, "  %-12s %s\n", printable(name), attrText(in.Attributes[name]))
 			}
 		}
 	}
@@ -117,4 +114,22 @@ func countIn(infos []keyInfo, file string) int {
 		}
 	}
 	return n
+}
+
+// attrText shows an attribute's value on one line: a string as it is
+// (quoted if it holds anything a terminal would act on, or is empty),
+// anything else as compact JSON.
+func attrText(raw json.RawMessage) string {
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		if str == "" {
+			return `""`
+		}
+		return printable(str)
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return printable(string(raw))
+	}
+	return printable(b.String())
 }
