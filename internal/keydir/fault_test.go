@@ -7,13 +7,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 )
@@ -208,5 +210,29 @@ func TestWatchLimitFallsBackToRescans(t *testing.T) {
 	// about five rescans tried again.
 	if len(perDir) != 2 || perDir[dir] != 1 || perDir[filepath.Dir(dir)] != 1 {
 		t.Errorf("want one warning for each of %s and its parent, got %v:\n%s", dir, perDir, buf.String())
+	}
+}
+
+// When no watcher can be made at all (the inotify instance limit,
+// fs.inotify.max_user_instances, gives EMFILE), the loader says so and the
+// periodic rescan alone keeps the snapshot current.
+func TestNoWatcherFallsBackToRescans(t *testing.T) {
+	newWatcher = func() (*fsnotify.Watcher, error) { return nil, fmt.Errorf("inotify_init1: %w", syscall.EMFILE) }
+	t.Cleanup(func() { newWatcher = fsnotify.NewWatcher })
+	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	var buf syncBuffer
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Rescan: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	l.Watch(context.Background())
+	t.Cleanup(func() { l.Close() })
+	eventually(t, l, "initial", time.Now(), want(t, key(t, 1)))
+	start := time.Now()
+	keydirtest.Write(t, filepath.Join(dir, "b.json"), keydirtest.JWK(t, key(t, 2)))
+	if d := eventually(t, l, "change seen with no watcher", start, want(t, key(t, 1), key(t, 2))); d < 20*time.Millisecond {
+		t.Errorf("change visible after %v: too soon for a rescan", d)
+	}
+	if out := buf.String(); strings.Count(out, "cannot watch trust files; falling back to periodic rescans") != 1 || !strings.Contains(out, "too many open files") {
+		t.Errorf("want one warning that says why and that rescans carry on:\n%s", out)
 	}
 }
