@@ -18,9 +18,11 @@ import (
 )
 
 // watched starts a keytool server over a watched store: the directory of
-// n single-key files (the fixture keyDir(n)) plus a directory holding the
-// stable client's key, and clients that do handshakes with that key in
-// the background until stop is called.
+// n single-key files (the fixture keyDir(n)) with the stable client's key
+// added to it as stable.json — in the very directory whose reloads are
+// measured, so that every reload rebuilds or edits the index that holds
+// it — and clients that do handshakes with that key in the background
+// until stop is called, which also takes stable.json out again.
 type watched struct {
 	store   *authkeys.Store
 	srv     *server
@@ -33,13 +35,12 @@ type watched struct {
 func startWatched(b *testing.B, n int, debounce time.Duration, clients int) *watched {
 	t := jwk.EC256
 	dir := keyDir(b, n)
-	stable := filepath.Join(b.TempDir(), "stable.d")
-	os.MkdirAll(stable, 0o755)
-	if err := jwk.WritePublicFile(filepath.Join(stable, "stable.json"), clientKey(b, t), jwk.JWK, false); err != nil {
+	stable := filepath.Join(dir, "stable.json")
+	if err := jwk.WritePublicFile(stable, clientKey(b, t), jwk.JWK, true); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := authkeys.Open(ctx, authkeys.Options{Dirs: []string{dir, stable}, Debounce: debounce})
+	store, err := authkeys.Open(ctx, authkeys.Options{Dirs: []string{dir}, Debounce: debounce})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,6 +77,7 @@ func startWatched(b *testing.B, n int, debounce time.Duration, clients int) *wat
 		w.srv.close()
 		store.Close()
 		cancel()
+		os.Remove(stable)
 	}
 	return w
 }
@@ -203,18 +205,21 @@ func BenchmarkReload(b *testing.B) {
 		ch, unsub := w.store.Subscribe()
 		defer unsub()
 		tmp := b.TempDir()
-		alt := [2][]byte{[]byte(edJWK(-1)), []byte(edJWK(-2))}
-		target := filepath.Join(w.dir, "zz-churn.json")
+		// Each reload rewrites one of 16 files in turn, each between two
+		// keys of its own, so the index gains and loses entries all along.
+		const files = 16
+		alt := func(i int) []byte { return []byte(edJWK(-1 - (i%files)*2 - (i/files)%2)) }
+		target := func(i int) string { return filepath.Join(w.dir, fmt.Sprintf("zz-churn-%02d.json", i%files)) }
 		seen, missed := 0, 0
 		var took time.Duration
 		for b.Loop() {
 			start := time.Now()
 			for i := range reloads {
 				staged := filepath.Join(tmp, "churn.json")
-				if err := os.WriteFile(staged, alt[i%2], 0o644); err != nil {
+				if err := os.WriteFile(staged, alt(i), 0o644); err != nil {
 					b.Fatal(err)
 				}
-				if err := os.Rename(staged, target); err != nil {
+				if err := os.Rename(staged, target(i)); err != nil {
 					b.Fatal(err)
 				}
 				select {
@@ -226,7 +231,9 @@ func BenchmarkReload(b *testing.B) {
 			}
 			took = time.Since(start)
 		}
-		os.Remove(target)
+		for i := range files {
+			os.Remove(target(i))
+		}
 		b.ReportMetric(float64(seen), "reloads")
 		b.ReportMetric(float64(missed), "missed")
 		b.ReportMetric(float64(took)/1e6/float64(max(seen, 1)), "ms/reload")
