@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -24,17 +25,22 @@ import (
 // others). Seeds are the shared test vectors, the Docker files and keys of
 // every type in every format; testdata/fuzz holds only past crashers.
 
+// addFileSeeds adds every file under testdata/vectors and testdata/docker,
+// subdirectories included (a directory among them once failed every
+// fuzzing worker at its start).
 func addFileSeeds(f *testing.F) {
 	for _, dir := range []string{"vectors", "docker"} {
-		entries, err := os.ReadDir(filepath.Join("..", "testdata", dir))
+		root := filepath.Join("..", "testdata", dir)
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(path, ".md") {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			f.Add(data)
+			return err
+		})
 		if err != nil {
 			f.Fatal(err)
-		}
-		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".md") {
-				continue
-			}
-			f.Add(repoFile(f, dir+"/"+e.Name()))
 		}
 	}
 }
