@@ -925,6 +925,24 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 	if logField(stopLine, "open") != "0" || !slices.ContainsFunc(px.log(), func(l string) bool { return strings.Contains(l, "drained; exiting") }) {
 		t.Errorf("connections still open after the load (handler goroutines leaked):\n%s", strings.Join(px.log(), "\n"))
 	}
+	// Goroutines: the proxy counts its own when it starts listening and
+	// when it stops accepting; with no connection open the two must be
+	// the same (one or two of slack for the runtime's own, such as a
+	// finalizer goroutine started on demand).
+	var listenLine string
+	for _, l := range px.log() {
+		if strings.Contains(l, "msg=listening") {
+			listenLine = l
+		}
+	}
+	g0, err0 := strconv.Atoi(logField(listenLine, "goroutines"))
+	g1, err1 := strconv.Atoi(logField(stopLine, "goroutines"))
+	t.Logf("proxy goroutines: %d when it began listening, %d after the load with no connection open", g0, g1)
+	if err0 != nil || err1 != nil {
+		t.Errorf("the proxy did not log its goroutines: %q, %q", listenLine, stopLine)
+	} else if g1 > g0+2 {
+		t.Errorf("goroutines leaked: %d when the proxy began listening, %d after the load", g0, g1)
+	}
 	px.mu.Lock()
 	t.Logf("proxy log: %v", px.counts)
 	px.mu.Unlock()

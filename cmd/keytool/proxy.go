@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -141,7 +142,9 @@ func (c *cli) proxy(o proxyOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "target", o.target, "mode", mode)
+	// The goroutine counts here and when the proxy stops accepting, with
+	// no connection open, are the same unless something leaked.
+	log.Info("listening", "addr", ln.Addr().String(), "target", o.target, "mode", mode, "goroutines", runtime.NumGoroutine())
 
 	var (
 		wg     sync.WaitGroup
@@ -192,7 +195,7 @@ func (c *cli) proxy(o proxyOptions) error {
 	mu.Lock()
 	n := len(active)
 	mu.Unlock()
-	log.Info("stopped accepting; draining open connections", "signal", sig.String(), "open", n, "timeout", o.drainTimeout.String())
+	log.Info("stopped accepting; draining open connections", "signal", sig.String(), "open", n, "timeout", o.drainTimeout.String(), "goroutines", runtime.NumGoroutine())
 
 	drained := make(chan struct{})
 	go func() { wg.Wait(); close(drained) }()
