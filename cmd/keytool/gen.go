@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -74,7 +75,12 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
 		existing = append([]string{keyPath}, others...)
 	}
 	if len(existing) > 0 && !force {
-		return c.refuseExisting(existing[0])
+		return c.refuseExisting(existing...)
+	}
+	// What --force replaces, described before it is gone.
+	replaced := make([]string, len(existing))
+	for i, p := range existing {
+		replaced[i] = p + describeKeyFile(p)
 	}
 
 	k, err := jwk.Generate(t)
@@ -91,24 +97,62 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
 		if err := os.Remove(p); err != nil {
 			return fmt.Errorf("the new identity is in %s, but the old %s could not be removed: %w", keyPath, p, err)
 		}
-		old := filepath.Join(filepath.Dir(p), "pub_"+filepath.Base(p))
-		if old != pubPath {
-			_ = os.Remove(old)
-		}
 	}
 	if err := jwk.WritePublicFile(pubPath, k, f, true); err != nil {
 		return fmt.Errorf("the identity is in %s, but its public half could not be written (run: keytool%s pub > %s): %w", keyPath, c.homeFlag(), pubPath, err)
+	}
+	for _, r := range replaced {
+		fmt.Fprintf(c.stdout, "Replaced the identity %s\n", r)
+	}
+	// Public halves left by an identity that no longer exists (replaced
+	// just now, or deleted by hand) would show a key that is not this
+	// machine's.
+	if c.identity == "" {
+		for _, name := range jwk.IdentityNames {
+			stale := filepath.Join(c.home, "pub_"+name)
+			if stale == pubPath {
+				continue
+			}
+			if err := os.Remove(stale); err == nil {
+				fmt.Fprintf(c.stdout, "Removed %s: the public half of an identity that is gone\n", stale)
+			}
+		}
 	}
 	fmt.Fprintf(c.stdout, "Generated %s key in %s\nPublic key in %s\nFingerprint: %s\nKey ID: %s\n",
 		k.Algorithm(), keyPath, pubPath, k.Fingerprint(), k.KeyID())
 	return nil
 }
 
-// refuseExisting explains that an identity exists and how to replace it.
-func (c *cli) refuseExisting(path string) error {
-	desc := ""
-	if k, err := jwk.ReadPrivateKeyFile(path); err == nil {
-		desc = " (" + k.Algorithm() + ", " + k.Fingerprint() + ")"
+// refuseExisting explains that an identity exists, naming every file that
+// --force would replace, and how to replace it.
+func (c *cli) refuseExisting(paths ...string) error {
+	descs := make([]string, len(paths))
+	for i, p := range paths {
+		descs[i] = p + describeKeyFile(p)
 	}
-	return fmt.Errorf("an identity already exists: %s%s; keep it, or replace it with: keytool%s gen --force", path, desc, c.homeFlag())
+	flags := c.homeFlag()
+	if c.identity != "" {
+		flags += " -i " + shellQuote(c.identity)
+	}
+	return fmt.Errorf("an identity already exists: %s; keep it, or replace it with: keytool%s gen --force", strings.Join(descs, ", "), flags)
+}
+
+// describeKeyFile says which key a file holds, " (ECDSA P-256, SHA256:…)",
+// or nothing if it cannot be read. The file's mode is not checked: this
+// only names a key that is about to be refused or replaced.
+func describeKeyFile(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, jwk.MaxFileSize))
+	if err != nil {
+		return ""
+	}
+	keys, err := jwk.Parse(data)
+	if err != nil || len(keys) == 0 {
+		return ""
+	}
+	return " (" + keys[0].Algorithm() + ", " + keys[0].Fingerprint() + ")"
 }
