@@ -289,6 +289,11 @@ func (a Attributes) pemHeaders() (map[string]string, error) {
 		if name == "" || strings.ContainsAny(name, ":\r\n") || hasControl(name) {
 			return nil, fmt.Errorf("attribute name %q cannot be a PEM header", name)
 		}
+		if pemHeadersIgnored[name] {
+			// Written, it would say the block is encrypted, and no reader
+			// (keytool included) would read the key back.
+			return nil, fmt.Errorf("attribute %q cannot be written as a PEM header: PEM gives it a meaning of its own (encryption); write the key as JWK instead", name)
+		}
 		raw := a[name]
 		var v string
 		var s string

@@ -87,7 +87,7 @@ func badCases(t *testing.T) []badCase {
 		{name: "PEM EC point not on curve", data: offCurvePEM, subs: []string{"PUBLIC KEY block", "not on curve"}, line: 1, member: ""},
 		{name: "PEM RSA 1024", data: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der1024}), is: ErrUnsupportedKey, subs: []string{"1024 bits", "2048"}, line: 1, member: ""},
 		{name: "PEM unknown block", data: pem.EncodeToMemory(&pem.Block{Type: "DSA PRIVATE KEY", Bytes: []byte{1}}), is: ErrUnsupportedKey, subs: []string{`"DSA PRIVATE KEY"`}, line: 1, member: ""},
-		{name: "PEM X25519", data: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: x25519DER}), is: ErrUnsupportedKey, subs: []string{"ecdh"}, line: 1, private: true},
+		{name: "PEM X25519", data: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: x25519DER}), is: ErrUnsupportedKey, subs: []string{"cannot sign (X25519"}, line: 1, private: true},
 		{name: "PEM garbage DER", data: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("not DER")}), subs: []string{"PUBLIC KEY block", "asn1"}, line: 1},
 		{name: "PEM only EC PARAMETERS", data: pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: []byte{6, 8, 42, 134, 72, 206, 61, 3, 1, 7}}), is: ErrNoKey, line: 0},
 		{name: "PEM second block bad", data: append(append(bytes.Clone(pubPEM), "\n# comment\n"...), pubPEM[:endAt]...), subs: []string{"truncated PEM"}, line: 7, member: ""},

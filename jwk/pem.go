@@ -103,7 +103,7 @@ func parsePEMBlock(b *pem.Block) (*Key, error) {
 	if priv != nil {
 		signer, ok := priv.(crypto.Signer)
 		if !ok {
-			return nil, fmt.Errorf("%w: %s block holds a %T", ErrUnsupportedKey, b.Type, priv)
+			return nil, fmt.Errorf("%w: the %s block holds a key that cannot sign (X25519 or another key-agreement key)", ErrUnsupportedKey, b.Type)
 		}
 		k, err = NewPrivateKey(signer)
 	} else {

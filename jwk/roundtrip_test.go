@@ -323,6 +323,9 @@ func TestPEMHeaders(t *testing.T) {
 		{"": json.RawMessage(`"v"`)},
 		{"extra": json.RawMessage(`"tab\there"`)},
 		{"extra": json.RawMessage(`["a","b\u0007"]`)},
+		// PEM's own headers: written, the block would read as encrypted.
+		{"Proc-Type": json.RawMessage(`"4,ENCRYPTED"`)},
+		{"DEK-Info": json.RawMessage(`"AES-128-CBC,00"`)},
 	} {
 		if out, err := withAttrs(k, a).MarshalPublic(PEM); err == nil {
 			t.Errorf("%v written as PEM:\n%s", a, out)

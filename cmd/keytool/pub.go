@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"github.com/keytool/keytool/jwk"
 	"github.com/spf13/pflag"
 )
@@ -59,7 +60,11 @@ written in PEM: use --no-attributes to feed the key to openssl.`,
 				out, err = jwk.MarshalPublicSet(keys, f)
 			}
 			if err != nil {
-				return err
+				name := file
+				if file == "-" {
+					name = "standard input"
+				}
+				return fmt.Errorf("%s: %w (keytool pub --no-attributes prints the bare key)", name, err)
 			}
 			_, err = c.stdout.Write(out)
 			return err
