@@ -214,6 +214,12 @@ func readInvite(path string) (*Invitation, error) {
 	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
 		return nil, err
 	}
+	return parseInvite(path, data)
+}
+
+// parseInvite parses the content of the invitation file path (named in
+// errors and kept in File).
+func parseInvite(path string, data []byte) (*Invitation, error) {
 	var inv Invitation
 	if err := json.Unmarshal(data, &inv); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

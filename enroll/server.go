@@ -200,19 +200,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	if err != nil {
 		return Answer{}, "", refuse(ReasonBadRequest, "reading the request: %v", err)
 	}
-	if err := json.Unmarshal(body, req); err != nil {
-		return Answer{}, "", refuse(ReasonBadRequest, "the request is not JSON {\"name\":…,\"secret\":…}: %v", err)
+	name, sum, ref := decodeRequest(body, req)
+	if ref != nil {
+		return Answer{}, name, ref
 	}
-	if err := keydir.CheckName(req.Name); err != nil {
-		return Answer{}, "", refuse(ReasonBadRequest, "%v", err)
-	}
-	name := req.Name
-	secret, err := base64.RawURLEncoding.DecodeString(req.Secret)
-	if err != nil || len(secret) != SecretSize {
-		return Answer{}, name, refuse(ReasonBadRequest, "the secret is not %d bytes of base64url", SecretSize)
-	}
-	sum := sha256.Sum256(secret)
-	clear(secret)
 	if err := checkDir(h.opts.Dir); err != nil {
 		h.log.Error("invitations directory refused", "error", err.Error())
 		return Answer{}, name, refuse(ReasonInternal, "the server cannot read its invitations; its log says why")
@@ -274,6 +265,27 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	}
 	_ = os.Remove(claim) // the record (or, failing that, the claim's removal) is what is left
 	return Answer{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
+}
+
+// decodeRequest parses and checks a request body (read from the network:
+// anything may be in it) into req. It returns the invitation's name and
+// the SHA-256 of the secret, or a refusal (ReasonBadRequest); the name is
+// returned with a refusal only once it is valid (a bad secret), for the log.
+func decodeRequest(body []byte, req *Request) (name string, sum [32]byte, ref *refusal) {
+	if err := json.Unmarshal(body, req); err != nil {
+		return "", sum, refuse(ReasonBadRequest, "the request is not JSON {\"name\":…,\"secret\":…}: %v", err)
+	}
+	if err := keydir.CheckName(req.Name); err != nil {
+		return "", sum, refuse(ReasonBadRequest, "%v", err)
+	}
+	name = req.Name
+	secret, err := base64.RawURLEncoding.DecodeString(req.Secret)
+	if err != nil || len(secret) != SecretSize {
+		return name, sum, refuse(ReasonBadRequest, "the secret is not %d bytes of base64url", SecretSize)
+	}
+	sum = sha256.Sum256(secret)
+	clear(secret)
+	return name, sum, nil
 }
 
 func secretMatches(inv *Invitation, sum [32]byte) bool {
