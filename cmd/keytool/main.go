@@ -68,7 +68,7 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code
 func globalFlags(fs *pflag.FlagSet, c *cli) {
 	fs.StringVarP(&c.home, "home", "H", "", "keytool home `DIR` (default $KEYTOOL_HOME, else ~/.keytool)")
 	fs.StringVarP(&c.identity, "identity", "i", "", "identity (private key) `FILE` (default: the key.{json,jwk,pem} in the home)")
-	fs.StringVar(&c.strictHostKeys, "strict-host-keys", "ask", "unknown hosts: `yes` (refuse), ask, accept-new, no (accept all, insecure)")
+	fs.StringVar(&c.strictHostKeys, "strict-host-keys", "ask", "`POLICY` for unknown hosts: yes (refuse), ask, accept-new, no (accept all, insecure)")
 	fs.BoolVar(&c.insecure, "insecure", false, "do not verify host keys at all (same as --strict-host-keys no)")
 	fs.StringVar(&c.caFile, "ca", "", "PKI mode: CA bundle `FILE` (default: HOME/ca.pem if it exists)")
 	fs.StringVar(&c.crlFile, "crl", "", "PKI mode: CRL `FILE` (default: HOME/crl.pem if it exists)")
