@@ -286,7 +286,10 @@ func (a Attributes) pemHeaders() (map[string]string, error) {
 	}
 	h := make(map[string]string, len(a))
 	for _, name := range slices.Sorted(maps.Keys(a)) {
-		if name == "" || strings.ContainsAny(name, ":\r\n") || hasControl(name) {
+		// A PEM reader trims the spaces around a header's name: " kid"
+		// would come back as "kid", an attribute keytool checks, out of
+		// one it kept as an unknown label (found by FuzzParse).
+		if name == "" || strings.ContainsAny(name, ":\r\n") || hasControl(name) || strings.TrimSpace(name) != name {
 			return nil, fmt.Errorf("attribute name %q cannot be a PEM header", name)
 		}
 		if pemHeadersIgnored[name] {
@@ -302,6 +305,11 @@ func (a Attributes) pemHeaders() (map[string]string, error) {
 		case json.Unmarshal(raw, &s) == nil:
 			v = s
 		case json.Unmarshal(raw, &list) == nil:
+			for _, e := range list {
+				if e == "" || strings.Contains(e, ",") || strings.TrimSpace(e) != e {
+					return nil, fmt.Errorf("attribute %q: list element %q cannot be written in a PEM header, where commas separate the elements and spaces around them are dropped; write the key as JWK instead", name, e)
+				}
+			}
 			v = strings.Join(list, ",")
 		default:
 			var buf bytes.Buffer
@@ -312,6 +320,11 @@ func (a Attributes) pemHeaders() (map[string]string, error) {
 		}
 		if hasControl(v) {
 			return nil, fmt.Errorf("attribute %q: a PEM header cannot hold control characters or newlines; write the key as JWK instead", name)
+		}
+		if strings.TrimSpace(v) != v {
+			// Read back, the value would lose them, and a label such as
+			// kid " 2222:…" would turn into a key ID keytool checks.
+			return nil, fmt.Errorf("attribute %q: a PEM header drops spaces at either end of its value; write the key as JWK instead", name)
 		}
 		h[name] = v
 	}

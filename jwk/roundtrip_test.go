@@ -320,6 +320,13 @@ func TestPEMHeaders(t *testing.T) {
 	for _, a := range []Attributes{
 		{"comment": json.RawMessage(`"two\nlines"`)},
 		{"bad:name": json.RawMessage(`"v"`)},
+		{" kid": json.RawMessage(`"2222:2222:2222:2222:2222:2222:2222:2222:2222:2222:2222:2222"`)}, // would read back as kid
+		{"x ": json.RawMessage(`"v"`)},
+		{"kid": json.RawMessage(`" 2222:2222:2222:2222:2222:2222:2222:2222:2222:2222:2222:2222"`)}, // a label in JWK, a wrong key ID once trimmed
+		{"comment": json.RawMessage(`"trailing "`)},
+		{"hosts": json.RawMessage(`["a.example,b.example"]`)},
+		{"hosts": json.RawMessage(`[" a.example"]`)},
+		{"hosts": json.RawMessage(`[""]`)},
 		{"": json.RawMessage(`"v"`)},
 		{"extra": json.RawMessage(`"tab\there"`)},
 		{"extra": json.RawMessage(`["a","b\u0007"]`)},
