@@ -286,11 +286,17 @@ func (a Attributes) pemHeaders() (map[string]string, error) {
 	}
 	h := make(map[string]string, len(a))
 	for _, name := range slices.Sorted(maps.Keys(a)) {
+		if isMaterial(name) {
+			continue // never written, as in a JWK: key material comes from the key alone
+		}
 		// A PEM reader trims the spaces around a header's name: " kid"
 		// would come back as "kid", an attribute keytool checks, out of
 		// one it kept as an unknown label (found by FuzzParse).
 		if name == "" || strings.ContainsAny(name, ":\r\n") || hasControl(name) || strings.TrimSpace(name) != name {
 			return nil, fmt.Errorf("attribute name %q cannot be a PEM header", name)
+		}
+		if err := pemHeaderName(name); err != nil {
+			return nil, err
 		}
 		if pemHeadersIgnored[name] {
 			// Written, it would say the block is encrypted, and no reader
@@ -329,6 +335,22 @@ func (a Attributes) pemHeaders() (map[string]string, error) {
 		h[name] = v
 	}
 	return h, nil
+}
+
+// pemHeaderName refuses, as a PEM header, a name that JWK gives a meaning
+// of its own beyond a string: key material ("x", "d"…), which a JWK would
+// not hold as an attribute, and the JOSE parameters that are lists or
+// checked encodings (key_ops, x5c, x5u, x5t, x5t#S256), which a header's
+// text would not read back as. "use" and "alg" are plain strings and may
+// be headers.
+func pemHeaderName(name string) error {
+	switch {
+	case classify([]byte(name)) == material:
+		return fmt.Errorf("PEM header %q is a JWK key member, not an attribute", name)
+	case classify([]byte(name)) == joseAttribute && name != "use" && name != "alg":
+		return fmt.Errorf("PEM header %q is a JOSE parameter that a header cannot carry; keep it in a JWK", name)
+	}
+	return nil
 }
 
 // attrsFromPEMHeaders is the inverse of pemHeaders: list attributes become

@@ -338,6 +338,24 @@ func TestPEMHeaders(t *testing.T) {
 			t.Errorf("%v written as PEM:\n%s", a, out)
 		}
 	}
+	// Headers JWK gives a meaning of their own: key material is refused,
+	// as are the JOSE parameters a header cannot carry; use and alg are
+	// plain strings and survive PEM -> JWK -> parse.
+	for h, want := range map[string]string{"d": "is a JWK key member", "x": "is a JWK key member", "x5c": "JOSE parameter", "key_ops": "JOSE parameter"} {
+		blk := &pem.Block{Type: "PUBLIC KEY", Bytes: k.SPKI(), Headers: map[string]string{h: "AAAA"}}
+		if _, err := ParseOne(pem.EncodeToMemory(blk)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("PEM header %q: got %v, want an error saying %q", h, err, want)
+		}
+	}
+	blk = &pem.Block{Type: "PUBLIC KEY", Bytes: k.SPKI(), Headers: map[string]string{"use": "sig", "alg": "ES256"}}
+	if back, err := ParseOne(pem.EncodeToMemory(blk)); err != nil {
+		t.Errorf("use and alg headers: %v", err)
+	} else if again, err := ParseOne(mustMarshal(t, back, JWK, false)); err != nil || len(again.Attrs) != 2 {
+		t.Errorf("use and alg through JWK: %v %v", again, err)
+	}
+	if out, err := withAttrs(k, Attributes{"key_ops": json.RawMessage(`["verify"]`)}).MarshalPublic(PEM); err == nil {
+		t.Errorf("key_ops written as a PEM header:\n%s", out)
+	}
 	// Encryption headers are not attributes.
 	blk = &pem.Block{Type: "PUBLIC KEY", Bytes: k.SPKI(), Headers: map[string]string{"DEK-Info": "AES-128-CBC,00", "comment": "c"}}
 	if back, err := ParseOne(pem.EncodeToMemory(blk)); err != nil || len(back.Attrs) != 1 {
