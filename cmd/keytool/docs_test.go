@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestDocs runs the examples in docs/*.md, so the documentation cannot
@@ -42,6 +44,17 @@ func TestDocs(t *testing.T) {
 			cmd := exec.Command("bash", "-c", "set -euo pipefail\n"+script)
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), "KEYTOOL_HOME="+filepath.Join(dir, "home"), "HOME="+dir)
+			// The script and whatever it starts in the background (a proxy,
+			// a web server) form one process group, ended with the script:
+			// an example that fails half-way must not leave a server behind
+			// holding the output pipe.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			cmd.WaitDelay = 5 * time.Second
+			defer func() {
+				if cmd.Process != nil {
+					_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				}
+			}()
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("the examples of %s failed: %v\n%s", page, err, out)
