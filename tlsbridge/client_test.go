@@ -26,25 +26,73 @@ func pinFiles(t *testing.T, h *home) []string {
 	return files
 }
 
+// A pinned address presenting another key is refused with the changed-key
+// error under every policy, Insecure included: the decision on a changed key
+// (docs/tlsbridge.md, step 3) comes before the unknown-host policy (step 5),
+// so not even Insecure, which accepts any unknown host, lets it through; no
+// prompt is asked and the pin is left as it was. The message and the error's
+// fields name both keys: the one pinned before and the one presented now.
 func TestChangedHostKeyIsRefused(t *testing.T) {
 	cli := newHome(t, jwk.EC256)
-	_, ts := serverFor(t, cli)
-	old := mustGenerate(t, jwk.EC256) // the key the host had before its "reinstall"
+	srv, ts := serverFor(t, cli)
+	presented := srv.id.Key           // the key the host has now
+	old := mustGenerate(t, jwk.EC256) // the key it had before its "reinstall"
+	if old.Fingerprint() == presented.Fingerprint() {
+		t.Fatal("the old and the new key are the same")
+	}
 	cli.pin(t, ts.addr(), old)
-	for _, policy := range []Policy{Strict, Ask, AcceptNew} {
+	files := pinFiles(t, cli)
+	if len(files) != 1 {
+		t.Fatalf("pin files %v, want one", files)
+	}
+	pinned, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every policy the package has: Strict is the first constant, Insecure
+	// the last (Policy.String panics past it).
+	for policy := Strict; policy <= Insecure; policy++ {
 		_, err := roundTrip(ts.addr(), cli.client(t, ClientOptions{Policy: policy, Prompt: PromptFunc(func(UnknownHost) (Answer, error) {
-			t.Error("the prompt was asked about a changed key")
+			t.Errorf("policy %s: the prompt was asked about a changed key", policy)
 			return Yes, nil
 		})}).TLSConfig(ts.addr()))
+		if err == nil {
+			t.Errorf("policy %s: connected to a host whose pinned key changed", policy)
+			continue
+		}
 		var changed *knownhosts.KeyChangedError
 		if !errors.As(err, &changed) {
-			t.Fatalf("policy %s: err = %v, want *knownhosts.KeyChangedError", policy, err)
+			t.Errorf("policy %s: err = %v, want *knownhosts.KeyChangedError", policy, err)
+			continue
 		}
-		msg := err.Error()
-		for _, want := range []string{old.Fingerprint(), "man-in-the-middle", "keytool trust-host --remove", pinFiles(t, cli)[0]} {
+		if changed.Addr != ts.addr() || changed.Fingerprint != presented.Fingerprint() {
+			t.Errorf("policy %s: error names %s presenting %s, want %s presenting %s", policy, changed.Addr, changed.Fingerprint, ts.addr(), presented.Fingerprint())
+		}
+		if len(changed.Want) != 1 || changed.Want[0].Fingerprint != old.Fingerprint() || changed.Want[0].File != files[0] {
+			t.Errorf("policy %s: error's pinned keys = %+v, want %s in %s", policy, changed.Want, old.Fingerprint(), files[0])
+		}
+		// Each fingerprint on its own line, so that swapping them fails.
+		msg := changed.Error()
+		for _, want := range []string{
+			"the host key of " + ts.addr() + " has changed!",
+			"it presented now:  " + presented.Fingerprint() + "\n",
+			"pinned before:     " + old.Fingerprint() + "  (in " + files[0] + ")",
+			"man-in-the-middle",
+			"keytool trust-host --remove " + ts.addr(),
+			"keytool trust-host " + ts.addr() + " --fingerprint " + presented.Fingerprint(),
+		} {
 			if !strings.Contains(msg, want) {
-				t.Errorf("changed-key message lacks %q:\n%s", want, msg)
+				t.Errorf("policy %s: changed-key message lacks %q:\n%s", policy, want, msg)
 			}
+		}
+		if !strings.Contains(err.Error(), msg) {
+			t.Errorf("policy %s: the handshake error does not carry the changed-key message:\n%v", policy, err)
+		}
+		// Nothing re-pinned: the pin still holds the old key, alone.
+		if got := pinFiles(t, cli); len(got) != 1 || got[0] != files[0] {
+			t.Errorf("policy %s: pin files are now %v, want %v", policy, got, files)
+		} else if now, err := os.ReadFile(files[0]); err != nil || !bytes.Equal(now, pinned) {
+			t.Errorf("policy %s: the pin file changed (%v):\n%s", policy, err, now)
 		}
 	}
 }
