@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
@@ -240,4 +246,172 @@ func runInTmux(t *testing.T, argv []string, prompt string, answers []string) str
 		time.Sleep(200 * time.Millisecond)
 	}
 	return waitFor("EXIT=")
+}
+
+// TestTrustHostHostileAddressOutcomes gives `keytool trust-host --key` the
+// addresses of TestTrustHostHostileAddresses (which only logs what became
+// of the ones it accepts) and a few more, each with its expected outcome:
+// refused as bad usage (exit 2) with exactly the given message and nothing
+// written anywhere, or pinned (exit 0) in exactly one new file, of exactly
+// the given name, directly inside HOME/trusted_hosts.d, holding one key
+// whose address list is exactly the given normal form. Nothing is ever
+// written outside
+// the home (the home sits a few directories below the watched root, and the
+// working directory is inside the root too, so "../" or a relative path
+// would show), and no pin file holds a line or a control character that the
+// input brought in.
+func TestTrustHostHostileAddressOutcomes(t *testing.T) {
+	root := t.TempDir()
+	home := filepath.Join(root, "up1", "up2", "up3", "home")
+	hostDir := filepath.Join(home, "trusted_hosts.d")
+	keyFile := filepath.Join(root, "host.json")
+	key := writePublicKey(t, keyFile, nil)
+	for _, d := range []string{hostDir, filepath.Join(root, "cwd")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(filepath.Join(root, "cwd"))
+
+	// A pin of a plain address, to compare the others with.
+	if _, e, code := runKeytool(t, "", "-H", home, "trust-host", "control.example:22", "--key", keyFile); code != 0 {
+		t.Fatalf("control pin: exit %d: %s", code, e)
+	}
+	controlFile := filepath.Join(hostDir, "control.example_22.json")
+	control, err := os.ReadFile(controlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(controlFile); err != nil {
+		t.Fatal(err)
+	}
+
+	const onlyChars = "the host may hold only letters, digits, '.', '-', '_', ':' (IPv6), '%' (IPv6 zone) and the wildcards '*' and '?', not "
+	const badLabel = "a host name's labels must hold 1 to 63 characters"
+	const badPort = "the port must be a number from 1 to 65535, or *"
+	for _, tc := range []struct {
+		addr string
+		// Refused: the reason after `address pattern "ADDR": `. A reason
+		// ending in "not " checks only that far (see below).
+		reason string
+		// Pinned: the file name in trusted_hosts.d and the address it holds.
+		file, pinned string
+	}{
+		{addr: "../../etc/passwd:22", reason: onlyChars + "'/'"},
+		{addr: "..:22", reason: badLabel},
+		{addr: ".:22", reason: "empty host"},
+		{addr: "./x:22", reason: onlyChars + "'/'"},
+		{addr: "a/b:22", reason: onlyChars + "'/'"},
+		{addr: "/abs:443", reason: onlyChars + "'/'"},
+		{addr: `a\b:22`, reason: onlyChars + `'\\'`},
+		{addr: "x/../../y", reason: onlyChars + "'/'"},
+		{addr: "a\nb:22", reason: onlyChars + `'\n'`},
+		{addr: "host:22\n*", reason: badPort},
+		{addr: "evil\naddress: *", reason: badPort},
+		{addr: `evil","address":["*"],"x":"`, reason: onlyChars + `'"'`},
+		{addr: "a\rb:22", reason: onlyChars + `'\r'`},
+		{addr: "a\tb:22", reason: onlyChars + `'\t'`},
+		{addr: "a\x00b:22", reason: onlyChars + `'\x00'`},
+		{addr: "\x1b[31mred:22", reason: onlyChars + `'\x1b'`},
+		// The refusal names the first byte of the character, read as
+		// Latin-1 ('â' for U+2028, 'ï' for the U+FFFD that lower-casing
+		// made of \xff), so only the reason's start is checked here.
+		{addr: "a\u2028b:22", reason: onlyChars},
+		{addr: "bad\xffutf8:22", reason: onlyChars},
+		{addr: ".hidden:22", reason: badLabel},
+		{addr: "host:22/../../x", reason: badPort},
+		{addr: "[::1/../x]:22", reason: onlyChars + "'/'"},
+		{addr: "[fe80::1%eth0/..]:22", reason: badLabel},
+		{addr: "!host:22"}, // refused with its own message, below
+		{addr: strings.Repeat("n", 300) + ":22", reason: badLabel},
+		{addr: " host:22", reason: onlyChars + "' '"},
+		{addr: "*..:22", reason: badLabel},                              // would be "*" once trailing dots are dropped
+		{addr: "%2A:22", reason: "'%' may appear only in an IPv6 zone"}, // would collide with "*:22"'s file
+		{addr: "*", file: "%2A.json", pinned: "*"},
+		{addr: "*.:22", file: "%2A_22.json", pinned: "*:22"},
+		{addr: "*.example.com", file: "%2A.example.com.json", pinned: "*.example.com"},
+		{addr: "?.example:22", file: "%3F.example_22.json", pinned: "?.example:22"},
+		{addr: "HOST.Example:22", file: "host.example_22.json", pinned: "host.example:22"},
+		{addr: "[fe80::1%eth0]:22", file: "fe80__1%25eth0_22.json", pinned: "[fe80::1%eth0]:22"},
+		{addr: "host:*", file: "host.json", pinned: "host"},
+	} {
+		before := filesUnder(t, root)
+		stdout, stderr, code := runKeytool(t, "", "-H", home, "trust-host", tc.addr, "--key", keyFile)
+		var added []string
+		for _, f := range filesUnder(t, root) {
+			if !slices.Contains(before, f) {
+				added = append(added, f)
+			}
+		}
+		if tc.file == "" { // refused
+			if code != 2 {
+				t.Errorf("%q: exit %d, want 2 (refused as bad usage)\nstdout: %q\nstderr: %q", tc.addr, code, stdout, stderr)
+			}
+			if len(added) != 0 {
+				t.Errorf("%q: refused, but written: %q", tc.addr, added)
+			}
+			if stdout != "" {
+				t.Errorf("%q: refused, but stdout is %q", tc.addr, stdout)
+			}
+			line, rest, _ := strings.Cut(stderr, "\n")
+			want := "keytool trust-host: address pattern " + strconv.Quote(tc.addr) + ": " + tc.reason
+			if tc.addr == "!host:22" {
+				want = `keytool trust-host: address "!host:22": a negated pattern cannot be pinned on its own`
+			}
+			if line != want && !(strings.HasSuffix(want, "not ") && strings.HasPrefix(line, want)) {
+				t.Errorf("%q: refused with\n  %q\nwant\n  %q", tc.addr, line, want)
+			}
+			if rest != "Run 'keytool trust-host --help' for usage.\n" {
+				t.Errorf("%q: stderr after the refusal: %q", tc.addr, rest)
+			}
+			if strings.ContainsAny(line, "\r\x00\x1b\u2028") || !utf8.ValidString(line) {
+				t.Errorf("%q: the raw address reached the terminal: %q", tc.addr, line)
+			}
+			continue
+		}
+		// Pinned.
+		path := filepath.Join(hostDir, tc.file)
+		rel, _ := filepath.Rel(root, path)
+		if code != 0 || len(added) != 1 || added[0] != rel {
+			t.Errorf("%q: exit %d, written %q; want exit 0 and only %s\nstdout: %q\nstderr: %q", tc.addr, code, added, rel, stdout, stderr)
+			for _, f := range added {
+				os.Remove(filepath.Join(root, f))
+			}
+			continue
+		}
+		if want := "Pinned ECDSA P-256 key " + key.Fingerprint() + " for " + tc.addr + " in " + path + "\n"; stdout != want || stderr != "" {
+			t.Errorf("%q: stdout %q, stderr %q; want stdout %q", tc.addr, stdout, stderr, want)
+		}
+		content, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Byte for byte the control pin with the address replaced: no line,
+		// member or character more that the input could have brought in.
+		quoted := func(a string) string { b, _ := json.Marshal(a); return string(b) }
+		if want := strings.Replace(string(control), quoted("control.example:22"), quoted(tc.pinned), 1); string(content) != want {
+			t.Errorf("%q: %s holds\n%s\nwant\n%s", tc.addr, tc.file, content, want)
+		}
+		if i := bytes.IndexFunc(content, func(r rune) bool {
+			return r != '\n' && (r < 0x20 || r == 0x7f || r == utf8.RuneError || r == '\u2028' || r == '\u2029')
+		}); i >= 0 {
+			t.Errorf("%q: %s holds a control character at byte %d: %q", tc.addr, tc.file, i, content)
+		}
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal(content, &members); err != nil {
+			t.Errorf("%q: %s is not one JSON object: %v", tc.addr, tc.file, err)
+		}
+		if got := slices.Sorted(maps.Keys(members)); !slices.Equal(got, []string{"address", "crv", "kty", "x", "y"}) {
+			t.Errorf("%q: %s has members %q", tc.addr, tc.file, got)
+		}
+		keys, err := jwk.ReadFile(path)
+		if err != nil || len(keys) != 1 || !keys[0].Equal(key) {
+			t.Errorf("%q: %s holds %d keys (%v), want the host's key", tc.addr, tc.file, len(keys), err)
+		} else if addrs, _ := keys[0].Attrs.List(jwk.AttrAddress); !slices.Equal(addrs, []string{tc.pinned}) {
+			t.Errorf("%q: %s pins %q, want [%q]", tc.addr, tc.file, addrs, tc.pinned)
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
