@@ -133,6 +133,10 @@ type fileState[T any] struct {
 	unchecked bool
 }
 
+// sourceState is what the loader knows of one source. A reload replaces
+// files with a new slice and never edits one in place, and a fileState is
+// not modified once a reload has ended: compare reads them without the
+// lock.
 type sourceState[T any] struct {
 	files   []*fileState[T] // sorted by name
 	problem *Problem        // about the source itself
@@ -168,6 +172,9 @@ type Loader[T any] struct {
 	// rescanCompared, if set, is called by rescan between its comparison
 	// and its reload; tests check that the lock is free then.
 	rescanCompared func(hints)
+	// compareStarted, if set, is called as a rescan starts comparing;
+	// tests hold it there to check that events are served meanwhile.
+	compareStarted func()
 }
 
 // New returns a loader for cfg. Nothing is read until Reload or Watch.
@@ -303,17 +310,33 @@ func Ignored(name string) bool {
 // lock costs less than editing the file lists name by name.
 const maxRescanHints = 256
 
-// rescan is the periodic safety net. Stat-ing every file of a large store
-// takes long (about half a second at 100,000 files), and a reload holds
-// the lock that a reload caused by an event needs. So the rescan compares
-// the file system with the states as they stood, without the lock, and
-// then reloads under the lock only the names it found different, as if
-// events had named them. A change made while it compares is seen by its
-// events, or by the next rescan.
-func (l *Loader[T]) rescan() {
+// rescan is the periodic safety net, in two steps. Stat-ing every file of
+// a large store takes long (about half a second at 100,000 files), and a
+// reload holds the lock that a reload caused by an event needs. So compare
+// looks at the file system against the states as they stood, without the
+// lock, and then only the names it found different are reloaded under the
+// lock, as if events had named them. Watch runs compare on a goroutine of
+// its own, so that its event loop goes on meanwhile. A change made while
+// compare runs is seen by its events, or by the next rescan.
+func (l *Loader[T]) rescan() { l.applyRescan(l.compare()) }
+
+// applyRescan is rescan's second step: reload what compare found.
+func (l *Loader[T]) applyRescan(h hints) {
+	if l.rescanCompared != nil {
+		l.rescanCompared(h)
+	}
+	l.reload(h) // with nothing found, this still retries the watches that failed
+}
+
+// compare is rescan's first step: the paths a full scan would find
+// changed, or all of them when there are more than maxRescanHints.
+func (l *Loader[T]) compare() hints {
 	l.mu.Lock()
 	states := slices.Clone(l.states) // the file lists in it are never edited in place
 	l.mu.Unlock()
+	if l.compareStarted != nil {
+		l.compareStarted()
+	}
 	var h hints
 	for i := range states {
 		l.differences(i, &states[i], &h)
@@ -321,10 +344,7 @@ func (l *Loader[T]) rescan() {
 	if len(h.paths) > maxRescanHints {
 		h = hints{all: true}
 	}
-	if l.rescanCompared != nil {
-		l.rescanCompared(h)
-	}
-	l.reload(h) // with nothing found, this still retries the watches that failed
+	return h
 }
 
 // differences adds to h the paths of source i that a full scan would find

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -50,6 +51,13 @@ func (l *Loader[T]) Close() error {
 
 func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher) {
 	defer close(l.done)
+	// The rescan's comparison runs beside this loop (one at a time), so
+	// events keep being read and reloaded while it stats every file.
+	var (
+		comparing chan hints // nil unless a comparison is under way
+		wg        sync.WaitGroup
+	)
+	defer wg.Wait()
 	var (
 		events <-chan fsnotify.Event
 		errs   <-chan error
@@ -115,7 +123,14 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher) {
 			pending, first = hints{}, time.Time{}
 			l.reload(h)
 		case <-tick:
-			l.rescan()
+			if comparing == nil {
+				ch := make(chan hints, 1)
+				comparing = ch
+				wg.Go(func() { ch <- l.compare() })
+			}
+		case h := <-comparing:
+			comparing = nil
+			l.applyRescan(h)
 		}
 	}
 }

@@ -393,3 +393,32 @@ func TestRescanAlongsideEvents(t *testing.T) {
 		t.Fatalf("after rescans alongside events: %v; a fresh load: %v", got, fresh)
 	}
 }
+
+// TestEventsServedWhileRescanCompares holds a periodic rescan in its
+// comparison (which takes half a second at 100,000 files) and checks that
+// a change announced by an event is loaded meanwhile: the watcher's loop
+// must not wait for the comparison.
+func TestEventsServedWhileRescanCompares(t *testing.T) {
+	dir := t.TempDir()
+	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Debounce: 10 * time.Millisecond, Rescan: 20 * time.Millisecond})
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	l.compareStarted = func() {
+		once.Do(func() {
+			close(held)
+			<-release
+		})
+	}
+	l.Watch(context.Background())
+	t.Cleanup(func() { l.Close() })
+	defer close(release)
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no rescan started")
+	}
+	start := time.Now()
+	keydirtest.Write(t, filepath.Join(dir, "b.json"), keydirtest.JWK(t, key(t, 2)))
+	eventually(t, l, "a change announced by an event while a rescan compares", start, want(t, key(t, 1), key(t, 2)))
+}
