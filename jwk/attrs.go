@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Attributes are the members of a key beyond its key material, as raw JSON
@@ -289,52 +290,87 @@ func (a Attributes) pemHeaders() (map[string]string, error) {
 		if isMaterial(name) {
 			continue // never written, as in a JWK: key material comes from the key alone
 		}
-		// A PEM reader trims the spaces around a header's name: " kid"
-		// would come back as "kid", an attribute keytool checks, out of
-		// one it kept as an unknown label (found by FuzzParse).
-		if name == "" || strings.ContainsAny(name, ":\r\n") || hasControl(name) || strings.TrimSpace(name) != name {
-			return nil, fmt.Errorf("attribute name %q cannot be a PEM header", name)
-		}
-		if err := pemHeaderName(name); err != nil {
-			return nil, err
-		}
 		if pemHeadersIgnored[name] {
 			// Written, it would say the block is encrypted, and no reader
 			// (keytool included) would read the key back.
 			return nil, fmt.Errorf("attribute %q cannot be written as a PEM header: PEM gives it a meaning of its own (encryption); write the key as JWK instead", name)
 		}
-		raw := a[name]
-		var v string
-		var s string
-		var list []string
-		switch {
-		case json.Unmarshal(raw, &s) == nil:
-			v = s
-		case json.Unmarshal(raw, &list) == nil:
-			for _, e := range list {
-				if e == "" || strings.Contains(e, ",") || strings.TrimSpace(e) != e {
-					return nil, fmt.Errorf("attribute %q: list element %q cannot be written in a PEM header, where commas separate the elements and spaces around them are dropped; write the key as JWK instead", name, e)
-				}
-			}
-			v = strings.Join(list, ",")
-		default:
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, raw); err != nil {
-				return nil, fmt.Errorf("attribute %q: %w", name, err)
-			}
-			v = buf.String()
+		v, err := pemHeaderValue(name, a[name])
+		if err == nil {
+			err = checkPEMHeader(name, v)
 		}
-		if hasControl(v) {
-			return nil, fmt.Errorf("attribute %q: a PEM header cannot hold control characters or newlines; write the key as JWK instead", name)
-		}
-		if strings.TrimSpace(v) != v {
-			// Read back, the value would lose them, and a label such as
-			// kid " 2222:…" would turn into a key ID keytool checks.
-			return nil, fmt.Errorf("attribute %q: a PEM header drops spaces at either end of its value; write the key as JWK instead", name)
+		if err != nil {
+			return nil, fmt.Errorf("%w; write the key as JWK instead", err)
 		}
 		h[name] = v
 	}
 	return h, nil
+}
+
+// pemHeaderValue renders one attribute as a header's text: a string as it
+// is, a list of strings joined by commas, anything else as compact JSON. A
+// value that would read back as something else is refused: a list element
+// holding a comma or spaces at either end (commas separate the elements,
+// and the spaces are dropped), an empty list or null for a list attribute
+// (from "" means anywhere in a JWK, but "from:" would read back as an
+// empty list, which means nowhere).
+func pemHeaderValue(name string, raw json.RawMessage) (string, error) {
+	var list []string
+	switch {
+	case len(raw) > 0 && raw[0] == '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", fmt.Errorf("attribute %q: %w", name, err)
+		}
+		if listAttrs[name] && len(splitList(s)) == 0 {
+			return "", fmt.Errorf("attribute %q: an empty list cannot be a PEM header", name)
+		}
+		return s, nil
+	case len(raw) > 0 && raw[0] == '[' && json.Unmarshal(raw, &list) == nil:
+		if listAttrs[name] && len(list) == 0 {
+			return "", fmt.Errorf("attribute %q: an empty list cannot be a PEM header", name)
+		}
+		for _, e := range list {
+			if e == "" || strings.Contains(e, ",") || strings.TrimSpace(e) != e {
+				return "", fmt.Errorf("attribute %q: list element %q cannot be written in a PEM header, where commas separate the elements and spaces around them are dropped", name, e)
+			}
+		}
+		return strings.Join(list, ","), nil
+	case listAttrs[name]:
+		return "", fmt.Errorf("attribute %q: a PEM header holds a list of strings or a string, not %s", name, raw)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "", fmt.Errorf("attribute %q: %w", name, err)
+	}
+	return buf.String(), nil
+}
+
+// checkPEMHeader applies, on reading and on writing alike, the rules that
+// make a header read back as it was written (so PEM -> PEM is exact):
+//   - a name that is not empty, without a colon, control characters or
+//     spaces at either end (a PEM reader trims them: " kid" would come
+//     back as kid, a key ID keytool checks, out of a label it kept; found
+//     by FuzzParse), and not a name JWK gives a meaning of its own;
+//   - a value without control characters or newlines, spaces at either
+//     end, or U+FFFD (what JSON makes of a lone surrogate, which would
+//     then no longer be the value);
+//   - neither holding "-----", which a PEM reader takes for the start of
+//     the next block.
+func checkPEMHeader(name, v string) error {
+	switch {
+	case name == "" || strings.ContainsAny(name, ":") || hasControl(name) || strings.TrimSpace(name) != name || strings.Contains(name, "-----"):
+		return fmt.Errorf("attribute name %q cannot be a PEM header", name)
+	case hasControl(v):
+		return fmt.Errorf("attribute %q: a PEM header cannot hold control characters or newlines", name)
+	case strings.TrimSpace(v) != v:
+		return fmt.Errorf("attribute %q: a PEM header drops spaces at either end of its value", name)
+	case strings.ContainsRune(v, utf8.RuneError):
+		return fmt.Errorf("attribute %q: the value holds U+FFFD, which a PEM header cannot tell from an invalid character", name)
+	case strings.Contains(v, "-----"):
+		return fmt.Errorf(`attribute %q: a PEM header cannot hold "-----", which starts a PEM block`, name)
+	}
+	return pemHeaderName(name)
 }
 
 // pemHeaderName refuses, as a PEM header, a name that JWK gives a meaning
@@ -348,7 +384,7 @@ func pemHeaderName(name string) error {
 	case classify([]byte(name)) == material:
 		return fmt.Errorf("PEM header %q is a JWK key member, not an attribute", name)
 	case classify([]byte(name)) == joseAttribute && name != "use" && name != "alg":
-		return fmt.Errorf("PEM header %q is a JOSE parameter that a header cannot carry; keep it in a JWK", name)
+		return fmt.Errorf("PEM header %q is a JOSE parameter that a header cannot carry", name)
 	}
 	return nil
 }

@@ -122,7 +122,7 @@ func parsePEMBlock(b *pem.Block) (*Key, error) {
 		if !utf8.ValidString(name) || !utf8.ValidString(v) {
 			return nil, fmt.Errorf("PEM header %q is not valid UTF-8", name)
 		}
-		if err := pemHeaderName(name); err != nil {
+		if err := checkPEMHeader(name, v); err != nil {
 			return nil, err
 		}
 	}

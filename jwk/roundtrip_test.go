@@ -327,6 +327,12 @@ func TestPEMHeaders(t *testing.T) {
 		{"hosts": json.RawMessage(`["a.example,b.example"]`)},
 		{"hosts": json.RawMessage(`[" a.example"]`)},
 		{"hosts": json.RawMessage(`[""]`)},
+		{"comment": json.RawMessage(`"see -----BEGIN X"`)}, // the reader would take it for the next block
+		{"-----x": json.RawMessage(`"v"`)},
+		{"from": json.RawMessage(`""`)},   // anywhere in a JWK, an empty list (nowhere) read back
+		{"from": json.RawMessage(`[]`)},   // likewise
+		{"from": json.RawMessage(`null`)}, // likewise
+		{"comment": json.RawMessage(`"lone \ud800 surrogate"`)},
 		{"": json.RawMessage(`"v"`)},
 		{"extra": json.RawMessage(`"tab\there"`)},
 		{"extra": json.RawMessage(`["a","b\u0007"]`)},
@@ -346,6 +352,18 @@ func TestPEMHeaders(t *testing.T) {
 		if _, err := ParseOne(pem.EncodeToMemory(blk)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("PEM header %q: got %v, want an error saying %q", h, err, want)
 		}
+	}
+	// What the writer refuses, the reader refuses too, so PEM -> PEM is
+	// exact: an empty name, a tab, an escape.
+	for _, hdr := range []string{": v", "a: x\ty", "a\x1b[2J: v"} {
+		block := "-----BEGIN PUBLIC KEY-----\n" + hdr + "\n\n" + strings.SplitN(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: k.SPKI()})), "\n", 2)[1]
+		if back, err := ParseOne([]byte(block)); err == nil {
+			t.Errorf("header %q read as %v", hdr, back.Attrs)
+		}
+	}
+	// null is JSON text in a header, not an empty string.
+	if out, err := withAttrs(k, Attributes{"x-null": json.RawMessage(`null`)}).MarshalPublic(PEM); err != nil || !strings.Contains(string(out), "x-null: null\n") {
+		t.Errorf("null attribute as PEM: %v\n%s", err, out)
 	}
 	blk = &pem.Block{Type: "PUBLIC KEY", Bytes: k.SPKI(), Headers: map[string]string{"use": "sig", "alg": "ES256"}}
 	if back, err := ParseOne(pem.EncodeToMemory(blk)); err != nil {
