@@ -58,7 +58,7 @@ func stringValue(name string, raw []byte) (string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", &AttrError{name, fmt.Errorf("want a string, got %s", raw)}
+		return "", &AttrError{name, fmt.Errorf("want a string, got %s", shown(raw))}
 	}
 	return s, nil
 }
@@ -83,7 +83,7 @@ func listValue(name string, raw []byte) ([]string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, &AttrError{name, fmt.Errorf("want a string or a list of strings, got %s", raw)}
+		return nil, &AttrError{name, fmt.Errorf("want a string or a list of strings, got %s", shown(raw))}
 	}
 	return splitList(s), nil
 }

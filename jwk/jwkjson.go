@@ -191,7 +191,7 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 	case kty == nil:
 		return nil, "kty", errors.New("missing: every JWK needs a kty")
 	case !known:
-		return nil, "kty", fmt.Errorf("%w: kty %s (keytool reads EC, RSA and OKP Ed25519 keys)", ErrUnsupportedKey, kty)
+		return nil, "kty", fmt.Errorf("%w: kty %s (keytool reads EC, RSA and OKP Ed25519 keys)", ErrUnsupportedKey, shown(kty))
 	}
 	for _, name := range required {
 		if !slices.ContainsFunc(ms, func(m member) bool { return string(m.name) == name }) {

@@ -64,7 +64,7 @@ func parsePEM(data []byte, file string) ([]*Key, error) {
 
 func parsePEMBlock(b *pem.Block) (*Key, error) {
 	if strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") || b.Type == "ENCRYPTED PRIVATE KEY" {
-		return nil, fmt.Errorf("%s block: %w (decrypt a copy first: openssl pkey -in FILE -out plain.pem)", b.Type, ErrEncrypted)
+		return nil, fmt.Errorf("%s block: %w (decrypt a copy first: openssl pkey -in FILE -out plain.pem)", shown(b.Type), ErrEncrypted)
 	}
 	var (
 		pub  crypto.PublicKey
