@@ -108,13 +108,16 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
 	// just now, or deleted by hand) would show a key that is not this
 	// machine's.
 	if c.identity == "" {
-		for _, name := range jwk.IdentityNames {
-			stale := filepath.Join(c.home, "pub_"+name)
+		for _, name := range jwk.PublicNames {
+			stale := filepath.Join(c.home, name)
 			if stale == pubPath {
 				continue
 			}
-			if err := os.Remove(stale); err == nil {
+			switch err := os.Remove(stale); {
+			case err == nil:
 				fmt.Fprintf(c.stdout, "Removed %s: the public half of an identity that is gone\n", stale)
+			case !errors.Is(err, fs.ErrNotExist):
+				fmt.Fprintf(c.stderr, "warning: %s, the public half of an identity that is gone, could not be removed: %v\n", stale, err)
 			}
 		}
 	}
@@ -141,6 +144,9 @@ func (c *cli) refuseExisting(paths ...string) error {
 // or nothing if it cannot be read. The file's mode is not checked: this
 // only names a key that is about to be refused or replaced.
 func describeKeyFile(path string) string {
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		return "" // a FIFO would block the open
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return ""

@@ -64,7 +64,7 @@ written in PEM: use --no-attributes to feed the key to openssl.`,
 				if file == "-" {
 					name = "standard input"
 				}
-				return fmt.Errorf("%s: %w (keytool pub --no-attributes prints the bare key)", name, err)
+				return fmt.Errorf("%s: %w (keytool pub -f %s --no-attributes %s prints the bare key)", name, err, format, shellQuote(file))
 			}
 			_, err = c.stdout.Write(out)
 			return err

@@ -121,7 +121,7 @@ func countIn(infos []keyInfo, file string) int {
 // anything else as compact JSON.
 func attrText(raw json.RawMessage) string {
 	var str string
-	if json.Unmarshal(raw, &str) == nil {
+	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &str) == nil { // not null, which would decode as ""
 		if str == "" {
 			return `""`
 		}
