@@ -36,6 +36,9 @@ func startWatched(b *testing.B, n int, debounce time.Duration, clients int) *wat
 	t := jwk.EC256
 	dir := keyDir(b, n)
 	stable := filepath.Join(dir, "stable.json")
+	// The fixture directory is shared by the whole run: whatever is added
+	// to it is taken out again, even when the benchmark fails.
+	b.Cleanup(func() { os.Remove(stable) })
 	if err := jwk.WritePublicFile(stable, clientKey(b, t), jwk.JWK, true); err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +80,6 @@ func startWatched(b *testing.B, n int, debounce time.Duration, clients int) *wat
 		w.srv.close()
 		store.Close()
 		cancel()
-		os.Remove(stable)
 	}
 	return w
 }
@@ -173,7 +175,7 @@ func BenchmarkReload(b *testing.B) {
 		defer unsub()
 		tmp := b.TempDir()
 		target := filepath.Join(w.dir, "zz-cost.json")
-		alt := [2][]byte{[]byte(edJWK(-3)), []byte(edJWK(-4))}
+		alt := [2][]byte{[]byte(edJWK(-101)), []byte(edJWK(-102))} // keys of their own: churn uses -1 to -32
 		var took time.Duration
 		for b.Loop() {
 			start := time.Now()
@@ -210,6 +212,11 @@ func BenchmarkReload(b *testing.B) {
 		const files = 16
 		alt := func(i int) []byte { return []byte(edJWK(-1 - (i%files)*2 - (i/files)%2)) }
 		target := func(i int) string { return filepath.Join(w.dir, fmt.Sprintf("zz-churn-%02d.json", i%files)) }
+		b.Cleanup(func() {
+			for i := range files {
+				os.Remove(target(i))
+			}
+		})
 		seen, missed := 0, 0
 		var took time.Duration
 		for b.Loop() {
@@ -230,9 +237,6 @@ func BenchmarkReload(b *testing.B) {
 				}
 			}
 			took = time.Since(start)
-		}
-		for i := range files {
-			os.Remove(target(i))
 		}
 		b.ReportMetric(float64(seen), "reloads")
 		b.ReportMetric(float64(missed), "missed")

@@ -215,7 +215,11 @@ func (rp *report) resume() {
 	w := rp.w
 	w("### Resumed handshakes (TLS 1.3 session tickets)\n\n```\ncd bench && go test -run '^$' -bench 'Resume' -benchtime 500ms   # BENCH_ROUNDS=4 rounds\n```\n\n")
 	w("P-256, sequential. keytool's `VerifyConnection` runs on resumption too, so a resumed handshake\n")
-	w("still checks revocation (the server's store lists %s revoked keys) and authorization; the\n", keys(int(rp.r.med("Resume/revoked-resume", "revoked-keys"))))
+	revoked := "its"
+	if v := rp.r.med("Resume/revoked-resume", "revoked-keys"); !math.IsNaN(v) {
+		revoked = keys(int(v))
+	}
+	w("still checks revocation (the server's store lists %s revoked keys) and authorization; the\n", revoked)
 	w("standard library's chain verification does not run again on resumption.\n\n")
 	w("| implementation | full | resumed | resumed ÷ full, wall time | resumed ÷ full, CPU time |\n| --- | ---: | ---: | ---: | ---: |\n")
 	for _, impl := range []string{"keytool", "stdlib-ca"} {
@@ -387,8 +391,12 @@ func (rp *report) reload() {
 	if v := r.med(fmt.Sprintf("Reload/reload-cost/keys=%d", lat[0]), "ms/reload"); !math.IsNaN(v) {
 		w("What a reload costs at %s keys, measured alone in the same run (debounce 1 ms, no handshakes, a\n", keys(lat[0]))
 		w("file renamed over another, waited for through `Subscribe`): **%.1f ms** from the rename to the new\n", v)
-		w("snapshot (%.2f%% of the cold load of the same directory, %s, in this run). The latency above\n", v*1e6/cold*100, dur(cold))
-		w("is then the 50 ms debounce + this + the first handshake after it.\n")
+		if !math.IsNaN(cold) {
+			w("snapshot (%.2f%% of the cold load of the same directory, %s, in this run). The latency above\n", v*1e6/cold*100, dur(cold))
+			w("is then the 50 ms debounce + this + the first handshake after it.\n")
+		} else {
+			w("snapshot. The latency above is then the 50 ms debounce + this + the first handshake after it.\n")
+		}
 	}
 	w("libtrust has no reload at all (`NewClientKeyManager`: \"TODO Start watching file and directory\"):\n")
 	w("a change means a restart, i.e. a cold load and a new pool (see the trust-store table).\n\n")
@@ -549,18 +557,24 @@ func (rp *report) why() {
 		w("  compares without the lock (`keydir` benchmark `EventDuringRescan`, in \"Trust stores\").\n")
 		w("  The benchmark releases the handshake benchmarks' stores (up to 1,000,000 keys) before it\n")
 		w("  starts: with them alive, marking them pushed the p99 to 99–109 ms in a full run on 2026-11-23.\n")
-		if p99 <= 100 {
+		switch {
+		case math.IsNaN(p99):
+			w("  This run has no p99.")
+		case p99 <= 100:
 			w("  This run's p99 is %.0f%% under the target, a margin a busier machine can take away.", (100-p99)/100*100)
-		} else {
+		default:
 			w("  This run's p99 is %.0f%% over the target.", (p99-100)/100*100)
 		}
 		bad := r.med(L, "bg-failed")
 		if c := rp.sizes(`^Reload/churn/keys=(\d+)$`); len(c) > 0 {
 			bad += r.med(fmt.Sprintf("Reload/churn/keys=%d", c[0]), "bg-failed")
 		}
-		if bad == 0 {
+		switch {
+		case math.IsNaN(bad):
+			w("\n")
+		case bad == 0:
 			w("\n  No reload failed a handshake of a key that stayed authorized.\n")
-		} else {
+		default:
 			w("\n  **%.0f handshakes of a key that stayed authorized failed** during reloads (see above).\n", bad)
 		}
 	}
