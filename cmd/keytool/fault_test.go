@@ -231,13 +231,29 @@ func killDelay(d time.Duration) time.Duration {
 // kill -9 of `keytool gen` and `keytool authorize` at random points of
 // their run: never an empty or partial key file (the moby key.json bug);
 // only complete files, or none, plus ignored temporary files.
+//
+// The test proves something only if some kills land while a file is being
+// written, so each subtest also counts them and fails if there are none. A
+// kill counts as landing mid-write when it ended the process (not a normal
+// exit) and left a temporary file of atomicfile behind: the process died
+// between creating ".NAME.*.tmp" and removing it, that is inside a write
+// (a kill merely "before exit" may land before any write began). On the
+// 2-core machine, with a fuzzer on one core, 3 to 15 of 30 kills of gen and
+// 2 to 8 of 30 of authorize landed mid-write: 30 runs without one are not
+// rare enough to fail on. So a subtest that has none after its 30 runs goes
+// on, up to maxRuns, until one lands (at 2 in 30, none in 150 runs has odds
+// of about 3 in 100,000); none in maxRuns means the kills no longer reach
+// the writes — the writes now end long before the process does, or stopped
+// going through temporary files — and the test fails.
 func TestKillDuringWrites(t *testing.T) {
-	const runs = 30
+	const runs, maxRuns = 30, 150
 	t.Run("gen", func(t *testing.T) {
 		base := t.TempDir()
 		d := timeRun(t, func(i int) *exec.Cmd { return keytoolCmd("-H", filepath.Join(base, fmt.Sprint("probe", i)), "gen") })
 		outcomes := map[string]int{}
-		for i := range runs {
+		killedN, midWrite, n := 0, 0, 0
+		for i := 0; i < runs || midWrite == 0 && i < maxRuns; i++ {
+			n++
 			home := filepath.Join(base, fmt.Sprint(i))
 			var old *jwk.Key
 			args := []string{"-H", home, "gen"}
@@ -250,6 +266,12 @@ func TestKillDuringWrites(t *testing.T) {
 			}
 			delay := killDelay(d)
 			killed := killAt(t, keytoolCmd(args...), delay)
+			if killed {
+				killedN++
+				if len(tmpFiles(t, home)) > 0 {
+					midWrite++
+				}
+			}
 			files := checkNoPartialFiles(t, home, true)
 			if fi, err := os.Stat(filepath.Join(home, "key.json")); err == nil && fi.Mode().Perm() != 0o600 {
 				t.Errorf("run %d: key.json has mode %04o", i, fi.Mode().Perm())
@@ -267,7 +289,10 @@ func TestKillDuringWrites(t *testing.T) {
 			}
 			outcomes[fmt.Sprintf("killed=%v files=%v", killed, files)]++
 		}
-		t.Logf("gen runs in %v; %d kills at random in [%v, %v): %v", d.Round(time.Millisecond), runs, (d / 4).Round(time.Millisecond), (d + d/4).Round(time.Millisecond), outcomes)
+		t.Logf("gen runs in %v; %d kills at random in [%v, %v): %v; %d killed before exit, %d of them mid-write", d.Round(time.Millisecond), n, (d / 4).Round(time.Millisecond), (d + d/4).Round(time.Millisecond), outcomes, killedN, midWrite)
+		if midWrite == 0 {
+			t.Errorf("none of %d kills of gen (%d before exit) landed mid-write: the test proved nothing", n, killedN)
+		}
 	})
 	t.Run("authorize", func(t *testing.T) {
 		root := t.TempDir()
@@ -280,15 +305,20 @@ func TestKillDuringWrites(t *testing.T) {
 		for i := range 3 {
 			os.Remove(filepath.Join(home, "authorized_keys.d", fmt.Sprint("probe", i, ".json")))
 		}
-		killedN, written := 0, 0
-		for i := range runs {
+		dir := filepath.Join(home, "authorized_keys.d")
+		killedN, midWrite, written, n := 0, 0, 0, 0
+		for i := 0; i < runs || midWrite == 0 && i < maxRuns; i++ {
+			n++
 			pub := filepath.Join(root, fmt.Sprint("c", i, ".pub.json"))
 			k := writePublicKey(t, pub, nil)
 			delay := killDelay(d)
+			tmpBefore := len(tmpFiles(t, dir))
 			if killAt(t, keytoolCmd("-H", home, "authorize", "--name", fmt.Sprint("c", i), pub), delay) {
 				killedN++
+				if len(tmpFiles(t, dir)) > tmpBefore {
+					midWrite++
+				}
 			}
-			dir := filepath.Join(home, "authorized_keys.d")
 			if slices.Contains(checkNoPartialFiles(t, dir, false), fmt.Sprint("c", i, ".json")) {
 				written++
 				keys, _ := jwk.ReadFile(filepath.Join(dir, fmt.Sprint("c", i, ".json")))
@@ -305,8 +335,30 @@ func TestKillDuringWrites(t *testing.T) {
 		if len(s.Problems()) != 0 || len(s.Entries()) != written {
 			t.Errorf("store: %d entries (want %d), problems %v", len(s.Entries()), written, s.Problems())
 		}
-		t.Logf("authorize runs in %v; %d runs, %d killed before exit, %d entries written", d.Round(time.Millisecond), runs, killedN, written)
+		t.Logf("authorize runs in %v; %d runs, %d killed before exit, %d of them mid-write, %d entries written", d.Round(time.Millisecond), n, killedN, midWrite, written)
+		if midWrite == 0 {
+			t.Errorf("none of %d kills of authorize (%d before exit) landed mid-write: the test proved nothing", n, killedN)
+		}
 	})
+}
+
+// tmpFiles lists the temporary files of atomicfile (".NAME.*.tmp") in dir.
+func tmpFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmp []string
+	for _, e := range entries {
+		if name := e.Name(); !e.IsDir() && strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp") {
+			tmp = append(tmp, name)
+		}
+	}
+	return tmp
 }
 
 // Disk full while writing: the command fails with a clear error naming the
