@@ -553,8 +553,9 @@ func (rp *report) why() {
 		w("  walk over every file's state), and the table copy, about 1.5 ms. The tail is the machine: 2\n")
 		w("  cores shared by the background handshakes, the probing client and the garbage collector, and\n")
 		w("  the periodic full rescan (once a minute, a `stat` of every file). The rescan used to hold the\n")
-		w("  loader's lock for all of its half second, and a trial it overlapped waited that long; it now\n")
-		w("  compares without the lock (`keydir` benchmark `EventDuringRescan`, in \"Trust stores\").\n")
+		w("  loader's lock for all of its half second, on the watcher's own loop, and a trial it overlapped\n")
+		w("  waited that long; it now compares beside the loop, without the lock (`keydir` benchmark\n")
+		w("  `EventDuringRescan`, in \"Trust stores\").\n")
 		w("  The benchmark releases the handshake benchmarks' stores (up to 1,000,000 keys) before it\n")
 		w("  starts: with them alive, marking them pushed the p99 to 99–109 ms in a full run on 2026-11-23.\n")
 		switch {
