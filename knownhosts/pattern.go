@@ -103,8 +103,7 @@ func parsePattern(s string) (pattern, error) {
 	if strings.HasSuffix(host, ".") { // "*.." would normalise to "*." and then to "*"
 		return bad("a host name's labels must hold 1 to 63 characters")
 	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
+	for _, c := range host { // by rune, so that the refusal names the character typed
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == ':' || c == '%' || c == '*' || c == '?') {
 			return bad(fmt.Sprintf("the host may hold only letters, digits, '.', '-', '_', ':' (IPv6), '%%' (IPv6 zone) and the wildcards '*' and '?', not %q", c))
 		}

@@ -34,8 +34,11 @@ const (
 	// AcceptNew pins the key of an unknown host and goes on
 	// (StrictHostKeyChecking=accept-new). A changed key is still refused.
 	AcceptNew
-	// Insecure verifies nothing but revocation: any key is accepted, and a
-	// warning is logged for every connection. For tests and emergencies.
+	// Insecure accepts the key of any host that has no pin, without asking
+	// or pinning it, and logs a warning for every such connection. A pinned
+	// key that changed and a revoked key are still refused: a pin is a
+	// statement the user made, which this policy does not overrule. For
+	// tests and emergencies.
 	Insecure
 )
 

@@ -69,7 +69,7 @@ func globalFlags(fs *pflag.FlagSet, c *cli) {
 	fs.StringVarP(&c.home, "home", "H", "", "keytool home `DIR` (default $KEYTOOL_HOME, else ~/.keytool)")
 	fs.StringVarP(&c.identity, "identity", "i", "", "identity (private key) `FILE` (default: the key.{json,jwk,pem} in the home)")
 	fs.StringVar(&c.strictHostKeys, "strict-host-keys", "ask", "`POLICY` for unknown hosts: yes (refuse), ask, accept-new, no (accept all, insecure)")
-	fs.BoolVar(&c.insecure, "insecure", false, "do not verify host keys at all (same as --strict-host-keys no)")
+	fs.BoolVar(&c.insecure, "insecure", false, "accept any host that has no pin, without asking (same as --strict-host-keys no); a changed or revoked key is still refused")
 	fs.StringVar(&c.caFile, "ca", "", "PKI mode: CA bundle `FILE` (default: HOME/ca.pem if it exists)")
 	fs.StringVar(&c.crlFile, "crl", "", "PKI mode: CRL `FILE` (default: HOME/crl.pem if it exists)")
 }

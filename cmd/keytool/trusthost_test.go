@@ -313,11 +313,10 @@ func TestTrustHostHostileAddressOutcomes(t *testing.T) {
 		{addr: "a\tb:22", reason: onlyChars + `'\t'`},
 		{addr: "a\x00b:22", reason: onlyChars + `'\x00'`},
 		{addr: "\x1b[31mred:22", reason: onlyChars + `'\x1b'`},
-		// The refusal names the first byte of the character, read as
-		// Latin-1 ('â' for U+2028, 'ï' for the U+FFFD that lower-casing
-		// made of \xff), so only the reason's start is checked here.
-		{addr: "a\u2028b:22", reason: onlyChars},
-		{addr: "bad\xffutf8:22", reason: onlyChars},
+		// The refusal names the character typed (U+FFFD for the invalid
+		// byte, which lower-casing has already replaced).
+		{addr: "a\u2028b:22", reason: onlyChars + `'\u2028'`},
+		{addr: "bad\xffutf8:22", reason: onlyChars + `'�'`},
 		{addr: ".hidden:22", reason: badLabel},
 		{addr: "host:22/../../x", reason: badPort},
 		{addr: "[::1/../x]:22", reason: onlyChars + "'/'"},
