@@ -373,28 +373,45 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 		h.add(src.Path)
 		return
 	}
-	old := st.files
+	pairListing(entries, st.files, func(e os.DirEntry, prev *fileState[T]) {
+		path := filepath.Join(src.Path, e.Name())
+		if l.statFile(i, e.Name(), path, prev, false) != prev {
+			h.add(path)
+		}
+	}, func(gone *fileState[T]) { h.add(gone.path) })
+}
+
+// pairListing walks a directory listing (sorted by name, as os.ReadDir
+// gives it) beside the states of the files as they were (sorted too): seen
+// gets each visible name with its previous state, or nil; gone, if not
+// nil, each previous state whose name is no longer listed.
+func pairListing[T any](entries []os.DirEntry, old []*fileState[T], seen func(os.DirEntry, *fileState[T]), gone func(*fileState[T])) {
+	drop := func(n int) {
+		if gone != nil {
+			for _, f := range old[:n] {
+				gone(f)
+			}
+		}
+		old = old[n:]
+	}
 	for _, e := range entries {
 		name := e.Name()
 		if Ignored(name) {
 			continue
 		}
-		for len(old) > 0 && old[0].name < name {
-			h.add(old[0].path)
-			old = old[1:]
+		n := 0
+		for n < len(old) && old[n].name < name {
+			n++
 		}
+		drop(n)
 		var prev *fileState[T]
 		if len(old) > 0 && old[0].name == name {
-			prev, old = old[0], old[1:]
+			prev = old[0]
+			old = old[1:]
 		}
-		path := filepath.Join(src.Path, name)
-		if l.statFile(i, name, path, prev, false) != prev {
-			h.add(path)
-		}
+		seen(e, prev)
 	}
-	for _, f := range old {
-		h.add(f.path)
-	}
+	drop(len(old))
 }
 
 // reload applies h and publishes a new snapshot if anything changed.
@@ -539,35 +556,24 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 		return ss.set(nil, problemOf(src.Path, err, src.Revocation))
 	}
 	files := make([]*fileState[T], 0, len(entries))
-	old := ss.files
-	for _, e := range entries {
+	pairListing(entries, ss.files, func(e os.DirEntry, prev *fileState[T]) {
 		name := e.Name()
-		if Ignored(name) {
-			continue
-		}
-		for len(old) > 0 && old[0].name < name {
-			old = old[1:]
-		}
-		var prev *fileState[T]
-		if len(old) > 0 && old[0].name == name {
-			prev = old[0]
-		}
 		path := filepath.Join(src.Path, name)
 		if prev == nil && e.Type().IsRegular() {
 			fs := &fileState[T]{name: path[len(path)-len(name):], path: path, src: i, unchecked: true}
 			*jobs = append(*jobs, fs)
 			files = append(files, fs)
-			continue
+			return
 		}
 		fs := l.statFile(i, name, path, prev, false)
 		if fs == nil {
-			continue
+			return
 		}
 		if !fs.read {
 			*jobs = append(*jobs, fs)
 		}
 		files = append(files, fs)
-	}
+	}, nil)
 	return ss.set(files, nil)
 }
 
