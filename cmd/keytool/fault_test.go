@@ -150,13 +150,7 @@ func TestParallelRemoveProcesses(t *testing.T) {
 // the complete ones.
 func checkNoPartialFiles(t *testing.T, dir string, private bool) []string {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := readDirIfAny(t, dir)
 	var complete []string
 	for _, e := range entries {
 		name := e.Name()
@@ -342,18 +336,21 @@ func TestKillDuringWrites(t *testing.T) {
 	})
 }
 
+// readDirIfAny lists dir, or nothing if it does not exist.
+func readDirIfAny(t *testing.T, dir string) []os.DirEntry {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return entries
+}
+
 // tmpFiles lists the temporary files of atomicfile (".NAME.*.tmp") in dir.
 func tmpFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	var tmp []string
-	for _, e := range entries {
+	for _, e := range readDirIfAny(t, dir) {
 		if name := e.Name(); !e.IsDir() && strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp") {
 			tmp = append(tmp, name)
 		}
