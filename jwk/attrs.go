@@ -337,7 +337,7 @@ func pemHeaderValue(name string, raw json.RawMessage) (string, error) {
 		}
 		return strings.Join(list, ","), nil
 	case listAttrs[name]:
-		return "", fmt.Errorf("attribute %q: a PEM header holds a list of strings or a string, not %s", name, raw)
+		return "", fmt.Errorf("attribute %q: a PEM header holds a list of strings or a string, not %s", name, shown(raw))
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
