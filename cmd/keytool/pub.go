@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+
 	"github.com/keytool/keytool/jwk"
 	"github.com/spf13/pflag"
 )
