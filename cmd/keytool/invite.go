@@ -194,7 +194,7 @@ func (c *cli) pruneInvites() error {
 		if !inv.Used.IsZero() {
 			what = "used " + inv.Used.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(c.stdout, "Deleted invitation %q (%s): %s\n", printable(inv.Name), what, printable(inv.File))
+		fmt.Fprintf(c.stdout, "Deleted invitation %q (%s): %s\n", inv.Name, what, printable(inv.File)) // %q escapes what printable would
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("could not delete %d invitation(s): %w", len(failed), errors.Join(failed...))
