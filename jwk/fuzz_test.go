@@ -23,7 +23,9 @@ import (
 
 // Fuzz targets: go test -run '^$' -fuzz '^FuzzParse$' ./jwk (and the
 // others). Seeds are the shared test vectors, the Docker files and keys of
-// every type in every format; testdata/fuzz holds only past crashers.
+// every type in every format; testdata/fuzz holds the corpus the long runs
+// built (docs/security.md, fourth series), past crashers included, so that
+// every go test replays what they reached.
 
 // addFileSeeds adds every file under testdata/vectors and testdata/docker,
 // subdirectories included (a directory among them once failed every
