@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/keytool/keytool/internal/termtext"
 )
 
 // Attributes are the members of a key beyond its key material, as raw JSON
@@ -58,7 +60,7 @@ func stringValue(name string, raw []byte) (string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", &AttrError{name, fmt.Errorf("want a string, got %s", shown(raw))}
+		return "", &AttrError{name, fmt.Errorf("want a string, got %s", termtext.Safe(string(raw)))}
 	}
 	return s, nil
 }
@@ -83,7 +85,7 @@ func listValue(name string, raw []byte) ([]string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, &AttrError{name, fmt.Errorf("want a string or a list of strings, got %s", shown(raw))}
+		return nil, &AttrError{name, fmt.Errorf("want a string or a list of strings, got %s", termtext.Safe(string(raw)))}
 	}
 	return splitList(s), nil
 }
@@ -337,7 +339,7 @@ func pemHeaderValue(name string, raw json.RawMessage) (string, error) {
 		}
 		return strings.Join(list, ","), nil
 	case listAttrs[name]:
-		return "", fmt.Errorf("attribute %q: a PEM header holds a list of strings or a string, not %s", name, shown(raw))
+		return "", fmt.Errorf("attribute %q: a PEM header holds a list of strings or a string, not %s", name, termtext.Safe(string(raw)))
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode"
-	"unicode/utf8"
 )
 
 // ParseError reports why a key could not be read, and where: the file, the
@@ -71,21 +69,4 @@ type PermissionError struct {
 
 func (e *PermissionError) Error() string {
 	return fmt.Sprintf("permissions %04o for %s are too open: a private key must not be accessible by others; fix with: chmod 600 %s", e.Mode, e.File, e.File)
-}
-
-// shown is text taken from a file, as an error message may show it: as it
-// is when every character is printable, else quoted with the others
-// escaped, so that a message never carries a file's escape sequences or
-// bidi controls to a terminal.
-func shown[S ~string | ~[]byte](text S) string {
-	s := string(text)
-	if !utf8.ValidString(s) {
-		return strconv.Quote(s)
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
 }

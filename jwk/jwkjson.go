@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/keytool/keytool/internal/termtext"
 )
 
 // go-jose refuses RSA moduli above 4096 bits unless told otherwise; keytool
@@ -191,7 +193,7 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 	case kty == nil:
 		return nil, "kty", errors.New("missing: every JWK needs a kty")
 	case !known:
-		return nil, "kty", fmt.Errorf("%w: kty %s (keytool reads EC, RSA and OKP Ed25519 keys)", ErrUnsupportedKey, shown(kty))
+		return nil, "kty", fmt.Errorf("%w: kty %s (keytool reads EC, RSA and OKP Ed25519 keys)", ErrUnsupportedKey, termtext.Safe(string(kty)))
 	}
 	for _, name := range required {
 		if !slices.ContainsFunc(ms, func(m member) bool { return string(m.name) == name }) {

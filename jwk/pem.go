@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/keytool/keytool/internal/termtext"
 )
 
 // pemSkipped are block types that may sit beside keys without being keys:
@@ -64,7 +66,7 @@ func parsePEM(data []byte, file string) ([]*Key, error) {
 
 func parsePEMBlock(b *pem.Block) (*Key, error) {
 	if strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") || b.Type == "ENCRYPTED PRIVATE KEY" {
-		return nil, fmt.Errorf("%s block: %w (decrypt a copy first: openssl pkey -in FILE -out plain.pem)", shown(b.Type), ErrEncrypted)
+		return nil, fmt.Errorf("%s block: %w (decrypt a copy first: openssl pkey -in FILE -out plain.pem)", termtext.Safe(b.Type), ErrEncrypted)
 	}
 	var (
 		pub  crypto.PublicKey

@@ -10,12 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/pflag"
+
+	"github.com/keytool/keytool/internal/termtext"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
@@ -207,23 +206,11 @@ func printCommandUsage(w io.Writer, cmd *command, fs *pflag.FlagSet) {
 	fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
 }
 
-// printable shows s as it is, or quoted (Go syntax, every control and
-// invisible character escaped) when it holds anything that could move the
-// cursor, clear the screen, reorder the text (bidi controls), start a line
-// that is not there, or is not UTF-8: names, comments and attributes come
-// from key files, which are not to be trusted with a terminal. An empty
-// string shows as "-", for tables.
+// printable shows a name, comment or attribute from a key file as
+// termtext.Safe does, and an empty one as "-", for tables.
 func printable(s string) string {
-	if !utf8.ValidString(s) {
-		return strconv.Quote(s)
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
 	if s == "" {
 		return "-"
 	}
-	return s
+	return termtext.Safe(s)
 }

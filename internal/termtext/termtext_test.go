@@ -1,0 +1,22 @@
+package termtext
+
+import "testing"
+
+func TestSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                    "",
+		"alice's laptop":      "alice's laptop",
+		"héllo, 世界":           "héllo, 世界",
+		"a\x1b[2Jb":           `"a\x1b[2Jb"`,
+		"two\nlines":          `"two\nlines"`,
+		"tab\there":           `"tab\there"`,
+		"\u202eevil":          `"\u202eevil"`,
+		"line\u2028separator": `"line\u2028separator"`,
+		"bad\xffutf8":         `"bad\xffutf8"`,
+		"c1\u009bcontrol":     `"c1\u009bcontrol"`,
+	} {
+		if got := Safe(in); got != want {
+			t.Errorf("Safe(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
