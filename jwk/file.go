@@ -20,29 +20,7 @@ const MaxFileSize = 64 << 20
 // key must not be readable by group or others (see PermissionError), as
 // OpenSSH requires of its identity files.
 func ReadFile(path string) ([]*Key, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.IsDir() {
-		return nil, &ParseError{File: path, Err: errors.New("is a directory, not a key file")}
-	}
-	if fi.Size() > MaxFileSize {
-		return nil, &ParseError{File: path, Err: fmt.Errorf("%w: %d bytes, more than the %d MiB a key file may hold", ErrTooLarge, fi.Size(), MaxFileSize>>20)}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, &ParseError{File: path, Err: err}
-	}
-	if len(data) > MaxFileSize {
-		return nil, &ParseError{File: path, Err: fmt.Errorf("%w: more than the %d MiB a key file may hold", ErrTooLarge, MaxFileSize>>20)}
-	}
-	keys, err := parse(data, path)
+	keys, fi, err := readKeyFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +30,52 @@ func ReadFile(path string) ([]*Key, error) {
 		}
 	}
 	return keys, nil
+}
+
+// ReadPublicKeys reads the keys in the file at path as ReadFile does and
+// returns their public halves, without ReadFile's check of who may read
+// the file: it is for naming keys (type, fingerprint), which tells nothing
+// secret even of a private key others can read.
+func ReadPublicKeys(path string) ([]*Key, error) {
+	keys, _, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		keys[i] = k.PublicKey()
+	}
+	return keys, nil
+}
+
+// readKeyFile reads and parses the file at path, up to MaxFileSize.
+func readKeyFile(path string) ([]*Key, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi.IsDir() {
+		return nil, nil, &ParseError{File: path, Err: errors.New("is a directory, not a key file")}
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, nil, &ParseError{File: path, Err: fmt.Errorf("%w: %d bytes, more than the %d MiB a key file may hold", ErrTooLarge, fi.Size(), MaxFileSize>>20)}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, nil, &ParseError{File: path, Err: err}
+	}
+	if len(data) > MaxFileSize {
+		return nil, nil, &ParseError{File: path, Err: fmt.Errorf("%w: more than the %d MiB a key file may hold", ErrTooLarge, MaxFileSize>>20)}
+	}
+	keys, err := parse(data, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return keys, fi, nil
 }
 
 // ReadPrivateKeyFile reads the single private key in the file at path.

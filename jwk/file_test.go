@@ -172,6 +172,11 @@ func TestReadFilePermissions(t *testing.T) {
 			if _, err := ReadPrivateKeyFile(path); !errors.As(err, &pe) {
 				t.Errorf("ReadPrivateKeyFile: %v, want a *PermissionError", err)
 			}
+			// ReadPublicKeys names the key whatever the mode, and gives
+			// only its public half.
+			if pub, err := ReadPublicKeys(path); err != nil || len(pub) != 1 || pub[0].IsPrivate() || pub[0].Fingerprint() != k.Fingerprint() {
+				t.Errorf("ReadPublicKeys of a private key at %04o: %v %v", c.mode, pub, err)
+			}
 		}
 	}
 	// A private key anywhere in a set makes the whole file private.

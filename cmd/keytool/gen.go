@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -147,16 +146,7 @@ func describeKeyFile(path string) string {
 	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
 		return "" // a FIFO would block the open
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, jwk.MaxFileSize))
-	if err != nil {
-		return ""
-	}
-	keys, err := jwk.Parse(data)
+	keys, err := jwk.ReadPublicKeys(path)
 	if err != nil || len(keys) == 0 {
 		return ""
 	}
