@@ -61,34 +61,34 @@ func FuzzParseInvite(f *testing.F) {
 			t.Fatalf("status %q at its expiry", s)
 		}
 
-		out, err := inv.marshal()
-		if err != nil {
-			t.Fatalf("a parsed invitation does not write back: %v\n%+v", err, inv)
-		}
-		again, err := parseInvite(path, out)
-		if err != nil {
-			t.Fatalf("written back, it does not parse: %v\n%s", err, out)
-		}
-		sameInvite(t, inv, again)
+		out, again := writeRead(t, path, inv, "the invitation")
 		if out2, err := again.marshal(); err != nil || !bytes.Equal(out, out2) {
 			t.Fatalf("writing is not stable (%v):\n%s\n%s", err, out, out2)
 		}
 
 		// What serve does with a claimed invitation: it must stay writable.
 		inv.Used, inv.ClientFingerprint = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), "SHA256:client"
-		rec, err := inv.marshal()
-		if err != nil {
-			t.Fatalf("the used record cannot be written: %v\n%+v", err, inv)
-		}
-		back, err := parseInvite(path, rec)
-		if err != nil {
-			t.Fatalf("the used record does not parse: %v\n%s", err, rec)
-		}
-		sameInvite(t, inv, back)
+		_, back := writeRead(t, path, inv, "the used record")
 		if back.Status(time.Time{}) != "used" {
 			t.Fatalf("the used record reads back as %q", back.Status(time.Time{}))
 		}
 	})
+}
+
+// writeRead writes inv and parses it back, which must give the same
+// invitation; it returns what was written and what was read.
+func writeRead(t *testing.T, path string, inv *Invitation, what string) ([]byte, *Invitation) {
+	t.Helper()
+	out, err := inv.marshal()
+	if err != nil {
+		t.Fatalf("%s cannot be written: %v\n%+v", what, err, inv)
+	}
+	back, err := parseInvite(path, out)
+	if err != nil {
+		t.Fatalf("%s, written, does not parse: %v\n%s", what, err, out)
+	}
+	sameInvite(t, inv, back)
+	return out, back
 }
 
 func sameInvite(t *testing.T, a, b *Invitation) {
