@@ -169,8 +169,8 @@ type Loader[T any] struct {
 	// addWatch, if set, replaces fsnotify's Add; tests make it fail to
 	// simulate an exhausted inotify watch limit.
 	addWatch func(dir string) error
-	// rescanCompared, if set, is called by rescan between its comparison
-	// and its reload; tests check that the lock is free then.
+	// rescanCompared, if set, is called by applyRescan before it reloads;
+	// tests check that the lock is free then.
 	rescanCompared func(hints)
 	// compareStarted, if set, is called as a rescan starts comparing;
 	// tests hold it there to check that events are served meanwhile.
@@ -310,17 +310,17 @@ func Ignored(name string) bool {
 // lock costs less than editing the file lists name by name.
 const maxRescanHints = 256
 
-// rescan is the periodic safety net, in two steps. Stat-ing every file of
-// a large store takes long (about half a second at 100,000 files), and a
-// reload holds the lock that a reload caused by an event needs. So compare
-// looks at the file system against the states as they stood, without the
-// lock, and then only the names it found different are reloaded under the
-// lock, as if events had named them. Watch runs compare on a goroutine of
-// its own, so that its event loop goes on meanwhile. A change made while
-// compare runs is seen by its events, or by the next rescan.
-func (l *Loader[T]) rescan() { l.applyRescan(l.compare()) }
+// The periodic rescan, the safety net, has two steps. Stat-ing every file
+// of a large store takes long (about half a second at 100,000 files), and
+// a reload holds the lock that a reload caused by an event needs. So
+// compare looks at the file system against the states as they stood,
+// without the lock, and then applyRescan reloads under the lock only the
+// names compare found different, as if events had named them. Watch runs
+// compare on a goroutine of its own, so that its event loop goes on
+// meanwhile. A change made while compare runs is seen by its events, or
+// by the next rescan.
 
-// applyRescan is rescan's second step: reload what compare found.
+// applyRescan is the rescan's second step: reload what compare found.
 func (l *Loader[T]) applyRescan(h hints) {
 	if l.rescanCompared != nil {
 		l.rescanCompared(h)
@@ -328,7 +328,7 @@ func (l *Loader[T]) applyRescan(h hints) {
 	l.reload(h) // with nothing found, this still retries the watches that failed
 }
 
-// compare is rescan's first step: the paths a full scan would find
+// compare is the rescan's first step: the paths a full scan would find
 // changed, or all of them when there are more than maxRescanHints.
 func (l *Loader[T]) compare() hints {
 	l.mu.Lock()

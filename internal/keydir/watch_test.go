@@ -422,3 +422,7 @@ func TestEventsServedWhileRescanCompares(t *testing.T) {
 	keydirtest.Write(t, filepath.Join(dir, "b.json"), keydirtest.JWK(t, key(t, 2)))
 	eventually(t, l, "a change announced by an event while a rescan compares", start, want(t, key(t, 1), key(t, 2)))
 }
+
+// rescan runs both steps of the periodic rescan at once, as Watch does on
+// its tick.
+func (l *Loader[T]) rescan() { l.applyRescan(l.compare()) }
