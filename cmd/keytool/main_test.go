@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -35,9 +36,10 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"mode":  cmdMode,
-			"exits": cmdExits,
-			"sleep": cmdSleep,
+			"mode":    cmdMode,
+			"exits":   cmdExits,
+			"sleep":   cmdSleep,
+			"capture": cmdCapture,
 		},
 		Condition: func(cond string) (bool, error) {
 			return false, fmt.Errorf("unknown condition %q", cond)
@@ -72,6 +74,26 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 	d, err := time.ParseDuration(args[0])
 	ts.Check(err)
 	time.Sleep(d)
+}
+
+// capture REGEXP FILE writes to FILE the text that REGEXP's first group
+// matches in the last command's standard output, e.g. a fingerprint, so
+// that cmp can compare it with another command's. REGEXP must match
+// exactly once.
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: capture REGEXP FILE")
+	}
+	re, err := regexp.Compile(`(?m)` + args[0])
+	ts.Check(err)
+	if re.NumSubexp() < 1 {
+		ts.Fatalf("capture: %q has no group", args[0])
+	}
+	m := re.FindAllStringSubmatch(ts.ReadFile("stdout"), -1)
+	if len(m) != 1 {
+		ts.Fatalf("capture: %q matches stdout %d times, want once", args[0], len(m))
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(m[0][1]+"\n"), 0o644))
 }
 
 // exits CODE PROG ARGS… runs a program and asserts its exit status (exec
