@@ -26,6 +26,12 @@ type Options struct {
 	RevokedFiles []string // single files of refused keys
 	RevokedDirs  []string // directories of refused keys
 
+	// Home is the top of the trust tree: strict modes check every
+	// directory from a file up to it, and a file reached through a link
+	// outside it up to the root (docs/design.md, "One file-trust rule").
+	// Empty: each file's own directory is the top.
+	Home string
+
 	// NoStrictModes turns off the refusal of files and directories that
 	// group or others may write to, or that another user owns. Use it only
 	// where the file system's permissions mean nothing (some containers).
@@ -49,6 +55,7 @@ func HomeOptions(home string) Options {
 		Dirs:         []string{j("authorized_keys.d")},
 		RevokedFiles: []string{j("revoked_keys.json"), j("revoked_keys.pem")},
 		RevokedDirs:  []string{j("revoked_keys.d")},
+		Home:         home,
 	}
 }
 
@@ -110,6 +117,7 @@ func newStore(opts Options) *Store {
 	s.snap.Store(&snapshot{files: &keydir.Snapshot[*Entry]{}})
 	s.l = keydir.New(keydir.Config[*Entry]{
 		Sources:       keydir.Sources(opts.Files, opts.Dirs, opts.RevokedFiles, opts.RevokedDirs),
+		Home:          opts.Home,
 		NoStrictModes: opts.NoStrictModes,
 		Convert:       convert,
 		OnReload:      s.build,

@@ -2,7 +2,9 @@ package jwk
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/keytool/keytool/internal/trustfile"
 	"strconv"
 )
 
@@ -46,7 +48,7 @@ var (
 	// ErrEncrypted means a private key is protected by a passphrase.
 	ErrEncrypted = errors.New("the private key is encrypted; keytool reads only unencrypted keys")
 	// ErrTooLarge means a file exceeds MaxFileSize.
-	ErrTooLarge = errors.New("file too large")
+	ErrTooLarge = trustfile.ErrTooLarge
 )
 
 // KeyIDMismatchError means a "kid" written in libtrust form does not match

@@ -3,18 +3,18 @@ package jwk
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // MaxFileSize bounds what ReadFile reads. A JWK Set of 100,000 keys is
 // about 20 MiB; anything much larger is not a key file.
-const MaxFileSize = 64 << 20
+const MaxFileSize = trustfile.MaxSize
 
 // ReadFile reads every key in the file at path. A file holding a private
 // key must not be readable by group or others (see PermissionError), as
@@ -47,29 +47,15 @@ func ReadPublicKeys(path string) ([]*Key, error) {
 	return keys, nil
 }
 
-// readKeyFile reads and parses the file at path, up to MaxFileSize.
+// readKeyFile reads and parses the file at path through the one reader of
+// trust files: never blocking on a FIFO or device, up to MaxFileSize.
 func readKeyFile(path string) ([]*Key, fs.FileInfo, error) {
-	f, err := os.Open(path)
+	data, fi, err := trustfile.Read(path)
 	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	if fi.IsDir() {
-		return nil, nil, &ParseError{File: path, Err: errors.New("is a directory, not a key file")}
-	}
-	if fi.Size() > MaxFileSize {
-		return nil, nil, &ParseError{File: path, Err: fmt.Errorf("%w: %d bytes, more than the %d MiB a key file may hold", ErrTooLarge, fi.Size(), MaxFileSize>>20)}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			return nil, nil, err
+		}
 		return nil, nil, &ParseError{File: path, Err: err}
-	}
-	if len(data) > MaxFileSize {
-		return nil, nil, &ParseError{File: path, Err: fmt.Errorf("%w: more than the %d MiB a key file may hold", ErrTooLarge, MaxFileSize>>20)}
 	}
 	keys, err := parse(data, path)
 	if err != nil {

@@ -28,6 +28,12 @@ type Options struct {
 	RevokedFiles []string // single files of refused keys
 	RevokedDirs  []string // directories of refused keys
 
+	// Home is the top of the trust tree: strict modes check every
+	// directory from a file up to it, and a file reached through a link
+	// outside it up to the root (docs/design.md, "One file-trust rule").
+	// Empty: each file's own directory is the top.
+	Home string
+
 	// NoStrictModes turns off the refusal of files and directories that
 	// group or others may write to, or that another user owns.
 	NoStrictModes bool
@@ -50,6 +56,7 @@ func HomeOptions(home string) Options {
 		Dirs:         []string{j("trusted_hosts.d")},
 		RevokedFiles: []string{j("revoked_keys.json"), j("revoked_keys.pem")},
 		RevokedDirs:  []string{j("revoked_keys.d")},
+		Home:         home,
 	}
 }
 
@@ -102,6 +109,7 @@ func newStore(opts Options) *Store {
 	s.snap.Store(&snapshot{exact: map[hostKey][]*Entry{}, revoked: map[[32]byte]*Entry{}})
 	s.l = keydir.New(keydir.Config[*Entry]{
 		Sources:       keydir.Sources(opts.Files, opts.Dirs, opts.RevokedFiles, opts.RevokedDirs),
+		Home:          opts.Home,
 		NoStrictModes: opts.NoStrictModes,
 		Convert:       convert,
 		OnReload:      s.build,

@@ -2,6 +2,7 @@ package keydir
 
 import (
 	"errors"
+	"github.com/keytool/keytool/internal/trustfile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -110,7 +111,8 @@ func TestHostileFilesInDir(t *testing.T) {
 // visible names are links, and config management links files into place),
 // but the file reached must pass the strict-mode checks itself: a link to
 // a file that someone else could write is refused, naming the link. A
-// dangling link is an absent file.
+// dangling link is a problem, never an absent file (in a revocation
+// source it must fail closed: TestDanglingLinkInRevocationFailsClosed).
 func TestSymlinkOutsideTheDirectory(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "authorized_keys.d")
@@ -123,23 +125,27 @@ func TestSymlinkOutsideTheDirectory(t *testing.T) {
 	must(t, os.Symlink("../elsewhere/open.json", filepath.Join(dir, "open.json")))
 	must(t, os.Symlink(filepath.Join(outside, "missing.json"), filepath.Join(dir, "dangling.json")))
 
-	s := newLoader(Source{Path: dir, Dir: true}).Reload()
+	s := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Home: base, Convert: fpConvert}).Reload()
 	if got := fingerprints(s); !slices.Equal(got, want(t, key(t, 1))) {
 		t.Errorf("keys %v, want only the key reached through ok.json", got)
 	}
-	if len(s.Problems) != 1 {
-		t.Fatalf("problems %v, want one for open.json", s.Problems)
+	if len(s.Problems) != 2 {
+		t.Fatalf("problems %v, want one for dangling.json and one for open.json", s.Problems)
 	}
-	var pe *PermissionError
-	if p := s.Problems[0]; p.Path != filepath.Join(dir, "open.json") || !errors.As(p.Err, &pe) || !strings.Contains(p.Error(), "chmod go-w") {
-		t.Errorf("problem %v, want a *PermissionError naming the link", p)
+	var le *trustfile.LinkError
+	if p := s.Problems[0]; p.Path != filepath.Join(dir, "dangling.json") || !errors.As(p.Err, &le) {
+		t.Errorf("problem %v, want a *trustfile.LinkError naming the dangling link", p)
+	}
+	var pe *trustfile.PermissionError
+	if p := s.Problems[1]; p.Path != filepath.Join(dir, "open.json") || !errors.As(p.Err, &pe) || pe.Path != filepath.Join(outside, "open.json") {
+		t.Errorf("problem %v, want a *PermissionError naming the link and its target", p)
 	}
 	if os.Geteuid() == 0 {
 		// A link to a file owned by another user is refused too.
 		must(t, os.Chmod(filepath.Join(outside, "open.json"), 0o644))
 		must(t, os.Chown(filepath.Join(outside, "open.json"), 4242, 4242))
-		s = newLoader(Source{Path: dir, Dir: true}).Reload()
-		if len(s.Problems) != 1 || !errors.As(s.Problems[0].Err, &pe) || pe.Owner != 4242 {
+		s = New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Home: base, Convert: fpConvert}).Reload()
+		if len(s.Problems) != 2 || !errors.As(s.Problems[1].Err, &pe) || pe.Owner != 4242 {
 			t.Errorf("link to another user's file: problems %v", s.Problems)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -27,7 +28,7 @@ func EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (removed bool, err er
 		return false, fmt.Errorf("editing %s: %w", path, err)
 	}
 	defer unlock()
-	data, fi, err := readFile(path)
+	data, fi, err := trustfile.Read(path)
 	if err != nil {
 		return false, err
 	}

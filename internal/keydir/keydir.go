@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -78,6 +78,10 @@ func problemOf(path string, err error, revocation bool) *Problem {
 // compact entry type T.
 type Config[T any] struct {
 	Sources []Source
+	// Home is the top of the trust tree (the keytool home): strict modes
+	// check every directory from a file up to it (trustfile.Rule). Empty:
+	// each source's own parent directory is the top.
+	Home string
 	// NoStrictModes turns off the ownership and permission checks.
 	NoStrictModes bool
 	// Convert makes the caller's entry from a parsed key. An error skips the
@@ -205,10 +209,20 @@ func New[T any](cfg Config[T]) *Loader[T] {
 		watched:  map[string]os.FileInfo{},
 		problems: map[string]bool{},
 		subs:     map[chan struct{}]struct{}{},
-		readFile: readFile,
+		readFile: trustfile.Read,
 	}
 	l.snap.Store(&Snapshot[T]{})
 	return l
+}
+
+// rule is the strict-modes rule for source i: the climb stops at the
+// home, or else at the directory holding the source.
+func (l *Loader[T]) rule(i int) trustfile.Rule {
+	top := l.cfg.Home
+	if top == "" {
+		top = filepath.Dir(l.cfg.Sources[i].Path)
+	}
+	return trustfile.Rule{Top: top, Off: l.cfg.NoStrictModes}
 }
 
 // Sources returns the sources, with absolute paths.
@@ -355,12 +369,12 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 	src := l.cfg.Sources[i]
 	if !src.Dir {
 		prev := lookup(st.files, src.Path)
-		if l.statFile(i, src.Path, src.Path, prev, true) != prev {
+		if l.statFile(i, src.Path, src.Path, prev, true, isLink(src.Path)) != prev {
 			h.add(src.Path)
 		}
 		return
 	}
-	ok, problem := l.checkDir(src)
+	ok, problem := l.checkDir(i)
 	if !ok || st.problem != nil {
 		if !ok && sameProblem(problem, st.problem) && len(st.files) == 0 {
 			return
@@ -375,7 +389,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 	}
 	pairListing(entries, st.files, func(e os.DirEntry, prev *fileState[T]) {
 		path := filepath.Join(src.Path, e.Name())
-		if l.statFile(i, e.Name(), path, prev, false) != prev {
+		if l.statFile(i, e.Name(), path, prev, false, e.Type()&fs.ModeSymlink != 0) != prev {
 			h.add(path)
 		}
 	}, func(gone *fileState[T]) { h.add(gone.path) })
@@ -440,7 +454,7 @@ func (l *Loader[T]) reload(h hints) {
 				changed = l.updateNames(i, names, &jobs) || changed
 			}
 		case h.full(src.Path, false):
-			fs := l.statFile(i, src.Path, src.Path, lookup(ss.files, src.Path), true)
+			fs := l.statFile(i, src.Path, src.Path, lookup(ss.files, src.Path), true, isLink(src.Path))
 			var files []*fileState[T]
 			if fs != nil {
 				files = []*fileState[T]{fs}
@@ -509,12 +523,16 @@ func sameProblem(a, b *Problem) bool {
 	return a.Error() == b.Error()
 }
 
-// checkDir stats a source directory and applies the strict-mode checks to
-// it and its parent. It returns ok=false with a nil problem when the
-// directory does not exist.
-func (l *Loader[T]) checkDir(src Source) (ok bool, problem *Problem) {
+// checkDir stats source directory i and applies the strict-mode rule to
+// it and every directory above it up to the home. It returns ok=false with
+// a nil problem when the directory does not exist.
+func (l *Loader[T]) checkDir(i int) (ok bool, problem *Problem) {
+	src := l.cfg.Sources[i]
 	fi, err := os.Stat(src.Path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if isLink(src.Path) {
+			return false, problemOf(src.Path, &trustfile.LinkError{Path: src.Path, Err: err}, src.Revocation)
+		}
 		return false, nil
 	}
 	if err != nil {
@@ -523,31 +541,24 @@ func (l *Loader[T]) checkDir(src Source) (ok bool, problem *Problem) {
 	if !fi.IsDir() {
 		return false, problemOf(src.Path, errors.New("is not a directory"), src.Revocation)
 	}
-	if !l.cfg.NoStrictModes {
-		if err := checkMode(src.Path, keyOf(fi)); err != nil {
-			return false, problemOf(src.Path, err, src.Revocation)
-		}
-		if err := l.checkParent(src.Path); err != nil {
-			return false, problemOf(src.Path, err, src.Revocation)
-		}
+	if err := l.rule(i).CheckDir(src.Path); err != nil {
+		return false, problemOf(src.Path, err, src.Revocation)
 	}
 	return true, nil
 }
 
-func (l *Loader[T]) checkParent(path string) error {
-	parent := filepath.Dir(path)
-	pfi, err := os.Stat(parent)
-	if err != nil {
-		return nil // the source's own stat decides
-	}
-	return checkMode(parent, keyOf(pfi))
+// isLink reports whether path is a symbolic link (false if it cannot be
+// told).
+func isLink(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode()&fs.ModeSymlink != 0
 }
 
 // scanDir re-lists a directory source, reusing the states of files whose
 // stat data did not change and queueing reads for the others.
 func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	src, ss := l.cfg.Sources[i], &l.states[i]
-	ok, problem := l.checkDir(src)
+	ok, problem := l.checkDir(i)
 	if !ok {
 		return ss.set(nil, problem)
 	}
@@ -565,7 +576,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 			files = append(files, fs)
 			return
 		}
-		fs := l.statFile(i, name, path, prev, false)
+		fs := l.statFile(i, name, path, prev, false, e.Type()&fs.ModeSymlink != 0)
 		if fs == nil {
 			return
 		}
@@ -591,7 +602,8 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 		if found {
 			prev = files[idx]
 		}
-		fs := l.statFile(i, name, filepath.Join(src.Path, name), prev, false)
+		path := filepath.Join(src.Path, name)
+		fs := l.statFile(i, name, path, prev, false, isLink(path))
 		if fs == prev {
 			continue
 		}
@@ -616,22 +628,27 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 	return ss.set(files, ss.problem)
 }
 
-// statFile examines one file. It returns nil if the file does not exist or
-// is to be skipped silently (a directory inside a directory source); prev
-// itself if nothing changed; otherwise a new state, which needs a read
-// unless it already holds a problem.
-func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], single bool) *fileState[T] {
+// statFile examines one file; link says whether path is a symbolic link.
+// It returns nil if the file does not exist or is to be skipped silently
+// (a directory inside a directory source); prev itself if nothing
+// changed; otherwise a new state, which needs a read unless it already
+// holds a problem. A link to nothing is a problem, never "no file": in a
+// revocation source it must fail closed.
+func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], single, link bool) *fileState[T] {
 	src := l.cfg.Sources[i]
-	fi, err := os.Stat(path) // follows symlinks: Kubernetes' visible names are links into ..data
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
 	fail := func(err error) *fileState[T] {
 		p := problemOf(path, err, src.Revocation)
 		if prev != nil && prev.file == nil && sameProblem(prev.problem, p) {
 			return prev
 		}
 		return &fileState[T]{name: name, path: path, src: i, read: true, problem: p}
+	}
+	fi, err := os.Stat(path) // follows symlinks: Kubernetes' visible names are links into ..data
+	if errors.Is(err, fs.ErrNotExist) {
+		if link && isLink(path) {
+			return fail(&trustfile.LinkError{Path: path, Err: err})
+		}
+		return nil
 	}
 	if err != nil {
 		return fail(err)
@@ -643,18 +660,11 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 		return nil
 	}
 	if !fi.Mode().IsRegular() {
-		return fail(errors.New("is not a regular file"))
+		return fail(trustfile.ErrNotRegular)
 	}
 	k := keyOf(fi)
-	if !l.cfg.NoStrictModes {
-		if err := checkMode(path, k); err != nil {
-			return fail(err)
-		}
-		if single {
-			if err := l.checkParent(path); err != nil {
-				return fail(err)
-			}
-		}
+	if err := l.rule(i).CheckFile(path, fi, link, !single); err != nil {
+		return fail(err)
 	}
 	if prev != nil && prev.read && prev.st == k && (prev.file != nil || !isPermProblem(prev.problem)) {
 		return prev
@@ -662,9 +672,12 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 	return &fileState[T]{name: path[len(path)-len(name):], path: path, src: i, st: k, old: prev}
 }
 
+// isPermProblem reports whether p came from the strict-mode rule, which
+// is checked anew at every stat, not cached with the content.
 func isPermProblem(p *Problem) bool {
-	var pe *PermissionError
-	return p != nil && errors.As(p.Err, &pe)
+	var pe *trustfile.PermissionError
+	var le *trustfile.LinkError
+	return p != nil && (errors.As(p.Err, &pe) || errors.As(p.Err, &le))
 }
 
 // runJobs reads and parses the queued files, in parallel when there are
@@ -714,6 +727,12 @@ func (l *Loader[T]) load(fs *fileState[T]) {
 	src := l.cfg.Sources[fs.src]
 	data, fi, err := l.readFile(fs.path)
 	if errors.Is(err, os.ErrNotExist) {
+		if isLink(fs.path) {
+			// The link's target went between stat and read: a problem
+			// (failing closed in a revocation source), never "no file".
+			fs.problem = problemOf(fs.path, &trustfile.LinkError{Path: fs.path, Err: err}, src.Revocation)
+			return
+		}
 		fs.gone = true
 		return
 	}
@@ -726,15 +745,11 @@ func (l *Loader[T]) load(fs *fileState[T]) {
 	}
 	if fs.unchecked {
 		fs.unchecked = false
-		if !fi.Mode().IsRegular() {
-			fs.problem = problemOf(fs.path, errors.New("is not a regular file"), src.Revocation)
+		// Listed as a regular file, not a link, in a directory already
+		// checked: the file's own mode is what is left of the rule.
+		if err := l.rule(fs.src).CheckMode(fs.path, fi); err != nil {
+			fs.problem = problemOf(fs.path, err, src.Revocation)
 			return
-		}
-		if !l.cfg.NoStrictModes {
-			if err := checkMode(fs.path, fs.st); err != nil {
-				fs.problem = problemOf(fs.path, err, src.Revocation)
-				return
-			}
 		}
 	}
 	fs.sum = sha256.Sum256(data)
@@ -768,40 +783,6 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem) 
 		f.Items = append(f.Items, t)
 	}
 	return f, nil
-}
-
-// readFile reads a whole key file, up to jwk.MaxFileSize.
-func readFile(path string) ([]byte, fs.FileInfo, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0) // non-blocking: a FIFO must not hang the loader
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	if fi.Size() > jwk.MaxFileSize {
-		return nil, nil, fmt.Errorf("%w: %d bytes, more than the %d MiB a key file may hold", jwk.ErrTooLarge, fi.Size(), jwk.MaxFileSize>>20)
-	}
-	data := make([]byte, 0, fi.Size()+1)
-	for {
-		n, err := f.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(data) > jwk.MaxFileSize {
-			return nil, nil, fmt.Errorf("%w: more than the %d MiB a key file may hold", jwk.ErrTooLarge, jwk.MaxFileSize>>20)
-		}
-		if len(data) == cap(data) {
-			data = slices.Grow(data, 4096)
-		}
-	}
-	return data, fi, nil
 }
 
 // publish assembles and swaps in a new snapshot, logs new problems, and

@@ -30,6 +30,3 @@ func keyOf(fi fs.FileInfo) statKey {
 	}
 	return k
 }
-
-// openFlags are added when opening key files.
-const openFlags = syscall.O_NONBLOCK

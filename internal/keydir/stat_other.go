@@ -20,6 +20,3 @@ type statKey struct {
 func keyOf(fi fs.FileInfo) statKey {
 	return statKey{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode(), uid: ^uint32(0)}
 }
-
-// openFlags are added when opening key files.
-const openFlags = 0

@@ -3,6 +3,7 @@ package keydir
 import (
 	"context"
 	"fmt"
+	"github.com/keytool/keytool/internal/trustfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -157,7 +158,10 @@ func TestSymlinkedDirectorySwapped(t *testing.T) {
 	src := filepath.Join(base, "etc", "keys.d")
 	os.MkdirAll(filepath.Dir(src), 0o755)
 	os.Symlink(d1, src)
-	l := watchLoader(t, Source{Path: src, Dir: true})
+	// The home is base: the linked directories are inside it.
+	l := New(Config[string]{Sources: []Source{{Path: src, Dir: true}}, Home: base, Convert: fpConvert, Debounce: 20 * time.Millisecond, Rescan: -1})
+	l.Watch(context.Background())
+	t.Cleanup(func() { l.Close() })
 	eventually(t, l, "initial", time.Now(), want(t, key(t, 1)))
 	start := time.Now()
 	tmp := src + ".tmp"
@@ -178,7 +182,7 @@ func TestPeriodicRescanCatchesWhatEventsMiss(t *testing.T) {
 	os.MkdirAll(filepath.Dir(src), 0o755)
 	os.Symlink(target, src)
 	for _, rescan := range []time.Duration{-1, 100 * time.Millisecond} {
-		l := New(Config[string]{Sources: []Source{{Path: src}}, Convert: fpConvert, Rescan: rescan})
+		l := New(Config[string]{Sources: []Source{{Path: src}}, Home: base, Convert: fpConvert, Rescan: rescan})
 		l.Watch(context.Background())
 		eventually(t, l, "initial", time.Now(), want(t, key(t, 1)))
 		start := time.Now()
@@ -291,7 +295,7 @@ func TestRescanComparesUnlocked(t *testing.T) {
 		mu.Lock()
 		reads = append(reads, filepath.Base(path))
 		mu.Unlock()
-		return readFile(path)
+		return trustfile.Read(path)
 	}
 	var found hints
 	l.rescanCompared = func(h hints) {

@@ -1,0 +1,275 @@
+// Package trustfile is keytool's one rule for reading a trust input — an
+// authorized, revoked or trusted-host key file, a .d directory of them,
+// ca.pem, crl.pem, the invitations directory, the identity: every reader
+// of such a file goes through it, so that no input is checked more loosely
+// than another (docs/design.md, "One file-trust rule").
+//
+// Two things make up the rule:
+//
+//   - Read reads a regular file without ever blocking and up to MaxSize
+//     bytes: a FIFO, a device or a huge file cannot hang or exhaust the
+//     reader.
+//   - Rule.CheckFile and Rule.CheckDir are OpenSSH's StrictModes
+//     (auth2-pubkeyfile.c, safe_path): the file, the target of a symbolic
+//     link, and every directory from the file up to the top of the trust
+//     tree (the keytool home) must be owned by root or the effective user
+//     and not be writable by group or others. A file outside the top is
+//     checked up to the root directory. Symbolic links are resolved first
+//     and the real path is checked, as OpenSSH does with realpath(3).
+//
+// The errors are *PermissionError and *LinkError; the callers turn them
+// into their own problems, and cmd/keytool into advice.
+package trustfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// MaxSize bounds what Read reads. A JWK Set of 100,000 keys is about
+// 20 MiB; anything much larger is not a trust file.
+const MaxSize = 64 << 20
+
+// ErrTooLarge means a file exceeds MaxSize.
+var ErrTooLarge = errors.New("file too large")
+
+// ErrNotRegular means a path names something other than a regular file: a
+// FIFO, a device, a socket or a directory.
+var ErrNotRegular = errors.New("is not a regular file")
+
+// Read reads the regular file at path, following symbolic links, without
+// blocking (a FIFO is refused, never waited on) and refusing more than
+// MaxSize bytes. It returns the content and the file's information, taken
+// from the open file.
+func Read(path string) ([]byte, fs.FileInfo, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi.IsDir() {
+		return nil, fi, fmt.Errorf("%w: it is a directory", ErrNotRegular)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fi, ErrNotRegular
+	}
+	if fi.Size() > MaxSize {
+		return nil, fi, fmt.Errorf("%w: %d bytes, more than the %d MiB a trust file may hold", ErrTooLarge, fi.Size(), MaxSize>>20)
+	}
+	data := make([]byte, 0, fi.Size()+1)
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fi, err
+		}
+		if len(data) > MaxSize {
+			return nil, fi, fmt.Errorf("%w: more than the %d MiB a trust file may hold", ErrTooLarge, MaxSize>>20)
+		}
+		if len(data) == cap(data) {
+			data = slices.Grow(data, 4096)
+		}
+	}
+	return data, fi, nil
+}
+
+// Rule is the strict-modes check of one trust tree.
+type Rule struct {
+	// Top is the highest directory checked above a file inside it: the
+	// keytool home. A file outside Top, or every file when Top is empty,
+	// is checked up to the root directory.
+	Top string
+	// Off turns the ownership and permission checks off, for file systems
+	// whose permissions mean nothing (some containers). Read's limits still
+	// apply.
+	Off bool
+}
+
+// PermissionError means a trust file or directory could be changed by
+// someone other than its owner or root, so what it says cannot be
+// trusted. Path is the file or directory at fault, which for a file
+// reached through a symbolic link or a directory above the file is not
+// the path that was checked (For).
+type PermissionError struct {
+	Path  string      // the file or directory at fault
+	For   string      // the trust input being checked
+	Mode  fs.FileMode // its mode
+	Owner int         // -1, unless the fault is the owner: its uid
+	Euid  int         // this process's effective user
+}
+
+func (e *PermissionError) Error() string {
+	what := "file"
+	if e.Mode.IsDir() {
+		what = "directory"
+	}
+	via := ""
+	if e.For != "" && e.For != e.Path {
+		via = fmt.Sprintf(" (on the way to %s)", e.For)
+	}
+	if e.Owner >= 0 {
+		return fmt.Sprintf("%s %s%s is owned by uid %d, neither root nor this process's user (uid %d), who could change what it trusts",
+			what, e.Path, via, e.Owner, e.Euid)
+	}
+	return fmt.Sprintf("permissions %04o for %s %s%s are too open: group or others could write to it and so change what it trusts",
+		e.Mode.Perm(), what, e.Path, via)
+}
+
+// LinkError means a symbolic link leads nowhere (dangling) or cannot be
+// followed. In a revocation input it fails closed like any unreadable
+// file; elsewhere the link is skipped and reported.
+type LinkError struct {
+	Path string
+	Err  error
+}
+
+func (e *LinkError) Error() string {
+	if errors.Is(e.Err, fs.ErrNotExist) {
+		return fmt.Sprintf("%s is a symbolic link to a file that does not exist", e.Path)
+	}
+	return fmt.Sprintf("%s: following the symbolic link: %v", e.Path, e.Err)
+}
+
+func (e *LinkError) Unwrap() error { return e.Err }
+
+// CheckMode applies the rule to one file or directory whose information
+// fi was taken with stat (following links): owned by root or the
+// effective user, not writable by group or others.
+func (r Rule) CheckMode(path string, fi fs.FileInfo) error {
+	if r.Off {
+		return nil
+	}
+	return checkMode(path, "", fi)
+}
+
+func checkMode(path, forPath string, fi fs.FileInfo) error {
+	if fi.Mode().Perm()&0o022 != 0 {
+		return &PermissionError{Path: path, For: forPath, Mode: fi.Mode(), Owner: -1, Euid: os.Geteuid()}
+	}
+	if uid, ok := ownerOf(fi); ok && uid != 0 && uid != os.Geteuid() {
+		return &PermissionError{Path: path, For: forPath, Mode: fi.Mode(), Owner: uid, Euid: os.Geteuid()}
+	}
+	return nil
+}
+
+// CheckDir checks dir and every directory above it up to Top (or the
+// root), after resolving symbolic links. A directory that does not exist
+// is reported as such (errors.Is(err, fs.ErrNotExist)).
+func (r Rule) CheckDir(dir string) error {
+	if r.Off {
+		return nil
+	}
+	real, err := realPath(dir)
+	if err != nil {
+		return err
+	}
+	return r.climb(real, dir)
+}
+
+// CheckFile checks a trust file that is not a directory: the file itself
+// (through any symbolic links: fi is from stat) and, when path is a
+// symbolic link or sits in a directory not yet checked, the directories
+// of its real path up to Top. A caller that checked the file's directory
+// already (a .d directory) passes dirChecked, and then only a link's
+// target directories are climbed.
+func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) error {
+	if r.Off {
+		return nil
+	}
+	if !isLink {
+		if err := checkMode(path, "", fi); err != nil {
+			return err
+		}
+		if dirChecked {
+			return nil
+		}
+	}
+	real, err := realPath(path)
+	if err != nil {
+		if isLink {
+			return &LinkError{Path: path, Err: err}
+		}
+		return err
+	}
+	if isLink {
+		// Name the target, which is what is at fault.
+		if err := checkMode(real, path, fi); err != nil {
+			return err
+		}
+	}
+	return r.climb(filepath.Dir(real), path)
+}
+
+// climb checks the real directory dir and its ancestors up to Top.
+func (r Rule) climb(dir, forPath string) error {
+	top := "/"
+	if r.Top != "" {
+		if t, err := realPath(r.Top); err == nil && (t == dir || isWithin(t, dir)) {
+			top = t
+		}
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Lstat(d)
+		if err != nil {
+			return err
+		}
+		if err := checkMode(d, forPath, fi); err != nil {
+			return err
+		}
+		if d == top || d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// ReadFile checks a trust file that stands alone (ca.pem, crl.pem, an
+// invitation, the identity) — the file, a link's target and every
+// directory up to Top — and reads it as Read does.
+func (r Rule) ReadFile(path string) ([]byte, fs.FileInfo, error) {
+	lfi, err := os.Lstat(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	isLink := lfi.Mode()&fs.ModeSymlink != 0
+	data, fi, err := Read(path)
+	if err != nil {
+		if isLink && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, &LinkError{Path: path, Err: err}
+		}
+		return nil, fi, err
+	}
+	if err := r.CheckFile(path, fi, isLink, false); err != nil {
+		return nil, fi, err
+	}
+	return data, fi, nil
+}
+
+// realPath is the absolute path with every symbolic link resolved.
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
+}
+
+// isWithin reports whether path is strictly below dir.
+func isWithin(dir, path string) bool {
+	if dir == "/" {
+		return path != "/" && strings.HasPrefix(path, "/")
+	}
+	return len(path) > len(dir) && strings.HasPrefix(path, dir) && path[len(dir)] == filepath.Separator
+}
