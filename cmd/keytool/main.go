@@ -143,7 +143,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keytool %s: %v\nRun 'keytool %s --help' for usage.\n", name, err, name)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "keytool %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "keytool %s: %s\n", name, c.advise(err))
 		return 1
 	}
 }
