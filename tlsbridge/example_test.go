@@ -2,6 +2,8 @@ package tlsbridge_test
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -46,9 +48,15 @@ func Example() {
 	defer os.RemoveAll(clientHome)
 
 	// Server side: watch the authorized keys; admit and greet by name.
-	clients, _ := authkeys.Open(ctx, authkeys.HomeOptions(serverHome))
+	clients, err := authkeys.Open(ctx, authkeys.HomeOptions(serverHome))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer clients.Close()
-	srv, _ := tlsbridge.NewServer(serverID, tlsbridge.ServerOptions{Clients: clients})
+	srv, err := tlsbridge.NewServer(serverID, tlsbridge.ServerOptions{Clients: clients})
+	if err != nil {
+		log.Fatal(err)
+	}
 	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello, %s\n", tlsbridge.PeerFromContext(r.Context()).Name())
 	})
@@ -59,27 +67,57 @@ func Example() {
 
 	// The exchange of public keys: what `keytool authorize` and
 	// `keytool trust-host --key` do.
-	_, _ = clients.Add(clientID.Key.PublicKey(), "alice", false)
-	hosts, _ := knownhosts.Open(ctx, knownhosts.HomeOptions(clientHome))
+	if _, err := clients.Add(clientID.Key.PublicKey(), "alice", false); err != nil {
+		log.Fatal(err)
+	}
+	hosts, err := knownhosts.Open(ctx, knownhosts.HomeOptions(clientHome))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer hosts.Close()
-	_, _ = hosts.Add(ts.Listener.Addr().String(), serverID.Key.PublicKey())
+	if _, err := hosts.Add(ts.Listener.Addr().String(), serverID.Key.PublicKey()); err != nil {
+		log.Fatal(err)
+	}
 
 	// Client side: an http.Client that pins the server's key.
-	cli, _ := tlsbridge.NewClient(clientID, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})
+	cli, err := tlsbridge.NewClient(clientID, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})
+	if err != nil {
+		log.Fatal(err)
+	}
 	resp, err := (&http.Client{Transport: cli.Transport()}).Get(ts.URL)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Print(string(body))
 	// Output: hello, alice
 }
 
 // Per-key CA bundles for software that only verifies chains.
 func ExampleCABundle() {
-	k, _ := jwk.Generate(jwk.Ed25519)
-	bundle, _ := tlsbridge.CABundle([]*jwk.Key{k})
-	fmt.Println(len(bundle) > 0)
-	// Output: true
+	k, err := jwk.Generate(jwk.Ed25519)
+	if err != nil {
+		log.Fatal(err)
+	}
+	bundle, err := tlsbridge.CABundle([]*jwk.Key{k})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// One CA certificate per key, in PEM.
+	for rest := bundle; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(block.Type, "CA:", c.IsCA)
+	}
+	// Output: CERTIFICATE CA: true
 }
