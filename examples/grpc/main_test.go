@@ -53,12 +53,18 @@ func TestGRPC(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // run listens on it again; the port stays free meanwhile on loopback
 
-	auth, _ := authkeys.Load(authkeys.HomeOptions(serverHome))
+	auth, err := authkeys.Load(authkeys.HomeOptions(serverHome))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := auth.Add(clientKey, "grpc-client", false); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []string{clientHome, strangerHome} {
-		hosts, _ := knownhosts.Load(knownhosts.HomeOptions(h))
+		hosts, err := knownhosts.Load(knownhosts.HomeOptions(h))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := hosts.Add(addr, serverKey); err != nil {
 			t.Fatal(err)
 		}
