@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,32 +17,10 @@ import (
 	"github.com/keytool/keytool/jwk"
 )
 
-// Options say where the keys are. Every path is optional: a file or
-// directory that does not exist is an empty set.
-type Options struct {
-	Files        []string // single files of client keys (authorized_keys.json, …)
-	Dirs         []string // directories of key files; Add writes to the first
-	RevokedFiles []string // single files of refused keys
-	RevokedDirs  []string // directories of refused keys
-
-	// Home is the top of the trust tree: strict modes check every
-	// directory from a file up to it, and a file reached through a link
-	// outside it up to the root (docs/design.md, "One file-trust rule").
-	// Empty: each file's own directory is the top.
-	Home string
-
-	// NoStrictModes turns off the refusal of files and directories that
-	// group or others may write to, or that another user owns. Use it only
-	// where the file system's permissions mean nothing (some containers).
-	NoStrictModes bool
-	// Logger receives the problems (once per change) and watching trouble;
-	// nil discards them.
-	Logger *slog.Logger
-	// Debounce and Rescan tune watching (see Open); zero means the defaults
-	// of 50 ms and one minute, a negative Rescan turns the rescan off.
-	Debounce time.Duration
-	Rescan   time.Duration
-}
+// Options say where the keys are: the files and directories of client
+// keys and of revoked keys, the home whose strict modes apply, and how to
+// watch. They are the same options as knownhosts.Options.
+type Options = keydir.Options
 
 // HomeOptions returns the Options for a keytool home directory:
 // authorized_keys.{json,jwk,pem} and authorized_keys.d, with
@@ -73,18 +50,7 @@ type Entry struct {
 
 // Problem is a file that was skipped, and why: Line or Member locate the
 // fault inside the file when known.
-type Problem struct {
-	Path   string
-	Line   int
-	Member string
-	Err    error
-}
-
-func (p Problem) Error() string {
-	return keydir.Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err}.Error()
-}
-
-func (p Problem) Unwrap() error { return p.Err }
+type Problem = keydir.Problem
 
 // snapshot is the immutable state lookups read.
 type snapshot struct {
@@ -94,17 +60,17 @@ type snapshot struct {
 	dups     keySet // keys held by more than one authorized entry
 	rdups    keySet // the same for revoked entries
 	revErr   error  // a revocation source is unreadable: refuse everything
-	problems []Problem
 }
 
 // keySet is a set of SPKI hashes (nil: empty).
 type keySet map[[32]byte]struct{}
 
 // Store answers "may this key connect in?" from a snapshot of the key
-// files. Its methods are safe for concurrent use.
+// files. Its methods are safe for concurrent use; Close, Reload,
+// Subscribe and Problems are the lifecycle both stores share.
 type Store struct {
+	keydir.Lifecycle[*Entry]
 	opts Options
-	l    *keydir.Loader[*Entry]
 	rev  []bool // by source index: a revocation source
 	snap atomic.Pointer[snapshot]
 	// How often build edited the previous index, and rebuilt it (for
@@ -115,17 +81,8 @@ type Store struct {
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
 	s.snap.Store(&snapshot{files: &keydir.Snapshot[*Entry]{}})
-	s.l = keydir.New(keydir.Config[*Entry]{
-		Sources:       keydir.Sources(opts.Files, opts.Dirs, opts.RevokedFiles, opts.RevokedDirs),
-		Home:          opts.Home,
-		NoStrictModes: opts.NoStrictModes,
-		Convert:       convert,
-		OnReload:      s.build,
-		Logger:        opts.Logger,
-		Debounce:      opts.Debounce,
-		Rescan:        opts.Rescan,
-	})
-	for _, src := range s.l.Sources() {
+	s.Lifecycle = keydir.NewLifecycle(opts, convert, s.build)
+	for _, src := range s.Loader().Sources() {
 		s.rev = append(s.rev, src.Revocation)
 	}
 	return s
@@ -135,7 +92,7 @@ func newStore(opts Options) *Store {
 // (but its own Add and Remove are reflected at once).
 func Load(opts Options) (*Store, error) {
 	s := newStore(opts)
-	s.l.Reload()
+	s.Start(context.Background(), false)
 	return s, nil
 }
 
@@ -146,19 +103,9 @@ func Load(opts Options) (*Store, error) {
 // lost.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := newStore(opts)
-	s.l.Watch(ctx)
+	s.Start(ctx, true)
 	return s, nil
 }
-
-// Close stops watching. Lookups keep answering from the last snapshot.
-func (s *Store) Close() error { return s.l.Close() }
-
-// Reload rescans the files now (Open's store does this by itself).
-func (s *Store) Reload() { s.l.Reload() }
-
-// Subscribe returns a channel that receives a value after each change of
-// the store's contents, and a function to unsubscribe.
-func (s *Store) Subscribe() (<-chan struct{}, func()) { return s.l.Subscribe() }
 
 func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 	e := &Entry{File: path, Fingerprint: k.Fingerprint(), SPKIHash: k.SPKIHash()}
@@ -195,9 +142,6 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 // is every key inserted again.
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	sn := &snapshot{files: ks, revErr: ks.RevocationErr}
-	for _, p := range ks.Problems {
-		sn.problems = append(sn.problems, Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err})
-	}
 	if s.update(s.snap.Load(), sn) {
 		s.updates++
 	} else {
@@ -341,9 +285,6 @@ func (s *Store) Entries() []*Entry { return s.list(s.snap.Load(), false) }
 // Revoked returns the revoked keys in file order.
 func (s *Store) Revoked() []*Entry { return s.list(s.snap.Load(), true) }
 
-// Problems returns the files that were skipped in the current snapshot.
-func (s *Store) Problems() []Problem { return append([]Problem(nil), s.snap.Load().problems...) }
-
 // Lookup decides whether the key with SPKI hash sum may connect from
 // remote (the zero Addr if unknown). In order: a revoked key (or an
 // unreadable revocation list) is refused, an unknown key is refused, an
@@ -404,11 +345,11 @@ func (s *Store) Add(k *jwk.Key, name string, overwrite bool) (*Entry, error) {
 		return nil, err
 	}
 	if len(s.opts.Dirs) == 0 {
-		return nil, errors.New("no authorized-keys directory configured to add keys to")
+		return nil, errors.New("authkeys: no authorized-keys directory configured to add keys to")
 	}
 	dir := s.opts.Dirs[0]
 	path := filepath.Join(dir, name+".json")
-	s.l.Reload()
+	s.Loader().Reload()
 	sn := s.snap.Load()
 	sum := k.SPKIHash()
 	if r := sn.revoked.get(&sum); r != nil {
@@ -455,80 +396,78 @@ func (s *Store) Add(k *jwk.Key, name string, overwrite bool) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.l.Reload(path)
+	snap := s.Loader().Reload(path)
 	if e := s.snap.Load().keys.get(&sum); e != nil {
 		return e, nil
 	}
-	for _, p := range s.snap.Load().problems {
+	for _, p := range snap.Problems {
 		if p.Path == absPath {
-			return nil, fmt.Errorf("added %s, but it does not load: %w", path, p)
+			return nil, fmt.Errorf("authkeys: added %s, but it does not load: %w", path, p)
 		}
 	}
-	return nil, fmt.Errorf("added %s, but it does not load", path)
+	return nil, fmt.Errorf("authkeys: added %s, but it does not load", path)
 }
 
-// Remove deletes the authorized keys named nameOrFingerprint (an entry
-// name, or a fingerprint in any form jwk.ParseFingerprint reads) and
-// returns what it removed. A file left without keys is deleted; a file
-// holding other keys too is rewritten without the removed ones.
+// Remove deletes the authorized keys named nameOrFingerprint — an entry
+// name, or a fingerprint in any form keydir.Find matches — and returns
+// what it removed. Every copy is removed: a key held by several files is
+// taken out of each. A file left without keys is deleted; a file holding
+// other keys too is rewritten without the removed ones.
+//
+// After a successful Remove by fingerprint, Lookup of that key misses; if
+// a copy could not be removed (a file changed meanwhile, or one keytool
+// cannot rewrite), Remove returns *StillAuthorizedError. Removing a name
+// leaves the key's entries under other names, which StillAuthorizedError
+// reports too, so that nobody believes a key gone that still gets in.
 func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
-	s.l.Reload()
-	entries := s.Entries()
+	snap := s.Loader().Reload()
 	var match []*Entry
-	for _, e := range entries {
-		if e.Name == nameOrFingerprint {
-			match = append(match, e)
+	for _, f := range snap.Files {
+		if s.rev[f.Source] {
+			continue
+		}
+		for _, e := range f.Items {
+			if e.Name == nameOrFingerprint {
+				match = append(match, e)
+			}
 		}
 	}
 	if len(match) == 0 {
 		if fp, err := jwk.ParseFingerprint(nameOrFingerprint); err == nil {
-			match = matchFingerprint(entries, fp)
+			match = s.find(snap, fp, false)
 		}
 	}
 	if len(match) == 0 {
-		return nil, fmt.Errorf("no authorized key is named %q or has that fingerprint (list them with: keytool authorize --list)", nameOrFingerprint)
+		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
 	if err := removeEntries(match); err != nil {
 		return nil, err
 	}
-	s.l.Reload()
+	s.Loader().Reload()
+	sn := s.snap.Load()
+	for _, e := range match {
+		if still := sn.keys.get(&e.SPKIHash); still != nil {
+			return match, &StillAuthorizedError{Entry: still}
+		}
+	}
 	return match, nil
 }
 
-// matchFingerprint returns the entries fp names: by SPKI hash or key ID
-// from the index, or else (an RFC 7638 thumbprint) by reading their files.
-func matchFingerprint(entries []*Entry, fp jwk.Fingerprint) []*Entry {
-	var out []*Entry
-	sum, full := fp.SPKIHash()
-	for _, e := range entries {
-		if full && e.SPKIHash == sum || strings.EqualFold(jwk.FormatKeyID(e.SPKIHash), fp.String()) {
-			out = append(out, e)
-		}
-	}
-	if len(out) > 0 {
-		return out
-	}
-	read := map[string]bool{}
-	for _, e := range entries {
-		if read[e.File] {
-			continue
-		}
-		read[e.File] = true
-		keys, err := jwk.ReadFile(e.File)
-		if err != nil {
-			continue
-		}
-		for _, k := range keys {
-			if fp.Match(k) {
-				for _, e2 := range entries {
-					if e2.File == e.File && e2.SPKIHash == k.SPKIHash() {
-						out = append(out, e2)
-					}
-				}
-			}
-		}
+// find returns every entry, authorized or revoked, whose key fp names.
+func (s *Store) find(snap *keydir.Snapshot[*Entry], fp jwk.Fingerprint, revoked bool) []*Entry {
+	found := keydir.Find(snap, fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(src int) bool { return s.rev[src] == revoked })
+	out := make([]*Entry, len(found))
+	for i, f := range found {
+		out[i] = f.Item
 	}
 	return out
+}
+
+// FindKeys returns the entries, in file order and duplicates included,
+// whose key fp names; revoked chooses the revoked keys instead of the
+// authorized ones.
+func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
+	return s.find(s.Loader().Snapshot(), fp, revoked)
 }
 
 func removeEntries(match []*Entry) error {
@@ -563,9 +502,9 @@ func removeEntries(match []*Entry) error {
 // nothing.
 func (s *Store) Revoke(k *jwk.Key) (string, error) {
 	if len(s.opts.RevokedDirs) == 0 {
-		return "", errors.New("no revoked-keys directory configured to add keys to")
+		return "", errors.New("authkeys: no revoked-keys directory configured to add keys to")
 	}
-	s.l.Reload()
+	s.Loader().Reload()
 	sum := k.SPKIHash()
 	if r := s.snap.Load().revoked.get(&sum); r != nil {
 		return r.File, nil
@@ -583,28 +522,34 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 	if err := atomicfile.Create(path, data, 0o644); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", err
 	}
-	s.l.Reload(path)
+	s.Loader().Reload(path)
 	if r := s.snap.Load().revoked.get(&sum); r == nil {
-		return "", fmt.Errorf("wrote %s, but it does not load as a revoked key", path)
+		return "", fmt.Errorf("authkeys: wrote %s, but it does not load as a revoked key", path)
 	}
 	return path, nil
 }
 
-// Unrevoke removes the revoked keys that fingerprint names (any form
-// jwk.ParseFingerprint reads) and returns them.
+// Unrevoke removes every copy of the revoked keys that fingerprint names
+// (any form keydir.Find matches) and returns them. If a copy remains, the
+// key is still refused and Unrevoke says so (*RevokedError).
 func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 	fp, err := jwk.ParseFingerprint(fingerprint)
 	if err != nil {
 		return nil, err
 	}
-	s.l.Reload()
-	match := matchFingerprint(s.Revoked(), fp)
+	match := s.find(s.Loader().Reload(), fp, true)
 	if len(match) == 0 {
-		return nil, fmt.Errorf("no revoked key has the fingerprint %s (list them with: keytool revoke --list)", fingerprint)
+		return nil, &NotFoundError{Query: fingerprint, Revoked: true}
 	}
 	if err := removeEntries(match); err != nil {
 		return nil, err
 	}
-	s.l.Reload()
+	s.Loader().Reload()
+	sn := s.snap.Load()
+	for _, e := range match {
+		if r := sn.revoked.get(&e.SPKIHash); r != nil {
+			return match, &RevokedError{Fingerprint: r.Fingerprint, File: r.File}
+		}
+	}
 	return match, nil
 }

@@ -139,7 +139,7 @@ func BenchmarkLoad(b *testing.B) {
 			keydirtest.Replace(b, changed, alt[i%2])
 			i++
 			b.StartTimer()
-			s.l.Reload(changed)
+			s.Loader().Reload(changed)
 		}
 	})
 	b.Run("dir/unchanged-full-rescan", func(b *testing.B) {

@@ -46,7 +46,7 @@ func TestIncrementalBuild(t *testing.T) {
 		t.Helper()
 		prev := s.snap.Load()
 		keys, revoked := slices.Clone(prev.keys.slots), slices.Clone(prev.revoked.slots)
-		s.l.Reload(paths...)
+		s.Loader().Reload(paths...)
 		if !slices.Equal(prev.keys.slots, keys) || !slices.Equal(prev.revoked.slots, revoked) {
 			t.Fatalf("%s: the previous snapshot's index was modified", step)
 		}

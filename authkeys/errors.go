@@ -5,9 +5,12 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/keytool/keytool/internal/keydir"
 )
+
+// The errors say what happened, in one line, and carry the data a caller
+// needs to act; what to do about them is the caller's to say (cmd/keytool
+// turns them into commands). None of them is meant for a remote peer:
+// they name files and entries (tlsbridge sends a peer a reason code).
 
 // NotAuthorizedError means the key is in no authorized-keys file.
 type NotAuthorizedError struct {
@@ -15,7 +18,7 @@ type NotAuthorizedError struct {
 }
 
 func (e *NotAuthorizedError) Error() string {
-	return fmt.Sprintf("key %s is not authorized; to let it in, save the client's public key to a file and run: keytool authorize --name NAME FILE", e.Fingerprint)
+	return fmt.Sprintf("authkeys: key %s is not authorized", e.Fingerprint)
 }
 
 // RevokedError means the key is listed as revoked, or (Err set) that a
@@ -29,9 +32,9 @@ type RevokedError struct {
 
 func (e *RevokedError) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("refusing key %s: a revocation list cannot be read, so every key is refused until it is fixed: %v", e.Fingerprint, e.Err)
+		return fmt.Sprintf("authkeys: refusing key %s: a revocation list cannot be read, so every key is refused: %v", e.Fingerprint, e.Err)
 	}
-	return fmt.Sprintf("key %s is revoked (listed in %s); to lift the revocation run: keytool revoke --remove %s", e.Fingerprint, e.File, e.Fingerprint)
+	return fmt.Sprintf("authkeys: key %s is revoked (listed in %s)", e.Fingerprint, e.File)
 }
 
 func (e *RevokedError) Unwrap() error { return e.Err }
@@ -43,8 +46,8 @@ type ExpiredError struct {
 }
 
 func (e *ExpiredError) Error() string {
-	return fmt.Sprintf("authorization of key %s (%s, in %s) expired at %s; to renew it, edit \"expires\" in that file or run: keytool authorize --name %s --expires TIME FILE",
-		e.Entry.Fingerprint, e.Entry.Name, e.Entry.File, e.Entry.Expires.Format(time.RFC3339), keydir.ShellQuote(e.Entry.Name))
+	return fmt.Sprintf("authkeys: the authorization of key %s (%q, in %s) expired at %s",
+		e.Entry.Fingerprint, e.Entry.Name, e.Entry.File, e.Entry.Expires.Format(time.RFC3339))
 }
 
 // SourceNotAllowedError means the key connected from an address outside
@@ -63,7 +66,7 @@ func (e *SourceNotAllowedError) Error() string {
 	if e.Remote.IsValid() {
 		remote = e.Remote.String()
 	}
-	return fmt.Sprintf("key %s (%s) may connect only from %s, not from %s (the \"from\" member in %s)",
+	return fmt.Sprintf("authkeys: key %s (%q) may connect only from %s, not from %s (the \"from\" member in %s)",
 		e.Entry.Fingerprint, e.Entry.Name, strings.Join(nets, ", "), remote, e.Entry.File)
 }
 
@@ -76,8 +79,11 @@ type NameExistsError struct {
 }
 
 func (e *NameExistsError) Error() string {
-	return fmt.Sprintf("the name %q is already taken by key %s in %s; choose another name, or remove it first: keytool authorize --remove %s",
-		e.Name, e.Fingerprint, e.File, keydir.ShellQuote(e.Name))
+	held := "another key"
+	if e.Fingerprint != "" {
+		held = "key " + e.Fingerprint
+	}
+	return fmt.Sprintf("authkeys: the name %q is already taken by %s (in %s)", e.Name, held, e.File)
 }
 
 // AlreadyAuthorizedError means Add was given a key that is already
@@ -88,6 +94,30 @@ type AlreadyAuthorizedError struct {
 }
 
 func (e *AlreadyAuthorizedError) Error() string {
-	return fmt.Sprintf("key %s is already authorized as %q (in %s); to rename it: keytool authorize --remove %s, then add it again",
-		e.Entry.Fingerprint, e.Entry.Name, e.Entry.File, keydir.ShellQuote(e.Entry.Name))
+	return fmt.Sprintf("authkeys: key %s is already authorized as %q (in %s)", e.Entry.Fingerprint, e.Entry.Name, e.Entry.File)
+}
+
+// NotFoundError means Remove or Unrevoke found no key by that name or
+// fingerprint.
+type NotFoundError struct {
+	Query   string // the name or fingerprint asked for
+	Revoked bool   // Unrevoke: among the revoked keys
+}
+
+func (e *NotFoundError) Error() string {
+	if e.Revoked {
+		return fmt.Sprintf("authkeys: no revoked key has the fingerprint %s", e.Query)
+	}
+	return fmt.Sprintf("authkeys: no authorized key is named %q or has that fingerprint", e.Query)
+}
+
+// StillAuthorizedError means that after Remove the key is still
+// authorized, by the entry it names: another name holds it, or a copy
+// could not be removed.
+type StillAuthorizedError struct {
+	Entry *Entry
+}
+
+func (e *StillAuthorizedError) Error() string {
+	return fmt.Sprintf("authkeys: key %s is still authorized as %q (in %s)", e.Entry.Fingerprint, e.Entry.Name, e.Entry.File)
 }

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 )
+
+// The errors say what happened, in one line, and carry the data a caller
+// needs to act; what to do about them is the caller's to say (cmd/keytool
+// turns them into commands).
 
 // PinnedKey is a key pinned for an address, and the file that pins it.
 type PinnedKey struct {
@@ -23,8 +26,7 @@ type UnknownHostError struct {
 }
 
 func (e *UnknownHostError) Error() string {
-	return fmt.Sprintf("host %s is unknown: no key is pinned for it (it presented %s); after checking that fingerprint with the host's administrator, run: keytool trust-host %s --fingerprint %s",
-		e.Addr, e.Fingerprint, keydir.ShellQuote(e.Addr), e.Fingerprint)
+	return fmt.Sprintf("knownhosts: host %s is unknown: no key is pinned for it (it presented %s)", e.Addr, e.Fingerprint)
 }
 
 // KeyChangedError means the address is pinned to other keys than the one
@@ -38,17 +40,11 @@ type KeyChangedError struct {
 }
 
 func (e *KeyChangedError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "the host key of %s has changed!\n", e.Addr)
-	fmt.Fprintf(&b, "  it presented now:  %s\n", e.Fingerprint)
-	for _, w := range e.Want {
-		fmt.Fprintf(&b, "  pinned before:     %s  (in %s)\n", w.Fingerprint, w.File)
+	want := make([]string, len(e.Want))
+	for i, w := range e.Want {
+		want[i] = fmt.Sprintf("%s (in %s)", w.Fingerprint, w.File)
 	}
-	b.WriteString("Either the host was reinstalled with a new key, or someone is intercepting the connection (a man-in-the-middle attack).\n")
-	b.WriteString("Check the new fingerprint with the host's administrator through another channel. If the change is expected, replace the pin:\n")
-	fmt.Fprintf(&b, "  keytool trust-host --remove %s\n", keydir.ShellQuote(e.Addr))
-	fmt.Fprintf(&b, "  keytool trust-host %s --fingerprint %s", keydir.ShellQuote(e.Addr), e.Fingerprint)
-	return b.String()
+	return fmt.Sprintf("knownhosts: the host key of %s has changed: it presented %s, pinned is %s", e.Addr, e.Fingerprint, strings.Join(want, ", "))
 }
 
 // RevokedError means the presented key is revoked, or (Err set) that a
@@ -62,9 +58,52 @@ type RevokedError struct {
 
 func (e *RevokedError) Error() string {
 	if e.Err != nil {
-		return fmt.Sprintf("refusing %s's key %s: a revocation list cannot be read, so every key is refused until it is fixed: %v", e.Addr, e.Fingerprint, e.Err)
+		return fmt.Sprintf("knownhosts: refusing %s's key %s: a revocation list cannot be read, so every key is refused: %v", e.Addr, e.Fingerprint, e.Err)
 	}
-	return fmt.Sprintf("host %s presented key %s, which is revoked (listed in %s)", e.Addr, e.Fingerprint, e.File)
+	return fmt.Sprintf("knownhosts: host %s presented key %s, which is revoked (listed in %s)", e.Addr, e.Fingerprint, e.File)
 }
 
 func (e *RevokedError) Unwrap() error { return e.Err }
+
+// SkippedFilesError means no pin for the address was found, but files of
+// pins were skipped (their modes, content or a link), so the address may
+// be pinned after all: it is refused, never treated as unknown — no
+// prompt, no accept-new, no pin written beside the skipped one, no CA in
+// its place. Problems says which files and why.
+type SkippedFilesError struct {
+	Addr        string
+	Fingerprint string // of the presented key
+	Problems    []Problem
+}
+
+func (e *SkippedFilesError) Error() string {
+	first := ""
+	if len(e.Problems) > 0 {
+		first = ": " + e.Problems[0].Error()
+	}
+	more := ""
+	if len(e.Problems) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(e.Problems)-1)
+	}
+	return fmt.Sprintf("knownhosts: refusing host %s (key %s): trusted-hosts files were skipped, so whether it is pinned cannot be told%s%s", e.Addr, e.Fingerprint, first, more)
+}
+
+// FileExistsError means Add found the file it would write already there,
+// holding something else than a pin of the address.
+type FileExistsError struct {
+	Addr string
+	File string
+}
+
+func (e *FileExistsError) Error() string {
+	return fmt.Sprintf("knownhosts: %s already exists and does not pin %s", e.File, e.Addr)
+}
+
+// NotFoundError means Remove found no pin for the address or fingerprint.
+type NotFoundError struct {
+	Query string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("knownhosts: no host key is pinned for %q", e.Query)
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,38 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 )
 
-// Options say where the host keys are. Every path is optional: a file or
-// directory that does not exist is an empty set.
-type Options struct {
-	Files        []string // single files of host keys (trusted_hosts.json, …)
-	Dirs         []string // directories of host key files; Add writes to the first
-	RevokedFiles []string // single files of refused keys
-	RevokedDirs  []string // directories of refused keys
-
-	// Home is the top of the trust tree: strict modes check every
-	// directory from a file up to it, and a file reached through a link
-	// outside it up to the root (docs/design.md, "One file-trust rule").
-	// Empty: each file's own directory is the top.
-	Home string
-
-	// NoStrictModes turns off the refusal of files and directories that
-	// group or others may write to, or that another user owns.
-	NoStrictModes bool
-	// Logger receives the problems (once per change) and watching trouble;
-	// nil discards them.
-	Logger *slog.Logger
-	// Debounce and Rescan tune watching (see Open); zero means the defaults
-	// of 50 ms and one minute, a negative Rescan turns the rescan off.
-	Debounce time.Duration
-	Rescan   time.Duration
-}
+// Options say where the host keys are: the files and directories of
+// pinned host keys and of revoked keys, the home whose strict modes apply,
+// and how to watch. They are the same options as authkeys.Options.
+type Options = keydir.Options
 
 // HomeOptions returns the Options for a keytool home directory:
 // trusted_hosts.{json,jwk,pem} and trusted_hosts.d, with
@@ -73,18 +50,7 @@ type Entry struct {
 }
 
 // Problem is a file that was skipped, and why.
-type Problem struct {
-	Path   string
-	Line   int
-	Member string
-	Err    error
-}
-
-func (p Problem) Error() string {
-	return keydir.Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err}.Error()
-}
-
-func (p Problem) Unwrap() error { return p.Err }
+type Problem = keydir.Problem
 
 type snapshot struct {
 	exact    map[hostKey][]*Entry // positive exact patterns
@@ -93,30 +59,25 @@ type snapshot struct {
 	revErr   error
 	entries  []*Entry
 	rentries []*Entry
-	problems []Problem
+	// skipped are the problems of the pin sources (not revocation ones):
+	// while there are any, no address is treated as unknown.
+	skipped []Problem
 }
 
 // Store answers "is this the key that this address must present?" from a
-// snapshot of the host key files. Its methods are safe for concurrent use.
+// snapshot of the host key files. Its methods are safe for concurrent use;
+// Close, Reload, Subscribe and Problems are the lifecycle both stores
+// share.
 type Store struct {
+	keydir.Lifecycle[*Entry]
 	opts Options
-	l    *keydir.Loader[*Entry]
 	snap atomic.Pointer[snapshot]
 }
 
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
 	s.snap.Store(&snapshot{exact: map[hostKey][]*Entry{}, revoked: map[[32]byte]*Entry{}})
-	s.l = keydir.New(keydir.Config[*Entry]{
-		Sources:       keydir.Sources(opts.Files, opts.Dirs, opts.RevokedFiles, opts.RevokedDirs),
-		Home:          opts.Home,
-		NoStrictModes: opts.NoStrictModes,
-		Convert:       convert,
-		OnReload:      s.build,
-		Logger:        opts.Logger,
-		Debounce:      opts.Debounce,
-		Rescan:        opts.Rescan,
-	})
+	s.Lifecycle = keydir.NewLifecycle(opts, convert, s.build)
 	return s
 }
 
@@ -124,7 +85,7 @@ func newStore(opts Options) *Store {
 // reflected at once, other changes are not).
 func Load(opts Options) (*Store, error) {
 	s := newStore(opts)
-	s.l.Reload()
+	s.Start(context.Background(), false)
 	return s, nil
 }
 
@@ -132,28 +93,15 @@ func Load(opts Options) (*Store, error) {
 // change, until ctx is cancelled or Close is called.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := newStore(opts)
-	s.l.Watch(ctx)
+	s.Start(ctx, true)
 	return s, nil
 }
-
-// Close stops watching. Checks keep answering from the last snapshot.
-func (s *Store) Close() error { return s.l.Close() }
-
-// Reload rescans the files now.
-func (s *Store) Reload() { s.l.Reload() }
-
-// Subscribe returns a channel that receives a value after each change of
-// the store's contents, and a function to unsubscribe.
-func (s *Store) Subscribe() (<-chan struct{}, func()) { return s.l.Subscribe() }
 
 // Entries returns the pinned host keys in file order.
 func (s *Store) Entries() []*Entry { return slices.Clone(s.snap.Load().entries) }
 
 // Revoked returns the revoked keys in file order.
 func (s *Store) Revoked() []*Entry { return slices.Clone(s.snap.Load().rentries) }
-
-// Problems returns the files skipped in the current snapshot.
-func (s *Store) Problems() []Problem { return slices.Clone(s.snap.Load().problems) }
 
 func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 	e := &Entry{File: path, Fingerprint: k.Fingerprint(), SPKIHash: k.SPKIHash(), Comment: k.Attrs.Comment()}
@@ -189,7 +137,7 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	sn := &snapshot{exact: map[hostKey][]*Entry{}, revoked: map[[32]byte]*Entry{}}
-	srcs := s.l.Sources()
+	srcs := s.Loader().Sources()
 	for _, f := range ks.Files {
 		rev := srcs[f.Source].Revocation
 		for _, e := range f.Items {
@@ -218,7 +166,9 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 		}
 	}
 	for _, p := range ks.Problems {
-		sn.problems = append(sn.problems, Problem{Path: p.Path, Line: p.Line, Member: p.Member, Err: p.Err})
+		if !p.Revocation {
+			sn.skipped = append(sn.skipped, p)
+		}
 	}
 	sn.revErr = ks.RevocationErr
 	s.snap.Store(sn)
@@ -241,7 +191,11 @@ func (e *Entry) excluded(ip netip.Addr, host string, port uint16) bool {
 //   - *KeyChangedError if an exact (non-wildcard) pin for the address holds
 //     another key: a reinstall, or an interception;
 //   - *UnknownHostError if no pin applies, or only wildcard pins with
-//     other keys (a wildcard cannot tell that this host changed).
+//     other keys (a wildcard cannot tell that this host changed);
+//   - *SkippedFilesError instead, while any file of pins is skipped (bad
+//     modes, unreadable, malformed): the pin for the address may be in it,
+//     and skipped trust must never widen trust — no prompt, no accept-new,
+//     no CA in its place.
 //
 // A pin without a port applies to every port; a negated pattern that
 // matches excludes its entry.
@@ -302,6 +256,9 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
 		}
 	}
 	fp := jwk.FormatFingerprint(sum)
+	if !pinned && len(sn.skipped) > 0 {
+		return &SkippedFilesError{Addr: addr, Fingerprint: fp, Problems: slices.Clone(sn.skipped)}
+	}
 	if !pinned {
 		return &UnknownHostError{Addr: addr, Key: key, Fingerprint: fp}
 	}
@@ -379,13 +336,18 @@ func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
 		return "", err
 	}
 	if len(s.opts.Dirs) == 0 {
-		return "", errors.New("no trusted-hosts directory configured to add keys to")
+		return "", errors.New("knownhosts: no trusted-hosts directory configured to add keys to")
 	}
 	dir := s.opts.Dirs[0]
 	path := filepath.Join(dir, name)
-	s.l.Reload()
+	s.Loader().Reload()
 	if f, err := s.existingPin(norm, key); f != "" || err != nil {
 		return f, err
+	}
+	// Pinning while a file of pins is skipped could pin beside a pin that
+	// says otherwise, in the very directory that was refused.
+	if sn := s.snap.Load(); len(sn.skipped) > 0 {
+		return "", &SkippedFilesError{Addr: norm, Fingerprint: key.Fingerprint(), Problems: slices.Clone(sn.skipped)}
 	}
 	pk := key.PublicKey()
 	if pk.Attrs == nil {
@@ -403,16 +365,16 @@ func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
 	err = atomicfile.Create(path, data, 0o644)
 	if errors.Is(err, fs.ErrExist) {
 		// Another writer got there first: decide from what is on disk now.
-		s.l.Reload(path)
+		s.Loader().Reload(path)
 		if f, err := s.existingPin(norm, key); f != "" || err != nil {
 			return f, err
 		}
-		return "", fmt.Errorf("%s already exists and does not pin %s; move it away or run: keytool trust-host --remove %s", path, norm, keydir.ShellQuote(norm))
+		return "", &FileExistsError{Addr: norm, File: path}
 	}
 	if err != nil {
 		return "", err
 	}
-	s.l.Reload(path)
+	s.Loader().Reload(path)
 	return path, nil
 }
 
@@ -482,60 +444,66 @@ type Removed struct {
 // Remove unpins addrOrFingerprint. An address (in any form Check takes,
 // or a pattern as written) is dropped from every key pinned to exactly it;
 // a key left with no address is removed. A fingerprint (any form
-// jwk.ParseFingerprint reads) removes that key wherever it is pinned.
-// Files left without keys are deleted. It returns what was removed.
+// keydir.Find matches: SPKI hash, key ID, RFC 7638 thumbprint, OpenSSH
+// SHA256) removes every copy of that key wherever it is pinned. Files left
+// without keys are deleted. It returns what was removed.
 func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
-	s.l.Reload()
+	snap := s.Loader().Reload()
 	sn := s.snap.Load()
-	var removed []Removed
+	var (
+		removed []Removed
+		order   []string
+		files   = map[string]bool{}
+	)
+	touch := func(file string) {
+		if !files[file] {
+			files[file] = true
+			order = append(order, file)
+		}
+	}
+	edit := func(f func(k *jwk.Key) *jwk.Key) error {
+		for _, file := range order {
+			if _, err := keydir.EditFile(file, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if norm, err := NormalizeAddr(addrOrFingerprint); err == nil {
-		files := map[string]bool{}
-		var order []string
 		for _, e := range sn.entries {
 			if slices.Contains(e.Addresses, norm) {
 				removed = append(removed, Removed{Addr: norm, Fingerprint: e.Fingerprint, File: e.File})
-				if !files[e.File] {
-					files[e.File] = true
-					order = append(order, e.File)
-				}
+				touch(e.File)
 			}
 		}
-		for _, f := range order {
-			if _, err := keydir.EditFile(f, func(k *jwk.Key) *jwk.Key { return dropAddress(k, norm) }); err != nil {
+		if err := edit(func(k *jwk.Key) *jwk.Key { return dropAddress(k, norm) }); err != nil {
+			return nil, err
+		}
+	}
+	if len(removed) == 0 {
+		if fp, err := jwk.ParseFingerprint(addrOrFingerprint); err == nil {
+			srcs := s.Loader().Sources()
+			found := keydir.Find(snap, fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(i int) bool { return !srcs[i].Revocation })
+			drop := map[[32]byte]bool{}
+			for _, f := range found {
+				removed = append(removed, Removed{Fingerprint: f.Item.Fingerprint, File: f.Item.File})
+				drop[f.Item.SPKIHash] = true
+				touch(f.Item.File)
+			}
+			if err := edit(func(k *jwk.Key) *jwk.Key {
+				if drop[k.SPKIHash()] {
+					return nil
+				}
+				return k
+			}); err != nil {
 				return nil, err
 			}
 		}
 	}
 	if len(removed) == 0 {
-		if fp, err := jwk.ParseFingerprint(addrOrFingerprint); err == nil {
-			sum, full := fp.SPKIHash()
-			files := map[string]bool{}
-			var order []string
-			for _, e := range sn.entries {
-				if full && e.SPKIHash == sum || strings.EqualFold(jwk.FormatKeyID(e.SPKIHash), fp.String()) {
-					removed = append(removed, Removed{Fingerprint: e.Fingerprint, File: e.File})
-					if !files[e.File] {
-						files[e.File] = true
-						order = append(order, e.File)
-					}
-				}
-			}
-			for _, f := range order {
-				if _, err := keydir.EditFile(f, func(k *jwk.Key) *jwk.Key {
-					if full && k.SPKIHash() == sum || fp.Match(k) {
-						return nil
-					}
-					return k
-				}); err != nil {
-					return nil, err
-				}
-			}
-		}
+		return nil, &NotFoundError{Query: addrOrFingerprint}
 	}
-	if len(removed) == 0 {
-		return nil, fmt.Errorf("no host key is pinned for %q (list them with: keytool trust-host --list)", addrOrFingerprint)
-	}
-	s.l.Reload()
+	s.Loader().Reload()
 	return removed, nil
 }
 

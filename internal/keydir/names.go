@@ -39,21 +39,3 @@ func CheckName(name string) error {
 	}
 	return nil
 }
-
-// Sources builds the source list from the paths the stores' Options carry.
-func Sources(files, dirs, revokedFiles, revokedDirs []string) []Source {
-	var out []Source
-	for _, p := range files {
-		out = append(out, Source{Path: p})
-	}
-	for _, p := range dirs {
-		out = append(out, Source{Path: p, Dir: true})
-	}
-	for _, p := range revokedFiles {
-		out = append(out, Source{Path: p, Revocation: true})
-	}
-	for _, p := range revokedDirs {
-		out = append(out, Source{Path: p, Dir: true, Revocation: true})
-	}
-	return out
-}

@@ -1,0 +1,69 @@
+package keydir
+
+import (
+	"strings"
+
+	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
+)
+
+// Found is one copy of a key that Find matched: the file that holds it and
+// the entry made from it.
+type Found[T any] struct {
+	File *File[T]
+	Item T
+}
+
+// Find is the one fingerprint matcher behind every removal and lookup by
+// fingerprint: it returns every entry, in every loaded file of the
+// sources keep accepts, whose key fp names — by SPKI hash in any printed
+// form, by libtrust key ID, by RFC 7638 thumbprint, or by ssh-keygen's own
+// SHA256 fingerprint of an OpenSSH key. Duplicates are all returned: a
+// key held by two files is found twice.
+//
+// SPKI hashes and key IDs are matched from the entries (spki gives an
+// entry's hash); only when they match nothing are the files read again to
+// compare the other forms, which need the key itself.
+func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(T) [32]byte, keep func(src int) bool) []Found[T] {
+	var out []Found[T]
+	sum, full := fp.SPKIHash()
+	for _, f := range snap.Files {
+		if !keep(f.Source) {
+			continue
+		}
+		for _, it := range f.Items {
+			h := spki(it)
+			if full && h == sum || !full && strings.EqualFold(jwk.FormatKeyID(h), fp.String()) {
+				out = append(out, Found[T]{f, it})
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, f := range snap.Files {
+		if !keep(f.Source) {
+			continue
+		}
+		data, _, err := trustfile.Read(f.Path)
+		if err != nil {
+			continue // changed since it was loaded: the next reload reports it
+		}
+		keys, err := jwk.Parse(data)
+		if err != nil {
+			continue
+		}
+		matched := map[[32]byte]bool{}
+		for _, k := range keys {
+			if fp.Match(k) {
+				matched[k.SPKIHash()] = true
+			}
+		}
+		for _, it := range f.Items {
+			if matched[spki(it)] {
+				out = append(out, Found[T]{f, it})
+			}
+		}
+	}
+	return out
+}

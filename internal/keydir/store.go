@@ -1,0 +1,104 @@
+package keydir
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// Options say where a trust store's keys are: the one set of options of
+// authkeys and knownhosts (each package names it Options). Every path is
+// optional: a file or directory that does not exist is an empty set.
+type Options struct {
+	Files        []string // single files of keys (authorized_keys.json, trusted_hosts.json, …)
+	Dirs         []string // directories of key files; the stores add to the first
+	RevokedFiles []string // single files of refused keys
+	RevokedDirs  []string // directories of refused keys
+
+	// Home is the top of the trust tree: strict modes check every
+	// directory from a file up to it, and a file reached through a link
+	// outside it up to the root (docs/design.md, "One file-trust rule").
+	// Empty: each file's own directory is the top.
+	Home string
+	// NoStrictModes turns off the refusal of files and directories that
+	// group or others may write to, or that another user owns. Use it only
+	// where the file system's permissions mean nothing (some containers).
+	NoStrictModes bool
+	// Logger receives the problems (once per change) and watching trouble;
+	// nil discards them.
+	Logger *slog.Logger
+	// Debounce and Rescan tune watching; zero means the defaults of 50 ms
+	// and one minute, a negative Rescan turns the rescan off.
+	Debounce time.Duration
+	Rescan   time.Duration
+}
+
+// sources lists the options' paths as the loader's sources.
+func (o Options) sources() []Source {
+	var out []Source
+	for _, p := range o.Files {
+		out = append(out, Source{Path: p})
+	}
+	for _, p := range o.Dirs {
+		out = append(out, Source{Path: p, Dir: true})
+	}
+	for _, p := range o.RevokedFiles {
+		out = append(out, Source{Path: p, Revocation: true})
+	}
+	for _, p := range o.RevokedDirs {
+		out = append(out, Source{Path: p, Dir: true, Revocation: true})
+	}
+	return out
+}
+
+// Lifecycle is what both trust stores do alike: load once or keep
+// watching, reload, tell subscribers, close. A store embeds it, so that
+// its methods are the store's.
+type Lifecycle[T any] struct {
+	l *Loader[T]
+}
+
+// NewLifecycle returns the lifecycle of a store reading opts, converting
+// each key with convert and indexing each new snapshot with onReload.
+func NewLifecycle[T any](opts Options, convert func(src Source, path string, k *jwk.Key) (T, error), onReload func(*Snapshot[T])) Lifecycle[T] {
+	return Lifecycle[T]{l: New(Config[T]{
+		Sources:       opts.sources(),
+		Home:          opts.Home,
+		NoStrictModes: opts.NoStrictModes,
+		Convert:       convert,
+		OnReload:      onReload,
+		Logger:        opts.Logger,
+		Debounce:      opts.Debounce,
+		Rescan:        opts.Rescan,
+	})}
+}
+
+// Start reads the files: once, or, when watch is set, keeping the store
+// current until ctx is cancelled or Close is called.
+func (lc Lifecycle[T]) Start(ctx context.Context, watch bool) {
+	if watch {
+		lc.l.Watch(ctx)
+	} else {
+		lc.l.Reload()
+	}
+}
+
+// Loader returns the loader behind the store.
+func (lc Lifecycle[T]) Loader() *Loader[T] { return lc.l }
+
+// Close stops watching. Lookups keep answering from the last snapshot.
+func (lc Lifecycle[T]) Close() error { return lc.l.Close() }
+
+// Reload rescans the files now (a watching store does this by itself).
+func (lc Lifecycle[T]) Reload() { lc.l.Reload() }
+
+// Subscribe returns a channel that receives a value after each change of
+// the store's contents (coalesced), and a function to unsubscribe.
+func (lc Lifecycle[T]) Subscribe() (<-chan struct{}, func()) { return lc.l.Subscribe() }
+
+// Problems returns the files skipped in the current snapshot.
+func (lc Lifecycle[T]) Problems() []Problem {
+	return append([]Problem(nil), lc.l.Snapshot().Problems...)
+}
