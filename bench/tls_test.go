@@ -236,7 +236,11 @@ func keytoolClient(tb testing.TB, k, srvKey *jwk.Key, addr string) *tls.Config {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		return cli.TLSConfig(addr)
+		cfg, err := cli.TLSConfig(addr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return cfg
 	}
 }
 

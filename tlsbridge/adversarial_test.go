@@ -117,12 +117,12 @@ func TestServerRefusalsAreTyped(t *testing.T) {
 	}
 
 	stranger := newClient()
-	rs.refusedWith(t, stranger.client(t, ClientOptions{}).TLSConfig(rs.addr()), "unknown key", isA[*authkeys.NotAuthorizedError])
+	rs.refusedWith(t, mustConfig(t, stranger.client(t, ClientOptions{}), rs.addr()), "unknown key", isA[*authkeys.NotAuthorizedError])
 
 	revoked := newClient()
 	srv.authorize(t, "revoked", revoked.id.Key)
 	srv.revoke(t, revoked.id.Key)
-	rs.refusedWith(t, revoked.client(t, ClientOptions{}).TLSConfig(rs.addr()), "revoked key", func(err error) bool {
+	rs.refusedWith(t, mustConfig(t, revoked.client(t, ClientOptions{}), rs.addr()), "revoked key", func(err error) bool {
 		var re *authkeys.RevokedError
 		return errors.As(err, &re) && re.Err == nil && strings.HasSuffix(re.File, "bad.json")
 	})
@@ -132,14 +132,14 @@ func TestServerRefusalsAreTyped(t *testing.T) {
 	k.Attrs = jwk.Attributes{}
 	k.Attrs.SetString(jwk.AttrExpires, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
 	srv.authorize(t, "expired", k)
-	rs.refusedWith(t, expired.client(t, ClientOptions{}).TLSConfig(rs.addr()), "expired entry", isA[*authkeys.ExpiredError])
+	rs.refusedWith(t, mustConfig(t, expired.client(t, ClientOptions{}), rs.addr()), "expired entry", isA[*authkeys.ExpiredError])
 
 	office := newClient()
 	k = office.id.Key.PublicKey()
 	k.Attrs = jwk.Attributes{}
 	k.Attrs.SetList(jwk.AttrFrom, []string{"10.0.0.0/8"})
 	srv.authorize(t, "office", k)
-	rs.refusedWith(t, office.client(t, ClientOptions{}).TLSConfig(rs.addr()), "from mismatch", func(err error) bool {
+	rs.refusedWith(t, mustConfig(t, office.client(t, ClientOptions{}), rs.addr()), "from mismatch", func(err error) bool {
 		var se *authkeys.SourceNotAllowedError
 		return errors.As(err, &se) && se.Remote.String() == "127.0.0.1"
 	})
@@ -147,7 +147,7 @@ func TestServerRefusalsAreTyped(t *testing.T) {
 	// Delegation: the trusted key signs a certificate for mallory's key.
 	alice := newClient()
 	srv.authorize(t, "alice", alice.id.Key)
-	rs.admitted(t, alice.client(t, ClientOptions{}).TLSConfig(rs.addr()), "control: alice")
+	rs.admitted(t, mustConfig(t, alice.client(t, ClientOptions{}), rs.addr()), "control: alice")
 	mallory := mustGenerate(t, jwk.EC256)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "alice as a CA"}, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
@@ -201,7 +201,7 @@ func TestResumptionRefusalsAreTyped(t *testing.T) {
 				srv.authorize(t, "alice", cli.id.Key)
 				rs := startRecording(t, mustServer(t, srv, ServerOptions{}))
 				cli.pin(t, rs.addr(), srv.id.Key)
-				cfg := cli.client(t, ClientOptions{}).TLSConfig(rs.addr())
+				cfg := mustConfig(t, cli.client(t, ClientOptions{}), rs.addr())
 				cfg.MaxVersion = version
 				cfg.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 				rs.admitted(t, cfg, "first")
@@ -236,7 +236,7 @@ func TestRevokedKeyThroughPKIServer(t *testing.T) {
 			cli := newHome(t, jwk.EC256)
 			cli.id = ca.issue(t, cli.id.Key)
 			cli.pin(t, rs.addr(), srv.id.Key)
-			cfg := cli.client(t, ClientOptions{}).TLSConfig(rs.addr())
+			cfg := mustConfig(t, cli.client(t, ClientOptions{}), rs.addr())
 			cfg.MaxVersion = version
 			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 			rs.admitted(t, cfg, "CA-issued client")
@@ -245,7 +245,7 @@ func TestRevokedKeyThroughPKIServer(t *testing.T) {
 			}
 			srv.revoke(t, cli.id.Key)
 			rs.refusedWith(t, cfg, "revoked key resuming with a CA certificate", isA[*authkeys.RevokedError])
-			fresh := cli.client(t, ClientOptions{}).TLSConfig(rs.addr())
+			fresh := mustConfig(t, cli.client(t, ClientOptions{}), rs.addr())
 			fresh.MaxVersion = version
 			rs.refusedWith(t, fresh, "revoked key with a CA certificate", isA[*authkeys.RevokedError])
 		})
@@ -272,7 +272,7 @@ func TestRevokedHostKeyResumptionAndPKI(t *testing.T) {
 				if path == "pinned" {
 					cli.pin(t, ts.addr(), srv.id.Key)
 				}
-				cfg := cli.client(t, opts).TLSConfig(ts.addr())
+				cfg := mustConfig(t, cli.client(t, opts), ts.addr())
 				cfg.MaxVersion = version
 				cfg.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 				if _, err := roundTrip(ts.addr(), cfg); err != nil {
@@ -282,7 +282,7 @@ func TestRevokedHostKeyResumptionAndPKI(t *testing.T) {
 					t.Fatalf("control resumption: resumed=%v err=%v", cs.DidResume, err)
 				}
 				cli.revoke(t, srv.id.Key)
-				for _, c := range []*tls.Config{cfg, cli.client(t, opts).TLSConfig(ts.addr())} {
+				for _, c := range []*tls.Config{cfg, mustConfig(t, cli.client(t, opts), ts.addr())} {
 					c.MaxVersion = version
 					_, err := roundTrip(ts.addr(), c)
 					var re *knownhosts.RevokedError

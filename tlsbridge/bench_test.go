@@ -160,7 +160,7 @@ func keytoolConfigs(b *testing.B, typ jwk.Type, extra int) (*tls.Config, func(st
 		if err != nil {
 			b.Fatal(err)
 		}
-		return cli.TLSConfig(addr)
+		return mustConfig(b, cli, addr)
 	}
 }
 

@@ -108,20 +108,24 @@ func NewClient(id *Identity, opts ClientOptions) (*Client, error) {
 }
 
 // TLSConfig returns a configuration for connecting to addr ("host:port",
-// the address as dialled: pins are looked up under it).
-func (c *Client) TLSConfig(addr string) *tls.Config {
-	cfg := &tls.Config{}
-	if err := c.Configure(cfg, addr); err != nil {
-		panic("tlsbridge: configuring an empty tls.Config: " + err.Error()) // unreachable: nothing can conflict
+// the address as dialled: pins are looked up under it). An address that
+// is not host:port is an *AddressError.
+func (c *Client) TLSConfig(addr string) (*tls.Config, error) {
+	host, err := splitAddr(addr)
+	if err != nil {
+		return nil, err
 	}
-	return cfg
+	cfg := &tls.Config{}
+	c.configure(cfg, addr, host) // an empty configuration has nothing to conflict with
+	return cfg, nil
 }
 
 // Configure adds keytool's client side for addr to an existing
 // configuration, under the same rules as Server.Configure: conflicting
 // settings (other client certificates, RootCAs, a weaker policy) are an
-// error and leave cfg unchanged; a VerifyConnection the caller set still
-// runs, after keytool's.
+// error, and so is an address that is not host:port (*AddressError);
+// either leaves cfg unchanged. A VerifyConnection the
+// caller set still runs, after keytool's.
 //
 // Configure sets InsecureSkipVerify, because Go's chain verification must
 // not run for pinned keys; keytool's verification replaces it in
@@ -129,7 +133,7 @@ func (c *Client) TLSConfig(addr string) *tls.Config {
 func (c *Client) Configure(cfg *tls.Config, addr string) error {
 	var conflicts []string
 	if len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil {
-		conflicts = append(conflicts, "Certificates/GetClientCertificate (keytool presents the identity's certificate)")
+		conflicts = append(conflicts, "Certificates/GetClientCertificate (the client presents the identity's certificate)")
 	}
 	if cfg.RootCAs != nil {
 		conflicts = append(conflicts, "RootCAs (use ClientOptions.PKI for CA-issued server certificates)")
@@ -139,12 +143,47 @@ func (c *Client) Configure(cfg *tls.Config, addr string) error {
 	}
 	conflicts = append(conflicts, policyConflicts(cfg)...)
 	if len(conflicts) > 0 {
-		return fmt.Errorf("tlsbridge: the tls.Config conflicts with keytool's client settings: %v", conflicts)
+		return conflictError("client", conflicts)
 	}
-	host, _, err := net.SplitHostPort(addr)
+	host, err := splitAddr(addr)
 	if err != nil {
-		return fmt.Errorf("tlsbridge: address %q: %w", addr, err)
+		return err
 	}
+	c.configure(cfg, addr, host)
+	return nil
+}
+
+// AddressError means an address to connect to is not host:port.
+type AddressError struct {
+	Addr string
+	Err  error // what is wrong with it
+}
+
+func (e *AddressError) Error() string {
+	return fmt.Sprintf("tlsbridge: address %q is not host:port: %v", e.Addr, e.Err)
+}
+
+func (e *AddressError) Unwrap() error { return e.Err }
+
+// splitAddr returns the host of addr, which must be host:port.
+func splitAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err) // without the address, which AddressError names
+		}
+		return "", &AddressError{Addr: addr, Err: err}
+	}
+	if port == "" {
+		return "", &AddressError{Addr: addr, Err: errors.New("missing port")}
+	}
+	return host, nil
+}
+
+// configure sets the client side for addr (whose host is host) on cfg,
+// which Configure accepted.
+func (c *Client) configure(cfg *tls.Config, addr, host string) {
 	theirs := cfg.VerifyConnection
 	applyPolicy(cfg)
 	// Always present the identity, even when the server's request lists
@@ -167,7 +206,6 @@ func (c *Client) Configure(cfg *tls.Config, addr string) error {
 		}
 		return nil
 	}
-	return nil
 }
 
 // verify decides on a server (DESIGN.md, "Client handshake").
@@ -245,9 +283,14 @@ func (e *RefusedHostError) Error() string {
 }
 
 // DialContext connects to addr ("host:port") over TCP and completes a
-// handshake under the client's policy.
+// handshake under the client's policy. An address that is not host:port
+// is an *AddressError, and nothing is dialled.
 func (c *Client) DialContext(ctx context.Context, network, addr string) (*tls.Conn, error) {
-	d := &tls.Dialer{Config: c.TLSConfig(addr), NetDialer: &net.Dialer{Timeout: 30 * time.Second}}
+	cfg, err := c.TLSConfig(addr)
+	if err != nil {
+		return nil, err
+	}
+	d := &tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 30 * time.Second}}
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err

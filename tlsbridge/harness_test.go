@@ -183,3 +183,13 @@ func (h *home) pin(t *testing.T, addr string, k *jwk.Key) {
 }
 
 func addrFromString(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// mustConfig is c.TLSConfig(addr) for an address that must be good.
+func mustConfig(t testing.TB, c *Client, addr string) *tls.Config {
+	t.Helper()
+	cfg, err := c.TLSConfig(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}

@@ -106,7 +106,7 @@ func TestPKIModeServer(t *testing.T) {
 	cli.id = ca.issue(t, cli.id.Key) // the client presents its CA-issued certificate
 	cli.pin(t, ts.addr(), srv.id.Key)
 
-	if _, err := roundTrip(ts.addr(), cli.client(t, ClientOptions{}).TLSConfig(ts.addr())); err != nil {
+	if _, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, ClientOptions{}), ts.addr())); err != nil {
 		t.Fatalf("a client with a CA-issued certificate was refused: %v", err)
 	}
 	if p := ts.lastPeer(t); !p.ViaCA || p.Entry != nil {
@@ -116,23 +116,23 @@ func TestPKIModeServer(t *testing.T) {
 	// its files at most once a second).
 	ca.writeCRL(t, cli.id)
 	pki.checkedAt.Store(0)
-	refused(t, ts, cli.client(t, ClientOptions{}).TLSConfig(ts.addr()))
+	refused(t, ts, mustConfig(t, cli.client(t, ClientOptions{}), ts.addr()))
 
 	// A certificate from another CA is refused.
 	other := newHome(t, jwk.EC256)
 	other.id = newCA(t).issue(t, other.id.Key)
 	other.pin(t, ts.addr(), srv.id.Key)
-	refused(t, ts, other.client(t, ClientOptions{}).TLSConfig(ts.addr()))
+	refused(t, ts, mustConfig(t, other.client(t, ClientOptions{}), ts.addr()))
 
 	// Pins come first: a revoked key is refused even with a valid CA certificate.
 	good := newHome(t, jwk.EC256)
 	good.id = ca.issue(t, good.id.Key)
 	good.pin(t, ts.addr(), srv.id.Key)
-	if _, err := roundTrip(ts.addr(), good.client(t, ClientOptions{}).TLSConfig(ts.addr())); err != nil {
+	if _, err := roundTrip(ts.addr(), mustConfig(t, good.client(t, ClientOptions{}), ts.addr())); err != nil {
 		t.Fatalf("valid CA client refused: %v", err)
 	}
 	srv.revoke(t, good.id.Key)
-	refused(t, ts, good.client(t, ClientOptions{}).TLSConfig(ts.addr()))
+	refused(t, ts, mustConfig(t, good.client(t, ClientOptions{}), ts.addr()))
 }
 
 func TestPKIModeClient(t *testing.T) {
@@ -148,7 +148,7 @@ func TestPKIModeClient(t *testing.T) {
 		return Yes, nil
 	})
 	cfg := func() *tls.Config {
-		return cli.client(t, ClientOptions{PKI: pki, Policy: Ask, Prompt: noPrompt}).TLSConfig(ts.addr())
+		return mustConfig(t, cli.client(t, ClientOptions{PKI: pki, Policy: Ask, Prompt: noPrompt}), ts.addr())
 	}
 	if _, err := roundTrip(ts.addr(), cfg()); err != nil {
 		t.Fatalf("a server with a CA-issued certificate was refused: %v", err)
@@ -165,7 +165,7 @@ func TestPKIModeClient(t *testing.T) {
 	}
 	// A host name the certificate does not name is refused.
 	c := cli.client(t, ClientOptions{PKI: pki})
-	bad := c.TLSConfig(ts.addr())
+	bad := mustConfig(t, c, ts.addr())
 	bad.ServerName = "elsewhere.example"
 	ca.writeCRL(t)
 	pki.checkedAt.Store(0)

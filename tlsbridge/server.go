@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
@@ -58,9 +59,7 @@ func NewServer(id *Identity, opts ServerOptions) (*Server, error) {
 // handshake on, resumed sessions included.
 func (s *Server) TLSConfig() *tls.Config {
 	c := &tls.Config{}
-	if err := s.Configure(c); err != nil {
-		panic("tlsbridge: configuring an empty tls.Config: " + err.Error()) // unreachable: nothing can conflict
-	}
+	s.configure(c) // an empty configuration has nothing to conflict with
 	return c
 }
 
@@ -72,23 +71,39 @@ func (s *Server) TLSConfig() *tls.Config {
 // GetConfigForClient hook) make Configure fail and leave c unchanged. A
 // VerifyConnection the caller set still runs, after keytool's.
 func (s *Server) Configure(c *tls.Config) error {
+	if conflicts := serverConflicts(c); len(conflicts) > 0 {
+		return conflictError("server", conflicts)
+	}
+	s.configure(c)
+	return nil
+}
+
+// serverConflicts lists the settings of c that the server side would have
+// to replace.
+func serverConflicts(c *tls.Config) []string {
 	var conflicts []string
 	if len(c.Certificates) > 0 || c.GetCertificate != nil {
-		conflicts = append(conflicts, "Certificates/GetCertificate (keytool presents the identity's certificate)")
+		conflicts = append(conflicts, "Certificates/GetCertificate (the server presents the identity's certificate)")
 	}
 	if c.ClientAuth != tls.NoClientCert && c.ClientAuth != tls.RequireAnyClientCert {
-		conflicts = append(conflicts, fmt.Sprintf("ClientAuth %v (keytool needs RequireAnyClientCert and verifies in VerifyConnection)", c.ClientAuth))
+		conflicts = append(conflicts, fmt.Sprintf("ClientAuth %v (the server needs RequireAnyClientCert and verifies in VerifyConnection)", c.ClientAuth))
 	}
 	if c.ClientCAs != nil {
 		conflicts = append(conflicts, "ClientCAs (use ServerOptions.PKI for CA-issued client certificates)")
 	}
 	if c.GetConfigForClient != nil {
-		conflicts = append(conflicts, "GetConfigForClient (keytool uses it to learn the client's address)")
+		conflicts = append(conflicts, "GetConfigForClient (the server uses it to learn the client's address)")
 	}
-	conflicts = append(conflicts, policyConflicts(c)...)
-	if len(conflicts) > 0 {
-		return fmt.Errorf("tlsbridge: the tls.Config conflicts with keytool's server settings: %v", conflicts)
-	}
+	return append(conflicts, policyConflicts(c)...)
+}
+
+// conflictError says which settings of a tls.Config Configure refused.
+func conflictError(side string, conflicts []string) error {
+	return fmt.Errorf("tlsbridge: the tls.Config conflicts with the %s settings: %s", side, strings.Join(conflicts, "; "))
+}
+
+// configure sets the server side on c, which serverConflicts accepted.
+func (s *Server) configure(c *tls.Config) {
 	theirs := c.VerifyConnection
 	applyPolicy(c)
 	c.Certificates = []tls.Certificate{s.id.Certificate}
@@ -115,7 +130,6 @@ func (s *Server) Configure(c *tls.Config) error {
 	c.VerifyConnection = func(tls.ConnectionState) error {
 		return errors.New("tlsbridge: client address unknown; refusing")
 	}
-	return nil
 }
 
 // policyConflicts lists the settings of c that would weaken the TLS policy.

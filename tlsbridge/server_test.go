@@ -32,7 +32,7 @@ func TestAuthorizedClientConnects(t *testing.T) {
 	for _, typ := range []jwk.Type{jwk.EC256, jwk.Ed25519, jwk.RSA2048} {
 		t.Run(string(typ), func(t *testing.T) {
 			_, cli, ts := pair(t, typ)
-			cs, err := roundTrip(ts.addr(), cli.client(t, ClientOptions{}).TLSConfig(ts.addr()))
+			cs, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, ClientOptions{}), ts.addr()))
 			if err != nil {
 				t.Fatalf("authorized client refused: %v", err)
 			}
@@ -64,12 +64,12 @@ func TestServerRefuses(t *testing.T) {
 		ts := startServer(t, srv, ServerOptions{})
 		cli := newHome(t, jwk.EC256)
 		cli.pin(t, ts.addr(), srv.id.Key)
-		refused(t, ts, cli.client(t, ClientOptions{}).TLSConfig(ts.addr()))
+		refused(t, ts, mustConfig(t, cli.client(t, ClientOptions{}), ts.addr()))
 	})
 	t.Run("revoked key", func(t *testing.T) {
 		srv, cli, ts := pair(t, jwk.EC256)
 		srv.revoke(t, cli.id.Key)
-		refused(t, ts, cli.client(t, ClientOptions{}).TLSConfig(ts.addr()))
+		refused(t, ts, mustConfig(t, cli.client(t, ClientOptions{}), ts.addr()))
 		_, err := srv.auth.Lookup(cli.id.Key.SPKIHash(), addrFromString("127.0.0.1"))
 		var re *authkeys.RevokedError
 		if !errors.As(err, &re) {
@@ -84,7 +84,7 @@ func TestServerRefuses(t *testing.T) {
 		srv.authorize(t, "old", k)
 		ts := startServer(t, srv, ServerOptions{})
 		cli.pin(t, ts.addr(), srv.id.Key)
-		refused(t, ts, cli.client(t, ClientOptions{}).TLSConfig(ts.addr()))
+		refused(t, ts, mustConfig(t, cli.client(t, ClientOptions{}), ts.addr()))
 	})
 	t.Run("source network", func(t *testing.T) {
 		srv, cli := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
@@ -94,7 +94,7 @@ func TestServerRefuses(t *testing.T) {
 		srv.authorize(t, "office", k)
 		ts := startServer(t, srv, ServerOptions{})
 		cli.pin(t, ts.addr(), srv.id.Key)
-		refused(t, ts, cli.client(t, ClientOptions{}).TLSConfig(ts.addr()))
+		refused(t, ts, mustConfig(t, cli.client(t, ClientOptions{}), ts.addr()))
 	})
 	t.Run("delegation: a certificate for an untrusted key signed by a trusted key", func(t *testing.T) {
 		srv, cli, ts := pair(t, jwk.EC256) // cli's key is trusted
@@ -145,7 +145,7 @@ func TestRemovedKeyCannotResume(t *testing.T) {
 		for _, how := range []string{"removed", "revoked"} {
 			t.Run(tls.VersionName(version)+" "+how, func(t *testing.T) {
 				srv, cli, ts := pair(t, jwk.EC256)
-				cfg := cli.client(t, ClientOptions{}).TLSConfig(ts.addr())
+				cfg := mustConfig(t, cli.client(t, ClientOptions{}), ts.addr())
 				cfg.MaxVersion = version
 				cfg.ClientSessionCache = tls.NewLRUClientSessionCache(8)
 				if _, err := roundTrip(ts.addr(), cfg); err != nil {
@@ -223,7 +223,7 @@ func TestServerConfigureRefusesConflicts(t *testing.T) {
 		}
 	}()
 	cli.pin(t, ln.Addr().String(), h.id.Key)
-	if _, err := roundTrip(ln.Addr().String(), cli.client(t, ClientOptions{}).TLSConfig(ln.Addr().String())); err != nil {
+	if _, err := roundTrip(ln.Addr().String(), mustConfig(t, cli.client(t, ClientOptions{}), ln.Addr().String())); err != nil {
 		t.Fatal(err)
 	}
 	if !called {

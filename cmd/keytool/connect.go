@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
@@ -42,6 +43,9 @@ Example:
 		run: func(c *cli, args []string) error {
 			if len(args) != 1 {
 				return usagef("connect takes one ADDR (host:port)")
+			}
+			if _, port, err := net.SplitHostPort(args[0]); err != nil || port == "" {
+				return usagef("ADDR must be host:port (a port is required), not %q", args[0])
 			}
 			return c.connect(args[0], verbose)
 		},

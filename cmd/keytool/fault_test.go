@@ -712,9 +712,13 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id.cfg = c.TLSConfig(px.addr)
+		if id.cfg, err = c.TLSConfig(px.addr); err != nil {
+			t.Fatal(err)
+		}
 		id.cfg.ClientSessionCache = tls.NewLRUClientSessionCache(64)
-		id.cfg12 = c.TLSConfig(px.addr)
+		if id.cfg12, err = c.TLSConfig(px.addr); err != nil {
+			t.Fatal(err)
+		}
 		id.cfg12.MaxVersion = tls.VersionTLS12
 		id.cfg12.ClientSessionCache = tls.NewLRUClientSessionCache(64)
 	}

@@ -88,7 +88,11 @@ func callHealth(ctx context.Context, home, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(kc.TLSConfig(addr))))
+	cfg, err := kc.TLSConfig(addr)
+	if err != nil {
+		return "", err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {
 		return "", err
 	}
