@@ -638,6 +638,10 @@ func (c *churnKey) set(s string) {
 //   - no removed key is admitted: a connection started after a removal
 //     was committed (file deleted) and observed (a probe with that key
 //     was refused), and ended before the key was added again, is refused;
+//   - both are seen, even in a short run: after every change, once
+//     observed, one more connection with the key (the witness) is
+//     admitted after an addition and refused after a removal, and there
+//     must be at least one of each;
 //   - no leak: the proxy's open file descriptors return to their level
 //     before the load, and on SIGTERM no connection is still open
 //     (each connection's goroutine has ended) and it drains at once.
@@ -690,9 +694,15 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 	}
 	churn := make([]*ident, churnN)
 	churnState := make([]*churnKey, churnN)
+	// Half the churned keys start authorized, so that the first changes
+	// are both additions and removals.
 	for i := range churn {
 		churn[i] = newIdent()
 		churnState[i] = &churnKey{state: "removed"}
+		if i%2 == 1 {
+			authorizeFile(fmt.Sprint("churn", i), churn[i].key)
+			churnState[i].state = "authorized"
+		}
 	}
 
 	target := echoServer(t)
@@ -783,6 +793,7 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 		mu                                      sync.Mutex
 		failures                                []string
 		stableOK, churnOK, churnRefused, unsure int
+		witnessOK, witnessRefused               int
 		latencies                               []time.Duration
 		maxOpen, open                           int
 	)
@@ -796,18 +807,38 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 	deadline := time.Now().Add(duration)
 
 	// The churner: every 100 ms, toggle the next churned key; an observer
-	// probes with that key until the proxy's answer shows the reload.
+	// probes with that key until the proxy's answer shows the reload, then
+	// makes one more connection with it, the witness, before the key is
+	// marked settled (the churner leaves a key alone until then): the
+	// witness must be admitted after an addition and refused after a
+	// removal. Every change gives one, so that even a short run on a slow
+	// machine, where no worker's connection may fit between two changes,
+	// sees the churned keys both admitted and refused.
 	var churners sync.WaitGroup
 	transitions := 0
 	var observeMax time.Duration
 	churners.Go(func() {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
-		for i := 0; time.Now().Before(deadline); i++ {
+		next := 0
+		for time.Now().Before(deadline) {
 			<-tick.C
-			n := i % churnN
+			// The next key, in turn, that is not still being observed
+			// (on a loaded machine an observation may take longer than
+			// a round of all the keys).
+			n, st := -1, ""
+			for j := range churnN {
+				m := (next + j) % churnN
+				if s, _ := churnState[m].get(); s == "removed" || s == "authorized" {
+					n, st = m, s
+					break
+				}
+			}
+			if n < 0 {
+				continue
+			}
+			next = n + 1
 			ks := churnState[n]
-			st, _ := ks.get()
 			name := fmt.Sprint("churn", n)
 			var wantAdmitted bool
 			switch st {
@@ -820,25 +851,41 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 				if err := os.Remove(filepath.Join(authDir, name+".json")); err != nil {
 					fail("removing %s: %v", name, err)
 				}
-			default:
-				continue // still being observed
 			}
 			mu.Lock()
 			transitions++
+			tls12 := transitions%2 == 0
 			mu.Unlock()
 			committed := time.Now()
 			churners.Go(func() {
 				for time.Since(committed) < 10*time.Second {
 					ok, _, err := connect(churn[n], true, 0)
 					if ok == wantAdmitted && (ok || isRefusal(err, true)) {
+						mu.Lock()
+						observeMax = max(observeMax, time.Since(committed))
+						mu.Unlock()
+						ok, _, err := connect(churn[n], tls12, 0)
+						switch {
+						case wantAdmitted && (!ok || err != nil):
+							fail("%s, added and observed: a new connection was refused: admitted=%v err=%v", name, ok, err)
+						case !wantAdmitted && ok:
+							fail("%s, removed and observed: a new connection was admitted", name)
+						case !wantAdmitted && !isRefusal(err, tls12):
+							fail("%s, removed and observed: a new connection was refused with %v, not the bad_certificate alert (TLS 1.2: %v)", name, err, tls12)
+						default:
+							mu.Lock()
+							if wantAdmitted {
+								witnessOK++
+							} else {
+								witnessRefused++
+							}
+							mu.Unlock()
+						}
 						if wantAdmitted {
 							ks.set("authorized")
 						} else {
 							ks.set("removed")
 						}
-						mu.Lock()
-						observeMax = max(observeMax, time.Since(committed))
-						mu.Unlock()
 						return
 					}
 					time.Sleep(5 * time.Millisecond)
@@ -931,8 +978,8 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 		}
 		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))].Round(100 * time.Microsecond)
 	}
-	t.Logf("%v, %d workers (max %d connections open at once): %d stable connections ok, churned keys: %d ok, %d refused, %d during a transition; %d key changes, slowest observed after %v",
-		duration, concurrency, maxOpen, stableOK, churnOK, churnRefused, unsure, transitions, observeMax.Round(time.Millisecond))
+	t.Logf("%v, %d workers (max %d connections open at once): %d stable connections ok, churned keys: %d ok, %d refused, %d during a transition; %d key changes (witnesses: %d admitted, %d refused), slowest observed after %v",
+		duration, concurrency, maxOpen, stableOK, churnOK, churnRefused, unsure, transitions, witnessOK, witnessRefused, observeMax.Round(time.Millisecond))
 	t.Logf("time to first echoed byte (handshake + proxy + target): p50 %v, p99 %v, max %v", pct(0.5), pct(0.99), pct(1))
 	t.Logf("proxy before load: %d fds, %d threads, %d MB RSS; after: %d fds, %d threads, %d MB RSS", fds0, threads0, rss0>>10, fds1, threads1, rss1>>10)
 	for _, f := range failures {
@@ -944,9 +991,13 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 	if transitions < int(duration/(100*time.Millisecond))/3 {
 		t.Errorf("only %d key changes in %v", transitions, duration)
 	}
+	if witnessOK == 0 || witnessRefused == 0 {
+		t.Errorf("the churned keys were not seen both admitted and refused after a change (witnesses: %d admitted, %d refused): the test proved nothing", witnessOK, witnessRefused)
+	}
 	if churnRefused == 0 || churnOK == 0 {
 		// A short run on a slow machine (-short, -race) may see no
-		// connection fit between two changes; a full run must.
+		// worker's connection fit between two changes (the witnesses
+		// cover it); a full run must.
 		if duration >= 20*time.Second {
 			t.Errorf("the churned keys were never seen both admitted and refused: the test proved nothing")
 		} else {
