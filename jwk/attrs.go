@@ -287,6 +287,9 @@ func (a Attributes) pemHeaders() (map[string]string, error) {
 	if len(a) == 0 {
 		return nil, nil
 	}
+	if err := checkAttrNames(a); err != nil {
+		return nil, fmt.Errorf("%w; write the key as JWK instead", err)
+	}
 	h := make(map[string]string, len(a))
 	for _, name := range slices.Sorted(maps.Keys(a)) {
 		if isMaterial(name) {
@@ -380,13 +383,19 @@ func checkPEMHeader(name, v string) error {
 // not hold as an attribute, and the JOSE parameters that are lists or
 // checked encodings (key_ops, x5c, x5u, x5t, x5t#S256), which a header's
 // text would not read back as. "use" and "alg" are plain strings and may
-// be headers.
+// be headers. Nor may a header be a case variant of one of these names or
+// of keytool's attributes ("From", "KID"), which Go's encoding/json would
+// read as that name once the attributes are written as a JWK (names.go).
 func pemHeaderName(name string) error {
+	kind := classify([]byte(name))
 	switch {
-	case classify([]byte(name)) == material:
+	case kind == material:
 		return fmt.Errorf("PEM header %q is a JWK key member, not an attribute", name)
-	case classify([]byte(name)) == joseAttribute && name != "use" && name != "alg":
+	case kind == joseAttribute && name != "use" && name != "alg":
 		return fmt.Errorf("PEM header %q is a JOSE parameter that a header cannot carry", name)
+	}
+	if known, ok := caseVariant([]byte(name)); ok {
+		return fmt.Errorf("PEM header %q: %w", name, caseVariantError(known))
 	}
 	return nil
 }

@@ -161,8 +161,12 @@ func mustSSHPub(t testing.TB, k *Key) ssh.PublicKey {
 	return p
 }
 
-func TestBadInput(t *testing.T) {
-	for _, c := range badCases(t) {
+func TestBadInput(t *testing.T) { runBadCases(t, badCases(t)) }
+
+// runBadCases checks that ReadFile and Parse refuse each case as it says.
+func runBadCases(t *testing.T, cases []badCase) {
+	t.Helper()
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			mode := os.FileMode(0o644)
 			if c.private {

@@ -17,6 +17,13 @@
 // Every failure is a *ParseError naming the file, the line or JSON member,
 // and the reason. A file with one bad key is refused whole.
 //
+// What readers could resolve differently is refused, never resolved: two
+// JSON members whose names are equal, or equal but for case (Go's
+// encoding/json, and so go-jose, takes "x" and "X" for one name), a member
+// that is only a case variant of a name keytool or JOSE gives a meaning
+// ("From", "D"), two PEM headers of one name in any case, and two from=
+// options on an authorized_keys line.
+//
 // # Attributes
 //
 // Members beyond the key material — kid, address (or libtrust's hosts),

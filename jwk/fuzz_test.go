@@ -155,6 +155,13 @@ func FuzzParse(f *testing.F) {
 			if err := json.Unmarshal(pub, &m); err != nil {
 				t.Fatalf("MarshalPublic wrote invalid JSON: %v\n%s", err, pub)
 			}
+			for a := range m {
+				for b := range m {
+					if a < b && strings.EqualFold(a, b) {
+						t.Fatalf("MarshalPublic wrote %q and %q, one member to encoding/json:\n%s", a, b, pub)
+					}
+				}
+			}
 			for _, name := range privateMembers {
 				if _, ok := m[name]; ok {
 					t.Fatalf("public JWK holds %q:\n%s", name, pub)
@@ -231,10 +238,11 @@ func FuzzParseFingerprint(f *testing.F) {
 
 // FuzzJSONScanner checks the member scanner against encoding/json: what the
 // scanner accepts is valid JSON with the same members, and valid JSON that
-// it refuses is refused only for depth or a duplicate member.
+// it refuses is refused only for depth or a duplicate member (equal names,
+// or names equal but for case, which encoding/json takes for one).
 func FuzzJSONScanner(f *testing.F) {
 	addFileSeeds(f)
-	for _, s := range []string{`{}`, `{"a":1}`, `{"a":[1,2,{"b":null}],"c":"\u00e9\n"}`, `{"a":-0.5e+10}`, `{"a":01}`, `{"a":"\ud800"}`, `{"a":1,"a":2}`, `{"a":tru}`, ` {"a" : true } `, `[1]`, `{"a":1}x`} {
+	for _, s := range []string{`{}`, `{"a":1}`, `{"a":[1,2,{"b":null}],"c":"\u00e9\n"}`, `{"a":-0.5e+10}`, `{"a":01}`, `{"a":"\ud800"}`, `{"a":1,"a":2}`, `{"a":1,"A":2}`, "{\"k\":1,\"\u212a\":2}", `{"a":tru}`, ` {"a" : true } `, `[1]`, `{"a":1}x`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -253,7 +261,7 @@ func FuzzJSONScanner(f *testing.F) {
 		if err != nil {
 			msg := err.Error()
 			if valid && bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")) &&
-				!strings.Contains(msg, "nested deeper") && !strings.Contains(msg, "appears twice") {
+				!strings.Contains(msg, "nested deeper") && !strings.Contains(msg, "appears twice") && !strings.Contains(msg, "duplicate of member") {
 				t.Fatalf("valid JSON object refused: %v\n%q", err, data)
 			}
 			if line := jsonErrorLine(data, err); line < 1 {
@@ -273,6 +281,13 @@ func FuzzJSONScanner(f *testing.F) {
 		}
 		if len(m) != len(order) {
 			t.Fatalf("scanner saw %d members, encoding/json %d", len(order), len(m))
+		}
+		for i, a := range order {
+			for _, b := range order[:i] {
+				if strings.EqualFold(a, b) {
+					t.Fatalf("members %q and %q, one name to encoding/json, accepted", b, a)
+				}
+			}
 		}
 		for name, raw := range members {
 			want, ok := m[name]

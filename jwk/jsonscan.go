@@ -53,9 +53,11 @@ type member struct {
 }
 
 // members reads the object at the current position and appends its
-// members to dst. A name that occurs twice is an error: decoders disagree
-// on which copy wins, and an attacker could use that to show one key to a
-// reviewer and another to the parser.
+// members to dst. A name that occurs twice is an error (*duplicateError):
+// decoders disagree on which copy wins, and an attacker could use that to
+// show one key to a reviewer and another to the parser. So is a name that
+// differs from another only in case, which Go's encoding/json takes for
+// the same name (see names.go).
 func (s *jsonScanner) members(depth int, dst []member) ([]member, error) {
 	return s.object(depth, true, dst)
 }
@@ -76,14 +78,15 @@ func (s *jsonScanner) object(depth int, collect bool, dst []member) ([]member, e
 	}
 	for {
 		s.skipSpace()
+		nameStart := s.pos
 		name, err := s.name()
 		if err != nil {
 			return dst, err
 		}
 		if collect {
 			for _, m := range dst[first:] {
-				if bytes.Equal(m.name, name) {
-					return dst, s.fail("member %q appears twice", name)
+				if sameFold(m.name, name) {
+					return dst, &duplicateError{name: string(name), first: string(m.name), offset: nameStart}
 				}
 			}
 		}
@@ -341,9 +344,33 @@ func lineOf(data []byte, off int) int {
 
 // jsonErrorLine returns the line of a scanner error, or 0.
 func jsonErrorLine(data []byte, err error) int {
-	var se *syntaxError
-	if errors.As(err, &se) {
-		return lineOf(data, se.offset)
+	if off, ok := jsonErrorOffset(err); ok {
+		return lineOf(data, off)
 	}
 	return 0
+}
+
+// jsonErrorOffset returns the offset of a scanner error in the data
+// scanned.
+func jsonErrorOffset(err error) (int, bool) {
+	var se *syntaxError
+	if errors.As(err, &se) {
+		return se.offset, true
+	}
+	var de *duplicateError
+	if errors.As(err, &de) {
+		return de.offset, true
+	}
+	return 0, false
+}
+
+// duplicateMember returns the name of the member a *duplicateError about
+// a case variant is about, and "" for any other error (an exact duplicate
+// names the member in its message, as a JSON error).
+func duplicateMember(err error) string {
+	var de *duplicateError
+	if errors.As(err, &de) && de.name != de.first {
+		return de.name
+	}
+	return ""
 }

@@ -92,7 +92,7 @@ func parseJSON(data []byte, file string) ([]*Key, error) {
 		err = s.end()
 	}
 	if err != nil {
-		return nil, fail("", err)
+		return nil, fail(duplicateMember(err), err)
 	}
 	var kty, keysRaw []byte
 	for _, m := range ms {
@@ -120,8 +120,9 @@ func parseJSON(data []byte, file string) ([]*Key, error) {
 				if member != "" {
 					path += "." + member
 				}
-				line := lineOf(data, cap(data)-cap(raw))
-				return &ParseError{File: file, Line: line, Member: path, Err: err}
+				start := cap(data) - cap(raw)
+				off, _ := jsonErrorOffset(err)
+				return &ParseError{File: file, Line: lineOf(data, start+off), Member: path, Err: err}
 			}
 			keys = append(keys, k)
 			return nil
@@ -152,7 +153,7 @@ func parseJWK(raw []byte) (*Key, string, error) {
 		err = s.end()
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, duplicateMember(err), err
 	}
 	return keyFromMembers(raw, ms)
 }
@@ -178,6 +179,9 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 		}
 		switch {
 		case kind == attribute:
+			if known, ok := attrCaseVariant(m.name); ok {
+				return nil, string(m.name), caseVariantError(known)
+			}
 			nattrs++
 		case string(m.name) == "kty":
 			kty = m.raw
@@ -203,8 +207,9 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 
 	// go-jose gets the members it understands; the others it would skip,
 	// after decoding them, at a cost that dominated parsing entries with
-	// several attributes. Duplicates were refused above, so the subset
-	// means to go-jose exactly what the whole object means.
+	// several attributes. Duplicates, and names that differ only in case,
+	// were refused above, so the subset means to go-jose (which matches
+	// names regardless of case) exactly what the whole object means.
 	joseRaw := raw
 	if nattrs > 0 {
 		joseRaw = make([]byte, 0, len(raw))
@@ -402,6 +407,9 @@ func (k *Key) marshalJWK(private bool) ([]byte, error) {
 	}
 	out, err := (&jose.JSONWebKey{Key: material}).MarshalJSON()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkAttrNames(k.Attrs); err != nil {
 		return nil, err
 	}
 	out = out[:len(out)-1] // reopen the object

@@ -44,8 +44,12 @@ func parsePEM(data []byte, file string) ([]*Key, error) {
 			return nil, &ParseError{File: file, Line: line, Err: errors.New("malformed or truncated PEM block (no matching END line, or bad base64)")}
 		}
 		blockLine := line
-		line += bytes.Count(rest[begin:begin+consumed], []byte{'\n'})
+		text := rest[begin : begin+consumed]
+		line += bytes.Count(text, []byte{'\n'})
 		rest = after
+		if n, err := checkPEMHeaderNames(text, blockLine); err != nil {
+			return nil, &ParseError{File: file, Line: n, Err: err}
+		}
 		if pemSkipped[block.Type] {
 			continue
 		}
@@ -62,6 +66,61 @@ func parsePEM(data []byte, file string) ([]*Key, error) {
 		return nil, &ParseError{File: file, Err: ErrNoKey}
 	}
 	return keys, nil
+}
+
+// checkPEMHeaderNames refuses a block, its text from the BEGIN line on,
+// in which two headers have the same name, exactly or but for case:
+// encoding/pem keeps only the last of two equal names, and two names that
+// differ only in case would become attributes that Go's encoding/json
+// takes for one (see names.go). The BEGIN line is line first of the file;
+// on error, checkPEMHeaderNames also returns the line of the second header.
+//
+// The headers are the lines after the BEGIN line up to the first without
+// a colon, their names trimmed of spaces, as encoding/pem reads them.
+func checkPEMHeaderNames(text []byte, first int) (int, error) {
+	type header struct {
+		name string
+		line int
+	}
+	var seen []header
+	_, rest := pemLine(text) // the BEGIN line
+	for n := first + 1; len(rest) > 0; n++ {
+		var l []byte
+		l, rest = pemLine(rest)
+		key, _, ok := bytes.Cut(l, []byte{':'})
+		if !ok {
+			break
+		}
+		name := string(bytes.TrimSpace(key))
+		for _, h := range seen {
+			switch {
+			case h.name == name:
+				return n, fmt.Errorf("PEM header %q appears twice, on lines %d and %d (a PEM reader keeps only the last)", name, h.line, n)
+			case strings.EqualFold(h.name, name) && utf8.ValidString(h.name) && utf8.ValidString(name):
+				// (A name that is not UTF-8 is refused as such, later.)
+				return n, fmt.Errorf("PEM header %q: duplicate of header %q on line %d (names differ only in case; Go's encoding/json would read one as the other)", name, h.name, h.line)
+			}
+		}
+		seen = append(seen, header{name, n})
+	}
+	return 0, nil
+}
+
+// pemLine is encoding/pem's getLine: the line at the start of data without
+// its line ending and trailing spaces or tabs, and the data after it.
+func pemLine(data []byte) (line, rest []byte) {
+	i := bytes.IndexByte(data, '\n')
+	var j int
+	if i < 0 {
+		i = len(data)
+		j = i
+	} else {
+		j = i + 1
+		if i > 0 && data[i-1] == '\r' {
+			i--
+		}
+	}
+	return bytes.TrimRight(data[0:i], " \t"), data[j:]
 }
 
 func parsePEMBlock(b *pem.Block) (*Key, error) {

@@ -14,7 +14,9 @@ import (
 //
 // Options are refused except from="…" with IP addresses or CIDR networks,
 // which becomes the "from" attribute: silently dropping an option such as a
-// host-name from= pattern would grant more than the line says.
+// host-name from= pattern would grant more than the line says. A second
+// from= (in any case: OpenSSH reads option names regardless of case) is
+// refused as OpenSSH refuses it.
 func parseSSH(data []byte, file string) ([]*Key, error) {
 	var keys []*Key
 	for n, line := range bytes.Split(data, []byte{'\n'}) {
@@ -54,11 +56,18 @@ func parseSSHLine(line []byte) (*Key, error) {
 	if comment != "" {
 		attrs.SetString(AttrComment, comment)
 	}
+	from := false
 	for _, opt := range options {
 		name, value, _ := strings.Cut(opt, "=")
 		if !strings.EqualFold(name, "from") {
 			return nil, fmt.Errorf("option %q is not supported in a keytool trust file (only from=\"CIDR,…\")", opt)
 		}
+		if from {
+			// OpenSSH refuses such a line ("multiple "from" clauses");
+			// keeping either list would be a guess.
+			return nil, errors.New(`multiple "from" clauses: the option from= appears twice (OpenSSH refuses such a line too); join the networks in one from="…"`)
+		}
+		from = true
 		list := splitList(strings.Trim(value, `"`))
 		if _, err := ParsePrefixes(list); err != nil {
 			return nil, errors.New(`option from="…" must list IP addresses or CIDR networks (host-name patterns are not supported)`)
