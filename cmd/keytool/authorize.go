@@ -238,9 +238,9 @@ func (c *cli) authorize(o authorizeOptions) error {
 		}
 	}
 	// --force moves a key authorized under another name: take it out of
-	// those entries first, so that the key is authorized exactly once.
-	// Looping catches a second copy that the first one hid.
-	for i := 0; i < 100 && len(others) > 0; i++ {
+	// every entry first (Remove takes every copy), so that the key is
+	// authorized exactly once.
+	if len(others) > 0 {
 		removed, err := store.Remove(k.Fingerprint())
 		if err != nil {
 			return err
@@ -248,12 +248,6 @@ func (c *cli) authorize(o authorizeOptions) error {
 		for _, r := range removed {
 			if r.File != target {
 				fmt.Fprintf(c.stdout, "Moved %s out of %q (%s)\n", r.Fingerprint, r.Name, r.File)
-			}
-		}
-		others = others[:0]
-		for _, e := range store.Entries() {
-			if e.SPKIHash == sum && e.File != target {
-				others = append(others, e)
 			}
 		}
 	}
@@ -443,7 +437,7 @@ func (c *cli) listAuthorized(asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	reportSkipped(c.stderr, "authorize", store.Problems())
+	reportSkipped(c, "authorize", store.Problems())
 	revoked := map[[32]byte]*authkeys.Entry{}
 	for _, r := range store.Revoked() {
 		revoked[r.SPKIHash] = r
@@ -484,38 +478,13 @@ func (c *cli) unauthorize(nameOrFP string) error {
 	if err != nil {
 		return err
 	}
-	byName := false
-	for _, e := range store.Entries() {
-		if e.Name == nameOrFP {
-			byName = true
-		}
-	}
+	// Remove takes every copy of a key given by fingerprint; a name
+	// removes that name's entries, and says if the key still gets in
+	// under another.
 	removed, err := store.Remove(nameOrFP)
-	if err != nil {
+	var still *authkeys.StillAuthorizedError
+	if err != nil && !errors.As(err, &still) {
 		return err
-	}
-	gone := map[[32]byte]bool{}
-	for _, r := range removed {
-		gone[r.SPKIHash] = true
-	}
-	// A fingerprint removes the key wherever it is authorized: a second
-	// copy in another file, hidden by the first, would otherwise take over.
-	for i := 0; !byName && i < 100; i++ {
-		var still *authkeys.Entry
-		for _, e := range store.Entries() {
-			if gone[e.SPKIHash] {
-				still = e
-				break
-			}
-		}
-		if still == nil {
-			break
-		}
-		more, err := store.Remove(still.Fingerprint)
-		if err != nil {
-			return err
-		}
-		removed = append(removed, more...)
 	}
 	for _, r := range removed {
 		what := "deleted"
@@ -524,10 +493,10 @@ func (c *cli) unauthorize(nameOrFP string) error {
 		}
 		fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", r.Name, r.Fingerprint, r.File, what)
 	}
-	for _, e := range store.Entries() {
-		if gone[e.SPKIHash] {
-			fmt.Fprintf(c.stderr, "keytool authorize: note: key %s is still authorized as %q (%s); remove it by fingerprint to remove it everywhere\n", e.Fingerprint, e.Name, e.File)
-		}
+	if still != nil {
+		e := still.Entry
+		fmt.Fprintf(c.stderr, "keytool authorize: note: key %s is still authorized as %q (%s); to remove it everywhere: %s\n",
+			e.Fingerprint, e.Name, e.File, c.command("authorize", "--remove", e.Fingerprint))
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
-	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -16,14 +15,18 @@ import (
 )
 
 func init() {
-	var out string
+	var (
+		out   string
+		force bool
+	)
 	register(&command{
 		name:    "bundle",
-		args:    "authorized|trusted [-o FILE]",
+		args:    "authorized|trusted [-o FILE [--force]]",
 		summary: "per-key CA bundle (PEM) of the authorized or trusted keys, for OpenSSL, curl, nginx",
 		help: `Prints a PEM bundle with one CA certificate per key — the home's authorized
 client keys, or its trusted host keys — on standard output, or writes it to
-FILE (-o, mode 0644, replacing FILE). Software that only knows certificate
+FILE (-o, mode 0644, replacing FILE — but never a file holding a
+private key, such as the identity, without --force). Software that only knows certificate
 chains then accepts a peer whose 'keytool cert' was made with one of these
 keys:
 
@@ -44,17 +47,18 @@ standard error. A bundle with no key is an error (exit 1): nothing would
 be accepted.`,
 		flags: func(fs *pflag.FlagSet, _ *cli) {
 			fs.StringVarP(&out, "output", "o", "", "write the bundle to `FILE` instead of standard output")
+			fs.BoolVar(&force, "force", false, "with -o: replace FILE even if it holds a private key")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) != 1 || args[0] != "authorized" && args[0] != "trusted" {
 				return usagef("which keys? keytool bundle authorized (client keys) or keytool bundle trusted (host keys)")
 			}
-			return c.bundle(args[0], out)
+			return c.bundle(args[0], out, force)
 		},
 	})
 }
 
-func (c *cli) bundle(which, out string) error {
+func (c *cli) bundle(which, out string, force bool) error {
 	// The revocation list decides for both kinds of keys: the
 	// authorized-keys store reads the same revoked_keys files as the
 	// trusted-hosts store, and refuses everything if they are unreadable.
@@ -138,7 +142,7 @@ func (c *cli) bundle(which, out string) error {
 			cands = append(cands, candidate{e.File, e.SPKIHash})
 		}
 	}
-	reportSkipped(c.stderr, "bundle", problems)
+	reportSkipped(c, "bundle", problems)
 
 	// The stores keep fingerprints, not keys: read each file once for the
 	// keys it was loaded with.
@@ -181,7 +185,7 @@ func (c *cli) bundle(which, out string) error {
 		fmt.Fprintf(c.stderr, "Bundle of %d %s\n", len(keys), what)
 		return nil
 	}
-	if err := atomicfile.Write(out, data, 0o644); err != nil {
+	if err := c.writePublic(out, data, force); err != nil {
 		return fmt.Errorf("writing the bundle: %w", err)
 	}
 	fmt.Fprintf(c.stderr, "Wrote a bundle of %d %s to %s\n", len(keys), what, out)

@@ -22,10 +22,11 @@ func init() {
 	)
 	register(&command{
 		name:    "cert",
-		args:    "[-o FILE] [--host NAME,…] [--key-out FILE [--force]]",
+		args:    "[-o FILE] [--host NAME,…] [--key-out FILE] [--force]",
 		summary: "print the identity's certificate (PEM), for nginx, curl, OpenSSL…",
 		help: `Prints the identity's self-signed certificate in PEM on standard output, or
-writes it to FILE (-o, mode 0644, replacing FILE). Peers that pin the key
+writes it to FILE (-o, mode 0644, replacing FILE — but never a file
+holding a private key, such as the identity, without --force). Peers that pin the key
 ignore everything in it but the key; software that checks names (curl,
 browsers) needs --host: DNS names and IP addresses, comma-separated or
 repeated. A new certificate is made each time (a new serial number), for the
@@ -42,14 +43,14 @@ as nginx (ssl_certificate_key). An existing FILE is never replaced without
 			fs.StringVarP(&out, "output", "o", "", "write the certificate to `FILE` instead of standard output")
 			fs.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the certificate names (comma-separated)")
 			fs.StringVar(&keyOut, "key-out", "", "also write the private key, PKCS#8 PEM, to `FILE` (mode 0600)")
-			fs.BoolVar(&force, "force", false, "with --key-out: replace an existing FILE")
+			fs.BoolVar(&force, "force", false, "replace an existing --key-out FILE, or a private key at -o FILE")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q (names go in --host)", args[0])
 			}
-			if force && keyOut == "" {
-				return usagef("--force goes with --key-out")
+			if force && keyOut == "" && (out == "" || out == "-") {
+				return usagef("--force goes with --key-out or -o FILE")
 			}
 			if keyOut == "-" {
 				return usagef("--key-out needs a FILE: a private key is never printed")
@@ -96,7 +97,7 @@ func (c *cli) cert(out string, hosts []string, keyOut string, force bool) error 
 		_, err = c.stdout.Write(data)
 		return err
 	}
-	if err := atomicfile.Write(out, data, 0o644); err != nil {
+	if err := c.writePublic(out, data, force); err != nil {
 		return fmt.Errorf("writing the certificate: %w", err)
 	}
 	fmt.Fprintf(c.stderr, "Wrote the certificate of %s to %s\n", id.Key.Fingerprint(), out)

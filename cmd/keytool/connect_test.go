@@ -57,7 +57,10 @@ func TestConnectOpenSSLServer(t *testing.T) {
 	if code != 1 || o != "" {
 		t.Fatalf("connect to a changed key: exit status %d, want 1; stdout %q", code, o)
 	}
-	for _, want := range []string{"the host key of " + addr + " has changed!", "it presented now:  " + fp2, "pinned before:     " + fp1, "keytool trust-host --remove " + addr} {
+	// The commands it gives carry the -H the user ran, so that pasted they
+	// act on this home, not on ~/.keytool.
+	for _, want := range []string{"The host key of " + addr + " has changed!", "it presented now:  " + fp2, "pinned before:     " + fp1,
+		"keytool -H " + client + " trust-host --remove " + addr + "\n", "keytool -H " + client + " trust-host " + addr + " --fingerprint " + fp2} {
 		if !strings.Contains(e, want) {
 			t.Errorf("the changed-key message does not say %q:\n%s", want, e)
 		}

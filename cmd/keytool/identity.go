@@ -14,12 +14,7 @@ func (c *cli) identityPath() (string, error) {
 	if c.identity != "" {
 		return c.identity, nil
 	}
-	p, err := jwk.FindIdentity(c.home)
-	var none *jwk.NoIdentityError
-	if errors.As(err, &none) {
-		return "", fmt.Errorf("%w; create one with: keytool%s gen", err, c.homeFlag())
-	}
-	return p, err
+	return jwk.FindIdentity(c.home)
 }
 
 // readKeys reads the keys in file, or on standard input for "-".

@@ -163,7 +163,7 @@ type inviteInfo struct {
 func (c *cli) listInvites(asJSON bool) error {
 	dir := enroll.InvitesDir(c.home)
 	invs, problems := enroll.ListInvites(dir)
-	reportSkipped(c.stderr, "invite", problems)
+	reportSkipped(c, "invite", problems)
 	now := time.Now()
 	infos := []inviteInfo{}
 	var rows [][]string
@@ -188,7 +188,7 @@ func (c *cli) revokeInvite(name string) error {
 
 func (c *cli) pruneInvites() error {
 	removed, skipped, failed := enroll.PruneInvites(enroll.InvitesDir(c.home), time.Now())
-	reportSkipped(c.stderr, "invite", skipped)
+	reportSkipped(c, "invite", skipped)
 	for _, inv := range removed {
 		what := "expired " + inv.Expires.UTC().Format(time.RFC3339)
 		if !inv.Used.IsZero() {

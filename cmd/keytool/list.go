@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 )
@@ -32,9 +31,13 @@ func (c *cli) printList(asJSON bool, items any, header []string, rows [][]string
 	return w.Flush()
 }
 
-// reportSkipped prints, one line each, the trust files a store skipped.
-func reportSkipped[P error](w io.Writer, cmd string, problems []P) {
+// reportSkipped prints, one line each, the trust files a store skipped,
+// each with the command that fixes it when there is one.
+func reportSkipped[P error](c *cli, cmd string, problems []P) {
 	for _, p := range problems {
-		fmt.Fprintf(w, "keytool %s: skipped %v\n", cmd, p)
+		fmt.Fprintf(c.stderr, "keytool %s: skipped %v\n", cmd, p)
+		if fix := c.fileFix(p); fix != "" {
+			fmt.Fprintf(c.stderr, "  fix with: %s\n", fix)
+		}
 	}
 }

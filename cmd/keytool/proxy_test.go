@@ -57,7 +57,7 @@ func TestProxyCurlToPython(t *testing.T) {
 	if body, msg, code := fetch(); code == 0 || strings.Contains(body, page) {
 		t.Fatalf("unauthorized client got in: exit %d\n%s%s", code, body, msg)
 	}
-	proxy.waitFor(t, `msg=refused remote=127\.0\.0\.1:\d+ fingerprint=`+regexpQuote(curlFP)+` reason="key `+regexpQuote(curlFP)+` is not authorized`, 5*time.Second)
+	proxy.waitFor(t, `msg=refused remote=127\.0\.0\.1:\d+ fingerprint=`+regexpQuote(curlFP)+` reason="authkeys: key `+regexpQuote(curlFP)+` is not authorized`, 5*time.Second)
 
 	// Authorized while the proxy runs: admitted within a second. The time
 	// is counted from the start of keytool authorize, so it includes that

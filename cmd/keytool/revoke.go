@@ -203,7 +203,7 @@ func (c *cli) listRevoked(asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	reportSkipped(c.stderr, "revoke", store.Problems())
+	reportSkipped(c, "revoke", store.Problems())
 	infos := []revokedInfo{}
 	var rows [][]string
 	for _, r := range store.Revoked() {

@@ -254,7 +254,7 @@ func (c *cli) listHosts(asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	reportSkipped(c.stderr, "trust-host", hosts.Problems())
+	reportSkipped(c, "trust-host", hosts.Problems())
 	infos := []hostInfo{}
 	var rows [][]string
 	for _, e := range hosts.Entries() {
