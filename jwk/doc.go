@@ -36,8 +36,11 @@
 // A key's identity is the SHA-256 of its DER SubjectPublicKeyInfo (SPKI).
 // From it come the fingerprint "SHA256:<base64>" that keytool shows first,
 // and Docker's key ID "ABCD:EFGH:…". The RFC 7638 thumbprint is a third,
-// independent name. ParseFingerprint accepts all of them, plus curl's
-// "sha256//…" and hex, and Fingerprint.Match compares a key against one.
+// independent name, and ssh-keygen's fingerprint (Key.SSHFingerprint), the
+// SHA-256 of the key's SSH encoding in the same "SHA256:<base64>" form, a
+// fourth. ParseFingerprint accepts all of them, plus curl's "sha256//…"
+// and hex, and Fingerprint.Match compares a key against one; a SHA256:…
+// input matches a key by either hash.
 //
 // # Writing
 //

@@ -12,19 +12,23 @@ import (
 // Fingerprint is a key name typed by a user, in any of the forms keytool
 // prints or that other tools print for the same key:
 //
-//	SHA256:UblEzfpUTUwyc6pr81BiWn3VO7tqcXIydPU4sZogd2A       keytool, OpenSSH style
+//	SHA256:UblEzfpUTUwyc6pr81BiWn3VO7tqcXIydPU4sZogd2A       keytool, or ssh-keygen -l
 //	KG4U:JTP2:KRGU:YMTT:VJV7:GUDC:LJ65:KO53:NJYX:EMTU:6U4L:DGRA  Docker/libtrust key ID
 //	sha256//UblEzfpUTUwyc6pr81BiWn3VO7tqcXIydPU4sZogd2A=     curl --pinnedpubkey
 //	51b944cdfa544d4c…  or  51:B9:44:CD:…                     hex of the SPKI hash
 //	<43 base64url characters>                                RFC 7638 thumbprint
 //
 // All but the thumbprint are the SHA-256 of the DER SubjectPublicKeyInfo,
-// or a prefix of it. Use Match to compare a key against it.
+// or a prefix of it; but a SHA256:… fingerprint has the same form as
+// ssh-keygen's, the SHA-256 of the key's SSH wire encoding (see
+// Key.SSHFingerprint), and so names the key whose hash it is by either.
+// Use Match to compare a key against it.
 type Fingerprint struct {
 	input   string
 	spki    []byte // the SPKI hash, or a prefix of it (key ID: 30 bytes)
 	thumb   []byte // an RFC 7638 thumbprint, when the input can be one
 	isKeyID bool
+	ssh     bool // spki may be ssh-keygen's hash instead (SHA256:…)
 }
 
 // String returns the fingerprint as the user typed it.
@@ -43,7 +47,7 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 		if err != nil || len(b) != 32 {
 			return bad("the part after SHA256: is not a base64 SHA-256")
 		}
-		f.spki = b
+		f.spki, f.ssh = b, true
 	case strings.HasPrefix(s, "sha256//"):
 		b, err := decodeB64(s[len("sha256//"):])
 		if err != nil || len(b) != 32 {
@@ -83,11 +87,17 @@ func decodeB64(s string) ([]byte, error) {
 	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-// Match reports whether k is the key f names.
+// Match reports whether k is the key f names: by its SPKI hash, key ID or
+// thumbprint, or for a SHA256:… input by ssh-keygen's fingerprint too.
 func (f Fingerprint) Match(k *Key) bool {
 	sum := k.SPKIHash()
 	if f.spki != nil {
 		if f.isKeyID && bytes.Equal(sum[:30], f.spki) || !f.isKeyID && bytes.Equal(sum[:], f.spki) {
+			return true
+		}
+	}
+	if f.ssh {
+		if h, ok := k.sshHash(); ok && bytes.Equal(h[:], f.spki) {
 			return true
 		}
 	}
@@ -100,9 +110,14 @@ func (f Fingerprint) Match(k *Key) bool {
 	return false
 }
 
-// SPKIHash returns the full SPKI hash f names, if the input certainly
-// held one: SHA256:…, sha256//… or hex. A key ID holds only a prefix, and a
-// bare base64 string may be a thumbprint instead.
+// SPKIHash returns the full SPKI hash f names, if the input held one:
+// SHA256:…, sha256//… or hex. A key ID holds only a prefix, and a bare
+// base64 string may be a thumbprint instead.
+//
+// A SHA256:… input may instead be ssh-keygen's fingerprint of another key
+// (see Key.SSHFingerprint), which no SPKI hash shows: a caller that looks
+// keys up by this hash must, when it finds none, fall back to Match on
+// the keys themselves.
 func (f Fingerprint) SPKIHash() (sum [32]byte, ok bool) {
 	if f.isKeyID || len(f.spki) != 32 || f.thumb != nil {
 		return sum, false

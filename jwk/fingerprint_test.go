@@ -3,8 +3,11 @@ package jwk
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // fingerprintForms returns every way a user can name k, with whether the
@@ -160,5 +163,88 @@ func TestFingerprintSPKIHashOnlyWhenCertain(t *testing.T) {
 		if _, ok := fp.SPKIHash(); ok {
 			t.Errorf("%s: SPKIHash claims a full SPKI hash", s)
 		}
+	}
+}
+
+// ssh-keygen's SHA256:… fingerprint hashes the key's SSH wire encoding,
+// not its SPKI: the same form names the key by another hash, and Match
+// takes either.
+func TestSSHFingerprint(t *testing.T) {
+	for i, typ := range testTypes {
+		k := testKey(t, typ)
+		other := testKey(t, testTypes[(i+1)%len(testTypes)])
+		got, ok := k.SSHFingerprint()
+		if !ok {
+			t.Fatalf("%s: no SSH fingerprint", typ)
+		}
+		if want := ssh.FingerprintSHA256(mustSSHPub(t, k)); got != want {
+			t.Errorf("%s: SSHFingerprint() = %s, want %s", typ, got, want)
+		}
+		if got == k.Fingerprint() {
+			t.Errorf("%s: the SSH and SPKI fingerprints are the same", typ)
+		}
+		for _, s := range []string{got, "sha256:" + strings.TrimPrefix(got, "SHA256:"), got + "=", " " + got + "\n"} {
+			fp, err := ParseFingerprint(s)
+			if err != nil {
+				t.Fatalf("%s: ParseFingerprint(%q): %v", typ, s, err)
+			}
+			if !fp.Match(k) || !fp.Match(k.PublicKey()) {
+				t.Errorf("%s: %q does not match its key", typ, s)
+			}
+			if fp.Match(other) {
+				t.Errorf("%s: %q matches another key", typ, s)
+			}
+			// Still an SPKI hash, as far as its form tells; of no key here.
+			if sum, ok := fp.SPKIHash(); !ok || sum == k.SPKIHash() {
+				t.Errorf("%s: SPKIHash() of %q = %x, %v", typ, s, sum, ok)
+			}
+		}
+		// Only the SHA256: form is ssh-keygen's: the same hash as curl's
+		// pin or in hex names no key.
+		sum, _ := ParseFingerprint(got)
+		h, _ := sum.SPKIHash()
+		for _, s := range []string{"sha256//" + base64.StdEncoding.EncodeToString(h[:]), hex.EncodeToString(h[:])} {
+			if fp, err := ParseFingerprint(s); err != nil || fp.Match(k) {
+				t.Errorf("%s: %q: match %v, %v", typ, s, err == nil && fp.Match(k), err)
+			}
+		}
+	}
+}
+
+// The fingerprint the real ssh-keygen -l prints for a key matches it, for
+// a key keytool made and for one ssh-keygen made.
+func TestSSHKeygenFingerprint(t *testing.T) {
+	needTool(t, "ssh-keygen")
+	dir := t.TempDir()
+	keygenFP := func(file string) string {
+		t.Helper()
+		// "256 SHA256:… comment (ED25519)"
+		out := strings.Fields(string(run(t, dir, nil, "ssh-keygen", "-E", "sha256", "-lf", file)))
+		if len(out) < 2 || !strings.HasPrefix(out[1], "SHA256:") {
+			t.Fatalf("ssh-keygen -lf %s: %q", file, out)
+		}
+		return out[1]
+	}
+	for _, typ := range testTypes {
+		k := testKey(t, typ)
+		file := string(typ) + ".pub"
+		writeFile(t, dir, file, mustMarshalSSH(t, k), 0o644)
+		want := keygenFP(file)
+		if got, _ := k.SSHFingerprint(); got != want {
+			t.Errorf("%s: SSHFingerprint() = %s, ssh-keygen %s", typ, got, want)
+		}
+		fp, err := ParseFingerprint(want)
+		if err != nil || !fp.Match(k) {
+			t.Errorf("%s: ssh-keygen's %s does not match the key: %v", typ, want, err)
+		}
+	}
+	run(t, dir, nil, "ssh-keygen", "-t", "ed25519", "-q", "-N", "", "-C", "", "-f", "id")
+	want := keygenFP("id.pub")
+	keys, err := ReadFile(filepath.Join(dir, "id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp, err := ParseFingerprint(want); err != nil || !fp.Match(keys[0]) {
+		t.Errorf("ssh-keygen's %s does not match the key it made: %v", want, err)
 	}
 }

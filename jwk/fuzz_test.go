@@ -202,6 +202,9 @@ func FuzzParseFingerprint(f *testing.F) {
 	for s := range fingerprintForms(k) {
 		f.Add(s)
 	}
+	if s, ok := k.SSHFingerprint(); ok {
+		f.Add(s)
+	}
 	for _, s := range []string{"", "SHA256:", "sha256//=", "ABCD:EFGH", "00:11", k.KeyID() + ":", "sha256:" + strings.Repeat("/", 43)} {
 		f.Add(s)
 	}

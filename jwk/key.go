@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/ssh"
 )
 
 // Type names a kind of key that Generate can make. The names are the ones
@@ -245,11 +246,33 @@ func (k *Key) SPKI() []byte { return k.spki }
 func (k *Key) SPKIHash() [32]byte { return k.sum }
 
 // Fingerprint returns the key's fingerprint in OpenSSH style:
-// "SHA256:" and the SPKI hash in base64 without padding. Note that
-// ssh-keygen hashes a different encoding of the key, so its fingerprints
-// differ from these; `openssl pkey -pubin -outform DER | openssl dgst
-// -sha256 -binary | base64` gives the same value (with padding).
+// "SHA256:" and the SPKI hash in base64 without padding. `openssl pkey
+// -pubin -outform DER | openssl dgst -sha256 -binary | base64` gives the
+// same value (with padding). ssh-keygen hashes another encoding of the
+// key, and so prints another value in the same form: SSHFingerprint.
+// ParseFingerprint and Match take either.
 func (k *Key) Fingerprint() string { return FormatFingerprint(k.sum) }
+
+// SSHFingerprint returns the fingerprint ssh-keygen -l prints for the key:
+// "SHA256:" and the SHA-256 of its SSH wire encoding in base64 without
+// padding. ok is false for a key that SSH cannot express (none of the
+// types keytool reads today).
+func (k *Key) SSHFingerprint() (fp string, ok bool) {
+	sum, ok := k.sshHash()
+	if !ok {
+		return "", false
+	}
+	return FormatFingerprint(sum), true
+}
+
+// sshHash returns the SHA-256 of the key's SSH wire encoding.
+func (k *Key) sshHash() (sum [32]byte, ok bool) {
+	pub, err := ssh.NewPublicKey(k.public)
+	if err != nil {
+		return sum, false
+	}
+	return sha256.Sum256(pub.Marshal()), true
+}
 
 // FormatFingerprint formats an SPKI hash as a fingerprint ("SHA256:…").
 func FormatFingerprint(sum [32]byte) string {
