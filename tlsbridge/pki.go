@@ -6,10 +6,15 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // PKI is the optional CA mode (DESIGN.md, "Precedence"): peers whose key is
@@ -18,31 +23,85 @@ import (
 // decided by its pin alone, and the CA is consulted only for keys without
 // one.
 //
-// The files are read again when they change (checked at most once a
-// second, at handshakes), so a new CRL applies without a restart. If a
-// file cannot be read or parsed, every CA-based decision fails until it is
-// fixed: a CRL that cannot be read revokes nothing only in attackers'
-// dreams.
+// ca.pem and crl.pem are trust files like any other (docs/design.md, "One
+// file-trust rule"): they are read with the strict-modes rule of package
+// trustfile — the file, a link's target and every directory up to the
+// home must belong to root or this process's user and not be writable by
+// group or others — since whoever can add a CA to ca.pem can let any
+// client in.
+//
+// The files are checked again at most once a second, at handshakes: a
+// change of content, owner or mode of a file (its size, times, inode,
+// mode and owner) or of a directory above it is noticed, so a new CRL
+// applies without a restart, and a ca.pem made writable by others stops
+// counting. If a file cannot be read, fails the rule or cannot be parsed,
+// every CA-based decision fails, naming the file, until it is fixed: a
+// CRL that cannot be read revokes nothing only in attackers' dreams.
 type PKI struct {
-	caFile, crlFile string
+	opts PKIOptions
 
 	state     atomic.Pointer[pkiState]
 	mu        sync.Mutex // serialises reloads
 	checkedAt atomic.Int64
 }
 
+// PKIOptions say where PKI mode's files are.
+type PKIOptions struct {
+	// CA is the CA bundle (PEM certificates). Required.
+	CA string
+	// CRL, if set, holds the CRLs issued by the CAs of the bundle (PEM or
+	// DER); every CRL must be signed by one of them. With a CRL file, a
+	// certificate whose issuer has no CRL in it is refused.
+	CRL string
+	// Home is the top of the trust tree (the keytool home): the strict
+	// modes are checked from each file up to it, and for a file outside
+	// it up to the root directory. Empty: each file's own directory is
+	// the top.
+	Home string
+	// NoStrictModes turns off the ownership and permission checks, for
+	// file systems whose permissions mean nothing (some containers). The
+	// files are still read without blocking and within trustfile.MaxSize.
+	NoStrictModes bool
+}
+
 type pkiState struct {
 	roots   *x509.CertPool
+	cas     int
 	crls    []*x509.RevocationList
-	caMod   time.Time
-	crlMod  time.Time
+	stamp   pkiStamp
 	loadErr error
 }
 
-// LoadPKI reads a CA bundle and, if crlFile is not empty, the CRLs issued by
-// those CAs (PEM or DER). Every CRL must be signed by a CA of the bundle.
-func LoadPKI(caFile, crlFile string) (*PKI, error) {
-	p := &PKI{caFile: caFile, crlFile: crlFile}
+// pkiStamp is what the periodic check compares: each file's stat key, and
+// whether the rule held, with its error, so that a directory above a file
+// becoming writable (which the file's own stat does not show) is noticed.
+type pkiStamp struct {
+	ca, crl statKey
+	rule    string
+}
+
+// PKIFileError means a file of PKI mode cannot be used: it cannot be
+// read, fails the strict-modes rule (Err is a *trustfile.PermissionError
+// or *trustfile.LinkError), or does not hold what it should. Every
+// CA-based decision fails until it is fixed.
+type PKIFileError struct {
+	File string // the CA bundle or the CRL file
+	Err  error
+}
+
+func (e *PKIFileError) Error() string {
+	return fmt.Sprintf("tlsbridge: PKI mode: %s: %v", e.File, e.Err)
+}
+
+func (e *PKIFileError) Unwrap() error { return e.Err }
+
+// LoadPKI reads the CA bundle and, if opts.CRL is set, the CRLs issued by
+// those CAs, under the strict-modes rule.
+func LoadPKI(opts PKIOptions) (*PKI, error) {
+	if opts.CA == "" {
+		return nil, errors.New("tlsbridge: PKIOptions.CA is required")
+	}
+	p := &PKI{opts: opts}
 	st := p.load()
 	if st.loadErr != nil {
 		return nil, st.loadErr
@@ -52,19 +111,55 @@ func LoadPKI(caFile, crlFile string) (*PKI, error) {
 	return p, nil
 }
 
-func modTime(path string) time.Time {
-	if fi, err := os.Stat(path); err == nil {
-		return fi.ModTime()
+// rule is the strict-modes rule for file.
+func (p *PKI) rule(file string) trustfile.Rule {
+	top := p.opts.Home
+	if top == "" {
+		top = filepath.Dir(file)
 	}
-	return time.Time{}
+	return trustfile.Rule{Top: top, Off: p.opts.NoStrictModes}
+}
+
+// stamp stats the files and checks the rule on them, without reading them.
+func (p *PKI) stamp() pkiStamp {
+	var s pkiStamp
+	var ruleErrs []string
+	check := func(file string) statKey {
+		if file == "" {
+			return statKey{}
+		}
+		lfi, err := os.Lstat(file)
+		if err != nil {
+			ruleErrs = append(ruleErrs, err.Error())
+			return statKey{}
+		}
+		fi, err := os.Stat(file)
+		if err != nil {
+			ruleErrs = append(ruleErrs, err.Error())
+			return keyOf(lfi)
+		}
+		if err := p.rule(file).CheckFile(file, fi, lfi.Mode()&fs.ModeSymlink != 0, false); err != nil {
+			ruleErrs = append(ruleErrs, err.Error())
+		}
+		return keyOf(fi)
+	}
+	s.ca = check(p.opts.CA)
+	s.crl = check(p.opts.CRL)
+	s.rule = strings.Join(ruleErrs, "\n")
+	return s
 }
 
 func (p *PKI) load() *pkiState {
-	st := &pkiState{caMod: modTime(p.caFile), crlMod: modTime(p.crlFile)}
-	data, err := os.ReadFile(p.caFile)
-	if err != nil {
-		st.loadErr = fmt.Errorf("PKI mode: %w", err)
+	// The stamp is taken before reading: a change while reading makes the
+	// next check differ, and read again.
+	st := &pkiState{stamp: p.stamp()}
+	fail := func(file string, err error) *pkiState {
+		st.loadErr = &PKIFileError{File: file, Err: err}
 		return st
+	}
+	data, _, err := p.rule(p.opts.CA).ReadFile(p.opts.CA)
+	if err != nil {
+		return fail(p.opts.CA, err)
 	}
 	var cas []*x509.Certificate
 	for rest := data; ; {
@@ -77,26 +172,24 @@ func (p *PKI) load() *pkiState {
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			st.loadErr = fmt.Errorf("PKI mode: %s: %w", p.caFile, err)
-			return st
+			return fail(p.opts.CA, err)
 		}
 		cas = append(cas, c)
 	}
 	if len(cas) == 0 {
-		st.loadErr = fmt.Errorf("PKI mode: %s holds no CERTIFICATE", p.caFile)
-		return st
+		return fail(p.opts.CA, errors.New("holds no CERTIFICATE"))
 	}
 	st.roots = x509.NewCertPool()
 	for _, c := range cas {
 		st.roots.AddCert(c)
 	}
-	if p.crlFile == "" {
+	st.cas = len(cas)
+	if p.opts.CRL == "" {
 		return st
 	}
-	data, err = os.ReadFile(p.crlFile)
+	data, _, err = p.rule(p.opts.CRL).ReadFile(p.opts.CRL)
 	if err != nil {
-		st.loadErr = fmt.Errorf("PKI mode: %w", err)
-		return st
+		return fail(p.opts.CRL, err)
 	}
 	var ders [][]byte
 	if bytes.Contains(data, []byte("-----BEGIN")) {
@@ -113,14 +206,12 @@ func (p *PKI) load() *pkiState {
 		ders = [][]byte{data}
 	}
 	if len(ders) == 0 {
-		st.loadErr = fmt.Errorf("PKI mode: %s holds no X509 CRL", p.crlFile)
-		return st
+		return fail(p.opts.CRL, errors.New("holds no X509 CRL"))
 	}
 	for _, der := range ders {
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			st.loadErr = fmt.Errorf("PKI mode: %s: %w", p.crlFile, err)
-			return st
+			return fail(p.opts.CRL, err)
 		}
 		signed := false
 		for _, ca := range cas {
@@ -130,15 +221,15 @@ func (p *PKI) load() *pkiState {
 			}
 		}
 		if !signed {
-			st.loadErr = fmt.Errorf("PKI mode: %s: a CRL is not signed by any CA in %s", p.crlFile, p.caFile)
-			return st
+			return fail(p.opts.CRL, fmt.Errorf("a CRL is not signed by any CA in %s", p.opts.CA))
 		}
 		st.crls = append(st.crls, crl)
 	}
 	return st
 }
 
-// current returns the state, re-reading the files if they changed.
+// current returns the state, re-reading the files if they (or the rule's
+// verdict on them) changed.
 func (p *PKI) current() *pkiState {
 	now := time.Now().UnixNano()
 	if last := p.checkedAt.Load(); now-last < int64(time.Second) || !p.checkedAt.CompareAndSwap(last, now) {
@@ -147,7 +238,7 @@ func (p *PKI) current() *pkiState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.state.Load()
-	if !modTime(p.caFile).Equal(st.caMod) || !modTime(p.crlFile).Equal(st.crlMod) {
+	if p.stamp() != st.stamp {
 		st = p.load()
 		p.state.Store(st)
 	}
@@ -162,8 +253,23 @@ type RevokedCertificateError struct {
 }
 
 func (e *RevokedCertificateError) Error() string {
-	return fmt.Sprintf("certificate %q (serial %s) is revoked by %s", e.Subject, e.Serial, e.File)
+	return fmt.Sprintf("tlsbridge: PKI mode: certificate %q (serial %s) is revoked by %s", e.Subject, e.Serial, e.File)
 }
+
+// CARefusedError means PKI mode refused a certificate: it does not verify
+// against the CA bundle (for the usage or host name asked), or the CRL
+// file cannot vouch for it (no CRL for its issuer, or an expired CRL).
+// File is the CA bundle or the CRL file that decided.
+type CARefusedError struct {
+	File string
+	Err  error
+}
+
+func (e *CARefusedError) Error() string {
+	return fmt.Sprintf("tlsbridge: PKI mode: the certificate is refused by %s: %v", e.File, e.Err)
+}
+
+func (e *CARefusedError) Unwrap() error { return e.Err }
 
 // Verify checks a peer's certificate chain (leaf first) against the CA
 // bundle, for the given usage and, if dnsName is not empty, host name, and
@@ -184,9 +290,9 @@ func (p *PKI) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName 
 		KeyUsages: []x509.ExtKeyUsage{usage},
 	})
 	if err != nil {
-		return fmt.Errorf("PKI mode: the certificate does not verify against %s: %w", p.caFile, err)
+		return &CARefusedError{File: p.opts.CA, Err: err}
 	}
-	if p.crlFile == "" {
+	if p.opts.CRL == "" {
 		return nil
 	}
 	now := time.Now()
@@ -196,16 +302,16 @@ func (p *PKI) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName 
 			crl := st.crlFor(issuer)
 			if crl == nil {
 				if i == 0 {
-					return fmt.Errorf("PKI mode: %s has no CRL for the issuer %q of %q: refusing, since its revocation status is unknown", p.crlFile, issuer.Subject, cert.Subject)
+					return &CARefusedError{File: p.opts.CRL, Err: fmt.Errorf("no CRL for the issuer %q of %q, so its revocation status is unknown", issuer.Subject, cert.Subject)}
 				}
 				continue
 			}
 			if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-				return fmt.Errorf("PKI mode: the CRL of %q in %s expired at %s; install a current one", issuer.Subject, p.crlFile, crl.NextUpdate.Format(time.RFC3339))
+				return &CARefusedError{File: p.opts.CRL, Err: fmt.Errorf("the CRL of %q expired at %s", issuer.Subject, crl.NextUpdate.Format(time.RFC3339))}
 			}
 			for _, rc := range crl.RevokedCertificateEntries {
 				if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-					return &RevokedCertificateError{Subject: cert.Subject.String(), Serial: cert.SerialNumber.String(), File: p.crlFile}
+					return &RevokedCertificateError{Subject: cert.Subject.String(), Serial: cert.SerialNumber.String(), File: p.opts.CRL}
 				}
 			}
 		}

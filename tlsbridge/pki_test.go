@@ -39,6 +39,9 @@ func newCA(t *testing.T) *testCA {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	ca := &testCA{cert: cert, key: key, serial: 100, dir: t.TempDir()}
+	if err := os.Chmod(ca.dir, 0o700); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(ca.caFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +93,7 @@ func (ca *testCA) writeCRL(t *testing.T, revoked ...*Identity) {
 
 func (ca *testCA) pki(t *testing.T) *PKI {
 	t.Helper()
-	p, err := LoadPKI(ca.caFile(), ca.crlFile())
+	p, err := LoadPKI(PKIOptions{CA: ca.caFile(), CRL: ca.crlFile(), Home: ca.dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func (c *cli) pki() (*tlsbridge.PKI, error) {
 		}
 		return nil, nil
 	}
-	return tlsbridge.LoadPKI(ca, crl)
+	return tlsbridge.LoadPKI(tlsbridge.PKIOptions{CA: ca, CRL: crl, Home: c.home})
 }
 
 // policy returns the host-key policy of --strict-host-keys and --insecure.
