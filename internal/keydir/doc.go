@@ -54,4 +54,16 @@
 // they appear, and once when they are resolved. Subscribe tells callers
 // about each new snapshot; Close, or cancelling the context, stops every
 // goroutine.
+//
+// # Where things are
+//
+//	loader.go   Config, Snapshot, Loader: Reload, publish, Subscribe
+//	scan.go     listing a directory and stat-ing files under the rule
+//	read.go     reading and parsing the files that changed, in parallel
+//	rescan.go   the periodic rescan's two steps (compare, then reload)
+//	hints.go    what events named, and the names that are never key files
+//	watch.go    fsnotify, debouncing, the rescan ticker
+//	store.go    Options and Lifecycle, shared by authkeys and knownhosts
+//	find.go     Find, the one fingerprint matcher
+//	edit.go     EditFile, the one rewrite of a key file (locked, atomic)
 package keydir

@@ -1,0 +1,430 @@
+package keydir
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
+)
+
+// Defaults for Config.Debounce and Config.Rescan.
+const (
+	DefaultDebounce = 50 * time.Millisecond
+	DefaultRescan   = time.Minute
+)
+
+// Source is one place keys are read from: a single file, or a directory
+// whose every visible file holds keys.
+type Source struct {
+	Path string
+	Dir  bool
+	// Revocation marks a list of refused keys: if it cannot be read, the
+	// snapshot's RevocationErr is set and the stores deny every key.
+	Revocation bool
+}
+
+// Problem is a file (or directory) that was skipped, and why. Line and
+// Member locate the fault inside the file when it is known.
+type Problem struct {
+	Path       string
+	Line       int
+	Member     string
+	Err        error
+	Revocation bool // the file is part of a revocation source
+}
+
+func (p Problem) Error() string {
+	where := p.Path
+	if p.Line > 0 {
+		where += ":" + strconv.Itoa(p.Line)
+	}
+	if p.Member != "" {
+		return fmt.Sprintf("%s: member %q: %v", where, p.Member, p.Err)
+	}
+	return fmt.Sprintf("%s: %v", where, p.Err)
+}
+
+func (p Problem) Unwrap() error { return p.Err }
+
+// problemOf turns an error about path into a Problem, keeping the line and
+// member of a *jwk.ParseError.
+func problemOf(path string, err error, revocation bool) *Problem {
+	p := &Problem{Path: path, Err: err, Revocation: revocation}
+	var pe *jwk.ParseError
+	if errors.As(err, &pe) {
+		p.Line, p.Member, p.Err = pe.Line, pe.Member, pe.Err
+	}
+	return p
+}
+
+// Config says what to read and how to turn each key into the caller's
+// compact entry type T.
+type Config[T any] struct {
+	Sources []Source
+	// Home is the top of the trust tree (the keytool home): strict modes
+	// check every directory from a file up to it (trustfile.Rule). Empty:
+	// each source's own parent directory is the top.
+	Home string
+	// NoStrictModes turns off the ownership and permission checks.
+	NoStrictModes bool
+	// Convert makes the caller's entry from a parsed key. An error skips the
+	// whole file as a Problem; return a *jwk.ParseError to name a member.
+	Convert func(src Source, path string, k *jwk.Key) (T, error)
+	// OnReload, if set, is called with every new snapshot, before
+	// subscribers are told. The stores build their indexes here.
+	OnReload func(*Snapshot[T])
+	// Logger receives problems (once per change) and watching trouble.
+	Logger *slog.Logger
+	// Debounce is how long events must be quiet before a reload
+	// (DefaultDebounce if zero); a reload is never delayed by more than ten
+	// times it.
+	Debounce time.Duration
+	// Rescan is the period of the full rescan that catches lost events
+	// (DefaultRescan if zero, none if negative).
+	Rescan time.Duration
+}
+
+// File is one file that loaded, with the entries made from its keys.
+type File[T any] struct {
+	Path   string
+	Source int // index in Config.Sources
+	Items  []T
+}
+
+// Snapshot is the immutable result of a load.
+type Snapshot[T any] struct {
+	Files    []*File[T] // in source order, a directory's files by name
+	Problems []Problem  // files skipped, in the same order
+	// RevocationErr is set when a revocation source could not be read
+	// completely: a caller must then refuse every key.
+	RevocationErr error
+	Generation    uint64
+}
+
+// fileState is the loader's memory of one file, reused while its stat key
+// (and, once read, its content hash) is unchanged.
+type fileState[T any] struct {
+	name    string // base name; the path for a single-file source
+	path    string
+	src     int // index in Config.Sources
+	st      statKey
+	sum     [32]byte
+	read    bool // sum and file/problem come from reading the content
+	file    *File[T]
+	problem *Problem
+	gone    bool
+	old     *fileState[T] // while a read is pending: the state it replaces
+	// unchecked: a new regular file seen in a directory listing, whose
+	// stat and permission checks are left to the read (one syscall less
+	// per file on a cold load).
+	unchecked bool
+}
+
+// sourceState is what the loader knows of one source. A reload replaces
+// files with a new slice and never edits one in place, and a fileState is
+// not modified once a reload has ended: compare reads them without the
+// lock.
+type sourceState[T any] struct {
+	files   []*fileState[T] // sorted by name
+	problem *Problem        // about the source itself
+}
+
+// Loader reads the sources into snapshots and, once Watch is called, keeps
+// the snapshot current.
+type Loader[T any] struct {
+	cfg Config[T]
+	log *slog.Logger
+
+	mu       sync.Mutex // serialises reloads
+	states   []sourceState[T]
+	fw       *fsnotify.Watcher
+	failed   map[string]bool // directories that could not be watched (logged once)
+	watched  map[string]os.FileInfo
+	gen      uint64
+	problems map[string]bool // Error() of the problems already logged
+
+	snap atomic.Pointer[Snapshot[T]]
+
+	subMu sync.Mutex
+	subs  map[chan struct{}]struct{}
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// readFile reads a file; tests replace it to simulate I/O errors.
+	readFile func(path string) ([]byte, fs.FileInfo, error)
+	// addWatch, if set, replaces fsnotify's Add; tests make it fail to
+	// simulate an exhausted inotify watch limit.
+	addWatch func(dir string) error
+	// rescanCompared, if set, is called by applyRescan before it reloads;
+	// tests check that the lock is free then.
+	rescanCompared func(hints)
+	// compareStarted, if set, is called as a rescan starts comparing;
+	// tests hold it there to check that events are served meanwhile.
+	compareStarted func()
+}
+
+// New returns a loader for cfg. Nothing is read until Reload or Watch.
+func New[T any](cfg Config[T]) *Loader[T] {
+	srcs := make([]Source, len(cfg.Sources))
+	for i, s := range cfg.Sources {
+		if abs, err := filepath.Abs(s.Path); err == nil {
+			s.Path = abs
+		}
+		srcs[i] = s
+	}
+	cfg.Sources = srcs
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.Rescan == 0 {
+		cfg.Rescan = DefaultRescan
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &Loader[T]{
+		cfg:      cfg,
+		log:      log,
+		states:   make([]sourceState[T], len(srcs)),
+		failed:   map[string]bool{},
+		watched:  map[string]os.FileInfo{},
+		problems: map[string]bool{},
+		subs:     map[chan struct{}]struct{}{},
+		readFile: trustfile.Read,
+	}
+	l.snap.Store(&Snapshot[T]{})
+	return l
+}
+
+// rule is the strict-modes rule for source i: the climb stops at the
+// home, or else at the directory holding the source.
+func (l *Loader[T]) rule(i int) trustfile.Rule {
+	top := l.cfg.Home
+	if top == "" {
+		top = filepath.Dir(l.cfg.Sources[i].Path)
+	}
+	return trustfile.Rule{Top: top, Off: l.cfg.NoStrictModes}
+}
+
+// Sources returns the sources, with absolute paths.
+func (l *Loader[T]) Sources() []Source { return slices.Clone(l.cfg.Sources) }
+
+// Snapshot returns the current snapshot.
+func (l *Loader[T]) Snapshot() *Snapshot[T] { return l.snap.Load() }
+
+// Load reads every source once.
+func Load[T any](cfg Config[T]) *Snapshot[T] {
+	l := New(cfg)
+	l.Reload()
+	return l.Snapshot()
+}
+
+// Reload brings the snapshot up to date and returns it. With no paths it
+// rescans everything (comparing stat data, re-reading only files that
+// changed); with paths it re-examines only those (files, or directories in
+// full). Subscribers are told if anything changed.
+func (l *Loader[T]) Reload(paths ...string) *Snapshot[T] {
+	h := hints{all: len(paths) == 0}
+	for _, p := range paths {
+		if abs, err := filepath.Abs(p); err == nil {
+			h.add(abs)
+		}
+	}
+	l.reload(h)
+	return l.Snapshot()
+}
+
+// reload applies h and publishes a new snapshot if anything changed.
+func (l *Loader[T]) reload(h hints) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	start := time.Now()
+	if l.fw != nil && l.ensureWatches() {
+		h.all = true // a directory is newly watched: files may have come before the watch
+	}
+	var (
+		changed bool
+		jobs    []*fileState[T]
+	)
+	before := make([][]*fileState[T], len(l.states))
+	for i := range l.states {
+		before[i] = l.states[i].files
+	}
+	for i, src := range l.cfg.Sources {
+		ss := &l.states[i]
+		switch {
+		case src.Dir && h.full(src.Path, true):
+			changed = l.scanDir(i, &jobs) || changed
+		case src.Dir:
+			if names := h.namesIn(src.Path); len(names) > 0 {
+				changed = l.updateNames(i, names, &jobs) || changed
+			}
+		case h.full(src.Path, false):
+			state := l.statFile(i, src.Path, src.Path, lookup(ss.files, src.Path), true, isLink(src.Path))
+			var files []*fileState[T]
+			if state != nil {
+				files = []*fileState[T]{state}
+				if !state.read {
+					jobs = append(jobs, state)
+				}
+			}
+			changed = ss.set(files, nil) || changed
+		}
+	}
+	if len(jobs) > 0 {
+		l.runJobs(jobs)
+	}
+	for i := range l.states {
+		if !sameFiles(before[i], l.states[i].files) {
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	l.publish(time.Since(start))
+}
+
+// lookup finds the state named name in a sorted slice.
+func lookup[T any](files []*fileState[T], name string) *fileState[T] {
+	i, ok := slices.BinarySearchFunc(files, name, func(f *fileState[T], n string) int { return cmp.Compare(f.name, n) })
+	if ok {
+		return files[i]
+	}
+	return nil
+}
+
+// set replaces a source's files and problem. It reports whether the
+// source's problem changed; changes of the files are found by sameFiles
+// once their reads are done.
+func (ss *sourceState[T]) set(files []*fileState[T], problem *Problem) bool {
+	changed := !sameProblem(ss.problem, problem)
+	ss.files, ss.problem = files, problem
+	return changed
+}
+
+// sameFiles reports whether two lists of file states give the same
+// snapshot: the same files with the same entries or problems. A file whose
+// stat data changed but whose content did not counts as the same.
+func sameFiles[T any](a, b []*fileState[T]) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if x.name != y.name || x.file != y.file || !sameProblem(x.problem, y.problem) || x.gone || y.gone {
+			return false
+		}
+	}
+	return true
+}
+
+func sameProblem(a, b *Problem) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Error() == b.Error()
+}
+
+// publish assembles and swaps in a new snapshot, logs new problems, and
+// tells subscribers.
+func (l *Loader[T]) publish(took time.Duration) {
+	l.gen++
+	snap := &Snapshot[T]{Generation: l.gen}
+	n := 0
+	for i := range l.states {
+		n += len(l.states[i].files)
+	}
+	snap.Files = make([]*File[T], 0, n)
+	for i := range l.states {
+		ss := &l.states[i]
+		if ss.problem != nil {
+			snap.Problems = append(snap.Problems, *ss.problem)
+		}
+		for _, state := range ss.files {
+			switch {
+			case state.problem != nil:
+				snap.Problems = append(snap.Problems, *state.problem)
+			case state.file != nil:
+				snap.Files = append(snap.Files, state.file)
+			}
+		}
+	}
+	for _, p := range snap.Problems {
+		if p.Revocation {
+			snap.RevocationErr = p
+			break
+		}
+	}
+	// Log each problem once, when it appears, and say when it is gone.
+	seen := make(map[string]bool, len(snap.Problems))
+	for _, p := range snap.Problems {
+		msg := p.Error()
+		seen[msg] = true
+		if l.problems[msg] {
+			continue
+		}
+		if p.Revocation {
+			l.log.Error("revocation list unreadable: refusing every key until it is fixed", "file", p.Path, "error", msg)
+		} else {
+			l.log.Warn("skipping trust file", "file", p.Path, "error", msg)
+		}
+	}
+	for msg := range l.problems {
+		if !seen[msg] {
+			l.log.Info("trust file problem resolved", "was", msg)
+		}
+	}
+	l.problems = seen
+	l.log.Debug("trust store reloaded", "files", len(snap.Files), "problems", len(snap.Problems), "took", took)
+	if l.cfg.OnReload != nil {
+		l.cfg.OnReload(snap)
+	}
+	l.snap.Store(snap)
+	l.notify()
+}
+
+// Subscribe returns a channel that receives a value after each new
+// snapshot (coalesced: one pending value at most), and a function that
+// ends the subscription.
+func (l *Loader[T]) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	l.subMu.Lock()
+	l.subs[ch] = struct{}{}
+	l.subMu.Unlock()
+	return ch, func() {
+		l.subMu.Lock()
+		delete(l.subs, ch)
+		l.subMu.Unlock()
+	}
+}
+
+func (l *Loader[T]) notify() {
+	l.subMu.Lock()
+	defer l.subMu.Unlock()
+	for ch := range l.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

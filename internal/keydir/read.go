@@ -1,0 +1,121 @@
+package keydir
+
+import (
+	"crypto/sha256"
+	"errors"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
+)
+
+// runJobs reads and parses the queued files, in parallel when there are
+// many.
+func (l *Loader[T]) runJobs(jobs []*fileState[T]) {
+	workers := min(runtime.GOMAXPROCS(0), (len(jobs)+63)/64)
+	if workers <= 1 {
+		for _, state := range jobs {
+			l.load(state)
+		}
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for {
+					n := int(next.Add(1)) - 1
+					if n >= len(jobs) {
+						return
+					}
+					l.load(jobs[n])
+				}
+			})
+		}
+		wg.Wait()
+	}
+	// Files that vanished between stat and read are dropped (looked for
+	// only when there are some: a reload of one file must not walk every
+	// file's state).
+	if !slices.ContainsFunc(jobs, func(f *fileState[T]) bool { return f.gone }) {
+		return
+	}
+	for i := range l.states {
+		ss := &l.states[i]
+		if slices.ContainsFunc(ss.files, func(f *fileState[T]) bool { return f.gone }) {
+			ss.files = slices.DeleteFunc(slices.Clone(ss.files), func(f *fileState[T]) bool { return f.gone })
+		}
+	}
+}
+
+// load reads and parses one file into state, keeping the entries of the one
+// it replaces when the content did not change.
+func (l *Loader[T]) load(state *fileState[T]) {
+	old := state.old
+	state.old = nil
+	state.read = true
+	src := l.cfg.Sources[state.src]
+	data, fi, err := l.readFile(state.path)
+	if errors.Is(err, os.ErrNotExist) {
+		if isLink(state.path) {
+			// The link's target went between stat and read: a problem
+			// (failing closed in a revocation source), never "no file".
+			state.problem = problemOf(state.path, &trustfile.LinkError{Path: state.path, Err: err}, src.Revocation)
+			return
+		}
+		state.gone = true
+		return
+	}
+	if err != nil {
+		state.problem = problemOf(state.path, err, src.Revocation)
+		return
+	}
+	if fi != nil {
+		state.st = keyOf(fi)
+	}
+	if state.unchecked {
+		state.unchecked = false
+		// Listed as a regular file, not a link, in a directory already
+		// checked: the file's own mode is what is left of the rule.
+		if err := l.rule(state.src).CheckMode(state.path, fi); err != nil {
+			state.problem = problemOf(state.path, err, src.Revocation)
+			return
+		}
+	}
+	state.sum = sha256.Sum256(data)
+	if old != nil && old.read && old.sum == state.sum && !isPermProblem(old.problem) && (old.file != nil || old.problem != nil) {
+		state.file, state.problem = old.file, old.problem
+		return
+	}
+	state.file, state.problem = l.parse(state.src, state.path, data)
+}
+
+// parse turns a file's content into entries, or a problem.
+func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem) {
+	src := l.cfg.Sources[i]
+	keys, err := jwk.Parse(data)
+	if err != nil {
+		return nil, problemOf(path, err, src.Revocation)
+	}
+	f := &File[T]{Path: path, Source: i, Items: make([]T, 0, len(keys))}
+	for n, k := range keys {
+		var t T
+		if l.cfg.Convert != nil {
+			t, err = l.cfg.Convert(src, path, k)
+			if err != nil {
+				p := problemOf(path, err, src.Revocation)
+				if len(keys) > 1 {
+					p.Member = strings.TrimSuffix("keys["+strconv.Itoa(n)+"]."+p.Member, ".")
+				}
+				return nil, p
+			}
+		}
+		f.Items = append(f.Items, t)
+	}
+	return f, nil
+}

@@ -1,0 +1,117 @@
+package keydir
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// maxRescanHints is how many changed names a periodic rescan hands on
+// as such; past it the change is a bulk one, and a full scan under the
+// lock costs less than editing the file lists name by name.
+const maxRescanHints = 256
+
+// The periodic rescan, the safety net, has two steps. Stat-ing every file
+// of a large store takes long (about half a second at 100,000 files), and
+// a reload holds the lock that a reload caused by an event needs. So
+// compare looks at the file system against the states as they stood,
+// without the lock, and then applyRescan reloads under the lock only the
+// names compare found different, as if events had named them. Watch runs
+// compare on a goroutine of its own, so that its event loop goes on
+// meanwhile. A change made while compare runs is seen by its events, or
+// by the next rescan.
+
+// applyRescan is the rescan's second step: reload what compare found.
+func (l *Loader[T]) applyRescan(h hints) {
+	if l.rescanCompared != nil {
+		l.rescanCompared(h)
+	}
+	l.reload(h) // with nothing found, this still retries the watches that failed
+}
+
+// compare is the rescan's first step: the paths a full scan would find
+// changed, or all of them when there are more than maxRescanHints.
+func (l *Loader[T]) compare() hints {
+	l.mu.Lock()
+	states := slices.Clone(l.states) // the file lists in it are never edited in place
+	l.mu.Unlock()
+	if l.compareStarted != nil {
+		l.compareStarted()
+	}
+	var h hints
+	for i := range states {
+		l.differences(i, &states[i], &h)
+	}
+	if len(h.paths) > maxRescanHints {
+		h = hints{all: true}
+	}
+	return h
+}
+
+// differences adds to h the paths of source i that a full scan would find
+// changed since st: the source itself when its own checks answer
+// differently, else every name that appeared, vanished, or whose stat data
+// moved. It reads only st, which no reload modifies, and the file system.
+func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
+	src := l.cfg.Sources[i]
+	if !src.Dir {
+		prev := lookup(st.files, src.Path)
+		if l.statFile(i, src.Path, src.Path, prev, true, isLink(src.Path)) != prev {
+			h.add(src.Path)
+		}
+		return
+	}
+	ok, problem := l.checkDir(i)
+	if !ok || st.problem != nil {
+		if !ok && sameProblem(problem, st.problem) && len(st.files) == 0 {
+			return
+		}
+		h.add(src.Path)
+		return
+	}
+	entries, err := os.ReadDir(src.Path)
+	if err != nil {
+		h.add(src.Path)
+		return
+	}
+	pairListing(entries, st.files, func(e os.DirEntry, prev *fileState[T]) {
+		path := filepath.Join(src.Path, e.Name())
+		if l.statFile(i, e.Name(), path, prev, false, e.Type()&fs.ModeSymlink != 0) != prev {
+			h.add(path)
+		}
+	}, func(gone *fileState[T]) { h.add(gone.path) })
+}
+
+// pairListing walks a directory listing (sorted by name, as os.ReadDir
+// gives it) beside the states of the files as they were (sorted too): seen
+// gets each visible name with its previous state, or nil; gone, if not
+// nil, each previous state whose name is no longer listed.
+func pairListing[T any](entries []os.DirEntry, old []*fileState[T], seen func(os.DirEntry, *fileState[T]), gone func(*fileState[T])) {
+	drop := func(n int) {
+		if gone != nil {
+			for _, f := range old[:n] {
+				gone(f)
+			}
+		}
+		old = old[n:]
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if Ignored(name) {
+			continue
+		}
+		n := 0
+		for n < len(old) && old[n].name < name {
+			n++
+		}
+		drop(n)
+		var prev *fileState[T]
+		if len(old) > 0 && old[0].name == name {
+			prev = old[0]
+			old = old[1:]
+		}
+		seen(e, prev)
+	}
+	drop(len(old))
+}
