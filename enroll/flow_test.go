@@ -402,8 +402,9 @@ func TestLimiter(t *testing.T) {
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
-// TestOtherPaths: an unauthenticated client gets 403 with the way to
-// enroll, on a ServeConn connection, for anything but the endpoint.
+// TestOtherPaths: an unauthenticated client gets 403 (not_authorized,
+// with its own key), on a ServeConn connection, for anything but the
+// endpoint.
 func TestOtherPaths(t *testing.T) {
 	srvHome, cli := newHome(t), newHome(t)
 	srv := startServer(t, srvHome, serverConfig{conn: true})
@@ -411,7 +412,7 @@ func TestOtherPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, err := cli.get(t, srv.addr, "/")
-	if err == nil || !strings.Contains(body, "keytool join TOKEN") || !strings.Contains(body, cli.key().Fingerprint()) {
+	if err == nil || !strings.Contains(body, `"reason":"not_authorized"`) || !strings.Contains(body, cli.key().Fingerprint()) {
 		t.Fatalf("%v: %s", err, body)
 	}
 	body, err = cli.get(t, srv.addr, Path)

@@ -107,7 +107,8 @@ type HandlerOptions struct {
 // the handshake proved the client holds its key, and the handler adds that
 // key, never one named in the request.
 //
-// Requests to other paths get 403 with tlsbridge.ForbiddenBody, so that
+// Requests to other paths get 403 with tlsbridge.ForbiddenBody (reason
+// tlsbridge.ReasonNotAuthorized), so that
 // Handler can serve whole connections of unauthenticated clients (see
 // ServeConn).
 type Handler struct {
@@ -194,7 +195,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		return Answer{}, "", refuse(ReasonMethodNotAllowed, "use POST %s", Path)
 	}
 	if clientKey == nil {
-		return Answer{}, "", refuse(ReasonNoCertificate, "no usable client certificate: enrollment needs the client's key in the TLS handshake (keytool join presents it)")
+		return Answer{}, "", refuse(ReasonNoCertificate, "no usable client certificate: enrollment needs the client's key in the TLS handshake")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
 	if err != nil {
@@ -222,8 +223,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		return Answer{}, name, refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name)
 	}
 	if !now.Before(inv.Expires) {
-		return Answer{}, name, refuse(ReasonExpired, "invitation %q expired at %s; ask the server's administrator for a new token (keytool invite --name %s)",
-			name, inv.Expires.UTC().Format(time.RFC3339), keydir.ShellQuote(name))
+		return Answer{}, name, refuse(ReasonExpired, "invitation %q expired at %s; ask the server's administrator for a new token",
+			name, inv.Expires.UTC().Format(time.RFC3339))
 	}
 
 	// Claim: exactly one rename of the pending file succeeds, across
@@ -245,10 +246,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		var revoked *authkeys.RevokedError
 		switch {
 		case errors.As(err, &exists):
-			return Answer{}, name, refuse(ReasonNotEnrollable, "the server already has another key named %q; the invitation is unchanged, and its administrator must remove that key (keytool authorize --remove %s) or invite under another name",
-				name, keydir.ShellQuote(name))
+			return Answer{}, name, refuse(ReasonNotEnrollable, "the server already has another key named %q; the invitation is unchanged, and its administrator must remove that key or invite under another name",
+				name)
 		case errors.As(err, &already):
-			return Answer{}, name, refuse(ReasonNotEnrollable, "this client's key %s is already authorized on the server, as %q; the invitation was not used", clientKey.Fingerprint(), already.Entry.Name)
+			return Answer{}, name, refuse(ReasonNotEnrollable, "this client's key %s is already authorized on the server; the invitation was not used", clientKey.Fingerprint())
 		case errors.As(err, &revoked):
 			return Answer{}, name, refuse(ReasonNotEnrollable, "this client's key %s is revoked on the server", clientKey.Fingerprint())
 		}
@@ -313,7 +314,7 @@ func (h *Handler) notPending(name string, sum [32]byte) *refusal {
 		}
 		return refuse(ReasonAlreadyUsed, "invitation %q was already used, at %s: a token works once; ask for a new one", name, inv.Used.UTC().Format(time.RFC3339))
 	}
-	return refuse(ReasonUnknown, "this server has no invitation named %q: it was revoked, or made in another keytool home", name)
+	return refuse(ReasonUnknown, "this server has no invitation named %q: it was revoked, or never made here", name)
 }
 
 func globEscape(s string) string {
@@ -359,22 +360,16 @@ func (h *Handler) answer(w http.ResponseWriter, a Answer) {
 	_ = json.NewEncoder(w).Encode(a) // the client may be gone; nothing to do
 }
 
-// forbidden answers requests to other paths like tlsbridge's
-// RequireAuthenticated does, with the way to enroll as the hint.
+// forbidden answers requests to other paths as tlsbridge's
+// RequireAuthenticated does: the client's key is not authorized (it is
+// enrolling, or could), with nothing about the server.
 func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request) {
-	body := tlsbridge.ForbiddenBody{
-		Error:     "this client's key is not trusted by the server",
-		ErrorCode: http.StatusForbidden,
-		Reason:    "only the enrollment endpoint " + Path + " serves clients whose key is not authorized",
-		Hint:      "enroll with a token from the server's administrator (keytool invite): keytool join TOKEN; or send your public key (keytool pub) to be authorized by hand",
-	}
+	var sum *[32]byte
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		sum := sha256.Sum256(r.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
-		body.Fingerprint, body.KeyID = jwk.FormatFingerprint(sum), jwk.FormatKeyID(sum)
+		s := sha256.Sum256(r.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
+		sum = &s
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusForbidden)
-	_ = json.NewEncoder(w).Encode(body)
+	tlsbridge.WriteForbidden(w, tlsbridge.ReasonNotAuthorized, sum)
 }
 
 func remoteOf(r *http.Request) netip.Addr {

@@ -3,8 +3,12 @@ package tlsbridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/netip"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/jwk"
 )
 
 type peerContextKey struct{}
@@ -28,12 +32,13 @@ func (s *Server) PeerOf(r *http.Request) (*Peer, error) {
 
 // Middleware stores the request's Peer in its context (PeerFromContext),
 // authenticated or not, and calls next. Use it in AllowUnknown mode on
-// the routes that serve unknown clients, such as enrollment.
+// the routes that serve unknown clients, such as enrollment. A request
+// without a client certificate is answered 403 (ReasonNoCertificate).
 func (s *Server) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.PeerOf(r)
 		if err != nil {
-			writeForbidden(w, nil, err)
+			WriteForbidden(w, ReasonNoCertificate, nil)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerContextKey{}, p)))
@@ -41,43 +46,125 @@ func (s *Server) Middleware(next http.Handler) http.Handler {
 }
 
 // RequireAuthenticated is Middleware that answers 403 Forbidden, with a
-// JSON body saying why and what to do, to every peer that is not
-// authenticated. The decision is taken for each request against the
-// current trust state, so a long-lived connection from a key removed or
-// revoked since its handshake is turned away at its next request.
+// ForbiddenBody, to every peer that is not authenticated. The decision is
+// taken for each request against the current trust state, so a
+// long-lived connection from a key removed or revoked since its handshake
+// is turned away at its next request.
+//
+// The body is for the remote client, whom the server does not trust: it
+// holds a reason code and the client's own fingerprint and key ID, never
+// the server's files, entries, networks or commands. Why exactly the
+// client was refused is in Peer.Err, for the server's log.
 func (s *Server) RequireAuthenticated(next http.Handler) http.Handler {
 	return s.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := PeerFromContext(r.Context()); !p.Authenticated() {
-			writeForbidden(w, p, p.Err)
+			WriteForbidden(w, ReasonOf(p.Err), &p.SPKIHash)
 			return
 		}
 		next.ServeHTTP(w, r)
 	}))
 }
 
-// ForbiddenBody is the JSON body of a 403 answer to an untrusted client.
-type ForbiddenBody struct {
-	Error       string `json:"error"`
-	ErrorCode   int    `json:"error_code"`
-	Fingerprint string `json:"fingerprint,omitempty"`
-	KeyID       string `json:"key_id,omitempty"`
-	Reason      string `json:"reason"`
-	Hint        string `json:"hint"`
+// ForbiddenReason says, in ForbiddenBody, why a client was turned away: a
+// fixed code for programs, which tells the client nothing about the
+// server's configuration.
+type ForbiddenReason string
+
+// The reasons of ForbiddenBody.
+const (
+	// ReasonNotAuthorized: the client's key is not authorized (and, in
+	// PKI mode, was not considered by the CA: it is the catch-all for a
+	// refusal of another kind).
+	ReasonNotAuthorized ForbiddenReason = "not_authorized"
+	// ReasonRevoked: the client's key, or in PKI mode its certificate, is
+	// revoked.
+	ReasonRevoked ForbiddenReason = "revoked"
+	// ReasonExpired: the authorization of the client's key has expired.
+	ReasonExpired ForbiddenReason = "expired"
+	// ReasonSourceNotAllowed: the key may not connect from the client's
+	// address.
+	ReasonSourceNotAllowed ForbiddenReason = "source_not_allowed"
+	// ReasonCARefused: in PKI mode, the client's certificate does not
+	// verify against the CA, or the CRL cannot vouch for it.
+	ReasonCARefused ForbiddenReason = "ca_refused"
+	// ReasonNoCertificate: the client presented no certificate.
+	ReasonNoCertificate ForbiddenReason = "no_certificate"
+	// ReasonUnavailable: the server cannot decide now — a revocation list
+	// or a file of PKI mode cannot be used — and refuses everyone until
+	// its administrator fixes it.
+	ReasonUnavailable ForbiddenReason = "unavailable"
+)
+
+// forbiddenMessages are the fixed sentences of ForbiddenBody.Message.
+var forbiddenMessages = map[ForbiddenReason]string{
+	ReasonNotAuthorized:    "This client's key is not authorized by the server.",
+	ReasonRevoked:          "This client's key or certificate is revoked on the server.",
+	ReasonExpired:          "The authorization of this client's key has expired.",
+	ReasonSourceNotAllowed: "This client's key may not connect from this client's address.",
+	ReasonCARefused:        "This client's certificate is not accepted by the server's certificate authority.",
+	ReasonNoCertificate:    "This client presented no certificate: the server admits clients by their key.",
+	ReasonUnavailable:      "The server cannot check client keys right now and refuses every client.",
 }
 
-func writeForbidden(w http.ResponseWriter, p *Peer, reason error) {
-	body := ForbiddenBody{
-		Error:     "this client's key is not trusted by the server",
-		ErrorCode: http.StatusForbidden,
-		Hint:      "send your public key (printed by: keytool pub) to the server's administrator, who can run: keytool authorize --name NAME FILE",
+// ReasonOf returns the reason code for why a peer is not authenticated
+// (Peer.Err), as RequireAuthenticated sends it to the client.
+func ReasonOf(err error) ForbiddenReason {
+	var (
+		revoked  *authkeys.RevokedError
+		expired  *authkeys.ExpiredError
+		source   *authkeys.SourceNotAllowedError
+		certRev  *RevokedCertificateError
+		caRef    *CARefusedError
+		pkiFile  *PKIFileError
+		noClient *noCertificateError
+	)
+	switch {
+	case errors.As(err, &noClient):
+		return ReasonNoCertificate
+	case errors.As(err, &revoked):
+		if revoked.Err != nil {
+			return ReasonUnavailable
+		}
+		return ReasonRevoked
+	case errors.As(err, &certRev):
+		return ReasonRevoked
+	case errors.As(err, &expired):
+		return ReasonExpired
+	case errors.As(err, &source):
+		return ReasonSourceNotAllowed
+	case errors.As(err, &pkiFile):
+		return ReasonUnavailable
+	case errors.As(err, &caRef):
+		return ReasonCARefused
 	}
-	if reason != nil {
-		body.Reason = reason.Error()
+	return ReasonNotAuthorized
+}
+
+// ForbiddenBody is the JSON body of a 403 answer to an untrusted client.
+// It says nothing of the server but the reason code and a fixed sentence
+// for it; the fingerprint and key ID are the client's own, so that it can
+// tell the server's administrator which key to authorize.
+type ForbiddenBody struct {
+	Error       string          `json:"error"` // always "forbidden"
+	Reason      ForbiddenReason `json:"reason"`
+	Message     string          `json:"message"` // the reason's fixed sentence
+	Fingerprint string          `json:"fingerprint,omitempty"`
+	KeyID       string          `json:"key_id,omitempty"`
+}
+
+// WriteForbidden answers 403 Forbidden with the ForbiddenBody for reason
+// and, when known, the SHA-256 of the client's SubjectPublicKeyInfo.
+func WriteForbidden(w http.ResponseWriter, reason ForbiddenReason, spkiHash *[32]byte) {
+	msg, ok := forbiddenMessages[reason]
+	if !ok {
+		reason, msg = ReasonNotAuthorized, forbiddenMessages[ReasonNotAuthorized]
 	}
-	if p != nil {
-		body.Fingerprint, body.KeyID = p.Fingerprint(), p.KeyID()
+	body := ForbiddenBody{Error: "forbidden", Reason: reason, Message: msg}
+	if spkiHash != nil {
+		body.Fingerprint, body.KeyID = jwk.FormatFingerprint(*spkiHash), jwk.FormatKeyID(*spkiHash)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusForbidden)
 	_ = json.NewEncoder(w).Encode(body) // the client may be gone; nothing to do
 }

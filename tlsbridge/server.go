@@ -181,7 +181,7 @@ func (s *Server) verify(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 // final.
 func (s *Server) decide(cs tls.ConnectionState, remote netip.Addr) (*Peer, error) {
 	if len(cs.PeerCertificates) == 0 {
-		return nil, errors.New("the client sent no certificate")
+		return nil, &noCertificateError{}
 	}
 	leaf := cs.PeerCertificates[0]
 	p := &Peer{Certificate: leaf, SPKIHash: sha256.Sum256(leaf.RawSubjectPublicKeyInfo)}
@@ -217,6 +217,11 @@ func (s *Server) Peer(cs *tls.ConnectionState, remote netip.Addr) (*Peer, error)
 	p.Err = err
 	return p, nil
 }
+
+// noCertificateError means the client sent no certificate.
+type noCertificateError struct{}
+
+func (*noCertificateError) Error() string { return "tlsbridge: the client sent no certificate" }
 
 // Peer is the identity of the other side of a connection.
 type Peer struct {

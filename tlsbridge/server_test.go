@@ -232,7 +232,7 @@ func TestServerConfigureRefusesConflicts(t *testing.T) {
 }
 
 // In AllowUnknown mode an unknown client completes the handshake, and the
-// HTTP middleware answers it 403 with a JSON body saying what to do, while
+// HTTP middleware answers it 403 with a JSON body saying why, while
 // an authorized client reaches the handler, which learns who called.
 func TestUnknownClientsGet403(t *testing.T) {
 	srvHome := newHome(t, jwk.EC256)
@@ -274,8 +274,8 @@ func TestUnknownClientsGet403(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &fb); err != nil || code != 403 {
 		t.Fatalf("unknown client: %d %q (%v)", code, body, err)
 	}
-	if fb.Fingerprint != stranger.id.Key.Fingerprint() || !strings.Contains(fb.Hint, "keytool authorize") || fb.Reason == "" {
-		t.Errorf("403 body does not say whose key and what to do: %+v", fb)
+	if fb.Fingerprint != stranger.id.Key.Fingerprint() || fb.Reason != ReasonNotAuthorized {
+		t.Errorf("403 body does not say whose key and why: %+v", fb)
 	}
 	// A revoked key does not even finish the handshake.
 	srvHome.revoke(t, stranger.id.Key)
