@@ -14,6 +14,12 @@
 //     one or many in a file;
 //   - OpenSSH public keys in authorized_keys form, one per line.
 //
+// go-jose reads a JWK's key material, except for an RSA key larger than
+// go-jose's limit (jose.MaxRSAModulusBits, 4096 bits by default), which
+// keytool decodes itself, up to MaxRSABits, and which may then not carry
+// the certificate members (x5c, x5u, x5t) that go-jose would check. jwk
+// never changes go-jose's settings.
+//
 // Every failure is a *ParseError naming the file, the line or JSON member,
 // and the reason. A file with one bad key is refused whole.
 //

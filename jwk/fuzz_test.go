@@ -57,6 +57,9 @@ func addKeySeeds(f *testing.F) {
 		}
 		f.Add(bytes.TrimSpace(mustMarshalSSH(f, k)))
 	}
+	big := bigRSA(f) // larger than go-jose reads: keytool's own decoding
+	f.Add(mustMarshal(f, big, JWK, true))
+	f.Add(mustMarshal(f, big, JWK, false))
 	set, _ := MarshalPublicSet([]*Key{testKey(f, EC256), testKey(f, Ed25519)}, JWK)
 	f.Add(set)
 	ssh := string(mustMarshalSSH(f, testKey(f, Ed25519)))

@@ -20,11 +20,6 @@ import (
 	"github.com/keytool/keytool/internal/termtext"
 )
 
-// go-jose refuses RSA moduli above 4096 bits unless told otherwise; keytool
-// reads up to MaxRSABits in JWK as in PEM. go-jose asks that this be set
-// before any parsing.
-func init() { jose.MaxRSAModulusBits = MaxRSABits }
-
 // memberKind says what a JWK member is to keytool.
 type memberKind uint8
 
@@ -205,41 +200,44 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 		}
 	}
 
-	// go-jose gets the members it understands; the others it would skip,
-	// after decoding them, at a cost that dominated parsing entries with
-	// several attributes. Duplicates, and names that differ only in case,
-	// were refused above, so the subset means to go-jose (which matches
-	// names regardless of case) exactly what the whole object means.
-	joseRaw := raw
-	if nattrs > 0 {
-		joseRaw = make([]byte, 0, len(raw))
-		joseRaw = append(joseRaw, '{')
-		for i, m := range ms {
-			if kindOf(i) != attribute {
-				if len(joseRaw) > 1 {
-					joseRaw = append(joseRaw, ',')
+	// An RSA key larger than go-jose reads, keytool reads itself
+	// (rsajwk.go).
+	key, member, err := bigRSAKey(kty, ms)
+	if err != nil {
+		return nil, member, err
+	}
+	if key == nil {
+		// go-jose gets the members it understands; the others it would
+		// skip, after decoding them, at a cost that dominated parsing
+		// entries with several attributes. Duplicates, and names that
+		// differ only in case, were refused above, so the subset means to
+		// go-jose (which matches names regardless of case) exactly what
+		// the whole object means.
+		joseRaw := raw
+		if nattrs > 0 {
+			joseRaw = make([]byte, 0, len(raw))
+			joseRaw = append(joseRaw, '{')
+			for i, m := range ms {
+				if kindOf(i) != attribute {
+					if len(joseRaw) > 1 {
+						joseRaw = append(joseRaw, ',')
+					}
+					joseRaw = append(joseRaw, '"')
+					joseRaw = append(joseRaw, m.name...) // a name from the tables: plain ASCII
+					joseRaw = append(joseRaw, '"', ':')
+					joseRaw = append(joseRaw, m.raw...)
 				}
-				joseRaw = append(joseRaw, '"')
-				joseRaw = append(joseRaw, m.name...) // a name from the tables: plain ASCII
-				joseRaw = append(joseRaw, '"', ':')
-				joseRaw = append(joseRaw, m.raw...)
 			}
+			joseRaw = append(joseRaw, '}')
 		}
-		joseRaw = append(joseRaw, '}')
-	}
-	var jk jose.JSONWebKey
-	if err := jk.UnmarshalJSON(joseRaw); err != nil {
-		if string(kty) == `"RSA"` && errors.Is(err, jose.ErrUnsupportedKeyType) {
-			// go-jose's only reason to call an RSA key unsupported: its size.
-			return nil, "n", fmt.Errorf("%w: RSA key of more than %d bits; keytool accepts %d to %d bits", ErrUnsupportedKey, MaxRSABits, MinRSABits, MaxRSABits)
+		var jk jose.JSONWebKey
+		if err := jk.UnmarshalJSON(joseRaw); err != nil {
+			return nil, joseMember(err), joseError(joseRaw, err)
 		}
-		return nil, joseMember(err), joseError(joseRaw, err)
+		key = jk.Key
 	}
-	var (
-		k   *Key
-		err error
-	)
-	switch key := jk.Key.(type) {
+	var k *Key
+	switch key := key.(type) {
 	case *ecdsa.PublicKey:
 		k, err = newPublicKey(key, false) // go-jose checked that the point is on the curve
 	case *rsa.PublicKey, ed25519.PublicKey:
@@ -253,7 +251,7 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 	case ed25519.PrivateKey:
 		k, err = NewPrivateKey(key)
 	default:
-		err = fmt.Errorf("%w: %T", ErrUnsupportedKey, jk.Key)
+		err = fmt.Errorf("%w: %T", ErrUnsupportedKey, key)
 	}
 	if err != nil {
 		return nil, "", err
