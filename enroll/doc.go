@@ -55,6 +55,13 @@
 // follow the rules of authorized-key entry names, since the name becomes
 // the client's entry in authorized_keys.d.
 //
+// Whoever can write an invitation can let any key in, so the invitations
+// are trust files under the rule of package trustfile (OpenSSH's
+// StrictModes): each file, invites.d, invites.d/used and every directory
+// up to the keytool home — the parent of invites.d — must belong to root
+// or the server's user and not be writable by group or others. An
+// invitation that breaks the rule is not honoured, and listing reports it.
+//
 // # Serving enrollment
 //
 // Handler checks, in order: the rate limits (per remote address, IPv6 per

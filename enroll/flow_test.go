@@ -430,7 +430,7 @@ func TestHandlerRefusesOpenDir(t *testing.T) {
 	}
 	err := f.join(t, f.tok)
 	var re *RefusedError
-	if !errors.As(err, &re) || re.Reason != ReasonInternal || !strings.Contains(f.srv.log.String(), "chmod 700") {
+	if !errors.As(err, &re) || re.Reason != ReasonInternal || !strings.Contains(f.srv.log.String(), "too open") || !strings.Contains(f.srv.log.String(), InvitesDir(f.srvHome.dir)) {
 		t.Fatalf("got %v\n%s", err, f.srv.log)
 	}
 }

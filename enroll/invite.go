@@ -16,6 +16,7 @@ import (
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -82,7 +83,9 @@ type InviteOptions struct {
 
 // NewInvite creates a one-time invitation in dir (see InvitesDir) for a
 // server presenting serverKey, and returns it with its token. Only the
-// SHA-256 of the token's secret is written. An invitation of the same
+// SHA-256 of the token's secret is written. A dir that breaks the
+// strict-modes rule (see HandlerOptions.Dir) is refused, since the
+// handler would not honour the invitation. An invitation of the same
 // name that is still in dir is never replaced: revoke it first.
 func NewInvite(dir string, serverKey *jwk.Key, opts InviteOptions) (*Invitation, Token, error) {
 	now := time.Now
@@ -132,6 +135,9 @@ func NewInvite(dir string, serverKey *jwk.Key, opts InviteOptions) (*Invitation,
 	}
 	if err := makeDirs(dir); err != nil {
 		return nil, Token{}, err
+	}
+	if err := checkDir(dir); err != nil {
+		return nil, Token{}, err // the handler would refuse the invitation
 	}
 	inv := &Invitation{
 		Name:              name,
@@ -189,30 +195,33 @@ func (inv *Invitation) marshal() ([]byte, error) {
 	return append(data, '\n'), nil
 }
 
-// maxInviteFile bounds what readInvite reads.
+// maxInviteFile bounds what readInvite accepts.
 const maxInviteFile = 64 << 10
 
-// readInvite reads an invitation file. A file that group or others may
-// write is refused: whoever can write one can let any key in.
-func readInvite(path string) (*Invitation, error) {
-	f, err := os.Open(path)
+// inviteRule is the strict-modes rule of the invitations directory dir
+// (docs/design.md, "One file-trust rule"): each invitation file, dir,
+// dir/used and every directory up to the keytool home — dir's parent, as
+// InvitesDir makes it — must belong to root or this process's user and
+// not be writable by group or others. Whoever can write an invitation can
+// let any key in.
+func inviteRule(dir string) trustfile.Rule {
+	return trustfile.Rule{Top: filepath.Dir(filepath.Clean(dir))}
+}
+
+// readInvite reads an invitation file of the invitations directory whose
+// rule is r, refusing one that breaks it.
+func readInvite(r trustfile.Rule, path string) (*Invitation, error) {
+	data, _, err := r.ReadFile(path)
 	if err != nil {
+		var pe *trustfile.PermissionError
+		var le *trustfile.LinkError
+		if errors.As(err, &pe) || errors.As(err, &le) {
+			return nil, fmt.Errorf("enroll: refusing the invitation %s: %w", path, err)
+		}
 		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("refusing %s: mode %04o lets group or others write invitations; fix with: chmod 600 %s", path, fi.Mode().Perm(), keydir.ShellQuote(path))
-	}
-	if fi.Size() > maxInviteFile {
+	if len(data) > maxInviteFile {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxInviteFile)
-	}
-	data := make([]byte, fi.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
-		return nil, err
 	}
 	return parseInvite(path, data)
 }
@@ -231,19 +240,18 @@ func parseInvite(path string, data []byte) (*Invitation, error) {
 	return &inv, nil
 }
 
-// checkDir refuses an invitations directory that group or others may
-// write to.
+// checkDir refuses an invitations directory, or its used/ subdirectory,
+// that breaks the strict-modes rule (inviteRule). A directory that does
+// not exist holds no invitations, and is no fault.
 func checkDir(dir string) error {
+	r := inviteRule(dir)
 	for _, d := range []string{dir, filepath.Join(dir, usedDir)} {
-		fi, err := os.Stat(d)
+		err := r.CheckDir(d)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o022 != 0 {
-			return fmt.Errorf("refusing invitations in %s: mode %04o lets group or others add invitations; fix with: chmod 700 %s", d, fi.Mode().Perm(), keydir.ShellQuote(d))
+			return fmt.Errorf("enroll: refusing the invitations in %s: %w", d, err)
 		}
 	}
 	return nil
@@ -272,7 +280,7 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 			if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".json") {
 				continue
 			}
-			inv, err := readInvite(filepath.Join(d, n))
+			inv, err := readInvite(inviteRule(dir), filepath.Join(d, n))
 			if err != nil {
 				problems = append(problems, err)
 				continue
@@ -292,9 +300,9 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, name+".json")
-	inv, err := readInvite(path)
+	inv, err := readInvite(inviteRule(dir), path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if used, uerr := readInvite(filepath.Join(dir, usedDir, name+".json")); uerr == nil {
+		if used, uerr := readInvite(inviteRule(dir), filepath.Join(dir, usedDir, name+".json")); uerr == nil {
 			return nil, fmt.Errorf("invitation %q was already used at %s by key %s; to undo that, remove the key: keytool authorize --remove %s",
 				name, used.Used.Format(time.RFC3339), used.ClientFingerprint, keydir.ShellQuote(name))
 		}
@@ -329,7 +337,7 @@ func PruneInvites(dir string, now time.Time) (removed []*Invitation, skipped, fa
 		// The file may have been replaced since it was listed (revoked,
 		// and a new invitation made under the same name): delete only the
 		// one that was judged.
-		if again, err := readInvite(inv.File); err != nil || again.SecretSHA256 != inv.SecretSHA256 || !again.Used.Equal(inv.Used) {
+		if again, err := readInvite(inviteRule(dir), inv.File); err != nil || again.SecretSHA256 != inv.SecretSHA256 || !again.Used.Equal(inv.Used) {
 			continue
 		}
 		if err := os.Remove(inv.File); err != nil {

@@ -3,11 +3,14 @@ package enroll
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 func TestNewInvite(t *testing.T) {
@@ -136,7 +139,8 @@ func TestListAndRevoke(t *testing.T) {
 	if err := os.Chmod(dir, 0o770); err != nil {
 		t.Fatal(err)
 	}
-	if _, probs := ListInvites(dir); len(probs) != 1 || !strings.Contains(probs[0].Error(), "chmod 700") {
+	var pe *trustfile.PermissionError
+	if _, probs := ListInvites(dir); len(probs) != 1 || !errors.As(probs[0], &pe) || pe.Path != dir {
 		t.Fatalf("open dir: %v", probs)
 	}
 }

@@ -86,7 +86,10 @@ type ClientStore interface {
 
 // HandlerOptions configure a Handler.
 type HandlerOptions struct {
-	// Dir is the invitations directory (InvitesDir(home)). Required.
+	// Dir is the invitations directory (InvitesDir(home)). Required. Its
+	// parent is taken as the keytool home: the invitation files, Dir,
+	// Dir/used and every directory up to the home must pass the
+	// strict-modes rule (package trustfile), or no invitation is honoured.
 	Dir string
 	// Clients receives the enrolled keys (the home's authorized keys).
 	// Required.
@@ -211,7 +214,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	}
 
 	pending := filepath.Join(h.opts.Dir, name+".json")
-	inv, err := readInvite(pending)
+	inv, err := readInvite(inviteRule(h.opts.Dir), pending)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Answer{}, name, h.notPending(name, sum)
 	}
@@ -302,7 +305,7 @@ func (h *Handler) notPending(name string, sum [32]byte) *refusal {
 	candidates, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(name)+".*.claim"))
 	candidates = append(candidates, filepath.Join(dir, name+".json"))
 	for _, p := range candidates {
-		inv, err := readInvite(p)
+		inv, err := readInvite(inviteRule(h.opts.Dir), p)
 		if err != nil {
 			continue
 		}
