@@ -51,6 +51,7 @@
 // # Writing
 //
 // MarshalPublic never writes a private member, whatever the key holds.
-// WritePrivateFile and WritePublicFile write atomically with modes 0600 and
-// 0644; ReadFile refuses a private key that group or others can read.
+// WritePrivateKeyFile and WritePublicKeyFile write atomically with modes
+// 0600 and 0644, creating the file or, as their WriteMode says, replacing
+// it; ReadFile refuses a private key that group or others can read.
 package jwk

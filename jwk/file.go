@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
@@ -76,18 +78,36 @@ func ReadPrivateKeyFile(path string) (*Key, error) {
 	return keys[0], nil
 }
 
-// IdentityNames are the file names an identity may have in a home
-// directory, and PublicNames those of its public half.
+// identityNames are the file names an identity may have in a home
+// directory, and publicNames those of its public half.
 var (
-	IdentityNames = []string{"key.json", "key.jwk", "key.pem"}
-	PublicNames   = []string{"pub_key.json", "pub_key.jwk", "pub_key.pem"}
+	identityNames = [...]string{"key.json", "key.jwk", "key.pem"}
+	publicNames   = [...]string{"pub_key.json", "pub_key.jwk", "pub_key.pem"}
+)
+
+// IdentityFileNames returns the file names an identity may have in a home
+// directory, in the order FindIdentity looks for them. The slice is the
+// caller's own.
+func IdentityFileNames() []string { return slices.Clone(identityNames[:]) }
+
+// PublicFileNames returns the file names the public half of an identity
+// may have in a home directory. The slice is the caller's own.
+func PublicFileNames() []string { return slices.Clone(publicNames[:]) }
+
+// IdentityNames and PublicNames are copies of IdentityFileNames and
+// PublicFileNames: changing them changes nothing in jwk.
+//
+// Deprecated: use IdentityFileNames and PublicFileNames.
+var (
+	IdentityNames = IdentityFileNames()
+	PublicNames   = PublicFileNames()
 )
 
 // NoIdentityError means a home directory holds no identity.
 type NoIdentityError struct{ Home string }
 
 func (e *NoIdentityError) Error() string {
-	return fmt.Sprintf("no identity in %s (looked for %s)", e.Home, strings.Join(IdentityNames, ", "))
+	return fmt.Sprintf("no identity in %s (looked for %s)", e.Home, strings.Join(identityNames[:], ", "))
 }
 
 // FindIdentity returns the path of the identity in home: the single one of
@@ -95,7 +115,7 @@ func (e *NoIdentityError) Error() string {
 // several is an error naming them, because picking one would be a guess.
 func FindIdentity(home string) (string, error) {
 	var found []string
-	for _, name := range IdentityNames {
+	for _, name := range identityNames {
 		p := filepath.Join(home, name)
 		if _, err := os.Lstat(p); err == nil {
 			found = append(found, p)
@@ -112,30 +132,78 @@ func FindIdentity(home string) (string, error) {
 	return "", fmt.Errorf("several identities in %s: %s; keep one and move the others away", home, strings.Join(found, ", "))
 }
 
-// WritePrivateFile writes k, with its private members, to path with mode
-// 0600, atomically. Unless overwrite is set, an existing file is left alone
-// and the error satisfies errors.Is(err, fs.ErrExist).
-func WritePrivateFile(path string, k *Key, f Format, overwrite bool) error {
+// WriteMode says what writing a key file does when the file exists.
+type WriteMode uint8
+
+const (
+	// CreateNew leaves an existing file alone: the write fails with an
+	// error that satisfies errors.Is(err, fs.ErrExist).
+	CreateNew WriteMode = iota
+	// Overwrite replaces an existing file, atomically.
+	Overwrite
+)
+
+func (m WriteMode) String() string {
+	switch m {
+	case CreateNew:
+		return "CreateNew"
+	case Overwrite:
+		return "Overwrite"
+	}
+	return "WriteMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// WritePrivateKeyFile writes k, with its private members, to path with
+// mode 0600, atomically; mode says what happens to an existing file.
+func WritePrivateKeyFile(path string, k *Key, f Format, mode WriteMode) error {
 	data, err := k.MarshalPrivate(f)
 	if err != nil {
 		return err
 	}
-	return write(path, data, 0o600, overwrite)
+	return write(path, data, 0o600, mode)
 }
 
-// WritePublicFile writes the public half of k to path with mode 0644,
-// atomically.
-func WritePublicFile(path string, k *Key, f Format, overwrite bool) error {
+// WritePublicKeyFile writes the public half of k to path with mode 0644,
+// atomically; mode says what happens to an existing file.
+func WritePublicKeyFile(path string, k *Key, f Format, mode WriteMode) error {
 	data, err := k.MarshalPublic(f)
 	if err != nil {
 		return err
 	}
-	return write(path, data, 0o644, overwrite)
+	return write(path, data, 0o644, mode)
 }
 
-func write(path string, data []byte, perm fs.FileMode, overwrite bool) error {
+// WritePrivateFile is WritePrivateKeyFile with Overwrite when overwrite is
+// true, CreateNew otherwise.
+//
+// Deprecated: use WritePrivateKeyFile, whose WriteMode says at the call
+// what the bool did not.
+func WritePrivateFile(path string, k *Key, f Format, overwrite bool) error {
+	return WritePrivateKeyFile(path, k, f, writeMode(overwrite))
+}
+
+// WritePublicFile is WritePublicKeyFile with Overwrite when overwrite is
+// true, CreateNew otherwise.
+//
+// Deprecated: use WritePublicKeyFile, whose WriteMode says at the call
+// what the bool did not.
+func WritePublicFile(path string, k *Key, f Format, overwrite bool) error {
+	return WritePublicKeyFile(path, k, f, writeMode(overwrite))
+}
+
+func writeMode(overwrite bool) WriteMode {
 	if overwrite {
+		return Overwrite
+	}
+	return CreateNew
+}
+
+func write(path string, data []byte, perm fs.FileMode, mode WriteMode) error {
+	switch mode {
+	case CreateNew:
+		return atomicfile.Create(path, data, perm)
+	case Overwrite:
 		return atomicfile.Write(path, data, perm)
 	}
-	return atomicfile.Create(path, data, perm)
+	return fmt.Errorf("writing %s: unknown %v", path, mode)
 }

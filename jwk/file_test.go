@@ -44,10 +44,10 @@ func TestWriteFiles(t *testing.T) {
 			priv := filepath.Join(dir, "key"+f.Ext())
 			pub := filepath.Join(dir, "pub_key"+f.Ext())
 
-			if err := WritePrivateFile(priv, k, f, false); err != nil {
+			if err := WritePrivateKeyFile(priv, k, f, CreateNew); err != nil {
 				t.Fatal(err)
 			}
-			if err := WritePublicFile(pub, k, f, false); err != nil {
+			if err := WritePublicKeyFile(pub, k, f, CreateNew); err != nil {
 				t.Fatal(err)
 			}
 			if m := fileMode(t, priv); m != 0o600 {
@@ -83,25 +83,25 @@ func TestWriteFiles(t *testing.T) {
 			// Create semantics: a second write without overwrite fails and
 			// changes nothing.
 			other := withAttrs(testKey(t, Ed25519), nil)
-			err = WritePrivateFile(priv, other, f, false)
+			err = WritePrivateKeyFile(priv, other, f, CreateNew)
 			if !errors.Is(err, fs.ErrExist) {
-				t.Errorf("second WritePrivateFile: %v, want fs.ErrExist", err)
+				t.Errorf("second WritePrivateKeyFile: %v, want fs.ErrExist", err)
 			}
 			if got, _ := os.ReadFile(priv); !bytes.Equal(got, first) {
 				t.Error("a failed create changed the file")
 			}
-			if err := WritePublicFile(pub, other, f, false); !errors.Is(err, fs.ErrExist) {
-				t.Errorf("second WritePublicFile: %v, want fs.ErrExist", err)
+			if err := WritePublicKeyFile(pub, other, f, CreateNew); !errors.Is(err, fs.ErrExist) {
+				t.Errorf("second WritePublicKeyFile: %v, want fs.ErrExist", err)
 			}
 			if left := tmpFiles(t, dir); left != nil {
 				t.Errorf("temporary files left after a failure: %v", left)
 			}
 
 			// Overwrite replaces, keeping the modes.
-			if err := WritePrivateFile(priv, other, f, true); err != nil {
+			if err := WritePrivateKeyFile(priv, other, f, Overwrite); err != nil {
 				t.Fatal(err)
 			}
-			if err := WritePublicFile(pub, other, f, true); err != nil {
+			if err := WritePublicKeyFile(pub, other, f, Overwrite); err != nil {
 				t.Fatal(err)
 			}
 			if rk, err := ReadPrivateKeyFile(priv); err != nil || !rk.Equal(other) {
@@ -116,14 +116,14 @@ func TestWriteFiles(t *testing.T) {
 
 			// A public key cannot be written as a private file; nothing is
 			// left behind.
-			if err := WritePrivateFile(filepath.Join(dir, "nope"+f.Ext()), k.PublicKey(), f, false); err == nil {
-				t.Error("WritePrivateFile of a public key succeeded")
+			if err := WritePrivateKeyFile(filepath.Join(dir, "nope"+f.Ext()), k.PublicKey(), f, CreateNew); err == nil {
+				t.Error("WritePrivateKeyFile of a public key succeeded")
 			}
 			if _, err := os.Stat(filepath.Join(dir, "nope"+f.Ext())); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("a failed write created the file: %v", err)
 			}
 			// Writing into a missing directory fails cleanly.
-			if err := WritePublicFile(filepath.Join(dir, "missing", "k.json"), k, f, false); err == nil {
+			if err := WritePublicKeyFile(filepath.Join(dir, "missing", "k.json"), k, f, CreateNew); err == nil {
 				t.Error("write into a missing directory succeeded")
 			}
 			if left := tmpFiles(t, dir); left != nil {
@@ -208,14 +208,14 @@ func TestFindIdentity(t *testing.T) {
 	wantSubstrings(t, err.Error(), dir, "key.json", "key.pem")
 
 	// Public halves and other files are not identities.
-	for _, name := range append(PublicNames, "key.json.bak", ".key.json.123.tmp") {
+	for _, name := range append(PublicFileNames(), "key.json.bak", ".key.json.123.tmp") {
 		writeFile(t, dir, name, []byte("x"), 0o644)
 	}
 	if _, err := FindIdentity(dir); !errors.As(err, &ne) {
 		t.Errorf("home with only public keys: %v", err)
 	}
 
-	for _, name := range IdentityNames {
+	for _, name := range IdentityFileNames() {
 		d := t.TempDir()
 		want := writeFile(t, d, name, []byte("x"), 0o600)
 		if got, err := FindIdentity(d); err != nil || got != want {

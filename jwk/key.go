@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -34,18 +35,21 @@ const (
 	Ed25519 Type = "ed25519"
 )
 
-// Types lists every Type, default first.
-var Types = []Type{EC256, EC384, EC521, RSA2048, RSA3072, RSA4096, Ed25519}
+// types lists every Type, default first.
+var types = [...]Type{EC256, EC384, EC521, RSA2048, RSA3072, RSA4096, Ed25519}
+
+// Types returns every Type, default first. The slice is the caller's own.
+func Types() []Type { return slices.Clone(types[:]) }
 
 // ParseType returns the Type named s, or an error listing the valid names.
 func ParseType(s string) (Type, error) {
-	for _, t := range Types {
+	for _, t := range types {
 		if string(t) == strings.ToLower(s) {
 			return t, nil
 		}
 	}
-	names := make([]string, len(Types))
-	for i, t := range Types {
+	names := make([]string, len(types))
+	for i, t := range types {
 		names[i] = string(t)
 	}
 	return "", fmt.Errorf("unknown key type %q: use one of %s", s, strings.Join(names, ", "))

@@ -118,19 +118,19 @@ func TestGenerate(t *testing.T) {
 }
 
 func TestParseType(t *testing.T) {
-	for _, typ := range Types {
+	for _, typ := range Types() {
 		if got, err := ParseType(strings.ToUpper(string(typ))); err != nil || got != typ {
 			t.Errorf("ParseType(%q) = %q, %v", strings.ToUpper(string(typ)), got, err)
 		}
 	}
-	if Types[0] != EC256 {
-		t.Errorf("default type %q, want ec256", Types[0])
+	if Types()[0] != EC256 {
+		t.Errorf("default type %q, want ec256", Types()[0])
 	}
 	_, err := ParseType("rsa1024")
 	if err == nil {
 		t.Fatal("ParseType(rsa1024) succeeded")
 	}
-	for _, typ := range Types {
+	for _, typ := range Types() {
 		wantSubstrings(t, err.Error(), string(typ))
 	}
 }

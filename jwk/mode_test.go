@@ -39,10 +39,10 @@ func TestWrittenFileModesUnderUmask(t *testing.T) {
 						t.Errorf("%s: public file mode %04o, want 0644", when, m)
 					}
 				}
-				if err := WritePrivateFile(priv, k, f, false); err != nil {
+				if err := WritePrivateKeyFile(priv, k, f, CreateNew); err != nil {
 					t.Fatal(err)
 				}
-				if err := WritePublicFile(pub, k, f, false); err != nil {
+				if err := WritePublicKeyFile(pub, k, f, CreateNew); err != nil {
 					t.Fatal(err)
 				}
 				check("created")
@@ -54,10 +54,10 @@ func TestWrittenFileModesUnderUmask(t *testing.T) {
 				if err := os.Chmod(pub, 0o600); err != nil {
 					t.Fatal(err)
 				}
-				if err := WritePrivateFile(priv, k, f, true); err != nil {
+				if err := WritePrivateKeyFile(priv, k, f, Overwrite); err != nil {
 					t.Fatal(err)
 				}
-				if err := WritePublicFile(pub, k, f, true); err != nil {
+				if err := WritePublicKeyFile(pub, k, f, Overwrite); err != nil {
 					t.Fatal(err)
 				}
 				check("replaced")
