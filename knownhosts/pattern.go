@@ -78,8 +78,8 @@ func ParsePattern(s string) (string, error) {
 func parsePattern(s string) (pattern, error) {
 	var p pattern
 	orig := s
-	bad := func(why string) (pattern, error) {
-		return pattern{}, fmt.Errorf("address pattern %q: %s", orig, why)
+	bad := func(err error) (pattern, error) {
+		return pattern{}, fmt.Errorf("address pattern %q: %s", orig, err.Error())
 	}
 	if strings.HasPrefix(s, "!") {
 		p.neg = true
@@ -87,49 +87,92 @@ func parsePattern(s string) (pattern, error) {
 	}
 	host, portStr, err := splitAddr(s)
 	if err != nil {
-		return bad(err.Error())
+		return bad(err)
 	}
-	if portStr != "" && portStr != "*" {
-		port, err := strconv.ParseUint(portStr, 10, 16)
-		if err != nil || port == 0 {
-			return bad("the port must be a number from 1 to 65535, or *")
-		}
-		p.port = uint16(port)
+	if p.port, err = parsePatternPort(portStr); err != nil {
+		return bad(err)
 	}
+	if err := p.setHost(host); err != nil {
+		return bad(err)
+	}
+	return p, nil
+}
+
+// parsePatternPort reads a pattern's port. No port and "*" both mean
+// every port (0), which is why port 0 itself cannot be written.
+func parsePatternPort(s string) (uint16, error) {
+	if s == "" || s == "*" {
+		return 0, nil
+	}
+	port, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || port == 0 {
+		return 0, errors.New("the port must be a number from 1 to 65535, or *")
+	}
+	return uint16(port), nil
+}
+
+// errLabelLength refuses an empty or over-long label in a host name.
+var errLabelLength = errors.New("a host name's labels must hold 1 to 63 characters")
+
+// setHost normalises host (lower case, no trailing dot) and stores it as
+// a wildcard, an IP literal or a name. Wildcards are told apart first,
+// because "10.0.0.?" is neither an address nor a valid name yet must be
+// accepted.
+func (p *pattern) setHost(host string) error {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if host == "" {
-		return bad("empty host")
+		return errors.New("empty host")
 	}
 	if strings.HasSuffix(host, ".") { // "*.." would normalise to "*." and then to "*"
-		return bad("a host name's labels must hold 1 to 63 characters")
+		return errLabelLength
 	}
-	for _, c := range host { // by rune, so that the refusal names the character typed
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == ':' || c == '%' || c == '*' || c == '?') {
-			return bad(fmt.Sprintf("the host may hold only letters, digits, '.', '-', '_', ':' (IPv6), '%%' (IPv6 zone) and the wildcards '*' and '?', not %q", c))
-		}
+	if err := checkHostChars(host); err != nil {
+		return err
 	}
 	if strings.ContainsAny(host, "*?") {
 		p.wild = true
 		p.host = host
-		return p, nil
+		return nil
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		p.ip = ip.Unmap()
-		return p, nil
+		return nil
 	}
+	if err := checkHostName(host); err != nil {
+		return err
+	}
+	p.host = host
+	return nil
+}
+
+// checkHostChars refuses any character that no host name, IP literal or
+// wildcard can hold, so that the message names the character at fault
+// instead of a vaguer parse error later.
+func checkHostChars(host string) error {
+	for _, c := range host { // by rune, so that the refusal names the character typed
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == ':' || c == '%' || c == '*' || c == '?') {
+			return fmt.Errorf("the host may hold only letters, digits, '.', '-', '_', ':' (IPv6), '%%' (IPv6 zone) and the wildcards '*' and '?', not %q", c)
+		}
+	}
+	return nil
+}
+
+// checkHostName checks a host that is neither a wildcard nor an IP
+// literal: ':' and '%' then mean a mistyped IPv6 address, and each label
+// must be one DNS can hold.
+func checkHostName(host string) error {
 	if strings.Contains(host, ":") {
-		return bad("a host with ':' must be an IPv6 address")
+		return errors.New("a host with ':' must be an IPv6 address")
 	}
 	if strings.Contains(host, "%") {
-		return bad("'%' may appear only in an IPv6 zone")
+		return errors.New("'%' may appear only in an IPv6 zone")
 	}
 	for _, label := range strings.Split(host, ".") {
 		if label == "" || len(label) > 63 {
-			return bad("a host name's labels must hold 1 to 63 characters")
+			return errLabelLength
 		}
 	}
-	p.host = host
-	return p, nil
+	return nil
 }
 
 // splitAddr separates host and port: "[v6]:port", "[v6]", "host:port",

@@ -116,78 +116,24 @@ func (c *cli) localAuthStore() (*authkeys.Store, error) {
 	return authkeys.Load(authkeys.HomeOptions(c.home))
 }
 
+// authorize adds one client key to authorized_keys.d. Every flag is
+// checked before anything is read, and nothing is written until the key,
+// its name and the store all agree, so that a refused command leaves the
+// store as it was.
 func (c *cli) authorize(o authorizeOptions) error {
-	// Check every flag before reading anything.
-	if o.name != "" {
-		if err := keydir.CheckName(o.name); err != nil {
-			return &usageError{"--name: " + err.Error()}
-		}
-	}
-	var expires time.Time
-	if o.expires != "" {
-		t, err := parseExpiry(o.expires, time.Now())
-		if err != nil {
-			return &usageError{"--expires: " + err.Error()}
-		}
-		expires = t
-	}
-	var from []string
-	if o.from != "" {
-		var err error
-		if from, err = parseFrom(o.from); err != nil {
-			return &usageError{"--from: " + err.Error()}
-		}
-	}
-
-	src := o.file
-	if src == "-" {
-		src = "standard input"
-	}
-	keys, err := c.readKeys(o.file)
+	attrs, err := parseAuthorizeFlags(o)
 	if err != nil {
 		return err
 	}
-	if len(keys) > 1 {
-		var fps []string
-		for _, k := range keys {
-			fps = append(fps, keyLabel(k))
-		}
-		return fmt.Errorf("%s holds %d keys (%s); authorize adds one key under one name: put each client's key in a file of its own",
-			src, len(keys), strings.Join(fps, ", "))
+	k, err := c.readClientKey(o.file)
+	if err != nil {
+		return err
 	}
-	k := keys[0]
-	if k.IsPrivate() {
-		fmt.Fprintf(c.stderr, "keytool authorize: warning: %s holds a private key; only its public half is stored. A private key should never leave the machine it belongs to: give the server `keytool pub` output instead.\n", src)
+	attrs.apply(k)
+	name, err := c.authorizeName(k, o)
+	if err != nil {
+		return err
 	}
-	k = k.PublicKey() // never a private member in the trust store
-	if k.Attrs == nil {
-		k.Attrs = jwk.Attributes{}
-	}
-	if o.commentSet {
-		if o.comment == "" {
-			delete(k.Attrs, jwk.AttrComment)
-		} else {
-			k.Attrs.SetString(jwk.AttrComment, o.comment)
-		}
-	}
-	if !expires.IsZero() {
-		k.Attrs.SetString(jwk.AttrExpires, expires.Format(time.RFC3339))
-	}
-	if from != nil {
-		k.Attrs.SetList(jwk.AttrFrom, from)
-	}
-
-	name := o.name
-	if name == "" {
-		var why string
-		name, why = deriveName(k, o.file)
-		if name == "" {
-			return fmt.Errorf("cannot tell what to call the key %s (it has no comment and %s names no one); choose a name: keytool%s authorize --name NAME %s",
-				k.Fingerprint(), src, c.homeFlag(), shellQuote(o.file))
-		}
-		fmt.Fprintf(c.stderr, "keytool authorize: naming the key %q (%s); choose another name with --name\n", name, why)
-	}
-
 	store, err := c.localAuthStore()
 	if err != nil {
 		return err
@@ -197,75 +143,230 @@ func (c *cli) authorize(o authorizeOptions) error {
 	if _, err := store.LookupKey(k, netip.Addr{}); errors.As(err, &revoked) && revoked.Err == nil {
 		return err
 	}
+	if o.force {
+		return c.forceAuthorize(store, k, name)
+	}
+	return c.addNewAuthorization(store, k, name, o.file)
+}
+
+// authorizeAttrs are the attributes authorize's flags set on the key,
+// parsed once so that a bad flag is refused before the key is read.
+type authorizeAttrs struct {
+	comment    string
+	setComment bool // --comment was given, perhaps as "" to remove it
+	expires    time.Time
+	from       []string
+}
+
+// parseAuthorizeFlags checks --name, --expires and --from, in that order,
+// so that a mistyped flag is a usage error (exit 2) and not a half-done
+// authorization.
+func parseAuthorizeFlags(o authorizeOptions) (authorizeAttrs, error) {
+	a := authorizeAttrs{comment: o.comment, setComment: o.commentSet}
+	if o.name != "" {
+		if err := keydir.CheckName(o.name); err != nil {
+			return a, &usageError{"--name: " + err.Error()}
+		}
+	}
+	if o.expires != "" {
+		t, err := parseExpiry(o.expires, time.Now())
+		if err != nil {
+			return a, &usageError{"--expires: " + err.Error()}
+		}
+		a.expires = t
+	}
+	if o.from != "" {
+		from, err := parseFrom(o.from)
+		if err != nil {
+			return a, &usageError{"--from: " + err.Error()}
+		}
+		a.from = from
+	}
+	return a, nil
+}
+
+// apply sets the attributes on k. Only the flags given change anything:
+// the attributes the key came with are kept otherwise.
+func (a authorizeAttrs) apply(k *jwk.Key) {
+	if k.Attrs == nil {
+		k.Attrs = jwk.Attributes{}
+	}
+	if a.setComment {
+		if a.comment == "" {
+			delete(k.Attrs, jwk.AttrComment)
+		} else {
+			k.Attrs.SetString(jwk.AttrComment, a.comment)
+		}
+	}
+	if !a.expires.IsZero() {
+		k.Attrs.SetString(jwk.AttrExpires, a.expires.Format(time.RFC3339))
+	}
+	if a.from != nil {
+		k.Attrs.SetList(jwk.AttrFrom, a.from)
+	}
+}
+
+// sourceName names FILE in messages: "-" means nothing to a reader.
+func sourceName(file string) string {
+	if file == "-" {
+		return "standard input"
+	}
+	return file
+}
+
+// readClientKey reads the one key to authorize and returns its public
+// half. Several keys are refused, since one name is for one client; a
+// private key is accepted, with a warning, because refusing it would not
+// undo its having been copied, and the trust store must never hold it.
+func (c *cli) readClientKey(file string) (*jwk.Key, error) {
+	src := sourceName(file)
+	keys, err := c.readKeys(file)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > 1 {
+		var fps []string
+		for _, k := range keys {
+			fps = append(fps, keyLabel(k))
+		}
+		return nil, fmt.Errorf("%s holds %d keys (%s); authorize adds one key under one name: put each client's key in a file of its own",
+			src, len(keys), strings.Join(fps, ", "))
+	}
+	k := keys[0]
+	if k.IsPrivate() {
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: %s holds a private key; only its public half is stored. A private key should never leave the machine it belongs to: give the server `keytool pub` output instead.\n", src)
+	}
+	return k.PublicKey(), nil // never a private member in the trust store
+}
+
+// authorizeName is --name, or else a name derived from the key or its
+// file. A derived name is printed, since the user did not choose it and
+// needs it to remove the key later; when none can be derived the user is
+// asked for one rather than given a meaningless name.
+func (c *cli) authorizeName(k *jwk.Key, o authorizeOptions) (string, error) {
+	if o.name != "" {
+		return o.name, nil
+	}
+	name, why := deriveName(k, o.file)
+	if name == "" {
+		return "", fmt.Errorf("cannot tell what to call the key %s (it has no comment and %s names no one); choose a name: keytool%s authorize --name NAME %s",
+			k.Fingerprint(), sourceName(o.file), c.homeFlag(), shellQuote(o.file))
+	}
+	fmt.Fprintf(c.stderr, "keytool authorize: naming the key %q (%s); choose another name with --name\n", name, why)
+	return name, nil
+}
+
+// authorizedFile is the file that holds the entry NAME, absolute so that
+// it compares equal to the store's entries' File.
+func (c *cli) authorizedFile(name string) string {
 	target, _ := filepath.Abs(filepath.Join(c.home, "authorized_keys.d", name+".json"))
-	sum := k.SPKIHash()
-	var others []*authkeys.Entry // the key's entries under other names
-	updating := false            // the key is already stored under name
+	return target
+}
+
+// authorizedCopies finds where the key with SPKI hash sum is already
+// authorized: same is the first entry in target (the name being
+// authorized), others are its entries under other names. Both matter
+// because only the first entry of a key takes effect.
+func authorizedCopies(store *authkeys.Store, sum [32]byte, target string) (same *authkeys.Entry, others []*authkeys.Entry) {
 	for _, e := range store.Entries() {
 		if e.SPKIHash != sum {
 			continue
 		}
-		if e.File == target {
-			updating = true
-			if !o.force {
-				fmt.Fprintf(c.stdout, "Key %s is already authorized as %q in %s; nothing changed (--force rewrites it with the attributes given)\n", e.Fingerprint, e.Name, e.File)
-				return nil
-			}
-			continue
-		}
-		others = append(others, e)
-	}
-	// A name holding another key is refused before anything else is said.
-	if !o.force {
-		if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != sum {
-			return c.nameTaken(name, target, old[0].Fingerprint())
-		} else if _, serr := os.Lstat(target); err != nil && serr == nil {
-			return c.nameTaken(name, target, "")
+		if e.File != target {
+			others = append(others, e)
+		} else if same == nil {
+			same = e
 		}
 	}
-	if len(others) > 0 && !o.force {
-		e := others[0]
-		fmt.Fprintf(c.stderr, "keytool authorize: warning: key %s is already authorized as %q (in %s); nothing written, since only the first entry of a key takes effect. To move it to %q: keytool%s authorize --force --name %s %s\n",
-			e.Fingerprint, e.Name, e.File, name, c.homeFlag(), shellQuote(name), shellQuote(o.file))
+	return same, others
+}
+
+// addNewAuthorization stores k under name without --force, which changes
+// no existing entry: a key already stored under name, a name held by
+// another key, or a key authorized under another name are reported and
+// left as they are.
+func (c *cli) addNewAuthorization(store *authkeys.Store, k *jwk.Key, name, file string) error {
+	target := c.authorizedFile(name)
+	same, others := authorizedCopies(store, k.SPKIHash(), target)
+	if same != nil {
+		fmt.Fprintf(c.stdout, "Key %s is already authorized as %q in %s; nothing changed (--force rewrites it with the attributes given)\n", same.Fingerprint, same.Name, same.File)
 		return nil
 	}
-
-	// The name's current holder, to say what --force replaces.
-	var replaced string
-	if o.force {
-		if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != sum {
-			replaced = old[0].Fingerprint()
-		}
+	// A name holding another key is refused before anything else is said.
+	if err := c.checkNameFree(name, target, k.SPKIHash()); err != nil {
+		return err
 	}
-	// --force moves a key authorized under another name: take it out of
-	// every entry first (Remove takes every copy), so that the key is
-	// authorized exactly once.
 	if len(others) > 0 {
-		removed, err := store.Remove(k.Fingerprint())
-		if err != nil {
+		e := others[0]
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: key %s is already authorized as %q (in %s); nothing written, since only the first entry of a key takes effect. To move it to %q: keytool%s authorize --force --name %s %s\n",
+			e.Fingerprint, e.Name, e.File, name, c.homeFlag(), shellQuote(name), shellQuote(file))
+		return nil
+	}
+	return c.addAuthorized(store, k, name, false, "Authorized")
+}
+
+// checkNameFree refuses a name whose file holds another key, or holds
+// something that is not a key at all: without --force, authorize never
+// writes over what the user may still need.
+func (c *cli) checkNameFree(name, target string, sum [32]byte) error {
+	if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != sum {
+		return c.nameTaken(name, target, old[0].Fingerprint())
+	} else if _, serr := os.Lstat(target); err != nil && serr == nil {
+		return c.nameTaken(name, target, "")
+	}
+	return nil
+}
+
+// forceAuthorize stores k under name with --force: it rewrites the key's
+// entry, replaces another key held by the name, and moves the key out of
+// other names, so that the key ends up authorized exactly once. The verb
+// printed says which of these happened.
+func (c *cli) forceAuthorize(store *authkeys.Store, k *jwk.Key, name string) error {
+	target := c.authorizedFile(name)
+	same, others := authorizedCopies(store, k.SPKIHash(), target)
+	verb := "Authorized"
+	if same != nil {
+		verb = "Updated"
+	}
+	// The name's current holder, to say what --force replaces.
+	if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != k.SPKIHash() {
+		verb = "Replaced " + old[0].Fingerprint() + " with"
+	}
+	if len(others) > 0 {
+		if err := c.moveOutOfOtherNames(store, k, target); err != nil {
 			return err
 		}
-		for _, r := range removed {
-			if r.File != target {
-				fmt.Fprintf(c.stdout, "Moved %s out of %q (%s)\n", r.Fingerprint, r.Name, r.File)
-			}
+	}
+	return c.addAuthorized(store, k, name, true, verb)
+}
+
+// moveOutOfOtherNames takes k out of every entry first (Remove takes every
+// copy), so that after the Add that follows the key is authorized exactly
+// once; each name it leaves is reported.
+func (c *cli) moveOutOfOtherNames(store *authkeys.Store, k *jwk.Key, target string) error {
+	removed, err := store.Remove(k.Fingerprint())
+	if err != nil {
+		return err
+	}
+	for _, r := range removed {
+		if r.File != target {
+			fmt.Fprintf(c.stdout, "Moved %s out of %q (%s)\n", r.Fingerprint, r.Name, r.File)
 		}
 	}
+	return nil
+}
 
-	e, err := store.Add(k, name, o.force)
+// addAuthorized writes the entry and reports it. The store checks the
+// name again, since another keytool may have taken it since it was
+// checked here.
+func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, force bool, verb string) error {
+	e, err := store.Add(k, name, force)
 	var exists *authkeys.NameExistsError
 	if errors.As(err, &exists) {
 		return c.nameTaken(exists.Name, exists.File, exists.Fingerprint)
 	}
 	if err != nil {
 		return err
-	}
-	verb := "Authorized"
-	if updating {
-		verb = "Updated"
-	}
-	if replaced != "" {
-		verb = "Replaced " + replaced + " with"
 	}
 	fmt.Fprintf(c.stdout, "%s %q: %s key %s\nFile: %s\n", verb, e.Name, k.Algorithm(), e.Fingerprint, e.File)
 	if !e.Expires.IsZero() {

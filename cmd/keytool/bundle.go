@@ -58,6 +58,9 @@ be accepted.`,
 	})
 }
 
+// bundle prints or writes a CA bundle of the authorized or trusted keys.
+// Keys are chosen from the stores first and read from their files after,
+// so that every key left out is reported before anything is written.
 func (c *cli) bundle(which, out string, force bool) error {
 	// The revocation list decides for both kinds of keys: the
 	// authorized-keys store reads the same revoked_keys files as the
@@ -66,95 +69,157 @@ func (c *cli) bundle(which, out string, force bool) error {
 	if err != nil {
 		return err
 	}
-	revoked := func(sum [32]byte) (bool, error) {
-		_, err := auth.Lookup(sum, netip.Addr{})
-		var re *authkeys.RevokedError
-		if errors.As(err, &re) {
-			if re.Err != nil {
-				return true, fmt.Errorf("a revocation list cannot be read, so no bundle is made: %w", re.Err)
-			}
-			return true, nil
-		}
-		return false, nil
-	}
-
-	type candidate struct {
-		file string
-		sum  [32]byte
-	}
-	var (
-		cands    []candidate
-		skipped  int
-		what     string
-		hint     string
-		problems []error
-		now      = time.Now()
-	)
+	var sel bundleSelection
 	switch which {
 	case "authorized":
-		what = "authorized client keys"
-		hint = fmt.Sprintf("add one with: keytool%s authorize --name NAME FILE", c.homeFlag())
-		for _, p := range auth.Problems() {
-			problems = append(problems, p)
-		}
-		for _, e := range auth.Entries() {
-			rev, err := revoked(e.SPKIHash)
-			if err != nil {
-				return err
-			}
-			switch {
-			case rev:
-				skipped++
-				fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): revoked\n", e.Name, e.Fingerprint)
-				continue
-			case !e.Expires.IsZero() && !now.Before(e.Expires):
-				skipped++
-				fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): expired at %s\n", e.Name, e.Fingerprint, e.Expires.UTC().Format(time.RFC3339))
-				continue
-			case !e.Expires.IsZero():
-				fmt.Fprintf(c.stderr, "keytool bundle: warning: %q (%s) expires at %s, but the bundle does not: make it again then\n", e.Name, e.Fingerprint, e.Expires.UTC().Format(time.RFC3339))
-			}
-			if e.From != nil {
-				fmt.Fprintf(c.stderr, "keytool bundle: warning: %q (%s) may connect only from %s, which the bundle cannot say: software using it accepts the key from anywhere\n", e.Name, e.Fingerprint, strings.Join(prefixStrings(e.From), ", "))
-			}
-			cands = append(cands, candidate{e.File, e.SPKIHash})
-		}
+		sel, err = c.selectAuthorized(auth)
 	case "trusted":
-		what = "trusted host keys"
-		hint = fmt.Sprintf("pin one with: keytool%s trust-host HOST:PORT", c.homeFlag())
-		hosts, err := knownhosts.Load(knownhosts.HomeOptions(c.home))
-		if err != nil {
-			return err
-		}
-		for _, p := range hosts.Problems() {
-			problems = append(problems, p)
-		}
-		for _, e := range hosts.Entries() {
-			rev, err := revoked(e.SPKIHash)
-			if err != nil {
-				return err
-			}
-			if rev {
-				skipped++
-				fmt.Fprintf(c.stderr, "keytool bundle: leaving out the key of %v (%s): revoked\n", e.Addresses, e.Fingerprint)
-				continue
-			}
-			cands = append(cands, candidate{e.File, e.SPKIHash})
-		}
+		sel, err = c.selectTrusted(auth)
 	}
-	reportSkipped(c, "bundle", problems)
+	if err != nil {
+		return err
+	}
+	reportSkipped(c, "bundle", sel.problems)
+	keys, err := readBundleKeys(sel.cands)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return c.emptyBundle(sel)
+	}
+	data, err := tlsbridge.CABundle(keys)
+	if err != nil {
+		return err
+	}
+	return c.writeBundle(data, len(keys), sel.what, out, force)
+}
 
-	// The stores keep fingerprints, not keys: read each file once for the
-	// keys it was loaded with.
+// bundleCandidate is a key chosen for a bundle, by where it is stored:
+// the stores keep fingerprints, not keys.
+type bundleCandidate struct {
+	file string
+	sum  [32]byte
+}
+
+// bundleSelection is what one store offers a bundle: the keys chosen, how
+// many were left out, the files skipped, and the words that describe the
+// keys (what) and how to add one (hint) in messages.
+type bundleSelection struct {
+	cands    []bundleCandidate
+	skipped  int
+	problems []error
+	what     string
+	hint     string
+}
+
+// bundleRevoked reports whether the key is revoked. An unreadable
+// revocation list is an error, not a "no": a bundle made without it could
+// let a revoked key in.
+func bundleRevoked(auth *authkeys.Store, sum [32]byte) (bool, error) {
+	_, err := auth.Lookup(sum, netip.Addr{})
+	var re *authkeys.RevokedError
+	if errors.As(err, &re) {
+		if re.Err != nil {
+			return true, fmt.Errorf("a revocation list cannot be read, so no bundle is made: %w", re.Err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// selectAuthorized chooses the authorized client keys that are neither
+// revoked nor expired.
+func (c *cli) selectAuthorized(auth *authkeys.Store) (bundleSelection, error) {
+	sel := bundleSelection{
+		what: "authorized client keys",
+		hint: fmt.Sprintf("add one with: keytool%s authorize --name NAME FILE", c.homeFlag()),
+	}
+	for _, p := range auth.Problems() {
+		sel.problems = append(sel.problems, p)
+	}
+	now := time.Now()
+	for _, e := range auth.Entries() {
+		keep, err := c.keepAuthorized(auth, e, now)
+		if err != nil {
+			return sel, err
+		}
+		if !keep {
+			sel.skipped++
+			continue
+		}
+		sel.cands = append(sel.cands, bundleCandidate{e.File, e.SPKIHash})
+	}
+	return sel, nil
+}
+
+// keepAuthorized decides whether an authorized key goes into the bundle,
+// and says why not. A key that is kept is warned about when its
+// authorization says more than a bundle can (an expiry, "from" networks),
+// since software using the bundle will accept it regardless.
+func (c *cli) keepAuthorized(auth *authkeys.Store, e *authkeys.Entry, now time.Time) (bool, error) {
+	rev, err := bundleRevoked(auth, e.SPKIHash)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case rev:
+		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): revoked\n", e.Name, e.Fingerprint)
+		return false, nil
+	case !e.Expires.IsZero() && !now.Before(e.Expires):
+		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): expired at %s\n", e.Name, e.Fingerprint, e.Expires.UTC().Format(time.RFC3339))
+		return false, nil
+	case !e.Expires.IsZero():
+		fmt.Fprintf(c.stderr, "keytool bundle: warning: %q (%s) expires at %s, but the bundle does not: make it again then\n", e.Name, e.Fingerprint, e.Expires.UTC().Format(time.RFC3339))
+	}
+	if e.From != nil {
+		fmt.Fprintf(c.stderr, "keytool bundle: warning: %q (%s) may connect only from %s, which the bundle cannot say: software using it accepts the key from anywhere\n", e.Name, e.Fingerprint, strings.Join(prefixStrings(e.From), ", "))
+	}
+	return true, nil
+}
+
+// selectTrusted chooses the trusted host keys that are not revoked. The
+// hosts' addresses are dropped: a bundle cannot tie a key to a host.
+func (c *cli) selectTrusted(auth *authkeys.Store) (bundleSelection, error) {
+	sel := bundleSelection{
+		what: "trusted host keys",
+		hint: fmt.Sprintf("pin one with: keytool%s trust-host HOST:PORT", c.homeFlag()),
+	}
+	hosts, err := knownhosts.Load(knownhosts.HomeOptions(c.home))
+	if err != nil {
+		return sel, err
+	}
+	for _, p := range hosts.Problems() {
+		sel.problems = append(sel.problems, p)
+	}
+	for _, e := range hosts.Entries() {
+		rev, err := bundleRevoked(auth, e.SPKIHash)
+		if err != nil {
+			return sel, err
+		}
+		if rev {
+			sel.skipped++
+			fmt.Fprintf(c.stderr, "keytool bundle: leaving out the key of %v (%s): revoked\n", e.Addresses, e.Fingerprint)
+			continue
+		}
+		sel.cands = append(sel.cands, bundleCandidate{e.File, e.SPKIHash})
+	}
+	return sel, nil
+}
+
+// readBundleKeys reads the chosen keys from their files, each file once,
+// and each key once however many entries hold it: the stores keep
+// fingerprints, not keys.
+func readBundleKeys(cands []bundleCandidate) ([]*jwk.Key, error) {
 	var keys []*jwk.Key
 	byFile := map[string][]*jwk.Key{}
 	done := map[[32]byte]bool{}
 	for _, cd := range cands {
 		ks, ok := byFile[cd.file]
 		if !ok {
+			var err error
 			ks, err = jwk.ReadFile(cd.file)
 			if err != nil {
-				return fmt.Errorf("%w (it changed while the bundle was made? run the command again)", err)
+				return nil, fmt.Errorf("%w (it changed while the bundle was made? run the command again)", err)
 			}
 			byFile[cd.file] = ks
 		}
@@ -165,29 +230,34 @@ func (c *cli) bundle(which, out string, force bool) error {
 			}
 		}
 	}
-	if len(keys) == 0 {
-		if skipped > 0 {
-			return fmt.Errorf("no key left for a bundle of %s in %s (%d left out, see above); %s", what, c.home, skipped, hint)
-		}
-		return fmt.Errorf("no %s in %s, so a bundle would accept no one; %s", what, c.home, hint)
+	return keys, nil
+}
+
+// emptyBundle is the refusal to make a bundle with no key, which would
+// accept no one; it says whether keys were left out or there were none.
+func (c *cli) emptyBundle(sel bundleSelection) error {
+	if sel.skipped > 0 {
+		return fmt.Errorf("no key left for a bundle of %s in %s (%d left out, see above); %s", sel.what, c.home, sel.skipped, sel.hint)
 	}
-	data, err := tlsbridge.CABundle(keys)
-	if err != nil {
-		return err
-	}
-	if len(keys) == 1 {
+	return fmt.Errorf("no %s in %s, so a bundle would accept no one; %s", sel.what, c.home, sel.hint)
+}
+
+// writeBundle puts the bundle on standard output or in out. The count
+// goes to standard error so that standard output holds only PEM.
+func (c *cli) writeBundle(data []byte, n int, what, out string, force bool) error {
+	if n == 1 {
 		what = strings.TrimSuffix(what, "s")
 	}
 	if out == "" || out == "-" {
 		if _, err := c.stdout.Write(data); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stderr, "Bundle of %d %s\n", len(keys), what)
+		fmt.Fprintf(c.stderr, "Bundle of %d %s\n", n, what)
 		return nil
 	}
 	if err := c.writePublic(out, data, force); err != nil {
 		return fmt.Errorf("writing the bundle: %w", err)
 	}
-	fmt.Fprintf(c.stderr, "Wrote a bundle of %d %s to %s\n", len(keys), what, out)
+	fmt.Fprintf(c.stderr, "Wrote a bundle of %d %s to %s\n", n, what, out)
 	return nil
 }
