@@ -79,10 +79,11 @@ func parsePEM(data []byte, file string) ([]*Key, error) {
 // a colon, their names trimmed of spaces, as encoding/pem reads them.
 func checkPEMHeaderNames(text []byte, first int) (int, error) {
 	type header struct {
-		name string
+		name []byte
 		line int
 	}
-	var seen []header
+	var buf [8]header // most blocks have fewer headers: no allocation
+	seen := buf[:0]
 	_, rest := pemLine(text) // the BEGIN line
 	for n := first + 1; len(rest) > 0; n++ {
 		var l []byte
@@ -91,12 +92,12 @@ func checkPEMHeaderNames(text []byte, first int) (int, error) {
 		if !ok {
 			break
 		}
-		name := string(bytes.TrimSpace(key))
+		name := bytes.TrimSpace(key)
 		for _, h := range seen {
 			switch {
-			case h.name == name:
+			case bytes.Equal(h.name, name):
 				return n, fmt.Errorf("PEM header %q appears twice, on lines %d and %d (a PEM reader keeps only the last)", name, h.line, n)
-			case strings.EqualFold(h.name, name) && utf8.ValidString(h.name) && utf8.ValidString(name):
+			case bytes.EqualFold(h.name, name) && utf8.Valid(h.name) && utf8.Valid(name):
 				// (A name that is not UTF-8 is refused as such, later.)
 				return n, fmt.Errorf("PEM header %q: duplicate of header %q on line %d (names differ only in case; Go's encoding/json would read one as the other)", name, h.name, h.line)
 			}
