@@ -68,13 +68,19 @@ var reasonErr = map[Reason]error{
 // Nothing was written on either side.
 type RefusedError struct {
 	Addr    string
+	Name    string // the invitation's name, from the token
 	Status  int
 	Reason  Reason
 	Message string // the server's explanation
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("%s refused the enrollment (%s): %s; nothing was written on either side", e.Addr, e.Reason, e.Message)
+	return fmt.Sprintf("enroll: %s refused the enrollment (%s): %s; nothing was written on either side", e.Addr, e.Reason, oneLine(e.Message))
+}
+
+// oneLine keeps a message from the network on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // Is makes errors.Is(err, ErrExpired) (and the other reasons) work.
@@ -88,7 +94,7 @@ type TokenExpiredError struct {
 }
 
 func (e *TokenExpiredError) Error() string {
-	return fmt.Sprintf("the token for invitation %q expired at %s; ask the server's administrator for a new one (keytool invite); nothing was written",
+	return fmt.Sprintf("enroll: the token for invitation %q expired at %s; nothing was written",
 		e.Name, e.Expires.UTC().Format(time.RFC3339))
 }
 
@@ -104,9 +110,7 @@ type InterceptionError struct {
 }
 
 func (e *InterceptionError) Error() string {
-	return fmt.Sprintf("the server at %s presented key %s, but the token names key %s!\n"+
-		"Either the token is for another server (or an old key of this one), or someone is intercepting the connection (a man-in-the-middle attack).\n"+
-		"The secret was not sent and nothing was written. Check the server's fingerprint with its administrator (keytool show, on the server).",
+	return fmt.Sprintf("enroll: the server at %s presented key %s, but the token names key %s; the secret was not sent and nothing was written",
 		e.Addr, e.Got, e.Want)
 }
 
@@ -124,9 +128,9 @@ type Attempt struct {
 func (e *UnreachableError) Error() string {
 	parts := make([]string, len(e.Attempts))
 	for i, a := range e.Attempts {
-		parts[i] = fmt.Sprintf("%s (%v)", a.Addr, a.Err)
+		parts[i] = fmt.Sprintf("%s (%s)", a.Addr, oneLine(fmt.Sprint(a.Err)))
 	}
-	return fmt.Sprintf("could not reach the server at any of the token's addresses: %s; check that it is up, serves enrollment (keytool proxy --enroll) and that this machine can reach it; nothing was written",
+	return fmt.Sprintf("enroll: could not reach the server at any of the token's addresses: %s; nothing was written",
 		strings.Join(parts, ", "))
 }
 
@@ -137,6 +141,92 @@ func (e *UnreachableError) Unwrap() []error {
 	}
 	return out
 }
+
+// HostsDisagreeError means this client's trusted hosts already say
+// something else of a token's address — another key is pinned for it, or
+// the token's key is revoked — so Join sent and wrote nothing. Err is the
+// trusted hosts' error (*knownhosts.KeyChangedError, *knownhosts.RevokedError).
+type HostsDisagreeError struct {
+	Addr string
+	Err  error
+}
+
+func (e *HostsDisagreeError) Error() string {
+	return fmt.Sprintf("enroll: this client's trusted hosts disagree with the token about %s, so nothing was sent or written: %s", e.Addr, oneLine(e.Err.Error()))
+}
+
+func (e *HostsDisagreeError) Unwrap() error { return e.Err }
+
+// HandshakeRefusedError means the server at Addr presented the token's
+// key but refused this client's key in the TLS handshake: it does not
+// serve enrollment (its TLS server does not admit unknown keys), or this
+// key is revoked there. Nothing was written.
+type HandshakeRefusedError struct {
+	Addr              string
+	ServerFingerprint string
+	ClientFingerprint string
+	Err               error // the TLS error
+}
+
+func (e *HandshakeRefusedError) Error() string {
+	return fmt.Sprintf("enroll: the server at %s presented the token's key %s but refused this client's key %s in the handshake (%s); nothing was written",
+		e.Addr, e.ServerFingerprint, e.ClientFingerprint, oneLine(e.Err.Error()))
+}
+
+func (e *HandshakeRefusedError) Unwrap() error { return e.Err }
+
+// NotEnrollmentError means the server at Addr, which presented the
+// token's key, did not answer as an enrollment endpoint: the connection
+// broke (Err set, Status empty) or the answer was not an enrollment
+// answer (Status set). A proxy that already authorizes this client's key
+// passes the request on to its target, which answers so. Nothing was
+// written here; whether the server enrolled the client is in its log
+// (Err set, the answer may have been lost).
+type NotEnrollmentError struct {
+	Addr              string
+	ServerFingerprint string
+	Status            string // the HTTP status of an answer that was not an enrollment answer
+	Err               error  // the failure of a request that got no answer
+	Timeout           bool   // Err is a timeout
+}
+
+func (e *NotEnrollmentError) Error() string {
+	if e.Status != "" {
+		return fmt.Sprintf("enroll: %s (key %s) answered %s, which is not an enrollment answer (is %s served there?); nothing was written here",
+			e.Addr, e.ServerFingerprint, e.Status, Path)
+	}
+	return fmt.Sprintf("enroll: enrolling with %s (key %s, as the token says): %s; nothing was written here, and the server's log says whether it enrolled this client",
+		e.Addr, e.ServerFingerprint, oneLine(fmt.Sprint(e.Err)))
+}
+
+func (e *NotEnrollmentError) Unwrap() error { return e.Err }
+
+// KeyMismatchError means the server said it authorized another key than
+// this client's. Nothing was pinned.
+type KeyMismatchError struct {
+	Addr       string
+	Authorized string // the fingerprint the server says it authorized
+	Client     string // this client's fingerprint
+}
+
+func (e *KeyMismatchError) Error() string {
+	return fmt.Sprintf("enroll: %s says it authorized key %s, but this client's key is %s", e.Addr, e.Authorized, e.Client)
+}
+
+// PinError means the server authorized this client's key as Name, but
+// pinning the server's key for Addr in this client's trusted hosts failed.
+type PinError struct {
+	Name        string
+	Addr        string
+	Fingerprint string // the server's key
+	Err         error
+}
+
+func (e *PinError) Error() string {
+	return fmt.Sprintf("enroll: the server authorized this client as %q, but pinning its key %s for %s failed: %s", e.Name, e.Fingerprint, e.Addr, oneLine(e.Err.Error()))
+}
+
+func (e *PinError) Unwrap() error { return e.Err }
 
 // tokenHosts is the host check of Join: the token's key, and only it,
 // for every address. It never pins: Join pins after the server said yes.
@@ -179,10 +269,14 @@ func (h *tokenHosts) state() (bool, *InterceptionError) {
 // other failure is final. When the server has authorized the client's key,
 // Join pins the server's key for every address of the token in hosts.
 //
-// On failure nothing was written in hosts, and the server wrote nothing.
-// The errors are a *TokenExpiredError, *InterceptionError,
-// *UnreachableError or *RefusedError, or what hosts said of the token's
-// key (*knownhosts.KeyChangedError, *knownhosts.RevokedError).
+// On failure nothing was written in hosts, and the server wrote nothing
+// (but for a *PinError: the server enrolled the client, and a pin could
+// not be written). The errors are a *TokenError, *TokenExpiredError,
+// *HostsDisagreeError (wrapping what hosts said of the token's key),
+// *InterceptionError, *UnreachableError, *HandshakeRefusedError,
+// *NotEnrollmentError, *RefusedError, *KeyMismatchError or *PinError.
+// Each says what happened in one line and carries its data; what to do
+// about it is for the caller to say.
 func Join(ctx context.Context, id *tlsbridge.Identity, tok Token, hosts tlsbridge.HostKeys, logger *slog.Logger) (*Result, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -197,7 +291,7 @@ func Join(ctx context.Context, id *tlsbridge.Identity, tok Token, hosts tlsbridg
 		err := hosts.CheckSPKI(addr, tok.Server)
 		var unknown *knownhosts.UnknownHostError
 		if err != nil && !errors.As(err, &unknown) {
-			return nil, fmt.Errorf("this client's trusted hosts disagree with the token, so nothing was sent or written:\n%w", err)
+			return nil, &HostsDisagreeError{Addr: addr, Err: err}
 		}
 	}
 	var attempts []Attempt
@@ -263,28 +357,23 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 			return nil, nil, &unreachable{unwrapURL(err)}
 		}
 		if strings.Contains(err.Error(), "remote error: tls:") {
-			return nil, nil, fmt.Errorf("the server at %s presented the token's key %s but refused this client's key %s in the handshake: it does not serve enrollment (it must run keytool proxy --enroll, or mount the enrollment handler), or this key is revoked there; nothing was written (%v)",
-				addr, tok.ServerFingerprint(), id.Key.Fingerprint(), unwrapURL(err))
+			return nil, nil, &HandshakeRefusedError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), ClientFingerprint: id.Key.Fingerprint(), Err: unwrapURL(err)}
 		}
-		hint := ""
 		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			hint = "; " + alreadyHint(addr) // the answer was cut short, or was not HTTP
-		}
-		return nil, nil, fmt.Errorf("enrolling with %s (key %s, as the token says): %w; nothing was written here, and the server's log says whether it enrolled this client%s", addr, tok.ServerFingerprint(), unwrapURL(err), hint)
+		timeout := errors.As(err, &ne) && ne.Timeout()
+		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Err: unwrapURL(err), Timeout: timeout}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the answer of %s: %w", addr, err)
+		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Err: fmt.Errorf("reading the answer: %w", err)}
 	}
 	var ans Answer
 	if err := json.Unmarshal(data, &ans); err != nil || (resp.StatusCode != http.StatusOK && ans.Reason == "") {
-		return nil, nil, fmt.Errorf("%s (key %s) answered %s, which is not a keytool enrollment answer: is %s served there? nothing was written here; %s",
-			addr, tok.ServerFingerprint(), resp.Status, Path, alreadyHint(addr))
+		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Status: resp.Status}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, &RefusedError{Addr: addr, Status: resp.StatusCode, Reason: ans.Reason, Message: ans.Error}
+		return nil, nil, &RefusedError{Addr: addr, Name: tok.Name, Status: resp.StatusCode, Reason: ans.Reason, Message: ans.Error}
 	}
 	if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
 		return nil, nil, errors.New("enroll: the answer came without the server's certificate") // unreachable over TLS
@@ -295,25 +384,16 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	}
 	serverKey, err := jwk.NewPublicKey(leaf.PublicKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("the server's key: %w", err)
+		return nil, nil, fmt.Errorf("enroll: the server's key: %w", err)
 	}
 	res := &Result{Name: ans.Name, ServerFingerprint: serverKey.Fingerprint(), ClientFingerprint: ans.ClientFingerprint}
 	if res.Name == "" {
 		res.Name = tok.Name
 	}
 	if res.ClientFingerprint != id.Key.Fingerprint() {
-		return res, nil, fmt.Errorf("%s says it authorized key %s, but this client's key is %s: ask its administrator to check (keytool authorize --list)",
-			addr, ans.ClientFingerprint, id.Key.Fingerprint())
+		return res, nil, &KeyMismatchError{Addr: addr, Authorized: ans.ClientFingerprint, Client: id.Key.Fingerprint()}
 	}
 	return res, serverKey, nil
-}
-
-// alreadyHint explains the likeliest reason why a server that accepted
-// this client's key in the handshake did not answer as an enrollment
-// handler: keytool proxy --enroll sends the connections of keys it
-// already authorizes to its target, enrollment requests included.
-func alreadyHint(addr string) string {
-	return fmt.Sprintf("if the server is keytool proxy --enroll, this client's key may be authorized there already, so the proxy passed the request on to its target: check with keytool connect %s (and pin the server's key with keytool trust-host if it is not pinned yet)", addr)
 }
 
 // pinAll pins the server's key for each address of the token.
@@ -322,8 +402,7 @@ func pinAll(res *Result, tok Token, serverKey *jwk.Key, hosts tlsbridge.HostKeys
 		already := hosts.CheckSPKI(a, tok.Server) == nil
 		file, err := hosts.Add(a, serverKey)
 		if err != nil {
-			return fmt.Errorf("the server authorized this client as %q, but pinning its key for %s failed: %w; pin it with: keytool trust-host %s --fingerprint %s",
-				res.Name, a, err, a, tok.ServerFingerprint())
+			return &PinError{Name: res.Name, Addr: a, Fingerprint: tok.ServerFingerprint(), Err: err}
 		}
 		res.Pins = append(res.Pins, Pin{Addr: a, File: file, New: !already})
 	}

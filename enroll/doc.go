@@ -84,8 +84,15 @@
 // host check accepts only the token's key, posts the secret and, once the
 // server said yes, pins the server's key for the token's addresses in the
 // client's trusted hosts. It checks first that no existing pin contradicts
-// the token, so that nothing is half done. Errors are typed:
-// *TokenExpiredError, *InterceptionError, *UnreachableError (naming every
-// address tried) and *RefusedError (errors.Is with ErrExpired,
-// ErrAlreadyUsed, ErrUnknown, ErrWrongSecret, ErrRateLimited).
+// the token, so that nothing is half done. Errors are typed, say what
+// happened in one line and carry their data, never a command to run:
+// *TokenExpiredError, *HostsDisagreeError, *InterceptionError,
+// *UnreachableError (naming every address tried), *HandshakeRefusedError,
+// *NotEnrollmentError, *RefusedError (errors.Is with ErrExpired,
+// ErrAlreadyUsed, ErrUnknown, ErrWrongSecret, ErrRateLimited),
+// *KeyMismatchError and *PinError.
+//
+// What the server answers a client it does not trust yet — a refusal's
+// message, the 403 of other paths — names nothing of the server but what
+// the client sent: no file, no other entry, no network, no command.
 package enroll

@@ -108,13 +108,13 @@ func NewInvite(dir string, serverKey *jwk.Key, opts InviteOptions) (*Invitation,
 			ttl = DefaultTTL
 		}
 		if ttl < 0 {
-			return nil, Token{}, fmt.Errorf("the lifetime of an invitation must be positive, not %s", ttl)
+			return nil, Token{}, fmt.Errorf("enroll: the lifetime of an invitation must be positive, not %s", ttl)
 		}
 		exp = t0.Add(ttl)
 	}
 	exp = exp.UTC().Truncate(time.Second)
 	if !exp.After(t0) {
-		return nil, Token{}, fmt.Errorf("the expiry %s is not in the future", exp.Format(time.RFC3339))
+		return nil, Token{}, fmt.Errorf("enroll: the expiry %s is not in the future", exp.Format(time.RFC3339))
 	}
 	secret, err := newSecret()
 	if err != nil {
@@ -128,8 +128,7 @@ func NewInvite(dir string, serverKey *jwk.Key, opts InviteOptions) (*Invitation,
 		opts.Clients.Reload()
 		for _, e := range opts.Clients.Entries() {
 			if e.Name == name {
-				return nil, Token{}, fmt.Errorf("an authorized key is already named %q (%s, in %s): choose another --name, or remove it first: keytool authorize --remove %s",
-					name, e.Fingerprint, e.File, keydir.ShellQuote(name))
+				return nil, Token{}, &NameTakenError{Name: name, Fingerprint: e.Fingerprint, File: e.File}
 			}
 		}
 	}
@@ -154,12 +153,51 @@ func NewInvite(dir string, serverKey *jwk.Key, opts InviteOptions) (*Invitation,
 	}
 	if err := atomicfile.Create(inv.File, data, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return nil, Token{}, fmt.Errorf("an invitation named %q already exists (%s); choose another name, or revoke it first: keytool invite --revoke %s",
-				name, inv.File, keydir.ShellQuote(name))
+			return nil, Token{}, &InviteExistsError{Name: name, File: inv.File}
 		}
 		return nil, Token{}, err
 	}
 	return inv, tok, nil
+}
+
+// NameTakenError means NewInvite was asked for a name that an authorized
+// key already has: the join would fail.
+type NameTakenError struct {
+	Name        string
+	Fingerprint string // the key that has it
+	File        string // where that key is authorized
+}
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("enroll: an authorized key is already named %q (%s, in %s)", e.Name, e.Fingerprint, e.File)
+}
+
+// InviteExistsError means NewInvite was asked for the name of an
+// invitation that is still in the directory; it is never replaced.
+type InviteExistsError struct {
+	Name string
+	File string
+}
+
+func (e *InviteExistsError) Error() string {
+	return fmt.Sprintf("enroll: an invitation named %q already exists (%s)", e.Name, e.File)
+}
+
+// NotPendingError means RevokeInvite found no pending invitation of that
+// name: it was used (Used is set, with the key that used it) or it does
+// not exist.
+type NotPendingError struct {
+	Name              string
+	Dir               string
+	Used              time.Time
+	ClientFingerprint string
+}
+
+func (e *NotPendingError) Error() string {
+	if !e.Used.IsZero() {
+		return fmt.Sprintf("enroll: invitation %q was already used at %s by key %s", e.Name, e.Used.Format(time.RFC3339), e.ClientFingerprint)
+	}
+	return fmt.Sprintf("enroll: no pending invitation is named %q in %s", e.Name, e.Dir)
 }
 
 // makeDirs creates dir and dir/used, mode 0700, and tightens them to 0700
@@ -303,10 +341,9 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	inv, err := readInvite(inviteRule(dir), path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if used, uerr := readInvite(inviteRule(dir), filepath.Join(dir, usedDir, name+".json")); uerr == nil {
-			return nil, fmt.Errorf("invitation %q was already used at %s by key %s; to undo that, remove the key: keytool authorize --remove %s",
-				name, used.Used.Format(time.RFC3339), used.ClientFingerprint, keydir.ShellQuote(name))
+			return nil, &NotPendingError{Name: name, Dir: dir, Used: used.Used, ClientFingerprint: used.ClientFingerprint}
 		}
-		return nil, fmt.Errorf("no pending invitation is named %q in %s (list them with: keytool invite --list)", name, dir)
+		return nil, &NotPendingError{Name: name, Dir: dir}
 	}
 	if err != nil {
 		// Unreadable, but the name is valid: removing it revokes it all the same.
@@ -314,7 +351,7 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	}
 	if err := os.Remove(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("invitation %q was used or revoked meanwhile", name)
+			return nil, fmt.Errorf("enroll: invitation %q was used or revoked meanwhile", name)
 		}
 		return nil, err
 	}

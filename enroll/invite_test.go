@@ -46,7 +46,8 @@ func TestNewInvite(t *testing.T) {
 	}
 
 	// One name, one pending invitation.
-	if _, _, err := NewInvite(dir, h.key(), InviteOptions{Name: "laptop", Addresses: []string{"db.example:7443"}}); err == nil || !strings.Contains(err.Error(), "keytool invite --revoke laptop") {
+	var exists *InviteExistsError
+	if _, _, err := NewInvite(dir, h.key(), InviteOptions{Name: "laptop", Addresses: []string{"db.example:7443"}}); !errors.As(err, &exists) || exists.Name != "laptop" || exists.File != inv.File {
 		t.Fatalf("duplicate: %v", err)
 	}
 	// A generated name.

@@ -159,7 +159,7 @@ func CheckAddress(addr string) error {
 // errors.Is tells the cases apart.
 var (
 	// ErrNotToken: the string does not start with keytool-join-.
-	ErrNotToken = errors.New("not a keytool join token")
+	ErrNotToken = errors.New("not a join token")
 	// ErrTokenVersion: a keytool-join-N: token of a version this keytool
 	// does not read.
 	ErrTokenVersion = errors.New("unsupported token version")
@@ -167,7 +167,7 @@ var (
 	// was cut short, wrapped, or changed while copied.
 	ErrTokenMangled = errors.New("token mangled in copying")
 	// ErrTokenMalformed: the checksum holds but the content is invalid —
-	// the token was not made by keytool invite.
+	// the token was not made by NewInvite.
 	ErrTokenMalformed = errors.New("malformed token")
 )
 
@@ -181,13 +181,13 @@ type TokenError struct {
 func (e *TokenError) Error() string {
 	switch e.Kind {
 	case ErrTokenMangled:
-		return fmt.Sprintf("the token was mangled in copying (%s): copy it again, whole, from the output of keytool invite", e.Detail)
+		return fmt.Sprintf("enroll: the token was mangled in copying (%s)", e.Detail)
 	case ErrNotToken:
-		return fmt.Sprintf("not a keytool join token (%s): a token starts with %q and is printed by keytool invite", e.Detail, TokenPrefix)
+		return fmt.Sprintf("enroll: not a join token (%s)", e.Detail)
 	case ErrTokenVersion:
-		return fmt.Sprintf("unsupported token version (%s): this keytool reads %q tokens; use the same keytool version on both sides", e.Detail, TokenPrefix)
+		return fmt.Sprintf("enroll: unsupported token version (%s): this version reads %q tokens", e.Detail, TokenPrefix)
 	}
-	return fmt.Sprintf("malformed token (%s): it was not made by keytool invite", e.Detail)
+	return fmt.Sprintf("enroll: malformed token (%s)", e.Detail)
 }
 
 func (e *TokenError) Unwrap() error { return e.Kind }

@@ -211,7 +211,7 @@ func (c *Client) configure(cfg *tls.Config, addr, host string) {
 // verify decides on a server (DESIGN.md, "Client handshake").
 func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	if len(cs.PeerCertificates) == 0 {
-		return errors.New("the server sent no certificate")
+		return errors.New("tlsbridge: the server sent no certificate")
 	}
 	leaf := cs.PeerCertificates[0]
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
@@ -225,7 +225,7 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	}
 	key, kerr := jwk.NewPublicKey(leaf.PublicKey)
 	if kerr != nil {
-		return fmt.Errorf("host %s presented a key keytool cannot use: %w", addr, kerr)
+		return fmt.Errorf("tlsbridge: host %s presented a key that cannot be used: %w", addr, kerr)
 	}
 	switch c.opts.Policy {
 	case Insecure:
@@ -279,7 +279,7 @@ func (c *Client) ask(addr string, key *jwk.Key) error {
 type RefusedHostError struct{ Addr, Fingerprint string }
 
 func (e *RefusedHostError) Error() string {
-	return fmt.Sprintf("host %s (key %s) was not accepted", e.Addr, e.Fingerprint)
+	return fmt.Sprintf("tlsbridge: host %s (key %s) was not accepted", e.Addr, e.Fingerprint)
 }
 
 // DialContext connects to addr ("host:port") over TCP and completes a

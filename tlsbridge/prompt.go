@@ -37,8 +37,7 @@ type PromptFunc func(UnknownHost) (Answer, error)
 
 func (f PromptFunc) AskUnknownHost(h UnknownHost) (Answer, error) { return f(h) }
 
-// NonInteractive refuses every unknown host, with an error that says how
-// to pin it.
+// NonInteractive refuses every unknown host, with a *NotPinnedError.
 type NonInteractive struct{}
 
 func (NonInteractive) AskUnknownHost(h UnknownHost) (Answer, error) {
@@ -46,18 +45,16 @@ func (NonInteractive) AskUnknownHost(h UnknownHost) (Answer, error) {
 }
 
 // NotPinnedError means an unknown host was refused because nobody could be
-// asked.
+// asked: pinning Key for Addr, once its fingerprint is checked, lets the
+// next connection through.
 type NotPinnedError struct {
 	Addr string
 	Key  *jwk.Key
 }
 
 func (e *NotPinnedError) Error() string {
-	return fmt.Sprintf("host %s is not trusted: no key is pinned for it, and there is no terminal to ask on.\n"+
-		"It presented %s key %s.\n"+
-		"After checking that fingerprint with the host's administrator, pin it with:\n"+
-		"  keytool trust-host %s --fingerprint %s",
-		e.Addr, e.Key.Algorithm(), e.Key.Fingerprint(), e.Addr, e.Key.Fingerprint())
+	return fmt.Sprintf("tlsbridge: host %s is not trusted: no key is pinned for it, and there is no terminal to ask; it presented %s key %s",
+		e.Addr, e.Key.Algorithm(), e.Key.Fingerprint())
 }
 
 // Terminal asks on a terminal, in OpenSSH's words: the address, the key
@@ -68,7 +65,7 @@ type Terminal struct {
 	In  io.Reader // the answers; nil: /dev/tty
 	Out io.Writer // the question; nil: /dev/tty
 	// NoOnce leaves "once" out of the question, for callers whose only
-	// purpose is to pin (keytool trust-host): OpenSSH's exact question.
+	// purpose is to pin: OpenSSH's exact question.
 	NoOnce bool
 }
 

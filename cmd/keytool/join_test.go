@@ -211,7 +211,7 @@ func TestJoinFailuresCLI(t *testing.T) {
 				c = "B"
 			}
 			return tok[:i] + c + tok[i+1:]
-		}, false, []string{"mangled in copying", "checksum mismatch", "copy it again"}},
+		}, false, []string{"mangled in copying", "checksum mismatch", "Copy it again"}},
 		{"revoked", func(t *testing.T) string {
 			tok := inviteToken(t, srvHome, "--name", "gone", "--address", addr)
 			if out, e, code := keytoolIn(t, srvHome, "invite", "--revoke", "gone"); code != 0 || !strings.Contains(out, `Revoked invitation "gone"`) {
@@ -232,7 +232,7 @@ func TestJoinFailuresCLI(t *testing.T) {
 			iaddr, _ := enrollServer(t, impostor)
 			return inviteToken(t, srvHome, "--address", iaddr)
 		}, false, []string{"presented key", "but the token names key", "man-in-the-middle", "secret was not sent"}},
-		{"not a token", func(t *testing.T) string { return "hello" }, false, []string{"not a keytool join token"}},
+		{"not a token", func(t *testing.T) string { return "hello" }, false, []string{"not a join token", "printed by keytool invite"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cliHome := joinHome(t)
@@ -384,7 +384,7 @@ func TestProxyEnroll(t *testing.T) {
 	tok2 := inviteToken(t, srvHome, "--name", "laptop-again", "--address", addr)
 	before, srvBefore := homeFiles(t, cliHome), homeFiles(t, srvHome)
 	out, e, code = keytoolIn(t, cliHome, "join", tok2)
-	if code != 1 || !strings.Contains(e, "may be authorized there already") || !strings.Contains(e, "keytool connect "+addr) || !strings.Contains(e, "nothing was written") {
+	if code != 1 || !strings.Contains(e, "may be authorized there already") || !strings.Contains(e, "keytool -H "+cliHome+" connect "+addr) || !strings.Contains(e, "nothing was written") {
 		t.Fatalf("join while already authorized: exit %d\n%s%s", code, out, e)
 	}
 	sameFiles(t, cliHome, before)

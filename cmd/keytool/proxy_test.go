@@ -196,7 +196,7 @@ func TestProxyClientMode(t *testing.T) {
 	if code := p.wait(t, 15*time.Second); code != 1 {
 		t.Fatalf("unknown host: exit status %d, want 1\n%s", code, p.stderr.String())
 	}
-	trustHost := "keytool trust-host " + serverAddr + " --fingerprint " + serverFP
+	trustHost := "keytool -H " + client + " trust-host " + serverAddr + " --fingerprint " + serverFP
 	if !strings.Contains(p.stderr.String(), trustHost) {
 		t.Fatalf("unknown host: the message does not say %q:\n%s", trustHost, p.stderr.String())
 	}

@@ -128,7 +128,7 @@ func TestTrustHostFingerprint(t *testing.T) {
 	t.Run("no terminal", func(t *testing.T) {
 		home := newClientHome(t)
 		_, e, code := keytoolIn(t, home, "trust-host", addr)
-		if code != 1 || !strings.Contains(e, "keytool trust-host "+addr+" --fingerprint "+key.Fingerprint()) {
+		if code != 1 || !strings.Contains(e, "keytool -H "+home+" trust-host "+addr+" --fingerprint "+key.Fingerprint()) {
 			t.Fatalf("exit %d:\n%s", code, e)
 		}
 	})
