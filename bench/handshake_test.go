@@ -131,7 +131,7 @@ func BenchmarkResume(b *testing.B) {
 	rd := filepath.Join(home, "revoked_keys.d")
 	os.MkdirAll(ad, 0o755)
 	os.MkdirAll(rd, 0o755)
-	if err := jwk.WritePublicFile(filepath.Join(ad, "client.json"), clientKey(b, t), jwk.JWK, false); err != nil {
+	if err := jwk.WritePublicKeyFile(filepath.Join(ad, "client.json"), clientKey(b, t), jwk.JWK, jwk.CreateNew); err != nil {
 		b.Fatal(err)
 	}
 	nrev := envInt("BENCH_REVOKED", 1_000)

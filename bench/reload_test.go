@@ -39,7 +39,7 @@ func startWatched(b *testing.B, n int, debounce time.Duration, clients int) *wat
 	// The fixture directory is shared by the whole run: whatever is added
 	// to it is taken out again, even when the benchmark fails.
 	b.Cleanup(func() { os.Remove(stable) })
-	if err := jwk.WritePublicFile(stable, clientKey(b, t), jwk.JWK, true); err != nil {
+	if err := jwk.WritePublicKeyFile(stable, clientKey(b, t), jwk.JWK, jwk.Overwrite); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -125,7 +125,7 @@ func BenchmarkReload(b *testing.B) {
 				k := mustGenerate(b, jwk.EC256)
 				cfg := keytoolClient(b, k, serverKey(b, jwk.EC256), w.srv.addr())
 				staged := filepath.Join(tmp, "new.json")
-				if err := jwk.WritePublicFile(staged, k.PublicKey(), jwk.JWK, true); err != nil {
+				if err := jwk.WritePublicKeyFile(staged, k.PublicKey(), jwk.JWK, jwk.Overwrite); err != nil {
 					b.Fatal(err)
 				}
 				target := filepath.Join(w.dir, fmt.Sprintf("zz-trial-%d.json", i))

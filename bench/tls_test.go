@@ -176,7 +176,7 @@ func keytoolStore(tb testing.TB, n int, only jwk.Type) (*authkeys.Store, time.Du
 	}
 	opts := authkeys.Options{Dirs: []string{fixture(tb, name, func(d string) error {
 		for _, t := range clients {
-			if err := jwk.WritePublicFile(filepath.Join(d, "client-"+string(t)+".json"), clientKey(tb, t), jwk.JWK, false); err != nil {
+			if err := jwk.WritePublicKeyFile(filepath.Join(d, "client-"+string(t)+".json"), clientKey(tb, t), jwk.JWK, jwk.CreateNew); err != nil {
 				return err
 			}
 		}

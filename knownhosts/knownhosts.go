@@ -507,6 +507,18 @@ func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 	return removed, nil
 }
 
+// FindKeys returns the pinned entries, in file order and duplicates
+// included, whose key fp names (keydir.Find: every fingerprint form).
+func (s *Store) FindKeys(fp jwk.Fingerprint) []*Entry {
+	srcs := s.Loader().Sources()
+	found := keydir.Find(s.Loader().Snapshot(), fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(i int) bool { return !srcs[i].Revocation })
+	out := make([]*Entry, len(found))
+	for i, f := range found {
+		out[i] = f.Item
+	}
+	return out
+}
+
 // dropAddress returns k without the address norm: itself if it does not
 // have it, nil if no positive address would remain.
 func dropAddress(k *jwk.Key, norm string) *jwk.Key {

@@ -134,7 +134,7 @@ func keytoolConfigs(b *testing.B, typ jwk.Type, extra int) (*tls.Config, func(st
 	if err := os.MkdirAll(authDir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	if err := jwk.WritePublicFile(filepath.Join(authDir, "client.json"), cliKey, jwk.JWK, false); err != nil {
+	if err := jwk.WritePublicKeyFile(filepath.Join(authDir, "client.json"), cliKey, jwk.JWK, jwk.CreateNew); err != nil {
 		b.Fatal(err)
 	}
 	writeFillerKeys(b, authDir, extra)

@@ -28,7 +28,7 @@ func mustHome() (string, *tlsbridge.Identity) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := jwk.WritePrivateFile(filepath.Join(home, "key.json"), k, jwk.JWK, false); err != nil {
+	if err := jwk.WritePrivateKeyFile(filepath.Join(home, "key.json"), k, jwk.JWK, jwk.CreateNew); err != nil {
 		log.Fatal(err)
 	}
 	id, err := tlsbridge.LoadIdentity(filepath.Join(home, "key.json"), "", tlsbridge.CertOptions{DNSNames: []string{"localhost"}})

@@ -61,7 +61,7 @@ func (h *home) revoke(t *testing.T, k *jwk.Key) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := jwk.WritePublicFile(filepath.Join(dir, "bad.json"), k, jwk.JWK, true); err != nil {
+	if err := jwk.WritePublicKeyFile(filepath.Join(dir, "bad.json"), k, jwk.JWK, jwk.Overwrite); err != nil {
 		t.Fatal(err)
 	}
 	h.auth.Reload()

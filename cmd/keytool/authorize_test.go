@@ -50,7 +50,7 @@ func writePublicKey(t *testing.T, path string, attrs map[string]string) *jwk.Key
 	for n, v := range attrs {
 		pk.Attrs.SetString(n, v)
 	}
-	if err := jwk.WritePublicFile(path, pk, jwk.JWK, false); err != nil {
+	if err := jwk.WritePublicKeyFile(path, pk, jwk.JWK, jwk.CreateNew); err != nil {
 		t.Fatal(err)
 	}
 	return pk

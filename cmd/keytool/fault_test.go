@@ -683,7 +683,7 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 		return &ident{key: k, id: id}
 	}
 	authorizeFile := func(name string, k *jwk.Key) {
-		if err := jwk.WritePublicFile(filepath.Join(authDir, name+".json"), k.PublicKey(), jwk.JWK, true); err != nil {
+		if err := jwk.WritePublicKeyFile(filepath.Join(authDir, name+".json"), k.PublicKey(), jwk.JWK, jwk.Overwrite); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -56,7 +56,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
 	var others []string // identities in other formats, replaced by --force
 	if keyPath == "" {
 		keyPath = filepath.Join(c.home, "key"+f.Ext())
-		for _, name := range jwk.IdentityNames {
+		for _, name := range jwk.IdentityFileNames() {
 			if p := filepath.Join(c.home, name); p != keyPath {
 				if _, err := os.Lstat(p); err == nil {
 					others = append(others, p)
@@ -86,7 +86,11 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
 	if err != nil {
 		return err
 	}
-	if err := jwk.WritePrivateFile(keyPath, k, f, force); err != nil {
+	mode := jwk.CreateNew
+	if force {
+		mode = jwk.Overwrite
+	}
+	if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return c.refuseExisting(keyPath) // another process won the race
 		}
@@ -97,7 +101,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
 			return fmt.Errorf("the new identity is in %s, but the old %s could not be removed: %w", keyPath, p, err)
 		}
 	}
-	if err := jwk.WritePublicFile(pubPath, k, f, true); err != nil {
+	if err := jwk.WritePublicKeyFile(pubPath, k, f, jwk.Overwrite); err != nil {
 		return fmt.Errorf("the identity is in %s, but its public half could not be written (run: keytool%s pub > %s): %w", keyPath, c.homeFlag(), pubPath, err)
 	}
 	for _, r := range replaced {
@@ -107,7 +111,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
 	// just now, or deleted by hand) would show a key that is not this
 	// machine's.
 	if c.identity == "" {
-		for _, name := range jwk.PublicNames {
+		for _, name := range jwk.PublicFileNames() {
 			stale := filepath.Join(c.home, name)
 			if stale == pubPath {
 				continue

@@ -134,55 +134,29 @@ func (c *cli) revoke(arg string) error {
 }
 
 // knownKeys returns the keys among the home's authorized keys and trusted
-// hosts that fp names, read from the files that hold them.
+// hosts that fp names — found by the stores' one matcher, every
+// fingerprint form included — read from the files that hold them.
 func (c *cli) knownKeys(fp jwk.Fingerprint, auth *authkeys.Store, hosts *knownhosts.Store) []*jwk.Key {
-	type loaded struct {
-		file string
-		sum  [32]byte
-	}
-	var all []loaded
-	for _, e := range auth.Entries() {
-		all = append(all, loaded{e.File, e.SPKIHash})
-	}
-	for _, e := range hosts.Entries() {
-		all = append(all, loaded{e.File, e.SPKIHash})
-	}
-	// Read only the files that may hold the key when the fingerprint tells
-	// (an SPKI hash or a key ID); a thumbprint needs every file read.
+	want := map[[32]byte]bool{}
 	var files []string
-	if sum, full := fp.SPKIHash(); full {
-		for _, l := range all {
-			if l.sum == sum {
-				files = append(files, l.file)
-			}
-		}
-	} else {
-		for _, l := range all {
-			if strings.EqualFold(jwk.FormatKeyID(l.sum), fp.String()) {
-				files = append(files, l.file)
-			}
-		}
-		if len(files) == 0 {
-			for _, l := range all {
-				files = append(files, l.file)
-			}
-		}
+	for _, e := range auth.FindKeys(fp, false) {
+		want[e.SPKIHash] = true
+		files = append(files, e.File)
+	}
+	for _, e := range hosts.FindKeys(fp) {
+		want[e.SPKIHash] = true
+		files = append(files, e.File)
 	}
 	var out []*jwk.Key
 	seen := map[[32]byte]bool{}
-	read := map[string]bool{}
 	for _, file := range files {
-		if read[file] {
-			continue
-		}
-		read[file] = true
-		keys, err := jwk.ReadFile(file)
+		keys, err := jwk.ReadPublicKeys(file)
 		if err != nil {
 			continue // changed since it was loaded
 		}
 		for _, k := range keys {
-			if fp.Match(k) && !seen[k.SPKIHash()] {
-				seen[k.SPKIHash()] = true
+			if sum := k.SPKIHash(); want[sum] && !seen[sum] {
+				seen[sum] = true
 				out = append(out, k)
 			}
 		}

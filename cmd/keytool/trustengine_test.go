@@ -55,7 +55,7 @@ func TestTrustHostRemoveByThumbprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "host.json")
-	if err := jwk.WritePublicFile(file, k.PublicKey(), jwk.JWK, false); err != nil {
+	if err := jwk.WritePublicKeyFile(file, k.PublicKey(), jwk.JWK, jwk.CreateNew); err != nil {
 		t.Fatal(err)
 	}
 	for _, fp := range []string{k.Thumbprint(), k.KeyID(), k.Fingerprint()} {
@@ -86,7 +86,7 @@ func TestSkippedPinIsNoUnknownHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "other.json")
-	if err := jwk.WritePublicFile(file, other.PublicKey(), jwk.JWK, false); err != nil {
+	if err := jwk.WritePublicKeyFile(file, other.PublicKey(), jwk.JWK, jwk.CreateNew); err != nil {
 		t.Fatal(err)
 	}
 	if _, e, code := keytoolIn(t, home, "trust-host", addr, "--key", file); code != 0 {

@@ -136,7 +136,7 @@ func TestTrustHostFingerprint(t *testing.T) {
 		home := newClientHome(t)
 		other, _ := jwk.Generate(jwk.EC256)
 		otherFile := filepath.Join(t.TempDir(), "other.json")
-		if err := jwk.WritePublicFile(otherFile, other, jwk.JWK, false); err != nil {
+		if err := jwk.WritePublicKeyFile(otherFile, other, jwk.JWK, jwk.CreateNew); err != nil {
 			t.Fatal(err)
 		}
 		if _, e, code := keytoolIn(t, home, "trust-host", addr, "--key", otherFile); code != 0 {

@@ -27,7 +27,7 @@ func newHome(t *testing.T) (string, *jwk.Key) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := jwk.WritePrivateFile(filepath.Join(home, "key.json"), k, jwk.JWK, false); err != nil {
+	if err := jwk.WritePrivateKeyFile(filepath.Join(home, "key.json"), k, jwk.JWK, jwk.CreateNew); err != nil {
 		t.Fatal(err)
 	}
 	return home, k.PublicKey()
