@@ -64,6 +64,7 @@ func badCases(t *testing.T) []badCase {
 	x25519DER, _ := x509.MarshalPKCS8PrivateKey(x25519)
 
 	other := mustGenerate(t, EC256)
+	//lint:ignore SA1019 a JWK's "d" of another key, for the mismatch case
 	otherD := b64u(other.Signer().(*ecdsa.PrivateKey).D.FillBytes(make([]byte, 32)))
 
 	good := string(mustMarshal(t, ec, JWK, false))

@@ -185,14 +185,19 @@ func marshalSPKI(pub crypto.PublicKey, checkPoint bool) ([]byte, error) {
 		default:
 			return nil, fmt.Errorf("%w: ECDSA on a curve other than P-256, P-384 or P-521", ErrUnsupportedKey)
 		}
-		if p.X == nil || p.Y == nil || checkPoint && !p.Curve.IsOnCurve(p.X, p.Y) { //nolint:staticcheck // the only check for a bare (X, Y)
+		// A caller-made *ecdsa.PublicKey is a bare (X, Y): its coordinates
+		// are the only way to check and encode it.
+		//lint:ignore SA1019 the only check for a bare (X, Y)
+		if p.X == nil || p.Y == nil || checkPoint && !p.Curve.IsOnCurve(p.X, p.Y) {
 			return nil, fmt.Errorf("invalid ECDSA public key: the point is not on the curve %s", p.Curve.Params().Name)
 		}
 		size := (p.Curve.Params().BitSize + 7) / 8
 		der := make([]byte, len(prefix)+1+2*size)
 		n := copy(der, prefix)
 		der[n] = 4 // uncompressed point
+		//lint:ignore SA1019 see above
 		p.X.FillBytes(der[n+1 : n+1+size])
+		//lint:ignore SA1019 see above
 		p.Y.FillBytes(der[n+1+size:])
 		return der, nil
 	case ed25519.PublicKey:

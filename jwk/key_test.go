@@ -158,6 +158,7 @@ func TestParseFormat(t *testing.T) {
 func TestNewPublicKeyRefuses(t *testing.T) {
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	//lint:ignore SA1019 an off-curve point can only be made from raw coordinates
 	offCurve := &ecdsa.PublicKey{Curve: elliptic.P256(), X: p256.X, Y: new(big.Int).Add(p256.Y, big.NewInt(1))}
 	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {

@@ -327,5 +327,3 @@ func (st *pkiState) crlFor(issuer *x509.Certificate) *x509.RevocationList {
 	}
 	return nil
 }
-
-var errNoPKI = errors.New("no CA configured")

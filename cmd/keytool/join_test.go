@@ -174,10 +174,10 @@ func joinHome(t *testing.T) string {
 	if err := os.Mkdir(home, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := jwk.WritePrivateFile(filepath.Join(home, "key.json"), k, jwk.JWK, false); err != nil {
+	if err := jwk.WritePrivateKeyFile(filepath.Join(home, "key.json"), k, jwk.JWK, jwk.CreateNew); err != nil {
 		t.Fatal(err)
 	}
-	if err := jwk.WritePublicFile(filepath.Join(home, "pub_key.json"), k, jwk.JWK, false); err != nil {
+	if err := jwk.WritePublicKeyFile(filepath.Join(home, "pub_key.json"), k, jwk.JWK, jwk.CreateNew); err != nil {
 		t.Fatal(err)
 	}
 	return home
