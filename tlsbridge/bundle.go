@@ -42,7 +42,7 @@ import (
 // fits its public key.
 //
 // Caveat, and the reason keytool's own verification never uses these pools
-// (DESIGN.md principle 2): a CA certificate lets the trusted key sign
+// (docs/design.md, principle 2): a CA certificate lets the trusted key sign
 // certificates for *other* keys, which chain verification accepts. A bundle
 // trusts what a key vouches for; keytool's pinning trusts only the key. See
 // docs/security.md.

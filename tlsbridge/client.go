@@ -208,7 +208,7 @@ func (c *Client) configure(cfg *tls.Config, addr, host string) {
 	}
 }
 
-// verify decides on a server (DESIGN.md, "Client handshake").
+// verify decides on a server (docs/design.md, "Decisions", client table).
 func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("tlsbridge: the server sent no certificate")

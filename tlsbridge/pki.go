@@ -17,7 +17,7 @@ import (
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
-// PKI is the optional CA mode (DESIGN.md, "Precedence"): peers whose key is
+// PKI is the optional CA mode (docs/design.md, "Decisions"): peers whose key is
 // not pinned may be accepted because their certificate chains to a CA in
 // ca.pem and is not revoked by crl.pem. Pins come first: a pinned key is
 // decided by its pin alone, and the CA is consulted only for keys without

@@ -2,7 +2,7 @@ package tlsbridge
 
 import "crypto/tls"
 
-// The TLS policy (DESIGN.md principle 7): TLS 1.2 at least, 1.3 preferred;
+// The TLS policy (docs/design.md, principle 7): TLS 1.2 at least, 1.3 preferred;
 // in TLS 1.2 only ECDHE key exchange with AEAD ciphers; Go's default
 // key-exchange groups, post-quantum hybrid included. Go itself offers no
 // SHA-1 signatures in TLS 1.2 (since Go 1.25) and never renegotiates as a

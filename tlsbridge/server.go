@@ -175,7 +175,7 @@ func (s *Server) verify(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 	return nil, err
 }
 
-// decide applies DESIGN.md's order: revoked → authorized entry → expired →
+// decide applies docs/design.md's order ("Decisions", server table): revoked → authorized entry → expired →
 // source network; then, for a key that is not pinned, the CA if PKI mode is
 // on. The first source that knows the key decides, and its failure is
 // final.
