@@ -155,49 +155,16 @@ func parseJWK(raw []byte) (*Key, string, error) {
 
 // keyFromMembers makes a key of the JWK object raw, whose members are ms:
 // go-jose reads the key material, the other members become attributes.
+// Each step is a function of its own; the order in which they run is the
+// order in which errors are reported, so it must not change.
 func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
-	var (
-		kty    []byte
-		nattrs int
-		kinds  [16]memberKind // the kind of ms[i], for the first 16 members
-	)
-	kindOf := func(i int) memberKind {
-		if i < len(kinds) {
-			return kinds[i]
-		}
-		return classify(ms[i].name)
+	kinds := memberKinds{ms: ms}
+	kty, nattrs, member, err := kinds.scan()
+	if err != nil {
+		return nil, member, err
 	}
-	for i, m := range ms {
-		kind := classify(m.name)
-		if i < len(kinds) {
-			kinds[i] = kind
-		}
-		switch {
-		case kind == attribute:
-			if known, ok := attrCaseVariant(m.name); ok {
-				return nil, string(m.name), caseVariantError(known)
-			}
-			nattrs++
-		case string(m.name) == "kty":
-			kty = m.raw
-		case kind == material && string(m.name) != "crv" && !isBase64URLString(m.raw):
-			return nil, string(m.name), errors.New("not a base64url string")
-		}
-		if kind == joseAttribute {
-			nattrs++
-		}
-	}
-	required, known := requiredMembers[string(kty)]
-	switch {
-	case kty == nil:
-		return nil, "kty", errors.New("missing: every JWK needs a kty")
-	case !known:
-		return nil, "kty", fmt.Errorf("%w: kty %s (keytool reads EC, RSA and OKP Ed25519 keys)", ErrUnsupportedKey, termtext.Safe(string(kty)))
-	}
-	for _, name := range required {
-		if !slices.ContainsFunc(ms, func(m member) bool { return string(m.name) == name }) {
-			return nil, name, fmt.Errorf("missing (kty %s needs %s)", kty, strings.Join(required, ", "))
-		}
+	if member, err := checkRequired(kty, ms); err != nil {
+		return nil, member, err
 	}
 
 	// An RSA key larger than go-jose reads, keytool reads itself
@@ -207,77 +174,167 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 		return nil, member, err
 	}
 	if key == nil {
-		// go-jose gets the members it understands; the others it would
-		// skip, after decoding them, at a cost that dominated parsing
-		// entries with several attributes. Duplicates, and names that
-		// differ only in case, were refused above, so the subset means to
-		// go-jose (which matches names regardless of case) exactly what
-		// the whole object means.
-		joseRaw := raw
-		if nattrs > 0 {
-			joseRaw = make([]byte, 0, len(raw))
-			joseRaw = append(joseRaw, '{')
-			for i, m := range ms {
-				if kindOf(i) != attribute {
-					if len(joseRaw) > 1 {
-						joseRaw = append(joseRaw, ',')
-					}
-					joseRaw = append(joseRaw, '"')
-					joseRaw = append(joseRaw, m.name...) // a name from the tables: plain ASCII
-					joseRaw = append(joseRaw, '"', ':')
-					joseRaw = append(joseRaw, m.raw...)
-				}
-			}
-			joseRaw = append(joseRaw, '}')
+		if key, member, err = joseKey(raw, &kinds, nattrs); err != nil {
+			return nil, member, err
 		}
-		var jk jose.JSONWebKey
-		if err := jk.UnmarshalJSON(joseRaw); err != nil {
-			return nil, joseMember(err), joseError(joseRaw, err)
-		}
-		key = jk.Key
 	}
-	var k *Key
-	switch key := key.(type) {
-	case *ecdsa.PublicKey:
-		k, err = newPublicKey(key, false) // go-jose checked that the point is on the curve
-	case *rsa.PublicKey, ed25519.PublicKey:
-		k, err = NewPublicKey(key)
-	case *ecdsa.PrivateKey:
-		if err = checkECPrivate(key); err == nil {
-			k, err = NewPrivateKey(key)
-		}
-	case *rsa.PrivateKey:
-		k, err = NewPrivateKey(key)
-	case ed25519.PrivateKey:
-		k, err = NewPrivateKey(key)
-	default:
-		err = fmt.Errorf("%w: %T", ErrUnsupportedKey, key)
-	}
+	k, err := newKeyOf(key)
 	if err != nil {
 		return nil, "", err
 	}
 	if nattrs > 0 {
-		// The attribute values share one copy of the object: one
-		// allocation rather than one per value.
-		copied := bytes.Clone(raw)
-		k.Attrs = make(Attributes, nattrs)
-		for i, m := range ms {
-			if kindOf(i) != material {
-				name := string(m.name)
-				off := cap(raw) - cap(m.raw)
-				v := copied[off : off+len(m.raw) : off+len(m.raw)]
-				if err := checkAttr(name, v); err != nil {
-					member, err := attrMember(err)
-					return nil, member, err
-				}
-				k.Attrs[name] = v
-			}
+		if member, err := setAttrs(k, raw, &kinds, nattrs); err != nil {
+			return nil, member, err
 		}
 	}
 	if member, err := checkKeyID(k); err != nil {
 		return nil, member, err
 	}
 	return k, "", nil
+}
+
+// memberKinds remembers the kind of each member of ms, so that the
+// passes after the first do not classify them again. The first 16 kinds
+// live in an array, which keeps the common key free of allocations; any
+// further member is classified anew when asked.
+type memberKinds struct {
+	ms    []member
+	first [16]memberKind
+}
+
+// of returns the kind of ms[i].
+func (mk *memberKinds) of(i int) memberKind {
+	if i < len(mk.first) {
+		return mk.first[i]
+	}
+	return classify(mk.ms[i].name)
+}
+
+// scan classifies every member, recording the kinds, and returns the raw
+// kty and how many members become attributes. It refuses, at the first
+// member in object order, an attribute whose name differs from a known one
+// only in case, and key material (but crv, a name) that is not a base64url
+// string: go-jose's own messages for these would not name the member.
+func (mk *memberKinds) scan() (kty []byte, nattrs int, name string, err error) {
+	for i, m := range mk.ms {
+		kind := classify(m.name)
+		if i < len(mk.first) {
+			mk.first[i] = kind
+		}
+		switch {
+		case kind == attribute:
+			if known, ok := attrCaseVariant(m.name); ok {
+				return nil, 0, string(m.name), caseVariantError(known)
+			}
+			nattrs++
+		case string(m.name) == "kty":
+			kty = m.raw
+		case kind == material && string(m.name) != "crv" && !isBase64URLString(m.raw):
+			return nil, 0, string(m.name), errors.New("not a base64url string")
+		}
+		if kind == joseAttribute {
+			nattrs++
+		}
+	}
+	return kty, nattrs, "", nil
+}
+
+// checkRequired refuses a missing or unsupported kty, and a key without
+// one of the public members its kty needs (requiredMembers), naming the
+// member, before go-jose sees the object.
+func checkRequired(kty []byte, ms []member) (string, error) {
+	required, known := requiredMembers[string(kty)]
+	switch {
+	case kty == nil:
+		return "kty", errors.New("missing: every JWK needs a kty")
+	case !known:
+		return "kty", fmt.Errorf("%w: kty %s (keytool reads EC, RSA and OKP Ed25519 keys)", ErrUnsupportedKey, termtext.Safe(string(kty)))
+	}
+	for _, name := range required {
+		if !slices.ContainsFunc(ms, func(m member) bool { return string(m.name) == name }) {
+			return name, fmt.Errorf("missing (kty %s needs %s)", kty, strings.Join(required, ", "))
+		}
+	}
+	return "", nil
+}
+
+// joseKey has go-jose read the key material of raw, whose members kinds
+// describes; nattrs is the number of members that are attributes.
+//
+// go-jose gets the members it understands; the others it would skip, after
+// decoding them, at a cost that dominated parsing entries with several
+// attributes. Duplicates, and names that differ only in case, were refused
+// before, so the subset means to go-jose (which matches names regardless of
+// case) exactly what the whole object means.
+func joseKey(raw []byte, kinds *memberKinds, nattrs int) (any, string, error) {
+	joseRaw := raw
+	if nattrs > 0 {
+		joseRaw = make([]byte, 0, len(raw))
+		joseRaw = append(joseRaw, '{')
+		for i, m := range kinds.ms {
+			if kinds.of(i) != attribute {
+				if len(joseRaw) > 1 {
+					joseRaw = append(joseRaw, ',')
+				}
+				joseRaw = append(joseRaw, '"')
+				joseRaw = append(joseRaw, m.name...) // a name from the tables: plain ASCII
+				joseRaw = append(joseRaw, '"', ':')
+				joseRaw = append(joseRaw, m.raw...)
+			}
+		}
+		joseRaw = append(joseRaw, '}')
+	}
+	var jk jose.JSONWebKey
+	if err := jk.UnmarshalJSON(joseRaw); err != nil {
+		return nil, joseMember(err), joseError(joseRaw, err)
+	}
+	return jk.Key, "", nil
+}
+
+// newKeyOf makes a Key of the key go-jose or bigRSAKey read, with the
+// checks each type still needs: an EC private key must hold the public
+// point of its scalar (checkECPrivate).
+func newKeyOf(key any) (*Key, error) {
+	switch key := key.(type) {
+	case *ecdsa.PublicKey:
+		return newPublicKey(key, false) // go-jose checked that the point is on the curve
+	case *rsa.PublicKey, ed25519.PublicKey:
+		return NewPublicKey(key)
+	case *ecdsa.PrivateKey:
+		if err := checkECPrivate(key); err != nil {
+			return nil, err
+		}
+		return NewPrivateKey(key)
+	case *rsa.PrivateKey:
+		return NewPrivateKey(key)
+	case ed25519.PrivateKey:
+		return NewPrivateKey(key)
+	default:
+		return nil, fmt.Errorf("%w: %T", ErrUnsupportedKey, key)
+	}
+}
+
+// setAttrs gives k the nattrs members of raw that are not key material,
+// each checked (checkAttr), in a map sized once. On error it returns the
+// member at fault.
+//
+// The attribute values share one copy of the object: one allocation rather
+// than one per value.
+func setAttrs(k *Key, raw []byte, kinds *memberKinds, nattrs int) (string, error) {
+	copied := bytes.Clone(raw)
+	k.Attrs = make(Attributes, nattrs)
+	for i, m := range kinds.ms {
+		if kinds.of(i) != material {
+			name := string(m.name)
+			off := cap(raw) - cap(m.raw)
+			v := copied[off : off+len(m.raw) : off+len(m.raw)]
+			if err := checkAttr(name, v); err != nil {
+				return attrMember(err)
+			}
+			k.Attrs[name] = v
+		}
+	}
+	return "", nil
 }
 
 // checkAttrs validates the attributes keytool interprets, including a kid
