@@ -18,7 +18,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// authorizeCommand makes the authorize command, with flag variables of its own.
+func authorizeCommand() *command {
 	var (
 		o      authorizeOptions
 		list   bool
@@ -26,7 +27,7 @@ func init() {
 		remove string
 		flags  *pflag.FlagSet
 	)
-	register(&command{
+	return &command{
 		name:    "authorize",
 		args:    "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json] | --remove NAME|FINGERPRINT",
 		summary: "let a client's key connect in (authorized_keys.d)",
@@ -100,7 +101,7 @@ it is authorized; a file left with no key is deleted.`,
 			o.commentSet = flags.Changed("comment")
 			return c.authorize(o)
 		},
-	})
+	}
 }
 
 type authorizeOptions struct {

@@ -14,12 +14,13 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// bundleCommand makes the bundle command, with flag variables of its own.
+func bundleCommand() *command {
 	var (
 		out   string
 		force bool
 	)
-	register(&command{
+	return &command{
 		name:    "bundle",
 		args:    "authorized|trusted [-o FILE [--force]]",
 		summary: "per-key CA bundle (PEM) of the authorized or trusted keys, for OpenSSL, curl, nginx",
@@ -55,7 +56,7 @@ be accepted.`,
 			}
 			return c.bundle(args[0], out, force)
 		},
-	})
+	}
 }
 
 // bundle prints or writes a CA bundle of the authorized or trusted keys.

@@ -13,14 +13,15 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// certCommand makes the cert command, with flag variables of its own.
+func certCommand() *command {
 	var (
 		out    string
 		hosts  []string
 		keyOut string
 		force  bool
 	)
-	register(&command{
+	return &command{
 		name:    "cert",
 		args:    "[-o FILE] [--host NAME,…] [--key-out FILE] [--force]",
 		summary: "print the identity's certificate (PEM), for nginx, curl, OpenSSL…",
@@ -60,7 +61,7 @@ as nginx (ssl_certificate_key). An existing FILE is never replaced without
 			}
 			return c.cert(out, hosts, keyOut, force)
 		},
-	})
+	}
 }
 
 func (c *cli) cert(out string, hosts []string, keyOut string, force bool) error {

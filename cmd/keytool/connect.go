@@ -13,9 +13,10 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// connectCommand makes the connect command, with flag variables of its own.
+func connectCommand() *command {
 	var verbose bool
-	register(&command{
+	return &command{
 		name:    "connect",
 		args:    "[-v] ADDR",
 		summary: "open a mutual TLS connection to ADDR, piped to standard input and output",
@@ -49,7 +50,7 @@ Example:
 			}
 			return c.connect(args[0], verbose)
 		},
-	})
+	}
 }
 
 func (c *cli) connect(addr string, verbose bool) error {

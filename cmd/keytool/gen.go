@@ -12,13 +12,14 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// genCommand makes the gen command, with flag variables of its own.
+func genCommand() *command {
 	var (
 		typ    string
 		format string
 		force  bool
 	)
-	register(&command{
+	return &command{
 		name:    "gen",
 		args:    "[-t TYPE] [-f jwk|pem] [--force]",
 		summary: "create this machine's identity: a private key and its public half",
@@ -48,7 +49,7 @@ rsa4096, ed25519.`,
 			}
 			return c.gen(t, f, force)
 		},
-	})
+	}
 }
 
 func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {

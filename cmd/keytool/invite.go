@@ -10,7 +10,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// inviteCommand makes the invite command, with flag variables of its own.
+func inviteCommand() *command {
 	var (
 		name      string
 		expires   string
@@ -20,7 +21,7 @@ func init() {
 		revoke    string
 		prune     bool
 	)
-	register(&command{
+	return &command{
 		name:    "invite",
 		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json] | --revoke NAME | --prune",
 		summary: "make a one-time token that lets a client enroll (keytool join)",
@@ -90,7 +91,7 @@ Example:
 			}
 			return c.invite(name, expires, addresses)
 		},
-	})
+	}
 }
 
 // invite makes an invitation and prints its token last on stdout.

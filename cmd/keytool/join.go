@@ -10,8 +10,9 @@ import (
 	"github.com/keytool/keytool/enroll"
 )
 
-func init() {
-	register(&command{
+// joinCommand makes the join command, with flag variables of its own.
+func joinCommand() *command {
+	return &command{
 		name:    "join",
 		args:    "TOKEN|-",
 		summary: "enroll with a server using a token from keytool invite",
@@ -39,7 +40,7 @@ Example:
 			}
 			return c.join(args[0])
 		},
-	})
+	}
 }
 
 func (c *cli) join(arg string) error {

@@ -29,9 +29,22 @@ type command struct {
 	run     func(c *cli, args []string) error
 }
 
-var commands = map[string]*command{}
+// commandList lists the commands' constructors. Each run makes its
+// commands afresh, so that no flag value outlives the run that parsed it
+// (tests run many commands in one process).
+var commandList = []func() *command{
+	authorizeCommand, bundleCommand, certCommand, connectCommand, genCommand, inviteCommand,
+	joinCommand, proxyCommand, pubCommand, revokeCommand, showCommand, trustHostCommand,
+}
 
-func register(c *command) { commands[c.name] = c }
+func newCommands() map[string]*command {
+	cmds := make(map[string]*command, len(commandList))
+	for _, mk := range commandList {
+		c := mk()
+		cmds[c.name] = c
+	}
+	return cmds
+}
 
 // cli holds the global options and the standard streams: everything a
 // command may use, so that commands have no global state and tests can run
@@ -75,6 +88,7 @@ func globalFlags(fs *pflag.FlagSet, c *cli) {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	commands := newCommands()
 	root := pflag.NewFlagSet("keytool", pflag.ContinueOnError)
 	root.SetInterspersed(false)
 	root.SetOutput(io.Discard)
@@ -86,16 +100,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if *help || root.NArg() == 0 {
 		if root.NArg() == 0 && !*help {
-			printUsage(stderr, root)
+			printUsage(stderr, root, commands)
 			return 2
 		}
-		printUsage(stdout, root)
+		printUsage(stdout, root, commands)
 		return 0
 	}
 	name, rest := root.Arg(0), root.Args()[1:]
 	if name == "help" { // "keytool help CMD" is "keytool CMD --help"
 		if len(rest) == 0 {
-			printUsage(stdout, root)
+			printUsage(stdout, root, commands)
 			return 0
 		}
 		name, rest = rest[0], []string{"--help"}
@@ -177,7 +191,7 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func printUsage(w io.Writer, root *pflag.FlagSet) {
+func printUsage(w io.Writer, root *pflag.FlagSet, commands map[string]*command) {
 	fmt.Fprint(w, `keytool brings SSH's trust model to TLS: every daemon and client has its own
 key; servers list the client keys they authorize, clients pin the host keys
 they trust.

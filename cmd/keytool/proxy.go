@@ -37,9 +37,10 @@ type proxyOptions struct {
 	enroll           bool
 }
 
-func init() {
+// proxyCommand makes the proxy command, with flag variables of its own.
+func proxyCommand() *command {
 	var o proxyOptions
-	register(&command{
+	return &command{
 		name:    "proxy",
 		args:    "--listen ADDR --target ADDR [--client | --enroll]",
 		summary: "put mutual TLS in front of any TCP server (or, with --client, before any TCP client)",
@@ -105,7 +106,7 @@ Example:
 			}
 			return c.proxy(o)
 		},
-	})
+	}
 }
 
 // proxy runs until a signal, then drains.

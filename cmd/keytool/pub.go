@@ -7,12 +7,13 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// pubCommand makes the pub command, with flag variables of its own.
+func pubCommand() *command {
 	var (
 		format  string
 		noAttrs bool
 	)
-	register(&command{
+	return &command{
 		name:    "pub",
 		args:    "[-f jwk|pem] [--no-attributes] [FILE]",
 		summary: "print the public half of a key, with its attributes",
@@ -70,5 +71,5 @@ written in PEM: use --no-attributes to feed the key to openssl.`,
 			_, err = c.stdout.Write(out)
 			return err
 		},
-	})
+	}
 }

@@ -14,14 +14,15 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// revokeCommand makes the revoke command, with flag variables of its own.
+func revokeCommand() *command {
 	var (
 		list   bool
 		asJSON bool
 		remove string
 		flags  *pflag.FlagSet
 	)
-	register(&command{
+	return &command{
 		name:    "revoke",
 		args:    "FILE|FINGERPRINT  ·  --list [--json] | --remove FINGERPRINT",
 		summary: "refuse a key everywhere, client and server side (revoked_keys.d)",
@@ -71,7 +72,7 @@ place (they no longer grant anything); remove them with
 				return usagef("revoke takes one FILE or FINGERPRINT")
 			}
 		},
-	})
+	}
 }
 
 func (c *cli) revoke(arg string) error {

@@ -11,9 +11,10 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// showCommand makes the show command, with flag variables of its own.
+func showCommand() *command {
 	var asJSON bool
-	register(&command{
+	return &command{
 		name:    "show",
 		args:    "[--json] [FILE…]",
 		summary: "describe keys: type, fingerprint, key ID, thumbprint, attributes",
@@ -35,7 +36,7 @@ shown; the exit status is then 1.`,
 			}
 			return c.show(args, asJSON)
 		},
-	})
+	}
 }
 
 // keyInfo is what show prints for one key; its JSON form is a stable

@@ -16,7 +16,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() {
+// trustHostCommand makes the trusthost command, with flag variables of its own.
+func trustHostCommand() *command {
 	var (
 		keyFile     string
 		fingerprint string
@@ -25,7 +26,7 @@ func init() {
 		asJSON      bool
 		remove      string
 	)
-	register(&command{
+	return &command{
 		name:    "trust-host",
 		args:    "ADDR [--key FILE | --fingerprint FP | --yes]  ·  --list [--json] | --remove ADDR|FINGERPRINT",
 		summary: "pin the key a server must present at an address (trusted_hosts.d)",
@@ -85,7 +86,7 @@ message and changes nothing: remove the old pin first.`,
 			}
 			return c.pinServerKey(args[0], fingerprint, yes)
 		},
-	})
+	}
 }
 
 // pinKeyFile pins the key of a file for addr, without connecting.
