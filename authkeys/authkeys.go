@@ -60,6 +60,7 @@ type snapshot struct {
 	dups     keySet // keys held by more than one authorized entry
 	rdups    keySet // the same for revoked entries
 	revErr   error  // a revocation source is unreadable: refuse everything
+	skipped  bool   // an authorized-keys file (not a revocation one) was skipped
 }
 
 // keySet is a set of SPKI hashes (nil: empty).
@@ -142,6 +143,9 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 // is every key inserted again.
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	sn := &snapshot{files: ks, revErr: ks.RevocationErr}
+	for _, p := range ks.Problems {
+		sn.skipped = sn.skipped || !p.Revocation
+	}
 	if s.update(s.snap.Load(), sn) {
 		s.updates++
 	} else {
@@ -285,42 +289,18 @@ func (s *Store) Entries() []*Entry { return s.list(s.snap.Load(), false) }
 // Revoked returns the revoked keys in file order.
 func (s *Store) Revoked() []*Entry { return s.list(s.snap.Load(), true) }
 
-// Lookup decides whether the key with SPKI hash sum may connect from
-// remote (the zero Addr if unknown). In order: a revoked key (or an
-// unreadable revocation list) is refused, an unknown key is refused, an
-// expired entry is refused, a remote address outside the entry's "from"
-// networks is refused. The error is then a *RevokedError,
+// Lookup is Decide as an entry and an error: the entry when the key is
+// Authorized, else the decision's error — a *RevokedError,
 // *NotAuthorizedError, *ExpiredError or *SourceNotAllowedError.
 //
 // Lookup takes no lock and, when the key is accepted, allocates nothing.
 // The returned Entry must not be modified.
 func (s *Store) Lookup(sum [32]byte, remote netip.Addr) (*Entry, error) {
-	sn := s.snap.Load()
-	if sn.revErr != nil {
-		return nil, &RevokedError{Fingerprint: jwk.FormatFingerprint(sum), Err: sn.revErr}
+	d := s.Decide(sum, remote)
+	if d.Verdict != Authorized {
+		return nil, d.Err
 	}
-	if r := sn.revoked.get(&sum); r != nil {
-		return nil, &RevokedError{Fingerprint: r.Fingerprint, File: r.File}
-	}
-	e := sn.keys.get(&sum)
-	if e == nil {
-		return nil, &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}
-	}
-	if !e.Expires.IsZero() {
-		if now := time.Now(); !now.Before(e.Expires) {
-			return nil, &ExpiredError{Entry: e, Now: now}
-		}
-	}
-	if e.From != nil {
-		ip := remote.Unmap()
-		for _, p := range e.From {
-			if p.Contains(ip) {
-				return e, nil
-			}
-		}
-		return nil, &SourceNotAllowedError{Entry: e, Remote: remote}
-	}
-	return e, nil
+	return d.Entry, nil
 }
 
 // LookupKey is Lookup for a parsed key.

@@ -58,7 +58,7 @@ func (s *Server) Middleware(next http.Handler) http.Handler {
 func (s *Server) RequireAuthenticated(next http.Handler) http.Handler {
 	return s.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := PeerFromContext(r.Context()); !p.Authenticated() {
-			WriteForbidden(w, ReasonOf(p.Err), &p.SPKIHash)
+			WriteForbidden(w, p.reason(), &p.SPKIHash)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -106,6 +106,24 @@ var forbiddenMessages = map[ForbiddenReason]string{
 	ReasonUnavailable:      "The server cannot check client keys right now and refuses every client.",
 }
 
+// reason is the code for why p is not authenticated: from the store's
+// verdict when it is final (so a custom store's own errors map too), else
+// from the error.
+func (p *Peer) reason() ForbiddenReason {
+	switch p.Verdict {
+	case authkeys.Revoked:
+		if r := ReasonOf(p.Err); r == ReasonUnavailable {
+			return r
+		}
+		return ReasonRevoked
+	case authkeys.Expired:
+		return ReasonExpired
+	case authkeys.WrongNetwork:
+		return ReasonSourceNotAllowed
+	}
+	return ReasonOf(p.Err)
+}
+
 // ReasonOf returns the reason code for why a peer is not authenticated
 // (Peer.Err), as RequireAuthenticated sends it to the client.
 func ReasonOf(err error) ForbiddenReason {
@@ -117,6 +135,7 @@ func ReasonOf(err error) ForbiddenReason {
 		caRef    *CARefusedError
 		pkiFile  *PKIFileError
 		noClient *noCertificateError
+		skipped  *SkippedTrustError
 	)
 	switch {
 	case errors.As(err, &noClient):
@@ -132,7 +151,7 @@ func ReasonOf(err error) ForbiddenReason {
 		return ReasonExpired
 	case errors.As(err, &source):
 		return ReasonSourceNotAllowed
-	case errors.As(err, &pkiFile):
+	case errors.As(err, &pkiFile), errors.As(err, &skipped):
 		return ReasonUnavailable
 	case errors.As(err, &caRef):
 		return ReasonCARefused

@@ -10,14 +10,20 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
 )
 
-// ClientKeys decides which client keys may connect: *authkeys.Store.
+// ClientKeys decides which client keys may connect: *authkeys.Store, or a
+// store of your own. Its authkeys.Decision is the whole contract: a
+// custom store that answers Revoked gets exactly what the built-in one
+// gets (refused in the handshake even under AllowUnknown, no CA in its
+// place), Unknown lets PKI mode or AllowUnknown decide, and so on
+// (docs/design.md, "Decisions").
 type ClientKeys interface {
-	Lookup(sum [32]byte, remote netip.Addr) (*authkeys.Entry, error)
+	Decide(sum [32]byte, remote netip.Addr) authkeys.Decision
 }
 
 // ServerOptions configure a Server.
@@ -161,44 +167,91 @@ func addrOf(c net.Conn) netip.Addr {
 
 // verify decides on a client. It returns the peer; an error means the
 // handshake must fail. In AllowUnknown mode, a client that is not
-// authorized is returned with Peer.Err set and no error.
+// authorized is returned with Peer.Err set and no error — unless it is
+// Revoked, which is final.
 func (s *Server) verify(cs tls.ConnectionState, remote netip.Addr) (*Peer, error) {
 	p, err := s.decide(cs, remote)
 	if err == nil {
 		return p, nil
 	}
-	var revoked *authkeys.RevokedError
-	if s.opts.AllowUnknown && p != nil && !errors.As(err, &revoked) {
+	if s.opts.AllowUnknown && p != nil && p.Verdict != authkeys.Revoked {
 		p.Err = err
 		return p, nil
 	}
 	return nil, err
 }
 
-// decide applies docs/design.md's order ("Decisions", server table): revoked → authorized entry → expired →
-// source network; then, for a key that is not pinned, the CA if PKI mode is
-// on. The first source that knows the key decides, and its failure is
-// final.
+// decide applies docs/design.md's order ("Decisions", server table): the
+// store's decision — revoked, authorized, expired, wrong network — and,
+// for a key it does not know, the CA if PKI mode is on. The first source
+// that knows the key decides, and its refusal is final; a CA never stands
+// in for authorized-keys files that were skipped.
 func (s *Server) decide(cs tls.ConnectionState, remote netip.Addr) (*Peer, error) {
 	if len(cs.PeerCertificates) == 0 {
 		return nil, &noCertificateError{}
 	}
 	leaf := cs.PeerCertificates[0]
 	p := &Peer{Certificate: leaf, SPKIHash: sha256.Sum256(leaf.RawSubjectPublicKeyInfo)}
-	e, err := s.opts.Clients.Lookup(p.SPKIHash, remote)
-	if err == nil {
-		p.Entry = e
+	d := s.opts.Clients.Decide(p.SPKIHash, remote)
+	p.Verdict = d.Verdict
+	switch d.Verdict {
+	case authkeys.Authorized:
+		p.Entry = d.Entry
 		return p, nil
-	}
-	var notAuth *authkeys.NotAuthorizedError
-	if errors.As(err, &notAuth) && s.opts.PKI != nil {
+	case authkeys.Unknown:
+		if s.opts.PKI == nil {
+			return p, decisionErr(d, p)
+		}
+		if d.Incomplete {
+			return p, &SkippedTrustError{Fingerprint: p.Fingerprint()}
+		}
 		if err := s.opts.PKI.Verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, ""); err != nil {
 			return p, err
 		}
 		p.ViaCA = true
 		return p, nil
 	}
-	return p, err
+	p.Entry = d.Entry
+	return p, decisionErr(d, p)
+}
+
+// decisionErr is the decision's error, or for a custom store that gave
+// none, the built-in store's error for the verdict.
+func decisionErr(d authkeys.Decision, p *Peer) error {
+	if d.Err != nil {
+		return d.Err
+	}
+	fp := p.Fingerprint()
+	switch d.Verdict {
+	case authkeys.Revoked:
+		return &authkeys.RevokedError{Fingerprint: fp}
+	case authkeys.Expired:
+		if d.Entry != nil {
+			return &authkeys.ExpiredError{Entry: d.Entry, Now: time.Now()}
+		}
+	case authkeys.WrongNetwork:
+		if d.Entry != nil {
+			return &authkeys.SourceNotAllowedError{Entry: d.Entry}
+		}
+	case authkeys.Authorized:
+		return nil
+	}
+	if d.Verdict == authkeys.Unknown {
+		return &authkeys.NotAuthorizedError{Fingerprint: fp}
+	}
+	return fmt.Errorf("tlsbridge: key %s refused: %v", fp, d.Verdict)
+}
+
+// SkippedTrustError means a client key is in no authorized-keys file that
+// loaded, while some were skipped (see the store's Problems): the key may
+// be in one of those, with limits a CA would not apply, so PKI mode does
+// not admit it in their place. Skipped trust never widens trust.
+type SkippedTrustError struct {
+	Fingerprint string
+}
+
+func (e *SkippedTrustError) Error() string {
+	return fmt.Sprintf("tlsbridge: key %s is in no authorized-keys file that loaded, and some were skipped: the CA may not admit it in their place", e.Fingerprint)
 }
 
 // Peer returns who is at the other end of an established connection, from
@@ -232,6 +285,9 @@ type Peer struct {
 	Entry *authkeys.Entry
 	// ViaCA is true for a client admitted by PKI mode.
 	ViaCA bool
+	// Verdict is what the client-key store decided; a client admitted by
+	// its CA has Verdict Unknown and ViaCA set.
+	Verdict authkeys.Verdict
 	// Err is why the peer is not authenticated; nil if it is.
 	Err error
 }

@@ -1,0 +1,102 @@
+package authkeys
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// Verdict is what an authorized-keys store says of a client key.
+type Verdict int
+
+const (
+	// Unknown: the key is in no authorized-keys file. A server may still
+	// admit it by its CA (PKI mode), or let it only enroll.
+	Unknown Verdict = iota
+	// Authorized: the key may connect.
+	Authorized
+	// Revoked: the key is listed as revoked, or a revocation input cannot
+	// be read. Final: refused in the handshake even where unknown keys may
+	// finish it, and never admitted by a CA.
+	Revoked
+	// Expired: the entry's "expires" time has passed. Final.
+	Expired
+	// WrongNetwork: the client connected from outside the entry's "from"
+	// networks. Final.
+	WrongNetwork
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Unknown:
+		return "unknown"
+	case Authorized:
+		return "authorized"
+	case Revoked:
+		return "revoked"
+	case Expired:
+		return "expired"
+	case WrongNetwork:
+		return "wrong network"
+	}
+	return "invalid verdict"
+}
+
+// Decision is a store's answer for one client key: the one contract
+// between a store of client keys and tlsbridge (docs/design.md,
+// "Decisions"). A custom store answers the same way and gets exactly the
+// behaviour this one gets.
+type Decision struct {
+	Verdict Verdict
+	// Entry is the entry that decided: set for Authorized, and for Expired
+	// and WrongNetwork when known; nil otherwise.
+	Entry *Entry
+	// Err says why a key is not Authorized, for the server's log and its
+	// administrator (it names files and entries: never send it to the
+	// peer). A custom store may leave it nil; tlsbridge then makes one
+	// from the verdict.
+	Err error
+	// Incomplete is set when files of authorized keys were skipped (bad
+	// modes, unreadable, malformed): an Unknown key may be in one of them,
+	// with limits ("expires", "from") that a CA would not apply, so a CA
+	// must not admit it in their place.
+	Incomplete bool
+}
+
+// Decide decides whether the key with SPKI hash sum may connect from
+// remote (the zero Addr if unknown). In order: a revoked key (or an
+// unreadable revocation list) is Revoked, a key in no file is Unknown, an
+// expired entry is Expired, a remote address outside the entry's "from"
+// networks is WrongNetwork; otherwise the key is Authorized.
+//
+// Decide takes no lock and, when the key is Authorized, allocates nothing.
+// The Entry must not be modified.
+func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
+	sn := s.snap.Load()
+	if sn.revErr != nil {
+		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: jwk.FormatFingerprint(sum), Err: sn.revErr}}
+	}
+	if r := sn.revoked.get(&sum); r != nil {
+		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: r.Fingerprint, File: r.File}}
+	}
+	e := sn.keys.get(&sum)
+	if e == nil {
+		return Decision{Verdict: Unknown, Err: &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}, Incomplete: sn.skipped}
+	}
+	if !e.Expires.IsZero() {
+		if now := time.Now(); !now.Before(e.Expires) {
+			return Decision{Verdict: Expired, Entry: e, Err: &ExpiredError{Entry: e, Now: now}}
+		}
+	}
+	if e.From != nil {
+		ip := remote.Unmap()
+		for _, p := range e.From {
+			if p.Contains(ip) {
+				return Decision{Verdict: Authorized, Entry: e}
+			}
+		}
+		return Decision{Verdict: WrongNetwork, Entry: e, Err: &SourceNotAllowedError{Entry: e, Remote: remote}}
+	}
+	return Decision{Verdict: Authorized, Entry: e}
+}
