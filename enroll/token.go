@@ -197,53 +197,94 @@ func (e *TokenError) Unwrap() error { return e.Kind }
 // other change is detected: by strict base64 decoding or by the checksum,
 // and reported as ErrTokenMangled.
 func DecodeToken(s string) (Token, error) {
-	s = strings.Map(func(r rune) rune {
+	s = stripSpace(s)
+	if err := checkTokenPrefix(s); err != nil {
+		return Token{}, err
+	}
+	payload, err := decodeTokenBody(s[len(TokenPrefix):])
+	if err != nil {
+		return Token{}, err
+	}
+	return decodeTokenPayload(payload)
+}
+
+// tokenError builds the *TokenError that every DecodeToken failure is.
+func tokenError(kind error, format string, args ...any) error {
+	return &TokenError{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}
+
+// stripSpace drops the white space a mail or a terminal adds when it wraps
+// a token over lines; no other character is dropped, so that any other
+// change is still seen as mangling.
+func stripSpace(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
 			return -1
 		}
 		return r
 	}, s)
-	fail := func(kind error, format string, args ...any) (Token, error) {
-		return Token{}, &TokenError{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}
+
+// checkTokenPrefix checks that s starts with TokenPrefix. When it does
+// not, it tells a token of another version (ErrTokenVersion) and a token
+// whose start was damaged (ErrTokenMangled) from something that is no
+// token at all (ErrNotToken), so that the user is told what went wrong.
+func checkTokenPrefix(s string) error {
+	if strings.HasPrefix(s, TokenPrefix) {
+		return nil
 	}
-	if !strings.HasPrefix(s, TokenPrefix) {
-		if v, _, ok := strings.Cut(strings.TrimPrefix(s, tokenFamily), ":"); ok && strings.HasPrefix(s, tokenFamily) {
-			if _, err := strconv.Atoi(v); err == nil {
-				return fail(ErrTokenVersion, "version %q", v)
-			}
+	if v, _, ok := strings.Cut(strings.TrimPrefix(s, tokenFamily), ":"); ok && strings.HasPrefix(s, tokenFamily) {
+		if _, err := strconv.Atoi(v); err == nil {
+			return tokenError(ErrTokenVersion, "version %q", v)
 		}
-		if strings.HasPrefix(strings.ToLower(s), tokenFamily) || strings.HasPrefix(s, "keytool") {
-			return fail(ErrTokenMangled, "the %q at its start is damaged", TokenPrefix)
-		}
-		return fail(ErrNotToken, "it does not start with %q", TokenPrefix)
 	}
-	body := s[len(TokenPrefix):]
+	if strings.HasPrefix(strings.ToLower(s), tokenFamily) || strings.HasPrefix(s, "keytool") {
+		return tokenError(ErrTokenMangled, "the %q at its start is damaged", TokenPrefix)
+	}
+	return tokenError(ErrNotToken, "it does not start with %q", TokenPrefix)
+}
+
+// decodeTokenBody turns the base64 after the prefix into the payload and
+// checks the payload's checksum. Every failure here is ErrTokenMangled:
+// the token was changed in copying, and a foreign character is named with
+// its position so that the user can find it.
+func decodeTokenBody(body string) ([]byte, error) {
 	if i := strings.IndexFunc(body, func(r rune) bool {
 		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 	}); i >= 0 {
-		return fail(ErrTokenMangled, "character %q at position %d cannot be in a token", []rune(body[i:])[0], len(TokenPrefix)+i+1)
+		return nil, tokenError(ErrTokenMangled, "character %q at position %d cannot be in a token", []rune(body[i:])[0], len(TokenPrefix)+i+1)
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(body)
 	if err != nil {
-		return fail(ErrTokenMangled, "its length or last character is wrong, as if cut short")
+		return nil, tokenError(ErrTokenMangled, "its length or last character is wrong, as if cut short")
 	}
 	const minLen = 32 + 32 + 8 + 1 + 1 + 1 + 1 + checksumSize
 	if len(raw) < minLen {
-		return fail(ErrTokenMangled, "too short, as if cut short")
+		return nil, tokenError(ErrTokenMangled, "too short, as if cut short")
 	}
 	payload, check := raw[:len(raw)-checksumSize], raw[len(raw)-checksumSize:]
 	if sum := sha256.Sum256(payload); !bytes.Equal(sum[:checksumSize], check) {
-		return fail(ErrTokenMangled, "checksum mismatch")
+		return nil, tokenError(ErrTokenMangled, "checksum mismatch")
 	}
+	return payload, nil
+}
+
+// decodeTokenPayload reads the fields of a payload whose checksum holds
+// (the layout is in Encode's doc comment). Every failure here is
+// ErrTokenMalformed: the token arrived intact but was not made by
+// NewInvite. The payload is at least 72 bytes long (decodeTokenBody
+// checked it).
+func decodeTokenPayload(payload []byte) (Token, error) {
 	var t Token
 	copy(t.Server[:], payload[0:32])
 	copy(t.Secret[:], payload[32:64])
 	exp := int64(binary.BigEndian.Uint64(payload[64:72]))
 	if exp <= 0 || exp > 253402300799 { // 9999-12-31T23:59:59Z
-		return fail(ErrTokenMalformed, "expiry out of range")
+		return Token{}, tokenError(ErrTokenMalformed, "expiry out of range")
 	}
 	t.Expires = time.Unix(exp, 0).UTC()
 	rest := payload[72:]
+	// next reads one length-prefixed string off rest.
 	next := func() (string, bool) {
 		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
 			return "", false
@@ -254,26 +295,26 @@ func DecodeToken(s string) (Token, error) {
 	}
 	name, ok := next()
 	if !ok {
-		return fail(ErrTokenMalformed, "truncated name")
+		return Token{}, tokenError(ErrTokenMalformed, "truncated name")
 	}
 	t.Name = name
 	if len(rest) < 1 {
-		return fail(ErrTokenMalformed, "no addresses")
+		return Token{}, tokenError(ErrTokenMalformed, "no addresses")
 	}
 	n := int(rest[0])
 	rest = rest[1:]
 	for i := 0; i < n; i++ {
 		a, ok := next()
 		if !ok {
-			return fail(ErrTokenMalformed, "truncated address")
+			return Token{}, tokenError(ErrTokenMalformed, "truncated address")
 		}
 		t.Addresses = append(t.Addresses, a)
 	}
 	if len(rest) > 0 {
-		return fail(ErrTokenMalformed, "%d unexpected bytes at the end", len(rest))
+		return Token{}, tokenError(ErrTokenMalformed, "%d unexpected bytes at the end", len(rest))
 	}
 	if err := t.validate(); err != nil {
-		return fail(ErrTokenMalformed, "%v", err)
+		return Token{}, tokenError(ErrTokenMalformed, "%v", err)
 	}
 	return t, nil
 }
