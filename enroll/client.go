@@ -237,15 +237,15 @@ type tokenHosts struct {
 	err  *InterceptionError
 }
 
-func (h *tokenHosts) CheckSPKI(addr string, sum [32]byte) error {
+func (h *tokenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen = true
 	if sum == h.want {
-		return nil
+		return knownhosts.Decision{Verdict: knownhosts.Pinned}
 	}
 	h.err = &InterceptionError{Addr: addr, Want: jwk.FormatFingerprint(h.want), Got: jwk.FormatFingerprint(sum)}
-	return h.err
+	return knownhosts.Decision{Verdict: knownhosts.Changed, Err: h.err}
 }
 
 func (h *tokenHosts) Add(string, *jwk.Key) (string, error) {
@@ -288,10 +288,8 @@ func Join(ctx context.Context, id *tlsbridge.Identity, tok Token, hosts tlsbridg
 		return nil, &TokenExpiredError{Name: tok.Name, Expires: tok.Expires}
 	}
 	for _, addr := range tok.Addresses {
-		err := hosts.CheckSPKI(addr, tok.Server)
-		var unknown *knownhosts.UnknownHostError
-		if err != nil && !errors.As(err, &unknown) {
-			return nil, &HostsDisagreeError{Addr: addr, Err: err}
+		if d := hosts.Decide(addr, tok.Server); d.Verdict != knownhosts.Pinned && d.Verdict != knownhosts.Unknown {
+			return nil, &HostsDisagreeError{Addr: addr, Err: knownhosts.ErrorOf(d, addr, tok.Server)}
 		}
 	}
 	var attempts []Attempt
@@ -399,7 +397,7 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 // pinAll pins the server's key for each address of the token.
 func pinAll(res *Result, tok Token, serverKey *jwk.Key, hosts tlsbridge.HostKeys) error {
 	for _, a := range tok.Addresses {
-		already := hosts.CheckSPKI(a, tok.Server) == nil
+		already := hosts.Decide(a, tok.Server).Verdict == knownhosts.Pinned
 		file, err := hosts.Add(a, serverKey)
 		if err != nil {
 			return &PinError{Name: res.Name, Addr: a, Fingerprint: tok.ServerFingerprint(), Err: err}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
 )
 
 // The handshake benchmarks measure full mutual-TLS handshakes over
@@ -171,11 +172,11 @@ type staticHost struct {
 	key  *jwk.Key
 }
 
-func (h staticHost) CheckSPKI(addr string, sum [32]byte) error {
+func (h staticHost) Decide(addr string, sum [32]byte) knownhosts.Decision {
 	if addr == h.addr && sum == h.key.SPKIHash() {
-		return nil
+		return knownhosts.Decision{Verdict: knownhosts.Pinned}
 	}
-	return fmt.Errorf("host %s: unexpected key", addr)
+	return knownhosts.Decision{Verdict: knownhosts.Changed, Err: fmt.Errorf("host %s: unexpected key", addr)}
 }
 
 func (staticHost) Add(string, *jwk.Key) (string, error) { return "", fmt.Errorf("read-only") }

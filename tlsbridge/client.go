@@ -17,9 +17,13 @@ import (
 	"github.com/keytool/keytool/knownhosts"
 )
 
-// HostKeys says which key each address must present: *knownhosts.Store.
+// HostKeys says which key each address must present: *knownhosts.Store,
+// or a store of your own. Its knownhosts.Decision is the whole contract:
+// Pinned connects, Unknown lets PKI mode or the Policy decide, and every
+// other verdict is final — never a prompt, a new pin or a CA in its place
+// (docs/design.md, "Decisions"). Add pins a key (Ask, AcceptNew).
 type HostKeys interface {
-	CheckSPKI(addr string, sum [32]byte) error
+	Decide(addr string, sum [32]byte) knownhosts.Decision
 	Add(addr string, key *jwk.Key) (string, error)
 }
 
@@ -215,10 +219,10 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	}
 	leaf := cs.PeerCertificates[0]
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	err := c.opts.Hosts.CheckSPKI(addr, sum)
-	var unknown *knownhosts.UnknownHostError
-	if !errors.As(err, &unknown) {
-		return err // nil: pinned; otherwise revoked, changed or a bad address: final
+	d := c.opts.Hosts.Decide(addr, sum)
+	err := knownhosts.ErrorOf(d, addr, sum)
+	if d.Verdict != knownhosts.Unknown {
+		return err // nil: pinned; otherwise changed, revoked, skipped or refused: final
 	}
 	if c.opts.PKI != nil {
 		return c.opts.PKI.Verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, cs.ServerName)
@@ -253,9 +257,8 @@ func (c *Client) pin(addr string, key *jwk.Key, why string) error {
 func (c *Client) ask(addr string, key *jwk.Key) error {
 	c.prompt.Lock()
 	defer c.prompt.Unlock()
-	var unknown *knownhosts.UnknownHostError
-	if err := c.opts.Hosts.CheckSPKI(addr, key.SPKIHash()); !errors.As(err, &unknown) {
-		return err
+	if d := c.opts.Hosts.Decide(addr, key.SPKIHash()); d.Verdict != knownhosts.Unknown {
+		return knownhosts.ErrorOf(d, addr, key.SPKIHash())
 	}
 	answer, err := c.opts.Prompt.AskUnknownHost(UnknownHost{Addr: addr, Key: key})
 	if err != nil {

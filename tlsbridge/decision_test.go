@@ -11,6 +11,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
 )
 
 // decideFunc is a custom store of client keys: a function.
@@ -117,5 +118,44 @@ func TestSkippedAuthorizedFileKeepsTheCAOut(t *testing.T) {
 	refused(t, ts, mustConfig(t, cli.client(t, ClientOptions{}), ts.addr()))
 	if p, _ := ts.srv.Peer(&cs, netip.MustParseAddr("127.0.0.1")); p.Verdict != authkeys.Expired {
 		t.Errorf("after the fix: verdict %v, want expired", p.Verdict)
+	}
+}
+
+// hostsFunc is a custom store of host keys that records pinning.
+type hostsFunc struct {
+	decide func(addr string, sum [32]byte) knownhosts.Decision
+	added  int
+}
+
+func (h *hostsFunc) Decide(addr string, sum [32]byte) knownhosts.Decision { return h.decide(addr, sum) }
+func (h *hostsFunc) Add(string, *jwk.Key) (string, error) {
+	h.added++
+	return "custom", nil
+}
+
+// On the client side too, the decision is the contract: a custom store's
+// Changed, Revoked, Skipped or Refused is final under every policy — no
+// prompt, no pin, no insecure pass — and Unknown lets the policy decide.
+func TestCustomHostStoreDecisions(t *testing.T) {
+	srv := newHome(t, jwk.EC256)
+	ts := startServer(t, srv, ServerOptions{})
+	cli := newHome(t, jwk.EC256)
+	srv.authorize(t, "cli", cli.id.Key)
+	for _, v := range []knownhosts.Verdict{knownhosts.Changed, knownhosts.Revoked, knownhosts.Skipped, knownhosts.Refused, knownhosts.Unknown, knownhosts.Pinned} {
+		for _, policy := range []Policy{Strict, AcceptNew, Insecure} {
+			hosts := &hostsFunc{decide: func(string, [32]byte) knownhosts.Decision { return knownhosts.Decision{Verdict: v} }}
+			_, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, ClientOptions{Hosts: hosts, Policy: policy}), ts.addr()))
+			wantOK := v == knownhosts.Pinned || v == knownhosts.Unknown && policy != Strict
+			if (err == nil) != wantOK {
+				t.Errorf("%v under %v: err %v, want connected = %v", v, policy, err, wantOK)
+			}
+			if wantPin := v == knownhosts.Unknown && policy == AcceptNew; (hosts.added > 0) != wantPin {
+				t.Errorf("%v under %v: pinned %d times", v, policy, hosts.added)
+			}
+			var changed *knownhosts.KeyChangedError
+			if v == knownhosts.Changed && !errors.As(err, &changed) {
+				t.Errorf("Changed under %v: %v, want *knownhosts.KeyChangedError", policy, err)
+			}
+		}
 	}
 }

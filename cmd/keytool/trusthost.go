@@ -148,9 +148,9 @@ type seenHosts struct {
 	file string
 }
 
-func (h *seenHosts) CheckSPKI(addr string, sum [32]byte) error {
+func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 	h.sum, h.seen = sum, true
-	return h.Store.CheckSPKI(addr, sum)
+	return h.Store.Decide(addr, sum)
 }
 
 func (h *seenHosts) Add(addr string, k *jwk.Key) (string, error) {
