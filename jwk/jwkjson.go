@@ -401,14 +401,6 @@ func joseError(raw []byte, err error) error {
 	return errors.New(msg)
 }
 
-// memberError is a scanner callback's way to name the member at fault.
-type memberError struct {
-	member string
-	err    error
-}
-
-func (e *memberError) Error() string { return e.err.Error() }
-
 // requiredMembers are the public members each kty needs; checking them here
 // lets the error name the member, which go-jose's messages do not always do.
 var requiredMembers = map[string][]string{
