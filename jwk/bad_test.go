@@ -264,7 +264,7 @@ func TestParseErrorFormat(t *testing.T) {
 		}
 	}
 	var pe *PermissionError = &PermissionError{File: "k.json", Mode: 0o644}
-	wantSubstrings(t, pe.Error(), "0644", "chmod 600 k.json")
+	wantSubstrings(t, pe.Error(), "jwk: ", "0644", "k.json")
 	mm := &KeyIDMismatchError{Stated: "A", Computed: "B"}
 	wantSubstrings(t, mm.Error(), "kid A", "key ID is B")
 }

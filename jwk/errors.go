@@ -70,5 +70,5 @@ type PermissionError struct {
 }
 
 func (e *PermissionError) Error() string {
-	return fmt.Sprintf("permissions %04o for %s are too open: a private key must not be accessible by others; fix with: chmod 600 %s", e.Mode, e.File, e.File)
+	return fmt.Sprintf("jwk: permissions %04o for %s are too open: a private key must not be accessible by others", e.Mode, e.File)
 }

@@ -70,7 +70,7 @@ func (c *cli) show(files []string, asJSON bool) error {
 	for _, file := range files {
 		keys, err := c.readKeys(file)
 		if err != nil {
-			fmt.Fprintf(c.stderr, "keytool show: %v\n", err)
+			fmt.Fprintf(c.stderr, "keytool show: %s\n", c.advise(err))
 			failed = true
 			continue
 		}
