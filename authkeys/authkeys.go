@@ -308,19 +308,30 @@ func (s *Store) LookupKey(k *jwk.Key, remote netip.Addr) (*Entry, error) {
 	return s.Lookup(k.SPKIHash(), remote)
 }
 
+// AddMode says what Add does with a name or key already stored.
+type AddMode int
+
+const (
+	// AddNew adds the key only if neither the name nor the key is taken.
+	AddNew AddMode = iota
+	// Replace rewrites the name's entry with the key given.
+	Replace
+)
+
 // Add authorizes k under name: it writes the public key, with its
 // attributes (comment, expires, from, …) and "name", to NAME.json in the
 // first directory of Options.Dirs, atomically and with mode 0644.
 //
-// A different key already stored under name is never replaced unless
-// overwrite is set (*NameExistsError); a key already authorized under
-// another name is reported (*AlreadyAuthorizedError) unless overwrite is
-// set; adding the same key under the same name again changes nothing,
-// unless overwrite is set: then the file is rewritten with k's attributes.
+// With AddNew, a different key already stored under name is never
+// replaced (*NameExistsError), a key already authorized under another name
+// is reported (*AlreadyAuthorizedError), and adding the same key under the
+// same name again changes nothing. With Replace, the name's file is
+// rewritten with k and its attributes whatever it held.
 // Names that could escape the directory or hide the file are refused.
 // Two processes adding different names at once both succeed; adding the
 // same name at once, exactly one does.
-func (s *Store) Add(k *jwk.Key, name string, overwrite bool) (*Entry, error) {
+func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
+	overwrite := mode == Replace
 	if err := keydir.CheckName(name); err != nil {
 		return nil, err
 	}

@@ -158,7 +158,7 @@ func TestAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	withAttrs := keydirtest.WithAttrs(priv, "comment", "ci runner")
-	e, err := s.Add(withAttrs, "ci", false)
+	e, err := s.Add(withAttrs, "ci", AddNew)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,24 +174,24 @@ func TestAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Same key, same name: nothing to do.
-	if _, err := s.Add(priv, "ci", false); err != nil {
+	if _, err := s.Add(priv, "ci", AddNew); err != nil {
 		t.Fatal(err)
 	}
 	// Same key, other name.
 	var ae *AlreadyAuthorizedError
-	if _, err := s.Add(priv, "ci2", false); !errors.As(err, &ae) || ae.Entry.Name != "ci" {
+	if _, err := s.Add(priv, "ci2", AddNew); !errors.As(err, &ae) || ae.Entry.Name != "ci" {
 		t.Fatalf("got %v", err)
 	}
 	// Other key, same name: never silently replaced.
 	other := key(t, 7)
 	var ne *NameExistsError
-	if _, err := s.Add(other, "ci", false); !errors.As(err, &ne) || ne.Fingerprint != priv.Fingerprint() {
+	if _, err := s.Add(other, "ci", AddNew); !errors.As(err, &ne) || ne.Fingerprint != priv.Fingerprint() {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := s.LookupKey(other, netip.Addr{}); err == nil {
 		t.Fatal("the refused key was added")
 	}
-	if _, err := s.Add(other, "ci", true); err != nil {
+	if _, err := s.Add(other, "ci", Replace); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.LookupKey(priv, netip.Addr{}); err == nil {
@@ -199,7 +199,7 @@ func TestAdd(t *testing.T) {
 	}
 	// Hostile names write nothing anywhere.
 	for _, name := range []string{"../evil", "a/b", ".hidden", "..", "x\ny", "x\x00", "x\x1b[31m", ""} {
-		if _, err := s.Add(key(t, 8), name, false); err == nil {
+		if _, err := s.Add(key(t, 8), name, AddNew); err == nil {
 			t.Errorf("name %q accepted", name)
 		}
 	}
@@ -211,7 +211,7 @@ func TestAdd(t *testing.T) {
 	// A revoked key cannot be added.
 	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "r.json"), keydirtest.JWK(t, key(t, 9)))
 	var re *RevokedError
-	if _, err := s.Add(key(t, 9), "r", false); !errors.As(err, &re) {
+	if _, err := s.Add(key(t, 9), "r", AddNew); !errors.As(err, &re) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -263,7 +263,7 @@ func TestConcurrentAdders(t *testing.T) {
 		wg.Go(func() {
 			s, _ := Load(opts)
 			for i := range 10 {
-				if _, err := s.Add(key(t, w*100+i), fmt.Sprintf("w%d-%d", w, i), false); err != nil {
+				if _, err := s.Add(key(t, w*100+i), fmt.Sprintf("w%d-%d", w, i), AddNew); err != nil {
 					t.Error(err)
 				}
 			}
@@ -283,11 +283,11 @@ func TestConcurrentProcesses(t *testing.T) {
 		w, _ := strconv.Atoi(os.Getenv("KEYTOOL_TEST_ADD_WORKER"))
 		s, _ := Load(HomeOptions(home))
 		for i := range 15 {
-			if _, err := s.Add(key(t, w*100+i), fmt.Sprintf("p%d-%d", w, i), false); err != nil {
+			if _, err := s.Add(key(t, w*100+i), fmt.Sprintf("p%d-%d", w, i), AddNew); err != nil {
 				t.Fatal(err)
 			}
 			// Both also race for one shared name with the same key.
-			if _, err := s.Add(key(t, 999), "shared", false); err != nil {
+			if _, err := s.Add(key(t, 999), "shared", AddNew); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -359,7 +359,7 @@ func TestRevokeAndUnrevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := keydirtest.Key(t, 1)
-	if _, err := s.Add(k, "alice", false); err != nil {
+	if _, err := s.Add(k, "alice", AddNew); err != nil {
 		t.Fatal(err)
 	}
 	file, err := s.Revoke(k)

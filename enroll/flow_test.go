@@ -15,6 +15,7 @@ import (
 
 	"net/netip"
 
+	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/knownhosts"
 )
 
@@ -253,7 +254,7 @@ func TestJoinFailures(t *testing.T) {
 	})
 	t.Run("name taken on the server", func(t *testing.T) {
 		f := newFailure(t, serverConfig{})
-		if _, err := f.srvHome.clients(t).Add(newHome(t).key(), "laptop", false); err != nil {
+		if _, err := f.srvHome.clients(t).Add(newHome(t).key(), "laptop", authkeys.AddNew); err != nil {
 			t.Fatal(err)
 		}
 		err := f.join(t, f.tok)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
@@ -56,7 +57,7 @@ func TestNewInvite(t *testing.T) {
 		t.Fatalf("generated name %q: %v", inv2.Name, err)
 	}
 	// A name an authorized key has already.
-	if _, err := h.clients(t).Add(newHome(t).key(), "taken", false); err != nil {
+	if _, err := h.clients(t).Add(newHome(t).key(), "taken", authkeys.AddNew); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := NewInvite(dir, h.key(), InviteOptions{Name: "taken", Addresses: []string{"a:1"}, Clients: h.clients(t)}); err == nil || !strings.Contains(err.Error(), "already named \"taken\"") {

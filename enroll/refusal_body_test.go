@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -77,7 +78,7 @@ func TestRefusalBodiesLeakNothing(t *testing.T) {
 
 	// The name is taken by another key on the server.
 	tok = srvHome.invite(t, "taken-by", srv.addr)
-	if _, err := clients.Add(newHome(t).key(), "taken-by", false); err != nil {
+	if _, err := clients.Add(newHome(t).key(), "taken-by", authkeys.AddNew); err != nil {
 		t.Fatal(err)
 	}
 	status, body = newHome(t).post(t, srv.addr, Path, tok, srvKey)
@@ -86,7 +87,7 @@ func TestRefusalBodiesLeakNothing(t *testing.T) {
 	// The client's key is already authorized, under another name, which
 	// the answer must not tell.
 	alice := newHome(t)
-	if _, err := clients.Add(alice.key(), "alice-entry", false); err != nil {
+	if _, err := clients.Add(alice.key(), "alice-entry", authkeys.AddNew); err != nil {
 		t.Fatal(err)
 	}
 	tok = srvHome.invite(t, "again", srv.addr)

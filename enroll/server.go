@@ -81,7 +81,7 @@ type Answer struct {
 
 // ClientStore is where enrolled keys are added: *authkeys.Store.
 type ClientStore interface {
-	Add(k *jwk.Key, name string, overwrite bool) (*authkeys.Entry, error)
+	Add(k *jwk.Key, name string, mode authkeys.AddMode) (*authkeys.Entry, error)
 }
 
 // HandlerOptions configure a Handler.
@@ -241,7 +241,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		h.log.Error("claiming an invitation", "file", pending, "error", err.Error())
 		return Answer{}, name, refuse(ReasonInternal, "the server could not claim invitation %q; its log says why", name)
 	}
-	entry, err := h.opts.Clients.Add(clientKey, name, false)
+	entry, err := h.opts.Clients.Add(clientKey, name, authkeys.AddNew)
 	if err != nil {
 		h.unclaim(claim, pending)
 		var exists *authkeys.NameExistsError

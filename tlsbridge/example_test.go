@@ -67,7 +67,7 @@ func Example() {
 
 	// The exchange of public keys: what `keytool authorize` and
 	// `keytool trust-host --key` do.
-	if _, err := clients.Add(clientID.Key.PublicKey(), "alice", false); err != nil {
+	if _, err := clients.Add(clientID.Key.PublicKey(), "alice", authkeys.AddNew); err != nil {
 		log.Fatal(err)
 	}
 	hosts, err := knownhosts.Open(ctx, knownhosts.HomeOptions(clientHome))

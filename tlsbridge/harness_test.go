@@ -49,7 +49,7 @@ func newHome(t *testing.T, typ jwk.Type) *home {
 // authorize lets the key of other in, under name.
 func (h *home) authorize(t *testing.T, name string, k *jwk.Key) {
 	t.Helper()
-	if _, err := h.auth.Add(k.PublicKey(), name, false); err != nil {
+	if _, err := h.auth.Add(k.PublicKey(), name, authkeys.AddNew); err != nil {
 		t.Fatal(err)
 	}
 }

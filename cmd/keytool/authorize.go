@@ -361,7 +361,11 @@ func (c *cli) moveOutOfOtherNames(store *authkeys.Store, k *jwk.Key, target stri
 // name again, since another keytool may have taken it since it was
 // checked here.
 func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, force bool, verb string) error {
-	e, err := store.Add(k, name, force)
+	mode := authkeys.AddNew
+	if force {
+		mode = authkeys.Replace
+	}
+	e, err := store.Add(k, name, mode)
 	var exists *authkeys.NameExistsError
 	if errors.As(err, &exists) {
 		return c.nameTaken(exists.Name, exists.File, exists.Fingerprint)

@@ -57,7 +57,7 @@ func TestGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := auth.Add(clientKey, "grpc-client", false); err != nil {
+	if _, err := auth.Add(clientKey, "grpc-client", authkeys.AddNew); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []string{clientHome, strangerHome} {
