@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 )
@@ -25,14 +26,14 @@ type Options = keydir.Options
 // HomeOptions returns the Options for a keytool home directory:
 // authorized_keys.{json,jwk,pem} and authorized_keys.d, with
 // revoked_keys.{json,pem} and revoked_keys.d.
-func HomeOptions(home string) Options {
-	j := func(name string) string { return filepath.Join(home, name) }
+func HomeOptions(dir string) Options {
+	h := home.Dir(dir)
 	return Options{
-		Files:        []string{j("authorized_keys.json"), j("authorized_keys.jwk"), j("authorized_keys.pem")},
-		Dirs:         []string{j("authorized_keys.d")},
-		RevokedFiles: []string{j("revoked_keys.json"), j("revoked_keys.pem")},
-		RevokedDirs:  []string{j("revoked_keys.d")},
-		Home:         home,
+		Files:        h.AuthorizedFiles(),
+		Dirs:         []string{h.AuthorizedDir()},
+		RevokedFiles: h.RevokedFiles(),
+		RevokedDirs:  []string{h.RevokedDir()},
+		Home:         dir,
 	}
 }
 
@@ -54,13 +55,13 @@ type Problem = keydir.Problem
 
 // snapshot is the immutable state lookups read.
 type snapshot struct {
-	files    *keydir.Snapshot[*Entry]
-	keys     index
-	revoked  index
-	dups     keySet // keys held by more than one authorized entry
-	rdups    keySet // the same for revoked entries
-	revErr   error  // a revocation source is unreadable: refuse everything
-	skipped  bool   // an authorized-keys file (not a revocation one) was skipped
+	files   *keydir.Snapshot[*Entry]
+	keys    index
+	revoked index
+	dups    keySet // keys held by more than one authorized entry
+	rdups   keySet // the same for revoked entries
+	revErr  error  // a revocation source is unreadable: refuse everything
+	skipped bool   // an authorized-keys file (not a revocation one) was skipped
 }
 
 // keySet is a set of SPKI hashes (nil: empty).

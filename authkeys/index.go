@@ -43,14 +43,14 @@ func (x *index) oversized() bool { return len(x.slots) > 4096 && len(x.slots) > 
 // roomFor reports whether k more entries keep the table at most half full.
 func (x *index) roomFor(k int) bool { return 2*(x.n+k) <= len(x.slots) }
 
-func home(sum *[32]byte, mask uint64) uint64 {
+func slotOf(sum *[32]byte, mask uint64) uint64 {
 	return binary.LittleEndian.Uint64(sum[:8]) & mask
 }
 
 // insert adds e unless its key is already present; it reports whether it
 // did. The table must have been sized for every insert.
 func (x *index) insert(e *Entry) bool {
-	i := home(&e.SPKIHash, x.mask)
+	i := slotOf(&e.SPKIHash, x.mask)
 	for {
 		s := x.slots[i]
 		if s == nil {
@@ -69,7 +69,7 @@ func (x *index) insert(e *Entry) bool {
 // whether it was there. The entries after it in its probe run move back,
 // so that no lookup ever needs a tombstone (Knuth's algorithm R).
 func (x *index) remove(e *Entry) bool {
-	i := home(&e.SPKIHash, x.mask)
+	i := slotOf(&e.SPKIHash, x.mask)
 	for x.slots[i] != e {
 		if x.slots[i] == nil {
 			return false
@@ -85,7 +85,7 @@ func (x *index) remove(e *Entry) bool {
 		// s may fill the hole at i only if its home slot is not
 		// cyclically within (i, j]: otherwise a lookup for it would stop
 		// at the hole.
-		h := home(&s.SPKIHash, x.mask)
+		h := slotOf(&s.SPKIHash, x.mask)
 		if (j-h)&x.mask >= (j-i)&x.mask {
 			x.slots[i] = s
 			i = j
@@ -101,7 +101,7 @@ func (x *index) get(sum *[32]byte) *Entry {
 	if x.n == 0 {
 		return nil
 	}
-	i := home(sum, x.mask)
+	i := slotOf(sum, x.mask)
 	for {
 		s := x.slots[i]
 		if s == nil || s.SPKIHash == *sum {

@@ -15,21 +15,20 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/atomicfile"
+	homedir "github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
-
-// InvitesDirName is the directory of a keytool home that holds the
-// invitations: pending ones as NAME.json, used ones in used/NAME.json.
-const InvitesDirName = "invites.d"
 
 // usedDir is the subdirectory of the invitations directory that holds
 // the records of used invitations, and the claims in progress.
 const usedDir = "used"
 
 // InvitesDir returns the invitations directory of a keytool home.
-func InvitesDir(home string) string { return filepath.Join(home, InvitesDirName) }
+// It holds the pending invitations as NAME.json and the used ones in
+// used/NAME.json.
+func InvitesDir(dir string) string { return homedir.Dir(dir).Invites() }
 
 // DefaultTTL is how long an invitation stays valid unless told otherwise.
 const DefaultTTL = time.Hour

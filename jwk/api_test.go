@@ -27,10 +27,6 @@ func TestExportedListsAreCopies(t *testing.T) {
 		t.Fatalf("IdentityFileNames() = %q, PublicFileNames() = %q", names, pub)
 	}
 	names[0], pub[0] = "other.json", "other.json"
-	// The deprecated variables too: FindIdentity does not read them.
-	old := IdentityNames
-	IdentityNames = []string{"other.json"}
-	defer func() { IdentityNames = old }()
 	if IdentityFileNames()[0] != "key.json" || PublicFileNames()[0] != "pub_key.json" {
 		t.Errorf("the lists changed with a caller's copy: %q, %q", IdentityFileNames(), PublicFileNames())
 	}

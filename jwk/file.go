@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
@@ -78,45 +77,28 @@ func ReadPrivateKeyFile(path string) (*Key, error) {
 	return keys[0], nil
 }
 
-// identityNames are the file names an identity may have in a home
-// directory, and publicNames those of its public half.
-var (
-	identityNames = [...]string{"key.json", "key.jwk", "key.pem"}
-	publicNames   = [...]string{"pub_key.json", "pub_key.jwk", "pub_key.pem"}
-)
-
 // IdentityFileNames returns the file names an identity may have in a home
-// directory, in the order FindIdentity looks for them. The slice is the
-// caller's own.
-func IdentityFileNames() []string { return slices.Clone(identityNames[:]) }
+// directory, in the order FindIdentity looks for them (the home's layout,
+// defined once in internal/home). The slice is the caller's own.
+func IdentityFileNames() []string { return home.IdentityNames() }
 
 // PublicFileNames returns the file names the public half of an identity
 // may have in a home directory. The slice is the caller's own.
-func PublicFileNames() []string { return slices.Clone(publicNames[:]) }
-
-// IdentityNames and PublicNames are copies of IdentityFileNames and
-// PublicFileNames: changing them changes nothing in jwk.
-//
-// Deprecated: use IdentityFileNames and PublicFileNames.
-var (
-	IdentityNames = IdentityFileNames()
-	PublicNames   = PublicFileNames()
-)
+func PublicFileNames() []string { return home.PublicNames() }
 
 // NoIdentityError means a home directory holds no identity.
 type NoIdentityError struct{ Home string }
 
 func (e *NoIdentityError) Error() string {
-	return fmt.Sprintf("no identity in %s (looked for %s)", e.Home, strings.Join(identityNames[:], ", "))
+	return fmt.Sprintf("no identity in %s (looked for %s)", e.Home, strings.Join(home.IdentityNames(), ", "))
 }
 
 // FindIdentity returns the path of the identity in home: the single one of
 // key.json, key.jwk and key.pem that exists. None is a *NoIdentityError;
 // several is an error naming them, because picking one would be a guess.
-func FindIdentity(home string) (string, error) {
+func FindIdentity(dir string) (string, error) {
 	var found []string
-	for _, name := range identityNames {
-		p := filepath.Join(home, name)
+	for _, p := range home.Dir(dir).Identity() {
 		if _, err := os.Lstat(p); err == nil {
 			found = append(found, p)
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -125,11 +107,22 @@ func FindIdentity(home string) (string, error) {
 	}
 	switch len(found) {
 	case 0:
-		return "", &NoIdentityError{Home: home}
+		return "", &NoIdentityError{Home: dir}
 	case 1:
 		return found[0], nil
 	}
-	return "", fmt.Errorf("several identities in %s: %s; keep one and move the others away", home, strings.Join(found, ", "))
+	return "", &SeveralIdentitiesError{Home: dir, Files: found}
+}
+
+// SeveralIdentitiesError means a home holds more than one identity file:
+// picking one would be a guess.
+type SeveralIdentitiesError struct {
+	Home  string
+	Files []string
+}
+
+func (e *SeveralIdentitiesError) Error() string {
+	return fmt.Sprintf("jwk: several identities in %s: %s", e.Home, strings.Join(e.Files, ", "))
 }
 
 // WriteMode says what writing a key file does when the file exists.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 )
@@ -26,14 +27,14 @@ type Options = keydir.Options
 // HomeOptions returns the Options for a keytool home directory:
 // trusted_hosts.{json,jwk,pem} and trusted_hosts.d, with
 // revoked_keys.{json,pem} and revoked_keys.d.
-func HomeOptions(home string) Options {
-	j := func(name string) string { return filepath.Join(home, name) }
+func HomeOptions(dir string) Options {
+	h := home.Dir(dir)
 	return Options{
-		Files:        []string{j("trusted_hosts.json"), j("trusted_hosts.jwk"), j("trusted_hosts.pem")},
-		Dirs:         []string{j("trusted_hosts.d")},
-		RevokedFiles: []string{j("revoked_keys.json"), j("revoked_keys.pem")},
-		RevokedDirs:  []string{j("revoked_keys.d")},
-		Home:         home,
+		Files:        h.TrustedFiles(),
+		Dirs:         []string{h.TrustedDir()},
+		RevokedFiles: h.RevokedFiles(),
+		RevokedDirs:  []string{h.RevokedDir()},
+		Home:         dir,
 	}
 }
 

@@ -14,9 +14,9 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
+	homedir "github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -149,7 +149,7 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	certFile := filepath.Join(home, "cert.pem")
+	certFile := homedir.Dir(home).Cert()
 	if _, err := os.Stat(certFile); err != nil {
 		certFile = ""
 	}

@@ -98,9 +98,15 @@ func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError) string {
 // adviseFiles returns the advice for a trust file refused by the
 // strict-mode rule or a private key others can read, or "".
 func (c *cli) adviseFiles(err error) string {
-	var none *jwk.NoIdentityError
-	if errors.As(err, &none) {
+	var (
+		none    *jwk.NoIdentityError
+		several *jwk.SeveralIdentitiesError
+	)
+	switch {
+	case errors.As(err, &none):
 		return "Create one with: " + c.command("gen")
+	case errors.As(err, &several):
+		return "Keep one and move the others away."
 	}
 	if fix := c.fileFix(err); fix != "" {
 		return "Fix with: " + fix

@@ -260,7 +260,7 @@ func (c *cli) authorizeName(k *jwk.Key, o authorizeOptions) (string, error) {
 // authorizedFile is the file that holds the entry NAME, absolute so that
 // it compares equal to the store's entries' File.
 func (c *cli) authorizedFile(name string) string {
-	target, _ := filepath.Abs(filepath.Join(c.home, "authorized_keys.d", name+".json"))
+	target, _ := filepath.Abs(filepath.Join(c.layout().AuthorizedDir(), name+".json"))
 	return target
 }
 
@@ -573,7 +573,7 @@ func (c *cli) listAuthorized(asJSON bool) error {
 		rows = append(rows, []string{printable(in.Name), in.Fingerprint, printable(in.Comment), exp, printable(in.File)})
 	}
 	return c.printList(asJSON, infos, []string{"NAME", "FINGERPRINT", "COMMENT", "EXPIRES", "FILE"}, rows,
-		fmt.Sprintf("No authorized keys in %s; add one with: keytool%s authorize --name NAME FILE", c.path("authorized_keys.d"), c.homeFlag()))
+		fmt.Sprintf("No authorized keys in %s; add one with: keytool%s authorize --name NAME FILE", c.layout().AuthorizedDir(), c.homeFlag()))
 }
 
 func (c *cli) unauthorize(nameOrFP string) error {

@@ -69,9 +69,9 @@ func (c *cli) cert(out string, hosts []string, keyOut string, force bool) error 
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(c.path("cert.pem")); err == nil {
+	if _, err := os.Stat(c.layout().Cert()); err == nil {
 		if len(hosts) > 0 {
-			fmt.Fprintf(c.stderr, "keytool cert: warning: %s exists (PKI mode): printing its chain; --host has no effect\n", c.path("cert.pem"))
+			fmt.Fprintf(c.stderr, "keytool cert: warning: %s exists (PKI mode): printing its chain; --host has no effect\n", c.layout().Cert())
 		}
 	}
 	if keyOut != "" {

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/keytool/keytool/authkeys"
@@ -17,8 +16,6 @@ import (
 // The wiring shared by the commands: where things are in the home, and
 // how to build the library objects from the global flags. No trust
 // decision is made here.
-
-func (c *cli) path(name string) string { return filepath.Join(c.home, name) }
 
 // logger writes log/slog records to standard error.
 func (c *cli) logger() *slog.Logger {
@@ -33,7 +30,7 @@ func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	certFile := c.path("cert.pem")
+	certFile := c.layout().Cert()
 	if _, err := os.Stat(certFile); err != nil {
 		certFile = ""
 	}
@@ -59,13 +56,15 @@ func (c *cli) hostStore() (*knownhosts.Store, error) {
 func (c *cli) pki() (*tlsbridge.PKI, error) {
 	ca, crl := c.caFile, c.crlFile
 	if ca == "" {
-		if _, err := os.Stat(c.path("ca.pem")); err == nil {
-			ca = c.path("ca.pem")
+		// Lstat: a link to nothing is a file to refuse, not "no CA".
+		if _, err := os.Lstat(c.layout().CA()); err == nil {
+			ca = c.layout().CA()
 		}
 	}
 	if crl == "" && c.caFile == "" {
-		if _, err := os.Stat(c.path("crl.pem")); err == nil {
-			crl = c.path("crl.pem")
+		// Lstat: a dangling crl.pem must fail closed, not mean "no CRL".
+		if _, err := os.Lstat(c.layout().CRL()); err == nil {
+			crl = c.layout().CRL()
 		}
 	}
 	if ca == "" {

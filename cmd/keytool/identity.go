@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
 )
+
+// layout is the home's layout: the path of every file in it.
+func (c *cli) layout() home.Dir { return home.Dir(c.home) }
 
 // identityPath returns the identity file: -i if given, else the single
 // key.{json,jwk,pem} in the home.

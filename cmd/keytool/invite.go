@@ -140,7 +140,7 @@ func (c *cli) invite(name, expires string, addresses []string) error {
 	fmt.Fprintf(c.stderr, "  server key:  %s %s\n", id.Key.Algorithm(), id.Key.Fingerprint())
 	fmt.Fprintf(c.stderr, "  addresses:   %s\n", strings.Join(inv.Addresses, ", "))
 	fmt.Fprintf(c.stderr, "  expires:     %s (in %s); works once\n", inv.Expires.Format(time.RFC3339), inv.Expires.Sub(inv.Created))
-	fmt.Fprintf(c.stderr, "  the client's key will be authorized as %q in %s\n", inv.Name, c.path("authorized_keys.d"))
+	fmt.Fprintf(c.stderr, "  the client's key will be authorized as %q in %s\n", inv.Name, c.layout().AuthorizedDir())
 	fmt.Fprintf(c.stderr, "On the client, run:  keytool join TOKEN   (or: keytool join - < FILE)\n")
 	fmt.Fprintf(c.stderr, "This server must serve enrollment at that address: keytool%s proxy --enroll --listen ADDR --target …\n", c.homeFlag())
 	fmt.Fprintf(c.stderr, "To cancel: keytool%s invite --revoke %s\n", c.homeFlag(), shellQuote(inv.Name))

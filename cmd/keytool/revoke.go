@@ -187,7 +187,7 @@ func (c *cli) listRevoked(asJSON bool) error {
 		rows = append(rows, []string{in.Fingerprint, in.KeyID, printable(in.Comment), printable(in.File)})
 	}
 	return c.printList(asJSON, infos, []string{"FINGERPRINT", "KEY ID", "COMMENT", "FILE"}, rows,
-		fmt.Sprintf("No revoked keys in %s", c.path("revoked_keys.d")))
+		fmt.Sprintf("No revoked keys in %s", c.layout().RevokedDir()))
 }
 
 func (c *cli) unrevoke(fingerprint string) error {

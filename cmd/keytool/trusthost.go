@@ -264,7 +264,7 @@ func (c *cli) listHosts(asJSON bool) error {
 		rows = append(rows, []string{printable(strings.Join(in.Addresses, ",")), in.Fingerprint, printable(in.Comment), printable(in.File)})
 	}
 	return c.printList(asJSON, infos, []string{"ADDRESS", "FINGERPRINT", "COMMENT", "FILE"}, rows,
-		fmt.Sprintf("No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT", c.path("trusted_hosts.d"), c.homeFlag()))
+		fmt.Sprintf("No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT", c.layout().TrustedDir(), c.homeFlag()))
 }
 
 func (c *cli) unpinHost(addrOrFP string) error {

@@ -1,0 +1,62 @@
+// Package home is the layout of a keytool home, defined once: the path of
+// every file and directory in it. jwk (the identity), the stores
+// (authorized keys, trusted hosts, revocations), tlsbridge (the
+// certificate, PKI mode), enroll (the invitations) and the command line
+// all take their paths from here, so that none of them can look for a file
+// where the others do not write it (docs/design.md, "Files of a home").
+package home
+
+import "path/filepath"
+
+// Dir is a keytool home directory.
+type Dir string
+
+func (d Dir) join(name string) string { return filepath.Join(string(d), name) }
+
+func (d Dir) all(names ...string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = d.join(n)
+	}
+	return out
+}
+
+// IdentityNames are the names the identity (private key, 0600) may have:
+// a home holds exactly one of them. PublicNames are those of its public
+// half (0644). Each call returns a new slice.
+func IdentityNames() []string { return []string{"key.json", "key.jwk", "key.pem"} }
+func PublicNames() []string   { return []string{"pub_key.json", "pub_key.jwk", "pub_key.pem"} }
+
+// Identity lists the paths of IdentityNames in the home.
+func (d Dir) Identity() []string { return d.all(IdentityNames()...) }
+
+// Public lists the paths of PublicNames in the home.
+func (d Dir) Public() []string { return d.all(PublicNames()...) }
+
+// Cert is the optional CA-issued certificate chain of the identity.
+func (d Dir) Cert() string { return d.join("cert.pem") }
+
+// CA and CRL are PKI mode's CA bundle and its revocation list.
+func (d Dir) CA() string  { return d.join("ca.pem") }
+func (d Dir) CRL() string { return d.join("crl.pem") }
+
+// AuthorizedFiles are the single files of authorized client keys, and
+// AuthorizedDir the directory of them, one file per client.
+func (d Dir) AuthorizedFiles() []string {
+	return d.all("authorized_keys.json", "authorized_keys.jwk", "authorized_keys.pem")
+}
+func (d Dir) AuthorizedDir() string { return d.join("authorized_keys.d") }
+
+// TrustedFiles are the single files of pinned host keys, and TrustedDir
+// the directory of them, one file per host.
+func (d Dir) TrustedFiles() []string {
+	return d.all("trusted_hosts.json", "trusted_hosts.jwk", "trusted_hosts.pem")
+}
+func (d Dir) TrustedDir() string { return d.join("trusted_hosts.d") }
+
+// RevokedFiles and RevokedDir hold the keys refused everywhere.
+func (d Dir) RevokedFiles() []string { return d.all("revoked_keys.json", "revoked_keys.pem") }
+func (d Dir) RevokedDir() string     { return d.join("revoked_keys.d") }
+
+// Invites is the directory of enrollment invitations (0700).
+func (d Dir) Invites() string { return d.join("invites.d") }
