@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -157,5 +158,30 @@ func TestCustomHostStoreDecisions(t *testing.T) {
 				t.Errorf("Changed under %v: %v, want *knownhosts.KeyChangedError", policy, err)
 			}
 		}
+	}
+}
+
+// cert.pem is a trust file like any other: a certificate others may write
+// is not presented.
+func TestCertFileStrictModes(t *testing.T) {
+	ca := newCA(t)
+	h := newHome(t, jwk.EC256)
+	keyFile := filepath.Join(h.dir, "key.json")
+	if err := jwk.WritePrivateKeyFile(keyFile, h.id.Key, jwk.JWK, jwk.CreateNew); err != nil {
+		t.Fatal(err)
+	}
+	certFile := filepath.Join(h.dir, "cert.pem")
+	if err := os.WriteFile(certFile, ca.issue(t, h.id.Key).CertificatePEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadHomeIdentity(h.dir, CertOptions{}); err != nil {
+		t.Fatalf("a good cert.pem: %v", err)
+	}
+	if err := os.Chmod(certFile, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	var pe *trustfile.PermissionError
+	if _, err := LoadHomeIdentity(h.dir, CertOptions{}); !errors.As(err, &pe) || pe.Path != certFile {
+		t.Fatalf("cert.pem 0666: %v, want a *trustfile.PermissionError naming it", err)
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	homedir "github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -134,9 +136,12 @@ func LoadIdentity(keyFile, certFile string, opts CertOptions) (*Identity, error)
 	if certFile == "" {
 		return NewIdentity(k, opts)
 	}
-	data, err := os.ReadFile(certFile)
+	// The certificate is read like every trust file: bounded, never
+	// blocking, and refused when someone else could have written it (a
+	// certificate for another key is refused below in any case).
+	data, _, err := trustfile.Rule{Top: filepath.Dir(certFile)}.ReadFile(certFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tlsbridge: the identity's certificate %s: %w", certFile, err)
 	}
 	return IdentityWithChain(k, certFile, data)
 }
