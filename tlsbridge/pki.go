@@ -76,7 +76,7 @@ type pkiState struct {
 // whether the rule held, with its error, so that a directory above a file
 // becoming writable (which the file's own stat does not show) is noticed.
 type pkiStamp struct {
-	ca, crl statKey
+	ca, crl trustfile.Stamp
 	rule    string
 }
 
@@ -124,24 +124,24 @@ func (p *PKI) rule(file string) trustfile.Rule {
 func (p *PKI) stamp() pkiStamp {
 	var s pkiStamp
 	var ruleErrs []string
-	check := func(file string) statKey {
+	check := func(file string) trustfile.Stamp {
 		if file == "" {
-			return statKey{}
+			return trustfile.Stamp{}
 		}
 		lfi, err := os.Lstat(file)
 		if err != nil {
 			ruleErrs = append(ruleErrs, err.Error())
-			return statKey{}
+			return trustfile.Stamp{}
 		}
 		fi, err := os.Stat(file)
 		if err != nil {
 			ruleErrs = append(ruleErrs, err.Error())
-			return keyOf(lfi)
+			return trustfile.StampOf(lfi)
 		}
 		if err := p.rule(file).CheckFile(file, fi, lfi.Mode()&fs.ModeSymlink != 0, false); err != nil {
 			ruleErrs = append(ruleErrs, err.Error())
 		}
-		return keyOf(fi)
+		return trustfile.StampOf(fi)
 	}
 	s.ca = check(p.opts.CA)
 	s.crl = check(p.opts.CRL)

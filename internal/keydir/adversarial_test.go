@@ -2,7 +2,6 @@ package keydir
 
 import (
 	"errors"
-	"github.com/keytool/keytool/internal/trustfile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/trustfile"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/keytool/keytool/internal/trustfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/trustfile"
 
 	"github.com/fsnotify/fsnotify"
 

@@ -3,7 +3,6 @@ package keydir
 import (
 	"bytes"
 	"errors"
-	"github.com/keytool/keytool/internal/trustfile"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/trustfile"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"

@@ -121,7 +121,7 @@ type fileState[T any] struct {
 	name    string // base name; the path for a single-file source
 	path    string
 	src     int // index in Config.Sources
-	st      statKey
+	st      trustfile.Stamp
 	sum     [32]byte
 	read    bool // sum and file/problem come from reading the content
 	file    *File[T]

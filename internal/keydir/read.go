@@ -76,7 +76,7 @@ func (l *Loader[T]) load(state *fileState[T]) {
 		return
 	}
 	if fi != nil {
-		state.st = keyOf(fi)
+		state.st = trustfile.StampOf(fi)
 	}
 	if state.unchecked {
 		state.unchecked = false

@@ -150,7 +150,7 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 	if !fi.Mode().IsRegular() {
 		return fail(trustfile.ErrNotRegular)
 	}
-	k := keyOf(fi)
+	k := trustfile.StampOf(fi)
 	if err := l.rule(i).CheckFile(path, fi, link, !single); err != nil {
 		return fail(err)
 	}

@@ -3,7 +3,6 @@ package keydir
 import (
 	"context"
 	"fmt"
-	"github.com/keytool/keytool/internal/trustfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/trustfile"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"

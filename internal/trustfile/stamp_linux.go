@@ -1,0 +1,35 @@
+//go:build linux
+
+package trustfile
+
+import (
+	"io/fs"
+	"syscall"
+)
+
+// Stamp is what tells a reader that a trust file may have changed since
+// it was read: its content (size, mtime, and the inode and ctime, which
+// catch a rename over the file and a rewrite of the same size within one
+// mtime tick) or who may change it (mode, owner: chmod and chown change
+// only the ctime). Equal stamps mean the file need not be read again.
+type Stamp struct {
+	size  int64
+	mtime int64
+	ctime int64
+	ino   uint64
+	dev   uint64
+	mode  fs.FileMode
+	uid   uint32
+}
+
+// StampOf returns the stamp of a file's information (from stat).
+func StampOf(fi fs.FileInfo) Stamp {
+	k := Stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode(), uid: ^uint32(0)}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		k.ctime = st.Ctim.Nano()
+		k.ino = st.Ino
+		k.dev = uint64(st.Dev) //nolint:unconvert // uint64 on most, not all, architectures
+		k.uid = st.Uid
+	}
+	return k
+}

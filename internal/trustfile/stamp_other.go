@@ -1,0 +1,20 @@
+//go:build !linux
+
+package trustfile
+
+import "io/fs"
+
+// Stamp is what tells a reader that a trust file may have changed since
+// it was read. Outside Linux only the portable fields are used; a reader
+// that compares the strict-modes verdict too still catches a change of
+// owner or mode.
+type Stamp struct {
+	size  int64
+	mtime int64
+	mode  fs.FileMode
+}
+
+// StampOf returns the stamp of a file's information (from stat).
+func StampOf(fi fs.FileInfo) Stamp {
+	return Stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode()}
+}

@@ -1,0 +1,175 @@
+package trustfile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, path, data string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Read never waits on a FIFO and never reads more than MaxSize.
+func TestReadRefusesWhatCouldHang(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, _, err := Read(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotRegular) {
+			t.Errorf("FIFO: %v, want ErrNotRegular", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read blocks on a FIFO")
+	}
+	if _, _, err := Read("/dev/zero"); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("/dev/zero: %v, want ErrNotRegular", err)
+	}
+	if _, _, err := Read(dir); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("a directory: %v, want ErrNotRegular", err)
+	}
+	huge := filepath.Join(dir, "huge")
+	f, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(MaxSize + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, _, err := Read(huge); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a file over MaxSize: %v, want ErrTooLarge", err)
+	}
+	ok := write(t, filepath.Join(dir, "ok"), "data", 0o644)
+	if data, fi, err := Read(ok); err != nil || string(data) != "data" || fi.Size() != 4 {
+		t.Errorf("a regular file: %q, %v", data, err)
+	}
+}
+
+// The rule climbs from the file to the top: each directory on the way,
+// and for a link, the target and its own directories.
+func TestRuleClimbsToTheTop(t *testing.T) {
+	base := t.TempDir()
+	top := filepath.Join(base, "home")
+	file := write(t, filepath.Join(top, "sub", "dir", "f.json"), "x", 0o644)
+	r := Rule{Top: top}
+	check := func(want string) {
+		t.Helper()
+		_, _, err := r.ReadFile(file)
+		var pe *PermissionError
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("refused: %v", err)
+		case want != "" && (!errors.As(err, &pe) || pe.Path != want):
+			t.Errorf("got %v, want a *PermissionError naming %s", err, want)
+		}
+	}
+	check("")
+	for _, d := range []string{filepath.Join(top, "sub", "dir"), filepath.Join(top, "sub"), top} {
+		if err := os.Chmod(d, 0o775); err != nil {
+			t.Fatal(err)
+		}
+		check(d)
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Above the top is not the rule's business (base may be /tmp's child).
+	if err := os.Chmod(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	check("")
+	if err := os.Chmod(base, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The file itself.
+	if err := os.Chmod(file, 0o646); err != nil {
+		t.Fatal(err)
+	}
+	check(file)
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Off turns the checks off.
+	if err := os.Chmod(top, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := (Rule{Top: top, Off: true}).ReadFile(file); err != nil {
+		t.Errorf("Off: %v", err)
+	}
+	if err := os.Chmod(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Another owner (as root only).
+	if os.Geteuid() == 0 {
+		if err := os.Chown(filepath.Join(top, "sub"), 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := r.ReadFile(file)
+		var pe *PermissionError
+		if !errors.As(err, &pe) || pe.Owner != 4242 {
+			t.Errorf("a directory owned by uid 4242: %v", err)
+		}
+	} else {
+		t.Log("not root: cannot make a directory owned by another user")
+	}
+}
+
+// A link is checked as its target, with the target's directories; a link
+// out of the top is checked up to /; a dangling link is a *LinkError.
+func TestRuleFollowsLinks(t *testing.T) {
+	base := t.TempDir()
+	top := filepath.Join(base, "home")
+	open := filepath.Join(base, "home", "open")
+	target := write(t, filepath.Join(open, "t.json"), "x", 0o644)
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(top, "l.json")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	var pe *PermissionError
+	if _, _, err := (Rule{Top: top}).ReadFile(link); !errors.As(err, &pe) || pe.Path != open || pe.For != link {
+		t.Errorf("a link into a world-writable directory: %v", err)
+	}
+	// Outside the top, the climb goes to / — and t.TempDir() is below
+	// /tmp, which others may write: refused.
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(os.TempDir()); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		if _, _, err := (Rule{Top: filepath.Join(top, "elsewhere")}).ReadFile(link); !errors.As(err, &pe) {
+			t.Errorf("a link out of the top into a tree below %s: %v, want refused", os.TempDir(), err)
+		}
+	}
+	if _, _, err := (Rule{Top: top}).ReadFile(link); err != nil {
+		t.Errorf("a link to a safe file inside the top: %v", err)
+	}
+	if err := os.Remove(target); err != nil {
+		t.Fatal(err)
+	}
+	var le *LinkError
+	if _, _, err := (Rule{Top: top}).ReadFile(link); !errors.As(err, &le) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a dangling link: %v, want a *LinkError", err)
+	}
+}
