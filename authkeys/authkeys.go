@@ -28,13 +28,7 @@ type Options = keydir.Options
 // revoked_keys.{json,pem} and revoked_keys.d.
 func HomeOptions(dir string) Options {
 	h := home.Dir(dir)
-	return Options{
-		Files:        h.AuthorizedFiles(),
-		Dirs:         []string{h.AuthorizedDir()},
-		RevokedFiles: h.RevokedFiles(),
-		RevokedDirs:  []string{h.RevokedDir()},
-		Home:         dir,
-	}
+	return keydir.HomeOptions(dir, h.AuthorizedFiles(), h.AuthorizedDir())
 }
 
 // Entry is one authorized key, with everything a lookup needs computed

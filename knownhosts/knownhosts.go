@@ -29,13 +29,7 @@ type Options = keydir.Options
 // revoked_keys.{json,pem} and revoked_keys.d.
 func HomeOptions(dir string) Options {
 	h := home.Dir(dir)
-	return Options{
-		Files:        h.TrustedFiles(),
-		Dirs:         []string{h.TrustedDir()},
-		RevokedFiles: h.RevokedFiles(),
-		RevokedDirs:  []string{h.RevokedDir()},
-		Home:         dir,
-	}
+	return keydir.HomeOptions(dir, h.TrustedFiles(), h.TrustedDir())
 }
 
 // Entry is one pinned host key and the addresses it is bound to.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -33,6 +34,20 @@ type Options struct {
 	// and one minute, a negative Rescan turns the rescan off.
 	Debounce time.Duration
 	Rescan   time.Duration
+}
+
+// HomeOptions are the options of a store in the keytool home dir: its
+// single files and .d directory, and the home's revocation inputs, which
+// every store reads.
+func HomeOptions(dir string, files []string, keysDir string) Options {
+	h := home.Dir(dir)
+	return Options{
+		Files:        files,
+		Dirs:         []string{keysDir},
+		RevokedFiles: h.RevokedFiles(),
+		RevokedDirs:  []string{h.RevokedDir()},
+		Home:         dir,
+	}
 }
 
 // sources lists the options' paths as the loader's sources.
