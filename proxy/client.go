@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// refusalWait is how long CheckTarget reads a fresh connection for the
+// server's refusal of this client's key.
+const refusalWait = 500 * time.Millisecond
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// TLS presents this side's identity and checks the target's key
+	// against the keys pinned for the target's address (and the policy,
+	// the prompt and PKI mode it was made with). Required.
+	TLS *tlsbridge.Client
+	// Target is the mutual-TLS server each connection is connected to
+	// (host:port), and the address its key is pinned for. Required.
+	Target string
+	// HandshakeTimeout bounds the dial to the target and its TLS
+	// handshake; zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Logger receives a line per connection and the lifecycle; nil
+	// discards them.
+	Logger *slog.Logger
+	// Trust, if set, says in the logs why the target's key was trusted
+	// (such as "pinned", or "PKI"): the "trust" attribute of each
+	// connection's lines. Nil leaves the attribute out.
+	Trust func(conn *tls.Conn) string
+	// Explain, if set, rewrites the error of a connection to the target
+	// that failed before it is logged (a program may add what to do
+	// about it). Nil logs the error as it is.
+	Explain func(err error) error
+}
+
+// Client is client mode: it accepts plain TCP and connects each
+// connection to the target over mutual TLS, presenting its identity and
+// checking the target's key.
+type Client struct {
+	tls     *tlsbridge.Client
+	target  string
+	timeout time.Duration
+	log     *slog.Logger
+	trust   func(*tls.Conn) string
+	explain func(error) error
+	l       *listener
+}
+
+// NewClient checks opts and makes a Client; Serve starts it.
+func NewClient(opts ClientOptions) (*Client, error) {
+	if opts.TLS == nil {
+		return nil, &OptionError{"TLS", "a *tlsbridge.Client is required"}
+	}
+	if err := checkAddr("Target", opts.Target); err != nil {
+		return nil, err
+	}
+	if opts.HandshakeTimeout < 0 {
+		return nil, &OptionError{"HandshakeTimeout", "negative"}
+	}
+	c := &Client{
+		tls: opts.TLS, target: opts.Target, timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
+		trust: opts.Trust, explain: opts.Explain,
+	}
+	if c.explain == nil {
+		c.explain = func(err error) error { return err }
+	}
+	c.l = newListener(opts.Logger, "client", opts.Target, c.handle)
+	c.log = c.l.log
+	return c, nil
+}
+
+// Serve accepts connections on ln until Shutdown or Close (it then
+// returns ErrServerClosed at once, while Shutdown drains) or until ctx
+// ends (it then cuts every open connection, waits for them and returns
+// ctx's error). It logs "listening" first. ctx is also the parent of every
+// connection's context. Serve closes ln.
+func (c *Client) Serve(ctx context.Context, ln net.Listener) error { return c.l.serve(ctx, ln) }
+
+// Shutdown stops accepting and drains, as Server.Shutdown does.
+func (c *Client) Shutdown(ctx context.Context, attrs ...any) error {
+	return c.l.shutdown(ctx, attrs...)
+}
+
+// Close stops accepting, cuts every open connection at once, and returns
+// when their handlers have ended.
+func (c *Client) Close() error {
+	c.l.close()
+	return nil
+}
+
+// CheckTarget connects to the target once, before Serve, so that the
+// target's key is decided then — where the tlsbridge.Client's Prompt may
+// ask a human, ctx giving them the time — and not in the middle of
+// traffic. A key that is not trusted, or a refusal of this client's key,
+// is a *TargetError: the proxy should not start. A target that cannot be
+// reached is only logged (it is tried again at each connection), and
+// CheckTarget returns nil, as it does after logging "target verified".
+func (c *Client) CheckTarget(ctx context.Context) error {
+	conn, err := c.tls.DialContext(ctx, "tcp", c.target)
+	if err != nil {
+		if isHandshakeError(err) {
+			return &TargetError{Target: c.target, Err: err}
+		}
+		c.log.Warn("target unreachable at start; it will be checked at each connection", "target", c.target, "error", err.Error())
+		return nil
+	}
+	defer conn.Close()
+	// In TLS 1.3 the server decides on our key after our handshake is
+	// done: its refusal arrives as an alert on the first read.
+	if err := awaitRefusal(conn, refusalWait); err != nil {
+		return &TargetError{Target: c.target, Err: err}
+	}
+	c.log.Info("target verified", c.trustAttrs(conn, "target", c.target)...)
+	return nil
+}
+
+// handle serves one connection: the target over TLS, then the pipe.
+func (c *Client) handle(ctx context.Context, raw net.Conn) {
+	start := time.Now()
+	defer raw.Close()
+	attrs := []any{"remote", raw.RemoteAddr().String(), "target", c.target}
+	dctx, cancel := context.WithTimeout(ctx, c.timeout)
+	conn, err := c.tls.DialContext(dctx, "tcp", c.target)
+	cancel()
+	if err != nil {
+		c.log.Error("target refused", append(attrs, "reason", c.explain(err).Error())...)
+		return
+	}
+	defer conn.Close()
+	attrs = c.trustAttrs(conn, attrs...)
+	c.log.Info("connected", attrs...)
+	out, in := pipe(ctx, conn, raw)
+	c.log.Info("closed", append(attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))...)
+}
+
+// trustAttrs adds the target's fingerprint and, with Trust, why it was
+// trusted.
+func (c *Client) trustAttrs(conn *tls.Conn, attrs ...any) []any {
+	attrs = append(attrs, "fingerprint", serverFingerprint(conn))
+	if c.trust != nil {
+		attrs = append(attrs, "trust", c.trust(conn))
+	}
+	return attrs
+}
+
+// awaitRefusal reads from a fresh connection for a moment: an alert is
+// the server refusing us; data, the end of the stream or silence are not.
+func awaitRefusal(conn *tls.Conn, wait time.Duration) error {
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	defer conn.SetReadDeadline(time.Time{})
+	var b [1]byte
+	_, err := conn.Read(b[:])
+	var ne net.Error
+	if err == nil || errors.Is(err, io.EOF) || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	return err
+}
+
+// isHandshakeError tells a TLS or trust failure (final: retrying will not
+// help) from a network one (the target is down, slow or went away).
+func isHandshakeError(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) &&
+		!errors.Is(err, syscall.EPIPE) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)
+}
+
+// serverFingerprint is the fingerprint of the key the server presented.
+func serverFingerprint(conn *tls.Conn) string {
+	cs := conn.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		return ""
+	}
+	return jwk.FormatFingerprint(sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo))
+}

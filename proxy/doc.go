@@ -1,0 +1,76 @@
+// Package proxy puts keytool's pinned mutual TLS in front of any TCP
+// server, or behind any TCP client, without changing either: an HTTP
+// server, Redis, a database, curl, psql.
+//
+// # Server mode
+//
+// A Server accepts mutual TLS, lets its *tlsbridge.Server decide on each
+// client's key (authorized, revoked, PKI mode: docs/tlsbridge.md), and
+// connects each admitted client to the target over plain TCP:
+//
+//	client ──mutual TLS──▶ Server ──TCP──▶ target (127.0.0.1:8080)
+//	          │
+//	          └ handshake: the client's key must be authorized (authkeys)
+//
+// With ServerOptions.Enroll, a client whose key is not authorized may
+// finish the handshake but only to enroll (package enroll); its
+// connection never reaches the target.
+//
+// # Client mode
+//
+// A Client accepts plain TCP — from a program that only speaks TCP — and
+// connects each connection to the target over mutual TLS, presenting its
+// identity and checking the target's key against the keys pinned for the
+// target's address (knownhosts):
+//
+//	program ──TCP──▶ Client ──mutual TLS──▶ target (db.example:8443)
+//
+// CheckTarget connects once before serving, so that an unknown or changed
+// key, or a target that refuses this client, stops the program at start.
+//
+// # Connections
+//
+// Each connection gets its own goroutine. Its handshake (and the dial to
+// the target) must finish within HandshakeTimeout. Then bytes are copied
+// both ways; when one side ends its stream, the other side's write half is
+// closed (a TCP FIN, a TLS close_notify) and the copy the other way goes
+// on, so that a client that sends a request and closes its side still gets
+// the answer. An error either way closes both.
+//
+// Every connection is logged (log/slog) as it ends: the remote address,
+// the peer key's fingerprint, its authorized-keys entry name or why it was
+// refused, the bytes copied each way, the duration. The trust files are
+// read at every handshake, so a key authorized, removed or revoked applies
+// from the next connection, without a restart.
+//
+// # Lifecycle
+//
+// Serve logs "listening" with the goroutine count, and accepts until
+// Shutdown, Close or the end of its context. Shutdown stops accepting,
+// logs "stopped accepting; draining open connections" with the number
+// still open and the goroutine count (with no connection open, the two
+// counts are the same unless something leaked), and waits for the open
+// connections until its context ends; then it cuts them. Close cuts them
+// at once. A program drains on SIGTERM this way:
+//
+//	srv, err := proxy.NewServer(proxy.ServerOptions{TLS: tlsSrv, Target: "127.0.0.1:8080", Logger: log})
+//	ln, err := net.Listen("tcp", ":8443")
+//	go func() {
+//		<-sigterm
+//		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+//		defer cancel()
+//		srv.Shutdown(ctx, "signal", "terminated")
+//	}()
+//	err = srv.Serve(context.Background(), ln) // ErrServerClosed after Shutdown
+//
+// where tlsSrv is a *tlsbridge.Server made from an identity and an
+// *authkeys.Store (see the example, and docs/proxy.md).
+//
+// # Errors
+//
+// The errors of this package are one line and start with "proxy:":
+// *OptionError for options NewServer and NewClient cannot work with,
+// *TargetError for a target that failed CheckTarget (the tlsbridge or
+// knownhosts error inside says why), ErrServerClosed and ErrServing. What
+// to do about them is the program's to say.
+package proxy

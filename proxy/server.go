@@ -1,0 +1,212 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// TLS presents the proxy's identity and decides which clients get in.
+	// Required.
+	TLS *tlsbridge.Server
+	// Target is where each admitted client is connected, over plain TCP
+	// (host:port). Required.
+	Target string
+	// HandshakeTimeout bounds a client's TLS handshake, and the dial to the
+	// target; zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Enroll, if set, serves the clients whose key is not authorized: they
+	// may make one HTTP request on their connection (enrollment, an
+	// *enroll.Handler), and nothing else. It only sees such clients if TLS
+	// lets them finish the handshake (tlsbridge.ServerOptions.AllowUnknown).
+	Enroll http.Handler
+	// Logger receives a line per connection and the lifecycle; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Server is server mode: it accepts mutual TLS, admits the clients that
+// its tlsbridge.Server authorizes, and connects each to the target over
+// plain TCP.
+type Server struct {
+	tls     *tlsbridge.Server
+	cfg     *tls.Config
+	target  string
+	timeout time.Duration
+	enroll  http.Handler
+	log     *slog.Logger
+	l       *listener
+}
+
+// NewServer checks opts and makes a Server; Serve starts it.
+func NewServer(opts ServerOptions) (*Server, error) {
+	if opts.TLS == nil {
+		return nil, &OptionError{"TLS", "a *tlsbridge.Server is required"}
+	}
+	if err := checkAddr("Target", opts.Target); err != nil {
+		return nil, err
+	}
+	if opts.HandshakeTimeout < 0 {
+		return nil, &OptionError{"HandshakeTimeout", "negative"}
+	}
+	s := &Server{
+		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target,
+		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout), enroll: opts.Enroll,
+	}
+	s.l = newListener(opts.Logger, "server", opts.Target, s.handle)
+	s.log = s.l.log
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown or Close (it then
+// returns ErrServerClosed at once, while Shutdown drains) or until ctx
+// ends (it then cuts every open connection, waits for them and returns
+// ctx's error). It logs "listening" first. ctx is also the parent of every
+// connection's context. Serve closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error { return s.l.serve(ctx, ln) }
+
+// Shutdown stops accepting and waits for the open connections to end,
+// then returns nil. If ctx ends first, it cuts them, waits for their
+// handlers and returns ctx's error; it logs the cut when ctx's deadline
+// passed (whoever cancels ctx says why). It first logs "stopped
+// accepting; draining open connections" with attrs (slog key-value pairs,
+// such as the signal that asked for the drain), the number of connections
+// open, the time left before ctx's deadline, and runtime.NumGoroutine().
+func (s *Server) Shutdown(ctx context.Context, attrs ...any) error {
+	return s.l.shutdown(ctx, attrs...)
+}
+
+// Close stops accepting, cuts every open connection at once, and returns
+// when their handlers have ended.
+func (s *Server) Close() error {
+	s.l.close()
+	return nil
+}
+
+// handle serves one connection: handshake, decision, then the target.
+func (s *Server) handle(ctx context.Context, raw net.Conn) {
+	start := time.Now()
+	defer raw.Close()
+	remote := raw.RemoteAddr().String()
+	conn := tls.Server(raw, s.cfg)
+	fp, err := s.handshake(ctx, raw, conn)
+	if err != nil {
+		s.logHandshakeFailure(err, remote, fp, start)
+		return
+	}
+	// The handshake decided; ask again for the entry it matched (and fail
+	// closed if the key was removed in between).
+	cs := conn.ConnectionState()
+	peer, err := s.tls.Peer(&cs, remoteAddr(raw))
+	if err == nil && peer.Err != nil && s.enroll != nil {
+		// An unknown client may enroll on this connection, and do
+		// nothing else.
+		s.log.Info("not authorized: serving enrollment only", "remote", remote, "fingerprint", fp, "reason", peer.Err.Error())
+		_ = enroll.ServeConn(ctx, conn, s.enroll)
+		return
+	}
+	if err == nil && peer.Err != nil {
+		err = peer.Err
+	}
+	if err != nil {
+		s.log.Warn("refused", "remote", remote, "fingerprint", fp, "reason", err.Error(), "duration", since(start))
+		return
+	}
+	attrs := []any{"remote", remote, "fingerprint", fp, "name", peer.Name()}
+	if peer.ViaCA {
+		attrs = append(attrs, "via", "ca", "subject", peer.Certificate.Subject.String())
+	}
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, s.timeout)
+	target, err := d.DialContext(dctx, "tcp", s.target)
+	cancel()
+	if err != nil {
+		s.log.Error("target unreachable", append(attrs, "target", s.target, "error", err.Error())...)
+		return
+	}
+	defer target.Close()
+	s.log.Info("accepted", attrs...)
+	in, out := pipe(ctx, conn, target)
+	s.log.Info("closed", append(attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))...)
+}
+
+// handshake runs the TLS handshake within the timeout, and returns the
+// fingerprint of the client's key if it showed one.
+func (s *Server) handshake(ctx context.Context, raw net.Conn, conn *tls.Conn) (fp string, err error) {
+	// A deadline, so that a socket that never completes its handshake
+	// cannot hold a goroutine (nor the drain).
+	_ = raw.SetDeadline(time.Now().Add(s.timeout))
+	hctx, cancel := context.WithTimeout(ctx, s.timeout)
+	err = conn.HandshakeContext(hctx)
+	cancel()
+	if cs := conn.ConnectionState(); len(cs.PeerCertificates) > 0 {
+		fp = jwk.FormatFingerprint(sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo))
+	}
+	if err == nil {
+		_ = raw.SetDeadline(time.Time{})
+	}
+	return fp, err
+}
+
+// logHandshakeFailure logs a failed handshake: our refusal is "refused";
+// the client giving up (it did not trust our key, or went away) or a
+// timeout is "handshake failed".
+func (s *Server) logHandshakeFailure(err error, remote, fp string, start time.Time) {
+	msg, reason := "refused", err.Error()
+	var op *net.OpError
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		msg, reason = "handshake failed", fmt.Sprintf("no handshake within %v", s.timeout)
+	case (errors.As(err, &op) && op.Op == "remote error") || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.Canceled):
+		msg = "handshake failed"
+	}
+	s.log.Warn(msg, "remote", remote, "fingerprint", fp, "reason", reason, "duration", since(start))
+}
+
+// remoteAddr is the address of c's peer, for the from networks of
+// authorized keys.
+func remoteAddr(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// since is the time since start, for the logs.
+func since(start time.Time) string { return time.Since(start).Round(time.Millisecond).String() }
+
+// orDefault is d, or def if d is zero.
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// checkAddr checks that a required address option is host:port.
+func checkAddr(option, addr string) error {
+	if addr == "" {
+		return &OptionError{option, "required (host:port)"}
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return &OptionError{option, fmt.Sprintf("%q is not host:port: %v", addr, err)}
+	}
+	return nil
+}
