@@ -78,17 +78,8 @@ it is authorized; a file left with no key is deleted.`,
 		run: func(c *cli, args []string) error {
 			adding := flags.Changed("name") || flags.Changed("comment") || flags.Changed("expires") || flags.Changed("from") || o.force
 			removing := flags.Changed("remove")
-			switch {
-			case list && removing:
-				return usagef("--list and --remove cannot be combined")
-			case asJSON && !list:
-				return usagef("--json goes with --list")
-			case (list || removing) && (adding || len(args) > 0):
-				return usagef("--list and --remove take no FILE and no other flag")
-			case list:
-				return c.listAuthorized(asJSON)
-			case removing:
-				return c.unauthorize(remove)
+			if done, err := listOrRemove(list, asJSON, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.unauthorize(remove) }); done {
+				return err
 			}
 			switch len(args) {
 			case 0:

@@ -31,6 +31,26 @@ func (c *cli) printList(asJSON bool, items any, header []string, rows [][]string
 	return w.Flush()
 }
 
+// listOrRemove is the dispatch authorize, revoke and trust-host share:
+// --list [--json] lists, --remove removes, and neither goes with anything
+// else (others: arguments or flags of the command's main mode). It reports
+// whether one of them ran, and its error.
+func listOrRemove(list, asJSON, removing, others bool, doList func(asJSON bool) error, doRemove func() error) (bool, error) {
+	switch {
+	case list && removing:
+		return true, usagef("--list and --remove cannot be combined")
+	case asJSON && !list:
+		return true, usagef("--json goes with --list")
+	case (list || removing) && others:
+		return true, usagef("--list and --remove take no other argument or flag")
+	case list:
+		return true, doList(asJSON)
+	case removing:
+		return true, doRemove()
+	}
+	return false, nil
+}
+
 // reportSkipped prints, one line each, the trust files a store skipped,
 // each with the command that fixes it when there is one.
 func reportSkipped[P error](c *cli, cmd string, problems []P) {

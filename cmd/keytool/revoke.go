@@ -51,17 +51,8 @@ place (they no longer grant anything); remove them with
 		},
 		run: func(c *cli, args []string) error {
 			removing := flags.Changed("remove")
-			switch {
-			case list && removing:
-				return usagef("--list and --remove cannot be combined")
-			case asJSON && !list:
-				return usagef("--json goes with --list")
-			case (list || removing) && len(args) > 0:
-				return usagef("--list and --remove take no other argument")
-			case list:
-				return c.listRevoked(asJSON)
-			case removing:
-				return c.unrevoke(remove)
+			if done, err := listOrRemove(list, asJSON, removing, len(args) > 0, c.listRevoked, func() error { return c.unrevoke(remove) }); done {
+				return err
 			}
 			switch len(args) {
 			case 0:

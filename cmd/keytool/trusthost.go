@@ -59,19 +59,10 @@ message and changes nothing: remove the old pin first.`,
 					modes++
 				}
 			}
+			if done, err := listOrRemove(list, asJSON, remove != "", len(args) > 0 || modes > 0, c.listHosts, func() error { return c.unpinHost(remove) }); done {
+				return err
+			}
 			switch {
-			case list:
-				if len(args) > 0 || modes > 0 || remove != "" {
-					return usagef("--list takes no other argument")
-				}
-				return c.listHosts(asJSON)
-			case remove != "":
-				if len(args) > 0 || modes > 0 {
-					return usagef("--remove takes no other argument")
-				}
-				return c.unpinHost(remove)
-			case asJSON:
-				return usagef("--json goes with --list")
 			case len(args) != 1:
 				return usagef("trust-host needs one ADDR (host:port)")
 			case modes > 1:
