@@ -366,7 +366,7 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	if err != nil {
 		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Err: fmt.Errorf("reading the answer: %w", err)}
 	}
-	var ans Answer
+	var ans Response
 	if err := json.Unmarshal(data, &ans); err != nil || (resp.StatusCode != http.StatusOK && ans.Reason == "") {
 		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Status: resp.Status}
 	}

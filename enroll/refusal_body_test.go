@@ -60,7 +60,7 @@ func TestRefusalBodiesLeakNothing(t *testing.T) {
 		t.Helper()
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
-		var a Answer
+		var a Response
 		if err := dec.Decode(&a); err != nil || a.Reason != want || status != reasonStatus[want] || a.Name != "" || a.ServerFingerprint != "" {
 			t.Errorf("%s: %d %s (%v), want reason %s", what, status, body, err, want)
 		}

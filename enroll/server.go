@@ -38,7 +38,7 @@ type Request struct {
 	Secret string `json:"secret"` // base64url, no padding, of the token's 32-byte secret
 }
 
-// Reason says why an enrollment was refused, in Answer.Reason.
+// Reason says why an enrollment was refused, in Response.Reason.
 type Reason string
 
 // The reasons, each with its own HTTP status.
@@ -68,10 +68,10 @@ var reasonStatus = map[Reason]int{
 	ReasonMethodNotAllowed: http.StatusMethodNotAllowed,
 }
 
-// Answer is the JSON body of every answer of the endpoint: on success
-// Name and both fingerprints; on failure Error (for people) and Reason
-// (for programs).
-type Answer struct {
+// Response is the JSON body of every answer of the endpoint, as Request
+// is that of what the client sends: on success Name and both
+// fingerprints; on failure Error (for people) and Reason (for programs).
+type Response struct {
 	Name              string `json:"name,omitempty"`
 	ClientFingerprint string `json:"client_fingerprint,omitempty"`
 	ServerFingerprint string `json:"server_fingerprint,omitempty"`
@@ -170,7 +170,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		h.log.Warn("enrollment refused", append(attrs, "reason", ReasonRateLimited, "retry_after", secs)...)
-		h.answer(w, Answer{Reason: ReasonRateLimited, Error: fmt.Sprintf("too many failed enrollment attempts from this address (or from everyone): try again in %d seconds", secs)})
+		h.answer(w, Response{Reason: ReasonRateLimited, Error: fmt.Sprintf("too many failed enrollment attempts from this address (or from everyone): try again in %d seconds", secs)})
 		return
 	}
 	var req Request
@@ -183,7 +183,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.lim.fail(remote, now)
 		}
 		h.log.Warn("enrollment refused", append(attrs, "reason", ref.reason, "detail", ref.msg)...)
-		h.answer(w, Answer{Reason: ref.reason, Error: ref.msg})
+		h.answer(w, Response{Reason: ref.reason, Error: ref.msg})
 		return
 	}
 	h.log.Info("enrolled", append(attrs, "name", ans.Name, "server_fingerprint", ans.ServerFingerprint)...)
@@ -192,41 +192,41 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve does the work of one POST; the name returned is the invitation
 // named in the request, for the log, once it is known to be valid.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.Key, req *Request, now time.Time) (Answer, string, *refusal) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.Key, req *Request, now time.Time) (Response, string, *refusal) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return Answer{}, "", refuse(ReasonMethodNotAllowed, "use POST %s", Path)
+		return Response{}, "", refuse(ReasonMethodNotAllowed, "use POST %s", Path)
 	}
 	if clientKey == nil {
-		return Answer{}, "", refuse(ReasonNoCertificate, "no usable client certificate: enrollment needs the client's key in the TLS handshake")
+		return Response{}, "", refuse(ReasonNoCertificate, "no usable client certificate: enrollment needs the client's key in the TLS handshake")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
 	if err != nil {
-		return Answer{}, "", refuse(ReasonBadRequest, "reading the request: %v", err)
+		return Response{}, "", refuse(ReasonBadRequest, "reading the request: %v", err)
 	}
 	name, sum, ref := decodeRequest(body, req)
 	if ref != nil {
-		return Answer{}, name, ref
+		return Response{}, name, ref
 	}
 	if err := checkDir(h.opts.Dir); err != nil {
 		h.log.Error("invitations directory refused", "error", err.Error())
-		return Answer{}, name, refuse(ReasonInternal, "the server cannot read its invitations; its log says why")
+		return Response{}, name, refuse(ReasonInternal, "the server cannot read its invitations; its log says why")
 	}
 
 	pending := filepath.Join(h.opts.Dir, name+".json")
 	inv, err := readInvite(inviteRule(h.opts.Dir), pending)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Answer{}, name, h.notPending(name, sum)
+		return Response{}, name, h.notPending(name, sum)
 	}
 	if err != nil {
 		h.log.Error("invitation unreadable", "file", pending, "error", err.Error())
-		return Answer{}, name, refuse(ReasonInternal, "the server cannot read invitation %q; its log says why", name)
+		return Response{}, name, refuse(ReasonInternal, "the server cannot read invitation %q; its log says why", name)
 	}
 	if !secretMatches(inv, sum) {
-		return Answer{}, name, refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name)
+		return Response{}, name, refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name)
 	}
 	if !now.Before(inv.Expires) {
-		return Answer{}, name, refuse(ReasonExpired, "invitation %q expired at %s; ask the server's administrator for a new token",
+		return Response{}, name, refuse(ReasonExpired, "invitation %q expired at %s; ask the server's administrator for a new token",
 			name, inv.Expires.UTC().Format(time.RFC3339))
 	}
 
@@ -235,11 +235,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	// the invitation back.
 	claim, err := h.claim(pending, name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Answer{}, name, refuse(ReasonAlreadyUsed, "invitation %q was already used: a token works once; ask for a new one", name)
+		return Response{}, name, refuse(ReasonAlreadyUsed, "invitation %q was already used: a token works once; ask for a new one", name)
 	}
 	if err != nil {
 		h.log.Error("claiming an invitation", "file", pending, "error", err.Error())
-		return Answer{}, name, refuse(ReasonInternal, "the server could not claim invitation %q; its log says why", name)
+		return Response{}, name, refuse(ReasonInternal, "the server could not claim invitation %q; its log says why", name)
 	}
 	entry, err := h.opts.Clients.Add(clientKey, name, authkeys.AddNew)
 	if err != nil {
@@ -249,15 +249,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		var revoked *authkeys.RevokedError
 		switch {
 		case errors.As(err, &exists):
-			return Answer{}, name, refuse(ReasonNotEnrollable, "the server already has another key named %q; the invitation is unchanged, and its administrator must remove that key or invite under another name",
+			return Response{}, name, refuse(ReasonNotEnrollable, "the server already has another key named %q; the invitation is unchanged, and its administrator must remove that key or invite under another name",
 				name)
 		case errors.As(err, &already):
-			return Answer{}, name, refuse(ReasonNotEnrollable, "this client's key %s is already authorized on the server; the invitation was not used", clientKey.Fingerprint())
+			return Response{}, name, refuse(ReasonNotEnrollable, "this client's key %s is already authorized on the server; the invitation was not used", clientKey.Fingerprint())
 		case errors.As(err, &revoked):
-			return Answer{}, name, refuse(ReasonNotEnrollable, "this client's key %s is revoked on the server", clientKey.Fingerprint())
+			return Response{}, name, refuse(ReasonNotEnrollable, "this client's key %s is revoked on the server", clientKey.Fingerprint())
 		}
 		h.log.Error("adding an enrolled key", "invitation", name, "error", err.Error())
-		return Answer{}, name, refuse(ReasonInternal, "the server could not add this client's key; its log says why")
+		return Response{}, name, refuse(ReasonInternal, "the server could not add this client's key; its log says why")
 	}
 	inv.Used = now.UTC()
 	inv.ClientFingerprint = clientKey.Fingerprint()
@@ -268,7 +268,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		}
 	}
 	_ = os.Remove(claim) // the record (or, failing that, the claim's removal) is what is left
-	return Answer{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
+	return Response{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
 }
 
 // decodeRequest parses and checks a request body (read from the network:
@@ -352,7 +352,7 @@ func (h *Handler) unclaim(claim, pending string) {
 	_ = os.Remove(claim)
 }
 
-func (h *Handler) answer(w http.ResponseWriter, a Answer) {
+func (h *Handler) answer(w http.ResponseWriter, a Response) {
 	status := http.StatusOK
 	if a.Reason != "" {
 		status = reasonStatus[a.Reason]

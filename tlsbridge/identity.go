@@ -143,7 +143,7 @@ func LoadIdentity(keyFile, certFile string, opts CertOptions) (*Identity, error)
 	if err != nil {
 		return nil, fmt.Errorf("tlsbridge: the identity's certificate %s: %w", certFile, err)
 	}
-	return IdentityWithChain(k, certFile, data)
+	return NewIdentityWithChain(k, certFile, data)
 }
 
 // LoadHomeIdentity loads the identity of a keytool home: the single
@@ -161,10 +161,10 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	return LoadIdentity(keyFile, certFile, opts)
 }
 
-// IdentityWithChain pairs a private key with a PEM certificate chain issued
+// NewIdentityWithChain pairs a private key with a PEM certificate chain issued
 // for it, leaf first. A leaf whose key is not k is refused: presenting it
 // would fail every handshake, or worse, present someone else's identity.
-func IdentityWithChain(k *jwk.Key, name string, pemData []byte) (*Identity, error) {
+func NewIdentityWithChain(k *jwk.Key, name string, pemData []byte) (*Identity, error) {
 	var chain [][]byte
 	rest := pemData
 	for {

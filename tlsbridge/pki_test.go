@@ -64,7 +64,7 @@ func (ca *testCA) issue(t *testing.T, k *jwk.Key) *Identity {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := IdentityWithChain(k, "cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	id, err := NewIdentityWithChain(k, "cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestIdentityWithChainRefusesAnotherKey(t *testing.T) {
 	ca := newCA(t)
 	a, b := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
 	id := ca.issue(t, a)
-	_, err := IdentityWithChain(b, "cert.pem", id.CertificatePEM())
+	_, err := NewIdentityWithChain(b, "cert.pem", id.CertificatePEM())
 	if err == nil || !strings.Contains(err.Error(), "cert.pem is a certificate for key "+a.Fingerprint()) || !strings.Contains(err.Error(), b.Fingerprint()) {
 		t.Fatalf("err = %v", err)
 	}
