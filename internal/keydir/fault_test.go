@@ -219,13 +219,12 @@ func TestWatchLimitFallsBackToRescans(t *testing.T) {
 // fs.inotify.max_user_instances, gives EMFILE), the loader says so and the
 // periodic rescan alone keeps the snapshot current.
 func TestNoWatcherFallsBackToRescans(t *testing.T) {
-	newWatcher = func() (*fsnotify.Watcher, error) { return nil, fmt.Errorf("inotify_init1: %w", syscall.EMFILE) }
-	t.Cleanup(func() { newWatcher = fsnotify.NewWatcher })
+	failing := func() (*fsnotify.Watcher, error) { return nil, fmt.Errorf("inotify_init1: %w", syscall.EMFILE) }
 	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
 	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
 	var buf syncBuffer
 	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Rescan: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+		Logger: slog.New(slog.NewTextHandler(&buf, nil)), NewWatcher: failing})
 	l.Watch(context.Background())
 	t.Cleanup(func() { l.Close() })
 	eventually(t, l, "initial", time.Now(), want(t, key(t, 1)))

@@ -280,7 +280,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 	}
 	// An I/O error (EACCES here; a test running as root cannot make one
 	// with chmod) on one revocation file.
-	l.readFile = func(path string) ([]byte, fs.FileInfo, error) {
+	l.cfg.ReadFile = func(path string) ([]byte, fs.FileInfo, error) {
 		if filepath.Base(path) == "more.json" {
 			return nil, nil, &fs.PathError{Op: "open", Path: path, Err: syscall.EACCES}
 		}
@@ -293,7 +293,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 		t.Fatalf("RevocationErr = %v", s.RevocationErr)
 	}
 	// A parse error in a revocation file fails closed too.
-	l.readFile = trustfile.Read
+	l.cfg.ReadFile = trustfile.Read
 	keydirtest.Write(t, filepath.Join(rev, "more.json"), []byte("garbage"))
 	if s := l.Reload(); s.RevocationErr == nil {
 		t.Fatal("a malformed revocation file must fail closed")
@@ -320,7 +320,7 @@ func TestReloadReadsOnlyChangedFiles(t *testing.T) {
 	l := newLoader(Source{Path: dir, Dir: true})
 	var mu sync.Mutex
 	var reads []string
-	l.readFile = func(path string) ([]byte, fs.FileInfo, error) {
+	l.cfg.ReadFile = func(path string) ([]byte, fs.FileInfo, error) {
 		mu.Lock()
 		reads = append(reads, filepath.Base(path))
 		mu.Unlock()

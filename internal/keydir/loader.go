@@ -96,6 +96,12 @@ type Config[T any] struct {
 	// Rescan is the period of the full rescan that catches lost events
 	// (DefaultRescan if zero, none if negative).
 	Rescan time.Duration
+	// ReadFile reads one key file; nil means trustfile.Read, the one
+	// bounded, non-blocking reader of trust files. A reader of one's own
+	// (a test's, failing on purpose) must keep its guarantees.
+	ReadFile func(path string) ([]byte, fs.FileInfo, error)
+	// NewWatcher makes the file watcher; nil means fsnotify.NewWatcher.
+	NewWatcher func() (*fsnotify.Watcher, error)
 }
 
 // File is one file that loaded, with the entries made from its keys.
@@ -165,8 +171,10 @@ type Loader[T any] struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// readFile reads a file; tests replace it to simulate I/O errors.
-	readFile func(path string) ([]byte, fs.FileInfo, error)
+	// Three probes for tests, where no option would do (what to read and
+	// how to watch are Config's): points inside the loader's own
+	// concurrency, and an inotify limit a test cannot exhaust for itself.
+	//
 	// addWatch, if set, replaces fsnotify's Add; tests make it fail to
 	// simulate an exhausted inotify watch limit.
 	addWatch func(dir string) error
@@ -194,6 +202,12 @@ func New[T any](cfg Config[T]) *Loader[T] {
 	if cfg.Rescan == 0 {
 		cfg.Rescan = DefaultRescan
 	}
+	if cfg.ReadFile == nil {
+		cfg.ReadFile = trustfile.Read
+	}
+	if cfg.NewWatcher == nil {
+		cfg.NewWatcher = fsnotify.NewWatcher
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -206,7 +220,6 @@ func New[T any](cfg Config[T]) *Loader[T] {
 		watched:  map[string]os.FileInfo{},
 		problems: map[string]bool{},
 		subs:     map[chan struct{}]struct{}{},
-		readFile: trustfile.Read,
 	}
 	l.snap.Store(&Snapshot[T]{})
 	return l

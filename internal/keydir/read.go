@@ -60,7 +60,7 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	state.old = nil
 	state.read = true
 	src := l.cfg.Sources[state.src]
-	data, fi, err := l.readFile(state.path)
+	data, fi, err := l.cfg.ReadFile(state.path)
 	if errors.Is(err, os.ErrNotExist) {
 		if isLink(state.path) {
 			// The link's target went between stat and read: a problem

@@ -19,7 +19,7 @@ import (
 // everything every Config.Rescan as a safety net. If notifications are not
 // available it logs that and relies on the periodic rescan alone.
 func (l *Loader[T]) Watch(ctx context.Context) {
-	fw, err := newWatcher()
+	fw, err := l.cfg.NewWatcher()
 	if err != nil {
 		l.log.Warn("cannot watch trust files; falling back to periodic rescans", "error", err, "every", l.cfg.Rescan)
 		fw = nil
@@ -33,10 +33,6 @@ func (l *Loader[T]) Watch(ctx context.Context) {
 	l.done = make(chan struct{})
 	go l.run(ctx, fw)
 }
-
-// newWatcher is fsnotify.NewWatcher; a test makes it fail as it does when
-// the inotify instance limit (fs.inotify.max_user_instances) is reached.
-var newWatcher = fsnotify.NewWatcher
 
 // Close stops watching and waits for the watcher's goroutines to end. It
 // is safe to call on a loader that never watched, and more than once.

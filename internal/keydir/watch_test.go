@@ -292,7 +292,7 @@ func TestRescanComparesUnlocked(t *testing.T) {
 		mu    sync.Mutex // many files are read in parallel
 		reads []string
 	)
-	l.readFile = func(path string) ([]byte, fs.FileInfo, error) {
+	l.cfg.ReadFile = func(path string) ([]byte, fs.FileInfo, error) {
 		mu.Lock()
 		reads = append(reads, filepath.Base(path))
 		mu.Unlock()
