@@ -37,11 +37,13 @@
 // on, so that a client that sends a request and closes its side still gets
 // the answer. An error either way closes both.
 //
-// Every connection is logged (log/slog) as it ends: the remote address,
-// the peer key's fingerprint, its authorized-keys entry name or why it was
-// refused, the bytes copied each way, the duration. The trust files are
-// read at every handshake, so a key authorized, removed or revoked applies
-// from the next connection, without a restart.
+// Every connection is logged (log/slog) when it is admitted or refused,
+// and as it ends: the remote address, the peer key's fingerprint, its
+// authorized-keys entry name or why it was refused, the bytes copied each
+// way, the duration. Each handshake is decided against the stores' current
+// snapshot, so with watched stores (authkeys.Open, knownhosts.Open) a key
+// authorized, removed or revoked applies from the next connection, without
+// a restart.
 //
 // # Lifecycle
 //
@@ -62,6 +64,9 @@
 //		srv.Shutdown(ctx, "signal", "terminated")
 //	}()
 //	err = srv.Serve(context.Background(), ln) // ErrServerClosed after Shutdown
+//
+// Serve returns as soon as accepting stops: a program waits for Shutdown
+// to return before it exits.
 //
 // where tlsSrv is a *tlsbridge.Server made from an identity and an
 // *authkeys.Store (see the example, and docs/proxy.md).
