@@ -86,10 +86,10 @@ func newStore(opts Options) *Store {
 
 // Load reads the key files once. The store does not follow later changes
 // (but its own Add and Remove are reflected at once).
-func Load(opts Options) (*Store, error) {
+func Load(opts Options) *Store {
 	s := newStore(opts)
 	s.Start(context.Background(), false)
-	return s, nil
+	return s
 }
 
 // Open reads the key files and keeps the store current as they change,
@@ -97,10 +97,10 @@ func Load(opts Options) (*Store, error) {
 // (fsnotify), bursts of events are debounced, only changed files are
 // re-read, and everything is rescanned periodically in case an event was
 // lost.
-func Open(ctx context.Context, opts Options) (*Store, error) {
+func Open(ctx context.Context, opts Options) *Store {
 	s := newStore(opts)
 	s.Start(ctx, true)
-	return s, nil
+	return s
 }
 
 func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {

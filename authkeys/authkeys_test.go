@@ -33,10 +33,7 @@ func TestLookup(t *testing.T) {
 	fromKey := keydirtest.WithAttrs(eve, "comment", "eve")
 	fromKey.Attrs.SetList("from", []string{"10.0.0.0/8", "2001:db8::/32"})
 	keydirtest.Write(t, filepath.Join(home, "authorized_keys.json"), keydirtest.JWK(t, fromKey))
-	s, err := Load(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := Load(opts)
 	if p := s.Problems(); len(p) != 0 {
 		t.Fatal(p)
 	}
@@ -83,7 +80,7 @@ func TestLookup(t *testing.T) {
 	}
 	// Library errors carry data in one line, prefixed with the package,
 	// and no command: advice is the command line's.
-	_, err = s.LookupKey(key(t, 99), remote)
+	_, err := s.LookupKey(key(t, 99), remote)
 	if msg := err.Error(); !strings.HasPrefix(msg, "authkeys: ") || strings.Contains(msg, "\n") || strings.Contains(msg, "keytool ") {
 		t.Errorf("NotAuthorized error %q: want one line, prefixed, without a command", msg)
 	}
@@ -110,7 +107,7 @@ func TestRevocationUnreadableRefusesEveryone(t *testing.T) {
 	a := key(t, 1)
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a.json"), keydirtest.JWK(t, a))
 	keydirtest.Write(t, filepath.Join(home, "revoked_keys.pem"), []byte("-----BEGIN PUBLIC KEY-----\ngarbage\n"))
-	s, _ := Load(opts)
+	s := Load(opts)
 	_, err := s.LookupKey(a, netip.Addr{})
 	var re *RevokedError
 	if !errors.As(err, &re) || re.Err == nil || !strings.Contains(err.Error(), "revoked_keys.pem") {
@@ -138,7 +135,7 @@ func TestLookupAllocatesNothing(t *testing.T) {
 	a := keydirtest.WithAttrs(key(t, 1), "expires", "2999-01-01T00:00:00Z")
 	a.Attrs.SetList("from", []string{"10.0.0.0/8"})
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a.json"), keydirtest.JWK(t, a))
-	s, _ := Load(opts)
+	s := Load(opts)
 	sum, remote := a.SPKIHash(), netip.MustParseAddr("10.9.9.9")
 	if n := testing.AllocsPerRun(1000, func() {
 		if _, err := s.Lookup(sum, remote); err != nil {
@@ -152,7 +149,7 @@ func TestLookupAllocatesNothing(t *testing.T) {
 func TestAdd(t *testing.T) {
 	home := t.TempDir()
 	opts := HomeOptions(home)
-	s, _ := Load(opts)
+	s := Load(opts)
 	priv, err := jwk.Generate(jwk.EC256)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +219,7 @@ func TestRemove(t *testing.T) {
 	a, b, c := key(t, 1), key(t, 2), key(t, 3)
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "alice.json"), keydirtest.JWK(t, a))
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "team.json"), keydirtest.JWK(t, b, c))
-	s, _ := Load(opts)
+	s := Load(opts)
 	got, err := s.Remove("alice")
 	if err != nil || len(got) != 1 || got[0].Fingerprint != a.Fingerprint() {
 		t.Fatal(got, err)
@@ -261,7 +258,7 @@ func TestConcurrentAdders(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range 2 {
 		wg.Go(func() {
-			s, _ := Load(opts)
+			s := Load(opts)
 			for i := range 10 {
 				if _, err := s.Add(key(t, w*100+i), fmt.Sprintf("w%d-%d", w, i), AddNew); err != nil {
 					t.Error(err)
@@ -270,7 +267,7 @@ func TestConcurrentAdders(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	s, _ := Load(opts)
+	s := Load(opts)
 	if n := len(s.Entries()); n != 20 {
 		t.Fatalf("%d entries, want 20", n)
 	}
@@ -281,7 +278,7 @@ func TestConcurrentAdders(t *testing.T) {
 func TestConcurrentProcesses(t *testing.T) {
 	if home := os.Getenv("KEYTOOL_TEST_ADD_HOME"); home != "" {
 		w, _ := strconv.Atoi(os.Getenv("KEYTOOL_TEST_ADD_WORKER"))
-		s, _ := Load(HomeOptions(home))
+		s := Load(HomeOptions(home))
 		for i := range 15 {
 			if _, err := s.Add(key(t, w*100+i), fmt.Sprintf("p%d-%d", w, i), AddNew); err != nil {
 				t.Fatal(err)
@@ -309,7 +306,7 @@ func TestConcurrentProcesses(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	s, _ := Load(HomeOptions(home))
+	s := Load(HomeOptions(home))
 	if n := len(s.Entries()); n != 31 {
 		t.Fatalf("%d entries, want 31", n)
 	}
@@ -320,10 +317,7 @@ func TestOpenFollowsChanges(t *testing.T) {
 	opts := HomeOptions(home)
 	opts.Debounce = 20 * time.Millisecond
 	before := runtime.NumGoroutine()
-	s, err := Open(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := Open(context.Background(), opts)
 	ch, stop := s.Subscribe()
 	defer stop()
 	a := key(t, 1)
@@ -354,10 +348,7 @@ func TestOpenFollowsChanges(t *testing.T) {
 // though it stays authorized; Unrevoke lifts it.
 func TestRevokeAndUnrevoke(t *testing.T) {
 	home := t.TempDir()
-	s, err := Load(HomeOptions(home))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := Load(HomeOptions(home))
 	k := keydirtest.Key(t, 1)
 	if _, err := s.Add(k, "alice", AddNew); err != nil {
 		t.Fatal(err)

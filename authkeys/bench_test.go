@@ -158,13 +158,13 @@ func BenchmarkLoad(b *testing.B) {
 	})
 	b.Run("dir/cold-load", func(b *testing.B) {
 		for b.Loop() {
-			s, _ := Load(dirOpts)
+			s := Load(dirOpts)
 			if len(s.Entries()) != n {
 				b.Fatalf("%d entries", len(s.Entries()))
 			}
 		}
 	})
-	s, _ := Load(dirOpts)
+	s := Load(dirOpts)
 	changed := filepath.Join(dir, "k000007.json")
 	alt := [2][]byte{keydirtest.JWK(b, keydirtest.Key(b, n+1)), keydirtest.JWK(b, keys[7])}
 	b.Run("dir/one-changed-full-rescan", func(b *testing.B) {
@@ -199,7 +199,7 @@ func BenchmarkLoad(b *testing.B) {
 	})
 	b.Run("set/cold-load", func(b *testing.B) {
 		for b.Loop() {
-			s, _ := Load(setOpts)
+			s := Load(setOpts)
 			if len(s.Entries()) != n {
 				b.Fatalf("%d entries", len(s.Entries()))
 			}
@@ -225,7 +225,7 @@ func BenchmarkLoad(b *testing.B) {
 				var m0, m1 runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&m0)
-				s, _ := Load(c.opts)
+				s := Load(c.opts)
 				runtime.GC()
 				runtime.ReadMemStats(&m1)
 				perKey = float64(m1.HeapAlloc-m0.HeapAlloc) / float64(len(s.Entries()))

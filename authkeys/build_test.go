@@ -38,10 +38,7 @@ func TestIncrementalBuild(t *testing.T) {
 	for i := range 300 {
 		keydirtest.Write(t, filepath.Join(auth, fmt.Sprintf("base%03d.json", i)), keydirtest.JWK(t, key(t, 1000+i)))
 	}
-	s, err := Load(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := Load(opts)
 	reload := func(step string, paths ...string) {
 		t.Helper()
 		prev := s.snap.Load()
@@ -134,7 +131,7 @@ func TestIncrementalBuild(t *testing.T) {
 	}
 
 	// A fresh store reading the final files agrees too.
-	fresh, _ := Load(opts)
+	fresh := Load(opts)
 	for _, k := range append(pool, key(t, 1000)) {
 		a, errA := s.LookupKey(k, netip.Addr{})
 		b, errB := fresh.LookupKey(k, netip.Addr{})

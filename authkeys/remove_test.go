@@ -32,10 +32,7 @@ func TestRemoveTakesEveryCopy(t *testing.T) {
 			keydirtest.Write(t, filepath.Join(d, "b.json"), keydirtest.JWK(t, k))
 			keydirtest.Write(t, filepath.Join(d, "team.pem"), keydirtest.PEM(t, keydirtest.WithAttrs(k, "name", "c"), other))
 			keydirtest.Write(t, filepath.Join(home, "authorized_keys.json"), keydirtest.JWK(t, k))
-			s, err := Load(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := Load(opts)
 			removed, err := s.Remove(tc.fp)
 			if err != nil {
 				t.Fatalf("Remove(%s): %v", tc.fp, err)
@@ -66,7 +63,7 @@ func TestRemoveNameReportsKeyStillAuthorized(t *testing.T) {
 	opts := HomeOptions(home)
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "alice.json"), keydirtest.JWK(t, k))
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "laptop.json"), keydirtest.JWK(t, k))
-	s, _ := Load(opts)
+	s := Load(opts)
 	removed, err := s.Remove("laptop")
 	var still *StillAuthorizedError
 	if !errors.As(err, &still) || still.Entry.Name != "alice" || len(removed) != 1 {
@@ -85,7 +82,7 @@ func TestUnrevokeTakesEveryCopy(t *testing.T) {
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "alice.json"), keydirtest.JWK(t, k))
 	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "one.json"), keydirtest.JWK(t, k))
 	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "two.pem"), keydirtest.PEM(t, k))
-	s, _ := Load(opts)
+	s := Load(opts)
 	if _, err := s.Unrevoke(k.Thumbprint()); err != nil {
 		t.Fatal(err)
 	}

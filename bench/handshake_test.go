@@ -142,10 +142,7 @@ func BenchmarkResume(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(rd, "revoked.json"), jwkSet(revoked), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	store, err := authkeys.Load(authkeys.HomeOptions(home))
-	if err != nil {
-		b.Fatal(err)
-	}
+	store := authkeys.Load(authkeys.HomeOptions(home))
 	if len(store.Revoked()) != nrev {
 		b.Fatalf("%d revoked keys, want %d (%v)", len(store.Revoked()), nrev, store.Problems())
 	}

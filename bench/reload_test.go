@@ -43,10 +43,7 @@ func startWatched(b *testing.B, n int, debounce time.Duration, clients int) *wat
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := authkeys.Open(ctx, authkeys.Options{Dirs: []string{dir}, Debounce: debounce})
-	if err != nil {
-		b.Fatal(err)
-	}
+	store := authkeys.Open(ctx, authkeys.Options{Dirs: []string{dir}, Debounce: debounce})
 	if got := len(store.Entries()); got != n+1 {
 		b.Fatalf("%d keys, want %d", got, n+1)
 	}

@@ -54,19 +54,13 @@ func (h *home) key() *jwk.Key { return h.id.Key }
 
 func (h *home) hosts(t testing.TB) *knownhosts.Store {
 	t.Helper()
-	s, err := knownhosts.Load(knownhosts.HomeOptions(h.dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := knownhosts.Load(knownhosts.HomeOptions(h.dir))
 	return s
 }
 
 func (h *home) clients(t testing.TB) *authkeys.Store {
 	t.Helper()
-	s, err := authkeys.Load(authkeys.HomeOptions(h.dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := authkeys.Load(authkeys.HomeOptions(h.dir))
 	return s
 }
 

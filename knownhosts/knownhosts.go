@@ -78,18 +78,18 @@ func newStore(opts Options) *Store {
 
 // Load reads the host key files once (the store's own Add and Remove are
 // reflected at once, other changes are not).
-func Load(opts Options) (*Store, error) {
+func Load(opts Options) *Store {
 	s := newStore(opts)
 	s.Start(context.Background(), false)
-	return s, nil
+	return s
 }
 
 // Open reads the host key files and keeps the store current as they
 // change, until ctx is cancelled or Close is called.
-func Open(ctx context.Context, opts Options) (*Store, error) {
+func Open(ctx context.Context, opts Options) *Store {
 	s := newStore(opts)
 	s.Start(ctx, true)
-	return s, nil
+	return s
 }
 
 // Entries returns the pinned host keys in file order.

@@ -56,10 +56,7 @@ func load(t *testing.T, files map[string]*jwk.Key) (*Store, Options) {
 	for name, k := range files {
 		keydirtest.Write(t, filepath.Join(opts.Dirs[0], name), keydirtest.JWK(t, k))
 	}
-	s, err := Load(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := Load(opts)
 	if p := s.Problems(); len(p) != 0 {
 		t.Fatal(p)
 	}
@@ -190,7 +187,7 @@ func TestHostKeyWithoutAddressIsAProblem(t *testing.T) {
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "noaddr.json"), keydirtest.JWK(t, key(t, 1)))
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "badaddr.json"), keydirtest.JWK(t, pinned(t, 2, "a b")))
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "ok.json"), keydirtest.JWK(t, pinned(t, 3, "ok")))
-	s, _ := Load(opts)
+	s := Load(opts)
 	if p := s.Problems(); len(p) != 2 || p[0].Member != "address" || p[1].Member != "address" {
 		t.Fatalf("problems %v", p)
 	}
@@ -235,7 +232,7 @@ func TestFileName(t *testing.T) {
 func TestAddAndRemove(t *testing.T) {
 	home := t.TempDir()
 	opts := HomeOptions(home)
-	s, _ := Load(opts)
+	s := Load(opts)
 	k1, k2 := key(t, 1), key(t, 2)
 	path, err := s.Add("Web.Example.com:443", k1)
 	if err != nil {

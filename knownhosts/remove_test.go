@@ -57,7 +57,7 @@ func TestRemoveBySSHKeygenFingerprint(t *testing.T) {
 	}
 	fp := strings.Fields(string(out))[1]
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "ssh.json"), keydirtest.JWK(t, k))
-	s, _ := Load(opts)
+	s := Load(opts)
 	if removed, err := s.Remove(fp); err != nil || len(removed) != 1 {
 		t.Fatalf("Remove(%s) = %v, %v", fp, removed, err)
 	}

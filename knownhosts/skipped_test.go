@@ -34,7 +34,7 @@ func TestSkippedPinsNeverMakeAnUnknownHost(t *testing.T) {
 			if err := os.Chmod(path, mode); err != nil {
 				t.Fatal(err)
 			}
-			s, _ := Load(opts)
+			s := Load(opts)
 			var skipped *SkippedFilesError
 			if err := s.Check(addr, evil); !errors.As(err, &skipped) || len(skipped.Problems) == 0 {
 				t.Fatalf("Check of another key while the pin is skipped: %v, want *SkippedFilesError", err)
@@ -77,7 +77,7 @@ func TestMalformedPinFileRefusesUnknown(t *testing.T) {
 	home := t.TempDir()
 	opts := HomeOptions(home)
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "bad.json"), []byte(`{"kty":"EC"`))
-	s, _ := Load(opts)
+	s := Load(opts)
 	var skipped *SkippedFilesError
 	if err := s.Check("db.example:5432", key(t, 1)); !errors.As(err, &skipped) || skipped.Problems[0].Path != filepath.Join(opts.Dirs[0], "bad.json") {
 		t.Fatalf("Check: %v, want *SkippedFilesError naming bad.json", err)

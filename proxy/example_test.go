@@ -66,10 +66,7 @@ func Example() {
 	defer target.Close()
 
 	// The proxy: its identity, the watched authorized keys, the target.
-	clients, err := authkeys.Open(ctx, authkeys.HomeOptions(serverHome))
-	if err != nil {
-		log.Fatal(err)
-	}
+	clients := authkeys.Open(ctx, authkeys.HomeOptions(serverHome))
 	tlsSrv, err := tlsbridge.NewServer(serverID, tlsbridge.ServerOptions{Clients: clients})
 	if err != nil {
 		log.Fatal(err)
@@ -90,10 +87,7 @@ func Example() {
 	if _, err := clients.Add(clientID.Key.PublicKey(), "alice", authkeys.AddNew); err != nil {
 		log.Fatal(err)
 	}
-	hosts, err := knownhosts.Open(ctx, knownhosts.HomeOptions(clientHome))
-	if err != nil {
-		log.Fatal(err)
-	}
+	hosts := knownhosts.Open(ctx, knownhosts.HomeOptions(clientHome))
 	if _, err := hosts.Add(ln.Addr().String(), serverID.Key.PublicKey()); err != nil {
 		log.Fatal(err)
 	}

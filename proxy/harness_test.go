@@ -41,14 +41,8 @@ func newSide(t *testing.T) *side {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := authkeys.Load(authkeys.HomeOptions(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hosts, err := knownhosts.Load(knownhosts.HomeOptions(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := authkeys.Load(authkeys.HomeOptions(dir))
+	hosts := knownhosts.Load(knownhosts.HomeOptions(dir))
 	return &side{id: id, auth: auth, hosts: hosts}
 }
 

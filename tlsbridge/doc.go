@@ -13,7 +13,7 @@
 // from Server.PeerOf or, behind Server.Middleware, PeerFromContext.
 //
 //	id, _ := tlsbridge.LoadIdentity(home+"/key.json", "", tlsbridge.CertOptions{})
-//	keys, _ := authkeys.Open(ctx, authkeys.HomeOptions(home))
+//	keys := authkeys.Open(ctx, authkeys.HomeOptions(home))
 //	srv, _ := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: keys})
 //	httpSrv := &http.Server{Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig()}
 //	httpSrv.ListenAndServeTLS("", "")

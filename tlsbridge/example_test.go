@@ -48,10 +48,7 @@ func Example() {
 	defer os.RemoveAll(clientHome)
 
 	// Server side: watch the authorized keys; admit and greet by name.
-	clients, err := authkeys.Open(ctx, authkeys.HomeOptions(serverHome))
-	if err != nil {
-		log.Fatal(err)
-	}
+	clients := authkeys.Open(ctx, authkeys.HomeOptions(serverHome))
 	defer clients.Close()
 	srv, err := tlsbridge.NewServer(serverID, tlsbridge.ServerOptions{Clients: clients})
 	if err != nil {
@@ -70,10 +67,7 @@ func Example() {
 	if _, err := clients.Add(clientID.Key.PublicKey(), "alice", authkeys.AddNew); err != nil {
 		log.Fatal(err)
 	}
-	hosts, err := knownhosts.Open(ctx, knownhosts.HomeOptions(clientHome))
-	if err != nil {
-		log.Fatal(err)
-	}
+	hosts := knownhosts.Open(ctx, knownhosts.HomeOptions(clientHome))
 	defer hosts.Close()
 	if _, err := hosts.Add(ts.Listener.Addr().String(), serverID.Key.PublicKey()); err != nil {
 		log.Fatal(err)

@@ -35,14 +35,8 @@ func newHome(t *testing.T, typ jwk.Type) *home {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := authkeys.Load(authkeys.HomeOptions(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := knownhosts.Load(knownhosts.HomeOptions(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := authkeys.Load(authkeys.HomeOptions(dir))
+	host := knownhosts.Load(knownhosts.HomeOptions(dir))
 	return &home{dir: dir, id: id, auth: auth, host: host}
 }
 

@@ -104,7 +104,7 @@ type authorizeOptions struct {
 
 // localAuthStore loads the home's authorized and revoked keys once, without
 // a logger: a command reports skipped files itself, as plain messages.
-func (c *cli) localAuthStore() (*authkeys.Store, error) {
+func (c *cli) localAuthStore() *authkeys.Store {
 	return authkeys.Load(authkeys.HomeOptions(c.home))
 }
 
@@ -126,10 +126,7 @@ func (c *cli) authorize(o authorizeOptions) error {
 	if err != nil {
 		return err
 	}
-	store, err := c.localAuthStore()
-	if err != nil {
-		return err
-	}
+	store := c.localAuthStore()
 	// A revoked key stays refused: say so before anything else.
 	var revoked *authkeys.RevokedError
 	if _, err := store.LookupKey(k, netip.Addr{}); errors.As(err, &revoked) && revoked.Err == nil {
@@ -530,10 +527,7 @@ type authorizedInfo struct {
 }
 
 func (c *cli) listAuthorized(asJSON bool) error {
-	store, err := c.localAuthStore()
-	if err != nil {
-		return err
-	}
+	store := c.localAuthStore()
 	reportSkipped(c, "authorize", store.Problems())
 	revoked := map[[32]byte]*authkeys.Entry{}
 	for _, r := range store.Revoked() {
@@ -571,10 +565,7 @@ func (c *cli) unauthorize(nameOrFP string) error {
 	if nameOrFP == "" {
 		return usagef("--remove needs a NAME or a FINGERPRINT")
 	}
-	store, err := c.localAuthStore()
-	if err != nil {
-		return err
-	}
+	store := c.localAuthStore()
 	// Remove takes every copy of a key given by fingerprint; a name
 	// removes that name's entries, and says if the key still gets in
 	// under another.

@@ -66,11 +66,11 @@ func (c *cli) bundle(which, out string, force bool) error {
 	// The revocation list decides for both kinds of keys: the
 	// authorized-keys store reads the same revoked_keys files as the
 	// trusted-hosts store, and refuses everything if they are unreadable.
-	auth, err := c.localAuthStore()
-	if err != nil {
-		return err
-	}
-	var sel bundleSelection
+	auth := c.localAuthStore()
+	var (
+		sel bundleSelection
+		err error
+	)
 	switch which {
 	case "authorized":
 		sel, err = c.selectAuthorized(auth)
@@ -185,10 +185,7 @@ func (c *cli) selectTrusted(auth *authkeys.Store) (bundleSelection, error) {
 		what: "trusted host keys",
 		hint: fmt.Sprintf("pin one with: keytool%s trust-host HOST:PORT", c.homeFlag()),
 	}
-	hosts, err := knownhosts.Load(knownhosts.HomeOptions(c.home))
-	if err != nil {
-		return sel, err
-	}
+	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
 	for _, p := range hosts.Problems() {
 		sel.problems = append(sel.problems, p)
 	}

@@ -38,14 +38,14 @@ func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
 }
 
 // authStore loads the home's authorized and revoked keys, once.
-func (c *cli) authStore() (*authkeys.Store, error) {
+func (c *cli) authStore() *authkeys.Store {
 	opts := authkeys.HomeOptions(c.home)
 	opts.Logger = c.logger()
 	return authkeys.Load(opts)
 }
 
 // hostStore loads the home's trusted hosts and revoked keys, once.
-func (c *cli) hostStore() (*knownhosts.Store, error) {
+func (c *cli) hostStore() *knownhosts.Store {
 	opts := knownhosts.HomeOptions(c.home)
 	opts.Logger = c.logger()
 	return knownhosts.Load(opts)

@@ -65,10 +65,7 @@ func TestParallelAuthorizeProcesses(t *testing.T) {
 			}
 		}
 	}
-	s, err := authkeys.Load(authkeys.HomeOptions(home))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := authkeys.Load(authkeys.HomeOptions(home))
 	var got []string
 	for _, e := range s.Entries() {
 		got = append(got, e.Fingerprint)
@@ -322,10 +319,7 @@ func TestKillDuringWrites(t *testing.T) {
 			}
 		}
 		// The stores ignore whatever temporary files the kills left.
-		s, err := authkeys.Load(authkeys.HomeOptions(home))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := authkeys.Load(authkeys.HomeOptions(home))
 		if len(s.Problems()) != 0 || len(s.Entries()) != written {
 			t.Errorf("store: %d entries (want %d), problems %v", len(s.Entries()), written, s.Problems())
 		}
@@ -710,10 +704,7 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 
 	// The clients pin the proxy's key; each identity keeps a session
 	// cache, so that removed keys also try to resume.
-	hosts, err := knownhosts.Load(knownhosts.HomeOptions(filepath.Join(root, "client")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hosts := knownhosts.Load(knownhosts.HomeOptions(filepath.Join(root, "client")))
 	if _, err := hosts.Add(px.addr, srvKeys[0]); err != nil {
 		t.Fatal(err)
 	}

@@ -122,10 +122,7 @@ func (c *cli) invite(name, expires string, addresses []string) error {
 	if err != nil {
 		return usagef("--expires: %v", err)
 	}
-	clients, err := c.authStore()
-	if err != nil {
-		return err
-	}
+	clients := c.authStore()
 	inv, tok, err := enroll.NewInvite(enroll.InvitesDir(c.home), id.Key, enroll.InviteOptions{
 		Name: name, Addresses: addrs, Expires: exp, Clients: clients, Now: func() time.Time { return now },
 	})

@@ -60,10 +60,7 @@ func (c *cli) join(arg string) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := c.hostStore()
-	if err != nil {
-		return err
-	}
+	hosts := c.hostStore()
 	fmt.Fprintf(c.stderr, "Joining %s as %q; the server must present key %s (from the token).\n", strings.Join(tok.Addresses, " or "), tok.Name, tok.ServerFingerprint())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -189,10 +189,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, log *slog.Logg
 	}
 	opts := authkeys.HomeOptions(c.home)
 	opts.Logger = log
-	store, err := authkeys.Open(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
+	store := authkeys.Open(ctx, opts)
 	pki, err := c.pki()
 	if err != nil {
 		return nil, err
@@ -252,10 +249,7 @@ func (s *startupPrompt) AskUnknownHost(h tlsbridge.UnknownHost) (tlsbridge.Answe
 func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, log *slog.Logger) (*proxy.Client, error) {
 	hopts := knownhosts.HomeOptions(c.home)
 	hopts.Logger = log
-	hosts, err := knownhosts.Open(ctx, hopts)
-	if err != nil {
-		return nil, err
-	}
+	hosts := knownhosts.Open(ctx, hopts)
 	prompt := &startupPrompt{once: map[string]string{}}
 	client, id, pki, err := c.newClient(hosts, prompt, log)
 	if err != nil {

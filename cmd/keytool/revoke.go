@@ -67,15 +67,12 @@ place (they no longer grant anything); remove them with
 }
 
 func (c *cli) revoke(arg string) error {
-	store, err := c.localAuthStore()
-	if err != nil {
-		return err
-	}
-	hosts, err := knownhosts.Load(knownhosts.HomeOptions(c.home))
-	if err != nil {
-		return err
-	}
-	var keys []*jwk.Key
+	store := c.localAuthStore()
+	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
+	var (
+		keys []*jwk.Key
+		err  error
+	)
 	_, statErr := os.Stat(arg)
 	fp, fpErr := jwk.ParseFingerprint(arg)
 	switch {
@@ -165,10 +162,7 @@ type revokedInfo struct {
 }
 
 func (c *cli) listRevoked(asJSON bool) error {
-	store, err := c.localAuthStore()
-	if err != nil {
-		return err
-	}
+	store := c.localAuthStore()
 	reportSkipped(c, "revoke", store.Problems())
 	infos := []revokedInfo{}
 	var rows [][]string
@@ -185,10 +179,7 @@ func (c *cli) unrevoke(fingerprint string) error {
 	if _, err := jwk.ParseFingerprint(fingerprint); err != nil {
 		return &usageError{"--remove: " + err.Error()}
 	}
-	store, err := c.localAuthStore()
-	if err != nil {
-		return err
-	}
+	store := c.localAuthStore()
 	removed, err := store.Unrevoke(fingerprint)
 	if err != nil {
 		return err

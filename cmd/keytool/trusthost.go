@@ -89,10 +89,7 @@ func (c *cli) pinKeyFile(addr, file string) error {
 	if len(keys) != 1 {
 		return fmt.Errorf("%s holds %d keys; trust-host --key pins one: split the file, or copy the host's key into trusted_hosts.d with its \"address\" attribute", file, len(keys))
 	}
-	hosts, err := c.hostStore()
-	if err != nil {
-		return err
-	}
+	hosts := c.hostStore()
 	return c.pin(hosts, addr, keys[0].PublicKey())
 }
 
@@ -172,10 +169,7 @@ func (c *cli) pinServerKey(addr, want string, yes bool) error {
 	if err != nil {
 		return err
 	}
-	store, err := c.hostStore()
-	if err != nil {
-		return err
-	}
+	store := c.hostStore()
 	hosts := &seenHosts{Store: store}
 	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{NoOnce: true},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -242,10 +236,7 @@ type hostInfo struct {
 }
 
 func (c *cli) listHosts(asJSON bool) error {
-	hosts, err := c.hostStore()
-	if err != nil {
-		return err
-	}
+	hosts := c.hostStore()
 	reportSkipped(c, "trust-host", hosts.Problems())
 	infos := []hostInfo{}
 	var rows [][]string
@@ -259,10 +250,7 @@ func (c *cli) listHosts(asJSON bool) error {
 }
 
 func (c *cli) unpinHost(addrOrFP string) error {
-	hosts, err := c.hostStore()
-	if err != nil {
-		return err
-	}
+	hosts := c.hostStore()
 	removed, err := hosts.Remove(addrOrFP)
 	if err != nil {
 		return err

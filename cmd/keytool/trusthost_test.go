@@ -34,10 +34,7 @@ func keytoolServer(t *testing.T) (string, *jwk.Key) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients, err := authkeys.Load(authkeys.HomeOptions(home))
-	if err != nil {
-		t.Fatal(err)
-	}
+	clients := authkeys.Load(authkeys.HomeOptions(home))
 	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: clients})
 	if err != nil {
 		t.Fatal(err)

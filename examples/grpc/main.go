@@ -59,10 +59,7 @@ func newServer(ctx context.Context, home string) (*grpc.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	clients, err := authkeys.Open(ctx, authkeys.HomeOptions(home))
-	if err != nil {
-		return nil, err
-	}
+	clients := authkeys.Open(ctx, authkeys.HomeOptions(home))
 	ks, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: clients})
 	if err != nil {
 		return nil, err
@@ -80,10 +77,7 @@ func callHealth(ctx context.Context, home, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	hosts, err := knownhosts.Load(knownhosts.HomeOptions(home))
-	if err != nil {
-		return "", err
-	}
+	hosts := knownhosts.Load(knownhosts.HomeOptions(home))
 	kc, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})
 	if err != nil {
 		return "", err

@@ -53,18 +53,12 @@ func TestGRPC(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // run listens on it again; the port stays free meanwhile on loopback
 
-	auth, err := authkeys.Load(authkeys.HomeOptions(serverHome))
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := authkeys.Load(authkeys.HomeOptions(serverHome))
 	if _, err := auth.Add(clientKey, "grpc-client", authkeys.AddNew); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []string{clientHome, strangerHome} {
-		hosts, err := knownhosts.Load(knownhosts.HomeOptions(h))
-		if err != nil {
-			t.Fatal(err)
-		}
+		hosts := knownhosts.Load(knownhosts.HomeOptions(h))
 		if _, err := hosts.Add(addr, serverKey); err != nil {
 			t.Fatal(err)
 		}

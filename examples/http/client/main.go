@@ -26,8 +26,7 @@ func main() {
 	// Added: the identity, the pinned host keys, the checking client.
 	id, err := tlsbridge.LoadHomeIdentity(*home, tlsbridge.CertOptions{})
 	check(err)
-	hosts, err := knownhosts.Open(context.Background(), knownhosts.HomeOptions(*home))
-	check(err)
+	hosts := knownhosts.Open(context.Background(), knownhosts.HomeOptions(*home))
 	cli, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{}})
 	check(err)
 

@@ -31,8 +31,7 @@ func main() {
 	// Added: the identity, the watched authorized keys, the checking server.
 	id, err := tlsbridge.LoadHomeIdentity(*home, tlsbridge.CertOptions{})
 	check(err)
-	clients, err := authkeys.Open(context.Background(), authkeys.HomeOptions(*home))
-	check(err)
+	clients := authkeys.Open(context.Background(), authkeys.HomeOptions(*home))
 	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: clients})
 	check(err)
 
