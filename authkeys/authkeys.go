@@ -426,11 +426,10 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 	if len(match) == 0 {
 		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
-	if err := removeEntries(match); err != nil {
+	sn, err := s.removeAndReload(match)
+	if err != nil {
 		return nil, err
 	}
-	s.Loader().Reload()
-	sn := s.snap.Load()
 	for _, e := range match {
 		if still := sn.keys.get(&e.SPKIHash); still != nil {
 			return match, &StillAuthorizedError{Entry: still}
@@ -454,6 +453,16 @@ func (s *Store) find(snap *keydir.Snapshot[*Entry], fp jwk.Fingerprint, revoked 
 // authorized ones.
 func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
 	return s.find(s.Loader().Snapshot(), fp, revoked)
+}
+
+// removeAndReload removes the entries from their files and returns the
+// snapshot that follows, for the caller to check that the keys are gone.
+func (s *Store) removeAndReload(match []*Entry) (*snapshot, error) {
+	if err := removeEntries(match); err != nil {
+		return nil, err
+	}
+	s.Loader().Reload()
+	return s.snap.Load(), nil
 }
 
 func removeEntries(match []*Entry) error {
@@ -527,11 +536,10 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 	if len(match) == 0 {
 		return nil, &NotFoundError{Query: fingerprint, Revoked: true}
 	}
-	if err := removeEntries(match); err != nil {
+	sn, err := s.removeAndReload(match)
+	if err != nil {
 		return nil, err
 	}
-	s.Loader().Reload()
-	sn := s.snap.Load()
 	for _, e := range match {
 		if r := sn.revoked.get(&e.SPKIHash); r != nil {
 			return match, &RevokedError{Fingerprint: r.Fingerprint, File: r.File}

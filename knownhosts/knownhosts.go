@@ -270,14 +270,24 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
 
 // NormalizeAddr checks an address for Add and returns its normal form.
 func NormalizeAddr(addr string) (string, error) {
-	p, err := parsePattern(addr)
+	p, err := pinnable(addr)
 	if err != nil {
 		return "", err
 	}
-	if p.neg {
-		return "", fmt.Errorf("address %q: a negated pattern cannot be pinned on its own", addr)
-	}
 	return p.String(), nil
+}
+
+// pinnable parses an address that a pin may hold: any pattern but a
+// negated one, which alone would match nothing.
+func pinnable(addr string) (pattern, error) {
+	p, err := parsePattern(addr)
+	if err != nil {
+		return pattern{}, err
+	}
+	if p.neg {
+		return pattern{}, fmt.Errorf("address %q: a negated pattern cannot be pinned on its own", addr)
+	}
+	return p, nil
 }
 
 // FileName returns the name Add gives the file pinning addr (normal form):
@@ -285,12 +295,9 @@ func NormalizeAddr(addr string) (string, error) {
 // the port; any byte outside [A-Za-z0-9.-] is percent-encoded, so the name
 // can never leave the directory, start with a dot or hold a separator.
 func FileName(addr string) (string, error) {
-	p, err := parsePattern(addr)
+	p, err := pinnable(addr)
 	if err != nil {
 		return "", err
-	}
-	if p.neg {
-		return "", fmt.Errorf("address %q: a negated pattern cannot be pinned on its own", addr)
 	}
 	var b strings.Builder
 	for _, c := range []byte(p.hostString()) {
