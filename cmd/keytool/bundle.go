@@ -117,15 +117,12 @@ type bundleSelection struct {
 // revocation list is an error, not a "no": a bundle made without it could
 // let a revoked key in.
 func bundleRevoked(auth *authkeys.Store, sum [32]byte) (bool, error) {
-	_, err := auth.Lookup(sum, netip.Addr{})
+	d := auth.Decide(sum, netip.Addr{})
 	var re *authkeys.RevokedError
-	if errors.As(err, &re) {
-		if re.Err != nil {
-			return true, fmt.Errorf("a revocation list cannot be read, so no bundle is made: %w", re.Err)
-		}
-		return true, nil
+	if d.Verdict == authkeys.Revoked && errors.As(d.Err, &re) && re.Err != nil {
+		return true, fmt.Errorf("a revocation list cannot be read, so no bundle is made: %w", re.Err)
 	}
-	return false, nil
+	return d.Verdict == authkeys.Revoked, nil
 }
 
 // selectAuthorized chooses the authorized client keys that are neither
@@ -138,9 +135,8 @@ func (c *cli) selectAuthorized(auth *authkeys.Store) (bundleSelection, error) {
 	for _, p := range auth.Problems() {
 		sel.problems = append(sel.problems, p)
 	}
-	now := time.Now()
 	for _, e := range auth.Entries() {
-		keep, err := c.keepAuthorized(auth, e, now)
+		keep, err := c.keepAuthorized(auth, e)
 		if err != nil {
 			return sel, err
 		}
@@ -157,16 +153,19 @@ func (c *cli) selectAuthorized(auth *authkeys.Store) (bundleSelection, error) {
 // and says why not. A key that is kept is warned about when its
 // authorization says more than a bundle can (an expiry, "from" networks),
 // since software using the bundle will accept it regardless.
-func (c *cli) keepAuthorized(auth *authkeys.Store, e *authkeys.Entry, now time.Time) (bool, error) {
+func (c *cli) keepAuthorized(auth *authkeys.Store, e *authkeys.Entry) (bool, error) {
 	rev, err := bundleRevoked(auth, e.SPKIHash)
 	if err != nil {
 		return false, err
 	}
-	switch {
+	// The store decides, as it would for a handshake; the address is not
+	// known, so a key limited to "from" networks answers WrongNetwork and
+	// is kept with a warning below.
+	switch d := auth.Decide(e.SPKIHash, netip.Addr{}); {
 	case rev:
 		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): revoked\n", e.Name, e.Fingerprint)
 		return false, nil
-	case !e.Expires.IsZero() && !now.Before(e.Expires):
+	case d.Verdict == authkeys.Expired:
 		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): expired at %s\n", e.Name, e.Fingerprint, e.Expires.UTC().Format(time.RFC3339))
 		return false, nil
 	case !e.Expires.IsZero():
