@@ -64,16 +64,16 @@ comment, expires, from, revoked and file); files that were skipped are
 reported on standard error. --remove deletes the keys with that name, or
 the key with that fingerprint (SHA256:…, key ID, sha256//…, hex) wherever
 it is authorized; a file left with no key is deleted.`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			flags = fs
-			fs.StringVar(&o.name, "name", "", "store the key under `NAME` (default: from its comment or the file name)")
-			fs.StringVar(&o.comment, "comment", "", "set the key's comment to `C`")
-			fs.StringVar(&o.expires, "expires", "", "refuse the key after `T`: RFC 3339 time, or a duration like 30d or 12h")
-			fs.StringVar(&o.from, "from", "", "accept the key only from `CIDRS` (comma-separated networks or addresses)")
-			fs.BoolVar(&o.force, "force", false, "replace the key stored under NAME, or move the key to NAME")
-			fs.BoolVar(&list, "list", false, "list the authorized keys")
-			fs.BoolVar(&asJSON, "json", false, "with --list: print JSON")
-			fs.StringVar(&remove, "remove", "", "remove the keys named `NAME` or with that FINGERPRINT")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			flags = set
+			set.StringVar(&o.name, "name", "", "store the key under `NAME` (default: from its comment or the file name)")
+			set.StringVar(&o.comment, "comment", "", "set the key's comment to `C`")
+			set.StringVar(&o.expires, "expires", "", "refuse the key after `T`: RFC 3339 time, or a duration like 30d or 12h")
+			set.StringVar(&o.from, "from", "", "accept the key only from `CIDRS` (comma-separated networks or addresses)")
+			set.BoolVar(&o.force, "force", false, "replace the key stored under NAME, or move the key to NAME")
+			set.BoolVar(&list, "list", false, "list the authorized keys")
+			set.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			set.StringVar(&remove, "remove", "", "remove the keys named `NAME` or with that FINGERPRINT")
 		},
 		run: func(c *cli, args []string) error {
 			adding := flags.Changed("name") || flags.Changed("comment") || flags.Changed("expires") || flags.Changed("from") || o.force

@@ -46,9 +46,9 @@ docs/security.md.)
 The number of keys in the bundle, and every file skipped, is reported on
 standard error. A bundle with no key is an error (exit 1): nothing would
 be accepted.`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			fs.StringVarP(&out, "output", "o", "", "write the bundle to `FILE` instead of standard output")
-			fs.BoolVar(&force, "force", false, "with -o: replace FILE even if it holds a private key")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVarP(&out, "output", "o", "", "write the bundle to `FILE` instead of standard output")
+			set.BoolVar(&force, "force", false, "with -o: replace FILE even if it holds a private key")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) != 1 || args[0] != "authorized" && args[0] != "trusted" {

@@ -40,11 +40,11 @@ instead, leaf first, and --host has no effect.
 PEM "PRIVATE KEY" (mode 0600) for software that cannot read key.json, such
 as nginx (ssl_certificate_key). An existing FILE is never replaced without
 --force.`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			fs.StringVarP(&out, "output", "o", "", "write the certificate to `FILE` instead of standard output")
-			fs.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the certificate names (comma-separated)")
-			fs.StringVar(&keyOut, "key-out", "", "also write the private key, PKCS#8 PEM, to `FILE` (mode 0600)")
-			fs.BoolVar(&force, "force", false, "replace an existing --key-out FILE, or a private key at -o FILE")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVarP(&out, "output", "o", "", "write the certificate to `FILE` instead of standard output")
+			set.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the certificate names (comma-separated)")
+			set.StringVar(&keyOut, "key-out", "", "also write the private key, PKCS#8 PEM, to `FILE` (mode 0600)")
+			set.BoolVar(&force, "force", false, "replace an existing --key-out FILE, or a private key at -o FILE")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {

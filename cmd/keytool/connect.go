@@ -38,8 +38,8 @@ administrator can run).
 
 Example:
   printf 'GET / HTTP/1.0\r\n\r\n' | keytool connect -v web.example:8443`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			fs.BoolVarP(&verbose, "verbose", "v", false, "print the server's key and trust on standard error")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.BoolVarP(&verbose, "verbose", "v", false, "print the server's key and trust on standard error")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) != 1 {

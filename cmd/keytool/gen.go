@@ -30,10 +30,10 @@ it, as pub_<name>. An existing identity is never replaced without --force.
 
 Types: ec256 (ECDSA P-256, the default), ec384, ec521, rsa2048, rsa3072,
 rsa4096, ed25519.`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			fs.StringVarP(&typ, "type", "t", string(jwk.EC256), "key `TYPE`")
-			fs.StringVarP(&format, "format", "f", "jwk", "file `FORMAT`: jwk or pem")
-			fs.BoolVar(&force, "force", false, "replace an existing identity")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVarP(&typ, "type", "t", string(jwk.EC256), "key `TYPE`")
+			set.StringVarP(&format, "format", "f", "jwk", "file `FORMAT`: jwk or pem")
+			set.BoolVar(&force, "force", false, "replace an existing identity")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {

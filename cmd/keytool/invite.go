@@ -56,14 +56,14 @@ addresses and the times. A used invitation moves to invites.d/used/.
 
 Example:
   keytool invite --name laptop --address db.example.com:8443 --expires 30m`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			fs.StringVar(&name, "name", "", "entry `NAME` the client's key will get (default: client-XXXXXXXX)")
-			fs.StringVar(&expires, "expires", "1h", "token lifetime (`D`: 1h, 30m, 7d) or RFC 3339 time")
-			fs.StringSliceVar(&addresses, "address", nil, "`ADDR` (host:port) where clients reach this server; repeatable")
-			fs.BoolVar(&list, "list", false, "list the invitations")
-			fs.BoolVar(&asJSON, "json", false, "with --list: print JSON")
-			fs.StringVar(&revoke, "revoke", "", "delete the pending invitation `NAME`")
-			fs.BoolVar(&prune, "prune", false, "delete expired invitations and the records of used ones")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVar(&name, "name", "", "entry `NAME` the client's key will get (default: client-XXXXXXXX)")
+			set.StringVar(&expires, "expires", "1h", "token lifetime (`D`: 1h, 30m, 7d) or RFC 3339 time")
+			set.StringSliceVar(&addresses, "address", nil, "`ADDR` (host:port) where clients reach this server; repeatable")
+			set.BoolVar(&list, "list", false, "list the invitations")
+			set.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			set.StringVar(&revoke, "revoke", "", "delete the pending invitation `NAME`")
+			set.BoolVar(&prune, "prune", false, "delete expired invitations and the records of used ones")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {

@@ -25,7 +25,7 @@ type command struct {
 	args    string                          // the synopsis after the name
 	summary string                          // one line, for the command list
 	help    string                          // what --help adds: behaviour, files, examples
-	flags   func(fs *pflag.FlagSet, c *cli) // registers the command's own flags
+	flags   func(set *pflag.FlagSet, c *cli) // registers the command's own flags
 	run     func(c *cli, args []string) error
 }
 

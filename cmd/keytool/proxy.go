@@ -72,14 +72,14 @@ once.
 Example:
   keytool -H /etc/keytool proxy --listen :8443 --target 127.0.0.1:8080
   keytool proxy --client --listen 127.0.0.1:8080 --target db.example:8443`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			fs.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
-			fs.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port)")
-			fs.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
-			fs.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
-			fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
-			fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
-			fs.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
+			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port)")
+			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
+			set.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
+			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
+			set.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
+			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {

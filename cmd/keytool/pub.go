@@ -25,9 +25,9 @@ key. This is what you hand to a server's administrator for
 
 OpenSSL refuses PEM blocks that carry headers, which is how attributes are
 written in PEM: use --no-attributes to feed the key to openssl.`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			fs.StringVarP(&format, "format", "f", "jwk", "output `FORMAT`: jwk or pem")
-			fs.BoolVar(&noAttrs, "no-attributes", false, "print the key material only (for OpenSSL)")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVarP(&format, "format", "f", "jwk", "output `FORMAT`: jwk or pem")
+			set.BoolVar(&noAttrs, "no-attributes", false, "print the key material only (for OpenSSL)")
 		},
 		run: func(c *cli, args []string) error {
 			f, err := jwk.ParseFormat(format)

@@ -43,11 +43,11 @@ place (they no longer grant anything); remove them with
 --list prints FINGERPRINT, KEY ID, COMMENT and FILE of every revoked key
 (--json: an array of objects with fingerprint, key_id, comment and file).
 --remove lifts the revocation of the key with that fingerprint.`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			flags = fs
-			fs.BoolVar(&list, "list", false, "list the revoked keys")
-			fs.BoolVar(&asJSON, "json", false, "with --list: print JSON")
-			fs.StringVar(&remove, "remove", "", "lift the revocation of the key with `FINGERPRINT`")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			flags = set
+			set.BoolVar(&list, "list", false, "list the revoked keys")
+			set.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			set.StringVar(&remove, "remove", "", "lift the revocation of the key with `FINGERPRINT`")
 		},
 		run: func(c *cli, args []string) error {
 			removing := flags.Changed("remove")

@@ -23,8 +23,8 @@ keytool knows, and describes every key in it. --json prints a JSON array of
 objects with file, index, type, private, fingerprint, key_id, thumbprint and
 attributes. A file that cannot be read is reported and the others still
 shown; the exit status is then 1.`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			fs.BoolVar(&asJSON, "json", false, "print JSON")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.BoolVar(&asJSON, "json", false, "print JSON")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) == 0 {

@@ -44,13 +44,13 @@ HOME/trusted_hosts.d/HOST_PORT.json with the address.
 
 If ADDR is already pinned to another key, trust-host prints the changed-key
 message and changes nothing: remove the old pin first.`,
-		flags: func(fs *pflag.FlagSet, _ *cli) {
-			fs.StringVar(&keyFile, "key", "", "pin the key in `FILE` without connecting")
-			fs.StringVar(&fingerprint, "fingerprint", "", "pin only if the server's key matches `FP`")
-			fs.BoolVar(&yes, "yes", false, "pin whatever key the server presents (trust on first use)")
-			fs.BoolVar(&list, "list", false, "list the pinned hosts")
-			fs.BoolVar(&asJSON, "json", false, "with --list: print JSON")
-			fs.StringVar(&remove, "remove", "", "unpin `ADDR` or the key with FINGERPRINT")
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVar(&keyFile, "key", "", "pin the key in `FILE` without connecting")
+			set.StringVar(&fingerprint, "fingerprint", "", "pin only if the server's key matches `FP`")
+			set.BoolVar(&yes, "yes", false, "pin whatever key the server presents (trust on first use)")
+			set.BoolVar(&list, "list", false, "list the pinned hosts")
+			set.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			set.StringVar(&remove, "remove", "", "unpin `ADDR` or the key with FINGERPRINT")
 		},
 		run: func(c *cli, args []string) error {
 			modes := 0
