@@ -22,9 +22,9 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 // A command is one verb of the command line. Each lives in its own file.
 type command struct {
 	name    string
-	args    string                          // the synopsis after the name
-	summary string                          // one line, for the command list
-	help    string                          // what --help adds: behaviour, files, examples
+	args    string                           // the synopsis after the name
+	summary string                           // one line, for the command list
+	help    string                           // what --help adds: behaviour, files, examples
 	flags   func(set *pflag.FlagSet, c *cli) // registers the command's own flags
 	run     func(c *cli, args []string) error
 }
