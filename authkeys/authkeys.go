@@ -51,11 +51,9 @@ type Problem = keydir.Problem
 type snapshot struct {
 	files   *keydir.Snapshot[*Entry]
 	keys    index
-	revoked index
-	dups    keySet // keys held by more than one authorized entry
-	rdups   keySet // the same for revoked entries
-	revErr  error  // a revocation source is unreadable: refuse everything
-	skipped bool   // an authorized-keys file (not a revocation one) was skipped
+	revoked *keydir.Revocations[*Entry] // the one revocation set, shared with knownhosts' rule
+	dups    keySet                      // keys held by more than one authorized entry
+	skipped bool                        // an authorized-keys file (not a revocation one) was skipped
 }
 
 // keySet is a set of SPKI hashes (nil: empty).
@@ -137,7 +135,8 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 // copy of the previous index, and only when that cannot be done exactly
 // is every key inserted again.
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
-	sn := &snapshot{files: ks, revErr: ks.RevocationErr}
+	sn := &snapshot{files: ks,
+		revoked: keydir.NewRevocations(ks, func(src int) bool { return s.rev[src] }, entrySPKI)}
 	for _, p := range ks.Problems {
 		sn.skipped = sn.skipped || !p.Revocation
 	}
@@ -150,29 +149,29 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	s.snap.Store(sn)
 }
 
-// rebuild indexes every file of sn.files. Where several entries hold the
-// same key, the first file (in source and name order) wins.
+func entrySPKI(e *Entry) [32]byte { return e.SPKIHash }
+
+// rebuild indexes every authorized-keys file of sn.files (the revoked
+// keys are sn.revoked). Where several entries hold the same key, the first
+// file (in source and name order) wins.
 func (s *Store) rebuild(sn *snapshot) {
-	n, nrev := 0, 0
+	n := 0
 	for _, f := range sn.files.Files {
-		if s.rev[f.Source] {
-			nrev += len(f.Items)
-		} else {
+		if !s.rev[f.Source] {
 			n += len(f.Items)
 		}
 	}
-	sn.keys, sn.revoked, sn.dups, sn.rdups = newIndex(n), newIndex(nrev), nil, nil
+	sn.keys, sn.dups = newIndex(n), nil
 	for _, f := range sn.files.Files {
-		x, dups := &sn.keys, &sn.dups
 		if s.rev[f.Source] {
-			x, dups = &sn.revoked, &sn.rdups
+			continue
 		}
 		for _, e := range f.Items {
-			if !x.insert(e) {
-				if *dups == nil {
-					*dups = keySet{}
+			if !sn.keys.insert(e) {
+				if sn.dups == nil {
+					sn.dups = keySet{}
 				}
-				(*dups)[e.SPKIHash] = struct{}{}
+				sn.dups[e.SPKIHash] = struct{}{}
 			}
 		}
 	}
@@ -188,6 +187,7 @@ func (s *Store) rebuild(sn *snapshot) {
 // it).
 func (s *Store) update(prev, sn *snapshot) bool {
 	gone, came := diffFiles(prev.files.Files, sn.files.Files)
+	gone, came = s.authorizedFiles(gone), s.authorizedFiles(came)
 	changed := 0
 	for _, f := range gone {
 		changed += len(f.Items)
@@ -195,25 +195,17 @@ func (s *Store) update(prev, sn *snapshot) bool {
 	for _, f := range came {
 		changed += len(f.Items)
 	}
-	if changed > (prev.keys.n+prev.revoked.n)/4+64 || prev.keys.oversized() || prev.revoked.oversized() {
+	if changed > prev.keys.n/4+64 || prev.keys.oversized() {
 		return false
 	}
-	sn.keys, sn.revoked, sn.dups, sn.rdups = prev.keys, prev.revoked, prev.dups, prev.rdups
-	var cloned [2]bool
-	edit := func(rev bool) (*index, keySet) {
-		x, dups, c := &sn.keys, sn.dups, &cloned[0]
-		if rev {
-			x, dups, c = &sn.revoked, sn.rdups, &cloned[1]
-		}
-		if !*c {
-			*x, *c = x.clone(), true
-		}
-		return x, dups
+	sn.keys, sn.dups = prev.keys, prev.dups
+	if len(gone)+len(came) == 0 {
+		return true
 	}
+	sn.keys = sn.keys.clone()
 	for _, f := range gone {
-		x, dups := edit(s.rev[f.Source])
 		for _, e := range f.Items {
-			if _, dup := dups[e.SPKIHash]; dup || !x.remove(e) {
+			if _, dup := sn.dups[e.SPKIHash]; dup || !sn.keys.remove(e) {
 				return false
 			}
 		}
@@ -221,17 +213,28 @@ func (s *Store) update(prev, sn *snapshot) bool {
 	for _, f := range came {
 		// A key of dups is always in the index (removing one of its
 		// entries rebuilds), so insert refuses it like any present key.
-		x, _ := edit(s.rev[f.Source])
-		if !x.roomFor(len(f.Items)) {
+		if !sn.keys.roomFor(len(f.Items)) {
 			return false
 		}
 		for _, e := range f.Items {
-			if !x.insert(e) {
+			if !sn.keys.insert(e) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// authorizedFiles returns the files of files that are not revocation
+// files (filtering in place).
+func (s *Store) authorizedFiles(files []*keydir.File[*Entry]) []*keydir.File[*Entry] {
+	out := files[:0]
+	for _, f := range files {
+		if !s.rev[f.Source] {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // diffFiles returns the files of a that are not in b and those of b that
@@ -257,20 +260,17 @@ func diffFiles(a, b []*keydir.File[*Entry]) (gone, came []*keydir.File[*Entry]) 
 	return append(gone, a...), append(came, b...)
 }
 
-// list returns the entries in effect, in file order: for each key, the
-// entry of the first file that holds it.
-func (s *Store) list(sn *snapshot, revoked bool) []*Entry {
-	x := &sn.keys
-	if revoked {
-		x = &sn.revoked
-	}
-	out := make([]*Entry, 0, x.n)
+// Entries returns the authorized keys in effect, in file order: for each
+// key, the entry of the first file that holds it.
+func (s *Store) Entries() []*Entry {
+	sn := s.snap.Load()
+	out := make([]*Entry, 0, sn.keys.n)
 	for _, f := range sn.files.Files {
-		if s.rev[f.Source] != revoked {
+		if s.rev[f.Source] {
 			continue
 		}
 		for _, e := range f.Items {
-			if x.get(&e.SPKIHash) == e {
+			if sn.keys.get(&e.SPKIHash) == e {
 				out = append(out, e)
 			}
 		}
@@ -278,11 +278,8 @@ func (s *Store) list(sn *snapshot, revoked bool) []*Entry {
 	return out
 }
 
-// Entries returns the authorized keys in file order.
-func (s *Store) Entries() []*Entry { return s.list(s.snap.Load(), false) }
-
 // Revoked returns the revoked keys in file order.
-func (s *Store) Revoked() []*Entry { return s.list(s.snap.Load(), true) }
+func (s *Store) Revoked() []*Entry { return s.snap.Load().revoked.List() }
 
 // Lookup is Decide as an entry and an error: the entry when the key is
 // Authorized, else the decision's error — a *RevokedError,
@@ -338,7 +335,7 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	s.Loader().Reload()
 	sn := s.snap.Load()
 	sum := k.SPKIHash()
-	if r := sn.revoked.get(&sum); r != nil {
+	if r, ok := sn.revoked.Get(sum); ok {
 		return nil, &RevokedError{Fingerprint: r.Fingerprint, File: r.File}
 	}
 	absPath, _ := filepath.Abs(path)
@@ -501,7 +498,7 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 	}
 	s.Loader().Reload()
 	sum := k.SPKIHash()
-	if r := s.snap.Load().revoked.get(&sum); r != nil {
+	if r, ok := s.snap.Load().revoked.Get(sum); ok {
 		return r.File, nil
 	}
 	dir := s.opts.RevokedDirs[0]
@@ -518,7 +515,7 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 		return "", err
 	}
 	s.Loader().Reload(path)
-	if r := s.snap.Load().revoked.get(&sum); r == nil {
+	if _, ok := s.snap.Load().revoked.Get(sum); !ok {
 		return "", fmt.Errorf("authkeys: wrote %s, but it does not load as a revoked key", path)
 	}
 	return path, nil
@@ -541,7 +538,7 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 		return nil, err
 	}
 	for _, e := range match {
-		if r := sn.revoked.get(&e.SPKIHash); r != nil {
+		if r, ok := sn.revoked.Get(e.SPKIHash); ok {
 			return match, &RevokedError{Fingerprint: r.Fingerprint, File: r.File}
 		}
 	}

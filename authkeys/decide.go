@@ -74,10 +74,10 @@ type Decision struct {
 // The Entry must not be modified.
 func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 	sn := s.snap.Load()
-	if sn.revErr != nil {
-		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: jwk.FormatFingerprint(sum), Err: sn.revErr}}
+	if err := sn.revoked.Err(); err != nil {
+		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: jwk.FormatFingerprint(sum), Err: err}}
 	}
-	if r := sn.revoked.get(&sum); r != nil {
+	if r, ok := sn.revoked.Get(sum); ok {
 		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: r.Fingerprint, File: r.File}}
 	}
 	e := sn.keys.get(&sum)

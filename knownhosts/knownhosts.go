@@ -50,10 +50,8 @@ type Problem = keydir.Problem
 type snapshot struct {
 	exact    map[hostKey][]*Entry // positive exact patterns
 	wild     []*Entry             // entries with a positive wildcard pattern
-	revoked  map[[32]byte]*Entry
-	revErr   error
+	revoked  *keydir.Revocations[*Entry] // the one revocation set, shared with authkeys' rule
 	entries  []*Entry
-	rentries []*Entry
 	// skipped are the problems of the pin sources (not revocation ones):
 	// while there are any, no address is treated as unknown.
 	skipped []Problem
@@ -71,7 +69,7 @@ type Store struct {
 
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
-	s.snap.Store(&snapshot{exact: map[hostKey][]*Entry{}, revoked: map[[32]byte]*Entry{}})
+	s.snap.Store(&snapshot{exact: map[hostKey][]*Entry{}})
 	s.Lifecycle = keydir.NewLifecycle(opts, convert, s.build)
 	return s
 }
@@ -96,7 +94,7 @@ func Open(ctx context.Context, opts Options) *Store {
 func (s *Store) Entries() []*Entry { return slices.Clone(s.snap.Load().entries) }
 
 // Revoked returns the revoked keys in file order.
-func (s *Store) Revoked() []*Entry { return slices.Clone(s.snap.Load().rentries) }
+func (s *Store) Revoked() []*Entry { return s.snap.Load().revoked.List() }
 
 func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 	e := &Entry{File: path, Fingerprint: k.Fingerprint(), SPKIHash: k.SPKIHash(), Comment: k.Attrs.Comment()}
@@ -131,18 +129,15 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 }
 
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
-	sn := &snapshot{exact: map[hostKey][]*Entry{}, revoked: map[[32]byte]*Entry{}}
 	srcs := s.Loader().Sources()
+	isRevocation := func(i int) bool { return srcs[i].Revocation }
+	sn := &snapshot{exact: map[hostKey][]*Entry{},
+		revoked: keydir.NewRevocations(ks, isRevocation, func(e *Entry) [32]byte { return e.SPKIHash })}
 	for _, f := range ks.Files {
-		rev := srcs[f.Source].Revocation
+		if isRevocation(f.Source) {
+			continue
+		}
 		for _, e := range f.Items {
-			if rev {
-				if _, dup := sn.revoked[e.SPKIHash]; !dup {
-					sn.revoked[e.SPKIHash] = e
-					sn.rentries = append(sn.rentries, e)
-				}
-				continue
-			}
 			sn.entries = append(sn.entries, e)
 			wild := false
 			for _, p := range e.pos {
@@ -165,7 +160,6 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 			sn.skipped = append(sn.skipped, p)
 		}
 	}
-	sn.revErr = ks.RevocationErr
 	s.snap.Store(sn)
 }
 
@@ -206,10 +200,10 @@ func (s *Store) CheckSPKI(addr string, sum [32]byte) error {
 
 func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
 	sn := s.snap.Load()
-	if sn.revErr != nil {
-		return &RevokedError{Addr: addr, Fingerprint: jwk.FormatFingerprint(sum), Err: sn.revErr}
+	if err := sn.revoked.Err(); err != nil {
+		return &RevokedError{Addr: addr, Fingerprint: jwk.FormatFingerprint(sum), Err: err}
 	}
-	if r, ok := sn.revoked[sum]; ok {
+	if r, ok := sn.revoked.Get(sum); ok {
 		return &RevokedError{Addr: addr, Fingerprint: r.Fingerprint, File: r.File}
 	}
 	ip, host, port, err := parseTarget(addr)
@@ -385,10 +379,10 @@ func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
 func (s *Store) existingPin(norm string, key *jwk.Key) (string, error) {
 	sum := key.SPKIHash()
 	sn := s.snap.Load()
-	if sn.revErr != nil {
-		return "", &RevokedError{Addr: norm, Fingerprint: key.Fingerprint(), Err: sn.revErr}
+	if err := sn.revoked.Err(); err != nil {
+		return "", &RevokedError{Addr: norm, Fingerprint: key.Fingerprint(), Err: err}
 	}
-	if r, ok := sn.revoked[sum]; ok {
+	if r, ok := sn.revoked.Get(sum); ok {
 		return "", &RevokedError{Addr: norm, Fingerprint: r.Fingerprint, File: r.File}
 	}
 	p, _ := parsePattern(norm)
