@@ -48,10 +48,10 @@ type Entry struct {
 type Problem = keydir.Problem
 
 type snapshot struct {
-	exact    map[hostKey][]*Entry // positive exact patterns
-	wild     []*Entry             // entries with a positive wildcard pattern
-	revoked  *keydir.Revocations[*Entry] // the one revocation set, shared with authkeys' rule
-	entries  []*Entry
+	exact   map[hostKey][]*Entry        // positive exact patterns
+	wild    []*Entry                    // entries with a positive wildcard pattern
+	revoked *keydir.Revocations[*Entry] // the one revocation set, shared with authkeys' rule
+	entries []*Entry
 	// skipped are the problems of the pin sources (not revocation ones):
 	// while there are any, no address is treated as unknown.
 	skipped []Problem
