@@ -38,8 +38,8 @@ func TestExportedListsAreCopies(t *testing.T) {
 	}
 }
 
-// WriteMode names what the bool of WritePrivateFile and WritePublicFile
-// meant; the deprecated functions still mean it.
+// WriteMode says at the call what a bool did not: CreateNew never replaces
+// a file, Overwrite does.
 func TestWriteMode(t *testing.T) {
 	k, other := testKey(t, EC256), testKey(t, Ed25519)
 	dir := t.TempDir()
@@ -49,8 +49,6 @@ func TestWriteMode(t *testing.T) {
 	}{
 		{"WritePrivateKeyFile", func(p string, k *Key, m WriteMode) error { return WritePrivateKeyFile(p, k, JWK, m) }},
 		{"WritePublicKeyFile", func(p string, k *Key, m WriteMode) error { return WritePublicKeyFile(p, k, JWK, m) }},
-		{"WritePrivateFile", func(p string, k *Key, m WriteMode) error { return WritePrivateFile(p, k, JWK, m == Overwrite) }},
-		{"WritePublicFile", func(p string, k *Key, m WriteMode) error { return WritePublicFile(p, k, JWK, m == Overwrite) }},
 	} {
 		path := filepath.Join(dir, c.name+".json")
 		if err := c.write(path, k, CreateNew); err != nil {

@@ -166,31 +166,6 @@ func WritePublicKeyFile(path string, k *Key, f Format, mode WriteMode) error {
 	return write(path, data, 0o644, mode)
 }
 
-// WritePrivateFile is WritePrivateKeyFile with Overwrite when overwrite is
-// true, CreateNew otherwise.
-//
-// Deprecated: use WritePrivateKeyFile, whose WriteMode says at the call
-// what the bool did not.
-func WritePrivateFile(path string, k *Key, f Format, overwrite bool) error {
-	return WritePrivateKeyFile(path, k, f, writeMode(overwrite))
-}
-
-// WritePublicFile is WritePublicKeyFile with Overwrite when overwrite is
-// true, CreateNew otherwise.
-//
-// Deprecated: use WritePublicKeyFile, whose WriteMode says at the call
-// what the bool did not.
-func WritePublicFile(path string, k *Key, f Format, overwrite bool) error {
-	return WritePublicKeyFile(path, k, f, writeMode(overwrite))
-}
-
-func writeMode(overwrite bool) WriteMode {
-	if overwrite {
-		return Overwrite
-	}
-	return CreateNew
-}
-
 func write(path string, data []byte, perm fs.FileMode, mode WriteMode) error {
 	switch mode {
 	case CreateNew:
