@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 )
@@ -78,39 +78,16 @@ func benchKeys() int {
 }
 
 // readFloor reads files with the parallelism the loader reads and parses
-// them with (runJobs in internal/keydir): min(GOMAXPROCS, ceil(n/64))
-// worker goroutines, each taking the next file from a shared counter, or
-// one after the other when that is a single worker. It is the floor a load
-// is measured against: the same bytes read the same way, nothing parsed.
+// them with (keydir.ForEach, which the loader uses too): it is the floor a
+// load is measured against, the same bytes read the same way, nothing
+// parsed.
 func readFloor(b *testing.B, files []string) {
-	workers := min(runtime.GOMAXPROCS(0), (len(files)+63)/64)
-	if workers <= 1 {
-		for _, f := range files {
-			if _, err := os.ReadFile(f); err != nil {
-				b.Fatal(err)
-			}
+	var failed atomic.Pointer[error]
+	keydir.ForEach(len(files), func(i int) {
+		if _, err := os.ReadFile(files[i]); err != nil {
+			failed.CompareAndSwap(nil, &err)
 		}
-		return
-	}
-	var (
-		next   atomic.Int64
-		wg     sync.WaitGroup
-		failed atomic.Pointer[error]
-	)
-	for range workers {
-		wg.Go(func() {
-			for {
-				n := int(next.Add(1)) - 1
-				if n >= len(files) {
-					return
-				}
-				if _, err := os.ReadFile(files[n]); err != nil {
-					failed.CompareAndSwap(nil, &err)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	})
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}

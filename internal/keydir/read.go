@@ -15,30 +15,40 @@ import (
 	"github.com/keytool/keytool/jwk"
 )
 
+// ForEach calls do(i) for every i in [0, n), the way the loader reads
+// and parses files: one after the other for up to 64, else on
+// min(GOMAXPROCS, ceil(n/64)) goroutines, each taking the next i from a
+// shared counter. (The benchmarks' read floor reads the same way, so that
+// a load is measured against the same bytes read with the same
+// parallelism.)
+func ForEach(n int, do func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+63)/64)
+	if workers <= 1 {
+		for i := range n {
+			do(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				do(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // runJobs reads and parses the queued files, in parallel when there are
 // many.
 func (l *Loader[T]) runJobs(jobs []*fileState[T]) {
-	workers := min(runtime.GOMAXPROCS(0), (len(jobs)+63)/64)
-	if workers <= 1 {
-		for _, state := range jobs {
-			l.load(state)
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for {
-					n := int(next.Add(1)) - 1
-					if n >= len(jobs) {
-						return
-					}
-					l.load(jobs[n])
-				}
-			})
-		}
-		wg.Wait()
-	}
+	ForEach(len(jobs), func(i int) { l.load(jobs[i]) })
 	// Files that vanished between stat and read are dropped (looked for
 	// only when there are some: a reload of one file must not walk every
 	// file's state).
