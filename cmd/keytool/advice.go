@@ -1,6 +1,11 @@
 package main
 
-import "strings"
+import (
+	"errors"
+	"strings"
+
+	"github.com/keytool/keytool/knownhosts"
+)
 
 // The libraries' errors carry data and say what happened, in one line;
 // the command line turns them into advice: the commands that fix the
@@ -10,6 +15,12 @@ import "strings"
 
 // advise returns err's message followed by the advice for it, if any.
 func (c *cli) advise(err error) string {
+	// OpenSSH's changed-key warning says everything the error does; the
+	// one-line error before it would only repeat it.
+	var changed *knownhosts.KeyChangedError
+	if errors.As(err, &changed) {
+		return c.keyChangedAdvice(changed)
+	}
 	msg := err.Error()
 	for _, adviser := range []func(error) string{c.adviseStores, c.adviseFiles, c.adviseEnroll, c.adviseTLS} {
 		if a := adviser(err); a != "" {

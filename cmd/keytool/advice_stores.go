@@ -17,7 +17,6 @@ import (
 // (authkeys, knownhosts), or "".
 func (c *cli) adviseStores(err error) string {
 	var (
-		changed   *knownhosts.KeyChangedError
 		unknown   *knownhosts.UnknownHostError
 		skipped   *knownhosts.SkippedFilesError
 		hRevoked  *knownhosts.RevokedError
@@ -32,8 +31,6 @@ func (c *cli) adviseStores(err error) string {
 		still     *authkeys.StillAuthorizedError
 	)
 	switch {
-	case errors.As(err, &changed):
-		return c.keyChangedAdvice(changed)
 	case errors.As(err, &skipped):
 		var b strings.Builder
 		b.WriteString("Pinned host keys were skipped, so no host is trusted on first use until they are fixed:\n")
