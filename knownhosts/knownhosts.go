@@ -515,6 +515,25 @@ func (s *Store) FindKeys(fp jwk.Fingerprint) []*Entry {
 	return out
 }
 
+// AddressesOf returns the addresses and patterns, in normal form and file
+// order, each once, for which the key whose SPKI hash is sum is pinned:
+// the other names a prompt about that key at a new address can list, as
+// ssh lists them. Negated patterns are left out.
+func (s *Store) AddressesOf(sum [32]byte) []string {
+	var out []string
+	for _, e := range s.snap.Load().entries {
+		if e.SPKIHash != sum {
+			continue
+		}
+		for _, p := range e.pos {
+			if a := p.String(); !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
 // dropAddress returns k without the address norm: itself if it does not
 // have it, nil if no positive address would remain.
 func dropAddress(k *jwk.Key, norm string) *jwk.Key {
