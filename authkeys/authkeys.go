@@ -47,6 +47,10 @@ type Entry struct {
 // fault inside the file when known.
 type Problem = keydir.Problem
 
+// Change is what a reload changed (OnChange): the keys authorized and
+// revoked that came and went, the keys and skipped files now.
+type Change = keydir.Change
+
 // snapshot is the immutable state lookups read.
 type snapshot struct {
 	files   *keydir.Snapshot[*Entry]
@@ -75,7 +79,7 @@ type Store struct {
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
 	s.snap.Store(&snapshot{files: &keydir.Snapshot[*Entry]{}})
-	s.Lifecycle = keydir.NewLifecycle(opts, convert, s.build)
+	s.Lifecycle = keydir.NewLifecycle(opts, convert, entrySPKI, s.build)
 	for _, src := range s.Loader().Sources() {
 		s.rev = append(s.rev, src.Revocation)
 	}
@@ -186,7 +190,7 @@ func (s *Store) rebuild(sn *snapshot) {
 // a table has become far larger than its keys need (every reload copies
 // it).
 func (s *Store) update(prev, sn *snapshot) bool {
-	gone, came := diffFiles(prev.files.Files, sn.files.Files)
+	gone, came := keydir.DiffFiles(prev.files.Files, sn.files.Files)
 	gone, came = s.authorizedFiles(gone), s.authorizedFiles(came)
 	changed := 0
 	for _, f := range gone {
@@ -235,29 +239,6 @@ func (s *Store) authorizedFiles(files []*keydir.File[*Entry]) []*keydir.File[*En
 		}
 	}
 	return out
-}
-
-// diffFiles returns the files of a that are not in b and those of b that
-// are not in a. Both lists are in the loader's order (source, then path)
-// and an unchanged file keeps its *File, so one merging pass finds them.
-// (Were the order ever different, an unchanged file would be reported
-// gone and come back: removed and inserted again, slower but still
-// exact.)
-func diffFiles(a, b []*keydir.File[*Entry]) (gone, came []*keydir.File[*Entry]) {
-	for len(a) > 0 && len(b) > 0 {
-		x, y := a[0], b[0]
-		switch {
-		case x == y:
-			a, b = a[1:], b[1:]
-		case x.Source < y.Source || x.Source == y.Source && x.Path < y.Path:
-			gone, a = append(gone, x), a[1:]
-		case x.Source == y.Source && x.Path == y.Path:
-			gone, came, a, b = append(gone, x), append(came, y), a[1:], b[1:]
-		default:
-			came, b = append(came, y), b[1:]
-		}
-	}
-	return append(gone, a...), append(came, b...)
 }
 
 // Entries returns the authorized keys in effect, in file order: for each

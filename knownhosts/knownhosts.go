@@ -47,6 +47,10 @@ type Entry struct {
 // Problem is a file that was skipped, and why.
 type Problem = keydir.Problem
 
+// Change is what a reload changed (OnChange): the host keys pinned and
+// the keys revoked that came and went, the pins and skipped files now.
+type Change = keydir.Change
+
 type snapshot struct {
 	exact   map[hostKey][]*Entry        // positive exact patterns
 	wild    []*Entry                    // entries with a positive wildcard pattern
@@ -70,7 +74,7 @@ type Store struct {
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
 	s.snap.Store(&snapshot{exact: map[hostKey][]*Entry{}})
-	s.Lifecycle = keydir.NewLifecycle(opts, convert, s.build)
+	s.Lifecycle = keydir.NewLifecycle(opts, convert, func(e *Entry) [32]byte { return e.SPKIHash }, s.build)
 	return s
 }
 

@@ -87,6 +87,9 @@ type Config[T any] struct {
 	// OnReload, if set, is called with every new snapshot, before
 	// subscribers are told. The stores build their indexes here.
 	OnReload func(*Snapshot[T])
+	// KeyOf, if set, is an entry's key (its SPKI hash): a Change then
+	// counts only the keys a changed file gained and lost.
+	KeyOf func(T) [32]byte
 	// Logger receives problems (once per change) and watching trouble.
 	Logger *slog.Logger
 	// Debounce is how long events must be quiet before a reload
@@ -167,6 +170,9 @@ type Loader[T any] struct {
 
 	subMu sync.Mutex
 	subs  map[chan struct{}]struct{}
+	hooks map[*changeHook]struct{} // OnChange's
+
+	keys int // entries of the trust sources in the snapshot (Change.Keys)
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -412,7 +418,17 @@ func (l *Loader[T]) publish(took time.Duration) {
 	if l.cfg.OnReload != nil {
 		l.cfg.OnReload(snap)
 	}
+	change := l.change(l.snap.Load(), snap, took)
 	l.snap.Store(snap)
+	l.subMu.Lock()
+	hooks := make([]*changeHook, 0, len(l.hooks))
+	for h := range l.hooks {
+		hooks = append(hooks, h)
+	}
+	l.subMu.Unlock()
+	for _, h := range hooks {
+		h.fn(change)
+	}
 	l.notify()
 }
 

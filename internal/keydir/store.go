@@ -76,14 +76,16 @@ type Lifecycle[T any] struct {
 }
 
 // NewLifecycle returns the lifecycle of a store reading opts, converting
-// each key with convert and indexing each new snapshot with onReload.
-func NewLifecycle[T any](opts Options, convert func(src Source, path string, k *jwk.Key) (T, error), onReload func(*Snapshot[T])) Lifecycle[T] {
+// each key with convert, indexing each new snapshot with onReload, and
+// telling entries' keys by keyOf (for OnChange).
+func NewLifecycle[T any](opts Options, convert func(src Source, path string, k *jwk.Key) (T, error), keyOf func(T) [32]byte, onReload func(*Snapshot[T])) Lifecycle[T] {
 	return Lifecycle[T]{l: New(Config[T]{
 		Sources:       opts.sources(),
 		Home:          opts.Home,
 		NoStrictModes: opts.NoStrictModes,
 		Convert:       convert,
 		OnReload:      onReload,
+		KeyOf:         keyOf,
 		Logger:        opts.Logger,
 		Debounce:      opts.Debounce,
 		Rescan:        opts.Rescan,
@@ -112,6 +114,12 @@ func (lc Lifecycle[T]) Reload() { lc.l.Reload() }
 // Subscribe returns a channel that receives a value after each change of
 // the store's contents (coalesced), and a function to unsubscribe.
 func (lc Lifecycle[T]) Subscribe() (<-chan struct{}, func()) { return lc.l.Subscribe() }
+
+// OnChange calls fn with what changed after each reload that changed the
+// store, until stop is called. fn runs inside the reload, once lookups see
+// the new state: it must return soon and must not change or reload the
+// store.
+func (lc Lifecycle[T]) OnChange(fn func(Change)) (stop func()) { return lc.l.OnChange(fn) }
 
 // Problems returns the files skipped in the current snapshot.
 func (lc Lifecycle[T]) Problems() []Problem {
