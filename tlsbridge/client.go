@@ -260,7 +260,16 @@ func (c *Client) ask(addr string, key *jwk.Key) error {
 	if d := c.opts.Hosts.Decide(addr, key.SPKIHash()); d.Verdict != knownhosts.Unknown {
 		return knownhosts.ErrorOf(d, addr, key.SPKIHash())
 	}
-	answer, err := c.opts.Prompt.AskUnknownHost(UnknownHost{Addr: addr, Key: key})
+	h := UnknownHost{Addr: addr, Key: key}
+	if store, ok := c.opts.Hosts.(interface{ AddressesOf(sum [32]byte) []string }); ok {
+		norm, _ := knownhosts.NormalizeAddr(addr)
+		for _, a := range store.AddressesOf(key.SPKIHash()) {
+			if a != norm {
+				h.OtherAddresses = append(h.OtherAddresses, a)
+			}
+		}
+	}
+	answer, err := c.opts.Prompt.AskUnknownHost(h)
 	if err != nil {
 		return err
 	}

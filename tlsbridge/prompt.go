@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -15,6 +16,12 @@ import (
 type UnknownHost struct {
 	Addr string
 	Key  *jwk.Key
+	// OtherAddresses are the addresses (and patterns) for which the same
+	// key is already pinned, as the HostKeys store reports them when it
+	// can (knownhosts.Store.AddressesOf): a host known by another name,
+	// or a key copied between hosts. Empty when there are none or the
+	// store cannot tell.
+	OtherAddresses []string
 }
 
 // Answer is a Prompt's decision.
@@ -67,6 +74,9 @@ type Terminal struct {
 	// NoOnce leaves "once" out of the question, for callers whose only
 	// purpose is to pin: OpenSSH's exact question.
 	NoOnce bool
+	// Visual draws the key's randomart (jwk.Key.Randomart, over its SPKI
+	// hash) under its fingerprint, as OpenSSH's VisualHostKey does.
+	Visual bool
 }
 
 func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
@@ -84,10 +94,7 @@ func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
 			out = tty
 		}
 	}
-	fmt.Fprintf(out, "The authenticity of host '%s' can't be established.\n", h.Addr)
-	fmt.Fprintf(out, "%s key fingerprint is %s.\n", h.Key.Algorithm(), h.Key.Fingerprint())
-	fmt.Fprintf(out, "Key ID: %s\n", h.Key.KeyID())
-	fmt.Fprintf(out, "This key is not known by any other names.\n")
+	t.describe(out, h)
 	choices := "yes/no/once/[fingerprint]"
 	retry := "Please type 'yes', 'no', 'once' or the fingerprint: "
 	if t.NoOnce {
@@ -121,5 +128,25 @@ func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
 			return No, nil // end of input: the safe answer
 		}
 		fmt.Fprint(out, retry)
+	}
+}
+
+// describe writes what the question is about, in OpenSSH's words: the
+// address, the key and, when the key is pinned for other addresses, those
+// (one per line, indented, as ssh lists them).
+func (t Terminal) describe(out io.Writer, h UnknownHost) {
+	fmt.Fprintf(out, "The authenticity of host '%s' can't be established.\n", h.Addr)
+	fmt.Fprintf(out, "%s key fingerprint is %s.\n", h.Key.Algorithm(), h.Key.Fingerprint())
+	if t.Visual {
+		fmt.Fprintf(out, "%s\n", h.Key.Randomart())
+	}
+	fmt.Fprintf(out, "Key ID: %s\n", h.Key.KeyID())
+	if len(h.OtherAddresses) == 0 {
+		fmt.Fprintf(out, "This key is not known by any other names.\n")
+		return
+	}
+	fmt.Fprintf(out, "The %s host key for %s is known by the following other names/addresses:\n", h.Key.Algorithm(), h.Addr)
+	for _, a := range h.OtherAddresses {
+		fmt.Fprintf(out, "    %s\n", termtext.Safe(a))
 	}
 }
