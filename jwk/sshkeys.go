@@ -70,6 +70,9 @@ func parseSSHLine(line []byte) (*Key, error) {
 		from = true
 		list := splitList(strings.Trim(value, `"`))
 		if _, err := ParsePrefixes(list); err != nil {
+			if pe := (*prefixError)(nil); errors.As(err, &pe) {
+				return nil, fmt.Errorf(`option from="…": %v`, pe)
+			}
 			return nil, errors.New(`option from="…" must list IP addresses or CIDR networks (host-name patterns are not supported)`)
 		}
 		attrs.SetList(AttrFrom, list)
