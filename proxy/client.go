@@ -31,6 +31,9 @@ type ClientOptions struct {
 	// HandshakeTimeout bounds the dial to the target and its TLS
 	// handshake; zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// IdleTimeout bounds a connection after one side has closed its
+	// writing half, as ServerOptions.IdleTimeout does.
+	IdleTimeout time.Duration
 	// Logger receives a line per connection and the lifecycle; nil
 	// discards them.
 	Logger *slog.Logger
@@ -38,6 +41,10 @@ type ClientOptions struct {
 	// (such as "pinned", or "PKI"): the "trust" attribute of each
 	// connection's lines. Nil leaves the attribute out.
 	Trust func(conn *tls.Conn) string
+	// Store, if set, is the store TLS checks the target's key with (a
+	// *knownhosts.Store): what each of its reloads changed is logged while
+	// serving.
+	Store TrustStore
 	// Explain, if set, rewrites the error of a connection to the target
 	// that failed before it is logged (a program may add what to do
 	// about it). Nil logs the error as it is.
@@ -51,6 +58,7 @@ type Client struct {
 	tls     *tlsbridge.Client
 	target  string
 	timeout time.Duration
+	idle    time.Duration
 	log     *slog.Logger
 	trust   func(*tls.Conn) string
 	explain func(error) error
@@ -65,17 +73,18 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if err := checkAddr("Target", opts.Target); err != nil {
 		return nil, err
 	}
-	if opts.HandshakeTimeout < 0 {
-		return nil, &OptionError{"HandshakeTimeout", "negative"}
+	if err := checkTimeouts(opts.HandshakeTimeout, opts.IdleTimeout); err != nil {
+		return nil, err
 	}
 	c := &Client{
 		tls: opts.TLS, target: opts.Target, timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
-		trust: opts.Trust, explain: opts.Explain,
+		idle: orDefault(opts.IdleTimeout, DefaultIdleTimeout), trust: opts.Trust, explain: opts.Explain,
 	}
 	if c.explain == nil {
 		c.explain = func(err error) error { return err }
 	}
 	c.l = newListener(opts.Logger, "client", opts.Target, c.handle)
+	c.l.store, c.l.what = opts.Store, "pinned"
 	c.log = c.l.log
 	return c, nil
 }
@@ -140,7 +149,10 @@ func (c *Client) handle(ctx context.Context, raw net.Conn) {
 	defer conn.Close()
 	attrs = c.trustAttrs(conn, attrs...)
 	c.log.Info("connected", attrs...)
-	out, in := pipe(ctx, conn, raw)
+	out, in, idled := pipe(ctx, conn, raw, c.idle)
+	if idled {
+		c.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", c.idle.String())...)
+	}
 	c.log.Info("closed", append(attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))...)
 }
 

@@ -14,6 +14,10 @@ import (
 // options leave it zero.
 const DefaultHandshakeTimeout = 10 * time.Second
 
+// DefaultIdleTimeout is the idle timeout of a proxy whose options leave
+// it zero.
+const DefaultIdleTimeout = 5 * time.Minute
+
 // maxAcceptBackoff bounds the wait between failed Accepts.
 const maxAcceptBackoff = time.Second
 
@@ -26,6 +30,11 @@ type listener struct {
 	mode   string // "server" or "client", for the logs
 	target string
 	handle func(ctx context.Context, conn net.Conn)
+	// store, if set, has its reloads logged while serving, its keys
+	// called what ("authorized", "pinned").
+	store    TrustStore
+	what     string
+	failures *failureLog
 
 	mu         sync.Mutex
 	closed     bool                  // Shutdown, Close or the end of Serve's context: no more accepting
@@ -40,7 +49,7 @@ func newListener(log *slog.Logger, mode, target string, handle func(context.Cont
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &listener{log: log, mode: mode, target: target, handle: handle, active: map[net.Conn]struct{}{}}
+	return &listener{log: log, mode: mode, target: target, handle: handle, active: map[net.Conn]struct{}{}, failures: newFailureLog(log)}
 }
 
 // serve is Server.Serve and Client.Serve.
@@ -68,6 +77,10 @@ func (l *listener) serve(ctx context.Context, ln net.Listener) error {
 	// The end of ctx stops accepting (no goroutine waits for it).
 	stop := context.AfterFunc(ctx, l.stopAccepting)
 	defer stop()
+	if l.store != nil {
+		defer l.store.OnChange(logReloads(l.log, l.what))()
+	}
+	defer l.failures.flushAll()
 
 	err := l.acceptLoop(connCtx, ln)
 	close(l.acceptDone)

@@ -4,14 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"github.com/keytool/keytool/enroll"
@@ -30,6 +27,11 @@ type ServerOptions struct {
 	// HandshakeTimeout bounds a client's TLS handshake, and the dial to the
 	// target; zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// IdleTimeout bounds a connection after one side has closed its
+	// writing half: the other direction is closed when no byte has moved
+	// for that long. A connection where neither side has closed is never
+	// timed out. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// Enroll, if set, serves the clients whose key is not authorized: they
 	// may make one HTTP request on their connection (enrollment, an
 	// *enroll.Handler), and nothing else. It only sees such clients if TLS
@@ -38,6 +40,9 @@ type ServerOptions struct {
 	// Logger receives a line per connection and the lifecycle; nil
 	// discards them.
 	Logger *slog.Logger
+	// Store, if set, is the store TLS decides with (an *authkeys.Store):
+	// what each of its reloads changed is logged while serving.
+	Store TrustStore
 }
 
 // Server is server mode: it accepts mutual TLS, admits the clients that
@@ -48,6 +53,7 @@ type Server struct {
 	cfg     *tls.Config
 	target  string
 	timeout time.Duration
+	idle    time.Duration
 	enroll  http.Handler
 	log     *slog.Logger
 	l       *listener
@@ -61,14 +67,16 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err := checkAddr("Target", opts.Target); err != nil {
 		return nil, err
 	}
-	if opts.HandshakeTimeout < 0 {
-		return nil, &OptionError{"HandshakeTimeout", "negative"}
+	if err := checkTimeouts(opts.HandshakeTimeout, opts.IdleTimeout); err != nil {
+		return nil, err
 	}
 	s := &Server{
 		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target,
-		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout), enroll: opts.Enroll,
+		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
+		idle:    orDefault(opts.IdleTimeout, DefaultIdleTimeout), enroll: opts.Enroll,
 	}
 	s.l = newListener(opts.Logger, "server", opts.Target, s.handle)
+	s.l.store, s.l.what = opts.Store, "authorized"
 	s.log = s.l.log
 	return s, nil
 }
@@ -103,12 +111,14 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	start := time.Now()
 	defer raw.Close()
 	remote := raw.RemoteAddr().String()
-	conn := tls.Server(raw, s.cfg)
+	ac := &alertConn{Conn: raw}
+	conn := tls.Server(ac, s.cfg)
 	fp, err := s.handshake(ctx, raw, conn)
 	if err != nil {
-		s.logHandshakeFailure(err, remote, fp, start)
+		s.logHandshakeFailure(ac.clientAlert(err), raw, fp, start)
 		return
 	}
+	ac.done = true
 	// The handshake decided; ask again for the entry it matched (and fail
 	// closed if the key was removed in between).
 	cs := conn.ConnectionState()
@@ -124,7 +134,8 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		err = peer.Err
 	}
 	if err != nil {
-		s.log.Warn("refused", "remote", remote, "fingerprint", fp, "reason", err.Error(), "duration", since(start))
+		s.l.failures.failed(remoteAddr(raw), slog.LevelWarn, msgRefused, "reason", err.Error(),
+			"remote", remote, "fingerprint", fp, "reason", err.Error(), "duration", since(start))
 		return
 	}
 	attrs := []any{"remote", remote, "fingerprint", fp, "name", peer.Name()}
@@ -141,7 +152,10 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 	defer target.Close()
 	s.log.Info("accepted", attrs...)
-	in, out := pipe(ctx, conn, target)
+	in, out, idled := pipe(ctx, conn, target, s.idle)
+	if idled {
+		s.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", s.idle.String())...)
+	}
 	s.log.Info("closed", append(attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))...)
 }
 
@@ -163,21 +177,16 @@ func (s *Server) handshake(ctx context.Context, raw net.Conn, conn *tls.Conn) (f
 	return fp, err
 }
 
-// logHandshakeFailure logs a failed handshake: our refusal is "refused";
-// the client giving up (it did not trust our key, or went away) or a
-// timeout is "handshake failed".
-func (s *Server) logHandshakeFailure(err error, remote, fp string, start time.Time) {
-	msg, reason := "refused", err.Error()
-	var op *net.OpError
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-		msg, reason = "handshake failed", fmt.Sprintf("no handshake within %v", s.timeout)
-	case (errors.As(err, &op) && op.Op == "remote error") || errors.Is(err, io.EOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.Canceled):
-		msg = "handshake failed"
+// logHandshakeFailure logs a failed handshake (handshakeFailure says
+// how), at once the first time for its source and kind, then counted.
+func (s *Server) logHandshakeFailure(err error, raw net.Conn, fp string, start time.Time) {
+	msg, detail, reason, kind := handshakeFailure(err, fp, s.timeout)
+	attrs := []any{"remote", raw.RemoteAddr().String()}
+	if msg != msgKeyRefused {
+		attrs = append(attrs, "fingerprint", fp)
 	}
-	s.log.Warn(msg, "remote", remote, "fingerprint", fp, "reason", reason, "duration", since(start))
+	attrs = append(attrs, detail, reason, "duration", since(start))
+	s.l.failures.failed(remoteAddr(raw), slog.LevelWarn, msg, detail, kind, attrs...)
 }
 
 // remoteAddr is the address of c's peer, for the from networks of
@@ -198,6 +207,17 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// checkTimeouts checks the timeouts both modes take.
+func checkTimeouts(handshake, idle time.Duration) error {
+	if handshake < 0 {
+		return &OptionError{"HandshakeTimeout", "negative"}
+	}
+	if idle < 0 {
+		return &OptionError{"IdleTimeout", "negative"}
+	}
+	return nil
 }
 
 // checkAddr checks that a required address option is host:port.
