@@ -35,7 +35,13 @@
 // both ways; when one side ends its stream, the other side's write half is
 // closed (a TCP FIN, a TLS close_notify) and the copy the other way goes
 // on, so that a client that sends a request and closes its side still gets
-// the answer. An error either way closes both.
+// the answer. An error either way closes both. From a half-close on, the
+// other direction must move a byte at least every IdleTimeout (default
+// five minutes), or both are closed ("idle after half-close: closing"):
+// a target that reads the client's half-close and never closes its side
+// would otherwise hold two descriptors forever. A connection where
+// neither side has closed may stay quiet as long as it likes: long-lived
+// idle connections are legitimate, and TCP keepalives find dead peers.
 //
 // Every connection is logged (log/slog) when it is admitted or refused,
 // and as it ends: the remote address, the peer key's fingerprint, its
@@ -43,7 +49,16 @@
 // way, the duration. Each handshake is decided against the stores' current
 // snapshot, so with watched stores (authkeys.Open, knownhosts.Open) a key
 // authorized, removed or revoked applies from the next connection, without
-// a restart.
+// a restart; with the Store option, each reload is logged with what it
+// changed ("trust reloaded").
+//
+// Failed handshakes are logged at once the first time for a source (IP
+// address) and kind of failure, then counted: at most one line per source
+// and kind every ten seconds says how many more there were
+// (repeated=N in=10s), so that one noisy client cannot flood the log; at
+// most 1024 sources are remembered. A client that refuses the proxy's key
+// (its alert about our certificate, before it showed its own) is logged
+// as "client refused this server's key", with the alert.
 //
 // # Lifecycle
 //
