@@ -169,6 +169,13 @@ func addrOf(c net.Conn) netip.Addr {
 // handshake must fail. In AllowUnknown mode, a client that is not
 // authorized is returned with Peer.Err set and no error — unless it is
 // Revoked, which is final.
+//
+// Every refusal reaches the client as the TLS alert bad_certificate (42),
+// a revoked key's too: crypto/tls (Go 1.26, handshake_server*.go) sends
+// that alert for any VerifyConnection error, whatever its type, and offers
+// no way to send certificate_revoked (44) (golang/go#77378 considers one).
+// The typed error (*authkeys.RevokedError) is the handshake's error on the
+// server side, for its log.
 func (s *Server) verify(cs tls.ConnectionState, remote netip.Addr) (*Peer, error) {
 	p, err := s.decide(cs, remote)
 	if err == nil {

@@ -130,31 +130,56 @@ func certOptions(hosts []string) tlsbridge.CertOptions {
 }
 
 // explainRefusal turns the TLS alert a server sends when it refuses our
-// key into what happened and what to do.
+// key into what happened and what to do. The alert texts are crypto/tls's
+// (alert.go) for the alerts servers send about a client certificate:
+// OpenSSL sends "certificate revoked" (44) when its CRL lists the client,
+// and then authorizing the key again would not help.
 func (c *cli) explainRefusal(err error, addr string, id *tlsbridge.Identity) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	for _, alert := range []string{"remote error: tls: bad certificate", "remote error: tls: certificate required", "remote error: tls: unknown certificate", "remote error: tls: certificate revoked", "remote error: tls: access denied"} {
+	if strings.Contains(msg, "remote error: tls: revoked certificate") {
+		return &revokedByServerError{addr: addr, key: id.Key, err: err}
+	}
+	for _, alert := range []string{"remote error: tls: bad certificate", "remote error: tls: certificate required", "remote error: tls: unknown certificate", "remote error: tls: access denied"} {
 		if strings.Contains(msg, alert) {
-			return &refusedError{addr: addr, key: id.Key, home: c.homeFlag(), err: err}
+			return &refusedError{addr: addr, key: id.Key, pub: c.command("pub"), err: err}
 		}
 	}
 	return err
 }
 
-// refusedError means a server refused this client's key.
+// revokedByServerError means a server said this client's key (or its
+// certificate) is revoked: no authorization lets it in again.
+type revokedByServerError struct {
+	addr string
+	key  *jwk.Key
+	err  error
+}
+
+func (e *revokedByServerError) Error() string {
+	return fmt.Sprintf("%s has revoked this client's key %s; it will not be let in again by authorizing it: ask its administrator\n(the server said: %v)", e.addr, e.key.Fingerprint(), e.err)
+}
+
+func (e *revokedByServerError) Unwrap() error { return e.err }
+
+// refusedError means a server refused this client's key. Go servers,
+// keytool's included, send the same alert (bad certificate) for a key they
+// revoked as for one they do not know: crypto/tls lets VerifyConnection
+// choose no other. The message says so.
 type refusedError struct {
 	addr string
 	key  *jwk.Key
-	home string
+	pub  string // the command that prints the public key
 	err  error
 }
 
 func (e *refusedError) Error() string {
 	return fmt.Sprintf("%s does not authorize this client's key %s; ask its administrator to run: keytool authorize --name NAME FILE\n"+
-		"with FILE holding this client's public key, printed by: keytool%s pub\n(the server said: %v)", e.addr, e.key.Fingerprint(), e.home, e.err)
+		"with FILE holding this client's public key, printed by: %s\n"+
+		"(if the server revoked this key, authorizing it does not let it in: only its administrator can lift the revocation)\n"+
+		"(the server said: %v)", e.addr, e.key.Fingerprint(), e.pub, e.err)
 }
 
 func (e *refusedError) Unwrap() error { return e.err }
