@@ -23,13 +23,13 @@ func authorizeCommand() *command {
 	var (
 		o      authorizeOptions
 		list   bool
-		asJSON bool
+		lf     listFlags
 		remove string
 		flags  *pflag.FlagSet
 	)
 	return &command{
 		name:    "authorize",
-		args:    "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json] | --remove NAME|FINGERPRINT",
+		args:    "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT",
 		summary: "let a client's key connect in (authorized_keys.d)",
 		help: `Reads a client's public key from FILE (- for standard input) in any format
 keytool knows — JWK, JWK Set, PEM, an OpenSSH public key line — and stores it
@@ -58,10 +58,12 @@ takes effect; --force moves it. Adding the same key under the same name
 again changes nothing; --force rewrites it with the attributes given.
 A revoked key cannot be authorized: 'keytool revoke --remove' it first.
 
---list prints NAME, FINGERPRINT, COMMENT, EXPIRES and FILE of every
-authorized key (--json: an array of objects with name, fingerprint, key_id,
-comment, expires, from, revoked and file); files that were skipped are
-reported on standard error. --remove deletes the keys with that name, or
+--list prints NAME, FINGERPRINT (short), STATUS (ok, expired, revoked, or
+refused when a revocation list cannot be read), FROM and EXPIRES of every
+authorized key, in 80 columns; -l/--long adds COMMENT and FILE, --full the
+whole fingerprints (--json: an array of objects with name, fingerprint,
+key_id, comment, expires, from, revoked, status and file); files that were
+skipped are reported on standard error. --remove deletes the keys with that name, or
 the key with that fingerprint (SHA256:…, key ID, sha256//…, hex) wherever
 it is authorized; a file left with no key is deleted.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
@@ -72,13 +74,13 @@ it is authorized; a file left with no key is deleted.`,
 			set.StringVar(&o.from, "from", "", "accept the key only from `CIDRS` (comma-separated networks or addresses)")
 			set.BoolVar(&o.force, "force", false, "replace the key stored under NAME, or move the key to NAME")
 			set.BoolVar(&list, "list", false, "list the authorized keys")
-			set.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			lf.register(set, "with --list: ")
 			set.StringVar(&remove, "remove", "", "remove the keys named `NAME` or with that FINGERPRINT")
 		},
 		run: func(c *cli, args []string) error {
 			adding := flags.Changed("name") || flags.Changed("comment") || flags.Changed("expires") || flags.Changed("from") || o.force
 			removing := flags.Changed("remove")
-			if done, err := listOrRemove(list, asJSON, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.unauthorize(remove) }); done {
+			if done, err := listOrRemove(list, lf, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.unauthorize(remove) }); done {
 				return err
 			}
 			switch len(args) {
@@ -522,42 +524,75 @@ type authorizedInfo struct {
 	Comment     string   `json:"comment"`
 	Expires     *string  `json:"expires"` // null: never
 	From        []string `json:"from"`    // null: from anywhere
-	Revoked     bool     `json:"revoked"`
+	Revoked     bool     `json:"revoked"` // listed in a revocation file
+	Status      string   `json:"status"`  // ok, expired, revoked, refused
 	File        string   `json:"file"`
 }
 
-func (c *cli) listAuthorized(asJSON bool) error {
-	store := c.localAuthStore()
-	reportSkipped(c, "authorize", store.Problems())
-	revoked := map[[32]byte]*authkeys.Entry{}
-	for _, r := range store.Revoked() {
-		revoked[r.SPKIHash] = r
+// authorizedStatus is what the store decides for e's key from no address
+// in particular: a key limited by "from" is refused only from elsewhere
+// (WrongNetwork), which in a list is ok — FROM shows the limit.
+func authorizedStatus(store *authkeys.Store, e *authkeys.Entry) string {
+	d := store.Decide(e.SPKIHash, netip.Addr{})
+	var re *authkeys.RevokedError
+	switch d.Verdict {
+	case authkeys.Authorized, authkeys.WrongNetwork:
+		return "ok"
+	case authkeys.Revoked:
+		if errors.As(d.Err, &re) && re.Err != nil {
+			return "refused" // a revocation input cannot be read: everyone is
+		}
 	}
-	now := time.Now()
+	return d.Verdict.String()
+}
+
+// authorizedTable is the listing of the authorized keys, for authorize
+// --list and keytool list.
+func authorizedTable(store *authkeys.Store, lf listFlags) ([]authorizedInfo, *table) {
+	revoked := map[[32]byte]bool{}
+	for _, r := range store.Revoked() {
+		revoked[r.SPKIHash] = true
+	}
 	infos := []authorizedInfo{}
-	var rows [][]string
+	t := newTable(column{title: "NAME", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"},
+		column{title: "FROM", elastic: true}, column{title: "EXPIRES"})
+	if lf.long {
+		t.cols = append(t.cols, column{title: "COMMENT", elastic: true}, column{title: "FILE", elastic: true, fromLeft: true})
+	}
 	for _, e := range store.Entries() {
-		in := authorizedInfo{Name: e.Name, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, File: e.File}
-		exp := "never"
+		in := authorizedInfo{Name: e.Name, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment,
+			Revoked: revoked[e.SPKIHash], Status: authorizedStatus(store, e), File: e.File}
+		exp, from := "never", "any"
 		if !e.Expires.IsZero() {
 			s := e.Expires.UTC().Format(time.RFC3339)
 			in.Expires, exp = &s, s
-			if !now.Before(e.Expires) {
-				exp += " (expired)"
-			}
 		}
 		if e.From != nil {
 			in.From = prefixStrings(e.From)
-		}
-		if r := revoked[e.SPKIHash]; r != nil {
-			in.Revoked = true
-			exp += " (revoked)"
-			fmt.Fprintf(c.stderr, "keytool authorize: note: %q (%s) is revoked (%s): it is refused\n", e.Name, e.Fingerprint, r.File)
+			from = strings.Join(in.From, ",")
 		}
 		infos = append(infos, in)
-		rows = append(rows, []string{printable(in.Name), in.Fingerprint, printable(in.Comment), exp, printable(in.File)})
+		row := []string{printable(in.Name), lf.fingerprint(in.Fingerprint), in.Status, from, exp}
+		if lf.long {
+			row = append(row, printable(in.Comment), printable(in.File))
+		}
+		t.add(row...)
 	}
-	return c.printList(asJSON, infos, []string{"NAME", "FINGERPRINT", "COMMENT", "EXPIRES", "FILE"}, rows,
+	return infos, t
+}
+
+func (c *cli) listAuthorized(lf listFlags) error {
+	store := c.localAuthStore()
+	reportSkipped(c, "authorize", store.Problems())
+	for _, r := range store.Revoked() {
+		for _, e := range store.Entries() {
+			if e.SPKIHash == r.SPKIHash {
+				fmt.Fprintf(c.stderr, "keytool authorize: note: %q (%s) is revoked (%s): it is refused\n", e.Name, e.Fingerprint, r.File)
+			}
+		}
+	}
+	infos, t := authorizedTable(store, lf)
+	return c.printList(lf, infos, t,
 		fmt.Sprintf("No authorized keys in %s; add one with: keytool%s authorize --name NAME FILE", c.layout().AuthorizedDir(), c.homeFlag()))
 }
 

@@ -17,13 +17,13 @@ func inviteCommand() *command {
 		expires   string
 		addresses []string
 		list      bool
-		asJSON    bool
+		lf        listFlags
 		revoke    string
 		prune     bool
 	)
 	return &command{
 		name:    "invite",
-		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json] | --revoke NAME | --prune",
+		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json|--long|--full] | --revoke NAME | --prune",
 		summary: "make a one-time token that lets a client enroll (keytool join)",
 		help: `Makes a one-time invitation and prints its token: one string, last on
 standard output, alone on its line. Give it to the person setting up the
@@ -48,7 +48,10 @@ Stored: HOME/invites.d/NAME.json (mode 0600, directory 0700) with the name,
 the SHA-256 of the secret (never the secret), the server's fingerprint, the
 addresses and the times. A used invitation moves to invites.d/used/.
 
-  --list [--json]  pending, expired and used invitations
+  --list           pending, expired and used invitations: NAME, STATUS,
+                   EXPIRES, ADDRESSES and CLIENT (short fingerprint) in 80
+                   columns; -l/--long adds FILE, --full whole fingerprints,
+                   --json everything
   --revoke NAME    delete a pending invitation: its token stops working
   --prune          delete the expired invitations and the records of used
                    ones (a client that tries a used token is then told the
@@ -61,7 +64,7 @@ Example:
 			set.StringVar(&expires, "expires", "1h", "token lifetime (`D`: 1h, 30m, 7d) or RFC 3339 time")
 			set.StringSliceVar(&addresses, "address", nil, "`ADDR` (host:port) where clients reach this server; repeatable")
 			set.BoolVar(&list, "list", false, "list the invitations")
-			set.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			lf.register(set, "with --list: ")
 			set.StringVar(&revoke, "revoke", "", "delete the pending invitation `NAME`")
 			set.BoolVar(&prune, "prune", false, "delete expired invitations and the records of used ones")
 		},
@@ -72,7 +75,7 @@ Example:
 			making := name != "" || len(addresses) > 0
 			switch {
 			case prune:
-				if making || list || revoke != "" || asJSON {
+				if making || list || revoke != "" || lf.given() {
 					return usagef("--prune takes no other option")
 				}
 				return c.pruneInvites()
@@ -80,14 +83,14 @@ Example:
 				if making || revoke != "" {
 					return usagef("--list takes no other option but --json")
 				}
-				return c.listInvites(asJSON)
+				return c.listInvites(lf)
 			case revoke != "":
-				if making || asJSON {
+				if making || lf.given() {
 					return usagef("--revoke takes no other option")
 				}
 				return c.revokeInvite(revoke)
-			case asJSON:
-				return usagef("--json goes with --list")
+			case lf.given():
+				return usagef("--json, --long and --full go with --list")
 			}
 			return c.invite(name, expires, addresses)
 		},
@@ -158,20 +161,39 @@ type inviteInfo struct {
 	File              string    `json:"file"`
 }
 
-func (c *cli) listInvites(asJSON bool) error {
-	dir := enroll.InvitesDir(c.home)
-	invs, problems := enroll.ListInvites(dir)
-	reportSkipped(c, "invite", problems)
+// invitesTable is the listing of the invitations, for invite --list and
+// keytool list.
+func invitesTable(invs []*enroll.Invitation, lf listFlags) ([]inviteInfo, *table) {
 	now := time.Now()
 	infos := []inviteInfo{}
-	var rows [][]string
+	t := newTable(column{title: "NAME", elastic: true}, column{title: "STATUS"}, column{title: "EXPIRES"},
+		column{title: "ADDRESSES", elastic: true}, column{title: "CLIENT"})
+	if lf.long {
+		t.cols = append(t.cols, column{title: "FILE", elastic: true, fromLeft: true})
+	}
 	for _, inv := range invs {
 		in := inviteInfo{Name: inv.Name, Status: inv.Status(now), Expires: inv.Expires, Created: inv.Created, Addresses: inv.Addresses,
 			ServerFingerprint: inv.ServerFingerprint, Used: inv.Used, ClientFingerprint: inv.ClientFingerprint, File: inv.File}
 		infos = append(infos, in)
-		rows = append(rows, []string{printable(in.Name), in.Status, in.Expires.Format(time.RFC3339), printable(strings.Join(in.Addresses, ",")), in.ClientFingerprint})
+		client := "-"
+		if in.ClientFingerprint != "" {
+			client = lf.fingerprint(in.ClientFingerprint)
+		}
+		row := []string{printable(in.Name), in.Status, in.Expires.UTC().Format(time.RFC3339), printable(strings.Join(in.Addresses, ",")), client}
+		if lf.long {
+			row = append(row, printable(in.File))
+		}
+		t.add(row...)
 	}
-	return c.printList(asJSON, infos, []string{"NAME", "STATUS", "EXPIRES", "ADDRESSES", "CLIENT"}, rows,
+	return infos, t
+}
+
+func (c *cli) listInvites(lf listFlags) error {
+	dir := enroll.InvitesDir(c.home)
+	invs, problems := enroll.ListInvites(dir)
+	reportSkipped(c, "invite", problems)
+	infos, t := invitesTable(invs, lf)
+	return c.printList(lf, infos, t,
 		fmt.Sprintf("No invitations in %s; make one with: keytool%s invite --address HOST:PORT", dir, c.homeFlag()))
 }
 

@@ -137,7 +137,7 @@ func TestInviteJoin(t *testing.T) {
 	}
 
 	// invite --list shows it used, by whom.
-	out, _, _ = keytoolIn(t, srvHome, "invite", "--list")
+	out, _, _ = keytoolIn(t, srvHome, "invite", "--list", "--full")
 	if !strings.Contains(out, "laptop") || !strings.Contains(out, "used") || !strings.Contains(out, cliKey.Fingerprint()) {
 		t.Errorf("list after use:\n%s", out)
 	}

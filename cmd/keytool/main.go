@@ -34,7 +34,7 @@ type command struct {
 // (tests run many commands in one process).
 var commandList = []func() *command{
 	authorizeCommand, bundleCommand, certCommand, connectCommand, genCommand, inviteCommand,
-	joinCommand, proxyCommand, pubCommand, revokeCommand, showCommand, trustHostCommand,
+	joinCommand, listCommand, proxyCommand, pubCommand, revokeCommand, showCommand, trustHostCommand,
 }
 
 func newCommands() map[string]*command {
@@ -209,6 +209,7 @@ Commands:
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
+	fmt.Fprint(w, listsHelp)
 	fmt.Fprintf(w, "\nGlobal flags:\n%s\nRun 'keytool COMMAND --help' for a command's flags.\n", root.FlagUsages())
 }
 

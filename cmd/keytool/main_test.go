@@ -7,8 +7,10 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -36,10 +38,11 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"mode":    cmdMode,
-			"exits":   cmdExits,
-			"sleep":   cmdSleep,
-			"capture": cmdCapture,
+			"mode":     cmdMode,
+			"exits":    cmdExits,
+			"sleep":    cmdSleep,
+			"capture":  cmdCapture,
+			"maxwidth": cmdMaxWidth,
 		},
 		Condition: func(cond string) (bool, error) {
 			return false, fmt.Errorf("unknown condition %q", cond)
@@ -94,6 +97,28 @@ func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("capture: %q matches stdout %d times, want once", args[0], len(m))
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(m[0][1]+"\n"), 0o644))
+}
+
+// maxwidth N stdout|stderr asserts that no line of the last command's
+// output is longer than N characters (runes), e.g. "maxwidth 80 stdout"
+// for a table that must fit a terminal; "! maxwidth N" that one is.
+func cmdMaxWidth(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: maxwidth N stdout|stderr")
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	for i, line := range strings.Split(ts.ReadFile(args[1]), "\n") {
+		if w := utf8.RuneCountInString(line); w > n {
+			if neg {
+				return
+			}
+			ts.Fatalf("%s line %d is %d characters wide, over %d:\n%s", args[1], i+1, w, n, line)
+		}
+	}
+	if neg {
+		ts.Fatalf("no line of %s is wider than %d", args[1], n)
+	}
 }
 
 // exits CODE PROG ARGS… runs a program and asserts its exit status (exec

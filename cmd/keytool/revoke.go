@@ -18,13 +18,13 @@ import (
 func revokeCommand() *command {
 	var (
 		list   bool
-		asJSON bool
+		lf     listFlags
 		remove string
 		flags  *pflag.FlagSet
 	)
 	return &command{
 		name:    "revoke",
-		args:    "FILE|FINGERPRINT  ·  --list [--json] | --remove FINGERPRINT",
+		args:    "FILE|FINGERPRINT  ·  --list [--json|--long|--full] | --remove FINGERPRINT",
 		summary: "refuse a key everywhere, client and server side (revoked_keys.d)",
 		help: `Adds a key to HOME/revoked_keys.d/KEYID.json (mode 0644). A revoked key is
 refused whatever else authorizes or pins it: by servers (authorize) and by
@@ -40,18 +40,21 @@ changes nothing. The entries that authorize or pin the key are left in
 place (they no longer grant anything); remove them with
 'keytool authorize --remove' or 'keytool trust-host --remove'.
 
---list prints FINGERPRINT, KEY ID, COMMENT and FILE of every revoked key
-(--json: an array of objects with fingerprint, key_id, comment and file).
+--list prints FINGERPRINT (short), COMMENT and what the key was (the names
+it is authorized as, the addresses it is pinned for) of every revoked key,
+in 80 columns; -l/--long adds KEY ID and FILE, --full the whole
+fingerprints (--json: an array of objects with fingerprint, key_id,
+comment, status and file).
 --remove lifts the revocation of the key with that fingerprint.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			flags = set
 			set.BoolVar(&list, "list", false, "list the revoked keys")
-			set.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			lf.register(set, "with --list: ")
 			set.StringVar(&remove, "remove", "", "lift the revocation of the key with `FINGERPRINT`")
 		},
 		run: func(c *cli, args []string) error {
 			removing := flags.Changed("remove")
-			if done, err := listOrRemove(list, asJSON, removing, len(args) > 0, c.listRevoked, func() error { return c.unrevoke(remove) }); done {
+			if done, err := listOrRemove(list, lf, removing, len(args) > 0, c.listRevoked, func() error { return c.unrevoke(remove) }); done {
 				return err
 			}
 			switch len(args) {
@@ -158,21 +161,43 @@ type revokedInfo struct {
 	Fingerprint string `json:"fingerprint"`
 	KeyID       string `json:"key_id"`
 	Comment     string `json:"comment"`
+	Status      string `json:"status"` // always "revoked"
 	File        string `json:"file"`
 }
 
-func (c *cli) listRevoked(asJSON bool) error {
+// revokedTable is the listing of the revoked keys, for revoke --list and
+// keytool list. WAS names the authorized entries and pins the key had:
+// they stay in place and grant nothing.
+func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags) ([]revokedInfo, *table) {
+	was := map[[32]byte][]string{}
+	for _, e := range store.Entries() {
+		was[e.SPKIHash] = append(was[e.SPKIHash], printable(e.Name))
+	}
+	for _, e := range hosts.Entries() {
+		was[e.SPKIHash] = append(was[e.SPKIHash], printable(strings.Join(e.Addresses, ",")))
+	}
+	infos := []revokedInfo{}
+	t := newTable(column{title: "FINGERPRINT"}, column{title: "COMMENT", elastic: true}, column{title: "WAS", elastic: true})
+	if lf.long {
+		t.cols = append(t.cols, column{title: "KEY ID"}, column{title: "FILE", elastic: true, fromLeft: true})
+	}
+	for _, r := range store.Revoked() {
+		in := revokedInfo{Fingerprint: r.Fingerprint, KeyID: jwk.FormatKeyID(r.SPKIHash), Comment: r.Comment, Status: "revoked", File: r.File}
+		infos = append(infos, in)
+		row := []string{lf.fingerprint(in.Fingerprint), printable(in.Comment), printable(strings.Join(was[r.SPKIHash], ","))}
+		if lf.long {
+			row = append(row, in.KeyID, printable(in.File))
+		}
+		t.add(row...)
+	}
+	return infos, t
+}
+
+func (c *cli) listRevoked(lf listFlags) error {
 	store := c.localAuthStore()
 	reportSkipped(c, "revoke", store.Problems())
-	infos := []revokedInfo{}
-	var rows [][]string
-	for _, r := range store.Revoked() {
-		in := revokedInfo{Fingerprint: r.Fingerprint, KeyID: jwk.FormatKeyID(r.SPKIHash), Comment: r.Comment, File: r.File}
-		infos = append(infos, in)
-		rows = append(rows, []string{in.Fingerprint, in.KeyID, printable(in.Comment), printable(in.File)})
-	}
-	return c.printList(asJSON, infos, []string{"FINGERPRINT", "KEY ID", "COMMENT", "FILE"}, rows,
-		fmt.Sprintf("No revoked keys in %s", c.layout().RevokedDir()))
+	infos, t := revokedTable(store, knownhosts.Load(knownhosts.HomeOptions(c.home)), lf)
+	return c.printList(lf, infos, t, fmt.Sprintf("No revoked keys in %s", c.layout().RevokedDir()))
 }
 
 func (c *cli) unrevoke(fingerprint string) error {

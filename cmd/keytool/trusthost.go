@@ -23,12 +23,12 @@ func trustHostCommand() *command {
 		fingerprint string
 		yes         bool
 		list        bool
-		asJSON      bool
+		lf          listFlags
 		remove      string
 	)
 	return &command{
 		name:    "trust-host",
-		args:    "ADDR [--key FILE | --fingerprint FP | --yes]  ·  --list [--json] | --remove ADDR|FINGERPRINT",
+		args:    "ADDR [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR|FINGERPRINT",
 		summary: "pin the key a server must present at an address (trusted_hosts.d)",
 		help: `Without --key, connects to ADDR (host:port) over TLS, shows the server's key
 the OpenSSH way and asks whether to trust it: yes, no, or the fingerprint
@@ -43,13 +43,18 @@ HOME/trusted_hosts.d/HOST_PORT.json with the address.
   --yes             pin whatever key the server presents: trust on first use
 
 If ADDR is already pinned to another key, trust-host prints the changed-key
-message and changes nothing: remove the old pin first.`,
+message and changes nothing: remove the old pin first.
+--list prints ADDRESS, FINGERPRINT (short), STATUS (ok, revoked, or refused
+when a revocation list cannot be read) and COMMENT of every pin, in 80
+columns; -l/--long adds FILE, --full the whole fingerprints (--json: an
+array of objects with addresses, fingerprint, key_id, comment, status and
+file).`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.StringVar(&keyFile, "key", "", "pin the key in `FILE` without connecting")
 			set.StringVar(&fingerprint, "fingerprint", "", "pin only if the server's key matches `FP`")
 			set.BoolVar(&yes, "yes", false, "pin whatever key the server presents (trust on first use)")
 			set.BoolVar(&list, "list", false, "list the pinned hosts")
-			set.BoolVar(&asJSON, "json", false, "with --list: print JSON")
+			lf.register(set, "with --list: ")
 			set.StringVar(&remove, "remove", "", "unpin `ADDR` or the key with FINGERPRINT")
 		},
 		run: func(c *cli, args []string) error {
@@ -59,7 +64,7 @@ message and changes nothing: remove the old pin first.`,
 					modes++
 				}
 			}
-			if done, err := listOrRemove(list, asJSON, remove != "", len(args) > 0 || modes > 0, c.listHosts, func() error { return c.unpinHost(remove) }); done {
+			if done, err := listOrRemove(list, lf, remove != "", len(args) > 0 || modes > 0, c.listHosts, func() error { return c.unpinHost(remove) }); done {
 				return err
 			}
 			switch {
@@ -232,20 +237,59 @@ type hostInfo struct {
 	Fingerprint string   `json:"fingerprint"`
 	KeyID       string   `json:"key_id"`
 	Comment     string   `json:"comment,omitempty"`
+	Status      string   `json:"status"` // ok, revoked, refused
 	File        string   `json:"file"`
 }
 
-func (c *cli) listHosts(asJSON bool) error {
-	hosts := c.hostStore()
-	reportSkipped(c, "trust-host", hosts.Problems())
-	infos := []hostInfo{}
-	var rows [][]string
-	for _, e := range hosts.Entries() {
-		in := hostInfo{Addresses: e.Addresses, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, File: e.File}
-		infos = append(infos, in)
-		rows = append(rows, []string{printable(strings.Join(in.Addresses, ",")), in.Fingerprint, printable(in.Comment), printable(in.File)})
+// hostStatus is what the store decides for the pin's key at its first
+// exact address (a pattern is no address to ask about: there the store
+// can only say whether the key is revoked).
+func hostStatus(hosts *knownhosts.Store, e *knownhosts.Entry) string {
+	addr := ""
+	for _, a := range e.Addresses {
+		if !strings.ContainsAny(a, "*?!") {
+			addr = a
+			break
+		}
 	}
-	return c.printList(asJSON, infos, []string{"ADDRESS", "FINGERPRINT", "COMMENT", "FILE"}, rows,
+	d := hosts.Decide(addr, e.SPKIHash)
+	var re *knownhosts.RevokedError
+	switch {
+	case d.Verdict == knownhosts.Revoked && errors.As(d.Err, &re) && re.Err != nil:
+		return "refused" // a revocation input cannot be read: every key is
+	case d.Verdict == knownhosts.Pinned, addr == "" && d.Verdict != knownhosts.Revoked:
+		return "ok"
+	}
+	return d.Verdict.String()
+}
+
+// hostsTable is the listing of the pinned hosts, for trust-host --list and
+// keytool list.
+func hostsTable(hosts *knownhosts.Store, lf listFlags) ([]hostInfo, *table) {
+	infos := []hostInfo{}
+	t := newTable(column{title: "ADDRESS", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"},
+		column{title: "COMMENT", elastic: true})
+	if lf.long {
+		t.cols = append(t.cols, column{title: "FILE", elastic: true, fromLeft: true})
+	}
+	for _, e := range hosts.Entries() {
+		in := hostInfo{Addresses: e.Addresses, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment,
+			Status: hostStatus(hosts, e), File: e.File}
+		infos = append(infos, in)
+		row := []string{printable(strings.Join(in.Addresses, ",")), lf.fingerprint(in.Fingerprint), in.Status, printable(in.Comment)}
+		if lf.long {
+			row = append(row, printable(in.File))
+		}
+		t.add(row...)
+	}
+	return infos, t
+}
+
+func (c *cli) listHosts(lf listFlags) error {
+	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home)) // skipped files are reported here, not logged
+	reportSkipped(c, "trust-host", hosts.Problems())
+	infos, t := hostsTable(hosts, lf)
+	return c.printList(lf, infos, t,
 		fmt.Sprintf("No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT", c.layout().TrustedDir(), c.homeFlag()))
 }
 
