@@ -74,7 +74,9 @@ func TestListPKI(t *testing.T) {
 	}
 	ca, caKey := testCA(t, "Example Root CA", time.Date(2098, 1, 2, 3, 4, 5, 0, time.UTC))
 	old, _ := testCA(t, "Old CA", time.Now().Add(-time.Minute))
-	certPEM := func(c *x509.Certificate) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}) }
+	certPEM := func(c *x509.Certificate) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
 	writePEM(t, filepath.Join(home, "ca.pem"), certPEM(ca), certPEM(old))
 	next := time.Date(2097, 6, 7, 8, 9, 10, 0, time.UTC)
 	writePEM(t, filepath.Join(home, "crl.pem"), testCRL(t, ca, caKey, next))
