@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -212,8 +213,12 @@ func handshakeFailure(err error, fp string, timeout time.Duration) (msg, detail,
 	if isOp && op.Err != nil {
 		kind = op.Err.Error() // without the addresses
 	}
-	return msg, "reason", err.Error(), kind
+	// A client trying one key after another is one source of one kind.
+	return msg, "reason", err.Error(), fingerprints.ReplaceAllLiteralString(kind, "SHA256:…")
 }
+
+// fingerprints matches the keys' fingerprints in a reason.
+var fingerprints = regexp.MustCompile(`SHA256:[A-Za-z0-9+/]{43}`)
 
 // alertConn remembers the last bytes read during the handshake, to find
 // the alert of a client that refused our key in TLS 1.3 before it had

@@ -132,6 +132,16 @@ func TestHandshakeFailuresAggregated(t *testing.T) {
 		t.Fatalf("an unknown client got %q", got)
 	}
 	logs.waitFor(t, `msg=refused remote=127\.0\.0\.1:\d+ fingerprint=`+regexp.QuoteMeta(mallory.id.Key.Fingerprint()))
+	// Another key, refused for the same reason: counted with mallory's.
+	eve := newSide(t)
+	eve.pin(t, addr, srv)
+	if got, err := exchange(dialTLS(t, eve, addr), "x"); err == nil {
+		t.Fatalf("an unknown client got %q", got)
+	}
+	logs.waitFor(t, `msg=refused remote=127\.0\.0\.1 reason="authkeys: key SHA256:… is not authorized" repeated=1 in=\d+ms\n`)
+	if strings.Contains(logs.String(), eve.id.Key.Fingerprint()) {
+		t.Errorf("a second unknown key from the same source was logged in full, not counted:\n%s", logs)
+	}
 
 	re := regexp.MustCompile(`msg="handshake failed" remote=127\.0\.0\.1 reason=EOF repeated=(\d+) in=\d+ms\n`)
 	var full, counted, summaries int
