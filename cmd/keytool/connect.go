@@ -15,7 +15,7 @@ import (
 
 // connectCommand makes the connect command, with flag variables of its own.
 func connectCommand() *command {
-	var verbose bool
+	var verbose, visual bool
 	return &command{
 		name:    "connect",
 		args:    "[-v] ADDR",
@@ -32,6 +32,10 @@ connection.
 -v prints the server's key type, fingerprint and why it is trusted
 (pinned, PKI, accepted once, not verified) on standard error.
 
+--visual-host-key draws the server key's randomart in the first-use
+question (OpenSSH's VisualHostKey). The answer no refuses, as ssh does:
+"Host key verification failed.", exit 1.
+
 Exit status 1 when the server's key has changed, when the host is not
 trusted, or when the server refuses this client's key (with the command its
 administrator can run).
@@ -40,6 +44,7 @@ Example:
   printf 'GET / HTTP/1.0\r\n\r\n' | keytool connect -v web.example:8443`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.BoolVarP(&verbose, "verbose", "v", false, "print the server's key and trust on standard error")
+			set.BoolVar(&visual, "visual-host-key", false, "draw the server key's randomart in the first-use question")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) != 1 {
@@ -48,18 +53,22 @@ Example:
 			if _, port, err := net.SplitHostPort(args[0]); err != nil || port == "" {
 				return usagef("ADDR must be host:port (a port is required), not %q", args[0])
 			}
-			return c.connect(args[0], verbose)
+			return c.connect(args[0], verbose, visual)
 		},
 	}
 }
 
-func (c *cli) connect(addr string, verbose bool) error {
+func (c *cli) connect(addr string, verbose, visual bool) error {
 	hosts := c.hostStore()
-	client, id, _, err := c.newClient(hosts, tlsbridge.Terminal{}, c.logger())
+	client, id, _, err := c.newClient(hosts, tlsbridge.Terminal{Visual: visual}, c.logger())
 	if err != nil {
 		return err
 	}
 	conn, err := client.DialContext(context.Background(), "tcp", addr)
+	if refusedByUser(err) {
+		fmt.Fprintln(c.stderr, hostKeyFailed)
+		return &exitError{1}
+	}
 	if err != nil {
 		return c.explainRefusal(err, addr, id)
 	}

@@ -22,6 +22,7 @@ func trustHostCommand() *command {
 		keyFile     string
 		fingerprint string
 		yes         bool
+		visual      bool
 		list        bool
 		lf          listFlags
 		remove      string
@@ -41,6 +42,10 @@ HOME/trusted_hosts.d/HOST_PORT.json with the address.
   --key FILE        pin the key in FILE for ADDR without connecting (ADDR
                     may then be a pattern: *.example.com, host without port)
   --yes             pin whatever key the server presents: trust on first use
+  --visual-host-key draw the key's randomart in the question (OpenSSH's
+                    VisualHostKey)
+
+The answer no refuses, as ssh does: "Host key verification failed.", exit 1.
 
 If ADDR is already pinned to another key, trust-host prints the changed-key
 message and changes nothing: remove the old pin first.
@@ -53,6 +58,7 @@ file).`,
 			set.StringVar(&keyFile, "key", "", "pin the key in `FILE` without connecting")
 			set.StringVar(&fingerprint, "fingerprint", "", "pin only if the server's key matches `FP`")
 			set.BoolVar(&yes, "yes", false, "pin whatever key the server presents (trust on first use)")
+			set.BoolVar(&visual, "visual-host-key", false, "draw the server key's randomart in the question")
 			set.BoolVar(&list, "list", false, "list the pinned hosts")
 			lf.register(set, "with --list: ")
 			set.StringVar(&remove, "remove", "", "unpin `ADDR` or the key with FINGERPRINT")
@@ -80,7 +86,7 @@ file).`,
 			case keyFile != "":
 				return c.pinKeyFile(args[0], keyFile)
 			}
-			return c.pinServerKey(args[0], fingerprint, yes)
+			return c.pinServerKey(args[0], fingerprint, yes, visual)
 		},
 	}
 }
@@ -165,8 +171,9 @@ func (e *mismatchError) Error() string {
 }
 
 // pinServerKey connects to addr and pins its key: if it matches want,
-// or (yes) whatever it is, or as the user answers on the terminal.
-func (c *cli) pinServerKey(addr, want string, yes bool) error {
+// or (yes) whatever it is, or as the user answers on the terminal (with the
+// key's randomart when visual).
+func (c *cli) pinServerKey(addr, want string, yes, visual bool) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return usagef("%q: trust-host connects to host:port (use --key FILE to pin a pattern without connecting)", addr)
 	}
@@ -176,7 +183,7 @@ func (c *cli) pinServerKey(addr, want string, yes bool) error {
 	}
 	store := c.hostStore()
 	hosts := &seenHosts{Store: store}
-	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{NoOnce: true},
+	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{NoOnce: true, Visual: visual},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	switch {
 	case want != "":
@@ -203,10 +210,10 @@ func (c *cli) pinServerKey(addr, want string, yes bool) error {
 	if conn != nil {
 		conn.Close()
 	}
-	var refused *tlsbridge.RefusedHostError
 	switch {
-	case errors.As(err, &refused):
-		return &exitError{1} // the user said no; nothing to add
+	case refusedByUser(err):
+		fmt.Fprintln(c.stderr, hostKeyFailed) // the user said no
+		return &exitError{1}
 	case err != nil && !(hosts.seen && isRemoteAlert(err)):
 		// A server that refuses our key (a TLS 1.2 alert after we checked
 		// its key) does not prevent pinning it.
@@ -227,6 +234,16 @@ func (c *cli) pinServerKey(addr, want string, yes bool) error {
 		fmt.Fprintf(c.stderr, "Note: %s does not authorize this client's key %s yet; its administrator can run: keytool authorize --name NAME FILE (your public key: keytool%s pub)\n", addr, id.Key.Fingerprint(), c.homeFlag())
 	}
 	return nil
+}
+
+// hostKeyFailed is what ssh says when the user refuses a host key.
+const hostKeyFailed = "Host key verification failed."
+
+// refusedByUser reports whether err is the answer no to the first-use
+// question (a typed fingerprint that does not match counts as no).
+func refusedByUser(err error) bool {
+	var refused *tlsbridge.RefusedHostError
+	return errors.As(err, &refused)
 }
 
 func isRemoteAlert(err error) bool { return strings.Contains(err.Error(), "remote error: tls:") }

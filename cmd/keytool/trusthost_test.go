@@ -245,6 +245,89 @@ func runInTmux(t *testing.T, argv []string, prompt string, answers []string) str
 	return waitFor("EXIT=")
 }
 
+// TestRefusedHostInTerminal: answering no, to trust-host and to connect,
+// says what ssh says, "Host key verification failed.", and exits 1 with
+// nothing pinned; a typed fingerprint that does not match is a no too.
+func TestRefusedHostInTerminal(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed (.ci/run installs it)")
+	}
+	addr, _ := keytoolServer(t)
+	other, _ := jwk.Generate(jwk.EC256)
+	for _, tc := range []struct {
+		name, prompt string
+		args         []string
+		answer       string
+	}{
+		{"trust-host", "(yes/no/[fingerprint])? ", []string{"trust-host", addr}, "no"},
+		{"trust-host, wrong fingerprint", "(yes/no/[fingerprint])? ", []string{"trust-host", addr}, other.Fingerprint()},
+		{"connect", "(yes/no/once/[fingerprint])? ", []string{"connect", addr}, "no"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := newClientHome(t)
+			screen := runInTmux(t, append([]string{"keytool", "-H", home}, tc.args...), tc.prompt, []string{tc.answer})
+			_, after, _ := strings.Cut(screen, tc.prompt+tc.answer+"\n")
+			if !strings.Contains(after, "Host key verification failed.\nEXIT=1") {
+				t.Errorf("after the answer, the screen shows:\n%s", screen)
+			}
+			if pinnedKey(t, home, addr) != nil {
+				t.Error("a refused key was pinned")
+			}
+		})
+	}
+}
+
+// TestPromptOtherNamesInTerminal: a key already pinned for other
+// addresses is not "known by no other names": trust-host and connect list
+// those addresses, one per line, indented, as ssh does; with
+// --visual-host-key the question shows the key's randomart, and without it
+// none.
+func TestPromptOtherNamesInTerminal(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed (.ci/run installs it)")
+	}
+	addr, key := keytoolServer(t)
+	keyFile := filepath.Join(t.TempDir(), "server.json")
+	if err := jwk.WritePublicKeyFile(keyFile, key, jwk.JWK, jwk.CreateNew); err != nil {
+		t.Fatal(err)
+	}
+	art := key.Randomart()
+	for _, tc := range []struct {
+		name, prompt string
+		args         []string
+		visual       bool
+	}{
+		{"trust-host", "(yes/no/[fingerprint])? ", []string{"trust-host", addr}, false},
+		{"trust-host --visual-host-key", "(yes/no/[fingerprint])? ", []string{"trust-host", "--visual-host-key", addr}, true},
+		{"connect --visual-host-key", "(yes/no/once/[fingerprint])? ", []string{"connect", "--visual-host-key", addr}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := newClientHome(t)
+			for _, other := range []string{"old.example:443", "*.lab.example"} {
+				if _, e, code := keytoolIn(t, home, "trust-host", other, "--key", keyFile); code != 0 {
+					t.Fatal(e)
+				}
+			}
+			screen := runInTmux(t, append([]string{"keytool", "-H", home}, tc.args...), tc.prompt, []string{"no"})
+			want := "ECDSA P-256 key fingerprint is " + key.Fingerprint() + ".\n"
+			if tc.visual {
+				want += art + "\n"
+			}
+			want += "Key ID: " + key.KeyID() + "\n" +
+				"The ECDSA P-256 host key for " + addr + " is known by the following other names/addresses:\n"
+			_, names, _ := strings.Cut(screen, want)
+			names, _, _ = strings.Cut(names, "Are you sure")
+			if lines := strings.Split(names, "\n"); len(lines) != 3 || !slices.Contains(lines, "    old.example:443") || !slices.Contains(lines, "    *.lab.example") ||
+				strings.Contains(screen, "not known by any other names") {
+				t.Errorf("the screen lacks\n%s\nit shows:\n%s", want, screen)
+			}
+			if !tc.visual && strings.Contains(screen, "[SPKI SHA256]") {
+				t.Errorf("a randomart without --visual-host-key:\n%s", screen)
+			}
+		})
+	}
+}
+
 // TestTrustHostHostileAddressOutcomes gives `keytool trust-host --key` the
 // addresses of TestTrustHostHostileAddresses (which only logs what became
 // of the ones it accepts) and a few more, each with its expected outcome:
