@@ -67,7 +67,7 @@ func (c *cli) adviseEnroll(err error) string {
 	case errors.As(err, &nameTaken):
 		return "Choose another --name, or remove it first: " + c.command("authorize", "--remove", shellQuote(nameTaken.Name))
 	case errors.As(err, &exists):
-		return "Choose another name, or revoke it first: " + c.command("invite", "--revoke", shellQuote(exists.Name))
+		return "Choose another name, or remove it first: " + c.command("invite", "--remove", shellQuote(exists.Name))
 	case errors.As(err, &notPending) && !notPending.Used.IsZero():
 		return "To undo that, remove the key: " + c.command("authorize", "--remove", shellQuote(notPending.Name))
 	case errors.As(err, &notPending):

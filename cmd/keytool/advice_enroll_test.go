@@ -28,7 +28,7 @@ func TestAdviseEnrollAndTLS(t *testing.T) {
 		{&tlsbridge.NotPinnedError{Addr: "db:443", Key: k}, "pin it with:\n  " + at + "trust-host db:443 --fingerprint " + k.Fingerprint()},
 		{&enroll.PinError{Name: "n", Addr: "db:443", Fingerprint: "SHA256:s", Err: errors.New("disk full")}, at + "trust-host db:443 --fingerprint SHA256:s"},
 		{&enroll.NotEnrollmentError{Addr: "db:443", ServerFingerprint: "SHA256:s", Status: "200 OK"}, at + "connect db:443\n"},
-		{&enroll.InviteExistsError{Name: "lap top", File: "f"}, "revoke it first: " + at + "invite --revoke 'lap top'"},
+		{&enroll.InviteExistsError{Name: "lap top", File: "f"}, "remove it first: " + at + "invite --remove 'lap top'"},
 		{&enroll.NameTakenError{Name: "laptop", File: "f"}, "remove it first: " + at + "authorize --remove laptop"},
 		{&enroll.NotPendingError{Name: "laptop", Dir: "d"}, "List them with: " + at + "invite --list"},
 		{&enroll.NotPendingError{Name: "laptop", Dir: "d", Used: time.Now()}, at + "authorize --remove laptop"},

@@ -18,12 +18,13 @@ func inviteCommand() *command {
 		addresses []string
 		list      bool
 		lf        listFlags
-		revoke    string
+		remove    string
+		revoke    string // the deprecated name of --remove
 		prune     bool
 	)
 	return &command{
 		name:    "invite",
-		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json|--long|--full] | --revoke NAME | --prune",
+		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json|--long|--full] | --remove NAME | --prune",
 		summary: "make a one-time token that lets a client enroll (keytool join)",
 		help: `Makes a one-time invitation and prints its token: one string, last on
 standard output, alone on its line. Give it to the person setting up the
@@ -52,7 +53,9 @@ addresses and the times. A used invitation moves to invites.d/used/.
                    EXPIRES, ADDRESSES and CLIENT (short fingerprint) in 80
                    columns; -l/--long adds FILE, --full whole fingerprints,
                    --json everything
-  --revoke NAME    delete a pending invitation: its token stops working
+  --remove NAME    delete a pending invitation: its token stops working
+                   (--revoke, its old name, still works; 'keytool revoke'
+                   is what refuses a key)
   --prune          delete the expired invitations and the records of used
                    ones (a client that tries a used token is then told the
                    invitation is unknown, not that it was used)
@@ -65,7 +68,9 @@ Example:
 			set.StringSliceVar(&addresses, "address", nil, "`ADDR` (host:port) where clients reach this server; repeatable")
 			set.BoolVar(&list, "list", false, "list the invitations")
 			lf.register(set, "with --list: ")
-			set.StringVar(&revoke, "revoke", "", "delete the pending invitation `NAME`")
+			set.StringVar(&remove, "remove", "", "delete the pending invitation `NAME`")
+			set.StringVar(&revoke, "revoke", "", "deprecated: --remove")
+			_ = set.MarkHidden("revoke")
 			set.BoolVar(&prune, "prune", false, "delete expired invitations and the records of used ones")
 		},
 		run: func(c *cli, args []string) error {
@@ -73,22 +78,29 @@ Example:
 				return usagef("unexpected argument %q (the options are --name, --expires and --address)", args[0])
 			}
 			making := name != "" || len(addresses) > 0
+			if revoke != "" {
+				if remove != "" {
+					return usagef("--revoke is the old name of --remove: give one of them")
+				}
+				fmt.Fprintln(c.stderr, "keytool invite: --revoke is deprecated, use --remove (it deletes an invitation; 'keytool revoke' refuses a key)")
+				remove = revoke
+			}
 			switch {
 			case prune:
-				if making || list || revoke != "" || lf.given() {
+				if making || list || remove != "" || lf.given() {
 					return usagef("--prune takes no other option")
 				}
 				return c.pruneInvites()
 			case list:
-				if making || revoke != "" {
+				if making || remove != "" {
 					return usagef("--list takes no other option but --json")
 				}
 				return c.listInvites(lf)
-			case revoke != "":
+			case remove != "":
 				if making || lf.given() {
-					return usagef("--revoke takes no other option")
+					return usagef("--remove takes no other option")
 				}
-				return c.revokeInvite(revoke)
+				return c.removeInvite(remove)
 			case lf.given():
 				return usagef("--json, --long and --full go with --list")
 			}
@@ -143,7 +155,7 @@ func (c *cli) invite(name, expires string, addresses []string) error {
 	fmt.Fprintf(c.stderr, "  the client's key will be authorized as %q in %s\n", inv.Name, c.layout().AuthorizedDir())
 	fmt.Fprintf(c.stderr, "On the client, run:  keytool join TOKEN   (or: keytool join - < FILE)\n")
 	fmt.Fprintf(c.stderr, "This server must serve enrollment at that address: keytool%s proxy --enroll --listen ADDR --target …\n", c.homeFlag())
-	fmt.Fprintf(c.stderr, "To cancel: keytool%s invite --revoke %s\n", c.homeFlag(), shellQuote(inv.Name))
+	fmt.Fprintf(c.stderr, "To cancel: %s\n", c.command("invite", "--remove", shellQuote(inv.Name)))
 	fmt.Fprintln(c.stdout, enc)
 	return nil
 }
@@ -197,12 +209,12 @@ func (c *cli) listInvites(lf listFlags) error {
 		fmt.Sprintf("No invitations in %s; make one with: keytool%s invite --address HOST:PORT", dir, c.homeFlag()))
 }
 
-func (c *cli) revokeInvite(name string) error {
+func (c *cli) removeInvite(name string) error {
 	inv, err := enroll.RevokeInvite(enroll.InvitesDir(c.home), name)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "Revoked invitation %q (%s): its token no longer works\n", inv.Name, inv.File)
+	fmt.Fprintf(c.stdout, "Removed invitation %q (%s): its token no longer works\n", inv.Name, inv.File)
 	return nil
 }
 

@@ -211,7 +211,7 @@ func TestJoinFailuresCLI(t *testing.T) {
 		}, false, []string{"mangled in copying", "checksum mismatch", "Copy it again"}},
 		{"revoked", func(t *testing.T) string {
 			tok := inviteToken(t, srvHome, "--name", "gone", "--address", addr)
-			if out, e, code := keytoolIn(t, srvHome, "invite", "--revoke", "gone"); code != 0 || !strings.Contains(out, `Revoked invitation "gone"`) {
+			if out, e, code := keytoolIn(t, srvHome, "invite", "--remove", "gone"); code != 0 || !strings.Contains(out, `Removed invitation "gone"`) {
 				t.Fatalf("revoke: %d %s%s", code, out, e)
 			}
 			return tok
