@@ -12,6 +12,24 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// notAFormat refuses a -f that names no format. ssh-keygen's -f is the
+// key file, so "keytool gen -f mykey" is a habit; gen and pub keep -f for
+// the format (as they always had it, and as pub -f pem is documented), and
+// say how to name the file instead: suggestion is the command line that
+// does (docs/cli.md, gen).
+func notAFormat(value, how, suggestion string) error {
+	if formatNames[strings.ToLower(value)] {
+		_, err := jwk.ParseFormat(value)
+		return &usageError{err.Error()} // a format, not one keytool writes
+	}
+	return usagef("-f takes a format (jwk or pem), not %q; %s, use: %s", value, how, suggestion)
+}
+
+// formatNames are formats keytool does not write: -f with one of them is
+// a wrong format, not a file name.
+var formatNames = map[string]bool{"der": true, "pkcs1": true, "pkcs8": true, "sec1": true, "openssh": true, "ssh": true,
+	"rfc4716": true, "pkcs12": true, "p12": true, "pfx": true, "x509": true, "jwks": true}
+
 // genCommand makes the gen command, with flag variables of its own.
 func genCommand() *command {
 	var (
@@ -45,7 +63,17 @@ rsa4096, ed25519.`,
 			}
 			f, err := jwk.ParseFormat(format)
 			if err != nil {
-				return &usageError{err.Error()}
+				args := []string{"gen"}
+				if t != jwk.EC256 {
+					args = append(args, "-t", string(t))
+				}
+				if force {
+					args = append(args, "--force")
+				}
+				if c.identity != "" { // -i names the file already
+					return notAFormat(format, "-i names the key file already", c.command(args...))
+				}
+				return notAFormat(format, "to write the key to a file", c.command(append([]string{"-i", shellQuote(format)}, args...)...))
 			}
 			return c.gen(t, f, force)
 		},

@@ -32,7 +32,7 @@ written in PEM: use --no-attributes to feed the key to openssl.`,
 		run: func(c *cli, args []string) error {
 			f, err := jwk.ParseFormat(format)
 			if err != nil {
-				return &usageError{err.Error()}
+				return notAFormat(format, "to print the public half of the key in a file", c.command("pub", shellQuote(format)))
 			}
 			var file string
 			switch len(args) {
