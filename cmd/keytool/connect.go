@@ -1,12 +1,11 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
+	"time"
 
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
@@ -16,6 +15,7 @@ import (
 // connectCommand makes the connect command, with flag variables of its own.
 func connectCommand() *command {
 	var verbose, visual bool
+	var connectTimeout time.Duration
 	return &command{
 		name:    "connect",
 		args:    "[-v] ADDR",
@@ -36,15 +36,24 @@ connection.
 question (OpenSSH's VisualHostKey). The answer no refuses, as ssh does:
 "Host key verification failed.", exit 1.
 
+--connect-timeout bounds the TCP connection and the TLS handshake (default
+30s; the time spent answering the first-use question does not count). A port
+that accepts and never speaks TLS fails after it ("no TLS handshake from
+ADDR within 30s"); a port that answers in plain text fails at once.
+
 Exit status 1 when the server's key has changed, when the host is not
-trusted, or when the server refuses this client's key (with the command its
-administrator can run).
+trusted, when the server refuses this client's key (with the command its
+administrator can run), and when the server closes the connection before
+sending a byte while standard input is still open (keytool proxy does that
+when the service behind it is down). Once standard input has ended, a
+server that closes without answering is a normal end.
 
 Example:
   printf 'GET / HTTP/1.0\r\n\r\n' | keytool connect -v web.example:8443`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.BoolVarP(&verbose, "verbose", "v", false, "print the server's key and trust on standard error")
 			set.BoolVar(&visual, "visual-host-key", false, "draw the server key's randomart in the first-use question")
+			set.DurationVar(&connectTimeout, "connect-timeout", 30*time.Second, "give up if the TCP connection and TLS handshake take longer than `DURATION`")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) != 1 {
@@ -53,18 +62,22 @@ Example:
 			if _, port, err := net.SplitHostPort(args[0]); err != nil || port == "" {
 				return usagef("ADDR must be host:port (a port is required), not %q", args[0])
 			}
-			return c.connect(args[0], verbose, visual)
+			if connectTimeout <= 0 {
+				return usagef("--connect-timeout must be positive, not %v", connectTimeout)
+			}
+			return c.connect(args[0], verbose, visual, connectTimeout)
 		},
 	}
 }
 
-func (c *cli) connect(addr string, verbose, visual bool) error {
+func (c *cli) connect(addr string, verbose, visual bool, timeout time.Duration) error {
 	hosts := c.hostStore()
-	client, id, _, err := c.newClient(hosts, tlsbridge.Terminal{Visual: visual}, c.logger())
+	timer := &handshakeTimer{timeout: timeout}
+	client, id, _, err := c.newClient(hosts, timer.prompt(tlsbridge.Terminal{Visual: visual}), c.logger())
 	if err != nil {
 		return err
 	}
-	conn, err := client.DialContext(context.Background(), "tcp", addr)
+	conn, err := timer.dial(client, addr)
 	if refusedByUser(err) {
 		fmt.Fprintln(c.stderr, hostKeyFailed)
 		return &exitError{1}
@@ -94,15 +107,5 @@ func (c *cli) connect(addr string, verbose, visual bool) error {
 			jwk.FormatFingerprint(sha256.Sum256(leaf.RawSubjectPublicKeyInfo)),
 			hostTrust(conn, hosts, addr, pki != nil, otherwise))
 	}
-	go func() {
-		// End of input: close our sending side only, and keep reading
-		// what the server still has to say.
-		if _, err := io.Copy(conn, c.stdin); err == nil {
-			_ = conn.CloseWrite()
-		}
-	}()
-	if _, err := io.Copy(c.stdout, conn); err != nil {
-		return c.explainRefusal(err, addr, id)
-	}
-	return nil
+	return c.pipe(conn, addr, id)
 }
