@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/internal/termtext"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // joinCommand makes the join command, with flag variables of its own.
@@ -66,7 +70,7 @@ func (c *cli) join(arg string) error {
 	defer cancel()
 	res, err := enroll.Join(ctx, id, tok, hosts, nil)
 	if err != nil {
-		return err
+		return c.alreadyEnrolled(err, tok, hosts, id)
 	}
 	fmt.Fprintf(c.stdout, "Server %s presented key %s, as the token says.\n", res.Addr, res.ServerFingerprint)
 	for _, p := range res.Pins {
@@ -78,4 +82,41 @@ func (c *cli) join(arg string) error {
 	}
 	fmt.Fprintf(c.stdout, "Enrolled: the server authorized this client's key %s as %q\n", res.ClientFingerprint, res.Name)
 	return nil
+}
+
+// alreadyEnrolled recognizes a join run again after it succeeded: the
+// token's server key is pinned here for the address, and the server let
+// this client's key past enrollment — keytool proxy --enroll passes an
+// authorized client's request on to its target, which answers something
+// that is not an enrollment answer (an HTTP 501, a banner). Any other
+// error is returned as it is.
+func (c *cli) alreadyEnrolled(err error, tok enroll.Token, hosts *knownhosts.Store, id *tlsbridge.Identity) error {
+	var ne *enroll.NotEnrollmentError
+	if !errors.As(err, &ne) || ne.Timeout || hosts.Decide(ne.Addr, tok.Server).Verdict != knownhosts.Pinned {
+		return err
+	}
+	answer := ne.Status
+	if answer == "" {
+		answer = oneLineError(ne.Err)
+	}
+	answer = termtext.Safe(answer) // the remote service's words
+	return &alreadyEnrolledError{addr: ne.Addr, server: tok.ServerFingerprint(), client: id.Key.Fingerprint(),
+		answer: answer, check: c.command("connect", shellQuote(ne.Addr))}
+}
+
+// alreadyEnrolledError: this client is enrolled with the token's server.
+type alreadyEnrolledError struct {
+	addr, server, client string
+	answer               string // what the service behind the server answered
+	check                string // the command that shows it
+}
+
+func (e *alreadyEnrolledError) Error() string {
+	return fmt.Sprintf("this client is already enrolled with %s: it presents key %s, pinned here, and lets this client's key %s through to its service, "+
+		"which answered the enrollment request with %s; nothing was written\nCheck with: %s", e.addr, e.server, e.client, e.answer, e.check)
+}
+
+// oneLineError is err's message on one line.
+func oneLineError(err error) string {
+	return strings.Join(strings.Fields(fmt.Sprint(err)), " ")
 }

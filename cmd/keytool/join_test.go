@@ -374,11 +374,12 @@ func TestProxyEnroll(t *testing.T) {
 
 	// Joining again, with a new invitation: the proxy now sends this
 	// client's connections to the target, which does not speak the
-	// enrollment protocol. The error says why, and nothing is written.
+	// enrollment protocol. The error says the client is enrolled already,
+	// and nothing is written.
 	tok2 := inviteToken(t, srvHome, "--name", "laptop-again", "--address", addr)
 	before, srvBefore := homeFiles(t, cliHome), homeFiles(t, srvHome)
 	out, e, code = keytoolIn(t, cliHome, "join", tok2)
-	if code != 1 || !strings.Contains(e, "may be authorized there already") || !strings.Contains(e, "keytool -H "+cliHome+" connect "+addr) || !strings.Contains(e, "nothing was written") {
+	if code != 1 || !strings.Contains(e, "this client is already enrolled with "+addr) || !strings.Contains(e, "keytool -H "+cliHome+" connect "+addr) || !strings.Contains(e, "nothing was written") {
 		t.Fatalf("join while already authorized: exit %d\n%s%s", code, out, e)
 	}
 	sameFiles(t, cliHome, before)
