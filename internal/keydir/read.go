@@ -85,18 +85,23 @@ func (l *Loader[T]) load(state *fileState[T]) {
 		state.problem = problemOf(state.path, err, src.Revocation)
 		return
 	}
+	checked := state.st // from the stat the rule was applied to; zero if unchecked
 	if fi != nil {
 		state.st = trustfile.StampOf(fi)
 	}
-	if state.unchecked {
-		state.unchecked = false
-		// Listed as a regular file, not a link, in a directory already
-		// checked: the file's own mode is what is left of the rule.
-		if err := l.rule(state.src).CheckMode(state.path, fi); err != nil {
-			state.problem = problemOf(state.path, err, src.Revocation)
-			return
-		}
+	// The rule holds for the file that was read, not only for the one
+	// stat'ed: its own mode and owner come from the open file, and a file
+	// replaced between the checks and the read is not used (OpenSSH checks
+	// the file it opened, with fstat).
+	if err := l.rule(state.src).CheckMode(state.path, fi); err != nil {
+		state.problem = problemOf(state.path, err, src.Revocation)
+		return
 	}
+	if !state.unchecked && !l.cfg.NoStrictModes && !state.st.SameFile(checked) {
+		state.problem = problemOf(state.path, &trustfile.ChangedError{Path: state.path}, src.Revocation)
+		return
+	}
+	state.unchecked = false
 	state.sum = sha256.Sum256(data)
 	if old != nil && old.read && old.sum == state.sum && !isPermProblem(old.problem) && (old.file != nil || old.problem != nil) {
 		state.file, state.problem = old.file, old.problem

@@ -163,7 +163,10 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 // isPermProblem reports whether p came from the strict-mode rule, which
 // is checked anew at every stat, not cached with the content.
 func isPermProblem(p *Problem) bool {
-	var pe *trustfile.PermissionError
-	var le *trustfile.LinkError
-	return p != nil && (errors.As(p.Err, &pe) || errors.As(p.Err, &le))
+	var (
+		pe *trustfile.PermissionError
+		le *trustfile.LinkError
+		ce *trustfile.ChangedError
+	)
+	return p != nil && (errors.As(p.Err, &pe) || errors.As(p.Err, &le) || errors.As(p.Err, &ce))
 }

@@ -33,3 +33,7 @@ func StampOf(fi fs.FileInfo) Stamp {
 	}
 	return k
 }
+
+// SameFile reports whether two stamps are of the same file (device and
+// inode), whatever its content: a file replaced by another is not.
+func (s Stamp) SameFile(o Stamp) bool { return s.dev == o.dev && s.ino == o.ino }

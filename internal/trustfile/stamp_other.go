@@ -18,3 +18,7 @@ type Stamp struct {
 func StampOf(fi fs.FileInfo) Stamp {
 	return Stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode()}
 }
+
+// SameFile reports whether two stamps may be of the same file. Without
+// inode numbers it cannot tell, and says they may.
+func (s Stamp) SameFile(Stamp) bool { return true }

@@ -176,15 +176,37 @@ func (r Rule) CheckDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	return r.climb(real, dir)
+	if err := r.climb(real, dir); err != nil {
+		return err
+	}
+	if lfi, err := os.Lstat(dir); err == nil && lfi.Mode()&fs.ModeSymlink != 0 {
+		// Whoever may write where the link is may point it elsewhere.
+		return r.climbLinkDir(dir)
+	}
+	return nil
+}
+
+// climbLinkDir checks the directory holding the symbolic link at path,
+// and those above it: whoever may write there may replace the link.
+func (r Rule) climbLinkDir(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	dir, err := realPath(filepath.Dir(abs))
+	if err != nil {
+		return err
+	}
+	return r.climb(dir, path)
 }
 
 // CheckFile checks a trust file that is not a directory: the file itself
 // (through any symbolic links: fi is from stat) and, when path is a
 // symbolic link or sits in a directory not yet checked, the directories
-// of its real path up to Top. A caller that checked the file's directory
-// already (a .d directory) passes dirChecked, and then only a link's
-// target directories are climbed.
+// of its real path up to Top; for a link, also the directories holding
+// the link itself, unless the caller checked the file's directory already
+// (a .d directory: dirChecked), whose files need only their own checks
+// and, for a link, the target's.
 func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) error {
 	if r.Off {
 		return nil
@@ -209,8 +231,24 @@ func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) er
 		if err := checkMode(real, path, fi); err != nil {
 			return err
 		}
+		if !dirChecked {
+			if err := r.climbLinkDir(path); err != nil {
+				return err
+			}
+		}
 	}
 	return r.climb(filepath.Dir(real), path)
+}
+
+// ChangedError means a trust file was replaced between its checks and its
+// read: what was read is not what was checked, so it is not used (it is
+// read again at the next reload).
+type ChangedError struct {
+	Path string
+}
+
+func (e *ChangedError) Error() string {
+	return fmt.Sprintf("%s was replaced while it was being read; not used until it is read again", e.Path)
 }
 
 // climb checks the real directory dir and its ancestors up to Top.
@@ -253,6 +291,11 @@ func (r Rule) ReadFile(path string) ([]byte, fs.FileInfo, error) {
 	}
 	if err := r.CheckFile(path, fi, isLink, false); err != nil {
 		return nil, fi, err
+	}
+	// The checks followed the path as it is now: it must still name the
+	// file that was read (OpenSSH checks the file it opened, with fstat).
+	if now, err := os.Stat(path); err != nil || !os.SameFile(now, fi) {
+		return nil, fi, &ChangedError{Path: path}
 	}
 	return data, fi, nil
 }

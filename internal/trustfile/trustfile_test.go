@@ -173,3 +173,42 @@ func TestRuleFollowsLinks(t *testing.T) {
 		t.Errorf("a dangling link: %v, want a *LinkError", err)
 	}
 }
+
+// A link is only as safe as the directory that holds it: whoever may
+// write there may point it elsewhere, or remove it (for a revocation list,
+// lifting every revocation). A home others may write therefore refuses
+// its trust files even when they are links into a safe directory.
+func TestRuleChecksWhereTheLinkIs(t *testing.T) {
+	base := t.TempDir()
+	home := filepath.Join(base, "home")
+	safe := filepath.Join(base, "safe")
+	target := write(t, filepath.Join(safe, "revoked.json"), "x", 0o644)
+	link := filepath.Join(home, "revoked_keys.json")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	dirLink := filepath.Join(home, "authorized_keys.d")
+	if err := os.Symlink(safe, dirLink); err != nil {
+		t.Fatal(err)
+	}
+	r := Rule{Top: base}
+	if _, _, err := r.ReadFile(link); err != nil {
+		t.Fatalf("a link in a safe home: %v", err)
+	}
+	if err := r.CheckDir(dirLink); err != nil {
+		t.Fatalf("a linked directory in a safe home: %v", err)
+	}
+	if err := os.Chmod(home, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var pe *PermissionError
+	if _, _, err := r.ReadFile(link); !errors.As(err, &pe) || pe.Path != home {
+		t.Errorf("a link in a world-writable home: %v, want a *PermissionError naming the home", err)
+	}
+	if err := r.CheckDir(dirLink); !errors.As(err, &pe) || pe.Path != home {
+		t.Errorf("a linked directory in a world-writable home: %v, want a *PermissionError naming the home", err)
+	}
+}
