@@ -22,6 +22,7 @@ func bundleCommand() *command {
 	)
 	return &command{
 		name:    "bundle",
+		uses:    globalHome,
 		args:    "authorized|trusted [-o FILE [--force]]",
 		summary: "per-key CA bundle (PEM) of the authorized or trusted keys, for OpenSSL, curl, nginx",
 		help: `Prints a PEM bundle with one CA certificate per key — the home's authorized

@@ -23,6 +23,7 @@ func certCommand() *command {
 	)
 	return &command{
 		name:    "cert",
+		uses:    globalHome | globalIdentity,
 		args:    "[-o FILE] [--host NAME,…] [--key-out FILE] [--force]",
 		summary: "print the identity's certificate (PEM), for nginx, curl, OpenSSL…",
 		help: `Prints the identity's self-signed certificate in PEM on standard output, or
