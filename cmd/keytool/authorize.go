@@ -29,6 +29,7 @@ func authorizeCommand() *command {
 	)
 	return &command{
 		name:    "authorize",
+		uses:    globalHome,
 		args:    "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT",
 		summary: "let a client's key connect in (authorized_keys.d)",
 		help: `Reads a client's public key from FILE (- for standard input) in any format

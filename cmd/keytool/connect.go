@@ -18,6 +18,7 @@ func connectCommand() *command {
 	var connectTimeout time.Duration
 	return &command{
 		name:    "connect",
+		uses:    globalHome | globalIdentity | globalHostKeys | globalPKI,
 		args:    "[-v] ADDR",
 		summary: "open a mutual TLS connection to ADDR, piped to standard input and output",
 		help: `Connects to ADDR (host:port) over mutual TLS, presenting the identity and

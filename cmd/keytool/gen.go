@@ -39,6 +39,7 @@ func genCommand() *command {
 	)
 	return &command{
 		name:    "gen",
+		uses:    globalHome | globalIdentity,
 		args:    "[-t TYPE] [-f jwk|pem] [--force]",
 		summary: "create this machine's identity: a private key and its public half",
 		help: `Writes the private key to HOME/key.json (or key.pem with -f pem), mode 0600,

@@ -24,6 +24,7 @@ func inviteCommand() *command {
 	)
 	return &command{
 		name:    "invite",
+		uses:    globalHome | globalIdentity,
 		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json|--long|--full] | --remove NAME | --prune",
 		summary: "make a one-time token that lets a client enroll (keytool join)",
 		help: `Makes a one-time invitation and prints its token: one string, last on

@@ -18,6 +18,7 @@ import (
 func joinCommand() *command {
 	return &command{
 		name:    "join",
+		uses:    globalHome | globalIdentity,
 		args:    "TOKEN|-",
 		summary: "enroll with a server using a token from keytool invite",
 		help: `Reads the token (the argument, or standard input for -), connects to the

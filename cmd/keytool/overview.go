@@ -35,6 +35,7 @@ func listCommand() *command {
 	var lf listFlags
 	return &command{
 		name:    "list",
+		uses:    globalHome | globalIdentity | globalPKI,
 		args:    "[--json|--long|--full]",
 		summary: "show what a home trusts, and the trust files it had to skip",
 		help: `Prints one overview of the home: the identity (type, fingerprint, file),

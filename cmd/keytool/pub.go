@@ -15,6 +15,7 @@ func pubCommand() *command {
 	)
 	return &command{
 		name:    "pub",
+		uses:    globalHome | globalIdentity,
 		args:    "[-f jwk|pem] [--no-attributes] [FILE]",
 		summary: "print the public half of a key, with its attributes",
 		help: `Reads FILE (default: the identity; - for standard input) and prints its public

@@ -24,6 +24,7 @@ func revokeCommand() *command {
 	)
 	return &command{
 		name:    "revoke",
+		uses:    globalHome,
 		args:    "FILE|FINGERPRINT  ·  --list [--json|--long|--full] | --remove FINGERPRINT",
 		summary: "refuse a key everywhere, client and server side (revoked_keys.d)",
 		help: `Adds a key to HOME/revoked_keys.d/KEYID.json (mode 0644). A revoked key is

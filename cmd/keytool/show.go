@@ -20,6 +20,7 @@ func showCommand() *command {
 	var asJSON, verbose bool
 	return &command{
 		name:    "show",
+		uses:    globalHome | globalIdentity,
 		args:    "[--json] [-v] [FILE…]",
 		summary: "describe keys: type, fingerprint, key ID, thumbprint, attributes",
 		help: `Reads each FILE (default: the identity; - for standard input) in any format
