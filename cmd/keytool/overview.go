@@ -188,9 +188,9 @@ func (c *cli) inHome(path string) string {
 	return path
 }
 
-// overviewPKI describes PKI mode's CA bundle and CRL, the home's ca.pem
-// and crl.pem; their load error is a problem (every CA-based decision
-// fails).
+// overviewPKI describes PKI mode's CA bundle and CRL — --ca and --crl,
+// else the home's ca.pem and crl.pem, as c.pki finds them; their load
+// error is a problem (every CA-based decision fails).
 func (c *cli) overviewPKI(o *overview) {
 	t := newTable(column{title: "KIND"}, column{title: "FILE", elastic: true, fromLeft: true},
 		column{title: "SUBJECT", elastic: true}, column{title: "UNTIL"}, column{title: "STATUS"})
@@ -198,7 +198,13 @@ func (c *cli) overviewPKI(o *overview) {
 	if _, err := c.pki(); err != nil {
 		o.problem(c, err)
 	}
-	ca, crl := c.layout().CA(), c.layout().CRL()
+	ca, crl := c.caFile, c.crlFile
+	if ca == "" {
+		ca = c.layout().CA()
+		if crl == "" {
+			crl = c.layout().CRL()
+		}
+	}
 	now := time.Now()
 	var cas []*x509.Certificate
 	for _, b := range pemBlocks(ca, "CERTIFICATE") {

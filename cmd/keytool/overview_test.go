@@ -128,4 +128,13 @@ func TestListPKI(t *testing.T) {
 		!regexp.MustCompile(`not signed by any CA`).MatchString(o.Problems[0].Error) {
 		t.Errorf("problems: %+v", o.Problems)
 	}
+
+	// --ca (without --crl: no CRL) lists the bundle PKI mode would use.
+	other := filepath.Join(home, "other-ca.pem")
+	writePEM(t, other, certPEM(old))
+	out, e, code = keytoolIn(t, home, "list", "--ca", other)
+	if code != 0 || !regexp.MustCompile(`(?m)^PKI: 1\n.*\nCA +other-ca\.pem +CN=Old CA`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^Problems: none$`).MatchString(out) {
+		t.Errorf("list --ca: exit %d\n%s%s", code, out, e)
+	}
 }
