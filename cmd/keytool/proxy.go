@@ -28,6 +28,7 @@ type proxyOptions struct {
 	client           bool
 	hosts            []string
 	handshakeTimeout time.Duration
+	idleTimeout      time.Duration
 	drainTimeout     time.Duration
 	enroll           bool
 }
@@ -37,6 +38,7 @@ func proxyCommand() *command {
 	var o proxyOptions
 	return &command{
 		name:    "proxy",
+		uses:    globalHome | globalIdentity | globalHostKeys | globalPKI,
 		args:    "--listen ADDR --target ADDR [--client | --enroll]",
 		summary: "put mutual TLS in front of any TCP server (or, with --client, before any TCP client)",
 		help: `Server mode (the default): accepts mutual TLS on --listen, admits the clients
@@ -56,8 +58,20 @@ unknown host is refused with the 'keytool trust-host' command to run.
 Every connection is logged on standard error (log/slog text): the remote
 address, the peer key's fingerprint, its authorized-keys entry name or why
 it was refused, the bytes copied each way and the duration. Problems in
-the trust files are logged with the file's name. The first line says
-"listening" with the actual address (so --listen 127.0.0.1:0 works).
+the trust files are logged with the file's name, and each reload of them
+with what changed ("trust reloaded" authorized=+added/-removed
+revoked=+N/-N skipped=N keys=N). Failed handshakes are logged at once the
+first time for a source address and kind, then as one count per 10
+seconds (repeated=N). A client that does not trust the proxy's key is
+logged as "client refused this server's key", with its alert. The first
+line says "listening" with the actual address (so --listen 127.0.0.1:0
+works).
+
+--idle-timeout: once one side has closed its writing half, the other
+direction must move a byte at least this often, or both are closed (a
+target that never closes after the client's half-close would hold the
+connection forever). A connection where neither side has closed is never
+timed out.
 
 --enroll (server mode): clients whose key is not authorized may finish the
 handshake, but only to enroll with a token from 'keytool invite' ('keytool
@@ -78,6 +92,7 @@ Example:
 			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
 			set.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
 			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
+			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half, close the connection when nothing moves for `DURATION`")
 			set.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
 			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
 		},
@@ -101,6 +116,9 @@ Example:
 			}
 			if o.handshakeTimeout <= 0 {
 				return usagef("--handshake-timeout must be positive, not %v", o.handshakeTimeout)
+			}
+			if o.idleTimeout <= 0 {
+				return usagef("--idle-timeout must be positive, not %v", o.idleTimeout)
 			}
 			return c.proxy(o)
 		},
@@ -213,7 +231,8 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, log *slog.Logg
 		log.Warn("no client key is authorized yet: every client is refused until one is (keytool authorize --name NAME FILE)", "dir", opts.Dirs[0])
 	}
 	return proxy.NewServer(proxy.ServerOptions{
-		TLS: srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, Enroll: enrollHandler, Logger: log,
+		TLS: srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
+		Enroll: enrollHandler, Logger: log, Store: store,
 	})
 }
 
@@ -257,7 +276,8 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, log *slog.Logg
 	}
 	log.Info("identity", "fingerprint", id.Key.Fingerprint())
 	p, err := proxy.NewClient(proxy.ClientOptions{
-		TLS: client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, Logger: log,
+		TLS: client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
+		Logger: log, Store: hosts,
 		Trust: func(conn *tls.Conn) string {
 			return hostTrust(conn, hosts, o.target, pki != nil, "accepted once")
 		},
