@@ -60,6 +60,7 @@ func manPages(commands map[string]*command) map[string]string {
 func manHeader(b *strings.Builder, title string) {
 	b.WriteString(`.\" Made by "keytool __man" (go generate ./cmd/keytool) from --help: do not edit.` + "\n")
 	fmt.Fprintf(b, ".TH %s 1 \"\" \"keytool\" \"keytool manual\"\n", roffText(strings.ToUpper(title)))
+	b.WriteString(".nh\n.ad l\n") // flags and file names are not to be hyphenated, nor stretched
 }
 
 func mainManPage(commands map[string]*command, names []string) string {
@@ -104,11 +105,12 @@ func commandManPage(cmd *command) string {
 	var b strings.Builder
 	manHeader(&b, "keytool-"+cmd.name)
 	fmt.Fprintf(&b, ".SH NAME\nkeytool\\-%s \\- %s\n", roffText(cmd.name), roffText(cmd.summary))
-	fmt.Fprintf(&b, ".SH SYNOPSIS\n.B keytool %s\n", roffText(cmd.name))
-	for _, synopsis := range strings.Split(cmd.args, "  ·  ") {
-		if synopsis != cmd.args {
-			fmt.Fprintf(&b, ".br\n.B keytool %s\n", roffText(cmd.name))
+	b.WriteString(".SH SYNOPSIS\n")
+	for i, synopsis := range strings.Split(cmd.args, "  ·  ") {
+		if i > 0 {
+			b.WriteString(".br\n")
 		}
+		fmt.Fprintf(&b, ".B keytool %s\n", roffText(cmd.name))
 		if synopsis != "" {
 			b.WriteString(roffLine(synopsis) + "\n")
 		}
