@@ -175,11 +175,12 @@ func serveProxyLike(ctx context.Context, srv *tlsbridge.Server, c *tls.Conn, h h
 	_ = c.SetDeadline(time.Time{})
 	cs := c.ConnectionState()
 	p, err := srv.Peer(&cs, netipOf(c.RemoteAddr()))
-	if err == nil && p.Authenticated() {
+	switch {
+	case err == nil && p.Authenticated():
 		fmt.Fprintf(c, "hello %s\n", p.Name())
-		return
+	case err == nil && p.MayEnroll():
+		_ = ServeConn(ctx, c, h)
 	}
-	_ = ServeConn(ctx, c, h)
 }
 
 // snapshot is every file under a directory, with its mode and a hash of

@@ -23,9 +23,24 @@ import (
 //	httpSrv := &http.Server{Handler: enroll.WithEnrollment(srv, h, app), TLSConfig: srv.TLSConfig()}
 func WithEnrollment(srv *tlsbridge.Server, h http.Handler, app http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(Path, srv.Middleware(h))
+	mux.Handle(Path, srv.Middleware(enrollGate(h)))
 	mux.Handle("/", srv.RequireAuthenticated(app))
 	return mux
+}
+
+// enrollGate passes to h the clients that may enroll — unknown ones
+// (tlsbridge.Peer.MayEnroll), and authenticated ones, which the handler
+// answers itself — and answers every other one 403 with its reason: a
+// revoked, expired or wrongly placed key is not invited to enroll.
+func enrollGate(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := tlsbridge.PeerFromContext(r.Context())
+		if p != nil && !p.Authenticated() && !p.MayEnroll() {
+			tlsbridge.WriteForbidden(w, tlsbridge.ReasonOf(p.Err), &p.SPKIHash)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Timeouts of ServeConn: an unauthenticated client gets little time.

@@ -123,7 +123,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	// closed if the key was removed in between).
 	cs := conn.ConnectionState()
 	peer, err := s.tls.Peer(&cs, remoteAddr(raw))
-	if err == nil && peer.Err != nil && s.enroll != nil {
+	if err == nil && peer.MayEnroll() && s.enroll != nil {
 		// An unknown client may enroll on this connection, and do
 		// nothing else.
 		s.log.Info("not authorized: serving enrollment only", "remote", remote, "fingerprint", fp, "reason", peer.Err.Error())

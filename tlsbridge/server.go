@@ -34,10 +34,12 @@ type ServerOptions struct {
 	// and is not revoked by its CRL, when their key is not pinned.
 	PKI *PKI
 	// AllowUnknown lets clients whose key is not authorized finish the
-	// handshake; they are then marked unauthenticated (Peer.Err set), and
-	// must be turned away by the application, for instance with
-	// Server.RequireAuthenticated. Revoked keys are refused in the
-	// handshake all the same. Enrollment needs this mode.
+	// handshake; they are then marked unauthenticated (Peer.Err and
+	// Peer.Verdict say why), and must be turned away by the application,
+	// for instance with Server.RequireAuthenticated, which tells them why
+	// in a 403. A revoked key, or a certificate its CA's CRL revokes, is
+	// refused in the handshake all the same. Enrollment needs this mode,
+	// and is for the clients of which Peer.MayEnroll holds only.
 	AllowUnknown bool
 }
 
@@ -181,11 +183,29 @@ func (s *Server) verify(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 	if err == nil {
 		return p, nil
 	}
-	if s.opts.AllowUnknown && p != nil && p.Verdict != authkeys.Revoked {
+	var crlRevoked *RevokedCertificateError
+	if s.opts.AllowUnknown && p != nil && p.Verdict != authkeys.Revoked && !errors.As(err, &crlRevoked) {
 		p.Err = err
 		return p, nil
 	}
 	return nil, err
+}
+
+// MayEnroll reports whether p is a client the server does not know at all:
+// its key is in no authorized-keys file that loaded completely, and no CA
+// admits it. That is the one kind of unauthenticated peer that may enroll.
+// A revoked key or certificate, an expired entry, a key from a network its
+// entry does not allow, or a decision the server cannot take now (skipped
+// files, an unusable PKI file) is refused, not invited to enroll.
+func (p *Peer) MayEnroll() bool {
+	if p == nil || p.Err == nil || p.Verdict != authkeys.Unknown || p.incomplete {
+		return false
+	}
+	var (
+		notAuth *authkeys.NotAuthorizedError
+		caRef   *CARefusedError
+	)
+	return errors.As(p.Err, &notAuth) || errors.As(p.Err, &caRef)
 }
 
 // decide applies docs/design.md's order ("Decisions", server table): the
@@ -200,7 +220,7 @@ func (s *Server) decide(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 	leaf := cs.PeerCertificates[0]
 	p := &Peer{Certificate: leaf, SPKIHash: sha256.Sum256(leaf.RawSubjectPublicKeyInfo)}
 	d := s.opts.Clients.Decide(p.SPKIHash, remote)
-	p.Verdict = d.Verdict
+	p.Verdict, p.incomplete = d.Verdict, d.Incomplete
 	switch d.Verdict {
 	case authkeys.Authorized:
 		p.Entry = d.Entry
@@ -295,6 +315,8 @@ type Peer struct {
 	// Verdict is what the client-key store decided; a client admitted by
 	// its CA has Verdict Unknown and ViaCA set.
 	Verdict authkeys.Verdict
+	// incomplete: the store said Unknown while files were skipped.
+	incomplete bool
 	// Err is why the peer is not authenticated; nil if it is.
 	Err error
 }
