@@ -15,6 +15,10 @@ import (
 type PinnedKey struct {
 	Fingerprint string
 	File        string
+	// Address is the address as the pin holds it, in normal form: the
+	// dialled host:port, or the host alone when the pin holds every port
+	// (what trust-host --remove takes to unpin it). Empty when unknown.
+	Address string
 }
 
 // UnknownHostError means no pin applies to the address (or only wildcard

@@ -256,10 +256,19 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
 		return &UnknownHostError{Addr: addr, Key: key, Fingerprint: fp}
 	}
 	ce := &KeyChangedError{Addr: addr, Got: key, Fingerprint: fp}
-	for _, list := range [2][]*Entry{exactPort, anyPort} {
+	for i, list := range [2][]*Entry{exactPort, anyPort} {
+		// The address as the pin holds it: with the port, or without
+		// (a pin for every port of the host).
+		pinned := pattern{ip: ip, host: host, port: port}
+		if i == 1 {
+			pinned.port = 0
+		}
+		if ip.IsValid() {
+			pinned.host = ""
+		}
 		for _, e := range list {
 			if !e.excluded(ip, host, port) {
-				ce.Want = append(ce.Want, PinnedKey{Fingerprint: e.Fingerprint, File: e.File})
+				ce.Want = append(ce.Want, PinnedKey{Fingerprint: e.Fingerprint, File: e.File, Address: pinned.String()})
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -87,7 +88,16 @@ func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError) string {
 	}
 	b.WriteString("Either the host was reinstalled with a new key, or someone is intercepting the connection (a man-in-the-middle attack).\n")
 	b.WriteString("Check the new fingerprint with the host's administrator through another channel. If the change is expected, replace the pin:\n")
-	fmt.Fprintf(&b, "  %s\n", c.command("trust-host", "--remove", shellQuote(e.Addr)))
+	// Unpin the addresses as the pins hold them (a pin without a port
+	// holds every port: removing the dialled host:port would not find it).
+	seen := map[string]bool{}
+	for _, w := range e.Want {
+		addr := cmp.Or(w.Address, e.Addr)
+		if !seen[addr] {
+			seen[addr] = true
+			fmt.Fprintf(&b, "  %s\n", c.command("trust-host", "--remove", shellQuote(addr)))
+		}
+	}
 	fmt.Fprintf(&b, "  %s", c.command("trust-host", shellQuote(e.Addr), "--fingerprint", e.Fingerprint))
 	return b.String()
 }
