@@ -384,6 +384,11 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 // leaves the key's entries under other names, which StillAuthorizedError
 // reports too, so that nobody believes a key gone that still gets in.
 func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
+	if nameOrFingerprint == "" {
+		// Unnamed entries (keys of a single file) have the empty name:
+		// removing "" would remove every one of them.
+		return nil, &NotFoundError{Query: nameOrFingerprint}
+	}
 	snap := s.Loader().Reload()
 	var match []*Entry
 	for _, f := range snap.Files {

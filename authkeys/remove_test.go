@@ -90,3 +90,18 @@ func TestUnrevokeTakesEveryCopy(t *testing.T) {
 		t.Errorf("Lookup after Unrevoke: %v", err)
 	}
 }
+
+// Remove("") names nothing: unnamed entries (keys of a single file) have
+// the empty name, and it used to remove every one of them.
+func TestRemoveEmptyNameRemovesNothing(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	keydirtest.Write(t, filepath.Join(home, "authorized_keys.json"), keydirtest.JWK(t, key(t, 1), key(t, 2)))
+	s := Load(opts)
+	if removed, err := s.Remove(""); !errors.As(err, new(*NotFoundError)) || len(removed) != 0 {
+		t.Fatalf("Remove(\"\") = %v, %v; want *NotFoundError and nothing removed", removed, err)
+	}
+	if n := len(s.Entries()); n != 2 {
+		t.Errorf("%d entries left, want 2", n)
+	}
+}

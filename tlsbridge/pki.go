@@ -319,11 +319,20 @@ func (p *PKI) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName 
 	return nil
 }
 
+// crlFor returns the newest CRL of issuer in the CRL file (latest
+// thisUpdate, then highest CRL number): a file holding an old CRL before
+// a newer one of the same CA must not have the old one decide, which would
+// ignore the revocations only the newer one lists.
 func (st *pkiState) crlFor(issuer *x509.Certificate) *x509.RevocationList {
+	var best *x509.RevocationList
 	for _, crl := range st.crls {
-		if bytes.Equal(crl.RawIssuer, issuer.RawSubject) && crl.CheckSignatureFrom(issuer) == nil {
-			return crl
+		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
+			continue
+		}
+		if best == nil || crl.ThisUpdate.After(best.ThisUpdate) ||
+			crl.ThisUpdate.Equal(best.ThisUpdate) && crl.Number != nil && (best.Number == nil || crl.Number.Cmp(best.Number) > 0) {
+			best = crl
 		}
 	}
-	return nil
+	return best
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -66,15 +67,25 @@ func (c *cli) adviseStores(err error) string {
 	case errors.As(err, &nameTaken):
 		return "Choose another name, or remove the key it holds first: " + c.command("authorize", "--remove", shellQuote(nameTaken.Name))
 	case errors.As(err, &already):
-		return fmt.Sprintf("To rename it: %s, then add it again", c.command("authorize", "--remove", shellQuote(already.Entry.Name)))
+		return fmt.Sprintf("To rename it: %s, then add it again", c.command("authorize", "--remove", entryRef(already.Entry)))
 	case errors.As(err, &aNotFound) && aNotFound.Revoked:
 		return "List the revoked keys with: " + c.command("revoke", "--list")
 	case errors.As(err, &aNotFound):
 		return "List the authorized keys with: " + c.command("authorize", "--list")
 	case errors.As(err, &still):
-		return "It still gets in. To remove that entry too: " + c.command("authorize", "--remove", shellQuote(still.Entry.Name))
+		return "It still gets in. To remove that entry too: " + c.command("authorize", "--remove", entryRef(still.Entry))
 	}
 	return ""
+}
+
+// entryRef names an authorized entry for authorize --remove: its name, or
+// its key's fingerprint when it has none (an unnamed key in a single
+// file), since --remove '' would name nothing.
+func entryRef(e *authkeys.Entry) string {
+	if e.Name == "" {
+		return e.Fingerprint
+	}
+	return shellQuote(e.Name)
 }
 
 // keyChangedAdvice is OpenSSH's warning about a changed host key, with the
@@ -121,6 +132,23 @@ func (c *cli) adviseFiles(err error) string {
 	return ""
 }
 
+// isInHome reports whether path is the home or inside it.
+func (c *cli) isInHome(path string) bool {
+	home, err := filepath.Abs(c.home)
+	if err != nil {
+		return false
+	}
+	if real, err := filepath.EvalSymlinks(home); err == nil {
+		home = real
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(home, abs)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
 // fileFix is the shell command that fixes a file refused for its modes,
 // its owner or a dangling link, or "".
 func (c *cli) fileFix(err error) string {
@@ -130,12 +158,19 @@ func (c *cli) fileFix(err error) string {
 		priv *jwk.PermissionError
 	)
 	switch {
+	case errors.As(err, &pe) && !c.isInHome(pe.Path):
+		// A directory outside the home (/tmp, someone else's) is not
+		// ours to change: the trust file does not belong there.
+		what := cmp.Or(pe.For, pe.Path)
+		return fmt.Sprintf("move %s into a directory that only you or root may write (%s is not one)", shellQuote(what), shellQuote(pe.Path))
 	case errors.As(err, &pe) && pe.Owner >= 0:
 		return "chown " + strconv.Itoa(os.Geteuid()) + " " + shellQuote(pe.Path)
 	case errors.As(err, &pe):
 		return "chmod go-w " + shellQuote(pe.Path)
 	case errors.As(err, &le):
-		return "rm " + shellQuote(le.Path) + " (or restore the file it points to)"
+		// Restoring comes first: for a revocation list, removing the link
+		// would lift its revocations.
+		return "restore the file the link points to, or remove the link: rm " + shellQuote(le.Path)
 	case errors.As(err, &priv):
 		return "chmod 600 " + shellQuote(priv.File)
 	}

@@ -125,7 +125,23 @@ func (e *PermissionError) Error() string {
 			what, e.Path, via, e.Owner, e.Euid)
 	}
 	return fmt.Sprintf("permissions %04o for %s %s%s are too open: group or others could write to it and so change what it trusts",
-		e.Mode.Perm(), what, e.Path, via)
+		octal(e.Mode), what, e.Path, via)
+}
+
+// octal is the mode as chmod and ls spell it, special bits included: /tmp
+// is 1777, not 0777.
+func octal(m fs.FileMode) uint32 {
+	o := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		o |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		o |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		o |= 0o1000
+	}
+	return o
 }
 
 // LinkError means a symbolic link leads nowhere (dangling) or cannot be
