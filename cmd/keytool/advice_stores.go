@@ -80,7 +80,7 @@ func (c *cli) adviseStores(err error) string {
 
 // entryRef names an authorized entry for authorize --remove: its name, or
 // its key's fingerprint when it has none (an unnamed key in a single
-// file), since --remove ” would name nothing.
+// file), since an empty name to --remove names nothing.
 func entryRef(e *authkeys.Entry) string {
 	if e.Name == "" {
 		return e.Fingerprint
