@@ -57,7 +57,8 @@ func (h *handshakeTimer) dial(client *tlsbridge.Client, addr string) (*tls.Conn,
 	if err != nil {
 		return nil, err
 	}
-	raw, err := net.DialTimeout("tcp", addr, h.timeout)
+	deadline := time.Now().Add(h.timeout) // one budget for both steps
+	raw, err := (&net.Dialer{Deadline: deadline}).Dial("tcp", addr)
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -66,7 +67,7 @@ func (h *handshakeTimer) dial(client *tlsbridge.Client, addr string) (*tls.Conn,
 		return nil, err
 	}
 	h.mu.Lock()
-	h.conn, h.deadline = raw, time.Now().Add(h.timeout)
+	h.conn, h.deadline = raw, deadline
 	_ = raw.SetDeadline(h.deadline)
 	h.mu.Unlock()
 	conn := tls.Client(raw, cfg)
