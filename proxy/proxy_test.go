@@ -234,7 +234,7 @@ func TestShutdownCutsAtDeadline(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Shutdown took %v with a 100ms deadline", d)
 	}
-	logs.waitFor(t, `level=WARN msg="drain timeout: cutting the connections still open" timeout=100ms`)
+	logs.waitFor(t, `level=WARN msg="drain timeout: cutting the connections still open" timeout=\d+ms`) // the time left when Shutdown began: 100ms, less what scheduling took
 	logs.waitFor(t, `msg=closed .*name=alice`)
 	// The client sees its connection end (the echo of "x" may come first).
 	if b, err := io.ReadAll(conn); isTimeout(err) {
