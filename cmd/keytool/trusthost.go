@@ -29,6 +29,7 @@ func trustHostCommand() *command {
 	)
 	return &command{
 		name:    "trust-host",
+		uses:    globalHome | globalIdentity,
 		args:    "ADDR [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR|FINGERPRINT",
 		summary: "pin the key a server must present at an address (trusted_hosts.d)",
 		help: `Without --key, connects to ADDR (host:port) over TLS, shows the server's key
@@ -49,6 +50,7 @@ The answer no refuses, as ssh does: "Host key verification failed.", exit 1.
 
 If ADDR is already pinned to another key, trust-host prints the changed-key
 message and changes nothing: remove the old pin first.
+
 --list prints ADDRESS, FINGERPRINT (short), STATUS (ok, revoked, or refused
 when a revocation list cannot be read) and COMMENT of every pin, in 80
 columns; -l/--long adds FILE, --full the whole fingerprints (--json: an
