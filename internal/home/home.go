@@ -48,9 +48,12 @@ func (d Dir) AuthorizedFiles() []string {
 func (d Dir) AuthorizedDir() string { return d.join("authorized_keys.d") }
 
 // TrustedFiles are the single files of pinned host keys, and TrustedDir
-// the directory of them, one file per host.
+// the directory of them, one file per host. allowed_hosts.json is the
+// name Docker's engine-keys proposal gives the client's file: it is read
+// as another trusted_hosts.json (the stores add pins to TrustedDir, never
+// to a single file, so no writer has to choose between the names).
 func (d Dir) TrustedFiles() []string {
-	return d.all("trusted_hosts.json", "trusted_hosts.jwk", "trusted_hosts.pem")
+	return d.all("trusted_hosts.json", "trusted_hosts.jwk", "trusted_hosts.pem", "allowed_hosts.json")
 }
 func (d Dir) TrustedDir() string { return d.join("trusted_hosts.d") }
 
