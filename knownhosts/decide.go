@@ -64,6 +64,19 @@ func (s *Store) Decide(addr string, sum [32]byte) Decision {
 	return decisionOf(s.check(addr, sum, nil))
 }
 
+// DecideAnother is Decide for a caller that will pin the key as one more
+// key of addr (AddKey with AddAnother) once it has checked it: a key that
+// the address's exact pins of other keys make Changed is Unknown instead,
+// so that the caller's check decides. Revoked, Skipped and Refused stay
+// final, and AddKey still refuses a revoked key and skipped files.
+func (s *Store) DecideAnother(addr string, sum [32]byte) Decision {
+	d := s.Decide(addr, sum)
+	if d.Verdict == Changed {
+		return Decision{Verdict: Unknown, Err: &UnknownHostError{Addr: addr, Fingerprint: jwk.FormatFingerprint(sum)}}
+	}
+	return d
+}
+
 // decisionOf turns Check's error into a verdict.
 func decisionOf(err error) Decision {
 	var (

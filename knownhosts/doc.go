@@ -38,6 +38,10 @@
 //
 // Add pins a key for an address in trusted_hosts.d/<host>_<port>.json
 // (see FileName), refusing with *KeyChangedError and writing nothing if the
-// address is already pinned to another key. Remove unpins an address (a
-// key pinned for several keeps the others) or a fingerprint.
+// address is already pinned to another key. AddKey with AddAnother pins
+// one more key beside the address's pins, in a file of its own (see
+// AnotherFileName): a key rollover, where both keys are admitted for a
+// while. Remove unpins an address (every key of it; a key pinned for
+// several addresses keeps the others) or a fingerprint (the key
+// everywhere); RemoveKey unpins one key of an address.
 package knownhosts

@@ -103,11 +103,16 @@ func (e *FileExistsError) Error() string {
 	return fmt.Sprintf("knownhosts: %s already exists and does not pin %s", e.File, e.Addr)
 }
 
-// NotFoundError means Remove found no pin for the address or fingerprint.
+// NotFoundError means Remove found no pin for the address or fingerprint,
+// or RemoveKey (Key set) no pin of that key for the address.
 type NotFoundError struct {
 	Query string
+	Key   string // the fingerprint RemoveKey was given
 }
 
 func (e *NotFoundError) Error() string {
+	if e.Key != "" {
+		return fmt.Sprintf("knownhosts: key %s is not pinned for %q", e.Key, e.Query)
+	}
 	return fmt.Sprintf("knownhosts: no host key is pinned for %q", e.Query)
 }

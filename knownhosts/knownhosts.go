@@ -329,13 +329,51 @@ func FileName(addr string) (string, error) {
 	return name + ".json", nil
 }
 
+// AddMode says what Add does when the address is already pinned to other
+// keys.
+type AddMode int
+
+const (
+	// AddNew pins a first key: if an exact pin for the address holds
+	// another key, Add returns *KeyChangedError and writes nothing.
+	AddNew AddMode = iota
+	// AddAnother pins one more key beside the address's pins (a key
+	// rollover: both are admitted until the old one is removed), in a
+	// file of its own (see AnotherFileName).
+	AddAnother
+)
+
+func (m AddMode) String() string {
+	switch m {
+	case AddNew:
+		return "new"
+	case AddAnother:
+		return "another"
+	}
+	return "AddMode(" + strconv.Itoa(int(m)) + ")"
+}
+
 // Add pins key for addr (a host, host:port, [v6]:port or wildcard pattern):
 // it writes the public key with "address" set to trusted_hosts.d/NAME.json
 // (see FileName), atomically with mode 0644, and returns the file's path.
 // If an exact pin for the address already holds another key, it returns
 // *KeyChangedError and writes nothing; if the key is already pinned there,
-// it writes nothing and returns the file that pins it.
+// it writes nothing and returns the file that pins it. Add is AddKey with
+// AddNew.
 func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
+	return s.AddKey(addr, key, AddNew)
+}
+
+// AddKey is Add with a mode. Under AddAnother, an address whose pins hold
+// other keys keeps them and key is pinned too, in
+// trusted_hosts.d/AnotherFileName; an address without pins gets
+// FileName, as under AddNew. Either mode refuses a revoked key
+// (*RevokedError), and refuses while a file of pins is skipped
+// (*SkippedFilesError): skipped trust never widens trust.
+func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) {
+	if mode != AddNew && mode != AddAnother {
+		return "", fmt.Errorf("knownhosts: invalid add mode %v", mode)
+	}
 	norm, err := NormalizeAddr(addr)
 	if err != nil {
 		return "", err
@@ -348,11 +386,17 @@ func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
 		return "", errors.New("knownhosts: no trusted-hosts directory configured to add keys to")
 	}
 	dir := s.opts.Dirs[0]
-	path := filepath.Join(dir, name)
 	s.Loader().Reload()
-	if f, err := s.existingPin(norm, key); f != "" || err != nil {
+	f, others, err := s.addable(norm, key, mode)
+	if f != "" || err != nil {
 		return f, err
 	}
+	if others {
+		if name, err = AnotherFileName(norm, key); err != nil {
+			return "", err
+		}
+	}
+	path := filepath.Join(dir, name)
 	// Pinning while a file of pins is skipped could pin beside a pin that
 	// says otherwise, in the very directory that was refused.
 	if sn := s.snap.Load(); len(sn.skipped) > 0 {
@@ -375,7 +419,7 @@ func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
 	if errors.Is(err, fs.ErrExist) {
 		// Another writer got there first: decide from what is on disk now.
 		s.Loader().Reload(path)
-		if f, err := s.existingPin(norm, key); f != "" || err != nil {
+		if f, _, err := s.addable(norm, key, mode); f != "" || err != nil {
 			return f, err
 		}
 		return "", &FileExistsError{Addr: norm, File: path}
@@ -385,6 +429,37 @@ func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
 	}
 	s.Loader().Reload(path)
 	return path, nil
+}
+
+// addable decides whether key may be pinned for the normal address norm
+// under mode: the file already pinning it, or an error (revoked, or under
+// AddNew a changed key); others says that other keys are pinned for the
+// address (AddAnother then writes a file of its own).
+func (s *Store) addable(norm string, key *jwk.Key, mode AddMode) (file string, others bool, err error) {
+	file, err = s.existingPin(norm, key)
+	var ce *KeyChangedError
+	if mode == AddAnother && errors.As(err, &ce) {
+		return "", true, nil
+	}
+	return file, false, err
+}
+
+// AnotherFileName returns the name AddKey gives the file of one more key
+// pinned for addr (AddAnother): FileName's name, then "+" and the first
+// eight characters of the key's ID (KG4UJTP2), which no address's
+// FileName holds ("+" is percent-encoded there) and which tell the keys
+// of one address apart.
+func AnotherFileName(addr string, key *jwk.Key) (string, error) {
+	name, err := FileName(addr)
+	if err != nil {
+		return "", err
+	}
+	id := strings.ReplaceAll(key.KeyID(), ":", "")[:8]
+	name = strings.TrimSuffix(name, ".json") + "+" + id
+	if err := keydir.CheckName(name); err != nil {
+		return "", err
+	}
+	return name + ".json", nil
 }
 
 // existingPin looks for pins of the normal address norm: the file already
@@ -511,6 +586,56 @@ func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 	}
 	if len(removed) == 0 {
 		return nil, &NotFoundError{Query: addrOrFingerprint}
+	}
+	s.Loader().Reload()
+	return removed, nil
+}
+
+// RemoveKey unpins one key of addr, leaving the address's other keys
+// pinned: the key fingerprint names (any form keydir.Find matches) loses
+// the address in every entry pinning it exactly there (addr in any form
+// Check takes, or a pattern as written); a key left with no address is
+// removed, and a file left without keys is deleted. *NotFoundError when
+// that key is not pinned for addr.
+func (s *Store) RemoveKey(addr, fingerprint string) ([]Removed, error) {
+	norm, err := NormalizeAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := jwk.ParseFingerprint(fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	snap := s.Loader().Reload()
+	srcs := s.Loader().Sources()
+	match := map[[32]byte]bool{}
+	for _, f := range keydir.Find(snap, fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(i int) bool { return !srcs[i].Revocation }) {
+		match[f.Item.SPKIHash] = true
+	}
+	var (
+		removed []Removed
+		files   []string
+	)
+	for _, e := range s.snap.Load().entries {
+		if match[e.SPKIHash] && slices.Contains(e.Addresses, norm) {
+			removed = append(removed, Removed{Addr: norm, Fingerprint: e.Fingerprint, File: e.File})
+			if !slices.Contains(files, e.File) {
+				files = append(files, e.File)
+			}
+		}
+	}
+	if len(removed) == 0 {
+		return nil, &NotFoundError{Query: norm, Key: fingerprint}
+	}
+	for _, file := range files {
+		if _, err := keydir.EditFile(file, func(k *jwk.Key) *jwk.Key {
+			if match[k.SPKIHash()] {
+				return dropAddress(k, norm)
+			}
+			return k
+		}); err != nil {
+			return nil, err
+		}
 	}
 	s.Loader().Reload()
 	return removed, nil
