@@ -21,7 +21,11 @@
 // never changes go-jose's settings.
 //
 // Every failure is a *ParseError naming the file, the line or JSON member,
-// and the reason. A file with one bad key is refused whole.
+// and the reason. A file with one bad key is refused whole by Parse and
+// ReadFile. ParseSet reads the same formats entry by entry (a member of a
+// JWK Set's "keys", a PEM block, an OpenSSH line), returning each entry's
+// key or error: it is for the trust stores' files that grant trust, whose
+// good entries may load while a bad one is reported.
 //
 // What readers could resolve differently is refused, never resolved: two
 // JSON members whose names are equal, or equal but for case (Go's

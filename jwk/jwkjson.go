@@ -72,13 +72,34 @@ func isLibtrustKeyID(s string) bool {
 
 // parseJSON reads a JWK or a JWK Set.
 func parseJSON(data []byte, file string) ([]*Key, error) {
+	var keys []*Key
+	err := parseJSONEntries(data, file, false, func(e SetEntry) error {
+		if e.Err != nil {
+			return e.Err
+		}
+		keys = append(keys, e.Key)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// parseJSONEntries reads a JWK or a JWK Set, calling add for each member
+// of a set's "keys", read or not; an error add returns ends the reading
+// and is returned. A single JWK that does not read, and anything wrong
+// with the file around the keys, is the error returned, never an entry.
+// The Member of an entry that reads is set only if members is (it costs
+// an allocation per key that Parse does not need).
+func parseJSONEntries(data []byte, file string, members bool, add func(SetEntry) error) error {
 	fail := func(member string, err error) error {
 		return &ParseError{File: file, Line: jsonErrorLine(data, err), Member: member, Err: err}
 	}
 	if !utf8.Valid(data) {
 		// JSON is UTF-8 (RFC 8259); a name with invalid bytes would be
 		// written back as U+FFFD, another name.
-		return nil, fail("", errors.New("invalid JSON: not valid UTF-8"))
+		return fail("", errors.New("invalid JSON: not valid UTF-8"))
 	}
 	var buf [16]member // most keys have fewer members: no allocation
 	s := jsonScanner{data: data}
@@ -87,7 +108,7 @@ func parseJSON(data []byte, file string) ([]*Key, error) {
 		err = s.end()
 	}
 	if err != nil {
-		return nil, fail(duplicateMember(err), err)
+		return fail(duplicateMember(err), err)
 	}
 	var kty, keysRaw []byte
 	for _, m := range ms {
@@ -102,39 +123,43 @@ func parseJSON(data []byte, file string) ([]*Key, error) {
 	case kty != nil:
 		k, member, err := keyFromMembers(data, ms)
 		if err != nil {
-			return nil, fail(member, err)
+			return fail(member, err)
 		}
-		return []*Key{k}, nil
+		return add(SetEntry{Key: k})
 	case keysRaw != nil:
-		var keys []*Key
+		n := 0
 		sub := jsonScanner{data: data, pos: cap(data) - cap(keysRaw)}
 		err := sub.elements(0, func(i int, raw []byte) error {
+			n++
 			k, member, err := parseJWK(raw)
+			if err == nil && !members {
+				return add(SetEntry{Key: k})
+			}
+			path := "keys[" + strconv.Itoa(i) + "]"
 			if err != nil {
-				path := "keys[" + strconv.Itoa(i) + "]"
 				if member != "" {
 					path += "." + member
 				}
 				start := cap(data) - cap(raw)
 				off, _ := jsonErrorOffset(err)
-				return &ParseError{File: file, Line: lineOf(data, start+off), Member: path, Err: err}
+				line := lineOf(data, start+off)
+				return add(SetEntry{Line: line, Member: path, Err: &ParseError{File: file, Line: line, Member: path, Err: err}})
 			}
-			keys = append(keys, k)
-			return nil
+			return add(SetEntry{Key: k, Member: path})
 		})
 		if err != nil {
 			var pe *ParseError
 			if errors.As(err, &pe) {
-				return nil, pe
+				return pe
 			}
-			return nil, fail("keys", err)
+			return fail("keys", err)
 		}
-		if len(keys) == 0 {
-			return nil, fail("keys", ErrNoKey)
+		if n == 0 {
+			return fail("keys", ErrNoKey)
 		}
-		return keys, nil
+		return nil
 	default:
-		return nil, fail("kty", errors.New(`a JWK needs a "kty" member, a JWK Set a "keys" member`))
+		return fail("kty", errors.New(`a JWK needs a "kty" member, a JWK Set a "keys" member`))
 	}
 }
 

@@ -28,6 +28,26 @@ var pemHeadersIgnored = map[string]bool{"Proc-Type": true, "DEK-Info": true}
 // parsePEM reads every block of a PEM file or bundle.
 func parsePEM(data []byte, file string) ([]*Key, error) {
 	var keys []*Key
+	err := parsePEMEntries(data, file, func(e SetEntry) error {
+		if e.Err != nil {
+			return e.Err
+		}
+		keys = append(keys, e.Key)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// parsePEMEntries calls add for each block of a PEM file or bundle that
+// is not skipped (pemSkipped), read or not; an error add returns ends the
+// reading and is returned. After a malformed block (no END line, bad
+// base64), whose end cannot be told, reading goes on at the next BEGIN
+// line. A file without a block is ErrNoKey.
+func parsePEMEntries(data []byte, file string, add func(SetEntry) error) error {
+	n := 0
 	rest := data
 	line := 1
 	for {
@@ -41,31 +61,49 @@ func parsePEM(data []byte, file string) ([]*Key, error) {
 		// pem.Decode skips a malformed block and returns the next good one:
 		// a second BEGIN in what it consumed means the block at begin is bad.
 		if block == nil || bytes.Contains(rest[begin+1:begin+consumed], []byte("-----BEGIN ")) {
-			return nil, &ParseError{File: file, Line: line, Err: errors.New("malformed or truncated PEM block (no matching END line, or bad base64)")}
+			n++
+			err := &ParseError{File: file, Line: line, Err: errors.New("malformed or truncated PEM block (no matching END line, or bad base64)")}
+			if err := add(SetEntry{Line: line, Err: err}); err != nil {
+				return err
+			}
+			rest = rest[begin+1:] // still on line `line`
+			continue
 		}
 		blockLine := line
 		text := rest[begin : begin+consumed]
 		line += bytes.Count(text, []byte{'\n'})
 		rest = after
-		if n, err := checkPEMHeaderNames(text, blockLine); err != nil {
-			return nil, &ParseError{File: file, Line: n, Err: err}
-		}
 		if pemSkipped[block.Type] {
+			if n, err := checkPEMHeaderNames(text, blockLine); err != nil {
+				return &ParseError{File: file, Line: n, Err: err}
+			}
 			continue
 		}
-		k, err := parsePEMBlock(block)
-		if err != nil {
-			return nil, &ParseError{File: file, Line: blockLine, Err: err}
+		n++
+		if err := add(pemEntry(file, block, text, blockLine)); err != nil {
+			return err
 		}
-		if member, err := checkAttrs(k); err != nil {
-			return nil, &ParseError{File: file, Line: blockLine, Member: member, Err: err}
-		}
-		keys = append(keys, k)
 	}
-	if len(keys) == 0 {
-		return nil, &ParseError{File: file, Err: ErrNoKey}
+	if n == 0 {
+		return &ParseError{File: file, Err: ErrNoKey}
 	}
-	return keys, nil
+	return nil
+}
+
+// pemEntry reads one PEM block, whose text (from its BEGIN line on) starts
+// on line blockLine of file.
+func pemEntry(file string, block *pem.Block, text []byte, blockLine int) SetEntry {
+	if n, err := checkPEMHeaderNames(text, blockLine); err != nil {
+		return SetEntry{Line: blockLine, Err: &ParseError{File: file, Line: n, Err: err}}
+	}
+	k, err := parsePEMBlock(block)
+	if err != nil {
+		return SetEntry{Line: blockLine, Err: &ParseError{File: file, Line: blockLine, Err: err}}
+	}
+	if member, err := checkAttrs(k); err != nil {
+		return SetEntry{Line: blockLine, Err: &ParseError{File: file, Line: blockLine, Member: member, Err: err}}
+	}
+	return SetEntry{Key: k, Line: blockLine}
 }
 
 // checkPEMHeaderNames refuses a block, its text from the BEGIN line on,

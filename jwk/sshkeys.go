@@ -19,21 +19,45 @@ import (
 // refused as OpenSSH refuses it.
 func parseSSH(data []byte, file string) ([]*Key, error) {
 	var keys []*Key
-	for n, line := range bytes.Split(data, []byte{'\n'}) {
+	err := parseSSHEntries(data, file, func(e SetEntry) error {
+		if e.Err != nil {
+			return e.Err
+		}
+		keys = append(keys, e.Key)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// parseSSHEntries calls add for each key line, read or not; an error add
+// returns ends the reading and is returned. A file without a key line is
+// ErrNoKey.
+func parseSSHEntries(data []byte, file string, add func(SetEntry) error) error {
+	n := 0
+	for i, line := range bytes.Split(data, []byte{'\n'}) {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
+		n++
+		e := SetEntry{Line: i + 1}
 		k, err := parseSSHLine(line)
 		if err != nil {
-			return nil, &ParseError{File: file, Line: n + 1, Err: err}
+			e.Err = &ParseError{File: file, Line: i + 1, Err: err}
+		} else {
+			e.Key = k
 		}
-		keys = append(keys, k)
+		if err := add(e); err != nil {
+			return err
+		}
 	}
-	if len(keys) == 0 {
-		return nil, &ParseError{File: file, Err: ErrNoKey}
+	if n == 0 {
+		return &ParseError{File: file, Err: ErrNoKey}
 	}
-	return keys, nil
+	return nil
 }
 
 func parseSSHLine(line []byte) (*Key, error) {

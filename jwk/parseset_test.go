@@ -1,0 +1,200 @@
+package jwk
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// setOf parses data with ParseSet and fails the test on a whole-file error.
+func setOf(t *testing.T, data []byte) []SetEntry {
+	t.Helper()
+	entries, err := ParseSet(data)
+	if err != nil {
+		t.Fatalf("ParseSet: %v", err)
+	}
+	for i, e := range entries {
+		if (e.Key == nil) == (e.Err == nil) {
+			t.Fatalf("entry %d: key %v, error %v: want exactly one", i, e.Key, e.Err)
+		}
+	}
+	return entries
+}
+
+// A JWK Set with one bad member: Parse refuses the file, ParseSet reads
+// the others and names the bad one by its index and member.
+func TestParseSetJWKSetWithOneBadKey(t *testing.T) {
+	a, c := testKey(t, EC256).PublicKey(), testKey(t, EC384).PublicKey()
+	bad := []byte(`{"keys": [` + string(mustMarshal(t, a, JWK, false)) + ",\n" +
+		`{"kty": "OKP", "crv": "Ed25519", "x": "!!"},` + "\n" +
+		string(mustMarshal(t, c, JWK, false)) + "]}")
+	if _, err := Parse(bad); err == nil {
+		t.Fatalf("Parse accepted a set with a bad key:\n%s", bad)
+	}
+	entries := setOf(t, bad)
+	if len(entries) != 3 {
+		t.Fatalf("%d entries, want 3", len(entries))
+	}
+	if !entries[0].Key.Equal(a) || !entries[2].Key.Equal(c) || entries[1].Err == nil {
+		t.Fatalf("entries %+v", entries)
+	}
+	if got := entries[1].Err.Member; got != "keys[1].x" {
+		t.Errorf("bad entry's member %q, want keys[1].x", got)
+	}
+	if entries[1].Err.Line == 0 || entries[1].Line != entries[1].Err.Line {
+		t.Errorf("bad entry's line %d (error's %d), want the line of the fault", entries[1].Line, entries[1].Err.Line)
+	}
+	if entries[0].Member != "keys[0]" || entries[2].Member != "keys[2]" {
+		t.Errorf("members %q, %q; want keys[0], keys[2]", entries[0].Member, entries[2].Member)
+	}
+}
+
+// A PEM bundle: an unsupported block and a truncated one are entries in
+// error at their BEGIN lines; the blocks after each still read.
+func TestParseSetPEMBundle(t *testing.T) {
+	a, b, c := testKey(t, EC256).PublicKey(), testKey(t, RSA2048).PublicKey(), testKey(t, Ed25519).PublicKey()
+	pa, pb, pc := mustMarshal(t, a, PEM, false), mustMarshal(t, b, PEM, false), mustMarshal(t, c, PEM, false)
+	unsupported := []byte("-----BEGIN DSA PUBLIC KEY-----\nAAAA\n-----END DSA PUBLIC KEY-----\n")
+	truncated := []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n")
+	data := bytes.Join([][]byte{pa, unsupported, pb, truncated, pc}, nil)
+	lineAt := func(prefix []byte) int { return bytes.Count(data[:bytes.Index(data, prefix)], []byte{'\n'}) + 1 }
+	if _, err := Parse(data); err == nil {
+		t.Fatal("Parse accepted the bundle")
+	}
+	entries := setOf(t, data)
+	if len(entries) != 5 {
+		t.Fatalf("%d entries, want 5: %+v", len(entries), entries)
+	}
+	for i, want := range []*Key{a, nil, b, nil, c} {
+		if want != nil && (entries[i].Key == nil || !entries[i].Key.Equal(want)) {
+			t.Errorf("entry %d: %+v, want key %s", i, entries[i], want.Fingerprint())
+		}
+	}
+	if got, want := entries[1].Line, lineAt(unsupported); got != want || entries[1].Err.Line != want || !errors.Is(entries[1].Err, ErrUnsupportedKey) {
+		t.Errorf("unsupported block: line %d, %v; want line %d, ErrUnsupportedKey", got, entries[1].Err, want)
+	}
+	truncLine := bytes.Count(bytes.Join([][]byte{pa, unsupported, pb}, nil), []byte{'\n'}) + 1
+	if got := entries[3].Err.Line; got != truncLine || !strings.Contains(entries[3].Err.Error(), "malformed or truncated") {
+		t.Errorf("truncated block: %v (line %d), want line %d", entries[3].Err, got, truncLine)
+	}
+	if entries[4].Line != lineAt(pc[:30]) {
+		t.Errorf("last block on line %d, want %d", entries[4].Line, lineAt(pc[:30]))
+	}
+}
+
+// OpenSSH lines: a bad line is an entry in error on its line.
+func TestParseSetOpenSSHLines(t *testing.T) {
+	a, b := testKey(t, EC256), testKey(t, Ed25519)
+	data := []byte("# keys\n" + string(mustMarshalSSH(t, a)) + "ssh-ed25519 AAAAnot-base64 x\n" + string(mustMarshalSSH(t, b)))
+	entries := setOf(t, data)
+	if len(entries) != 3 || !entries[0].Key.Equal(a) || !entries[2].Key.Equal(b) {
+		t.Fatalf("entries %+v", entries)
+	}
+	if entries[1].Err == nil || entries[1].Line != 3 || entries[1].Err.Line != 3 || entries[0].Line != 2 {
+		t.Fatalf("bad line: %+v, want an error on line 3", entries[1])
+	}
+}
+
+// What is wrong with the file itself, rather than with one of its entries,
+// is the error: ParseSet is no more lenient than Parse about it.
+func TestParseSetWholeFileErrors(t *testing.T) {
+	for name, data := range map[string]string{
+		"empty":            "",
+		"truncated JSON":   `{"keys":[{"kty":"EC"`,
+		"keys not array":   `{"keys":5}`,
+		"empty set":        `{"keys":[]}`,
+		"duplicate keys":   `{"keys":[],"keys":[]}`,
+		"single bad JWK":   `{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}`,
+		"neither":          `{"a":1}`,
+		"text":             "hello world\nnot a key\n",
+		"only EC PARAMS":   "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n",
+		"binary":           "\x00\x01",
+		"comments only":    "# nothing\n",
+		"invalid UTF-8 JS": "{\"keys\":[\xff]}",
+	} {
+		entries, err := ParseSet([]byte(data))
+		var pe *ParseError
+		if !errors.As(err, &pe) || entries != nil {
+			t.Errorf("%s: %d entries, %v; want a *ParseError", name, len(entries), err)
+		}
+		if _, perr := Parse([]byte(data)); perr == nil {
+			t.Errorf("%s: Parse accepted it", name)
+		}
+	}
+}
+
+// The real libtrust key set (testdata/docker) reads whole, each member
+// named by its index, the same keys as Parse's.
+func TestParseSetLibtrustKnownHosts(t *testing.T) {
+	for _, name := range []string{"libtrust-known-hosts.json", "libtrust-known-hosts.pem", "known-hosts.json"} {
+		data, err := os.ReadFile(filepath.Join("..", "testdata", "docker", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries := setOf(t, data)
+		if len(entries) != len(keys) {
+			t.Fatalf("%s: %d entries, Parse read %d keys", name, len(entries), len(keys))
+		}
+		for i, e := range entries {
+			if !e.Key.Equal(keys[i]) || !bytes.Equal(e.Key.Attrs[AttrHosts], keys[i].Attrs[AttrHosts]) {
+				t.Errorf("%s: entry %d differs from Parse's key", name, i)
+			}
+			if strings.HasSuffix(name, ".json") && e.Member != "keys["+string(rune('0'+i))+"]" {
+				t.Errorf("%s: entry %d member %q", name, i, e.Member)
+			}
+			if strings.HasSuffix(name, ".pem") && e.Line == 0 {
+				t.Errorf("%s: entry %d without a line", name, i)
+			}
+		}
+	}
+}
+
+// FuzzParseSet checks ParseSet against Parse: on what Parse accepts,
+// ParseSet returns the same keys and no entry in error; on what Parse
+// refuses, ParseSet refuses the file or has an entry in error. So ParseSet
+// never reads a key from a file whose every entry Parse would accept
+// otherwise, nor drops an entry silently.
+func FuzzParseSet(f *testing.F) {
+	addFileSeeds(f)
+	addKeySeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, perr := Parse(data)
+		entries, err := ParseSet(data)
+		if err != nil && entries != nil {
+			t.Fatalf("entries and an error")
+		}
+		bad := 0
+		var got []*Key
+		for i, e := range entries {
+			if (e.Key == nil) == (e.Err == nil) {
+				t.Fatalf("entry %d: key %v, error %v", i, e.Key, e.Err)
+			}
+			if e.Err != nil {
+				bad++
+				continue
+			}
+			got = append(got, e.Key)
+		}
+		if perr == nil {
+			if err != nil || bad > 0 || len(got) != len(keys) {
+				t.Fatalf("Parse read %d keys; ParseSet: %d keys, %d bad, %v", len(keys), len(got), bad, err)
+			}
+			for i := range keys {
+				if !got[i].Equal(keys[i]) || got[i].IsPrivate() != keys[i].IsPrivate() || len(got[i].Attrs) != len(keys[i].Attrs) {
+					t.Fatalf("key %d differs", i)
+				}
+			}
+			return
+		}
+		if err == nil && bad == 0 {
+			t.Fatalf("Parse refused the input (%v); ParseSet read %d keys and found nothing wrong", perr, len(got))
+		}
+	})
+}
