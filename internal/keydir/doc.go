@@ -23,7 +23,10 @@
 //
 // A file that cannot be read, parsed or converted is skipped and reported
 // as a Problem {Path, Line, Member, Err}; the other files still load and
-// nothing from the bad file is used. A problem in a Source marked
+// nothing from the bad file is used. A file of several keys outside a
+// revocation source is read entry by entry (jwk.ParseSet): a bad entry is
+// a Problem of its own (Entry set, Member "keys[2].x" or its Line) and
+// the file's other entries load. A problem in a Source marked
 // Revocation sets Snapshot.RevocationErr: the stores then refuse every key.
 // Missing files and directories are empty. Unless Config.NoStrictModes is
 // set, a file or directory (or a source's parent) writable by group or

@@ -38,13 +38,16 @@ type Source struct {
 }
 
 // Problem is a file (or directory) that was skipped, and why. Line and
-// Member locate the fault inside the file when it is known.
+// Member locate the fault inside the file when it is known. With Entry
+// set, only that entry of the file was skipped: its other entries loaded
+// (a file that grants trust is read entry by entry; see parse).
 type Problem struct {
 	Path       string
 	Line       int
 	Member     string
 	Err        error
 	Revocation bool // the file is part of a revocation source
+	Entry      bool // one entry of a file that loaded, not the whole file
 }
 
 func (p Problem) Error() string {
@@ -82,7 +85,8 @@ type Config[T any] struct {
 	// NoStrictModes turns off the ownership and permission checks.
 	NoStrictModes bool
 	// Convert makes the caller's entry from a parsed key. An error skips the
-	// whole file as a Problem; return a *jwk.ParseError to name a member.
+	// entry as a Problem (the whole file in a revocation source); return a
+	// *jwk.ParseError to name a member.
 	Convert func(src Source, path string, k *jwk.Key) (T, error)
 	// OnReload, if set, is called with every new snapshot, before
 	// subscribers are told. The stores build their indexes here.
@@ -112,12 +116,14 @@ type File[T any] struct {
 	Path   string
 	Source int // index in Config.Sources
 	Items  []T
+
+	problems []Problem // entries skipped (Problem.Entry), in file order
 }
 
 // Snapshot is the immutable result of a load.
 type Snapshot[T any] struct {
 	Files    []*File[T] // in source order, a directory's files by name
-	Problems []Problem  // files skipped, in the same order
+	Problems []Problem  // files (and entries of files) skipped, in the same order
 	// RevocationErr is set when a revocation source could not be read
 	// completely: a caller must then refuse every key.
 	RevocationErr error
@@ -385,6 +391,7 @@ func (l *Loader[T]) publish(took time.Duration) {
 				snap.Problems = append(snap.Problems, *state.problem)
 			case state.file != nil:
 				snap.Files = append(snap.Files, state.file)
+				snap.Problems = append(snap.Problems, state.file.problems...)
 			}
 		}
 	}
@@ -402,9 +409,12 @@ func (l *Loader[T]) publish(took time.Duration) {
 		if l.problems[msg] {
 			continue
 		}
-		if p.Revocation {
+		switch {
+		case p.Revocation:
 			l.log.Error("revocation list unreadable: refusing every key until it is fixed", "file", p.Path, "error", msg)
-		} else {
+		case p.Entry:
+			l.log.Warn("skipping an entry of a trust file", "file", p.Path, "error", msg)
+		default:
 			l.log.Warn("skipping trust file", "file", p.Path, "error", msg)
 		}
 	}

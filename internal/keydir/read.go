@@ -111,7 +111,69 @@ func (l *Loader[T]) load(state *fileState[T]) {
 }
 
 // parse turns a file's content into entries, or a problem.
+//
+// A file that grants trust (authorized keys, pinned hosts) is read entry
+// by entry (jwk.ParseSet): an entry that does not parse or convert is a
+// Problem of its own (Entry set, located by line or by member, as
+// "keys[2].x"), and the file's other entries load. Skipping an entry only
+// ever trusts less, and its Problem is a Problem like any other: a store
+// that must not guess while trust was skipped (knownhosts' unknown
+// hosts, authkeys' enrollment) still sees it. A revocation file is read
+// whole (jwk.Parse): one bad entry is a problem of the file, which
+// refuses every key.
 func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem) {
+	src := l.cfg.Sources[i]
+	if src.Revocation {
+		return l.parseWhole(i, path, data)
+	}
+	entries, err := jwk.ParseSet(data)
+	if err != nil {
+		return nil, problemOf(path, err, false)
+	}
+	f := &File[T]{Path: path, Source: i, Items: make([]T, 0, len(entries))}
+	for _, e := range entries {
+		t, p := l.convertEntry(src, path, e)
+		switch {
+		case p != nil && len(entries) == 1:
+			return nil, p // a file of one entry is that entry: the file is the problem
+		case p != nil:
+			p.Entry = true
+			f.problems = append(f.problems, *p)
+		default:
+			f.Items = append(f.Items, t)
+		}
+	}
+	return f, nil
+}
+
+// convertEntry makes the caller's entry of one entry of a file, or the
+// problem that names it: by the line or member ParseSet gave, with the
+// member Convert names after it ("keys[2].address").
+func (l *Loader[T]) convertEntry(src Source, path string, e jwk.SetEntry) (T, *Problem) {
+	var t T
+	if e.Err != nil {
+		return t, problemOf(path, e.Err, false)
+	}
+	if l.cfg.Convert == nil {
+		return t, nil
+	}
+	t, err := l.cfg.Convert(src, path, e.Key)
+	if err != nil {
+		p := problemOf(path, err, false)
+		if p.Line == 0 {
+			p.Line = e.Line
+		}
+		if e.Member != "" {
+			p.Member = strings.TrimSuffix(e.Member+"."+p.Member, ".")
+		}
+		return t, p
+	}
+	return t, nil
+}
+
+// parseWhole reads a file that must load whole or not at all: any key
+// that does not parse or convert makes the file a problem.
+func (l *Loader[T]) parseWhole(i int, path string, data []byte) (*File[T], *Problem) {
 	src := l.cfg.Sources[i]
 	keys, err := jwk.Parse(data)
 	if err != nil {
