@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"net/url"
@@ -159,6 +160,79 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 		certFile = ""
 	}
 	return LoadIdentity(keyFile, certFile, opts)
+}
+
+// LoadOrGenerateHomeIdentity loads the identity of a keytool home as
+// LoadHomeIdentity does or, when the home holds none, first makes one of
+// type typ (jwk.EC256 if empty), as Docker's engine-keys proposal has an
+// engine do on its first run. The key is written to key.json, mode 0600,
+// and its public half to pub_key.json, mode 0644, both atomically; the
+// home is created (0700) if it does not exist. generated reports whether
+// this call made the key.
+//
+// Several processes may start on one empty home at once: key.json is
+// created with jwk.CreateNew, whose last step is a hard link that never
+// replaces a file, so exactly one of them writes it and the others load
+// that key. None of them ever sees a partly written key, and a home never
+// ends with two keys. An identity that exists but cannot be loaded (bad
+// permissions, a file that does not parse, several identities) is an
+// error: it is never replaced.
+func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id *Identity, generated bool, err error) {
+	id, err = LoadHomeIdentity(home, opts)
+	var none *jwk.NoIdentityError
+	if !errors.As(err, &none) {
+		return id, false, err
+	}
+	if typ == "" {
+		typ = jwk.EC256
+	}
+	k, err := jwk.Generate(typ)
+	if err != nil {
+		return nil, false, fmt.Errorf("tlsbridge: making an identity for %s: %w", home, err)
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, false, fmt.Errorf("tlsbridge: making an identity for %s: %w", home, err)
+	}
+	h := homedir.Dir(home)
+	keyFile := h.Identity()[0] // key.json
+	switch err := jwk.WritePrivateKeyFile(keyFile, k, jwk.JWK, jwk.CreateNew); {
+	case err == nil:
+		generated = true
+		// The public half of the new key; a pub_key.json left by an
+		// identity that is gone is replaced.
+		if err := jwk.WritePublicKeyFile(h.Public()[0], k, jwk.JWK, jwk.Overwrite); err != nil {
+			return nil, true, fmt.Errorf("tlsbridge: the new identity is in %s, but its public half could not be written: %w", keyFile, err)
+		}
+	case errors.Is(err, fs.ErrExist):
+		// Another process made the identity first: use its key.
+	default:
+		return nil, false, fmt.Errorf("tlsbridge: writing a new identity: %w", err)
+	}
+	// Read back what is on disk, whoever wrote it: the one key of the home.
+	id, err = LoadHomeIdentity(home, opts)
+	if err != nil {
+		return nil, generated, err
+	}
+	if !generated && !hasPublicHalf(h) {
+		// The process that made the key has not written its public half
+		// yet, or stopped before it did: write it if it is still missing
+		// (never over one: the writer of the key replaces a stale one).
+		if err := jwk.WritePublicKeyFile(h.Public()[0], id.Key, jwk.JWK, jwk.CreateNew); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, false, fmt.Errorf("tlsbridge: the identity is in %s, but its public half could not be written: %w", keyFile, err)
+		}
+	}
+	return id, generated, nil
+}
+
+// hasPublicHalf reports whether the home holds a file of the identity's
+// public half, in any format.
+func hasPublicHalf(h homedir.Dir) bool {
+	for _, p := range h.Public() {
+		if _, err := os.Lstat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // NewIdentityWithChain pairs a private key with a PEM certificate chain issued
