@@ -88,8 +88,10 @@ func entryRef(e *authkeys.Entry) string {
 	return shellQuote(e.Name)
 }
 
-// keyChangedAdvice is OpenSSH's warning about a changed host key, with the
-// commands that replace the pin when the change is expected.
+// keyChangedAdvice is OpenSSH's warning about a changed host key, naming
+// every key pinned for the address, with the commands that replace the pin
+// when the change is expected, or add the key beside the pins when the host
+// announced it as an additional key.
 func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "The host key of %s has changed!\n", e.Addr)
@@ -109,7 +111,11 @@ func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError) string {
 			fmt.Fprintf(&b, "  %s\n", c.command("trust-host", "--remove", shellQuote(addr)))
 		}
 	}
-	fmt.Fprintf(&b, "  %s", c.command("trust-host", shellQuote(e.Addr), "--fingerprint", e.Fingerprint))
+	fmt.Fprintf(&b, "  %s\n", c.command("trust-host", shellQuote(e.Addr), "--fingerprint", e.Fingerprint))
+	// A host rolling its key over announces the new one beforehand: then
+	// both are pinned for a while, the old one is not removed.
+	b.WriteString("If the host announced this key as an additional one (a key rollover), keep the pinned keys and add it, only after checking it:\n")
+	fmt.Fprintf(&b, "  %s", c.command("trust-host", shellQuote(e.Addr), "--add", "--fingerprint", e.Fingerprint))
 	return b.String()
 }
 

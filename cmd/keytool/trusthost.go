@@ -26,11 +26,12 @@ func trustHostCommand() *command {
 		list        bool
 		lf          listFlags
 		remove      string
+		add         bool
 	)
 	return &command{
 		name:    "trust-host",
 		uses:    globalHome | globalIdentity,
-		args:    "ADDR [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR|FINGERPRINT",
+		args:    "ADDR [--add] [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR [--fingerprint FP] | --remove FINGERPRINT",
 		summary: "pin the key a server must present at an address (trusted_hosts.d)",
 		help: `Without --key, connects to ADDR (host:port) over TLS, shows the server's key
 the OpenSSH way and asks whether to trust it: yes, no, or the fingerprint
@@ -49,7 +50,16 @@ HOME/trusted_hosts.d/HOST_PORT.json with the address.
 The answer no refuses, as ssh does: "Host key verification failed.", exit 1.
 
 If ADDR is already pinned to another key, trust-host prints the changed-key
-message and changes nothing: remove the old pin first.
+message and changes nothing: remove the old pin first, or, when the host
+announced an additional key (a key rollover), pin it beside the old one:
+
+  --add             with --key or --fingerprint: pin the key as one more key
+                    of ADDR, keeping its pins, in HOST_PORT+KEYID.json; both
+                    keys are admitted until one is removed. Check the new
+                    key with the host's administrator first
+
+--remove ADDR unpins every key of ADDR; --remove ADDR --fingerprint FP only
+that key's pin for ADDR; --remove FINGERPRINT the key everywhere.
 
 --list prints ADDRESS, FINGERPRINT (short), STATUS (ok, revoked, or refused
 when a revocation list cannot be read) and COMMENT of every pin, in 80
@@ -63,7 +73,8 @@ file).`,
 			set.BoolVar(&visual, "visual-host-key", false, "draw the server key's randomart in the question")
 			set.BoolVar(&list, "list", false, "list the pinned hosts")
 			lf.register(set, "with --list: ")
-			set.StringVar(&remove, "remove", "", "unpin `ADDR` or the key with FINGERPRINT")
+			set.StringVar(&remove, "remove", "", "unpin `ADDR` (with --fingerprint: only that key) or the key with FINGERPRINT")
+			set.BoolVar(&add, "add", false, "pin one more key for ADDR, keeping its pins (with --key or --fingerprint)")
 		},
 		run: func(c *cli, args []string) error {
 			modes := 0
@@ -72,7 +83,13 @@ file).`,
 					modes++
 				}
 			}
-			if done, err := listOrRemove(list, lf, remove != "", len(args) > 0 || modes > 0, c.listHosts, func() error { return c.unpinHost(remove) }); done {
+			// --remove ADDR --fingerprint FP unpins one key of ADDR.
+			unpinOne := remove != "" && fingerprint != ""
+			others := len(args) > 0 || modes > 0 || add
+			if unpinOne {
+				others = len(args) > 0 || modes > 1 || add
+			}
+			if done, err := listOrRemove(list, lf, remove != "", others, c.listHosts, func() error { return c.unpinHost(remove, fingerprint) }); done {
 				return err
 			}
 			switch {
@@ -80,21 +97,27 @@ file).`,
 				return usagef("trust-host needs one ADDR (host:port)")
 			case modes > 1:
 				return usagef("use at most one of --key, --fingerprint and --yes")
+			case add && keyFile == "" && fingerprint == "":
+				return usagef("--add pins a key you have checked: give it with --key FILE or --fingerprint FP")
+			}
+			mode := knownhosts.AddNew
+			if add {
+				mode = knownhosts.AddAnother
 			}
 			if _, err := knownhosts.NormalizeAddr(args[0]); err != nil {
 				return &usageError{err.Error()} // a malformed ADDR is bad usage, like a bad --name
 			}
 			switch {
 			case keyFile != "":
-				return c.pinKeyFile(args[0], keyFile)
+				return c.pinKeyFile(args[0], keyFile, mode)
 			}
-			return c.pinServerKey(args[0], fingerprint, yes, visual)
+			return c.pinServerKey(args[0], fingerprint, yes, visual, mode)
 		},
 	}
 }
 
 // pinKeyFile pins the key of a file for addr, without connecting.
-func (c *cli) pinKeyFile(addr, file string) error {
+func (c *cli) pinKeyFile(addr, file string, mode knownhosts.AddMode) error {
 	keys, err := c.readKeys(file)
 	if err != nil {
 		return err
@@ -103,12 +126,12 @@ func (c *cli) pinKeyFile(addr, file string) error {
 		return fmt.Errorf("%s holds %d keys; trust-host --key pins one: split the file, or copy the host's key into trusted_hosts.d with its \"address\" attribute", file, len(keys))
 	}
 	hosts := c.hostStore()
-	return c.pin(hosts, addr, keys[0].PublicKey())
+	return c.pin(hosts, addr, keys[0].PublicKey(), mode)
 }
 
-func (c *cli) pin(hosts *knownhosts.Store, addr string, k *jwk.Key) error {
+func (c *cli) pin(hosts *knownhosts.Store, addr string, k *jwk.Key, mode knownhosts.AddMode) error {
 	before := len(pinsOf(hosts, addr, k))
-	file, err := hosts.Add(addr, k)
+	file, err := hosts.AddKey(addr, k, mode)
 	if err != nil {
 		return err
 	}
@@ -144,6 +167,7 @@ func pinsOf(hosts *knownhosts.Store, addr string, k *jwk.Key) []*knownhosts.Entr
 // trust-host can say what happened.
 type seenHosts struct {
 	*knownhosts.Store
+	mode knownhosts.AddMode // AddAnother: trust-host --add
 	sum  [32]byte
 	seen bool
 	file string
@@ -151,11 +175,14 @@ type seenHosts struct {
 
 func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 	h.sum, h.seen = sum, true
+	if h.mode == knownhosts.AddAnother {
+		return h.Store.DecideAnother(addr, sum)
+	}
 	return h.Store.Decide(addr, sum)
 }
 
 func (h *seenHosts) Add(addr string, k *jwk.Key) (string, error) {
-	file, err := h.Store.Add(addr, k)
+	file, err := h.Store.AddKey(addr, k, h.mode)
 	h.file = file
 	return file, err
 }
@@ -174,8 +201,9 @@ func (e *mismatchError) Error() string {
 
 // pinServerKey connects to addr and pins its key: if it matches want,
 // or (yes) whatever it is, or as the user answers on the terminal (with the
-// key's randomart when visual).
-func (c *cli) pinServerKey(addr, want string, yes, visual bool) error {
+// key's randomart when visual), with mode (AddAnother: beside the
+// address's pins).
+func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.AddMode) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return usagef("%q: trust-host connects to host:port (use --key FILE to pin a pattern without connecting)", addr)
 	}
@@ -184,7 +212,7 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool) error {
 		return err
 	}
 	store := c.hostStore()
-	hosts := &seenHosts{Store: store}
+	hosts := &seenHosts{Store: store, mode: mode}
 	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{NoOnce: true, Visual: visual},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	switch {
@@ -312,9 +340,24 @@ func (c *cli) listHosts(lf listFlags) error {
 		fmt.Sprintf("No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT", c.layout().TrustedDir(), c.homeFlag()))
 }
 
-func (c *cli) unpinHost(addrOrFP string) error {
+// unpinHost unpins an address or a key (fp empty), or one key of an address.
+func (c *cli) unpinHost(addrOrFP, fp string) error {
 	hosts := c.hostStore()
-	removed, err := hosts.Remove(addrOrFP)
+	var (
+		removed []knownhosts.Removed
+		err     error
+	)
+	if fp != "" {
+		if _, perr := jwk.ParseFingerprint(fp); perr != nil {
+			return &usageError{perr.Error()}
+		}
+		if _, perr := knownhosts.NormalizeAddr(addrOrFP); perr != nil {
+			return &usageError{perr.Error()}
+		}
+		removed, err = hosts.RemoveKey(addrOrFP, fp)
+	} else {
+		removed, err = hosts.Remove(addrOrFP)
+	}
 	if err != nil {
 		return err
 	}
