@@ -73,7 +73,7 @@ func isLibtrustKeyID(s string) bool {
 // parseJSON reads a JWK or a JWK Set.
 func parseJSON(data []byte, file string) ([]*Key, error) {
 	var keys []*Key
-	err := parseJSONEntries(data, file, false, func(e SetEntry) error {
+	err := parseJSONEntries(data, file, func(e SetEntry) error {
 		if e.Err != nil {
 			return e.Err
 		}
@@ -90,9 +90,7 @@ func parseJSON(data []byte, file string) ([]*Key, error) {
 // of a set's "keys", read or not; an error add returns ends the reading
 // and is returned. A single JWK that does not read, and anything wrong
 // with the file around the keys, is the error returned, never an entry.
-// The Member of an entry that reads is set only if members is (it costs
-// an allocation per key that Parse does not need).
-func parseJSONEntries(data []byte, file string, members bool, add func(SetEntry) error) error {
+func parseJSONEntries(data []byte, file string, add func(SetEntry) error) error {
 	fail := func(member string, err error) error {
 		return &ParseError{File: file, Line: jsonErrorLine(data, err), Member: member, Err: err}
 	}
@@ -132,20 +130,17 @@ func parseJSONEntries(data []byte, file string, members bool, add func(SetEntry)
 		err := sub.elements(0, func(i int, raw []byte) error {
 			n++
 			k, member, err := parseJWK(raw)
-			if err == nil && !members {
-				return add(SetEntry{Key: k})
-			}
-			path := "keys[" + strconv.Itoa(i) + "]"
 			if err != nil {
+				path := "keys[" + strconv.Itoa(i) + "]"
 				if member != "" {
 					path += "." + member
 				}
 				start := cap(data) - cap(raw)
 				off, _ := jsonErrorOffset(err)
 				line := lineOf(data, start+off)
-				return add(SetEntry{Line: line, Member: path, Err: &ParseError{File: file, Line: line, Member: path, Err: err}})
+				return add(SetEntry{Index: i, Line: line, inSet: true, Err: &ParseError{File: file, Line: line, Member: path, Err: err}})
 			}
-			return add(SetEntry{Key: k, Member: path})
+			return add(SetEntry{Key: k, Index: i, inSet: true})
 		})
 		if err != nil {
 			var pe *ParseError

@@ -3,6 +3,7 @@ package jwk
 import (
 	"bytes"
 	"errors"
+	"strconv"
 )
 
 // SetEntry is one entry of a key file as ParseSet reads it: the key, or
@@ -10,14 +11,27 @@ import (
 type SetEntry struct {
 	Key *Key        // nil when Err is set
 	Err *ParseError // why the entry could not be read; its Line and Member say where
+	// Index is the entry's place among the file's entries, from 0: the
+	// index of a JWK Set member, of a PEM block (blocks that are not keys,
+	// such as EC PARAMETERS, not counted), of an OpenSSH key line.
+	Index int
 	// Line is the entry's first line: a PEM block's BEGIN line, an
 	// OpenSSH key's line, or, for a JWK Set member that could not be
 	// read, the line of the fault. 0 when not known.
 	Line int
-	// Member is the entry's place in a JWK Set ("keys[3]"; with the
-	// member at fault for an entry that could not be read, "keys[3].x");
-	// empty for the single key of a JWK, and in PEM and OpenSSH files.
-	Member string
+
+	inSet bool // a member of a JWK Set's "keys"
+}
+
+// Member returns the entry's member in a JWK Set, "keys[3]", or "" when
+// the entry is not a member of one (a single JWK, PEM, OpenSSH). For an
+// entry that could not be read, Err.Member names the member at fault
+// inside it ("keys[3].x").
+func (e SetEntry) Member() string {
+	if !e.inSet {
+		return ""
+	}
+	return "keys[" + strconv.Itoa(e.Index) + "]"
 }
 
 // ParseSet reads data as Parse does, but a key file's entries one by
@@ -45,7 +59,7 @@ func ParseSet(data []byte) ([]SetEntry, error) {
 	}
 	switch f {
 	case JWK:
-		err = parseJSONEntries(data, "", true, add)
+		err = parseJSONEntries(data, "", add)
 	case PEM:
 		err = parsePEMEntries(data, "", add)
 	default:

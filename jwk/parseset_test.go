@@ -47,8 +47,8 @@ func TestParseSetJWKSetWithOneBadKey(t *testing.T) {
 	if entries[1].Err.Line == 0 || entries[1].Line != entries[1].Err.Line {
 		t.Errorf("bad entry's line %d (error's %d), want the line of the fault", entries[1].Line, entries[1].Err.Line)
 	}
-	if entries[0].Member != "keys[0]" || entries[2].Member != "keys[2]" {
-		t.Errorf("members %q, %q; want keys[0], keys[2]", entries[0].Member, entries[2].Member)
+	if entries[0].Member() != "keys[0]" || entries[1].Member() != "keys[1]" || entries[2].Member() != "keys[2]" || entries[2].Index != 2 {
+		t.Errorf("members %q, %q, %q; want keys[0], keys[1], keys[2]", entries[0].Member(), entries[1].Member(), entries[2].Member())
 	}
 }
 
@@ -80,6 +80,11 @@ func TestParseSetPEMBundle(t *testing.T) {
 	if got := entries[3].Err.Line; got != truncLine || !strings.Contains(entries[3].Err.Error(), "malformed or truncated") {
 		t.Errorf("truncated block: %v (line %d), want line %d", entries[3].Err, got, truncLine)
 	}
+	for i, e := range entries {
+		if e.Index != i || e.Member() != "" {
+			t.Errorf("entry %d: index %d, member %q", i, e.Index, e.Member())
+		}
+	}
 	if entries[4].Line != lineAt(pc[:30]) {
 		t.Errorf("last block on line %d, want %d", entries[4].Line, lineAt(pc[:30]))
 	}
@@ -93,7 +98,7 @@ func TestParseSetOpenSSHLines(t *testing.T) {
 	if len(entries) != 3 || !entries[0].Key.Equal(a) || !entries[2].Key.Equal(b) {
 		t.Fatalf("entries %+v", entries)
 	}
-	if entries[1].Err == nil || entries[1].Line != 3 || entries[1].Err.Line != 3 || entries[0].Line != 2 {
+	if entries[1].Err == nil || entries[1].Line != 3 || entries[1].Err.Line != 3 || entries[0].Line != 2 || entries[2].Index != 2 {
 		t.Fatalf("bad line: %+v, want an error on line 3", entries[1])
 	}
 }
@@ -146,10 +151,10 @@ func TestParseSetLibtrustKnownHosts(t *testing.T) {
 			if !e.Key.Equal(keys[i]) || !bytes.Equal(e.Key.Attrs[AttrHosts], keys[i].Attrs[AttrHosts]) {
 				t.Errorf("%s: entry %d differs from Parse's key", name, i)
 			}
-			if strings.HasSuffix(name, ".json") && e.Member != "keys["+string(rune('0'+i))+"]" {
-				t.Errorf("%s: entry %d member %q", name, i, e.Member)
+			if strings.HasSuffix(name, ".json") && (e.Member() != "keys["+string(rune('0'+i))+"]" || e.Index != i) {
+				t.Errorf("%s: entry %d member %q index %d", name, i, e.Member(), e.Index)
 			}
-			if strings.HasSuffix(name, ".pem") && e.Line == 0 {
+			if strings.HasSuffix(name, ".pem") && (e.Line == 0 || e.Member() != "" || e.Index != i) {
 				t.Errorf("%s: entry %d without a line", name, i)
 			}
 		}

@@ -63,7 +63,7 @@ func parsePEMEntries(data []byte, file string, add func(SetEntry) error) error {
 		if block == nil || bytes.Contains(rest[begin+1:begin+consumed], []byte("-----BEGIN ")) {
 			n++
 			err := &ParseError{File: file, Line: line, Err: errors.New("malformed or truncated PEM block (no matching END line, or bad base64)")}
-			if err := add(SetEntry{Line: line, Err: err}); err != nil {
+			if err := add(SetEntry{Index: n - 1, Line: line, Err: err}); err != nil {
 				return err
 			}
 			rest = rest[begin+1:] // still on line `line`
@@ -80,7 +80,9 @@ func parsePEMEntries(data []byte, file string, add func(SetEntry) error) error {
 			continue
 		}
 		n++
-		if err := add(pemEntry(file, block, text, blockLine)); err != nil {
+		e := pemEntry(file, block, text, blockLine)
+		e.Index = n - 1
+		if err := add(e); err != nil {
 			return err
 		}
 	}

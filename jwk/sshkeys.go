@@ -42,8 +42,8 @@ func parseSSHEntries(data []byte, file string, add func(SetEntry) error) error {
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
+		e := SetEntry{Index: n, Line: i + 1}
 		n++
-		e := SetEntry{Line: i + 1}
 		k, err := parseSSHLine(line)
 		if err != nil {
 			e.Err = &ParseError{File: file, Line: i + 1, Err: err}
