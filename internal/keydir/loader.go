@@ -116,8 +116,6 @@ type File[T any] struct {
 	Path   string
 	Source int // index in Config.Sources
 	Items  []T
-
-	problems []Problem // entries skipped (Problem.Entry), in file order
 }
 
 // Snapshot is the immutable result of a load.
@@ -141,6 +139,10 @@ type fileState[T any] struct {
 	read    bool // sum and file/problem come from reading the content
 	file    *File[T]
 	problem *Problem
+	// skipped are the entries of file that were skipped (Problem.Entry),
+	// in file order; nil when none was. (A pointer: the state stays in
+	// its allocation size class.)
+	skipped *[]Problem
 	gone    bool
 	old     *fileState[T] // while a read is pending: the state it replaces
 	// unchecked: a new regular file seen in a directory listing, whose
@@ -391,7 +393,9 @@ func (l *Loader[T]) publish(took time.Duration) {
 				snap.Problems = append(snap.Problems, *state.problem)
 			case state.file != nil:
 				snap.Files = append(snap.Files, state.file)
-				snap.Problems = append(snap.Problems, state.file.problems...)
+				if state.skipped != nil {
+					snap.Problems = append(snap.Problems, *state.skipped...)
+				}
 			}
 		}
 	}

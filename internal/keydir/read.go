@@ -104,10 +104,15 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	state.unchecked = false
 	state.sum = sha256.Sum256(data)
 	if old != nil && old.read && old.sum == state.sum && !isPermProblem(old.problem) && (old.file != nil || old.problem != nil) {
-		state.file, state.problem = old.file, old.problem
+		state.file, state.problem, state.skipped = old.file, old.problem, old.skipped
 		return
 	}
-	state.file, state.problem = l.parse(state.src, state.path, data)
+	f, p, skipped := l.parse(state.src, state.path, data)
+	state.file, state.problem = f, p
+	if len(skipped) > 0 {
+		list := skipped // only here on the heap: most files skip nothing
+		state.skipped = &list
+	}
 }
 
 // parse turns a file's content into entries, or a problem.
@@ -121,29 +126,37 @@ func (l *Loader[T]) load(state *fileState[T]) {
 // hosts, authkeys' enrollment) still sees it. A revocation file is read
 // whole (jwk.Parse): one bad entry is a problem of the file, which
 // refuses every key.
-func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem) {
+//
+// It returns the file and the problems of its skipped entries, or the
+// problem of the whole file.
+func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, []Problem) {
 	src := l.cfg.Sources[i]
-	if src.Revocation {
-		return l.parseWhole(i, path, data)
+	f, p := l.parseWhole(i, path, data)
+	if src.Revocation || p == nil {
+		// A revocation file, or the common case of a file that loads
+		// whole (read the cheapest way: jwk.Parse is what ParseSet
+		// returns when no entry is bad).
+		return f, p, nil
 	}
 	entries, err := jwk.ParseSet(data)
 	if err != nil {
-		return nil, problemOf(path, err, false)
+		return nil, problemOf(path, err, false), nil
 	}
-	f := &File[T]{Path: path, Source: i, Items: make([]T, 0, len(entries))}
+	f = &File[T]{Path: path, Source: i, Items: make([]T, 0, len(entries))}
+	var skipped []Problem
 	for _, e := range entries {
 		t, p := l.convertEntry(src, path, e)
 		switch {
 		case p != nil && len(entries) == 1:
-			return nil, p // a file of one entry is that entry: the file is the problem
+			return nil, p, nil // a file of one entry is that entry: the file is the problem
 		case p != nil:
 			p.Entry = true
-			f.problems = append(f.problems, *p)
+			skipped = append(skipped, *p)
 		default:
 			f.Items = append(f.Items, t)
 		}
 	}
-	return f, nil
+	return f, nil, skipped
 }
 
 // convertEntry makes the caller's entry of one entry of a file, or the
@@ -163,8 +176,8 @@ func (l *Loader[T]) convertEntry(src Source, path string, e jwk.SetEntry) (T, *P
 		if p.Line == 0 {
 			p.Line = e.Line
 		}
-		if e.Member != "" {
-			p.Member = strings.TrimSuffix(e.Member+"."+p.Member, ".")
+		if m := e.Member(); m != "" {
+			p.Member = strings.TrimSuffix(m+"."+p.Member, ".")
 		}
 		return t, p
 	}
