@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/keytool/keytool/authkeys"
 )
 
 // DefaultHandshakeTimeout is the handshake timeout of a proxy whose
@@ -35,6 +37,12 @@ type listener struct {
 	store    TrustStore
 	what     string
 	failures *failureLog
+	// rev, if set, closes the open connections whose key is no longer
+	// admitted; told of the store's changes from Serve until the last
+	// connection has ended (stopRev).
+	rev     *revoker
+	stopRev sync.Once
+	unhook  func()
 
 	mu         sync.Mutex
 	closed     bool                  // Shutdown, Close or the end of Serve's context: no more accepting
@@ -79,6 +87,13 @@ func (l *listener) serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	if l.store != nil {
 		defer l.store.OnChange(logReloads(l.log, l.what))()
+		if l.rev != nil {
+			// Kept past Serve's return: the connections that Shutdown
+			// drains are still closed when their key is revoked.
+			l.mu.Lock()
+			l.unhook = l.store.OnChange(func(authkeys.Change) { l.rev.changed() })
+			l.mu.Unlock()
+		}
 	}
 	defer l.failures.flushAll()
 
@@ -87,9 +102,23 @@ func (l *listener) serve(ctx context.Context, ln net.Listener) error {
 	if ctx.Err() != nil {
 		l.cutAll()
 		l.wg.Wait()
+		l.unhookRevoker()
 		return ctx.Err()
 	}
 	return err
+}
+
+// unhookRevoker stops telling the revoker of the store's changes, once
+// no connection is left.
+func (l *listener) unhookRevoker() {
+	l.stopRev.Do(func() {
+		l.mu.Lock()
+		unhook := l.unhook
+		l.mu.Unlock()
+		if unhook != nil {
+			unhook()
+		}
+	})
 }
 
 // acceptLoop accepts until the listener is closed by stopAccepting
@@ -184,6 +213,7 @@ func (l *listener) shutdown(ctx context.Context, attrs ...any) error {
 	select {
 	case <-drained:
 		l.cutAll() // nothing is left to cut: this releases the connections' context
+		l.unhookRevoker()
 		return nil
 	case <-ctx.Done():
 	}
@@ -192,6 +222,7 @@ func (l *listener) shutdown(ctx context.Context, attrs ...any) error {
 	}
 	l.cutAll()
 	<-drained
+	l.unhookRevoker()
 	return ctx.Err()
 }
 
@@ -200,4 +231,5 @@ func (l *listener) close() {
 	l.stopAccepting()
 	l.cutAll()
 	l.wg.Wait()
+	l.unhookRevoker()
 }

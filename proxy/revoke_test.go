@@ -1,0 +1,402 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// revokeWithin is how soon an open connection must end after its key
+// stops being admitted: the promise is one second; the rest is room for
+// a busy machine.
+const revokeWithin = 1500 * time.Millisecond
+
+// watchedServer is a server-mode proxy whose authorized keys are files
+// in a home, watched.
+type watchedServer struct {
+	srv   *side
+	opts  authkeys.Options
+	store *authkeys.Store
+	p     *Server
+	addr  string
+	logs  *logBuffer
+}
+
+// startWatched starts a watched server-mode proxy in front of an echo
+// target.
+func startWatched(t *testing.T, keepOpen bool) *watchedServer {
+	t.Helper()
+	w := &watchedServer{srv: newSide(t), opts: authkeys.HomeOptions(t.TempDir())}
+	w.opts.Debounce = 5 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w.store = authkeys.Open(ctx, w.opts)
+	tlsSrv, err := tlsbridge.NewServer(w.srv.id, tlsbridge.ServerOptions{Clients: w.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.p, w.addr, w.logs, _ = startServer(t, w.srv, longEchoTarget(t), ServerOptions{TLS: tlsSrv, Store: w.store, KeepOpenOnRevoke: keepOpen})
+	return w
+}
+
+// authorize writes c's key to authorized_keys.d/name.json, with attrs,
+// and waits until the store has it.
+func (w *watchedServer) authorize(t *testing.T, name string, c *side, attrs ...string) string {
+	t.Helper()
+	file := filepath.Join(w.opts.Dirs[0], name+".json")
+	k := keydirtest.WithAttrs(c.id.Key.PublicKey(), append([]string{jwk.AttrName, name}, attrs...)...)
+	keydirtest.Write(t, file, keydirtest.JWK(t, k))
+	for deadline := time.Now().Add(2 * time.Second); w.store.Decide(c.id.Key.SPKIHash(), netip127).Verdict != authkeys.Authorized; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not authorized from %s", name, file)
+		}
+	}
+	c.pin(t, w.addr, w.srv)
+	return file
+}
+
+// longEchoTarget is a plain TCP echo server whose connections stay open
+// as long as the client's.
+func longEchoTarget(t *testing.T) string {
+	t.Helper()
+	ln := listen(t)
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// stream is a client connection held open through a proxy; ended
+// receives when it ended.
+type stream struct {
+	name  string
+	conn  net.Conn
+	ended chan time.Time
+}
+
+// holdOpen checks that conn echoes, then reads it in the background until
+// it ends.
+func holdOpen(t *testing.T, name string, conn net.Conn) *stream {
+	t.Helper()
+	echo(t, name, conn)
+	s := &stream{name: name, conn: conn, ended: make(chan time.Time, 1)}
+	_ = conn.SetDeadline(time.Time{})
+	go func() {
+		_, _ = io.Copy(io.Discard, conn)
+		s.ended <- time.Now()
+	}()
+	return s
+}
+
+// echo writes a line on conn and expects it back.
+func echo(t *testing.T, name string, conn net.Conn) {
+	t.Helper()
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	defer conn.SetDeadline(time.Time{})
+	if _, err := io.WriteString(conn, "ping\n"); err != nil {
+		t.Fatalf("%s: write: %v", name, err)
+	}
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(conn, b); err != nil || string(b) != "ping\n" {
+		t.Fatalf("%s: got %q, %v; want the echo", name, b, err)
+	}
+}
+
+// endedWithin fails unless s ended within d of since, and returns when.
+func (s *stream) endedWithin(t *testing.T, since time.Time, d time.Duration) time.Duration {
+	t.Helper()
+	select {
+	case at := <-s.ended:
+		took := at.Sub(since)
+		if took > d {
+			t.Errorf("%s ended %v after its key stopped being admitted, want < %v", s.name, took, d)
+		}
+		return took
+	case <-time.After(d + 2*time.Second):
+		t.Fatalf("%s is still open %v after its key stopped being admitted", s.name, d+2*time.Second)
+		return 0
+	}
+}
+
+// sClient is openssl s_client holding a connection open as c.
+type sClient struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	exited chan struct{} // closed when it exited, at exitAt
+	exitAt time.Time
+}
+
+// startSClient connects openssl s_client to addr as c, and checks that
+// the connection echoes.
+func startSClient(t *testing.T, c *side, addr string) *sClient {
+	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed (.ci/run installs it)")
+	}
+	dir := t.TempDir()
+	key, err := c.id.Key.MarshalPrivate(jwk.PEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile, certFile := filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, c.id.CertificatePEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("openssl", "s_client", "-quiet", "-connect", addr, "-cert", certFile, "-key", keyFile)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &sClient{cmd: cmd, stdin: stdin, exited: make(chan struct{})}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-s.exited })
+	lines := make(chan string, 1)
+	go func() {
+		r := bufio.NewReader(stdout)
+		line, _ := r.ReadString('\n')
+		lines <- line
+		_, _ = io.Copy(io.Discard, r)
+		_ = cmd.Wait()
+		s.exitAt = time.Now()
+		close(s.exited)
+	}()
+	if _, err := io.WriteString(stdin, "hello openssl\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case line := <-lines:
+		if line != "hello openssl\n" {
+			t.Fatalf("openssl s_client through the proxy: got %q, want the echo", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("openssl s_client got no echo")
+	}
+	return s
+}
+
+// TestLiveRevocationServer: clients hold connections open through a
+// server-mode proxy — a Go TLS stream and openssl s_client with alice's
+// key, a Go TLS stream with bob's — and alice's key stops being admitted
+// in one of the ways a key can: both of alice's connections end within a
+// second of the change (or of her entry's expiry), with a line naming her
+// key and why, while bob's stream still echoes after the next sweep. A
+// revocation input that cannot be read refuses everyone: bob's ends too.
+func TestLiveRevocationServer(t *testing.T) {
+	type change func(t *testing.T, w *watchedServer, alice *side, file string) time.Time
+	for _, tc := range []struct {
+		name    string
+		expires bool // alice's entry expires two seconds or so ahead
+		change  change
+		reason  string
+		allKeys bool // every connection ends
+	}{
+		{"revoked", false, func(t *testing.T, w *watchedServer, alice *side, _ string) time.Time {
+			keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
+			return time.Now()
+		}, `authkeys: key SHA256:\S+ is revoked`, false},
+		{"removed", false, func(t *testing.T, w *watchedServer, _ *side, file string) time.Time {
+			if err := os.Remove(file); err != nil {
+				t.Fatal(err)
+			}
+			return time.Now()
+		}, `authkeys: key SHA256:\S+ is not authorized`, false},
+		{"expired", true, func(t *testing.T, w *watchedServer, alice *side, _ string) time.Time {
+			e, err := w.store.Lookup(alice.id.Key.SPKIHash(), netip127)
+			if err != nil || e.Expires.IsZero() {
+				t.Fatalf("alice's entry: %v, %v; want one that expires", e, err)
+			}
+			time.Sleep(time.Until(e.Expires))
+			return e.Expires
+		}, `expired`, false},
+		{"from no longer matching", false, func(t *testing.T, w *watchedServer, alice *side, file string) time.Time {
+			k := keydirtest.WithAttrs(alice.id.Key.PublicKey(), jwk.AttrName, "alice", jwk.AttrFrom, "192.0.2.0/24")
+			keydirtest.Replace(t, file, keydirtest.JWK(t, k))
+			return time.Now()
+		}, `192\.0\.2\.0/24`, false},
+		{"revocation file unsafe", false, func(t *testing.T, w *watchedServer, _ *side, _ string) time.Time {
+			if err := os.Chmod(filepath.Join(w.opts.RevokedDirs[0], "other.json"), 0o666); err != nil {
+				t.Fatal(err)
+			}
+			return time.Now()
+		}, `a revocation list cannot be read, so every key is refused: \S+other\.json: permissions 0666`, true},
+		{"revocation link dangling", false, func(t *testing.T, w *watchedServer, _ *side, _ string) time.Time {
+			if err := os.Symlink(filepath.Join(t.TempDir(), "gone.json"), filepath.Join(w.opts.RevokedDirs[0], "gone.json")); err != nil {
+				t.Fatal(err)
+			}
+			return time.Now()
+		}, `a revocation list cannot be read, so every key is refused: \S+gone\.json: \S+ is a symbolic link to a file that does not exist`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := startWatched(t, false)
+			// A revocation file of another key, which the chmod case
+			// makes unsafe.
+			keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
+			alice, bob := newSide(t), newSide(t)
+			var attrs []string
+			if tc.expires {
+				exp := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+				attrs = []string{jwk.AttrExpires, exp.UTC().Format(time.RFC3339)}
+			}
+			file := w.authorize(t, "alice", alice, attrs...)
+			w.authorize(t, "bob", bob)
+
+			goAlice := holdOpen(t, "alice's Go TLS stream", dialTLS(t, alice, w.addr))
+			ssl := startSClient(t, alice, w.addr)
+			bobConn := dialTLS(t, bob, w.addr)
+			echo(t, "bob's stream", bobConn)
+
+			at := tc.change(t, w, alice, file)
+			took := goAlice.endedWithin(t, at, revokeWithin)
+			select {
+			case <-ssl.exited:
+				if d := ssl.exitAt.Sub(at); d > revokeWithin {
+					t.Errorf("openssl s_client ended %v after the change, want < %v", d, revokeWithin)
+				}
+			case <-time.After(revokeWithin + 2*time.Second):
+				t.Fatal("openssl s_client's connection is still open")
+			}
+			fp := regexp.QuoteMeta(alice.id.Key.Fingerprint())
+			w.logs.waitFor(t, `level=WARN msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+fp+` name=alice reason=".*`+tc.reason)
+			t.Logf("alice's stream ended %v after the change", took)
+			if tc.allKeys {
+				w.logs.waitFor(t, `msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=\S+ name=bob reason=`)
+				return
+			}
+			// Bob's stream was not touched: it still echoes after a sweep.
+			time.Sleep(recheckInterval + 200*time.Millisecond)
+			echo(t, "bob's stream after the change", bobConn)
+			if n := strings.Count(w.logs.String(), "closing: key no longer admitted"); n != 2 {
+				t.Errorf("%d connections closed, want alice's 2:\n%s", n, w.logs)
+			}
+		})
+	}
+}
+
+var netip127 = netip.MustParseAddr("127.0.0.1")
+
+// TestLiveRevocationKeepOpen: with KeepOpenOnRevoke, a revoked key's
+// open connection stays open (and still echoes); a new one is refused.
+func TestLiveRevocationKeepOpen(t *testing.T) {
+	w := startWatched(t, true)
+	alice := newSide(t)
+	w.authorize(t, "alice", alice)
+	conn := dialTLS(t, alice, w.addr)
+	echo(t, "alice's stream", conn)
+	keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
+	w.logs.waitFor(t, `msg="trust reloaded" authorized=\+0/-0 revoked=\+1/-0`)
+	time.Sleep(recheckInterval + 200*time.Millisecond)
+	echo(t, "alice's stream after her key was revoked, with KeepOpenOnRevoke", conn)
+	if strings.Contains(w.logs.String(), msgNoLongerAdmitted) {
+		t.Errorf("a connection was closed with KeepOpenOnRevoke:\n%s", w.logs)
+	}
+	if got, err := exchange(dialTLS(t, alice, w.addr), "x"); err == nil || got != "" {
+		t.Errorf("a new connection with a revoked key: %q, %v; want a refusal", got, err)
+	}
+}
+
+// TestLiveRevocationClient: through a client-mode proxy whose target's
+// key is pinned in a watched trusted_hosts.d, a TCP stream is open;
+// removing the pin closes it within a second, and logs why. With
+// KeepOpenOnRevoke, the stream stays open.
+func TestLiveRevocationClient(t *testing.T) {
+	for _, keepOpen := range []bool{false, true} {
+		name := "live"
+		if keepOpen {
+			name = "keep open"
+		}
+		t.Run(name, func(t *testing.T) {
+			srv, laptop := newSide(t), newSide(t)
+			srv.authorize(t, "laptop", laptop)
+			_, target, _, _ := startServer(t, srv, longEchoTarget(t), ServerOptions{})
+
+			opts := knownhosts.HomeOptions(t.TempDir())
+			opts.Debounce = 5 * time.Millisecond
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			hosts := knownhosts.Open(ctx, opts)
+			pin := filepath.Join(opts.Dirs[0], "target.json")
+			keydirtest.Write(t, pin, keydirtest.JWK(t, keydirtest.WithAttrs(srv.id.Key.PublicKey(), jwk.AttrAddress, target)))
+			for deadline := time.Now().Add(2 * time.Second); hosts.Decide(target, srv.id.Key.SPKIHash()).Verdict != knownhosts.Pinned; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the target's pin was not loaded")
+				}
+			}
+			tlsCli, err := tlsbridge.NewClient(laptop.id, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := &logBuffer{}
+			p, err := NewClient(ClientOptions{TLS: tlsCli, Target: target, Logger: logs.logger(), Store: hosts, KeepOpenOnRevoke: keepOpen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr, _ := serve(t, context.Background(), p)
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			echo(t, "the stream through the client proxy", conn)
+			if keepOpen {
+				if err := os.Remove(pin); err != nil {
+					t.Fatal(err)
+				}
+				logs.waitFor(t, `msg="trust reloaded" pinned=\+0/-1`)
+				time.Sleep(recheckInterval + 200*time.Millisecond)
+				echo(t, "the stream after the target was unpinned, with KeepOpenOnRevoke", conn)
+				return
+			}
+			s := holdOpen(t, "the stream through the client proxy", conn)
+			if err := os.Remove(pin); err != nil {
+				t.Fatal(err)
+			}
+			took := s.endedWithin(t, time.Now(), revokeWithin)
+			t.Logf("ended %v after the pin was removed", took)
+			logs.waitFor(t, `level=WARN msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
+				` fingerprint=`+regexp.QuoteMeta(srv.id.Key.Fingerprint())+` reason="knownhosts: `)
+		})
+	}
+}
