@@ -126,6 +126,18 @@ func parseJSONEntries(data []byte, file string, add func(SetEntry) error) error 
 		return add(SetEntry{Key: k})
 	case keysRaw != nil:
 		n := 0
+		// Lines of faults are counted on from the previous one (members
+		// come in order): a set with many bad members costs linear time.
+		lnOff, ln := 0, 1
+		lineAt := func(off int) int {
+			off = min(off, len(data))
+			if off < lnOff {
+				return lineOf(data, off)
+			}
+			ln += bytes.Count(data[lnOff:off], []byte{'\n'})
+			lnOff = off
+			return ln
+		}
 		sub := jsonScanner{data: data, pos: cap(data) - cap(keysRaw)}
 		err := sub.elements(0, func(i int, raw []byte) error {
 			n++
@@ -137,7 +149,7 @@ func parseJSONEntries(data []byte, file string, add func(SetEntry) error) error 
 				}
 				start := cap(data) - cap(raw)
 				off, _ := jsonErrorOffset(err)
-				line := lineOf(data, start+off)
+				line := lineAt(start + off)
 				return add(SetEntry{Index: i, Line: line, inSet: true, Err: &ParseError{File: file, Line: line, Member: path, Err: err}})
 			}
 			return add(SetEntry{Key: k, Index: i, inSet: true})

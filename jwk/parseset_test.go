@@ -5,8 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // setOf parses data with ParseSet and fails the test on a whole-file error.
@@ -202,4 +205,33 @@ func FuzzParseSet(f *testing.F) {
 			t.Fatalf("Parse refused the input (%v); ParseSet read %d keys and found nothing wrong", perr, len(got))
 		}
 	})
+}
+
+// Many bad entries cost linear time, as one bad entry does in Parse: a
+// stretch of malformed PEM blocks is one entry, read past without
+// decoding the rest of the file again from each of its BEGIN lines
+// (which takes minutes on this input), and the lines of a JWK Set's bad
+// members, counted on from the previous one, are still right.
+func TestParseSetManyBadEntriesInLinearTime(t *testing.T) {
+	const n = 40000
+	good := mustMarshal(t, testKey(t, EC256).PublicKey(), PEM, false)
+	stretch := bytes.Repeat([]byte("-----BEGIN PUBLIC KEY-----\nAAAA\n"), n)
+	start := time.Now()
+	entries := setOf(t, slices.Concat(good, stretch, good, stretch))
+	if len(entries) != 4 || entries[0].Key == nil || entries[1].Err == nil || entries[2].Key == nil || entries[3].Err == nil {
+		t.Fatalf("%d entries, want good, one malformed stretch, good, one malformed stretch", len(entries))
+	}
+	goodLines := bytes.Count(good, []byte{'\n'})
+	if entries[1].Line != goodLines+1 || entries[2].Line != goodLines+2*n+1 || entries[3].Line != 2*goodLines+2*n+1 {
+		t.Errorf("lines %d, %d, %d", entries[1].Line, entries[2].Line, entries[3].Line)
+	}
+
+	set := []byte(`{"keys": [` + strings.Repeat("\n"+`{"kty": "foo"},`, n) + "\n" + string(mustMarshal(t, testKey(t, Ed25519).PublicKey(), JWK, false)) + "]}")
+	entries = setOf(t, set)
+	if len(entries) != n+1 || entries[n].Key == nil || entries[n-1].Err == nil || entries[n-1].Line != n+1 || entries[n-1].Err.Member != "keys["+strconv.Itoa(n-1)+"].kty" {
+		t.Fatalf("%d entries; the last bad one %+v", len(entries), entries[n-1])
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v", d)
+	}
 }

@@ -66,7 +66,12 @@ func parsePEMEntries(data []byte, file string, add func(SetEntry) error) error {
 			if err := add(SetEntry{Index: n - 1, Line: line, Err: err}); err != nil {
 				return err
 			}
-			rest = rest[begin+1:] // still on line `line`
+			next, ok := nextGoodPEM(rest[begin:], consumed, block != nil)
+			if !ok {
+				break // no block after the malformed one(s) can be read
+			}
+			line += bytes.Count(rest[begin:begin+next], []byte{'\n'})
+			rest = rest[begin+next:]
 			continue
 		}
 		blockLine := line
@@ -90,6 +95,27 @@ func parsePEMEntries(data []byte, file string, add func(SetEntry) error) error {
 		return &ParseError{File: file, Err: ErrNoKey}
 	}
 	return nil
+}
+
+// nextGoodPEM returns where, in data (which starts with a malformed PEM
+// block), the good block that pem.Decode read after it begins: the last
+// BEGIN line in the consumed bytes, checked to decode to the same block
+// end. One entry then stands for the whole malformed stretch, and
+// reading goes on in time linear in the file, never decoding the rest
+// again from each BEGIN line inside it. ok is false when there is no
+// such block (decoded false), or it cannot be found that way.
+func nextGoodPEM(data []byte, consumed int, decoded bool) (next int, ok bool) {
+	if !decoded {
+		return 0, false
+	}
+	next = bytes.LastIndex(data[:consumed], []byte("-----BEGIN "))
+	if next <= 0 {
+		return 0, false
+	}
+	if b, after := pem.Decode(data[next:]); b == nil || len(after) != len(data)-consumed {
+		return 0, false
+	}
+	return next, true
 }
 
 // pemEntry reads one PEM block, whose text (from its BEGIN line on) starts
