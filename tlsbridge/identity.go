@@ -173,7 +173,8 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 // Several processes may start on one empty home at once: key.json is
 // created with jwk.CreateNew, whose last step is a hard link that never
 // replaces a file, so exactly one of them writes it and the others load
-// that key. None of them ever sees a partly written key, and a home never
+// that key (the one that wrote it writes pub_key.json before it
+// returns). None of them ever sees a partly written key, and a home never
 // ends with two keys. An identity that exists but cannot be loaded (bad
 // permissions, a file that does not parse, several identities) is an
 // error: it is never replaced.
@@ -213,26 +214,7 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 	if err != nil {
 		return nil, generated, err
 	}
-	if !generated && !hasPublicHalf(h) {
-		// The process that made the key has not written its public half
-		// yet, or stopped before it did: write it if it is still missing
-		// (never over one: the writer of the key replaces a stale one).
-		if err := jwk.WritePublicKeyFile(h.Public()[0], id.Key, jwk.JWK, jwk.CreateNew); err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, false, fmt.Errorf("tlsbridge: the identity is in %s, but its public half could not be written: %w", keyFile, err)
-		}
-	}
 	return id, generated, nil
-}
-
-// hasPublicHalf reports whether the home holds a file of the identity's
-// public half, in any format.
-func hasPublicHalf(h homedir.Dir) bool {
-	for _, p := range h.Public() {
-		if _, err := os.Lstat(p); err == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // NewIdentityWithChain pairs a private key with a PEM certificate chain issued
