@@ -170,6 +170,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	target, err := d.DialContext(dctx, "tcp", s.target)
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			return // the key was revoked while dialling (logged), or the proxy is closing
+		}
 		s.log.Error("target unreachable", append(attrs, "target", s.target, "error", err.Error())...)
 		return
 	}

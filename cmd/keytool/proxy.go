@@ -31,6 +31,7 @@ type proxyOptions struct {
 	idleTimeout      time.Duration
 	drainTimeout     time.Duration
 	enroll           bool
+	keepOpen         bool
 }
 
 // proxyCommand makes the proxy command, with flag variables of its own.
@@ -46,7 +47,8 @@ whose keys the home authorizes (authorized_keys.d, authorized_keys.json;
 revoked_keys.d refuses; ca.pem adds PKI mode), and connects each admitted
 client to --target over plain TCP. Wraps any TCP server: an HTTP server,
 Redis, a database. The trust files are watched: a key authorized, removed
-or revoked applies from the next connection, without a restart.
+or revoked applies from the next connection, without a restart, and the
+open connections of a key no longer admitted are closed (below).
 
 --client: accepts plain TCP on --listen and connects each connection to
 --target over mutual TLS, presenting the home's identity and checking the
@@ -73,6 +75,16 @@ target that never closes after the client's half-close would hold the
 connection forever). A connection where neither side has closed is never
 timed out.
 
+Live revocation: every open connection's key is decided again when the
+trust files change, every second and when its entry's "expires" passes.
+A connection whose key is no longer admitted (removed, revoked, expired,
+outside "from", a revocation file that cannot be read; with --client, the
+target's key revoked, pinned to another key or unpinned) is closed within
+a second, and logged ("closing: key no longer admitted" with the
+fingerprint, name and reason). Connections of keys still admitted are not
+touched. --keep-open-on-revoke: leave open connections be; a change
+applies from the next connection only.
+
 --enroll (server mode): clients whose key is not authorized may finish the
 handshake, but only to enroll with a token from 'keytool invite' ('keytool
 join'); any other request of theirs gets an HTTP 403 on that connection
@@ -94,6 +106,7 @@ Example:
 			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
 			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half, close the connection when nothing moves for `DURATION`")
 			set.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
+			set.BoolVar(&o.keepOpen, "keep-open-on-revoke", false, "do not close open connections whose key stops being admitted")
 			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
 		},
 		run: func(c *cli, args []string) error {
@@ -232,7 +245,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, log *slog.Logg
 	}
 	return proxy.NewServer(proxy.ServerOptions{
 		TLS: srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
-		Enroll: enrollHandler, Logger: log, Store: store,
+		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen,
 	})
 }
 
@@ -277,7 +290,7 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, log *slog.Logg
 	log.Info("identity", "fingerprint", id.Key.Fingerprint())
 	p, err := proxy.NewClient(proxy.ClientOptions{
 		TLS: client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
-		Logger: log, Store: hosts,
+		Logger: log, Store: hosts, KeepOpenOnRevoke: o.keepOpen,
 		Trust: func(conn *tls.Conn) string {
 			return hostTrust(conn, hosts, o.target, pki != nil, "accepted once")
 		},
