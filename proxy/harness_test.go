@@ -30,7 +30,7 @@ type side struct {
 	hosts *knownhosts.Store
 }
 
-func newSide(t *testing.T) *side {
+func newSide(t testing.TB) *side {
 	t.Helper()
 	dir := t.TempDir()
 	k, err := jwk.Generate(jwk.EC256)
@@ -47,7 +47,7 @@ func newSide(t *testing.T) *side {
 }
 
 // authorize lets other's key in, under name.
-func (s *side) authorize(t *testing.T, name string, other *side) {
+func (s *side) authorize(t testing.TB, name string, other *side) {
 	t.Helper()
 	if _, err := s.auth.Add(other.id.Key.PublicKey(), name, authkeys.AddNew); err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func (s *side) authorize(t *testing.T, name string, other *side) {
 }
 
 // pin trusts other's key for addr.
-func (s *side) pin(t *testing.T, addr string, other *side) {
+func (s *side) pin(t testing.TB, addr string, other *side) {
 	t.Helper()
 	if _, err := s.hosts.Add(addr, other.id.Key.PublicKey()); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func (s *side) pin(t *testing.T, addr string, other *side) {
 }
 
 // tlsServer is s as a tlsbridge server.
-func (s *side) tlsServer(t *testing.T, opts tlsbridge.ServerOptions) *tlsbridge.Server {
+func (s *side) tlsServer(t testing.TB, opts tlsbridge.ServerOptions) *tlsbridge.Server {
 	t.Helper()
 	opts.Clients = s.auth
 	srv, err := tlsbridge.NewServer(s.id, opts)
@@ -75,7 +75,7 @@ func (s *side) tlsServer(t *testing.T, opts tlsbridge.ServerOptions) *tlsbridge.
 
 // tlsClient is s as a tlsbridge client under the Strict policy: only
 // pinned keys connect.
-func (s *side) tlsClient(t *testing.T) *tlsbridge.Client {
+func (s *side) tlsClient(t testing.TB) *tlsbridge.Client {
 	t.Helper()
 	c, err := tlsbridge.NewClient(s.id, tlsbridge.ClientOptions{Hosts: s.hosts, Policy: tlsbridge.Strict})
 	if err != nil {
@@ -105,7 +105,7 @@ func (b *logBuffer) String() string {
 func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 // waitFor waits until a line matches pattern, and returns its submatches.
-func (b *logBuffer) waitFor(t *testing.T, pattern string) []string {
+func (b *logBuffer) waitFor(t testing.TB, pattern string) []string {
 	t.Helper()
 	re := regexp.MustCompile(pattern)
 	for deadline := time.Now().Add(2 * time.Second); ; {
@@ -121,7 +121,7 @@ func (b *logBuffer) waitFor(t *testing.T, pattern string) []string {
 
 // echoTarget is a plain TCP server that echoes each connection, then
 // closes its side when the client has closed its own.
-func echoTarget(t *testing.T) string {
+func echoTarget(t testing.TB) string {
 	t.Helper()
 	ln := listen(t)
 	var wg sync.WaitGroup
@@ -148,7 +148,7 @@ func echoTarget(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -171,7 +171,7 @@ type serving struct {
 
 // wait returns what Serve returned, or fails the test if it does not
 // return soon.
-func (s *serving) wait(t *testing.T) error {
+func (s *serving) wait(t testing.TB) error {
 	t.Helper()
 	select {
 	case <-s.done:
@@ -184,7 +184,7 @@ func (s *serving) wait(t *testing.T) error {
 
 // serve runs p on a new listener until the test ends (then Close), and
 // returns the address.
-func serve(t *testing.T, ctx context.Context, p proxyUnderTest) (string, *serving) {
+func serve(t testing.TB, ctx context.Context, p proxyUnderTest) (string, *serving) {
 	t.Helper()
 	ln := listen(t)
 	s := &serving{done: make(chan struct{})}
@@ -200,7 +200,7 @@ func serve(t *testing.T, ctx context.Context, p proxyUnderTest) (string, *servin
 }
 
 // startServer starts a server-mode proxy of s in front of target.
-func startServer(t *testing.T, s *side, target string, opts ServerOptions) (*Server, string, *logBuffer, *serving) {
+func startServer(t testing.TB, s *side, target string, opts ServerOptions) (*Server, string, *logBuffer, *serving) {
 	t.Helper()
 	logs := &logBuffer{}
 	if opts.TLS == nil {

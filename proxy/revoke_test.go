@@ -72,7 +72,7 @@ func (w *watchedServer) authorize(t *testing.T, name string, c *side, attrs ...s
 
 // longEchoTarget is a plain TCP echo server whose connections stay open
 // as long as the client's.
-func longEchoTarget(t *testing.T) string {
+func longEchoTarget(t testing.TB) string {
 	t.Helper()
 	ln := listen(t)
 	done := make(chan struct{})
