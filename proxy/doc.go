@@ -52,6 +52,17 @@
 // a restart; with the Store option, each reload is logged with what it
 // changed ("trust reloaded").
 //
+// # Live revocation
+//
+// Open connections are decided again too: on each reload of the Store,
+// every second, and when the entry that admitted a key expires. A
+// connection whose key is no longer admitted (removed, revoked, expired,
+// outside "from", a revocation input failing closed, a CA's CRL; in client
+// mode the target's key revoked, pinned to another key or unpinned) is
+// closed both ways and logged ("closing: key no longer admitted", with the
+// reason); connections of keys still admitted are never touched.
+// KeepOpenOnRevoke turns this off.
+//
 // Failed handshakes are logged at once the first time for a source (IP
 // address) and kind of failure, then counted: at most one line per source
 // and kind every ten seconds says how many more there were
