@@ -29,13 +29,22 @@ const ExpiryGrace = 5 * time.Minute
 // AttemptTimeout bounds one address's connection and request in Join.
 const AttemptTimeout = 20 * time.Second
 
+// ProbeTimeout bounds the handshake Join makes, after enrolling, with each
+// other address of the token, to see whether the server's key is there.
+const ProbeTimeout = 10 * time.Second
+
 // Result is what Join did.
 type Result struct {
 	Name              string // the entry name the server authorized this client's key under
 	Addr              string // the address that answered
 	ServerFingerprint string // the server's key, as the token named it
 	ClientFingerprint string // this client's key, as the server saw it
-	Pins              []Pin  // the token's addresses, pinned to the server's key
+	Pins              []Pin  // the addresses where Join saw the server's key in a handshake, pinned to it
+	// Unverified are the token's other addresses: Join did not see the
+	// server's key there in a completed handshake (Err says why), so it
+	// did not pin them. A token names addresses as its maker wrote them;
+	// only a handshake shows that the key is served there.
+	Unverified []Attempt
 }
 
 // Pin is one address pinned to the server's key in the trusted hosts.
@@ -267,7 +276,12 @@ func (h *tokenHosts) state() (bool, *InterceptionError) {
 // no prompt, no other pin, no CA: the token is the out-of-band check — and
 // posts the secret. An address that cannot be reached is skipped; any
 // other failure is final. When the server has authorized the client's key,
-// Join pins the server's key for every address of the token in hosts.
+// Join makes a TLS handshake (sending nothing) with each of the token's
+// addresses it has not reached yet, and pins the server's key in hosts
+// for the addresses where a completed handshake showed it: the address it
+// enrolled through and those. The others are in Result.Unverified, not
+// pinned: whoever made the token chose its addresses, and a key is pinned
+// for an address only where it was seen.
 //
 // On failure nothing was written in hosts, and the server wrote nothing
 // (but for a *PinError: the server enrolled the client, and a pin could
@@ -307,7 +321,8 @@ func Join(ctx context.Context, id *tlsbridge.Identity, tok Token, hosts tlsbridg
 			return nil, err
 		}
 		res.Addr = addr
-		if err := pinAll(res, tok, serverKey, hosts); err != nil {
+		seen := verifyOthers(ctx, id, tok, addr, attempts, res, logger)
+		if err := pinSeen(res, tok, serverKey, hosts, seen); err != nil {
 			return res, err
 		}
 		logger.Info("enrolled", "addr", addr, "name", res.Name, "server_fingerprint", res.ServerFingerprint, "client_fingerprint", res.ClientFingerprint)
@@ -394,15 +409,90 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	return res, serverKey, nil
 }
 
-// pinAll pins the server's key for each address of the token.
-func pinAll(res *Result, tok Token, serverKey *jwk.Key, hosts tlsbridge.HostKeys) error {
+// verifyOthers finds where else than addr, the address Join enrolled
+// through, the server presents the token's key: the addresses tried before
+// could not be reached (attempts); each one after is tried now, at once,
+// with a handshake that accepts only the token's key and sends nothing.
+// It returns the addresses where the key was seen, addr included, and puts
+// the others in res.Unverified, in the token's order.
+func verifyOthers(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string, attempts []Attempt, res *Result, logger *slog.Logger) map[string]bool {
+	failed := map[string]error{addr: nil}
+	for _, a := range attempts {
+		failed[a.Addr] = a.Err
+	}
+	var probes []string // each address once, even if the token names it twice
 	for _, a := range tok.Addresses {
+		if _, tried := failed[a]; !tried {
+			failed[a] = nil
+			probes = append(probes, a)
+		}
+	}
+	errs := make([]error, len(probes))
+	var wg sync.WaitGroup
+	for i, a := range probes {
+		wg.Go(func() { errs[i] = probe(ctx, id, tok, a) })
+	}
+	wg.Wait()
+	for i, a := range probes {
+		failed[a] = errs[i]
+	}
+	seen := map[string]bool{}
+	for _, a := range tok.Addresses {
+		if _, done := seen[a]; done {
+			continue
+		}
+		err := failed[a]
+		seen[a] = err == nil
+		if err != nil {
+			res.Unverified = append(res.Unverified, Attempt{Addr: a, Err: err})
+			logger.Info("enrollment address not verified: not pinned", "addr", a, "error", oneLine(err.Error()))
+		}
+	}
+	return seen
+}
+
+// probe makes one TLS handshake with addr, accepting only the token's key,
+// and sends nothing: nil means the server's key was seen there, in a
+// completed handshake (which proves the server holds the private key; a
+// certificate alone is not enough).
+func probe(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) error {
+	check := &tokenHosts{want: tok.Server}
+	client, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{Hosts: check, Policy: tlsbridge.Strict, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	defer cancel()
+	conn, err := client.DialContext(pctx, "tcp", addr)
+	if conn != nil {
+		conn.Close()
+	}
+	seen, intercepted := check.state()
+	switch {
+	case intercepted != nil:
+		return intercepted
+	case err != nil:
+		return err
+	case !seen:
+		return errors.New("enroll: the handshake showed no server key") // not with a certificate check
+	}
+	return nil
+}
+
+// pinSeen pins the server's key for each address of the token where it
+// was seen, in the token's order.
+func pinSeen(res *Result, tok Token, serverKey *jwk.Key, hosts tlsbridge.HostKeys, seen map[string]bool) error {
+	for _, a := range tok.Addresses {
+		if !seen[a] {
+			continue
+		}
 		already := hosts.Decide(a, tok.Server).Verdict == knownhosts.Pinned
 		file, err := hosts.Add(a, serverKey)
 		if err != nil {
 			return &PinError{Name: res.Name, Addr: a, Fingerprint: tok.ServerFingerprint(), Err: err}
 		}
 		res.Pins = append(res.Pins, Pin{Addr: a, File: file, New: !already})
+		seen[a] = false // a token may name an address twice
 	}
 	return nil
 }

@@ -23,7 +23,8 @@
 //	  → claim (rename: exactly one winner)
 //	  → authkeys.Store.Add(handshake key, NAME)
 //	  ──── {"name", "client_fingerprint", "server_fingerprint"} ─────────▶ hosts.Add(addr, server key)
-//	                                                                       for each address of the token
+//	                                                                       for each address where a
+//	                                                                       handshake showed that key
 //
 // The client's key is the key of the TLS handshake, which proved the client
 // holds it; the request never names a key. The server's key is checked
@@ -82,8 +83,10 @@
 //
 // Join dials the token's addresses in order with a tlsbridge.Client whose
 // host check accepts only the token's key, posts the secret and, once the
-// server said yes, pins the server's key for the token's addresses in the
-// client's trusted hosts. It checks first that no existing pin contradicts
+// server said yes, pins the server's key in the client's trusted hosts for
+// the addresses where a completed handshake showed it: the one it enrolled
+// through and any other it reaches then (Result.Unverified lists the rest,
+// unpinned: a token's addresses are only what its maker wrote). It checks first that no existing pin contradicts
 // the token, so that nothing is half done. Errors are typed, say what
 // happened in one line and carry their data, never a command to run:
 // *TokenExpiredError, *HostsDisagreeError, *InterceptionError,
