@@ -27,7 +27,12 @@ token names — no question is asked: the token is the check. A different key
 stops everything before the secret is sent (someone may be intercepting the
 connection). Then it presents this identity's key with the token's secret;
 the server authorizes the key under the invitation's name, and join pins the
-server's key for the token's addresses in HOME/trusted_hosts.d.
+server's key in HOME/trusted_hosts.d for the addresses where it saw that key
+in a handshake: the one it enrolled through, and each other address of the
+token that it reaches then (it sends nothing there). The token's other
+addresses are listed as "Not verified", unpinned, with the trust-host
+command that pins each after checking: a token's addresses are only what
+its maker wrote.
 
 On any failure — token mangled in copying, expired, already used, revoked,
 wrong secret, wrong server key, server unreachable, too many attempts —
@@ -82,7 +87,20 @@ func (c *cli) join(arg string) error {
 		}
 	}
 	fmt.Fprintf(c.stdout, "Enrolled: the server authorized this client's key %s as %q\n", res.ClientFingerprint, res.Name)
+	c.reportUnverified(res)
 	return nil
+}
+
+// reportUnverified names the token's addresses where join did not see the
+// server's key, which it did not pin, and the command that pins each after
+// checking: whoever made the token chose those addresses.
+func (c *cli) reportUnverified(res *enroll.Result) {
+	for _, u := range res.Unverified {
+		fmt.Fprintf(c.stdout, "Not verified: %s, which the token also lists, did not show key %s (%s); not pinned.\n",
+			u.Addr, res.ServerFingerprint, termtext.Safe(oneLineError(u.Err)))
+		fmt.Fprintf(c.stdout, "  If this server really answers there, check with its administrator, then pin it with: %s\n",
+			c.command("trust-host", shellQuote(u.Addr), "--fingerprint", res.ServerFingerprint))
+	}
 }
 
 // alreadyEnrolled recognizes a join run again after it succeeded: the
