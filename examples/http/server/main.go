@@ -1,7 +1,8 @@
 // Command server is a net/http server wrapped with keytool: it admits the
 // clients whose keys are in HOME/authorized_keys.d and greets them by name.
-// Compared with a plain server, keytool adds the six lines marked below and
-// changes two.
+// Compared with a plain server, keytool adds the eight lines marked below
+// and changes two. A client whose key is removed, revoked or expires while
+// connected is cut off within a second (live revocation), and logged.
 //
 //	keytool -H /tmp/srv gen
 //	go run ./examples/http/server -home /tmp/srv -listen 127.0.0.1:8443
@@ -34,9 +35,13 @@ func main() {
 	clients := authkeys.Open(context.Background(), authkeys.HomeOptions(*home))
 	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: clients})
 	check(err)
+	// Added: live revocation — the open connections of a key no longer
+	// admitted are closed on each change of the store and every second.
+	live := srv.Live(tlsbridge.LiveOptions{Changes: clients})
+	defer live.Close()
 
 	// Changed: Handler was mux, and ListenAndServe took no certificate.
-	s := &http.Server{Addr: *listen, Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig()}
+	s := &http.Server{Addr: *listen, Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig(), ConnState: live.ConnState}
 	log.Printf("listening on %s as %s", *listen, id.Key.Fingerprint())
 	log.Fatal(s.ListenAndServeTLS("", ""))
 }
