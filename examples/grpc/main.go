@@ -1,8 +1,11 @@
 // Command grpc shows a gRPC server and client wrapped with keytool: the
 // server admits the clients in its authorized_keys.d, the client pins the
 // server's key. It serves gRPC's standard health service, so that no
-// generated code is needed. It lives in its own module so that gRPC is not
-// a dependency of keytool itself.
+// generated code is needed. LiveCreds puts each connection under live
+// revocation: a client whose key is removed, revoked or expires while
+// connected has its transport, and every call on it, closed within a
+// second. It lives in its own module so that gRPC is not a dependency of
+// keytool itself.
 //
 //	go run . -server-home /tmp/srv -client-home /tmp/cli
 package main
@@ -13,6 +16,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"sync"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/knownhosts"
@@ -51,7 +55,8 @@ func run(ctx context.Context, serverHome, clientHome, addr string) (string, erro
 	return callHealth(ctx, clientHome, ln.Addr().String())
 }
 
-// newServer is a gRPC server whose transport is keytool's mutual TLS.
+// newServer is a gRPC server whose transport is keytool's mutual TLS,
+// under live revocation until ctx ends.
 func newServer(ctx context.Context, home string) (*grpc.Server, error) {
 	// Added for keytool: the identity, the watched authorized keys, the
 	// checking server — and credentials.NewTLS of its config.
@@ -64,9 +69,53 @@ func newServer(ctx context.Context, home string) (*grpc.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(ks.TLSConfig())))
+	// Live revocation: the transport of a client whose key stops being
+	// admitted is closed within a second, ending all of its calls.
+	live := ks.Live(tlsbridge.LiveOptions{Changes: clients})
+	context.AfterFunc(ctx, func() { live.Close() })
+	s := grpc.NewServer(grpc.Creds(LiveCreds(credentials.NewTLS(ks.TLSConfig()), live)))
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	return s, nil
+}
+
+// LiveCreds wraps a server's TLS transport credentials so that each
+// connection, once its handshake is done, is under live revocation: live
+// closes it when its client key stops being admitted.
+func LiveCreds(creds credentials.TransportCredentials, live *tlsbridge.LiveConns) credentials.TransportCredentials {
+	return &liveCreds{TransportCredentials: creds, live: live}
+}
+
+type liveCreds struct {
+	credentials.TransportCredentials
+	live *tlsbridge.LiveConns
+}
+
+func (c *liveCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	tlsInfo, ok := info.(credentials.TLSInfo)
+	if !ok {
+		return conn, info, nil
+	}
+	return &trackedConn{Conn: conn, untrack: c.live.Track(conn, tlsInfo.State)}, info, nil
+}
+
+func (c *liveCreds) Clone() credentials.TransportCredentials {
+	return &liveCreds{TransportCredentials: c.TransportCredentials.Clone(), live: c.live}
+}
+
+// trackedConn stops live revocation of its connection when gRPC closes it.
+type trackedConn struct {
+	net.Conn
+	once    sync.Once
+	untrack func()
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(c.untrack)
+	return c.Conn.Close()
 }
 
 // callHealth calls the health service as the client of clientHome.
