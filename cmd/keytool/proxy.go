@@ -16,6 +16,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/proxy"
 	"github.com/keytool/keytool/tlsbridge"
@@ -32,6 +33,8 @@ type proxyOptions struct {
 	drainTimeout     time.Duration
 	enroll           bool
 	keepOpen         bool
+	gen              bool   // make the home's identity if it has none
+	keyType          string // its type, with --gen
 }
 
 // proxyCommand makes the proxy command, with flag variables of its own.
@@ -40,7 +43,7 @@ func proxyCommand() *command {
 	return &command{
 		name:    "proxy",
 		uses:    globalHome | globalIdentity | globalHostKeys | globalPKI,
-		args:    "--listen ADDR --target ADDR [--client | --enroll]",
+		args:    "--listen ADDR --target ADDR [--client | --enroll] [--gen [--type TYPE]]",
 		summary: "put mutual TLS in front of any TCP server (or, with --client, before any TCP client)",
 		help: `Server mode (the default): accepts mutual TLS on --listen, admits the clients
 whose keys the home authorizes (authorized_keys.d, authorized_keys.json;
@@ -91,6 +94,14 @@ join'); any other request of theirs gets an HTTP 403 on that connection
 instead of a TLS alert. Revoked keys are refused in the handshake all the
 same. Off by default.
 
+--gen: when the home has no identity, make one first (--type, default
+ec256; the types of 'keytool gen'), writing key.json (0600) and
+pub_key.json (0644), and log "generated a new identity" with its file and
+fingerprint — a daemon's keys made on its first run. An existing identity
+is used as it is, never replaced. Several proxies started at once on one
+empty home end with one key: one of them writes it, the others use it.
+Without --gen, a home without an identity is an error.
+
 SIGTERM or SIGINT: stop accepting, let open connections finish (at most
 --drain-timeout, then they are cut), exit 0. A second signal cuts them at
 once.
@@ -108,6 +119,8 @@ Example:
 			set.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
 			set.BoolVar(&o.keepOpen, "keep-open-on-revoke", false, "do not close open connections whose key stops being admitted")
 			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
+			set.BoolVar(&o.gen, "gen", false, "make the home's identity first if it has none")
+			set.StringVarP(&o.keyType, "type", "t", "", "with --gen: the new key's `TYPE` (default ec256)")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {
@@ -126,6 +139,9 @@ Example:
 			}
 			if o.client && len(o.hosts) > 0 {
 				return usagef("--host names the server's certificate; it has no use with --client")
+			}
+			if err := checkGenFlags(c, o); err != nil {
+				return err
 			}
 			if o.handshakeTimeout <= 0 {
 				return usagef("--handshake-timeout must be positive, not %v", o.handshakeTimeout)
@@ -146,6 +162,11 @@ func (c *cli) proxy(o proxyOptions) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
+	if o.gen {
+		if err := c.proxyGen(o, log); err != nil {
+			return err
+		}
+	}
 	var (
 		p   runner
 		err error
@@ -168,6 +189,39 @@ func (c *cli) proxy(o proxyOptions) error {
 		return err
 	}
 	return serveUntilSignal(ctx, p, ln, signals, o.drainTimeout, log)
+}
+
+// checkGenFlags refuses --type without --gen, a type keytool does not
+// make, and --gen with -i: --gen makes the home's identity.
+func checkGenFlags(c *cli, o proxyOptions) error {
+	if o.keyType != "" && !o.gen {
+		return usagef("--type is the type of the key --gen makes; it has no use without --gen")
+	}
+	if o.gen && c.identity != "" {
+		return usagef("--gen makes the home's identity; it has no use with -i")
+	}
+	if o.keyType != "" {
+		if _, err := jwk.ParseType(o.keyType); err != nil {
+			return &usageError{err.Error()}
+		}
+	}
+	return nil
+}
+
+// proxyGen makes the home's identity if it has none (--gen), and logs it.
+func (c *cli) proxyGen(o proxyOptions, log *slog.Logger) error {
+	var typ jwk.Type
+	if o.keyType != "" {
+		typ, _ = jwk.ParseType(o.keyType) // checked by checkGenFlags
+	}
+	id, generated, err := tlsbridge.LoadOrGenerateHomeIdentity(c.home, typ, certOptions(o.hosts))
+	if err != nil {
+		return err
+	}
+	if generated {
+		log.Info("generated a new identity", "file", c.layout().Identity()[0], "type", string(id.Key.Type()), "fingerprint", id.Key.Fingerprint())
+	}
+	return nil
 }
 
 // runner is *proxy.Server or *proxy.Client.
