@@ -96,8 +96,13 @@ func (c *cli) join(arg string) error {
 // checking: whoever made the token chose those addresses.
 func (c *cli) reportUnverified(res *enroll.Result) {
 	for _, u := range res.Unverified {
+		why := oneLineError(u.Err)
+		var other *enroll.InterceptionError
+		if errors.As(u.Err, &other) {
+			why = "another key, " + other.Got + ", answered there"
+		}
 		fmt.Fprintf(c.stdout, "Not verified: %s, which the token also lists, did not show key %s (%s); not pinned.\n",
-			u.Addr, res.ServerFingerprint, termtext.Safe(oneLineError(u.Err)))
+			u.Addr, res.ServerFingerprint, termtext.Safe(why))
 		fmt.Fprintf(c.stdout, "  If this server really answers there, check with its administrator, then pin it with: %s\n",
 			c.command("trust-host", shellQuote(u.Addr), "--fingerprint", res.ServerFingerprint))
 	}

@@ -42,7 +42,7 @@ func TestJoinUnverifiedAddresses(t *testing.T) {
 		"connection refused",
 		"then pin it with: keytool -H " + cliHome + " trust-host " + down + " --fingerprint " + fp + "\n",
 		"Not verified: " + db + ", which the token also lists, did not show key " + fp,
-		"presented key " + pxFingerprint(t, dbHome),
+		"(another key, " + pxFingerprint(t, dbHome) + ", answered there); not pinned.",
 		"then pin it with: keytool -H " + cliHome + " trust-host " + db + " --fingerprint " + fp + "\n",
 	} {
 		if !strings.Contains(out, want) {
