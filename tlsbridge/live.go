@@ -80,9 +80,10 @@ type liveConn struct {
 	cs     tls.ConnectionState
 	remote netip.Addr
 	name   string
-	// ignored: the connection was not authenticated when tracked (an
-	// unknown client in AllowUnknown mode): it is not LiveConns' to close.
-	ignored bool
+	// unauthenticated: the client was let in unauthenticated
+	// (AllowUnknown): it is closed only if the handshake would now refuse
+	// it (its key revoked), until its key is admitted.
+	unauthenticated bool
 	// closed: LiveConns closed it; kept until forgotten, so that a late
 	// ConnState hook neither tracks nor logs it again.
 	closed bool
@@ -137,8 +138,9 @@ func (l *LiveConns) ConnState(c net.Conn, state http.ConnState) {
 // handshake conn completed: if the handshake would refuse it now, conn is
 // closed at once; if the key is admitted, conn is decided again until it
 // is closed by LiveConns or until untrack. A client let in unauthenticated
-// (ServerOptions.AllowUnknown) is left alone: it was never admitted by a
-// key, and Server.RequireAuthenticated turns its requests away. Call
+// (ServerOptions.AllowUnknown), never admitted by a key, is closed only if
+// its key is revoked — Server.RequireAuthenticated turns its requests
+// away — and is decided as the others once its key is admitted. Call
 // untrack when conn ends.
 func (l *LiveConns) Track(conn net.Conn, cs tls.ConnectionState) (untrack func()) {
 	c := &liveConn{conn: conn, cs: cs, remote: addrOf(conn)}
@@ -155,8 +157,8 @@ func (l *LiveConns) Track(conn net.Conn, cs tls.ConnectionState) (untrack func()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c.name, c.ignored = p.Name(), p.Err != nil
-	if !c.ignored && p.Entry != nil && !p.Entry.Expires.IsZero() {
+	c.name, c.unauthenticated = p.Name(), p.Err != nil
+	if !c.unauthenticated && p.Entry != nil && !p.Entry.Expires.IsZero() {
 		if p.Entry.Expires.Before(l.next) {
 			l.next = p.Entry.Expires
 			select {
@@ -216,23 +218,20 @@ func (l *LiveConns) sweep() time.Time {
 	l.mu.Lock()
 	conns := make([]*liveConn, 0, len(l.conns))
 	for _, c := range l.conns {
-		if !c.ignored && !c.closed {
+		if !c.closed {
 			conns = append(conns, c)
 		}
 	}
 	l.mu.Unlock()
 	next := start.Add(l.interval)
 	for _, c := range conns {
-		p, err := l.srv.Peer(&c.cs, c.remote)
-		if err == nil {
-			err = p.Err
-		}
+		expires, err := l.recheck(c)
 		if err != nil {
 			l.closeConn(c, err)
 			continue
 		}
-		if p.Entry != nil && !p.Entry.Expires.IsZero() && p.Entry.Expires.Before(next) {
-			next = p.Entry.Expires
+		if !expires.IsZero() && expires.Before(next) {
+			next = expires
 		}
 	}
 	l.mu.Lock()
@@ -244,6 +243,34 @@ func (l *LiveConns) sweep() time.Time {
 	l.next = next
 	l.sweeps++
 	return next
+}
+
+// recheck decides c again; an error means it must be closed. A connection
+// admitted by its key is closed when it is no longer authenticated; one let
+// in unauthenticated (AllowUnknown), only when the handshake would now
+// refuse it (a revoked key), and once its key is admitted (enrolled), it is
+// tracked as admitted. It returns the expiry of the entry that admits c.
+func (l *LiveConns) recheck(c *liveConn) (expires time.Time, err error) {
+	l.mu.Lock()
+	unauthenticated := c.unauthenticated
+	l.mu.Unlock()
+	p, err := l.srv.verify(c.cs, c.remote)
+	switch {
+	case err != nil:
+		return time.Time{}, err
+	case p.Err != nil && !unauthenticated:
+		return time.Time{}, p.Err
+	case p.Err != nil:
+		return time.Time{}, nil
+	case unauthenticated:
+		l.mu.Lock()
+		c.unauthenticated, c.name = false, p.Name()
+		l.mu.Unlock()
+	}
+	if p.Entry != nil {
+		return p.Entry.Expires, nil
+	}
+	return time.Time{}, nil
 }
 
 // closeConn marks c closed, logs why and closes its underlying connection

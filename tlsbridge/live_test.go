@@ -3,6 +3,7 @@ package tlsbridge
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -352,4 +353,105 @@ func TestLiveConnsKeepAliveRequest(t *testing.T) {
 	if err := get(); err == nil {
 		t.Fatal("a request after the revocation succeeded")
 	}
+}
+
+// TestLiveConnsTrack: a plain TLS server that calls Track after each
+// handshake, with no Changes (the sweep alone notices) and AllowUnknown:
+// a revoked key's connection is closed within a second; a key still
+// authorized and an unknown client let in unauthenticated are untouched
+// — until the unknown client's key is revoked too, as the handshake would
+// refuse it.
+func TestLiveConnsTrack(t *testing.T) {
+	h := newHome(t, jwk.EC256)
+	srv, err := NewServer(h.id, ServerOptions{Clients: h.auth, AllowUnknown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	live := srv.Live(LiveOptions{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	defer live.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() }) // after the clients close
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				tc := c.(*tls.Conn)
+				if tc.Handshake() != nil {
+					return
+				}
+				defer live.Track(c, tc.ConnectionState())()
+				_, _ = io.Copy(c, c) // echo until closed
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	alice, bob, stranger := newHome(t, jwk.EC256), newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	h.authorize(t, "alice", alice.id.Key)
+	h.authorize(t, "bob", bob.id.Key)
+	dial := func(c *home) *tls.Conn {
+		t.Helper()
+		c.pin(t, addr, h.id.Key)
+		conn, err := tls.Dial("tcp", addr, mustConfig(t, c.client(t, ClientOptions{}), addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	// echoes reports whether conn still echoes a line.
+	echoes := func(conn *tls.Conn) bool {
+		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.WriteString(conn, "ping\n"); err != nil {
+			return false
+		}
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		return err == nil && line == "ping\n"
+	}
+	// ends reports whether conn is closed by the server within d.
+	ends := func(conn *tls.Conn, d time.Duration) bool {
+		_ = conn.SetReadDeadline(time.Now().Add(d))
+		_, err := conn.Read(make([]byte, 1))
+		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	ac, bc, sc := dial(alice), dial(bob), dial(stranger)
+	for name, c := range map[string]*tls.Conn{"alice": ac, "bob": bc, "stranger": sc} {
+		if !echoes(c) {
+			t.Fatalf("%s's connection does not echo", name)
+		}
+	}
+
+	h.revoke(t, alice.id.Key) // reloads the store, which LiveConns is not told of
+	at := time.Now()
+	if !ends(ac, liveWithin) {
+		t.Fatalf("alice's connection is still open %v after her key was revoked", liveWithin)
+	}
+	t.Logf("alice's connection ended %v after the revocation (sweep alone)", time.Since(at))
+	time.Sleep(liveInterval + 200*time.Millisecond)
+	if !echoes(bc) || !echoes(sc) {
+		t.Fatal("bob's or the unknown client's connection was touched")
+	}
+	if n := strings.Count(logs.String(), MsgNoLongerAdmitted); n != 1 {
+		t.Fatalf("%d connections closed, want alice's:\n%s", n, logs)
+	}
+
+	h.revoke(t, stranger.id.Key) // replaces alice's revocation file
+	if !ends(sc, liveWithin) {
+		t.Fatalf("the unknown client's connection is still open %v after its key was revoked", liveWithin)
+	}
+	fp := regexp.QuoteMeta(stranger.id.Key.Fingerprint())
+	w := &liveServer{logs: logs}
+	w.waitLog(t, `msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+fp+` name="" reason="authkeys: key \S+ is revoked`)
 }
