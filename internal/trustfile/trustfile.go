@@ -261,11 +261,19 @@ func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) er
 // read again at the next reload).
 type ChangedError struct {
 	Path string
+	Err  error // why the path no longer names the file read: fs.ErrNotExist when it was removed; nil when replaced
 }
 
 func (e *ChangedError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s went away while it was being read (%v); not used", e.Path, e.Err)
+	}
 	return fmt.Sprintf("%s was replaced while it was being read; not used until it is read again", e.Path)
 }
+
+// Unwrap lets a caller tell a file removed meanwhile (errors.Is
+// fs.ErrNotExist) from one replaced.
+func (e *ChangedError) Unwrap() error { return e.Err }
 
 // climb checks the real directory dir and its ancestors up to Top.
 func (r Rule) climb(dir, forPath string) error {
@@ -311,7 +319,7 @@ func (r Rule) ReadFile(path string) ([]byte, fs.FileInfo, error) {
 	// The checks followed the path as it is now: it must still name the
 	// file that was read (OpenSSH checks the file it opened, with fstat).
 	if now, err := os.Stat(path); err != nil || !os.SameFile(now, fi) {
-		return nil, fi, &ChangedError{Path: path}
+		return nil, fi, &ChangedError{Path: path, Err: err}
 	}
 	return data, fi, nil
 }
