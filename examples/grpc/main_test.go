@@ -37,9 +37,9 @@ func newHome(t *testing.T) (string, *jwk.Key) {
 // over keytool's mutual TLS, and a client whose key is not authorized is
 // refused.
 func TestGRPC(t *testing.T) {
-	// Before any other use of gRPC, as SetLoggerV2 requires.
-	logs := &grpcLog{LoggerV2: grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard)}
-	grpclog.SetLoggerV2(logs)
+	// Before any other use of gRPC, as SetLoggerV2 requires: once, as the
+	// test may run again (-count) while an earlier server's goroutines end.
+	logsOnce.Do(func() { grpclog.SetLoggerV2(logs) })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	serverHome, serverKey := newHome(t)
@@ -89,6 +89,11 @@ func TestGRPC(t *testing.T) {
 	}
 	t.Logf("unauthorized client refused: %v", err)
 }
+
+var (
+	logs     = &grpcLog{LoggerV2: grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard)}
+	logsOnce sync.Once
+)
 
 // grpcLog keeps what gRPC logs, to read the server's reason for closing
 // a connection in its handshake.
