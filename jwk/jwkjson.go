@@ -70,10 +70,12 @@ func isLibtrustKeyID(s string) bool {
 	return true
 }
 
-// parseJSON reads a JWK or a JWK Set.
-func parseJSON(data []byte, file string) ([]*Key, error) {
+// allKeys reads every entry of a file with entries (parseJSONEntries,
+// parsePEMEntries, parseSSHEntries) the strict way Parse reads: the first
+// entry that does not read is the error, never skipped.
+func allKeys(data []byte, file string, entries func([]byte, string, func(SetEntry) error) error) ([]*Key, error) {
 	var keys []*Key
-	err := parseJSONEntries(data, file, func(e SetEntry) error {
+	err := entries(data, file, func(e SetEntry) error {
 		if e.Err != nil {
 			return e.Err
 		}
@@ -84,6 +86,11 @@ func parseJSON(data []byte, file string) ([]*Key, error) {
 		return nil, err
 	}
 	return keys, nil
+}
+
+// parseJSON reads a JWK or a JWK Set.
+func parseJSON(data []byte, file string) ([]*Key, error) {
+	return allKeys(data, file, parseJSONEntries)
 }
 
 // parseJSONEntries reads a JWK or a JWK Set, calling add for each member

@@ -27,18 +27,7 @@ var pemHeadersIgnored = map[string]bool{"Proc-Type": true, "DEK-Info": true}
 
 // parsePEM reads every block of a PEM file or bundle.
 func parsePEM(data []byte, file string) ([]*Key, error) {
-	var keys []*Key
-	err := parsePEMEntries(data, file, func(e SetEntry) error {
-		if e.Err != nil {
-			return e.Err
-		}
-		keys = append(keys, e.Key)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return keys, nil
+	return allKeys(data, file, parsePEMEntries)
 }
 
 // parsePEMEntries calls add for each block of a PEM file or bundle that

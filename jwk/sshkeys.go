@@ -18,18 +18,7 @@ import (
 // from= (in any case: OpenSSH reads option names regardless of case) is
 // refused as OpenSSH refuses it.
 func parseSSH(data []byte, file string) ([]*Key, error) {
-	var keys []*Key
-	err := parseSSHEntries(data, file, func(e SetEntry) error {
-		if e.Err != nil {
-			return e.Err
-		}
-		keys = append(keys, e.Key)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return keys, nil
+	return allKeys(data, file, parseSSHEntries)
 }
 
 // parseSSHEntries calls add for each key line, read or not; an error add
