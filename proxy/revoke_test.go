@@ -225,62 +225,25 @@ func startSClient(t *testing.T, c *side, addr string) *sClient {
 // key and why, while bob's stream still echoes after the next sweep. A
 // revocation input that cannot be read refuses everyone: bob's ends too.
 func TestLiveRevocationServer(t *testing.T) {
-	type change func(t *testing.T, w *watchedServer, alice *side, file string) time.Time
-	for _, tc := range []struct {
-		name    string
-		expires bool // alice's entry expires two seconds or so ahead
-		change  change
-		reason  string
-		allKeys bool // every connection ends
-	}{
-		{"revoked", false, func(t *testing.T, w *watchedServer, alice *side, _ string) time.Time {
-			keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
-			return time.Now()
-		}, `authkeys: key SHA256:\S+ is revoked`, false},
-		{"removed", false, func(t *testing.T, w *watchedServer, _ *side, file string) time.Time {
-			if err := os.Remove(file); err != nil {
-				t.Fatal(err)
-			}
-			return time.Now()
-		}, `authkeys: key SHA256:\S+ is not authorized`, false},
-		{"expired", true, func(t *testing.T, w *watchedServer, alice *side, _ string) time.Time {
-			e, err := w.store.Lookup(alice.id.Key.SPKIHash(), netip127)
-			if err != nil || e.Expires.IsZero() {
-				t.Fatalf("alice's entry: %v, %v; want one that expires", e, err)
-			}
-			time.Sleep(time.Until(e.Expires))
-			return e.Expires
-		}, `expired`, false},
-		{"from no longer matching", false, func(t *testing.T, w *watchedServer, alice *side, file string) time.Time {
-			k := keydirtest.WithAttrs(alice.id.Key.PublicKey(), jwk.AttrName, "alice", jwk.AttrFrom, "192.0.2.0/24")
-			keydirtest.Replace(t, file, keydirtest.JWK(t, k))
-			return time.Now()
-		}, `192\.0\.2\.0/24`, false},
-		{"revocation file unsafe", false, func(t *testing.T, w *watchedServer, _ *side, _ string) time.Time {
-			if err := os.Chmod(filepath.Join(w.opts.RevokedDirs[0], "other.json"), 0o666); err != nil {
-				t.Fatal(err)
-			}
-			return time.Now()
-		}, `a revocation list cannot be read, so every key is refused: \S+other\.json: permissions 0666`, true},
-		{"revocation link dangling", false, func(t *testing.T, w *watchedServer, _ *side, _ string) time.Time {
-			if err := os.Symlink(filepath.Join(t.TempDir(), "gone.json"), filepath.Join(w.opts.RevokedDirs[0], "gone.json")); err != nil {
-				t.Fatal(err)
-			}
-			return time.Now()
-		}, `a revocation list cannot be read, so every key is refused: \S+gone\.json: \S+ is a symbolic link to a file that does not exist`, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, tc := range keydirtest.Withdrawals() {
+		t.Run(tc.Name, func(t *testing.T) {
 			w := startWatched(t, false)
 			// A revocation file of another key, which the chmod case
 			// makes unsafe.
 			keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
 			alice, bob := newSide(t), newSide(t)
-			var attrs []string
-			if tc.expires {
-				exp := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+			var (
+				attrs []string
+				exp   time.Time
+			)
+			if tc.Expires {
+				exp = keydirtest.ExpiryAhead()
 				attrs = []string{jwk.AttrExpires, exp.UTC().Format(time.RFC3339)}
 			}
 			file := w.authorize(t, "alice", alice, attrs...)
+			if e, err := w.store.Lookup(alice.id.Key.SPKIHash(), netip127); tc.Expires && (err != nil || !e.Expires.Equal(exp)) {
+				t.Fatalf("alice's entry: %v, %v; want one that expires at %v", e, err, exp)
+			}
 			w.authorize(t, "bob", bob)
 
 			goAlice := holdOpen(t, "alice's Go TLS stream", dialTLS(t, alice, w.addr))
@@ -288,7 +251,7 @@ func TestLiveRevocationServer(t *testing.T) {
 			bobConn := dialTLS(t, bob, w.addr)
 			echo(t, "bob's stream", bobConn)
 
-			at := tc.change(t, w, alice, file)
+			at := tc.Do(t, keydirtest.Withdrawn{RevokedDir: w.opts.RevokedDirs[0], File: file, Key: alice.id.Key, Expires: exp})
 			took := goAlice.endedWithin(t, at, revokeWithin)
 			select {
 			case <-ssl.exited:
@@ -299,9 +262,9 @@ func TestLiveRevocationServer(t *testing.T) {
 				t.Fatal("openssl s_client's connection is still open")
 			}
 			fp := regexp.QuoteMeta(alice.id.Key.Fingerprint())
-			w.logs.waitFor(t, `level=WARN msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+fp+` name=alice reason=".*`+tc.reason)
+			w.logs.waitFor(t, `level=WARN msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+fp+` name=alice reason=".*`+tc.Reason)
 			t.Logf("alice's stream ended %v after the change", took)
-			if tc.allKeys {
+			if tc.AllKeys {
 				w.logs.waitFor(t, `msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=\S+ name=bob reason=`)
 				return
 			}

@@ -204,49 +204,11 @@ func (w *liveServer) waitLog(t *testing.T, pattern string) {
 // within a second of the change, logging the key and why; another key's
 // stream goes on.
 func TestLiveConnsHTTP(t *testing.T) {
-	type change func(t *testing.T, w *liveServer, alice *home, file string) time.Time
-	cases := []struct {
-		name    string
-		expires bool // alice's entry expires two seconds or so ahead
-		change  change
-		reason  string
-		allKeys bool // every connection ends
-	}{
-		{"revoked", false, func(t *testing.T, w *liveServer, alice *home, _ string) time.Time {
-			keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
-			return time.Now()
-		}, `authkeys: key SHA256:\S+ is revoked`, false},
-		{"removed", false, func(t *testing.T, _ *liveServer, _ *home, file string) time.Time {
-			if err := os.Remove(file); err != nil {
-				t.Fatal(err)
-			}
-			return time.Now()
-		}, `authkeys: key SHA256:\S+ is not authorized`, false},
-		{"expired", true, func(t *testing.T, w *liveServer, alice *home, _ string) time.Time {
-			e, err := w.store.Lookup(alice.id.Key.SPKIHash(), netip.MustParseAddr("127.0.0.1"))
-			if err != nil || e.Expires.IsZero() {
-				t.Fatalf("alice's entry: %v, %v; want one that expires", e, err)
-			}
-			time.Sleep(time.Until(e.Expires))
-			return e.Expires
-		}, `expired`, false},
-		{"from no longer matching", false, func(t *testing.T, _ *liveServer, alice *home, file string) time.Time {
-			k := keydirtest.WithAttrs(alice.id.Key.PublicKey(), jwk.AttrName, "alice", jwk.AttrFrom, "192.0.2.0/24")
-			keydirtest.Replace(t, file, keydirtest.JWK(t, k))
-			return time.Now()
-		}, `192\.0\.2\.0/24`, false},
-		{"revocation file unsafe", false, func(t *testing.T, w *liveServer, _ *home, _ string) time.Time {
-			if err := os.Chmod(filepath.Join(w.opts.RevokedDirs[0], "other.json"), 0o666); err != nil {
-				t.Fatal(err)
-			}
-			return time.Now()
-		}, `a revocation list cannot be read, so every key is refused`, true},
-	}
-	for _, tc := range cases {
+	for _, tc := range keydirtest.Withdrawals() {
 		for _, h2 := range []bool{false, true} {
-			name := tc.name + "/HTTP1.1"
+			name := tc.Name + "/HTTP1.1"
 			if h2 {
-				name = tc.name + "/HTTP2"
+				name = tc.Name + "/HTTP2"
 			}
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
@@ -255,21 +217,27 @@ func TestLiveConnsHTTP(t *testing.T) {
 				// makes unsafe.
 				keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
 				alice, bob := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
-				var attrs []string
-				if tc.expires {
-					exp := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+				var (
+					attrs []string
+					exp   time.Time
+				)
+				if tc.Expires {
+					exp = keydirtest.ExpiryAhead()
 					attrs = []string{jwk.AttrExpires, exp.UTC().Format(time.RFC3339)}
 				}
 				file := w.authorize(t, "alice", alice, attrs...)
+				if e, err := w.store.Lookup(alice.id.Key.SPKIHash(), netip.MustParseAddr("127.0.0.1")); tc.Expires && (err != nil || !e.Expires.Equal(exp)) {
+					t.Fatalf("alice's entry: %v, %v; want one that expires at %v", e, err, exp)
+				}
 				w.authorize(t, "bob", bob)
 				as := w.openStream(t, "alice", alice, h2)
 				bs := w.openStream(t, "bob", bob, h2)
 
-				at := tc.change(t, w, alice, file)
+				at := tc.Do(t, keydirtest.Withdrawn{RevokedDir: w.opts.RevokedDirs[0], File: file, Key: alice.id.Key, Expires: exp})
 				as.endedWithin(t, at, liveWithin)
 				fp := regexp.QuoteMeta(alice.id.Key.Fingerprint())
-				w.waitLog(t, `level=WARN msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+fp+` name=alice reason=".*`+tc.reason)
-				if tc.allKeys {
+				w.waitLog(t, `level=WARN msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+fp+` name=alice reason=".*`+tc.Reason)
+				if tc.AllKeys {
 					bs.endedWithin(t, at, liveWithin)
 					return
 				}
