@@ -1,7 +1,6 @@
 package enroll
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -74,23 +74,8 @@ func (h *home) invite(t testing.TB, name string, addrs ...string) Token {
 	return tok
 }
 
-// syncBuffer is a log destination for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the module's one log buffer for tests.
+type syncBuffer = testlog.Buffer
 
 // server is an enrollment server for tests: a tlsbridge.Server in
 // AllowUnknown mode on 127.0.0.1, with the enrollment handler on Path and

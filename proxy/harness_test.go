@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -84,25 +84,11 @@ func (s *side) tlsClient(t testing.TB) *tlsbridge.Client {
 	return c
 }
 
-// logBuffer collects a proxy's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// logBuffer collects a proxy's log lines (the module's one test log
+// buffer), and waits for them.
+type logBuffer struct{ testlog.Buffer }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
+func (b *logBuffer) logger() *slog.Logger { return b.Logger() }
 
 // waitFor waits until a line matches pattern, and returns its submatches.
 func (b *logBuffer) waitFor(t testing.TB, pattern string) []string {

@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -147,20 +147,5 @@ func testPolicyAgainstOpenSSL(t *testing.T, typ jwk.Type) {
 	})
 }
 
-// syncBuffer is a strings.Builder safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is the module's one log buffer for tests.
+type syncBuffer = testlog.Buffer

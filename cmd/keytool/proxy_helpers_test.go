@@ -18,32 +18,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/jwk"
 )
 
 // pxBuf is an io.Writer safe for concurrent use, whose content can be
 // awaited.
-type pxBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *pxBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *pxBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type pxBuf = testlog.Buffer
 
 // pxProc is a running process.
 type pxProc struct {

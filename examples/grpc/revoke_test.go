@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -20,22 +19,7 @@ import (
 )
 
 // lockedBuffer is a log destination read while the server writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testlog.Buffer
 
 // watch opens a health Watch stream (a call that never ends on its own)
 // as the client of home; ended receives its error when it ends.

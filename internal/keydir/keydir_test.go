@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/internal/trustfile"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -390,22 +391,8 @@ func TestProblemsLoggedOncePerChange(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the module's one log buffer for tests.
+type syncBuffer = testlog.Buffer
 
 func TestCheckName(t *testing.T) {
 	for _, ok := range []string{"alice", "alice.laptop", "bob-2", "ünïcode", "a b"} {
