@@ -23,6 +23,14 @@ import (
 // watch. They are the same options as knownhosts.Options.
 type Options = keydir.Options
 
+// Feed is a source of entries other than files (Options.Feeds,
+// Options.RevokedFeeds): a consistent view of named key files, and a
+// notification when it changes. The etcd module's Source is one.
+type Feed = keydir.Feed
+
+// FeedView is one consistent state of a Feed.
+type FeedView = keydir.FeedView
+
 // HomeOptions returns the Options for a keytool home directory:
 // authorized_keys.{json,jwk,pem} and authorized_keys.d, with
 // revoked_keys.{json,pem} and revoked_keys.d.

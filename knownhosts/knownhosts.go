@@ -24,6 +24,14 @@ import (
 // and how to watch. They are the same options as authkeys.Options.
 type Options = keydir.Options
 
+// Feed is a source of entries other than files (Options.Feeds,
+// Options.RevokedFeeds): a consistent view of named key files, and a
+// notification when it changes. The etcd module's Source is one.
+type Feed = keydir.Feed
+
+// FeedView is one consistent state of a Feed.
+type FeedView = keydir.FeedView
+
 // HomeOptions returns the Options for a keytool home directory:
 // trusted_hosts.{json,jwk,pem} and trusted_hosts.d, with
 // revoked_keys.{json,pem} and revoked_keys.d.

@@ -35,6 +35,9 @@ type Source struct {
 	// Revocation marks a list of refused keys: if it cannot be read, the
 	// snapshot's RevocationErr is set and the stores deny every key.
 	Revocation bool
+	// Feed, if set, is where the entries come from instead of files (Path
+	// is then the feed's Name): it is read like a directory (feed.go).
+	Feed Feed
 }
 
 // Problem is a file (or directory) that was skipped, and why. Line and
@@ -204,7 +207,9 @@ type Loader[T any] struct {
 func New[T any](cfg Config[T]) *Loader[T] {
 	srcs := make([]Source, len(cfg.Sources))
 	for i, s := range cfg.Sources {
-		if abs, err := filepath.Abs(s.Path); err == nil {
+		if s.Feed != nil {
+			s.Path = filepath.Clean(s.Path)
+		} else if abs, err := filepath.Abs(s.Path); err == nil {
 			s.Path = abs
 		}
 		srcs[i] = s
@@ -296,6 +301,10 @@ func (l *Loader[T]) reload(h hints) {
 	for i, src := range l.cfg.Sources {
 		ss := &l.states[i]
 		switch {
+		case src.Feed != nil:
+			if h.full(src.Path, true) {
+				changed = l.loadFeed(i) || changed
+			}
 		case src.Dir && h.full(src.Path, true):
 			changed = l.scanDir(i, &jobs) || changed
 		case src.Dir:

@@ -55,6 +55,9 @@ func (l *Loader[T]) compare() hints {
 // moved. It reads only st, which no reload modifies, and the file system.
 func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 	src := l.cfg.Sources[i]
+	if src.Feed != nil {
+		return // a feed tells its changes itself
+	}
 	if !src.Dir {
 		prev := lookup(st.files, src.Path)
 		if l.statFile(i, src.Path, src.Path, prev, true, isLink(src.Path)) != prev {

@@ -17,6 +17,11 @@ type Options struct {
 	Dirs         []string // directories of key files; the stores add to the first
 	RevokedFiles []string // single files of refused keys
 	RevokedDirs  []string // directories of refused keys
+	// Feeds and RevokedFeeds are entries from elsewhere than files (an
+	// etcd prefix): each is read like a directory of key files, through
+	// the same parser and rules (Feed).
+	Feeds        []Feed
+	RevokedFeeds []Feed
 
 	// Home is the top of the trust tree: strict modes check every
 	// directory from a file up to it, and a file reached through a link
@@ -64,6 +69,12 @@ func (o Options) sources() []Source {
 	}
 	for _, p := range o.RevokedDirs {
 		out = append(out, Source{Path: p, Dir: true, Revocation: true})
+	}
+	for _, f := range o.Feeds {
+		out = append(out, Source{Path: f.Name(), Dir: true, Feed: f})
+	}
+	for _, f := range o.RevokedFeeds {
+		out = append(out, Source{Path: f.Name(), Dir: true, Revocation: true, Feed: f})
 	}
 	return out
 }

@@ -27,11 +27,12 @@ func (l *Loader[T]) Watch(ctx context.Context) {
 	l.mu.Lock()
 	l.fw = fw
 	l.mu.Unlock()
+	feeds := l.followFeeds()
 	l.reload(hints{all: true})
 	ctx, cancel := context.WithCancel(ctx)
 	l.cancel = cancel
 	l.done = make(chan struct{})
-	go l.run(ctx, fw)
+	go l.run(ctx, fw, feeds)
 }
 
 // Close stops watching and waits for the watcher's goroutines to end. It
@@ -45,7 +46,7 @@ func (l *Loader[T]) Close() error {
 	return nil
 }
 
-func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher) {
+func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(context.Context, interface{ Go(func()) })) {
 	defer close(l.done)
 	// The rescan's comparison runs beside this loop (one at a time), so
 	// events keep being read and reloaded while it stats every file.
@@ -54,6 +55,7 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher) {
 		wg        sync.WaitGroup
 	)
 	defer wg.Wait()
+	feeds(ctx, &wg)
 	var (
 		events <-chan fsnotify.Event
 		errs   <-chan error
@@ -138,6 +140,9 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher) {
 func (l *Loader[T]) ensureWatches() bool {
 	want := map[string]os.FileInfo{}
 	for _, s := range l.cfg.Sources {
+		if s.Feed != nil {
+			continue
+		}
 		if s.Dir {
 			if fi, err := os.Stat(s.Path); err == nil && fi.IsDir() {
 				want[s.Path] = fi
