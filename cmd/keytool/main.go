@@ -66,7 +66,7 @@ var globalFlagUse = map[string]globalUse{
 // commands afresh, so that no flag value outlives the run that parsed it
 // (tests run many commands in one process).
 var commandList = []func() *command{
-	authorizeCommand, bundleCommand, certCommand, connectCommand, genCommand, inviteCommand,
+	authorizeCommand, bundleCommand, certCommand, connectCommand, dnsRecordCommand, genCommand, inviteCommand,
 	joinCommand, listCommand, proxyCommand, pubCommand, revokeCommand, showCommand, trustHostCommand,
 	versionCommand, completionCommand, completeCommand, manCommand,
 }

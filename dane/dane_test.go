@@ -1,0 +1,220 @@
+package dane_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/dane"
+	"github.com/keytool/keytool/internal/dnstest"
+)
+
+func newSPKI(t testing.TB) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// tlsa is the zone-file line publishing spki for port under dnstest.Origin.
+func tlsa(t testing.TB, port string, spki []byte, mt uint8) string {
+	t.Helper()
+	r, err := dane.RecordFor(spki, mt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)
+}
+
+func TestRecordFor(t *testing.T) {
+	spki := newSPKI(t)
+	for _, mt := range []uint8{dane.MatchFull, dane.MatchSHA256, dane.MatchSHA512} {
+		r, err := dane.RecordFor(spki, mt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Matches(spki) || r.Matches(newSPKI(t)) {
+			t.Errorf("matching type %d: the record matches the wrong keys", mt)
+		}
+		if !strings.HasPrefix(r.String(), fmt.Sprintf("3 1 %d ", mt)) {
+			t.Errorf("record %q", r)
+		}
+		// The same data under a CA usage, or the certificate selector, names no key.
+		for _, other := range []dane.Record{{Usage: 2, Selector: 1, MatchingType: mt, Data: r.Data}, {Usage: 3, Selector: 0, MatchingType: mt, Data: r.Data}} {
+			if other.Matches(spki) {
+				t.Errorf("record %s matched a key", other)
+			}
+		}
+	}
+	if _, err := dane.RecordFor(spki, 3); err == nil {
+		t.Error("matching type 3 accepted")
+	}
+}
+
+func TestName(t *testing.T) {
+	for _, c := range []struct{ host, port, want string }{
+		{"db.example", "8443", "_8443._tcp.db.example."},
+		{"db.example.", "443", "_443._tcp.db.example."},
+		{"127.0.0.1", "443", ""}, {"::1", "443", ""}, {"", "443", ""}, {"db.example", "0", ""}, {"db.example", "https", ""},
+	} {
+		got, err := dane.Name(c.host, c.port)
+		var ae *dane.AddressError
+		if got != c.want || (c.want == "") != errors.As(err, &ae) {
+			t.Errorf("Name(%q, %q) = %q, %v; want %q", c.host, c.port, got, err, c.want)
+		}
+	}
+}
+
+func TestParseResolvConf(t *testing.T) {
+	for _, c := range []struct {
+		conf     string
+		servers  string
+		trustAD  bool
+		loopback bool
+	}{
+		{"nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n", "127.0.0.53", true, true},
+		{"nameserver 10.0.0.1 # the router\nnameserver ::1\n", "10.0.0.1 ::1", false, false},
+		{"nameserver 127.0.0.1\nnameserver ::1\n", "127.0.0.1 ::1", false, true},
+		{"; options trust-ad\noptions trust-ad\noptions no-trust-ad\nnameserver resolver.lan\n", "", false, true},
+		{"nameserver 1.1.1.1\nnameserver 1.0.0.1\nnameserver 8.8.8.8\nnameserver 127.0.0.1\n", "1.1.1.1 1.0.0.1 8.8.8.8", false, false},
+		{"nameserver fe80::1%eth0\n", "fe80::1", false, false},
+	} {
+		got := dane.ParseResolvConf([]byte(c.conf))
+		var s []string
+		for _, ip := range got.Servers {
+			s = append(s, ip.String())
+		}
+		if strings.Join(s, " ") != c.servers || got.TrustAD != c.trustAD {
+			t.Errorf("%q: servers %v, trust-ad %v; want %s, %v", c.conf, s, got.TrustAD, c.servers, c.trustAD)
+		}
+		file := t.TempDir() + "/resolv.conf"
+		if err := writeFile(file, c.conf); err != nil {
+			t.Fatal(err)
+		}
+		r, err := dane.SystemResolver(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.TrustAD != (c.trustAD || c.loopback) {
+			t.Errorf("%q: the system resolver's AD bit believed: %v", c.conf, r.TrustAD)
+		}
+	}
+}
+
+func FuzzParseResolvConf(f *testing.F) {
+	f.Add([]byte("nameserver 127.0.0.53\noptions edns0 trust-ad\n"))
+	f.Add([]byte("nameserver fe80::1%eth0\n;x\n#y\noptions no-trust-ad"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c := dane.ParseResolvConf(data)
+		if len(c.Servers) > 3 {
+			t.Fatalf("%d servers", len(c.Servers))
+		}
+		for _, ip := range c.Servers {
+			if !ip.IsValid() || ip.Zone() != "" {
+				t.Fatalf("server %v", ip)
+			}
+		}
+	})
+}
+
+func TestNewResolver(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1": "127.0.0.1:53", "127.0.0.1:5353": "127.0.0.1:5353", "::1": "[::1]:53", "[::1]:5353": "[::1]:5353", "[::1]": "[::1]:53"} {
+		r, err := dane.NewResolver(in)
+		if err != nil || r.Servers[0] != want || !r.TrustAD {
+			t.Errorf("NewResolver(%q) = %v, %v; want %s", in, r, err, want)
+		}
+	}
+	for _, bad := range []string{"", "resolver", ":53"} {
+		if _, err := dane.NewResolver(bad); err == nil {
+			t.Errorf("NewResolver(%q) accepted", bad)
+		}
+	}
+}
+
+// TestLookupRealDNS asks unbound, validating a zone nsd serves, for the
+// records of each case.
+func TestLookupRealDNS(t *testing.T) {
+	key, other := newSPKI(t), newSPKI(t)
+	cases := []struct {
+		name      string
+		zone      dnstest.Zone
+		trustAD   bool
+		status    dane.Status
+		validated bool
+		ignored   int
+	}{
+		{"signed match", dnstest.Zone{Signed: true, Records: []string{tlsa(t, "443", key, 1)}}, true, dane.Match, true, 0},
+		{"signed match sha512", dnstest.Zone{Signed: true, Records: []string{tlsa(t, "443", key, 2)}}, true, dane.Match, true, 0},
+		{"signed match full", dnstest.Zone{Signed: true, Records: []string{tlsa(t, "443", key, 0)}}, true, dane.Match, true, 0},
+		{"signed, resolver not trusted", dnstest.Zone{Signed: true, Records: []string{tlsa(t, "443", key, 1)}}, false, dane.Match, false, 0},
+		{"signed, another key", dnstest.Zone{Signed: true, Records: []string{tlsa(t, "443", other, 1)}}, true, dane.NoMatch, true, 0},
+		{"signed, one of two keys", dnstest.Zone{Signed: true, Records: []string{tlsa(t, "443", other, 1), tlsa(t, "443", key, 1)}}, true, dane.Match, true, 0},
+		{"signed, other port", dnstest.Zone{Signed: true, Records: []string{tlsa(t, "444", key, 1)}}, true, dane.NoRecord, true, 0},
+		{"signed, CA usage ignored", dnstest.Zone{Signed: true, Records: []string{
+			strings.Replace(tlsa(t, "443", key, 1), "TLSA 3 1 1", "TLSA 2 1 1", 1),
+			strings.Replace(tlsa(t, "443", key, 1), "TLSA 3 1 1", "TLSA 3 0 1", 1)}}, true, dane.NoRecord, true, 2},
+		{"unsigned", dnstest.Zone{Records: []string{tlsa(t, "443", key, 1)}}, true, dane.Match, false, 0},
+		{"bogus", dnstest.Zone{Signed: true, Tamper: true, Records: []string{tlsa(t, "443", key, 1)}}, true, dane.Failed, false, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := dnstest.Start(t, c.zone)
+			r, err := dane.NewResolver(d.Resolver)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.TrustAD = c.trustAD
+			r.Timeout = 10 * time.Second // a loaded machine; the bound is TestLookupTimeout's
+			res := r.Lookup(context.Background(), "localhost", "443", key)
+			if res.Status != c.status || res.Validated != c.validated || len(res.Ignored) != c.ignored {
+				t.Fatalf("%+v: %s; want %v, validated %v, %d ignored", res, res.Note(), c.status, c.validated, c.ignored)
+			}
+			if res.Proven() != (c.status == dane.Match && c.validated) {
+				t.Errorf("Proven() = %v", res.Proven())
+			}
+			var fe *dane.FailedError
+			if c.status == dane.Failed && (!errors.As(res.Err, &fe) || fe.Rcode != "SERVFAIL" || !strings.Contains(fe.Extended, "Bogus")) {
+				t.Errorf("bogus zone: %v, want SERVFAIL with DNSSEC Bogus", res.Err)
+			}
+			t.Log(res.Note())
+		})
+	}
+}
+
+// TestLookupTimeout: a resolver that never answers costs the timeout, no
+// more, and the result says so.
+func TestLookupTimeout(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	r, err := dane.NewResolver(silent.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	res := r.Lookup(context.Background(), "localhost", "443", newSPKI(t))
+	took := time.Since(start)
+	if res.Status != dane.Failed || !strings.Contains(res.Err.Error(), "no answer within 300ms") {
+		t.Errorf("%+v", res)
+	}
+	if took > 300*time.Millisecond+2*time.Second { // the bound, and slack for a loaded machine
+		t.Errorf("the lookup took %v", took)
+	}
+}

@@ -1,0 +1,320 @@
+package dane
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// DefaultTimeout bounds a whole lookup when Resolver.Timeout is zero:
+// short, because a client waits for it in the middle of a handshake, and
+// a lookup that does not answer only means falling back to the usual
+// checks.
+const DefaultTimeout = 2 * time.Second
+
+// ResolvConf is the system resolver's configuration file.
+const ResolvConf = "/etc/resolv.conf"
+
+// Resolver is the DNS resolver TLSA records are asked of.
+type Resolver struct {
+	// Servers are the resolvers' addresses (host:port), asked in order
+	// until one answers.
+	Servers []string
+	// TrustAD says the answers' AD bit is believed: the resolvers
+	// validate DNSSEC and the path to them cannot be tampered with. When
+	// false, every answer is unvalidated.
+	TrustAD bool
+	// Timeout bounds a whole lookup, every server included; zero is
+	// DefaultTimeout.
+	Timeout time.Duration
+}
+
+// NewResolver returns a resolver at addr (host or host:port, port 53 by
+// default) declared trustworthy: its AD bit is believed. Name only a
+// validating resolver that the network cannot impersonate (on the
+// loopback interface, or over a protected link).
+func NewResolver(addr string) (*Resolver, error) {
+	hp, err := serverAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	return &Resolver{Servers: []string{hp}, TrustAD: true}, nil
+}
+
+// serverAddr returns addr as host:port, with port 53 when it has none.
+func serverAddr(addr string) (string, error) {
+	if ip, err := netip.ParseAddr(strings.Trim(addr, "[]")); err == nil {
+		return netip.AddrPortFrom(ip, 53).String(), nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return "", fmt.Errorf("dane: resolver address %q is not an IP address or host:port", addr)
+	}
+	return addr, nil
+}
+
+// SystemResolver returns the resolvers of a resolv.conf file (path empty:
+// ResolvConf). Their AD bit is believed only when the file says
+// "options trust-ad" or every name server is on the loopback interface —
+// the rule of glibc (trust-ad) and OpenSSH; a file with no name server
+// means the local one, as in glibc.
+func SystemResolver(path string) (*Resolver, error) {
+	if path == "" {
+		path = ResolvConf
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("dane: reading the resolver configuration: %w", err)
+	}
+	conf := ParseResolvConf(data)
+	r := &Resolver{TrustAD: conf.TrustAD}
+	loopback := true
+	for _, ip := range conf.Servers {
+		r.Servers = append(r.Servers, netip.AddrPortFrom(ip, 53).String())
+		loopback = loopback && ip.IsLoopback()
+	}
+	if len(r.Servers) == 0 {
+		r.Servers = []string{"127.0.0.1:53", "[::1]:53"}
+	}
+	r.TrustAD = r.TrustAD || loopback
+	return r, nil
+}
+
+// ResolvConfig is what this package reads of a resolv.conf file.
+type ResolvConfig struct {
+	Servers []netip.Addr // the nameserver lines, in order (at most three, as glibc)
+	TrustAD bool         // "options trust-ad"
+}
+
+// ParseResolvConf reads the nameserver lines and the trust-ad option of a
+// resolv.conf file, as glibc does: comments start with # or ;, the last
+// options line that names an option wins for it, a name server that is
+// not an IP address is skipped, and only the first three count.
+func ParseResolvConf(data []byte) ResolvConfig {
+	var c ResolvConfig
+	s := bufio.NewScanner(bytes.NewReader(data))
+	s.Buffer(nil, 64<<10)
+	for s.Scan() {
+		line := s.Text()
+		if i := strings.IndexAny(line, "#;"); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			ip, err := netip.ParseAddr(f[1])
+			if err == nil && len(c.Servers) < 3 {
+				c.Servers = append(c.Servers, ip.WithZone(""))
+			}
+		case "options":
+			for _, o := range f[1:] {
+				switch o {
+				case "trust-ad":
+					c.TrustAD = true
+				case "no-trust-ad":
+					c.TrustAD = false
+				}
+			}
+		}
+	}
+	return c
+}
+
+// Status is what a lookup found.
+type Status int
+
+const (
+	// NoRecord: the name has no usable TLSA record (no such name, no
+	// TLSA records, or only records of usages that name a CA).
+	NoRecord Status = iota
+	// Match: a usable record names the key presented.
+	Match
+	// NoMatch: usable records exist, and none names the key presented.
+	NoMatch
+	// Failed: no answer (a timeout, an unreachable resolver) or an
+	// error answer: SERVFAIL, which is how a validating resolver
+	// answers for a zone whose signatures do not verify (bogus), or
+	// REFUSED. Result.Err says which.
+	Failed
+)
+
+func (s Status) String() string {
+	return [...]string{"no record", "match", "no match", "failed"}[s]
+}
+
+// Result is the outcome of a lookup. Only Status Match with Validated
+// proves the key; everything else is at most worth a note.
+type Result struct {
+	Name   string // the TLSA name asked: _PORT._tcp.HOST.
+	Server string // the resolver that answered (or the last one asked)
+	Status Status
+	// Validated: the answer carried the AD bit from a resolver whose AD
+	// bit is believed (Resolver.TrustAD), so its records, or its denial
+	// that records exist, are DNSSEC-validated.
+	Validated bool
+	Records   []Record // the usable records found
+	Ignored   []Record // the records of other usages or selectors, not read as keys
+	Err       error    // why, when Status is Failed
+}
+
+// Proven reports whether the result is a DNSSEC-validated record naming
+// the key: the only result that may stand in for a pin.
+func (r Result) Proven() bool { return r.Status == Match && r.Validated }
+
+// Note is the result in one line, for a log or a prompt.
+func (r Result) Note() string {
+	var s string
+	switch {
+	case r.Status == Failed:
+		return fmt.Sprintf("DNS lookup of %s failed: %v", r.Name, r.Err)
+	case r.Proven():
+		s = "a DNSSEC-validated TLSA record at " + r.Name + " matches the key"
+	case r.Status == Match:
+		s = "a TLSA record at " + r.Name + " matches the key, but the answer is not DNSSEC-validated: it proves nothing"
+	case r.Status == NoMatch && r.Validated:
+		s = "the DNSSEC-validated TLSA records at " + r.Name + " name another key"
+	case r.Status == NoMatch:
+		s = "the TLSA records at " + r.Name + " (not DNSSEC-validated) name another key"
+	default:
+		s = "no TLSA record at " + r.Name
+	}
+	if len(r.Ignored) > 0 {
+		s += fmt.Sprintf(" (%d record(s) of a CA usage or certificate selector ignored: only usage 3, selector 1 names a key)", len(r.Ignored))
+	}
+	return s
+}
+
+// FailedError is the reason of a Failed lookup that got an answer.
+type FailedError struct {
+	Rcode string // SERVFAIL, REFUSED, …
+	// Extended is the resolver's extended DNS error (RFC 8914), when it
+	// sent one: "DNSSEC Bogus: …".
+	Extended string
+}
+
+func (e *FailedError) Error() string {
+	s := "dane: the resolver answered " + e.Rcode
+	if e.Extended != "" {
+		s += " (" + e.Extended + ")"
+	}
+	if e.Rcode == "SERVFAIL" {
+		s += "; a validating resolver answers so when the zone's signatures do not verify (bogus)"
+	}
+	return s
+}
+
+// Lookup asks for the TLSA records of a TLS service at host and port and
+// compares the usable ones with spki, the DER SubjectPublicKeyInfo the
+// host presented. It never takes longer than the timeout; every failure
+// is a Result with Status Failed.
+func (r *Resolver) Lookup(ctx context.Context, host, port string, spki []byte) Result {
+	name, err := Name(host, port)
+	if err != nil {
+		return Result{Status: Failed, Err: err}
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res := Result{Name: name, Status: Failed, Err: errors.New("dane: no resolver configured")}
+	for _, server := range r.Servers {
+		res.Server = server
+		var msg *dns.Msg
+		msg, res.Err = exchange(ctx, name, server)
+		if res.Err == nil {
+			return r.read(res, msg, spki)
+		}
+		if ctx.Err() != nil || timedOut(res.Err) {
+			break
+		}
+	}
+	if ctx.Err() != nil || timedOut(res.Err) {
+		res.Err = fmt.Errorf("dane: no answer within %v", timeout)
+	}
+	return res
+}
+
+// timedOut reports whether err is a network timeout: the deadline of
+// the lookup's context, which the DNS library applies to its socket.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// exchange sends the query to server, over TCP when the UDP answer is
+// truncated; an answer other than NOERROR or NXDOMAIN is an error.
+func exchange(ctx context.Context, name, server string) (*dns.Msg, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(name, dns.TypeTLSA)
+	q.RecursionDesired = true
+	q.AuthenticatedData = true // ask for the AD bit (RFC 6840 section 5.7)
+	q.SetEdns0(1232, true)     // DNSSEC OK
+	c := &dns.Client{}
+	msg, _, err := c.ExchangeContext(ctx, q, server)
+	if err == nil && msg.Truncated {
+		c.Net = "tcp"
+		msg, _, err = c.ExchangeContext(ctx, q, server)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dane: asking %s: %w", server, err)
+	}
+	if msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
+		fe := &FailedError{Rcode: dns.RcodeToString[msg.Rcode]}
+		if fe.Rcode == "" {
+			fe.Rcode = fmt.Sprintf("rcode %d", msg.Rcode)
+		}
+		if opt := msg.IsEdns0(); opt != nil {
+			for _, o := range opt.Option {
+				if ede, ok := o.(*dns.EDNS0_EDE); ok {
+					fe.Extended = dns.ExtendedErrorCodeToString[ede.InfoCode]
+					if ede.ExtraText != "" {
+						fe.Extended += ": " + ede.ExtraText
+					}
+				}
+			}
+		}
+		return nil, fe
+	}
+	return msg, nil
+}
+
+// read fills res from an answer.
+func (r *Resolver) read(res Result, msg *dns.Msg, spki []byte) Result {
+	res.Err = nil
+	res.Validated = r.TrustAD && msg.AuthenticatedData
+	res.Status = NoRecord
+	for _, rr := range msg.Answer {
+		t, ok := rr.(*dns.TLSA)
+		if !ok {
+			continue // the CNAMEs that led to the records
+		}
+		data, err := hex.DecodeString(t.Certificate)
+		rec := Record{Usage: t.Usage, Selector: t.Selector, MatchingType: t.MatchingType, Data: data}
+		if err != nil || len(data) == 0 || !rec.Usable() {
+			res.Ignored = append(res.Ignored, rec)
+			continue
+		}
+		res.Records = append(res.Records, rec)
+		if rec.Matches(spki) {
+			res.Status = Match
+		} else if res.Status != Match {
+			res.Status = NoMatch
+		}
+	}
+	return res
+}
