@@ -76,8 +76,24 @@ type ClientOptions struct {
 	// Prompt decides under Ask. Nil refuses, as NonInteractive does.
 	Prompt Prompt
 	// PKI, if set, verifies hosts without a pin by chain, host name and
-	// CRL; its failure is final (no prompt, no bypass).
+	// CRL; its failure is final (no prompt, no bypass). When it holds no
+	// CA for the Purpose nor a general one, the Policy decides.
 	PKI *PKI
+	// Purpose is what this client's connections are for (XAPI's
+	// purposes: "pool", "ldap", "appliance"…): PKI mode verifies the
+	// servers with the CAs installed for it if there are any, else with
+	// the general CAs, and never with another purpose's (docs/design.md,
+	// "Purposes"). "" uses the general CAs only. Pins apply to every
+	// purpose. For several purposes, make one Client each: they may
+	// share the stores and the PKI.
+	Purpose string
+	// ConfirmCA asks the Prompt about a server that a CA verified, before
+	// connecting (libvirt's validator): UnknownHost.CA says which CA.
+	// Yes pins the key for the address (from then on the pin decides,
+	// without the CA or a question), Once connects and pins nothing, No
+	// refuses. It applies whatever the Policy, which decides only about
+	// servers no CA verified.
+	ConfirmCA bool
 	// Logger receives the warnings of AcceptNew and Insecure.
 	Logger *slog.Logger
 }
@@ -225,7 +241,22 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 		return err // nil: pinned; otherwise changed, revoked, skipped or refused: final
 	}
 	if c.opts.PKI != nil {
-		return c.opts.PKI.Verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, cs.ServerName)
+		v, err := c.opts.PKI.VerifyPurpose(c.opts.Purpose, cs.PeerCertificates, x509.ExtKeyUsageServerAuth, cs.ServerName)
+		var none *NoCAError
+		switch {
+		case errors.As(err, &none):
+			// No CA for this connection: decided as without PKI mode.
+		case err != nil:
+			return err
+		case !c.opts.ConfirmCA:
+			return nil
+		default:
+			key, err := jwk.NewPublicKey(leaf.PublicKey)
+			if err != nil {
+				return fmt.Errorf("tlsbridge: host %s presented a key that cannot be used: %w", addr, err)
+			}
+			return c.ask(addr, key, cs.PeerCertificates, v)
+		}
 	}
 	key, kerr := jwk.NewPublicKey(leaf.PublicKey)
 	if kerr != nil {
@@ -238,7 +269,7 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	case AcceptNew:
 		return c.pin(addr, key, "accept-new")
 	case Ask:
-		return c.ask(addr, key)
+		return c.ask(addr, key, cs.PeerCertificates, nil)
 	}
 	return err
 }
@@ -252,15 +283,16 @@ func (c *Client) pin(addr string, key *jwk.Key, why string) error {
 	return nil
 }
 
-// ask puts the question to the Prompt, one connection at a time; a host
-// pinned while this one waited is not asked about again.
-func (c *Client) ask(addr string, key *jwk.Key) error {
+// ask puts the question to the Prompt, one connection at a time, about
+// the server's key and chain, and the CA that verified it (nil: none); a
+// host pinned while this one waited is not asked about again.
+func (c *Client) ask(addr string, key *jwk.Key, chain []*x509.Certificate, ca *CAVerified) error {
 	c.prompt.Lock()
 	defer c.prompt.Unlock()
 	if d := c.opts.Hosts.Decide(addr, key.SPKIHash()); d.Verdict != knownhosts.Unknown {
 		return knownhosts.ErrorOf(d, addr, key.SPKIHash())
 	}
-	h := UnknownHost{Addr: addr, Key: key}
+	h := UnknownHost{Addr: addr, Key: key, Chain: chain, CA: ca, Purpose: c.opts.Purpose}
 	if store, ok := c.opts.Hosts.(interface{ AddressesOf(sum [32]byte) []string }); ok {
 		norm, _ := knownhosts.NormalizeAddr(addr)
 		for _, a := range store.AddressesOf(key.SPKIHash()) {

@@ -18,25 +18,34 @@ import (
 )
 
 // PKI is the optional CA mode (docs/design.md, "Decisions"): peers whose key is
-// not pinned may be accepted because their certificate chains to a CA in
-// ca.pem and is not revoked by crl.pem. Pins come first: a pinned key is
-// decided by its pin alone, and the CA is consulted only for keys without
-// one.
+// not pinned may be accepted because their certificate chains to a CA and
+// is not revoked by that CA's CRL. Pins come first: a pinned key is decided
+// by its pin alone, and the CAs are consulted only for keys without one.
 //
-// ca.pem and crl.pem are trust files like any other (docs/design.md, "One
-// file-trust rule"): they are read with the strict-modes rule of package
+// The CAs come from three places, each with its own CRL: the CA bundle
+// (PKIOptions.CA, HOME/ca.pem, with PKIOptions.CRL), PEM given in memory
+// (PKIOptions.CAPEM and CRLPEM, libvirt's AddCertData), and the directory
+// of installed CAs (PKIOptions.Dir, HOME/ca.d: see InstallCA), where a CA
+// may be for one purpose only. A connection for purpose P is verified by
+// the CAs for P if any are installed, else by the general ones (every CA
+// without a purpose); the tier chosen decides alone — a refusal there is
+// final, and a CA for another purpose never admits (docs/design.md,
+// "Purposes", after XAPI's precedence of trust stores).
+//
+// Every file is a trust file like any other (docs/design.md, "One
+// file-trust rule"): it is read with the strict-modes rule of package
 // trustfile — the file, a link's target and every directory up to the
 // home must belong to root or this process's user and not be writable by
-// group or others — since whoever can add a CA to ca.pem can let any
-// client in.
+// group or others — since whoever can add a CA can let any client in.
 //
 // The files are checked again at most once a second, at handshakes: a
 // change of content, owner or mode of a file (its size, times, inode,
-// mode and owner) or of a directory above it is noticed, so a new CRL
-// applies without a restart, and a ca.pem made writable by others stops
-// counting. If a file cannot be read, fails the rule or cannot be parsed,
-// every CA-based decision fails, naming the file, until it is fixed: a
-// CRL that cannot be read revokes nothing only in attackers' dreams.
+// mode and owner), of a directory above it, or of the entries of the CA
+// directory is noticed, so a new CRL or CA applies without a restart, and
+// a ca.pem made writable by others stops counting. If a file cannot be
+// read, fails the rule or cannot be parsed, every CA-based decision
+// fails, naming the file, until it is fixed: a CRL that cannot be read
+// revokes nothing only in attackers' dreams.
 type PKI struct {
 	opts PKIOptions
 
@@ -45,14 +54,24 @@ type PKI struct {
 	checkedAt atomic.Int64
 }
 
-// PKIOptions say where PKI mode's files are.
+// PKIOptions say where PKI mode's CAs and CRLs are. At least one of CA,
+// CAPEM and Dir is needed.
 type PKIOptions struct {
-	// CA is the CA bundle (PEM certificates). Required.
+	// CA is the CA bundle (PEM certificates), for every purpose.
 	CA string
 	// CRL, if set, holds the CRLs issued by the CAs of the bundle (PEM or
 	// DER); every CRL must be signed by one of them. With a CRL file, a
 	// certificate whose issuer has no CRL in it is refused.
 	CRL string
+	// CAPEM and CRLPEM are CA certificates and their CRLs given in memory
+	// (PEM), as libvirt's virConnectAddCertData takes them: one more CA
+	// bundle for every purpose, under the same rules as CA and CRL.
+	CAPEM, CRLPEM []byte
+	// Dir is the directory of installed CAs (HOME/ca.d): NAME.pem with
+	// its optional CRL NAME.crl.pem for every purpose, and
+	// PURPOSE/NAME.pem (and PURPOSE/NAME.crl.pem) for connections of that
+	// purpose only. A directory that does not exist holds no CA.
+	Dir string
 	// Home is the top of the trust tree (the keytool home): the strict
 	// modes are checked from each file up to it, and for a file outside
 	// it up to the root directory. Empty: each file's own directory is
@@ -64,20 +83,31 @@ type PKIOptions struct {
 	NoStrictModes bool
 }
 
+// memoryFile names the CAs and CRLs of PKIOptions.CAPEM in messages.
+const memoryFile = "(CA given in memory)"
+
 type pkiState struct {
-	roots   *x509.CertPool
-	cas     int
-	crls    []*x509.RevocationList
+	tiers   map[string][]*caSet // by purpose; "" the general CAs
 	stamp   pkiStamp
 	loadErr error
 }
 
-// pkiStamp is what the periodic check compares: each file's stat key, and
-// whether the rule held, with its error, so that a directory above a file
-// becoming writable (which the file's own stat does not show) is noticed.
+// caSet is one CA bundle with its own CRLs: ca.pem and crl.pem, the PEM
+// given in memory, or one installed CA of ca.d.
+type caSet struct {
+	file, crlFile string // crlFile "": no CRL, none required
+	purpose, name string // name: the installed CA's name, "" for ca.pem and memory
+	cas           []*x509.Certificate
+	roots         *x509.CertPool
+	crls          []*x509.RevocationList
+}
+
+// pkiStamp is what the periodic check compares: each file's and
+// directory's stat key, and whether the rule held, with its error, so that
+// a directory above a file becoming writable (which the file's own stat
+// does not show) is noticed.
 type pkiStamp struct {
-	ca, crl trustfile.Stamp
-	rule    string
+	key, rule string
 }
 
 // PKIFileError means a file of PKI mode cannot be used: it cannot be
@@ -85,7 +115,7 @@ type pkiStamp struct {
 // or *trustfile.LinkError), or does not hold what it should. Every
 // CA-based decision fails until it is fixed.
 type PKIFileError struct {
-	File string // the CA bundle or the CRL file
+	File string // the CA bundle, the CRL file or the CA directory
 	Err  error
 }
 
@@ -95,11 +125,17 @@ func (e *PKIFileError) Error() string {
 
 func (e *PKIFileError) Unwrap() error { return e.Err }
 
-// LoadPKI reads the CA bundle and, if opts.CRL is set, the CRLs issued by
-// those CAs, under the strict-modes rule.
+// LoadPKI reads the CAs and their CRLs (see PKIOptions) under the
+// strict-modes rule.
 func LoadPKI(opts PKIOptions) (*PKI, error) {
-	if opts.CA == "" {
-		return nil, errors.New("tlsbridge: PKIOptions.CA is required")
+	if opts.CA == "" && opts.CAPEM == nil && opts.Dir == "" {
+		return nil, errors.New("tlsbridge: PKIOptions needs CA, CAPEM or Dir")
+	}
+	if opts.CA == "" && opts.CRL != "" {
+		return nil, errors.New("tlsbridge: PKIOptions.CRL needs the CA bundle that signed it (PKIOptions.CA)")
+	}
+	if opts.CAPEM == nil && opts.CRLPEM != nil {
+		return nil, errors.New("tlsbridge: PKIOptions.CRLPEM needs the CAs that signed it (PKIOptions.CAPEM)")
 	}
 	p := &PKI{opts: opts}
 	st := p.load()
@@ -111,56 +147,171 @@ func LoadPKI(opts PKIOptions) (*PKI, error) {
 	return p, nil
 }
 
+// ParsePKI is PKI mode from memory: CA certificates and, if crl is not
+// nil, their CRLs, both PEM (libvirt's virConnectAddCertData). Nothing is
+// read from files, and nothing changes after it returns.
+func ParsePKI(ca, crl []byte) (*PKI, error) {
+	if ca == nil {
+		ca = []byte{}
+	}
+	return LoadPKI(PKIOptions{CAPEM: ca, CRLPEM: crl})
+}
+
 // rule is the strict-modes rule for file.
 func (p *PKI) rule(file string) trustfile.Rule {
 	top := p.opts.Home
 	if top == "" {
 		top = filepath.Dir(file)
+		if d := p.opts.Dir; d != "" && (file == d || strings.HasPrefix(file, d+string(filepath.Separator))) {
+			top = d // the top of an installed CA's tree is the CA directory
+		}
 	}
 	return trustfile.Rule{Top: top, Off: p.opts.NoStrictModes}
 }
 
-// stamp stats the files and checks the rule on them, without reading them.
+// stamp stats the files and the CA directory and checks the rule on them,
+// without reading the files.
 func (p *PKI) stamp() pkiStamp {
-	var s pkiStamp
+	var key strings.Builder
 	var ruleErrs []string
-	check := func(file string) trustfile.Stamp {
-		if file == "" {
-			return trustfile.Stamp{}
-		}
+	check := func(file string) {
 		lfi, err := os.Lstat(file)
 		if err != nil {
-			ruleErrs = append(ruleErrs, err.Error())
-			return trustfile.Stamp{}
+			fmt.Fprintf(&key, "%s: %v\n", file, err)
+			return
 		}
 		fi, err := os.Stat(file)
 		if err != nil {
 			ruleErrs = append(ruleErrs, err.Error())
-			return trustfile.StampOf(lfi)
+			fmt.Fprintf(&key, "%s: %v\n", file, trustfile.StampOf(lfi))
+			return
 		}
-		if err := p.rule(file).CheckFile(file, fi, lfi.Mode()&fs.ModeSymlink != 0, false); err != nil {
+		if fi.IsDir() {
+			err = p.rule(file).CheckDir(file)
+		} else {
+			err = p.rule(file).CheckFile(file, fi, lfi.Mode()&fs.ModeSymlink != 0, false)
+		}
+		if err != nil {
 			ruleErrs = append(ruleErrs, err.Error())
 		}
-		return trustfile.StampOf(fi)
+		fmt.Fprintf(&key, "%s: %v\n", file, trustfile.StampOf(fi))
 	}
-	s.ca = check(p.opts.CA)
-	s.crl = check(p.opts.CRL)
-	s.rule = strings.Join(ruleErrs, "\n")
-	return s
+	for _, f := range []string{p.opts.CA, p.opts.CRL} {
+		if f != "" {
+			check(f)
+		}
+	}
+	if p.opts.Dir != "" {
+		for _, f := range caDirPaths(p.opts.Dir) {
+			check(f)
+		}
+	}
+	return pkiStamp{key: key.String(), rule: strings.Join(ruleErrs, "\n")}
+}
+
+// caDirPaths lists dir, its purpose directories and the files in them
+// (unread), for the stamp.
+func caDirPaths(dir string) []string {
+	out := []string{dir}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		out = append(out, path)
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+			sub, _ := os.ReadDir(path)
+			for _, s := range sub {
+				out = append(out, filepath.Join(path, s.Name()))
+			}
+		}
+	}
+	return out
 }
 
 func (p *PKI) load() *pkiState {
 	// The stamp is taken before reading: a change while reading makes the
 	// next check differ, and read again.
-	st := &pkiState{stamp: p.stamp()}
-	fail := func(file string, err error) *pkiState {
-		st.loadErr = &PKIFileError{File: file, Err: err}
+	st := &pkiState{stamp: p.stamp(), tiers: map[string][]*caSet{}}
+	add := func(set *caSet, err error) bool {
+		if err != nil {
+			st.loadErr = err
+			return false
+		}
+		st.tiers[set.purpose] = append(st.tiers[set.purpose], set)
+		return true
+	}
+	if p.opts.CA != "" && !add(p.readSet(p.opts.CA, p.opts.CRL, "", "")) {
 		return st
 	}
-	data, _, err := p.rule(p.opts.CA).ReadFile(p.opts.CA)
-	if err != nil {
-		return fail(p.opts.CA, err)
+	if p.opts.CAPEM != nil {
+		set := &caSet{file: memoryFile}
+		if p.opts.CRLPEM != nil {
+			set.crlFile = memoryFile
+		}
+		if !add(set, set.parse(p.opts.CAPEM, p.opts.CRLPEM)) {
+			return st
+		}
 	}
+	if p.opts.Dir == "" {
+		return st
+	}
+	found, err := ReadCADir(p.opts.Dir)
+	if err != nil {
+		st.loadErr = err
+		return st
+	}
+	for _, ca := range found {
+		if !add(p.readSet(ca.File, ca.CRLFile, ca.Purpose, ca.Name)) {
+			return st
+		}
+	}
+	return st
+}
+
+// readSet reads a CA bundle and, if crlFile is not empty, its CRLs.
+func (p *PKI) readSet(caFile, crlFile, purpose, name string) (*caSet, error) {
+	set := &caSet{file: caFile, crlFile: crlFile, purpose: purpose, name: name}
+	data, _, err := p.rule(caFile).ReadFile(caFile)
+	if err != nil {
+		return nil, &PKIFileError{File: caFile, Err: err}
+	}
+	var crl []byte
+	if crlFile != "" {
+		if crl, _, err = p.rule(crlFile).ReadFile(crlFile); err != nil {
+			return nil, &PKIFileError{File: crlFile, Err: err}
+		}
+	}
+	return set, set.parse(data, crl)
+}
+
+// parse reads the set's CA certificates (PEM) and, if crl is not nil, its
+// CRLs (PEM or DER), each of which must be signed by one of the CAs.
+func (set *caSet) parse(ca, crl []byte) error {
+	cas, err := parseCertificates(ca)
+	if err != nil {
+		return &PKIFileError{File: set.file, Err: err}
+	}
+	set.cas = cas
+	set.roots = x509.NewCertPool()
+	for _, c := range cas {
+		set.roots.AddCert(c)
+	}
+	if crl == nil {
+		return nil
+	}
+	crls, err := parseCRLs(crl, cas)
+	if err != nil {
+		if strings.Contains(err.Error(), "not signed") {
+			err = fmt.Errorf("%w in %s", err, set.file)
+		}
+		return &PKIFileError{File: set.crlFile, Err: err}
+	}
+	set.crls = crls
+	return nil
+}
+
+// parseCertificates reads the CERTIFICATE blocks of a PEM bundle; it must
+// hold one at least.
+func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 	var cas []*x509.Certificate
 	for rest := data; ; {
 		var b *pem.Block
@@ -172,25 +323,19 @@ func (p *PKI) load() *pkiState {
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return fail(p.opts.CA, err)
+			return nil, err
 		}
 		cas = append(cas, c)
 	}
 	if len(cas) == 0 {
-		return fail(p.opts.CA, errors.New("holds no CERTIFICATE"))
+		return nil, errors.New("holds no CERTIFICATE")
 	}
-	st.roots = x509.NewCertPool()
-	for _, c := range cas {
-		st.roots.AddCert(c)
-	}
-	st.cas = len(cas)
-	if p.opts.CRL == "" {
-		return st
-	}
-	data, _, err = p.rule(p.opts.CRL).ReadFile(p.opts.CRL)
-	if err != nil {
-		return fail(p.opts.CRL, err)
-	}
+	return cas, nil
+}
+
+// parseCRLs reads CRLs (PEM, or one in DER), each of which must be signed
+// by one of cas.
+func parseCRLs(data []byte, cas []*x509.Certificate) ([]*x509.RevocationList, error) {
 	var ders [][]byte
 	if bytes.Contains(data, []byte("-----BEGIN")) {
 		for rest := data; ; {
@@ -206,12 +351,13 @@ func (p *PKI) load() *pkiState {
 		ders = [][]byte{data}
 	}
 	if len(ders) == 0 {
-		return fail(p.opts.CRL, errors.New("holds no X509 CRL"))
+		return nil, errors.New("holds no X509 CRL")
 	}
+	var out []*x509.RevocationList
 	for _, der := range ders {
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			return fail(p.opts.CRL, err)
+			return nil, err
 		}
 		signed := false
 		for _, ca := range cas {
@@ -221,11 +367,11 @@ func (p *PKI) load() *pkiState {
 			}
 		}
 		if !signed {
-			return fail(p.opts.CRL, fmt.Errorf("a CRL is not signed by any CA in %s", p.opts.CA))
+			return nil, errors.New("a CRL is not signed by any CA")
 		}
-		st.crls = append(st.crls, crl)
+		out = append(out, crl)
 	}
-	return st
+	return out, nil
 }
 
 // current returns the state, re-reading the files if they (or the rule's
@@ -238,6 +384,9 @@ func (p *PKI) current() *pkiState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.state.Load()
+	if p.opts.CA == "" && p.opts.Dir == "" {
+		return st // memory only: nothing to re-read
+	}
 	if p.stamp() != st.stamp {
 		st = p.load()
 		p.state.Store(st)
@@ -271,47 +420,126 @@ func (e *CARefusedError) Error() string {
 
 func (e *CARefusedError) Unwrap() error { return e.Err }
 
-// Verify checks a peer's certificate chain (leaf first) against the CA
-// bundle, for the given usage and, if dnsName is not empty, host name, and
-// then against the CRLs: a certificate of the chain listed by its issuer's
-// CRL is refused, and so is a chain whose leaf's issuer has no current CRL
-// when a CRL file is configured.
+// CAVerified says how PKI mode verified a certificate: which CA, for
+// which purpose.
+type CAVerified struct {
+	// Purpose is the purpose of the CAs that verified the certificate:
+	// the connection's, or "" for the general CAs.
+	Purpose string
+	// Name is the installed CA's name (ca.d), "" for the CA bundle and
+	// for CAs given in memory.
+	Name string
+	// File is the CA file (the bundle, or an installed CA's file).
+	File string
+	// Chain is the verified chain, leaf first, the CA last.
+	Chain []*x509.Certificate
+}
+
+// CA returns the CA certificate at the end of the verified chain.
+func (v *CAVerified) CA() *x509.Certificate { return v.Chain[len(v.Chain)-1] }
+
+// NoCAError means PKI mode holds no CA for a connection's purpose and no
+// general CA: the CAs cannot decide, and the connection is decided as
+// without PKI mode (a CA for another purpose never admits).
+type NoCAError struct {
+	Purpose string
+}
+
+func (e *NoCAError) Error() string {
+	if e.Purpose == "" {
+		return "tlsbridge: PKI mode: no general CA is installed"
+	}
+	return fmt.Sprintf("tlsbridge: PKI mode: no CA is installed for purpose %q, nor a general one", e.Purpose)
+}
+
+// Verify checks a peer's certificate chain (leaf first) against the
+// general CAs — VerifyPurpose without a purpose — and returns only the
+// error.
 func (p *PKI) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName string) error {
+	_, err := p.VerifyPurpose("", chain, usage, dnsName)
+	return err
+}
+
+// VerifyPurpose checks a peer's certificate chain (leaf first) for a
+// connection of the given purpose: against the CAs installed for it if
+// there are any, else against the general CAs ("Purposes" in
+// docs/design.md); the tier chosen decides alone. The chain must verify
+// for the usage and, if dnsName is not empty, host name; then a
+// certificate of the chain listed by its issuer's CRL is refused, and so
+// is a chain whose leaf's issuer has no current CRL when the verifying
+// CA came with a CRL. With no CA for the purpose nor a general one, the
+// error is a *NoCAError.
+func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName string) (*CAVerified, error) {
 	st := p.current()
 	if st.loadErr != nil {
-		return st.loadErr
+		return nil, st.loadErr
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("tlsbridge: PKI mode: no certificate to verify")
+	}
+	sets := st.tiers[purpose]
+	if len(sets) == 0 {
+		sets = st.tiers[""]
+	}
+	if len(sets) == 0 {
+		return nil, &NoCAError{Purpose: purpose}
 	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	chains, err := chain[0].Verify(x509.VerifyOptions{
-		Roots: st.roots, Intermediates: inter, DNSName: dnsName,
-		KeyUsages: []x509.ExtKeyUsage{usage},
-	})
-	if err != nil {
-		return &CARefusedError{File: p.opts.CA, Err: err}
+	var (
+		ok       *CAVerified
+		refusals []error
+		files    []string
+	)
+	for _, set := range sets {
+		chains, err := chain[0].Verify(x509.VerifyOptions{
+			Roots: set.roots, Intermediates: inter, DNSName: dnsName,
+			KeyUsages: []x509.ExtKeyUsage{usage},
+		})
+		if err != nil {
+			refusals = append(refusals, err)
+			files = append(files, set.file)
+			continue
+		}
+		// Every set that verifies the chain must also accept it: one
+		// revoking it is enough to refuse.
+		if err := set.checkCRLs(chains); err != nil {
+			return nil, err
+		}
+		if ok == nil {
+			ok = &CAVerified{Purpose: set.purpose, Name: set.name, File: set.file, Chain: chains[0]}
+		}
 	}
-	if p.opts.CRL == "" {
+	if ok != nil {
+		return ok, nil
+	}
+	return nil, &CARefusedError{File: strings.Join(files, ", "), Err: refusals[0]}
+}
+
+// checkCRLs applies the set's CRLs to the chains verified by its CAs.
+func (set *caSet) checkCRLs(chains [][]*x509.Certificate) error {
+	if set.crlFile == "" {
 		return nil
 	}
 	now := time.Now()
 	for _, ch := range chains {
 		for i := 0; i+1 < len(ch); i++ {
 			cert, issuer := ch[i], ch[i+1]
-			crl := st.crlFor(issuer)
+			crl := set.crlFor(issuer)
 			if crl == nil {
 				if i == 0 {
-					return &CARefusedError{File: p.opts.CRL, Err: fmt.Errorf("no CRL for the issuer %q of %q, so its revocation status is unknown", issuer.Subject, cert.Subject)}
+					return &CARefusedError{File: set.crlFile, Err: fmt.Errorf("no CRL for the issuer %q of %q, so its revocation status is unknown", issuer.Subject, cert.Subject)}
 				}
 				continue
 			}
 			if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-				return &CARefusedError{File: p.opts.CRL, Err: fmt.Errorf("the CRL of %q expired at %s", issuer.Subject, crl.NextUpdate.Format(time.RFC3339))}
+				return &CARefusedError{File: set.crlFile, Err: fmt.Errorf("the CRL of %q expired at %s", issuer.Subject, crl.NextUpdate.Format(time.RFC3339))}
 			}
 			for _, rc := range crl.RevokedCertificateEntries {
 				if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-					return &RevokedCertificateError{Subject: cert.Subject.String(), Serial: cert.SerialNumber.String(), File: p.opts.CRL}
+					return &RevokedCertificateError{Subject: cert.Subject.String(), Serial: cert.SerialNumber.String(), File: set.crlFile}
 				}
 			}
 		}
@@ -319,13 +547,13 @@ func (p *PKI) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName 
 	return nil
 }
 
-// crlFor returns the newest CRL of issuer in the CRL file (latest
-// thisUpdate, then highest CRL number): a file holding an old CRL before
-// a newer one of the same CA must not have the old one decide, which would
-// ignore the revocations only the newer one lists.
-func (st *pkiState) crlFor(issuer *x509.Certificate) *x509.RevocationList {
+// crlFor returns the newest CRL of issuer in the set (latest thisUpdate,
+// then highest CRL number): a file holding an old CRL before a newer one
+// of the same CA must not have the old one decide, which would ignore the
+// revocations only the newer one lists.
+func (set *caSet) crlFor(issuer *x509.Certificate) *x509.RevocationList {
 	var best *x509.RevocationList
-	for _, crl := range st.crls {
+	for _, crl := range set.crls {
 		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
 			continue
 		}

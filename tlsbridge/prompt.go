@@ -2,6 +2,7 @@ package tlsbridge
 
 import (
 	"bufio"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"os"
@@ -12,10 +13,20 @@ import (
 )
 
 // UnknownHost is what a Prompt is asked about: an address whose key is not
-// pinned, and the key it presented.
+// pinned, the key and certificate chain it presented and, when a CA
+// verified it (ClientOptions.ConfirmCA), which one — the whole peer, as
+// libvirt's certificate validator sees it. New fields may be added.
 type UnknownHost struct {
 	Addr string
 	Key  *jwk.Key
+	// Chain is the certificate chain the server presented, leaf first.
+	Chain []*x509.Certificate
+	// CA is how PKI mode verified the server — its chain to the CA, the
+	// CA's file and purpose — under ClientOptions.ConfirmCA; nil when no
+	// CA verified it (the key is simply not pinned).
+	CA *CAVerified
+	// Purpose is the connection's purpose (ClientOptions.Purpose).
+	Purpose string
 	// OtherAddresses are the addresses (and patterns) for which the same
 	// key is already pinned, as the HostKeys store reports them when it
 	// can (knownhosts.Store.AddressesOf): a host known by another name,
@@ -135,7 +146,12 @@ func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
 // address, the key and, when the key is pinned for other addresses, those
 // (one per line, indented, as ssh lists them).
 func (t Terminal) describe(out io.Writer, h UnknownHost) {
-	fmt.Fprintf(out, "The authenticity of host '%s' can't be established.\n", h.Addr)
+	if h.CA != nil {
+		fmt.Fprintf(out, "The certificate of host '%s' was verified by the CA '%s' (%s).\n",
+			h.Addr, termtext.Safe(h.CA.CA().Subject.String()), termtext.Safe(h.CA.File))
+	} else {
+		fmt.Fprintf(out, "The authenticity of host '%s' can't be established.\n", h.Addr)
+	}
 	fmt.Fprintf(out, "%s key fingerprint is %s.\n", h.Key.Algorithm(), h.Key.Fingerprint())
 	if t.Visual {
 		fmt.Fprintf(out, "%s\n", h.Key.Randomart())

@@ -33,6 +33,12 @@ type ServerOptions struct {
 	// PKI, if set, also accepts clients whose certificate chains to its CA
 	// and is not revoked by its CRL, when their key is not pinned.
 	PKI *PKI
+	// Purpose is what the server's connections are for: PKI mode admits
+	// clients by the CAs installed for it if there are any, else by the
+	// general CAs, and never by another purpose's (docs/design.md,
+	// "Purposes"). "" uses the general CAs only. Authorized keys apply to
+	// every purpose.
+	Purpose string
 	// AllowUnknown lets clients whose key is not authorized finish the
 	// handshake; they are then marked unauthenticated (Peer.Err and
 	// Peer.Verdict say why), and must be turned away by the application,
@@ -232,10 +238,15 @@ func (s *Server) decide(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 		if d.Incomplete {
 			return p, &SkippedTrustError{Fingerprint: p.Fingerprint()}
 		}
-		if err := s.opts.PKI.Verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, ""); err != nil {
+		v, err := s.opts.PKI.VerifyPurpose(s.opts.Purpose, cs.PeerCertificates, x509.ExtKeyUsageClientAuth, "")
+		var none *NoCAError
+		if errors.As(err, &none) {
+			return p, decisionErr(d, p) // no CA for this purpose: as without PKI mode
+		}
+		if err != nil {
 			return p, err
 		}
-		p.ViaCA = true
+		p.ViaCA, p.CA = true, v
 		return p, nil
 	}
 	p.Entry = d.Entry
@@ -310,8 +321,10 @@ type Peer struct {
 	// Entry is the authorized-keys entry that let the client in (name,
 	// comment, file); nil for a server peer or a client admitted by its CA.
 	Entry *authkeys.Entry
-	// ViaCA is true for a client admitted by PKI mode.
+	// ViaCA is true for a client admitted by PKI mode, and CA says which
+	// CA (and purpose) admitted it.
 	ViaCA bool
+	CA    *CAVerified
 	// Verdict is what the client-key store decided; a client admitted by
 	// its CA has Verdict Unknown and ViaCA set.
 	Verdict authkeys.Verdict

@@ -63,3 +63,24 @@ func (d Dir) RevokedDir() string     { return d.join("revoked_keys.d") }
 
 // Invites is the directory of enrollment invitations (0700).
 func (d Dir) Invites() string { return d.join("invites.d") }
+
+// CADir holds the CAs installed beside CA() (docs/trust-stores.md, "ca.d"):
+// NAME.pem (CA certificates) and its CRL NAME.crl.pem for every purpose,
+// and PURPOSE/NAME.pem, PURPOSE/NAME.crl.pem for connections of one
+// purpose only.
+func (d Dir) CADir() string { return d.join("ca.d") }
+
+// CAFile and CACRLFile are the paths of the CA NAME installed for purpose
+// ("" for every purpose) and of its CRL, in dir (a CADir).
+func CAFile(dir, purpose, name string) string {
+	return filepath.Join(dir, purpose, name+CASuffix)
+}
+func CACRLFile(dir, purpose, name string) string {
+	return filepath.Join(dir, purpose, name+CRLSuffix)
+}
+
+// CASuffix and CRLSuffix end the names of the files in a CADir.
+const (
+	CASuffix  = ".pem"
+	CRLSuffix = ".crl.pem"
+)

@@ -1,0 +1,324 @@
+package tlsbridge
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	homedir "github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
+)
+
+// The CA directory (HOME/ca.d, docs/trust-stores.md): CAs installed one
+// file each, with a purpose or for every purpose, after XAPI's trusted
+// certificates (docs/seeds.md, 004). The layout is the whole state — no
+// database beside it — so that a CA copied in by configuration management
+// counts as one installed by InstallCA:
+//
+//	ca.d/NAME.pem              CA certificates for every purpose
+//	ca.d/NAME.crl.pem          their CRLs (optional)
+//	ca.d/PURPOSE/NAME.pem      CA certificates for connections of PURPOSE
+//	ca.d/PURPOSE/NAME.crl.pem  their CRLs (optional)
+
+// InstalledCA is one CA of a CA directory.
+type InstalledCA struct {
+	Name    string // the file name without .pem
+	Purpose string // "" for every purpose
+	File    string
+	CRLFile string // "" when it has no CRL
+	// Certificates are the CA certificates of File; filled by ListCAs and
+	// InstallCA, not by ReadCADir.
+	Certificates []*x509.Certificate
+}
+
+// ValidCAName reports whether s may name an installed CA or a purpose: a
+// letter or digit, then letters, digits, '.', '_' or '-', at most 64 in
+// all, and not ending in ".crl" (the CRL's suffix).
+func ValidCAName(s string) bool {
+	if s == "" || len(s) > 64 || strings.HasSuffix(s, ".crl") {
+		return false
+	}
+	for i, r := range s {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || !strings.ContainsRune("._-", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadCADir lists the CAs of a CA directory, general ones first, without
+// reading them. A directory that does not exist holds none. Files not
+// ending in .pem and hidden entries are ignored (editors' backups,
+// atomicfile's temporary files); a subdirectory whose name cannot be a
+// purpose is an error, since its CAs would otherwise be silently unused
+// and the general CAs would decide in their place.
+func ReadCADir(dir string) ([]InstalledCA, error) {
+	var out []InstalledCA
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &PKIFileError{File: dir, Err: err}
+	}
+	var purposes []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path)
+		if err == nil && fi.IsDir() {
+			if !ValidCAName(name) {
+				return nil, &PKIFileError{File: path, Err: errors.New("is not a purpose: a purpose is letters, digits, '.', '_' and '-'")}
+			}
+			purposes = append(purposes, name)
+			continue
+		}
+		if ca, ok := caEntry(dir, "", name); ok {
+			out = append(out, ca)
+		}
+	}
+	for _, p := range purposes {
+		sub, err := os.ReadDir(filepath.Join(dir, p))
+		if err != nil {
+			return nil, &PKIFileError{File: filepath.Join(dir, p), Err: err}
+		}
+		for _, e := range sub {
+			if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
+				continue
+			}
+			if ca, ok := caEntry(dir, p, e.Name()); ok {
+				out = append(out, ca)
+			}
+		}
+	}
+	return out, nil
+}
+
+// caEntry is the CA that file (in dir's purpose subdirectory) holds, if
+// it is a CA file: NAME.pem, not NAME.crl.pem. Its CRL is there if its
+// name is there, even as a dangling link (which then fails closed).
+func caEntry(dir, purpose, file string) (InstalledCA, bool) {
+	name, ok := strings.CutSuffix(file, homedir.CASuffix)
+	if !ok || strings.HasSuffix(file, homedir.CRLSuffix) || !ValidCAName(name) {
+		return InstalledCA{}, false
+	}
+	ca := InstalledCA{Name: name, Purpose: purpose, File: homedir.CAFile(dir, purpose, name)}
+	if _, err := os.Lstat(homedir.CACRLFile(dir, purpose, name)); err == nil {
+		ca.CRLFile = homedir.CACRLFile(dir, purpose, name)
+	}
+	return ca, true
+}
+
+// ListCAs lists the CAs of a CA directory with their certificates, read
+// under the strict-modes rule from the CA directory up to top (the home;
+// "" for dir itself). A CA that cannot be read is an error naming it.
+func ListCAs(dir, top string) ([]InstalledCA, error) {
+	cas, err := ReadCADir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if top == "" {
+		top = dir
+	}
+	for i := range cas {
+		data, _, err := trustfile.Rule{Top: top}.ReadFile(cas[i].File)
+		if err != nil {
+			return cas, &PKIFileError{File: cas[i].File, Err: err}
+		}
+		if cas[i].Certificates, err = parseCertificates(data); err != nil {
+			return cas, &PKIFileError{File: cas[i].File, Err: err}
+		}
+	}
+	return cas, nil
+}
+
+// CAInstall is a CA to install in a CA directory.
+type CAInstall struct {
+	// CA holds the CA certificates (PEM); each must be a CA
+	// (basicConstraints CA:TRUE).
+	CA []byte
+	// CRL, if not nil, holds their CRLs (PEM or DER), each signed by one
+	// of them; it replaces the CA's CRL.
+	CRL []byte
+	// Purpose limits the CA to connections of that purpose; "" is every
+	// purpose.
+	Purpose string
+	// Name is the file name; "" derives it from the first certificate's
+	// common name (or its key's fingerprint).
+	Name string
+}
+
+// CAExistsError means another CA is already installed under that name
+// and purpose.
+type CAExistsError struct {
+	File string
+}
+
+func (e *CAExistsError) Error() string {
+	return fmt.Sprintf("tlsbridge: another CA is already installed as %s", e.File)
+}
+
+// NotCAError means a certificate given as a CA is not one: a server's or
+// client's own certificate, whose key is pinned rather than trusted to
+// sign others.
+type NotCAError struct {
+	Subject string
+}
+
+func (e *NotCAError) Error() string {
+	return fmt.Sprintf("tlsbridge: certificate %q is not a CA (no basicConstraints CA:TRUE)", e.Subject)
+}
+
+// InstallCA installs a CA in the CA directory dir (HOME/ca.d), written
+// atomically, mode 0644. Installing the same certificates again under
+// the same name and purpose replaces their CRL (when in.CRL is given) and
+// is otherwise a no-op; other certificates under a taken name are a
+// *CAExistsError. A running PKI sees the change within a second.
+func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
+	if in.Purpose != "" && !ValidCAName(in.Purpose) {
+		return nil, fmt.Errorf("tlsbridge: %q cannot be a purpose: use letters, digits, '.', '_' and '-'", in.Purpose)
+	}
+	cas, err := parseCertificates(in.CA)
+	if err != nil {
+		return nil, fmt.Errorf("tlsbridge: the CA %w", err)
+	}
+	for _, c := range cas {
+		if !c.BasicConstraintsValid || !c.IsCA {
+			return nil, &NotCAError{Subject: c.Subject.String()}
+		}
+	}
+	if in.CRL != nil {
+		if _, err := parseCRLs(in.CRL, cas); err != nil {
+			return nil, fmt.Errorf("tlsbridge: the CRL: %w of the CA file", err)
+		}
+	}
+	name := in.Name
+	if name == "" {
+		name = defaultCAName(cas[0])
+	}
+	if !ValidCAName(name) {
+		return nil, fmt.Errorf("tlsbridge: %q cannot name a CA: use letters, digits, '.', '_' and '-'", name)
+	}
+	ca := &InstalledCA{Name: name, Purpose: in.Purpose, File: homedir.CAFile(dir, in.Purpose, name), Certificates: cas}
+	if err := os.MkdirAll(filepath.Dir(ca.File), 0o755); err != nil {
+		return nil, err
+	}
+	data := encodeCertificates(cas)
+	old, _, err := trustfile.Read(ca.File)
+	if err == nil && !bytes.Equal(old, data) {
+		return nil, &CAExistsError{File: ca.File}
+	}
+	// The CRL before the CA: a CA without its CRL, for a moment, would
+	// admit what the CRL revokes.
+	crlFile := homedir.CACRLFile(dir, in.Purpose, name)
+	if in.CRL != nil {
+		if err := atomicfile.Write(crlFile, in.CRL, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err != nil {
+		if err := atomicfile.Create(ca.File, data, 0o644); errors.Is(err, fs.ErrExist) {
+			return nil, &CAExistsError{File: ca.File}
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if _, err := os.Lstat(crlFile); err == nil {
+		ca.CRLFile = crlFile
+	}
+	return ca, nil
+}
+
+// defaultCAName is a name for a CA: its common name made a valid name,
+// else the start of its key's fingerprint.
+func defaultCAName(c *x509.Certificate) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(c.Subject.CommonName) {
+		switch {
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteRune('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-._")
+	if len(name) > 48 {
+		name = name[:48]
+	}
+	if !ValidCAName(name) {
+		sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+		name = fmt.Sprintf("ca-%x", sum[:6])
+	}
+	return name
+}
+
+func encodeCertificates(cas []*x509.Certificate) []byte {
+	var b bytes.Buffer
+	for _, c := range cas {
+		_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	return b.Bytes()
+}
+
+// NoSuchCAError means no installed CA has that name or fingerprint.
+type NoSuchCAError struct {
+	Dir, What string
+}
+
+func (e *NoSuchCAError) Error() string {
+	return fmt.Sprintf("tlsbridge: no CA installed in %s is named or has the fingerprint %q", e.Dir, e.What)
+}
+
+// UninstallCA removes from the CA directory dir every CA named what
+// (NAME, or PURPOSE/NAME for one purpose's) or holding a certificate
+// whose key has the fingerprint what (in any form jwk.ParseFingerprint
+// reads), with its CRL, and returns them. None is a *NoSuchCAError.
+func UninstallCA(dir, top, what string) ([]InstalledCA, error) {
+	cas, err := ListCAs(dir, top)
+	if err != nil {
+		return nil, err
+	}
+	fp, fpErr := jwk.ParseFingerprint(what)
+	var gone []InstalledCA
+	for _, ca := range cas {
+		match := ca.Name == what || ca.Purpose != "" && ca.Purpose+"/"+ca.Name == what
+		if !match && fpErr == nil {
+			match = slices.ContainsFunc(ca.Certificates, func(c *x509.Certificate) bool {
+				k, err := jwk.NewPublicKey(c.PublicKey)
+				return err == nil && fp.Match(k)
+			})
+		}
+		if !match {
+			continue
+		}
+		// The CA first: a CA without its CRL for a moment would be a CA
+		// whose revocations are not applied.
+		if err := os.Remove(ca.File); err != nil {
+			return gone, err
+		}
+		if ca.CRLFile != "" {
+			if err := os.Remove(ca.CRLFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return gone, err
+			}
+		}
+		gone = append(gone, ca)
+	}
+	if len(gone) == 0 {
+		return nil, &NoSuchCAError{Dir: dir, What: what}
+	}
+	return gone, nil
+}

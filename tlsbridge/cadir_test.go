@@ -1,0 +1,137 @@
+package tlsbridge
+
+import (
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
+)
+
+// TestInstallCA: install and uninstall by the API (seed 004's
+// install_trusted_certificate / uninstall_trusted_certificate), in the
+// ca.d layout, and a running PKI follows without a restart.
+func TestInstallCA(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, "ca.d")
+	general, ldap := newCA(t), newCA(t)
+	caPEM := func(ca *testCA) []byte { b, _ := os.ReadFile(ca.caFile()); return b }
+	crlPEM := func(ca *testCA) []byte { b, _ := os.ReadFile(ca.crlFile()); return b }
+
+	got, err := InstallCA(dir, CAInstall{CA: caPEM(general)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "example-org-ca" || got.File != filepath.Join(dir, "example-org-ca.pem") || got.CRLFile != "" {
+		t.Errorf("installed %+v: want the name from the common name, no CRL", got)
+	}
+	if got, err = InstallCA(dir, CAInstall{CA: caPEM(ldap), CRL: crlPEM(ldap), Purpose: "ldap", Name: "corp"}); err != nil {
+		t.Fatal(err)
+	}
+	if got.File != filepath.Join(dir, "ldap", "corp.pem") || got.CRLFile != filepath.Join(dir, "ldap", "corp.crl.pem") {
+		t.Errorf("installed %+v", got)
+	}
+	// The same CA again is a no-op; another under the name is refused.
+	if _, err := InstallCA(dir, CAInstall{CA: caPEM(ldap), Purpose: "ldap", Name: "corp"}); err != nil {
+		t.Errorf("installing the same CA again: %v", err)
+	}
+	var exists *CAExistsError
+	if _, err := InstallCA(dir, CAInstall{CA: caPEM(general), Purpose: "ldap", Name: "corp"}); !errors.As(err, &exists) {
+		t.Errorf("another CA under a taken name: err = %v", err)
+	}
+	// A leaf is not a CA, a CRL must be the CA's, a purpose must be a name.
+	leaf := ldap.issue(t, mustGenerate(t, jwk.EC256))
+	var notCA *NotCAError
+	if _, err := InstallCA(dir, CAInstall{CA: leaf.CertificatePEM()}); !errors.As(err, &notCA) {
+		t.Errorf("a leaf installed as a CA: err = %v", err)
+	}
+	if _, err := InstallCA(dir, CAInstall{CA: caPEM(general), CRL: crlPEM(ldap), Name: "x"}); err == nil || !strings.Contains(err.Error(), "not signed") {
+		t.Errorf("a CRL of another CA: err = %v", err)
+	}
+	if _, err := InstallCA(dir, CAInstall{CA: caPEM(general), Purpose: "../etc"}); err == nil {
+		t.Error("a purpose that is a path was accepted")
+	}
+
+	cas, err := ListCAs(dir, home)
+	if err != nil || len(cas) != 2 || cas[0].Purpose != "" || cas[1].Purpose != "ldap" || len(cas[1].Certificates) != 1 {
+		t.Fatalf("ListCAs = %+v, %v", cas, err)
+	}
+
+	// A running PKI follows installs and uninstalls.
+	pki, err := LoadPKI(PKIOptions{Dir: dir, Home: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ldap.issue(t, mustGenerate(t, jwk.EC256))
+	chain := []*x509.Certificate{id.Certificate.Leaf}
+	if v, err := pki.VerifyPurpose("ldap", chain, x509.ExtKeyUsageServerAuth, ""); err != nil || v.Name != "corp" || v.Purpose != "ldap" {
+		t.Fatalf("VerifyPurpose = %+v, %v", v, err)
+	}
+	gone, err := UninstallCA(dir, home, ldap.cert.Subject.CommonName)
+	var none *NoSuchCAError
+	if !errors.As(err, &none) || gone != nil {
+		t.Errorf("uninstall by a name no CA has: %v, %v", gone, err)
+	}
+	k, _ := jwk.NewPublicKey(ldap.cert.PublicKey)
+	if gone, err = UninstallCA(dir, home, k.Fingerprint()); err != nil || len(gone) != 1 || gone[0].Name != "corp" {
+		t.Fatalf("uninstall by fingerprint: %+v, %v", gone, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "ldap", "corp.crl.pem")); !os.IsNotExist(err) {
+		t.Errorf("the CRL outlived its CA: %v", err)
+	}
+	pki.checkedAt.Store(0)
+	var refused *CARefusedError
+	if _, err := pki.VerifyPurpose("ldap", chain, x509.ExtKeyUsageServerAuth, ""); !errors.As(err, &refused) {
+		t.Fatalf("after the ldap CA was uninstalled, the general CA must decide and refuse: %v", err)
+	}
+	if gone, err = UninstallCA(dir, home, "example-org-ca"); err != nil || len(gone) != 1 {
+		t.Fatalf("uninstall by name: %+v, %v", gone, err)
+	}
+	pki.checkedAt.Store(0)
+	var noCA *NoCAError
+	if _, err := pki.VerifyPurpose("ldap", chain, x509.ExtKeyUsageServerAuth, ""); !errors.As(err, &noCA) {
+		t.Fatalf("with no CA left: %v", err)
+	}
+}
+
+// TestCADirStrictModes: an installed CA is a trust file like ca.pem — one
+// others may write fails every CA decision, naming it — and a directory
+// in ca.d that cannot be a purpose fails closed rather than letting the
+// general CAs decide in its place.
+func TestCADirStrictModes(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, "ca.d")
+	ca := newCA(t)
+	pemCA, _ := os.ReadFile(ca.caFile())
+	got, err := InstallCA(dir, CAInstall{CA: pemCA, Purpose: "pool", Name: "pool"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(got.File, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	var fileErr *PKIFileError
+	var perm *trustfile.PermissionError
+	if _, err := LoadPKI(PKIOptions{Dir: dir, Home: home}); !errors.As(err, &fileErr) || !errors.As(err, &perm) || fileErr.File != got.File {
+		t.Fatalf("a CA file others may write: err = %v", err)
+	}
+	if err := os.Chmod(got.File, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "bad purpose"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPKI(PKIOptions{Dir: dir, Home: home}); !errors.As(err, &fileErr) || !strings.Contains(err.Error(), "bad purpose") {
+		t.Fatalf("a directory that is not a purpose: err = %v", err)
+	}
+}
