@@ -8,12 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/keytool/keytool/jwk"
-	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -45,17 +43,16 @@ type ClientOptions struct {
 	Trust func(conn *tls.Conn) string
 	// Store, if set, is the store TLS checks the target's key with (a
 	// *knownhosts.Store): what each of its reloads changed is logged while
-	// serving and, if it can decide on a host key (it has knownhosts.Store's
-	// Decide), each reload and every second decide the open connections'
-	// target key again (below).
+	// serving, and each reload decides the open connections' target key
+	// again (below); without it, they are decided again every second.
 	Store TrustStore
-	// KeepOpenOnRevoke turns live revocation off. By default, with a Store
-	// that decides, a connection is closed ("closing: key no longer
-	// admitted") when the target's key becomes revoked, another key is
-	// pinned for the target, a revocation input or a trusted-hosts file
-	// is skipped, or — if the key was pinned — its pin is removed. A key
-	// that was not pinned (admitted by a CA, accepted once, the insecure
-	// policy) is closed only by those final refusals.
+	// KeepOpenOnRevoke turns live revocation off. By default (TLS.Live),
+	// a connection is closed ("closing: key no longer admitted") when the
+	// target's key becomes revoked, another key is pinned for the target,
+	// a revocation input or a trusted-hosts file is skipped, or — if the
+	// key was pinned — its pin is removed. A key that was not pinned
+	// (accepted once, the insecure policy) is closed only by those final
+	// refusals; one its CA admitted, also by the CA's refusal (its CRL).
 	KeepOpenOnRevoke bool
 	// Explain, if set, rewrites the error of a connection to the target
 	// that failed before it is logged (a program may add what to do
@@ -74,14 +71,7 @@ type Client struct {
 	log     *slog.Logger
 	trust   func(*tls.Conn) string
 	explain func(error) error
-	hosts   hostDecider // nil: no live revocation
 	l       *listener
-}
-
-// hostDecider is a store of host keys that can decide on a key again
-// (*knownhosts.Store, tlsbridge.HostKeys).
-type hostDecider interface {
-	Decide(addr string, sum [32]byte) knownhosts.Decision
 }
 
 // NewClient checks opts and makes a Client; Serve starts it.
@@ -104,9 +94,8 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	c.l = newListener(opts.Logger, "client", opts.Target, c.handle)
 	c.l.store, c.l.what = opts.Store, "pinned"
-	if hosts, ok := opts.Store.(hostDecider); ok && !opts.KeepOpenOnRevoke {
-		c.hosts = hosts
-		c.l.rev = newRevoker(c.l.log)
+	if !opts.KeepOpenOnRevoke {
+		c.l.newLive = c.tls.Live
 	}
 	c.log = c.l.log
 	return c, nil
@@ -171,11 +160,11 @@ func (c *Client) handle(ctx context.Context, raw net.Conn) {
 	}
 	defer conn.Close()
 	attrs = c.trustAttrs(conn, attrs...)
-	if c.l.rev != nil {
+	if live := c.l.liveConns(); live != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
-		defer c.l.rev.track(&openConn{check: c.recheck(conn), attrs: attrs, cancel: cancel})()
+		defer live.TrackConn(tlsbridge.Tracked{Conn: conn, State: conn.ConnectionState(), Addr: c.target, Close: func(error) { cancel() }, Attrs: attrs})()
 		if ctx.Err() != nil {
 			return // revoked since the handshake (logged), or the proxy is closing
 		}
@@ -186,29 +175,6 @@ func (c *Client) handle(ctx context.Context, raw net.Conn) {
 		c.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", c.idle.String())...)
 	}
 	c.log.Info("closed", append(attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))...)
-}
-
-// recheck decides again on the target key of an open connection: nil
-// while it is admitted. A final refusal closes it; so does the loss of
-// the pin it was admitted by (or later held).
-func (c *Client) recheck(conn *tls.Conn) func() (time.Time, error) {
-	cs := conn.ConnectionState()
-	var sum [32]byte
-	if len(cs.PeerCertificates) > 0 {
-		sum = sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
-	}
-	var pinned atomic.Bool
-	return func() (time.Time, error) {
-		d := c.hosts.Decide(c.target, sum)
-		switch {
-		case d.Verdict == knownhosts.Pinned:
-			pinned.Store(true)
-			return time.Time{}, nil
-		case d.Verdict == knownhosts.Unknown && !pinned.Load():
-			return time.Time{}, nil
-		}
-		return time.Time{}, knownhosts.ErrorOf(d, c.target, sum)
-	}
 }
 
 // trustAttrs adds the target's fingerprint and, with Trust, why it was

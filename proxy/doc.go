@@ -54,8 +54,10 @@
 //
 // # Live revocation
 //
-// Open connections are decided again too: on each reload of the Store,
-// every second, and when the entry that admitted a key expires. A
+// Open connections are decided again too, by tlsbridge.LiveConns (the
+// one mechanism Go servers and clients use): on each reload of the Store,
+// when the entry that admitted a key expires, and every second in PKI
+// mode (a CA's CRL) or without a Store. A
 // connection whose key is no longer admitted (removed, revoked, expired,
 // outside "from", a revocation input failing closed, a CA's CRL; in client
 // mode the target's key revoked, pinned to another key or unpinned) is

@@ -83,9 +83,9 @@ func BenchmarkLiveRevocation(b *testing.B) {
 				c.Close()
 			}
 		})
-		for deadline := time.Now().Add(10 * time.Second); p.l.rev.tracked() < keys*perKey; time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); p.l.liveConns().Stats().Tracked < keys*perKey; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				b.Fatalf("%d connections tracked, want %d", p.l.rev.tracked(), keys*perKey)
+				b.Fatalf("%d connections tracked, want %d", p.l.liveConns().Stats().Tracked, keys*perKey)
 			}
 		}
 
@@ -113,9 +113,9 @@ func BenchmarkLiveRevocation(b *testing.B) {
 		for _, c := range conns {
 			c.Close()
 		}
-		for deadline := time.Now().Add(10 * time.Second); p.l.rev.tracked() > 0; time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); p.l.liveConns().Stats().Tracked > 0; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				b.Fatalf("%d connections still tracked", p.l.rev.tracked())
+				b.Fatalf("%d connections still tracked", p.l.liveConns().Stats().Tracked)
 			}
 		}
 		none := reloadCPU(b, p, srv, reloads)
@@ -134,7 +134,7 @@ func reloadCPU(b *testing.B, p *Server, srv *side, n int) time.Duration {
 	other := keydirtest.Key(b, 99)
 	start := cpuTime(b)
 	for i := range n {
-		before := p.l.rev.sweepCount()
+		before := p.l.liveConns().Stats().Sweeps
 		var err error
 		if i%2 == 0 {
 			_, err = srv.auth.Revoke(other)
@@ -144,8 +144,8 @@ func reloadCPU(b *testing.B, p *Server, srv *side, n int) time.Duration {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if p.l.rev.tracked() > 0 {
-			for p.l.rev.sweepCount() == before {
+		if p.l.liveConns().Stats().Tracked > 0 {
+			for p.l.liveConns().Stats().Sweeps == before {
 				time.Sleep(50 * time.Microsecond)
 			}
 		}
@@ -163,17 +163,3 @@ func cpuTime(b *testing.B) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// tracked is the number of connections r decides again (for tests).
-func (r *revoker) tracked() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.conns)
-}
-
-// sweepCount is the number of sweeps r completed (for tests).
-func (r *revoker) sweepCount() int {
-	r.sweepMu.Lock()
-	defer r.sweepMu.Unlock()
-	return r.sweeps
-}

@@ -26,6 +26,10 @@ import (
 // a busy machine.
 const revokeWithin = 1500 * time.Millisecond
 
+// aSweepLater is long enough for the open connections to have been
+// decided again after a change, in PKI mode too (every second).
+const aSweepLater = 1200 * time.Millisecond
+
 // watchedServer is a server-mode proxy whose authorized keys are files
 // in a home, watched.
 type watchedServer struct {
@@ -269,7 +273,7 @@ func TestLiveRevocationServer(t *testing.T) {
 				return
 			}
 			// Bob's stream was not touched: it still echoes after a sweep.
-			time.Sleep(recheckInterval + 200*time.Millisecond)
+			time.Sleep(aSweepLater)
 			echo(t, "bob's stream after the change", bobConn)
 			if n := strings.Count(w.logs.String(), "closing: key no longer admitted"); n != 2 {
 				t.Errorf("%d connections closed, want alice's 2:\n%s", n, w.logs)
@@ -290,7 +294,7 @@ func TestLiveRevocationKeepOpen(t *testing.T) {
 	echo(t, "alice's stream", conn)
 	keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
 	w.logs.waitFor(t, `msg="trust reloaded" authorized=\+0/-0 revoked=\+1/-0`)
-	time.Sleep(recheckInterval + 200*time.Millisecond)
+	time.Sleep(aSweepLater)
 	echo(t, "alice's stream after her key was revoked, with KeepOpenOnRevoke", conn)
 	if strings.Contains(w.logs.String(), msgNoLongerAdmitted) {
 		t.Errorf("a connection was closed with KeepOpenOnRevoke:\n%s", w.logs)
@@ -348,7 +352,7 @@ func TestLiveRevocationClient(t *testing.T) {
 					t.Fatal(err)
 				}
 				logs.waitFor(t, `msg="trust reloaded" pinned=\+0/-1`)
-				time.Sleep(recheckInterval + 200*time.Millisecond)
+				time.Sleep(aSweepLater)
 				echo(t, "the stream after the target was unpinned, with KeepOpenOnRevoke", conn)
 				return
 			}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // DefaultHandshakeTimeout is the handshake timeout of a proxy whose
@@ -37,12 +37,11 @@ type listener struct {
 	store    TrustStore
 	what     string
 	failures *failureLog
-	// rev, if set, closes the open connections whose key is no longer
-	// admitted; told of the store's changes from Serve until the last
-	// connection has ended (stopRev).
-	rev     *revoker
-	stopRev sync.Once
-	unhook  func()
+	// newLive, if set, makes the live revocation of a Serve's
+	// connections (startLive); live is it while serving.
+	newLive      func(tlsbridge.LiveOptions) *tlsbridge.LiveConns
+	live         *tlsbridge.LiveConns
+	stopLiveOnce sync.Once
 
 	mu         sync.Mutex
 	closed     bool                  // Shutdown, Close or the end of Serve's context: no more accepting
@@ -87,14 +86,10 @@ func (l *listener) serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	if l.store != nil {
 		defer l.store.OnChange(logReloads(l.log, l.what))()
-		if l.rev != nil {
-			// Kept past Serve's return: the connections that Shutdown
-			// drains are still closed when their key is revoked.
-			l.mu.Lock()
-			l.unhook = l.store.OnChange(func(authkeys.Change) { l.rev.changed() })
-			l.mu.Unlock()
-		}
 	}
+	// Kept past Serve's return: the connections that Shutdown drains are
+	// still closed when their key is revoked.
+	l.startLive()
 	defer l.failures.flushAll()
 
 	err := l.acceptLoop(connCtx, ln)
@@ -102,23 +97,10 @@ func (l *listener) serve(ctx context.Context, ln net.Listener) error {
 	if ctx.Err() != nil {
 		l.cutAll()
 		l.wg.Wait()
-		l.unhookRevoker()
+		l.stopLive()
 		return ctx.Err()
 	}
 	return err
-}
-
-// unhookRevoker stops telling the revoker of the store's changes, once
-// no connection is left.
-func (l *listener) unhookRevoker() {
-	l.stopRev.Do(func() {
-		l.mu.Lock()
-		unhook := l.unhook
-		l.mu.Unlock()
-		if unhook != nil {
-			unhook()
-		}
-	})
 }
 
 // acceptLoop accepts until the listener is closed by stopAccepting
@@ -213,7 +195,7 @@ func (l *listener) shutdown(ctx context.Context, attrs ...any) error {
 	select {
 	case <-drained:
 		l.cutAll() // nothing is left to cut: this releases the connections' context
-		l.unhookRevoker()
+		l.stopLive()
 		return nil
 	case <-ctx.Done():
 	}
@@ -222,7 +204,7 @@ func (l *listener) shutdown(ctx context.Context, attrs ...any) error {
 	}
 	l.cutAll()
 	<-drained
-	l.unhookRevoker()
+	l.stopLive()
 	return ctx.Err()
 }
 
@@ -231,5 +213,5 @@ func (l *listener) close() {
 	l.stopAccepting()
 	l.cutAll()
 	l.wg.Wait()
-	l.unhookRevoker()
+	l.stopLive()
 }

@@ -45,9 +45,9 @@ type ServerOptions struct {
 	// reload decides the open connections again at once (below).
 	Store TrustStore
 	// KeepOpenOnRevoke turns live revocation off. By default, every open
-	// connection's client key is decided again by TLS on each reload of
-	// Store and every second (a CA's CRL; without Store, the keys too),
-	// and at its entry's "expires": a connection whose key is no longer
+	// connection's client key is decided again by TLS (TLS.Live) on each
+	// reload of Store, at its entry's "expires", and every second in PKI
+	// mode (a CA's CRL) or without Store: a connection whose key is no longer
 	// admitted (removed, revoked, expired, outside "from", a revocation
 	// input unreadable, a certificate its CA's CRL revokes) is closed,
 	// and logged ("closing: key no longer admitted"). Connections of keys
@@ -89,7 +89,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	s.l = newListener(opts.Logger, "server", opts.Target, s.handle)
 	s.l.store, s.l.what = opts.Store, "authorized"
 	if !opts.KeepOpenOnRevoke {
-		s.l.rev = newRevoker(s.l.log)
+		s.l.newLive = s.tls.Live
 	}
 	s.log = s.l.log
 	return s, nil
@@ -156,11 +156,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	if peer.ViaCA {
 		attrs = append(attrs, "via", "ca", "subject", peer.Certificate.Subject.String())
 	}
-	if s.l.rev != nil {
+	if live := s.l.liveConns(); live != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
-		defer s.l.rev.track(&openConn{check: s.recheck(&cs, remoteAddr(raw)), attrs: attrs, cancel: cancel})()
+		defer live.TrackConn(tlsbridge.Tracked{Conn: conn, State: cs, Close: func(error) { cancel() }, Attrs: attrs})()
 		if ctx.Err() != nil {
 			return // revoked since the handshake (logged), or the proxy is closing
 		}
@@ -183,24 +183,6 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		s.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", s.idle.String())...)
 	}
 	s.log.Info("closed", append(attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))...)
-}
-
-// recheck decides again on the client of an open connection, whose state
-// is cs: nil while it is admitted (with its entry's expiry), else why not.
-func (s *Server) recheck(cs *tls.ConnectionState, remote netip.Addr) func() (time.Time, error) {
-	return func() (time.Time, error) {
-		peer, err := s.tls.Peer(cs, remote)
-		if err == nil {
-			err = peer.Err
-		}
-		if err != nil {
-			return time.Time{}, err
-		}
-		if peer.Entry != nil {
-			return peer.Entry.Expires, nil
-		}
-		return time.Time{}, nil
-	}
 }
 
 // handshake runs the TLS handshake within the timeout, and returns the

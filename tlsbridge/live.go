@@ -1,111 +1,117 @@
 package tlsbridge
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/live"
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
 )
 
 // liveInterval is how often LiveConns decides the open connections again
-// when no change of the store says so: for a CA's CRL (read at most once a
-// second by PKI), for stores that do not tell of their changes, and for
-// entries' expiry (which also has a timer of its own).
+// when a decision can change without a change of the store being told:
+// in PKI mode (the CA's CRL, read at most once a second by PKI), and
+// without LiveOptions.Changes.
 const liveInterval = time.Second
 
 // MsgNoLongerAdmitted is the message of the log line LiveConns writes for
 // each connection it closes, with the attributes remote, fingerprint,
-// name and reason.
-const MsgNoLongerAdmitted = "closing: key no longer admitted"
+// name (server side) or addr (client side), and reason.
+const MsgNoLongerAdmitted = live.Msg
 
-// Changes is a trust store that tells of its changes: *authkeys.Store.
-// Subscribe returns a channel that receives a value after each new
-// snapshot, and the function that ends the subscription.
+// Changes is a trust store that tells of its changes: *authkeys.Store,
+// *knownhosts.Store. OnChange calls fn after each reload that published
+// a new snapshot (inside the reload: fn returns soon), until stop.
 type Changes interface {
-	Subscribe() (<-chan struct{}, func())
+	OnChange(fn func(authkeys.Change)) (stop func())
 }
 
-// LiveOptions configure Server.Live.
+// LiveOptions configure Server.Live and Client.Live.
 type LiveOptions struct {
-	// Changes, if set, is the store the Server decides with (the
-	// *authkeys.Store of ServerOptions.Clients): each of its changes
+	// Changes, if set, is the store the Server or Client decides with
+	// (ServerOptions.Clients, ClientOptions.Hosts): each of its changes
 	// decides the open connections again at once. Without it, they are
-	// decided again every second only.
+	// decided again every second.
 	Changes Changes
 	// Logger receives a warning for each connection closed
 	// (MsgNoLongerAdmitted); nil means slog.Default().
 	Logger *slog.Logger
 }
 
-// LiveConns closes the open connections of a Server whose client key stops
-// being admitted: removed, revoked, expired, outside its entry's "from"
-// networks, a revocation input failing closed, or, in PKI mode, a
-// certificate its CA's CRL now revokes. Each connection's key is decided
-// again (as Server.Peer does) on each change of LiveOptions.Changes, every
-// second, and at its entry's "expires"; the connection of a key no longer
-// admitted is closed at once — its underlying net.Conn, so that every
-// HTTP/2 stream on it ends — and logged. Connections of keys still
-// admitted are never touched.
+// LiveConns closes the open connections whose peer's key stops being
+// admitted (docs/design.md, "Live revocation").
 //
-// For net/http, set http.Server.ConnState to ConnState; for other
-// servers, call Track for each connection after its handshake. Close
-// stops it.
+// Server side (Server.Live): a client key removed, revoked, expired,
+// outside its entry's "from" networks, a revocation input failing closed,
+// or, in PKI mode, a certificate its CA's CRL now revokes. Client side
+// (Client.Live): the server's key revoked, another key pinned for the
+// address, a revocation input or a trusted-hosts file skipped, its pin
+// removed (if it was pinned), or, for a server admitted by its CA, a
+// certificate the CRL now revokes.
+//
+// Each connection's key is decided again, as its handshake decided it, on
+// each change of LiveOptions.Changes, at its entry's "expires", and every
+// second where a decision can change untold (PKI mode, no Changes); the
+// connection of a key no longer admitted is closed at once — its
+// underlying net.Conn, so that every HTTP/2 stream on it ends — and
+// logged (MsgNoLongerAdmitted). Connections of keys still admitted are
+// never touched. It holds no goroutine: a timer, armed only while a
+// decision is due, runs each sweep.
+//
+// Servers: for net/http, set http.Server.ConnState to ConnState; for
+// other servers, call Track for each connection after its handshake.
+// Clients: dial with LiveConns.DialContext or LiveConns.Transport, or
+// call TrackConn for a connection made otherwise. Close stops it.
 type LiveConns struct {
-	srv      *Server
-	log      *slog.Logger
-	interval time.Duration
+	srv *Server // server side
+	cli *Client // client side
+	t   *live.Tracker
+
+	unsub     func()
+	closeOnce sync.Once
 
 	mu    sync.Mutex
-	conns map[net.Conn]*liveConn
-	next  time.Time // when the next sweep is due
-
-	wake      chan struct{} // an expiry earlier than next: re-arm the timer
-	done      chan struct{}
-	stopped   chan struct{} // closed when run has returned
-	closeOnce sync.Once
-	unsub     func()
-
-	sweeps int // completed sweeps, read by tests under mu
-}
-
-// liveConn is one connection LiveConns knows.
-type liveConn struct {
-	conn   net.Conn
-	cs     tls.ConnectionState
-	remote netip.Addr
-	name   string
-	// unauthenticated: the client was let in unauthenticated
-	// (AllowUnknown): it is closed only if the handshake would now refuse
-	// it (its key revoked), until its key is admitted.
-	unauthenticated bool
-	// closed: LiveConns closed it; kept until forgotten, so that a late
-	// ConnState hook neither tracks nor logs it again.
-	closed bool
+	known map[net.Conn]func() // ConnState's connections → untrack
 }
 
 // Live starts closing the open connections whose client key stops being
 // admitted (see LiveConns). Close the result when the server stops.
 func (s *Server) Live(opts LiveOptions) *LiveConns {
-	l := &LiveConns{
-		srv: s, log: opts.Logger, interval: liveInterval,
-		conns: map[net.Conn]*liveConn{},
-		wake:  make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
+	return newLive(opts, s.opts.PKI != nil, func(l *LiveConns) { l.srv = s })
+}
+
+// Live starts closing the open connections to servers whose key stops
+// being trusted (see LiveConns): those made by the result's DialContext
+// and Transport, and those given to its TrackConn. Close it when done.
+func (c *Client) Live(opts LiveOptions) *LiveConns {
+	return newLive(opts, c.opts.PKI != nil, func(l *LiveConns) { l.cli = c })
+}
+
+func newLive(opts LiveOptions, pki bool, side func(*LiveConns)) *LiveConns {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
 	}
-	if l.log == nil {
-		l.log = slog.Default()
+	var interval time.Duration
+	if pki || opts.Changes == nil {
+		interval = liveInterval
 	}
-	var changes <-chan struct{}
+	l := &LiveConns{t: live.New(live.Options{Interval: interval, Logger: log}), known: map[net.Conn]func(){}}
+	side(l)
 	if opts.Changes != nil {
-		changes, l.unsub = opts.Changes.Subscribe()
+		l.unsub = opts.Changes.OnChange(func(authkeys.Change) { l.t.Changed() })
 	}
-	l.next = time.Now().Add(l.interval)
-	go l.run(changes)
 	return l
 }
 
@@ -122,176 +128,276 @@ func (l *LiveConns) ConnState(c net.Conn, state http.ConnState) {
 			return
 		}
 		l.mu.Lock()
-		_, known := l.conns[c]
+		_, known := l.known[c]
+		if !known {
+			l.known[c] = nil // tracked below; a late StateClosed finds it
+		}
 		l.mu.Unlock()
 		if !known {
 			// Both states come after the handshake (net/http runs it
 			// first), so ConnectionState does not wait.
-			l.Track(c, tc.ConnectionState())
+			untrack := l.Track(c, tc.ConnectionState())
+			l.mu.Lock()
+			if _, still := l.known[c]; still {
+				l.known[c] = untrack
+				untrack = nil
+			}
+			l.mu.Unlock()
+			if untrack != nil {
+				untrack() // closed while it was being tracked
+			}
 		}
 	case http.StateClosed, http.StateHijacked:
-		l.forget(c)
+		l.mu.Lock()
+		untrack, ok := l.known[c]
+		delete(l.known, c)
+		l.mu.Unlock()
+		if ok && untrack != nil {
+			untrack()
+		}
 	}
 }
 
-// Track decides conn's client key once more, from cs, the state of the
-// handshake conn completed: if the handshake would refuse it now, conn is
-// closed at once; if the key is admitted, conn is decided again until it
-// is closed by LiveConns or until untrack. A client let in unauthenticated
-// (ServerOptions.AllowUnknown), never admitted by a key, is closed only if
-// its key is revoked — Server.RequireAuthenticated turns its requests
-// away — and is decided as the others once its key is admitted. Call
-// untrack when conn ends.
+// Track is TrackConn for a Server's connection: conn, whose handshake
+// gave cs.
 func (l *LiveConns) Track(conn net.Conn, cs tls.ConnectionState) (untrack func()) {
-	c := &liveConn{conn: conn, cs: cs, remote: addrOf(conn)}
-	l.mu.Lock()
-	l.conns[conn] = c
-	l.mu.Unlock()
-	untrack = func() { l.forget(conn) }
-	// Decided after it is in the set: a change from now on is seen by a
-	// sweep, and one before by this decision.
-	p, err := l.srv.verify(cs, c.remote)
-	if err != nil {
-		l.closeConn(c, err)
-		return untrack
+	return l.TrackConn(Tracked{Conn: conn, State: cs})
+}
+
+// Tracked is a connection for TrackConn.
+type Tracked struct {
+	// Conn is the connection; Close closes its underlying net.Conn
+	// (without waiting on a TLS close_notify a stalled peer would not
+	// read), unless Close is set. Its remote address is the client's for
+	// a Server's "from" networks.
+	Conn net.Conn
+	// State is the state of the handshake Conn completed.
+	State tls.ConnectionState
+	// Addr is, for a Client's connection, the address it dialled
+	// ("host:port", as its pins are looked up). Required there.
+	Addr string
+	// Close, if set, ends the connection in place of closing Conn (a
+	// proxy that also closes the other side); reason says why.
+	Close func(reason error)
+	// Attrs, if set, are the log line's attributes (before "reason") in
+	// place of remote, fingerprint and name or addr.
+	Attrs []any
+}
+
+// TrackConn decides the peer key of an established connection once more:
+// if the handshake would refuse it now, the connection is closed at once;
+// else it is decided again until it is closed by LiveConns or until
+// untrack. Call untrack when the connection ends.
+//
+// Server side, a client let in unauthenticated (ServerOptions.AllowUnknown),
+// never admitted by a key, is closed only if its key is revoked —
+// Server.RequireAuthenticated turns its requests away — and is decided as
+// the others once its key is admitted. Client side, a server whose key was
+// not pinned at the handshake (admitted by its CA, accepted once, the
+// Insecure policy) is closed by the final refusals only (revoked, changed,
+// skipped) and, if its CA admitted it, by its CA's refusal; once its key
+// is pinned, it is closed if the pin goes.
+func (l *LiveConns) TrackConn(c Tracked) (untrack func()) {
+	var sum [32]byte
+	if len(c.State.PeerCertificates) > 0 {
+		sum = sha256.Sum256(c.State.PeerCertificates[0].RawSubjectPublicKeyInfo)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c.name, c.unauthenticated = p.Name(), p.Err != nil
-	if !c.unauthenticated && p.Entry != nil && !p.Entry.Expires.IsZero() {
-		if p.Entry.Expires.Before(l.next) {
-			l.next = p.Entry.Expires
-			select {
-			case l.wake <- struct{}{}:
-			default:
-			}
+	lc := &live.Conn{Close: c.Close, Attrs: c.Attrs}
+	if lc.Close == nil {
+		lc.Close = func(error) { closeUnderlying(c.Conn) }
+	}
+	if l.srv != nil {
+		lc.Decide, lc.Attrs = l.serverDecider(c, sum)
+	} else {
+		lc.Decide = l.clientDecider(c, sum)
+		if lc.Attrs == nil {
+			lc.Attrs = []any{"addr", c.Addr, "remote", remoteOf(c.Conn), "fingerprint", jwk.FormatFingerprint(sum)}
 		}
 	}
-	return untrack
+	return l.t.Track(lc)
+}
+
+// serverDecider decides a Server's client again (Server.verify, as the
+// handshake did), and makes its log attributes unless c has its own.
+func (l *LiveConns) serverDecider(c Tracked, sum [32]byte) (func() (time.Time, error), []any) {
+	remote := addrOf(c.Conn)
+	var unauthenticated, first atomic.Bool
+	unauthenticated.Store(true) // until the first decision says otherwise
+	first.Store(true)
+	attrs := c.Attrs
+	name := new(atomic.Pointer[string])
+	if attrs == nil {
+		attrs = []any{"remote", remoteOf(c.Conn), "fingerprint", jwk.FormatFingerprint(sum), "name", slog.AnyValue(liveName{name})}
+	}
+	return func() (time.Time, error) {
+		p, err := l.srv.verify(c.State, remote)
+		switch {
+		case err != nil:
+			return time.Time{}, err
+		case first.Swap(false):
+			unauthenticated.Store(p.Err != nil)
+		case p.Err != nil && !unauthenticated.Load():
+			return time.Time{}, p.Err
+		}
+		if p.Err != nil {
+			return time.Time{}, nil // let in unauthenticated, and still so
+		}
+		unauthenticated.Store(false)
+		n := p.Name()
+		name.Store(&n)
+		if p.Entry != nil {
+			return p.Entry.Expires, nil
+		}
+		return time.Time{}, nil
+	}, attrs
+}
+
+// liveName is the name of a tracked client's entry, as last decided, for
+// the log line.
+type liveName struct{ p *atomic.Pointer[string] }
+
+func (n liveName) LogValue() slog.Value {
+	if s := n.p.Load(); s != nil {
+		return slog.StringValue(*s)
+	}
+	return slog.StringValue("")
+}
+
+// errNotClientConn closes a connection given to a Client's LiveConns
+// without the address it dialled.
+var errNotClientConn = errors.New("tlsbridge: a client's connection was tracked without the address it dialled (Tracked.Addr)")
+
+// clientDecider decides a Client's server key again for the address it
+// dialled: nil while it is admitted. A final refusal closes it; so does
+// the loss of the pin it was admitted by (or later held), and, for a
+// server its CA admitted, the CA's refusal now.
+func (l *LiveConns) clientDecider(c Tracked, sum [32]byte) func() (time.Time, error) {
+	var pinned atomic.Bool
+	return func() (time.Time, error) {
+		if c.Addr == "" || len(c.State.PeerCertificates) == 0 {
+			return time.Time{}, errNotClientConn
+		}
+		d := l.cli.opts.Hosts.Decide(c.Addr, sum)
+		switch {
+		case d.Verdict == knownhosts.Pinned:
+			pinned.Store(true)
+			return time.Time{}, nil
+		case d.Verdict != knownhosts.Unknown || pinned.Load():
+			return time.Time{}, knownhosts.ErrorOf(d, c.Addr, sum)
+		case l.cli.opts.PKI != nil:
+			// Unknown under PKI mode: its CA admitted it, and decides.
+			return time.Time{}, l.cli.opts.PKI.Verify(c.State.PeerCertificates, x509.ExtKeyUsageServerAuth, c.State.ServerName)
+		}
+		return time.Time{}, nil
+	}
+}
+
+// DialContext is Client.DialContext, and the connection is tracked until
+// it is closed. On a Server's LiveConns, it is an error.
+func (l *LiveConns) DialContext(ctx context.Context, network, addr string) (*tls.Conn, error) {
+	if l.cli == nil {
+		return nil, errors.New("tlsbridge: DialContext on a server's LiveConns")
+	}
+	cfg, err := l.cli.TLSConfig(addr)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := (&net.Dialer{Timeout: 30 * time.Second}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := &untrackOnClose{Conn: raw}
+	conn := tls.Client(tc, cfg)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	tc.set(l.TrackConn(Tracked{Conn: conn, State: conn.ConnectionState(), Addr: addr}))
+	return conn, nil
+}
+
+// Transport is Client.Transport with connections made by DialContext:
+// each is closed when its server's key stops being trusted.
+func (l *LiveConns) Transport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return l.DialContext(ctx, network, addr)
+	}
+	return t
+}
+
+// untrackOnClose is the net.Conn under a tracked tls.Conn: closing it
+// (the program, or LiveConns) stops tracking.
+type untrackOnClose struct {
+	net.Conn
+	mu      sync.Mutex
+	closed  bool
+	untrack func()
+}
+
+func (c *untrackOnClose) set(untrack func()) {
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.untrack = untrack
+	}
+	c.mu.Unlock()
+	if closed {
+		untrack()
+	}
+}
+
+func (c *untrackOnClose) Close() error {
+	err := c.Conn.Close()
+	c.mu.Lock()
+	untrack := c.untrack
+	c.closed, c.untrack = true, nil
+	c.mu.Unlock()
+	if untrack != nil {
+		untrack()
+	}
+	return err
+}
+
+// LiveStats are the counts of a LiveConns, for metrics and benchmarks.
+type LiveStats struct {
+	Tracked int    // connections decided again now
+	Sweeps  uint64 // times the open connections were all decided again
+	Closed  uint64 // connections closed because their key stopped being admitted
+}
+
+// Stats returns the counts so far.
+func (l *LiveConns) Stats() LiveStats {
+	s := l.t.Stats()
+	return LiveStats{Tracked: s.Tracked, Sweeps: s.Sweeps, Closed: s.Closed}
 }
 
 // Close stops LiveConns: the open connections are no longer decided again
 // (they stay open). It is safe to call more than once.
 func (l *LiveConns) Close() error {
 	l.closeOnce.Do(func() {
-		close(l.done)
-		<-l.stopped
 		if l.unsub != nil {
 			l.unsub()
 		}
+		l.t.Stop()
 	})
 	return nil
 }
 
-func (l *LiveConns) forget(c net.Conn) {
-	l.mu.Lock()
-	delete(l.conns, c)
-	l.mu.Unlock()
-}
-
-// run sweeps on each change of the store and when the next sweep is due.
-func (l *LiveConns) run(changes <-chan struct{}) {
-	defer close(l.stopped)
-	t := time.NewTimer(l.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.done:
-			return
-		case <-l.wake:
-			l.mu.Lock()
-			t.Reset(time.Until(l.next))
-			l.mu.Unlock()
-			continue
-		case <-changes:
-		case <-t.C:
-		}
-		t.Reset(time.Until(l.sweep()))
-	}
-}
-
-// sweep decides every tracked connection again, closes those whose key is
-// no longer admitted, and returns when the next sweep is due: in
-// l.interval, or at the first expiry before that.
-func (l *LiveConns) sweep() time.Time {
-	start := time.Now()
-	l.mu.Lock()
-	conns := make([]*liveConn, 0, len(l.conns))
-	for _, c := range l.conns {
-		if !c.closed {
-			conns = append(conns, c)
-		}
-	}
-	l.mu.Unlock()
-	next := start.Add(l.interval)
-	for _, c := range conns {
-		expires, err := l.recheck(c)
-		if err != nil {
-			l.closeConn(c, err)
-			continue
-		}
-		if !expires.IsZero() && expires.Before(next) {
-			next = expires
-		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// A connection tracked during the sweep may expire sooner.
-	if l.next.After(start) && l.next.Before(next) {
-		next = l.next
-	}
-	l.next = next
-	l.sweeps++
-	return next
-}
-
-// recheck decides c again; an error means it must be closed. A connection
-// admitted by its key is closed when it is no longer authenticated; one let
-// in unauthenticated (AllowUnknown), only when the handshake would now
-// refuse it (a revoked key), and once its key is admitted (enrolled), it is
-// tracked as admitted. It returns the expiry of the entry that admits c.
-func (l *LiveConns) recheck(c *liveConn) (expires time.Time, err error) {
-	l.mu.Lock()
-	unauthenticated := c.unauthenticated
-	l.mu.Unlock()
-	p, err := l.srv.verify(c.cs, c.remote)
-	switch {
-	case err != nil:
-		return time.Time{}, err
-	case p.Err != nil && !unauthenticated:
-		return time.Time{}, p.Err
-	case p.Err != nil:
-		return time.Time{}, nil
-	case unauthenticated:
-		l.mu.Lock()
-		c.unauthenticated, c.name = false, p.Name()
-		l.mu.Unlock()
-	}
-	if p.Entry != nil {
-		return p.Entry.Expires, nil
-	}
-	return time.Time{}, nil
-}
-
-// closeConn marks c closed, logs why and closes its underlying connection
-// (without waiting on a TLS close_notify a stalled peer would not read).
-func (l *LiveConns) closeConn(c *liveConn, err error) {
-	l.mu.Lock()
-	first := l.conns[c.conn] == c && !c.closed
-	c.closed = true
-	name := c.name
-	l.mu.Unlock()
-	if !first {
-		return
-	}
-	fp := ""
-	if len(c.cs.PeerCertificates) > 0 {
-		fp = jwk.FormatFingerprint(sha256.Sum256(c.cs.PeerCertificates[0].RawSubjectPublicKeyInfo))
-	}
-	l.log.Warn(MsgNoLongerAdmitted, "remote", c.conn.RemoteAddr().String(), "fingerprint", fp, "name", name, "reason", err.Error())
-	if nc, ok := c.conn.(interface{ NetConn() net.Conn }); ok {
+// closeUnderlying closes c's underlying connection (a *tls.Conn's
+// net.Conn, without a close_notify a stalled peer would not read).
+func closeUnderlying(c net.Conn) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
 		_ = nc.NetConn().Close()
 		return
 	}
-	_ = c.conn.Close()
+	_ = c.Close()
+}
+
+// remoteOf is c's remote address for a log line.
+func remoteOf(c net.Conn) string {
+	if c == nil || c.RemoteAddr() == nil {
+		return ""
+	}
+	return c.RemoteAddr().String()
 }

@@ -1,0 +1,185 @@
+package live
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// conn is a tracked connection whose admission a test sets.
+type conn struct {
+	mu      sync.Mutex
+	err     error
+	expires time.Time
+	decided atomic.Int32
+	closed  chan error
+}
+
+func newConn() *conn { return &conn{closed: make(chan error, 1)} }
+
+func (c *conn) set(err error, expires time.Time) {
+	c.mu.Lock()
+	c.err, c.expires = err, expires
+	c.mu.Unlock()
+}
+
+func (c *conn) live() *Conn {
+	return &Conn{
+		Decide: func() (time.Time, error) {
+			c.decided.Add(1)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if !c.expires.IsZero() && !time.Now().Before(c.expires) {
+				return time.Time{}, errors.New("expired")
+			}
+			return c.expires, c.err
+		},
+		Close: func(reason error) { c.closed <- reason },
+	}
+}
+
+// endsWithin fails unless c is ended within d, with reason want.
+func (c *conn) endsWithin(t *testing.T, d time.Duration, want string) {
+	t.Helper()
+	select {
+	case err := <-c.closed:
+		if err.Error() != want {
+			t.Errorf("ended for %q, want %q", err, want)
+		}
+	case <-time.After(d):
+		t.Fatalf("still open after %v", d)
+	}
+}
+
+func (c *conn) stillOpen(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-c.closed:
+		t.Fatalf("ended: %v", err)
+	default:
+	}
+}
+
+// TestChangedAndExpiry: without an interval, a Tracker decides on
+// Changed and at an expiry only, ends the connections no longer
+// admitted, and leaves the others.
+func TestChangedAndExpiry(t *testing.T) {
+	tr := New(Options{})
+	a, b, e := newConn(), newConn(), newConn()
+	defer tr.Track(a.live())()
+	defer tr.Track(b.live())()
+	e.set(nil, time.Now().Add(300*time.Millisecond))
+	defer tr.Track(e.live())()
+
+	time.Sleep(100 * time.Millisecond)
+	if n := a.decided.Load(); n != 1 {
+		t.Errorf("decided %d times with no change, want once (at Track)", n)
+	}
+	a.set(errors.New("revoked"), time.Time{})
+	tr.Changed()
+	a.endsWithin(t, time.Second, "revoked")
+	e.endsWithin(t, time.Second, "expired")
+	b.stillOpen(t)
+	if s := tr.Stats(); s.Tracked != 1 || s.Closed != 2 {
+		t.Errorf("stats %+v, want 1 tracked, 2 closed", s)
+	}
+}
+
+// TestInterval: with an interval, a change no one tells is seen.
+func TestInterval(t *testing.T) {
+	tr := New(Options{Interval: 50 * time.Millisecond})
+	a := newConn()
+	defer tr.Track(a.live())()
+	a.set(errors.New("CRL"), time.Time{})
+	a.endsWithin(t, time.Second, "CRL")
+}
+
+// TestRefusedAtTrack: a connection no longer admitted when tracked is
+// ended before Track returns.
+func TestRefusedAtTrack(t *testing.T) {
+	tr := New(Options{})
+	a := newConn()
+	a.set(errors.New("gone"), time.Time{})
+	tr.Track(a.live())()
+	select {
+	case err := <-a.closed:
+		if err.Error() != "gone" {
+			t.Errorf("ended for %v", err)
+		}
+	default:
+		t.Error("not ended when Track returned")
+	}
+}
+
+// TestStopAndUntrack: no timer and no decision after Stop or once the
+// last connection is untracked; a Track after Stop is not kept.
+func TestStopAndUntrack(t *testing.T) {
+	tr := New(Options{Interval: 10 * time.Millisecond})
+	a := newConn()
+	untrack := tr.Track(a.live())
+	time.Sleep(50 * time.Millisecond)
+	untrack()
+	n := a.decided.Load()
+	time.Sleep(50 * time.Millisecond)
+	if a.decided.Load() != n {
+		t.Error("decided again after untrack")
+	}
+	b := newConn()
+	tr.Track(b.live())
+	tr.Stop()
+	tr.Changed()
+	b.set(errors.New("revoked"), time.Time{})
+	time.Sleep(50 * time.Millisecond)
+	b.stillOpen(t)
+	c := newConn()
+	c.set(errors.New("revoked"), time.Time{})
+	tr.Track(c.live())
+	if c.decided.Load() != 0 || tr.Stats().Tracked != 0 {
+		t.Error("a connection tracked after Stop was decided or kept")
+	}
+}
+
+// TestTrackDuringSweep: connections tracked while sweeps run keep their
+// expiry (a sweep that did not see them re-arms the timer for them).
+func TestTrackDuringSweep(t *testing.T) {
+	tr := New(Options{})
+	var slow []*conn
+	for range 200 {
+		c := newConn()
+		slow = append(slow, c)
+		defer tr.Track(c.live())()
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				tr.Changed()
+				runtime.Gosched()
+			}
+		}
+	}()
+	var exp []*conn
+	for range 50 {
+		c := newConn()
+		c.set(nil, time.Now().Add(200*time.Millisecond))
+		exp = append(exp, c)
+		tr.Track(c.live())
+	}
+	close(stop)
+	wg.Wait()
+	for _, c := range exp {
+		c.endsWithin(t, 2*time.Second, "expired")
+	}
+	for _, c := range slow {
+		c.stillOpen(t)
+	}
+}
