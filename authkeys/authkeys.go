@@ -55,6 +55,10 @@ type Entry struct {
 // fault inside the file when known.
 type Problem = keydir.Problem
 
+// Status sums up the store's current snapshot (Store.Status): keys,
+// revoked keys, skipped files, a revocation input failing closed.
+type Status = keydir.Status
+
 // Change is what a reload changed (OnChange): the keys authorized and
 // revoked that came and went, the keys and skipped files now.
 type Change = keydir.Change

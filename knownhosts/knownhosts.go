@@ -55,6 +55,10 @@ type Entry struct {
 // Problem is a file that was skipped, and why.
 type Problem = keydir.Problem
 
+// Status sums up the store's current snapshot (Store.Status): keys,
+// revoked keys, skipped files, a revocation input failing closed.
+type Status = keydir.Status
+
 // Change is what a reload changed (OnChange): the host keys pinned and
 // the keys revoked that came and went, the pins and skipped files now.
 type Change = keydir.Change

@@ -58,6 +58,9 @@ type ClientOptions struct {
 	// that failed before it is logged (a program may add what to do
 	// about it). Nil logs the error as it is.
 	Explain func(err error) error
+	// Metrics, if set, counts the handshakes with the target by result
+	// and reason, the open connections and their bytes (NewMetrics).
+	Metrics *Metrics
 }
 
 // Client is client mode: it accepts plain TCP and connects each
@@ -72,6 +75,7 @@ type Client struct {
 	trust   func(*tls.Conn) string
 	explain func(error) error
 	l       *listener
+	metrics *Metrics
 }
 
 // NewClient checks opts and makes a Client; Serve starts it.
@@ -88,6 +92,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	c := &Client{
 		tls: opts.TLS, target: opts.Target, timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
 		idle: orDefault(opts.IdleTimeout, DefaultIdleTimeout), trust: opts.Trust, explain: opts.Explain,
+		metrics: opts.Metrics,
 	}
 	if c.explain == nil {
 		c.explain = func(err error) error { return err }
@@ -155,9 +160,13 @@ func (c *Client) handle(ctx context.Context, raw net.Conn) {
 	conn, err := c.tls.DialContext(dctx, "tcp", c.target)
 	cancel()
 	if err != nil {
+		if isHandshakeError(err) {
+			c.metrics.handshake(refusalReason(err))
+		}
 		c.log.Error("target refused", append(attrs, "reason", c.explain(err).Error())...)
 		return
 	}
+	c.metrics.handshake(resultAdmitted, reasonKey)
 	defer conn.Close()
 	attrs = c.trustAttrs(conn, attrs...)
 	if live := c.l.liveConns(); live != nil {
@@ -170,7 +179,9 @@ func (c *Client) handle(ctx context.Context, raw net.Conn) {
 		}
 	}
 	c.log.Info("connected", attrs...)
+	c.metrics.opened()
 	out, in, idled := pipe(ctx, conn, raw, c.idle)
+	c.metrics.closed(in, out)
 	if idled {
 		c.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", c.idle.String())...)
 	}

@@ -54,6 +54,9 @@ type ServerOptions struct {
 	// still admitted are never touched. With KeepOpenOnRevoke, a decision
 	// applies from the next connection only.
 	KeepOpenOnRevoke bool
+	// Metrics, if set, counts the handshakes by result and reason, the
+	// open connections and their bytes (NewMetrics).
+	Metrics *Metrics
 }
 
 // Server is server mode: it accepts mutual TLS, admits the clients that
@@ -68,6 +71,7 @@ type Server struct {
 	enroll  http.Handler
 	log     *slog.Logger
 	l       *listener
+	metrics *Metrics
 }
 
 // NewServer checks opts and makes a Server; Serve starts it.
@@ -85,6 +89,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target,
 		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
 		idle:    orDefault(opts.IdleTimeout, DefaultIdleTimeout), enroll: opts.Enroll,
+		metrics: opts.Metrics,
 	}
 	s.l = newListener(opts.Logger, "server", opts.Target, s.handle)
 	s.l.store, s.l.what = opts.Store, "authorized"
@@ -129,7 +134,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	conn := tls.Server(ac, s.cfg)
 	fp, err := s.handshake(ctx, raw, conn)
 	if err != nil {
-		s.logHandshakeFailure(ac.clientAlert(err), raw, fp, start)
+		err = ac.clientAlert(err)
+		s.metrics.handshake(refusalReason(err))
+		s.logHandshakeFailure(err, raw, fp, start)
 		return
 	}
 	ac.done = true
@@ -140,6 +147,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	if err == nil && peer.MayEnroll() && s.enroll != nil {
 		// An unknown client may enroll on this connection, and do
 		// nothing else.
+		s.metrics.handshake(resultEnroll, reasonUnknown)
 		s.log.Info("not authorized: serving enrollment only", "remote", remote, "fingerprint", fp, "reason", peer.Err.Error())
 		_ = enroll.ServeConn(ctx, conn, s.enroll)
 		return
@@ -148,6 +156,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		err = peer.Err
 	}
 	if err != nil {
+		s.metrics.handshake(refusalReason(err))
 		s.l.failures.failed(remoteAddr(raw), slog.LevelWarn, msgRefused, "reason", err.Error(),
 			"remote", remote, "fingerprint", fp, "reason", err.Error(), "duration", since(start))
 		return
@@ -155,6 +164,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	attrs := []any{"remote", remote, "fingerprint", fp, "name", peer.Name()}
 	if peer.ViaCA {
 		attrs = append(attrs, "via", "ca", "subject", peer.Certificate.Subject.String())
+		s.metrics.handshake(resultAdmitted, reasonCA)
+	} else {
+		s.metrics.handshake(resultAdmitted, reasonKey)
 	}
 	if live := s.l.liveConns(); live != nil {
 		var cancel context.CancelFunc
@@ -178,7 +190,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 	defer target.Close()
 	s.log.Info("accepted", attrs...)
+	s.metrics.opened()
 	in, out, idled := pipe(ctx, conn, target, s.idle)
+	s.metrics.closed(in, out)
 	if idled {
 		s.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", s.idle.String())...)
 	}

@@ -35,6 +35,7 @@ type proxyOptions struct {
 	keepOpen         bool
 	gen              bool   // make the home's identity if it has none
 	keyType          string // its type, with --gen
+	metricsListen    string // serve /healthz, /readyz, /metrics there
 }
 
 // proxyCommand makes the proxy command, with flag variables of its own.
@@ -106,6 +107,13 @@ SIGTERM or SIGINT: stop accepting, let open connections finish (at most
 --drain-timeout, then they are cut), exit 0. A second signal cuts them at
 once.
 
+--metrics-listen ADDR: serve /healthz (alive), /readyz (200 once the trust
+files are loaded, the identity is valid and the proxy listens; 503 with
+the reasons while a revocation file cannot be read or while draining) and
+Prometheus /metrics over plain HTTP. Under systemd (Type=notify,
+NOTIFY_SOCKET), READY=1 is sent once the trust files are loaded and the
+proxy listens, STOPPING=1 when it drains, WATCHDOG=1 with WatchdogSec=.
+
 Example:
   keytool -H /etc/keytool proxy --listen :8443 --target 127.0.0.1:8080
   keytool proxy --client --listen 127.0.0.1:8080 --target db.example:8443`,
@@ -121,6 +129,7 @@ Example:
 			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
 			set.BoolVar(&o.gen, "gen", false, "make the home's identity first if it has none")
 			set.StringVarP(&o.keyType, "type", "t", "", "with --gen: the new key's `TYPE` (default ec256)")
+			set.StringVar(&o.metricsListen, "metrics-listen", "", "serve /healthz, /readyz and Prometheus /metrics over plain HTTP on `ADDR` (host:port)")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {
@@ -129,7 +138,10 @@ Example:
 			if o.listen == "" || o.target == "" {
 				return usagef("--listen ADDR and --target ADDR are required")
 			}
-			for _, a := range []string{o.listen, o.target} {
+			for _, a := range []string{o.listen, o.target, o.metricsListen} {
+				if a == "" {
+					continue // --metrics-listen, optional
+				}
 				if _, _, err := net.SplitHostPort(a); err != nil {
 					return usagef("%q is not host:port: %v", a, err)
 				}
@@ -167,18 +179,23 @@ func (c *cli) proxy(o proxyOptions) error {
 			return err
 		}
 	}
+	ops := newProxyOps(o.metricsListen, log)
 	var (
 		p   runner
 		err error
 	)
 	if o.client {
-		p, err = c.newProxyClient(ctx, o, log)
+		p, err = c.newProxyClient(ctx, o, ops, log)
 	} else {
-		p, err = c.newProxyServer(ctx, o, log)
+		p, err = c.newProxyServer(ctx, o, ops, log)
 	}
 	if err != nil {
 		return err
 	}
+	if err := ops.listen(); err != nil {
+		return err
+	}
+	defer ops.stop()
 	// Signals are caught from before "listening" is logged: whoever reads
 	// that line may signal at once.
 	signals := make(chan os.Signal, 2)
@@ -188,7 +205,8 @@ func (c *cli) proxy(o proxyOptions) error {
 	if err != nil {
 		return err
 	}
-	return serveUntilSignal(ctx, p, ln, signals, o.drainTimeout, log)
+	ops.start()
+	return serveUntilSignal(ctx, opsRunner{p, ops}, ln, signals, o.drainTimeout, log)
 }
 
 // checkGenFlags refuses --type without --gen, a type keytool does not
@@ -267,14 +285,16 @@ func serveUntilSignal(ctx context.Context, p runner, ln net.Listener, signals <-
 
 // newProxyServer builds server mode from the home: the identity, the
 // watched authorized keys, PKI mode and, with --enroll, the invitations.
-func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, log *slog.Logger) (*proxy.Server, error) {
+func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ops *proxyOps, log *slog.Logger) (*proxy.Server, error) {
 	id, err := c.loadIdentity(o.hosts...)
 	if err != nil {
 		return nil, err
 	}
+	ops.identity(&id.Certificate)
 	opts := authkeys.HomeOptions(c.home)
 	opts.Logger = log
 	store := authkeys.Open(ctx, opts)
+	ops.store("authorized", store)
 	pki, err := c.pki()
 	if err != nil {
 		return nil, err
@@ -299,7 +319,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, log *slog.Logg
 	}
 	return proxy.NewServer(proxy.ServerOptions{
 		TLS: srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
-		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen,
+		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
 	})
 }
 
@@ -332,19 +352,21 @@ func (s *startupPrompt) AskUnknownHost(h tlsbridge.UnknownHost) (tlsbridge.Answe
 // newProxyClient builds client mode from the home — the identity, the
 // watched trusted hosts, the policy, PKI mode — and checks the target
 // once, asking on the terminal about an unknown one.
-func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, log *slog.Logger) (*proxy.Client, error) {
+func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ops *proxyOps, log *slog.Logger) (*proxy.Client, error) {
 	hopts := knownhosts.HomeOptions(c.home)
 	hopts.Logger = log
 	hosts := knownhosts.Open(ctx, hopts)
+	ops.store("trusted_hosts", hosts)
 	prompt := &startupPrompt{once: map[string]string{}}
 	client, id, pki, err := c.newClient(hosts, prompt, log)
 	if err != nil {
 		return nil, err
 	}
 	log.Info("identity", "fingerprint", id.Key.Fingerprint())
+	ops.identity(&id.Certificate)
 	p, err := proxy.NewClient(proxy.ClientOptions{
 		TLS: client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
-		Logger: log, Store: hosts, KeepOpenOnRevoke: o.keepOpen,
+		Logger: log, Store: hosts, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
 		Trust: func(conn *tls.Conn) string {
 			return hostTrust(conn, hosts, o.target, pki != nil, "accepted once")
 		},
