@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -66,14 +67,14 @@ func serverAddr(addr string) (string, error) {
 // SystemResolver returns the resolvers of a resolv.conf file (path empty:
 // ResolvConf). Their AD bit is believed only when the file says
 // "options trust-ad" or every name server is on the loopback interface —
-// the rule of glibc (trust-ad) and OpenSSH; a file with no name server
-// means the local one, as in glibc.
+// the rule of glibc (trust-ad) and OpenSSH; a missing file, or one with no
+// name server, means the local one, as in glibc.
 func SystemResolver(path string) (*Resolver, error) {
 	if path == "" {
 		path = ResolvConf
 	}
 	data, err := os.ReadFile(path)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("dane: reading the resolver configuration: %w", err)
 	}
 	conf := ParseResolvConf(data)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -94,8 +95,23 @@ type ClientOptions struct {
 	// refuses. It applies whatever the Policy, which decides only about
 	// servers no CA verified.
 	ConfirmCA bool
-	// Logger receives the warnings of AcceptNew and Insecure.
+	// Logger receives the warnings of AcceptNew and Insecure, and the
+	// notes of VerifyHostKeyDNS.
 	Logger *slog.Logger
+
+	// VerifyHostKeyDNS looks up the key of a host without a pin in DNS
+	// (TLSA records, docs/dns.md); DNSYes lets a DNSSEC-validated record
+	// naming the key stand in for a pin. It never overrules a pin, a
+	// revocation, a skipped trusted-hosts file or PKI mode, which decide
+	// first; under Insecure, DNS is not asked.
+	VerifyHostKeyDNS HostKeyDNS
+	// DNS is the resolver asked; nil: the system's (dane.SystemResolver),
+	// whose answers count as validated only when it is on the loopback
+	// interface or resolv.conf says "options trust-ad".
+	DNS *dane.Resolver
+	// PinFromDNS pins a key that a validated record let in (with the
+	// comment DNSComment), for callers whose purpose is to pin.
+	PinFromDNS bool
 }
 
 // Client is the client side of keytool's mutual TLS: it presents an
@@ -120,6 +136,13 @@ func NewClient(id *Identity, opts ClientOptions) (*Client, error) {
 	}
 	if opts.Prompt == nil {
 		opts.Prompt = NonInteractive{}
+	}
+	if opts.VerifyHostKeyDNS != DNSNo && opts.DNS == nil {
+		r, err := dane.SystemResolver("")
+		if err != nil {
+			return nil, fmt.Errorf("tlsbridge: the DNS resolver for host keys: %w", err)
+		}
+		opts.DNS = r
 	}
 	if opts.Policy == Insecure {
 		opts.Logger.Warn("host keys are NOT verified (insecure mode): anyone can impersonate the servers this client connects to")
@@ -255,21 +278,28 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 			if err != nil {
 				return fmt.Errorf("tlsbridge: host %s presented a key that cannot be used: %w", addr, err)
 			}
-			return c.ask(addr, key, cs.PeerCertificates, v)
+			return c.ask(addr, key, cs.PeerCertificates, v, nil)
 		}
 	}
 	key, kerr := jwk.NewPublicKey(leaf.PublicKey)
 	if kerr != nil {
 		return fmt.Errorf("tlsbridge: host %s presented a key that cannot be used: %w", addr, kerr)
 	}
+	dns := c.lookupDNS(addr, key)
+	if c.opts.VerifyHostKeyDNS == DNSYes && dns != nil && dns.Proven() {
+		return c.acceptFromDNS(addr, key, dns)
+	}
 	switch c.opts.Policy {
 	case Insecure:
 		c.opts.Logger.Warn("accepting an unverified host key (insecure mode)", "addr", addr, "fingerprint", key.Fingerprint())
 		return nil
 	case AcceptNew:
+		if dns != nil && dns.Status == dane.NoMatch && dns.Validated {
+			return &DNSMismatchError{Addr: addr, Fingerprint: key.Fingerprint(), Name: dns.Name}
+		}
 		return c.pin(addr, key, "accept-new")
 	case Ask:
-		return c.ask(addr, key, cs.PeerCertificates, nil)
+		return c.ask(addr, key, cs.PeerCertificates, nil, dns)
 	}
 	return err
 }
@@ -284,15 +314,16 @@ func (c *Client) pin(addr string, key *jwk.Key, why string) error {
 }
 
 // ask puts the question to the Prompt, one connection at a time, about
-// the server's key and chain, and the CA that verified it (nil: none); a
-// host pinned while this one waited is not asked about again.
-func (c *Client) ask(addr string, key *jwk.Key, chain []*x509.Certificate, ca *CAVerified) error {
+// the server's key and chain, the CA that verified it (nil: none) and
+// what DNS said of it (nil: not asked); a host pinned while this one
+// waited is not asked about again.
+func (c *Client) ask(addr string, key *jwk.Key, chain []*x509.Certificate, ca *CAVerified, dns *dane.Result) error {
 	c.prompt.Lock()
 	defer c.prompt.Unlock()
 	if d := c.opts.Hosts.Decide(addr, key.SPKIHash()); d.Verdict != knownhosts.Unknown {
 		return knownhosts.ErrorOf(d, addr, key.SPKIHash())
 	}
-	h := UnknownHost{Addr: addr, Key: key, Chain: chain, CA: ca, Purpose: c.opts.Purpose}
+	h := UnknownHost{Addr: addr, Key: key, Chain: chain, CA: ca, Purpose: c.opts.Purpose, DNS: dns}
 	if store, ok := c.opts.Hosts.(interface{ AddressesOf(sum [32]byte) []string }); ok {
 		norm, _ := knownhosts.NormalizeAddr(addr)
 		for _, a := range store.AddressesOf(key.SPKIHash()) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 )
@@ -33,6 +34,10 @@ type UnknownHost struct {
 	// or a key copied between hosts. Empty when there are none or the
 	// store cannot tell.
 	OtherAddresses []string
+	// DNS is what DNS said about the key (ClientOptions.VerifyHostKeyDNS),
+	// nil when it was not asked. Only a validated match (DNS.Proven) is
+	// worth more than a note; under DNSYes it connects without a question.
+	DNS *dane.Result
 }
 
 // Answer is a Prompt's decision.
@@ -157,6 +162,9 @@ func (t Terminal) describe(out io.Writer, h UnknownHost) {
 		fmt.Fprintf(out, "%s\n", h.Key.Randomart())
 	}
 	fmt.Fprintf(out, "Key ID: %s\n", h.Key.KeyID())
+	if line := DNSLine(h.DNS); line != "" {
+		fmt.Fprintln(out, line)
+	}
 	if len(h.OtherAddresses) == 0 {
 		fmt.Fprintf(out, "This key is not known by any other names.\n")
 		return
@@ -165,4 +173,25 @@ func (t Terminal) describe(out io.Writer, h UnknownHost) {
 	for _, a := range h.OtherAddresses {
 		fmt.Fprintf(out, "    %s\n", termtext.Safe(a))
 	}
+}
+
+// DNSLine is what a prompt says of a DNS result, in OpenSSH's words for a
+// validated match; "" when there is nothing to say.
+func DNSLine(r *dane.Result) string {
+	if r == nil {
+		return ""
+	}
+	switch {
+	case r.Proven():
+		return "Matching host key fingerprint found in DNS."
+	case r.Status == dane.Match:
+		return "A matching host key fingerprint was found in DNS, but the answer is not DNSSEC-validated: it proves nothing."
+	case r.Status == dane.NoMatch:
+		return "WARNING: the host key fingerprint published in DNS is not this key's (" + termtext.Safe(r.Note()) + ")."
+	case r.Status == dane.Failed:
+		return "Nothing was learned from DNS: " + termtext.Safe(r.Note()) + "."
+	case len(r.Ignored) > 0:
+		return "No host key fingerprint found in DNS: " + termtext.Safe(r.Note()) + "."
+	}
+	return ""
 }

@@ -1,0 +1,104 @@
+package tlsbridge
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/keytool/keytool/dane"
+	"github.com/keytool/keytool/jwk"
+)
+
+// HostKeyDNS is what a client does with host keys published in DNS as
+// TLSA records (package dane, docs/dns.md): OpenSSH's VerifyHostKeyDNS.
+// DNS only ever speaks for a host without a pin: a pinned key, a changed
+// key, a revoked key and a skipped trusted-hosts file decide before it,
+// and PKI mode decides instead of it.
+type HostKeyDNS int
+
+const (
+	// DNSNo does not look in DNS (the default).
+	DNSNo HostKeyDNS = iota
+	// DNSAsk looks, and only tells: the Prompt's UnknownHost.DNS says
+	// what DNS said; nothing is accepted without the Policy.
+	DNSAsk
+	// DNSYes accepts an unknown host whose key a DNSSEC-validated TLSA
+	// record names, without the Policy or the Prompt; anything less (an
+	// unvalidated record, a failed lookup) only tells, as DNSAsk.
+	DNSYes
+)
+
+// ParseHostKeyDNS reads OpenSSH's names: yes, ask, no.
+func ParseHostKeyDNS(s string) (HostKeyDNS, error) {
+	switch s {
+	case "yes":
+		return DNSYes, nil
+	case "ask":
+		return DNSAsk, nil
+	case "no":
+		return DNSNo, nil
+	}
+	return 0, fmt.Errorf("tlsbridge: unknown host-key DNS policy %q: use yes, ask or no", s)
+}
+
+func (v HostKeyDNS) String() string { return [...]string{"no", "ask", "yes"}[v] }
+
+// DNSComment is the comment of a pin made from a DNSSEC-validated TLSA
+// record (ClientOptions.PinFromDNS), so that a listing of the pins tells
+// it from a key a person checked.
+const DNSComment = "pinned from a DNSSEC-validated TLSA record"
+
+// lookupDNS asks DNS about the key a host presented at addr, when the
+// options say to; nil when they do not, or when addr's host is an IP
+// address (which has no TLSA name). A result short of a validated match
+// is logged in one line: the connection goes on to the pins and the
+// Policy.
+func (c *Client) lookupDNS(addr string, key *jwk.Key) *dane.Result {
+	if c.opts.VerifyHostKeyDNS == DNSNo || c.opts.Policy == Insecure {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) != nil {
+		return nil
+	}
+	res := c.opts.DNS.Lookup(context.Background(), host, port, key.SPKI())
+	switch {
+	case res.Proven():
+		c.opts.Logger.Info("host key found in DNS", "addr", addr, "fingerprint", key.Fingerprint(), "note", res.Note())
+	case res.Status == dane.Failed || res.Status == dane.NoMatch:
+		c.opts.Logger.Warn("host key not verified by DNS, falling back to the pins", "addr", addr, "fingerprint", key.Fingerprint(), "note", res.Note())
+	default:
+		c.opts.Logger.Info("host key not verified by DNS", "addr", addr, "fingerprint", key.Fingerprint(), "note", res.Note())
+	}
+	return &res
+}
+
+// acceptFromDNS accepts an unknown host whose key a validated record
+// names, pinning it (commented DNSComment) when the options say so or
+// the Policy pins new keys anyway.
+func (c *Client) acceptFromDNS(addr string, key *jwk.Key, res *dane.Result) error {
+	if !c.opts.PinFromDNS && c.opts.Policy != AcceptNew {
+		return nil
+	}
+	k := key.PublicKey()
+	if k.Attrs == nil {
+		k.Attrs = jwk.Attributes{}
+	}
+	k.Attrs.SetString(jwk.AttrComment, fmt.Sprintf("%s at %s", DNSComment, res.Name))
+	return c.pin(addr, k, "verify-host-key-dns")
+}
+
+// DNSMismatchError means a host without a pin presented a key that the
+// DNSSEC-validated TLSA records of its name do not name, under AcceptNew:
+// the key is not pinned on first use against what DNS says. (OpenSSH
+// warns and pins; the evidence of a validated zone is worth more than a
+// warning when nobody is asked.)
+type DNSMismatchError struct {
+	Addr, Fingerprint string
+	Name              string // the TLSA name: _PORT._tcp.HOST.
+}
+
+func (e *DNSMismatchError) Error() string {
+	return fmt.Sprintf("tlsbridge: host %s presented key %s, which the DNSSEC-validated TLSA records at %s do not name: not pinned",
+		e.Addr, e.Fingerprint, e.Name)
+}

@@ -1,0 +1,213 @@
+package tlsbridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/dane"
+	"github.com/keytool/keytool/internal/dnstest"
+	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+)
+
+// tlsaLine is the zone-file line publishing k for port in dnstest.Origin.
+func tlsaLine(t *testing.T, port string, k *jwk.Key) string {
+	t.Helper()
+	r, err := dane.RecordFor(k.SPKI(), dane.MatchSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)
+}
+
+// TestVerifyHostKeyDNS connects to a server at localhost:PORT whose TLSA
+// records nsd serves and unbound validates (internal/dnstest), under each
+// case of docs/dns.md.
+func TestVerifyHostKeyDNS(t *testing.T) {
+	dnstest.Require(t)
+	type prompted struct {
+		asked bool
+		dns   *dane.Result
+	}
+	cases := []struct {
+		name string
+		// zone: whether signed, tampered, and whose key the record names
+		signed, tamper, otherKey, noRecord bool
+		silent                             bool // the resolver never answers
+		untrusted                          bool // the resolver's AD bit is not believed
+		opts                               ClientOptions
+		setup                              func(t *testing.T, cli *home, addr string, srv *home)
+		connect, pinned, asked             bool
+		pinnedBy                           string      // "accept-new": a pin without the DNS comment
+		status                             dane.Status // the prompt's DNS result, when asked
+		validated                          bool
+		errAs                              any
+		log                                string
+	}{
+		{name: "signed yes", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Strict}, connect: true, log: "host key found in DNS"},
+		{name: "signed yes ask-policy no prompt", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask}, connect: true},
+		{name: "signed yes pin", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Strict, PinFromDNS: true}, connect: true, pinned: true},
+		{name: "signed yes accept-new pins", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: AcceptNew}, connect: true, pinned: true},
+		{name: "signed ask", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSAsk, Policy: Ask}, asked: true, status: dane.Match, validated: true,
+			errAs: new(*RefusedHostError)},
+		{name: "signed no", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSNo, Policy: Strict}, errAs: new(*knownhosts.UnknownHostError)},
+		{name: "signed, resolver not trusted", signed: true, untrusted: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask},
+			asked: true, status: dane.Match, errAs: new(*RefusedHostError)},
+		{name: "unsigned yes strict", opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Strict}, errAs: new(*knownhosts.UnknownHostError)},
+		{name: "unsigned yes ask", opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask}, asked: true, status: dane.Match, errAs: new(*RefusedHostError)},
+		{name: "bogus", signed: true, tamper: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask}, asked: true, status: dane.Failed,
+			errAs: new(*RefusedHostError), log: "DNSSEC Bogus"},
+		{name: "another key", signed: true, otherKey: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask}, asked: true, status: dane.NoMatch,
+			validated: true, errAs: new(*RefusedHostError), log: "name another key"},
+		{name: "another key, accept-new", signed: true, otherKey: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: AcceptNew},
+			errAs: new(*DNSMismatchError)},
+		{name: "another key, unsigned, accept-new", otherKey: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: AcceptNew},
+			connect: true, pinned: true, pinnedBy: "accept-new"},
+		{name: "no record", signed: true, noRecord: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Strict}, errAs: new(*knownhosts.UnknownHostError)},
+		{name: "another key pinned", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask},
+			setup: func(t *testing.T, cli *home, addr string, _ *home) { cli.pin(t, addr, mustGenerate(t, jwk.EC256)) },
+			errAs: new(*knownhosts.KeyChangedError)},
+		{name: "revoked", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask},
+			setup: func(t *testing.T, cli *home, _ string, srv *home) { cli.revoke(t, srv.id.Key) },
+			errAs: new(*knownhosts.RevokedError)},
+		{name: "trusted-hosts file skipped", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask},
+			setup: func(t *testing.T, cli *home, _ string, _ *home) {
+				dir := filepath.Join(cli.dir, "trusted_hosts.d")
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "bad.json"), []byte("{not json"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				cli.host.Reload()
+			},
+			errAs: new(*knownhosts.SkippedFilesError)},
+		{name: "resolver down", silent: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask}, asked: true, status: dane.Failed,
+			errAs: new(*RefusedHostError), log: "no answer within 1s"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cli := newHome(t, jwk.EC256)
+			srv, ts := serverFor(t, cli)
+			_, port, _ := net.SplitHostPort(ts.addr())
+			addr := net.JoinHostPort("localhost", port)
+			published := srv.id.Key
+			if c.otherKey {
+				published = mustGenerate(t, jwk.EC256)
+			}
+			zone := dnstest.Zone{Signed: c.signed, Tamper: c.tamper, Records: []string{tlsaLine(t, port, published)}}
+			if c.noRecord {
+				zone.Records = []string{tlsaLine(t, "1", published)}
+			}
+			var resolver string
+			if c.silent {
+				resolver = dnstest.Silent(t)
+			} else {
+				resolver = dnstest.Start(t, zone).Resolver
+			}
+			if c.setup != nil {
+				c.setup(t, cli, addr, srv)
+			}
+			r, err := dane.NewResolver(resolver)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.TrustAD = !c.untrusted
+			r.Timeout = 10 * time.Second // a loaded machine; the resolver-down case sets its bound
+			if c.silent {
+				r.Timeout = time.Second
+			}
+			var log testlog.Buffer
+			var p prompted
+			opts := c.opts
+			opts.DNS = r
+			opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			opts.Prompt = PromptFunc(func(h UnknownHost) (Answer, error) {
+				p = prompted{true, h.DNS}
+				return No, nil
+			})
+			start := time.Now()
+			_, err = roundTrip(addr, mustConfig(t, cli.client(t, opts), addr))
+			took := time.Since(start)
+			if (err == nil) != c.connect {
+				t.Fatalf("connected = %v (%v), want %v; log:\n%s", err == nil, err, c.connect, log.String())
+			}
+			if c.errAs != nil && !errors.As(err, c.errAs) {
+				t.Errorf("err = %v, want %T", err, c.errAs)
+			}
+			if p.asked != c.asked {
+				t.Fatalf("prompt asked = %v, want %v; log:\n%s", p.asked, c.asked, log.String())
+			}
+			if c.asked && (p.dns == nil || p.dns.Status != c.status || p.dns.Validated != c.validated) {
+				t.Errorf("the prompt's DNS result = %+v, want %v, validated %v", p.dns, c.status, c.validated)
+			}
+			files := pinFiles(t, cli)
+			if c.pinned {
+				if len(files) != 1 {
+					t.Fatalf("pin files %v, want one", files)
+				}
+				keys, err := jwk.ReadFile(files[0])
+				want := DNSComment + " at _" + port + "._tcp.localhost."
+				if c.pinnedBy == "accept-new" {
+					want = ""
+				}
+				if err != nil || !keys[0].Equal(srv.id.Key) || keys[0].Attrs.Comment() != want {
+					t.Errorf("pin %v (%v), comment %q", keys, err, keys[0].Attrs.Comment())
+				}
+			} else if c.setup == nil && len(files) != 0 {
+				t.Errorf("pinned %v", files)
+			}
+			if !strings.Contains(log.String(), c.log) {
+				t.Errorf("log lacks %q:\n%s", c.log, log.String())
+			}
+			if c.silent && took > time.Second+5*time.Second { // the bound, and slack for a loaded machine
+				t.Errorf("with the resolver down, the handshake took %v", took)
+			}
+		})
+	}
+}
+
+// The terminal says what DNS said, in OpenSSH's words for a validated
+// match, and at most a note for anything else.
+func TestTerminalPromptDNS(t *testing.T) {
+	k := mustGenerate(t, jwk.EC256)
+	for _, c := range []struct {
+		res  *dane.Result
+		want string
+	}{
+		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.Match, Validated: true}, "\nMatching host key fingerprint found in DNS.\n"},
+		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.Match}, "\nA matching host key fingerprint was found in DNS, but the answer is not DNSSEC-validated: it proves nothing.\n"},
+		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.NoMatch, Validated: true}, "\nWARNING: the host key fingerprint published in DNS is not this key's (the DNSSEC-validated TLSA records at _443._tcp.db.example. name another key).\n"},
+		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.Failed, Err: &dane.FailedError{Rcode: "SERVFAIL"}}, "\nNothing was learned from DNS: DNS lookup of _443._tcp.db.example. failed: "},
+		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.NoRecord}, ""},
+		{nil, ""},
+	} {
+		var out strings.Builder
+		if _, err := (Terminal{In: strings.NewReader("no\n"), Out: &out}).AskUnknownHost(UnknownHost{Addr: "db.example:443", Key: k, DNS: c.res}); err != nil {
+			t.Fatal(err)
+		}
+		if c.want == "" && strings.Contains(out.String(), "DNS") || !strings.Contains(out.String(), c.want) {
+			t.Errorf("%+v: prompt lacks %q:\n%s", c.res, c.want, out.String())
+		}
+	}
+}
+
+func TestParseHostKeyDNS(t *testing.T) {
+	for _, s := range []string{"yes", "ask", "no"} {
+		v, err := ParseHostKeyDNS(s)
+		if err != nil || v.String() != s {
+			t.Errorf("%s: %v, %v", s, v, err)
+		}
+	}
+	if _, err := ParseHostKeyDNS("accept-new"); err == nil {
+		t.Error("accept-new accepted")
+	}
+}
