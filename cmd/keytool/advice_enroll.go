@@ -101,5 +101,19 @@ func (c *cli) adviseTLS(err error) string {
 		return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
 			c.command("trust-host", shellQuote(notPinned.Addr), "--fingerprint", notPinned.Key.Fingerprint()))
 	}
+	var (
+		noSuchCA *tlsbridge.NoSuchCAError
+		caExists *tlsbridge.CAExistsError
+		notCA    *tlsbridge.NotCAError
+	)
+	switch {
+	case errors.As(err, &noSuchCA):
+		return "List the installed CAs with: " + c.command("ca", "list")
+	case errors.As(err, &caExists):
+		return "Give it another name (--name NAME), or remove the installed one first: " + c.command("ca", "list")
+	case errors.As(err, &notCA):
+		return "To trust a server's or client's own certificate, pin its key instead: " + c.command("trust-host", "ADDR", "--fingerprint", "FINGERPRINT") +
+			" or " + c.command("authorize", "FILE")
+	}
 	return ""
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"time"
@@ -19,7 +20,7 @@ func connectCommand() *command {
 	return &command{
 		name:    "connect",
 		uses:    globalHome | globalIdentity | globalHostKeys | globalPKI,
-		args:    "[-v] ADDR",
+		args:    "[-v] [--purpose P] ADDR",
 		summary: "open a mutual TLS connection to ADDR, piped to standard input and output",
 		help: `Connects to ADDR (host:port) over mutual TLS, presenting the identity and
 checking the server's key against trusted_hosts.d under --strict-host-keys
@@ -29,6 +30,10 @@ connection and the connection to standard output, like 'ssh -W' or
 'openssl s_client -quiet'. The end of standard input closes the sending
 side only (TLS close_notify); keytool exits when the server closes the
 connection.
+
+--purpose P: in PKI mode, a server whose key is not pinned is verified by
+the CAs installed for P (keytool ca add --purpose P) if there are any, else
+by the general CAs; never by another purpose's.
 
 -v prints the server's key type, fingerprint and why it is trusted
 (pinned, PKI, accepted once, not verified) on standard error.
@@ -51,7 +56,8 @@ server that closes without answering is a normal end.
 
 Example:
   printf 'GET / HTTP/1.0\r\n\r\n' | keytool connect -v web.example:8443`,
-		flags: func(set *pflag.FlagSet, _ *cli) {
+		flags: func(set *pflag.FlagSet, c *cli) {
+			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify an unpinned server with the CAs of `PURPOSE` (keytool ca add --purpose)")
 			set.BoolVarP(&verbose, "verbose", "v", false, "print the server's key and trust on standard error")
 			set.BoolVar(&visual, "visual-host-key", false, "draw the server key's randomart in the first-use question")
 			set.DurationVar(&connectTimeout, "connect-timeout", 30*time.Second, "give up if the TCP connection and TLS handshake take longer than `DURATION`")
@@ -95,6 +101,11 @@ func (c *cli) connect(addr string, verbose, visual bool, timeout time.Duration) 
 			alg = k.Algorithm()
 		}
 		pki, _ := c.pki() // newClient loaded it already
+		viaCA := false
+		if pki != nil {
+			v, err := pki.VerifyPurpose(c.purpose, cs.PeerCertificates, x509.ExtKeyUsageServerAuth, cs.ServerName)
+			viaCA = err == nil && v != nil
+		}
 		otherwise := "accepted once"
 		if policy, _ := c.policy(); policy == tlsbridge.Insecure {
 			otherwise = "NOT verified (insecure)"
@@ -106,7 +117,7 @@ func (c *cli) connect(addr string, verbose, visual bool, timeout time.Duration) 
 		fmt.Fprintf(c.stderr, "keytool connect: connected to %s, %s: %s key %s, %s\n",
 			where, tls.VersionName(cs.Version), alg,
 			jwk.FormatFingerprint(sha256.Sum256(leaf.RawSubjectPublicKeyInfo)),
-			hostTrust(conn, hosts, addr, pki != nil, otherwise))
+			hostTrust(conn, hosts, addr, viaCA, otherwise))
 	}
 	return c.pipe(conn, addr, id)
 }

@@ -51,8 +51,9 @@ func (c *cli) hostStore() *knownhosts.Store {
 	return knownhosts.Load(opts)
 }
 
-// pki returns PKI mode's CA and CRL: --ca/--crl, else the home's ca.pem
-// and crl.pem when they exist; nil when there is no CA.
+// pki returns PKI mode's CAs and CRLs: --ca/--crl, else the home's
+// ca.pem and crl.pem when they exist, and the CAs installed in the home's
+// ca.d (keytool ca add); nil when there is no CA.
 func (c *cli) pki() (*tlsbridge.PKI, error) {
 	ca, crl := c.caFile, c.crlFile
 	if ca == "" {
@@ -67,13 +68,17 @@ func (c *cli) pki() (*tlsbridge.PKI, error) {
 			crl = c.layout().CRL()
 		}
 	}
-	if ca == "" {
-		if crl != "" {
-			return nil, fmt.Errorf("--crl %s needs the CA that signed it: --ca FILE", crl)
-		}
+	if ca == "" && crl != "" {
+		return nil, fmt.Errorf("--crl %s needs the CA that signed it: --ca FILE", crl)
+	}
+	dir := c.layout().CADir()
+	if _, err := os.Lstat(dir); err != nil {
+		dir = ""
+	}
+	if ca == "" && dir == "" {
 		return nil, nil
 	}
-	return tlsbridge.LoadPKI(tlsbridge.PKIOptions{CA: ca, CRL: crl, Home: c.home})
+	return tlsbridge.LoadPKI(tlsbridge.PKIOptions{CA: ca, CRL: crl, Dir: dir, Home: c.home})
 }
 
 // policy returns the host-key policy of --strict-host-keys and --insecure.
@@ -105,7 +110,7 @@ func (c *cli) newClient(hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *s
 		return nil, nil, nil, err
 	}
 	cli, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{
-		Hosts: hosts, Policy: policy, Prompt: prompt, PKI: pki, Logger: log,
+		Hosts: hosts, Policy: policy, Prompt: prompt, PKI: pki, Logger: log, Purpose: c.purpose,
 	})
 	return cli, id, pki, err
 }

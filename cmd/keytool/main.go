@@ -66,7 +66,7 @@ var globalFlagUse = map[string]globalUse{
 // commands afresh, so that no flag value outlives the run that parsed it
 // (tests run many commands in one process).
 var commandList = []func() *command{
-	authorizeCommand, bundleCommand, certCommand, connectCommand, dnsRecordCommand, genCommand, inviteCommand,
+	authorizeCommand, bundleCommand, caCommand, certCommand, connectCommand, dnsRecordCommand, genCommand, inviteCommand,
 	joinCommand, listCommand, proxyCommand, pubCommand, revokeCommand, showCommand, trustHostCommand,
 	versionCommand, completionCommand, completeCommand, manCommand,
 }
@@ -91,6 +91,7 @@ type cli struct {
 	insecure       bool
 	caFile         string
 	crlFile        string
+	purpose        string // the connection's purpose (connect --purpose): which CAs of ca.d verify
 
 	stdin          io.Reader
 	stdout, stderr io.Writer

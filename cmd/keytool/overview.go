@@ -40,15 +40,15 @@ func listCommand() *command {
 		summary: "show what a home trusts, and the trust files it had to skip",
 		help: `Prints one overview of the home: the identity (type, fingerprint, file),
 the authorized keys, the revoked keys, the pinned hosts, the invitations
-(pending, used, expired), PKI mode's CA bundle and CRL (subjects, expiry,
-next update) and the PROBLEMS: trust files that were skipped and why, each
+(pending, used, expired), PKI mode's CA bundle and CRL and the CAs
+installed in ca.d, by purpose (subjects, expiry, next update) and the PROBLEMS: trust files that were skipped and why, each
 with the command that fixes it when there is one. Each section is the table
 of its own --list (authorize, revoke, trust-host, invite), in 80 columns;
 -l/--long adds COMMENT and FILE, --full shows whole fingerprints.
 
 --json prints one object: home, identity (null when there is none),
 authorized, revoked, hosts and invitations (the arrays of each --list
---json), pki (kind, file, subject, until, status) and problems (file,
+--json), pki (kind, file, purpose, subject, until, status) and problems (file,
 error, fix). The exit status is 0 even when there are problems: they are
 listed.`,
 		flags: func(set *pflag.FlagSet, _ *cli) { lf.register(set, "") },
@@ -88,9 +88,10 @@ type identityInfo struct {
 type pkiInfo struct {
 	Kind    string    `json:"kind"` // "ca" or "crl"
 	File    string    `json:"file"`
-	Subject string    `json:"subject"` // a CRL's issuer
-	Until   time.Time `json:"until"`   // a CA's NotAfter, a CRL's NextUpdate (zero: none)
-	Status  string    `json:"status"`  // ok, expired, not yet valid; a CRL: ok, stale, not verified
+	Purpose string    `json:"purpose,omitempty"` // an installed CA's (ca.d/PURPOSE/), "" for every purpose
+	Subject string    `json:"subject"`           // a CRL's issuer
+	Until   time.Time `json:"until"`             // a CA's NotAfter, a CRL's NextUpdate (zero: none)
+	Status  string    `json:"status"`            // ok, expired, not yet valid; a CRL: ok, stale, not verified
 }
 
 // problemInfo is a trust input that could not be used, and its fix.
@@ -205,6 +206,23 @@ func (c *cli) overviewPKI(o *overview) {
 			crl = c.layout().CRL()
 		}
 	}
+	o.pkiFiles(ca, crl, "")
+	cas, _ := tlsbridge.ReadCADir(c.layout().CADir()) // c.pki reported what cannot be read
+	for _, in := range cas {
+		o.pkiFiles(in.File, in.CRLFile, in.Purpose)
+	}
+	for _, p := range o.PKI {
+		until := "-"
+		if !p.Until.IsZero() {
+			until = p.Until.UTC().Format(time.RFC3339)
+		}
+		t.add(strings.ToUpper(p.Kind), printable(c.inHome(p.File)), printable(p.Subject), until, p.Status)
+	}
+}
+
+// pkiFiles adds the CA certificates of ca and the CRLs of crl, for
+// purpose ("" for every purpose), to the overview.
+func (o *overview) pkiFiles(ca, crl, purpose string) {
 	now := time.Now()
 	var cas []*x509.Certificate
 	for _, b := range pemBlocks(ca, "CERTIFICATE") {
@@ -220,14 +238,14 @@ func (c *cli) overviewPKI(o *overview) {
 		case now.Before(cert.NotBefore):
 			status = "not yet valid"
 		}
-		o.PKI = append(o.PKI, pkiInfo{Kind: "ca", File: ca, Subject: cert.Subject.String(), Until: cert.NotAfter, Status: status})
+		o.PKI = append(o.PKI, pkiInfo{Kind: "ca", File: ca, Purpose: purpose, Subject: cert.Subject.String(), Until: cert.NotAfter, Status: status})
 	}
 	for _, b := range pemBlocks(crl, "X509 CRL") {
 		list, err := x509.ParseRevocationList(b)
 		if err != nil {
 			continue
 		}
-		status := "not verified" // until a CA of ca.pem is found to sign it
+		status := "not verified" // until a CA of its CA file is found to sign it
 		for _, cert := range cas {
 			if bytes.Equal(list.RawIssuer, cert.RawSubject) && list.CheckSignatureFrom(cert) == nil {
 				status = "ok"
@@ -236,14 +254,7 @@ func (c *cli) overviewPKI(o *overview) {
 		if status == "ok" && !list.NextUpdate.IsZero() && now.After(list.NextUpdate) {
 			status = "stale"
 		}
-		o.PKI = append(o.PKI, pkiInfo{Kind: "crl", File: crl, Subject: list.Issuer.String(), Until: list.NextUpdate, Status: status})
-	}
-	for _, p := range o.PKI {
-		until := "-"
-		if !p.Until.IsZero() {
-			until = p.Until.UTC().Format(time.RFC3339)
-		}
-		t.add(strings.ToUpper(p.Kind), printable(c.inHome(p.File)), printable(p.Subject), until, p.Status)
+		o.PKI = append(o.PKI, pkiInfo{Kind: "crl", File: crl, Purpose: purpose, Subject: list.Issuer.String(), Until: list.NextUpdate, Status: status})
 	}
 }
 
