@@ -30,6 +30,15 @@
 // Strict refuses, Ask puts the question to a Prompt (yes pins, once
 // connects without pinning, no refuses), AcceptNew pins, Insecure accepts
 // with a warning. Client.Transport gives an http.Transport doing all this.
+// With ConfirmCA, the Prompt is also asked about a server a CA verified
+// (libvirt's validator); the UnknownHost it gets is the whole peer.
+//
+// # Purposes
+//
+// A client or server may have a Purpose: in PKI mode its unpinned peers
+// are verified by the CAs installed for that purpose (HOME/ca.d/PURPOSE,
+// InstallCA) if there are any, else by the general CAs — never by another
+// purpose's (docs/design.md, "Purposes").
 //
 // # Certificates
 //
