@@ -302,7 +302,9 @@ func Join(ctx context.Context, id *tlsbridge.Identity, tok Token, hosts tlsbridg
 		return nil, &TokenExpiredError{Name: tok.Name, Expires: tok.Expires}
 	}
 	for _, addr := range tok.Addresses {
-		if d := hosts.Decide(addr, tok.Server); d.Verdict != knownhosts.Pinned && d.Verdict != knownhosts.Unknown {
+		// A key pinned without an address (PinnedIfNamed) is the token's
+		// key too: join pins it for the addresses where it is seen.
+		if d := hosts.Decide(addr, tok.Server); d.Verdict != knownhosts.Pinned && d.Verdict != knownhosts.Unknown && d.Verdict != knownhosts.PinnedIfNamed {
 			return nil, &HostsDisagreeError{Addr: addr, Err: knownhosts.ErrorOf(d, addr, tok.Server)}
 		}
 	}

@@ -30,11 +30,15 @@ const (
 	AttrExpires = "expires" // RFC 3339
 	AttrFrom    = "from"    // CIDR list: where a client key may connect from
 	AttrName    = "name"    // the entry name given by `keytool authorize --name`
+	// AttrNames, on an identity's private key: the DNS names and IP
+	// addresses its self-signed certificate names. Not part of the public
+	// half handed out (see PublicHalf).
+	AttrNames = "names"
 )
 
 // listAttrs are the attributes whose PEM header form is a comma-separated
 // list (libtrust writes hosts this way).
-var listAttrs = map[string]bool{AttrAddress: true, AttrHosts: true, AttrFrom: true}
+var listAttrs = map[string]bool{AttrAddress: true, AttrHosts: true, AttrFrom: true, AttrNames: true}
 
 // Clone returns a copy of a (nil for nil).
 func (a Attributes) Clone() Attributes {
@@ -258,7 +262,7 @@ func (e *AttrError) Unwrap() error { return e.Err }
 // JSON checks each member as it copies it, and so reports the first bad
 // one in file order.)
 func (a Attributes) validate() error {
-	for _, name := range [...]string{AttrExpires, AttrFrom, AttrAddress, AttrHosts, AttrComment, AttrKeyID} {
+	for _, name := range [...]string{AttrExpires, AttrFrom, AttrAddress, AttrHosts, AttrNames, AttrComment, AttrKeyID} {
 		if raw, ok := a[name]; ok {
 			if err := checkAttr(name, raw); err != nil {
 				return err
@@ -279,7 +283,7 @@ func checkAttr(name string, raw []byte) error {
 		_, err = expiresValue(raw)
 	case AttrFrom:
 		_, err = fromValue(raw)
-	case AttrAddress, AttrHosts:
+	case AttrAddress, AttrHosts, AttrNames:
 		if !isPlainList(raw) {
 			_, err = listValue(name, raw)
 		}

@@ -156,10 +156,10 @@ func WritePrivateKeyFile(path string, k *Key, f Format, mode WriteMode) error {
 	return write(path, data, 0o600, mode)
 }
 
-// WritePublicKeyFile writes the public half of k to path with mode 0644,
-// atomically; mode says what happens to an existing file.
+// WritePublicKeyFile writes the public half of k (PublicHalf) to path with
+// mode 0644, atomically; mode says what happens to an existing file.
 func WritePublicKeyFile(path string, k *Key, f Format, mode WriteMode) error {
-	data, err := k.MarshalPublic(f)
+	data, err := k.PublicHalf().MarshalPublic(f)
 	if err != nil {
 		return err
 	}

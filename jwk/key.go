@@ -246,6 +246,16 @@ func (k *Key) PublicKey() *Key {
 	return &p
 }
 
+// PublicHalf is the public key of an identity as it is handed out (its
+// pub_key file): PublicKey without AttrNames, which say what the
+// identity's own certificate names and would read, in a peer's trust
+// store, as if they bound the key.
+func (k *Key) PublicHalf() *Key {
+	p := k.PublicKey()
+	delete(p.Attrs, AttrNames)
+	return p
+}
+
 // SPKI returns the DER SubjectPublicKeyInfo of the key. The caller must not
 // modify it.
 func (k *Key) SPKI() []byte { return k.spki }

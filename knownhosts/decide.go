@@ -1,7 +1,10 @@
 package knownhosts
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
+	"net"
 
 	"github.com/keytool/keytool/jwk"
 )
@@ -26,8 +29,16 @@ const (
 	// address may be pinned after all. Final: skipped trust never widens
 	// trust.
 	Skipped
-	// Refused: any other final refusal (an address the store cannot read).
+	// Refused: any other final refusal (an address the store cannot read,
+	// a certificate that does not name the host: *NameMismatchError).
 	Refused
+	// PinnedIfNamed: the key is pinned without an address (Docker's
+	// proposal: a public key file copied into the trusted-hosts
+	// directory). It is admitted only if the certificate it came in names
+	// the dialled host; WithCertificate turns it into Pinned or Refused.
+	// The address's own pins decide first: a pin of another key for the
+	// address is Changed, never rescued by a key pinned without one.
+	PinnedIfNamed
 )
 
 func (v Verdict) String() string {
@@ -44,6 +55,8 @@ func (v Verdict) String() string {
 		return "skipped"
 	case Refused:
 		return "refused"
+	case PinnedIfNamed:
+		return "pinned if named"
 	}
 	return "invalid verdict"
 }
@@ -84,6 +97,7 @@ func decisionOf(err error) Decision {
 		changed *KeyChangedError
 		revoked *RevokedError
 		skipped *SkippedFilesError
+		named   *NeedsNameError
 	)
 	switch {
 	case err == nil:
@@ -96,6 +110,8 @@ func decisionOf(err error) Decision {
 		return Decision{Verdict: Revoked, Err: err}
 	case errors.As(err, &skipped):
 		return Decision{Verdict: Skipped, Err: err}
+	case errors.As(err, &named):
+		return Decision{Verdict: PinnedIfNamed, Err: err}
 	}
 	return Decision{Verdict: Refused, Err: err}
 }
@@ -116,6 +132,8 @@ func ErrorOf(d Decision, addr string, sum [32]byte) error {
 		return &RevokedError{Addr: addr, Fingerprint: fp}
 	case Skipped:
 		return &SkippedFilesError{Addr: addr, Fingerprint: fp}
+	case PinnedIfNamed:
+		return &NeedsNameError{Addr: addr, Fingerprint: fp}
 	}
 	return &RefusedError{Addr: addr, Fingerprint: fp}
 }
@@ -128,4 +146,40 @@ type RefusedError struct {
 
 func (e *RefusedError) Error() string {
 	return "knownhosts: host " + e.Addr + "'s key " + e.Fingerprint + " is refused"
+}
+
+// WithCertificate completes a decision on the key of leaf, the certificate
+// the host at addr presented: PinnedIfNamed becomes Pinned if leaf names
+// the host (x509's VerifyHostname: a DNS name, wildcards included, or an
+// IP address among its subject alternative names; no CA is involved, the
+// pin is what trusts the key), and Refused with *NameMismatchError if it
+// does not. Every other decision is returned as it is. This is Docker's
+// rule for a key pinned without an address: the server must hold the key
+// and present a certificate naming the host the client dialled.
+func WithCertificate(d Decision, addr string, leaf *x509.Certificate) Decision {
+	if d.Verdict != PinnedIfNamed {
+		return d
+	}
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	if leaf != nil && leaf.VerifyHostname(host) == nil {
+		return Decision{Verdict: Pinned}
+	}
+	me := &NameMismatchError{Addr: addr, Host: host}
+	var named *NeedsNameError
+	if errors.As(d.Err, &named) {
+		me.Fingerprint, me.File = named.Fingerprint, named.File
+	}
+	if leaf != nil {
+		if me.Fingerprint == "" {
+			me.Fingerprint = jwk.FormatFingerprint(sha256.Sum256(leaf.RawSubjectPublicKeyInfo))
+		}
+		me.Names = append(me.Names, leaf.DNSNames...)
+		for _, ip := range leaf.IPAddresses {
+			me.Names = append(me.Names, ip.String())
+		}
+	}
+	return Decision{Verdict: Refused, Err: me}
 }

@@ -36,6 +36,12 @@
 //     pins of other keys is unknown, not changed: a wildcard cannot know
 //     that this particular host used to have another key.
 //
+// A key without an address, alone in a file of a trusted-hosts directory
+// (Docker's proposal: the server's pub_key.json copied as it is), is
+// pinned for any address its certificate names: Decide answers
+// PinnedIfNamed, and WithCertificate admits it only if the server's
+// certificate names the dialled host. The address's own pins decide first.
+//
 // Add pins a key for an address in trusted_hosts.d/<host>_<port>.json
 // (see FileName), refusing with *KeyChangedError and writing nothing if the
 // address is already pinned to another key. AddKey with AddAnother pins

@@ -116,3 +116,36 @@ func (e *NotFoundError) Error() string {
 	}
 	return fmt.Sprintf("knownhosts: no host key is pinned for %q", e.Query)
 }
+
+// NeedsNameError means the key is pinned without an address (File): it is
+// admitted only if the certificate it came in names the host
+// (WithCertificate). Check and CheckSPKI, which see no certificate, return
+// it; Decide answers PinnedIfNamed.
+type NeedsNameError struct {
+	Addr        string
+	Fingerprint string // of the presented key
+	File        string // the file pinning the key without an address
+}
+
+func (e *NeedsNameError) Error() string {
+	return fmt.Sprintf("knownhosts: host %s presented key %s, which %s pins for any address its certificate names: the certificate must be checked", e.Addr, e.Fingerprint, e.File)
+}
+
+// NameMismatchError means the host presented a key pinned without an
+// address (File), in a certificate that does not name the host dialled:
+// refused, as a pin for another address would be.
+type NameMismatchError struct {
+	Addr        string
+	Host        string // the host the certificate had to name
+	Fingerprint string
+	File        string
+	Names       []string // the DNS names and IP addresses the certificate names
+}
+
+func (e *NameMismatchError) Error() string {
+	names := "no host"
+	if len(e.Names) > 0 {
+		names = strings.Join(e.Names, ", ")
+	}
+	return fmt.Sprintf("knownhosts: host %s presented key %s, which %s pins for the addresses its certificate names, but the certificate names %s, not %s", e.Addr, e.Fingerprint, e.File, names, e.Host)
+}

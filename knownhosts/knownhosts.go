@@ -42,7 +42,9 @@ func HomeOptions(dir string) Options {
 
 // Entry is one pinned host key and the addresses it is bound to.
 type Entry struct {
-	Addresses   []string // the patterns, in normal form ("!" for negation)
+	// Addresses are the patterns, in normal form ("!" for negation). None
+	// for a key pinned without an address (AnyNamedAddress).
+	Addresses   []string
 	Comment     string
 	File        string
 	Fingerprint string
@@ -51,6 +53,14 @@ type Entry struct {
 	pos, neg []pattern
 	exact    bool // has a positive non-wildcard pattern
 }
+
+// AnyNamedAddress reports whether e is a key pinned without an address: a
+// public key file copied as it is into a trusted-hosts directory, as in
+// Docker's engine-keys proposal. It admits the key at any address its
+// certificate names (see PinnedIfNamed and WithCertificate): a weaker
+// guarantee than an address-bound pin, because whoever holds the key can
+// make a certificate for any name.
+func (e *Entry) AnyNamedAddress() bool { return len(e.Addresses) == 0 }
 
 // Problem is a file that was skipped, and why.
 type Problem = keydir.Problem
@@ -66,6 +76,7 @@ type Change = keydir.Change
 type snapshot struct {
 	exact   map[hostKey][]*Entry        // positive exact patterns
 	wild    []*Entry                    // entries with a positive wildcard pattern
+	named   map[[32]byte]*Entry         // keys pinned without an address (the first entry of each)
 	revoked *keydir.Revocations[*Entry] // the one revocation set, shared with authkeys' rule
 	entries []*Entry
 	// skipped are the problems of the pin sources (not revocation ones):
@@ -122,7 +133,12 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAddress, Err: err}
 	}
 	if len(addrs) == 0 {
-		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAddress, Err: errors.New(`a host key needs an "address" member saying where it may be seen, e.g. "address": "host.example.com:443"`)}
+		if src.Dir {
+			// A key file copied as it is into the directory (Docker's
+			// proposal): pinned for any address its certificate names.
+			return e, nil
+		}
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAddress, Err: errors.New(`a host key in a trusted-hosts file needs an "address" member saying where it may be seen, e.g. "address": "host.example.com:443" (only a key in a trusted-hosts directory may have none: it is then trusted where its certificate names the host)`)}
 	}
 	for _, a := range addrs {
 		p, err := parsePattern(a)
@@ -147,7 +163,7 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	srcs := s.Loader().Sources()
 	isRevocation := func(i int) bool { return srcs[i].Revocation }
-	sn := &snapshot{exact: map[hostKey][]*Entry{},
+	sn := &snapshot{exact: map[hostKey][]*Entry{}, named: map[[32]byte]*Entry{},
 		revoked: keydir.NewRevocations(ks, isRevocation, func(e *Entry) [32]byte { return e.SPKIHash })}
 	for _, f := range ks.Files {
 		if isRevocation(f.Source) {
@@ -155,6 +171,12 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 		}
 		for _, e := range f.Items {
 			sn.entries = append(sn.entries, e)
+			if e.AnyNamedAddress() {
+				if _, ok := sn.named[e.SPKIHash]; !ok {
+					sn.named[e.SPKIHash] = e
+				}
+				continue
+			}
 			wild := false
 			for _, p := range e.pos {
 				if p.wild {
@@ -195,6 +217,9 @@ func (e *Entry) excluded(ip netip.Addr, host string, port uint16) bool {
 //   - *RevokedError if the key is revoked or a revocation list cannot be read;
 //   - *KeyChangedError if an exact (non-wildcard) pin for the address holds
 //     another key: a reinstall, or an interception;
+//   - *NeedsNameError if no pin for the address holds the key (and no exact
+//     pin holds another), but the key is pinned without an address: only
+//     a certificate naming the host can admit it (WithCertificate);
 //   - *UnknownHostError if no pin applies, or only wildcard pins with
 //     other keys (a wildcard cannot tell that this host changed);
 //   - *SkippedFilesError instead, while any file of pins is skipped (bad
@@ -261,12 +286,25 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
 		}
 	}
 	fp := jwk.FormatFingerprint(sum)
+	if e, ok := sn.named[sum]; ok && !pinned {
+		// Pinned without an address: the address's own pins came first
+		// (a pin of another key there is a changed key, which this one
+		// never rescues); now the certificate must name the host.
+		return &NeedsNameError{Addr: addr, Fingerprint: fp, File: e.File}
+	}
 	if !pinned && len(sn.skipped) > 0 {
 		return &SkippedFilesError{Addr: addr, Fingerprint: fp, Problems: slices.Clone(sn.skipped)}
 	}
 	if !pinned {
 		return &UnknownHostError{Addr: addr, Key: key, Fingerprint: fp}
 	}
+	return changedError(addr, key, fp, ip, host, port, exactPort, anyPort)
+}
+
+// changedError is check's *KeyChangedError for addr (parsed as ip, host
+// and port), naming the keys its exact pins (with the port, or every
+// port) hold.
+func changedError(addr string, key *jwk.Key, fp string, ip netip.Addr, host string, port uint16, exactPort, anyPort []*Entry) *KeyChangedError {
 	ce := &KeyChangedError{Addr: addr, Got: key, Fingerprint: fp}
 	for i, list := range [2][]*Entry{exactPort, anyPort} {
 		// The address as the pin holds it: with the port, or without

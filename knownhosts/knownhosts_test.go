@@ -181,15 +181,20 @@ func TestRevoked(t *testing.T) {
 	}
 }
 
-func TestHostKeyWithoutAddressIsAProblem(t *testing.T) {
+// A bad address is a problem; a key file without one, in the directory,
+// is a key pinned for any address its certificate names (named_test.go).
+func TestHostKeyWithABadAddressIsAProblem(t *testing.T) {
 	home := t.TempDir()
 	opts := HomeOptions(home)
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "noaddr.json"), keydirtest.JWK(t, key(t, 1)))
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "badaddr.json"), keydirtest.JWK(t, pinned(t, 2, "a b")))
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "ok.json"), keydirtest.JWK(t, pinned(t, 3, "ok")))
 	s := Load(opts)
-	if p := s.Problems(); len(p) != 2 || p[0].Member != "address" || p[1].Member != "address" {
+	if p := s.Problems(); len(p) != 1 || p[0].Member != "address" || filepath.Base(p[0].Path) != "badaddr.json" {
 		t.Fatalf("problems %v", p)
+	}
+	if d := s.Decide("any:1", key(t, 1).SPKIHash()); d.Verdict != PinnedIfNamed {
+		t.Fatalf("noaddr.json: %v, want PinnedIfNamed", d.Verdict)
 	}
 	if err := s.Check("ok:1", key(t, 3)); err != nil {
 		t.Fatal(err)

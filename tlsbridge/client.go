@@ -20,9 +20,11 @@ import (
 
 // HostKeys says which key each address must present: *knownhosts.Store,
 // or a store of your own. Its knownhosts.Decision is the whole contract:
-// Pinned connects, Unknown lets PKI mode or the Policy decide, and every
-// other verdict is final — never a prompt, a new pin or a CA in its place
-// (docs/design.md, "Decisions"). Add pins a key (Ask, AcceptNew).
+// Pinned connects, PinnedIfNamed connects if the server's certificate
+// names the dialled host (knownhosts.WithCertificate), Unknown lets PKI
+// mode or the Policy decide, and every other verdict is final — never a
+// prompt, a new pin or a CA in its place (docs/design.md, "Decisions").
+// Add pins a key (Ask, AcceptNew).
 type HostKeys interface {
 	Decide(addr string, sum [32]byte) knownhosts.Decision
 	Add(addr string, key *jwk.Key) (string, error)
@@ -258,7 +260,7 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	}
 	leaf := cs.PeerCertificates[0]
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	d := c.opts.Hosts.Decide(addr, sum)
+	d := knownhosts.WithCertificate(c.opts.Hosts.Decide(addr, sum), addr, leaf)
 	err := knownhosts.ErrorOf(d, addr, sum)
 	if d.Verdict != knownhosts.Unknown {
 		return err // nil: pinned; otherwise changed, revoked, skipped or refused: final
@@ -320,7 +322,11 @@ func (c *Client) pin(addr string, key *jwk.Key, why string) error {
 func (c *Client) ask(addr string, key *jwk.Key, chain []*x509.Certificate, ca *CAVerified, dns *dane.Result) error {
 	c.prompt.Lock()
 	defer c.prompt.Unlock()
-	if d := c.opts.Hosts.Decide(addr, key.SPKIHash()); d.Verdict != knownhosts.Unknown {
+	var leaf *x509.Certificate
+	if len(chain) > 0 {
+		leaf = chain[0]
+	}
+	if d := knownhosts.WithCertificate(c.opts.Hosts.Decide(addr, key.SPKIHash()), addr, leaf); d.Verdict != knownhosts.Unknown {
 		return knownhosts.ErrorOf(d, addr, key.SPKIHash())
 	}
 	h := UnknownHost{Addr: addr, Key: key, Chain: chain, CA: ca, Purpose: c.opts.Purpose, DNS: dns}

@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	homedir "github.com/keytool/keytool/internal/home"
@@ -32,11 +34,38 @@ type Identity struct {
 }
 
 // CertOptions are what a self-signed identity certificate says besides the
-// key. Peers that pin the key ignore all of it; it matters to software that
-// checks names, such as curl and browsers given a per-key bundle.
+// key. Peers that pin the key for an address ignore all of it; it matters
+// to clients that pinned the key without an address (they check that the
+// certificate names the host they dialled: knownhosts.WithCertificate)
+// and to software that checks names, such as curl and browsers given a
+// per-key bundle. Empty, the names saved in the key (jwk.AttrNames) are
+// used.
 type CertOptions struct {
 	DNSNames    []string
 	IPAddresses []net.IP
+}
+
+// NamesOptions sorts names (DNS names and IP addresses, an IPv6 one with
+// or without brackets) into CertOptions.
+func NamesOptions(names ...string) CertOptions {
+	var opts CertOptions
+	for _, name := range names {
+		if ip := net.ParseIP(strings.Trim(name, "[]")); ip != nil {
+			opts.IPAddresses = append(opts.IPAddresses, ip)
+		} else {
+			opts.DNSNames = append(opts.DNSNames, name)
+		}
+	}
+	return opts
+}
+
+// names are the DNS names and IP addresses opts holds, as text.
+func (opts CertOptions) names() []string {
+	out := slices.Clone(opts.DNSNames)
+	for _, ip := range opts.IPAddresses {
+		out = append(out, ip.String())
+	}
+	return out
 }
 
 // notAfter is the end of validity of self-signed identity certificates:
@@ -113,8 +142,17 @@ func certTemplate(subject pkix.Name) (*x509.Certificate, error) {
 	}, nil
 }
 
-// NewIdentity pairs a private key with its self-signed certificate.
+// NewIdentity pairs a private key with its self-signed certificate, which
+// names what opts names or, if opts names nothing, the names saved in the
+// key (jwk.AttrNames, written by SaveNames).
 func NewIdentity(k *jwk.Key, opts CertOptions) (*Identity, error) {
+	if len(opts.DNSNames) == 0 && len(opts.IPAddresses) == 0 {
+		names, err := k.Attrs.List(jwk.AttrNames)
+		if err != nil {
+			return nil, fmt.Errorf("tlsbridge: the identity's names: %w", err)
+		}
+		opts = NamesOptions(names...)
+	}
 	cert, err := SelfSigned(k, opts)
 	if err != nil {
 		return nil, err
@@ -191,6 +229,7 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 	if err != nil {
 		return nil, false, fmt.Errorf("tlsbridge: making an identity for %s: %w", home, err)
 	}
+	SaveNames(k, opts) // the names it is made with stay its names
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, false, fmt.Errorf("tlsbridge: making an identity for %s: %w", home, err)
 	}
@@ -215,6 +254,23 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 		return nil, generated, err
 	}
 	return id, generated, nil
+}
+
+// SaveNames records the names opts holds in the private key k
+// (jwk.AttrNames), so that its self-signed certificate names them
+// whenever it is made (NewIdentity) — for a client that pinned the key
+// without an address, the certificate must name the host it dials. The
+// public half (jwk.Key.PublicHalf) leaves them out. Options naming nothing
+// leave k as it is.
+func SaveNames(k *jwk.Key, opts CertOptions) {
+	names := opts.names()
+	if len(names) == 0 {
+		return
+	}
+	if k.Attrs == nil {
+		k.Attrs = jwk.Attributes{}
+	}
+	k.Attrs.SetList(jwk.AttrNames, names)
 }
 
 // NewIdentityWithChain pairs a private key with a PEM certificate chain issued

@@ -20,6 +20,7 @@ import (
 func (c *cli) adviseStores(err error) string {
 	var (
 		unknown   *knownhosts.UnknownHostError
+		unnamed   *knownhosts.NameMismatchError
 		skipped   *knownhosts.SkippedFilesError
 		hRevoked  *knownhosts.RevokedError
 		hNotFound *knownhosts.NotFoundError
@@ -43,6 +44,13 @@ func (c *cli) adviseStores(err error) string {
 			}
 		}
 		return b.String()
+	case errors.As(err, &unnamed):
+		how := "Connect by a name its certificate names"
+		if len(unnamed.Names) == 0 {
+			how = "Its certificate names no host (the server's identity can save names with: keytool gen --host NAME)"
+		}
+		return fmt.Sprintf("%s pins that key without an address, for the names its certificate gives only. %s, or, after checking the fingerprint with the host's administrator, pin the key for this address:\n  %s",
+			unnamed.File, how, c.command("trust-host", shellQuote(unnamed.Addr), "--fingerprint", unnamed.Fingerprint))
 	case errors.As(err, &unknown):
 		return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
 			c.command("trust-host", shellQuote(unknown.Addr), "--fingerprint", unknown.Fingerprint))

@@ -196,7 +196,7 @@ func (c *cli) selectTrusted(auth *authkeys.Store) (bundleSelection, error) {
 		}
 		if rev {
 			sel.skipped++
-			fmt.Fprintf(c.stderr, "keytool bundle: leaving out the key of %v (%s): revoked\n", e.Addresses, e.Fingerprint)
+			fmt.Fprintf(c.stderr, "keytool bundle: leaving out the key of %s (%s): revoked\n", pinnedFor(e), e.Fingerprint)
 			continue
 		}
 		sel.cands = append(sel.cands, bundleCandidate{e.File, e.SPKIHash})

@@ -31,7 +31,8 @@ writes it to FILE (-o, mode 0644, replacing FILE — but never a file
 holding a private key, such as the identity, without --force). Peers that pin the key
 ignore everything in it but the key; software that checks names (curl,
 browsers) needs --host: DNS names and IP addresses, comma-separated or
-repeated. A new certificate is made each time (a new serial number), for the
+repeated. Without --host, the certificate names what gen --host saved in
+the identity. A new certificate is made each time (a new serial number), for the
 same key: pins and bundles keep working.
 
 In PKI mode (HOME/cert.pem exists) the CA-issued chain in it is printed

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 
@@ -118,20 +117,15 @@ func (c *cli) newClient(hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *s
 // certOptions turns NAME,… arguments into certificate names: IP literals
 // become IP SANs, anything else a DNS name.
 func certOptions(hosts []string) tlsbridge.CertOptions {
-	var opts tlsbridge.CertOptions
+	var names []string
 	for _, h := range hosts {
 		for _, name := range strings.Split(h, ",") {
-			if name = strings.TrimSpace(name); name == "" {
-				continue
-			}
-			if ip := parseIP(name); ip != nil {
-				opts.IPAddresses = append(opts.IPAddresses, ip)
-			} else {
-				opts.DNSNames = append(opts.DNSNames, name)
+			if name = strings.TrimSpace(name); name != "" {
+				names = append(names, name)
 			}
 		}
 	}
-	return opts
+	return tlsbridge.NamesOptions(names...)
 }
 
 // explainRefusal turns the TLS alert a server sends when it refuses our
@@ -188,5 +182,3 @@ func (e *refusedError) Error() string {
 }
 
 func (e *refusedError) Unwrap() error { return e.err }
-
-func parseIP(s string) net.IP { return net.ParseIP(strings.Trim(s, "[]")) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/tlsbridge"
 	"github.com/spf13/pflag"
 )
 
@@ -35,23 +36,32 @@ func genCommand() *command {
 	var (
 		typ    string
 		format string
+		hosts  []string
 		force  bool
 	)
 	return &command{
 		name:    "gen",
 		uses:    globalHome | globalIdentity,
-		args:    "[-t TYPE] [-f jwk|pem] [--force]",
+		args:    "[-t TYPE] [-f jwk|pem] [--host NAME,…] [--force]",
 		summary: "create this machine's identity: a private key and its public half",
 		help: `Writes the private key to HOME/key.json (or key.pem with -f pem), mode 0600,
 and its public half to HOME/pub_key.json, mode 0644, creating HOME (0700) if
 needed. With -i FILE the private key goes to FILE and the public half beside
 it, as pub_<name>. An existing identity is never replaced without --force.
 
+--host NAME,… saves DNS names and IP addresses in the private key: the
+identity's self-signed certificate names them from then on (cert --host and
+proxy --host name others for one run). A client that pinned this key
+without an address — its pub_key.json copied as it is into the client's
+trusted_hosts.d/ — admits it only where the certificate names the host it
+dials. The public half leaves the names out.
+
 Types: ec256 (ECDSA P-256, the default), ec384, ec521, rsa2048, rsa3072,
 rsa4096, ed25519.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.StringVarP(&typ, "type", "t", string(jwk.EC256), "key `TYPE`")
 			set.StringVarP(&format, "format", "f", "jwk", "file `FORMAT`: jwk or pem")
+			set.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the identity's certificate names (comma-separated)")
 			set.BoolVar(&force, "force", false, "replace an existing identity")
 		},
 		run: func(c *cli, args []string) error {
@@ -76,12 +86,12 @@ rsa4096, ed25519.`,
 				}
 				return notAFormat(format, "to write the key to a file", c.command(append([]string{"-i", shellQuote(format)}, args...)...))
 			}
-			return c.gen(t, f, force)
+			return c.gen(t, f, certOptions(hosts), force)
 		},
 	}
 }
 
-func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
+func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool) error {
 	keyPath := c.identity
 	var others []string // identities in other formats, replaced by --force
 	if keyPath == "" {
@@ -116,6 +126,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
 	if err != nil {
 		return err
 	}
+	tlsbridge.SaveNames(k, names)
 	mode := jwk.CreateNew
 	if force {
 		mode = jwk.Overwrite
@@ -156,6 +167,9 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, force bool) error {
 	}
 	fmt.Fprintf(c.stdout, "Generated %s key in %s\nPublic key in %s\nFingerprint: %s\nKey ID: %s\n",
 		k.Algorithm(), keyPath, pubPath, k.Fingerprint(), k.KeyID())
+	if names, _ := k.Attrs.List(jwk.AttrNames); len(names) > 0 {
+		fmt.Fprintf(c.stdout, "Certificate names: %s\n", strings.Join(names, ", "))
+	}
 	return nil
 }
 

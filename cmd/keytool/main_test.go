@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -38,11 +39,13 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"mode":     cmdMode,
-			"exits":    cmdExits,
-			"sleep":    cmdSleep,
-			"capture":  cmdCapture,
-			"maxwidth": cmdMaxWidth,
+			"mode":      cmdMode,
+			"exits":     cmdExits,
+			"sleep":     cmdSleep,
+			"capture":   cmdCapture,
+			"maxwidth":  cmdMaxWidth,
+			"freeport":  cmdFreePort,
+			"listening": cmdListening,
 		},
 		Condition: func(cond string) (bool, error) {
 			return false, fmt.Errorf("unknown condition %q", cond)
@@ -118,6 +121,39 @@ func cmdMaxWidth(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if neg {
 		ts.Fatalf("no line of %s is wider than %d", args[1], n)
+	}
+}
+
+// freeport VAR sets VAR to a TCP port of 127.0.0.1 that was free a moment
+// ago, for a server started in the background (exec … &).
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ts.Check(ln.Close())
+	ts.Setenv(args[0], strconv.Itoa(port))
+}
+
+// listening HOST:PORT waits (up to a minute, on a loaded machine) until
+// something accepts connections there.
+func cmdListening(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: listening HOST:PORT")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp", args[0], time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("nothing listens on %s: %v", args[0], err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

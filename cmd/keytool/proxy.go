@@ -398,7 +398,8 @@ func hostTrust(conn *tls.Conn, hosts *knownhosts.Store, addr string, pki bool, o
 	if len(cs.PeerCertificates) == 0 {
 		return "unknown"
 	}
-	if hosts.CheckSPKI(addr, sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)) == nil {
+	leaf := cs.PeerCertificates[0]
+	if knownhosts.WithCertificate(hosts.Decide(addr, sha256.Sum256(leaf.RawSubjectPublicKeyInfo)), addr, leaf).Verdict == knownhosts.Pinned {
 		return "pinned"
 	}
 	if pki {

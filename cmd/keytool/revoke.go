@@ -119,7 +119,7 @@ func (c *cli) revoke(arg string) error {
 		}
 		for _, e := range hosts.Entries() {
 			if e.SPKIHash == k.SPKIHash() {
-				fmt.Fprintf(c.stdout, "  was trusted for %s (%s): now refused\n", strings.Join(e.Addresses, ","), e.File)
+				fmt.Fprintf(c.stdout, "  was trusted for %s (%s): now refused\n", pinnedFor(e), e.File)
 			}
 		}
 	}
@@ -175,7 +175,7 @@ func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags) 
 		was[e.SPKIHash] = append(was[e.SPKIHash], printable(e.Name))
 	}
 	for _, e := range hosts.Entries() {
-		was[e.SPKIHash] = append(was[e.SPKIHash], printable(strings.Join(e.Addresses, ",")))
+		was[e.SPKIHash] = append(was[e.SPKIHash], printable(pinnedFor(e)))
 	}
 	infos := []revokedInfo{}
 	t := newTable(column{title: "FINGERPRINT"}, column{title: "COMMENT", elastic: true}, column{title: "WAS", elastic: true})

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -175,10 +176,18 @@ type seenHosts struct {
 
 func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 	h.sum, h.seen = sum, true
+	decide := h.Store.Decide
 	if h.mode == knownhosts.AddAnother {
-		return h.Store.DecideAnother(addr, sum)
+		decide = h.Store.DecideAnother
 	}
-	return h.Store.Decide(addr, sum)
+	d := decide(addr, sum)
+	if d.Verdict == knownhosts.PinnedIfNamed {
+		// trust-host pins an address: a key pinned without one does not
+		// pin this address, and its certificate's names do not matter
+		// here — the user checks the key.
+		return knownhosts.Decision{Verdict: knownhosts.Unknown, Err: &knownhosts.UnknownHostError{Addr: addr, Fingerprint: jwk.FormatFingerprint(sum)}}
+	}
+	return d
 }
 
 func (h *seenHosts) Add(addr string, k *jwk.Key) (string, error) {
@@ -278,14 +287,30 @@ func refusedByUser(err error) bool {
 
 func isRemoteAlert(err error) bool { return strings.Contains(err.Error(), "remote error: tls:") }
 
+// anyNamedAddress is how lists show a key pinned without an address
+// (knownhosts.Entry.AnyNamedAddress).
+const anyNamedAddress = "any address the certificate names"
+
+// pinnedFor says where a pinned key is trusted: its addresses, or
+// anyNamedAddress.
+func pinnedFor(e *knownhosts.Entry) string {
+	if e.AnyNamedAddress() {
+		return anyNamedAddress
+	}
+	return strings.Join(e.Addresses, ",")
+}
+
 // hostInfo is one pinned key in trust-host --list --json.
 type hostInfo struct {
-	Addresses   []string `json:"addresses"`
-	Fingerprint string   `json:"fingerprint"`
-	KeyID       string   `json:"key_id"`
-	Comment     string   `json:"comment,omitempty"`
-	Status      string   `json:"status"` // ok, revoked, refused
-	File        string   `json:"file"`
+	Addresses []string `json:"addresses"`
+	// AnyNamedAddress: pinned without an address, trusted at any address
+	// its certificate names (Addresses is empty).
+	AnyNamedAddress bool   `json:"any_named_address,omitempty"`
+	Fingerprint     string `json:"fingerprint"`
+	KeyID           string `json:"key_id"`
+	Comment         string `json:"comment,omitempty"`
+	Status          string `json:"status"` // ok, revoked, refused
+	File            string `json:"file"`
 }
 
 // hostStatus is what the store decides for the pin's key at its first
@@ -320,10 +345,13 @@ func hostsTable(hosts *knownhosts.Store, lf listFlags) ([]hostInfo, *table) {
 		t.cols = append(t.cols, column{title: "FILE", elastic: true, fromLeft: true})
 	}
 	for _, e := range hosts.Entries() {
-		in := hostInfo{Addresses: e.Addresses, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment,
-			Status: hostStatus(hosts, e), File: e.File}
+		in := hostInfo{Addresses: slices.Clone(e.Addresses), AnyNamedAddress: e.AnyNamedAddress(), Fingerprint: e.Fingerprint,
+			KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, Status: hostStatus(hosts, e), File: e.File}
+		if in.Addresses == nil {
+			in.Addresses = []string{}
+		}
 		infos = append(infos, in)
-		row := []string{printable(strings.Join(in.Addresses, ",")), lf.fingerprint(in.Fingerprint), in.Status, printable(in.Comment)}
+		row := []string{printable(pinnedFor(e)), lf.fingerprint(in.Fingerprint), in.Status, printable(in.Comment)}
 		if lf.long {
 			row = append(row, printable(in.File))
 		}
