@@ -1,0 +1,132 @@
+package etcd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+// cacheFormat names the cache file's layout; another is refused.
+const cacheFormat = "keytool-etcd-cache/1"
+
+// cacheFile is the cache's content: one consistent view of the prefix.
+type cacheFile struct {
+	Format   string            `json:"format"`
+	Prefix   string            `json:"prefix"`
+	Revision int64             `json:"revision"`
+	Current  time.Time         `json:"current"` // when the view was last known current
+	Entries  map[string][]byte `json:"entries"` // key relative to the prefix → value
+}
+
+// CacheError means the cache could not be used: unreadable, unsafe modes
+// or owner (trustfile's rule), corrupt, or another prefix's. The Source
+// then has no view until etcd answers, and the stores refuse every key.
+type CacheError struct {
+	Path string
+	Err  error
+}
+
+func (e *CacheError) Error() string {
+	return fmt.Sprintf("etcd: cache %s refused: %v", e.Path, e.Err)
+}
+
+func (e *CacheError) Unwrap() error { return e.Err }
+
+// loadCache reads the cache through the file-trust rule and, if it is
+// sound, makes it the view, as current as it was when written.
+func (s *Source) loadCache() {
+	path := s.opts.Cache
+	data, _, err := trustfile.Rule{Top: filepath.Dir(path)}.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.log.Info("etcd: no cache yet", "cache", path)
+		return
+	}
+	var cf cacheFile
+	if err == nil {
+		err = json.Unmarshal(data, &cf)
+	}
+	switch {
+	case err != nil:
+	case cf.Format != cacheFormat:
+		err = fmt.Errorf("format %q, want %q", cf.Format, cacheFormat)
+	case cf.Prefix != s.prefix:
+		err = fmt.Errorf("of prefix %q, not %q", cf.Prefix, s.prefix)
+	case cf.Revision <= 0 || cf.Current.IsZero():
+		err = errors.New("no revision or time")
+	}
+	if err != nil {
+		cerr := error(&CacheError{Path: path, Err: err})
+		s.noView.Store(&cerr)
+		s.log.Error("etcd: cache refused: refusing every key until etcd answers", "cache", path, "error", err)
+		return
+	}
+	if cf.Entries == nil {
+		cf.Entries = map[string][]byte{}
+	}
+	s.cur.Store(s.makeView(cf.Revision, cf.Entries))
+	s.current.Store(cf.Current.UnixNano())
+	s.cachedAt.Store(cf.Current.UnixNano())
+	s.log.Info("etcd: using the cache until etcd answers", "cache", path, "revision", cf.Revision, "current", cf.Current)
+}
+
+// touchCache asks the cache writer to write the current view.
+func (s *Source) touchCache() {
+	if s.opts.Cache == "" {
+		return
+	}
+	select {
+	case s.cacheDirty <- struct{}{}:
+	default:
+	}
+}
+
+// writeCaches writes the view each time it is asked to (coalesced: a
+// burst of changes costs one write of the latest view), and once more
+// when ctx ends if a write is pending.
+func (s *Source) writeCaches(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			select {
+			case <-s.cacheDirty:
+				s.writeCache()
+			default:
+			}
+			return
+		case <-s.cacheDirty:
+			s.writeCache()
+		}
+	}
+}
+
+// writeCache writes the view to the cache, atomically and mode 0600. A
+// view read from the cache itself is not written back.
+func (s *Source) writeCache() {
+	v := s.cur.Load()
+	if v == nil {
+		return
+	}
+	cur := s.Current()
+	data, err := json.Marshal(cacheFile{Format: cacheFormat, Prefix: s.prefix, Revision: v.rev, Current: cur.UTC(), Entries: v.kv})
+	if err == nil && len(data) > trustfile.MaxSize {
+		err = fmt.Errorf("%w: the view takes %d bytes", trustfile.ErrTooLarge, len(data))
+	}
+	if err == nil {
+		if err = os.MkdirAll(filepath.Dir(s.opts.Cache), 0o700); err == nil {
+			err = atomicfile.Write(s.opts.Cache, data, 0o600)
+		}
+	}
+	if err != nil {
+		s.log.Error("etcd: cannot write the cache", "cache", s.opts.Cache, "error", err)
+		return
+	}
+	s.cachedAt.Store(cur.UnixNano())
+}

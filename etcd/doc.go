@@ -1,0 +1,51 @@
+// Package etcd keeps keytool's trust stores on etcd v3: one write of a
+// key under a prefix, and every host watching that prefix enforces it
+// within a second (docs/fleet.md).
+//
+// # Data model
+//
+// Under a prefix PREFIX, each entry is one key file:
+//
+//	PREFIX/authorized_keys/NAME   client keys a server lets in
+//	PREFIX/revoked_keys/NAME      keys refused everywhere
+//	PREFIX/trusted_hosts/NAME     host keys a client trusts
+//
+// A value holds exactly what the file of that name would hold in a
+// keytool home (a JWK with its attributes, a JWK Set, a PEM bundle), and
+// is read by the same parser, with the same per-entry problems and the
+// same fail-closed rule for revocations: the stores read a Source through
+// keydir's Feed interface (authkeys.Options.Feeds, RevokedFeeds), as they
+// read a .d directory. A key under PREFIX outside this layout, a NAME that
+// is not a valid file name, or a value larger than Options.MaxValue is
+// reported by its key (Problems, and the stores' Problems) and never
+// grants anything; under revoked_keys/ it refuses every key.
+//
+// # Data flow
+//
+//	etcd ──Get(prefix), Watch(from rev+1)──▶ Source (one map, a revision,
+//	  ▲        progress notifications          the time it was last known current)
+//	  │                                           │ Feed views per kind
+//	  └─ RequestProgress (Options.Progress)       ├──▶ authkeys / knownhosts loader
+//	                                              └──▶ local cache (atomic, 0600)
+//
+// A Source lists the prefix and watches it from the list's revision + 1.
+// The etcd client resumes a broken watch from the last revision it
+// delivered; a watch ended otherwise is opened again from the Source's
+// own last revision; a watch cancelled because that revision was
+// compacted makes the Source list again and swap the new state in whole.
+// Progress notifications, requested every Options.Progress, tell the
+// Source that it is current even when nothing changes.
+//
+// # Offline and stale
+//
+// Each consistent state is persisted to Options.Cache (atomically, mode
+// 0600) and read back, through the same file-trust rule as every other
+// trust file, when the Source starts: a host that restarts while etcd
+// cannot be reached still enforces the last view, revocations included.
+// A cache that cannot be read, is corrupt, belongs to another prefix or
+// has unsafe modes is refused: the Source then has no view until etcd
+// answers, and the stores refuse every key. Past Options.MaxStaleness
+// without being known current, the Source's view is refused in the same
+// way (every new connection refused, logged), and used again as soon as
+// etcd answers.
+package etcd

@@ -1,0 +1,175 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// member is one embedded etcd server, on loopback ports of its own, with
+// its data in a test's temporary directory.
+type member struct {
+	cfg *embed.Config
+	e   *embed.Etcd
+}
+
+// freePort returns a loopback port nothing listens on now.
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func loopback(tb testing.TB) url.URL {
+	u, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freePort(tb)))
+	return *u
+}
+
+// startCluster starts n members forming one cluster and waits until it
+// serves; the members stop at the end of the test.
+func startCluster(tb testing.TB, n int) []*member {
+	tb.Helper()
+	dir := tb.TempDir()
+	ms := make([]*member, n)
+	var initial []string
+	for i := range ms {
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = filepath.Join(dir, cfg.Name)
+		c, p := loopback(tb), loopback(tb)
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{c}, []url.URL{c}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{p}, []url.URL{p}
+		cfg.LogLevel = "error"
+		cfg.LogOutputs = []string{filepath.Join(dir, cfg.Name+".log")}
+		cfg.InitialClusterToken = "keytool-test"
+		ms[i] = &member{cfg: cfg}
+		initial = append(initial, cfg.Name+"="+p.String())
+	}
+	for _, m := range ms {
+		m.cfg.InitialCluster = strings.Join(initial, ",")
+	}
+	// Members of a new cluster wait for each other: start them together.
+	errs := make(chan error, n)
+	for _, m := range ms {
+		go func() { errs <- m.start() }()
+	}
+	for range ms {
+		if err := <-errs; err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Cleanup(func() {
+		for _, m := range ms {
+			m.stop()
+		}
+	})
+	return ms
+}
+
+func (m *member) start() error {
+	e, err := embed.StartEtcd(m.cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		m.e = e
+		return nil
+	case <-time.After(30 * time.Second):
+		e.Close()
+		return fmt.Errorf("member %s not ready after 30 s", m.cfg.Name)
+	}
+}
+
+func (m *member) stop() {
+	if m.e != nil {
+		m.e.Close()
+		m.e = nil
+	}
+}
+
+func (m *member) endpoint() string { return m.cfg.ListenClientUrls[0].String() }
+
+func endpoints(ms []*member) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.endpoint())
+	}
+	return out
+}
+
+// client returns an etcd client of the given members, closed at the end
+// of the test.
+func client(tb testing.TB, eps ...string) *clientv3.Client {
+	tb.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// put writes key=val, failing the test on error.
+func put(tb testing.TB, c *clientv3.Client, key string, val []byte) int64 {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := c.Put(ctx, key, string(val))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r.Header.Revision
+}
+
+func del(tb testing.TB, c *clientv3.Client, key string) int64 {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := c.Delete(ctx, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r.Header.Revision
+}
+
+// open starts a Source and waits for its first list.
+func open(tb testing.TB, opts Options) *Source {
+	tb.Helper()
+	s, err := Open(context.Background(), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	select {
+	case <-s.Ready():
+	case <-time.After(20 * time.Second):
+		tb.Fatal("the source did not list the prefix in 20 s")
+	}
+	return s
+}
+
+// eventually polls cond until it holds, or fails after d.
+func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

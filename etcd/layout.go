@@ -1,0 +1,64 @@
+package etcd
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Kind is one of the three kinds of entry under a prefix.
+type Kind int
+
+// The kinds of entry, named as the .d directories of a keytool home.
+const (
+	Authorized   Kind = iota // PREFIX/authorized_keys/NAME: client keys a server lets in
+	Revoked                  // PREFIX/revoked_keys/NAME: keys refused everywhere
+	TrustedHosts             // PREFIX/trusted_hosts/NAME: host keys a client trusts
+	numKinds
+)
+
+var kindDirs = [numKinds]string{"authorized_keys", "revoked_keys", "trusted_hosts"}
+
+func (k Kind) String() string {
+	if k >= 0 && k < numKinds {
+		return kindDirs[k]
+	}
+	return "invalid kind"
+}
+
+// Key returns the etcd key of entry name of kind k under prefix: what an
+// administrator Puts. It does not check name (the stores report a bad one).
+func Key(prefix string, k Kind, name string) string {
+	return strings.TrimSuffix(prefix, "/") + "/" + k.String() + "/" + name
+}
+
+// ErrOutsideLayout means a key under the prefix is none of
+// PREFIX/{authorized_keys,revoked_keys,trusted_hosts}/NAME.
+var ErrOutsideLayout = errors.New("etcd: key outside the layout PREFIX/{authorized_keys,revoked_keys,trusted_hosts}/NAME: ignored")
+
+// TooLargeError is a value larger than Options.MaxValue.
+type TooLargeError struct {
+	Key       string
+	Size, Max int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("etcd: value of %s is %d bytes, more than the %d an entry may hold: ignored", e.Key, e.Size, e.Max)
+}
+
+// classify splits a key relative to the prefix ("authorized_keys/alice")
+// into its kind and entry name; ok is false outside the layout. A name
+// that is not a valid file name is left to the stores' name rule
+// (keydir.CheckName), which reports it by key.
+func classify(rel string) (k Kind, name string, ok bool) {
+	dir, name, found := strings.Cut(rel, "/")
+	if !found {
+		return 0, "", false
+	}
+	for k, d := range kindDirs {
+		if d == dir {
+			return Kind(k), name, true
+		}
+	}
+	return 0, "", false
+}

@@ -1,0 +1,244 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// requestTimeout bounds one request to etcd (a page of a list, a
+// progress request), so that an unreachable cluster shows as an error
+// and a retry, not as a request hanging for ever.
+const requestTimeout = 5 * time.Second
+
+// run lists the prefix and watches it until ctx ends: list, watch from
+// the list's revision + 1; on a watch that ends, watch again from the last
+// revision seen; on a compacted revision, list again.
+func (s *Source) run(ctx context.Context) {
+	listed := false
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if !listed {
+			if err := s.list(ctx); err != nil {
+				s.log.Warn("etcd: cannot list the prefix; retrying", "prefix", s.prefix, "error", err, "in", wait)
+				wait = sleep(ctx, wait)
+				continue
+			}
+			listed, wait = true, 100*time.Millisecond
+		}
+		compacted, err := s.watch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if compacted {
+			s.log.Warn("etcd: the watched revision was compacted; listing again", "prefix", s.prefix, "error", err)
+			listed = false
+			continue
+		}
+		s.log.Warn("etcd: watch ended; watching again from the last revision seen", "prefix", s.prefix, "revision", s.Revision(), "error", err, "in", wait)
+		wait = sleep(ctx, wait)
+	}
+}
+
+// sleep waits d (or until ctx ends) and returns the next wait, doubled up
+// to three seconds.
+func sleep(ctx context.Context, d time.Duration) time.Duration {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return min(2*d, 3*time.Second)
+}
+
+// list reads the whole prefix at one revision (in pages, each pinned to
+// the first page's revision) and swaps the result in as the view.
+func (s *Source) list(ctx context.Context) error {
+	asked := time.Now()
+	start := s.prefix + "/"
+	end := clientv3.GetPrefixRangeEnd(start)
+	kv := map[string][]byte{}
+	var rev int64
+	for key := start; ; {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		resp, err := s.opts.Client.Get(rctx, key, opts...)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, e := range resp.Kvs {
+			kv[string(e.Key[len(start):])] = e.Value
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	v := s.makeView(rev, kv)
+	if len(v.outside) > 0 {
+		s.log.Warn("etcd: keys outside the layout ignored", "prefix", s.prefix, "keys", len(v.outside), "first", v.outside[0].Path)
+	}
+	s.cur.Store(v)
+	s.markCurrent(asked)
+	s.relists.Add(1)
+	s.publish(v, allKinds)
+	s.markReady()
+	return nil
+}
+
+// watch follows the prefix from the view's revision + 1 until the watch
+// ends; compacted reports that the revision it needed is gone.
+func (s *Source) watch(ctx context.Context) (compacted bool, err error) {
+	// Without a leader a member's view may be old: WithRequireLeader makes
+	// it end the watch, and another member is tried.
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := s.opts.Client.Watch(wctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(s.Revision()+1), clientv3.WithProgressNotify())
+	tick := time.NewTicker(s.opts.Progress)
+	defer tick.Stop()
+	var (
+		asked   time.Time        // of the oldest confirmation not yet had
+		checked chan checkResult // nil unless a check is under way
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-tick.C:
+			if asked.IsZero() {
+				asked = time.Now()
+			}
+			if checked == nil {
+				checked = make(chan checkResult, 1)
+				go func(ch chan<- checkResult) { ch <- s.check(wctx) }(checked)
+			}
+		case r := <-checked:
+			checked = nil
+			if r.current {
+				s.progressed(r.rev, asked)
+				asked = time.Time{}
+			}
+		case wr, ok := <-wch:
+			if !ok {
+				return false, errors.New("etcd: watch channel closed")
+			}
+			if wr.CompactRevision != 0 {
+				return true, fmt.Errorf("etcd: revision %d compacted (oldest kept %d)", s.Revision()+1, wr.CompactRevision)
+			}
+			if err := wr.Err(); err != nil {
+				return false, err
+			}
+			if wr.IsProgressNotify() {
+				// Every event up to the header's revision was sent: the view
+				// is current as of the request this answers.
+				t := asked
+				if t.IsZero() {
+					t = time.Now()
+				}
+				asked = time.Time{}
+				s.progressed(wr.Header.Revision, t)
+				continue
+			}
+			s.apply(wr.Events)
+		}
+	}
+}
+
+// checkResult is what check found.
+type checkResult struct {
+	rev     int64
+	current bool
+}
+
+// check asks etcd whether the view is current. A linearizable read of one
+// key gives the store's revision: if the view is at it already, nothing
+// happened since and the view is current. Otherwise it asks for a progress
+// notification, which the watch loop takes as the confirmation. (etcd
+// answers a progress request only once the store's revision has reached
+// the watch's start revision: in a store where nothing happened since the
+// list, the read is the only confirmation there is.)
+func (s *Source) check(ctx context.Context) checkResult {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.opts.Client.Get(rctx, s.prefix, clientv3.WithKeysOnly())
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Debug("etcd: cannot confirm the view is current", "error", err)
+		}
+		return checkResult{}
+	}
+	if rev := resp.Header.Revision; rev <= s.Revision() {
+		return checkResult{rev: rev, current: true}
+	}
+	if err := s.opts.Client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
+		s.log.Debug("etcd: progress request failed", "error", err)
+	}
+	return checkResult{}
+}
+
+// progressed records a progress notification: the view is current at
+// revision rev as of t.
+func (s *Source) progressed(rev int64, t time.Time) {
+	if v := s.cur.Load(); rev > v.rev {
+		nv := *v
+		nv.rev = rev
+		s.cur.Store(&nv)
+	}
+	s.markCurrent(t)
+}
+
+// apply makes the view that events lead to, copying only the kinds they
+// touch. An event at or below the view's revision is already in it (a
+// resumed watch may deliver it again) and is skipped: nothing is applied
+// twice.
+func (s *Source) apply(events []*clientv3.Event) {
+	old := s.cur.Load()
+	nv := *old
+	nv.kv = maps.Clone(old.kv)
+	nv.outside = slices.Clone(old.outside)
+	var touched [numKinds]bool
+	n := 0
+	for _, ev := range events {
+		if ev.Kv.ModRevision <= old.rev {
+			continue
+		}
+		rel, ok := strings.CutPrefix(string(ev.Kv.Key), s.prefix+"/")
+		if !ok {
+			continue
+		}
+		if k, _, ok := classify(rel); ok && !touched[k] {
+			touched[k] = true
+			nv.entries[k] = maps.Clone(old.entries[k])
+			nv.bad[k] = maps.Clone(old.bad[k])
+		}
+		deleted := ev.Type == clientv3.EventTypeDelete
+		if deleted {
+			delete(nv.kv, rel)
+		} else {
+			nv.kv[rel] = ev.Kv.Value
+		}
+		if _, ok := s.place(&nv, rel, ev.Kv.Value, deleted); !ok && !deleted {
+			s.log.Warn("etcd: key outside the layout ignored", "key", string(ev.Kv.Key))
+		}
+		nv.rev = ev.Kv.ModRevision
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	s.publish(&nv, touched)
+}
