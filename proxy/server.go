@@ -57,6 +57,13 @@ type ServerOptions struct {
 	// Metrics, if set, counts the handshakes by result and reason, the
 	// open connections and their bytes (NewMetrics).
 	Metrics *Metrics
+	// ProxyProtocol, if set, starts each target connection with a PROXY
+	// protocol version 2 header (HAProxy's specification): the client's
+	// address and port, the address it connected to, and TLVs with the
+	// TLS version and cipher (PP2_TYPE_SSL) and the client key's
+	// fingerprint, entry name and key ID (PP2TypeFingerprint, PP2TypeName,
+	// PP2TypeKeyID; docs/proxy.md). The target must expect the header.
+	ProxyProtocol bool
 }
 
 // Server is server mode: it accepts mutual TLS, admits the clients that
@@ -72,6 +79,7 @@ type Server struct {
 	log     *slog.Logger
 	l       *listener
 	metrics *Metrics
+	ppv2    bool
 }
 
 // NewServer checks opts and makes a Server; Serve starts it.
@@ -89,7 +97,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target,
 		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
 		idle:    orDefault(opts.IdleTimeout, DefaultIdleTimeout), enroll: opts.Enroll,
-		metrics: opts.Metrics,
+		metrics: opts.Metrics, ppv2: opts.ProxyProtocol,
 	}
 	s.l = newListener(opts.Logger, "server", opts.Target, s.handle)
 	s.l.store, s.l.what = opts.Store, "authorized"
@@ -189,6 +197,12 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 	defer target.Close()
+	if s.ppv2 {
+		if _, err := target.Write(proxyHeader(addrPort(raw.RemoteAddr()), addrPort(raw.LocalAddr()), peerTLVs(&cs, peer))); err != nil {
+			s.log.Error("target unreachable", append(attrs, "target", s.target, "error", err.Error())...)
+			return
+		}
+	}
 	s.log.Info("accepted", attrs...)
 	s.metrics.opened()
 	in, out, idled := pipe(ctx, conn, target, s.idle)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,17 +70,7 @@ func TestConnectOpenSSLServer(t *testing.T) {
 // chaining to keytool bundle authorized; keytool connect gets in with an
 // authorized key and is turned away with another.
 func TestConnectNginx(t *testing.T) {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"} {
-			if _, err := os.Stat(filepath.Join(d, "nginx")); err == nil {
-				nginx = filepath.Join(d, "nginx")
-			}
-		}
-	}
-	if nginx == "" {
-		t.Skip("SKIPPED, NOT PASSED: nginx is not installed (Debian: apt-get install nginx); the keytool ↔ nginx interoperability is untested")
-	}
+	nginx := pxNginx(t)
 	dir := t.TempDir()
 	server := pxGen(t, "-f", "pem")
 	client := pxGen(t)

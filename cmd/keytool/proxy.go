@@ -36,6 +36,7 @@ type proxyOptions struct {
 	gen              bool   // make the home's identity if it has none
 	keyType          string // its type, with --gen
 	metricsListen    string // serve /healthz, /readyz, /metrics there
+	proxyProtocol    bool   // PROXY protocol v2 header to the target
 }
 
 // proxyCommand makes the proxy command, with flag variables of its own.
@@ -107,6 +108,13 @@ SIGTERM or SIGINT: stop accepting, let open connections finish (at most
 --drain-timeout, then they are cut), exit 0. A second signal cuts them at
 once.
 
+--proxy-protocol (server mode): each connection to --target starts with a
+PROXY protocol v2 header (HAProxy's; nginx, HAProxy, Envoy and many
+servers read it): the client's address and port, and TLVs with the TLS
+version and cipher (PP2_TYPE_SSL) and the client key's fingerprint (type
+0xE0), authorized-keys entry name (0xE1) and key ID (0xE2). The target
+must be configured to expect it.
+
 --metrics-listen ADDR: serve /healthz (alive), /readyz (200 once the trust
 files are loaded, the identity is valid and the proxy listens; 503 with
 the reasons while a revocation file cannot be read or while draining) and
@@ -129,6 +137,7 @@ Example:
 			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
 			set.BoolVar(&o.gen, "gen", false, "make the home's identity first if it has none")
 			set.StringVarP(&o.keyType, "type", "t", "", "with --gen: the new key's `TYPE` (default ec256)")
+			set.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "server mode: start each target connection with a PROXY protocol v2 header (client address, key fingerprint, entry name, TLS version)")
 			set.StringVar(&o.metricsListen, "metrics-listen", "", "serve /healthz, /readyz and Prometheus /metrics over plain HTTP on `ADDR` (host:port)")
 		},
 		run: func(c *cli, args []string) error {
@@ -148,6 +157,9 @@ Example:
 			}
 			if o.client && o.enroll {
 				return usagef("--enroll serves enrollment in server mode; it has no use with --client")
+			}
+			if o.client && o.proxyProtocol {
+				return usagef("--proxy-protocol tells a plain TCP target who connected; it has no use with --client")
 			}
 			if o.client && len(o.hosts) > 0 {
 				return usagef("--host names the server's certificate; it has no use with --client")
@@ -320,6 +332,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ops *proxyOps,
 	return proxy.NewServer(proxy.ServerOptions{
 		TLS: srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
+		ProxyProtocol: o.proxyProtocol,
 	})
 }
 

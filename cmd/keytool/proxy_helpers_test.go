@@ -232,6 +232,22 @@ func pxPython(t *testing.T, dir string) string {
 	return "127.0.0.1:" + m[1]
 }
 
+// pxNginx is the path of nginx (Debian puts it in /usr/sbin, often not in
+// a user's PATH); a developer machine without it skips the test, saying so.
+func pxNginx(t *testing.T) string {
+	t.Helper()
+	if nginx, err := exec.LookPath("nginx"); err == nil {
+		return nginx
+	}
+	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"} {
+		if _, err := os.Stat(filepath.Join(d, "nginx")); err == nil {
+			return filepath.Join(d, "nginx")
+		}
+	}
+	t.Skip("SKIPPED, NOT PASSED: nginx is not installed (Debian: apt-get install nginx); the keytool ↔ nginx interoperability is untested")
+	return ""
+}
+
 // pxProxy starts keytool proxy on 127.0.0.1:0 and returns it with the
 // address it reports.
 func pxProxy(t *testing.T, home string, args ...string) (*pxProc, string) {
