@@ -43,6 +43,7 @@ func TestScripts(t *testing.T) {
 			"exits":     cmdExits,
 			"sleep":     cmdSleep,
 			"capture":   cmdCapture,
+			"setenv":    cmdSetenv,
 			"maxwidth":  cmdMaxWidth,
 			"freeport":  cmdFreePort,
 			"listening": cmdListening,
@@ -100,6 +101,22 @@ func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("capture: %q matches stdout %d times, want once", args[0], len(m))
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(m[0][1]+"\n"), 0o644))
+}
+
+// setenv VAR REGEXP sets VAR to the text that REGEXP's first group
+// matches in the last command's standard output (as capture does), e.g. a
+// fingerprint a later command takes as an argument.
+func cmdSetenv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setenv VAR REGEXP")
+	}
+	re, err := regexp.Compile(`(?m)` + args[1])
+	ts.Check(err)
+	m := re.FindAllStringSubmatch(ts.ReadFile("stdout"), -1)
+	if len(m) != 1 || len(m[0]) < 2 {
+		ts.Fatalf("setenv: %q matches stdout %d times, want once, with a group", args[1], len(m))
+	}
+	ts.Setenv(args[0], m[0][1])
 }
 
 // maxwidth N stdout|stderr asserts that no line of the last command's
