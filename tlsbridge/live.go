@@ -272,7 +272,7 @@ var errNotClientConn = errors.New("tlsbridge: a client's connection was tracked 
 // the loss of the pin it was admitted by (or later held), and, for a
 // server its CA admitted, the CA's refusal now.
 func (l *LiveConns) clientDecider(c Tracked, sum [32]byte) func() (time.Time, error) {
-	var pinned atomic.Bool
+	var pinned, viaCA atomic.Bool
 	return func() (time.Time, error) {
 		if c.Addr == "" || len(c.State.PeerCertificates) == 0 {
 			return time.Time{}, errNotClientConn
@@ -285,8 +285,19 @@ func (l *LiveConns) clientDecider(c Tracked, sum [32]byte) func() (time.Time, er
 		case d.Verdict != knownhosts.Unknown || pinned.Load():
 			return time.Time{}, knownhosts.ErrorOf(d, c.Addr, sum)
 		case l.cli.opts.PKI != nil:
-			// Unknown under PKI mode: its CA admitted it, and decides.
-			return time.Time{}, l.cli.opts.PKI.Verify(c.State.PeerCertificates, x509.ExtKeyUsageServerAuth, c.State.ServerName)
+			// Unknown under PKI mode: the CAs of the client's purpose
+			// decide — unless there was none when it connected, and the
+			// policy admitted it, as without PKI mode. A CA that admitted
+			// it and is gone since no longer vouches for it.
+			_, err := l.cli.opts.PKI.VerifyPurpose(l.cli.opts.Purpose, c.State.PeerCertificates, x509.ExtKeyUsageServerAuth, c.State.ServerName)
+			var none *NoCAError
+			if errors.As(err, &none) && !viaCA.Load() {
+				return time.Time{}, nil
+			}
+			if err == nil {
+				viaCA.Store(true)
+			}
+			return time.Time{}, err
 		}
 		return time.Time{}, nil
 	}

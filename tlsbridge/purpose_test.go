@@ -1,12 +1,16 @@
 package tlsbridge
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
@@ -199,4 +203,41 @@ func certChain(id *Identity) []*x509.Certificate {
 		out = append(out, c)
 	}
 	return out
+}
+
+// TestPurposeLiveClient: a connection a purpose's CA admitted is decided
+// again by that purpose's CAs — it stays open across the re-decisions
+// (the general CAs, which would refuse it, are not asked), and closes once
+// its CA is uninstalled and the general CA decides.
+func TestPurposeLiveClient(t *testing.T) {
+	cas := newPurposeCAs(t)
+	srv, cli := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	srv.id = cas["ldap"].issue(t, srv.id.Key)
+	srv.authorize(t, "client", cli.id.Key)
+	ts := startServer(t, srv, ServerOptions{})
+	ts.holdOpen.Store(true)
+	pki := cas.install(t, cli.dir, "ldap", "general")
+	live := cli.client(t, ClientOptions{PKI: pki, Purpose: "ldap"}).Live(LiveOptions{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { live.Close() })
+	conn, err := live.DialContext(context.Background(), "tcp", ts.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	if line, err := r.ReadString('\n'); err != nil || line != "ok\n" {
+		t.Fatalf("read %q, %v", line, err)
+	}
+	// PKI mode re-decides every second: two and a half of them.
+	_ = conn.SetReadDeadline(time.Now().Add(2500 * time.Millisecond))
+	if _, err := r.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection the ldap CA admitted was closed: %v", err)
+	}
+	if _, err := UninstallCA(filepath.Join(cli.dir, "ca.d"), cli.dir, "ldap/ldap-ca"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := r.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("still open after its CA was uninstalled: %v", err)
+	}
 }
