@@ -28,6 +28,11 @@ func tlsaLine(t *testing.T, port string, k *jwk.Key) string {
 	return fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)
 }
 
+// seed 000: "support something similar to ssh's fingerprint in DNS
+// feature [...] if the domain is signed by DNSSEC, the client will
+// automatically accept the fingerprint if it matches that in the DNS
+// record" (as TLSA records, not TXT).
+//
 // TestVerifyHostKeyDNS connects to a server at localhost:PORT whose TLSA
 // records nsd serves and unbound validates (internal/dnstest), under each
 // case of docs/dns.md.

@@ -1,10 +1,12 @@
 package tlsbridge
 
 import (
+	"crypto/x509"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/keytool/keytool/jwk"
@@ -94,5 +96,42 @@ func TestHostKeyPinnedWithoutAddress(t *testing.T) {
 	var revoked *knownhosts.RevokedError
 	if !errors.As(err, &revoked) {
 		t.Errorf("revoked: %v, want *knownhosts.RevokedError", err)
+	}
+}
+
+// The names a first run makes the identity with (proxy --gen --host) are
+// saved in the private key, so that later runs' certificates name them
+// too; the public half handed out — what a Docker client copies into
+// trusted_hosts.d — leaves them out.
+func TestIdentityNamesSaved(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "server")
+	id, generated, err := LoadOrGenerateHomeIdentity(home, jwk.EC256, NamesOptions("server.example", "127.0.0.1"))
+	if err != nil || !generated {
+		t.Fatal(generated, err)
+	}
+	again, err := LoadHomeIdentity(home, CertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leaf := range []*x509.Certificate{id.Certificate.Leaf, again.Certificate.Leaf} {
+		if !slices.Equal(leaf.DNSNames, []string{"server.example"}) || len(leaf.IPAddresses) != 1 || !leaf.IPAddresses[0].Equal(net.ParseIP("127.0.0.1")) {
+			t.Errorf("certificate names %v %v", leaf.DNSNames, leaf.IPAddresses)
+		}
+	}
+	// Names given for one run win over the saved ones.
+	other, err := LoadHomeIdentity(home, NamesOptions("other.example"))
+	if err != nil || !slices.Equal(other.Certificate.Leaf.DNSNames, []string{"other.example"}) || len(other.Certificate.Leaf.IPAddresses) != 0 {
+		t.Errorf("one run's names: %v", err)
+	}
+	pub, err := os.ReadFile(filepath.Join(home, "pub_key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := jwk.ParseOne(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := k.Attrs[jwk.AttrNames]; ok || len(k.Attrs) > 1 {
+		t.Errorf("pub_key.json carries attributes %v", k.Attrs)
 	}
 }

@@ -100,6 +100,8 @@ func (ca *testCA) pki(t *testing.T) *PKI {
 	return p
 }
 
+// seed 000, "Adding a remote with a PKI based setup": the CA issues the
+// client certificates; a CRL may accompany the CA; pins come first.
 func TestPKIModeServer(t *testing.T) {
 	ca := newCA(t)
 	srv := newHome(t, jwk.EC256)
@@ -138,6 +140,10 @@ func TestPKIModeServer(t *testing.T) {
 	refused(t, ts, mustConfig(t, good.client(t, ClientOptions{}), ts.addr()))
 }
 
+// seed 000, "Adding a remote with a PKI based setup": "If the server
+// certificate is valid and signed by the CA, then the connection continues
+// without prompting the user"; "if it has been revoked, the connection
+// will simply fail with no obvious way for the user to bypass this".
 func TestPKIModeClient(t *testing.T) {
 	ca := newCA(t)
 	cli := newHome(t, jwk.EC256)

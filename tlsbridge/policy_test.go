@@ -25,6 +25,12 @@ var gotOK = regexp.MustCompile(`(?m)^\s*ok\r?$`)
 // suite is only a real offer to a server whose key can serve it: RSA key
 // exchange and DHE-RSA are tried against the RSA key, where refusing them
 // is the policy's doing and not the key's.
+//
+// seed 000: "The supported protocol must be TLS1.2 or better. All
+// communications must use perfect forward secrecy and ciphers must be
+// limited to strong elliptic curve ones", "only SHA-2 signatures should be
+// trusted", "no reason to support any backward compatibility to broken
+// protocol or ciphers".
 func TestPolicyAgainstOpenSSL(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl not installed (.ci/run installs it)")

@@ -234,6 +234,11 @@ func TestServerConfigureRefusesConflicts(t *testing.T) {
 // In AllowUnknown mode an unknown client completes the handshake, and the
 // HTTP middleware answers it 403 with a JSON body saying why, while
 // an authorized client reaches the handler, which learns who called.
+//
+// seed 000, "Server trust relationship revoked": "the server still uses
+// the same certificate but all API calls return a 403 with an error
+// indicating that the client isn't trusted" once its trust entry is
+// removed (below, bob's).
 func TestUnknownClientsGet403(t *testing.T) {
 	srvHome := newHome(t, jwk.EC256)
 	srv, err := NewServer(srvHome.id, ServerOptions{Clients: srvHome.auth, AllowUnknown: true})
@@ -276,6 +281,17 @@ func TestUnknownClientsGet403(t *testing.T) {
 	}
 	if fb.Fingerprint != stranger.id.Key.Fingerprint() || fb.Reason != ReasonNotAuthorized {
 		t.Errorf("403 body does not say whose key and why: %+v", fb)
+	}
+	// seed 000: another trusted client or the administrator removes bob's
+	// trust entry: the same server, the same certificate, and bob's calls
+	// now get the 403.
+	if _, err := srvHome.auth.Remove("bob"); err != nil {
+		t.Fatal(err)
+	}
+	code, body = get(known)
+	fb = ForbiddenBody{}
+	if err := json.Unmarshal([]byte(body), &fb); err != nil || code != 403 || fb.Reason != ReasonNotAuthorized || fb.Fingerprint != known.id.Key.Fingerprint() {
+		t.Errorf("a client whose entry was removed: %d %q (%v), want 403 %s", code, body, err, ReasonNotAuthorized)
 	}
 	// A revoked key does not even finish the handshake.
 	srvHome.revoke(t, stranger.id.Key)

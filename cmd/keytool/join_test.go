@@ -104,6 +104,11 @@ func inviteToken(t *testing.T, home string, args ...string) string {
 // TestInviteJoin is the whole flow through real processes: keytool invite
 // in the server's home, keytool join in the client's, against a server
 // serving that same home.
+//
+// seed 000: "the user must enter the trust password for that server, if it
+// matches, the client certificate is added to the server's trust store" —
+// a one-time token in keytool, which also carries the server's
+// fingerprint; a used token does not work again.
 func TestInviteJoin(t *testing.T) {
 	srvHome, cliHome := joinHome(t), joinHome(t)
 	addr, logs := enrollServer(t, srvHome)

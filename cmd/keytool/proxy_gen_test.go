@@ -14,6 +14,11 @@ import (
 // generated it, both present it (the same fingerprint in their identity
 // lines, the one keytool show reads from the home), and the home holds one
 // private key. Then both stop on SIGTERM.
+//
+// seed 003: "Every instance of Docker will have its own public key which
+// it either generates and saves on first run or loads from a file on
+// subsequent runs"; seed 000: "Both the client and the server will
+// generate a keypair the first time they're launched".
 func TestProxyGenRace(t *testing.T) {
 	fastExit(t)
 	home := filepath.Join(t.TempDir(), "new", "home")

@@ -162,6 +162,13 @@ func hexOf(b []byte) string {
 // TestTrustHostPromptInTerminal drives the interactive question through a
 // real terminal: tmux runs keytool in a pane, the test reads the screen
 // and types the answers.
+//
+// seed 000: "when the user adds a new server with "lxc remote add", the
+// server will be contacted over HTTPs, its certificate downloaded and the
+// fingerprint will be shown to the user. The user will then be asked to
+// confirm that this is indeed the server's fingerprint" — "a workflow
+// that's very similar to that of ssh where an initial connection to an
+// unknown server triggers a prompt".
 func TestTrustHostPromptInTerminal(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux not installed (.ci/run installs it)")
