@@ -85,7 +85,12 @@ func (c *Client) acceptFromDNS(addr string, key *jwk.Key, res *dane.Result) erro
 		k.Attrs = jwk.Attributes{}
 	}
 	k.Attrs.SetString(jwk.AttrComment, fmt.Sprintf("%s at %s", DNSComment, res.Name))
-	return c.pin(addr, k, "verify-host-key-dns")
+	file, err := c.opts.Hosts.Add(addr, k)
+	if err != nil {
+		return err
+	}
+	c.opts.Logger.Info("pinned the key of a new host", "addr", addr, "fingerprint", key.Fingerprint(), "file", file, "dns", res.Name)
+	return nil
 }
 
 // DNSMismatchError means a host without a pin presented a key that the

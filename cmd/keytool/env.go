@@ -108,9 +108,11 @@ func (c *cli) newClient(hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *s
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cli, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{
-		Hosts: hosts, Policy: policy, Prompt: prompt, PKI: pki, Logger: log, Purpose: c.purpose,
-	})
+	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: policy, Prompt: prompt, PKI: pki, Logger: log, Purpose: c.purpose}
+	if err := c.hostDNS.options(&opts); err != nil {
+		return nil, nil, nil, err
+	}
+	cli, err := tlsbridge.NewClient(id, opts)
 	return cli, id, pki, err
 }
 

@@ -91,7 +91,8 @@ type cli struct {
 	insecure       bool
 	caFile         string
 	crlFile        string
-	purpose        string // the connection's purpose (connect --purpose): which CAs of ca.d verify
+	purpose        string       // the connection's purpose (connect --purpose): which CAs of ca.d verify
+	hostDNS        hostDNSFlags // connect, proxy --client, trust-host
 
 	stdin          io.Reader
 	stdout, stderr io.Writer

@@ -122,10 +122,23 @@ Prometheus /metrics over plain HTTP. Under systemd (Type=notify,
 NOTIFY_SOCKET), READY=1 is sent once the trust files are loaded and the
 proxy listens, STOPPING=1 when it drains, WATCHDOG=1 with WatchdogSec=.
 
+With --client, host keys in DNS (docs/dns.md), for a host without a pin:
+  --verify-host-key-dns yes|ask|no  look the key up as TLSA records at
+                    _PORT._tcp.HOST (keytool dns-record prints them). yes: a
+                    DNSSEC-validated record naming the key needs no question;
+                    ask: the question says "Matching host key fingerprint found
+                    in DNS."; an unsigned zone's record is only a note. A pin,
+                    a changed or revoked key decide first. Default no
+  --dns-resolver ADDR  a validating resolver whose AD bit is believed
+                    (default: resolv.conf's, believed only on loopback or with
+                    "options trust-ad")
+  --dns-timeout D   give up on DNS after D (default 2s) and go on as without it
+
 Example:
   keytool -H /etc/keytool proxy --listen :8443 --target 127.0.0.1:8080
   keytool proxy --client --listen 127.0.0.1:8080 --target db.example:8443`,
-		flags: func(set *pflag.FlagSet, _ *cli) {
+		flags: func(set *pflag.FlagSet, c *cli) {
+			c.hostDNS.register(set)
 			set.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
 			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port)")
 			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
@@ -160,6 +173,9 @@ Example:
 			}
 			if o.client && o.proxyProtocol {
 				return usagef("--proxy-protocol tells a plain TCP target who connected; it has no use with --client")
+			}
+			if !o.client && c.hostDNS.inUse() {
+				return usagef("--verify-host-key-dns, --dns-resolver and --dns-timeout check the target's key: they are for --client")
 			}
 			if o.client && len(o.hosts) > 0 {
 				return usagef("--host names the server's certificate; it has no use with --client")
@@ -371,6 +387,10 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ops *proxyOps,
 	hosts := knownhosts.Open(ctx, hopts)
 	ops.store("trusted_hosts", hosts)
 	prompt := &startupPrompt{once: map[string]string{}}
+	otherwise := "accepted once"
+	if c.hostDNS.verify == "yes" {
+		otherwise = "not pinned: accepted once or by DNS"
+	}
 	client, id, pki, err := c.newClient(hosts, prompt, log)
 	if err != nil {
 		return nil, err
@@ -381,7 +401,7 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ops *proxyOps,
 		TLS: client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Logger: log, Store: hosts, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
 		Trust: func(conn *tls.Conn) string {
-			return hostTrust(conn, hosts, o.target, pki != nil, "accepted once")
+			return hostTrust(conn, hosts, o.target, pki != nil, otherwise)
 		},
 		Explain: func(err error) error { return c.explainRefusal(err, o.target, id) },
 	})

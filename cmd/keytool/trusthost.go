@@ -50,6 +50,19 @@ HOME/trusted_hosts.d/HOST_PORT.json with the address.
 
 The answer no refuses, as ssh does: "Host key verification failed.", exit 1.
 
+Host keys in DNS (docs/dns.md), for a host without a pin:
+  --verify-host-key-dns yes|ask|no  look the key up as TLSA records at
+                    _PORT._tcp.HOST (keytool dns-record prints them). yes: a
+                    DNSSEC-validated record naming the key needs no question and is
+                    pinned, commented as from DNS;
+                    ask: the question says "Matching host key fingerprint found
+                    in DNS."; an unsigned zone's record is only a note. A pin,
+                    a changed or revoked key decide first. Default no
+  --dns-resolver ADDR  a validating resolver whose AD bit is believed
+                    (default: resolv.conf's, believed only on loopback or with
+                    "options trust-ad")
+  --dns-timeout D   give up on DNS after D (default 2s) and go on as without it
+
 If ADDR is already pinned to another key, trust-host prints the changed-key
 message and changes nothing: remove the old pin first, or, when the host
 announced an additional key (a key rollover), pin it beside the old one:
@@ -67,7 +80,8 @@ when a revocation list cannot be read) and COMMENT of every pin, in 80
 columns; -l/--long adds FILE, --full the whole fingerprints (--json: an
 array of objects with addresses, fingerprint, key_id, comment, status and
 file).`,
-		flags: func(set *pflag.FlagSet, _ *cli) {
+		flags: func(set *pflag.FlagSet, c *cli) {
+			c.hostDNS.register(set)
 			set.StringVar(&keyFile, "key", "", "pin the key in `FILE` without connecting")
 			set.StringVar(&fingerprint, "fingerprint", "", "pin only if the server's key matches `FP`")
 			set.BoolVar(&yes, "yes", false, "pin whatever key the server presents (trust on first use)")
@@ -98,6 +112,8 @@ file).`,
 				return usagef("trust-host needs one ADDR (host:port)")
 			case modes > 1:
 				return usagef("use at most one of --key, --fingerprint and --yes")
+			case fingerprint != "" && c.hostDNS.verify != "no":
+				return usagef("--fingerprint checks the key itself: --verify-host-key-dns has no use with it")
 			case add && keyFile == "" && fingerprint == "":
 				return usagef("--add pins a key you have checked: give it with --key FILE or --fingerprint FP")
 			}
@@ -168,10 +184,11 @@ func pinsOf(hosts *knownhosts.Store, addr string, k *jwk.Key) []*knownhosts.Entr
 // trust-host can say what happened.
 type seenHosts struct {
 	*knownhosts.Store
-	mode knownhosts.AddMode // AddAnother: trust-host --add
-	sum  [32]byte
-	seen bool
-	file string
+	mode    knownhosts.AddMode // AddAnother: trust-host --add
+	sum     [32]byte
+	seen    bool
+	file    string
+	comment string // the new pin's comment: tlsbridge.DNSComment… when DNS let it in
 }
 
 func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
@@ -192,7 +209,7 @@ func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 
 func (h *seenHosts) Add(addr string, k *jwk.Key) (string, error) {
 	file, err := h.Store.AddKey(addr, k, h.mode)
-	h.file = file
+	h.file, h.comment = file, k.Attrs.Comment()
 	return file, err
 }
 
@@ -222,8 +239,17 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 	}
 	store := c.hostStore()
 	hosts := &seenHosts{Store: store, mode: mode}
+	// trust-host says what it did itself; with DNS, its failures are
+	// warned about on standard error as connect logs them.
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if c.hostDNS.verify != "no" {
+		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{NoOnce: true, Visual: visual},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Logger: log, PinFromDNS: true}
+	if err := c.hostDNS.options(&opts); err != nil {
+		return err
+	}
 	switch {
 	case want != "":
 		fp, err := jwk.ParseFingerprint(want)
@@ -265,7 +291,11 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 		if yes {
 			fmt.Fprintf(c.stderr, "Warning: trusting %s's key on first use, without checking it; compare %s with the key its administrator sees (keytool show).\n", addr, fp)
 		}
-		fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", fp, addr, hosts.file)
+		if strings.HasPrefix(hosts.comment, tlsbridge.DNSComment) {
+			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s (%s)\n", fp, addr, hosts.file, hosts.comment)
+		} else {
+			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", fp, addr, hosts.file)
+		}
 	} else {
 		fmt.Fprintf(c.stdout, "%s is already trusted: key %s\n", addr, fp)
 	}
