@@ -1,0 +1,132 @@
+package etcd
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+)
+
+// fanoutStores is how many watching stores one revocation must reach.
+const fanoutStores = 100
+
+// BenchmarkRevocationFanout measures the time from one revocation write
+// until each of 100 watching stores refuses the key: through etcd (one
+// Put; 100 Sources, each with its own client and connection, as 100 hosts
+// would have) and, as the baseline in the same run, through a watched
+// directory (one file written atomically; 100 stores watching it with
+// fsnotify and their default 50 ms debounce). Each iteration revokes one
+// key and then lifts the revocation (not timed); the metrics are the
+// median and 99th percentile over every store of every iteration.
+//
+//	cd etcd && go test -run '^$' -bench RevocationFanout -benchtime 20x
+func BenchmarkRevocationFanout(b *testing.B) {
+	k := keydirtest.Key(b, 1)
+	revocation := keyJSON(b, k)
+	b.Run("etcd", func(b *testing.B) {
+		ms := startCluster(b, 1)
+		admin := client(b, ms[0].endpoint())
+		put(b, admin, Key(prefix, Authorized, "alice"), keyJSON(b, k))
+		var stores []*authkeys.Store
+		for range fanoutStores {
+			src := open(b, Options{Client: client(b, ms[0].endpoint()), Prefix: prefix})
+			s := authkeys.Open(context.Background(), src.AuthorizedOptions())
+			b.Cleanup(func() { s.Close() })
+			stores = append(stores, s)
+		}
+		fanout(b, stores,
+			func() { put(b, admin, Key(prefix, Revoked, "alice"), revocation) },
+			func() { del(b, admin, Key(prefix, Revoked, "alice")) })
+	})
+	b.Run("dir", func(b *testing.B) {
+		dir := b.TempDir()
+		auth, revoked := filepath.Join(dir, "authorized_keys.d"), filepath.Join(dir, "revoked_keys.d")
+		keydirtest.Write(b, filepath.Join(auth, "alice.json"), keyJSON(b, k))
+		if err := os.MkdirAll(revoked, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		var stores []*authkeys.Store
+		for range fanoutStores {
+			s := authkeys.Open(context.Background(), authkeys.Options{Dirs: []string{auth}, RevokedDirs: []string{revoked}, Home: dir})
+			b.Cleanup(func() { s.Close() })
+			stores = append(stores, s)
+		}
+		path := filepath.Join(revoked, "alice.json")
+		fanout(b, stores,
+			func() { keydirtest.Replace(b, path, revocation) },
+			func() {
+				if err := os.Remove(path); err != nil {
+					b.Fatal(err)
+				}
+			})
+	})
+}
+
+// fanout times revoke until every store refuses the key, b.N times,
+// lifting the revocation in between, and reports p50 and p99 in ms.
+func fanout(b *testing.B, stores []*authkeys.Store, revoke, lift func()) {
+	k := keydirtest.Key(b, 1)
+	var (
+		mu      sync.Mutex
+		lat     []time.Duration
+		start   atomic.Int64
+		pending sync.WaitGroup
+	)
+	for _, s := range stores {
+		var done atomic.Bool
+		stop := s.OnChange(func(c authkeys.Change) {
+			if c.Revoked > 0 && done.CompareAndSwap(false, true) {
+				d := time.Duration(time.Now().UnixNano() - start.Load())
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+				pending.Done()
+			}
+			if c.Unrevoked > 0 {
+				done.Store(false)
+			}
+		})
+		b.Cleanup(stop)
+	}
+	allAre := func(want authkeys.Verdict) {
+		deadline := time.Now().Add(30 * time.Second)
+		for _, s := range stores {
+			for verdict(s, k) != want {
+				if time.Now().After(deadline) {
+					b.Fatalf("a store still says %v, want %v", verdict(s, k), want)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	allAre(authkeys.Authorized)
+	b.ResetTimer()
+	for range b.N {
+		pending.Add(len(stores))
+		start.Store(time.Now().UnixNano())
+		revoke()
+		pending.Wait()
+		b.StopTimer()
+		allAre(authkeys.Revoked)
+		lift()
+		allAre(authkeys.Authorized)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[(len(lat)*99)/100]), "p99-ms")
+	b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("%d stores × %d revocations: p50 %s, p99 %s, max %s", len(stores), b.N, lat[len(lat)/2], lat[(len(lat)*99)/100], lat[len(lat)-1])
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
