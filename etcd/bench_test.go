@@ -129,4 +129,3 @@ func fanout(b *testing.B, stores []*authkeys.Store, revoke, lift func()) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
