@@ -306,6 +306,11 @@ func (l *LiveConns) clientDecider(c Tracked, sum [32]byte) func() (time.Time, er
 // DialContext is Client.DialContext, and the connection is tracked until
 // it is closed. On a Server's LiveConns, it is an error.
 func (l *LiveConns) DialContext(ctx context.Context, network, addr string) (*tls.Conn, error) {
+	return l.dial(ctx, network, addr, nil)
+}
+
+// dial is DialContext offering the application protocols protos (ALPN).
+func (l *LiveConns) dial(ctx context.Context, network, addr string, protos []string) (*tls.Conn, error) {
 	if l.cli == nil {
 		return nil, errors.New("tlsbridge: DialContext on a server's LiveConns")
 	}
@@ -313,6 +318,7 @@ func (l *LiveConns) DialContext(ctx context.Context, network, addr string) (*tls
 	if err != nil {
 		return nil, err
 	}
+	cfg.NextProtos = protos
 	raw, err := (&net.Dialer{Timeout: 30 * time.Second}).DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
@@ -327,12 +333,15 @@ func (l *LiveConns) DialContext(ctx context.Context, network, addr string) (*tls
 	return conn, nil
 }
 
-// Transport is Client.Transport with connections made by DialContext:
-// each is closed when its server's key stops being trusted.
+// Transport returns an http.Transport (HTTP/2, or HTTP/1.1 with a server
+// that does not speak it) whose connections are made by DialContext:
+// each is closed when its server's key stops being trusted, ending every
+// request on it.
 func (l *LiveConns) Transport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ForceAttemptHTTP2 = true
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return l.DialContext(ctx, network, addr)
+		return l.dial(ctx, network, addr, []string{"h2", "http/1.1"})
 	}
 	return t
 }

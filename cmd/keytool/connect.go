@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
 	"github.com/spf13/pflag"
 )
@@ -34,6 +38,12 @@ connection.
 --purpose P: in PKI mode, a server whose key is not pinned is verified by
 the CAs installed for P (keytool ca add --purpose P) if there are any, else
 by the general CAs; never by another purpose's.
+
+While connected, the server's key is decided again whenever the trusted
+hosts or the revoked keys change (and every second in PKI mode, for the
+CRL): if its pin is removed, another key is pinned for ADDR, the key is
+revoked or a revocation file cannot be read, the connection is closed
+within a second and connect exits 1, naming the key and why.
 
 -v prints the server's key type, fingerprint and why it is trusted
 (pinned, PKI, accepted once, not verified) on standard error.
@@ -91,7 +101,13 @@ Example:
 }
 
 func (c *cli) connect(addr string, verbose, visual bool, timeout time.Duration) error {
-	hosts := c.hostStore()
+	// Watched, so that the connection ends when the host's key stops
+	// being trusted while it is open (live revocation, below).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hopts := knownhosts.HomeOptions(c.home)
+	hopts.Logger = c.logger()
+	hosts := knownhosts.Open(ctx, hopts)
 	timer := &handshakeTimer{timeout: timeout}
 	client, id, _, err := c.newClient(hosts, timer.prompt(tlsbridge.Terminal{Visual: visual}), c.logger())
 	if err != nil {
@@ -135,5 +151,42 @@ func (c *cli) connect(addr string, verbose, visual bool, timeout time.Duration) 
 			jwk.FormatFingerprint(sha256.Sum256(leaf.RawSubjectPublicKeyInfo)),
 			hostTrust(conn, hosts, addr, viaCA, otherwise))
 	}
-	return c.pipe(conn, addr, id)
+	// Live revocation: the host's key decided again on each change of
+	// the trusted hosts (and every second in PKI mode); the connection
+	// closed when it is no longer trusted, and connect fails saying why.
+	live := client.Live(tlsbridge.LiveOptions{Changes: hosts, Logger: slog.New(slog.DiscardHandler)})
+	defer live.Close()
+	var withdrawn atomic.Pointer[hostWithdrawnError]
+	defer live.TrackConn(tlsbridge.Tracked{Conn: conn, State: conn.ConnectionState(), Addr: addr, Close: func(reason error) {
+		withdrawn.Store(&hostWithdrawnError{addr: addr, fingerprint: spkiFingerprintOf(conn), reason: reason})
+		_ = conn.NetConn().Close()
+	}})()
+	err = c.pipe(conn, addr, id)
+	if w := withdrawn.Load(); w != nil {
+		return w
+	}
+	return err
+}
+
+// hostWithdrawnError: the connection was closed because the host's key
+// stopped being trusted while it was open (its pin removed, the key
+// revoked or pinned to another, a revocation file unreadable). It does
+// not unwrap to the reason: the advice for a refused handshake (the
+// changed-key warning above all) is not about a pin changed here.
+type hostWithdrawnError struct {
+	addr, fingerprint string
+	reason            error
+}
+
+func (e *hostWithdrawnError) Error() string {
+	return fmt.Sprintf("closed the connection to %s: its key %s is no longer trusted (%v)", e.addr, e.fingerprint, e.reason)
+}
+
+// spkiFingerprintOf is the fingerprint of the key the server presented.
+func spkiFingerprintOf(conn *tls.Conn) string {
+	cs := conn.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		return ""
+	}
+	return jwk.FormatFingerprint(sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo))
 }

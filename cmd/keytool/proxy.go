@@ -81,7 +81,8 @@ connection forever). A connection where neither side has closed is never
 timed out.
 
 Live revocation: every open connection's key is decided again when the
-trust files change, every second and when its entry's "expires" passes.
+trust files change, when its entry's "expires" passes, and every second in
+PKI mode (the CRL).
 A connection whose key is no longer admitted (removed, revoked, expired,
 outside "from", a revocation file that cannot be read; with --client, the
 target's key revoked, pinned to another key or unpinned) is closed within
