@@ -253,14 +253,22 @@ func (c *Client) configure(cfg *tls.Config, addr, host string) {
 	}
 }
 
+// hostDecision is the store's decision on the server key sum, whose
+// certificate is leaf, for addr: the handshake's and, while the
+// connection is open, LiveConns'.
+func (c *Client) hostDecision(addr string, sum [32]byte, leaf *x509.Certificate) knownhosts.Decision {
+	return knownhosts.WithCertificate(c.opts.Hosts.Decide(addr, sum), addr, leaf)
+}
+
 // verify decides on a server (docs/design.md, "Decisions", client table).
+
 func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("tlsbridge: the server sent no certificate")
 	}
 	leaf := cs.PeerCertificates[0]
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	d := knownhosts.WithCertificate(c.opts.Hosts.Decide(addr, sum), addr, leaf)
+	d := c.hostDecision(addr, sum, leaf)
 	err := knownhosts.ErrorOf(d, addr, sum)
 	if d.Verdict != knownhosts.Unknown {
 		return err // nil: pinned; otherwise changed, revoked, skipped or refused: final

@@ -277,7 +277,7 @@ func (l *LiveConns) clientDecider(c Tracked, sum [32]byte) func() (time.Time, er
 		if c.Addr == "" || len(c.State.PeerCertificates) == 0 {
 			return time.Time{}, errNotClientConn
 		}
-		d := knownhosts.WithCertificate(l.cli.opts.Hosts.Decide(c.Addr, sum), c.Addr, c.State.PeerCertificates[0])
+		d := l.cli.hostDecision(c.Addr, sum, c.State.PeerCertificates[0])
 		switch {
 		case d.Verdict == knownhosts.Pinned:
 			pinned.Store(true)
