@@ -135,7 +135,7 @@ func (c *cli) caAdd(file, purpose, name string) error {
 		return err
 	}
 	for _, cert := range ca.Certificates {
-		fmt.Fprintf(c.stdout, "Installed CA %q (key %s)\n", printable(cert.Subject.String()), caFingerprint(cert))
+		fmt.Fprintf(c.stdout, "Installed CA %s (key %s)\n", printable(cert.Subject.String()), caFingerprint(cert))
 	}
 	fmt.Fprintf(c.stdout, "File: %s\n", ca.File)
 	if ca.CRLFile != "" {
