@@ -132,3 +132,47 @@ func TestCAPurposesOpenSSL(t *testing.T) {
 		t.Errorf("ca remove of a CA no longer there: exit %d\n%s", code, e)
 	}
 }
+
+// issueClient makes a client key and certificate signed by ca.
+func (ca *opensslCA) issueClient(t *testing.T, name string) (cert, key string) {
+	t.Helper()
+	cert, key = filepath.Join(ca.dir, name+".pem"), filepath.Join(ca.dir, name+".key")
+	csr, ext := filepath.Join(ca.dir, name+".csr"), filepath.Join(ca.dir, name+".ext")
+	pxMust(t, "", "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", key, "-out", csr, "-subj", "/CN="+name)
+	pxWrite(t, ext, "extendedKeyUsage=clientAuth\n")
+	pxMust(t, "", "openssl", "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial",
+		"-out", cert, "-days", "2", "-extfile", ext)
+	return cert, key
+}
+
+// TestProxyPurposeCurl is the server side of seed 004's purposes: keytool
+// proxy --purpose pool admits curl with a client certificate of the pool's
+// CA (installed with ca add --purpose pool), which it has never
+// authorized; a proxy without the purpose lets the general CA decide, and
+// it refuses — a CA for another purpose never admits.
+func TestProxyPurposeCurl(t *testing.T) {
+	pxNeed(t, "openssl", "curl", "python3")
+	const page = "pool member\n"
+	dir := t.TempDir()
+	pool := newOpenSSLCA(t, dir, "pool", "Pool CA")
+	general := newOpenSSLCA(t, dir, "general", "Corp Root CA")
+	crt, key := pool.issueClient(t, "host2")
+	home := pxGen(t)
+	pxMust(t, "", "keytool", "-H", home, "ca", "add", pool.cert, "--purpose", "pool", "--crl", pool.crl)
+	pxMust(t, "", "keytool", "-H", home, "ca", "add", general.cert)
+	target := pxPython(t, pxServeFile(t, page))
+
+	withPurpose, addr := pxProxy(t, home, "--target", target, "--purpose", "pool")
+	body, msg, code := pxCurl(t, "https://"+addr+"/page.txt", "-k", "--cert", crt, "--key", key)
+	if code != 0 || body != page {
+		t.Fatalf("curl with the pool CA's certificate, proxy --purpose pool: exit %d\n%s%s", code, body, msg)
+	}
+	withPurpose.waitFor(t, `via=ca`, 5*time.Second)
+
+	without, addr := pxProxy(t, home, "--target", target)
+	if body, msg, code := pxCurl(t, "https://"+addr+"/page.txt", "-k", "--cert", crt, "--key", key); code == 0 || body == page {
+		t.Fatalf("curl with the pool CA's certificate got through a proxy without the purpose: exit %d\n%s%s", code, body, msg)
+	}
+	without.waitFor(t, `refused by `+regexpQuote(filepath.Join(home, "ca.d", "corp-root-ca.pem")), 5*time.Second)
+}

@@ -45,7 +45,7 @@ func proxyCommand() *command {
 	return &command{
 		name:    "proxy",
 		uses:    globalHome | globalIdentity | globalHostKeys | globalPKI,
-		args:    "--listen ADDR --target ADDR [--client | --enroll] [--gen [--type TYPE]]",
+		args:    "--listen ADDR --target ADDR [--client | --enroll] [--purpose P] [--gen [--type TYPE]]",
 		summary: "put mutual TLS in front of any TCP server (or, with --client, before any TCP client)",
 		help: `Server mode (the default): accepts mutual TLS on --listen, admits the clients
 whose keys the home authorizes (authorized_keys.d, authorized_keys.json;
@@ -116,6 +116,11 @@ version and cipher (PP2_TYPE_SSL) and the client key's fingerprint (type
 0xE0), authorized-keys entry name (0xE1) and key ID (0xE2). The target
 must be configured to expect it.
 
+--purpose P: in PKI mode, a peer whose key is not authorized (server mode)
+or pinned (--client) is verified by the CAs installed for P (keytool ca add
+--purpose P) if there are any, else by the general CAs (ca.pem, ca.d/*.pem);
+never by another purpose's.
+
 --metrics-listen ADDR: serve /healthz (alive), /readyz (200 once the trust
 files are loaded, the identity is valid and the proxy listens; 503 with
 the reasons while a revocation file cannot be read or while draining) and
@@ -140,6 +145,7 @@ Example:
   keytool proxy --client --listen 127.0.0.1:8080 --target db.example:8443`,
 		flags: func(set *pflag.FlagSet, c *cli) {
 			c.hostDNS.register(set)
+			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify peers whose key is not authorized or pinned with the CAs of `PURPOSE` (keytool ca add --purpose)")
 			set.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
 			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port)")
 			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
@@ -328,7 +334,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ops *proxyOps,
 	if err != nil {
 		return nil, err
 	}
-	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: store, PKI: pki, AllowUnknown: o.enroll})
+	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: store, PKI: pki, AllowUnknown: o.enroll, Purpose: c.purpose})
 	if err != nil {
 		return nil, err
 	}
