@@ -64,6 +64,14 @@ type ServerOptions struct {
 	// fingerprint, entry name and key ID (PP2TypeFingerprint, PP2TypeName,
 	// PP2TypeKeyID; docs/proxy.md). The target must expect the header.
 	ProxyProtocol bool
+	// HTTP, if set, makes the proxy speak HTTP/1.1 and HTTP/2 to admitted
+	// clients and forward each request to the target (plain HTTP) with
+	// httputil.ReverseProxy, adding the client's identity in headers
+	// (HeaderFingerprint, HeaderKeyID, HeaderName, HeaderClientCert) after
+	// removing any such header the client sent, and X-Forwarded-For,
+	// X-Forwarded-Host, X-Forwarded-Proto and Forwarded in place of the
+	// client's. Not with ProxyProtocol.
+	HTTP bool
 }
 
 // Server is server mode: it accepts mutual TLS, admits the clients that
@@ -80,6 +88,7 @@ type Server struct {
 	l       *listener
 	metrics *Metrics
 	ppv2    bool
+	http    *httpMode // nil unless ServerOptions.HTTP
 }
 
 // NewServer checks opts and makes a Server; Serve starts it.
@@ -99,12 +108,19 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		idle:    orDefault(opts.IdleTimeout, DefaultIdleTimeout), enroll: opts.Enroll,
 		metrics: opts.Metrics, ppv2: opts.ProxyProtocol,
 	}
+	if opts.HTTP && opts.ProxyProtocol {
+		return nil, &OptionError{"HTTP", "HTTP mode tells the target who connected in headers; it does not go with ProxyProtocol"}
+	}
 	s.l = newListener(opts.Logger, "server", opts.Target, s.handle)
 	s.l.store, s.l.what = opts.Store, "authorized"
 	if !opts.KeepOpenOnRevoke {
 		s.l.newLive = s.tls.Live
 	}
 	s.log = s.l.log
+	if opts.HTTP {
+		s.cfg.NextProtos = []string{"h2", "http/1.1"}
+		s.http = newHTTPMode(s.target, s.log, s.timeout)
+	}
 	return s, nil
 }
 
@@ -123,6 +139,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error { return s.l.
 // such as the signal that asked for the drain), the number of connections
 // open, the time left before ctx's deadline, and runtime.NumGoroutine().
 func (s *Server) Shutdown(ctx context.Context, attrs ...any) error {
+	if s.http != nil {
+		// Idle keep-alive connections close now (HTTP/2: GOAWAY), busy
+		// ones after their response.
+		go func() { _ = s.http.srv.Shutdown(ctx) }()
+	}
 	return s.l.shutdown(ctx, attrs...)
 }
 
@@ -130,6 +151,9 @@ func (s *Server) Shutdown(ctx context.Context, attrs ...any) error {
 // when their handlers have ended.
 func (s *Server) Close() error {
 	s.l.close()
+	if s.http != nil {
+		s.http.srv.Close()
+	}
 	return nil
 }
 
@@ -184,6 +208,14 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		if ctx.Err() != nil {
 			return // revoked since the handshake (logged), or the proxy is closing
 		}
+	}
+	if s.http != nil {
+		s.log.Info("accepted", attrs...)
+		s.metrics.opened()
+		s.http.serve(ctx, conn, peer)
+		s.metrics.closed(0, 0)
+		s.log.Info("closed", append(attrs, "duration", since(start))...)
+		return
 	}
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, s.timeout)

@@ -37,6 +37,7 @@ type proxyOptions struct {
 	keyType          string // its type, with --gen
 	metricsListen    string // serve /healthz, /readyz, /metrics there
 	proxyProtocol    bool   // PROXY protocol v2 header to the target
+	http             bool   // HTTP mode: identity in request headers
 }
 
 // proxyCommand makes the proxy command, with flag variables of its own.
@@ -121,6 +122,14 @@ or pinned (--client) is verified by the CAs installed for P (keytool ca add
 --purpose P) if there are any, else by the general CAs (ca.pem, ca.d/*.pem);
 never by another purpose's.
 
+--http (server mode): speak HTTP/1.1 and HTTP/2 to the clients and forward
+each request to --target, an HTTP server, adding who the client is:
+X-Keytool-Fingerprint, X-Keytool-Key-Id, X-Keytool-Name (the entry's name)
+and X-Forwarded-Client-Cert (Envoy's Hash and Subject). Any header of
+these names the client sent, in any case or with '_' for '-', and every
+X-Keytool-* header, is removed first; X-Forwarded-For, X-Forwarded-Host,
+X-Forwarded-Proto and Forwarded are the proxy's, not the client's.
+
 --metrics-listen ADDR: serve /healthz (alive), /readyz (200 once the trust
 files are loaded, the identity is valid and the proxy listens; 503 with
 the reasons while a revocation file cannot be read or while draining) and
@@ -158,6 +167,7 @@ Example:
 			set.BoolVar(&o.gen, "gen", false, "make the home's identity first if it has none")
 			set.StringVarP(&o.keyType, "type", "t", "", "with --gen: the new key's `TYPE` (default ec256)")
 			set.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "server mode: start each target connection with a PROXY protocol v2 header (client address, key fingerprint, entry name, TLS version)")
+			set.BoolVar(&o.http, "http", false, "server mode: speak HTTP/1.1 and HTTP/2 to clients, forward requests to an HTTP --target with the client's identity in headers")
 			set.StringVar(&o.metricsListen, "metrics-listen", "", "serve /healthz, /readyz and Prometheus /metrics over plain HTTP on `ADDR` (host:port)")
 		},
 		run: func(c *cli, args []string) error {
@@ -183,6 +193,12 @@ Example:
 			}
 			if !o.client && c.hostDNS.inUse() {
 				return usagef("--verify-host-key-dns, --dns-resolver and --dns-timeout check the target's key: they are for --client")
+			}
+			if o.client && o.http {
+				return usagef("--http serves HTTP in server mode; it has no use with --client")
+			}
+			if o.http && o.proxyProtocol {
+				return usagef("--http tells the target who connected in headers; use it or --proxy-protocol, not both")
 			}
 			if o.client && len(o.hosts) > 0 {
 				return usagef("--host names the server's certificate; it has no use with --client")
@@ -355,7 +371,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ops *proxyOps,
 	return proxy.NewServer(proxy.ServerOptions{
 		TLS: srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
-		ProxyProtocol: o.proxyProtocol,
+		ProxyProtocol: o.proxyProtocol, HTTP: o.http,
 	})
 }
 

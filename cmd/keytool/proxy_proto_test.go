@@ -16,6 +16,17 @@ import (
 	"github.com/keytool/keytool/jwk"
 )
 
+// pxKeyID is the libtrust key ID of the key whose SPKI SHA-256 OpenSSL
+// printed in base64 (pxOpenSSLKey).
+func pxKeyID(t *testing.T, spkiB64 string) string {
+	t.Helper()
+	sum, err := base64.StdEncoding.DecodeString(spkiB64)
+	if err != nil || len(sum) != 32 {
+		t.Fatalf("SPKI hash %q: %v", spkiB64, err)
+	}
+	return jwk.FormatKeyID([32]byte(sum))
+}
+
 // pxTLSClient connects to addr with an OpenSSL-made key and certificate
 // (the proxy's key is not checked: these tests are not about pinning).
 func pxTLSClient(t *testing.T, addr, crt, key string) *tls.Conn {
@@ -203,11 +214,7 @@ func TestProxyProtocolTLVs(t *testing.T) {
 			t.Errorf("%s: %v, want %v", k, got[k], v)
 		}
 	}
-	sum, err := base64.StdEncoding.DecodeString(spki)
-	if err != nil || len(sum) != 32 {
-		t.Fatal(spki, err)
-	}
-	if id := jwk.FormatKeyID([32]byte(sum)); got["0xe2"] != id {
+	if id := pxKeyID(t, spki); got["0xe2"] != id {
 		t.Errorf("0xe2 (key ID): %v, want %s", got["0xe2"], id)
 	}
 	if t.Failed() {

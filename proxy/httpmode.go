@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// Identity headers: what HTTP mode tells the target about the client of
+// each request (docs/proxy.md, "HTTP mode"). Any header the client sent
+// whose name is one of these — compared without case, with "_" as "-",
+// the way CGI, WSGI and Rack fold them — is removed first: a client
+// cannot claim another identity.
+const (
+	HeaderFingerprint = "X-Keytool-Fingerprint"   // the client key's SPKI fingerprint, "SHA256:…"
+	HeaderKeyID       = "X-Keytool-Key-Id"        // its libtrust key ID
+	HeaderName        = "X-Keytool-Name"          // its authorized-keys entry's name (absent for a client admitted by its CA)
+	HeaderClientCert  = "X-Forwarded-Client-Cert" // Envoy's: Hash (SHA-256 of the certificate, hex) and Subject
+)
+
+// reservedHeaderPrefix: every client header starting with it is removed,
+// so that identity headers keytool adds later are never forgeable either.
+const reservedHeaderPrefix = "x-keytool-"
+
+// httpMode serves HTTP/1.1 and HTTP/2 on admitted connections and
+// forwards each request to the target with httputil.ReverseProxy, adding
+// the client's identity. One http.Server serves every connection; each
+// connection's handler waits for the server to be done with it, so the
+// proxy's drain, cut and live revocation apply as in TCP mode.
+type httpMode struct {
+	srv *http.Server
+	ln  *connListener
+	log *slog.Logger
+
+	mu    sync.Mutex
+	conns map[net.Conn]*httpConn
+}
+
+// httpConn is one admitted connection handed to the HTTP server.
+type httpConn struct {
+	peer *tlsbridge.Peer
+	done chan struct{} // closed when the server is done with it
+}
+
+type peerKey struct{}
+
+func newHTTPMode(target string, log *slog.Logger, timeout time.Duration) *httpMode {
+	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}}
+	u := &url.URL{Scheme: "http", Host: target}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host // the name the client asked for, as a reverse proxy in front of one site keeps it
+			pr.SetXForwarded()       // X-Forwarded-For/Host/Proto: the client's, replacing what it sent
+			setIdentity(pr.Out.Header, pr.In)
+		},
+		Transport: &http.Transport{
+			Proxy:                 nil, // never through $HTTP_PROXY: the target is ours
+			DialContext:           (&net.Dialer{Timeout: timeout}).DialContext,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 0,
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if !errors.Is(err, context.Canceled) {
+				log.Error("target unreachable", "remote", r.RemoteAddr, "target", target, "error", err.Error())
+			}
+			w.WriteHeader(http.StatusBadGateway) // nothing about the target in the body
+		},
+	}
+	h.ln = newConnListener()
+	h.srv = &http.Server{
+		Handler:           rp,
+		ReadHeaderTimeout: timeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			h.mu.Lock()
+			hc := h.conns[c]
+			h.mu.Unlock()
+			if hc == nil {
+				return ctx // not ours: no identity headers
+			}
+			return context.WithValue(ctx, peerKey{}, hc.peer)
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st != http.StateClosed && st != http.StateHijacked {
+				return
+			}
+			h.mu.Lock()
+			hc := h.conns[c]
+			delete(h.conns, c)
+			h.mu.Unlock()
+			if hc != nil {
+				close(hc.done)
+			}
+		},
+	}
+	go func() { _ = h.srv.Serve(h.ln) }()
+	return h
+}
+
+// serve hands conn to the HTTP server and returns when the server is done
+// with it, or when ctx ends (the connection is then closed).
+func (h *httpMode) serve(ctx context.Context, conn *tls.Conn, peer *tlsbridge.Peer) {
+	hc := &httpConn{peer: peer, done: make(chan struct{})}
+	h.mu.Lock()
+	h.conns[conn] = hc
+	h.mu.Unlock()
+	if !h.ln.push(ctx, conn) {
+		h.mu.Lock()
+		delete(h.conns, conn)
+		h.mu.Unlock()
+		return
+	}
+	select {
+	case <-hc.done:
+	case <-ctx.Done():
+		conn.Close()
+		<-hc.done
+	}
+}
+
+// setIdentity removes every identity header the client sent, and adds
+// the admitted client's.
+func setIdentity(out http.Header, in *http.Request) {
+	for name := range out {
+		folded := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+		if strings.HasPrefix(folded, reservedHeaderPrefix) || folded == "x-forwarded-client-cert" || folded == "forwarded" ||
+			strings.HasPrefix(folded, "x-forwarded-") && name != "X-Forwarded-For" && name != "X-Forwarded-Host" && name != "X-Forwarded-Proto" {
+			delete(out, name)
+		}
+	}
+	peer, _ := in.Context().Value(peerKey{}).(*tlsbridge.Peer)
+	if peer == nil {
+		return
+	}
+	out.Set(HeaderFingerprint, peer.Fingerprint())
+	out.Set(HeaderKeyID, peer.KeyID())
+	if name := peer.Name(); name != "" && validHeaderValue(name) {
+		out.Set(HeaderName, name)
+	}
+	xfcc := "Hash=" + hex.EncodeToString(certHash(peer))
+	if peer.Certificate != nil {
+		xfcc += `;Subject="` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(peer.Certificate.Subject.String()) + `"`
+	}
+	if validHeaderValue(xfcc) {
+		out.Set(HeaderClientCert, xfcc)
+	}
+	out.Set("Forwarded", forwarded(in))
+}
+
+// certHash is Envoy's XFCC Hash: the SHA-256 of the client certificate's
+// DER.
+func certHash(p *tlsbridge.Peer) []byte {
+	if p.Certificate == nil {
+		return nil
+	}
+	sum := sha256.Sum256(p.Certificate.Raw)
+	return sum[:]
+}
+
+// forwarded is RFC 7239's Forwarded header of a request: the client's
+// address (an IPv6 one quoted and bracketed), the host it asked for, and
+// https.
+func forwarded(r *http.Request) string {
+	v := "for=unknown"
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		if a := ap.Addr().Unmap(); a.Is4() {
+			v = "for=" + a.String()
+		} else {
+			v = `for="[` + a.String() + `]"`
+		}
+	}
+	if r.Host != "" && validHeaderValue(r.Host) && !strings.ContainsAny(r.Host, `";`) {
+		v += `;host="` + r.Host + `"`
+	}
+	return v + ";proto=https"
+}
+
+// validHeaderValue refuses values with control characters (an entry name
+// is the admin's text, not the client's, but a header is no place for a
+// newline).
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// connListener is a net.Listener whose connections are pushed to it.
+type connListener struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnListener() *connListener {
+	return &connListener{ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// push hands c to Accept; false if the listener is closed or ctx ended
+// first.
+func (l *connListener) push(ctx context.Context, c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.closed:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
