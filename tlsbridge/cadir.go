@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -286,20 +287,29 @@ func (e *NoSuchCAError) Error() string {
 // UninstallCA removes from the CA directory dir every CA named what
 // (NAME, or PURPOSE/NAME for one purpose's) or holding a certificate
 // whose key has the fingerprint what (in any form jwk.ParseFingerprint
-// reads), with its CRL, and returns them. None is a *NoSuchCAError.
+// reads) or whose certificate has the SHA-256 fingerprint what (hex,
+// colons allowed: openssl x509 -fingerprint -sha256), with its CRL, and
+// returns them. None is a *NoSuchCAError.
 func UninstallCA(dir, top, what string) ([]InstalledCA, error) {
 	cas, err := ListCAs(dir, top)
 	if err != nil {
 		return nil, err
 	}
 	fp, fpErr := jwk.ParseFingerprint(what)
+	certSum, err := hex.DecodeString(strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(what, "sha256 Fingerprint="), "SHA256 Fingerprint="), ":", ""))
+	if err != nil || len(certSum) != sha256.Size {
+		certSum = nil
+	}
 	var gone []InstalledCA
 	for _, ca := range cas {
 		match := ca.Name == what || ca.Purpose != "" && ca.Purpose+"/"+ca.Name == what
-		if !match && fpErr == nil {
+		if !match {
 			match = slices.ContainsFunc(ca.Certificates, func(c *x509.Certificate) bool {
+				if sum := sha256.Sum256(c.Raw); certSum != nil && bytes.Equal(certSum, sum[:]) {
+					return true // the certificate's own fingerprint, as openssl x509 -fingerprint -sha256 prints it
+				}
 				k, err := jwk.NewPublicKey(c.PublicKey)
-				return err == nil && fp.Match(k)
+				return fpErr == nil && err == nil && fp.Match(k)
 			})
 		}
 		if !match {

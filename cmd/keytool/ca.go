@@ -59,8 +59,10 @@ name, purpose, file, crl_file, subject, fingerprint, expires,
 crl_next_update).
 
 remove NAME|FINGERPRINT uninstalls every CA of ca.d named NAME (or
-PURPOSE/NAME) or whose key has that fingerprint (SHA256:…, hex, key ID),
-and its CRL. ca.pem is not managed here: edit or delete it.
+PURPOSE/NAME), whose key has that fingerprint (SHA256:…, hex, key ID) or
+whose certificate has that SHA-256 fingerprint (as 'openssl x509
+-fingerprint -sha256' prints it), and its CRL. ca.pem is not managed here:
+edit or delete it.
 
 Examples:
   keytool ca add corp-ldap-ca.pem --purpose ldap --crl corp-ldap.crl

@@ -127,6 +127,12 @@ func TestCAPurposesOpenSSL(t *testing.T) {
 	if _, e, code := connect("--purpose", "ldap"); code != 1 || !strings.Contains(e, "corp-root-ca.pem") {
 		t.Errorf("connect --purpose ldap with the ldap CA removed: exit %d\n%s", code, e)
 	}
+	// The general CA, by its certificate's fingerprint as OpenSSL prints it.
+	certFP := strings.TrimPrefix(strings.TrimSpace(pxMust(t, "", "openssl", "x509", "-in", general.cert, "-noout", "-fingerprint", "-sha256")), "sha256 Fingerprint=")
+	certFP = strings.TrimPrefix(certFP, "SHA256 Fingerprint=")
+	if out := pxMust(t, "", "keytool", "-H", client, "ca", "remove", certFP); !strings.Contains(out, "corp-root-ca.pem") {
+		t.Errorf("ca remove %s (openssl's fingerprint of the general CA):\n%s", certFP, out)
+	}
 	_, e, code := pxRun(t, "", "keytool", "-H", client, "ca", "remove", "corp-ldap")
 	if code != 1 || !strings.Contains(e, "keytool -H "+client+" ca list") {
 		t.Errorf("ca remove of a CA no longer there: exit %d\n%s", code, e)
