@@ -3,8 +3,11 @@ package main
 import (
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -82,4 +85,66 @@ func pxSay(t *testing.T, p *pxProc, word string) {
 		t.Fatal(err)
 	}
 	p.waitFor(t, `(?m)^`+word+`$`, 10*time.Second)
+}
+
+// TestProxyLiveRevocationCurlKeepAlive: curl fetches a page twice through
+// keytool proxy on one keep-alive connection, six seconds apart (--rate);
+// between the two, keytool revoke of curl's key closes the idle
+// connection within a second (the proxy's closing line names the key),
+// so curl's second request needs a new connection, which the handshake
+// refuses. The target saw one connection.
+func TestProxyLiveRevocationCurlKeepAlive(t *testing.T) {
+	pxNeed(t, "curl", "openssl")
+	var conns, requests atomic.Int32
+	target := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "page\n")
+		requests.Add(1)
+	}))
+	target.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	target.Start()
+	defer target.Close()
+	server := pxGen(t)
+	proxy, addr := pxProxy(t, server, "--target", target.Listener.Addr().String())
+	dir := t.TempDir()
+	crt, key, spki := pxOpenSSLKey(t, dir, "curl")
+	curlFP := "SHA256:" + strings.TrimRight(spki, "=")
+	pubFile := filepath.Join(dir, "curl-pub.pem")
+	pxWrite(t, pubFile, pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
+	pxMust(t, "", "keytool", "-H", server, "authorize", "--name", "curl", pubFile)
+
+	url := "https://" + addr + "/"
+	if pxUntil(5*time.Second, func() bool {
+		body, _, code := pxCurl(t, url, "-k", "--cert", crt, "--key", key)
+		return code == 0 && body == "page\n"
+	}) < 0 {
+		t.Fatal("curl's key was not admitted after keytool authorize")
+	}
+	conns.Store(0)
+	requests.Store(0)
+	curl := pxStart(t, "curl", "-sS", "-k", "--cert", crt, "--key", key, "--rate", "10/m",
+		"-w", "status=%{http_code} new_connections=%{num_connects}\n", url, url)
+	if pxUntil(5*time.Second, func() bool { return requests.Load() == 1 }) < 0 {
+		t.Fatal("curl's first request did not reach the target")
+	}
+	proxy.waitFor(t, `msg=accepted remote=127\.0\.0\.1:\d+ fingerprint=`+regexpQuote(curlFP)+` name=curl`, 5*time.Second)
+
+	pxMust(t, "", "keytool", "-H", server, "revoke", pubFile)
+	at := time.Now()
+	proxy.waitFor(t, `level=WARN msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+regexpQuote(curlFP)+` name=curl reason="authkeys: key \S+ is revoked`, 5*time.Second)
+	if took := time.Since(at); took > 1500*time.Millisecond {
+		t.Errorf("the keep-alive connection was closed %v after keytool revoke, want < 1.5s", took)
+	}
+	if code := curl.wait(t, 10*time.Second); code == 0 {
+		t.Errorf("curl's second request after the revocation succeeded:\n%s", curl.stdout.String())
+	}
+	if out := curl.stdout.String(); !strings.HasPrefix(out, "page\nstatus=200 new_connections=1\n") || strings.Count(out, "page\n") != 1 || requests.Load() != 1 {
+		t.Errorf("curl got the page %d times (the target served %d), want once on a new connection:\n%s", strings.Count(out, "page\n"), requests.Load(), out)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the target saw %d connections, want curl's one kept alive", n)
+	}
 }
