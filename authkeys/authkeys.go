@@ -117,6 +117,52 @@ func Open(ctx context.Context, opts Options) *Store {
 	return s
 }
 
+// Lookups are what an admin command is about to look up in a store: the
+// keys it adds, revokes or removes, and the names it adds or removes.
+type Lookups struct {
+	Keys         [][32]byte        // SPKI hashes
+	Fingerprints []jwk.Fingerprint // keys as the user gave them (any form keydir.Find matches)
+	Names        []string          // entry names
+}
+
+// LoadFor is Load for an admin command that looks up only what l lists:
+// of each directory it reads only the files the admin index
+// (docs/design.md, "The admin index") says hold those keys or names, and
+// the files that were skipped, so that it takes the same time with one
+// key or a million. Add, Remove, Revoke and Unrevoke work as on a full
+// store; Entries and Revoked list only what was read. A lookup the index
+// cannot answer (a fingerprint in a form it does not keep, a name or key
+// it does not hold) reads everything before it says "not found". The
+// index never decides: the files it names are read and checked as any
+// load reads them. Call finish when done: it records the command's
+// changes in the index.
+func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
+	s = newStore(opts)
+	s.IndexBy(entryTerms)
+	var q keydir.Query
+	for _, k := range l.Keys {
+		q.Terms = append(q.Terms, keydir.KeyTerm(k))
+	}
+	for _, fp := range l.Fingerprints {
+		q.Prefixes = append(q.Prefixes, fp.SPKIPrefix())
+	}
+	for _, n := range l.Names {
+		q.Terms = append(q.Terms, nameTerm(n))
+	}
+	return s, s.LoadFor(q)
+}
+
+// entryTerms is what the admin index maps to an entry's file.
+func entryTerms(e *Entry) []keydir.Term {
+	t := []keydir.Term{keydir.KeyTerm(e.SPKIHash)}
+	if e.Name != "" {
+		t = append(t, nameTerm(e.Name))
+	}
+	return t
+}
+
+func nameTerm(name string) keydir.Term { return keydir.StringTerm("name", name) }
+
 func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 	e := &Entry{File: path, Fingerprint: k.Fingerprint(), SPKIHash: k.SPKIHash()}
 	if src.Revocation {
@@ -401,7 +447,34 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 		// removing "" would remove every one of them.
 		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
-	snap := s.Loader().Reload()
+	match := s.matchRemove(s.Loader().Reload(), nameOrFingerprint)
+	if len(match) == 0 && s.Loader().Widen() {
+		match = s.matchRemove(s.Loader().Snapshot(), nameOrFingerprint)
+	}
+	if len(match) == 0 {
+		return nil, &NotFoundError{Query: nameOrFingerprint}
+	}
+	// The keys' copies under other names, for StillAuthorizedError.
+	var q keydir.Query
+	for _, e := range match {
+		q.Terms = append(q.Terms, keydir.KeyTerm(e.SPKIHash))
+	}
+	s.Loader().Extend(q)
+	sn, err := s.removeAndReload(match)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range match {
+		if still := sn.keys.get(&e.SPKIHash); still != nil {
+			return match, &StillAuthorizedError{Entry: still}
+		}
+	}
+	return match, nil
+}
+
+// matchRemove returns the authorized entries named nameOrFingerprint, or
+// else those of the key it is the fingerprint of.
+func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], nameOrFingerprint string) []*Entry {
 	var match []*Entry
 	for _, f := range snap.Files {
 		if s.rev[f.Source] {
@@ -418,19 +491,7 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 			match = s.find(snap, fp, false)
 		}
 	}
-	if len(match) == 0 {
-		return nil, &NotFoundError{Query: nameOrFingerprint}
-	}
-	sn, err := s.removeAndReload(match)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range match {
-		if still := sn.keys.get(&e.SPKIHash); still != nil {
-			return match, &StillAuthorizedError{Entry: still}
-		}
-	}
-	return match, nil
+	return match
 }
 
 // find returns every entry, authorized or revoked, whose key fp names.
@@ -447,7 +508,11 @@ func (s *Store) find(snap *keydir.Snapshot[*Entry], fp jwk.Fingerprint, revoked 
 // whose key fp names; revoked chooses the revoked keys instead of the
 // authorized ones.
 func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
-	return s.find(s.Loader().Snapshot(), fp, revoked)
+	found := s.find(s.Loader().Snapshot(), fp, revoked)
+	if len(found) == 0 && s.Loader().Widen() {
+		found = s.find(s.Loader().Snapshot(), fp, revoked)
+	}
+	return found
 }
 
 // removeAndReload removes the entries from their files and returns the
@@ -528,6 +593,9 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 		return nil, err
 	}
 	match := s.find(s.Loader().Reload(), fp, true)
+	if len(match) == 0 && s.Loader().Widen() {
+		match = s.find(s.Loader().Snapshot(), fp, true)
+	}
 	if len(match) == 0 {
 		return nil, &NotFoundError{Query: fingerprint, Revoked: true}
 	}

@@ -110,6 +110,11 @@ func (f Fingerprint) Match(k *Key) bool {
 	return false
 }
 
+// SPKIPrefix returns the SPKI hash the fingerprint names, or the part of
+// it a key ID names (its first 30 bytes), or nil. The fingerprint may name
+// a key by another hash too (Match tells).
+func (f Fingerprint) SPKIPrefix() []byte { return bytes.Clone(f.spki) }
+
 // SPKIHash returns the full SPKI hash f names, if the input held one:
 // SHA256:…, sha256//… or hex. A key ID holds only a prefix, and a bare
 // base64 string may be a thumbprint instead.

@@ -582,6 +582,22 @@ type Removed struct {
 // SHA256) removes every copy of that key wherever it is pinned. Files left
 // without keys are deleted. It returns what was removed.
 func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
+	return widenIfNotFound(s, func() ([]Removed, error) { return s.remove(addrOrFingerprint) })
+}
+
+// widenIfNotFound runs find, and again on every file when it found
+// nothing in a store LoadFor narrowed (a fingerprint in a form the admin
+// index does not keep): "not found" is said only of the whole store.
+func widenIfNotFound(s *Store, find func() ([]Removed, error)) ([]Removed, error) {
+	removed, err := find()
+	var nf *NotFoundError
+	if errors.As(err, &nf) && s.Loader().Widen() {
+		return find()
+	}
+	return removed, err
+}
+
+func (s *Store) remove(addrOrFingerprint string) ([]Removed, error) {
 	snap := s.Loader().Reload()
 	sn := s.snap.Load()
 	var (
@@ -648,6 +664,10 @@ func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 // removed, and a file left without keys is deleted. *NotFoundError when
 // that key is not pinned for addr.
 func (s *Store) RemoveKey(addr, fingerprint string) ([]Removed, error) {
+	return widenIfNotFound(s, func() ([]Removed, error) { return s.removeKey(addr, fingerprint) })
+}
+
+func (s *Store) removeKey(addr, fingerprint string) ([]Removed, error) {
 	norm, err := NormalizeAddr(addr)
 	if err != nil {
 		return nil, err
@@ -695,7 +715,13 @@ func (s *Store) RemoveKey(addr, fingerprint string) ([]Removed, error) {
 // included, whose key fp names (keydir.Find: every fingerprint form).
 func (s *Store) FindKeys(fp jwk.Fingerprint) []*Entry {
 	srcs := s.Loader().Sources()
-	found := keydir.Find(s.Loader().Snapshot(), fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(i int) bool { return !srcs[i].Revocation })
+	find := func() []keydir.Found[*Entry] {
+		return keydir.Find(s.Loader().Snapshot(), fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(i int) bool { return !srcs[i].Revocation })
+	}
+	found := find()
+	if len(found) == 0 && s.Loader().Widen() {
+		found = find()
+	}
 	out := make([]*Entry, len(found))
 	for i, f := range found {
 		out[i] = f.Item

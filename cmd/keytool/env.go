@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -36,18 +35,20 @@ func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
 	return tlsbridge.LoadIdentity(keyFile, certFile, certOptions(hosts))
 }
 
-// authStore loads the home's authorized and revoked keys, once.
-func (c *cli) authStore() *authkeys.Store {
-	opts := authkeys.HomeOptions(c.home)
-	opts.Logger = c.logger()
-	return authkeys.Load(opts)
-}
-
 // hostStore loads the home's trusted hosts and revoked keys, once.
 func (c *cli) hostStore() *knownhosts.Store {
 	opts := knownhosts.HomeOptions(c.home)
 	opts.Logger = c.logger()
 	return knownhosts.Load(opts)
+}
+
+// adminHostStore is hostStore for a command that looks up only what l
+// lists (knownhosts.LoadFor: the admin index). finish records the
+// command's changes in the index.
+func (c *cli) adminHostStore(l knownhosts.Lookups) (hosts *knownhosts.Store, finish func()) {
+	opts := knownhosts.HomeOptions(c.home)
+	opts.Logger = c.logger()
+	return knownhosts.LoadFor(opts, l)
 }
 
 // pki returns PKI mode's CAs and CRLs: --ca/--crl, else the home's

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/keytool/keytool/authkeys"
 	"strings"
 	"time"
 
@@ -138,7 +139,8 @@ func (c *cli) invite(name, expires string, addresses []string) error {
 	if err != nil {
 		return usagef("--expires: %v", err)
 	}
-	clients := c.authStore()
+	clients, finish := c.adminAuthStore(authkeys.Lookups{Names: []string{name}})
+	defer finish()
 	inv, tok, err := enroll.NewInvite(enroll.InvitesDir(c.home), id.Key, enroll.InviteOptions{
 		Name: name, Addresses: addrs, Expires: exp, Clients: clients, Now: func() time.Time { return now },
 	})

@@ -71,23 +71,35 @@ comment, status and file).
 }
 
 func (c *cli) revoke(arg string) error {
-	store := c.localAuthStore()
-	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
 	var (
 		keys []*jwk.Key
 		err  error
 	)
 	_, statErr := os.Stat(arg)
 	fp, fpErr := jwk.ParseFingerprint(arg)
-	switch {
-	case arg == "-" || statErr == nil || fpErr != nil:
+	fromFile := arg == "-" || statErr == nil || fpErr != nil
+	if fromFile {
 		if keys, err = c.readKeys(arg); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s: no such file, and not a key fingerprint (SHA256:…, a key ID, sha256//… or hex)", arg)
 			}
 			return err
 		}
-	default:
+	}
+	// Only the files that hold these keys are read (the admin index).
+	var sums [][32]byte
+	for _, k := range keys {
+		sums = append(sums, k.SPKIHash())
+	}
+	var fps []jwk.Fingerprint
+	if !fromFile {
+		fps = []jwk.Fingerprint{fp}
+	}
+	store, finish := c.adminAuthStore(authkeys.Lookups{Keys: sums, Fingerprints: fps})
+	defer finish()
+	hosts, finishHosts := knownhosts.LoadFor(knownhosts.HomeOptions(c.home), knownhosts.Lookups{Keys: sums, Fingerprints: fps})
+	defer finishHosts()
+	if !fromFile {
 		if keys = c.knownKeys(fp, store, hosts); len(keys) == 0 {
 			return fmt.Errorf("no authorized key or trusted host in %s has the fingerprint %s; to revoke a key this home has not seen, give its public key file: keytool%s revoke FILE",
 				c.home, arg, c.homeFlag())
@@ -205,7 +217,9 @@ func (c *cli) unrevoke(fingerprint string) error {
 	if _, err := jwk.ParseFingerprint(fingerprint); err != nil {
 		return &usageError{"--remove: " + err.Error()}
 	}
-	store := c.localAuthStore()
+	fp, _ := jwk.ParseFingerprint(fingerprint)
+	store, finish := c.adminAuthStore(authkeys.Lookups{Fingerprints: []jwk.Fingerprint{fp}})
+	defer finish()
 	removed, err := store.Unrevoke(fingerprint)
 	if err != nil {
 		return err

@@ -142,7 +142,8 @@ func (c *cli) pinKeyFile(addr, file string, mode knownhosts.AddMode) error {
 	if len(keys) != 1 {
 		return fmt.Errorf("%s holds %d keys; trust-host --key pins one: split the file, or copy the host's key into trusted_hosts.d with its \"address\" attribute", file, len(keys))
 	}
-	hosts := c.hostStore()
+	hosts, finish := c.adminHostStore(knownhosts.Lookups{Keys: [][32]byte{keys[0].SPKIHash()}, Addrs: []string{addr}})
+	defer finish()
 	return c.pin(hosts, addr, keys[0].PublicKey(), mode)
 }
 
@@ -193,6 +194,7 @@ type seenHosts struct {
 
 func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 	h.sum, h.seen = sum, true
+	h.Store.Extend(knownhosts.Lookups{Keys: [][32]byte{sum}}) // whether it is revoked, pinned elsewhere
 	decide := h.Store.Decide
 	if h.mode == knownhosts.AddAnother {
 		decide = h.Store.DecideAnother
@@ -237,7 +239,8 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 	if err != nil {
 		return err
 	}
-	store := c.hostStore()
+	store, finish := c.adminHostStore(knownhosts.Lookups{Addrs: []string{addr}})
+	defer finish()
 	hosts := &seenHosts{Store: store, mode: mode}
 	// trust-host says what it did itself; with DNS, its failures are
 	// warned about on standard error as connect logs them.
@@ -400,7 +403,14 @@ func (c *cli) listHosts(lf listFlags) error {
 
 // unpinHost unpins an address or a key (fp empty), or one key of an address.
 func (c *cli) unpinHost(addrOrFP, fp string) error {
-	hosts := c.hostStore()
+	l := knownhosts.Lookups{Addrs: []string{addrOrFP}}
+	for _, s := range []string{addrOrFP, fp} {
+		if f, err := jwk.ParseFingerprint(s); err == nil {
+			l.Fingerprints = append(l.Fingerprints, f)
+		}
+	}
+	hosts, finish := c.adminHostStore(l)
+	defer finish()
 	var (
 		removed []knownhosts.Removed
 		err     error

@@ -27,7 +27,19 @@ func Create(path string, data []byte, perm fs.FileMode) error {
 	return write(path, data, perm, os.Link)
 }
 
-func write(path string, data []byte, perm fs.FileMode, place func(oldpath, newpath string) error) (err error) {
+// WriteCache replaces path with data, mode perm, atomically but without
+// syncing: for a cache that its reader checks and rebuilds when in doubt
+// (a crash may leave it empty or old, never partly written), where two
+// fsyncs per file would cost more than the cache saves.
+func WriteCache(path string, data []byte, perm fs.FileMode) error {
+	return writeFile(path, data, perm, os.Rename, false)
+}
+
+func write(path string, data []byte, perm fs.FileMode, place func(oldpath, newpath string) error) error {
+	return writeFile(path, data, perm, place, true)
+}
+
+func writeFile(path string, data []byte, perm fs.FileMode, place func(oldpath, newpath string) error, sync bool) (err error) {
 	dir, name := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -49,8 +61,10 @@ func write(path string, data []byte, perm fs.FileMode, place func(oldpath, newpa
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -65,6 +79,9 @@ func write(path string, data []byte, perm fs.FileMode, place func(oldpath, newpa
 			return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
 		}
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if !sync {
+		return nil
 	}
 	return syncDir(dir)
 }

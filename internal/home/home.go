@@ -61,6 +61,10 @@ func (d Dir) TrustedDir() string { return d.join("trusted_hosts.d") }
 func (d Dir) RevokedFiles() []string { return d.all("revoked_keys.json", "revoked_keys.pem") }
 func (d Dir) RevokedDir() string     { return d.join("revoked_keys.d") }
 
+// Index is the directory of the admin commands' index of the .d
+// directories (0700): a cache, rebuilt when stale, safe to delete.
+func (d Dir) Index() string { return d.join(".index") }
+
 // Invites is the directory of enrollment invitations (0700).
 func (d Dir) Invites() string { return d.join("invites.d") }
 

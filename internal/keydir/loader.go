@@ -112,6 +112,11 @@ type Config[T any] struct {
 	ReadFile func(path string) ([]byte, fs.FileInfo, error)
 	// NewWatcher makes the file watcher; nil means fsnotify.NewWatcher.
 	NewWatcher func() (*fsnotify.Watcher, error)
+	// Index is the directory of the admin index (LoadFor); empty: none.
+	Index string
+	// Terms, if set, is what the admin index maps to an entry's file: its
+	// key, and the names or addresses a command looks it up by.
+	Terms func(T) []Term
 }
 
 // File is one file that loaded, with the entries made from its keys.
@@ -184,6 +189,12 @@ type Loader[T any] struct {
 	hooks map[*changeHook]struct{} // OnChange's
 
 	keys int // entries of the trust sources in the snapshot (Change.Keys)
+
+	// narrow, once LoadFor has set it, limits each directory source to
+	// the names the admin index gave (by source index): a full reload of
+	// such a source re-examines those names only.
+	narrow map[int][]string
+	focus  *focusedLoad[T] // LoadFor's, for Widen
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -300,11 +311,14 @@ func (l *Loader[T]) reload(h hints) {
 	}
 	for i, src := range l.cfg.Sources {
 		ss := &l.states[i]
+		names, narrowed := l.narrow[i]
 		switch {
 		case src.Feed != nil:
 			if h.full(src.Path, true) {
 				changed = l.loadFeed(i) || changed
 			}
+		case src.Dir && h.full(src.Path, true) && narrowed:
+			changed = l.scanNames(i, names, &jobs) || changed
 		case src.Dir && h.full(src.Path, true):
 			changed = l.scanDir(i, &jobs) || changed
 		case src.Dir:

@@ -76,6 +76,19 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	return ss.set(files, nil)
 }
 
+// scanNames is scanDir for a source narrowed to some of its names (by the
+// admin index): the directory is checked as scanDir checks it, and only
+// those names are examined.
+func (l *Loader[T]) scanNames(i int, names []string, jobs *[]*fileState[T]) bool {
+	ss := &l.states[i]
+	ok, problem := l.checkDir(i)
+	if !ok {
+		return ss.set(nil, problem)
+	}
+	changed := ss.set(ss.files, nil)
+	return l.updateNames(i, names, jobs) || changed
+}
+
 // updateNames re-examines only the named entries of a directory source.
 func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bool {
 	src, ss := l.cfg.Sources[i], &l.states[i]

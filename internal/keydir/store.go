@@ -39,6 +39,10 @@ type Options struct {
 	// and one minute, a negative Rescan turns the rescan off.
 	Debounce time.Duration
 	Rescan   time.Duration
+	// Index is the directory of the admin index, which admin commands
+	// load through (LoadFor) to read only the files they need; empty:
+	// none. Watching stores never use it.
+	Index string
 }
 
 // HomeOptions are the options of a store in the keytool home dir: its
@@ -52,6 +56,7 @@ func HomeOptions(dir string, files []string, keysDir string) Options {
 		RevokedFiles: h.RevokedFiles(),
 		RevokedDirs:  []string{h.RevokedDir()},
 		Home:         dir,
+		Index:        h.Index(),
 	}
 }
 
@@ -100,8 +105,19 @@ func NewLifecycle[T any](opts Options, convert func(src Source, path string, k *
 		Logger:        opts.Logger,
 		Debounce:      opts.Debounce,
 		Rescan:        opts.Rescan,
+		Index:         opts.Index,
 	})}
 }
+
+// IndexBy says what the admin index maps to an entry's file (the key, and
+// the names or addresses the store's admin lookups use); call it before
+// LoadFor.
+func (lc Lifecycle[T]) IndexBy(terms func(T) []Term) { lc.l.cfg.Terms = terms }
+
+// LoadFor reads the files once, as Start without watching does, but only
+// those an admin command looking for q needs (Loader.LoadFor). Call
+// finish when the command is done.
+func (lc Lifecycle[T]) LoadFor(q Query) (finish func()) { return lc.l.LoadFor(q) }
 
 // Start reads the files: once, or, when watch is set, keeping the store
 // current until ctx is cancelled or Close is called.

@@ -3,6 +3,7 @@
 package trustfile
 
 import (
+	"encoding/binary"
 	"io/fs"
 	"syscall"
 )
@@ -37,3 +38,13 @@ func StampOf(fi fs.FileInfo) Stamp {
 // SameFile reports whether two stamps are of the same file (device and
 // inode), whatever its content: a file replaced by another is not.
 func (s Stamp) SameFile(o Stamp) bool { return s.dev == o.dev && s.ino == o.ino }
+
+// AppendBinary appends the stamp's fixed-size encoding to b, for a cache
+// that must tell later whether a file or directory changed since (the
+// admin commands' index, docs/design.md "The admin index").
+func (s Stamp) AppendBinary(b []byte) ([]byte, error) {
+	for _, v := range []uint64{uint64(s.size), uint64(s.mtime), uint64(s.ctime), s.ino, s.dev, uint64(s.mode), uint64(s.uid)} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	return b, nil
+}

@@ -1,0 +1,258 @@
+package authkeys
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
+)
+
+// indexEveryDirectory gives every directory an index, however small,
+// for the test.
+func indexEveryDirectory(t *testing.T) {
+	old := keydir.IndexMinFiles
+	keydir.IndexMinFiles = 0
+	t.Cleanup(func() { keydir.IndexMinFiles = old })
+}
+
+// loadedFiles is the number of files a store read.
+func loadedFiles(s *Store) int { return len(s.Loader().Snapshot().Files) }
+
+// fillHome writes n authorized keys, one file each (k0.json …), and
+// returns the options of the home.
+func fillHome(t *testing.T, n int) Options {
+	t.Helper()
+	indexEveryDirectory(t)
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	for i := range n {
+		keydirtest.Write(t, filepath.Join(opts.Dirs[0], "k"+strconv.Itoa(i)+".json"), keydirtest.JWK(t, key(t, i)))
+	}
+	return opts
+}
+
+// LoadFor reads only the files the index names once the index is
+// current; the first load (no index) reads everything and makes it.
+func TestLoadForReadsOnlyWhatItNeeds(t *testing.T) {
+	opts := fillHome(t, 20)
+	q := Lookups{Keys: [][32]byte{key(t, 3).SPKIHash()}, Names: []string{"k7"}}
+	s, finish := LoadFor(opts, q)
+	finish()
+	if n := loadedFiles(s); n != 20 {
+		t.Fatalf("first LoadFor (no index yet) read %d files, want all 20", n)
+	}
+	s, finish = LoadFor(opts, q)
+	defer finish()
+	if n := loadedFiles(s); n != 2 {
+		t.Fatalf("LoadFor with a current index read %d files, want 2 (k3 by key, k7 by name)", n)
+	}
+	if _, err := s.LookupKey(key(t, 3), netip.Addr{}); err != nil {
+		t.Errorf("k3: %v", err)
+	}
+	if _, err := s.LookupKey(key(t, 7), netip.Addr{}); err != nil {
+		t.Errorf("k7: %v", err)
+	}
+}
+
+// The commands' own changes keep the index current: a key added, then
+// removed by name from another command, then by fingerprint, without a
+// full load in between.
+func TestLoadForFollowsItsOwnChanges(t *testing.T) {
+	opts := fillHome(t, 10)
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	k := key(t, 50)
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}, Names: []string{"new"}})
+	if _, err := s.Add(k, "new", AddNew); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	s, finish = LoadFor(opts, Lookups{Names: []string{"new"}})
+	if n := loadedFiles(s); n != 1 {
+		t.Fatalf("after Add, LoadFor of the name read %d files, want 1", n)
+	}
+	// A second copy under another name: Remove by name must say so.
+	if _, err := s.Add(k, "again", Replace); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	s, finish = LoadFor(opts, Lookups{Names: []string{"new"}})
+	_, err := s.Remove("new")
+	var still *StillAuthorizedError
+	if !errors.As(err, &still) || still.Entry.Name != "again" {
+		t.Fatalf("Remove(new) with a copy as \"again\": %v, want *StillAuthorizedError naming again", err)
+	}
+	finish()
+	fp, _ := jwk.ParseFingerprint(k.KeyID())
+	s, finish = LoadFor(opts, Lookups{Fingerprints: []jwk.Fingerprint{fp}})
+	if n := loadedFiles(s); n != 1 {
+		t.Errorf("LoadFor of a key ID read %d files, want 1 (again.json)", n)
+	}
+	if _, err := s.Remove(k.KeyID()); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	if _, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
+		t.Error("the key is still authorized after Remove")
+	}
+}
+
+// Changes made by others — a file renamed in by config management, a
+// Kubernetes ..data swap, a file deleted — change the directory's stamp:
+// the index is stale, the next LoadFor reads everything and rebuilds it.
+func TestLoadForRebuildsWhenStale(t *testing.T) {
+	opts := fillHome(t, 5)
+	d := opts.Dirs[0]
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	k := key(t, 40)
+	keydirtest.Replace(t, filepath.Join(d, "byhand.json"), keydirtest.JWK(t, keydirtest.WithAttrs(k, "name", "other")))
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+	finish()
+	if n := loadedFiles(s); n != 6 {
+		t.Fatalf("stale index: LoadFor read %d files, want all 6", n)
+	}
+	// Rebuilt: the hand-made file is found by its name attribute.
+	s, finish = LoadFor(opts, Lookups{Names: []string{"other"}})
+	defer finish()
+	if n := loadedFiles(s); n != 1 || s.Entries()[0].File != filepath.Join(d, "byhand.json") {
+		t.Fatalf("after the rebuild, LoadFor(name other) read %d files, want byhand.json", n)
+	}
+	// An add by hand is seen at once too: same key under another name.
+	if _, err := s.Add(k, "mine", AddNew); !errors.As(err, new(*AlreadyAuthorizedError)) {
+		t.Errorf("Add of a key authorized by hand: %v, want *AlreadyAuthorizedError", err)
+	}
+}
+
+// A Kubernetes volume: the visible names are links into ..data, which
+// the kubelet swaps by renaming a new link over it.
+func TestLoadForKubernetesSwap(t *testing.T) {
+	indexEveryDirectory(t)
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	d := opts.Dirs[0]
+	write := func(ts string, keys ...int) {
+		for _, i := range keys {
+			keydirtest.Write(t, filepath.Join(d, ts, "k"+strconv.Itoa(i)+".json"), keydirtest.JWK(t, key(t, i)))
+		}
+		if err := os.Symlink(ts, filepath.Join(d, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(d, "..data_tmp"), filepath.Join(d, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range keys {
+			name := "k" + strconv.Itoa(i) + ".json"
+			if _, err := os.Lstat(filepath.Join(d, name)); err != nil {
+				if err := os.Symlink(filepath.Join("..data", name), filepath.Join(d, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	write("..2026_01", 1, 2)
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	// The new version adds key 3 to k1.json: only ..data changed.
+	if err := os.MkdirAll(filepath.Join(d, "..2026_02"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keydirtest.Write(t, filepath.Join(d, "..2026_02", "k1.json"), keydirtest.JWK(t, key(t, 1), key(t, 3)))
+	keydirtest.Write(t, filepath.Join(d, "..2026_02", "k2.json"), keydirtest.JWK(t, key(t, 2)))
+	if err := os.Symlink("..2026_02", filepath.Join(d, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(d, "..data_tmp"), filepath.Join(d, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 3).SPKIHash()}})
+	defer finish()
+	if _, err := s.LookupKey(key(t, 3), netip.Addr{}); err != nil {
+		t.Errorf("key 3, added by a ..data swap: %v", err)
+	}
+}
+
+// The index never grants: a key no file holds is not authorized, and an
+// index file that fails the trust-file rule is not used at all.
+func TestLoadForIndexNeverGrants(t *testing.T) {
+	opts := fillHome(t, 3)
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	k9 := key(t, 9)
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k9.SPKIHash()}})
+	finish()
+	if _, err := s.LookupKey(k9, netip.Addr{}); err == nil {
+		t.Fatal("a key no file holds is authorized")
+	}
+	// A shard writable by others is not read: the store loads in full.
+	dirs, _ := filepath.Glob(filepath.Join(opts.Index, "*", "head"))
+	for _, h := range dirs {
+		if err := os.Chmod(h, 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 1).SPKIHash()}})
+	finish()
+	if n := loadedFiles(s); n != 3 {
+		t.Errorf("with an index head writable by others, LoadFor read %d files, want all 3", n)
+	}
+}
+
+// A file that was skipped is read by every LoadFor: a store knows its
+// skipped files, which make decisions stricter.
+func TestLoadForReadsSkippedFiles(t *testing.T) {
+	opts := fillHome(t, 3)
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "bad.json"), []byte(`{"kty":"EC"`))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	s, finish := LoadFor(opts, Lookups{Names: []string{"k1"}})
+	defer finish()
+	if p := s.Problems(); len(p) != 1 || filepath.Base(p[0].Path) != "bad.json" {
+		t.Errorf("problems of a focused load: %v, want bad.json", p)
+	}
+}
+
+// A fingerprint in a form the index does not keep (ssh-keygen's, an RFC
+// 7638 thumbprint) is found by reading everything.
+func TestLoadForWidensForOtherForms(t *testing.T) {
+	opts := fillHome(t, 4)
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	k := key(t, 2)
+	fp, _ := jwk.ParseFingerprint(k.Thumbprint())
+	s, finish := LoadFor(opts, Lookups{Fingerprints: []jwk.Fingerprint{fp}})
+	removed, err := s.Remove(k.Thumbprint())
+	finish()
+	if err != nil || len(removed) != 1 {
+		t.Fatalf("Remove by thumbprint: %v, %v", removed, err)
+	}
+	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+	defer finish()
+	if n := loadedFiles(s); n != 0 {
+		t.Errorf("after the removal, the index still leads to %d files for the key", n)
+	}
+}
+
+// A small directory gets no index: a full load costs what an index saves,
+// and the home stays as it was.
+func TestLoadForSmallDirectoryHasNoIndex(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a.json"), keydirtest.JWK(t, key(t, 1)))
+	for range 2 {
+		s, finish := LoadFor(opts, Lookups{Names: []string{"a"}})
+		finish()
+		if n := loadedFiles(s); n != 1 {
+			t.Fatalf("LoadFor read %d files, want 1", n)
+		}
+	}
+	if _, err := os.Stat(opts.Index); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("index directory of a one-file home: %v, want none", err)
+	}
+}

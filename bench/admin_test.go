@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// BenchmarkAdmin times the admin commands as a real keytool process (built
+// from this tree), in a home with one entry and in one with BENCH_ADMIN_KEYS
+// (100,000) entries in each of authorized_keys.d and trusted_hosts.d, one
+// file per key. Each command is run with its undo, so that every round
+// starts from the same state:
+//
+//	authorize        authorize --name bench-new FILE      then authorize --remove bench-new
+//	authorize-remove (the undo above)
+//	revoke           revoke FILE                          then revoke --remove FINGERPRINT
+//	revoke-remove    (its undo)
+//	trust-host       trust-host new.example:443 --key FILE then trust-host --remove new.example:443
+//	trust-host-remove (its undo)
+//	invite           invite --name bench-inv              then invite --remove bench-inv
+//
+// Before the rounds each home runs every command once, which builds the
+// admin index (docs/design.md, "The admin index"); BENCH_ROUNDS rounds
+// (default 15) then alternate the homes in a random order per round. The
+// metrics are medians in milliseconds and the ratio of the large home's
+// median to the one-entry home's.
+//
+//	go test -run '^$' -bench Admin -benchtime 1x -timeout 30m
+func BenchmarkAdmin(b *testing.B) {
+	rounds := envInt("BENCH_ROUNDS", 15)
+	big := envInt("BENCH_ADMIN_KEYS", 100_000)
+	bin := filepath.Join(scratch, "keytool")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/keytool")
+	build.Dir = ".." // keytool's own module
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	sizes := []int{1, big}
+	homes := map[int]string{}
+	for _, n := range sizes {
+		homes[n] = adminHome(b, bin, n)
+	}
+	newKey := filepath.Join(scratch, "admin-new.json")
+	pk := ed25519.NewKeyFromSeed(make([]byte, 32)).Public().(ed25519.PublicKey)
+	writeFile(b, newKey, fmt.Sprintf(`{"kty":"OKP","crv":"Ed25519","x":"%s"}`, base64.RawURLEncoding.EncodeToString(pk)))
+	keys, err := jwk.ReadFile(newKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fp := keys[0].Fingerprint()
+	type step struct {
+		name string
+		args []string
+	}
+	steps := []step{
+		{"authorize", []string{"authorize", "--name", "bench-new", newKey}},
+		{"authorize-remove", []string{"authorize", "--remove", "bench-new"}},
+		{"revoke", []string{"revoke", newKey}},
+		{"revoke-remove", []string{"revoke", "--remove", fp}},
+		{"trust-host", []string{"trust-host", "new.example:443", "--key", newKey}},
+		{"trust-host-remove", []string{"trust-host", "--remove", "new.example:443"}},
+		{"invite", []string{"invite", "--name", "bench-inv", "--address", "127.0.0.1:7443"}},
+		{"invite-remove", []string{"invite", "--remove", "bench-inv"}},
+	}
+	run := func(home string, s step) time.Duration {
+		cmd := exec.Command(bin, append([]string{"-H", home}, s.args...)...)
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		took := time.Since(start)
+		if err != nil {
+			b.Fatalf("keytool %v: %v\n%s", s.args, err, out)
+		}
+		return took
+	}
+	for _, n := range sizes {
+		start := time.Now()
+		for _, s := range steps {
+			run(homes[n], s)
+		}
+		b.Logf("%d entries: first run of every command (builds the index) took %v", n, time.Since(start))
+	}
+	times := map[string]map[int][]time.Duration{}
+	for _, s := range steps {
+		times[s.name] = map[int][]time.Duration{}
+	}
+	for round := range rounds {
+		order := rand.New(rand.NewPCG(uint64(round), 0x61646d696e)).Perm(len(sizes))
+		for _, i := range order {
+			n := sizes[i]
+			for _, s := range steps {
+				times[s.name][n] = append(times[s.name][n], run(homes[n], s))
+			}
+		}
+	}
+	for _, s := range steps {
+		b.Run("cmd="+s.name, func(b *testing.B) {
+			one, many := median(times[s.name][1]), median(times[s.name][big])
+			b.ReportMetric(ms(one), "ms-1-entry")
+			b.ReportMetric(ms(many), fmt.Sprintf("ms-%d-entries", big))
+			b.ReportMetric(float64(many)/float64(one), "ratio")
+			b.ReportMetric(ms(slices.Max(times[s.name][big])), "max-ms-big")
+		})
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func writeFile(tb testing.TB, path, data string) {
+	tb.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// adminHome makes a home with an identity and n authorized keys and n
+// pinned hosts, one file each (Ed25519 keys: any 32 bytes will do).
+func adminHome(tb testing.TB, bin string, n int) string {
+	home := filepath.Join(scratch, fmt.Sprintf("admin-home-%d", n))
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-H", home, "gen", "-t", "ed25519").CombinedOutput(); err != nil {
+		tb.Fatalf("gen: %v\n%s", err, out)
+	}
+	for _, d := range []string{"authorized_keys.d", "trusted_hosts.d"} {
+		if err := os.MkdirAll(filepath.Join(home, d), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for i := range n {
+		var b [9]byte
+		binary.BigEndian.PutUint64(b[1:], uint64(i))
+		b[0] = 'a'
+		x := sha256.Sum256(b[:])
+		key := base64.RawURLEncoding.EncodeToString(x[:])
+		writeFile(tb, filepath.Join(home, "authorized_keys.d", fmt.Sprintf("k%07d.json", i)),
+			fmt.Sprintf(`{"kty":"OKP","crv":"Ed25519","x":"%s","name":"k%07d"}`+"\n", key, i))
+		b[0] = 'h'
+		x = sha256.Sum256(b[:])
+		writeFile(tb, filepath.Join(home, "trusted_hosts.d", fmt.Sprintf("h%07d.example_443.json", i)),
+			fmt.Sprintf(`{"kty":"OKP","crv":"Ed25519","x":"%s","address":["h%07d.example:443"]}`+"\n", base64.RawURLEncoding.EncodeToString(x[:]), i))
+	}
+	return home
+}

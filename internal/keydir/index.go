@@ -1,0 +1,255 @@
+package keydir
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+// The admin index (docs/design.md, "The admin index") tells an admin
+// command which files of a directory source may hold a key, a name or an
+// address, so that it reads those files and not the whole directory. It
+// never decides anything: the files it names are read and checked as any
+// load reads them, and a store made from them decides as always. It is a
+// cache, kept in the home's index directory (one subdirectory per source
+// directory), trusted only while the source directory's stamp (size,
+// mtime, ctime, inode, mode, owner) is the one recorded with it, and
+// rebuilt from a full load otherwise.
+//
+// Layout of one source directory's index:
+//
+//	head        magic, the source's path, the directory's stamp, a CRC
+//	00 … ff     shards by a term's first byte: records (term, file name), a CRC
+
+// Term is what the admin index maps to the files that hold it: an entry's
+// SPKI hash (KeyTerm) or the SHA-256 of a name or an address
+// (StringTerm).
+type Term [32]byte
+
+// KeyTerm is the term of a key: its SPKI hash.
+func KeyTerm(sum [32]byte) Term { return Term(sum) }
+
+// StringTerm is the term of a string of a kind ("name", "addr", …).
+func StringTerm(kind, s string) Term {
+	h := sha256.New()
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	h.Write([]byte(s))
+	return Term(h.Sum(nil))
+}
+
+// problemTerm indexes the files that were skipped: a focused load reads
+// them all again, so that a store knows its skipped files (they can make
+// a decision stricter, never looser).
+var problemTerm = StringTerm("problem", "")
+
+// Query is what an admin command looks for: whole terms, and prefixes of
+// SPKI hashes (a libtrust key ID names the first 30 bytes).
+type Query struct {
+	Terms    []Term
+	Prefixes [][]byte
+}
+
+const (
+	indexMagic = "keytool admin index 1\n"
+	shardMagic = "keytool admin index shard 1\n"
+)
+
+// sourceIndex is the index of one source directory.
+type sourceIndex struct {
+	dir  string // where the index files are
+	src  string // the source directory's path
+	rule trustfile.Rule
+}
+
+func newSourceIndex(top, src string, rule trustfile.Rule) sourceIndex {
+	h := sha256.Sum256([]byte(src))
+	return sourceIndex{dir: filepath.Join(top, hex.EncodeToString(h[:8])), src: src, rule: rule}
+}
+
+// stamp is the source directory's stamp now, as the head records it: a
+// directory that does not exist has the empty stamp.
+func (x sourceIndex) stamp() []byte {
+	fi, err := os.Stat(x.src)
+	if err != nil {
+		return nil
+	}
+	b, _ := trustfile.StampOf(fi).AppendBinary(nil)
+	return b
+}
+
+// head returns the stamp the index was last made for (nil: no index, or
+// one that does not read back as written).
+func (x sourceIndex) head() []byte {
+	body, ok := x.read("head", indexMagic)
+	if !ok {
+		return nil
+	}
+	path, rest, ok := bytes.Cut(body, []byte{0})
+	if !ok || string(path) != x.src {
+		return nil
+	}
+	return rest
+}
+
+func (x sourceIndex) writeHead(stamp []byte) error {
+	return x.write("head", indexMagic, append(append([]byte(x.src), 0), stamp...))
+}
+
+// read reads one index file through the trust-file rule and checks its
+// magic and CRC, returning its body.
+func (x sourceIndex) read(name, magic string) ([]byte, bool) {
+	data, _, err := x.rule.ReadFile(filepath.Join(x.dir, name))
+	if err != nil || len(data) < len(magic)+4 || string(data[:len(magic)]) != magic {
+		return nil, false
+	}
+	body := data[:len(data)-4]
+	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(data[len(data)-4:]) {
+		return nil, false
+	}
+	return body[len(magic):], true
+}
+
+func (x sourceIndex) write(name, magic string, body []byte) error {
+	data := append([]byte(magic), body...)
+	data = binary.LittleEndian.AppendUint32(data, crc32.ChecksumIEEE(data))
+	return atomicfile.WriteCache(filepath.Join(x.dir, name), data, 0o600)
+}
+
+// indexRecord is one (term, file name) pair of a shard.
+type indexRecord struct {
+	term Term
+	name string
+}
+
+func shardName(b byte) string { return hex.EncodeToString([]byte{b}) }
+
+// shard reads the records of one shard; ok is false when the shard does
+// not read back as written (the index is then stale).
+func (x sourceIndex) shard(b byte) ([]indexRecord, bool) {
+	body, ok := x.read(shardName(b), shardMagic)
+	if !ok {
+		return nil, false
+	}
+	var out []indexRecord
+	for len(body) > 0 {
+		if len(body) < 34 {
+			return nil, false
+		}
+		var r indexRecord
+		copy(r.term[:], body)
+		n := int(binary.LittleEndian.Uint16(body[32:]))
+		if len(body) < 34+n {
+			return nil, false
+		}
+		r.name = string(body[34 : 34+n])
+		out = append(out, r)
+		body = body[34+n:]
+	}
+	return out, true
+}
+
+func (x sourceIndex) writeShard(b byte, recs []indexRecord) error {
+	var body []byte
+	for _, r := range recs {
+		body = append(body, r.term[:]...)
+		body = binary.LittleEndian.AppendUint16(body, uint16(len(r.name)))
+		body = append(body, r.name...)
+	}
+	return x.write(shardName(b), shardMagic, body)
+}
+
+// lookup returns the sorted file names that q's terms and prefixes, and
+// the problem term, lead to; ok is false when a shard is unreadable.
+func (x sourceIndex) lookup(q Query) (names []string, ok bool) {
+	shards := map[byte][]indexRecord{}
+	get := func(b byte) ([]indexRecord, bool) {
+		if recs, done := shards[b]; done {
+			return recs, true
+		}
+		recs, ok := x.shard(b)
+		shards[b] = recs
+		return recs, ok
+	}
+	terms := append(slices.Clone(q.Terms), problemTerm)
+	for _, t := range terms {
+		recs, ok := get(t[0])
+		if !ok {
+			return nil, false
+		}
+		for _, r := range recs {
+			if r.term == t {
+				names = append(names, r.name)
+			}
+		}
+	}
+	for _, p := range q.Prefixes {
+		if len(p) == 0 {
+			continue // a prefix of nothing would be every key: not a query
+		}
+		recs, ok := get(p[0])
+		if !ok {
+			return nil, false
+		}
+		for _, r := range recs {
+			if bytes.HasPrefix(r.term[:], p) {
+				names = append(names, r.name)
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names), true
+}
+
+// rebuild writes every shard from the records given.
+func (x sourceIndex) rebuild(recs []indexRecord) error {
+	if err := os.MkdirAll(x.dir, 0o700); err != nil {
+		return err
+	}
+	var shards [256][]indexRecord
+	for _, r := range recs {
+		shards[r.term[0]] = append(shards[r.term[0]], r)
+	}
+	for b := range shards {
+		if err := x.writeShard(byte(b), shards[b]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// update removes and adds records in the shards they fall in.
+func (x sourceIndex) update(gone, came []indexRecord) error {
+	touched := map[byte]bool{}
+	for _, r := range gone {
+		touched[r.term[0]] = true
+	}
+	for _, r := range came {
+		touched[r.term[0]] = true
+	}
+	for b := range touched {
+		recs, ok := x.shard(b)
+		if !ok {
+			return errors.New("keydir: index shard unreadable")
+		}
+		recs = slices.DeleteFunc(recs, func(r indexRecord) bool { return slices.Contains(gone, r) })
+		for _, r := range came {
+			if r.term[0] == b && !slices.Contains(recs, r) {
+				recs = append(recs, r)
+			}
+		}
+		if err := x.writeShard(b, recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+package keydir
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+// LoadFor loads what an admin command looking for q needs: every single
+// file source in full, and of each directory source only the files the
+// admin index names for q's terms (and the files that were skipped), in
+// time that does not grow with the directory (docs/design.md, "The admin
+// index"). Without an index directory (Config.Index), or without
+// Config.Terms, it is Reload.
+//
+// A stale index (the directory's stamp changed since it was written, or
+// it does not read back) is rebuilt from a full load, which this load then
+// is. finish records in the index what the command changed in the loaded
+// files since; call it once the command is done (its errors only leave
+// the index stale, to be rebuilt by the next command).
+func (l *Loader[T]) LoadFor(q Query) (finish func()) {
+	if l.cfg.Index == "" || l.cfg.Terms == nil {
+		l.Reload()
+		return func() {}
+	}
+	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}}
+	fl.load(q)
+	l.mu.Lock()
+	l.focus = fl
+	l.mu.Unlock()
+	return fl.finish
+}
+
+// IndexMinFiles is the number of files from which a directory source gets
+// an admin index: below it, a full load costs about what the index saves.
+// (A variable for tests.)
+var IndexMinFiles = 1000
+
+// lockIndex takes the index directory's lock, creating the directory if
+// create is set; ok is false when there is no index to use.
+func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
+	if create {
+		if err := os.MkdirAll(l.cfg.Index, 0o700); err != nil {
+			return nil, false
+		}
+	} else if _, err := os.Stat(l.cfg.Index); err != nil {
+		return nil, false
+	}
+	unlock, err := lockDir(l.cfg.Index)
+	return unlock, err == nil
+}
+
+// Extend adds q to what a loader that LoadFor narrowed reads, and
+// reloads: for a command that learns what else it needs from what it read
+// (the key of a name it removes). A loader not narrowed is left as it is.
+func (l *Loader[T]) Extend(q Query) {
+	l.mu.Lock()
+	fl, narrow := l.focus, l.narrow
+	l.mu.Unlock()
+	if len(narrow) == 0 {
+		return
+	}
+	unlock, ok := l.lockIndex(false)
+	if !ok {
+		l.Widen()
+		return
+	}
+	more := map[int][]string{}
+	for i, names := range narrow {
+		x := fl.index(i)
+		head := x.head()
+		found, ok := x.lookup(q)
+		if !ok || head == nil || !bytes.Equal(head, x.stamp()) || !bytes.Equal(head, fl.heads[i]) {
+			unlock()
+			l.Widen()
+			return
+		}
+		more[i] = append(slices.Clone(names), found...)
+	}
+	unlock()
+	l.mu.Lock()
+	l.narrow = more
+	l.mu.Unlock()
+	l.Reload()
+}
+
+// Widen loads in full a loader that LoadFor narrowed, for a lookup the
+// admin index cannot answer (a fingerprint in a form the index does not
+// keep, a name it does not hold); it reports whether the loader was
+// narrowed.
+func (l *Loader[T]) Widen() bool {
+	l.mu.Lock()
+	fl, narrowed := l.focus, len(l.narrow) > 0
+	l.narrow = nil
+	l.mu.Unlock()
+	if !narrowed {
+		return false
+	}
+	snap := l.Reload()
+	for i, head := range fl.heads {
+		if !bytes.Equal(fl.index(i).stamp(), head) {
+			delete(fl.heads, i) // changed meanwhile: left stale
+		}
+	}
+	fl.base = snap
+	return true
+}
+
+// focusedLoad is one LoadFor: the heads the index had (or was given) for
+// each directory source, and the snapshot they describe.
+type focusedLoad[T any] struct {
+	l     *Loader[T]
+	heads map[int][]byte // by source: the head the index has; absent: stale and not rebuilt
+	base  *Snapshot[T]
+}
+
+func (fl *focusedLoad[T]) index(i int) sourceIndex {
+	return newSourceIndex(fl.l.cfg.Index, fl.l.cfg.Sources[i].Path, trustfile.Rule{Top: fl.l.cfg.Home, Off: fl.l.cfg.NoStrictModes})
+}
+
+// load reads through the index the directory sources whose index is
+// current, and the others in full, rebuilding their indexes.
+func (fl *focusedLoad[T]) load(q Query) {
+	l := fl.l
+	narrow := map[int][]string{}
+	stamps := map[int][]byte{}
+	for i, src := range l.cfg.Sources {
+		if src.Dir && src.Feed == nil { // a feed has no directory to stamp
+			stamps[i] = fl.index(i).stamp()
+		}
+	}
+	if unlock, ok := l.lockIndex(false); ok {
+		for i := range stamps {
+			x := fl.index(i)
+			if head := x.head(); head == nil || !bytes.Equal(head, stamps[i]) {
+				continue
+			}
+			if names, ok := x.lookup(q); ok {
+				narrow[i] = names
+				fl.heads[i] = stamps[i]
+			}
+		}
+		unlock()
+	}
+	l.mu.Lock()
+	l.narrow = narrow
+	l.mu.Unlock()
+	snap := l.Reload()
+	fl.base = snap
+	var stale []int
+	for i, src := range l.cfg.Sources {
+		if _, ok := narrow[i]; src.Dir && src.Feed == nil && !ok && fl.count(snap, i) >= IndexMinFiles {
+			stale = append(stale, i)
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	unlock, ok := l.lockIndex(true)
+	if !ok {
+		return
+	}
+	defer unlock()
+	for _, i := range stale {
+		x := fl.index(i)
+		// A directory that changed during the load may have been read
+		// half before, half after: its index is left stale.
+		if !bytes.Equal(x.stamp(), stamps[i]) {
+			continue
+		}
+		if x.rebuild(append(fl.records(i, snap.Files), fl.problemRecords(snap, i)...)) != nil || x.writeHead(stamps[i]) != nil {
+			continue
+		}
+		fl.heads[i] = stamps[i]
+	}
+}
+
+// count is the number of files (loaded or skipped) of source i in snap.
+func (fl *focusedLoad[T]) count(snap *Snapshot[T], i int) int {
+	n := len(fl.problemRecords(snap, i))
+	for _, f := range snap.Files {
+		if f.Source == i {
+			n++
+		}
+	}
+	return n
+}
+
+// records are the index records of the files of source i among files.
+func (fl *focusedLoad[T]) records(i int, files []*File[T]) []indexRecord {
+	var out []indexRecord
+	for _, f := range files {
+		if f.Source != i {
+			continue
+		}
+		name := filepath.Base(f.Path)
+		seen := map[Term]bool{}
+		for _, it := range f.Items {
+			for _, t := range fl.termsOf(i, it) {
+				if !seen[t] {
+					seen[t] = true
+					out = append(out, indexRecord{t, name})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// problemRecords are the records of source i's skipped files in snap.
+func (fl *focusedLoad[T]) problemRecords(snap *Snapshot[T], i int) []indexRecord {
+	dir := fl.l.cfg.Sources[i].Path
+	var out []indexRecord
+	for _, p := range snap.Problems {
+		if r := (indexRecord{problemTerm, filepath.Base(p.Path)}); filepath.Dir(p.Path) == dir && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// minus returns the records of a that are not in b.
+func minus(a, b []indexRecord) []indexRecord {
+	return slices.DeleteFunc(slices.Clone(a), func(r indexRecord) bool { return slices.Contains(b, r) })
+}
+
+// termsOf is what indexes an entry: in a revocation source only its key
+// (both stores read the same revocation directories, and share their
+// index), else what the store's Terms says.
+func (fl *focusedLoad[T]) termsOf(i int, it T) []Term {
+	if fl.l.cfg.Sources[i].Revocation {
+		if fl.l.cfg.KeyOf == nil {
+			return nil
+		}
+		return []Term{KeyTerm(fl.l.cfg.KeyOf(it))}
+	}
+	return fl.l.cfg.Terms(it)
+}
+
+// finish records what changed since the load in each source directory
+// whose index was current, under the index's lock, unless another command
+// changed the index meanwhile (the index then stays as that one left it,
+// and the directory's new stamp makes it stale).
+func (fl *focusedLoad[T]) finish() {
+	l := fl.l
+	if len(fl.heads) == 0 {
+		return
+	}
+	unlock, ok := l.lockIndex(false)
+	if !ok {
+		return
+	}
+	defer unlock()
+	now := l.Snapshot()
+	gone, came := DiffFiles(fl.base.Files, now.Files)
+	for i, head := range fl.heads {
+		x := fl.index(i)
+		if !bytes.Equal(x.head(), head) {
+			continue
+		}
+		stamp := x.stamp()
+		if bytes.Equal(stamp, head) {
+			continue // nothing changed in the directory
+		}
+		pb, pn := fl.problemRecords(fl.base, i), fl.problemRecords(now, i)
+		oldRecs := append(fl.records(i, gone), minus(pb, pn)...)
+		newRecs := append(fl.records(i, came), minus(pn, pb)...)
+		if !slices.ContainsFunc(gone, func(f *File[T]) bool { return f.Source == i }) &&
+			!slices.ContainsFunc(came, func(f *File[T]) bool { return f.Source == i }) && len(oldRecs)+len(newRecs) == 0 {
+			// The directory changed, but in no file this command loaded:
+			// someone else changed it, and the index cannot say what.
+			continue
+		}
+		if x.update(oldRecs, newRecs) != nil {
+			continue
+		}
+		x.writeHead(stamp)
+	}
+}

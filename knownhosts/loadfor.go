@@ -1,0 +1,88 @@
+package knownhosts
+
+import (
+	"strconv"
+
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+)
+
+// Lookups are what an admin command is about to look up in a store: the
+// keys it pins, revokes or removes, and the addresses it pins or unpins.
+type Lookups struct {
+	Keys         [][32]byte        // SPKI hashes
+	Fingerprints []jwk.Fingerprint // keys as the user gave them (any form keydir.Find matches)
+	Addrs        []string          // addresses, in any form NormalizeAddr takes
+}
+
+// LoadFor is Load for an admin command that looks up only what l lists:
+// of each directory it reads only the files the admin index
+// (docs/design.md, "The admin index") says pin those keys or addresses
+// exactly, every file with a wildcard (or no exact) pattern, and the
+// files that were skipped — so that it takes the same time with one host
+// or a million. The store decides for those addresses as a full one does;
+// Entries lists only what was read. A fingerprint the index cannot find
+// reads everything before it says "not found". Call finish when done: it
+// records the command's changes in the index.
+func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
+	s = newStore(opts)
+	s.IndexBy(entryTerms)
+	return s, s.LoadFor(l.query())
+}
+
+// Extend reads, in a store LoadFor made, the files for l too: for a
+// command that learns what it needs as it goes (the key a server
+// presents). A store loaded in full is left as it is.
+func (s *Store) Extend(l Lookups) { s.Loader().Extend(l.query()) }
+
+func (l Lookups) query() keydir.Query {
+	q := keydir.Query{Terms: []keydir.Term{wildTerm}}
+	for _, k := range l.Keys {
+		q.Terms = append(q.Terms, keydir.KeyTerm(k))
+	}
+	for _, fp := range l.Fingerprints {
+		q.Prefixes = append(q.Prefixes, fp.SPKIPrefix())
+	}
+	for _, a := range l.Addrs {
+		norm, err := NormalizeAddr(a)
+		if err != nil {
+			continue
+		}
+		p, err := parsePattern(norm)
+		if err != nil {
+			continue
+		}
+		k := p.key()
+		q.Terms = append(q.Terms, hostTerm(k))
+		k.port = 0
+		q.Terms = append(q.Terms, hostTerm(k))
+	}
+	return q
+}
+
+// wildTerm indexes every entry that a lookup by exact address cannot
+// find: one with a wildcard pattern, or without an exact one.
+var wildTerm = keydir.StringTerm("wild", "")
+
+func hostTerm(k hostKey) keydir.Term {
+	return keydir.StringTerm("host", k.ip.String()+"|"+k.name+"|"+strconv.Itoa(int(k.port)))
+}
+
+// entryTerms is what the admin index maps to an entry's file.
+func entryTerms(e *Entry) []keydir.Term {
+	t := []keydir.Term{keydir.KeyTerm(e.SPKIHash)}
+	wild := !e.exact
+	for _, ps := range [][]pattern{e.pos, e.neg} {
+		for _, p := range ps {
+			if p.wild {
+				wild = true
+			} else {
+				t = append(t, hostTerm(p.key()))
+			}
+		}
+	}
+	if wild {
+		t = append(t, wildTerm)
+	}
+	return t
+}

@@ -1,0 +1,54 @@
+package knownhosts
+
+import (
+	"errors"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+)
+
+// A store LoadFor narrowed to one address decides for that address as a
+// full store does: an exact pin, a port-less pin, a wildcard pin and a
+// revoked key are all read, whatever else the directory holds.
+func TestLoadForDecidesAsAFullStore(t *testing.T) {
+	old := keydir.IndexMinFiles
+	keydir.IndexMinFiles = 0
+	t.Cleanup(func() { keydir.IndexMinFiles = old })
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	d := opts.Dirs[0]
+	for i := range 20 {
+		keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
+			keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
+	}
+	keydirtest.Write(t, filepath.Join(d, "exact.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 1), "address", "web.example:443")))
+	keydirtest.Write(t, filepath.Join(d, "portless.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "address", "api.example")))
+	keydirtest.Write(t, filepath.Join(d, "wild.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 3), "address", "*.wild.example")))
+	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "r.json"), keydirtest.JWK(t, key(t, 4)))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+
+	full := Load(opts)
+	for _, tc := range []struct {
+		addr string
+		key  int
+	}{
+		{"web.example:443", 5}, {"web.example:443", 1}, {"api.example:8443", 5}, {"api.example:8443", 2},
+		{"x.wild.example:443", 5}, {"x.wild.example:443", 3}, {"new.example:443", 4}, {"h3.example:443", 103},
+		{"h3.example:443", 1}, {"new.example:443", 5},
+	} {
+		s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, tc.key).SPKIHash()}, Addrs: []string{tc.addr}})
+		if n := len(s.Loader().Snapshot().Files); n > 4 {
+			t.Errorf("%s: read %d files, want only those that can matter", tc.addr, n)
+		}
+		got, want := s.Decide(tc.addr, key(t, tc.key).SPKIHash()), full.Decide(tc.addr, key(t, tc.key).SPKIHash())
+		finish()
+		if got.Verdict != want.Verdict || errors.Unwrap(got.Err) != errors.Unwrap(want.Err) || (got.Err == nil) != (want.Err == nil) ||
+			got.Err != nil && got.Err.Error() != want.Err.Error() {
+			t.Errorf("%s, key %d: LoadFor decides %v (%v), a full store %v (%v)", tc.addr, tc.key, got.Verdict, got.Err, want.Verdict, want.Err)
+		}
+	}
+}
