@@ -120,14 +120,15 @@ type ClientOptions struct {
 // identity and checks each server's key against the pins for the address
 // it dialled.
 type Client struct {
-	id     *Identity
+	id     IdentitySource
 	opts   ClientOptions
 	prompt sync.Mutex // one question on the terminal at a time
 }
 
-// NewClient returns a Client presenting id.
-func NewClient(id *Identity, opts ClientOptions) (*Client, error) {
-	if id == nil || id.Key == nil || !id.Key.IsPrivate() {
+// NewClient returns a Client presenting id: an *Identity, or an
+// *IdentityWatcher whose current identity each new handshake presents.
+func NewClient(id IdentitySource, opts ClientOptions) (*Client, error) {
+	if !hasPrivateKey(id) {
 		return nil, errors.New("tlsbridge: the client needs an identity with its private key")
 	}
 	if opts.Hosts == nil {
@@ -236,7 +237,7 @@ func (c *Client) configure(cfg *tls.Config, addr, host string) {
 	// otherwise send no certificate, and the server could not say whose
 	// key it refused.
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		return &c.id.Certificate, nil
+		return &c.id.CurrentIdentity().Certificate, nil
 	}
 	cfg.InsecureSkipVerify = true
 	if cfg.ServerName == "" {

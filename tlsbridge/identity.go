@@ -43,6 +43,9 @@ type Identity struct {
 type CertOptions struct {
 	DNSNames    []string
 	IPAddresses []net.IP
+	// Next are the keys the certificate announces as the identity's next
+	// keys (OIDNextKeys; docs/design.md, "Announced rotation").
+	Next []*jwk.Key
 }
 
 // NamesOptions sorts names (DNS names and IP addresses, an IPv6 one with
@@ -117,6 +120,13 @@ func SelfSigned(k *jwk.Key, opts CertOptions) (*x509.Certificate, error) {
 	tmpl.DNSNames = opts.DNSNames
 	tmpl.IPAddresses = opts.IPAddresses
 	tmpl.URIs = []*url.URL{KeyURI(k)}
+	if len(opts.Next) > 0 {
+		ext, err := nextKeysExtension(opts.Next)
+		if err != nil {
+			return nil, err
+		}
+		tmpl.ExtraExtensions = []pkix.Extension{ext}
+	}
 	issuer := &x509.Certificate{Subject: issuerFor(k)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, k.Public(), k.Signer())
 	if err != nil {
@@ -151,7 +161,8 @@ func NewIdentity(k *jwk.Key, opts CertOptions) (*Identity, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tlsbridge: the identity's names: %w", err)
 		}
-		opts = NamesOptions(names...)
+		named := NamesOptions(names...)
+		opts.DNSNames, opts.IPAddresses = named.DNSNames, named.IPAddresses
 	}
 	cert, err := SelfSigned(k, opts)
 	if err != nil {
@@ -187,7 +198,8 @@ func LoadIdentity(keyFile, certFile string, opts CertOptions) (*Identity, error)
 
 // LoadHomeIdentity loads the identity of a keytool home: the single
 // key.{json,jwk,pem} in it, presented with home/cert.pem if that file
-// exists (PKI mode), else with a self-signed certificate.
+// exists (PKI mode), else with a self-signed certificate, which announces
+// the home's next key (key.next.*) if it has one.
 func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	keyFile, err := jwk.FindIdentity(home)
 	if err != nil {
@@ -196,6 +208,17 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	certFile := homedir.Dir(home).Cert()
 	if _, err := os.Stat(certFile); err != nil {
 		certFile = ""
+	}
+	if certFile == "" && len(opts.Next) == 0 {
+		// A CA-issued certificate cannot carry the announcement: the CA,
+		// not the key, signed it (AnnouncedKeys).
+		next, err := loadNextKey(home)
+		if err != nil {
+			return nil, err
+		}
+		if next != nil {
+			opts.Next = []*jwk.Key{next}
+		}
 	}
 	return LoadIdentity(keyFile, certFile, opts)
 }

@@ -52,14 +52,16 @@ type ServerOptions struct {
 // Server is the server side of keytool's mutual TLS: it presents an
 // identity and decides, in VerifyConnection, which clients get in.
 type Server struct {
-	id   *Identity
+	id   IdentitySource
 	opts ServerOptions
 }
 
 // NewServer returns a Server presenting id and admitting the clients that
-// opts allow.
-func NewServer(id *Identity, opts ServerOptions) (*Server, error) {
-	if id == nil || id.Key == nil || !id.Key.IsPrivate() {
+// opts allow. id is an *Identity, or an *IdentityWatcher whose current
+// identity each new handshake presents (docs/design.md, "Identity
+// reload").
+func NewServer(id IdentitySource, opts ServerOptions) (*Server, error) {
+	if !hasPrivateKey(id) {
 		return nil, errors.New("tlsbridge: the server needs an identity with its private key")
 	}
 	if opts.Clients == nil {
@@ -92,6 +94,16 @@ func (s *Server) Configure(c *tls.Config) error {
 	return nil
 }
 
+// hasPrivateKey reports whether src gives an identity with its private
+// key.
+func hasPrivateKey(src IdentitySource) bool {
+	if src == nil {
+		return false
+	}
+	id := src.CurrentIdentity()
+	return id != nil && id.Key != nil && id.Key.IsPrivate()
+}
+
 // serverConflicts lists the settings of c that the server side would have
 // to replace.
 func serverConflicts(c *tls.Config) []string {
@@ -120,7 +132,11 @@ func conflictError(side string, conflicts []string) error {
 func (s *Server) configure(c *tls.Config) {
 	theirs := c.VerifyConnection
 	applyPolicy(c)
-	c.Certificates = []tls.Certificate{s.id.Certificate}
+	// The identity of the moment: a reloaded one applies from the next
+	// handshake, and open connections keep theirs.
+	c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return &s.id.CurrentIdentity().Certificate, nil
+	}
 	c.ClientAuth = tls.RequireAnyClientCert
 	// The client's address is known only per connection; VerifyConnection
 	// is set on a per-connection copy. The copy shares the session ticket

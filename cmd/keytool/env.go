@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,17 +23,33 @@ func (c *cli) logger() *slog.Logger {
 
 // loadIdentity loads the identity (-i, else the home's key.*) with the
 // home's cert.pem if it exists (PKI mode), else a self-signed certificate
-// naming hosts.
+// naming hosts (and, for the home's own key, announcing its next key).
 func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
-	keyFile, err := c.identityPath()
-	if err != nil {
-		return nil, err
+	if c.identity == "" {
+		return tlsbridge.LoadHomeIdentity(c.home, certOptions(hosts))
 	}
 	certFile := c.layout().Cert()
 	if _, err := os.Stat(certFile); err != nil {
 		certFile = ""
 	}
-	return tlsbridge.LoadIdentity(keyFile, certFile, certOptions(hosts))
+	return tlsbridge.LoadIdentity(c.identity, certFile, certOptions(hosts))
+}
+
+// watchIdentity is loadIdentity kept current until ctx ends: a changed
+// key, cert.pem or next key applies from the next handshake, and a change
+// that does not load is logged and refused (docs/design.md, "Identity
+// reload").
+func (c *cli) watchIdentity(ctx context.Context, log *slog.Logger, onChange func(*tlsbridge.Identity), hosts ...string) (*tlsbridge.IdentityWatcher, error) {
+	files, top := tlsbridge.HomeIdentityFiles(c.home), c.home
+	if c.identity != "" {
+		// Like ssh -i, a key given by name is checked alone, not the
+		// directories above it.
+		files, top = []string{c.identity, c.layout().Cert()}, ""
+	}
+	return tlsbridge.WatchIdentity(ctx, tlsbridge.IdentityWatchOptions{
+		Files: files, Home: top, Logger: log, OnChange: onChange,
+		Load: func() (*tlsbridge.Identity, error) { return c.loadIdentity(hosts...) },
+	})
 }
 
 // hostStore loads the home's trusted hosts and revoked keys, once.
@@ -101,6 +118,12 @@ func (c *cli) newClient(hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *s
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	return c.newClientWith(id, hosts, prompt, log)
+}
+
+// newClientWith is newClient presenting the identity of src.
+func (c *cli) newClientWith(src tlsbridge.IdentitySource, hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *slog.Logger) (*tlsbridge.Client, *tlsbridge.Identity, *tlsbridge.PKI, error) {
+	id := src.CurrentIdentity()
 	policy, err := c.policy()
 	if err != nil {
 		return nil, nil, nil, err
@@ -113,7 +136,7 @@ func (c *cli) newClient(hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *s
 	if err := c.hostDNS.options(&opts); err != nil {
 		return nil, nil, nil, err
 	}
-	cli, err := tlsbridge.NewClient(id, opts)
+	cli, err := tlsbridge.NewClient(src, opts)
 	return cli, id, pki, err
 }
 

@@ -106,6 +106,14 @@ is used as it is, never replaced. Several proxies started at once on one
 empty home end with one key: one of them writes it, the others use it.
 Without --gen, a home without an identity is an error.
 
+The identity is watched too: a new key file, cert.pem (a CA-issued
+certificate renewed on disk) or next key ('keytool gen --next', 'keytool
+rotate') is presented from the next handshake, and open connections keep
+the one they started with. A change that does not load (a key that does
+not parse or that others may read, a certificate for another key) is
+logged ("identity not reloaded") and the identity in use stays. SIGHUP
+loads the identity again at once.
+
 SIGTERM or SIGINT: stop accepting, let open connections finish (at most
 --drain-timeout, then they are cut), exit 0. A second signal cuts them at
 once.
@@ -231,14 +239,18 @@ func (c *cli) proxy(o proxyOptions) error {
 		}
 	}
 	ops := newProxyOps(o.metricsListen, log)
-	var (
-		p   runner
-		err error
-	)
+	// The identity too is watched: a new key or cert.pem applies from the
+	// next handshake (and at once on SIGHUP).
+	id, err := c.watchIdentity(ctx, log, func(id *tlsbridge.Identity) { ops.identity(&id.Certificate) }, o.hosts...)
+	if err != nil {
+		return err
+	}
+	defer id.Close()
+	var p runner
 	if o.client {
-		p, err = c.newProxyClient(ctx, o, ops, log)
+		p, err = c.newProxyClient(ctx, o, id, ops, log)
 	} else {
-		p, err = c.newProxyServer(ctx, o, ops, log)
+		p, err = c.newProxyServer(ctx, o, id, ops, log)
 	}
 	if err != nil {
 		return err
@@ -252,12 +264,30 @@ func (c *cli) proxy(o proxyOptions) error {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHangup(ctx, hup, id, log)
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
 	}
 	ops.start()
 	return serveUntilSignal(ctx, opsRunner{p, ops}, ln, signals, o.drainTimeout, log)
+}
+
+// reloadOnHangup loads the identity again on each SIGHUP until ctx ends; a
+// new identity that does not load is logged and the current one kept.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, id *tlsbridge.IdentityWatcher, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: reloading the identity")
+			_ = id.Reload() // logged by the watcher
+		}
+	}
 }
 
 // checkGenFlags refuses --type without --gen, a type keytool does not
@@ -336,11 +366,8 @@ func serveUntilSignal(ctx context.Context, p runner, ln net.Listener, signals <-
 
 // newProxyServer builds server mode from the home: the identity, the
 // watched authorized keys, PKI mode and, with --enroll, the invitations.
-func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ops *proxyOps, log *slog.Logger) (*proxy.Server, error) {
-	id, err := c.loadIdentity(o.hosts...)
-	if err != nil {
-		return nil, err
-	}
+func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge.IdentityWatcher, ops *proxyOps, log *slog.Logger) (*proxy.Server, error) {
+	id := ids.CurrentIdentity()
 	ops.identity(&id.Certificate)
 	opts := authkeys.HomeOptions(c.home)
 	opts.Logger = log
@@ -350,7 +377,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ops *proxyOps,
 	if err != nil {
 		return nil, err
 	}
-	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: store, PKI: pki, AllowUnknown: o.enroll, Purpose: c.purpose})
+	srv, err := tlsbridge.NewServer(ids, tlsbridge.ServerOptions{Clients: store, PKI: pki, AllowUnknown: o.enroll, Purpose: c.purpose})
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +431,7 @@ func (s *startupPrompt) AskUnknownHost(h tlsbridge.UnknownHost) (tlsbridge.Answe
 // newProxyClient builds client mode from the home — the identity, the
 // watched trusted hosts, the policy, PKI mode — and checks the target
 // once, asking on the terminal about an unknown one.
-func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ops *proxyOps, log *slog.Logger) (*proxy.Client, error) {
+func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge.IdentityWatcher, ops *proxyOps, log *slog.Logger) (*proxy.Client, error) {
 	hopts := knownhosts.HomeOptions(c.home)
 	hopts.Logger = log
 	hosts := knownhosts.Open(ctx, hopts)
@@ -414,7 +441,7 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ops *proxyOps,
 	if c.hostDNS.verify == "yes" {
 		otherwise = "not pinned: accepted once or by DNS"
 	}
-	client, id, pki, err := c.newClient(hosts, prompt, log)
+	client, id, pki, err := c.newClientWith(ids, hosts, prompt, log)
 	if err != nil {
 		return nil, err
 	}
@@ -426,7 +453,7 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ops *proxyOps,
 		Trust: func(conn *tls.Conn) string {
 			return hostTrust(conn, hosts, o.target, pki != nil, otherwise)
 		},
-		Explain: func(err error) error { return c.explainRefusal(err, o.target, id) },
+		Explain: func(err error) error { return c.explainRefusal(err, o.target, ids.CurrentIdentity()) },
 	})
 	if err != nil {
 		return nil, err

@@ -33,6 +33,25 @@ func (d Dir) Identity() []string { return d.all(IdentityNames()...) }
 // Public lists the paths of PublicNames in the home.
 func (d Dir) Public() []string { return d.all(PublicNames()...) }
 
+// NextNames are the names of the next identity (private, 0600): the key
+// the identity's certificate announces, made current by a rotation
+// (docs/design.md, "Announced rotation"). NextPublicNames are those of its
+// public half. A home holds at most one next key.
+func NextNames() []string { return []string{"key.next.json", "key.next.jwk", "key.next.pem"} }
+func NextPublicNames() []string {
+	return []string{"pub_key.next.json", "pub_key.next.jwk", "pub_key.next.pem"}
+}
+
+// Next lists the paths of NextNames in the home; NextPublic, of
+// NextPublicNames.
+func (d Dir) Next() []string       { return d.all(NextNames()...) }
+func (d Dir) NextPublic() []string { return d.all(NextPublicNames()...) }
+
+// Old is the name a rotation gives the identity it replaces: key.old.,
+// the time of the rotation (UTC, 20061102T150405Z), and the identity's own
+// extension (".json"). It stays until the admin removes it.
+func (d Dir) Old(stamp, ext string) string { return d.join("key.old." + stamp + ext) }
+
 // Cert is the optional CA-issued certificate chain of the identity.
 func (d Dir) Cert() string { return d.join("cert.pem") }
 

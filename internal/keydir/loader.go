@@ -94,6 +94,12 @@ type Config[T any] struct {
 	// OnReload, if set, is called with every new snapshot, before
 	// subscribers are told. The stores build their indexes here.
 	OnReload func(*Snapshot[T])
+	// Parse, if set, replaces the reading of keys: it makes a file's
+	// entries from its content (an error skips the file as a Problem).
+	// Convert is not called then. The identity's watcher uses it to
+	// learn that its files changed (tlsbridge.WatchIdentity), so that no
+	// second watcher exists.
+	Parse func(src Source, path string, data []byte) ([]T, error)
 	// KeyOf, if set, is an entry's key (its SPKI hash): a Change then
 	// counts only the keys a changed file gained and lost.
 	KeyOf func(T) [32]byte

@@ -131,6 +131,13 @@ func (l *Loader[T]) load(state *fileState[T]) {
 // problem of the whole file.
 func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, []Problem) {
 	src := l.cfg.Sources[i]
+	if l.cfg.Parse != nil {
+		items, err := l.cfg.Parse(src, path, data)
+		if err != nil {
+			return nil, problemOf(path, err, src.Revocation), nil
+		}
+		return &File[T]{Path: path, Source: i, Items: items}, nil, nil
+	}
 	f, p := l.parseWhole(i, path, data)
 	if src.Revocation || p == nil {
 		// A revocation file, or the common case of a file that loads

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pxEcho is a plain TCP echo server on 127.0.0.1, the proxy's target.
+func pxEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(time.Minute))
+				_, _ = io.Copy(c, c)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// pxEchoLine sends a line on conn and checks that it comes back.
+func pxEchoLine(t *testing.T, conn net.Conn, r *bufio.Reader, line string) {
+	t.Helper()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.ReadString('\n')
+	if err != nil || got != line+"\n" {
+		t.Fatalf("echo of %q: %q, %v", line, got, err)
+	}
+}
+
+// TestProxyReloadsIdentity: a running proxy presents a new identity from
+// the next handshake once its key file changes, while a connection made
+// before goes on; a broken key is refused, on the file change and on
+// SIGHUP, and the key in use stays.
+func TestProxyReloadsIdentity(t *testing.T) {
+	pxNeed(t, "openssl")
+	home := pxGen(t)
+	dir := t.TempDir()
+	crt, key, _ := pxOpenSSLKey(t, dir, "client")
+	pxWrite(t, filepath.Join(home, "authorized_keys.d", "client.pem"), pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
+	proxy, addr := pxProxy(t, home, "--target", pxEcho(t))
+	cert, err := tls.LoadX509KeyPair(crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The proxy's key is compared by hand: this test is not about pinning.
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}
+	dial := func() (*tls.Conn, *bufio.Reader) {
+		t.Helper()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		r := bufio.NewReader(c)
+		pxEchoLine(t, c, r, "hello")
+		return c, r
+	}
+	presented := func() string { c, _ := dial(); defer c.Close(); return spkiFingerprint(c) }
+
+	old := pxFingerprint(t, home)
+	open, openR := dial()
+	if got := spkiFingerprint(open); got != old {
+		t.Fatalf("the proxy presented %s, want %s", got, old)
+	}
+
+	// A broken key file: refused when it changes, and again on SIGHUP.
+	keyFile := filepath.Join(home, "key.json")
+	good, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, []byte("{broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proxy.waitFor(t, `level=ERROR msg="identity not reloaded: keeping the current one" fingerprint=`+regexpQuote(old), 10*time.Second)
+	if err := proxy.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	proxy.waitFor(t, `msg="SIGHUP: reloading the identity"\n.*msg="identity not reloaded: keeping the current one"`, 10*time.Second)
+	if got := presented(); got != old {
+		t.Fatalf("after a broken key, the proxy presented %s, want %s", got, old)
+	}
+	if err := os.WriteFile(keyFile, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new identity: new handshakes see it, the open connection goes on.
+	pxMust(t, "", "keytool", "-H", home, "gen", "--force")
+	fresh := pxFingerprint(t, home)
+	if ok := pxUntil(10*time.Second, func() bool { return presented() == fresh }); ok < 0 {
+		t.Fatalf("the proxy did not present its new key %s\n%s", fresh, proxy.stderr.String())
+	}
+	proxy.waitFor(t, `msg="identity reloaded" fingerprint=`+regexpQuote(fresh)+` previous=`+regexpQuote(old), 5*time.Second)
+	pxEchoLine(t, open, openR, "still here")
+
+	// SIGHUP on a good identity reloads it.
+	if err := proxy.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	proxy.waitFor(t, `msg="SIGHUP: reloading the identity"\n.*msg="identity reloaded" fingerprint=`+regexpQuote(fresh)+`\n`, 10*time.Second)
+	pxEchoLine(t, open, openR, "and still")
+	if strings.Contains(proxy.stderr.String(), "closing") {
+		t.Errorf("a connection was closed:\n%s", proxy.stderr.String())
+	}
+}

@@ -1,0 +1,250 @@
+package tlsbridge
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/jwk"
+)
+
+// writeKey writes k as the private key at path with mode, replacing what
+// is there.
+func writeKey(t *testing.T, path string, k *jwk.Key, mode os.FileMode) {
+	t.Helper()
+	data, err := k.MarshalPrivate(jwk.JWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, data, mode)
+}
+
+// writeFile replaces path by a file holding data, with mode, the way an
+// editor or config management does (a new file renamed over the old).
+func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tlsEchoServer serves srv on 127.0.0.1 and echoes lines on each connection.
+func tlsEchoServer(t *testing.T, srv *Server) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				_, _ = io.Copy(c, c)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// presentedKey dials addr with cert as the client certificate, checks that
+// a line echoes, and returns the open connection and the server's key.
+func presentedKey(t *testing.T, addr string, cert tls.Certificate) (*tls.Conn, [32]byte) {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr,
+		&tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	echo(t, c)
+	return c, sha256.Sum256(c.ConnectionState().PeerCertificates[0].RawSubjectPublicKeyInfo)
+}
+
+// echo checks that a line sent on c comes back.
+func echo(t *testing.T, c net.Conn) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "ping\n" {
+		t.Fatalf("echo: %q, %v", line, err)
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A server whose key file changes presents the new key from the next
+// handshake, while a connection made before keeps working; every broken
+// change (a key that does not parse, a key readable by others, a
+// certificate for another key) is refused with a log line and the key in
+// use stays.
+func TestIdentityWatcherServer(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.json")
+	k1, k2, k3 := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.Ed25519)
+	writeKey(t, keyFile, k1, 0o600)
+	var log testlog.Buffer
+	w, err := WatchHomeIdentity(context.Background(), dir, CertOptions{}, log.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	srvHome, cl := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	srvHome.authorize(t, "client", cl.id.Key)
+	srv, err := NewServer(w, ServerOptions{Clients: srvHome.auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := tlsEchoServer(t, srv)
+	open, got := presentedKey(t, addr, cl.id.Certificate)
+	if got != k1.SPKIHash() {
+		t.Fatal("the server does not present its key")
+	}
+
+	presents := func(k *jwk.Key) func() bool {
+		return func() bool { _, got := presentedKey(t, addr, cl.id.Certificate); return got == k.SPKIHash() }
+	}
+	writeKey(t, keyFile, k2, 0o600)
+	waitFor(t, "the new key in a new handshake", presents(k2))
+	echo(t, open) // the connection made with k1 goes on
+	if !strings.Contains(log.String(), "identity reloaded") || !strings.Contains(log.String(), "previous="+k1.Fingerprint()) {
+		t.Errorf("log:\n%s", log.String())
+	}
+
+	refusals := 0
+	refused := func(why string, change func()) {
+		t.Helper()
+		refusals++
+		change()
+		waitFor(t, why+" refused in the log", func() bool {
+			return strings.Count(log.String(), "identity not reloaded") >= refusals
+		})
+		if !presents(k2)() {
+			t.Fatalf("%s: the server no longer presents the key in use", why)
+		}
+		if err := w.Reload(); err == nil { // SIGHUP's path refuses too
+			t.Fatalf("%s: Reload accepted it", why)
+		}
+		refusals++
+	}
+	refused("a key that does not parse", func() { writeFile(t, keyFile, []byte("{not a key"), 0o600) })
+	refused("a key readable by others", func() { writeKey(t, keyFile, k3, 0o644) })
+	other, err := NewIdentity(mustGenerate(t, jwk.EC256), CertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("a certificate for another key", func() {
+		writeKey(t, keyFile, k3, 0o600)
+		writeFile(t, filepath.Join(dir, "cert.pem"), other.CertificatePEM(), 0o644)
+	})
+	if err := os.Remove(filepath.Join(dir, "cert.pem")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the fixed identity in a new handshake", presents(k3))
+	echo(t, open)
+}
+
+// A client whose key file changes presents the new key to the server from
+// its next connection.
+func TestIdentityWatcherClient(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.json")
+	k1, k2 := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
+	writeKey(t, keyFile, k1, 0o600)
+	var log testlog.Buffer
+	w, err := WatchHomeIdentity(context.Background(), dir, CertOptions{}, log.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	srvHome := newHome(t, jwk.EC256)
+	srvHome.authorize(t, "old", k1)
+	srvHome.authorize(t, "new", k2)
+	ts := startServer(t, srvHome, ServerOptions{})
+	c, err := NewClient(w, ClientOptions{Hosts: srvHome.host, Policy: Insecure, Logger: log.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roundTrip(ts.addr(), mustConfig(t, c, ts.addr())); err != nil {
+		t.Fatal(err)
+	}
+	if ts.lastPeer(t).Name() != "old" {
+		t.Fatalf("peer %q", ts.lastPeer(t).Name())
+	}
+	writeKey(t, keyFile, k2, 0o600)
+	waitFor(t, "the client's new key", func() bool {
+		_, err := roundTrip(ts.addr(), mustConfig(t, c, ts.addr()))
+		return err == nil && ts.lastPeer(t).Name() == "new"
+	})
+}
+
+// WatchIdentity refuses to start on an identity that does not load.
+func TestWatchIdentityFirstLoadFails(t *testing.T) {
+	if _, err := WatchHomeIdentity(context.Background(), t.TempDir(), CertOptions{}, nil); err == nil {
+		t.Fatal("an empty home gave an identity")
+	}
+}
+
+// A next key written beside a watched identity is announced from the next
+// handshake on; a next key that does not load is refused like a broken
+// key (the identity in use stays).
+func TestIdentityWatcherAnnouncesNextKey(t *testing.T) {
+	dir := t.TempDir()
+	k, next := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
+	writeKey(t, filepath.Join(dir, "key.json"), k, 0o600)
+	var log testlog.Buffer
+	w, err := WatchHomeIdentity(context.Background(), dir, CertOptions{}, log.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if a := w.CurrentIdentity().Announced(); len(a) != 0 {
+		t.Fatalf("announces %v without a next key", a)
+	}
+	writeKey(t, filepath.Join(dir, "key.next.json"), next, 0o644)
+	waitFor(t, "a next key readable by others refused", func() bool { return strings.Contains(log.String(), "identity not reloaded") })
+	writeKey(t, filepath.Join(dir, "key.next.json"), next, 0o600)
+	waitFor(t, "the next key announced", func() bool {
+		a := w.CurrentIdentity().Announced()
+		return len(a) == 1 && a[0].Equal(next)
+	})
+	if !strings.Contains(log.String(), "announces="+next.Fingerprint()) {
+		t.Errorf("log:\n%s", log.String())
+	}
+}
