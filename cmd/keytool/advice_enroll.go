@@ -105,8 +105,13 @@ func (c *cli) adviseTLS(err error) string {
 		noSuchCA *tlsbridge.NoSuchCAError
 		caExists *tlsbridge.CAExistsError
 		notCA    *tlsbridge.NotCAError
+		dnsOther *tlsbridge.DNSMismatchError
 	)
 	switch {
+	case errors.As(err, &dnsOther):
+		return fmt.Sprintf("Either the host has a new key and its DNS records are out of date, or someone is intercepting the connection. "+
+			"Check the key with the host's administrator (and its records with: keytool dns-record); once they agree, pin it with:\n  %s",
+			c.command("trust-host", shellQuote(dnsOther.Addr), "--fingerprint", dnsOther.Fingerprint))
 	case errors.As(err, &noSuchCA):
 		return "List the installed CAs with: " + c.command("ca", "list")
 	case errors.As(err, &caExists):

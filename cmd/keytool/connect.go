@@ -64,18 +64,7 @@ sending a byte while standard input is still open (keytool proxy does that
 when the service behind it is down). Once standard input has ended, a
 server that closes without answering is a normal end.
 
-Host keys in DNS (docs/dns.md), for a host without a pin:
-  --verify-host-key-dns yes|ask|no  look the key up as TLSA records at
-                    _PORT._tcp.HOST (keytool dns-record prints them). yes: a
-                    DNSSEC-validated record naming the key needs no question;
-                    ask: the question says "Matching host key fingerprint found
-                    in DNS."; an unsigned zone's record is only a note. A pin,
-                    a changed or revoked key decide first. Default no
-  --dns-resolver ADDR  a validating resolver whose AD bit is believed
-                    (default: resolv.conf's, believed only on loopback or with
-                    "options trust-ad")
-  --dns-timeout D   give up on DNS after D (default 2s) and go on as without it
-
+` + hostDNSHelp("Host keys in DNS", "") + `
 Example:
   printf 'GET / HTTP/1.0\r\n\r\n' | keytool connect -v web.example:8443`,
 		flags: func(set *pflag.FlagSet, c *cli) {

@@ -60,18 +60,7 @@ Example, for a proxy clients reach at db.example.com:8443:
 			if err != nil {
 				return &usageError{fmt.Sprintf("--host %s --port %s: %v", shellQuote(host), shellQuote(port), err)}
 			}
-			var file string
-			switch len(args) {
-			case 0:
-				if file, err = c.identityPath(); err != nil {
-					return err
-				}
-			case 1:
-				file = args[0]
-			default:
-				return usagef("dns-record takes at most one FILE")
-			}
-			keys, err := c.readKeys(file)
+			_, keys, err := c.argKeys("dns-record", args)
 			if err != nil {
 				return err
 			}

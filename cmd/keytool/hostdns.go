@@ -23,6 +23,23 @@ func (f *hostDNSFlags) register(set *pflag.FlagSet) {
 	set.DurationVar(&f.timeout, "dns-timeout", dane.DefaultTimeout, "give up on the DNS lookup after `DURATION` and fall back to the pins")
 }
 
+// hostDNSHelp is the paragraph of --help on the DNS flags, headed by
+// title; pinned adds what yes does besides connecting (trust-host pins).
+func hostDNSHelp(title, pinned string) string {
+	return title + ` (docs/dns.md), for a host without a pin:
+  --verify-host-key-dns yes|ask|no  look the key up as TLSA records at
+                    _PORT._tcp.HOST (keytool dns-record prints them). yes: a
+                    DNSSEC-validated record naming the key needs no question` + pinned + `;
+                    ask: the question says "Matching host key fingerprint found
+                    in DNS."; an unsigned zone's record is only a note. A pin,
+                    a changed or revoked key decide first. Default no
+  --dns-resolver ADDR  a validating resolver whose AD bit is believed
+                    (default: resolv.conf's, believed only on loopback or with
+                    "options trust-ad")
+  --dns-timeout D   give up on DNS after D (default 2s) and go on as without it
+`
+}
+
 // inUse reports whether any of the flags was set away from its default.
 func (f *hostDNSFlags) inUse() bool {
 	return f.verify != "no" || f.resolver != "" || f.timeout != dane.DefaultTimeout

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/internal/dnstest"
 	"github.com/keytool/keytool/jwk"
-	"github.com/keytool/keytool/tlsbridge"
 )
 
 // dnsServer runs a TLS server on 127.0.0.1 that authorizes the client
@@ -24,49 +20,13 @@ import (
 // (the name whose TLSA records dnstest serves), its port and its key.
 func dnsServer(t *testing.T, clientHome string) (addr, port string, key *jwk.Key) {
 	t.Helper()
-	k, err := jwk.Generate(jwk.EC256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := tlsbridge.NewIdentity(k, tlsbridge.CertOptions{DNSNames: []string{"localhost"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := t.TempDir()
-	clients := authkeys.Load(authkeys.HomeOptions(home))
 	pub, err := jwk.ReadFile(filepath.Join(clientHome, "pub_key.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clients.Add(pub[0], "client", authkeys.AddNew); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: clients})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				if c.(*tls.Conn).Handshake() == nil {
-					_, _ = io.WriteString(c, "hello\n")
-				}
-			}()
-		}
-	}()
-	_, port, _ = net.SplitHostPort(ln.Addr().String())
-	return net.JoinHostPort("localhost", port), port, k
+	a, key := tlsTestServer(t, pub[0])
+	_, port, _ = net.SplitHostPort(a)
+	return net.JoinHostPort("localhost", port), port, key
 }
 
 // tlsaFor is the zone-file line publishing k at _PORT._tcp in dnstest.Origin,
@@ -110,7 +70,7 @@ func TestHostKeyDNSCommands(t *testing.T) {
 		{name: "another key: connect yes", signed: true, other: true, args: []string{"connect", "--verify-host-key-dns", "yes"}, code: 1,
 			stderr: "name another key"},
 		{name: "another key: connect accept-new", signed: true, other: true, args: []string{"connect", "--verify-host-key-dns", "yes", "--strict-host-keys", "accept-new"}, code: 1,
-			stderr: "which the DNSSEC-validated TLSA records at _PORT._tcp.localhost. do not name: not pinned"},
+			stderr: "which the DNSSEC-validated TLSA records at _PORT._tcp.localhost. do not name: not pinned\nEither the host has a new key and its DNS records are out of date"},
 		{name: "another key pinned: connect yes", signed: true, pinOther: true, args: []string{"connect", "--verify-host-key-dns", "yes"}, code: 1,
 			stderr: "The host key of localhost:PORT has changed!"},
 		{name: "resolver down: connect yes", silent: true, args: []string{"connect", "--verify-host-key-dns", "yes", "--dns-timeout", "1s"}, code: 1,

@@ -21,6 +21,23 @@ func (c *cli) identityPath() (string, error) {
 	return jwk.FindIdentity(c.home)
 }
 
+// argKeys reads the keys of the optional FILE argument of a command
+// (name) that reads the identity by default: pub, dns-record.
+func (c *cli) argKeys(name string, args []string) (file string, keys []*jwk.Key, err error) {
+	switch len(args) {
+	case 0:
+		if file, err = c.identityPath(); err != nil {
+			return "", nil, err
+		}
+	case 1:
+		file = args[0]
+	default:
+		return "", nil, usagef("%s takes at most one FILE", name)
+	}
+	keys, err = c.readKeys(file)
+	return file, keys, err
+}
+
 // readKeys reads the keys in file, or on standard input for "-".
 func (c *cli) readKeys(file string) ([]*jwk.Key, error) {
 	if file != "-" {

@@ -145,18 +145,7 @@ Prometheus /metrics over plain HTTP. Under systemd (Type=notify,
 NOTIFY_SOCKET), READY=1 is sent once the trust files are loaded and the
 proxy listens, STOPPING=1 when it drains, WATCHDOG=1 with WatchdogSec=.
 
-With --client, host keys in DNS (docs/dns.md), for a host without a pin:
-  --verify-host-key-dns yes|ask|no  look the key up as TLSA records at
-                    _PORT._tcp.HOST (keytool dns-record prints them). yes: a
-                    DNSSEC-validated record naming the key needs no question;
-                    ask: the question says "Matching host key fingerprint found
-                    in DNS."; an unsigned zone's record is only a note. A pin,
-                    a changed or revoked key decide first. Default no
-  --dns-resolver ADDR  a validating resolver whose AD bit is believed
-                    (default: resolv.conf's, believed only on loopback or with
-                    "options trust-ad")
-  --dns-timeout D   give up on DNS after D (default 2s) and go on as without it
-
+` + hostDNSHelp("With --client, host keys in DNS", "") + `
 Example:
   keytool -H /etc/keytool proxy --listen :8443 --target 127.0.0.1:8080
   keytool proxy --client --listen 127.0.0.1:8080 --target db.example:8443`,

@@ -35,18 +35,7 @@ written in PEM: use --no-attributes to feed the key to openssl.`,
 			if err != nil {
 				return notAFormat(format, "to print the public half of the key in a file", c.command("pub", shellQuote(format)))
 			}
-			var file string
-			switch len(args) {
-			case 0:
-				if file, err = c.identityPath(); err != nil {
-					return err
-				}
-			case 1:
-				file = args[0]
-			default:
-				return usagef("pub takes at most one FILE")
-			}
-			keys, err := c.readKeys(file)
+			file, keys, err := c.argKeys("pub", args)
 			if err != nil {
 				return err
 			}

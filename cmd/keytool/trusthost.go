@@ -50,19 +50,7 @@ HOME/trusted_hosts.d/HOST_PORT.json with the address.
 
 The answer no refuses, as ssh does: "Host key verification failed.", exit 1.
 
-Host keys in DNS (docs/dns.md), for a host without a pin:
-  --verify-host-key-dns yes|ask|no  look the key up as TLSA records at
-                    _PORT._tcp.HOST (keytool dns-record prints them). yes: a
-                    DNSSEC-validated record naming the key needs no question and is
-                    pinned, commented as from DNS;
-                    ask: the question says "Matching host key fingerprint found
-                    in DNS."; an unsigned zone's record is only a note. A pin,
-                    a changed or revoked key decide first. Default no
-  --dns-resolver ADDR  a validating resolver whose AD bit is believed
-                    (default: resolv.conf's, believed only on loopback or with
-                    "options trust-ad")
-  --dns-timeout D   give up on DNS after D (default 2s) and go on as without it
-
+` + hostDNSHelp("Host keys in DNS", ",\n                    and is pinned with a comment saying so") + `
 If ADDR is already pinned to another key, trust-host prints the changed-key
 message and changes nothing: remove the old pin first, or, when the host
 announced an additional key (a key rollover), pin it beside the old one:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -23,7 +24,12 @@ import (
 
 // keytoolServer runs a keytool TLS server (no client authorized) on
 // 127.0.0.1 and returns its address and key.
-func keytoolServer(t *testing.T) (string, *jwk.Key) {
+func keytoolServer(t *testing.T) (string, *jwk.Key) { return tlsTestServer(t) }
+
+// tlsTestServer runs a keytool TLS server on 127.0.0.1 that authorizes
+// the clients' keys given and says "hello" to them; it returns its
+// address and key.
+func tlsTestServer(t *testing.T, authorized ...*jwk.Key) (string, *jwk.Key) {
 	t.Helper()
 	home := t.TempDir()
 	k, err := jwk.Generate(jwk.EC256)
@@ -35,6 +41,11 @@ func keytoolServer(t *testing.T) (string, *jwk.Key) {
 		t.Fatal(err)
 	}
 	clients := authkeys.Load(authkeys.HomeOptions(home))
+	for i, c := range authorized {
+		if _, err := clients.Add(c, fmt.Sprintf("client%d", i), authkeys.AddNew); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv, err := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: clients})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +64,9 @@ func keytoolServer(t *testing.T) (string, *jwk.Key) {
 			go func() {
 				defer c.Close()
 				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				_ = c.(*tls.Conn).Handshake()
+				if c.(*tls.Conn).Handshake() == nil {
+					_, _ = io.WriteString(c, "hello\n")
+				}
 				_, _ = io.Copy(io.Discard, c)
 			}()
 		}
