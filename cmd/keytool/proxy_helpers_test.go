@@ -42,7 +42,7 @@ type pxProc struct {
 
 // pxStart starts a program with a pipe on its standard input, and kills it
 // (if it is still running) when the test ends.
-func pxStart(t *testing.T, name string, args ...string) *pxProc {
+func pxStart(t testing.TB, name string, args ...string) *pxProc {
 	t.Helper()
 	p := &pxProc{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(name, args...)
@@ -74,7 +74,7 @@ func pxStart(t *testing.T, name string, args ...string) *pxProc {
 
 // stop kills the process and waits for it; its output is logged when the
 // test failed.
-func (p *pxProc) stop(t *testing.T) {
+func (p *pxProc) stop(t testing.TB) {
 	select {
 	case <-p.done:
 	default:
@@ -92,7 +92,7 @@ func (p *pxProc) stop(t *testing.T) {
 
 // waitFor waits until the regular expression matches the output (stdout
 // and stderr are searched separately) and returns its submatches.
-func (p *pxProc) waitFor(t *testing.T, expr string, timeout time.Duration) []string {
+func (p *pxProc) waitFor(t testing.TB, expr string, timeout time.Duration) []string {
 	t.Helper()
 	re := regexp.MustCompile(expr)
 	deadline := time.Now().Add(timeout)
@@ -120,7 +120,7 @@ func (p *pxProc) waitFor(t *testing.T, expr string, timeout time.Duration) []str
 }
 
 // wait waits for the process to exit and returns its status.
-func (p *pxProc) wait(t *testing.T, timeout time.Duration) int {
+func (p *pxProc) wait(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -133,7 +133,7 @@ func (p *pxProc) wait(t *testing.T, timeout time.Duration) int {
 
 // pxRun runs a program to completion (at most 30 s) with stdin as its
 // input and returns its output and exit status.
-func pxRun(t *testing.T, stdin string, name string, args ...string) (stdout, stderr string, code int) {
+func pxRun(t testing.TB, stdin string, name string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -157,7 +157,7 @@ func pxRun(t *testing.T, stdin string, name string, args ...string) (stdout, std
 }
 
 // pxMust runs a program that must succeed and returns its standard output.
-func pxMust(t *testing.T, stdin string, name string, args ...string) string {
+func pxMust(t testing.TB, stdin string, name string, args ...string) string {
 	t.Helper()
 	o, e, code := pxRun(t, stdin, name, args...)
 	if code != 0 {
@@ -189,7 +189,7 @@ func pxNeed(t *testing.T, progs ...string) {
 }
 
 // pxGen makes a keytool home with a new identity.
-func pxGen(t *testing.T, args ...string) string {
+func pxGen(t testing.TB, args ...string) string {
 	t.Helper()
 	home := filepath.Join(t.TempDir(), "home")
 	pxMust(t, "", "keytool", append([]string{"-H", home, "gen"}, args...)...)
@@ -197,7 +197,7 @@ func pxGen(t *testing.T, args ...string) string {
 }
 
 // pxFingerprint is the fingerprint of a home's identity, from keytool show --json.
-func pxFingerprint(t *testing.T, home string) string {
+func pxFingerprint(t testing.TB, home string) string {
 	t.Helper()
 	var infos []struct {
 		Fingerprint string `json:"fingerprint"`
@@ -292,7 +292,7 @@ func pxWaitListening(t *testing.T, p *pxProc, addr string, timeout time.Duration
 }
 
 // pxWrite writes a file, creating its directory.
-func pxWrite(t *testing.T, file, content string) {
+func pxWrite(t testing.TB, file, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		t.Fatal(err)

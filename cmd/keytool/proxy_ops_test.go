@@ -301,3 +301,87 @@ func TestProxyOpsEndpointsAndSystemd(t *testing.T) {
 		t.Fatalf("exit status %d after SIGTERM", code)
 	}
 }
+
+// TestProxyDrainTimeoutCuts: on SIGTERM with --drain-timeout 1s, a
+// connection that does not finish is cut when the drain timeout passes —
+// not before — and the proxy exits 0.
+func TestProxyDrainTimeoutCuts(t *testing.T) {
+	pxNeed(t, "openssl", "python3")
+	target := pxPython(t, pxServeFile(t, "never sent\n"))
+	home := pxGen(t)
+	dir := t.TempDir()
+	crt, key, _ := pxOpenSSLKey(t, dir, "client")
+	pxWrite(t, filepath.Join(home, "authorized_keys.d", "slow.pem"), pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
+	px, addr := pxProxy(t, home, "--target", target, "--drain-timeout", "1s")
+	conn := pxTLSClient(t, addr, crt, key)
+	// Half a request: the connection stays open, waiting for the rest.
+	if _, err := io.WriteString(conn, "GET /page.txt HTTP/1.0\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	px.waitFor(t, `msg=accepted`, 5*time.Second)
+	signalled := time.Now()
+	if err := px.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_, err := io.ReadAll(conn)
+	cut := time.Since(signalled)
+	if err == nil && cut < 900*time.Millisecond {
+		t.Fatalf("the connection ended %v after SIGTERM, before the drain timeout", cut)
+	}
+	if cut < 900*time.Millisecond || cut > 10*time.Second {
+		t.Fatalf("the connection was cut %v after SIGTERM, want about 1s (--drain-timeout)", cut)
+	}
+	if code := px.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	px.waitFor(t, `level=WARN msg="drain timeout: cutting the connections still open" timeout=1s`, time.Second)
+}
+
+// TestProxyHTTPDrainClosesIdle: in --http mode, SIGTERM closes an idle
+// keep-alive connection at once (Go's HTTP client sees it closed), so the
+// proxy exits without waiting for --drain-timeout (30 s).
+func TestProxyHTTPDrainClosesIdle(t *testing.T) {
+	pxNeed(t, "openssl", "python3")
+	target := pxPython(t, pxServeFile(t, "kept alive\n"))
+	home := pxGen(t)
+	dir := t.TempDir()
+	crt, key, _ := pxOpenSSLKey(t, dir, "client")
+	pxWrite(t, filepath.Join(home, "authorized_keys.d", "idle.pem"), pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
+	px, addr := pxProxy(t, home, "--target", target, "--http", "--drain-timeout", "30s")
+	cert, err := tls.LoadX509KeyPair(crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h2 := range []bool{false, true} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}, ForceAttemptHTTP2: h2}
+		if !h2 {
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // HTTP/1.1 only
+		}
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		resp, err := c.Get("https://" + addr + "/page.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "kept alive\n" || resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
+			t.Fatalf("HTTP/2 %v: %s %q", h2, resp.Proto, body)
+		}
+	}
+	// Two idle connections (HTTP/1.1 and HTTP/2) are open now.
+	if pxUntil(5*time.Second, func() bool { return strings.Count(px.stderr.String(), "msg=accepted") == 2 }) < 0 {
+		t.Fatal("two connections were not accepted")
+	}
+	signalled := time.Now()
+	if err := px.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := px.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	if took := time.Since(signalled); took > 10*time.Second {
+		t.Fatalf("the proxy took %v to drain two idle keep-alive connections", took)
+	}
+	px.waitFor(t, `msg="stopped accepting; draining open connections" signal=terminated open=2`, time.Second)
+	px.waitFor(t, `msg="drained; exiting"`, time.Second)
+}
