@@ -34,11 +34,14 @@ const (
 	// addresses its self-signed certificate names. Not part of the public
 	// half handed out (see PublicHalf).
 	AttrNames = "names"
+	// AttrPurpose, on a pinned host key: the purposes of the connections
+	// it is pinned for (string or list; absent: every purpose).
+	AttrPurpose = "purpose"
 )
 
 // listAttrs are the attributes whose PEM header form is a comma-separated
 // list (libtrust writes hosts this way).
-var listAttrs = map[string]bool{AttrAddress: true, AttrHosts: true, AttrFrom: true, AttrNames: true}
+var listAttrs = map[string]bool{AttrAddress: true, AttrHosts: true, AttrFrom: true, AttrNames: true, AttrPurpose: true}
 
 // Clone returns a copy of a (nil for nil).
 func (a Attributes) Clone() Attributes {
@@ -262,7 +265,7 @@ func (e *AttrError) Unwrap() error { return e.Err }
 // JSON checks each member as it copies it, and so reports the first bad
 // one in file order.)
 func (a Attributes) validate() error {
-	for _, name := range [...]string{AttrExpires, AttrFrom, AttrAddress, AttrHosts, AttrNames, AttrComment, AttrKeyID} {
+	for _, name := range [...]string{AttrExpires, AttrFrom, AttrAddress, AttrHosts, AttrNames, AttrPurpose, AttrComment, AttrKeyID} {
 		if raw, ok := a[name]; ok {
 			if err := checkAttr(name, raw); err != nil {
 				return err
@@ -283,7 +286,7 @@ func checkAttr(name string, raw []byte) error {
 		_, err = expiresValue(raw)
 	case AttrFrom:
 		_, err = fromValue(raw)
-	case AttrAddress, AttrHosts, AttrNames:
+	case AttrAddress, AttrHosts, AttrNames, AttrPurpose:
 		if !isPlainList(raw) {
 			_, err = listValue(name, raw)
 		}

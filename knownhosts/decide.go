@@ -74,7 +74,17 @@ type Decision struct {
 
 // Decide is Check as a Decision, for a key known by its SPKI hash.
 func (s *Store) Decide(addr string, sum [32]byte) Decision {
-	return decisionOf(s.check(addr, sum, nil))
+	return decisionOf(s.check(addr, sum, nil, ""))
+}
+
+// DecidePurpose is Decide for a connection of purpose (XAPI's pinned
+// certificates by purpose, docs/design.md "Purposes"): a pin whose
+// "purpose" member does not name it is not there for this connection —
+// neither admitting the key nor making another key Changed. Pins without
+// a purpose apply to every purpose; with purpose "", every pin applies,
+// as in Decide.
+func (s *Store) DecidePurpose(addr, purpose string, sum [32]byte) Decision {
+	return decisionOf(s.check(addr, sum, nil, purpose))
 }
 
 // DecideAnother is Decide for a caller that will pin the key as one more

@@ -49,6 +49,9 @@ type Entry struct {
 	File        string
 	Fingerprint string
 	SPKIHash    [32]byte
+	// Purposes, from the "purpose" member, limit the pin to connections
+	// of those purposes (DecidePurpose); none: every purpose.
+	Purposes []string
 
 	pos, neg []pattern
 	exact    bool // has a positive non-wildcard pattern
@@ -132,6 +135,14 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 	if err != nil {
 		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAddress, Err: err}
 	}
+	if e.Purposes, err = k.Attrs.List(jwk.AttrPurpose); err != nil {
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrPurpose, Err: err}
+	}
+	if e.Purposes != nil && len(e.Purposes) == 0 {
+		// An empty list would read as "every purpose": refuse it rather
+		// than widen a pin someone meant to narrow.
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrPurpose, Err: errors.New("an empty list: name the purposes, or leave the member out for every purpose")}
+	}
 	if len(addrs) == 0 {
 		if src.Dir {
 			// A key file copied as it is into the directory (Docker's
@@ -202,7 +213,10 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 }
 
 // excluded reports whether one of e's negated patterns matches.
-func (e *Entry) excluded(ip netip.Addr, host string, port uint16) bool {
+func (e *Entry) excluded(ip netip.Addr, host string, port uint16, purpose string) bool {
+	if purpose != "" && len(e.Purposes) > 0 && !slices.Contains(e.Purposes, purpose) {
+		return true // a pin for other purposes
+	}
 	for i := range e.neg {
 		if e.neg[i].match(ip, host, port) {
 			return true
@@ -230,16 +244,19 @@ func (e *Entry) excluded(ip netip.Addr, host string, port uint16) bool {
 // A pin without a port applies to every port; a negated pattern that
 // matches excludes its entry.
 func (s *Store) Check(addr string, key *jwk.Key) error {
-	return s.check(addr, key.SPKIHash(), key)
+	return s.check(addr, key.SPKIHash(), key, "")
 }
 
 // CheckSPKI is Check for a key known by its SPKI hash (the SHA-256 of a
 // certificate's RawSubjectPublicKeyInfo).
 func (s *Store) CheckSPKI(addr string, sum [32]byte) error {
-	return s.check(addr, sum, nil)
+	return s.check(addr, sum, nil, "")
 }
 
-func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
+// check decides on the key (its hash sum, and the key when known) at
+// addr, for a connection of purpose ("": every pin applies; else the pins
+// without a purpose and those for it).
+func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) error {
 	sn := s.snap.Load()
 	if err := sn.revoked.Err(); err != nil {
 		return &RevokedError{Addr: addr, Fingerprint: jwk.FormatFingerprint(sum), Err: err}
@@ -266,7 +283,7 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
 	pinned := false // an exact pin applies
 	for _, list := range [2][]*Entry{exactPort, anyPort} {
 		for _, e := range list {
-			if e.excluded(ip, host, port) {
+			if e.excluded(ip, host, port, purpose) {
 				continue
 			}
 			if e.SPKIHash == sum {
@@ -276,7 +293,7 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
 		}
 	}
 	for _, e := range sn.wild {
-		if e.SPKIHash != sum || e.excluded(ip, host, port) {
+		if e.SPKIHash != sum || e.excluded(ip, host, port, purpose) {
 			continue
 		}
 		for i := range e.pos {
@@ -286,7 +303,7 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
 		}
 	}
 	fp := jwk.FormatFingerprint(sum)
-	if e, ok := sn.named[sum]; ok && !pinned {
+	if e, ok := sn.named[sum]; ok && !pinned && !e.excluded(ip, host, port, purpose) {
 		// Pinned without an address: the address's own pins came first
 		// (a pin of another key there is a changed key, which this one
 		// never rescues); now the certificate must name the host.
@@ -298,13 +315,13 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key) error {
 	if !pinned {
 		return &UnknownHostError{Addr: addr, Key: key, Fingerprint: fp}
 	}
-	return changedError(addr, key, fp, ip, host, port, exactPort, anyPort)
+	return changedError(addr, key, fp, ip, host, port, purpose, exactPort, anyPort)
 }
 
 // changedError is check's *KeyChangedError for addr (parsed as ip, host
 // and port), naming the keys its exact pins (with the port, or every
 // port) hold.
-func changedError(addr string, key *jwk.Key, fp string, ip netip.Addr, host string, port uint16, exactPort, anyPort []*Entry) *KeyChangedError {
+func changedError(addr string, key *jwk.Key, fp string, ip netip.Addr, host string, port uint16, purpose string, exactPort, anyPort []*Entry) *KeyChangedError {
 	ce := &KeyChangedError{Addr: addr, Got: key, Fingerprint: fp}
 	for i, list := range [2][]*Entry{exactPort, anyPort} {
 		// The address as the pin holds it: with the port, or without
@@ -317,7 +334,7 @@ func changedError(addr string, key *jwk.Key, fp string, ip netip.Addr, host stri
 			pinned.host = ""
 		}
 		for _, e := range list {
-			if !e.excluded(ip, host, port) {
+			if !e.excluded(ip, host, port, purpose) {
 				ce.Want = append(ce.Want, PinnedKey{Fingerprint: e.Fingerprint, File: e.File, Address: pinned.String()})
 			}
 		}
@@ -535,7 +552,7 @@ func (s *Store) existingPin(norm string, key *jwk.Key) (string, error) {
 			}
 		}
 	} else {
-		err := s.check(norm, sum, key)
+		err := s.check(norm, sum, key, "")
 		var ce *KeyChangedError
 		switch {
 		case err == nil:

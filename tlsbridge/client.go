@@ -256,9 +256,25 @@ func (c *Client) configure(cfg *tls.Config, addr, host string) {
 
 // hostDecision is the store's decision on the server key sum, whose
 // certificate is leaf, for addr: the handshake's and, while the
-// connection is open, LiveConns'.
+// connection is open, LiveConns'. With a Purpose, a store that can tell
+// (PurposeHostKeys) leaves out the pins for other purposes.
 func (c *Client) hostDecision(addr string, sum [32]byte, leaf *x509.Certificate) knownhosts.Decision {
-	return knownhosts.WithCertificate(c.opts.Hosts.Decide(addr, sum), addr, leaf)
+	var d knownhosts.Decision
+	if p, ok := c.opts.Hosts.(PurposeHostKeys); ok && c.opts.Purpose != "" {
+		d = p.DecidePurpose(addr, c.opts.Purpose, sum)
+	} else {
+		d = c.opts.Hosts.Decide(addr, sum)
+	}
+	return knownhosts.WithCertificate(d, addr, leaf)
+}
+
+// PurposeHostKeys is a HostKeys whose pins may be for some purposes only
+// (*knownhosts.Store: the "purpose" member of a pin). DecidePurpose
+// decides as Decide with the pins for other purposes left out: they
+// neither admit the key nor make another key a changed one.
+type PurposeHostKeys interface {
+	HostKeys
+	DecidePurpose(addr, purpose string, sum [32]byte) knownhosts.Decision
 }
 
 // verify decides on a server (docs/design.md, "Decisions", client table).
@@ -335,7 +351,7 @@ func (c *Client) ask(addr string, key *jwk.Key, chain []*x509.Certificate, ca *C
 	if len(chain) > 0 {
 		leaf = chain[0]
 	}
-	if d := knownhosts.WithCertificate(c.opts.Hosts.Decide(addr, key.SPKIHash()), addr, leaf); d.Verdict != knownhosts.Unknown {
+	if d := c.hostDecision(addr, key.SPKIHash(), leaf); d.Verdict != knownhosts.Unknown {
 		return knownhosts.ErrorOf(d, addr, key.SPKIHash())
 	}
 	h := UnknownHost{Addr: addr, Key: key, Chain: chain, CA: ca, Purpose: c.opts.Purpose, DNS: dns}

@@ -57,6 +57,7 @@ type purposeRow struct {
 	tiers      []string
 	issuer     string // general, ldap, pool
 	key        string // "": unknown; client side: pinned, other-pinned; server side: authorized; both: revoked
+	pinFor     string // client side: the pin's "purpose" member (none: every purpose)
 	crlRevokes bool
 	via        string // admitted by this tier's CA ("" with a pin or an authorized key)
 	err        any    // the refusal's type (a pointer to it), nil when admitted
@@ -65,6 +66,10 @@ type purposeRow struct {
 var purposeRows = []purposeRow{
 	{name: "pinned key decides before any CA", purpose: "ldap", tiers: []string{"ldap", "general"}, issuer: "pool", key: "pinned"},
 	{name: "a pin that does not match refuses: no CA rescues it", purpose: "ldap", tiers: []string{"ldap"}, issuer: "ldap", key: "other-pinned", err: new(*knownhosts.KeyChangedError)},
+	{name: "a pin for the purpose decides", purpose: "ldap", tiers: []string{"ldap"}, issuer: "pool", key: "pinned", pinFor: "ldap"},
+	{name: "a pin of another key for the purpose refuses", purpose: "ldap", tiers: []string{"ldap"}, issuer: "ldap", key: "other-pinned", pinFor: "ldap", err: new(*knownhosts.KeyChangedError)},
+	{name: "a pin for another purpose is not there: the purpose's CA admits", purpose: "ldap", tiers: []string{"ldap"}, issuer: "ldap", key: "other-pinned", pinFor: "pool", via: "ldap"},
+	{name: "a pin for another purpose does not admit", purpose: "ldap", tiers: []string{"general"}, issuer: "pool", key: "pinned", pinFor: "pool", err: new(*CARefusedError)},
 	{name: "revoked key refused whatever the CA", purpose: "ldap", tiers: []string{"ldap"}, issuer: "ldap", key: "revoked", err: new(*knownhosts.RevokedError)},
 	{name: "CA for the purpose admits", purpose: "ldap", tiers: []string{"ldap", "general"}, issuer: "ldap", via: "ldap"},
 	{name: "CAs for the purpose decide alone: the general CA does not", purpose: "ldap", tiers: []string{"ldap", "general"}, issuer: "general", err: new(*CARefusedError)},
@@ -94,9 +99,9 @@ func TestPurposeOrderClient(t *testing.T) {
 			pki := cas.install(t, cli.dir, row.tiers...)
 			switch row.key {
 			case "pinned":
-				cli.pin(t, ts.addr(), srv.id.Key)
+				pinFor(t, cli, ts.addr(), srv.id.Key, row.pinFor)
 			case "other-pinned":
-				cli.pin(t, ts.addr(), mustGenerate(t, jwk.EC256))
+				pinFor(t, cli, ts.addr(), mustGenerate(t, jwk.EC256), row.pinFor)
 			case "revoked":
 				cli.revoke(t, srv.id.Key)
 			}
@@ -112,6 +117,9 @@ func TestPurposeOrderClient(t *testing.T) {
 // general CAs.
 func TestPurposeOrderServer(t *testing.T) {
 	for _, row := range purposeRows {
+		if row.pinFor != "" {
+			continue // authorized keys have no purpose
+		}
 		switch row.key {
 		case "pinned":
 			row.key = "authorized"
@@ -165,6 +173,28 @@ func TestPurposeOrderServer(t *testing.T) {
 			checkRefusal(t, p.Err, row.err)
 		})
 	}
+}
+
+// pinFor pins k for addr in h's trusted hosts, for purpose ("": every
+// purpose) — a file written as an admin or configuration management would.
+func pinFor(t *testing.T, h *home, addr string, k *jwk.Key, purpose string) {
+	t.Helper()
+	if purpose == "" {
+		h.pin(t, addr, k)
+		return
+	}
+	pk := k.PublicKey()
+	pk.Attrs = jwk.Attributes{}
+	pk.Attrs.SetList(jwk.AttrAddress, []string{addr})
+	pk.Attrs.SetList(jwk.AttrPurpose, []string{purpose})
+	dir := filepath.Join(h.dir, "trusted_hosts.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := jwk.WritePublicKeyFile(filepath.Join(dir, purpose+".json"), pk, jwk.JWK, jwk.Overwrite); err != nil {
+		t.Fatal(err)
+	}
+	h.host.Reload()
 }
 
 func purposeOf(tier string) string {

@@ -66,8 +66,14 @@ that key's pin for ADDR; --remove FINGERPRINT the key everywhere.
 --list prints ADDRESS, FINGERPRINT (short), STATUS (ok, revoked, or refused
 when a revocation list cannot be read) and COMMENT of every pin, in 80
 columns; -l/--long adds FILE, --full the whole fingerprints (--json: an
-array of objects with addresses, fingerprint, key_id, comment, status and
-file).`,
+array of objects with addresses, fingerprint, key_id, comment, purposes,
+status and file).
+
+A pin for some purposes only (XAPI's pinned certificates by purpose) has a
+"purpose" member — a list, or a PEM header "purpose: ldap, pool" — in its
+file; --key FILE keeps it. It is then used only by connections of those
+purposes (keytool connect --purpose, the Go API's Purpose); a connection
+without a purpose uses every pin.`,
 		flags: func(set *pflag.FlagSet, c *cli) {
 			c.hostDNS.register(set)
 			set.StringVar(&keyFile, "key", "", "pin the key in `FILE` without connecting")
@@ -330,8 +336,11 @@ type hostInfo struct {
 	Fingerprint     string `json:"fingerprint"`
 	KeyID           string `json:"key_id"`
 	Comment         string `json:"comment,omitempty"`
-	Status          string `json:"status"` // ok, revoked, refused
-	File            string `json:"file"`
+	// Purposes: the pin is for connections of these purposes only (its
+	// "purpose" member); absent: every purpose.
+	Purposes []string `json:"purposes,omitempty"`
+	Status   string   `json:"status"` // ok, revoked, refused
+	File     string   `json:"file"`
 }
 
 // hostStatus is what the store decides for the pin's key at its first
@@ -366,7 +375,7 @@ func hostsTable(hosts *knownhosts.Store, lf listFlags) ([]hostInfo, *table) {
 		t.cols = append(t.cols, column{title: "FILE", elastic: true, fromLeft: true})
 	}
 	for _, e := range hosts.Entries() {
-		in := hostInfo{Addresses: slices.Clone(e.Addresses), AnyNamedAddress: e.AnyNamedAddress(), Fingerprint: e.Fingerprint,
+		in := hostInfo{Addresses: slices.Clone(e.Addresses), AnyNamedAddress: e.AnyNamedAddress(), Fingerprint: e.Fingerprint, Purposes: slices.Clone(e.Purposes),
 			KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, Status: hostStatus(hosts, e), File: e.File}
 		if in.Addresses == nil {
 			in.Addresses = []string{}
