@@ -332,12 +332,27 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 }
 
 func (c *Client) pin(addr string, key *jwk.Key, why string) error {
-	file, err := c.opts.Hosts.Add(addr, key)
+	file, err := c.addPin(addr, key)
 	if err != nil {
 		return err
 	}
 	c.opts.Logger.Warn("pinned the key of a new host", "addr", addr, "fingerprint", key.Fingerprint(), "file", file, "policy", why)
 	return nil
+}
+
+// addPin pins key for addr in the store. With a Purpose, the pin is for
+// that purpose only (its "purpose" member): a key accepted for one kind of
+// connection is not thereby trusted for the others (docs/design.md,
+// "Purposes").
+func (c *Client) addPin(addr string, key *jwk.Key) (string, error) {
+	if c.opts.Purpose != "" {
+		key = key.PublicKey()
+		if key.Attrs == nil {
+			key.Attrs = jwk.Attributes{}
+		}
+		key.Attrs.SetList(jwk.AttrPurpose, []string{c.opts.Purpose})
+	}
+	return c.opts.Hosts.Add(addr, key)
 }
 
 // ask puts the question to the Prompt, one connection at a time, about
@@ -369,7 +384,7 @@ func (c *Client) ask(addr string, key *jwk.Key, chain []*x509.Certificate, ca *C
 	}
 	switch answer {
 	case Yes:
-		file, err := c.opts.Hosts.Add(addr, key)
+		file, err := c.addPin(addr, key)
 		if err != nil {
 			return err
 		}

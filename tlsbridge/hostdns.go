@@ -85,7 +85,7 @@ func (c *Client) acceptFromDNS(addr string, key *jwk.Key, res *dane.Result) erro
 		k.Attrs = jwk.Attributes{}
 	}
 	k.Attrs.SetString(jwk.AttrComment, fmt.Sprintf("%s at %s", DNSComment, res.Name))
-	file, err := c.opts.Hosts.Add(addr, k)
+	file, err := c.addPin(addr, k)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,6 +67,12 @@ func TestValidatorAnswers(t *testing.T) {
 				case Yes: // permanently: pinned, and not asked again
 					if err != nil || !pinned {
 						t.Fatalf("yes: err %v, pinned %v", err, pinned)
+					}
+					// A pin made for a purpose is for that purpose only.
+					for _, e := range cli.host.Entries() {
+						if e.SPKIHash == srv.id.Key.SPKIHash() && slices.Contains(e.Addresses, ts.addr()) && strings.Join(e.Purposes, ",") != h.Purpose {
+							t.Errorf("pinned for purposes %v, want %q", e.Purposes, h.Purpose)
+						}
 					}
 				case Once: // connects, pins nothing: asked again next time
 					if err != nil || pinned {
