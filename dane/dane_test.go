@@ -138,7 +138,7 @@ func TestNewResolver(t *testing.T) {
 			t.Errorf("NewResolver(%q) = %v, %v; want %s", in, r, err, want)
 		}
 	}
-	for _, bad := range []string{"", "resolver", ":53"} {
+	for _, bad := range []string{"", "resolver", ":53", "resolver.lan:53", "127.0.0.1:0", "127.0.0.1:x"} {
 		if _, err := dane.NewResolver(bad); err == nil {
 			t.Errorf("NewResolver(%q) accepted", bad)
 		}
@@ -216,5 +216,22 @@ func TestLookupTimeout(t *testing.T) {
 	}
 	if took > 300*time.Millisecond+2*time.Second { // the bound, and slack for a loaded machine
 		t.Errorf("the lookup took %v", took)
+	}
+}
+
+// TestLookupNextServer: a first resolver that never answers leaves time
+// to ask the second, within the one timeout.
+func TestLookupNextServer(t *testing.T) {
+	key := newSPKI(t)
+	d := dnstest.Start(t, dnstest.Zone{Signed: true, Records: []string{tlsa(t, "443", key, 1)}})
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	r := &dane.Resolver{Servers: []string{silent.LocalAddr().String(), d.Resolver}, TrustAD: true, Timeout: 10 * time.Second}
+	res := r.Lookup(context.Background(), "localhost", "443", key)
+	if !res.Proven() || res.Server != d.Resolver {
+		t.Fatalf("%+v: %s", res, res.Note())
 	}
 }

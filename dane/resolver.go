@@ -10,11 +10,12 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // DefaultTimeout bounds a whole lookup when Resolver.Timeout is zero:
@@ -40,8 +41,8 @@ type Resolver struct {
 	Timeout time.Duration
 }
 
-// NewResolver returns a resolver at addr (host or host:port, port 53 by
-// default) declared trustworthy: its AD bit is believed. Name only a
+// NewResolver returns a resolver at addr (an IP address, with :port if
+// not 53) declared trustworthy: its AD bit is believed. Name only a
 // validating resolver that the network cannot impersonate (on the
 // loopback interface, or over a protected link).
 func NewResolver(addr string) (*Resolver, error) {
@@ -52,16 +53,16 @@ func NewResolver(addr string) (*Resolver, error) {
 	return &Resolver{Servers: []string{hp}, TrustAD: true}, nil
 }
 
-// serverAddr returns addr as host:port, with port 53 when it has none.
+// serverAddr returns addr (IP or IP:port) as IP:port, port 53 by default.
 func serverAddr(addr string) (string, error) {
 	if ip, err := netip.ParseAddr(strings.Trim(addr, "[]")); err == nil {
 		return netip.AddrPortFrom(ip, 53).String(), nil
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || port == "" {
-		return "", fmt.Errorf("dane: resolver address %q is not an IP address or host:port", addr)
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || ap.Port() == 0 {
+		return "", fmt.Errorf("dane: resolver address %q is not an IP address, with :PORT if not 53", addr)
 	}
-	return addr, nil
+	return ap.String(), nil
 }
 
 // SystemResolver returns the resolvers of a resolv.conf file (path empty:
@@ -73,7 +74,10 @@ func SystemResolver(path string) (*Resolver, error) {
 	if path == "" {
 		path = ResolvConf
 	}
-	data, err := os.ReadFile(path)
+	// The one bounded, non-blocking reader (docs/design.md, "One
+	// file-trust rule"); the ownership rule is for keytool's own trust
+	// files, not the system's.
+	data, _, err := trustfile.Read(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("dane: reading the resolver configuration: %w", err)
 	}
@@ -219,8 +223,10 @@ func (e *FailedError) Error() string {
 
 // Lookup asks for the TLSA records of a TLS service at host and port and
 // compares the usable ones with spki, the DER SubjectPublicKeyInfo the
-// host presented. It never takes longer than the timeout; every failure
-// is a Result with Status Failed.
+// host presented. The servers are asked in order, each within its share
+// of the time left, until one answers; the whole lookup never takes
+// longer than the timeout, and every failure is a Result with Status
+// Failed.
 func (r *Resolver) Lookup(ctx context.Context, host, port string, spki []byte) Result {
 	name, err := Name(host, port)
 	if err != nil {
@@ -232,15 +238,20 @@ func (r *Resolver) Lookup(ctx context.Context, host, port string, spki []byte) R
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	res := Result{Name: name, Status: Failed, Err: errors.New("dane: no resolver configured")}
-	for _, server := range r.Servers {
-		res.Server = server
+	for i, server := range r.Servers {
+		// Each server gets its share of what is left, so that one that
+		// does not answer leaves time to ask the next, as glibc does.
+		sctx, scancel := context.WithTimeout(ctx, time.Until(deadline)/time.Duration(len(r.Servers)-i))
 		var msg *dns.Msg
-		msg, res.Err = exchange(ctx, name, server)
+		res.Server = server
+		msg, res.Err = exchange(sctx, name, server)
+		scancel()
 		if res.Err == nil {
 			return r.read(res, msg, spki)
 		}
-		if ctx.Err() != nil || timedOut(res.Err) {
+		if ctx.Err() != nil {
 			break
 		}
 	}

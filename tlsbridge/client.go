@@ -278,7 +278,6 @@ type PurposeHostKeys interface {
 }
 
 // verify decides on a server (docs/design.md, "Decisions", client table).
-
 func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("tlsbridge: the server sent no certificate")

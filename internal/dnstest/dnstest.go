@@ -306,7 +306,7 @@ func (d *DNS) wait(t testing.TB, addr, name string) {
 	}
 }
 
-// Stop is for the resolver-down case: it returns an address on which no
+// Silent is for the resolver-down case: it returns an address on which no
 // resolver answers (a UDP port bound and never read, so that queries
 // time out instead of being refused by an ICMP error).
 func Silent(t testing.TB) string {
