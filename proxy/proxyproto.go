@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -46,11 +47,11 @@ const (
 // tlv is one type-length-value of the header.
 type tlv struct {
 	typ   byte
-	value []byte
+	value string
 }
 
 // appendTLV appends one TLV to b.
-func appendTLV(b []byte, typ byte, value []byte) []byte {
+func appendTLV(b []byte, typ byte, value string) []byte {
 	b = append(b, typ)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(value)))
 	return append(b, value...)
@@ -61,7 +62,11 @@ func appendTLV(b []byte, typ byte, value []byte) []byte {
 // IPv4 one mapped); an invalid address makes a LOCAL header, which
 // tells the target to use the connection's own addresses.
 func proxyHeader(src, dst netip.AddrPort, tlvs []tlv) []byte {
-	b := append(make([]byte, 0, 64), proxyV2Sig[:]...)
+	n := 0
+	for _, t := range tlvs {
+		n += 3 + len(t.value)
+	}
+	b := append(make([]byte, 0, 16+36+n), proxyV2Sig[:]...)
 	s, d := src.Addr().Unmap(), dst.Addr().Unmap()
 	var addrs []byte
 	switch {
@@ -79,11 +84,7 @@ func proxyHeader(src, dst netip.AddrPort, tlvs []tlv) []byte {
 		addrs = binary.BigEndian.AppendUint16(addrs, src.Port())
 		addrs = binary.BigEndian.AppendUint16(addrs, dst.Port())
 	}
-	n := len(addrs)
-	for _, t := range tlvs {
-		n += 3 + len(t.value)
-	}
-	b = binary.BigEndian.AppendUint16(b, uint16(n))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(addrs)+n))
 	b = append(b, addrs...)
 	for _, t := range tlvs {
 		b = appendTLV(b, t.typ, t.value)
@@ -94,25 +95,43 @@ func proxyHeader(src, dst netip.AddrPort, tlvs []tlv) []byte {
 // peerTLVs are the TLVs that tell the target who the client is: the SNI,
 // PP2_TYPE_SSL with the TLS version, cipher and the key's algorithms, and
 // keytool's fingerprint, entry name and key ID.
-func peerTLVs(cs *tls.ConnectionState, peer *tlsbridge.Peer) []tlv {
-	var tlvs []tlv
+func peerTLVs(cs *tls.ConnectionState, peer *tlsbridge.Peer, fingerprint string) []tlv {
+	tlvs := make([]tlv, 0, 5)
 	if cs.ServerName != "" {
-		tlvs = append(tlvs, tlv{PP2TypeAuthority, []byte(cs.ServerName)})
+		tlvs = append(tlvs, tlv{PP2TypeAuthority, cs.ServerName})
 	}
-	ssl := []byte{PP2ClientSSL | PP2ClientCertConn, 0, 0, 0, 0} // verify 0: the certificate was accepted
-	ssl = appendTLV(ssl, PP2SubtypeSSLVersion, []byte(tlsVersionName(cs.Version)))
-	ssl = appendTLV(ssl, PP2SubtypeSSLCipher, []byte(tls.CipherSuiteName(cs.CipherSuite)))
+	ssl := make([]byte, 0, 96)
+	ssl = append(ssl, PP2ClientSSL|PP2ClientCertConn, 0, 0, 0, 0) // verify 0: the certificate was accepted
+	ssl = appendTLV(ssl, PP2SubtypeSSLVersion, tlsVersionName(cs.Version))
+	ssl = appendTLV(ssl, PP2SubtypeSSLCipher, cipherSuiteName(cs.CipherSuite))
 	if len(cs.PeerCertificates) > 0 {
 		leaf := cs.PeerCertificates[0]
-		ssl = appendTLV(ssl, PP2SubtypeSSLSigAlg, []byte(leaf.SignatureAlgorithm.String()))
-		ssl = appendTLV(ssl, PP2SubtypeSSLKeyAlg, []byte(leaf.PublicKeyAlgorithm.String()))
+		ssl = appendTLV(ssl, PP2SubtypeSSLSigAlg, leaf.SignatureAlgorithm.String())
+		ssl = appendTLV(ssl, PP2SubtypeSSLKeyAlg, leaf.PublicKeyAlgorithm.String())
 	}
-	tlvs = append(tlvs, tlv{PP2TypeSSL, ssl}, tlv{PP2TypeFingerprint, []byte(peer.Fingerprint())})
+	tlvs = append(tlvs, tlv{PP2TypeSSL, string(ssl)}, tlv{PP2TypeFingerprint, fingerprint})
 	if name := peer.Name(); name != "" && len(name) <= maxNameTLV {
-		tlvs = append(tlvs, tlv{PP2TypeName, []byte(name)})
+		tlvs = append(tlvs, tlv{PP2TypeName, name})
 	}
-	return append(tlvs, tlv{PP2TypeKeyID, []byte(peer.KeyID())})
+	return append(tlvs, tlv{PP2TypeKeyID, peer.KeyID()})
 }
+
+// cipherSuiteName is tls.CipherSuiteName without its allocations (it
+// builds the list of suites at each call).
+func cipherSuiteName(id uint16) string {
+	if name, ok := cipherSuiteNames()[id]; ok {
+		return name
+	}
+	return tls.CipherSuiteName(id)
+}
+
+var cipherSuiteNames = sync.OnceValue(func() map[uint16]string {
+	m := map[uint16]string{}
+	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		m[s.ID] = s.Name
+	}
+	return m
+})
 
 // maxNameTLV bounds the entry name sent to the target: a longer one is
 // left out (the fingerprint still says who it is), so that the header

@@ -230,7 +230,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 	defer target.Close()
 	if s.ppv2 {
-		if _, err := target.Write(proxyHeader(addrPort(raw.RemoteAddr()), addrPort(raw.LocalAddr()), peerTLVs(&cs, peer))); err != nil {
+		if _, err := target.Write(proxyHeader(addrPort(raw.RemoteAddr()), addrPort(raw.LocalAddr()), peerTLVs(&cs, peer, fp))); err != nil {
 			s.log.Error("target unreachable", append(attrs, "target", s.target, "error", err.Error())...)
 			return
 		}
