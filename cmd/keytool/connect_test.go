@@ -70,7 +70,6 @@ func TestConnectOpenSSLServer(t *testing.T) {
 // chaining to keytool bundle authorized; keytool connect gets in with an
 // authorized key and is turned away with another.
 func TestConnectNginx(t *testing.T) {
-	nginx := pxNginx(t)
 	dir := t.TempDir()
 	server := pxGen(t, "-f", "pem")
 	client := pxGen(t)
@@ -80,17 +79,7 @@ func TestConnectNginx(t *testing.T) {
 	pxMust(t, "", "keytool", "-H", server, "cert", "--host", "127.0.0.1", "-o", filepath.Join(dir, "server.crt"))
 
 	addr := fmt.Sprintf("127.0.0.1:%d", pxFreePort(t))
-	pxWrite(t, filepath.Join(dir, "nginx.conf"), fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr info;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/client_body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
+	pxNginxStart(t, dir, addr, fmt.Sprintf(`	access_log off;
 	server {
 		listen %[2]s ssl;
 		ssl_certificate %[1]s/server.crt;
@@ -101,11 +90,7 @@ http {
 			default_type text/plain;
 			return 200 "hello from nginx, client verify=$ssl_client_verify\n";
 		}
-	}
-}
-`, dir, addr, filepath.Join(server, "key.pem")))
-	p := pxStart(t, nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", "stderr", "-g", "daemon off; master_process off;")
-	pxWaitListening(t, p, addr, 10*time.Second)
+	}`, dir, addr, filepath.Join(server, "key.pem")))
 
 	// Pin nginx's key from the server home's public key, without connecting.
 	pxMust(t, "", "keytool", "-H", client, "trust-host", addr, "--key", filepath.Join(server, "pub_key.pem"))

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -246,6 +247,29 @@ func pxNginx(t *testing.T) string {
 	}
 	t.Skip("SKIPPED, NOT PASSED: nginx is not installed (Debian: apt-get install nginx); the keytool ↔ nginx interoperability is untested")
 	return ""
+}
+
+// pxNginxStart writes an nginx.conf in dir whose http block holds body,
+// and starts nginx on it in the foreground; addr is where body listens.
+func pxNginxStart(t *testing.T, dir, addr, body string) *pxProc {
+	t.Helper()
+	nginx := pxNginx(t)
+	pxWrite(t, filepath.Join(dir, "nginx.conf"), fmt.Sprintf(`worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log stderr info;
+events { worker_connections 64; }
+http {
+	client_body_temp_path %[1]s/client_body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+%[2]s
+}
+`, dir, body))
+	p := pxStart(t, nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", "stderr", "-g", "daemon off; master_process off;")
+	pxWaitListening(t, p, addr, 10*time.Second)
+	return p
 }
 
 // pxProxy starts keytool proxy on 127.0.0.1:0 and returns it with the

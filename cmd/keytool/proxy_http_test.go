@@ -52,11 +52,8 @@ func TestProxyHTTPIdentityHeaders(t *testing.T) {
 	target := "127.0.0.1:" + backend.waitFor(t, `listening (\d+)`, 10*time.Second)[1]
 
 	home := pxGen(t)
-	crt, key, spki := pxOpenSSLKey(t, dir, "curl")
+	crt, key, spki := pxAuthorizedKey(t, home, dir, "alice")
 	fp := "SHA256:" + strings.TrimRight(spki, "=")
-	pub := filepath.Join(dir, "curl-pub.pem")
-	pxWrite(t, pub, pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
-	pxMust(t, "", "keytool", "-H", home, "authorize", "--name", "alice", pub)
 	px, addr := pxProxy(t, home, "--target", target, "--http")
 
 	pemBytes, err := os.ReadFile(crt)
@@ -122,7 +119,7 @@ func TestProxyHTTPIdentityHeaders(t *testing.T) {
 		}
 		one("X-Keytool-Fingerprint", fp)
 		one("X-Keytool-Name", "alice")
-		one("X-Forwarded-Client-Cert", `Hash=`+hex.EncodeToString(certSum[:])+`;Subject="CN=curl"`)
+		one("X-Forwarded-Client-Cert", `Hash=`+hex.EncodeToString(certSum[:])+`;Subject="CN=alice"`)
 		one("X-Forwarded-For", "127.0.0.1")
 		one("X-Forwarded-Proto", "https")
 		one("Forwarded", `for=127.0.0.1;host="`+addr+`";proto=https`)

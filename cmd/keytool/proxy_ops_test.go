@@ -125,8 +125,7 @@ func TestProxyOpsEndpointsAndSystemd(t *testing.T) {
 	target := pxPython(t, pxServeFile(t, page))
 	home := pxGen(t)
 	dir := t.TempDir()
-	crt, key, _ := pxOpenSSLKey(t, dir, "client")
-	pxWrite(t, filepath.Join(home, "authorized_keys.d", "client.pem"), pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
+	crt, key, _ := pxAuthorizedKey(t, home, dir, "client")
 	strangerCrt, strangerKey, _ := pxOpenSSLKey(t, dir, "stranger")
 	notify := pxNotifySocket(t)
 
@@ -310,8 +309,7 @@ func TestProxyDrainTimeoutCuts(t *testing.T) {
 	target := pxPython(t, pxServeFile(t, "never sent\n"))
 	home := pxGen(t)
 	dir := t.TempDir()
-	crt, key, _ := pxOpenSSLKey(t, dir, "client")
-	pxWrite(t, filepath.Join(home, "authorized_keys.d", "slow.pem"), pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
+	crt, key, _ := pxAuthorizedKey(t, home, dir, "slow")
 	px, addr := pxProxy(t, home, "--target", target, "--drain-timeout", "1s")
 	conn := pxTLSClient(t, addr, crt, key)
 	// Half a request: the connection stays open, waiting for the rest.
@@ -345,8 +343,7 @@ func TestProxyHTTPDrainClosesIdle(t *testing.T) {
 	target := pxPython(t, pxServeFile(t, "kept alive\n"))
 	home := pxGen(t)
 	dir := t.TempDir()
-	crt, key, _ := pxOpenSSLKey(t, dir, "client")
-	pxWrite(t, filepath.Join(home, "authorized_keys.d", "idle.pem"), pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
+	crt, key, _ := pxAuthorizedKey(t, home, dir, "idle")
 	px, addr := pxProxy(t, home, "--target", target, "--http", "--drain-timeout", "30s")
 	cert, err := tls.LoadX509KeyPair(crt, key)
 	if err != nil {

@@ -16,6 +16,18 @@ import (
 	"github.com/keytool/keytool/jwk"
 )
 
+// pxAuthorizedKey makes a key and certificate with OpenSSL in dir
+// (pxOpenSSLKey) and authorizes the key in home under name, with keytool
+// authorize.
+func pxAuthorizedKey(t *testing.T, home, dir, name string) (certFile, keyFile, spkiB64 string) {
+	t.Helper()
+	certFile, keyFile, spkiB64 = pxOpenSSLKey(t, dir, name)
+	pub := filepath.Join(dir, name+"-pub.pem")
+	pxWrite(t, pub, pxMust(t, "", "openssl", "pkey", "-in", keyFile, "-pubout"))
+	pxMust(t, "", "keytool", "-H", home, "authorize", "--name", name, pub)
+	return certFile, keyFile, spkiB64
+}
+
 // pxKeyID is the libtrust key ID of the key whose SPKI SHA-256 OpenSSL
 // printed in base64 (pxOpenSSLKey).
 func pxKeyID(t *testing.T, spkiB64 string) string {
@@ -51,40 +63,22 @@ func pxTLSClient(t *testing.T, addr, crt, key string) *tls.Conn {
 // address and port ($proxy_protocol_addr, $proxy_protocol_port), in its
 // answer and its access log, not the proxy's.
 func TestProxyProtocolNginx(t *testing.T) {
-	nginx := pxNginx(t)
-	pxNeed(t, "openssl")
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", pxFreePort(t))
 	accessLog := filepath.Join(dir, "access.log")
-	pxWrite(t, filepath.Join(dir, "nginx.conf"), fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr info;
-events { worker_connections 64; }
-http {
-	log_format peer '$proxy_protocol_addr:$proxy_protocol_port via $remote_addr';
-	access_log %[3]s peer;
-	client_body_temp_path %[1]s/client_body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
+	pxNginxStart(t, dir, addr, fmt.Sprintf(`	log_format peer '$proxy_protocol_addr:$proxy_protocol_port via $remote_addr';
+	access_log %[2]s peer;
 	server {
-		listen %[2]s proxy_protocol;
+		listen %[1]s proxy_protocol;
 		location / {
 			default_type text/plain;
 			return 200 "client $proxy_protocol_addr:$proxy_protocol_port\n";
 		}
-	}
-}
-`, dir, addr, accessLog))
-	ng := pxStart(t, nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", "stderr", "-g", "daemon off; master_process off;")
-	pxWaitListening(t, ng, addr, 10*time.Second)
+	}`, addr, accessLog))
+	pxNeed(t, "openssl")
 
 	home := pxGen(t)
-	crt, key, _ := pxOpenSSLKey(t, dir, "client")
-	pub := filepath.Join(dir, "client-pub.pem")
-	pxWrite(t, pub, pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
-	pxMust(t, "", "keytool", "-H", home, "authorize", "--name", "alice", pub)
+	crt, key, _ := pxAuthorizedKey(t, home, dir, "alice")
 	_, paddr := pxProxy(t, home, "--target", addr, "--proxy-protocol")
 
 	conn := pxTLSClient(t, paddr, crt, key)
@@ -175,10 +169,7 @@ func TestProxyProtocolTLVs(t *testing.T) {
 	target := "127.0.0.1:" + m[1]
 
 	home := pxGen(t)
-	crt, key, spki := pxOpenSSLKey(t, dir, "client")
-	pub := filepath.Join(dir, "client-pub.pem")
-	pxWrite(t, pub, pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
-	pxMust(t, "", "keytool", "-H", home, "authorize", "--name", "alice", pub)
+	crt, key, spki := pxAuthorizedKey(t, home, dir, "alice")
 	px, paddr := pxProxy(t, home, "--target", target, "--proxy-protocol")
 
 	conn := pxTLSClient(t, paddr, crt, key)
