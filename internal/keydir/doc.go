@@ -48,8 +48,13 @@
 // Loader.Watch watches the source directories and the parents of single
 // files (never the files, which editors and Kubernetes replace), and the
 // nearest existing ancestor of a source that does not exist yet, so that
-// its creation is seen. Bursts of events are debounced (Config.Debounce),
-// and a full rescan (Config.Rescan) catches lost events and file systems
+// its creation is seen. The first change after a quiet spell is reloaded
+// at once (a millisecond after its event, to let a write-then-rename
+// finish); the events that follow within Config.Debounce are coalesced
+// into one reload once they have been quiet for it, and so is a file
+// rewritten in place. A file that fails to load at that leading edge and
+// was modified moments ago is being written: it keeps its previous state
+// until the burst's end. A full rescan (Config.Rescan) catches lost events and file systems
 // without notifications; if a watch cannot be added (inotify limits), that
 // is logged and the rescan carries on alone. The rescan compares stat data
 // without the lock that reloads take, then reloads only the names it found

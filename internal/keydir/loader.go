@@ -105,9 +105,11 @@ type Config[T any] struct {
 	KeyOf func(T) [32]byte
 	// Logger receives problems (once per change) and watching trouble.
 	Logger *slog.Logger
-	// Debounce is how long events must be quiet before a reload
-	// (DefaultDebounce if zero); a reload is never delayed by more than ten
-	// times it.
+	// Debounce is how long events must be quiet before a reload that
+	// follows another within Debounce (DefaultDebounce if zero); such a
+	// reload is never delayed by more than ten times it. The first event
+	// after a quiet spell is applied at once (after settleTime), except a
+	// write into an existing file, which waits for the quiet too.
 	Debounce time.Duration
 	// Rescan is the period of the full rescan that catches lost events
 	// (DefaultRescan if zero, none if negative).
@@ -163,6 +165,11 @@ type fileState[T any] struct {
 	// stat and permission checks are left to the read (one syscall less
 	// per file on a cold load).
 	unchecked bool
+	// held: the read found a problem in a file written moments ago, in a
+	// reload at the leading edge of a burst (Loader.holdFresh); old is the
+	// state to keep meanwhile (nil: none), and the file is read again at
+	// the burst's end.
+	held bool
 }
 
 // sourceState is what the loader knows of one source. A reload replaces
@@ -201,6 +208,11 @@ type Loader[T any] struct {
 	// such a source re-examines those names only.
 	narrow map[int][]string
 	focus  *focusedLoad[T] // LoadFor's, for Widen
+
+	// holdFresh, during a reload at the leading edge of a burst of events,
+	// is how recent a file's mtime must be for a problem found in it to be
+	// held back (a file being written); zero otherwise. Set under mu.
+	holdFresh time.Duration
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -303,6 +315,24 @@ func (l *Loader[T]) Reload(paths ...string) *Snapshot[T] {
 func (l *Loader[T]) reload(h hints) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.reloadLocked(h)
+}
+
+// reloadLeading is reload at the leading edge of a burst of events: a
+// file that fails to load and was modified less than the debounce ago is
+// taken to be still being written, and keeps its previous state (or stays
+// absent). It returns the paths of such files, to be read again once the
+// burst is over.
+func (l *Loader[T]) reloadLeading(h hints) (held []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.holdFresh = l.cfg.Debounce
+	defer func() { l.holdFresh = 0 }()
+	return l.reloadLocked(h)
+}
+
+// reloadLocked is reload with l.mu held.
+func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 	start := time.Now()
 	if l.fw != nil && l.ensureWatches() {
 		h.all = true // a directory is newly watched: files may have come before the watch
@@ -345,6 +375,7 @@ func (l *Loader[T]) reload(h hints) {
 	}
 	if len(jobs) > 0 {
 		l.runJobs(jobs)
+		held = l.restoreHeld(jobs)
 	}
 	for i := range l.states {
 		if !sameFiles(before[i], l.states[i].files) {
@@ -352,9 +383,38 @@ func (l *Loader[T]) reload(h hints) {
 		}
 	}
 	if !changed {
-		return
+		return held
 	}
 	l.publish(time.Since(start))
+	return held
+}
+
+// restoreHeld puts back the previous state of every file whose read was
+// held (fileState.held), and returns their paths.
+func (l *Loader[T]) restoreHeld(jobs []*fileState[T]) (held []string) {
+	if !slices.ContainsFunc(jobs, func(f *fileState[T]) bool { return f.held }) {
+		return nil
+	}
+	for i := range l.states {
+		ss := &l.states[i]
+		if !slices.ContainsFunc(ss.files, func(f *fileState[T]) bool { return f.held }) {
+			continue
+		}
+		files := make([]*fileState[T], 0, len(ss.files))
+		for _, f := range ss.files {
+			switch {
+			case !f.held:
+				files = append(files, f)
+			case f.old != nil:
+				files = append(files, f.old)
+				held = append(held, f.path)
+			default:
+				held = append(held, f.path)
+			}
+		}
+		ss.files = files
+	}
+	return held
 }
 
 // lookup finds the state named name in a sorted slice.

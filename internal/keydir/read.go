@@ -3,6 +3,7 @@ package keydir
 import (
 	"crypto/sha256"
 	"errors"
+	"io/fs"
 	"os"
 	"runtime"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
@@ -69,8 +71,18 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	old := state.old
 	state.old = nil
 	state.read = true
-	src := l.cfg.Sources[state.src]
 	data, fi, err := l.cfg.ReadFile(state.path)
+	l.read(state, old, data, fi, err)
+	if state.problem != nil && l.holdFresh > 0 && fi != nil && time.Since(fi.ModTime()) < l.holdFresh {
+		// Written moments ago and not loadable: most likely still being
+		// written. Keep what was there until the burst is over.
+		state.held, state.old = true, old
+	}
+}
+
+// read fills state from what reading its file gave.
+func (l *Loader[T]) read(state, old *fileState[T], data []byte, fi fs.FileInfo, err error) {
+	src := l.cfg.Sources[state.src]
 	if errors.Is(err, os.ErrNotExist) {
 		if isLink(state.path) {
 			// The link's target went between stat and read: a problem

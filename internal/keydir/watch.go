@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,8 +80,11 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 	timer.Stop()
 	defer timer.Stop()
 	var (
-		pending hints
-		first   time.Time // of the pending burst
+		pending  hints
+		first    time.Time       // of the pending burst
+		last     time.Time       // when the last reload ended
+		settling bool            // the timer is for a reload at the leading edge
+		created  map[string]bool // names created while settling
 	)
 	schedule := func() {
 		now := time.Now()
@@ -102,7 +106,36 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 				events = nil
 				continue
 			}
-			schedule()
+			switch {
+			case l.irrelevant(ev.Name):
+				continue
+			case settling && ev.Has(fsnotify.Write) && !created[ev.Name]:
+				// A file is being rewritten in place: wait for the burst
+				// to end, as for any such write. (A file created in this
+				// burst is new: what of it is read can only add to what
+				// was there before it.)
+				settling = false
+				schedule()
+			case settling:
+				if ev.Has(fsnotify.Create) {
+					created[ev.Name] = true
+				}
+			case ev.Has(fsnotify.Write) || !pending.empty() || time.Since(last) < l.cfg.Debounce:
+				schedule()
+			default:
+				// The first change after a quiet spell is applied almost
+				// at once (docs/design.md, "From a file change to a
+				// handshake decision"): after settleTime, which lets a
+				// write-and-rename finish; what follows within the
+				// debounce is coalesced into one reload at the burst's end.
+				settling = true
+				created = map[string]bool{}
+				if ev.Has(fsnotify.Create) {
+					created[ev.Name] = true
+				}
+				first = time.Now()
+				timer.Reset(min(settleTime, l.cfg.Debounce))
+			}
 			pending.add(ev.Name)
 		case err, ok := <-errs:
 			if !ok {
@@ -119,7 +152,18 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 		case <-timer.C:
 			h := pending
 			pending, first = hints{}, time.Time{}
-			l.reload(h)
+			if settling {
+				settling = false
+				for _, p := range l.reloadLeading(h) {
+					pending.add(p) // being written: read again at the burst's end
+				}
+				if !pending.empty() {
+					schedule()
+				}
+			} else {
+				l.reload(h)
+			}
+			last = time.Now()
 		case <-tick:
 			if comparing == nil {
 				ch := make(chan hints, 1)
@@ -131,6 +175,28 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 			l.applyRescan(h)
 		}
 	}
+}
+
+// settleTime is how long a reload at the leading edge of a burst waits
+// for the rest of a quick write-then-rename (sed -i, install) to arrive.
+const settleTime = time.Millisecond
+
+// irrelevant reports whether an event is about a name inside a source
+// directory that is never a key file (keytool's own .*.tmp, editors'
+// swap files): such events cannot change a snapshot, and must not start
+// or stretch a burst. Kubernetes' ".." entries are relevant.
+func (l *Loader[T]) irrelevant(name string) bool {
+	base := filepath.Base(name)
+	if !Ignored(base) || strings.HasPrefix(base, "..") {
+		return false
+	}
+	dir := filepath.Dir(name)
+	for _, s := range l.cfg.Sources {
+		if s.Dir && s.Feed == nil && s.Path == dir {
+			return true
+		}
+	}
+	return false
 }
 
 // ensureWatches adds a watch on every source directory that exists and on

@@ -1,0 +1,95 @@
+package keydir
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+)
+
+// A change after a quiet spell is applied at once, not after the
+// debounce: with a debounce of 3 s, a file renamed into place is in the
+// snapshot within the one second eventually waits. A burst that follows
+// is still coalesced: 30 more renames give at most a couple of reloads
+// more, not 30.
+func TestLeadingEdgeReload(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+	keydirtest.Write(t, filepath.Join(dir, "other.json"), keydirtest.JWK(t, key(t, 9)))
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Debounce: 3 * time.Second, Rescan: -1})
+	l.Watch(context.Background())
+	t.Cleanup(func() { l.Close() })
+	// Written as keytool and renameio write: a dotfile renamed into place.
+	// (A visible temporary name, as sed -i's, may be read at the leading
+	// edge before its rename: the rename then waits for the burst's end.)
+	start := time.Now()
+	tmp := filepath.Join(dir, ".alice.json.tmp")
+	keydirtest.Write(t, tmp, keydirtest.JWK(t, key(t, 1)))
+	must(t, os.Rename(tmp, filepath.Join(dir, "alice.json")))
+	eventually(t, l, "renamed in after a quiet spell", start, want(t, key(t, 1), key(t, 9)))
+
+	finish := record(t, l)
+	time.Sleep(10 * time.Millisecond)
+	w := []int{1, 9}
+	for i := range 30 {
+		keydirtest.Replace(t, filepath.Join(dir, "k"+strconv.Itoa(i)+".json"), keydirtest.JWK(t, key(t, 100+i)))
+		w = append(w, 100+i)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(fingerprints(l.Snapshot())) != len(w) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(fingerprints(l.Snapshot())); n != len(w) {
+		t.Fatalf("after the burst: %d keys, want %d", n, len(w))
+	}
+	if snaps := finish(); len(snaps) > 3 {
+		t.Errorf("a burst of 30 renames gave %d reloads; want it coalesced (at most 3)", len(snaps))
+	}
+}
+
+// A file created and then written in pieces (cat > file) may be read at
+// the leading edge before it is complete: it is then held back, neither
+// trusted nor reported, and read again at the end of the burst — no
+// snapshot holds the half-written file as a problem. A new revocation
+// file written that way never fails every key closed meanwhile.
+func TestLeadingEdgeHoldsAFileBeingWritten(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "authorized_keys.d")
+	revoked := filepath.Join(base, "revoked_keys.d")
+	keydirtest.Write(t, filepath.Join(dir, "other.json"), keydirtest.JWK(t, key(t, 9)))
+	must(t, os.MkdirAll(revoked, 0o755))
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}, {Path: revoked, Dir: true, Revocation: true}},
+		Convert: fpConvert, Debounce: 300 * time.Millisecond, Rescan: -1})
+	l.Watch(context.Background())
+	t.Cleanup(func() { l.Close() })
+	finish := record(t, l)
+	for _, path := range []string{filepath.Join(dir, "alice.json"), filepath.Join(revoked, "bad.json")} {
+		data := keydirtest.JWK(t, key(t, 1))
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
+		must(t, err)
+		for i := 0; i < len(data); i += 16 {
+			_, err := f.Write(data[i:min(i+16, len(data))])
+			must(t, err)
+			time.Sleep(3 * time.Millisecond)
+		}
+		must(t, f.Close())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Snapshot().RevocationErr == nil && len(l.Snapshot().Files) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(700 * time.Millisecond) // past the burst's trailing reload
+	for i, s := range finish() {
+		if len(s.Problems) != 0 || s.RevocationErr != nil {
+			t.Errorf("snapshot %d holds problems %v (revocation failing: %v): a file being written was not held back", i, s.Problems, s.RevocationErr)
+		}
+	}
+	s := l.Snapshot()
+	if got := fingerprints(s); !slices.Equal(got, want(t, key(t, 1), key(t, 1), key(t, 9))) || len(s.Problems) != 0 {
+		t.Errorf("after the writes: keys %v, problems %v", got, s.Problems)
+	}
+}
