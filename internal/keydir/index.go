@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"errors"
 	"hash/crc32"
 	"os"
@@ -27,8 +28,9 @@ import (
 //
 // Layout of one source directory's index:
 //
-//	head        magic, the source's path, the directory's stamp, a CRC
-//	00 … ff     shards by a term's first byte: records (term, file name), a CRC
+//	head        magic, the source's path, the shard bits, the directory's stamp, a CRC
+//	0000 …      shards by a term's first bits (as many as make ~64 records a
+//	            shard): records (term, file name), a CRC
 
 // Term is what the admin index maps to the files that hold it: an entry's
 // SPKI hash (KeyTerm) or the SHA-256 of a name or an address
@@ -60,8 +62,8 @@ type Query struct {
 }
 
 const (
-	indexMagic = "keytool admin index 1\n"
-	shardMagic = "keytool admin index shard 1\n"
+	indexMagic = "keytool admin index 2\n"
+	shardMagic = "keytool admin index shard 2\n"
 )
 
 // sourceIndex is the index of one source directory.
@@ -69,11 +71,12 @@ type sourceIndex struct {
 	dir  string // where the index files are
 	src  string // the source directory's path
 	rule trustfile.Rule
+	bits int // a term's shard is its first bits bits (from the head)
 }
 
-func newSourceIndex(top, src string, rule trustfile.Rule) sourceIndex {
+func newSourceIndex(top, src string, rule trustfile.Rule) *sourceIndex {
 	h := sha256.Sum256([]byte(src))
-	return sourceIndex{dir: filepath.Join(top, hex.EncodeToString(h[:8])), src: src, rule: rule}
+	return &sourceIndex{dir: filepath.Join(top, hex.EncodeToString(h[:8])), src: src, rule: rule}
 }
 
 // stamp is the source directory's stamp now, as the head records it: a
@@ -88,21 +91,33 @@ func (x sourceIndex) stamp() []byte {
 }
 
 // head returns the stamp the index was last made for (nil: no index, or
-// one that does not read back as written).
-func (x sourceIndex) head() []byte {
+// one that does not read back as written), and sets x.bits from it.
+func (x *sourceIndex) head() []byte {
 	body, ok := x.read("head", indexMagic)
 	if !ok {
 		return nil
 	}
 	path, rest, ok := bytes.Cut(body, []byte{0})
-	if !ok || string(path) != x.src {
+	if !ok || string(path) != x.src || len(rest) < 1 || rest[0] > 16 {
 		return nil
 	}
-	return rest
+	x.bits = int(rest[0])
+	return rest[1:]
 }
 
 func (x sourceIndex) writeHead(stamp []byte) error {
-	return x.write("head", indexMagic, append(append([]byte(x.src), 0), stamp...))
+	body := append([]byte(x.src), 0, byte(x.bits))
+	return x.write("head", indexMagic, append(body, stamp...))
+}
+
+// shardBits is the number of bits that give n records about 64 records
+// a shard.
+func shardBits(n int) int {
+	bits := 4
+	for bits < 16 && n>>bits > 64 {
+		bits++
+	}
+	return bits
 }
 
 // read reads one index file through the trust-file rule and checks its
@@ -131,11 +146,17 @@ type indexRecord struct {
 	name string
 }
 
-func shardName(b byte) string { return hex.EncodeToString([]byte{b}) }
+// shardOf is the shard of a term (or of an SPKI hash prefix of at least
+// two bytes).
+func (x sourceIndex) shardOf(t []byte) int {
+	return int(binary.BigEndian.Uint16(t)) >> (16 - x.bits)
+}
+
+func shardName(n int) string { return fmt.Sprintf("%04x", n) }
 
 // shard reads the records of one shard; ok is false when the shard does
 // not read back as written (the index is then stale).
-func (x sourceIndex) shard(b byte) ([]indexRecord, bool) {
+func (x sourceIndex) shard(b int) ([]indexRecord, bool) {
 	body, ok := x.read(shardName(b), shardMagic)
 	if !ok {
 		return nil, false
@@ -158,7 +179,7 @@ func (x sourceIndex) shard(b byte) ([]indexRecord, bool) {
 	return out, true
 }
 
-func (x sourceIndex) writeShard(b byte, recs []indexRecord) error {
+func (x sourceIndex) writeShard(b int, recs []indexRecord) error {
 	var body []byte
 	for _, r := range recs {
 		body = append(body, r.term[:]...)
@@ -171,8 +192,8 @@ func (x sourceIndex) writeShard(b byte, recs []indexRecord) error {
 // lookup returns the sorted file names that q's terms and prefixes, and
 // the problem term, lead to; ok is false when a shard is unreadable.
 func (x sourceIndex) lookup(q Query) (names []string, ok bool) {
-	shards := map[byte][]indexRecord{}
-	get := func(b byte) ([]indexRecord, bool) {
+	shards := map[int][]indexRecord{}
+	get := func(b int) ([]indexRecord, bool) {
 		if recs, done := shards[b]; done {
 			return recs, true
 		}
@@ -182,7 +203,7 @@ func (x sourceIndex) lookup(q Query) (names []string, ok bool) {
 	}
 	terms := append(slices.Clone(q.Terms), problemTerm)
 	for _, t := range terms {
-		recs, ok := get(t[0])
+		recs, ok := get(x.shardOf(t[:]))
 		if !ok {
 			return nil, false
 		}
@@ -193,10 +214,10 @@ func (x sourceIndex) lookup(q Query) (names []string, ok bool) {
 		}
 	}
 	for _, p := range q.Prefixes {
-		if len(p) == 0 {
-			continue // a prefix of nothing would be every key: not a query
+		if len(p) < 2 {
+			continue // not a key ID: every form names at least 30 bytes
 		}
-		recs, ok := get(p[0])
+		recs, ok := get(x.shardOf(p))
 		if !ok {
 			return nil, false
 		}
@@ -210,17 +231,20 @@ func (x sourceIndex) lookup(q Query) (names []string, ok bool) {
 	return slices.Compact(names), true
 }
 
-// rebuild writes every shard from the records given.
-func (x sourceIndex) rebuild(recs []indexRecord) error {
+// rebuild writes every shard from the records given, choosing the number
+// of shards for them (x.bits, which the head written next records).
+func (x *sourceIndex) rebuild(recs []indexRecord) error {
 	if err := os.MkdirAll(x.dir, 0o700); err != nil {
 		return err
 	}
-	var shards [256][]indexRecord
+	x.bits = shardBits(len(recs))
+	shards := make([][]indexRecord, 1<<x.bits)
 	for _, r := range recs {
-		shards[r.term[0]] = append(shards[r.term[0]], r)
+		b := x.shardOf(r.term[:])
+		shards[b] = append(shards[b], r)
 	}
 	for b := range shards {
-		if err := x.writeShard(byte(b), shards[b]); err != nil {
+		if err := x.writeShard(b, shards[b]); err != nil {
 			return err
 		}
 	}
@@ -229,12 +253,12 @@ func (x sourceIndex) rebuild(recs []indexRecord) error {
 
 // update removes and adds records in the shards they fall in.
 func (x sourceIndex) update(gone, came []indexRecord) error {
-	touched := map[byte]bool{}
+	touched := map[int]bool{}
 	for _, r := range gone {
-		touched[r.term[0]] = true
+		touched[x.shardOf(r.term[:])] = true
 	}
 	for _, r := range came {
-		touched[r.term[0]] = true
+		touched[x.shardOf(r.term[:])] = true
 	}
 	for b := range touched {
 		recs, ok := x.shard(b)
@@ -243,7 +267,7 @@ func (x sourceIndex) update(gone, came []indexRecord) error {
 		}
 		recs = slices.DeleteFunc(recs, func(r indexRecord) bool { return slices.Contains(gone, r) })
 		for _, r := range came {
-			if r.term[0] == b && !slices.Contains(recs, r) {
+			if x.shardOf(r.term[:]) == b && !slices.Contains(recs, r) {
 				recs = append(recs, r)
 			}
 		}

@@ -117,7 +117,7 @@ type focusedLoad[T any] struct {
 	base  *Snapshot[T]
 }
 
-func (fl *focusedLoad[T]) index(i int) sourceIndex {
+func (fl *focusedLoad[T]) index(i int) *sourceIndex {
 	return newSourceIndex(fl.l.cfg.Index, fl.l.cfg.Sources[i].Path, trustfile.Rule{Top: fl.l.cfg.Home, Off: fl.l.cfg.NoStrictModes})
 }
 
