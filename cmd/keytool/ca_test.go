@@ -40,18 +40,26 @@ func (ca *opensslCA) gencrl(t *testing.T) {
 	pxMust(t, "", "openssl", "ca", "-config", ca.conf, "-gencrl", "-keyfile", ca.key, "-cert", ca.cert, "-out", ca.crl)
 }
 
-// issue makes a server key and certificate for 127.0.0.1, signed by ca.
-func (ca *opensslCA) issue(t *testing.T, name string) (cert, key string) {
+// issue makes a key and a certificate with the extensions ext, signed
+// by ca.
+func (ca *opensslCA) issue(t *testing.T, name, ext string) (cert, key string) {
 	t.Helper()
 	cert, key = filepath.Join(ca.dir, name+".pem"), filepath.Join(ca.dir, name+".key")
-	csr, ext := filepath.Join(ca.dir, name+".csr"), filepath.Join(ca.dir, name+".ext")
+	csr, extFile := filepath.Join(ca.dir, name+".csr"), filepath.Join(ca.dir, name+".ext")
 	pxMust(t, "", "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", key, "-out", csr, "-subj", "/CN="+name)
-	pxWrite(t, ext, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+	pxWrite(t, extFile, ext)
 	pxMust(t, "", "openssl", "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial",
-		"-out", cert, "-days", "2", "-extfile", ext)
+		"-out", cert, "-days", "2", "-extfile", extFile)
 	return cert, key
 }
+
+// The extensions of a server's certificate for 127.0.0.1, and of a
+// client's.
+const (
+	serverExt = "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+	clientExt = "extendedKeyUsage=clientAuth\n"
+)
 
 // TestCAPurposesOpenSSL is seed 004 with OpenSSL-made CAs: a CA installed
 // for the purpose "ldap" and a general one (keytool ca add), listed with
@@ -66,7 +74,7 @@ func TestCAPurposesOpenSSL(t *testing.T) {
 	dir := t.TempDir()
 	ldap := newOpenSSLCA(t, dir, "ldap", "Corp LDAP CA")
 	general := newOpenSSLCA(t, dir, "general", "Corp Root CA")
-	crt, key := ldap.issue(t, "ldap-server")
+	crt, key := ldap.issue(t, "ldap-server", serverExt)
 	client := pxGen(t)
 
 	out := pxMust(t, "", "keytool", "-H", client, "ca", "add", ldap.cert, "--purpose", "ldap", "--crl", ldap.crl, "--name", "corp-ldap")
@@ -139,19 +147,6 @@ func TestCAPurposesOpenSSL(t *testing.T) {
 	}
 }
 
-// issueClient makes a client key and certificate signed by ca.
-func (ca *opensslCA) issueClient(t *testing.T, name string) (cert, key string) {
-	t.Helper()
-	cert, key = filepath.Join(ca.dir, name+".pem"), filepath.Join(ca.dir, name+".key")
-	csr, ext := filepath.Join(ca.dir, name+".csr"), filepath.Join(ca.dir, name+".ext")
-	pxMust(t, "", "openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-		"-keyout", key, "-out", csr, "-subj", "/CN="+name)
-	pxWrite(t, ext, "extendedKeyUsage=clientAuth\n")
-	pxMust(t, "", "openssl", "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial",
-		"-out", cert, "-days", "2", "-extfile", ext)
-	return cert, key
-}
-
 // TestProxyPurposeCurl is the server side of seed 004's purposes: keytool
 // proxy --purpose pool admits curl with a client certificate of the pool's
 // CA (installed with ca add --purpose pool), which it has never
@@ -163,7 +158,7 @@ func TestProxyPurposeCurl(t *testing.T) {
 	dir := t.TempDir()
 	pool := newOpenSSLCA(t, dir, "pool", "Pool CA")
 	general := newOpenSSLCA(t, dir, "general", "Corp Root CA")
-	crt, key := pool.issueClient(t, "host2")
+	crt, key := pool.issue(t, "host2", clientExt)
 	home := pxGen(t)
 	pxMust(t, "", "keytool", "-H", home, "ca", "add", pool.cert, "--purpose", "pool", "--crl", pool.crl)
 	pxMust(t, "", "keytool", "-H", home, "ca", "add", general.cert)
