@@ -124,7 +124,8 @@ func (s *Source) watch(ctx context.Context) (compacted bool, err error) {
 			}
 			if checked == nil {
 				checked = make(chan checkResult, 1)
-				go func(ch chan<- checkResult) { ch <- s.check(wctx) }(checked)
+				ch := checked
+				s.wg.Go(func() { ch <- s.check(wctx) }) // run holds wg: Close waits for it
 			}
 		case r := <-checked:
 			checked = nil
