@@ -97,6 +97,9 @@ type ClientOptions struct {
 	// refuses. It applies whatever the Policy, which decides only about
 	// servers no CA verified.
 	ConfirmCA bool
+	// UpdateHostKeys says whether to pin the next keys a pinned host
+	// announces (OpenSSH's UpdateHostKeys; the zero value is UpdateNo).
+	UpdateHostKeys UpdateHostKeys
 	// Logger receives the warnings of AcceptNew and Insecure, and the
 	// notes of VerifyHostKeyDNS.
 	Logger *slog.Logger
@@ -286,6 +289,9 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	d := c.hostDecision(addr, sum, leaf)
 	err := knownhosts.ErrorOf(d, addr, sum)
+	if d.Verdict == knownhosts.Pinned {
+		c.learnAnnounced(addr, leaf)
+	}
 	if d.Verdict != knownhosts.Unknown {
 		return err // nil: pinned; otherwise changed, revoked, skipped or refused: final
 	}

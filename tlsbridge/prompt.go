@@ -96,28 +96,47 @@ type Terminal struct {
 }
 
 func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
-	in, out := t.In, t.Out
+	in, out, done, err := t.streams()
+	if err != nil {
+		return NonInteractive{}.AskUnknownHost(h)
+	}
+	defer done()
+	t.describe(out, h)
+	fmt.Fprint(out, "Are you sure you want to continue connecting ")
+	return t.answer(in, out, h.Key, !t.NoOnce)
+}
+
+// streams returns the terminal's input and output, opening /dev/tty for
+// those not given; done closes it.
+func (t Terminal) streams() (in io.Reader, out io.Writer, done func(), err error) {
+	in, out, done = t.In, t.Out, func() {}
 	if in == nil || out == nil {
 		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 		if err != nil {
-			return NonInteractive{}.AskUnknownHost(h)
+			return nil, nil, nil, err
 		}
-		defer tty.Close()
 		if in == nil {
 			in = tty
 		}
 		if out == nil {
 			out = tty
 		}
+		done = func() { tty.Close() }
 	}
-	t.describe(out, h)
-	choices := "yes/no/once/[fingerprint]"
-	retry := "Please type 'yes', 'no', 'once' or the fingerprint: "
-	if t.NoOnce {
-		choices = "yes/no/[fingerprint]"
-		retry = "Please type 'yes', 'no' or the fingerprint: "
+	return in, out, done, nil
+}
+
+// answer writes the choices and reads the reply: yes, no, once (if
+// offered), or the fingerprint of key, which counts as yes when it
+// matches; the end of input is no.
+func (t Terminal) answer(in io.Reader, out io.Writer, key *jwk.Key, once bool) (Answer, error) {
+	choices := "yes/no/[fingerprint]"
+	retry := "Please type 'yes', 'no' or the fingerprint: "
+	if once {
+		choices = "yes/no/once/[fingerprint]"
+		retry = "Please type 'yes', 'no', 'once' or the fingerprint: "
 	}
-	fmt.Fprintf(out, "Are you sure you want to continue connecting (%s)? ", choices)
+	fmt.Fprintf(out, "(%s)? ", choices)
 	r := bufio.NewReader(in)
 	for {
 		line, err := r.ReadString('\n')
@@ -128,12 +147,12 @@ func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
 		case "no":
 			return No, nil
 		case "once":
-			if !t.NoOnce {
+			if once {
 				return Once, nil
 			}
 		}
 		if fp, perr := jwk.ParseFingerprint(reply); perr == nil {
-			if fp.Match(h.Key) {
+			if fp.Match(key) {
 				return Yes, nil
 			}
 			fmt.Fprintf(out, "The fingerprint you typed does not match the host's key.\n")
@@ -145,6 +164,25 @@ func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
 		}
 		fmt.Fprint(out, retry)
 	}
+}
+
+// AskAnnouncedKey asks whether to pin the next key a pinned host
+// announces, showing both fingerprints (UpdateHostKeys ask).
+func (t Terminal) AskAnnouncedKey(a AnnouncedKey) (Answer, error) {
+	in, out, done, err := t.streams()
+	if err != nil {
+		return No, nil // nobody to ask: the key is not pinned
+	}
+	defer done()
+	fmt.Fprintf(out, "Host '%s' proved it holds its pinned %s key %s\n", a.Addr, a.Current.Algorithm(), a.Current.Fingerprint())
+	fmt.Fprintf(out, "and announces the key it will use next:\n")
+	fmt.Fprintf(out, "%s key fingerprint is %s.\n", a.Next.Algorithm(), a.Next.Fingerprint())
+	if t.Visual {
+		fmt.Fprintf(out, "%s\n", a.Next.Randomart())
+	}
+	fmt.Fprintf(out, "Key ID: %s\n", a.Next.KeyID())
+	fmt.Fprint(out, "Pin the next key too, beside the current one ")
+	return t.answer(in, out, a.Next, false)
 }
 
 // describe writes what the question is about, in OpenSSH's words: the

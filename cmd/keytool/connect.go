@@ -70,6 +70,7 @@ Example:
 		flags: func(set *pflag.FlagSet, c *cli) {
 			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify an unpinned server with the CAs of `PURPOSE` (keytool ca add --purpose)")
 			c.hostDNS.register(set)
+			c.registerUpdateHostKeys(set)
 			set.BoolVarP(&verbose, "verbose", "v", false, "print the server's key and trust on standard error")
 			set.BoolVar(&visual, "visual-host-key", false, "draw the server key's randomart in the first-use question")
 			set.DurationVar(&connectTimeout, "connect-timeout", 30*time.Second, "give up if the TCP connection and TLS handshake take longer than `DURATION`")

@@ -136,6 +136,9 @@ func (c *cli) newClientWith(src tlsbridge.IdentitySource, hosts *knownhosts.Stor
 	if err := c.hostDNS.options(&opts); err != nil {
 		return nil, nil, nil, err
 	}
+	if err := c.updateHostKeysOptions(&opts); err != nil {
+		return nil, nil, nil, err
+	}
 	cli, err := tlsbridge.NewClient(src, opts)
 	return cli, id, pki, err
 }

@@ -38,6 +38,7 @@ func genCommand() *command {
 		format string
 		hosts  []string
 		force  bool
+		next   bool
 	)
 	return &command{
 		name:    "gen",
@@ -56,6 +57,14 @@ without an address — its pub_key.json copied as it is into the client's
 trusted_hosts.d/ — admits it only where the certificate names the host it
 dials. The public half leaves the names out.
 
+--next makes the home's next key instead: HOME/key.next.json (0600) and
+pub_key.next.json (0644), beside the identity, which stays. The identity's
+self-signed certificate announces the next key from then on (a running
+proxy picks it up without a restart), and clients that connect and verify
+the current key pin the next one too (--update-host-keys); 'keytool
+rotate' makes it the identity (docs/rotation.md). Without --host it keeps
+the identity's certificate names.
+
 Types: ec256 (ECDSA P-256, the default), ec384, ec521, rsa2048, rsa3072,
 rsa4096, ed25519.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
@@ -63,6 +72,7 @@ rsa4096, ed25519.`,
 			set.StringVarP(&format, "format", "f", "jwk", "file `FORMAT`: jwk or pem")
 			set.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the identity's certificate names (comma-separated)")
 			set.BoolVar(&force, "force", false, "replace an existing identity")
+			set.BoolVar(&next, "next", false, "make the home's next key (key.next.*), which the identity announces and keytool rotate makes current")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {
@@ -85,6 +95,9 @@ rsa4096, ed25519.`,
 					return notAFormat(format, "-i names the key file already", c.command(args...))
 				}
 				return notAFormat(format, "to write the key to a file", c.command(append([]string{"-i", shellQuote(format)}, args...)...))
+			}
+			if next {
+				return c.genNext(t, f, certOptions(hosts), force)
 			}
 			return c.gen(t, f, certOptions(hosts), force)
 		},

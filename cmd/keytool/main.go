@@ -67,7 +67,7 @@ var globalFlagUse = map[string]globalUse{
 // (tests run many commands in one process).
 var commandList = []func() *command{
 	authorizeCommand, bundleCommand, caCommand, certCommand, connectCommand, dnsRecordCommand, genCommand, inviteCommand,
-	joinCommand, listCommand, proxyCommand, pubCommand, revokeCommand, showCommand, trustHostCommand,
+	joinCommand, listCommand, proxyCommand, pubCommand, revokeCommand, rotateCommand, showCommand, trustHostCommand,
 	versionCommand, completionCommand, completeCommand, manCommand,
 }
 
@@ -93,6 +93,7 @@ type cli struct {
 	crlFile        string
 	purpose        string       // the connection's purpose (connect --purpose): which CAs of ca.d verify
 	hostDNS        hostDNSFlags // connect, proxy --client, trust-host
+	updateHostKeys string       // --update-host-keys of the same commands
 
 	stdin          io.Reader
 	stdout, stderr io.Writer

@@ -47,6 +47,8 @@ func TestScripts(t *testing.T) {
 			"maxwidth":  cmdMaxWidth,
 			"freeport":  cmdFreePort,
 			"listening": cmdListening,
+			"presents":  cmdPresents,
+			"announces": cmdAnnounces,
 		},
 		Condition: func(cond string) (bool, error) {
 			return false, fmt.Errorf("unknown condition %q", cond)

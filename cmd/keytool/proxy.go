@@ -151,6 +151,7 @@ Example:
   keytool proxy --client --listen 127.0.0.1:8080 --target db.example:8443`,
 		flags: func(set *pflag.FlagSet, c *cli) {
 			c.hostDNS.register(set)
+			c.registerUpdateHostKeys(set)
 			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify peers whose key is not authorized or pinned with the CAs of `PURPOSE` (keytool ca add --purpose)")
 			set.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
 			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port)")
@@ -187,6 +188,9 @@ Example:
 			}
 			if o.client && o.proxyProtocol {
 				return usagef("--proxy-protocol tells a plain TCP target who connected; it has no use with --client")
+			}
+			if !o.client && c.updateHostKeys != "yes" {
+				return usagef("--update-host-keys is about the target's announced keys: it is for --client")
 			}
 			if !o.client && c.hostDNS.inUse() {
 				return usagef("--verify-host-key-dns, --dns-resolver and --dns-timeout check the target's key: they are for --client")

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -126,5 +128,52 @@ func TestProxyReloadsIdentity(t *testing.T) {
 	pxEchoLine(t, open, openR, "and still")
 	if strings.Contains(proxy.stderr.String(), "closing") {
 		t.Errorf("a connection was closed:\n%s", proxy.stderr.String())
+	}
+}
+
+// TestUpdateHostKeysAskInTerminal: under --update-host-keys ask, a client
+// that verified the pinned key of a server announcing a next key is asked,
+// with both fingerprints, whether to pin the next one; yes (or the typed
+// fingerprint) pins it beside the current pin, no pins nothing.
+func TestUpdateHostKeysAskInTerminal(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed (.ci/run installs it)")
+	}
+	srv := pxGen(t)
+	cur := pxFingerprint(t, srv)
+	out := pxMust(t, "", "keytool", "-H", srv, "gen", "--next")
+	next := regexp.MustCompile(`Fingerprint: (SHA256:\S+)`).FindStringSubmatch(out)[1]
+	_, addr := pxProxy(t, srv, "--target", pxEcho(t))
+	for _, tc := range []struct {
+		name    string
+		answers []string
+		pins    int
+	}{
+		{"yes", []string{"yes"}, 2},
+		{"no", []string{"no"}, 1},
+		{"typed fingerprint", []string{next}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client := pxGen(t)
+			pxMust(t, "", "keytool", "-H", srv, "authorize", "--force", "--name", "c", filepath.Join(client, "pub_key.json"))
+			pxMust(t, "", "keytool", "-H", client, "trust-host", addr, "--key", filepath.Join(srv, "pub_key.json"))
+			screen := runInTmux(t, []string{"keytool", "-H", client, "trust-host", "--update-host-keys", "ask", addr},
+				"Pin the next key too, beside the current one (yes/no/[fingerprint])? ", tc.answers)
+			for _, want := range []string{
+				"Host '" + addr + "' proved it holds its pinned ECDSA P-256 key " + cur,
+				"ECDSA P-256 key fingerprint is " + next + ".",
+			} {
+				if !strings.Contains(screen, want) {
+					t.Errorf("screen lacks %q:\n%s", want, screen)
+				}
+			}
+			list := pxMust(t, "", "keytool", "-H", client, "trust-host", "--list", "--full")
+			if got := strings.Count(list, addr); got != tc.pins {
+				t.Errorf("%d pins for %s, want %d:\n%s\n%s", got, addr, tc.pins, list, screen)
+			}
+			if strings.Contains(list, next) != (tc.pins == 2) {
+				t.Errorf("the next key's pin:\n%s", list)
+			}
+		})
 	}
 }

@@ -76,6 +76,7 @@ purposes (keytool connect --purpose, the Go API's Purpose); a connection
 without a purpose uses every pin.`,
 		flags: func(set *pflag.FlagSet, c *cli) {
 			c.hostDNS.register(set)
+			c.registerUpdateHostKeys(set)
 			set.StringVar(&keyFile, "key", "", "pin the key in `FILE` without connecting")
 			set.StringVar(&fingerprint, "fingerprint", "", "pin only if the server's key matches `FP`")
 			set.BoolVar(&yes, "yes", false, "pin whatever key the server presents (trust on first use)")
@@ -239,12 +240,16 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 	// trust-host says what it did itself; with DNS, its failures are
 	// warned about on standard error as connect logs them.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if c.hostDNS.verify != "no" {
+	if c.hostDNS.verify != "no" || c.updateHostKeys != "no" {
+		// (and a next key the host announces, pinned or not)
 		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{NoOnce: true, Visual: visual},
 		Logger: log, PinFromDNS: true}
 	if err := c.hostDNS.options(&opts); err != nil {
+		return err
+	}
+	if err := c.updateHostKeysOptions(&opts); err != nil {
 		return err
 	}
 	switch {

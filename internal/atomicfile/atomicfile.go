@@ -98,3 +98,7 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// SyncDir makes the renames and links done in dir durable (a rotation of
+// the identity renames files rather than writing them).
+func SyncDir(dir string) error { return syncDir(dir) }

@@ -1,0 +1,129 @@
+package tlsbridge
+
+import (
+	"crypto/x509"
+	"fmt"
+
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+)
+
+// UpdateHostKeys is what a client does with the next keys a host
+// announces in its certificate (OIDNextKeys), OpenSSH's UpdateHostKeys:
+// only a host that has just presented a key pinned for the address it was
+// dialled at is listened to, and an announced key is pinned beside the
+// address's pins, never in their place (docs/design.md, "Announced
+// rotation").
+type UpdateHostKeys int
+
+const (
+	// UpdateNo ignores announcements.
+	UpdateNo UpdateHostKeys = iota
+	// UpdateYes pins announced keys, and logs each.
+	UpdateYes
+	// UpdateAsk asks the Prompt, if it is an AnnouncementPrompt, showing
+	// both keys; any other Prompt means no.
+	UpdateAsk
+)
+
+// ParseUpdateHostKeys reads OpenSSH's values: yes, ask, no.
+func ParseUpdateHostKeys(s string) (UpdateHostKeys, error) {
+	switch s {
+	case "yes":
+		return UpdateYes, nil
+	case "ask":
+		return UpdateAsk, nil
+	case "no":
+		return UpdateNo, nil
+	}
+	return 0, fmt.Errorf("unknown update-host-keys value %q: use yes, ask or no", s)
+}
+
+func (u UpdateHostKeys) String() string {
+	switch u {
+	case UpdateYes:
+		return "yes"
+	case UpdateAsk:
+		return "ask"
+	}
+	return "no"
+}
+
+// AnnouncedKey is what an AnnouncementPrompt is asked about: the key a
+// host announces as its next one, and the pinned key it has just proved
+// it holds.
+type AnnouncedKey struct {
+	Addr          string
+	Current, Next *jwk.Key
+}
+
+// AnnouncementPrompt is a Prompt that can also be asked about an
+// announced key (UpdateAsk). Terminal is one.
+type AnnouncementPrompt interface {
+	AskAnnouncedKey(a AnnouncedKey) (Answer, error)
+}
+
+// hostKeyAdder is a HostKeys store that can pin one more key for an
+// address (knownhosts.Store).
+type hostKeyAdder interface {
+	AddKey(addr string, key *jwk.Key, mode knownhosts.AddMode) (string, error)
+}
+
+// learnAnnounced pins the next keys that leaf announces for addr, under
+// the UpdateHostKeys policy. The caller has found leaf's key pinned for
+// addr: the announcement is signed by that key (AnnouncedKeys), so only
+// the holder of a pinned key can add a pin, and only beside its own. The
+// handshake's outcome does not depend on it: a failure is logged.
+func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
+	if c.opts.UpdateHostKeys == UpdateNo || c.opts.Policy == Insecure {
+		return
+	}
+	next, err := AnnouncedKeys(leaf)
+	if err != nil {
+		c.opts.Logger.Warn("ignoring the next keys a host announces", "addr", addr, "error", err)
+		return
+	}
+	if len(next) == 0 {
+		return
+	}
+	adder, ok := c.opts.Hosts.(hostKeyAdder)
+	if !ok {
+		return
+	}
+	current, err := jwk.NewPublicKey(leaf.PublicKey)
+	if err != nil {
+		return
+	}
+	for _, k := range next {
+		if c.opts.Hosts.Decide(addr, k.SPKIHash()).Verdict == knownhosts.Pinned {
+			continue
+		}
+		if c.opts.UpdateHostKeys == UpdateAsk && !c.askAnnounced(addr, current, k) {
+			c.opts.Logger.Info("not pinning the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "current", current.Fingerprint())
+			continue
+		}
+		file, err := adder.AddKey(addr, k, knownhosts.AddAnother)
+		if err != nil {
+			c.opts.Logger.Warn("could not pin the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "error", err)
+			continue
+		}
+		c.opts.Logger.Warn("pinned the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(),
+			"current", current.Fingerprint(), "file", file, "update_host_keys", c.opts.UpdateHostKeys.String())
+	}
+}
+
+// askAnnounced asks the prompt, one question at a time, whether to pin
+// next for addr.
+func (c *Client) askAnnounced(addr string, current, next *jwk.Key) bool {
+	p, ok := c.opts.Prompt.(AnnouncementPrompt)
+	if !ok {
+		return false
+	}
+	c.prompt.Lock()
+	defer c.prompt.Unlock()
+	if c.opts.Hosts.Decide(addr, next.SPKIHash()).Verdict == knownhosts.Pinned {
+		return false // pinned while this one waited
+	}
+	a, err := p.AskAnnouncedKey(AnnouncedKey{Addr: addr, Current: current, Next: next})
+	return err == nil && a == Yes
+}
