@@ -382,3 +382,27 @@ func TestProxyHTTPDrainClosesIdle(t *testing.T) {
 	px.waitFor(t, `msg="stopped accepting; draining open connections" signal=terminated open=2`, time.Second)
 	px.waitFor(t, `msg="drained; exiting"`, time.Second)
 }
+
+// TestProxyWatchdog: under a unit with WatchdogSec= (WATCHDOG_USEC in the
+// environment), the proxy sends WATCHDOG=1 at half the interval, after
+// READY=1.
+func TestProxyWatchdog(t *testing.T) {
+	pxNeed(t, "python3")
+	target := pxPython(t, pxServeFile(t, "-\n"))
+	home := pxGen(t)
+	notify := pxNotifySocket(t)
+	t.Setenv("WATCHDOG_USEC", "400000") // 0.4 s: a message every 0.2 s
+	start := time.Now()
+	pxProxy(t, home, "--target", target)
+	if msg := pxNotified(t, notify, 15*time.Second); msg != "READY=1\nSTATUS=listening" {
+		t.Fatalf("first message %q, want READY=1", msg)
+	}
+	for i := range 3 {
+		if msg := pxNotified(t, notify, 5*time.Second); msg != "WATCHDOG=1" {
+			t.Fatalf("message %d after READY=1: %q, want WATCHDOG=1", i+1, msg)
+		}
+	}
+	if took := time.Since(start); took < 600*time.Millisecond {
+		t.Fatalf("three watchdog messages within %v: not every 0.2 s", took)
+	}
+}
