@@ -1,8 +1,11 @@
 package tlsbridge
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/keytool/keytool/authkeys"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -214,5 +217,90 @@ func TestParseHostKeyDNS(t *testing.T) {
 	}
 	if _, err := ParseHostKeyDNS("accept-new"); err == nil {
 		t.Error("accept-new accepted")
+	}
+}
+
+// BenchmarkHostKeyDNS: the handshake of a host accepted by a validated
+// TLSA record (one query to unbound, its cache warm) against the same
+// handshake with the key pinned (no DNS): what VerifyHostKeyDNS costs a
+// connection to a host without a pin. Numbers: docs/benchmarks.md.
+func BenchmarkHostKeyDNS(b *testing.B) {
+	dnstest.Require(b)
+	key := func() *Identity {
+		k, err := jwk.Generate(jwk.EC256)
+		if err != nil {
+			b.Fatal(err)
+		}
+		id, err := NewIdentity(k, CertOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return id
+	}
+	srvID, cliID := key(), key()
+	clients := authkeys.Load(authkeys.HomeOptions(b.TempDir()))
+	if _, err := clients.Add(cliID.Key.PublicKey(), "client", authkeys.AddNew); err != nil {
+		b.Fatal(err)
+	}
+	srv, err := NewServer(srvID, ServerOptions{Clients: clients})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if c.(*tls.Conn).Handshake() == nil {
+					_, _ = io.WriteString(c, "ok\n")
+				}
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	addr := net.JoinHostPort("localhost", port)
+	r, _ := dane.RecordFor(srvID.Key.SPKI(), dane.MatchSHA256)
+	d := dnstest.Start(b, dnstest.Zone{Signed: true, Records: []string{fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)}})
+	res, err := dane.NewResolver(d.Resolver)
+	if err != nil {
+		b.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, c := range []struct {
+		name string
+		opts ClientOptions
+		pin  bool
+	}{
+		{"trust=pinned", ClientOptions{Policy: Strict}, true},
+		{"trust=dns", ClientOptions{Policy: Strict, VerifyHostKeyDNS: DNSYes, DNS: res}, false},
+	} {
+		hosts := knownhosts.Load(knownhosts.HomeOptions(b.TempDir()))
+		if c.pin {
+			if _, err := hosts.Add(addr, srvID.Key.PublicKey()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.opts.Hosts, c.opts.Logger = hosts, quiet
+		client, err := NewClient(cliID, c.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := mustConfig(b, client, addr)
+		cfg.ClientSessionCache = nil // full handshakes
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := roundTrip(addr, cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
