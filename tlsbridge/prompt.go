@@ -203,6 +203,9 @@ func (t Terminal) describe(out io.Writer, h UnknownHost) {
 	if line := DNSLine(h.DNS); line != "" {
 		fmt.Fprintln(out, line)
 	}
+	if h.Purpose != "" {
+		fmt.Fprintf(out, "Connection purpose: %s (yes pins the key for this purpose only).\n", termtext.Safe(h.Purpose))
+	}
 	if len(h.OtherAddresses) == 0 {
 		fmt.Fprintf(out, "This key is not known by any other names.\n")
 		return

@@ -93,7 +93,8 @@ func TestValidatorAnswers(t *testing.T) {
 }
 
 // TestValidatorTerminalNamesTheCA: the terminal question about a server a
-// CA verified names the CA, not an unknown host.
+// CA verified names the CA, not an unknown host, and the connection's
+// purpose, for which yes would pin the key.
 func TestValidatorTerminalNamesTheCA(t *testing.T) {
 	ca := newCA(t)
 	cli := newHome(t, jwk.EC256)
@@ -105,13 +106,14 @@ func TestValidatorTerminalNamesTheCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	c := cli.client(t, ClientOptions{PKI: pki, ConfirmCA: true, Prompt: Terminal{In: strings.NewReader("once\n"), Out: &out}})
+	c := cli.client(t, ClientOptions{PKI: pki, ConfirmCA: true, Purpose: "migration", Prompt: Terminal{In: strings.NewReader("once\n"), Out: &out}})
 	if _, err := roundTrip(ts.addr(), mustConfig(t, c, ts.addr())); err != nil {
 		t.Fatal(err)
 	}
 	want := "The certificate of host '" + ts.addr() + "' was verified by the CA 'CN=Example Org CA' (" + ca.caFile() + ")."
-	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), srv.id.Key.Fingerprint()) {
-		t.Errorf("question:\n%s\nwant %q and the fingerprint", out.String(), want)
+	purpose := "Connection purpose: migration (yes pins the key for this purpose only)."
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), srv.id.Key.Fingerprint()) || !strings.Contains(out.String(), purpose) {
+		t.Errorf("question:\n%s\nwant %q, the fingerprint and %q", out.String(), want, purpose)
 	}
 }
 
