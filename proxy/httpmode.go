@@ -65,7 +65,7 @@ func newHTTPMode(target string, log *slog.Logger, timeout time.Duration) *httpMo
 			pr.SetURL(u)
 			pr.Out.Host = pr.In.Host // the name the client asked for, as a reverse proxy in front of one site keeps it
 			pr.SetXForwarded()       // X-Forwarded-For/Host/Proto: the client's, replacing what it sent
-			setIdentity(pr.Out.Header, pr.In)
+			setIdentity(pr.Out, pr.In)
 		},
 		Transport: &http.Transport{
 			Proxy:                 nil, // never through $HTTP_PROXY: the target is ours
@@ -133,16 +133,31 @@ func (h *httpMode) serve(ctx context.Context, conn *tls.Conn, peer *tlsbridge.Pe
 	}
 }
 
-// setIdentity removes every identity header the client sent, and adds
-// the admitted client's.
-func setIdentity(out http.Header, in *http.Request) {
-	for name := range out {
+// setIdentity removes every identity header the client sent, in the
+// headers and the trailers, and adds the admitted client's.
+func setIdentity(out *http.Request, in *http.Request) {
+	removeForged(out.Header, true)
+	removeForged(out.Trailer, false)
+	setPeer(out.Header, in)
+}
+
+// removeForged deletes the identity headers of h: every X-Keytool-*,
+// X-Forwarded-Client-Cert, Forwarded and X-Forwarded-* — compared without
+// case and with "_" as "-" — except, with keepSet, the X-Forwarded-For,
+// -Host and -Proto that httputil.ProxyRequest.SetXForwarded has just set.
+func removeForged(h http.Header, keepSet bool) {
+	for name := range h {
 		folded := strings.ReplaceAll(strings.ToLower(name), "_", "-")
-		if strings.HasPrefix(folded, reservedHeaderPrefix) || folded == "x-forwarded-client-cert" || folded == "forwarded" ||
-			strings.HasPrefix(folded, "x-forwarded-") && name != "X-Forwarded-For" && name != "X-Forwarded-Host" && name != "X-Forwarded-Proto" {
-			delete(out, name)
+		switch {
+		case keepSet && (name == "X-Forwarded-For" || name == "X-Forwarded-Host" || name == "X-Forwarded-Proto"):
+		case strings.HasPrefix(folded, reservedHeaderPrefix), strings.HasPrefix(folded, "x-forwarded-"), folded == "forwarded":
+			delete(h, name)
 		}
 	}
+}
+
+// setPeer adds the identity headers of the request's client.
+func setPeer(out http.Header, in *http.Request) {
 	peer, _ := in.Context().Value(peerKey{}).(*tlsbridge.Peer)
 	if peer == nil {
 		return

@@ -200,7 +200,8 @@ type StoreStatus interface {
 // reloads and their time (from now on), and, read at each scrape, its
 // keys, revoked keys, skipped files, whether a revocation input fails
 // closed, and the seconds since it last loaded with no file skipped.
-// stop ends the reload counting (the state gauges stay).
+// stop ends the reload counting (the state gauges stay). Each store's
+// name must be unique.
 func (m *Metrics) WatchStore(name string, s StoreStatus) (stop func()) {
 	sc := &storeCollector{name: name, s: s}
 	if s.Status().Skipped == 0 {
