@@ -33,7 +33,8 @@ Usage 3 (DANE-EE), selector 1 (the key, not the certificate): the record
 stays valid when the certificate is re-issued for the same key. Its data is
 the key's SHA256: fingerprint, in hex.
 
-  --host NAME           the server's DNS name (default: this machine's host name)
+  --host NAME           the server's DNS name (default: this machine's host
+                        name, when it is fully qualified)
   --port PORT           the TCP port clients connect to (default 443)
   --matching-type LIST  1 (SHA-256, the default), 2 (SHA-512), 0 (the whole
                         key); a comma-separated list prints one record of each
@@ -52,8 +53,10 @@ Example, for a proxy clients reach at db.example.com:8443:
 				return err
 			}
 			if host == "" {
-				if host, err = os.Hostname(); err != nil {
-					return fmt.Errorf("cannot tell this machine's host name (%v): give it with --host NAME", err)
+				// The record's name is absolute: a short host name would
+				// publish it under a top-level domain.
+				if host, err = os.Hostname(); err != nil || !strings.Contains(strings.TrimSuffix(host, "."), ".") {
+					return usagef("this machine's host name %q is not a fully qualified DNS name: give the server's name with --host NAME", host)
 				}
 			}
 			name, err := dane.Name(host, port)
