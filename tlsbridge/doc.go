@@ -40,6 +40,15 @@
 // InstallCA) if there are any, else by the general CAs — never by another
 // purpose's (docs/design.md, "Purposes").
 //
+// # Live revocation
+//
+// A handshake's decision is taken again while the connection is open:
+// Server.Live and Client.Live return a LiveConns that closes the
+// connections whose peer key stops being admitted — on each change of the
+// store, at an entry's expiry, and every second in PKI mode (the CRL) —
+// logging the key and why. Servers hook it into http.Server.ConnState or
+// call Track; clients dial through LiveConns.DialContext or Transport.
+//
 // # Certificates
 //
 // SelfSigned makes the certificate that presents a key: it never expires
