@@ -56,8 +56,8 @@ func benchLiveRevocation(b *testing.B, keys, perKey int, pipes bool) {
 		if pipes {
 			raiseFileLimit(b, keys*perKey+1000)
 			target = pythonEchoTarget(b)
-			pl := newPipeListener()
-			ln, dial, addr = pl, pl.dial, "127.0.0.1:1" // the pins' address: nothing listens there
+			cl := newConnListener()
+			ln, dial, addr = cl, pipeDialer(cl), "127.0.0.1:1" // the pins' address: nothing listens there
 		} else {
 			target = longEchoTarget(b)
 			ln = listen(b)
@@ -321,47 +321,16 @@ func pythonEchoTarget(b *testing.B) string {
 	return "127.0.0.1:" + strings.TrimSpace(port)
 }
 
-// pipeListener is a net.Listener of in-memory connections (net.Pipe):
-// dial makes one, whose other end Accept returns.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
+// pipeDialer makes in-memory connections (net.Pipe) whose other end l's
+// Accept returns.
+func pipeDialer(l *connListener) func(context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (net.Conn, error) {
+		client, server := net.Pipe()
+		if !l.push(ctx, server) {
+			client.Close()
+			server.Close()
+			return nil, net.ErrClosed
+		}
 		return client, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
