@@ -27,7 +27,7 @@ type home struct {
 	host *knownhosts.Store
 }
 
-func newHome(t *testing.T, typ jwk.Type) *home {
+func newHome(t testing.TB, typ jwk.Type) *home {
 	t.Helper()
 	dir := t.TempDir()
 	k := mustGenerate(t, typ)
@@ -41,7 +41,7 @@ func newHome(t *testing.T, typ jwk.Type) *home {
 }
 
 // authorize lets the key of other in, under name.
-func (h *home) authorize(t *testing.T, name string, k *jwk.Key) {
+func (h *home) authorize(t testing.TB, name string, k *jwk.Key) {
 	t.Helper()
 	if _, err := h.auth.Add(k.PublicKey(), name, authkeys.AddNew); err != nil {
 		t.Fatal(err)
