@@ -28,7 +28,7 @@ type testCA struct {
 	dir    string
 }
 
-func newCA(t *testing.T) *testCA {
+func newCA(t testing.TB) *testCA {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Example Org CA"}, IsCA: true, BasicConstraintsValid: true,
@@ -54,7 +54,7 @@ func (ca *testCA) crlFile() string { return filepath.Join(ca.dir, "crl.pem") }
 
 // issue makes a certificate for k, valid for 127.0.0.1, and returns the
 // identity that presents it.
-func (ca *testCA) issue(t *testing.T, k *jwk.Key) *Identity {
+func (ca *testCA) issue(t testing.TB, k *jwk.Key) *Identity {
 	t.Helper()
 	ca.serial++
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: "host"},
@@ -73,7 +73,7 @@ func (ca *testCA) issue(t *testing.T, k *jwk.Key) *Identity {
 
 // writeCRL publishes a CRL revoking the given certificates. The file's
 // modification time moves forward so that the PKI notices the change.
-func (ca *testCA) writeCRL(t *testing.T, revoked ...*Identity) {
+func (ca *testCA) writeCRL(t testing.TB, revoked ...*Identity) {
 	t.Helper()
 	var entries []x509.RevocationListEntry
 	for _, id := range revoked {
