@@ -107,8 +107,10 @@ without a purpose uses every pin.`,
 				return usagef("trust-host needs one ADDR (host:port)")
 			case modes > 1:
 				return usagef("use at most one of --key, --fingerprint and --yes")
-			case fingerprint != "" && c.hostDNS.verify != "no":
+			case fingerprint != "" && c.hostDNS.inUse():
 				return usagef("--fingerprint checks the key itself: --verify-host-key-dns has no use with it")
+			case keyFile != "" && c.hostDNS.inUse():
+				return usagef("--key pins without connecting: --verify-host-key-dns has no use with it")
 			case add && keyFile == "" && fingerprint == "":
 				return usagef("--add pins a key you have checked: give it with --key FILE or --fingerprint FP")
 			}
