@@ -2,13 +2,17 @@ package etcd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -129,3 +133,100 @@ func fanout(b *testing.B, stores []*authkeys.Store, revoke, lift func()) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// coldKeys is how many authorized keys BenchmarkColdStart loads.
+const coldKeys = 100_000
+
+// BenchmarkColdStart measures a cold start at 100,000 authorized keys:
+// from etcd (a new client, the Source's paged list, and a store's first
+// load of its feed) against the same entries as the files of a .d
+// directory (a store's first load), in the same run; and the heap each
+// holds per key once loaded (the Source's view and the store for etcd,
+// the store for the directory).
+//
+//	cd etcd && go test -run '^$' -bench ColdStart -benchtime 5x
+func BenchmarkColdStart(b *testing.B) {
+	ms := startCluster(b, 1)
+	admin := client(b, ms[0].endpoint())
+	dir := filepath.Join(b.TempDir(), "authorized_keys.d")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	var ops []clientv3.Op
+	flush := func() {
+		if len(ops) == 0 {
+			return
+		}
+		if _, err := admin.Txn(context.Background()).Then(ops...).Commit(); err != nil {
+			b.Fatal(err)
+		}
+		ops = ops[:0]
+	}
+	for i := range coldKeys {
+		name := fmt.Sprintf("k%06d", i)
+		val := keyJSON(b, keydirtest.Key(b, i))
+		ops = append(ops, clientv3.OpPut(Key(prefix, Authorized, name), string(val)))
+		if len(ops) == 128 { // etcd's default --max-txn-ops
+			flush()
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".json"), val, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	flush()
+	probe := keydirtest.Key(b, coldKeys-1)
+
+	b.Run("etcd", func(b *testing.B) {
+		var perKey float64
+		for range b.N {
+			b.StopTimer()
+			before := heap()
+			b.StartTimer()
+			start := time.Now()
+			cli := client(b, ms[0].endpoint())
+			src, err := Open(context.Background(), Options{Client: cli, Prefix: prefix})
+			if err != nil {
+				b.Fatal(err)
+			}
+			<-src.Ready()
+			listed := time.Since(start)
+			s := authkeys.Load(src.AuthorizedOptions())
+			if verdict(s, probe) != authkeys.Authorized {
+				b.Fatal("the last key is not authorized")
+			}
+			b.StopTimer()
+			b.Logf("listed in %s, loaded in %s", listed, time.Since(start))
+			perKey = float64(heap()-before) / coldKeys
+			runtime.KeepAlive(s)
+			src.Close()
+			cli.Close()
+			b.StartTimer()
+		}
+		b.ReportMetric(perKey, "heap-B/key")
+	})
+	b.Run("dir", func(b *testing.B) {
+		var perKey float64
+		for range b.N {
+			b.StopTimer()
+			before := heap()
+			b.StartTimer()
+			s := authkeys.Load(authkeys.Options{Dirs: []string{dir}})
+			if verdict(s, probe) != authkeys.Authorized {
+				b.Fatal("the last key is not authorized")
+			}
+			b.StopTimer()
+			perKey = float64(heap()-before) / coldKeys
+			runtime.KeepAlive(s)
+			b.StartTimer()
+		}
+		b.ReportMetric(perKey, "heap-B/key")
+	})
+}
+
+// heap is the live heap after a collection.
+func heap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
