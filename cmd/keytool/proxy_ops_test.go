@@ -406,3 +406,54 @@ func TestProxyWatchdog(t *testing.T) {
 		t.Fatalf("three watchdog messages within %v: not every 0.2 s", took)
 	}
 }
+
+// TestProxyClientModeMetrics: keytool proxy --client --metrics-listen
+// counts its handshakes with the target (admitted by the pin; changed once
+// the target shows another key), and the pinned keys of its
+// trusted_hosts store; /readyz is ready.
+func TestProxyClientModeMetrics(t *testing.T) {
+	pxNeed(t, "curl", "python3", "promtool")
+	const page = "through both\n"
+	target := pxPython(t, pxServeFile(t, page))
+	server, client := pxGen(t), pxGen(t)
+	pxWrite(t, filepath.Join(server, "authorized_keys.d", "laptop.json"), pxMust(t, "", "keytool", "-H", client, "pub"))
+	_, serverAddr := pxProxy(t, server, "--target", target)
+	pxMust(t, "", "keytool", "-H", client, "trust-host", serverAddr, "--fingerprint", pxFingerprint(t, server))
+	p := pxStart(t, "keytool", "-H", client, "proxy", "--client", "--listen", "127.0.0.1:0", "--target", serverAddr, "--metrics-listen", "127.0.0.1:0")
+	addr := p.waitFor(t, `msg=listening addr=(127\.0\.0\.1:\d+)`, 15*time.Second)[1]
+	base := "http://" + p.waitFor(t, `msg="serving health and metrics" addr=(127\.0\.0\.1:\d+)`, 5*time.Second)[1]
+	for range 2 {
+		if body, msg, code := pxCurl(t, "http://"+addr+"/page.txt"); code != 0 || body != page {
+			t.Fatalf("curl through both proxies: exit %d\n%s%s", code, body, msg)
+		}
+	}
+	if code, body := pxGet(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz: %d %q", code, body)
+	}
+	text, fams := pxScrape(t, base)
+	if v := fams["keytool_proxy_handshakes_total"].get("reason=key,result=admitted"); v != 2 {
+		t.Errorf("admitted handshakes with the target: %v, want 2", v)
+	}
+	if v := fams["keytool_trust_keys"].get("store=trusted_hosts"); v != 1 {
+		t.Errorf("keytool_trust_keys{store=trusted_hosts} = %v, want 1", v)
+	}
+	if out, msg, code := pxRun(t, text, "promtool", "check", "metrics"); code != 0 {
+		t.Fatalf("promtool check metrics: exit %d\n%s%s", code, out, msg)
+	}
+	// Another key pinned for the target: the next connection is refused
+	// as a changed key.
+	other := pxGen(t)
+	pxMust(t, "", "keytool", "-H", client, "trust-host", "--remove", serverAddr)
+	pxMust(t, "", "keytool", "-H", client, "trust-host", serverAddr, "--key", filepath.Join(other, "pub_key.json"))
+	if pxUntil(10*time.Second, func() bool {
+		_, fams := pxScrape(t, base)
+		if fams["keytool_proxy_handshakes_total"].get("reason=changed,result=refused") >= 1 {
+			return true
+		}
+		_, _, _ = pxCurl(t, "http://"+addr+"/page.txt")
+		return false
+	}) < 0 {
+		_, fams := pxScrape(t, base)
+		t.Fatalf("no refusal counted as changed: %v", fams["keytool_proxy_handshakes_total"].values)
+	}
+}
