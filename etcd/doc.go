@@ -24,17 +24,18 @@
 //
 //	etcd ──Get(prefix), Watch(from rev+1)──▶ Source (one map, a revision,
 //	  ▲        progress notifications          the time it was last known current)
-//	  │                                           │ Feed views per kind
-//	  └─ RequestProgress (Options.Progress)       ├──▶ authkeys / knownhosts loader
-//	                                              └──▶ local cache (atomic, 0600)
+//	  │                                          │ Feed views per kind
+//	  └─ read, RequestProgress (Options.Progress) ├──▶ authkeys / knownhosts loader
+//	                                             └──▶ local cache (atomic, 0600)
 //
 // A Source lists the prefix and watches it from the list's revision + 1.
 // The etcd client resumes a broken watch from the last revision it
 // delivered; a watch ended otherwise is opened again from the Source's
 // own last revision; a watch cancelled because that revision was
 // compacted makes the Source list again and swap the new state in whole.
-// Progress notifications, requested every Options.Progress, tell the
-// Source that it is current even when nothing changes.
+// Every Options.Progress the Source confirms that it is current, even when
+// nothing changes: by a linearizable read of the store's revision, or, when
+// the store has moved on, by a progress notification (RequestProgress).
 //
 // # Offline and stale
 //

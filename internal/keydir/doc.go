@@ -74,4 +74,5 @@
 //	store.go    Options and Lifecycle, shared by authkeys and knownhosts
 //	find.go     Find, the one fingerprint matcher
 //	edit.go     EditFile, the one rewrite of a key file (locked, atomic)
+//	feed.go     Feed: entries from elsewhere than files (etcd), read like a directory
 package keydir
