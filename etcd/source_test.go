@@ -3,6 +3,7 @@ package etcd
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -46,7 +47,8 @@ func verdict(s *authkeys.Store, k *jwk.Key) authkeys.Verdict {
 // Keys written to etcd reach a running tlsbridge server and its client:
 // the server admits a client authorized in etcd, the client pins the
 // server by its trusted_hosts entry in etcd, and a revocation Put makes
-// the server refuse the client's next handshake within a second.
+// the server refuse the client's next handshake, and close (Server.Live)
+// the connection it had open, within a second.
 func TestRevocationReachesTLSBridgeServer(t *testing.T) {
 	ms := startCluster(t, 1)
 	cli := client(t, ms[0].endpoint())
@@ -66,6 +68,9 @@ func TestRevocationReachesTLSBridgeServer(t *testing.T) {
 		w.Write([]byte("hello, " + tlsbridge.PeerFromContext(r.Context()).Name()))
 	})))
 	ts.TLS = srv.TLSConfig()
+	live := srv.Live(tlsbridge.LiveOptions{Changes: clients, Logger: slog.New(slog.DiscardHandler)})
+	defer live.Close()
+	ts.Config.ConnState = live.ConnState
 	ts.StartTLS()
 	defer ts.Close()
 	c, err := tlsbridge.NewClient(clientID, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})
@@ -96,6 +101,29 @@ func TestRevocationReachesTLSBridgeServer(t *testing.T) {
 		return err == nil && body == "hello, alice"
 	})
 
+	// A connection open across the revocation: Server.Live closes it.
+	conn, err := c.DialContext(t.Context(), "tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	reply := make([]byte, 4096)
+	if n, err := conn.Read(reply); err != nil || !strings.Contains(string(reply[:n]), "hello, alice") {
+		t.Fatalf("the open connection's first request: %q, %v", reply[:n], err)
+	}
+	closed := make(chan time.Time, 1)
+	go func() {
+		for {
+			if _, err := conn.Read(reply); err != nil {
+				closed <- time.Now()
+				return
+			}
+		}
+	}()
+
 	start := time.Now()
 	put(t, cli, Key(prefix, Revoked, "alice"), keyJSON(t, clientID.Key.PublicKey()))
 	for {
@@ -108,6 +136,15 @@ func TestRevocationReachesTLSBridgeServer(t *testing.T) {
 		}
 	}
 	t.Logf("revocation enforced by a new handshake %s after the Put", time.Since(start))
+	select {
+	case at := <-closed:
+		t.Logf("the open connection closed %s after the Put", at.Sub(start))
+		if at.Sub(start) > time.Second {
+			t.Errorf("the open connection closed %s after the Put, past a second", at.Sub(start))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the open connection of the revoked key is still open 5 s after the Put")
+	}
 	if v := verdict(clients, clientID.Key); v != authkeys.Revoked {
 		t.Fatalf("verdict %v, want revoked", v)
 	}
