@@ -49,6 +49,10 @@ type Entry struct {
 	SPKIHash    [32]byte       // the key's identity
 	Expires     time.Time      // zero: never
 	From        []netip.Prefix // nil: from anywhere
+	// AcceptRotation: the next key this client announces is authorized
+	// under the same name and attributes (AcceptRotation, the
+	// "accept_rotation" attribute).
+	AcceptRotation bool
 }
 
 // Problem is a file that was skipped, and why: Line or Member locate the
@@ -187,6 +191,13 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 	}
 	if e.From, err = k.Attrs.From(); err != nil {
 		return nil, &jwk.ParseError{File: path, Member: jwk.AttrFrom, Err: err}
+	}
+	switch raw, ok := k.Attrs[jwk.AttrAcceptRotation]; {
+	case !ok || string(raw) == "false":
+	case string(raw) == "true":
+		e.AcceptRotation = true
+	default:
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAcceptRotation, Err: errors.New("must be true or false")}
 	}
 	return e, nil
 }
@@ -347,6 +358,11 @@ const (
 	AddNew AddMode = iota
 	// Replace rewrites the name's entry with the key given.
 	Replace
+	// AddBeside adds the key under a name that is taken, beside the
+	// name's keys, in a file of its own: NAME+KEYID.json (the first eight
+	// characters of the key's ID). A client's next key goes there
+	// (AcceptRotation).
+	AddBeside
 )
 
 // Add authorizes k under name: it writes the public key, with its
@@ -371,6 +387,13 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	}
 	dir := s.opts.Dirs[0]
 	path := filepath.Join(dir, name+".json")
+	if mode == AddBeside {
+		beside := name + "+" + strings.ReplaceAll(k.KeyID(), ":", "")[:8]
+		if err := keydir.CheckName(beside); err != nil {
+			return nil, err
+		}
+		path = filepath.Join(dir, beside+".json")
+	}
 	s.Loader().Reload()
 	sn := s.snap.Load()
 	sum := k.SPKIHash()

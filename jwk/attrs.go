@@ -30,6 +30,10 @@ const (
 	AttrExpires = "expires" // RFC 3339
 	AttrFrom    = "from"    // CIDR list: where a client key may connect from
 	AttrName    = "name"    // the entry name given by `keytool authorize --name`
+	// AttrAcceptRotation, true on an authorized client key: the server
+	// authorizes the next key the client's certificate announces, under
+	// the same name and attributes (docs/rotation.md).
+	AttrAcceptRotation = "accept_rotation"
 	// AttrNames, on an identity's private key: the DNS names and IP
 	// addresses its self-signed certificate names. Not part of the public
 	// half handed out (see PublicHalf).

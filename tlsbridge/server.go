@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -47,6 +48,9 @@ type ServerOptions struct {
 	// refused in the handshake all the same. Enrollment needs this mode,
 	// and is for the clients of which Peer.MayEnroll holds only.
 	AllowUnknown bool
+	// Logger receives a line for each client key authorized by rotation
+	// (authkeys.Entry.AcceptRotation); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Server is the server side of keytool's mutual TLS: it presents an
@@ -146,9 +150,11 @@ func (s *Server) configure(c *tls.Config) {
 		cc := c.Clone()
 		cc.GetConfigForClient = nil
 		cc.VerifyConnection = func(cs tls.ConnectionState) error {
-			if _, err := s.verify(cs, remote); err != nil {
+			p, err := s.verify(cs, remote)
+			if err != nil {
 				return err
 			}
+			s.acceptRotation(p, remote)
 			if theirs != nil {
 				return theirs(cs)
 			}

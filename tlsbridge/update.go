@@ -3,7 +3,10 @@ package tlsbridge
 import (
 	"crypto/x509"
 	"fmt"
+	"log/slog"
+	"net/netip"
 
+	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -126,4 +129,46 @@ func (c *Client) askAnnounced(addr string, current, next *jwk.Key) bool {
 	}
 	a, err := p.AskAnnouncedKey(AnnouncedKey{Addr: addr, Current: current, Next: next})
 	return err == nil && a == Yes
+}
+
+// RotationAcceptor is a ClientKeys store that can authorize a client's
+// next key under the entry of its current one (*authkeys.Store).
+type RotationAcceptor interface {
+	AcceptRotation(e *authkeys.Entry, next *jwk.Key) (*authkeys.Entry, error)
+}
+
+// acceptRotation authorizes the next keys that an admitted client
+// announces, if its entry accepts rotation (authkeys.Entry.AcceptRotation,
+// opt-in per entry): under the same name, attributes and restrictions.
+// As on the client side, only the key that was just verified can
+// announce (AnnouncedKeys checks the certificate's own signature), and
+// the handshake's outcome does not depend on it.
+func (s *Server) acceptRotation(p *Peer, remote netip.Addr) {
+	if p == nil || p.Err != nil || p.Entry == nil || !p.Entry.AcceptRotation {
+		return
+	}
+	acc, ok := s.opts.Clients.(RotationAcceptor)
+	if !ok {
+		return
+	}
+	log := s.opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	next, err := AnnouncedKeys(p.Certificate)
+	if err != nil {
+		log.Warn("ignoring the next keys a client announces", "name", p.Name(), "fingerprint", p.Fingerprint(), "error", err)
+		return
+	}
+	for _, k := range next {
+		if s.opts.Clients.Decide(k.SPKIHash(), remote).Verdict != authkeys.Unknown {
+			continue // authorized already (or refused: revoked, expired…)
+		}
+		e, err := acc.AcceptRotation(p.Entry, k)
+		if err != nil {
+			log.Warn("could not authorize the next key a client announces", "name", p.Name(), "fingerprint", k.Fingerprint(), "current", p.Fingerprint(), "error", err)
+			continue
+		}
+		log.Warn("authorized the next key a client announces", "name", e.Name, "fingerprint", k.Fingerprint(), "current", p.Fingerprint(), "file", e.File)
+	}
 }

@@ -25,12 +25,13 @@ func authorizeCommand() *command {
 		list   bool
 		lf     listFlags
 		remove string
+		accept string
 		flags  *pflag.FlagSet
 	)
 	return &command{
 		name:    "authorize",
 		uses:    globalHome,
-		args:    "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT",
+		args:    "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT | --accept-rotation NAME",
 		summary: "let a client's key connect in (authorized_keys.d)",
 		help: `Reads a client's public key from FILE (- for standard input) in any format
 keytool knows — JWK, JWK Set, PEM, an OpenSSH public key line — and stores it
@@ -66,7 +67,16 @@ whole fingerprints (--json: an array of objects with name, fingerprint,
 key_id, comment, expires, from, revoked, status and file); files that were
 skipped are reported on standard error. --remove deletes the keys with that name, or
 the key with that fingerprint (SHA256:…, key ID, sha256//…, hex) wherever
-it is authorized; a file left with no key is deleted.`,
+it is authorized; a file left with no key is deleted.
+
+--accept-rotation NAME marks the entries named NAME (opt-in, per entry):
+when that client connects with a certificate announcing its next key
+('keytool gen --next' on the client), the server authorizes the next key
+under the same name, with the same attributes and restrictions (comment,
+expires, from…), in authorized_keys.d/NAME+KEYID.json, and logs it
+("authorized the next key a client announces"). The client can then run
+'keytool rotate' without being refused (docs/rotation.md). Only a client
+that has just proved it holds the entry's key can announce.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			flags = set
 			set.StringVar(&o.name, "name", "", "store the key under `NAME` (default: from its comment or the file name)")
@@ -77,10 +87,17 @@ it is authorized; a file left with no key is deleted.`,
 			set.BoolVar(&list, "list", false, "list the authorized keys")
 			lf.register(set, "with --list: ")
 			set.StringVar(&remove, "remove", "", "remove the keys named `NAME` or with that FINGERPRINT")
+			set.StringVar(&accept, "accept-rotation", "", "let the client of entry `NAME` rotate its key: authorize the next key it announces, under the same name and restrictions")
 		},
 		run: func(c *cli, args []string) error {
 			adding := flags.Changed("name") || flags.Changed("comment") || flags.Changed("expires") || flags.Changed("from") || o.force
 			removing := flags.Changed("remove")
+			if flags.Changed("accept-rotation") {
+				if adding || removing || list || len(args) > 0 {
+					return usagef("--accept-rotation NAME marks an existing entry; give it alone")
+				}
+				return c.acceptRotation(accept)
+			}
 			if done, err := listOrRemove(list, lf, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.unauthorize(remove) }); done {
 				return err
 			}
@@ -96,6 +113,20 @@ it is authorized; a file left with no key is deleted.`,
 			return c.authorize(o)
 		},
 	}
+}
+
+// acceptRotation marks the entries named name as accepting rotation
+// (authorize --accept-rotation).
+func (c *cli) acceptRotation(name string) error {
+	done, err := c.localAuthStore().SetAcceptRotation(name, true)
+	var nf *authkeys.NotFoundError
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no authorized key is named %q (see: %s)", name, c.command("authorize", "--list"))
+	}
+	for _, e := range done {
+		fmt.Fprintf(c.stdout, "%s (%s, %s) accepts rotation: the next key it announces will be authorized as %q\n", e.Name, e.Fingerprint, e.File, e.Name)
+	}
+	return err
 }
 
 type authorizeOptions struct {

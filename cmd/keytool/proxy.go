@@ -370,7 +370,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 	if err != nil {
 		return nil, err
 	}
-	srv, err := tlsbridge.NewServer(ids, tlsbridge.ServerOptions{Clients: store, PKI: pki, AllowUnknown: o.enroll, Purpose: c.purpose})
+	srv, err := tlsbridge.NewServer(ids, tlsbridge.ServerOptions{Clients: store, PKI: pki, AllowUnknown: o.enroll, Purpose: c.purpose, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,93 @@
+package authkeys
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/jwk"
+)
+
+// AcceptRotation authorizes next, the key that the client authorized by e
+// announces as its next one (docs/rotation.md), under e's name with the
+// attributes of e's key — comment, expires, from, accept_rotation and any
+// other — in a file of its own beside e's (Add with AddBeside). e must
+// accept rotation (Entry.AcceptRotation). A key already authorized, under
+// any name, is left as it is.
+func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
+	if e == nil || !e.AcceptRotation {
+		return nil, errors.New("authkeys: the entry does not accept rotation")
+	}
+	keys, err := jwk.ReadFile(e.File)
+	if err != nil {
+		return nil, err
+	}
+	var cur *jwk.Key
+	for _, k := range keys {
+		if k.SPKIHash() == e.SPKIHash {
+			cur = k
+		}
+	}
+	if cur == nil {
+		return nil, fmt.Errorf("authorized key %s is no longer in %s", e.Fingerprint, e.File)
+	}
+	pk := next.PublicKey()
+	pk.Attrs = cur.Attrs.Clone()
+	delete(pk.Attrs, jwk.AttrKeyID) // the current key's ID, not the next one's
+	return s.Add(pk, e.Name, AddBeside)
+}
+
+// SetAcceptRotation marks (or, with on false, unmarks) the entries named
+// name in the authorized-keys directory as accepting rotation: it
+// rewrites each one's file atomically with "accept_rotation" set. Entries
+// of that name elsewhere (a single authorized_keys file) are refused, and
+// so is a name with no entry (*NotFoundError).
+func (s *Store) SetAcceptRotation(name string, on bool) ([]*Entry, error) {
+	s.Loader().Reload()
+	var (
+		done []*Entry
+		dir  string
+	)
+	if len(s.opts.Dirs) > 0 {
+		dir, _ = filepath.Abs(s.opts.Dirs[0])
+	}
+	for _, e := range s.Entries() {
+		if e.Name != name {
+			continue
+		}
+		if filepath.Dir(e.File) != dir {
+			return done, fmt.Errorf("authkeys: %s is in %s, not in the authorized-keys directory: edit it there (\"%s\": %t)", name, e.File, jwk.AttrAcceptRotation, on)
+		}
+		keys, err := jwk.ReadFile(e.File)
+		if err != nil {
+			return done, err
+		}
+		if len(keys) != 1 {
+			return done, fmt.Errorf("authkeys: %s holds %d keys: mark the entry by hand (\"%s\": %t)", e.File, len(keys), jwk.AttrAcceptRotation, on)
+		}
+		k := keys[0]
+		if k.Attrs == nil {
+			k.Attrs = jwk.Attributes{}
+		}
+		k.Attrs[jwk.AttrAcceptRotation] = json.RawMessage(fmt.Sprint(on))
+		f := jwk.JWK
+		if filepath.Ext(e.File) == ".pem" {
+			f = jwk.PEM
+		}
+		data, err := k.MarshalPublic(f)
+		if err != nil {
+			return done, err
+		}
+		if err := atomicfile.Write(e.File, data, 0o644); err != nil {
+			return done, err
+		}
+		s.Loader().Reload(e.File)
+		done = append(done, e)
+	}
+	if len(done) == 0 {
+		return nil, &NotFoundError{Query: name}
+	}
+	return done, nil
+}

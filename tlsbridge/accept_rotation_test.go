@@ -1,0 +1,75 @@
+package tlsbridge
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/jwk"
+)
+
+// A client whose entry accepts rotation gets the next key its certificate
+// announces authorized at its next handshake, under the same name with the
+// same attributes (comment, expires, from); a client whose entry does not,
+// gets nothing authorized.
+func TestAcceptRotation(t *testing.T) {
+	srv := newHome(t, jwk.EC256)
+	var log testlog.Buffer
+	ts := startServer(t, srv, ServerOptions{Logger: log.Logger()})
+	connect := func(name string, mark bool) (next *jwk.Key) {
+		t.Helper()
+		cl := newHome(t, jwk.EC256)
+		next = mustGenerate(t, jwk.Ed25519)
+		pk := cl.id.Key.PublicKey()
+		pk.Attrs = jwk.Attributes{}
+		pk.Attrs.SetString(jwk.AttrComment, name+"'s laptop")
+		pk.Attrs[jwk.AttrFrom] = json.RawMessage(`["127.0.0.0/8"]`)
+		pk.Attrs.SetString(jwk.AttrExpires, "2099-01-01T00:00:00Z")
+		if _, err := srv.auth.Add(pk, name, authkeys.AddNew); err != nil {
+			t.Fatal(err)
+		}
+		if mark {
+			if _, err := srv.auth.SetAcceptRotation(name, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id, err := NewIdentity(cl.id.Key, CertOptions{Next: []*jwk.Key{next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.id = id
+		cl.pin(t, ts.addr(), srv.id.Key)
+		if _, err := roundTrip(ts.addr(), mustConfig(t, cl.client(t, ClientOptions{}), ts.addr())); err != nil {
+			t.Fatal(err)
+		}
+		return next
+	}
+
+	next := connect("alice", true)
+	srv.auth.Reload()
+	e, err := srv.auth.Lookup(next.SPKIHash(), netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatalf("the next key was not authorized: %v\n%s", err, log.String())
+	}
+	if e.Name != "alice" || e.Comment != "alice's laptop" || len(e.From) != 1 || e.From[0].String() != "127.0.0.0/8" || e.Expires.Year() != 2099 || !e.AcceptRotation {
+		t.Errorf("the next key's entry: %+v", e)
+	}
+	if !strings.HasSuffix(e.File, "alice+"+strings.ReplaceAll(next.KeyID(), ":", "")[:8]+".json") {
+		t.Errorf("file %s", e.File)
+	}
+	if d := srv.auth.Decide(next.SPKIHash(), netip.MustParseAddr("192.0.2.1")); d.Verdict != authkeys.WrongNetwork {
+		t.Errorf("the next key from outside its entry's from: %v", d.Verdict)
+	}
+	if !strings.Contains(log.String(), `msg="authorized the next key a client announces" name=alice fingerprint=`+next.Fingerprint()) {
+		t.Errorf("log:\n%s", log.String())
+	}
+
+	other := connect("bob", false)
+	srv.auth.Reload()
+	if d := srv.auth.Decide(other.SPKIHash(), netip.MustParseAddr("127.0.0.1")); d.Verdict != authkeys.Unknown {
+		t.Errorf("an entry that does not accept rotation had its next key %v", d.Verdict)
+	}
+}
