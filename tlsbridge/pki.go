@@ -488,19 +488,30 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
+	// Only a set holding the issuer of a certificate of the chain can
+	// verify it (ca.d may hold many CAs, one file each): the others are
+	// not asked to build chains. With no such set, the first one's error
+	// says why no CA verifies the chain.
+	var candidates []*caSet
+	for _, set := range sets {
+		if set.mayAnchor(chain) {
+			candidates = append(candidates, set)
+		}
+	}
+	if len(candidates) == 0 {
+		candidates = sets[:1]
+	}
 	var (
 		ok       *CAVerified
 		refusals []error
-		files    []string
 	)
-	for _, set := range sets {
+	for _, set := range candidates {
 		chains, err := chain[0].Verify(x509.VerifyOptions{
 			Roots: set.roots, Intermediates: inter, DNSName: dnsName,
 			KeyUsages: []x509.ExtKeyUsage{usage},
 		})
 		if err != nil {
 			refusals = append(refusals, err)
-			files = append(files, set.file)
 			continue
 		}
 		// Every set that verifies the chain must also accept it: one
@@ -515,7 +526,34 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	if ok != nil {
 		return ok, nil
 	}
-	return nil, &CARefusedError{File: strings.Join(files, ", "), Err: refusals[0]}
+	return nil, &CARefusedError{File: setFiles(sets), Err: refusals[0]}
+}
+
+// setFiles names the files of sets for a refusal: all of them, or the
+// first three and how many more.
+func setFiles(sets []*caSet) string {
+	var files []string
+	for i, set := range sets {
+		if i == 3 {
+			files = append(files, fmt.Sprintf("and %d more", len(sets)-3))
+			break
+		}
+		files = append(files, set.file)
+	}
+	return strings.Join(files, ", ")
+}
+
+// mayAnchor reports whether one of the set's CAs issued a certificate of
+// chain or is one of them: whether chain building could end in the set.
+func (set *caSet) mayAnchor(chain []*x509.Certificate) bool {
+	for _, ca := range set.cas {
+		for _, c := range chain {
+			if bytes.Equal(ca.RawSubject, c.RawIssuer) || bytes.Equal(ca.Raw, c.Raw) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkCRLs applies the set's CRLs to the chains verified by its CAs.

@@ -28,10 +28,13 @@ type testCA struct {
 	dir    string
 }
 
-func newCA(t testing.TB) *testCA {
+func newCA(t testing.TB) *testCA { return newNamedCA(t, "Example Org CA") }
+
+// newNamedCA is newCA with another common name.
+func newNamedCA(t testing.TB, cn string) *testCA {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Example Org CA"}, IsCA: true, BasicConstraintsValid: true,
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
