@@ -268,7 +268,7 @@ func (c *cli) readClientKey(file string) (*jwk.Key, error) {
 	if k.IsPrivate() {
 		fmt.Fprintf(c.stderr, "keytool authorize: warning: %s holds a private key; only its public half is stored. A private key should never leave the machine it belongs to: give the server `keytool pub` output instead.\n", src)
 	}
-	return k.PublicKey(), nil // never a private member in the trust store
+	return k.PublicHalf(), nil // never a private member in the trust store
 }
 
 // authorizeName is --name, or else a name derived from the key or its

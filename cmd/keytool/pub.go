@@ -39,9 +39,9 @@ written in PEM: use --no-attributes to feed the key to openssl.`,
 			if err != nil {
 				return err
 			}
-			if noAttrs {
-				for i, k := range keys {
-					keys[i] = k.PublicKey()
+			for i, k := range keys {
+				keys[i] = k.PublicHalf() // without the identity's own certificate names
+				if noAttrs {
 					keys[i].Attrs = nil
 				}
 			}

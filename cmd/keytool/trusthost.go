@@ -141,7 +141,7 @@ func (c *cli) pinKeyFile(addr, file string, mode knownhosts.AddMode) error {
 	}
 	hosts, finish := c.adminHostStore(knownhosts.Lookups{Keys: [][32]byte{keys[0].SPKIHash()}, Addrs: []string{addr}})
 	defer finish()
-	return c.pin(hosts, addr, keys[0].PublicKey(), mode)
+	return c.pin(hosts, addr, keys[0].PublicHalf(), mode)
 }
 
 func (c *cli) pin(hosts *knownhosts.Store, addr string, k *jwk.Key, mode knownhosts.AddMode) error {
