@@ -79,7 +79,7 @@ type Change = keydir.Change
 type snapshot struct {
 	exact   map[hostKey][]*Entry        // positive exact patterns
 	wild    []*Entry                    // entries with a positive wildcard pattern
-	named   map[[32]byte]*Entry         // keys pinned without an address (the first entry of each)
+	named   map[[32]byte][]*Entry       // keys pinned without an address
 	revoked *keydir.Revocations[*Entry] // the one revocation set, shared with authkeys' rule
 	entries []*Entry
 	// skipped are the problems of the pin sources (not revocation ones):
@@ -174,7 +174,7 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	srcs := s.Loader().Sources()
 	isRevocation := func(i int) bool { return srcs[i].Revocation }
-	sn := &snapshot{exact: map[hostKey][]*Entry{}, named: map[[32]byte]*Entry{},
+	sn := &snapshot{exact: map[hostKey][]*Entry{}, named: map[[32]byte][]*Entry{},
 		revoked: keydir.NewRevocations(ks, isRevocation, func(e *Entry) [32]byte { return e.SPKIHash })}
 	for _, f := range ks.Files {
 		if isRevocation(f.Source) {
@@ -183,9 +183,7 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 		for _, e := range f.Items {
 			sn.entries = append(sn.entries, e)
 			if e.AnyNamedAddress() {
-				if _, ok := sn.named[e.SPKIHash]; !ok {
-					sn.named[e.SPKIHash] = e
-				}
+				sn.named[e.SPKIHash] = append(sn.named[e.SPKIHash], e)
 				continue
 			}
 			wild := false
@@ -303,7 +301,10 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		}
 	}
 	fp := jwk.FormatFingerprint(sum)
-	if e, ok := sn.named[sum]; ok && !pinned && !e.excluded(ip, host, port, purpose) {
+	for _, e := range sn.named[sum] {
+		if pinned || e.excluded(ip, host, port, purpose) {
+			continue
+		}
 		// Pinned without an address: the address's own pins came first
 		// (a pin of another key there is a changed key, which this one
 		// never rescues); now the certificate must name the host.

@@ -189,3 +189,32 @@ func TestKeyWithoutAddressInTheFileIsAProblem(t *testing.T) {
 		t.Errorf("%v, %v; want Skipped", d.Verdict, d.Err)
 	}
 }
+
+// Pins without an address for purposes: a connection of another purpose
+// does not see them, one of theirs (or without a purpose) does, whichever
+// file comes first.
+func TestKeyPinnedWithoutAddressByPurpose(t *testing.T) {
+	k, _ := selfSigned(t, []string{"server"})
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a-ldap.json"), keydirtest.JWK(t, withPurpose(k, "ldap")))
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "b-pool.json"), keydirtest.JWK(t, withPurpose(k, "pool")))
+	s := Load(opts)
+	if p := s.Problems(); len(p) != 0 {
+		t.Fatal(p)
+	}
+	for purpose, want := range map[string]Verdict{"": PinnedIfNamed, "ldap": PinnedIfNamed, "pool": PinnedIfNamed, "other": Unknown} {
+		if d := s.DecidePurpose("server:443", purpose, k.SPKIHash()); d.Verdict != want {
+			t.Errorf("purpose %q: %v, want %v", purpose, d.Verdict, want)
+		}
+	}
+}
+
+func withPurpose(k *jwk.Key, purpose string) *jwk.Key {
+	k = k.PublicKey()
+	if k.Attrs == nil {
+		k.Attrs = jwk.Attributes{}
+	}
+	k.Attrs.SetList(jwk.AttrPurpose, []string{purpose})
+	return k
+}
