@@ -107,6 +107,25 @@ func (s *Source) writeCaches(ctx context.Context) {
 	}
 }
 
+// all returns every key of the view (relative to the prefix) with its
+// value: what the cache holds.
+func (v *view) all() map[string][]byte {
+	n := len(v.other)
+	for _, e := range v.entries {
+		n += len(e)
+	}
+	kv := make(map[string][]byte, n)
+	for k, e := range v.entries {
+		for name, val := range e {
+			kv[Kind(k).String()+"/"+name] = val
+		}
+	}
+	for rel, val := range v.other {
+		kv[rel] = val
+	}
+	return kv
+}
+
 // writeCache writes the view to the cache, atomically and mode 0600. A
 // view read from the cache itself is not written back.
 func (s *Source) writeCache() {
@@ -115,7 +134,7 @@ func (s *Source) writeCache() {
 		return
 	}
 	cur := s.Current()
-	data, err := json.Marshal(cacheFile{Format: cacheFormat, Prefix: s.prefix, Revision: v.rev, Current: cur.UTC(), Entries: v.kv})
+	data, err := json.Marshal(cacheFile{Format: cacheFormat, Prefix: s.prefix, Revision: v.rev, Current: cur.UTC(), Entries: v.all()})
 	if err == nil && len(data) > trustfile.MaxSize {
 		err = fmt.Errorf("%w: the view takes %d bytes", trustfile.ErrTooLarge, len(data))
 	}

@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -34,12 +35,12 @@ func FuzzCache(f *testing.F) {
 			}
 			return
 		}
-		for k := range v.entries {
-			for name := range v.entries[k] {
-				if _, ok := v.kv[Kind(k).String()+"/"+name]; !ok {
-					t.Fatalf("entry %s/%s is no key of the cache", Kind(k), name)
-				}
-			}
+		var cf cacheFile
+		if err := json.Unmarshal(data, &cf); err != nil {
+			t.Fatalf("a view from a cache that does not decode: %v", err)
+		}
+		if got := v.all(); !sameEntries(got, cf.Entries) && len(got)+len(cf.Entries) > 0 {
+			t.Fatalf("the view holds %d keys, the cache %d", len(got), len(cf.Entries))
 		}
 	})
 }

@@ -82,9 +82,13 @@ func (e *StaleError) Error() string {
 // view is one consistent state of the prefix. It is never modified once
 // published.
 type view struct {
-	rev     int64
-	kv      map[string][]byte // key relative to the prefix → value
+	rev int64
+	// entries are the values of each kind by name; other holds the values
+	// of the keys that are no entry (over the bound, outside the layout) by
+	// key relative to the prefix, so that the cache keeps them too. A change
+	// copies only the maps it touches.
 	entries [numKinds]map[string][]byte
+	other   map[string][]byte
 	bad     [numKinds]map[string]error
 	outside []keydir.Problem
 }
@@ -359,7 +363,7 @@ func (s *Source) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 // makeView classifies kv (keys relative to the prefix) into a view at rev.
 func (s *Source) makeView(rev int64, kv map[string][]byte) *view {
-	v := &view{rev: rev, kv: kv}
+	v := &view{rev: rev, other: map[string][]byte{}}
 	for k := range v.entries {
 		v.entries[k] = map[string][]byte{}
 	}
@@ -369,13 +373,16 @@ func (s *Source) makeView(rev int64, kv map[string][]byte) *view {
 	return v
 }
 
-// place puts the value of key rel into v (deleted: takes it out).
+// place puts the value of key rel into v (deleted: takes it out). v's
+// maps that it changes must be v's own (apply copies them first).
 func (s *Source) place(v *view, rel string, val []byte, deleted bool) (Kind, bool) {
 	k, name, ok := classify(rel)
+	delete(v.other, rel)
 	if !ok {
 		v.outside = slices.DeleteFunc(v.outside, func(p keydir.Problem) bool { return p.Path == s.prefix+"/"+rel })
 		if !deleted {
 			v.outside = append(v.outside, keydir.Problem{Path: s.prefix + "/" + rel, Err: ErrOutsideLayout})
+			v.other[rel] = val
 		}
 		return 0, false
 	}
@@ -390,6 +397,7 @@ func (s *Source) place(v *view, rel string, val []byte, deleted bool) (Kind, boo
 			v.bad[k] = map[string]error{}
 		}
 		v.bad[k][name] = &TooLargeError{Key: s.prefix + "/" + rel, Size: len(val), Max: s.opts.MaxValue}
+		v.other[rel] = val
 	default:
 		v.entries[k][name] = val
 	}

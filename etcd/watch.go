@@ -203,13 +203,14 @@ func (s *Source) progressed(rev int64, t time.Time) {
 }
 
 // apply makes the view that events lead to, copying only the kinds they
-// touch. An event at or below the view's revision is already in it (a
+// touch (a revocation copies the revoked keys' map, not the authorized
+// keys'). An event at or below the view's revision is already in it (a
 // resumed watch may deliver it again) and is skipped: nothing is applied
 // twice.
 func (s *Source) apply(events []*clientv3.Event) {
 	old := s.cur.Load()
 	nv := *old
-	nv.kv = maps.Clone(old.kv)
+	nv.other = maps.Clone(old.other)
 	nv.outside = slices.Clone(old.outside)
 	var touched [numKinds]bool
 	n := 0
@@ -227,11 +228,6 @@ func (s *Source) apply(events []*clientv3.Event) {
 			nv.bad[k] = maps.Clone(old.bad[k])
 		}
 		deleted := ev.Type == clientv3.EventTypeDelete
-		if deleted {
-			delete(nv.kv, rel)
-		} else {
-			nv.kv[rel] = ev.Kv.Value
-		}
 		if _, ok := s.place(&nv, rel, ev.Kv.Value, deleted); !ok && !deleted {
 			s.log.Warn("etcd: key outside the layout ignored", "key", string(ev.Kv.Key))
 		}
