@@ -48,12 +48,14 @@
 // Loader.Watch watches the source directories and the parents of single
 // files (never the files, which editors and Kubernetes replace), and the
 // nearest existing ancestor of a source that does not exist yet, so that
-// its creation is seen. The first change after a quiet spell is reloaded
-// at once (a millisecond after its event, to let a write-then-rename
-// finish); the events that follow within Config.Debounce are coalesced
-// into one reload once they have been quiet for it, and so is a file
-// rewritten in place. A file that fails to load at that leading edge and
-// was modified moments ago is being written: it keeps its previous state
+// its creation is seen. A change (a file renamed in, created, removed) is
+// reloaded almost at once: after 2 ms without events (a write-then-rename
+// is one change), and no sooner than four times the last reload's
+// duration after it, so that reloading takes at most a fifth of a core
+// however busy the directory; events meanwhile join that reload. A file
+// rewritten in place is reloaded once its writes have been quiet for
+// Config.Debounce. A file that fails to load in a reload of the first kind
+// and was modified moments ago is being written: it keeps its previous state
 // until the burst's end. A full rescan (Config.Rescan) catches lost events and file systems
 // without notifications; if a watch cannot be added (inotify limits), that
 // is logged and the rescan carries on alone. The rescan compares stat data

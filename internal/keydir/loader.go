@@ -105,11 +105,13 @@ type Config[T any] struct {
 	KeyOf func(T) [32]byte
 	// Logger receives problems (once per change) and watching trouble.
 	Logger *slog.Logger
-	// Debounce is how long events must be quiet before a reload that
-	// follows another within Debounce (DefaultDebounce if zero); such a
-	// reload is never delayed by more than ten times it. The first event
-	// after a quiet spell is applied at once (after settleTime), except a
-	// write into an existing file, which waits for the quiet too.
+	// Debounce is how long writes into an existing file (a file being
+	// rewritten in place) must be quiet before a reload (DefaultDebounce if
+	// zero); such a reload is never delayed by more than ten times it.
+	// Other changes (a file renamed in, created, removed) are reloaded
+	// after 2 ms without events, no sooner than four times the last
+	// reload's duration after it, and no later than Debounce after the
+	// first of them.
 	Debounce time.Duration
 	// Rescan is the period of the full rescan that catches lost events
 	// (DefaultRescan if zero, none if negative).
@@ -319,14 +321,17 @@ func (l *Loader[T]) reload(h hints) {
 }
 
 // reloadLeading is reload at the leading edge of a burst of events: a
-// file that fails to load and was modified less than the debounce ago is
+// file that fails to load and was modified less than the debounce (or a
+// second) ago is
 // taken to be still being written, and keeps its previous state (or stays
 // absent). It returns the paths of such files, to be read again once the
 // burst is over.
 func (l *Loader[T]) reloadLeading(h hints) (held []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.holdFresh = l.cfg.Debounce
+	// A second at least: on a busy machine the read may come well after
+	// the write it catches half done.
+	l.holdFresh = max(l.cfg.Debounce, time.Second)
 	defer func() { l.holdFresh = 0 }()
 	return l.reloadLocked(h)
 }

@@ -83,6 +83,7 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 		pending  hints
 		first    time.Time       // of the pending burst
 		last     time.Time       // when the last reload ended
+		took     time.Duration   // how long it took
 		settling bool            // the timer is for a reload at the leading edge
 		created  map[string]bool // names created while settling
 	)
@@ -96,6 +97,22 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 			wait = max(deadline.Sub(now), 0)
 		}
 		timer.Reset(wait)
+	}
+	// leadWait is how long a reload at the leading edge waits from now:
+	// settleTime of quiet, and no sooner than 4×took after the last one;
+	// and, however busy the events, no later than the debounce after the
+	// first of them (or that earliest time).
+	leadWait := func(now time.Time) time.Duration {
+		earliest := last.Add(4 * took)
+		wait := max(settleTime, earliest.Sub(now))
+		deadline := first.Add(l.cfg.Debounce)
+		if earliest.After(deadline) {
+			deadline = earliest
+		}
+		if now.Add(wait).After(deadline) {
+			wait = max(deadline.Sub(now), 0)
+		}
+		return wait
 	}
 	for {
 		select {
@@ -120,21 +137,23 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 				if ev.Has(fsnotify.Create) {
 					created[ev.Name] = true
 				}
-			case ev.Has(fsnotify.Write) || !pending.empty() || time.Since(last) < l.cfg.Debounce:
+				timer.Reset(leadWait(time.Now()))
+			case ev.Has(fsnotify.Write) || !pending.empty():
 				schedule()
 			default:
-				// The first change after a quiet spell is applied almost
-				// at once (docs/design.md, "From a file change to a
-				// handshake decision"): after settleTime, which lets a
-				// write-and-rename finish; what follows within the
-				// debounce is coalesced into one reload at the burst's end.
+				// A change is applied almost at once (docs/design.md,
+				// "From a file change to a handshake decision"): after
+				// settleTime without events, which lets a write-then-rename
+				// finish, and no sooner than four times the last reload's
+				// time after it, so that reloading takes at most a fifth
+				// of a core; what comes meanwhile joins that reload.
 				settling = true
 				created = map[string]bool{}
 				if ev.Has(fsnotify.Create) {
 					created[ev.Name] = true
 				}
 				first = time.Now()
-				timer.Reset(min(settleTime, l.cfg.Debounce))
+				timer.Reset(leadWait(first))
 			}
 			pending.add(ev.Name)
 		case err, ok := <-errs:
@@ -152,6 +171,7 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 		case <-timer.C:
 			h := pending
 			pending, first = hints{}, time.Time{}
+			start := time.Now()
 			if settling {
 				settling = false
 				for _, p := range l.reloadLeading(h) {
@@ -164,6 +184,7 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 				l.reload(h)
 			}
 			last = time.Now()
+			took = last.Sub(start)
 		case <-tick:
 			if comparing == nil {
 				ch := make(chan hints, 1)
@@ -177,9 +198,10 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 	}
 }
 
-// settleTime is how long a reload at the leading edge of a burst waits
-// for the rest of a quick write-then-rename (sed -i, install) to arrive.
-const settleTime = time.Millisecond
+// settleTime is the quiet a reload at the leading edge of a burst waits
+// for, so that the rest of a quick write-then-rename (sed -i, install)
+// arrives with it.
+const settleTime = 2 * time.Millisecond
 
 // irrelevant reports whether an event is about a name inside a source
 // directory that is never a key file (keytool's own .*.tmp, editors'
