@@ -37,6 +37,12 @@ type ClientOptions struct {
 	// Logger receives a line per connection and the lifecycle; nil
 	// discards them.
 	Logger *slog.Logger
+	// ConnLevel is the level of the lines about each admitted connection
+	// ("accepted" or "connected", "closed"): Info when zero. A busy proxy
+	// logs them at slog.LevelDebug, so that they cost nothing unless
+	// asked for. Refusals and failures keep their own levels (and the
+	// aggregation of repeated handshake failures).
+	ConnLevel slog.Level
 	// Trust, if set, says in the logs why the target's key was trusted
 	// (such as "pinned", or "PKI"): the "trust" attribute of each
 	// connection's lines. Nil leaves the attribute out.
@@ -72,6 +78,7 @@ type Client struct {
 	timeout time.Duration
 	idle    time.Duration
 	log     *slog.Logger
+	connLvl slog.Level // of the per-connection lines
 	trust   func(*tls.Conn) string
 	explain func(error) error
 	l       *listener
@@ -92,7 +99,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	c := &Client{
 		tls: opts.TLS, target: opts.Target, timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
 		idle: orDefault(opts.IdleTimeout, DefaultIdleTimeout), trust: opts.Trust, explain: opts.Explain,
-		metrics: opts.Metrics,
+		metrics: opts.Metrics, connLvl: opts.ConnLevel,
 	}
 	if c.explain == nil {
 		c.explain = func(err error) error { return err }
@@ -178,14 +185,22 @@ func (c *Client) handle(ctx context.Context, raw net.Conn) {
 			return // revoked since the handshake (logged), or the proxy is closing
 		}
 	}
-	c.log.Info("connected", attrs...)
+	c.logConn(ctx, "connected", attrs)
 	c.metrics.opened()
 	out, in, idled := pipe(ctx, conn, raw, c.idle)
 	c.metrics.closed(in, out)
 	if idled {
 		c.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", c.idle.String())...)
 	}
-	c.log.Info("closed", append(attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))...)
+	c.logConn(ctx, "closed", attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))
+}
+
+// logConn logs a line about a connection at ClientOptions.ConnLevel,
+// building it only when that level is enabled.
+func (c *Client) logConn(ctx context.Context, msg string, attrs []any, more ...any) {
+	if c.log.Enabled(ctx, c.connLvl) {
+		c.log.Log(ctx, c.connLvl, msg, append(attrs, more...)...)
+	}
 }
 
 // trustAttrs adds the target's fingerprint and, with Trust, why it was

@@ -40,6 +40,12 @@ type ServerOptions struct {
 	// Logger receives a line per connection and the lifecycle; nil
 	// discards them.
 	Logger *slog.Logger
+	// ConnLevel is the level of the lines about each admitted connection
+	// ("accepted" or "connected", "closed"): Info when zero. A busy proxy
+	// logs them at slog.LevelDebug, so that they cost nothing unless
+	// asked for. Refusals and failures keep their own levels (and the
+	// aggregation of repeated handshake failures).
+	ConnLevel slog.Level
 	// Store, if set, is the store TLS decides with (an *authkeys.Store):
 	// what each of its reloads changed is logged while serving, and each
 	// reload decides the open connections again at once (below).
@@ -85,6 +91,7 @@ type Server struct {
 	idle    time.Duration
 	enroll  http.Handler
 	log     *slog.Logger
+	connLvl slog.Level // of the per-connection lines
 	l       *listener
 	metrics *Metrics
 	ppv2    bool
@@ -106,7 +113,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target,
 		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
 		idle:    orDefault(opts.IdleTimeout, DefaultIdleTimeout), enroll: opts.Enroll,
-		metrics: opts.Metrics, ppv2: opts.ProxyProtocol,
+		metrics: opts.Metrics, ppv2: opts.ProxyProtocol, connLvl: opts.ConnLevel,
 	}
 	if opts.HTTP && opts.ProxyProtocol {
 		return nil, &OptionError{"HTTP", "HTTP mode tells the target who connected in headers; it does not go with ProxyProtocol"}
@@ -210,11 +217,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		}
 	}
 	if s.http != nil {
-		s.log.Info("accepted", attrs...)
+		s.logConn(ctx, "accepted", attrs)
 		s.metrics.opened()
 		s.http.serve(ctx, conn, peer)
 		s.metrics.closed(0, 0)
-		s.log.Info("closed", append(attrs, "duration", since(start))...)
+		s.logConn(ctx, "closed", attrs, "duration", since(start))
 		return
 	}
 	var d net.Dialer
@@ -235,14 +242,22 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 			return
 		}
 	}
-	s.log.Info("accepted", attrs...)
+	s.logConn(ctx, "accepted", attrs)
 	s.metrics.opened()
 	in, out, idled := pipe(ctx, conn, target, s.idle)
 	s.metrics.closed(in, out)
 	if idled {
 		s.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", s.idle.String())...)
 	}
-	s.log.Info("closed", append(attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))...)
+	s.logConn(ctx, "closed", attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))
+}
+
+// logConn logs a line about an admitted connection at ServerOptions.ConnLevel,
+// building it only when that level is enabled.
+func (s *Server) logConn(ctx context.Context, msg string, attrs []any, more ...any) {
+	if s.log.Enabled(ctx, s.connLvl) {
+		s.log.Log(ctx, s.connLvl, msg, append(attrs, more...)...)
+	}
 }
 
 // handshake runs the TLS handshake within the timeout, and returns the

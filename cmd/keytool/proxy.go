@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,6 +39,8 @@ type proxyOptions struct {
 	metricsListen    string // serve /healthz, /readyz, /metrics there
 	proxyProtocol    bool   // PROXY protocol v2 header to the target
 	http             bool   // HTTP mode: identity in request headers
+	logLevel         string // --log-level
+	logFormat        string // --log-format
 }
 
 // proxyCommand makes the proxy command, with flag variables of its own.
@@ -63,9 +66,13 @@ is checked once at start, so that an unknown host's question is asked then
 (on the terminal) and not in the middle of traffic; without a terminal an
 unknown host is refused with the 'keytool trust-host' command to run.
 
-Every connection is logged on standard error (log/slog text): the remote
-address, the peer key's fingerprint, its authorized-keys entry name or why
-it was refused, the bytes copied each way and the duration. Problems in
+Logs go to standard error, as log/slog text (--log-format json: one JSON
+object a line), at --log-level info and above by default. Refused
+connections are logged with the remote address, the peer key's
+fingerprint and why; with --log-level debug, every admitted connection
+too, when it opens and when it closes: its entry name, the bytes copied
+each way and the duration (a busy proxy would write two lines a
+connection otherwise). Problems in
 the trust files are logged with the file's name, and each reload of them
 with what changed ("trust reloaded" authorized=+added/-removed
 revoked=+N/-N skipped=N keys=N). Failed handshakes are logged at once the
@@ -166,6 +173,8 @@ Example:
 			set.StringVarP(&o.keyType, "type", "t", "", "with --gen: the new key's `TYPE` (default ec256)")
 			set.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "server mode: start each target connection with a PROXY protocol v2 header (client address, key fingerprint, entry name, TLS version)")
 			set.BoolVar(&o.http, "http", false, "server mode: speak HTTP/1.1 and HTTP/2 to clients, forward requests to an HTTP --target with the client's identity in headers")
+			set.StringVar(&o.logLevel, "log-level", "info", "log at `LEVEL` and above: debug (adds a line per connection), info, warn or error")
+			set.StringVar(&o.logFormat, "log-format", "text", "log lines as `FORMAT`: text (log/slog key=value) or json (one object a line)")
 			set.StringVar(&o.metricsListen, "metrics-listen", "", "serve /healthz, /readyz and Prometheus /metrics over plain HTTP on `ADDR` (host:port)")
 		},
 		run: func(c *cli, args []string) error {
@@ -174,6 +183,9 @@ Example:
 			}
 			if o.listen == "" || o.target == "" {
 				return usagef("--listen ADDR and --target ADDR are required")
+			}
+			if _, err := proxyLogger(c, o); err != nil {
+				return err
 			}
 			for _, a := range []string{o.listen, o.target, o.metricsListen} {
 				if a == "" {
@@ -221,7 +233,8 @@ Example:
 // proxy builds the proxy from the home and runs it until a signal, then
 // drains.
 func (c *cli) proxy(o proxyOptions) error {
-	log := c.logger()
+	log, _ := proxyLogger(c, o) // checked with the other flags
+
 	// The stores watch their files until the very end, draining included.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -281,6 +294,31 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, id *tlsbridge.Ide
 			_ = id.Reload() // logged by the watcher
 		}
 	}
+}
+
+// proxyLogger is the proxy's logger, as --log-level and --log-format say.
+func proxyLogger(c *cli, o proxyOptions) (*slog.Logger, error) {
+	var level slog.Level
+	switch strings.ToLower(o.logLevel) {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, usagef("--log-level %q: use debug, info, warn or error", o.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(o.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.stderr, opts)), nil
+	}
+	return nil, usagef("--log-format %q: use text or json", o.logFormat)
 }
 
 // checkGenFlags refuses --type without --gen, a type keytool does not
@@ -389,7 +427,8 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 		log.Warn("no client key is authorized yet: every client is refused until one is (keytool authorize --name NAME FILE)", "dir", opts.Dirs[0])
 	}
 	return proxy.NewServer(proxy.ServerOptions{
-		TLS: srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
+		ConnLevel: slog.LevelDebug, // --log-level debug shows them
+		TLS:       srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
 		ProxyProtocol: o.proxyProtocol, HTTP: o.http,
 	})
@@ -441,7 +480,8 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 	log.Info("identity", "fingerprint", id.Key.Fingerprint())
 	ops.identity(&id.Certificate)
 	p, err := proxy.NewClient(proxy.ClientOptions{
-		TLS: client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
+		ConnLevel: slog.LevelDebug, // --log-level debug shows them
+		TLS:       client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Logger: log, Store: hosts, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
 		Trust: func(conn *tls.Conn) string {
 			return hostTrust(conn, hosts, o.target, pki != nil, otherwise)

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,6 +47,11 @@ type pxProc struct {
 func pxStart(t testing.TB, name string, args ...string) *pxProc {
 	t.Helper()
 	p := &pxProc{name: name, done: make(chan struct{})}
+	if i := slices.Index(args, "proxy"); name == "keytool" && i >= 0 && !slices.Contains(args, "--log-level") {
+		// The tests follow each connection by its lines, which a proxy
+		// logs at debug (TestProxyLogFlags checks the default).
+		args = slices.Insert(slices.Clone(args), i+1, "--log-level", "debug")
+	}
 	p.cmd = exec.Command(name, args...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	p.cmd.Env = pxEnv()

@@ -276,7 +276,7 @@ func TestProxyClientModePrompt(t *testing.T) {
 			logFile := filepath.Join(t.TempDir(), "proxy.log")
 			tmux := pxTmux(t)
 			tmux("new-session", "-d", "-x", "200", "-y", "50",
-				"keytool -H "+shellQuote(client)+" proxy --client --listen 127.0.0.1:0 --target "+serverAddr+" 2>"+shellQuote(logFile)+"; sleep 60")
+				"keytool -H "+shellQuote(client)+" proxy --client --log-level debug --listen 127.0.0.1:0 --target "+serverAddr+" 2>"+shellQuote(logFile)+"; sleep 60")
 			screen := func() string { return tmux("capture-pane", "-p", "-J") }
 			var s string
 			if pxUntil(15*time.Second, func() bool { s = screen(); return strings.Contains(s, "continue connecting") }) < 0 {
