@@ -50,9 +50,9 @@
 // nearest existing ancestor of a source that does not exist yet, so that
 // its creation is seen. A change (a file renamed in, created, removed) is
 // reloaded almost at once: after 2 ms without events (a write-then-rename
-// is one change), and no sooner than four times the last reload's
-// duration after it, so that reloading takes at most a fifth of a core
-// however busy the directory; events meanwhile join that reload. A file
+// is one change), and no sooner than the last reload's duration after
+// it, so that reloading takes at most half a core however busy the
+// directory; events meanwhile join that reload. A file
 // rewritten in place is reloaded once its writes have been quiet for
 // Config.Debounce. A file that fails to load in a reload of the first kind
 // and was modified moments ago is being written: it keeps its previous state

@@ -109,9 +109,9 @@ type Config[T any] struct {
 	// rewritten in place) must be quiet before a reload (DefaultDebounce if
 	// zero); such a reload is never delayed by more than ten times it.
 	// Other changes (a file renamed in, created, removed) are reloaded
-	// after 2 ms without events, no sooner than four times the last
-	// reload's duration after it, and no later than Debounce after the
-	// first of them.
+	// after 2 ms without events, no sooner than the last reload's
+	// duration after it, and no later than Debounce after the first of
+	// them.
 	Debounce time.Duration
 	// Rescan is the period of the full rescan that catches lost events
 	// (DefaultRescan if zero, none if negative).

@@ -99,11 +99,11 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 		timer.Reset(wait)
 	}
 	// leadWait is how long a reload at the leading edge waits from now:
-	// settleTime of quiet, and no sooner than 4×took after the last one;
+	// settleTime of quiet, and no sooner than took after the last one;
 	// and, however busy the events, no later than the debounce after the
 	// first of them (or that earliest time).
 	leadWait := func(now time.Time) time.Duration {
-		earliest := last.Add(4 * took)
+		earliest := last.Add(took)
 		wait := max(settleTime, earliest.Sub(now))
 		deadline := first.Add(l.cfg.Debounce)
 		if earliest.After(deadline) {
@@ -144,9 +144,10 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 				// A change is applied almost at once (docs/design.md,
 				// "From a file change to a handshake decision"): after
 				// settleTime without events, which lets a write-then-rename
-				// finish, and no sooner than four times the last reload's
-				// time after it, so that reloading takes at most a fifth
-				// of a core; what comes meanwhile joins that reload.
+				// finish, and no sooner than the last reload's duration
+				// after it, so that reloading takes at most half a core
+				// however busy the directory; what comes meanwhile joins
+				// that reload.
 				settling = true
 				created = map[string]bool{}
 				if ev.Has(fsnotify.Create) {
