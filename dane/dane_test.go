@@ -30,15 +30,8 @@ func newSPKI(t testing.TB) []byte {
 	return der
 }
 
-// tlsa is the zone-file line publishing spki for port under dnstest.Origin.
-func tlsa(t testing.TB, port string, spki []byte, mt uint8) string {
-	t.Helper()
-	r, err := dane.RecordFor(spki, mt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)
-}
+// tlsa is dnstest.TLSA: the zone-file line publishing spki for port.
+var tlsa = dnstest.TLSA
 
 func TestRecordFor(t *testing.T) {
 	spki := newSPKI(t)

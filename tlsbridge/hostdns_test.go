@@ -3,7 +3,6 @@ package tlsbridge
 import (
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"github.com/keytool/keytool/authkeys"
 	"io"
 	"log/slog"
@@ -23,19 +22,9 @@ import (
 
 // tlsaLine is the zone-file line publishing k for port in dnstest.Origin.
 func tlsaLine(t *testing.T, port string, k *jwk.Key) string {
-	t.Helper()
-	r, err := dane.RecordFor(k.SPKI(), dane.MatchSHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)
+	return dnstest.TLSA(t, port, k.SPKI(), dane.MatchSHA256)
 }
 
-// seed 000: "support something similar to ssh's fingerprint in DNS
-// feature [...] if the domain is signed by DNSSEC, the client will
-// automatically accept the fingerprint if it matches that in the DNS
-// record" (as TLSA records, not TXT).
-//
 // TestVerifyHostKeyDNS connects to a server at localhost:PORT whose TLSA
 // records nsd serves and unbound validates (internal/dnstest), under each
 // case of docs/dns.md.
@@ -267,8 +256,7 @@ func BenchmarkHostKeyDNS(b *testing.B) {
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	addr := net.JoinHostPort("localhost", port)
-	r, _ := dane.RecordFor(srvID.Key.SPKI(), dane.MatchSHA256)
-	d := dnstest.Start(b, dnstest.Zone{Signed: true, Records: []string{fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)}})
+	d := dnstest.Start(b, dnstest.Zone{Signed: true, Records: []string{dnstest.TLSA(b, port, srvID.Key.SPKI(), dane.MatchSHA256)}})
 	res, err := dane.NewResolver(d.Resolver)
 	if err != nil {
 		b.Fatal(err)

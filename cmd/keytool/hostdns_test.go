@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -29,15 +28,9 @@ func dnsServer(t *testing.T, clientHome string) (addr, port string, key *jwk.Key
 	return net.JoinHostPort("localhost", port), port, key
 }
 
-// tlsaFor is the zone-file line publishing k at _PORT._tcp in dnstest.Origin,
-// as keytool dns-record prints it.
+// tlsaFor is the zone-file line publishing k for port in dnstest.Origin.
 func tlsaFor(t *testing.T, port string, k *jwk.Key) string {
-	t.Helper()
-	r, err := dane.RecordFor(k.SPKI(), dane.MatchSHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)
+	return dnstest.TLSA(t, port, k.SPKI(), dane.MatchSHA256)
 }
 
 // TestHostKeyDNSCommands: keytool connect and trust-host, as processes

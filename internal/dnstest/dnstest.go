@@ -21,6 +21,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/internal/testlog"
 )
 
@@ -63,6 +64,19 @@ func Require(t testing.TB) {
 		t.Skipf("SKIPPED, NOT PASSED: %s not installed (Debian: apt-get install %s); DANE against real DNS software is untested",
 			strings.Join(missing, ", "), strings.Join(pkgs, " "))
 	}
+}
+
+// TLSA is the zone-file line publishing the key whose DER
+// SubjectPublicKeyInfo is spki for the TLS service on port of Origin,
+// with the matching type given (dane.MatchSHA256…), as keytool
+// dns-record prints it.
+func TLSA(t testing.TB, port string, spki []byte, matchingType uint8) string {
+	t.Helper()
+	r, err := dane.RecordFor(spki, matchingType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)
 }
 
 // Zone is the test zone to serve.
