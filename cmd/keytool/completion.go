@@ -104,6 +104,7 @@ var argValues = map[string]func(c *cli, n int) ([]string, string){
 	"show":       filesArg,
 	"pub":        filesArg,
 	"bundle":     firstArg("authorized", "trusted"),
+	"ca":         firstArg("add", "list", "remove"),
 	"completion": firstArg("bash", "zsh", "fish"),
 	"connect": func(c *cli, n int) ([]string, string) {
 		if n > 0 {
