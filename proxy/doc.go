@@ -73,6 +73,26 @@
 // (its alert about our certificate, before it showed its own) is logged
 // as "client refused this server's key", with the alert.
 //
+// # Telling the target who connected
+//
+// With ServerOptions.ProxyProtocol, each target connection starts with a
+// PROXY protocol v2 header: the client's address and port, the TLS
+// version and cipher (PP2_TYPE_SSL), and the key's fingerprint, entry
+// name and key ID in TLVs of the specification's custom range
+// (PP2TypeFingerprint, PP2TypeName, PP2TypeKeyID). With
+// ServerOptions.HTTP, the proxy speaks HTTP/1.1 and HTTP/2 to the client
+// and forwards each request with httputil.ReverseProxy, after removing
+// every identity header the client sent and adding the admitted key's
+// (HeaderFingerprint, HeaderKeyID, HeaderName, HeaderClientCert) and
+// X-Forwarded-For/Forwarded.
+//
+// # Metrics and readiness
+//
+// Metrics (NewMetrics) counts handshakes by result and reason, open
+// connections and bytes, and reads the trust stores' state at each
+// scrape (WatchStore); Health says whether the proxy is ready to admit
+// clients; OpsHandler serves /healthz, /readyz and /metrics.
+//
 // # Lifecycle
 //
 // Serve logs "listening" with the goroutine count, and accepts until
