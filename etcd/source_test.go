@@ -246,7 +246,20 @@ func TestCacheWhenEtcdDown(t *testing.T) {
 	if s.Revision() != rev {
 		t.Errorf("cache revision %d, want %d", s.Revision(), rev)
 	}
+	// etcd back: its list replaces the cache's view, and the watch goes on.
+	live := authkeys.Open(t.Context(), s.AuthorizedOptions())
+	defer live.Close()
+	if err := ms[0].start(); err != nil {
+		t.Fatal(err)
+	}
+	cli = client(t, ms[0].endpoint())
+	del(t, cli, Key(prefix, Revoked, "bob"))
+	put(t, cli, Key(prefix, Revoked, "alice"), keyJSON(t, alice))
+	eventually(t, 20*time.Second, "etcd's changes not followed after the cache", func() bool {
+		return verdict(live, alice) == authkeys.Revoked && verdict(live, bob) == authkeys.Authorized
+	})
 	s.Close()
+	ms[0].stop()
 
 	good, err := os.ReadFile(cache)
 	if err != nil {
