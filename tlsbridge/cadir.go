@@ -230,6 +230,12 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 		if err := atomicfile.Write(crlFile, in.CRL, 0o644); err != nil {
 			return nil, err
 		}
+	} else if crl, _, rerr := trustfile.Read(crlFile); rerr == nil {
+		// A CRL left there (the CA file deleted by hand) must be this
+		// CA's: another's would fail every CA decision once loaded.
+		if _, perr := parseCRLs(crl, cas); perr != nil {
+			return nil, fmt.Errorf("tlsbridge: %s is already there and is not a CRL of this CA (%v): remove it, or give the CA's CRL", crlFile, perr)
+		}
 	}
 	if err != nil {
 		if err := atomicfile.Create(ca.File, data, 0o644); errors.Is(err, fs.ErrExist) {

@@ -59,6 +59,18 @@ func TestInstallCA(t *testing.T) {
 		t.Error("a purpose that is a path was accepted")
 	}
 
+	// A CRL left behind by a CA deleted by hand is not adopted by another.
+	stale := filepath.Join(dir, "stale.crl.pem")
+	if err := os.WriteFile(stale, crlPEM(ldap), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InstallCA(dir, CAInstall{CA: caPEM(general), Name: "stale"}); err == nil || !strings.Contains(err.Error(), "not a CRL of this CA") {
+		t.Errorf("a stale CRL of another CA: err = %v", err)
+	}
+	if err := os.Remove(stale); err != nil {
+		t.Fatal(err)
+	}
+
 	cas, err := ListCAs(dir, home)
 	if err != nil || len(cas) != 2 || cas[0].Purpose != "" || cas[1].Purpose != "ldap" || len(cas[1].Certificates) != 1 {
 		t.Fatalf("ListCAs = %+v, %v", cas, err)
