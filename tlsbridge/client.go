@@ -126,6 +126,9 @@ type Client struct {
 	id     IdentitySource
 	opts   ClientOptions
 	prompt sync.Mutex // one question on the terminal at a time
+	// byDNS holds the hosts (dnsKey) a validated TLSA record let in,
+	// for AcceptedByDNS.
+	byDNS sync.Map
 }
 
 // NewClient returns a Client presenting id: an *Identity, or an

@@ -2,6 +2,8 @@ package tlsbridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"net"
 
@@ -77,6 +79,7 @@ func (c *Client) lookupDNS(addr string, key *jwk.Key) *dane.Result {
 // names, pinning it (commented DNSComment) when the options say so or
 // the Policy pins new keys anyway.
 func (c *Client) acceptFromDNS(addr string, key *jwk.Key, res *dane.Result) error {
+	c.byDNS.Store(dnsKey{addr, key.SPKIHash()}, struct{}{})
 	if !c.opts.PinFromDNS && c.opts.Policy != AcceptNew {
 		return nil
 	}
@@ -91,6 +94,24 @@ func (c *Client) acceptFromDNS(addr string, key *jwk.Key, res *dane.Result) erro
 	}
 	c.opts.Logger.Info("pinned the key of a new host", "addr", addr, "fingerprint", key.Fingerprint(), "file", file, "dns", res.Name)
 	return nil
+}
+
+// dnsKey is a server key at an address.
+type dnsKey struct {
+	addr string
+	sum  [32]byte
+}
+
+// AcceptedByDNS reports whether the server key of cs, at addr (as
+// dialled), was let in by a DNSSEC-validated TLSA record
+// (VerifyHostKeyDNS DNSYes) — for logs that say why a connection was
+// trusted. A key pinned since then is reported by the pins first.
+func (c *Client) AcceptedByDNS(addr string, cs tls.ConnectionState) bool {
+	if len(cs.PeerCertificates) == 0 {
+		return false
+	}
+	_, ok := c.byDNS.Load(dnsKey{addr, sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)})
+	return ok
 }
 
 // DNSMismatchError means a host without a pin presented a key that the

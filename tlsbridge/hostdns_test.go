@@ -132,8 +132,14 @@ func TestVerifyHostKeyDNS(t *testing.T) {
 				return No, nil
 			})
 			start := time.Now()
-			_, err = roundTrip(addr, mustConfig(t, cli.client(t, opts), addr))
+			client := cli.client(t, opts)
+			cs, err := roundTrip(addr, mustConfig(t, client, addr))
 			took := time.Since(start)
+			// AcceptedByDNS: only a validated record's key, not pinned
+			// before (accept-new pins it after DNS let it in).
+			if byDNS := err == nil && opts.VerifyHostKeyDNS == DNSYes && c.signed && !c.untrusted && c.pinnedBy == ""; client.AcceptedByDNS(addr, cs) != byDNS {
+				t.Errorf("AcceptedByDNS = %v, want %v", !byDNS, byDNS)
+			}
 			if (err == nil) != c.connect {
 				t.Fatalf("connected = %v (%v), want %v; log:\n%s", err == nil, err, c.connect, log.String())
 			}

@@ -126,8 +126,8 @@ func (c *cli) connect(addr string, verbose, visual bool, timeout time.Duration) 
 			viaCA = err == nil && v != nil
 		}
 		otherwise := "accepted once"
-		if c.hostDNS.verify == "yes" {
-			otherwise = "not pinned: accepted once or by DNS"
+		if client.AcceptedByDNS(addr, cs) {
+			otherwise = trustDNS
 		}
 		if policy, _ := c.policy(); policy == tlsbridge.Insecure {
 			otherwise = "NOT verified (insecure)"

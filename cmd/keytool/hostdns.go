@@ -23,6 +23,10 @@ func (f *hostDNSFlags) register(set *pflag.FlagSet) {
 	set.DurationVar(&f.timeout, "dns-timeout", dane.DefaultTimeout, "give up on the DNS lookup after `DURATION` and fall back to the pins")
 }
 
+// trustDNS is why a server key was trusted when a validated TLSA record
+// let it in (connect -v, proxy --client's trust=).
+const trustDNS = "DNS (DNSSEC-validated TLSA)"
+
 // hostDNSHelp is the paragraph of --help on the DNS flags, headed by
 // title; pinned adds what yes does besides connecting (trust-host pins).
 func hostDNSHelp(title, pinned string) string {

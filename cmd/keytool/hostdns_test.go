@@ -50,6 +50,8 @@ func TestHostKeyDNSCommands(t *testing.T) {
 	}{
 		{name: "signed: connect yes", signed: true, args: []string{"connect", "--verify-host-key-dns", "yes"}, stdout: "hello\n",
 			stderr: `msg="host key found in DNS"`},
+		{name: "signed: connect -v yes", signed: true, args: []string{"connect", "-v", "--verify-host-key-dns", "yes"}, stdout: "hello\n",
+			stderr: `, DNS (DNSSEC-validated TLSA)` + "\n"},
 		{name: "signed: trust-host yes pins", signed: true, args: []string{"trust-host", "--verify-host-key-dns", "yes"},
 			stdout: "(pinned from a DNSSEC-validated TLSA record at _PORT._tcp.localhost.)\n", pinComment: "pinned from a DNSSEC-validated TLSA record at _PORT._tcp.localhost."},
 		{name: "signed: connect no", signed: true, args: []string{"connect"}, code: 1, stderr: "there is no terminal to ask"},
@@ -173,7 +175,7 @@ func TestHostKeyDNSProxyClient(t *testing.T) {
 	p := pxStart(t, "keytool", "-H", home, "proxy", "--client", "--listen", "127.0.0.1:0", "--target", addr,
 		"--verify-host-key-dns", "yes", "--dns-resolver", d.Resolver)
 	p.waitFor(t, `msg="host key found in DNS" addr=`+regexpQuote(addr)+` fingerprint=`+regexpQuote(key.Fingerprint()), 15*time.Second)
-	p.waitFor(t, `msg="target verified" target=`+regexpQuote(addr)+` fingerprint=`+regexpQuote(key.Fingerprint())+` trust="not pinned: accepted once or by DNS"`, 15*time.Second)
+	p.waitFor(t, `msg="target verified" target=`+regexpQuote(addr)+` fingerprint=`+regexpQuote(key.Fingerprint())+` trust="DNS \(DNSSEC-validated TLSA\)"`, 15*time.Second)
 	p.waitFor(t, `msg=listening`, 15*time.Second)
 	p.stop(t)
 	if _, err := os.Stat(pinFile(home, addr)); err == nil {

@@ -469,10 +469,6 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 	hosts := knownhosts.Open(ctx, hopts)
 	ops.store("trusted_hosts", hosts)
 	prompt := &startupPrompt{once: map[string]string{}}
-	otherwise := "accepted once"
-	if c.hostDNS.verify == "yes" {
-		otherwise = "not pinned: accepted once or by DNS"
-	}
 	client, id, pki, err := c.newClientWith(ids, hosts, prompt, log)
 	if err != nil {
 		return nil, err
@@ -484,6 +480,10 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 		TLS:       client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Logger: log, Store: hosts, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
 		Trust: func(conn *tls.Conn) string {
+			otherwise := "accepted once"
+			if client.AcceptedByDNS(o.target, conn.ConnectionState()) {
+				otherwise = trustDNS
+			}
 			return hostTrust(conn, hosts, o.target, pki != nil, otherwise)
 		},
 		Explain: func(err error) error { return c.explainRefusal(err, o.target, ids.CurrentIdentity()) },
