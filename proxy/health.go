@@ -19,7 +19,7 @@ import (
 // anyone). docs/deploy.md shows the probes.
 type Health struct {
 	stores   []namedStore
-	identity func() error
+	identity atomic.Pointer[func() error]
 	serving  atomic.Bool
 }
 
@@ -39,8 +39,9 @@ func (h *Health) AddStore(name string, s StoreStatus) {
 }
 
 // SetIdentity sets the check that the identity is usable now
-// (CertificateValid).
-func (h *Health) SetIdentity(check func() error) { h.identity = check }
+// (CertificateValid). It may be called while serving, when the identity
+// is reloaded.
+func (h *Health) SetIdentity(check func() error) { h.identity.Store(&check) }
 
 // SetServing says whether the proxy is accepting connections: true once it
 // listens, false from the start of its drain.
@@ -62,8 +63,8 @@ func (h *Health) Ready() error {
 			errs = append(errs, fmt.Errorf("trust store %s: a revocation input cannot be read: every key is refused", s.name))
 		}
 	}
-	if h.identity != nil {
-		if err := h.identity(); err != nil {
+	if check := h.identity.Load(); check != nil && *check != nil {
+		if err := (*check)(); err != nil {
 			errs = append(errs, err)
 		}
 	}
