@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,14 +203,22 @@ func (l *LiveConns) TrackConn(c Tracked) (untrack func()) {
 	if len(c.State.PeerCertificates) > 0 {
 		sum = sha256.Sum256(c.State.PeerCertificates[0].RawSubjectPublicKeyInfo)
 	}
+	// The decision depends on the chain the peer showed and where it is:
+	// connections that share them share a sweep's decision (live.Memo).
+	h := sha256.New()
+	for _, cert := range c.State.PeerCertificates {
+		h.Write(cert.Raw)
+	}
+	var chain [32]byte
+	h.Sum(chain[:0])
 	lc := &live.Conn{Close: c.Close, Attrs: c.Attrs}
 	if lc.Close == nil {
 		lc.Close = func(error) { closeUnderlying(c.Conn) }
 	}
 	if l.srv != nil {
-		lc.Decide, lc.Attrs = l.serverDecider(c, sum)
+		lc.Decide, lc.Attrs = l.serverDecider(c, sum, chain)
 	} else {
-		lc.Decide = l.clientDecider(c, sum)
+		lc.Decide = l.clientDecider(c, sum, chain)
 		if lc.Attrs == nil {
 			lc.Attrs = []any{"addr", c.Addr, "remote", remoteOf(c.Conn), "fingerprint", jwk.FormatFingerprint(sum)}
 		}
@@ -219,8 +228,9 @@ func (l *LiveConns) TrackConn(c Tracked) (untrack func()) {
 
 // serverDecider decides a Server's client again (Server.verify, as the
 // handshake did), and makes its log attributes unless c has its own.
-func (l *LiveConns) serverDecider(c Tracked, sum [32]byte) (func() (time.Time, error), []any) {
+func (l *LiveConns) serverDecider(c Tracked, sum, chain [32]byte) (func(*live.Memo) (time.Time, error), []any) {
 	remote := addrOf(c.Conn)
+	var key any = serverMemoKey{chain, remote} // boxed once, not at each sweep
 	var unauthenticated, first atomic.Bool
 	unauthenticated.Store(true) // until the first decision says otherwise
 	first.Store(true)
@@ -229,8 +239,12 @@ func (l *LiveConns) serverDecider(c Tracked, sum [32]byte) (func() (time.Time, e
 	if attrs == nil {
 		attrs = []any{"remote", remoteOf(c.Conn), "fingerprint", jwk.FormatFingerprint(sum), "name", slog.AnyValue(liveName{name})}
 	}
-	return func() (time.Time, error) {
-		p, err := l.srv.verify(c.State, remote)
+	return func(memo *live.Memo) (time.Time, error) {
+		r := memo.Get(key, func() any {
+			p, err := l.srv.verify(c.State, remote)
+			return serverMemoVal{p, err}
+		}).(serverMemoVal)
+		p, err := r.p, r.err
 		switch {
 		case err != nil:
 			return time.Time{}, err
@@ -243,13 +257,39 @@ func (l *LiveConns) serverDecider(c Tracked, sum [32]byte) (func() (time.Time, e
 			return time.Time{}, nil // let in unauthenticated, and still so
 		}
 		unauthenticated.Store(false)
-		n := p.Name()
-		name.Store(&n)
+		if n := p.Name(); name.Load() == nil || *name.Load() != n {
+			name.Store(&n)
+		}
 		if p.Entry != nil {
 			return p.Entry.Expires, nil
 		}
 		return time.Time{}, nil
 	}, attrs
+}
+
+// serverMemoKey and serverMemoVal are a Server's decision on a chain
+// from an address, shared by a sweep's connections (Server.verify's
+// result, which they read only).
+type serverMemoKey struct {
+	chain  [32]byte
+	remote netip.Addr
+}
+
+type serverMemoVal struct {
+	p   *Peer
+	err error
+}
+
+// clientMemoKey and clientMemoVal are a Client's decision on a chain at an
+// address: the store's, and its CA's when the store does not know the key.
+type clientMemoKey struct {
+	chain            [32]byte
+	addr, serverName string
+}
+
+type clientMemoVal struct {
+	d   knownhosts.Decision
+	pki error // the CA's verdict, for a key the store does not know, in PKI mode
 }
 
 // liveName is the name of a tracked client's entry, as last decided, for
@@ -271,13 +311,22 @@ var errNotClientConn = errors.New("tlsbridge: a client's connection was tracked 
 // dialled: nil while it is admitted. A final refusal closes it; so does
 // the loss of the pin it was admitted by (or later held), and, for a
 // server its CA admitted, the CA's refusal now.
-func (l *LiveConns) clientDecider(c Tracked, sum [32]byte) func() (time.Time, error) {
+func (l *LiveConns) clientDecider(c Tracked, sum, chain [32]byte) func(*live.Memo) (time.Time, error) {
 	var pinned, viaCA atomic.Bool
-	return func() (time.Time, error) {
+	var key any = clientMemoKey{chain, c.Addr, c.State.ServerName}
+	return func(memo *live.Memo) (time.Time, error) {
 		if c.Addr == "" || len(c.State.PeerCertificates) == 0 {
 			return time.Time{}, errNotClientConn
 		}
-		d := l.cli.hostDecision(c.Addr, sum, c.State.PeerCertificates[0])
+		r := memo.Get(key, func() any {
+			d := l.cli.hostDecision(c.Addr, sum, c.State.PeerCertificates[0])
+			v := clientMemoVal{d: d}
+			if d.Verdict == knownhosts.Unknown && l.cli.opts.PKI != nil {
+				_, v.pki = l.cli.opts.PKI.VerifyPurpose(l.cli.opts.Purpose, c.State.PeerCertificates, x509.ExtKeyUsageServerAuth, c.State.ServerName)
+			}
+			return v
+		}).(clientMemoVal)
+		d := r.d
 		switch {
 		case d.Verdict == knownhosts.Pinned:
 			pinned.Store(true)
@@ -289,7 +338,7 @@ func (l *LiveConns) clientDecider(c Tracked, sum [32]byte) func() (time.Time, er
 			// decide — unless there was none when it connected, and the
 			// policy admitted it, as without PKI mode. A CA that admitted
 			// it and is gone since no longer vouches for it.
-			_, err := l.cli.opts.PKI.VerifyPurpose(l.cli.opts.Purpose, c.State.PeerCertificates, x509.ExtKeyUsageServerAuth, c.State.ServerName)
+			err := r.pki
 			var none *NoCAError
 			if errors.As(err, &none) && !viaCA.Load() {
 				return time.Time{}, nil

@@ -28,7 +28,7 @@ func (c *conn) set(err error, expires time.Time) {
 
 func (c *conn) live() *Conn {
 	return &Conn{
-		Decide: func() (time.Time, error) {
+		Decide: func(*Memo) (time.Time, error) {
 			c.decided.Add(1)
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -181,5 +181,30 @@ func TestTrackDuringSweep(t *testing.T) {
 	}
 	for _, c := range slow {
 		c.stillOpen(t)
+	}
+}
+
+// TestMemo: within a sweep, connections that share a key are decided
+// once; each sweep decides afresh.
+func TestMemo(t *testing.T) {
+	tr := New(Options{})
+	var calls atomic.Int32
+	decide := func(m *Memo) (time.Time, error) {
+		v := m.Get("same key", func() any { calls.Add(1); return 7 })
+		if v.(int) != 7 {
+			t.Errorf("got %v", v)
+		}
+		return time.Time{}, nil
+	}
+	for range 10 {
+		defer tr.Track(&Conn{Decide: decide, Close: func(error) {}})()
+	}
+	if n := calls.Load(); n != 10 {
+		t.Errorf("%d decisions at Track, want one each (no memo outside a sweep)", n)
+	}
+	tr.Sweep()
+	tr.Sweep()
+	if n := calls.Load(); n != 12 {
+		t.Errorf("%d decisions after two sweeps of ten connections sharing a key, want 12", n)
 	}
 }
