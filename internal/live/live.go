@@ -90,7 +90,7 @@ type Tracker struct {
 
 	sweepMu sync.Mutex // one sweep at a time
 	buf     []*Conn
-	memo    Memo // cleared at each sweep
+	memo    Memo   // cleared at each sweep
 	sweeps  uint64 // completed sweeps, under sweepMu
 }
 
