@@ -94,6 +94,14 @@ func (e *AnnouncementError) Unwrap() error { return e.Err }
 // key a client has just verified — so that nobody else (a CA, or whoever
 // issued a certificate for the key) can make a client pin a key.
 func AnnouncedKeys(leaf *x509.Certificate) ([]*jwk.Key, error) {
+	return announcedKeys(leaf, nil)
+}
+
+// announcedKeys is AnnouncedKeys keeping only the keys for which want
+// (if not nil) holds. The certificate's signature is checked only when a
+// key is left: a client that pinned the announced keys already pays for
+// parsing the extension, not for a signature verification.
+func announcedKeys(leaf *x509.Certificate, want func(*jwk.Key) bool) ([]*jwk.Key, error) {
 	var val []byte
 	for _, ext := range leaf.Extensions {
 		if ext.Id.Equal(OIDNextKeys) {
@@ -106,9 +114,6 @@ func AnnouncedKeys(leaf *x509.Certificate) ([]*jwk.Key, error) {
 	if val == nil {
 		return nil, nil
 	}
-	if err := leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature); err != nil {
-		return nil, &AnnouncementError{Err: fmt.Errorf("the certificate is not signed by its own key: %w", err)}
-	}
 	keys, err := ParseNextKeys(val)
 	if err != nil {
 		return nil, err
@@ -119,9 +124,15 @@ func AnnouncedKeys(leaf *x509.Certificate) ([]*jwk.Key, error) {
 	}
 	out := keys[:0]
 	for _, k := range keys {
-		if !k.Equal(self) {
+		if !k.Equal(self) && (want == nil || want(k)) {
 			out = append(out, k)
 		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	if err := leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature); err != nil {
+		return nil, &AnnouncementError{Err: fmt.Errorf("the certificate is not signed by its own key: %w", err)}
 	}
 	return out, nil
 }

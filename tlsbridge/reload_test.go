@@ -170,8 +170,10 @@ func TestIdentityWatcherServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused("a certificate for another key", func() {
-		writeKey(t, keyFile, k3, 0o600)
+		// The certificate first: the key it does not match is never
+		// valid on its own meanwhile.
 		writeFile(t, filepath.Join(dir, "cert.pem"), other.CertificatePEM(), 0o644)
+		writeKey(t, keyFile, k3, 0o600)
 	})
 	if err := os.Remove(filepath.Join(dir, "cert.pem")); err != nil {
 		t.Fatal(err)
@@ -247,4 +249,40 @@ func TestIdentityWatcherAnnouncesNextKey(t *testing.T) {
 	if !strings.Contains(log.String(), "announces="+next.Fingerprint()) {
 		t.Errorf("log:\n%s", log.String())
 	}
+}
+
+// A CA-issued certificate renewed on disk (cert.pem replaced by a new
+// certificate for the same key) is presented from the next handshake,
+// without a restart; the connection made with the old one goes on.
+func TestIdentityWatcherRenewedCertificate(t *testing.T) {
+	dir := t.TempDir()
+	k := mustGenerate(t, jwk.EC256)
+	writeKey(t, filepath.Join(dir, "key.json"), k, 0o600)
+	ca := newCA(t)
+	first := ca.issue(t, k)
+	writeFile(t, filepath.Join(dir, "cert.pem"), first.CertificatePEM(), 0o644)
+	w, err := WatchHomeIdentity(context.Background(), dir, CertOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	srvHome, cl := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	srvHome.authorize(t, "client", cl.id.Key)
+	srv, err := NewServer(w, ServerOptions{Clients: srvHome.auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := tlsEchoServer(t, srv)
+	serial := func(c *tls.Conn) string { return c.ConnectionState().PeerCertificates[0].SerialNumber.String() }
+	open, _ := presentedKey(t, addr, cl.id.Certificate)
+	if serial(open) != first.Certificate.Leaf.SerialNumber.String() {
+		t.Fatal("the server does not present its CA-issued certificate")
+	}
+	renewed := ca.issue(t, k)
+	writeFile(t, filepath.Join(dir, "cert.pem"), renewed.CertificatePEM(), 0o644)
+	waitFor(t, "the renewed certificate in a new handshake", func() bool {
+		c, _ := presentedKey(t, addr, cl.id.Certificate)
+		return serial(c) == renewed.Certificate.Leaf.SerialNumber.String()
+	})
+	echo(t, open)
 }

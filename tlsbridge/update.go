@@ -81,7 +81,13 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 	if c.opts.UpdateHostKeys == UpdateNo || c.opts.Policy == Insecure {
 		return
 	}
-	next, err := AnnouncedKeys(leaf)
+	adder, ok := c.opts.Hosts.(hostKeyAdder)
+	if !ok {
+		return
+	}
+	next, err := announcedKeys(leaf, func(k *jwk.Key) bool {
+		return c.opts.Hosts.Decide(addr, k.SPKIHash()).Verdict != knownhosts.Pinned
+	})
 	if err != nil {
 		c.opts.Logger.Warn("ignoring the next keys a host announces", "addr", addr, "error", err)
 		return
@@ -89,18 +95,11 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 	if len(next) == 0 {
 		return
 	}
-	adder, ok := c.opts.Hosts.(hostKeyAdder)
-	if !ok {
-		return
-	}
 	current, err := jwk.NewPublicKey(leaf.PublicKey)
 	if err != nil {
 		return
 	}
 	for _, k := range next {
-		if c.opts.Hosts.Decide(addr, k.SPKIHash()).Verdict == knownhosts.Pinned {
-			continue
-		}
 		if c.opts.UpdateHostKeys == UpdateAsk && !c.askAnnounced(addr, current, k) {
 			c.opts.Logger.Info("not pinning the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "current", current.Fingerprint())
 			continue
@@ -155,15 +154,15 @@ func (s *Server) acceptRotation(p *Peer, remote netip.Addr) {
 	if log == nil {
 		log = slog.Default()
 	}
-	next, err := AnnouncedKeys(p.Certificate)
+	next, err := announcedKeys(p.Certificate, func(k *jwk.Key) bool {
+		// Not authorized already (nor refused: revoked, expired…).
+		return s.opts.Clients.Decide(k.SPKIHash(), remote).Verdict == authkeys.Unknown
+	})
 	if err != nil {
 		log.Warn("ignoring the next keys a client announces", "name", p.Name(), "fingerprint", p.Fingerprint(), "error", err)
 		return
 	}
 	for _, k := range next {
-		if s.opts.Clients.Decide(k.SPKIHash(), remote).Verdict != authkeys.Unknown {
-			continue // authorized already (or refused: revoked, expired…)
-		}
 		e, err := acc.AcceptRotation(p.Entry, k)
 		if err != nil {
 			log.Warn("could not authorize the next key a client announces", "name", p.Name(), "fingerprint", k.Fingerprint(), "current", p.Fingerprint(), "error", err)
