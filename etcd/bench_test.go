@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -57,10 +58,15 @@ func BenchmarkRevocationFanout(b *testing.B) {
 			b.Fatal(err)
 		}
 		var stores []*authkeys.Store
+		var unwatched atomic.Int64 // stores left to the periodic rescan
+		log := slog.New(countWarnings{&unwatched})
 		for range fanoutStores {
-			s := authkeys.Open(context.Background(), authkeys.Options{Dirs: []string{auth}, RevokedDirs: []string{revoked}, Home: dir})
+			s := authkeys.Open(context.Background(), authkeys.Options{Dirs: []string{auth}, RevokedDirs: []string{revoked}, Home: dir, Logger: log})
 			b.Cleanup(func() { s.Close() })
 			stores = append(stores, s)
+		}
+		if n := unwatched.Load(); n > 0 {
+			b.Fatalf("%d of %d stores cannot watch (each needs an inotify instance: raise fs.inotify.max_user_instances)", n, fanoutStores)
 		}
 		path := filepath.Join(revoked, "alice.json")
 		fanout(b, stores,
@@ -230,3 +236,14 @@ func heap() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// countWarnings is a slog handler that counts the warnings it is given.
+type countWarnings struct{ n *atomic.Int64 }
+
+func (h countWarnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h countWarnings) Handle(context.Context, slog.Record) error {
+	h.n.Add(1)
+	return nil
+}
+func (h countWarnings) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countWarnings) WithGroup(string) slog.Handler      { return h }
