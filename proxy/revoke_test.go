@@ -64,7 +64,7 @@ func (w *watchedServer) authorize(t *testing.T, name string, c *side, attrs ...s
 	t.Helper()
 	file := filepath.Join(w.opts.Dirs[0], name+".json")
 	k := keydirtest.WithAttrs(c.id.Key.PublicKey(), append([]string{jwk.AttrName, name}, attrs...)...)
-	keydirtest.Write(t, file, keydirtest.JWK(t, k))
+	keydirtest.Put(t, file, keydirtest.JWK(t, k))
 	for deadline := time.Now().Add(2 * time.Second); w.store.Decide(c.id.Key.SPKIHash(), netip127).Verdict != authkeys.Authorized; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s was not authorized from %s", name, file)
@@ -234,7 +234,7 @@ func TestLiveRevocationServer(t *testing.T) {
 			w := startWatched(t, false)
 			// A revocation file of another key, which the chmod case
 			// makes unsafe.
-			keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
+			keydirtest.Put(t, filepath.Join(w.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
 			alice, bob := newSide(t), newSide(t)
 			var (
 				attrs []string
@@ -292,7 +292,7 @@ func TestLiveRevocationKeepOpen(t *testing.T) {
 	w.authorize(t, "alice", alice)
 	conn := dialTLS(t, alice, w.addr)
 	echo(t, "alice's stream", conn)
-	keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
+	keydirtest.Put(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
 	w.logs.waitFor(t, `msg="trust reloaded" authorized=\+0/-0 revoked=\+1/-0`)
 	time.Sleep(aSweepLater)
 	echo(t, "alice's stream after her key was revoked, with KeepOpenOnRevoke", conn)
@@ -325,7 +325,7 @@ func TestLiveRevocationClient(t *testing.T) {
 			t.Cleanup(cancel)
 			hosts := knownhosts.Open(ctx, opts)
 			pin := filepath.Join(opts.Dirs[0], "target.json")
-			keydirtest.Write(t, pin, keydirtest.JWK(t, keydirtest.WithAttrs(srv.id.Key.PublicKey(), jwk.AttrAddress, target)))
+			keydirtest.Put(t, pin, keydirtest.JWK(t, keydirtest.WithAttrs(srv.id.Key.PublicKey(), jwk.AttrAddress, target)))
 			for deadline := time.Now().Add(2 * time.Second); hosts.Decide(target, srv.id.Key.SPKIHash()).Verdict != knownhosts.Pinned; time.Sleep(5 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatal("the target's pin was not loaded")

@@ -85,7 +85,7 @@ func startLiveClient(t *testing.T) *liveClient {
 func (lc *liveClient) pin(t *testing.T, name, addr string, k *jwk.Key) string {
 	t.Helper()
 	file := filepath.Join(lc.opts.Dirs[0], name+".json")
-	keydirtest.Write(t, file, keydirtest.JWK(t, keydirtest.WithAttrs(k.PublicKey(), jwk.AttrAddress, addr)))
+	keydirtest.Put(t, file, keydirtest.JWK(t, keydirtest.WithAttrs(k.PublicKey(), jwk.AttrAddress, addr)))
 	for deadline := time.Now().Add(2 * time.Second); lc.hosts.Decide(addr, k.SPKIHash()).Verdict != knownhosts.Pinned; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s was not pinned from %s", addr, file)
@@ -175,7 +175,7 @@ func TestLiveConnsClient(t *testing.T) {
 			}
 		}, `is unknown: no key is pinned for it`, false},
 		{"revoked", func(t *testing.T, lc *liveClient, file, addr string, k *jwk.Key) {
-			keydirtest.Write(t, filepath.Join(lc.opts.RevokedDirs[0], "srv.json"), keydirtest.JWK(t, k.PublicKey()))
+			keydirtest.Put(t, filepath.Join(lc.opts.RevokedDirs[0], "srv.json"), keydirtest.JWK(t, k.PublicKey()))
 		}, `revoked`, false},
 		{"pinned to another key", func(t *testing.T, lc *liveClient, file, addr string, k *jwk.Key) {
 			keydirtest.Replace(t, file, keydirtest.JWK(t, keydirtest.WithAttrs(keydirtest.Key(t, 9), jwk.AttrAddress, addr)))
@@ -189,7 +189,7 @@ func TestLiveConnsClient(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			lc := startLiveClient(t)
-			keydirtest.Write(t, filepath.Join(lc.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
+			keydirtest.Put(t, filepath.Join(lc.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
 			one, two := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
 			addr1, addr2 := echoServer(t, one), echoServer(t, two)
 			file := lc.pin(t, "one", addr1, one.id.Key)

@@ -98,7 +98,7 @@ func (w *liveServer) authorize(t *testing.T, name string, c *home, attrs ...stri
 	t.Helper()
 	file := filepath.Join(w.opts.Dirs[0], name+".json")
 	k := keydirtest.WithAttrs(c.id.Key.PublicKey(), append([]string{jwk.AttrName, name}, attrs...)...)
-	keydirtest.Write(t, file, keydirtest.JWK(t, k))
+	keydirtest.Put(t, file, keydirtest.JWK(t, k))
 	for deadline := time.Now().Add(2 * time.Second); w.store.Decide(c.id.Key.SPKIHash(), netip.MustParseAddr("127.0.0.1")).Verdict != authkeys.Authorized; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s was not authorized from %s", name, file)
@@ -215,7 +215,7 @@ func TestLiveConnsHTTP(t *testing.T) {
 				w := startLive(t)
 				// A revocation file of another key, which the chmod case
 				// makes unsafe.
-				keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
+				keydirtest.Put(t, filepath.Join(w.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
 				alice, bob := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
 				var (
 					attrs []string
@@ -302,7 +302,7 @@ func TestLiveConnsKeepAliveRequest(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d connections for two requests; want one kept alive", n)
 	}
-	keydirtest.Write(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
+	keydirtest.Put(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
 	at := time.Now()
 	// The server closes the idle connection: the client's socket reads EOF.
 	_ = first.SetReadDeadline(at.Add(liveWithin))

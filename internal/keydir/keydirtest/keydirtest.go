@@ -94,6 +94,25 @@ func Write(tb testing.TB, path string, data []byte) {
 	}
 }
 
+// Put writes data to path (mode 0644) atomically, creating parent
+// directories: a dot-file beside it (which loaders ignore) renamed over
+// it, as keytool's own writes do, so that a watching loader never reads
+// it half-written — Write's truncate-then-write can be read empty, and a
+// revocation file read empty fails closed.
+func Put(tb testing.TB, path string, data []byte) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // Replace writes data to a temporary file beside path and renames it over
 // path, as vim, sed -i and config management do.
 func Replace(tb testing.TB, path string, data []byte) {

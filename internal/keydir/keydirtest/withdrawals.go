@@ -42,7 +42,7 @@ func ExpiryAhead() time.Time {
 func Withdrawals() []Withdrawal {
 	return []Withdrawal{
 		{"revoked", false, func(t testing.TB, w Withdrawn) time.Time {
-			Write(t, filepath.Join(w.RevokedDir, "alice.json"), JWK(t, w.Key.PublicKey()))
+			Put(t, filepath.Join(w.RevokedDir, "alice.json"), JWK(t, w.Key.PublicKey()))
 			return time.Now()
 		}, `authkeys: key SHA256:\S+ is revoked`, false},
 		{"removed", false, func(t testing.TB, w Withdrawn) time.Time {
