@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/internal/trustfile"
 )
@@ -158,5 +160,29 @@ func TestWatchFollowsFeed(t *testing.T) {
 	}
 	if snap.Files[0] != first {
 		t.Error("an unchanged entry was parsed again")
+	}
+}
+
+// A loader of feeds alone takes no file watcher (an inotify instance is
+// a scarce per-user resource), and still follows its feeds.
+func TestFeedsAloneTakeNoFileWatcher(t *testing.T) {
+	f := newMemFeed("etcd:/fleet/authorized_keys")
+	l := New(Config[string]{Sources: []Source{{Path: f.Name(), Dir: true, Feed: f}}, Convert: fpConvert,
+		NewWatcher: func() (*fsnotify.Watcher, error) {
+			t.Error("a file watcher was made for feeds alone")
+			return fsnotify.NewWatcher()
+		}})
+	l.Watch(t.Context())
+	defer l.Close()
+	ch, stop := l.Subscribe()
+	defer stop()
+	f.Set(FeedView{Entries: map[string][]byte{"one": keydirtest.JWK(t, key(t, 1))}})
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reload after the feed changed")
+	}
+	if got := fingerprints(l.Snapshot()); !equal(got, want(t, key(t, 1))) {
+		t.Fatalf("loaded %v", got)
 	}
 }

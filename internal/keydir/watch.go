@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,11 +20,17 @@ import (
 // one reload that examines only what the events named, and rescans
 // everything every Config.Rescan as a safety net. If notifications are not
 // available it logs that and relies on the periodic rescan alone.
+//
+// A loader of feeds alone (no file or directory) takes no file watcher:
+// an inotify instance is a per-user resource (128 by default).
 func (l *Loader[T]) Watch(ctx context.Context) {
-	fw, err := l.cfg.NewWatcher()
-	if err != nil {
-		l.log.Warn("cannot watch trust files; falling back to periodic rescans", "error", err, "every", l.cfg.Rescan)
-		fw = nil
+	var fw *fsnotify.Watcher
+	if slices.ContainsFunc(l.cfg.Sources, func(s Source) bool { return s.Feed == nil }) {
+		var err error
+		if fw, err = l.cfg.NewWatcher(); err != nil {
+			l.log.Warn("cannot watch trust files; falling back to periodic rescans", "error", err, "every", l.cfg.Rescan)
+			fw = nil
+		}
 	}
 	l.mu.Lock()
 	l.fw = fw
