@@ -350,33 +350,8 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 	for i := range l.states {
 		before[i] = l.states[i].files
 	}
-	for i, src := range l.cfg.Sources {
-		ss := &l.states[i]
-		names, narrowed := l.narrow[i]
-		switch {
-		case src.Feed != nil:
-			if h.full(src.Path, true) {
-				changed = l.loadFeed(i) || changed
-			}
-		case src.Dir && h.full(src.Path, true) && narrowed:
-			changed = l.scanNames(i, names, &jobs) || changed
-		case src.Dir && h.full(src.Path, true):
-			changed = l.scanDir(i, &jobs) || changed
-		case src.Dir:
-			if names := h.namesIn(src.Path); len(names) > 0 {
-				changed = l.updateNames(i, names, &jobs) || changed
-			}
-		case h.full(src.Path, false):
-			state := l.statFile(i, src.Path, src.Path, lookup(ss.files, src.Path), true, isLink(src.Path))
-			var files []*fileState[T]
-			if state != nil {
-				files = []*fileState[T]{state}
-				if !state.read {
-					jobs = append(jobs, state)
-				}
-			}
-			changed = ss.set(files, nil) || changed
-		}
+	for i := range l.cfg.Sources {
+		changed = l.examine(i, h, &jobs) || changed
 	}
 	if len(jobs) > 0 {
 		l.runJobs(jobs)
@@ -392,6 +367,39 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 	}
 	l.publish(time.Since(start))
 	return held
+}
+
+// examine re-examines source i as h says, queueing the files to read; it
+// reports whether the source's listing or problem changed.
+func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
+	src := l.cfg.Sources[i]
+	ss := &l.states[i]
+	names, narrowed := l.narrow[i]
+	switch {
+	case src.Feed != nil:
+		if h.full(src.Path, true) {
+			return l.loadFeed(i)
+		}
+	case src.Dir && h.full(src.Path, true) && narrowed:
+		return l.scanNames(i, names, jobs)
+	case src.Dir && h.full(src.Path, true):
+		return l.scanDir(i, jobs)
+	case src.Dir:
+		if names := h.namesIn(src.Path); len(names) > 0 {
+			return l.updateNames(i, names, jobs)
+		}
+	case h.full(src.Path, false):
+		state := l.statFile(i, src.Path, src.Path, lookup(ss.files, src.Path), true, isLink(src.Path))
+		var files []*fileState[T]
+		if state != nil {
+			files = []*fileState[T]{state}
+			if !state.read {
+				*jobs = append(*jobs, state)
+			}
+		}
+		return ss.set(files, nil)
+	}
+	return false
 }
 
 // restoreHeld puts back the previous state of every file whose read was

@@ -83,44 +83,8 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 		defer t.Stop()
 		tick = t.C
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	var (
-		pending  hints
-		first    time.Time       // of the pending burst
-		last     time.Time       // when the last reload ended
-		took     time.Duration   // how long it took
-		settling bool            // the timer is for a reload at the leading edge
-		created  map[string]bool // names created while settling
-	)
-	schedule := func() {
-		now := time.Now()
-		if pending.empty() || first.IsZero() {
-			first = now
-		}
-		wait := l.cfg.Debounce
-		if deadline := first.Add(10 * l.cfg.Debounce); now.Add(wait).After(deadline) {
-			wait = max(deadline.Sub(now), 0)
-		}
-		timer.Reset(wait)
-	}
-	// leadWait is how long a reload at the leading edge waits from now:
-	// settleTime of quiet, and no sooner than took after the last one;
-	// and, however busy the events, no later than the debounce after the
-	// first of them (or that earliest time).
-	leadWait := func(now time.Time) time.Duration {
-		earliest := last.Add(took)
-		wait := max(settleTime, earliest.Sub(now))
-		deadline := first.Add(l.cfg.Debounce)
-		if earliest.After(deadline) {
-			deadline = earliest
-		}
-		if now.Add(wait).After(deadline) {
-			wait = max(deadline.Sub(now), 0)
-		}
-		return wait
-	}
+	b := newBurst(l.cfg.Debounce)
+	defer b.timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -130,40 +94,9 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 				events = nil
 				continue
 			}
-			switch {
-			case l.irrelevant(ev.Name):
-				continue
-			case settling && ev.Has(fsnotify.Write) && !created[ev.Name]:
-				// A file is being rewritten in place: wait for the burst
-				// to end, as for any such write. (A file created in this
-				// burst is new: what of it is read can only add to what
-				// was there before it.)
-				settling = false
-				schedule()
-			case settling:
-				if ev.Has(fsnotify.Create) {
-					created[ev.Name] = true
-				}
-				timer.Reset(leadWait(time.Now()))
-			case ev.Has(fsnotify.Write) || !pending.empty():
-				schedule()
-			default:
-				// A change is applied almost at once (docs/design.md,
-				// "From a file change to a handshake decision"): after
-				// settleTime without events, which lets a write-then-rename
-				// finish, and no sooner than the last reload's duration
-				// after it, so that reloading takes at most half a core
-				// however busy the directory; what comes meanwhile joins
-				// that reload.
-				settling = true
-				created = map[string]bool{}
-				if ev.Has(fsnotify.Create) {
-					created[ev.Name] = true
-				}
-				first = time.Now()
-				timer.Reset(leadWait(first))
+			if !l.irrelevant(ev.Name) {
+				b.event(ev)
 			}
-			pending.add(ev.Name)
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -174,25 +107,10 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 			} else {
 				l.log.Warn("file notification error; rescanning everything", "error", err)
 			}
-			schedule()
-			pending.all = true
-		case <-timer.C:
-			h := pending
-			pending, first = hints{}, time.Time{}
-			start := time.Now()
-			if settling {
-				settling = false
-				for _, p := range l.reloadLeading(h) {
-					pending.add(p) // being written: read again at the burst's end
-				}
-				if !pending.empty() {
-					schedule()
-				}
-			} else {
-				l.reload(h)
-			}
-			last = time.Now()
-			took = last.Sub(start)
+			b.schedule()
+			b.pending.all = true
+		case <-b.timer.C:
+			b.fire(l.reload, l.reloadLeading)
 		case <-tick:
 			if comparing == nil {
 				ch := make(chan hints, 1)
@@ -204,6 +122,110 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 			l.applyRescan(h)
 		}
 	}
+}
+
+// burst is the watcher's state between events and the reload they
+// cause (docs/design.md, "From a file change to a handshake decision").
+type burst struct {
+	debounce time.Duration
+	timer    *time.Timer
+	pending  hints
+	first    time.Time       // of the pending burst
+	last     time.Time       // when the last reload ended
+	took     time.Duration   // how long it took
+	settling bool            // the timer is for a reload at the leading edge
+	created  map[string]bool // names created while settling
+}
+
+func newBurst(debounce time.Duration) *burst {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &burst{debounce: debounce, timer: t}
+}
+
+// event takes one relevant event.
+func (b *burst) event(ev fsnotify.Event) {
+	switch {
+	case b.settling && ev.Has(fsnotify.Write) && !b.created[ev.Name]:
+		// A file is being rewritten in place: wait for the burst to end,
+		// as for any such write. (A file created in this burst is new:
+		// what of it is read can only add to what was there before it.)
+		b.settling = false
+		b.schedule()
+	case b.settling:
+		if ev.Has(fsnotify.Create) {
+			b.created[ev.Name] = true
+		}
+		b.timer.Reset(b.leadWait(time.Now()))
+	case ev.Has(fsnotify.Write) || !b.pending.empty():
+		b.schedule()
+	default:
+		// A change is applied almost at once: after settleTime without
+		// events, which lets a write-then-rename finish, and no sooner
+		// than the last reload's duration after it, so that reloading
+		// takes at most half a core however busy the directory; what
+		// comes meanwhile joins that reload.
+		b.settling = true
+		b.created = map[string]bool{}
+		if ev.Has(fsnotify.Create) {
+			b.created[ev.Name] = true
+		}
+		b.first = time.Now()
+		b.timer.Reset(b.leadWait(b.first))
+	}
+	b.pending.add(ev.Name)
+}
+
+// schedule sets the timer for a reload once events have been quiet for
+// the debounce, at most ten debounces after the burst's first event.
+func (b *burst) schedule() {
+	now := time.Now()
+	if b.pending.empty() || b.first.IsZero() {
+		b.first = now
+	}
+	wait := b.debounce
+	if deadline := b.first.Add(10 * b.debounce); now.Add(wait).After(deadline) {
+		wait = max(deadline.Sub(now), 0)
+	}
+	b.timer.Reset(wait)
+}
+
+// leadWait is how long a reload at the leading edge waits from now:
+// settleTime of quiet, and no sooner than took after the last one; and,
+// however busy the events, no later than the debounce after the first of
+// them (or that earliest time).
+func (b *burst) leadWait(now time.Time) time.Duration {
+	earliest := b.last.Add(b.took)
+	wait := max(settleTime, earliest.Sub(now))
+	deadline := b.first.Add(b.debounce)
+	if earliest.After(deadline) {
+		deadline = earliest
+	}
+	if now.Add(wait).After(deadline) {
+		wait = max(deadline.Sub(now), 0)
+	}
+	return wait
+}
+
+// fire runs the reload the timer was set for: at the leading edge, files
+// held back (being written) are pending again, for the burst's end.
+func (b *burst) fire(reload func(hints), reloadLeading func(hints) []string) {
+	h := b.pending
+	b.pending, b.first = hints{}, time.Time{}
+	start := time.Now()
+	if b.settling {
+		b.settling = false
+		for _, p := range reloadLeading(h) {
+			b.pending.add(p)
+		}
+		if !b.pending.empty() {
+			b.schedule()
+		}
+	} else {
+		reload(h)
+	}
+	b.last = time.Now()
+	b.took = b.last.Sub(start)
 }
 
 // settleTime is the quiet a reload at the leading edge of a burst waits
