@@ -97,8 +97,24 @@ func (e *NoIdentityError) Error() string {
 // key.json, key.jwk and key.pem that exists. None is a *NoIdentityError;
 // several is an error naming them, because picking one would be a guess.
 func FindIdentity(dir string) (string, error) {
+	found, err := findOne(dir, home.Dir(dir).Identity())
+	if err == nil && found == "" {
+		return "", &NoIdentityError{Home: dir}
+	}
+	return found, err
+}
+
+// FindNextKey returns the path of the next key (key.next.*, made to
+// become the identity by a rotation) in a home directory: "" when there
+// is none, *SeveralIdentitiesError when there are several.
+func FindNextKey(dir string) (string, error) {
+	return findOne(dir, home.Dir(dir).Next())
+}
+
+// findOne returns the one of paths that exists, "" if none does.
+func findOne(dir string, paths []string) (string, error) {
 	var found []string
-	for _, p := range home.Dir(dir).Identity() {
+	for _, p := range paths {
 		if _, err := os.Lstat(p); err == nil {
 			found = append(found, p)
 		} else if !errors.Is(err, fs.ErrNotExist) {
@@ -107,7 +123,7 @@ func FindIdentity(dir string) (string, error) {
 	}
 	switch len(found) {
 	case 0:
-		return "", &NoIdentityError{Home: dir}
+		return "", nil
 	case 1:
 		return found[0], nil
 	}

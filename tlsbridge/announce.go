@@ -6,10 +6,6 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-
-	homedir "github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -146,29 +142,9 @@ func (id *Identity) Announced() []*jwk.Key {
 	return keys
 }
 
-// NextKeyFile returns the home's next key file (key.next.*), "" when there
-// is none, or an error when there are several.
-func NextKeyFile(home string) (string, error) {
-	var found []string
-	for _, p := range homedir.Dir(home).Next() {
-		if _, err := os.Lstat(p); err == nil {
-			found = append(found, p)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-	}
-	switch len(found) {
-	case 0:
-		return "", nil
-	case 1:
-		return found[0], nil
-	}
-	return "", &jwk.SeveralIdentitiesError{Home: home, Files: found}
-}
-
 // loadNextKey reads the home's next key, if it has one.
 func loadNextKey(home string) (*jwk.Key, error) {
-	file, err := NextKeyFile(home)
+	file, err := jwk.FindNextKey(home)
 	if file == "" || err != nil {
 		return nil, err
 	}

@@ -70,6 +70,19 @@ func tlsEchoServer(t *testing.T, srv *Server) string {
 	return ln.Addr().String()
 }
 
+// watchedEchoServer serves, as tlsEchoServer, a Server presenting w's
+// identity, and returns its address and a client it authorizes.
+func watchedEchoServer(t *testing.T, w *IdentityWatcher) (string, *home) {
+	t.Helper()
+	srvHome, cl := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	srvHome.authorize(t, "client", cl.id.Key)
+	srv, err := NewServer(w, ServerOptions{Clients: srvHome.auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tlsEchoServer(t, srv), cl
+}
+
 // presentedKey dials addr with cert as the client certificate, checks that
 // a line echoes, and returns the open connection and the server's key.
 func presentedKey(t *testing.T, addr string, cert tls.Certificate) (*tls.Conn, [32]byte) {
@@ -125,13 +138,7 @@ func TestIdentityWatcherServer(t *testing.T) {
 	}
 	defer w.Close()
 
-	srvHome, cl := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
-	srvHome.authorize(t, "client", cl.id.Key)
-	srv, err := NewServer(w, ServerOptions{Clients: srvHome.auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := tlsEchoServer(t, srv)
+	addr, cl := watchedEchoServer(t, w)
 	open, got := presentedKey(t, addr, cl.id.Certificate)
 	if got != k1.SPKIHash() {
 		t.Fatal("the server does not present its key")
@@ -266,13 +273,7 @@ func TestIdentityWatcherRenewedCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	srvHome, cl := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
-	srvHome.authorize(t, "client", cl.id.Key)
-	srv, err := NewServer(w, ServerOptions{Clients: srvHome.auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := tlsEchoServer(t, srv)
+	addr, cl := watchedEchoServer(t, w)
 	serial := func(c *tls.Conn) string { return c.ConnectionState().PeerCertificates[0].SerialNumber.String() }
 	open, _ := presentedKey(t, addr, cl.id.Certificate)
 	if serial(open) != first.Certificate.Leaf.SerialNumber.String() {

@@ -43,7 +43,7 @@ func RotateHome(home string) (*Rotation, error) {
 	if err != nil {
 		return nil, err
 	}
-	nextFile, err := NextKeyFile(home)
+	nextFile, err := jwk.FindNextKey(home)
 	if err != nil {
 		return nil, err
 	}

@@ -10,36 +10,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// pxEcho is a plain TCP echo server on 127.0.0.1, the proxy's target.
-func pxEcho(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(time.Minute))
-				_, _ = io.Copy(c, c)
-			})
-		}
-	})
-	return ln.Addr().String()
-}
 
 // pxEchoLine sends a line on conn and checks that it comes back.
 func pxEchoLine(t *testing.T, conn net.Conn, r *bufio.Reader, line string) {
@@ -64,7 +38,7 @@ func TestProxyReloadsIdentity(t *testing.T) {
 	dir := t.TempDir()
 	crt, key, _ := pxOpenSSLKey(t, dir, "client")
 	pxWrite(t, filepath.Join(home, "authorized_keys.d", "client.pem"), pxMust(t, "", "openssl", "pkey", "-in", key, "-pubout"))
-	proxy, addr := pxProxy(t, home, "--target", pxEcho(t))
+	proxy, addr := pxProxy(t, home, "--target", echoServer(t))
 	cert, err := tls.LoadX509KeyPair(crt, key)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +117,7 @@ func TestUpdateHostKeysAskInTerminal(t *testing.T) {
 	cur := pxFingerprint(t, srv)
 	out := pxMust(t, "", "keytool", "-H", srv, "gen", "--next")
 	next := regexp.MustCompile(`Fingerprint: (SHA256:\S+)`).FindStringSubmatch(out)[1]
-	_, addr := pxProxy(t, srv, "--target", pxEcho(t))
+	_, addr := pxProxy(t, srv, "--target", echoServer(t))
 	for _, tc := range []struct {
 		name    string
 		answers []string
