@@ -31,24 +31,47 @@ type handshakeTimer struct {
 	deadline time.Time // when the handshake must be done
 }
 
-// prompt wraps p so that the question stops the clock.
+// prompt wraps p so that the question stops the clock: the first-use
+// question, and the one about an announced key (--update-host-keys ask)
+// when p asks it.
 func (h *handshakeTimer) prompt(p tlsbridge.Prompt) tlsbridge.Prompt {
-	return tlsbridge.PromptFunc(func(u tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
+	return timedPrompt{h: h, p: p}
+}
+
+type timedPrompt struct {
+	h *handshakeTimer
+	p tlsbridge.Prompt
+}
+
+func (t timedPrompt) AskUnknownHost(u tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
+	return t.h.paused(func() (tlsbridge.Answer, error) { return t.p.AskUnknownHost(u) })
+}
+
+func (t timedPrompt) AskAnnouncedKey(a tlsbridge.AnnouncedKey) (tlsbridge.Answer, error) {
+	ap, ok := t.p.(tlsbridge.AnnouncementPrompt)
+	if !ok {
+		return tlsbridge.No, nil
+	}
+	return t.h.paused(func() (tlsbridge.Answer, error) { return ap.AskAnnouncedKey(a) })
+}
+
+// paused runs ask with the connection's deadline lifted, then gives the
+// handshake what was left of its time (at least a second).
+func (h *handshakeTimer) paused(ask func() (tlsbridge.Answer, error)) (tlsbridge.Answer, error) {
+	h.mu.Lock()
+	conn, left := h.conn, time.Until(h.deadline)
+	h.mu.Unlock()
+	if conn != nil {
+		_ = conn.SetDeadline(time.Time{})
+	}
+	a, err := ask()
+	if conn != nil {
 		h.mu.Lock()
-		conn, left := h.conn, time.Until(h.deadline)
+		h.deadline = time.Now().Add(max(left, time.Second))
+		_ = conn.SetDeadline(h.deadline)
 		h.mu.Unlock()
-		if conn != nil {
-			_ = conn.SetDeadline(time.Time{})
-		}
-		a, err := p.AskUnknownHost(u)
-		if conn != nil {
-			h.mu.Lock()
-			h.deadline = time.Now().Add(max(left, time.Second))
-			_ = conn.SetDeadline(h.deadline)
-			h.mu.Unlock()
-		}
-		return a, err
-	})
+	}
+	return a, err
 }
 
 // dial connects to addr and completes the handshake within the timeout.

@@ -460,6 +460,18 @@ func (s *startupPrompt) AskUnknownHost(h tlsbridge.UnknownHost) (tlsbridge.Answe
 	return a, err
 }
 
+// AskAnnouncedKey asks about a key the target announces
+// (--update-host-keys ask) on the terminal at start only; afterwards the
+// key is not pinned.
+func (s *startupPrompt) AskAnnouncedKey(a tlsbridge.AnnouncedKey) (tlsbridge.Answer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return tlsbridge.No, nil
+	}
+	return tlsbridge.Terminal{}.AskAnnouncedKey(a)
+}
+
 // newProxyClient builds client mode from the home — the identity, the
 // watched trusted hosts, the policy, PKI mode — and checks the target
 // once, asking on the terminal about an unknown one.

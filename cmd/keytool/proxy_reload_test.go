@@ -122,17 +122,22 @@ func TestUpdateHostKeysAskInTerminal(t *testing.T) {
 		name    string
 		answers []string
 		pins    int
+		connect bool // keytool connect (its stdin /dev/null) instead of trust-host
 	}{
-		{"yes", []string{"yes"}, 2},
-		{"no", []string{"no"}, 1},
-		{"typed fingerprint", []string{next}, 2},
+		{"yes", []string{"yes"}, 2, false},
+		{"no", []string{"no"}, 1, false},
+		{"typed fingerprint", []string{next}, 2, false},
+		{"connect, yes", []string{"yes"}, 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client := pxGen(t)
 			pxMust(t, "", "keytool", "-H", srv, "authorize", "--force", "--name", "c", filepath.Join(client, "pub_key.json"))
 			pxMust(t, "", "keytool", "-H", client, "trust-host", addr, "--key", filepath.Join(srv, "pub_key.json"))
-			screen := runInTmux(t, []string{"keytool", "-H", client, "trust-host", "--update-host-keys", "ask", addr},
-				"Pin the next key too, beside the current one (yes/no/[fingerprint])? ", tc.answers)
+			argv := []string{"keytool", "-H", client, "trust-host", "--update-host-keys", "ask", addr}
+			if tc.connect {
+				argv = []string{"sh", "-c", "keytool -H " + shellQuote(client) + " connect --update-host-keys ask " + addr + " </dev/null"}
+			}
+			screen := runInTmux(t, argv, "Pin the next key too, beside the current one (yes/no/[fingerprint])? ", tc.answers)
 			for _, want := range []string{
 				"Host '" + addr + "' proved it holds its pinned ECDSA P-256 key " + cur,
 				"ECDSA P-256 key fingerprint is " + next + ".",
