@@ -265,13 +265,16 @@ func (c *Client) configure(cfg *tls.Config, addr, host string) {
 // connection is open, LiveConns'. With a Purpose, a store that can tell
 // (PurposeHostKeys) leaves out the pins for other purposes.
 func (c *Client) hostDecision(addr string, sum [32]byte, leaf *x509.Certificate) knownhosts.Decision {
-	var d knownhosts.Decision
+	return knownhosts.WithCertificate(c.storeDecision(addr, sum), addr, leaf)
+}
+
+// storeDecision is hostDecision before the certificate is looked at: a
+// key pinned without an address is still PinnedIfNamed.
+func (c *Client) storeDecision(addr string, sum [32]byte) knownhosts.Decision {
 	if p, ok := c.opts.Hosts.(PurposeHostKeys); ok && c.opts.Purpose != "" {
-		d = p.DecidePurpose(addr, c.opts.Purpose, sum)
-	} else {
-		d = c.opts.Hosts.Decide(addr, sum)
+		return p.DecidePurpose(addr, c.opts.Purpose, sum)
 	}
-	return knownhosts.WithCertificate(d, addr, leaf)
+	return c.opts.Hosts.Decide(addr, sum)
 }
 
 // PurposeHostKeys is a HostKeys whose pins may be for some purposes only
@@ -290,9 +293,14 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	}
 	leaf := cs.PeerCertificates[0]
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	d := c.hostDecision(addr, sum, leaf)
+	stored := c.storeDecision(addr, sum)
+	d := knownhosts.WithCertificate(stored, addr, leaf)
 	err := knownhosts.ErrorOf(d, addr, sum)
-	if d.Verdict == knownhosts.Pinned {
+	if stored.Verdict == knownhosts.Pinned {
+		// Only a pin for the address: a key pinned without one (admitted
+		// by its certificate's names) binds its holder to no address, and
+		// an announcement must not make it one (docs/design.md,
+		// "Announced rotation").
 		c.learnAnnounced(addr, leaf)
 	}
 	if d.Verdict != knownhosts.Unknown {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
@@ -99,7 +100,19 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 	if err != nil {
 		return
 	}
+	purposes, ok := c.pinnedPurposes(addr, current.SPKIHash())
+	if !ok {
+		c.opts.Logger.Warn("ignoring the next keys a host announces: the purposes its key is pinned for are unknown", "addr", addr, "current", current.Fingerprint())
+		return
+	}
 	for _, k := range next {
+		if purposes != nil {
+			k = k.PublicKey()
+			if k.Attrs == nil {
+				k.Attrs = jwk.Attributes{}
+			}
+			k.Attrs.SetList(jwk.AttrPurpose, purposes)
+		}
 		if c.opts.UpdateHostKeys == UpdateAsk && !c.askAnnounced(addr, current, k) {
 			c.opts.Logger.Info("not pinning the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "current", current.Fingerprint())
 			continue
@@ -112,6 +125,37 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 		c.opts.Logger.Warn("pinned the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(),
 			"current", current.Fingerprint(), "file", file, "update_host_keys", c.opts.UpdateHostKeys.String())
 	}
+}
+
+// noPurpose is a purpose no pin names: only the pins for every purpose
+// apply to it.
+const noPurpose = "\x00"
+
+// pinnedPurposes returns the purposes for which the key sum is pinned at
+// addr (nil: every purpose), which a key it announces is pinned for: an
+// announcement never widens the pin of the key that made it
+// (docs/design.md, "Purposes"). ok is false when they cannot be told.
+func (c *Client) pinnedPurposes(addr string, sum [32]byte) (purposes []string, ok bool) {
+	p, isPurpose := c.opts.Hosts.(PurposeHostKeys)
+	if !isPurpose || p.DecidePurpose(addr, noPurpose, sum).Verdict == knownhosts.Pinned {
+		return nil, true
+	}
+	if store, listed := c.opts.Hosts.(interface{ Entries() []*knownhosts.Entry }); listed {
+		for _, e := range store.Entries() {
+			if e.SPKIHash != sum {
+				continue
+			}
+			for _, purpose := range e.Purposes {
+				if !slices.Contains(purposes, purpose) && p.DecidePurpose(addr, purpose, sum).Verdict == knownhosts.Pinned {
+					purposes = append(purposes, purpose)
+				}
+			}
+		}
+	}
+	if len(purposes) == 0 && c.opts.Purpose != "" {
+		purposes = []string{c.opts.Purpose} // the purpose it was just verified for
+	}
+	return purposes, len(purposes) > 0
 }
 
 // askAnnounced asks the prompt, one question at a time, whether to pin
