@@ -1,6 +1,7 @@
 package tlsbridge
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net/netip"
 	"strings"
@@ -71,5 +72,46 @@ func TestAcceptRotation(t *testing.T) {
 	srv.auth.Reload()
 	if d := srv.auth.Decide(other.SPKIHash(), netip.MustParseAddr("127.0.0.1")); d.Verdict != authkeys.Unknown {
 		t.Errorf("an entry that does not accept rotation had its next key %v", d.Verdict)
+	}
+}
+
+// A peer that holds a copy of an accepting client's certificate — which
+// the client shows every server it connects to — but not its private key
+// gets nothing authorized: crypto/tls calls VerifyConnection before it
+// checks the client's CertificateVerify, so the server learns a next key
+// only once the handshake is complete, when possession was proven.
+func TestAcceptRotationNeedsTheKey(t *testing.T) {
+	for _, tlsVersion := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		srv := newHome(t, jwk.EC256)
+		var log testlog.Buffer
+		ts := startServer(t, srv, ServerOptions{Logger: log.Logger()})
+		cl := newHome(t, jwk.EC256)
+		srv.authorize(t, "alice", cl.id.Key)
+		if _, err := srv.auth.SetAcceptRotation("alice", true); err != nil {
+			t.Fatal(err)
+		}
+		next := mustGenerate(t, jwk.EC256)
+		id, err := NewIdentity(cl.id.Key, CertOptions{Next: []*jwk.Key{next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The attacker's config: alice's certificate, another key.
+		attacker := mustGenerate(t, jwk.EC256)
+		cfg := &tls.Config{
+			InsecureSkipVerify: true, // the attacker does not care who the server is
+			MinVersion:         tlsVersion,
+			MaxVersion:         tlsVersion,
+			Certificates: []tls.Certificate{{
+				Certificate: id.Certificate.Certificate,
+				PrivateKey:  attacker.Signer(),
+			}},
+		}
+		if _, err := roundTrip(ts.addr(), cfg); err == nil {
+			t.Fatalf("TLS %x: a handshake signed by another key succeeded", tlsVersion)
+		}
+		srv.auth.Reload()
+		if d := srv.auth.Decide(next.SPKIHash(), netip.MustParseAddr("127.0.0.1")); d.Verdict != authkeys.Unknown {
+			t.Errorf("TLS %x: a replayed certificate had its announced key %v (%s)", tlsVersion, d.Verdict, d.Entry.File)
+		}
 	}
 }

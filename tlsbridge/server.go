@@ -150,11 +150,13 @@ func (s *Server) configure(c *tls.Config) {
 		cc := c.Clone()
 		cc.GetConfigForClient = nil
 		cc.VerifyConnection = func(cs tls.ConnectionState) error {
-			p, err := s.verify(cs, remote)
-			if err != nil {
+			if _, err := s.verify(cs, remote); err != nil {
 				return err
 			}
-			s.acceptRotation(p, remote)
+			// No rotation is accepted here: crypto/tls calls
+			// VerifyConnection before it checks the client's
+			// CertificateVerify, so the client has not yet proven it
+			// holds the key (Peer accepts it, on a complete handshake).
 			if theirs != nil {
 				return theirs(cs)
 			}
@@ -319,6 +321,14 @@ func (e *SkippedTrustError) Error() string {
 // again against the current trust state, so a key removed since the
 // handshake is reported as not authorized. Peer.Err says why a peer is not
 // authenticated; err is non-nil only if there is no client certificate.
+//
+// On a complete handshake of an admitted client whose entry accepts
+// rotation (authkeys.Entry.AcceptRotation), Peer authorizes the next keys
+// its certificate announces: only then has the client proven that it
+// holds the key the certificate names (crypto/tls checks CertificateVerify
+// after VerifyConnection, so a copy of the certificate passes that far).
+// A server learns next keys only if it asks Peer (PeerOf, Middleware and
+// RequireAuthenticated do).
 func (s *Server) Peer(cs *tls.ConnectionState, remote netip.Addr) (*Peer, error) {
 	if cs == nil || len(cs.PeerCertificates) == 0 {
 		return nil, errors.New("tlsbridge: not a TLS connection with a client certificate")
@@ -328,6 +338,9 @@ func (s *Server) Peer(cs *tls.ConnectionState, remote netip.Addr) (*Peer, error)
 		return nil, err
 	}
 	p.Err = err
+	if cs.HandshakeComplete {
+		s.acceptRotation(p, remote)
+	}
 	return p, nil
 }
 
