@@ -97,7 +97,10 @@ func proxyHeader(src, dst netip.AddrPort, tlvs []tlv) []byte {
 // keytool's fingerprint, entry name and key ID.
 func peerTLVs(cs *tls.ConnectionState, peer *tlsbridge.Peer, fingerprint string) []tlv {
 	tlvs := make([]tlv, 0, 5)
-	if cs.ServerName != "" {
+	// The server name is the client's (SNI may be 64 KiB long): one longer
+	// than a DNS name is not sent, so the header's 16-bit length never
+	// wraps.
+	if cs.ServerName != "" && len(cs.ServerName) <= maxServerNameTLV {
 		tlvs = append(tlvs, tlv{PP2TypeAuthority, cs.ServerName})
 	}
 	ssl := make([]byte, 0, 96)
@@ -137,6 +140,10 @@ var cipherSuiteNames = sync.OnceValue(func() map[uint16]string {
 // left out (the fingerprint still says who it is), so that the header
 // stays far below its 64 KiB limit.
 const maxNameTLV = 1024
+
+// maxServerNameTLV is the longest server name sent: a DNS name's 253
+// characters (RFC 1035).
+const maxServerNameTLV = 253
 
 // tlsVersionName is the version as OpenSSL and HAProxy write it.
 func tlsVersionName(v uint16) string {

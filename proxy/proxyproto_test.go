@@ -2,11 +2,15 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // parseProxyV2 reads a PROXY protocol v2 header as the specification
@@ -125,4 +129,24 @@ func FuzzProxyHeader(f *testing.F) {
 			t.Fatalf("TLVs %v parsed as %v", in, out)
 		}
 	})
+}
+
+// The server name is the client's to choose (SNI, up to 64 KiB in a
+// ClientHello): one too long for a host name is not sent, so that the
+// header's 16-bit length never wraps and the target never reads the rest
+// of the TLVs as the client's bytes.
+func TestProxyHeaderLongServerName(t *testing.T) {
+	for _, n := range []int{253, 254, 70000} {
+		cs := &tls.ConnectionState{ServerName: strings.Repeat("a", n), Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+		h := proxyHeader(netip.MustParseAddrPort("192.0.2.1:50000"), netip.MustParseAddrPort("198.51.100.7:8443"),
+			peerTLVs(cs, &tlsbridge.Peer{}, "SHA256:x"))
+		_, _, tlvs, read, err := parseProxyV2(h)
+		if err != nil || read != len(h) {
+			t.Fatalf("server name of %d bytes: %v (%d of %d bytes)", n, err, read, len(h))
+		}
+		sent := slices.ContainsFunc(tlvs, func(v tlv) bool { return v.typ == PP2TypeAuthority })
+		if sent != (n <= 253) {
+			t.Errorf("server name of %d bytes: sent %t", n, sent)
+		}
+	}
 }
