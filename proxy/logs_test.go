@@ -58,13 +58,13 @@ func TestTrustReloadedLogged(t *testing.T) {
 	}
 	alice, bob := keydirtest.Key(t, 1), keydirtest.Key(t, 2)
 	step("alice.json added", "authorized=+1/-0 revoked=+0/-0 skipped=0 keys=1", func() {
-		keydirtest.Write(t, filepath.Join(dir, "alice.json"), keydirtest.JWK(t, alice))
+		keydirtest.Put(t, filepath.Join(dir, "alice.json"), keydirtest.JWK(t, alice))
 	})
 	step("bob.jwk added, with two keys", "authorized=+2/-0 revoked=+0/-0 skipped=0 keys=3", func() {
-		keydirtest.Write(t, filepath.Join(dir, "bob.jwk"), keydirtest.JWK(t, bob, keydirtest.Key(t, 3)))
+		keydirtest.Put(t, filepath.Join(dir, "bob.jwk"), keydirtest.JWK(t, bob, keydirtest.Key(t, 3)))
 	})
 	step("alice revoked", "authorized=+0/-0 revoked=+1/-0 skipped=0 keys=3", func() {
-		keydirtest.Write(t, filepath.Join(revDir, "alice.json"), keydirtest.JWK(t, alice))
+		keydirtest.Put(t, filepath.Join(revDir, "alice.json"), keydirtest.JWK(t, alice))
 	})
 	step("bob.jwk rewritten with one key", "authorized=+0/-1 revoked=+0/-0 skipped=0 keys=2", func() {
 		keydirtest.Replace(t, filepath.Join(dir, "bob.jwk"), keydirtest.JWK(t, bob))
@@ -103,7 +103,7 @@ func TestTrustReloadedLoggedClient(t *testing.T) {
 	serve(t, context.Background(), p)
 	logs.waitFor(t, `msg=listening`)
 	k := keydirtest.WithAttrs(keydirtest.Key(t, 1), jwk.AttrAddress, "db.example:8443")
-	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "db.json"), keydirtest.JWK(t, k))
+	keydirtest.Put(t, filepath.Join(opts.Dirs[0], "db.json"), keydirtest.JWK(t, k))
 	logs.waitFor(t, `msg="trust reloaded" pinned=\+1/-0 revoked=\+0/-0 skipped=0 keys=1 took=`)
 }
 
