@@ -129,6 +129,10 @@ type Client struct {
 	// byDNS holds the hosts (dnsKey) a validated TLSA record let in,
 	// for AcceptedByDNS.
 	byDNS sync.Map
+	// announcing holds the leaves (weak pointers) that announce next keys
+	// and whose key a pin for the address (the value) admitted, until
+	// LearnAnnounced, or until the leaf is collected (a failed handshake).
+	announcing sync.Map
 }
 
 // NewClient returns a Client presenting id: an *Identity, or an
@@ -300,8 +304,9 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 		// Only a pin for the address: a key pinned without one (admitted
 		// by its certificate's names) binds its holder to no address, and
 		// an announcement must not make it one (docs/design.md,
-		// "Announced rotation").
-		c.learnAnnounced(addr, leaf)
+		// "Announced rotation"). Learned once the handshake is complete
+		// (LearnAnnounced), when the server has proved it holds the key.
+		c.awaitHandshake(addr, leaf)
 	}
 	if d.Verdict != knownhosts.Unknown {
 		return err // nil: pinned; otherwise changed, revoked, skipped or refused: final
@@ -432,7 +437,9 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (*tls.Co
 	if err != nil {
 		return nil, err
 	}
-	return conn.(*tls.Conn), nil
+	tc := conn.(*tls.Conn)
+	c.LearnAnnounced(addr, tc.ConnectionState())
+	return tc, nil
 }
 
 // Transport returns an http.Transport whose TLS connections are made by

@@ -378,7 +378,9 @@ func (l *LiveConns) dial(ctx context.Context, network, addr string, protos []str
 		raw.Close()
 		return nil, err
 	}
-	tc.set(l.TrackConn(Tracked{Conn: conn, State: conn.ConnectionState(), Addr: addr}))
+	cs := conn.ConnectionState()
+	l.cli.LearnAnnounced(addr, cs)
+	tc.set(l.TrackConn(Tracked{Conn: conn, State: cs, Addr: addr}))
 	return conn, nil
 }
 

@@ -1,11 +1,14 @@
 package tlsbridge
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"slices"
+	"weak"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
@@ -71,6 +74,47 @@ type AnnouncementPrompt interface {
 // address (knownhosts.Store).
 type hostKeyAdder interface {
 	AddKey(addr string, key *jwk.Key, mode knownhosts.AddMode) (string, error)
+}
+
+// awaitHandshake notes that leaf, whose key a pin for addr has just
+// admitted in VerifyConnection, may announce keys to learn once the
+// handshake completes (LearnAnnounced).
+func (c *Client) awaitHandshake(addr string, leaf *x509.Certificate) {
+	if c.opts.UpdateHostKeys == UpdateNo || c.opts.Policy == Insecure || !hasNextKeys(leaf) {
+		return
+	}
+	w := weak.Make(leaf)
+	if _, loaded := c.announcing.LoadOrStore(w, addr); !loaded {
+		runtime.AddCleanup(leaf, func(w weak.Pointer[x509.Certificate]) { c.announcing.Delete(w) }, w)
+	}
+}
+
+// hasNextKeys reports whether leaf has an OIDNextKeys extension.
+func hasNextKeys(leaf *x509.Certificate) bool {
+	for _, ext := range leaf.Extensions {
+		if ext.Id.Equal(OIDNextKeys) {
+			return true
+		}
+	}
+	return false
+}
+
+// LearnAnnounced pins the next keys announced by the server of cs, a
+// connection to addr, under ClientOptions.UpdateHostKeys — if a pin for
+// addr admitted its key and the handshake is complete. Only then has the
+// server proved that it holds the pinned key: VerifyConnection runs
+// before the server's signature is checked, and a certificate alone is
+// public, replayable, perhaps old. DialContext, Transport and LiveConns
+// call it; a caller that completes handshakes itself with TLSConfig or
+// Configure calls it after each, or no key is learned.
+func (c *Client) LearnAnnounced(addr string, cs tls.ConnectionState) {
+	if !cs.HandshakeComplete || len(cs.PeerCertificates) == 0 {
+		return
+	}
+	leaf := cs.PeerCertificates[0]
+	if a, ok := c.announcing.LoadAndDelete(weak.Make(leaf)); ok && a.(string) == addr {
+		c.learnAnnounced(addr, leaf)
+	}
 }
 
 // learnAnnounced pins the next keys that leaf announces for addr, under

@@ -1,6 +1,8 @@
 package tlsbridge
 
 import (
+	"context"
+	"crypto/tls"
 	"net"
 	"testing"
 
@@ -27,7 +29,12 @@ func TestUpdateHostKeysIgnoresKeyPinnedWithoutAddress(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ts.addr())
 	named := net.JoinHostPort("localhost", port)
 	for i := range 2 {
-		if _, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, ClientOptions{UpdateHostKeys: UpdateYes}), named)); err != nil {
+		client := cli.client(t, ClientOptions{UpdateHostKeys: UpdateYes})
+		cs, err := roundTrip(ts.addr(), mustConfig(t, client, named))
+		if err == nil {
+			client.LearnAnnounced(named, cs)
+		}
+		if err != nil {
 			t.Fatalf("connection %d: %v", i+1, err)
 		}
 	}
@@ -47,7 +54,7 @@ func TestUpdateHostKeysKeepsPurpose(t *testing.T) {
 		cli := newHome(t, jwk.EC256)
 		srv.authorize(t, "client", cli.id.Key)
 		pinFor(t, cli, ts.addr(), srv.id.Key, "ldap")
-		if _, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, ClientOptions{Purpose: clientPurpose, UpdateHostKeys: UpdateYes}), ts.addr())); err != nil {
+		if err := learnTrip(t, cli.client(t, ClientOptions{Purpose: clientPurpose, UpdateHostKeys: UpdateYes}), ts.addr()); err != nil {
 			t.Fatalf("client purpose %q: %v", clientPurpose, err)
 		}
 		cli.host.Reload()
@@ -56,6 +63,60 @@ func TestUpdateHostKeysKeepsPurpose(t *testing.T) {
 		}
 		if d := cli.host.DecidePurpose(ts.addr(), "pool", next.SPKIHash()); d.Verdict == knownhosts.Pinned {
 			t.Errorf("client purpose %q: the next key of a host pinned for ldap only is pinned for pool", clientPurpose)
+		}
+	}
+}
+
+// An announcement is learned only from a host that proved it holds the
+// pinned key: the certificate alone (public, replayable, perhaps old,
+// announcing a next key since abandoned) is not enough. VerifyConnection
+// runs before the server's signature of the handshake is checked, so a
+// server presenting the pinned host's certificate without its private key
+// must fail the handshake and leave no pin behind.
+func TestUpdateHostKeysNeedsTheHandshake(t *testing.T) {
+	next := mustGenerate(t, jwk.EC256)
+	srv := newHome(t, jwk.EC256)
+	id, err := NewIdentity(srv.id.Key, CertOptions{Next: []*jwk.Key{next}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := mustGenerate(t, jwk.EC256) // holds the certificate, not its key
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: id.Certificate.Certificate, PrivateKey: impostor.Signer()}},
+		ClientAuth:   tls.RequestClientCert,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		cli := newHome(t, jwk.EC256)
+		cli.pin(t, addr, srv.id.Key)
+		client := cli.client(t, ClientOptions{UpdateHostKeys: UpdateYes})
+		cfg := mustConfig(t, client, addr)
+		cfg.MaxVersion = version
+		conn, err := tls.Dial("tcp", addr, cfg)
+		if err == nil {
+			conn.Close()
+			t.Fatalf("version %x: a server without the pinned key completed the handshake", version)
+		}
+		if _, err := client.DialContext(context.Background(), "tcp", addr); err == nil {
+			t.Fatalf("version %x: DialContext: a server without the pinned key completed the handshake", version)
+		}
+		cli.host.Reload()
+		if d := cli.host.Decide(addr, next.SPKIHash()); d.Verdict == knownhosts.Pinned {
+			t.Errorf("version %x: the key announced by a server that did not prove the pinned key: %v", version, d.Verdict)
 		}
 	}
 }

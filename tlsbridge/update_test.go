@@ -21,6 +21,17 @@ func announcingServer(t *testing.T, next *jwk.Key) (*home, *testServer) {
 	return srv, startServer(t, srv, ServerOptions{})
 }
 
+// learnTrip is roundTrip with a configuration of client for addr, then
+// LearnAnnounced, as a caller completing its own handshakes does.
+func learnTrip(t *testing.T, client *Client, addr string) error {
+	t.Helper()
+	cs, err := roundTrip(addr, mustConfig(t, client, addr))
+	if err == nil {
+		client.LearnAnnounced(addr, cs)
+	}
+	return err
+}
+
 // Under UpdateHostKeys yes, a client that verified a pinned key pins the
 // key that host announces beside it, logged; the next connection learns
 // nothing new. Under no, with the Insecure policy, or for a host that was
@@ -31,7 +42,7 @@ func TestUpdateHostKeys(t *testing.T) {
 	connect := func(cl *home, opts ClientOptions) {
 		t.Helper()
 		srv.authorize(t, "c"+cl.id.Key.KeyID()[:4], cl.id.Key)
-		if _, err := roundTrip(ts.addr(), mustConfig(t, cl.client(t, opts), ts.addr())); err != nil {
+		if err := learnTrip(t, cl.client(t, opts), ts.addr()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -95,7 +106,7 @@ func TestUpdateHostKeysRevokedNext(t *testing.T) {
 	cl.pin(t, ts.addr(), srv.id.Key)
 	cl.revoke(t, next)
 	var log testlog.Buffer
-	if _, err := roundTrip(ts.addr(), mustConfig(t, cl.client(t, ClientOptions{UpdateHostKeys: UpdateYes, Logger: log.Logger()}), ts.addr())); err != nil {
+	if err := learnTrip(t, cl.client(t, ClientOptions{UpdateHostKeys: UpdateYes, Logger: log.Logger()}), ts.addr()); err != nil {
 		t.Fatal(err)
 	}
 	if d := cl.host.Decide(ts.addr(), next.SPKIHash()); d.Verdict != knownhosts.Revoked {

@@ -99,6 +99,7 @@ func (h *handshakeTimer) dial(client *tlsbridge.Client, addr string) (*tls.Conn,
 		return nil, handshakeFailure(err, addr, h.timeout)
 	}
 	_ = raw.SetDeadline(time.Time{})
+	client.LearnAnnounced(addr, conn.ConnectionState())
 	return conn, nil
 }
 
