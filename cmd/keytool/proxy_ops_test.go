@@ -382,7 +382,10 @@ func TestProxyHTTPDrainClosesIdle(t *testing.T) {
 	if took := time.Since(signalled); took > 10*time.Second {
 		t.Fatalf("the proxy took %v to drain two idle keep-alive connections", took)
 	}
-	px.waitFor(t, `msg="stopped accepting; draining open connections" signal=terminated open=2`, time.Second)
+	// Both are normally still open at the signal; on a loaded machine the
+	// HTTP/1.1 one is now and then closed before it (the client's idle
+	// connection going away is not what this test is about): at least one.
+	px.waitFor(t, `msg="stopped accepting; draining open connections" signal=terminated open=[12] `, time.Second)
 	px.waitFor(t, `msg="drained; exiting"`, time.Second)
 }
 
