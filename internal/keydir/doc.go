@@ -54,9 +54,10 @@
 // it, so that reloading takes at most half a core however busy the
 // directory; events meanwhile join that reload. A file
 // rewritten in place is reloaded once its writes have been quiet for
-// Config.Debounce. A file that fails to load in a reload of the first kind
-// and was modified moments ago is being written: it keeps its previous state
-// until the burst's end. A full rescan (Config.Rescan) catches lost events and file systems
+// Config.Debounce. A file that fails to load in a reload caused by events
+// and was modified less than a second ago is being written: it keeps its
+// previous state, and is read again once events have been quiet; still
+// failing a second after its last change, it is reported. A full rescan (Config.Rescan) catches lost events and file systems
 // without notifications; if a watch cannot be added (inotify limits), that
 // is logged and the rescan carries on alone. The rescan compares stat data
 // without the lock that reloads take, then reloads only the names it found

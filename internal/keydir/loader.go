@@ -168,9 +168,9 @@ type fileState[T any] struct {
 	// per file on a cold load).
 	unchecked bool
 	// held: the read found a problem in a file written moments ago, in a
-	// reload at the leading edge of a burst (Loader.holdFresh); old is the
-	// state to keep meanwhile (nil: none), and the file is read again at
-	// the burst's end.
+	// reload caused by events (Loader.holdFresh); old is the state to keep
+	// meanwhile (nil: none), and the file is read again once events have
+	// been quiet.
 	held bool
 }
 
@@ -211,9 +211,9 @@ type Loader[T any] struct {
 	narrow map[int][]string
 	focus  *focusedLoad[T] // LoadFor's, for Widen
 
-	// holdFresh, during a reload at the leading edge of a burst of events,
-	// is how recent a file's mtime must be for a problem found in it to be
-	// held back (a file being written); zero otherwise. Set under mu.
+	// holdFresh, during a reload caused by events, is how recent a file's
+	// mtime must be for a problem found in it to be held back (a file being
+	// written); zero otherwise. Set under mu.
 	holdFresh time.Duration
 
 	cancel context.CancelFunc
@@ -320,13 +320,13 @@ func (l *Loader[T]) reload(h hints) {
 	l.reloadLocked(h)
 }
 
-// reloadLeading is reload at the leading edge of a burst of events: a
-// file that fails to load and was modified less than the debounce (or a
-// second) ago is
-// taken to be still being written, and keeps its previous state (or stays
-// absent). It returns the paths of such files, to be read again once the
-// burst is over.
-func (l *Loader[T]) reloadLeading(h hints) (held []string) {
+// reloadHolding is reload for the watcher's events: a file that fails to
+// load and was modified less than a second (or the debounce) ago is taken
+// to be still being written, and keeps its previous state (or stays
+// absent). It returns the paths of such files, to be read again once
+// events have been quiet for the debounce; a file still failing a second
+// after its last change is reported as any other.
+func (l *Loader[T]) reloadHolding(h hints) (held []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// A second at least: on a busy machine the read may come well after

@@ -73,9 +73,11 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	state.read = true
 	data, fi, err := l.cfg.ReadFile(state.path)
 	l.read(state, old, data, fi, err)
-	if state.problem != nil && l.holdFresh > 0 && fi != nil && time.Since(fi.ModTime()) < l.holdFresh {
-		// Written moments ago and not loadable: most likely still being
-		// written. Keep what was there until the burst is over.
+	if state.problem != nil && !isPermProblem(state.problem) && l.holdFresh > 0 && fi != nil && time.Since(fi.ModTime()) < l.holdFresh {
+		// Written moments ago and not parsable: most likely still being
+		// written. Keep what was there until events are quiet. (A file
+		// that fails the trust-file rule is not being written: that is
+		// decided at once.)
 		state.held, state.old = true, old
 	}
 }

@@ -110,7 +110,7 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 			b.schedule()
 			b.pending.all = true
 		case <-b.timer.C:
-			b.fire(l.reload, l.reloadLeading)
+			b.fire(l.reloadHolding)
 		case <-tick:
 			if comparing == nil {
 				ch := make(chan hints, 1)
@@ -207,22 +207,19 @@ func (b *burst) leadWait(now time.Time) time.Duration {
 	return wait
 }
 
-// fire runs the reload the timer was set for: at the leading edge, files
-// held back (being written) are pending again, for the burst's end.
-func (b *burst) fire(reload func(hints), reloadLeading func(hints) []string) {
+// fire runs the reload the timer was set for. Files held back (being
+// written: Loader.reloadHolding) are pending again, for a reload once
+// events have been quiet for the debounce.
+func (b *burst) fire(reloadHolding func(hints) []string) {
 	h := b.pending
 	b.pending, b.first = hints{}, time.Time{}
+	b.settling = false
 	start := time.Now()
-	if b.settling {
-		b.settling = false
-		for _, p := range reloadLeading(h) {
-			b.pending.add(p)
-		}
-		if !b.pending.empty() {
-			b.schedule()
-		}
-	} else {
-		reload(h)
+	for _, p := range reloadHolding(h) {
+		b.pending.add(p)
+	}
+	if !b.pending.empty() {
+		b.schedule()
 	}
 	b.last = time.Now()
 	b.took = b.last.Sub(start)

@@ -262,7 +262,9 @@ func TestWatchProblemsAreVisible(t *testing.T) {
 	dir := t.TempDir()
 	l := watchLoader(t, Source{Path: dir, Dir: true})
 	keydirtest.Write(t, filepath.Join(dir, "bad.json"), []byte(`{"kty":"EC"}`))
-	deadline := time.Now().Add(time.Second)
+	// A file that fails to load is held back for a second after its last
+	// change (it may be being written), then reported.
+	deadline := time.Now().Add(3 * time.Second)
 	for len(l.Snapshot().Problems) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("problem not reported")
