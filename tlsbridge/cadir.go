@@ -88,7 +88,11 @@ func ReadCADir(dir string) ([]InstalledCA, error) {
 			purposes = append(purposes, name)
 			continue
 		}
-		if ca, ok := caEntry(dir, "", name); ok {
+		ca, ok, err := caEntry(dir, "", name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			out = append(out, ca)
 		}
 	}
@@ -101,7 +105,11 @@ func ReadCADir(dir string) ([]InstalledCA, error) {
 			if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
 				continue
 			}
-			if ca, ok := caEntry(dir, p, e.Name()); ok {
+			ca, ok, err := caEntry(dir, p, e.Name())
+			if err != nil {
+				return nil, err
+			}
+			if ok {
 				out = append(out, ca)
 			}
 		}
@@ -111,17 +119,23 @@ func ReadCADir(dir string) ([]InstalledCA, error) {
 
 // caEntry is the CA that file (in dir's purpose subdirectory) holds, if
 // it is a CA file: NAME.pem, not NAME.crl.pem. Its CRL is there if its
-// name is there, even as a dangling link (which then fails closed).
-func caEntry(dir, purpose, file string) (InstalledCA, bool) {
+// name is there, even as a dangling link (which then fails closed). A
+// .pem file whose name cannot be a CA's is an error: skipped, it would
+// leave its purpose to the general CAs.
+func caEntry(dir, purpose, file string) (InstalledCA, bool, error) {
 	name, ok := strings.CutSuffix(file, homedir.CASuffix)
-	if !ok || strings.HasSuffix(file, homedir.CRLSuffix) || !ValidCAName(name) {
-		return InstalledCA{}, false
+	if !ok || strings.HasSuffix(file, homedir.CRLSuffix) {
+		return InstalledCA{}, false, nil
+	}
+	if !ValidCAName(name) {
+		return InstalledCA{}, false, &PKIFileError{File: filepath.Join(dir, purpose, file),
+			Err: errors.New("is not a CA's name: a CA's name is letters, digits, '.', '_' and '-', then .pem")}
 	}
 	ca := InstalledCA{Name: name, Purpose: purpose, File: homedir.CAFile(dir, purpose, name)}
 	if _, err := os.Lstat(homedir.CACRLFile(dir, purpose, name)); err == nil {
 		ca.CRLFile = homedir.CACRLFile(dir, purpose, name)
 	}
-	return ca, true
+	return ca, true, nil
 }
 
 // ListCAs lists the CAs of a CA directory with their certificates, read

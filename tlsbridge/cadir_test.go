@@ -147,3 +147,26 @@ func TestCADirStrictModes(t *testing.T) {
 		t.Fatalf("a directory that is not a purpose: err = %v", err)
 	}
 }
+
+// A CA file whose name cannot be a CA's ("Corp CA.pem", copied in by hand)
+// is an error, not skipped: its purpose would otherwise have no CA, and the
+// general CAs would verify its connections in its place.
+func TestCADirRefusesUnnamableCA(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "ca.d")
+	ca := newCA(t)
+	pemCA, _ := os.ReadFile(ca.caFile())
+	if _, err := InstallCA(dir, CAInstall{CA: pemCA, Name: "general"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "pool"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pool", "Corp CA.pem"), pemCA, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var fileErr *PKIFileError
+	if _, err := LoadPKI(PKIOptions{Dir: dir, Home: home}); !errors.As(err, &fileErr) || !strings.Contains(err.Error(), "Corp CA.pem") {
+		t.Fatalf("a CA file whose name is not a CA name: err = %v", err)
+	}
+}
