@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/trustfile"
@@ -173,10 +174,21 @@ func (x sourceIndex) shard(b int) ([]indexRecord, bool) {
 			return nil, false
 		}
 		r.name = string(body[34 : 34+n])
+		if !listedName(r.name) {
+			return nil, false // never written so: not an index to trust
+		}
 		out = append(out, r)
 		body = body[34+n:]
 	}
 	return out, true
+}
+
+// listedName reports whether name is one a listing of the directory
+// loads: a directory entry's own name (no separator, nor "." or ".."),
+// not an ignored one. An index naming another file would have a command
+// read a file that a full load does not.
+func listedName(name string) bool {
+	return !Ignored(name) && !strings.ContainsRune(name, '/') && !strings.ContainsRune(name, filepath.Separator) && !strings.ContainsRune(name, 0)
 }
 
 func (x sourceIndex) writeShard(b int, recs []indexRecord) error {
