@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/knownhosts"
 )
 
@@ -21,7 +22,9 @@ func (c *cli) advise(err error) string {
 	if errors.As(err, &changed) {
 		return c.keyChangedAdvice(changed)
 	}
-	msg := err.Error()
+	// Errors may quote what a remote peer sent (x509's list of a
+	// certificate's names): nothing of it may drive the terminal.
+	msg := termtext.SafeLines(err.Error())
 	for _, adviser := range []func(error) string{c.adviseStores, c.adviseFiles, c.adviseEnroll, c.adviseTLS} {
 		if a := adviser(err); a != "" {
 			return msg + "\n" + strings.TrimRight(a, "\n")

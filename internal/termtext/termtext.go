@@ -6,6 +6,7 @@ package termtext
 
 import (
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -25,4 +26,17 @@ func Safe(s string) string {
 		}
 	}
 	return s
+}
+
+// SafeLines is Safe applied to each line of s: an error message of
+// several lines keeps them, and none of them can do more than Safe's.
+func SafeLines(s string) string {
+	if Safe(strings.ReplaceAll(s, "\n", "")) == strings.ReplaceAll(s, "\n", "") {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = Safe(l)
+	}
+	return strings.Join(lines, "\n")
 }

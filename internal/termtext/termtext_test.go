@@ -20,3 +20,16 @@ func TestSafe(t *testing.T) {
 		}
 	}
 }
+
+func TestSafeLines(t *testing.T) {
+	for in, want := range map[string]string{
+		"one line":             "one line",
+		"two\nlines":           "two\nlines",
+		"ok\nbad\x1b[2J\nok":   "ok\n\"bad\\x1b[2J\"\nok",
+		"tab\there\nand\nmore": "\"tab\\there\"\nand\nmore",
+	} {
+		if got := SafeLines(in); got != want {
+			t.Errorf("SafeLines(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
