@@ -1,9 +1,17 @@
 package proxy
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // TestRemoveForged: every spelling of an identity header is removed —
@@ -35,5 +43,43 @@ func TestRemoveForged(t *testing.T) {
 	}
 	if got, want := keys(trailer), []string{"X-Checksum"}; !slices.Equal(got, want) {
 		t.Errorf("trailers left: %v, want %v", got, want)
+	}
+}
+
+// A client naming the identity headers in Connection (hop-by-hop: a proxy
+// deletes the headers Connection names) cannot make the proxy delete the
+// ones it adds, nor keep its forged ones: ReverseProxy applies Connection
+// before Rewrite, which removes and sets them. The target sees the
+// admitted peer's identity whatever the client sent.
+func TestHopByHopCannotRemoveIdentity(t *testing.T) {
+	got := make(chan http.Header, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
+	defer target.Close()
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), 5*time.Second)
+	defer h.srv.Close()
+	peer := &tlsbridge.Peer{SPKIHash: [32]byte{1}, Entry: &authkeys.Entry{Name: "alice"}}
+	req := httptest.NewRequest("GET", "https://app.example/", nil)
+	req.Header.Set("Connection", "X-Keytool-Name, X-Keytool-Fingerprint, X-Keytool-Key-Id, X-Forwarded-Client-Cert, Forwarded, X-Forwarded-For")
+	req.Header.Set("X-Keytool-Name", "admin")
+	req.Header.Set("X-Keytool-Fingerprint", "SHA256:forged")
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req = req.WithContext(context.WithValue(req.Context(), peerKey{}, peer))
+	rec := httptest.NewRecorder()
+	h.srv.Handler.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d", rec.Code)
+	}
+	hdr := <-got
+	for name, want := range map[string]string{
+		HeaderName: "alice", HeaderFingerprint: peer.Fingerprint(), HeaderKeyID: peer.KeyID(), "X-Forwarded-For": "192.0.2.1",
+	} {
+		if v := hdr.Values(name); len(v) != 1 || v[0] != want {
+			t.Errorf("%s: %q, want %q", name, v, want)
+		}
+	}
+	for _, name := range []string{HeaderClientCert, "Forwarded"} {
+		if len(hdr.Values(name)) != 1 {
+			t.Errorf("%s: %q, want the proxy's one", name, hdr.Values(name))
+		}
 	}
 }
