@@ -1,0 +1,54 @@
+package keydir
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+// FuzzIndexFiles: any head and shard bytes — with the right magic and
+// CRC, so that the parser behind the checks is reached — are refused or
+// give file names a directory listing would load; nothing panics.
+func FuzzIndexFiles(f *testing.F) {
+	f.Add([]byte("/src\x00\x04"), []byte{})
+	f.Add([]byte("/src\x00\x10stamp"), append(make([]byte, 32), 5, 0, 'a', '.', 'j', 's', 'n'))
+	f.Add([]byte("/src\x00\x00"), append(make([]byte, 32), 6, 0, '.', '.', '/', 'e', 't', 'c'))
+	f.Fuzz(func(t *testing.T, head, shard []byte) {
+		top := t.TempDir()
+		x := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
+		if err := os.MkdirAll(x.dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		put := func(name, magic string, body []byte) {
+			data := append([]byte(magic), body...)
+			data = binary.LittleEndian.AppendUint32(data, crc32.ChecksumIEEE(data))
+			if err := os.WriteFile(filepath.Join(x.dir, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put("head", indexMagic, head)
+		if x.head() == nil {
+			return
+		}
+		for b := range 1 << x.bits {
+			if b > 4 {
+				break
+			}
+			put(shardName(b), shardMagic, shard)
+		}
+		var term Term
+		names, ok := x.lookup(Query{Terms: []Term{term}, Prefixes: [][]byte{{0, 0}, {0}}})
+		if !ok {
+			return
+		}
+		for _, n := range names {
+			if !listedName(n) {
+				t.Fatalf("the index gave %q", n)
+			}
+		}
+	})
+}
