@@ -190,7 +190,11 @@ type seenHosts struct {
 }
 
 func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
-	h.sum, h.seen = sum, true
+	if !h.seen {
+		// The first decision is on the key the server presented; later
+		// ones may be on the keys it announces (UpdateHostKeys).
+		h.sum, h.seen = sum, true
+	}
 	h.Store.Extend(knownhosts.Lookups{Keys: [][32]byte{sum}}) // whether it is revoked, pinned elsewhere
 	decide := h.Store.Decide
 	if h.mode == knownhosts.AddAnother {
