@@ -115,3 +115,44 @@ func TestAcceptRotationNeedsTheKey(t *testing.T) {
 		}
 	}
 }
+
+// A client whose accepting entry does not admit it now — expired, or
+// connecting from outside its "from" — gets nothing authorized, even on
+// a server that lets unknown clients finish the handshake (AllowUnknown).
+func TestAcceptRotationOnlyWhenAdmitted(t *testing.T) {
+	for name, attr := range map[string][2]string{
+		"expired":    {jwk.AttrExpires, `"2001-01-01T00:00:00Z"`},
+		"wrong-from": {jwk.AttrFrom, `["192.0.2.0/24"]`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := newHome(t, jwk.EC256)
+			ts := startServer(t, srv, ServerOptions{AllowUnknown: true})
+			cl := newHome(t, jwk.EC256)
+			pk := cl.id.Key.PublicKey()
+			pk.Attrs = jwk.Attributes{attr[0]: json.RawMessage(attr[1])}
+			if _, err := srv.auth.Add(pk, "alice", authkeys.AddNew); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := srv.auth.SetAcceptRotation("alice", true); err != nil {
+				t.Fatal(err)
+			}
+			next := mustGenerate(t, jwk.EC256)
+			id, err := NewIdentity(cl.id.Key, CertOptions{Next: []*jwk.Key{next}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl.id = id
+			cl.pin(t, ts.addr(), srv.id.Key)
+			if _, err := roundTrip(ts.addr(), mustConfig(t, cl.client(t, ClientOptions{}), ts.addr())); err != nil {
+				t.Fatal(err)
+			}
+			if p := ts.lastPeer(t); p.Err == nil {
+				t.Fatalf("the client was admitted: %+v", p)
+			}
+			srv.auth.Reload()
+			if d := srv.auth.Decide(next.SPKIHash(), netip.MustParseAddr("192.0.2.1")); d.Verdict != authkeys.Unknown {
+				t.Errorf("its announced key is %v", d.Verdict)
+			}
+		})
+	}
+}
