@@ -28,7 +28,7 @@ const (
 	HeaderFingerprint = "X-Keytool-Fingerprint"   // the client key's SPKI fingerprint, "SHA256:…"
 	HeaderKeyID       = "X-Keytool-Key-Id"        // its libtrust key ID
 	HeaderName        = "X-Keytool-Name"          // its authorized-keys entry's name (absent for a client admitted by its CA)
-	HeaderClientCert  = "X-Forwarded-Client-Cert" // Envoy's: Hash (SHA-256 of the certificate, hex) and Subject
+	HeaderClientCert  = "X-Forwarded-Client-Cert" // Envoy's: Hash (SHA-256 of the certificate, hex), and Subject for a client admitted by its CA
 )
 
 // reservedHeaderPrefix: every client header starting with it is removed,
@@ -168,7 +168,11 @@ func setPeer(out http.Header, in *http.Request) {
 		out.Set(HeaderName, name)
 	}
 	xfcc := "Hash=" + hex.EncodeToString(certHash(peer))
-	if peer.Certificate != nil {
+	// The Subject only when a CA vouched for it: a client admitted by its
+	// key wrote its own certificate, and its subject says whatever it
+	// chose ("CN=admin") — a target reading XFCC's Subject, as behind
+	// Envoy with a CA, would believe it.
+	if peer.Certificate != nil && peer.ViaCA {
 		xfcc += `;Subject="` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(peer.Certificate.Subject.String()) + `"`
 	}
 	if validHeaderValue(xfcc) {

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -80,6 +82,22 @@ func TestHopByHopCannotRemoveIdentity(t *testing.T) {
 	for _, name := range []string{HeaderClientCert, "Forwarded"} {
 		if len(hdr.Values(name)) != 1 {
 			t.Errorf("%s: %q, want the proxy's one", name, hdr.Values(name))
+		}
+	}
+}
+
+// XFCC's Subject is sent only for a client a CA vouched for: a client
+// admitted by its key wrote its certificate's subject itself.
+func TestClientCertSubjectOnlyViaCA(t *testing.T) {
+	cert := &x509.Certificate{Raw: []byte("der"), Subject: pkix.Name{CommonName: "admin"}}
+	for _, viaCA := range []bool{false, true} {
+		peer := &tlsbridge.Peer{Certificate: cert, ViaCA: viaCA}
+		in := httptest.NewRequest("GET", "https://app.example/", nil)
+		in = in.WithContext(context.WithValue(in.Context(), peerKey{}, peer))
+		out := http.Header{}
+		setPeer(out, in)
+		if got := strings.Contains(out.Get(HeaderClientCert), `Subject="CN=admin"`); got != viaCA {
+			t.Errorf("via CA %t: %s: %q", viaCA, HeaderClientCert, out.Get(HeaderClientCert))
 		}
 	}
 }
