@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 
 	"github.com/keytool/keytool/internal/atomicfile"
@@ -32,6 +33,16 @@ func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	}
 	if cur == nil {
 		return nil, fmt.Errorf("authorized key %s is no longer in %s", e.Fingerprint, e.File)
+	}
+	// Decide again on the current key: it may have been revoked, or its
+	// entry expired, since the decision that handed e over. (An address
+	// outside "from" is no matter here: the caller decided with the
+	// client's.)
+	s.Loader().Reload()
+	switch d := s.Decide(e.SPKIHash, netip.Addr{}); d.Verdict {
+	case Authorized, WrongNetwork:
+	default:
+		return nil, fmt.Errorf("authkeys: not authorizing the next key of %s: it is %v now", e.Fingerprint, d.Verdict)
 	}
 	pk := next.PublicKey()
 	pk.Attrs = cur.Attrs.Clone()
