@@ -88,39 +88,72 @@ func startServer(t *testing.T, h *home, opts ServerOptions) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{ln: ln, srv: srv}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	serveEach(t, ln, func(c net.Conn) {
+		tc := c.(*tls.Conn)
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		cs := tc.ConnectionState()
+		if p, err := srv.Peer(&cs, addrOf(c)); err == nil {
+			ts.mu.Lock()
+			ts.peers = append(ts.peers, p)
+			ts.mu.Unlock()
+		}
+		_, _ = io.WriteString(c, "ok\n")
+		if ts.holdOpen.Load() {
+			_, _ = io.Copy(io.Discard, c)
+		}
+	})
+	return ts
+}
+
+// serveEach accepts on ln until the test ends, running serve on each
+// connection in a goroutine of its own (the connection is closed when
+// serve returns). At the end it closes ln and every connection still
+// open, and waits for the handlers: the one accept loop of these tests.
+func serveEach(tb testing.TB, ln net.Listener, serve func(c net.Conn)) {
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  = map[net.Conn]struct{}{}
+		closed bool
+	)
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				tc := c.(*tls.Conn)
-				_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
-				if err := tc.Handshake(); err != nil {
-					return
-				}
-				cs := tc.ConnectionState()
-				if p, err := srv.Peer(&cs, addrOf(c)); err == nil {
-					ts.mu.Lock()
-					ts.peers = append(ts.peers, p)
-					ts.mu.Unlock()
-				}
-				_, _ = io.WriteString(c, "ok\n")
-				if ts.holdOpen.Load() {
-					_, _ = io.Copy(io.Discard, c)
-				}
-			}()
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				c.Close()
+				return
+			}
+			conns[c] = struct{}{}
+			mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					c.Close()
+				}()
+				serve(c)
+			})
 		}
-	}()
-	return ts
+	})
 }
 
 func (ts *testServer) addr() string { return ts.ln.Addr().String() }

@@ -3,7 +3,6 @@ package tlsbridge
 import (
 	"crypto/tls"
 	"errors"
-	"github.com/keytool/keytool/authkeys"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/authkeys"
 
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/internal/dnstest"
@@ -245,21 +246,11 @@ func BenchmarkHostKeyDNS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if c.(*tls.Conn).Handshake() == nil {
-					_, _ = io.WriteString(c, "ok\n")
-				}
-			}()
+	serveEach(b, ln, func(c net.Conn) {
+		if c.(*tls.Conn).Handshake() == nil {
+			_, _ = io.WriteString(c, "ok\n")
 		}
-	}()
+	})
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	addr := net.JoinHostPort("localhost", port)
 	d := dnstest.Start(b, dnstest.Zone{Signed: true, Records: []string{dnstest.TLSA(b, port, srvID.Key.SPKI(), dane.MatchSHA256)}})

@@ -32,26 +32,7 @@ func echoServer(t *testing.T, h *home) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-			go func() { _, _ = io.Copy(c, c) }()
-		}
-	}()
+	serveEach(t, ln, func(c net.Conn) { _, _ = io.Copy(c, c) })
 	return ln.Addr().String()
 }
 

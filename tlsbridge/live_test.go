@@ -342,29 +342,14 @@ func TestLiveConnsTrack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() }) // after the clients close
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				tc := c.(*tls.Conn)
-				if tc.Handshake() != nil {
-					return
-				}
-				defer live.Track(c, tc.ConnectionState())()
-				_, _ = io.Copy(c, c) // echo until closed
-			}()
+	serveEach(t, ln, func(c net.Conn) {
+		tc := c.(*tls.Conn)
+		if tc.Handshake() != nil {
+			return
 		}
-	}()
+		defer live.Track(c, tc.ConnectionState())()
+		_, _ = io.Copy(c, c) // echo until closed
+	})
 	addr := ln.Addr().String()
 	alice, bob, stranger := newHome(t, jwk.EC256), newHome(t, jwk.EC256), newHome(t, jwk.EC256)
 	h.authorize(t, "alice", alice.id.Key)
