@@ -43,7 +43,7 @@ func ParseUpdateHostKeys(s string) (UpdateHostKeys, error) {
 	case "no":
 		return UpdateNo, nil
 	}
-	return 0, fmt.Errorf("unknown update-host-keys value %q: use yes, ask or no", s)
+	return 0, fmt.Errorf("tlsbridge: unknown UpdateHostKeys value %q: use yes, ask or no", s)
 }
 
 func (u UpdateHostKeys) String() string {
