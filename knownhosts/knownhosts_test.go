@@ -155,7 +155,7 @@ func TestKeyChangedMessage(t *testing.T) {
 		}
 	}
 	// One line of data; the advice (reinstalled or intercepted, the
-	// commands) is the command line's: cmd/keytool's trust-host tests.
+	// commands) is the command line's: internal/cli's trust-host tests.
 	if strings.Contains(msg, "\n") || strings.Contains(msg, "keytool ") {
 		t.Errorf("message %q: want one line without a command", msg)
 	}

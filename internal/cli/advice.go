@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/keytool/keytool/internal/termtext"
+	"github.com/keytool/keytool/knownhosts"
+)
+
+// The libraries' errors carry data and say what happened, in one line;
+// the command line turns them into advice: the commands that fix the
+// situation, spelled with the -H and -i the user ran, so that each one
+// works when pasted (docs/design.md, "Errors carry data; the command line
+// speaks").
+
+// advise returns err's message followed by the advice for it, if any.
+func (c *cli) advise(err error) string {
+	// OpenSSH's changed-key warning says everything the error does; the
+	// one-line error before it would only repeat it.
+	var changed *knownhosts.KeyChangedError
+	if errors.As(err, &changed) {
+		return c.keyChangedAdvice(changed)
+	}
+	// Errors may quote what a remote peer sent (x509's list of a
+	// certificate's names): nothing of it may drive the terminal.
+	msg := termtext.SafeLines(err.Error())
+	for _, adviser := range []func(error) string{c.adviseStores, c.adviseFiles, c.adviseEnroll, c.adviseTLS} {
+		if a := adviser(err); a != "" {
+			return msg + "\n" + strings.TrimRight(a, "\n")
+		}
+	}
+	return msg
+}
+
+// command spells a keytool command with the global flags that reproduce
+// the current home and identity.
+func (c *cli) command(args ...string) string {
+	var b strings.Builder
+	b.WriteString("keytool")
+	b.WriteString(c.homeFlag())
+	if c.identity != "" {
+		b.WriteString(" -i " + shellQuote(c.identity))
+	}
+	for _, a := range args {
+		b.WriteString(" " + a)
+	}
+	return b.String()
+}

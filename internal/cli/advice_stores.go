@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+)
+
+// adviseStores returns the advice for the errors of the trust stores
+// (authkeys, knownhosts), or "".
+func (c *cli) adviseStores(err error) string {
+	var (
+		unknown   *knownhosts.UnknownHostError
+		unnamed   *knownhosts.NameMismatchError
+		skipped   *knownhosts.SkippedFilesError
+		hRevoked  *knownhosts.RevokedError
+		hNotFound *knownhosts.NotFoundError
+		hExists   *knownhosts.FileExistsError
+		notAuth   *authkeys.NotAuthorizedError
+		aRevoked  *authkeys.RevokedError
+		expired   *authkeys.ExpiredError
+		nameTaken *authkeys.NameExistsError
+		already   *authkeys.AlreadyAuthorizedError
+		aNotFound *authkeys.NotFoundError
+		still     *authkeys.StillAuthorizedError
+	)
+	switch {
+	case errors.As(err, &skipped):
+		var b strings.Builder
+		b.WriteString("Pinned host keys were skipped, so no host is trusted on first use until they are fixed:\n")
+		for _, p := range skipped.Problems {
+			fmt.Fprintf(&b, "  %v\n", p)
+			if fix := c.fileFix(p.Err); fix != "" {
+				fmt.Fprintf(&b, "    fix with: %s\n", fix)
+			}
+		}
+		return b.String()
+	case errors.As(err, &unnamed):
+		how := "Connect by a name its certificate names"
+		if len(unnamed.Names) == 0 {
+			how = "Its certificate names no host (the server's identity can save names with: keytool gen --host NAME)"
+		}
+		return fmt.Sprintf("%s pins that key without an address, for the names its certificate gives only. %s, or, after checking the fingerprint with the host's administrator, pin the key for this address:\n  %s",
+			unnamed.File, how, c.command("trust-host", shellQuote(unnamed.Addr), "--fingerprint", unnamed.Fingerprint))
+	case errors.As(err, &unknown):
+		return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
+			c.command("trust-host", shellQuote(unknown.Addr), "--fingerprint", unknown.Fingerprint))
+	case errors.As(err, &hRevoked) && hRevoked.Err != nil, errors.As(err, &aRevoked) && aRevoked.Err != nil:
+		if fix := c.fileFix(err); fix != "" {
+			return "Every key is refused until the revocation list is fixed: " + fix
+		}
+		return "Every key is refused until the revocation list can be read again."
+	case errors.As(err, &hRevoked):
+		return "To lift the revocation: " + c.command("revoke", "--remove", hRevoked.Fingerprint)
+	case errors.As(err, &aRevoked):
+		return "To lift the revocation: " + c.command("revoke", "--remove", aRevoked.Fingerprint)
+	case errors.As(err, &hNotFound):
+		return "List the pinned hosts with: " + c.command("trust-host", "--list")
+	case errors.As(err, &hExists):
+		return "Move that file away, or remove the pin it may hold: " + c.command("trust-host", "--remove", shellQuote(hExists.Addr))
+	case errors.As(err, &notAuth):
+		return "To let it in, save the client's public key to a file and run: " + c.command("authorize", "--name", "NAME", "FILE")
+	case errors.As(err, &expired):
+		return fmt.Sprintf("To renew it, edit \"expires\" in %s, or run: %s", shellQuote(expired.Entry.File),
+			c.command("authorize", "--force", "--name", shellQuote(expired.Entry.Name), "--expires", "TIME", "FILE"))
+	case errors.As(err, &nameTaken):
+		return "Choose another name, or remove the key it holds first: " + c.command("authorize", "--remove", shellQuote(nameTaken.Name))
+	case errors.As(err, &already):
+		return fmt.Sprintf("To rename it: %s, then add it again", c.command("authorize", "--remove", entryRef(already.Entry)))
+	case errors.As(err, &aNotFound) && aNotFound.Revoked:
+		return "List the revoked keys with: " + c.command("revoke", "--list")
+	case errors.As(err, &aNotFound):
+		return "List the authorized keys with: " + c.command("authorize", "--list")
+	case errors.As(err, &still):
+		return "It still gets in. To remove that entry too: " + c.command("authorize", "--remove", entryRef(still.Entry))
+	}
+	return ""
+}
+
+// entryRef names an authorized entry for authorize --remove: its name, or
+// its key's fingerprint when it has none (an unnamed key in a single
+// file), since an empty name to --remove names nothing.
+func entryRef(e *authkeys.Entry) string {
+	if e.Name == "" {
+		return e.Fingerprint
+	}
+	return shellQuote(e.Name)
+}
+
+// keyChangedAdvice is OpenSSH's warning about a changed host key, naming
+// every key pinned for the address, with the commands that replace the pin
+// when the change is expected, or add the key beside the pins when the host
+// announced it as an additional key.
+func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "The host key of %s has changed!\n", e.Addr)
+	fmt.Fprintf(&b, "  it presented now:  %s\n", e.Fingerprint)
+	for _, w := range e.Want {
+		fmt.Fprintf(&b, "  pinned before:     %s  (in %s)\n", w.Fingerprint, w.File)
+	}
+	b.WriteString("Either the host was reinstalled with a new key, or someone is intercepting the connection (a man-in-the-middle attack).\n")
+	b.WriteString("Check the new fingerprint with the host's administrator through another channel. If the change is expected, replace the pin:\n")
+	// Unpin the addresses as the pins hold them (a pin without a port
+	// holds every port: removing the dialled host:port would not find it).
+	seen := map[string]bool{}
+	for _, w := range e.Want {
+		addr := cmp.Or(w.Address, e.Addr)
+		if !seen[addr] {
+			seen[addr] = true
+			fmt.Fprintf(&b, "  %s\n", c.command("trust-host", "--remove", shellQuote(addr)))
+		}
+	}
+	fmt.Fprintf(&b, "  %s\n", c.command("trust-host", shellQuote(e.Addr), "--fingerprint", e.Fingerprint))
+	// A host rolling its key over announces the new one beforehand: then
+	// both are pinned for a while, the old one is not removed.
+	b.WriteString("If the host announced this key as an additional one (a key rollover), keep the pinned keys and add it, only after checking it:\n")
+	fmt.Fprintf(&b, "  %s", c.command("trust-host", shellQuote(e.Addr), "--add", "--fingerprint", e.Fingerprint))
+	return b.String()
+}
+
+// adviseFiles returns the advice for a trust file refused by the
+// strict-mode rule or a private key others can read, or "".
+func (c *cli) adviseFiles(err error) string {
+	var (
+		none    *jwk.NoIdentityError
+		several *jwk.SeveralIdentitiesError
+	)
+	switch {
+	case errors.As(err, &none):
+		return "Create one with: " + c.command("gen")
+	case errors.As(err, &several):
+		return "Keep one and move the others away."
+	}
+	if fix := c.fileFix(err); fix != "" {
+		return "Fix with: " + fix
+	}
+	return ""
+}
+
+// isInHome reports whether path is the home or inside it.
+func (c *cli) isInHome(path string) bool {
+	home, err := filepath.Abs(c.home)
+	if err != nil {
+		return false
+	}
+	if real, err := filepath.EvalSymlinks(home); err == nil {
+		home = real
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(home, abs)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// fileFix is the shell command that fixes a file refused for its modes,
+// its owner or a dangling link, or "".
+func (c *cli) fileFix(err error) string {
+	var (
+		pe   *trustfile.PermissionError
+		le   *trustfile.LinkError
+		priv *jwk.PermissionError
+	)
+	switch {
+	case errors.As(err, &pe) && !c.isInHome(pe.Path):
+		// A directory outside the home (/tmp, someone else's) is not
+		// ours to change: the trust file does not belong there.
+		what := cmp.Or(pe.For, pe.Path)
+		return fmt.Sprintf("move %s into a directory that only you or root may write (%s is not one)", shellQuote(what), shellQuote(pe.Path))
+	case errors.As(err, &pe) && pe.Owner >= 0:
+		return "chown " + strconv.Itoa(os.Geteuid()) + " " + shellQuote(pe.Path)
+	case errors.As(err, &pe):
+		return "chmod go-w " + shellQuote(pe.Path)
+	case errors.As(err, &le):
+		// Restoring comes first: for a revocation list, removing the link
+		// would lift its revocations.
+		return "restore the file the link points to, or remove the link: rm " + shellQuote(le.Path)
+	case errors.As(err, &priv):
+		return "chmod 600 " + shellQuote(priv.File)
+	}
+	return ""
+}

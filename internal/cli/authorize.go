@@ -1,0 +1,671 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+	"github.com/spf13/pflag"
+)
+
+// authorizeCommand makes the authorize command, with flag variables of its own.
+func authorizeCommand() *command {
+	var (
+		o      authorizeOptions
+		list   bool
+		lf     listFlags
+		remove string
+		accept string
+		flags  *pflag.FlagSet
+	)
+	return &command{
+		name:    "authorize",
+		uses:    globalHome,
+		args:    "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT | --accept-rotation NAME",
+		summary: "let a client's key connect in (authorized_keys.d)",
+		help: `Reads a client's public key from FILE (- for standard input) in any format
+keytool knows — JWK, JWK Set, PEM, an OpenSSH public key line — and stores it
+as HOME/authorized_keys.d/NAME.json, mode 0644. The key's attributes are kept.
+If FILE holds a private key, only its public half is stored (with a warning);
+a file holding several keys is refused: give each client its own file.
+
+The name is --name, else the key's "name" attribute, else its comment, else
+the file's name without extension (alice.pub, pub_alice.json → alice), made
+safe for a file name; the name chosen is printed. When none of these gives a
+name (standard input, pub_key.json, id_ed25519.pub…), --name is required.
+
+  --comment C     set the key's comment ("" removes it)
+  --expires T     refuse the key after T: an RFC 3339 time
+                  (2030-01-31T00:00:00Z) or a duration from now: 30d, 12h,
+                  2w, 90m, 1h30m (d = 24h, w = 7d)
+  --from CIDRS    accept the key only from these networks or addresses,
+                  comma-separated: 10.0.0.0/8,192.168.1.7,2001:db8::/32
+  --force         replace the key already stored under NAME; or, if the key
+                  is authorized under another name, move it to NAME
+
+A name that already holds another key is refused (exit 1) unless --force.
+A key already authorized under another name is not added twice: keytool
+warns and changes nothing (exit 0), because only the first entry of a key
+takes effect; --force moves it. Adding the same key under the same name
+again changes nothing; --force rewrites it with the attributes given.
+A revoked key cannot be authorized: 'keytool revoke --remove' it first.
+
+--list prints NAME, FINGERPRINT (short), STATUS (ok, expired, revoked, or
+refused when a revocation list cannot be read), FROM and EXPIRES of every
+authorized key, in 80 columns; -l/--long adds COMMENT and FILE, --full the
+whole fingerprints (--json: an array of objects with name, fingerprint,
+key_id, comment, expires, from, revoked, status and file); files that were
+skipped are reported on standard error. --remove deletes the keys with that name, or
+the key with that fingerprint (SHA256:…, key ID, sha256//…, hex) wherever
+it is authorized; a file left with no key is deleted.
+
+--accept-rotation NAME marks the entries named NAME (opt-in, per entry):
+when that client connects with a certificate announcing its next key
+('keytool gen --next' on the client), the server authorizes the next key
+under the same name, with the same attributes and restrictions (comment,
+expires, from…), in authorized_keys.d/NAME+KEYID.json, and logs it
+("authorized the next key a client announces"). The client can then run
+'keytool rotate' without being refused (docs/rotation.md). Only a client
+that has just proved it holds the entry's key can announce.`,
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			flags = set
+			set.StringVar(&o.name, "name", "", "store the key under `NAME` (default: from its comment or the file name)")
+			set.StringVar(&o.comment, "comment", "", "set the key's comment to `C`")
+			set.StringVar(&o.expires, "expires", "", "refuse the key after `T`: RFC 3339 time, or a duration like 30d or 12h")
+			set.StringVar(&o.from, "from", "", "accept the key only from `CIDRS` (comma-separated networks or addresses)")
+			set.BoolVar(&o.force, "force", false, "replace the key stored under NAME, or move the key to NAME")
+			set.BoolVar(&list, "list", false, "list the authorized keys")
+			lf.register(set, "with --list: ")
+			set.StringVar(&remove, "remove", "", "remove the keys named `NAME` or with that FINGERPRINT")
+			set.StringVar(&accept, "accept-rotation", "", "let the client of entry `NAME` rotate its key: authorize the next key it announces, under the same name and restrictions")
+		},
+		run: func(c *cli, args []string) error {
+			adding := flags.Changed("name") || flags.Changed("comment") || flags.Changed("expires") || flags.Changed("from") || o.force
+			removing := flags.Changed("remove")
+			if flags.Changed("accept-rotation") {
+				if adding || removing || list || len(args) > 0 {
+					return usagef("--accept-rotation NAME marks an existing entry; give it alone")
+				}
+				return c.acceptRotation(accept)
+			}
+			if done, err := listOrRemove(list, lf, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.unauthorize(remove) }); done {
+				return err
+			}
+			switch len(args) {
+			case 0:
+				return usagef("which key? give a FILE holding the client's public key, or - for standard input")
+			case 1:
+			default:
+				return usagef("authorize takes one FILE (each client gets its own name)")
+			}
+			o.file = args[0]
+			o.commentSet = flags.Changed("comment")
+			return c.authorize(o)
+		},
+	}
+}
+
+// acceptRotation marks the entries named name as accepting rotation
+// (authorize --accept-rotation).
+func (c *cli) acceptRotation(name string) error {
+	done, err := c.localAuthStore().SetAcceptRotation(name, true)
+	var nf *authkeys.NotFoundError
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no authorized key is named %q (see: %s)", name, c.command("authorize", "--list"))
+	}
+	for _, e := range done {
+		fmt.Fprintf(c.stdout, "%s (%s, %s) accepts rotation: the next key it announces will be authorized as %q\n", e.Name, e.Fingerprint, e.File, e.Name)
+	}
+	return err
+}
+
+type authorizeOptions struct {
+	file              string
+	name, comment     string
+	expires, from     string
+	commentSet, force bool
+}
+
+// localAuthStore loads the home's authorized and revoked keys once, without
+// a logger: a command reports skipped files itself, as plain messages.
+func (c *cli) localAuthStore() *authkeys.Store {
+	return authkeys.Load(authkeys.HomeOptions(c.home))
+}
+
+// adminAuthStore is localAuthStore for a command that looks up only what
+// l lists: it reads only the files the admin index names for them
+// (authkeys.LoadFor), so that it takes as long with 100,000 keys as with
+// one. finish records the command's changes in the index.
+func (c *cli) adminAuthStore(l authkeys.Lookups) (store *authkeys.Store, finish func()) {
+	return authkeys.LoadFor(authkeys.HomeOptions(c.home), l)
+}
+
+// authorize adds one client key to authorized_keys.d. Every flag is
+// checked before anything is read, and nothing is written until the key,
+// its name and the store all agree, so that a refused command leaves the
+// store as it was.
+func (c *cli) authorize(o authorizeOptions) error {
+	attrs, err := parseAuthorizeFlags(o)
+	if err != nil {
+		return err
+	}
+	k, err := c.readClientKey(o.file)
+	if err != nil {
+		return err
+	}
+	attrs.apply(k)
+	name, err := c.authorizeName(k, o)
+	if err != nil {
+		return err
+	}
+	store, finish := c.adminAuthStore(authkeys.Lookups{Keys: [][32]byte{k.SPKIHash()}, Names: []string{name}})
+	defer finish()
+	// A revoked key stays refused: say so before anything else.
+	var revoked *authkeys.RevokedError
+	if _, err := store.LookupKey(k, netip.Addr{}); errors.As(err, &revoked) && revoked.Err == nil {
+		return err
+	}
+	if o.force {
+		return c.forceAuthorize(store, k, name)
+	}
+	return c.addNewAuthorization(store, k, name, o.file)
+}
+
+// authorizeAttrs are the attributes authorize's flags set on the key,
+// parsed once so that a bad flag is refused before the key is read.
+type authorizeAttrs struct {
+	comment    string
+	setComment bool // --comment was given, perhaps as "" to remove it
+	expires    time.Time
+	from       []string
+}
+
+// parseAuthorizeFlags checks --name, --expires and --from, in that order,
+// so that a mistyped flag is a usage error (exit 2) and not a half-done
+// authorization.
+func parseAuthorizeFlags(o authorizeOptions) (authorizeAttrs, error) {
+	a := authorizeAttrs{comment: o.comment, setComment: o.commentSet}
+	if o.name != "" {
+		if err := keydir.CheckName(o.name); err != nil {
+			return a, &usageError{"--name: " + err.Error()}
+		}
+	}
+	if o.expires != "" {
+		t, err := parseExpiry(o.expires, time.Now())
+		if err != nil {
+			return a, &usageError{"--expires: " + err.Error()}
+		}
+		a.expires = t
+	}
+	if o.from != "" {
+		from, err := parseFrom(o.from)
+		if err != nil {
+			return a, &usageError{"--from: " + err.Error()}
+		}
+		a.from = from
+	}
+	return a, nil
+}
+
+// apply sets the attributes on k. Only the flags given change anything:
+// the attributes the key came with are kept otherwise.
+func (a authorizeAttrs) apply(k *jwk.Key) {
+	if k.Attrs == nil {
+		k.Attrs = jwk.Attributes{}
+	}
+	if a.setComment {
+		if a.comment == "" {
+			delete(k.Attrs, jwk.AttrComment)
+		} else {
+			k.Attrs.SetString(jwk.AttrComment, a.comment)
+		}
+	}
+	if !a.expires.IsZero() {
+		k.Attrs.SetString(jwk.AttrExpires, a.expires.Format(time.RFC3339))
+	}
+	if a.from != nil {
+		k.Attrs.SetList(jwk.AttrFrom, a.from)
+	}
+}
+
+// sourceName names FILE in messages: "-" means nothing to a reader.
+func sourceName(file string) string {
+	if file == "-" {
+		return "standard input"
+	}
+	return file
+}
+
+// readClientKey reads the one key to authorize and returns its public
+// half. Several keys are refused, since one name is for one client; a
+// private key is accepted, with a warning, because refusing it would not
+// undo its having been copied, and the trust store must never hold it.
+func (c *cli) readClientKey(file string) (*jwk.Key, error) {
+	src := sourceName(file)
+	keys, err := c.readKeys(file)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > 1 {
+		var fps []string
+		for _, k := range keys {
+			fps = append(fps, keyLabel(k))
+		}
+		return nil, fmt.Errorf("%s holds %d keys (%s); authorize adds one key under one name: put each client's key in a file of its own",
+			src, len(keys), strings.Join(fps, ", "))
+	}
+	k := keys[0]
+	if k.IsPrivate() {
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: %s holds a private key; only its public half is stored. A private key should never leave the machine it belongs to: give the server `keytool pub` output instead.\n", src)
+	}
+	return k.PublicHalf(), nil // never a private member in the trust store
+}
+
+// authorizeName is --name, or else a name derived from the key or its
+// file. A derived name is printed, since the user did not choose it and
+// needs it to remove the key later; when none can be derived the user is
+// asked for one rather than given a meaningless name.
+func (c *cli) authorizeName(k *jwk.Key, o authorizeOptions) (string, error) {
+	if o.name != "" {
+		return o.name, nil
+	}
+	name, why := deriveName(k, o.file)
+	if name == "" {
+		return "", fmt.Errorf("cannot tell what to call the key %s (it has no comment and %s names no one); choose a name: keytool%s authorize --name NAME %s",
+			k.Fingerprint(), sourceName(o.file), c.homeFlag(), shellQuote(o.file))
+	}
+	fmt.Fprintf(c.stderr, "keytool authorize: naming the key %q (%s); choose another name with --name\n", name, why)
+	return name, nil
+}
+
+// authorizedFile is the file that holds the entry NAME, absolute so that
+// it compares equal to the store's entries' File.
+func (c *cli) authorizedFile(name string) string {
+	target, _ := filepath.Abs(filepath.Join(c.layout().AuthorizedDir(), name+".json"))
+	return target
+}
+
+// authorizedCopies finds where the key with SPKI hash sum is already
+// authorized: same is the first entry in target (the name being
+// authorized), others are its entries under other names. Both matter
+// because only the first entry of a key takes effect.
+func authorizedCopies(store *authkeys.Store, sum [32]byte, target string) (same *authkeys.Entry, others []*authkeys.Entry) {
+	for _, e := range store.Entries() {
+		if e.SPKIHash != sum {
+			continue
+		}
+		if e.File != target {
+			others = append(others, e)
+		} else if same == nil {
+			same = e
+		}
+	}
+	return same, others
+}
+
+// addNewAuthorization stores k under name without --force, which changes
+// no existing entry: a key already stored under name, a name held by
+// another key, or a key authorized under another name are reported and
+// left as they are.
+func (c *cli) addNewAuthorization(store *authkeys.Store, k *jwk.Key, name, file string) error {
+	target := c.authorizedFile(name)
+	same, others := authorizedCopies(store, k.SPKIHash(), target)
+	if same != nil {
+		fmt.Fprintf(c.stdout, "Key %s is already authorized as %q in %s; nothing changed (--force rewrites it with the attributes given)\n", same.Fingerprint, same.Name, same.File)
+		return nil
+	}
+	// A name holding another key is refused before anything else is said.
+	if err := c.checkNameFree(name, target, k.SPKIHash()); err != nil {
+		return err
+	}
+	if len(others) > 0 {
+		e := others[0]
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: key %s is already authorized as %q (in %s); nothing written, since only the first entry of a key takes effect. To move it to %q: keytool%s authorize --force --name %s %s\n",
+			e.Fingerprint, e.Name, e.File, name, c.homeFlag(), shellQuote(name), shellQuote(file))
+		return nil
+	}
+	return c.addAuthorized(store, k, name, false, "Authorized")
+}
+
+// checkNameFree refuses a name whose file holds another key, or holds
+// something that is not a key at all: without --force, authorize never
+// writes over what the user may still need.
+func (c *cli) checkNameFree(name, target string, sum [32]byte) error {
+	if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != sum {
+		return c.nameTaken(name, target, old[0].Fingerprint())
+	} else if _, serr := os.Lstat(target); err != nil && serr == nil {
+		return c.nameTaken(name, target, "")
+	}
+	return nil
+}
+
+// forceAuthorize stores k under name with --force: it rewrites the key's
+// entry, replaces another key held by the name, and moves the key out of
+// other names, so that the key ends up authorized exactly once. The verb
+// printed says which of these happened.
+func (c *cli) forceAuthorize(store *authkeys.Store, k *jwk.Key, name string) error {
+	target := c.authorizedFile(name)
+	same, others := authorizedCopies(store, k.SPKIHash(), target)
+	verb := "Authorized"
+	if same != nil {
+		verb = "Updated"
+	}
+	// The name's current holder, to say what --force replaces.
+	if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != k.SPKIHash() {
+		verb = "Replaced " + old[0].Fingerprint() + " with"
+	}
+	if len(others) > 0 {
+		if err := c.moveOutOfOtherNames(store, k, target); err != nil {
+			return err
+		}
+	}
+	return c.addAuthorized(store, k, name, true, verb)
+}
+
+// moveOutOfOtherNames takes k out of every entry first (Remove takes every
+// copy), so that after the Add that follows the key is authorized exactly
+// once; each name it leaves is reported.
+func (c *cli) moveOutOfOtherNames(store *authkeys.Store, k *jwk.Key, target string) error {
+	removed, err := store.Remove(k.Fingerprint())
+	if err != nil {
+		return err
+	}
+	for _, r := range removed {
+		if r.File != target {
+			fmt.Fprintf(c.stdout, "Moved %s out of %q (%s)\n", r.Fingerprint, r.Name, r.File)
+		}
+	}
+	return nil
+}
+
+// addAuthorized writes the entry and reports it. The store checks the
+// name again, since another keytool may have taken it since it was
+// checked here.
+func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, force bool, verb string) error {
+	mode := authkeys.AddNew
+	if force {
+		mode = authkeys.Replace
+	}
+	e, err := store.Add(k, name, mode)
+	var exists *authkeys.NameExistsError
+	if errors.As(err, &exists) {
+		return c.nameTaken(exists.Name, exists.File, exists.Fingerprint)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s %q: %s key %s\nFile: %s\n", verb, e.Name, k.Algorithm(), e.Fingerprint, e.File)
+	if !e.Expires.IsZero() {
+		fmt.Fprintf(c.stdout, "Expires: %s\n", e.Expires.UTC().Format(time.RFC3339))
+	}
+	if e.From != nil {
+		fmt.Fprintf(c.stdout, "From: %s\n", strings.Join(prefixStrings(e.From), ", "))
+	}
+	return nil
+}
+
+// nameTaken is the refusal to store a key under a name that holds another.
+func (c *cli) nameTaken(name, file, fingerprint string) error {
+	held := ""
+	if fingerprint != "" {
+		held = " by key " + fingerprint
+	}
+	return fmt.Errorf("the name %q is already taken%s in %s; choose another --name, replace it with --force, or remove it first: keytool%s authorize --remove %s",
+		name, held, file, c.homeFlag(), shellQuote(name))
+}
+
+// keyLabel names a key in a message: its fingerprint, and its comment if
+// it has one.
+func keyLabel(k *jwk.Key) string {
+	if cm := k.Attrs.Comment(); cm != "" {
+		return k.Fingerprint() + " " + strconv.Quote(cm)
+	}
+	return k.Fingerprint()
+}
+
+// parseExpiry reads --expires: an RFC 3339 time, or a positive duration
+// from now — Go's (12h, 90m, 1h30m) or a whole number of days (30d) or
+// weeks (2w). A time that has already passed is refused: it would
+// authorize nothing.
+func parseExpiry(s string, now time.Time) (time.Time, error) {
+	var t time.Time
+	if m := regexp.MustCompile(`^(\d{1,5})([dw])$`).FindStringSubmatch(s); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		unit := 24 * time.Hour
+		if m[2] == "w" {
+			unit *= 7
+		}
+		t = now.Add(time.Duration(n) * unit)
+	} else if d, err := time.ParseDuration(s); err == nil {
+		t = now.Add(d)
+	} else if t, err = time.Parse(time.RFC3339, s); err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2030-01-31T00:00:00Z) nor a duration (30d, 2w, 12h, 90m)", s)
+	}
+	if !t.After(now) {
+		return time.Time{}, fmt.Errorf("%s is not in the future: the key would be refused at once", t.UTC().Format(time.RFC3339))
+	}
+	return t.UTC().Truncate(time.Second), nil
+}
+
+// parseFrom reads --from: comma-separated networks or addresses, returned
+// in normal form (an address alone stays an address).
+func parseFrom(s string) ([]string, error) {
+	var list []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			list = append(list, f)
+		}
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%q lists no network", s)
+	}
+	prefixes, err := jwk.ParsePrefixes(list)
+	if err != nil {
+		var ae *jwk.AttrError
+		if errors.As(err, &ae) {
+			err = ae.Err
+		}
+		return nil, err
+	}
+	return prefixStrings(prefixes), nil
+}
+
+func prefixStrings(prefixes []netip.Prefix) []string {
+	out := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		if p.IsSingleIP() {
+			out[i] = p.Addr().String()
+		} else {
+			out[i] = p.String()
+		}
+	}
+	return out
+}
+
+// genericKeyNames are file names that say nothing about whose key it is.
+var genericKeyNames = map[string]bool{
+	"": true, "key": true, "pub": true, "public": true, "pubkey": true, "public_key": true,
+	"pub_key": true, "id_rsa": true, "id_ecdsa": true, "id_ed25519": true, "id_dsa": true,
+	"id_ecdsa_sk": true, "id_ed25519_sk": true, "authorized_keys": true, "cert": true, "client": true,
+}
+
+// deriveName picks an entry name when --name is not given: the key's
+// "name" attribute, its comment, or the file's name without extensions
+// and without gen's "pub_" prefix. It returns "" when nothing fits, and
+// says where the name came from.
+func deriveName(k *jwk.Key, file string) (name, why string) {
+	if n, _ := k.Attrs.String(jwk.AttrName); sanitizeName(n) != "" {
+		return sanitizeName(n), "from the key's name attribute"
+	}
+	if n := sanitizeName(k.Attrs.Comment()); n != "" {
+		return n, "from the key's comment"
+	}
+	if file == "-" {
+		return "", ""
+	}
+	base := filepath.Base(file)
+	for {
+		ext := strings.ToLower(filepath.Ext(base))
+		switch ext {
+		case ".json", ".jwk", ".pem", ".pub", ".key", ".crt", ".txt":
+			base = base[:len(base)-len(ext)]
+			continue
+		}
+		break
+	}
+	if rest, ok := strings.CutPrefix(base, "pub_"); ok && rest != "" {
+		base = rest
+	}
+	if n := sanitizeName(base); !genericKeyNames[strings.ToLower(n)] {
+		return n, "from the file name " + filepath.Base(file)
+	}
+	return "", ""
+}
+
+// sanitizeName turns s into a safe entry name: ASCII letters, digits and
+// ._@+- only, every other run of characters becoming one '-', no leading
+// dot or dash, at most 64 bytes. It returns "" when nothing is left.
+func sanitizeName(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range s {
+		if r < unicode.MaxASCII && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._@+-", r)) {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	n := strings.Trim(b.String(), "-.")
+	if len(n) > 64 {
+		n = strings.Trim(n[:64], "-.")
+	}
+	if keydir.CheckName(n) != nil {
+		return ""
+	}
+	return n
+}
+
+// authorizedInfo is one key in authorize --list --json: a stable interface.
+type authorizedInfo struct {
+	Name        string   `json:"name"`
+	Fingerprint string   `json:"fingerprint"`
+	KeyID       string   `json:"key_id"`
+	Comment     string   `json:"comment"`
+	Expires     *string  `json:"expires"` // null: never
+	From        []string `json:"from"`    // null: from anywhere
+	Revoked     bool     `json:"revoked"` // listed in a revocation file
+	Status      string   `json:"status"`  // ok, expired, revoked, refused
+	File        string   `json:"file"`
+}
+
+// authorizedStatus is what the store decides for e's key from no address
+// in particular: a key limited by "from" is refused only from elsewhere
+// (WrongNetwork), which in a list is ok — FROM shows the limit.
+func authorizedStatus(store *authkeys.Store, e *authkeys.Entry) string {
+	d := store.Decide(e.SPKIHash, netip.Addr{})
+	var re *authkeys.RevokedError
+	switch d.Verdict {
+	case authkeys.Authorized, authkeys.WrongNetwork:
+		return "ok"
+	case authkeys.Revoked:
+		if errors.As(d.Err, &re) && re.Err != nil {
+			return "refused" // a revocation input cannot be read: everyone is
+		}
+	}
+	return d.Verdict.String()
+}
+
+// authorizedTable is the listing of the authorized keys, for authorize
+// --list and keytool list.
+func authorizedTable(store *authkeys.Store, lf listFlags) ([]authorizedInfo, *table) {
+	revoked := map[[32]byte]bool{}
+	for _, r := range store.Revoked() {
+		revoked[r.SPKIHash] = true
+	}
+	infos := []authorizedInfo{}
+	t := newTable(column{title: "NAME", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"},
+		column{title: "FROM", elastic: true}, column{title: "EXPIRES"})
+	if lf.long {
+		t.cols = append(t.cols, column{title: "COMMENT", elastic: true}, column{title: "FILE", elastic: true, fromLeft: true})
+	}
+	for _, e := range store.Entries() {
+		in := authorizedInfo{Name: e.Name, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment,
+			Revoked: revoked[e.SPKIHash], Status: authorizedStatus(store, e), File: e.File}
+		exp, from := "never", "any"
+		if !e.Expires.IsZero() {
+			s := e.Expires.UTC().Format(time.RFC3339)
+			in.Expires, exp = &s, s
+		}
+		if e.From != nil {
+			in.From = prefixStrings(e.From)
+			from = strings.Join(in.From, ",")
+		}
+		infos = append(infos, in)
+		row := []string{printable(in.Name), lf.fingerprint(in.Fingerprint), in.Status, from, exp}
+		if lf.long {
+			row = append(row, printable(in.Comment), printable(in.File))
+		}
+		t.add(row...)
+	}
+	return infos, t
+}
+
+func (c *cli) listAuthorized(lf listFlags) error {
+	store := c.localAuthStore()
+	reportSkipped(c, "authorize", store.Problems())
+	for _, r := range store.Revoked() {
+		for _, e := range store.Entries() {
+			if e.SPKIHash == r.SPKIHash {
+				fmt.Fprintf(c.stderr, "keytool authorize: note: %q (%s) is revoked (%s): it is refused\n", e.Name, e.Fingerprint, r.File)
+			}
+		}
+	}
+	infos, t := authorizedTable(store, lf)
+	return c.printList(lf, infos, t,
+		fmt.Sprintf("No authorized keys in %s; add one with: keytool%s authorize --name NAME FILE", c.layout().AuthorizedDir(), c.homeFlag()))
+}
+
+func (c *cli) unauthorize(nameOrFP string) error {
+	if nameOrFP == "" {
+		return usagef("--remove needs a NAME or a FINGERPRINT")
+	}
+	l := authkeys.Lookups{Names: []string{nameOrFP}}
+	if fp, err := jwk.ParseFingerprint(nameOrFP); err == nil {
+		l.Fingerprints = []jwk.Fingerprint{fp}
+	}
+	store, finish := c.adminAuthStore(l)
+	defer finish()
+	// Remove takes every copy of a key given by fingerprint; a name
+	// removes that name's entries, and says if the key still gets in
+	// under another.
+	removed, err := store.Remove(nameOrFP)
+	var still *authkeys.StillAuthorizedError
+	if err != nil && !errors.As(err, &still) {
+		return err
+	}
+	for _, r := range removed {
+		what := "deleted"
+		if _, err := os.Lstat(r.File); err == nil {
+			what = "rewritten without it"
+		}
+		fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", r.Name, r.Fingerprint, r.File, what)
+	}
+	if still != nil {
+		e := still.Entry
+		fmt.Fprintf(c.stderr, "keytool authorize: note: key %s is still authorized as %q (%s); to remove it everywhere: %s\n",
+			e.Fingerprint, e.Name, e.File, c.command("authorize", "--remove", e.Fingerprint))
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/spf13/pflag"
+)
+
+// certCommand makes the cert command, with flag variables of its own.
+func certCommand() *command {
+	var (
+		out    string
+		hosts  []string
+		keyOut string
+		force  bool
+	)
+	return &command{
+		name:    "cert",
+		uses:    globalHome | globalIdentity,
+		args:    "[-o FILE] [--host NAME,…] [--key-out FILE] [--force]",
+		summary: "print the identity's certificate (PEM), for nginx, curl, OpenSSL…",
+		help: `Prints the identity's self-signed certificate in PEM on standard output, or
+writes it to FILE (-o, mode 0644, replacing FILE — but never a file
+holding a private key, such as the identity, without --force). Peers that pin the key
+ignore everything in it but the key; software that checks names (curl,
+browsers) needs --host: DNS names and IP addresses, comma-separated or
+repeated. Without --host, the certificate names what gen --host saved in
+the identity. A new certificate is made each time (a new serial number), for the
+same key: pins and bundles keep working.
+
+In PKI mode (HOME/cert.pem exists) the CA-issued chain in it is printed
+instead, leaf first, and --host has no effect.
+
+--key-out FILE writes the identity's private key as an unencrypted PKCS#8
+PEM "PRIVATE KEY" (mode 0600) for software that cannot read key.json, such
+as nginx (ssl_certificate_key). An existing FILE is never replaced without
+--force.`,
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVarP(&out, "output", "o", "", "write the certificate to `FILE` instead of standard output")
+			set.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the certificate names (comma-separated)")
+			set.StringVar(&keyOut, "key-out", "", "also write the private key, PKCS#8 PEM, to `FILE` (mode 0600)")
+			set.BoolVar(&force, "force", false, "replace an existing --key-out FILE, or a private key at -o FILE")
+		},
+		run: func(c *cli, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q (names go in --host)", args[0])
+			}
+			if force && keyOut == "" && (out == "" || out == "-") {
+				return usagef("--force goes with --key-out or -o FILE")
+			}
+			if keyOut == "-" {
+				return usagef("--key-out needs a FILE: a private key is never printed")
+			}
+			if keyOut != "" && out != "" && out != "-" && filepath.Clean(keyOut) == filepath.Clean(out) {
+				return usagef("-o and --key-out name the same file %s", out)
+			}
+			return c.cert(out, hosts, keyOut, force)
+		},
+	}
+}
+
+func (c *cli) cert(out string, hosts []string, keyOut string, force bool) error {
+	id, err := c.loadIdentity(hosts...)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.layout().Cert()); err == nil {
+		if len(hosts) > 0 {
+			fmt.Fprintf(c.stderr, "keytool cert: warning: %s exists (PKI mode): printing its chain; --host has no effect\n", c.layout().Cert())
+		}
+	}
+	if keyOut != "" {
+		der, err := x509.MarshalPKCS8PrivateKey(id.Key.Signer())
+		if err != nil {
+			return err
+		}
+		data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		if force {
+			err = atomicfile.Write(keyOut, data, 0o600)
+		} else {
+			err = atomicfile.Create(keyOut, data, 0o600)
+		}
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s already exists; keep it, or replace it with --force", keyOut)
+		}
+		if err != nil {
+			return fmt.Errorf("writing the private key: %w", err)
+		}
+		fmt.Fprintf(c.stderr, "Wrote the private key of %s to %s (PKCS#8 PEM, mode 0600)\n", id.Key.Fingerprint(), keyOut)
+	}
+	data := id.CertificatePEM()
+	if out == "" || out == "-" {
+		_, err = c.stdout.Write(data)
+		return err
+	}
+	if err := c.writePublic(out, data, force); err != nil {
+		return fmt.Errorf("writing the certificate: %w", err)
+	}
+	fmt.Fprintf(c.stderr, "Wrote the certificate of %s to %s\n", id.Key.Fingerprint(), out)
+	return nil
+}

@@ -1,0 +1,166 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConnectSilentPort: a port that accepts and never speaks TLS makes
+// keytool connect fail after --connect-timeout, saying it got no
+// handshake, not "context deadline exceeded" or "i/o timeout".
+func TestConnectSilentPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn // accepted, never answered, closed at the end
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	addr := ln.Addr().String()
+	client := newClientHome(t)
+	start := time.Now()
+	o, e, code := pxRun(t, "", "keytool", "-H", client, "--strict-host-keys", "yes", "connect", "--connect-timeout", "1500ms", addr)
+	took := time.Since(start)
+	if code != 1 || o != "" {
+		t.Fatalf("exit status %d, want 1; stdout %q\n%s", code, o, e)
+	}
+	if want := "keytool connect: no TLS handshake from " + addr + " within 1.5s: is it a TLS server?\n"; e != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", e, want)
+	}
+	if took < 1500*time.Millisecond || took > 15*time.Second {
+		t.Errorf("connect gave up after %v, want about 1.5s", took)
+	}
+}
+
+// TestConnectPlainHTTP: a plain HTTP server (Python's http.server) on the
+// port: connect says the port answered in plain text, at once.
+func TestConnectPlainHTTP(t *testing.T) {
+	pxNeed(t, "python3")
+	addr := pxPython(t, t.TempDir())
+	client := newClientHome(t)
+	o, e, code := pxRun(t, "", "keytool", "-H", client, "--strict-host-keys", "yes", "connect", addr)
+	if code != 1 || o != "" {
+		t.Fatalf("exit status %d, want 1; stdout %q\n%s", code, o, e)
+	}
+	if want := "keytool connect: " + addr + " answered in plain text, not TLS: is it the right port?\n"; e != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", e, want)
+	}
+}
+
+// TestConnectTimeoutUsage: --connect-timeout must be positive (exit 2).
+func TestConnectTimeoutUsage(t *testing.T) {
+	client := newClientHome(t)
+	for _, d := range []string{"0", "-1s"} {
+		_, e, code := keytoolIn(t, client, "connect", "--connect-timeout", d, "127.0.0.1:9")
+		if code != 2 || !strings.Contains(e, "--connect-timeout must be positive") {
+			t.Errorf("--connect-timeout %s: exit %d, want 2 and the reason:\n%s", d, code, e)
+		}
+	}
+}
+
+// TestConnectTargetDown: keytool proxy admits the client, then finds its
+// target down and closes the connection. connect, whose standard input is
+// still open, exits 1 and says the service behind the server may be down;
+// the proxy logs the same. With the service up, the same connect works.
+func TestConnectTargetDown(t *testing.T) {
+	server := pxGen(t)
+	client := newClientHome(t)
+	pxMust(t, "", "keytool", "-H", server, "authorize", "--name", "laptop", filepath.Join(client, "pub_key.json"))
+	down := fmt.Sprintf("127.0.0.1:%d", pxFreePort(t))
+	proxy, addr := pxProxy(t, server, "--target", down)
+	pxMust(t, "", "keytool", "-H", client, "trust-host", addr, "--key", filepath.Join(server, "pub_key.json"))
+
+	conn := pxStart(t, "keytool", "-H", client, "connect", addr) // stdin stays open
+	code := conn.wait(t, 15*time.Second)
+	if code != 1 || conn.stdout.String() != "" {
+		t.Fatalf("exit status %d, want 1; stdout %q\n%s", code, conn.stdout.String(), conn.stderr.String())
+	}
+	want := "keytool connect: the connection was closed by " + addr + " before any data came back: is the service behind it down?\n"
+	if e := conn.stderr.String(); e != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", e, want)
+	}
+	proxy.waitFor(t, `msg="target unreachable".*target=`+regexpQuote(down), 5*time.Second)
+
+	// The service comes up on the target's port: the same connect, stdin
+	// open until the answer came back, succeeds.
+	ln, err := net.Listen("tcp", down)
+	if err != nil {
+		t.Skipf("the target's port was taken meanwhile: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("hello\n"))
+	}()
+	up := pxStart(t, "keytool", "-H", client, "connect", addr)
+	up.waitFor(t, "hello", 10*time.Second)
+	if code := up.wait(t, 15*time.Second); code != 0 {
+		t.Errorf("with the target up: exit status %d\n%s", code, up.stderr.String())
+	}
+}
+
+// TestConnectSinkAfterInput: once standard input has ended, a server that
+// closes without answering has nothing to say; that is a success.
+func TestConnectSinkAfterInput(t *testing.T) {
+	server := pxGen(t)
+	client := newClientHome(t)
+	pxMust(t, "", "keytool", "-H", server, "authorize", "--name", "laptop", filepath.Join(client, "pub_key.json"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var b strings.Builder
+		buf := make([]byte, 512)
+		for {
+			n, err := c.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		got <- b.String()
+	}()
+	_, addr := pxProxy(t, server, "--target", ln.Addr().String())
+	pxMust(t, "", "keytool", "-H", client, "trust-host", addr, "--key", filepath.Join(server, "pub_key.json"))
+	o, e, code := pxRun(t, "log line\n", "keytool", "-H", client, "connect", addr)
+	if code != 0 || o != "" || e != "" {
+		t.Fatalf("exit status %d, want 0; stdout %q\nstderr:\n%s", code, o, e)
+	}
+	select {
+	case s := <-got:
+		if s != "log line\n" {
+			t.Errorf("the sink got %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the sink got nothing")
+	}
+}

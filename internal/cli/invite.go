@@ -1,0 +1,241 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"github.com/keytool/keytool/authkeys"
+	"strings"
+	"time"
+
+	"github.com/keytool/keytool/enroll"
+	"github.com/spf13/pflag"
+)
+
+// inviteCommand makes the invite command, with flag variables of its own.
+func inviteCommand() *command {
+	var (
+		name      string
+		expires   string
+		addresses []string
+		list      bool
+		lf        listFlags
+		remove    string
+		revoke    string // the deprecated name of --remove
+		prune     bool
+	)
+	return &command{
+		name:    "invite",
+		uses:    globalHome | globalIdentity,
+		args:    "[--name N] [--expires D] [--address ADDR…]  ·  --list [--json|--long|--full] | --remove NAME | --prune",
+		summary: "make a one-time token that lets a client enroll (keytool join)",
+		help: `Makes a one-time invitation and prints its token: one string, last on
+standard output, alone on its line. Give it to the person setting up the
+client (chat, ticket, mail); there, 'keytool join TOKEN' connects to the
+token's address, checks that the server presents this identity's key (the
+token carries its fingerprint, so there is no question to answer), and
+sends the token's secret. The server then authorizes the client's key in
+authorized_keys.d under the invitation's name, and the client pins the
+server's key in trusted_hosts.d. The token works once, until it expires.
+
+The server must serve enrollment on ADDR: keytool proxy --enroll, or a Go
+server mounting the enroll package's handler.
+
+  --name N        the client's entry name in authorized_keys.d (default:
+                  client-XXXXXXXX); must not be taken by an authorized key
+  --expires D     lifetime (1h, 90m, 7d, 2w) or an RFC 3339 time; default 1h
+  --address ADDR  host:port where clients reach this server, tried in order;
+                  repeat it or separate with commas. Required, unless the
+                  identity key file has an "address" member listing them.
+
+Stored: HOME/invites.d/NAME.json (mode 0600, directory 0700) with the name,
+the SHA-256 of the secret (never the secret), the server's fingerprint, the
+addresses and the times. A used invitation moves to invites.d/used/.
+
+  --list           pending, expired and used invitations: NAME, STATUS,
+                   EXPIRES, ADDRESSES and CLIENT (short fingerprint) in 80
+                   columns; -l/--long adds FILE, --full whole fingerprints,
+                   --json everything
+  --remove NAME    delete a pending invitation: its token stops working
+                   (--revoke, its old name, still works; 'keytool revoke'
+                   is what refuses a key)
+  --prune          delete the expired invitations and the records of used
+                   ones (a client that tries a used token is then told the
+                   invitation is unknown, not that it was used)
+
+Example:
+  keytool invite --name laptop --address db.example.com:8443 --expires 30m`,
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVar(&name, "name", "", "entry `NAME` the client's key will get (default: client-XXXXXXXX)")
+			set.StringVar(&expires, "expires", "1h", "token lifetime (`D`: 1h, 30m, 7d) or RFC 3339 time")
+			set.StringSliceVar(&addresses, "address", nil, "`ADDR` (host:port) where clients reach this server; repeatable")
+			set.BoolVar(&list, "list", false, "list the invitations")
+			lf.register(set, "with --list: ")
+			set.StringVar(&remove, "remove", "", "delete the pending invitation `NAME`")
+			set.StringVar(&revoke, "revoke", "", "deprecated: --remove")
+			_ = set.MarkHidden("revoke")
+			set.BoolVar(&prune, "prune", false, "delete expired invitations and the records of used ones")
+		},
+		run: func(c *cli, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q (the options are --name, --expires and --address)", args[0])
+			}
+			making := name != "" || len(addresses) > 0
+			if revoke != "" {
+				if remove != "" {
+					return usagef("--revoke is the old name of --remove: give one of them")
+				}
+				fmt.Fprintln(c.stderr, "keytool invite: --revoke is deprecated, use --remove (it deletes an invitation; 'keytool revoke' refuses a key)")
+				remove = revoke
+			}
+			switch {
+			case prune:
+				if making || list || remove != "" || lf.given() {
+					return usagef("--prune takes no other option")
+				}
+				return c.pruneInvites()
+			case list:
+				if making || remove != "" {
+					return usagef("--list takes no other option but --json")
+				}
+				return c.listInvites(lf)
+			case remove != "":
+				if making || lf.given() {
+					return usagef("--remove takes no other option")
+				}
+				return c.removeInvite(remove)
+			case lf.given():
+				return usagef("--json, --long and --full go with --list")
+			}
+			return c.invite(name, expires, addresses)
+		},
+	}
+}
+
+// invite makes an invitation and prints its token last on stdout.
+func (c *cli) invite(name, expires string, addresses []string) error {
+	id, err := c.loadIdentity()
+	if err != nil {
+		return err
+	}
+	var addrs []string
+	for _, a := range addresses {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		addrs, _ = id.Key.Attrs.Addresses()
+	}
+	if len(addrs) == 0 {
+		return usagef("invite needs --address HOST:PORT: where clients reach this server's enrollment endpoint (keytool proxy --enroll --listen ADDR …)")
+	}
+	for _, a := range addrs {
+		if err := enroll.CheckAddress(a); err != nil {
+			return &usageError{err.Error()}
+		}
+	}
+	now := time.Now()
+	exp, err := parseExpiry(expires, now)
+	if err != nil {
+		return usagef("--expires: %v", err)
+	}
+	clients, finish := c.adminAuthStore(authkeys.Lookups{Names: []string{name}})
+	defer finish()
+	inv, tok, err := enroll.NewInvite(enroll.InvitesDir(c.home), id.Key, enroll.InviteOptions{
+		Name: name, Addresses: addrs, Expires: exp, Clients: clients, Now: func() time.Time { return now },
+	})
+	if err != nil {
+		return err
+	}
+	enc, err := tok.Encode()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "Invitation %q saved in %s (mode 0600; only a hash of the secret is kept).\n", inv.Name, inv.File)
+	fmt.Fprintf(c.stderr, "  server key:  %s %s\n", id.Key.Algorithm(), id.Key.Fingerprint())
+	fmt.Fprintf(c.stderr, "  addresses:   %s\n", strings.Join(inv.Addresses, ", "))
+	fmt.Fprintf(c.stderr, "  expires:     %s (in %s); works once\n", inv.Expires.Format(time.RFC3339), inv.Expires.Sub(inv.Created))
+	fmt.Fprintf(c.stderr, "  the client's key will be authorized as %q in %s\n", inv.Name, c.layout().AuthorizedDir())
+	fmt.Fprintf(c.stderr, "On the client, run:  keytool join TOKEN   (or: keytool join - < FILE)\n")
+	fmt.Fprintf(c.stderr, "This server must serve enrollment at that address: keytool%s proxy --enroll --listen ADDR --target …\n", c.homeFlag())
+	fmt.Fprintf(c.stderr, "To cancel: %s\n", c.command("invite", "--remove", shellQuote(inv.Name)))
+	fmt.Fprintln(c.stdout, enc)
+	return nil
+}
+
+// inviteInfo is one invitation in invite --list --json.
+type inviteInfo struct {
+	Name              string    `json:"name"`
+	Status            string    `json:"status"`
+	Expires           time.Time `json:"expires"`
+	Created           time.Time `json:"created"`
+	Addresses         []string  `json:"addresses"`
+	ServerFingerprint string    `json:"server_fingerprint"`
+	Used              time.Time `json:"used,omitzero"`
+	ClientFingerprint string    `json:"client_fingerprint,omitempty"`
+	File              string    `json:"file"`
+}
+
+// invitesTable is the listing of the invitations, for invite --list and
+// keytool list.
+func invitesTable(invs []*enroll.Invitation, lf listFlags) ([]inviteInfo, *table) {
+	now := time.Now()
+	infos := []inviteInfo{}
+	t := newTable(column{title: "NAME", elastic: true}, column{title: "STATUS"}, column{title: "EXPIRES"},
+		column{title: "ADDRESSES", elastic: true}, column{title: "CLIENT"})
+	if lf.long {
+		t.cols = append(t.cols, column{title: "FILE", elastic: true, fromLeft: true})
+	}
+	for _, inv := range invs {
+		in := inviteInfo{Name: inv.Name, Status: inv.Status(now), Expires: inv.Expires, Created: inv.Created, Addresses: inv.Addresses,
+			ServerFingerprint: inv.ServerFingerprint, Used: inv.Used, ClientFingerprint: inv.ClientFingerprint, File: inv.File}
+		infos = append(infos, in)
+		client := "-"
+		if in.ClientFingerprint != "" {
+			client = lf.fingerprint(in.ClientFingerprint)
+		}
+		row := []string{printable(in.Name), in.Status, in.Expires.UTC().Format(time.RFC3339), printable(strings.Join(in.Addresses, ",")), client}
+		if lf.long {
+			row = append(row, printable(in.File))
+		}
+		t.add(row...)
+	}
+	return infos, t
+}
+
+func (c *cli) listInvites(lf listFlags) error {
+	dir := enroll.InvitesDir(c.home)
+	invs, problems := enroll.ListInvites(dir)
+	reportSkipped(c, "invite", problems)
+	infos, t := invitesTable(invs, lf)
+	return c.printList(lf, infos, t,
+		fmt.Sprintf("No invitations in %s; make one with: keytool%s invite --address HOST:PORT", dir, c.homeFlag()))
+}
+
+func (c *cli) removeInvite(name string) error {
+	inv, err := enroll.RevokeInvite(enroll.InvitesDir(c.home), name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Removed invitation %q (%s): its token no longer works\n", inv.Name, inv.File)
+	return nil
+}
+
+func (c *cli) pruneInvites() error {
+	removed, skipped, failed := enroll.PruneInvites(enroll.InvitesDir(c.home), time.Now())
+	reportSkipped(c, "invite", skipped)
+	for _, inv := range removed {
+		what := "expired " + inv.Expires.UTC().Format(time.RFC3339)
+		if !inv.Used.IsZero() {
+			what = "used " + inv.Used.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(c.stdout, "Deleted invitation %q (%s): %s\n", inv.Name, what, printable(inv.File)) // %q escapes what printable would
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not delete %d invitation(s): %w", len(failed), errors.Join(failed...))
+	}
+	if len(removed) == 0 {
+		fmt.Fprintln(c.stdout, "No expired or used invitations to delete")
+	}
+	return nil
+}

@@ -1,0 +1,238 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/spf13/pflag"
+)
+
+// termWidth is the width every table fits unless --long or --full is
+// given: the 80 columns of a terminal nobody resized.
+const termWidth = 80
+
+// listFlags are the flags every --list shares (and keytool list).
+type listFlags struct {
+	json bool // every field in full, as JSON: the interface for scripts
+	long bool // add the COMMENT and FILE columns; no width limit
+	full bool // whole fingerprints; no width limit
+}
+
+// register adds --json, -l/--long and --full to a command's flags; what
+// is "with --list" for the commands that also add, remove or revoke.
+func (lf *listFlags) register(set *pflag.FlagSet, with string) {
+	set.BoolVar(&lf.json, "json", false, with+"print JSON (every field in full)")
+	set.BoolVarP(&lf.long, "long", "l", false, with+"more columns: COMMENT, FILE… (rows may pass 80 columns)")
+	set.BoolVar(&lf.full, "full", false, with+"show whole fingerprints (rows may pass 80 columns)")
+}
+
+// given reports whether any of the flags was given.
+func (lf listFlags) given() bool { return lf.json || lf.long || lf.full }
+
+// width is the width a table must fit: none with --long or --full.
+func (lf listFlags) width() int {
+	if lf.long || lf.full {
+		return 0
+	}
+	return termWidth
+}
+
+// fingerprint shows fp whole with --full, else short: "SHA256:" and the
+// first 12 characters of the hash, then "…" — enough to tell keys apart
+// at a glance and to find the whole one in --json or --full.
+func (lf listFlags) fingerprint(fp string) string {
+	if lf.full || fp == "" {
+		return fp
+	}
+	const keep = len("SHA256:") + 12
+	if utf8.RuneCountInString(fp) <= keep+1 {
+		return fp
+	}
+	return fp[:keep] + "…"
+}
+
+// A column of a table. An elastic column gives way, its long values
+// elided with "…", when a row would not fit the width; fromLeft elides
+// the start instead of the end (a path, whose end says the most).
+type column struct {
+	title    string
+	elastic  bool
+	fromLeft bool
+}
+
+// table is a listing: aligned columns separated by two spaces, fitted to
+// a width.
+type table struct {
+	cols []column
+	rows [][]string
+}
+
+func newTable(cols ...column) *table { return &table{cols: cols} }
+
+// add appends a row; values read from files must have gone through
+// printable.
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+// write prints the table so that no row is wider than width (0: any
+// width): the widest elastic column gives way one column at a time, down
+// to the width of its title.
+func (t *table) write(w io.Writer, width int) error {
+	widths := make([]int, len(t.cols))
+	for i, col := range t.cols {
+		widths[i] = textWidth(col.title)
+		for _, r := range t.rows {
+			widths[i] = max(widths[i], textWidth(r[i]))
+		}
+	}
+	for width > 0 && sum(widths)+2*(len(widths)-1) > width {
+		widest := -1
+		for i, col := range t.cols {
+			if col.elastic && widths[i] > max(textWidth(col.title), 2) && (widest < 0 || widths[i] > widths[widest]) {
+				widest = i
+			}
+		}
+		if widest < 0 {
+			break // nothing left to give way
+		}
+		widths[widest]--
+	}
+	var b strings.Builder
+	line := func(cells []string) {
+		b.Reset()
+		for i, cell := range cells {
+			cell = elide(cell, widths[i], t.cols[i].fromLeft)
+			b.WriteString(cell)
+			if i < len(cells)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-textWidth(cell)+2))
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	titles := make([]string, len(t.cols))
+	for i, col := range t.cols {
+		titles[i] = col.title
+	}
+	line(titles)
+	for _, r := range t.rows {
+		line(r)
+	}
+	return nil
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+
+// elide shortens s to width columns, "…" standing for what is left out.
+func elide(s string, width int, fromLeft bool) string {
+	if textWidth(s) <= width {
+		return s
+	}
+	runes := []rune(s)
+	kept, w := 0, 1 // the "…"
+	for kept < len(runes) {
+		r := runes[kept]
+		if fromLeft {
+			r = runes[len(runes)-1-kept]
+		}
+		if w+runeWidth(r) > width {
+			break
+		}
+		w += runeWidth(r)
+		kept++
+	}
+	if fromLeft {
+		return "…" + string(runes[len(runes)-kept:])
+	}
+	return string(runes[:kept]) + "…"
+}
+
+// textWidth is the number of terminal columns s takes: printable text
+// (see printable), wide East Asian characters taking two.
+func textWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		n += runeWidth(r)
+	}
+	return n
+}
+
+func runeWidth(r rune) int {
+	switch {
+	case unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf):
+		return 0
+	case r >= 0x1100 && (r <= 0x115f || // Hangul Jamo
+		r >= 0x2e80 && r <= 0xa4cf && r != 0x303f || // CJK … Yi
+		r >= 0xac00 && r <= 0xd7a3 || // Hangul syllables
+		r >= 0xf900 && r <= 0xfaff || // CJK compatibility ideographs
+		r >= 0xfe30 && r <= 0xfe4f || // CJK compatibility forms
+		r >= 0xff00 && r <= 0xff60 || r >= 0xffe0 && r <= 0xffe6 || // fullwidth forms
+		r >= 0x1f300 && r <= 0x1f64f || r >= 0x1f900 && r <= 0x1f9ff || // emoji
+		r >= 0x20000 && r <= 0x3fffd): // CJK extensions
+		return 2
+	}
+	return 1
+}
+
+// printList prints the listing of a --list option: the items as a JSON
+// array with --json (a stable interface for scripts); else, when there are
+// no rows, the hint on standard error; else the table, fitted to 80
+// columns unless --long or --full.
+func (c *cli) printList(lf listFlags, items any, t *table, hint string) error {
+	if lf.json {
+		return c.printJSON(items)
+	}
+	if len(t.rows) == 0 {
+		fmt.Fprintln(c.stderr, hint)
+		return nil
+	}
+	return t.write(c.stdout, lf.width())
+}
+
+func (c *cli) printJSON(v any) error {
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s\n", out)
+	return nil
+}
+
+// listOrRemove is the dispatch authorize, revoke and trust-host share:
+// --list [--json|--long|--full] lists, --remove removes, and neither goes
+// with anything else (others: arguments or flags of the command's main
+// mode). It reports whether one of them ran, and its error.
+func listOrRemove(list bool, lf listFlags, removing, others bool, doList func(listFlags) error, doRemove func() error) (bool, error) {
+	switch {
+	case list && removing:
+		return true, usagef("--list and --remove cannot be combined")
+	case lf.given() && !list:
+		return true, usagef("--json, --long and --full go with --list")
+	case (list || removing) && others:
+		return true, usagef("--list and --remove take no other argument or flag")
+	case list:
+		return true, doList(lf)
+	case removing:
+		return true, doRemove()
+	}
+	return false, nil
+}
+
+// reportSkipped prints, one line each, the trust files a store skipped,
+// each with the command that fixes it when there is one.
+func reportSkipped[P error](c *cli, cmd string, problems []P) {
+	for _, p := range problems {
+		fmt.Fprintf(c.stderr, "keytool %s: skipped %v\n", cmd, p)
+		if fix := c.fileFix(p); fix != "" {
+			fmt.Fprintf(c.stderr, "  fix with: %s\n", fix)
+		}
+	}
+}

@@ -1,0 +1,344 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/keytool/keytool/internal/termtext"
+)
+
+// Main runs the keytool command line with args (without the program name)
+// and returns the process's exit status. cmd/keytool is a main that calls
+// it; a build with more trust sources (the etcd module's) calls it too.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(args, stdin, stdout, stderr)
+}
+
+// A command is one verb of the command line. Each lives in its own file.
+type command struct {
+	name    string
+	args    string                           // the synopsis after the name
+	summary string                           // one line, for the command list
+	help    string                           // what --help adds: behaviour, files, examples
+	flags   func(set *pflag.FlagSet, c *cli) // registers the command's own flags
+	run     func(c *cli, args []string) error
+	uses    globalUse // the global flags the command reads (see globals); it is given no others
+	hidden  bool      // not listed: the machinery of completion and man pages
+	raw     bool      // run gets the arguments unparsed (keytool __complete WORDS…)
+}
+
+// globalUse says which global flags a command reads. A command's --help,
+// completion and man page show those only, and any other global flag given
+// to it is bad usage: a flag that would be silently ignored is a mistake.
+type globalUse uint8
+
+const (
+	globalHome     globalUse = 1 << iota // -H, --home (and $KEYTOOL_HOME, $HOME)
+	globalIdentity                       // -i, --identity
+	globalHostKeys                       // --strict-host-keys, --insecure
+	globalPKI                            // --ca, --crl
+	globalNone                           // none: the command needs no home (version, completion)
+)
+
+// globals returns the global flags cmd uses. A command that does not say
+// gets them all, as every command did before uses existed;
+// TestCommandsDeclareTheirGlobalFlags makes each one say.
+func (cmd *command) globals() globalUse {
+	if cmd.uses == 0 {
+		return globalHome | globalIdentity | globalHostKeys | globalPKI
+	}
+	return cmd.uses &^ globalNone
+}
+
+// globalFlagUse tells which global flag belongs to which use.
+var globalFlagUse = map[string]globalUse{
+	"home": globalHome, "identity": globalIdentity,
+	"strict-host-keys": globalHostKeys, "insecure": globalHostKeys,
+	"ca": globalPKI, "crl": globalPKI,
+}
+
+// commandList lists the commands' constructors. Each run makes its
+// commands afresh, so that no flag value outlives the run that parsed it
+// (tests run many commands in one process).
+var commandList = []func() *command{
+	authorizeCommand, bundleCommand, caCommand, certCommand, connectCommand, dnsRecordCommand, genCommand, inviteCommand,
+	joinCommand, listCommand, proxyCommand, pubCommand, revokeCommand, rotateCommand, showCommand, trustHostCommand,
+	versionCommand, completionCommand, completeCommand, manCommand,
+}
+
+func newCommands() map[string]*command {
+	cmds := make(map[string]*command, len(commandList))
+	for _, mk := range commandList {
+		c := mk()
+		cmds[c.name] = c
+	}
+	return cmds
+}
+
+// cli holds the global options and the standard streams: everything a
+// command may use, so that commands have no global state and tests can run
+// them in-process as well as through a real process.
+type cli struct {
+	home           string
+	identity       string
+	homeSet        bool
+	strictHostKeys string
+	insecure       bool
+	caFile         string
+	crlFile        string
+	purpose        string       // the connection's purpose (connect --purpose): which CAs of ca.d verify
+	hostDNS        hostDNSFlags // connect, proxy --client, trust-host
+	updateHostKeys string       // --update-host-keys of the same commands
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	commands       map[string]*command // this run's, for completion and man pages
+}
+
+// usageError makes run exit with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// exitError carries an exit status chosen by a command, after the command
+// has printed its own messages.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// globalFlags registers the global flags on fs; those a command does not
+// use (uses) are hidden, so that giving one can be refused by name.
+func globalFlags(fs *pflag.FlagSet, c *cli, uses globalUse) {
+	fs.StringVarP(&c.home, "home", "H", "", "keytool home `DIR` (default $KEYTOOL_HOME, else ~/.keytool)")
+	fs.StringVarP(&c.identity, "identity", "i", "", "identity (private key) `FILE` (default: the key.{json,jwk,pem} in the home)")
+	fs.StringVar(&c.strictHostKeys, "strict-host-keys", "ask", "`POLICY` for unknown hosts: yes (refuse), ask, accept-new, no (accept all, insecure)")
+	fs.BoolVar(&c.insecure, "insecure", false, "accept any host that has no pin, without asking (same as --strict-host-keys no); a changed or revoked key is still refused")
+	fs.StringVar(&c.caFile, "ca", "", "PKI mode: CA bundle `FILE` (default: HOME/ca.pem if it exists)")
+	fs.StringVar(&c.crlFile, "crl", "", "PKI mode: CRL `FILE` (default: HOME/crl.pem if it exists)")
+	for name, use := range globalFlagUse {
+		fs.Lookup(name).Hidden = uses&use == 0
+	}
+}
+
+// unusedGlobal returns the usage error for a global flag given to a
+// command that does not read it (hidden on fs), or nil.
+func unusedGlobal(fs *pflag.FlagSet, cmd *command, commands map[string]*command) error {
+	var bad *pflag.Flag
+	fs.VisitAll(func(f *pflag.Flag) {
+		if _, global := globalFlagUse[f.Name]; global && f.Hidden && f.Changed && bad == nil {
+			bad = f
+		}
+	})
+	if bad == nil {
+		return nil
+	}
+	var users []string
+	for _, other := range commands {
+		if !other.hidden && other.globals()&globalFlagUse[bad.Name] != 0 {
+			users = append(users, other.name)
+		}
+	}
+	sort.Strings(users)
+	flag := "--" + bad.Name
+	if bad.Shorthand != "" {
+		flag = "-" + bad.Shorthand + "/" + flag
+	}
+	if len(users) == 0 {
+		return usagef("%s does not apply to %s", flag, cmd.name)
+	}
+	return usagef("%s does not apply to %s (it is for %s)", flag, cmd.name, strings.Join(users, ", "))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	commands := newCommands()
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, commands: commands}
+	root := pflag.NewFlagSet("keytool", pflag.ContinueOnError)
+	root.SetInterspersed(false)
+	root.SetOutput(io.Discard)
+	globalFlags(root, c, ^globalUse(0))
+	help := root.BoolP("help", "h", false, "show this help")
+	version := root.Bool("version", false, "print keytool's version, revision and Go version")
+	if err := root.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "keytool: %v\nRun 'keytool --help' for usage.\n", err)
+		return 2
+	}
+	switch {
+	case *version:
+		printVersion(stdout)
+		return 0
+	case *help:
+		printUsage(stdout, root, commands)
+		return 0
+	case root.NArg() == 0:
+		printUsage(stderr, root, commands)
+		return 2
+	}
+	name, rest := root.Arg(0), root.Args()[1:]
+	if name == "help" { // "keytool help CMD" is "keytool CMD --help"
+		if len(rest) == 0 {
+			printUsage(stdout, root, commands)
+			return 0
+		}
+		name, rest = rest[0], []string{"--help"}
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "keytool: unknown command %q\nRun 'keytool --help' for the list of commands.\n", name)
+		return 2
+	}
+	if cmd.raw {
+		return c.exitCode(name, cmd.run(c, rest))
+	}
+	// Global flags may come before or after the command name: remember the
+	// ones given before, since registering them again resets their values.
+	before := map[string]string{}
+	root.Visit(func(f *pflag.Flag) { before[f.Name] = f.Value.String() })
+	fs := pflag.NewFlagSet("keytool "+name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cmdHelp := c.commandFlags(fs, cmd)
+	for name, v := range before {
+		_ = fs.Set(name, v) // the value parsed once already
+	}
+	if err := fs.Parse(rest); err != nil {
+		fmt.Fprintf(stderr, "keytool %s: %v\nRun 'keytool %s --help' for usage.\n", name, err, name)
+		return 2
+	}
+	if *cmdHelp {
+		printCommandUsage(stdout, cmd, fs)
+		return 0
+	}
+	err := unusedGlobal(fs, cmd, commands)
+	if err == nil && cmd.globals()&globalHome != 0 {
+		err = c.resolveHome()
+	}
+	if err == nil {
+		err = cmd.run(c, fs.Args())
+	}
+	return c.exitCode(name, err)
+}
+
+// commandFlags registers on fs the flags of cmd, the global ones included
+// (hidden when cmd does not use them), and returns its --help.
+func (c *cli) commandFlags(fs *pflag.FlagSet, cmd *command) *bool {
+	globalFlags(fs, c, cmd.globals())
+	if cmd.flags != nil {
+		cmd.flags(fs, c)
+	}
+	return fs.BoolP("help", "h", false, "show this help")
+}
+
+// exitCode prints what err says, if anything, and returns the exit status:
+// 0, 1 for an error, 2 for bad usage, or the status a command chose.
+func (c *cli) exitCode(name string, err error) int {
+	var ue *usageError
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue):
+		fmt.Fprintf(c.stderr, "keytool %s: %v\nRun 'keytool %s --help' for usage.\n", name, err, name)
+		return 2
+	default:
+		fmt.Fprintf(c.stderr, "keytool %s: %s\n", name, c.advise(err))
+		return 1
+	}
+}
+
+// resolveHome settles the home: -H, else the default one.
+func (c *cli) resolveHome() error {
+	c.homeSet = c.home != ""
+	if c.homeSet {
+		return nil
+	}
+	h, err := defaultHome()
+	c.home = h
+	return err
+}
+
+// defaultHome is $KEYTOOL_HOME, else ~/.keytool. Without either there is
+// no home: a relative ./.keytool would put keys wherever keytool happened
+// to run.
+func defaultHome() (string, error) {
+	if h := os.Getenv("KEYTOOL_HOME"); h != "" {
+		return h, nil
+	}
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return filepath.Join(h, ".keytool"), nil
+	}
+	return "", usagef("no keytool home: set HOME or KEYTOOL_HOME, or pass -H DIR")
+}
+
+// homeFlag returns the -H option that reproduces the current home in a
+// suggested command, or "" when the home is the default one.
+func (c *cli) homeFlag() string {
+	if !c.homeSet {
+		return ""
+	}
+	return " -H " + shellQuote(c.home)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting, so that the
+// commands keytool suggests can be pasted as they are.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// usageIntro opens keytool --help and keytool(1).
+const usageIntro = `keytool brings SSH's trust model to TLS: every daemon and client has its own
+key; servers list the client keys they authorize, clients pin the host keys
+they trust.
+`
+
+func printUsage(w io.Writer, root *pflag.FlagSet, commands map[string]*command) {
+	fmt.Fprint(w, usageIntro+`
+Usage:
+  keytool [global flags] COMMAND [flags] [args]
+
+Commands:
+`)
+	names := make([]string, 0, len(commands))
+	for n, cmd := range commands {
+		if !cmd.hidden {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprint(w, listsHelp)
+	fmt.Fprintf(w, "\nGlobal flags (each command takes those its --help lists):\n%s\nRun 'keytool COMMAND --help' for a command's flags.\n", root.FlagUsages())
+}
+
+func printCommandUsage(w io.Writer, cmd *command, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, "Usage: keytool %s %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
+	if cmd.help != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(cmd.help))
+	}
+	fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
+}
+
+// printable shows a name, comment or attribute from a key file as
+// termtext.Safe does, and an empty one as "-", for tables.
+func printable(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return termtext.Safe(s)
+}

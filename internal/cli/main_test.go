@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets the test binary act as the keytool command: testscript puts
+// a copy named "keytool" first in PATH, so scripts and tests run keytool as
+// a real process.
+func TestMain(m *testing.M) {
+	// Under -race, every process sleeps a second at exit unless told not
+	// to; the suite runs hundreds of keytool processes.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
+	testscript.Main(m, map[string]func(){
+		"keytool": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs testdata/script/*.txt: the everyday flows, written to be
+// read as documentation of each command.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"mode":      cmdMode,
+			"exits":     cmdExits,
+			"sleep":     cmdSleep,
+			"capture":   cmdCapture,
+			"setenv":    cmdSetenv,
+			"maxwidth":  cmdMaxWidth,
+			"freeport":  cmdFreePort,
+			"listening": cmdListening,
+			"presents":  cmdPresents,
+			"announces": cmdAnnounces,
+		},
+		Condition: func(cond string) (bool, error) {
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+	})
+}
+
+// mode PERM FILE… asserts the permission bits of each FILE, e.g. "mode 0600 key.json".
+func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: mode PERM FILE...")
+	}
+	want, err := strconv.ParseUint(args[0], 8, 32)
+	if err != nil {
+		ts.Fatalf("mode: %v", err)
+	}
+	for _, f := range args[1:] {
+		fi, err := os.Stat(ts.MkAbs(f))
+		ts.Check(err)
+		got := uint64(fi.Mode().Perm())
+		if (got == want) == neg {
+			ts.Fatalf("%s has mode %04o, want %s%04o", f, got, map[bool]string{true: "not ", false: ""}[neg], want)
+		}
+	}
+}
+
+// sleep DURATION waits, e.g. for a short-lived invitation to expire.
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sleep DURATION")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	time.Sleep(d)
+}
+
+// capture REGEXP FILE writes to FILE the text that REGEXP's first group
+// matches in the last command's standard output, e.g. a fingerprint, so
+// that cmp can compare it with another command's. REGEXP must match
+// exactly once.
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: capture REGEXP FILE")
+	}
+	re, err := regexp.Compile(`(?m)` + args[0])
+	ts.Check(err)
+	if re.NumSubexp() < 1 {
+		ts.Fatalf("capture: %q has no group", args[0])
+	}
+	m := re.FindAllStringSubmatch(ts.ReadFile("stdout"), -1)
+	if len(m) != 1 {
+		ts.Fatalf("capture: %q matches stdout %d times, want once", args[0], len(m))
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(m[0][1]+"\n"), 0o644))
+}
+
+// setenv VAR REGEXP sets VAR to the text that REGEXP's first group
+// matches in the last command's standard output (as capture does), e.g. a
+// fingerprint a later command takes as an argument.
+func cmdSetenv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setenv VAR REGEXP")
+	}
+	re, err := regexp.Compile(`(?m)` + args[1])
+	ts.Check(err)
+	m := re.FindAllStringSubmatch(ts.ReadFile("stdout"), -1)
+	if len(m) != 1 || len(m[0]) < 2 {
+		ts.Fatalf("setenv: %q matches stdout %d times, want once, with a group", args[1], len(m))
+	}
+	ts.Setenv(args[0], m[0][1])
+}
+
+// maxwidth N stdout|stderr asserts that no line of the last command's
+// output is longer than N characters (runes), e.g. "maxwidth 80 stdout"
+// for a table that must fit a terminal; "! maxwidth N" that one is.
+func cmdMaxWidth(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: maxwidth N stdout|stderr")
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	for i, line := range strings.Split(ts.ReadFile(args[1]), "\n") {
+		if w := utf8.RuneCountInString(line); w > n {
+			if neg {
+				return
+			}
+			ts.Fatalf("%s line %d is %d characters wide, over %d:\n%s", args[1], i+1, w, n, line)
+		}
+	}
+	if neg {
+		ts.Fatalf("no line of %s is wider than %d", args[1], n)
+	}
+}
+
+// freeport VAR sets VAR to a TCP port of 127.0.0.1 that was free a moment
+// ago, for a server started in the background (exec … &).
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	port, err := freePort()
+	ts.Check(err)
+	ts.Setenv(args[0], strconv.Itoa(port))
+}
+
+// listening HOST:PORT waits (up to a minute, on a loaded machine) until
+// something accepts connections there.
+func cmdListening(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: listening HOST:PORT")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp", args[0], time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("nothing listens on %s: %v", args[0], err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// exits CODE PROG ARGS… runs a program and asserts its exit status (exec
+// only tells zero from non-zero; usage errors must be 2, others 1).
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}

@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
+)
+
+// overwritesPrivateKeyError means -o names a file that holds a private key
+// (the identity, say): writing a certificate over it would lose the key.
+type overwritesPrivateKeyError struct{ path string }
+
+func (e *overwritesPrivateKeyError) Error() string {
+	return fmt.Sprintf("%s holds a private key: writing over it would lose the key; choose another file, or replace it with --force", e.path)
+}
+
+// writePublic writes public material (a certificate, a bundle) to path,
+// mode 0644, atomically, replacing what is there — but no command writes
+// over a private key without --force: a file holding one (the identity
+// itself, a key written by cert --key-out) is left alone unless force.
+func (c *cli) writePublic(path string, data []byte, force bool) error {
+	if !force {
+		if private, err := holdsPrivateKey(path); err != nil {
+			return err
+		} else if private {
+			return &overwritesPrivateKeyError{path}
+		}
+	}
+	return atomicfile.Write(path, data, 0o644)
+}
+
+// holdsPrivateKey reports whether the file at path holds a private key.
+// A file that does not exist, or holds no key keytool reads, does not.
+func holdsPrivateKey(path string) (bool, error) {
+	data, _, err := trustfile.Read(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case errors.Is(err, trustfile.ErrNotRegular):
+		return false, fmt.Errorf("%s is not a regular file; refusing to replace it", path)
+	case errors.Is(err, fs.ErrPermission):
+		// Unreadable to us: most likely a private key of someone else's.
+		if _, serr := os.Stat(path); serr == nil {
+			return true, nil
+		}
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	keys, err := jwk.Parse(data)
+	if err != nil {
+		return false, nil
+	}
+	for _, k := range keys {
+		if k.IsPrivate() {
+			return true, nil
+		}
+	}
+	return false, nil
+}

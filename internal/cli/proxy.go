@@ -1,0 +1,537 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/keytool/keytool/proxy"
+	"github.com/keytool/keytool/tlsbridge"
+	"github.com/spf13/pflag"
+)
+
+// proxyOptions are the flags of keytool proxy.
+type proxyOptions struct {
+	listen, target   string
+	client           bool
+	hosts            []string
+	handshakeTimeout time.Duration
+	idleTimeout      time.Duration
+	drainTimeout     time.Duration
+	enroll           bool
+	keepOpen         bool
+	gen              bool   // make the home's identity if it has none
+	keyType          string // its type, with --gen
+	metricsListen    string // serve /healthz, /readyz, /metrics there
+	proxyProtocol    bool   // PROXY protocol v2 header to the target
+	http             bool   // HTTP mode: identity in request headers
+	logLevel         string // --log-level
+	logFormat        string // --log-format
+}
+
+// proxyCommand makes the proxy command, with flag variables of its own.
+func proxyCommand() *command {
+	var o proxyOptions
+	return &command{
+		name:    "proxy",
+		uses:    globalHome | globalIdentity | globalHostKeys | globalPKI,
+		args:    "--listen ADDR --target ADDR [--client | --enroll] [--purpose P] [--gen [--type TYPE]]",
+		summary: "put mutual TLS in front of any TCP server (or, with --client, before any TCP client)",
+		help: `Server mode (the default): accepts mutual TLS on --listen, admits the clients
+whose keys the home authorizes (authorized_keys.d, authorized_keys.json;
+revoked_keys.d refuses; ca.pem adds PKI mode), and connects each admitted
+client to --target over plain TCP. Wraps any TCP server: an HTTP server,
+Redis, a database. The trust files are watched: a key authorized, removed
+or revoked applies from the next connection, without a restart, and the
+open connections of a key no longer admitted are closed (below).
+
+--client: accepts plain TCP on --listen and connects each connection to
+--target over mutual TLS, presenting the home's identity and checking the
+target's key against trusted_hosts.d under --strict-host-keys. The target
+is checked once at start, so that an unknown host's question is asked then
+(on the terminal) and not in the middle of traffic; without a terminal an
+unknown host is refused with the 'keytool trust-host' command to run.
+
+Logs go to standard error, as log/slog text (--log-format json: one JSON
+object a line), at --log-level info and above by default. Refused
+connections are logged with the remote address, the peer key's
+fingerprint and why; with --log-level debug, every admitted connection
+too, when it opens and when it closes: its entry name, the bytes copied
+each way and the duration (a busy proxy would write two lines a
+connection otherwise). Problems in
+the trust files are logged with the file's name, and each reload of them
+with what changed ("trust reloaded" authorized=+added/-removed
+revoked=+N/-N skipped=N keys=N). Failed handshakes are logged at once the
+first time for a source address and kind, then as one count per 10
+seconds (repeated=N). A client that does not trust the proxy's key is
+logged as "client refused this server's key", with its alert. The first
+line says "listening" with the actual address (so --listen 127.0.0.1:0
+works).
+
+--idle-timeout: once one side has closed its writing half, the other
+direction must move a byte at least this often, or both are closed (a
+target that never closes after the client's half-close would hold the
+connection forever). A connection where neither side has closed is never
+timed out.
+
+Live revocation: every open connection's key is decided again when the
+trust files change, when its entry's "expires" passes, and every second in
+PKI mode (the CRL).
+A connection whose key is no longer admitted (removed, revoked, expired,
+outside "from", a revocation file that cannot be read; with --client, the
+target's key revoked, pinned to another key or unpinned) is closed within
+a second, and logged ("closing: key no longer admitted" with the
+fingerprint, name and reason). Connections of keys still admitted are not
+touched. --keep-open-on-revoke: leave open connections be; a change
+applies from the next connection only.
+
+--enroll (server mode): clients whose key is not authorized may finish the
+handshake, but only to enroll with a token from 'keytool invite' ('keytool
+join'); any other request of theirs gets an HTTP 403 on that connection
+instead of a TLS alert. Revoked keys are refused in the handshake all the
+same. Off by default.
+
+--gen: when the home has no identity, make one first (--type, default
+ec256; the types of 'keytool gen'), writing key.json (0600) and
+pub_key.json (0644), and log "generated a new identity" with its file and
+fingerprint — a daemon's keys made on its first run. An existing identity
+is used as it is, never replaced. Several proxies started at once on one
+empty home end with one key: one of them writes it, the others use it.
+Without --gen, a home without an identity is an error.
+
+The identity is watched too: a new key file, cert.pem (a CA-issued
+certificate renewed on disk) or next key ('keytool gen --next', 'keytool
+rotate') is presented from the next handshake, and open connections keep
+the one they started with. A change that does not load (a key that does
+not parse or that others may read, a certificate for another key) is
+logged ("identity not reloaded") and the identity in use stays. SIGHUP
+loads the identity again at once.
+
+SIGTERM or SIGINT: stop accepting, let open connections finish (at most
+--drain-timeout, then they are cut), exit 0. A second signal cuts them at
+once.
+
+--proxy-protocol (server mode): each connection to --target starts with a
+PROXY protocol v2 header (HAProxy's; nginx, HAProxy, Envoy and many
+servers read it): the client's address and port, and TLVs with the TLS
+version and cipher (PP2_TYPE_SSL) and the client key's fingerprint (type
+0xE0), authorized-keys entry name (0xE1) and key ID (0xE2). The target
+must be configured to expect it.
+
+--purpose P: in PKI mode, a peer whose key is not authorized (server mode)
+or pinned (--client) is verified by the CAs installed for P (keytool ca add
+--purpose P) if there are any, else by the general CAs (ca.pem, ca.d/*.pem);
+never by another purpose's.
+
+--http (server mode): speak HTTP/1.1 and HTTP/2 to the clients and forward
+each request to --target, an HTTP server, adding who the client is:
+X-Keytool-Fingerprint, X-Keytool-Key-Id, X-Keytool-Name (the entry's name)
+and X-Forwarded-Client-Cert (Envoy's Hash and Subject). Any header of
+these names the client sent, in any case or with '_' for '-', and every
+X-Keytool-* header, is removed first; X-Forwarded-For, X-Forwarded-Host,
+X-Forwarded-Proto and Forwarded are the proxy's, not the client's.
+
+--metrics-listen ADDR: serve /healthz (alive), /readyz (200 once the trust
+files are loaded, the identity is valid and the proxy listens; 503 with
+the reasons while a revocation file cannot be read or while draining) and
+Prometheus /metrics over plain HTTP. Under systemd (Type=notify,
+NOTIFY_SOCKET), READY=1 is sent once the trust files are loaded and the
+proxy listens, STOPPING=1 when it drains, WATCHDOG=1 with WatchdogSec=.
+
+` + hostDNSHelp("With --client, host keys in DNS", "") + `
+Example:
+  keytool -H /etc/keytool proxy --listen :8443 --target 127.0.0.1:8080
+  keytool proxy --client --listen 127.0.0.1:8080 --target db.example:8443`,
+		flags: func(set *pflag.FlagSet, c *cli) {
+			c.hostDNS.register(set)
+			c.registerUpdateHostKeys(set)
+			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify peers whose key is not authorized or pinned with the CAs of `PURPOSE` (keytool ca add --purpose)")
+			set.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
+			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port)")
+			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
+			set.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
+			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
+			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half, close the connection when nothing moves for `DURATION`")
+			set.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
+			set.BoolVar(&o.keepOpen, "keep-open-on-revoke", false, "do not close open connections whose key stops being admitted")
+			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
+			set.BoolVar(&o.gen, "gen", false, "make the home's identity first if it has none")
+			set.StringVarP(&o.keyType, "type", "t", "", "with --gen: the new key's `TYPE` (default ec256)")
+			set.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "server mode: start each target connection with a PROXY protocol v2 header (client address, key fingerprint, entry name, TLS version)")
+			set.BoolVar(&o.http, "http", false, "server mode: speak HTTP/1.1 and HTTP/2 to clients, forward requests to an HTTP --target with the client's identity in headers")
+			set.StringVar(&o.logLevel, "log-level", "info", "log at `LEVEL` and above: debug (adds a line per connection), info, warn or error")
+			set.StringVar(&o.logFormat, "log-format", "text", "log lines as `FORMAT`: text (log/slog key=value) or json (one object a line)")
+			set.StringVar(&o.metricsListen, "metrics-listen", "", "serve /healthz, /readyz and Prometheus /metrics over plain HTTP on `ADDR` (host:port)")
+		},
+		run: func(c *cli, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q", args[0])
+			}
+			if o.listen == "" || o.target == "" {
+				return usagef("--listen ADDR and --target ADDR are required")
+			}
+			if _, err := proxyLogger(c, o); err != nil {
+				return err
+			}
+			for _, a := range []string{o.listen, o.target, o.metricsListen} {
+				if a == "" {
+					continue // --metrics-listen, optional
+				}
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					return usagef("%q is not host:port: %v", a, err)
+				}
+			}
+			if o.client && o.enroll {
+				return usagef("--enroll serves enrollment in server mode; it has no use with --client")
+			}
+			if o.client && o.proxyProtocol {
+				return usagef("--proxy-protocol tells a plain TCP target who connected; it has no use with --client")
+			}
+			if !o.client && c.updateHostKeys != "yes" {
+				return usagef("--update-host-keys is about the target's announced keys: it is for --client")
+			}
+			if !o.client && c.hostDNS.inUse() {
+				return usagef("--verify-host-key-dns, --dns-resolver and --dns-timeout check the target's key: they are for --client")
+			}
+			if o.client && o.http {
+				return usagef("--http serves HTTP in server mode; it has no use with --client")
+			}
+			if o.http && o.proxyProtocol {
+				return usagef("--http tells the target who connected in headers; use it or --proxy-protocol, not both")
+			}
+			if o.client && len(o.hosts) > 0 {
+				return usagef("--host names the server's certificate; it has no use with --client")
+			}
+			if err := checkGenFlags(c, o); err != nil {
+				return err
+			}
+			if o.handshakeTimeout <= 0 {
+				return usagef("--handshake-timeout must be positive, not %v", o.handshakeTimeout)
+			}
+			if o.idleTimeout <= 0 {
+				return usagef("--idle-timeout must be positive, not %v", o.idleTimeout)
+			}
+			return c.proxy(o)
+		},
+	}
+}
+
+// proxy builds the proxy from the home and runs it until a signal, then
+// drains.
+func (c *cli) proxy(o proxyOptions) error {
+	log, _ := proxyLogger(c, o) // checked with the other flags
+
+	// The stores watch their files until the very end, draining included.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	if o.gen {
+		if err := c.proxyGen(o, log); err != nil {
+			return err
+		}
+	}
+	ops := newProxyOps(o.metricsListen, log)
+	// The identity too is watched: a new key or cert.pem applies from the
+	// next handshake (and at once on SIGHUP).
+	id, err := c.watchIdentity(ctx, log, func(id *tlsbridge.Identity) { ops.identity(&id.Certificate) }, o.hosts...)
+	if err != nil {
+		return err
+	}
+	defer id.Close()
+	var p runner
+	if o.client {
+		p, err = c.newProxyClient(ctx, o, id, ops, log)
+	} else {
+		p, err = c.newProxyServer(ctx, o, id, ops, log)
+	}
+	if err != nil {
+		return err
+	}
+	if err := ops.listen(); err != nil {
+		return err
+	}
+	defer ops.stop()
+	// Signals are caught from before "listening" is logged: whoever reads
+	// that line may signal at once.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHangup(ctx, hup, id, log)
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	ops.start()
+	return serveUntilSignal(ctx, opsRunner{p, ops}, ln, signals, o.drainTimeout, log)
+}
+
+// reloadOnHangup loads the identity again on each SIGHUP until ctx ends; a
+// new identity that does not load is logged and the current one kept.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, id *tlsbridge.IdentityWatcher, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: reloading the identity")
+			_ = id.Reload() // logged by the watcher
+		}
+	}
+}
+
+// proxyLogger is the proxy's logger, as --log-level and --log-format say.
+func proxyLogger(c *cli, o proxyOptions) (*slog.Logger, error) {
+	var level slog.Level
+	switch strings.ToLower(o.logLevel) {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, usagef("--log-level %q: use debug, info, warn or error", o.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(o.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.stderr, opts)), nil
+	}
+	return nil, usagef("--log-format %q: use text or json", o.logFormat)
+}
+
+// checkGenFlags refuses --type without --gen, a type keytool does not
+// make, and --gen with -i: --gen makes the home's identity.
+func checkGenFlags(c *cli, o proxyOptions) error {
+	if o.keyType != "" && !o.gen {
+		return usagef("--type is the type of the key --gen makes; it has no use without --gen")
+	}
+	if o.gen && c.identity != "" {
+		return usagef("--gen makes the home's identity; it has no use with -i")
+	}
+	if o.keyType != "" {
+		if _, err := jwk.ParseType(o.keyType); err != nil {
+			return &usageError{err.Error()}
+		}
+	}
+	return nil
+}
+
+// proxyGen makes the home's identity if it has none (--gen), and logs it.
+func (c *cli) proxyGen(o proxyOptions, log *slog.Logger) error {
+	var typ jwk.Type
+	if o.keyType != "" {
+		typ, _ = jwk.ParseType(o.keyType) // checked by checkGenFlags
+	}
+	id, generated, err := tlsbridge.LoadOrGenerateHomeIdentity(c.home, typ, certOptions(o.hosts))
+	if err != nil {
+		return err
+	}
+	if generated {
+		log.Info("generated a new identity", "file", c.layout().Identity()[0], "type", string(id.Key.Type()), "fingerprint", id.Key.Fingerprint())
+	}
+	return nil
+}
+
+// runner is *proxy.Server or *proxy.Client.
+type runner interface {
+	Serve(ctx context.Context, ln net.Listener) error
+	Shutdown(ctx context.Context, attrs ...any) error
+}
+
+// serveUntilSignal serves on ln until the first signal, then drains for at
+// most drain; the drain's end, or a second signal, cuts the connections
+// still open.
+func serveUntilSignal(ctx context.Context, p runner, ln net.Listener, signals <-chan os.Signal, drain time.Duration, log *slog.Logger) error {
+	drainCtx, cutNow := context.WithCancel(context.Background())
+	defer cutNow()
+	drained := make(chan error, 1)
+	// This goroutine lives from before "listening" to the end of the
+	// drain, so that the goroutine counts logged then and when the proxy
+	// stops accepting are the same unless something leaked.
+	go func() {
+		sig := <-signals
+		dctx, cancel := context.WithTimeout(drainCtx, drain)
+		defer cancel()
+		drained <- p.Shutdown(dctx, "signal", sig.String())
+	}()
+	if err := p.Serve(ctx, ln); !errors.Is(err, proxy.ErrServerClosed) {
+		return err
+	}
+	var err error
+	select {
+	case err = <-drained:
+	case sig := <-signals:
+		log.Warn("second signal: cutting the connections still open", "signal", sig.String())
+		cutNow()
+		err = <-drained
+	}
+	if err == nil {
+		log.Info("drained; exiting")
+	} else {
+		log.Info("exiting")
+	}
+	return nil
+}
+
+// newProxyServer builds server mode from the home: the identity, the
+// watched authorized keys, PKI mode and, with --enroll, the invitations.
+func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge.IdentityWatcher, ops *proxyOps, log *slog.Logger) (*proxy.Server, error) {
+	id := ids.CurrentIdentity()
+	ops.identity(&id.Certificate)
+	opts := authkeys.HomeOptions(c.home)
+	opts.Logger = log
+	store := authkeys.Open(ctx, opts)
+	ops.store("authorized", store)
+	pki, err := c.pki()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := tlsbridge.NewServer(ids, tlsbridge.ServerOptions{Clients: store, PKI: pki, AllowUnknown: o.enroll, Purpose: c.purpose, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	var enrollHandler http.Handler // a nil interface unless --enroll
+	if o.enroll {
+		h, err := enroll.NewHandler(enroll.HandlerOptions{Dir: enroll.InvitesDir(c.home), Clients: store, ServerKey: id.Key, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		enrollHandler = h
+		log.Info("serving enrollment", "path", enroll.Path, "invitations", enroll.InvitesDir(c.home))
+	}
+	n := len(store.Entries())
+	log.Info("identity", "fingerprint", id.Key.Fingerprint(), "authorized_keys", n, "pki", pki != nil)
+	if n == 0 && pki == nil && !o.enroll {
+		log.Warn("no client key is authorized yet: every client is refused until one is (keytool authorize --name NAME FILE)", "dir", opts.Dirs[0])
+	}
+	return proxy.NewServer(proxy.ServerOptions{
+		ConnLevel: slog.LevelDebug, // --log-level debug shows them
+		TLS:       srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
+		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
+		ProxyProtocol: o.proxyProtocol, HTTP: o.http,
+	})
+}
+
+// startupPrompt asks on the terminal while the proxy starts, and refuses
+// (with the trust-host command) afterwards, so that no question appears in
+// the middle of traffic. A key accepted "once" at start is accepted again
+// for the life of the process, and only that key.
+type startupPrompt struct {
+	mu      sync.Mutex
+	started bool
+	once    map[string]string // address → fingerprint accepted once
+}
+
+func (s *startupPrompt) AskUnknownHost(h tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fp, ok := s.once[h.Addr]; ok && fp == h.Key.Fingerprint() {
+		return tlsbridge.Once, nil
+	}
+	if s.started {
+		return tlsbridge.NonInteractive{}.AskUnknownHost(h)
+	}
+	a, err := tlsbridge.Terminal{}.AskUnknownHost(h)
+	if err == nil && a == tlsbridge.Once {
+		s.once[h.Addr] = h.Key.Fingerprint()
+	}
+	return a, err
+}
+
+// AskAnnouncedKey asks about a key the target announces
+// (--update-host-keys ask) on the terminal at start only; afterwards the
+// key is not pinned.
+func (s *startupPrompt) AskAnnouncedKey(a tlsbridge.AnnouncedKey) (tlsbridge.Answer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return tlsbridge.No, nil
+	}
+	return tlsbridge.Terminal{}.AskAnnouncedKey(a)
+}
+
+// newProxyClient builds client mode from the home — the identity, the
+// watched trusted hosts, the policy, PKI mode — and checks the target
+// once, asking on the terminal about an unknown one.
+func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge.IdentityWatcher, ops *proxyOps, log *slog.Logger) (*proxy.Client, error) {
+	hopts := knownhosts.HomeOptions(c.home)
+	hopts.Logger = log
+	hosts := knownhosts.Open(ctx, hopts)
+	ops.store("trusted_hosts", hosts)
+	prompt := &startupPrompt{once: map[string]string{}}
+	client, id, pki, err := c.newClientWith(ids, hosts, prompt, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("identity", "fingerprint", id.Key.Fingerprint())
+	ops.identity(&id.Certificate)
+	p, err := proxy.NewClient(proxy.ClientOptions{
+		ConnLevel: slog.LevelDebug, // --log-level debug shows them
+		TLS:       client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
+		Logger: log, Store: hosts, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
+		Trust: func(conn *tls.Conn) string {
+			otherwise := "accepted once"
+			if client.AcceptedByDNS(o.target, conn.ConnectionState()) {
+				otherwise = trustDNS
+			}
+			return hostTrust(conn, hosts, o.target, pki != nil, otherwise)
+		},
+		Explain: func(err error) error { return c.explainRefusal(err, o.target, ids.CurrentIdentity()) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*o.handshakeTimeout+time.Minute) // the prompt may wait for a human
+	err = p.CheckTarget(pctx)
+	cancel()
+	prompt.mu.Lock()
+	prompt.started = true
+	prompt.mu.Unlock()
+	var te *proxy.TargetError
+	if errors.As(err, &te) {
+		return nil, c.explainRefusal(te.Err, o.target, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// hostTrust says why conn's server key was accepted: "pinned", "PKI" (the
+// CA), else otherwise.
+func hostTrust(conn *tls.Conn, hosts *knownhosts.Store, addr string, pki bool, otherwise string) string {
+	cs := conn.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		return "unknown"
+	}
+	leaf := cs.PeerCertificates[0]
+	if knownhosts.WithCertificate(hosts.Decide(addr, sha256.Sum256(leaf.RawSubjectPublicKeyInfo)), addr, leaf).Verdict == knownhosts.Pinned {
+		return "pinned"
+	}
+	if pki {
+		return "PKI"
+	}
+	return otherwise
+}

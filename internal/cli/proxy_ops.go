@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/keytool/keytool/internal/sdnotify"
+	"github.com/keytool/keytool/proxy"
+)
+
+// proxyOps is what keytool proxy tells operators: /healthz, /readyz and
+// /metrics on --metrics-listen, and systemd's readiness protocol
+// ($NOTIFY_SOCKET: READY=1 once the trust is loaded and the proxy
+// listens, STOPPING=1 when it starts draining, WATCHDOG=1 while it runs).
+type proxyOps struct {
+	log     *slog.Logger
+	health  *proxy.Health
+	metrics *proxy.Metrics // nil without --metrics-listen
+	addr    string
+	ln      net.Listener
+	srv     *http.Server
+	stopDog chan struct{}
+}
+
+func newProxyOps(addr string, log *slog.Logger) *proxyOps {
+	o := &proxyOps{log: log, addr: addr, health: proxy.NewHealth()}
+	if addr != "" {
+		o.metrics = proxy.NewMetrics()
+	}
+	return o
+}
+
+// store adds a trust store to the readiness check and the metrics.
+func (o *proxyOps) store(name string, s proxy.StoreStatus) {
+	o.health.AddStore(name, s)
+	if o.metrics != nil {
+		o.metrics.WatchStore(name, s)
+	}
+}
+
+// identity adds the identity's certificate to the readiness check.
+func (o *proxyOps) identity(cert *tls.Certificate) {
+	o.health.SetIdentity(proxy.CertificateValid(cert))
+}
+
+// listen opens --metrics-listen before the proxy's own listener, so that
+// a port taken is an error at start.
+func (o *proxyOps) listen() error {
+	if o.addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	o.ln = ln
+	return nil
+}
+
+// start serves the operators' endpoints and tells systemd the proxy is
+// ready; the proxy listens from now on. Its goroutines live until stop,
+// after the drain (the goroutine counts of "listening" and "stopped
+// accepting" include them both times).
+func (o *proxyOps) start() {
+	o.health.SetServing(true)
+	if o.ln != nil {
+		o.srv = &http.Server{Handler: proxy.OpsHandler(o.health, o.metrics), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = o.srv.Serve(o.ln) }()
+		o.log.Info("serving health and metrics", "addr", o.ln.Addr().String(), "paths", "/healthz /readyz /metrics")
+	}
+	o.notify(sdnotify.Ready, "STATUS=listening")
+	if every := sdnotify.WatchdogInterval(); every > 0 {
+		o.stopDog = make(chan struct{})
+		go o.watchdog(every / 2)
+	}
+}
+
+// watchdog tells systemd the proxy is alive, every interval, while the
+// readiness checks pass or the proxy drains (a proxy whose trust fails
+// closed is alive and should not be restarted for it).
+func (o *proxyOps) watchdog(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.stopDog:
+			return
+		case <-t.C:
+			o.notify(sdnotify.Watchdog)
+		}
+	}
+}
+
+// draining is called when the drain begins: not ready any more.
+func (o *proxyOps) draining() {
+	o.health.SetServing(false)
+	o.notify(sdnotify.Stopping, "STATUS=draining")
+}
+
+// stop ends the operators' endpoints and the watchdog.
+func (o *proxyOps) stop() {
+	if o.stopDog != nil {
+		close(o.stopDog)
+	}
+	if o.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = o.srv.Shutdown(ctx)
+	} else if o.ln != nil {
+		o.ln.Close()
+	}
+}
+
+func (o *proxyOps) notify(state ...string) {
+	if _, err := sdnotify.Notify(state...); err != nil {
+		o.log.Warn("cannot notify systemd", "socket_env", "NOTIFY_SOCKET", "error", err.Error())
+	}
+}
+
+// opsRunner is the proxy with its drain announced first: /readyz fails
+// and systemd hears STOPPING=1 as soon as the proxy stops accepting.
+type opsRunner struct {
+	runner
+	ops *proxyOps
+}
+
+func (r opsRunner) Shutdown(ctx context.Context, attrs ...any) error {
+	r.ops.draining()
+	return r.runner.Shutdown(ctx, attrs...)
+}

@@ -1,0 +1,235 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/spf13/pflag"
+)
+
+// revokeCommand makes the revoke command, with flag variables of its own.
+func revokeCommand() *command {
+	var (
+		list   bool
+		lf     listFlags
+		remove string
+		flags  *pflag.FlagSet
+	)
+	return &command{
+		name:    "revoke",
+		uses:    globalHome,
+		args:    "FILE|FINGERPRINT  ·  --list [--json|--long|--full] | --remove FINGERPRINT",
+		summary: "refuse a key everywhere, client and server side (revoked_keys.d)",
+		help: `Adds a key to HOME/revoked_keys.d/KEYID.json (mode 0644). A revoked key is
+refused whatever else authorizes or pins it: by servers (authorize) and by
+clients (trust-host) reading this home, including running 'keytool proxy'
+processes, which pick the change up without a restart.
+
+The argument is a key FILE (- for standard input; every key in it is
+revoked, a private key's public half only), or the FINGERPRINT of a key this
+home knows — an authorized client key or a trusted host key — in any form:
+SHA256:…, key ID (ABCD:EFGH:…), sha256//…, hex or RFC 7638 thumbprint. To
+revoke a key the home has never seen, give its file. Revoking a key twice
+changes nothing. The entries that authorize or pin the key are left in
+place (they no longer grant anything); remove them with
+'keytool authorize --remove' or 'keytool trust-host --remove'.
+
+--list prints FINGERPRINT (short), COMMENT and what the key was (the names
+it is authorized as, the addresses it is pinned for) of every revoked key,
+in 80 columns; -l/--long adds KEY ID and FILE, --full the whole
+fingerprints (--json: an array of objects with fingerprint, key_id,
+comment, status and file).
+--remove lifts the revocation of the key with that fingerprint.`,
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			flags = set
+			set.BoolVar(&list, "list", false, "list the revoked keys")
+			lf.register(set, "with --list: ")
+			set.StringVar(&remove, "remove", "", "lift the revocation of the key with `FINGERPRINT`")
+		},
+		run: func(c *cli, args []string) error {
+			removing := flags.Changed("remove")
+			if done, err := listOrRemove(list, lf, removing, len(args) > 0, c.listRevoked, func() error { return c.unrevoke(remove) }); done {
+				return err
+			}
+			switch len(args) {
+			case 0:
+				return usagef("which key? give a key FILE (- for standard input) or a FINGERPRINT")
+			case 1:
+				return c.revoke(args[0])
+			default:
+				return usagef("revoke takes one FILE or FINGERPRINT")
+			}
+		},
+	}
+}
+
+func (c *cli) revoke(arg string) error {
+	var (
+		keys []*jwk.Key
+		err  error
+	)
+	_, statErr := os.Stat(arg)
+	fp, fpErr := jwk.ParseFingerprint(arg)
+	fromFile := arg == "-" || statErr == nil || fpErr != nil
+	if fromFile {
+		if keys, err = c.readKeys(arg); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s: no such file, and not a key fingerprint (SHA256:…, a key ID, sha256//… or hex)", arg)
+			}
+			return err
+		}
+	}
+	// Only the files that hold these keys are read (the admin index).
+	var sums [][32]byte
+	for _, k := range keys {
+		sums = append(sums, k.SPKIHash())
+	}
+	var fps []jwk.Fingerprint
+	if !fromFile {
+		fps = []jwk.Fingerprint{fp}
+	}
+	store, finish := c.adminAuthStore(authkeys.Lookups{Keys: sums, Fingerprints: fps})
+	defer finish()
+	hosts, finishHosts := knownhosts.LoadFor(knownhosts.HomeOptions(c.home), knownhosts.Lookups{Keys: sums, Fingerprints: fps})
+	defer finishHosts()
+	if !fromFile {
+		if keys = c.knownKeys(fp, store, hosts); len(keys) == 0 {
+			return fmt.Errorf("no authorized key or trusted host in %s has the fingerprint %s; to revoke a key this home has not seen, give its public key file: keytool%s revoke FILE",
+				c.home, arg, c.homeFlag())
+		}
+	}
+	for _, k := range keys {
+		already := false
+		for _, r := range store.Revoked() {
+			if r.SPKIHash == k.SPKIHash() {
+				already = true
+				fmt.Fprintf(c.stdout, "Key %s is already revoked (%s)\n", r.Fingerprint, r.File)
+			}
+		}
+		if already {
+			continue
+		}
+		file, err := store.Revoke(k)
+		if err != nil {
+			return err
+		}
+		if abs, err := filepath.Abs(file); err == nil {
+			file = abs
+		}
+		fmt.Fprintf(c.stdout, "Revoked %s (key ID %s)\nFile: %s\n", k.Fingerprint(), k.KeyID(), file)
+		for _, e := range store.Entries() {
+			if e.SPKIHash == k.SPKIHash() {
+				fmt.Fprintf(c.stdout, "  was authorized as %q (%s): now refused\n", e.Name, e.File)
+			}
+		}
+		for _, e := range hosts.Entries() {
+			if e.SPKIHash == k.SPKIHash() {
+				fmt.Fprintf(c.stdout, "  was trusted for %s (%s): now refused\n", pinnedFor(e), e.File)
+			}
+		}
+	}
+	return nil
+}
+
+// knownKeys returns the keys among the home's authorized keys and trusted
+// hosts that fp names — found by the stores' one matcher, every
+// fingerprint form included — read from the files that hold them.
+func (c *cli) knownKeys(fp jwk.Fingerprint, auth *authkeys.Store, hosts *knownhosts.Store) []*jwk.Key {
+	want := map[[32]byte]bool{}
+	var files []string
+	for _, e := range auth.FindKeys(fp, false) {
+		want[e.SPKIHash] = true
+		files = append(files, e.File)
+	}
+	for _, e := range hosts.FindKeys(fp) {
+		want[e.SPKIHash] = true
+		files = append(files, e.File)
+	}
+	var out []*jwk.Key
+	seen := map[[32]byte]bool{}
+	for _, file := range files {
+		keys, err := jwk.ReadPublicKeys(file)
+		if err != nil {
+			continue // changed since it was loaded
+		}
+		for _, k := range keys {
+			if sum := k.SPKIHash(); want[sum] && !seen[sum] {
+				seen[sum] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// revokedInfo is one key in revoke --list --json: a stable interface.
+type revokedInfo struct {
+	Fingerprint string `json:"fingerprint"`
+	KeyID       string `json:"key_id"`
+	Comment     string `json:"comment"`
+	Status      string `json:"status"` // always "revoked"
+	File        string `json:"file"`
+}
+
+// revokedTable is the listing of the revoked keys, for revoke --list and
+// keytool list. WAS names the authorized entries and pins the key had:
+// they stay in place and grant nothing.
+func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags) ([]revokedInfo, *table) {
+	was := map[[32]byte][]string{}
+	for _, e := range store.Entries() {
+		was[e.SPKIHash] = append(was[e.SPKIHash], printable(e.Name))
+	}
+	for _, e := range hosts.Entries() {
+		was[e.SPKIHash] = append(was[e.SPKIHash], printable(pinnedFor(e)))
+	}
+	infos := []revokedInfo{}
+	t := newTable(column{title: "FINGERPRINT"}, column{title: "COMMENT", elastic: true}, column{title: "WAS", elastic: true})
+	if lf.long {
+		t.cols = append(t.cols, column{title: "KEY ID"}, column{title: "FILE", elastic: true, fromLeft: true})
+	}
+	for _, r := range store.Revoked() {
+		in := revokedInfo{Fingerprint: r.Fingerprint, KeyID: jwk.FormatKeyID(r.SPKIHash), Comment: r.Comment, Status: "revoked", File: r.File}
+		infos = append(infos, in)
+		row := []string{lf.fingerprint(in.Fingerprint), printable(in.Comment), printable(strings.Join(was[r.SPKIHash], ","))}
+		if lf.long {
+			row = append(row, in.KeyID, printable(in.File))
+		}
+		t.add(row...)
+	}
+	return infos, t
+}
+
+func (c *cli) listRevoked(lf listFlags) error {
+	store := c.localAuthStore()
+	reportSkipped(c, "revoke", store.Problems())
+	infos, t := revokedTable(store, knownhosts.Load(knownhosts.HomeOptions(c.home)), lf)
+	return c.printList(lf, infos, t, fmt.Sprintf("No revoked keys in %s", c.layout().RevokedDir()))
+}
+
+func (c *cli) unrevoke(fingerprint string) error {
+	if _, err := jwk.ParseFingerprint(fingerprint); err != nil {
+		return &usageError{"--remove: " + err.Error()}
+	}
+	fp, _ := jwk.ParseFingerprint(fingerprint)
+	store, finish := c.adminAuthStore(authkeys.Lookups{Fingerprints: []jwk.Fingerprint{fp}})
+	defer finish()
+	removed, err := store.Unrevoke(fingerprint)
+	if err != nil {
+		return err
+	}
+	for _, r := range removed {
+		what := "deleted"
+		if _, err := os.Lstat(r.File); err == nil {
+			what = "rewritten without it"
+		}
+		fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", r.Fingerprint, r.File, what)
+	}
+	return nil
+}

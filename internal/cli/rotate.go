@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/tlsbridge"
+	"github.com/spf13/pflag"
+)
+
+// Announced rotation (docs/rotation.md): gen --next makes the next key,
+// which the identity's certificate announces; rotate makes it current.
+
+// genNext makes the home's next key (gen --next): key.next<ext>, 0600, and
+// pub_key.next<ext>, 0644, beside the identity, which must exist.
+func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool) error {
+	if c.identity != "" {
+		return usagef("--next makes the home's next key; it has no use with -i")
+	}
+	cur, err := jwk.FindIdentity(c.home)
+	if err != nil {
+		return err
+	}
+	h := c.layout()
+	keyPath := filepath.Join(c.home, "key.next"+f.Ext())
+	var existing []string
+	for _, p := range h.Next() {
+		if _, err := os.Lstat(p); err == nil {
+			existing = append(existing, p)
+		}
+	}
+	if len(existing) > 0 && !force {
+		return fmt.Errorf("the home already has a next key (%s): make it current with: %s, or replace it with: %s",
+			existing[0], c.command("rotate"), c.command("gen", "--next", "--force"))
+	}
+	k, err := jwk.Generate(t)
+	if err != nil {
+		return err
+	}
+	if len(names.DNSNames) == 0 && len(names.IPAddresses) == 0 {
+		// The identity's names stay the identity's names after the
+		// rotation.
+		if ck, err := jwk.ReadPrivateKeyFile(cur); err == nil {
+			if saved, err := ck.Attrs.List(jwk.AttrNames); err == nil {
+				names = tlsbridge.NamesOptions(saved...)
+			}
+		}
+	}
+	tlsbridge.SaveNames(k, names)
+	mode := jwk.CreateNew
+	if force {
+		mode = jwk.Overwrite
+	}
+	if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
+		return err
+	}
+	for _, p := range existing {
+		if p != keyPath {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+		}
+	}
+	pubPath := filepath.Join(c.home, "pub_key.next"+f.Ext())
+	if err := jwk.WritePublicKeyFile(pubPath, k, f, jwk.Overwrite); err != nil {
+		return fmt.Errorf("the next key is in %s, but its public half could not be written: %w", keyPath, err)
+	}
+	for _, p := range h.NextPublic() {
+		if p != pubPath {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(c.stdout, "Generated the next %s key in %s\nPublic key in %s\nFingerprint: %s\nKey ID: %s\n",
+		k.Algorithm(), keyPath, pubPath, k.Fingerprint(), k.KeyID())
+	if _, err := os.Stat(h.Cert()); err == nil {
+		fmt.Fprintf(c.stdout, "%s is a CA-issued certificate: it cannot announce the next key. Install the next key's certificate as %s, then run: %s\n",
+			h.Cert(), h.Cert(), c.command("rotate"))
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "The identity's certificate announces it from now on. Once the clients have learned it, run: %s\n", c.command("rotate"))
+	return nil
+}
+
+// rotateCommand makes the rotate command.
+func rotateCommand() *command {
+	return &command{
+		name:    "rotate",
+		uses:    globalHome,
+		args:    "",
+		summary: "make the home's next key (gen --next) its identity, keeping the old one",
+		help: `Makes HOME/key.next.* the identity: the identity is first kept as
+HOME/key.old.<UTC time>.<ext> (until you remove it), then the next key
+takes its name, and its public half becomes pub_key.*. The home holds a
+complete identity at every moment: a running keytool proxy (or a Go
+server watching its identity) presents the new key from its next
+handshake, and open connections go on.
+
+Clients that connected while the next key was announced (gen --next) and
+pinned it (--update-host-keys, the default yes) connect without a
+question; others get the changed-key error. With a CA-issued cert.pem,
+the certificate must already be the next key's.
+
+Example:
+  keytool gen --next
+  # ... clients connect and learn the next key ...
+  keytool rotate`,
+		flags: func(*pflag.FlagSet, *cli) {},
+		run: func(c *cli, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q", args[0])
+			}
+			r, err := tlsbridge.RotateHome(c.home)
+			var none *tlsbridge.NoNextKeyError
+			if errors.As(err, &none) {
+				return fmt.Errorf("%s has no next key to rotate to: make one with: %s", c.home, c.command("gen", "--next"))
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "The identity is now %s (%s)\nThe old identity %s is kept in %s: remove it once nothing uses it\n",
+				r.New.Fingerprint(), r.KeyFile, r.Old.Fingerprint(), r.OldFile)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,448 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
+	"github.com/keytool/keytool/tlsbridge"
+	"github.com/spf13/pflag"
+)
+
+// trustHostCommand makes the trusthost command, with flag variables of its own.
+func trustHostCommand() *command {
+	var (
+		keyFile     string
+		fingerprint string
+		yes         bool
+		visual      bool
+		list        bool
+		lf          listFlags
+		remove      string
+		add         bool
+	)
+	return &command{
+		name:    "trust-host",
+		uses:    globalHome | globalIdentity,
+		args:    "ADDR [--add] [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR [--fingerprint FP] | --remove FINGERPRINT",
+		summary: "pin the key a server must present at an address (trusted_hosts.d)",
+		help: `Without --key, connects to ADDR (host:port) over TLS, shows the server's key
+the OpenSSH way and asks whether to trust it: yes, no, or the fingerprint
+typed or pasted (which counts as yes when it matches). The answer yes saves
+HOME/trusted_hosts.d/HOST_PORT.json with the address.
+
+  --fingerprint FP  do not ask: pin only if the server's key matches FP (any
+                    form: SHA256:…, key ID, sha256//…, hex); else exit 1,
+                    nothing saved
+  --key FILE        pin the key in FILE for ADDR without connecting (ADDR
+                    may then be a pattern: *.example.com, host without port)
+  --yes             pin whatever key the server presents: trust on first use
+  --visual-host-key draw the key's randomart in the question (OpenSSH's
+                    VisualHostKey)
+
+The answer no refuses, as ssh does: "Host key verification failed.", exit 1.
+
+` + hostDNSHelp("Host keys in DNS", ",\n                    and is pinned with a comment saying so") + `
+If ADDR is already pinned to another key, trust-host prints the changed-key
+message and changes nothing: remove the old pin first, or, when the host
+announced an additional key (a key rollover), pin it beside the old one:
+
+  --add             with --key or --fingerprint: pin the key as one more key
+                    of ADDR, keeping its pins, in HOST_PORT+KEYID.json; both
+                    keys are admitted until one is removed. Check the new
+                    key with the host's administrator first
+
+--remove ADDR unpins every key of ADDR; --remove ADDR --fingerprint FP only
+that key's pin for ADDR; --remove FINGERPRINT the key everywhere.
+
+--list prints ADDRESS, FINGERPRINT (short), STATUS (ok, revoked, or refused
+when a revocation list cannot be read) and COMMENT of every pin, in 80
+columns; -l/--long adds FILE, --full the whole fingerprints (--json: an
+array of objects with addresses, fingerprint, key_id, comment, purposes,
+status and file).
+
+A pin for some purposes only (XAPI's pinned certificates by purpose) has a
+"purpose" member — a list, or a PEM header "purpose: ldap, pool" — in its
+file; --key FILE keeps it. It is then used only by connections of those
+purposes (keytool connect --purpose, the Go API's Purpose); a connection
+without a purpose uses every pin.`,
+		flags: func(set *pflag.FlagSet, c *cli) {
+			c.hostDNS.register(set)
+			c.registerUpdateHostKeys(set)
+			set.StringVar(&keyFile, "key", "", "pin the key in `FILE` without connecting")
+			set.StringVar(&fingerprint, "fingerprint", "", "pin only if the server's key matches `FP`")
+			set.BoolVar(&yes, "yes", false, "pin whatever key the server presents (trust on first use)")
+			set.BoolVar(&visual, "visual-host-key", false, "draw the server key's randomart in the question")
+			set.BoolVar(&list, "list", false, "list the pinned hosts")
+			lf.register(set, "with --list: ")
+			set.StringVar(&remove, "remove", "", "unpin `ADDR` (with --fingerprint: only that key) or the key with FINGERPRINT")
+			set.BoolVar(&add, "add", false, "pin one more key for ADDR, keeping its pins (with --key or --fingerprint)")
+		},
+		run: func(c *cli, args []string) error {
+			modes := 0
+			for _, set := range []bool{keyFile != "", fingerprint != "", yes} {
+				if set {
+					modes++
+				}
+			}
+			// --remove ADDR --fingerprint FP unpins one key of ADDR.
+			unpinOne := remove != "" && fingerprint != ""
+			others := len(args) > 0 || modes > 0 || add
+			if unpinOne {
+				others = len(args) > 0 || modes > 1 || add
+			}
+			if done, err := listOrRemove(list, lf, remove != "", others, c.listHosts, func() error { return c.unpinHost(remove, fingerprint) }); done {
+				return err
+			}
+			switch {
+			case len(args) != 1:
+				return usagef("trust-host needs one ADDR (host:port)")
+			case modes > 1:
+				return usagef("use at most one of --key, --fingerprint and --yes")
+			case fingerprint != "" && c.hostDNS.inUse():
+				return usagef("--fingerprint checks the key itself: --verify-host-key-dns has no use with it")
+			case keyFile != "" && c.hostDNS.inUse():
+				return usagef("--key pins without connecting: --verify-host-key-dns has no use with it")
+			case add && keyFile == "" && fingerprint == "":
+				return usagef("--add pins a key you have checked: give it with --key FILE or --fingerprint FP")
+			}
+			mode := knownhosts.AddNew
+			if add {
+				mode = knownhosts.AddAnother
+			}
+			if _, err := knownhosts.NormalizeAddr(args[0]); err != nil {
+				return &usageError{err.Error()} // a malformed ADDR is bad usage, like a bad --name
+			}
+			switch {
+			case keyFile != "":
+				return c.pinKeyFile(args[0], keyFile, mode)
+			}
+			return c.pinServerKey(args[0], fingerprint, yes, visual, mode)
+		},
+	}
+}
+
+// pinKeyFile pins the key of a file for addr, without connecting.
+func (c *cli) pinKeyFile(addr, file string, mode knownhosts.AddMode) error {
+	keys, err := c.readKeys(file)
+	if err != nil {
+		return err
+	}
+	if len(keys) != 1 {
+		return fmt.Errorf("%s holds %d keys; trust-host --key pins one: split the file, or copy the host's key into trusted_hosts.d with its \"address\" attribute", file, len(keys))
+	}
+	hosts, finish := c.adminHostStore(knownhosts.Lookups{Keys: [][32]byte{keys[0].SPKIHash()}, Addrs: []string{addr}})
+	defer finish()
+	return c.pin(hosts, addr, keys[0].PublicHalf(), mode)
+}
+
+func (c *cli) pin(hosts *knownhosts.Store, addr string, k *jwk.Key, mode knownhosts.AddMode) error {
+	before := len(pinsOf(hosts, addr, k))
+	file, err := hosts.AddKey(addr, k, mode)
+	if err != nil {
+		return err
+	}
+	if before > 0 {
+		fmt.Fprintf(c.stdout, "%s is already trusted: %s key %s, pinned in %s\n", addr, k.Algorithm(), k.Fingerprint(), file)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "Pinned %s key %s for %s in %s\n", k.Algorithm(), k.Fingerprint(), addr, file)
+	return nil
+}
+
+// pinsOf returns the entries pinning k for exactly addr.
+func pinsOf(hosts *knownhosts.Store, addr string, k *jwk.Key) []*knownhosts.Entry {
+	norm, err := knownhosts.NormalizeAddr(addr)
+	if err != nil {
+		return nil
+	}
+	var out []*knownhosts.Entry
+	for _, e := range hosts.Entries() {
+		if e.SPKIHash == k.SPKIHash() {
+			for _, a := range e.Addresses {
+				if a == norm {
+					out = append(out, e)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// seenHosts is the trusted-hosts store as the client sees it, noting the
+// key the server presented and the file a new pin went to, so that
+// trust-host can say what happened.
+type seenHosts struct {
+	*knownhosts.Store
+	mode    knownhosts.AddMode // AddAnother: trust-host --add
+	sum     [32]byte
+	seen    bool
+	file    string
+	comment string // the new pin's comment: tlsbridge.DNSComment… when DNS let it in
+}
+
+func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
+	if !h.seen {
+		// The first decision is on the key the server presented; later
+		// ones may be on the keys it announces (UpdateHostKeys).
+		h.sum, h.seen = sum, true
+	}
+	h.Store.Extend(knownhosts.Lookups{Keys: [][32]byte{sum}}) // whether it is revoked, pinned elsewhere
+	decide := h.Store.Decide
+	if h.mode == knownhosts.AddAnother {
+		decide = h.Store.DecideAnother
+	}
+	d := decide(addr, sum)
+	if d.Verdict == knownhosts.PinnedIfNamed {
+		// trust-host pins an address: a key pinned without one does not
+		// pin this address, and its certificate's names do not matter
+		// here — the user checks the key.
+		return knownhosts.Decision{Verdict: knownhosts.Unknown, Err: &knownhosts.UnknownHostError{Addr: addr, Fingerprint: jwk.FormatFingerprint(sum)}}
+	}
+	return d
+}
+
+func (h *seenHosts) Add(addr string, k *jwk.Key) (string, error) {
+	file, err := h.Store.AddKey(addr, k, h.mode)
+	h.file, h.comment = file, k.Attrs.Comment()
+	return file, err
+}
+
+// mismatchError means the server's key is not the one the user expected.
+type mismatchError struct {
+	addr, want string
+	got        *jwk.Key
+}
+
+func (e *mismatchError) Error() string {
+	return fmt.Sprintf("the key of %s is %s (key ID %s), not %s: nothing saved.\n"+
+		"Either the fingerprint was mistyped, or this is not the server you expect (or someone is intercepting the connection).",
+		e.addr, e.got.Fingerprint(), e.got.KeyID(), e.want)
+}
+
+// pinServerKey connects to addr and pins its key: if it matches want,
+// or (yes) whatever it is, or as the user answers on the terminal (with the
+// key's randomart when visual), with mode (AddAnother: beside the
+// address's pins).
+func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.AddMode) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("%q: trust-host connects to host:port (use --key FILE to pin a pattern without connecting)", addr)
+	}
+	id, err := c.loadIdentity()
+	if err != nil {
+		return err
+	}
+	store, finish := c.adminHostStore(knownhosts.Lookups{Addrs: []string{addr}})
+	defer finish()
+	hosts := &seenHosts{Store: store, mode: mode}
+	// trust-host says what it did itself; with DNS, its failures are
+	// warned about on standard error as connect logs them.
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if c.hostDNS.verify != "no" || c.updateHostKeys != "no" {
+		// (and a next key the host announces, pinned or not)
+		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{NoOnce: true, Visual: visual},
+		Logger: log, PinFromDNS: true}
+	if err := c.hostDNS.options(&opts); err != nil {
+		return err
+	}
+	if err := c.updateHostKeysOptions(&opts); err != nil {
+		return err
+	}
+	switch {
+	case want != "":
+		fp, err := jwk.ParseFingerprint(want)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		opts.Prompt = tlsbridge.PromptFunc(func(h tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
+			if fp.Match(h.Key) {
+				return tlsbridge.Yes, nil
+			}
+			return tlsbridge.No, &mismatchError{addr: addr, want: want, got: h.Key}
+		})
+	case yes:
+		opts.Policy = tlsbridge.AcceptNew
+	}
+	client, err := tlsbridge.NewClient(id, opts)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // time for a human to answer
+	defer cancel()
+	conn, err := client.DialContext(ctx, "tcp", addr)
+	if conn != nil {
+		conn.Close()
+	}
+	switch {
+	case refusedByUser(err):
+		fmt.Fprintln(c.stderr, hostKeyFailed) // the user said no
+		return &exitError{1}
+	case err != nil && !(hosts.seen && isRemoteAlert(err)):
+		// A server that refuses our key (a TLS 1.2 alert after we checked
+		// its key) does not prevent pinning it.
+		return err
+	case !hosts.seen:
+		return fmt.Errorf("%s presented no certificate", addr)
+	}
+	fp := jwk.FormatFingerprint(hosts.sum)
+	if hosts.file != "" {
+		if yes {
+			fmt.Fprintf(c.stderr, "Warning: trusting %s's key on first use, without checking it; compare %s with the key its administrator sees (keytool show).\n", addr, fp)
+		}
+		if strings.HasPrefix(hosts.comment, tlsbridge.DNSComment) {
+			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s (%s)\n", fp, addr, hosts.file, hosts.comment)
+		} else {
+			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", fp, addr, hosts.file)
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "%s is already trusted: key %s\n", addr, fp)
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "Note: %s does not authorize this client's key %s yet; its administrator can run: keytool authorize --name NAME FILE (your public key: keytool%s pub)\n", addr, id.Key.Fingerprint(), c.homeFlag())
+	}
+	return nil
+}
+
+// hostKeyFailed is what ssh says when the user refuses a host key.
+const hostKeyFailed = "Host key verification failed."
+
+// refusedByUser reports whether err is the answer no to the first-use
+// question (a typed fingerprint that does not match counts as no).
+func refusedByUser(err error) bool {
+	var refused *tlsbridge.RefusedHostError
+	return errors.As(err, &refused)
+}
+
+func isRemoteAlert(err error) bool { return strings.Contains(err.Error(), "remote error: tls:") }
+
+// anyNamedAddress is how lists show a key pinned without an address
+// (knownhosts.Entry.AnyNamedAddress).
+const anyNamedAddress = "any address the certificate names"
+
+// pinnedFor says where a pinned key is trusted: its addresses, or
+// anyNamedAddress.
+func pinnedFor(e *knownhosts.Entry) string {
+	if e.AnyNamedAddress() {
+		return anyNamedAddress
+	}
+	return strings.Join(e.Addresses, ",")
+}
+
+// hostInfo is one pinned key in trust-host --list --json.
+type hostInfo struct {
+	Addresses []string `json:"addresses"`
+	// AnyNamedAddress: pinned without an address, trusted at any address
+	// its certificate names (Addresses is empty).
+	AnyNamedAddress bool   `json:"any_named_address,omitempty"`
+	Fingerprint     string `json:"fingerprint"`
+	KeyID           string `json:"key_id"`
+	Comment         string `json:"comment,omitempty"`
+	// Purposes: the pin is for connections of these purposes only (its
+	// "purpose" member); absent: every purpose.
+	Purposes []string `json:"purposes,omitempty"`
+	Status   string   `json:"status"` // ok, revoked, refused
+	File     string   `json:"file"`
+}
+
+// hostStatus is what the store decides for the pin's key at its first
+// exact address (a pattern is no address to ask about: there the store
+// can only say whether the key is revoked).
+func hostStatus(hosts *knownhosts.Store, e *knownhosts.Entry) string {
+	addr := ""
+	for _, a := range e.Addresses {
+		if !strings.ContainsAny(a, "*?!") {
+			addr = a
+			break
+		}
+	}
+	d := hosts.Decide(addr, e.SPKIHash)
+	var re *knownhosts.RevokedError
+	switch {
+	case d.Verdict == knownhosts.Revoked && errors.As(d.Err, &re) && re.Err != nil:
+		return "refused" // a revocation input cannot be read: every key is
+	case d.Verdict == knownhosts.Pinned, addr == "" && d.Verdict != knownhosts.Revoked:
+		return "ok"
+	}
+	return d.Verdict.String()
+}
+
+// hostsTable is the listing of the pinned hosts, for trust-host --list and
+// keytool list.
+func hostsTable(hosts *knownhosts.Store, lf listFlags) ([]hostInfo, *table) {
+	infos := []hostInfo{}
+	t := newTable(column{title: "ADDRESS", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"},
+		column{title: "COMMENT", elastic: true})
+	if lf.long {
+		t.cols = append(t.cols, column{title: "FILE", elastic: true, fromLeft: true})
+	}
+	for _, e := range hosts.Entries() {
+		in := hostInfo{Addresses: slices.Clone(e.Addresses), AnyNamedAddress: e.AnyNamedAddress(), Fingerprint: e.Fingerprint, Purposes: slices.Clone(e.Purposes),
+			KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, Status: hostStatus(hosts, e), File: e.File}
+		if in.Addresses == nil {
+			in.Addresses = []string{}
+		}
+		infos = append(infos, in)
+		row := []string{printable(pinnedFor(e)), lf.fingerprint(in.Fingerprint), in.Status, printable(in.Comment)}
+		if lf.long {
+			row = append(row, printable(in.File))
+		}
+		t.add(row...)
+	}
+	return infos, t
+}
+
+func (c *cli) listHosts(lf listFlags) error {
+	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home)) // skipped files are reported here, not logged
+	reportSkipped(c, "trust-host", hosts.Problems())
+	infos, t := hostsTable(hosts, lf)
+	return c.printList(lf, infos, t,
+		fmt.Sprintf("No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT", c.layout().TrustedDir(), c.homeFlag()))
+}
+
+// unpinHost unpins an address or a key (fp empty), or one key of an address.
+func (c *cli) unpinHost(addrOrFP, fp string) error {
+	l := knownhosts.Lookups{Addrs: []string{addrOrFP}}
+	for _, s := range []string{addrOrFP, fp} {
+		if f, err := jwk.ParseFingerprint(s); err == nil {
+			l.Fingerprints = append(l.Fingerprints, f)
+		}
+	}
+	hosts, finish := c.adminHostStore(l)
+	defer finish()
+	var (
+		removed []knownhosts.Removed
+		err     error
+	)
+	if fp != "" {
+		if _, perr := jwk.ParseFingerprint(fp); perr != nil {
+			return &usageError{perr.Error()}
+		}
+		if _, perr := knownhosts.NormalizeAddr(addrOrFP); perr != nil {
+			return &usageError{perr.Error()}
+		}
+		removed, err = hosts.RemoveKey(addrOrFP, fp)
+	} else {
+		removed, err = hosts.Remove(addrOrFP)
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range removed {
+		if r.Addr != "" {
+			fmt.Fprintf(c.stdout, "Unpinned %s for %s (%s)\n", r.Fingerprint, r.Addr, r.File)
+		} else {
+			fmt.Fprintf(c.stdout, "Removed %s (%s)\n", r.Fingerprint, r.File)
+		}
+	}
+	return nil
+}
