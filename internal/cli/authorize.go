@@ -29,10 +29,11 @@ func authorizeCommand() *command {
 		flags  *pflag.FlagSet
 	)
 	return &command{
-		name:    "authorize",
-		uses:    globalHome,
-		args:    "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT | --accept-rotation NAME",
-		summary: "let a client's key connect in (authorized_keys.d)",
+		name:       "authorize",
+		uses:       globalHome | globalStore,
+		storeEdits: true,
+		args:       "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT | --accept-rotation NAME",
+		summary:    "let a client's key connect in (authorized_keys.d)",
 		help: `Reads a client's public key from FILE (- for standard input) in any format
 keytool knows — JWK, JWK Set, PEM, an OpenSSH public key line — and stores it
 as HOME/authorized_keys.d/NAME.json, mode 0644. The key's attributes are kept.

@@ -32,6 +32,9 @@ type command struct {
 	uses    globalUse // the global flags the command reads (see globals); it is given no others
 	hidden  bool      // not listed: the machinery of completion and man pages
 	raw     bool      // run gets the arguments unparsed (keytool __complete WORDS…)
+	// storeEdits: with --store, the command runs on the store's entries
+	// and its changes are written back to it (store.go, inStore).
+	storeEdits bool
 }
 
 // globalUse says which global flags a command reads. A command's --help,
@@ -45,6 +48,7 @@ const (
 	globalHostKeys                       // --strict-host-keys, --insecure
 	globalPKI                            // --ca, --crl
 	globalNone                           // none: the command needs no home (version, completion)
+	globalStore                          // --store and the store backends' flags (store.go)
 )
 
 // globals returns the global flags cmd uses. A command that does not say
@@ -96,6 +100,7 @@ type cli struct {
 	purpose        string       // the connection's purpose (connect --purpose): which CAs of ca.d verify
 	hostDNS        hostDNSFlags // connect, proxy --client, trust-host
 	updateHostKeys string       // --update-host-keys of the same commands
+	store          storeFlags   // --store and its backends' flags
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -129,23 +134,32 @@ func globalFlags(fs *pflag.FlagSet, c *cli, uses globalUse) {
 	for name, use := range globalFlagUse {
 		fs.Lookup(name).Hidden = uses&use == 0
 	}
+	c.store.register(fs, uses&globalStore == 0)
 }
 
 // unusedGlobal returns the usage error for a global flag given to a
 // command that does not read it (hidden on fs), or nil.
-func unusedGlobal(fs *pflag.FlagSet, cmd *command, commands map[string]*command) error {
+func (c *cli) unusedGlobal(fs *pflag.FlagSet, cmd *command) error {
+	use := func(name string) (globalUse, bool) {
+		if name == "store" || c.store.names[name] {
+			return globalStore, true
+		}
+		u, ok := globalFlagUse[name]
+		return u, ok
+	}
 	var bad *pflag.Flag
 	fs.VisitAll(func(f *pflag.Flag) {
-		if _, global := globalFlagUse[f.Name]; global && f.Hidden && f.Changed && bad == nil {
+		if _, global := use(f.Name); global && f.Hidden && f.Changed && bad == nil {
 			bad = f
 		}
 	})
 	if bad == nil {
 		return nil
 	}
+	badUse, _ := use(bad.Name)
 	var users []string
-	for _, other := range commands {
-		if !other.hidden && other.globals()&globalFlagUse[bad.Name] != 0 {
+	for _, other := range c.commands {
+		if !other.hidden && other.globals()&badUse != 0 {
 			users = append(users, other.name)
 		}
 	}
@@ -218,14 +232,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		printCommandUsage(stdout, cmd, fs)
 		return 0
 	}
-	err := unusedGlobal(fs, cmd, commands)
+	err := c.unusedGlobal(fs, cmd)
+	if err == nil {
+		err = c.store.check()
+	}
 	if err == nil && cmd.globals()&globalHome != 0 {
 		err = c.resolveHome()
 	}
 	if err == nil {
-		err = cmd.run(c, fs.Args())
+		err = c.runCommand(cmd, fs.Args())
 	}
 	return c.exitCode(name, err)
+}
+
+// runCommand runs cmd; an editing command given --store runs on the store
+// (inStore).
+func (c *cli) runCommand(cmd *command, args []string) error {
+	if cmd.storeEdits && c.store.url != "" {
+		return c.inStore(cmd.globals()&globalIdentity != 0, func() error { return cmd.run(c, args) })
+	}
+	return cmd.run(c, args)
 }
 
 // commandFlags registers on fs the flags of cmd, the global ones included
@@ -284,10 +310,14 @@ func defaultHome() (string, error) {
 // homeFlag returns the -H option that reproduces the current home in a
 // suggested command, or "" when the home is the default one.
 func (c *cli) homeFlag() string {
-	if !c.homeSet {
-		return ""
+	var s string
+	if c.homeSet {
+		s = " -H " + shellQuote(c.home)
 	}
-	return " -H " + shellQuote(c.home)
+	if c.store.url != "" {
+		s += " --store " + shellQuote(c.store.url)
+	}
+	return s
 }
 
 // shellQuote quotes s for a POSIX shell when it needs quoting, so that the

@@ -48,7 +48,7 @@ func proxyCommand() *command {
 	var o proxyOptions
 	return &command{
 		name:    "proxy",
-		uses:    globalHome | globalIdentity | globalHostKeys | globalPKI,
+		uses:    globalHome | globalIdentity | globalHostKeys | globalPKI | globalStore,
 		args:    "--listen ADDR --target ADDR [--client | --enroll] [--purpose P] [--gen [--type TYPE]]",
 		summary: "put mutual TLS in front of any TCP server (or, with --client, before any TCP client)",
 		help: `Server mode (the default): accepts mutual TLS on --listen, admits the clients
@@ -402,6 +402,18 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 	ops.identity(&id.Certificate)
 	opts := authkeys.HomeOptions(c.home)
 	opts.Logger = log
+	where := opts.Dirs[0]
+	if c.store.url != "" {
+		// The client keys are the store's; the revocations, the store's
+		// and the home's (a key revoked here stays refused).
+		f, err := c.followStore(ctx, log)
+		if err != nil {
+			return nil, err
+		}
+		opts.Files, opts.Dirs, where = nil, nil, c.store.url
+		opts.Feeds = []authkeys.Feed{f.Feed(StoreAuthorized)}
+		opts.RevokedFeeds = []authkeys.Feed{f.Feed(StoreRevoked)}
+	}
 	store := authkeys.Open(ctx, opts)
 	ops.store("authorized", store)
 	pki, err := c.pki()
@@ -424,7 +436,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 	n := len(store.Entries())
 	log.Info("identity", "fingerprint", id.Key.Fingerprint(), "authorized_keys", n, "pki", pki != nil)
 	if n == 0 && pki == nil && !o.enroll {
-		log.Warn("no client key is authorized yet: every client is refused until one is (keytool authorize --name NAME FILE)", "dir", opts.Dirs[0])
+		log.Warn("no client key is authorized yet: every client is refused until one is (keytool authorize --name NAME FILE)", "where", where)
 	}
 	return proxy.NewServer(proxy.ServerOptions{
 		ConnLevel: slog.LevelDebug, // --log-level debug shows them
@@ -478,6 +490,17 @@ func (s *startupPrompt) AskAnnouncedKey(a tlsbridge.AnnouncedKey) (tlsbridge.Ans
 func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge.IdentityWatcher, ops *proxyOps, log *slog.Logger) (*proxy.Client, error) {
 	hopts := knownhosts.HomeOptions(c.home)
 	hopts.Logger = log
+	if c.store.url != "" {
+		// The pinned hosts are the store's; the revocations, the store's
+		// and the home's.
+		f, err := c.followStore(ctx, log)
+		if err != nil {
+			return nil, err
+		}
+		hopts.Files, hopts.Dirs = nil, nil
+		hopts.Feeds = []knownhosts.Feed{f.Feed(StoreTrusted)}
+		hopts.RevokedFeeds = []knownhosts.Feed{f.Feed(StoreRevoked)}
+	}
 	hosts := knownhosts.Open(ctx, hopts)
 	ops.store("trusted_hosts", hosts)
 	prompt := &startupPrompt{once: map[string]string{}}

@@ -23,10 +23,11 @@ func revokeCommand() *command {
 		flags  *pflag.FlagSet
 	)
 	return &command{
-		name:    "revoke",
-		uses:    globalHome,
-		args:    "FILE|FINGERPRINT  ·  --list [--json|--long|--full] | --remove FINGERPRINT",
-		summary: "refuse a key everywhere, client and server side (revoked_keys.d)",
+		name:       "revoke",
+		uses:       globalHome | globalStore,
+		storeEdits: true,
+		args:       "FILE|FINGERPRINT  ·  --list [--json|--long|--full] | --remove FINGERPRINT",
+		summary:    "refuse a key everywhere, client and server side (revoked_keys.d)",
 		help: `Adds a key to HOME/revoked_keys.d/KEYID.json (mode 0644). A revoked key is
 refused whatever else authorizes or pins it: by servers (authorize) and by
 clients (trust-host) reading this home, including running 'keytool proxy'

@@ -30,10 +30,11 @@ func trustHostCommand() *command {
 		add         bool
 	)
 	return &command{
-		name:    "trust-host",
-		uses:    globalHome | globalIdentity,
-		args:    "ADDR [--add] [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR [--fingerprint FP] | --remove FINGERPRINT",
-		summary: "pin the key a server must present at an address (trusted_hosts.d)",
+		name:       "trust-host",
+		uses:       globalHome | globalIdentity | globalStore,
+		storeEdits: true,
+		args:       "ADDR [--add] [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR [--fingerprint FP] | --remove FINGERPRINT",
+		summary:    "pin the key a server must present at an address (trusted_hosts.d)",
 		help: `Without --key, connects to ADDR (host:port) over TLS, shows the server's key
 the OpenSSH way and asks whether to trust it: yes, no, or the fingerprint
 typed or pasted (which counts as yes when it matches). The answer yes saves

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	"github.com/keytool/keytool/internal/cli"
+)
+
+// TestMain lets the test binary act as the etcd build of keytool:
+// testscript puts a copy named "keytool" first in PATH, so that scripts
+// run it as a real process. It also registers etcdrace://, which is
+// etcd:// with someone else writing between keytool's read and its write
+// (TestScripts' store-force-conflict.txt).
+func TestMain(m *testing.M) {
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
+	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrace"}, Flags: raceFlags})
+	testscript.Main(m, map[string]func(){
+		"keytool": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// raceFlags opens etcdrace://HOST/PREFIX as etcd://HOST/PREFIX (with the
+// default connection flags) whose List is followed by a Put of
+// $KEYTOOL_RACE_KEY (under the prefix), before keytool writes.
+func raceFlags(*pflag.FlagSet) cli.StoreOpener {
+	open := etcdFlags(pflag.NewFlagSet("etcdrace", pflag.ContinueOnError))
+	return func(ctx context.Context, u *url.URL) (cli.Store, error) {
+		plain := *u
+		plain.Scheme = "etcd"
+		st, err := open(ctx, &plain)
+		if err != nil {
+			return nil, err
+		}
+		return racing{st.(*store)}, nil
+	}
+}
+
+type racing struct{ *store }
+
+func (r racing) List(ctx context.Context) ([]cli.StoreEntry, error) {
+	l, err := r.store.List(ctx)
+	if err == nil {
+		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
+	}
+	return l, err
+}
+
+// startEtcd starts one embedded etcd member on loopback ports, stopped at
+// the end of the test, and returns its client address (host:port).
+func startEtcd(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := embed.NewConfig()
+	cfg.Name = "keytool-cli"
+	cfg.Dir = filepath.Join(dir, "data")
+	c, p := loopbackURL(t), loopbackURL(t)
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{c}, []url.URL{c}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{p}, []url.URL{p}
+	cfg.InitialCluster = cfg.Name + "=" + p.String()
+	cfg.LogLevel = "error"
+	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		t.Fatal("embedded etcd not ready after 60 s")
+	}
+	return c.Host
+}
+
+func loopbackURL(t *testing.T) url.URL {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	u, _ := url.Parse("http://" + l.Addr().String())
+	return *u
+}
+
+// TestScripts runs testdata/script/*.txt against one embedded etcd: each
+// script has a prefix of its own ($STORE is etcd://HOST:PORT/PREFIX).
+func TestScripts(t *testing.T) {
+	addr := startEtcd(t)
+	client, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() }) // after the scripts, which run in parallel
+	var n atomic.Int64
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			prefix := fmt.Sprintf("/keytool-test/%d", n.Add(1))
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			env.Setenv("ETCD", addr)
+			env.Setenv("PREFIX", prefix)
+			env.Setenv("STORE", "etcd://"+addr+prefix)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"etcdput":   func(ts *testscript.TestScript, neg bool, args []string) { etcdPut(ts, client, args) },
+			"etcdget":   func(ts *testscript.TestScript, neg bool, args []string) { etcdGet(ts, neg, client, args) },
+			"freeport":  cmdFreePort,
+			"listening": cmdListening,
+			"waitfor":   cmdWaitFor,
+			"mode":      cmdMode,
+		},
+	})
+}
+
+// etcdput KEY FILE puts FILE's content at $PREFIX/KEY.
+func etcdPut(ts *testscript.TestScript, c *clientv3.Client, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: etcdput KEY FILE")
+	}
+	data, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = c.Put(ctx, ts.Getenv("PREFIX")+"/"+args[0], string(data))
+	ts.Check(err)
+}
+
+// etcdget KEY [FILE] writes the value at $PREFIX/KEY to FILE (default
+// stdout of the command, for stdout/cmp); ! etcdget KEY asserts there is
+// none.
+func etcdGet(ts *testscript.TestScript, neg bool, c *clientv3.Client, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: etcdget KEY [FILE]")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, ts.Getenv("PREFIX")+"/"+args[0])
+	ts.Check(err)
+	if neg {
+		if len(resp.Kvs) > 0 {
+			ts.Fatalf("%s exists: %q", args[0], resp.Kvs[0].Value)
+		}
+		return
+	}
+	if len(resp.Kvs) == 0 {
+		ts.Fatalf("no key %s in etcd", args[0])
+	}
+	if len(args) == 2 {
+		ts.Check(os.WriteFile(ts.MkAbs(args[1]), resp.Kvs[0].Value, 0o644))
+		return
+	}
+	fmt.Fprintf(ts.Stdout(), "%s", resp.Kvs[0].Value)
+}
+
+// freeport VAR sets VAR to a loopback port nothing listens on.
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	defer l.Close()
+	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+}
+
+// listening HOST:PORT waits (up to a minute, on a loaded machine) until
+// something accepts connections there.
+func cmdListening(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: listening HOST:PORT")
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp", args[0], time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("nothing listens on %s: %v", args[0], err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitfor DURATION PROG ARGS… runs PROG until it succeeds (or, with !,
+// until it fails), up to DURATION: for a change that a running process
+// picks up from etcd.
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: waitfor DURATION PROG [ARGS...]")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	deadline := time.Now().Add(d)
+	for {
+		err := ts.Exec(args[1], args[2:]...)
+		if (err == nil) != neg {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("after %s, %s still %s: %v", d, args[1], map[bool]string{false: "fails", true: "succeeds"}[neg], err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// mode PERM FILE… asserts the permission bits of each FILE.
+func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: mode PERM FILE...")
+	}
+	want, err := strconv.ParseUint(args[0], 8, 32)
+	ts.Check(err)
+	for _, f := range args[1:] {
+		fi, err := os.Stat(ts.MkAbs(f))
+		ts.Check(err)
+		if got := uint64(fi.Mode().Perm()); got != want {
+			ts.Fatalf("%s has mode %04o, want %04o", f, got, want)
+		}
+	}
+}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/keytool/keytool/etcd"
+	"github.com/keytool/keytool/internal/cli"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+// backend opens --store etcd://HOST:PORT[,HOST:PORT…]/PREFIX (plain TCP)
+// and etcds://… (TLS), with the connection flags below (docs/fleet.md,
+// "Command line").
+var backend = cli.StoreBackend{Schemes: []string{"etcd", "etcds"}, Flags: etcdFlags}
+
+// connFlags are the etcd flags of one command line.
+type connFlags struct {
+	cacert, cert, key  string
+	user, passwordFile string
+	dialTimeout        time.Duration
+	maxStaleness       time.Duration
+	cache              string
+}
+
+func etcdFlags(fs *pflag.FlagSet) cli.StoreOpener {
+	f := &connFlags{}
+	fs.StringVar(&f.cacert, "etcd-cacert", "", "etcds://: verify the etcd members with the CA certificates in `FILE` (default: the system's)")
+	fs.StringVar(&f.cert, "etcd-cert", "", "etcds://: present the client certificate in `FILE` to etcd (with --etcd-key)")
+	fs.StringVar(&f.key, "etcd-key", "", "etcds://: the private key `FILE` of --etcd-cert")
+	fs.StringVar(&f.user, "etcd-user", "", "authenticate to etcd as `USER` (with --etcd-password-file)")
+	fs.StringVar(&f.passwordFile, "etcd-password-file", "", "read --etcd-user's password from `FILE` (mode 0600; never on the command line)")
+	fs.DurationVar(&f.dialTimeout, "etcd-dial-timeout", 5*time.Second, "give up on reaching etcd after `DURATION`")
+	fs.DurationVar(&f.maxStaleness, "etcd-max-staleness", etcd.DefaultMaxStaleness, "proxy: refuse every key once the view of etcd has not been confirmed current for `DURATION` (negative: never)")
+	fs.StringVar(&f.cache, "etcd-cache", "", "proxy: keep the last view of etcd in `FILE` (default: HOME/etcd-cache/PREFIX-HASH.json)")
+	return f.open
+}
+
+// config checks the flags against the URL and builds the client's.
+func (f *connFlags) config(u *url.URL) (clientv3.Config, string, error) {
+	var cfg clientv3.Config
+	prefix := strings.TrimSuffix(u.Path, "/")
+	if prefix == "" {
+		return cfg, "", cli.Usagef("--store %s: give the prefix the entries are under: %s://%s/PREFIX (a prefix of its own keeps keytool's keys apart from the cluster's others)", u, u.Scheme, u.Host)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return cfg, "", cli.Usagef("--store %s: only %s://HOST:PORT[,HOST:PORT…]/PREFIX; credentials go in --etcd-user and --etcd-password-file", u.Redacted(), u.Scheme)
+	}
+	scheme := "http" // etcd:// is plain TCP, etcds:// TLS
+	if u.Scheme == "etcds" {
+		scheme = "https"
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		if h == "" {
+			return cfg, "", cli.Usagef("--store %s: an empty member address", u)
+		}
+		cfg.Endpoints = append(cfg.Endpoints, scheme+"://"+h)
+	}
+	tlsSet := f.cacert != "" || f.cert != "" || f.key != ""
+	switch {
+	case u.Scheme == "etcd" && tlsSet:
+		return cfg, "", cli.Usagef("--etcd-cacert, --etcd-cert and --etcd-key are for TLS: use etcds://%s%s (etcd:// is plain TCP)", u.Host, u.Path)
+	case (f.cert == "") != (f.key == ""):
+		return cfg, "", cli.Usagef("--etcd-cert and --etcd-key go together: the client certificate and its private key")
+	case f.passwordFile != "" && f.user == "":
+		return cfg, "", cli.Usagef("--etcd-password-file is the password of --etcd-user: give the user too")
+	case f.user != "" && f.passwordFile == "":
+		return cfg, "", cli.Usagef("--etcd-user needs --etcd-password-file FILE holding the password (a password on the command line is seen by every user of the machine in ps and /proc, and kept in shell history)")
+	case f.dialTimeout <= 0:
+		return cfg, "", cli.Usagef("--etcd-dial-timeout must be positive, not %v", f.dialTimeout)
+	}
+	if u.Scheme == "etcds" {
+		tc, err := f.tls()
+		if err != nil {
+			return cfg, "", err
+		}
+		cfg.TLS = tc
+	}
+	if f.user != "" {
+		pw, err := readPassword(f.passwordFile)
+		if err != nil {
+			return cfg, "", err
+		}
+		cfg.Username, cfg.Password = f.user, pw
+	}
+	cfg.DialTimeout = f.dialTimeout
+	cfg.Logger = zap.NewNop()
+	return cfg, prefix, nil
+}
+
+// tls is the TLS configuration of etcds://.
+func (f *connFlags) tls() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.cacert != "" {
+		data, _, err := trustfile.Read(f.cacert)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("--etcd-cacert %s: no PEM certificate in it", f.cacert)
+		}
+		tc.RootCAs = pool
+	}
+	if f.cert != "" {
+		c, err := tls.LoadX509KeyPair(f.cert, f.key)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cert %s, --etcd-key %s: %w", f.cert, f.key, err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	return tc, nil
+}
+
+// readPassword reads a password file: a regular file that only its owner
+// may read, its first line the password.
+func readPassword(file string) (string, error) {
+	data, fi, err := trustfile.Read(file)
+	if err != nil {
+		return "", fmt.Errorf("--etcd-password-file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("--etcd-password-file %s: mode %04o lets others read the password; chmod 600 %s", file, fi.Mode().Perm(), file)
+	}
+	pw, _, _ := strings.Cut(string(data), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", fmt.Errorf("--etcd-password-file %s: empty", file)
+	}
+	return pw, nil
+}
+
+// open connects to the members of u.
+func (f *connFlags) open(_ context.Context, u *url.URL) (cli.Store, error) {
+	cfg, prefix, err := f.config(u)
+	if err != nil {
+		return nil, err
+	}
+	c, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd at %s: %w", u.Host, err)
+	}
+	return &store{c: c, flags: f, where: u.Scheme + "://" + u.Host + prefix, prefix: prefix}, nil
+}
+
+// store is an etcd prefix as a cli.Store.
+type store struct {
+	c      *clientv3.Client
+	flags  *connFlags
+	where  string // etcd://HOST:PORT/PREFIX, for messages
+	prefix string // no trailing slash
+}
+
+func (s *store) Close() error { return s.c.Close() }
+
+// call runs one request, bounded by the dial timeout, and says where when
+// etcd does not answer.
+func (s *store) call(ctx context.Context, do func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.flags.dialTimeout+10*time.Second)
+	defer cancel()
+	err := do(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("etcd at %s did not answer within %v (is it running, and is the address right? TLS: etcds:// and --etcd-cacert): %w", s.where, s.flags.dialTimeout+10*time.Second, err)
+	}
+	if err != nil {
+		return fmt.Errorf("etcd at %s: %w", s.where, err)
+	}
+	return nil
+}
+
+func (s *store) List(ctx context.Context) ([]cli.StoreEntry, error) {
+	var resp *clientv3.GetResponse
+	err := s.call(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []cli.StoreEntry
+	for _, kv := range resp.Kvs {
+		kind, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.prefix+"/"), "/")
+		if !ok {
+			continue // outside the layout: the stores report it
+		}
+		out = append(out, cli.StoreEntry{Kind: kind, Name: name, Value: kv.Value, Revision: kv.ModRevision})
+	}
+	return out, nil
+}
+
+// Apply writes the changes in one transaction, each compared with the
+// revision read: a new entry must still not exist (CreateRevision 0),
+// another must still be at its ModRevision.
+func (s *store) Apply(ctx context.Context, changes []cli.StoreChange) error {
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	for _, ch := range changes {
+		key := s.prefix + "/" + ch.Kind + "/" + ch.Name
+		if ch.Revision == 0 {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+		} else {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", ch.Revision))
+		}
+		if ch.Value == nil {
+			ops = append(ops, clientv3.OpDelete(key))
+		} else {
+			ops = append(ops, clientv3.OpPut(key, string(ch.Value)))
+		}
+	}
+	var resp *clientv3.TxnResponse
+	err := s.call(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !resp.Succeeded {
+		return &cli.StoreConflictError{Store: s.where, Changes: changes}
+	}
+	return nil
+}
+
+// Follow opens an etcd.Source on the prefix, with its cache in the home,
+// and waits up to the dial timeout for its first list (the cache, if
+// sound, is used meanwhile and after: the stores refuse every key while
+// there is no view).
+func (s *store) Follow(ctx context.Context, o cli.FollowOptions) (cli.Follower, error) {
+	cache := s.flags.cache
+	if cache == "" {
+		sum := sha256.Sum256([]byte(s.where))
+		name := strings.Trim(strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+				return r
+			}
+			return '_'
+		}, s.prefix), "_")
+		cache = filepath.Join(o.Home, "etcd-cache", name+"-"+hex.EncodeToString(sum[:4])+".json")
+	}
+	src, err := etcd.Open(ctx, etcd.Options{Client: s.c, Prefix: s.prefix, Cache: cache, MaxStaleness: s.flags.maxStaleness, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-src.Ready():
+	case <-time.After(s.flags.dialTimeout):
+		if o.Logger != nil {
+			o.Logger.Warn("etcd not reached yet: using the cache if it is sound, else refusing every key until etcd answers", "store", s.where, "cache", cache)
+		}
+	case <-ctx.Done():
+	}
+	return follower{src}, nil
+}
+
+type follower struct{ src *etcd.Source }
+
+func (f follower) Close() error { return f.src.Close() }
+
+func (f follower) Feed(kind string) keydir.Feed {
+	switch kind {
+	case cli.StoreAuthorized:
+		return f.src.Feed(etcd.Authorized)
+	case cli.StoreRevoked:
+		return f.src.Feed(etcd.Revoked)
+	}
+	return f.src.Feed(etcd.TrustedHosts)
+}
