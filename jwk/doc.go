@@ -14,11 +14,18 @@
 //     one or many in a file;
 //   - OpenSSH public keys in authorized_keys form, one per line.
 //
-// go-jose reads a JWK's key material, except for an RSA key larger than
-// go-jose's limit (jose.MaxRSAModulusBits, 4096 bits by default), which
-// keytool decodes itself, up to MaxRSABits, and which may then not carry
-// the certificate members (x5c, x5u, x5t) that go-jose would check. jwk
-// never changes go-jose's settings.
+// go-jose reads a JWK's key material (docs/design.md, "One decoder
+// rule"), with two exceptions. A public EC (P-256, P-384, P-521) or
+// Ed25519 key whose object holds nothing beside kty, crv, x (and y) but
+// attributes — the keys trust stores are made of — is decoded on a fast
+// path with go-jose's checks, which only ever accepts: anything else it
+// meets (use, alg, x5c, a private member, an unusual encoding, a point it
+// would refuse) is left to go-jose, so every refusal is go-jose's, and the
+// differential fuzz target FuzzFastKey proves that both read every object
+// alike. An RSA key larger than go-jose's limit (jose.MaxRSAModulusBits,
+// 4096 bits by default) keytool decodes itself, up to MaxRSABits; it may
+// then not carry the certificate members (x5c, x5u, x5t) that go-jose
+// would check. jwk never changes go-jose's settings.
 //
 // Every failure is a *ParseError naming the file, the line or JSON member,
 // and the reason. A file with one bad key is refused whole by Parse and

@@ -193,10 +193,17 @@ func parseJWK(raw []byte) (*Key, string, error) {
 }
 
 // keyFromMembers makes a key of the JWK object raw, whose members are ms:
-// go-jose reads the key material, the other members become attributes.
-// Each step is a function of its own; the order in which they run is the
-// order in which errors are reported, so it must not change.
+// the fast path (fastkey.go) or go-jose reads the key material, the other
+// members become attributes. Each step is a function of its own; the
+// order in which they run is the order in which errors are reported, so
+// it must not change.
 func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
+	return keyFromMembersVia(raw, ms, true)
+}
+
+// keyFromMembersVia is keyFromMembers; with fast false, go-jose reads
+// every key (FuzzFastKey compares the two).
+func keyFromMembersVia(raw []byte, ms []member, fast bool) (*Key, string, error) {
 	kinds := memberKinds{ms: ms}
 	kty, nattrs, member, err := kinds.scan()
 	if err != nil {
@@ -211,6 +218,9 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 	key, member, err := bigRSAKey(kty, ms)
 	if err != nil {
 		return nil, member, err
+	}
+	if key == nil && fast {
+		key = fastPublicKey(&kinds)
 	}
 	if key == nil {
 		if key, member, err = joseKey(raw, &kinds, nattrs); err != nil {
@@ -336,7 +346,7 @@ func joseKey(raw []byte, kinds *memberKinds, nattrs int) (any, string, error) {
 func newKeyOf(key any) (*Key, error) {
 	switch key := key.(type) {
 	case *ecdsa.PublicKey:
-		return newPublicKey(key, false) // go-jose checked that the point is on the curve
+		return newPublicKey(key, false) // go-jose or the fast path checked that the point is on the curve
 	case *rsa.PublicKey, ed25519.PublicKey:
 		return NewPublicKey(key)
 	case *ecdsa.PrivateKey:

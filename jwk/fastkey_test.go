@@ -1,0 +1,254 @@
+package jwk
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"encoding/base64"
+	"math/big"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The fast path for public EC and Ed25519 keys (fastkey.go) against
+// go-jose. FuzzFastKey is the proof the decoder rule asks for
+// (docs/design.md, "One decoder rule"):
+//
+//	go test -run '^$' -fuzz '^FuzzFastKey$' ./jwk
+
+// fastSeeds are JWKs around the fast path's edges: the keys it takes,
+// with and without attributes, and every way to be just outside it.
+func fastSeeds(tb testing.TB) []string {
+	var out []string
+	for _, typ := range []Type{EC256, EC384, EC521, Ed25519} {
+		k := testKey(tb, typ)
+		pub := string(mustMarshal(tb, k, JWK, false))
+		priv := string(mustMarshal(tb, k, JWK, true))
+		withKID := strings.Replace(pub, "{", `{"kid":"`+k.KeyID()+`",`, 1)
+		out = append(out, pub, priv, withKID,
+			strings.Replace(pub, "{", `{"kid":"AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA:AAAA",`, 1),
+			strings.Replace(pub, "{", `{"kid":"label","comment":"c","expires":"2030-01-01T00:00:00Z","address":["10.0.0.1"],"x-other":[1,{"a":null}],`, 1),
+			strings.Replace(pub, "{", `{"use":"sig",`, 1),
+			strings.Replace(pub, "{", `{"alg":"ES256",`, 1),
+			strings.Replace(pub, "{", `{"use":1,`, 1),
+			strings.Replace(pub, "{", `{"key_ops":["verify"],`, 1),
+			strings.Replace(pub, "{", `{"x5c":["AAAA"],`, 1),
+			strings.Replace(pub, "{", `{"x5t":"AAAA",`, 1),
+			strings.Replace(pub, "{", `{"d":"AAAA",`, 1),
+			strings.Replace(pub, "{", `{"k":"",`, 1),
+			strings.Replace(pub, "{", `{"n":"AQAB","e":"AQAB",`, 1),
+			strings.Replace(pub, `"kty"`, `"\u006bty"`, 1),
+			strings.Replace(pub, `"x"`, `"\u0078"`, 1),
+		)
+		for _, c := range []string{"P-256", "P-384", "P-521", "Ed25519"} {
+			out = append(out,
+				strings.Replace(pub, `"`+c+`"`, `"`+strings.Replace(c, "-", `\u002d`, 1)+`"`, 1),
+				strings.Replace(pub, `"`+c+`"`, `"`+strings.ToLower(c)+`"`, 1),
+				strings.Replace(pub, `"`+c+`"`, `"`+c+` "`, 1),
+				strings.Replace(pub, `"`+c+`"`, `"X25519"`, 1),
+				strings.Replace(pub, `"`+c+`"`, `"P-224"`, 1),
+			)
+		}
+		out = append(out, strings.Replace(pub, `"EC"`, `"OKP"`, 1), strings.Replace(pub, `"OKP"`, `"EC"`, 1))
+		for _, name := range []string{"x", "y"} {
+			raw := memberOf(tb, pub, name)
+			if raw == "" {
+				out = append(out, strings.Replace(pub, "}", `,"y":"`+base64.RawURLEncoding.EncodeToString(make([]byte, 32))+`"}`, 1))
+				continue
+			}
+			v := raw[1 : len(raw)-1]
+			last := v[len(v)-1]
+			for _, nv := range []string{
+				"", v + "=", v[:len(v)-1], v + "A", v[:len(v)-1] + string(last^1), v[:len(v)-1] + string(last^2),
+				"AA" + v[2:], strings.ToUpper(v), `\u0041` + v[1:], " " + v,
+			} {
+				out = append(out, strings.Replace(pub, raw, `"`+nv+`"`, 1))
+			}
+			out = append(out, strings.Replace(pub, raw, "null", 1), strings.Replace(pub, raw, "1", 1))
+		}
+	}
+	// Coordinates of the exact size that are not field elements (p itself,
+	// all ones), and the points (0, 0) and (0, sqrt(b)) ...
+	for _, c := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
+		size := (c.Params().BitSize + 7) / 8
+		p := c.Params().P.FillBytes(make([]byte, size))
+		ones := make([]byte, size)
+		for i := range ones {
+			ones[i] = 0xff
+		}
+		zero := make([]byte, size)
+		gx, gy := c.Params().Gx.FillBytes(make([]byte, size)), c.Params().Gy.FillBytes(make([]byte, size))
+		gyp := new(big.Int).Add(c.Params().Gy, c.Params().P)
+		for _, xy := range [][2][]byte{{p, gy}, {gx, p}, {ones, gy}, {zero, zero}, {gx, gy}, {gx, zero}} {
+			out = append(out, ecPointJWK(c.Params().Name, xy[0], xy[1]))
+		}
+		if gyp.BitLen() <= size*8 {
+			out = append(out, ecPointJWK(c.Params().Name, gx, gyp.FillBytes(make([]byte, size))))
+		}
+	}
+	for w := range weakEd25519 {
+		out = append(out, `{"kty":"OKP","crv":"Ed25519","x":"`+base64.RawURLEncoding.EncodeToString(w[:])+`"}`)
+	}
+	return out
+}
+
+func ecPointJWK(crv string, x, y []byte) string {
+	return `{"kty":"EC","crv":"` + crv + `","x":"` + base64.RawURLEncoding.EncodeToString(x) + `","y":"` + base64.RawURLEncoding.EncodeToString(y) + `"}`
+}
+
+// memberOf returns the raw value of the member name of the JSON object
+// data, or "".
+func memberOf(tb testing.TB, data, name string) string {
+	s := jsonScanner{data: []byte(data)}
+	ms, err := s.members(0, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(memberValue(ms, name))
+}
+
+// FuzzFastKey reads any JSON object as a JWK twice, with the fast path
+// and with go-jose alone, and requires the same outcome: the same error
+// (message and member) or the same key — the same public key, SPKI and
+// identity, no private half, and the same attributes. Where the fast path
+// takes a key, go-jose must take it too, as the same key.
+func FuzzFastKey(f *testing.F) {
+	for _, s := range fastSeeds(f) {
+		f.Add([]byte(s))
+	}
+	addFileSeeds(f)
+	addKeySeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var buf [16]member
+		s := jsonScanner{data: data}
+		ms, err := s.members(0, buf[:0])
+		if err == nil {
+			err = s.end()
+		}
+		if err != nil {
+			return // not one JSON object: neither decoder sees it
+		}
+		fast, fm, ferr := keyFromMembersVia(data, ms, true)
+		ref, rm, rerr := keyFromMembersVia(data, ms, false)
+		if (ferr == nil) != (rerr == nil) {
+			t.Fatalf("fast path: %v (member %q); go-jose alone: %v (member %q)\n%s", ferr, fm, rerr, rm, data)
+		}
+		if ferr != nil {
+			if ferr.Error() != rerr.Error() || fm != rm {
+				t.Fatalf("errors differ: fast path %q (member %q), go-jose alone %q (member %q)\n%s", ferr, fm, rerr, rm, data)
+			}
+			return
+		}
+		sameKey(t, fast, ref, data)
+	})
+}
+
+// sameKey fails unless a and b are the same key with the same attributes.
+func sameKey(t *testing.T, a, b *Key, data []byte) {
+	t.Helper()
+	if reflect.TypeOf(a.public) != reflect.TypeOf(b.public) {
+		t.Fatalf("key types differ: %T and %T\n%s", a.public, b.public, data)
+	}
+	if eq, ok := a.public.(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(b.public) {
+		t.Fatalf("public keys differ\n%s", data)
+	}
+	if ea, ok := a.public.(*ecdsa.PublicKey); ok && ea.Curve != b.public.(*ecdsa.PublicKey).Curve {
+		t.Fatalf("curves differ\n%s", data)
+	}
+	if string(a.spki) != string(b.spki) || a.sum != b.sum {
+		t.Fatalf("SPKI differs\n%s", data)
+	}
+	if (a.private == nil) != (b.private == nil) || (a.private != nil && !reflect.DeepEqual(a.private, b.private)) {
+		t.Fatalf("private halves differ\n%s", data)
+	}
+	if !reflect.DeepEqual(a.Attrs, b.Attrs) {
+		t.Fatalf("attributes differ: %q and %q\n%s", a.Attrs, b.Attrs, data)
+	}
+}
+
+// TestFastKeyTakesTrustStoreKeys checks that the fast path does read the
+// keys a trust store is made of — public EC and Ed25519 keys, bare or
+// with keytool's attributes and a kid — and leaves the others to go-jose.
+func TestFastKeyTakesTrustStoreKeys(t *testing.T) {
+	taken := func(data string) bool {
+		s := jsonScanner{data: []byte(data)}
+		ms, err := s.members(0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := memberKinds{ms: ms}
+		if _, _, _, err := kinds.scan(); err != nil {
+			t.Fatal(err)
+		}
+		return fastPublicKey(&kinds) != nil
+	}
+	for _, typ := range testTypes {
+		k := testKey(t, typ)
+		for _, attrs := range []bool{false, true} {
+			key := k
+			if attrs {
+				key = withAttrs(k, fullAttrs(k))
+			}
+			pub := string(mustMarshal(t, key, JWK, false))
+			want := typ != RSA2048
+			if got := taken(pub); got != want {
+				t.Errorf("%s (attributes %v): fast path took it: %v, want %v\n%s", typ, attrs, got, want, pub)
+			}
+			if taken(string(mustMarshal(t, key, JWK, true))) {
+				t.Errorf("%s: the fast path took a private key", typ)
+			}
+			for _, extra := range []string{`"use":"sig"`, `"alg":"ES256"`, `"x5c":["AAAA"]`, `"d":"AAAA"`} {
+				if taken(strings.Replace(pub, "{", "{"+extra+",", 1)) {
+					t.Errorf("%s: the fast path took a key with %s", typ, extra)
+				}
+			}
+		}
+	}
+}
+
+// TestFastKeyWeakEd25519 checks that go-jose refuses every low-order
+// Ed25519 key the fast path leaves to it, and that Parse refuses each.
+func TestFastKeyWeakEd25519(t *testing.T) {
+	for w := range weakEd25519 {
+		data := `{"kty":"OKP","crv":"Ed25519","x":"` + base64.RawURLEncoding.EncodeToString(w[:]) + `"}`
+		if fastEd25519Key([]byte(`"`+base64.RawURLEncoding.EncodeToString(w[:])+`"`)) != nil {
+			t.Errorf("fast path took %x", w)
+		}
+		if _, err := Parse([]byte(data)); err == nil || !strings.Contains(err.Error(), "low-order") {
+			t.Errorf("%x: %v, want go-jose's low-order refusal", w, err)
+		}
+	}
+	var good [32]byte
+	good[0] = 9
+	if fastEd25519Key([]byte(`"` + base64.RawURLEncoding.EncodeToString(good[:]) + `"`)).(ed25519.PublicKey)[0] != 9 {
+		t.Error("fast path refused an ordinary Ed25519 key")
+	}
+}
+
+// TestFastKeySeedsAgree runs the fast path's seeds through both decoders
+// in every test run (the fuzz target replays them too, but this names
+// each).
+func TestFastKeySeedsAgree(t *testing.T) {
+	for _, data := range fastSeeds(t) {
+		s := jsonScanner{data: []byte(data)}
+		ms, err := s.members(0, nil)
+		if err == nil {
+			err = s.end()
+		}
+		if err != nil {
+			continue
+		}
+		fast, fm, ferr := keyFromMembersVia([]byte(data), ms, true)
+		ref, rm, rerr := keyFromMembersVia([]byte(data), ms, false)
+		switch {
+		case (ferr == nil) != (rerr == nil):
+			t.Errorf("fast path: %v; go-jose alone: %v\n%s", ferr, rerr, data)
+		case ferr != nil && (ferr.Error() != rerr.Error() || fm != rm):
+			t.Errorf("errors differ: %v / %v\n%s", ferr, rerr, data)
+		case ferr == nil:
+			sameKey(t, fast, ref, []byte(data))
+		}
+	}
+}
