@@ -222,18 +222,25 @@ func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// mode PERM FILE… asserts the permission bits of each FILE.
+// mode PERM FILE… asserts the permission bits of each FILE (a glob
+// pattern, which must match).
 func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
 		ts.Fatalf("usage: mode PERM FILE...")
 	}
 	want, err := strconv.ParseUint(args[0], 8, 32)
 	ts.Check(err)
-	for _, f := range args[1:] {
-		fi, err := os.Stat(ts.MkAbs(f))
-		ts.Check(err)
-		if got := uint64(fi.Mode().Perm()); got != want {
-			ts.Fatalf("%s has mode %04o, want %04o", f, got, want)
+	for _, pattern := range args[1:] {
+		files, _ := filepath.Glob(ts.MkAbs(pattern))
+		if len(files) == 0 {
+			ts.Fatalf("no file matches %s", pattern)
+		}
+		for _, f := range files {
+			fi, err := os.Stat(f)
+			ts.Check(err)
+			if got := uint64(fi.Mode().Perm()); got != want {
+				ts.Fatalf("%s has mode %04o, want %04o", f, got, want)
+			}
 		}
 	}
 }
