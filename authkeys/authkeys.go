@@ -55,6 +55,71 @@ type Entry struct {
 	AcceptRotation bool
 }
 
+// item is how a store keeps one key: its SPKI hash, its file, and the
+// rest of an Entry only when there is a rest (a name the file name does
+// not give, a comment, "expires", "from"). An *Entry is made from it the
+// first time one is asked for (entry) and kept, so that a million keys
+// cost a million small items, not a million Entries and fingerprint
+// strings, while a client seen before is decided without allocating.
+type item struct {
+	sum          [32]byte
+	file         string    // the path, shared with the loader's
+	more         *itemMore // nil: nothing beyond the key and the file
+	rotation     bool      // Entry.AcceptRotation
+	nameFromFile bool      // Entry.Name is the file name without extension
+	made         atomic.Pointer[Entry]
+}
+
+// itemMore is the part of an Entry that most keys of a directory lack.
+type itemMore struct {
+	name, comment string
+	expires       time.Time
+	from          []netip.Prefix
+}
+
+// name is the entry's name, without making the Entry.
+func (it *item) name() string {
+	switch {
+	case it.nameFromFile:
+		return fileEntryName(it.file)
+	case it.more != nil:
+		return it.more.name
+	}
+	return ""
+}
+
+// fileEntryName is the name a file of a directory gives its entries: the
+// file name without extension.
+func fileEntryName(path string) string {
+	base := filepath.Base(path)
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+// entry returns it as an Entry, made once and then shared by every
+// caller (callers must not modify it).
+func (it *item) entry() *Entry {
+	if e := it.made.Load(); e != nil {
+		return e
+	}
+	e := &Entry{Name: it.name(), File: it.file, Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum, AcceptRotation: it.rotation}
+	if m := it.more; m != nil {
+		e.Comment, e.Expires, e.From = m.comment, m.expires, m.from
+	}
+	if !it.made.CompareAndSwap(nil, e) {
+		return it.made.Load()
+	}
+	return e
+}
+
+// entries returns the Entries of items.
+func entries(items []*item) []*Entry {
+	out := make([]*Entry, len(items))
+	for i, it := range items {
+		out[i] = it.entry()
+	}
+	return out
+}
+
 // Problem is a file that was skipped, and why: Line or Member locate the
 // fault inside the file when known.
 type Problem = keydir.Problem
@@ -69,11 +134,11 @@ type Change = keydir.Change
 
 // snapshot is the immutable state lookups read.
 type snapshot struct {
-	files   *keydir.Snapshot[*Entry]
+	files   *keydir.Snapshot[*item]
 	keys    index
-	revoked *keydir.Revocations[*Entry] // the one revocation set, shared with knownhosts' rule
-	dups    keySet                      // keys held by more than one authorized entry
-	skipped bool                        // an authorized-keys file (not a revocation one) was skipped
+	revoked *keydir.Revocations[*item] // the one revocation set, shared with knownhosts' rule
+	dups    keySet                     // keys held by more than one authorized entry
+	skipped bool                       // an authorized-keys file (not a revocation one) was skipped
 }
 
 // keySet is a set of SPKI hashes (nil: empty).
@@ -83,7 +148,7 @@ type keySet map[[32]byte]struct{}
 // files. Its methods are safe for concurrent use; Close, Reload,
 // Subscribe and Problems are the lifecycle both stores share.
 type Store struct {
-	keydir.Lifecycle[*Entry]
+	keydir.Lifecycle[*item]
 	opts Options
 	rev  []bool // by source index: a revocation source
 	snap atomic.Pointer[snapshot]
@@ -94,7 +159,7 @@ type Store struct {
 
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
-	s.snap.Store(&snapshot{files: &keydir.Snapshot[*Entry]{}})
+	s.snap.Store(&snapshot{files: &keydir.Snapshot[*item]{}})
 	s.Lifecycle = keydir.NewLifecycle(opts, convert, entrySPKI, s.build)
 	for _, src := range s.Loader().Sources() {
 		s.rev = append(s.rev, src.Revocation)
@@ -157,49 +222,56 @@ func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
 }
 
 // entryTerms is what the admin index maps to an entry's file.
-func entryTerms(e *Entry) []keydir.Term {
-	t := []keydir.Term{keydir.KeyTerm(e.SPKIHash)}
-	if e.Name != "" {
-		t = append(t, nameTerm(e.Name))
+func entryTerms(it *item) []keydir.Term {
+	t := []keydir.Term{keydir.KeyTerm(it.sum)}
+	if name := it.name(); name != "" {
+		t = append(t, nameTerm(name))
 	}
 	return t
 }
 
 func nameTerm(name string) keydir.Term { return keydir.StringTerm("name", name) }
 
-func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
-	e := &Entry{File: path, Fingerprint: k.Fingerprint(), SPKIHash: k.SPKIHash()}
+func convert(src keydir.Source, path string, k *jwk.Key) (*item, error) {
+	it := &item{sum: k.SPKIHash(), file: path}
+	var m itemMore
+	m.comment = k.Attrs.Comment()
 	if src.Revocation {
-		e.Comment = k.Attrs.Comment()
-		return e, nil
+		return it.with(m), nil
 	}
 	name, err := k.Attrs.String(jwk.AttrName)
 	if err != nil {
 		return nil, &jwk.ParseError{File: path, Member: jwk.AttrName, Err: err}
 	}
-	e.Comment = k.Attrs.Comment()
-	if name == "" && src.Dir {
-		base := filepath.Base(path)
-		name = strings.TrimSuffix(base, filepath.Ext(base))
+	if src.Dir && (name == "" || name == fileEntryName(path)) {
+		it.nameFromFile = true
+	} else if name == "" {
+		m.name = m.comment
+	} else {
+		m.name = name
 	}
-	if name == "" {
-		name = e.Comment
-	}
-	e.Name = name
-	if e.Expires, err = k.Attrs.Expires(); err != nil {
+	if m.expires, err = k.Attrs.Expires(); err != nil {
 		return nil, &jwk.ParseError{File: path, Member: jwk.AttrExpires, Err: err}
 	}
-	if e.From, err = k.Attrs.From(); err != nil {
+	if m.from, err = k.Attrs.From(); err != nil {
 		return nil, &jwk.ParseError{File: path, Member: jwk.AttrFrom, Err: err}
 	}
 	switch raw, ok := k.Attrs[jwk.AttrAcceptRotation]; {
 	case !ok || string(raw) == "false":
 	case string(raw) == "true":
-		e.AcceptRotation = true
+		it.rotation = true
 	default:
 		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAcceptRotation, Err: errors.New("must be true or false")}
 	}
-	return e, nil
+	return it.with(m), nil
+}
+
+// with sets it's more to m, unless m is empty.
+func (it *item) with(m itemMore) *item {
+	if m.name != "" || m.comment != "" || !m.expires.IsZero() || m.from != nil {
+		it.more = &m
+	}
+	return it
 }
 
 // build indexes a new loader snapshot; it runs before the loader tells
@@ -207,7 +279,7 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 // files out of many: their entries are then removed from and added to a
 // copy of the previous index, and only when that cannot be done exactly
 // is every key inserted again.
-func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
+func (s *Store) build(ks *keydir.Snapshot[*item]) {
 	sn := &snapshot{files: ks,
 		revoked: keydir.NewRevocations(ks, func(src int) bool { return s.rev[src] }, entrySPKI)}
 	for _, p := range ks.Problems {
@@ -222,7 +294,7 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	s.snap.Store(sn)
 }
 
-func entrySPKI(e *Entry) [32]byte { return e.SPKIHash }
+func entrySPKI(it *item) [32]byte { return it.sum }
 
 // rebuild indexes every authorized-keys file of sn.files (the revoked
 // keys are sn.revoked). Where several entries hold the same key, the first
@@ -239,12 +311,12 @@ func (s *Store) rebuild(sn *snapshot) {
 		if s.rev[f.Source] {
 			continue
 		}
-		for _, e := range f.Items {
-			if !sn.keys.insert(e) {
+		for _, it := range f.Items {
+			if !sn.keys.insert(it) {
 				if sn.dups == nil {
 					sn.dups = keySet{}
 				}
-				sn.dups[e.SPKIHash] = struct{}{}
+				sn.dups[it.sum] = struct{}{}
 			}
 		}
 	}
@@ -277,8 +349,8 @@ func (s *Store) update(prev, sn *snapshot) bool {
 	}
 	sn.keys = sn.keys.clone()
 	for _, f := range gone {
-		for _, e := range f.Items {
-			if _, dup := sn.dups[e.SPKIHash]; dup || !sn.keys.remove(e) {
+		for _, it := range f.Items {
+			if _, dup := sn.dups[it.sum]; dup || !sn.keys.remove(it) {
 				return false
 			}
 		}
@@ -289,8 +361,8 @@ func (s *Store) update(prev, sn *snapshot) bool {
 		if !sn.keys.roomFor(len(f.Items)) {
 			return false
 		}
-		for _, e := range f.Items {
-			if !sn.keys.insert(e) {
+		for _, it := range f.Items {
+			if !sn.keys.insert(it) {
 				return false
 			}
 		}
@@ -300,7 +372,7 @@ func (s *Store) update(prev, sn *snapshot) bool {
 
 // authorizedFiles returns the files of files that are not revocation
 // files (filtering in place).
-func (s *Store) authorizedFiles(files []*keydir.File[*Entry]) []*keydir.File[*Entry] {
+func (s *Store) authorizedFiles(files []*keydir.File[*item]) []*keydir.File[*item] {
 	out := files[:0]
 	for _, f := range files {
 		if !s.rev[f.Source] {
@@ -319,9 +391,9 @@ func (s *Store) Entries() []*Entry {
 		if s.rev[f.Source] {
 			continue
 		}
-		for _, e := range f.Items {
-			if sn.keys.get(&e.SPKIHash) == e {
-				out = append(out, e)
+		for _, it := range f.Items {
+			if sn.keys.get(&it.sum) == it {
+				out = append(out, it.entry())
 			}
 		}
 	}
@@ -329,7 +401,7 @@ func (s *Store) Entries() []*Entry {
 }
 
 // Revoked returns the revoked keys in file order.
-func (s *Store) Revoked() []*Entry { return s.snap.Load().revoked.List() }
+func (s *Store) Revoked() []*Entry { return entries(s.snap.Load().revoked.List()) }
 
 // Lookup is Decide as an entry and an error: the entry when the key is
 // Authorized, else the decision's error — a *RevokedError,
@@ -398,15 +470,15 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	sn := s.snap.Load()
 	sum := k.SPKIHash()
 	if r, ok := sn.revoked.Get(sum); ok {
-		return nil, &RevokedError{Fingerprint: r.Fingerprint, File: r.File}
+		return nil, revokedError(r)
 	}
 	absPath, _ := filepath.Abs(path)
-	if e := sn.keys.get(&sum); e != nil {
-		if e.File == absPath && !overwrite {
-			return e, nil
+	if it := sn.keys.get(&sum); it != nil {
+		if it.file == absPath && !overwrite {
+			return it.entry(), nil
 		}
 		if !overwrite {
-			return nil, &AlreadyAuthorizedError{Entry: e, Name: name}
+			return nil, &AlreadyAuthorizedError{Entry: it.entry(), Name: name}
 		}
 	}
 	pk := k.PublicKey()
@@ -442,8 +514,8 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 		return nil, err
 	}
 	snap := s.Loader().Reload(path)
-	if e := s.snap.Load().keys.get(&sum); e != nil {
-		return e, nil
+	if it := s.snap.Load().keys.get(&sum); it != nil {
+		return it.entry(), nil
 	}
 	for _, p := range snap.Problems {
 		if p.Path == absPath {
@@ -489,7 +561,7 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 	}
 	for _, e := range match {
 		if still := sn.keys.get(&e.SPKIHash); still != nil {
-			return match, &StillAuthorizedError{Entry: still}
+			return match, &StillAuthorizedError{Entry: still.entry()}
 		}
 	}
 	return match, nil
@@ -497,15 +569,15 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 
 // matchRemove returns the authorized entries named nameOrFingerprint, or
 // else those of the key it is the fingerprint of.
-func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], nameOrFingerprint string) []*Entry {
+func (s *Store) matchRemove(snap *keydir.Snapshot[*item], nameOrFingerprint string) []*Entry {
 	var match []*Entry
 	for _, f := range snap.Files {
 		if s.rev[f.Source] {
 			continue
 		}
-		for _, e := range f.Items {
-			if e.Name == nameOrFingerprint {
-				match = append(match, e)
+		for _, it := range f.Items {
+			if it.name() == nameOrFingerprint {
+				match = append(match, it.entry())
 			}
 		}
 	}
@@ -518,11 +590,11 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], nameOrFingerprint str
 }
 
 // find returns every entry, authorized or revoked, whose key fp names.
-func (s *Store) find(snap *keydir.Snapshot[*Entry], fp jwk.Fingerprint, revoked bool) []*Entry {
-	found := keydir.Find(snap, fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(src int) bool { return s.rev[src] == revoked })
+func (s *Store) find(snap *keydir.Snapshot[*item], fp jwk.Fingerprint, revoked bool) []*Entry {
+	found := keydir.Find(snap, fp, entrySPKI, func(src int) bool { return s.rev[src] == revoked })
 	out := make([]*Entry, len(found))
 	for i, f := range found {
-		out[i] = f.Item
+		out[i] = f.Item.entry()
 	}
 	return out
 }
@@ -585,7 +657,7 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 	s.Loader().Reload()
 	sum := k.SPKIHash()
 	if r, ok := s.snap.Load().revoked.Get(sum); ok {
-		return r.File, nil
+		return r.file, nil
 	}
 	dir := s.opts.RevokedDirs[0]
 	path := filepath.Join(dir, strings.ReplaceAll(k.KeyID(), ":", "")+".json")
@@ -628,7 +700,7 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 	}
 	for _, e := range match {
 		if r, ok := sn.revoked.Get(e.SPKIHash); ok {
-			return match, &RevokedError{Fingerprint: r.Fingerprint, File: r.File}
+			return match, revokedError(r)
 		}
 	}
 	return match, nil

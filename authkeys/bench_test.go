@@ -28,8 +28,7 @@ func storeOf(n int) (*Store, [][32]byte) {
 	for i := range n {
 		binary.BigEndian.PutUint64(b[:], uint64(i))
 		sum := sha256.Sum256(b[:])
-		e := &Entry{Name: "k" + strconv.Itoa(i), File: "/keys/k.json", Fingerprint: jwk.FormatFingerprint(sum), SPKIHash: sum}
-		sn.keys.insert(e)
+		sn.keys.insert(&item{sum: sum, file: "/keys/k" + strconv.Itoa(i) + ".json", nameFromFile: true})
 		if len(sums) < cap(sums) {
 			sums = append(sums, sum)
 		}

@@ -55,17 +55,17 @@ func TestIncrementalBuild(t *testing.T) {
 		}
 		// The revoked keys are the one revocation set of the snapshot:
 		// every key of a revocation file, the first file's entry.
-		want := map[[32]byte]*Entry{}
+		want := map[[32]byte]*item{}
 		for _, f := range sn.files.Files {
 			for _, e := range f.Items {
-				if _, seen := want[e.SPKIHash]; s.rev[f.Source] && !seen {
-					want[e.SPKIHash] = e
+				if _, seen := want[e.sum]; s.rev[f.Source] && !seen {
+					want[e.sum] = e
 				}
 			}
 		}
 		for sum, e := range want {
 			if got, ok := sn.revoked.Get(sum); !ok || got != e {
-				t.Fatalf("%s: revoked %s: %v, want %v", step, e.Fingerprint, got, e)
+				t.Fatalf("%s: revoked %s: %p, want %p", step, e.entry().Fingerprint, got, e)
 			}
 		}
 		if len(sn.revoked.List()) != len(want) {
@@ -161,7 +161,7 @@ func sameIndex(a, b index) bool {
 		return false
 	}
 	for _, e := range a.slots {
-		if e != nil && b.get(&e.SPKIHash) != e {
+		if e != nil && b.get(&e.sum) != e {
 			return false
 		}
 	}

@@ -70,19 +70,24 @@ type Decision struct {
 // expired entry is Expired, a remote address outside the entry's "from"
 // networks is WrongNetwork; otherwise the key is Authorized.
 //
-// Decide takes no lock and, when the key is Authorized, allocates nothing.
-// The Entry must not be modified.
+// Decide takes no lock and, when the key is Authorized, allocates nothing
+// but the key's Entry the first time one is asked for. The Entry must not
+// be modified.
 func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 	sn := s.snap.Load()
 	if err := sn.revoked.Err(); err != nil {
 		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: jwk.FormatFingerprint(sum), Err: err}}
 	}
 	if r, ok := sn.revoked.Get(sum); ok {
-		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: r.Fingerprint, File: r.File}}
+		return Decision{Verdict: Revoked, Err: revokedError(r)}
 	}
-	e := sn.keys.get(&sum)
-	if e == nil {
+	it := sn.keys.get(&sum)
+	if it == nil {
 		return Decision{Verdict: Unknown, Err: &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}, Incomplete: sn.skipped}
+	}
+	e := it.entry()
+	if it.more == nil {
+		return Decision{Verdict: Authorized, Entry: e}
 	}
 	if !e.Expires.IsZero() {
 		if now := time.Now(); !now.Before(e.Expires) {
@@ -99,4 +104,9 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 		return Decision{Verdict: WrongNetwork, Entry: e, Err: &SourceNotAllowedError{Entry: e, Remote: remote}}
 	}
 	return Decision{Verdict: Authorized, Entry: e}
+}
+
+// revokedError is the error of a key that r revokes.
+func revokedError(r *item) *RevokedError {
+	return &RevokedError{Fingerprint: jwk.FormatFingerprint(r.sum), File: r.file}
 }

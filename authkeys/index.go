@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-// index maps SPKI hashes to entries: an open-addressing table with linear
+// index maps SPKI hashes to items: an open-addressing table with linear
 // probing, at most half full. An SPKI hash is already a uniformly
 // distributed SHA-256 output, so its first eight bytes are the slot: no
 // hashing, no allocation, and the same few instructions at one key or at a
@@ -18,7 +18,7 @@ import (
 // files clones the table (a memory copy, far cheaper than re-inserting
 // every key) and edits the clone.
 type index struct {
-	slots []*Entry
+	slots []*item
 	mask  uint64
 	n     int
 }
@@ -28,7 +28,7 @@ func newIndex(n int) index {
 	if n > 2 {
 		size = max(size, 1<<bits.Len64(uint64(2*n-1)))
 	}
-	return index{slots: make([]*Entry, size), mask: size - 1}
+	return index{slots: make([]*item, size), mask: size - 1}
 }
 
 func (x *index) clone() index {
@@ -49,8 +49,8 @@ func slotOf(sum *[32]byte, mask uint64) uint64 {
 
 // insert adds e unless its key is already present; it reports whether it
 // did. The table must have been sized for every insert.
-func (x *index) insert(e *Entry) bool {
-	i := slotOf(&e.SPKIHash, x.mask)
+func (x *index) insert(e *item) bool {
+	i := slotOf(&e.sum, x.mask)
 	for {
 		s := x.slots[i]
 		if s == nil {
@@ -58,7 +58,7 @@ func (x *index) insert(e *Entry) bool {
 			x.n++
 			return true
 		}
-		if s.SPKIHash == e.SPKIHash {
+		if s.sum == e.sum {
 			return false
 		}
 		i = (i + 1) & x.mask
@@ -68,8 +68,8 @@ func (x *index) insert(e *Entry) bool {
 // remove deletes e itself (not another entry with its key) and reports
 // whether it was there. The entries after it in its probe run move back,
 // so that no lookup ever needs a tombstone (Knuth's algorithm R).
-func (x *index) remove(e *Entry) bool {
-	i := slotOf(&e.SPKIHash, x.mask)
+func (x *index) remove(e *item) bool {
+	i := slotOf(&e.sum, x.mask)
 	for x.slots[i] != e {
 		if x.slots[i] == nil {
 			return false
@@ -85,7 +85,7 @@ func (x *index) remove(e *Entry) bool {
 		// s may fill the hole at i only if its home slot is not
 		// cyclically within (i, j]: otherwise a lookup for it would stop
 		// at the hole.
-		h := slotOf(&s.SPKIHash, x.mask)
+		h := slotOf(&s.sum, x.mask)
 		if (j-h)&x.mask >= (j-i)&x.mask {
 			x.slots[i] = s
 			i = j
@@ -97,14 +97,14 @@ func (x *index) remove(e *Entry) bool {
 }
 
 // get returns the entry for sum, or nil.
-func (x *index) get(sum *[32]byte) *Entry {
+func (x *index) get(sum *[32]byte) *item {
 	if x.n == 0 {
 		return nil
 	}
 	i := slotOf(sum, x.mask)
 	for {
 		s := x.slots[i]
-		if s == nil || s.SPKIHash == *sum {
+		if s == nil || s.sum == *sum {
 			return s
 		}
 		i = (i + 1) & x.mask

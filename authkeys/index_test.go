@@ -18,16 +18,16 @@ func TestIndex(t *testing.T) {
 			return s
 		}
 		for i := range n {
-			if !x.insert(&Entry{SPKIHash: sum(i)}) {
+			if !x.insert(&item{sum: sum(i)}) {
 				t.Fatalf("n=%d: %d reported as a duplicate", n, i)
 			}
 		}
 		for i := range n {
 			s := sum(i)
-			if e := x.get(&s); e == nil || e.SPKIHash != s {
+			if e := x.get(&s); e == nil || e.sum != s {
 				t.Fatalf("n=%d: %d not found", n, i)
 			}
-			if x.insert(&Entry{SPKIHash: s}) {
+			if x.insert(&item{sum: s}) {
 				t.Fatalf("n=%d: duplicate %d inserted", n, i)
 			}
 		}
@@ -49,16 +49,16 @@ func TestIndexRemove(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const n = 150
 	x := newIndex(n)
-	entries := make([]*Entry, n)
+	entries := make([]*item, n)
 	for i := range entries {
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], uint64(i))
 		s := sha256.Sum256(b[:])
 		s[0] = byte(0xfb + i%5) // with the 0xff below: long probe runs from the last slots, wrapping around
 		s[1], s[2], s[3], s[4], s[5], s[6], s[7] = 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
-		entries[i] = &Entry{SPKIHash: s}
+		entries[i] = &item{sum: s}
 	}
-	in := map[*Entry]bool{}
+	in := map[*item]bool{}
 	for step := range 1500 {
 		e := entries[rng.IntN(n)]
 		if in[e] {
@@ -79,7 +79,7 @@ func TestIndexRemove(t *testing.T) {
 			t.Fatalf("step %d: n=%d, want %d", step, x.n, len(in))
 		}
 		for _, e := range entries {
-			got := x.get(&e.SPKIHash)
+			got := x.get(&e.sum)
 			if in[e] && got != e || !in[e] && got != nil {
 				t.Fatalf("step %d: get = %p, want present=%v", step, got, in[e])
 			}
@@ -89,7 +89,7 @@ func TestIndexRemove(t *testing.T) {
 	for e := range in {
 		y := x.clone()
 		y.remove(e)
-		if x.get(&e.SPKIHash) != e || y.get(&e.SPKIHash) != nil {
+		if x.get(&e.sum) != e || y.get(&e.sum) != nil {
 			t.Fatal("clone shares its table with the original")
 		}
 		break

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"testing"
@@ -329,12 +330,26 @@ func libtrustPair(tb testing.TB, t jwk.Type, extra int) (srv *tls.Config, cli fu
 // cpuPerOp starts measuring the process's CPU time; the function it
 // returns reports it per operation as cpu-ns/op.
 func cpuPerOp(b *testing.B) func() {
-	start := cpuTime()
+	start, gc := cpuTime(), gcCPU()
 	return func() {
 		if b.N > 0 {
 			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(gcCPU()-gc)/float64(b.N), "gc-cpu-ns/op")
 		}
 	}
+}
+
+// gcCPU is the CPU time the garbage collector has used in this process
+// (runtime/metrics' estimate, which counts its background and assist
+// work on every core), in ns: the share of cpu-ns/op that a larger heap
+// to mark would raise.
+func gcCPU() int64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return int64(s[0].Value.Float64() * 1e9)
 }
 
 // cpuTime is the user + system CPU time of this process, in ns.
