@@ -41,7 +41,8 @@ func TestCompletionNamesRealFlags(t *testing.T) {
 
 // TestCommandsDeclareTheirGlobalFlags: every command says which global
 // flags it uses (one that does not is given them all, and its --help lists
-// flags it ignores); each reads the home but the two that need none.
+// flags it ignores); each reads the home but the two that need none and
+// sync, whose home is --to.
 func TestCommandsDeclareTheirGlobalFlags(t *testing.T) {
 	for name, cmd := range newCommands() {
 		switch {
@@ -49,6 +50,10 @@ func TestCommandsDeclareTheirGlobalFlags(t *testing.T) {
 		case name == "version" || name == "completion":
 			if cmd.uses != globalNone {
 				t.Errorf("%s: uses is %b, want globalNone: it needs no home", name, cmd.uses)
+			}
+		case name == "sync":
+			if cmd.uses&globalHome != 0 {
+				t.Errorf("sync: uses is %b, with globalHome: its home is --to", cmd.uses)
 			}
 		case cmd.uses == 0:
 			t.Errorf("%s does not declare the global flags it uses: add uses: globalHome|… to its constructor", name)

@@ -73,7 +73,7 @@ var globalFlagUse = map[string]globalUse{
 // (tests run many commands in one process).
 var commandList = []func() *command{
 	authorizeCommand, bundleCommand, caCommand, certCommand, connectCommand, dnsRecordCommand, genCommand, inviteCommand,
-	joinCommand, listCommand, proxyCommand, pubCommand, revokeCommand, rotateCommand, showCommand, trustHostCommand,
+	joinCommand, listCommand, proxyCommand, pubCommand, revokeCommand, rotateCommand, showCommand, syncCommand, trustHostCommand,
 	versionCommand, completionCommand, completeCommand, manCommand,
 }
 

@@ -124,6 +124,7 @@ func TestScripts(t *testing.T) {
 			"freeport":  cmdFreePort,
 			"listening": cmdListening,
 			"waitfor":   cmdWaitFor,
+			"waitfile":  cmdWaitFile,
 			"mode":      cmdMode,
 		},
 	})
@@ -219,6 +220,27 @@ func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("after %s, %s still %s: %v", d, args[1], map[bool]string{false: "fails", true: "succeeds"}[neg], err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitfile DURATION FILE waits until FILE exists (! waitfile: until it
+// does not), up to DURATION.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitfile DURATION FILE")
+	}
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	deadline := time.Now().Add(d)
+	for {
+		_, err := os.Stat(ts.MkAbs(args[1]))
+		if (err == nil) != neg {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("after %s, %s: %v", d, args[1], err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -1,0 +1,328 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+// syncCommand makes the sync command: a store's entries mirrored into a
+// home's .d directories, for programs that read only files.
+func syncCommand() *command {
+	var (
+		to    string
+		watch bool
+	)
+	return &command{
+		name:    "sync",
+		uses:    globalNone | globalStore,
+		args:    "STORE-URL --to HOME [--watch]",
+		summary: "mirror a store's trust entries (etcd://…) into a home's .d directories",
+		help: `Writes each entry of the store at STORE-URL (etcd://HOST:PORT/PREFIX; the
+etcd build of keytool) to the file of that name in HOME's authorized_keys.d,
+revoked_keys.d or trusted_hosts.d, atomically and mode 0644, and removes the
+files of entries that have gone, so that programs reading only files (the
+core keytool, a daemon with the Go API on files) enforce what the store says.
+
+sync keeps the list of the files it wrote, with their SHA-256, in
+HOME/.keytool-sync.json (mode 0600), and touches no other file: a file
+that sync did not write, or that was changed since sync wrote it, is never
+overwritten or removed; it is reported (exit 1 at the end, after
+everything else was mirrored). A home is synced from one store.
+
+One pass by default. --watch keeps mirroring each change until SIGINT or
+SIGTERM, through the same watch, cache (in HOME) and staleness bound as
+keytool proxy --store: while the store's view is unusable (not yet listed,
+stale) nothing is written or removed.`,
+		flags: func(set *pflag.FlagSet, _ *cli) {
+			set.StringVar(&to, "to", "", "mirror into the home `DIR`")
+			set.BoolVar(&watch, "watch", false, "keep mirroring each change until SIGINT or SIGTERM")
+		},
+		run: func(c *cli, args []string) error {
+			switch {
+			case len(args) != 1:
+				return usagef("sync takes one STORE-URL (etcd://HOST:PORT/PREFIX)")
+			case c.store.url != "" && c.store.url != args[0]:
+				return usagef("the store is STORE-URL; --store has no use with sync")
+			case to == "":
+				return usagef("--to HOME is required: the home whose .d directories receive the entries")
+			}
+			c.store.url = args[0]
+			if err := c.store.check(); err != nil {
+				return err
+			}
+			s := &syncer{c: c, home: home.Dir(to), store: args[0]}
+			if watch {
+				return s.watch()
+			}
+			return s.once()
+		},
+	}
+}
+
+// syncManifest is HOME/.keytool-sync.json: the files sync wrote, by path
+// relative to the home ("authorized_keys.d/alice.json"), with the SHA-256
+// of what it wrote.
+type syncManifest struct {
+	Store string            `json:"store"`
+	Files map[string]string `json:"files"`
+}
+
+type syncer struct {
+	c     *cli
+	home  home.Dir
+	store string
+}
+
+func (s *syncer) manifestPath() string { return filepath.Join(string(s.home), ".keytool-sync.json") }
+
+// once lists the store and mirrors it.
+func (s *syncer) once() error {
+	ctx := context.Background()
+	st, err := s.c.store.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	entries, err := st.List(ctx)
+	if err != nil {
+		return err
+	}
+	kept, err := s.mirror(entries)
+	if err != nil {
+		return err
+	}
+	if kept > 0 {
+		return fmt.Errorf("%d file(s) in %s were left as they are (above): sync writes and removes only the files it made", kept, s.home)
+	}
+	return nil
+}
+
+// watch mirrors at start and after each change of the store's view.
+func (s *syncer) watch() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	if err := os.MkdirAll(string(s.home), 0o700); err != nil {
+		return err
+	}
+	log := s.c.logger()
+	s.c.home = string(s.home) // the store's cache goes in the home it mirrors to
+	f, err := s.c.followStore(ctx, log)
+	if err != nil {
+		return err
+	}
+	changed := make(chan struct{}, 1)
+	for _, kind := range StoreKinds {
+		ch, stop := f.Feed(kind).Subscribe()
+		defer stop()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ch:
+					select {
+					case changed <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for {
+		s.mirrorView(f, log)
+		select {
+		case sig := <-signals:
+			log.Info("sync stopped", "signal", sig.String())
+			return nil
+		case <-changed:
+		}
+	}
+}
+
+// mirrorView mirrors the follower's view, unless a kind has no usable view.
+func (s *syncer) mirrorView(f Follower, log *slog.Logger) {
+	var entries []StoreEntry
+	for _, kind := range StoreKinds {
+		v := f.Feed(kind).View()
+		if v.Err != nil {
+			log.Warn("store view not usable: nothing mirrored until it is", "store", s.store, "err", v.Err)
+			return
+		}
+		for name, val := range v.Entries {
+			entries = append(entries, StoreEntry{Kind: kind, Name: name, Value: val})
+		}
+	}
+	if kept, err := s.mirror(entries); err != nil {
+		log.Error("sync failed", "err", err)
+	} else if kept > 0 {
+		log.Warn("files left as they are: sync writes and removes only the files it made", "count", kept)
+	}
+}
+
+// mirror makes the home's .d directories hold entries, as far as the
+// files sync made go; it returns how many files it left as they are.
+func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
+	m, err := s.readManifest()
+	if err != nil {
+		return 0, err
+	}
+	for _, kind := range StoreKinds {
+		if err := os.MkdirAll(kindDir(s.home, kind), 0o755); err != nil {
+			return 0, err
+		}
+	}
+	slices.SortFunc(entries, func(a, b StoreEntry) int { return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name) })
+	want := map[string]bool{}
+	for _, e := range entries {
+		if !slices.Contains(StoreKinds, e.Kind) {
+			continue
+		}
+		if err := keydir.CheckName(e.Name); err != nil || keydir.Ignored(e.Name) {
+			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name, skipped\n", e.Kind, e.Name)
+			continue
+		}
+		rel := e.Kind + ".d/" + e.Name
+		want[rel] = true
+		k, err := s.place(m, rel, e.Value)
+		if err != nil {
+			return kept, err
+		}
+		kept += k
+	}
+	for _, rel := range slices.Sorted(maps.Keys(m.Files)) {
+		if !want[rel] {
+			kept += s.unplace(m, rel)
+		}
+	}
+	return kept, s.writeManifest(m)
+}
+
+func contentSum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// place writes the entry rel unless a file sync did not make (or that was
+// changed since) is there.
+func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err error) {
+	path := filepath.Join(string(s.home), rel)
+	cur, fi, rerr := readRegular(path)
+	switch {
+	case rerr == nil && bytes.Equal(cur, val):
+		m.Files[rel] = contentSum(val) // the same bytes: sync's from now on
+		return 0, nil
+	case rerr != nil && !errors.Is(rerr, fs.ErrNotExist):
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s: %v: left as it is\n", path, rerr)
+		return 1, nil
+	case rerr == nil && m.Files[rel] == "":
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s was not written by sync and differs from %s/%s: left as it is (remove it to let sync write it)\n", path, s.store, relKey(rel))
+		return 1, nil
+	case rerr == nil && m.Files[rel] != contentSum(cur):
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s was changed since sync wrote it (mode %04o): left as it is (remove it to let sync write it)\n", path, fi.Mode().Perm())
+		return 1, nil
+	}
+	if err := atomicfile.Write(path, val, 0o644); err != nil {
+		return 0, err
+	}
+	verb := "wrote"
+	if rerr == nil {
+		verb = "updated"
+	}
+	m.Files[rel] = contentSum(val)
+	fmt.Fprintf(s.c.stdout, "%s %s\n", verb, path)
+	return 0, nil
+}
+
+// unplace removes the file of a vanished entry if it is still what sync
+// wrote.
+func (s *syncer) unplace(m *syncManifest, rel string) (kept int) {
+	path := filepath.Join(string(s.home), rel)
+	cur, _, err := readRegular(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil || contentSum(cur) != m.Files[rel]:
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s is gone from the store, but the file was changed since sync wrote it: left as it is\n", path)
+		kept = 1
+	default:
+		if err := os.Remove(path); err != nil {
+			fmt.Fprintf(s.c.stderr, "keytool sync: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(s.c.stdout, "removed %s\n", path)
+	}
+	delete(m.Files, rel)
+	return kept
+}
+
+// relKey turns "authorized_keys.d/alice.json" into the store's
+// "authorized_keys/alice.json".
+func relKey(rel string) string {
+	dir, name := filepath.Split(rel)
+	return filepath.Base(dir)[:len(filepath.Base(dir))-2] + "/" + name
+}
+
+// readRegular reads a regular file (no link, FIFO or directory) through
+// the file-trust reader.
+func readRegular(path string) ([]byte, fs.FileInfo, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fi, fmt.Errorf("%w (sync writes regular files only)", trustfile.ErrNotRegular)
+	}
+	return trustfile.Read(path)
+}
+
+func (s *syncer) readManifest() (*syncManifest, error) {
+	m := &syncManifest{Store: s.store, Files: map[string]string{}}
+	data, _, err := trustfile.Rule{Top: string(s.home)}.ReadFile(s.manifestPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, os.MkdirAll(string(s.home), 0o700)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("%s: %w (remove it, and sync writes it again: files it made before are then left in place)", s.manifestPath(), err)
+	}
+	if m.Store != s.store {
+		return nil, fmt.Errorf("%s is synced from %s, not %s: a home is mirrored from one store", s.home, m.Store, s.store)
+	}
+	if m.Files == nil {
+		m.Files = map[string]string{}
+	}
+	return m, nil
+}
+
+func (s *syncer) writeManifest(m *syncManifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(s.manifestPath(), append(data, '\n'), 0o600)
+}
