@@ -48,7 +48,7 @@ var ErrNotRegular = errors.New("is not a regular file")
 // MaxSize bytes. It returns the content and the file's information, taken
 // from the open file.
 func Read(path string) ([]byte, fs.FileInfo, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
+	f, err := openFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -68,6 +68,7 @@ func Read(path string) ([]byte, fs.FileInfo, error) {
 	}
 	data := make([]byte, 0, fi.Size()+1)
 	for {
+		want := cap(data) - len(data)
 		n, err := f.Read(data[len(data):cap(data)])
 		data = data[:len(data)+n]
 		if err == io.EOF {
@@ -79,11 +80,24 @@ func Read(path string) ([]byte, fs.FileInfo, error) {
 		if len(data) > MaxSize {
 			return nil, fi, fmt.Errorf("%w: more than the %d MiB a trust file may hold", ErrTooLarge, MaxSize>>20)
 		}
+		if n < want && int64(len(data)) == fi.Size() {
+			// A short read that ends where the file's size said: the end
+			// of the file, without the system call that would say so.
+			// (A file that grew meanwhile reads as it was before.)
+			break
+		}
 		if len(data) == cap(data) {
 			data = slices.Grow(data, 4096)
 		}
 	}
 	return data, fi, nil
+}
+
+// openedFile is what Read needs of an open file: os.File, or on Linux the
+// bare descriptor (read_linux.go).
+type openedFile interface {
+	io.ReadCloser
+	Stat() (fs.FileInfo, error)
 }
 
 // Rule is the strict-modes check of one trust tree.
@@ -318,7 +332,7 @@ func (r Rule) ReadFile(path string) ([]byte, fs.FileInfo, error) {
 	}
 	// The checks followed the path as it is now: it must still name the
 	// file that was read (OpenSSH checks the file it opened, with fstat).
-	if now, err := os.Stat(path); err != nil || !os.SameFile(now, fi) {
+	if now, err := os.Stat(path); err != nil || !sameFile(now, fi) {
 		return nil, fi, &ChangedError{Path: path, Err: err}
 	}
 	return data, fi, nil

@@ -1,0 +1,117 @@
+//go:build linux
+
+package trustfile
+
+import (
+	"io"
+	"io/fs"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// On Linux, Read reads through the bare file descriptor: open, fstat,
+// read, close — four system calls for a key file. An os.File costs four
+// more for a regular file (it tries to register the descriptor with the
+// runtime's poller, which refuses regular files, and os.ReadFile also
+// switches the descriptor to non-blocking mode and back), and reading
+// 100,000 key files is most of a server's cold start (docs/benchmarks.md,
+// "Cold start").
+
+// fdFile is an open file descriptor.
+type fdFile struct {
+	fd   int
+	path string
+}
+
+func openFile(path string) (openedFile, error) {
+	for {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|openFlags, 0)
+		switch err {
+		case nil:
+			return &fdFile{fd: fd, path: path}, nil
+		case syscall.EINTR:
+			continue
+		}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+}
+
+func (f *fdFile) Read(b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(f.fd, b)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, &fs.PathError{Op: "read", Path: f.path, Err: err}
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f *fdFile) Close() error { return syscall.Close(f.fd) }
+
+func (f *fdFile) Stat() (fs.FileInfo, error) {
+	fi := &fileInfo{name: filepath.Base(f.path)}
+	for {
+		err := syscall.Fstat(f.fd, &fi.sys)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "stat", Path: f.path, Err: err}
+		}
+		return fi, nil
+	}
+}
+
+// fileInfo is the fs.FileInfo of a stat, with the same fields and mode
+// bits as the one os.File.Stat makes (Sys is the *syscall.Stat_t).
+type fileInfo struct {
+	name string
+	sys  syscall.Stat_t
+}
+
+func (fi *fileInfo) Name() string       { return fi.name }
+func (fi *fileInfo) Size() int64        { return fi.sys.Size }
+func (fi *fileInfo) ModTime() time.Time { return time.Unix(fi.sys.Mtim.Unix()) }
+func (fi *fileInfo) IsDir() bool        { return fi.Mode().IsDir() }
+func (fi *fileInfo) Sys() any           { return &fi.sys }
+
+func (fi *fileInfo) Mode() fs.FileMode {
+	m := fs.FileMode(fi.sys.Mode & 0o777)
+	switch fi.sys.Mode & syscall.S_IFMT {
+	case syscall.S_IFBLK:
+		m |= fs.ModeDevice
+	case syscall.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFDIR:
+		m |= fs.ModeDir
+	case syscall.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case syscall.S_IFLNK:
+		m |= fs.ModeSymlink
+	case syscall.S_IFSOCK:
+		m |= fs.ModeSocket
+	}
+	if fi.sys.Mode&syscall.S_ISGID != 0 {
+		m |= fs.ModeSetgid
+	}
+	if fi.sys.Mode&syscall.S_ISUID != 0 {
+		m |= fs.ModeSetuid
+	}
+	if fi.sys.Mode&syscall.S_ISVTX != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// sameFile is os.SameFile for information from os.Stat and from Read.
+func sameFile(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
