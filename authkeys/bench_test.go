@@ -28,7 +28,7 @@ func storeOf(n int) (*Store, [][32]byte) {
 	for i := range n {
 		binary.BigEndian.PutUint64(b[:], uint64(i))
 		sum := sha256.Sum256(b[:])
-		sn.keys.insert(&item{sum: sum, file: "/keys/k" + strconv.Itoa(i) + ".json", nameFromFile: true})
+		sn.keys.insert(&item{sum: sum, file: "/keys/k" + strconv.Itoa(i) + ".json", more: fileNamed})
 		if len(sums) < cap(sums) {
 			sums = append(sums, sum)
 		}

@@ -86,9 +86,6 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 		return Decision{Verdict: Unknown, Err: &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}, Incomplete: sn.skipped}
 	}
 	e := it.entry()
-	if it.more == nil {
-		return Decision{Verdict: Authorized, Entry: e}
-	}
 	if !e.Expires.IsZero() {
 		if now := time.Now(); !now.Before(e.Expires) {
 			return Decision{Verdict: Expired, Entry: e, Err: &ExpiredError{Entry: e, Now: now}}

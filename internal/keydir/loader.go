@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -205,6 +206,10 @@ type Loader[T any] struct {
 
 	keys int // entries of the trust sources in the snapshot (Change.Keys)
 
+	// readBytes counts the bytes of key files the current reload read
+	// (returnMemory).
+	readBytes atomic.Int64
+
 	// narrow, once LoadFor has set it, limits each directory source to
 	// the names the admin index gave (by source index): a full reload of
 	// such a source re-examines those names only.
@@ -362,11 +367,29 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 			changed = true
 		}
 	}
-	if !changed {
-		return held
+	if changed {
+		l.publish(time.Since(start))
 	}
-	l.publish(time.Since(start))
+	l.returnMemory()
 	return held
+}
+
+// returnBytes is how many bytes of key files a reload reads before it
+// gives the memory its parsing left behind back to the system.
+const returnBytes = 4 << 20
+
+// returnMemory, after a reload that read returnBytes or more (a cold
+// load of some 20,000 keys or more), returns the memory that reading
+// them left free to the operating system at once. Parsing allocates
+// several times what the snapshot keeps, and the runtime would otherwise
+// give it back only slowly: the process's resident set would stay at the
+// load's peak, not at what the store keeps (docs/design.md, "Memory of
+// a loaded store"). It costs one garbage collection, small beside such
+// a load.
+func (l *Loader[T]) returnMemory() {
+	if l.readBytes.Swap(0) >= returnBytes {
+		debug.FreeOSMemory()
+	}
 }
 
 // examine re-examines source i as h says, queueing the files to read; it

@@ -72,6 +72,7 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	state.old = nil
 	state.read = true
 	data, fi, err := l.cfg.ReadFile(state.path)
+	l.readBytes.Add(int64(len(data)))
 	l.read(state, old, data, fi, err)
 	if state.problem != nil && !isPermProblem(state.problem) && l.holdFresh > 0 && fi != nil && time.Since(fi.ModTime()) < l.holdFresh {
 		// Written moments ago and not parsable: most likely still being
