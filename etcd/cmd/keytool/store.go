@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -150,17 +152,64 @@ func (f *connFlags) open(_ context.Context, u *url.URL) (cli.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := clientv3.New(cfg)
+	where := u.Scheme + "://" + u.Host + prefix
+	c, err := clientv3.New(cfg) // with a user, this authenticates: it talks to etcd
 	if err != nil {
-		return nil, fmt.Errorf("etcd at %s: %w", u.Host, err)
+		return nil, unreachable(where, cfg, err)
 	}
-	return &store{c: c, flags: f, where: u.Scheme + "://" + u.Host + prefix, prefix: prefix}, nil
+	return &store{c: c, flags: f, cfg: cfg, where: where, prefix: prefix}, nil
+}
+
+// unreachable is the error of a request etcd did not answer: gRPC says
+// only "context deadline exceeded", so a TLS handshake with the first
+// member says what is wrong, if it can tell.
+func unreachable(where string, cfg clientv3.Config, err error) error {
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("etcd at %s: %w", where, err)
+	}
+	why := "is it running, and is the address right?"
+	if len(cfg.Endpoints) > 0 {
+		if w := probeTLS(cfg); w != "" {
+			why = w
+		}
+	}
+	return fmt.Errorf("etcd at %s did not answer in time (--etcd-dial-timeout %v): %s", where, cfg.DialTimeout, why)
+}
+
+// probeTLS shakes hands with the first member as the client would, and
+// says what went wrong: a certificate not verified, a client certificate
+// refused (the member's alert, read after the handshake), or, for
+// etcd://, a member that speaks TLS.
+func probeTLS(cfg clientv3.Config) string {
+	_, host, _ := strings.Cut(cfg.Endpoints[0], "://")
+	tc := &tls.Config{InsecureSkipVerify: true} // only to tell whether the member speaks TLS; nothing is sent
+	if cfg.TLS != nil {
+		tc = cfg.TLS.Clone()
+		tc.ServerName, _, _ = net.SplitHostPort(host)
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: cfg.DialTimeout}, "tcp", host, tc)
+	if err != nil {
+		if cfg.TLS == nil {
+			return ""
+		}
+		return "TLS with " + host + ": " + err.Error()
+	}
+	defer conn.Close()
+	if cfg.TLS == nil {
+		return "the member at " + host + " speaks TLS: use etcds:// (with --etcd-cacert)"
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return "TLS with " + host + ": " + err.Error()
+	}
+	return ""
 }
 
 // store is an etcd prefix as a cli.Store.
 type store struct {
 	c      *clientv3.Client
 	flags  *connFlags
+	cfg    clientv3.Config
 	where  string // etcd://HOST:PORT/PREFIX, for messages
 	prefix string // no trailing slash
 }
@@ -172,12 +221,8 @@ func (s *store) Close() error { return s.c.Close() }
 func (s *store) call(ctx context.Context, do func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.flags.dialTimeout+10*time.Second)
 	defer cancel()
-	err := do(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("etcd at %s did not answer within %v (is it running, and is the address right? TLS: etcds:// and --etcd-cacert): %w", s.where, s.flags.dialTimeout+10*time.Second, err)
-	}
-	if err != nil {
-		return fmt.Errorf("etcd at %s: %w", s.where, err)
+	if err := do(ctx); err != nil {
+		return unreachable(s.where, s.cfg, err)
 	}
 	return nil
 }

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// TestTLSAndAuth runs testdata/tls/*.txt against an embedded etcd that
+// serves TLS only, asks for a client certificate signed by its CA, and
+// has authentication on (user root, password in $WORK's copy of the
+// password file): the connection flags as an administrator uses them.
+// $CERTS holds ca.pem, client.pem, client-key.pem, other-ca.pem.
+func TestTLSAndAuth(t *testing.T) {
+	certs := t.TempDir()
+	writeCerts(t, certs)
+	dir := t.TempDir()
+	cfg := embed.NewConfig()
+	cfg.Name = "keytool-tls"
+	cfg.Dir = filepath.Join(dir, "data")
+	c, p := loopbackURL(t), loopbackURL(t)
+	c.Scheme = "https"
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{c}, []url.URL{c}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{p}, []url.URL{p}
+	cfg.InitialCluster = cfg.Name + "=" + p.String()
+	cfg.ClientTLSInfo = transport.TLSInfo{
+		CertFile: filepath.Join(certs, "server.pem"), KeyFile: filepath.Join(certs, "server-key.pem"),
+		TrustedCAFile: filepath.Join(certs, "ca.pem"), ClientCertAuth: true,
+	}
+	cfg.LogLevel = "error"
+	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		t.Fatal("embedded etcd not ready after 60 s")
+	}
+	enableAuth(t, c.Host, certs)
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/tls",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			env.Setenv("ETCD", c.Host)
+			env.Setenv("CERTS", certs)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"mode": cmdMode},
+	})
+}
+
+// enableAuth makes user root (password "root-secret") and turns
+// authentication on.
+func enableAuth(t *testing.T, host, certs string) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(certs, "client.pem"), filepath.Join(certs, "client-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(filepath.Join(certs, "ca.pem"))
+	pool.AppendCertsFromPEM(ca)
+	cl, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{"https://" + host}, DialTimeout: 10 * time.Second, Logger: zap.NewNop(),
+		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cl.UserAdd(ctx, "root", "root-secret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeCerts writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate it signed, and another CA, all PEM.
+func writeCerts(t *testing.T, dir string) {
+	t.Helper()
+	ca, caKey := newCert(t, dir, "ca", nil, nil)
+	newCert(t, dir, "server", ca, caKey)
+	newCert(t, dir, "client", ca, caKey)
+	newCert(t, dir, "other-ca", nil, nil)
+}
+
+func newCert(t *testing.T, dir, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	switch name {
+	case "server":
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+	case "client":
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	default: // a CA
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+"-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
