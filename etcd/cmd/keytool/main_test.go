@@ -62,7 +62,7 @@ func (r racing) List(ctx context.Context) ([]cli.StoreEntry, error) {
 
 // startEtcd starts one embedded etcd member on loopback ports, stopped at
 // the end of the test, and returns its client address (host:port).
-func startEtcd(t *testing.T) string {
+func startEtcd(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := embed.NewConfig()
@@ -87,7 +87,7 @@ func startEtcd(t *testing.T) string {
 	return c.Host
 }
 
-func loopbackURL(t *testing.T) url.URL {
+func loopbackURL(t testing.TB) url.URL {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

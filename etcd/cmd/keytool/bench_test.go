@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// fanoutProxies is how many keytool proxy processes one revocation must
+// reach.
+const fanoutProxies = 10
+
+// BenchmarkProxyRevocationFanout measures, through real keytool proxy
+// processes, the time from one revocation write until each of 10 proxies
+// refuses a handshake by the revoked key: through etcd (one Put under
+// PREFIX/revoked_keys/; 10 keytool proxy --store etcd://… processes) and,
+// as the baseline in the same run, through a watched directory (one file
+// written atomically into revoked_keys.d of the home that 10 keytool
+// proxy processes read). For each proxy a goroutine of this process
+// dials it again and again with the client key, and the latency is the
+// end of the first handshake refused; so it includes up to one
+// handshake's time of polling. Each iteration revokes, waits for all 10,
+// then lifts the revocation (untimed); p50 and p99 are over every proxy of
+// every iteration.
+//
+//	cd etcd && go test ./cmd/keytool -run '^$' -bench ProxyRevocationFanout -benchtime 20x
+func BenchmarkProxyRevocationFanout(b *testing.B) {
+	bin := keytoolBinary(b)
+	addr := startEtcd(b)
+	admin, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { admin.Close() })
+	dir := b.TempDir()
+	srvHome, cliHome := filepath.Join(dir, "server"), filepath.Join(dir, "client")
+	run(b, bin, "-H", srvHome, "gen")
+	run(b, bin, "-H", cliHome, "gen")
+	id, err := tlsbridge.LoadHomeIdentity(cliHome, tlsbridge.CertOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := filepath.Join(cliHome, "pub_key.json")
+	revocation := revocationOf(b, bin, pub)
+	target := echoTarget(b)
+
+	b.Run("etcd", func(b *testing.B) {
+		store := "etcd://" + addr + "/bench"
+		run(b, bin, "authorize", "--store", store, "--name", "client", pub)
+		var addrs []string
+		for i := range fanoutProxies {
+			addrs = append(addrs, startProxy(b, bin, srvHome, target, "--store", store, "--etcd-cache", filepath.Join(dir, fmt.Sprintf("cache%d.json", i))))
+		}
+		ctx := context.Background()
+		key := "/bench/revoked_keys/client.json"
+		proxyFanout(b, addrs, id.Certificate,
+			func() {
+				if _, err := admin.Put(ctx, key, string(revocation)); err != nil {
+					b.Fatal(err)
+				}
+			},
+			func() {
+				if _, err := admin.Delete(ctx, key); err != nil {
+					b.Fatal(err)
+				}
+			})
+	})
+	b.Run("dir", func(b *testing.B) {
+		run(b, bin, "-H", srvHome, "authorize", "--name", "client", pub)
+		if err := os.MkdirAll(filepath.Join(srvHome, "revoked_keys.d"), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		var addrs []string
+		for range fanoutProxies {
+			addrs = append(addrs, startProxy(b, bin, srvHome, target))
+		}
+		path := filepath.Join(srvHome, "revoked_keys.d", "client.json")
+		proxyFanout(b, addrs, id.Certificate,
+			func() {
+				// Atomically, as keytool revoke writes: a temporary file renamed.
+				tmp := filepath.Join(filepath.Dir(path), ".client.json.tmp")
+				if err := os.WriteFile(tmp, revocation, 0o644); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.Rename(tmp, path); err != nil {
+					b.Fatal(err)
+				}
+			},
+			func() {
+				if err := os.Remove(path); err != nil {
+					b.Fatal(err)
+				}
+			})
+	})
+}
+
+// proxyFanout times revoke until every proxy refuses the key, b.N times,
+// lifting the revocation in between, and reports p50 and p99 in ms.
+func proxyFanout(b *testing.B, addrs []string, cert tls.Certificate, revoke, lift func()) {
+	allAre := func(want bool) {
+		deadline := time.Now().Add(60 * time.Second)
+		for _, a := range addrs {
+			for {
+				ok, err := admitted(a, cert)
+				if err == nil && ok == want {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("proxy %s: admitted %v (%v), want %v", a, ok, err, want)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	allAre(true)
+	var lat []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		var (
+			wg sync.WaitGroup
+			mu sync.Mutex
+		)
+		start := time.Now()
+		for _, a := range addrs {
+			wg.Go(func() {
+				for time.Since(start) < time.Minute {
+					if ok, err := admitted(a, cert); err == nil && !ok {
+						mu.Lock()
+						lat = append(lat, time.Since(start))
+						mu.Unlock()
+						return
+					}
+				}
+				b.Errorf("proxy %s still admits the key a minute after the revocation", a)
+			})
+		}
+		revoke()
+		wg.Wait()
+		b.StopTimer()
+		allAre(false)
+		lift()
+		allAre(true)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	if len(lat) == 0 {
+		b.Fatal("no latency measured")
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)*99)/100])/1e6, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("%d proxies × %d revocations: p50 %s, p99 %s, max %s", len(addrs), b.N, lat[len(lat)/2], lat[(len(lat)*99)/100], lat[len(lat)-1])
+}
+
+// admitted shakes hands with the proxy at addr presenting cert and reads
+// the target's first byte: true if it comes, false if the proxy refuses
+// (a TLS alert: in TLS 1.3 it arrives after the client's handshake).
+func admitted(addr string, cert tls.Certificate) (bool, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	// The proxy's key is not what is measured: it is not checked here.
+	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		return refusal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err != nil {
+		return refusal(err)
+	}
+	return true, nil
+}
+
+func refusal(err error) (bool, error) {
+	if strings.Contains(err.Error(), "remote error: tls:") {
+		return false, nil
+	}
+	return false, err
+}
+
+// echoTarget is a TCP server that writes one byte to each connection.
+func echoTarget(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("k"))
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// startProxy starts keytool proxy on a free loopback port and waits until
+// it listens; it is stopped (SIGTERM) at the end of the benchmark.
+func startProxy(b *testing.B, bin, home, target string, extra ...string) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	args := append([]string{"-H", home, "proxy", "--listen", addr, "--target", target, "--log-level", "error"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("keytool proxy not listening on %s after a minute", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// keytoolBinary is this test binary under the name keytool: TestMain runs
+// it as the etcd build of keytool.
+func keytoolBinary(b *testing.B) string {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(b.TempDir(), "keytool")
+	if err := os.Symlink(self, bin); err != nil {
+		b.Fatal(err)
+	}
+	return bin
+}
+
+func run(b *testing.B, bin string, args ...string) {
+	b.Helper()
+	cmd := exec.Command(bin, args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("keytool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// revocationOf is the revocation file keytool revoke writes for the key
+// in pub.
+func revocationOf(b *testing.B, bin, pub string) []byte {
+	h := filepath.Join(b.TempDir(), "h")
+	run(b, bin, "-H", h, "revoke", pub)
+	files, _ := filepath.Glob(filepath.Join(h, "revoked_keys.d", "*.json"))
+	if len(files) != 1 {
+		b.Fatalf("revoke wrote %d files", len(files))
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
