@@ -41,12 +41,7 @@ import (
 func BenchmarkAdmin(b *testing.B) {
 	rounds := envInt("BENCH_ROUNDS", 15)
 	big := envInt("BENCH_ADMIN_KEYS", 100_000)
-	bin := filepath.Join(scratch, "keytool")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/keytool")
-	build.Dir = ".." // keytool's own module
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildKeytool(b)
 	sizes := []int{1, big}
 	homes := map[int]string{}
 	for _, n := range sizes {
@@ -115,6 +110,22 @@ func BenchmarkAdmin(b *testing.B) {
 	}
 }
 
+// buildKeytool builds the keytool command of this tree into the scratch
+// directory, once per process, and returns its path.
+func buildKeytool(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(scratch, "keytool")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	build := exec.Command("go", "build", "-o", bin, "./cmd/keytool")
+	build.Dir = ".." // keytool's own module
+	if out, err := build.CombinedOutput(); err != nil {
+		tb.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
@@ -134,6 +145,9 @@ func writeFile(tb testing.TB, path, data string) {
 // pinned hosts, one file each (Ed25519 keys: any 32 bytes will do).
 func adminHome(tb testing.TB, bin string, n int) string {
 	home := filepath.Join(scratch, fmt.Sprintf("admin-home-%d", n))
+	if _, err := os.Stat(home); err == nil {
+		return home // made earlier in this process (the admin and bundle benchmarks share it)
+	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		tb.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package tlsbridge
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -119,3 +120,80 @@ func TestLibtrustStyleChainFails(t *testing.T) {
 }
 
 func bigOne() *big.Int { return big.NewInt(1) }
+
+// caMaker encodes the certificate x509.CreateCertificate makes from
+// caTemplate: the same to-be-signed bytes for every key family (and, for
+// Ed25519, whose signatures are deterministic, the same certificate), with
+// a signature that verifies.
+func TestCAMakerMatchesX509(t *testing.T) {
+	for _, typ := range []jwk.Type{jwk.EC256, jwk.EC384, jwk.EC521, jwk.Ed25519, jwk.RSA2048, jwk.RSA3072} {
+		t.Run(string(typ), func(t *testing.T) {
+			m := newCAMaker()
+			for range 3 {
+				k := mustGenerate(t, typ)
+				der, err := m.der(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := x509.ParseCertificate(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tmpl, err := caTemplate(issuerFor(k))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tmpl.SerialNumber, tmpl.NotBefore = got.SerialNumber, got.NotBefore
+				signer, err := m.signers.forKey(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				throwaway := &x509.Certificate{PublicKey: signer.Public()}
+				if err := throwaway.CheckSignature(got.SignatureAlgorithm, got.RawTBSCertificate, got.Signature); err != nil {
+					t.Errorf("the signature by the throwaway key: %v", err)
+				}
+				wantDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), signer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := x509.ParseCertificate(wantDER)
+				if !bytes.Equal(got.RawTBSCertificate, want.RawTBSCertificate) {
+					t.Fatalf("to-be-signed bytes differ from x509.CreateCertificate's:\n got %x\nwant %x", got.RawTBSCertificate, want.RawTBSCertificate)
+				}
+				if typ == jwk.Ed25519 && !bytes.Equal(der, wantDER) {
+					t.Errorf("certificate differs from x509.CreateCertificate's:\n got %x\nwant %x", der, wantDER)
+				}
+			}
+		})
+	}
+}
+
+// A CABundleWriter writes what CABundle returns, key after key.
+func TestCABundleWriterStreams(t *testing.T) {
+	keys := []*jwk.Key{mustGenerate(t, jwk.Ed25519), mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.Ed25519)}
+	var buf bytes.Buffer
+	w := NewCABundleWriter(&buf)
+	for i, k := range keys {
+		if err := w.Add(k); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(buf.String(), "BEGIN CERTIFICATE"); n != i+1 {
+			t.Fatalf("after %d keys the output holds %d certificates", i+1, n)
+		}
+	}
+	rest := buf.Bytes()
+	for i, k := range keys {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			t.Fatalf("certificate %d missing", i)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Subject.CommonName != k.KeyID() || !bytes.Equal(c.RawSubjectPublicKeyInfo, k.SPKI()) {
+			t.Errorf("certificate %d is not key %d's", i, i)
+		}
+	}
+}

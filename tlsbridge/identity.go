@@ -135,11 +135,16 @@ func SelfSigned(k *jwk.Key, opts CertOptions) (*x509.Certificate, error) {
 	return x509.ParseCertificate(der)
 }
 
+// randomSerial returns a random certificate serial number of 127 bits.
+func randomSerial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+}
+
 // certTemplate returns what every certificate keytool makes shares: a
 // random 127-bit serial, the subject, basic constraints, and a validity
 // from an hour ago (clock skew) until notAfter.
 func certTemplate(subject pkix.Name) (*x509.Certificate, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	serial, err := randomSerial()
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -32,14 +33,30 @@ func Create(path string, data []byte, perm fs.FileMode) error {
 // (a crash may leave it empty or old, never partly written), where two
 // fsyncs per file would cost more than the cache saves.
 func WriteCache(path string, data []byte, perm fs.FileMode) error {
-	return writeFile(path, data, perm, os.Rename, false)
+	return writeFile(path, bytesFill(data), perm, os.Rename, false)
+}
+
+// WriteFrom replaces path, mode perm, with what fill writes, which may be
+// written piece by piece: a reader sees the old file until fill has
+// returned and the new one is synced. If fill fails, path is left as it was
+// and its error returned.
+func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error) error {
+	return writeFile(path, fill, perm, os.Rename, true)
 }
 
 func write(path string, data []byte, perm fs.FileMode, place func(oldpath, newpath string) error) error {
-	return writeFile(path, data, perm, place, true)
+	return writeFile(path, bytesFill(data), perm, place, true)
 }
 
-func writeFile(path string, data []byte, perm fs.FileMode, place func(oldpath, newpath string) error, sync bool) (err error) {
+// bytesFill writes data, for writeFile.
+func bytesFill(data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}
+}
+
+func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place func(oldpath, newpath string) error, sync bool) (err error) {
 	dir, name := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -58,8 +75,12 @@ func writeFile(path string, data []byte, perm fs.FileMode, place func(oldpath, n
 	if err := tmp.Chmod(perm); err != nil {
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	if err := fill(tmp); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == tmpName {
+			return fmt.Errorf("writing %s: %w", path, pe.Err) // not the temporary file's name
+		}
+		return err
 	}
 	if sync {
 		if err := tmp.Sync(); err != nil {

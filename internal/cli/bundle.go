@@ -1,10 +1,15 @@
 package cli
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
@@ -61,8 +66,13 @@ be accepted.`,
 }
 
 // bundle prints or writes a CA bundle of the authorized or trusted keys.
-// Keys are chosen from the stores first and read from their files after,
-// so that every key left out is reported before anything is written.
+// Keys are chosen from the stores first, so that every key left out is
+// reported before anything is written; then they are read from their files
+// and their certificates made and written as they come (streamBundle), so
+// that a bundle of any size takes the memory of a few certificates. With
+// -o the file is replaced only once the whole bundle is written; on
+// standard output a failure midway (a key file that changed meanwhile)
+// leaves what was written before it, and the exit status says so.
 func (c *cli) bundle(which, out string, force bool) error {
 	// The revocation list decides for both kinds of keys: the
 	// authorized-keys store reads the same revoked_keys files as the
@@ -82,18 +92,47 @@ func (c *cli) bundle(which, out string, force bool) error {
 		return err
 	}
 	reportSkipped(c, "bundle", sel.problems)
-	keys, err := readBundleKeys(sel.cands)
-	if err != nil {
-		return err
-	}
-	if len(keys) == 0 {
+	if len(sel.cands) == 0 {
 		return c.emptyBundle(sel)
 	}
-	data, err := tlsbridge.CABundle(keys)
-	if err != nil {
-		return err
+	var (
+		n       int
+		fillErr error // the bundle's own failure, not the output's
+	)
+	fill := func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		n, fillErr = streamBundle(bw, sel.cands)
+		if fillErr == nil && n == 0 {
+			fillErr = c.emptyBundle(sel) // every chosen file changed meanwhile
+		}
+		if fillErr != nil {
+			return fillErr
+		}
+		return bw.Flush()
 	}
-	return c.writeBundle(data, len(keys), sel.what, out, force)
+	if out == "" || out == "-" {
+		if err := fill(c.stdout); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "Bundle of %d %s\n", n, bundleWhat(sel.what, n))
+		return nil
+	}
+	if err := c.writePublicFrom(out, force, fill); err != nil {
+		if err == fillErr {
+			return err
+		}
+		return fmt.Errorf("writing the bundle: %w", err)
+	}
+	fmt.Fprintf(c.stderr, "Wrote a bundle of %d %s to %s\n", n, bundleWhat(sel.what, n), out)
+	return nil
+}
+
+// bundleWhat is what a bundle of n keys holds, singular for one key.
+func bundleWhat(what string, n int) string {
+	if n == 1 {
+		return strings.TrimSuffix(what, "s")
+	}
+	return what
 }
 
 // bundleCandidate is a key chosen for a bundle, by where it is stored:
@@ -204,31 +243,107 @@ func (c *cli) selectTrusted(auth *authkeys.Store) (bundleSelection, error) {
 	return sel, nil
 }
 
-// readBundleKeys reads the chosen keys from their files, each file once,
-// and each key once however many entries hold it: the stores keep
-// fingerprints, not keys.
-func readBundleKeys(cands []bundleCandidate) ([]*jwk.Key, error) {
-	var keys []*jwk.Key
-	byFile := map[string][]*jwk.Key{}
-	done := map[[32]byte]bool{}
-	for _, cd := range cands {
-		ks, ok := byFile[cd.file]
-		if !ok {
-			var err error
-			ks, err = jwk.ReadFile(cd.file)
-			if err != nil {
-				return nil, fmt.Errorf("%w (it changed while the bundle was made? run the command again)", err)
+// bundleJob is one file's share of a bundle: the keys chosen from it, in
+// the order chosen, and where its blocks go.
+type bundleJob struct {
+	file string
+	sums [][32]byte
+	done chan bundleBlocks
+}
+
+// bundleBlocks are a file's keys' entries in the bundle (PEM blocks), or
+// why the file could not give them.
+type bundleBlocks struct {
+	sums   [][32]byte
+	blocks [][]byte
+	err    error
+}
+
+// streamBundle reads the chosen keys from their files and writes their CA
+// certificates to w, in the order chosen, each key once however many
+// entries hold it (the stores keep fingerprints, not keys), and returns how
+// many it wrote. Files are read and certificates made by one worker per
+// CPU, a file at a time (consecutive entries of one file make one job), and
+// written in order as they are done: only a few jobs are in flight at once.
+// A chosen key missing from its file (changed meanwhile) is left out.
+func streamBundle(w io.Writer, cands []bundleCandidate) (int, error) {
+	bw := tlsbridge.NewCABundleWriter(w)
+	workers := runtime.GOMAXPROCS(0)
+	jobs := make(chan bundleJob)
+	order := make(chan chan bundleBlocks, 4*workers)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	wg.Go(func() {
+		defer close(jobs)
+		defer close(order)
+		for i := 0; i < len(cands); {
+			j := bundleJob{file: cands[i].file, done: make(chan bundleBlocks, 1)}
+			for ; i < len(cands) && cands[i].file == j.file; i++ {
+				j.sums = append(j.sums, cands[i].sum)
 			}
-			byFile[cd.file] = ks
+			select {
+			case order <- j.done:
+			case <-stop:
+				return
+			}
+			select {
+			case jobs <- j:
+			case <-stop:
+				return
+			}
 		}
-		for _, k := range ks {
-			if k.SPKIHash() == cd.sum && !done[cd.sum] {
-				done[cd.sum] = true
-				keys = append(keys, k)
+	})
+	for range workers {
+		wg.Go(func() {
+			for j := range jobs {
+				j.done <- bundleFile(bw, j)
 			}
+		})
+	}
+	n := 0
+	written := map[[32]byte]bool{}
+	for done := range order {
+		r := <-done
+		if r.err != nil {
+			return n, r.err
+		}
+		for i, sum := range r.sums {
+			if written[sum] {
+				continue
+			}
+			written[sum] = true
+			if err := bw.Write(r.blocks[i]); err != nil {
+				return n, err
+			}
+			n++
 		}
 	}
-	return keys, nil
+	return n, nil
+}
+
+// bundleFile reads one file of a bundle through the trust-file rule and
+// makes the blocks of the keys chosen from it.
+func bundleFile(bw *tlsbridge.CABundleWriter, j bundleJob) bundleBlocks {
+	ks, err := jwk.ReadFile(j.file)
+	if err != nil {
+		return bundleBlocks{err: fmt.Errorf("%w (it changed while the bundle was made? run the command again)", err)}
+	}
+	var r bundleBlocks
+	for _, sum := range j.sums {
+		i := slices.IndexFunc(ks, func(k *jwk.Key) bool { return k.SPKIHash() == sum })
+		if i < 0 || slices.Contains(r.sums, sum) {
+			continue
+		}
+		block, err := bw.Block(ks[i])
+		if err != nil {
+			return bundleBlocks{err: err}
+		}
+		r.sums = append(r.sums, sum)
+		r.blocks = append(r.blocks, block)
+	}
+	return r
 }
 
 // emptyBundle is the refusal to make a bundle with no key, which would
@@ -238,24 +353,4 @@ func (c *cli) emptyBundle(sel bundleSelection) error {
 		return fmt.Errorf("no key left for a bundle of %s in %s (%d left out, see above); %s", sel.what, c.home, sel.skipped, sel.hint)
 	}
 	return fmt.Errorf("no %s in %s, so a bundle would accept no one; %s", sel.what, c.home, sel.hint)
-}
-
-// writeBundle puts the bundle on standard output or in out. The count
-// goes to standard error so that standard output holds only PEM.
-func (c *cli) writeBundle(data []byte, n int, what, out string, force bool) error {
-	if n == 1 {
-		what = strings.TrimSuffix(what, "s")
-	}
-	if out == "" || out == "-" {
-		if _, err := c.stdout.Write(data); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stderr, "Bundle of %d %s\n", n, what)
-		return nil
-	}
-	if err := c.writePublic(out, data, force); err != nil {
-		return fmt.Errorf("writing the bundle: %w", err)
-	}
-	fmt.Fprintf(c.stderr, "Wrote a bundle of %d %s to %s\n", n, what, out)
-	return nil
 }

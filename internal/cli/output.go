@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -24,6 +25,15 @@ func (e *overwritesPrivateKeyError) Error() string {
 // over a private key without --force: a file holding one (the identity
 // itself, a key written by cert --key-out) is left alone unless force.
 func (c *cli) writePublic(path string, data []byte, force bool) error {
+	return c.writePublicFrom(path, force, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writePublicFrom is writePublic for what fill writes piece by piece (a
+// bundle of any size): path is replaced only once fill has succeeded.
+func (c *cli) writePublicFrom(path string, force bool, fill func(io.Writer) error) error {
 	if !force {
 		if private, err := holdsPrivateKey(path); err != nil {
 			return err
@@ -31,7 +41,7 @@ func (c *cli) writePublic(path string, data []byte, force bool) error {
 			return &overwritesPrivateKeyError{path}
 		}
 	}
-	return atomicfile.Write(path, data, 0o644)
+	return atomicfile.WriteFrom(path, 0o644, fill)
 }
 
 // holdsPrivateKey reports whether the file at path holds a private key.
@@ -43,6 +53,10 @@ func holdsPrivateKey(path string) (bool, error) {
 		return false, nil
 	case errors.Is(err, trustfile.ErrNotRegular):
 		return false, fmt.Errorf("%s is not a regular file; refusing to replace it", path)
+	case errors.Is(err, trustfile.ErrTooLarge):
+		// Larger than any key file keytool reads (a bundle made before,
+		// say): it holds no key keytool could have written or read.
+		return false, nil
 	case errors.Is(err, fs.ErrPermission):
 		// Unreadable to us: most likely a private key of someone else's.
 		if _, serr := os.Stat(path); serr == nil {

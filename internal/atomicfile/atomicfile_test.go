@@ -1,0 +1,52 @@
+package atomicfile
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// WriteFrom replaces the file with what fill writes, in pieces, with the
+// mode asked; when fill fails the old file stays and no temporary file is
+// left behind.
+func TestWriteFrom(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bundle.pem")
+	if err := os.WriteFile(path, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	failed := errors.New("the third piece failed")
+	err := WriteFrom(path, 0o644, func(w io.Writer) error {
+		io.WriteString(w, "one\n")
+		io.WriteString(w, "two\n")
+		return failed
+	})
+	if !errors.Is(err, failed) {
+		t.Fatalf("WriteFrom with a failing fill: %v, want its error", err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "old\n" {
+		t.Errorf("after a failed fill the file holds %q, want the old content", data)
+	}
+	if err := WriteFrom(path, 0o644, func(w io.Writer) error {
+		for _, s := range []string{"one\n", "two\n", "three\n"} {
+			if _, err := io.WriteString(w, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "one\ntwo\nthree\n" || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the file holds %q mode %v, want the three pieces, mode 0644", data, fi.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the directory holds %d entries, want only the file (no temporary file left)", len(entries))
+	}
+}
