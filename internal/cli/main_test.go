@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -14,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/keytool/keytool/internal/scripttest"
 )
 
 // TestMain lets the test binary act as the keytool command: testscript puts
@@ -39,14 +40,14 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"mode":      cmdMode,
+			"mode":      scripttest.Mode,
 			"exits":     cmdExits,
 			"sleep":     cmdSleep,
 			"capture":   cmdCapture,
 			"setenv":    cmdSetenv,
 			"maxwidth":  cmdMaxWidth,
-			"freeport":  cmdFreePort,
-			"listening": cmdListening,
+			"freeport":  scripttest.FreePort,
+			"listening": scripttest.Listening,
 			"presents":  cmdPresents,
 			"announces": cmdAnnounces,
 		},
@@ -54,25 +55,6 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
-}
-
-// mode PERM FILE… asserts the permission bits of each FILE, e.g. "mode 0600 key.json".
-func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) < 2 {
-		ts.Fatalf("usage: mode PERM FILE...")
-	}
-	want, err := strconv.ParseUint(args[0], 8, 32)
-	if err != nil {
-		ts.Fatalf("mode: %v", err)
-	}
-	for _, f := range args[1:] {
-		fi, err := os.Stat(ts.MkAbs(f))
-		ts.Check(err)
-		got := uint64(fi.Mode().Perm())
-		if (got == want) == neg {
-			ts.Fatalf("%s has mode %04o, want %s%04o", f, got, map[bool]string{true: "not ", false: ""}[neg], want)
-		}
-	}
 }
 
 // sleep DURATION waits, e.g. for a short-lived invitation to expire.
@@ -140,37 +122,6 @@ func cmdMaxWidth(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if neg {
 		ts.Fatalf("no line of %s is wider than %d", args[1], n)
-	}
-}
-
-// freeport VAR sets VAR to a TCP port of 127.0.0.1 that was free a moment
-// ago, for a server started in the background (exec … &).
-func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: freeport VAR")
-	}
-	port, err := freePort()
-	ts.Check(err)
-	ts.Setenv(args[0], strconv.Itoa(port))
-}
-
-// listening HOST:PORT waits (up to a minute, on a loaded machine) until
-// something accepts connections there.
-func cmdListening(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: listening HOST:PORT")
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		c, err := net.DialTimeout("tcp", args[0], time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("nothing listens on %s: %v", args[0], err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -42,7 +42,7 @@ const fanoutProxies = 10
 //	cd etcd && go test ./cmd/keytool -run '^$' -bench ProxyRevocationFanout -benchtime 20x
 func BenchmarkProxyRevocationFanout(b *testing.B) {
 	bin := keytoolBinary(b)
-	addr := startEtcd(b)
+	addr := startEtcd(b, nil)
 	admin, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)

@@ -7,18 +7,19 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/spf13/pflag"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
 	"github.com/keytool/keytool/internal/cli"
+	"github.com/keytool/keytool/internal/scripttest"
 )
 
 // TestMain lets the test binary act as the etcd build of keytool:
@@ -61,14 +62,19 @@ func (r racing) List(ctx context.Context) ([]cli.StoreEntry, error) {
 }
 
 // startEtcd starts one embedded etcd member on loopback ports, stopped at
-// the end of the test, and returns its client address (host:port).
-func startEtcd(t testing.TB) string {
+// the end of the test, and returns its client address (host:port). With
+// tlsInfo, it serves TLS only, as tlsInfo says.
+func startEtcd(t testing.TB, tlsInfo *transport.TLSInfo) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := embed.NewConfig()
 	cfg.Name = "keytool-cli"
 	cfg.Dir = filepath.Join(dir, "data")
 	c, p := loopbackURL(t), loopbackURL(t)
+	if tlsInfo != nil {
+		c.Scheme = "https"
+		cfg.ClientTLSInfo = *tlsInfo
+	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{c}, []url.URL{c}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{p}, []url.URL{p}
 	cfg.InitialCluster = cfg.Name + "=" + p.String()
@@ -100,7 +106,7 @@ func loopbackURL(t testing.TB) url.URL {
 // TestScripts runs testdata/script/*.txt against one embedded etcd: each
 // script has a prefix of its own ($STORE is etcd://HOST:PORT/PREFIX).
 func TestScripts(t *testing.T) {
-	addr := startEtcd(t)
+	addr := startEtcd(t, nil)
 	client, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
@@ -121,11 +127,11 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"etcdput":   func(ts *testscript.TestScript, neg bool, args []string) { etcdPut(ts, client, args) },
 			"etcdget":   func(ts *testscript.TestScript, neg bool, args []string) { etcdGet(ts, neg, client, args) },
-			"freeport":  cmdFreePort,
-			"listening": cmdListening,
+			"freeport":  scripttest.FreePort,
+			"listening": scripttest.Listening,
 			"waitfor":   cmdWaitFor,
 			"waitfile":  cmdWaitFile,
-			"mode":      cmdMode,
+			"mode":      scripttest.Mode,
 		},
 	})
 }
@@ -170,37 +176,6 @@ func etcdGet(ts *testscript.TestScript, neg bool, c *clientv3.Client, args []str
 	fmt.Fprintf(ts.Stdout(), "%s", resp.Kvs[0].Value)
 }
 
-// freeport VAR sets VAR to a loopback port nothing listens on.
-func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: freeport VAR")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	ts.Check(err)
-	defer l.Close()
-	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-}
-
-// listening HOST:PORT waits (up to a minute, on a loaded machine) until
-// something accepts connections there.
-func cmdListening(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: listening HOST:PORT")
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		c, err := net.DialTimeout("tcp", args[0], time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("nothing listens on %s: %v", args[0], err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitfor DURATION PROG ARGS… runs PROG until it succeeds (or, with !,
 // until it fails), up to DURATION: for a change that a running process
 // picks up from etcd.
@@ -241,28 +216,5 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("after %s, %s: %v", d, args[1], err)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// mode PERM FILE… asserts the permission bits of each FILE (a glob
-// pattern, which must match).
-func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: mode PERM FILE...")
-	}
-	want, err := strconv.ParseUint(args[0], 8, 32)
-	ts.Check(err)
-	for _, pattern := range args[1:] {
-		files, _ := filepath.Glob(ts.MkAbs(pattern))
-		if len(files) == 0 {
-			ts.Fatalf("no file matches %s", pattern)
-		}
-		for _, f := range files {
-			fi, err := os.Stat(f)
-			ts.Check(err)
-			if got := uint64(fi.Mode().Perm()); got != want {
-				ts.Fatalf("%s has mode %04o, want %04o", f, got, want)
-			}
-		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,8 +19,9 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/keytool/keytool/internal/scripttest"
 )
 
 // TestTLSAndAuth runs testdata/tls/*.txt against an embedded etcd that
@@ -32,42 +32,21 @@ import (
 func TestTLSAndAuth(t *testing.T) {
 	certs := t.TempDir()
 	writeCerts(t, certs)
-	dir := t.TempDir()
-	cfg := embed.NewConfig()
-	cfg.Name = "keytool-tls"
-	cfg.Dir = filepath.Join(dir, "data")
-	c, p := loopbackURL(t), loopbackURL(t)
-	c.Scheme = "https"
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{c}, []url.URL{c}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{p}, []url.URL{p}
-	cfg.InitialCluster = cfg.Name + "=" + p.String()
-	cfg.ClientTLSInfo = transport.TLSInfo{
+	host := startEtcd(t, &transport.TLSInfo{
 		CertFile: filepath.Join(certs, "server.pem"), KeyFile: filepath.Join(certs, "server-key.pem"),
 		TrustedCAFile: filepath.Join(certs, "ca.pem"), ClientCertAuth: true,
-	}
-	cfg.LogLevel = "error"
-	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(60 * time.Second):
-		t.Fatal("embedded etcd not ready after 60 s")
-	}
-	enableAuth(t, c.Host, certs)
+	})
+	enableAuth(t, host, certs)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/tls",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("GORACE", "atexit_sleep_ms=0")
-			env.Setenv("ETCD", c.Host)
+			env.Setenv("ETCD", host)
 			env.Setenv("CERTS", certs)
 			return nil
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"mode": cmdMode},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"mode": scripttest.Mode},
 	})
 }
 
