@@ -77,7 +77,7 @@ under the same name, with the same attributes and restrictions (comment,
 expires, from…), in authorized_keys.d/NAME+KEYID.json, and logs it
 ("authorized the next key a client announces"). The client can then run
 'keytool rotate' without being refused (docs/rotation.md). Only a client
-that has just proved it holds the entry's key can announce.`,
+that has just proved it holds the entry's key can announce.` + storeEditHelp,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			flags = set
 			set.StringVar(&o.name, "name", "", "store the key under `NAME` (default: from its comment or the file name)")

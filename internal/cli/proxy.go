@@ -152,6 +152,11 @@ Prometheus /metrics over plain HTTP. Under systemd (Type=notify,
 NOTIFY_SOCKET), READY=1 is sent once the trust files are loaded and the
 proxy listens, STOPPING=1 when it drains, WATCHDOG=1 with WatchdogSec=.
 
+--store URL (etcd://HOST:PORT/PREFIX, in the etcd build of keytool): the
+client keys (with --client, the pinned hosts) are the store's, watched; the
+home's revoked keys still refuse. The last view is cached in the home; past
+the maximum staleness every key is refused (docs/fleet.md).
+
 ` + hostDNSHelp("With --client, host keys in DNS", "") + `
 Example:
   keytool -H /etc/keytool proxy --listen :8443 --target 127.0.0.1:8080

@@ -47,7 +47,7 @@ it is authorized as, the addresses it is pinned for) of every revoked key,
 in 80 columns; -l/--long adds KEY ID and FILE, --full the whole
 fingerprints (--json: an array of objects with fingerprint, key_id,
 comment, status and file).
---remove lifts the revocation of the key with that fingerprint.`,
+--remove lifts the revocation of the key with that fingerprint.` + storeEditHelp,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			flags = set
 			set.BoolVar(&list, "list", false, "list the revoked keys")

@@ -192,6 +192,15 @@ func (s *storeFlags) register(fs *pflag.FlagSet, hidden bool) {
 	}
 }
 
+// storeEditHelp ends the help of the commands that edit a store.
+const storeEditHelp = `
+
+--store URL (etcd://HOST:PORT/PREFIX, in the etcd build of keytool): the
+entries are the store's, PREFIX/KIND/NAME instead of HOME/KIND.d/NAME, with
+the same names, bytes and checks; the change is written in one transaction
+that fails, writing nothing, if an entry it touches changed since it was
+read (docs/fleet.md).`
+
 // storeSchemes are the schemes keytool's own builds can open, and how to
 // get the build that does.
 var storeSchemes = map[string]string{

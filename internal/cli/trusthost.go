@@ -74,7 +74,7 @@ A pin for some purposes only (XAPI's pinned certificates by purpose) has a
 "purpose" member — a list, or a PEM header "purpose: ldap, pool" — in its
 file; --key FILE keeps it. It is then used only by connections of those
 purposes (keytool connect --purpose, the Go API's Purpose); a connection
-without a purpose uses every pin.`,
+without a purpose uses every pin.` + storeEditHelp,
 		flags: func(set *pflag.FlagSet, c *cli) {
 			c.hostDNS.register(set)
 			c.registerUpdateHostKeys(set)
