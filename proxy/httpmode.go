@@ -40,10 +40,17 @@ const reservedHeaderPrefix = "x-keytool-"
 // the client's identity. One http.Server serves every connection; each
 // connection's handler waits for the server to be done with it, so the
 // proxy's drain, cut and live revocation apply as in TCP mode.
+//
+// Each request is decided again (decide), against the trust stores'
+// current state: the identity it carries is the key's as of now, and a
+// key no longer admitted gets 403 on a connection still open — with
+// KeepOpenOnRevoke, or in the moment before live revocation closes it.
 type httpMode struct {
-	srv *http.Server
-	ln  *connListener
-	log *slog.Logger
+	srv    *http.Server
+	rp     *httputil.ReverseProxy
+	ln     *connListener
+	log    *slog.Logger
+	decide func(*http.Request) (*tlsbridge.Peer, error) // tlsbridge.Server.PeerOf
 
 	mu    sync.Mutex
 	conns map[net.Conn]*httpConn
@@ -51,14 +58,19 @@ type httpMode struct {
 
 // httpConn is one admitted connection handed to the HTTP server.
 type httpConn struct {
-	peer *tlsbridge.Peer
-	done chan struct{} // closed when the server is done with it
+	attrs []any         // of the connection's log lines: remote, fingerprint, name at the handshake
+	done  chan struct{} // closed when the server is done with it
 }
 
-type peerKey struct{}
+// peerKey holds the request's *tlsbridge.Peer, as decided for it;
+// connKey the connection's *httpConn.
+type (
+	peerKey struct{}
+	connKey struct{}
+)
 
-func newHTTPMode(target string, log *slog.Logger, timeout time.Duration) *httpMode {
-	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}}
+func newHTTPMode(target string, log *slog.Logger, timeout time.Duration, decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
+	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}, decide: decide}
 	u := &url.URL{Scheme: "http", Host: target}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -81,9 +93,10 @@ func newHTTPMode(target string, log *slog.Logger, timeout time.Duration) *httpMo
 			w.WriteHeader(http.StatusBadGateway) // nothing about the target in the body
 		},
 	}
+	h.rp = rp
 	h.ln = newConnListener()
 	h.srv = &http.Server{
-		Handler:           rp,
+		Handler:           http.HandlerFunc(h.serveRequest),
 		ReadHeaderTimeout: timeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
@@ -93,7 +106,7 @@ func newHTTPMode(target string, log *slog.Logger, timeout time.Duration) *httpMo
 			if hc == nil {
 				return ctx // not ours: no identity headers
 			}
-			return context.WithValue(ctx, peerKey{}, hc.peer)
+			return context.WithValue(ctx, connKey{}, hc)
 		},
 		ConnState: func(c net.Conn, st http.ConnState) {
 			if st != http.StateClosed && st != http.StateHijacked {
@@ -112,10 +125,41 @@ func newHTTPMode(target string, log *slog.Logger, timeout time.Duration) *httpMo
 	return h
 }
 
+// serveRequest decides on the request's client key again, against the
+// trust stores' current state, and forwards the request with the
+// identity of that decision; a key no longer admitted gets 403 with
+// tlsbridge's ForbiddenBody (a reason code and the client's own
+// fingerprint: nothing of the server's files or entries), and the
+// refusal is logged with the connection's attributes and why.
+func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
+	p, err := h.decide(r)
+	if err == nil && p.Authenticated() {
+		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
+		return
+	}
+	var attrs []any
+	if hc, _ := r.Context().Value(connKey{}).(*httpConn); hc != nil {
+		attrs = hc.attrs
+	}
+	if err == nil {
+		err = p.Err
+	}
+	h.log.Warn(msgRequestRefused, append(attrs[:len(attrs):len(attrs)], "method", r.Method, "reason", err.Error())...)
+	if p == nil {
+		tlsbridge.WriteForbidden(w, tlsbridge.ReasonNoCertificate, nil)
+		return
+	}
+	tlsbridge.WriteForbidden(w, p.Reason(), &p.SPKIHash)
+}
+
+// msgRequestRefused is the log line of a request refused by serveRequest.
+const msgRequestRefused = "request refused: key no longer admitted"
+
 // serve hands conn to the HTTP server and returns when the server is done
-// with it, or when ctx ends (the connection is then closed).
-func (h *httpMode) serve(ctx context.Context, conn *tls.Conn, peer *tlsbridge.Peer) {
-	hc := &httpConn{peer: peer, done: make(chan struct{})}
+// with it, or when ctx ends (the connection is then closed). attrs are
+// the connection's log attributes.
+func (h *httpMode) serve(ctx context.Context, conn *tls.Conn, attrs []any) {
+	hc := &httpConn{attrs: attrs, done: make(chan struct{})}
 	h.mu.Lock()
 	h.conns[conn] = hc
 	h.mu.Unlock()

@@ -45,6 +45,13 @@ type watchedServer struct {
 // target.
 func startWatched(t *testing.T, keepOpen bool) *watchedServer {
 	t.Helper()
+	return startWatchedWith(t, longEchoTarget(t), ServerOptions{KeepOpenOnRevoke: keepOpen})
+}
+
+// startWatchedWith starts a watched server-mode proxy with opts in front
+// of target.
+func startWatchedWith(t *testing.T, target string, opts ServerOptions) *watchedServer {
+	t.Helper()
 	w := &watchedServer{srv: newSide(t), opts: authkeys.HomeOptions(t.TempDir())}
 	w.opts.Debounce = 5 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
@@ -54,7 +61,8 @@ func startWatched(t *testing.T, keepOpen bool) *watchedServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.p, w.addr, w.logs, _ = startServer(t, w.srv, longEchoTarget(t), ServerOptions{TLS: tlsSrv, Store: w.store, KeepOpenOnRevoke: keepOpen})
+	opts.TLS, opts.Store = tlsSrv, w.store
+	w.p, w.addr, w.logs, _ = startServer(t, w.srv, target, opts)
 	return w
 }
 

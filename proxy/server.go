@@ -58,7 +58,8 @@ type ServerOptions struct {
 	// input unreadable, a certificate its CA's CRL revokes) is closed,
 	// and logged ("closing: key no longer admitted"). Connections of keys
 	// still admitted are never touched. With KeepOpenOnRevoke, a decision
-	// applies from the next connection only.
+	// applies from the next connection only (with HTTP, from the next
+	// request: each request is decided again, and refused with 403).
 	KeepOpenOnRevoke bool
 	// Metrics, if set, counts the handshakes by result and reason, the
 	// open connections and their bytes (NewMetrics).
@@ -76,7 +77,10 @@ type ServerOptions struct {
 	// (HeaderFingerprint, HeaderKeyID, HeaderName, HeaderClientCert) after
 	// removing any such header the client sent, and X-Forwarded-For,
 	// X-Forwarded-Host, X-Forwarded-Proto and Forwarded in place of the
-	// client's. Not with ProxyProtocol.
+	// client's. Each request is decided again against the trust stores'
+	// current state: the headers are that decision's, and a key no longer
+	// admitted gets 403 (tlsbridge.WriteForbidden). Not with
+	// ProxyProtocol.
 	HTTP bool
 }
 
@@ -126,7 +130,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	s.log = s.l.log
 	if opts.HTTP {
 		s.cfg.NextProtos = []string{"h2", "http/1.1"}
-		s.http = newHTTPMode(s.target, s.log, s.timeout)
+		s.http = newHTTPMode(s.target, s.log, s.timeout, s.tls.PeerOf)
 	}
 	return s, nil
 }
@@ -219,7 +223,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	if s.http != nil {
 		s.logConn(ctx, "accepted", attrs)
 		s.metrics.opened()
-		s.http.serve(ctx, conn, peer)
+		s.http.serve(ctx, conn, attrs)
 		s.metrics.closed(0, 0)
 		s.logConn(ctx, "closed", attrs, "duration", since(start))
 		return

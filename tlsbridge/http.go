@@ -106,6 +106,11 @@ var forbiddenMessages = map[ForbiddenReason]string{
 	ReasonUnavailable:      "The server cannot check client keys right now and refuses every client.",
 }
 
+// Reason is the code for why p is not authenticated, as
+// RequireAuthenticated sends it to the client (ForbiddenBody.Reason), for
+// a program that answers its refusals itself with WriteForbidden.
+func (p *Peer) Reason() ForbiddenReason { return p.reason() }
+
 // reason is the code for why p is not authenticated: from the store's
 // verdict when it is final (so a custom store's own errors map too), else
 // from the error.

@@ -97,7 +97,9 @@ target's key revoked, pinned to another key or unpinned) is closed within
 a second, and logged ("closing: key no longer admitted" with the
 fingerprint, name and reason). Connections of keys still admitted are not
 touched. --keep-open-on-revoke: leave open connections be; a change
-applies from the next connection only.
+applies from the next connection only (with --http, from the next
+request: each request is decided again, and a key no longer admitted
+gets 403).
 
 --enroll (server mode): clients whose key is not authorized may finish the
 handshake, but only to enroll with a token from 'keytool invite' ('keytool
