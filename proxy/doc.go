@@ -82,7 +82,10 @@
 // (PP2TypeFingerprint, PP2TypeName, PP2TypeKeyID). With
 // ServerOptions.HTTP, the proxy speaks HTTP/1.1 and HTTP/2 to the client
 // and forwards each request with httputil.ReverseProxy, after removing
-// every identity header the client sent and adding the admitted key's
+// every identity header the client sent (keytool's, X-Forwarded-*, and
+// other proxies' address, certificate and user headers: X-Real-IP,
+// X-SSL-Client-*, Client-Cert…), deciding on its key again, and adding
+// the key's
 // (HeaderFingerprint, HeaderKeyID, HeaderName, HeaderClientCert) and
 // X-Forwarded-For/Forwarded.
 //

@@ -185,19 +185,61 @@ func setIdentity(out *http.Request, in *http.Request) {
 	setPeer(out.Header, in)
 }
 
-// removeForged deletes the identity headers of h: every X-Keytool-*,
-// X-Forwarded-Client-Cert, Forwarded and X-Forwarded-* — compared without
-// case and with "_" as "-" — except, with keepSet, the X-Forwarded-For,
-// -Host and -Proto that httputil.ProxyRequest.SetXForwarded has just set.
+// removeForged deletes the identity headers of h, compared without case
+// and with "_" as "-": every X-Keytool-*, X-Forwarded-* and Forwarded
+// (keytool's and the standard ones), and the headers other proxies put
+// a client's address or certificate in, which targets behind them are
+// commonly set up to believe (forgedNames, forgedPrefixes) — except,
+// with keepSet, the X-Forwarded-For, -Host and -Proto that
+// httputil.ProxyRequest.SetXForwarded has just set.
 func removeForged(h http.Header, keepSet bool) {
 	for name := range h {
 		folded := strings.ReplaceAll(strings.ToLower(name), "_", "-")
 		switch {
 		case keepSet && (name == "X-Forwarded-For" || name == "X-Forwarded-Host" || name == "X-Forwarded-Proto"):
-		case strings.HasPrefix(folded, reservedHeaderPrefix), strings.HasPrefix(folded, "x-forwarded-"), folded == "forwarded":
+		case forgedNames[folded], hasForgedPrefix(folded):
 			delete(h, name)
 		}
 	}
+}
+
+// forgedNames are identity headers, folded (lower case, "-"), that a
+// client may not send through the proxy: its address as nginx
+// (X-Real-IP, realip module), Akamai and Cloudflare (True-Client-IP,
+// CF-Connecting-IP), Fastly, Rails (Client-IP, X-Client-IP) and
+// Rackspace/others (X-Cluster-Client-IP) pass it; its certificate as RFC
+// 9440 (Client-Cert, Client-Cert-Chain) and nginx setups
+// (X-SSL-Client-*, below) do; and its user as Kubernetes' front proxy
+// (X-Remote-User, X-Remote-Group, X-Remote-Extra-*) and Apache or
+// oauth2-proxy (Remote-User, X-Auth-Request-*) do.
+var forgedNames = map[string]bool{
+	"forwarded": true, "x-real-ip": true, "x-client-ip": true, "client-ip": true, "true-client-ip": true,
+	"x-cluster-client-ip": true, "cf-connecting-ip": true, "fastly-client-ip": true,
+	"client-cert": true, "client-cert-chain": true,
+	"x-remote-user": true, "x-remote-group": true, "remote-user": true,
+}
+
+// forgedPrefixes start identity headers, folded: keytool's own (every
+// X-Keytool-*, so that names it adds later are never forgeable either),
+// X-Forwarded-* (the standard ones, Traefik's X-Forwarded-Tls-Client-Cert,
+// Envoy's X-Forwarded-Client-Cert), nginx and HAProxy setups'
+// certificate headers (X-SSL-Client-Cert, -Verify, -DN, X-SSL-Cert...,
+// and SSL_CLIENT_* as Apache's mod_ssl names them), Google Cloud's and
+// others' X-Client-Cert-*, X-Client-Verify and X-Client-DN, AWS ALB's
+// X-Amzn-Mtls-Clientcert-*, Kubernetes' X-Remote-Extra-*, and
+// oauth2-proxy's X-Auth-Request-*.
+var forgedPrefixes = []string{
+	reservedHeaderPrefix, "x-forwarded-", "x-ssl-", "ssl-client-", "x-client-cert", "x-client-verify",
+	"x-client-dn", "x-client-s-dn", "x-client-i-dn", "x-amzn-mtls-", "x-remote-extra-", "x-auth-request-",
+}
+
+func hasForgedPrefix(folded string) bool {
+	for _, p := range forgedPrefixes {
+		if strings.HasPrefix(folded, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // setPeer adds the identity headers of the request's client.

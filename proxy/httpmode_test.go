@@ -24,9 +24,11 @@ import (
 
 // TestRemoveForged: every spelling of an identity header is removed —
 // other cases (as HTTP/2 and raw header maps carry them), underscores for
-// dashes, unknown X-Keytool-* names, X-Forwarded-* and Forwarded — from
-// headers and trailers alike; the three X-Forwarded-* that the proxy set
-// itself stay in the headers; other headers are untouched.
+// dashes, unknown X-Keytool-* names, X-Forwarded-* and Forwarded, and the
+// address, certificate and user headers of other proxies (X-Real-IP,
+// X-SSL-Client-*, X-Client-Cert*, RFC 9440's Client-Cert, X-Remote-User…)
+// — from headers and trailers alike; the three X-Forwarded-* that the
+// proxy set itself stay in the headers; other headers are untouched.
 func TestRemoveForged(t *testing.T) {
 	h := http.Header{
 		"X-Keytool-Name": {"admin"}, "x-keytool-fingerprint": {"SHA256:forged"}, "X_Keytool_Key_Id": {"x"},
@@ -34,6 +36,16 @@ func TestRemoveForged(t *testing.T) {
 		"X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Host": {"h"}, "X-Forwarded-Proto": {"https"},
 		"X_Forwarded_For": {"6.6.6.6"}, "X-Forwarded-Port": {"1"}, "Forwarded": {"for=6.6.6.6"}, "FORWARDED": {"for=6.6.6.6"},
 		"Accept": {"*/*"}, "X-Request-Id": {"abc"},
+		// Other proxies' address, certificate and user headers.
+		"X-Real-Ip": {"6.6.6.6"}, "X_REAL_IP": {"6.6.6.6"}, "X-Client-Ip": {"6.6.6.6"}, "Client-Ip": {"6.6.6.6"},
+		"True-Client-Ip": {"6.6.6.6"}, "Cf-Connecting-Ip": {"6.6.6.6"}, "Fastly-Client-Ip": {"6.6.6.6"}, "X-Cluster-Client-Ip": {"6.6.6.6"},
+		"X-Ssl-Client-Cert": {"pem"}, "X-SSL-Client-Verify": {"SUCCESS"}, "X-Ssl-Client-S-Dn": {"CN=admin"}, "X-Ssl-Cert": {"pem"},
+		"Ssl_Client_S_Dn": {"CN=admin"}, "X-Client-Cert": {"pem"}, "X-Client-Cert-Present": {"true"}, "X-Client-Verify": {"SUCCESS"},
+		"X-Client-Dn": {"CN=admin"}, "Client-Cert": {":MII=:"}, "Client-Cert-Chain": {":MII=:"}, "X-Amzn-Mtls-Clientcert": {"pem"},
+		"X-Forwarded-Tls-Client-Cert": {"pem"}, "X-Remote-User": {"admin"}, "X-Remote-Group": {"system:masters"},
+		"X-Remote-Extra-Scopes": {"all"}, "Remote-User": {"admin"}, "X-Auth-Request-User": {"admin"},
+		// Look-alikes that are not identity headers stay.
+		"X-Client-Version": {"1.2"}, "X-Ssl": {"on"}, "Client-Hints": {"x"},
 	}
 	trailer := http.Header{"X-Keytool-Name": {"admin"}, "X-Forwarded-For": {"6.6.6.6"}, "X-Checksum": {"1"}}
 	removeForged(h, true)
@@ -46,7 +58,7 @@ func TestRemoveForged(t *testing.T) {
 		slices.Sort(k)
 		return k
 	}
-	if got, want := keys(h), []string{"Accept", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id"}; !slices.Equal(got, want) {
+	if got, want := keys(h), []string{"Accept", "Client-Hints", "X-Client-Version", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id", "X-Ssl"}; !slices.Equal(got, want) {
 		t.Errorf("headers left: %v, want %v", got, want)
 	}
 	if got, want := keys(trailer), []string{"X-Checksum"}; !slices.Equal(got, want) {
