@@ -66,6 +66,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -118,6 +119,14 @@ func main() {
 	if c.keytool == "" {
 		log.Fatal("peers: -keytool is required")
 	}
+	// The servers run in directories of their own: every path absolute.
+	for _, p := range []*string{&c.keytool, &c.out} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			log.Fatal(err)
+		}
+		*p = abs
+	}
 	res, err := run(c)
 	if err != nil {
 		log.Fatal(err)
@@ -165,6 +174,7 @@ type startup struct {
 	Keys     int
 	Ready    bool // false: not ready within the cap
 	Sec      float64
+	Listen   float64 // seconds until it accepted TCP connections (0: never, within the cap)
 	RSSKiB   int64
 	CapSec   float64
 	ExitNote string
@@ -215,7 +225,7 @@ func run(c config) (*results, error) {
 			if st.Ready {
 				log.Printf("startup %-8s %7d keys: ready in %.2f s, RSS %d KiB", name, k, st.Sec, st.RSSKiB)
 			} else {
-				log.Printf("startup %-8s %7d keys: not ready within %.0f s %s", name, k, st.CapSec, st.ExitNote)
+				log.Printf("startup %-8s %7d keys: not ready within %.0f s (listening after %.2f s) %s", name, k, st.CapSec, st.Listen, st.ExitNote)
 			}
 			res.Startup = append(res.Startup, st)
 			_ = raw.Encode(st)
@@ -272,6 +282,7 @@ func measureStartup(c config, fx *fixtures, cl *client, target, name string, k i
 	}
 	defer srv.stop()
 	st.Ready = srv.waitReady(cl, c.capWait)
+	st.Listen = srv.listening.Seconds()
 	if st.Ready {
 		st.Sec = srv.readyAfter.Seconds()
 		st.RSSKiB = rssKiB(srv.pid())
@@ -569,10 +580,12 @@ func startTarget() (net.Listener, error) {
 // has its own kind of identity; what is measured is the server's side).
 func clientConfig(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		CurvePreferences:   []tls.CurveID{tls.CurveP256},
-		Certificates:       []tls.Certificate{cert},
-		InsecureSkipVerify: true,
+		MinVersion:       tls.VersionTLS13,
+		CurvePreferences: []tls.CurveID{tls.CurveP256},
+		// Always the certificate, whatever CA names the server lists
+		// (Certificates would send none when they do not match).
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil },
+		InsecureSkipVerify:   true,
 	}
 }
 
@@ -739,6 +752,7 @@ type server struct {
 	logPath    string
 	started    time.Time
 	readyAfter time.Duration
+	listening  time.Duration // until the first TCP connection, zero before
 	done       chan struct{}
 }
 
@@ -758,6 +772,12 @@ func (s *server) exited() bool {
 func (s *server) waitReady(cl *client, max time.Duration) bool {
 	deadline := s.started.Add(max)
 	for time.Now().Before(deadline) && !s.exited() {
+		if s.listening == 0 {
+			if c, err := net.DialTimeout("tcp", s.addr, time.Second); err == nil {
+				c.Close()
+				s.listening = time.Since(s.started)
+			}
+		}
 		if cl.once(s.addr) == nil {
 			s.readyAfter = time.Since(s.started)
 			return true
@@ -834,6 +854,8 @@ func start(c config, fx *fixtures, name string, k int, target string) (*server, 
 	cmd := exec.Command("taskset", append([]string{"-c", c.core}, argv...)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Dir = dir
+	// The server dies with this process, however it ends.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s := &server{name: name, addr: addr, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	s.started = time.Now()
 	if err := cmd.Start(); err != nil {
@@ -868,7 +890,11 @@ stream {
 		ssl_ecdh_curve prime256v1;
 		ssl_verify_client on;
 		ssl_verify_depth 1;
-		ssl_client_certificate ` + fx.caFile(k) + `;
+		# The names sent in the CertificateRequest: one certificate that
+		# is not the client's (sending 100,000 names would make a message
+		# no TLS client takes); the anchors are ssl_trusted_certificate.
+		ssl_client_certificate ` + fx.serverCert + `;
+		ssl_trusted_certificate ` + fx.caFile(k) + `;
 		ssl_session_tickets off;
 		proxy_pass ` + target + `;
 	}
@@ -878,7 +904,9 @@ stream {
 	return []string{bin, "-p", dir, "-e", dir + "/error.log", "-c", p}, os.WriteFile(p, []byte(conf), 0o644)
 }
 
-// haproxyConfig: one thread, TCP mode, verify required.
+// haproxyConfig: one thread, TCP mode, verify required; the anchors in
+// ca-verify-file (ca-file's names are sent to the client: see
+// nginxConfig).
 func haproxyConfig(dir string, fx *fixtures, k int, addr, target string) ([]string, error) {
 	conf := `global
 	nbthread 1
@@ -890,7 +918,7 @@ defaults
 	timeout client 120s
 	timeout server 120s
 frontend in
-	bind ` + addr + ` ssl crt ` + fx.serverPair + ` ca-file ` + fx.caFile(k) + ` verify required ssl-min-ver TLSv1.3 curves P-256 no-tls-tickets
+	bind ` + addr + ` ssl crt ` + fx.serverPair + ` ca-file ` + fx.serverCert + ` ca-verify-file ` + fx.caFile(k) + ` verify required ssl-min-ver TLSv1.3 curves P-256 no-tls-tickets
 	default_backend target
 backend target
 	server t ` + target + `
@@ -899,8 +927,13 @@ backend target
 	return []string{lookSbin("haproxy"), "-db", "-f", p}, os.WriteFile(p, []byte(conf), 0o644)
 }
 
-// stunnelConfig: foreground, verifyPeer with the CA file.
+// stunnelConfig: foreground, verifyPeer with the CA file. stunnel sends
+// the name of every anchor to the client (CAfile or CApath alike) and has
+// no option against it: beyond a few thousand keys, its CertificateRequest
+// passes the 64 KiB that Go's crypto/tls (the load client) takes, and only
+// the time until it listens is measured.
 func stunnelConfig(dir string, fx *fixtures, k int, addr, target string) ([]string, error) {
+	anchors := "CAfile = " + fx.caFile(k)
 	conf := `foreground = yes
 pid =
 output = ` + dir + `/stunnel.log
@@ -910,7 +943,7 @@ accept = ` + addr + `
 connect = ` + target + `
 cert = ` + fx.serverCert + `
 key = ` + fx.serverKey + `
-CAfile = ` + fx.caFile(k) + `
+` + anchors + `
 verifyPeer = yes
 sslVersionMin = TLSv1.3
 curves = prime256v1
@@ -940,8 +973,9 @@ func lookSbin(name string) string {
 
 // ---- the standard-library proxy ----
 
-// stdproxy is the plainest Go mutual-TLS proxy: crypto/tls with the
-// client certificates as its CAs, and io.Copy each way.
+// stdproxy is the plainest Go mutual-TLS proxy: crypto/tls, the client
+// certificates as trust anchors in an x509.CertPool, and io.Copy each
+// way.
 func stdproxy(args []string) {
 	fs := flag.NewFlagSet("stdproxy", flag.ExitOnError)
 	listen := fs.String("listen", "", "address")
@@ -962,9 +996,19 @@ func stdproxy(args []string) {
 	if !pool.AppendCertsFromPEM(ca) {
 		log.Fatal("stdproxy: no certificates in ", *caF)
 	}
+	// The certificates verify against the pool in VerifyPeerCertificate,
+	// not as ClientCAs: crypto/tls would send every certificate's name in
+	// the CertificateRequest, a message no client takes beyond 64 KiB.
 	ln, err := tls.Listen("tcp", *listen, &tls.Config{
-		Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
-		MinVersion: tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS13,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			leaf, err := x509.ParseCertificate(raw[0])
+			if err != nil {
+				return err
+			}
+			_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+			return err
+		},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -1221,8 +1265,10 @@ func (r *results) markdown(c config) string {
 				if st.Server == s && st.Keys == k {
 					if st.Ready {
 						w("%.2f s, %.0f MiB | ", st.Sec, float64(st.RSSKiB)/1024)
+					} else if st.Listen > 0 {
+						w("listening after %.1f s; no admitted connection within %.0f s | ", st.Listen, st.CapSec)
 					} else {
-						w("not ready in %.0f s | ", st.CapSec)
+						w("not listening within %.0f s | ", st.CapSec)
 					}
 				}
 			}
