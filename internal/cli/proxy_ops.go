@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keytool/keytool/internal/sdnotify"
@@ -15,7 +17,8 @@ import (
 // proxyOps is what keytool proxy tells operators: /healthz, /readyz and
 // /metrics on --metrics-listen, and systemd's readiness protocol
 // ($NOTIFY_SOCKET: READY=1 once the trust is loaded and the proxy
-// listens, STOPPING=1 when it starts draining, WATCHDOG=1 while it runs).
+// listens, STOPPING=1 when it starts draining, WATCHDOG=1 while it is
+// ready or draining).
 type proxyOps struct {
 	log     *slog.Logger
 	health  *proxy.Health
@@ -24,6 +27,7 @@ type proxyOps struct {
 	ln      net.Listener
 	srv     *http.Server
 	stopDog chan struct{}
+	drain   atomic.Bool // the drain has begun
 }
 
 func newProxyOps(addr string, log *slog.Logger) *proxyOps {
@@ -79,24 +83,41 @@ func (o *proxyOps) start() {
 	}
 }
 
-// watchdog tells systemd the proxy is alive, every interval, while the
-// readiness checks pass or the proxy drains (a proxy whose trust fails
-// closed is alive and should not be restarted for it).
+// watchdog tells systemd the proxy is healthy, every interval, while it
+// is ready (Health.Ready: trust loaded, no revocation input failing
+// closed, the identity's certificate valid, listening) or draining. A
+// proxy not ready for a whole WatchdogSec= — refusing every client, with
+// no prospect of that changing by itself — is left to systemd's watchdog
+// action and Restart=, which start it again from its files (and tell the
+// operator). The first ping skipped, and the first after, are logged.
 func (o *proxyOps) watchdog(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	skipping := false
 	for {
 		select {
 		case <-o.stopDog:
 			return
 		case <-t.C:
-			o.notify(sdnotify.Watchdog)
 		}
+		if err := o.health.Ready(); err != nil && !o.drain.Load() {
+			if !skipping {
+				o.log.Warn("not ready: not telling systemd's watchdog the proxy is healthy", "reason", strings.ReplaceAll(err.Error(), "\n", "; "))
+				skipping = true
+			}
+			continue
+		}
+		if skipping {
+			o.log.Info("ready again: telling systemd's watchdog the proxy is healthy")
+			skipping = false
+		}
+		o.notify(sdnotify.Watchdog)
 	}
 }
 
 // draining is called when the drain begins: not ready any more.
 func (o *proxyOps) draining() {
+	o.drain.Store(true)
 	o.health.SetServing(false)
 	o.notify(sdnotify.Stopping, "STATUS=draining")
 }

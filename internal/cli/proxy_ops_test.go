@@ -413,6 +413,49 @@ func TestProxyWatchdog(t *testing.T) {
 	}
 }
 
+// TestProxyWatchdogFollowsReadiness: the watchdog is told the proxy is
+// healthy only while it is ready: a revocation file others may write
+// (every key refused, /readyz failing) stops the WATCHDOG=1 messages and
+// says so in the log; the file made safe again, they resume.
+func TestProxyWatchdogFollowsReadiness(t *testing.T) {
+	pxNeed(t, "python3")
+	target := pxPython(t, pxServeFile(t, "-\n"))
+	home := pxGen(t)
+	notify := pxNotifySocket(t)
+	t.Setenv("WATCHDOG_USEC", "400000") // 0.4 s: a message every 0.2 s
+	px, _ := pxProxy(t, home, "--target", target)
+	if msg := pxNotified(t, notify, 15*time.Second); msg != "READY=1\nSTATUS=listening" {
+		t.Fatalf("first message %q, want READY=1", msg)
+	}
+	if msg := pxNotified(t, notify, 5*time.Second); msg != "WATCHDOG=1" {
+		t.Fatalf("after READY=1: %q, want WATCHDOG=1", msg)
+	}
+	revoked := filepath.Join(home, "revoked_keys.d", "other.json")
+	pxWrite(t, revoked, pxMust(t, "", "keytool", "-H", pxGen(t), "pub"))
+	if err := os.Chmod(revoked, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	px.waitFor(t, `level=WARN msg="not ready: not telling systemd's watchdog the proxy is healthy" reason="trust store authorized: a revocation input cannot be read`, 10*time.Second)
+	// Messages sent before the line are read; then none for 5 intervals.
+	for {
+		_ = notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := notify.Read(make([]byte, 64)); err != nil {
+			break
+		}
+	}
+	_ = notify.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := notify.Read(make([]byte, 64)); err == nil {
+		t.Fatalf("a message while not ready: %d bytes", n)
+	}
+	if err := os.Chmod(revoked, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg := pxNotified(t, notify, 10*time.Second); msg != "WATCHDOG=1" {
+		t.Fatalf("ready again: %q, want WATCHDOG=1", msg)
+	}
+	px.waitFor(t, `level=INFO msg="ready again: telling systemd's watchdog the proxy is healthy"`, 5*time.Second)
+}
+
 // TestProxyClientModeMetrics: keytool proxy --client --metrics-listen
 // counts its handshakes with the target (admitted by the pin; changed once
 // the target shows another key), and the pinned keys of its

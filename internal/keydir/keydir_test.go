@@ -227,6 +227,11 @@ func TestMissingSourcesAreEmpty(t *testing.T) {
 	if len(s.Files) != 0 || len(s.Problems) != 0 || s.RevocationErr != nil {
 		t.Fatalf("got %+v", s)
 	}
+	// Loaded, though empty: a readiness check (proxy.Health) must not
+	// wait forever for a store nobody has added a key to yet.
+	if s.Generation != 1 {
+		t.Fatalf("generation %d after the first load of empty sources, want 1", s.Generation)
+	}
 }
 
 func TestStrictModes(t *testing.T) {

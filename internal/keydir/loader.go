@@ -367,7 +367,9 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 			changed = true
 		}
 	}
-	if changed {
+	// The first load publishes even when it found nothing: an empty
+	// store is loaded (Status.Generation 1), not "not loaded yet".
+	if changed || l.gen == 0 {
 		l.publish(time.Since(start))
 	}
 	l.returnMemory()
