@@ -144,15 +144,21 @@ each request to --target, an HTTP server, adding who the client is:
 X-Keytool-Fingerprint, X-Keytool-Key-Id, X-Keytool-Name (the entry's name)
 and X-Forwarded-Client-Cert (Envoy's Hash and Subject). Any header of
 these names the client sent, in any case or with '_' for '-', and every
-X-Keytool-* header, is removed first; X-Forwarded-For, X-Forwarded-Host,
-X-Forwarded-Proto and Forwarded are the proxy's, not the client's.
+X-Keytool-* header, and the address, certificate and user headers other
+proxies set (X-Real-IP, X-SSL-Client-*, X-Client-Cert*, Client-Cert,
+X-Remote-User...), are removed first; X-Forwarded-For, X-Forwarded-Host,
+X-Forwarded-Proto and Forwarded are the proxy's, not the client's. Each
+request is decided again: a key revoked or removed since the handshake
+gets 403 (with --keep-open-on-revoke too).
 
 --metrics-listen ADDR: serve /healthz (alive), /readyz (200 once the trust
 files are loaded, the identity is valid and the proxy listens; 503 with
 the reasons while a revocation file cannot be read or while draining) and
 Prometheus /metrics over plain HTTP. Under systemd (Type=notify,
 NOTIFY_SOCKET), READY=1 is sent once the trust files are loaded and the
-proxy listens, STOPPING=1 when it drains, WATCHDOG=1 with WatchdogSec=.
+proxy listens, STOPPING=1 when it drains, and with WatchdogSec=,
+WATCHDOG=1 while /readyz would say ready (a proxy refusing everyone is
+left to systemd's watchdog action and Restart=).
 
 --store URL (etcd://HOST:PORT/PREFIX, in the etcd build of keytool): the
 client keys (with --client, the pinned hosts) are the store's, watched; the
