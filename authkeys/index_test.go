@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 func TestIndex(t *testing.T) {
@@ -93,5 +94,14 @@ func TestIndexRemove(t *testing.T) {
 			t.Fatal("clone shares its table with the original")
 		}
 		break
+	}
+}
+
+// TestItemSize keeps an item in its 64-byte allocation class: a store of a
+// million keys holds a million of them (docs/design.md, "Memory of a
+// loaded store").
+func TestItemSize(t *testing.T) {
+	if n := unsafe.Sizeof(item{}); n > 64 {
+		t.Fatalf("item is %d bytes, more than 64", n)
 	}
 }

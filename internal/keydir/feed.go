@@ -73,7 +73,9 @@ func (l *Loader[T]) loadFeed(i int) bool {
 	for _, name := range names {
 		path := src.Path + "/" + name
 		fail := func(err error) {
-			files = append(files, &fileState[T]{name: name, path: path, src: i, read: true, problem: problemOf(path, err, src.Revocation)})
+			state := newFileState[T](i, name, path)
+			state.read, state.problem = true, problemOf(path, err, src.Revocation)
+			files = append(files, state)
 		}
 		if err := v.Rejected[name]; err != nil {
 			fail(err)
@@ -93,7 +95,8 @@ func (l *Loader[T]) loadFeed(i int) bool {
 			files = append(files, prev)
 			continue
 		}
-		state := &fileState[T]{name: name, path: path, src: i, read: true, sum: sum}
+		state := newFileState[T](i, name, path)
+		state.read, state.sum = true, sum
 		files = append(files, state)
 		jobs = append(jobs, state)
 		data = append(data, b)

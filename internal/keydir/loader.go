@@ -148,22 +148,24 @@ type Snapshot[T any] struct {
 }
 
 // fileState is the loader's memory of one file, reused while its stat key
-// (and, once read, its content hash) is unchanged.
+// (and, once read, its content hash) is unchanged. There is one per file
+// of a directory, so its fields are ordered to fit a 144-byte allocation
+// (docs/design.md, "Memory of a loaded store").
 type fileState[T any] struct {
-	name    string // base name; the path for a single-file source
 	path    string
-	src     int // index in Config.Sources
 	st      trustfile.Stamp
 	sum     [32]byte
-	read    bool // sum and file/problem come from reading the content
 	file    *File[T]
 	problem *Problem
 	// skipped are the entries of file that were skipped (Problem.Entry),
 	// in file order; nil when none was. (A pointer: the state stays in
 	// its allocation size class.)
 	skipped *[]Problem
-	gone    bool
 	old     *fileState[T] // while a read is pending: the state it replaces
+	nameAt  uint32        // name is path[nameAt:]
+	src     int32         // index in Config.Sources
+	read    bool          // sum and file/problem come from reading the content
+	gone    bool
 	// unchecked: a new regular file seen in a directory listing, whose
 	// stat and permission checks are left to the read (one syscall less
 	// per file on a cold load).
@@ -174,6 +176,16 @@ type fileState[T any] struct {
 	// been quiet.
 	held bool
 }
+
+// newFileState returns the state of the file name of source src, at path;
+// name is the base name (path ends with it), or the path itself for a
+// single-file source.
+func newFileState[T any](src int, name, path string) *fileState[T] {
+	return &fileState[T]{path: path, nameAt: uint32(len(path) - len(name)), src: int32(src)}
+}
+
+// name is the file's base name; the path for a single-file source.
+func (f *fileState[T]) name() string { return f.path[f.nameAt:] }
 
 // sourceState is what the loader knows of one source. A reload replaces
 // files with a new slice and never edits one in place, and a fileState is
@@ -457,7 +469,7 @@ func (l *Loader[T]) restoreHeld(jobs []*fileState[T]) (held []string) {
 
 // lookup finds the state named name in a sorted slice.
 func lookup[T any](files []*fileState[T], name string) *fileState[T] {
-	i, ok := slices.BinarySearchFunc(files, name, func(f *fileState[T], n string) int { return cmp.Compare(f.name, n) })
+	i, ok := slices.BinarySearchFunc(files, name, func(f *fileState[T], n string) int { return cmp.Compare(f.name(), n) })
 	if ok {
 		return files[i]
 	}
@@ -485,7 +497,7 @@ func sameFiles[T any](a, b []*fileState[T]) bool {
 		if x == y {
 			continue
 		}
-		if x.name != y.name || x.file != y.file || !sameProblem(x.problem, y.problem) || x.gone || y.gone {
+		if x.name() != y.name() || x.file != y.file || !sameProblem(x.problem, y.problem) || x.gone || y.gone {
 			return false
 		}
 	}

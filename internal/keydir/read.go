@@ -108,7 +108,7 @@ func (l *Loader[T]) read(state, old *fileState[T], data []byte, fi fs.FileInfo, 
 	// stat'ed: its own mode and owner come from the open file, and a file
 	// replaced between the checks and the read is not used (OpenSSH checks
 	// the file it opened, with fstat).
-	if err := l.rule(state.src).CheckMode(state.path, fi); err != nil {
+	if err := l.rule(int(state.src)).CheckMode(state.path, fi); err != nil {
 		state.problem = problemOf(state.path, err, src.Revocation)
 		return
 	}
@@ -122,7 +122,7 @@ func (l *Loader[T]) read(state, old *fileState[T], data []byte, fi fs.FileInfo, 
 		state.file, state.problem, state.skipped = old.file, old.problem, old.skipped
 		return
 	}
-	f, p, skipped := l.parse(state.src, state.path, data)
+	f, p, skipped := l.parse(int(state.src), state.path, data)
 	state.file, state.problem = f, p
 	if len(skipped) > 0 {
 		list := skipped // only here on the heap: most files skip nothing

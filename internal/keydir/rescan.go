@@ -105,12 +105,12 @@ func pairListing[T any](entries []os.DirEntry, old []*fileState[T], seen func(os
 			continue
 		}
 		n := 0
-		for n < len(old) && old[n].name < name {
+		for n < len(old) && old[n].name() < name {
 			n++
 		}
 		drop(n)
 		var prev *fileState[T]
-		if len(old) > 0 && old[0].name == name {
+		if len(old) > 0 && old[0].name() == name {
 			prev = old[0]
 			old = old[1:]
 		}

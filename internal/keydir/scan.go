@@ -59,7 +59,8 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 		name := e.Name()
 		path := filepath.Join(src.Path, name)
 		if prev == nil && e.Type().IsRegular() {
-			state := &fileState[T]{name: path[len(path)-len(name):], path: path, src: i, unchecked: true}
+			state := newFileState[T](i, name, path)
+			state.unchecked = true
 			*jobs = append(*jobs, state)
 			files = append(files, state)
 			return
@@ -98,7 +99,7 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 	files := ss.files
 	cloned := false
 	for _, name := range names {
-		idx, found := slices.BinarySearchFunc(files, name, func(f *fileState[T], n string) int { return cmp.Compare(f.name, n) })
+		idx, found := slices.BinarySearchFunc(files, name, func(f *fileState[T], n string) int { return cmp.Compare(f.name(), n) })
 		var prev *fileState[T]
 		if found {
 			prev = files[idx]
@@ -142,7 +143,9 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 		if prev != nil && prev.file == nil && sameProblem(prev.problem, p) {
 			return prev
 		}
-		return &fileState[T]{name: name, path: path, src: i, read: true, problem: p}
+		state := newFileState[T](i, name, path)
+		state.read, state.problem = true, p
+		return state
 	}
 	fi, err := os.Stat(path) // follows symlinks: Kubernetes' visible names are links into ..data
 	if errors.Is(err, fs.ErrNotExist) {
@@ -170,7 +173,9 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 	if prev != nil && prev.read && prev.st == k && (prev.file != nil || !isPermProblem(prev.problem)) {
 		return prev
 	}
-	return &fileState[T]{name: path[len(path)-len(name):], path: path, src: i, st: k, old: prev}
+	state := newFileState[T](i, name, path)
+	state.st, state.old = k, prev
+	return state
 }
 
 // isPermProblem reports whether p came from the strict-mode rule, which
