@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
@@ -61,13 +62,19 @@ type Entry struct {
 // first time one is asked for (entry) and kept, so that a million keys
 // cost a million small items, not a million Entries and fingerprint
 // strings, while a client seen before is decided without allocating.
-// (64 bytes: one size class smaller than with the flags beside the
-// pointers.)
+// Items are values: the loader keeps a file's items in one array (its
+// File.Items), so that the collector finds one object per file, not one
+// per key. 64 bytes: one size class smaller than with the flags beside
+// the pointers.
 type item struct {
 	sum  [32]byte
 	file string    // the path, shared with the loader's
 	more *itemMore // nil: nothing beyond the key and the file; fileNamed: nothing but the file's name
-	made atomic.Pointer[Entry]
+	// made is the *Entry made from the item (entry), set once, atomically.
+	// (Not an atomic.Pointer: items are copied, into the loader's arrays
+	// and out of the revocation set, which that type forbids; a copy
+	// made before the Entry makes its own.)
+	made unsafe.Pointer
 }
 
 // itemMore is the part of an Entry that most keys of a directory lack.
@@ -106,24 +113,24 @@ func fileEntryName(path string) string {
 // entry returns it as an Entry, made once and then shared by every
 // caller (callers must not modify it).
 func (it *item) entry() *Entry {
-	if e := it.made.Load(); e != nil {
+	if e := (*Entry)(atomic.LoadPointer(&it.made)); e != nil {
 		return e
 	}
 	e := &Entry{Name: it.name(), File: it.file, Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
 	if m := it.more; m != nil {
 		e.Comment, e.Expires, e.From, e.AcceptRotation = m.comment, m.expires, m.from, m.rotation
 	}
-	if !it.made.CompareAndSwap(nil, e) {
-		return it.made.Load()
+	if !atomic.CompareAndSwapPointer(&it.made, nil, unsafe.Pointer(e)) {
+		return (*Entry)(atomic.LoadPointer(&it.made))
 	}
 	return e
 }
 
 // entries returns the Entries of items.
-func entries(items []*item) []*Entry {
+func entries(items []item) []*Entry {
 	out := make([]*Entry, len(items))
-	for i, it := range items {
-		out[i] = it.entry()
+	for i := range items {
+		out[i] = items[i].entry()
 	}
 	return out
 }
@@ -142,11 +149,11 @@ type Change = keydir.Change
 
 // snapshot is the immutable state lookups read.
 type snapshot struct {
-	files   *keydir.Snapshot[*item]
+	files   *keydir.Snapshot[item]
 	keys    index
-	revoked *keydir.Revocations[*item] // the one revocation set, shared with knownhosts' rule
-	dups    keySet                     // keys held by more than one authorized entry
-	skipped bool                       // an authorized-keys file (not a revocation one) was skipped
+	revoked *keydir.Revocations[item] // the one revocation set, shared with knownhosts' rule
+	dups    keySet                    // keys held by more than one authorized entry
+	skipped bool                      // an authorized-keys file (not a revocation one) was skipped
 }
 
 // keySet is a set of SPKI hashes (nil: empty).
@@ -156,7 +163,7 @@ type keySet map[[32]byte]struct{}
 // files. Its methods are safe for concurrent use; Close, Reload,
 // Subscribe and Problems are the lifecycle both stores share.
 type Store struct {
-	keydir.Lifecycle[*item]
+	keydir.Lifecycle[item]
 	opts Options
 	rev  []bool // by source index: a revocation source
 	snap atomic.Pointer[snapshot]
@@ -167,7 +174,7 @@ type Store struct {
 
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
-	s.snap.Store(&snapshot{files: &keydir.Snapshot[*item]{}})
+	s.snap.Store(&snapshot{files: &keydir.Snapshot[item]{}})
 	s.Lifecycle = keydir.NewLifecycle(opts, convert, entrySPKI, s.build)
 	for _, src := range s.Loader().Sources() {
 		s.rev = append(s.rev, src.Revocation)
@@ -230,7 +237,7 @@ func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
 }
 
 // entryTerms is what the admin index maps to an entry's file.
-func entryTerms(it *item) []keydir.Term {
+func entryTerms(it item) []keydir.Term {
 	t := []keydir.Term{keydir.KeyTerm(it.sum)}
 	if name := it.name(); name != "" {
 		t = append(t, nameTerm(name))
@@ -240,8 +247,8 @@ func entryTerms(it *item) []keydir.Term {
 
 func nameTerm(name string) keydir.Term { return keydir.StringTerm("name", name) }
 
-func convert(src keydir.Source, path string, k *jwk.Key) (*item, error) {
-	it := &item{sum: k.SPKIHash(), file: path}
+func convert(src keydir.Source, path string, k *jwk.Key) (item, error) {
+	it := item{sum: k.SPKIHash(), file: path}
 	var m itemMore
 	m.comment = k.Attrs.Comment()
 	if src.Revocation {
@@ -249,7 +256,7 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*item, error) {
 	}
 	name, err := k.Attrs.String(jwk.AttrName)
 	if err != nil {
-		return nil, &jwk.ParseError{File: path, Member: jwk.AttrName, Err: err}
+		return item{}, &jwk.ParseError{File: path, Member: jwk.AttrName, Err: err}
 	}
 	if src.Dir && (name == "" || name == fileEntryName(path)) {
 		m.nameFromFile = true
@@ -259,23 +266,23 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*item, error) {
 		m.name = name
 	}
 	if m.expires, err = k.Attrs.Expires(); err != nil {
-		return nil, &jwk.ParseError{File: path, Member: jwk.AttrExpires, Err: err}
+		return item{}, &jwk.ParseError{File: path, Member: jwk.AttrExpires, Err: err}
 	}
 	if m.from, err = k.Attrs.From(); err != nil {
-		return nil, &jwk.ParseError{File: path, Member: jwk.AttrFrom, Err: err}
+		return item{}, &jwk.ParseError{File: path, Member: jwk.AttrFrom, Err: err}
 	}
 	switch raw, ok := k.Attrs[jwk.AttrAcceptRotation]; {
 	case !ok || string(raw) == "false":
 	case string(raw) == "true":
 		m.rotation = true
 	default:
-		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAcceptRotation, Err: errors.New("must be true or false")}
+		return item{}, &jwk.ParseError{File: path, Member: jwk.AttrAcceptRotation, Err: errors.New("must be true or false")}
 	}
 	return it.with(m), nil
 }
 
 // with sets it's more to m: nil or fileNamed when m holds nothing else.
-func (it *item) with(m itemMore) *item {
+func (it item) with(m itemMore) item {
 	switch {
 	case m.name != "" || m.comment != "" || !m.expires.IsZero() || m.from != nil || m.rotation:
 		it.more = &m
@@ -290,7 +297,7 @@ func (it *item) with(m itemMore) *item {
 // files out of many: their entries are then removed from and added to a
 // copy of the previous index, and only when that cannot be done exactly
 // is every key inserted again.
-func (s *Store) build(ks *keydir.Snapshot[*item]) {
+func (s *Store) build(ks *keydir.Snapshot[item]) {
 	sn := &snapshot{files: ks,
 		revoked: keydir.NewRevocations(ks, func(src int) bool { return s.rev[src] }, entrySPKI)}
 	for _, p := range ks.Problems {
@@ -305,7 +312,7 @@ func (s *Store) build(ks *keydir.Snapshot[*item]) {
 	s.snap.Store(sn)
 }
 
-func entrySPKI(it *item) [32]byte { return it.sum }
+func entrySPKI(it item) [32]byte { return it.sum }
 
 // rebuild indexes every authorized-keys file of sn.files (the revoked
 // keys are sn.revoked). Where several entries hold the same key, the first
@@ -322,7 +329,8 @@ func (s *Store) rebuild(sn *snapshot) {
 		if s.rev[f.Source] {
 			continue
 		}
-		for _, it := range f.Items {
+		for i := range f.Items {
+			it := &f.Items[i]
 			if !sn.keys.insert(it) {
 				if sn.dups == nil {
 					sn.dups = keySet{}
@@ -360,7 +368,8 @@ func (s *Store) update(prev, sn *snapshot) bool {
 	}
 	sn.keys = sn.keys.clone()
 	for _, f := range gone {
-		for _, it := range f.Items {
+		for i := range f.Items {
+			it := &f.Items[i]
 			if _, dup := sn.dups[it.sum]; dup || !sn.keys.remove(it) {
 				return false
 			}
@@ -372,8 +381,8 @@ func (s *Store) update(prev, sn *snapshot) bool {
 		if !sn.keys.roomFor(len(f.Items)) {
 			return false
 		}
-		for _, it := range f.Items {
-			if !sn.keys.insert(it) {
+		for i := range f.Items {
+			if !sn.keys.insert(&f.Items[i]) {
 				return false
 			}
 		}
@@ -383,7 +392,7 @@ func (s *Store) update(prev, sn *snapshot) bool {
 
 // authorizedFiles returns the files of files that are not revocation
 // files (filtering in place).
-func (s *Store) authorizedFiles(files []*keydir.File[*item]) []*keydir.File[*item] {
+func (s *Store) authorizedFiles(files []*keydir.File[item]) []*keydir.File[item] {
 	out := files[:0]
 	for _, f := range files {
 		if !s.rev[f.Source] {
@@ -402,8 +411,8 @@ func (s *Store) Entries() []*Entry {
 		if s.rev[f.Source] {
 			continue
 		}
-		for _, it := range f.Items {
-			if sn.keys.get(&it.sum) == it {
+		for i := range f.Items {
+			if it := &f.Items[i]; sn.keys.get(&it.sum) == it {
 				out = append(out, it.entry())
 			}
 		}
@@ -481,7 +490,7 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	sn := s.snap.Load()
 	sum := k.SPKIHash()
 	if r, ok := sn.revoked.Get(sum); ok {
-		return nil, revokedError(r)
+		return nil, revokedError(&r)
 	}
 	absPath, _ := filepath.Abs(path)
 	if it := sn.keys.get(&sum); it != nil {
@@ -580,14 +589,14 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 
 // matchRemove returns the authorized entries named nameOrFingerprint, or
 // else those of the key it is the fingerprint of.
-func (s *Store) matchRemove(snap *keydir.Snapshot[*item], nameOrFingerprint string) []*Entry {
+func (s *Store) matchRemove(snap *keydir.Snapshot[item], nameOrFingerprint string) []*Entry {
 	var match []*Entry
 	for _, f := range snap.Files {
 		if s.rev[f.Source] {
 			continue
 		}
-		for _, it := range f.Items {
-			if it.name() == nameOrFingerprint {
+		for i := range f.Items {
+			if it := &f.Items[i]; it.name() == nameOrFingerprint {
 				match = append(match, it.entry())
 			}
 		}
@@ -601,11 +610,11 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[*item], nameOrFingerprint stri
 }
 
 // find returns every entry, authorized or revoked, whose key fp names.
-func (s *Store) find(snap *keydir.Snapshot[*item], fp jwk.Fingerprint, revoked bool) []*Entry {
+func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bool) []*Entry {
 	found := keydir.Find(snap, fp, entrySPKI, func(src int) bool { return s.rev[src] == revoked })
 	out := make([]*Entry, len(found))
 	for i, f := range found {
-		out[i] = f.Item.entry()
+		out[i] = f.Item.entry() // a copy: its Entry is made afresh unless the loader's already was
 	}
 	return out
 }
@@ -711,7 +720,7 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 	}
 	for _, e := range match {
 		if r, ok := sn.revoked.Get(e.SPKIHash); ok {
-			return match, revokedError(r)
+			return match, revokedError(&r)
 		}
 	}
 	return match, nil

@@ -57,15 +57,16 @@ func TestIncrementalBuild(t *testing.T) {
 		// every key of a revocation file, the first file's entry.
 		want := map[[32]byte]*item{}
 		for _, f := range sn.files.Files {
-			for _, e := range f.Items {
+			for i := range f.Items {
+				e := &f.Items[i]
 				if _, seen := want[e.sum]; s.rev[f.Source] && !seen {
 					want[e.sum] = e
 				}
 			}
 		}
 		for sum, e := range want {
-			if got, ok := sn.revoked.Get(sum); !ok || got != e {
-				t.Fatalf("%s: revoked %s: %p, want %p", step, e.entry().Fingerprint, got, e)
+			if got, ok := sn.revoked.Get(sum); !ok || got.file != e.file {
+				t.Fatalf("%s: revoked %s: %q, want %q", step, e.entry().Fingerprint, got.file, e.file)
 			}
 		}
 		if len(sn.revoked.List()) != len(want) {

@@ -79,7 +79,7 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: jwk.FormatFingerprint(sum), Err: err}}
 	}
 	if r, ok := sn.revoked.Get(sum); ok {
-		return Decision{Verdict: Revoked, Err: revokedError(r)}
+		return Decision{Verdict: Revoked, Err: revokedError(&r)}
 	}
 	it := sn.keys.get(&sum)
 	if it == nil {
