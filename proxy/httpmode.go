@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keytool/keytool/tlsbridge"
@@ -58,8 +59,25 @@ type httpMode struct {
 
 // httpConn is one admitted connection handed to the HTTP server.
 type httpConn struct {
+	c     net.Conn
 	attrs []any         // of the connection's log lines: remote, fingerprint, name at the handshake
-	done  chan struct{} // closed when the server is done with it
+	done  chan struct{} // closed when the server, or the upgraded stream, is done with it
+	once  sync.Once
+	// hijacked: a request upgraded the connection (WebSocket): the HTTP
+	// server let go of it, and the ReverseProxy handler copies it to the
+	// target until either side ends; the connection is done when that
+	// handler returns.
+	hijacked atomic.Bool
+}
+
+// finish forgets hc and tells its handler it is done, once.
+func (h *httpMode) finish(hc *httpConn) {
+	hc.once.Do(func() {
+		h.mu.Lock()
+		delete(h.conns, hc.c)
+		h.mu.Unlock()
+		close(hc.done)
+	})
 }
 
 // peerKey holds the request's *tlsbridge.Peer, as decided for it;
@@ -114,10 +132,13 @@ func newHTTPMode(target string, log *slog.Logger, timeout time.Duration, decide 
 			}
 			h.mu.Lock()
 			hc := h.conns[c]
-			delete(h.conns, c)
 			h.mu.Unlock()
-			if hc != nil {
-				close(hc.done)
+			switch {
+			case hc == nil:
+			case st == http.StateHijacked:
+				hc.hijacked.Store(true) // done when serveRequest's handler returns
+			default:
+				h.finish(hc)
 			}
 		},
 	}
@@ -132,13 +153,17 @@ func newHTTPMode(target string, log *slog.Logger, timeout time.Duration, decide 
 // fingerprint: nothing of the server's files or entries), and the
 // refusal is logged with the connection's attributes and why.
 func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
+	hc, _ := r.Context().Value(connKey{}).(*httpConn)
 	p, err := h.decide(r)
 	if err == nil && p.Authenticated() {
 		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
+		if hc != nil && hc.hijacked.Load() {
+			h.finish(hc) // the upgraded stream has ended
+		}
 		return
 	}
 	var attrs []any
-	if hc, _ := r.Context().Value(connKey{}).(*httpConn); hc != nil {
+	if hc != nil {
 		attrs = hc.attrs
 	}
 	if err == nil {
@@ -159,7 +184,7 @@ const msgRequestRefused = "request refused: key no longer admitted"
 // with it, or when ctx ends (the connection is then closed). attrs are
 // the connection's log attributes.
 func (h *httpMode) serve(ctx context.Context, conn *tls.Conn, attrs []any) {
-	hc := &httpConn{attrs: attrs, done: make(chan struct{})}
+	hc := &httpConn{c: conn, attrs: attrs, done: make(chan struct{})}
 	h.mu.Lock()
 	h.conns[conn] = hc
 	h.mu.Unlock()

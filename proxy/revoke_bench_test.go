@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -300,23 +301,28 @@ asyncio.run(main())
 
 // pythonEchoTarget starts an echo target in a python3 process (with
 // descriptors of its own), and returns its address.
-func pythonEchoTarget(b *testing.B) string {
-	b.Helper()
+func pythonEchoTarget(b *testing.B) string { return pythonTarget(b, pythonEchoScript) }
+
+// pythonTarget runs script in a python3 process until the test ends; the
+// script prints the port it listens on (127.0.0.1) first.
+func pythonTarget(tb testing.TB, script string) string {
+	tb.Helper()
 	if _, err := exec.LookPath("python3"); err != nil {
-		b.Skip("python3 not installed (.ci/run installs it)")
+		tb.Skip("SKIPPED, NOT PASSED: python3 not installed (.ci/run installs it)")
 	}
-	cmd := exec.Command("python3", "-c", pythonEchoScript)
+	cmd := exec.Command("python3", "-c", script)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	port, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		b.Fatalf("python3 echo target: %v", err)
+		tb.Fatalf("python3 target: %v", err)
 	}
 	return "127.0.0.1:" + strings.TrimSpace(port)
 }
