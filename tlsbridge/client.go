@@ -65,8 +65,20 @@ func ParsePolicy(s string) (Policy, error) {
 	return 0, fmt.Errorf("unknown host-key policy %q: use yes, ask, accept-new or no", s)
 }
 
+// String returns OpenSSH's name of p (yes, ask, accept-new, no), or
+// Policy(N) for a value that is none of them.
 func (p Policy) String() string {
-	return [...]string{"yes", "ask", "accept-new", "no"}[p]
+	return enumString(p, "Policy", "yes", "ask", "accept-new", "no")
+}
+
+// enumString returns names[v], or TYPE(v) for a value out of range: an
+// option's String never panics and never passes an invalid value off as a
+// valid one.
+func enumString[T ~int](v T, typ string, names ...string) string {
+	if v >= 0 && int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprintf("%s(%d)", typ, int(v))
 }
 
 // ClientOptions configure a Client.

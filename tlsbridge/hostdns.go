@@ -43,7 +43,7 @@ func ParseHostKeyDNS(s string) (HostKeyDNS, error) {
 	return 0, fmt.Errorf("tlsbridge: unknown host-key DNS policy %q: use yes, ask or no", s)
 }
 
-func (v HostKeyDNS) String() string { return [...]string{"no", "ask", "yes"}[v] }
+func (v HostKeyDNS) String() string { return enumString(v, "HostKeyDNS", "no", "ask", "yes") }
 
 // DNSComment is the comment of a pin made from a DNSSEC-validated TLSA
 // record (ClientOptions.PinFromDNS), so that a listing of the pins tells

@@ -1,6 +1,7 @@
 package tlsbridge
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -155,3 +156,21 @@ func testPolicyAgainstOpenSSL(t *testing.T, typ jwk.Type) {
 
 // syncBuffer is the module's one log buffer for tests.
 type syncBuffer = testlog.Buffer
+
+// The option types print their command-line names, and a value out of
+// range prints as itself rather than panicking or passing for a valid one
+// (an UpdateHostKeys(7) is not "no").
+func TestOptionStringsOutOfRange(t *testing.T) {
+	for _, c := range []struct {
+		v    fmt.Stringer
+		want string
+	}{
+		{Strict, "yes"}, {Insecure, "no"}, {Policy(7), "Policy(7)"}, {Policy(-1), "Policy(-1)"},
+		{HostKeyDNS(0), "no"}, {HostKeyDNS(9), "HostKeyDNS(9)"},
+		{UpdateNo, "no"}, {UpdateYes, "yes"}, {UpdateHostKeys(7), "UpdateHostKeys(7)"},
+	} {
+		if got := c.v.String(); got != c.want {
+			t.Errorf("%#v.String() = %q, want %q", c.v, got, c.want)
+		}
+	}
+}

@@ -47,13 +47,7 @@ func ParseUpdateHostKeys(s string) (UpdateHostKeys, error) {
 }
 
 func (u UpdateHostKeys) String() string {
-	switch u {
-	case UpdateYes:
-		return "yes"
-	case UpdateAsk:
-		return "ask"
-	}
-	return "no"
+	return enumString(u, "UpdateHostKeys", "no", "yes", "ask")
 }
 
 // AnnouncedKey is what an AnnouncementPrompt is asked about: the key a
