@@ -15,6 +15,7 @@ import (
 
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/internal/dnstest"
+	"github.com/miekg/dns"
 )
 
 func newSPKI(t testing.TB) []byte {
@@ -243,5 +244,75 @@ func BenchmarkLookup(b *testing.B) {
 		if res := r.Lookup(context.Background(), "localhost", "443", key); !res.Proven() {
 			b.Fatal(res.Note())
 		}
+	}
+}
+
+// forgingResolver answers every query with the records given (zone-file
+// lines), AD set: a resolver that is trusted but answers with records for
+// names other than the one asked (a bug, or a cache poisoned by a record
+// of another name).
+func forgingResolver(t *testing.T, answer ...string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.AuthenticatedData = true
+		for _, line := range answer {
+			rr, err := dns.NewRR(line)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			m.Answer = append(m.Answer, rr)
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// Only a TLSA record owned by the name asked — or by the end of the CNAME
+// chain that starts at it — counts: a record for another name matching
+// the key proves nothing about this one.
+func TestLookupOwnerName(t *testing.T) {
+	key := newSPKI(t)
+	rec, err := dane.RecordFor(key, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		answer []string
+		want   dane.Status
+	}{
+		{"the name asked", []string{"_443._tcp.host.example. 60 IN TLSA " + rec.String()}, dane.Match},
+		{"the name asked, other case", []string{"_443._TCP.Host.Example. 60 IN TLSA " + rec.String()}, dane.Match},
+		{"another name", []string{"_443._tcp.other.example. 60 IN TLSA " + rec.String()}, dane.NoRecord},
+		{"another port", []string{"_444._tcp.host.example. 60 IN TLSA " + rec.String()}, dane.NoRecord},
+		{"through a CNAME of the name asked", []string{
+			"_443._tcp.host.example. 60 IN CNAME tlsa.example.",
+			"tlsa.example. 60 IN TLSA " + rec.String(),
+		}, dane.Match},
+		{"through a CNAME of another name", []string{
+			"_443._tcp.other.example. 60 IN CNAME tlsa.example.",
+			"tlsa.example. 60 IN TLSA " + rec.String(),
+		}, dane.NoRecord},
+		{"at the start of a CNAME chain", []string{
+			"_443._tcp.host.example. 60 IN CNAME tlsa.example.",
+			"_443._tcp.host.example. 60 IN TLSA " + rec.String(),
+		}, dane.NoRecord},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := &dane.Resolver{Servers: []string{forgingResolver(t, c.answer...)}, TrustAD: true, Timeout: 10 * time.Second}
+			res := r.Lookup(context.Background(), "host.example", "443", key)
+			if res.Status != c.want {
+				t.Errorf("status %v, want %v: %s", res.Status, c.want, res.Note())
+			}
+		})
 	}
 }

@@ -305,15 +305,40 @@ func exchange(ctx context.Context, name, server string) (*dns.Msg, error) {
 	return msg, nil
 }
 
-// read fills res from an answer.
+// answerOwner returns the name whose records answer a query for name: the
+// name itself, or the end of the chain of CNAMEs (as a resolver follows
+// them, or synthesizes them from DNAMEs) in answer that starts at it.
+func answerOwner(name string, answer []dns.RR) string {
+	owner := dns.Fqdn(name)
+	for range answer { // a chain is at most as long as the answer: no loop
+		next := ""
+		for _, rr := range answer {
+			if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(dns.Fqdn(c.Hdr.Name), owner) {
+				next = dns.Fqdn(c.Target)
+				break
+			}
+		}
+		if next == "" {
+			break
+		}
+		owner = next
+	}
+	return owner
+}
+
+// read fills res from an answer. Only records owned by the name asked (or
+// by the end of its CNAME chain) count.
 func (r *Resolver) read(res Result, msg *dns.Msg, spki []byte) Result {
 	res.Err = nil
 	res.Validated = r.TrustAD && msg.AuthenticatedData
 	res.Status = NoRecord
+	owner := answerOwner(res.Name, msg.Answer)
 	for _, rr := range msg.Answer {
 		t, ok := rr.(*dns.TLSA)
-		if !ok {
-			continue // the CNAMEs that led to the records
+		if !ok || !strings.EqualFold(dns.Fqdn(t.Hdr.Name), owner) {
+			// The CNAMEs that led to the records; and records of any
+			// other name, which say nothing about this one.
+			continue
 		}
 		data, err := hex.DecodeString(t.Certificate)
 		rec := Record{Usage: t.Usage, Selector: t.Selector, MatchingType: t.MatchingType, Data: data}
