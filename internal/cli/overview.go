@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
@@ -38,15 +39,17 @@ func listCommand() *command {
 		uses:    globalHome | globalIdentity | globalPKI,
 		args:    "[--json|--long|--full]",
 		summary: "show what a home trusts, and the trust files it had to skip",
-		help: `Prints one overview of the home: the identity (type, fingerprint, file),
-the authorized keys, the revoked keys, the pinned hosts, the invitations
+		help: `Prints one overview of the home: the identity (type, fingerprint, file;
+with the next key of a rotation and the previous identities kept as
+key.old.*), the authorized keys, the revoked keys, the pinned hosts, the invitations
 (pending, used, expired), PKI mode's CA bundle and CRL and the CAs
 installed in ca.d, by purpose (subjects, expiry, next update) and the PROBLEMS: trust files that were skipped and why, each
 with the command that fixes it when there is one. Each section is the table
 of its own --list (authorize, revoke, trust-host, invite), in 80 columns;
 -l/--long adds COMMENT and FILE, --full shows whole fingerprints.
 
---json prints one object: home, identity (null when there is none),
+--json prints one object: home, identity (with next and previous; null
+when there is none),
 authorized, revoked, hosts and invitations (the arrays of each --list
 --json), pki (kind, file, purpose, subject, until, status) and problems (file,
 error, fix). The exit status is 0 even when there are problems: they are
@@ -75,13 +78,17 @@ type overview struct {
 	tables map[string]*table // the sections' tables, for the text form
 }
 
-// identityInfo is the home's identity in keytool list --json.
+// identityInfo is the home's identity in keytool list --json, with the
+// keys of a rotation: the next key (announced, docs/rotation.md) and the
+// identities a rotation replaced (key.old.*), kept until removed.
 type identityInfo struct {
-	Type        string `json:"type"`
-	Fingerprint string `json:"fingerprint"`
-	KeyID       string `json:"key_id"`
-	File        string `json:"file"`
-	Certificate string `json:"certificate,omitempty"` // cert.pem, in PKI mode
+	Type        string         `json:"type"`
+	Fingerprint string         `json:"fingerprint"`
+	KeyID       string         `json:"key_id"`
+	File        string         `json:"file"`
+	Certificate string         `json:"certificate,omitempty"` // cert.pem, in PKI mode
+	Next        *identityInfo  `json:"next,omitempty"`
+	Previous    []identityInfo `json:"previous,omitempty"`
 }
 
 // pkiInfo is a CA certificate of ca.pem, or a CRL of crl.pem.
@@ -158,26 +165,55 @@ func (o *overview) problem(c *cli, err error) {
 // overviewIdentity describes the identity, and its certificate in PKI
 // mode; what cannot be read is a problem.
 func (c *cli) overviewIdentity(o *overview, lf listFlags) {
-	t := newTable(column{title: "TYPE"}, column{title: "FINGERPRINT"}, column{title: "FILE", elastic: true, fromLeft: true})
+	t := newTable(column{title: "KEY"}, column{title: "TYPE"}, column{title: "FINGERPRINT"}, column{title: "FILE", elastic: true, fromLeft: true})
 	o.tables["identity"] = t
 	path, err := c.identityPath()
 	if err != nil {
 		o.problem(c, err)
 		return
 	}
-	k, err := jwk.ReadPrivateKeyFile(path)
-	if err != nil {
-		o.problem(c, err)
+	read := func(role, path string) *identityInfo {
+		k, err := jwk.ReadPrivateKeyFile(path)
+		if err != nil {
+			o.problem(c, err)
+			return nil
+		}
+		t.add(role, k.Algorithm(), lf.fingerprint(k.Fingerprint()), printable(c.inHome(path)))
+		return &identityInfo{Type: k.Algorithm(), Fingerprint: k.Fingerprint(), KeyID: k.KeyID(), File: path}
+	}
+	if o.Identity = read("current", path); o.Identity == nil {
 		return
 	}
-	o.Identity = &identityInfo{Type: k.Algorithm(), Fingerprint: k.Fingerprint(), KeyID: k.KeyID(), File: path}
-	t.add(k.Algorithm(), lf.fingerprint(k.Fingerprint()), printable(c.inHome(path)))
+	for _, p := range c.layout().Next() {
+		if _, err := os.Lstat(p); err == nil {
+			o.Identity.Next = read("next", p)
+			break
+		}
+	}
+	for _, p := range c.oldIdentities() {
+		if in := read("previous", p); in != nil {
+			o.Identity.Previous = append(o.Identity.Previous, *in)
+		}
+	}
 	if _, err := os.Lstat(c.layout().Cert()); err == nil {
 		o.Identity.Certificate = c.layout().Cert()
 		if _, err := c.loadIdentity(); err != nil {
 			o.problem(c, err)
 		}
 	}
+}
+
+// oldIdentities lists the identities rotations replaced (key.old.*), the
+// oldest first (their names hold the time of the rotation).
+func (c *cli) oldIdentities() []string {
+	entries, _ := os.ReadDir(c.home) // sorted by name; an unreadable home has shown its problem already
+	var old []string
+	for _, e := range entries {
+		if home.IsOld(e.Name()) {
+			old = append(old, filepath.Join(c.home, e.Name()))
+		}
+	}
+	return old
 }
 
 // inHome names a file of the home relative to it, since the overview

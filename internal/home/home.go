@@ -6,7 +6,10 @@
 // where the others do not write it (docs/design.md, "Files of a home").
 package home
 
-import "path/filepath"
+import (
+	"path/filepath"
+	"strings"
+)
 
 // Dir is a keytool home directory.
 type Dir string
@@ -51,6 +54,12 @@ func (d Dir) NextPublic() []string { return d.all(NextPublicNames()...) }
 // the time of the rotation (UTC, 20061102T150405Z), and the identity's own
 // extension (".json"). It stays until the admin removes it.
 func (d Dir) Old(stamp, ext string) string { return d.join("key.old." + stamp + ext) }
+
+// IsOld reports whether name (a file name in the home) is one that Old
+// gives: key.old.*, not a temporary file.
+func IsOld(name string) bool {
+	return strings.HasPrefix(name, "key.old.") && !strings.HasSuffix(name, ".tmp")
+}
 
 // Cert is the optional CA-issued certificate chain of the identity.
 func (d Dir) Cert() string { return d.join("cert.pem") }
