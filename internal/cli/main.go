@@ -314,10 +314,7 @@ func (c *cli) homeFlag() string {
 	if c.homeSet {
 		s = " -H " + shellQuote(c.home)
 	}
-	if c.store.url != "" {
-		s += " --store " + shellQuote(c.store.url)
-	}
-	return s
+	return s + c.store.given()
 }
 
 // shellQuote quotes s for a POSIX shell when it needs quoting, so that the

@@ -166,6 +166,22 @@ type storeFlags struct {
 	url     string
 	openers map[string]StoreOpener // by scheme, bound to this run's flags
 	names   map[string]bool        // the backends' flag names
+	flags   []*pflag.Flag          // the backends' flags on the command's flag set
+}
+
+// given spells --store and the backend flags given, for the commands
+// keytool suggests (homeFlag).
+func (s *storeFlags) given() string {
+	if s.url == "" {
+		return ""
+	}
+	b := " --store " + shellQuote(s.url)
+	for _, f := range s.flags {
+		if f.Changed {
+			b += " --" + f.Name + " " + shellQuote(f.Value.String())
+		}
+	}
+	return b
 }
 
 // register adds --store and the backends' flags to fs, hidden unless the
@@ -176,6 +192,7 @@ func (s *storeFlags) register(fs *pflag.FlagSet, hidden bool) {
 	if s.openers == nil {
 		s.openers, s.names = map[string]StoreOpener{}, map[string]bool{}
 	}
+	s.flags = nil // this flag set's: the command's, registered after the root's
 	for _, b := range registeredBackends() {
 		before := map[string]bool{}
 		fs.VisitAll(func(f *pflag.Flag) { before[f.Name] = true })
@@ -183,6 +200,7 @@ func (s *storeFlags) register(fs *pflag.FlagSet, hidden bool) {
 		fs.VisitAll(func(f *pflag.Flag) {
 			if !before[f.Name] {
 				s.names[f.Name] = true
+				s.flags = append(s.flags, f)
 				f.Hidden = hidden
 			}
 		})
