@@ -121,10 +121,8 @@ func decodeCoordinate(dst, raw []byte) bool {
 	if base64.RawURLEncoding.DecodedLen(len(s)) != len(dst) {
 		return false
 	}
-	for _, c := range s {
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false // padding, escapes and white space: go-jose's to judge
-		}
+	if !isBase64URL(s) {
+		return false // padding, escapes and white space: go-jose's to judge
 	}
 	n, err := base64.RawURLEncoding.Decode(dst, s)
 	return err == nil && n == len(dst)

@@ -466,12 +466,27 @@ func isBase64URLString(raw []byte) bool {
 		return false
 	}
 	b := bytes.TrimRight(raw[1:len(raw)-1], "=")
+	return isBase64URL(b) && len(b)%4 != 1
+}
+
+// base64URLByte marks the characters of the base64url alphabet.
+var base64URLByte = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
+
+// isBase64URL reports whether every byte of b is of the base64url
+// alphabet (a table lookup a byte: every JWK's key material goes through
+// it).
+func isBase64URL(b []byte) bool {
 	for _, c := range b {
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if !base64URLByte[c] {
 			return false
 		}
 	}
-	return len(b)%4 != 1
+	return true
 }
 
 // joseMessageMember finds the member named in go-jose's messages such as
