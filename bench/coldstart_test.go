@@ -157,7 +157,7 @@ func BenchmarkColdStart(b *testing.B) {
 // file — open, fstat (for its size), read, close — and no os.File: the
 // floor of what any reader of these files can do, which os.ReadFile
 // exceeds by six system calls a file on Linux (docs/benchmarks.md, "Cold
-// start").
+// start to the first admitted handshake").
 func readFloorRaw(b *testing.B, files []string) {
 	var failed atomic.Pointer[error]
 	keydir.ForEach(len(files), func(i int) {

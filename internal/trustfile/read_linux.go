@@ -11,12 +11,13 @@ import (
 )
 
 // On Linux, Read reads through the bare file descriptor: open, fstat,
-// read, close — four system calls for a key file. An os.File costs four
-// more for a regular file (it tries to register the descriptor with the
-// runtime's poller, which refuses regular files, and os.ReadFile also
-// switches the descriptor to non-blocking mode and back), and reading
-// 100,000 key files is most of a server's cold start (docs/benchmarks.md,
-// "Cold start").
+// read, close — four system calls for a key file. Through an os.File it
+// made six (os.File tries to register every descriptor with the runtime's
+// poller, which refuses regular files, and a last read returned 0 for the
+// end of the file); os.ReadFile makes ten (it also switches the
+// descriptor to non-blocking mode and back). Reading 100,000 key files is
+// most of a server's cold start (docs/benchmarks.md, "Cold start to the
+// first admitted handshake").
 
 // fdFile is an open file descriptor.
 type fdFile struct {
