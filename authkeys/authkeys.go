@@ -427,8 +427,9 @@ func (s *Store) Revoked() []*Entry { return entries(s.snap.Load().revoked.List()
 // Authorized, else the decision's error — a *RevokedError,
 // *NotAuthorizedError, *ExpiredError or *SourceNotAllowedError.
 //
-// Lookup takes no lock and, when the key is accepted, allocates nothing.
-// The returned Entry must not be modified.
+// Lookup takes no lock and, when the key is accepted, allocates nothing
+// but the key's Entry the first time one is asked for. The returned Entry
+// must not be modified.
 func (s *Store) Lookup(sum [32]byte, remote netip.Addr) (*Entry, error) {
 	d := s.Decide(sum, remote)
 	if d.Verdict != Authorized {

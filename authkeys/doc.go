@@ -19,11 +19,14 @@
 //
 // Open (watching) or Load (once) reads the files through the shared
 // loader (internal/keydir), which reports bad files as Problems and keeps
-// going. Each key becomes a small Entry, computed once at load: name,
-// comment, file, fingerprint, expiry and networks. The entries are indexed
-// by SPKI hash in an immutable snapshot behind an atomic.Pointer, so a
-// handshake's Lookup takes no lock, allocates nothing when it accepts, and
-// costs the same at one key or a million:
+// going. Each key becomes a small item, computed once at load: its SPKI
+// hash, its file, and its name, comment, expiry and networks when it has
+// any of its own; the Entry callers see is made from it the first time
+// one is asked for, and kept (docs/design.md, "Memory of a loaded store").
+// The items are indexed by SPKI hash in an immutable snapshot behind an
+// atomic.Pointer, so a handshake's Lookup takes no lock, allocates nothing
+// when it accepts a client seen before, and costs the same at one key or
+// a million:
 //
 //	e, err := store.Lookup(sha256.Sum256(cert.RawSubjectPublicKeyInfo), remoteAddr)
 //
