@@ -208,6 +208,9 @@ Example:
 					return usagef("%q is not host:port: %v", a, err)
 				}
 			}
+			if o.enroll && c.store.url != "" {
+				return usagef("--enroll writes the keys it enrolls to the home's authorized_keys.d; with --store the client keys are the store's: enroll on a home, or authorize with: keytool authorize --store URL")
+			}
 			if o.client && o.enroll {
 				return usagef("--enroll serves enrollment in server mode; it has no use with --client")
 			}
