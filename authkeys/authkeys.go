@@ -216,7 +216,9 @@ type Lookups struct {
 // key or a million. Add, Remove, Revoke and Unrevoke work as on a full
 // store; Entries and Revoked list only what was read. A lookup the index
 // cannot answer (a fingerprint in a form it does not keep, a name or key
-// it does not hold) reads everything before it says "not found". The
+// it does not hold) reads everything before it says "not found"; Remove
+// and Unrevoke read everything, so that they take every copy, including
+// one written into a file in place, which the index cannot see. The
 // index never decides: the files it names are read and checked as any
 // load reads them. Call finish when done: it records the command's
 // changes in the index.
@@ -563,19 +565,13 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 		// removing "" would remove every one of them.
 		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
-	match := s.matchRemove(s.Loader().Reload(), nameOrFingerprint)
-	if len(match) == 0 && s.Loader().Widen() {
-		match = s.matchRemove(s.Loader().Snapshot(), nameOrFingerprint)
-	}
+	// Every file is read, not only those the admin index names: a removal
+	// must be complete, and sees the key's copies under other names, for
+	// StillAuthorizedError.
+	match := s.matchRemove(s.Loader().ReloadAll(), nameOrFingerprint)
 	if len(match) == 0 {
 		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
-	// The keys' copies under other names, for StillAuthorizedError.
-	var q keydir.Query
-	for _, e := range match {
-		q.Terms = append(q.Terms, keydir.KeyTerm(e.SPKIHash))
-	}
-	s.Loader().Extend(q)
 	sn, err := s.removeAndReload(match)
 	if err != nil {
 		return nil, err
@@ -637,7 +633,11 @@ func (s *Store) removeAndReload(match []*Entry) (*snapshot, error) {
 	if err := removeEntries(match); err != nil {
 		return nil, err
 	}
-	s.Loader().Reload()
+	var files []string
+	for _, e := range match {
+		files = append(files, e.File)
+	}
+	s.Loader().Reload(files...) // the rest was just read in full (ReloadAll)
 	return s.snap.Load(), nil
 }
 
@@ -708,10 +708,7 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	match := s.find(s.Loader().Reload(), fp, true)
-	if len(match) == 0 && s.Loader().Widen() {
-		match = s.find(s.Loader().Snapshot(), fp, true)
-	}
+	match := s.find(s.Loader().ReloadAll(), fp, true) // every copy, as Remove
 	if len(match) == 0 {
 		return nil, &NotFoundError{Query: fingerprint, Revoked: true}
 	}

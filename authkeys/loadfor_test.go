@@ -256,3 +256,39 @@ func TestLoadForSmallDirectoryHasNoIndex(t *testing.T) {
 		t.Errorf("index directory of a one-file home: %v, want none", err)
 	}
 }
+
+// A key copied into another file in place (no rename: the directory's
+// stamp, and so the index, does not change) is still found by a removal:
+// Remove by fingerprint takes that copy too, and Remove by name says the
+// key is still authorized there. Removals must be complete; the index may
+// not know the copy (docs/design.md, "The admin index").
+func TestLoadForRemoveSeesInPlaceEdits(t *testing.T) {
+	opts := fillHome(t, 10)
+	d := opts.Dirs[0]
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	k := key(t, 3)
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, k))
+
+	s, finish := LoadFor(opts, Lookups{Names: []string{"k3"}})
+	_, err := s.Remove("k3")
+	finish()
+	var still *StillAuthorizedError
+	if !errors.As(err, &still) || still.Entry.File != filepath.Join(d, "k5.json") {
+		t.Fatalf("Remove(k3) with a copy written in place into k5.json: %v, want *StillAuthorizedError naming k5.json", err)
+	}
+
+	fp, _ := jwk.ParseFingerprint(k.Fingerprint())
+	s, finish = LoadFor(opts, Lookups{Fingerprints: []jwk.Fingerprint{fp}})
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0].File != filepath.Join(d, "k5.json") {
+		t.Errorf("Remove by fingerprint removed %v, want the copy in k5.json", removed)
+	}
+	if _, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
+		t.Error("the key is still authorized after Remove by fingerprint")
+	}
+}

@@ -600,23 +600,13 @@ type Removed struct {
 // SHA256) removes every copy of that key wherever it is pinned. Files left
 // without keys are deleted. It returns what was removed.
 func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
-	return widenIfNotFound(s, func() ([]Removed, error) { return s.remove(addrOrFingerprint) })
-}
-
-// widenIfNotFound runs find, and again on every file when it found
-// nothing in a store LoadFor narrowed (a fingerprint in a form the admin
-// index does not keep): "not found" is said only of the whole store.
-func widenIfNotFound(s *Store, find func() ([]Removed, error)) ([]Removed, error) {
-	removed, err := find()
-	var nf *NotFoundError
-	if errors.As(err, &nf) && s.Loader().Widen() {
-		return find()
-	}
-	return removed, err
+	return s.remove(addrOrFingerprint)
 }
 
 func (s *Store) remove(addrOrFingerprint string) ([]Removed, error) {
-	snap := s.Loader().Reload()
+	// Every file is read, even in a store LoadFor narrowed: a removal
+	// takes every copy, including one the admin index cannot know.
+	snap := s.Loader().ReloadAll()
 	sn := s.snap.Load()
 	var (
 		removed []Removed
@@ -671,7 +661,7 @@ func (s *Store) remove(addrOrFingerprint string) ([]Removed, error) {
 	if len(removed) == 0 {
 		return nil, &NotFoundError{Query: addrOrFingerprint}
 	}
-	s.Loader().Reload()
+	s.Loader().Reload(order...) // the rest was just read in full (ReloadAll)
 	return removed, nil
 }
 
@@ -682,7 +672,7 @@ func (s *Store) remove(addrOrFingerprint string) ([]Removed, error) {
 // removed, and a file left without keys is deleted. *NotFoundError when
 // that key is not pinned for addr.
 func (s *Store) RemoveKey(addr, fingerprint string) ([]Removed, error) {
-	return widenIfNotFound(s, func() ([]Removed, error) { return s.removeKey(addr, fingerprint) })
+	return s.removeKey(addr, fingerprint)
 }
 
 func (s *Store) removeKey(addr, fingerprint string) ([]Removed, error) {
@@ -694,7 +684,7 @@ func (s *Store) removeKey(addr, fingerprint string) ([]Removed, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap := s.Loader().Reload()
+	snap := s.Loader().ReloadAll() // every copy, as remove
 	srcs := s.Loader().Sources()
 	match := map[[32]byte]bool{}
 	for _, f := range keydir.Find(snap, fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(i int) bool { return !srcs[i].Revocation }) {
@@ -725,7 +715,7 @@ func (s *Store) removeKey(addr, fingerprint string) ([]Removed, error) {
 			return nil, err
 		}
 	}
-	s.Loader().Reload()
+	s.Loader().Reload(files...) // the rest was just read in full (ReloadAll)
 	return removed, nil
 }
 

@@ -52,3 +52,47 @@ func TestLoadForDecidesAsAFullStore(t *testing.T) {
 		}
 	}
 }
+
+// An address or key written into a file in place (no rename, so the
+// admin index's stamp does not change) is still found by a removal:
+// unpinning an address, a key, or a key of an address takes that copy
+// too (docs/design.md, "The admin index").
+func TestLoadForRemoveSeesInPlaceEdits(t *testing.T) {
+	old := keydir.IndexMinFiles
+	keydir.IndexMinFiles = 0
+	t.Cleanup(func() { keydir.IndexMinFiles = old })
+	for _, tc := range []struct {
+		name   string
+		remove func(s *Store) ([]Removed, error)
+		lookup Lookups
+	}{
+		{"address", func(s *Store) ([]Removed, error) { return s.Remove("db.example:443") }, Lookups{Addrs: []string{"db.example:443"}}},
+		{"fingerprint", func(s *Store) ([]Removed, error) { return s.Remove(key(t, 1).Fingerprint()) }, Lookups{Keys: [][32]byte{key(t, 1).SPKIHash()}}},
+		{"key of an address", func(s *Store) ([]Removed, error) { return s.RemoveKey("db.example:443", key(t, 1).Fingerprint()) },
+			Lookups{Keys: [][32]byte{key(t, 1).SPKIHash()}, Addrs: []string{"db.example:443"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := HomeOptions(t.TempDir())
+			d := opts.Dirs[0]
+			for i := range 10 {
+				keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
+					keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
+			}
+			pin := keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 1), "address", "db.example:443"))
+			keydirtest.Write(t, filepath.Join(d, "db.json"), pin)
+			_, finish := LoadFor(opts, Lookups{})
+			finish()
+			keydirtest.WriteInPlace(t, filepath.Join(d, "h5.json"), pin)
+
+			s, finish := LoadFor(opts, tc.lookup)
+			_, err := tc.remove(s)
+			finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := Load(opts).Decide("db.example:443", key(t, 1).SPKIHash()); d.Verdict == Pinned {
+				t.Errorf("the key is still pinned for db.example:443 after the removal (the copy written in place into h5.json)")
+			}
+		})
+	}
+}

@@ -109,6 +109,18 @@ func (l *Loader[T]) Widen() bool {
 	return true
 }
 
+// ReloadAll is Reload reading every file, even in a loader LoadFor
+// narrowed: for a removal, which must take every copy of what it removes,
+// including one the admin index cannot know — written into a file in
+// place, which leaves the directory's stamp as it was (docs/design.md,
+// "The admin index").
+func (l *Loader[T]) ReloadAll() *Snapshot[T] {
+	if l.Widen() {
+		return l.Snapshot()
+	}
+	return l.Reload()
+}
+
 // focusedLoad is one LoadFor: the heads the index had (or was given) for
 // each directory source, and the snapshot they describe.
 type focusedLoad[T any] struct {

@@ -94,6 +94,30 @@ func Write(tb testing.TB, path string, data []byte) {
 	}
 }
 
+// WriteInPlace rewrites the existing file path with data without changing
+// its directory (truncate and write, as a shell's > does): the directory's
+// stamp stays as it was, which the test checks.
+func WriteInPlace(tb testing.TB, path string, data []byte) {
+	tb.Helper()
+	before, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if after, err := os.Stat(filepath.Dir(path)); err != nil || !after.ModTime().Equal(before.ModTime()) {
+		tb.Fatal("the directory changed: not an in-place edit")
+	}
+}
+
 // Put writes data to path (mode 0644) atomically, creating parent
 // directories: a dot-file beside it (which loaders ignore) renamed over
 // it, as keytool's own writes do, so that a watching loader never reads
