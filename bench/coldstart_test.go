@@ -9,13 +9,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
-	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -159,27 +157,19 @@ func BenchmarkColdStart(b *testing.B) {
 // exceeds by six system calls a file on Linux (docs/benchmarks.md, "Cold
 // start to the first admitted handshake").
 func readFloorRaw(b *testing.B, files []string) {
-	var failed atomic.Pointer[error]
-	keydir.ForEach(len(files), func(i int) {
-		fd, err := syscall.Open(files[i], syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	forEachFile(b, files, func(path string) error {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 		if err != nil {
-			failed.CompareAndSwap(nil, &err)
-			return
+			return err
 		}
 		defer syscall.Close(fd)
 		var st syscall.Stat_t
 		if err := syscall.Fstat(fd, &st); err != nil {
-			failed.CompareAndSwap(nil, &err)
-			return
+			return err
 		}
-		buf := make([]byte, st.Size+1)
-		if _, err := syscall.Read(fd, buf); err != nil {
-			failed.CompareAndSwap(nil, &err)
-		}
+		_, err = syscall.Read(fd, make([]byte, st.Size+1))
+		return err
 	})
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
 }
 
 // acceptOne serves the first connection of s.ln as serve's servers do

@@ -216,9 +216,18 @@ func BenchmarkStore(b *testing.B) {
 // load is measured against, the same bytes read the same way, nothing
 // parsed.
 func readFloor(b *testing.B, files []string) {
+	forEachFile(b, files, func(path string) error {
+		_, err := os.ReadFile(path)
+		return err
+	})
+}
+
+// forEachFile calls read for every file with the loader's parallelism
+// and work split (keydir.ForEach), failing b with the first error.
+func forEachFile(b *testing.B, files []string, read func(path string) error) {
 	var failed atomic.Pointer[error]
 	keydir.ForEach(len(files), func(i int) {
-		if _, err := os.ReadFile(files[i]); err != nil {
+		if err := read(files[i]); err != nil {
 			failed.CompareAndSwap(nil, &err)
 		}
 	})
