@@ -80,6 +80,7 @@ type config struct {
 	capWait  time.Duration
 	out      string
 	keytool  string
+	base     string // another keytool binary, measured as "keytool-base"
 	servers  []string
 	doc      string
 	command  string
@@ -101,6 +102,7 @@ func main() {
 	flag.DurationVar(&c.capWait, "cap", 60*time.Second, "longest wait for a server to be ready")
 	flag.StringVar(&c.out, "out", "out/peers", "directory for fixtures, configurations, logs and results")
 	flag.StringVar(&c.keytool, "keytool", "", "keytool binary (required)")
+	flag.StringVar(&c.base, "keytool-base", "", "another keytool binary (an earlier commit's), measured as the server keytool-base")
 	flag.StringVar(&servers, "servers", "keytool,stdlib,nginx,haproxy,stunnel", "servers to measure")
 	flag.StringVar(&c.doc, "doc", "", "document whose peers section (between the peers markers) is rewritten")
 	flag.StringVar(&c.command, "command", "bench/peers/run", "the command to print in the document")
@@ -120,7 +122,10 @@ func main() {
 		log.Fatal("peers: -keytool is required")
 	}
 	// The servers run in directories of their own: every path absolute.
-	for _, p := range []*string{&c.keytool, &c.out} {
+	for _, p := range []*string{&c.keytool, &c.out, &c.base} {
+		if *p == "" {
+			continue
+		}
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			log.Fatal(err)
@@ -225,7 +230,7 @@ func run(c config) (*results, error) {
 			if st.Ready {
 				log.Printf("startup %-8s %7d keys: ready in %.2f s, RSS %d KiB", name, k, st.Sec, st.RSSKiB)
 			} else {
-				log.Printf("startup %-8s %7d keys: not ready within %.0f s (listening after %.2f s) %s", name, k, st.CapSec, st.Listen, st.ExitNote)
+				log.Printf("startup %-8s %7d keys: not ready within %.0f s (listening after %.2f s; 0: not listening) %s", name, k, st.CapSec, st.Listen, st.ExitNote)
 			}
 			res.Startup = append(res.Startup, st)
 			_ = raw.Encode(st)
@@ -825,8 +830,12 @@ func start(c config, fx *fixtures, name string, k int, target string) (*server, 
 	}
 	var argv []string
 	switch name {
-	case "keytool":
-		argv = []string{c.keytool, "proxy", "-H", fx.home(k), "--listen", addr, "--target", target, "--log-level", "warn"}
+	case "keytool", "keytool-base":
+		bin := c.keytool
+		if name == "keytool-base" {
+			bin = c.base
+		}
+		argv = []string{bin, "proxy", "-H", fx.home(k), "--listen", addr, "--target", target, "--log-level", "warn"}
 	case "stdlib":
 		self, err := os.Executable()
 		if err != nil {
@@ -1090,12 +1099,16 @@ func environment() map[string]string {
 		"load before": loadavg(),
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		// The machine's CPUs (runtime.NumCPU counts this process's
+		// affinity: one).
+		n := 0
 		for _, l := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(l, "model name"); ok {
 				env["cpu"] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
+				n++
 			}
 		}
+		env["cpus"] = strconv.Itoa(n)
 	}
 	// version is the first line of a program's output that starts with
 	// prefix (stunnel prints other lines first).
@@ -1247,6 +1260,9 @@ func (r *results) markdown(c config) string {
 			}
 			w("\n")
 		}
+	}
+	if len(c.keys) == 0 {
+		return b.String()
 	}
 	w("\nStartup (exec to the first admitted round trip) and RSS then, by number of trusted client keys (1 round; a server is given at most %v):\n\n", c.capWait)
 	w("| keys | ")
