@@ -68,6 +68,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/keytool/keytool/bench/internal/docsection"
 )
 
 // config is the command line.
@@ -141,7 +143,7 @@ func main() {
 		log.Fatal(err)
 	}
 	if c.doc != "" {
-		if err := splice(c.doc, md); err != nil {
+		if err := docsection.Splice(c.doc, begin, end, md); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -1135,24 +1137,6 @@ const (
 	end   = "<!-- peers:end -->"
 )
 
-// splice replaces the text between the markers of doc (appending the
-// section if they are missing).
-func splice(doc, section string) error {
-	data, err := os.ReadFile(doc)
-	if err != nil {
-		return err
-	}
-	s := string(data)
-	block := begin + "\n" + section + end
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i >= 0 && j > i {
-		s = s[:i] + block + s[j+len(end):]
-	} else {
-		s = strings.TrimRight(s, "\n") + "\n\n" + block + "\n"
-	}
-	return os.WriteFile(doc, []byte(s), 0o644)
-}
-
 // spread is the median and range of some figures.
 type spread struct{ med, lo, hi float64 }
 
@@ -1204,6 +1188,19 @@ func fmtRange(s spread, f string) string {
 	return fmt.Sprintf(f+" ("+f+"–"+f+")", s.med, s.lo, s.hi)
 }
 
+// tableHead writes a table's header: first, then a column per server.
+func tableHead(w func(string, ...any), first string, servers []string) {
+	w("| %s | ", first)
+	for _, s := range servers {
+		w("%s | ", s)
+	}
+	w("\n|---|")
+	for range servers {
+		w("---|")
+	}
+	w("\n")
+}
+
 func (r *results) markdown(c config) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -1230,15 +1227,7 @@ func (r *results) markdown(c config) string {
 		{"RSS after the load (1 key)", func(x round) float64 { return float64(x.RSSLoadKiB) }, "MiB", "%.1f", 1.0 / 1024},
 	}
 	bases := []string{"nginx", "stdlib"}
-	w("| | ")
-	for _, s := range r.Servers {
-		w("%s | ", s)
-	}
-	w("\n|---|")
-	for range r.Servers {
-		w("---|")
-	}
-	w("\n")
+	tableHead(w, "", r.Servers)
 	for _, m := range metrics {
 		w("| %s (%s) | ", m.name, m.unit)
 		for _, s := range r.Servers {
@@ -1265,15 +1254,7 @@ func (r *results) markdown(c config) string {
 		return b.String()
 	}
 	w("\nStartup (exec to the first admitted round trip) and RSS then, by number of trusted client keys (1 round; a server is given at most %v):\n\n", c.capWait)
-	w("| keys | ")
-	for _, s := range r.Servers {
-		w("%s | ", s)
-	}
-	w("\n|---|")
-	for range r.Servers {
-		w("---|")
-	}
-	w("\n")
+	tableHead(w, "keys", r.Servers)
 	for _, k := range c.keys {
 		w("| %d | ", k)
 		for _, s := range r.Servers {

@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/keytool/keytool/bench/internal/docsection"
 )
 
 const (
@@ -53,27 +55,9 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	if err := splice(*doc, md.String()); err != nil {
+	if err := docsection.Splice(*doc, begin, end, md.String()); err != nil {
 		log.Fatal(err)
 	}
-}
-
-// splice replaces the text between the markers of doc (appending the
-// section if the markers are missing), leaving the rest untouched.
-func splice(doc, section string) error {
-	data, err := os.ReadFile(doc)
-	if err != nil {
-		return err
-	}
-	s := string(data)
-	block := begin + "\n" + section + end
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i >= 0 && j > i {
-		s = s[:i] + block + s[j+len(end):]
-	} else {
-		s = strings.TrimRight(s, "\n") + "\n\n" + block + "\n"
-	}
-	return os.WriteFile(doc, []byte(s), 0o644)
 }
 
 type report struct {
