@@ -48,7 +48,8 @@ sync keeps the list of the files it wrote, with their SHA-256, in
 HOME/.keytool-sync.json (mode 0600), and touches no other file: a file
 that sync did not write, or that was changed since sync wrote it, is never
 overwritten or removed; it is reported (exit 1 at the end, after
-everything else was mirrored). A home is synced from one store.
+everything else was mirrored), as is an entry whose name is no file name.
+A home is synced from one store.
 
 One pass by default. --watch keeps mirroring each change until SIGINT or
 SIGTERM, through the same watch, cache (in HOME) and staleness bound as
@@ -113,12 +114,15 @@ func (s *syncer) once() error {
 		return err
 	}
 	if kept > 0 {
-		return fmt.Errorf("%d file(s) in %s were left as they are (above): sync writes and removes only the files it made", kept, s.home)
+		return fmt.Errorf("%d entries not mirrored or files left as they are in %s (above): sync writes and removes only the files it made", kept, s.home)
 	}
 	return nil
 }
 
-// watch mirrors at start and after each change of the store's view.
+// watch mirrors at start and after each change of the store's view. The
+// view says when to mirror and whether it may (not while unusable); what
+// is mirrored is a fresh list, which, unlike the view, holds every value,
+// an oversized one included, as the one-shot sync writes it.
 func (s *syncer) watch() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -129,6 +133,11 @@ func (s *syncer) watch() error {
 		return err
 	}
 	log := s.c.logger()
+	st, err := s.c.store.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	s.c.home = string(s.home) // the store's cache goes in the home it mirrors to
 	f, err := s.c.followStore(ctx, log)
 	if err != nil {
@@ -153,7 +162,7 @@ func (s *syncer) watch() error {
 		}()
 	}
 	for {
-		s.mirrorView(f, log)
+		s.mirrorNow(ctx, st, f, log)
 		select {
 		case sig := <-signals:
 			log.Info("sync stopped", "signal", sig.String())
@@ -163,23 +172,24 @@ func (s *syncer) watch() error {
 	}
 }
 
-// mirrorView mirrors the follower's view, unless a kind has no usable view.
-func (s *syncer) mirrorView(f Follower, log *slog.Logger) {
-	var entries []StoreEntry
+// mirrorNow mirrors a fresh list of st, unless the view says the store's
+// state is not usable now.
+func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.Logger) {
 	for _, kind := range StoreKinds {
-		v := f.Feed(kind).View()
-		if v.Err != nil {
-			log.Warn("store view not usable: nothing mirrored until it is", "store", s.store, "err", v.Err)
+		if err := f.Feed(kind).View().Err; err != nil {
+			log.Warn("store view not usable: nothing mirrored until it is", "store", s.store, "err", err)
 			return
 		}
-		for name, val := range v.Entries {
-			entries = append(entries, StoreEntry{Kind: kind, Name: name, Value: val})
-		}
+	}
+	entries, err := st.List(ctx)
+	if err != nil {
+		log.Warn("store not listed: nothing mirrored", "store", s.store, "err", err)
+		return
 	}
 	if kept, err := s.mirror(entries); err != nil {
 		log.Error("sync failed", "err", err)
 	} else if kept > 0 {
-		log.Warn("files left as they are: sync writes and removes only the files it made", "count", kept)
+		log.Warn("entries not mirrored or files left as they are (above)", "count", kept)
 	}
 }
 
@@ -202,7 +212,10 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 			continue
 		}
 		if err := keydir.CheckName(e.Name); err != nil || keydir.Ignored(e.Name) {
-			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name, skipped\n", e.Kind, e.Name)
+			// The stores reading the store report it (and refuse every
+			// key for it under revoked_keys/); a file cannot say that.
+			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name: not mirrored\n", e.Kind, e.Name)
+			kept++
 			continue
 		}
 		rel := e.Kind + ".d/" + e.Name
