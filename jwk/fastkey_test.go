@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"encoding/base64"
 	"math/big"
+	mathrand "math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -120,29 +121,7 @@ func FuzzFastKey(f *testing.F) {
 	}
 	addFileSeeds(f)
 	addKeySeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var buf [16]member
-		s := jsonScanner{data: data}
-		ms, err := s.members(0, buf[:0])
-		if err == nil {
-			err = s.end()
-		}
-		if err != nil {
-			return // not one JSON object: neither decoder sees it
-		}
-		fast, fm, ferr := keyFromMembersVia(data, ms, true)
-		ref, rm, rerr := keyFromMembersVia(data, ms, false)
-		if (ferr == nil) != (rerr == nil) {
-			t.Fatalf("fast path: %v (member %q); go-jose alone: %v (member %q)\n%s", ferr, fm, rerr, rm, data)
-		}
-		if ferr != nil {
-			if ferr.Error() != rerr.Error() || fm != rm {
-				t.Fatalf("errors differ: fast path %q (member %q), go-jose alone %q (member %q)\n%s", ferr, fm, rerr, rm, data)
-			}
-			return
-		}
-		sameKey(t, fast, ref, data)
-	})
+	f.Fuzz(bothDecoders)
 }
 
 // sameKey fails unless a and b are the same key with the same attributes.
@@ -232,23 +211,66 @@ func TestFastKeyWeakEd25519(t *testing.T) {
 // each).
 func TestFastKeySeedsAgree(t *testing.T) {
 	for _, data := range fastSeeds(t) {
-		s := jsonScanner{data: []byte(data)}
-		ms, err := s.members(0, nil)
-		if err == nil {
-			err = s.end()
+		bothDecoders(t, []byte(data))
+	}
+}
+
+// TestFastKeyRandomPoints compares the two decoders on fresh keys of
+// every curve the fast path takes and on each with one character of x or
+// y changed (almost always a point off the curve, sometimes only the
+// unused bits of the last character): valid points are what a fuzzer
+// seldom makes by itself.
+func TestFastKeyRandomPoints(t *testing.T) {
+	rounds := 40
+	if testing.Short() {
+		rounds = 8
+	}
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	for _, typ := range []Type{EC256, EC384, EC521, Ed25519} {
+		for range rounds {
+			k, err := Generate(typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub := string(mustMarshal(t, k.PublicKey(), JWK, false))
+			variants := []string{pub}
+			for _, name := range []string{"x", "y"} {
+				raw := memberOf(t, pub, name)
+				if raw == "" {
+					continue
+				}
+				v := []byte(raw[1 : len(raw)-1])
+				i := rng.IntN(len(v))
+				v[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[rng.IntN(64)]
+				variants = append(variants, strings.Replace(pub, raw, `"`+string(v)+`"`, 1))
+			}
+			for _, data := range variants {
+				bothDecoders(t, []byte(data))
+			}
 		}
-		if err != nil {
-			continue
-		}
-		fast, fm, ferr := keyFromMembersVia([]byte(data), ms, true)
-		ref, rm, rerr := keyFromMembersVia([]byte(data), ms, false)
-		switch {
-		case (ferr == nil) != (rerr == nil):
-			t.Errorf("fast path: %v; go-jose alone: %v\n%s", ferr, rerr, data)
-		case ferr != nil && (ferr.Error() != rerr.Error() || fm != rm):
-			t.Errorf("errors differ: %v / %v\n%s", ferr, rerr, data)
-		case ferr == nil:
-			sameKey(t, fast, ref, []byte(data))
-		}
+	}
+}
+
+// bothDecoders reads the JSON object data with the fast path and with
+// go-jose alone and fails unless both give the same error or the same key.
+func bothDecoders(t *testing.T, data []byte) {
+	t.Helper()
+	s := jsonScanner{data: data}
+	ms, err := s.members(0, nil)
+	if err == nil {
+		err = s.end()
+	}
+	if err != nil {
+		return
+	}
+	fast, fm, ferr := keyFromMembersVia(data, ms, true)
+	ref, rm, rerr := keyFromMembersVia(data, ms, false)
+	switch {
+	case (ferr == nil) != (rerr == nil):
+		t.Fatalf("fast path: %v (member %q); go-jose alone: %v (member %q)\n%s", ferr, fm, rerr, rm, data)
+	case ferr != nil && (ferr.Error() != rerr.Error() || fm != rm):
+		t.Fatalf("errors differ: fast path %q (member %q), go-jose alone %q (member %q)\n%s", ferr, fm, rerr, rm, data)
+	case ferr == nil:
+		sameKey(t, fast, ref, data)
 	}
 }
