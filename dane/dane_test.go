@@ -316,3 +316,31 @@ func TestLookupOwnerName(t *testing.T) {
 		})
 	}
 }
+
+// Names compare without case as DNS compares them (RFC 4343): ASCII
+// letters only. Unicode case folding would take "hoſt" (U+017F, long s)
+// or "\u212Aey" (KELVIN SIGN) for "host" and "key", so a record of the
+// ASCII name, in the answer for the other, would count for it.
+func TestLookupOwnerNameFoldsASCIIOnly(t *testing.T) {
+	key := newSPKI(t)
+	rec, err := dane.RecordFor(key, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		host   string
+		answer []string
+	}{
+		{"hoſt.example", []string{"_443._tcp.host.example. 60 IN TLSA " + rec.String()}},
+		{"\u212Aey.example", []string{"_443._tcp.key.example. 60 IN TLSA " + rec.String()}},
+		{"hoſt.example", []string{
+			"_443._tcp.host.example. 60 IN CNAME tlsa.example.",
+			"tlsa.example. 60 IN TLSA " + rec.String(),
+		}},
+	} {
+		r := &dane.Resolver{Servers: []string{forgingResolver(t, c.answer...)}, TrustAD: true, Timeout: 10 * time.Second}
+		if res := r.Lookup(context.Background(), c.host, "443", key); res.Status == dane.Match {
+			t.Errorf("%s: a record of an ASCII name that folds to it counted: %s", c.host, res.Note())
+		}
+	}
+}
