@@ -56,20 +56,20 @@ type Entry struct {
 	AcceptRotation bool
 }
 
-// item is how a store keeps one key: its SPKI hash, its file, and the
-// rest of an Entry only when there is a rest (a name the file name does
-// not give, a comment, "expires", "from"). An *Entry is made from it the
-// first time one is asked for (entry) and kept, so that a million keys
-// cost a million small items, not a million Entries and fingerprint
-// strings, while a client seen before is decided without allocating.
-// Items are values: the loader keeps a file's items in one array (its
-// File.Items), so that the collector finds one object per file, not one
-// per key. 64 bytes: one size class smaller than with the flags beside
-// the pointers.
+// item is how a store keeps one key: its SPKI hash, and the rest of an
+// Entry only when there is a rest (a name the file name does not give, a
+// comment, "expires", "from", "accept_rotation"). Its file is the one
+// whose Items hold it. An *Entry is made from it the first time one is
+// asked for (entry) and kept, so that a million keys cost a million small
+// items, not a million Entries and fingerprint strings, while a client
+// seen before is decided without allocating. Items are values: the loader
+// keeps a file's items in one array (its File.Items), so that the
+// collector finds one object per file, not one per key, and reads in it
+// only the two pointers of each item, nil for most
+// (docs/design.md, "Memory of a loaded store").
 type item struct {
 	sum  [32]byte
-	file string    // the path, shared with the loader's
-	more *itemMore // nil: nothing beyond the key and the file; fileNamed: nothing but the file's name
+	more *itemMore // nil: nothing beyond the key; fileNamed: nothing but the file's name
 	// made is the *Entry made from the item (entry), set once, atomically.
 	// (Not an atomic.Pointer: items are copied, into the loader's arrays
 	// and out of the revocation set, which that type forbids; a copy
@@ -91,13 +91,14 @@ type itemMore struct {
 // modified.
 var fileNamed = &itemMore{nameFromFile: true}
 
-// name is the entry's name, without making the Entry.
-func (it *item) name() string {
+// name is the entry's name, without making the Entry; file is its file's
+// path.
+func (it *item) name(file string) string {
 	switch m := it.more; {
 	case m == nil:
 		return ""
 	case m.nameFromFile:
-		return fileEntryName(it.file)
+		return fileEntryName(file)
 	default:
 		return m.name
 	}
@@ -110,13 +111,13 @@ func fileEntryName(path string) string {
 	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
-// entry returns it as an Entry, made once and then shared by every
-// caller (callers must not modify it).
-func (it *item) entry() *Entry {
+// entry returns it, read from file, as an Entry, made once and then
+// shared by every caller (callers must not modify it).
+func (it *item) entry(file string) *Entry {
 	if e := (*Entry)(atomic.LoadPointer(&it.made)); e != nil {
 		return e
 	}
-	e := &Entry{Name: it.name(), File: it.file, Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
+	e := &Entry{Name: it.name(file), File: file, Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
 	if m := it.more; m != nil {
 		e.Comment, e.Expires, e.From, e.AcceptRotation = m.comment, m.expires, m.from, m.rotation
 	}
@@ -126,11 +127,11 @@ func (it *item) entry() *Entry {
 	return e
 }
 
-// entries returns the Entries of items.
-func entries(items []item) []*Entry {
-	out := make([]*Entry, len(items))
-	for i := range items {
-		out[i] = items[i].entry()
+// entries returns the Entries of found items.
+func entries(found []keydir.Found[item]) []*Entry {
+	out := make([]*Entry, len(found))
+	for i, f := range found {
+		out[i] = f.Item.entry(f.File.Path) // a copy: its Entry is made afresh unless the loader's already was
 	}
 	return out
 }
@@ -239,9 +240,9 @@ func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
 }
 
 // entryTerms is what the admin index maps to an entry's file.
-func entryTerms(it item) []keydir.Term {
+func entryTerms(file string, it item) []keydir.Term {
 	t := []keydir.Term{keydir.KeyTerm(it.sum)}
-	if name := it.name(); name != "" {
+	if name := it.name(file); name != "" {
 		t = append(t, nameTerm(name))
 	}
 	return t
@@ -250,7 +251,7 @@ func entryTerms(it item) []keydir.Term {
 func nameTerm(name string) keydir.Term { return keydir.StringTerm("name", name) }
 
 func convert(src keydir.Source, path string, k *jwk.Key) (item, error) {
-	it := item{sum: k.SPKIHash(), file: path}
+	it := item{sum: k.SPKIHash()}
 	var m itemMore
 	m.comment = k.Attrs.Comment()
 	if src.Revocation {
@@ -327,18 +328,15 @@ func (s *Store) rebuild(sn *snapshot) {
 		}
 	}
 	sn.keys, sn.dups = newIndex(n), nil
-	for _, f := range sn.files.Files {
-		if s.rev[f.Source] {
-			continue
+	dup := func(it *item) {
+		if sn.dups == nil {
+			sn.dups = keySet{}
 		}
-		for i := range f.Items {
-			it := &f.Items[i]
-			if !sn.keys.insert(it) {
-				if sn.dups == nil {
-					sn.dups = keySet{}
-				}
-				sn.dups[it.sum] = struct{}{}
-			}
+		sn.dups[it.sum] = struct{}{}
+	}
+	for _, f := range sn.files.Files {
+		if !s.rev[f.Source] {
+			sn.keys.insertFile(f, dup)
 		}
 	}
 }
@@ -371,22 +369,19 @@ func (s *Store) update(prev, sn *snapshot) bool {
 	sn.keys = sn.keys.clone()
 	for _, f := range gone {
 		for i := range f.Items {
-			it := &f.Items[i]
-			if _, dup := sn.dups[it.sum]; dup || !sn.keys.remove(it) {
+			if _, dup := sn.dups[f.Items[i].sum]; dup {
 				return false
 			}
+		}
+		if !sn.keys.removeFile(f) {
+			return false
 		}
 	}
 	for _, f := range came {
 		// A key of dups is always in the index (removing one of its
 		// entries rebuilds), so insert refuses it like any present key.
-		if !sn.keys.roomFor(len(f.Items)) {
+		if !sn.keys.roomFor(len(f.Items)) || !sn.keys.insertFile(f, nil) {
 			return false
-		}
-		for i := range f.Items {
-			if !sn.keys.insert(&f.Items[i]) {
-				return false
-			}
 		}
 	}
 	return true
@@ -414,8 +409,8 @@ func (s *Store) Entries() []*Entry {
 			continue
 		}
 		for i := range f.Items {
-			if it := &f.Items[i]; sn.keys.get(&it.sum) == it {
-				out = append(out, it.entry())
+			if it := &f.Items[i]; sn.keys.has(it) {
+				out = append(out, it.entry(f.Path))
 			}
 		}
 	}
@@ -423,7 +418,7 @@ func (s *Store) Entries() []*Entry {
 }
 
 // Revoked returns the revoked keys in file order.
-func (s *Store) Revoked() []*Entry { return entries(s.snap.Load().revoked.List()) }
+func (s *Store) Revoked() []*Entry { return entries(s.snap.Load().revoked.Found()) }
 
 // Lookup is Decide as an entry and an error: the entry when the key is
 // Authorized, else the decision's error — a *RevokedError,
@@ -492,16 +487,16 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	s.Loader().Reload()
 	sn := s.snap.Load()
 	sum := k.SPKIHash()
-	if r, ok := sn.revoked.Get(sum); ok {
-		return nil, revokedError(&r)
+	if r, ok := sn.revoked.Lookup(sum); ok {
+		return nil, revokedError(r)
 	}
 	absPath, _ := filepath.Abs(path)
-	if it := sn.keys.get(&sum); it != nil {
-		if it.file == absPath && !overwrite {
-			return it.entry(), nil
+	if it, f := sn.keys.get(&sum); it != nil {
+		if f.Path == absPath && !overwrite {
+			return it.entry(f.Path), nil
 		}
 		if !overwrite {
-			return nil, &AlreadyAuthorizedError{Entry: it.entry(), Name: name}
+			return nil, &AlreadyAuthorizedError{Entry: it.entry(f.Path), Name: name}
 		}
 	}
 	pk := k.PublicKey()
@@ -537,8 +532,8 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 		return nil, err
 	}
 	snap := s.Loader().Reload(path)
-	if it := s.snap.Load().keys.get(&sum); it != nil {
-		return it.entry(), nil
+	if it, f := s.snap.Load().keys.get(&sum); it != nil {
+		return it.entry(f.Path), nil
 	}
 	for _, p := range snap.Problems {
 		if p.Path == absPath {
@@ -577,8 +572,8 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 		return nil, err
 	}
 	for _, e := range match {
-		if still := sn.keys.get(&e.SPKIHash); still != nil {
-			return match, &StillAuthorizedError{Entry: still.entry()}
+		if still, f := sn.keys.get(&e.SPKIHash); still != nil {
+			return match, &StillAuthorizedError{Entry: still.entry(f.Path)}
 		}
 	}
 	return match, nil
@@ -593,8 +588,8 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[item], nameOrFingerprint strin
 			continue
 		}
 		for i := range f.Items {
-			if it := &f.Items[i]; it.name() == nameOrFingerprint {
-				match = append(match, it.entry())
+			if it := &f.Items[i]; it.name(f.Path) == nameOrFingerprint {
+				match = append(match, it.entry(f.Path))
 			}
 		}
 	}
@@ -608,12 +603,7 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[item], nameOrFingerprint strin
 
 // find returns every entry, authorized or revoked, whose key fp names.
 func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bool) []*Entry {
-	found := keydir.Find(snap, fp, entrySPKI, func(src int) bool { return s.rev[src] == revoked })
-	out := make([]*Entry, len(found))
-	for i, f := range found {
-		out[i] = f.Item.entry() // a copy: its Entry is made afresh unless the loader's already was
-	}
-	return out
+	return entries(keydir.Find(snap, fp, entrySPKI, func(src int) bool { return s.rev[src] == revoked }))
 }
 
 // FindKeys returns the entries, in file order and duplicates included,
@@ -677,8 +667,8 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 	}
 	s.Loader().Reload()
 	sum := k.SPKIHash()
-	if r, ok := s.snap.Load().revoked.Get(sum); ok {
-		return r.file, nil
+	if r, ok := s.snap.Load().revoked.Lookup(sum); ok {
+		return r.File.Path, nil
 	}
 	dir := s.opts.RevokedDirs[0]
 	path := filepath.Join(dir, strings.ReplaceAll(k.KeyID(), ":", "")+".json")
@@ -725,8 +715,8 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 		return nil, err
 	}
 	for _, e := range match {
-		if r, ok := sn.revoked.Get(e.SPKIHash); ok {
-			return match, revokedError(&r)
+		if r, ok := sn.revoked.Lookup(e.SPKIHash); ok {
+			return match, revokedError(r)
 		}
 	}
 	return match, nil

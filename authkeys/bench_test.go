@@ -24,15 +24,17 @@ func storeOf(n int) (*Store, [][32]byte) {
 	s := newStore(Options{})
 	sn := &snapshot{keys: newIndex(n)}
 	sums := make([][32]byte, 0, min(n, 1<<16))
+	f := &keydir.File[item]{Path: "/keys/authorized_keys.json", Items: make([]item, n)}
 	var b [8]byte
 	for i := range n {
 		binary.BigEndian.PutUint64(b[:], uint64(i))
 		sum := sha256.Sum256(b[:])
-		sn.keys.insert(&item{sum: sum, file: "/keys/k" + strconv.Itoa(i) + ".json", more: fileNamed})
+		f.Items[i] = item{sum: sum, more: fileNamed}
 		if len(sums) < cap(sums) {
 			sums = append(sums, sum)
 		}
 	}
+	sn.keys.insertFile(f, nil)
 	s.snap.Store(sn)
 	return s, sums
 }

@@ -42,9 +42,9 @@ func TestIncrementalBuild(t *testing.T) {
 	reload := func(step string, paths ...string) {
 		t.Helper()
 		prev := s.snap.Load()
-		keys := slices.Clone(prev.keys.slots)
+		keys, files := slices.Clone(prev.keys.slots), slices.Clone(prev.keys.files)
 		s.Loader().Reload(paths...)
-		if !slices.Equal(prev.keys.slots, keys) {
+		if !slices.Equal(prev.keys.slots, keys) || !slices.Equal(prev.keys.files, files) {
 			t.Fatalf("%s: the previous snapshot's index was modified", step)
 		}
 		sn := s.snap.Load()
@@ -55,18 +55,18 @@ func TestIncrementalBuild(t *testing.T) {
 		}
 		// The revoked keys are the one revocation set of the snapshot:
 		// every key of a revocation file, the first file's entry.
-		want := map[[32]byte]*item{}
+		want := map[[32]byte]string{}
 		for _, f := range sn.files.Files {
 			for i := range f.Items {
 				e := &f.Items[i]
 				if _, seen := want[e.sum]; s.rev[f.Source] && !seen {
-					want[e.sum] = e
+					want[e.sum] = f.Path
 				}
 			}
 		}
-		for sum, e := range want {
-			if got, ok := sn.revoked.Get(sum); !ok || got.file != e.file {
-				t.Fatalf("%s: revoked %s: %q, want %q", step, e.entry().Fingerprint, got.file, e.file)
+		for sum, file := range want {
+			if got, ok := sn.revoked.Lookup(sum); !ok || got.File.Path != file {
+				t.Fatalf("%s: revoked %x: %v, want %q", step, sum[:8], got.File, file)
 			}
 		}
 		if len(sn.revoked.List()) != len(want) {
@@ -161,8 +161,11 @@ func sameIndex(a, b index) bool {
 	if a.n != b.n {
 		return false
 	}
-	for _, e := range a.slots {
-		if e != nil && b.get(&e.sum) != e {
+	for _, r := range a.slots {
+		if r.file == 0 {
+			continue
+		}
+		if it, _ := a.at(r); !b.has(it) {
 			return false
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -78,14 +79,14 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 	if err := sn.revoked.Err(); err != nil {
 		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: jwk.FormatFingerprint(sum), Err: err}}
 	}
-	if r, ok := sn.revoked.Get(sum); ok {
-		return Decision{Verdict: Revoked, Err: revokedError(&r)}
+	if r, ok := sn.revoked.Lookup(sum); ok {
+		return Decision{Verdict: Revoked, Err: revokedError(r)}
 	}
-	it := sn.keys.get(&sum)
+	it, f := sn.keys.get(&sum)
 	if it == nil {
 		return Decision{Verdict: Unknown, Err: &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}, Incomplete: sn.skipped}
 	}
-	e := it.entry()
+	e := it.entry(f.Path)
 	if !e.Expires.IsZero() {
 		if now := time.Now(); !now.Before(e.Expires) {
 			return Decision{Verdict: Expired, Entry: e, Err: &ExpiredError{Entry: e, Now: now}}
@@ -104,6 +105,6 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 }
 
 // revokedError is the error of a key that r revokes.
-func revokedError(r *item) *RevokedError {
-	return &RevokedError{Fingerprint: jwk.FormatFingerprint(r.sum), File: r.file}
+func revokedError(r keydir.Found[item]) *RevokedError {
+	return &RevokedError{Fingerprint: jwk.FormatFingerprint(r.Item.sum), File: r.File.Path}
 }

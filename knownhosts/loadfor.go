@@ -71,7 +71,7 @@ func hostTerm(k hostKey) keydir.Term {
 }
 
 // entryTerms is what the admin index maps to an entry's file.
-func entryTerms(e *Entry) []keydir.Term {
+func entryTerms(_ string, e *Entry) []keydir.Term {
 	t := []keydir.Term{keydir.KeyTerm(e.SPKIHash)}
 	wild := !e.exact
 	for _, ps := range [][]pattern{e.pos, e.neg} {

@@ -126,8 +126,9 @@ type Config[T any] struct {
 	// Index is the directory of the admin index (LoadFor); empty: none.
 	Index string
 	// Terms, if set, is what the admin index maps to an entry's file: its
-	// key, and the names or addresses a command looks it up by.
-	Terms func(T) []Term
+	// key, and the names or addresses a command looks it up by (path is
+	// the file's).
+	Terms func(path string, it T) []Term
 }
 
 // File is one file that loaded, with the entries made from its keys.

@@ -8,9 +8,9 @@ import "slices"
 // holds, for each revoked key, the entry of the first file that lists it.
 // A snapshot's revocation set is immutable.
 type Revocations[T any] struct {
-	first map[[32]byte]T // nil when nothing is revoked
-	list  []T            // the first entry of each key, in file order
-	err   error          // Snapshot.RevocationErr
+	first map[[32]byte]Found[T] // nil when nothing is revoked
+	list  []Found[T]            // the first entry of each key, in file order
+	err   error                 // Snapshot.RevocationErr
 }
 
 // NewRevocations collects the revoked keys of snap: the items of the files
@@ -28,10 +28,10 @@ func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, s
 				continue
 			}
 			if r.first == nil {
-				r.first = map[[32]byte]T{}
+				r.first = map[[32]byte]Found[T]{}
 			}
-			r.first[sum] = it
-			r.list = append(r.list, it)
+			r.first[sum] = Found[T]{f, it}
+			r.list = append(r.list, Found[T]{f, it})
 		}
 	}
 	return r
@@ -49,17 +49,34 @@ func (r *Revocations[T]) Err() error {
 // Get returns the revocation entry of the key with SPKI hash sum. A nil
 // set revokes nothing.
 func (r *Revocations[T]) Get(sum [32]byte) (T, bool) {
+	found, ok := r.Lookup(sum)
+	return found.Item, ok
+}
+
+// Lookup is Get with the file of the entry.
+func (r *Revocations[T]) Lookup(sum [32]byte) (Found[T], bool) {
 	if r == nil {
-		var zero T
-		return zero, false
+		return Found[T]{}, false
 	}
-	it, ok := r.first[sum]
-	return it, ok
+	found, ok := r.first[sum]
+	return found, ok
 }
 
 // List returns the revoked keys' entries, in file order; the slice is the
 // caller's.
 func (r *Revocations[T]) List() []T {
+	if r == nil {
+		return nil
+	}
+	out := make([]T, len(r.list))
+	for i, f := range r.list {
+		out[i] = f.Item
+	}
+	return out
+}
+
+// Found is List with the file of each entry.
+func (r *Revocations[T]) Found() []Found[T] {
 	if r == nil {
 		return nil
 	}
