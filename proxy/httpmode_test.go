@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
@@ -121,69 +122,85 @@ func TestClientCertSubjectOnlyViaCA(t *testing.T) {
 }
 
 // TestHTTPRequestDecidedAgain: in HTTP mode with KeepOpenOnRevoke, each
-// request on a keep-alive connection is decided again: once the key is
+// request on a kept-open connection (HTTP/1.1 keep-alive, HTTP/2) is
+// decided again: once the key is
 // revoked, the next request on the same connection gets 403 with
 // tlsbridge's ForbiddenBody (naming none of the server's files or
 // entries), the refusal is logged, and nothing reaches the target. (The
 // identity headers came from the handshake, so a revoked client went on
 // as itself.)
 func TestHTTPRequestDecidedAgain(t *testing.T) {
-	reached := make(chan string, 10)
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reached <- r.Header.Get(HeaderName)
-		_, _ = io.WriteString(w, "hello "+r.Header.Get(HeaderName))
-	}))
-	defer target.Close()
-	w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{KeepOpenOnRevoke: true, HTTP: true})
-	alice := newSide(t)
-	w.authorize(t, "alice", alice)
-	tr := &http.Transport{
-		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return alice.tlsClient(t).DialContext(ctx, network, addr)
-		},
-		MaxConnsPerHost: 1,
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			reached := make(chan string, 10)
+			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				reached <- r.Header.Get(HeaderName)
+				_, _ = io.WriteString(w, "hello "+r.Header.Get(HeaderName))
+			}))
+			defer target.Close()
+			w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{KeepOpenOnRevoke: true, HTTP: true})
+			alice := newSide(t)
+			w.authorize(t, "alice", alice)
+			tr := &http.Transport{
+				DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+					cfg, err := alice.tlsClient(t).TLSConfig(addr)
+					if err != nil {
+						return nil, err
+					}
+					if h2 {
+						cfg.NextProtos = []string{"h2"}
+					}
+					return (&tls.Dialer{Config: cfg}).DialContext(ctx, network, addr)
+				},
+				MaxConnsPerHost:   1,
+				ForceAttemptHTTP2: h2,
+			}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+			get := func() (status int, body string, reused bool) {
+				t.Helper()
+				trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+				req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "https://"+w.addr+"/", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
+					t.Fatalf("%s, want HTTP/2 %v", resp.Proto, h2)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b), reused
+			}
+			if status, body, _ := get(); status != http.StatusOK || body != "hello alice" {
+				t.Fatalf("before the revocation: %d %q", status, body)
+			}
+			<-reached
+			revoked := filepath.Join(w.opts.RevokedDirs[0], "alice.json")
+			keydirtest.Put(t, revoked, keydirtest.JWK(t, alice.id.Key.PublicKey()))
+			w.logs.waitFor(t, `msg="trust reloaded" authorized=\+0/-0 revoked=\+1/-0`)
+			status, body, reused := get()
+			if !reused {
+				t.Fatal("the second request did not reuse the kept-open connection")
+			}
+			if status != http.StatusForbidden || !strings.Contains(body, `"reason":"revoked"`) || !strings.Contains(body, alice.id.Key.Fingerprint()) {
+				t.Errorf("a request of a revoked key on a kept-open connection: %d %q; want 403, reason revoked", status, body)
+			}
+			for _, secret := range []string{"alice", "revoked_keys", filepath.Dir(w.opts.RevokedDirs[0])} {
+				if strings.Contains(body, secret) {
+					t.Errorf("the 403's body names %q: %s", secret, body)
+				}
+			}
+			select {
+			case name := <-reached:
+				t.Errorf("the refused request reached the target (as %q)", name)
+			default:
+			}
+			w.logs.waitFor(t, `level=WARN msg="request refused: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+
+				regexp.QuoteMeta(alice.id.Key.Fingerprint())+` name=alice method=GET reason=".*revoked`)
+		})
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	get := func() (status int, body string, reused bool) {
-		t.Helper()
-		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "https://"+w.addr+"/", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), reused
-	}
-	if status, body, _ := get(); status != http.StatusOK || body != "hello alice" {
-		t.Fatalf("before the revocation: %d %q", status, body)
-	}
-	<-reached
-	revoked := filepath.Join(w.opts.RevokedDirs[0], "alice.json")
-	keydirtest.Put(t, revoked, keydirtest.JWK(t, alice.id.Key.PublicKey()))
-	w.logs.waitFor(t, `msg="trust reloaded" authorized=\+0/-0 revoked=\+1/-0`)
-	status, body, reused := get()
-	if !reused {
-		t.Fatal("the second request did not reuse the kept-open connection")
-	}
-	if status != http.StatusForbidden || !strings.Contains(body, `"reason":"revoked"`) || !strings.Contains(body, alice.id.Key.Fingerprint()) {
-		t.Errorf("a request of a revoked key on a kept-open connection: %d %q; want 403, reason revoked", status, body)
-	}
-	for _, secret := range []string{"alice", "revoked_keys", filepath.Dir(w.opts.RevokedDirs[0])} {
-		if strings.Contains(body, secret) {
-			t.Errorf("the 403's body names %q: %s", secret, body)
-		}
-	}
-	select {
-	case name := <-reached:
-		t.Errorf("the refused request reached the target (as %q)", name)
-	default:
-	}
-	w.logs.waitFor(t, `level=WARN msg="request refused: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+
-		regexp.QuoteMeta(alice.id.Key.Fingerprint())+` name=alice method=GET reason=".*revoked`)
 }
