@@ -48,8 +48,10 @@ sync keeps the list of the files it wrote, with their SHA-256, in
 HOME/.keytool-sync.json (mode 0600), and touches no other file: a file
 that sync did not write, or that was changed since sync wrote it, is never
 overwritten or removed; it is reported (exit 1 at the end, after
-everything else was mirrored), as is an entry whose name is no file name.
-A home is synced from one store.
+everything else was mirrored), as is an entry whose name is no file name
+(under revoked_keys/ it is mirrored as a file that refuses every key, as
+the stores reading the store do). Revocations are written first and
+removed last. A home is synced from one store.
 
 One pass by default. --watch keeps mirroring each change until SIGINT or
 SIGTERM, through the same watch, cache (in HOME) and staleness bound as
@@ -195,6 +197,11 @@ func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.
 
 // mirror makes the home's .d directories hold entries, as far as the
 // files sync made go; it returns how many files it left as they are.
+//
+// What tightens trust is done first — revocations written, the files of
+// vanished authorizations and pins removed — and what loosens it last, so
+// that a program reading the home between two writes, or after a failure
+// halfway, never admits a key the store no longer admits.
 func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 	m, err := s.readManifest()
 	if err != nil {
@@ -206,32 +213,74 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 		}
 	}
 	slices.SortFunc(entries, func(a, b StoreEntry) int { return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name) })
-	want := map[string]bool{}
+	var tighten, loosen []syncFile
 	for _, e := range entries {
 		if !slices.Contains(StoreKinds, e.Kind) {
 			continue
 		}
+		f := syncFile{e.Kind + ".d/" + e.Name, e.Value}
 		if err := keydir.CheckName(e.Name); err != nil || keydir.Ignored(e.Name) {
-			// The stores reading the store report it (and refuse every
-			// key for it under revoked_keys/); a file cannot say that.
-			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name: not mirrored\n", e.Kind, e.Name)
 			kept++
-			continue
+			if e.Kind != StoreRevoked {
+				fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name: not mirrored\n", e.Kind, e.Name)
+				continue
+			}
+			// The stores reading the store refuse every key for it; so
+			// does a revocation file that does not parse.
+			f = unmirrorableRevocation(e.Name)
+			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name: mirrored as %s, which refuses every key (as the stores reading %s do) until the entry is renamed\n",
+				e.Kind, e.Name, filepath.Join(string(s.home), f.rel), s.store)
 		}
-		rel := e.Kind + ".d/" + e.Name
-		want[rel] = true
-		k, err := s.place(m, rel, e.Value)
-		if err != nil {
-			return kept, err
+		if e.Kind == StoreRevoked {
+			tighten = append(tighten, f)
+		} else {
+			loosen = append(loosen, f)
 		}
-		kept += k
 	}
+	want := map[string]bool{}
+	for _, f := range slices.Concat(tighten, loosen) {
+		want[f.rel] = true
+	}
+	var gone []string // vanished revocations: removed last
 	for _, rel := range slices.Sorted(maps.Keys(m.Files)) {
-		if !want[rel] {
+		switch {
+		case want[rel]:
+		case strings.HasPrefix(rel, StoreRevoked+".d/"):
+			gone = append(gone, rel)
+		default:
 			kept += s.unplace(m, rel)
 		}
 	}
+	for _, f := range slices.Concat(tighten, loosen) {
+		k, err := s.place(m, f.rel, f.val)
+		if err != nil {
+			// What was placed so far is sync's: keep the manifest.
+			return kept, errors.Join(err, s.writeManifest(m))
+		}
+		kept += k
+	}
+	for _, rel := range gone {
+		kept += s.unplace(m, rel)
+	}
 	return kept, s.writeManifest(m)
+}
+
+// syncFile is a file sync writes: its path relative to the home, and its
+// bytes.
+type syncFile struct {
+	rel string
+	val []byte
+}
+
+// unmirrorableRevocation is the file that stands for a revocation entry
+// whose name is no file name: a revocation file that does not parse, which
+// the stores read as they read such an entry in the store: every key
+// refused (docs/design.md, "input skipped").
+func unmirrorableRevocation(name string) (f syncFile) {
+	sum := sha256.Sum256([]byte(name))
+	f.rel = StoreRevoked + ".d/keytool-sync-unmirrorable-" + hex.EncodeToString(sum[:8])
+	f.val = fmt.Appendf(nil, "keytool sync: the store's entry %s/%q has a name that is no file name: this file refuses every key until the entry is renamed\n", StoreRevoked, name)
+	return f
 }
 
 func contentSum(b []byte) string {
@@ -328,6 +377,16 @@ func (s *syncer) readManifest() (*syncManifest, error) {
 	}
 	if m.Files == nil {
 		m.Files = map[string]string{}
+	}
+	// sync removes and overwrites the files the manifest names: only
+	// KIND.d/NAME, never a path out of them (a hand-edited or corrupt
+	// manifest is refused whole).
+	for rel := range m.Files {
+		dir, name, _ := strings.Cut(rel, "/")
+		kind, isKind := strings.CutSuffix(dir, ".d")
+		if !isKind || !slices.Contains(StoreKinds, kind) || keydir.CheckName(name) != nil || keydir.Ignored(name) {
+			return nil, fmt.Errorf("%s: %q is no file of sync's (KIND.d/NAME): the manifest was changed by hand or is corrupt; nothing was written (remove it, and sync writes it again: files it made before are then left in place)", s.manifestPath(), rel)
+		}
 	}
 	return m, nil
 }

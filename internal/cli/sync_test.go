@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/internal/home"
+)
+
+// testSyncer is a syncer into a new home under dir, from the store
+// "etcd://127.0.0.1:2379/p", writing its messages to out and errOut.
+func testSyncer(t *testing.T, dir string) (s *syncer, out, errOut *bytes.Buffer) {
+	t.Helper()
+	out, errOut = &bytes.Buffer{}, &bytes.Buffer{}
+	h := filepath.Join(dir, "mirror")
+	if err := os.Mkdir(h, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return &syncer{c: &cli{stdout: out, stderr: errOut}, home: home.Dir(h), store: "etcd://127.0.0.1:2379/p"}, out, errOut
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSyncManifestOutsideLayout: the manifest names the files sync may
+// overwrite and remove; one naming a path out of the home's .d
+// directories (hand-edited, corrupt) is refused whole, and nothing is
+// removed or written.
+func TestSyncManifestOutsideLayout(t *testing.T) {
+	for _, rel := range []string{"../victim", "authorized_keys.d/../../victim", "authorized_keys.d/x/../../../victim", "pub_key.json", "revoked_keys.d/.hidden", "authorized_keys.d/"} {
+		t.Run(rel, func(t *testing.T) {
+			dir := t.TempDir()
+			s, _, _ := testSyncer(t, dir)
+			victim := filepath.Join(dir, "victim")
+			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, _ := json.Marshal(syncManifest{Store: s.store, Files: map[string]string{rel: contentSum([]byte("precious"))}})
+			if err := os.WriteFile(s.manifestPath(), m, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			alice := filepath.Join(dir, "alice.json")
+			writePublicKey(t, alice, nil)
+			_, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice), Revision: 2}})
+			if err == nil || !strings.Contains(err.Error(), "no file of sync's") {
+				t.Fatalf("mirror with manifest entry %q: err = %v, want it refused", rel, err)
+			}
+			if got := string(readFile(t, victim)); got != "precious" {
+				t.Fatalf("victim is %q", got)
+			}
+			if _, err := os.Stat(filepath.Join(string(s.home), "authorized_keys.d", "alice.json")); err == nil {
+				t.Fatal("alice.json written despite a refused manifest")
+			}
+		})
+	}
+}
+
+// TestSyncUnmirrorableRevocationRefusesAll: a revocation entry whose name
+// is no file name makes the stores reading the store refuse every key; the
+// mirror must not admit the key it holds (or any other) either.
+func TestSyncUnmirrorableRevocationRefusesAll(t *testing.T) {
+	dir := t.TempDir()
+	s, _, errOut := testSyncer(t, dir)
+	alice := filepath.Join(dir, "alice.json")
+	writePublicKey(t, alice, nil)
+	key := readFile(t, alice)
+	kept, err := s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: "alice.json", Value: key, Revision: 2},
+		{Kind: StoreRevoked, Name: ".hidden", Value: key, Revision: 3},
+	})
+	if err != nil || kept != 1 {
+		t.Fatalf("mirror: kept %d, err %v; want 1, nil", kept, err)
+	}
+	if !strings.Contains(errOut.String(), "revoked_keys/.hidden: not a file name: mirrored as") {
+		t.Errorf("stderr: %s", errOut)
+	}
+	stdout, _, _ := runKeytool(t, "", "-H", string(s.home), "authorize", "--list")
+	if regexp.MustCompile(`(?m)^alice +SHA256:\S+ +ok`).MatchString(stdout) {
+		t.Fatalf("the mirror admits alice, revoked in the store under a bad name:\n%s", stdout)
+	}
+	// The entry renamed: the stand-in goes, the real revocation stays.
+	kept, err = s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: "alice.json", Value: key, Revision: 2},
+		{Kind: StoreRevoked, Name: "alice.json", Value: key, Revision: 4},
+	})
+	if err != nil || kept != 0 {
+		t.Fatalf("mirror: kept %d, err %v", kept, err)
+	}
+	des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d"))
+	if len(des) != 1 || des[0].Name() != "alice.json" {
+		t.Fatalf("revoked_keys.d holds %v", des)
+	}
+}
+
+// TestSyncTightensFirst: revocations are written, and the files of
+// vanished authorizations removed, before any authorization is added, and
+// a vanished revocation's file goes last: a program reading the home
+// between two writes never admits a key the store refuses.
+func TestSyncTightensFirst(t *testing.T) {
+	dir := t.TempDir()
+	s, out, _ := testSyncer(t, dir)
+	var keys [4][]byte
+	for i := range keys {
+		p := filepath.Join(dir, "k"+string(rune('0'+i)))
+		writePublicKey(t, p, nil)
+		keys[i] = readFile(t, p)
+	}
+	if _, err := s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: "old.json", Value: keys[0]},
+		{Kind: StoreRevoked, Name: "gone.json", Value: keys[1]},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if _, err := s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: "a-new.json", Value: keys[2]},
+		{Kind: StoreTrusted, Name: "host.json", Value: keys[2]},
+		{Kind: StoreRevoked, Name: "z-new.json", Value: keys[3]},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		"removed " + string(s.home) + "/authorized_keys.d/old.json",
+		"wrote " + string(s.home) + "/revoked_keys.d/z-new.json",
+		"wrote " + string(s.home) + "/authorized_keys.d/a-new.json",
+		"wrote " + string(s.home) + "/trusted_hosts.d/host.json",
+		"removed " + string(s.home) + "/revoked_keys.d/gone.json",
+	}
+	// The first two tighten, in either order.
+	if len(got) != len(want) || !(got[0] == want[0] && got[1] == want[1] || got[0] == want[1] && got[1] == want[0]) || strings.Join(got[2:], "\n") != strings.Join(want[2:], "\n") {
+		t.Fatalf("sync's steps:\n%s\nwant (the first two in any order):\n%s", out, strings.Join(want, "\n"))
+	}
+}
