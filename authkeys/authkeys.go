@@ -71,9 +71,10 @@ type item struct {
 	sum  [32]byte
 	more *itemMore // nil: nothing beyond the key; fileNamed: nothing but the file's name
 	// made is the *Entry made from the item (entry), set once, atomically.
-	// (Not an atomic.Pointer: items are copied, into the loader's arrays
-	// and out of the revocation set, which that type forbids; a copy
-	// made before the Entry makes its own.)
+	// (Not an atomic.Pointer: the loader copies items into its arrays,
+	// which that type forbids.) Once an item is in a loaded file, nothing
+	// copies it: keydir reads it through pointers into the file's Items
+	// (keydir.Found), since a copy would read made while Decide writes it.
 	made unsafe.Pointer
 }
 
@@ -131,7 +132,7 @@ func (it *item) entry(file string) *Entry {
 func entries(found []keydir.Found[item]) []*Entry {
 	out := make([]*Entry, len(found))
 	for i, f := range found {
-		out[i] = f.Item.entry(f.File.Path) // a copy: its Entry is made afresh unless the loader's already was
+		out[i] = f.Item.entry(f.File.Path) // the item in its file: its Entry, once made, is shared
 	}
 	return out
 }
@@ -240,7 +241,7 @@ func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
 }
 
 // entryTerms is what the admin index maps to an entry's file.
-func entryTerms(file string, it item) []keydir.Term {
+func entryTerms(file string, it *item) []keydir.Term {
 	t := []keydir.Term{keydir.KeyTerm(it.sum)}
 	if name := it.name(file); name != "" {
 		t = append(t, nameTerm(name))
@@ -315,7 +316,7 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 	s.snap.Store(sn)
 }
 
-func entrySPKI(it item) [32]byte { return it.sum }
+func entrySPKI(it *item) [32]byte { return it.sum }
 
 // rebuild indexes every authorized-keys file of sn.files (the revoked
 // keys are sn.revoked). Where several entries hold the same key, the first
@@ -684,7 +685,7 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 		return "", err
 	}
 	s.Loader().Reload(path)
-	if _, ok := s.snap.Load().revoked.Get(sum); !ok {
+	if _, ok := s.snap.Load().revoked.Lookup(sum); !ok {
 		return "", fmt.Errorf("authkeys: wrote %s, but it does not load as a revoked key", path)
 	}
 	return path, nil

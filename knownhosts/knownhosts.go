@@ -100,7 +100,7 @@ type Store struct {
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
 	s.snap.Store(&snapshot{exact: map[hostKey][]*Entry{}})
-	s.Lifecycle = keydir.NewLifecycle(opts, convert, func(e *Entry) [32]byte { return e.SPKIHash }, s.build)
+	s.Lifecycle = keydir.NewLifecycle(opts, convert, entrySPKI, s.build)
 	return s
 }
 
@@ -175,7 +175,7 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	srcs := s.Loader().Sources()
 	isRevocation := func(i int) bool { return srcs[i].Revocation }
 	sn := &snapshot{exact: map[hostKey][]*Entry{}, named: map[[32]byte][]*Entry{},
-		revoked: keydir.NewRevocations(ks, isRevocation, func(e *Entry) [32]byte { return e.SPKIHash })}
+		revoked: keydir.NewRevocations(ks, isRevocation, entrySPKI)}
 	for _, f := range ks.Files {
 		if isRevocation(f.Source) {
 			continue
@@ -641,12 +641,13 @@ func (s *Store) remove(addrOrFingerprint string) ([]Removed, error) {
 	if len(removed) == 0 {
 		if fp, err := jwk.ParseFingerprint(addrOrFingerprint); err == nil {
 			srcs := s.Loader().Sources()
-			found := keydir.Find(snap, fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(i int) bool { return !srcs[i].Revocation })
+			found := keydir.Find(snap, fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation })
 			drop := map[[32]byte]bool{}
 			for _, f := range found {
-				removed = append(removed, Removed{Fingerprint: f.Item.Fingerprint, File: f.Item.File})
-				drop[f.Item.SPKIHash] = true
-				touch(f.Item.File)
+				e := *f.Item
+				removed = append(removed, Removed{Fingerprint: e.Fingerprint, File: e.File})
+				drop[e.SPKIHash] = true
+				touch(e.File)
 			}
 			if err := edit(func(k *jwk.Key) *jwk.Key {
 				if drop[k.SPKIHash()] {
@@ -687,8 +688,8 @@ func (s *Store) removeKey(addr, fingerprint string) ([]Removed, error) {
 	snap := s.Loader().ReloadAll() // every copy, as remove
 	srcs := s.Loader().Sources()
 	match := map[[32]byte]bool{}
-	for _, f := range keydir.Find(snap, fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(i int) bool { return !srcs[i].Revocation }) {
-		match[f.Item.SPKIHash] = true
+	for _, f := range keydir.Find(snap, fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation }) {
+		match[(*f.Item).SPKIHash] = true
 	}
 	var (
 		removed []Removed
@@ -724,7 +725,7 @@ func (s *Store) removeKey(addr, fingerprint string) ([]Removed, error) {
 func (s *Store) FindKeys(fp jwk.Fingerprint) []*Entry {
 	srcs := s.Loader().Sources()
 	find := func() []keydir.Found[*Entry] {
-		return keydir.Find(s.Loader().Snapshot(), fp, func(e *Entry) [32]byte { return e.SPKIHash }, func(i int) bool { return !srcs[i].Revocation })
+		return keydir.Find(s.Loader().Snapshot(), fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation })
 	}
 	found := find()
 	if len(found) == 0 && s.Loader().Widen() {
@@ -732,7 +733,7 @@ func (s *Store) FindKeys(fp jwk.Fingerprint) []*Entry {
 	}
 	out := make([]*Entry, len(found))
 	for i, f := range found {
-		out[i] = f.Item
+		out[i] = *f.Item
 	}
 	return out
 }

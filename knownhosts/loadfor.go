@@ -70,8 +70,13 @@ func hostTerm(k hostKey) keydir.Term {
 	return keydir.StringTerm("host", k.ip.String()+"|"+k.name+"|"+strconv.Itoa(int(k.port)))
 }
 
+// entrySPKI is an entry's key, for keydir (which hands its callbacks
+// pointers into a file's Items).
+func entrySPKI(e **Entry) [32]byte { return (*e).SPKIHash }
+
 // entryTerms is what the admin index maps to an entry's file.
-func entryTerms(_ string, e *Entry) []keydir.Term {
+func entryTerms(_ string, ep **Entry) []keydir.Term {
+	e := *ep
 	t := []keydir.Term{keydir.KeyTerm(e.SPKIHash)}
 	wild := !e.exact
 	for _, ps := range [][]pattern{e.pos, e.neg} {

@@ -98,12 +98,12 @@ func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
 		}
 		gone, came = gone[1:], came[1:]
 		was := make(map[[32]byte]int, len(x.Items))
-		for _, it := range x.Items {
-			was[l.cfg.KeyOf(it)]++
+		for i := range x.Items {
+			was[l.cfg.KeyOf(&x.Items[i])]++
 		}
 		kept := 0
-		for _, it := range y.Items {
-			if k := l.cfg.KeyOf(it); was[k] > 0 {
+		for i := range y.Items {
+			if k := l.cfg.KeyOf(&y.Items[i]); was[k] > 0 {
 				was[k]--
 				kept++
 			}

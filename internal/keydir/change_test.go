@@ -27,7 +27,7 @@ func TestOnChange(t *testing.T) {
 	l := New(Config[string]{
 		Sources: []Source{{Path: dir, Dir: true}, {Path: revDir, Dir: true, Revocation: true}},
 		Home:    home, Convert: fpConvert,
-		KeyOf: func(s string) [32]byte { keyed.Add(1); return sha256.Sum256([]byte(s)) },
+		KeyOf: func(s *string) [32]byte { keyed.Add(1); return sha256.Sum256([]byte(*s)) },
 	})
 	var got []Change
 	stop := l.OnChange(func(c Change) { got = append(got, c) })

@@ -8,10 +8,15 @@ import (
 )
 
 // Found is one copy of a key that Find matched: the file that holds it and
-// the entry made from it.
+// the entry made from it. Item points at the entry in the file's Items,
+// never at a copy: a store may keep state in its entries that it writes
+// while others read them (authkeys makes an entry's Entry on demand, with
+// an atomic write into the entry), and copying an entry would read that
+// state unsynchronized (a data race). For the same reason keydir hands
+// callbacks (Config.KeyOf, Config.Terms, spki) pointers into Items.
 type Found[T any] struct {
 	File *File[T]
-	Item T
+	Item *T
 }
 
 // Find is the one fingerprint matcher behind every removal and lookup by
@@ -24,14 +29,15 @@ type Found[T any] struct {
 // SPKI hashes and key IDs are matched from the entries (spki gives an
 // entry's hash); only when they match nothing are the files read again to
 // compare the other forms, which need the key itself.
-func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(T) [32]byte, keep func(src int) bool) []Found[T] {
+func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, keep func(src int) bool) []Found[T] {
 	var out []Found[T]
 	sum, full := fp.SPKIHash()
 	for _, f := range snap.Files {
 		if !keep(f.Source) {
 			continue
 		}
-		for _, it := range f.Items {
+		for i := range f.Items {
+			it := &f.Items[i]
 			h := spki(it)
 			if full && h == sum || !full && strings.EqualFold(jwk.FormatKeyID(h), fp.String()) {
 				out = append(out, Found[T]{f, it})
@@ -59,8 +65,8 @@ func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(T) [32]byte, k
 				matched[k.SPKIHash()] = true
 			}
 		}
-		for _, it := range f.Items {
-			if matched[spki(it)] {
+		for i := range f.Items {
+			if it := &f.Items[i]; matched[spki(it)] {
 				out = append(out, Found[T]{f, it})
 			}
 		}

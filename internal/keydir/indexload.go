@@ -210,8 +210,8 @@ func (fl *focusedLoad[T]) records(i int, files []*File[T]) []indexRecord {
 		}
 		name := filepath.Base(f.Path)
 		seen := map[Term]bool{}
-		for _, it := range f.Items {
-			for _, t := range fl.termsOf(i, f.Path, it) {
+		for j := range f.Items {
+			for _, t := range fl.termsOf(i, f.Path, &f.Items[j]) {
 				if !seen[t] {
 					seen[t] = true
 					out = append(out, indexRecord{t, name})
@@ -242,7 +242,7 @@ func minus(a, b []indexRecord) []indexRecord {
 // termsOf is what indexes an entry: in a revocation source only its key
 // (both stores read the same revocation directories, and share their
 // index), else what the store's Terms says.
-func (fl *focusedLoad[T]) termsOf(i int, path string, it T) []Term {
+func (fl *focusedLoad[T]) termsOf(i int, path string, it *T) []Term {
 	if fl.l.cfg.Sources[i].Revocation {
 		if fl.l.cfg.KeyOf == nil {
 			return nil

@@ -102,8 +102,9 @@ type Config[T any] struct {
 	// second watcher exists.
 	Parse func(src Source, path string, data []byte) ([]T, error)
 	// KeyOf, if set, is an entry's key (its SPKI hash): a Change then
-	// counts only the keys a changed file gained and lost.
-	KeyOf func(T) [32]byte
+	// counts only the keys a changed file gained and lost. It gets the
+	// entry in its file's Items, never a copy (see Found).
+	KeyOf func(*T) [32]byte
 	// Logger receives problems (once per change) and watching trouble.
 	Logger *slog.Logger
 	// Debounce is how long writes into an existing file (a file being
@@ -127,8 +128,8 @@ type Config[T any] struct {
 	Index string
 	// Terms, if set, is what the admin index maps to an entry's file: its
 	// key, and the names or addresses a command looks it up by (path is
-	// the file's).
-	Terms func(path string, it T) []Term
+	// the file's; it is the entry in its file's Items, never a copy).
+	Terms func(path string, it *T) []Term
 }
 
 // File is one file that loaded, with the entries made from its keys.

@@ -16,13 +16,14 @@ type Revocations[T any] struct {
 // NewRevocations collects the revoked keys of snap: the items of the files
 // of revocation sources (isRevocation tells them by source index), keyed
 // by spki.
-func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, spki func(T) [32]byte) *Revocations[T] {
+func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, spki func(*T) [32]byte) *Revocations[T] {
 	r := &Revocations[T]{err: snap.RevocationErr}
 	for _, f := range snap.Files {
 		if !isRevocation(f.Source) {
 			continue
 		}
-		for _, it := range f.Items {
+		for i := range f.Items {
+			it := &f.Items[i]
 			sum := spki(it)
 			if _, dup := r.first[sum]; dup {
 				continue
@@ -46,11 +47,16 @@ func (r *Revocations[T]) Err() error {
 	return r.err
 }
 
-// Get returns the revocation entry of the key with SPKI hash sum. A nil
-// set revokes nothing.
+// Get returns the revocation entry of the key with SPKI hash sum, a copy
+// (for a store whose entries are pointers; see Found). A nil set revokes
+// nothing.
 func (r *Revocations[T]) Get(sum [32]byte) (T, bool) {
 	found, ok := r.Lookup(sum)
-	return found.Item, ok
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return *found.Item, true
 }
 
 // Lookup is Get with the file of the entry.
@@ -62,15 +68,15 @@ func (r *Revocations[T]) Lookup(sum [32]byte) (Found[T], bool) {
 	return found, ok
 }
 
-// List returns the revoked keys' entries, in file order; the slice is the
-// caller's.
+// List returns copies of the revoked keys' entries (see Get), in file
+// order; the slice is the caller's.
 func (r *Revocations[T]) List() []T {
 	if r == nil {
 		return nil
 	}
 	out := make([]T, len(r.list))
 	for i, f := range r.list {
-		out[i] = f.Item
+		out[i] = *f.Item
 	}
 	return out
 }

@@ -94,7 +94,7 @@ type Lifecycle[T any] struct {
 // NewLifecycle returns the lifecycle of a store reading opts, converting
 // each key with convert, indexing each new snapshot with onReload, and
 // telling entries' keys by keyOf (for OnChange).
-func NewLifecycle[T any](opts Options, convert func(src Source, path string, k *jwk.Key) (T, error), keyOf func(T) [32]byte, onReload func(*Snapshot[T])) Lifecycle[T] {
+func NewLifecycle[T any](opts Options, convert func(src Source, path string, k *jwk.Key) (T, error), keyOf func(*T) [32]byte, onReload func(*Snapshot[T])) Lifecycle[T] {
 	return Lifecycle[T]{l: New(Config[T]{
 		Sources:       opts.sources(),
 		Home:          opts.Home,
@@ -112,7 +112,7 @@ func NewLifecycle[T any](opts Options, convert func(src Source, path string, k *
 // IndexBy says what the admin index maps to an entry's file (the key, and
 // the names or addresses the store's admin lookups use); call it before
 // LoadFor.
-func (lc Lifecycle[T]) IndexBy(terms func(path string, it T) []Term) { lc.l.cfg.Terms = terms }
+func (lc Lifecycle[T]) IndexBy(terms func(path string, it *T) []Term) { lc.l.cfg.Terms = terms }
 
 // LoadFor reads the files once, as Start without watching does, but only
 // those an admin command looking for q needs (Loader.LoadFor). Call
