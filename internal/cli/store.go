@@ -18,6 +18,7 @@ import (
 
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // Trust stores elsewhere than the home (--store URL; docs/fleet.md,
@@ -327,31 +328,59 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 }
 
 // materialize writes entries into h's .d directories, mode 0644, and
-// returns them by path. Entries whose names are no file name (the stores
-// report them when they read the store) are left out: no command changes
-// them.
-func materialize(h home.Dir, entries []StoreEntry) (map[string]StoreEntry, error) {
-	read := map[string]StoreEntry{}
+// returns them by path, each with the file's stamp once written. Entries
+// whose names are no file name (the stores report them when they read the
+// store) are left out: no command changes them. The copy is read once, so
+// it gets no admin index (building one would cost more than it saves): a
+// file where the index directory would be makes the stores load in full.
+func materialize(h home.Dir, entries []StoreEntry) (map[string]copied, error) {
 	for _, kind := range StoreKinds {
 		if err := os.MkdirAll(kindDir(h, kind), 0o700); err != nil {
 			return nil, err
 		}
 	}
+	if err := os.WriteFile(h.Index(), nil, 0o600); err != nil {
+		return nil, err
+	}
+	var todo []StoreEntry
 	for _, e := range entries {
-		if !slices.Contains(StoreKinds, e.Kind) || keydir.CheckName(e.Name) != nil || keydir.Ignored(e.Name) {
-			continue
+		if slices.Contains(StoreKinds, e.Kind) && keydir.CheckName(e.Name) == nil && !keydir.Ignored(e.Name) {
+			todo = append(todo, e)
 		}
+	}
+	// One after the other: creating files in one directory does not go
+	// faster on more goroutines (measured: slower).
+	read := make(map[string]copied, len(todo))
+	for _, e := range todo {
 		path := filepath.Join(kindDir(h, e.Kind), e.Name)
-		if err := os.WriteFile(path, e.Value, 0o644); err != nil {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
 			return nil, err
 		}
-		read[path] = e
+		_, err = f.Write(e.Value)
+		fi, serr := f.Stat()
+		if cerr := f.Close(); err == nil {
+			err = errors.Join(serr, cerr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		read[path] = copied{e, trustfile.StampOf(fi)}
 	}
 	return read, nil
 }
 
-// changesOf compares h's .d directories with what materialize wrote.
-func changesOf(h home.Dir, read map[string]StoreEntry) ([]StoreChange, error) {
+// copied is an entry as materialize wrote it.
+type copied struct {
+	StoreEntry
+	stamp trustfile.Stamp // of the file once written: unchanged, the file was not touched
+}
+
+// changesOf compares h's .d directories with what materialize wrote: a
+// file whose stamp (inode, size, times, mode) is the one written was not
+// touched (keytool replaces files by renaming a new one over them, which
+// changes the inode); the others are read and compared.
+func changesOf(h home.Dir, read map[string]copied) ([]StoreChange, error) {
 	var changes []StoreChange
 	seen := map[string]bool{}
 	for _, kind := range StoreKinds {
@@ -366,11 +395,16 @@ func changesOf(h home.Dir, read map[string]StoreEntry) ([]StoreChange, error) {
 			}
 			path := filepath.Join(dir, de.Name())
 			seen[path] = true
+			old, ok := read[path]
+			if ok {
+				if fi, err := os.Lstat(path); err == nil && trustfile.StampOf(fi) == old.stamp {
+					continue
+				}
+			}
 			data, err := os.ReadFile(path)
 			if err != nil {
 				return nil, err
 			}
-			old, ok := read[path]
 			if ok && bytes.Equal(old.Value, data) {
 				continue
 			}

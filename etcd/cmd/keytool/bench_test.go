@@ -19,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -284,4 +285,71 @@ func revocationOf(b *testing.B, bin, pub string) []byte {
 		b.Fatal(err)
 	}
 	return data
+}
+
+// editKeys is how many authorized keys BenchmarkStoreEdit's store holds.
+const editKeys = 100_000
+
+// BenchmarkStoreEdit measures one keytool authorize of a new key (a real
+// process) against a store of 100,000 authorized keys: through etcd
+// (--store: one list of the prefix, the entries written to a temporary
+// home, the command, one transaction) and, as the baseline in the same
+// run, on a home whose authorized_keys.d holds the same 100,000 files
+// (the admin index warm).
+//
+//	cd etcd && go test ./cmd/keytool -run '^$' -bench StoreEdit -benchtime 3x
+func BenchmarkStoreEdit(b *testing.B) {
+	bin := keytoolBinary(b)
+	addr := startEtcd(b, nil)
+	admin, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { admin.Close() })
+	dir := b.TempDir()
+	home := filepath.Join(dir, "home")
+	auth := filepath.Join(home, "authorized_keys.d")
+	if err := os.MkdirAll(auth, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	var ops []clientv3.Op
+	for i := range editKeys {
+		name := fmt.Sprintf("k%06d.json", i)
+		val := keydirtest.JWK(b, keydirtest.WithAttrs(keydirtest.Key(b, i), "name", name[:7]))
+		ops = append(ops, clientv3.OpPut("/edit/authorized_keys/"+name, string(val)))
+		if len(ops) == 128 || i == editKeys-1 { // etcd's default --max-txn-ops
+			if _, err := admin.Txn(context.Background()).Then(ops...).Commit(); err != nil {
+				b.Fatal(err)
+			}
+			ops = ops[:0]
+		}
+		if err := os.WriteFile(filepath.Join(auth, name), val, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	newKey := func(i int) string {
+		f := filepath.Join(dir, fmt.Sprintf("new%d.json", i))
+		keydirtest.Write(b, f, keydirtest.JWK(b, keydirtest.Key(b, editKeys+i)))
+		return f
+	}
+	run(b, bin, "-H", home, "authorize", "--name", "warm", newKey(-1)) // builds the admin index
+	n := 0
+	b.Run("etcd", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			n++
+			f := newKey(n)
+			b.StartTimer()
+			run(b, bin, "authorize", "--store", "etcd://"+addr+"/edit", "--name", fmt.Sprintf("new%d", n), f)
+		}
+	})
+	b.Run("dir", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			n++
+			f := newKey(n)
+			b.StartTimer()
+			run(b, bin, "-H", home, "authorize", "--name", fmt.Sprintf("new%d", n), f)
+		}
+	})
 }
