@@ -197,53 +197,62 @@ Example:
 			if o.listen == "" || o.target == "" {
 				return usagef("--listen ADDR and --target ADDR are required")
 			}
-			if _, err := proxyLogger(c, o); err != nil {
+			if err := checkProxyFlags(c, o); err != nil {
 				return err
-			}
-			for _, a := range []string{o.listen, o.target, o.metricsListen} {
-				if a == "" {
-					continue // --metrics-listen, optional
-				}
-				if _, _, err := net.SplitHostPort(a); err != nil {
-					return usagef("%q is not host:port: %v", a, err)
-				}
-			}
-			if o.enroll && c.store.url != "" {
-				return usagef("--enroll writes the keys it enrolls to the home's authorized_keys.d; with --store the client keys are the store's: enroll on a home, or authorize with: keytool authorize --store URL")
-			}
-			if o.client && o.enroll {
-				return usagef("--enroll serves enrollment in server mode; it has no use with --client")
-			}
-			if o.client && o.proxyProtocol {
-				return usagef("--proxy-protocol tells a plain TCP target who connected; it has no use with --client")
-			}
-			if !o.client && c.updateHostKeys != "yes" {
-				return usagef("--update-host-keys is about the target's announced keys: it is for --client")
-			}
-			if !o.client && c.hostDNS.inUse() {
-				return usagef("--verify-host-key-dns, --dns-resolver and --dns-timeout check the target's key: they are for --client")
-			}
-			if o.client && o.http {
-				return usagef("--http serves HTTP in server mode; it has no use with --client")
-			}
-			if o.http && o.proxyProtocol {
-				return usagef("--http tells the target who connected in headers; use it or --proxy-protocol, not both")
-			}
-			if o.client && len(o.hosts) > 0 {
-				return usagef("--host names the server's certificate; it has no use with --client")
-			}
-			if err := checkGenFlags(c, o); err != nil {
-				return err
-			}
-			if o.handshakeTimeout <= 0 {
-				return usagef("--handshake-timeout must be positive, not %v", o.handshakeTimeout)
-			}
-			if o.idleTimeout <= 0 {
-				return usagef("--idle-timeout must be positive, not %v", o.idleTimeout)
 			}
 			return c.proxy(o)
 		},
 	}
+}
+
+// checkProxyFlags refuses flags that contradict each other or have no use
+// in the mode asked for: a flag silently ignored is a mistake.
+func checkProxyFlags(c *cli, o proxyOptions) error {
+	if _, err := proxyLogger(c, o); err != nil {
+		return err
+	}
+	for _, a := range []string{o.listen, o.target, o.metricsListen} {
+		if a == "" {
+			continue // --metrics-listen, optional
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return usagef("%q is not host:port: %v", a, err)
+		}
+	}
+	if o.enroll && c.store.url != "" {
+		return usagef("--enroll writes the keys it enrolls to the home's authorized_keys.d; with --store the client keys are the store's: enroll on a home, or authorize with: keytool authorize --store URL")
+	}
+	if o.client && o.enroll {
+		return usagef("--enroll serves enrollment in server mode; it has no use with --client")
+	}
+	if o.client && o.proxyProtocol {
+		return usagef("--proxy-protocol tells a plain TCP target who connected; it has no use with --client")
+	}
+	if !o.client && c.updateHostKeys != "yes" {
+		return usagef("--update-host-keys is about the target's announced keys: it is for --client")
+	}
+	if !o.client && c.hostDNS.inUse() {
+		return usagef("--verify-host-key-dns, --dns-resolver and --dns-timeout check the target's key: they are for --client")
+	}
+	if o.client && o.http {
+		return usagef("--http serves HTTP in server mode; it has no use with --client")
+	}
+	if o.http && o.proxyProtocol {
+		return usagef("--http tells the target who connected in headers; use it or --proxy-protocol, not both")
+	}
+	if o.client && len(o.hosts) > 0 {
+		return usagef("--host names the server's certificate; it has no use with --client")
+	}
+	if err := checkGenFlags(c, o); err != nil {
+		return err
+	}
+	if o.handshakeTimeout <= 0 {
+		return usagef("--handshake-timeout must be positive, not %v", o.handshakeTimeout)
+	}
+	if o.idleTimeout <= 0 {
+		return usagef("--idle-timeout must be positive, not %v", o.idleTimeout)
+	}
+	return nil
 }
 
 // proxy builds the proxy from the home and runs it until a signal, then
