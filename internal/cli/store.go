@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -292,7 +293,7 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	defer os.RemoveAll(tmp)
 	read, err := materialize(home.Dir(tmp), entries)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", strings.TrimSuffix(c.store.url, "/"), err)
 	}
 	// The identity stays the home's (trust-host connects with it).
 	if identity && c.identity == "" {
@@ -354,6 +355,12 @@ func materialize(h home.Dir, entries []StoreEntry) (map[string]copied, error) {
 	for _, e := range todo {
 		path := filepath.Join(kindDir(h, e.Kind), e.Name)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			// A file system that folds case or normalizes names holds one
+			// file for two entries: the command would see one, and the
+			// write-back would remove or overwrite the other.
+			return nil, fmt.Errorf("%s/%s: another entry of the store has the same name on this file system (differing only in case or Unicode normalization): rename one of them", e.Kind, e.Name)
+		}
 		if err != nil {
 			return nil, err
 		}

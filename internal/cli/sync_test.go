@@ -143,3 +143,18 @@ func TestSyncTightensFirst(t *testing.T) {
 		t.Fatalf("sync's steps:\n%s\nwant (the first two in any order):\n%s", out, strings.Join(want, "\n"))
 	}
 }
+
+// TestMaterializeNameCollision: two entries that one file stands for (on
+// a file system folding case, "Alice.json" and "alice.json") are refused
+// before any command runs: otherwise the command sees one, and the
+// write-back removes or overwrites the other (a revocation among them).
+func TestMaterializeNameCollision(t *testing.T) {
+	h := home.Dir(t.TempDir())
+	_, err := materialize(h, []StoreEntry{
+		{Kind: StoreRevoked, Name: "alice.json", Value: []byte("one"), Revision: 2},
+		{Kind: StoreRevoked, Name: "alice.json", Value: []byte("two"), Revision: 3},
+	})
+	if err == nil || !strings.Contains(err.Error(), "same name on this file system") {
+		t.Fatalf("materialize: %v", err)
+	}
+}
