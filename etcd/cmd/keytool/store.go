@@ -43,7 +43,7 @@ func etcdFlags(fs *pflag.FlagSet) cli.StoreOpener {
 	f := &connFlags{}
 	fs.StringVar(&f.cacert, "etcd-cacert", "", "etcds://: verify the etcd members with the CA certificates in `FILE` (default: the system's)")
 	fs.StringVar(&f.cert, "etcd-cert", "", "etcds://: present the client certificate in `FILE` to etcd (with --etcd-key)")
-	fs.StringVar(&f.key, "etcd-key", "", "etcds://: the private key `FILE` of --etcd-cert")
+	fs.StringVar(&f.key, "etcd-key", "", "etcds://: the private key `FILE` of --etcd-cert (mode 0600)")
 	fs.StringVar(&f.user, "etcd-user", "", "authenticate to etcd as `USER` (with --etcd-password-file)")
 	fs.StringVar(&f.passwordFile, "etcd-password-file", "", "read --etcd-user's password from `FILE` (mode 0600; never on the command line)")
 	fs.DurationVar(&f.dialTimeout, "etcd-dial-timeout", 5*time.Second, "give up on reaching etcd after `DURATION`")
@@ -80,6 +80,8 @@ func (f *connFlags) config(u *url.URL) (clientv3.Config, string, error) {
 		return cfg, "", cli.Usagef("--etcd-cert and --etcd-key go together: the client certificate and its private key")
 	case f.passwordFile != "" && f.user == "":
 		return cfg, "", cli.Usagef("--etcd-password-file is the password of --etcd-user: give the user too")
+	case u.Scheme == "etcd" && f.user != "" && !loopbackOnly(cfg.Endpoints):
+		return cfg, "", cli.Usagef("--etcd-user with etcd://%s: the password would cross the network in clear (and with it, whoever reads it can write the fleet's trust): use etcds://%s%s (etcd:// takes a password only from members on loopback)", u.Host, u.Host, u.Path)
 	case f.user != "" && f.passwordFile == "":
 		return cfg, "", cli.Usagef("--etcd-user needs --etcd-password-file FILE holding the password (a password on the command line is seen by every user of the machine in ps and /proc, and kept in shell history)")
 	case f.dialTimeout <= 0:
@@ -119,7 +121,15 @@ func (f *connFlags) tls() (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if f.cert != "" {
-		c, err := tls.LoadX509KeyPair(f.cert, f.key)
+		certPEM, _, err := trustfile.Read(f.cert)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cert: %w", err)
+		}
+		keyPEM, err := readSecret("--etcd-key", f.key)
+		if err != nil {
+			return nil, err
+		}
+		c, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("--etcd-cert %s, --etcd-key %s: %w", f.cert, f.key, err)
 		}
@@ -131,12 +141,9 @@ func (f *connFlags) tls() (*tls.Config, error) {
 // readPassword reads a password file: a regular file that only its owner
 // may read, its first line the password.
 func readPassword(file string) (string, error) {
-	data, fi, err := trustfile.Read(file)
+	data, err := readSecret("--etcd-password-file", file)
 	if err != nil {
-		return "", fmt.Errorf("--etcd-password-file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("--etcd-password-file %s: mode %04o lets others read the password; chmod 600 %s", file, fi.Mode().Perm(), file)
+		return "", err
 	}
 	pw, _, _ := strings.Cut(string(data), "\n")
 	pw = strings.TrimSuffix(pw, "\r")
@@ -144,6 +151,35 @@ func readPassword(file string) (string, error) {
 		return "", fmt.Errorf("--etcd-password-file %s: empty", file)
 	}
 	return pw, nil
+}
+
+// readSecret reads the file of flag, a secret: a regular file that only
+// its owner may read (as OpenSSH requires of identity files).
+func readSecret(flag, file string) ([]byte, error) {
+	data, fi, err := trustfile.Read(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s %s: mode %04o lets others read it; chmod 600 %s", flag, file, fi.Mode().Perm(), file)
+	}
+	return data, nil
+}
+
+// loopbackOnly says whether every endpoint ("http://HOST:PORT") is on
+// loopback: an address, or localhost.
+func loopbackOnly(endpoints []string) bool {
+	for _, e := range endpoints {
+		_, hostport, _ := strings.Cut(e, "://")
+		host, _, err := net.SplitHostPort(hostport)
+		if err != nil {
+			host = hostport
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
 }
 
 // open connects to the members of u.

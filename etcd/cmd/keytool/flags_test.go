@@ -1,0 +1,67 @@
+package main
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPasswordNotInClear: etcd:// is plain TCP, so --etcd-user's password
+// would cross the network readable by anyone on the path (and with it,
+// anyone can write the fleet's authorized_keys): refused unless every
+// member is on loopback.
+func TestPasswordNotInClear(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"etcd://127.0.0.1:2379/p", true},
+		{"etcd://[::1]:2379/p", true},
+		{"etcd://localhost:2379/p", true},
+		{"etcds://10.0.0.5:2379/p", true},
+		{"etcd://10.0.0.5:2379/p", false},
+		{"etcd://127.0.0.1:2379,10.0.0.5:2379/p", false},
+		{"etcd://etcd.example:2379/p", false},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &connFlags{user: "root", passwordFile: pw, dialTimeout: 5 * time.Second}
+		_, _, err = f.config(u)
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: %v", tc.url, err)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "in clear")):
+			t.Errorf("%s with --etcd-user: err = %v, want it refused", tc.url, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error shows the password: %v", tc.url, err)
+		}
+	}
+}
+
+// TestClientKeyMode: --etcd-key is a private key; like the password file
+// (and OpenSSH's identity files), one that group or others may read is
+// refused.
+func TestClientKeyMode(t *testing.T) {
+	dir := t.TempDir()
+	writeCerts(t, dir)
+	f := &connFlags{cert: filepath.Join(dir, "client.pem"), key: filepath.Join(dir, "client-key.pem")}
+	if _, err := f.tls(); err != nil {
+		t.Fatalf("key 0600: %v", err)
+	}
+	if err := os.Chmod(f.key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.tls(); err == nil || !strings.Contains(err.Error(), "mode 0644") {
+		t.Fatalf("key 0644: err = %v, want it refused", err)
+	}
+}
