@@ -56,6 +56,8 @@
 // CAPool and CABundle turn trusted keys into per-key CA certificates for
 // software that only does chain verification (OpenSSL, curl, nginx); unlike
 // keytool's own verification, those let a trusted key vouch for others.
+// A CABundleWriter writes such a bundle as it is made, for any number of
+// keys.
 //
 // # Policy
 //
