@@ -17,7 +17,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/tlsbridge"
@@ -44,11 +43,7 @@ const fanoutProxies = 10
 func BenchmarkProxyRevocationFanout(b *testing.B) {
 	bin := keytoolBinary(b)
 	addr := startEtcd(b, nil)
-	admin, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { admin.Close() })
+	admin := etcdClient(b, addr)
 	dir := b.TempDir()
 	srvHome, cliHome := filepath.Join(dir, "server"), filepath.Join(dir, "client")
 	run(b, bin, "-H", srvHome, "gen")
@@ -301,11 +296,7 @@ const editKeys = 100_000
 func BenchmarkStoreEdit(b *testing.B) {
 	bin := keytoolBinary(b)
 	addr := startEtcd(b, nil)
-	admin, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { admin.Close() })
+	admin := etcdClient(b, addr)
 	dir := b.TempDir()
 	home := filepath.Join(dir, "home")
 	auth := filepath.Join(home, "authorized_keys.d")

@@ -93,6 +93,18 @@ func startEtcd(t testing.TB, tlsInfo *transport.TLSInfo) string {
 	return c.Host
 }
 
+// etcdClient is a client of the plain member at addr, closed at the end
+// of the test (after its parallel subtests).
+func etcdClient(tb testing.TB, addr string) *clientv3.Client {
+	tb.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
 func loopbackURL(t testing.TB) url.URL {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -107,11 +119,7 @@ func loopbackURL(t testing.TB) url.URL {
 // script has a prefix of its own ($STORE is etcd://HOST:PORT/PREFIX).
 func TestScripts(t *testing.T) {
 	addr := startEtcd(t, nil)
-	client, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() }) // after the scripts, which run in parallel
+	client := etcdClient(t, addr) // closed after the scripts, which run in parallel
 	var n atomic.Int64
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
