@@ -258,15 +258,27 @@ func (s *storeFlags) check() error {
 func (s *storeFlags) opener() (StoreOpener, *url.URL, error) {
 	u, err := url.Parse(s.url)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, nil, usagef("--store %q: give a URL like etcd://HOST:PORT/PREFIX", s.url)
+		return nil, nil, usagef("--store %q: give a URL like etcd://HOST:PORT/PREFIX", redactURL(s.url))
 	}
 	if open := s.openers[u.Scheme]; open != nil {
 		return open, u, nil
 	}
 	if advice, ok := storeSchemes[u.Scheme]; ok {
-		return nil, nil, fmt.Errorf("--store %s: %s", s.url, advice)
+		return nil, nil, fmt.Errorf("--store %s: %s", u.Redacted(), advice)
 	}
-	return nil, nil, usagef("--store %q: unknown kind of store %q", s.url, u.Scheme)
+	return nil, nil, usagef("--store %q: unknown kind of store %q", u.Redacted(), u.Scheme)
+}
+
+// redactURL hides the password of a URL that may not parse, before it
+// is printed (a terminal's scrollback, a unit's log).
+func redactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	if i, j := strings.Index(raw, "://"), strings.LastIndex(raw, "@"); i >= 0 && j > i {
+		return raw[:i+3] + "xxxxx" + raw[j:]
+	}
+	return raw
 }
 
 // inStore runs an editing command (authorize, revoke, trust-host) on the

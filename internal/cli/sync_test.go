@@ -158,3 +158,21 @@ func TestMaterializeNameCollision(t *testing.T) {
 		t.Fatalf("materialize: %v", err)
 	}
 }
+
+// TestStoreURLPasswordNotEchoed: a password written into a --store URL
+// (which no backend takes) is not printed back, in the terminal or a
+// unit's log.
+func TestStoreURLPasswordNotEchoed(t *testing.T) {
+	for _, args := range [][]string{
+		{"authorize", "--store", "etcd://root:hunter2@127.0.0.1:2379/p", "--list"},
+		{"authorize", "--store", "etcd://root:hunter2@/p", "--list"},
+		{"authorize", "--store", "etcd://root:hunter2@127.0.0.1:2379:x/p", "--list"},
+		{"authorize", "--store", "zk://root:hunter2@127.0.0.1:2379/p", "--list"},
+		{"sync", "etcd://root:hunter2@127.0.0.1:2379/p", "--to", t.TempDir()},
+	} {
+		stdout, stderr, code := runKeytool(t, "", append([]string{"-H", t.TempDir()}, args...)...)
+		if code == 0 || strings.Contains(stdout+stderr, "hunter2") {
+			t.Errorf("keytool %s: exit %d, output shows the password:\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+}

@@ -65,3 +65,18 @@ func TestClientKeyMode(t *testing.T) {
 		t.Fatalf("key 0644: err = %v, want it refused", err)
 	}
 }
+
+// TestURLPasswordNotEchoed: credentials in a --store URL are refused
+// without being printed, whatever else is wrong with the URL.
+func TestURLPasswordNotEchoed(t *testing.T) {
+	for _, raw := range []string{"etcd://root:hunter2@127.0.0.1:2379", "etcd://root:hunter2@127.0.0.1:2379/", "etcds://root:hunter2@127.0.0.1:2379/p?x=1"} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = (&connFlags{dialTimeout: time.Second}).config(u)
+		if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "credentials go in") {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}

@@ -56,11 +56,11 @@ func etcdFlags(fs *pflag.FlagSet) cli.StoreOpener {
 func (f *connFlags) config(u *url.URL) (clientv3.Config, string, error) {
 	var cfg clientv3.Config
 	prefix := strings.TrimSuffix(u.Path, "/")
-	if prefix == "" {
-		return cfg, "", cli.Usagef("--store %s: give the prefix the entries are under: %s://%s/PREFIX (a prefix of its own keeps keytool's keys apart from the cluster's others)", u, u.Scheme, u.Host)
-	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return cfg, "", cli.Usagef("--store %s: only %s://HOST:PORT[,HOST:PORT…]/PREFIX; credentials go in --etcd-user and --etcd-password-file", u.Redacted(), u.Scheme)
+	}
+	if prefix == "" {
+		return cfg, "", cli.Usagef("--store %s: give the prefix the entries are under: %s://%s/PREFIX (a prefix of its own keeps keytool's keys apart from the cluster's others)", u, u.Scheme, u.Host)
 	}
 	scheme := "http" // etcd:// is plain TCP, etcds:// TLS
 	if u.Scheme == "etcds" {
