@@ -8,9 +8,10 @@ import (
 
 // Member names that differ only in case.
 //
-// keytool reads JWK members, and PEM headers, by their exact names, while
-// Go's encoding/json — and so go-jose, and whatever other Go program reads
-// a file keytool wrote — matches a struct field's name regardless of case
+// keytool reads JWK members, and PEM headers, by their exact names, and so
+// does go-jose (its copy of encoding/json matches field names exactly),
+// while Go's encoding/json — and so many another Go program that reads a
+// file keytool wrote — matches a struct field's name regardless of case
 // (by Unicode simple folding: "K", "k" and the Kelvin sign U+212A are one
 // name to it). A file holding both "x" and "X" would then be one key to
 // keytool and another to them, and keytool would write it back so. Such

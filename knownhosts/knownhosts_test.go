@@ -349,3 +349,23 @@ func FuzzPattern(f *testing.F) {
 		}
 	})
 }
+
+// TestHostNamesFoldASCIIOnly: host names compare without case for ASCII
+// letters only (RFC 4343, OpenSSH). Unicode case folding would make
+// U+212A KELVIN SIGN a 'k', and a name no one pinned look up key.example's
+// pins.
+func TestHostNamesFoldASCIIOnly(t *testing.T) {
+	s, _ := load(t, map[string]*jwk.Key{"a.json": pinned(t, 1, "key.example:443")})
+	sum := key(t, 1).SPKIHash()
+	if err := s.CheckSPKI("KEY.Example:443", sum); err != nil {
+		t.Fatalf("ASCII case must not matter: %v", err)
+	}
+	for _, target := range []string{"\u212aey.example:443", "\u212aEY.EXAMPLE:443"} {
+		if err := s.CheckSPKI(target, sum); err == nil {
+			t.Errorf("%q was admitted by key.example's pin", target)
+		}
+	}
+	if norm, err := ParsePattern("\u212aey.example"); err == nil {
+		t.Errorf("pattern with a Kelvin sign accepted as %q", norm)
+	}
+}

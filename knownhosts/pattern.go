@@ -119,7 +119,7 @@ var errLabelLength = errors.New("a host name's labels must hold 1 to 63 characte
 // because "10.0.0.?" is neither an address nor a valid name yet must be
 // accepted.
 func (p *pattern) setHost(host string) error {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	host = strings.TrimSuffix(asciiLower(host), ".")
 	if host == "" {
 		return errors.New("empty host")
 	}
@@ -275,9 +275,7 @@ func parseTarget(addr string) (ip netip.Addr, host string, port uint16, err erro
 		port = uint16(n)
 	}
 	h = strings.TrimSuffix(h, ".")
-	if hasUpper(h) {
-		h = strings.ToLower(h)
-	}
+	h = asciiLower(h)
 	if h == "" {
 		return ip, "", 0, fmt.Errorf("address %q: empty host", addr)
 	}
@@ -294,6 +292,23 @@ func parseTarget(addr string) (ip netip.Addr, host string, port uint16, err erro
 func looksLikeIP(s string) bool {
 	c := s[len(s)-1]
 	return c >= '0' && c <= '9' || strings.IndexByte(s, ':') >= 0
+}
+
+// asciiLower lowers the ASCII letters of s, and only those, as DNS and
+// OpenSSH compare host names (RFC 4343): strings.ToLower would also fold
+// U+212A KELVIN SIGN to 'k', so that "\u212aey.example" looked up the pins of
+// key.example. It allocates only when s has an upper-case letter.
+func asciiLower(s string) string {
+	if !hasUpper(s) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func hasUpper(s string) bool {
