@@ -77,16 +77,18 @@ func (c *cli) bundle(which, out string, force bool) error {
 	// The revocation list decides for both kinds of keys: the
 	// authorized-keys store reads the same revoked_keys files as the
 	// trusted-hosts store, and refuses everything if they are unreadable.
-	auth := c.localAuthStore()
+	// For host keys it reads only them, not every authorized key.
 	var (
 		sel bundleSelection
 		err error
 	)
 	switch which {
 	case "authorized":
-		sel, err = c.selectAuthorized(auth)
+		sel, err = c.selectAuthorized(c.localAuthStore())
 	case "trusted":
-		sel, err = c.selectTrusted(auth)
+		opts := authkeys.HomeOptions(c.home)
+		opts.Files, opts.Dirs = nil, nil
+		sel, err = c.selectTrusted(authkeys.Load(opts))
 	}
 	if err != nil {
 		return err
