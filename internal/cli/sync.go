@@ -50,8 +50,9 @@ that sync did not write, or that was changed since sync wrote it, is never
 overwritten or removed; it is reported (exit 1 at the end, after
 everything else was mirrored), as is an entry whose name is no file name
 (under revoked_keys/ it is mirrored as a file that refuses every key, as
-the stores reading the store do). Revocations are written first and
-removed last. A home is synced from one store.
+the stores reading the store do). A revocation whose file is left as it
+is is still written, under a name of sync's (revoked_keys.d/keytool-sync-…).
+Revocations are written first and removed last. A home is synced from one store.
 
 One pass by default. --watch keeps mirroring each change until SIGINT or
 SIGTERM, through the same watch, cache (in HOME) and staleness bound as
@@ -218,7 +219,7 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 		if !slices.Contains(StoreKinds, e.Kind) {
 			continue
 		}
-		f := syncFile{e.Kind + ".d/" + e.Name, e.Value}
+		f := syncFile{rel: e.Kind + ".d/" + e.Name, val: e.Value, revocation: e.Kind == StoreRevoked}
 		if err := keydir.CheckName(e.Name); err != nil || keydir.Ignored(e.Name) {
 			kept++
 			if e.Kind != StoreRevoked {
@@ -227,7 +228,7 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 			}
 			// The stores reading the store refuse every key for it; so
 			// does a revocation file that does not parse.
-			f = unmirrorableRevocation(e.Name)
+			f = unmirrorableRevocation(e.Name) // a stand-in already
 			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name: mirrored as %s, which refuses every key (as the stores reading %s do) until the entry is renamed\n",
 				e.Kind, e.Name, filepath.Join(string(s.home), f.rel), s.store)
 		}
@@ -253,6 +254,16 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 	}
 	for _, f := range slices.Concat(tighten, loosen) {
 		k, err := s.place(m, f.rel, f.val)
+		if err == nil && k > 0 && f.revocation {
+			// A file sync may not touch holds the name: the revocation
+			// is still enforced, under a name of sync's.
+			alt := syncFile{rel: StoreRevoked + ".d/keytool-sync-" + contentSum([]byte(f.rel))[:16], val: f.val}
+			want[alt.rel] = true
+			if k, err = s.place(m, alt.rel, alt.val); err == nil && k == 0 {
+				fmt.Fprintf(s.c.stderr, "keytool sync: %s: the store's revocation is mirrored as %s instead\n", filepath.Join(string(s.home), f.rel), filepath.Join(string(s.home), alt.rel))
+			}
+			k = 1 // still reported
+		}
 		if err != nil {
 			// What was placed so far is sync's: keep the manifest.
 			return kept, errors.Join(err, s.writeManifest(m))
@@ -260,7 +271,9 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 		kept += k
 	}
 	for _, rel := range gone {
-		kept += s.unplace(m, rel)
+		if !want[rel] {
+			kept += s.unplace(m, rel)
+		}
 	}
 	return kept, s.writeManifest(m)
 }
@@ -270,6 +283,9 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 type syncFile struct {
 	rel string
 	val []byte
+	// revocation: if another file holds rel, write val under a name of
+	// sync's instead.
+	revocation bool
 }
 
 // unmirrorableRevocation is the file that stands for a revocation entry

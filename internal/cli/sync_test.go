@@ -176,3 +176,52 @@ func TestStoreURLPasswordNotEchoed(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncBlockedRevocationStillEnforced: a revocation whose file name is
+// taken by a file sync may not touch (an administrator's, or one changed
+// since) is left as it is and reported, and still enforced: written under
+// a name of sync's, removed once the name is free again.
+func TestSyncBlockedRevocationStillEnforced(t *testing.T) {
+	dir := t.TempDir()
+	s, _, errOut := testSyncer(t, dir)
+	alice, other := filepath.Join(dir, "alice.json"), filepath.Join(dir, "other.json")
+	writePublicKey(t, alice, nil)
+	writePublicKey(t, other, nil)
+	key := readFile(t, alice)
+	mine := filepath.Join(string(s.home), "revoked_keys.d", "bob.json")
+	if err := os.MkdirAll(filepath.Dir(mine), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mine, readFile(t, other), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	entries := []StoreEntry{
+		{Kind: StoreAuthorized, Name: "alice.json", Value: key},
+		{Kind: StoreRevoked, Name: "bob.json", Value: key},
+	}
+	kept, err := s.mirror(entries)
+	if err != nil || kept != 1 {
+		t.Fatalf("mirror: kept %d, err %v; want 1, nil", kept, err)
+	}
+	if !strings.Contains(errOut.String(), "was not written by sync") || !strings.Contains(errOut.String(), "mirrored as") {
+		t.Errorf("stderr: %s", errOut)
+	}
+	if !bytes.Equal(readFile(t, mine), readFile(t, other)) {
+		t.Fatal("the administrator's file was overwritten")
+	}
+	stdout, _, _ := runKeytool(t, "", "-H", string(s.home), "authorize", "--list")
+	if !regexp.MustCompile(`(?m)^alice +SHA256:\S+ +revoked`).MatchString(stdout) {
+		t.Fatalf("alice, revoked in the store, is not revoked in the mirror:\n%s", stdout)
+	}
+	// The name free again: the revocation takes it, the stand-in goes.
+	if err := os.Remove(mine); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := s.mirror(entries); err != nil || kept != 0 {
+		t.Fatalf("mirror: kept %d, err %v", kept, err)
+	}
+	des, _ := os.ReadDir(filepath.Dir(mine))
+	if len(des) != 1 || des[0].Name() != "bob.json" {
+		t.Fatalf("revoked_keys.d holds %v", des)
+	}
+}
