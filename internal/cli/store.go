@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -303,6 +305,7 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	defer removeOnSignal(tmp)()
 	read, err := materialize(home.Dir(tmp), entries)
 	if err != nil {
 		return fmt.Errorf("%s: %w", strings.TrimSuffix(c.store.url, "/"), err)
@@ -338,6 +341,36 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	}
 	_, err = out.WriteTo(stdout)
 	return err
+}
+
+// removeOnSignal removes dir if the process is interrupted (SIGINT,
+// SIGTERM, SIGHUP: a prompt answered with Ctrl-C, a closed terminal)
+// before the returned stop is called, and then dies of the signal as it
+// would have: the temporary copy of a store's entries must not outlive
+// the command.
+func removeOnSignal(dir string) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) { // under nohup, SIGHUP stays ignored
+			signal.Notify(sigs, sig)
+		}
+	}
+	go func() {
+		select {
+		case sig := <-sigs:
+			os.RemoveAll(dir)
+			signal.Stop(sigs) // the default action again
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				_ = p.Signal(sig)
+			}
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
 }
 
 // materialize writes entries into h's .d directories, mode 0644, and

@@ -30,6 +30,7 @@ import (
 func TestMain(m *testing.M) {
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrace"}, Flags: raceFlags})
+	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdslow"}, Flags: slowFlags})
 	testscript.Main(m, map[string]func(){
 		"keytool": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
@@ -59,6 +60,33 @@ func (r racing) List(ctx context.Context) ([]cli.StoreEntry, error) {
 		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
 	}
 	return l, err
+}
+
+// slowFlags opens etcdslow://HOST/PREFIX as etcd://HOST/PREFIX whose
+// Apply creates the file $KEYTOOL_SLOW_MARK and then waits a minute: a
+// keytool process caught in the middle of a store edit
+// (store-interrupted.txt).
+func slowFlags(*pflag.FlagSet) cli.StoreOpener {
+	open := etcdFlags(pflag.NewFlagSet("etcdslow", pflag.ContinueOnError))
+	return func(ctx context.Context, u *url.URL) (cli.Store, error) {
+		plain := *u
+		plain.Scheme = "etcd"
+		st, err := open(ctx, &plain)
+		if err != nil {
+			return nil, err
+		}
+		return slow{st.(*store)}, nil
+	}
+}
+
+type slow struct{ *store }
+
+func (s slow) Apply(ctx context.Context, changes []cli.StoreChange) error {
+	if err := os.WriteFile(os.Getenv("KEYTOOL_SLOW_MARK"), nil, 0o600); err != nil {
+		return err
+	}
+	time.Sleep(time.Minute)
+	return s.store.Apply(ctx, changes)
 }
 
 // startEtcd starts one embedded etcd member on loopback ports, stopped at
