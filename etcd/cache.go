@@ -112,12 +112,14 @@ func (s *Source) writeCaches(ctx context.Context) {
 func (v *view) all() map[string][]byte {
 	n := len(v.other)
 	for _, e := range v.entries {
-		n += len(e)
+		n += e.Len()
 	}
 	kv := make(map[string][]byte, n)
-	for k, e := range v.entries {
-		for name, val := range e {
-			kv[Kind(k).String()+"/"+name] = val
+	for k, set := range v.entries {
+		for name, e := range set.All() {
+			if e.Err == nil { // over the bound: its value is in other
+				kv[Kind(k).String()+"/"+name] = e.Data
+			}
 		}
 	}
 	for rel, val := range v.other {

@@ -83,13 +83,14 @@ func (e *StaleError) Error() string {
 // published.
 type view struct {
 	rev int64
-	// entries are the values of each kind by name; other holds the values
-	// of the keys that are no entry (over the bound, outside the layout) by
-	// key relative to the prefix, so that the cache keeps them too. A change
-	// copies only the maps it touches.
-	entries [numKinds]map[string][]byte
+	// entries are the entries of each kind by name (a value over the
+	// bound is there rejected), as sets a change copies a few nodes of,
+	// not the whole (keydir.FeedSet): the stores then re-read only the
+	// entries a change touched. other holds the values of the keys that
+	// are no entry (over the bound, outside the layout) by key relative
+	// to the prefix, so that the cache keeps them too.
+	entries [numKinds]*keydir.FeedSet
 	other   map[string][]byte
-	bad     [numKinds]map[string]error
 	outside []keydir.Problem
 }
 
@@ -209,12 +210,19 @@ func (s *Source) Current() time.Time {
 func (s *Source) Relists() int64 { return max(s.relists.Load()-1, 0) }
 
 // Entries returns the view's entries of kind k, by name (the caller must
-// not modify them).
+// not modify the values), leaving out those over the bound.
 func (s *Source) Entries(k Kind) map[string][]byte {
-	if v := s.cur.Load(); v != nil {
-		return v.entries[k]
+	v := s.cur.Load()
+	if v == nil {
+		return nil
 	}
-	return nil
+	m := make(map[string][]byte, v.entries[k].Len())
+	for name, e := range v.entries[k].All() {
+		if e.Err == nil {
+			m[name] = e.Data
+		}
+	}
+	return m
 }
 
 // Problems returns the keys under the prefix outside the layout (the
@@ -255,7 +263,7 @@ func (f feed) View() keydir.FeedView {
 	if err != nil {
 		return keydir.FeedView{Err: err}
 	}
-	return keydir.FeedView{Entries: v.entries[f.k], Rejected: v.bad[f.k]}
+	return keydir.FeedView{Set: v.entries[f.k]}
 }
 
 func (f feed) Subscribe() (<-chan struct{}, func()) {
@@ -365,7 +373,7 @@ func (s *Source) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 func (s *Source) makeView(rev int64, kv map[string][]byte) *view {
 	v := &view{rev: rev, other: map[string][]byte{}}
 	for k := range v.entries {
-		v.entries[k] = map[string][]byte{}
+		v.entries[k] = keydir.NewFeedSet()
 	}
 	for _, rel := range slices.Sorted(maps.Keys(kv)) {
 		s.place(v, rel, kv[rel], false)
@@ -374,7 +382,7 @@ func (s *Source) makeView(rev int64, kv map[string][]byte) *view {
 }
 
 // place puts the value of key rel into v (deleted: takes it out). v's
-// maps that it changes must be v's own (apply copies them first).
+// other and outside must be v's own (apply copies them first).
 func (s *Source) place(v *view, rel string, val []byte, deleted bool) (Kind, bool) {
 	k, name, ok := classify(rel)
 	delete(v.other, rel)
@@ -386,20 +394,14 @@ func (s *Source) place(v *view, rel string, val []byte, deleted bool) (Kind, boo
 		}
 		return 0, false
 	}
-	delete(v.entries[k], name)
-	if v.bad[k] != nil {
-		delete(v.bad[k], name)
-	}
 	switch {
 	case deleted:
+		v.entries[k] = v.entries[k].Delete(name)
 	case len(val) > s.opts.MaxValue:
-		if v.bad[k] == nil {
-			v.bad[k] = map[string]error{}
-		}
-		v.bad[k][name] = &TooLargeError{Key: s.prefix + "/" + rel, Size: len(val), Max: s.opts.MaxValue}
+		v.entries[k] = v.entries[k].Reject(name, &TooLargeError{Key: s.prefix + "/" + rel, Size: len(val), Max: s.opts.MaxValue})
 		v.other[rel] = val
 	default:
-		v.entries[k][name] = val
+		v.entries[k] = v.entries[k].Put(name, val)
 	}
 	return k, true
 }

@@ -202,9 +202,9 @@ func (s *Source) progressed(rev int64, t time.Time) {
 	s.markCurrent(t)
 }
 
-// apply makes the view that events lead to, copying only the kinds they
-// touch (a revocation copies the revoked keys' map, not the authorized
-// keys'). An event at or below the view's revision is already in it (a
+// apply makes the view that events lead to. The entries' sets share
+// every node an event did not touch (keydir.FeedSet), so that an event
+// costs the same in a prefix of any size. An event at or below the view's revision is already in it (a
 // resumed watch may deliver it again) and is skipped: nothing is applied
 // twice.
 func (s *Source) apply(events []*clientv3.Event) {
@@ -222,13 +222,11 @@ func (s *Source) apply(events []*clientv3.Event) {
 		if !ok {
 			continue
 		}
-		if k, _, ok := classify(rel); ok && !touched[k] {
-			touched[k] = true
-			nv.entries[k] = maps.Clone(old.entries[k])
-			nv.bad[k] = maps.Clone(old.bad[k])
-		}
 		deleted := ev.Type == clientv3.EventTypeDelete
-		if _, ok := s.place(&nv, rel, ev.Kv.Value, deleted); !ok && !deleted {
+		k, ok := s.place(&nv, rel, ev.Kv.Value, deleted)
+		if ok {
+			touched[k] = true
+		} else if !deleted {
 			s.log.Warn("etcd: key outside the layout ignored", "key", string(ev.Kv.Key))
 		}
 		nv.rev = ev.Kv.ModRevision

@@ -3,6 +3,7 @@ package keydir
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -86,4 +87,56 @@ func fpOf(tb testing.TB, data []byte) string {
 		tb.Fatal(err)
 	}
 	return k.Fingerprint()
+}
+
+// BenchmarkFeedChange measures one change (an entry rewritten with a new
+// key) to a feed of N entries (100,000 unless KEYTOOL_BENCH_KEYS says
+// otherwise), from the feed's new view to the loader's new snapshot. Two
+// sub-benchmarks in the same run: "whole", a feed handing a fresh map per
+// view, which the loader reads whole (every entry hashed) — what every
+// feed cost before FeedSet, the baseline; and "set", a feed handing each
+// view as a FeedSet made from the last one, which the loader reads entry
+// by entry.
+//
+//	go test ./internal/keydir -run '^$' -bench FeedChange -benchtime 200x
+func BenchmarkFeedChange(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("KEYTOOL_BENCH_KEYS")); err == nil && v > 0 {
+		n = v
+	}
+	entries := make(map[string][]byte, n)
+	for i := range n {
+		entries[fmt.Sprintf("k%06d", i)] = keydirtest.JWK(b, keydirtest.Key(b, i))
+	}
+	alt := [2][]byte{keydirtest.JWK(b, keydirtest.Key(b, n+1)), entries["k000007"]}
+	b.Run("whole", func(b *testing.B) {
+		f := newMemFeed("etcd:/fleet/authorized_keys")
+		m := maps.Clone(entries)
+		f.Set(FeedView{Entries: m})
+		l := New(Config[string]{Sources: []Source{{Path: f.Name(), Dir: true, Feed: f}}, Convert: fpConvert})
+		l.Reload()
+		b.ResetTimer()
+		for i := range b.N {
+			m = maps.Clone(m) // a view is not modified once handed on
+			m["k000007"] = alt[i%2]
+			f.Set(FeedView{Entries: m})
+			l.Reload()
+		}
+	})
+	b.Run("set", func(b *testing.B) {
+		f := newMemFeed("etcd:/fleet/authorized_keys")
+		set := NewFeedSet()
+		for name, data := range entries {
+			set = set.Put(name, data)
+		}
+		f.Set(FeedView{Set: set})
+		l := New(Config[string]{Sources: []Source{{Path: f.Name(), Dir: true, Feed: f}}, Convert: fpConvert})
+		l.Reload()
+		b.ResetTimer()
+		for i := range b.N {
+			set = set.Put("k000007", alt[i%2])
+			f.Set(FeedView{Set: set})
+			l.Reload()
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package keydir
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -38,6 +39,12 @@ type FeedView struct {
 	// layout, a value over its bound), by name: each is a Problem, and in
 	// a revocation feed refuses every key, as an unreadable file would.
 	Rejected map[string]error
+	// Set, if not nil, holds the entries and the rejected ones instead
+	// of Entries and Rejected. A feed that makes each view's set from the
+	// last one's (FeedSet.Put, Reject, Delete) lets the loader examine
+	// only the entries changed since the view it last read, so that a
+	// change costs the same in a feed of any size.
+	Set *FeedSet
 	// Err is set when the view as a whole must not be used (no consistent
 	// view yet, or older than the feed's bound on staleness): the feed is
 	// then a Problem and holds no keys; a revocation feed refuses every
@@ -48,58 +55,62 @@ type FeedView struct {
 // isFeed reports whether source i is a feed.
 func (l *Loader[T]) isFeed(i int) bool { return l.cfg.Sources[i].Feed != nil }
 
-// loadFeed makes source i's files from its feed's current view: an entry
-// whose content did not change (by SHA-256) keeps its state and entries,
-// the others are parsed as files are (parse), in parallel when many.
+// feedEntries returns a view's entries (Set's, or Entries and Rejected)
+// sorted by name.
+func feedEntries(v FeedView) []namedEntry {
+	var all []namedEntry
+	if v.Set != nil {
+		all = make([]namedEntry, 0, v.Set.Len())
+		for name, e := range v.Set.All() {
+			all = append(all, namedEntry{name, e})
+		}
+	} else {
+		all = make([]namedEntry, 0, len(v.Entries)+len(v.Rejected))
+		for name, b := range v.Entries {
+			if _, rejected := v.Rejected[name]; !rejected {
+				all = append(all, namedEntry{name, FeedEntry{Data: b}})
+			}
+		}
+		for name, err := range v.Rejected {
+			all = append(all, namedEntry{name, FeedEntry{Err: err}})
+		}
+	}
+	slices.SortFunc(all, func(a, b namedEntry) int { return cmp.Compare(a.name, b.name) })
+	return all
+}
+
+type namedEntry struct {
+	name string
+	e    FeedEntry
+}
+
+// loadFeed makes source i's files from its feed's current view. When the
+// view's set descends from the one last loaded, only the entries changed
+// since are examined (updateFeed); otherwise (the first view, a relist, a
+// view after Err, a feed of plain maps) every entry is. Either way an
+// entry whose content did not change (by SHA-256) keeps its state and
+// entries, and the others are parsed as files are (parse), in parallel
+// when many.
 func (l *Loader[T]) loadFeed(i int) bool {
 	src, ss := l.cfg.Sources[i], &l.states[i]
 	v := src.Feed.View()
 	if v.Err != nil {
+		ss.feedGen = 0
 		return ss.set(nil, problemOf(src.Path, v.Err, src.Revocation))
 	}
-	names := make([]string, 0, len(v.Entries)+len(v.Rejected))
-	for name := range v.Entries {
-		names = append(names, name)
-	}
-	for name := range v.Rejected {
-		if _, dup := v.Entries[name]; !dup {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	files := make([]*fileState[T], 0, len(names))
 	var jobs []*fileState[T]
 	var data [][]byte
-	for _, name := range names {
-		path := src.Path + "/" + name
-		fail := func(err error) {
-			state := newFileState[T](i, name, path)
-			state.read, state.problem = true, problemOf(path, err, src.Revocation)
+	files, ok := l.updateFeed(i, v.Set, &jobs, &data)
+	if !ok {
+		all := feedEntries(v)
+		files = make([]*fileState[T], 0, len(all))
+		for _, x := range all {
+			state, parse := l.feedEntry(i, x.name, x.e, lookup(ss.files, x.name))
 			files = append(files, state)
+			if parse {
+				jobs, data = append(jobs, state), append(data, x.e.Data)
+			}
 		}
-		if err := v.Rejected[name]; err != nil {
-			fail(err)
-			continue
-		}
-		if err := CheckName(name); err != nil {
-			fail(err)
-			continue
-		}
-		b := v.Entries[name]
-		if len(b) > trustfile.MaxSize {
-			fail(fmt.Errorf("%w: %d bytes, more than the %d MiB a trust file may hold", trustfile.ErrTooLarge, len(b), trustfile.MaxSize>>20))
-			continue
-		}
-		sum := sha256.Sum256(b)
-		if prev := lookup(ss.files, name); prev != nil && prev.read && prev.sum == sum && (prev.file != nil || prev.problem != nil) {
-			files = append(files, prev)
-			continue
-		}
-		state := newFileState[T](i, name, path)
-		state.read, state.sum = true, sum
-		files = append(files, state)
-		jobs = append(jobs, state)
-		data = append(data, b)
 	}
 	ForEach(len(jobs), func(j int) {
 		state := jobs[j]
@@ -109,7 +120,77 @@ func (l *Loader[T]) loadFeed(i int) bool {
 			state.skipped = &skipped
 		}
 	})
+	ss.feedGen = v.Set.Gen()
 	return ss.set(files, nil)
+}
+
+// updateFeed makes source i's files from set by examining only the
+// entries changed since the set last loaded, if set descends from it and
+// they are few; ok is false otherwise.
+func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T], data *[][]byte) (files []*fileState[T], ok bool) {
+	ss := &l.states[i]
+	if set == nil || ss.feedGen == 0 || ss.problem != nil {
+		return nil, false
+	}
+	names, ok := set.ChangedSince(ss.feedGen)
+	if !ok || len(names) > max(64, set.Len()/16) {
+		return nil, false
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	// A new slice: a reload never edits one in place (sourceState).
+	files = slices.Clone(ss.files)
+	for _, name := range names {
+		at, found := slices.BinarySearchFunc(files, name, func(f *fileState[T], n string) int { return cmp.Compare(f.name(), n) })
+		e, in := set.Get(name)
+		var prev *fileState[T]
+		if found {
+			prev = files[at]
+		}
+		var state *fileState[T]
+		if in {
+			var parse bool
+			if state, parse = l.feedEntry(i, name, e, prev); parse {
+				*jobs, *data = append(*jobs, state), append(*data, e.Data)
+			}
+		}
+		switch {
+		case state != nil && found:
+			files[at] = state
+		case state != nil:
+			files = slices.Insert(files, at, state)
+		case found:
+			files = slices.Delete(files, at, at+1)
+		}
+	}
+	return files, true
+}
+
+// feedEntry returns the state of entry name of source i: prev if its
+// content is unchanged, else a new state, which parse says must be
+// parsed from e.Data.
+func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileState[T]) (state *fileState[T], parse bool) {
+	src := l.cfg.Sources[i]
+	path := src.Path + "/" + name
+	err := e.Err
+	if err == nil {
+		err = CheckName(name)
+	}
+	if err == nil && len(e.Data) > trustfile.MaxSize {
+		err = fmt.Errorf("%w: %d bytes, more than the %d MiB a trust file may hold", trustfile.ErrTooLarge, len(e.Data), trustfile.MaxSize>>20)
+	}
+	if err != nil {
+		state = newFileState[T](i, name, path)
+		state.read, state.problem = true, problemOf(path, err, src.Revocation)
+		return state, false
+	}
+	sum := sha256.Sum256(e.Data)
+	if prev != nil && prev.read && prev.sum == sum && (prev.file != nil || prev.problem != nil) {
+		return prev, false
+	}
+	state = newFileState[T](i, name, path)
+	state.read, state.sum = true, sum
+	return state, true
 }
 
 // followFeeds subscribes to every feed source. Watch calls it before its

@@ -196,6 +196,9 @@ func (f *fileState[T]) name() string { return f.path[f.nameAt:] }
 type sourceState[T any] struct {
 	files   []*fileState[T] // sorted by name
 	problem *Problem        // about the source itself
+	// feedGen is the generation of the feed's set that files were made
+	// from (0: none; loadFeed reads the next view whole).
+	feedGen uint64
 }
 
 // Loader reads the sources into snapshots and, once Watch is called, keeps
