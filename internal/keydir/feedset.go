@@ -22,9 +22,10 @@ type FeedSet struct {
 	n    int
 	gen  uint64
 	// log is the changes since base, newest first. It is cut (base moves
-	// up) once it is longer than the set, so that a set does not keep
-	// every change it ever had alive: a reader that far behind reads the
-	// whole set.
+	// up) once it is longer than a quarter of the set (64 at least), so
+	// that a set does not keep every change it ever had alive (a set
+	// built by 100,000 Puts keeps at most 25,000): a reader that far
+	// behind reads the whole set, at about the cost of those changes.
 	log  *changeNode
 	base uint64
 }
@@ -122,6 +123,10 @@ func (s *FeedSet) Delete(name string) *FeedSet {
 // since the set of generation gen (a name may come more than once), and
 // true; or false if this set does not descend from it within its
 // remembered history, when the reader must read the whole set.
+// The set just before this one is always within it; an older one is
+// unless the history was cut since (once every quarter of the set's size
+// in changes, so that a reader following every change reads the whole
+// set that seldom).
 func (s *FeedSet) ChangedSince(gen uint64) ([]string, bool) {
 	if s == nil || gen == 0 {
 		return nil, false
@@ -147,7 +152,7 @@ func (s *FeedSet) with(name string, e FeedEntry, deleted bool) *FeedSet {
 	root, delta := s.root.with(it, 0, deleted)
 	ns := &FeedSet{root: root, n: s.n + delta, gen: feedGen.Add(1), base: s.base}
 	prev := s.log
-	if prev != nil && prev.n >= max(ns.n, 64) {
+	if prev != nil && prev.n >= max(ns.n/4, 64) {
 		prev, ns.base = nil, s.gen
 	}
 	ns.log = &changeNode{gen: ns.gen, name: name, prev: prev, n: 1}
