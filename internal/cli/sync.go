@@ -252,6 +252,9 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 			kept += s.unplace(m, rel)
 		}
 	}
+	if err := s.claim(m, slices.Concat(tighten, loosen)); err != nil {
+		return kept, err
+	}
 	for _, f := range slices.Concat(tighten, loosen) {
 		k, err := s.place(m, f.rel, f.val)
 		if err == nil && k > 0 && f.revocation {
@@ -276,6 +279,27 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 		}
 	}
 	return kept, s.writeManifest(m)
+}
+
+// claim records in the manifest, before any is created, the files sync
+// is about to create: a sync killed between a file and the manifest (kill
+// -9, a power cut) still owns the file, and removes it once its entry
+// goes, instead of leaving an authorization no manifest names.
+func (s *syncer) claim(m *syncManifest, files []syncFile) error {
+	claimed := false
+	for _, f := range files {
+		if m.Files[f.rel] != "" {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(string(s.home), f.rel)); errors.Is(err, fs.ErrNotExist) {
+			m.Files[f.rel] = contentSum(f.val)
+			claimed = true
+		}
+	}
+	if !claimed {
+		return nil
+	}
+	return s.writeManifest(m)
 }
 
 // syncFile is a file sync writes: its path relative to the home, and its

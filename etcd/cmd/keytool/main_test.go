@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -163,6 +164,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"etcdput":   func(ts *testscript.TestScript, neg bool, args []string) { etcdPut(ts, client, args) },
 			"etcdget":   func(ts *testscript.TestScript, neg bool, args []string) { etcdGet(ts, neg, client, args) },
+			"etcddel":   func(ts *testscript.TestScript, neg bool, args []string) { etcdDel(ts, client, args) },
 			"freeport":  scripttest.FreePort,
 			"listening": scripttest.Listening,
 			"waitfor":   cmdWaitFor,
@@ -172,16 +174,42 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// etcdput KEY FILE puts FILE's content at $PREFIX/KEY.
+// etcdput KEY FILE [N] puts FILE's content at $PREFIX/KEY, or with N at
+// $PREFIX/KEY-0.json … KEY-(N-1).json.
 func etcdPut(ts *testscript.TestScript, c *clientv3.Client, args []string) {
-	if len(args) != 2 {
-		ts.Fatalf("usage: etcdput KEY FILE")
+	if len(args) != 2 && len(args) != 3 {
+		ts.Fatalf("usage: etcdput KEY FILE [N]")
 	}
 	data, err := os.ReadFile(ts.MkAbs(args[1]))
 	ts.Check(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	key := ts.Getenv("PREFIX") + "/" + args[0]
+	if len(args) == 2 {
+		_, err = c.Put(ctx, key, string(data))
+		ts.Check(err)
+		return
+	}
+	n, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	for i := 0; i < n; i += 100 { // etcd's default --max-txn-ops is 128
+		var ops []clientv3.Op
+		for j := i; j < min(i+100, n); j++ {
+			ops = append(ops, clientv3.OpPut(fmt.Sprintf("%s-%d.json", key, j), string(data)))
+		}
+		_, err = c.Txn(ctx).Then(ops...).Commit()
+		ts.Check(err)
+	}
+}
+
+// etcddel KEY deletes every key under $PREFIX/KEY.
+func etcdDel(ts *testscript.TestScript, c *clientv3.Client, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: etcddel KEY")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err = c.Put(ctx, ts.Getenv("PREFIX")+"/"+args[0], string(data))
+	_, err := c.Delete(ctx, ts.Getenv("PREFIX")+"/"+args[0], clientv3.WithPrefix())
 	ts.Check(err)
 }
 
