@@ -27,32 +27,38 @@ import (
 // testscript puts a copy named "keytool" first in PATH, so that scripts
 // run it as a real process. It also registers etcdrace://, which is
 // etcd:// with someone else writing between keytool's read and its write
-// (TestScripts' store-force-conflict.txt).
+// (conflict.txt), and etcdslow://, etcd:// whose
+// Apply creates the file $KEYTOOL_SLOW_MARK and then waits a minute: a
+// keytool process caught in the middle of a store edit
+// (store-interrupted.txt).
 func TestMain(m *testing.M) {
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
-	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrace"}, Flags: raceFlags})
-	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdslow"}, Flags: slowFlags})
+	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrace"}, Flags: wrapped(func(s *store) cli.Store { return racing{s} })})
+	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdslow"}, Flags: wrapped(func(s *store) cli.Store { return slow{s} })})
 	testscript.Main(m, map[string]func(){
 		"keytool": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
 }
 
-// raceFlags opens etcdrace://HOST/PREFIX as etcd://HOST/PREFIX (with the
-// default connection flags) whose List is followed by a Put of
-// $KEYTOOL_RACE_KEY (under the prefix), before keytool writes.
-func raceFlags(*pflag.FlagSet) cli.StoreOpener {
-	open := etcdFlags(pflag.NewFlagSet("etcdrace", pflag.ContinueOnError))
-	return func(ctx context.Context, u *url.URL) (cli.Store, error) {
-		plain := *u
-		plain.Scheme = "etcd"
-		st, err := open(ctx, &plain)
-		if err != nil {
-			return nil, err
+// wrapped opens SCHEME://HOST/PREFIX as etcd://HOST/PREFIX (with the
+// default connection flags), wrapped in a test's store.
+func wrapped(wrap func(*store) cli.Store) func(*pflag.FlagSet) cli.StoreOpener {
+	return func(*pflag.FlagSet) cli.StoreOpener {
+		open := etcdFlags(pflag.NewFlagSet("test", pflag.ContinueOnError))
+		return func(ctx context.Context, u *url.URL) (cli.Store, error) {
+			plain := *u
+			plain.Scheme = "etcd"
+			st, err := open(ctx, &plain)
+			if err != nil {
+				return nil, err
+			}
+			return wrap(st.(*store)), nil
 		}
-		return racing{st.(*store)}, nil
 	}
 }
 
+// racing's List is followed by a Put of $KEYTOOL_RACE_KEY (under the
+// prefix), before keytool writes.
 type racing struct{ *store }
 
 func (r racing) List(ctx context.Context) ([]cli.StoreEntry, error) {
@@ -61,23 +67,6 @@ func (r racing) List(ctx context.Context) ([]cli.StoreEntry, error) {
 		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
 	}
 	return l, err
-}
-
-// slowFlags opens etcdslow://HOST/PREFIX as etcd://HOST/PREFIX whose
-// Apply creates the file $KEYTOOL_SLOW_MARK and then waits a minute: a
-// keytool process caught in the middle of a store edit
-// (store-interrupted.txt).
-func slowFlags(*pflag.FlagSet) cli.StoreOpener {
-	open := etcdFlags(pflag.NewFlagSet("etcdslow", pflag.ContinueOnError))
-	return func(ctx context.Context, u *url.URL) (cli.Store, error) {
-		plain := *u
-		plain.Scheme = "etcd"
-		st, err := open(ctx, &plain)
-		if err != nil {
-			return nil, err
-		}
-		return slow{st.(*store)}, nil
-	}
 }
 
 type slow struct{ *store }
