@@ -334,6 +334,10 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 	path := filepath.Join(string(s.home), rel)
 	cur, fi, rerr := readRegular(path)
 	switch {
+	case rerr == nil && bytes.Equal(cur, val) && m.Files[rel] == "" && strings.HasPrefix(rel, StoreRevoked+".d/"):
+		// Someone else's revocation that says the same: it stays theirs,
+		// never removed by sync when the entry goes.
+		return 0, nil
 	case rerr == nil && bytes.Equal(cur, val):
 		m.Files[rel] = contentSum(val) // the same bytes: sync's from now on
 		return 0, nil

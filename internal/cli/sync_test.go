@@ -225,3 +225,29 @@ func TestSyncBlockedRevocationStillEnforced(t *testing.T) {
 		t.Fatalf("revoked_keys.d holds %v", des)
 	}
 }
+
+// TestSyncKeepsOthersRevocations: a revocation file sync did not write
+// stays, even when it holds the very bytes of an entry that then goes
+// from the store: sync never removes a revocation it did not write.
+func TestSyncKeepsOthersRevocations(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := testSyncer(t, dir)
+	alice := filepath.Join(dir, "alice.json")
+	writePublicKey(t, alice, nil)
+	mine := filepath.Join(string(s.home), "revoked_keys.d", "alice.json")
+	if err := os.MkdirAll(filepath.Dir(mine), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mine, readFile(t, alice), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := s.mirror([]StoreEntry{{Kind: StoreRevoked, Name: "alice.json", Value: readFile(t, alice)}}); err != nil || kept != 0 {
+		t.Fatalf("mirror: kept %d, err %v", kept, err)
+	}
+	if kept, err := s.mirror(nil); err != nil || kept != 0 {
+		t.Fatalf("mirror: kept %d, err %v", kept, err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Fatalf("the administrator's revocation was removed: %v", err)
+	}
+}
