@@ -122,7 +122,9 @@ type Config[T any] struct {
 	// bounded, non-blocking reader of trust files. A reader of one's own
 	// (a test's, failing on purpose) must keep its guarantees.
 	ReadFile func(path string) ([]byte, fs.FileInfo, error)
-	// NewWatcher makes the file watcher; nil means fsnotify.NewWatcher.
+	// NewWatcher, if set, makes a file watcher of the loader's own. Nil
+	// means the process's shared one: one inotify instance for every
+	// watching loader (sharedwatch.go).
 	NewWatcher func() (*fsnotify.Watcher, error)
 	// Index is the directory of the admin index (LoadFor); empty: none.
 	Index string
@@ -209,7 +211,7 @@ type Loader[T any] struct {
 
 	mu       sync.Mutex // serialises reloads
 	states   []sourceState[T]
-	fw       *fsnotify.Watcher
+	fw       watcher
 	failed   map[string]bool // directories that could not be watched (logged once)
 	watched  map[string]os.FileInfo
 	gen      uint64
@@ -276,9 +278,6 @@ func New[T any](cfg Config[T]) *Loader[T] {
 	}
 	if cfg.ReadFile == nil {
 		cfg.ReadFile = trustfile.Read
-	}
-	if cfg.NewWatcher == nil {
-		cfg.NewWatcher = fsnotify.NewWatcher
 	}
 	log := cfg.Logger
 	if log == nil {

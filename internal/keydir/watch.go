@@ -21,15 +21,27 @@ import (
 // everything every Config.Rescan as a safety net. If notifications are not
 // available it logs that and relies on the periodic rescan alone.
 //
-// A loader of feeds alone (no file or directory) takes no file watcher:
-// an inotify instance is a per-user resource (128 by default).
+// Loaders share the process's one inotify instance (an inotify instance
+// is a per-user resource, 128 by default) unless Config.NewWatcher gives
+// one of their own; a loader of feeds alone (no file or directory) takes
+// no part in it.
 func (l *Loader[T]) Watch(ctx context.Context) {
-	var fw *fsnotify.Watcher
+	var fw watcher
 	if slices.ContainsFunc(l.cfg.Sources, func(s Source) bool { return s.Feed == nil }) {
 		var err error
-		if fw, err = l.cfg.NewWatcher(); err != nil {
+		if l.cfg.NewWatcher != nil {
+			var own *fsnotify.Watcher
+			if own, err = l.cfg.NewWatcher(); err == nil {
+				fw = ownWatcher{own}
+			}
+		} else {
+			var sub *subscription
+			if sub, err = subscribeShared(); err == nil {
+				fw = sub
+			}
+		}
+		if err != nil {
 			l.log.Warn("cannot watch trust files; falling back to periodic rescans", "error", err, "every", l.cfg.Rescan)
-			fw = nil
 		}
 	}
 	l.mu.Lock()
@@ -54,7 +66,7 @@ func (l *Loader[T]) Close() error {
 	return nil
 }
 
-func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(context.Context, interface{ Go(func()) })) {
+func (l *Loader[T]) run(ctx context.Context, fw watcher, feeds func(context.Context, interface{ Go(func()) })) {
 	defer close(l.done)
 	// The rescan's comparison runs beside this loop (one at a time), so
 	// events keep being read and reloaded while it stats every file.
@@ -69,7 +81,7 @@ func (l *Loader[T]) run(ctx context.Context, fw *fsnotify.Watcher, feeds func(co
 		errs   <-chan error
 	)
 	if fw != nil {
-		events, errs = fw.Events, fw.Errors
+		events, errs = fw.Events(), fw.Errors()
 		defer func() {
 			l.mu.Lock()
 			l.fw = nil
