@@ -59,7 +59,9 @@
 // previous state, and is read again once events have been quiet; still
 // failing a second after its last change, it is reported. A full rescan (Config.Rescan) catches lost events and file systems
 // without notifications; if a watch cannot be added (inotify limits), that
-// is logged and the rescan carries on alone. The rescan compares stat data
+// is logged and the rescan carries on alone. The watching loaders of a
+// process share one inotify instance (sharedwatch.go) unless
+// Config.NewWatcher gives one its own. The rescan compares stat data
 // without the lock that reloads take, then reloads only the names it found
 // changed, so its long walk never delays a reload caused by an event. Problems are logged once when
 // they appear, and once when they are resolved. Subscribe tells callers
