@@ -204,9 +204,9 @@ func (s *Source) progressed(rev int64, t time.Time) {
 
 // apply makes the view that events lead to. The entries' sets share
 // every node an event did not touch (keydir.FeedSet), so that an event
-// costs the same in a prefix of any size. An event at or below the view's revision is already in it (a
-// resumed watch may deliver it again) and is skipped: nothing is applied
-// twice.
+// costs the same in a prefix of any size. An event at or below the view's
+// revision is already in it (a resumed watch may deliver it again) and is
+// skipped: nothing is applied twice.
 func (s *Source) apply(events []*clientv3.Event) {
 	old := s.cur.Load()
 	nv := *old

@@ -94,36 +94,6 @@ func TestLoadersShareOneInotifyInstance(t *testing.T) {
 	waitGoroutines(t, goroutines)
 }
 
-// Two loaders watch a symlinked directory that is swapped for another:
-// the shared watch moves to the new directory once, and both follow it.
-func TestSharedWatchFollowsSwappedDirectory(t *testing.T) {
-	base := t.TempDir()
-	d1, d2 := filepath.Join(base, "v1"), filepath.Join(base, "v2")
-	keydirtest.Write(t, filepath.Join(d1, "a.json"), keydirtest.JWK(t, key(t, 1)))
-	keydirtest.Write(t, filepath.Join(d2, "a.json"), keydirtest.JWK(t, key(t, 2)))
-	src := filepath.Join(base, "etc", "keys.d")
-	os.MkdirAll(filepath.Dir(src), 0o755)
-	os.Symlink(d1, src)
-	var loaders []*Loader[string]
-	for range 2 {
-		l := New(Config[string]{Sources: []Source{{Path: src, Dir: true}}, Home: base, Convert: fpConvert, Debounce: 20 * time.Millisecond, Rescan: -1})
-		l.Watch(context.Background())
-		t.Cleanup(func() { l.Close() })
-		loaders = append(loaders, l)
-		eventually(t, l, "initial", time.Now(), want(t, key(t, 1)))
-	}
-	tmp := src + ".tmp"
-	os.Symlink(d2, tmp)
-	os.Rename(tmp, src)
-	for i, l := range loaders {
-		eventually(t, l, fmt.Sprintf("loader %d: directory swapped", i), time.Now(), want(t, key(t, 2)))
-	}
-	keydirtest.Write(t, filepath.Join(d2, "b.json"), keydirtest.JWK(t, key(t, 3)))
-	for i, l := range loaders {
-		eventually(t, l, fmt.Sprintf("loader %d: write in the new directory", i), time.Now(), want(t, key(t, 2), key(t, 3)))
-	}
-}
-
 // A subscriber that does not read its events gets an overflow error
 // once its buffer is full (its loader then rescans), and never holds
 // back another subscriber's events.
