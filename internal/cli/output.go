@@ -66,14 +66,21 @@ func holdsPrivateKey(path string) (bool, error) {
 	case err != nil:
 		return false, err
 	}
-	keys, err := jwk.Parse(data)
+	return valueHoldsPrivateKey(data), nil
+}
+
+// valueHoldsPrivateKey reports whether any key keytool reads in data (a
+// key file's bytes, or a store entry's) has private members; an entry of a
+// set that does not parse does not hide the others.
+func valueHoldsPrivateKey(data []byte) bool {
+	entries, err := jwk.ParseSet(data)
 	if err != nil {
-		return false, nil
+		return false
 	}
-	for _, k := range keys {
-		if k.IsPrivate() {
-			return true, nil
+	for _, e := range entries {
+		if e.Key != nil && e.Key.IsPrivate() {
+			return true
 		}
 	}
-	return false, nil
+	return false
 }

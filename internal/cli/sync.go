@@ -228,9 +228,21 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 			}
 			// The stores reading the store refuse every key for it; so
 			// does a revocation file that does not parse.
-			f = unmirrorableRevocation(e.Name) // a stand-in already
+			f = unmirrorableRevocation(e.Name, "has a name that is no file name") // a stand-in already
 			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name: mirrored as %s, which refuses every key (as the stores reading %s do) until the entry is renamed\n",
 				e.Kind, e.Name, filepath.Join(string(s.home), f.rel), s.store)
+		} else if valueHoldsPrivateKey(e.Value) {
+			// The .d files are readable by everyone (0644): a private key
+			// must never be written there. A revocation is still enforced,
+			// by a stand-in that refuses every key.
+			kept++
+			if e.Kind != StoreRevoked {
+				fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: holds a private key: not mirrored (the home's .d files are readable by everyone; put only the public key in %s)\n", e.Kind, e.Name, s.store)
+				continue
+			}
+			f = unmirrorableRevocation(e.Name, "holds a private key")
+			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: holds a private key: mirrored as %s, which refuses every key until the entry holds only the public key\n",
+				e.Kind, e.Name, filepath.Join(string(s.home), f.rel))
 		}
 		if e.Kind == StoreRevoked {
 			tighten = append(tighten, f)
@@ -313,13 +325,14 @@ type syncFile struct {
 }
 
 // unmirrorableRevocation is the file that stands for a revocation entry
-// whose name is no file name: a revocation file that does not parse, which
-// the stores read as they read such an entry in the store: every key
-// refused (docs/design.md, "input skipped").
-func unmirrorableRevocation(name string) (f syncFile) {
+// sync cannot write as it is (its name is no file name, or it holds a
+// private key, which a file others can read must not): a revocation file
+// that does not parse, which the stores read as they read an unusable
+// entry in the store: every key refused (docs/design.md, "input skipped").
+func unmirrorableRevocation(name, why string) (f syncFile) {
 	sum := sha256.Sum256([]byte(name))
 	f.rel = StoreRevoked + ".d/keytool-sync-unmirrorable-" + hex.EncodeToString(sum[:8])
-	f.val = fmt.Appendf(nil, "keytool sync: the store's entry %s/%q has a name that is no file name: this file refuses every key until the entry is renamed\n", StoreRevoked, name)
+	f.val = fmt.Appendf(nil, "keytool sync: the store's entry %s/%q %s: this file refuses every key until the entry is fixed\n", StoreRevoked, name, why)
 	return f
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/jwk"
 )
 
 // testSyncer is a syncer into a new home under dir, from the store
@@ -249,5 +251,56 @@ func TestSyncKeepsOthersRevocations(t *testing.T) {
 	}
 	if _, err := os.Stat(mine); err != nil {
 		t.Fatalf("the administrator's revocation was removed: %v", err)
+	}
+}
+
+// TestSyncNeverWritesPrivateKeys: the home's .d files are readable by
+// everyone, so an entry holding a private key (an admin's mistaken put, in
+// JWK or PEM) is not mirrored: an authorization is left out, reported; a
+// revocation is still enforced by a stand-in that refuses every key. No
+// file sync writes holds the private key.
+func TestSyncNeverWritesPrivateKeys(t *testing.T) {
+	dir := t.TempDir()
+	s, _, errOut := testSyncer(t, dir)
+	var private [][]byte
+	for _, f := range []jwk.Format{jwk.JWK, jwk.PEM} {
+		k, err := jwk.Generate(jwk.EC256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := k.MarshalPrivate(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		private = append(private, b)
+	}
+	kept, err := s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: "alice.json", Value: private[0], Revision: 2},
+		{Kind: StoreAuthorized, Name: "bob.pem", Value: private[1], Revision: 3},
+		{Kind: StoreRevoked, Name: "carol.json", Value: private[0], Revision: 4},
+	})
+	if err != nil || kept != 3 {
+		t.Fatalf("mirror: kept %d, err %v; want 3, nil", kept, err)
+	}
+	for _, want := range []string{"authorized_keys/alice.json: holds a private key: not mirrored", "authorized_keys/bob.pem: holds a private key: not mirrored", "revoked_keys/carol.json: holds a private key: mirrored as"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	err = filepath.WalkDir(string(s.home), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if b := readFile(t, path); valueHoldsPrivateKey(b) || bytes.Contains(b, []byte("PRIVATE KEY")) {
+			t.Errorf("%s holds a private key", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d"))
+	if len(des) != 1 || !strings.HasPrefix(des[0].Name(), "keytool-sync-unmirrorable-") {
+		t.Fatalf("revoked_keys.d holds %v, want the stand-in alone", des)
 	}
 }
