@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,18 @@ type StoreEntry struct {
 	Revision int64
 }
 
+// StoreListing is a Store's entries without their values, at one moment.
+type StoreListing struct {
+	Entries []StoreEntry // Value nil; Revision set
+	// Revision is the store's revision the listing is consistent at:
+	// never lower at a later listing of the same store, unless it was
+	// restored from a backup.
+	Revision int64
+	// Identity says which store answered (etcd: its cluster ID): the
+	// mirror of another is not used.
+	Identity string
+}
+
 // StoreChange is one change of an Apply.
 type StoreChange struct {
 	Kind, Name string
@@ -105,6 +118,14 @@ func (e *StoreConflictError) Error() string {
 type Store interface {
 	// List returns every entry of every kind, consistent at one moment.
 	List(ctx context.Context) ([]StoreEntry, error)
+	// ListRevisions returns every entry of every kind without its value
+	// (Value nil), consistent at one moment, and that moment: for the
+	// mirror of the store's entries that an edit keeps in the home, so
+	// that only the entries changed since its last run are read.
+	ListRevisions(ctx context.Context) (StoreListing, error)
+	// Values reads the Value of each of entries as it was at revision (a
+	// ListRevisions's), all at once.
+	Values(ctx context.Context, revision int64, entries []StoreEntry) error
 	// Apply makes all the changes or none: if any entry's revision is not
 	// the one given, nothing is written and the error is a
 	// *StoreConflictError.
@@ -284,11 +305,12 @@ func redactURL(raw string) string {
 }
 
 // inStore runs an editing command (authorize, revoke, trust-host) on the
-// store of --store instead of the home: on a temporary home that holds
-// the store's entries, whose changes are then written back to the store
-// in one transaction, comparing every touched entry's revision with the
-// one read. What the command prints names the store's entries, not the
-// temporary files, and is printed only once the transaction is done.
+// store of --store instead of the home: on a home that holds the store's
+// entries (the mirror kept in the home, else a temporary one), whose
+// changes are then written back to the store in one transaction,
+// comparing every touched entry's revision with the one read. What the
+// command prints names the store's entries, not the files, and is printed
+// only once the transaction is done.
 func (c *cli) inStore(identity bool, run func() error) (err error) {
 	ctx := context.Background()
 	st, err := c.store.open(ctx)
@@ -296,19 +318,16 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 		return err
 	}
 	defer st.Close()
-	entries, err := st.List(ctx)
+	where := strings.TrimSuffix(c.store.url, "/")
+	work, read, m, err := c.storeHome(ctx, st, where)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "keytool-store-*")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	defer removeOnSignal(tmp)()
-	read, err := materialize(home.Dir(tmp), entries)
-	if err != nil {
-		return fmt.Errorf("%s: %w", strings.TrimSuffix(c.store.url, "/"), err)
+	if m != nil {
+		defer m.close()
+	} else {
+		defer os.RemoveAll(work)
+		defer removeOnSignal(work)()
 	}
 	// The identity stays the home's (trust-host connects with it).
 	if identity && c.identity == "" {
@@ -318,29 +337,65 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	}
 	stdout, stderr := c.stdout, c.stderr
 	var out bytes.Buffer
-	names := newNameRewriter(tmp, strings.TrimSuffix(c.store.url, "/"))
+	names := newNameRewriter(work, where)
 	c.stdout, c.stderr = names.writer(&out), names.writer(stderr)
-	c.home, c.homeSet = tmp, false
+	c.home, c.homeSet = work, false
 	defer func() { c.stdout, c.stderr = stdout, stderr }()
-	if err = run(); err != nil {
+	runErr := run()
+	if runErr != nil && m == nil {
 		_, _ = out.WriteTo(stdout)
-		return names.error(err)
+		return names.error(runErr)
 	}
-	changes, err := changesOf(home.Dir(tmp), read)
+	changes, now, err := changesOf(home.Dir(work), read)
+	if err == nil && runErr == nil && len(changes) > 0 {
+		err = st.Apply(ctx, changes)
+	}
+	if m != nil {
+		// Kept if it holds the store's entries: a command refused before
+		// it changed anything, or its change written.
+		m.settle(now, err == nil && (runErr == nil || len(changes) == 0))
+	}
+	if runErr != nil {
+		_, _ = out.WriteTo(stdout)
+		return names.error(runErr)
+	}
 	if err != nil {
-		return err
-	}
-	if len(changes) > 0 {
-		if err := st.Apply(ctx, changes); err != nil {
-			var conflict *StoreConflictError
-			if errors.As(err, &conflict) {
-				conflict.Store = c.store.url
-			}
-			return err
+		var conflict *StoreConflictError
+		if errors.As(err, &conflict) {
+			conflict.Store = c.store.url
 		}
+		return err
 	}
 	_, err = out.WriteTo(stdout)
 	return err
+}
+
+// storeHome makes the home the command runs on: the store's mirror in
+// the home if it can be had (storemirror.go), else a temporary home that
+// holds a copy of every entry.
+func (c *cli) storeHome(ctx context.Context, st Store, where string) (dir string, read map[string]copied, m *mirror, err error) {
+	if m = openMirror(c.home, where); m != nil {
+		read, err = m.sync(ctx, st)
+		if err != nil {
+			m.close()
+			return "", nil, nil, fmt.Errorf("%s: %w", where, err)
+		}
+		return m.dir, read, m, nil
+	}
+	entries, err := st.List(ctx)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	tmp, err := os.MkdirTemp("", "keytool-store-*")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	read, err = materialize(home.Dir(tmp), entries, false)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return tmp, read, nil, nil
 }
 
 // removeOnSignal removes dir if the process is interrupted (SIGINT,
@@ -376,35 +431,32 @@ func removeOnSignal(dir string) (stop func()) {
 // materialize writes entries into h's .d directories, mode 0644, and
 // returns them by path, each with the file's stamp once written. Entries
 // whose names are no file name (the stores report them when they read the
-// store) are left out: no command changes them. The copy is read once, so
-// it gets no admin index (building one would cost more than it saves): a
-// file where the index directory would be makes the stores load in full.
-func materialize(h home.Dir, entries []StoreEntry) (map[string]copied, error) {
+// store) are left out: no command changes them. A temporary copy is read
+// once, so it gets no admin index (building one would cost more than it
+// saves): unless indexed, a file where the index directory would be makes
+// the stores load in full. The mirror, kept, gets one.
+func materialize(h home.Dir, entries []StoreEntry, indexed bool) (map[string]copied, error) {
 	for _, kind := range StoreKinds {
 		if err := os.MkdirAll(kindDir(h, kind), 0o700); err != nil {
 			return nil, err
 		}
 	}
-	if err := os.WriteFile(h.Index(), nil, 0o600); err != nil {
-		return nil, err
-	}
-	var todo []StoreEntry
-	for _, e := range entries {
-		if slices.Contains(StoreKinds, e.Kind) && keydir.CheckName(e.Name) == nil && !keydir.Ignored(e.Name) {
-			todo = append(todo, e)
+	if !indexed {
+		if err := os.WriteFile(h.Index(), nil, 0o600); err != nil {
+			return nil, err
 		}
 	}
 	// One after the other: creating files in one directory does not go
 	// faster on more goroutines (measured: slower).
-	read := make(map[string]copied, len(todo))
-	for _, e := range todo {
+	read := make(map[string]copied, len(entries))
+	for _, e := range entries {
+		if !mirrored(e) {
+			continue
+		}
 		path := filepath.Join(kindDir(h, e.Kind), e.Name)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
-			// A file system that folds case or normalizes names holds one
-			// file for two entries: the command would see one, and the
-			// write-back would remove or overwrite the other.
-			return nil, fmt.Errorf("%s/%s: another entry of the store has the same name on this file system (differing only in case or Unicode normalization): rename one of them", e.Kind, e.Name)
+			return nil, sameFileError(e)
 		}
 		if err != nil {
 			return nil, err
@@ -417,59 +469,92 @@ func materialize(h home.Dir, entries []StoreEntry) (map[string]copied, error) {
 		if err != nil {
 			return nil, err
 		}
-		read[path] = copied{e, trustfile.StampOf(fi)}
+		read[path] = copied{entryOf(e), sha256.Sum256(e.Value), stampOf(fi)}
 	}
 	return read, nil
 }
 
-// copied is an entry as materialize wrote it.
+// mirrored says whether e is copied to a file: a kind of entry, a name
+// that is a file's (the stores report the others when they read the
+// store; no command changes them).
+func mirrored(e StoreEntry) bool {
+	return slices.Contains(StoreKinds, e.Kind) && keydir.CheckName(e.Name) == nil && !keydir.Ignored(e.Name)
+}
+
+// sameFileError: a file system that folds case or normalizes names holds
+// one file for two entries: the command would see one, and the write-back
+// would remove or overwrite the other.
+func sameFileError(e StoreEntry) error {
+	return fmt.Errorf("%s/%s: another entry of the store has the same name on this file system (differing only in case or Unicode normalization): rename one of them", e.Kind, e.Name)
+}
+
+// entryOf is e without its value.
+func entryOf(e StoreEntry) StoreEntry {
+	return StoreEntry{Kind: e.Kind, Name: e.Name, Revision: e.Revision}
+}
+
+// stampOf is a file's trustfile.Stamp as bytes, to keep in the mirror's
+// manifest.
+func stampOf(fi fs.FileInfo) string {
+	b, _ := trustfile.StampOf(fi).AppendBinary(nil)
+	return string(b)
+}
+
+// copied is an entry as materialize (or the mirror) wrote it.
 type copied struct {
-	StoreEntry
-	stamp trustfile.Stamp // of the file once written: unchanged, the file was not touched
+	StoreEntry          // no Value; Revision 0: not known (the mirror reads it again)
+	sum        [32]byte // SHA-256 of the value
+	stamp      string   // of the file once written: unchanged, the file was not touched
 }
 
 // changesOf compares h's .d directories with what materialize wrote: a
 // file whose stamp (inode, size, times, mode) is the one written was not
 // touched (keytool replaces files by renaming a new one over them, which
-// changes the inode); the others are read and compared.
-func changesOf(h home.Dir, read map[string]copied) ([]StoreChange, error) {
-	var changes []StoreChange
-	seen := map[string]bool{}
+// changes the inode); the others are read and compared. now is every
+// file as it is: the entries not changed keep their revision.
+func changesOf(h home.Dir, read map[string]copied) (changes []StoreChange, now map[string]copied, err error) {
+	now = make(map[string]copied, len(read))
 	for _, kind := range StoreKinds {
 		dir := kindDir(h, kind)
 		des, err := os.ReadDir(dir)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, de := range des {
 			if !de.Type().IsRegular() || keydir.Ignored(de.Name()) {
 				continue
 			}
 			path := filepath.Join(dir, de.Name())
-			seen[path] = true
+			fi, err := os.Lstat(path) // before the read: a change after it shows in the next stamp
+			if err != nil {
+				return nil, nil, err
+			}
 			old, ok := read[path]
-			if ok {
-				if fi, err := os.Lstat(path); err == nil && trustfile.StampOf(fi) == old.stamp {
-					continue
-				}
+			if ok && stampOf(fi) == old.stamp {
+				now[path] = old
+				continue
 			}
 			data, err := os.ReadFile(path)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			if ok && bytes.Equal(old.Value, data) {
+			cur := copied{StoreEntry{Kind: kind, Name: de.Name()}, sha256.Sum256(data), stampOf(fi)}
+			if ok && old.sum == cur.sum {
+				cur.Revision = old.Revision
+				now[path] = cur
 				continue
 			}
+			now[path] = cur
 			changes = append(changes, StoreChange{Kind: kind, Name: de.Name(), Value: data, Revision: old.Revision})
 		}
 	}
 	for path, e := range read {
-		if !seen[path] {
+		if _, ok := now[path]; !ok {
 			changes = append(changes, StoreChange{Kind: e.Kind, Name: e.Name, Revision: e.Revision})
 		}
 	}
 	slices.SortFunc(changes, func(a, b StoreChange) int { return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name) })
-	return changes, nil
+	return changes, now, nil
 }
 
 // nameRewriter rewrites the temporary home's paths into the store's names:

@@ -43,3 +43,26 @@ func lockDir(dir string) (unlock func(), err error) {
 	f.Close()
 	return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
 }
+
+// TryLock takes an exclusive advisory lock on the file path (created,
+// mode 0600, if missing) without waiting: ok is false when another
+// process holds it, or where flock(2) is not available. For caches that
+// one process at a time may use, and that a second process does without
+// (the --store mirror, docs/design.md).
+func TryLock(path string) (unlock func(), ok bool) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, false
+	}
+	return func() { f.Close() }, true // closing the descriptor releases the lock
+}

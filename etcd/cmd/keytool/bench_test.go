@@ -246,7 +246,7 @@ func startProxy(b *testing.B, bin, home, target string, extra ...string) string 
 
 // keytoolBinary is this test binary under the name keytool: TestMain runs
 // it as the etcd build of keytool.
-func keytoolBinary(b *testing.B) string {
+func keytoolBinary(b testing.TB) string {
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -258,7 +258,7 @@ func keytoolBinary(b *testing.B) string {
 	return bin
 }
 
-func run(b *testing.B, bin string, args ...string) {
+func run(b testing.TB, bin string, args ...string) {
 	b.Helper()
 	cmd := exec.Command(bin, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {

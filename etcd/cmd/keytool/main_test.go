@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,6 +65,14 @@ type racing struct{ *store }
 
 func (r racing) List(ctx context.Context) ([]cli.StoreEntry, error) {
 	l, err := r.store.List(ctx)
+	if err == nil {
+		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
+	}
+	return l, err
+}
+
+func (r racing) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
+	l, err := r.store.ListRevisions(ctx)
 	if err == nil {
 		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
 	}
@@ -269,5 +279,155 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("after %s, %s: %v", d, args[1], err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStoreMirror: with a home, edits through --store keep the store's
+// entries in a mirror in the home (HOME/.store-mirror/…) and rewrite only
+// what changed in the store since; a change made directly in etcd is seen
+// by the next command, and a mirror changed by anyone else is rebuilt from
+// the store, never used for a decision or written back.
+func TestStoreMirror(t *testing.T) {
+	bin := keytoolBinary(t)
+	addr := startEtcd(t, nil)
+	admin := etcdClient(t, addr)
+	ctx := context.Background()
+	dir := t.TempDir()
+	h := filepath.Join(dir, "home")
+	store := "etcd://" + addr + "/mirror"
+	run(t, bin, "-H", h, "gen")
+	pub := map[string]string{}
+	for _, who := range []string{"alice", "bob", "carol", "dave", "erin", "mallory"} {
+		run(t, bin, "-H", filepath.Join(dir, who), "gen")
+		pub[who] = filepath.Join(dir, who, "pub_key.json")
+	}
+	authorize := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, append([]string{"-H", h, "authorize", "--store", store}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	get := func(key string) string {
+		resp, err := admin.Get(ctx, "/mirror/"+key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) == 0 {
+			return ""
+		}
+		return string(resp.Kvs[0].Value)
+	}
+
+	if out, err := authorize("--name", "alice", pub["alice"]); err != nil {
+		t.Fatalf("authorize alice: %v\n%s", err, out)
+	}
+	mirrors, _ := filepath.Glob(filepath.Join(h, ".store-mirror", "*"))
+	if len(mirrors) != 1 {
+		t.Fatalf("mirrors in the home: %v", mirrors)
+	}
+	m := mirrors[0]
+	if fi, err := os.Stat(m); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("the mirror: %v, %v", fi, err)
+	}
+	alice := filepath.Join(m, "authorized_keys.d", "alice.json")
+	before, err := os.Stat(alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A second edit reuses the mirror: alice's file is not rewritten.
+	if out, err := authorize("--name", "bob", pub["bob"]); err != nil {
+		t.Fatalf("authorize bob: %v\n%s", err, out)
+	}
+	after, err := os.Stat(alice)
+	if err != nil || !os.SameFile(before, after) || !before.ModTime().Equal(after.ModTime()) {
+		t.Fatalf("alice's file in the mirror was rewritten by the next edit: %v → %v (%v)", before, after, err)
+	}
+	if get("authorized_keys/bob.json") == "" {
+		t.Fatal("bob not written to etcd")
+	}
+
+	// Changed in etcd between two commands: a revocation put there and
+	// bob's entry removed are seen by the next one.
+	revoked := filepath.Join(dir, "revoker")
+	run(t, bin, "-H", revoked, "revoke", pub["mallory"])
+	files, _ := filepath.Glob(filepath.Join(revoked, "revoked_keys.d", "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("revoke wrote %v", files)
+	}
+	revocation, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Put(ctx, "/mirror/revoked_keys/"+filepath.Base(files[0]), string(revocation)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Delete(ctx, "/mirror/authorized_keys/bob.json"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := authorize("--name", "mallory", pub["mallory"]); err == nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("authorize of a key revoked in etcd since the last command: %v\n%s", err, out)
+	}
+	if get("authorized_keys/mallory.json") != "" {
+		t.Fatal("a key revoked in etcd was authorized")
+	}
+	if out, err := authorize("--name", "carol", pub["bob"]); err != nil || strings.Contains(out, "already authorized") {
+		t.Fatalf("bob's key, its entry removed in etcd, under another name: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(filepath.Join(m, "authorized_keys.d", "bob.json")); !os.IsNotExist(err) {
+		t.Fatalf("bob's entry, removed in etcd, is still in the mirror: %v", err)
+	}
+
+	// A mirror changed by someone else is rebuilt from the store: a file
+	// rewritten in place (dave's key in alice's file) decides nothing, and
+	// a file added is not written back.
+	daveKey, err := os.ReadFile(pub["dave"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(alice, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(daveKey); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.WriteFile(filepath.Join(m, "authorized_keys.d", "evil.json"), daveKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := authorize("--name", "dave", pub["dave"]); err != nil || strings.Contains(out, "already authorized") {
+		t.Fatalf("dave after the mirror was tampered with: %v\n%s", err, out)
+	}
+	if get("authorized_keys/dave.json") == "" || get("authorized_keys/evil.json") != "" {
+		t.Fatal("the tampered mirror was used: dave not written, or evil written")
+	}
+	data, err := os.ReadFile(alice)
+	if err != nil || string(data) != get("authorized_keys/alice.json") {
+		t.Fatalf("alice's file was not rebuilt from etcd: %v", err)
+	}
+
+	// A conflict leaves the mirror to be rebuilt: the next command reads
+	// the entry someone else wrote, and compares its revision.
+	race := "etcdrace://" + addr + "/mirror"
+	racing := func(key string, args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"-H", h, "authorize", "--store", race}, args...)...)
+		cmd.Env = append(os.Environ(), "KEYTOOL_RACE_KEY="+key)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := racing("other/x", "--name", "erin", pub["erin"]); err != nil { // warms the etcdrace:// mirror
+		t.Fatalf("authorize erin: %v\n%s", err, out)
+	}
+	if out, err := racing("authorized_keys/alice.json", "--force", "--name", "alice", pub["erin"]); err == nil || !strings.Contains(out, "nothing was written") {
+		t.Fatalf("a conflicting write through a warm mirror: %v\n%s", err, out)
+	}
+	if got := get("authorized_keys/alice.json"); got != "changed by someone else" {
+		t.Fatalf("alice in etcd: %q", got)
+	}
+	if out, err := racing("other/x", "--force", "--name", "alice", pub["alice"]); err != nil {
+		t.Fatalf("authorize --force alice after the conflict: %v\n%s", err, out)
+	}
+	aliceKey, _ := os.ReadFile(alice)
+	if got := get("authorized_keys/alice.json"); got == "changed by someone else" || !strings.Contains(got, `"name": "alice"`) {
+		t.Fatalf("alice in etcd after --force: %q (mirror's: %q)", got, aliceKey)
 	}
 }

@@ -283,6 +283,80 @@ func (s *store) List(ctx context.Context) ([]cli.StoreEntry, error) {
 	return out, nil
 }
 
+// ListRevisions lists the prefix's keys without their values, with each
+// key's ModRevision, at the revision of the answer.
+func (s *store) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
+	var resp *clientv3.GetResponse
+	err := s.call(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		return err
+	})
+	if err != nil {
+		return cli.StoreListing{}, err
+	}
+	l := cli.StoreListing{Revision: resp.Header.Revision, Identity: fmt.Sprintf("etcd cluster %x", resp.Header.ClusterId)}
+	for _, kv := range resp.Kvs {
+		kind, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.prefix+"/"), "/")
+		if !ok {
+			continue // outside the layout: the stores report it
+		}
+		l.Entries = append(l.Entries, cli.StoreEntry{Kind: kind, Name: name, Revision: kv.ModRevision})
+	}
+	return l, nil
+}
+
+// valuesByKey is how many entries Values reads one key at a time; past
+// it, one read of the whole prefix at the revision costs less.
+const valuesByKey = 64
+
+// Values reads the entries' values at revision: one Get per key for a
+// few, the prefix at once for more. An entry whose ModRevision at
+// revision is not the one listed is an error (it cannot be, at the same
+// revision, unless the store was restored meanwhile).
+func (s *store) Values(ctx context.Context, revision int64, entries []cli.StoreEntry) error {
+	byKey := map[string]*cli.StoreEntry{}
+	for i := range entries {
+		byKey[s.prefix+"/"+entries[i].Kind+"/"+entries[i].Name] = &entries[i]
+	}
+	var resps []*clientv3.GetResponse
+	err := s.call(ctx, func(ctx context.Context) error {
+		resps = resps[:0]
+		if len(entries) > valuesByKey {
+			resp, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(revision))
+			resps = append(resps, resp)
+			return err
+		}
+		for key := range byKey {
+			resp, err := s.c.Get(ctx, key, clientv3.WithRev(revision))
+			if err != nil {
+				return err
+			}
+			resps = append(resps, resp)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, resp := range resps {
+		for _, kv := range resp.Kvs {
+			e := byKey[string(kv.Key)]
+			if e == nil {
+				continue
+			}
+			if kv.ModRevision != e.Revision {
+				return fmt.Errorf("etcd at %s: %s is at revision %d, listed at %d: run the command again", s.where, kv.Key, kv.ModRevision, e.Revision)
+			}
+			e.Value = kv.Value
+			delete(byKey, string(kv.Key))
+		}
+	}
+	for key := range byKey {
+		return fmt.Errorf("etcd at %s: %s was listed at revision %d but has no value there: run the command again", s.where, key, revision)
+	}
+	return nil
+}
+
 // Apply writes the changes in one transaction, each compared with the
 // revision read: a new entry must still not exist (CreateRevision 0),
 // another must still be at its ModRevision.
