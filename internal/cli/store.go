@@ -34,11 +34,12 @@ import (
 // for files:
 //
 //   - authorize, revoke and trust-host run on a private copy of the store's
-//     entries in a temporary home (materialize), and what they changed there
-//     is written back in one transaction that compares the revision of
-//     every entry it touches with the one read (Store.Apply): the same
-//     bytes, the same checks (a name taken, a key under another name, a
-//     revoked key) and nothing overwritten that changed meanwhile;
+//     entries in a home of their own (the mirror kept in the user's home,
+//     storemirror.go, else a temporary one: materialize), and what they
+//     changed there is written back in one transaction that compares the
+//     revision of every entry it touches with the one read (Store.Apply):
+//     the same bytes, the same checks (a name taken, a key under another
+//     name, a revoked key) and nothing overwritten that changed meanwhile;
 //   - proxy reads the store as feeds of its trust stores (Store.Follow);
 //   - sync mirrors it into a home's .d directories for programs that only
 //     read files.
@@ -242,7 +243,9 @@ const storeEditHelp = `
 entries are the store's, PREFIX/KIND/NAME instead of HOME/KIND.d/NAME, with
 the same names, bytes and checks; the change is written in one transaction
 that fails, writing nothing, if an entry it touches changed since it was
-read (docs/fleet.md).`
+read. The home, if it exists, keeps a copy of the entries between commands
+(HOME/.store-mirror), so that the next one reads only what changed in the
+store (docs/fleet.md).`
 
 // storeSchemes are the schemes keytool's own builds can open, and how to
 // get the build that does.
@@ -319,16 +322,11 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	}
 	defer st.Close()
 	where := strings.TrimSuffix(c.store.url, "/")
-	work, read, m, err := c.storeHome(ctx, st, where)
+	work, read, m, done, err := c.storeHome(ctx, st, where)
 	if err != nil {
 		return err
 	}
-	if m != nil {
-		defer m.close()
-	} else {
-		defer os.RemoveAll(work)
-		defer removeOnSignal(work)()
-	}
+	defer done()
 	// The identity stays the home's (trust-host connects with it).
 	if identity && c.identity == "" {
 		if p, perr := c.identityPath(); perr == nil {
@@ -372,30 +370,33 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 
 // storeHome makes the home the command runs on: the store's mirror in
 // the home if it can be had (storemirror.go), else a temporary home that
-// holds a copy of every entry.
-func (c *cli) storeHome(ctx context.Context, st Store, where string) (dir string, read map[string]copied, m *mirror, err error) {
+// holds a copy of every entry; done unlocks the one or removes the other.
+func (c *cli) storeHome(ctx context.Context, st Store, where string) (dir string, read map[string]copied, m *mirror, done func(), err error) {
 	if m = openMirror(c.home, where); m != nil {
-		read, err = m.sync(ctx, st)
-		if err != nil {
+		if read, err = m.sync(ctx, st); err != nil {
 			m.close()
-			return "", nil, nil, fmt.Errorf("%s: %w", where, err)
+			return "", nil, nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
-		return m.dir, read, m, nil
+		return m.dir, read, m, m.close, nil
 	}
 	entries, err := st.List(ctx)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, nil, err
 	}
 	tmp, err := os.MkdirTemp("", "keytool-store-*")
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, nil, err
 	}
-	read, err = materialize(home.Dir(tmp), entries, false)
-	if err != nil {
+	stop := removeOnSignal(tmp)
+	done = func() {
+		stop()
 		os.RemoveAll(tmp)
-		return "", nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
-	return tmp, read, nil, nil
+	if read, err = materialize(home.Dir(tmp), entries, false); err != nil {
+		done()
+		return "", nil, nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return tmp, read, nil, done, nil
 }
 
 // removeOnSignal removes dir if the process is interrupted (SIGINT,
@@ -516,19 +517,18 @@ func changesOf(h home.Dir, read map[string]copied) (changes []StoreChange, now m
 	now = make(map[string]copied, len(read))
 	for _, kind := range StoreKinds {
 		dir := kindDir(h, kind)
-		des, err := os.ReadDir(dir)
+		files, err := statDir(dir) // before the reads: a change after it shows in the next stamp
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, de := range des {
-			if !de.Type().IsRegular() || keydir.Ignored(de.Name()) {
+		for _, de := range files {
+			if errors.Is(de.err, fs.ErrNotExist) || de.err == nil && !de.fi.Mode().IsRegular() || keydir.Ignored(de.name) {
 				continue
 			}
-			path := filepath.Join(dir, de.Name())
-			fi, err := os.Lstat(path) // before the read: a change after it shows in the next stamp
-			if err != nil {
-				return nil, nil, err
+			if de.err != nil {
+				return nil, nil, de.err
 			}
+			path, fi := filepath.Join(dir, de.name), de.fi
 			old, ok := read[path]
 			if ok && stampOf(fi) == old.stamp {
 				now[path] = old
@@ -538,14 +538,14 @@ func changesOf(h home.Dir, read map[string]copied) (changes []StoreChange, now m
 			if err != nil {
 				return nil, nil, err
 			}
-			cur := copied{StoreEntry{Kind: kind, Name: de.Name()}, sha256.Sum256(data), stampOf(fi)}
+			cur := copied{StoreEntry{Kind: kind, Name: de.name}, sha256.Sum256(data), stampOf(fi)}
 			if ok && old.sum == cur.sum {
 				cur.Revision = old.Revision
 				now[path] = cur
 				continue
 			}
 			now[path] = cur
-			changes = append(changes, StoreChange{Kind: kind, Name: de.Name(), Value: data, Revision: old.Revision})
+			changes = append(changes, StoreChange{Kind: kind, Name: de.name, Value: data, Revision: old.Revision})
 		}
 	}
 	for path, e := range read {
@@ -557,7 +557,42 @@ func changesOf(h home.Dir, read map[string]copied) (changes []StoreChange, now m
 	return changes, now, nil
 }
 
-// nameRewriter rewrites the temporary home's paths into the store's names:
+// statted is a directory entry and its lstat.
+type statted struct {
+	name string
+	fi   fs.FileInfo
+	err  error
+}
+
+// statDir lists dir, unsorted, with each entry's lstat, a few at a time:
+// at 100,000 entries, twice as fast as os.ReadDir and os.Lstat one after
+// the other (the sort, and the path walked for each).
+func statDir(dir string) ([]statted, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	des, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]statted, len(des))
+	const workers = 4
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(des); i += workers {
+				out[i].name = des[i].Name()
+				out[i].fi, out[i].err = des[i].Info()
+			}
+		})
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// nameRewriter rewrites the store's home's paths into the store's names:
 // TMP/authorized_keys.d/alice.json → etcd://host/prefix/authorized_keys/alice.json.
 type nameRewriter struct{ r *strings.Replacer }
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -230,21 +229,16 @@ func (m *mirror) trusted(l StoreListing) (files map[string]copied, ok bool) {
 		if !privateDir(dir) {
 			return nil, false
 		}
-		des, err := os.ReadDir(dir)
+		des, err := statDir(dir)
 		if err != nil {
 			return nil, false
 		}
 		for _, de := range des {
-			if keydir.Ignored(de.Name()) {
+			if keydir.Ignored(de.name) {
 				continue // as the stores do: an editor's or atomicfile's leftover
 			}
-			path := filepath.Join(dir, de.Name())
-			f, ok := files[path]
-			if !ok {
-				return nil, false
-			}
-			fi, err := os.Lstat(path)
-			if err != nil || stampOf(fi) != f.stamp {
+			f, ok := files[filepath.Join(dir, de.name)]
+			if !ok || de.err != nil || stampOf(de.fi) != f.stamp {
 				return nil, false
 			}
 			seen++
@@ -272,12 +266,16 @@ func writeManifest(path, identity string, revision int64, files map[string]copie
 	if strings.ContainsAny(identity, "\t\n") {
 		return errors.New("identity with a tab or newline")
 	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\t%s\t%d\n", mirrorMagic, identity, revision)
+	b := fmt.Appendf(nil, "%s\t%s\t%d\n", mirrorMagic, identity, revision)
 	for _, f := range files {
-		fmt.Fprintf(&b, "%d\t%x\t%x\t%s/%s\n", f.Revision, f.sum, f.stamp, f.Kind, f.Name)
+		b = strconv.AppendInt(b, f.Revision, 10)
+		b = append(b, '\t')
+		b = hex.AppendEncode(b, f.sum[:])
+		b = append(b, '\t')
+		b = hex.AppendEncode(b, []byte(f.stamp))
+		b = append(append(append(append(append(b, '\t'), f.Kind...), '/'), f.Name...), '\n')
 	}
-	return atomicfile.WriteCache(path, b.Bytes(), 0o600)
+	return atomicfile.WriteCache(path, b, 0o600)
 }
 
 // readManifest reads what writeManifest wrote, by path in h; any doubt

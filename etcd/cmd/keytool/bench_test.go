@@ -286,11 +286,19 @@ func revocationOf(b *testing.B, bin, pub string) []byte {
 const editKeys = 100_000
 
 // BenchmarkStoreEdit measures one keytool authorize of a new key (a real
-// process) against a store of 100,000 authorized keys: through etcd
-// (--store: one list of the prefix, the entries written to a temporary
-// home, the command, one transaction) and, as the baseline in the same
-// run, on a home whose authorized_keys.d holds the same 100,000 files
-// (the admin index warm).
+// process) against a store of 100,000 authorized keys, through etcd
+// (--store: a list of the prefix, the entries in a home, the command, one
+// transaction):
+//
+//   - temporary: no home (-H names none), so the entries are copied to a
+//     temporary home, every one, each time;
+//   - mirror-first: a new home each time, so the mirror is built there
+//     (every entry written, and the admin index built by the command);
+//   - mirror-again: the same home each time, its mirror warm, so only
+//     the entries changed since are read (here, the previous command's);
+//
+// and, as the baseline in the same run, on a home whose authorized_keys.d
+// holds the same 100,000 files (dir; the admin index warm).
 //
 //	cd etcd && go test ./cmd/keytool -run '^$' -bench StoreEdit -benchtime 3x
 func BenchmarkStoreEdit(b *testing.B) {
@@ -325,14 +333,35 @@ func BenchmarkStoreEdit(b *testing.B) {
 	}
 	run(b, bin, "-H", home, "authorize", "--name", "warm", newKey(-1)) // builds the admin index
 	n := 0
-	b.Run("etcd", func(b *testing.B) {
+	store := "etcd://" + addr + "/edit"
+	edit := func(b *testing.B, homeOf func() string) {
 		for range b.N {
 			b.StopTimer()
 			n++
-			f := newKey(n)
+			f, h := newKey(n), homeOf()
 			b.StartTimer()
-			run(b, bin, "authorize", "--store", "etcd://"+addr+"/edit", "--name", fmt.Sprintf("new%d", n), f)
+			run(b, bin, "-H", h, "authorize", "--store", store, "--name", fmt.Sprintf("new%d", n), f)
 		}
+	}
+	b.Run("temporary", func(b *testing.B) {
+		edit(b, func() string { return filepath.Join(dir, "none") })
+	})
+	b.Run("mirror-first", func(b *testing.B) {
+		edit(b, func() string {
+			h := filepath.Join(dir, fmt.Sprintf("first%d", n))
+			if err := os.Mkdir(h, 0o700); err != nil {
+				b.Fatal(err)
+			}
+			return h
+		})
+	})
+	warm := filepath.Join(dir, "warm")
+	if err := os.Mkdir(warm, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	run(b, bin, "-H", warm, "authorize", "--store", store, "--name", "warm", newKey(-2)) // builds the mirror
+	b.Run("mirror-again", func(b *testing.B) {
+		edit(b, func() string { return warm })
 	})
 	b.Run("dir", func(b *testing.B) {
 		for range b.N {
