@@ -292,7 +292,12 @@ func readManifest(path string, h home.Dir) (identity string, revision int64, fil
 	if err != nil {
 		return "", 0, nil, err
 	}
-	head, body, _ := strings.Cut(string(data), "\n")
+	return parseManifest(string(data), h)
+}
+
+// parseManifest parses a manifest's text.
+func parseManifest(data string, h home.Dir) (identity string, revision int64, files map[string]copied, err error) {
+	head, body, _ := strings.Cut(data, "\n")
 	f := strings.Split(head, "\t")
 	if len(f) != 3 || f[0] != mirrorMagic {
 		return "", 0, nil, errors.New("manifest: bad header")
