@@ -62,18 +62,9 @@ func openMirror(h, where string) *mirror {
 		return nil // a --store command does not make a home
 	}
 	top := filepath.Join(h, mirrorDir)
-	if err := os.Mkdir(top, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if !privateDir(top) {
-		return nil
-	}
 	sum := sha256.Sum256([]byte(where))
 	dir := filepath.Join(top, hex.EncodeToString(sum[:16]))
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if !privateDir(dir) {
+	if !makePrivateDir(top) || !makePrivateDir(dir) {
 		return nil
 	}
 	unlock, ok := keydir.TryLock(filepath.Join(dir, "lock"))
@@ -81,6 +72,23 @@ func openMirror(h, where string) *mirror {
 		return nil
 	}
 	return &mirror{dir: dir, unlock: unlock}
+}
+
+// makePrivateDir makes dir, mode 0700, unless it is there already as a
+// private directory: anything else in its place (a directory others may
+// enter, a link, a file) is removed first, as a cache in doubt is. It
+// says whether dir is then a private directory.
+func makePrivateDir(dir string) bool {
+	if privateDir(dir) {
+		return true
+	}
+	if err := os.RemoveAll(dir); err != nil { // a link itself, not what it points to
+		return false
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return false
+	}
+	return privateDir(dir)
 }
 
 // privateDir says whether dir is a directory (not a link to one) that

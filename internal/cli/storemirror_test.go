@@ -39,9 +39,9 @@ func (s *memStore) Values(_ context.Context, _ int64, entries []StoreEntry) erro
 // TestStoreMirrorRebuilds: the mirror is reused as it is while nothing
 // but keytool touched it, and rebuilt from the store (its files written
 // anew) when the store is another cluster, its revision went back, the
-// manifest's mode is not 0600, or the mirror's directory holds a file
-// that is not its own (a home's single trust file, which the command
-// would read).
+// manifest's mode is not 0600, the mirror's directory holds a file that
+// is not its own (a home's single trust file, which the command would
+// read), a file's mode changed, or the directory is open to others.
 func TestStoreMirrorRebuilds(t *testing.T) {
 	h := t.TempDir()
 	st := &memStore{identity: "cluster 1", revision: 7, entries: []StoreEntry{
@@ -97,6 +97,7 @@ func TestStoreMirrorRebuilds(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "authorized_keys.json"), []byte("{}"), 0o644)
 		}},
 		{"a file chmod-ed", func() { os.Chmod(filepath.Join(dir, "revoked_keys.d", "r.json"), 0o600) }},
+		{"the mirror's directory open to others", func() { os.Chmod(dir, 0o755) }},
 	} {
 		if !edit() {
 			t.Fatalf("before %s: the mirror was rebuilt", c.why)
