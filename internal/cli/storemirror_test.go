@@ -130,3 +130,31 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestStoreMirrorOneAtATime: a mirror another command holds is not
+// opened (that command goes on a temporary copy), and is again once
+// released.
+func TestStoreMirrorOneAtATime(t *testing.T) {
+	h := t.TempDir()
+	m := openMirror(h, "mem://x/p")
+	if m == nil {
+		t.Fatal("no mirror")
+	}
+	if other := openMirror(h, "mem://x/p"); other != nil {
+		other.close()
+		t.Fatal("a mirror in use was opened again")
+	}
+	if other := openMirror(h, "mem://y/p"); other == nil {
+		t.Fatal("another store's mirror was not opened")
+	} else {
+		other.close()
+	}
+	m.close()
+	if m = openMirror(h, "mem://x/p"); m == nil {
+		t.Fatal("a released mirror was not opened")
+	}
+	m.close()
+	if openMirror(filepath.Join(h, "none"), "mem://x/p") != nil {
+		t.Fatal("a mirror was made without a home")
+	}
+}
