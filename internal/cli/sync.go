@@ -219,30 +219,12 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 		if !slices.Contains(StoreKinds, e.Kind) {
 			continue
 		}
-		f := syncFile{rel: e.Kind + ".d/" + e.Name, val: e.Value, revocation: e.Kind == StoreRevoked}
-		if err := keydir.CheckName(e.Name); err != nil || keydir.Ignored(e.Name) {
+		f, ok := s.fileOf(e)
+		if !ok || f.stood {
 			kept++
-			if e.Kind != StoreRevoked {
-				fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name: not mirrored\n", e.Kind, e.Name)
-				continue
-			}
-			// The stores reading the store refuse every key for it; so
-			// does a revocation file that does not parse.
-			f = unmirrorableRevocation(e.Name, "has a name that is no file name") // a stand-in already
-			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: not a file name: mirrored as %s, which refuses every key (as the stores reading %s do) until the entry is renamed\n",
-				e.Kind, e.Name, filepath.Join(string(s.home), f.rel), s.store)
-		} else if valueHoldsPrivateKey(e.Value) {
-			// The .d files are readable by everyone (0644): a private key
-			// must never be written there. A revocation is still enforced,
-			// by a stand-in that refuses every key.
-			kept++
-			if e.Kind != StoreRevoked {
-				fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: holds a private key: not mirrored (the home's .d files are readable by everyone; put only the public key in %s)\n", e.Kind, e.Name, s.store)
-				continue
-			}
-			f = unmirrorableRevocation(e.Name, "holds a private key")
-			fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: holds a private key: mirrored as %s, which refuses every key until the entry holds only the public key\n",
-				e.Kind, e.Name, filepath.Join(string(s.home), f.rel))
+		}
+		if !ok {
+			continue
 		}
 		if e.Kind == StoreRevoked {
 			tighten = append(tighten, f)
@@ -322,6 +304,34 @@ type syncFile struct {
 	// revocation: if another file holds rel, write val under a name of
 	// sync's instead.
 	revocation bool
+	stood      bool // a stand-in for an entry sync cannot write as it is
+}
+
+// fileOf is the file that mirrors entry e, and false when none does. An
+// entry sync cannot write as it is — its name is no file name, or it holds
+// a private key, which the home's .d files, readable by everyone (0644),
+// must never hold — is reported: an authorization or pin is left out; a
+// revocation is written as a stand-in that refuses every key (stood), as
+// the stores reading the store refuse every key for it.
+func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
+	f = syncFile{rel: e.Kind + ".d/" + e.Name, val: e.Value, revocation: e.Kind == StoreRevoked}
+	var what, why, until string
+	switch {
+	case keydir.CheckName(e.Name) != nil || keydir.Ignored(e.Name):
+		what, why, until = "not a file name", "has a name that is no file name", "the entry is renamed"
+	case valueHoldsPrivateKey(e.Value):
+		what, why, until = "holds a private key", "holds a private key", "the entry holds only the public key"
+	default:
+		return f, true
+	}
+	if e.Kind != StoreRevoked {
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: not mirrored\n", e.Kind, e.Name, what)
+		return f, false
+	}
+	f = unmirrorableRevocation(e.Name, why)
+	fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key (as the stores reading %s do) until %s\n",
+		e.Kind, e.Name, what, filepath.Join(string(s.home), f.rel), s.store, until)
+	return f, true
 }
 
 // unmirrorableRevocation is the file that stands for a revocation entry
@@ -333,6 +343,7 @@ func unmirrorableRevocation(name, why string) (f syncFile) {
 	sum := sha256.Sum256([]byte(name))
 	f.rel = StoreRevoked + ".d/keytool-sync-unmirrorable-" + hex.EncodeToString(sum[:8])
 	f.val = fmt.Appendf(nil, "keytool sync: the store's entry %s/%q %s: this file refuses every key until the entry is fixed\n", StoreRevoked, name, why)
+	f.stood = true
 	return f
 }
 
