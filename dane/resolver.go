@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/keytool/keytool/internal/dnsname"
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
@@ -313,7 +314,7 @@ func answerOwner(name string, answer []dns.RR) string {
 	for range answer { // a chain is at most as long as the answer: no loop
 		next := ""
 		for _, rr := range answer {
-			if c, ok := rr.(*dns.CNAME); ok && sameName(dns.Fqdn(c.Hdr.Name), owner) {
+			if c, ok := rr.(*dns.CNAME); ok && dnsname.Equal(dns.Fqdn(c.Hdr.Name), owner) {
 				next = dns.Fqdn(c.Target)
 				break
 			}
@@ -326,29 +327,6 @@ func answerOwner(name string, answer []dns.RR) string {
 	return owner
 }
 
-// sameName reports whether two domain names are the same, as DNS
-// compares them (RFC 4343): ASCII letters without case, every other byte
-// as it is. strings.EqualFold folds Unicode too, and would take a name
-// with "ſ" (U+017F) or the Kelvin sign for one with "s" or "k".
-func sameName(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
 // read fills res from an answer. Only records owned by the name asked (or
 // by the end of its CNAME chain) count.
 func (r *Resolver) read(res Result, msg *dns.Msg, spki []byte) Result {
@@ -358,7 +336,7 @@ func (r *Resolver) read(res Result, msg *dns.Msg, spki []byte) Result {
 	owner := answerOwner(res.Name, msg.Answer)
 	for _, rr := range msg.Answer {
 		t, ok := rr.(*dns.TLSA)
-		if !ok || !sameName(dns.Fqdn(t.Hdr.Name), owner) {
+		if !ok || !dnsname.Equal(dns.Fqdn(t.Hdr.Name), owner) {
 			// The CNAMEs that led to the records; and records of any
 			// other name, which say nothing about this one.
 			continue

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/keytool/keytool/internal/dnsname"
 )
 
 // pattern is one parsed element of a key's address list.
@@ -119,7 +121,7 @@ var errLabelLength = errors.New("a host name's labels must hold 1 to 63 characte
 // because "10.0.0.?" is neither an address nor a valid name yet must be
 // accepted.
 func (p *pattern) setHost(host string) error {
-	host = strings.TrimSuffix(asciiLower(host), ".")
+	host = strings.TrimSuffix(dnsname.Lower(host), ".")
 	if host == "" {
 		return errors.New("empty host")
 	}
@@ -275,7 +277,7 @@ func parseTarget(addr string) (ip netip.Addr, host string, port uint16, err erro
 		port = uint16(n)
 	}
 	h = strings.TrimSuffix(h, ".")
-	h = asciiLower(h)
+	h = dnsname.Lower(h)
 	if h == "" {
 		return ip, "", 0, fmt.Errorf("address %q: empty host", addr)
 	}
@@ -292,30 +294,4 @@ func parseTarget(addr string) (ip netip.Addr, host string, port uint16, err erro
 func looksLikeIP(s string) bool {
 	c := s[len(s)-1]
 	return c >= '0' && c <= '9' || strings.IndexByte(s, ':') >= 0
-}
-
-// asciiLower lowers the ASCII letters of s, and only those, as DNS and
-// OpenSSH compare host names (RFC 4343): strings.ToLower would also fold
-// U+212A KELVIN SIGN to 'k', so that "\u212aey.example" looked up the pins of
-// key.example. It allocates only when s has an upper-case letter.
-func asciiLower(s string) string {
-	if !hasUpper(s) {
-		return s
-	}
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
-	}
-	return false
 }
