@@ -163,7 +163,8 @@ left to systemd's watchdog action and Restart=).
 --store URL (etcd://HOST:PORT/PREFIX, in the etcd build of keytool): the
 client keys (with --client, the pinned hosts) are the store's, watched; the
 home's revoked keys still refuse. The last view is cached in the home; past
-the maximum staleness every key is refused (docs/fleet.md).
+the maximum staleness every key is refused (docs/fleet.md); /metrics shows
+the view's staleness (keytool_etcd_staleness_seconds).
 
 ` + hostDNSHelp("With --client, host keys in DNS", "") + `
 Example:
@@ -435,6 +436,9 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 		if err != nil {
 			return nil, err
 		}
+		if err := ops.follower(f); err != nil {
+			return nil, err
+		}
 		opts.Files, opts.Dirs, where = nil, nil, c.store.url
 		opts.Feeds = []authkeys.Feed{f.Feed(StoreAuthorized)}
 		opts.RevokedFeeds = []authkeys.Feed{f.Feed(StoreRevoked)}
@@ -520,6 +524,9 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 		// and the home's.
 		f, err := c.followStore(ctx, log)
 		if err != nil {
+			return nil, err
+		}
+		if err := ops.follower(f); err != nil {
 			return nil, err
 		}
 		hopts.Files, hopts.Dirs = nil, nil

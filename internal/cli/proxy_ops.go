@@ -46,6 +46,16 @@ func (o *proxyOps) store(name string, s proxy.StoreStatus) {
 	}
 }
 
+// follower adds the metrics of --store's live view, if it has any (a
+// MeteredFollower: etcd's staleness), to /metrics.
+func (o *proxyOps) follower(f Follower) error {
+	m, ok := f.(MeteredFollower)
+	if !ok || o.metrics == nil {
+		return nil
+	}
+	return o.metrics.Register(m.Collector())
+}
+
 // identity adds the identity's certificate to the readiness check.
 func (o *proxyOps) identity(cert *tls.Certificate) {
 	o.health.SetIdentity(proxy.CertificateValid(cert))

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/keytool/keytool/internal/home"
@@ -149,6 +150,14 @@ type Follower interface {
 	// knownhosts Options.Feeds and RevokedFeeds).
 	Feed(kind string) keydir.Feed
 	Close() error
+}
+
+// A MeteredFollower is a Follower with Prometheus metrics of its own (the
+// etcd view's staleness, revision and relists): keytool proxy
+// --metrics-listen serves them on /metrics with the proxy's.
+type MeteredFollower interface {
+	Follower
+	Collector() prometheus.Collector
 }
 
 // Usagef is a mistake in the command line (exit 2), for a backend's

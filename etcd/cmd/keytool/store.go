@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -421,7 +422,11 @@ func (s *store) Follow(ctx context.Context, o cli.FollowOptions) (cli.Follower, 
 	return follower{src}, nil
 }
 
+// follower is the live view of an etcd prefix; its metrics go to keytool
+// proxy --metrics-listen.
 type follower struct{ src *etcd.Source }
+
+var _ cli.MeteredFollower = follower{}
 
 func (f follower) Close() error { return f.src.Close() }
 
@@ -434,3 +439,7 @@ func (f follower) Feed(kind string) keydir.Feed {
 	}
 	return f.src.Feed(etcd.TrustedHosts)
 }
+
+// Collector is the Source's metrics (keytool_etcd_staleness_seconds…),
+// served by keytool proxy --metrics-listen (cli.MeteredFollower).
+func (f follower) Collector() prometheus.Collector { return f.src.Collector() }
