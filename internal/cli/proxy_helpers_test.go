@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/internal/toolpath"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -243,13 +244,8 @@ func pxPython(t *testing.T, dir string) string {
 // a user's PATH); a developer machine without it skips the test, saying so.
 func pxNginx(t *testing.T) string {
 	t.Helper()
-	if nginx, err := exec.LookPath("nginx"); err == nil {
+	if nginx, err := toolpath.Find("nginx", "/usr/local/nginx/sbin"); err == nil {
 		return nginx
-	}
-	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"} {
-		if _, err := os.Stat(filepath.Join(d, "nginx")); err == nil {
-			return filepath.Join(d, "nginx")
-		}
 	}
 	t.Skip("SKIPPED, NOT PASSED: nginx is not installed (Debian: apt-get install nginx); the keytool ↔ nginx interoperability is untested")
 	return ""

@@ -23,6 +23,7 @@ import (
 
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/internal/toolpath"
 )
 
 // Origin is the test zone: "localhost", because Go and every tool
@@ -35,18 +36,15 @@ var tools = []struct{ name, pkg string }{
 	{"nsd", "nsd"}, {"unbound", "unbound"}, {"ldns-keygen", "ldnsutils"}, {"ldns-signzone", "ldnsutils"},
 }
 
-// path finds a tool, also in the sbin directories a user's PATH may lack.
+// path finds a tool, also in the sbin directories a user's PATH may lack
+// (the one lookup of the tests, internal/toolpath: TestDocs runs the
+// walk-through of docs/dns.md with the same programs).
 func path(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
+	p, err := toolpath.Find(name)
+	if err != nil {
+		return "", fmt.Errorf("%w (Debian: apt-get install %s)", err, name)
 	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s is not installed (Debian: apt-get install %s)", name, name)
+	return p, nil
 }
 
 // Require skips t, saying why, when a tool is missing: on a developer's
