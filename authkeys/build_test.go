@@ -42,9 +42,9 @@ func TestIncrementalBuild(t *testing.T) {
 	reload := func(step string, paths ...string) {
 		t.Helper()
 		prev := s.snap.Load()
-		keys, files := slices.Clone(prev.keys.slots), slices.Clone(prev.keys.files)
+		keys, files := prev.keys.flat()
 		s.Loader().Reload(paths...)
-		if !slices.Equal(prev.keys.slots, keys) || !slices.Equal(prev.keys.files, files) {
+		if nowKeys, nowFiles := prev.keys.flat(); !slices.Equal(nowKeys, keys) || !slices.Equal(nowFiles, files) {
 			t.Fatalf("%s: the previous snapshot's index was modified", step)
 		}
 		sn := s.snap.Load()
@@ -72,8 +72,8 @@ func TestIncrementalBuild(t *testing.T) {
 		if len(sn.revoked.List()) != len(want) {
 			t.Fatalf("%s: %d revoked keys listed, want %d", step, len(sn.revoked.List()), len(want))
 		}
-		if 2*sn.keys.n > len(sn.keys.slots) {
-			t.Fatalf("%s: %d entries in %d slots, more than half full", step, sn.keys.n, len(sn.keys.slots))
+		if 2*sn.keys.n > sn.keys.size() {
+			t.Fatalf("%s: %d entries in %d slots, more than half full", step, sn.keys.n, sn.keys.size())
 		}
 		if p := s.Problems(); len(p) > 0 {
 			t.Fatalf("%s: %v", step, p)
@@ -131,7 +131,7 @@ func TestIncrementalBuild(t *testing.T) {
 	if s.rebuilds == rebuilds {
 		t.Fatal("the table grew past half full without a rebuild")
 	}
-	size := len(s.snap.Load().keys.slots)
+	size := s.snap.Load().keys.size()
 	for len(grown) > 0 {
 		paths := grown[:per]
 		grown = grown[per:]
@@ -140,7 +140,7 @@ func TestIncrementalBuild(t *testing.T) {
 		}
 		reload("shrinking", paths...)
 	}
-	if now := len(s.snap.Load().keys.slots); now >= size {
+	if now := s.snap.Load().keys.size(); now >= size {
 		t.Fatalf("after removing most keys the table still has %d slots (had %d)", now, size)
 	}
 
@@ -161,7 +161,8 @@ func sameIndex(a, b index) bool {
 	if a.n != b.n {
 		return false
 	}
-	for _, r := range a.slots {
+	slots, _ := a.flat()
+	for _, r := range slots {
 		if r.file == 0 {
 			continue
 		}

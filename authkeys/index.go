@@ -22,16 +22,33 @@ import (
 // table (docs/design.md, "Memory of a loaded store"). files holds one
 // pointer per file, not per key.
 //
-// A published index is never written again: a reload that changes a few
-// files clones the table (a memory copy, far cheaper than re-inserting
-// every key) and edits the clone.
+// A published index is never written again. The table and the files are
+// kept in pages of pageLen, and a reload that changes a few files clones
+// only the lists of pages (clone), then copies each page the first time
+// it writes to it (copy on write): a one-file change costs a few pages,
+// not a copy of the whole table, and leaves the garbage collector next to
+// nothing to collect (docs/design.md, "From a file change to a handshake
+// decision").
 type index struct {
-	slots []ref
-	files []*keydir.File[item] // by number; nil: a number free for reuse
-	free  []uint32             // the free numbers of files
-	mask  uint64
-	n     int
+	slots  [][]ref                // pages of the table; one shorter page when it is smaller than pageLen
+	files  [][]*keydir.File[item] // pages of the files by number; nil: a number free for reuse
+	nfiles uint32                 // numbers given out so far
+	free   []uint32               // the free numbers of files
+	mask   uint64
+	n      int
+	// The pages this index may write in place (a bit per page): those it
+	// made or copied itself since clone. freeOwned: free is its own.
+	ownSlots, ownFiles []uint64
+	freeOwned          bool
 }
+
+// pageBits sets the size of a page: 4,096 slots (32 KiB) or file
+// pointers. A million keys make 1,024 pages of slots, whose list is what
+// a reload copies whole.
+const (
+	pageBits = 12
+	pageLen  = 1 << pageBits
+)
 
 // ref is an item of the index: 1 + its file's number (0: an empty slot),
 // and its position in the file's Items.
@@ -42,41 +59,111 @@ func newIndex(n int) index {
 	if n > 2 {
 		size = max(size, 1<<bits.Len64(uint64(2*n-1)))
 	}
-	return index{slots: make([]ref, size), mask: size - 1}
+	pages := make([][]ref, (size+pageLen-1)/pageLen)
+	for p := range pages {
+		pages[p] = make([]ref, min(size, pageLen))
+	}
+	x := index{slots: pages, mask: size - 1, ownSlots: make([]uint64, (len(pages)+63)/64), freeOwned: true}
+	for p := range pages {
+		x.ownSlots[p/64] |= 1 << (p % 64)
+	}
+	return x
 }
 
+// clone returns an index with the same contents that shares every page
+// with x until it writes to it.
 func (x *index) clone() index {
-	return index{slots: slices.Clone(x.slots), files: slices.Clone(x.files), free: slices.Clone(x.free), mask: x.mask, n: x.n}
+	return index{
+		slots: slices.Clone(x.slots), files: slices.Clone(x.files), nfiles: x.nfiles,
+		free: x.free, mask: x.mask, n: x.n,
+		ownSlots: make([]uint64, len(x.ownSlots)), ownFiles: make([]uint64, len(x.ownFiles)),
+	}
 }
+
+// size is the number of slots of the table.
+func (x *index) size() int { return int(x.mask + 1) }
 
 // oversized reports whether the table has more than 8 slots per entry
 // (and is big enough for that to matter): after many removals, a rebuild
-// gives a smaller table to copy on every reload.
-func (x *index) oversized() bool { return len(x.slots) > 4096 && len(x.slots) > 8*x.n }
+// gives a smaller table.
+func (x *index) oversized() bool { return x.size() > 4096 && x.size() > 8*x.n }
 
 // roomFor reports whether k more entries keep the table at most half full.
-func (x *index) roomFor(k int) bool { return 2*(x.n+k) <= len(x.slots) }
+func (x *index) roomFor(k int) bool { return 2*(x.n+k) <= x.size() }
 
 func slotOf(sum *[32]byte, mask uint64) uint64 {
 	return binary.LittleEndian.Uint64(sum[:8]) & mask
 }
 
+// slot returns the table's slot i.
+func (x *index) slot(i uint64) ref { return x.slots[i>>pageBits][i&(pageLen-1)] }
+
+// setSlot writes slot i, copying its page first unless x owns it.
+func (x *index) setSlot(i uint64, r ref) {
+	p := i >> pageBits
+	if !owns(x.ownSlots, int(p)) {
+		x.slots[p] = slices.Clone(x.slots[p])
+		x.ownSlots[p/64] |= 1 << (p % 64)
+	}
+	x.slots[p][i&(pageLen-1)] = r
+}
+
+// owns reports whether bit p of own is set.
+func owns(own []uint64, p int) bool { return own[p/64]&(1<<(p%64)) != 0 }
+
+// file returns the file numbered num (a ref's file - 1).
+func (x *index) file(num uint32) *keydir.File[item] {
+	return x.files[num>>pageBits][num&(pageLen-1)]
+}
+
+// setFile numbers f num, adding or growing a page, or copying one x
+// does not own, as needed. (A page of files grows from 8 to pageLen, so
+// that a store of a few keys keeps a small one.)
+func (x *index) setFile(num uint32, f *keydir.File[item]) {
+	p, q := int(num>>pageBits), int(num&(pageLen-1))
+	if p == len(x.files) {
+		x.files = append(x.files, nil)
+		if p/64 == len(x.ownFiles) {
+			x.ownFiles = append(x.ownFiles, 0)
+		}
+	}
+	switch page := x.files[p]; {
+	case q >= len(page):
+		grown := make([]*keydir.File[item], min(pageLen, max(8, 2*len(page), q+1)))
+		copy(grown, page)
+		x.files[p] = grown
+	case !owns(x.ownFiles, p):
+		x.files[p] = slices.Clone(page)
+	}
+	x.ownFiles[p/64] |= 1 << (p % 64)
+	x.files[p][q] = f
+}
+
 // at returns the item and the file a full slot names.
 func (x *index) at(r ref) (*item, *keydir.File[item]) {
-	f := x.files[r.file-1]
+	f := x.file(r.file - 1)
 	return &f.Items[r.pos], f
 }
 
 // addFile gives f a number and returns it (as a ref's file: 1 + it).
 func (x *index) addFile(f *keydir.File[item]) uint32 {
+	num := x.nfiles
 	if k := len(x.free); k > 0 {
-		num := x.free[k-1]
-		x.free = x.free[:k-1]
-		x.files[num] = f
-		return num + 1
+		num, x.free = x.free[k-1], x.free[:k-1] // no write: free may be shared (freeFile)
+	} else {
+		x.nfiles++
 	}
-	x.files = append(x.files, f)
-	return uint32(len(x.files))
+	x.setFile(num, f)
+	return num + 1
+}
+
+// freeFile makes file number num (a ref's file - 1) free for reuse.
+func (x *index) freeFile(num uint32) {
+	x.setFile(num, nil)
+	if !x.freeOwned { // shared with the index x was cloned from: append must copy
+		x.free, x.freeOwned = slices.Clip(x.free), true
+	}
+	x.free = append(x.free, num)
 }
 
 // insertFile adds the items of f whose keys are not present yet, calls
@@ -98,8 +185,7 @@ func (x *index) insertFile(f *keydir.File[item], dup func(*item)) bool {
 		}
 	}
 	if !added {
-		x.files[num-1] = nil
-		x.free = append(x.free, num-1)
+		x.freeFile(num - 1)
 	}
 	return all
 }
@@ -110,9 +196,9 @@ func (x *index) insert(r ref) bool {
 	it, _ := x.at(r)
 	i := slotOf(&it.sum, x.mask)
 	for {
-		s := x.slots[i]
+		s := x.slot(i)
 		if s.file == 0 {
-			x.slots[i] = r
+			x.setSlot(i, r)
 			x.n++
 			return true
 		}
@@ -136,8 +222,7 @@ func (x *index) removeFile(f *keydir.File[item]) bool {
 		num = n
 	}
 	if num != 0 {
-		x.files[num-1] = nil
-		x.free = append(x.free, num-1)
+		x.freeFile(num - 1)
 	}
 	return true
 }
@@ -150,7 +235,7 @@ func (x *index) remove(f *keydir.File[item], pos int) (uint32, bool) {
 	want := &f.Items[pos]
 	i := slotOf(&want.sum, x.mask)
 	for {
-		s := x.slots[i]
+		s := x.slot(i)
 		if s.file == 0 {
 			return 0, false
 		}
@@ -159,10 +244,10 @@ func (x *index) remove(f *keydir.File[item], pos int) (uint32, bool) {
 		}
 		i = (i + 1) & x.mask
 	}
-	num := x.slots[i].file
+	num := x.slot(i).file
 	for j := i; ; {
 		j = (j + 1) & x.mask
-		s := x.slots[j]
+		s := x.slot(j)
 		if s.file == 0 {
 			break
 		}
@@ -172,11 +257,11 @@ func (x *index) remove(f *keydir.File[item], pos int) (uint32, bool) {
 		it, _ := x.at(s)
 		h := slotOf(&it.sum, x.mask)
 		if (j-h)&x.mask >= (j-i)&x.mask {
-			x.slots[i] = s
+			x.setSlot(i, s)
 			i = j
 		}
 	}
-	x.slots[i] = ref{}
+	x.setSlot(i, ref{})
 	x.n--
 	return num, true
 }
@@ -194,7 +279,7 @@ func (x *index) get(sum *[32]byte) (*item, *keydir.File[item]) {
 	}
 	i := slotOf(sum, x.mask)
 	for {
-		s := x.slots[i]
+		s := x.slot(i)
 		if s.file == 0 {
 			return nil, nil
 		}

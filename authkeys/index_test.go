@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -39,8 +40,8 @@ func TestIndex(t *testing.T) {
 				t.Fatalf("n=%d: absent %d found", n, i)
 			}
 		}
-		if len(x.slots) < 2*n {
-			t.Fatalf("n=%d: %d slots, more than half full", n, len(x.slots))
+		if x.size() < 2*n {
+			t.Fatalf("n=%d: %d slots, more than half full", n, x.size())
 		}
 	}
 }
@@ -81,7 +82,7 @@ func TestIndexRemove(t *testing.T) {
 		if x.n != len(in) {
 			t.Fatalf("step %d: n=%d, want %d", step, x.n, len(in))
 		}
-		if live := len(x.files) - len(x.free); live != len(in) {
+		if live := int(x.nfiles) - len(x.free); live != len(in) {
 			t.Fatalf("step %d: %d files numbered, want %d", step, live, len(in))
 		}
 		for _, e := range entries {
@@ -102,6 +103,20 @@ func TestIndexRemove(t *testing.T) {
 	}
 }
 
+// flat returns copies of the table's slots and of its files by number,
+// page after page.
+func (x *index) flat() ([]ref, []*keydir.File[item]) {
+	var slots []ref
+	for _, p := range x.slots {
+		slots = append(slots, p...)
+	}
+	var files []*keydir.File[item]
+	for _, p := range x.files {
+		files = append(files, p...)
+	}
+	return slots, files
+}
+
 // fileOf returns a file holding one item, of key sum.
 func fileOf(sum [32]byte) *keydir.File[item] {
 	return &keydir.File[item]{Path: "/keys/k.json", Items: []item{{sum: sum}}}
@@ -117,4 +132,77 @@ func TestItemSize(t *testing.T) {
 	if n := unsafe.Sizeof(ref{}); n > 8 {
 		t.Fatalf("a slot is %d bytes, more than 8", n)
 	}
+}
+
+// TestIndexCopyOnWrite edits clones of a table of several pages, as
+// reloads do, and checks after each edit that the index it was cloned
+// from (which lookups may still be reading) is unchanged, that the clone
+// holds exactly what it should, and that it shares the pages it did not
+// write: a small change copies pages, not the table.
+func TestIndexCopyOnWrite(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 20_000 // 65,536 slots: 16 pages; 20,000 files: 5 pages
+	entries := make([]*keydir.File[item], n+500)
+	for i := range entries {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(i))
+		entries[i] = fileOf(sha256.Sum256(b[:]))
+	}
+	x := newIndex(n)
+	in := map[*keydir.File[item]]bool{}
+	for _, e := range entries[:n] {
+		x.insertFile(e, nil)
+		in[e] = true
+	}
+	if len(x.slots) < 4 || len(x.files) < 2 {
+		t.Fatalf("%d pages of slots, %d of files: want several", len(x.slots), len(x.files))
+	}
+	for step := range 300 {
+		slots, files := x.flat()
+		free := slices.Clone(x.free)
+		y := x.clone()
+		edits := 1 + rng.IntN(4)
+		for range edits {
+			e := entries[rng.IntN(len(entries))]
+			if in[e] {
+				if !y.removeFile(e) {
+					t.Fatalf("step %d: present entry not removed", step)
+				}
+			} else if !y.insertFile(e, nil) {
+				t.Fatalf("step %d: insert refused", step)
+			}
+			in[e] = !in[e]
+		}
+		if s, f := x.flat(); !slices.Equal(s, slots) || !slices.Equal(f, files) || !slices.Equal(x.free, free) {
+			t.Fatalf("step %d: editing the clone changed the original", step)
+		}
+		copied := 0
+		for p := range y.slots {
+			if &y.slots[p][0] != &x.slots[p][0] {
+				copied++
+			}
+		}
+		if copied > 2*edits { // a removal's probe run may cross into the next page
+			t.Fatalf("step %d: %d edits copied %d of %d pages", step, edits, copied, len(y.slots))
+		}
+		for _, e := range entries {
+			if got, f := y.get(&e.Items[0].sum); in[e] != (got == &e.Items[0] && f == e) || !in[e] && got != nil {
+				t.Fatalf("step %d: get = %p, want present=%v", step, got, in[e])
+			}
+		}
+		if y.n != countTrue(in) {
+			t.Fatalf("step %d: n=%d, want %d", step, y.n, countTrue(in))
+		}
+		x = y
+	}
+}
+
+func countTrue(m map[*keydir.File[item]]bool) int {
+	n := 0
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
 }
