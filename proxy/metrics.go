@@ -58,8 +58,8 @@ type Metrics struct {
 	handshakes *prometheus.CounterVec
 	hs         map[[2]string]prometheus.Counter
 	open       prometheus.Gauge
-	bytesIn    prometheus.Counter // client → target
-	bytesOut   prometheus.Counter // target → client
+	bytesIn    prometheus.Counter // from the client
+	bytesOut   prometheus.Counter // to the client
 	reloads    *prometheus.CounterVec
 	reloadTook *prometheus.HistogramVec
 }
@@ -89,7 +89,7 @@ func NewMetrics() *Metrics {
 	}
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keytool_proxy_bytes_total",
-		Help: "Bytes copied, by direction (in: client to target; out: target to client), counted as each connection ends.",
+		Help: "Bytes of admitted connections, by direction (in: from the client; out: to it), counted as each connection ends: those copied between client and target, or in HTTP mode those of the client's connection, TLS included.",
 	}, []string{"direction"})
 	m.bytesIn, m.bytesOut = bytes.WithLabelValues("in"), bytes.WithLabelValues("out")
 	for _, r := range [][2]string{

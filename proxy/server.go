@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/keytool/keytool/enroll"
@@ -174,6 +175,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	defer raw.Close()
 	remote := raw.RemoteAddr().String()
 	ac := &alertConn{Conn: raw}
+	var counted *countConn // HTTP mode's byte counts
+	if s.http != nil {
+		counted = &countConn{Conn: raw}
+		ac.Conn = counted
+	}
 	conn := tls.Server(ac, s.cfg)
 	fp, err := s.handshake(ctx, raw, conn)
 	if err != nil {
@@ -221,11 +227,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		}
 	}
 	if s.http != nil {
-		s.logConn(ctx, "accepted", attrs)
-		s.metrics.opened()
-		s.http.serve(ctx, conn, attrs)
-		s.metrics.closed(0, 0)
-		s.logConn(ctx, "closed", attrs, "duration", since(start))
+		s.serveHTTP(ctx, conn, counted, attrs, start)
 		return
 	}
 	var d net.Dialer
@@ -254,6 +256,41 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		s.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", s.idle.String())...)
 	}
 	s.logConn(ctx, "closed", attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))
+}
+
+// serveHTTP serves an admitted connection in HTTP mode. Its bytes are
+// counted under TLS, as they cross the network, in from the client and
+// out to it: the requests and responses with their TLS framing, and the
+// handshake. http.Server knows TLS, and serves HTTP/2, only on a
+// *tls.Conn itself, so the plaintext cannot be counted with a wrapper;
+// and the handshake's last read may already hold the first request, so
+// the handshake cannot be told apart.
+func (s *Server) serveHTTP(ctx context.Context, conn *tls.Conn, counted *countConn, attrs []any, start time.Time) {
+	s.logConn(ctx, "accepted", attrs)
+	s.metrics.opened()
+	s.http.serve(ctx, conn, attrs)
+	in, out := counted.in.Load(), counted.out.Load()
+	s.metrics.closed(in, out)
+	s.logConn(ctx, "closed", attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))
+}
+
+// countConn counts the bytes read and written through it; atomically,
+// as HTTP/2 reads and writes a connection from two goroutines.
+type countConn struct {
+	net.Conn
+	in, out atomic.Int64
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
 }
 
 // logConn logs a line about an admitted connection at ServerOptions.ConnLevel,

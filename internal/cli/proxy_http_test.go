@@ -14,7 +14,8 @@ import (
 )
 
 // echoHeadersBackend is Python's http.server answering every GET with the
-// request's headers, as received, in a JSON list of [name, value].
+// request's headers, as received, in a JSON list of [name, value], and
+// every POST with its body.
 const echoHeadersBackend = `
 import json, http.server
 class H(http.server.BaseHTTPRequestHandler):
@@ -23,6 +24,13 @@ class H(http.server.BaseHTTPRequestHandler):
         body = json.dumps({"path": self.path, "headers": list(self.headers.items())}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -43,6 +51,11 @@ s.serve_forever()
 // with the admitted key's fingerprint, key ID and entry name, the
 // certificate's SHA-256 in X-Forwarded-Client-Cert, the client's real
 // address in X-Forwarded-For and Forwarded, and none of the forgeries.
+// /metrics counts the bytes of --http connections: a body posted and
+// echoed back over HTTP/1.1 and over HTTP/2 makes
+// keytool_proxy_bytes_total grow by at least the bodies both ways (and
+// not by much more: the handshakes, TLS framing and the requests' and
+// responses' heads).
 func TestProxyHTTPIdentityHeaders(t *testing.T) {
 	pxNeed(t, "curl", "openssl", "python3")
 	dir := t.TempDir()
@@ -54,7 +67,8 @@ func TestProxyHTTPIdentityHeaders(t *testing.T) {
 	home := pxGen(t)
 	crt, key, spki := pxAuthorizedKey(t, home, dir, "alice")
 	fp := "SHA256:" + strings.TrimRight(spki, "=")
-	px, addr := pxProxy(t, home, "--target", target, "--http")
+	px, addr := pxProxy(t, home, "--target", target, "--http", "--metrics-listen", "127.0.0.1:0")
+	metrics := "http://" + px.waitFor(t, `msg="serving health and metrics" addr=(127\.0\.0\.1:\d+)`, 5*time.Second)[1]
 
 	pemBytes, err := os.ReadFile(crt)
 	if err != nil {
@@ -130,9 +144,51 @@ func TestProxyHTTPIdentityHeaders(t *testing.T) {
 	}
 	px.waitFor(t, `msg=accepted .*fingerprint=`+regexpQuote(fp)+` name=alice`, 5*time.Second)
 
+	pxHTTPBytes(t, metrics, addr, crt, key)
+
 	// A key that is not authorized never reaches the backend.
 	other, otherKey, _ := pxOpenSSLKey(t, dir, "stranger")
 	if out, _, code := pxCurl(t, "https://"+addr+"/who", "-k", "--cert", other, "--key", otherKey); code == 0 {
 		t.Fatalf("an unknown key got an answer: %s", out)
+	}
+}
+
+// pxHTTPBytes posts a body through keytool proxy --http at addr, over
+// HTTP/1.1 and HTTP/2, to the echoing backend, and checks that the
+// proxy's keytool_proxy_bytes_total grew by at least the bodies sent and
+// received, and by less than they and 16 KiB a connection of handshake,
+// framing and heads.
+func pxHTTPBytes(t *testing.T, metrics, addr, crt, key string) {
+	t.Helper()
+	const size, slack = 64 << 10, 16 << 10
+	body := strings.Repeat("0123456789abcdef", size/16)
+	file := filepath.Join(t.TempDir(), "body")
+	pxWrite(t, file, body)
+	// Counted as each connection ends: wait for the earlier ones to.
+	closed := func() map[string]*pxFamily {
+		var fams map[string]*pxFamily
+		if pxUntil(10*time.Second, func() bool {
+			_, fams = pxScrape(t, metrics)
+			return fams["keytool_proxy_open_connections"].get("") == 0
+		}) < 0 {
+			t.Fatalf("connections still open: %v", fams["keytool_proxy_open_connections"])
+		}
+		return fams
+	}
+	before := closed()["keytool_proxy_bytes_total"]
+	for _, version := range []string{"--http1.1", "--http2"} {
+		out, msg, code := pxCurl(t, "https://"+addr+"/echo", "-k", "--cert", crt, "--key", key, version, "--data-binary", "@"+file)
+		if code != 0 || out != body {
+			t.Fatalf("%s: POST of %d bytes: curl exit %d, %d bytes back: %s", version, size, code, len(out), msg)
+		}
+	}
+	after := closed()["keytool_proxy_bytes_total"]
+	for _, dir := range []string{"in", "out"} {
+		grew := after.get("direction="+dir) - before.get("direction="+dir)
+		if grew < 2*size || grew > 2*(size+slack) {
+			t.Errorf("keytool_proxy_bytes_total{direction=%s} grew by %v for two bodies of %d bytes", dir, grew, size)
+		} else {
+			t.Logf("keytool_proxy_bytes_total{direction=%s} grew by %v for two bodies of %d bytes", dir, grew, size)
+		}
 	}
 }
