@@ -226,8 +226,8 @@ func (e *FailedError) Error() string {
 // compares the usable ones with spki, the DER SubjectPublicKeyInfo the
 // host presented. The servers are asked in order, each within its share
 // of the time left, until one answers; the whole lookup never takes
-// longer than the timeout, and every failure is a Result with Status
-// Failed.
+// longer than the timeout, nor past the end of ctx, and every failure is
+// a Result with Status Failed.
 func (r *Resolver) Lookup(ctx context.Context, host, port string, spki []byte) Result {
 	name, err := Name(host, port)
 	if err != nil {
@@ -237,6 +237,7 @@ func (r *Resolver) Lookup(ctx context.Context, host, port string, spki []byte) R
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
@@ -256,7 +257,11 @@ func (r *Resolver) Lookup(ctx context.Context, host, port string, spki []byte) R
 			break
 		}
 	}
-	if ctx.Err() != nil || timedOut(res.Err) {
+	switch {
+	case parent.Err() != nil:
+		// The caller gave up first (a dial cancelled): not the timeout.
+		res.Err = fmt.Errorf("dane: the lookup was abandoned: %w", context.Cause(parent))
+	case ctx.Err() != nil || timedOut(res.Err):
 		res.Err = fmt.Errorf("dane: no answer within %v", timeout)
 	}
 	return res
@@ -270,7 +275,8 @@ func timedOut(err error) bool {
 }
 
 // exchange sends the query to server, over TCP when the UDP answer is
-// truncated; an answer other than NOERROR or NXDOMAIN is an error.
+// truncated, until ctx ends; an answer other than NOERROR or NXDOMAIN is
+// an error.
 func exchange(ctx context.Context, name, server string) (*dns.Msg, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(name, dns.TypeTLSA)
@@ -278,10 +284,15 @@ func exchange(ctx context.Context, name, server string) (*dns.Msg, error) {
 	q.AuthenticatedData = true // ask for the AD bit (RFC 6840 section 5.7)
 	q.SetEdns0(1232, true)     // DNSSEC OK
 	c := &dns.Client{}
-	msg, _, err := c.ExchangeContext(ctx, q, server)
+	if d, ok := ctx.Deadline(); ok {
+		// The library's own bound is 2 s per read whatever the context
+		// says: the lookup's time is the bound.
+		c.Timeout = time.Until(d)
+	}
+	msg, err := exchangeOnce(ctx, c, q, server)
 	if err == nil && msg.Truncated {
 		c.Net = "tcp"
-		msg, _, err = c.ExchangeContext(ctx, q, server)
+		msg, err = exchangeOnce(ctx, c, q, server)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dane: asking %s: %w", server, err)
@@ -304,6 +315,24 @@ func exchange(ctx context.Context, name, server string) (*dns.Msg, error) {
 		return nil, fe
 	}
 	return msg, nil
+}
+
+// exchangeOnce is c.ExchangeContext, ended by ctx: the library heeds a
+// context's deadline only, so its cancellation (a dial given up) closes
+// the connection, which ends the wait for an answer.
+func exchangeOnce(ctx context.Context, c *dns.Client, q *dns.Msg, server string) (*dns.Msg, error) {
+	conn, err := c.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	msg, _, err := c.ExchangeWithConnContext(ctx, q, conn)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return msg, err
 }
 
 // answerOwner returns the name whose records answer a query for name: the

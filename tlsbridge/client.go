@@ -179,12 +179,18 @@ func NewClient(id IdentitySource, opts ClientOptions) (*Client, error) {
 // the address as dialled: pins are looked up under it). An address that
 // is not host:port is an *AddressError.
 func (c *Client) TLSConfig(addr string) (*tls.Config, error) {
+	return c.tlsConfig(context.Background(), addr)
+}
+
+// tlsConfig is TLSConfig for the handshakes of one dial: a DNS lookup
+// they make (VerifyHostKeyDNS) ends when ctx does.
+func (c *Client) tlsConfig(ctx context.Context, addr string) (*tls.Config, error) {
 	host, err := splitAddr(addr)
 	if err != nil {
 		return nil, err
 	}
 	cfg := &tls.Config{}
-	c.configure(cfg, addr, host) // an empty configuration has nothing to conflict with
+	c.configure(ctx, cfg, addr, host) // an empty configuration has nothing to conflict with
 	return cfg, nil
 }
 
@@ -217,7 +223,7 @@ func (c *Client) Configure(cfg *tls.Config, addr string) error {
 	if err != nil {
 		return err
 	}
-	c.configure(cfg, addr, host)
+	c.configure(context.Background(), cfg, addr, host)
 	return nil
 }
 
@@ -250,8 +256,9 @@ func splitAddr(addr string) (string, error) {
 }
 
 // configure sets the client side for addr (whose host is host) on cfg,
-// which Configure accepted.
-func (c *Client) configure(cfg *tls.Config, addr, host string) {
+// which Configure accepted; ctx bounds the DNS lookups of its handshakes
+// (crypto/tls gives VerifyConnection no context of its own).
+func (c *Client) configure(ctx context.Context, cfg *tls.Config, addr, host string) {
 	theirs := cfg.VerifyConnection
 	applyPolicy(cfg)
 	// Always present the identity, even when the server's request lists
@@ -266,7 +273,7 @@ func (c *Client) configure(cfg *tls.Config, addr, host string) {
 		cfg.ServerName = host
 	}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if err := c.verify(cs, addr); err != nil {
+		if err := c.verify(ctx, cs, addr); err != nil {
 			return err
 		}
 		if theirs != nil {
@@ -302,8 +309,9 @@ type PurposeHostKeys interface {
 	DecidePurpose(addr, purpose string, sum [32]byte) knownhosts.Decision
 }
 
-// verify decides on a server (docs/design.md, "Decisions", client table).
-func (c *Client) verify(cs tls.ConnectionState, addr string) error {
+// verify decides on a server (docs/design.md, "Decisions", client table);
+// ctx is the dial's, which a DNS lookup heeds.
+func (c *Client) verify(ctx context.Context, cs tls.ConnectionState, addr string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("tlsbridge: the server sent no certificate")
 	}
@@ -345,7 +353,12 @@ func (c *Client) verify(cs tls.ConnectionState, addr string) error {
 	if kerr != nil {
 		return fmt.Errorf("tlsbridge: host %s presented a key that cannot be used: %w", addr, kerr)
 	}
-	dns := c.lookupDNS(addr, key)
+	dns := c.lookupDNS(ctx, addr, key)
+	if err := ctx.Err(); err != nil {
+		// The dial was given up while DNS was asked: nobody waits for
+		// a question, and nothing is pinned.
+		return fmt.Errorf("tlsbridge: host %s: %w", addr, err)
+	}
 	if c.opts.VerifyHostKeyDNS == DNSYes && dns != nil && dns.Proven() {
 		return c.acceptFromDNS(addr, key, dns)
 	}
@@ -440,7 +453,7 @@ func (e *RefusedHostError) Error() string {
 // handshake under the client's policy. An address that is not host:port
 // is an *AddressError, and nothing is dialled.
 func (c *Client) DialContext(ctx context.Context, network, addr string) (*tls.Conn, error) {
-	cfg, err := c.TLSConfig(addr)
+	cfg, err := c.tlsConfig(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -52,10 +52,11 @@ const DNSComment = "pinned from a DNSSEC-validated TLSA record"
 
 // lookupDNS asks DNS about the key a host presented at addr, when the
 // options say to; nil when they do not, or when addr's host is an IP
-// address (which has no TLSA name). A result short of a validated match
-// is logged in one line: the connection goes on to the pins and the
-// Policy.
-func (c *Client) lookupDNS(addr string, key *jwk.Key) *dane.Result {
+// address (which has no TLSA name). The lookup ends with ctx (the
+// dial's), and within the resolver's timeout in any case. A result short
+// of a validated match is logged in one line: the connection goes on to
+// the pins and the Policy.
+func (c *Client) lookupDNS(ctx context.Context, addr string, key *jwk.Key) *dane.Result {
 	if c.opts.VerifyHostKeyDNS == DNSNo || c.opts.Policy == Insecure {
 		return nil
 	}
@@ -63,7 +64,7 @@ func (c *Client) lookupDNS(addr string, key *jwk.Key) *dane.Result {
 	if err != nil || net.ParseIP(host) != nil {
 		return nil
 	}
-	res := c.opts.DNS.Lookup(context.Background(), host, port, key.SPKI())
+	res := c.opts.DNS.Lookup(ctx, host, port, key.SPKI())
 	switch {
 	case res.Proven():
 		c.opts.Logger.Info("host key found in DNS", "addr", addr, "fingerprint", key.Fingerprint(), "note", res.Note())

@@ -1,6 +1,7 @@
 package tlsbridge
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -176,6 +177,44 @@ func TestVerifyHostKeyDNS(t *testing.T) {
 				t.Errorf("with the resolver down, the handshake took %v", took)
 			}
 		})
+	}
+}
+
+// TestVerifyHostKeyDNSDialCancelled: the DNS lookup of a handshake ends
+// with the dial's context: a caller that gives up does not wait for the
+// resolver's timeout, and no prompt is asked.
+func TestVerifyHostKeyDNSDialCancelled(t *testing.T) {
+	cli := newHome(t, jwk.EC256)
+	_, ts := serverFor(t, cli)
+	_, port, _ := net.SplitHostPort(ts.addr())
+	addr := net.JoinHostPort("localhost", port)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := dane.NewResolver(dnstest.SilentHeard(t, cancel)) // the dial is given up once the query is on its way
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Timeout = 30 * time.Second
+	var log testlog.Buffer
+	asked := false
+	client := cli.client(t, ClientOptions{VerifyHostKeyDNS: DNSYes, DNS: r, Policy: Ask,
+		Logger: slog.New(slog.NewTextHandler(&log, nil)),
+		Prompt: PromptFunc(func(UnknownHost) (Answer, error) { asked = true; return Yes, nil })})
+	start := time.Now()
+	conn, err := client.DialContext(ctx, "tcp", addr)
+	took := time.Since(start)
+	if err == nil {
+		conn.Close()
+		t.Fatal("the cancelled dial connected")
+	}
+	if took > 5*time.Second { // far under the timeout, with slack for a loaded machine
+		t.Errorf("the cancelled dial took %v (DNS timeout %v): %v", took, r.Timeout, err)
+	}
+	if !strings.Contains(log.String(), "the lookup was abandoned: context canceled") {
+		t.Errorf("log lacks the abandoned lookup:\n%s", log.String())
+	}
+	if asked || len(pinFiles(t, cli)) != 0 {
+		t.Errorf("asked %v, pins %v", asked, pinFiles(t, cli))
 	}
 }
 

@@ -319,14 +319,32 @@ func (d *DNS) wait(t testing.TB, addr, name string) {
 }
 
 // Silent is for the resolver-down case: it returns an address on which no
-// resolver answers (a UDP port bound and never read, so that queries
+// resolver answers (a UDP port bound and never answered, so that queries
 // time out instead of being refused by an ICMP error).
-func Silent(t testing.TB) string {
+func Silent(t testing.TB) string { return SilentHeard(t, nil) }
+
+// SilentHeard is Silent, and calls heard (when not nil) once, when the
+// first query arrives: for the tests of a lookup cut short while it waits
+// for an answer.
+func SilentHeard(t testing.TB, heard func()) string {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		if _, _, err := c.ReadFrom(buf); err == nil && heard != nil {
+			heard()
+		}
+		for { // read and drop the retries, until the test ends
+			if _, _, err := c.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
 	return c.LocalAddr().String()
 }
