@@ -55,14 +55,15 @@ func newNamedCA(t testing.TB, cn string) *testCA {
 func (ca *testCA) caFile() string  { return filepath.Join(ca.dir, "ca.pem") }
 func (ca *testCA) crlFile() string { return filepath.Join(ca.dir, "crl.pem") }
 
-// issue makes a certificate for k, valid for 127.0.0.1, and returns the
-// identity that presents it.
-func (ca *testCA) issue(t testing.TB, k *jwk.Key) *Identity {
+// issue makes a certificate for k, valid for 127.0.0.1, with the extra
+// extensions, and returns the identity that presents it.
+func (ca *testCA) issue(t testing.TB, k *jwk.Key, extra ...pkix.Extension) *Identity {
 	t.Helper()
 	ca.serial++
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: "host"},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtraExtensions: extra}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, k.Public(), ca.key)
 	if err != nil {
 		t.Fatal(err)
