@@ -194,6 +194,8 @@ func (r Result) Note() string {
 		s = "the DNSSEC-validated TLSA records at " + r.Name + " name another key"
 	case r.Status == NoMatch:
 		s = "the TLSA records at " + r.Name + " (not DNSSEC-validated) name another key"
+	case len(r.Ignored) > 0:
+		s = "the TLSA records at " + r.Name + " name no key"
 	default:
 		s = "no TLSA record at " + r.Name
 	}

@@ -54,8 +54,11 @@ const DNSComment = "pinned from a DNSSEC-validated TLSA record"
 // options say to; nil when they do not, or when addr's host is an IP
 // address (which has no TLSA name). The lookup ends with ctx (the
 // dial's), and within the resolver's timeout in any case. A result short
-// of a validated match is logged in one line: the connection goes on to
-// the pins and the Policy.
+// of a validated match — no record included, and an unvalidated match —
+// is a warning of one line: DNS was asked to vouch for the key and did
+// not, and the connection goes on to the pins and the Policy. (A warning,
+// so that a caller logging only warnings, as keytool trust-host does,
+// still says why DNS did not decide.)
 func (c *Client) lookupDNS(ctx context.Context, addr string, key *jwk.Key) *dane.Result {
 	if c.opts.VerifyHostKeyDNS == DNSNo || c.opts.Policy == Insecure {
 		return nil
@@ -65,13 +68,10 @@ func (c *Client) lookupDNS(ctx context.Context, addr string, key *jwk.Key) *dane
 		return nil
 	}
 	res := c.opts.DNS.Lookup(ctx, host, port, key.SPKI())
-	switch {
-	case res.Proven():
+	if res.Proven() {
 		c.opts.Logger.Info("host key found in DNS", "addr", addr, "fingerprint", key.Fingerprint(), "note", res.Note())
-	case res.Status == dane.Failed || res.Status == dane.NoMatch:
+	} else {
 		c.opts.Logger.Warn("host key not verified by DNS, falling back to the pins", "addr", addr, "fingerprint", key.Fingerprint(), "note", res.Note())
-	default:
-		c.opts.Logger.Info("host key not verified by DNS", "addr", addr, "fingerprint", key.Fingerprint(), "note", res.Note())
 	}
 	return &res
 }

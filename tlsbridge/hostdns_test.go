@@ -40,6 +40,7 @@ func TestVerifyHostKeyDNS(t *testing.T) {
 		name string
 		// zone: whether signed, tampered, and whose key the record names
 		signed, tamper, otherKey, noRecord bool
+		caOnly                             bool // only the key's hash under usages 0-2 (a CA)
 		silent                             bool // the resolver never answers
 		untrusted                          bool // the resolver's AD bit is not believed
 		opts                               ClientOptions
@@ -70,7 +71,19 @@ func TestVerifyHostKeyDNS(t *testing.T) {
 			errAs: new(*DNSMismatchError)},
 		{name: "another key, unsigned, accept-new", otherKey: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: AcceptNew},
 			connect: true, pinned: true, pinnedBy: "accept-new"},
-		{name: "no record", signed: true, noRecord: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Strict}, errAs: new(*knownhosts.UnknownHostError)},
+		{name: "no record", signed: true, noRecord: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Strict}, errAs: new(*knownhosts.UnknownHostError),
+			log: `level=WARN msg="host key not verified by DNS, falling back to the pins" addr=localhost:PORT fingerprint=FP note="no TLSA record at _PORT._tcp.localhost."`},
+		{name: "no record, ask", signed: true, noRecord: true, opts: ClientOptions{VerifyHostKeyDNS: DNSAsk, Policy: Ask}, asked: true, status: dane.NoRecord,
+			validated: true, errAs: new(*RefusedHostError), log: `note="no TLSA record at _PORT._tcp.localhost."`},
+		// Usages 0-2 name a CA: the key's hash under them is not read as
+		// the key, under yes (strict: refused; ask: the question) nor
+		// under accept-new (pinned on first use, not from DNS).
+		{name: "CA usages only, strict", signed: true, caOnly: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Strict}, errAs: new(*knownhosts.UnknownHostError),
+			log: `level=WARN msg="host key not verified by DNS, falling back to the pins" addr=localhost:PORT fingerprint=FP note="the TLSA records at _PORT._tcp.localhost. name no key (3 record(s) of a CA usage or certificate selector ignored: only usage 3, selector 1 names a key)"`},
+		{name: "CA usages only, ask", signed: true, caOnly: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask}, asked: true, status: dane.NoRecord,
+			validated: true, errAs: new(*RefusedHostError), log: "3 record(s) of a CA usage or certificate selector ignored"},
+		{name: "CA usages only, accept-new", signed: true, caOnly: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: AcceptNew},
+			connect: true, pinned: true, pinnedBy: "accept-new", log: "3 record(s) of a CA usage or certificate selector ignored"},
 		{name: "another key pinned", signed: true, opts: ClientOptions{VerifyHostKeyDNS: DNSYes, Policy: Ask},
 			setup: func(t *testing.T, cli *home, addr string, _ *home) { cli.pin(t, addr, mustGenerate(t, jwk.EC256)) },
 			errAs: new(*knownhosts.KeyChangedError)},
@@ -105,6 +118,9 @@ func TestVerifyHostKeyDNS(t *testing.T) {
 			zone := dnstest.Zone{Signed: c.signed, Tamper: c.tamper, Records: []string{tlsaLine(t, port, published)}}
 			if c.noRecord {
 				zone.Records = []string{tlsaLine(t, "1", published)}
+			}
+			if c.caOnly {
+				zone.Records = dnstest.CATLSA(t, port, published.SPKI())
 			}
 			var resolver string
 			if c.silent {
@@ -170,8 +186,8 @@ func TestVerifyHostKeyDNS(t *testing.T) {
 			} else if c.setup == nil && len(files) != 0 {
 				t.Errorf("pinned %v", files)
 			}
-			if !strings.Contains(log.String(), c.log) {
-				t.Errorf("log lacks %q:\n%s", c.log, log.String())
+			if want := strings.NewReplacer("PORT", port, "FP", srv.id.Key.Fingerprint()).Replace(c.log); !strings.Contains(log.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, log.String())
 			}
 			if c.silent && took > time.Second+5*time.Second { // the bound, and slack for a loaded machine
 				t.Errorf("with the resolver down, the handshake took %v", took)
@@ -230,7 +246,14 @@ func TestTerminalPromptDNS(t *testing.T) {
 		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.Match}, "\nA matching host key fingerprint was found in DNS, but the answer is not DNSSEC-validated: it proves nothing.\n"},
 		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.NoMatch, Validated: true}, "\nWARNING: the host key fingerprint published in DNS is not this key's (the DNSSEC-validated TLSA records at _443._tcp.db.example. name another key).\n"},
 		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.Failed, Err: &dane.FailedError{Rcode: "SERVFAIL"}}, "\nNothing was learned from DNS: DNS lookup of _443._tcp.db.example. failed: "},
-		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.NoRecord}, ""},
+		// OpenSSH's line when nothing matches: DNS was asked, and the
+		// question says it did not vouch for the key.
+		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.NoRecord, Validated: true}, "\nNo matching host key fingerprint found in DNS.\n"},
+		// Records of CA usages (0, 1, 2) are ignored, and the question
+		// says so, in its one line; the same data under usage 3 would
+		// have matched.
+		{&dane.Result{Name: "_443._tcp.db.example.", Status: dane.NoRecord, Validated: true, Ignored: caUsages(t, k)},
+			"\nNo matching host key fingerprint found in DNS: the TLSA records at _443._tcp.db.example. name no key (3 record(s) of a CA usage or certificate selector ignored: only usage 3, selector 1 names a key).\n"},
 		{nil, ""},
 	} {
 		var out strings.Builder
@@ -240,7 +263,29 @@ func TestTerminalPromptDNS(t *testing.T) {
 		if c.want == "" && strings.Contains(out.String(), "DNS") || !strings.Contains(out.String(), c.want) {
 			t.Errorf("%+v: prompt lacks %q:\n%s", c.res, c.want, out.String())
 		}
+		lines := 0
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, "DNS") {
+				lines++
+			}
+		}
+		if c.want != "" && lines != 1 {
+			t.Errorf("%+v: %d lines about DNS, want one:\n%s", c.res, lines, out.String())
+		}
 	}
+}
+
+// caUsages are records of k's SHA-256 under the usages that name a CA.
+func caUsages(t *testing.T, k *jwk.Key) []dane.Record {
+	r, err := dane.RecordFor(k.SPKI(), dane.MatchSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []dane.Record
+	for _, u := range []uint8{0, 1, 2} {
+		recs = append(recs, dane.Record{Usage: u, Selector: r.Selector, MatchingType: r.MatchingType, Data: r.Data})
+	}
+	return recs
 }
 
 func TestParseHostKeyDNS(t *testing.T) {

@@ -216,8 +216,10 @@ func (t Terminal) describe(out io.Writer, h UnknownHost) {
 	}
 }
 
-// DNSLine is what a prompt says of a DNS result, in OpenSSH's words for a
-// validated match; "" when there is nothing to say.
+// DNSLine is what a prompt says of a DNS result, in one line: OpenSSH's
+// words for a validated match and for no record ("No matching host key
+// fingerprint found in DNS."), which it completes with the note when
+// records were ignored; "" when DNS was not asked.
 func DNSLine(r *dane.Result) string {
 	if r == nil {
 		return ""
@@ -232,7 +234,7 @@ func DNSLine(r *dane.Result) string {
 	case r.Status == dane.Failed:
 		return "Nothing was learned from DNS: " + termtext.Safe(r.Note()) + "."
 	case len(r.Ignored) > 0:
-		return "No host key fingerprint found in DNS: " + termtext.Safe(r.Note()) + "."
+		return "No matching host key fingerprint found in DNS: " + termtext.Safe(r.Note()) + "."
 	}
-	return ""
+	return "No matching host key fingerprint found in DNS."
 }

@@ -42,7 +42,9 @@ func TestHostKeyDNSCommands(t *testing.T) {
 		name                  string
 		signed, tamper, other bool
 		silent                bool
+		records               string // "none": a record for another port only; "ca": the key's hash under usages 0-2 only
 		pinOther              bool
+		pinned                bool // pinned without a DNS comment (--yes)
 		args                  []string
 		code                  int
 		stdout, stderr        string
@@ -68,6 +70,22 @@ func TestHostKeyDNSCommands(t *testing.T) {
 			stderr: "which the DNSSEC-validated TLSA records at _PORT._tcp.localhost. do not name: not pinned\nEither the host has a new key and its DNS records are out of date"},
 		{name: "another key pinned: connect yes", signed: true, pinOther: true, args: []string{"connect", "--verify-host-key-dns", "yes"}, code: 1,
 			stderr: "The host key of localhost:PORT has changed!"},
+		// No record, and only records of CA usages: one line of note on
+		// every path, and nothing accepted from DNS.
+		{name: "no record: connect yes", signed: true, records: "none", args: []string{"connect", "--verify-host-key-dns", "yes"}, code: 1,
+			stderr: `level=WARN msg="host key not verified by DNS, falling back to the pins" addr=localhost:PORT fingerprint=FP note="no TLSA record at _PORT._tcp.localhost."` + "\n"},
+		{name: "no record: trust-host yes", signed: true, records: "none", args: []string{"trust-host", "--verify-host-key-dns", "yes"}, code: 1,
+			stderr: `note="no TLSA record at _PORT._tcp.localhost."` + "\n"},
+		{name: "no record: trust-host ask", signed: true, records: "none", args: []string{"trust-host", "--verify-host-key-dns", "ask"}, code: 1,
+			stderr: `note="no TLSA record at _PORT._tcp.localhost."` + "\n"},
+		{name: "no record: trust-host --yes", signed: true, records: "none", args: []string{"trust-host", "--yes", "--verify-host-key-dns", "yes"},
+			stdout: "Pinned FP for localhost:PORT in ", stderr: `note="no TLSA record at _PORT._tcp.localhost."` + "\n", pinned: true},
+		{name: "unsigned: trust-host --yes", args: []string{"trust-host", "--yes", "--verify-host-key-dns", "yes"},
+			stdout: "Pinned FP for localhost:PORT in ", stderr: `note="a TLSA record at _PORT._tcp.localhost. matches the key, but the answer is not DNSSEC-validated: it proves nothing"` + "\n", pinned: true},
+		{name: "CA usages only: connect yes", signed: true, records: "ca", args: []string{"connect", "--verify-host-key-dns", "yes"}, code: 1,
+			stderr: `note="the TLSA records at _PORT._tcp.localhost. name no key (3 record(s) of a CA usage or certificate selector ignored: only usage 3, selector 1 names a key)"` + "\n"},
+		{name: "CA usages only: trust-host yes", signed: true, records: "ca", args: []string{"trust-host", "--verify-host-key-dns", "yes"}, code: 1,
+			stderr: `(3 record(s) of a CA usage or certificate selector ignored: only usage 3, selector 1 names a key)"` + "\n"},
 		{name: "resolver down: connect yes", silent: true, args: []string{"connect", "--verify-host-key-dns", "yes", "--dns-timeout", "1s"}, code: 1,
 			stderr: "no answer within 1s"},
 	} {
@@ -78,11 +96,18 @@ func TestHostKeyDNSCommands(t *testing.T) {
 			if tc.other {
 				published, _ = jwk.Generate(jwk.EC256)
 			}
+			records := []string{tlsaFor(t, port, published)}
+			switch tc.records {
+			case "none":
+				records = []string{tlsaFor(t, "1", published)}
+			case "ca":
+				records = dnstest.CATLSA(t, port, published.SPKI())
+			}
 			var resolver string
 			if tc.silent {
 				resolver = dnstest.Silent(t)
 			} else {
-				resolver = dnstest.Start(t, dnstest.Zone{Signed: tc.signed, Tamper: tc.tamper, Records: []string{tlsaFor(t, port, published)}}).Resolver
+				resolver = dnstest.Start(t, dnstest.Zone{Signed: tc.signed, Tamper: tc.tamper, Records: records}).Resolver
 			}
 			if tc.pinOther {
 				other, _ := jwk.Generate(jwk.EC256)
@@ -102,11 +127,14 @@ func TestHostKeyDNSCommands(t *testing.T) {
 			start := time.Now()
 			o, e, code := keytoolIn(t, home, args...)
 			took := time.Since(start)
-			fix := func(s string) string { return strings.ReplaceAll(s, "PORT", port) }
+			fix := strings.NewReplacer("PORT", port, "FP", key.Fingerprint()).Replace
 			if code != tc.code || !strings.Contains(o, fix(tc.stdout)) || !strings.Contains(e, fix(tc.stderr)) {
 				t.Fatalf("keytool %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s\nwant %q and %q", strings.Join(args, " "), code, tc.code, o, e, fix(tc.stdout), fix(tc.stderr))
 			}
-			if tc.pinComment != "" {
+			if n := strings.Count(e, "host key not verified by DNS"); n > 1 {
+				t.Errorf("%d notes about DNS, want at most one:\n%s", n, e)
+			}
+			if tc.pinComment != "" || tc.pinned {
 				pinned := pinnedKey(t, home, addr)
 				if pinned == nil || !pinned.Equal(key) || pinned.Attrs.Comment() != fix(tc.pinComment) {
 					t.Errorf("pin %v with comment %q", pinned, pinned.Attrs.Comment())
@@ -124,28 +152,34 @@ func TestHostKeyDNSCommands(t *testing.T) {
 }
 
 // TestHostKeyDNSPromptInTerminal: under ask, the question in a real
-// terminal (tmux) says what DNS said: OpenSSH's line for a validated
-// match, a note for an unsigned zone's.
+// terminal (tmux) says what DNS said: OpenSSH's lines for a validated
+// match and for no record, a note for an unsigned zone's.
 func TestHostKeyDNSPromptInTerminal(t *testing.T) {
 	dnstest.Require(t)
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux not installed (.ci/run installs it)")
 	}
 	for _, tc := range []struct {
-		name   string
-		signed bool
-		args   []string
-		want   string
+		name     string
+		signed   bool
+		noRecord bool // the record is for another port
+		args     []string
+		want     string
 	}{
-		{"connect, signed", true, []string{"connect", "--verify-host-key-dns", "ask"}, "Key ID: KEYID\nMatching host key fingerprint found in DNS.\n"},
-		{"trust-host, signed", true, []string{"trust-host", "--verify-host-key-dns", "ask"}, "Matching host key fingerprint found in DNS.\n"},
-		{"connect, unsigned, yes", false, []string{"connect", "--verify-host-key-dns", "yes"},
+		{"connect, signed", true, false, []string{"connect", "--verify-host-key-dns", "ask"}, "Key ID: KEYID\nMatching host key fingerprint found in DNS.\n"},
+		{"trust-host, signed", true, false, []string{"trust-host", "--verify-host-key-dns", "ask"}, "Matching host key fingerprint found in DNS.\n"},
+		{"connect, unsigned, yes", false, false, []string{"connect", "--verify-host-key-dns", "yes"},
 			"A matching host key fingerprint was found in DNS, but the answer is not DNSSEC-validated: it proves nothing.\n"},
+		{"trust-host, no record", true, true, []string{"trust-host", "--verify-host-key-dns", "ask"}, "Key ID: KEYID\nNo matching host key fingerprint found in DNS.\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := newClientHome(t)
 			addr, port, key := dnsServer(t, home)
-			d := dnstest.Start(t, dnstest.Zone{Signed: tc.signed, Records: []string{tlsaFor(t, port, key)}})
+			recordPort := port
+			if tc.noRecord {
+				recordPort = "1"
+			}
+			d := dnstest.Start(t, dnstest.Zone{Signed: tc.signed, Records: []string{tlsaFor(t, recordPort, key)}})
 			prompt := "(yes/no/once/[fingerprint])? "
 			if tc.args[0] == "trust-host" {
 				prompt = "(yes/no/[fingerprint])? "

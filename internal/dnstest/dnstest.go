@@ -77,6 +77,25 @@ func TLSA(t testing.TB, port string, spki []byte, matchingType uint8) string {
 	return fmt.Sprintf("_%s._tcp IN TLSA %s", port, r)
 }
 
+// CATLSA are the zone-file lines publishing the SHA-256 of spki for port
+// of Origin under each usage that names a CA rather than the host's key —
+// 0 (PKIX-TA), 1 (PKIX-EE), 2 (DANE-TA) — with selector 1: the very data
+// of the key's own record, which only a reader that misreads the usage
+// would take for the key.
+func CATLSA(t testing.TB, port string, spki []byte) []string {
+	t.Helper()
+	r, err := dane.RecordFor(spki, dane.MatchSHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, usage := range []uint8{0, 1, 2} {
+		r.Usage = usage
+		lines = append(lines, fmt.Sprintf("_%s._tcp IN TLSA %s", port, r))
+	}
+	return lines
+}
+
 // Zone is the test zone to serve.
 type Zone struct {
 	// Records are zone-file lines under Origin, such as
