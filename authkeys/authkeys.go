@@ -323,7 +323,7 @@ func entrySPKI(it *item) [32]byte { return it.sum }
 // file (in source and name order) wins.
 func (s *Store) rebuild(sn *snapshot) {
 	n := 0
-	for _, f := range sn.files.Files {
+	for _, f := range sn.files.Files() {
 		if !s.rev[f.Source] {
 			n += len(f.Items)
 		}
@@ -335,7 +335,7 @@ func (s *Store) rebuild(sn *snapshot) {
 		}
 		sn.dups[it.sum] = struct{}{}
 	}
-	for _, f := range sn.files.Files {
+	for _, f := range sn.files.Files() {
 		if !s.rev[f.Source] {
 			sn.keys.insertFile(f, dup)
 		}
@@ -351,7 +351,7 @@ func (s *Store) rebuild(sn *snapshot) {
 // a table has become far larger than its keys need (every reload copies
 // it).
 func (s *Store) update(prev, sn *snapshot) bool {
-	gone, came := keydir.DiffFiles(prev.files.Files, sn.files.Files)
+	gone, came := keydir.Diff(prev.files, sn.files)
 	gone, came = s.authorizedFiles(gone), s.authorizedFiles(came)
 	changed := 0
 	for _, f := range gone {
@@ -405,7 +405,7 @@ func (s *Store) authorizedFiles(files []*keydir.File[item]) []*keydir.File[item]
 func (s *Store) Entries() []*Entry {
 	sn := s.snap.Load()
 	out := make([]*Entry, 0, sn.keys.n)
-	for _, f := range sn.files.Files {
+	for _, f := range sn.files.Files() {
 		if s.rev[f.Source] {
 			continue
 		}
@@ -584,7 +584,7 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 // else those of the key it is the fingerprint of.
 func (s *Store) matchRemove(snap *keydir.Snapshot[item], nameOrFingerprint string) []*Entry {
 	var match []*Entry
-	for _, f := range snap.Files {
+	for _, f := range snap.Files() {
 		if s.rev[f.Source] {
 			continue
 		}

@@ -56,7 +56,7 @@ func TestIncrementalBuild(t *testing.T) {
 		// The revoked keys are the one revocation set of the snapshot:
 		// every key of a revocation file, the first file's entry.
 		want := map[[32]byte]string{}
-		for _, f := range sn.files.Files {
+		for _, f := range sn.files.Files() {
 			for i := range f.Items {
 				e := &f.Items[i]
 				if _, seen := want[e.sum]; s.rev[f.Source] && !seen {

@@ -22,7 +22,7 @@ func indexEveryDirectory(t *testing.T) {
 }
 
 // loadedFiles is the number of files a store read.
-func loadedFiles(s *Store) int { return len(s.Loader().Snapshot().Files) }
+func loadedFiles(s *Store) int { return len(s.Loader().Snapshot().Files()) }
 
 // fillHome writes n authorized keys, one file each (k0.json …), and
 // returns the options of the home.

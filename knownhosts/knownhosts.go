@@ -176,7 +176,7 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	isRevocation := func(i int) bool { return srcs[i].Revocation }
 	sn := &snapshot{exact: map[hostKey][]*Entry{}, named: map[[32]byte][]*Entry{},
 		revoked: keydir.NewRevocations(ks, isRevocation, entrySPKI)}
-	for _, f := range ks.Files {
+	for _, f := range ks.Files() {
 		if isRevocation(f.Source) {
 			continue
 		}

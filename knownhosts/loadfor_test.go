@@ -41,7 +41,7 @@ func TestLoadForDecidesAsAFullStore(t *testing.T) {
 		{"h3.example:443", 1}, {"new.example:443", 5},
 	} {
 		s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, tc.key).SPKIHash()}, Addrs: []string{tc.addr}})
-		if n := len(s.Loader().Snapshot().Files); n > 4 {
+		if n := len(s.Loader().Snapshot().Files()); n > 4 {
 			t.Errorf("%s: read %d files, want only those that can matter", tc.addr, n)
 		}
 		got, want := s.Decide(tc.addr, key(t, tc.key).SPKIHash()), full.Decide(tc.addr, key(t, tc.key).SPKIHash())

@@ -46,7 +46,7 @@ func BenchmarkEventDuringRescan(b *testing.B) {
 			l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Debounce: time.Millisecond, Rescan: c.rescan})
 			l.Watch(context.Background())
 			defer l.Close()
-			if got := len(l.Snapshot().Files); got != n {
+			if got := len(l.Snapshot().Files()); got != n {
 				b.Fatalf("%d files loaded", got)
 			}
 			ch, stop := l.Subscribe()
@@ -73,7 +73,7 @@ func BenchmarkEventDuringRescan(b *testing.B) {
 
 // hasFile reports whether the snapshot holds path with the key fp.
 func hasFile(s *Snapshot[string], path, fp string) bool {
-	for _, f := range s.Files {
+	for _, f := range s.Files() {
 		if f.Path == path {
 			return len(f.Items) == 1 && f.Items[0] == fp
 		}

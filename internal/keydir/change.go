@@ -68,7 +68,7 @@ func (l *Loader[T]) change(prev, next *Snapshot[T], took time.Duration) Change {
 			l.keys -= len(f.Items)
 		}
 	}
-	gone, came := DiffFiles(prev.Files, next.Files)
+	gone, came := Diff(prev, next)
 	for _, f := range gone {
 		count(f, -1)
 	}

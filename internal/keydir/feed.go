@@ -95,22 +95,24 @@ func (l *Loader[T]) loadFeed(i int) bool {
 	src, ss := l.cfg.Sources[i], &l.states[i]
 	v := src.Feed.View()
 	if v.Err != nil {
-		ss.feedGen = 0
-		return ss.set(nil, problemOf(src.Path, v.Err, src.Revocation))
+		ss.feedGen, l.full = 0, true
+		return ss.set(chunked[*fileState[T]]{}, problemOf(src.Path, v.Err, src.Revocation))
 	}
 	var jobs []*fileState[T]
 	var data [][]byte
 	files, ok := l.updateFeed(i, v.Set, &jobs, &data)
 	if !ok {
+		l.full = true
 		all := feedEntries(v)
-		files = make([]*fileState[T], 0, len(all))
+		list := make([]*fileState[T], 0, len(all))
 		for _, x := range all {
 			state, parse := l.feedEntry(i, x.name, x.e, lookup(ss.files, x.name))
-			files = append(files, state)
+			list = append(list, state)
 			if parse {
 				jobs, data = append(jobs, state), append(data, x.e.Data)
 			}
 		}
+		files = chunksOf(list)
 	}
 	ForEach(len(jobs), func(j int) {
 		state := jobs[j]
@@ -127,25 +129,25 @@ func (l *Loader[T]) loadFeed(i int) bool {
 // updateFeed makes source i's files from set by examining only the
 // entries changed since the set last loaded, if set descends from it and
 // they are few; ok is false otherwise.
-func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T], data *[][]byte) (files []*fileState[T], ok bool) {
+func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T], data *[][]byte) (files chunked[*fileState[T]], ok bool) {
 	ss := &l.states[i]
 	if set == nil || ss.feedGen == 0 || ss.problem != nil {
-		return nil, false
+		return files, false
 	}
 	names, ok := set.ChangedSince(ss.feedGen)
 	if !ok || len(names) > max(64, set.Len()/16) {
-		return nil, false
+		return files, false
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
-	// A new slice: a reload never edits one in place (sourceState).
-	files = slices.Clone(ss.files)
+	// A new version: a reload never edits a list in place (sourceState).
+	ed := ss.files.edit()
 	for _, name := range names {
-		at, found := slices.BinarySearchFunc(files, name, func(f *fileState[T], n string) int { return cmp.Compare(f.name(), n) })
+		p, found := ed.c.search(byName[T](name))
 		e, in := set.Get(name)
 		var prev *fileState[T]
 		if found {
-			prev = files[at]
+			prev = ed.c.get(p)
 		}
 		var state *fileState[T]
 		if in {
@@ -154,16 +156,9 @@ func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T], data 
 				*jobs, *data = append(*jobs, state), append(*data, e.Data)
 			}
 		}
-		switch {
-		case state != nil && found:
-			files[at] = state
-		case state != nil:
-			files = slices.Insert(files, at, state)
-		case found:
-			files = slices.Delete(files, at, at+1)
-		}
+		l.put(ed, p, found, i, name, prev, state)
 	}
-	return files, true
+	return ed.done(), true
 }
 
 // feedEntry returns the state of entry name of source i: prev if its

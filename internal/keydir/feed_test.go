@@ -95,7 +95,7 @@ func TestFeedEntriesParseLikeFiles(t *testing.T) {
 	if snap.RevocationErr != nil {
 		t.Errorf("RevocationErr %v from a feed of trusted keys", snap.RevocationErr)
 	}
-	if got := snap.Files[0].Path; got != "etcd:/fleet/authorized_keys/alice" {
+	if got := snap.Files()[0].Path; got != "etcd:/fleet/authorized_keys/alice" {
 		t.Errorf("file path %q", got)
 	}
 }
@@ -127,8 +127,8 @@ func TestRevocationFeedFailsClosed(t *testing.T) {
 			t.Errorf("%s: no RevocationErr", name)
 		}
 		f.Set(FeedView{Entries: map[string][]byte{"k": keydirtest.JWK(t, key(t, 1))}})
-		if snap := l.Reload(); snap.RevocationErr != nil || len(snap.Files) != 1 {
-			t.Errorf("%s, then a good view: %v, %d files", name, snap.RevocationErr, len(snap.Files))
+		if snap := l.Reload(); snap.RevocationErr != nil || len(snap.Files()) != 1 {
+			t.Errorf("%s, then a good view: %v, %d files", name, snap.RevocationErr, len(snap.Files()))
 		}
 	}
 }
@@ -145,7 +145,7 @@ func TestWatchFollowsFeed(t *testing.T) {
 	defer cancel()
 	l.Watch(ctx)
 	defer l.Close()
-	first := l.Snapshot().Files[0]
+	first := l.Snapshot().Files()[0]
 	ch, stop := l.Subscribe()
 	defer stop()
 	f.Set(FeedView{Entries: map[string][]byte{"one": one, "two": keydirtest.JWK(t, key(t, 2))}})
@@ -158,7 +158,7 @@ func TestWatchFollowsFeed(t *testing.T) {
 	if got, want := fingerprints(snap), want(t, key(t, 1), key(t, 2)); !equal(got, want) {
 		t.Fatalf("loaded %v, want %v", got, want)
 	}
-	if snap.Files[0] != first {
+	if snap.Files()[0] != first {
 		t.Error("an unchanged entry was parsed again")
 	}
 }

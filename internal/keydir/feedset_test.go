@@ -151,8 +151,8 @@ func TestFeedSetChangeParsesOnlyTheChange(t *testing.T) {
 		t.Errorf("problems %v", snap.Problems)
 	}
 	f.Set(FeedView{Err: errors.New("stale")})
-	if snap := l.Reload(); len(snap.Files) != 0 || len(snap.Problems) != 1 {
-		t.Errorf("stale view: %d files, problems %v", len(snap.Files), snap.Problems)
+	if snap := l.Reload(); len(snap.Files()) != 0 || len(snap.Problems) != 1 {
+		t.Errorf("stale view: %d files, problems %v", len(snap.Files()), snap.Problems)
 	}
 	check("after the stale view", set, 198)
 	relist := NewFeedSet()

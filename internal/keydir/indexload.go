@@ -183,7 +183,7 @@ func (fl *focusedLoad[T]) load(q Query) {
 		if !bytes.Equal(x.stamp(), stamps[i]) {
 			continue
 		}
-		if x.rebuild(append(fl.records(i, snap.Files), fl.problemRecords(snap, i)...)) != nil || x.writeHead(stamps[i]) != nil {
+		if x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)) != nil || x.writeHead(stamps[i]) != nil {
 			continue
 		}
 		fl.heads[i] = stamps[i]
@@ -193,7 +193,7 @@ func (fl *focusedLoad[T]) load(q Query) {
 // count is the number of files (loaded or skipped) of source i in snap.
 func (fl *focusedLoad[T]) count(snap *Snapshot[T], i int) int {
 	n := len(fl.problemRecords(snap, i))
-	for _, f := range snap.Files {
+	for _, f := range snap.Files() {
 		if f.Source == i {
 			n++
 		}
@@ -267,7 +267,7 @@ func (fl *focusedLoad[T]) finish() {
 	}
 	defer unlock()
 	now := l.Snapshot()
-	gone, came := DiffFiles(fl.base.Files, now.Files)
+	gone, came := Diff(fl.base, now)
 	for i, head := range fl.heads {
 		x := fl.index(i)
 		if !bytes.Equal(x.head(), head) {

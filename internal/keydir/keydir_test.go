@@ -31,7 +31,7 @@ func newLoader(srcs ...Source) *Loader[string] {
 
 func fingerprints(s *Snapshot[string]) []string {
 	var out []string
-	for _, f := range s.Files {
+	for _, f := range s.Files() {
 		out = append(out, f.Items...)
 	}
 	slices.Sort(out)
@@ -73,7 +73,7 @@ func TestEveryFormatInDir(t *testing.T) {
 	}
 	// Files come in source order, then by name.
 	var paths []string
-	for _, f := range s.Files {
+	for _, f := range s.Files() {
 		paths = append(paths, filepath.Base(f.Path))
 	}
 	if w := []string{"authorized_keys.json", "bundle.pem", "ec.pem", "one.json", "set.jwk", "ssh"}; !slices.Equal(paths, w) {
@@ -209,7 +209,7 @@ func TestKubernetesLayoutIsAPlainDirectory(t *testing.T) {
 	if got := fingerprints(s); !slices.Equal(got, want(t, a, b)) || len(s.Problems) != 0 {
 		t.Fatalf("got %v problems %v", got, s.Problems)
 	}
-	for _, f := range s.Files {
+	for _, f := range s.Files() {
 		if strings.Contains(f.Path, "..") {
 			t.Errorf("file read through its hidden name: %s", f.Path)
 		}
@@ -224,7 +224,7 @@ func TestMissingSourcesAreEmpty(t *testing.T) {
 		Source{Path: filepath.Join(dir, "nohome", "revoked_keys.d"), Dir: true, Revocation: true},
 		Source{Path: filepath.Join(dir, "revoked_keys.pem"), Revocation: true},
 	).Reload()
-	if len(s.Files) != 0 || len(s.Problems) != 0 || s.RevocationErr != nil {
+	if len(s.Files()) != 0 || len(s.Problems) != 0 || s.RevocationErr != nil {
 		t.Fatalf("got %+v", s)
 	}
 	// Loaded, though empty: a readiness check (proxy.Health) must not

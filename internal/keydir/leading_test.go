@@ -84,7 +84,7 @@ func TestLeadingEdgeHoldsAFileBeingWritten(t *testing.T) {
 		must(t, f.Close())
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for l.Snapshot().RevocationErr == nil && len(l.Snapshot().Files) < 3 && time.Now().Before(deadline) {
+	for l.Snapshot().RevocationErr == nil && len(l.Snapshot().Files()) < 3 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(700 * time.Millisecond) // past the burst's trailing reload

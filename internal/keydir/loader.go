@@ -143,12 +143,66 @@ type File[T any] struct {
 
 // Snapshot is the immutable result of a load.
 type Snapshot[T any] struct {
-	Files    []*File[T] // in source order, a directory's files by name
-	Problems []Problem  // files (and entries of files) skipped, in the same order
+	Problems []Problem // files (and entries of files) skipped, in the order of Files
 	// RevocationErr is set when a revocation source could not be read
 	// completely: a caller must then refuse every key.
 	RevocationErr error
 	Generation    uint64
+
+	// files are the files that loaded, by source index, each source's
+	// by name. A reload that changed a few files edits the previous
+	// snapshot's lists (chunked: they share what did not change).
+	files []chunked[*File[T]]
+	flat  atomic.Pointer[[]*File[T]] // Files, made on first use
+	// diffed: gone and came are the files of the snapshot of generation
+	// diffBase that this one no longer has, and those it has instead,
+	// as the reload that made it knew them (Diff).
+	diffed     bool
+	diffBase   uint64
+	gone, came []*File[T]
+}
+
+// Files returns the files that loaded, in source order, a directory's
+// files by name. The slice is made on first use and shared: do not
+// modify it. (It costs a pointer per file, once per snapshot; what a
+// reload must do in time proportional to the change walks the chunked
+// lists instead.)
+func (s *Snapshot[T]) Files() []*File[T] {
+	if p := s.flat.Load(); p != nil {
+		return *p
+	}
+	var out []*File[T]
+	if n := s.numFiles(); n > 0 {
+		out = make([]*File[T], 0, n)
+		for _, c := range s.files {
+			for _, ch := range c.chunks {
+				out = append(out, ch...)
+			}
+		}
+	}
+	s.flat.Store(&out)
+	return out
+}
+
+// numFiles is len(s.Files()), without making it.
+func (s *Snapshot[T]) numFiles() int {
+	n := 0
+	for _, c := range s.files {
+		n += c.n
+	}
+	return n
+}
+
+// Diff returns the files of prev that next no longer has and those next
+// has instead, in the loader's order (source, then path), as DiffFiles
+// does. When next was made from prev by a reload that knew what it
+// changed, that is the answer, in time proportional to the change;
+// otherwise the lists are compared whole.
+func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
+	if next.diffed && prev.Generation == next.diffBase {
+		return slices.Clone(next.gone), slices.Clone(next.came)
+	}
+	return DiffFiles(prev.Files(), next.Files())
 }
 
 // fileState is the loader's memory of one file, reused while its stat key
@@ -192,12 +246,12 @@ func newFileState[T any](src int, name, path string) *fileState[T] {
 func (f *fileState[T]) name() string { return f.path[f.nameAt:] }
 
 // sourceState is what the loader knows of one source. A reload replaces
-// files with a new slice and never edits one in place, and a fileState is
-// not modified once a reload has ended: compare reads them without the
-// lock.
+// files with a new list (an edited version of the last: chunked) and
+// never edits one in place, and a fileState is not modified once a reload
+// has ended: compare reads them without the lock.
 type sourceState[T any] struct {
-	files   []*fileState[T] // sorted by name
-	problem *Problem        // about the source itself
+	files   chunked[*fileState[T]] // sorted by name
+	problem *Problem               // about the source itself
 	// feedGen is the generation of the feed's set that files were made
 	// from (0: none; loadFeed reads the next view whole).
 	feedGen uint64
@@ -234,6 +288,12 @@ type Loader[T any] struct {
 	// such a source re-examines those names only.
 	narrow map[int][]string
 	focus  *focusedLoad[T] // LoadFor's, for Widen
+
+	// What the current reload changed, for publish: the names that
+	// updateNames and updateFeed replaced, and whether a source was
+	// listed or read whole instead (full: every state is compared).
+	edits []edit[T]
+	full  bool
 
 	// holdFresh, during a reload caused by events, is how recent a file's
 	// mtime must be for a problem found in it to be held back (a file being
@@ -367,7 +427,8 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 		changed bool
 		jobs    []*fileState[T]
 	)
-	before := make([][]*fileState[T], len(l.states))
+	l.edits, l.full = l.edits[:0], false
+	before := make([]chunked[*fileState[T]], len(l.states))
 	for i := range l.states {
 		before[i] = l.states[i].files
 	}
@@ -378,9 +439,13 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 		l.runJobs(jobs)
 		held = l.restoreHeld(jobs)
 	}
-	for i := range l.states {
-		if !sameFiles(before[i], l.states[i].files) {
-			changed = true
+	if l.full {
+		for i := range l.states {
+			changed = changed || !sameFiles(before[i], l.states[i].files)
+		}
+	} else {
+		for _, e := range l.edits {
+			changed = changed || !sameState(e.old, lookup(l.states[e.src].files, e.name))
 		}
 	}
 	// The first load publishes even when it found nothing: an empty
@@ -388,6 +453,7 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 	if changed || l.gen == 0 {
 		l.publish(time.Since(start))
 	}
+	clear(l.edits) // drop the states they hold
 	l.returnMemory()
 	return held
 }
@@ -422,6 +488,7 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 			return l.loadFeed(i)
 		}
 	case src.Dir && h.full(src.Path, true) && narrowed:
+		l.full = true
 		return l.scanNames(i, names, jobs)
 	case src.Dir && h.full(src.Path, true):
 		return l.scanDir(i, jobs)
@@ -430,6 +497,7 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 			return l.updateNames(i, names, jobs)
 		}
 	case h.full(src.Path, false):
+		l.full = true
 		state := l.statFile(i, src.Path, src.Path, lookup(ss.files, src.Path), true, isLink(src.Path))
 		var files []*fileState[T]
 		if state != nil {
@@ -438,7 +506,7 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 				*jobs = append(*jobs, state)
 			}
 		}
-		return ss.set(files, nil)
+		return ss.set(chunksOf(files), nil)
 	}
 	return false
 }
@@ -446,44 +514,74 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 // restoreHeld puts back the previous state of every file whose read was
 // held (fileState.held), and returns their paths.
 func (l *Loader[T]) restoreHeld(jobs []*fileState[T]) (held []string) {
-	if !slices.ContainsFunc(jobs, func(f *fileState[T]) bool { return f.held }) {
-		return nil
-	}
-	for i := range l.states {
-		ss := &l.states[i]
-		if !slices.ContainsFunc(ss.files, func(f *fileState[T]) bool { return f.held }) {
-			continue
+	for _, f := range jobs {
+		if f.held {
+			l.replaceState(f, f.old)
+			held = append(held, f.path)
 		}
-		files := make([]*fileState[T], 0, len(ss.files))
-		for _, f := range ss.files {
-			switch {
-			case !f.held:
-				files = append(files, f)
-			case f.old != nil:
-				files = append(files, f.old)
-				held = append(held, f.path)
-			default:
-				held = append(held, f.path)
-			}
-		}
-		ss.files = files
 	}
 	return held
 }
 
-// lookup finds the state named name in a sorted slice.
-func lookup[T any](files []*fileState[T], name string) *fileState[T] {
-	i, ok := slices.BinarySearchFunc(files, name, func(f *fileState[T], n string) int { return cmp.Compare(f.name(), n) })
-	if ok {
-		return files[i]
+// replaceState puts by (nil: nothing) in the place of state f in its
+// source's list.
+func (l *Loader[T]) replaceState(f, by *fileState[T]) {
+	ss := &l.states[f.src]
+	p, found := ss.files.search(byName[T](f.name()))
+	if !found || ss.files.get(p) != f {
+		return
+	}
+	ed := ss.files.edit()
+	if by != nil {
+		ed.set(p, by)
+	} else {
+		ed.remove(p)
+	}
+	ss.files = ed.done()
+}
+
+// byName orders file states against name.
+func byName[T any](name string) func(*fileState[T]) int {
+	return func(f *fileState[T]) int { return cmp.Compare(f.name(), name) }
+}
+
+// lookup finds the state named name in a sorted list.
+func lookup[T any](files chunked[*fileState[T]], name string) *fileState[T] {
+	if p, ok := files.search(byName[T](name)); ok {
+		return files.get(p)
 	}
 	return nil
+}
+
+// edit is a name of source src whose state a reload replaced: old is the
+// state before it (nil: none).
+type edit[T any] struct {
+	src  int
+	name string
+	old  *fileState[T]
+}
+
+// put puts state (nil: none) in place of the state prev at p in ed
+// (found: prev is there), and notes the edit for publish.
+func (l *Loader[T]) put(ed *editor[*fileState[T]], p at, found bool, src int, name string, prev, state *fileState[T]) {
+	if state == prev {
+		return
+	}
+	l.edits = append(l.edits, edit[T]{src: src, name: name, old: prev})
+	switch {
+	case state == nil:
+		ed.remove(p)
+	case found:
+		ed.set(p, state)
+	default:
+		ed.insert(p, state)
+	}
 }
 
 // set replaces a source's files and problem. It reports whether the
 // source's problem changed; changes of the files are found by sameFiles
 // once their reads are done.
-func (ss *sourceState[T]) set(files []*fileState[T], problem *Problem) bool {
+func (ss *sourceState[T]) set(files chunked[*fileState[T]], problem *Problem) bool {
 	changed := !sameProblem(ss.problem, problem)
 	ss.files, ss.problem = files, problem
 	return changed
@@ -492,20 +590,35 @@ func (ss *sourceState[T]) set(files []*fileState[T], problem *Problem) bool {
 // sameFiles reports whether two lists of file states give the same
 // snapshot: the same files with the same entries or problems. A file whose
 // stat data changed but whose content did not counts as the same.
-func sameFiles[T any](a, b []*fileState[T]) bool {
-	if len(a) != len(b) {
+func sameFiles[T any](a, b chunked[*fileState[T]]) bool {
+	if a.n != b.n {
 		return false
 	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
-		}
-		if x.name() != y.name() || x.file != y.file || !sameProblem(x.problem, y.problem) || x.gone || y.gone {
-			return false
+	bi, bj := 0, 0
+	for _, ch := range a.chunks {
+		for _, x := range ch {
+			y := b.chunks[bi][bj]
+			if bj++; bj == len(b.chunks[bi]) {
+				bi, bj = bi+1, 0
+			}
+			if !sameState(x, y) {
+				return false
+			}
 		}
 	}
 	return true
+}
+
+// sameState reports whether two states of a file (nil: none) give the
+// same snapshot.
+func sameState[T any](x, y *fileState[T]) bool {
+	if x == y {
+		return true
+	}
+	if x == nil || y == nil {
+		return false
+	}
+	return x.name() == y.name() && x.file == y.file && sameProblem(x.problem, y.problem) && !x.gone && !y.gone
 }
 
 func sameProblem(a, b *Problem) bool {
@@ -519,28 +632,51 @@ func sameProblem(a, b *Problem) bool {
 // tells subscribers.
 func (l *Loader[T]) publish(took time.Duration) {
 	l.gen++
-	snap := &Snapshot[T]{Generation: l.gen}
-	n := 0
-	for i := range l.states {
-		n += len(l.states[i].files)
+	prev := l.snap.Load()
+	snap := l.editedSnapshot(prev)
+	if snap == nil {
+		snap = l.wholeSnapshot()
+		l.logProblems(snap)
 	}
-	snap.Files = make([]*File[T], 0, n)
+	l.log.Debug("trust store reloaded", "files", snap.numFiles(), "problems", len(snap.Problems), "took", took)
+	if l.cfg.OnReload != nil {
+		l.cfg.OnReload(snap)
+	}
+	change := l.change(prev, snap, took)
+	l.snap.Store(snap)
+	l.subMu.Lock()
+	hooks := make([]*changeHook, 0, len(l.hooks))
+	for h := range l.hooks {
+		hooks = append(hooks, h)
+	}
+	l.subMu.Unlock()
+	for _, h := range hooks {
+		h.fn(change)
+	}
+	l.notify()
+}
+
+// wholeSnapshot assembles the next snapshot from every file's state.
+func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
+	snap := &Snapshot[T]{Generation: l.gen, files: make([]chunked[*File[T]], len(l.states))}
 	for i := range l.states {
 		ss := &l.states[i]
 		if ss.problem != nil {
 			snap.Problems = append(snap.Problems, *ss.problem)
 		}
-		for _, state := range ss.files {
+		files := make([]*File[T], 0, ss.files.n)
+		for state := range ss.files.all {
 			switch {
 			case state.problem != nil:
 				snap.Problems = append(snap.Problems, *state.problem)
 			case state.file != nil:
-				snap.Files = append(snap.Files, state.file)
+				files = append(files, state.file)
 				if state.skipped != nil {
 					snap.Problems = append(snap.Problems, *state.skipped...)
 				}
 			}
 		}
+		snap.files[i] = chunksOf(files)
 	}
 	for _, p := range snap.Problems {
 		if p.Revocation {
@@ -548,7 +684,80 @@ func (l *Loader[T]) publish(took time.Duration) {
 			break
 		}
 	}
-	// Log each problem once, when it appears, and say when it is gone.
+	return snap
+}
+
+// editedSnapshot assembles the next snapshot by editing prev's lists of
+// files with what this reload replaced (l.edits), in time proportional
+// to the change. It returns nil when it cannot: a source was read whole,
+// or a problem came, went or changed (problems are few, and each is
+// logged as it comes and goes: the whole snapshot is assembled then).
+func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
+	if l.full || len(prev.files) != len(l.states) || prev.Generation == 0 {
+		return nil
+	}
+	hasProblem := func(f *fileState[T]) bool { return f != nil && (f.problem != nil || f.skipped != nil) }
+	slices.SortFunc(l.edits, func(a, b edit[T]) int {
+		return cmp.Or(cmp.Compare(a.src, b.src), cmp.Compare(a.name, b.name))
+	})
+	snap := &Snapshot[T]{
+		Generation: l.gen, Problems: prev.Problems, RevocationErr: prev.RevocationErr,
+		files: slices.Clone(prev.files), diffed: true, diffBase: prev.Generation,
+	}
+	var ed *editor[*File[T]]
+	edSrc := -1
+	for _, e := range l.edits {
+		now := lookup(l.states[e.src].files, e.name)
+		if hasProblem(e.old) || hasProblem(now) {
+			return nil
+		}
+		was, is := loaded(e.old), loaded(now)
+		if was == is {
+			continue
+		}
+		if e.src != edSrc {
+			if ed != nil {
+				snap.files[edSrc] = ed.done()
+			}
+			ed, edSrc = snap.files[e.src].edit(), e.src
+		}
+		path := cmp.Or(was, is).Path
+		p, found := ed.c.search(func(f *File[T]) int { return cmp.Compare(f.Path, path) })
+		if found != (was != nil) || found && ed.c.get(p) != was {
+			return nil // not what the last snapshot holds: assemble it whole
+		}
+		switch {
+		case was == nil:
+			ed.insert(p, is)
+		case is == nil:
+			ed.remove(p)
+		default:
+			ed.set(p, is)
+		}
+		if was != nil {
+			snap.gone = append(snap.gone, was)
+		}
+		if is != nil {
+			snap.came = append(snap.came, is)
+		}
+	}
+	if ed != nil {
+		snap.files[edSrc] = ed.done()
+	}
+	return snap
+}
+
+// loaded is the file a state puts in a snapshot (nil: none).
+func loaded[T any](f *fileState[T]) *File[T] {
+	if f == nil || f.problem != nil {
+		return nil
+	}
+	return f.file
+}
+
+// logProblems logs each problem of snap once, when it appears, and says
+// when one is gone.
+func (l *Loader[T]) logProblems(snap *Snapshot[T]) {
 	seen := make(map[string]bool, len(snap.Problems))
 	for _, p := range snap.Problems {
 		msg := p.Error()
@@ -571,22 +780,6 @@ func (l *Loader[T]) publish(took time.Duration) {
 		}
 	}
 	l.problems = seen
-	l.log.Debug("trust store reloaded", "files", len(snap.Files), "problems", len(snap.Problems), "took", took)
-	if l.cfg.OnReload != nil {
-		l.cfg.OnReload(snap)
-	}
-	change := l.change(l.snap.Load(), snap, took)
-	l.snap.Store(snap)
-	l.subMu.Lock()
-	hooks := make([]*changeHook, 0, len(l.hooks))
-	for h := range l.hooks {
-		hooks = append(hooks, h)
-	}
-	l.subMu.Unlock()
-	for _, h := range hooks {
-		h.fn(change)
-	}
-	l.notify()
 }
 
 // Subscribe returns a channel that receives a value after each new

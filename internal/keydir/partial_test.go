@@ -108,7 +108,7 @@ func TestRevocationSetWithOneBadKeyFailsClosed(t *testing.T) {
 	if !errors.As(s.RevocationErr, &p) || p.Path != rev || p.Entry || !p.Revocation || p.Member != "keys[1].x" {
 		t.Fatalf("RevocationErr %v, want the revocation file as a whole", s.RevocationErr)
 	}
-	for _, f := range s.Files {
+	for _, f := range s.Files() {
 		if f.Path == rev {
 			t.Fatalf("the revocation file loaded %v", f.Items)
 		}

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,13 +53,9 @@ func (l *Loader[T]) runJobs(jobs []*fileState[T]) {
 	// Files that vanished between stat and read are dropped (looked for
 	// only when there are some: a reload of one file must not walk every
 	// file's state).
-	if !slices.ContainsFunc(jobs, func(f *fileState[T]) bool { return f.gone }) {
-		return
-	}
-	for i := range l.states {
-		ss := &l.states[i]
-		if slices.ContainsFunc(ss.files, func(f *fileState[T]) bool { return f.gone }) {
-			ss.files = slices.DeleteFunc(slices.Clone(ss.files), func(f *fileState[T]) bool { return f.gone })
+	for _, f := range jobs {
+		if f.gone {
+			l.replaceState(f, nil)
 		}
 	}
 }

@@ -67,7 +67,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 	}
 	ok, problem := l.checkDir(i)
 	if !ok || st.problem != nil {
-		if !ok && sameProblem(problem, st.problem) && len(st.files) == 0 {
+		if !ok && sameProblem(problem, st.problem) && st.files.n == 0 {
 			return
 		}
 		h.add(src.Path)
@@ -78,7 +78,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 		h.add(src.Path)
 		return
 	}
-	pairListing(entries, st.files, func(e os.DirEntry, prev *fileState[T]) {
+	pairListing(entries, st.files.flat(), func(e os.DirEntry, prev *fileState[T]) {
 		path := filepath.Join(src.Path, e.Name())
 		if l.statFile(i, e.Name(), path, prev, false, e.Type()&fs.ModeSymlink != 0) != prev {
 			h.add(path)

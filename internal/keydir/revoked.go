@@ -18,21 +18,23 @@ type Revocations[T any] struct {
 // by spki.
 func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, spki func(*T) [32]byte) *Revocations[T] {
 	r := &Revocations[T]{err: snap.RevocationErr}
-	for _, f := range snap.Files {
-		if !isRevocation(f.Source) {
+	for src, files := range snap.files {
+		if !isRevocation(src) {
 			continue
 		}
-		for i := range f.Items {
-			it := &f.Items[i]
-			sum := spki(it)
-			if _, dup := r.first[sum]; dup {
-				continue
+		for f := range files.all {
+			for i := range f.Items {
+				it := &f.Items[i]
+				sum := spki(it)
+				if _, dup := r.first[sum]; dup {
+					continue
+				}
+				if r.first == nil {
+					r.first = map[[32]byte]Found[T]{}
+				}
+				r.first[sum] = Found[T]{f, it}
+				r.list = append(r.list, Found[T]{f, it})
 			}
-			if r.first == nil {
-				r.first = map[[32]byte]Found[T]{}
-			}
-			r.first[sum] = Found[T]{f, it}
-			r.list = append(r.list, Found[T]{f, it})
 		}
 	}
 	return r

@@ -1,12 +1,10 @@
 package keydir
 
 import (
-	"cmp"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/keytool/keytool/internal/trustfile"
 )
@@ -46,16 +44,17 @@ func isLink(path string) bool {
 // stat data did not change and queueing reads for the others.
 func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	src, ss := l.cfg.Sources[i], &l.states[i]
+	l.full = true
 	ok, problem := l.checkDir(i)
 	if !ok {
-		return ss.set(nil, problem)
+		return ss.set(chunked[*fileState[T]]{}, problem)
 	}
 	entries, err := os.ReadDir(src.Path)
 	if err != nil {
-		return ss.set(nil, problemOf(src.Path, err, src.Revocation))
+		return ss.set(chunked[*fileState[T]]{}, problemOf(src.Path, err, src.Revocation))
 	}
 	files := make([]*fileState[T], 0, len(entries))
-	pairListing(entries, ss.files, func(e os.DirEntry, prev *fileState[T]) {
+	pairListing(entries, ss.files.flat(), func(e os.DirEntry, prev *fileState[T]) {
 		name := e.Name()
 		path := filepath.Join(src.Path, name)
 		if prev == nil && e.Type().IsRegular() {
@@ -74,7 +73,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 		}
 		files = append(files, state)
 	}, nil)
-	return ss.set(files, nil)
+	return ss.set(chunksOf(files), nil)
 }
 
 // scanNames is scanDir for a source narrowed to some of its names (by the
@@ -84,7 +83,7 @@ func (l *Loader[T]) scanNames(i int, names []string, jobs *[]*fileState[T]) bool
 	ss := &l.states[i]
 	ok, problem := l.checkDir(i)
 	if !ok {
-		return ss.set(nil, problem)
+		return ss.set(chunked[*fileState[T]]{}, problem)
 	}
 	changed := ss.set(ss.files, nil)
 	return l.updateNames(i, names, jobs) || changed
@@ -96,38 +95,34 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 	if ss.problem != nil {
 		return l.scanDir(i, jobs)
 	}
-	files := ss.files
-	cloned := false
+	var ed *editor[*fileState[T]] // made at the first change: a new version of the list
 	for _, name := range names {
-		idx, found := slices.BinarySearchFunc(files, name, func(f *fileState[T], n string) int { return cmp.Compare(f.name(), n) })
+		files := ss.files
+		if ed != nil {
+			files = ed.c
+		}
+		p, found := files.search(byName[T](name))
 		var prev *fileState[T]
 		if found {
-			prev = files[idx]
+			prev = files.get(p)
 		}
 		path := filepath.Join(src.Path, name)
 		state := l.statFile(i, name, path, prev, false, isLink(path))
 		if state == prev {
 			continue
 		}
-		if !cloned {
-			files, cloned = slices.Clone(files), true
+		if ed == nil {
+			ed = ss.files.edit()
 		}
-		switch {
-		case state == nil:
-			files = slices.Delete(files, idx, idx+1)
-		case found:
-			files[idx] = state
-		default:
-			files = slices.Insert(files, idx, state)
-		}
+		l.put(ed, p, found, i, name, prev, state)
 		if state != nil && !state.read {
 			*jobs = append(*jobs, state)
 		}
 	}
-	if !cloned {
+	if ed == nil {
 		return false
 	}
-	return ss.set(files, ss.problem)
+	return ss.set(ed.done(), ss.problem)
 }
 
 // statFile examines one file; link says whether path is a symbolic link.

@@ -16,11 +16,13 @@ type Status struct {
 func (lc Lifecycle[T]) Status() Status {
 	sn := lc.l.Snapshot()
 	st := Status{Generation: sn.Generation, Skipped: len(sn.Problems), RevocationErr: sn.RevocationErr}
-	for _, f := range sn.Files {
-		if lc.l.cfg.Sources[f.Source].Revocation {
-			st.Revoked += len(f.Items)
-		} else {
-			st.Keys += len(f.Items)
+	for src, files := range sn.files {
+		n := &st.Keys
+		if lc.l.cfg.Sources[src].Revocation {
+			n = &st.Revoked
+		}
+		for f := range files.all {
+			*n += len(f.Items)
 		}
 	}
 	return st

@@ -255,7 +255,7 @@ func TestSubscribe(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("no notification")
 	}
-	if len(l.Snapshot().Files) != 1 {
+	if len(l.Snapshot().Files()) != 1 {
 		t.Fatal("notified before the snapshot changed")
 	}
 	stop()

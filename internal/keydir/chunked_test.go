@@ -1,0 +1,168 @@
+package keydir
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+)
+
+// TestChunked edits a sorted list by random inserts, removals and
+// replacements, several per version as a reload makes them, and checks
+// after each version that it holds what a plain slice edited alike holds,
+// that every earlier version is unchanged (snapshots still being read
+// share its chunks), and that its chunks stay within bounds.
+func TestChunked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	byInt := func(k int) func(int) int { return func(e int) int { return cmp.Compare(e, k) } }
+	var ref []int
+	for i := range 3000 {
+		ref = append(ref, 2*i)
+	}
+	c := chunksOf(slices.Clone(ref))
+	type version struct {
+		c    chunked[int]
+		want []int
+	}
+	var versions []version
+	for step := range 400 {
+		versions = append(versions, version{c, slices.Clone(ref)})
+		ed := c.edit()
+		for range 1 + rng.IntN(20) {
+			k := rng.IntN(8000)
+			p, found := ed.c.search(byInt(k))
+			i, inRef := slices.BinarySearch(ref, k)
+			if found != inRef {
+				t.Fatalf("step %d: search %d: found %v, want %v", step, k, found, inRef)
+			}
+			switch {
+			case found && rng.IntN(2) == 0:
+				ed.remove(p)
+				ref = slices.Delete(ref, i, i+1)
+			case found:
+				ed.set(p, k) // the same key: the position must hold
+				ref[i] = k
+			default:
+				ed.insert(p, k)
+				ref = slices.Insert(ref, i, k)
+			}
+		}
+		c = ed.done()
+		if got := c.flat(); !slices.Equal(got, ref) || c.n != len(ref) {
+			t.Fatalf("step %d: %d elements, want %d (equal: %v)", step, c.n, len(ref), slices.Equal(got, ref))
+		}
+		for _, ch := range c.chunks {
+			if len(ch) == 0 || len(ch) > chunkLen {
+				t.Fatalf("step %d: a chunk of %d", step, len(ch))
+			}
+		}
+	}
+	for i, v := range versions {
+		if !slices.Equal(v.c.flat(), v.want) {
+			t.Fatalf("version %d changed after later edits", i)
+		}
+	}
+	// Emptied, and filled again from nothing.
+	ed := c.edit()
+	for c.n > 0 {
+		p, _ := ed.c.search(byInt(-1))
+		ed.remove(p)
+		c = ed.c
+	}
+	if c = ed.done(); c.n != 0 || len(c.chunks) != 0 {
+		t.Fatalf("emptied: %d elements in %d chunks", c.n, len(c.chunks))
+	}
+	ed = c.edit()
+	for k := range 3 {
+		p, _ := ed.c.search(byInt(k))
+		ed.insert(p, k)
+	}
+	if got := ed.done().flat(); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("refilled: %v", got)
+	}
+}
+
+// TestEditedSnapshot changes a few files at a time in a directory of
+// enough files to span several chunks — new files, removed ones,
+// rewritten ones, broken ones and fixed ones — reloading the changed
+// names, as events do. After each reload the snapshot, which the loader
+// assembled by editing the previous one when it could, must equal one
+// assembled whole from the same states, and a fresh load of the
+// directory; Diff must agree with comparing the lists whole; and the
+// previous snapshot must be unchanged.
+func TestEditedSnapshot(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+	name := func(i int) string { return fmt.Sprintf("k%04d.json", i) }
+	for i := 0; i < 1400; i += 2 {
+		keydirtest.Write(t, filepath.Join(dir, name(i)), keydirtest.JWK(t, key(t, i)))
+	}
+	l := newLoader(Source{Path: dir, Dir: true})
+	l.Reload()
+	rng := rand.New(rand.NewPCG(8, 9))
+	edited := 0
+	for step := range 150 {
+		prev := l.Snapshot()
+		prevFiles := slices.Clone(prev.Files())
+		var paths []string
+		for range 1 + rng.IntN(4) {
+			i := rng.IntN(1500)
+			path := filepath.Join(dir, name(i))
+			paths = append(paths, path)
+			switch rng.IntN(5) {
+			case 0:
+				os.Remove(path)
+			case 1:
+				keydirtest.Replace(t, path, []byte("{not json"))
+			default:
+				keydirtest.Replace(t, path, keydirtest.JWK(t, key(t, 10_000+rng.IntN(3000))))
+			}
+		}
+		next := l.Reload(paths...)
+		if next.diffed {
+			edited++
+		}
+		whole := l.wholeSnapshot()
+		fresh := Load(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert})
+		for _, other := range []*Snapshot[string]{whole, fresh} {
+			if !sameSnapshot(next, other) {
+				t.Fatalf("step %d: the snapshot differs from one assembled whole", step)
+			}
+		}
+		gone, came := Diff(prev, next)
+		wantGone, wantCame := DiffFiles(prev.Files(), next.Files())
+		if !slices.Equal(gone, wantGone) || !slices.Equal(came, wantCame) {
+			t.Fatalf("step %d: Diff gave %d gone, %d came; comparing whole, %d and %d", step, len(gone), len(came), len(wantGone), len(wantCame))
+		}
+		if !slices.Equal(prev.Files(), prevFiles) {
+			t.Fatalf("step %d: the previous snapshot changed", step)
+		}
+	}
+	if edited < 30 {
+		t.Fatalf("only %d of 150 reloads edited the previous snapshot", edited)
+	}
+}
+
+// sameSnapshot reports whether two snapshots hold the same files with
+// the same keys, and the same problems.
+func sameSnapshot(a, b *Snapshot[string]) bool {
+	fa, fb := a.Files(), b.Files()
+	if len(fa) != len(fb) || len(a.Problems) != len(b.Problems) || (a.RevocationErr == nil) != (b.RevocationErr == nil) {
+		return false
+	}
+	for i := range fa {
+		if fa[i].Path != fb[i].Path || fa[i].Source != fb[i].Source || !slices.Equal(fa[i].Items, fb[i].Items) {
+			return false
+		}
+	}
+	for i := range a.Problems {
+		if a.Problems[i].Error() != b.Problems[i].Error() {
+			return false
+		}
+	}
+	return true
+}
