@@ -561,13 +561,22 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 		// removing "" would remove every one of them.
 		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
-	// Every file is read, not only those the admin index names: a removal
-	// must be complete, and sees the key's copies under other names, for
-	// StillAuthorizedError.
-	match := s.matchRemove(s.Loader().ReloadAll(), nameOrFingerprint)
+	// A removal must be complete: in a store LoadFor narrowed, the admin
+	// index is first proved to name every file as it is now, including
+	// one written in place (keydir.Loader.ReloadComplete).
+	match := s.matchRemove(s.Loader().ReloadComplete(), nameOrFingerprint)
+	if len(match) == 0 && s.Loader().Widen() {
+		match = s.matchRemove(s.Loader().Snapshot(), nameOrFingerprint)
+	}
 	if len(match) == 0 {
 		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
+	// The keys' copies under other names, for StillAuthorizedError.
+	var q keydir.Query
+	for _, e := range match {
+		q.Terms = append(q.Terms, keydir.KeyTerm(e.SPKIHash))
+	}
+	s.Loader().Extend(q)
 	sn, err := s.removeAndReload(match)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -263,6 +264,14 @@ func TestLoadForSmallDirectoryHasNoIndex(t *testing.T) {
 // key is still authorized there. Removals must be complete; the index may
 // not know the copy (docs/design.md, "The admin index").
 func TestLoadForRemoveSeesInPlaceEdits(t *testing.T) {
+	t.Run("racy", removeSeesInPlaceEdits)
+	t.Run("stamped", func(t *testing.T) {
+		recordStamps(t)
+		removeSeesInPlaceEdits(t)
+	})
+}
+
+func removeSeesInPlaceEdits(t *testing.T) {
 	opts := fillHome(t, 10)
 	d := opts.Dirs[0]
 	_, finish := LoadFor(opts, Lookups{})
@@ -290,5 +299,144 @@ func TestLoadForRemoveSeesInPlaceEdits(t *testing.T) {
 	}
 	if _, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
 		t.Error("the key is still authorized after Remove by fingerprint")
+	}
+}
+
+// recordStamps lets the admin index record the stamps of files written
+// moments ago (keydir.StampRacy), as it does for files older than that.
+func recordStamps(t *testing.T) {
+	old := keydir.StampRacy
+	keydir.StampRacy = 0
+	t.Cleanup(func() { keydir.StampRacy = old })
+}
+
+// A removal proves the index complete from the files' stamps: it reads
+// the files the index names and those whose stamp changed (k5.json,
+// written in place), not every file, and still finds the copy.
+func TestLoadForRemoveReadsOnlyChangedFiles(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 30)
+	d := opts.Dirs[0]
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, key(t, 3)))
+	s, finish := LoadFor(opts, Lookups{Names: []string{"k3"}})
+	_, err := s.Remove("k3")
+	finish()
+	var still *StillAuthorizedError
+	if !errors.As(err, &still) || still.Entry.File != filepath.Join(d, "k5.json") {
+		t.Fatalf("Remove(k3) with a copy written in place into k5.json: %v, want *StillAuthorizedError naming k5.json", err)
+	}
+	if n := loadedFiles(s); n > 2 {
+		t.Errorf("the removal read %d files, want k3.json (deleted) and k5.json", n)
+	}
+	// The check recorded k5.json's new stamp and records: the next removal
+	// reads only it.
+	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 3).SPKIHash()}})
+	defer finish()
+	if _, err := s.Remove(key(t, 3).Fingerprint()); err != nil {
+		t.Fatal(err)
+	}
+	if n := loadedFiles(s); n != 0 {
+		t.Errorf("after removing its only key, %d files are loaded, want none", n)
+	}
+	if _, err := Load(opts).LookupKey(key(t, 3), netip.Addr{}); err == nil {
+		t.Error("the key is still authorized")
+	}
+}
+
+// What a stamp catches: a line appended in place (>>) with the mtime put
+// back to the same second, and a rewrite of the same size with the mtime
+// forged back to the nanosecond (touch -d): the size or the ctime, which
+// no user can set, differs.
+func TestLoadForRemoveSeesForgedStamps(t *testing.T) {
+	recordStamps(t)
+	for _, tc := range []struct {
+		name  string
+		write func(t *testing.T, path string)
+	}{
+		{"appended, same mtime second", func(t *testing.T, path string) {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write(keydirtest.SSH(t, key(t, 3))); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"same size, mtime forged back", func(t *testing.T, path string) {
+			keydirtest.WriteInPlace(t, path, keydirtest.SSH(t, key(t, 3)))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			indexEveryDirectory(t)
+			opts := HomeOptions(t.TempDir())
+			d := opts.Dirs[0]
+			for i := range 20 {
+				keydirtest.Write(t, filepath.Join(d, "k"+strconv.Itoa(i)+".pub"), keydirtest.SSH(t, key(t, i)))
+			}
+			_, finish := LoadFor(opts, Lookups{})
+			finish()
+			path := filepath.Join(d, "k5.pub")
+			before, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(10 * time.Millisecond) // a ctime of its own, on any clock
+			tc.write(t, path)
+			if err := os.Chtimes(path, before.ModTime(), before.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+			after, err := os.Stat(path)
+			if err != nil || !after.ModTime().Equal(before.ModTime()) {
+				t.Fatalf("mtime not put back: %v", err)
+			}
+			fp, _ := jwk.ParseFingerprint(key(t, 3).Fingerprint())
+			s, finish := LoadFor(opts, Lookups{Fingerprints: []jwk.Fingerprint{fp}})
+			defer finish()
+			s.Loader().ReloadComplete() // what Remove reads first
+			files := map[string]bool{}
+			for _, e := range s.FindKeys(fp, false) {
+				files[filepath.Base(e.File)] = true
+			}
+			if !files["k3.pub"] || !files["k5.pub"] || len(files) != 2 {
+				t.Errorf("copies of the key a removal sees: %v, want k3.pub and k5.pub", files)
+			}
+			if n := loadedFiles(s); n != 2 {
+				t.Errorf("the removal read %d files, want 2 (by the index and by the stamp)", n)
+			}
+		})
+	}
+}
+
+// Without stamps to prove the index complete (a stamp file lost or
+// damaged), a removal reads every file, and is complete all the same.
+func TestLoadForRemoveWithoutStampsReadsAll(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 12)
+	d := opts.Dirs[0]
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	stamps, _ := filepath.Glob(filepath.Join(opts.Index, "*", "s0000"))
+	if len(stamps) == 0 {
+		t.Fatal("no stamp file in the index")
+	}
+	for _, p := range stamps {
+		if err := os.WriteFile(p, []byte("damaged"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, key(t, 3)))
+	s, finish := LoadFor(opts, Lookups{Names: []string{"k3"}})
+	_, err := s.Remove("k3")
+	finish()
+	if !errors.As(err, new(*StillAuthorizedError)) {
+		t.Fatalf("Remove(k3) with a copy in k5.json: %v, want *StillAuthorizedError", err)
+	}
+	if n := loadedFiles(s); n != 11 {
+		t.Errorf("the removal read %d files, want every one (11 left)", n)
 	}
 }

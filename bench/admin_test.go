@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,10 @@ import (
 // changes least).
 //
 //	go test -run '^$' -bench Admin -benchtime 1x -timeout 30m
+//
+// BENCH_ADMIN_STEPS (comma-separated step names) runs only those steps and
+// their undos: BENCH_ADMIN_STEPS=authorize-remove,trust-host-remove times
+// the two removals (with the additions they undo).
 func BenchmarkAdmin(b *testing.B) {
 	rounds := envInt("BENCH_ROUNDS", 15)
 	big := envInt("BENCH_ADMIN_KEYS", 100_000)
@@ -70,6 +75,9 @@ func BenchmarkAdmin(b *testing.B) {
 		{"trust-host-remove", []string{"trust-host", "--remove", "new.example:443"}},
 		{"invite", []string{"invite", "--name", "bench-inv", "--address", "127.0.0.1:7443"}},
 		{"invite-remove", []string{"invite", "--remove", "bench-inv"}},
+	}
+	if only := os.Getenv("BENCH_ADMIN_STEPS"); only != "" {
+		steps = adminSteps(steps, strings.Split(only, ","), func(s step) string { return s.name })
 	}
 	cpu := map[string]map[int][]time.Duration{} // user + system time of each run
 	run := func(home string, s step) time.Duration {
@@ -124,6 +132,19 @@ func BenchmarkAdmin(b *testing.B) {
 			b.ReportMetric(float64(cpuMany)/float64(cpuOne), "cpu-ratio")
 		})
 	}
+}
+
+// adminSteps keeps the steps named in only, each with its pair (a command
+// and its undo are the steps 2k and 2k+1), so that every round still
+// starts from the same state.
+func adminSteps[S any](steps []S, only []string, name func(S) string) []S {
+	var out []S
+	for i := 0; i+1 < len(steps); i += 2 {
+		if slices.Contains(only, name(steps[i])) || slices.Contains(only, name(steps[i+1])) {
+			out = append(out, steps[i], steps[i+1])
+		}
+	}
+	return out
 }
 
 // buildKeytool builds the keytool command of this tree into the scratch

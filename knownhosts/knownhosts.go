@@ -600,13 +600,25 @@ type Removed struct {
 // SHA256) removes every copy of that key wherever it is pinned. Files left
 // without keys are deleted. It returns what was removed.
 func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
-	return s.remove(addrOrFingerprint)
+	return widenIfNotFound(s, func(snap *keydir.Snapshot[*Entry]) ([]Removed, error) { return s.remove(snap, addrOrFingerprint) })
 }
 
-func (s *Store) remove(addrOrFingerprint string) ([]Removed, error) {
-	// Every file is read, even in a store LoadFor narrowed: a removal
-	// takes every copy, including one the admin index cannot know.
-	snap := s.Loader().ReloadAll()
+// widenIfNotFound runs a removal on a snapshot that holds every copy of
+// what it removes (keydir.Loader.ReloadComplete: in a store LoadFor
+// narrowed, the admin index proved to name every file as it is now,
+// including one written in place), and again on every file when it
+// found nothing in a narrowed store (a fingerprint in a form the index
+// does not keep): "not found" is said only of the whole store.
+func widenIfNotFound(s *Store, remove func(*keydir.Snapshot[*Entry]) ([]Removed, error)) ([]Removed, error) {
+	removed, err := remove(s.Loader().ReloadComplete())
+	var nf *NotFoundError
+	if errors.As(err, &nf) && s.Loader().Widen() {
+		return remove(s.Loader().Snapshot())
+	}
+	return removed, err
+}
+
+func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) ([]Removed, error) {
 	sn := s.snap.Load()
 	var (
 		removed []Removed
@@ -662,7 +674,7 @@ func (s *Store) remove(addrOrFingerprint string) ([]Removed, error) {
 	if len(removed) == 0 {
 		return nil, &NotFoundError{Query: addrOrFingerprint}
 	}
-	s.Loader().Reload(order...) // the rest was just read in full (ReloadAll)
+	s.Loader().Reload(order...) // the rest was read a moment ago
 	return removed, nil
 }
 
@@ -673,10 +685,6 @@ func (s *Store) remove(addrOrFingerprint string) ([]Removed, error) {
 // removed, and a file left without keys is deleted. *NotFoundError when
 // that key is not pinned for addr.
 func (s *Store) RemoveKey(addr, fingerprint string) ([]Removed, error) {
-	return s.removeKey(addr, fingerprint)
-}
-
-func (s *Store) removeKey(addr, fingerprint string) ([]Removed, error) {
 	norm, err := NormalizeAddr(addr)
 	if err != nil {
 		return nil, err
@@ -685,7 +693,12 @@ func (s *Store) removeKey(addr, fingerprint string) ([]Removed, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap := s.Loader().ReloadAll() // every copy, as remove
+	return widenIfNotFound(s, func(snap *keydir.Snapshot[*Entry]) ([]Removed, error) {
+		return s.removeKey(snap, norm, fp, fingerprint)
+	})
+}
+
+func (s *Store) removeKey(snap *keydir.Snapshot[*Entry], norm string, fp jwk.Fingerprint, fingerprint string) ([]Removed, error) {
 	srcs := s.Loader().Sources()
 	match := map[[32]byte]bool{}
 	for _, f := range keydir.Find(snap, fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation }) {
@@ -716,7 +729,7 @@ func (s *Store) removeKey(addr, fingerprint string) ([]Removed, error) {
 			return nil, err
 		}
 	}
-	s.Loader().Reload(files...) // the rest was just read in full (ReloadAll)
+	s.Loader().Reload(files...) // the rest was read a moment ago
 	return removed, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -57,10 +58,21 @@ func TestLoadForDecidesAsAFullStore(t *testing.T) {
 // admin index's stamp does not change) is still found by a removal:
 // unpinning an address, a key, or a key of an address takes that copy
 // too (docs/design.md, "The admin index").
+//
+// Files written moments ago have no stamp in the index (keydir.StampRacy)
+// and are read by every removal; with stamps recorded, the removal reads
+// h5.json because its stamp changed.
 func TestLoadForRemoveSeesInPlaceEdits(t *testing.T) {
-	old := keydir.IndexMinFiles
+	old, oldRacy := keydir.IndexMinFiles, keydir.StampRacy
 	keydir.IndexMinFiles = 0
-	t.Cleanup(func() { keydir.IndexMinFiles = old })
+	t.Cleanup(func() { keydir.IndexMinFiles, keydir.StampRacy = old, oldRacy })
+	for _, racy := range []time.Duration{oldRacy, 0} {
+		keydir.StampRacy = racy
+		t.Run("racy="+racy.String(), func(t *testing.T) { removeSeesInPlaceEdits(t) })
+	}
+}
+
+func removeSeesInPlaceEdits(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		remove func(s *Store) ([]Removed, error)

@@ -29,9 +29,11 @@ import (
 //
 // Layout of one source directory's index:
 //
-//	head        magic, the source's path, the shard bits, the directory's stamp, a CRC
+//	head        magic, the source's path, the shard bits, the stamp file bits,
+//	            the directory's stamp, a CRC
 //	0000 …      shards by a term's first bits (as many as make ~64 records a
 //	            shard): records (term, file name), a CRC
+//	s0000 …     the stamps of the files the records were made from (stamps.go)
 
 // Term is what the admin index maps to the files that hold it: an entry's
 // SPKI hash (KeyTerm) or the SHA-256 of a name or an address
@@ -63,16 +65,17 @@ type Query struct {
 }
 
 const (
-	indexMagic = "keytool admin index 2\n"
+	indexMagic = "keytool admin index 3\n"
 	shardMagic = "keytool admin index shard 2\n"
 )
 
 // sourceIndex is the index of one source directory.
 type sourceIndex struct {
-	dir  string // where the index files are
-	src  string // the source directory's path
-	rule trustfile.Rule
-	bits int // a term's shard is its first bits bits (from the head)
+	dir   string // where the index files are
+	src   string // the source directory's path
+	rule  trustfile.Rule
+	bits  int // a term's shard is its first bits bits (from the head)
+	sbits int // a file's stamp file is its name hash's first sbits bits (from the head)
 }
 
 func newSourceIndex(top, src string, rule trustfile.Rule) *sourceIndex {
@@ -92,22 +95,23 @@ func (x sourceIndex) stamp() []byte {
 }
 
 // head returns the stamp the index was last made for (nil: no index, or
-// one that does not read back as written), and sets x.bits from it.
+// one that does not read back as written), and sets x.bits and x.sbits
+// from it.
 func (x *sourceIndex) head() []byte {
 	body, ok := x.read("head", indexMagic)
 	if !ok {
 		return nil
 	}
 	path, rest, ok := bytes.Cut(body, []byte{0})
-	if !ok || string(path) != x.src || len(rest) < 1 || rest[0] > 16 {
+	if !ok || string(path) != x.src || len(rest) < 2 || rest[0] > 16 || rest[1] > 12 {
 		return nil
 	}
-	x.bits = int(rest[0])
-	return rest[1:]
+	x.bits, x.sbits = int(rest[0]), int(rest[1])
+	return rest[2:]
 }
 
 func (x sourceIndex) writeHead(stamp []byte) error {
-	body := append([]byte(x.src), 0, byte(x.bits))
+	body := append([]byte(x.src), 0, byte(x.bits), byte(x.sbits))
 	return x.write("head", indexMagic, append(body, stamp...))
 }
 

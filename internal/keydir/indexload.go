@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/keytool/keytool/internal/trustfile"
 )
@@ -26,7 +27,7 @@ func (l *Loader[T]) LoadFor(q Query) (finish func()) {
 		l.Reload()
 		return func() {}
 	}
-	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}}
+	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, q: q}
 	fl.load(q)
 	l.mu.Lock()
 	l.focus = fl
@@ -83,6 +84,8 @@ func (l *Loader[T]) Extend(q Query) {
 	unlock()
 	l.mu.Lock()
 	l.narrow = more
+	fl.q.Terms = append(fl.q.Terms, q.Terms...)
+	fl.q.Prefixes = append(fl.q.Prefixes, q.Prefixes...)
 	l.mu.Unlock()
 	l.Reload()
 }
@@ -109,15 +112,50 @@ func (l *Loader[T]) Widen() bool {
 	return true
 }
 
-// ReloadAll is Reload reading every file, even in a loader LoadFor
-// narrowed: for a removal, which must take every copy of what it removes,
-// including one the admin index cannot know — written into a file in
-// place, which leaves the directory's stamp as it was (docs/design.md,
-// "The admin index").
-func (l *Loader[T]) ReloadAll() *Snapshot[T] {
-	if l.Widen() {
+// ReloadComplete is Reload for a removal, which must take every copy of
+// what it removes, including one written into a file in place (which
+// leaves the directory's stamp as it was). In a loader LoadFor narrowed,
+// the admin index of each narrowed directory of trust is first proved
+// complete against the directory as it is now (verify: every file's
+// stamp, the files that changed read and indexed again), and then the
+// files it names for the query (and Extend's) are read. Where that cannot
+// be proved (no stamps yet, a directory changing meanwhile, many files
+// changed) every file is read (Widen), which rebuilds nothing but is
+// complete (docs/design.md, "The admin index").
+func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
+	l.mu.Lock()
+	fl, narrow := l.focus, l.narrow
+	l.mu.Unlock()
+	if len(narrow) == 0 {
+		return l.Reload()
+	}
+	unlock, ok := l.lockIndex(false)
+	if !ok {
+		l.Widen()
 		return l.Snapshot()
 	}
+	more := map[int][]string{}
+	for i, names := range narrow {
+		more[i] = names
+		if l.cfg.Sources[i].Revocation {
+			continue // a revoked copy left unseen refuses, the safe side
+		}
+		x, ok := fl.verify(i)
+		var found []string
+		if ok {
+			found, ok = x.lookup(fl.q)
+		}
+		if !ok {
+			unlock()
+			l.Widen()
+			return l.Snapshot()
+		}
+		more[i] = append(slices.Clone(names), found...)
+	}
+	unlock()
+	l.mu.Lock()
+	l.narrow = more
+	l.mu.Unlock()
 	return l.Reload()
 }
 
@@ -125,6 +163,7 @@ func (l *Loader[T]) ReloadAll() *Snapshot[T] {
 // each directory source, and the snapshot they describe.
 type focusedLoad[T any] struct {
 	l     *Loader[T]
+	q     Query          // what the command looks for (LoadFor's, and Extend's)
 	heads map[int][]byte // by source: the head the index has; absent: stale and not rebuilt
 	base  *Snapshot[T]
 }
@@ -160,6 +199,7 @@ func (fl *focusedLoad[T]) load(q Query) {
 	l.mu.Lock()
 	l.narrow = narrow
 	l.mu.Unlock()
+	start := time.Now()
 	snap := l.Reload()
 	fl.base = snap
 	var stale []int
@@ -183,7 +223,12 @@ func (fl *focusedLoad[T]) load(q Query) {
 		if !bytes.Equal(x.stamp(), stamps[i]) {
 			continue
 		}
-		if x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)) != nil || x.writeHead(stamps[i]) != nil {
+		if x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)) != nil {
+			continue
+		}
+		files := l.stampsOf(i, nil, start)
+		x.sbits = stampBits(len(files))
+		if x.writeStamps(x.newStamps(files), nil) != nil || x.writeHead(stamps[i]) != nil {
 			continue
 		}
 		fl.heads[i] = stamps[i]

@@ -5,7 +5,12 @@ package trustfile
 import (
 	"encoding/binary"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stamp is what tells a reader that a trust file may have changed since
@@ -47,4 +52,31 @@ func (s Stamp) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
 	return b, nil
+}
+
+// Changed is the time of the file's last change of content or
+// attributes (its ctime), which no user can set.
+func (s Stamp) Changed() time.Time { return time.Unix(0, s.ctime) }
+
+// StampAt returns the stamp of the file name in the open directory dir,
+// following a symbolic link as the loaders' stat does, and its mode: one
+// fstatat relative to the directory, for a check of every file of a
+// large directory (the admin index's, docs/design.md "The admin index").
+func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstatat(int(dir.Fd()), name, &st, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return Stamp{}, 0, &fs.PathError{Op: "stat", Path: filepath.Join(dir.Name(), name), Err: err}
+		}
+		break
+	}
+	fi := &fileInfo{name: name, sys: syscall.Stat_t{
+		Dev: st.Dev, Ino: st.Ino, Mode: st.Mode, Uid: st.Uid, Size: st.Size,
+		Mtim: syscall.NsecToTimespec(st.Mtim.Nano()), Ctim: syscall.NsecToTimespec(st.Ctim.Nano()),
+	}}
+	return StampOf(fi), fi.Mode(), nil
 }

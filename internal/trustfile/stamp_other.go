@@ -5,6 +5,9 @@ package trustfile
 import (
 	"encoding/binary"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
 )
 
 // Stamp is what tells a reader that a trust file may have changed since
@@ -33,4 +36,18 @@ func (s Stamp) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
 	return b, nil
+}
+
+// Changed is the time of the file's last change that the stamp can
+// tell: outside Linux, its modification time.
+func (s Stamp) Changed() time.Time { return time.Unix(0, s.mtime) }
+
+// StampAt returns the stamp of the file name in the open directory dir,
+// following a symbolic link as the loaders' stat does, and its mode.
+func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, error) {
+	fi, err := os.Stat(filepath.Join(dir.Name(), name))
+	if err != nil {
+		return Stamp{}, 0, err
+	}
+	return StampOf(fi), fi.Mode(), nil
 }
