@@ -226,9 +226,7 @@ func (fl *focusedLoad[T]) load(q Query) {
 		if x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)) != nil {
 			continue
 		}
-		files := l.stampsOf(i, nil, start)
-		x.sbits = stampBits(len(files))
-		if x.writeStamps(x.newStamps(files), nil) != nil || x.writeHead(stamps[i]) != nil {
+		if x.writeStampsOf(i, l, start) != nil || x.writeHead(stamps[i]) != nil {
 			continue
 		}
 		fl.heads[i] = stamps[i]

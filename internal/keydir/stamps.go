@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/keytool/keytool/internal/trustfile"
@@ -62,78 +64,106 @@ func (x sourceIndex) stampFileOf(name string) int {
 
 func stampFileName(n int) string { return fmt.Sprintf("s%04x", n) }
 
-// fileStamps are the recorded stamps of a directory's files, in stamp
-// files: name → the stamp's encoding.
-type fileStamps []map[string]string
+// stampFile is one stamp file as read: its records, in the order of the
+// directory's listing when it was written, so that a check walks it
+// along a listing (which an unchanged directory gives in the same order)
+// without a map; it makes one only when the listing leaves that order.
+type stampFile struct {
+	body string            // records: name length (2 bytes), stamp length (1), name, stamp
+	at   int               // the next record, in listing order
+	m    map[string]string // name → stamp; nil until the order is left
+	out  bool              // to write again: the listing left the order
+}
 
-// readStamps reads every stamp file; ok is false when one does not read
-// back as written (the index cannot then prove itself complete).
-func (x sourceIndex) readStamps() (fileStamps, bool) {
-	out := make(fileStamps, 1<<x.sbits)
-	bad := make([]bool, len(out))
+// stampRecord parses the record at offset at of body (which readStamps
+// checked).
+func stampRecord(body string, at int) (name, stamp string, next int) {
+	nl, sl := int(body[at])|int(body[at+1])<<8, int(body[at+2])
+	at += 3
+	return body[at : at+nl], body[at+nl : at+nl+sl], at + nl + sl
+}
+
+// stamp returns the recorded stamp of the file name.
+func (sf *stampFile) stamp(name string) (string, bool) {
+	if sf.m == nil && sf.at < len(sf.body) {
+		n, st, next := stampRecord(sf.body, sf.at)
+		if n == name {
+			sf.at = next
+			return st, true
+		}
+	}
+	if sf.m == nil {
+		sf.m = map[string]string{}
+		for at := 0; at < len(sf.body); {
+			n, st, next := stampRecord(sf.body, at)
+			sf.m[n], at = st, next
+		}
+		sf.out = true
+	}
+	st, ok := sf.m[name]
+	return st, ok
+}
+
+// done reports whether every record was met in order (else a file is
+// gone, or the order changed: the file is written again).
+func (sf *stampFile) done() bool { return sf.m == nil && sf.at == len(sf.body) }
+
+// readStamps reads every stamp file and checks its records; ok is false
+// when one does not read back as written (the index cannot then prove
+// itself complete).
+func (x sourceIndex) readStamps() ([]*stampFile, bool) {
+	out := make([]*stampFile, 1<<x.sbits)
 	ForEach(len(out), func(n int) {
 		body, ok := x.read(stampFileName(n), stampMagic)
 		if !ok {
-			bad[n] = true
 			return
 		}
-		s := string(body) // one copy: the names and stamps are its substrings
-		m := map[string]string{}
-		for len(s) > 0 {
-			if len(s) < 3 {
-				bad[n] = true
+		s := string(body)
+		for at := 0; at < len(s); {
+			if len(s)-at < 3 {
 				return
 			}
-			nl, sl := int(s[0])|int(s[1])<<8, int(s[2])
-			if len(s) < 3+nl+sl || !listedName(s[3:3+nl]) {
-				bad[n] = true
+			nl, sl := int(s[at])|int(s[at+1])<<8, int(s[at+2])
+			if len(s)-at-3 < nl+sl || !listedName(s[at+3:at+3+nl]) {
 				return
 			}
-			m[s[3:3+nl]] = s[3+nl : 3+nl+sl]
-			s = s[3+nl+sl:]
+			at += 3 + nl + sl
 		}
-		out[n] = m
+		out[n] = &stampFile{body: s}
 	})
-	for _, b := range bad {
-		if b {
-			return nil, false
-		}
+	if slices.Contains(out, nil) {
+		return nil, false
 	}
 	return out, true
 }
 
-// writeStamps writes the stamp files numbered in which (every one when
-// which is nil).
-func (x sourceIndex) writeStamps(st fileStamps, which map[int]bool) error {
-	for n, m := range st {
+// appendStampRecord appends one record of a stamp file.
+func appendStampRecord(b []byte, name, stamp string) []byte {
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(name)))
+	b = append(b, byte(len(stamp)))
+	b = append(b, name...)
+	return append(b, stamp...)
+}
+
+// writeStamps writes the stamp files of the records (name, encoded
+// stamp), given in the order of a listing of the directory: only the
+// stamp files numbered in which, or every one when which is nil.
+func (x sourceIndex) writeStamps(records iter.Seq2[string, string], which map[int]bool) error {
+	bodies := make([][]byte, 1<<x.sbits)
+	for name, st := range records {
+		if n := x.stampFileOf(name); which == nil || which[n] {
+			bodies[n] = appendStampRecord(bodies[n], name, st)
+		}
+	}
+	for n, body := range bodies {
 		if which != nil && !which[n] {
 			continue
-		}
-		var body []byte
-		for name, enc := range m {
-			body = binary.LittleEndian.AppendUint16(body, uint16(len(name)))
-			body = append(body, byte(len(enc)))
-			body = append(body, name...)
-			body = append(body, enc...)
 		}
 		if err := x.write(stampFileName(n), stampMagic, body); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// newStamps makes the stamps of the files given (name → stamp) for an
-// index of x.sbits bits.
-func (x sourceIndex) newStamps(files map[string]trustfile.Stamp) fileStamps {
-	out := make(fileStamps, 1<<x.sbits)
-	for n := range out {
-		out[n] = map[string]string{}
-	}
-	for name, st := range files {
-		out[x.stampFileOf(name)][name] = encodeStamp(st)
-	}
-	return out
 }
 
 func encodeStamp(st trustfile.Stamp) string {
@@ -145,37 +175,56 @@ func encodeStamp(st trustfile.Stamp) string {
 type listedStamp struct {
 	name  string
 	stamp trustfile.Stamp
-	err   error // the stat failed: the file must be read to know
-	skip  bool  // a directory: not a file a load reads
-	same  bool  // the stamp is the one recorded (set by verify)
+	bad   bool // the stat failed: the file must be read to know
+	skip  bool // a directory: not a file a load reads
+	same  bool // the stamp is the one recorded (set by verify)
+}
+
+// listDir opens the directory dir and lists the names a load reads, in
+// the order the file system gives them.
+func listDir(dir string) (*os.File, []string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, slices.DeleteFunc(names, Ignored), nil
 }
 
 // statDir lists the directory dir and stats every entry that a load
-// would read (relative to the open directory, in parallel), calling each
-// on the entry once it is stat'ed (from several goroutines).
-func statDir(dir string, each func(*listedStamp)) ([]listedStamp, error) {
-	f, err := os.Open(dir)
+// would read, relative to the open directory, in parallel.
+func statDir(dir string) ([]listedStamp, error) {
+	f, names, err := listDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]listedStamp, 0, len(names))
-	for _, name := range names {
-		if !Ignored(name) {
-			out = append(out, listedStamp{name: name})
+	out := make([]listedStamp, len(names))
+	const batch = 256
+	ForEach((len(names)+batch-1)/batch, func(b int) {
+		for j := b * batch; j < min(len(names), (b+1)*batch); j++ {
+			e := &out[j]
+			st, mode, err := trustfile.StampAt(f, names[j])
+			e.name, e.stamp, e.bad, e.skip = names[j], st, err != nil, err == nil && mode.IsDir()
 		}
-	}
-	ForEach(len(out), func(i int) {
-		e := &out[i]
-		st, mode, err := trustfile.StampAt(f, e.name)
-		e.stamp, e.err, e.skip = st, err, err == nil && mode.IsDir()
-		each(e)
 	})
 	return out, nil
+}
+
+// listingStamps are the stamps of a listing's files that loaded whole
+// (stampsOf), in listing order, for writeStamps.
+func listingStamps(names []string, stamps map[string]trustfile.Stamp) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for _, name := range names {
+			if st, ok := stamps[name]; ok && !yield(name, encodeStamp(st)) {
+				return
+			}
+		}
+	}
 }
 
 // stampsOf returns the stamps of the content the loader read for the
@@ -220,38 +269,40 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	}
 	start := time.Now()
 	dir := x.stamp()
-	listed, err := statDir(x.src, func(e *listedStamp) {
-		if e.err != nil || e.skip {
-			return
-		}
-		var buf [64]byte
-		enc, _ := e.stamp.AppendBinary(buf[:0])
-		rec, ok := recorded[x.stampFileOf(e.name)][e.name]
-		e.same = ok && rec == string(enc)
-	})
+	listed, err := statDir(x.src)
 	if err != nil {
 		return nil, false
 	}
-	changed := map[string]bool{}
-	same := 0
-	for _, e := range listed {
-		switch {
-		case e.same:
-			same++
-		case !e.skip:
-			changed[e.name] = true
-		}
+	changed := compareStamps(x, recorded, listed)
+	if !bytes.Equal(x.stamp(), dir) {
+		return nil, false // names came or went during the listing
 	}
 	if len(changed) > 256 && len(changed) > len(listed)/4 {
 		return nil, false
 	}
-	came, err := fl.reindex(i, changed)
-	if err != nil || x.update(nil, came) != nil {
+	if came := fl.reindex(i, changed); x.update(nil, came) != nil {
 		return nil, false
 	}
-	touched := fl.restamp(i, x, recorded, listed, changed, same, start)
-	if !bytes.Equal(x.stamp(), dir) || x.writeStamps(recorded, touched) != nil {
-		return nil, false // the directory changed during the check
+	which := map[int]bool{}
+	for n, sf := range recorded {
+		if sf.out || !sf.done() {
+			which[n] = true
+		}
+	}
+	fresh := fl.l.stampsOf(i, changed, start)
+	records := func(yield func(string, string) bool) {
+		for _, e := range listed {
+			st, ok := fresh[e.name]
+			switch {
+			case e.same && !yield(e.name, encodeStamp(e.stamp)):
+				return
+			case !e.same && ok && !yield(e.name, encodeStamp(st)):
+				return
+			}
+		}
+	}
+	if len(which) > 0 && x.writeStamps(records, which) != nil {
+		return nil, false
 	}
 	if !bytes.Equal(dir, head) {
 		if x.writeHead(dir) != nil {
@@ -262,11 +313,35 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	return x, true
 }
 
+// compareStamps compares the listed stamps with the recorded ones,
+// walking each stamp file along the listing; it marks the listed entries
+// whose stamp is the recorded one (same) and the stamp files that must
+// be written again (out), and returns the names of the others.
+func compareStamps(x *sourceIndex, recorded []*stampFile, listed []listedStamp) map[string]bool {
+	changed := map[string]bool{}
+	var buf [64]byte
+	for j := range listed {
+		e := &listed[j]
+		if e.skip {
+			continue
+		}
+		sf := recorded[x.stampFileOf(e.name)]
+		rec, ok := sf.stamp(e.name)
+		enc, _ := e.stamp.AppendBinary(buf[:0])
+		e.same = ok && !e.bad && rec == string(enc)
+		if !e.same {
+			changed[e.name] = true
+			sf.out = true
+		}
+	}
+	return changed
+}
+
 // reindex reads the files of source i named in changed (through the
 // loader) and returns their records.
-func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) ([]indexRecord, error) {
+func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) []indexRecord {
 	if len(changed) == 0 {
-		return nil, nil
+		return nil
 	}
 	src := fl.l.cfg.Sources[i].Path
 	paths := make([]string, 0, len(changed))
@@ -286,47 +361,24 @@ func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) ([]indexRecord
 			recs = append(recs, r)
 		}
 	}
-	return append(fl.records(i, files), recs...), nil
+	return append(fl.records(i, files), recs...)
 }
 
-// restamp brings the recorded stamps up to date after a check: the
-// changed files get the stamps of what was read (or none), and the files
-// no longer listed lose theirs. It returns the stamp files it changed.
-func (fl *focusedLoad[T]) restamp(i int, x *sourceIndex, recorded fileStamps, listed []listedStamp, changed map[string]bool, same int, start time.Time) map[int]bool {
-	touched := map[int]bool{}
-	fresh := fl.l.stampsOf(i, changed, start)
-	for name := range changed {
-		n := x.stampFileOf(name)
-		if _, ok := recorded[n][name]; ok {
-			delete(recorded[n], name)
-			touched[n] = true
-		}
-		if st, ok := fresh[name]; ok {
-			recorded[n][name] = encodeStamp(st)
-			touched[n] = true
-		}
+// writeStampsOf records, for a rebuilt index of source i, the stamps of
+// the files the loader read whole (in the order of a listing of the
+// directory: the order the next check walks them in).
+func (x *sourceIndex) writeStampsOf(i int, l stampSource, since time.Time) error {
+	f, names, err := listDir(x.src)
+	if err != nil {
+		return err
 	}
-	total := 0
-	for _, m := range recorded {
-		total += len(m)
-	}
-	if total == same+len(fresh) {
-		return touched // every recorded file is listed
-	}
-	// Some recorded files are no longer listed (or no longer files).
-	here := make(map[string]bool, len(listed))
-	for _, e := range listed {
-		if !e.skip {
-			here[e.name] = true
-		}
-	}
-	for n, m := range recorded {
-		for name := range m {
-			if !here[name] {
-				delete(m, name)
-				touched[n] = true
-			}
-		}
-	}
-	return touched
+	f.Close()
+	stamps := l.stampsOf(i, nil, since)
+	x.sbits = stampBits(len(stamps))
+	return x.writeStamps(listingStamps(names, stamps), nil)
+}
+
+// stampSource is a loader, for writeStampsOf (which is not generic).
+type stampSource interface {
+	stampsOf(i int, names map[string]bool, since time.Time) map[string]trustfile.Stamp
 }

@@ -82,9 +82,12 @@ func (fi *fileInfo) ModTime() time.Time { return time.Unix(fi.sys.Mtim.Unix()) }
 func (fi *fileInfo) IsDir() bool        { return fi.Mode().IsDir() }
 func (fi *fileInfo) Sys() any           { return &fi.sys }
 
-func (fi *fileInfo) Mode() fs.FileMode {
-	m := fs.FileMode(fi.sys.Mode & 0o777)
-	switch fi.sys.Mode & syscall.S_IFMT {
+func (fi *fileInfo) Mode() fs.FileMode { return modeOf(fi.sys.Mode) }
+
+// modeOf is the fs.FileMode of a stat's st_mode, as os.Stat makes it.
+func modeOf(mode uint32) fs.FileMode {
+	m := fs.FileMode(mode & 0o777)
+	switch mode & syscall.S_IFMT {
 	case syscall.S_IFBLK:
 		m |= fs.ModeDevice
 	case syscall.S_IFCHR:
@@ -98,13 +101,13 @@ func (fi *fileInfo) Mode() fs.FileMode {
 	case syscall.S_IFSOCK:
 		m |= fs.ModeSocket
 	}
-	if fi.sys.Mode&syscall.S_ISGID != 0 {
+	if mode&syscall.S_ISGID != 0 {
 		m |= fs.ModeSetgid
 	}
-	if fi.sys.Mode&syscall.S_ISUID != 0 {
+	if mode&syscall.S_ISUID != 0 {
 		m |= fs.ModeSetuid
 	}
-	if fi.sys.Mode&syscall.S_ISVTX != 0 {
+	if mode&syscall.S_ISVTX != 0 {
 		m |= fs.ModeSticky
 	}
 	return m

@@ -74,9 +74,9 @@ func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, error) {
 		}
 		break
 	}
-	fi := &fileInfo{name: name, sys: syscall.Stat_t{
-		Dev: st.Dev, Ino: st.Ino, Mode: st.Mode, Uid: st.Uid, Size: st.Size,
-		Mtim: syscall.NsecToTimespec(st.Mtim.Nano()), Ctim: syscall.NsecToTimespec(st.Ctim.Nano()),
-	}}
-	return StampOf(fi), fi.Mode(), nil
+	mode := modeOf(st.Mode)
+	return Stamp{
+		size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino,
+		dev: uint64(st.Dev), mode: mode, uid: st.Uid, //nolint:unconvert // as StampOf
+	}, mode, nil
 }
