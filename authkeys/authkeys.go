@@ -218,11 +218,11 @@ type Lookups struct {
 // key or a million. Add, Remove, Revoke and Unrevoke work as on a full
 // store; Entries and Revoked list only what was read. A lookup the index
 // cannot answer (a fingerprint in a form it does not keep, a name or key
-// it does not hold) reads everything before it says "not found"; Remove
-// reads everything, so that it takes every copy, including one written
-// into a file in place, which the index cannot see. The
-// index never decides: the files it names are read and checked as any
-// load reads them. Call finish when done: it records the command's
+// it does not hold) reads everything before it says "not found". Remove
+// first proves the index complete from every file's stamp (a stat each;
+// the files that changed, even in place, are read and indexed again), so
+// that it takes every copy. The index never decides: the files it names
+// are read and checked as any load reads them. Call finish when done: it records the command's
 // changes in the index.
 func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
 	s = newStore(opts)
@@ -709,10 +709,9 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 		return nil, err
 	}
 	// Unlike Remove, Unrevoke reads only what the admin index names (the
-	// whole store when it finds nothing): a copy it cannot see (written
-	// into a file in place) leaves the key refused — the safe side — and
-	// reading every authorized key to lift a revocation would cost what
-	// the index saves (docs/design.md, "The admin index").
+	// whole store when it finds nothing), without proving it complete: a
+	// copy it cannot see (written into a file in place) leaves the key
+	// refused — the safe side (docs/design.md, "The admin index").
 	match := s.find(s.Loader().Reload(), fp, true)
 	if len(match) == 0 && s.Loader().Widen() {
 		match = s.find(s.Loader().Snapshot(), fp, true)

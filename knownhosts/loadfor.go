@@ -22,10 +22,11 @@ type Lookups struct {
 // files that were skipped — so that it takes the same time with one host
 // or a million. The store decides for those addresses as a full one does;
 // Entries lists only what was read. A fingerprint the index cannot find
-// reads everything before it says "not found"; Remove and RemoveKey read
-// everything, so that they take every copy, including one written into a
-// file in place, which the index cannot see. Call finish when done: it
-// records the command's changes in the index.
+// reads everything before it says "not found". Remove and RemoveKey first
+// prove the index complete from every file's stamp (a stat each; the
+// files that changed, even in place, are read and indexed again), so that
+// they take every copy. Call finish when done: it records the command's
+// changes in the index.
 func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
 	s = newStore(opts)
 	s.IndexBy(entryTerms)
