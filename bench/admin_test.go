@@ -10,10 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/keytool/keytool/jwk"
 )
@@ -41,6 +47,11 @@ import (
 // changes least).
 //
 //	go test -run '^$' -bench Admin -benchtime 1x -timeout 30m
+//
+// For the removals, each round also times their floor in this process:
+// a listing of the directory and a stat of every file on GOMAXPROCS
+// goroutines, what a removal's check cannot do without (metrics floor-ms,
+// cpu-floor-ms, and floor-ratio: the removal's median over the floor's).
 //
 // BENCH_ADMIN_STEPS (comma-separated step names) runs only those steps and
 // their undos: BENCH_ADMIN_STEPS=authorize-remove,trust-host-remove times
@@ -104,6 +115,12 @@ func BenchmarkAdmin(b *testing.B) {
 		}
 		b.Logf("%d entries: first run of every command (builds the index) took %v", n, time.Since(start))
 	}
+	// The floor of a removal's check (docs/design.md, "The admin index"):
+	// list the directory and stat every file, in parallel, in this
+	// process (no process start, no index), in each round beside the
+	// removal.
+	floorDir := map[string]string{"authorize-remove": "authorized_keys.d", "trust-host-remove": "trusted_hosts.d"}
+	floor, floorCPU := map[string][]time.Duration{}, map[string][]time.Duration{}
 	times := map[string]map[int][]time.Duration{}
 	for _, s := range steps {
 		times[s.name] = map[int][]time.Duration{}
@@ -115,11 +132,21 @@ func BenchmarkAdmin(b *testing.B) {
 			n := sizes[i]
 			for _, s := range steps {
 				times[s.name][n] = append(times[s.name][n], run(homes[n], s))
+				if d, ok := floorDir[s.name]; ok && n == big {
+					wall, cpu := statFloor(b, filepath.Join(homes[big], d))
+					floor[s.name] = append(floor[s.name], wall)
+					floorCPU[s.name] = append(floorCPU[s.name], cpu)
+				}
 			}
 		}
 	}
 	for _, s := range steps {
 		b.Run("cmd="+s.name, func(b *testing.B) {
+			if f := floor[s.name]; f != nil {
+				b.ReportMetric(ms(median(f)), "floor-ms")
+				b.ReportMetric(ms(median(floorCPU[s.name])), "cpu-floor-ms")
+				b.ReportMetric(float64(median(times[s.name][big]))/float64(median(f)), "floor-ratio")
+			}
 			one, many := median(times[s.name][1]), median(times[s.name][big])
 			b.ReportMetric(ms(one), "ms-1-entry")
 			b.ReportMetric(ms(many), fmt.Sprintf("ms-%d-entries", big))
@@ -132,6 +159,45 @@ func BenchmarkAdmin(b *testing.B) {
 			b.ReportMetric(float64(cpuMany)/float64(cpuOne), "cpu-ratio")
 		})
 	}
+}
+
+// statFloor lists dir and stats every entry relative to it on
+// GOMAXPROCS goroutines, in batches of 256, as a removal's check does,
+// and returns the wall time and the process's CPU time it took.
+func statFloor(tb testing.TB, dir string) (wall, cpu time.Duration) {
+	var before, after syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	start := time.Now()
+	f, err := os.Open(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	const batch = 256
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			var st unix.Stat_t
+			for {
+				i := int(next.Add(batch)) - batch
+				if i >= len(names) {
+					return
+				}
+				for _, name := range names[i:min(i+batch, len(names))] {
+					unix.Fstatat(int(f.Fd()), name, &st, 0)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wall = time.Since(start)
+	syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	return wall, time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 }
 
 // adminSteps keeps the steps named in only, each with its pair (a command
