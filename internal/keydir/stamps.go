@@ -67,12 +67,14 @@ func stampFileName(n int) string { return fmt.Sprintf("s%04x", n) }
 // stampFile is one stamp file as read: its records, in the order of the
 // directory's listing when it was written, so that a check walks it
 // along a listing (which an unchanged directory gives in the same order)
-// without a map; it makes one only when the listing leaves that order.
+// without a map; it makes one for a name not at its place (a new file,
+// or the order changed).
 type stampFile struct {
 	body string            // records: name length (2 bytes), stamp length (1), name, stamp
 	at   int               // the next record, in listing order
-	m    map[string]string // name → stamp; nil until the order is left
-	out  bool              // to write again: the listing left the order
+	m    map[string]string // name → stamp; nil until a name is not at its place
+	lost bool              // the listing left the records' order: the map only
+	out  bool              // to write again: a recorded stamp changed, or the order
 }
 
 // stampRecord parses the record at offset at of body (which readStamps
@@ -85,7 +87,7 @@ func stampRecord(body string, at int) (name, stamp string, next int) {
 
 // stamp returns the recorded stamp of the file name.
 func (sf *stampFile) stamp(name string) (string, bool) {
-	if sf.m == nil && sf.at < len(sf.body) {
+	if !sf.lost && sf.at < len(sf.body) {
 		n, st, next := stampRecord(sf.body, sf.at)
 		if n == name {
 			sf.at = next
@@ -98,15 +100,17 @@ func (sf *stampFile) stamp(name string) (string, bool) {
 			n, st, next := stampRecord(sf.body, at)
 			sf.m[n], at = st, next
 		}
-		sf.out = true
 	}
 	st, ok := sf.m[name]
+	if ok { // recorded elsewhere than at its place: the order changed
+		sf.lost, sf.out = true, true
+	}
 	return st, ok
 }
 
 // done reports whether every record was met in order (else a file is
 // gone, or the order changed: the file is written again).
-func (sf *stampFile) done() bool { return sf.m == nil && sf.at == len(sf.body) }
+func (sf *stampFile) done() bool { return !sf.lost && sf.at == len(sf.body) }
 
 // readStamps reads every stamp file and checks its records; ok is false
 // when one does not read back as written (the index cannot then prove
@@ -283,13 +287,16 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	if came := fl.reindex(i, changed); x.update(nil, came) != nil {
 		return nil, false
 	}
+	fresh := fl.l.stampsOf(i, changed, start)
 	which := map[int]bool{}
 	for n, sf := range recorded {
 		if sf.out || !sf.done() {
 			which[n] = true
 		}
 	}
-	fresh := fl.l.stampsOf(i, changed, start)
+	for name := range fresh {
+		which[x.stampFileOf(name)] = true
+	}
 	records := func(yield func(string, string) bool) {
 		for _, e := range listed {
 			st, ok := fresh[e.name]
@@ -316,7 +323,8 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 // compareStamps compares the listed stamps with the recorded ones,
 // walking each stamp file along the listing; it marks the listed entries
 // whose stamp is the recorded one (same) and the stamp files that must
-// be written again (out), and returns the names of the others.
+// be written again (out: a recorded stamp changed, or the order), and
+// returns the names of the others.
 func compareStamps(x *sourceIndex, recorded []*stampFile, listed []listedStamp) map[string]bool {
 	changed := map[string]bool{}
 	var buf [64]byte
@@ -331,7 +339,7 @@ func compareStamps(x *sourceIndex, recorded []*stampFile, listed []listedStamp) 
 		e.same = ok && !e.bad && rec == string(enc)
 		if !e.same {
 			changed[e.name] = true
-			sf.out = true
+			sf.out = sf.out || ok // a recorded stamp goes
 		}
 	}
 	return changed
