@@ -3,11 +3,9 @@ package cli
 import (
 	"bufio"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -99,28 +97,14 @@ func TestProxyClientReloadsIdentity(t *testing.T) {
 
 	// A broken key file: refused when it changes, and again on SIGHUP; the
 	// next connection still presents the old key.
-	keyFile := filepath.Join(client, "key.json")
-	good, err := os.ReadFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, []byte("{broken"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cp.waitFor(t, `level=ERROR msg="identity not reloaded: keeping the current one" fingerprint=`+regexpQuote(old), 10*time.Second)
-	if err := cp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	cp.waitFor(t, `msg="SIGHUP: reloading the identity"\n(?:.*\n)*?.*msg="identity not reloaded: keeping the current one"`, 10*time.Second)
+	restore := pxBreakKey(t, cp, client, old)
 	before := count(old, "old")
 	c, _ := pxDialEcho(t, addr)
 	c.Close()
 	if pxUntil(5*time.Second, func() bool { return count(old, "old") == before+1 }) < 0 {
 		t.Fatalf("after a broken key file, the next connection did not present the old key %s:\n%s", old, sp.stderr.String())
 	}
-	if err := os.WriteFile(keyFile, good, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 
 	// A new key, authorized on the server: new connections present it, the
 	// open one goes on.

@@ -28,6 +28,32 @@ func pxEchoLine(t *testing.T, conn net.Conn, r *bufio.Reader, line string) {
 	}
 }
 
+// pxBreakKey writes a broken key file in the home of a running proxy,
+// whose key is fp, and checks that the proxy refuses it, logged, on the
+// file change and again on SIGHUP. restore puts the key file back.
+func pxBreakKey(t *testing.T, proxy *pxProc, home, fp string) (restore func()) {
+	t.Helper()
+	keyFile := filepath.Join(home, "key.json")
+	good, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, []byte("{broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proxy.waitFor(t, `level=ERROR msg="identity not reloaded: keeping the current one" fingerprint=`+regexpQuote(fp), 10*time.Second)
+	if err := proxy.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	proxy.waitFor(t, `msg="SIGHUP: reloading the identity"\n(?:.*\n)*?.*msg="identity not reloaded: keeping the current one"`, 10*time.Second)
+	return func() {
+		t.Helper()
+		if err := os.WriteFile(keyFile, good, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestProxyReloadsIdentity: a running proxy presents a new identity from
 // the next handshake once its key file changes, while a connection made
 // before goes on; a broken key is refused, on the file change and on
@@ -65,25 +91,11 @@ func TestProxyReloadsIdentity(t *testing.T) {
 	}
 
 	// A broken key file: refused when it changes, and again on SIGHUP.
-	keyFile := filepath.Join(home, "key.json")
-	good, err := os.ReadFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, []byte("{broken"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	proxy.waitFor(t, `level=ERROR msg="identity not reloaded: keeping the current one" fingerprint=`+regexpQuote(old), 10*time.Second)
-	if err := proxy.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	proxy.waitFor(t, `msg="SIGHUP: reloading the identity"\n(?:.*\n)*?.*msg="identity not reloaded: keeping the current one"`, 10*time.Second)
+	restore := pxBreakKey(t, proxy, home, old)
 	if got := presented(); got != old {
 		t.Fatalf("after a broken key, the proxy presented %s, want %s", got, old)
 	}
-	if err := os.WriteFile(keyFile, good, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 
 	// A new identity: new handshakes see it, the open connection goes on.
 	pxMust(t, "", "keytool", "-H", home, "gen", "--force")
