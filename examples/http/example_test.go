@@ -173,6 +173,15 @@ func TestExampleServerLiveRevocation(t *testing.T) {
 	addr := freeAddr(t)
 	server := start(t, example(t, "server"), "-home", srv, "-listen", addr)
 	server.waitFor(t, "listening on "+regexp.QuoteMeta(addr), 15*time.Second)
+	// The line comes just before the example binds its port.
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		} else if time.Since(start) > 10*time.Second {
+			t.Fatalf("the example server does not listen on %s: %v", addr, err)
+		}
+	}
 	url := "https://" + addr + "/"
 
 	// curl checks the server's key against its pin (--insecure turns off
