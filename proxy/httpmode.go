@@ -156,6 +156,16 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 	hc, _ := r.Context().Value(connKey{}).(*httpConn)
 	p, err := h.decide(r)
 	if err == nil && p.Authenticated() {
+		if r.ContentLength != 0 {
+			// A request body streams to the target while its response
+			// streams back. By default Go's HTTP/1 server drains and
+			// closes the body when the response begins; the target
+			// answering as it reads the end of a body then cut the
+			// answer short (the transport, reading the body once more
+			// past its length, found it closed and dropped the target's
+			// connection: golang/go#40747). HTTP/2 is full duplex always.
+			_ = http.NewResponseController(w).EnableFullDuplex()
+		}
 		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
 		if hc != nil && hc.hijacked.Load() {
 			h.finish(hc) // the upgraded stream has ended

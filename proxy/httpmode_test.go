@@ -204,3 +204,95 @@ func TestHTTPRequestDecidedAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPBodyAnsweredAsRead: over HTTP/1.1, a target that answers a POST
+// as soon as it has read the body gets its whole answer to the client,
+// even when the proxy's transport checks the body for more past its
+// Content-Length only after the answer began to reach the client
+// (lateBody makes that order certain; under load it happens by itself):
+// the proxy's HTTP server must not have closed the body under the
+// transport, which then drops the target's connection and cuts the
+// answer (golang/go#40747).
+func TestHTTPBodyAnsweredAsRead(t *testing.T) {
+	const size = 64 << 10
+	answer := strings.Repeat("a", 4*size)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n, err := io.Copy(io.Discard, r.Body); err != nil || n != size {
+			t.Errorf("the target read %d bytes of the body, %v", n, err)
+		}
+		// The start of the answer, then the rest a moment later: the
+		// answer is still on its way when the transport reads on.
+		_, _ = io.WriteString(w, answer[:size])
+		http.NewResponseController(w).Flush()
+		time.Sleep(300 * time.Millisecond)
+		_, _ = io.WriteString(w, answer[size:])
+	}))
+	defer target.Close()
+	peer := &tlsbridge.Peer{SPKIHash: [32]byte{1}, Entry: &authkeys.Entry{Name: "alice"}}
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), 5*time.Second,
+		func(*http.Request) (*tlsbridge.Peer, error) { return peer, nil })
+	defer h.srv.Close()
+	h.rp.Transport = lateBody{h.rp.Transport}
+
+	srv := newSide(t)
+	ln := listen(t)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{srv.id.Certificate}, NextProtos: []string{"http/1.1"}})
+			go func() {
+				defer conn.Close()
+				if conn.Handshake() == nil {
+					h.serve(context.Background(), conn, nil)
+				}
+			}()
+		}
+	}()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},                  // not a test of pinning
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1
+	}}
+	for i := range 3 {
+		resp, err := client.Post("https://"+ln.Addr().String()+"/", "application/octet-stream", strings.NewReader(strings.Repeat("b", size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || len(body) != len(answer) {
+			t.Fatalf("POST %d: %d of the answer's %d bytes, %v", i+1, len(body), len(answer), err)
+		}
+	}
+}
+
+// lateBody is a RoundTripper whose requests' bodies, once their
+// Content-Length is read, wait 100 ms before each further read: the
+// transport's check that the body holds no more then comes after the
+// target's answer has begun to reach the client.
+type lateBody struct{ rt http.RoundTripper }
+
+func (l lateBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.ContentLength > 0 {
+		r = r.Clone(r.Context())
+		r.Body = &lateReader{ReadCloser: r.Body, left: r.ContentLength}
+	}
+	return l.rt.RoundTrip(r)
+}
+
+type lateReader struct {
+	io.ReadCloser
+	left int64
+}
+
+func (l *lateReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	n, err := l.ReadCloser.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
