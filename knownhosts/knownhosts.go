@@ -143,6 +143,13 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 		// than widen a pin someone meant to narrow.
 		return nil, &jwk.ParseError{File: path, Member: jwk.AttrPurpose, Err: errors.New("an empty list: name the purposes, or leave the member out for every purpose")}
 	}
+	for _, p := range e.Purposes {
+		if !home.ValidName(p) {
+			// The rule of a CA's purpose (ca.d/PURPOSE/): a name no
+			// connection can have would leave the pin silently unused.
+			return nil, &jwk.ParseError{File: path, Member: jwk.AttrPurpose, Err: fmt.Errorf("%q is not a purpose: a purpose is %s", p, home.NameRule)}
+		}
+	}
 	if len(addrs) == 0 {
 		if src.Dir {
 			// A key file copied as it is into the directory (Docker's
@@ -437,7 +444,11 @@ func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
 // trusted_hosts.d/AnotherFileName; an address without pins gets
 // FileName, as under AddNew. Either mode refuses a revoked key
 // (*RevokedError), and refuses while a file of pins is skipped
-// (*SkippedFilesError): skipped trust never widens trust.
+// (*SkippedFilesError): skipped trust never widens trust. A key with a
+// "purpose" member is pinned for those purposes only, and pins count as
+// DecidePurpose sees them: a pin for other purposes neither makes it
+// already pinned nor a changed key, and the new pin goes beside the
+// address's file (AnotherFileName).
 func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) {
 	if mode != AddNew && mode != AddAnother {
 		return "", fmt.Errorf("knownhosts: invalid add mode %v", mode)
@@ -458,6 +469,12 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 	f, others, err := s.addable(norm, key, mode)
 	if f != "" || err != nil {
 		return f, err
+	}
+	if !others {
+		// The address's file may pin it already for other purposes
+		// (existingPin): the key goes beside it, as one more pin.
+		_, err := os.Lstat(filepath.Join(dir, name))
+		others = err == nil
 	}
 	if others {
 		if name, err = AnotherFileName(norm, key); err != nil {
@@ -532,6 +549,11 @@ func AnotherFileName(addr string, key *jwk.Key) (string, error) {
 
 // existingPin looks for pins of the normal address norm: the file already
 // pinning key, or a *KeyChangedError naming the pins of other keys.
+// Purposes count (docs/design.md, "Purposes"): key, with its "purpose"
+// member, is already pinned only by a pin that serves each of its purposes
+// (a pin without one serves every purpose; key without one needs such a
+// pin), and another key's pin is a changed key only for a purpose both
+// pins serve — as DecidePurpose sees them.
 func (s *Store) existingPin(norm string, key *jwk.Key) (string, error) {
 	sum := key.SPKIHash()
 	sn := s.snap.Load()
@@ -541,36 +563,87 @@ func (s *Store) existingPin(norm string, key *jwk.Key) (string, error) {
 	if r, ok := sn.revoked.Get(sum); ok {
 		return "", &RevokedError{Addr: norm, Fingerprint: r.Fingerprint, File: r.File}
 	}
+	purposes, err := key.Attrs.List(jwk.AttrPurpose)
+	if err != nil {
+		return "", &jwk.ParseError{Member: jwk.AttrPurpose, Err: err}
+	}
 	p, _ := parsePattern(norm)
 	var want []PinnedKey
 	if p.wild {
 		for _, e := range sn.entries {
-			if slices.Contains(e.Addresses, norm) {
-				if e.SPKIHash == sum {
-					return e.File, nil
-				}
+			if !slices.Contains(e.Addresses, norm) {
+				continue
+			}
+			switch {
+			case e.SPKIHash == sum && servesAll(e.Purposes, purposes):
+				return e.File, nil
+			case e.SPKIHash != sum && servesSome(e.Purposes, purposes):
 				want = append(want, PinnedKey{Fingerprint: e.Fingerprint, File: e.File})
 			}
 		}
 	} else {
-		err := s.check(norm, sum, key, "")
-		var ce *KeyChangedError
-		switch {
-		case err == nil:
+		checks := purposes
+		if len(checks) == 0 {
+			checks = []string{""} // every pin is there for every purpose
+		}
+		pinned := true
+		for _, purpose := range checks {
+			err := s.check(norm, sum, key, purpose)
+			var ce *KeyChangedError
+			if errors.As(err, &ce) {
+				for _, w := range ce.Want {
+					if !slices.Contains(want, w) {
+						want = append(want, w)
+					}
+				}
+			}
+			pinned = pinned && err == nil
+		}
+		if pinned {
 			for _, e := range s.exactEntries(p) {
-				if e.SPKIHash == sum {
+				if e.SPKIHash == sum && servesAll(e.Purposes, purposes) {
 					return e.File, nil
 				}
 			}
-			// Accepted through a wildcard only: pin it exactly as asked.
-		case errors.As(err, &ce):
-			want = ce.Want
+			// Accepted through a wildcard, or by pins for fewer
+			// purposes: pin it exactly as asked.
 		}
 	}
 	if len(want) > 0 {
 		return "", &KeyChangedError{Addr: norm, Got: key, Fingerprint: key.Fingerprint(), Want: want}
 	}
 	return "", nil
+}
+
+// servesAll reports whether a pin for the purposes have (none: every
+// purpose) serves every purpose of want (none: every purpose).
+func servesAll(have, want []string) bool {
+	if len(have) == 0 {
+		return true
+	}
+	if len(want) == 0 {
+		return false
+	}
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// servesSome reports whether pins for the purposes a and b (none: every
+// purpose) serve a purpose in common.
+func servesSome(a, b []string) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return true
+	}
+	for _, p := range a {
+		if slices.Contains(b, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // exactEntries returns the entries an exact pattern's address is pinned

@@ -1,6 +1,7 @@
 package knownhosts
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,5 +61,87 @@ func TestPinPurposes(t *testing.T) {
 	s.Reload()
 	if p := s.Problems(); len(p) != 1 || !strings.Contains(p[0].Error(), "purpose") {
 		t.Fatalf("an empty purpose list: problems %v", p)
+	}
+}
+
+// forPurposes is key n (public, no address) with a "purpose" member.
+func forPurposes(t *testing.T, n int, purposes ...string) *jwk.Key {
+	k := key(t, n).PublicKey()
+	k.Attrs = jwk.Attributes{}
+	if len(purposes) > 0 {
+		k.Attrs.SetList(jwk.AttrPurpose, purposes)
+	}
+	return k
+}
+
+// TestAddKeyPurposes: Add sees pins as DecidePurpose does. A key is
+// already pinned only by a pin that serves each of its purposes, so
+// pinning a key for a purpose it is not pinned for writes a pin (beside
+// the address's file) instead of answering "already trusted" while
+// connections of that purpose still refuse it; and another key's pin is a
+// changed key only for a purpose both pins serve.
+func TestAddKeyPurposes(t *testing.T) {
+	const addr = "db.example:636"
+	for _, c := range []struct {
+		name      string
+		have      *jwk.Key // pinned first, in db.example_636.json
+		add       *jwk.Key
+		err       any  // *KeyChangedError, or nil
+		sameFile  bool // Add answers with the first pin's file (already pinned)
+		decideFor string
+	}{
+		{name: "a pin for every purpose serves the purpose", have: forPurposes(t, 1), add: forPurposes(t, 1, "ldap"), sameFile: true, decideFor: "ldap"},
+		{name: "the same purposes: already pinned", have: forPurposes(t, 1, "ldap", "pool"), add: forPurposes(t, 1, "pool"), sameFile: true, decideFor: "pool"},
+		{name: "the same key for another purpose is pinned beside", have: forPurposes(t, 1, "ldap"), add: forPurposes(t, 1, "pool"), decideFor: "pool"},
+		{name: "a pin for some purposes does not serve every purpose", have: forPurposes(t, 1, "ldap"), add: forPurposes(t, 1), decideFor: "appliance"},
+		{name: "another key for another purpose is no changed key", have: forPurposes(t, 1, "ldap"), add: forPurposes(t, 2, "pool"), decideFor: "pool"},
+		{name: "another key for the same purpose is a changed key", have: forPurposes(t, 1, "ldap"), add: forPurposes(t, 2, "ldap", "pool"), err: new(*KeyChangedError)},
+		{name: "another key for every purpose is a changed key", have: forPurposes(t, 1, "ldap"), add: forPurposes(t, 2), err: new(*KeyChangedError)},
+		{name: "another key for a purpose, beside a pin for every purpose, is a changed key", have: forPurposes(t, 1), add: forPurposes(t, 2, "pool"), err: new(*KeyChangedError)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			home := t.TempDir()
+			s := Load(HomeOptions(home))
+			first, err := s.Add(addr, c.have)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file, err := s.Add(addr, c.add)
+			if c.err != nil {
+				if !errors.As(err, c.err) {
+					t.Fatalf("Add = %q, %v; want %T", file, err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (file == first) != c.sameFile {
+				t.Fatalf("Add = %s (first pin %s), want the first pin's file: %v", file, first, c.sameFile)
+			}
+			s = Load(HomeOptions(home)) // as the next process reads it
+			if p := s.Problems(); len(p) != 0 {
+				t.Fatal(p)
+			}
+			if d := s.DecidePurpose(addr, c.decideFor, c.add.SPKIHash()); d.Verdict != Pinned {
+				t.Errorf("DecidePurpose(%s, %q) = %v after Add", addr, c.decideFor, d.Verdict)
+			}
+		})
+	}
+}
+
+// TestPurposeNames: a pin's purposes follow the rule of a CA's
+// (tlsbridge.ValidCAName, ca.d/PURPOSE/): a name no connection can have
+// is a malformed file, not a pin silently never used.
+func TestPurposeNames(t *testing.T) {
+	for _, bad := range []string{"ldap pool", "-ldap", "ldap/pool", "x.crl", strings.Repeat("p", 65)} {
+		home := t.TempDir()
+		k := pinned(t, 1, "db.example:636")
+		k.Attrs.SetList(jwk.AttrPurpose, []string{"ldap", bad})
+		keydirtest.Write(t, filepath.Join(home, "trusted_hosts.d", "db.json"), keydirtest.JWK(t, k))
+		s := Load(HomeOptions(home))
+		if p := s.Problems(); len(p) != 1 || !strings.Contains(p[0].Error(), "is not a purpose") {
+			t.Errorf("purpose %q: problems %v", bad, p)
+		}
 	}
 }

@@ -44,19 +44,9 @@ type InstalledCA struct {
 
 // ValidCAName reports whether s may name an installed CA or a purpose: a
 // letter or digit, then letters, digits, '.', '_' or '-', at most 64 in
-// all, and not ending in ".crl" (the CRL's suffix).
-func ValidCAName(s string) bool {
-	if s == "" || len(s) > 64 || strings.HasSuffix(s, ".crl") {
-		return false
-	}
-	for i, r := range s {
-		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
-		if !alnum && (i == 0 || !strings.ContainsRune("._-", r)) {
-			return false
-		}
-	}
-	return true
-}
+// all, and not ending in ".crl" (the CRL's suffix). It is the rule of a
+// pin's "purpose" member too (knownhosts.Entry.Purposes).
+func ValidCAName(s string) bool { return homedir.ValidName(s) }
 
 // ReadCADir lists the CAs of a CA directory, general ones first, without
 // reading them. A directory that does not exist holds none. Files not

@@ -116,3 +116,24 @@ const (
 	CASuffix  = ".pem"
 	CRLSuffix = ".crl.pem"
 )
+
+// ValidName reports whether s may name an installed CA or a purpose — a
+// CA's purpose is a directory of CADir, and the same name is a pin's
+// "purpose" member and a connection's purpose, so one rule decides all of
+// them: a letter or digit, then letters, digits, '.', '_' or '-', at most
+// 64 in all, and not ending in ".crl" (the CRL's suffix).
+func ValidName(s string) bool {
+	if s == "" || len(s) > 64 || strings.HasSuffix(s, ".crl") {
+		return false
+	}
+	for i, r := range s {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || !strings.ContainsRune("._-", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// NameRule says what ValidName admits, for error messages.
+const NameRule = "letters, digits, '.', '_' and '-' (a letter or digit first, at most 64)"
