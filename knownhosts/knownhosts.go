@@ -533,7 +533,9 @@ func (s *Store) addable(norm string, key *jwk.Key, mode AddMode) (file string, o
 // pinned for addr (AddAnother): FileName's name, then "+" and the first
 // eight characters of the key's ID (KG4UJTP2), which no address's
 // FileName holds ("+" is percent-encoded there) and which tell the keys
-// of one address apart.
+// of one address apart; for a key with a "purpose" member, then "+" and
+// each purpose (KG4UJTP2+ldap), since the same key may be pinned beside
+// for other purposes (no purpose holds a "+": ValidName).
 func AnotherFileName(addr string, key *jwk.Key) (string, error) {
 	name, err := FileName(addr)
 	if err != nil {
@@ -541,6 +543,10 @@ func AnotherFileName(addr string, key *jwk.Key) (string, error) {
 	}
 	id := strings.ReplaceAll(key.KeyID(), ":", "")[:8]
 	name = strings.TrimSuffix(name, ".json") + "+" + id
+	if purposes, _ := key.Attrs.List(jwk.AttrPurpose); len(purposes) > 0 {
+		// The same key may be pinned beside for other purposes.
+		name += "+" + strings.Join(purposes, "+")
+	}
 	if err := keydir.CheckName(name); err != nil {
 		return "", err
 	}
@@ -599,20 +605,38 @@ func (s *Store) existingPin(norm string, key *jwk.Key) (string, error) {
 			}
 			pinned = pinned && err == nil
 		}
-		if pinned {
-			for _, e := range s.exactEntries(p) {
-				if e.SPKIHash == sum && servesAll(e.Purposes, purposes) {
-					return e.File, nil
-				}
-			}
-			// Accepted through a wildcard, or by pins for fewer
-			// purposes: pin it exactly as asked.
+		if file := servingPin(s.exactEntries(p), sum, purposes); pinned && file != "" {
+			return file, nil
 		}
+		// Else accepted through a wildcard, or by pins for fewer
+		// purposes: pin it exactly as asked.
 	}
 	if len(want) > 0 {
 		return "", &KeyChangedError{Addr: norm, Got: key, Fingerprint: key.Fingerprint(), Want: want}
 	}
 	return "", nil
+}
+
+// servingPin returns the file of a pin among entries holding the key sum
+// for each of purposes (none: a pin for every purpose), or "" if some
+// purpose has none.
+func servingPin(entries []*Entry, sum [32]byte, purposes []string) string {
+	if len(purposes) == 0 {
+		purposes = []string{""}
+	}
+	first := ""
+	for _, purpose := range purposes {
+		i := slices.IndexFunc(entries, func(e *Entry) bool {
+			return e.SPKIHash == sum && (len(e.Purposes) == 0 || purpose != "" && slices.Contains(e.Purposes, purpose))
+		})
+		if i < 0 {
+			return ""
+		}
+		if first == "" {
+			first = entries[i].File
+		}
+	}
+	return first
 }
 
 // servesAll reports whether a pin for the purposes have (none: every

@@ -130,6 +130,25 @@ func TestAddKeyPurposes(t *testing.T) {
 	}
 }
 
+// TestAddKeyPurposesBeside: one key pinned for one address purpose by
+// purpose, each pin in a file of its own; a key whose every purpose some
+// pin serves is already pinned.
+func TestAddKeyPurposesBeside(t *testing.T) {
+	const addr = "db.example:636"
+	s := Load(HomeOptions(t.TempDir()))
+	files := map[string]bool{}
+	for _, purposes := range [][]string{{"ldap"}, {"pool"}, {"appliance", "x"}} {
+		file, err := s.Add(addr, forPurposes(t, 1, purposes...))
+		if err != nil || files[file] {
+			t.Fatalf("Add for %v = %s, %v (files so far %v)", purposes, file, err, files)
+		}
+		files[file] = true
+	}
+	if file, err := s.Add(addr, forPurposes(t, 1, "pool", "ldap", "x")); err != nil || !files[file] {
+		t.Fatalf("Add for purposes each pinned = %s, %v; want one of %v", file, err, files)
+	}
+}
+
 // TestPurposeNames: a pin's purposes follow the rule of a CA's
 // (tlsbridge.ValidCAName, ca.d/PURPOSE/): a name no connection can have
 // is a malformed file, not a pin silently never used.

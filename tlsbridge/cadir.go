@@ -73,7 +73,7 @@ func ReadCADir(dir string) ([]InstalledCA, error) {
 		fi, err := os.Stat(path)
 		if err == nil && fi.IsDir() {
 			if !ValidCAName(name) {
-				return nil, &PKIFileError{File: path, Err: errors.New("is not a purpose: a purpose is letters, digits, '.', '_' and '-'")}
+				return nil, &PKIFileError{File: path, Err: errors.New("is not a purpose: a purpose is " + homedir.NameRule)}
 			}
 			purposes = append(purposes, name)
 			continue
@@ -195,7 +195,7 @@ func (e *NotCAError) Error() string {
 // *CAExistsError. A running PKI sees the change within a second.
 func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 	if in.Purpose != "" && !ValidCAName(in.Purpose) {
-		return nil, fmt.Errorf("tlsbridge: %q cannot be a purpose: use letters, digits, '.', '_' and '-'", in.Purpose)
+		return nil, fmt.Errorf("tlsbridge: %q cannot be a purpose: use %s", in.Purpose, homedir.NameRule)
 	}
 	cas, err := parseCertificates(in.CA)
 	if err != nil {

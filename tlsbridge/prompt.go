@@ -26,7 +26,9 @@ type UnknownHost struct {
 	// CA's file and purpose — under ClientOptions.ConfirmCA; nil when no
 	// CA verified it (the key is simply not pinned).
 	CA *CAVerified
-	// Purpose is the connection's purpose (ClientOptions.Purpose).
+	// Purpose is the connection's purpose (ClientOptions.Purpose). A
+	// Prompt that pins for several purposes at once may list them here,
+	// joined by ", " (no purpose holds a comma: ValidCAName).
 	Purpose string
 	// OtherAddresses are the addresses (and patterns) for which the same
 	// key is already pinned, as the HostKeys store reports them when it
@@ -203,7 +205,10 @@ func (t Terminal) describe(out io.Writer, h UnknownHost) {
 	if line := DNSLine(h.DNS); line != "" {
 		fmt.Fprintln(out, line)
 	}
-	if h.Purpose != "" {
+	switch {
+	case strings.Contains(h.Purpose, ","):
+		fmt.Fprintf(out, "Connection purposes: %s (yes pins the key for these purposes only).\n", termtext.Safe(h.Purpose))
+	case h.Purpose != "":
 		fmt.Fprintf(out, "Connection purpose: %s (yes pins the key for this purpose only).\n", termtext.Safe(h.Purpose))
 	}
 	if len(h.OtherAddresses) == 0 {

@@ -270,7 +270,8 @@ func caTable(c *cli, infos []caInfo, lf listFlags) *table {
 	return t
 }
 
-// purposeName shows a CA's purpose: "any" for every purpose.
+// purposeName shows a CA's purpose, or a pin's purposes joined: "any" for
+// every purpose.
 func purposeName(p string) string {
 	if p == "" {
 		return "any"

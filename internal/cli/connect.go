@@ -35,9 +35,12 @@ connection and the connection to standard output, like 'ssh -W' or
 side only (TLS close_notify); keytool exits when the server closes the
 connection.
 
---purpose P: in PKI mode, a server whose key is not pinned is verified by
-the CAs installed for P (keytool ca add --purpose P) if there are any, else
-by the general CAs; never by another purpose's.
+--purpose P: the connection is for purpose P. Pins for other purposes
+(keytool trust-host --purpose) are not there for it, and yes to the
+first-use question pins the key for P only. In PKI mode, a server whose key
+is not pinned is verified by the CAs installed for P (keytool ca add
+--purpose P) if there are any, else by the general CAs; never by another
+purpose's.
 
 While connected, the server's key is decided again whenever the trusted
 hosts or the revoked keys change (and every second in PKI mode, for the
@@ -84,6 +87,9 @@ Example:
 			}
 			if connectTimeout <= 0 {
 				return usagef("--connect-timeout must be positive, not %v", connectTimeout)
+			}
+			if err := checkConnectionPurpose(c.purpose); err != nil {
+				return err
 			}
 			return c.connect(args[0], verbose, visual, connectTimeout)
 		},

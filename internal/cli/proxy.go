@@ -137,7 +137,8 @@ must be configured to expect it.
 --purpose P: in PKI mode, a peer whose key is not authorized (server mode)
 or pinned (--client) is verified by the CAs installed for P (keytool ca add
 --purpose P) if there are any, else by the general CAs (ca.pem, ca.d/*.pem);
-never by another purpose's.
+never by another purpose's. With --client, pins for other purposes
+(keytool trust-host --purpose) are not there for it.
 
 --http (server mode): speak HTTP/1.1 and HTTP/2 to the clients and forward
 each request to --target, an HTTP server, adding who the client is:
@@ -199,6 +200,9 @@ Example:
 				return usagef("--listen ADDR and --target ADDR are required")
 			}
 			if err := checkProxyFlags(c, o); err != nil {
+				return err
+			}
+			if err := checkConnectionPurpose(c.purpose); err != nil {
 				return err
 			}
 			return c.proxy(o)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -28,12 +29,13 @@ func trustHostCommand() *command {
 		lf          listFlags
 		remove      string
 		add         bool
+		purposes    []string
 	)
 	return &command{
 		name:       "trust-host",
 		uses:       globalHome | globalIdentity | globalStore,
 		storeEdits: true,
-		args:       "ADDR [--add] [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR [--fingerprint FP] | --remove FINGERPRINT",
+		args:       "ADDR [--add] [--purpose P] [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR [--fingerprint FP] | --remove FINGERPRINT",
 		summary:    "pin the key a server must present at an address (trusted_hosts.d)",
 		help: `Without --key, connects to ADDR (host:port) over TLS, shows the server's key
 the OpenSSH way and asks whether to trust it: yes, no, or the fingerprint
@@ -61,20 +63,33 @@ announced an additional key (a key rollover), pin it beside the old one:
                     keys are admitted until one is removed. Check the new
                     key with the host's administrator first
 
---remove ADDR unpins every key of ADDR; --remove ADDR --fingerprint FP only
-that key's pin for ADDR; --remove FINGERPRINT the key everywhere.
+A pin may be for some purposes only (XAPI's pinned certificates by
+purpose): it is then used only by connections of those purposes (keytool
+connect --purpose, proxy --purpose, the Go API's Purpose), and another
+key's pin for other purposes is no changed key to it; a pin without a
+purpose serves every purpose, and a connection without a purpose uses
+every pin.
+
+  --purpose P       pin the key for connections of purpose P only (repeat,
+                    or P1,P2, for several; a purpose is letters, digits,
+                    '.', '_' and '-', as for keytool ca add --purpose). The
+                    question says so; the pin's file gets a "purpose"
+                    member. With --key, replaces the purposes of FILE
+
+Without --purpose, --key FILE keeps the "purpose" member of FILE — a list,
+or a PEM header "purpose: ldap, pool". A key pinned for ADDR for other
+purposes is pinned again beside it (HOST_PORT+KEYID.json), not "already
+trusted".
+
+--remove ADDR unpins every key of ADDR, whatever its purposes (as ssh-keygen
+-R does: the address is what was checked); --remove ADDR --fingerprint FP
+only that key's pins for ADDR; --remove FINGERPRINT the key everywhere.
 
 --list prints ADDRESS, FINGERPRINT (short), STATUS (ok, revoked, or refused
-when a revocation list cannot be read) and COMMENT of every pin, in 80
-columns; -l/--long adds FILE, --full the whole fingerprints (--json: an
-array of objects with addresses, fingerprint, key_id, comment, purposes,
-status and file).
-
-A pin for some purposes only (XAPI's pinned certificates by purpose) has a
-"purpose" member — a list, or a PEM header "purpose: ldap, pool" — in its
-file; --key FILE keeps it. It is then used only by connections of those
-purposes (keytool connect --purpose, the Go API's Purpose); a connection
-without a purpose uses every pin.` + storeEditHelp,
+when a revocation list cannot be read), PURPOSE (only when a pin has one:
+its purposes, or any) and COMMENT of every pin, in 80 columns; -l/--long
+adds FILE, --full the whole fingerprints (--json: an array of objects with
+addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEditHelp,
 		flags: func(set *pflag.FlagSet, c *cli) {
 			c.hostDNS.register(set)
 			c.registerUpdateHostKeys(set)
@@ -86,6 +101,7 @@ without a purpose uses every pin.` + storeEditHelp,
 			lf.register(set, "with --list: ")
 			set.StringVar(&remove, "remove", "", "unpin `ADDR` (with --fingerprint: only that key) or the key with FINGERPRINT")
 			set.BoolVar(&add, "add", false, "pin one more key for ADDR, keeping its pins (with --key or --fingerprint)")
+			set.StringSliceVar(&purposes, "purpose", nil, "pin the key for connections of `PURPOSE` only (repeat or comma-separate for several)")
 		},
 		run: func(c *cli, args []string) error {
 			modes := 0
@@ -96,9 +112,9 @@ without a purpose uses every pin.` + storeEditHelp,
 			}
 			// --remove ADDR --fingerprint FP unpins one key of ADDR.
 			unpinOne := remove != "" && fingerprint != ""
-			others := len(args) > 0 || modes > 0 || add
+			others := len(args) > 0 || modes > 0 || add || purposes != nil
 			if unpinOne {
-				others = len(args) > 0 || modes > 1 || add
+				others = len(args) > 0 || modes > 1 || add || purposes != nil
 			}
 			if done, err := listOrRemove(list, lf, remove != "", others, c.listHosts, func() error { return c.unpinHost(remove, fingerprint) }); done {
 				return err
@@ -122,17 +138,67 @@ without a purpose uses every pin.` + storeEditHelp,
 			if _, err := knownhosts.NormalizeAddr(args[0]); err != nil {
 				return &usageError{err.Error()} // a malformed ADDR is bad usage, like a bad --name
 			}
-			switch {
-			case keyFile != "":
-				return c.pinKeyFile(args[0], keyFile, mode)
+			purposes, err := checkPurposes(purposes)
+			if err != nil {
+				return err
 			}
-			return c.pinServerKey(args[0], fingerprint, yes, visual, mode)
+			if keyFile != "" {
+				return c.pinKeyFile(args[0], keyFile, mode, purposes)
+			}
+			return c.pinServerKey(args[0], pinRequest{want: fingerprint, yes: yes, visual: visual, mode: mode, purposes: purposes})
 		},
 	}
 }
 
-// pinKeyFile pins the key of a file for addr, without connecting.
-func (c *cli) pinKeyFile(addr, file string, mode knownhosts.AddMode) error {
+// checkPurposes checks the purposes given with --purpose (nil: none given)
+// by the one rule of purposes (home.ValidName, as ca add's and a pin
+// file's), without repeats.
+func checkPurposes(purposes []string) ([]string, error) {
+	var out []string
+	for _, p := range purposes {
+		if err := checkPurpose(p); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// checkPurpose checks one --purpose.
+func checkPurpose(p string) error {
+	if !home.ValidName(p) {
+		return usagef("--purpose %q: a purpose is %s", p, home.NameRule)
+	}
+	return nil
+}
+
+// checkConnectionPurpose checks the --purpose of a connection (connect,
+// proxy): none, or one purpose.
+func checkConnectionPurpose(p string) error {
+	if p == "" {
+		return nil
+	}
+	return checkPurpose(p)
+}
+
+// withPurposes is k (public) pinned for purposes only; none: k as it is.
+func withPurposes(k *jwk.Key, purposes []string) *jwk.Key {
+	if len(purposes) == 0 {
+		return k
+	}
+	k = k.PublicKey()
+	if k.Attrs == nil {
+		k.Attrs = jwk.Attributes{}
+	}
+	k.Attrs.SetList(jwk.AttrPurpose, purposes)
+	return k
+}
+
+// pinKeyFile pins the key of a file for addr, without connecting, for
+// purposes (none: the file's "purpose" member, if any).
+func (c *cli) pinKeyFile(addr, file string, mode knownhosts.AddMode, purposes []string) error {
 	keys, err := c.readKeys(file)
 	if err != nil {
 		return err
@@ -142,40 +208,40 @@ func (c *cli) pinKeyFile(addr, file string, mode knownhosts.AddMode) error {
 	}
 	hosts, finish := c.adminHostStore(knownhosts.Lookups{Keys: [][32]byte{keys[0].SPKIHash()}, Addrs: []string{addr}})
 	defer finish()
-	return c.pin(hosts, addr, keys[0].PublicHalf(), mode)
+	return c.pin(hosts, addr, withPurposes(keys[0].PublicHalf(), purposes), mode)
 }
 
 func (c *cli) pin(hosts *knownhosts.Store, addr string, k *jwk.Key, mode knownhosts.AddMode) error {
-	before := len(pinsOf(hosts, addr, k))
+	before := pinFiles(hosts)
 	file, err := hosts.AddKey(addr, k, mode)
 	if err != nil {
 		return err
 	}
-	if before > 0 {
+	if before[file] {
 		fmt.Fprintf(c.stdout, "%s is already trusted: %s key %s, pinned in %s\n", addr, k.Algorithm(), k.Fingerprint(), file)
 		return nil
 	}
 	fmt.Fprintf(c.stdout, "Pinned %s key %s for %s in %s\n", k.Algorithm(), k.Fingerprint(), addr, file)
+	ps, _ := k.Attrs.List(jwk.AttrPurpose) // read back by the store: valid
+	c.sayPurposes(ps)
 	return nil
 }
 
-// pinsOf returns the entries pinning k for exactly addr.
-func pinsOf(hosts *knownhosts.Store, addr string, k *jwk.Key) []*knownhosts.Entry {
-	norm, err := knownhosts.NormalizeAddr(addr)
-	if err != nil {
-		return nil
-	}
-	var out []*knownhosts.Entry
+// pinFiles is the set of the files holding pins.
+func pinFiles(hosts *knownhosts.Store) map[string]bool {
+	files := map[string]bool{}
 	for _, e := range hosts.Entries() {
-		if e.SPKIHash == k.SPKIHash() {
-			for _, a := range e.Addresses {
-				if a == norm {
-					out = append(out, e)
-				}
-			}
-		}
+		files[e.File] = true
 	}
-	return out
+	return files
+}
+
+// sayPurposes says which connections a new pin is for, when it is for
+// some purposes only.
+func (c *cli) sayPurposes(purposes []string) {
+	if len(purposes) > 0 {
+		fmt.Fprintf(c.stdout, "For connections of purpose %s only.\n", printable(strings.Join(purposes, ", ")))
+	}
 }
 
 // seenHosts is the trusted-hosts store as the client sees it, noting the
@@ -183,11 +249,12 @@ func pinsOf(hosts *knownhosts.Store, addr string, k *jwk.Key) []*knownhosts.Entr
 // trust-host can say what happened.
 type seenHosts struct {
 	*knownhosts.Store
-	mode    knownhosts.AddMode // AddAnother: trust-host --add
-	sum     [32]byte
-	seen    bool
-	file    string
-	comment string // the new pin's comment: tlsbridge.DNSComment… when DNS let it in
+	mode     knownhosts.AddMode // AddAnother: trust-host --add
+	purposes []string           // trust-host --purpose: the new pin's
+	sum      [32]byte
+	seen     bool
+	file     string
+	comment  string // the new pin's comment: tlsbridge.DNSComment… when DNS let it in
 }
 
 func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
@@ -197,11 +264,7 @@ func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 		h.sum, h.seen = sum, true
 	}
 	h.Store.Extend(knownhosts.Lookups{Keys: [][32]byte{sum}}) // whether it is revoked, pinned elsewhere
-	decide := h.Store.Decide
-	if h.mode == knownhosts.AddAnother {
-		decide = h.Store.DecideAnother
-	}
-	d := decide(addr, sum)
+	d := h.decide(addr, sum)
 	if d.Verdict == knownhosts.PinnedIfNamed {
 		// trust-host pins an address: a key pinned without one does not
 		// pin this address, and its certificate's names do not matter
@@ -211,7 +274,29 @@ func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 	return d
 }
 
+// decide is the store's decision on the key for the pin asked for: with
+// purposes, the key is pinned when a pin serves each of them, and
+// otherwise the first purpose's other decision stands (a changed key for
+// it, or unknown); the pins for other purposes are not there
+// (knownhosts.Store.DecidePurpose).
+func (h *seenHosts) decide(addr string, sum [32]byte) knownhosts.Decision {
+	if h.mode == knownhosts.AddAnother {
+		return h.Store.DecideAnother(addr, sum)
+	}
+	if len(h.purposes) == 0 {
+		return h.Store.Decide(addr, sum)
+	}
+	var d knownhosts.Decision
+	for _, p := range h.purposes {
+		if d = h.Store.DecidePurpose(addr, p, sum); d.Verdict != knownhosts.Pinned {
+			return d
+		}
+	}
+	return d
+}
+
 func (h *seenHosts) Add(addr string, k *jwk.Key) (string, error) {
+	k = withPurposes(k, h.purposes)
 	file, err := h.Store.AddKey(addr, k, h.mode)
 	h.file, h.comment = file, k.Attrs.Comment()
 	return file, err
@@ -229,11 +314,19 @@ func (e *mismatchError) Error() string {
 		e.addr, e.got.Fingerprint(), e.got.KeyID(), e.want)
 }
 
-// pinServerKey connects to addr and pins its key: if it matches want,
-// or (yes) whatever it is, or as the user answers on the terminal (with the
-// key's randomart when visual), with mode (AddAnother: beside the
-// address's pins).
-func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.AddMode) error {
+// pinRequest is what trust-host ADDR asks for, without --key.
+type pinRequest struct {
+	want     string             // --fingerprint: pin only this key
+	yes      bool               // --yes: pin whatever key
+	visual   bool               // --visual-host-key
+	mode     knownhosts.AddMode // AddAnother: --add, beside the address's pins
+	purposes []string           // --purpose: pin for these only
+}
+
+// pinServerKey connects to addr and pins its key: if it matches r.want,
+// or (r.yes) whatever it is, or as the user answers on the terminal (with
+// the key's randomart when r.visual), with r.mode, for r.purposes.
+func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return usagef("%q: trust-host connects to host:port (use --key FILE to pin a pattern without connecting)", addr)
 	}
@@ -243,7 +336,7 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 	}
 	store, finish := c.adminHostStore(knownhosts.Lookups{Addrs: []string{addr}})
 	defer finish()
-	hosts := &seenHosts{Store: store, mode: mode}
+	hosts := &seenHosts{Store: store, mode: r.mode, purposes: r.purposes}
 	// trust-host says what it did itself; with DNS, its failures are
 	// warned about on standard error as connect logs them.
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -251,8 +344,13 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 		// (and a next key the host announces, pinned or not)
 		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.Terminal{NoOnce: true, Visual: visual},
-		Logger: log, PinFromDNS: true}
+	// The client has no Purpose: which pins count is seenHosts' to decide
+	// for every purpose asked, and the question names them all.
+	terminal := tlsbridge.Terminal{NoOnce: true, Visual: r.visual}
+	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.PromptFunc(func(h tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
+		h.Purpose = strings.Join(r.purposes, ", ")
+		return terminal.AskUnknownHost(h)
+	}), Logger: log, PinFromDNS: true}
 	if err := c.hostDNS.options(&opts); err != nil {
 		return err
 	}
@@ -260,8 +358,8 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 		return err
 	}
 	switch {
-	case want != "":
-		fp, err := jwk.ParseFingerprint(want)
+	case r.want != "":
+		fp, err := jwk.ParseFingerprint(r.want)
 		if err != nil {
 			return &usageError{err.Error()}
 		}
@@ -269,9 +367,9 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 			if fp.Match(h.Key) {
 				return tlsbridge.Yes, nil
 			}
-			return tlsbridge.No, &mismatchError{addr: addr, want: want, got: h.Key}
+			return tlsbridge.No, &mismatchError{addr: addr, want: r.want, got: h.Key}
 		})
-	case yes:
+	case r.yes:
 		opts.Policy = tlsbridge.AcceptNew
 	}
 	client, err := tlsbridge.NewClient(id, opts)
@@ -297,7 +395,7 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 	}
 	fp := jwk.FormatFingerprint(hosts.sum)
 	if hosts.file != "" {
-		if yes {
+		if r.yes {
 			fmt.Fprintf(c.stderr, "Warning: trusting %s's key on first use, without checking it; compare %s with the key its administrator sees (keytool show).\n", addr, fp)
 		}
 		if strings.HasPrefix(hosts.comment, tlsbridge.DNSComment) {
@@ -305,6 +403,7 @@ func (c *cli) pinServerKey(addr, want string, yes, visual bool, mode knownhosts.
 		} else {
 			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", fp, addr, hosts.file)
 		}
+		c.sayPurposes(r.purposes)
 	} else {
 		fmt.Fprintf(c.stdout, "%s is already trusted: key %s\n", addr, fp)
 	}
@@ -378,22 +477,32 @@ func hostStatus(hosts *knownhosts.Store, e *knownhosts.Entry) string {
 }
 
 // hostsTable is the listing of the pinned hosts, for trust-host --list and
-// keytool list.
+// keytool list. The PURPOSE column is there only when a pin is for some
+// purposes: most homes have none, and a column of "any" would be noise.
 func hostsTable(hosts *knownhosts.Store, lf listFlags) ([]hostInfo, *table) {
 	infos := []hostInfo{}
-	t := newTable(column{title: "ADDRESS", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"},
-		column{title: "COMMENT", elastic: true})
+	entries := hosts.Entries()
+	purposes := slices.ContainsFunc(entries, func(e *knownhosts.Entry) bool { return len(e.Purposes) > 0 })
+	t := newTable(column{title: "ADDRESS", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"})
+	if purposes {
+		t.cols = append(t.cols, column{title: "PURPOSE", elastic: true})
+	}
+	t.cols = append(t.cols, column{title: "COMMENT", elastic: true})
 	if lf.long {
 		t.cols = append(t.cols, column{title: "FILE", elastic: true, fromLeft: true})
 	}
-	for _, e := range hosts.Entries() {
+	for _, e := range entries {
 		in := hostInfo{Addresses: slices.Clone(e.Addresses), AnyNamedAddress: e.AnyNamedAddress(), Fingerprint: e.Fingerprint, Purposes: slices.Clone(e.Purposes),
 			KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, Status: hostStatus(hosts, e), File: e.File}
 		if in.Addresses == nil {
 			in.Addresses = []string{}
 		}
 		infos = append(infos, in)
-		row := []string{printable(pinnedFor(e)), lf.fingerprint(in.Fingerprint), in.Status, printable(in.Comment)}
+		row := []string{printable(pinnedFor(e)), lf.fingerprint(in.Fingerprint), in.Status}
+		if purposes {
+			row = append(row, pinPurposes(e))
+		}
+		row = append(row, printable(in.Comment))
 		if lf.long {
 			row = append(row, printable(in.File))
 		}
@@ -401,6 +510,10 @@ func hostsTable(hosts *knownhosts.Store, lf listFlags) ([]hostInfo, *table) {
 	}
 	return infos, t
 }
+
+// pinPurposes shows a pin's purposes: "any" for every purpose, as ca list
+// shows a CA's.
+func pinPurposes(e *knownhosts.Entry) string { return purposeName(strings.Join(e.Purposes, ",")) }
 
 func (c *cli) listHosts(lf listFlags) error {
 	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home)) // skipped files are reported here, not logged

@@ -514,3 +514,59 @@ func TestTrustHostHostileAddressOutcomes(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustHostPurposeInTerminal: trust-host --purpose asks as for any
+// host, names the purposes in the question, and the answer yes pins the
+// key for them only; --fingerprint pins for them too.
+func TestTrustHostPurposeInTerminal(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux not installed (.ci/run installs it)")
+	}
+	addr, key := keytoolServer(t)
+	purposesOf := func(home string) string {
+		k := pinnedKey(t, home, addr)
+		if k == nil {
+			return "not pinned"
+		}
+		ps, err := k.Attrs.List(jwk.AttrPurpose)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(ps, ",")
+	}
+
+	home := newClientHome(t)
+	screen := runInTmux(t, []string{"keytool", "-H", home, "trust-host", addr, "--purpose", "ldap", "--purpose", "pool"},
+		"Are you sure you want to continue connecting (yes/no/[fingerprint])? ", []string{"yes"})
+	for _, want := range []string{
+		"ECDSA P-256 key fingerprint is " + key.Fingerprint() + ".",
+		"Connection purposes: ldap, pool (yes pins the key for these purposes only).",
+		"Pinned " + key.Fingerprint(),
+	} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("screen lacks %q:\n%s", want, screen)
+		}
+	}
+	if got := purposesOf(home); got != "ldap,pool" {
+		t.Errorf("the pin's purposes: %s", got)
+	}
+
+	home = newClientHome(t)
+	out, e, code := keytoolIn(t, home, "trust-host", addr, "--fingerprint", key.Fingerprint(), "--purpose", "ldap")
+	if code != 0 {
+		t.Fatalf("--fingerprint --purpose: exit %d\n%s%s", code, out, e)
+	}
+	if got := purposesOf(home); got != "ldap" || !strings.Contains(out, "For connections of purpose ldap only.") {
+		t.Errorf("--fingerprint --purpose ldap: the pin's purposes: %s", got)
+	}
+	// Pinned for ldap only, the key is not yet pinned for pool: --yes pins
+	// it beside, instead of answering "already trusted".
+	out, e, code = keytoolIn(t, home, "trust-host", addr, "--yes", "--purpose", "pool")
+	if code != 0 || !strings.Contains(out, "Pinned "+key.Fingerprint()) {
+		t.Fatalf("--yes --purpose pool beside ldap: exit %d\n%s%s", code, out, e)
+	}
+	out, e, code = keytoolIn(t, home, "trust-host", addr, "--fingerprint", key.Fingerprint(), "--purpose", "pool,ldap")
+	if code != 0 || !strings.Contains(out, "is already trusted") {
+		t.Fatalf("--purpose pool,ldap, both pinned: exit %d\n%s%s", code, out, e)
+	}
+}
