@@ -323,6 +323,19 @@ type pinRequest struct {
 	purposes []string           // --purpose: pin for these only
 }
 
+// purposeTerminal is the terminal's question naming the purposes the key
+// is to be pinned for; its other questions (an announced key's) are the
+// Terminal's.
+type purposeTerminal struct {
+	tlsbridge.Terminal
+	purposes []string
+}
+
+func (t purposeTerminal) AskUnknownHost(h tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
+	h.Purpose = strings.Join(t.purposes, ", ")
+	return t.Terminal.AskUnknownHost(h)
+}
+
 // pinServerKey connects to addr and pins its key: if it matches r.want,
 // or (r.yes) whatever it is, or as the user answers on the terminal (with
 // the key's randomart when r.visual), with r.mode, for r.purposes.
@@ -346,11 +359,8 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	}
 	// The client has no Purpose: which pins count is seenHosts' to decide
 	// for every purpose asked, and the question names them all.
-	terminal := tlsbridge.Terminal{NoOnce: true, Visual: r.visual}
-	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: tlsbridge.PromptFunc(func(h tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
-		h.Purpose = strings.Join(r.purposes, ", ")
-		return terminal.AskUnknownHost(h)
-	}), Logger: log, PinFromDNS: true}
+	prompt := purposeTerminal{Terminal: tlsbridge.Terminal{NoOnce: true, Visual: r.visual}, purposes: r.purposes}
+	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Ask, Prompt: prompt, Logger: log, PinFromDNS: true}
 	if err := c.hostDNS.options(&opts); err != nil {
 		return err
 	}
