@@ -473,8 +473,7 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 	if !others {
 		// The address's file may pin it already for other purposes
 		// (existingPin): the key goes beside it, as one more pin.
-		_, err := os.Lstat(filepath.Join(dir, name))
-		others = err == nil
+		others = s.pinsIn(norm, filepath.Join(dir, name))
 	}
 	if others {
 		if name, err = AnotherFileName(norm, key); err != nil {
@@ -514,6 +513,22 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 	}
 	s.Loader().Reload(path)
 	return path, nil
+}
+
+// pinsIn reports whether file holds a pin of the normal address norm
+// (the loader may name files by their absolute paths).
+func (s *Store) pinsIn(norm, file string) bool {
+	entries := s.snap.Load().entries
+	if p, _ := parsePattern(norm); !p.wild {
+		entries = s.exactEntries(p)
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		abs = file
+	}
+	return slices.ContainsFunc(entries, func(e *Entry) bool {
+		return (e.File == file || e.File == abs) && slices.Contains(e.Addresses, norm)
+	})
 }
 
 // addable decides whether key may be pinned for the normal address norm

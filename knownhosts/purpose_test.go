@@ -147,6 +147,15 @@ func TestAddKeyPurposesBeside(t *testing.T) {
 	if file, err := s.Add(addr, forPurposes(t, 1, "pool", "ldap", "x")); err != nil || !files[file] {
 		t.Fatalf("Add for purposes each pinned = %s, %v; want one of %v", file, err, files)
 	}
+	// Only a pin of the address goes beside: a file of that name holding
+	// something else is still refused, for the user to look at.
+	home := t.TempDir()
+	keydirtest.Write(t, filepath.Join(home, "trusted_hosts.d", "other.example_636.json"), keydirtest.JWK(t, pinned(t, 2, "elsewhere.example:1")))
+	s = Load(HomeOptions(home))
+	var exists *FileExistsError
+	if file, err := s.Add("other.example:636", forPurposes(t, 1, "ldap")); !errors.As(err, &exists) {
+		t.Fatalf("Add over a file of the address's name pinning another address = %s, %v; want *FileExistsError", file, err)
+	}
 }
 
 // TestPurposeNames: a pin's purposes follow the rule of a CA's

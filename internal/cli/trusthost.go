@@ -78,8 +78,8 @@ every pin.
 
 Without --purpose, --key FILE keeps the "purpose" member of FILE — a list,
 or a PEM header "purpose: ldap, pool". A key pinned for ADDR for other
-purposes is pinned again beside it (HOST_PORT+KEYID.json), not "already
-trusted".
+purposes is pinned again beside it (HOST_PORT+KEYID+PURPOSE.json), not
+"already trusted".
 
 --remove ADDR unpins every key of ADDR, whatever its purposes (as ssh-keygen
 -R does: the address is what was checked); --remove ADDR --fingerprint FP
