@@ -145,20 +145,7 @@ func TestProxyOpsEndpointsAndSystemd(t *testing.T) {
 		t.Fatalf("/readyz: %d %q", code, body)
 	}
 
-	dial := func(crt, key string) (*tls.Conn, error) {
-		cert, err := tls.LoadX509KeyPair(crt, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{
-			Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, // not a test of pinning
-		})
-		if err != nil {
-			return nil, err
-		}
-		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-		return conn, nil
-	}
+	dial := func(crt, key string) (*tls.Conn, error) { return pxDialTLS(t, addr, crt, key) }
 	get := func() error {
 		conn, err := dial(crt, key)
 		if err != nil {

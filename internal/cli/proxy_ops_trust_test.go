@@ -4,12 +4,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,18 +22,11 @@ import (
 // arrives on the first read).
 func pxRefused(t *testing.T, addr, crt, key string) {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(crt, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{
-		Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, // not a test of pinning
-	})
+	conn, err := pxDialTLS(t, addr, crt, key)
 	if err != nil {
 		return
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := conn.Read(make([]byte, 1)); err == nil {
 		t.Fatalf("%s got in", crt)
 	}
@@ -168,14 +159,8 @@ func TestProxyReadyzExpiredIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	expired := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: expired.Add(-48 * time.Hour), NotAfter: expired.Add(48 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
+	ca, caKey, _ := pxCA(t, expired.Add(-48*time.Hour), expired.Add(48*time.Hour))
 	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "proxy"}, DNSNames: []string{"localhost"},
 		NotBefore: expired.Add(-24 * time.Hour), NotAfter: expired, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
@@ -194,4 +179,26 @@ func TestProxyReadyzExpiredIdentity(t *testing.T) {
 	if code, _ := pxGet(t, base+"/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d, want 200 (alive, though not ready)", code)
 	}
+}
+
+// pxCA makes a CA, valid from notBefore to notAfter, that signs
+// certificates and CRLs.
+func pxCA(t *testing.T, notBefore, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: notBefore, NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, key, der
 }

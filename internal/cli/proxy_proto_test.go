@@ -40,8 +40,21 @@ func pxKeyID(t *testing.T, spkiB64 string) string {
 }
 
 // pxTLSClient connects to addr with an OpenSSL-made key and certificate
-// (the proxy's key is not checked: these tests are not about pinning).
+// (pxDialTLS), closed at the end of the test.
 func pxTLSClient(t *testing.T, addr, crt, key string) *tls.Conn {
+	t.Helper()
+	conn, err := pxDialTLS(t, addr, crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// pxDialTLS connects to addr with an OpenSSL-made key and certificate
+// (the proxy's key is not checked: these tests are not about pinning),
+// with a deadline 20 s away.
+func pxDialTLS(t *testing.T, addr, crt, key string) (*tls.Conn, error) {
 	t.Helper()
 	cert, err := tls.LoadX509KeyPair(crt, key)
 	if err != nil {
@@ -51,11 +64,10 @@ func pxTLSClient(t *testing.T, addr, crt, key string) *tls.Conn {
 		Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, ServerName: "backend.example",
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	return conn
+	return conn, nil
 }
 
 // TestProxyProtocolNginx: keytool proxy --proxy-protocol in front of
