@@ -440,3 +440,43 @@ func TestLoadForRemoveWithoutStampsReadsAll(t *testing.T) {
 		t.Errorf("the removal read %d files, want every one (11 left)", n)
 	}
 }
+
+// A directory changed by others (a file renamed in, one deleted, one
+// rewritten in place) no longer costs a full load: LoadFor brings the
+// index up to date from the files' stamps, reading only the files that
+// changed, and finds what they hold.
+func TestLoadForRefreshesFromStamps(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 30)
+	d := opts.Dirs[0]
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	k := key(t, 40)
+	keydirtest.Replace(t, filepath.Join(d, "byhand.json"), keydirtest.JWK(t, keydirtest.WithAttrs(k, "name", "other")))
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, k))
+	if err := os.Remove(filepath.Join(d, "k7.json")); err != nil {
+		t.Fatal(err)
+	}
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+	finish()
+	if n := loadedFiles(s); n != 2 {
+		t.Errorf("LoadFor after changes by others read %d files, want the 2 that changed", n)
+	}
+	files := map[string]bool{}
+	fp, _ := jwk.ParseFingerprint(k.Fingerprint())
+	for _, e := range s.FindKeys(fp, false) {
+		files[filepath.Base(e.File)] = true
+	}
+	if !files["byhand.json"] || !files["k5.json"] {
+		t.Errorf("copies of the key found: %v, want byhand.json and k5.json", files)
+	}
+	// The index is current again: a lookup reads only what it names.
+	s, finish = LoadFor(opts, Lookups{Names: []string{"other"}})
+	defer finish()
+	if n := loadedFiles(s); n != 1 {
+		t.Errorf("the next LoadFor(name other) read %d files, want byhand.json", n)
+	}
+	if _, err := s.Remove("k7"); !errors.As(err, new(*NotFoundError)) {
+		t.Errorf("Remove(k7) of a file deleted by hand: %v, want *NotFoundError", err)
+	}
+}

@@ -185,13 +185,14 @@ func (fl *focusedLoad[T]) load(q Query) {
 	}
 	if unlock, ok := l.lockIndex(false); ok {
 		for i := range stamps {
-			x := fl.index(i)
-			if head := x.head(); head == nil || !bytes.Equal(head, stamps[i]) {
+			x, ok := fl.current(i, stamps[i])
+			if !ok {
 				continue
 			}
 			if names, ok := x.lookup(q); ok {
 				narrow[i] = names
-				fl.heads[i] = stamps[i]
+			} else {
+				delete(fl.heads, i)
 			}
 		}
 		unlock()
@@ -231,6 +232,29 @@ func (fl *focusedLoad[T]) load(q Query) {
 		}
 		fl.heads[i] = stamps[i]
 	}
+}
+
+// current returns the index of directory source i if it is current for
+// the directory's stamp now, or can be brought up to date from the files'
+// stamps (verify: a file added, removed or rewritten by hand, config
+// management or the kubelet is read and indexed, not every file); it
+// records the head it trusts in fl.heads. Called with the index locked.
+func (fl *focusedLoad[T]) current(i int, stamp []byte) (*sourceIndex, bool) {
+	x := fl.index(i)
+	head := x.head()
+	switch {
+	case head == nil:
+		return nil, false
+	case bytes.Equal(head, stamp):
+		fl.heads[i] = head
+		return x, true
+	}
+	fl.heads[i] = head
+	x, ok := fl.verify(i)
+	if !ok {
+		delete(fl.heads, i)
+	}
+	return x, ok
 }
 
 // count is the number of files (loaded or skipped) of source i in snap.
