@@ -48,6 +48,16 @@ type InstalledCA struct {
 // pin's "purpose" member too (knownhosts.Entry.Purposes).
 func ValidCAName(s string) bool { return homedir.ValidName(s) }
 
+// checkPurpose refuses a connection's purpose ("" for none) that no CA
+// directory and no pin could name: it would silently choose no CA of its
+// own and see no pin of its own.
+func checkPurpose(purpose string) error {
+	if purpose != "" && !ValidCAName(purpose) {
+		return fmt.Errorf("tlsbridge: %q cannot be a purpose: use %s", purpose, homedir.NameRule)
+	}
+	return nil
+}
+
 // ReadCADir lists the CAs of a CA directory, general ones first, without
 // reading them. A directory that does not exist holds none. Files not
 // ending in .pem and hidden entries are ignored (editors' backups,
@@ -194,8 +204,8 @@ func (e *NotCAError) Error() string {
 // is otherwise a no-op; other certificates under a taken name are a
 // *CAExistsError. A running PKI sees the change within a second.
 func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
-	if in.Purpose != "" && !ValidCAName(in.Purpose) {
-		return nil, fmt.Errorf("tlsbridge: %q cannot be a purpose: use %s", in.Purpose, homedir.NameRule)
+	if err := checkPurpose(in.Purpose); err != nil {
+		return nil, err
 	}
 	cas, err := parseCertificates(in.CA)
 	if err != nil {

@@ -98,9 +98,13 @@ type ClientOptions struct {
 	// purposes: "pool", "ldap", "appliance"…): PKI mode verifies the
 	// servers with the CAs installed for it if there are any, else with
 	// the general CAs, and never with another purpose's (docs/design.md,
-	// "Purposes"). "" uses the general CAs only. Pins apply to every
-	// purpose. For several purposes, make one Client each: they may
-	// share the stores and the PKI.
+	// "Purposes"). "" uses the general CAs only. Pins without a "purpose"
+	// member apply to every purpose; a store that implements
+	// PurposeHostKeys leaves out the pins for other purposes, and a pin
+	// this client writes is for its Purpose only. A purpose is a name by
+	// ValidCAName's rule; NewClient refuses another. For several
+	// purposes, make one Client each: they may share the stores and the
+	// PKI.
 	Purpose string
 	// ConfirmCA asks the Prompt about a server that a CA verified, before
 	// connecting (libvirt's validator): UnknownHost.CA says which CA.
@@ -155,6 +159,9 @@ func NewClient(id IdentitySource, opts ClientOptions) (*Client, error) {
 	}
 	if opts.Hosts == nil {
 		return nil, errors.New("tlsbridge: ClientOptions.Hosts is required (a *knownhosts.Store)")
+	}
+	if err := checkPurpose(opts.Purpose); err != nil {
+		return nil, err
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

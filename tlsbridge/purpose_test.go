@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -269,5 +270,24 @@ func TestPurposeLiveClient(t *testing.T) {
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := r.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("still open after its CA was uninstalled: %v", err)
+	}
+}
+
+// TestPurposeNameRefused: a client's or server's Purpose follows the rule
+// of a CA's purpose directory and a pin's "purpose" member (ValidCAName):
+// one that none of them could name would silently choose no CA and no pin
+// of its own, so NewClient and NewServer refuse it.
+func TestPurposeNameRefused(t *testing.T) {
+	h := newHome(t, jwk.EC256)
+	for _, bad := range []string{"ldap pool", "ldap,pool", "../ldap", "-x", "x.crl"} {
+		if _, err := NewClient(h.id, ClientOptions{Hosts: h.host, Purpose: bad}); err == nil || !strings.Contains(err.Error(), "cannot be a purpose") {
+			t.Errorf("NewClient with Purpose %q: %v", bad, err)
+		}
+		if _, err := NewServer(h.id, ServerOptions{Clients: h.auth, Purpose: bad}); err == nil || !strings.Contains(err.Error(), "cannot be a purpose") {
+			t.Errorf("NewServer with Purpose %q: %v", bad, err)
+		}
+	}
+	if _, err := NewClient(h.id, ClientOptions{Hosts: h.host, Purpose: "pool.v2_x-1"}); err != nil {
+		t.Error(err)
 	}
 }

@@ -38,7 +38,8 @@ type ServerOptions struct {
 	// clients by the CAs installed for it if there are any, else by the
 	// general CAs, and never by another purpose's (docs/design.md,
 	// "Purposes"). "" uses the general CAs only. Authorized keys apply to
-	// every purpose.
+	// every purpose. A purpose is a name by ValidCAName's rule; NewServer
+	// refuses another.
 	Purpose string
 	// AllowUnknown lets clients whose key is not authorized finish the
 	// handshake; they are then marked unauthenticated (Peer.Err and
@@ -70,6 +71,9 @@ func NewServer(id IdentitySource, opts ServerOptions) (*Server, error) {
 	}
 	if opts.Clients == nil {
 		return nil, errors.New("tlsbridge: ServerOptions.Clients is required (an *authkeys.Store)")
+	}
+	if err := checkPurpose(opts.Purpose); err != nil {
+		return nil, err
 	}
 	return &Server{id: id, opts: opts}, nil
 }
