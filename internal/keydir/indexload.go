@@ -227,7 +227,7 @@ func (fl *focusedLoad[T]) load(q Query) {
 		if x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)) != nil {
 			continue
 		}
-		if x.writeStampsOf(i, l, start) != nil || x.writeHead(stamps[i]) != nil {
+		if fl.writeStamps(x, i, start) != nil || x.writeHead(stamps[i]) != nil {
 			continue
 		}
 		fl.heads[i] = stamps[i]

@@ -372,21 +372,16 @@ func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) []indexRecord 
 	return append(fl.records(i, files), recs...)
 }
 
-// writeStampsOf records, for a rebuilt index of source i, the stamps of
-// the files the loader read whole (in the order of a listing of the
+// writeStamps records, for the rebuilt index x of source i, the stamps
+// of the files the loader read whole (in the order of a listing of the
 // directory: the order the next check walks them in).
-func (x *sourceIndex) writeStampsOf(i int, l stampSource, since time.Time) error {
+func (fl *focusedLoad[T]) writeStamps(x *sourceIndex, i int, since time.Time) error {
 	f, names, err := listDir(x.src)
 	if err != nil {
 		return err
 	}
 	f.Close()
-	stamps := l.stampsOf(i, nil, since)
+	stamps := fl.l.stampsOf(i, nil, since)
 	x.sbits = stampBits(len(stamps))
 	return x.writeStamps(listingStamps(names, stamps), nil)
-}
-
-// stampSource is a loader, for writeStampsOf (which is not generic).
-type stampSource interface {
-	stampsOf(i int, names map[string]bool, since time.Time) map[string]trustfile.Stamp
 }
