@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -14,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -161,9 +161,10 @@ func BenchmarkAdmin(b *testing.B) {
 	}
 }
 
-// statFloor lists dir and stats every entry relative to it on
-// GOMAXPROCS goroutines, in batches of 256, as a removal's check does,
-// and returns the wall time and the process's CPU time it took.
+// statFloor lists dir and stats every entry relative to it, as a
+// removal's check does: GOMAXPROCS goroutines stat each batch of 256
+// names as the listing gives it. It returns the wall time and the
+// process's CPU time it took.
 func statFloor(tb testing.TB, dir string) (wall, cpu time.Duration) {
 	var before, after syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &before)
@@ -173,27 +174,29 @@ func statFloor(tb testing.TB, dir string) (wall, cpu time.Duration) {
 		tb.Fatal(err)
 	}
 	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	const batch = 256
-	var next atomic.Int64
+	batches := make(chan []string, 64)
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			var st unix.Stat_t
-			for {
-				i := int(next.Add(batch)) - batch
-				if i >= len(names) {
-					return
-				}
-				for _, name := range names[i:min(i+batch, len(names))] {
+			for names := range batches {
+				for _, name := range names {
 					unix.Fstatat(int(f.Fd()), name, &st, 0)
 				}
 			}
 		})
 	}
+	for {
+		names, err := f.Readdirnames(256)
+		batches <- names
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	close(batches)
 	wg.Wait()
 	wall = time.Since(start)
 	syscall.Getrusage(syscall.RUSAGE_SELF, &after)

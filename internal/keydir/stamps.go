@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"iter"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/keytool/keytool/internal/trustfile"
@@ -200,23 +203,49 @@ func listDir(dir string) (*os.File, []string, error) {
 }
 
 // statDir lists the directory dir and stats every entry that a load
-// would read, relative to the open directory, in parallel.
+// would read, relative to the open directory: GOMAXPROCS goroutines stat
+// each batch of names as the listing gives it, while it goes on.
 func statDir(dir string) ([]listedStamp, error) {
-	f, names, err := listDir(dir)
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	out := make([]listedStamp, len(names))
-	const batch = 256
-	ForEach((len(names)+batch-1)/batch, func(b int) {
-		for j := b * batch; j < min(len(names), (b+1)*batch); j++ {
-			e := &out[j]
-			st, mode, err := trustfile.StampAt(f, names[j])
-			e.name, e.stamp, e.bad, e.skip = names[j], st, err != nil, err == nil && mode.IsDir()
+	var (
+		batches = make(chan []listedStamp, 64)
+		outs    [][]listedStamp
+		wg      sync.WaitGroup
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for b := range batches {
+				for j := range b {
+					e := &b[j]
+					st, mode, err := trustfile.StampAt(f, e.name)
+					e.stamp, e.bad, e.skip = st, err != nil, err == nil && mode.IsDir()
+				}
+			}
+		})
+	}
+	for {
+		names, err := f.Readdirnames(256)
+		b := make([]listedStamp, 0, len(names))
+		for _, name := range names {
+			if !Ignored(name) {
+				b = append(b, listedStamp{name: name})
+			}
 		}
-	})
-	return out, nil
+		outs = append(outs, b)
+		batches <- b
+		if err != nil {
+			close(batches)
+			wg.Wait()
+			if err != io.EOF {
+				return nil, err
+			}
+			return slices.Concat(outs...), nil
+		}
+	}
 }
 
 // listingStamps are the stamps of a listing's files that loaded whole
