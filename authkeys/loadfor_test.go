@@ -462,3 +462,30 @@ func TestLoadForRefreshesFromStamps(t *testing.T) {
 		t.Errorf("Remove(k7) of a file deleted by hand: %v, want *NotFoundError", err)
 	}
 }
+
+// An index whose files are mostly unstamped (written moments before it
+// was made) cannot prove itself complete: the removal reads every file,
+// and writes the index anew with their stamps, so that the next removal
+// reads only what it needs instead of every file again.
+func TestLoadForRemoveRestampsAfterReadingAll(t *testing.T) {
+	opts := fillHome(t, 300)
+	_, finish := LoadFor(opts, Lookups{}) // files too recent to stamp
+	finish()
+	recordStamps(t) // as if they were older now
+	s, finish := LoadFor(opts, Lookups{Names: []string{"k3"}})
+	if _, err := s.Remove("k3"); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	if n := loadedFiles(s); n != 299 {
+		t.Fatalf("the first removal read %d files, want every one (299 left)", n)
+	}
+	s, finish = LoadFor(opts, Lookups{Names: []string{"k4"}})
+	defer finish()
+	if _, err := s.Remove("k4"); err != nil {
+		t.Fatal(err)
+	}
+	if n := loadedFiles(s); n != 0 {
+		t.Errorf("the next removal left %d files loaded, want none (it read only k4.json)", n)
+	}
+}

@@ -120,8 +120,9 @@ func (l *Loader[T]) Widen() bool {
 // stamp, the files that changed read and indexed again), and then the
 // files it names for the query (and Extend's) are read. Where that cannot
 // be proved (no stamps yet, a directory changing meanwhile, many files
-// changed) every file is read (Widen), which rebuilds nothing but is
-// complete (docs/design.md, "The admin index").
+// changed) every file is read (Widen), and the index written anew from
+// them, stamps included, for the next removal (docs/design.md, "The
+// admin index").
 func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
 	l.mu.Lock()
 	fl, narrow := l.focus, l.narrow
@@ -134,6 +135,7 @@ func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
 		l.Widen()
 		return l.Snapshot()
 	}
+	defer unlock()
 	more := map[int][]string{}
 	for i, names := range narrow {
 		more[i] = names
@@ -146,13 +148,16 @@ func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
 			found, ok = x.lookup(fl.q)
 		}
 		if !ok {
-			unlock()
+			// Read every file, and since they are read, write the index
+			// anew, stamps included: else an index with too many files
+			// changed (or unstamped) would cost every removal a full load.
+			stamp, start := fl.index(i).stamp(), time.Now()
 			l.Widen()
+			fl.rebuild(i, l.Snapshot(), stamp, start)
 			return l.Snapshot()
 		}
 		more[i] = append(slices.Clone(names), found...)
 	}
-	unlock()
 	l.mu.Lock()
 	l.narrow = more
 	l.mu.Unlock()
@@ -218,20 +223,27 @@ func (fl *focusedLoad[T]) load(q Query) {
 	}
 	defer unlock()
 	for _, i := range stale {
-		x := fl.index(i)
-		// A directory that changed during the load may have been read
-		// half before, half after: its index is left stale.
-		if !bytes.Equal(x.stamp(), stamps[i]) {
-			continue
-		}
-		if x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)) != nil {
-			continue
-		}
-		if fl.writeStamps(x, i, start) != nil || x.writeHead(stamps[i]) != nil {
-			continue
-		}
-		fl.heads[i] = stamps[i]
+		fl.rebuild(i, snap, stamps[i], start)
 	}
+}
+
+// rebuild writes the index of directory source i anew from snap, a load
+// of all its files begun at start when the directory's stamp was stamp,
+// and records the head in fl.heads. Called with the index locked.
+func (fl *focusedLoad[T]) rebuild(i int, snap *Snapshot[T], stamp []byte, start time.Time) {
+	x := fl.index(i)
+	// A directory that changed during the load may have been read half
+	// before, half after: its index is left stale.
+	if !bytes.Equal(x.stamp(), stamp) {
+		return
+	}
+	if x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)) != nil {
+		return
+	}
+	if fl.writeStamps(x, i, start) != nil || x.writeHead(stamp) != nil {
+		return
+	}
+	fl.heads[i] = stamp
 }
 
 // current returns the index of directory source i if it is current for
