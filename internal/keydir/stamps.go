@@ -328,6 +328,9 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	}
 	records := func(yield func(string, string) bool) {
 		for _, e := range listed {
+			if !which[x.stampFileOf(e.name)] {
+				continue // a stamp file not written again
+			}
 			st, ok := fresh[e.name]
 			switch {
 			case e.same && !yield(e.name, encodeStamp(e.stamp)):
