@@ -10,14 +10,16 @@ import (
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
-// FuzzIndexFiles: any head and shard bytes — with the right magic and
-// CRC, so that the parser behind the checks is reached — are refused or
-// give file names a directory listing would load; nothing panics.
+// FuzzIndexFiles: any head, shard and stamp file bytes — with the right
+// magic and CRC, so that the parser behind the checks is reached — are
+// refused or give file names a directory listing would load; nothing
+// panics.
 func FuzzIndexFiles(f *testing.F) {
-	f.Add([]byte("/src\x00\x04"), []byte{})
-	f.Add([]byte("/src\x00\x10stamp"), append(make([]byte, 32), 5, 0, 'a', '.', 'j', 's', 'n'))
-	f.Add([]byte("/src\x00\x00"), append(make([]byte, 32), 6, 0, '.', '.', '/', 'e', 't', 'c'))
-	f.Fuzz(func(t *testing.T, head, shard []byte) {
+	f.Add([]byte("/src\x00\x04\x00"), []byte{}, []byte{})
+	f.Add([]byte("/src\x00\x10\x00stamp"), append(make([]byte, 32), 5, 0, 'a', '.', 'j', 's', 'n'), appendStampRecord(nil, "a.json", "stamp"))
+	f.Add([]byte("/src\x00\x00\x01"), append(make([]byte, 32), 6, 0, '.', '.', '/', 'e', 't', 'c'), appendStampRecord(nil, "../etc", ""))
+	f.Add([]byte("/src\x00\x00\x00"), []byte{}, []byte{9, 0, 3, 'a'})
+	f.Fuzz(func(t *testing.T, head, shard, stamps []byte) {
 		top := t.TempDir()
 		x := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
 		if err := os.MkdirAll(x.dir, 0o700); err != nil {
@@ -33,6 +35,17 @@ func FuzzIndexFiles(f *testing.F) {
 		put("head", indexMagic, head)
 		if x.head() == nil {
 			return
+		}
+		if x.sbits == 0 {
+			put(stampFileName(0), stampMagic, stamps)
+			if recorded, ok := x.readStamps(); ok {
+				for _, name := range []string{"a.json", "b", "a.json"} {
+					if _, ok := recorded[0].stamp(name); ok && !listedName(name) {
+						t.Fatalf("a stamp for %q", name)
+					}
+				}
+				recorded[0].done()
+			}
 		}
 		for b := range 1 << x.bits {
 			if b > 4 {
