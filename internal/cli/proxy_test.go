@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -275,8 +276,13 @@ func TestProxyClientModePrompt(t *testing.T) {
 			client := clients[tc.answer]
 			logFile := filepath.Join(t.TempDir(), "proxy.log")
 			tmux := pxTmux(t)
+			// The proxy takes SIGHUP (tmux's kill-server) as "reload the
+			// identity", as daemons do, and would outlive the test: the
+			// shell gives its process ID, and the test ends the proxy.
+			pidFile := filepath.Join(t.TempDir(), "proxy.pid")
+			t.Cleanup(func() { pxKillPIDFile(pidFile) })
 			tmux("new-session", "-d", "-x", "200", "-y", "50",
-				"keytool -H "+shellQuote(client)+" proxy --client --log-level debug --listen 127.0.0.1:0 --target "+serverAddr+" 2>"+shellQuote(logFile)+"; sleep 60")
+				"echo $$ > "+shellQuote(pidFile)+"; exec keytool -H "+shellQuote(client)+" proxy --client --log-level debug --listen 127.0.0.1:0 --target "+serverAddr+" 2>"+shellQuote(logFile))
 			screen := func() string { return tmux("capture-pane", "-p", "-J") }
 			var s string
 			if pxUntil(15*time.Second, func() bool { s = screen(); return strings.Contains(s, "continue connecting") }) < 0 {
@@ -320,6 +326,17 @@ func TestProxyClientModePrompt(t *testing.T) {
 				t.Errorf("asked more than once:\n%s", s)
 			}
 		})
+	}
+}
+
+// pxKillPIDFile ends the process whose ID a shell wrote to file, if any.
+func pxKillPIDFile(file string) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
