@@ -489,3 +489,22 @@ func TestLoadForRemoveRestampsAfterReadingAll(t *testing.T) {
 		t.Errorf("the next removal left %d files loaded, want none (it read only k4.json)", n)
 	}
 }
+
+// On a file system whose stat may answer from a cache (NFS, SMB, FUSE),
+// a stamp proves nothing: a removal reads every file.
+func TestLoadForRemoveReadsAllOffLocalFileSystems(t *testing.T) {
+	opts, d := stampedHome(t, 30)
+	old := keydir.LocalStamps
+	keydir.LocalStamps = func(string) bool { return false }
+	t.Cleanup(func() { keydir.LocalStamps = old })
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, key(t, 3)))
+	s, finish := LoadFor(opts, Lookups{Names: []string{"k3"}})
+	_, err := s.Remove("k3")
+	finish()
+	if !errors.As(err, new(*StillAuthorizedError)) {
+		t.Fatalf("Remove(k3) with a copy in k5.json: %v, want *StillAuthorizedError", err)
+	}
+	if n := loadedFiles(s); n != 29 {
+		t.Errorf("the removal read %d files, want every one (29 left)", n)
+	}
+}

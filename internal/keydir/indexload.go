@@ -121,8 +121,9 @@ func (l *Loader[T]) Widen() bool {
 // files it names for the query (and Extend's) are read. Where that cannot
 // be proved (no stamps yet, a directory changing meanwhile, many files
 // changed) every file is read (Widen), and the index written anew from
-// them, stamps included, for the next removal (docs/design.md, "The
-// admin index").
+// them, stamps included, for the next removal; on a file system whose
+// stat may answer from a cache (NFS, SMB, FUSE), every file is read
+// (docs/design.md, "The admin index").
 func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
 	l.mu.Lock()
 	fl, narrow := l.focus, l.narrow
@@ -141,6 +142,10 @@ func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
 		more[i] = names
 		if l.cfg.Sources[i].Revocation {
 			continue // a revoked copy left unseen refuses, the safe side
+		}
+		if !LocalStamps(l.cfg.Sources[i].Path) {
+			l.Widen() // stamps from a cache prove nothing: read every file
+			return l.Snapshot()
 		}
 		x, ok := fl.verify(i)
 		var found []string
@@ -163,6 +168,11 @@ func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
 	l.mu.Unlock()
 	return l.Reload()
 }
+
+// LocalStamps reports whether a directory's file system shows every
+// write in the files' stamps (trustfile.LocalStamps). (A variable for
+// tests.)
+var LocalStamps = trustfile.LocalStamps
 
 // focusedLoad is one LoadFor: the heads the index had (or was given) for
 // each directory source, and the snapshot they describe.
@@ -260,6 +270,8 @@ func (fl *focusedLoad[T]) current(i int, stamp []byte) (*sourceIndex, bool) {
 	case bytes.Equal(head, stamp):
 		fl.heads[i] = head
 		return x, true
+	case !LocalStamps(x.src):
+		return nil, false // rebuilt from a full load
 	}
 	fl.heads[i] = head
 	x, ok := fl.verify(i)

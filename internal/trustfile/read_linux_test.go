@@ -76,3 +76,15 @@ func TestReadErrorsAreOS(t *testing.T) {
 		}
 	}
 }
+
+// Stamps prove a file unchanged only where a stat answers from the inode:
+// not on procfs (a file system not named), nor for a directory that is
+// not there.
+func TestLocalStamps(t *testing.T) {
+	if LocalStamps("/proc") {
+		t.Error("LocalStamps(/proc) = true, want false")
+	}
+	if LocalStamps(filepath.Join(t.TempDir(), "missing")) {
+		t.Error("LocalStamps of a missing directory = true, want false")
+	}
+}

@@ -80,3 +80,26 @@ func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, error) {
 		dev: uint64(st.Dev), mode: mode, uid: st.Uid, //nolint:unconvert // as StampOf
 	}, mode, nil
 }
+
+// LocalStamps reports whether the file system holding dir answers a
+// stat from the file's own inode, so that a stamp shows every write,
+// wherever it was made: ext4, XFS, Btrfs, bcachefs, F2FS, ZFS, tmpfs,
+// overlayfs. NFS, SMB, FUSE and other network or user-space file
+// systems may answer from an attribute cache (NFS for up to a minute by
+// default), in which a write from another machine is not seen yet; so
+// does any file system not named here.
+func LocalStamps(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return false
+	}
+	switch uint64(st.Type) { //nolint:unconvert // int64 or uint32 by architecture
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.BCACHEFS_SUPER_MAGIC,
+		unix.F2FS_SUPER_MAGIC, unix.TMPFS_MAGIC, unix.OVERLAYFS_SUPER_MAGIC, zfsSuperMagic:
+		return true
+	}
+	return false
+}
+
+// zfsSuperMagic is OpenZFS's f_type (not in the kernel's headers).
+const zfsSuperMagic = 0x2fc12fc1
