@@ -3,13 +3,13 @@ package etcd
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/freeport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -22,19 +22,8 @@ type member struct {
 	e   *embed.Etcd
 }
 
-// freePort returns a loopback port nothing listens on now.
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func loopback(tb testing.TB) url.URL {
-	u, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freePort(tb)))
+	u, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", freeport.Port(tb)))
 	return *u
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/freeport"
 )
 
 // TestConnectSilentPort: a port that accepts and never speaks TLS makes
@@ -83,7 +85,7 @@ func TestConnectTargetDown(t *testing.T) {
 	server := pxGen(t)
 	client := newClientHome(t)
 	pxMust(t, "", "keytool", "-H", server, "authorize", "--name", "laptop", filepath.Join(client, "pub_key.json"))
-	down := fmt.Sprintf("127.0.0.1:%d", pxFreePort(t))
+	down := fmt.Sprintf("127.0.0.1:%d", freeport.Port(t))
 	proxy, addr := pxProxy(t, server, "--target", down)
 	pxMust(t, "", "keytool", "-H", client, "trust-host", addr, "--key", filepath.Join(server, "pub_key.json"))
 

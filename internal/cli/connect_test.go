@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/freeport"
 )
 
 // TestConnectOpenSSLServer: openssl s_server, with a key and certificate
@@ -78,7 +80,7 @@ func TestConnectNginx(t *testing.T) {
 	pxMust(t, "", "keytool", "-H", server, "bundle", "authorized", "-o", filepath.Join(dir, "clients.pem"))
 	pxMust(t, "", "keytool", "-H", server, "cert", "--host", "127.0.0.1", "-o", filepath.Join(dir, "server.crt"))
 
-	addr := fmt.Sprintf("127.0.0.1:%d", pxFreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", freeport.Port(t))
 	pxNginxStart(t, dir, addr, fmt.Sprintf(`	access_log off;
 	server {
 		listen %[2]s ssl;

@@ -283,27 +283,6 @@ func pxProxy(t *testing.T, home string, args ...string) (*pxProc, string) {
 	return p, m[1]
 }
 
-// pxFreePort returns a port that was free a moment ago, for programs that
-// cannot report the port they picked.
-func pxFreePort(t *testing.T) int {
-	t.Helper()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // pxWaitListening waits until something accepts connections on addr.
 func pxWaitListening(t *testing.T, p *pxProc, addr string, timeout time.Duration) {
 	t.Helper()

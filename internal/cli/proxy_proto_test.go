@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/freeport"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -76,7 +77,7 @@ func pxDialTLS(t *testing.T, addr, crt, key string) (*tls.Conn, error) {
 // answer and its access log, not the proxy's.
 func TestProxyProtocolNginx(t *testing.T) {
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", pxFreePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", freeport.Port(t))
 	accessLog := filepath.Join(dir, "access.log")
 	pxNginxStart(t, dir, addr, fmt.Sprintf(`	log_format peer '$proxy_protocol_addr:$proxy_protocol_port via $remote_addr';
 	access_log %[2]s peer;

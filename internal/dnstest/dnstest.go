@@ -22,6 +22,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/keytool/keytool/dane"
+	"github.com/keytool/keytool/internal/freeport"
 	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/internal/toolpath"
 )
@@ -135,14 +136,14 @@ func Start(t testing.TB, z Zone) *DNS {
 		}
 	}
 	d := &DNS{logs: map[string]*testlog.Buffer{}}
-	nsdPort := freePort(t)
+	nsdPort := freeport.Port(t)
 	d.Authoritative = fmt.Sprintf("127.0.0.1:%d", nsdPort)
 	conf := filepath.Join(dir, "nsd.conf")
 	write(t, conf, fmt.Sprintf(nsdConf, nsdPort, dir, dir, dir, dir, dir, strings.TrimSuffix(Origin, "."), zoneFile))
 	d.start(t, "nsd", "-d", "-c", conf)
 	d.wait(t, d.Authoritative, "nsd")
 
-	ubPort := freePort(t)
+	ubPort := freeport.Port(t)
 	d.Resolver = fmt.Sprintf("127.0.0.1:%d", ubPort)
 	ta := ""
 	if anchor != "" {
@@ -270,26 +271,6 @@ func write(t testing.TB, file, data string) {
 	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// freePort returns a port free for both UDP and TCP on 127.0.0.1 now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return 0
 }
 
 // start runs a server in the foreground until the test ends.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/keytool/keytool/internal/freeport"
 )
 
 // Mode is "mode PERM FILE…": it asserts the permission bits of each FILE
@@ -41,15 +43,15 @@ func Mode(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // FreePort is "freeport VAR": it sets VAR to a loopback port nothing
-// listens on now.
+// listens on now, outside the range other listeners get theirs from
+// (internal/freeport).
 func FreePort(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: freeport VAR")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Find()
 	ts.Check(err)
-	defer l.Close()
-	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	ts.Setenv(args[0], strconv.Itoa(port))
 }
 
 // Listening is "listening HOST:PORT": it waits (up to a minute, on a
