@@ -187,6 +187,34 @@ type listedStamp struct {
 	same  bool // the stamp is the one recorded (set by verify)
 }
 
+// localElsewhere tells whether the stamp of a file that is not on the
+// directory's file system — a symbolic link or a bind mount to another —
+// shows every write, as LocalStamps tells for the directory's own: a
+// link into NFS must not let a stamp from its attribute cache prove the
+// file unchanged (docs/design.md, "The admin index"). The answer is kept
+// per file system.
+type localElsewhere struct {
+	dir   string
+	home  uint64 // the directory's device
+	mu    sync.Mutex
+	local map[uint64]bool // by device
+}
+
+func (le *localElsewhere) proves(name string, st trustfile.Stamp) bool {
+	key := st.Device()
+	if key == le.home {
+		return true
+	}
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	ok, known := le.local[key]
+	if !known {
+		ok = LocalStamps(filepath.Join(le.dir, name))
+		le.local[key] = ok
+	}
+	return ok
+}
+
 // listDir opens the directory dir and lists the names a load reads, in
 // the order the file system gives them.
 func listDir(dir string) (*os.File, []string, error) {
@@ -211,6 +239,11 @@ func statDir(dir string) ([]listedStamp, error) {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	elsewhere := localElsewhere{dir: dir, home: trustfile.StampOf(fi).Device(), local: map[uint64]bool{}}
 	var (
 		batches = make(chan []listedStamp, 64)
 		outs    [][]listedStamp
@@ -223,6 +256,9 @@ func statDir(dir string) ([]listedStamp, error) {
 					e := &b[j]
 					st, mode, err := trustfile.StampAt(f, e.name)
 					e.stamp, e.bad, e.skip = st, err != nil, err == nil && mode.IsDir()
+					if !e.bad && !e.skip && !elsewhere.proves(e.name, st) {
+						e.bad = true // its stamp may come from a cache: read it
+					}
 				}
 			}
 		})

@@ -1,6 +1,13 @@
 package keydir
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/internal/trustfile"
+)
 
 // A check walks a stamp file along the listing: an unchanged directory
 // meets every record at its place (no map, nothing to write); a new file
@@ -43,5 +50,58 @@ func TestStampFileWalk(t *testing.T) {
 				t.Errorf("%s: stamp of %s is %q", tc.name, n, st)
 			}
 		}
+	}
+}
+
+// A file of the directory that is a link to (or a bind mount of) a file
+// on another file system is judged by that file system: where its stat
+// may answer from a cache (NFS), the check marks it to be read whatever
+// its stamp says, although the directory itself is on a local disk.
+func TestStatDirJudgesLinksByTheirFileSystem(t *testing.T) {
+	dir := t.TempDir()
+	// Another file system than the directory's (a tmpfs); the stub
+	// below plays NFS for it.
+	remote, err := os.MkdirTemp("/dev/shm", "keytool-remote-")
+	if err != nil {
+		t.Fatalf("a directory on another file system is needed: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(remote) })
+	here, _ := os.Stat(dir)
+	there, _ := os.Stat(remote)
+	if trustfile.StampOf(here).Device() == trustfile.StampOf(there).Device() {
+		t.Fatalf("/dev/shm is on the same file system as %s here; the test needs another", dir)
+	}
+	for _, f := range []string{filepath.Join(dir, "local.json"), filepath.Join(remote, "far.json")} {
+		if err := os.WriteFile(f, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(remote, "far.json"), filepath.Join(dir, "far.json")); err != nil {
+		t.Fatal(err)
+	}
+	bad := func() map[string]bool {
+		listed, err := statDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, e := range listed {
+			got[e.name] = e.bad
+		}
+		return got
+	}
+	if got := bad(); got["far.json"] || got["local.json"] {
+		t.Fatalf("on local file systems both stamps prove the files (to be read: %v)", got)
+	}
+	old := LocalStamps
+	LocalStamps = func(p string) bool {
+		if r, err := filepath.EvalSymlinks(p); err == nil && strings.HasPrefix(r, remote+string(filepath.Separator)) {
+			return false
+		}
+		return old(p)
+	}
+	t.Cleanup(func() { LocalStamps = old })
+	if got := bad(); !got["far.json"] || got["local.json"] {
+		t.Fatalf("with far.json's file system answering from a cache, want only it to be read; to be read: %v", got)
 	}
 }

@@ -44,6 +44,9 @@ func StampOf(fi fs.FileInfo) Stamp {
 // inode), whatever its content: a file replaced by another is not.
 func (s Stamp) SameFile(o Stamp) bool { return s.dev == o.dev && s.ino == o.ino }
 
+// Device is the number of the file system holding the file.
+func (s Stamp) Device() uint64 { return s.dev }
+
 // AppendBinary appends the stamp's fixed-size encoding to b, for a cache
 // that must tell later whether a file or directory changed since (the
 // admin commands' index, docs/design.md "The admin index").
