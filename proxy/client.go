@@ -187,12 +187,12 @@ func (c *Client) handle(ctx context.Context, raw net.Conn) {
 	}
 	c.logConn(ctx, "connected", attrs)
 	c.metrics.opened()
-	out, in, idled := pipe(ctx, conn, raw, c.idle)
+	out, in, idled, ended := pipe(ctx, conn, raw, c.idle)
 	c.metrics.closed(in, out)
 	if idled {
 		c.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", c.idle.String())...)
 	}
-	c.logConn(ctx, "closed", attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))
+	c.logConn(ctx, "closed", endedBy(attrs, ended, idled), "bytes_in", in, "bytes_out", out, "duration", since(start))
 }
 
 // logConn logs a line about a connection at ClientOptions.ConnLevel,

@@ -35,8 +35,10 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize);
 // pipe copies a→b and b→a until both directions end, half-closing each
 // destination when its source ends (so that a client that sends its
 // request and closes its side still gets the answer), and returns the
-// bytes copied from a to b and from b to a. An error in either direction,
-// or ctx ending, closes both connections.
+// bytes copied from a to b and from b to a, and the error that ended the
+// pair early, if one did (a reset, a failed write: the caller logs it,
+// since the other peer may only see a clean close). An error in either
+// direction, or ctx ending, closes both connections.
 //
 // Once one direction has ended and half-closed, the other must move a
 // byte at least every idle, reading and writing: else both connections
@@ -44,10 +46,11 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize);
 // half-close and never closes its side would otherwise hold both
 // connections forever.) Before that, a connection may stay idle as long
 // as it likes: long-lived quiet connections are legitimate.
-func pipe(ctx context.Context, a, b net.Conn, idle time.Duration) (aToB, bToA int64, idled bool) {
+func pipe(ctx context.Context, a, b net.Conn, idle time.Duration) (aToB, bToA int64, idled bool, ended error) {
 	var n [2]atomic.Int64
 	var halfClosed atomic.Bool
 	done := make(chan error, 2)
+	closed := false // both connections closed (by an error or ctx)
 	cp := func(dst, src net.Conn, n *atomic.Int64) {
 		k, err := copyConn(dst, src, &halfClosed, idle)
 		n.Store(k)
@@ -74,10 +77,15 @@ func pipe(ctx context.Context, a, b net.Conn, idle time.Duration) (aToB, bToA in
 		case err := <-done:
 			if err != nil {
 				idled = idled || (halfClosed.Load() && isTimeoutErr(err))
+				if !closed && err != errNoHalfClose {
+					ended = err // the first: what follows comes of the close
+				}
+				closed = true
 				a.Close()
 				b.Close()
 			}
 		case <-ctx.Done():
+			closed = true // the caller's doing: no error of the pair's
 			a.Close()
 			b.Close()
 			i-- // still wait for both copies
@@ -86,7 +94,7 @@ func pipe(ctx context.Context, a, b net.Conn, idle time.Duration) (aToB, bToA in
 	}
 	a.Close()
 	b.Close()
-	return n[0].Load(), n[1].Load(), idled
+	return n[0].Load(), n[1].Load(), idled, ended
 }
 
 // copyConn copies src to dst until src ends (nil error, as io.Copy) or
@@ -143,4 +151,15 @@ var errInvalidWrite = errors.New("proxy: invalid write result")
 func isTimeoutErr(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// endedBy adds to a connection's attributes the error that ended its
+// copy early, as "error": a reset by one peer reaches the other as a
+// clean close, so only the proxy's line says what happened. (An idle
+// timeout has its own warning.)
+func endedBy(attrs []any, ended error, idled bool) []any {
+	if ended == nil || idled {
+		return attrs
+	}
+	return append(attrs[:len(attrs):len(attrs)], "error", ended.Error())
 }

@@ -33,7 +33,7 @@ func BenchmarkPipe(b *testing.B) {
 		name string
 		run  func(ctx context.Context, a, b net.Conn)
 	}{
-		{"pipe", func(ctx context.Context, a, b net.Conn) { pipe(ctx, a, b, time.Minute) }},
+		{"pipe", func(ctx context.Context, a, b net.Conn) { _, _, _, _ = pipe(ctx, a, b, time.Minute) }},
 		{"iocopy", func(_ context.Context, a, b net.Conn) {
 			go func() { _, _ = io.Copy(b, a); b.(*net.TCPConn).CloseWrite() }()
 			_, _ = io.Copy(a, b)

@@ -250,12 +250,12 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 	s.logConn(ctx, "accepted", attrs)
 	s.metrics.opened()
-	in, out, idled := pipe(ctx, conn, target, s.idle)
+	in, out, idled, ended := pipe(ctx, conn, target, s.idle)
 	s.metrics.closed(in, out)
 	if idled {
 		s.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", s.idle.String())...)
 	}
-	s.logConn(ctx, "closed", attrs, "bytes_in", in, "bytes_out", out, "duration", since(start))
+	s.logConn(ctx, "closed", endedBy(attrs, ended, idled), "bytes_in", in, "bytes_out", out, "duration", since(start))
 }
 
 // serveHTTP serves an admitted connection in HTTP mode. Its bytes are
