@@ -18,6 +18,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/cli"
+	"github.com/keytool/keytool/internal/freeport"
 	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -170,7 +171,7 @@ func TestExampleServerLiveRevocation(t *testing.T) {
 	}
 	pin := "sha256//" + strings.TrimPrefix(shown[0].Fingerprint, "SHA256:") + "="
 
-	addr := freeAddr(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freeport.Port(t))
 	server := start(t, example(t, "server"), "-home", srv, "-listen", addr)
 	server.waitFor(t, "listening on "+regexp.QuoteMeta(addr), 15*time.Second)
 	// The line comes just before the example binds its port.
@@ -237,18 +238,6 @@ func TestExampleServerLiveRevocation(t *testing.T) {
 	if strings.Contains(server.stderr.String(), "name=bob") {
 		t.Errorf("a connection of bob's was closed:\n%s", server.stderr.String())
 	}
-}
-
-// freeAddr is an address of 127.0.0.1 whose port was free a moment ago:
-// the example listens where it is told, and says where.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // TestExampleClientLiveRevocation runs the example client (client/) as
