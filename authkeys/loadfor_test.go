@@ -420,13 +420,7 @@ func TestLoadForRemoveWithoutStampsReadsAll(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, key(t, 3)))
-	s, finish := LoadFor(opts, Lookups{Names: []string{"k3"}})
-	_, err := s.Remove("k3")
-	finish()
-	if !errors.As(err, new(*StillAuthorizedError)) {
-		t.Fatalf("Remove(k3) with a copy in k5.json: %v, want *StillAuthorizedError", err)
-	}
+	s := removeK3WithACopyInK5(t, opts, d)
 	if n := loadedFiles(s); n != 11 {
 		t.Errorf("the removal read %d files, want every one (11 left)", n)
 	}
@@ -497,6 +491,18 @@ func TestLoadForRemoveReadsAllOffLocalFileSystems(t *testing.T) {
 	old := keydir.LocalStamps
 	keydir.LocalStamps = func(string) bool { return false }
 	t.Cleanup(func() { keydir.LocalStamps = old })
+	s := removeK3WithACopyInK5(t, opts, d)
+	if n := loadedFiles(s); n != 29 {
+		t.Errorf("the removal read %d files, want every one (29 left)", n)
+	}
+}
+
+// removeK3WithACopyInK5 writes k3's key into k5.json in place (the
+// directory's stamp stays), removes k3 by name, and checks that the
+// removal found the copy: *StillAuthorizedError. It returns the store,
+// whose loaded files tell what the removal read.
+func removeK3WithACopyInK5(t *testing.T, opts Options, d string) *Store {
+	t.Helper()
 	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, key(t, 3)))
 	s, finish := LoadFor(opts, Lookups{Names: []string{"k3"}})
 	_, err := s.Remove("k3")
@@ -504,7 +510,5 @@ func TestLoadForRemoveReadsAllOffLocalFileSystems(t *testing.T) {
 	if !errors.As(err, new(*StillAuthorizedError)) {
 		t.Fatalf("Remove(k3) with a copy in k5.json: %v, want *StillAuthorizedError", err)
 	}
-	if n := loadedFiles(s); n != 29 {
-		t.Errorf("the removal read %d files, want every one (29 left)", n)
-	}
+	return s
 }
