@@ -636,14 +636,16 @@ func (s *Store) existingPin(norm string, key *jwk.Key) (string, error) {
 // for each of purposes (none: a pin for every purpose), or "" if some
 // purpose has none.
 func servingPin(entries []*Entry, sum [32]byte, purposes []string) string {
-	if len(purposes) == 0 {
-		purposes = []string{""}
+	wants := [][]string{nil} // a pin for every purpose
+	if len(purposes) > 0 {
+		wants = wants[:0]
+		for i := range purposes {
+			wants = append(wants, purposes[i:i+1]) // a pin serving each, maybe a different one
+		}
 	}
 	first := ""
-	for _, purpose := range purposes {
-		i := slices.IndexFunc(entries, func(e *Entry) bool {
-			return e.SPKIHash == sum && (len(e.Purposes) == 0 || purpose != "" && slices.Contains(e.Purposes, purpose))
-		})
+	for _, want := range wants {
+		i := slices.IndexFunc(entries, func(e *Entry) bool { return e.SPKIHash == sum && servesAll(e.Purposes, want) })
 		if i < 0 {
 			return ""
 		}
