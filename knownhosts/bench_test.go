@@ -1,0 +1,93 @@
+package knownhosts
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
+)
+
+// benchPins is the size of the reload benchmark's fixture (100,000 unless
+// KEYTOOL_BENCH_KEYS says otherwise): a client trusting a fleet, as
+// oVirt's engine or an LXD cluster member does.
+func benchPins() int {
+	if n, err := strconv.Atoi(os.Getenv("KEYTOOL_BENCH_KEYS")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pinFile is the content of a trusted-hosts file pinning key for addr.
+func pinFile(b *testing.B, key *jwk.Key, addr string) []byte {
+	k := key.PublicKey()
+	k.Attrs = jwk.Attributes{}
+	k.Attrs.SetList(jwk.AttrAddress, []string{addr})
+	return keydirtest.JWK(b, k)
+}
+
+// BenchmarkReload measures what a client trusting N hosts pays when one
+// pin file changes: a directory of N single-pin files (host%06d:443), one
+// of them replaced with another key and back, and the reload a file
+// event causes (Loader().Reload(changed)). Besides the time and the
+// allocations, the process's CPU per reload (the garbage collector's
+// included, and the writing of the file, the same in every version) and
+// the collections it brings per 1,000 reloads — as authkeys'
+// BenchmarkLoad "dir/one-changed-event" measures the server side.
+func BenchmarkReload(b *testing.B) {
+	n := benchPins()
+	dir := filepath.Join(b.TempDir(), "trusted_hosts.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		data := pinFile(b, keydirtest.Key(b, i), fmt.Sprintf("host%06d:443", i))
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("host%06d_443.json", i)), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := Load(Options{Dirs: []string{dir}, Rescan: -1})
+	if len(s.Entries()) != n {
+		b.Fatalf("%d entries", len(s.Entries()))
+	}
+	changed := filepath.Join(dir, "host000007_443.json")
+	altKeys := [2]*jwk.Key{keydirtest.Key(b, n+1), keydirtest.Key(b, 7)}
+	alt := [2][]byte{pinFile(b, altKeys[0], "host000007:443"), pinFile(b, altKeys[1], "host000007:443")}
+	b.Run(fmt.Sprintf("pins=%d/one-changed-event", n), func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		cpu0 := cpuTime(b)
+		for b.Loop() {
+			b.StopTimer()
+			keydirtest.Replace(b, changed, alt[i%2])
+			i++
+			b.StartTimer()
+			s.Loader().Reload(changed)
+		}
+		cpu := cpuTime(b) - cpu0
+		runtime.ReadMemStats(&m1)
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64(m1.NumGC-m0.NumGC)*1000/float64(b.N), "GCs/1k-ops")
+		// The reloads must have left the last key written pinned.
+		if err := s.Check("host000007:443", altKeys[(i-1)%2]); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
