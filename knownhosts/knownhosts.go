@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/keytool/keytool/internal/atomicfile"
@@ -55,6 +56,9 @@ type Entry struct {
 
 	pos, neg []pattern
 	exact    bool // has a positive non-wildcard pattern
+	// src is the index of the entry's source, which orders it in the
+	// index's lists (fileBefore); -1 when it cannot be told.
+	src int
 }
 
 // AnyNamedAddress reports whether e is a key pinned without an address: a
@@ -77,14 +81,26 @@ type Status = keydir.Status
 type Change = keydir.Change
 
 type snapshot struct {
-	exact   map[hostKey][]*Entry        // positive exact patterns
-	wild    []*Entry                    // entries with a positive wildcard pattern
-	named   map[[32]byte][]*Entry       // keys pinned without an address
+	pins    pinIndex
 	revoked *keydir.Revocations[*Entry] // the one revocation set, shared with authkeys' rule
-	entries []*Entry
+	// files is the loader's snapshot the index was made of (nil before
+	// the first load): the next reload's index is derived from it.
+	files *keydir.Snapshot[*Entry]
+	// entries lists the pins in file order, made on first use (admin
+	// commands ask for it, handshakes never do): a reload that costs
+	// what changed cannot make a list of every pin.
+	entries func() []*Entry
 	// skipped are the problems of the pin sources (not revocation ones):
 	// while there are any, no address is treated as unknown.
 	skipped []Problem
+}
+
+// all returns the pins in file order (do not modify).
+func (sn *snapshot) all() []*Entry {
+	if sn.entries == nil {
+		return nil
+	}
+	return sn.entries()
 }
 
 // Store answers "is this the key that this address must present?" from a
@@ -95,13 +111,46 @@ type Store struct {
 	keydir.Lifecycle[*Entry]
 	opts Options
 	snap atomic.Pointer[snapshot]
+	// sources are the loader's sources; distinct says that no two look
+	// alike, so that convert can tell an entry's source by its look
+	// (Entry.src) and a reload may update the index (updateIndex).
+	sources  []keydir.Source
+	distinct bool
+	// updates and rebuilds count the reloads whose index was derived
+	// from the previous one, and those that built it from every file.
+	updates, rebuilds atomic.Int64
 }
 
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
-	s.snap.Store(&snapshot{exact: map[hostKey][]*Entry{}})
-	s.Lifecycle = keydir.NewLifecycle(opts, convert, entrySPKI, s.build)
+	s.snap.Store(&snapshot{})
+	s.Lifecycle = keydir.NewLifecycle(opts, s.convert, entrySPKI, s.build)
+	s.sources = s.Loader().Sources()
+	s.distinct = true
+	for i := range s.sources {
+		s.distinct = s.distinct && s.sourceIndex(s.sources[i]) == i
+	}
 	return s
+}
+
+// sourceIndex returns the index of the first source that looks like src
+// (the loader hands Convert a copy; a feed is told by its name), or -1.
+func (s *Store) sourceIndex(src keydir.Source) int {
+	return slices.IndexFunc(s.sources, func(o keydir.Source) bool {
+		return o.Path == src.Path && o.Dir == src.Dir && o.Revocation == src.Revocation && (o.Feed == nil) == (src.Feed == nil)
+	})
+}
+
+// convert is the package's convert, with the entry's source index.
+func (s *Store) convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
+	e, err := convert(src, path, k)
+	if e != nil {
+		e.src = -1
+		if s.distinct {
+			e.src = s.sourceIndex(src)
+		}
+	}
+	return e, err
 }
 
 // Load reads the host key files once (the store's own Add and Remove are
@@ -121,7 +170,7 @@ func Open(ctx context.Context, opts Options) *Store {
 }
 
 // Entries returns the pinned host keys in file order.
-func (s *Store) Entries() []*Entry { return slices.Clone(s.snap.Load().entries) }
+func (s *Store) Entries() []*Entry { return slices.Clone(s.snap.Load().all()) }
 
 // Revoked returns the revoked keys in file order.
 func (s *Store) Revoked() []*Entry { return s.snap.Load().revoked.List() }
@@ -178,43 +227,60 @@ func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
 	return e, nil
 }
 
+// build publishes the index of a new loader snapshot: derived from the
+// previous one when both come from this store's loader and a reload
+// changed a few files (updateIndex: a reload costs what changed), else
+// built from every file. Either way the index is the same, and the
+// snapshots already published are never written.
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
-	srcs := s.Loader().Sources()
-	isRevocation := func(i int) bool { return srcs[i].Revocation }
-	sn := &snapshot{exact: map[hostKey][]*Entry{}, named: map[[32]byte][]*Entry{},
-		revoked: keydir.NewRevocations(ks, isRevocation, entrySPKI)}
-	for _, f := range ks.Files() {
-		if isRevocation(f.Source) {
-			continue
-		}
-		for _, e := range f.Items {
-			sn.entries = append(sn.entries, e)
-			if e.AnyNamedAddress() {
-				sn.named[e.SPKIHash] = append(sn.named[e.SPKIHash], e)
-				continue
-			}
-			wild := false
-			for _, p := range e.pos {
-				if p.wild {
-					wild = true
-					continue
-				}
-				k := p.key()
-				if !slices.Contains(sn.exact[k], e) {
-					sn.exact[k] = append(sn.exact[k], e)
-				}
-			}
-			if wild {
-				sn.wild = append(sn.wild, e)
-			}
-		}
-	}
+	isRevocation := func(i int) bool { return s.sources[i].Revocation }
+	sn := &snapshot{files: ks, revoked: keydir.NewRevocations(ks, isRevocation, entrySPKI)}
 	for _, p := range ks.Problems {
 		if !p.Revocation {
 			sn.skipped = append(sn.skipped, p)
 		}
 	}
+	prev := s.snap.Load()
+	ok := false
+	if prev.files != nil && s.distinct {
+		gone, came := keydir.Diff(prev.files, ks)
+		gone, came = s.pinFiles(gone), s.pinFiles(came)
+		sn.pins, ok = updateIndex(prev.pins, gone, came)
+	}
+	if ok {
+		s.updates.Add(1)
+	} else {
+		sn.pins = buildIndex(ks.Files(), isRevocation)
+		s.rebuilds.Add(1)
+	}
+	sn.entries = sync.OnceValue(func() []*Entry {
+		var out []*Entry
+		for _, f := range ks.Files() {
+			if !isRevocation(f.Source) {
+				out = append(out, f.Items...)
+			}
+		}
+		return out
+	})
 	s.snap.Store(sn)
+}
+
+// pinFiles returns the files of files that are pin files, not revocation
+// ones, in file order (filtering in place).
+func (s *Store) pinFiles(files []*keydir.File[*Entry]) []*keydir.File[*Entry] {
+	out := files[:0]
+	for _, f := range files {
+		if !s.sources[f.Source].Revocation {
+			out = append(out, f)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *keydir.File[*Entry]) int {
+		if a.Source != b.Source {
+			return a.Source - b.Source
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	return out
 }
 
 // excluded reports whether one of e's negated patterns matches.
@@ -279,11 +345,11 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 	} else {
 		k.name = host
 	}
-	exactPort := sn.exact[k]
+	exactPort := sn.pins.exact.get(hashHost(k), k)
 	var anyPort []*Entry
 	if port != 0 {
 		k.port = 0
-		anyPort = sn.exact[k]
+		anyPort = sn.pins.exact.get(hashHost(k), k)
 	}
 	pinned := false // an exact pin applies
 	for _, list := range [2][]*Entry{exactPort, anyPort} {
@@ -297,8 +363,8 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 			pinned = true
 		}
 	}
-	for _, e := range sn.wild {
-		if e.SPKIHash != sum || e.excluded(ip, host, port, purpose) {
+	for _, e := range sn.pins.wild.get(hashSPKI(sum), sum) {
+		if e.excluded(ip, host, port, purpose) {
 			continue
 		}
 		for i := range e.pos {
@@ -308,7 +374,7 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		}
 	}
 	fp := jwk.FormatFingerprint(sum)
-	for _, e := range sn.named[sum] {
+	for _, e := range sn.pins.named.get(hashSPKI(sum), sum) {
 		if pinned || e.excluded(ip, host, port, purpose) {
 			continue
 		}
@@ -518,7 +584,7 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 // pinsIn reports whether file holds a pin of the normal address norm
 // (the loader may name files by their absolute paths).
 func (s *Store) pinsIn(norm, file string) bool {
-	entries := s.snap.Load().entries
+	entries := s.snap.Load().all()
 	if p, _ := parsePattern(norm); !p.wild {
 		entries = s.exactEntries(p)
 	}
@@ -591,7 +657,7 @@ func (s *Store) existingPin(norm string, key *jwk.Key) (string, error) {
 	p, _ := parsePattern(norm)
 	var want []PinnedKey
 	if p.wild {
-		for _, e := range sn.entries {
+		for _, e := range sn.all() {
 			if !slices.Contains(e.Addresses, norm) {
 				continue
 			}
@@ -692,10 +758,10 @@ func servesSome(a, b []string) bool {
 func (s *Store) exactEntries(p pattern) []*Entry {
 	sn := s.snap.Load()
 	k := p.key()
-	out := slices.Clone(sn.exact[k])
+	out := slices.Clone(sn.pins.exact.get(hashHost(k), k))
 	if k.port != 0 {
 		k.port = 0
-		out = append(out, sn.exact[k]...)
+		out = append(out, sn.pins.exact.get(hashHost(k), k)...)
 	}
 	return out
 }
@@ -754,7 +820,7 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 		return nil
 	}
 	if norm, err := NormalizeAddr(addrOrFingerprint); err == nil {
-		for _, e := range sn.entries {
+		for _, e := range sn.all() {
 			if slices.Contains(e.Addresses, norm) {
 				removed = append(removed, Removed{Addr: norm, Fingerprint: e.Fingerprint, File: e.File})
 				touch(e.File)
@@ -822,7 +888,7 @@ func (s *Store) removeKey(snap *keydir.Snapshot[*Entry], norm string, fp jwk.Fin
 		removed []Removed
 		files   []string
 	)
-	for _, e := range s.snap.Load().entries {
+	for _, e := range s.snap.Load().all() {
 		if match[e.SPKIHash] && slices.Contains(e.Addresses, norm) {
 			removed = append(removed, Removed{Addr: norm, Fingerprint: e.Fingerprint, File: e.File})
 			if !slices.Contains(files, e.File) {
@@ -871,7 +937,7 @@ func (s *Store) FindKeys(fp jwk.Fingerprint) []*Entry {
 // ssh lists them. Negated patterns are left out.
 func (s *Store) AddressesOf(sum [32]byte) []string {
 	var out []string
-	for _, e := range s.snap.Load().entries {
+	for _, e := range s.snap.Load().all() {
 		if e.SPKIHash != sum {
 			continue
 		}
