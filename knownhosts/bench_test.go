@@ -42,7 +42,7 @@ func pinFile(b *testing.B, key *jwk.Key, addr string) []byte {
 }
 
 // BenchmarkReload measures what a client trusting N hosts pays when one
-// pin file changes: a directory of N single-pin files (host%06d:443), one
+// pin file changes (and, for comparison, what a handshake's Decide costs): a directory of N single-pin files (host%06d:443), one
 // of them replaced with another key and back, and the reload a file
 // event causes (Loader().Reload(changed)). Besides the time and the
 // allocations, the process's CPU per reload (the garbage collector's
@@ -65,6 +65,23 @@ func BenchmarkReload(b *testing.B) {
 	if len(s.Entries()) != n {
 		b.Fatalf("%d entries", len(s.Entries()))
 	}
+	// The handshake's question, which the index answers: a pinned key at
+	// its address, spread over up to 4,096 hosts.
+	b.Run(fmt.Sprintf("pins=%d/decide", n), func(b *testing.B) {
+		m := min(n, 4096)
+		addrs, sums := make([]string, m), make([][32]byte, m)
+		for i := range m {
+			addrs[i], sums[i] = fmt.Sprintf("host%06d:443", i*(n/m)), keydirtest.Key(b, i*(n/m)).SPKIHash()
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if d := s.Decide(addrs[i%m], sums[i%m]); d.Verdict != Pinned {
+				b.Fatal(d.Err)
+			}
+			i++
+		}
+	})
 	changed := filepath.Join(dir, "host000007_443.json")
 	altKeys := [2]*jwk.Key{keydirtest.Key(b, n+1), keydirtest.Key(b, 7)}
 	alt := [2][]byte{pinFile(b, altKeys[0], "host000007:443"), pinFile(b, altKeys[1], "host000007:443")}
