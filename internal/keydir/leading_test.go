@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 )
 
@@ -96,5 +98,41 @@ func TestLeadingEdgeHoldsAFileBeingWritten(t *testing.T) {
 	s := l.Snapshot()
 	if got := fingerprints(s); !slices.Equal(got, want(t, key(t, 1), key(t, 1), key(t, 9))) || len(s.Problems) != 0 {
 		t.Errorf("after the writes: keys %v, problems %v", got, s.Problems)
+	}
+}
+
+// A change after a quiet spell is applied the moment its event comes (the
+// watcher reloads without a timer, whose firing a busy process delays);
+// only burstTokens changes in a row are, then one per tokenEvery; the rest
+// of a burst waits for the burst's quiet, as does a file written in place.
+func TestBurstAppliesAChangeAtOnce(t *testing.T) {
+	b := newBurst(50 * time.Millisecond)
+	defer b.timer.Stop()
+	noHold := func(hints) []string { return nil }
+	// Times of our own, later than any reload's real end (fire sets it).
+	t0 := time.Now().Add(time.Hour)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	create := func(name string) fsnotify.Event { return fsnotify.Event{Name: name, Op: fsnotify.Create} }
+
+	for i := range burstTokens {
+		if !b.event(create("k"+strconv.Itoa(i)+".json"), at(time.Duration(i)*time.Microsecond)) {
+			t.Fatalf("change %d of a burst was not applied at once", i)
+		}
+		b.fire(noHold)
+	}
+	if b.event(create("more.json"), at(10*time.Microsecond)) {
+		t.Fatalf("change %d in a row applied at once; want it to wait for the burst's quiet", burstTokens+1)
+	}
+	if !b.settling {
+		t.Fatal("the change past the tokens is not waiting at the leading edge")
+	}
+	b.fire(noHold) // the timer's reload
+
+	if !b.event(fsnotify.Event{Name: "gone.json", Op: fsnotify.Remove}, at(tokenEvery+20*time.Microsecond)) {
+		t.Fatal("a removal a token's time later was not applied at once")
+	}
+	b.fire(noHold)
+	if b.event(fsnotify.Event{Name: "k1.json", Op: fsnotify.Write}, at(time.Second)) {
+		t.Fatal("a file written in place was applied at once; want it read once its writes are quiet")
 	}
 }

@@ -106,8 +106,9 @@ func (l *Loader[T]) run(ctx context.Context, fw watcher, feeds func(context.Cont
 				events = nil
 				continue
 			}
-			if !l.irrelevant(ev.Name) {
-				b.event(ev)
+			if !l.irrelevant(ev.Name) && b.event(ev, time.Now()) {
+				b.timer.Stop()
+				b.fire(l.reloadHolding)
 			}
 		case err, ok := <-errs:
 			if !ok {
@@ -147,16 +148,24 @@ type burst struct {
 	took     time.Duration   // how long it took
 	settling bool            // the timer is for a reload at the leading edge
 	created  map[string]bool // names created while settling
+	// tokens are the changes that may still be applied the moment they
+	// come (at most burstTokens, one more every tokenEvery), counted at
+	// tokenAt.
+	tokens  float64
+	tokenAt time.Time
 }
 
 func newBurst(debounce time.Duration) *burst {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &burst{debounce: debounce, timer: t}
+	return &burst{debounce: debounce, timer: t, tokens: burstTokens}
 }
 
-// event takes one relevant event.
-func (b *burst) event(ev fsnotify.Event) {
+// event takes one relevant event, come at now. It reports whether to
+// reload at once (the caller then fires the burst).
+func (b *burst) event(ev fsnotify.Event, now time.Time) (reload bool) {
+	b.tokens = min(burstTokens, b.tokens+float64(now.Sub(b.tokenAt))/float64(tokenEvery))
+	b.tokenAt = now
 	switch {
 	case b.settling && ev.Has(fsnotify.Write) && !b.created[ev.Name]:
 		// A file is being rewritten in place: wait for the burst to end,
@@ -168,24 +177,32 @@ func (b *burst) event(ev fsnotify.Event) {
 		if ev.Has(fsnotify.Create) {
 			b.created[ev.Name] = true
 		}
-		b.timer.Reset(b.leadWait(time.Now()))
+		b.timer.Reset(b.leadWait(now))
 	case ev.Has(fsnotify.Write) || !b.pending.empty():
 		b.schedule()
+	case b.tokens >= 1 && !now.Before(b.last.Add(b.took)):
+		// A change after a quiet spell (a file renamed in, created or
+		// removed) is applied the moment its event comes: no timer, whose
+		// firing a busy process delays by milliseconds. A file caught
+		// half-written is held back by the reload (Loader.holdFresh).
+		b.tokens--
+		reload = true
 	default:
-		// A change is applied almost at once: after settleTime without
-		// events, which lets a write-then-rename finish, and no sooner
-		// than the last reload's duration after it, so that reloading
-		// takes at most half a core however busy the directory; what
-		// comes meanwhile joins that reload.
+		// In a burst, a change is applied almost at once: after
+		// settleTime without events, which lets a write-then-rename
+		// finish, and no sooner than the last reload's duration after
+		// it, so that reloading takes at most half a core however busy
+		// the directory; what comes meanwhile joins that reload.
 		b.settling = true
 		b.created = map[string]bool{}
 		if ev.Has(fsnotify.Create) {
 			b.created[ev.Name] = true
 		}
-		b.first = time.Now()
+		b.first = now
 		b.timer.Reset(b.leadWait(b.first))
 	}
 	b.pending.add(ev.Name)
+	return reload
 }
 
 // schedule sets the timer for a reload once events have been quiet for
@@ -241,6 +258,15 @@ func (b *burst) fire(reloadHolding func(hints) []string) {
 // for, so that the rest of a quick write-then-rename (sed -i, install)
 // arrives with it.
 const settleTime = 2 * time.Millisecond
+
+// A change applied the moment it comes costs a reload of its own (and
+// each reload re-checks a server's open connections: tlsbridge.Live), so
+// only so many are: burstTokens at once, then one every tokenEvery (500
+// a second at most). Beyond that, events join a burst as above.
+const (
+	burstTokens = 4
+	tokenEvery  = 2 * time.Millisecond
+)
 
 // irrelevant reports whether an event is about a name inside a source
 // directory that is never a key file (keytool's own .*.tmp, editors'
