@@ -68,3 +68,53 @@ func tamperIndex(t *testing.T, top string, sum [32]byte, name string) {
 		}
 	}
 }
+
+// The index's files are trust inputs read through the trust-file rule
+// (docs/design.md, "The admin index"): an index file that is a symbolic
+// link (even to a faithful copy), that others may write, or in a
+// directory others may write, is not used — the load reads every file,
+// and rebuilds the index.
+func TestLoadForIndexFilesFollowTheRule(t *testing.T) {
+	for _, spoil := range []string{"link", "file mode", "directory mode"} {
+		t.Run(spoil, func(t *testing.T) {
+			opts := fillHome(t, 20)
+			q := Lookups{Keys: [][32]byte{key(t, 3).SPKIHash()}}
+			_, finish := LoadFor(opts, q) // makes the index
+			finish()
+			heads, _ := filepath.Glob(filepath.Join(opts.Index, "*", "head"))
+			if len(heads) == 0 {
+				t.Fatal("no index was made")
+			}
+			for _, head := range heads {
+				switch spoil {
+				case "link":
+					copied := filepath.Join(opts.Index, "head-copy")
+					data, err := os.ReadFile(head)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(copied, data, 0o600); err != nil {
+						t.Fatal(err)
+					}
+					os.Remove(head)
+					if err := os.Symlink(copied, head); err != nil {
+						t.Fatal(err)
+					}
+				case "file mode":
+					if err := os.Chmod(head, 0o622); err != nil {
+						t.Fatal(err)
+					}
+				case "directory mode":
+					if err := os.Chmod(filepath.Dir(head), 0o777); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s, finish := LoadFor(opts, q)
+			finish()
+			if n := loadedFiles(s); n != 20 {
+				t.Fatalf("LoadFor with an index file that fails the rule (%s) read %d files, want all 20", spoil, n)
+			}
+		})
+	}
+}

@@ -36,6 +36,28 @@ func WriteCache(path string, data []byte, perm fs.FileMode) error {
 	return writeFile(path, bytesFill(data), perm, os.Rename, false)
 }
 
+// WriteLocked replaces path with data, mode perm, without syncing, for
+// a cache whose readers hold a lock while they read and rebuild it when
+// a file is missing or does not check (the admin index, docs/design.md
+// "The admin index"): the old file is removed before the new one is
+// renamed into its place. A rename over an existing file makes ext4
+// (auto_da_alloc) start writing the new file's data back before the
+// rename returns, 0.1 to 2 ms each on a virtual disk against 10 µs for
+// the removal and the rename. A reader without the lock may find no file
+// for a moment; a crash may leave none, or an empty one, never one
+// partly written over.
+func WriteLocked(path string, data []byte, perm fs.FileMode) error {
+	return writeFile(path, bytesFill(data), perm, removeRename, false)
+}
+
+// removeRename renames oldpath to newpath, removing newpath first.
+func removeRename(oldpath, newpath string) error {
+	if err := os.Remove(newpath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.Rename(oldpath, newpath)
+}
+
 // WriteFrom replaces path, mode perm, with what fill writes, which may be
 // written piece by piece: a reader sees the old file until fill has
 // returned and the new one is synced. If fill fails, path is left as it was

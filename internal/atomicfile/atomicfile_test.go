@@ -50,3 +50,34 @@ func TestWriteFrom(t *testing.T) {
 		t.Errorf("the directory holds %d entries, want only the file (no temporary file left)", len(entries))
 	}
 }
+
+// WriteLocked replaces a file (a new inode: the old one was removed, not
+// renamed over) and creates one that did not exist, with the mode asked,
+// leaving no temporary file.
+func TestWriteLocked(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "0001")
+	if err := WriteLocked(path, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLocked(path, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "two" || after.Mode().Perm() != 0o600 {
+		t.Errorf("the file holds %q mode %v, want \"two\", mode 0600", data, after.Mode().Perm())
+	}
+	if os.SameFile(before, after) {
+		t.Error("the file was written in place, want a new file renamed in")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the directory holds %d entries, want only the file (no temporary file left)", len(entries))
+	}
+}

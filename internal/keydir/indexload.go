@@ -64,7 +64,7 @@ func (l *Loader[T]) Extend(q Query) {
 	if len(narrow) == 0 {
 		return
 	}
-	unlock, ok := l.lockIndex(false)
+	unlock, ok := fl.lock(false)
 	if !ok {
 		l.Widen()
 		return
@@ -131,7 +131,7 @@ func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
 	if len(narrow) == 0 {
 		return l.Reload()
 	}
-	unlock, ok := l.lockIndex(false)
+	unlock, ok := fl.lock(false)
 	if !ok {
 		l.Widen()
 		return l.Snapshot()
@@ -181,10 +181,40 @@ type focusedLoad[T any] struct {
 	q     Query          // what the command looks for (LoadFor's, and Extend's)
 	heads map[int][]byte // by source: the head the index has; absent: stale and not rebuilt
 	base  *Snapshot[T]
+	// locked are the indexes in use while the index is locked (lock), by
+	// source: each reads its directory through one open descriptor,
+	// closed when the lock is released. nil while unlocked.
+	locked map[int]*sourceIndex
 }
 
+// lock takes the index's lock (Loader.lockIndex); the unlock it returns
+// also closes the index directories read meanwhile.
+func (fl *focusedLoad[T]) lock(create bool) (unlock func(), ok bool) {
+	release, ok := fl.l.lockIndex(create)
+	if !ok {
+		return nil, false
+	}
+	fl.locked = map[int]*sourceIndex{}
+	return func() {
+		for _, x := range fl.locked {
+			x.close()
+		}
+		fl.locked = nil
+		release()
+	}, true
+}
+
+// index is the index of directory source i: while the index is locked,
+// the same one for every call.
 func (fl *focusedLoad[T]) index(i int) *sourceIndex {
-	return newSourceIndex(fl.l.cfg.Index, fl.l.cfg.Sources[i].Path, trustfile.Rule{Top: fl.l.cfg.Home, Off: fl.l.cfg.NoStrictModes})
+	if x := fl.locked[i]; x != nil {
+		return x
+	}
+	x := newSourceIndex(fl.l.cfg.Index, fl.l.cfg.Sources[i].Path, trustfile.Rule{Top: fl.l.cfg.Home, Off: fl.l.cfg.NoStrictModes})
+	if fl.locked != nil {
+		fl.locked[i] = x
+	}
+	return x
 }
 
 // load reads through the index the directory sources whose index is
@@ -198,7 +228,7 @@ func (fl *focusedLoad[T]) load(q Query) {
 			stamps[i] = fl.index(i).stamp()
 		}
 	}
-	if unlock, ok := l.lockIndex(false); ok {
+	if unlock, ok := fl.lock(false); ok {
 		for i := range stamps {
 			x, ok := fl.current(i, stamps[i])
 			if !ok {
@@ -227,7 +257,7 @@ func (fl *focusedLoad[T]) load(q Query) {
 	if len(stale) == 0 {
 		return
 	}
-	unlock, ok := l.lockIndex(true)
+	unlock, ok := fl.lock(true)
 	if !ok {
 		return
 	}
@@ -352,7 +382,7 @@ func (fl *focusedLoad[T]) finish() {
 	if len(fl.heads) == 0 {
 		return
 	}
-	unlock, ok := l.lockIndex(false)
+	unlock, ok := fl.lock(false)
 	if !ok {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/keytool/keytool/internal/trustfile"
 )
@@ -54,15 +55,23 @@ func stampBits(n int) int {
 }
 
 // stampFileOf is the stamp file that holds the stamp of the file name.
-func (x sourceIndex) stampFileOf(name string) int {
+func (x *sourceIndex) stampFileOf(name string) int { return x.stampFileOfHash(nameHash(name)) }
+
+// stampFileOfHash is stampFileOf for a name's nameHash.
+func (x *sourceIndex) stampFileOfHash(h uint32) int {
 	if x.sbits == 0 {
 		return 0
 	}
-	h := uint32(2166136261) // FNV-1a
+	return int(h >> (32 - x.sbits))
+}
+
+// nameHash is the FNV-1a hash of a file's name.
+func nameHash(name string) uint32 {
+	h := uint32(2166136261)
 	for i := 0; i < len(name); i++ {
 		h = (h ^ uint32(name[i])) * 16777619
 	}
-	return int(h >> (32 - x.sbits))
+	return h
 }
 
 func stampFileName(n int) string { return fmt.Sprintf("s%04x", n) }
@@ -118,14 +127,20 @@ func (sf *stampFile) done() bool { return !sf.lost && sf.at == len(sf.body) }
 // readStamps reads every stamp file and checks its records; ok is false
 // when one does not read back as written (the index cannot then prove
 // itself complete).
-func (x sourceIndex) readStamps() ([]*stampFile, bool) {
+func (x *sourceIndex) readStamps() ([]*stampFile, bool) {
+	if !x.open() { // before the reads in parallel
+		return nil, false
+	}
 	out := make([]*stampFile, 1<<x.sbits)
 	ForEach(len(out), func(n int) {
 		body, ok := x.read(stampFileName(n), stampMagic)
 		if !ok {
 			return
 		}
-		s := string(body)
+		// The stamp file's records are read in place (body is this
+		// stampFile's alone and never written): a copy of the 7 MB of
+		// stamps of 100,000 files costs its page faults.
+		s := unsafe.String(unsafe.SliceData(body), len(body))
 		for at := 0; at < len(s); {
 			if len(s)-at < 3 {
 				return
@@ -155,7 +170,7 @@ func appendStampRecord(b []byte, name, stamp string) []byte {
 // writeStamps writes the stamp files of the records (name, encoded
 // stamp), given in the order of a listing of the directory: only the
 // stamp files numbered in which, or every one when which is nil.
-func (x sourceIndex) writeStamps(records iter.Seq2[string, string], which map[int]bool) error {
+func (x *sourceIndex) writeStamps(records iter.Seq2[string, string], which map[int]bool) error {
 	bodies := make([][]byte, 1<<x.sbits)
 	for name, st := range records {
 		if n := x.stampFileOf(name); which == nil || which[n] {
@@ -181,6 +196,7 @@ func encodeStamp(st trustfile.Stamp) string {
 // listedStamp is one entry of a directory and its stamp now.
 type listedStamp struct {
 	name  string
+	hash  uint32 // nameHash(name), by the goroutine that stats it
 	stamp trustfile.Stamp
 	bad   bool // the stat failed: the file must be read to know
 	skip  bool // a directory: not a file a load reads
@@ -230,10 +246,36 @@ func listDir(dir string) (*os.File, []string, error) {
 	return f, slices.DeleteFunc(names, Ignored), nil
 }
 
+// listing is a directory's entries and their stamps, in the order of the
+// listing, in the batches statDir stats them in (not copied into one).
+type listing [][]listedStamp
+
+// all yields every entry, in the order of the listing.
+func (ls listing) all() iter.Seq[*listedStamp] {
+	return func(yield func(*listedStamp) bool) {
+		for _, b := range ls {
+			for j := range b {
+				if !yield(&b[j]) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// len is the number of entries.
+func (ls listing) len() int {
+	n := 0
+	for _, b := range ls {
+		n += len(b)
+	}
+	return n
+}
+
 // statDir lists the directory dir and stats every entry that a load
 // would read, relative to the open directory: GOMAXPROCS goroutines stat
 // each batch of names as the listing gives it, while it goes on.
-func statDir(dir string) ([]listedStamp, error) {
+func statDir(dir string) (listing, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
@@ -246,7 +288,7 @@ func statDir(dir string) ([]listedStamp, error) {
 	elsewhere := localElsewhere{dir: dir, home: trustfile.StampOf(fi).Device(), local: map[uint64]bool{}}
 	var (
 		batches = make(chan []listedStamp, 64)
-		outs    [][]listedStamp
+		outs    listing
 		wg      sync.WaitGroup
 	)
 	for range runtime.GOMAXPROCS(0) {
@@ -254,6 +296,7 @@ func statDir(dir string) ([]listedStamp, error) {
 			for b := range batches {
 				for j := range b {
 					e := &b[j]
+					e.hash = nameHash(e.name)
 					st, mode, err := trustfile.StampAt(f, e.name)
 					e.stamp, e.bad, e.skip = st, err != nil, err == nil && mode.IsDir()
 					if !e.bad && !e.skip && !elsewhere.proves(e.name, st) {
@@ -279,7 +322,7 @@ func statDir(dir string) ([]listedStamp, error) {
 			if err != io.EOF {
 				return nil, err
 			}
-			return slices.Concat(outs...), nil
+			return outs, nil
 		}
 	}
 }
@@ -332,21 +375,29 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	if head == nil || !bytes.Equal(head, fl.heads[i]) {
 		return nil, false
 	}
-	recorded, ok := x.readStamps()
-	if !ok {
-		return nil, false
-	}
 	start := time.Now()
 	dir := x.stamp()
+	// The stamp files are read while the directory is listed and stat'ed
+	// (on one goroutine: the stat's keep every core busy).
+	var (
+		recorded []*stampFile
+		ok       bool
+		read     = make(chan struct{})
+	)
+	go func() {
+		recorded, ok = x.readStamps()
+		close(read)
+	}()
 	listed, err := statDir(x.src)
-	if err != nil {
+	<-read
+	if err != nil || !ok {
 		return nil, false
 	}
 	changed := compareStamps(x, recorded, listed)
 	if !bytes.Equal(x.stamp(), dir) {
 		return nil, false // names came or went during the listing
 	}
-	if len(changed) > 256 && len(changed) > len(listed)/4 {
+	if len(changed) > 256 && len(changed) > listed.len()/4 {
 		return nil, false
 	}
 	if came := fl.reindex(i, changed); x.update(nil, came) != nil {
@@ -363,8 +414,8 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 		which[x.stampFileOf(name)] = true
 	}
 	records := func(yield func(string, string) bool) {
-		for _, e := range listed {
-			if !which[x.stampFileOf(e.name)] {
+		for e := range listed.all() {
+			if !which[x.stampFileOfHash(e.hash)] {
 				continue // a stamp file not written again
 			}
 			st, ok := fresh[e.name]
@@ -392,22 +443,36 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 // walking each stamp file along the listing; it marks the listed entries
 // whose stamp is the recorded one (same) and the stamp files that must
 // be written again (out: a recorded stamp changed, or the order), and
-// returns the names of the others.
-func compareStamps(x *sourceIndex, recorded []*stampFile, listed []listedStamp) map[string]bool {
+// returns the names of the others. GOMAXPROCS goroutines share the stamp
+// files (each walks its own along the whole listing).
+func compareStamps(x *sourceIndex, recorded []*stampFile, listed listing) map[string]bool {
+	workers := min(runtime.GOMAXPROCS(0), len(recorded))
+	found := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var buf [64]byte
+			for e := range listed.all() {
+				n := x.stampFileOfHash(e.hash)
+				if e.skip || n%workers != w {
+					continue
+				}
+				sf := recorded[n]
+				rec, ok := sf.stamp(e.name)
+				enc, _ := e.stamp.AppendBinary(buf[:0])
+				e.same = ok && !e.bad && rec == string(enc)
+				if !e.same {
+					found[w] = append(found[w], e.name)
+					sf.out = sf.out || ok // a recorded stamp goes
+				}
+			}
+		})
+	}
+	wg.Wait()
 	changed := map[string]bool{}
-	var buf [64]byte
-	for j := range listed {
-		e := &listed[j]
-		if e.skip {
-			continue
-		}
-		sf := recorded[x.stampFileOf(e.name)]
-		rec, ok := sf.stamp(e.name)
-		enc, _ := e.stamp.AppendBinary(buf[:0])
-		e.same = ok && !e.bad && rec == string(enc)
-		if !e.same {
-			changed[e.name] = true
-			sf.out = sf.out || ok // a recorded stamp goes
+	for _, names := range found {
+		for _, name := range names {
+			changed[name] = true
 		}
 	}
 	return changed

@@ -85,7 +85,7 @@ func TestStatDirJudgesLinksByTheirFileSystem(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := map[string]bool{}
-		for _, e := range listed {
+		for e := range listed.all() {
 			got[e.name] = e.bad
 		}
 		return got

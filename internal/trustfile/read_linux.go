@@ -5,6 +5,7 @@ package trustfile
 import (
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -28,6 +29,21 @@ type fdFile struct {
 func openFile(path string) (openedFile, error) {
 	for {
 		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|openFlags, 0)
+		switch err {
+		case nil:
+			return &fdFile{fd: fd, path: path}, nil
+		case syscall.EINTR:
+			continue
+		}
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+}
+
+// openAt opens the file name of the open directory dir, not following a
+// symbolic link (path names it in errors).
+func openAt(dir *os.File, name, path string) (openedFile, error) {
+	for {
+		fd, err := syscall.Openat(int(dir.Fd()), name, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|openFlags, 0)
 		switch err {
 		case nil:
 			return &fdFile{fd: fd, path: path}, nil

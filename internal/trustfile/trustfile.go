@@ -53,6 +53,11 @@ func Read(path string) ([]byte, fs.FileInfo, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
+	return readOpen(f)
+}
+
+// readOpen is Read of a file opened.
+func readOpen(f openedFile) ([]byte, fs.FileInfo, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, err
