@@ -173,6 +173,51 @@ func TestIgnoredNames(t *testing.T) {
 	}
 }
 
+// TestListSortedIsReadDir checks that the loader's listing (listSorted)
+// gives what os.ReadDir gives, in the same order and with the same
+// types, and that pathIn is filepath.Join for what it lists, the root
+// directory included.
+func TestListSortedIsReadDir(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"b.json", "a.json", "B.json", "a.json~", "é.json", "a b.json", "a.json.d", "10.json", "9.json"} {
+		keydirtest.Write(t, filepath.Join(dir, name), []byte("{}"))
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("b.json", filepath.Join(dir, "link.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := listSorted(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("listSorted: %d entries, os.ReadDir %d", len(got), len(want))
+	}
+	for i, e := range want {
+		if got[i].name != e.Name() || got[i].typ != e.Type() {
+			t.Errorf("entry %d: listSorted %q %v, os.ReadDir %q %v", i, got[i].name, got[i].typ, e.Name(), e.Type())
+		}
+		if p := pathIn(dir, e.Name()); p != filepath.Join(dir, e.Name()) {
+			t.Errorf("pathIn(%q, %q) = %q, want %q", dir, e.Name(), p, filepath.Join(dir, e.Name()))
+		}
+	}
+	if p := pathIn("/", "etc"); p != "/etc" {
+		t.Errorf(`pathIn("/", "etc") = %q, want "/etc"`, p)
+	}
+	if _, err := listSorted(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("listSorted of a missing directory: %v, want fs.ErrNotExist", err)
+	}
+}
+
 // kubeLayout builds the layout kubelet's atomic writer makes for a
 // ConfigMap or Secret volume: the files live in ..<timestamp>/, ..data
 // links to it, and each visible name links to ..data/NAME.

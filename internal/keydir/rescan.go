@@ -2,8 +2,6 @@ package keydir
 
 import (
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 )
 
@@ -73,24 +71,24 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 		h.add(src.Path)
 		return
 	}
-	entries, err := os.ReadDir(src.Path)
+	entries, err := listSorted(src.Path)
 	if err != nil {
 		h.add(src.Path)
 		return
 	}
-	pairListing(entries, st.files.flat(), func(e os.DirEntry, prev *fileState[T]) {
-		path := filepath.Join(src.Path, e.Name())
-		if l.statFile(i, e.Name(), path, prev, false, e.Type()&fs.ModeSymlink != 0) != prev {
+	pairListing(entries, st.files.flat(), func(e dirEntry, prev *fileState[T]) {
+		path := pathIn(src.Path, e.name)
+		if l.statFile(i, e.name, path, prev, false, e.typ&fs.ModeSymlink != 0) != prev {
 			h.add(path)
 		}
 	}, func(gone *fileState[T]) { h.add(gone.path) })
 }
 
-// pairListing walks a directory listing (sorted by name, as os.ReadDir
+// pairListing walks a directory listing (sorted by name, as listSorted
 // gives it) beside the states of the files as they were (sorted too): seen
 // gets each visible name with its previous state, or nil; gone, if not
 // nil, each previous state whose name is no longer listed.
-func pairListing[T any](entries []os.DirEntry, old []*fileState[T], seen func(os.DirEntry, *fileState[T]), gone func(*fileState[T])) {
+func pairListing[T any](entries []dirEntry, old []*fileState[T], seen func(dirEntry, *fileState[T]), gone func(*fileState[T])) {
 	drop := func(n int) {
 		if gone != nil {
 			for _, f := range old[:n] {
@@ -100,7 +98,7 @@ func pairListing[T any](entries []os.DirEntry, old []*fileState[T], seen func(os
 		old = old[n:]
 	}
 	for _, e := range entries {
-		name := e.Name()
+		name := e.name
 		if Ignored(name) {
 			continue
 		}
