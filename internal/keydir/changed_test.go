@@ -50,3 +50,46 @@ func TestFileReplacedBetweenCheckAndRead(t *testing.T) {
 		t.Errorf("the next reload: keys %v, problems %v; want the new file's key", got, s.Problems)
 	}
 }
+
+// A file a listing showed as regular is read without a stat before
+// (fileState.unchecked): its read checks its own mode and owner, which is
+// the whole rule for a regular file in a checked directory. A link put in
+// its place between the listing and the read would be judged by that
+// alone, without its target's directories: so such a read refuses a link
+// (trustfile.ReadListed), and the next reload judges the link as any.
+func TestListedFileReplacedByALinkBeforeTheRead(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "authorized_keys.d")
+	file := filepath.Join(dir, "a.json")
+	keydirtest.Write(t, file, keydirtest.JWK(t, key(t, 1)))
+	shared := filepath.Join(base, "shared") // anyone may write here
+	evil := filepath.Join(shared, "evil.json")
+	keydirtest.Write(t, evil, keydirtest.JWK(t, key(t, 2)))
+	must(t, os.Chmod(shared, 0o777))
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Home: base, Convert: fpConvert})
+	swapped := false
+	l.beforeRead = func(path string) {
+		if path == file && !swapped {
+			swapped = true
+			must(t, os.Remove(file))
+			must(t, os.Symlink(evil, file))
+		}
+	}
+	s := l.Reload()
+	if !swapped {
+		t.Fatal("the file was not read")
+	}
+	if got := fingerprints(s); len(got) != 0 {
+		t.Fatalf("keys %v through a link put in place of a listed file", got)
+	}
+	var ce *trustfile.ChangedError
+	if len(s.Problems) != 1 || s.Problems[0].Path != file || !errors.As(s.Problems[0].Err, &ce) || ce.Path != file {
+		t.Fatalf("problems %v, want a *trustfile.ChangedError naming %s", s.Problems, file)
+	}
+	// The next reload stats the link and applies the whole rule to it.
+	s = l.Reload()
+	var pe *trustfile.PermissionError
+	if got := fingerprints(s); len(got) != 0 || len(s.Problems) != 1 || !errors.As(s.Problems[0].Err, &pe) || pe.Path != shared {
+		t.Errorf("the next reload: keys %v, problems %v; want none, and a *PermissionError naming %s", got, s.Problems, shared)
+	}
+}

@@ -118,9 +118,10 @@ type Config[T any] struct {
 	// Rescan is the period of the full rescan that catches lost events
 	// (DefaultRescan if zero, none if negative).
 	Rescan time.Duration
-	// ReadFile reads one key file; nil means trustfile.Read, the one
-	// bounded, non-blocking reader of trust files. A reader of one's own
-	// (a test's, failing on purpose) must keep its guarantees.
+	// ReadFile reads one key file; nil means trustfile's bounded,
+	// non-blocking readers of trust files (Read, and ReadListed for a
+	// file whose checks are left to the read: read.go). A reader of one's
+	// own (a test's, failing on purpose) must keep their guarantees.
 	ReadFile func(path string) ([]byte, fs.FileInfo, error)
 	// NewWatcher, if set, makes a file watcher of the loader's own. Nil
 	// means the process's shared one: one inotify instance for every
@@ -303,9 +304,14 @@ type Loader[T any] struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// Three probes for tests, where no option would do (what to read and
+	// Four probes for tests, where no option would do (what to read and
 	// how to watch are Config's): points inside the loader's own
-	// concurrency, and an inotify limit a test cannot exhaust for itself.
+	// concurrency, an inotify limit a test cannot exhaust for itself, and
+	// the moment between a listing and a read.
+	//
+	// beforeRead, if set, is called with a file's path just before the
+	// loader reads it; tests change the file there.
+	beforeRead func(path string)
 	//
 	// addWatch, if set, replaces fsnotify's Add; tests make it fail to
 	// simulate an exhausted inotify watch limit.
@@ -335,9 +341,6 @@ func New[T any](cfg Config[T]) *Loader[T] {
 	}
 	if cfg.Rescan == 0 {
 		cfg.Rescan = DefaultRescan
-	}
-	if cfg.ReadFile == nil {
-		cfg.ReadFile = trustfile.Read
 	}
 	log := cfg.Logger
 	if log == nil {

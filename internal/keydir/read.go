@@ -66,7 +66,21 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	old := state.old
 	state.old = nil
 	state.read = true
-	data, fi, err := l.cfg.ReadFile(state.path)
+	if l.beforeRead != nil {
+		l.beforeRead(state.path)
+	}
+	readFile := l.cfg.ReadFile
+	switch {
+	case readFile != nil: // the caller's
+	case state.unchecked:
+		// Listed as a regular file and not stat'ed since: read as such,
+		// never through a link put there meanwhile, whose target's
+		// directories no check has seen.
+		readFile = trustfile.ReadListed
+	default:
+		readFile = trustfile.Read
+	}
+	data, fi, err := readFile(state.path)
 	l.readBytes.Add(int64(len(data)))
 	l.read(state, old, data, fi, err)
 	if state.problem != nil && !isPermProblem(state.problem) && l.holdFresh > 0 && fi != nil && time.Since(fi.ModTime()) < l.holdFresh {

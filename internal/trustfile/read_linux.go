@@ -26,9 +26,9 @@ type fdFile struct {
 	path string
 }
 
-func openFile(path string) (openedFile, error) {
+func openFile(path string, flags int) (openedFile, error) {
 	for {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|openFlags, 0)
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|openFlags|flags, 0)
 		switch err {
 		case nil:
 			return &fdFile{fd: fd, path: path}, nil

@@ -31,7 +31,7 @@ func TestReadInfoIsStat(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{plain, special, fifo, link, dir, "/dev/null"} {
-		f, err := openFile(path)
+		f, err := openFile(path, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,5 +86,39 @@ func TestLocalStamps(t *testing.T) {
 	}
 	if LocalStamps(filepath.Join(t.TempDir(), "missing")) {
 		t.Error("LocalStamps of a missing directory = true, want false")
+	}
+}
+
+// TestReadListed checks that ReadListed reads a regular file as Read
+// does, refuses a symbolic link in its place with a *ChangedError that
+// names the path (not reading through it), and fails as Read fails
+// otherwise.
+func TestReadListed(t *testing.T) {
+	dir := t.TempDir()
+	plain := write(t, filepath.Join(dir, "plain.json"), `{"k":1}`, 0o644)
+	data, fi, err := ReadListed(plain)
+	want, wantFi, wantErr := Read(plain)
+	if err != nil || wantErr != nil || string(data) != string(want) || !sameFile(fi, wantFi) {
+		t.Errorf("ReadListed(%s) = %q, %v; Read: %q, %v", plain, data, err, want, wantErr)
+	}
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(plain, link); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ChangedError
+	if data, _, err := ReadListed(link); !errors.As(err, &ce) || ce.Path != link || ce.Err != nil || data != nil {
+		t.Errorf("ReadListed of a link: %q, %v; want a *ChangedError naming %s", data, err, link)
+	}
+	missing := filepath.Join(dir, "missing.json")
+	var pe *fs.PathError
+	if _, _, err := ReadListed(missing); !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pe) || pe.Path != missing {
+		t.Errorf("ReadListed of a missing file: %v, want fs.ErrNotExist naming %s", err, missing)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadListed(fifo); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("ReadListed of a FIFO: %v, want ErrNotRegular", err)
 	}
 }

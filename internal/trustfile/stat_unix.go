@@ -3,12 +3,22 @@
 package trustfile
 
 import (
+	"errors"
 	"io/fs"
 	"syscall"
 )
 
 // openFlags keep an open of a FIFO from waiting for a writer.
 const openFlags = syscall.O_NONBLOCK
+
+// noFollow makes an open refuse a symbolic link (ReadListed).
+const noFollow = syscall.O_NOFOLLOW
+
+// isLinkRefused reports whether an open with noFollow failed because the
+// path is a symbolic link: ELOOP, or EMLINK on FreeBSD and NetBSD.
+func isLinkRefused(err error) bool {
+	return errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EMLINK)
+}
 
 // ownerOf returns the uid that owns the file, when the system says.
 func ownerOf(fi fs.FileInfo) (int, bool) {

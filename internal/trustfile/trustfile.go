@@ -48,10 +48,34 @@ var ErrNotRegular = errors.New("is not a regular file")
 // MaxSize bytes. It returns the content and the file's information, taken
 // from the open file.
 func Read(path string) ([]byte, fs.FileInfo, error) {
-	f, err := openFile(path)
+	f, err := openFile(path, 0)
 	if err != nil {
 		return nil, nil, err
 	}
+	return read(f)
+}
+
+// ReadListed reads, as Read does, a file that a directory listing showed
+// as a regular file and that no stat has checked since, but does not
+// follow a symbolic link: a name replaced by a link after the listing is
+// a *ChangedError. The caller checks such a file from what the read
+// returns alone (its own mode and owner, in a directory checked as a
+// whole), which is the whole rule for a regular file but not for a
+// link, whose target's directories must be checked too (Rule.CheckFile):
+// a link is to be stat'ed and checked first, then read with Read.
+func ReadListed(path string) ([]byte, fs.FileInfo, error) {
+	f, err := openFile(path, noFollow)
+	if isLinkRefused(err) {
+		return nil, nil, &ChangedError{Path: path}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return read(f)
+}
+
+// read reads the open file f for Read and ReadListed, and closes it.
+func read(f openedFile) ([]byte, fs.FileInfo, error) {
 	defer f.Close()
 	return readOpen(f)
 }
