@@ -19,8 +19,9 @@ import (
 // *NeedsNameError, and a *KeyChangedError names the pins in that order.
 //
 // A published index is never written again, and a reload that changes a
-// few files must not cost the whole store (docs/design.md, "A reload that
-// costs what changed"): each map is split into about √n shards, and a
+// few files must not cost the whole store (docs/design.md, "From a file
+// change to a handshake decision"): each map is split into about √n
+// shards, and a
 // reload copies the list of shards and the shards it writes to — for one
 // pin file among 100,000, some 300 pointers and one shard of some 300
 // addresses, instead of every map. Shards are chosen by hash, so a fleet's

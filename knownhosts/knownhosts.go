@@ -58,7 +58,7 @@ type Entry struct {
 	exact    bool // has a positive non-wildcard pattern
 	// src is the index of the entry's source, which orders it in the
 	// index's lists (fileBefore); -1 when it cannot be told.
-	src int
+	src int32
 }
 
 // AnyNamedAddress reports whether e is a key pinned without an address: a
@@ -147,7 +147,7 @@ func (s *Store) convert(src keydir.Source, path string, k *jwk.Key) (*Entry, err
 	if e != nil {
 		e.src = -1
 		if s.distinct {
-			e.src = s.sourceIndex(src)
+			e.src = int32(s.sourceIndex(src))
 		}
 	}
 	return e, err
