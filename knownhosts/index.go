@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"maps"
 	"math/bits"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -51,12 +52,22 @@ type table[K comparable] struct {
 var hostSeed = maphash.MakeSeed()
 
 // hashHost is the shard hash of an exact address.
-func hashHost(k hostKey) uint64 {
-	a := k.ip.As16()
-	h := maphash.String(hostSeed, k.name)
-	h ^= binary.LittleEndian.Uint64(a[:8])*0x9e3779b97f4a7c15 ^
-		bits.RotateLeft64(binary.LittleEndian.Uint64(a[8:])*0xc2b2ae3d27d4eb4f, 31) ^
-		uint64(k.port)*0x165667b19e3779f9
+func hashHost(k hostKey) uint64 { return hashPort(hashAddr(k.ip, k.name), k.port) }
+
+// hashAddr is the part of hashHost that does not depend on the port
+// (Check looks an address up with its port and without: one hash).
+func hashAddr(ip netip.Addr, name string) uint64 {
+	if !ip.IsValid() {
+		return maphash.String(hostSeed, name)
+	}
+	a := ip.As16()
+	return binary.LittleEndian.Uint64(a[:8])*0x9e3779b97f4a7c15 ^
+		bits.RotateLeft64(binary.LittleEndian.Uint64(a[8:])*0xc2b2ae3d27d4eb4f, 31)
+}
+
+// hashPort completes hashAddr's hash h with a port.
+func hashPort(h uint64, port uint16) uint64 {
+	h ^= uint64(port) * 0x165667b19e3779f9
 	h ^= h >> 29
 	h *= 0xbf58476d1ce4e5b9
 	return h ^ h>>32

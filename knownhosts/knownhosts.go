@@ -345,11 +345,12 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 	} else {
 		k.name = host
 	}
-	exactPort := sn.pins.exact.get(hashHost(k), k)
+	h := hashAddr(k.ip, k.name)
+	exactPort := sn.pins.exact.get(hashPort(h, port), k)
 	var anyPort []*Entry
 	if port != 0 {
 		k.port = 0
-		anyPort = sn.pins.exact.get(hashHost(k), k)
+		anyPort = sn.pins.exact.get(hashPort(h, 0), k)
 	}
 	pinned := false // an exact pin applies
 	for _, list := range [2][]*Entry{exactPort, anyPort} {
