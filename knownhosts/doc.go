@@ -23,8 +23,12 @@
 // # Data flow and decisions
 //
 // Open (watching) or Load (once) reads the files through the shared loader
-// (internal/keydir). Exact addresses are indexed in a map; entries with
-// wildcard patterns sit in a short list. Check(addr, key) then answers:
+// (internal/keydir). Exact addresses are indexed in a map, and by key the
+// entries with wildcard patterns and those without an address; a reload
+// edits a copy of that index with the files that changed rather than
+// building it again, so that a change costs what changed even for a
+// client pinning a fleet (docs/design.md, "From a file change to a
+// handshake decision"). Check(addr, key) then answers:
 //
 //   - nil: a pin that applies to addr holds the key;
 //   - *RevokedError: the key is revoked, or a revocation list is unreadable;

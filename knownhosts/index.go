@@ -22,15 +22,21 @@ import (
 // A published index is never written again, and a reload that changes a
 // few files must not cost the whole store (docs/design.md, "From a file
 // change to a handshake decision"): each map is split into about √n
-// shards, and a
-// reload copies the list of shards and the shards it writes to — for one
-// pin file among 100,000, some 300 pointers and one shard of some 300
-// addresses, instead of every map. Shards are chosen by hash, so a fleet's
-// addresses spread evenly; only admins choose them, so nobody can crowd
-// one on purpose (that would only slow reloads). When a table has grown
-// far past its shards (four times √n), or a reload changed a quarter of
-// the entries, the index is built again from every file: amortized, a
+// shards, and a reload copies the list of shards and the shards it writes
+// to — for one pin file among 100,000, 512 pointers and one shard of some
+// 200 addresses, instead of every map. Shards are chosen by hash, so a
+// fleet's addresses spread evenly; only admins choose them, so nobody can
+// crowd one on purpose (that would only slow reloads). When a table has
+// grown far past its shards (four times √n), or a reload changed a quarter
+// of the entries, the index is built again from every file: amortized, a
 // reload costs what changed.
+//
+// Why shards rather than an immutable base with a small overlay of the
+// changed addresses, merged into a new base when it grows: each reload
+// publishes an immutable snapshot, so it copies the overlay, and keeping
+// that copy cheap bounds the overlay to about √n, which is what a shard
+// costs — but with two lookups on every handshake instead of one, and a
+// merge that brings back a full build's pause now and then.
 type pinIndex struct {
 	exact table[hostKey]  // positive exact patterns
 	named table[[32]byte] // keys pinned without an address, by SPKI hash
