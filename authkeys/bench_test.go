@@ -10,9 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -69,15 +67,6 @@ func BenchmarkLookup(b *testing.B) {
 		})
 		runtime.KeepAlive(s)
 	}
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchKeys is the size of the load benchmarks' fixtures (100,000 unless
@@ -175,7 +164,7 @@ func BenchmarkLoad(b *testing.B) {
 		i := 0
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
-		cpu0 := cpuTime(b)
+		cpu0 := keydirtest.CPUTime(b)
 		for b.Loop() {
 			b.StopTimer()
 			keydirtest.Replace(b, changed, alt[i%2])
@@ -183,7 +172,7 @@ func BenchmarkLoad(b *testing.B) {
 			b.StartTimer()
 			s.Loader().Reload(changed)
 		}
-		cpu := cpuTime(b) - cpu0
+		cpu := keydirtest.CPUTime(b) - cpu0
 		runtime.ReadMemStats(&m1)
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 		b.ReportMetric(float64(m1.NumGC-m0.NumGC)*1000/float64(b.N), "GCs/1k-ops")

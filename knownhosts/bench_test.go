@@ -6,9 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
@@ -22,15 +20,6 @@ func benchPins() int {
 		return n
 	}
 	return 100_000
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // pinFile is the content of a trusted-hosts file pinning key for addr.
@@ -90,7 +79,7 @@ func BenchmarkReload(b *testing.B) {
 		i := 0
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
-		cpu0 := cpuTime(b)
+		cpu0 := keydirtest.CPUTime(b)
 		for b.Loop() {
 			b.StopTimer()
 			keydirtest.Replace(b, changed, alt[i%2])
@@ -98,7 +87,7 @@ func BenchmarkReload(b *testing.B) {
 			b.StartTimer()
 			s.Loader().Reload(changed)
 		}
-		cpu := cpuTime(b) - cpu0
+		cpu := keydirtest.CPUTime(b) - cpu0
 		runtime.ReadMemStats(&m1)
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 		b.ReportMetric(float64(m1.NumGC-m0.NumGC)*1000/float64(b.N), "GCs/1k-ops")

@@ -225,7 +225,7 @@ func dialBench(cli *tlsbridge.Client, dial func(context.Context) (net.Conn, erro
 func reloadCPU(b *testing.B, live *tlsbridge.LiveConns, srv *side, n int) time.Duration {
 	b.Helper()
 	other := keydirtest.Key(b, 99)
-	start := cpuTime(b)
+	start := keydirtest.CPUTime(b)
 	for i := range n {
 		before := live.Stats().Sweeps
 		var err error
@@ -243,16 +243,7 @@ func reloadCPU(b *testing.B, live *tlsbridge.LiveConns, srv *side, n int) time.D
 			}
 		}
 	}
-	return cpuTime(b) - start
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return keydirtest.CPUTime(b) - start
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
