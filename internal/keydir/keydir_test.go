@@ -210,8 +210,10 @@ func TestListSortedIsReadDir(t *testing.T) {
 			t.Errorf("pathIn(%q, %q) = %q, want %q", dir, e.Name(), p, filepath.Join(dir, e.Name()))
 		}
 	}
-	if p := pathIn("/", "etc"); p != "/etc" {
-		t.Errorf(`pathIn("/", "etc") = %q, want "/etc"`, p)
+	for _, c := range [][3]string{{"/", "etc", "/etc"}, {"", "a.json", "a.json"}, {"keys.d", "a.json", "keys.d/a.json"}} {
+		if p := pathIn(c[0], c[1]); p != c[2] {
+			t.Errorf("pathIn(%q, %q) = %q, want %q", c[0], c[1], p, c[2])
+		}
 	}
 	if _, err := listSorted(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("listSorted of a missing directory: %v, want fs.ErrNotExist", err)

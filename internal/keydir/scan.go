@@ -116,6 +116,9 @@ func listSorted(dir string) ([]dirEntry, error) {
 // filepath.Join gives, without cleaning a path that is clean already (a
 // listed name is never empty, ".", ".." or holds a separator).
 func pathIn(dir, name string) string {
+	if dir == "" {
+		return name
+	}
 	if os.IsPathSeparator(dir[len(dir)-1]) {
 		return dir + name
 	}
