@@ -52,7 +52,8 @@ func Read(path string) ([]byte, fs.FileInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return read(f)
+	defer f.Close()
+	return readOpen(f)
 }
 
 // ReadListed reads, as Read does, a file that a directory listing showed
@@ -71,11 +72,6 @@ func ReadListed(path string) ([]byte, fs.FileInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return read(f)
-}
-
-// read reads the open file f for Read and ReadListed, and closes it.
-func read(f openedFile) ([]byte, fs.FileInfo, error) {
 	defer f.Close()
 	return readOpen(f)
 }
