@@ -63,6 +63,19 @@ func (h *hints) namesIn(dir string) []string {
 	return names
 }
 
+// keyFileName reports whether a name has a key file's extension (.json,
+// .jwk, .pem, .pub): what keytool writes, and what keys are copied in as.
+// A directory source reads any name that is not Ignored, but one without
+// such an extension is more likely a tool's temporary (sed's sedXXXXXX,
+// Puppet's NAME.puppettmp_N) about to be renamed over a key file.
+func keyFileName(name string) bool {
+	switch filepath.Ext(name) {
+	case ".json", ".jwk", ".pem", ".pub":
+		return true
+	}
+	return false
+}
+
 // Ignored reports whether a directory entry is not a key file: dotfiles
 // (which covers Kubernetes' ..data and ..<timestamp> entries, vim's .*.swp
 // and keytool's own .*.tmp), editor backups (*~, #*#) and *.tmp files.

@@ -115,12 +115,12 @@ func TestBurstAppliesAChangeAtOnce(t *testing.T) {
 	create := func(name string) fsnotify.Event { return fsnotify.Event{Name: name, Op: fsnotify.Create} }
 
 	for i := range burstTokens {
-		if !b.event(create("k"+strconv.Itoa(i)+".json"), at(time.Duration(i)*time.Microsecond)) {
+		if !b.event(create("k"+strconv.Itoa(i)+".json"), at(time.Duration(i)*time.Microsecond), true) {
 			t.Fatalf("change %d of a burst was not applied at once", i)
 		}
 		b.fire(noHold)
 	}
-	if b.event(create("more.json"), at(10*time.Microsecond)) {
+	if b.event(create("more.json"), at(10*time.Microsecond), true) {
 		t.Fatalf("change %d in a row applied at once; want it to wait for the burst's quiet", burstTokens+1)
 	}
 	if !b.settling {
@@ -128,11 +128,55 @@ func TestBurstAppliesAChangeAtOnce(t *testing.T) {
 	}
 	b.fire(noHold) // the timer's reload
 
-	if !b.event(fsnotify.Event{Name: "gone.json", Op: fsnotify.Remove}, at(tokenEvery+20*time.Microsecond)) {
+	if !b.event(fsnotify.Event{Name: "gone.json", Op: fsnotify.Remove}, at(tokenEvery+20*time.Microsecond), true) {
 		t.Fatal("a removal a token's time later was not applied at once")
 	}
 	b.fire(noHold)
-	if b.event(fsnotify.Event{Name: "k1.json", Op: fsnotify.Write}, at(time.Second)) {
+	if b.event(create("sed4f2a1c"), at(time.Second), false) {
+		t.Fatal("a change that may be one step of several was applied at once")
+	}
+	if !b.settling {
+		t.Fatal("a change that may be one step of several is not waiting for the burst's quiet")
+	}
+	b.fire(noHold)
+	if b.event(fsnotify.Event{Name: "k1.json", Op: fsnotify.Write}, at(2*time.Second), true) {
 		t.Fatal("a file written in place was applied at once; want it read once its writes are quiet")
+	}
+}
+
+// Which changes may be applied the moment their event comes: a key file
+// created or renamed in, and a file removed from a source that grants
+// trust; not what may be one step of several (a tool's temporary of a
+// visible name, a file renamed away as vim does before writing the new
+// one, a removal from a revocation source, a new directory), nor a write.
+func TestWhatIsAppliedAtOnce(t *testing.T) {
+	base := t.TempDir()
+	dir, revoked, file := filepath.Join(base, "authorized_keys.d"), filepath.Join(base, "revoked_keys.d"), filepath.Join(base, "authorized_keys.json")
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}, {Path: revoked, Dir: true, Revocation: true}, {Path: file}}})
+	for _, c := range []struct {
+		name string
+		op   fsnotify.Op
+		want bool
+	}{
+		{filepath.Join(dir, "alice.json"), fsnotify.Create, true},
+		{filepath.Join(dir, "alice.jwk"), fsnotify.Create, true},
+		{filepath.Join(dir, "alice.pem"), fsnotify.Create, true},
+		{filepath.Join(dir, "id_ed25519.pub"), fsnotify.Create, true},
+		{filepath.Join(revoked, "alice.json"), fsnotify.Create, true},
+		{file, fsnotify.Create, true},
+		{filepath.Join(dir, "sedAb12Cd"), fsnotify.Create, false},
+		{filepath.Join(dir, "alice.json.puppettmp_42"), fsnotify.Create, false},
+		{filepath.Join(base, "authorized_keys.d"), fsnotify.Create, false},
+		{filepath.Join(dir, "alice.json"), fsnotify.Remove, true},
+		{file, fsnotify.Remove, true},
+		{filepath.Join(revoked, "alice.json"), fsnotify.Remove, false},
+		{filepath.Join(dir, "alice.json"), fsnotify.Rename, false},
+		{filepath.Join(dir, "alice.json"), fsnotify.Write, false},
+		{filepath.Join(dir, "alice.json"), fsnotify.Chmod, false},
+		{filepath.Join(dir, "alice.json"), fsnotify.Create | fsnotify.Write, false},
+	} {
+		if got := l.atOnce(fsnotify.Event{Name: c.name, Op: c.op}); got != c.want {
+			t.Errorf("%v %s: applied at once %v, want %v", c.op, c.name, got, c.want)
+		}
 	}
 }

@@ -106,7 +106,7 @@ func (l *Loader[T]) run(ctx context.Context, fw watcher, feeds func(context.Cont
 				events = nil
 				continue
 			}
-			if !l.irrelevant(ev.Name) && b.event(ev, time.Now()) {
+			if !l.irrelevant(ev.Name) && b.event(ev, time.Now(), l.atOnce(ev)) {
 				b.timer.Stop()
 				b.fire(l.reloadHolding)
 			}
@@ -161,9 +161,10 @@ func newBurst(debounce time.Duration) *burst {
 	return &burst{debounce: debounce, timer: t, tokens: burstTokens}
 }
 
-// event takes one relevant event, come at now. It reports whether to
-// reload at once (the caller then fires the burst).
-func (b *burst) event(ev fsnotify.Event, now time.Time) (reload bool) {
+// event takes one relevant event, come at now; atOnce says whether its
+// change may be applied the moment it comes (Loader.atOnce). It reports
+// whether to reload at once (the caller then fires the burst).
+func (b *burst) event(ev fsnotify.Event, now time.Time, atOnce bool) (reload bool) {
 	b.tokens = min(burstTokens, b.tokens+float64(now.Sub(b.tokenAt))/float64(tokenEvery))
 	b.tokenAt = now
 	switch {
@@ -180,11 +181,11 @@ func (b *burst) event(ev fsnotify.Event, now time.Time) (reload bool) {
 		b.timer.Reset(b.leadWait(now))
 	case ev.Has(fsnotify.Write) || !b.pending.empty():
 		b.schedule()
-	case b.tokens >= 1 && !now.Before(b.last.Add(b.took)):
-		// A change after a quiet spell (a file renamed in, created or
-		// removed) is applied the moment its event comes: no timer, whose
-		// firing a busy process delays by milliseconds. A file caught
-		// half-written is held back by the reload (Loader.holdFresh).
+	case atOnce && b.tokens >= 1 && !now.Before(b.last.Add(b.took)):
+		// Such a change after a quiet spell is applied the moment its
+		// event comes: no timer, whose firing a busy process delays by
+		// milliseconds. A file caught half-written is held back by the
+		// reload (Loader.holdFresh).
 		b.tokens--
 		reload = true
 	default:
@@ -252,6 +253,31 @@ func (b *burst) fire(reloadHolding func(hints) []string) {
 	}
 	b.last = time.Now()
 	b.took = b.last.Sub(start)
+}
+
+// atOnce reports whether the change an event reports may be applied the
+// moment it comes: a key file (by its name: keyFileName) created or
+// renamed in, whole unless it is still being written, which the reload
+// holds back; and a file removed from a source that grants trust, which
+// only takes trust away. Any other change may be one step of several
+// whose steps between no snapshot should show: vim renames the old file
+// away before it writes the new one, sed -i and Puppet write a temporary
+// of a visible name and rename it over the file, a file removed from a
+// revocation source may be about to be written again, a new directory
+// is being filled. Those wait for the burst's quiet (burst.event).
+func (l *Loader[T]) atOnce(ev fsnotify.Event) bool {
+	switch ev.Op {
+	case fsnotify.Create:
+		return keyFileName(filepath.Base(ev.Name))
+	case fsnotify.Remove:
+		for _, s := range l.cfg.Sources {
+			if s.Revocation && s.Feed == nil && (ev.Name == s.Path || s.Dir && filepath.Dir(ev.Name) == s.Path) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // settleTime is the quiet a reload at the leading edge of a burst waits

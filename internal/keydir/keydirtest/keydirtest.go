@@ -7,6 +7,8 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -141,7 +143,8 @@ func Put(tb testing.TB, path string, data []byte) {
 // path, as vim, sed -i and config management do.
 func Replace(tb testing.TB, path string, data []byte) {
 	tb.Helper()
-	tmp := filepath.Join(filepath.Dir(path), "sedTMP"+filepath.Base(path))
+	// sed's temporary: "sed" and six random characters, no extension.
+	tmp := filepath.Join(filepath.Dir(path), "sed"+fmt.Sprintf("%06x", crc32.ChecksumIEEE([]byte(path))&0xffffff))
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		tb.Fatal(err)
 	}
