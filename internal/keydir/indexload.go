@@ -379,7 +379,14 @@ func (fl *focusedLoad[T]) termsOf(i int, path string, it *T) []Term {
 // and the directory's new stamp makes it stale).
 func (fl *focusedLoad[T]) finish() {
 	l := fl.l
-	if len(fl.heads) == 0 {
+	// A directory whose stamp is still the one the index had was not
+	// changed, by this command or another: nothing to record, nor to
+	// lock and read for.
+	changed := false
+	for i, head := range fl.heads {
+		changed = changed || !bytes.Equal(fl.index(i).stamp(), head)
+	}
+	if !changed {
 		return
 	}
 	unlock, ok := fl.lock(false)

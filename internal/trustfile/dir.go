@@ -15,7 +15,7 @@ import (
 // directory, never through a symbolic link, with only its own check —
 // four system calls a file instead of a climb of its path.
 type Dir struct {
-	f    *os.File
+	h    dirHandle
 	path string
 	rule Rule
 }
@@ -23,27 +23,26 @@ type Dir struct {
 // OpenDir opens the directory path and checks it as CheckDir does; the
 // path must still name the directory opened once it is checked.
 func (r Rule) OpenDir(path string) (*Dir, error) {
-	f, err := os.Open(path)
+	h, fi, err := openDirHandle(path)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err == nil && !fi.IsDir() {
+	if !fi.IsDir() {
 		err = fmt.Errorf("%s: not a directory", path)
 	}
 	if err == nil {
 		err = r.CheckDir(path)
 	}
 	if err == nil {
-		if now, serr := os.Stat(path); serr != nil || !os.SameFile(now, fi) {
+		if now, serr := os.Stat(path); serr != nil || !sameFile(now, fi) {
 			err = &ChangedError{Path: path, Err: serr}
 		}
 	}
 	if err != nil {
-		f.Close()
+		h.close()
 		return nil, err
 	}
-	return &Dir{f: f, path: path, rule: r}, nil
+	return &Dir{h: h, path: path, rule: r}, nil
 }
 
 // ReadFile reads the file name of the directory as Read does, refusing a
@@ -53,7 +52,7 @@ func (d *Dir) ReadFile(name string) ([]byte, fs.FileInfo, error) {
 	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') || strings.ContainsRune(name, filepath.Separator) {
 		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrInvalid}
 	}
-	f, err := openAt(d.f, name, path)
+	f, err := d.h.openAt(name, path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -69,4 +68,4 @@ func (d *Dir) ReadFile(name string) ([]byte, fs.FileInfo, error) {
 }
 
 // Close closes the directory.
-func (d *Dir) Close() error { return d.f.Close() }
+func (d *Dir) Close() error { return d.h.close() }

@@ -5,7 +5,6 @@ package trustfile
 import (
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -39,11 +38,39 @@ func openFile(path string, flags int) (openedFile, error) {
 	}
 }
 
-// openAt opens the file name of the open directory dir, not following a
-// symbolic link (path names it in errors).
-func openAt(dir *os.File, name, path string) (openedFile, error) {
+// dirHandle is a Dir's open directory: a bare descriptor (an os.File
+// would make four fcntl and an epoll_ctl more).
+type dirHandle int
+
+func openDirHandle(path string) (dirHandle, fs.FileInfo, error) {
+	var (
+		fd  int
+		err error
+	)
 	for {
-		fd, err := syscall.Openat(int(dir.Fd()), name, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|openFlags, 0)
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_DIRECTORY, 0)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return -1, nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	fi, err := (&fdFile{fd: fd, path: path}).Stat()
+	if err != nil {
+		syscall.Close(fd)
+		return -1, nil, err
+	}
+	return dirHandle(fd), fi, nil
+}
+
+func (h dirHandle) close() error { return syscall.Close(int(h)) }
+
+// openAt opens the file name of the open directory, not following a
+// symbolic link (path names it in errors).
+func (h dirHandle) openAt(name, path string) (openedFile, error) {
+	for {
+		fd, err := syscall.Openat(int(h), name, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|openFlags, 0)
 		switch err {
 		case nil:
 			return &fdFile{fd: fd, path: path}, nil

@@ -13,9 +13,27 @@ func openFile(path string, flags int) (openedFile, error) {
 
 func sameFile(a, b os.FileInfo) bool { return os.SameFile(a, b) }
 
-// openAt opens the file name of the directory dir (at path), refusing a
+// dirHandle is a Dir's open directory.
+type dirHandle struct{ f *os.File }
+
+func openDirHandle(path string) (dirHandle, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return dirHandle{}, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return dirHandle{}, nil, err
+	}
+	return dirHandle{f}, fi, nil
+}
+
+func (h dirHandle) close() error { return h.f.Close() }
+
+// openAt opens the file name of the directory (at path), refusing a
 // symbolic link.
-func openAt(_ *os.File, _, path string) (openedFile, error) {
+func (h dirHandle) openAt(_, path string) (openedFile, error) {
 	if fi, err := os.Lstat(path); err != nil {
 		return nil, err
 	} else if fi.Mode()&fs.ModeSymlink != 0 {
