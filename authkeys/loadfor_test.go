@@ -512,3 +512,89 @@ func removeK3WithACopyInK5(t *testing.T, opts Options, d string) *Store {
 	}
 	return s
 }
+
+// indexFiles are the files named name in the home's index directories.
+func indexFiles(t *testing.T, opts Options, name string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(opts.Index, "*", name))
+	return files
+}
+
+// A command records its change in the index by appending to its log, not
+// by rewriting the head and the shards (docs/design.md, "The admin
+// index"); the log is read with the head, a torn entry at its end leaves
+// the index stale for that change only, and past keydir.IndexLogLimit the
+// log is folded into the shards and a new head written.
+func TestLoadForAppendsItsChangesToALog(t *testing.T) {
+	opts := fillHome(t, 10)
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	heads := map[string]os.FileInfo{}
+	for _, h := range indexFiles(t, opts, "head") {
+		fi, err := os.Stat(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		heads[h] = fi
+	}
+	add := func(i int, name string) {
+		t.Helper()
+		s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, i).SPKIHash()}, Names: []string{name}})
+		defer finish()
+		if _, err := s.Add(key(t, i), name, AddNew); err != nil {
+			t.Fatal(err)
+		}
+	}
+	find := func(i int, name string, wantRead int) {
+		t.Helper()
+		s, finish := LoadFor(opts, Lookups{Names: []string{name}})
+		defer finish()
+		if n := loadedFiles(s); wantRead > 0 && n != wantRead {
+			t.Errorf("LoadFor(name %s) read %d files, want %d", name, n, wantRead)
+		}
+		if e, err := s.LookupKey(key(t, i), netip.Addr{}); err != nil || e.Name != name {
+			t.Errorf("LoadFor(name %s): %v, want the key found", name, err)
+		}
+	}
+	for i, name := range []string{"a", "b", "c"} {
+		add(50+i, name)
+	}
+	for h, before := range heads {
+		if now, err := os.Stat(h); err != nil || !os.SameFile(before, now) {
+			t.Errorf("%s was written again (%v): the changes belong in the log", h, err)
+		}
+	}
+	logs := indexFiles(t, opts, "log")
+	if len(logs) != 1 {
+		t.Fatalf("index logs: %v, want one (authorized_keys.d's)", logs)
+	}
+	for i, name := range []string{"a", "b", "c"} {
+		find(50+i, name, 1)
+	}
+	// Past the limit, the log goes into the shards and a new head.
+	old := keydir.IndexLogLimit
+	keydir.IndexLogLimit = 0
+	add(53, "d")
+	keydir.IndexLogLimit = old
+	if logs := indexFiles(t, opts, "log"); len(logs) != 0 {
+		t.Errorf("index logs after a change past the limit: %v, want none", logs)
+	}
+	for i, name := range []string{"a", "b", "c", "d"} {
+		find(50+i, name, 1)
+	}
+	// A crash during an append: its entry ends torn.
+	add(54, "e")
+	logs = indexFiles(t, opts, "log")
+	if len(logs) != 1 {
+		t.Fatalf("index logs: %v, want one", logs)
+	}
+	fi, err := os.Stat(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(logs[0], fi.Size()-1); err != nil {
+		t.Fatal(err)
+	}
+	find(54, "e", 0) // stale for e: found by the check of the stamps
+	find(50, "a", 1)
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,13 @@ type sourceIndex struct {
 	// on the first read, so that each file is then read relative to it:
 	// four system calls instead of a climb of its path. Closed by close.
 	d *trustfile.Dir
+	// From head: the head file's CRC, and the log that follows it
+	// (indexlog.go): its changes in order, the bytes of it that read back
+	// as written, and whether it has more (or is another head's).
+	headCRC uint32
+	pending []logEntry
+	logSize int
+	logBad  bool
 }
 
 func newSourceIndex(top, src string, rule trustfile.Rule) *sourceIndex {
@@ -99,8 +107,9 @@ func (x *sourceIndex) stamp() []byte {
 }
 
 // head returns the stamp the index was last made for (nil: no index, or
-// one that does not read back as written), and sets x.bits and x.sbits
-// from it.
+// one that does not read back as written): the head's, followed along
+// the log of the commands' changes since (readLog). It sets x.bits and
+// x.sbits from the head.
 func (x *sourceIndex) head() []byte {
 	body, ok := x.read("head", indexMagic)
 	if !ok {
@@ -111,12 +120,30 @@ func (x *sourceIndex) head() []byte {
 		return nil
 	}
 	x.bits, x.sbits = int(rest[0]), int(rest[1])
-	return rest[2:]
+	x.headCRC = headCRC(body)
+	stamp, ok := x.readLog(rest[2:])
+	if !ok {
+		return nil
+	}
+	return stamp
 }
 
+// headCRC is the CRC of the head whose body is body, which its log
+// starts with.
+func headCRC(body []byte) uint32 {
+	return crc32.Update(crc32.ChecksumIEEE([]byte(indexMagic)), crc32.IEEETable, body)
+}
+
+// writeHead writes the head for stamp, with the shards as they are now:
+// the log of the changes since the last head, which they hold, goes.
 func (x *sourceIndex) writeHead(stamp []byte) error {
+	if err := os.Remove(filepath.Join(x.dir, "log")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	body := append([]byte(x.src), 0, byte(x.bits), byte(x.sbits))
-	return x.write("head", indexMagic, append(body, stamp...))
+	body = append(body, stamp...)
+	x.headCRC, x.pending, x.logSize, x.logBad = headCRC(body), nil, 0, false
+	return x.write("head", indexMagic, body)
 }
 
 // shardBits is the number of bits that give n records about 64 records
@@ -215,7 +242,7 @@ func (x *sourceIndex) shard(b int) ([]indexRecord, bool) {
 		out = append(out, r)
 		body = body[34+n:]
 	}
-	return out, true
+	return x.applyLog(b, out), true
 }
 
 // listedName reports whether name is one a listing of the directory
@@ -298,9 +325,16 @@ func (x *sourceIndex) rebuild(recs []indexRecord) error {
 	return nil
 }
 
-// update removes and adds records in the shards they fall in.
+// update removes and adds records in the shards they fall in, and writes
+// the log's changes into theirs (applied again, a change of the log
+// leaves a shard as it is).
 func (x *sourceIndex) update(gone, came []indexRecord) error {
 	touched := map[int]bool{}
+	for _, e := range x.pending {
+		for _, r := range slices.Concat(e.gone, e.came) {
+			touched[x.shardOf(r.term[:])] = true
+		}
+	}
 	for _, r := range gone {
 		touched[x.shardOf(r.term[:])] = true
 	}

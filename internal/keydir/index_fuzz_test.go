@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/keytool/keytool/internal/trustfile"
@@ -62,6 +63,37 @@ func FuzzIndexFiles(f *testing.F) {
 			if !listedName(n) {
 				t.Fatalf("the index gave %q", n)
 			}
+		}
+	})
+}
+
+// FuzzIndexLog: the log's entries parse without panicking whatever the
+// bytes, only names a listing would load come out of them, and an entry
+// reads back as written.
+func FuzzIndexLog(f *testing.F) {
+	var term Term
+	f.Add(appendLogEntry(nil, []byte("from"), []byte("to"), []indexRecord{{term, "a.json"}}, []indexRecord{{term, "b.json"}}))
+	f.Add(appendLogEntry(nil, nil, nil, nil, nil))
+	f.Add([]byte{6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for at := 0; at < len(data); {
+			e, from, to, next, ok := parseLogEntry(data, at)
+			if !ok {
+				break
+			}
+			if next <= at {
+				t.Fatalf("entry at %d ends at %d", at, next)
+			}
+			for _, r := range slices.Concat(e.gone, e.came) {
+				if !listedName(r.name) {
+					t.Fatalf("the log gave %q", r.name)
+				}
+			}
+			again := appendLogEntry(nil, from, to, e.gone, e.came)
+			if string(again) != string(data[at:next]) {
+				t.Fatalf("entry at %d does not read back as written", at)
+			}
+			at = next
 		}
 	})
 }

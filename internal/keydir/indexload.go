@@ -414,9 +414,6 @@ func (fl *focusedLoad[T]) finish() {
 			// someone else changed it, and the index cannot say what.
 			continue
 		}
-		if x.update(oldRecs, newRecs) != nil {
-			continue
-		}
-		x.writeHead(stamp)
+		x.record(head, stamp, oldRecs, newRecs)
 	}
 }
