@@ -598,3 +598,46 @@ func TestLoadForAppendsItsChangesToALog(t *testing.T) {
 	find(54, "e", 0) // stale for e: found by the check of the stamps
 	find(50, "a", 1)
 }
+
+// A key removed from a file that stays (the log says the file no longer
+// holds it), then written back into that file in place: the next
+// removal's check reads the file again, and from then on the index names
+// it for the key — the log's entry, applied again over what the check
+// wrote, would hide the copy from a later removal, which would leave it
+// authorized.
+func TestLoadForLogThenInPlaceCopy(t *testing.T) {
+	opts, d := stampedHome(t, 30)
+	k, other := key(t, 40), key(t, 41)
+	pair := filepath.Join(d, "pair.json")
+	keydirtest.Replace(t, pair, keydirtest.JWK(t, k, other))
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+	if _, err := s.Remove(k.Fingerprint()); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	if logs := indexFiles(t, opts, "log"); len(logs) != 1 {
+		t.Fatalf("index logs: %v, want the removal's change in one", logs)
+	}
+	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}, Names: []string{"k40"}})
+	if _, err := s.Add(k, "k40", AddNew); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	keydirtest.WriteInPlace(t, pair, keydirtest.JWK(t, k, other))
+	// Another removal checks the stamps first: it reads pair.json again,
+	// and records its stamp.
+	s, finish = LoadFor(opts, Lookups{Names: []string{"k3"}})
+	if _, err := s.Remove("k3"); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
+		t.Fatalf("after Remove by fingerprint (removed %d copies), the key is still authorized in %s", len(removed), e.File)
+	}
+}

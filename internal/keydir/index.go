@@ -134,9 +134,12 @@ func headCRC(body []byte) uint32 {
 	return crc32.Update(crc32.ChecksumIEEE([]byte(indexMagic)), crc32.IEEETable, body)
 }
 
-// writeHead writes the head for stamp, with the shards as they are now:
-// the log of the changes since the last head, which they hold, goes.
+// writeHead writes the head for stamp: the log's changes are written
+// into the shards first, and the log goes.
 func (x *sourceIndex) writeHead(stamp []byte) error {
+	if err := x.foldLog(nil, nil); err != nil {
+		return err
+	}
 	if err := os.Remove(filepath.Join(x.dir, "log")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -308,6 +311,7 @@ func (x *sourceIndex) lookup(q Query) (names []string, ok bool) {
 // rebuild writes every shard from the records given, choosing the number
 // of shards for them (x.bits, which the head written next records).
 func (x *sourceIndex) rebuild(recs []indexRecord) error {
+	x.pending = nil // the records of a full load hold what the log says, and more recent
 	if err := os.MkdirAll(x.dir, 0o700); err != nil {
 		return err
 	}
@@ -325,36 +329,22 @@ func (x *sourceIndex) rebuild(recs []indexRecord) error {
 	return nil
 }
 
-// update removes and adds records in the shards they fall in, and writes
-// the log's changes into theirs (applied again, a change of the log
-// leaves a shard as it is).
+// update removes and adds records in the shards they fall in, and
+// writes the log's changes into the shards (foldLog): the caller then
+// writes the head, which drops the log — applied again to a shard that
+// holds it, an entry of the log could undo a later change. Nothing to
+// change changes nothing.
 func (x *sourceIndex) update(gone, came []indexRecord) error {
-	touched := map[int]bool{}
-	for _, e := range x.pending {
-		for _, r := range slices.Concat(e.gone, e.came) {
-			touched[x.shardOf(r.term[:])] = true
-		}
+	if len(gone)+len(came) == 0 {
+		return nil
 	}
-	for _, r := range gone {
-		touched[x.shardOf(r.term[:])] = true
-	}
-	for _, r := range came {
-		touched[x.shardOf(r.term[:])] = true
-	}
-	for b := range touched {
-		recs, ok := x.shard(b)
-		if !ok {
-			return errors.New("keydir: index shard unreadable")
-		}
+	return x.foldLog(func(b int, recs []indexRecord) []indexRecord {
 		recs = slices.DeleteFunc(recs, func(r indexRecord) bool { return slices.Contains(gone, r) })
 		for _, r := range came {
 			if x.shardOf(r.term[:]) == b && !slices.Contains(recs, r) {
 				recs = append(recs, r)
 			}
 		}
-		if err := x.writeShard(b, recs); err != nil {
-			return err
-		}
-	}
-	return nil
+		return recs
+	}, slices.Concat(gone, came))
 }

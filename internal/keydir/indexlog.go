@@ -168,6 +168,34 @@ func (x *sourceIndex) applyLog(b int, recs []indexRecord) []indexRecord {
 	return recs
 }
 
+// foldLog writes the log's changes into the shards they fall in, each
+// read once, and forgets them (the caller writes the head next, which
+// drops the log); change, if not nil, changes the records of each shard
+// touched, and of those of more, too.
+func (x *sourceIndex) foldLog(change func(b int, recs []indexRecord) []indexRecord, more []indexRecord) error {
+	touched := map[int]bool{}
+	for _, e := range x.pending {
+		more = slices.Concat(more, e.gone, e.came)
+	}
+	for _, r := range more {
+		touched[x.shardOf(r.term[:])] = true
+	}
+	for b := range touched {
+		recs, ok := x.shard(b)
+		if !ok {
+			return errors.New("keydir: index shard unreadable")
+		}
+		if change != nil {
+			recs = change(b, recs)
+		}
+		if err := x.writeShard(b, recs); err != nil {
+			return err
+		}
+	}
+	x.pending = nil
+	return nil
+}
+
 // record records a command's change (the records gone and come) that
 // moved the directory from stamp from (the index's) to stamp to: one
 // entry appended to the log or, past IndexLogLimit or when the log is not

@@ -400,7 +400,9 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	if len(changed) > 256 && len(changed) > listed.len()/4 {
 		return nil, false
 	}
-	if came := fl.reindex(i, changed); x.update(nil, came) != nil {
+	came := fl.reindex(i, changed)
+	folded := len(came) > 0 && len(x.pending) > 0 // the log goes into the shards: a head follows
+	if x.update(nil, came) != nil {
 		return nil, false
 	}
 	fresh := fl.l.stampsOf(i, changed, start)
@@ -430,7 +432,7 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	if len(which) > 0 && x.writeStamps(records, which) != nil {
 		return nil, false
 	}
-	if !bytes.Equal(dir, head) {
+	if !bytes.Equal(dir, head) || folded {
 		if x.writeHead(dir) != nil {
 			return nil, false
 		}
