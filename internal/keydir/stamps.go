@@ -377,20 +377,8 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	}
 	start := time.Now()
 	dir := x.stamp()
-	// The stamp files are read while the directory is listed and stat'ed
-	// (on one goroutine: the stat's keep every core busy).
-	var (
-		recorded []*stampFile
-		ok       bool
-		read     = make(chan struct{})
-	)
-	go func() {
-		recorded, ok = x.readStamps()
-		close(read)
-	}()
-	listed, err := statDir(x.src)
-	<-read
-	if err != nil || !ok {
+	recorded, listed, ok := readAndStat(x)
+	if !ok {
 		return nil, false
 	}
 	changed := compareStamps(x, recorded, listed)
@@ -439,6 +427,23 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 		fl.heads[i] = dir
 	}
 	return x, true
+}
+
+// readAndStat reads x's stamp files while it lists and stats the
+// directory (on one goroutine: the stats keep every core busy).
+func readAndStat(x *sourceIndex) ([]*stampFile, listing, bool) {
+	var (
+		recorded []*stampFile
+		ok       bool
+		read     = make(chan struct{})
+	)
+	go func() {
+		recorded, ok = x.readStamps()
+		close(read)
+	}()
+	listed, err := statDir(x.src)
+	<-read
+	return recorded, listed, err == nil && ok
 }
 
 // compareStamps compares the listed stamps with the recorded ones,
