@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // On Linux, Read reads through the bare file descriptor: open, fstat,
@@ -26,8 +28,14 @@ type fdFile struct {
 }
 
 func openFile(path string, flags int) (openedFile, error) {
+	return openFileAt(unix.AT_FDCWD, path, path, flags)
+}
+
+// openFileAt opens the file name relative to the directory descriptor
+// dir (path names it in errors).
+func openFileAt(dir int, name, path string, flags int) (*fdFile, error) {
 	for {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|openFlags|flags, 0)
+		fd, err := syscall.Openat(dir, name, syscall.O_RDONLY|syscall.O_CLOEXEC|openFlags|flags, 0)
 		switch err {
 		case nil:
 			return &fdFile{fd: fd, path: path}, nil
@@ -43,25 +51,16 @@ func openFile(path string, flags int) (openedFile, error) {
 type dirHandle int
 
 func openDirHandle(path string) (dirHandle, fs.FileInfo, error) {
-	var (
-		fd  int
-		err error
-	)
-	for {
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_DIRECTORY, 0)
-		if err != syscall.EINTR {
-			break
-		}
-	}
+	f, err := openFileAt(unix.AT_FDCWD, path, path, syscall.O_DIRECTORY)
 	if err != nil {
-		return -1, nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	fi, err := (&fdFile{fd: fd, path: path}).Stat()
-	if err != nil {
-		syscall.Close(fd)
 		return -1, nil, err
 	}
-	return dirHandle(fd), fi, nil
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return -1, nil, err
+	}
+	return dirHandle(f.fd), fi, nil
 }
 
 func (h dirHandle) close() error { return syscall.Close(int(h)) }
@@ -69,16 +68,7 @@ func (h dirHandle) close() error { return syscall.Close(int(h)) }
 // openAt opens the file name of the open directory, not following a
 // symbolic link (path names it in errors).
 func (h dirHandle) openAt(name, path string) (openedFile, error) {
-	for {
-		fd, err := syscall.Openat(int(h), name, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW|openFlags, 0)
-		switch err {
-		case nil:
-			return &fdFile{fd: fd, path: path}, nil
-		case syscall.EINTR:
-			continue
-		}
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
+	return openFileAt(int(h), name, path, syscall.O_NOFOLLOW)
 }
 
 func (f *fdFile) Read(b []byte) (int, error) {
