@@ -25,8 +25,9 @@ import (
 // load reads them, and a store made from them decides as always. It is a
 // cache, kept in the home's index directory (one subdirectory per source
 // directory), trusted only while the source directory's stamp (size,
-// mtime, ctime, inode, mode, owner) is the one recorded with it, and
-// rebuilt from a full load otherwise.
+// mtime, ctime, inode, mode, owner) is the one recorded with it (the
+// head's, or the last of the log's), and brought up to date from the
+// files' stamps or rebuilt from a full load otherwise.
 //
 // Layout of one source directory's index:
 //
@@ -35,6 +36,7 @@ import (
 //	0000 …      shards by a term's first bits (as many as make ~64 records a
 //	            shard): records (term, file name), a CRC
 //	s0000 …     the stamps of the files the records were made from (stamps.go)
+//	log         the commands' changes since the head (indexlog.go)
 
 // Term is what the admin index maps to the files that hold it: an entry's
 // SPKI hash (KeyTerm) or the SHA-256 of a name or an address
