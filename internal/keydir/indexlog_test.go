@@ -1,0 +1,89 @@
+package keydir
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+// The log follows its head: its entries apply in order while each starts
+// from the stamp the last one reached; an entry from another stamp ends
+// it; a head written without it (a keytool that has no log, rewriting
+// the head) makes the whole log another head's, not read, and the next
+// change folds it away instead of appending.
+func TestIndexLogFollowsItsHead(t *testing.T) {
+	top := t.TempDir()
+	open := func() *sourceIndex {
+		x := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
+		t.Cleanup(x.close)
+		return x
+	}
+	var t1, t2 Term
+	t1[0], t2[0] = 0x10, 0x20
+	names := func(x *sourceIndex, term Term) []string {
+		t.Helper()
+		got, ok := x.lookup(Query{Terms: []Term{term}})
+		if !ok {
+			t.Fatal("lookup: a shard does not read back")
+		}
+		return got
+	}
+	x := open()
+	if err := x.rebuild([]indexRecord{{t1, "a.json"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.writeHead([]byte("s0")); err != nil {
+		t.Fatal(err)
+	}
+	x = open()
+	if string(x.head()) != "s0" {
+		t.Fatal("the head does not read back")
+	}
+	if err := x.record([]byte("s0"), []byte("s1"), []indexRecord{{t1, "a.json"}}, []indexRecord{{t2, "b.json"}}); err != nil {
+		t.Fatal(err)
+	}
+	x = open()
+	if err := x.record(x.head(), []byte("s2"), nil, []indexRecord{{t1, "c.json"}}); err != nil {
+		t.Fatal(err)
+	}
+	x = open()
+	if h := string(x.head()); h != "s2" || !slices.Equal(names(x, t1), []string{"c.json"}) || !slices.Equal(names(x, t2), []string{"b.json"}) {
+		t.Fatalf("after two entries: stamp %q, %v and %v; want s2, [c.json] and [b.json]", h, names(x, t1), names(x, t2))
+	}
+	// An entry from another stamp ends the log.
+	log := filepath.Join(x.dir, "log")
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(appendLogEntry(nil, []byte("s9"), []byte("s10"), nil, []indexRecord{{t2, "z.json"}}))
+	f.Close()
+	x = open()
+	if h := string(x.head()); h != "s2" || slices.Contains(names(x, t2), "z.json") || !x.logBad {
+		t.Fatalf("an entry from another stamp: stamp %q, %v; want s2 without z.json, the log's end marked", h, names(x, t2))
+	}
+	// The head written anew without the log (as by a keytool without
+	// one): the log is another head's.
+	x.bits = shardBits(1)
+	body := append([]byte("/src"), 0, byte(x.bits), byte(x.sbits))
+	if err := x.write("head", indexMagic, append(body, "s5"...)); err != nil {
+		t.Fatal(err)
+	}
+	x = open()
+	if h := string(x.head()); h != "s5" || len(x.pending) != 0 || !x.logBad {
+		t.Fatalf("a log after its head was rewritten: stamp %q, %d entries; want s5, none", h, len(x.pending))
+	}
+	if err := x.record([]byte("s5"), []byte("s6"), nil, []indexRecord{{t2, "d.json"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(log); !os.IsNotExist(err) {
+		t.Errorf("a change after another head's log: the log is still there (%v), want it folded away", err)
+	}
+	x = open()
+	if h := string(x.head()); h != "s6" || !slices.Contains(names(x, t2), "d.json") {
+		t.Fatalf("after the fold: stamp %q, %v; want s6 with d.json", h, names(x, t2))
+	}
+}
