@@ -10,6 +10,10 @@ import (
 type hints struct {
 	all   bool
 	paths map[string]struct{}
+	// early: the reload is the one applied the moment an event came
+	// (burst.event), before the writer may have finished (a chmod after
+	// the write): it publishes no new problem (Loader.holdEarly).
+	early bool
 }
 
 func (h *hints) add(p string) {

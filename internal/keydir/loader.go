@@ -236,6 +236,10 @@ type fileState[T any] struct {
 	held bool
 }
 
+// job reports whether a state from a stat goes to the reload's jobs: to
+// be read, or, held at its stat (Loader.holdEarly), to be restored.
+func (f *fileState[T]) job() bool { return !f.read || f.held }
+
 // newFileState returns the state of the file name of source src, at path;
 // name is the base name (path ends with it), or the path itself for a
 // single-file source.
@@ -300,6 +304,13 @@ type Loader[T any] struct {
 	// mtime must be for a problem found in it to be held back (a file being
 	// written); zero otherwise. Set under mu.
 	holdFresh time.Duration
+	// holdEarly: the reload caused by events is one applied the moment an
+	// event came (hints.early). Every problem it finds is held back, the
+	// trust-file rule's too: a file created with a loose mode and then
+	// tightened (umask 002, then chmod) is still being written, and a
+	// revocation file read at that moment must not refuse everyone. The
+	// file is read again once events are quiet and judged then.
+	holdEarly bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -415,8 +426,8 @@ func (l *Loader[T]) reloadHolding(h hints) (held []string) {
 	defer l.mu.Unlock()
 	// A second at least: on a busy machine the read may come well after
 	// the write it catches half done.
-	l.holdFresh = max(l.cfg.Debounce, time.Second)
-	defer func() { l.holdFresh = 0 }()
+	l.holdFresh, l.holdEarly = max(l.cfg.Debounce, time.Second), h.early
+	defer func() { l.holdFresh, l.holdEarly = 0, false }()
 	return l.reloadLocked(h)
 }
 
@@ -505,7 +516,7 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 		var files []*fileState[T]
 		if state != nil {
 			files = []*fileState[T]{state}
-			if !state.read {
+			if state.job() {
 				*jobs = append(*jobs, state)
 			}
 		}

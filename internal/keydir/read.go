@@ -63,6 +63,9 @@ func (l *Loader[T]) runJobs(jobs []*fileState[T]) {
 // load reads and parses one file into state, keeping the entries of the one
 // it replaces when the content did not change.
 func (l *Loader[T]) load(state *fileState[T]) {
+	if state.held {
+		return // held at its stat (Loader.holdEarly)
+	}
 	old := state.old
 	state.old = nil
 	state.read = true
@@ -83,11 +86,12 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	data, fi, err := readFile(state.path)
 	l.readBytes.Add(int64(len(data)))
 	l.read(state, old, data, fi, err)
-	if state.problem != nil && !isPermProblem(state.problem) && l.holdFresh > 0 && fi != nil && time.Since(fi.ModTime()) < l.holdFresh {
+	if state.problem != nil && l.holdFresh > 0 && (l.holdEarly || !isPermProblem(state.problem) && fi != nil && time.Since(fi.ModTime()) < l.holdFresh) {
 		// Written moments ago and not parsable: most likely still being
 		// written. Keep what was there until events are quiet. (A file
 		// that fails the trust-file rule is not being written: that is
-		// decided at once.)
+		// decided at once — unless this is the reload applied the moment
+		// the file came, before its writer could chmod it: holdEarly.)
 		state.held, state.old = true, old
 	}
 }

@@ -73,7 +73,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 		if state == nil {
 			return
 		}
-		if !state.read {
+		if state.job() {
 			*jobs = append(*jobs, state)
 		}
 		files = append(files, state)
@@ -164,7 +164,7 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 			ed = ss.files.edit()
 		}
 		l.put(ed, p, found, i, name, prev, state)
-		if state != nil && !state.read {
+		if state != nil && state.job() {
 			*jobs = append(*jobs, state)
 		}
 	}
@@ -189,6 +189,9 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 		}
 		state := newFileState[T](i, name, path)
 		state.read, state.problem = true, p
+		if l.holdEarly {
+			state.held, state.old = true, prev // see Loader.holdEarly
+		}
 		return state
 	}
 	fi, err := os.Stat(path) // follows symlinks: Kubernetes' visible names are links into ..data

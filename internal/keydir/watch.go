@@ -187,6 +187,7 @@ func (b *burst) event(ev fsnotify.Event, now time.Time, atOnce bool) (reload boo
 		// milliseconds. A file caught half-written is held back by the
 		// reload (Loader.holdFresh).
 		b.tokens--
+		b.pending.early = true
 		reload = true
 	default:
 		// In a burst, a change is applied almost at once: after

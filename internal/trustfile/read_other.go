@@ -34,10 +34,22 @@ func (h dirHandle) close() error { return h.f.Close() }
 // openAt opens the file name of the directory (at path), refusing a
 // symbolic link.
 func (h dirHandle) openAt(_, path string) (openedFile, error) {
-	if fi, err := os.Lstat(path); err != nil {
+	lfi, err := os.Lstat(path)
+	if err != nil {
 		return nil, err
-	} else if fi.Mode()&fs.ModeSymlink != 0 {
+	}
+	if lfi.Mode()&fs.ModeSymlink != 0 {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrInvalid}
 	}
-	return os.OpenFile(path, os.O_RDONLY|openFlags, 0)
+	// A link put in the file's place after the Lstat: refused by
+	// O_NOFOLLOW where there is one, and by the comparison everywhere.
+	f, err := os.OpenFile(path, os.O_RDONLY|openFlags|noFollow, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, lfi) {
+		f.Close()
+		return nil, &ChangedError{Path: path, Err: err}
+	}
+	return f, nil
 }
