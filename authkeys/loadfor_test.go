@@ -624,11 +624,12 @@ func TestLoadForLogThenInPlaceCopy(t *testing.T) {
 	}
 	finish()
 	keydirtest.WriteInPlace(t, pair, keydirtest.JWK(t, k, other))
-	// Another removal checks the stamps first: it reads pair.json again,
-	// and records its stamp.
-	s, finish = LoadFor(opts, Lookups{Names: []string{"k3"}})
-	if _, err := s.Remove("k3"); err != nil {
-		t.Fatal(err)
+	// A removal that finds nothing checks the stamps first: it reads
+	// pair.json again, and records its stamp, and changes no file (so
+	// that its end adds nothing to the log).
+	s, finish = LoadFor(opts, Lookups{Names: []string{"nosuch"}})
+	if _, err := s.Remove("nosuch"); !errors.As(err, new(*NotFoundError)) {
+		t.Fatalf("Remove(nosuch): %v, want *NotFoundError", err)
 	}
 	finish()
 	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
