@@ -180,6 +180,15 @@ func (x *sourceIndex) foldLog(change func(b int, recs []indexRecord) []indexReco
 	for _, r := range more {
 		touched[x.shardOf(r.term[:])] = true
 	}
+	// The log goes before a shard holds its changes: a crash in between
+	// leaves the index stale (the head's stamp, older than the
+	// directory's), never a log applied again over a shard written after
+	// it (docs/design.md, "The admin index").
+	if len(x.pending) > 0 || x.logBad {
+		if err := os.Remove(filepath.Join(x.dir, "log")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
 	for b := range touched {
 		recs, ok := x.shard(b)
 		if !ok {
