@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"testing"
 
@@ -75,22 +74,7 @@ func BenchmarkReload(b *testing.B) {
 	altKeys := [2]*jwk.Key{keydirtest.Key(b, n+1), keydirtest.Key(b, 7)}
 	alt := [2][]byte{pinFile(b, altKeys[0], "host000007:443"), pinFile(b, altKeys[1], "host000007:443")}
 	b.Run(fmt.Sprintf("pins=%d/one-changed-event", n), func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		cpu0 := keydirtest.CPUTime(b)
-		for b.Loop() {
-			b.StopTimer()
-			keydirtest.Replace(b, changed, alt[i%2])
-			i++
-			b.StartTimer()
-			s.Loader().Reload(changed)
-		}
-		cpu := keydirtest.CPUTime(b) - cpu0
-		runtime.ReadMemStats(&m1)
-		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
-		b.ReportMetric(float64(m1.NumGC-m0.NumGC)*1000/float64(b.N), "GCs/1k-ops")
+		i := keydirtest.BenchReplaced(b, changed, alt, func(p string) { s.Loader().Reload(p) })
 		// The reloads must have left the last key written pinned.
 		if err := s.Check("host000007:443", altKeys[(i-1)%2]); err != nil {
 			b.Fatal(err)
