@@ -182,10 +182,12 @@ func (b *burst) event(ev fsnotify.Event, now time.Time, atOnce bool) (reload boo
 	case ev.Has(fsnotify.Write) || !b.pending.empty():
 		b.schedule()
 	case atOnce && b.tokens >= 1 && !now.Before(b.last.Add(b.took)):
-		// Such a change after a quiet spell is applied the moment its
-		// event comes: no timer, whose firing a busy process delays by
-		// milliseconds. A file caught half-written is held back by the
-		// reload (Loader.holdFresh).
+		// A change that cannot be one step of several (Loader.atOnce),
+		// while tokens last, is applied the moment its event comes: no
+		// timer, whose firing a busy process delays by milliseconds. A
+		// file caught half-written, or before its writer's chmod, is held
+		// back by that reload (Loader.holdEarly) and read again once
+		// events are quiet.
 		b.tokens--
 		b.pending.early = true
 		reload = true
