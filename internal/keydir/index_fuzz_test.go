@@ -23,6 +23,7 @@ func FuzzIndexFiles(f *testing.F) {
 	f.Fuzz(func(t *testing.T, head, shard, stamps []byte) {
 		top := t.TempDir()
 		x := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
+		defer x.close() // one process runs every input: a descriptor left open per input runs out
 		if err := os.MkdirAll(x.dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
