@@ -317,6 +317,17 @@ func (x *sourceIndex) rebuild(recs []indexRecord) error {
 	if err := os.MkdirAll(x.dir, 0o700); err != nil {
 		return err
 	}
+	// The head and its log go first: until the new head is written, a
+	// crash or a failed write (a full disk) leaves no index, which is
+	// stale, never the old head whose log a later read would apply over
+	// the shards written here (the log's "gone" would hide a copy they
+	// hold).
+	for _, name := range []string{"head", "log"} {
+		if err := os.Remove(filepath.Join(x.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	x.logSize, x.logBad = 0, false
 	x.bits = shardBits(len(recs))
 	shards := make([][]indexRecord, 1<<x.bits)
 	for _, r := range recs {

@@ -2,6 +2,8 @@ package keydir
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -286,6 +288,40 @@ func (fl *focusedLoad[T]) rebuild(i int, snap *Snapshot[T], stamp []byte, start 
 	fl.heads[i] = stamp
 }
 
+// readAsIs reports whether the files of source i among came are on disk
+// as the loader read them (the same stamp), and those among gone, not
+// among came, are still gone. Called with the index locked. (A file
+// rewritten in place to the same size within the clock tick of this
+// command's read, and checked by another command meanwhile, would pass:
+// the racily-clean case the stamp files' StampRacy guards; here the
+// command's own writes are among came, and must not leave every index
+// stale.)
+func (l *Loader[T]) readAsIs(i int, gone, came []*File[T]) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cameAt := map[string]bool{}
+	for _, f := range came {
+		if f.Source != i {
+			continue
+		}
+		cameAt[f.Path] = true
+		st := lookup(l.states[i].files, filepath.Base(f.Path))
+		fi, err := os.Stat(f.Path)
+		if st == nil || err != nil || trustfile.StampOf(fi) != st.st {
+			return false
+		}
+	}
+	for _, f := range gone {
+		if f.Source != i || cameAt[f.Path] {
+			continue
+		}
+		if _, err := os.Lstat(f.Path); !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
+}
+
 // current returns the index of directory source i if it is current for
 // the directory's stamp now, or can be brought up to date from the files'
 // stamps (verify: a file added, removed or rewritten by hand, config
@@ -412,6 +448,14 @@ func (fl *focusedLoad[T]) finish() {
 			!slices.ContainsFunc(came, func(f *File[T]) bool { return f.Source == i }) && len(oldRecs)+len(newRecs) == 0 {
 			// The directory changed, but in no file this command loaded:
 			// someone else changed it, and the index cannot say what.
+			continue
+		}
+		if !l.readAsIs(i, gone, came) {
+			// A file changed since this command read it: its records may
+			// be older than those another command's check wrote
+			// meanwhile, and "gone" would hide a copy they hold. The
+			// index is left stale: the next command brings it up to date
+			// from the files' stamps.
 			continue
 		}
 		x.record(head, stamp, oldRecs, newRecs)

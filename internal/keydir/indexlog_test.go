@@ -1,6 +1,8 @@
 package keydir
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,5 +87,43 @@ func TestIndexLogFollowsItsHead(t *testing.T) {
 	x = open()
 	if h := string(x.head()); h != "s6" || !slices.Contains(names(x, t2), "d.json") {
 		t.Fatalf("after the fold: stamp %q, %v; want s6 with d.json", h, names(x, t2))
+	}
+}
+
+// A rebuild removes the head and its log before it writes a shard: a
+// crash or a failed write before the new head leaves no index (stale),
+// never the old head, whose log a later read would apply over the new
+// shards, hiding a copy they hold (found by review).
+func TestRebuildRemovesTheHeadFirst(t *testing.T) {
+	top := t.TempDir()
+	x := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
+	t.Cleanup(x.close)
+	var term Term
+	term[0] = 0x10
+	if err := x.rebuild([]indexRecord{{term, "a.json"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.writeHead([]byte("stamp 1")); err != nil {
+		t.Fatal(err)
+	}
+	x.record([]byte("stamp 1"), []byte("stamp 2"), []indexRecord{{term, "a.json"}}, nil)
+	for _, name := range []string{"head", "log"} {
+		if _, err := os.Stat(filepath.Join(x.dir, name)); err != nil {
+			t.Fatalf("setup: %v", err)
+		}
+	}
+	// The rebuild's shards written, its head not yet: as after a crash.
+	if err := x.rebuild([]indexRecord{{term, "a.json"}, {term, "b.json"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"head", "log"} {
+		if _, err := os.Stat(filepath.Join(x.dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there while the rebuild's shards are written (err %v)", name, err)
+		}
+	}
+	y := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
+	t.Cleanup(y.close)
+	if y.head() != nil {
+		t.Error("a read finds a head over the rebuild's shards before the rebuild wrote one")
 	}
 }
