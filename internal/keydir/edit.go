@@ -23,7 +23,7 @@ import (
 // (an advisory lock on the directory), so that concurrent edits of one
 // file all take effect.
 func EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (removed bool, err error) {
-	unlock, err := lockDir(filepath.Dir(path))
+	unlock, _, err := lockDir(filepath.Dir(path))
 	if err != nil {
 		return false, fmt.Errorf("editing %s: %w", path, err)
 	}

@@ -43,7 +43,9 @@ func (l *Loader[T]) LoadFor(q Query) (finish func()) {
 var IndexMinFiles = 1000
 
 // lockIndex takes the index directory's lock, creating the directory if
-// create is set; ok is false when there is no index to use.
+// create is set; ok is false when there is no index to use: none, or no
+// lock to be had (lockDir), without which two commands could fold the
+// same log into the shards one after the other.
 func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
 	if create {
 		if err := os.MkdirAll(l.cfg.Index, 0o700); err != nil {
@@ -52,8 +54,8 @@ func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
 	} else if _, err := os.Stat(l.cfg.Index); err != nil {
 		return nil, false
 	}
-	unlock, err := lockDir(l.cfg.Index)
-	return unlock, err == nil
+	unlock, held, err := lockDir(l.cfg.Index)
+	return unlock, err == nil && held
 }
 
 // Extend adds q to what a loader that LoadFor narrowed reads, and

@@ -3,8 +3,9 @@
 package keydir
 
 // lockDir does nothing where flock(2) is not available: concurrent edits
-// of the same key file by several processes are then not serialised.
-func lockDir(dir string) (unlock func(), err error) { return func() {}, nil }
+// of the same key file by several processes are then not serialised, and
+// the admin index is not used (held is false).
+func lockDir(dir string) (unlock func(), held bool, err error) { return func() {}, false, nil }
 
 // TryLock never locks where flock(2) is not available: ok is false, and
 // the caller does without what the lock guards.

@@ -17,34 +17,40 @@ import (
 //
 // Where the lock cannot be had at all — a directory this user may not
 // read, a file system without flock(2) (some NFS, CIFS and FUSE mounts) —
-// the edit goes ahead unlocked, as it would on a system without flock:
-// refusing to remove a key would be worse than the race.
-func lockDir(dir string) (unlock func(), err error) {
+// held is false and unlock does nothing: an edit goes ahead unlocked, as
+// it would on a system without flock (refusing to remove a key would be
+// worse than the race); the admin index is not used (lockIndex), since
+// its log folded by two commands at once could hide a key's copy.
+func lockDir(dir string) (unlock func(), held bool, err error) {
 	// A bare descriptor: an os.File would make four fcntl and an
 	// epoll_ctl more for each lock (the admin commands take several).
 	fd, err := openDir(dir)
 	if errors.Is(err, os.ErrPermission) {
-		return func() {}, nil
+		return func() {}, false, nil
 	}
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+		return nil, false, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	for {
-		err = syscall.Flock(fd, syscall.LOCK_EX)
+		err = flock(fd, syscall.LOCK_EX)
 		if err != syscall.EINTR {
 			break
 		}
 	}
 	switch {
 	case err == nil:
-		return func() { syscall.Close(fd) }, nil // closing the descriptor releases the lock
+		return func() { syscall.Close(fd) }, true, nil // closing the descriptor releases the lock
 	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
 		syscall.Close(fd)
-		return func() {}, nil
+		return func() {}, false, nil
 	}
 	syscall.Close(fd)
-	return nil, &os.PathError{Op: "flock", Path: dir, Err: err}
+	return nil, false, &os.PathError{Op: "flock", Path: dir, Err: err}
 }
+
+// flock is syscall.Flock; a test makes it fail as a file system without
+// locks does.
+var flock = syscall.Flock
 
 // openDir opens the directory dir read-only, as a bare descriptor.
 func openDir(dir string) (int, error) {
