@@ -2,10 +2,12 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,9 +30,33 @@ func loopback(tb testing.TB) url.URL {
 }
 
 // startCluster starts n members forming one cluster and waits until it
-// serves; the members stop at the end of the test.
+// serves; the members stop at the end of the test. A port taken between
+// freeport's check and etcd's bind (by a test of another package running
+// beside this one) costs another try with other ports, not the test.
 func startCluster(tb testing.TB, n int) []*member {
 	tb.Helper()
+	for try := 1; ; try++ {
+		ms, err := tryCluster(tb, n)
+		if err == nil {
+			tb.Cleanup(func() {
+				for _, m := range ms {
+					m.stop()
+				}
+			})
+			return ms
+		}
+		for _, m := range ms {
+			m.stop()
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || try == 5 {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// tryCluster starts n members on ports of their own; on error it returns
+// the members, for the caller to stop those that started.
+func tryCluster(tb testing.TB, n int) ([]*member, error) {
 	dir := tb.TempDir()
 	ms := make([]*member, n)
 	var initial []string
@@ -55,17 +81,13 @@ func startCluster(tb testing.TB, n int) []*member {
 	for _, m := range ms {
 		go func() { errs <- m.start() }()
 	}
+	var first error
 	for range ms {
-		if err := <-errs; err != nil {
-			tb.Fatal(err)
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	tb.Cleanup(func() {
-		for _, m := range ms {
-			m.stop()
-		}
-	})
-	return ms
+	return ms, first
 }
 
 func (m *member) start() error {
