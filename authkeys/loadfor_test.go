@@ -520,6 +520,34 @@ func indexFiles(t *testing.T, opts Options, name string) []string {
 	return files
 }
 
+// checkStamps runs a removal that finds nothing: it checks every file's
+// stamp first, reading again and recording the stamps of those that
+// changed, and changes no file (so that its end adds nothing to the log).
+func checkStamps(t *testing.T, opts Options) {
+	t.Helper()
+	s, finish := LoadFor(opts, Lookups{Names: []string{"nosuch"}})
+	defer finish()
+	if _, err := s.Remove("nosuch"); !errors.As(err, new(*NotFoundError)) {
+		t.Fatalf("Remove(nosuch): %v, want *NotFoundError", err)
+	}
+}
+
+// removeEveryCopy removes k by fingerprint through a store that LoadFor
+// focused on q, and fails if a full load still authorizes k: the removal
+// missed a copy.
+func removeEveryCopy(t *testing.T, opts Options, q Lookups, k *jwk.Key) {
+	t.Helper()
+	s, finish := LoadFor(opts, q)
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
+		t.Fatalf("after Remove by fingerprint (removed %d copies), the key is still authorized in %s", len(removed), e.File)
+	}
+}
+
 // A command records its change in the index by appending to its log, not
 // by rewriting the head and the shards (docs/design.md, "The admin
 // index"); the log is read with the head, a torn entry at its end leaves
@@ -624,21 +652,41 @@ func TestLoadForLogThenInPlaceCopy(t *testing.T) {
 	}
 	finish()
 	keydirtest.WriteInPlace(t, pair, keydirtest.JWK(t, k, other))
-	// A removal that finds nothing checks the stamps first: it reads
-	// pair.json again, and records its stamp, and changes no file (so
-	// that its end adds nothing to the log).
-	s, finish = LoadFor(opts, Lookups{Names: []string{"nosuch"}})
-	if _, err := s.Remove("nosuch"); !errors.As(err, new(*NotFoundError)) {
-		t.Fatalf("Remove(nosuch): %v, want *NotFoundError", err)
+	checkStamps(t, opts) // reads pair.json again, and records its stamp
+	removeEveryCopy(t, opts, Lookups{Keys: [][32]byte{k.SPKIHash()}}, k)
+}
+
+// A command's end records in the index only what it read as it still is.
+// Command C loaded pair.json (k3 in it) and re-read it after an in-place
+// edit dropped k3; k3 was then written back in place, and another
+// command's removal check (D) stamped pair.json with k3 in it without
+// writing a new head (the directory had not changed). C's end, once the
+// directory changed, appended a log entry whose "gone" held (k3,
+// pair.json): applied over D's shards, it hid the copy D's stamp vouches
+// for, and a removal of k3 left it authorized (found by review). Now C
+// sees pair.json is no longer as it read it and records nothing.
+func TestFinishRecordsOnlyWhatItReadAsItIs(t *testing.T) {
+	opts, d := stampedHome(t, 30)
+	k := key(t, 3)
+	pair := filepath.Join(d, "pair.json")
+	keydirtest.Replace(t, pair, keydirtest.JWK(t, k, key(t, 41)))
+	checkStamps(t, opts) // index and stamps current, pair.json included
+
+	// C: a command that looks up k3 (e.g. trust-host/authorize waiting).
+	c, finishC := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+	if !keyFiles(c, k)["pair.json"] {
+		t.Fatal("setup: C did not load pair.json")
 	}
-	finish()
-	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
-	removed, err := s.Remove(k.Fingerprint())
-	finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
-		t.Fatalf("after Remove by fingerprint (removed %d copies), the key is still authorized in %s", len(removed), e.File)
-	}
+	keydirtest.WriteInPlace(t, pair, keydirtest.JWK(t, key(t, 41)))    // k3 dropped in place
+	c.Loader().Reload()                                                // C re-reads its files (as Extend does)
+	keydirtest.WriteInPlace(t, pair, keydirtest.JWK(t, k, key(t, 41))) // k3 back in place
+
+	checkStamps(t, opts) // D: another command's removal check stamps pair.json (with k3)
+
+	// The directory changes (C's own write, or anyone's), then C ends.
+	keydirtest.Put(t, filepath.Join(d, "z.json"), keydirtest.JWK(t, key(t, 42)))
+	finishC()
+
+	fp, _ := jwk.ParseFingerprint(k.Fingerprint())
+	removeEveryCopy(t, opts, Lookups{Fingerprints: []jwk.Fingerprint{fp}}, k)
 }
