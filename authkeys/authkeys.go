@@ -251,7 +251,7 @@ func entryTerms(file string, it *item) []keydir.Term {
 
 func nameTerm(name string) keydir.Term { return keydir.StringTerm("name", name) }
 
-func convert(src keydir.Source, path string, k *jwk.Key) (item, error) {
+func convert(src keydir.SourceRef, path string, k *jwk.Key) (item, error) {
 	it := item{sum: k.SPKIHash()}
 	var m itemMore
 	m.comment = k.Attrs.Comment()

@@ -42,9 +42,6 @@ type pinIndex struct {
 	named table[[32]byte] // keys pinned without an address, by SPKI hash
 	wild  table[[32]byte] // entries with a positive wildcard pattern, by SPKI hash
 	n     int             // entries indexed
-	// unordered: an entry's source is unknown (Entry.src), so that its
-	// place in a list cannot be told: reloads build the index whole.
-	unordered bool
 }
 
 // table is a map from a key to the entries that hold it, split into a
@@ -199,7 +196,6 @@ func buildIndex(files []*keydir.File[*Entry], isRevocation func(src int) bool) p
 		}
 		for _, e := range f.Items {
 			x.n++
-			x.unordered = x.unordered || e.src < 0
 			exact, named, wild := e.places(buf[:0])
 			for _, k := range exact {
 				x.exact.add(hashHost(k), k, e, hint)
@@ -263,8 +259,8 @@ func touched(came []*Entry, e *Entry, add bool) []*Entry {
 // snapshot that the files gone (pin files only) left and the files came
 // entered (both in file order, as keydir.Diff gives them). It reports
 // false when the index must be built from every file instead: so much
-// changed that a build is as cheap, a table outgrew its shards, or the
-// order of the files cannot be told (see fileBefore).
+// changed that a build is as cheap, a table outgrew its shards, or an
+// entry that came is from a file that stayed (mergeFiles).
 func updateIndex(prev pinIndex, gone, came []*keydir.File[*Entry]) (pinIndex, bool) {
 	changed := 0
 	for _, f := range gone {
@@ -273,7 +269,7 @@ func updateIndex(prev pinIndex, gone, came []*keydir.File[*Entry]) (pinIndex, bo
 	for _, f := range came {
 		changed += len(f.Items)
 	}
-	if changed > prev.n/4+64 || prev.unordered {
+	if changed > prev.n/4+64 {
 		return pinIndex{}, false
 	}
 	c := indexChange{exact: map[hostKey][]*Entry{}, named: map[[32]byte][]*Entry{}, wild: map[[32]byte][]*Entry{},
@@ -289,9 +285,6 @@ func updateIndex(prev pinIndex, gone, came []*keydir.File[*Entry]) (pinIndex, bo
 	}
 	for _, f := range came {
 		for _, e := range f.Items {
-			if e.src < 0 {
-				return pinIndex{}, false
-			}
 			buf = c.touch(e, true, buf)
 			x.n++
 		}

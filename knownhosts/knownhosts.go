@@ -56,8 +56,8 @@ type Entry struct {
 
 	pos, neg []pattern
 	exact    bool // has a positive non-wildcard pattern
-	// src is the index of the entry's source, which orders it in the
-	// index's lists (fileBefore); -1 when it cannot be told.
+	// src is the index of the entry's source (as the loader tells
+	// Convert), which orders it in the index's lists (fileBefore).
 	src int32
 }
 
@@ -111,11 +111,8 @@ type Store struct {
 	keydir.Lifecycle[*Entry]
 	opts Options
 	snap atomic.Pointer[snapshot]
-	// sources are the loader's sources; distinct says that no two look
-	// alike, so that convert can tell an entry's source by its look
-	// (Entry.src) and a reload may update the index (updateIndex).
-	sources  []keydir.Source
-	distinct bool
+	// sources are the loader's sources, by index (File.Source).
+	sources []keydir.Source
 	// updates and rebuilds count the reloads whose index was derived
 	// from the previous one, and those that built it from every file.
 	updates, rebuilds atomic.Int64
@@ -124,33 +121,9 @@ type Store struct {
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts}
 	s.snap.Store(&snapshot{})
-	s.Lifecycle = keydir.NewLifecycle(opts, s.convert, entrySPKI, s.build)
+	s.Lifecycle = keydir.NewLifecycle(opts, convert, entrySPKI, s.build)
 	s.sources = s.Loader().Sources()
-	s.distinct = true
-	for i := range s.sources {
-		s.distinct = s.distinct && s.sourceIndex(s.sources[i]) == i
-	}
 	return s
-}
-
-// sourceIndex returns the index of the first source that looks like src
-// (the loader hands Convert a copy; a feed is told by its name), or -1.
-func (s *Store) sourceIndex(src keydir.Source) int {
-	return slices.IndexFunc(s.sources, func(o keydir.Source) bool {
-		return o.Path == src.Path && o.Dir == src.Dir && o.Revocation == src.Revocation && (o.Feed == nil) == (src.Feed == nil)
-	})
-}
-
-// convert is the package's convert, with the entry's source index.
-func (s *Store) convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
-	e, err := convert(src, path, k)
-	if e != nil {
-		e.src = -1
-		if s.distinct {
-			e.src = int32(s.sourceIndex(src))
-		}
-	}
-	return e, err
 }
 
 // Load reads the host key files once (the store's own Add and Remove are
@@ -175,8 +148,8 @@ func (s *Store) Entries() []*Entry { return slices.Clone(s.snap.Load().all()) }
 // Revoked returns the revoked keys in file order.
 func (s *Store) Revoked() []*Entry { return s.snap.Load().revoked.List() }
 
-func convert(src keydir.Source, path string, k *jwk.Key) (*Entry, error) {
-	e := &Entry{File: path, Fingerprint: k.Fingerprint(), SPKIHash: k.SPKIHash(), Comment: k.Attrs.Comment()}
+func convert(src keydir.SourceRef, path string, k *jwk.Key) (*Entry, error) {
+	e := &Entry{File: path, Fingerprint: k.Fingerprint(), SPKIHash: k.SPKIHash(), Comment: k.Attrs.Comment(), src: int32(src.Index)}
 	if src.Revocation {
 		return e, nil
 	}
@@ -242,7 +215,7 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	}
 	prev := s.snap.Load()
 	ok := false
-	if prev.files != nil && s.distinct {
+	if prev.files != nil {
 		gone, came := keydir.Diff(prev.files, ks)
 		gone, came = s.pinFiles(gone), s.pinFiles(came)
 		sn.pins, ok = updateIndex(prev.pins, gone, came)

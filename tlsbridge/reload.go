@@ -91,7 +91,7 @@ func WatchIdentity(ctx context.Context, o IdentityWatchOptions) (*IdentityWatche
 		Home:    o.Home,
 		// The loader only tells that a file changed; Load reads the files
 		// and decides (a private key's stricter mode included).
-		Parse: func(keydir.Source, string, []byte) ([]struct{}, error) { return nil, nil },
+		Parse: func(keydir.SourceRef, string, []byte) ([]struct{}, error) { return nil, nil },
 		// The loader tells a change by the content's hash: the mode is
 		// added to the content, so that a key made private by chmod alone
 		// is loaded again too.

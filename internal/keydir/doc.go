@@ -12,8 +12,10 @@
 //
 // A Source is a single file or a directory. Each visible file in a
 // directory is read with jwk.Parse (JWK, JWK Set, PEM bundle or OpenSSH
-// lines) and each key is handed to the caller's Convert, which returns the
-// compact entry the store keeps (type T) — the parsed *jwk.Key is not kept.
+// lines) and each key is handed to the caller's Convert with its source
+// (SourceRef: the Source and its index in Config.Sources, which tells
+// sources with equal fields apart), which returns the compact entry the
+// store keeps (type T) — the parsed *jwk.Key is not kept.
 // Dotfiles (which covers Kubernetes' ..data and ..<timestamp> entries and
 // atomicfile's .*.tmp), *~, #*#, *.swp and *.tmp names are ignored, and
 // names are followed through symlinks, so a ConfigMap or Secret volume

@@ -121,7 +121,7 @@ func TestFeedSetChangeParsesOnlyTheChange(t *testing.T) {
 		set = set.Put(fmt.Sprintf("k%03d", i), keydirtest.JWK(t, key(t, i)))
 	}
 	f.Set(FeedView{Set: set})
-	l := New(Config[string]{Sources: []Source{{Path: f.Name(), Dir: true, Feed: f}}, Convert: func(s Source, p string, k *jwk.Key) (string, error) {
+	l := New(Config[string]{Sources: []Source{{Path: f.Name(), Dir: true, Feed: f}}, Convert: func(s SourceRef, p string, k *jwk.Key) (string, error) {
 		parsed.Add(1)
 		return fpConvert(s, p, k)
 	}})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,7 +24,7 @@ import (
 
 // fps converts each key to its fingerprint, so a snapshot's contents are
 // easy to compare.
-func fpConvert(_ Source, _ string, k *jwk.Key) (string, error) { return k.Fingerprint(), nil }
+func fpConvert(_ SourceRef, _ string, k *jwk.Key) (string, error) { return k.Fingerprint(), nil }
 
 func newLoader(srcs ...Source) *Loader[string] {
 	return New(Config[string]{Sources: srcs, Convert: fpConvert})
@@ -142,7 +143,7 @@ func TestConvertErrorNamesTheKeyInASet(t *testing.T) {
 	dir := t.TempDir()
 	keydirtest.Write(t, filepath.Join(dir, "set.json"), keydirtest.JWK(t, key(t, 1), key(t, 2)))
 	bad := key(t, 2).Fingerprint()
-	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: func(_ Source, path string, k *jwk.Key) (string, error) {
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: func(_ SourceRef, path string, k *jwk.Key) (string, error) {
 		if k.Fingerprint() == bad {
 			return "", &jwk.ParseError{Member: "address", Err: errors.New("bad address")}
 		}
@@ -156,6 +157,76 @@ func TestConvertErrorNamesTheKeyInASet(t *testing.T) {
 	}
 	if got := fingerprints(s); !slices.Equal(got, want(t, key(t, 1))) {
 		t.Fatalf("loaded %v, want only key 1", got)
+	}
+}
+
+// TestConvertToldTheSourceIndex gives the loader sources that look
+// alike — one directory twice, a file as a key source and as a
+// revocation source, two feeds of one name holding other keys — and
+// checks that Convert (on each path: a file that loads whole, a file read
+// entry by entry, a feed) and Parse are told the index of the source each
+// file is read for: a store tells an entry's source by it, never by
+// comparing Sources.
+func TestConvertToldTheSourceIndex(t *testing.T) {
+	base := t.TempDir()
+	dir, file := filepath.Join(base, "keys.d"), filepath.Join(base, "keys.json")
+	keydirtest.Write(t, filepath.Join(dir, "one.json"), keydirtest.JWK(t, key(t, 1)))
+	// A line that does not parse: the file is read entry by entry.
+	keydirtest.Write(t, filepath.Join(dir, "lines"), append(keydirtest.SSH(t, key(t, 2)), "ssh-ed25519 AAAA\n"...))
+	keydirtest.Write(t, file, keydirtest.JWK(t, key(t, 3), key(t, 4)))
+	a, b := newMemFeed("fleet"), newMemFeed("fleet")
+	a.Set(FeedView{Entries: map[string][]byte{"k": keydirtest.JWK(t, key(t, 5))}})
+	b.Set(FeedView{Entries: map[string][]byte{"k": keydirtest.JWK(t, key(t, 6))}})
+	srcs := []Source{
+		{Path: dir, Dir: true}, {Path: dir, Dir: true},
+		{Path: file}, {Path: file, Revocation: true},
+		{Path: a.Name(), Dir: true, Feed: a}, {Path: b.Name(), Dir: true, Feed: b},
+	}
+	// Each entry is its source's index as Convert or Parse was told it,
+	// and the fingerprint of its key (Parse: of the file's content).
+	told := func(src SourceRef) string {
+		if src.Index < 0 || src.Index >= len(srcs) || src.Source != srcs[src.Index] {
+			t.Errorf("told source %d %+v, which is not Config.Sources[%d]", src.Index, src.Source, src.Index)
+		}
+		return strconv.Itoa(src.Index)
+	}
+	convert := func(src SourceRef, _ string, k *jwk.Key) (string, error) {
+		return told(src) + " " + k.Fingerprint(), nil
+	}
+	parse := func(src SourceRef, _ string, data []byte) ([]string, error) {
+		return []string{told(src) + " " + string(data)}, nil
+	}
+	for _, c := range []Config[string]{{Sources: srcs, Convert: convert}, {Sources: srcs, Parse: parse}} {
+		s := Load(c)
+		wantProblems := 0
+		if c.Convert != nil {
+			wantProblems = 2 // the bad line, in each source of the directory
+		}
+		if len(s.Problems) != wantProblems || slices.ContainsFunc(s.Problems, func(p Problem) bool { return p.Path != filepath.Join(dir, "lines") || !p.Entry }) {
+			t.Errorf("problems %v, want %d of the bad line of lines", s.Problems, wantProblems)
+		}
+		perSource := make([]int, len(srcs))
+		for _, f := range s.Files() {
+			perSource[f.Source]++
+			for _, it := range f.Items {
+				if i, _, _ := strings.Cut(it, " "); i != strconv.Itoa(f.Source) {
+					t.Errorf("%s of source %d: an entry Convert or Parse was told is of source %s", f.Path, f.Source, i)
+				}
+			}
+		}
+		// Every source but the revocation of a file of two keys that
+		// also holds them read its files (the directory's two; the
+		// file; the feeds' one each).
+		if want := []int{2, 2, 1, 1, 1, 1}; !slices.Equal(perSource, want) {
+			t.Errorf("files per source %v, want %v", perSource, want)
+		}
+		if c.Convert != nil {
+			for i, fp := range map[int]string{4: key(t, 5).Fingerprint(), 5: key(t, 6).Fingerprint()} {
+				if !slices.ContainsFunc(s.Files(), func(f *File[string]) bool { return f.Source == i && f.Items[0] == strconv.Itoa(i)+" "+fp }) {
+					t.Errorf("feed source %d does not hold its own key", i)
+				}
+			}
+		}
 	}
 }
 

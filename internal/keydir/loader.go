@@ -41,6 +41,15 @@ type Source struct {
 	Feed Feed
 }
 
+// SourceRef is a source as Convert and Parse are given it: the Source,
+// and its index in Config.Sources (File.Source of the file the entry
+// comes from). The index is what tells an entry's source: two sources may
+// hold equal fields (one directory given twice, two feeds of one name).
+type SourceRef struct {
+	Index int
+	Source
+}
+
 // Problem is a file (or directory) that was skipped, and why. Line and
 // Member locate the fault inside the file when it is known. With Entry
 // set, only that entry of the file was skipped: its other entries loaded
@@ -88,10 +97,11 @@ type Config[T any] struct {
 	Home string
 	// NoStrictModes turns off the ownership and permission checks.
 	NoStrictModes bool
-	// Convert makes the caller's entry from a parsed key. An error skips the
-	// entry as a Problem (the whole file in a revocation source); return a
-	// *jwk.ParseError to name a member.
-	Convert func(src Source, path string, k *jwk.Key) (T, error)
+	// Convert makes the caller's entry from a parsed key of the file path
+	// of source src. An error skips the entry as a Problem (the whole
+	// file in a revocation source); return a *jwk.ParseError to name a
+	// member.
+	Convert func(src SourceRef, path string, k *jwk.Key) (T, error)
 	// OnReload, if set, is called with every new snapshot, before
 	// subscribers are told. The stores build their indexes here.
 	OnReload func(*Snapshot[T])
@@ -100,7 +110,7 @@ type Config[T any] struct {
 	// Convert is not called then. The identity's watcher uses it to
 	// learn that its files changed (tlsbridge.WatchIdentity), so that no
 	// second watcher exists.
-	Parse func(src Source, path string, data []byte) ([]T, error)
+	Parse func(src SourceRef, path string, data []byte) ([]T, error)
 	// KeyOf, if set, is an entry's key (its SPKI hash): a Change then
 	// counts only the keys a changed file gained and lost. It gets the
 	// entry in its file's Items, never a copy (see Found).

@@ -81,7 +81,7 @@ func TestConvertErrorSkipsOnlyTheEntry(t *testing.T) {
 	path := filepath.Join(dir, "set.json")
 	keydirtest.Write(t, path, keydirtest.JWK(t, key(t, 1), key(t, 2), key(t, 3)))
 	bad := key(t, 3).Fingerprint()
-	s := Load(Config[string]{Sources: []Source{{Path: path}}, Convert: func(_ Source, _ string, k *jwk.Key) (string, error) {
+	s := Load(Config[string]{Sources: []Source{{Path: path}}, Convert: func(_ SourceRef, _ string, k *jwk.Key) (string, error) {
 		if k.Fingerprint() == bad {
 			return "", &jwk.ParseError{Member: jwk.AttrAddress, Err: errors.New("no address")}
 		}

@@ -160,7 +160,7 @@ func (l *Loader[T]) read(state, old *fileState[T], data []byte, fi fs.FileInfo, 
 // It returns the file and the problems of its skipped entries, or the
 // problem of the whole file.
 func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, []Problem) {
-	src := l.cfg.Sources[i]
+	src := SourceRef{Index: i, Source: l.cfg.Sources[i]}
 	if l.cfg.Parse != nil {
 		items, err := l.cfg.Parse(src, path, data)
 		if err != nil {
@@ -168,7 +168,7 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 		}
 		return &File[T]{Path: path, Source: i, Items: items}, nil, nil
 	}
-	f, p := l.parseWhole(i, path, data)
+	f, p := l.parseWhole(src, path, data)
 	if src.Revocation || p == nil {
 		// A revocation file, or the common case of a file that loads
 		// whole (read the cheapest way: jwk.Parse is what ParseSet
@@ -199,7 +199,7 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 // convertEntry makes the caller's entry of one entry of a file, or the
 // problem that names it: by the line or member ParseSet gave, with the
 // member Convert names after it ("keys[2].address").
-func (l *Loader[T]) convertEntry(src Source, path string, e jwk.SetEntry) (T, *Problem) {
+func (l *Loader[T]) convertEntry(src SourceRef, path string, e jwk.SetEntry) (T, *Problem) {
 	var t T
 	if e.Err != nil {
 		return t, problemOf(path, e.Err, false)
@@ -223,13 +223,12 @@ func (l *Loader[T]) convertEntry(src Source, path string, e jwk.SetEntry) (T, *P
 
 // parseWhole reads a file that must load whole or not at all: any key
 // that does not parse or convert makes the file a problem.
-func (l *Loader[T]) parseWhole(i int, path string, data []byte) (*File[T], *Problem) {
-	src := l.cfg.Sources[i]
+func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T], *Problem) {
 	keys, err := jwk.Parse(data)
 	if err != nil {
 		return nil, problemOf(path, err, src.Revocation)
 	}
-	f := &File[T]{Path: path, Source: i, Items: make([]T, 0, len(keys))}
+	f := &File[T]{Path: path, Source: src.Index, Items: make([]T, 0, len(keys))}
 	for n, k := range keys {
 		var t T
 		if l.cfg.Convert != nil {

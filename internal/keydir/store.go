@@ -94,7 +94,7 @@ type Lifecycle[T any] struct {
 // NewLifecycle returns the lifecycle of a store reading opts, converting
 // each key with convert, indexing each new snapshot with onReload, and
 // telling entries' keys by keyOf (for OnChange).
-func NewLifecycle[T any](opts Options, convert func(src Source, path string, k *jwk.Key) (T, error), keyOf func(*T) [32]byte, onReload func(*Snapshot[T])) Lifecycle[T] {
+func NewLifecycle[T any](opts Options, convert func(src SourceRef, path string, k *jwk.Key) (T, error), keyOf func(*T) [32]byte, onReload func(*Snapshot[T])) Lifecycle[T] {
 	return Lifecycle[T]{l: New(Config[T]{
 		Sources:       opts.sources(),
 		Home:          opts.Home,
