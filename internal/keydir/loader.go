@@ -97,10 +97,10 @@ type Config[T any] struct {
 	Home string
 	// NoStrictModes turns off the ownership and permission checks.
 	NoStrictModes bool
-	// Convert makes the caller's entry from a parsed key of the file path
-	// of source src. An error skips the entry as a Problem (the whole
-	// file in a revocation source); return a *jwk.ParseError to name a
-	// member.
+	// Convert makes the caller's entry from a parsed key, read from the
+	// file path of source src. An error skips the entry as a Problem (the
+	// whole file in a revocation source); return a *jwk.ParseError to
+	// name a member.
 	Convert func(src SourceRef, path string, k *jwk.Key) (T, error)
 	// OnReload, if set, is called with every new snapshot, before
 	// subscribers are told. The stores build their indexes here.
