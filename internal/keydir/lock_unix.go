@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"syscall"
+
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // lockDir takes an exclusive advisory lock on directory dir, waiting for
@@ -24,12 +26,12 @@ import (
 func lockDir(dir string) (unlock func(), held bool, err error) {
 	// A bare descriptor: an os.File would make four fcntl and an
 	// epoll_ctl more for each lock (the admin commands take several).
-	fd, err := openDir(dir)
+	fd, err := trustfile.OpenDirFD(dir)
 	if errors.Is(err, os.ErrPermission) {
 		return func() {}, false, nil
 	}
 	if err != nil {
-		return nil, false, &os.PathError{Op: "open", Path: dir, Err: err}
+		return nil, false, err
 	}
 	for {
 		err = flock(fd, syscall.LOCK_EX)
@@ -51,16 +53,6 @@ func lockDir(dir string) (unlock func(), held bool, err error) {
 // flock is syscall.Flock; a test makes it fail as a file system without
 // locks does.
 var flock = syscall.Flock
-
-// openDir opens the directory dir read-only, as a bare descriptor.
-func openDir(dir string) (int, error) {
-	for {
-		fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_CLOEXEC|syscall.O_DIRECTORY, 0)
-		if err != syscall.EINTR {
-			return fd, err
-		}
-	}
-}
 
 // TryLock takes an exclusive advisory lock on the file path (created,
 // mode 0600, if missing) without waiting: ok is false when another

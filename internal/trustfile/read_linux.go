@@ -46,15 +46,15 @@ func openFileAt(dir int, name, path string, flags int) (*fdFile, error) {
 	}
 }
 
-// dirHandle is a Dir's open directory: a bare descriptor (an os.File
-// would make four fcntl and an epoll_ctl more).
+// dirHandle is a Dir's open directory: a bare descriptor (OpenDirFD).
 type dirHandle int
 
 func openDirHandle(path string) (dirHandle, fs.FileInfo, error) {
-	f, err := openFileAt(unix.AT_FDCWD, path, path, syscall.O_DIRECTORY)
+	fd, err := OpenDirFD(path)
 	if err != nil {
 		return -1, nil, err
 	}
+	f := &fdFile{fd: fd, path: path}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
