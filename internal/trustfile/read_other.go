@@ -13,7 +13,9 @@ func openFile(path string, flags int) (openedFile, error) {
 
 func sameFile(a, b os.FileInfo) bool { return os.SameFile(a, b) }
 
-// dirHandle is a Dir's open directory.
+// dirHandle is a Dir's open directory: an os.File, not a bare descriptor
+// (OpenDirFD), since openAt here goes by the path and never through the
+// descriptor, and this build includes systems without one.
 type dirHandle struct{ f *os.File }
 
 func openDirHandle(path string) (dirHandle, fs.FileInfo, error) {
