@@ -130,8 +130,8 @@ type Store interface {
 	Values(ctx context.Context, revision int64, entries []StoreEntry) error
 	// Apply makes all the changes or none: if any entry's revision is not
 	// the one given, nothing is written and the error is a
-	// *StoreConflictError.
-	Apply(ctx context.Context, changes []StoreChange) error
+	// *StoreConflictError. It returns the store's revision of the write.
+	Apply(ctx context.Context, changes []StoreChange) (revision int64, err error)
 	// Follow keeps a live view of the entries as feeds of the trust stores
 	// until ctx ends (proxy, sync --watch).
 	Follow(ctx context.Context, o FollowOptions) (Follower, error)
@@ -348,19 +348,35 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	c.stdout, c.stderr = names.writer(&out), names.writer(stderr)
 	c.home, c.homeSet = work, false
 	defer func() { c.stdout, c.stderr = stdout, stderr }()
+	var o *observer
+	if m != nil {
+		o = m.observe()
+	}
 	runErr := run()
 	if runErr != nil && m == nil {
 		_, _ = out.WriteTo(stdout)
 		return names.error(runErr)
 	}
-	changes, now, err := changesOf(home.Dir(work), read)
+	var changes []StoreChange
+	if m != nil {
+		changes, err = m.changes(ctx, st, o)
+	} else {
+		changes, _, err = changesOf(home.Dir(work), read)
+	}
 	if err == nil && runErr == nil && len(changes) > 0 {
-		err = st.Apply(ctx, changes)
+		var rev int64
+		rev, err = st.Apply(ctx, changes)
+		if m != nil && err == nil && rev == m.revision+1 {
+			// Nothing else was written in between: the files hold the
+			// store's entries at the write's revision, and the next
+			// command, if nothing is written meanwhile, asks for no change.
+			m.revision = rev
+		}
 	}
 	if m != nil {
 		// Kept if it holds the store's entries: a command refused before
 		// it changed anything, or its change written.
-		m.settle(now, err == nil && (runErr == nil || len(changes) == 0))
+		m.settle(err == nil && (runErr == nil || len(changes) == 0))
 	}
 	if runErr != nil {
 		_, _ = out.WriteTo(stdout)
@@ -381,12 +397,14 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 // the home if it can be had (storemirror.go), else a temporary home that
 // holds a copy of every entry; done unlocks the one or removes the other.
 func (c *cli) storeHome(ctx context.Context, st Store, where string) (dir string, read map[string]copied, m *mirror, done func(), err error) {
-	if m = openMirror(c.home, where); m != nil {
-		if read, err = m.sync(ctx, st); err != nil {
-			m.close()
-			return "", nil, nil, nil, fmt.Errorf("%s: %w", where, err)
+	if _, ok := st.(StoreHistory); ok {
+		if m = openMirror(c.home, where); m != nil {
+			if err = m.sync(ctx, st); err != nil {
+				m.close()
+				return "", nil, nil, nil, fmt.Errorf("%s: %w", where, err)
+			}
+			return m.dir, nil, m, m.close, nil
 		}
-		return m.dir, read, m, m.close, nil
 	}
 	entries, err := st.List(ctx)
 	if err != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,39 +26,89 @@ import (
 //
 //	HOME/.store-mirror/<SHA-256 of the store's URL>/   0700
 //	  lock       held (flock) by the one command using the mirror
-//	  manifest   the store's identity and revision, then per file:
-//	             the entry's revision, the SHA-256 of its value, the file's stamp
+//	  manifest   the store's identity and the revision the files are at,
+//	             then the stamp of each .d directory
 //	  authorized_keys.d/ revoked_keys.d/ trusted_hosts.d/ .index/
 //
-// and each command lists the store's keys with their revisions only,
-// reads the values of the entries that changed since, rewrites those
-// files and removes the vanished ones; the admin index stays valid in
-// between, so the command reads only the files it needs. The revisions
-// Apply compares are always the ones just listed, never the manifest's.
-// The mirror is trusted only if every file's stamp is the one the
-// manifest recorded (nothing else wrote a file, renamed or removed one,
-// or changed a mode), the store is the same (etcd: its cluster ID), and
-// its revision did not go back (a restore): otherwise it is rebuilt from
-// the store, as a temporary copy would be. A mirror another command is
-// using, or one that cannot be made (no home), leaves the command on a
-// temporary copy.
+// and each command costs what changed, not what is stored:
+//
+//   - before: the store's changes since the manifest's revision
+//     (StoreHistory.ChangesSince: etcd's watch from it) are written to
+//     the files, so that they hold the store's entries at its revision
+//     now; the admin index stays valid in between, so the command reads
+//     only the files it needs;
+//   - during: the .d directories are watched (observer), so that the
+//     files the command touched are known without looking at the others;
+//   - after: those files are compared with the store's entries at the
+//     mirror's revision (StoreHistory.EntriesAt), and their differences
+//     written in one transaction that compares each touched entry's
+//     revision at the mirror's revision (Apply, as for a temporary copy);
+//     the manifest records the revision and the directories' stamps.
+//
+// The mirror is trusted only if the directories' stamps are the
+// manifest's (nothing else created, renamed or removed a file, or changed
+// a directory's mode), the store is the same (etcd: its cluster ID), and
+// its revision did not go back (a restore); anything in doubt — that, a
+// history the store no longer has (etcd: compacted), a file system that
+// folds case or normalizes names — makes the mirror be rebuilt from a
+// listing of the store, as a temporary copy would be. A file rewritten in
+// place by something else is not seen (docs/fleet.md says why that is
+// acceptable for this private cache). A watch that fails or overflows
+// during the command makes it compare every file with the store's entries
+// at the mirror's revision instead. A mirror another command is using, a
+// store without history, or no home leaves the command on a temporary
+// copy.
 
 const (
 	mirrorDir   = ".store-mirror"
-	mirrorMagic = "keytool-store-mirror 1"
+	mirrorMagic = "keytool-store-mirror 2"
 )
+
+// StoreHistory is a Store that keeps its past revisions for a while (etcd
+// until it compacts them): the mirror of its entries in the home then
+// costs an edit only what changed since the last one.
+type StoreHistory interface {
+	// ChangesSince returns each entry changed since revision (put,
+	// rewritten or removed: its last state), at the store's revision now.
+	// ErrStoreCompacted if the store no longer knows that revision's
+	// changes.
+	ChangesSince(ctx context.Context, revision int64) (StoreDelta, error)
+	// EntriesAt sets each of entries' Value and Revision to what they were
+	// at revision (Value nil and Revision 0: it did not exist), all at
+	// once; ErrStoreCompacted as ChangesSince.
+	EntriesAt(ctx context.Context, revision int64, entries []StoreEntry) error
+	// ListAt returns every entry of every kind as it was at revision;
+	// ErrStoreCompacted as ChangesSince.
+	ListAt(ctx context.Context, revision int64) ([]StoreEntry, error)
+}
+
+// StoreDelta is what changed in a Store since a revision.
+type StoreDelta struct {
+	// Revision is the store's revision the changes bring to; Identity
+	// which store answered (as StoreListing's).
+	Revision int64
+	Identity string
+	// Put are the entries written since, with their Value (not nil) and
+	// Revision; Removed those removed since (no Value). An entry is in
+	// one of them at most, as it is at Revision.
+	Put, Removed []StoreEntry
+}
+
+// ErrStoreCompacted means the store no longer has the history asked for.
+var ErrStoreCompacted = errors.New("the store's history at that revision is gone (compacted)")
 
 // mirror is a store's mirror, locked by this process.
 type mirror struct {
 	dir      string // the home the command runs on
 	unlock   func()
 	identity string // of the store, as listed
-	revision int64  // of the listing
+	revision int64  // the store's revision the files hold
+	exact    bool   // the file system keeps names as given (exactNames)
 }
 
 // openMirror locks the mirror of the store where in the home h, making
 // it if need be; nil if there is none to be had: no home, or another
-// command using it.
+// command using it. The store must be a StoreHistory.
 func openMirror(h, where string) *mirror {
 	if fi, err := os.Stat(h); err != nil || !fi.IsDir() {
 		return nil // a --store command does not make a home
@@ -102,78 +154,52 @@ func (m *mirror) close() { m.unlock() }
 
 func (m *mirror) manifestPath() string { return filepath.Join(m.dir, "manifest") }
 
-// sync brings the mirror to the store's entries as listed now, and
-// returns them by path, as materialize does.
-func (m *mirror) sync(ctx context.Context, st Store) (map[string]copied, error) {
-	l, err := st.ListRevisions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	m.identity, m.revision = l.Identity, l.Revision
-	var listed []StoreEntry
-	for _, e := range l.Entries {
-		if mirrored(e) {
-			listed = append(listed, e)
-		}
-	}
-	files, ok := m.trusted(l)
-	if !ok {
-		return m.rebuild(ctx, st, listed)
-	}
-	h := home.Dir(m.dir)
-	var fetch []StoreEntry
-	keep := make(map[string]bool, len(listed))
-	for _, e := range listed {
-		path := filepath.Join(kindDir(h, e.Kind), e.Name)
-		keep[path] = true
-		if f, ok := files[path]; !ok || f.Revision != e.Revision {
-			fetch = append(fetch, e)
-		}
-	}
-	for path := range files {
-		if !keep[path] {
-			if err := os.Remove(path); err != nil {
-				return nil, err
+// sync brings the mirror's files to the store's entries now: the changes
+// since the manifest's revision if the mirror can be trusted and the
+// store still has them, else every entry, listed and written anew.
+func (m *mirror) sync(ctx context.Context, st Store) error {
+	if identity, revision, ok := m.trusted(); ok {
+		d, err := st.(StoreHistory).ChangesSince(ctx, revision)
+		switch {
+		case errors.Is(err, ErrStoreCompacted): // listed in full below
+		case err != nil:
+			return err
+		case d.Identity == identity && d.Revision >= revision:
+			if err := m.applyDelta(d); err != nil {
+				return err
 			}
-			delete(files, path)
+			m.identity, m.revision, m.exact = d.Identity, d.Revision, true
+			return nil
 		}
 	}
-	if err := st.Values(ctx, l.Revision, fetch); err != nil {
-		return nil, err
-	}
-	for _, e := range fetch {
-		if err := m.put(files, e); err != nil {
-			return nil, err
-		}
-	}
-	return files, nil
+	return m.rebuild(ctx, st)
 }
 
-// put makes e's file hold its value, rewriting it only if it differs.
-func (m *mirror) put(files map[string]copied, e StoreEntry) error {
-	path := filepath.Join(kindDir(home.Dir(m.dir), e.Kind), e.Name)
-	sum := sha256.Sum256(e.Value)
-	f, known := files[path]
-	if known && f.sum == sum {
-		f.Revision = e.Revision // the same value (keytool's own last write)
-		files[path] = f
-		return nil
-	}
-	if !known {
-		if _, err := os.Lstat(path); err == nil {
-			return sameFileError(e)
+// applyDelta writes the store's changes into the files: a file that holds
+// the value already (the previous command's own write) is left as it is.
+func (m *mirror) applyDelta(d StoreDelta) error {
+	h := home.Dir(m.dir)
+	for _, e := range d.Removed {
+		if mirrored(e) {
+			if err := os.Remove(filepath.Join(kindDir(h, e.Kind), e.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
 		}
 	}
-	// Written whole or not at all, and unsynced: a crash leaves a file
-	// whose stamp is not the manifest's, and the mirror is rebuilt.
-	if err := atomicfile.WriteCache(path, e.Value, 0o644); err != nil {
-		return err
+	for _, e := range d.Put {
+		if !mirrored(e) {
+			continue
+		}
+		path := filepath.Join(kindDir(h, e.Kind), e.Name)
+		if data, err := os.ReadFile(path); err == nil && bytes.Equal(data, e.Value) {
+			continue
+		}
+		// Written whole or not at all, and unsynced: a crash leaves the
+		// directory's stamp not the manifest's, and the mirror is rebuilt.
+		if err := atomicfile.WriteCache(path, e.Value, 0o644); err != nil {
+			return err
+		}
 	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return err
-	}
-	files[path] = copied{entryOf(e), sum, stampOf(fi)}
 	return nil
 }
 
@@ -196,149 +222,223 @@ func (m *mirror) onlyOwnFiles() bool {
 	return true
 }
 
-// rebuild empties the mirror (but its lock) and writes every listed
-// entry.
-func (m *mirror) rebuild(ctx context.Context, st Store, listed []StoreEntry) (map[string]copied, error) {
+// rebuild empties the mirror (but its lock), lists the store and writes
+// every entry.
+func (m *mirror) rebuild(ctx context.Context, st Store) error {
 	h := home.Dir(m.dir)
 	if err := os.Remove(m.manifestPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return err
 	}
 	des, err := os.ReadDir(m.dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, de := range des {
 		if de.Name() != "lock" {
 			if err := os.RemoveAll(filepath.Join(m.dir, de.Name())); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	if err := st.Values(ctx, m.revision, listed); err != nil {
-		return nil, err
+	l, err := st.ListRevisions(ctx)
+	if err != nil {
+		return err
 	}
-	return materialize(h, listed, true)
+	m.identity, m.revision = l.Identity, l.Revision
+	var listed []StoreEntry
+	for _, e := range l.Entries {
+		if mirrored(e) {
+			listed = append(listed, e)
+		}
+	}
+	if err := st.Values(ctx, l.Revision, listed); err != nil {
+		return err
+	}
+	if _, err := materialize(h, listed, true); err != nil {
+		return err
+	}
+	m.exact = exactNames(h)
+	return nil
 }
 
-// trusted reads the manifest and checks the mirror against it and the
-// listing; ok false: rebuild.
-func (m *mirror) trusted(l StoreListing) (files map[string]copied, ok bool) {
-	identity, revision, files, err := readManifest(m.manifestPath(), home.Dir(m.dir))
-	if err != nil || identity != l.Identity || revision > l.Revision {
-		return nil, false
-	}
-	h := home.Dir(m.dir)
-	if !m.onlyOwnFiles() {
-		return nil, false
-	}
-	seen := 0
+// exactNames says whether each of h's .d directories keeps names as
+// given: a file system that folds case or normalizes Unicode would hold
+// one file for two entries (materialize refuses them when it writes every
+// entry; the changes since written one by one would not see them), so
+// there the mirror is not kept.
+func exactNames(h home.Dir) bool {
 	for _, kind := range StoreKinds {
-		dir := kindDir(h, kind)
-		if !privateDir(dir) {
-			return nil, false
+		probe := filepath.Join(kindDir(h, kind), ".keytool-names-A\u00e9")
+		if err := os.WriteFile(probe, nil, 0o600); err != nil {
+			return false
 		}
-		des, err := statDir(dir)
-		if err != nil {
-			return nil, false
-		}
-		for _, de := range des {
-			if keydir.Ignored(de.name) {
-				continue // as the stores do: an editor's or atomicfile's leftover
-			}
-			f, ok := files[filepath.Join(dir, de.name)]
-			if !ok || de.err != nil || stampOf(de.fi) != f.stamp {
-				return nil, false
-			}
-			seen++
+		_, lower := os.Lstat(filepath.Join(kindDir(h, kind), ".keytool-names-a\u00e9"))
+		_, nfd := os.Lstat(filepath.Join(kindDir(h, kind), ".keytool-names-Ae\u0301"))
+		if os.Remove(probe) != nil || !errors.Is(lower, fs.ErrNotExist) || !errors.Is(nfd, fs.ErrNotExist) {
+			return false
 		}
 	}
-	return files, seen == len(files)
+	return true
 }
 
-// settle records the mirror's files as they are after the command (now,
-// from changesOf) if they hold the store's entries (ok), else removes the
+// dirStamps are the stamps of the mirror's .d directories, in StoreKinds'
+// order; ok false if one is not a private directory.
+func (m *mirror) dirStamps() (stamps []string, ok bool) {
+	h := home.Dir(m.dir)
+	for _, kind := range StoreKinds {
+		fi, err := os.Lstat(kindDir(h, kind))
+		if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 {
+			return nil, false
+		}
+		stamps = append(stamps, stampOf(fi))
+	}
+	return stamps, true
+}
+
+// trusted reads the manifest and checks the mirror against it: the
+// store's identity and revision the files hold, if they can be trusted
+// to hold them.
+func (m *mirror) trusted() (identity string, revision int64, ok bool) {
+	identity, revision, stamps, err := readManifest(m.manifestPath())
+	if err != nil || !m.onlyOwnFiles() {
+		return "", 0, false
+	}
+	now, ok := m.dirStamps()
+	if !ok || !slices.Equal(now, stamps) {
+		return "", 0, false
+	}
+	return identity, revision, true
+}
+
+// settle records the mirror as it is after the command if its files hold
+// the store's entries at the mirror's revision (ok), else removes the
 // manifest, so that the next command rebuilds the mirror.
-func (m *mirror) settle(now map[string]copied, ok bool) {
-	if ok && now != nil && writeManifest(m.manifestPath(), m.identity, m.revision, now) == nil {
+func (m *mirror) settle(ok bool) {
+	if stamps, sound := m.dirStamps(); ok && sound && m.exact &&
+		writeManifest(m.manifestPath(), m.identity, m.revision, stamps) == nil {
 		return
 	}
 	_ = os.Remove(m.manifestPath())
 }
 
-// The manifest is text: a first line "keytool-store-mirror 1", the store's
-// identity and revision, tab-separated; then a line per file: the entry's
-// revision (0: not known), the SHA-256 of the value and the file's stamp
-// in hex, and KIND/NAME, tab-separated (a name holds no tab or newline:
-// keydir.CheckName).
-func writeManifest(path, identity string, revision int64, files map[string]copied) error {
+// changes compares the files the command touched (o; every file if o
+// cannot say) with the store's entries at the mirror's revision, and
+// returns their differences as changes to write.
+func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreChange, error) {
+	hist := st.(StoreHistory)
+	h := home.Dir(m.dir)
+	paths, ok := o.finish()
+	if !ok {
+		entries, err := hist.ListAt(ctx, m.revision)
+		if err != nil {
+			return nil, err
+		}
+		read := make(map[string]copied, len(entries))
+		for _, e := range entries {
+			if mirrored(e) { // no stamp: every file is read and compared
+				read[filepath.Join(kindDir(h, e.Kind), e.Name)] = copied{entryOf(e), sha256.Sum256(e.Value), ""}
+			}
+		}
+		changes, _, err := changesOf(h, read)
+		return changes, err
+	}
+	entries := make([]StoreEntry, 0, len(paths))
+	for _, p := range paths {
+		entries = append(entries, StoreEntry{Kind: o.kinds[filepath.Dir(p)], Name: filepath.Base(p)})
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	if err := hist.EntriesAt(ctx, m.revision, entries); err != nil {
+		return nil, err
+	}
+	var changes []StoreChange
+	for i, e := range entries {
+		data, present, err := readEntryFile(paths[i])
+		if err != nil {
+			return nil, err
+		}
+		if existed := e.Revision != 0; present == existed && (!present || bytes.Equal(data, e.Value)) {
+			continue // as it was: written again the same, or made and removed
+		}
+		changes = append(changes, StoreChange{Kind: e.Kind, Name: e.Name, Value: data, Revision: e.Revision})
+	}
+	slices.SortFunc(changes, func(a, b StoreChange) int { return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name) })
+	return changes, nil
+}
+
+// readEntryFile reads the file of an entry as changesOf does: absent if
+// it is not there or not a regular file.
+func readEntryFile(path string) (data []byte, present bool, err error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !fi.Mode().IsRegular() {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	data, err = os.ReadFile(path)
+	if err != nil {
+		return nil, false, err
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, true, nil
+}
+
+// The manifest is text: a first line "keytool-store-mirror 2", the
+// store's identity and revision, tab-separated; then a line per kind of
+// entry (StoreKinds' order): KIND, a tab, the stamp of its .d directory
+// in hex.
+func writeManifest(path, identity string, revision int64, stamps []string) error {
 	if strings.ContainsAny(identity, "\t\n") {
 		return errors.New("identity with a tab or newline")
 	}
 	b := fmt.Appendf(nil, "%s\t%s\t%d\n", mirrorMagic, identity, revision)
-	for _, f := range files {
-		b = strconv.AppendInt(b, f.Revision, 10)
-		b = append(b, '\t')
-		b = hex.AppendEncode(b, f.sum[:])
-		b = append(b, '\t')
-		b = hex.AppendEncode(b, []byte(f.stamp))
-		b = append(append(append(append(append(b, '\t'), f.Kind...), '/'), f.Name...), '\n')
+	for i, kind := range StoreKinds {
+		b = append(append(b, kind...), '\t')
+		b = append(hex.AppendEncode(b, []byte(stamps[i])), '\n')
 	}
 	return atomicfile.WriteCache(path, b, 0o600)
 }
 
-// readManifest reads what writeManifest wrote, by path in h; any doubt
-// is an error.
-func readManifest(path string, h home.Dir) (identity string, revision int64, files map[string]copied, err error) {
+// readManifest reads what writeManifest wrote; any doubt is an error.
+func readManifest(path string) (identity string, revision int64, stamps []string, err error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return "", 0, nil, err
 	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Size() > 4096 {
 		return "", 0, nil, errors.New("manifest: not a regular file of mode 0600")
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", 0, nil, err
 	}
-	return parseManifest(string(data), h)
+	return parseManifest(string(data))
 }
 
 // parseManifest parses a manifest's text.
-func parseManifest(data string, h home.Dir) (identity string, revision int64, files map[string]copied, err error) {
-	head, body, _ := strings.Cut(data, "\n")
-	f := strings.Split(head, "\t")
+func parseManifest(data string) (identity string, revision int64, stamps []string, err error) {
+	lines := strings.Split(data, "\n")
+	if len(lines) != len(StoreKinds)+2 || lines[len(lines)-1] != "" {
+		return "", 0, nil, errors.New("manifest: bad length")
+	}
+	f := strings.Split(lines[0], "\t")
 	if len(f) != 3 || f[0] != mirrorMagic {
 		return "", 0, nil, errors.New("manifest: bad header")
 	}
 	if revision, err = strconv.ParseInt(f[2], 10, 64); err != nil || revision < 0 {
 		return "", 0, nil, errors.New("manifest: bad revision")
 	}
-	files = map[string]copied{}
-	for line := range strings.Lines(body) {
-		c, err := parseManifestLine(strings.TrimSuffix(line, "\n"))
-		if err != nil {
-			return "", 0, nil, err
+	for i, kind := range StoreKinds {
+		k, stamp, _ := strings.Cut(lines[1+i], "\t")
+		b, err := hex.DecodeString(stamp)
+		if k != kind || err != nil || len(b) == 0 {
+			return "", 0, nil, errors.New("manifest: bad stamp")
 		}
-		files[filepath.Join(kindDir(h, c.Kind), c.Name)] = c
+		stamps = append(stamps, string(b))
 	}
-	return f[1], revision, files, nil
-}
-
-func parseManifestLine(line string) (copied, error) {
-	var c copied
-	bad := errors.New("manifest: bad line")
-	f := strings.Split(line, "\t")
-	if len(f) != 4 {
-		return c, bad
-	}
-	rev, err := strconv.ParseInt(f[0], 10, 64)
-	sum, serr := hex.DecodeString(f[1])
-	stamp, terr := hex.DecodeString(f[2])
-	kind, name, _ := strings.Cut(f[3], "/")
-	if err != nil || serr != nil || terr != nil || rev < 0 || len(sum) != len(c.sum) || !mirrored(StoreEntry{Kind: kind, Name: name}) {
-		return c, bad
-	}
-	c.Kind, c.Name, c.Revision, c.stamp = kind, name, rev, string(stamp)
-	copy(c.sum[:], sum)
-	return c, nil
+	return f[1], revision, stamps, nil
 }

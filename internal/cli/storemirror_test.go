@@ -2,82 +2,189 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
-	"github.com/keytool/keytool/internal/home"
+	"github.com/fsnotify/fsnotify"
 )
 
-// memStore is a Store in memory, for the mirror's rules.
+// memStore is a Store in memory with its history, for the mirror's rules.
 type memStore struct {
-	Store    // the methods the mirror does not call
-	entries  []StoreEntry
-	revision int64
-	identity string
+	Store     // the methods the mirror does not call
+	revision  int64
+	identity  string
+	at        map[int64][]StoreEntry // the entries at each revision
+	compacted int64                  // revisions below are gone
+	listings  int                    // ListRevisions calls
+}
+
+func newMemStore(entries ...StoreEntry) *memStore {
+	s := &memStore{identity: "cluster 1", at: map[int64][]StoreEntry{}}
+	for _, e := range entries {
+		s.put(e.Kind, e.Name, e.Value)
+	}
+	return s
+}
+
+func (s *memStore) now() []StoreEntry { return s.at[s.revision] }
+
+// put writes an entry (value nil: removes it) at a new revision.
+func (s *memStore) put(kind, name string, value []byte) {
+	s.write([]StoreChange{{Kind: kind, Name: name, Value: value}})
+}
+
+// write makes the changes at one new revision.
+func (s *memStore) write(changes []StoreChange) int64 {
+	next := slices.Clone(s.now())
+	s.revision++
+	for _, c := range changes {
+		next = slices.DeleteFunc(next, func(e StoreEntry) bool { return e.Kind == c.Kind && e.Name == c.Name })
+		if c.Value != nil {
+			next = append(next, StoreEntry{Kind: c.Kind, Name: c.Name, Value: c.Value, Revision: s.revision})
+		}
+	}
+	s.at[s.revision] = next
+	return s.revision
 }
 
 func (s *memStore) ListRevisions(context.Context) (StoreListing, error) {
+	s.listings++
 	l := StoreListing{Revision: s.revision, Identity: s.identity}
-	for _, e := range s.entries {
+	for _, e := range s.now() {
 		l.Entries = append(l.Entries, entryOf(e))
 	}
 	return l, nil
 }
 
-func (s *memStore) Values(_ context.Context, _ int64, entries []StoreEntry) error {
-	for i := range entries {
-		for _, e := range s.entries {
-			if e.Kind == entries[i].Kind && e.Name == entries[i].Name {
-				entries[i].Value = e.Value
-			}
+func (s *memStore) Values(_ context.Context, rev int64, entries []StoreEntry) error {
+	return s.EntriesAt(context.Background(), rev, entries)
+}
+
+func (s *memStore) find(rev int64, kind, name string) (StoreEntry, bool) {
+	for _, e := range s.at[rev] {
+		if e.Kind == kind && e.Name == name {
+			return e, true
 		}
+	}
+	return StoreEntry{}, false
+}
+
+func (s *memStore) ChangesSince(_ context.Context, rev int64) (StoreDelta, error) {
+	if rev < s.compacted {
+		return StoreDelta{}, ErrStoreCompacted
+	}
+	d := StoreDelta{Revision: s.revision, Identity: s.identity}
+	for _, e := range s.now() {
+		if e.Revision > rev {
+			d.Put = append(d.Put, e)
+		}
+	}
+	for _, e := range s.at[rev] {
+		if _, ok := s.find(s.revision, e.Kind, e.Name); !ok {
+			d.Removed = append(d.Removed, entryOf(e))
+		}
+	}
+	return d, nil
+}
+
+func (s *memStore) EntriesAt(_ context.Context, rev int64, entries []StoreEntry) error {
+	if rev < s.compacted {
+		return ErrStoreCompacted
+	}
+	for i := range entries {
+		e, _ := s.find(rev, entries[i].Kind, entries[i].Name)
+		entries[i].Value, entries[i].Revision = e.Value, e.Revision
 	}
 	return nil
 }
 
-// TestStoreMirrorRebuilds: the mirror is reused as it is while nothing
-// but keytool touched it, and rebuilt from the store (its files written
-// anew) when the store is another cluster, its revision went back, the
-// manifest's mode is not 0600, the mirror's directory holds a file that
-// is not its own (a home's single trust file, which the command would
-// read), a file's mode changed, or the directory is open to others.
-func TestStoreMirrorRebuilds(t *testing.T) {
-	h := t.TempDir()
-	st := &memStore{identity: "cluster 1", revision: 7, entries: []StoreEntry{
-		{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A"), Revision: 5},
-		{Kind: StoreRevoked, Name: "r.json", Value: []byte("R"), Revision: 7},
-	}}
-	var dir string
-	// edit runs what inStore does around a command that changes nothing,
-	// and says whether the mirror was kept: a rebuild removes everything
-	// in it, the admin index's directory too, where a mark is left.
-	edit := func() (kept bool) {
-		t.Helper()
-		m := openMirror(h, "mem://x/p")
-		if m == nil {
-			t.Fatal("no mirror")
+func (s *memStore) ListAt(_ context.Context, rev int64) ([]StoreEntry, error) {
+	if rev < s.compacted {
+		return nil, ErrStoreCompacted
+	}
+	return slices.Clone(s.at[rev]), nil
+}
+
+func (s *memStore) Apply(_ context.Context, changes []StoreChange) (int64, error) {
+	for _, c := range changes {
+		if e, _ := s.find(s.revision, c.Kind, c.Name); e.Revision != c.Revision {
+			return 0, &StoreConflictError{Changes: changes}
 		}
-		defer m.close()
-		dir = m.dir
-		mark := filepath.Join(m.dir, ".index", "mark")
-		read, err := m.sync(context.Background(), st)
+	}
+	return s.write(changes), nil
+}
+
+// mirrorEdit runs what inStore does around a command (do, on the
+// mirror's directory), and returns the changes it found and wrote, and
+// whether the mirror was kept (not rebuilt: a rebuild removes everything
+// in it, the admin index's directory too, where a mark is left).
+func mirrorEdit(t *testing.T, h string, st *memStore, do func(dir string)) (changes []StoreChange, kept bool) {
+	t.Helper()
+	m := openMirror(h, "mem://x/p")
+	if m == nil {
+		t.Fatal("no mirror")
+	}
+	defer m.close()
+	mark := filepath.Join(m.dir, ".index", "mark")
+	if err := m.sync(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	_, err := os.Lstat(mark)
+	kept = err == nil
+	o := m.observe()
+	if do != nil {
+		do(m.dir)
+	}
+	changes, err = m.changes(context.Background(), st, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) > 0 {
+		rev, err := st.Apply(context.Background(), changes)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = os.Lstat(mark)
-		kept = err == nil
-		changes, now, err := changesOf(home.Dir(m.dir), read)
-		if err != nil || len(changes) > 0 {
-			t.Fatalf("changes %v, %v", changes, err)
+		if rev == m.revision+1 {
+			m.revision = rev
 		}
-		m.settle(now, true)
-		if err := os.MkdirAll(filepath.Dir(mark), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(mark, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	}
+	m.settle(true)
+	if err := os.MkdirAll(filepath.Dir(mark), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mark, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return changes, kept
+}
+
+func mirrorFile(t *testing.T, h, kind, name string) string {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(h, mirrorDir, "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("mirrors: %v", dirs)
+	}
+	return filepath.Join(dirs[0], kind+".d", name)
+}
+
+// TestStoreMirrorRebuilds: the mirror is reused as it is while nothing
+// but keytool touched it, and rebuilt from the store (its files written
+// anew) when the store is another cluster, its revision went back, its
+// history since the mirror's revision is gone, the manifest's mode is not
+// 0600, the mirror's directory holds a file that is not its own (a home's
+// single trust file, which the command would read), a file was added,
+// removed or renamed in a .d directory, a .d directory's mode changed, or
+// the mirror's directory is open to others.
+func TestStoreMirrorRebuilds(t *testing.T) {
+	h := t.TempDir()
+	st := newMemStore(
+		StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
+		StoreEntry{Kind: StoreRevoked, Name: "r.json", Value: []byte("R")})
+	edit := func() bool {
+		_, kept := mirrorEdit(t, h, st, nil)
 		return kept
 	}
 	if edit() {
@@ -86,17 +193,23 @@ func TestStoreMirrorRebuilds(t *testing.T) {
 	if !edit() {
 		t.Fatal("a mirror nothing touched was rebuilt")
 	}
+	dir := filepath.Dir(filepath.Dir(mirrorFile(t, h, StoreAuthorized, "a.json")))
+	auth := filepath.Join(dir, StoreAuthorized+".d")
 	for _, c := range []struct {
 		why    string
 		change func()
 	}{
 		{"another cluster", func() { st.identity = "cluster 2" }},
-		{"a revision gone back", func() { st.revision = 6 }},
+		{"a revision gone back", func() { st.at[st.revision-1] = st.now(); st.revision-- }},
+		{"a history compacted", func() { st.put(StoreAuthorized, "c.json", []byte("C")); st.compacted = st.revision }},
 		{"manifest mode 0644", func() { os.Chmod(filepath.Join(dir, "manifest"), 0o644) }},
 		{"a home's trust file in the mirror", func() {
 			os.WriteFile(filepath.Join(dir, "authorized_keys.json"), []byte("{}"), 0o644)
 		}},
-		{"a file chmod-ed", func() { os.Chmod(filepath.Join(dir, "revoked_keys.d", "r.json"), 0o600) }},
+		{"a file added", func() { os.WriteFile(filepath.Join(auth, "evil.json"), []byte("E"), 0o644) }},
+		{"a file removed", func() { os.Remove(filepath.Join(dir, "revoked_keys.d", "r.json")) }},
+		{"a file renamed", func() { os.Rename(filepath.Join(auth, "a.json"), filepath.Join(auth, "b.json")) }},
+		{"a directory chmod-ed", func() { os.Chmod(auth, 0o750) }},
 		{"the mirror's directory open to others", func() { os.Chmod(dir, 0o755) }},
 	} {
 		if !edit() {
@@ -109,24 +222,124 @@ func TestStoreMirrorRebuilds(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(dir, "authorized_keys.json")); err == nil {
 			t.Errorf("%s: a file not the mirror's is still there", c.why)
 		}
+		if _, err := os.Lstat(filepath.Join(auth, "evil.json")); err == nil {
+			t.Errorf("%s: a file not the store's is still there", c.why)
+		}
+	}
+}
+
+// TestStoreMirrorReadsOnlyChanges: a mirror nothing else touched learns
+// the store's changes since its revision (an entry put, rewritten,
+// removed) without a listing, and a command's own write, written back,
+// is not rewritten by the next command.
+func TestStoreMirrorReadsOnlyChanges(t *testing.T) {
+	h := t.TempDir()
+	st := newMemStore(
+		StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
+		StoreEntry{Kind: StoreAuthorized, Name: "b.json", Value: []byte("B")})
+	mirrorEdit(t, h, st, nil)
+	if st.listings != 1 {
+		t.Fatalf("%d listings to build the mirror", st.listings)
+	}
+	changes, _ := mirrorEdit(t, h, st, func(dir string) {
+		if err := os.WriteFile(filepath.Join(dir, StoreAuthorized+".d", "n.json"), []byte("N"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(changes) != 1 || changes[0].Name != "n.json" || string(changes[0].Value) != "N" || changes[0].Revision != 0 {
+		t.Fatalf("changes of a new file: %+v", changes)
+	}
+	n := mirrorFile(t, h, StoreAuthorized, "n.json")
+	before, _ := os.Stat(n)
+	st.put(StoreAuthorized, "a.json", []byte("A2"))
+	st.put(StoreAuthorized, "b.json", nil)
+	st.put(StoreRevoked, "r.json", []byte("R"))
+	st.put(StoreAuthorized, "x.json", []byte("X"))
+	st.put(StoreAuthorized, "x.json", nil) // made and removed since
+	if _, kept := mirrorEdit(t, h, st, nil); !kept || st.listings != 1 {
+		t.Fatalf("kept %v, %d listings: the changes were not read alone", kept, st.listings)
+	}
+	for name, want := range map[string]string{"authorized_keys/a.json": "A2", "authorized_keys/b.json": "", "revoked_keys/r.json": "R", "authorized_keys/x.json": "", "authorized_keys/n.json": "N"} {
+		data, err := os.ReadFile(mirrorFile(t, h, filepath.Dir(name), filepath.Base(name)))
+		if string(data) != want || (want == "") != errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s in the mirror: %q, %v; want %q", name, data, err, want)
+		}
+	}
+	if after, err := os.Stat(n); err != nil || !os.SameFile(before, after) {
+		t.Error("the command's own write was rewritten")
+	}
+	// A file rewritten with the same bytes, another made and removed:
+	// no change.
+	changes, _ = mirrorEdit(t, h, st, func(dir string) {
+		a := filepath.Join(dir, StoreAuthorized+".d", "a.json")
+		os.Remove(a)
+		os.WriteFile(a, []byte("A2"), 0o644)
+		y := filepath.Join(dir, StoreAuthorized+".d", "y.json")
+		os.WriteFile(y, []byte("Y"), 0o644)
+		os.Remove(y)
+	})
+	if len(changes) != 0 {
+		t.Fatalf("changes: %+v", changes)
+	}
+}
+
+// TestStoreMirrorWithoutAWatch: a watch that cannot be made, or that
+// overflows, leaves the command to compare every file with the store at
+// the mirror's revision: its changes are still found, with the
+// revisions read.
+func TestStoreMirrorWithoutAWatch(t *testing.T) {
+	for _, c := range []struct {
+		why   string
+		watch func() (*fsnotify.Watcher, error)
+	}{
+		{"no watch", func() (*fsnotify.Watcher, error) { return nil, errors.New("too many watches") }},
+		{"an overflow", func() (*fsnotify.Watcher, error) {
+			w, err := fsnotify.NewWatcher()
+			if err == nil {
+				go func() { w.Errors <- fsnotify.ErrEventOverflow }()
+			}
+			return w, err
+		}},
+	} {
+		t.Run(c.why, func(t *testing.T) {
+			h := t.TempDir()
+			st := newMemStore(
+				StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
+				StoreEntry{Kind: StoreAuthorized, Name: "b.json", Value: []byte("B")})
+			mirrorEdit(t, h, st, nil)
+			aRev := st.revision - 1
+			saved := newWatcher
+			newWatcher = c.watch
+			defer func() { newWatcher = saved }()
+			changes, _ := mirrorEdit(t, h, st, func(dir string) {
+				os.WriteFile(filepath.Join(dir, StoreAuthorized+".d", "a.json"), []byte("A2"), 0o644)
+				os.Remove(filepath.Join(dir, StoreAuthorized+".d", "b.json"))
+			})
+			want := []StoreChange{
+				{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A2"), Revision: aRev},
+				{Kind: StoreAuthorized, Name: "b.json", Revision: aRev + 1},
+			}
+			if !slices.EqualFunc(changes, want, func(a, b StoreChange) bool {
+				return a.Name == b.Name && string(a.Value) == string(b.Value) && (a.Value == nil) == (b.Value == nil) && a.Revision == b.Revision
+			}) {
+				t.Fatalf("changes %+v, want %+v", changes, want)
+			}
+		})
 	}
 }
 
 // FuzzParseManifest: the mirror's manifest parser never panics, and
-// accepts only lines naming a kind's directory entry.
+// accepts only a stamp for each kind of entry.
 func FuzzParseManifest(f *testing.F) {
-	f.Add(mirrorMagic + "\tetcd cluster 1\t9\n5\t\n")
-	f.Add(mirrorMagic + "\tx\t1\n3\t00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\t00\tauthorized_keys/a.json\n")
+	f.Add(mirrorMagic + "\tetcd cluster 1\t9\nauthorized_keys\t00\nrevoked_keys\t01\ntrusted_hosts\t02\n")
+	f.Add(mirrorMagic + "\tx\t1\n")
 	f.Fuzz(func(t *testing.T, data string) {
-		h := home.Dir("/h")
-		_, _, files, err := parseManifest(data, h)
+		_, rev, stamps, err := parseManifest(data)
 		if err != nil {
 			return
 		}
-		for p, c := range files {
-			if filepath.Dir(p) != kindDir(h, c.Kind) || filepath.Base(p) != c.Name || !mirrored(c.StoreEntry) {
-				t.Fatalf("manifest names %s (%s/%s)", p, c.Kind, c.Name)
-			}
+		if rev < 0 || len(stamps) != len(StoreKinds) {
+			t.Fatalf("revision %d, %d stamps", rev, len(stamps))
 		}
 	})
 }

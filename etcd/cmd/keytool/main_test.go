@@ -59,8 +59,8 @@ func wrapped(wrap func(*store) cli.Store) func(*pflag.FlagSet) cli.StoreOpener {
 	}
 }
 
-// racing's List is followed by a Put of $KEYTOOL_RACE_KEY (under the
-// prefix), before keytool writes.
+// racing's List, ListRevisions and ChangesSince are followed by a Put of
+// $KEYTOOL_RACE_KEY (under the prefix), before keytool writes.
 type racing struct{ *store }
 
 func (r racing) List(ctx context.Context) ([]cli.StoreEntry, error) {
@@ -79,11 +79,19 @@ func (r racing) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
 	return l, err
 }
 
+func (r racing) ChangesSince(ctx context.Context, rev int64) (cli.StoreDelta, error) {
+	d, err := r.store.ChangesSince(ctx, rev)
+	if err == nil {
+		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
+	}
+	return d, err
+}
+
 type slow struct{ *store }
 
-func (s slow) Apply(ctx context.Context, changes []cli.StoreChange) error {
+func (s slow) Apply(ctx context.Context, changes []cli.StoreChange) (int64, error) {
 	if err := os.WriteFile(os.Getenv("KEYTOOL_SLOW_MARK"), nil, 0o600); err != nil {
-		return err
+		return 0, err
 	}
 	time.Sleep(time.Minute)
 	return s.store.Apply(ctx, changes)

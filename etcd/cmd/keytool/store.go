@@ -17,6 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -295,7 +298,7 @@ func (s *store) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
 	if err != nil {
 		return cli.StoreListing{}, err
 	}
-	l := cli.StoreListing{Revision: resp.Header.Revision, Identity: fmt.Sprintf("etcd cluster %x", resp.Header.ClusterId)}
+	l := cli.StoreListing{Revision: resp.Header.Revision, Identity: identityOf(resp.Header)}
 	for _, kv := range resp.Kvs {
 		kind, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.prefix+"/"), "/")
 		if !ok {
@@ -361,7 +364,7 @@ func (s *store) Values(ctx context.Context, revision int64, entries []cli.StoreE
 // Apply writes the changes in one transaction, each compared with the
 // revision read: a new entry must still not exist (CreateRevision 0),
 // another must still be at its ModRevision.
-func (s *store) Apply(ctx context.Context, changes []cli.StoreChange) error {
+func (s *store) Apply(ctx context.Context, changes []cli.StoreChange) (int64, error) {
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	for _, ch := range changes {
@@ -383,12 +386,170 @@ func (s *store) Apply(ctx context.Context, changes []cli.StoreChange) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !resp.Succeeded {
-		return &cli.StoreConflictError{Store: s.where, Changes: changes}
+		return 0, &cli.StoreConflictError{Store: s.where, Changes: changes}
+	}
+	return resp.Header.Revision, nil
+}
+
+var _ cli.StoreHistory = (*store)(nil)
+
+// identityOf is the store's identity in a response's header.
+func identityOf(h *etcdserverpb.ResponseHeader) string {
+	return fmt.Sprintf("etcd cluster %x", h.ClusterId)
+}
+
+// compacted makes etcd's "required revision has been compacted" a
+// cli.ErrStoreCompacted, which makes the mirror list the prefix instead.
+func compacted(err error) error {
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return fmt.Errorf("%w: %w", cli.ErrStoreCompacted, err)
+	}
+	return err
+}
+
+// entryOf is the entry of an etcd key under the prefix; ok false for a key
+// outside the layout (the stores report it).
+func (s *store) entryOf(kv *mvccpb.KeyValue) (e cli.StoreEntry, ok bool) {
+	kind, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.prefix+"/"), "/")
+	return cli.StoreEntry{Kind: kind, Name: name, Revision: kv.ModRevision}, ok
+}
+
+// progressEvery is how often ChangesSince asks etcd again whether its
+// watch has caught up (etcd answers once the watch is in sync).
+const progressEvery = 50 * time.Millisecond
+
+// ChangesSince reads the store's revision now (a linearizable Get of one
+// key), then watches the prefix from revision+1 until it has every event
+// up to that revision: an event past it, or a progress notification at
+// or past it. Each entry's last event is its change. A revision etcd has
+// compacted is cli.ErrStoreCompacted. (etcd starts sending a watch that
+// begins in the past on its next resync, every 100 ms: with nothing
+// written anywhere in the cluster since revision, no watch is made.)
+func (s *store) ChangesSince(ctx context.Context, revision int64) (cli.StoreDelta, error) {
+	var d cli.StoreDelta
+	err := s.call(ctx, func(ctx context.Context) error {
+		resp, err := s.c.Get(ctx, s.prefix, clientv3.WithKeysOnly())
+		if err != nil {
+			return err
+		}
+		d = cli.StoreDelta{Revision: resp.Header.Revision, Identity: identityOf(resp.Header)}
+		if d.Revision <= revision {
+			return nil // nothing written since (or a restore: the caller sees it)
+		}
+		last, err := s.eventsUntil(ctx, revision, d.Revision)
+		if err != nil {
+			return compacted(err)
+		}
+		for _, ev := range last {
+			e, ok := s.entryOf(ev.Kv)
+			switch {
+			case !ok:
+			case ev.Type == clientv3.EventTypeDelete:
+				d.Removed = append(d.Removed, e)
+			default:
+				e.Value = ev.Kv.Value
+				if e.Value == nil {
+					e.Value = []byte{}
+				}
+				d.Put = append(d.Put, e)
+			}
+		}
+		return nil
+	})
+	return d, err
+}
+
+// eventsUntil watches the prefix from revision+1 and returns each key's
+// last event up to until.
+func (s *store) eventsUntil(ctx context.Context, revision, until int64) (map[string]*clientv3.Event, error) {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := s.c.Watch(wctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(revision+1), clientv3.WithCreatedNotify())
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	last := map[string]*clientv3.Event{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+			_ = s.c.RequestProgress(wctx) // lost: asked again at the next tick
+		case wr, ok := <-wch:
+			if !ok {
+				return nil, errors.New("etcd: the watch ended")
+			}
+			if err := wr.Err(); err != nil {
+				return nil, err
+			}
+			if wr.Created {
+				_ = s.c.RequestProgress(wctx)
+				continue
+			}
+			if wr.IsProgressNotify() && wr.Header.Revision >= until {
+				return last, nil
+			}
+			for _, ev := range wr.Events {
+				if ev.Kv.ModRevision > until {
+					return last, nil
+				}
+				last[string(ev.Kv.Key)] = ev
+			}
+			// The events of a revision come in one response.
+			if n := len(wr.Events); n > 0 && wr.Events[n-1].Kv.ModRevision == until {
+				return last, nil
+			}
+		}
+	}
+}
+
+// EntriesAt reads the entries at revision in one transaction of a Get
+// per entry.
+func (s *store) EntriesAt(ctx context.Context, revision int64, entries []cli.StoreEntry) error {
+	var ops []clientv3.Op
+	for _, e := range entries {
+		ops = append(ops, clientv3.OpGet(s.prefix+"/"+e.Kind+"/"+e.Name, clientv3.WithRev(revision)))
+	}
+	var resp *clientv3.TxnResponse
+	err := s.call(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.c.Txn(ctx).Then(ops...).Commit()
+		return compacted(err)
+	})
+	if err != nil {
+		return err
+	}
+	for i, r := range resp.Responses {
+		entries[i].Value, entries[i].Revision = nil, 0
+		if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+			entries[i].Value, entries[i].Revision = kvs[0].Value, kvs[0].ModRevision
+			if entries[i].Value == nil {
+				entries[i].Value = []byte{}
+			}
+		}
 	}
 	return nil
+}
+
+// ListAt reads the prefix at revision.
+func (s *store) ListAt(ctx context.Context, revision int64) ([]cli.StoreEntry, error) {
+	var resp *clientv3.GetResponse
+	err := s.call(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(revision))
+		return compacted(err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []cli.StoreEntry
+	for _, kv := range resp.Kvs {
+		if e, ok := s.entryOf(kv); ok {
+			e.Value = kv.Value
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // Follow opens an etcd.Source on the prefix, with its cache in the home,

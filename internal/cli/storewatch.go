@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/internal/keydir"
+)
+
+// An observer watches the mirror's .d directories while the command runs,
+// so that the files it touched are known without a look at the others
+// (inotify on Linux). It can fail: a watch that cannot be added, an
+// overflow of the kernel's queue, any error; then finish says so, and the
+// mirror compares every file instead (mirror.changes).
+type observer struct {
+	w      *fsnotify.Watcher // nil: no watch
+	kinds  map[string]string // a watched .d directory → its kind
+	cookie string            // made and removed by finish: its removal ends the command's events
+	seen   chan struct{}     // closed once the cookie's removal is read, or an error
+	done   chan struct{}     // closed when the reading goroutine ends
+
+	mu      sync.Mutex
+	touched map[string]bool // paths of entry files with events
+	broken  bool
+}
+
+// newWatcher makes an observer's watcher; tests replace it.
+var newWatcher = fsnotify.NewWatcher
+
+// observe starts watching the mirror's .d directories, and its own (for
+// the cookie); nil-safe: a failure leaves an observer whose finish says
+// it saw nothing reliable.
+func (m *mirror) observe() *observer {
+	h := home.Dir(m.dir)
+	o := &observer{kinds: map[string]string{}, cookie: filepath.Join(m.dir, ".observed"),
+		seen: make(chan struct{}), done: make(chan struct{}), touched: map[string]bool{}}
+	w, err := newWatcher()
+	if err != nil {
+		o.broken = true
+		return o
+	}
+	for _, kind := range StoreKinds {
+		o.kinds[kindDir(h, kind)] = kind
+	}
+	for _, dir := range append(slices.Collect(maps.Keys(o.kinds)), m.dir) {
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			o.broken = true
+			return o
+		}
+	}
+	o.w = w
+	go o.read()
+	return o
+}
+
+// read takes the watcher's events until it is closed.
+func (o *observer) read() {
+	defer close(o.done)
+	var once sync.Once
+	signal := func() { once.Do(func() { close(o.seen) }) }
+	for {
+		select {
+		case ev, ok := <-o.w.Events:
+			if !ok {
+				return
+			}
+			o.mu.Lock()
+			switch dir := filepath.Dir(ev.Name); {
+			case ev.Name == o.cookie:
+				if ev.Has(fsnotify.Remove) {
+					signal()
+				}
+			case o.kinds[ev.Name] != "":
+				o.broken = true // a watched directory itself removed or renamed
+				signal()
+			case o.kinds[dir] != "" && !keydir.Ignored(filepath.Base(ev.Name)):
+				o.touched[ev.Name] = true
+			}
+			o.mu.Unlock()
+		case err, ok := <-o.w.Errors:
+			if !ok {
+				return
+			}
+			if err != nil { // fsnotify.ErrEventOverflow among others
+				o.mu.Lock()
+				o.broken = true
+				o.mu.Unlock()
+				signal()
+			}
+		}
+	}
+}
+
+// observeTimeout bounds the wait for the cookie's events.
+const observeTimeout = 10 * time.Second
+
+// finish stops watching and returns the paths of the entry files touched
+// since observe, sorted; ok false if the watch cannot vouch for them.
+// Events arrive in the order of the changes (one inotify queue), so once
+// the cookie's removal is read, every change made before it was.
+func (o *observer) finish() (paths []string, ok bool) {
+	if o.w == nil {
+		return nil, false
+	}
+	defer func() {
+		o.w.Close()
+		<-o.done
+	}()
+	f, err := os.OpenFile(o.cookie, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		err = errors.Join(f.Close(), os.Remove(o.cookie))
+	}
+	if err != nil {
+		_ = os.Remove(o.cookie)
+		return nil, false
+	}
+	select {
+	case <-o.seen:
+	case <-time.After(observeTimeout):
+		return nil, false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.broken {
+		return nil, false
+	}
+	for p := range o.touched {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	return paths, true
+}
