@@ -32,11 +32,13 @@ import (
 // (conflict.txt), and etcdslow://, etcd:// whose
 // Apply creates the file $KEYTOOL_SLOW_MARK and then waits a minute: a
 // keytool process caught in the middle of a store edit
-// (store-interrupted.txt).
+// (store-interrupted.txt); and etcdcount://, etcd:// that logs its full
+// listings to $KEYTOOL_COUNT_LOG (TestStoreMirrorReadsOnlyChanges).
 func TestMain(m *testing.M) {
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrace"}, Flags: wrapped(func(s *store) cli.Store { return racing{s} })})
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdslow"}, Flags: wrapped(func(s *store) cli.Store { return slow{s} })})
+	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdcount"}, Flags: wrapped(func(s *store) cli.Store { return counting{s} })})
 	testscript.Main(m, map[string]func(){
 		"keytool": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
@@ -85,6 +87,33 @@ func (r racing) ChangesSince(ctx context.Context, rev int64) (cli.StoreDelta, er
 		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
 	}
 	return d, err
+}
+
+// counting appends the name of each call that lists the whole prefix
+// (List, ListRevisions, ListAt) as a line to $KEYTOOL_COUNT_LOG.
+type counting struct{ *store }
+
+func (c counting) log(call string) {
+	f, err := os.OpenFile(os.Getenv("KEYTOOL_COUNT_LOG"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err == nil {
+		fmt.Fprintln(f, call)
+		f.Close()
+	}
+}
+
+func (c counting) List(ctx context.Context) ([]cli.StoreEntry, error) {
+	c.log("List")
+	return c.store.List(ctx)
+}
+
+func (c counting) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
+	c.log("ListRevisions")
+	return c.store.ListRevisions(ctx)
+}
+
+func (c counting) ListAt(ctx context.Context, rev int64) ([]cli.StoreEntry, error) {
+	c.log("ListAt")
+	return c.store.ListAt(ctx, rev)
 }
 
 type slow struct{ *store }
@@ -385,8 +414,8 @@ func TestStoreMirror(t *testing.T) {
 	}
 
 	// A mirror changed by someone else is rebuilt from the store: a file
-	// rewritten in place (dave's key in alice's file) decides nothing, and
-	// a file added is not written back.
+	// added (evil.json) decides nothing and is not written back, and the
+	// rebuild writes every file anew (alice's, rewritten in place, too).
 	daveKey, err := os.ReadFile(pub["dave"])
 	if err != nil {
 		t.Fatal(err)
@@ -413,6 +442,19 @@ func TestStoreMirror(t *testing.T) {
 		t.Fatalf("alice's file was not rebuilt from etcd: %v", err)
 	}
 
+	// A file removed from the mirror (mallory's revocation) makes the next
+	// command rebuild it: the key is still refused.
+	revFile := filepath.Join(m, "revoked_keys.d", filepath.Base(files[0]))
+	if err := os.Remove(revFile); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := authorize("--name", "mallory", pub["mallory"]); err == nil || !strings.Contains(out, "revoked") {
+		t.Fatalf("authorize of a key revoked in etcd after its revocation was removed from the mirror: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(revFile); err != nil {
+		t.Fatalf("the mirror was not rebuilt: %v", err)
+	}
+
 	// A conflict leaves the mirror to be rebuilt: the next command reads
 	// the entry someone else wrote, and compares its revision.
 	race := "etcdrace://" + addr + "/mirror"
@@ -437,5 +479,122 @@ func TestStoreMirror(t *testing.T) {
 	aliceKey, _ := os.ReadFile(alice)
 	if got := get("authorized_keys/alice.json"); got == "changed by someone else" || !strings.Contains(got, `"name": "alice"`) {
 		t.Fatalf("alice in etcd after --force: %q (mirror's: %q)", got, aliceKey)
+	}
+}
+
+// TestStoreMirrorReadsOnlyChanges: with a warm mirror, an edit lists
+// nothing: it reads etcd's changes since the mirror's revision (an entry
+// added, rewritten, removed in etcd is seen by the next command) and
+// compares only the files the command touched; a revision etcd compacted
+// makes the next command list the prefix, and it is still right.
+func TestStoreMirrorReadsOnlyChanges(t *testing.T) {
+	bin := keytoolBinary(t)
+	addr := startEtcd(t, nil)
+	admin := etcdClient(t, addr)
+	ctx := context.Background()
+	dir := t.TempDir()
+	h := filepath.Join(dir, "home")
+	logFile := filepath.Join(dir, "listings")
+	store := "etcdcount://" + addr + "/count"
+	run(t, bin, "-H", h, "gen")
+	pub := map[string]string{}
+	for _, who := range []string{"alice", "bob", "carol", "dave", "erin", "frank"} {
+		run(t, bin, "-H", filepath.Join(dir, who), "gen")
+		pub[who] = filepath.Join(dir, who, "pub_key.json")
+	}
+	listings := func() int {
+		data, _ := os.ReadFile(logFile)
+		return strings.Count(string(data), "\n")
+	}
+	authorize := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"-H", h, "authorize", "--store", store}, args...)...)
+		cmd.Env = append(os.Environ(), "KEYTOOL_COUNT_LOG="+logFile)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	mustAuthorize := func(args ...string) {
+		t.Helper()
+		if out, err := authorize(args...); err != nil {
+			t.Fatalf("authorize %v: %v\n%s", args, err, out)
+		}
+	}
+	get := func(key string) string {
+		resp, err := admin.Get(ctx, "/count/"+key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Kvs) == 0 {
+			return ""
+		}
+		return string(resp.Kvs[0].Value)
+	}
+	// Entries someone else wrote before the mirror was made.
+	for i := range 50 {
+		if _, err := admin.Put(ctx, fmt.Sprintf("/count/trusted_hosts/h%d.json", i), "{}"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAuthorize("--name", "alice", pub["alice"])
+	if n := listings(); n != 1 {
+		t.Fatalf("%d listings to make the mirror", n)
+	}
+	mustAuthorize("--name", "bob", pub["bob"])
+	if n := listings(); n != 1 || get("authorized_keys/bob.json") == "" {
+		t.Fatalf("a warm edit: %d listings in all, bob %q", n, get("authorized_keys/bob.json"))
+	}
+
+	// Changed in etcd between two commands, with another key of the
+	// cluster written too (the watch then starts in the past): bob
+	// removed, carol's key put under the name dave, alice's entry
+	// rewritten (erin's key), a key of another prefix.
+	carol, _ := os.ReadFile(pub["carol"])
+	erin, _ := os.ReadFile(pub["erin"])
+	for _, op := range []clientv3.Op{
+		clientv3.OpDelete("/count/authorized_keys/bob.json"),
+		clientv3.OpPut("/count/authorized_keys/dave.json", string(carol)),
+		clientv3.OpPut("/count/authorized_keys/alice.json", string(erin)),
+		clientv3.OpPut("/elsewhere/x", "y"),
+	} {
+		if _, err := admin.Do(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := authorize("--name", "carol", pub["bob"]); err != nil || strings.Contains(out, "already authorized") {
+		t.Fatalf("bob's key, removed in etcd, under another name: %v\n%s", err, out)
+	}
+	if out, err := authorize("--name", "x", pub["carol"]); !strings.Contains(out, `already authorized as "dave"`) || get("authorized_keys/x.json") != "" {
+		t.Fatalf("carol's key, put in etcd as dave: %v\n%s", err, out)
+	}
+	if out, err := authorize("--name", "y", pub["erin"]); !strings.Contains(out, `already authorized as "alice"`) || get("authorized_keys/y.json") != "" {
+		t.Fatalf("erin's key, put in etcd as alice: %v\n%s", err, out)
+	}
+	if n := listings(); n != 1 {
+		t.Fatalf("%d listings in all: the changes were not read alone", n)
+	}
+
+	// A compacted revision: the next command lists the prefix, and sees
+	// what changed.
+	if _, err := admin.Delete(ctx, "/count/authorized_keys/dave.json"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := admin.Put(ctx, "/elsewhere/x", "z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := authorize("--name", "frank", pub["carol"]); err != nil || strings.Contains(out, "already authorized") {
+		t.Fatalf("carol's key, its entry removed in etcd before a compaction: %v\n%s", err, out)
+	}
+	if n := listings(); n != 2 {
+		t.Fatalf("%d listings in all: a compacted revision was not listed in full", n)
+	}
+	if get("authorized_keys/frank.json") == "" {
+		t.Fatal("frank not written")
+	}
+	mustAuthorize("--name", "erin2", pub["frank"])
+	if n := listings(); n != 2 {
+		t.Fatalf("%d listings after the rebuild", n)
 	}
 }
