@@ -295,7 +295,11 @@ const editKeys = 100_000
 //   - mirror-first: a new home each time, so the mirror is built there
 //     (every entry written, and the admin index built by the command);
 //   - mirror-again: the same home each time, its mirror warm, so only
-//     the entries changed since are read (here, the previous command's);
+//     the entries changed since are read (here none: the previous
+//     command's write was the store's last);
+//   - mirror-elsewhere: the same, with another key of the cluster
+//     written before each command, so that the changes since are read
+//     from a watch that starts in the past (and find none);
 //
 // and, as the baseline in the same run, on a home whose authorized_keys.d
 // holds the same 100,000 files (dir; the admin index warm).
@@ -362,6 +366,17 @@ func BenchmarkStoreEdit(b *testing.B) {
 	run(b, bin, "-H", warm, "authorize", "--store", store, "--name", "warm", newKey(-2)) // builds the mirror
 	b.Run("mirror-again", func(b *testing.B) {
 		edit(b, func() string { return warm })
+	})
+	b.Run("mirror-elsewhere", func(b *testing.B) {
+		edit(b, func() string {
+			// Another key of the cluster written since: the changes since
+			// the mirror's revision come from a watch that starts in the
+			// past (none of them under the prefix).
+			if _, err := admin.Put(context.Background(), "/elsewhere/x", fmt.Sprint(n)); err != nil {
+				b.Fatal(err)
+			}
+			return warm
+		})
 	})
 	b.Run("dir", func(b *testing.B) {
 		for range b.N {
