@@ -311,10 +311,12 @@ func (m *mirror) trusted() (identity string, revision int64, ok bool) {
 }
 
 // settle records the mirror as it is after the command if its files hold
-// the store's entries at the mirror's revision (ok), else removes the
-// manifest, so that the next command rebuilds the mirror.
-func (m *mirror) settle(ok bool) {
-	if stamps, sound := m.dirStamps(); ok && sound && m.exact &&
+// the store's entries at the mirror's revision (ok), and o saw no other
+// change since the command's, else removes the manifest, so that the next
+// command rebuilds the mirror.
+func (m *mirror) settle(ok bool, o *observer) {
+	defer o.close()
+	if stamps, sound := m.dirStamps(); ok && sound && m.exact && o.quiet() &&
 		writeManifest(m.manifestPath(), m.identity, m.revision, stamps) == nil {
 		return
 	}

@@ -121,7 +121,7 @@ func (s *memStore) Apply(_ context.Context, changes []StoreChange) (int64, error
 // mirror's directory), and returns the changes it found and wrote, and
 // whether the mirror was kept (not rebuilt: a rebuild removes everything
 // in it, the admin index's directory too, where a mark is left).
-func mirrorEdit(t *testing.T, h string, st *memStore, do func(dir string)) (changes []StoreChange, kept bool) {
+func mirrorEdit(t *testing.T, h string, st *memStore, do func(dir string), after ...func(dir string)) (changes []StoreChange, kept bool) {
 	t.Helper()
 	m := openMirror(h, "mem://x/p")
 	if m == nil {
@@ -151,7 +151,10 @@ func mirrorEdit(t *testing.T, h string, st *memStore, do func(dir string)) (chan
 			m.revision = rev
 		}
 	}
-	m.settle(true)
+	for _, f := range after {
+		f(m.dir)
+	}
+	m.settle(true, o)
 	if err := os.MkdirAll(filepath.Dir(mark), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -325,6 +328,27 @@ func TestStoreMirrorWithoutAWatch(t *testing.T) {
 				t.Fatalf("changes %+v, want %+v", changes, want)
 			}
 		})
+	}
+}
+
+// TestStoreMirrorChangedAfterTheCommand: a file made in the mirror by
+// something else after the command's changes were read, before the
+// directories' stamps are recorded, is seen by the watch: the next command
+// rebuilds the mirror.
+func TestStoreMirrorChangedAfterTheCommand(t *testing.T) {
+	h := t.TempDir()
+	st := newMemStore(StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")})
+	mirrorEdit(t, h, st, nil)
+	mirrorEdit(t, h, st, nil, func(dir string) {
+		if err := os.WriteFile(filepath.Join(dir, StoreRevoked+".d", "late.json"), []byte("L"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, kept := mirrorEdit(t, h, st, nil); kept {
+		t.Fatal("a file made after the command's changes were read was recorded as the mirror's")
+	}
+	if _, err := os.Lstat(mirrorFile(t, h, StoreRevoked, "late.json")); err == nil {
+		t.Fatal("the rebuilt mirror holds a file not the store's")
 	}
 }
 

@@ -19,32 +19,36 @@ import (
 // so that the files it touched are known without a look at the others
 // (inotify on Linux). It can fail: a watch that cannot be added, an
 // overflow of the kernel's queue, any error; then finish says so, and the
-// mirror compares every file instead (mirror.changes).
+// mirror compares every file instead (mirror.changes). After the command
+// it goes on watching until the directories' stamps are recorded (quiet),
+// so that a change made by something else meanwhile is not recorded as
+// the mirror's.
 type observer struct {
 	w      *fsnotify.Watcher // nil: no watch
 	kinds  map[string]string // a watched .d directory → its kind
-	cookie string            // made and removed by finish: its removal ends the command's events
-	seen   chan struct{}     // closed once the cookie's removal is read, or an error
+	cookie string            // made and removed by a round: its removal ends the events before it
+	seen   chan struct{}     // a cookie's removal read, or an error
 	done   chan struct{}     // closed when the reading goroutine ends
 
-	mu      sync.Mutex
-	touched map[string]bool // paths of entry files with events
-	broken  bool
+	mu       sync.Mutex
+	touched  map[string]bool // paths of entry files with events before finish
+	finished bool            // finish is done: an event now is late
+	late     bool            // an entry file's event after finish
+	broken   bool
 }
 
 // newWatcher makes an observer's watcher; tests replace it.
 var newWatcher = fsnotify.NewWatcher
 
 // observe starts watching the mirror's .d directories, and its own (for
-// the cookie); nil-safe: a failure leaves an observer whose finish says
-// it saw nothing reliable.
+// the cookie). A failure leaves an observer whose finish says it saw
+// nothing reliable.
 func (m *mirror) observe() *observer {
 	h := home.Dir(m.dir)
 	o := &observer{kinds: map[string]string{}, cookie: filepath.Join(m.dir, ".observed"),
-		seen: make(chan struct{}), done: make(chan struct{}), touched: map[string]bool{}}
+		seen: make(chan struct{}, 1), done: make(chan struct{}), touched: map[string]bool{}}
 	w, err := newWatcher()
 	if err != nil {
-		o.broken = true
 		return o
 	}
 	for _, kind := range StoreKinds {
@@ -53,7 +57,6 @@ func (m *mirror) observe() *observer {
 	for _, dir := range append(slices.Collect(maps.Keys(o.kinds)), m.dir) {
 		if err := w.Add(dir); err != nil {
 			w.Close()
-			o.broken = true
 			return o
 		}
 	}
@@ -62,11 +65,17 @@ func (m *mirror) observe() *observer {
 	return o
 }
 
+// wake tells a waiting round that a cookie or an error came.
+func (o *observer) wake() {
+	select {
+	case o.seen <- struct{}{}:
+	default:
+	}
+}
+
 // read takes the watcher's events until it is closed.
 func (o *observer) read() {
 	defer close(o.done)
-	var once sync.Once
-	signal := func() { once.Do(func() { close(o.seen) }) }
 	for {
 		select {
 		case ev, ok := <-o.w.Events:
@@ -77,12 +86,15 @@ func (o *observer) read() {
 			switch dir := filepath.Dir(ev.Name); {
 			case ev.Name == o.cookie:
 				if ev.Has(fsnotify.Remove) {
-					signal()
+					o.wake()
 				}
 			case o.kinds[ev.Name] != "":
 				o.broken = true // a watched directory itself removed or renamed
-				signal()
-			case o.kinds[dir] != "" && !keydir.Ignored(filepath.Base(ev.Name)):
+				o.wake()
+			case o.kinds[dir] == "" || keydir.Ignored(filepath.Base(ev.Name)):
+			case o.finished:
+				o.late = true
+			default:
 				o.touched[ev.Name] = true
 			}
 			o.mu.Unlock()
@@ -94,7 +106,7 @@ func (o *observer) read() {
 				o.mu.Lock()
 				o.broken = true
 				o.mu.Unlock()
-				signal()
+				o.wake()
 			}
 		}
 	}
@@ -103,34 +115,38 @@ func (o *observer) read() {
 // observeTimeout bounds the wait for the cookie's events.
 const observeTimeout = 10 * time.Second
 
-// finish stops watching and returns the paths of the entry files touched
-// since observe, sorted; ok false if the watch cannot vouch for them.
-// Events arrive in the order of the changes (one inotify queue), so once
-// the cookie's removal is read, every change made before it was.
-func (o *observer) finish() (paths []string, ok bool) {
-	if o.w == nil {
-		return nil, false
-	}
-	defer func() {
-		o.w.Close()
-		<-o.done
-	}()
+// round makes and removes the cookie and waits until its removal is read:
+// events arrive in the order of the changes (one inotify queue), so every
+// change made before it was read then.
+func (o *observer) round() bool {
 	f, err := os.OpenFile(o.cookie, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		err = errors.Join(f.Close(), os.Remove(o.cookie))
 	}
 	if err != nil {
 		_ = os.Remove(o.cookie)
-		return nil, false
+		return false
 	}
 	select {
 	case <-o.seen:
+		return true
 	case <-time.After(observeTimeout):
+		return false
+	}
+}
+
+// finish returns the paths of the entry files touched since observe,
+// sorted; ok false if the watch cannot vouch for them.
+func (o *observer) finish() (paths []string, ok bool) {
+	if o.w == nil {
 		return nil, false
 	}
+	ok = o.round()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.broken {
+	o.finished = true
+	if !ok || o.broken {
+		o.broken = true
 		return nil, false
 	}
 	for p := range o.touched {
@@ -138,4 +154,26 @@ func (o *observer) finish() (paths []string, ok bool) {
 	}
 	slices.Sort(paths)
 	return paths, true
+}
+
+// quiet says whether nothing but the command changed an entry file since
+// finish, as far as the watch can tell (without one, it cannot: true, as
+// before there was one); called once the directories' stamps are taken.
+func (o *observer) quiet() bool {
+	if o == nil || o.w == nil {
+		return true
+	}
+	ok := o.round()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return ok && !o.late && !o.broken
+}
+
+// close stops watching.
+func (o *observer) close() {
+	if o != nil && o.w != nil {
+		o.w.Close()
+		<-o.done
+		o.w = nil
+	}
 }
