@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -84,18 +84,15 @@ stale) nothing is written or removed.`,
 	}
 }
 
-// syncManifest is HOME/.keytool-sync.json: the files sync wrote, by path
-// relative to the home ("authorized_keys.d/alice.json"), with the SHA-256
-// of what it wrote.
-type syncManifest struct {
-	Store string            `json:"store"`
-	Files map[string]string `json:"files"`
-}
-
 type syncer struct {
 	c     *cli
 	home  home.Dir
 	store string
+
+	// The manifest as the last read or save left it, and the stamps of
+	// its files then (loadManifest).
+	manifest *syncManifest
+	stamps   [2]trustfile.Stamp
 }
 
 func (s *syncer) manifestPath() string { return filepath.Join(string(s.home), ".keytool-sync.json") }
@@ -164,57 +161,172 @@ func (s *syncer) watch() error {
 			}
 		}()
 	}
+	var mirrored map[string]uint64
+	full := time.NewTicker(syncFullEvery)
+	defer full.Stop()
 	for {
-		s.mirrorNow(ctx, st, f, log)
+		mirrored = s.mirrorNow(ctx, st, f, log, mirrored)
 		select {
 		case sig := <-signals:
 			log.Info("sync stopped", "signal", sig.String())
 			return nil
 		case <-changed:
+		case <-full.C:
+			mirrored = nil
 		}
 	}
 }
 
-// mirrorNow mirrors a fresh list of st, unless the view says the store's
-// state is not usable now.
-func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.Logger) {
+// syncFullEvery is how often sync --watch mirrors a fresh list of the
+// whole store even if its view says nothing changed: between two, it
+// mirrors only the entries that changed, and a file of sync's removed
+// or changed by hand meanwhile is made what the store says again then.
+const syncFullEvery = 5 * time.Minute
+
+// mirrorNow mirrors the store, unless the view says its state is not
+// usable now. mirrored are the generations of the views (by kind) the
+// last mirror brought the home to, nil if none did: when each view tells
+// what changed since (keydir.FeedSet.ChangedSince), only those entries
+// are mirrored, from the view; otherwise a fresh list of the whole store,
+// which, unlike the view, holds every value, an oversized one included,
+// as the one-shot sync writes it. It returns the generations the home
+// is at now.
+func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.Logger, mirrored map[string]uint64) map[string]uint64 {
+	views := map[string]keydir.FeedView{}
 	for _, kind := range StoreKinds {
-		if err := f.Feed(kind).View().Err; err != nil {
-			log.Warn("store view not usable: nothing mirrored until it is", "store", s.store, "err", err)
-			return
+		v := f.Feed(kind).View()
+		if v.Err != nil {
+			log.Warn("store view not usable: nothing mirrored until it is", "store", s.store, "err", v.Err)
+			return mirrored
 		}
+		views[kind] = v
 	}
-	entries, err := st.List(ctx)
+	var (
+		kept int
+		err  error
+	)
+	if changed, deleted, ok := changesSince(views, mirrored); ok {
+		kept, err = s.mirrorChanged(changed, deleted)
+	} else {
+		var entries []StoreEntry
+		if entries, err = st.List(ctx); err != nil {
+			log.Warn("store not listed: nothing mirrored", "store", s.store, "err", err)
+			return nil
+		}
+		// The list is as new as the views or newer: what changed after
+		// them is mirrored again next time, which changes nothing.
+		kept, err = s.mirror(entries)
+	}
 	if err != nil {
-		log.Warn("store not listed: nothing mirrored", "store", s.store, "err", err)
-		return
-	}
-	if kept, err := s.mirror(entries); err != nil {
 		log.Error("sync failed", "err", err)
-	} else if kept > 0 {
+		return nil
+	}
+	if kept > 0 {
 		log.Warn("entries not mirrored or files left as they are (above)", "count", kept)
 	}
+	gens := map[string]uint64{}
+	for kind, v := range views {
+		gens[kind] = v.Set.Gen() // 0 without a set: the next mirror lists the store
+	}
+	return gens
+}
+
+// changesSince returns the entries of views changed since the
+// generations mirrored: those put, with their values, and those deleted;
+// false if any view cannot tell (no set, or history not kept that far)
+// or holds a changed entry it rejected (a value over the view's bound,
+// which only a list of the store holds).
+func changesSince(views map[string]keydir.FeedView, mirrored map[string]uint64) (changed, deleted []StoreEntry, ok bool) {
+	if mirrored == nil {
+		return nil, nil, false
+	}
+	for _, kind := range StoreKinds {
+		v := views[kind]
+		if v.Set == nil || mirrored[kind] == 0 {
+			return nil, nil, false
+		}
+		names, ok := v.Set.ChangedSince(mirrored[kind])
+		if !ok {
+			return nil, nil, false
+		}
+		slices.Sort(names)
+		for _, name := range slices.Compact(names) {
+			e, present := v.Set.Get(name)
+			switch {
+			case present && e.Err != nil:
+				return nil, nil, false
+			case present:
+				changed = append(changed, StoreEntry{Kind: kind, Name: name, Value: e.Data})
+			default:
+				deleted = append(deleted, StoreEntry{Kind: kind, Name: name})
+			}
+		}
+	}
+	return changed, deleted, true
 }
 
 // mirror makes the home's .d directories hold entries, as far as the
 // files sync made go; it returns how many files it left as they are.
-//
-// What tightens trust is done first — revocations written, the files of
-// vanished authorizations and pins removed — and what loosens it last, so
-// that a program reading the home between two writes, or after a failure
-// halfway, never admits a key the store no longer admits.
 func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
-	m, err := s.readManifest()
+	m, err := s.prepare()
 	if err != nil {
 		return 0, err
 	}
-	for _, kind := range StoreKinds {
-		if err := os.MkdirAll(kindDir(s.home, kind), 0o755); err != nil {
-			return 0, err
+	tighten, loosen, kept := s.filesOf(entries)
+	want := wanted(tighten, loosen)
+	var gone []string
+	for _, rel := range slices.Sorted(maps.Keys(m.Files)) {
+		if !want[rel] {
+			gone = append(gone, rel)
 		}
 	}
+	k, err := s.apply(m, tighten, loosen, want, gone)
+	return kept + k, err
+}
+
+// mirrorChanged is mirror for the entries changed since the last mirror
+// (sync --watch, from the store's view): changed holds each entry put
+// since, with its value, deleted each one gone (Kind and Name). Only
+// their files are examined, so that a change costs the same in a store
+// of any size.
+func (s *syncer) mirrorChanged(changed, deleted []StoreEntry) (kept int, err error) {
+	m, err := s.prepare()
+	if err != nil {
+		return 0, err
+	}
+	tighten, loosen, kept := s.filesOf(changed)
+	want := wanted(tighten, loosen)
+	gone := map[string]bool{}
+	for _, e := range slices.Concat(changed, deleted) {
+		for _, rel := range syncFilesOf(e) {
+			if _, ours := m.Files[rel]; ours && !want[rel] {
+				gone[rel] = true
+			}
+		}
+	}
+	k, err := s.apply(m, tighten, loosen, want, slices.Sorted(maps.Keys(gone)))
+	return kept + k, err
+}
+
+// prepare loads the manifest and makes the .d directories.
+func (s *syncer) prepare() (*syncManifest, error) {
+	m, err := s.loadManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, kind := range StoreKinds {
+		if err := os.MkdirAll(kindDir(s.home, kind), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// filesOf returns the files that mirror entries: revocations (tighten)
+// and the others (loosen), by name, and how many entries are mirrored
+// otherwise than as they are (fileOf).
+func (s *syncer) filesOf(entries []StoreEntry) (tighten, loosen []syncFile, kept int) {
 	slices.SortFunc(entries, func(a, b StoreEntry) int { return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name) })
-	var tighten, loosen []syncFile
 	for _, e := range entries {
 		if !slices.Contains(StoreKinds, e.Kind) {
 			continue
@@ -232,17 +344,48 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 			loosen = append(loosen, f)
 		}
 	}
+	return tighten, loosen, kept
+}
+
+func wanted(tighten, loosen []syncFile) map[string]bool {
 	want := map[string]bool{}
 	for _, f := range slices.Concat(tighten, loosen) {
 		want[f.rel] = true
 	}
-	var gone []string // vanished revocations: removed last
-	for _, rel := range slices.Sorted(maps.Keys(m.Files)) {
-		switch {
-		case want[rel]:
-		case strings.HasPrefix(rel, StoreRevoked+".d/"):
-			gone = append(gone, rel)
-		default:
+	return want
+}
+
+// syncFilesOf are the files that may mirror entry e: its own, and for a
+// revocation the stand-ins sync writes in its place (fileOf, apply).
+func syncFilesOf(e StoreEntry) []string {
+	own := e.Kind + ".d/" + e.Name
+	if e.Kind != StoreRevoked {
+		return []string{own}
+	}
+	stand := unmirrorableRevocation(e.Name, "").rel
+	return []string{own, revocationAlt(own), stand, revocationAlt(stand)}
+}
+
+// revocationAlt is the name of sync's under which the revocation of file
+// rel is written when a file sync may not touch holds rel.
+func revocationAlt(rel string) string {
+	return StoreRevoked + ".d/keytool-sync-" + contentSum([]byte(rel))[:16]
+}
+
+// apply places the files of tighten and loosen and removes those of gone
+// (the manifest's files no entry wants now), in the order that never
+// loosens trust before it is tightened:
+//
+// What tightens trust is done first — revocations written, the files of
+// vanished authorizations and pins removed — and what loosens it last, so
+// that a program reading the home between two writes, or after a failure
+// halfway, never admits a key the store no longer admits.
+func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[string]bool, gone []string) (kept int, err error) {
+	var goneRevocations []string // removed last
+	for _, rel := range gone {
+		if strings.HasPrefix(rel, StoreRevoked+".d/") {
+			goneRevocations = append(goneRevocations, rel)
+		} else {
 			kept += s.unplace(m, rel)
 		}
 	}
@@ -254,7 +397,7 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 		if err == nil && k > 0 && f.revocation {
 			// A file sync may not touch holds the name: the revocation
 			// is still enforced, under a name of sync's.
-			alt := syncFile{rel: StoreRevoked + ".d/keytool-sync-" + contentSum([]byte(f.rel))[:16], val: f.val}
+			alt := syncFile{rel: revocationAlt(f.rel), val: f.val}
 			want[alt.rel] = true
 			if k, err = s.place(m, alt.rel, alt.val); err == nil && k == 0 {
 				fmt.Fprintf(s.c.stderr, "keytool sync: %s: the store's revocation is mirrored as %s instead\n", filepath.Join(string(s.home), f.rel), filepath.Join(string(s.home), alt.rel))
@@ -263,16 +406,16 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 		}
 		if err != nil {
 			// What was placed so far is sync's: keep the manifest.
-			return kept, errors.Join(err, s.writeManifest(m))
+			return kept, errors.Join(err, s.saveManifest(m))
 		}
 		kept += k
 	}
-	for _, rel := range gone {
+	for _, rel := range goneRevocations {
 		if !want[rel] {
 			kept += s.unplace(m, rel)
 		}
 	}
-	return kept, s.writeManifest(m)
+	return kept, s.saveManifest(m)
 }
 
 // claim records in the manifest, before any is created, the files sync
@@ -286,14 +429,14 @@ func (s *syncer) claim(m *syncManifest, files []syncFile) error {
 			continue
 		}
 		if _, err := os.Lstat(filepath.Join(string(s.home), f.rel)); errors.Is(err, fs.ErrNotExist) {
-			m.Files[f.rel] = contentSum(f.val)
+			m.set(f.rel, contentSum(f.val))
 			claimed = true
 		}
 	}
 	if !claimed {
 		return nil
 	}
-	return s.writeManifest(m)
+	return s.saveManifest(m)
 }
 
 // syncFile is a file sync writes: its path relative to the home, and its
@@ -363,7 +506,7 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 		// never removed by sync when the entry goes.
 		return 0, nil
 	case rerr == nil && bytes.Equal(cur, val):
-		m.Files[rel] = contentSum(val) // the same bytes: sync's from now on
+		m.set(rel, contentSum(val)) // the same bytes: sync's from now on
 		return 0, nil
 	case rerr != nil && !errors.Is(rerr, fs.ErrNotExist):
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s: %v: left as it is\n", path, rerr)
@@ -382,7 +525,7 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 	if rerr == nil {
 		verb = "updated"
 	}
-	m.Files[rel] = contentSum(val)
+	m.set(rel, contentSum(val))
 	fmt.Fprintf(s.c.stdout, "%s %s\n", verb, path)
 	return 0, nil
 }
@@ -404,7 +547,7 @@ func (s *syncer) unplace(m *syncManifest, rel string) (kept int) {
 		}
 		fmt.Fprintf(s.c.stdout, "removed %s\n", path)
 	}
-	delete(m.Files, rel)
+	m.drop(rel)
 	return kept
 }
 
@@ -426,43 +569,4 @@ func readRegular(path string) ([]byte, fs.FileInfo, error) {
 		return nil, fi, fmt.Errorf("%w (sync writes regular files only)", trustfile.ErrNotRegular)
 	}
 	return trustfile.Read(path)
-}
-
-func (s *syncer) readManifest() (*syncManifest, error) {
-	m := &syncManifest{Store: s.store, Files: map[string]string{}}
-	data, _, err := trustfile.Rule{Top: string(s.home)}.ReadFile(s.manifestPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return m, os.MkdirAll(string(s.home), 0o700)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(data, m); err != nil {
-		return nil, fmt.Errorf("%s: %w (remove it, and sync writes it again: files it made before are then left in place)", s.manifestPath(), err)
-	}
-	if m.Store != s.store {
-		return nil, fmt.Errorf("%s is synced from %s, not %s: a home is mirrored from one store", s.home, m.Store, s.store)
-	}
-	if m.Files == nil {
-		m.Files = map[string]string{}
-	}
-	// sync removes and overwrites the files the manifest names: only
-	// KIND.d/NAME, never a path out of them (a hand-edited or corrupt
-	// manifest is refused whole).
-	for rel := range m.Files {
-		dir, name, _ := strings.Cut(rel, "/")
-		kind, isKind := strings.CutSuffix(dir, ".d")
-		if !isKind || !slices.Contains(StoreKinds, kind) || keydir.CheckName(name) != nil || keydir.Ignored(name) {
-			return nil, fmt.Errorf("%s: %q is no file of sync's (KIND.d/NAME): the manifest was changed by hand or is corrupt; nothing was written (remove it, and sync writes it again: files it made before are then left in place)", s.manifestPath(), rel)
-		}
-	}
-	return m, nil
-}
-
-func (s *syncer) writeManifest(m *syncManifest) error {
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(s.manifestPath(), append(data, '\n'), 0o600)
 }

@@ -1,0 +1,296 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+// The manifest of keytool sync (docs/fleet.md, "sync") says which files
+// of the home are sync's, with the SHA-256 of what it wrote. It is kept
+// as a base, HOME/.keytool-sync.json, and a journal of the changes made
+// since, HOME/.keytool-sync.log, one JSON line per file: mirroring one
+// change of a store of 100,000 entries appends a line and syncs it,
+// where rewriting the base would write every entry (sync --watch mirrors
+// each change as it comes). The journal's first line names its base by
+// the base's SHA-256: a journal left from another base — the base
+// removed by hand to start afresh, a crash between writing a new base and
+// removing the journal — is ignored, never applied to a base it was not
+// written against. The journal is folded into a new base once it is a
+// quarter of the base's size (64 KiB at least).
+
+// syncLogMagic begins the journal's first line.
+const syncLogMagic = "keytool-sync-log 1"
+
+// syncManifest is the manifest as read: the base with the journal applied.
+type syncManifest struct {
+	Store string            `json:"store"`
+	Files map[string]string `json:"files"` // by path relative to the home: SHA-256 of what sync wrote
+
+	dirty    map[string]bool // files changed (set or dropped) since the last save
+	baseSum  string          // SHA-256 of the base as read or written; "" when there is none
+	baseSize int
+	logSize  int64 // bytes of the journal that apply to the base (0: none)
+	staleLog bool  // a journal that does not apply is there: the next save writes a base
+}
+
+// syncLogLine is one line of the journal: the first names the base
+// (Base), each other a file and the SHA-256 sync wrote, or "" when the
+// file is no longer sync's.
+type syncLogLine struct {
+	Log    string  `json:"log,omitempty"`
+	Base   string  `json:"base,omitempty"`
+	File   string  `json:"file,omitempty"`
+	SHA256 *string `json:"sha256,omitempty"`
+}
+
+func (m *syncManifest) set(rel, sum string) {
+	if m.Files[rel] != sum {
+		m.Files[rel] = sum
+		m.dirty[rel] = true
+	}
+}
+
+func (m *syncManifest) drop(rel string) {
+	if _, ok := m.Files[rel]; ok {
+		delete(m.Files, rel)
+		m.dirty[rel] = true
+	}
+}
+
+func (s *syncer) logPath() string { return filepath.Join(string(s.home), ".keytool-sync.log") }
+
+// manifestStamps are the stamps of the base and the journal (zero: none),
+// which tell loadManifest whether another process wrote either since.
+func (s *syncer) manifestStamps() [2]trustfile.Stamp {
+	var st [2]trustfile.Stamp
+	for i, p := range []string{s.manifestPath(), s.logPath()} {
+		if fi, err := os.Lstat(p); err == nil {
+			st[i] = trustfile.StampOf(fi)
+		}
+	}
+	return st
+}
+
+// loadManifest returns the manifest as the last read or save left it if
+// neither of its files changed since (sync --watch keeps it between
+// changes), else reads it.
+func (s *syncer) loadManifest() (*syncManifest, error) {
+	if s.manifest != nil && s.manifestStamps() == s.stamps {
+		return s.manifest, nil
+	}
+	s.manifest = nil
+	m, err := s.readManifest()
+	if err != nil {
+		return nil, err
+	}
+	s.manifest, s.stamps = m, s.manifestStamps()
+	return m, nil
+}
+
+// forgetManifest makes the next loadManifest read the files again (after
+// a failure, when the manifest in memory may say more than the files).
+func (s *syncer) forgetManifest() { s.manifest = nil }
+
+func (s *syncer) readManifest() (*syncManifest, error) {
+	m := &syncManifest{Store: s.store, Files: map[string]string{}, dirty: map[string]bool{}}
+	rule := trustfile.Rule{Top: string(s.home)}
+	data, _, err := rule.ReadFile(s.manifestPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		_, lerr := os.Lstat(s.logPath())
+		m.staleLog = lerr == nil
+		return m, os.MkdirAll(string(s.home), 0o700)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("%s: %w (remove it, and sync writes it again: files it made before are then left in place)", s.manifestPath(), err)
+	}
+	if m.Store != s.store {
+		return nil, fmt.Errorf("%s is synced from %s, not %s: a home is mirrored from one store", s.home, m.Store, s.store)
+	}
+	if m.Files == nil {
+		m.Files = map[string]string{}
+	}
+	m.dirty = map[string]bool{}
+	sum := sha256.Sum256(data)
+	m.baseSum, m.baseSize = hex.EncodeToString(sum[:]), len(data)
+	for rel := range m.Files {
+		if err := s.checkManifestFile(s.manifestPath(), rel); err != nil {
+			return nil, err
+		}
+	}
+	journal, _, err := rule.ReadFile(s.logPath())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return m, nil
+	case err != nil:
+		return nil, err
+	}
+	return m, s.replay(m, journal)
+}
+
+// checkManifestFile refuses a manifest that names a file sync could not
+// have written: sync removes and overwrites the files the manifest names,
+// so only KIND.d/NAME, never a path out of them (a hand-edited or
+// corrupt manifest is refused whole).
+func (s *syncer) checkManifestFile(path, rel string) error {
+	dir, name, _ := strings.Cut(rel, "/")
+	kind, isKind := strings.CutSuffix(dir, ".d")
+	if !isKind || !slices.Contains(StoreKinds, kind) || keydir.CheckName(name) != nil || keydir.Ignored(name) {
+		return fmt.Errorf("%s: %q is no file of sync's (KIND.d/NAME): the manifest was changed by hand or is corrupt; nothing was written (remove %s, and sync writes it again: files it made before are then left in place)", path, rel, s.manifestPath())
+	}
+	return nil
+}
+
+// replay applies the journal to m, if it was written against m's base.
+// A last line without its newline is an append a crash cut short: the
+// file it would have claimed was never made, and the line is ignored.
+func (s *syncer) replay(m *syncManifest, journal []byte) error {
+	lines := bytes.SplitAfter(journal, []byte("\n"))
+	var head syncLogLine
+	if len(lines) == 0 || !bytes.HasSuffix(lines[0], []byte("\n")) || json.Unmarshal(lines[0], &head) != nil || head.Log != syncLogMagic || head.Base != m.baseSum {
+		m.staleLog = true
+		return nil
+	}
+	size := int64(len(lines[0]))
+	for n, line := range lines[1:] {
+		if !bytes.HasSuffix(line, []byte("\n")) {
+			break
+		}
+		var l syncLogLine
+		if err := json.Unmarshal(line, &l); err != nil || l.SHA256 == nil {
+			return fmt.Errorf("%s:%d: not a line of sync's journal: the manifest was changed by hand or is corrupt; nothing was written (remove %s, and sync writes it again: files it made before are then left in place)", s.logPath(), n+2, s.manifestPath())
+		}
+		if err := s.checkManifestFile(fmt.Sprintf("%s:%d", s.logPath(), n+2), l.File); err != nil {
+			return err
+		}
+		if *l.SHA256 == "" {
+			delete(m.Files, l.File)
+		} else {
+			m.Files[l.File] = *l.SHA256
+		}
+		size += int64(len(line))
+	}
+	m.logSize = size
+	return nil
+}
+
+// saveManifest records what changed in m since it was read or saved: a
+// line per file appended to the journal and synced, or, once the journal
+// has grown to a quarter of the base (or there is no base, or a journal
+// that does not apply), a new base written whole and the journal removed.
+func (s *syncer) saveManifest(m *syncManifest) error {
+	if len(m.dirty) == 0 && !m.staleLog {
+		return nil
+	}
+	var err error
+	if m.baseSum == "" || m.staleLog || m.logSize > int64(max(64<<10, m.baseSize/4)) {
+		err = s.writeBase(m)
+	} else {
+		err = s.appendJournal(m)
+	}
+	if err != nil {
+		s.forgetManifest()
+		return err
+	}
+	clear(m.dirty)
+	s.stamps = s.manifestStamps()
+	return nil
+}
+
+// writeBase writes m whole as the base and removes the journal, which the
+// new base holds (a crash between the two leaves a journal naming the old
+// base: ignored).
+func (s *syncer) writeBase(m *syncManifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if err := atomicfile.Write(s.manifestPath(), data, 0o600); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	m.baseSum, m.baseSize = hex.EncodeToString(sum[:]), len(data)
+	if err := os.Remove(s.logPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	m.logSize, m.staleLog = 0, false
+	return nil
+}
+
+// appendJournal appends a line per changed file to the journal (made,
+// with its first line, if there is none) and syncs it: a file sync is
+// about to create is named there before it exists (claim).
+func (s *syncer) appendJournal(m *syncManifest) (err error) {
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	enc := json.NewEncoder(w)
+	if m.logSize == 0 {
+		if err := enc.Encode(syncLogLine{Log: syncLogMagic, Base: m.baseSum}); err != nil {
+			return err
+		}
+	}
+	for _, rel := range slices.Sorted(maps.Keys(m.dirty)) {
+		sum := m.Files[rel] // "" once dropped
+		if err := enc.Encode(syncLogLine{File: rel, SHA256: &sum}); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	before, lerr := os.Lstat(s.logPath())
+	if lerr == nil && !before.Mode().IsRegular() || lerr != nil && !errors.Is(lerr, fs.ErrNotExist) || lerr != nil && m.logSize != 0 {
+		return s.writeBase(m) // not the journal that was read: the base written whole is the one safe record
+	}
+	flags := os.O_WRONLY | os.O_APPEND | os.O_CREATE
+	if m.logSize == 0 {
+		flags |= os.O_TRUNC // a journal that applies to no base, if one was left
+	}
+	f, err := os.OpenFile(s.logPath(), flags, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Size() != m.logSize || lerr == nil && !os.SameFile(before, fi) {
+		// Another process wrote or replaced it since it was read: the
+		// base written whole is the one safe record.
+		// Another process wrote or replaced it since it was read: the
+		// base written whole is the one safe record.
+		return s.writeBase(m)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if m.logSize == 0 {
+		if err := atomicfile.SyncDir(string(s.home)); err != nil {
+			return err
+		}
+	}
+	m.logSize += int64(buf.Len())
+	return nil
+}
