@@ -45,7 +45,8 @@ files of entries that have gone, so that programs reading only files (the
 core keytool, a daemon with the Go API on files) enforce what the store says.
 
 sync keeps the list of the files it wrote, with their SHA-256, in
-HOME/.keytool-sync.json (mode 0600), and touches no other file: a file
+HOME/.keytool-sync.json and its journal .keytool-sync.log (mode 0600),
+and touches no other file: a file
 that sync did not write, or that was changed since sync wrote it, is never
 overwritten or removed; it is reported (exit 1 at the end, after
 everything else was mirrored), as is an entry whose name is no file name
@@ -56,7 +57,8 @@ Revocations are written first and removed last. A home is synced from one store.
 
 One pass by default. --watch keeps mirroring each change until SIGINT or
 SIGTERM, through the same watch, cache (in HOME) and staleness bound as
-keytool proxy --store: while the store's view is unusable (not yet listed,
+keytool proxy --store: only the entries that changed, and the whole store
+every 5 minutes. While the store's view is unusable (not yet listed,
 stale) nothing is written or removed.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.StringVar(&to, "to", "", "mirror into the home `DIR`")
@@ -193,7 +195,10 @@ const syncFullEvery = 5 * time.Minute
 // is at now.
 func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.Logger, mirrored map[string]uint64) map[string]uint64 {
 	views := map[string]keydir.FeedView{}
-	for _, kind := range StoreKinds {
+	// Revocations last: each view is consistent, but the three are read
+	// one after the other, and a change between two reads must not leave
+	// the home admitting what the store's newer revocations refuse.
+	for _, kind := range []string{StoreAuthorized, StoreTrusted, StoreRevoked} {
 		v := f.Feed(kind).View()
 		if v.Err != nil {
 			log.Warn("store view not usable: nothing mirrored until it is", "store", s.store, "err", v.Err)

@@ -1,0 +1,327 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir"
+)
+
+// syncKeys returns n public keys as files' bytes.
+func syncKeys(t *testing.T, n int) [][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	var keys [][]byte
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprint(i))
+		writePublicKey(t, p, nil)
+		keys = append(keys, readFile(t, p))
+	}
+	return keys
+}
+
+func authorized(name string, val []byte) StoreEntry {
+	return StoreEntry{Kind: StoreAuthorized, Name: name, Value: val}
+}
+
+// journalLines returns the lines of the home's journal (none if absent).
+func journalLines(t *testing.T, s *syncer) []string {
+	t.Helper()
+	data, err := os.ReadFile(s.logPath())
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+}
+
+// TestSyncJournal: a mirror of one change appends a line per file to the
+// journal and leaves the base as it is; the next sync (another process:
+// a syncer of its own) reads base and journal, so a file named only in
+// the journal is sync's (removed with its entry).
+func TestSyncJournal(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := testSyncer(t, dir)
+	keys := syncKeys(t, 3)
+	entries := []StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}
+	if _, err := s.mirror(entries); err != nil {
+		t.Fatal(err)
+	}
+	if lines := journalLines(t, s); lines != nil {
+		t.Fatalf("the first mirror made a journal: %q (a home with no base gets the base)", lines)
+	}
+	base := readFile(t, s.manifestPath())
+
+	if _, err := s.mirror(append(entries, authorized("c.json", keys[2]))); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, s.manifestPath()), base) {
+		t.Fatal("one more entry rewrote the base")
+	}
+	lines := journalLines(t, s)
+	if len(lines) != 2 || !strings.Contains(lines[0], syncLogMagic) || !strings.Contains(lines[1], `"file":"authorized_keys.d/c.json"`) {
+		t.Fatalf("journal:\n%s\nwant its head and one line for c.json", strings.Join(lines, "\n"))
+	}
+	if mode := statMode(t, s.logPath()); mode != 0o600 {
+		t.Fatalf("journal mode %04o, want 0600", mode)
+	}
+
+	again, out, errOut := testSyncer(t, t.TempDir())
+	again.home = s.home
+	if _, err := again.mirror(entries); err != nil { // c.json gone from the store
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "removed "+filepath.Join(string(s.home), "authorized_keys.d", "c.json")) || errOut.Len() > 0 {
+		t.Fatalf("a file named only in the journal was not taken as sync's:\nstdout: %s\nstderr: %s", out, errOut)
+	}
+}
+
+func statMode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+// TestSyncJournalCutShortOrStale: a last line without its newline (a
+// crash during the append: the file it claims was never made) is
+// ignored; so is a whole journal written against another base (the base
+// removed by hand to start afresh): its files are not sync's then.
+func TestSyncJournalCutShortOrStale(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := testSyncer(t, dir)
+	keys := syncKeys(t, 2)
+	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0])}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(s.logPath(), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, `{"file":"authorized_keys.d/torn.json","sha2`)
+	f.Close()
+	m, err := s.readManifest()
+	if err != nil {
+		t.Fatalf("a journal cut short: %v", err)
+	}
+	if _, ok := m.Files["authorized_keys.d/b.json"]; !ok {
+		t.Fatal("the journal's complete line was not applied")
+	}
+	if _, ok := m.Files["authorized_keys.d/torn.json"]; ok {
+		t.Fatal("a line cut short was applied")
+	}
+
+	// The base removed by hand: the journal names it, not the next one.
+	if err := os.Remove(s.manifestPath()); err != nil {
+		t.Fatal(err)
+	}
+	m, err = s.readManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) != 0 {
+		t.Fatalf("a journal with no base was applied: %v", m.Files)
+	}
+	s.forgetManifest()
+	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.logPath()); !os.IsNotExist(err) {
+		t.Fatalf("the stale journal is still there after the next save (%v)", err)
+	}
+}
+
+// TestSyncJournalCorrupt: a complete line that is not sync's (edited by
+// hand, corrupt) refuses the manifest whole, naming the journal's line,
+// as a bad base does; a line naming a path out of the .d directories too.
+func TestSyncJournalCorrupt(t *testing.T) {
+	for _, line := range []string{`not json`, `{"file":"authorized_keys.d/x.json"}`, `{"file":"../victim","sha256":"00"}`} {
+		t.Run(line, func(t *testing.T) {
+			dir := t.TempDir()
+			s, _, _ := testSyncer(t, dir)
+			keys := syncKeys(t, 2)
+			if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0])}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(s.logPath(), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintln(f, line)
+			f.Close()
+			s.forgetManifest()
+			_, err = s.mirror(nil)
+			if err == nil || !strings.Contains(err.Error(), s.logPath()+":3") {
+				t.Fatalf("mirror over a corrupt journal line: %v, want it refused naming %s:3", err, s.logPath())
+			}
+			if _, err := os.Stat(filepath.Join(string(s.home), "authorized_keys.d", "a.json")); err != nil {
+				t.Fatalf("a file removed despite the refused manifest: %v", err)
+			}
+		})
+	}
+}
+
+// TestSyncJournalFolded: once the journal has grown past a quarter of the
+// base (64 KiB at least), the next save writes the base whole and
+// removes it; what it said is kept.
+func TestSyncJournalFolded(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := testSyncer(t, dir)
+	keys := syncKeys(t, 1)
+	var entries []StoreEntry
+	for i := 0; ; i++ {
+		entries = append(entries, authorized(fmt.Sprintf("k%04d.json", i), keys[0]))
+		if _, err := s.mirror(entries); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && journalLines(t, s) == nil {
+			break // folded
+		}
+		if i > 2000 {
+			t.Fatal("the journal was never folded into the base")
+		}
+	}
+	var m syncManifest
+	if err := json.Unmarshal(readFile(t, s.manifestPath()), &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) != len(entries) {
+		t.Fatalf("the folded base names %d files, want %d", len(m.Files), len(entries))
+	}
+}
+
+// TestSyncMirrorChanged: sync --watch mirrors the entries its view says
+// changed, and looks at no other file: an entry deleted, one put, a
+// revocation mirrored under sync's name (its file taken) and then
+// deleted — each file as a full mirror would leave it, in the same
+// tightening order; a file of an unchanged entry changed by hand is not
+// even read.
+func TestSyncMirrorChanged(t *testing.T) {
+	dir := t.TempDir()
+	s, out, errOut := testSyncer(t, dir)
+	keys := syncKeys(t, 4)
+	revoked := StoreEntry{Kind: StoreRevoked, Name: "r.json", Value: keys[3]}
+	if err := os.MkdirAll(filepath.Join(string(s.home), "revoked_keys.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	taken := filepath.Join(string(s.home), "revoked_keys.d", "r.json")
+	if err := os.WriteFile(taken, []byte("an administrator's own\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1]), revoked}); err != nil {
+		t.Fatal(err)
+	}
+	alt := filepath.Join(string(s.home), revocationAlt(StoreRevoked+".d/r.json"))
+	if !bytes.Equal(readFile(t, alt), keys[3]) {
+		t.Fatal("the revocation was not mirrored under sync's name")
+	}
+	b := filepath.Join(string(s.home), "authorized_keys.d", "b.json")
+	if err := os.WriteFile(b, keys[2], 0o644); err != nil { // a full mirror would report it
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	kept, err := s.mirrorChanged([]StoreEntry{authorized("c.json", keys[2])}, []StoreEntry{{Kind: StoreAuthorized, Name: "a.json"}, {Kind: StoreRevoked, Name: "r.json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join([]string{
+		"removed " + filepath.Join(string(s.home), "authorized_keys.d", "a.json"),
+		"wrote " + filepath.Join(string(s.home), "authorized_keys.d", "c.json"),
+		"removed " + alt,
+	}, "\n")
+	if got := strings.TrimSpace(out.String()); got != want || kept != 0 || errOut.Len() > 0 {
+		t.Fatalf("mirrorChanged: kept %d\nstdout:\n%s\nstderr:\n%s\nwant stdout:\n%s", kept, got, errOut, want)
+	}
+	if got := string(readFile(t, taken)); got != "an administrator's own\n" {
+		t.Fatalf("the administrator's file is now %q", got)
+	}
+	m, err := s.loadManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"authorized_keys.d/a.json", revocationAlt(StoreRevoked + ".d/r.json")} {
+		if _, ok := m.Files[rel]; ok {
+			t.Errorf("the manifest still names %s", rel)
+		}
+	}
+	if _, ok := m.Files["authorized_keys.d/c.json"]; !ok {
+		t.Error("the manifest does not name c.json")
+	}
+}
+
+// TestChangesSince: what a view says changed since the generation last
+// mirrored — each name once, values from the view, deletions — or that it
+// cannot tell: no generation yet, a view without a set, history not
+// kept that far, a changed entry the view rejected.
+func TestChangesSince(t *testing.T) {
+	sets := map[string]*keydir.FeedSet{}
+	for _, kind := range StoreKinds {
+		sets[kind] = keydir.NewFeedSet().Put("keep.json", []byte("k"))
+	}
+	views := func() map[string]keydir.FeedView {
+		v := map[string]keydir.FeedView{}
+		for kind, set := range sets {
+			v[kind] = keydir.FeedView{Set: set}
+		}
+		return v
+	}
+	gens := func() map[string]uint64 {
+		g := map[string]uint64{}
+		for kind, set := range sets {
+			g[kind] = set.Gen()
+		}
+		return g
+	}
+	if _, _, ok := changesSince(views(), nil); ok {
+		t.Fatal("changes told with nothing mirrored yet")
+	}
+	was := gens()
+	sets[StoreAuthorized] = sets[StoreAuthorized].Put("new.json", []byte("1")).Put("new.json", []byte("2")).Delete("keep.json")
+	sets[StoreRevoked] = sets[StoreRevoked].Put("r.json", []byte("r"))
+	changed, deleted, ok := changesSince(views(), was)
+	if !ok {
+		t.Fatal("changes not told")
+	}
+	got := fmt.Sprint(changed, deleted)
+	want := fmt.Sprint([]StoreEntry{authorized("new.json", []byte("2")), {Kind: StoreRevoked, Name: "r.json", Value: []byte("r")}}, []StoreEntry{{Kind: StoreAuthorized, Name: "keep.json"}})
+	if got != want {
+		t.Fatalf("changes:\n%s\nwant\n%s", got, want)
+	}
+	if _, _, ok := changesSince(views(), gens()); !ok {
+		t.Fatal("no change since the current generations is not \"nothing\"")
+	}
+
+	was = gens()
+	sets[StoreTrusted] = sets[StoreTrusted].Reject("big.json", fmt.Errorf("over the bound"))
+	if _, _, ok := changesSince(views(), was); ok {
+		t.Fatal("a rejected entry was told as a change (only a list holds its value)")
+	}
+	v := views()
+	v[StoreTrusted] = keydir.FeedView{Entries: map[string][]byte{}}
+	if _, _, ok := changesSince(v, was); ok {
+		t.Fatal("a view without a set told changes")
+	}
+	was = gens()
+	for i := range 200 { // past the set's remembered history
+		sets[StoreAuthorized] = sets[StoreAuthorized].Put(fmt.Sprint(i), nil)
+	}
+	if _, _, ok := changesSince(views(), was); ok {
+		t.Fatal("changes told since a generation out of the history")
+	}
+}
