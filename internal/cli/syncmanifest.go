@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -239,32 +238,20 @@ func (s *syncer) writeBase(m *syncManifest) error {
 // with its first line, if there is none) and syncs it: a file sync is
 // about to create is named there before it exists (claim).
 func (s *syncer) appendJournal(m *syncManifest) (err error) {
-	var buf bytes.Buffer
-	w := bufio.NewWriter(&buf)
-	enc := json.NewEncoder(w)
-	if m.logSize == 0 {
-		if err := enc.Encode(syncLogLine{Log: syncLogMagic, Base: m.baseSum}); err != nil {
-			return err
-		}
-	}
-	for _, rel := range slices.Sorted(maps.Keys(m.dirty)) {
-		sum := m.Files[rel] // "" once dropped
-		if err := enc.Encode(syncLogLine{File: rel, SHA256: &sum}); err != nil {
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
+	lines, err := journalOf(m)
+	if err != nil {
 		return err
 	}
+	// The journal must be the one read (or none, if none was): else
+	// another process wrote or replaced it since, and the base written
+	// whole is the one safe record.
 	before, lerr := os.Lstat(s.logPath())
-	if lerr == nil && !before.Mode().IsRegular() || lerr != nil && !errors.Is(lerr, fs.ErrNotExist) || lerr != nil && m.logSize != 0 {
-		return s.writeBase(m) // not the journal that was read: the base written whole is the one safe record
+	switch {
+	case lerr == nil && (m.logSize == 0 || !before.Mode().IsRegular()),
+		lerr != nil && (m.logSize != 0 || !errors.Is(lerr, fs.ErrNotExist)):
+		return s.writeBase(m)
 	}
-	flags := os.O_WRONLY | os.O_APPEND | os.O_CREATE
-	if m.logSize == 0 {
-		flags |= os.O_TRUNC // a journal that applies to no base, if one was left
-	}
-	f, err := os.OpenFile(s.logPath(), flags, 0o600)
+	f, err := os.OpenFile(s.logPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
@@ -274,13 +261,9 @@ func (s *syncer) appendJournal(m *syncManifest) (err error) {
 		}
 	}()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Size() != m.logSize || lerr == nil && !os.SameFile(before, fi) {
-		// Another process wrote or replaced it since it was read: the
-		// base written whole is the one safe record.
-		// Another process wrote or replaced it since it was read: the
-		// base written whole is the one safe record.
 		return s.writeBase(m)
 	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
+	if _, err := f.Write(lines); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
@@ -291,6 +274,25 @@ func (s *syncer) appendJournal(m *syncManifest) (err error) {
 			return err
 		}
 	}
-	m.logSize += int64(buf.Len())
+	m.logSize += int64(len(lines))
 	return nil
+}
+
+// journalOf is what appendJournal appends for m: a line per changed
+// file, after the journal's first line if it has none yet.
+func journalOf(m *syncManifest) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	if m.logSize == 0 {
+		if err := enc.Encode(syncLogLine{Log: syncLogMagic, Base: m.baseSum}); err != nil {
+			return nil, err
+		}
+	}
+	for _, rel := range slices.Sorted(maps.Keys(m.dirty)) {
+		sum := m.Files[rel] // "" once dropped
+		if err := enc.Encode(syncLogLine{File: rel, SHA256: &sum}); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
 }

@@ -185,8 +185,9 @@ func TestSyncJournalFolded(t *testing.T) {
 	keys := syncKeys(t, 1)
 	var entries []StoreEntry
 	for i := 0; ; i++ {
-		entries = append(entries, authorized(fmt.Sprintf("k%04d.json", i), keys[0]))
-		if _, err := s.mirror(entries); err != nil {
+		e := authorized(fmt.Sprintf("k%04d.json", i), keys[0])
+		entries = append(entries, e)
+		if _, err := s.mirrorChanged([]StoreEntry{e}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if i > 0 && journalLines(t, s) == nil {
