@@ -49,9 +49,10 @@ import (
 // manifest's (nothing else created, renamed or removed a file, or changed
 // a directory's mode), the store is the same (etcd: its cluster ID), and
 // its revision did not go back (a restore); anything in doubt — that, a
-// history the store no longer has (etcd: compacted), a file system that
-// folds case or normalizes names — makes the mirror be rebuilt from a
-// listing of the store, as a temporary copy would be. A file rewritten in
+// file system that folds case or normalizes names — makes the mirror be
+// rebuilt from a listing of the store, as a temporary copy would be. A
+// history the store no longer has (etcd: compacted) makes a trusted
+// mirror compare every file with a listing of the store (compare). A file rewritten in
 // place by something else is not seen (docs/fleet.md says why that is
 // acceptable for this private cache). A watch that fails or overflows
 // during the command makes it compare every file with the store's entries
@@ -161,7 +162,10 @@ func (m *mirror) sync(ctx context.Context, st Store) error {
 	if identity, revision, ok := m.trusted(); ok {
 		d, err := st.(StoreHistory).ChangesSince(ctx, revision)
 		switch {
-		case errors.Is(err, ErrStoreCompacted): // listed in full below
+		case errors.Is(err, ErrStoreCompacted):
+			if d, err := m.listing(ctx, st); err == nil && d.Identity == identity && d.Revision >= revision {
+				return m.compare(d)
+			}
 		case err != nil:
 			return err
 		case d.Identity == identity && d.Revision >= revision:
@@ -203,6 +207,53 @@ func (m *mirror) applyDelta(d StoreDelta) error {
 	return nil
 }
 
+// listing lists the store and reads every value, at one revision.
+func (m *mirror) listing(ctx context.Context, st Store) (StoreDelta, error) {
+	l, err := st.ListRevisions(ctx)
+	if err != nil {
+		return StoreDelta{}, err
+	}
+	d := StoreDelta{Revision: l.Revision, Identity: l.Identity}
+	for _, e := range l.Entries {
+		if mirrored(e) {
+			d.Put = append(d.Put, e)
+		}
+	}
+	return d, st.Values(ctx, l.Revision, d.Put)
+}
+
+// compare brings the files of a trusted mirror to every entry of the
+// store (d.Put, listed: its changes since the mirror's revision are gone)
+// by reading each file: one that differs is rewritten, one not listed
+// removed, so that the admin index of a directory nothing changed in
+// stays valid.
+func (m *mirror) compare(d StoreDelta) error {
+	h := home.Dir(m.dir)
+	listed := make(map[string]bool, len(d.Put))
+	for _, e := range d.Put {
+		listed[filepath.Join(kindDir(h, e.Kind), e.Name)] = true
+	}
+	for _, kind := range StoreKinds {
+		des, err := os.ReadDir(kindDir(h, kind))
+		if err != nil {
+			return err
+		}
+		for _, de := range des {
+			path := filepath.Join(kindDir(h, kind), de.Name())
+			if !listed[path] && !keydir.Ignored(de.Name()) {
+				if err := os.RemoveAll(path); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := m.applyDelta(d); err != nil {
+		return err
+	}
+	m.identity, m.revision, m.exact = d.Identity, d.Revision, true
+	return nil
+}
+
 // ownFiles are the names the mirror's directory holds: anything else (a
 // home's single trust files, which the command would read) is not its.
 var ownFiles = map[string]bool{"lock": true, "manifest": true, ".index": true,
@@ -240,21 +291,12 @@ func (m *mirror) rebuild(ctx context.Context, st Store) error {
 			}
 		}
 	}
-	l, err := st.ListRevisions(ctx)
+	d, err := m.listing(ctx, st)
 	if err != nil {
 		return err
 	}
-	m.identity, m.revision = l.Identity, l.Revision
-	var listed []StoreEntry
-	for _, e := range l.Entries {
-		if mirrored(e) {
-			listed = append(listed, e)
-		}
-	}
-	if err := st.Values(ctx, l.Revision, listed); err != nil {
-		return err
-	}
-	if _, err := materialize(h, listed, true); err != nil {
+	m.identity, m.revision = d.Identity, d.Revision
+	if _, err := materialize(h, d.Put, true); err != nil {
 		return err
 	}
 	m.exact = exactNames(h)

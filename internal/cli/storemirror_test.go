@@ -175,9 +175,8 @@ func mirrorFile(t *testing.T, h, kind, name string) string {
 
 // TestStoreMirrorRebuilds: the mirror is reused as it is while nothing
 // but keytool touched it, and rebuilt from the store (its files written
-// anew) when the store is another cluster, its revision went back, its
-// history since the mirror's revision is gone, the manifest's mode is not
-// 0600, the mirror's directory holds a file that is not its own (a home's
+// anew) when the store is another cluster, its revision went back, the
+// manifest's mode is not 0600, the mirror's directory holds a file that is not its own (a home's
 // single trust file, which the command would read), a file was added,
 // removed or renamed in a .d directory, a .d directory's mode changed, or
 // the mirror's directory is open to others.
@@ -204,7 +203,6 @@ func TestStoreMirrorRebuilds(t *testing.T) {
 	}{
 		{"another cluster", func() { st.identity = "cluster 2" }},
 		{"a revision gone back", func() { st.at[st.revision-1] = st.now(); st.revision-- }},
-		{"a history compacted", func() { st.put(StoreAuthorized, "c.json", []byte("C")); st.compacted = st.revision }},
 		{"manifest mode 0644", func() { os.Chmod(filepath.Join(dir, "manifest"), 0o644) }},
 		{"a home's trust file in the mirror", func() {
 			os.WriteFile(filepath.Join(dir, "authorized_keys.json"), []byte("{}"), 0o644)
@@ -234,7 +232,8 @@ func TestStoreMirrorRebuilds(t *testing.T) {
 // TestStoreMirrorReadsOnlyChanges: a mirror nothing else touched learns
 // the store's changes since its revision (an entry put, rewritten,
 // removed) without a listing, and a command's own write, written back,
-// is not rewritten by the next command.
+// is not rewritten by the next command; once the store's history since
+// is gone, a listing is compared with every file, and the mirror kept.
 func TestStoreMirrorReadsOnlyChanges(t *testing.T) {
 	h := t.TempDir()
 	st := newMemStore(
@@ -271,12 +270,28 @@ func TestStoreMirrorReadsOnlyChanges(t *testing.T) {
 	if after, err := os.Stat(n); err != nil || !os.SameFile(before, after) {
 		t.Error("the command's own write was rewritten")
 	}
+	// A history compacted since the mirror's revision: the store is
+	// listed, every file compared, the mirror kept.
+	st.put(StoreAuthorized, "a.json", []byte("A3"))
+	st.put(StoreAuthorized, "c.json", []byte("C"))
+	st.put(StoreRevoked, "r.json", nil)
+	st.compacted = st.revision
+	if _, kept := mirrorEdit(t, h, st, nil); !kept || st.listings != 2 {
+		t.Fatalf("after a compaction: kept %v, %d listings", kept, st.listings)
+	}
+	for name, want := range map[string]string{"authorized_keys/a.json": "A3", "authorized_keys/c.json": "C", "revoked_keys/r.json": "", "authorized_keys/n.json": "N"} {
+		data, err := os.ReadFile(mirrorFile(t, h, filepath.Dir(name), filepath.Base(name)))
+		if string(data) != want || (want == "") != errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after a compaction, %s in the mirror: %q, %v; want %q", name, data, err, want)
+		}
+	}
+
 	// A file rewritten with the same bytes, another made and removed:
 	// no change.
 	changes, _ = mirrorEdit(t, h, st, func(dir string) {
 		a := filepath.Join(dir, StoreAuthorized+".d", "a.json")
 		os.Remove(a)
-		os.WriteFile(a, []byte("A2"), 0o644)
+		os.WriteFile(a, []byte("A3"), 0o644)
 		y := filepath.Join(dir, StoreAuthorized+".d", "y.json")
 		os.WriteFile(y, []byte("Y"), 0o644)
 		os.Remove(y)
