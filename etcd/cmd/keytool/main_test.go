@@ -319,39 +319,54 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// mirrorFixture is what the mirror's tests start from: a member, a home,
+// and the generated public keys of names.
+type mirrorFixture struct {
+	bin, addr, dir, home, prefix string
+	admin                        *clientv3.Client
+	pub                          map[string]string
+}
+
+func newMirrorFixture(t *testing.T, prefix string, names ...string) *mirrorFixture {
+	f := &mirrorFixture{bin: keytoolBinary(t), addr: startEtcd(t, nil), dir: t.TempDir(), prefix: prefix, pub: map[string]string{}}
+	f.admin = etcdClient(t, f.addr)
+	f.home = filepath.Join(f.dir, "home")
+	run(t, f.bin, "-H", f.home, "gen")
+	for _, who := range names {
+		run(t, f.bin, "-H", filepath.Join(f.dir, who), "gen")
+		f.pub[who] = filepath.Join(f.dir, who, "pub_key.json")
+	}
+	return f
+}
+
+// get is the value of the key under the prefix, "" if none.
+func (f *mirrorFixture) get(t *testing.T, key string) string {
+	t.Helper()
+	resp, err := f.admin.Get(context.Background(), f.prefix+"/"+key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return ""
+	}
+	return string(resp.Kvs[0].Value)
+}
+
 // TestStoreMirror: with a home, edits through --store keep the store's
 // entries in a mirror in the home (HOME/.store-mirror/…) and rewrite only
 // what changed in the store since; a change made directly in etcd is seen
 // by the next command, and a mirror changed by anyone else is rebuilt from
 // the store, never used for a decision or written back.
 func TestStoreMirror(t *testing.T) {
-	bin := keytoolBinary(t)
-	addr := startEtcd(t, nil)
-	admin := etcdClient(t, addr)
+	fx := newMirrorFixture(t, "/mirror", "alice", "bob", "carol", "dave", "erin", "mallory")
+	bin, addr, admin, dir, h, pub := fx.bin, fx.addr, fx.admin, fx.dir, fx.home, fx.pub
 	ctx := context.Background()
-	dir := t.TempDir()
-	h := filepath.Join(dir, "home")
 	store := "etcd://" + addr + "/mirror"
-	run(t, bin, "-H", h, "gen")
-	pub := map[string]string{}
-	for _, who := range []string{"alice", "bob", "carol", "dave", "erin", "mallory"} {
-		run(t, bin, "-H", filepath.Join(dir, who), "gen")
-		pub[who] = filepath.Join(dir, who, "pub_key.json")
-	}
 	authorize := func(args ...string) (string, error) {
 		out, err := exec.Command(bin, append([]string{"-H", h, "authorize", "--store", store}, args...)...).CombinedOutput()
 		return string(out), err
 	}
-	get := func(key string) string {
-		resp, err := admin.Get(ctx, "/mirror/"+key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(resp.Kvs) == 0 {
-			return ""
-		}
-		return string(resp.Kvs[0].Value)
-	}
+	get := func(key string) string { return fx.get(t, key) }
 
 	if out, err := authorize("--name", "alice", pub["alice"]); err != nil {
 		t.Fatalf("authorize alice: %v\n%s", err, out)
@@ -488,20 +503,11 @@ func TestStoreMirror(t *testing.T) {
 // compares only the files the command touched; a revision etcd compacted
 // makes the next command list the prefix, and it is still right.
 func TestStoreMirrorReadsOnlyChanges(t *testing.T) {
-	bin := keytoolBinary(t)
-	addr := startEtcd(t, nil)
-	admin := etcdClient(t, addr)
+	f := newMirrorFixture(t, "/count", "alice", "bob", "carol", "dave", "erin", "frank")
+	bin, admin, h, pub := f.bin, f.admin, f.home, f.pub
 	ctx := context.Background()
-	dir := t.TempDir()
-	h := filepath.Join(dir, "home")
-	logFile := filepath.Join(dir, "listings")
-	store := "etcdcount://" + addr + "/count"
-	run(t, bin, "-H", h, "gen")
-	pub := map[string]string{}
-	for _, who := range []string{"alice", "bob", "carol", "dave", "erin", "frank"} {
-		run(t, bin, "-H", filepath.Join(dir, who), "gen")
-		pub[who] = filepath.Join(dir, who, "pub_key.json")
-	}
+	logFile := filepath.Join(f.dir, "listings")
+	store := "etcdcount://" + f.addr + "/count"
 	listings := func() int {
 		data, _ := os.ReadFile(logFile)
 		return strings.Count(string(data), "\n")
@@ -518,16 +524,7 @@ func TestStoreMirrorReadsOnlyChanges(t *testing.T) {
 			t.Fatalf("authorize %v: %v\n%s", args, err, out)
 		}
 	}
-	get := func(key string) string {
-		resp, err := admin.Get(ctx, "/count/"+key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(resp.Kvs) == 0 {
-			return ""
-		}
-		return string(resp.Kvs[0].Value)
-	}
+	get := func(key string) string { return f.get(t, key) }
 	// Entries someone else wrote before the mirror was made.
 	for i := range 50 {
 		if _, err := admin.Put(ctx, fmt.Sprintf("/count/trusted_hosts/h%d.json", i), "{}"); err != nil {
