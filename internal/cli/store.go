@@ -376,7 +376,7 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	if m != nil {
 		// Kept if it holds the store's entries: a command refused before
 		// it changed anything, or its change written.
-		m.settle(err == nil && (runErr == nil || len(changes) == 0), o)
+		m.settle(err == nil && (runErr == nil || len(changes) == 0))
 	}
 	if runErr != nil {
 		_, _ = out.WriteTo(stdout)

@@ -102,9 +102,10 @@ var ErrStoreCompacted = errors.New("the store's history at that revision is gone
 type mirror struct {
 	dir      string // the home the command runs on
 	unlock   func()
-	identity string // of the store, as listed
-	revision int64  // the store's revision the files hold
-	exact    bool   // the file system keeps names as given (exactNames)
+	identity string   // of the store, as listed
+	revision int64    // the store's revision the files hold
+	exact    bool     // the file system keeps names as given (exactNames)
+	stamps   []string // of the .d directories after the command (changes)
 }
 
 // openMirror locks the mirror of the store where in the home h, making
@@ -352,14 +353,13 @@ func (m *mirror) trusted() (identity string, revision int64, ok bool) {
 	return identity, revision, true
 }
 
-// settle records the mirror as it is after the command if its files hold
-// the store's entries at the mirror's revision (ok), and o saw no other
-// change since the command's, else removes the manifest, so that the next
-// command rebuilds the mirror.
-func (m *mirror) settle(ok bool, o *observer) {
-	defer o.close()
-	if stamps, sound := m.dirStamps(); ok && sound && m.exact && o.quiet() &&
-		writeManifest(m.manifestPath(), m.identity, m.revision, stamps) == nil {
+// settle records the mirror as it was after the command (the stamps
+// changes took) if its files hold the store's entries at the mirror's
+// revision (ok), else removes the manifest, so that the next command
+// rebuilds the mirror.
+func (m *mirror) settle(ok bool) {
+	if ok && m.stamps != nil && m.exact &&
+		writeManifest(m.manifestPath(), m.identity, m.revision, m.stamps) == nil {
 		return
 	}
 	_ = os.Remove(m.manifestPath())
@@ -371,6 +371,15 @@ func (m *mirror) settle(ok bool, o *observer) {
 func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreChange, error) {
 	hist := st.(StoreHistory)
 	h := home.Dir(m.dir)
+	// The stamps the manifest will record are taken before the watch's
+	// last event is read: a change by anything else before them is among
+	// the events (the command's, as far as the mirror can tell, as if
+	// made during it); after them, it changes a directory's stamp, and
+	// the next command rebuilds the mirror.
+	m.stamps = nil
+	if stamps, ok := m.dirStamps(); ok {
+		m.stamps = stamps
+	}
 	paths, ok := o.finish()
 	if !ok {
 		entries, err := hist.ListAt(ctx, m.revision)

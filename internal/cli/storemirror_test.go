@@ -154,7 +154,7 @@ func mirrorEdit(t *testing.T, h string, st *memStore, do func(dir string), after
 	for _, f := range after {
 		f(m.dir)
 	}
-	m.settle(true, o)
+	m.settle(true)
 	if err := os.MkdirAll(filepath.Dir(mark), 0o700); err != nil {
 		t.Fatal(err)
 	}
