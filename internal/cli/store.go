@@ -122,8 +122,8 @@ type Store interface {
 	List(ctx context.Context) ([]StoreEntry, error)
 	// ListRevisions returns every entry of every kind without its value
 	// (Value nil), consistent at one moment, and that moment: for the
-	// mirror of the store's entries that an edit keeps in the home, so
-	// that only the entries changed since its last run are read.
+	// mirror of the store's entries that an edit keeps in the home, which
+	// then follows the store's changes since that moment (StoreHistory).
 	ListRevisions(ctx context.Context) (StoreListing, error)
 	// Values reads the Value of each of entries as it was at revision (a
 	// ListRevisions's), all at once.

@@ -70,10 +70,11 @@ const (
 // costs an edit only what changed since the last one.
 type StoreHistory interface {
 	// ChangesSince returns each entry changed since revision (put,
-	// rewritten or removed: its last state), at the store's revision now.
-	// ErrStoreCompacted if the store no longer knows that revision's
-	// changes.
-	ChangesSince(ctx context.Context, revision int64) (StoreDelta, error)
+	// rewritten or removed: its last state), at the store's revision now;
+	// none if the store's identity is not identity (another store: the
+	// caller lists it instead). ErrStoreCompacted if the store no longer
+	// knows that revision's changes.
+	ChangesSince(ctx context.Context, identity string, revision int64) (StoreDelta, error)
 	// EntriesAt sets each of entries' Value and Revision to what they were
 	// at revision (Value nil and Revision 0: it did not exist), all at
 	// once; ErrStoreCompacted as ChangesSince.
@@ -161,7 +162,7 @@ func (m *mirror) manifestPath() string { return filepath.Join(m.dir, "manifest")
 // store still has them, else every entry, listed and written anew.
 func (m *mirror) sync(ctx context.Context, st Store) error {
 	if identity, revision, ok := m.trusted(); ok {
-		d, err := st.(StoreHistory).ChangesSince(ctx, revision)
+		d, err := st.(StoreHistory).ChangesSince(ctx, identity, revision)
 		switch {
 		case errors.Is(err, ErrStoreCompacted):
 			if d, err := m.listing(ctx, st); err == nil && d.Identity == identity && d.Revision >= revision {

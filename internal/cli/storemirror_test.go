@@ -72,11 +72,14 @@ func (s *memStore) find(rev int64, kind, name string) (StoreEntry, bool) {
 	return StoreEntry{}, false
 }
 
-func (s *memStore) ChangesSince(_ context.Context, rev int64) (StoreDelta, error) {
+func (s *memStore) ChangesSince(_ context.Context, identity string, rev int64) (StoreDelta, error) {
+	d := StoreDelta{Revision: s.revision, Identity: s.identity}
+	if identity != s.identity || rev > s.revision {
+		return d, nil
+	}
 	if rev < s.compacted {
 		return StoreDelta{}, ErrStoreCompacted
 	}
-	d := StoreDelta{Revision: s.revision, Identity: s.identity}
 	for _, e := range s.now() {
 		if e.Revision > rev {
 			d.Put = append(d.Put, e)

@@ -81,8 +81,8 @@ func (r racing) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
 	return l, err
 }
 
-func (r racing) ChangesSince(ctx context.Context, rev int64) (cli.StoreDelta, error) {
-	d, err := r.store.ChangesSince(ctx, rev)
+func (r racing) ChangesSince(ctx context.Context, identity string, rev int64) (cli.StoreDelta, error) {
+	d, err := r.store.ChangesSince(ctx, identity, rev)
 	if err == nil {
 		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
 	}

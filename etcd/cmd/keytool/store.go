@@ -425,10 +425,11 @@ const progressEvery = 50 * time.Millisecond
 // key), then watches the prefix from revision+1 until it has every event
 // up to that revision: an event past it, or a progress notification at
 // or past it. Each entry's last event is its change. A revision etcd has
-// compacted is cli.ErrStoreCompacted. (etcd starts sending a watch that
-// begins in the past on its next resync, every 100 ms: with nothing
-// written anywhere in the cluster since revision, no watch is made.)
-func (s *store) ChangesSince(ctx context.Context, revision int64) (cli.StoreDelta, error) {
+// compacted is cli.ErrStoreCompacted. Another cluster, or nothing written
+// anywhere in the cluster since revision, makes no watch. (etcd starts
+// sending a watch that begins in the past on its next resync, every
+// 100 ms.)
+func (s *store) ChangesSince(ctx context.Context, identity string, revision int64) (cli.StoreDelta, error) {
 	var d cli.StoreDelta
 	err := s.call(ctx, func(ctx context.Context) error {
 		resp, err := s.c.Get(ctx, s.prefix, clientv3.WithKeysOnly())
@@ -436,8 +437,8 @@ func (s *store) ChangesSince(ctx context.Context, revision int64) (cli.StoreDelt
 			return err
 		}
 		d = cli.StoreDelta{Revision: resp.Header.Revision, Identity: identityOf(resp.Header)}
-		if d.Revision <= revision {
-			return nil // nothing written since (or a restore: the caller sees it)
+		if d.Identity != identity || d.Revision <= revision {
+			return nil // another store, nothing written since, or a restore: the caller sees which
 		}
 		last, err := s.eventsUntil(ctx, revision, d.Revision)
 		if err != nil {
