@@ -377,10 +377,7 @@ func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreCha
 	// the events (the command's, as far as the mirror can tell, as if
 	// made during it); after them, it changes a directory's stamp, and
 	// the next command rebuilds the mirror.
-	m.stamps = nil
-	if stamps, ok := m.dirStamps(); ok {
-		m.stamps = stamps
-	}
+	m.stamps, _ = m.dirStamps() // nil if one is not a private directory
 	paths, ok := o.finish()
 	if !ok {
 		entries, err := hist.ListAt(ctx, m.revision)
