@@ -300,9 +300,13 @@ const editKeys = 100_000
 //   - mirror-elsewhere: the same, with another key of the cluster
 //     written before each command, so that the changes since are read
 //     from a watch that starts in the past (and find none);
+//   - mirror-changed: the same, with an entry of the prefix added by
+//     someone else before each command, so that the mirror writes its
+//     file and the admin index catches up with it;
 //
 // and, as the baseline in the same run, on a home whose authorized_keys.d
-// holds the same 100,000 files (dir; the admin index warm).
+// holds the same 100,000 files (dir; the admin index warm), and the same
+// with a file added by hand before each command (dir-changed).
 //
 //	cd etcd && go test ./cmd/keytool -run '^$' -bench StoreEdit -benchtime 3x
 func BenchmarkStoreEdit(b *testing.B) {
@@ -378,11 +382,33 @@ func BenchmarkStoreEdit(b *testing.B) {
 			return warm
 		})
 	})
+	b.Run("mirror-changed", func(b *testing.B) {
+		edit(b, func() string {
+			// An entry of the prefix added by someone else since: written
+			// to the mirror, which the admin index then catches up with.
+			val := keydirtest.JWK(b, keydirtest.Key(b, 2*editKeys+n))
+			if _, err := admin.Put(context.Background(), fmt.Sprintf("/edit/authorized_keys/other%d.json", n), string(val)); err != nil {
+				b.Fatal(err)
+			}
+			return warm
+		})
+	})
 	b.Run("dir", func(b *testing.B) {
 		for range b.N {
 			b.StopTimer()
 			n++
 			f := newKey(n)
+			b.StartTimer()
+			run(b, bin, "-H", home, "authorize", "--name", fmt.Sprintf("new%d", n), f)
+		}
+	})
+	b.Run("dir-changed", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			n++
+			f := newKey(n)
+			// A file added by hand since, as mirror-changed's entry.
+			keydirtest.Write(b, filepath.Join(auth, fmt.Sprintf("other%d.json", n)), keydirtest.JWK(b, keydirtest.Key(b, 2*editKeys+n)))
 			b.StartTimer()
 			run(b, bin, "-H", home, "authorize", "--name", fmt.Sprintf("new%d", n), f)
 		}
