@@ -17,6 +17,7 @@ import (
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // The mirror of a store (docs/fleet.md, "authorize, revoke, trust-host"):
@@ -391,7 +392,10 @@ func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreCha
 			}
 		}
 		changes, _, err := changesOf(h, read)
-		return changes, err
+		if err != nil {
+			return nil, err
+		}
+		return changes, o.madeDuring(h, changes)
 	}
 	entries := make([]StoreEntry, 0, len(paths))
 	for _, p := range paths {
@@ -416,6 +420,30 @@ func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreCha
 	}
 	slices.SortFunc(changes, func(a, b StoreChange) int { return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name) })
 	return changes, nil
+}
+
+// madeDuring refuses changes that were not made while the command ran:
+// without the watch's events, every file differing from the store is
+// found, and one changed before the command (its ctime older than the
+// watch's start, or not known) was rewritten in place by something else
+// since the last command, which the directories' stamps do not see (a
+// file made or removed would have changed them, and the mirror would
+// have been rebuilt). The mirror writes to the store only what the
+// command changed.
+func (o *observer) madeDuring(h home.Dir, changes []StoreChange) error {
+	for _, c := range changes {
+		if c.Value == nil {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(kindDir(h, c.Kind), c.Name))
+		if err != nil {
+			return err
+		}
+		if o.since.IsZero() || trustfile.StampOf(fi).Changed().Before(o.since) {
+			return fmt.Errorf("%s/%s: its file in the store's mirror in the home was rewritten by something other than keytool since the last command; nothing was written, and the next command rebuilds the mirror: run the command again", c.Kind, c.Name)
+		}
+	}
+	return nil
 }
 
 // readEntryFile reads the file of an entry as changesOf does: absent if

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
@@ -346,6 +347,53 @@ func TestStoreMirrorWithoutAWatch(t *testing.T) {
 				t.Fatalf("changes %+v, want %+v", changes, want)
 			}
 		})
+	}
+}
+
+// TestStoreMirrorWithoutAWatchWritesOnlyTheCommands: without the watch's
+// events, a file rewritten in place by something else between commands
+// (which the directories' stamps do not see) differs from the store as
+// the command's changes do; it is refused, not written to the store, and
+// the next command rebuilds the mirror.
+func TestStoreMirrorWithoutAWatchWritesOnlyTheCommands(t *testing.T) {
+	h := t.TempDir()
+	st := newMemStore(
+		StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
+		StoreEntry{Kind: StoreAuthorized, Name: "b.json", Value: []byte("B")})
+	mirrorEdit(t, h, st, nil)
+	a := mirrorFile(t, h, StoreAuthorized, "a.json")
+	f, err := os.OpenFile(a, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("forged")
+	f.Close()
+	time.Sleep(20 * time.Millisecond) // a later clock tick than the command's
+	saved := newWatcher
+	newWatcher = func() (*fsnotify.Watcher, error) { return nil, errors.New("too many watches") }
+	defer func() { newWatcher = saved }()
+	m := openMirror(h, "mem://x/p")
+	if m == nil {
+		t.Fatal("no mirror")
+	}
+	if err := m.sync(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	o := m.observe()
+	if err := os.WriteFile(mirrorFile(t, h, StoreAuthorized, "b.json"), []byte("B2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := m.changes(context.Background(), st, o)
+	if err == nil {
+		t.Fatalf("changes with a file forged before the command: %+v", changes)
+	}
+	m.settle(false)
+	m.close()
+	if _, kept := mirrorEdit(t, h, st, nil); kept {
+		t.Fatal("the mirror was kept")
+	}
+	if data, _ := os.ReadFile(a); string(data) != "A" {
+		t.Fatalf("a.json after the rebuild: %q", data)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // An observer watches the mirror's .d directories while the command runs,
@@ -26,6 +27,8 @@ type observer struct {
 	cookie string            // made and removed by a round: its removal ends the events before it
 	seen   chan struct{}     // a cookie's removal read, or an error
 	done   chan struct{}     // closed when the reading goroutine ends
+
+	since time.Time // the ctime of a change made as the watch began (mark); zero: not known
 
 	mu      sync.Mutex
 	touched map[string]bool // paths of entry files with events
@@ -42,12 +45,13 @@ func (m *mirror) observe() *observer {
 	h := home.Dir(m.dir)
 	o := &observer{kinds: map[string]string{}, cookie: filepath.Join(m.dir, ".observed"),
 		seen: make(chan struct{}, 1), done: make(chan struct{}), touched: map[string]bool{}}
+	for _, kind := range StoreKinds {
+		o.kinds[kindDir(h, kind)] = kind
+	}
+	defer o.mark(m.dir)
 	w, err := newWatcher()
 	if err != nil {
 		return o
-	}
-	for _, kind := range StoreKinds {
-		o.kinds[kindDir(h, kind)] = kind
 	}
 	for _, dir := range append(slices.Collect(maps.Keys(o.kinds)), m.dir) {
 		if err := w.Add(dir); err != nil {
@@ -58,6 +62,21 @@ func (m *mirror) observe() *observer {
 	o.w = w
 	go o.read()
 	return o
+}
+
+// mark sets since to the ctime of a file made (and removed) in dir: a
+// file written after has a ctime at least that (the kernel's clock; no
+// user can set a ctime).
+func (o *observer) mark(dir string) {
+	f, err := os.CreateTemp(dir, ".since-*")
+	if err != nil {
+		return
+	}
+	if fi, err := f.Stat(); err == nil {
+		o.since = trustfile.StampOf(fi).Changed()
+	}
+	f.Close()
+	os.Remove(f.Name())
 }
 
 // wake tells a waiting round that a cookie or an error came.
