@@ -352,6 +352,20 @@ func (f *mirrorFixture) get(t *testing.T, key string) string {
 	return string(resp.Kvs[0].Value)
 }
 
+// rewriteInPlace writes data into the file at path, the same inode: what
+// the directory's stamp does not see.
+func rewriteInPlace(t *testing.T, path string, data []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestStoreMirror: with a home, edits through --store keep the store's
 // entries in a mirror in the home (HOME/.store-mirror/…) and rewrite only
 // what changed in the store since; a change made directly in etcd is seen
@@ -435,14 +449,7 @@ func TestStoreMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.OpenFile(alice, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(daveKey); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	rewriteInPlace(t, alice, daveKey)
 	if err := os.WriteFile(filepath.Join(m, "authorized_keys.d", "evil.json"), daveKey, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -466,14 +473,7 @@ func TestStoreMirror(t *testing.T) {
 	if carolBefore == "" {
 		t.Fatal("no carol in etcd")
 	}
-	cf, err := os.OpenFile(carolFile, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cf.Write(daveKey); err != nil {
-		t.Fatal(err)
-	}
-	cf.Close()
+	rewriteInPlace(t, carolFile, daveKey)
 	if out, err := authorize("--name", "frank", pub["frank"]); err != nil || get("authorized_keys/frank.json") == "" {
 		t.Fatalf("authorize frank: %v\n%s", err, out)
 	}
