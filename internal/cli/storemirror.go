@@ -53,13 +53,15 @@ import (
 // file system that folds case or normalizes names — makes the mirror be
 // rebuilt from a listing of the store, as a temporary copy would be. A
 // history the store no longer has (etcd: compacted) makes a trusted
-// mirror compare every file with a listing of the store (compare). A file rewritten in
-// place by something else is not seen (docs/fleet.md says why that is
-// acceptable for this private cache). A watch that fails or overflows
-// during the command makes it compare every file with the store's entries
-// at the mirror's revision instead. A mirror another command is using, a
-// store without history, or no home leaves the command on a temporary
-// copy.
+// mirror compare every file with a listing of the store (compare). A file
+// rewritten in place by something else between commands is not seen
+// (docs/fleet.md says why that is acceptable for this private cache), and
+// never written to the store: only what the command changed is. A watch
+// that fails or overflows during the command makes it compare every file
+// with the store's entries at the mirror's revision instead, refusing a
+// difference older than the command (observer.madeDuring). A mirror
+// another command is using, a store without history, or no home leaves
+// the command on a temporary copy.
 
 const (
 	mirrorDir   = ".store-mirror"

@@ -153,17 +153,19 @@ func (o *observer) finish() (paths []string, ok bool) {
 		return nil, false
 	}
 	ok = o.round()
+	o.mu.Lock()
+	ok = ok && !o.broken
+	for p := range o.touched {
+		paths = append(paths, p)
+	}
+	o.mu.Unlock()
+	// What the removal of the watches reports comes after: not looked at.
 	for _, dir := range o.w.WatchList() {
 		_ = o.w.Remove(dir)
 	}
 	time.AfterFunc(closeAfter, o.close)
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if !ok || o.broken {
+	if !ok {
 		return nil, false
-	}
-	for p := range o.touched {
-		paths = append(paths, p)
 	}
 	slices.Sort(paths)
 	return paths, true
