@@ -220,6 +220,10 @@ func TestStoreMirrorRebuilds(t *testing.T) {
 		if !edit() {
 			t.Fatalf("before %s: the mirror was rebuilt", c.why)
 		}
+		// A later clock tick than the mirror's last change: a kernel
+		// without multigrain timestamps (before 6.13) could give a
+		// directory changed within one tick the same stamp (docs/fleet.md).
+		time.Sleep(20 * time.Millisecond)
 		c.change()
 		if edit() {
 			t.Errorf("%s: the mirror was not rebuilt", c.why)
@@ -406,6 +410,7 @@ func TestStoreMirrorChangedAfterTheCommand(t *testing.T) {
 	st := newMemStore(StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")})
 	mirrorEdit(t, h, st, nil)
 	mirrorEdit(t, h, st, nil, func(dir string) {
+		time.Sleep(20 * time.Millisecond) // a later clock tick, as in TestStoreMirrorRebuilds
 		if err := os.WriteFile(filepath.Join(dir, StoreRevoked+".d", "late.json"), []byte("L"), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -449,6 +449,7 @@ func TestStoreMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(20 * time.Millisecond) // a later clock tick than the last command's changes (docs/fleet.md: kernels before 6.13)
 	rewriteInPlace(t, alice, daveKey)
 	if err := os.WriteFile(filepath.Join(m, "authorized_keys.d", "evil.json"), daveKey, 0o644); err != nil {
 		t.Fatal(err)
@@ -487,6 +488,7 @@ func TestStoreMirror(t *testing.T) {
 	// A file removed from the mirror (mallory's revocation) makes the next
 	// command rebuild it: the key is still refused.
 	revFile := filepath.Join(m, "revoked_keys.d", filepath.Base(files[0]))
+	time.Sleep(20 * time.Millisecond) // as above
 	if err := os.Remove(revFile); err != nil {
 		t.Fatal(err)
 	}
