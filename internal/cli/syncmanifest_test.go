@@ -92,13 +92,12 @@ func statMode(t *testing.T, path string) os.FileMode {
 	return fi.Mode().Perm()
 }
 
-// TestSyncJournalCutShortOrStale: a last line without its newline (a
-// crash during the append: the file it claims was never made) is
-// ignored; so is a whole journal written against another base (the base
-// removed by hand to start afresh): its files are not sync's then.
-func TestSyncJournalCutShortOrStale(t *testing.T) {
-	dir := t.TempDir()
-	s, _, _ := testSyncer(t, dir)
+// journaled returns a syncer whose home holds a base naming a.json and a
+// journal naming b.json, and the keys of the two; appendJournal adds text
+// to that journal.
+func journaled(t *testing.T) (*syncer, [][]byte) {
+	t.Helper()
+	s, _, _ := testSyncer(t, t.TempDir())
 	keys := syncKeys(t, 2)
 	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0])}); err != nil {
 		t.Fatal(err)
@@ -106,12 +105,28 @@ func TestSyncJournalCutShortOrStale(t *testing.T) {
 	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}); err != nil {
 		t.Fatal(err)
 	}
+	return s, keys
+}
+
+func appendJournal(t *testing.T, s *syncer, text string) {
+	t.Helper()
 	f, err := os.OpenFile(s.logPath(), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(f, `{"file":"authorized_keys.d/torn.json","sha2`)
-	f.Close()
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSyncJournalCutShortOrStale: a last line without its newline (a
+// crash during the append: the file it claims was never made) is
+// ignored; so is a whole journal written against another base (the base
+// removed by hand to start afresh): its files are not sync's then.
+func TestSyncJournalCutShortOrStale(t *testing.T) {
+	s, keys := journaled(t)
+	appendJournal(t, s, `{"file":"authorized_keys.d/torn.json","sha2`)
 	m, err := s.readManifest()
 	if err != nil {
 		t.Fatalf("a journal cut short: %v", err)
@@ -149,23 +164,10 @@ func TestSyncJournalCutShortOrStale(t *testing.T) {
 func TestSyncJournalCorrupt(t *testing.T) {
 	for _, line := range []string{`not json`, `{"file":"authorized_keys.d/x.json"}`, `{"file":"../victim","sha256":"00"}`} {
 		t.Run(line, func(t *testing.T) {
-			dir := t.TempDir()
-			s, _, _ := testSyncer(t, dir)
-			keys := syncKeys(t, 2)
-			if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0])}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.OpenFile(s.logPath(), os.O_APPEND|os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintln(f, line)
-			f.Close()
+			s, _ := journaled(t)
+			appendJournal(t, s, line+"\n")
 			s.forgetManifest()
-			_, err = s.mirror(nil)
+			_, err := s.mirror(nil)
 			if err == nil || !strings.Contains(err.Error(), s.logPath()+":3") {
 				t.Fatalf("mirror over a corrupt journal line: %v, want it refused naming %s:3", err, s.logPath())
 			}
