@@ -3,7 +3,6 @@ package keydir
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"slices"
 
@@ -117,10 +116,8 @@ func (l *Loader[T]) loadFeed(i int) bool {
 	ForEach(len(jobs), func(j int) {
 		state := jobs[j]
 		f, p, skipped := l.parse(i, state.path, data[j])
-		state.file, state.problem = f, p
-		if len(skipped) > 0 {
-			state.skipped = &skipped
-		}
+		state.file = f
+		state.setRare(p, skipped, nil)
 	})
 	ss.feedGen = v.Set.Gen()
 	return ss.set(files, nil)
@@ -176,11 +173,12 @@ func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileState[T
 	}
 	if err != nil {
 		state = newFileState[T](i, name, path)
-		state.read, state.problem = true, problemOf(path, err, src.Revocation)
+		state.read = true
+		state.setProblem(problemOf(path, err, src.Revocation))
 		return state, false
 	}
-	sum := sha256.Sum256(e.Data)
-	if prev != nil && prev.read && prev.sum == sum && (prev.file != nil || prev.problem != nil) {
+	sum := contentSum(e.Data)
+	if prev != nil && prev.read && prev.sum == sum && (prev.file != nil || prev.problem() != nil) {
 		return prev, false
 	}
 	state = newFileState[T](i, name, path)

@@ -218,23 +218,21 @@ func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
 
 // fileState is the loader's memory of one file, reused while its stat key
 // (and, once read, its content hash) is unchanged. There is one per file
-// of a directory, so its fields are ordered to fit a 144-byte allocation
-// (docs/design.md, "Memory of a loaded store").
+// of a directory, so its fields are ordered to fit a 112-byte allocation,
+// what is rare (a problem, skipped entries, a read pending) behind one
+// pointer, nil for most files (docs/design.md, "Memory of a loaded store").
 type fileState[T any] struct {
-	path    string
-	st      trustfile.Stamp
-	sum     [32]byte
-	file    *File[T]
-	problem *Problem
-	// skipped are the entries of file that were skipped (Problem.Entry),
-	// in file order; nil when none was. (A pointer: the state stays in
-	// its allocation size class.)
-	skipped *[]Problem
-	old     *fileState[T] // while a read is pending: the state it replaces
-	nameAt  uint32        // name is path[nameAt:]
-	src     int32         // index in Config.Sources
-	read    bool          // sum and file/problem come from reading the content
-	gone    bool
+	path string
+	st   trustfile.Stamp
+	// sum is the first half of the content's SHA-256: it only spares the
+	// parse of content read before (the same bytes under a new stamp).
+	sum    [16]byte
+	file   *File[T]
+	rare   *rareState[T] // nil: no problem, no entry skipped, no read pending
+	nameAt uint32        // name is path[nameAt:]
+	src    int32         // index in Config.Sources
+	read   bool          // sum and file/problem come from reading the content
+	gone   bool
 	// unchecked: a new regular file seen in a directory listing, whose
 	// stat and permission checks are left to the read (one syscall less
 	// per file on a cold load).
@@ -244,6 +242,51 @@ type fileState[T any] struct {
 	// meanwhile (nil: none), and the file is read again once events have
 	// been quiet.
 	held bool
+}
+
+// rareState is the part of a file's state that most files lack.
+type rareState[T any] struct {
+	problem *Problem
+	// skipped are the entries of file that were skipped (Problem.Entry),
+	// in file order.
+	skipped []Problem
+	old     *fileState[T] // while a read is pending: the state it replaces
+}
+
+func (f *fileState[T]) problem() *Problem {
+	if f.rare == nil {
+		return nil
+	}
+	return f.rare.problem
+}
+
+func (f *fileState[T]) skipped() []Problem {
+	if f.rare == nil {
+		return nil
+	}
+	return f.rare.skipped
+}
+
+func (f *fileState[T]) old() *fileState[T] {
+	if f.rare == nil {
+		return nil
+	}
+	return f.rare.old
+}
+
+// setRare sets the rare part (nil members: none), keeping no rareState
+// when all are nil. A state is set only while its reload makes it.
+func (f *fileState[T]) setRare(problem *Problem, skipped []Problem, old *fileState[T]) {
+	if problem == nil && len(skipped) == 0 && old == nil {
+		f.rare = nil
+		return
+	}
+	f.rare = &rareState[T]{problem: problem, skipped: skipped, old: old}
+}
+
+func (f *fileState[T]) setProblem(p *Problem) { f.setRare(p, f.skipped(), f.old()) }
+func (f *fileState[T]) setOld(old *fileState[T]) {
+	f.setRare(f.problem(), f.skipped(), old)
 }
 
 // job reports whether a state from a stat goes to the reload's jobs: to
@@ -540,7 +583,7 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 func (l *Loader[T]) restoreHeld(jobs []*fileState[T]) (held []string) {
 	for _, f := range jobs {
 		if f.held {
-			l.replaceState(f, f.old)
+			l.replaceState(f, f.old())
 			held = append(held, f.path)
 		}
 	}
@@ -642,7 +685,7 @@ func sameState[T any](x, y *fileState[T]) bool {
 	if x == nil || y == nil {
 		return false
 	}
-	return x.name() == y.name() && x.file == y.file && sameProblem(x.problem, y.problem) && !x.gone && !y.gone
+	return x.name() == y.name() && x.file == y.file && sameProblem(x.problem(), y.problem()) && !x.gone && !y.gone
 }
 
 func sameProblem(a, b *Problem) bool {
@@ -691,13 +734,11 @@ func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
 		files := make([]*File[T], 0, ss.files.n)
 		for state := range ss.files.all {
 			switch {
-			case state.problem != nil:
-				snap.Problems = append(snap.Problems, *state.problem)
+			case state.problem() != nil:
+				snap.Problems = append(snap.Problems, *state.problem())
 			case state.file != nil:
 				files = append(files, state.file)
-				if state.skipped != nil {
-					snap.Problems = append(snap.Problems, *state.skipped...)
-				}
+				snap.Problems = append(snap.Problems, state.skipped()...)
 			}
 		}
 		snap.files[i] = chunksOf(files)
@@ -720,7 +761,7 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 	if l.full || len(prev.files) != len(l.states) || prev.Generation == 0 {
 		return nil
 	}
-	hasProblem := func(f *fileState[T]) bool { return f != nil && (f.problem != nil || f.skipped != nil) }
+	hasProblem := func(f *fileState[T]) bool { return f != nil && (f.problem() != nil || len(f.skipped()) > 0) }
 	slices.SortFunc(l.edits, func(a, b edit[T]) int {
 		return cmp.Or(cmp.Compare(a.src, b.src), cmp.Compare(a.name, b.name))
 	})
@@ -773,7 +814,7 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 
 // loaded is the file a state puts in a snapshot (nil: none).
 func loaded[T any](f *fileState[T]) *File[T] {
-	if f == nil || f.problem != nil {
+	if f == nil || f.problem() != nil {
 		return nil
 	}
 	return f.file

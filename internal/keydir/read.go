@@ -66,8 +66,8 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	if state.held {
 		return // held at its stat (Loader.holdEarly)
 	}
-	old := state.old
-	state.old = nil
+	old := state.old()
+	state.setOld(nil)
 	state.read = true
 	if l.beforeRead != nil {
 		l.beforeRead(state.path)
@@ -86,13 +86,14 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	data, fi, err := readFile(state.path)
 	l.readBytes.Add(int64(len(data)))
 	l.read(state, old, data, fi, err)
-	if state.problem != nil && l.holdFresh > 0 && (l.holdEarly || !isPermProblem(state.problem) && fi != nil && time.Since(fi.ModTime()) < l.holdFresh) {
+	if p := state.problem(); p != nil && l.holdFresh > 0 && (l.holdEarly || !isPermProblem(p) && fi != nil && time.Since(fi.ModTime()) < l.holdFresh) {
 		// Written moments ago and not parsable: most likely still being
 		// written. Keep what was there until events are quiet. (A file
 		// that fails the trust-file rule is not being written: that is
 		// decided at once — unless this is the reload applied the moment
 		// the file came, before its writer could chmod it: holdEarly.)
-		state.held, state.old = true, old
+		state.held = true
+		state.setOld(old)
 	}
 }
 
@@ -103,14 +104,14 @@ func (l *Loader[T]) read(state, old *fileState[T], data []byte, fi fs.FileInfo, 
 		if isLink(state.path) {
 			// The link's target went between stat and read: a problem
 			// (failing closed in a revocation source), never "no file".
-			state.problem = problemOf(state.path, &trustfile.LinkError{Path: state.path, Err: err}, src.Revocation)
+			state.setProblem(problemOf(state.path, &trustfile.LinkError{Path: state.path, Err: err}, src.Revocation))
 			return
 		}
 		state.gone = true
 		return
 	}
 	if err != nil {
-		state.problem = problemOf(state.path, err, src.Revocation)
+		state.setProblem(problemOf(state.path, err, src.Revocation))
 		return
 	}
 	checked := state.st // from the stat the rule was applied to; zero if unchecked
@@ -124,25 +125,23 @@ func (l *Loader[T]) read(state, old *fileState[T], data []byte, fi fs.FileInfo, 
 	// (The file's own check needs no Top: no rule(i), which costs a
 	// filepath.Dir per file.)
 	if err := (trustfile.Rule{Off: l.cfg.NoStrictModes}).CheckMode(state.path, fi); err != nil {
-		state.problem = problemOf(state.path, err, src.Revocation)
+		state.setProblem(problemOf(state.path, err, src.Revocation))
 		return
 	}
 	if !state.unchecked && !l.cfg.NoStrictModes && !state.st.SameFile(checked) {
-		state.problem = problemOf(state.path, &trustfile.ChangedError{Path: state.path}, src.Revocation)
+		state.setProblem(problemOf(state.path, &trustfile.ChangedError{Path: state.path}, src.Revocation))
 		return
 	}
 	state.unchecked = false
-	state.sum = sha256.Sum256(data)
-	if old != nil && old.read && old.sum == state.sum && !isPermProblem(old.problem) && (old.file != nil || old.problem != nil) {
-		state.file, state.problem, state.skipped = old.file, old.problem, old.skipped
+	state.sum = contentSum(data)
+	if old != nil && old.read && old.sum == state.sum && !isPermProblem(old.problem()) && (old.file != nil || old.problem() != nil) {
+		state.file = old.file
+		state.setRare(old.problem(), old.skipped(), nil)
 		return
 	}
 	f, p, skipped := l.parse(int(state.src), state.path, data)
-	state.file, state.problem = f, p
-	if len(skipped) > 0 {
-		list := skipped // only here on the heap: most files skip nothing
-		state.skipped = &list
-	}
+	state.file = f
+	state.setRare(p, skipped, nil)
 }
 
 // parse turns a file's content into entries, or a problem.
@@ -244,4 +243,11 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 		f.Items = append(f.Items, t)
 	}
 	return f, nil
+}
+
+// contentSum is what a fileState keeps of its content's hash.
+func contentSum(data []byte) (sum [16]byte) {
+	full := sha256.Sum256(data)
+	copy(sum[:], full[:])
+	return sum
 }

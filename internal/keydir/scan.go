@@ -184,13 +184,15 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 	src := l.cfg.Sources[i]
 	fail := func(err error) *fileState[T] {
 		p := problemOf(path, err, src.Revocation)
-		if prev != nil && prev.file == nil && sameProblem(prev.problem, p) {
+		if prev != nil && prev.file == nil && sameProblem(prev.problem(), p) {
 			return prev
 		}
 		state := newFileState[T](i, name, path)
-		state.read, state.problem = true, p
+		state.read = true
+		state.setProblem(p)
 		if l.holdEarly {
-			state.held, state.old = true, prev // see Loader.holdEarly
+			state.held = true
+			state.setOld(prev) // see Loader.holdEarly
 		}
 		return state
 	}
@@ -217,11 +219,12 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 	if err := l.rule(i).CheckFile(path, fi, link, !single); err != nil {
 		return fail(err)
 	}
-	if prev != nil && prev.read && prev.st == k && (prev.file != nil || !isPermProblem(prev.problem)) {
+	if prev != nil && prev.read && prev.st == k && (prev.file != nil || !isPermProblem(prev.problem())) {
 		return prev
 	}
 	state := newFileState[T](i, name, path)
-	state.st, state.old = k, prev
+	state.st = k
+	state.setOld(prev)
 	return state
 }
 

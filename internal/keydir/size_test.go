@@ -5,12 +5,12 @@ import (
 	"unsafe"
 )
 
-// TestFileStateSize keeps the per-file state in its 144-byte allocation
+// TestFileStateSize keeps the per-file state in its 112-byte allocation
 // class: a directory of a million keys holds a million of them
 // (docs/design.md, "Memory of a loaded store").
 func TestFileStateSize(t *testing.T) {
-	if n := unsafe.Sizeof(fileState[*int]{}); n > 144 {
-		t.Fatalf("fileState is %d bytes, more than 144", n)
+	if n := unsafe.Sizeof(fileState[*int]{}); n > 112 {
+		t.Fatalf("fileState is %d bytes, more than 112", n)
 	}
 }
 

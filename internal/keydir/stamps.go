@@ -352,7 +352,7 @@ func (l *Loader[T]) stampsOf(i int, names map[string]bool, since time.Time) map[
 		if names != nil && !names[f.name()] {
 			continue
 		}
-		if f.read && f.file != nil && f.skipped == nil && f.problem == nil && f.st.Changed().Before(since.Add(-StampRacy)) {
+		if f.read && f.file != nil && f.rare == nil && f.st.Changed().Before(since.Add(-StampRacy)) {
 			out[f.name()] = f.st
 		}
 	}
