@@ -363,18 +363,29 @@ func wanted(tighten, loosen []syncFile) map[string]bool {
 // syncFilesOf are the files that may mirror entry e: its own, and for a
 // revocation the stand-ins sync writes in its place (fileOf, apply).
 func syncFilesOf(e StoreEntry) []string {
+	var files []string
 	own := e.Kind + ".d/" + e.Name
-	if e.Kind != StoreRevoked {
-		return []string{own}
+	if !strings.HasPrefix(e.Name, syncOwnPrefix) { // such an entry is never written under its name
+		files = append(files, own)
+		if e.Kind == StoreRevoked {
+			files = append(files, revocationAlt(own))
+		}
 	}
-	stand := unmirrorableRevocation(e.Name, "").rel
-	return []string{own, revocationAlt(own), stand, revocationAlt(stand)}
+	if e.Kind == StoreRevoked {
+		stand := unmirrorableRevocation(e.Name, "").rel
+		files = append(files, stand, revocationAlt(stand))
+	}
+	return files
 }
+
+// syncOwnPrefix begins the names of the files sync writes in an entry's
+// place: no entry is mirrored under such a name.
+const syncOwnPrefix = "keytool-sync-"
 
 // revocationAlt is the name of sync's under which the revocation of file
 // rel is written when a file sync may not touch holds rel.
 func revocationAlt(rel string) string {
-	return StoreRevoked + ".d/keytool-sync-" + contentSum([]byte(rel))[:16]
+	return StoreRevoked + ".d/" + syncOwnPrefix + contentSum([]byte(rel))[:16]
 }
 
 // apply places the files of tighten and loosen and removes those of gone
@@ -467,6 +478,11 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 	switch {
 	case keydir.CheckName(e.Name) != nil || keydir.Ignored(e.Name):
 		what, why, until = "not a file name", "has a name that is no file name", "the entry is renamed"
+	case strings.HasPrefix(e.Name, syncOwnPrefix):
+		// The names sync gives the revocations it writes in another's
+		// place (revocationAlt, unmirrorableRevocation): an entry of that
+		// name would be taken for one of them, and one of them for it.
+		what, why, until = "a name sync keeps for its own files ("+syncOwnPrefix+"…)", "has a name sync keeps for its own files", "the entry is renamed"
 	case valueHoldsPrivateKey(e.Value):
 		what, why, until = "holds a private key", "holds a private key", "the entry holds only the public key"
 	default:
@@ -489,7 +505,7 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 // entry in the store: every key refused (docs/design.md, "input skipped").
 func unmirrorableRevocation(name, why string) (f syncFile) {
 	sum := sha256.Sum256([]byte(name))
-	f.rel = StoreRevoked + ".d/keytool-sync-unmirrorable-" + hex.EncodeToString(sum[:8])
+	f.rel = StoreRevoked + ".d/" + syncOwnPrefix + "unmirrorable-" + hex.EncodeToString(sum[:8])
 	f.val = fmt.Appendf(nil, "keytool sync: the store's entry %s/%q %s: this file refuses every key until the entry is fixed\n", StoreRevoked, name, why)
 	f.stood = true
 	return f

@@ -93,11 +93,12 @@ func (s *syncer) loadManifest() (*syncManifest, error) {
 		return s.manifest, nil
 	}
 	s.manifest = nil
+	stamps := s.manifestStamps() // before the read: a change after it is seen next time
 	m, err := s.readManifest()
 	if err != nil {
 		return nil, err
 	}
-	s.manifest, s.stamps = m, s.manifestStamps()
+	s.manifest, s.stamps = m, stamps
 	return m, nil
 }
 
@@ -174,7 +175,7 @@ func (s *syncer) replay(m *syncManifest, journal []byte) error {
 		}
 		var l syncLogLine
 		if err := json.Unmarshal(line, &l); err != nil || l.SHA256 == nil {
-			return fmt.Errorf("%s:%d: not a line of sync's journal: the manifest was changed by hand or is corrupt; nothing was written (remove %s, and sync writes it again: files it made before are then left in place)", s.logPath(), n+2, s.manifestPath())
+			return fmt.Errorf("%s:%d: not a line of sync's journal: the journal was changed by hand or is corrupt; nothing was written (remove it, and sync goes on from %s: the files it named since are then left in place)", s.logPath(), n+2, s.manifestPath())
 		}
 		if err := s.checkManifestFile(fmt.Sprintf("%s:%d", s.logPath(), n+2), l.File); err != nil {
 			return err
@@ -199,9 +200,16 @@ func (s *syncer) saveManifest(m *syncManifest) error {
 		return nil
 	}
 	var err error
-	if m.baseSum == "" || m.staleLog || m.logSize > int64(max(64<<10, m.baseSize/4)) {
+	switch {
+	case m.baseSum == "" || m.staleLog || m.logSize > int64(max(64<<10, m.baseSize/4)),
+		m != s.manifest || s.manifestStamps() != s.stamps:
+		// No journal to append to, or one too long; or another process
+		// wrote the base or the journal since this one read them: a line
+		// appended now would be to a journal no reader applies (it names
+		// the base it was written against). The base written whole is
+		// the one safe record (the last writer's, as before the journal).
 		err = s.writeBase(m)
-	} else {
+	default:
 		err = s.appendJournal(m)
 	}
 	if err != nil {

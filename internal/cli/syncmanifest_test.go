@@ -2,6 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"log/slog"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -378,4 +381,185 @@ func FuzzSyncManifest(f *testing.F) {
 			t.Fatalf("written whole and read again: %v, want %v", again.Files, m.Files)
 		}
 	})
+}
+
+// TestSyncJournalAfterAnotherSync: sync --watch keeps its manifest between
+// changes; when another sync writes the base meanwhile (a one-shot sync
+// folding its journal), the watch must not append to a journal that names
+// the old base, which every reader ignores: its files would not be sync's
+// after a restart, and an authorization would stay once its entry goes.
+// (Found by review.)
+func TestSyncJournalAfterAnotherSync(t *testing.T) {
+	w, _, _ := testSyncer(t, t.TempDir())
+	keys := syncKeys(t, 4)
+	a := authorized("a.json", keys[0])
+	if _, err := w.mirror([]StoreEntry{a}); err != nil { // a base, no journal
+		t.Fatal(err)
+	}
+	m, err := w.prepare() // the watch's next mirror has loaded the manifest…
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _, _ := testSyncer(t, t.TempDir()) // …when another sync writes a base
+	o.home = w.home
+	om, err := o.readManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	om.set("trusted_hosts.d/o.json", contentSum(keys[3]))
+	if err := o.writeBase(om); err != nil {
+		t.Fatal(err)
+	}
+	tighten, loosen, _ := w.filesOf([]StoreEntry{authorized("b.json", keys[1])})
+	if _, err := w.apply(m, tighten, loosen, wanted(tighten, loosen), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.mirrorChanged([]StoreEntry{authorized("c.json", keys[2])}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _, _ := testSyncer(t, t.TempDir())
+	fresh.home = w.home
+	if _, err := fresh.mirror([]StoreEntry{a}); err != nil { // a restart: b and c gone from the store
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"authorized_keys.d/b.json", "authorized_keys.d/c.json"} {
+		if _, err := os.Stat(filepath.Join(string(w.home), rel)); err == nil {
+			t.Errorf("%s, written by the watch, is still there after its entry went: the manifest on disk does not name it", rel)
+		}
+	}
+}
+
+// TestSyncOwnNamesReserved: the names sync gives the revocations it
+// writes in another entry's place (keytool-sync-…) are no entry's: a
+// revocation entry named like another's stand-in is itself mirrored as a
+// stand-in of its own, and putting or deleting it never touches the
+// other's. (Found by review.)
+func TestSyncOwnNamesReserved(t *testing.T) {
+	for _, incremental := range []bool{false, true} {
+		s, _, errOut := testSyncer(t, t.TempDir())
+		keys := syncKeys(t, 1)
+		bad := StoreEntry{Kind: StoreRevoked, Name: "sub/y", Value: keys[0]} // no file name: a stand-in
+		stand := unmirrorableRevocation("sub/y", "has a name that is no file name")
+		_, name := filepath.Split(stand.rel)
+		other := StoreEntry{Kind: StoreRevoked, Name: name, Value: keys[0]}
+		if incremental {
+			if _, err := s.mirror([]StoreEntry{bad}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.mirrorChanged([]StoreEntry{other}, nil); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := s.mirror([]StoreEntry{bad, other}); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFile(t, filepath.Join(string(s.home), stand.rel)); string(got) != string(stand.val) {
+			t.Fatalf("incremental=%v: the stand-in of revoked_keys/sub/y holds %q", incremental, got)
+		}
+		if !strings.Contains(errOut.String(), "a name sync keeps for its own files") {
+			t.Fatalf("incremental=%v: the entry named like a stand-in was not reported:\n%s", incremental, errOut)
+		}
+		own := unmirrorableRevocation(name, "has a name sync keeps for its own files")
+		if got := readFile(t, filepath.Join(string(s.home), own.rel)); string(got) != string(own.val) {
+			t.Fatalf("incremental=%v: the entry named like a stand-in is not refused by a stand-in of its own: %q", incremental, got)
+		}
+		if _, err := s.mirrorChanged(nil, []StoreEntry{other}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(string(s.home), stand.rel)); err != nil {
+			t.Fatalf("incremental=%v: deleting the entry named like a stand-in removed the stand-in it is named like: %v", incremental, err)
+		}
+		if _, err := os.Stat(filepath.Join(string(s.home), own.rel)); err == nil {
+			t.Fatalf("incremental=%v: its own stand-in stayed after it was deleted", incremental)
+		}
+	}
+}
+
+// fakeFeeds is a Follower whose feeds hand the sets in sets as views,
+// and a Store whose List lists them, counting the lists.
+type fakeFeeds struct {
+	Store // the rest is not called
+	sets  map[string]*keydir.FeedSet
+	err   error // every view's Err
+	lists int
+}
+
+type fakeFeed struct {
+	f    *fakeFeeds
+	kind string
+}
+
+func (f *fakeFeeds) Feed(kind string) keydir.Feed { return fakeFeed{f, kind} }
+func (f *fakeFeeds) Close() error                 { return nil }
+
+func (f fakeFeed) Name() string { return "fake:" + f.kind }
+func (f fakeFeed) View() keydir.FeedView {
+	return keydir.FeedView{Set: f.f.sets[f.kind], Err: f.f.err}
+}
+func (f fakeFeed) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
+
+func (f *fakeFeeds) List(context.Context) ([]StoreEntry, error) {
+	f.lists++
+	var out []StoreEntry
+	for kind, set := range f.sets {
+		for name, e := range set.All() {
+			out = append(out, StoreEntry{Kind: kind, Name: name, Value: e.Data})
+		}
+	}
+	return out, nil
+}
+
+// TestSyncWatchMirrorsWhatChanged: sync --watch's step (mirrorNow) lists
+// the store at first, then mirrors the entries each view says changed
+// without listing it — a put, a removal — lists it again when a changed
+// entry was rejected by the view (only a list holds its value) or when
+// told to (the periodic full pass: no generations), and mirrors nothing
+// while a view is unusable.
+func TestSyncWatchMirrorsWhatChanged(t *testing.T) {
+	s, _, _ := testSyncer(t, t.TempDir())
+	keys := syncKeys(t, 3)
+	f := &fakeFeeds{sets: map[string]*keydir.FeedSet{}}
+	for _, kind := range StoreKinds {
+		f.sets[kind] = keydir.NewFeedSet()
+	}
+	f.sets[StoreAuthorized] = f.sets[StoreAuthorized].Put("a.json", keys[0])
+	log := slog.New(slog.DiscardHandler)
+	file := func(name string) string { return filepath.Join(string(s.home), "authorized_keys.d", name) }
+	step := func(gens map[string]uint64, wantLists int) map[string]uint64 {
+		t.Helper()
+		gens = s.mirrorNow(context.Background(), f, f, log, gens)
+		if f.lists != wantLists {
+			t.Fatalf("the store was listed %d times, want %d", f.lists, wantLists)
+		}
+		return gens
+	}
+	gens := step(nil, 1)
+	if !bytes.Equal(readFile(t, file("a.json")), keys[0]) {
+		t.Fatal("the first mirror did not write a.json")
+	}
+	f.sets[StoreAuthorized] = f.sets[StoreAuthorized].Put("b.json", keys[1])
+	gens = step(gens, 1)
+	if !bytes.Equal(readFile(t, file("b.json")), keys[1]) {
+		t.Fatal("a put was not mirrored")
+	}
+	f.sets[StoreAuthorized] = f.sets[StoreAuthorized].Delete("a.json")
+	gens = step(gens, 1)
+	if _, err := os.Stat(file("a.json")); err == nil {
+		t.Fatal("a removal was not mirrored")
+	}
+	f.err = errors.New("stale")
+	f.sets[StoreAuthorized] = f.sets[StoreAuthorized].Put("c.json", keys[2])
+	if again := step(gens, 1); fmt.Sprint(again) != fmt.Sprint(gens) {
+		t.Fatalf("an unusable view changed the generations mirrored: %v, was %v", again, gens)
+	}
+	if _, err := os.Stat(file("c.json")); err == nil {
+		t.Fatal("c.json written while the view was unusable")
+	}
+	f.err = nil
+	gens = step(gens, 1)
+	if !bytes.Equal(readFile(t, file("c.json")), keys[2]) {
+		t.Fatal("the put made while the view was unusable was not mirrored once it was usable")
+	}
+	f.sets[StoreTrusted] = f.sets[StoreTrusted].Reject("big.json", errors.New("over the bound"))
+	gens = step(gens, 2)
+	step(nil, 3) // the periodic full pass
 }
