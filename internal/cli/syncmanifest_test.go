@@ -3,10 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
-	"log/slog"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -561,5 +561,10 @@ func TestSyncWatchMirrorsWhatChanged(t *testing.T) {
 	}
 	f.sets[StoreTrusted] = f.sets[StoreTrusted].Reject("big.json", errors.New("over the bound"))
 	gens = step(gens, 2)
+	f.sets[StoreAuthorized] = f.sets[StoreAuthorized].Delete("b.json")
+	step(gens, 2) // and then what changed again
+	if _, err := os.Stat(file("b.json")); err == nil {
+		t.Fatal("a removal after a full list was not mirrored")
+	}
 	step(nil, 3) // the periodic full pass
 }

@@ -417,93 +417,92 @@ func (s *store) entryOf(kv *mvccpb.KeyValue) (e cli.StoreEntry, ok bool) {
 	return cli.StoreEntry{Kind: kind, Name: name, Revision: kv.ModRevision}, ok
 }
 
-// progressEvery is how often ChangesSince asks etcd again whether its
-// watch has caught up (etcd answers once the watch is in sync).
-const progressEvery = 50 * time.Millisecond
-
-// ChangesSince reads the store's revision now (a linearizable Get of one
-// key), then watches the prefix from revision+1 until it has every event
-// up to that revision: an event past it, or a progress notification at
-// or past it. Each entry's last event is its change. A revision etcd has
-// compacted is cli.ErrStoreCompacted. Another cluster, or nothing written
-// anywhere in the cluster since revision, makes no watch. (etcd starts
-// sending a watch that begins in the past on its next resync, every
-// 100 ms.)
+// ChangesSince reads what changed under the prefix since revision with
+// plain reads of the prefix's range (linearizable, so never older than a
+// write that finished before), no watch: a watch from the past relies on
+// etcd answering a progress request only once the watch has caught up,
+// which servers before 3.5.8 (3.4.25) do not — they answered at once and
+// an empty delta would have made the mirror hold entries it never saw —
+// and etcd sends such a watch's events only at its next resync (100 ms).
+//
+// First the prefix's count, which also gives the revision now (H): if it
+// is revision, nothing was written anywhere in the cluster since. Else
+// the entries whose ModRevision is past revision, with their values, at
+// H (etcd filters: only those cross the network), and the prefix's count
+// at revision. Keys at revision + keys created since − keys at H is how
+// many were removed since (or removed and made again, which the first
+// read holds already): only when it is not zero are the prefix's keys at
+// revision and at H listed (keys only) and compared. A revision etcd has
+// compacted is cli.ErrStoreCompacted. Every read is of the range
+// PREFIX/…, which a role on PREFIX/ allows.
 func (s *store) ChangesSince(ctx context.Context, identity string, revision int64) (cli.StoreDelta, error) {
 	var d cli.StoreDelta
 	err := s.call(ctx, func(ctx context.Context) error {
-		resp, err := s.c.Get(ctx, s.prefix, clientv3.WithKeysOnly())
+		d = cli.StoreDelta{}
+		now, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			return err
 		}
-		d = cli.StoreDelta{Revision: resp.Header.Revision, Identity: identityOf(resp.Header)}
+		d.Revision, d.Identity = now.Header.Revision, identityOf(now.Header)
 		if d.Identity != identity || d.Revision <= revision {
 			return nil // another store, nothing written since, or a restore: the caller sees which
 		}
-		last, err := s.eventsUntil(ctx, revision, d.Revision)
+		changed, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithMinModRev(revision+1), clientv3.WithRev(d.Revision))
 		if err != nil {
 			return compacted(err)
 		}
-		for _, ev := range last {
-			e, ok := s.entryOf(ev.Kv)
-			switch {
-			case !ok:
-			case ev.Type == clientv3.EventTypeDelete:
-				d.Removed = append(d.Removed, e)
-			default:
-				e.Value = ev.Kv.Value
+		before, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(revision))
+		if err != nil {
+			return compacted(err)
+		}
+		created := int64(0)
+		for _, kv := range changed.Kvs {
+			if kv.CreateRevision > revision {
+				created++
+			}
+			if e, ok := s.entryOf(kv); ok {
+				e.Value = kv.Value
 				if e.Value == nil {
 					e.Value = []byte{}
 				}
 				d.Put = append(d.Put, e)
 			}
 		}
-		return nil
+		if before.Count+created == now.Count {
+			return nil
+		}
+		d.Removed, err = s.removedBetween(ctx, revision, d.Revision)
+		return err
 	})
 	return d, err
 }
 
-// eventsUntil watches the prefix from revision+1 and returns each key's
-// last event up to until.
-func (s *store) eventsUntil(ctx context.Context, revision, until int64) (map[string]*clientv3.Event, error) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	wch := s.c.Watch(wctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(revision+1), clientv3.WithCreatedNotify())
-	tick := time.NewTicker(progressEvery)
-	defer tick.Stop()
-	last := map[string]*clientv3.Event{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-tick.C:
-			_ = s.c.RequestProgress(wctx) // lost: asked again at the next tick
-		case wr, ok := <-wch:
-			if !ok {
-				return nil, errors.New("etcd: the watch ended")
-			}
-			if err := wr.Err(); err != nil {
-				return nil, err
-			}
-			if wr.Created {
-				_ = s.c.RequestProgress(wctx)
-				continue
-			}
-			if wr.IsProgressNotify() && wr.Header.Revision >= until {
-				return last, nil
-			}
-			for _, ev := range wr.Events {
-				if ev.Kv.ModRevision > until {
-					return last, nil
-				}
-				last[string(ev.Kv.Key)] = ev
-			}
-			// The events of a revision come in one response.
-			if n := len(wr.Events); n > 0 && wr.Events[n-1].Kv.ModRevision == until {
-				return last, nil
-			}
+// removedBetween lists the prefix's keys at revision and at until and
+// returns the entries of those gone between.
+func (s *store) removedBetween(ctx context.Context, revision, until int64) ([]cli.StoreEntry, error) {
+	at := func(rev int64) (*clientv3.GetResponse, error) {
+		r, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithRev(rev))
+		return r, compacted(err)
+	}
+	then, err := at(revision)
+	if err != nil {
+		return nil, err
+	}
+	now, err := at(until)
+	if err != nil {
+		return nil, err
+	}
+	still := make(map[string]bool, len(now.Kvs))
+	for _, kv := range now.Kvs {
+		still[string(kv.Key)] = true
+	}
+	var gone []cli.StoreEntry
+	for _, kv := range then.Kvs {
+		if e, ok := s.entryOf(kv); ok && !still[string(kv.Key)] {
+			gone = append(gone, e)
 		}
 	}
+	return gone, nil
 }
 
 // EntriesAt reads the entries at revision in one transaction of a Get

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/keytool/keytool/internal/cli"
+)
+
+// openTestStore opens the etcd store at etcd://addr/kt with the flags
+// given (connection flags: --etcd-user…).
+func openTestStore(t *testing.T, addr string, flags ...string) *store {
+	t.Helper()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	open := etcdFlags(fs)
+	if err := fs.Parse(flags); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse("etcd://" + addr + "/kt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st.(*store)
+}
+
+// TestChangesSince: what changed under the prefix since a revision, as
+// the mirror needs it — each entry put since with its last value (one
+// removed and made again among them), each one removed, nothing outside
+// the prefix or its layout — and nothing at all when nothing was written.
+// (Read from the prefix's range, not a watch: a watch from the past
+// depends on servers answering progress requests only once caught up,
+// which etcd before 3.5.8 did not.)
+func TestChangesSince(t *testing.T) {
+	addr := startEtcd(t, nil)
+	c := etcdClient(t, addr)
+	s := openTestStore(t, addr)
+	ctx := context.Background()
+	put := func(key, val string) {
+		t.Helper()
+		if _, err := c.Put(ctx, key, val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del := func(key string) {
+		t.Helper()
+		if _, err := c.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"a", "b", "c", "e"} {
+		put("/kt/authorized_keys/"+k+".json", k+"0")
+	}
+	l, err := s.ListRevisions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.ChangesSince(ctx, l.Identity, l.Revision)
+	if err != nil || d.Revision != l.Revision || len(d.Put)+len(d.Removed) != 0 {
+		t.Fatalf("nothing written since: %+v, %v", d, err)
+	}
+	del("/kt/authorized_keys/b.json")
+	del("/kt/authorized_keys/c.json")
+	put("/kt/authorized_keys/c.json", "c1") // removed and made again
+	put("/kt/revoked_keys/d.json", "d1")
+	put("/kt/authorized_keys/e.json", "e1")
+	put("/kt/authorized_keys/e.json", "e2")
+	put("/kt/authorized_keys/f.json", "f1")
+	del("/kt/authorized_keys/f.json") // made and removed since: no change
+	put("/ktx/authorized_keys/g.json", "g1")
+	put("/kt/notakind", "x")
+	d, err = s.ChangesSince(ctx, l.Identity, l.Revision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range d.Put {
+		got = append(got, fmt.Sprintf("put %s/%s=%s", e.Kind, e.Name, e.Value))
+	}
+	for _, e := range d.Removed {
+		got = append(got, fmt.Sprintf("removed %s/%s", e.Kind, e.Name))
+	}
+	slices.Sort(got)
+	want := []string{"put authorized_keys/c.json=c1", "put authorized_keys/e.json=e2", "put revoked_keys/d.json=d1", "removed authorized_keys/b.json"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("changes since %d:\n%s\nwant\n%s", l.Revision, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if now, err := c.Get(ctx, "/kt/"); err != nil || d.Revision != now.Header.Revision {
+		t.Fatalf("the delta is at revision %d, etcd at %v (%v)", d.Revision, now, err)
+	}
+	if _, err := s.ChangesSince(ctx, "etcd cluster 0", l.Revision); err != nil {
+		t.Fatalf("another cluster's identity: %v (the caller sees the identity)", err)
+	}
+	if _, err := c.Compact(ctx, d.Revision); err != nil {
+		t.Fatal(err)
+	}
+	put("/kt/authorized_keys/h.json", "h1")
+	if _, err := s.ChangesSince(ctx, l.Identity, l.Revision); !errors.Is(err, cli.ErrStoreCompacted) {
+		t.Fatalf("changes since a compacted revision: %v, want cli.ErrStoreCompacted", err)
+	}
+}
+
+// TestChangesSinceUnderARoleOnThePrefix: an administrator whose etcd role
+// is read-write on PREFIX/ (docs/fleet.md's advice) edits through a warm
+// mirror: ChangesSince reads only that range. (Found by review: it read
+// the key PREFIX itself, which the role does not cover, and every warm
+// edit was refused.)
+func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
+	addr := startEtcd(t, nil)
+	root := etcdClient(t, addr)
+	ctx := context.Background()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(root.UserAdd(ctx, "root", "rootpw"))
+	must(root.UserGrantRole(ctx, "root", "root"))
+	must(root.RoleAdd(ctx, "keytool-admin"))
+	must(root.RoleGrantPermission(ctx, "keytool-admin", "/kt/", clientv3.GetPrefixRangeEnd("/kt/"), clientv3.PermissionType(clientv3.PermReadWrite)))
+	must(root.UserAdd(ctx, "adm", "admpw"))
+	must(root.UserGrantRole(ctx, "adm", "keytool-admin"))
+	must(root.AuthEnable(ctx))
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("admpw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openTestStore(t, addr, "--etcd-user", "adm", "--etcd-password-file", pw)
+	l, err := s.ListRevisions(ctx)
+	if err != nil {
+		t.Fatalf("ListRevisions: %v", err)
+	}
+	if _, err := s.Apply(ctx, []cli.StoreChange{{Kind: "authorized_keys", Name: "a.json", Value: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.ChangesSince(ctx, l.Identity, l.Revision)
+	if err != nil {
+		t.Fatalf("ChangesSince with a role on PREFIX/: %v", err)
+	}
+	if len(d.Put) != 1 || d.Put[0].Name != "a.json" {
+		t.Fatalf("changes: %+v", d)
+	}
+}
