@@ -1,6 +1,7 @@
 package keydir
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"io/fs"
@@ -245,9 +246,23 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 	return f, nil
 }
 
-// contentSum is what a fileState keeps of its content's hash.
+// contentSum is what a fileState keeps of its content: 16 bytes of a
+// SHA-256 keyed with a secret of the process (sumKey). It only spares the
+// parse of bytes read before; the key keeps anyone who may write a trust
+// file from searching offline for two contents with the same 16 bytes,
+// which would let them swap what a running loader keeps for what the file
+// says (a 128-bit birthday search is within reach of a funded attacker).
 func contentSum(data []byte) (sum [16]byte) {
-	full := sha256.Sum256(data)
-	copy(sum[:], full[:])
+	h := sha256.New()
+	h.Write(sumKey[:])
+	h.Write(data)
+	var full [sha256.Size]byte
+	copy(sum[:], h.Sum(full[:0]))
 	return sum
 }
+
+// sumKey keys contentSum: random, never written anywhere.
+var sumKey = func() (k [32]byte) {
+	rand.Read(k[:]) // never fails (crypto/rand)
+	return k
+}()

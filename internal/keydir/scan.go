@@ -141,6 +141,10 @@ func (l *Loader[T]) scanNames(i int, names []string, jobs *[]*fileState[T]) bool
 // updateNames re-examines only the named entries of a directory source.
 func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bool {
 	src, ss := l.cfg.Sources[i], &l.states[i]
+	// Each name once: a name given twice (Extend adds the files the index
+	// finds to those it had) would make two reads of one file, the
+	// second's previous state the first, read at the same time.
+	names = slices.Compact(slices.Sorted(slices.Values(names)))
 	if ss.problem != nil {
 		return l.scanDir(i, jobs)
 	}
