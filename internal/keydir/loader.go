@@ -224,8 +224,8 @@ func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
 type fileState[T any] struct {
 	path string
 	st   trustfile.Stamp
-	// sum is the first half of the content's SHA-256: it only spares the
-	// parse of content read before (the same bytes under a new stamp).
+	// sum is contentSum's: it only spares the parse of content read before
+	// (the same bytes under a new stamp).
 	sum    [16]byte
 	file   *File[T]
 	rare   *rareState[T] // nil: no problem, no entry skipped, no read pending
