@@ -273,10 +273,11 @@ func changesSince(views map[string]keydir.FeedView, mirrored map[string]uint64) 
 // mirror makes the home's .d directories hold entries, as far as the
 // files sync made go; it returns how many files it left as they are.
 func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
-	m, err := s.prepare()
+	m, unlock, err := s.prepare()
 	if err != nil {
 		return 0, err
 	}
+	defer unlock()
 	tighten, loosen, kept := s.filesOf(entries)
 	want := wanted(tighten, loosen)
 	var gone []string
@@ -295,10 +296,11 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 // their files are examined, so that a change costs the same in a store
 // of any size.
 func (s *syncer) mirrorChanged(changed, deleted []StoreEntry) (kept int, err error) {
-	m, err := s.prepare()
+	m, unlock, err := s.prepare()
 	if err != nil {
 		return 0, err
 	}
+	defer unlock()
 	tighten, loosen, kept := s.filesOf(changed)
 	want := wanted(tighten, loosen)
 	gone := map[string]bool{}
@@ -313,18 +315,32 @@ func (s *syncer) mirrorChanged(changed, deleted []StoreEntry) (kept int, err err
 	return kept + k, err
 }
 
-// prepare loads the manifest and makes the .d directories.
-func (s *syncer) prepare() (*syncManifest, error) {
-	m, err := s.loadManifest()
+// prepare takes sync's lock on the home, loads the manifest and makes
+// the .d directories; the caller calls unlock once the manifest is saved.
+// The lock (HOME/.keytool-sync.lock, flock) keeps two syncs of one home —
+// sync --watch and a one-shot sync from cron — from each rewriting the
+// manifest from what it read before the other wrote: the files one of
+// them made would not be sync's any more, and would stay once their
+// entries go.
+func (s *syncer) prepare() (m *syncManifest, unlock func(), err error) {
+	if err := os.MkdirAll(string(s.home), 0o700); err != nil {
+		return nil, nil, err
+	}
+	release, _, err := keydir.LockFile(filepath.Join(string(s.home), ".keytool-sync.lock"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if m, err = s.loadManifest(); err != nil {
+		release()
+		return nil, nil, err
 	}
 	for _, kind := range StoreKinds {
 		if err := os.MkdirAll(kindDir(s.home, kind), 0o755); err != nil {
-			return nil, err
+			release()
+			return nil, nil, err
 		}
 	}
-	return m, nil
+	return m, release, nil
 }
 
 // filesOf returns the files that mirror entries: revocations (tighten)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/internal/keydir"
 )
@@ -396,7 +397,10 @@ func TestSyncJournalAfterAnotherSync(t *testing.T) {
 	if _, err := w.mirror([]StoreEntry{a}); err != nil { // a base, no journal
 		t.Fatal(err)
 	}
-	m, err := w.prepare() // the watch's next mirror has loaded the manifest…
+	// (Two syncs of one home take turns through a lock, prepare's; this
+	// is the race the lock prevents, as it happens where flock(2) does
+	// not work: another sync writes the base regardless.)
+	m, unlock, err := w.prepare() // the watch's next mirror has loaded the manifest…
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,6 +418,7 @@ func TestSyncJournalAfterAnotherSync(t *testing.T) {
 	if _, err := w.apply(m, tighten, loosen, wanted(tighten, loosen), nil); err != nil {
 		t.Fatal(err)
 	}
+	unlock()
 	if _, err := w.mirrorChanged([]StoreEntry{authorized("c.json", keys[2])}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -567,4 +572,46 @@ func TestSyncWatchMirrorsWhatChanged(t *testing.T) {
 		t.Fatal("a removal after a full list was not mirrored")
 	}
 	step(nil, 3) // the periodic full pass
+}
+
+// TestSyncTakesTurns: two syncs of one home (sync --watch, and a one-shot
+// sync from cron) mirror one after the other: the second waits for the
+// first's lock (HOME/.keytool-sync.lock) before it reads the manifest.
+func TestSyncTakesTurns(t *testing.T) {
+	w, _, _ := testSyncer(t, t.TempDir())
+	keys := syncKeys(t, 2)
+	if _, err := w.mirror([]StoreEntry{authorized("a.json", keys[0])}); err != nil {
+		t.Fatal(err)
+	}
+	_, unlock, err := w.prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _, _ := testSyncer(t, t.TempDir())
+	o.home = w.home
+	done := make(chan error, 1)
+	go func() {
+		_, err := o.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the second sync mirrored while the first held the lock (%v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the second sync still waits after the first let go")
+	}
+	if _, err := os.Stat(filepath.Join(string(w.home), "authorized_keys.d", "b.json")); err != nil {
+		t.Fatal(err)
+	}
+	if mode := statMode(t, filepath.Join(string(w.home), ".keytool-sync.lock")); mode != 0o600 {
+		t.Fatalf("lock file mode %04o, want 0600", mode)
+	}
 }

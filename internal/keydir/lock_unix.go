@@ -60,19 +60,41 @@ var flock = syscall.Flock
 // one process at a time may use, and that a second process does without
 // (the --store mirror, docs/design.md).
 func TryLock(path string) (unlock func(), ok bool) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	return unlock, err == nil
+}
+
+// LockFile takes an exclusive advisory lock on the file path (created,
+// mode 0600, if missing), waiting for it: for a record that two processes
+// must not rewrite at once (keytool sync's manifest). Where flock(2) is
+// not available held is false and unlock does nothing: the caller goes
+// ahead unlocked, as before the lock.
+func LockFile(path string) (unlock func(), held bool, err error) {
+	unlock, err = lockFile(path, syscall.LOCK_EX)
+	switch {
+	case err == nil:
+		return unlock, true, nil
+	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
+		return func() {}, false, nil
+	}
+	return nil, false, err
+}
+
+// lockFile opens path (never through a link) and flocks it with how.
+func lockFile(path string, how int) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err = flock(int(f.Fd()), how)
 		if err != syscall.EINTR {
 			break
 		}
 	}
 	if err != nil {
 		f.Close()
-		return nil, false
+		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
 	}
-	return func() { f.Close() }, true // closing the descriptor releases the lock
+	return func() { f.Close() }, nil // closing the descriptor releases the lock
 }
