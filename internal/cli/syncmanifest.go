@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,9 +125,7 @@ func (s *syncer) readManifest() (*syncManifest, error) {
 	if m.Files == nil {
 		m.Files = map[string]string{}
 	}
-	m.dirty = map[string]bool{}
-	sum := sha256.Sum256(data)
-	m.baseSum, m.baseSize = hex.EncodeToString(sum[:]), len(data)
+	m.baseSum, m.baseSize = contentSum(data), len(data)
 	for rel := range m.Files {
 		if err := s.checkManifestFile(s.manifestPath(), rel); err != nil {
 			return nil, err
@@ -233,8 +229,7 @@ func (s *syncer) writeBase(m *syncManifest) error {
 	if err := atomicfile.Write(s.manifestPath(), data, 0o600); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(data)
-	m.baseSum, m.baseSize = hex.EncodeToString(sum[:]), len(data)
+	m.baseSum, m.baseSize = contentSum(data), len(data)
 	if err := os.Remove(s.logPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
