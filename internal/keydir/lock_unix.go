@@ -33,16 +33,11 @@ func lockDir(dir string) (unlock func(), held bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	for {
-		err = flock(fd, syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
+	err = flockRetried(fd, syscall.LOCK_EX)
 	switch {
 	case err == nil:
 		return func() { syscall.Close(fd) }, true, nil // closing the descriptor releases the lock
-	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
+	case noLocks(err):
 		syscall.Close(fd)
 		return func() {}, false, nil
 	}
@@ -53,6 +48,21 @@ func lockDir(dir string) (unlock func(), held bool, err error) {
 // flock is syscall.Flock; a test makes it fail as a file system without
 // locks does.
 var flock = syscall.Flock
+
+// flockRetried is flock, again while a signal interrupts it.
+func flockRetried(fd, how int) error {
+	for {
+		if err := flock(fd, how); err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// noLocks reports whether err says the file system has no flock(2) (some
+// NFS, CIFS and FUSE mounts), where the callers go ahead unlocked.
+func noLocks(err error) bool {
+	return errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS)
+}
 
 // TryLock takes an exclusive advisory lock on the file path (created,
 // mode 0600, if missing) without waiting: ok is false when another
@@ -74,7 +84,7 @@ func LockFile(path string) (unlock func(), held bool, err error) {
 	switch {
 	case err == nil:
 		return unlock, true, nil
-	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EOPNOTSUPP), errors.Is(err, syscall.ENOSYS):
+	case noLocks(err):
 		return func() {}, false, nil
 	}
 	return nil, false, err
@@ -86,13 +96,7 @@ func lockFile(path string, how int) (unlock func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err = flock(int(f.Fd()), how)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flockRetried(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
 	}
