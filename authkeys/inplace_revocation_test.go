@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,21 +32,10 @@ func TestInPlaceRevocationRewriteNeverAdmits(t *testing.T) {
 		t.Fatal("b is authorized before the test starts")
 	}
 
-	var (
-		admitted atomic.Int64
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
-	)
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if s.Decide(b.SPKIHash(), netip.Addr{}).Verdict == Authorized {
-				admitted.Add(1)
-			}
+	var admitted atomic.Int64
+	stop := keydirtest.Repeat(1, func() {
+		if s.Decide(b.SPKIHash(), netip.Addr{}).Verdict == Authorized {
+			admitted.Add(1)
 		}
 	})
 	first, second := keydirtest.SSH(t, a), keydirtest.SSH(t, b)
@@ -67,8 +55,7 @@ func TestInPlaceRevocationRewriteNeverAdmits(t *testing.T) {
 		f.Close()
 	}
 	time.Sleep(2 * opts.Debounce)
-	close(stop)
-	wg.Wait()
+	stop()
 	if n := admitted.Load(); n > 0 {
 		t.Errorf("a revoked key was admitted %d times while its revocation file was rewritten in place", n)
 	}

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -308,24 +307,13 @@ func TestPublishedIndexNeverChanges(t *testing.T) {
 		randomChange(t, r, f)
 	}
 	s := Load(f.options())
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				for k := range poolKeys {
-					for _, addr := range poolAsked {
-						s.Decide(addr, key(t, k).SPKIHash())
-					}
-				}
+	stop := keydirtest.Repeat(2, func() {
+		for k := range poolKeys {
+			for _, addr := range poolAsked {
+				s.Decide(addr, key(t, k).SPKIHash())
 			}
-		})
-	}
+		}
+	})
 	for step := range 100 {
 		old := s.snap.Load()
 		before := dumpIndex(&old.pins)
@@ -334,6 +322,5 @@ func TestPublishedIndexNeverChanges(t *testing.T) {
 			t.Fatalf("step %d: the reload changed the index it was derived from", step)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 }

@@ -382,18 +382,7 @@ func TestRescanAlongsideEvents(t *testing.T) {
 	src := Source{Path: dir, Dir: true}
 	l := newLoader(src)
 	l.Reload()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				l.rescan()
-			}
-		}
-	})
+	stop := keydirtest.Repeat(1, l.rescan)
 	for i := range 200 {
 		path := filepath.Join(dir, fmt.Sprintf("k%02d.json", i%20))
 		if i%3 == 0 {
@@ -403,8 +392,7 @@ func TestRescanAlongsideEvents(t *testing.T) {
 		}
 		l.Reload(path)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	l.rescan()
 	if got, fresh := fingerprints(l.Snapshot()), fingerprints(newLoader(src).Reload()); !slices.Equal(got, fresh) {
 		t.Fatalf("after rescans alongside events: %v; a fresh load: %v", got, fresh)

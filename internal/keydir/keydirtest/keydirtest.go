@@ -11,6 +11,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -150,5 +151,30 @@ func Replace(tb testing.TB, path string, data []byte) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// Repeat calls f over and over on n goroutines until the returned stop is
+// called; stop returns once every goroutine has. Tests run it beside a
+// store's reloads, so that the race detector sees anything a reload writes
+// while handshakes read.
+func Repeat(n int, f func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					f()
+				}
+			}
+		})
+	}
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }
