@@ -145,3 +145,42 @@ func syncDir(dir string) error {
 // SyncDir makes the renames and links done in dir durable (a rotation of
 // the identity renames files rather than writing them).
 func SyncDir(dir string) error { return syncDir(dir) }
+
+// syncFSOver is how many files Sync leaves to one syncfs(2) of their file
+// system rather than an fsync each: a mirror rebuilt writes 100,000 files,
+// whose fsyncs one by one would take minutes on a virtual disk.
+const syncFSOver = 64
+
+// Sync makes files written without syncing (WriteCache, or plain writes)
+// durable, then the directories that name them (dirs: every directory a
+// file was written, renamed or removed in), so that a record written
+// after it — a cache's manifest claiming those files — never survives a
+// power loss that the files do not. Many files are synced with one
+// syncfs(2) of dirs[0]'s file system where there is one (Linux), which
+// covers the directories too.
+func Sync(dirs, files []string) error {
+	if len(files) > syncFSOver && len(dirs) > 0 {
+		if ok, err := syncFS(dirs[0]); ok || err != nil {
+			return err
+		}
+	}
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("syncing %s: %w", path, err)
+		}
+	}
+	for _, dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("syncing %s: %w", dir, err)
+		}
+	}
+	return nil
+}

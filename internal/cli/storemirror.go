@@ -110,7 +110,17 @@ type mirror struct {
 	revision int64    // the store's revision the files hold
 	exact    bool     // the file system keeps names as given (exactNames)
 	stamps   []string // of the .d directories after the command (changes)
+
+	// written are the entry files written unsynced since the mirror was
+	// opened (a delta, a rebuild), and dirty says whether anything in its
+	// directories was written or removed: settle makes them durable
+	// before it writes the manifest that vouches for them.
+	written []string
+	dirty   bool
 }
+
+// makeDurable is atomicfile.Sync; tests record its calls.
+var makeDurable = atomicfile.Sync
 
 // openMirror locks the mirror of the store where in the home h, making
 // it if need be; nil if there is none to be had: no home, or another
@@ -193,6 +203,7 @@ func (m *mirror) applyDelta(d StoreDelta) error {
 			if err := os.Remove(filepath.Join(kindDir(h, e.Kind), e.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
+			m.dirty = true
 		}
 	}
 	for _, e := range d.Put {
@@ -203,11 +214,14 @@ func (m *mirror) applyDelta(d StoreDelta) error {
 		if data, err := os.ReadFile(path); err == nil && bytes.Equal(data, e.Value) {
 			continue
 		}
-		// Written whole or not at all, and unsynced: a crash leaves the
-		// directory's stamp not the manifest's, and the mirror is rebuilt.
+		// Written whole or not at all, and unsynced: one fsync each,
+		// here, would cost a delta of many entries two each; settle syncs
+		// them all before the manifest (a crash before leaves the
+		// directory's stamp not the old manifest's: the mirror is rebuilt).
 		if err := atomicfile.WriteCache(path, e.Value, 0o644); err != nil {
 			return err
 		}
+		m.written, m.dirty = append(m.written, path), true
 	}
 	return nil
 }
@@ -249,6 +263,7 @@ func (m *mirror) compare(d StoreDelta) error {
 				if err := os.RemoveAll(path); err != nil {
 					return err
 				}
+				m.dirty = true
 			}
 		}
 	}
@@ -301,7 +316,12 @@ func (m *mirror) rebuild(ctx context.Context, st Store) error {
 		return err
 	}
 	m.identity, m.revision = d.Identity, d.Revision
-	if _, err := materialize(h, d.Put, true); err != nil {
+	read, err := materialize(h, d.Put, true)
+	m.dirty = true
+	for path := range read {
+		m.written = append(m.written, path)
+	}
+	if err != nil {
 		return err
 	}
 	m.exact = exactNames(h)
@@ -362,11 +382,32 @@ func (m *mirror) trusted() (identity string, revision int64, ok bool) {
 // revision (ok), else removes the manifest, so that the next command
 // rebuilds the mirror.
 func (m *mirror) settle(ok bool) {
-	if ok && m.stamps != nil && m.exact &&
+	if ok && m.stamps != nil && m.exact && m.durable() == nil &&
 		writeManifest(m.manifestPath(), m.identity, m.revision, m.stamps) == nil {
 		return
 	}
 	_ = os.Remove(m.manifestPath())
+}
+
+// durable syncs what the mirror wrote unsynced (written, dirty): the
+// files, then the directories naming them. A manifest made durable first
+// (a rename may reach the disk before another file's data: ext4's delayed
+// allocation, other file systems' orders) would, after a power loss,
+// vouch for an empty file whose directory's stamp is the one recorded.
+// The command's own writes are synced already (atomicfile.Write).
+func (m *mirror) durable() error {
+	if !m.dirty {
+		return nil
+	}
+	dirs := []string{m.dir}
+	for _, kind := range StoreKinds {
+		dirs = append(dirs, kindDir(home.Dir(m.dir), kind))
+	}
+	if err := makeDurable(dirs, m.written); err != nil {
+		return err
+	}
+	m.written, m.dirty = nil, false
+	return nil
 }
 
 // changes compares the files the command touched (o; every file if o

@@ -466,3 +466,65 @@ func TestStoreMirrorOneAtATime(t *testing.T) {
 		t.Fatal("a mirror was made without a home")
 	}
 }
+
+// TestStoreMirrorSyncsBeforeTheManifest: the entry files the mirror
+// writes unsynced (a rebuild's, a delta's) and the directories naming
+// them (a removal's too) are synced before the manifest that vouches for
+// them is written — after a power loss, a manifest must not survive an
+// empty file whose directory's stamp it records — and a command that
+// wrote nothing to the mirror syncs nothing.
+func TestStoreMirrorSyncsBeforeTheManifest(t *testing.T) {
+	h := t.TempDir()
+	st := newMemStore(
+		StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
+		StoreEntry{Kind: StoreRevoked, Name: "r.json", Value: []byte("R")})
+	type call struct {
+		dirs, files []string
+		manifest    int64 // the revision of the manifest when synced; -1: none
+	}
+	var calls []call
+	sync := makeDurable
+	makeDurable = func(dirs, files []string) error {
+		_, rev, _, err := readManifest(filepath.Join(dirs[0], "manifest"))
+		if err != nil {
+			rev = -1
+		}
+		calls = append(calls, call{slices.Clone(dirs), slices.Sorted(slices.Values(files)), rev})
+		return sync(dirs, files)
+	}
+	t.Cleanup(func() { makeDurable = sync })
+	manifest := func() int64 {
+		t.Helper()
+		_, rev, _, err := readManifest(filepath.Join(filepath.Dir(filepath.Dir(mirrorFile(t, h, StoreAuthorized, "a.json"))), "manifest"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+
+	mirrorEdit(t, h, st, nil) // built
+	a, r := mirrorFile(t, h, StoreAuthorized, "a.json"), mirrorFile(t, h, StoreRevoked, "r.json")
+	if len(calls) != 1 || !slices.Equal(calls[0].files, []string{a, r}) || calls[0].manifest != -1 {
+		t.Fatalf("building the mirror synced %+v; want a.json and r.json before any manifest", calls)
+	}
+	mirrorEdit(t, h, st, nil)
+	if len(calls) != 1 {
+		t.Fatalf("nothing written, yet synced: %+v", calls[1:])
+	}
+
+	before := manifest()
+	st.put(StoreAuthorized, "n.json", []byte("N"))
+	st.put(StoreRevoked, "r.json", nil)
+	mirrorEdit(t, h, st, nil)
+	n := mirrorFile(t, h, StoreAuthorized, "n.json")
+	if len(calls) != 2 {
+		t.Fatalf("a delta written: %d syncs, want 1", len(calls)-1)
+	}
+	c := calls[1]
+	if !slices.Equal(c.files, []string{n}) || !slices.Contains(c.dirs, filepath.Dir(n)) || !slices.Contains(c.dirs, filepath.Dir(r)) {
+		t.Errorf("a delta synced files %v, directories %v; want %s and the directories of it and of the removed r.json", c.files, c.dirs, n)
+	}
+	if c.manifest != before || manifest() != st.revision {
+		t.Errorf("the manifest was at revision %d when the delta was synced (before: %d), then %d (the store's: %d)", c.manifest, before, manifest(), st.revision)
+	}
+}
