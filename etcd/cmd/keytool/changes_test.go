@@ -156,3 +156,74 @@ func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
 		t.Fatalf("changes: %+v", d)
 	}
 }
+
+// TestEntriesAtManyEntries: more entries than etcd takes in one
+// transaction (--max-txn-ops, 128 by default, the test member's) are read
+// in several, all at the revision asked, whatever was written since.
+// (Found by review: one transaction of a Get per entry, refused past 128.)
+func TestEntriesAtManyEntries(t *testing.T) {
+	addr := startEtcd(t, nil)
+	c := etcdClient(t, addr)
+	s := openTestStore(t, addr)
+	ctx := context.Background()
+	const n = 300
+	var entries []cli.StoreEntry
+	for i := range n {
+		e := cli.StoreChange{Kind: "authorized_keys", Name: fmt.Sprintf("k%03d.json", i), Value: fmt.Appendf(nil, "v%d", i)}
+		if _, err := s.Apply(ctx, []cli.StoreChange{e}); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, cli.StoreEntry{Kind: e.Kind, Name: e.Name})
+	}
+	entries = append(entries, cli.StoreEntry{Kind: "authorized_keys", Name: "new.json"})
+	l, err := s.ListRevisions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"k000", "k150", "k299", "new"} {
+		if _, err := c.Put(ctx, "/kt/authorized_keys/"+k+".json", "later"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Delete(ctx, "/kt/authorized_keys/k200.json"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EntriesAt(ctx, l.Revision, entries); err != nil {
+		t.Fatalf("EntriesAt of %d entries: %v", len(entries), err)
+	}
+	for i, e := range entries[:n] {
+		if want := fmt.Sprintf("v%d", i); string(e.Value) != want || e.Revision != int64(i+2) {
+			t.Fatalf("%s at revision %d: %q at %d, want %q at %d", e.Name, l.Revision, e.Value, e.Revision, want, i+2)
+		}
+	}
+	if last := entries[n]; last.Value != nil || last.Revision != 0 {
+		t.Fatalf("new.json, made after revision %d: %q at %d", l.Revision, last.Value, last.Revision)
+	}
+}
+
+// TestApplyPastTheTransactionLimit: a change of more entries than etcd
+// takes in one transaction is refused whole, naming the limit (it is not
+// split: a change is all or nothing); one of 128 is written.
+func TestApplyPastTheTransactionLimit(t *testing.T) {
+	addr := startEtcd(t, nil)
+	c := etcdClient(t, addr)
+	s := openTestStore(t, addr)
+	ctx := context.Background()
+	changes := func(n int) []cli.StoreChange {
+		var cs []cli.StoreChange
+		for i := range n {
+			cs = append(cs, cli.StoreChange{Kind: "revoked_keys", Name: fmt.Sprintf("r%03d.json", i), Value: []byte("r")})
+		}
+		return cs
+	}
+	_, err := s.Apply(ctx, changes(129))
+	if err == nil || !strings.Contains(err.Error(), "touches 129 entries") || !strings.Contains(err.Error(), "--max-txn-ops, 128 by default") {
+		t.Fatalf("129 changes: %v", err)
+	}
+	if r, err := c.Get(ctx, "/kt/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || r.Count != 0 {
+		t.Fatalf("after a refused change: %v keys (%v)", r, err)
+	}
+	if _, err := s.Apply(ctx, changes(128)); err != nil {
+		t.Fatalf("128 changes: %v", err)
+	}
+}

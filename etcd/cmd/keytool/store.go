@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -385,6 +386,12 @@ func (s *store) Apply(ctx context.Context, changes []cli.StoreChange) (int64, er
 		resp, err = s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		return err
 	})
+	if errors.Is(err, rpctypes.ErrTooManyOps) {
+		// Not split: the change is all or nothing (a revocation and the
+		// authorization it lifts, every pin of a key removed).
+		return 0, fmt.Errorf("etcd at %s: the change touches %d entries, more than its members take in one transaction (etcd's --max-txn-ops, %d by default); nothing was written: make the change in smaller steps, or raise --max-txn-ops on every member (%w)",
+			s.where, len(changes), txnOps, rpctypes.ErrTooManyOps)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -505,27 +512,35 @@ func (s *store) removedBetween(ctx context.Context, revision, until int64) ([]cl
 	return gone, nil
 }
 
-// EntriesAt reads the entries at revision in one transaction of a Get
-// per entry.
+// txnOps is etcd's default --max-txn-ops: the most operations (or
+// comparisons) a member takes in one transaction.
+const txnOps = 128
+
+// EntriesAt reads the entries at revision: transactions of a Get per
+// entry, txnOps at most each, all pinned at revision, so that they read
+// one state however many there are (a compaction in between is
+// cli.ErrStoreCompacted).
 func (s *store) EntriesAt(ctx context.Context, revision int64, entries []cli.StoreEntry) error {
-	var ops []clientv3.Op
-	for _, e := range entries {
-		ops = append(ops, clientv3.OpGet(s.prefix+"/"+e.Kind+"/"+e.Name, clientv3.WithRev(revision)))
-	}
-	var resp *clientv3.TxnResponse
-	err := s.call(ctx, func(ctx context.Context) (err error) {
-		resp, err = s.c.Txn(ctx).Then(ops...).Commit()
-		return compacted(err)
-	})
-	if err != nil {
-		return err
-	}
-	for i, r := range resp.Responses {
-		entries[i].Value, entries[i].Revision = nil, 0
-		if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
-			entries[i].Value, entries[i].Revision = kvs[0].Value, kvs[0].ModRevision
-			if entries[i].Value == nil {
-				entries[i].Value = []byte{}
+	for batch := range slices.Chunk(entries, txnOps) {
+		var ops []clientv3.Op
+		for _, e := range batch {
+			ops = append(ops, clientv3.OpGet(s.prefix+"/"+e.Kind+"/"+e.Name, clientv3.WithRev(revision)))
+		}
+		var resp *clientv3.TxnResponse
+		err := s.call(ctx, func(ctx context.Context) (err error) {
+			resp, err = s.c.Txn(ctx).Then(ops...).Commit()
+			return compacted(err)
+		})
+		if err != nil {
+			return err
+		}
+		for i, r := range resp.Responses {
+			batch[i].Value, batch[i].Revision = nil, 0
+			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+				batch[i].Value, batch[i].Revision = kvs[0].Value, kvs[0].ModRevision
+				if batch[i].Value == nil {
+					batch[i].Value = []byte{}
+				}
 			}
 		}
 	}
