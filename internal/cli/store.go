@@ -366,11 +366,11 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	if err == nil && runErr == nil && len(changes) > 0 {
 		var rev int64
 		rev, err = st.Apply(ctx, changes)
-		if m != nil && err == nil && rev == m.revision+1 {
-			// Nothing else was written in between: the files hold the
+		if m != nil && err == nil {
+			// If nothing else was written in between, the files hold the
 			// store's entries at the write's revision, and the next
 			// command, if nothing is written meanwhile, asks for no change.
-			m.revision = rev
+			m.applied(changes, rev)
 		}
 	}
 	if m != nil {

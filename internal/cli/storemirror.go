@@ -65,19 +65,21 @@ import (
 
 const (
 	mirrorDir   = ".store-mirror"
-	mirrorMagic = "keytool-store-mirror 2"
+	mirrorMagic = "keytool-store-mirror 3"
 )
 
 // StoreHistory is a Store that keeps its past revisions for a while (etcd
 // until it compacts them): the mirror of its entries in the home then
 // costs an edit only what changed since the last one.
 type StoreHistory interface {
-	// ChangesSince returns each entry changed since revision (put,
-	// rewritten or removed: its last state), at the store's revision now;
-	// none if the store's identity is not identity (another store: the
-	// caller lists it instead). ErrStoreCompacted if the store no longer
-	// knows that revision's changes.
-	ChangesSince(ctx context.Context, identity string, revision int64) (StoreDelta, error)
+	// ChangesSince returns each entry changed since the mark's revision
+	// (put, rewritten or removed: its last state), at the store's
+	// revision now; none if the store's identity is not the mark's
+	// (another store: the caller lists it instead), or if its revision
+	// now is below the mark's (a restore). ErrStoreCompacted if the store
+	// no longer knows that revision's changes; ErrStoreRewritten if what
+	// it has at that revision is not what the mark says.
+	ChangesSince(ctx context.Context, since StoreMark) (StoreDelta, error)
 	// EntriesAt sets each of entries' Value and Revision to what they were
 	// at revision (Value nil and Revision 0: it did not exist), all at
 	// once; ErrStoreCompacted as ChangesSince.
@@ -102,14 +104,51 @@ type StoreDelta struct {
 // ErrStoreCompacted means the store no longer has the history asked for.
 var ErrStoreCompacted = errors.New("the store's history at that revision is gone (compacted)")
 
+// ErrStoreRewritten means the store's history at a revision is not the
+// one a mark recorded: restored from a backup and written past the
+// mark's revision again (etcd restored without --bump-revision).
+var ErrStoreRewritten = errors.New("the store's history at that revision is not the one read then (restored from a backup?)")
+
+// StoreMark is what the mirror knows of the store's state its files hold,
+// for ChangesSince to read what changed since, and to tell a history
+// restored from a backup that passed the revision again (its revisions
+// reused by other writes) from the one the files hold.
+type StoreMark struct {
+	Identity string
+	Revision int64
+	// Top is at least the revision of every entry at Revision (no entry
+	// there was written between Top and Revision): one found there is
+	// another history's.
+	Top int64
+	// Witness, if Name is set, is an entry at Revision whose revision is
+	// Top and whose value has SHA-256 Sum: the last write the mirror saw
+	// (its own, often), which a history restored from before it lacks.
+	Witness StoreEntry
+	Sum     [32]byte
+}
+
+// saw raises the mark's Top to e's revision, e becoming its witness, if e
+// is newer.
+func (k *StoreMark) saw(e StoreEntry) {
+	if e.Revision > k.Top {
+		k.Top, k.Witness, k.Sum = e.Revision, entryOf(e), sha256.Sum256(e.Value)
+	}
+}
+
+// removed forgets the witness if it is e (Top stays a bound).
+func (k *StoreMark) removed(kind, name string) {
+	if k.Witness.Kind == kind && k.Witness.Name == name {
+		k.Witness, k.Sum = StoreEntry{}, [32]byte{}
+	}
+}
+
 // mirror is a store's mirror, locked by this process.
 type mirror struct {
-	dir      string // the home the command runs on
-	unlock   func()
-	identity string   // of the store, as listed
-	revision int64    // the store's revision the files hold
-	exact    bool     // the file system keeps names as given (exactNames)
-	stamps   []string // of the .d directories after the command (changes)
+	dir       string // the home the command runs on
+	unlock    func()
+	StoreMark          // the store's state the files hold
+	exact     bool     // the file system keeps names as given (exactNames)
+	stamps    []string // of the .d directories after the command (changes)
 
 	// written are the entry files written unsynced since the mirror was
 	// opened (a delta, a rebuild), and dirty says whether anything in its
@@ -174,31 +213,54 @@ func (m *mirror) manifestPath() string { return filepath.Join(m.dir, "manifest")
 // since the manifest's revision if the mirror can be trusted and the
 // store still has them, else every entry, listed and written anew.
 func (m *mirror) sync(ctx context.Context, st Store) error {
-	if identity, revision, ok := m.trusted(); ok {
-		d, err := st.(StoreHistory).ChangesSince(ctx, identity, revision)
+	if mark, ok := m.trusted(); ok {
+		d, err := st.(StoreHistory).ChangesSince(ctx, mark)
 		switch {
 		case errors.Is(err, ErrStoreCompacted):
-			if d, err := m.listing(ctx, st); err == nil && d.Identity == identity && d.Revision >= revision {
-				return m.compare(d)
+			if d, top, err := m.listing(ctx, st); err == nil && d.Identity == mark.Identity && d.Revision >= mark.Revision {
+				return m.compare(d, top)
 			}
+		case errors.Is(err, ErrStoreRewritten):
 		case err != nil:
 			return err
-		case d.Identity == identity && d.Revision >= revision:
+		case d.Identity == mark.Identity && d.Revision >= mark.Revision:
+			m.StoreMark = mark
 			if err := m.applyDelta(d); err != nil {
 				return err
 			}
-			m.identity, m.revision, m.exact = d.Identity, d.Revision, true
+			m.Identity, m.Revision, m.exact = d.Identity, d.Revision, true
 			return nil
 		}
 	}
 	return m.rebuild(ctx, st)
 }
 
+// applied records the mirror's own change, written to the store at
+// revision, when nothing else was written in between (revision is the
+// mirror's next): the files then hold the store at revision.
+func (m *mirror) applied(changes []StoreChange, revision int64) {
+	if revision != m.Revision+1 {
+		return
+	}
+	m.Revision = revision
+	for _, c := range changes {
+		if c.Value == nil {
+			m.removed(c.Kind, c.Name)
+		} else {
+			m.saw(StoreEntry{Kind: c.Kind, Name: c.Name, Value: c.Value, Revision: revision})
+		}
+	}
+}
+
 // applyDelta writes the store's changes into the files: a file that holds
 // the value already (the previous command's own write) is left as it is.
 func (m *mirror) applyDelta(d StoreDelta) error {
 	h := home.Dir(m.dir)
+	for _, e := range d.Put {
+		m.saw(e)
+	}
 	for _, e := range d.Removed {
+		m.removed(e.Kind, e.Name)
 		if mirrored(e) {
 			if err := os.Remove(filepath.Join(kindDir(h, e.Kind), e.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
@@ -226,19 +288,33 @@ func (m *mirror) applyDelta(d StoreDelta) error {
 	return nil
 }
 
-// listing lists the store and reads every value, at one revision.
-func (m *mirror) listing(ctx context.Context, st Store) (StoreDelta, error) {
+// listing lists the store and reads every value, at one revision; top
+// is the highest revision of an entry listed, mirrored or not.
+func (m *mirror) listing(ctx context.Context, st Store) (d StoreDelta, top int64, err error) {
 	l, err := st.ListRevisions(ctx)
 	if err != nil {
-		return StoreDelta{}, err
+		return StoreDelta{}, 0, err
 	}
-	d := StoreDelta{Revision: l.Revision, Identity: l.Identity}
+	d = StoreDelta{Revision: l.Revision, Identity: l.Identity}
 	for _, e := range l.Entries {
+		top = max(top, e.Revision)
 		if mirrored(e) {
 			d.Put = append(d.Put, e)
 		}
 	}
-	return d, st.Values(ctx, l.Revision, d.Put)
+	return d, top, st.Values(ctx, l.Revision, d.Put)
+}
+
+// listed sets the mark to a listing's: Top the highest revision listed,
+// the witness a mirrored entry of that revision, if there is one.
+func (m *mirror) listed(d StoreDelta, top int64) {
+	m.StoreMark = StoreMark{Identity: d.Identity, Revision: d.Revision}
+	for _, e := range d.Put {
+		if e.Revision == top {
+			m.saw(e)
+		}
+	}
+	m.Top = top
 }
 
 // compare brings the files of a trusted mirror to every entry of the
@@ -246,7 +322,7 @@ func (m *mirror) listing(ctx context.Context, st Store) (StoreDelta, error) {
 // by reading each file: one that differs is rewritten, one not listed
 // removed, so that the admin index of a directory nothing changed in
 // stays valid.
-func (m *mirror) compare(d StoreDelta) error {
+func (m *mirror) compare(d StoreDelta, top int64) error {
 	h := home.Dir(m.dir)
 	listed := make(map[string]bool, len(d.Put))
 	for _, e := range d.Put {
@@ -267,10 +343,11 @@ func (m *mirror) compare(d StoreDelta) error {
 			}
 		}
 	}
-	if err := m.applyDelta(d); err != nil {
+	m.listed(d, top)
+	if err := m.applyDelta(StoreDelta{Put: d.Put}); err != nil {
 		return err
 	}
-	m.identity, m.revision, m.exact = d.Identity, d.Revision, true
+	m.exact = true
 	return nil
 }
 
@@ -311,11 +388,11 @@ func (m *mirror) rebuild(ctx context.Context, st Store) error {
 			}
 		}
 	}
-	d, err := m.listing(ctx, st)
+	d, top, err := m.listing(ctx, st)
 	if err != nil {
 		return err
 	}
-	m.identity, m.revision = d.Identity, d.Revision
+	m.listed(d, top)
 	read, err := materialize(h, d.Put, true)
 	m.dirty = true
 	for path := range read {
@@ -365,16 +442,16 @@ func (m *mirror) dirStamps() (stamps []string, ok bool) {
 // trusted reads the manifest and checks the mirror against it: the
 // store's identity and revision the files hold, if they can be trusted
 // to hold them.
-func (m *mirror) trusted() (identity string, revision int64, ok bool) {
-	identity, revision, stamps, err := readManifest(m.manifestPath())
+func (m *mirror) trusted() (mark StoreMark, ok bool) {
+	mark, stamps, err := readManifest(m.manifestPath())
 	if err != nil || !m.onlyOwnFiles() {
-		return "", 0, false
+		return StoreMark{}, false
 	}
 	now, ok := m.dirStamps()
 	if !ok || !slices.Equal(now, stamps) {
-		return "", 0, false
+		return StoreMark{}, false
 	}
-	return identity, revision, true
+	return mark, true
 }
 
 // settle records the mirror as it was after the command (the stamps
@@ -383,7 +460,7 @@ func (m *mirror) trusted() (identity string, revision int64, ok bool) {
 // rebuilds the mirror.
 func (m *mirror) settle(ok bool) {
 	if ok && m.stamps != nil && m.exact && m.durable() == nil &&
-		writeManifest(m.manifestPath(), m.identity, m.revision, m.stamps) == nil {
+		writeManifest(m.manifestPath(), m.StoreMark, m.stamps) == nil {
 		return
 	}
 	_ = os.Remove(m.manifestPath())
@@ -424,7 +501,7 @@ func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreCha
 	m.stamps, _ = m.dirStamps() // nil if one is not a private directory
 	paths, ok := o.finish()
 	if !ok {
-		entries, err := hist.ListAt(ctx, m.revision)
+		entries, err := hist.ListAt(ctx, m.Revision)
 		if err != nil {
 			return nil, err
 		}
@@ -447,7 +524,7 @@ func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreCha
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	if err := hist.EntriesAt(ctx, m.revision, entries); err != nil {
+	if err := hist.EntriesAt(ctx, m.Revision, entries); err != nil {
 		return nil, err
 	}
 	var changes []StoreChange
@@ -509,15 +586,20 @@ func readEntryFile(path string) (data []byte, present bool, err error) {
 	return data, true, nil
 }
 
-// The manifest is text: a first line "keytool-store-mirror 2", the
-// store's identity and revision, tab-separated; then a line per kind of
-// entry (StoreKinds' order): KIND, a tab, the stamp of its .d directory
-// in hex.
-func writeManifest(path, identity string, revision int64, stamps []string) error {
-	if strings.ContainsAny(identity, "\t\n") {
-		return errors.New("identity with a tab or newline")
+// The manifest is text: a first line "keytool-store-mirror 3", the
+// store's identity, revision and Top, the witness's kind and name and the
+// SHA-256 of its value in hex (each "-" without one), tab-separated; then
+// a line per kind of entry (StoreKinds' order): KIND, a tab, the stamp of
+// its .d directory in hex.
+func writeManifest(path string, mark StoreMark, stamps []string) error {
+	kind, name, sum := "-", "-", "-"
+	if mark.Witness.Name != "" {
+		kind, name, sum = mark.Witness.Kind, mark.Witness.Name, hex.EncodeToString(mark.Sum[:])
 	}
-	b := fmt.Appendf(nil, "%s\t%s\t%d\n", mirrorMagic, identity, revision)
+	if strings.ContainsAny(mark.Identity+kind+name, "\t\n") {
+		return errors.New("manifest: an identity or name with a tab or newline")
+	}
+	b := fmt.Appendf(nil, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", mirrorMagic, mark.Identity, mark.Revision, mark.Top, kind, name, sum)
 	for i, kind := range StoreKinds {
 		b = append(append(b, kind...), '\t')
 		b = append(hex.AppendEncode(b, []byte(stamps[i])), '\n')
@@ -526,41 +608,53 @@ func writeManifest(path, identity string, revision int64, stamps []string) error
 }
 
 // readManifest reads what writeManifest wrote; any doubt is an error.
-func readManifest(path string) (identity string, revision int64, stamps []string, err error) {
+func readManifest(path string) (mark StoreMark, stamps []string, err error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return "", 0, nil, err
+		return StoreMark{}, nil, err
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Size() > 4096 {
-		return "", 0, nil, errors.New("manifest: not a regular file of mode 0600")
+		return StoreMark{}, nil, errors.New("manifest: not a regular file of mode 0600")
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", 0, nil, err
+		return StoreMark{}, nil, err
 	}
 	return parseManifest(string(data))
 }
 
 // parseManifest parses a manifest's text.
-func parseManifest(data string) (identity string, revision int64, stamps []string, err error) {
+func parseManifest(data string) (mark StoreMark, stamps []string, err error) {
 	lines := strings.Split(data, "\n")
 	if len(lines) != len(StoreKinds)+2 || lines[len(lines)-1] != "" {
-		return "", 0, nil, errors.New("manifest: bad length")
+		return StoreMark{}, nil, errors.New("manifest: bad length")
 	}
 	f := strings.Split(lines[0], "\t")
-	if len(f) != 3 || f[0] != mirrorMagic {
-		return "", 0, nil, errors.New("manifest: bad header")
+	if len(f) != 7 || f[0] != mirrorMagic {
+		return StoreMark{}, nil, errors.New("manifest: bad header")
 	}
-	if revision, err = strconv.ParseInt(f[2], 10, 64); err != nil || revision < 0 {
-		return "", 0, nil, errors.New("manifest: bad revision")
+	mark.Identity = f[1]
+	if mark.Revision, err = strconv.ParseInt(f[2], 10, 64); err != nil || mark.Revision < 0 {
+		return StoreMark{}, nil, errors.New("manifest: bad revision")
+	}
+	if mark.Top, err = strconv.ParseInt(f[3], 10, 64); err != nil || mark.Top < 0 || mark.Top > mark.Revision {
+		return StoreMark{}, nil, errors.New("manifest: bad top revision")
+	}
+	if f[4] != "-" || f[5] != "-" || f[6] != "-" {
+		sum, err := hex.DecodeString(f[6])
+		if err != nil || len(sum) != len(mark.Sum) || !slices.Contains(StoreKinds, f[4]) || f[5] == "" || f[5] == "-" {
+			return StoreMark{}, nil, errors.New("manifest: bad witness")
+		}
+		mark.Witness = StoreEntry{Kind: f[4], Name: f[5], Revision: mark.Top}
+		copy(mark.Sum[:], sum)
 	}
 	for i, kind := range StoreKinds {
 		k, stamp, _ := strings.Cut(lines[1+i], "\t")
 		b, err := hex.DecodeString(stamp)
 		if k != kind || err != nil || len(b) == 0 {
-			return "", 0, nil, errors.New("manifest: bad stamp")
+			return StoreMark{}, nil, errors.New("manifest: bad stamp")
 		}
 		stamps = append(stamps, string(b))
 	}
-	return f[1], revision, stamps, nil
+	return mark, stamps, nil
 }

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,15 +76,24 @@ func (s *memStore) find(rev int64, kind, name string) (StoreEntry, bool) {
 	return StoreEntry{}, false
 }
 
-func (s *memStore) ChangesSince(_ context.Context, identity string, rev int64) (StoreDelta, error) {
+func (s *memStore) ChangesSince(_ context.Context, k StoreMark) (StoreDelta, error) {
 	d := StoreDelta{Revision: s.revision, Identity: s.identity}
-	if identity != s.identity || rev > s.revision {
+	rev := k.Revision
+	if k.Identity != s.identity || rev > s.revision {
 		return d, nil
 	}
 	if rev < s.compacted {
 		return StoreDelta{}, ErrStoreCompacted
 	}
+	if w := k.Witness; w.Name != "" {
+		if e, ok := s.find(rev, w.Kind, w.Name); !ok || e.Revision != k.Top || sha256.Sum256(e.Value) != k.Sum {
+			return StoreDelta{}, ErrStoreRewritten
+		}
+	}
 	for _, e := range s.now() {
+		if e.Revision > k.Top && e.Revision <= rev {
+			return StoreDelta{}, ErrStoreRewritten
+		}
 		if e.Revision > rev {
 			d.Put = append(d.Put, e)
 		}
@@ -151,9 +163,7 @@ func mirrorEdit(t *testing.T, h string, st *memStore, do func(dir string), after
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rev == m.revision+1 {
-			m.revision = rev
-		}
+		m.applied(changes, rev)
 	}
 	for _, f := range after {
 		f(m.dir)
@@ -206,7 +216,14 @@ func TestStoreMirrorRebuilds(t *testing.T) {
 		change func()
 	}{
 		{"another cluster", func() { st.identity = "cluster 2" }},
-		{"a revision gone back", func() { st.at[st.revision-1] = st.now(); st.revision-- }},
+		{"a revision gone back", func() { // the same entries, restored one revision back
+			back := slices.Clone(st.now())
+			for i := range back {
+				back[i].Revision = min(back[i].Revision, st.revision-1)
+			}
+			st.revision--
+			st.at[st.revision] = back
+		}},
 		{"manifest mode 0644", func() { os.Chmod(filepath.Join(dir, "manifest"), 0o644) }},
 		{"a home's trust file in the mirror", func() {
 			os.WriteFile(filepath.Join(dir, "authorized_keys.json"), []byte("{}"), 0o644)
@@ -426,15 +443,26 @@ func TestStoreMirrorChangedAfterTheCommand(t *testing.T) {
 // FuzzParseManifest: the mirror's manifest parser never panics, and
 // accepts only a stamp for each kind of entry.
 func FuzzParseManifest(f *testing.F) {
-	f.Add(mirrorMagic + "\tetcd cluster 1\t9\nauthorized_keys\t00\nrevoked_keys\t01\ntrusted_hosts\t02\n")
+	f.Add(mirrorMagic + "\tetcd cluster 1\t9\t7\tauthorized_keys\ta.json\t" + strings.Repeat("ab", 32) + "\nauthorized_keys\t00\nrevoked_keys\t01\ntrusted_hosts\t02\n")
+	f.Add(mirrorMagic + "\tetcd cluster 1\t9\t0\t-\t-\t-\nauthorized_keys\t00\nrevoked_keys\t01\ntrusted_hosts\t02\n")
 	f.Add(mirrorMagic + "\tx\t1\n")
 	f.Fuzz(func(t *testing.T, data string) {
-		_, rev, stamps, err := parseManifest(data)
+		k, stamps, err := parseManifest(data)
 		if err != nil {
 			return
 		}
-		if rev < 0 || len(stamps) != len(StoreKinds) {
-			t.Fatalf("revision %d, %d stamps", rev, len(stamps))
+		if k.Revision < 0 || k.Top < 0 || k.Top > k.Revision || len(stamps) != len(StoreKinds) {
+			t.Fatalf("revision %d, top %d, %d stamps", k.Revision, k.Top, len(stamps))
+		}
+		if w := k.Witness; w.Name != "" && (!slices.Contains(StoreKinds, w.Kind) || w.Revision != k.Top) {
+			t.Fatalf("witness %+v", w)
+		}
+		path := filepath.Join(t.TempDir(), "m")
+		if err := writeManifest(path, k, stamps); err != nil {
+			t.Fatal(err)
+		}
+		if k2, stamps2, err := readManifest(path); err != nil || !reflect.DeepEqual(k2, k) || !slices.Equal(stamps, stamps2) {
+			t.Fatalf("written again and read: %+v %v %v; was %+v %v", k2, stamps2, err, k, stamps)
 		}
 	})
 }
@@ -485,7 +513,8 @@ func TestStoreMirrorSyncsBeforeTheManifest(t *testing.T) {
 	var calls []call
 	sync := makeDurable
 	makeDurable = func(dirs, files []string) error {
-		_, rev, _, err := readManifest(filepath.Join(dirs[0], "manifest"))
+		k, _, err := readManifest(filepath.Join(dirs[0], "manifest"))
+		rev := k.Revision
 		if err != nil {
 			rev = -1
 		}
@@ -495,11 +524,11 @@ func TestStoreMirrorSyncsBeforeTheManifest(t *testing.T) {
 	t.Cleanup(func() { makeDurable = sync })
 	manifest := func() int64 {
 		t.Helper()
-		_, rev, _, err := readManifest(filepath.Join(filepath.Dir(filepath.Dir(mirrorFile(t, h, StoreAuthorized, "a.json"))), "manifest"))
+		k, _, err := readManifest(filepath.Join(filepath.Dir(filepath.Dir(mirrorFile(t, h, StoreAuthorized, "a.json"))), "manifest"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return rev
+		return k.Revision
 	}
 
 	mirrorEdit(t, h, st, nil) // built
@@ -527,4 +556,60 @@ func TestStoreMirrorSyncsBeforeTheManifest(t *testing.T) {
 	if c.manifest != before || manifest() != st.revision {
 		t.Errorf("the manifest was at revision %d when the delta was synced (before: %d), then %d (the store's: %d)", c.manifest, before, manifest(), st.revision)
 	}
+}
+
+// TestStoreMirrorTellsARewrittenHistory: a store restored from a backup
+// to before the mirror's revision, then written past it again (etcd
+// restored without --bump-revision: its revisions reused by other
+// writes), makes the mirror be rebuilt — whether the restore lost the
+// mirror's own last write (its witness is not at the mark's revision) or
+// only writes elsewhere (an entry of the new history at or below the
+// mark's revision, above every entry the mirror knew) — where the changes
+// since its revision alone would leave a file of the lost history and
+// miss one of the new.
+func TestStoreMirrorTellsARewrittenHistory(t *testing.T) {
+	restore := func(st *memStore, to int64) {
+		for r := to + 1; r <= st.revision; r++ {
+			delete(st.at, r)
+		}
+		st.revision = to
+	}
+	has := func(t *testing.T, h, name string) bool {
+		_, err := os.Lstat(mirrorFile(t, h, StoreAuthorized, name))
+		return err == nil
+	}
+	t.Run("its own write lost", func(t *testing.T) {
+		h := t.TempDir()
+		st := newMemStore(StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")})
+		mirrorEdit(t, h, st, nil)
+		mirrorEdit(t, h, st, func(dir string) {
+			os.WriteFile(filepath.Join(dir, StoreAuthorized+".d", "mine.json"), []byte("M"), 0o644)
+		})
+		restore(st, st.revision-1)
+		st.put(StoreAuthorized, "other.json", []byte("O")) // at the revision of mine.json
+		st.put(StoreAuthorized, "later.json", []byte("L"))
+		if _, kept := mirrorEdit(t, h, st, nil); kept {
+			t.Fatal("the mirror was kept")
+		}
+		if has(t, h, "mine.json") || !has(t, h, "other.json") || !has(t, h, "later.json") {
+			t.Fatalf("mine.json %v, other.json %v, later.json %v: want the restored store's", has(t, h, "mine.json"), has(t, h, "other.json"), has(t, h, "later.json"))
+		}
+	})
+	t.Run("writes elsewhere lost", func(t *testing.T) {
+		h := t.TempDir()
+		st := newMemStore(StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")})
+		mirrorEdit(t, h, st, nil)
+		restoreTo := st.revision
+		st.put(StoreRevoked, "gone.json", nil) // a write outside the entries (etcd: another key of the cluster)
+		mirrorEdit(t, h, st, nil)              // the mirror's revision past its entries' last
+		restore(st, restoreTo)
+		st.put(StoreAuthorized, "other.json", []byte("O")) // at the mirror's revision
+		st.put(StoreAuthorized, "later.json", []byte("L"))
+		if _, kept := mirrorEdit(t, h, st, nil); kept {
+			t.Fatal("the mirror was kept")
+		}
+		if !has(t, h, "other.json") || !has(t, h, "later.json") {
+			t.Fatalf("other.json %v, later.json %v: want the restored store's", has(t, h, "other.json"), has(t, h, "later.json"))
+		}
+	})
 }

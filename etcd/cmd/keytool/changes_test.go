@@ -38,6 +38,16 @@ func openTestStore(t *testing.T, addr string, flags ...string) *store {
 	return st.(*store)
 }
 
+// markOf is the mark of a listing, without a witness: Top its entries'
+// highest revision.
+func markOf(l cli.StoreListing) cli.StoreMark {
+	k := cli.StoreMark{Identity: l.Identity, Revision: l.Revision}
+	for _, e := range l.Entries {
+		k.Top = max(k.Top, e.Revision)
+	}
+	return k
+}
+
 // TestChangesSince: what changed under the prefix since a revision, as
 // the mirror needs it — each entry put since with its last value (one
 // removed and made again among them), each one removed, nothing outside
@@ -69,7 +79,7 @@ func TestChangesSince(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.ChangesSince(ctx, l.Identity, l.Revision)
+	d, err := s.ChangesSince(ctx, markOf(l))
 	if err != nil || d.Revision != l.Revision || len(d.Put)+len(d.Removed) != 0 {
 		t.Fatalf("nothing written since: %+v, %v", d, err)
 	}
@@ -83,7 +93,7 @@ func TestChangesSince(t *testing.T) {
 	del("/kt/authorized_keys/f.json") // made and removed since: no change
 	put("/ktx/authorized_keys/g.json", "g1")
 	put("/kt/notakind", "x")
-	d, err = s.ChangesSince(ctx, l.Identity, l.Revision)
+	d, err = s.ChangesSince(ctx, markOf(l))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +112,14 @@ func TestChangesSince(t *testing.T) {
 	if now, err := c.Get(ctx, "/kt/"); err != nil || d.Revision != now.Header.Revision {
 		t.Fatalf("the delta is at revision %d, etcd at %v (%v)", d.Revision, now, err)
 	}
-	if _, err := s.ChangesSince(ctx, "etcd cluster 0", l.Revision); err != nil {
+	if _, err := s.ChangesSince(ctx, cli.StoreMark{Identity: "etcd cluster 0", Revision: l.Revision, Top: markOf(l).Top}); err != nil {
 		t.Fatalf("another cluster's identity: %v (the caller sees the identity)", err)
 	}
 	if _, err := c.Compact(ctx, d.Revision); err != nil {
 		t.Fatal(err)
 	}
 	put("/kt/authorized_keys/h.json", "h1")
-	if _, err := s.ChangesSince(ctx, l.Identity, l.Revision); !errors.Is(err, cli.ErrStoreCompacted) {
+	if _, err := s.ChangesSince(ctx, markOf(l)); !errors.Is(err, cli.ErrStoreCompacted) {
 		t.Fatalf("changes since a compacted revision: %v, want cli.ErrStoreCompacted", err)
 	}
 }
@@ -148,7 +158,7 @@ func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
 	if _, err := s.Apply(ctx, []cli.StoreChange{{Kind: "authorized_keys", Name: "a.json", Value: []byte("a")}}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.ChangesSince(ctx, l.Identity, l.Revision)
+	d, err := s.ChangesSince(ctx, markOf(l))
 	if err != nil {
 		t.Fatalf("ChangesSince with a role on PREFIX/: %v", err)
 	}

@@ -81,8 +81,8 @@ func (r racing) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
 	return l, err
 }
 
-func (r racing) ChangesSince(ctx context.Context, identity string, rev int64) (cli.StoreDelta, error) {
-	d, err := r.store.ChangesSince(ctx, identity, rev)
+func (r racing) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDelta, error) {
+	d, err := r.store.ChangesSince(ctx, k)
 	if err == nil {
 		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
 	}
@@ -131,11 +131,20 @@ func (s slow) Apply(ctx context.Context, changes []cli.StoreChange) (int64, erro
 // tlsInfo, it serves TLS only, as tlsInfo says.
 func startEtcd(t testing.TB, tlsInfo *transport.TLSInfo) string {
 	t.Helper()
+	e := startEtcdAt(t, loopbackURL(t), loopbackURL(t), tlsInfo)
+	t.Cleanup(e.Close)
+	return e.Config().ListenClientUrls[0].Host
+}
+
+// startEtcdAt starts one embedded etcd member, with a new data
+// directory, at client URL c and peer URL p: the same URLs make the same
+// cluster ID (a member restored from a snapshot keeps it too).
+func startEtcdAt(t testing.TB, c, p url.URL, tlsInfo *transport.TLSInfo) *embed.Etcd {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := embed.NewConfig()
 	cfg.Name = "keytool-cli"
 	cfg.Dir = filepath.Join(dir, "data")
-	c, p := loopbackURL(t), loopbackURL(t)
 	if tlsInfo != nil {
 		c.Scheme = "https"
 		cfg.ClientTLSInfo = *tlsInfo
@@ -149,13 +158,13 @@ func startEtcd(t testing.TB, tlsInfo *transport.TLSInfo) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(60 * time.Second):
+		e.Close()
 		t.Fatal("embedded etcd not ready after 60 s")
 	}
-	return c.Host
+	return e
 }
 
 // etcdClient is a client of the plain member at addr, closed at the end

@@ -424,56 +424,86 @@ func (s *store) entryOf(kv *mvccpb.KeyValue) (e cli.StoreEntry, ok bool) {
 	return cli.StoreEntry{Kind: kind, Name: name, Revision: kv.ModRevision}, ok
 }
 
-// ChangesSince reads what changed under the prefix since revision with
-// plain reads of the prefix's range (linearizable, so never older than a
-// write that finished before), no watch: a watch from the past relies on
-// etcd answering a progress request only once the watch has caught up,
-// which servers before 3.5.8 (3.4.25) do not — they answered at once and
-// an empty delta would have made the mirror hold entries it never saw —
-// and etcd sends such a watch's events only at its next resync (100 ms).
+// ChangesSince reads what changed under the prefix since the mark's
+// revision R with plain reads of the prefix's range (linearizable, so
+// never older than a write that finished before), no watch: a watch from
+// the past relies on etcd answering a progress request only once the
+// watch has caught up, which servers before 3.5.8 (3.4.25) do not — they
+// answered at once and an empty delta would have made the mirror hold
+// entries it never saw — and etcd sends such a watch's events only at its
+// next resync (100 ms).
 //
-// First the prefix's count, which also gives the revision now (H): if it
-// is revision, nothing was written anywhere in the cluster since. Else
-// the entries whose ModRevision is past revision, with their values, at
-// H (etcd filters: only those cross the network), and the prefix's count
-// at revision. Keys at revision + keys created since − keys at H is how
-// many were removed since (or removed and made again, which the first
-// read holds already): only when it is not zero are the prefix's keys at
-// revision and at H listed (keys only) and compared. A revision etcd has
-// compacted is cli.ErrStoreCompacted. Every read is of the range
-// PREFIX/…, which a role on PREFIX/ allows.
-func (s *store) ChangesSince(ctx context.Context, identity string, revision int64) (cli.StoreDelta, error) {
+// First one read-only transaction (one round trip): the prefix's count
+// now, which gives the revision now (H), its count at R, and the mark's
+// witness at R. If H is R, nothing was written anywhere in the cluster
+// since. Else the entries whose ModRevision is past the mark's Top, with
+// their values, at H (etcd filters: only those cross the network). Keys
+// at R + keys created since R − keys at H is how many were removed since
+// (or removed and made again, which that read holds already): only when
+// it is not zero are the prefix's keys at R and at H listed (keys only)
+// and compared. A revision etcd has compacted is cli.ErrStoreCompacted.
+// Every read is of the range PREFIX/…, which a role on PREFIX/ allows.
+//
+// A history restored from a snapshot taken before R and written past R
+// again (etcdutl snapshot restore without --bump-revision, keeping the
+// cluster ID) reuses R's revisions for other writes: the witness (the
+// last entry the mirror saw written, at Top) not at R as it was, or an
+// entry whose ModRevision is above Top but not above R, is
+// cli.ErrStoreRewritten, and the mirror is rebuilt.
+func (s *store) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDelta, error) {
 	var d cli.StoreDelta
+	revision := k.Revision
 	err := s.call(ctx, func(ctx context.Context) error {
 		d = cli.StoreDelta{}
-		now, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-		if err != nil {
-			return err
+		ops := []clientv3.Op{
+			clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
+			clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(revision)),
 		}
-		d.Revision, d.Identity = now.Header.Revision, identityOf(now.Header)
-		if d.Identity != identity || d.Revision <= revision {
-			return nil // another store, nothing written since, or a restore: the caller sees which
+		if w := k.Witness; w.Name != "" {
+			ops = append(ops, clientv3.OpGet(s.prefix+"/"+w.Kind+"/"+w.Name, clientv3.WithRev(revision)))
 		}
-		changed, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithMinModRev(revision+1), clientv3.WithRev(d.Revision))
-		if err != nil {
+		resp, err := s.c.Txn(ctx).Then(ops...).Commit()
+		switch {
+		case errors.Is(err, rpctypes.ErrFutureRev):
+			return cli.ErrStoreRewritten // etcd's revision below R: a restore, or another cluster; rebuilt either way
+		case err != nil:
 			return compacted(err)
 		}
-		before, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(revision))
+		d.Revision, d.Identity = resp.Header.Revision, identityOf(resp.Header)
+		if d.Identity != k.Identity {
+			return nil // another store: the caller sees it
+		}
+		now, before := resp.Responses[0].GetResponseRange(), resp.Responses[1].GetResponseRange()
+		if k.Witness.Name != "" {
+			kvs := resp.Responses[2].GetResponseRange().GetKvs()
+			if len(kvs) == 0 || kvs[0].ModRevision != k.Top || sha256.Sum256(kvs[0].Value) != k.Sum {
+				return cli.ErrStoreRewritten
+			}
+		}
+		if d.Revision == revision {
+			return nil
+		}
+		changed, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithMinModRev(k.Top+1), clientv3.WithRev(d.Revision))
 		if err != nil {
 			return compacted(err)
 		}
 		created := int64(0)
 		for _, kv := range changed.Kvs {
 			if kv.CreateRevision > revision {
-				created++
+				created++ // counted as the counts are: every key of the range
 			}
-			if e, ok := s.entryOf(kv); ok {
-				e.Value = kv.Value
-				if e.Value == nil {
-					e.Value = []byte{}
-				}
-				d.Put = append(d.Put, e)
+			e, ok := s.entryOf(kv)
+			if !ok {
+				continue // outside the layout: not among what Top bounds
 			}
+			if kv.ModRevision <= revision {
+				return cli.ErrStoreRewritten
+			}
+			e.Value = kv.Value
+			if e.Value == nil {
+				e.Value = []byte{}
+			}
+			d.Put = append(d.Put, e)
 		}
 		if before.Count+created == now.Count {
 			return nil

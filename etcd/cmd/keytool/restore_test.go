@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+)
+
+// TestMirrorTellsARestoreWithoutBump: etcd restored to a revision below
+// a home's mirror and written past it again, keeping its cluster ID
+// (etcdutl snapshot restore without --bump-revision; here a new member at
+// the same URLs, given the same writes up to the restore's revision),
+// makes the next edit rebuild the mirror — where the changes since the
+// mirror's revision alone would keep an entry of the lost history and
+// miss one of the new, written at a revision the mirror had already
+// passed:
+//
+//   - own: the restore lost the mirror's own last write, whose key at
+//     the mirror's revision is not that write (the witness);
+//   - elsewhere: the restore lost only a write outside the prefix that
+//     the mirror's revision had passed, and the new history wrote an
+//     entry at that revision (above every entry the mirror knew: Top).
+func TestMirrorTellsARestoreWithoutBump(t *testing.T) {
+	bin := keytoolBinary(t)
+	dir := t.TempDir()
+	keys := map[string]string{}
+	for _, name := range []string{"n1", "n2", "n3"} {
+		keys[name] = filepath.Join(dir, name+".json")
+		keydirtest.Write(t, keys[name], keydirtest.JWK(t, keydirtest.Key(t, len(keys))))
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name      string
+		elsewhere bool
+	}{{"own", false}, {"elsewhere", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			cu, pu := loopbackURL(t), loopbackURL(t)
+			e := startEtcdAt(t, cu, pu, nil)
+			cl := etcdClient(t, cu.Host)
+			store := "etcd://" + cu.Host + "/kt"
+			h := filepath.Join(t.TempDir(), "home")
+			if err := os.Mkdir(h, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			put := func(cl *clientv3.Client, key, val string) {
+				t.Helper()
+				if _, err := cl.Put(ctx, key, val); err != nil {
+					t.Fatal(err)
+				}
+			}
+			put(cl, "/kt/authorized_keys/a.json", `{"kty":"a"}`) // revision 2
+			put(cl, "/kt/authorized_keys/b.json", `{"kty":"b"}`) // 3
+			history := 3
+			run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n1", keys["n1"]) // 4: the mirror's
+			if c.elsewhere {
+				put(cl, "/elsewhere/x", "x")                                                    // 5
+				run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n1", keys["n1"]) // nothing to write: the mirror at 5
+				history = 4
+			}
+			old, err := cl.Get(ctx, "/kt/", clientv3.WithPrefix())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Close()
+
+			// Restored at revision history: the same writes up to it,
+			// other ones after.
+			e = startEtcdAt(t, cu, pu, nil)
+			t.Cleanup(e.Close)
+			cl = etcdClient(t, cu.Host)
+			for _, kv := range old.Kvs {
+				if kv.ModRevision <= int64(history) {
+					put(cl, string(kv.Key), string(kv.Value))
+				}
+			}
+			put(cl, "/kt/authorized_keys/other.json", `{"kty":"o"}`) // at the revision the mirror had reached
+			put(cl, "/kt/authorized_keys/later.json", `{"kty":"l"}`)
+			if r, err := cl.Get(ctx, "/kt/authorized_keys/other.json"); err != nil || r.Kvs[0].ModRevision != int64(history+1) {
+				t.Fatalf("the restored history is not at the revisions planned: %v %v", r, err)
+			}
+			run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n2", keys["n2"])
+
+			mirrors, _ := filepath.Glob(filepath.Join(h, ".store-mirror", "*", "authorized_keys.d", "*.json"))
+			var names []string
+			for _, m := range mirrors {
+				names = append(names, filepath.Base(m))
+			}
+			want := []string{"a.json", "b.json", "later.json", "n2.json", "other.json"}
+			if c.elsewhere {
+				want = []string{"a.json", "b.json", "later.json", "n1.json", "n2.json", "other.json"}
+			}
+			if !slices.Equal(names, want) {
+				t.Fatalf("the mirror holds %v; the restored store %v", names, want)
+			}
+		})
+	}
+}
