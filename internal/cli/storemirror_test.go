@@ -333,15 +333,16 @@ func TestStoreMirrorReadsOnlyChanges(t *testing.T) {
 func TestStoreMirrorWithoutAWatch(t *testing.T) {
 	for _, c := range []struct {
 		why   string
-		watch func() (*fsnotify.Watcher, error)
+		watch func() (dirWatcher, error)
 	}{
-		{"no watch", func() (*fsnotify.Watcher, error) { return nil, errors.New("too many watches") }},
-		{"an overflow", func() (*fsnotify.Watcher, error) {
+		{"no watch", func() (dirWatcher, error) { return nil, errors.New("too many watches") }},
+		{"an overflow", func() (dirWatcher, error) {
 			w, err := fsnotify.NewWatcher()
-			if err == nil {
-				go func() { w.Errors <- fsnotify.ErrEventOverflow }()
+			if err != nil {
+				return nil, err
 			}
-			return w, err
+			go func() { w.Errors <- fsnotify.ErrEventOverflow }()
+			return fsWatcher{w}, nil
 		}},
 	} {
 		t.Run(c.why, func(t *testing.T) {
@@ -391,7 +392,7 @@ func TestStoreMirrorWithoutAWatchWritesOnlyTheCommands(t *testing.T) {
 	f.Close()
 	time.Sleep(20 * time.Millisecond) // a later clock tick than the command's
 	saved := newWatcher
-	newWatcher = func() (*fsnotify.Watcher, error) { return nil, errors.New("too many watches") }
+	newWatcher = func() (dirWatcher, error) { return nil, errors.New("too many watches") }
 	defer func() { newWatcher = saved }()
 	m := openMirror(h, "mem://x/p")
 	if m == nil {
