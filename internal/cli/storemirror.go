@@ -604,7 +604,11 @@ func writeManifest(path string, mark StoreMark, stamps []string) error {
 		b = append(append(b, kind...), '\t')
 		b = append(hex.AppendEncode(b, []byte(stamps[i])), '\n')
 	}
-	return atomicfile.WriteCache(path, b, 0o600)
+	// Removed, then renamed into place: only a command holding the
+	// mirror's lock reads it, and one finding none rebuilds the mirror;
+	// a rename over the old one costs ext4's write-back of the new one's
+	// data (1.2 ms of a warm edit, strace -T).
+	return atomicfile.WriteLocked(path, b, 0o600)
 }
 
 // readManifest reads what writeManifest wrote; any doubt is an error.
