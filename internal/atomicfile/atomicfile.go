@@ -166,6 +166,11 @@ func Sync(dirs, files []string) error {
 	}
 	for _, path := range files {
 		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Removed since it was written: the sync of its directory
+			// below makes the removal durable.
+			continue
+		}
 		if err != nil {
 			return err
 		}
