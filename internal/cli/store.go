@@ -87,6 +87,8 @@ type StoreListing struct {
 	// Identity says which store answered (etcd: its cluster ID): the
 	// mirror of another is not used.
 	Identity string
+	// Count is how many keys the store's range holds (StoreDelta.Count).
+	Count int64
 }
 
 // StoreChange is one change of an Apply.

@@ -65,7 +65,7 @@ import (
 
 const (
 	mirrorDir   = ".store-mirror"
-	mirrorMagic = "keytool-store-mirror 3"
+	mirrorMagic = "keytool-store-mirror 4"
 )
 
 // StoreHistory is a Store that keeps its past revisions for a while (etcd
@@ -99,6 +99,9 @@ type StoreDelta struct {
 	// Revision; Removed those removed since (no Value). An entry is in
 	// one of them at most, as it is at Revision.
 	Put, Removed []StoreEntry
+	// Count is how many keys the store's range holds at Revision, every
+	// key under its prefix, in the layout or not (as etcd counts them).
+	Count int64
 }
 
 // ErrStoreCompacted means the store no longer has the history asked for.
@@ -125,13 +128,24 @@ type StoreMark struct {
 	// (its own, often), which a history restored from before it lacks.
 	Witness StoreEntry
 	Sum     [32]byte
+	// Count is StoreDelta.Count at Revision: a history whose count there
+	// differs is another (a restore that lost a removal, which leaves Top
+	// and the witness as they were). ChangesSince compares it whenever it
+	// counts, which is whenever the store moved past Revision.
+	Count int64
 }
 
 // saw raises the mark's Top to e's revision, e becoming its witness, if e
-// is newer.
+// is newer. An entry the manifest cannot name (another kind, a name it
+// uses as a placeholder) raises Top and leaves no witness: the one before
+// is no longer at Top.
 func (k *StoreMark) saw(e StoreEntry) {
-	if e.Revision > k.Top {
-		k.Top, k.Witness, k.Sum = e.Revision, entryOf(e), sha256.Sum256(e.Value)
+	if e.Revision <= k.Top {
+		return
+	}
+	k.Top, k.Witness, k.Sum = e.Revision, StoreEntry{}, [32]byte{}
+	if mirrored(e) && e.Name != "-" {
+		k.Witness, k.Sum = entryOf(e), sha256.Sum256(e.Value)
 	}
 }
 
@@ -228,7 +242,7 @@ func (m *mirror) sync(ctx context.Context, st Store) error {
 			if err := m.applyDelta(d); err != nil {
 				return err
 			}
-			m.Identity, m.Revision, m.exact = d.Identity, d.Revision, true
+			m.Identity, m.Revision, m.Count, m.exact = d.Identity, d.Revision, d.Count, true
 			return nil
 		}
 	}
@@ -244,6 +258,14 @@ func (m *mirror) applied(changes []StoreChange, revision int64) {
 	}
 	m.Revision = revision
 	for _, c := range changes {
+		// Apply's changes are conditional (a create only where there was
+		// no entry, a removal only of the entry read): the count is exact.
+		switch {
+		case c.Value == nil:
+			m.Count--
+		case c.Revision == 0:
+			m.Count++
+		}
 		if c.Value == nil {
 			m.removed(c.Kind, c.Name)
 		} else {
@@ -295,7 +317,7 @@ func (m *mirror) listing(ctx context.Context, st Store) (d StoreDelta, top int64
 	if err != nil {
 		return StoreDelta{}, 0, err
 	}
-	d = StoreDelta{Revision: l.Revision, Identity: l.Identity}
+	d = StoreDelta{Revision: l.Revision, Identity: l.Identity, Count: l.Count}
 	for _, e := range l.Entries {
 		top = max(top, e.Revision)
 		if mirrored(e) {
@@ -308,7 +330,7 @@ func (m *mirror) listing(ctx context.Context, st Store) (d StoreDelta, top int64
 // listed sets the mark to a listing's: Top the highest revision listed,
 // the witness a mirrored entry of that revision, if there is one.
 func (m *mirror) listed(d StoreDelta, top int64) {
-	m.StoreMark = StoreMark{Identity: d.Identity, Revision: d.Revision}
+	m.StoreMark = StoreMark{Identity: d.Identity, Revision: d.Revision, Count: d.Count}
 	for _, e := range d.Put {
 		if e.Revision == top {
 			m.saw(e)
@@ -586,9 +608,10 @@ func readEntryFile(path string) (data []byte, present bool, err error) {
 	return data, true, nil
 }
 
-// The manifest is text: a first line "keytool-store-mirror 3", the
+// The manifest is text: a first line "keytool-store-mirror 4", the
 // store's identity, revision and Top, the witness's kind and name and the
-// SHA-256 of its value in hex (each "-" without one), tab-separated; then
+// SHA-256 of its value in hex (each "-" without one), and the count of
+// keys at the revision, tab-separated; then
 // a line per kind of entry (StoreKinds' order): KIND, a tab, the stamp of
 // its .d directory in hex.
 func writeManifest(path string, mark StoreMark, stamps []string) error {
@@ -599,7 +622,7 @@ func writeManifest(path string, mark StoreMark, stamps []string) error {
 	if strings.ContainsAny(mark.Identity+kind+name, "\t\n") {
 		return errors.New("manifest: an identity or name with a tab or newline")
 	}
-	b := fmt.Appendf(nil, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", mirrorMagic, mark.Identity, mark.Revision, mark.Top, kind, name, sum)
+	b := fmt.Appendf(nil, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\n", mirrorMagic, mark.Identity, mark.Revision, mark.Top, kind, name, sum, mark.Count)
 	for i, kind := range StoreKinds {
 		b = append(append(b, kind...), '\t')
 		b = append(hex.AppendEncode(b, []byte(stamps[i])), '\n')
@@ -634,7 +657,7 @@ func parseManifest(data string) (mark StoreMark, stamps []string, err error) {
 		return StoreMark{}, nil, errors.New("manifest: bad length")
 	}
 	f := strings.Split(lines[0], "\t")
-	if len(f) != 7 || f[0] != mirrorMagic {
+	if len(f) != 8 || f[0] != mirrorMagic {
 		return StoreMark{}, nil, errors.New("manifest: bad header")
 	}
 	mark.Identity = f[1]
@@ -651,6 +674,9 @@ func parseManifest(data string) (mark StoreMark, stamps []string, err error) {
 		}
 		mark.Witness = StoreEntry{Kind: f[4], Name: f[5], Revision: mark.Top}
 		copy(mark.Sum[:], sum)
+	}
+	if mark.Count, err = strconv.ParseInt(f[7], 10, 64); err != nil || mark.Count < 0 {
+		return StoreMark{}, nil, errors.New("manifest: bad count")
 	}
 	for i, kind := range StoreKinds {
 		k, stamp, _ := strings.Cut(lines[1+i], "\t")

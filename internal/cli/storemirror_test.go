@@ -56,7 +56,7 @@ func (s *memStore) write(changes []StoreChange) int64 {
 
 func (s *memStore) ListRevisions(context.Context) (StoreListing, error) {
 	s.listings++
-	l := StoreListing{Revision: s.revision, Identity: s.identity}
+	l := StoreListing{Revision: s.revision, Identity: s.identity, Count: int64(len(s.now()))}
 	for _, e := range s.now() {
 		l.Entries = append(l.Entries, entryOf(e))
 	}
@@ -77,7 +77,7 @@ func (s *memStore) find(rev int64, kind, name string) (StoreEntry, bool) {
 }
 
 func (s *memStore) ChangesSince(_ context.Context, k StoreMark) (StoreDelta, error) {
-	d := StoreDelta{Revision: s.revision, Identity: s.identity}
+	d := StoreDelta{Revision: s.revision, Identity: s.identity, Count: int64(len(s.now()))}
 	rev := k.Revision
 	if k.Identity != s.identity || rev > s.revision {
 		return d, nil
@@ -89,6 +89,12 @@ func (s *memStore) ChangesSince(_ context.Context, k StoreMark) (StoreDelta, err
 		if e, ok := s.find(rev, w.Kind, w.Name); !ok || e.Revision != k.Top || sha256.Sum256(e.Value) != k.Sum {
 			return StoreDelta{}, ErrStoreRewritten
 		}
+	}
+	if rev == s.revision {
+		return d, nil // as etcd's: nothing else read when the store did not move
+	}
+	if int64(len(s.at[rev])) != k.Count {
+		return StoreDelta{}, ErrStoreRewritten
 	}
 	for _, e := range s.now() {
 		if e.Revision > k.Top && e.Revision <= rev {
@@ -444,16 +450,16 @@ func TestStoreMirrorChangedAfterTheCommand(t *testing.T) {
 // FuzzParseManifest: the mirror's manifest parser never panics, and
 // accepts only a stamp for each kind of entry.
 func FuzzParseManifest(f *testing.F) {
-	f.Add(mirrorMagic + "\tetcd cluster 1\t9\t7\tauthorized_keys\ta.json\t" + strings.Repeat("ab", 32) + "\nauthorized_keys\t00\nrevoked_keys\t01\ntrusted_hosts\t02\n")
-	f.Add(mirrorMagic + "\tetcd cluster 1\t9\t0\t-\t-\t-\nauthorized_keys\t00\nrevoked_keys\t01\ntrusted_hosts\t02\n")
+	f.Add(mirrorMagic + "\tetcd cluster 1\t9\t7\tauthorized_keys\ta.json\t" + strings.Repeat("ab", 32) + "\t3\nauthorized_keys\t00\nrevoked_keys\t01\ntrusted_hosts\t02\n")
+	f.Add(mirrorMagic + "\tetcd cluster 1\t9\t0\t-\t-\t-\t0\nauthorized_keys\t00\nrevoked_keys\t01\ntrusted_hosts\t02\n")
 	f.Add(mirrorMagic + "\tx\t1\n")
 	f.Fuzz(func(t *testing.T, data string) {
 		k, stamps, err := parseManifest(data)
 		if err != nil {
 			return
 		}
-		if k.Revision < 0 || k.Top < 0 || k.Top > k.Revision || len(stamps) != len(StoreKinds) {
-			t.Fatalf("revision %d, top %d, %d stamps", k.Revision, k.Top, len(stamps))
+		if k.Revision < 0 || k.Top < 0 || k.Top > k.Revision || k.Count < 0 || len(stamps) != len(StoreKinds) {
+			t.Fatalf("revision %d, top %d, count %d, %d stamps", k.Revision, k.Top, k.Count, len(stamps))
 		}
 		if w := k.Witness; w.Name != "" && (!slices.Contains(StoreKinds, w.Kind) || w.Revision != k.Top) {
 			t.Fatalf("witness %+v", w)

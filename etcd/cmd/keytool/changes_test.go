@@ -41,7 +41,7 @@ func openTestStore(t *testing.T, addr string, flags ...string) *store {
 // markOf is the mark of a listing, without a witness: Top its entries'
 // highest revision.
 func markOf(l cli.StoreListing) cli.StoreMark {
-	k := cli.StoreMark{Identity: l.Identity, Revision: l.Revision}
+	k := cli.StoreMark{Identity: l.Identity, Revision: l.Revision, Count: l.Count}
 	for _, e := range l.Entries {
 		k.Top = max(k.Top, e.Revision)
 	}

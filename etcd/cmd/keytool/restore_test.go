@@ -101,3 +101,69 @@ func TestMirrorTellsARestoreWithoutBump(t *testing.T) {
 		})
 	}
 }
+
+// TestMirrorTellsARestoreThatLostARemoval: etcd restored (without
+// --bump-revision) to before the mirror's own removal, then written past
+// the mirror's revision elsewhere in the cluster. A removal leaves no
+// revision on an entry, so neither Top nor the witness can tell; the
+// count of the prefix's keys at the mirror's revision does. Without it
+// the mirror lacked n1, which etcd had again, and a second
+// `authorize --remove n1` said no key had that name (found by review).
+func TestMirrorTellsARestoreThatLostARemoval(t *testing.T) {
+	bin := keytoolBinary(t)
+	dir := t.TempDir()
+	keys := map[string]string{}
+	for _, name := range []string{"n1", "n2", "n3"} {
+		keys[name] = filepath.Join(dir, name+".json")
+		keydirtest.Write(t, keys[name], keydirtest.JWK(t, keydirtest.Key(t, len(keys))))
+	}
+	ctx := context.Background()
+	cu, pu := loopbackURL(t), loopbackURL(t)
+	e := startEtcdAt(t, cu, pu, nil)
+	cl := etcdClient(t, cu.Host)
+	store := "etcd://" + cu.Host + "/kt"
+	h := filepath.Join(t.TempDir(), "home")
+	if err := os.Mkdir(h, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key, val string) {
+		t.Helper()
+		if _, err := cl.Put(ctx, key, val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n1", keys["n1"])
+	run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n2", keys["n2"])
+	backup, err := cl.Get(ctx, "/kt/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, bin, "-H", h, "authorize", "--store", store, "--remove", "n1")
+	e.Close()
+
+	e = startEtcdAt(t, cu, pu, nil)
+	t.Cleanup(e.Close)
+	cl = etcdClient(t, cu.Host)
+	for _, kv := range backup.Kvs {
+		put(string(kv.Key), string(kv.Value))
+	}
+	if r, err := cl.Get(ctx, "/kt/", clientv3.WithCountOnly()); err != nil || r.Header.Revision != backup.Header.Revision {
+		t.Fatalf("the restored history is not at the backup's revision %d: %v %v", backup.Header.Revision, r, err)
+	}
+	put("/elsewhere/x", "x") // at the revision of the lost removal
+	put("/elsewhere/y", "y")
+	run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n3", keys["n3"])
+
+	mirrors, _ := filepath.Glob(filepath.Join(h, ".store-mirror", "*", "authorized_keys.d", "*.json"))
+	var names []string
+	for _, m := range mirrors {
+		names = append(names, filepath.Base(m))
+	}
+	if want := []string{"n1.json", "n2.json", "n3.json"}; !slices.Equal(names, want) {
+		t.Fatalf("the mirror holds %v; the restored store %v", names, want)
+	}
+	run(t, bin, "-H", h, "authorize", "--store", store, "--remove", "n1")
+	if r, err := cl.Get(ctx, "/kt/authorized_keys/n1.json"); err != nil || len(r.Kvs) != 0 {
+		t.Fatalf("n1 is still in etcd after its removal: %v %v", r, err)
+	}
+}

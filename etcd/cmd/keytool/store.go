@@ -299,7 +299,7 @@ func (s *store) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
 	if err != nil {
 		return cli.StoreListing{}, err
 	}
-	l := cli.StoreListing{Revision: resp.Header.Revision, Identity: identityOf(resp.Header)}
+	l := cli.StoreListing{Revision: resp.Header.Revision, Identity: identityOf(resp.Header), Count: resp.Count}
 	for _, kv := range resp.Kvs {
 		kind, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.prefix+"/"), "/")
 		if !ok {
@@ -480,6 +480,7 @@ func (s *store) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDel
 			return cli.ErrStoreRewritten
 		}
 		if d.Revision == revision {
+			d.Count = k.Count
 			return nil
 		}
 		txn, err := s.c.Txn(ctx).Then(
@@ -492,6 +493,10 @@ func (s *store) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDel
 		}
 		d.Revision = txn.Header.Revision
 		changed, now, before := txn.Responses[0].GetResponseRange(), txn.Responses[1].GetResponseRange(), txn.Responses[2].GetResponseRange()
+		if before.Count != k.Count {
+			return cli.ErrStoreRewritten // a restore that lost a removal, say: Top and the witness cannot tell
+		}
+		d.Count = now.Count
 		created := int64(0)
 		for _, kv := range changed.Kvs {
 			if kv.CreateRevision > revision {
