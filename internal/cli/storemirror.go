@@ -509,6 +509,16 @@ func (m *mirror) durable() error {
 	return nil
 }
 
+// compactedDuring says what to do when the store compacted the mirror's
+// revision while the command ran: nothing was written, and run again the
+// command finds the mirror rebuilt (settle drops its manifest).
+func compactedDuring(err error) error {
+	if errors.Is(err, ErrStoreCompacted) {
+		return fmt.Errorf("the store compacted its history while the command ran; nothing was written to it: run the command again (%w)", err)
+	}
+	return err
+}
+
 // changes compares the files the command touched (o; every file if o
 // cannot say) with the store's entries at the mirror's revision, and
 // returns their differences as changes to write.
@@ -525,7 +535,7 @@ func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreCha
 	if !ok {
 		entries, err := hist.ListAt(ctx, m.Revision)
 		if err != nil {
-			return nil, err
+			return nil, compactedDuring(err)
 		}
 		read := make(map[string]copied, len(entries))
 		for _, e := range entries {
@@ -547,7 +557,7 @@ func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreCha
 		return nil, nil
 	}
 	if err := hist.EntriesAt(ctx, m.Revision, entries); err != nil {
-		return nil, err
+		return nil, compactedDuring(err)
 	}
 	var changes []StoreChange
 	for i, e := range entries {

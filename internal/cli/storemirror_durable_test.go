@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -114,5 +117,37 @@ func TestStoreMirrorWitnessOfAnotherKind(t *testing.T) {
 	mirrorEdit(t, h, st, nil)
 	if _, kept := mirrorEdit(t, h, st, nil); !kept {
 		t.Error("the mirror was rebuilt after an entry of another kind was the last write")
+	}
+}
+
+// TestStoreMirrorCompactedDuringTheCommand: the store compacting the
+// mirror's revision while a command runs fails the command with what to
+// do — nothing was written, run it again — and the next command rebuilds
+// the mirror (found by review: the error named only etcd's revision).
+func TestStoreMirrorCompactedDuringTheCommand(t *testing.T) {
+	h := t.TempDir()
+	st := newMemStore(StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")})
+	mirrorEdit(t, h, st, nil)
+	m := openMirror(h, "mem://x/p")
+	if m == nil {
+		t.Fatal("no mirror")
+	}
+	if err := m.sync(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	o := m.observe()
+	if err := os.WriteFile(filepath.Join(m.dir, StoreAuthorized+".d", "n.json"), []byte("N"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st.write(nil)
+	st.compacted = st.revision
+	_, err := m.changes(context.Background(), st, o)
+	m.settle(err == nil)
+	m.close()
+	if !errors.Is(err, ErrStoreCompacted) || !strings.Contains(err.Error(), "nothing was written to it: run the command again") {
+		t.Fatalf("compacted during the command: %v; want ErrStoreCompacted saying to run it again", err)
+	}
+	if _, kept := mirrorEdit(t, h, st, nil); kept {
+		t.Error("the mirror was kept after a command that could not compare its files")
 	}
 }
