@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -165,11 +166,11 @@ type mirror struct {
 	stamps    []string // of the .d directories after the command (changes)
 
 	// written are the entry files written unsynced since the mirror was
-	// opened (a delta, a rebuild), and dirty says whether anything in its
-	// directories was written or removed: settle makes them durable
-	// before it writes the manifest that vouches for them.
+	// opened (a delta, a rebuild), and dirty the directories something
+	// was written or removed in: settle makes them durable before it
+	// writes the manifest that vouches for them.
 	written []string
-	dirty   bool
+	dirty   map[string]bool
 }
 
 // makeDurable is atomicfile.Sync; tests record its calls.
@@ -287,7 +288,7 @@ func (m *mirror) applyDelta(d StoreDelta) error {
 			if err := os.Remove(filepath.Join(kindDir(h, e.Kind), e.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
-			m.dirty = true
+			m.changed(kindDir(h, e.Kind))
 		}
 	}
 	for _, e := range d.Put {
@@ -305,7 +306,8 @@ func (m *mirror) applyDelta(d StoreDelta) error {
 		if err := atomicfile.WriteCache(path, e.Value, 0o644); err != nil {
 			return err
 		}
-		m.written, m.dirty = append(m.written, path), true
+		m.written = append(m.written, path)
+		m.changed(kindDir(h, e.Kind))
 	}
 	return nil
 }
@@ -361,7 +363,7 @@ func (m *mirror) compare(d StoreDelta, top int64) error {
 				if err := os.RemoveAll(path); err != nil {
 					return err
 				}
-				m.dirty = true
+				m.changed(kindDir(h, kind))
 			}
 		}
 	}
@@ -416,7 +418,10 @@ func (m *mirror) rebuild(ctx context.Context, st Store) error {
 	}
 	m.listed(d, top)
 	read, err := materialize(h, d.Put, true)
-	m.dirty = true
+	m.changed(m.dir) // the .d directories made in it
+	for _, kind := range StoreKinds {
+		m.changed(kindDir(h, kind))
+	}
 	for path := range read {
 		m.written = append(m.written, path)
 	}
@@ -495,17 +500,14 @@ func (m *mirror) settle(ok bool) {
 // vouch for an empty file whose directory's stamp is the one recorded.
 // The command's own writes are synced already (atomicfile.Write).
 func (m *mirror) durable() error {
-	if !m.dirty {
+	if len(m.dirty) == 0 {
 		return nil
 	}
-	dirs := []string{m.dir}
-	for _, kind := range StoreKinds {
-		dirs = append(dirs, kindDir(home.Dir(m.dir), kind))
-	}
+	dirs := slices.Sorted(maps.Keys(m.dirty)) // the mirror's own first (syncfs names its file system)
 	if err := makeDurable(dirs, m.written); err != nil {
 		return err
 	}
-	m.written, m.dirty = nil, false
+	m.written, m.dirty = nil, nil
 	return nil
 }
 
@@ -517,6 +519,14 @@ func compactedDuring(err error) error {
 		return fmt.Errorf("the store compacted its history while the command ran; nothing was written to it: run the command again (%w)", err)
 	}
 	return err
+}
+
+// changed notes that something was written or removed in dir.
+func (m *mirror) changed(dir string) {
+	if m.dirty == nil {
+		m.dirty = map[string]bool{}
+	}
+	m.dirty[dir] = true
 }
 
 // changes compares the files the command touched (o; every file if o
