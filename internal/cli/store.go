@@ -626,12 +626,20 @@ func statDir(dir string) ([]statted, error) {
 type nameRewriter struct{ r *strings.Replacer }
 
 func newNameRewriter(tmp, store string) nameRewriter {
-	var pairs []string
-	h := home.Dir(tmp)
-	for _, kind := range StoreKinds {
-		pairs = append(pairs, kindDir(h, kind), store+"/"+kind)
+	dirs := []string{tmp}
+	if abs, err := filepath.Abs(tmp); err == nil && abs != tmp {
+		// A home named relative to the working directory (-H home: the
+		// mirror's) is named absolute too by what the command prints.
+		dirs = []string{abs, tmp}
 	}
-	pairs = append(pairs, tmp, store)
+	var pairs []string
+	for _, dir := range dirs {
+		h := home.Dir(dir)
+		for _, kind := range StoreKinds {
+			pairs = append(pairs, kindDir(h, kind), store+"/"+kind)
+		}
+		pairs = append(pairs, dir, store)
+	}
 	return nameRewriter{strings.NewReplacer(pairs...)}
 }
 
