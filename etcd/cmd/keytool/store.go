@@ -198,6 +198,11 @@ func (f *connFlags) open(_ context.Context, u *url.URL) (cli.Store, error) {
 	if err != nil {
 		return nil, unreachable(where, cfg, err)
 	}
+	// The client dials at its first request; dialing now overlaps the
+	// connection's setup (4–5 ms on loopback) with what the command does
+	// before it asks etcd anything (the mirror's lock, manifest and
+	// stamps): about 1 ms less before the first answer, measured.
+	c.ActiveConnection().Connect()
 	return &store{c: c, flags: f, cfg: cfg, where: where, prefix: prefix}, nil
 }
 
