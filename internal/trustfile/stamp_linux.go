@@ -40,6 +40,35 @@ func StampOf(fi fs.FileInfo) Stamp {
 	return k
 }
 
+// StampFile is what a Stamp holds of a file's own (size, mtime, ctime,
+// inode), and StampDir the rest (device, mode, owner), which the files of
+// one directory mostly share: a loader keeping the stamps of many files
+// keeps each StampDir once for all of them (Split, Join).
+type StampFile struct {
+	size  int64
+	mtime int64
+	ctime int64
+	ino   uint64
+}
+
+// StampDir is the part of a Stamp that files of one directory share
+// (StampFile).
+type StampDir struct {
+	dev  uint64
+	mode fs.FileMode
+	uid  uint32
+}
+
+// Split returns the two parts of s; Join makes s from them again.
+func (s Stamp) Split() (StampFile, StampDir) {
+	return StampFile{size: s.size, mtime: s.mtime, ctime: s.ctime, ino: s.ino}, StampDir{dev: s.dev, mode: s.mode, uid: s.uid}
+}
+
+// Join is the Stamp that Split made f and d of.
+func (f StampFile) Join(d StampDir) Stamp {
+	return Stamp{size: f.size, mtime: f.mtime, ctime: f.ctime, ino: f.ino, dev: d.dev, mode: d.mode, uid: d.uid}
+}
+
 // SameFile reports whether two stamps are of the same file (device and
 // inode), whatever its content: a file replaced by another is not.
 func (s Stamp) SameFile(o Stamp) bool { return s.dev == o.dev && s.ino == o.ino }

@@ -25,6 +25,31 @@ func StampOf(fi fs.FileInfo) Stamp {
 	return Stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano(), mode: fi.Mode()}
 }
 
+// StampFile is what a Stamp holds of a file's own (size, mtime), and
+// StampDir the rest (mode), which the files of one directory mostly
+// share: a loader keeping the stamps of many files keeps each StampDir
+// once for all of them (Split, Join).
+type StampFile struct {
+	size  int64
+	mtime int64
+}
+
+// StampDir is the part of a Stamp that files of one directory share
+// (StampFile).
+type StampDir struct {
+	mode fs.FileMode
+}
+
+// Split returns the two parts of s; Join makes s from them again.
+func (s Stamp) Split() (StampFile, StampDir) {
+	return StampFile{size: s.size, mtime: s.mtime}, StampDir{mode: s.mode}
+}
+
+// Join is the Stamp that Split made f and d of.
+func (f StampFile) Join(d StampDir) Stamp {
+	return Stamp{size: f.size, mtime: f.mtime, mode: d.mode}
+}
+
 // SameFile reports whether two stamps may be of the same file. Without
 // inode numbers it cannot tell, and says they may.
 func (s Stamp) SameFile(Stamp) bool { return true }
