@@ -95,38 +95,39 @@ func (l *Loader[T]) loadFeed(i int) bool {
 	v := src.Feed.View()
 	if v.Err != nil {
 		ss.feedGen, l.full = 0, true
-		return ss.set(chunked[*fileState[T]]{}, problemOf(src.Path, v.Err, src.Revocation))
+		return ss.set(chunked[fileRow[T]]{}, problemOf(src.Path, v.Err, src.Revocation))
 	}
 	var jobs []*fileState[T]
-	var data [][]byte
-	files, ok := l.updateFeed(i, v.Set, &jobs, &data)
+	files, ok := l.updateFeed(i, v.Set, &jobs)
 	if !ok {
-		l.full = true
+		l.full, l.fresh[i] = true, true
 		all := feedEntries(v)
-		list := make([]*fileState[T], 0, len(all))
+		list := make([]fileRow[T], 0, len(all))
 		for _, x := range all {
-			state, parse := l.feedEntry(i, x.name, x.e, lookup(ss.files, x.name))
-			list = append(list, state)
-			if parse {
-				jobs, data = append(jobs, state), append(data, x.e.Data)
+			prev := lookup(ss.files, ss.nameAt, x.name)
+			if state := l.feedEntry(i, x.name, x.e, prev); state != nil {
+				list = append(list, l.place(ss, state, &jobs))
+			} else {
+				list = append(list, *prev)
 			}
 		}
 		files = chunksOf(list)
 	}
+	changed := ss.set(files, nil)
 	ForEach(len(jobs), func(j int) {
 		state := jobs[j]
-		f, p, skipped := l.parse(i, state.path, data[j])
-		state.file = f
-		state.setRare(p, skipped, nil)
+		state.file, state.problem, state.skipped = l.parse(i, state.path, state.data)
+		state.read, state.data = true, nil
 	})
+	l.fold(jobs)
 	ss.feedGen = v.Set.Gen()
-	return ss.set(files, nil)
+	return changed
 }
 
 // updateFeed makes source i's files from set by examining only the
 // entries changed since the set last loaded, if set descends from it and
 // they are few; ok is false otherwise.
-func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T], data *[][]byte) (files chunked[*fileState[T]], ok bool) {
+func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T]) (files chunked[fileRow[T]], ok bool) {
 	ss := &l.states[i]
 	if set == nil || ss.feedGen == 0 || ss.problem != nil {
 		return files, false
@@ -140,28 +141,32 @@ func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T], data 
 	// A new version: a reload never edits a list in place (sourceState).
 	ed := ss.files.edit()
 	for _, name := range names {
-		p, found := ed.c.search(byName[T](name))
+		p, found := ed.c.search(byName[T](ss.nameAt, name))
 		e, in := set.Get(name)
-		var prev *fileState[T]
+		var prev, row *fileRow[T]
 		if found {
-			prev = ed.c.get(p)
+			r := ed.c.get(p) // a copy: the editor may move or write the rows it owns
+			prev = &r
 		}
-		var state *fileState[T]
 		if in {
-			var parse bool
-			if state, parse = l.feedEntry(i, name, e, prev); parse {
-				*jobs, *data = append(*jobs, state), append(*data, e.Data)
+			state := l.feedEntry(i, name, e, prev)
+			if state == nil {
+				continue // unchanged
 			}
+			r := l.place(ss, state, jobs)
+			row = &r
+		} else if prev == nil {
+			continue
 		}
-		l.put(ed, p, found, i, name, prev, state)
+		l.put(ed, p, found, i, name, prev, row)
 	}
 	return ed.done(), true
 }
 
-// feedEntry returns the state of entry name of source i: prev if its
-// content is unchanged, else a new state, which parse says must be
-// parsed from e.Data.
-func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileState[T]) (state *fileState[T], parse bool) {
+// feedEntry returns the state of entry name of source i, or nil if prev
+// (its row, nil: none) stays: its content is unchanged. A new state
+// holds a problem, or the content to parse (data; not read yet).
+func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileRow[T]) *fileState[T] {
 	src := l.cfg.Sources[i]
 	path := src.Path + "/" + name
 	err := e.Err
@@ -172,18 +177,18 @@ func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileState[T
 		err = fmt.Errorf("%w: %d bytes, more than the %d MiB a trust file may hold", trustfile.ErrTooLarge, len(e.Data), trustfile.MaxSize>>20)
 	}
 	if err != nil {
-		state = newFileState[T](i, name, path)
+		state := newFileState[T](i, name, path)
 		state.read = true
-		state.setProblem(problemOf(path, err, src.Revocation))
-		return state, false
+		state.problem = problemOf(path, err, src.Revocation)
+		return state
 	}
 	sum := contentSum(e.Data)
-	if prev != nil && prev.read && prev.sum == sum && (prev.file != nil || prev.problem() != nil) {
-		return prev, false
+	if prev != nil && prev.sum == sum && (prev.file != nil || prev.problem() != nil) {
+		return nil
 	}
-	state = newFileState[T](i, name, path)
-	state.read, state.sum = true, sum
-	return state, true
+	state := newFileState[T](i, name, path)
+	state.sum, state.data = sum, e.Data
+	return state
 }
 
 // followFeeds subscribes to every feed source. Watch calls it before its

@@ -307,9 +307,10 @@ func (l *Loader[T]) readAsIs(i int, gone, came []*File[T]) bool {
 			continue
 		}
 		cameAt[f.Path] = true
-		st := lookup(l.states[i].files, filepath.Base(f.Path))
+		ss := &l.states[i]
+		r := lookup(ss.files, ss.nameAt, filepath.Base(f.Path))
 		fi, err := os.Stat(f.Path)
-		if st == nil || err != nil || trustfile.StampOf(fi) != st.st {
+		if r == nil || err != nil || trustfile.StampOf(fi) != ss.stamp(r) {
 			return false
 		}
 	}

@@ -216,82 +216,124 @@ func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
 	return DiffFiles(prev.Files(), next.Files())
 }
 
-// fileState is the loader's memory of one file, reused while its stat key
-// (and, once read, its content hash) is unchanged. There is one per file
-// of a directory, so its fields are ordered to fit a 112-byte allocation,
-// what is rare (a problem, skipped entries, a read pending) behind one
-// pointer, nil for most files (docs/design.md, "Memory of a loaded store").
-type fileState[T any] struct {
-	path string
-	st   trustfile.Stamp
+// fileRow is the loader's memory of one file between reloads, reused while
+// its stat stamp (and, once read, its content hash) is unchanged. There is
+// one per file of a directory, kept as a value in its source's chunked
+// list: no allocation of its own, 64 bytes on Linux (docs/design.md,
+// "Memory of a loaded store"). Its path is its File's, and what most
+// files lack (a problem, skipped entries, a stamp's shared part unlike
+// the source's, the path of a file that did not load) is behind one
+// pointer, nil for most files. A reload works on a fileState for each
+// file it examines, and folds it into a row when its read is done (fold).
+type fileRow[T any] struct {
+	// stamp is the file's own part of its stat stamp; the rest is its
+	// source's (sourceState.dir) unless rare holds its own.
+	stamp trustfile.StampFile
 	// sum is contentSum's: it only spares the parse of content read before
 	// (the same bytes under a new stamp).
-	sum    [16]byte
-	file   *File[T]
-	rare   *rareState[T] // nil: no problem, no entry skipped, no read pending
-	nameAt uint32        // name is path[nameAt:]
-	src    int32         // index in Config.Sources
-	read   bool          // sum and file/problem come from reading the content
+	sum  [16]byte
+	file *File[T]
+	rare *rareRow[T] // nil: loaded with no problem and the source's stamp part
+}
+
+// rareRow is the part of a file's row that most files lack.
+type rareRow[T any] struct {
+	path    string   // the file's path, when it has no File
+	problem *Problem // the file is skipped
+	// skipped are the entries of file that were skipped (Problem.Entry),
+	// in file order.
+	skipped []Problem
+	// dir is the shared part of the file's stamp when ownDir is set: it
+	// is not its source's (or the source had none when the row was made).
+	dir    trustfile.StampDir
+	ownDir bool
+	// pending: during a reload, the state whose read will make this row
+	// (fileState.pendingRow); rows never hold one between reloads.
+	pending *fileState[T]
+}
+
+// path is the file's path.
+func (r *fileRow[T]) path() string {
+	if r.file != nil {
+		return r.file.Path
+	}
+	return r.rare.path
+}
+
+// name is the file's base name (the path for a single-file source):
+// nameAt is its source's (sourceState.nameAt).
+func (r *fileRow[T]) name(nameAt int) string { return r.path()[nameAt:] }
+
+func (r *fileRow[T]) problem() *Problem {
+	if r.rare == nil {
+		return nil
+	}
+	return r.rare.problem
+}
+
+func (r *fileRow[T]) skipped() []Problem {
+	if r.rare == nil {
+		return nil
+	}
+	return r.rare.skipped
+}
+
+func (r *fileRow[T]) pending() *fileState[T] {
+	if r.rare == nil {
+		return nil
+	}
+	return r.rare.pending
+}
+
+// fileState is a file as a reload examines it: a new file, or one whose
+// stamp changed, from its stat to its read. It lives for the reload only:
+// what it found is kept as a fileRow (sourceState.row).
+type fileState[T any] struct {
+	path    string
+	st      trustfile.Stamp
+	sum     [16]byte
+	file    *File[T]
+	problem *Problem
+	skipped []Problem
+	// old, while a read is pending or held, is the row it replaces (nil:
+	// none). It never points into a list a reload writes.
+	old *fileRow[T]
+	// data is a feed entry's content, to be parsed (loadFeed).
+	data []byte
+	// pend is the rare part of the row that stands for the state in its
+	// source's list until the reload folds it (pendingRow): no allocation
+	// of its own.
+	pend   rareRow[T]
+	nameAt uint32 // name is path[nameAt:]
+	src    int32  // index in Config.Sources
+	read   bool   // sum and file/problem come from reading the content
 	gone   bool
 	// unchecked: a new regular file seen in a directory listing, whose
 	// stat and permission checks are left to the read (one syscall less
 	// per file on a cold load).
 	unchecked bool
 	// held: the read found a problem in a file written moments ago, in a
-	// reload caused by events (Loader.holdFresh); old is the state to keep
-	// meanwhile (nil: none), and the file is read again once events have
-	// been quiet.
+	// reload caused by events (Loader.holdFresh), or at its stat in the
+	// reload applied the moment an event came (Loader.holdEarly); old is
+	// the row to keep meanwhile (nil: none), and the file is read again
+	// once events have been quiet.
 	held bool
-}
-
-// rareState is the part of a file's state that most files lack.
-type rareState[T any] struct {
-	problem *Problem
-	// skipped are the entries of file that were skipped (Problem.Entry),
-	// in file order.
-	skipped []Problem
-	old     *fileState[T] // while a read is pending: the state it replaces
-}
-
-func (f *fileState[T]) problem() *Problem {
-	if f.rare == nil {
-		return nil
-	}
-	return f.rare.problem
-}
-
-func (f *fileState[T]) skipped() []Problem {
-	if f.rare == nil {
-		return nil
-	}
-	return f.rare.skipped
-}
-
-func (f *fileState[T]) old() *fileState[T] {
-	if f.rare == nil {
-		return nil
-	}
-	return f.rare.old
-}
-
-// setRare sets the rare part (nil members: none), keeping no rareState
-// when all are nil. A state is set only while its reload makes it.
-func (f *fileState[T]) setRare(problem *Problem, skipped []Problem, old *fileState[T]) {
-	if problem == nil && len(skipped) == 0 && old == nil {
-		f.rare = nil
-		return
-	}
-	f.rare = &rareState[T]{problem: problem, skipped: skipped, old: old}
-}
-
-func (f *fileState[T]) setProblem(p *Problem) { f.setRare(p, f.skipped(), f.old()) }
-func (f *fileState[T]) setOld(old *fileState[T]) {
-	f.setRare(f.problem(), f.skipped(), old)
 }
 
 // job reports whether a state from a stat goes to the reload's jobs: to
 // be read, or, held at its stat (Loader.holdEarly), to be restored.
 func (f *fileState[T]) job() bool { return !f.read || f.held }
+
+// dropped reports whether the file of a state that was a job leaves its
+// source's list: gone between stat and read, or held with nothing to keep.
+func (f *fileState[T]) dropped() bool { return f.gone || f.held && f.old == nil }
+
+// pendingRow is the row that stands for the state in its source's list
+// until the reload folds it: named by the state's path.
+func (f *fileState[T]) pendingRow() fileRow[T] {
+	f.pend = rareRow[T]{path: f.path, pending: f}
+	return fileRow[T]{rare: &f.pend}
+}
 
 // newFileState returns the state of the file name of source src, at path;
 // name is the base name (path ends with it), or the path itself for a
@@ -305,14 +347,65 @@ func (f *fileState[T]) name() string { return f.path[f.nameAt:] }
 
 // sourceState is what the loader knows of one source. A reload replaces
 // files with a new list (an edited version of the last: chunked) and
-// never edits one in place, and a fileState is not modified once a reload
-// has ended: compare reads them without the lock.
+// never edits one that a reload before it made, and a row is not modified
+// once a reload has ended: compare reads them without the lock.
 type sourceState[T any] struct {
-	files   chunked[*fileState[T]] // sorted by name
-	problem *Problem               // about the source itself
+	files   chunked[fileRow[T]] // sorted by name
+	problem *Problem            // about the source itself
 	// feedGen is the generation of the feed's set that files were made
 	// from (0: none; loadFeed reads the next view whole).
 	feedGen uint64
+	// nameAt: a file's name is its path[nameAt:] (nameAtOf).
+	nameAt int
+	// dir is the shared part of the stamps of the rows whose rare part
+	// holds none of its own; set (hasDir) from the first file that loads,
+	// and never changed after, so that every row ever made of the source
+	// reads its stamp the same way.
+	dir    trustfile.StampDir
+	hasDir bool
+}
+
+// nameAtOf is where a file's name begins in its path, in a source: a
+// directory's and a feed's files are named by what follows the
+// source's path and a separator; a single-file source by its path.
+func nameAtOf(src Source) int {
+	switch {
+	case src.Feed != nil:
+		return len(src.Path) + 1 // feedEntry's Path+"/"+name
+	case src.Dir:
+		return len(pathIn(src.Path, "")) // the directory and its separator
+	}
+	return 0
+}
+
+// stamp is the stat stamp of the file of row r.
+func (ss *sourceState[T]) stamp(r *fileRow[T]) trustfile.Stamp {
+	d := ss.dir
+	if r.rare != nil && r.rare.ownDir {
+		d = r.rare.dir
+	}
+	return r.stamp.Join(d)
+}
+
+// row folds a state whose read is done (or that needed none) into the
+// row the source keeps of it.
+func (ss *sourceState[T]) row(f *fileState[T]) fileRow[T] {
+	own, dir := f.st.Split()
+	if !ss.hasDir && f.file != nil && f.problem == nil {
+		ss.dir, ss.hasDir = dir, true
+	}
+	r := fileRow[T]{stamp: own, sum: f.sum, file: f.file}
+	ownDir := !ss.hasDir || dir != ss.dir
+	if f.file == nil || f.problem != nil || len(f.skipped) > 0 || ownDir {
+		r.rare = &rareRow[T]{problem: f.problem, skipped: f.skipped, ownDir: ownDir}
+		if ownDir {
+			r.rare.dir = dir
+		}
+		if f.file == nil {
+			r.rare.path = f.path
+		}
+	}
+	return r
 }
 
 // Loader reads the sources into snapshots and, once Watch is called, keeps
@@ -352,6 +445,10 @@ type Loader[T any] struct {
 	// listed or read whole instead (full: every state is compared).
 	edits []edit[T]
 	full  bool
+	// fresh[i]: source i's list was made whole by the current reload (not
+	// edited from one before it), so its chunks are the reload's own and
+	// fold writes its pending rows in place.
+	fresh []bool
 
 	// holdFresh, during a reload caused by events, is how recent a file's
 	// mtime must be for a problem found in it to be held back (a file being
@@ -414,10 +511,14 @@ func New[T any](cfg Config[T]) *Loader[T] {
 		cfg:      cfg,
 		log:      log,
 		states:   make([]sourceState[T], len(srcs)),
+		fresh:    make([]bool, len(srcs)),
 		failed:   map[string]bool{},
 		watched:  map[string]os.FileInfo{},
 		problems: map[string]bool{},
 		subs:     map[chan struct{}]struct{}{},
+	}
+	for i, s := range srcs {
+		l.states[i].nameAt = nameAtOf(s)
 	}
 	l.snap.Store(&Snapshot[T]{})
 	return l
@@ -495,7 +596,8 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 		jobs    []*fileState[T]
 	)
 	l.edits, l.full = l.edits[:0], false
-	before := make([]chunked[*fileState[T]], len(l.states))
+	clear(l.fresh)
+	before := make([]chunked[fileRow[T]], len(l.states))
 	for i := range l.states {
 		before[i] = l.states[i].files
 	}
@@ -504,7 +606,7 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 	}
 	if len(jobs) > 0 {
 		l.runJobs(jobs)
-		held = l.restoreHeld(jobs)
+		held = l.fold(jobs)
 	}
 	if l.full {
 		for i := range l.states {
@@ -512,7 +614,8 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 		}
 	} else {
 		for _, e := range l.edits {
-			changed = changed || !sameState(e.old, lookup(l.states[e.src].files, e.name))
+			ss := &l.states[e.src]
+			changed = changed || !sameRow(e.old, lookup(ss.files, ss.nameAt, e.name))
 		}
 	}
 	// The first load publishes even when it found nothing: an empty
@@ -520,7 +623,7 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 	if changed || l.gen == 0 {
 		l.publish(time.Since(start))
 	}
-	clear(l.edits) // drop the states they hold
+	clear(l.edits) // drop the rows they hold
 	l.returnMemory()
 	return held
 }
@@ -564,111 +667,163 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 			return l.updateNames(i, names, jobs)
 		}
 	case h.full(src.Path, false):
-		l.full = true
-		state := l.statFile(i, src.Path, src.Path, lookup(ss.files, src.Path), true, isLink(src.Path))
-		var files []*fileState[T]
-		if state != nil {
-			files = []*fileState[T]{state}
-			if state.job() {
-				*jobs = append(*jobs, state)
-			}
+		l.full, l.fresh[i] = true, true
+		prev := lookup(ss.files, ss.nameAt, src.Path)
+		state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path))
+		var rows []fileRow[T]
+		switch {
+		case same && prev != nil:
+			rows = []fileRow[T]{*prev}
+		case state != nil:
+			rows = []fileRow[T]{l.place(ss, state, jobs)}
 		}
-		return ss.set(chunksOf(files), nil)
+		return ss.set(chunksOf(rows), nil)
 	}
 	return false
 }
 
-// restoreHeld puts back the previous state of every file whose read was
-// held (fileState.held), and returns their paths.
-func (l *Loader[T]) restoreHeld(jobs []*fileState[T]) (held []string) {
-	for _, f := range jobs {
-		if f.held {
-			l.replaceState(f, f.old())
-			held = append(held, f.path)
+// place returns the row that stands for a new state in its source's list:
+// a pending row, the state queued in jobs, when it must be read (or, held
+// at its stat, restored); else the state folded into its row at once.
+func (l *Loader[T]) place(ss *sourceState[T], f *fileState[T], jobs *[]*fileState[T]) fileRow[T] {
+	if f.job() {
+		*jobs = append(*jobs, f)
+		return f.pendingRow()
+	}
+	return ss.row(f)
+}
+
+// fold puts in place of the pending row of each state of jobs, whose
+// reads are done, the row it made: the row of what it read; the row it
+// replaces if it was held (Loader.holdFresh, holdEarly); none if its file
+// went between stat and read, or was held with no row before. It returns
+// the paths of the held files.
+func (l *Loader[T]) fold(jobs []*fileState[T]) (held []string) {
+	for len(jobs) > 0 {
+		n := 1 // jobs come source by source: fold each run at once
+		for n < len(jobs) && jobs[n].src == jobs[0].src {
+			n++
 		}
+		l.foldSource(int(jobs[0].src), jobs[:n], &held)
+		jobs = jobs[n:]
 	}
 	return held
 }
 
-// replaceState puts by (nil: nothing) in the place of state f in its
-// source's list.
-func (l *Loader[T]) replaceState(f, by *fileState[T]) {
-	ss := &l.states[f.src]
-	p, found := ss.files.search(byName[T](f.name()))
-	if !found || ss.files.get(p) != f {
+// foldSource is fold for jobs of source i.
+func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
+	ss := &l.states[i]
+	folded := func(f *fileState[T]) fileRow[T] {
+		if f.held {
+			*held = append(*held, f.path)
+			return *f.old
+		}
+		return ss.row(f)
+	}
+	if l.fresh[i] {
+		// The list is this reload's own (a cold load's, a full scan's):
+		// walk it once and write its pending rows in place, rather than
+		// search for each. The rows that go are left to the editor.
+		var rest []*fileState[T]
+		for _, ch := range ss.files.chunks {
+			for k := range ch {
+				switch f := ch[k].pending(); {
+				case f == nil:
+				case f.dropped():
+					rest = append(rest, f)
+				default:
+					ch[k] = folded(f)
+				}
+			}
+		}
+		jobs = rest
+	}
+	if len(jobs) == 0 {
 		return
 	}
 	ed := ss.files.edit()
-	if by != nil {
-		ed.set(p, by)
-	} else {
-		ed.remove(p)
+	for _, f := range jobs {
+		p, found := ed.c.search(byName[T](ss.nameAt, f.name()))
+		if !found {
+			continue
+		}
+		if r := ed.c.get(p); r.pending() != f {
+			continue // folded already (a source's jobs in two runs)
+		}
+		if f.dropped() {
+			if f.held {
+				*held = append(*held, f.path)
+			}
+			ed.remove(p)
+		} else {
+			ed.set(p, folded(f))
+		}
 	}
 	ss.files = ed.done()
 }
 
-// byName orders file states against name.
-func byName[T any](name string) func(*fileState[T]) int {
-	return func(f *fileState[T]) int { return cmp.Compare(f.name(), name) }
+// byName orders the rows of a source whose names begin at nameAt against
+// name.
+func byName[T any](nameAt int, name string) func(fileRow[T]) int {
+	return func(r fileRow[T]) int { return cmp.Compare(r.name(nameAt), name) }
 }
 
-// lookup finds the state named name in a sorted list.
-func lookup[T any](files chunked[*fileState[T]], name string) *fileState[T] {
-	if p, ok := files.search(byName[T](name)); ok {
-		return files.get(p)
+// lookup returns a copy of the row named name in a sorted list of a
+// source whose names begin at nameAt (nil: none).
+func lookup[T any](files chunked[fileRow[T]], nameAt int, name string) *fileRow[T] {
+	if p, ok := files.search(byName[T](nameAt, name)); ok {
+		r := files.get(p)
+		return &r
 	}
 	return nil
 }
 
-// edit is a name of source src whose state a reload replaced: old is the
-// state before it (nil: none).
+// edit is a name of source src whose row a reload replaced: old is the
+// row before it (nil: none).
 type edit[T any] struct {
 	src  int
 	name string
-	old  *fileState[T]
+	old  *fileRow[T]
 }
 
-// put puts state (nil: none) in place of the state prev at p in ed
-// (found: prev is there), and notes the edit for publish.
-func (l *Loader[T]) put(ed *editor[*fileState[T]], p at, found bool, src int, name string, prev, state *fileState[T]) {
-	if state == prev {
-		return
-	}
+// put puts row (nil: none) in place of the row prev at p in ed (found:
+// prev is there), and notes the edit for publish.
+func (l *Loader[T]) put(ed *editor[fileRow[T]], p at, found bool, src int, name string, prev, row *fileRow[T]) {
 	l.edits = append(l.edits, edit[T]{src: src, name: name, old: prev})
 	switch {
-	case state == nil:
+	case row == nil:
 		ed.remove(p)
 	case found:
-		ed.set(p, state)
+		ed.set(p, *row)
 	default:
-		ed.insert(p, state)
+		ed.insert(p, *row)
 	}
 }
 
 // set replaces a source's files and problem. It reports whether the
 // source's problem changed; changes of the files are found by sameFiles
 // once their reads are done.
-func (ss *sourceState[T]) set(files chunked[*fileState[T]], problem *Problem) bool {
+func (ss *sourceState[T]) set(files chunked[fileRow[T]], problem *Problem) bool {
 	changed := !sameProblem(ss.problem, problem)
 	ss.files, ss.problem = files, problem
 	return changed
 }
 
-// sameFiles reports whether two lists of file states give the same
+// sameFiles reports whether two lists of rows of one source give the same
 // snapshot: the same files with the same entries or problems. A file whose
 // stat data changed but whose content did not counts as the same.
-func sameFiles[T any](a, b chunked[*fileState[T]]) bool {
+func sameFiles[T any](a, b chunked[fileRow[T]]) bool {
 	if a.n != b.n {
 		return false
 	}
 	bi, bj := 0, 0
 	for _, ch := range a.chunks {
-		for _, x := range ch {
-			y := b.chunks[bi][bj]
+		for k := range ch {
+			y := &b.chunks[bi][bj]
 			if bj++; bj == len(b.chunks[bi]) {
 				bi, bj = bi+1, 0
 			}
-			if !sameState(x, y) {
+			if !sameRow(&ch[k], y) {
 				return false
 			}
 		}
@@ -676,16 +831,15 @@ func sameFiles[T any](a, b chunked[*fileState[T]]) bool {
 	return true
 }
 
-// sameState reports whether two states of a file (nil: none) give the
-// same snapshot.
-func sameState[T any](x, y *fileState[T]) bool {
-	if x == y {
-		return true
-	}
+// sameRow reports whether two rows of a file of one source (nil: none)
+// give the same snapshot: the same path (so the same name), the same
+// parsed File (which its skipped entries came with), the same problem.
+// Rows compared are never pending: fold has run.
+func sameRow[T any](x, y *fileRow[T]) bool {
 	if x == nil || y == nil {
-		return false
+		return x == y
 	}
-	return x.name() == y.name() && x.file == y.file && sameProblem(x.problem(), y.problem()) && !x.gone && !y.gone
+	return x.path() == y.path() && x.file == y.file && sameProblem(x.problem(), y.problem())
 }
 
 func sameProblem(a, b *Problem) bool {
@@ -723,7 +877,7 @@ func (l *Loader[T]) publish(took time.Duration) {
 	l.notify()
 }
 
-// wholeSnapshot assembles the next snapshot from every file's state.
+// wholeSnapshot assembles the next snapshot from every file's row.
 func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
 	snap := &Snapshot[T]{Generation: l.gen, files: make([]chunked[*File[T]], len(l.states))}
 	for i := range l.states {
@@ -732,13 +886,15 @@ func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
 			snap.Problems = append(snap.Problems, *ss.problem)
 		}
 		files := make([]*File[T], 0, ss.files.n)
-		for state := range ss.files.all {
-			switch {
-			case state.problem() != nil:
-				snap.Problems = append(snap.Problems, *state.problem())
-			case state.file != nil:
-				files = append(files, state.file)
-				snap.Problems = append(snap.Problems, state.skipped()...)
+		for _, ch := range ss.files.chunks {
+			for k := range ch {
+				switch r := &ch[k]; {
+				case r.problem() != nil:
+					snap.Problems = append(snap.Problems, *r.problem())
+				case r.file != nil:
+					files = append(files, r.file)
+					snap.Problems = append(snap.Problems, r.skipped()...)
+				}
 			}
 		}
 		snap.files[i] = chunksOf(files)
@@ -761,7 +917,7 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 	if l.full || len(prev.files) != len(l.states) || prev.Generation == 0 {
 		return nil
 	}
-	hasProblem := func(f *fileState[T]) bool { return f != nil && (f.problem() != nil || len(f.skipped()) > 0) }
+	hasProblem := func(r *fileRow[T]) bool { return r != nil && (r.problem() != nil || len(r.skipped()) > 0) }
 	slices.SortFunc(l.edits, func(a, b edit[T]) int {
 		return cmp.Or(cmp.Compare(a.src, b.src), cmp.Compare(a.name, b.name))
 	})
@@ -772,7 +928,8 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 	var ed *editor[*File[T]]
 	edSrc := -1
 	for _, e := range l.edits {
-		now := lookup(l.states[e.src].files, e.name)
+		ss := &l.states[e.src]
+		now := lookup(ss.files, ss.nameAt, e.name)
 		if hasProblem(e.old) || hasProblem(now) {
 			return nil
 		}
@@ -812,12 +969,12 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 	return snap
 }
 
-// loaded is the file a state puts in a snapshot (nil: none).
-func loaded[T any](f *fileState[T]) *File[T] {
-	if f == nil || f.problem() != nil {
+// loaded is the file a row puts in a snapshot (nil: none).
+func loaded[T any](r *fileRow[T]) *File[T] {
+	if r == nil || r.problem() != nil {
 		return nil
 	}
-	return f.file
+	return r.file
 }
 
 // logProblems logs each problem of snap once, when it appears, and says

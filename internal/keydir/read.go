@@ -48,17 +48,9 @@ func ForEach(n int, do func(i int)) {
 }
 
 // runJobs reads and parses the queued files, in parallel when there are
-// many.
+// many. (fold then puts what they found in their sources' lists.)
 func (l *Loader[T]) runJobs(jobs []*fileState[T]) {
 	ForEach(len(jobs), func(i int) { l.load(jobs[i]) })
-	// Files that vanished between stat and read are dropped (looked for
-	// only when there are some: a reload of one file must not walk every
-	// file's state).
-	for _, f := range jobs {
-		if f.gone {
-			l.replaceState(f, nil)
-		}
-	}
 }
 
 // load reads and parses one file into state, keeping the entries of the one
@@ -67,8 +59,8 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	if state.held {
 		return // held at its stat (Loader.holdEarly)
 	}
-	old := state.old()
-	state.setOld(nil)
+	old := state.old
+	state.old = nil
 	state.read = true
 	if l.beforeRead != nil {
 		l.beforeRead(state.path)
@@ -87,32 +79,32 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	data, fi, err := readFile(state.path)
 	l.readBytes.Add(int64(len(data)))
 	l.read(state, old, data, fi, err)
-	if p := state.problem(); p != nil && l.holdFresh > 0 && (l.holdEarly || !isPermProblem(p) && fi != nil && time.Since(fi.ModTime()) < l.holdFresh) {
+	if p := state.problem; p != nil && l.holdFresh > 0 && (l.holdEarly || !isPermProblem(p) && fi != nil && time.Since(fi.ModTime()) < l.holdFresh) {
 		// Written moments ago and not parsable: most likely still being
 		// written. Keep what was there until events are quiet. (A file
 		// that fails the trust-file rule is not being written: that is
 		// decided at once — unless this is the reload applied the moment
 		// the file came, before its writer could chmod it: holdEarly.)
 		state.held = true
-		state.setOld(old)
+		state.old = old
 	}
 }
 
 // read fills state from what reading its file gave.
-func (l *Loader[T]) read(state, old *fileState[T], data []byte, fi fs.FileInfo, err error) {
+func (l *Loader[T]) read(state *fileState[T], old *fileRow[T], data []byte, fi fs.FileInfo, err error) {
 	src := l.cfg.Sources[state.src]
 	if errors.Is(err, os.ErrNotExist) {
 		if isLink(state.path) {
 			// The link's target went between stat and read: a problem
 			// (failing closed in a revocation source), never "no file".
-			state.setProblem(problemOf(state.path, &trustfile.LinkError{Path: state.path, Err: err}, src.Revocation))
+			state.problem = problemOf(state.path, &trustfile.LinkError{Path: state.path, Err: err}, src.Revocation)
 			return
 		}
 		state.gone = true
 		return
 	}
 	if err != nil {
-		state.setProblem(problemOf(state.path, err, src.Revocation))
+		state.problem = problemOf(state.path, err, src.Revocation)
 		return
 	}
 	checked := state.st // from the stat the rule was applied to; zero if unchecked
@@ -126,23 +118,22 @@ func (l *Loader[T]) read(state, old *fileState[T], data []byte, fi fs.FileInfo, 
 	// (The file's own check needs no Top: no rule(i), which costs a
 	// filepath.Dir per file.)
 	if err := (trustfile.Rule{Off: l.cfg.NoStrictModes}).CheckMode(state.path, fi); err != nil {
-		state.setProblem(problemOf(state.path, err, src.Revocation))
+		state.problem = problemOf(state.path, err, src.Revocation)
 		return
 	}
 	if !state.unchecked && !l.cfg.NoStrictModes && !state.st.SameFile(checked) {
-		state.setProblem(problemOf(state.path, &trustfile.ChangedError{Path: state.path}, src.Revocation))
+		state.problem = problemOf(state.path, &trustfile.ChangedError{Path: state.path}, src.Revocation)
 		return
 	}
 	state.unchecked = false
 	state.sum = contentSum(data)
-	if old != nil && old.read && old.sum == state.sum && !isPermProblem(old.problem()) && (old.file != nil || old.problem() != nil) {
-		state.file = old.file
-		state.setRare(old.problem(), old.skipped(), nil)
+	if old != nil && old.sum == state.sum && !isPermProblem(old.problem()) && (old.file != nil || old.problem() != nil) {
+		// (A row is made only of a state that was read, or failed at its
+		// stat with a zero sum: it needs no read flag.)
+		state.file, state.problem, state.skipped = old.file, old.problem(), old.skipped()
 		return
 	}
-	f, p, skipped := l.parse(int(state.src), state.path, data)
-	state.file = f
-	state.setRare(p, skipped, nil)
+	state.file, state.problem, state.skipped = l.parse(int(state.src), state.path, data)
 }
 
 // parse turns a file's content into entries, or a problem.
@@ -246,7 +237,7 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 	return f, nil
 }
 
-// contentSum is what a fileState keeps of its content: 16 bytes of a
+// contentSum is what a fileRow keeps of its content: 16 bytes of a
 // SHA-256 keyed with a secret of the process (sumKey). It only spares the
 // parse of bytes read before; the key keeps anyone who may write a trust
 // file from searching offline for two contents with the same 16 bytes,

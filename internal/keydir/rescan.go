@@ -57,8 +57,8 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 		return // a feed tells its changes itself
 	}
 	if !src.Dir {
-		prev := lookup(st.files, src.Path)
-		if l.statFile(i, src.Path, src.Path, prev, true, isLink(src.Path)) != prev {
+		prev := lookup(st.files, st.nameAt, src.Path)
+		if _, same := l.statFile(i, st, src.Path, src.Path, prev, true, isLink(src.Path)); !same {
 			h.add(src.Path)
 		}
 		return
@@ -76,43 +76,52 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 		h.add(src.Path)
 		return
 	}
-	pairListing(entries, st.files.flat(), func(e dirEntry, prev *fileState[T]) {
+	pairListing(entries, st.files, st.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		path := pathIn(src.Path, e.name)
-		if l.statFile(i, e.name, path, prev, false, e.typ&fs.ModeSymlink != 0) != prev {
+		if _, same := l.statFile(i, st, e.name, path, prev, false, e.typ&fs.ModeSymlink != 0); !same {
 			h.add(path)
 		}
-	}, func(gone *fileState[T]) { h.add(gone.path) })
+	}, func(gone *fileRow[T]) { h.add(gone.path()) })
 }
 
 // pairListing walks a directory listing (sorted by name, as listSorted
-// gives it) beside the states of the files as they were (sorted too): seen
-// gets each visible name with its previous state, or nil; gone, if not
-// nil, each previous state whose name is no longer listed.
-func pairListing[T any](entries []dirEntry, old []*fileState[T], seen func(dirEntry, *fileState[T]), gone func(*fileState[T])) {
-	drop := func(n int) {
-		if gone != nil {
-			for _, f := range old[:n] {
-				gone(f)
-			}
+// gives it) beside the rows of the files as they were (sorted too, names
+// from nameAt): seen gets each visible name with its previous row, or
+// nil; gone, if not nil, each previous row whose name is no longer
+// listed. The rows are old's own, which no reload writes.
+func pairListing[T any](entries []dirEntry, old chunked[fileRow[T]], nameAt int, seen func(dirEntry, *fileRow[T]), gone func(*fileRow[T])) {
+	ci, k := 0, 0
+	next := func() *fileRow[T] { // the first row not yet paired, nil: none
+		if ci == len(old.chunks) {
+			return nil
 		}
-		old = old[n:]
+		return &old.chunks[ci][k]
+	}
+	advance := func() {
+		if k++; k == len(old.chunks[ci]) {
+			ci, k = ci+1, 0
+		}
+	}
+	drop := func(before string, all bool) {
+		for r := next(); r != nil && (all || r.name(nameAt) < before); r = next() {
+			if gone != nil {
+				gone(r)
+			}
+			advance()
+		}
 	}
 	for _, e := range entries {
 		name := e.name
 		if Ignored(name) {
 			continue
 		}
-		n := 0
-		for n < len(old) && old[n].name() < name {
-			n++
-		}
-		drop(n)
-		var prev *fileState[T]
-		if len(old) > 0 && old[0].name() == name {
-			prev = old[0]
-			old = old[1:]
+		drop(name, false)
+		var prev *fileRow[T]
+		if r := next(); r != nil && r.name(nameAt) == name {
+			prev = r
+			advance()
 		}
 		seen(e, prev)
 	}
-	drop(len(old))
+	drop("", true)
 }

@@ -42,43 +42,42 @@ func isLink(path string) bool {
 	return err == nil && fi.Mode()&fs.ModeSymlink != 0
 }
 
-// scanDir re-lists a directory source, reusing the states of files whose
+// scanDir re-lists a directory source, reusing the rows of files whose
 // stat data did not change and queueing reads for the others.
 func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	src, ss := l.cfg.Sources[i], &l.states[i]
 	l.full = true
 	ok, problem := l.checkDir(i)
 	if !ok {
-		return ss.set(chunked[*fileState[T]]{}, problem)
+		return ss.set(chunked[fileRow[T]]{}, problem)
 	}
 	entries, err := listSorted(src.Path)
 	if err != nil {
-		return ss.set(chunked[*fileState[T]]{}, problemOf(src.Path, err, src.Revocation))
+		return ss.set(chunked[fileRow[T]]{}, problemOf(src.Path, err, src.Revocation))
 	}
-	files := make([]*fileState[T], 0, len(entries))
+	rows := make([]fileRow[T], 0, len(entries))
 	if ss.files.n == 0 {
 		*jobs = slices.Grow(*jobs, len(entries)) // a first load reads every file
 	}
-	pairListing(entries, ss.files.flat(), func(e dirEntry, prev *fileState[T]) {
+	pairListing(entries, ss.files, ss.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		name := e.name
 		path := pathIn(src.Path, name)
 		if prev == nil && e.typ.IsRegular() {
 			state := newFileState[T](i, name, path)
 			state.unchecked = true
-			*jobs = append(*jobs, state)
-			files = append(files, state)
+			rows = append(rows, l.place(ss, state, jobs))
 			return
 		}
-		state := l.statFile(i, name, path, prev, false, e.typ&fs.ModeSymlink != 0)
-		if state == nil {
-			return
+		state, same := l.statFile(i, ss, name, path, prev, false, e.typ&fs.ModeSymlink != 0)
+		switch {
+		case same && prev != nil:
+			rows = append(rows, *prev)
+		case state != nil:
+			rows = append(rows, l.place(ss, state, jobs))
 		}
-		if state.job() {
-			*jobs = append(*jobs, state)
-		}
-		files = append(files, state)
 	}, nil)
-	return ss.set(chunksOf(files), nil)
+	l.fresh[i] = true
+	return ss.set(chunksOf(rows), nil)
 }
 
 // dirEntry is a name listed in a directory source, with the type of
@@ -132,7 +131,7 @@ func (l *Loader[T]) scanNames(i int, names []string, jobs *[]*fileState[T]) bool
 	ss := &l.states[i]
 	ok, problem := l.checkDir(i)
 	if !ok {
-		return ss.set(chunked[*fileState[T]]{}, problem)
+		return ss.set(chunked[fileRow[T]]{}, problem)
 	}
 	changed := ss.set(ss.files, nil)
 	return l.updateNames(i, names, jobs) || changed
@@ -148,64 +147,69 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 	if ss.problem != nil {
 		return l.scanDir(i, jobs)
 	}
-	var ed *editor[*fileState[T]] // made at the first change: a new version of the list
+	var ed *editor[fileRow[T]] // made at the first change: a new version of the list
 	for _, name := range names {
 		files := ss.files
 		if ed != nil {
 			files = ed.c
 		}
-		p, found := files.search(byName[T](name))
-		var prev *fileState[T]
+		p, found := files.search(byName[T](ss.nameAt, name))
+		var prev *fileRow[T]
 		if found {
-			prev = files.get(p)
+			r := files.get(p) // a copy: the editor may move or write the rows it owns
+			prev = &r
 		}
 		path := filepath.Join(src.Path, name)
-		state := l.statFile(i, name, path, prev, false, isLink(path))
-		if state == prev {
+		state, same := l.statFile(i, ss, name, path, prev, false, isLink(path))
+		if same {
 			continue
 		}
 		if ed == nil {
 			ed = ss.files.edit()
 		}
-		l.put(ed, p, found, i, name, prev, state)
-		if state != nil && state.job() {
-			*jobs = append(*jobs, state)
+		var row *fileRow[T]
+		if state != nil {
+			r := l.place(ss, state, jobs)
+			row = &r
 		}
+		l.put(ed, p, found, i, name, prev, row)
 	}
 	if ed == nil {
 		return false
 	}
+	l.fresh[i] = false // an edited version shares chunks with the one before
 	return ss.set(ed.done(), ss.problem)
 }
 
-// statFile examines one file; link says whether path is a symbolic link.
-// It returns nil if the file does not exist or is to be skipped silently
-// (a directory inside a directory source); prev itself if nothing
-// changed; otherwise a new state, which needs a read unless it already
-// holds a problem. A link to nothing is a problem, never "no file": in a
-// revocation source it must fail closed.
-func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], single, link bool) *fileState[T] {
+// statFile examines one file of source i, whose state ss is (prev its
+// row, nil: none); link says whether path is a symbolic link. same reports
+// that the file's row stays as it is: prev, or none when prev is nil.
+// Otherwise state is nil if the file does not exist or is to be skipped
+// silently (a directory inside a directory source), or a new state, which
+// needs a read unless it already holds a problem. A link to nothing is a
+// problem, never "no file": in a revocation source it must fail closed.
+func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev *fileRow[T], single, link bool) (state *fileState[T], same bool) {
 	src := l.cfg.Sources[i]
-	fail := func(err error) *fileState[T] {
+	fail := func(err error) (*fileState[T], bool) {
 		p := problemOf(path, err, src.Revocation)
 		if prev != nil && prev.file == nil && sameProblem(prev.problem(), p) {
-			return prev
+			return nil, true
 		}
 		state := newFileState[T](i, name, path)
 		state.read = true
-		state.setProblem(p)
+		state.problem = p
 		if l.holdEarly {
 			state.held = true
-			state.setOld(prev) // see Loader.holdEarly
+			state.old = prev // see Loader.holdEarly
 		}
-		return state
+		return state, false
 	}
 	fi, err := os.Stat(path) // follows symlinks: Kubernetes' visible names are links into ..data
 	if errors.Is(err, fs.ErrNotExist) {
 		if link && isLink(path) {
 			return fail(&trustfile.LinkError{Path: path, Err: err})
 		}
-		return nil
+		return nil, prev == nil
 	}
 	if err != nil {
 		return fail(err)
@@ -214,7 +218,7 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 		if single {
 			return fail(errors.New("is a directory, not a key file"))
 		}
-		return nil
+		return nil, prev == nil
 	}
 	if !fi.Mode().IsRegular() {
 		return fail(trustfile.ErrNotRegular)
@@ -223,13 +227,13 @@ func (l *Loader[T]) statFile(i int, name, path string, prev *fileState[T], singl
 	if err := l.rule(i).CheckFile(path, fi, link, !single); err != nil {
 		return fail(err)
 	}
-	if prev != nil && prev.read && prev.st == k && (prev.file != nil || !isPermProblem(prev.problem())) {
-		return prev
+	if prev != nil && ss.stamp(prev) == k && (prev.file != nil || !isPermProblem(prev.problem())) {
+		return nil, true
 	}
-	state := newFileState[T](i, name, path)
+	state = newFileState[T](i, name, path)
 	state.st = k
-	state.setOld(prev)
-	return state
+	state.old = prev
+	return state, false
 }
 
 // isPermProblem reports whether p came from the strict-mode rule, which

@@ -5,25 +5,51 @@ import (
 	"unsafe"
 )
 
-// TestFileStateSize keeps the per-file state in its 112-byte allocation
-// class: a directory of a million keys holds a million of them
-// (docs/design.md, "Memory of a loaded store").
-func TestFileStateSize(t *testing.T) {
-	if n := unsafe.Sizeof(fileState[*int]{}); n > 112 {
-		t.Fatalf("fileState is %d bytes, more than 112", n)
+// TestFileRowSize keeps the loader's row of a file at 64 bytes, a value
+// in its source's list with no allocation of its own: a directory of a
+// million keys holds a million of them (docs/design.md, "Memory of a
+// loaded store").
+func TestFileRowSize(t *testing.T) {
+	if n := unsafe.Sizeof(fileRow[*int]{}); n > 64 {
+		t.Fatalf("fileRow is %d bytes, more than 64", n)
 	}
 }
 
-// TestFileStateName checks that the name kept as an offset into the path
-// is the name given, for every kind of source.
-func TestFileStateName(t *testing.T) {
-	for _, c := range []struct{ name, path string }{
-		{"a.json", "/keys/authorized_keys.d/a.json"},                 // a directory's file
-		{"/keys/authorized_keys.json", "/keys/authorized_keys.json"}, // a single-file source
-		{"x", "etcd:/prefix/x"},                                      // a feed's entry
+// TestFileRowName checks that the name a row reads from its path at its
+// source's offset (nameAtOf) is the name the state was made with, for
+// every kind of source, a file that loaded (named by its File's path)
+// or not (by its rare part's), and a row still pending.
+func TestFileRowName(t *testing.T) {
+	for _, c := range []struct {
+		src        Source
+		name, path string
+	}{
+		{Source{Path: "/keys/authorized_keys.d", Dir: true}, "a.json", pathIn("/keys/authorized_keys.d", "a.json")},
+		{Source{Path: "/", Dir: true}, "a.json", pathIn("/", "a.json")},
+		{Source{Path: "/keys/authorized_keys.json"}, "/keys/authorized_keys.json", "/keys/authorized_keys.json"},
+		{Source{Path: "etcd:/prefix", Feed: nopFeed{}}, "x", "etcd:/prefix/x"},
 	} {
-		if got := newFileState[*int](0, c.name, c.path).name(); got != c.name {
-			t.Errorf("name of %q = %q, want %q", c.path, got, c.name)
+		ss := sourceState[*int]{nameAt: nameAtOf(c.src)}
+		f := newFileState[*int](0, c.name, c.path)
+		if got := f.name(); got != c.name {
+			t.Errorf("state name of %q = %q, want %q", c.path, got, c.name)
+		}
+		pending := f.pendingRow()
+		f.read, f.problem = true, &Problem{Path: c.path}
+		failed := ss.row(f)
+		f.problem, f.file = nil, &File[*int]{Path: c.path}
+		loaded := ss.row(f)
+		for what, r := range map[string]*fileRow[*int]{"pending": &pending, "failed": &failed, "loaded": &loaded} {
+			if got := r.name(ss.nameAt); got != c.name {
+				t.Errorf("name of the %s row of %q = %q, want %q", what, c.path, got, c.name)
+			}
 		}
 	}
 }
+
+// nopFeed is a Feed that holds nothing, for a source's kind alone.
+type nopFeed struct{}
+
+func (nopFeed) Name() string                         { return "nop" }
+func (nopFeed) View() FeedView                       { return FeedView{} }
+func (nopFeed) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }

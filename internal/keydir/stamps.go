@@ -348,12 +348,17 @@ func (l *Loader[T]) stampsOf(i int, names map[string]bool, since time.Time) map[
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := map[string]trustfile.Stamp{}
-	for f := range l.states[i].files.all {
-		if names != nil && !names[f.name()] {
-			continue
-		}
-		if f.read && f.file != nil && f.rare == nil && f.st.Changed().Before(since.Add(-StampRacy)) {
-			out[f.name()] = f.st
+	ss := &l.states[i]
+	for _, ch := range ss.files.chunks {
+		for k := range ch {
+			r := &ch[k]
+			name := r.name(ss.nameAt)
+			if names != nil && !names[name] {
+				continue
+			}
+			if st := ss.stamp(r); r.file != nil && r.problem() == nil && len(r.skipped()) == 0 && st.Changed().Before(since.Add(-StampRacy)) {
+				out[name] = st
+			}
 		}
 	}
 	return out
