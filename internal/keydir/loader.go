@@ -243,10 +243,9 @@ type rareRow[T any] struct {
 	// skipped are the entries of file that were skipped (Problem.Entry),
 	// in file order.
 	skipped []Problem
-	// dir is the shared part of the file's stamp when ownDir is set: it
-	// is not its source's (or the source had none when the row was made).
-	dir    trustfile.StampDir
-	ownDir bool
+	// dir, if not nil, is the shared part of the file's stamp: it is not
+	// its source's (or the source had none when the row was made).
+	dir *trustfile.StampDir
 	// pending: during a reload, the state whose read will make this row
 	// (fileState.pendingRow); rows never hold one between reloads.
 	pending *fileState[T]
@@ -289,21 +288,19 @@ func (r *fileRow[T]) pending() *fileState[T] {
 // stamp changed, from its stat to its read. It lives for the reload only:
 // what it found is kept as a fileRow (sourceState.row).
 type fileState[T any] struct {
-	path    string
-	st      trustfile.Stamp
-	sum     [16]byte
-	file    *File[T]
-	problem *Problem
-	skipped []Problem
+	// rareRow holds the state's path, problem and skipped entries, and is
+	// the rare part of the row that stands for the state in its source's
+	// list until the reload folds it (pendingRow): no allocation of its
+	// own.
+	rareRow[T]
+	st   trustfile.Stamp
+	sum  [16]byte
+	file *File[T]
 	// old, while a read is pending or held, is the row it replaces (nil:
 	// none). It never points into a list a reload writes.
 	old *fileRow[T]
 	// data is a feed entry's content, to be parsed (loadFeed).
-	data []byte
-	// pend is the rare part of the row that stands for the state in its
-	// source's list until the reload folds it (pendingRow): no allocation
-	// of its own.
-	pend   rareRow[T]
+	data   []byte
 	nameAt uint32 // name is path[nameAt:]
 	src    int32  // index in Config.Sources
 	read   bool   // sum and file/problem come from reading the content
@@ -331,15 +328,15 @@ func (f *fileState[T]) dropped() bool { return f.gone || f.held && f.old == nil 
 // pendingRow is the row that stands for the state in its source's list
 // until the reload folds it: named by the state's path.
 func (f *fileState[T]) pendingRow() fileRow[T] {
-	f.pend = rareRow[T]{path: f.path, pending: f}
-	return fileRow[T]{rare: &f.pend}
+	f.pending = f
+	return fileRow[T]{rare: &f.rareRow}
 }
 
 // newFileState returns the state of the file name of source src, at path;
 // name is the base name (path ends with it), or the path itself for a
 // single-file source.
 func newFileState[T any](src int, name, path string) *fileState[T] {
-	return &fileState[T]{path: path, nameAt: uint32(len(path) - len(name)), src: int32(src)}
+	return &fileState[T]{rareRow: rareRow[T]{path: path}, nameAt: uint32(len(path) - len(name)), src: int32(src)}
 }
 
 // name is the file's base name; the path for a single-file source.
@@ -381,8 +378,8 @@ func nameAtOf(src Source) int {
 // stamp is the stat stamp of the file of row r.
 func (ss *sourceState[T]) stamp(r *fileRow[T]) trustfile.Stamp {
 	d := ss.dir
-	if r.rare != nil && r.rare.ownDir {
-		d = r.rare.dir
+	if r.rare != nil && r.rare.dir != nil {
+		d = *r.rare.dir
 	}
 	return r.stamp.Join(d)
 }
@@ -397,9 +394,9 @@ func (ss *sourceState[T]) row(f *fileState[T]) fileRow[T] {
 	r := fileRow[T]{stamp: own, sum: f.sum, file: f.file}
 	ownDir := !ss.hasDir || dir != ss.dir
 	if f.file == nil || f.problem != nil || len(f.skipped) > 0 || ownDir {
-		r.rare = &rareRow[T]{problem: f.problem, skipped: f.skipped, ownDir: ownDir}
+		r.rare = &rareRow[T]{problem: f.problem, skipped: f.skipped}
 		if ownDir {
-			r.rare.dir = dir
+			r.rare.dir = &dir
 		}
 		if f.file == nil {
 			r.rare.path = f.path
