@@ -1,0 +1,70 @@
+package keydir
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
+)
+
+// TestRowStampsTellChanges checks the stamps the loader keeps split in
+// two (trustfile.StampFile in each row, the StampDir its source's files
+// share, or the row's own when it differs: b.json's mode here): a rescan
+// re-reads no file that did not change, and re-reads a file rewritten in
+// place to the same size with its mtime set back (only the ctime tells),
+// whether its stamp's shared part is its source's or its own; a chmod
+// that makes a file's part its source's is seen, and then kept as such.
+func TestRowStampsTellChanges(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+	keys := map[string]*jwk.Key{"a.json": key(t, 1), "b.json": key(t, 2), "c.json": key(t, 3)}
+	for name, k := range keys {
+		keydirtest.Write(t, filepath.Join(dir, name), keydirtest.JWK(t, k))
+	}
+	must(t, os.Chmod(filepath.Join(dir, "b.json"), 0o600)) // the others are 0644
+	l := newLoader(Source{Path: dir, Dir: true})
+	var read []string
+	l.beforeRead = func(path string) { read = append(read, filepath.Base(path)) }
+	check := func(what string, wantRead ...string) {
+		t.Helper()
+		read = nil
+		s := l.Reload()
+		slices.Sort(read)
+		if !slices.Equal(read, wantRead) {
+			t.Errorf("%s: read %q, want %q", what, read, wantRead)
+		}
+		if got, w := fingerprints(s), want(t, keys["a.json"], keys["b.json"], keys["c.json"]); !slices.Equal(got, w) {
+			t.Errorf("%s: keys %q, want %q", what, got, w)
+		}
+	}
+	check("first load", "a.json", "b.json", "c.json")
+	check("nothing changed")
+
+	next := 10
+	for _, name := range []string{"a.json", "b.json"} {
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path)
+		must(t, err)
+		var data []byte
+		for ; len(data) != int(fi.Size()); next++ {
+			if next > 100 {
+				t.Fatalf("no key's JWK is %d bytes long", fi.Size())
+			}
+			keys[name] = key(t, next)
+			data = keydirtest.JWK(t, keys[name])
+		}
+		keydirtest.WriteInPlace(t, path, data)
+		must(t, os.Chtimes(path, fi.ModTime(), fi.ModTime()))
+		if after, err := os.Stat(path); err != nil || after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) {
+			t.Fatalf("%s: size or mtime changed (%v)", name, err)
+		}
+		check(name+" rewritten to the same size and mtime", name)
+		check(name + " unchanged since")
+	}
+
+	must(t, os.Chmod(filepath.Join(dir, "b.json"), 0o644))
+	check("b.json made 0644 as the others", "b.json")
+	check("nothing changed since the chmod")
+}
