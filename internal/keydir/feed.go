@@ -100,7 +100,7 @@ func (l *Loader[T]) loadFeed(i int) bool {
 	var jobs []*fileState[T]
 	files, ok := l.updateFeed(i, v.Set, &jobs)
 	if !ok {
-		l.full, l.fresh[i] = true, true
+		l.full = true
 		all := feedEntries(v)
 		list := make([]fileRow[T], 0, len(all))
 		for _, x := range all {

@@ -344,8 +344,11 @@ func (f *fileState[T]) name() string { return f.path[f.nameAt:] }
 
 // sourceState is what the loader knows of one source. A reload replaces
 // files with a new list (an edited version of the last: chunked) and
-// never edits one that a reload before it made, and a row is not modified
-// once a reload has ended: compare reads them without the lock.
+// never edits one in place but to fold a pending row, and a row is not
+// modified once a reload has ended: compare reads them without the lock.
+// (A pending row is only ever in a chunk its reload made, chunksOf's of
+// rows of its own or an editor's copy, which no list but the source's
+// current one holds: fold writes it in place.)
 type sourceState[T any] struct {
 	files   chunked[fileRow[T]] // sorted by name
 	problem *Problem            // about the source itself
@@ -442,10 +445,6 @@ type Loader[T any] struct {
 	// listed or read whole instead (full: every state is compared).
 	edits []edit[T]
 	full  bool
-	// fresh[i]: source i's list was made whole by the current reload (not
-	// edited from one before it), so its chunks are the reload's own and
-	// fold writes its pending rows in place.
-	fresh []bool
 
 	// holdFresh, during a reload caused by events, is how recent a file's
 	// mtime must be for a problem found in it to be held back (a file being
@@ -508,7 +507,6 @@ func New[T any](cfg Config[T]) *Loader[T] {
 		cfg:      cfg,
 		log:      log,
 		states:   make([]sourceState[T], len(srcs)),
-		fresh:    make([]bool, len(srcs)),
 		failed:   map[string]bool{},
 		watched:  map[string]os.FileInfo{},
 		problems: map[string]bool{},
@@ -593,7 +591,6 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 		jobs    []*fileState[T]
 	)
 	l.edits, l.full = l.edits[:0], false
-	clear(l.fresh)
 	before := make([]chunked[fileRow[T]], len(l.states))
 	for i := range l.states {
 		before[i] = l.states[i].files
@@ -664,7 +661,7 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 			return l.updateNames(i, names, jobs)
 		}
 	case h.full(src.Path, false):
-		l.full, l.fresh[i] = true, true
+		l.full = true
 		prev := lookup(ss.files, ss.nameAt, src.Path)
 		state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path))
 		var rows []fileRow[T]
@@ -707,53 +704,53 @@ func (l *Loader[T]) fold(jobs []*fileState[T]) (held []string) {
 	return held
 }
 
-// foldSource is fold for jobs of source i.
+// foldSource is fold for jobs of source i. It writes each pending row in
+// place (sourceState) and leaves the rows that go to an editor.
 func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 	ss := &l.states[i]
-	folded := func(f *fileState[T]) fileRow[T] {
-		if f.held {
+	var rest []*fileState[T] // dropped
+	fold := func(r *fileRow[T], f *fileState[T]) {
+		switch {
+		case f.dropped():
+			rest = append(rest, f)
+		case f.held:
 			*held = append(*held, f.path)
-			return *f.old
+			*r = *f.old
+		default:
+			*r = ss.row(f)
 		}
-		return ss.row(f)
 	}
-	if l.fresh[i] {
-		// The list is this reload's own (a cold load's, a full scan's):
-		// walk it once and write its pending rows in place, rather than
-		// search for each. The rows that go are left to the editor.
-		var rest []*fileState[T]
+	if len(jobs) > ss.files.n/64 {
+		// Many (a cold load's, a full scan's): walk the list once rather
+		// than search for each.
 		for _, ch := range ss.files.chunks {
 			for k := range ch {
-				switch f := ch[k].pending(); {
-				case f == nil:
-				case f.dropped():
-					rest = append(rest, f)
-				default:
-					ch[k] = folded(f)
+				if f := ch[k].pending(); f != nil {
+					fold(&ch[k], f)
 				}
 			}
 		}
-		jobs = rest
+	} else {
+		for _, f := range jobs {
+			if p, found := ss.files.search(byName[T](ss.nameAt, f.name())); found {
+				if r := &ss.files.chunks[p.ci][p.i]; r.pending() == f {
+					fold(r, f)
+				} // else folded already (a source's jobs in two runs)
+			}
+		}
 	}
-	if len(jobs) == 0 {
+	if len(rest) == 0 {
 		return
 	}
 	ed := ss.files.edit()
-	for _, f := range jobs {
-		p, found := ed.c.search(byName[T](ss.nameAt, f.name()))
-		if !found {
-			continue
+	for _, f := range rest {
+		if f.held {
+			*held = append(*held, f.path)
 		}
-		if r := ed.c.get(p); r.pending() != f {
-			continue // folded already (a source's jobs in two runs)
-		}
-		if f.dropped() {
-			if f.held {
-				*held = append(*held, f.path)
+		if p, found := ed.c.search(byName[T](ss.nameAt, f.name())); found {
+			if r := ed.c.get(p); r.pending() == f {
+				ed.remove(p)
 			}
-			ed.remove(p)
-		} else {
-			ed.set(p, folded(f))
 		}
 	}
 	ss.files = ed.done()
@@ -765,12 +762,13 @@ func byName[T any](nameAt int, name string) func(fileRow[T]) int {
 	return func(r fileRow[T]) int { return cmp.Compare(r.name(nameAt), name) }
 }
 
-// lookup returns a copy of the row named name in a sorted list of a
-// source whose names begin at nameAt (nil: none).
+// lookup returns the row named name in a sorted list of a source whose
+// names begin at nameAt (nil: none): a pointer into its chunk, which
+// stays as it is (sourceState), not a copy on the heap for each file a
+// feed's full reload looks up.
 func lookup[T any](files chunked[fileRow[T]], nameAt int, name string) *fileRow[T] {
 	if p, ok := files.search(byName[T](nameAt, name)); ok {
-		r := files.get(p)
-		return &r
+		return &files.chunks[p.ci][p.i]
 	}
 	return nil
 }

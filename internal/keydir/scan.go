@@ -76,7 +76,6 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 			rows = append(rows, l.place(ss, state, jobs))
 		}
 	}, nil)
-	l.fresh[i] = true
 	return ss.set(chunksOf(rows), nil)
 }
 
@@ -177,7 +176,6 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 	if ed == nil {
 		return false
 	}
-	l.fresh[i] = false // an edited version shares chunks with the one before
 	return ss.set(ed.done(), ss.problem)
 }
 
