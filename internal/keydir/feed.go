@@ -138,7 +138,8 @@ func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T]) (file
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
-	// A new version: a reload never edits a list in place (sourceState).
+	// A new version: a reload edits in place only a list it made itself
+	// (sourceState), never one an earlier version shares.
 	ed := ss.files.edit()
 	for _, name := range names {
 		p, found := ed.c.search(byName[T](ss.nameAt, name))

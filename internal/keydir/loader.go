@@ -146,6 +146,10 @@ type Config[T any] struct {
 }
 
 // File is one file that loaded, with the entries made from its keys.
+// A File is shared by every snapshot that holds it and by the loader,
+// which keeps each file's place in its sorted lists by Path: callers must
+// not modify it (a changed Path would hide its row from a later reload,
+// and so keep a removed file's keys).
 type File[T any] struct {
 	Path   string
 	Source int // index in Config.Sources
@@ -663,7 +667,7 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 	case h.full(src.Path, false):
 		l.full = true
 		prev := lookup(ss.files, ss.nameAt, src.Path)
-		state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path))
+		state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path), l.holdEarly)
 		var rows []fileRow[T]
 		switch {
 		case same && prev != nil:
@@ -735,7 +739,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 			if p, found := ss.files.search(byName[T](ss.nameAt, f.name())); found {
 				if r := &ss.files.chunks[p.ci][p.i]; r.pending() == f {
 					fold(r, f)
-				} // else folded already (a source's jobs in two runs)
+				} // else folded already: defensive, as a source's jobs are one run and names are deduplicated
 			}
 		}
 	}

@@ -32,7 +32,9 @@ func (l *Loader[T]) applyRescan(h hints) {
 // changed, or all of them when there are more than maxRescanHints.
 func (l *Loader[T]) compare() hints {
 	l.mu.Lock()
-	states := slices.Clone(l.states) // the file lists in it are never edited in place
+	// The file lists in it are not edited in place after the reload that
+	// made them (only that reload folds rows into its fresh chunks).
+	states := slices.Clone(l.states)
 	l.mu.Unlock()
 	if l.compareStarted != nil {
 		l.compareStarted()
@@ -58,7 +60,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 	}
 	if !src.Dir {
 		prev := lookup(st.files, st.nameAt, src.Path)
-		if _, same := l.statFile(i, st, src.Path, src.Path, prev, true, isLink(src.Path)); !same {
+		if _, same := l.statFile(i, st, src.Path, src.Path, prev, true, isLink(src.Path), false); !same {
 			h.add(src.Path)
 		}
 		return
@@ -78,7 +80,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 	}
 	pairListing(entries, st.files, st.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		path := pathIn(src.Path, e.name)
-		if _, same := l.statFile(i, st, e.name, path, prev, false, e.typ&fs.ModeSymlink != 0); !same {
+		if _, same := l.statFile(i, st, e.name, path, prev, false, e.typ&fs.ModeSymlink != 0, false); !same {
 			h.add(path)
 		}
 	}, func(gone *fileRow[T]) { h.add(gone.path()) })

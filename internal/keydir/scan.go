@@ -68,7 +68,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 			rows = append(rows, l.place(ss, state, jobs))
 			return
 		}
-		state, same := l.statFile(i, ss, name, path, prev, false, e.typ&fs.ModeSymlink != 0)
+		state, same := l.statFile(i, ss, name, path, prev, false, e.typ&fs.ModeSymlink != 0, l.holdEarly)
 		switch {
 		case same && prev != nil:
 			rows = append(rows, *prev)
@@ -159,7 +159,7 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 			prev = &r
 		}
 		path := filepath.Join(src.Path, name)
-		state, same := l.statFile(i, ss, name, path, prev, false, isLink(path))
+		state, same := l.statFile(i, ss, name, path, prev, false, isLink(path), l.holdEarly)
 		if same {
 			continue
 		}
@@ -186,7 +186,9 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 // silently (a directory inside a directory source), or a new state, which
 // needs a read unless it already holds a problem. A link to nothing is a
 // problem, never "no file": in a revocation source it must fail closed.
-func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev *fileRow[T], single, link bool) (state *fileState[T], same bool) {
+// hold says whether a problem found here is held back (Loader.holdEarly):
+// the reload's, passed in because compare stats files without the lock.
+func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev *fileRow[T], single, link, hold bool) (state *fileState[T], same bool) {
 	src := l.cfg.Sources[i]
 	fail := func(err error) (*fileState[T], bool) {
 		p := problemOf(path, err, src.Revocation)
@@ -196,7 +198,7 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 		state := newFileState[T](i, name, path)
 		state.read = true
 		state.problem = p
-		if l.holdEarly {
+		if hold {
 			state.held = true
 			state.old = prev // see Loader.holdEarly
 		}

@@ -1,0 +1,293 @@
+package keydir
+
+// Randomized differential tests of the incremental loader: after every
+// step of random changes (files written, rewritten in place, chmod-ed,
+// removed, linked; feed entries put, rejected, deleted), the snapshot an
+// incremental reload made — full, narrowed to paths, a rescan's compare,
+// a feed's changed entries — must equal a cold load's, and the loader's
+// rows their invariants (sorted, none pending, each stamp the file's).
+// Written by a review of the loader's rows (2026-12-01).
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+func checkRows(t *testing.T, l *Loader[string], held ...string) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.states {
+		ss := &l.states[i]
+		count, last := 0, ""
+		for _, ch := range ss.files.chunks {
+			if len(ch) == 0 {
+				t.Fatalf("source %d: an empty chunk", i)
+			}
+			for k := range ch {
+				r := &ch[k]
+				count++
+				if r.pending() != nil {
+					t.Fatalf("source %d: row %s still pending after the reload", i, r.path())
+				}
+				name := r.name(ss.nameAt)
+				if count > 1 && name <= last {
+					t.Fatalf("source %d: rows out of order: %q after %q", i, name, last)
+				}
+				last = name
+				if r.file == nil && r.problem() == nil {
+					t.Errorf("source %d: row %s has neither file nor problem", i, r.path())
+				}
+				if l.cfg.Sources[i].Feed == nil && r.file != nil && r.problem() == nil && !slices.Contains(held, r.path()) {
+					fi, err := os.Stat(r.path())
+					if err != nil {
+						t.Fatalf("row %s: %v", r.path(), err)
+					}
+					if got, want := ss.stamp(r), trustfile.StampOf(fi); got != want {
+						t.Fatalf("row %s: stamp %v, on disk %v", r.path(), got, want)
+					}
+				}
+			}
+		}
+		if count != ss.files.n {
+			t.Fatalf("source %d: %d rows, n=%d", i, count, ss.files.n)
+		}
+	}
+}
+
+func snapshotView(s *Snapshot[string]) string {
+	var b strings.Builder
+	for _, f := range s.Files() {
+		fmt.Fprintf(&b, "F %s %d %v\n", f.Path, f.Source, f.Items)
+	}
+	var ps []string
+	for _, p := range s.Problems {
+		ps = append(ps, p.Error()+fmt.Sprintf(" rev=%v entry=%v", p.Revocation, p.Entry))
+	}
+	slices.Sort(ps)
+	for _, p := range ps {
+		fmt.Fprintf(&b, "P %s\n", p)
+	}
+	fmt.Fprintf(&b, "R %v\n", s.RevocationErr != nil)
+	return b.String()
+}
+
+func TestIncrementalMatchesColdLoad(t *testing.T) {
+	steps, seeds := 20, []int64{1, 2}
+	if testing.Short() {
+		steps, seeds = 8, seeds[:1]
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { incrementalMatchesColdLoad(t, seed, steps) })
+	}
+}
+
+func incrementalMatchesColdLoad(t *testing.T, seed int64, steps int) {
+	rnd := rand.New(rand.NewSource(seed))
+	root := t.TempDir()
+	dirs := []string{filepath.Join(root, "keys"), filepath.Join(root, "revoked")}
+	const n = 1200 // more than two chunks (chunkLen 512)
+	nextKey := 1
+	names := func(d int) int {
+		if d == 0 {
+			return n
+		}
+		return 40
+	}
+	for d, dir := range dirs {
+		for j := 0; j < names(d); j++ {
+			keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%04d.json", j)), keydirtest.JWK(t, key(t, nextKey)))
+			nextKey++
+		}
+	}
+	srcs := []Source{{Path: dirs[0], Dir: true}, {Path: dirs[1], Dir: true, Revocation: true}}
+	l := newLoader(srcs...)
+	l.Reload()
+	for step := 0; step < steps; step++ {
+		var changed []string
+		nch := 1 + rnd.Intn(8)
+		if rnd.Intn(6) == 0 {
+			nch = 100 + rnd.Intn(300)
+		}
+		for c := 0; c < nch; c++ {
+			d := 0
+			if rnd.Intn(5) == 0 {
+				d = 1
+			}
+			path := filepath.Join(dirs[d], fmt.Sprintf("k%04d.json", rnd.Intn(names(d)+5)))
+			changed = append(changed, path)
+			// Make it a regular file again first when it is not one.
+			if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+				must(t, os.RemoveAll(path))
+			}
+			_, statErr := os.Stat(path)
+			exists := statErr == nil
+			switch op := rnd.Intn(12); {
+			case op == 0 || !exists:
+				keydirtest.Replace(t, path, keydirtest.JWK(t, key(t, nextKey)))
+				nextKey++
+			case op == 1: // same size, same mtime: only the ctime tells
+				fi, err := os.Stat(path)
+				must(t, err)
+				old, err := os.ReadFile(path)
+				must(t, err)
+				var data []byte
+				for tries := 0; tries < 200; tries++ {
+					data = keydirtest.JWK(t, key(t, nextKey))
+					nextKey++
+					if len(data) == int(fi.Size()) && !bytes.Equal(data, old) {
+						break
+					}
+					data = nil
+				}
+				if data == nil {
+					continue
+				}
+				keydirtest.WriteInPlace(t, path, data)
+				must(t, os.Chtimes(path, fi.ModTime(), fi.ModTime()))
+			case op == 2:
+				must(t, os.Remove(path))
+			case op == 3:
+				keydirtest.WriteInPlace(t, path, []byte("not a key"))
+			case op == 4:
+				must(t, os.Chmod(path, 0o666))
+			case op == 5:
+				must(t, os.Chmod(path, 0o600))
+			case op == 6:
+				must(t, os.Chown(path, 4242, 0))
+			case op == 7:
+				must(t, os.Chown(path, 0, 0))
+			case op == 8:
+				must(t, os.Remove(path))
+				must(t, os.Symlink(filepath.Join(dirs[d], "nothing-here"), path))
+			case op == 9:
+				must(t, os.Remove(path))
+				must(t, os.Mkdir(path, 0o755))
+			case op == 10:
+				data := keydirtest.JWK(t, key(t, nextKey), key(t, nextKey+1))
+				nextKey += 2
+				data = bytes.Replace(data, []byte(`"kty":"OKP"`), []byte(`"kty":"BAD"`), 1)
+				keydirtest.Replace(t, path, data)
+			case op == 11:
+				// Back to an older content (the sum spares the parse).
+				keydirtest.Replace(t, path, keydirtest.JWK(t, key(t, rnd.Intn(nextKey))))
+			}
+		}
+		var how string
+		switch rnd.Intn(4) {
+		case 0:
+			how = "Reload()"
+			l.Reload()
+		case 1:
+			how = "Reload(paths)"
+			l.Reload(changed...)
+		case 2:
+			how = "rescan"
+			l.applyRescan(l.compare())
+		case 3:
+			how = "Reload(some paths)+rescan"
+			l.Reload(changed[:len(changed)/2]...)
+			l.applyRescan(l.compare())
+		}
+		checkRows(t, l)
+		got := snapshotView(l.Snapshot())
+		cold := newLoader(srcs...)
+		wantV := snapshotView(cold.Reload())
+		if got != wantV {
+			t.Fatalf("step %d (%s, %d changes): incremental snapshot differs from a cold load\n%s", step, how, len(changed), diffLines(got, wantV))
+		}
+	}
+}
+
+func diffLines(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out []string
+	for _, x := range al {
+		if !slices.Contains(bl, x) {
+			out = append(out, "- got only:  "+x)
+		}
+	}
+	for _, x := range bl {
+		if !slices.Contains(al, x) {
+			out = append(out, "+ cold only: "+x)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestFeedIncrementalMatchesColdLoad(t *testing.T) {
+	for _, rev := range []bool{false, true} {
+		t.Run(fmt.Sprint(rev), func(t *testing.T) {
+			rnd := rand.New(rand.NewSource(7))
+			f := newMemFeed("etcd:/fleet/keys")
+			set := NewFeedSet()
+			const n = 1300
+			for j := 0; j < n; j++ {
+				set = set.Put(fmt.Sprintf("e%04d", j), keydirtest.JWK(t, key(t, j)))
+			}
+			f.Set(FeedView{Set: set})
+			src := Source{Path: f.Name(), Dir: true, Feed: f, Revocation: rev}
+			l := newLoader(src)
+			l.Reload()
+			steps := 80
+			if testing.Short() {
+				steps = 20
+			}
+			for step := range steps {
+				nch := 1 + rnd.Intn(10)
+				if rnd.Intn(8) == 0 {
+					nch = 200
+				}
+				for c := 0; c < nch; c++ {
+					name := fmt.Sprintf("e%04d", rnd.Intn(n+20))
+					switch rnd.Intn(6) {
+					case 0, 1:
+						set = set.Put(name, keydirtest.JWK(t, key(t, rnd.Intn(3*n))))
+					case 2:
+						set = set.Reject(name, errors.New("over the bound"))
+					case 3:
+						set = set.Delete(name)
+					case 4:
+						set = set.Put(name, []byte("garbage"))
+					case 5:
+						set = set.Put(name, keydirtest.JWK(t, key(t, 1)))
+						set = set.Put(name, keydirtest.JWK(t, key(t, 2)))
+					}
+				}
+				v := FeedView{Set: set}
+				switch rnd.Intn(10) {
+				case 0:
+					f.Set(FeedView{Err: errors.New("stale")})
+					l.Reload()
+				case 1:
+					f.Set(FeedView{Set: set})
+					l.Reload()
+					v = FeedView{Entries: map[string][]byte{}}
+					for name, e := range set.All() {
+						if e.Err == nil {
+							v.Entries[name] = e.Data
+						}
+					}
+				}
+				f.Set(v)
+				l.Reload()
+				checkRows(t, l)
+				cold := newLoader(src)
+				got, want := snapshotView(l.Snapshot()), snapshotView(cold.Reload())
+				if got != want {
+					t.Fatalf("step %d:\n%s", step, diffLines(got, want))
+				}
+			}
+		})
+	}
+}
