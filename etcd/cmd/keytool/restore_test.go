@@ -28,12 +28,7 @@ import (
 //     entry at that revision (above every entry the mirror knew: Top).
 func TestMirrorTellsARestoreWithoutBump(t *testing.T) {
 	bin := keytoolBinary(t)
-	dir := t.TempDir()
-	keys := map[string]string{}
-	for _, name := range []string{"n1", "n2", "n3"} {
-		keys[name] = filepath.Join(dir, name+".json")
-		keydirtest.Write(t, keys[name], keydirtest.JWK(t, keydirtest.Key(t, len(keys))))
-	}
+	keys := keyFiles(t, "n1", "n2", "n3")
 	ctx := context.Background()
 	for _, c := range []struct {
 		name      string
@@ -111,12 +106,7 @@ func TestMirrorTellsARestoreWithoutBump(t *testing.T) {
 // `authorize --remove n1` said no key had that name (found by review).
 func TestMirrorTellsARestoreThatLostARemoval(t *testing.T) {
 	bin := keytoolBinary(t)
-	dir := t.TempDir()
-	keys := map[string]string{}
-	for _, name := range []string{"n1", "n2", "n3"} {
-		keys[name] = filepath.Join(dir, name+".json")
-		keydirtest.Write(t, keys[name], keydirtest.JWK(t, keydirtest.Key(t, len(keys))))
-	}
+	keys := keyFiles(t, "n1", "n2", "n3")
 	ctx := context.Background()
 	cu, pu := loopbackURL(t), loopbackURL(t)
 	e := startEtcdAt(t, cu, pu, nil)
@@ -166,4 +156,17 @@ func TestMirrorTellsARestoreThatLostARemoval(t *testing.T) {
 	if r, err := cl.Get(ctx, "/kt/authorized_keys/n1.json"); err != nil || len(r.Kvs) != 0 {
 		t.Fatalf("n1 is still in etcd after its removal: %v %v", r, err)
 	}
+}
+
+// keyFiles writes a public key file for each name, NAME.json in a
+// directory of its own, and returns their paths by name.
+func keyFiles(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	keys := map[string]string{}
+	for _, name := range names {
+		keys[name] = filepath.Join(dir, name+".json")
+		keydirtest.Write(t, keys[name], keydirtest.JWK(t, keydirtest.Key(t, len(keys))))
+	}
+	return keys
 }
