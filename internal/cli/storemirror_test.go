@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/keytool/keytool/internal/keydir"
 )
 
 // memStore is a Store in memory with its history, for the mirror's rules.
@@ -339,16 +341,16 @@ func TestStoreMirrorReadsOnlyChanges(t *testing.T) {
 func TestStoreMirrorWithoutAWatch(t *testing.T) {
 	for _, c := range []struct {
 		why   string
-		watch func() (dirWatcher, error)
+		watch func() (keydir.Watcher, error)
 	}{
-		{"no watch", func() (dirWatcher, error) { return nil, errors.New("too many watches") }},
-		{"an overflow", func() (dirWatcher, error) {
+		{"no watch", func() (keydir.Watcher, error) { return nil, errors.New("too many watches") }},
+		{"an overflow", func() (keydir.Watcher, error) {
 			w, err := fsnotify.NewWatcher()
 			if err != nil {
 				return nil, err
 			}
 			go func() { w.Errors <- fsnotify.ErrEventOverflow }()
-			return fsWatcher{w}, nil
+			return keydir.FSNotify(w), nil
 		}},
 	} {
 		t.Run(c.why, func(t *testing.T) {
@@ -398,7 +400,7 @@ func TestStoreMirrorWithoutAWatchWritesOnlyTheCommands(t *testing.T) {
 	f.Close()
 	time.Sleep(20 * time.Millisecond) // a later clock tick than the command's
 	saved := newWatcher
-	newWatcher = func() (dirWatcher, error) { return nil, errors.New("too many watches") }
+	newWatcher = func() (keydir.Watcher, error) { return nil, errors.New("too many watches") }
 	defer func() { newWatcher = saved }()
 	m := openMirror(h, "mem://x/p")
 	if m == nil {

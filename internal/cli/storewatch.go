@@ -22,7 +22,7 @@ import (
 // overflow of the kernel's queue, any error; then finish says so, and the
 // mirror compares every file instead (mirror.changes).
 type observer struct {
-	w      dirWatcher        // nil: no watch
+	w      keydir.Watcher    // nil: no watch
 	kinds  map[string]string // a watched .d directory → its kind
 	cookie string            // made and removed by a round: its removal ends the events before it
 	seen   chan struct{}     // a cookie's removal read, or an error
@@ -35,29 +35,13 @@ type observer struct {
 	broken  bool
 }
 
-// A dirWatcher reports the names made, removed or renamed in the
-// directories added (fsnotify.Watcher's Create, Remove, Rename), and the
-// removal or renaming of such a directory itself (an event naming it);
-// an error, fsnotify.ErrEventOverflow among them, means events were lost.
-type dirWatcher interface {
-	Add(dir string) error
-	Remove(dir string) error
-	WatchList() []string
-	Events() <-chan fsnotify.Event
-	Errors() <-chan error
-	Close() error
-}
-
-// newWatcher makes an observer's watcher (storewatch_linux.go: inotify
-// for names only); tests replace it.
+// newWatcher makes an observer's watcher: one that reports the names
+// made, removed or renamed in the directories added (fsnotify's Create,
+// Remove, Rename) and the removal or renaming of such a directory itself
+// (storewatch_linux.go: inotify for names only; elsewhere fsnotify, whose
+// writes and mode changes the observer takes as touches too); tests
+// replace it.
 var newWatcher = newDirWatcher
-
-// fsWatcher is an fsnotify.Watcher as a dirWatcher: it reports writes and
-// mode changes too, which the observer takes as a touch of the file.
-type fsWatcher struct{ *fsnotify.Watcher }
-
-func (w fsWatcher) Events() <-chan fsnotify.Event { return w.Watcher.Events }
-func (w fsWatcher) Errors() <-chan error          { return w.Watcher.Errors }
 
 // observe starts watching the mirror's .d directories, and its own (for
 // the cookie). A failure leaves an observer whose finish says it saw

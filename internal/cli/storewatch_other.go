@@ -2,13 +2,17 @@
 
 package cli
 
-import "github.com/fsnotify/fsnotify"
+import (
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/keytool/keytool/internal/keydir"
+)
 
 // newDirWatcher is fsnotify's watcher, outside Linux.
-func newDirWatcher() (dirWatcher, error) {
+func newDirWatcher() (keydir.Watcher, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
 	}
-	return fsWatcher{w}, nil
+	return keydir.FSNotify(w), nil
 }

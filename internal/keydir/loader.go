@@ -420,7 +420,7 @@ type Loader[T any] struct {
 
 	mu       sync.Mutex // serialises reloads
 	states   []sourceState[T]
-	fw       watcher
+	fw       Watcher
 	failed   map[string]bool // directories that could not be watched (logged once)
 	watched  map[string]os.FileInfo
 	gen      uint64

@@ -8,10 +8,13 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// watcher is what a loader watches directories with: a subscription to
-// the process's shared inotify instance (the default), or a watcher of
-// its own (Config.NewWatcher).
-type watcher interface {
+// Watcher is what watches directories: for a loader, a subscription to
+// the process's shared inotify instance (the default) or a watcher of its
+// own (Config.NewWatcher, FSNotify); for the store mirror's command
+// (internal/cli), one for the names made, removed or renamed in a few
+// directories. An error from Errors, fsnotify.ErrEventOverflow among
+// them, means events were lost.
+type Watcher interface {
 	Add(dir string) error
 	Remove(dir string) error
 	WatchList() []string
@@ -20,7 +23,10 @@ type watcher interface {
 	Close() error
 }
 
-// ownWatcher is a loader's own fsnotify watcher.
+// FSNotify is w as a Watcher.
+func FSNotify(w *fsnotify.Watcher) Watcher { return ownWatcher{w} }
+
+// ownWatcher is an fsnotify watcher of its own (FSNotify).
 type ownWatcher struct{ *fsnotify.Watcher }
 
 func (w ownWatcher) Events() <-chan fsnotify.Event { return w.Watcher.Events }

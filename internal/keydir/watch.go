@@ -26,13 +26,13 @@ import (
 // one of their own; a loader of feeds alone (no file or directory) takes
 // no part in it.
 func (l *Loader[T]) Watch(ctx context.Context) {
-	var fw watcher
+	var fw Watcher
 	if slices.ContainsFunc(l.cfg.Sources, func(s Source) bool { return s.Feed == nil }) {
 		var err error
 		if l.cfg.NewWatcher != nil {
 			var own *fsnotify.Watcher
 			if own, err = l.cfg.NewWatcher(); err == nil {
-				fw = ownWatcher{own}
+				fw = FSNotify(own)
 			}
 		} else {
 			var sub *subscription
@@ -66,7 +66,7 @@ func (l *Loader[T]) Close() error {
 	return nil
 }
 
-func (l *Loader[T]) run(ctx context.Context, fw watcher, feeds func(context.Context, interface{ Go(func()) })) {
+func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Context, interface{ Go(func()) })) {
 	defer close(l.done)
 	// The rescan's comparison runs beside this loop (one at a time), so
 	// events keep being read and reloaded while it stats every file.
