@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/keytool/keytool/internal/cli"
 )
@@ -235,5 +236,42 @@ func TestApplyPastTheTransactionLimit(t *testing.T) {
 	}
 	if _, err := s.Apply(ctx, changes(128)); err != nil {
 		t.Fatalf("128 changes: %v", err)
+	}
+}
+
+// TestEntriesAtUnderALowerLimit: a member set to take fewer operations in
+// a transaction than etcd's default (--max-txn-ops 20 here) refuses a
+// batch of 128 reads; EntriesAt reads it again in halves, all pinned at
+// the revision asked, instead of failing the command with etcd's "too
+// many operations" (found by review).
+func TestEntriesAtUnderALowerLimit(t *testing.T) {
+	e := startEtcdConfig(t, loopbackURL(t), loopbackURL(t), nil, func(cfg *embed.Config) { cfg.MaxTxnOps = 20 })
+	t.Cleanup(e.Close)
+	addr := e.Config().ListenClientUrls[0].Host
+	c := etcdClient(t, addr)
+	s := openTestStore(t, addr)
+	ctx := context.Background()
+	const n = 150
+	var entries []cli.StoreEntry
+	for i := range n {
+		if _, err := c.Put(ctx, fmt.Sprintf("/kt/authorized_keys/k%03d.json", i), fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, cli.StoreEntry{Kind: "authorized_keys", Name: fmt.Sprintf("k%03d.json", i)})
+	}
+	l, err := s.ListRevisions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "/kt/authorized_keys/k007.json", "later"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EntriesAt(ctx, l.Revision, entries); err != nil {
+		t.Fatalf("EntriesAt of %d entries from a member taking 20 operations a transaction: %v", n, err)
+	}
+	for i, e := range entries {
+		if want := fmt.Sprintf("v%d", i); string(e.Value) != want {
+			t.Fatalf("%s at revision %d: %q, want %q", e.Name, l.Revision, e.Value, want)
+		}
 	}
 }

@@ -141,6 +141,13 @@ func startEtcd(t testing.TB, tlsInfo *transport.TLSInfo) string {
 // cluster ID (a member restored from a snapshot keeps it too).
 func startEtcdAt(t testing.TB, c, p url.URL, tlsInfo *transport.TLSInfo) *embed.Etcd {
 	t.Helper()
+	return startEtcdConfig(t, c, p, tlsInfo, nil)
+}
+
+// startEtcdConfig is startEtcdAt with configure, if not nil, called on
+// the member's configuration before it starts.
+func startEtcdConfig(t testing.TB, c, p url.URL, tlsInfo *transport.TLSInfo, configure func(*embed.Config)) *embed.Etcd {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := embed.NewConfig()
 	cfg.Name = "keytool-cli"
@@ -154,6 +161,9 @@ func startEtcdAt(t testing.TB, c, p url.URL, tlsInfo *transport.TLSInfo) *embed.
 	cfg.InitialCluster = cfg.Name + "=" + p.String()
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	if configure != nil {
+		configure(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatal(err)

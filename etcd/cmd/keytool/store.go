@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -564,28 +563,46 @@ const txnOps = 128
 // EntriesAt reads the entries at revision: transactions of a Get per
 // entry, txnOps at most each, all pinned at revision, so that they read
 // one state however many there are (a compaction in between is
-// cli.ErrStoreCompacted).
+// cli.ErrStoreCompacted). A member set to take fewer operations in a
+// transaction refuses a batch, which is read again in halves: reads
+// pinned at one revision may be split anywhere.
 func (s *store) EntriesAt(ctx context.Context, revision int64, entries []cli.StoreEntry) error {
-	for batch := range slices.Chunk(entries, txnOps) {
-		var ops []clientv3.Op
-		for _, e := range batch {
-			ops = append(ops, clientv3.OpGet(s.prefix+"/"+e.Kind+"/"+e.Name, clientv3.WithRev(revision)))
+	size := txnOps
+	for len(entries) > 0 {
+		batch := entries[:min(size, len(entries))]
+		err := s.entriesAt(ctx, revision, batch)
+		if errors.Is(err, rpctypes.ErrTooManyOps) && size > 1 {
+			size /= 2
+			continue
 		}
-		var resp *clientv3.TxnResponse
-		err := s.call(ctx, func(ctx context.Context) (err error) {
-			resp, err = s.c.Txn(ctx).Then(ops...).Commit()
-			return compacted(err)
-		})
 		if err != nil {
 			return err
 		}
-		for i, r := range resp.Responses {
-			batch[i].Value, batch[i].Revision = nil, 0
-			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
-				batch[i].Value, batch[i].Revision = kvs[0].Value, kvs[0].ModRevision
-				if batch[i].Value == nil {
-					batch[i].Value = []byte{}
-				}
+		entries = entries[len(batch):]
+	}
+	return nil
+}
+
+// entriesAt reads one batch of EntriesAt in one transaction.
+func (s *store) entriesAt(ctx context.Context, revision int64, batch []cli.StoreEntry) error {
+	var ops []clientv3.Op
+	for _, e := range batch {
+		ops = append(ops, clientv3.OpGet(s.prefix+"/"+e.Kind+"/"+e.Name, clientv3.WithRev(revision)))
+	}
+	var resp *clientv3.TxnResponse
+	err := s.call(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.c.Txn(ctx).Then(ops...).Commit()
+		return compacted(err)
+	})
+	if err != nil {
+		return err
+	}
+	for i, r := range resp.Responses {
+		batch[i].Value, batch[i].Revision = nil, 0
+		if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+			batch[i].Value, batch[i].Revision = kvs[0].Value, kvs[0].ModRevision
+			if batch[i].Value == nil {
+				batch[i].Value = []byte{}
 			}
 		}
 	}
