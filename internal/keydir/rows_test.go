@@ -1,6 +1,7 @@
 package keydir
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,4 +68,30 @@ func TestRowStampsTellChanges(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(dir, "b.json"), 0o644))
 	check("b.json made 0644 as the others", "b.json")
 	check("nothing changed since the chmod")
+}
+
+// TestRowsShareTheCommonestStampPart: the shared part of a source's
+// stamps (device, mode, owner) is the one most of its files have, not the
+// first file's: one 0600 file first in a directory of 0644 files is the
+// only row with a rare part of its own (found by review: every other file
+// paid one, more than the whole state cost before rows).
+func TestRowsShareTheCommonestStampPart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+	for i := range 20 {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%02d.json", i)), keydirtest.JWK(t, key(t, i)))
+	}
+	must(t, os.Chmod(filepath.Join(dir, "k00.json"), 0o600)) // first by name; the others 0644
+	l := newLoader(Source{Path: dir, Dir: true})
+	if n := len(fingerprints(l.Reload())); n != 20 {
+		t.Fatalf("%d keys loaded, want 20", n)
+	}
+	var own []string
+	for r := range l.states[0].files.all {
+		if r.rare != nil {
+			own = append(own, filepath.Base(r.path()))
+		}
+	}
+	if !slices.Equal(own, []string{"k00.json"}) {
+		t.Errorf("rows with a rare part: %q, want only k00.json's", own)
+	}
 }
