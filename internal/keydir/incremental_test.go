@@ -291,3 +291,39 @@ func TestFeedIncrementalMatchesColdLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestNarrowedNamesOfTheDirectoryOnly: a reload narrowed to names that
+// are not the directory's own entries — what a damaged admin index could
+// give: "./a.json", "a.json/", "../a.json" — examines none of them. Before,
+// "../a.json" loaded a key from outside the directory, and the others
+// left a pending row in the published list, which a later reload wrote in
+// place in a chunk an earlier version shared (found by review).
+func TestNarrowedNamesOfTheDirectoryOnly(t *testing.T) {
+	for _, name := range []string{"./a.json", "../a.json", "a.json/", "sub/a.json"} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, "keys")
+			keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
+			keydirtest.Write(t, filepath.Join(root, "a.json"), keydirtest.JWK(t, key(t, 2)))       // outside
+			keydirtest.Write(t, filepath.Join(dir, "sub", "a.json"), keydirtest.JWK(t, key(t, 3))) // in a subdirectory
+			for j := range 600 {                                                                   // two chunks
+				keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%04d.json", j)), keydirtest.JWK(t, key(t, 10+j)))
+			}
+			l := newLoader(Source{Path: dir, Dir: true})
+			l.Reload()
+			l.mu.Lock()
+			l.narrow = map[int][]string{0: {name}}
+			l.mu.Unlock()
+			s := l.Reload()
+			l.mu.Lock()
+			l.narrow = nil
+			l.mu.Unlock()
+			checkRows(t, l)
+			for _, f := range s.Files() {
+				if filepath.Dir(f.Path) != dir {
+					t.Errorf("a narrowed reload of %q loaded %s, not an entry of %s", name, f.Path, dir)
+				}
+			}
+		})
+	}
+}

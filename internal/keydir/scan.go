@@ -143,6 +143,11 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 	// finds to those it had) would make two reads of one file, the
 	// second's previous state the first, read at the same time.
 	names = slices.Compact(slices.Sorted(slices.Values(names)))
+	// Only names of the directory's own entries: the names come from the
+	// admin index, which a damaged or hand-made one could fill with
+	// "../x" (a file outside the directory) or "./x" (which cleans to a
+	// name not its row's, leaving a pending row in a published list).
+	names = slices.DeleteFunc(names, func(n string) bool { return Ignored(n) || filepath.Base(n) != n })
 	if ss.problem != nil {
 		return l.scanDir(i, jobs)
 	}
