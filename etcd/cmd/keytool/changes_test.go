@@ -61,12 +61,6 @@ func TestChangesSince(t *testing.T) {
 	c := etcdClient(t, addr)
 	s := openTestStore(t, addr)
 	ctx := context.Background()
-	put := func(key, val string) {
-		t.Helper()
-		if _, err := c.Put(ctx, key, val); err != nil {
-			t.Fatal(err)
-		}
-	}
 	del := func(key string) {
 		t.Helper()
 		if _, err := c.Delete(ctx, key); err != nil {
@@ -74,7 +68,7 @@ func TestChangesSince(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"a", "b", "c", "e"} {
-		put("/kt/authorized_keys/"+k+".json", k+"0")
+		mustPut(t, c, "/kt/authorized_keys/"+k+".json", k+"0")
 	}
 	l, err := s.ListRevisions(ctx)
 	if err != nil {
@@ -86,14 +80,14 @@ func TestChangesSince(t *testing.T) {
 	}
 	del("/kt/authorized_keys/b.json")
 	del("/kt/authorized_keys/c.json")
-	put("/kt/authorized_keys/c.json", "c1") // removed and made again
-	put("/kt/revoked_keys/d.json", "d1")
-	put("/kt/authorized_keys/e.json", "e1")
-	put("/kt/authorized_keys/e.json", "e2")
-	put("/kt/authorized_keys/f.json", "f1")
+	mustPut(t, c, "/kt/authorized_keys/c.json", "c1") // removed and made again
+	mustPut(t, c, "/kt/revoked_keys/d.json", "d1")
+	mustPut(t, c, "/kt/authorized_keys/e.json", "e1")
+	mustPut(t, c, "/kt/authorized_keys/e.json", "e2")
+	mustPut(t, c, "/kt/authorized_keys/f.json", "f1")
 	del("/kt/authorized_keys/f.json") // made and removed since: no change
-	put("/ktx/authorized_keys/g.json", "g1")
-	put("/kt/notakind", "x")
+	mustPut(t, c, "/ktx/authorized_keys/g.json", "g1")
+	mustPut(t, c, "/kt/notakind", "x")
 	d, err = s.ChangesSince(ctx, markOf(l))
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +113,7 @@ func TestChangesSince(t *testing.T) {
 	if _, err := c.Compact(ctx, d.Revision); err != nil {
 		t.Fatal(err)
 	}
-	put("/kt/authorized_keys/h.json", "h1")
+	mustPut(t, c, "/kt/authorized_keys/h.json", "h1")
 	if _, err := s.ChangesSince(ctx, markOf(l)); !errors.Is(err, cli.ErrStoreCompacted) {
 		t.Fatalf("changes since a compacted revision: %v, want cli.ErrStoreCompacted", err)
 	}

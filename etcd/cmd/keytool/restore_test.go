@@ -43,18 +43,12 @@ func TestMirrorTellsARestoreWithoutBump(t *testing.T) {
 			if err := os.Mkdir(h, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			put := func(cl *clientv3.Client, key, val string) {
-				t.Helper()
-				if _, err := cl.Put(ctx, key, val); err != nil {
-					t.Fatal(err)
-				}
-			}
-			put(cl, "/kt/authorized_keys/a.json", `{"kty":"a"}`) // revision 2
-			put(cl, "/kt/authorized_keys/b.json", `{"kty":"b"}`) // 3
+			mustPut(t, cl, "/kt/authorized_keys/a.json", `{"kty":"a"}`) // revision 2
+			mustPut(t, cl, "/kt/authorized_keys/b.json", `{"kty":"b"}`) // 3
 			history := 3
 			run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n1", keys["n1"]) // 4: the mirror's
 			if c.elsewhere {
-				put(cl, "/elsewhere/x", "x")                                                    // 5
+				mustPut(t, cl, "/elsewhere/x", "x")                                             // 5
 				run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n1", keys["n1"]) // nothing to write: the mirror at 5
 				history = 4
 			}
@@ -71,21 +65,17 @@ func TestMirrorTellsARestoreWithoutBump(t *testing.T) {
 			cl = etcdClient(t, cu.Host)
 			for _, kv := range old.Kvs {
 				if kv.ModRevision <= int64(history) {
-					put(cl, string(kv.Key), string(kv.Value))
+					mustPut(t, cl, string(kv.Key), string(kv.Value))
 				}
 			}
-			put(cl, "/kt/authorized_keys/other.json", `{"kty":"o"}`) // at the revision the mirror had reached
-			put(cl, "/kt/authorized_keys/later.json", `{"kty":"l"}`)
+			mustPut(t, cl, "/kt/authorized_keys/other.json", `{"kty":"o"}`) // at the revision the mirror had reached
+			mustPut(t, cl, "/kt/authorized_keys/later.json", `{"kty":"l"}`)
 			if r, err := cl.Get(ctx, "/kt/authorized_keys/other.json"); err != nil || r.Kvs[0].ModRevision != int64(history+1) {
 				t.Fatalf("the restored history is not at the revisions planned: %v %v", r, err)
 			}
 			run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n2", keys["n2"])
 
-			mirrors, _ := filepath.Glob(filepath.Join(h, ".store-mirror", "*", "authorized_keys.d", "*.json"))
-			var names []string
-			for _, m := range mirrors {
-				names = append(names, filepath.Base(m))
-			}
+			names := mirroredNames(h, "authorized_keys")
 			want := []string{"a.json", "b.json", "later.json", "n2.json", "other.json"}
 			if c.elsewhere {
 				want = []string{"a.json", "b.json", "later.json", "n1.json", "n2.json", "other.json"}
@@ -116,12 +106,6 @@ func TestMirrorTellsARestoreThatLostARemoval(t *testing.T) {
 	if err := os.Mkdir(h, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	put := func(key, val string) {
-		t.Helper()
-		if _, err := cl.Put(ctx, key, val); err != nil {
-			t.Fatal(err)
-		}
-	}
 	run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n1", keys["n1"])
 	run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n2", keys["n2"])
 	backup, err := cl.Get(ctx, "/kt/", clientv3.WithPrefix())
@@ -135,20 +119,16 @@ func TestMirrorTellsARestoreThatLostARemoval(t *testing.T) {
 	t.Cleanup(e.Close)
 	cl = etcdClient(t, cu.Host)
 	for _, kv := range backup.Kvs {
-		put(string(kv.Key), string(kv.Value))
+		mustPut(t, cl, string(kv.Key), string(kv.Value))
 	}
 	if r, err := cl.Get(ctx, "/kt/", clientv3.WithCountOnly()); err != nil || r.Header.Revision != backup.Header.Revision {
 		t.Fatalf("the restored history is not at the backup's revision %d: %v %v", backup.Header.Revision, r, err)
 	}
-	put("/elsewhere/x", "x") // at the revision of the lost removal
-	put("/elsewhere/y", "y")
+	mustPut(t, cl, "/elsewhere/x", "x") // at the revision of the lost removal
+	mustPut(t, cl, "/elsewhere/y", "y")
 	run(t, bin, "-H", h, "authorize", "--store", store, "--name", "n3", keys["n3"])
 
-	mirrors, _ := filepath.Glob(filepath.Join(h, ".store-mirror", "*", "authorized_keys.d", "*.json"))
-	var names []string
-	for _, m := range mirrors {
-		names = append(names, filepath.Base(m))
-	}
+	names := mirroredNames(h, "authorized_keys")
 	if want := []string{"n1.json", "n2.json", "n3.json"}; !slices.Equal(names, want) {
 		t.Fatalf("the mirror holds %v; the restored store %v", names, want)
 	}
@@ -169,4 +149,23 @@ func keyFiles(t *testing.T, names ...string) map[string]string {
 		keydirtest.Write(t, keys[name], keydirtest.JWK(t, keydirtest.Key(t, len(keys))))
 	}
 	return keys
+}
+
+// mustPut puts key=val in etcd through c, failing the test if it cannot.
+func mustPut(t *testing.T, c *clientv3.Client, key, val string) {
+	t.Helper()
+	if _, err := c.Put(context.Background(), key, val); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mirroredNames are the names of the entry files of kind in the home h's
+// mirror of a store, sorted.
+func mirroredNames(h, kind string) []string {
+	files, _ := filepath.Glob(filepath.Join(h, ".store-mirror", "*", kind+".d", "*.json"))
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+	}
+	return names
 }
