@@ -128,13 +128,7 @@ func TestStoreMirrorCompactedDuringTheCommand(t *testing.T) {
 	h := t.TempDir()
 	st := newMemStore(StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")})
 	mirrorEdit(t, h, st, nil)
-	m := openMirror(h, "mem://x/p")
-	if m == nil {
-		t.Fatal("no mirror")
-	}
-	if err := m.sync(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
+	m := syncedMirror(t, h, st)
 	o := m.observe()
 	if err := os.WriteFile(filepath.Join(m.dir, StoreAuthorized+".d", "n.json"), []byte("N"), 0o644); err != nil {
 		t.Fatal(err)

@@ -141,21 +141,30 @@ func (s *memStore) Apply(_ context.Context, changes []StoreChange) (int64, error
 	return s.write(changes), nil
 }
 
+// syncedMirror opens the home h's mirror of st, which the caller closes,
+// and brings it to st's entries, as a command does first.
+func syncedMirror(t *testing.T, h string, st *memStore) *mirror {
+	t.Helper()
+	m := openMirror(h, "mem://x/p")
+	if m == nil {
+		t.Fatal("no mirror")
+	}
+	if err := m.sync(context.Background(), st); err != nil {
+		m.close()
+		t.Fatal(err)
+	}
+	return m
+}
+
 // mirrorEdit runs what inStore does around a command (do, on the
 // mirror's directory), and returns the changes it found and wrote, and
 // whether the mirror was kept (not rebuilt: a rebuild removes everything
 // in it, the admin index's directory too, where a mark is left).
 func mirrorEdit(t *testing.T, h string, st *memStore, do func(dir string), after ...func(dir string)) (changes []StoreChange, kept bool) {
 	t.Helper()
-	m := openMirror(h, "mem://x/p")
-	if m == nil {
-		t.Fatal("no mirror")
-	}
+	m := syncedMirror(t, h, st)
 	defer m.close()
 	mark := filepath.Join(m.dir, ".index", "mark")
-	if err := m.sync(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
 	_, err := os.Lstat(mark)
 	kept = err == nil
 	o := m.observe()
@@ -402,13 +411,7 @@ func TestStoreMirrorWithoutAWatchWritesOnlyTheCommands(t *testing.T) {
 	saved := newWatcher
 	newWatcher = func() (keydir.Watcher, error) { return nil, errors.New("too many watches") }
 	defer func() { newWatcher = saved }()
-	m := openMirror(h, "mem://x/p")
-	if m == nil {
-		t.Fatal("no mirror")
-	}
-	if err := m.sync(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
+	m := syncedMirror(t, h, st)
 	o := m.observe()
 	if err := os.WriteFile(mirrorFile(t, h, StoreAuthorized, "b.json"), []byte("B2"), 0o644); err != nil {
 		t.Fatal(err)
