@@ -671,15 +671,26 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 		prev := lookup(ss.files, ss.nameAt, src.Path)
 		state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path), l.holdEarly)
 		var rows []fileRow[T]
-		switch {
-		case same && prev != nil:
-			rows = []fileRow[T]{*prev}
-		case state != nil:
-			rows = []fileRow[T]{l.place(ss, state, jobs)}
+		if r, ok := l.rowAfterStat(ss, prev, state, same, jobs); ok {
+			rows = []fileRow[T]{r}
 		}
 		return ss.set(chunksOf(rows), nil)
 	}
 	return false
+}
+
+// rowAfterStat is the row a file keeps in a list made anew after statFile
+// said state and same of it (prev its row before, nil: none): prev if it
+// stays as it is, the state's placed row if there is a state; ok false if
+// the file has no row (gone, or skipped silently).
+func (l *Loader[T]) rowAfterStat(ss *sourceState[T], prev *fileRow[T], state *fileState[T], same bool, jobs *[]*fileState[T]) (r fileRow[T], ok bool) {
+	switch {
+	case same && prev != nil:
+		return *prev, true
+	case state != nil:
+		return l.place(ss, state, jobs), true
+	}
+	return fileRow[T]{}, false
 }
 
 // place returns the row that stands for a new state in its source's list:

@@ -69,11 +69,8 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 			return
 		}
 		state, same := l.statFile(i, ss, name, path, prev, false, e.typ&fs.ModeSymlink != 0, l.holdEarly)
-		switch {
-		case same && prev != nil:
-			rows = append(rows, *prev)
-		case state != nil:
-			rows = append(rows, l.place(ss, state, jobs))
+		if r, ok := l.rowAfterStat(ss, prev, state, same, jobs); ok {
+			rows = append(rows, r)
 		}
 	}, nil)
 	return ss.set(chunksOf(rows), nil)
