@@ -456,9 +456,11 @@ func (s *store) entryOf(kv *mvccpb.KeyValue) (e cli.StoreEntry, ok bool) {
 // A history restored from a snapshot taken before R and written past R
 // again (etcdutl snapshot restore without --bump-revision, keeping the
 // cluster ID) reuses R's revisions for other writes: the witness (the
-// last entry the mirror saw written, at Top) not at R as it was, or an
-// entry whose ModRevision is above Top but not above R, is
-// cli.ErrStoreRewritten, and the mirror is rebuilt.
+// last entry the mirror saw written, at Top) not at R as it was, an
+// entry whose ModRevision is above Top but not above R, or — when etcd
+// moved past R — a count of the prefix's keys at R other than the mark's
+// (a lost removal, which leaves no ModRevision) is cli.ErrStoreRewritten,
+// and the mirror is rebuilt.
 func (s *store) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDelta, error) {
 	var d cli.StoreDelta
 	revision := k.Revision
