@@ -184,7 +184,10 @@ type focusedLoad[T any] struct {
 	l     *Loader[T]
 	q     Query          // what the command looks for (LoadFor's, and Extend's)
 	heads map[int][]byte // by source: the head the index has; absent: stale and not rebuilt
-	base  *Snapshot[T]
+	// loaded are the stamps of the directory sources at the load, by
+	// source: finish looks for changes in each.
+	loaded map[int][]byte
+	base   *Snapshot[T]
 	// locked are the indexes in use while the index is locked (lock), by
 	// source: each reads its directory through one open descriptor,
 	// closed when the lock is released. nil while unlocked.
@@ -232,6 +235,7 @@ func (fl *focusedLoad[T]) load(q Query) {
 			stamps[i] = fl.index(i).stamp()
 		}
 	}
+	fl.loaded = stamps
 	if unlock, ok := fl.lock(false); ok {
 		for i := range stamps {
 			x, ok := fl.current(i, stamps[i])
@@ -413,17 +417,26 @@ func (fl *focusedLoad[T]) termsOf(i int, path string, it *T) []Term {
 }
 
 // finish records what changed since the load in each source directory
-// whose index was current, under the index's lock, unless another command
-// changed the index meanwhile (the index then stays as that one left it,
-// and the directory's new stamp makes it stale).
+// whose index was current, under the index's lock. The directory's stamp
+// tells that it changed, not who changed it: a record from the head this
+// command had to the stamp now is right only if no other command wrote
+// into the directory meanwhile, and one that did (and is still running,
+// or ended first and could not record) would have its change taken in
+// without its records. So a command that changed a directory and cannot
+// record its change — another command recorded since this one loaded,
+// a file is no longer as it read it, or the index was not current at
+// its load — makes the index stale (staleStamp): the next command brings
+// it up to date from the files' stamps, where a record from that head
+// would have left the other's file out of every narrowed load (docs/design.md,
+// "The admin index").
 func (fl *focusedLoad[T]) finish() {
 	l := fl.l
-	// A directory whose stamp is still the one the index had was not
-	// changed, by this command or another: nothing to record, nor to
-	// lock and read for.
+	// A directory whose stamp is still the one the index had (or, not
+	// current, the one it had at the load) was not changed, by this
+	// command or another: nothing to record, nor to lock and read for.
 	changed := false
-	for i, head := range fl.heads {
-		changed = changed || !bytes.Equal(fl.index(i).stamp(), head)
+	for i := range fl.loaded {
+		changed = changed || !bytes.Equal(fl.index(i).stamp(), fl.since(i))
 	}
 	if !changed {
 		return
@@ -435,13 +448,10 @@ func (fl *focusedLoad[T]) finish() {
 	defer unlock()
 	now := l.Snapshot()
 	gone, came := Diff(fl.base, now)
-	for i, head := range fl.heads {
+	for i := range fl.loaded {
 		x := fl.index(i)
-		if !bytes.Equal(x.head(), head) {
-			continue
-		}
 		stamp := x.stamp()
-		if bytes.Equal(stamp, head) {
+		if bytes.Equal(stamp, fl.since(i)) {
 			continue // nothing changed in the directory
 		}
 		pb, pn := fl.problemRecords(fl.base, i), fl.problemRecords(now, i)
@@ -453,14 +463,32 @@ func (fl *focusedLoad[T]) finish() {
 			// someone else changed it, and the index cannot say what.
 			continue
 		}
-		if !l.readAsIs(i, gone, came) {
-			// A file changed since this command read it: its records may
-			// be older than those another command's check wrote
-			// meanwhile, and "gone" would hide a copy they hold. The
-			// index is left stale: the next command brings it up to date
-			// from the files' stamps.
-			continue
+		cur := x.head()
+		if cur == nil || bytes.Equal(cur, staleStamp) {
+			continue // no index, or one already stale
 		}
-		x.record(head, stamp, oldRecs, newRecs)
+		// A file changed since this command read it (readAsIs): its
+		// records may be older than those another command's check wrote
+		// meanwhile, and "gone" would hide a copy they hold.
+		if head, ok := fl.heads[i]; ok && bytes.Equal(cur, head) && l.readAsIs(i, gone, came) {
+			x.record(head, stamp, oldRecs, newRecs)
+		} else {
+			x.record(cur, staleStamp, nil, nil)
+		}
 	}
 }
+
+// since is the stamp from which finish looks for changes in directory
+// source i: the head the index had, else the stamp at the load.
+func (fl *focusedLoad[T]) since(i int) []byte {
+	if head, ok := fl.heads[i]; ok {
+		return head
+	}
+	return fl.loaded[i]
+}
+
+// staleStamp is the stamp of no directory: finish records it as the
+// index's when it cannot record a change it made, so that no command
+// records a change of its own from the stamp the index had, which would
+// take this one's in without its records.
+var staleStamp = []byte("stale")
