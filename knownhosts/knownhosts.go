@@ -807,7 +807,21 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 	if len(removed) == 0 {
 		if fp, err := jwk.ParseFingerprint(addrOrFingerprint); err == nil {
 			srcs := s.Loader().Sources()
-			found := keydir.Find(snap, fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation })
+			keep := func(i int) bool { return !srcs[i].Revocation }
+			found := keydir.Find(snap, fp, entrySPKI, keep)
+			if len(found) > 0 {
+				// A form the admin index does not keep (ssh-keygen's, a
+				// thumbprint) matched on the keys of the files a
+				// narrowed store read — a wildcard's, read by every
+				// lookup — and not on the copies only their SPKI hash
+				// names: now that the keys are known, those are read too.
+				var q keydir.Query
+				for _, f := range found {
+					q.Terms = append(q.Terms, keydir.KeyTerm((*f.Item).SPKIHash))
+				}
+				s.Loader().Extend(q)
+				found = keydir.Find(s.Loader().Snapshot(), fp, entrySPKI, keep)
+			}
 			drop := map[[32]byte]bool{}
 			for _, f := range found {
 				e := *f.Item
