@@ -36,6 +36,8 @@
 // Every Options.Progress the Source confirms that it is current, even when
 // nothing changes: by a linearizable read of the store's revision, or, when
 // the store has moved on, by a progress notification (RequestProgress).
+// A read whose revision is below the view's (etcd restored without
+// --bump-revision) makes the Source list again, as a compaction does.
 //
 // # Offline and stale
 //

@@ -19,7 +19,8 @@ const requestTimeout = 5 * time.Second
 
 // run lists the prefix and watches it until ctx ends: list, watch from
 // the list's revision + 1; on a watch that ends, watch again from the last
-// revision seen; on a compacted revision, list again.
+// revision seen; on a compacted revision, or etcd's below the view's (a
+// restore), list again.
 func (s *Source) run(ctx context.Context) {
 	listed := false
 	wait := 100 * time.Millisecond
@@ -32,12 +33,12 @@ func (s *Source) run(ctx context.Context) {
 			}
 			listed, wait = true, 100*time.Millisecond
 		}
-		compacted, err := s.watch(ctx)
+		relist, err := s.watch(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if compacted {
-			s.log.Warn("etcd: the watched revision was compacted; listing again", "prefix", s.prefix, "error", err)
+		if relist {
+			s.log.Warn("etcd: the history the view follows is gone; listing again", "prefix", s.prefix, "error", err)
 			listed = false
 			continue
 		}
@@ -101,8 +102,9 @@ func (s *Source) list(ctx context.Context) error {
 }
 
 // watch follows the prefix from the view's revision + 1 until the watch
-// ends; compacted reports that the revision it needed is gone.
-func (s *Source) watch(ctx context.Context) (compacted bool, err error) {
+// ends; relist reports that the history it follows is gone: the revision
+// it needed compacted, or etcd's revision below the view's (check).
+func (s *Source) watch(ctx context.Context) (relist bool, err error) {
 	// Without a leader a member's view may be old: WithRequireLeader makes
 	// it end the watch, and another member is tried.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
@@ -129,6 +131,9 @@ func (s *Source) watch(ctx context.Context) (compacted bool, err error) {
 			}
 		case r := <-checked:
 			checked = nil
+			if r.behind {
+				return true, fmt.Errorf("etcd: revision %d, below the view's %d: restored from a snapshot without --bump-revision?", r.rev, r.was)
+			}
 			if r.current {
 				s.progressed(r.rev, asked)
 				asked = time.Time{}
@@ -163,6 +168,10 @@ func (s *Source) watch(ctx context.Context) (compacted bool, err error) {
 type checkResult struct {
 	rev     int64
 	current bool
+	// behind: etcd's revision rev is below was, the view's before the
+	// read.
+	behind bool
+	was    int64
 }
 
 // check asks etcd whether the view is current. A linearizable read of one
@@ -172,7 +181,17 @@ type checkResult struct {
 // answers a progress request only once the store's revision has reached
 // the watch's start revision: in a store where nothing happened since the
 // list, the read is the only confirmation there is.)
+//
+// A revision below the view's is another history: etcd restored from a
+// snapshot without --bump-revision. The watch, resumed past the view's
+// revision, would never send the writes made since the restore at the
+// revisions the view had passed (a revocation among them), and the read
+// would confirm the view for ever: behind, and the Source lists again.
+// The view's revision is taken before the read: the read, linearizable,
+// is at least the revision of every event had before it, not of one
+// applied while it is under way.
 func (s *Source) check(ctx context.Context) checkResult {
+	was := s.Revision()
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	resp, err := s.opts.Client.Get(rctx, s.prefix, clientv3.WithKeysOnly())
@@ -182,7 +201,11 @@ func (s *Source) check(ctx context.Context) checkResult {
 		}
 		return checkResult{}
 	}
-	if rev := resp.Header.Revision; rev <= s.Revision() {
+	rev := resp.Header.Revision
+	if rev < was {
+		return checkResult{rev: rev, behind: true, was: was}
+	}
+	if rev <= s.Revision() {
 		return checkResult{rev: rev, current: true}
 	}
 	if err := s.opts.Client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
