@@ -42,7 +42,7 @@ type syncManifest struct {
 	baseSum  string          // SHA-256 of the base as read or written; "" when there is none
 	baseSize int
 	logSize  int64 // bytes of the journal that apply to the base (0: none)
-	staleLog bool  // a journal that does not apply is there: the next save writes a base
+	staleLog bool  // a journal that does not apply, or lines of it, is there: the next save writes a base
 }
 
 // syncLogLine is one line of the journal: the first names the base
@@ -157,6 +157,18 @@ func (s *syncer) checkManifestFile(path, rel string) error {
 // replay applies the journal to m, if it was written against m's base.
 // A last line without its newline is an append a crash cut short: the
 // file it would have claimed was never made, and the line is ignored.
+//
+// So are the complete lines at the journal's end that are not sync's
+// (reported): sync makes a file only once the append naming it is synced
+// whole, so a crash during the last append, which may leave it garbled
+// (blocks of zeros where a power cut lost its data), leaves no file it
+// names, and a line something else added names no file of sync's. The
+// next save writes the base whole (staleLog), without them: sync --watch
+// goes on rather than stop mirroring (revocations included) until the
+// journal is removed by hand. A line that is not sync's followed by one
+// that is was synced before the later append began: it may name a file
+// sync made, which nothing would then remove once its entry goes, so the
+// manifest is refused whole, as a bad base is.
 func (s *syncer) replay(m *syncManifest, journal []byte) error {
 	lines := bytes.SplitAfter(journal, []byte("\n"))
 	var head syncLogLine
@@ -165,16 +177,28 @@ func (s *syncer) replay(m *syncManifest, journal []byte) error {
 		return nil
 	}
 	size := int64(len(lines[0]))
+	var foreign error // the first line at the end that is not sync's
 	for n, line := range lines[1:] {
 		if !bytes.HasSuffix(line, []byte("\n")) {
 			break
 		}
 		var l syncLogLine
-		if err := json.Unmarshal(line, &l); err != nil || l.SHA256 == nil {
-			return fmt.Errorf("%s:%d: not a line of sync's journal: the journal was changed by hand or is corrupt; nothing was written (remove it, and sync goes on from %s: the files it named since are then left in place)", s.logPath(), n+2, s.manifestPath())
+		err := json.Unmarshal(line, &l)
+		switch {
+		case err != nil:
+		case l.SHA256 == nil:
+			err = errors.New("no sha256")
+		case s.checkManifestFile("", l.File) != nil:
+			err = fmt.Errorf("%q is no file of sync's (KIND.d/NAME)", l.File)
 		}
-		if err := s.checkManifestFile(fmt.Sprintf("%s:%d", s.logPath(), n+2), l.File); err != nil {
-			return err
+		switch {
+		case err != nil && foreign == nil:
+			foreign = fmt.Errorf("%s:%d: not a line of sync's journal (%w)", s.logPath(), n+2, err)
+			continue
+		case err != nil:
+			continue
+		case foreign != nil:
+			return fmt.Errorf("%w, and sync's own lines follow it: the journal was changed by hand or is corrupt; nothing was written (remove it, and sync goes on from %s: the files it named since are then left in place)", foreign, s.manifestPath())
 		}
 		if *l.SHA256 == "" {
 			delete(m.Files, l.File)
@@ -182,6 +206,10 @@ func (s *syncer) replay(m *syncManifest, journal []byte) error {
 			m.Files[l.File] = *l.SHA256
 		}
 		size += int64(len(line))
+	}
+	if foreign != nil {
+		fmt.Fprintf(s.c.stderr, "keytool sync: %v, after every line of sync's: the end of an append a crash cut short (no file it names was made) or a line added by something else; ignored, and the journal folded into %s\n", foreign, s.manifestPath())
+		m.staleLog = true
 	}
 	m.logSize = size
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -163,13 +164,15 @@ func TestSyncJournalCutShortOrStale(t *testing.T) {
 }
 
 // TestSyncJournalCorrupt: a complete line that is not sync's (edited by
-// hand, corrupt) refuses the manifest whole, naming the journal's line,
-// as a bad base does; a line naming a path out of the .d directories too.
+// hand, corrupt, a path out of the .d directories) followed by one of
+// sync's refuses the manifest whole, naming the journal's line, as a bad
+// base does: it was synced before the later append, and may name a file
+// sync made. At the journal's end, TestSyncWatchPastAForeignLastLine.
 func TestSyncJournalCorrupt(t *testing.T) {
 	for _, line := range []string{`not json`, `{"file":"authorized_keys.d/x.json"}`, `{"file":"../victim","sha256":"00"}`} {
 		t.Run(line, func(t *testing.T) {
 			s, _ := journaled(t)
-			appendJournal(t, s, line+"\n")
+			appendJournal(t, s, line+"\n"+`{"file":"authorized_keys.d/c.json","sha256":"00"}`+"\n")
 			s.forgetManifest()
 			_, err := s.mirror(nil)
 			if err == nil || !strings.Contains(err.Error(), s.logPath()+":3") {
@@ -177,6 +180,58 @@ func TestSyncJournalCorrupt(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(string(s.home), "authorized_keys.d", "a.json")); err != nil {
 				t.Fatalf("a file removed despite the refused manifest: %v", err)
+			}
+		})
+	}
+}
+
+// TestSyncWatchPastAForeignLastLine: lines at the journal's end that are
+// not sync's — an append a power cut left garbled (zeros), a line added
+// by something else — are ignored and reported: sync --watch goes on
+// mirroring (a revocation written, an entry's removal mirrored) where it
+// stopped until the journal was removed by hand; the lines of sync's
+// before them still count (b.json, named only there, is removed with its
+// entry); and the journal is folded into the base, so that the next
+// reads neither report nor skip anything.
+func TestSyncWatchPastAForeignLastLine(t *testing.T) {
+	for _, tail := range []string{
+		"not json\n",
+		`{"file":"../victim","sha256":"00"}` + "\n",
+		`{"file":"authorized_keys.d/x.json"}` + "\n" + "\x00\x00\x00\x00\n" + `{"fi`,
+	} {
+		t.Run(fmt.Sprintf("%q", tail), func(t *testing.T) {
+			s, keys := journaled(t) // a.json in the base, b.json in the journal
+			errOut := s.c.stderr.(*bytes.Buffer)
+			appendJournal(t, s, tail)
+			s.forgetManifest() // a new process: sync --watch restarted after the crash
+			f := &fakeFeeds{sets: map[string]*keydir.FeedSet{}}
+			for _, kind := range StoreKinds {
+				f.sets[kind] = keydir.NewFeedSet()
+			}
+			f.sets[StoreAuthorized] = f.sets[StoreAuthorized].Put("a.json", keys[0]) // b.json gone
+			f.sets[StoreRevoked] = f.sets[StoreRevoked].Put("r.json", keys[0])
+			errOut.Reset()
+			gens := s.mirrorNow(context.Background(), f, f, slog.New(slog.DiscardHandler), nil)
+			if gens == nil {
+				t.Fatalf("sync --watch failed over a foreign last line of its journal:\n%s", errOut)
+			}
+			if !strings.Contains(errOut.String(), s.logPath()+":3: not a line of sync's journal") {
+				t.Fatalf("the ignored line was not reported:\n%s", errOut)
+			}
+			if !bytes.Equal(readFile(t, filepath.Join(string(s.home), "revoked_keys.d", "r.json")), keys[0]) {
+				t.Fatal("the revocation was not mirrored")
+			}
+			if _, err := os.Stat(filepath.Join(string(s.home), "authorized_keys.d", "b.json")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("b.json, sync's by a line before the foreign one, was not removed with its entry (%v)", err)
+			}
+			if lines := journalLines(t, s); lines != nil {
+				t.Fatalf("the journal was not folded into the base: %q", lines)
+			}
+			again, _, errAgain := testSyncer(t, t.TempDir())
+			again.home = s.home
+			m, err := again.readManifest()
+			if err != nil || errAgain.Len() > 0 || m.Files["authorized_keys.d/a.json"] == "" || m.Files["revoked_keys.d/r.json"] == "" || len(m.Files) != 2 {
+				t.Fatalf("read again: %v, %v\n%s", m.Files, err, errAgain)
 			}
 		})
 	}
