@@ -194,7 +194,9 @@ func (s *Source) check(ctx context.Context) checkResult {
 	was := s.Revision()
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := s.opts.Client.Get(rctx, s.prefix, clientv3.WithKeysOnly())
+	// A key of PREFIX/, which a host's role on that range may read (the
+	// key PREFIX itself it may not: refused, nothing was confirmed).
+	resp, err := s.opts.Client.Get(rctx, s.prefix+"/", clientv3.WithKeysOnly())
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Debug("etcd: cannot confirm the view is current", "error", err)

@@ -1,0 +1,52 @@
+package etcd
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+)
+
+// TestCurrentUnderARoleOnThePrefix: a host whose etcd role may only read
+// PREFIX/ (docs/fleet.md, "Security": etcdctl role grant-permission
+// keytool-host read PREFIX/ --prefix) confirms that its view is current.
+// (Found by review: the confirmation read the key PREFIX itself, which
+// that role does not cover; refused, it confirmed nothing, and every
+// host so set up refused every key once MaxStaleness had passed.)
+func TestCurrentUnderARoleOnThePrefix(t *testing.T) {
+	ms := startCluster(t, 1)
+	root := client(t, ms[0].endpoint())
+	ctx := context.Background()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := keydirtest.Key(t, 1)
+	put(t, root, Key(prefix, Authorized, "alice"), keyJSON(t, alice))
+	must(root.UserAdd(ctx, "root", "rootpw"))
+	must(root.UserGrantRole(ctx, "root", "root"))
+	must(root.RoleAdd(ctx, "keytool-host"))
+	must(root.RoleGrantPermission(ctx, "keytool-host", prefix+"/", clientv3.GetPrefixRangeEnd(prefix+"/"), clientv3.PermissionType(clientv3.PermRead)))
+	must(root.UserAdd(ctx, "host", "hostpw"))
+	must(root.UserGrantRole(ctx, "host", "keytool-host"))
+	must(root.AuthEnable(ctx))
+	host, err := clientv3.New(clientv3.Config{Endpoints: []string{ms[0].endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: "host", Password: "hostpw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	src := open(t, Options{Client: host, Prefix: prefix})
+	if v := verdict(authkeys.Load(src.AuthorizedOptions()), alice); v != authkeys.Authorized {
+		t.Fatalf("alice %v under the host's role", v)
+	}
+	if r := src.check(ctx); !r.current || r.behind {
+		t.Fatalf("with nothing written since the list, the check under a role on %s/ found %+v, want the view current", prefix, r)
+	}
+}
