@@ -3,6 +3,7 @@ package authkeys
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/keytool/keytool/jwk"
@@ -13,10 +14,12 @@ import (
 // up to that stamp, not knowing the other's file. The other, at its end,
 // must not leave the index current without its file: authorize of the
 // key it revoked read only what the index named, did not see the
-// revocation, and authorized a revoked key (found by review).
+// revocation, and authorized a revoked key (found by review). The same
+// when the first to end cannot record its change (its file changed
+// since it read it: here a chmod) and the other records after it.
 func TestLoadForConcurrentCommandsBothIndexed(t *testing.T) {
-	for _, firstEnds := range []string{"first loaded", "second loaded"} {
-		t.Run(firstEnds, func(t *testing.T) {
+	for _, order := range []string{"first loaded ends first", "second loaded ends first", "first cannot record"} {
+		t.Run(order, func(t *testing.T) {
 			opts := fillHome(t, 10)
 			s, finish := LoadFor(opts, Lookups{})
 			if _, err := s.Revoke(key(t, 62)); err != nil {
@@ -28,18 +31,32 @@ func TestLoadForConcurrentCommandsBothIndexed(t *testing.T) {
 			a, b := key(t, 60), key(t, 61)
 			sa, finishA := LoadFor(opts, Lookups{Keys: [][32]byte{a.SPKIHash()}})
 			sb, finishB := LoadFor(opts, Lookups{Keys: [][32]byte{b.SPKIHash()}})
-			if _, err := sa.Revoke(a); err != nil {
+			fa, err := sa.Revoke(a)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := sb.Revoke(b); err != nil {
-				t.Fatal(err)
-			}
-			if firstEnds == "first loaded" {
+			switch order {
+			case "first loaded ends first":
+				if _, err := sb.Revoke(b); err != nil {
+					t.Fatal(err)
+				}
 				finishA()
 				finishB()
-			} else {
+			case "second loaded ends first":
+				if _, err := sb.Revoke(b); err != nil {
+					t.Fatal(err)
+				}
 				finishB()
 				finishA()
+			case "first cannot record":
+				if err := os.Chmod(fa, 0o644); err != nil { // a new ctime
+					t.Fatal(err)
+				}
+				finishA()
+				if _, err := sb.Revoke(b); err != nil {
+					t.Fatal(err)
+				}
+				finishB()
 			}
 			for _, k := range []*jwk.Key{a, b} {
 				s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
