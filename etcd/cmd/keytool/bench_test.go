@@ -308,49 +308,30 @@ const editKeys = 100_000
 // holds the same 100,000 files (dir; the admin index warm), and the same
 // with a file added by hand before each command (dir-changed).
 //
+// The paired/ sub-benchmarks are the issue's own ratio ("≤ 1.2× the same
+// command with 1 entry"): each iteration runs the command on the store of
+// 100,000 and then on a store of one key (in an etcd of its own; and the
+// same for homes: paired/dir), so that both see the same load; they
+// report both medians and their ratio (ratio).
+//
 //	cd etcd && go test ./cmd/keytool -run '^$' -bench StoreEdit -benchtime 3x
+//	cd etcd && go test ./cmd/keytool -run '^$' -bench 'StoreEdit/paired' -benchtime 15x
 func BenchmarkStoreEdit(b *testing.B) {
 	bin := keytoolBinary(b)
 	addr := startEtcd(b, nil)
 	admin := etcdClient(b, addr)
 	dir := b.TempDir()
-	home := filepath.Join(dir, "home")
-	auth := filepath.Join(home, "authorized_keys.d")
-	if err := os.MkdirAll(auth, 0o700); err != nil {
-		b.Fatal(err)
-	}
-	var ops []clientv3.Op
-	for i := range editKeys {
-		name := fmt.Sprintf("k%06d.json", i)
-		val := keydirtest.JWK(b, keydirtest.WithAttrs(keydirtest.Key(b, i), "name", name[:7]))
-		ops = append(ops, clientv3.OpPut("/edit/authorized_keys/"+name, string(val)))
-		if len(ops) == 128 || i == editKeys-1 { // etcd's default --max-txn-ops
-			if _, err := admin.Txn(context.Background()).Then(ops...).Commit(); err != nil {
-				b.Fatal(err)
-			}
-			ops = ops[:0]
-		}
-		if err := os.WriteFile(filepath.Join(auth, name), val, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	newKey := func(i int) string {
-		f := filepath.Join(dir, fmt.Sprintf("new%d.json", i))
-		keydirtest.Write(b, f, keydirtest.JWK(b, keydirtest.Key(b, editKeys+i)))
-		return f
-	}
-	run(b, bin, "-H", home, "authorize", "--name", "warm", newKey(-1)) // builds the admin index
+	big := newEditStore(b, bin, admin, addr, dir, "edit", editKeys)
 	n := 0
-	store := "etcd://" + addr + "/edit"
 	edit := func(b *testing.B, homeOf func() string) {
 		var took []time.Duration
 		for range b.N {
 			b.StopTimer()
 			n++
-			f, h := newKey(n), homeOf()
+			f, h := big.newKey(n), homeOf()
 			b.StartTimer()
 			start := time.Now()
-			run(b, bin, "-H", h, "authorize", "--store", store, "--name", fmt.Sprintf("new%d", n), f)
+			run(b, bin, "-H", h, "authorize", "--store", big.store, "--name", fmt.Sprintf("new%d", n), f)
 			took = append(took, time.Since(start))
 		}
 		reportMedian(b, took)
@@ -367,13 +348,8 @@ func BenchmarkStoreEdit(b *testing.B) {
 			return h
 		})
 	})
-	warm := filepath.Join(dir, "warm")
-	if err := os.Mkdir(warm, 0o700); err != nil {
-		b.Fatal(err)
-	}
-	run(b, bin, "-H", warm, "authorize", "--store", store, "--name", "warm", newKey(-2)) // builds the mirror
 	b.Run("mirror-again", func(b *testing.B) {
-		edit(b, func() string { return warm })
+		edit(b, func() string { return big.warm })
 	})
 	b.Run("mirror-elsewhere", func(b *testing.B) {
 		edit(b, func() string {
@@ -383,48 +359,142 @@ func BenchmarkStoreEdit(b *testing.B) {
 			if _, err := admin.Put(context.Background(), "/elsewhere/x", fmt.Sprint(n)); err != nil {
 				b.Fatal(err)
 			}
-			return warm
+			return big.warm
 		})
 	})
 	b.Run("mirror-changed", func(b *testing.B) {
 		edit(b, func() string {
 			// An entry of the prefix added by someone else since: written
 			// to the mirror, which the admin index then catches up with.
-			val := keydirtest.JWK(b, keydirtest.Key(b, 2*editKeys+n))
-			if _, err := admin.Put(context.Background(), fmt.Sprintf("/edit/authorized_keys/other%d.json", n), string(val)); err != nil {
-				b.Fatal(err)
-			}
-			return warm
+			big.addOther(b, admin, n)
+			return big.warm
 		})
 	})
-	b.Run("dir", func(b *testing.B) {
+	dirEdit := func(b *testing.B, before func()) {
 		var took []time.Duration
 		for range b.N {
 			b.StopTimer()
 			n++
-			f := newKey(n)
+			f := big.newKey(n)
+			before()
 			b.StartTimer()
 			start := time.Now()
-			run(b, bin, "-H", home, "authorize", "--name", fmt.Sprintf("new%d", n), f)
+			run(b, bin, "-H", big.home, "authorize", "--name", fmt.Sprintf("new%d", n), f)
 			took = append(took, time.Since(start))
 		}
 		reportMedian(b, took)
-	})
+	}
+	b.Run("dir", func(b *testing.B) { dirEdit(b, func() {}) })
 	b.Run("dir-changed", func(b *testing.B) {
-		var took []time.Duration
+		// A file added by hand since, as mirror-changed's entry.
+		dirEdit(b, func() { big.addOther(b, nil, n) })
+	})
+
+	// The store of one key has an etcd of its own, so that neither
+	// store's commands move the other's revision: a write to its etcd
+	// would make every mirror-again a mirror-elsewhere.
+	oneAddr := startEtcd(b, nil)
+	oneAdmin := etcdClient(b, oneAddr)
+	one := newEditStore(b, bin, oneAdmin, oneAddr, dir, "one", 1)
+	admins := map[*editStore]*clientv3.Client{big: admin, one: oneAdmin}
+	paired := func(b *testing.B, args func(s *editStore) []string, before func(s *editStore)) {
+		var took, tookOne []time.Duration
 		for range b.N {
-			b.StopTimer()
-			n++
-			f := newKey(n)
-			// A file added by hand since, as mirror-changed's entry.
-			keydirtest.Write(b, filepath.Join(auth, fmt.Sprintf("other%d.json", n)), keydirtest.JWK(b, keydirtest.Key(b, 2*editKeys+n)))
-			b.StartTimer()
-			start := time.Now()
-			run(b, bin, "-H", home, "authorize", "--name", fmt.Sprintf("new%d", n), f)
-			took = append(took, time.Since(start))
+			for _, s := range []*editStore{big, one} {
+				b.StopTimer()
+				n++
+				a := append([]string{"-H"}, args(s)...)
+				a = append(a, "--name", fmt.Sprintf("new%d", n), s.newKey(n))
+				before(s)
+				b.StartTimer()
+				start := time.Now()
+				run(b, bin, a...)
+				if s == big {
+					took = append(took, time.Since(start))
+				} else {
+					tookOne = append(tookOne, time.Since(start))
+				}
+			}
 		}
 		reportMedian(b, took)
+		slices.Sort(tookOne)
+		b.ReportMetric(float64(tookOne[len(tookOne)/2])/1e6, "one-median-ms")
+		b.ReportMetric(float64(took[len(took)/2])/float64(tookOne[len(tookOne)/2]), "ratio")
+	}
+	b.Run("paired/mirror-again", func(b *testing.B) {
+		paired(b, func(s *editStore) []string { return []string{s.warm, "authorize", "--store", s.store} }, func(*editStore) {})
 	})
+	b.Run("paired/mirror-elsewhere", func(b *testing.B) {
+		paired(b, func(s *editStore) []string { return []string{s.warm, "authorize", "--store", s.store} }, func(s *editStore) {
+			if _, err := admins[s].Put(context.Background(), "/elsewhere/x", fmt.Sprint(n)); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("paired/dir", func(b *testing.B) {
+		paired(b, func(s *editStore) []string { return []string{s.home, "authorize"} }, func(*editStore) {})
+	})
+}
+
+// editStore is one store of BenchmarkStoreEdit: keys authorized keys under
+// PREFIX/authorized_keys/ of the benchmark's etcd, the same files in a
+// home's authorized_keys.d (its admin index built), and a home whose
+// mirror of the prefix is warm.
+type editStore struct {
+	tb                                   testing.TB
+	prefix, dir, home, auth, warm, store string
+}
+
+func newEditStore(b *testing.B, bin string, admin *clientv3.Client, addr, dir, prefix string, keys int) *editStore {
+	s := &editStore{tb: b, prefix: prefix, dir: filepath.Join(dir, prefix), store: "etcd://" + addr + "/" + prefix}
+	s.home = filepath.Join(s.dir, "home")
+	s.auth = filepath.Join(s.home, "authorized_keys.d")
+	s.warm = filepath.Join(s.dir, "warm")
+	for _, d := range []string{s.auth, s.warm} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var ops []clientv3.Op
+	for i := range keys {
+		name := fmt.Sprintf("k%06d.json", i)
+		val := keydirtest.JWK(b, keydirtest.WithAttrs(keydirtest.Key(b, i), "name", name[:7]))
+		ops = append(ops, clientv3.OpPut("/"+prefix+"/authorized_keys/"+name, string(val)))
+		if len(ops) == 128 || i == keys-1 { // etcd's default --max-txn-ops
+			if _, err := admin.Txn(context.Background()).Then(ops...).Commit(); err != nil {
+				b.Fatal(err)
+			}
+			ops = ops[:0]
+		}
+		if err := os.WriteFile(filepath.Join(s.auth, name), val, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	run(b, bin, "-H", s.home, "authorize", "--name", "warm", s.newKey(-1))                     // builds the admin index
+	run(b, bin, "-H", s.warm, "authorize", "--store", s.store, "--name", "warm", s.newKey(-2)) // builds the mirror
+	return s
+}
+
+// newKey writes the i-th new key of the store's commands to a file of its
+// own and returns its path; its key is no other of the benchmark's.
+func (s *editStore) newKey(i int) string {
+	f := filepath.Join(s.dir, fmt.Sprintf("new%d.json", i))
+	keydirtest.Write(s.tb, f, keydirtest.JWK(s.tb, keydirtest.Key(s.tb, editKeys+i)))
+	return f
+}
+
+// addOther adds the n-th entry made by someone else: under the prefix in
+// etcd (admin), or to the home's authorized_keys.d (admin nil).
+func (s *editStore) addOther(b *testing.B, admin *clientv3.Client, n int) {
+	val := keydirtest.JWK(b, keydirtest.Key(b, 2*editKeys+n))
+	name := fmt.Sprintf("other%d.json", n)
+	if admin == nil {
+		keydirtest.Write(b, filepath.Join(s.auth, name), val)
+		return
+	}
+	if _, err := admin.Put(context.Background(), "/"+s.prefix+"/authorized_keys/"+name, string(val)); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // reportMedian reports the median of the commands' times (median-ms):
