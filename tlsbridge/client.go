@@ -339,7 +339,7 @@ func (c *Client) verify(ctx context.Context, cs tls.ConnectionState, addr string
 		return err // nil: pinned; otherwise changed, revoked, skipped or refused: final
 	}
 	if c.opts.PKI != nil {
-		v, err := c.opts.PKI.VerifyPurpose(c.opts.Purpose, cs.PeerCertificates, x509.ExtKeyUsageServerAuth, cs.ServerName)
+		v, err := c.verifyCA(cs, addr)
 		var none *NoCAError
 		switch {
 		case errors.As(err, &none):
@@ -382,6 +382,22 @@ func (c *Client) verify(ctx context.Context, cs tls.ConnectionState, addr string
 		return c.ask(addr, key, cs.PeerCertificates, nil, dns)
 	}
 	return err
+}
+
+// verifyCA is PKI mode's verdict on the server's chain in cs, for the
+// host the client dialled at addr: the name it sent (SNI), or for an IP
+// literal, for which crypto/tls sends none and leaves cs.ServerName
+// empty, the address's host — never no name at all, which x509 would
+// take as "any host".
+func (c *Client) verifyCA(cs tls.ConnectionState, addr string) (*CAVerified, error) {
+	name := cs.ServerName
+	if name == "" {
+		name, _ = splitAddr(addr)
+	}
+	if name == "" {
+		return nil, &AddressError{Addr: addr, Err: errors.New("no host to verify the server's certificate for")}
+	}
+	return c.opts.PKI.VerifyPurpose(c.opts.Purpose, cs.PeerCertificates, x509.ExtKeyUsageServerAuth, name)
 }
 
 func (c *Client) pin(addr string, key *jwk.Key, why string) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -322,7 +321,7 @@ func (l *LiveConns) clientDecider(c Tracked, sum, chain [32]byte) func(*live.Mem
 			d := l.cli.hostDecision(c.Addr, sum, c.State.PeerCertificates[0])
 			v := clientMemoVal{d: d}
 			if d.Verdict == knownhosts.Unknown && l.cli.opts.PKI != nil {
-				_, v.pki = l.cli.opts.PKI.VerifyPurpose(l.cli.opts.Purpose, c.State.PeerCertificates, x509.ExtKeyUsageServerAuth, c.State.ServerName)
+				_, v.pki = l.cli.verifyCA(c.State, c.Addr)
 			}
 			return v
 		}).(clientMemoVal)

@@ -59,9 +59,15 @@ func (ca *testCA) crlFile() string { return filepath.Join(ca.dir, "crl.pem") }
 // extensions, and returns the identity that presents it.
 func (ca *testCA) issue(t testing.TB, k *jwk.Key, extra ...pkix.Extension) *Identity {
 	t.Helper()
+	return ca.issueFor(t, k, nil, []net.IP{net.ParseIP("127.0.0.1")}, extra...)
+}
+
+// issueFor is issue for the DNS names and IP addresses given.
+func (ca *testCA) issueFor(t testing.TB, k *jwk.Key, names []string, ips []net.IP, extra ...pkix.Extension) *Identity {
+	t.Helper()
 	ca.serial++
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: "host"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: names, IPAddresses: ips, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		ExtraExtensions: extra}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, k.Public(), ca.key)
