@@ -20,9 +20,13 @@ var cipherSuites12 = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
-// applyPolicy sets the policy on c.
+// applyPolicy sets the policy on c, which policyConflicts accepted: a
+// stricter choice of the caller's (TLS 1.3 only, some of the allowed
+// suites) is kept, never reset to the policy's minimum.
 func applyPolicy(c *tls.Config) {
-	c.MinVersion = tls.VersionTLS12
-	c.CipherSuites = cipherSuites12
+	c.MinVersion = max(c.MinVersion, tls.VersionTLS12)
+	if len(c.CipherSuites) == 0 {
+		c.CipherSuites = cipherSuites12
+	}
 	c.Renegotiation = tls.RenegotiateNever
 }
