@@ -201,13 +201,19 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		_ = enroll.ServeConn(ctx, conn, s.enroll)
 		return
 	}
-	if err == nil && peer.Err != nil {
-		err = peer.Err
-	}
-	if err != nil {
+	refused := func(peer *tlsbridge.Peer, err error) bool {
+		if err == nil && peer.Err != nil {
+			err = peer.Err
+		}
+		if err == nil {
+			return false
+		}
 		s.metrics.handshake(refusalReason(err))
 		s.l.failures.failed(remoteAddr(raw), slog.LevelWarn, msgRefused, "reason", err.Error(),
 			"remote", remote, "fingerprint", fp, "reason", err.Error(), "duration", since(start))
+		return true
+	}
+	if refused(peer, err) {
 		return
 	}
 	attrs := []any{"remote", remote, "fingerprint", fp, "name", peer.Name()}
@@ -224,6 +230,14 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		defer live.TrackConn(tlsbridge.Tracked{Conn: conn, State: cs, Close: func(error) { cancel() }, Attrs: attrs})()
 		if ctx.Err() != nil {
 			return // revoked since the handshake (logged), or the proxy is closing
+		}
+		// TrackConn took its first decision for the handshake's: under
+		// AllowUnknown, a key no longer admitted since Peer decided
+		// (its entry expired, removed) looked let in unauthenticated,
+		// which live revocation keeps open. Decided again now that it
+		// is tracked, such a key is refused here.
+		if refused(s.tls.Peer(&cs, remoteAddr(raw))) {
+			return
 		}
 	}
 	if s.http != nil {

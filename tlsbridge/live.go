@@ -197,6 +197,13 @@ type Tracked struct {
 // Insecure policy) is closed by the final refusals only (revoked, changed,
 // skipped) and, if its CA admitted it, by its CA's refusal; once its key
 // is pinned, it is closed if the pin goes.
+//
+// Which server-side clients were let in unauthenticated is known from
+// TrackConn's own first decision: one whose key stopped being admitted
+// between the caller's decision and TrackConn looks let in so. A caller
+// under AllowUnknown that serves only authenticated clients without
+// deciding each request again (a TCP proxy) decides once more after
+// TrackConn (Server.Peer), as keytool proxy does.
 func (l *LiveConns) TrackConn(c Tracked) (untrack func()) {
 	var sum [32]byte
 	if len(c.State.PeerCertificates) > 0 {
