@@ -3,8 +3,12 @@ package tlsbridge
 import (
 	"crypto/tls"
 	"errors"
+	"github.com/keytool/keytool/authkeys"
 	"io"
 	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -93,4 +97,54 @@ func TestConfigureKeepsAStricterPolicy(t *testing.T) {
 	if cs, err := roundTrip(addr, mustConfig(t, cli.client(t, ClientOptions{}), addr)); err != nil || cs.Version != tls.VersionTLS13 {
 		t.Errorf("a TLS 1.3 client: %s, %v", tls.VersionName(cs.Version), err)
 	}
+}
+
+// A key both authorized and revoked is refused in the handshake, and stays
+// refused across reloads of either side: its authorized-keys file
+// rewritten and reloaded alone, the revocation file made unsafe (every key
+// refused, the authorized one too), and fixed again.
+func TestAuthorizedAndRevokedAcrossReloads(t *testing.T) {
+	srv, cli := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	rs := startRecording(t, mustServer(t, srv, ServerOptions{}))
+	cli.pin(t, rs.addr(), srv.id.Key)
+	cfg := func() *tls.Config { return mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()) }
+	srv.authorize(t, "both", cli.id.Key)
+	rs.admitted(t, cfg(), "authorized key")
+	srv.revoke(t, cli.id.Key)
+	revokedByFile := func(err error) bool {
+		var re *authkeys.RevokedError
+		return errors.As(err, &re) && re.Err == nil && strings.HasSuffix(re.File, "bad.json")
+	}
+	rs.refusedWith(t, cfg(), "authorized and revoked", revokedByFile)
+
+	entry, err := srv.auth.Lookup(cli.id.Key.SPKIHash(), netip.Addr{})
+	if err == nil {
+		t.Fatalf("Lookup admitted a revoked key: %v", entry)
+	}
+	// The authorized file rewritten (a comment added) and reloaded alone.
+	e := srv.auth.Entries()[0]
+	k := cli.id.Key.PublicKey()
+	k.Attrs = jwk.Attributes{}
+	k.Attrs.SetString(jwk.AttrComment, "rewritten")
+	if err := jwk.WritePublicKeyFile(e.File, k, jwk.JWK, jwk.Overwrite); err != nil {
+		t.Fatal(err)
+	}
+	srv.auth.Loader().Reload(e.File)
+	rs.refusedWith(t, cfg(), "authorized and revoked, its entry reloaded", revokedByFile)
+
+	// The revocation file made writable by others: every key refused.
+	bad := filepath.Join(srv.dir, "revoked_keys.d", "bad.json")
+	if err := os.Chmod(bad, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	srv.auth.Reload()
+	rs.refusedWith(t, cfg(), "a revocation file unsafe", func(err error) bool {
+		var re *authkeys.RevokedError
+		return errors.As(err, &re) && re.Err != nil
+	})
+	if err := os.Chmod(bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv.auth.Reload()
+	rs.refusedWith(t, cfg(), "authorized and revoked, the revocation file fixed", revokedByFile)
 }
