@@ -2,7 +2,9 @@ package tlsbridge
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"github.com/keytool/keytool/authkeys"
 	"io"
 	"net"
@@ -147,4 +149,21 @@ func TestAuthorizedAndRevokedAcrossReloads(t *testing.T) {
 	}
 	srv.auth.Reload()
 	rs.refusedWith(t, cfg(), "authorized and revoked, the revocation file fixed", revokedByFile)
+}
+
+// A "from" member that names no network admits the key from no address,
+// whatever its form: an empty list, an empty string (a script's empty
+// variable), a string of separators, or null — never from every address,
+// which only the member's absence means.
+func TestEmptyFromAdmitsFromNowhere(t *testing.T) {
+	srv := newHome(t, jwk.EC256)
+	rs := startRecording(t, mustServer(t, srv, ServerOptions{}))
+	for i, from := range []string{`[]`, `""`, `" , "`, `null`} {
+		cli := newHome(t, jwk.EC256)
+		cli.pin(t, rs.addr(), srv.id.Key)
+		k := cli.id.Key.PublicKey()
+		k.Attrs = jwk.Attributes{jwk.AttrFrom: json.RawMessage(from)}
+		srv.authorize(t, fmt.Sprintf("c%d", i), k)
+		rs.refusedWith(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "from "+from, isA[*authkeys.SourceNotAllowedError])
+	}
 }
