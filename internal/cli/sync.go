@@ -431,6 +431,9 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 			// is still enforced, under a name of sync's.
 			alt := syncFile{rel: revocationAlt(f.rel), val: f.val}
 			want[alt.rel] = true
+			if err = s.claim(m, []syncFile{alt}); err != nil {
+				return kept, err
+			}
 			if k, err = s.place(m, alt.rel, alt.val); err == nil && k == 0 {
 				fmt.Fprintf(s.c.stderr, "keytool sync: %s: the store's revocation is mirrored as %s instead\n", filepath.Join(string(s.home), f.rel), filepath.Join(string(s.home), alt.rel))
 			}
@@ -451,19 +454,31 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 }
 
 // claim records in the manifest, before any is created, the files sync
-// is about to create: a sync killed between a file and the manifest (kill
-// -9, a power cut) still owns the file, and removes it once its entry
-// goes, instead of leaving an authorization no manifest names.
+// is about to create, and the new SHA-256 of those of its own it is about
+// to rewrite (keeping the old one as its own too: syncManifest.Was): a
+// sync killed between a file and the manifest (kill -9, a power cut)
+// still owns the file, and removes it once its entry goes, instead of
+// leaving an authorization no manifest names, or one it takes for
+// changed by hand.
 func (s *syncer) claim(m *syncManifest, files []syncFile) error {
 	claimed := false
 	for _, f := range files {
-		if m.Files[f.rel] != "" {
+		sum, had := contentSum(f.val), m.Files[f.rel]
+		if had == sum {
 			continue
 		}
-		if _, err := os.Lstat(filepath.Join(string(s.home), f.rel)); errors.Is(err, fs.ErrNotExist) {
-			m.set(f.rel, contentSum(f.val))
-			claimed = true
+		cur, _, err := readRegular(filepath.Join(string(s.home), f.rel))
+		switch {
+		case had == "" && errors.Is(err, fs.ErrNotExist):
+			m.set(f.rel, sum)
+		case had != "" && errors.Is(err, fs.ErrNotExist):
+			m.rewriting(f.rel, sum, "") // place writes it
+		case had != "" && err == nil && m.owns(f.rel, contentSum(cur)):
+			m.rewriting(f.rel, sum, contentSum(cur)) // place writes it
+		default:
+			continue // not sync's to write, or the same bytes (place says)
 		}
+		claimed = true
 	}
 	if !claimed {
 		return nil
@@ -551,7 +566,7 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 	case rerr == nil && m.Files[rel] == "":
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s was not written by sync and differs from %s/%s: left as it is (remove it to let sync write it)\n", path, s.store, relKey(rel))
 		return 1, nil
-	case rerr == nil && m.Files[rel] != contentSum(cur):
+	case rerr == nil && !m.owns(rel, contentSum(cur)):
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s was changed since sync wrote it (mode %04o): left as it is (remove it to let sync write it)\n", path, fi.Mode().Perm())
 		return 1, nil
 	}
@@ -574,7 +589,7 @@ func (s *syncer) unplace(m *syncManifest, rel string) (kept int) {
 	cur, _, err := readRegular(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-	case err != nil || contentSum(cur) != m.Files[rel]:
+	case err != nil || !m.owns(rel, contentSum(cur)):
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s is gone from the store, but the file was changed since sync wrote it: left as it is\n", path)
 		kept = 1
 	default:

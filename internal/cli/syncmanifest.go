@@ -37,6 +37,11 @@ const syncLogMagic = "keytool-sync-log 1"
 type syncManifest struct {
 	Store string            `json:"store"`
 	Files map[string]string `json:"files"` // by path relative to the home: SHA-256 of what sync wrote
+	// Was holds, for each file sync is rewriting, the SHA-256 of what it
+	// wrote before: the new one is recorded before the file is renamed
+	// over (claim), and until the next record either content is sync's —
+	// a sync killed in between still owns the file, whichever it holds.
+	Was map[string]string `json:"was,omitempty"`
 
 	dirty    map[string]bool // files changed (set or dropped) since the last save
 	baseSum  string          // SHA-256 of the base as read or written; "" when there is none
@@ -53,18 +58,47 @@ type syncLogLine struct {
 	Base   string  `json:"base,omitempty"`
 	File   string  `json:"file,omitempty"`
 	SHA256 *string `json:"sha256,omitempty"`
+	Was    string  `json:"was,omitempty"` // syncManifest.Was
 }
 
 func (m *syncManifest) set(rel, sum string) {
-	if m.Files[rel] != sum {
+	if _, was := m.Was[rel]; m.Files[rel] != sum || was {
 		m.Files[rel] = sum
+		delete(m.Was, rel)
 		m.dirty[rel] = true
 	}
+}
+
+// rewriting records, before sync renames a new file over rel, the
+// SHA-256 of what it will hold, sum, keeping was, that of what it holds
+// now ("": none), as sync's too.
+func (m *syncManifest) rewriting(rel, sum, was string) {
+	m.record(rel, sum, was)
+	m.dirty[rel] = true
+}
+
+// record sets rel's SHA-256 and the one before it that is sync's too
+// ("": none), as a line of the journal does.
+func (m *syncManifest) record(rel, sum, was string) {
+	m.Files[rel] = sum
+	delete(m.Was, rel)
+	if was != "" {
+		if m.Was == nil {
+			m.Was = map[string]string{}
+		}
+		m.Was[rel] = was
+	}
+}
+
+// owns says whether a file rel holding what has SHA-256 sum is sync's.
+func (m *syncManifest) owns(rel, sum string) bool {
+	return m.Files[rel] == sum || m.Was[rel] == sum && sum != ""
 }
 
 func (m *syncManifest) drop(rel string) {
 	if _, ok := m.Files[rel]; ok {
 		delete(m.Files, rel)
+		delete(m.Was, rel)
 		m.dirty[rel] = true
 	}
 }
@@ -129,6 +163,11 @@ func (s *syncer) readManifest() (*syncManifest, error) {
 	for rel := range m.Files {
 		if err := s.checkManifestFile(s.manifestPath(), rel); err != nil {
 			return nil, err
+		}
+	}
+	for rel := range m.Was {
+		if _, ok := m.Files[rel]; !ok {
+			return nil, fmt.Errorf("%s: %q is being rewritten but no file of sync's: the manifest was changed by hand or is corrupt; nothing was written (remove it, and sync writes it again: files it made before are then left in place)", s.manifestPath(), rel)
 		}
 	}
 	journal, _, err := rule.ReadFile(s.logPath())
@@ -202,8 +241,9 @@ func (s *syncer) replay(m *syncManifest, journal []byte) error {
 		}
 		if *l.SHA256 == "" {
 			delete(m.Files, l.File)
+			delete(m.Was, l.File)
 		} else {
-			m.Files[l.File] = *l.SHA256
+			m.record(l.File, *l.SHA256, l.Was)
 		}
 		size += int64(len(line))
 	}
@@ -321,7 +361,7 @@ func journalOf(m *syncManifest) ([]byte, error) {
 	}
 	for _, rel := range slices.Sorted(maps.Keys(m.dirty)) {
 		sum := m.Files[rel] // "" once dropped
-		if err := enc.Encode(syncLogLine{File: rel, SHA256: &sum}); err != nil {
+		if err := enc.Encode(syncLogLine{File: rel, SHA256: &sum, Was: m.Was[rel]}); err != nil {
 			return nil, err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -395,6 +396,8 @@ func FuzzSyncManifest(f *testing.F) {
 	base := `{"store":"etcd://127.0.0.1:2379/p","files":{"authorized_keys.d/a.json":"00"}}`
 	f.Add(base, `{"log":"`+syncLogMagic+`","base":"BASE"}`+"\n"+`{"file":"revoked_keys.d/r.json","sha256":"11"}`+"\n"+`{"file":"authorized_keys.d/a.json","sha256":""}`+"\n")
 	f.Add(base, `{"log":"`+syncLogMagic+`","base":"BASE"}`+"\n"+`{"file":"../x","sha256":"11"}`+"\n")
+	f.Add(base, `{"log":"`+syncLogMagic+`","base":"BASE"}`+"\n"+`{"file":"authorized_keys.d/a.json","sha256":"11","was":"00"}`+"\n")
+	f.Add(`{"store":"etcd://127.0.0.1:2379/p","files":{"authorized_keys.d/a.json":"11"},"was":{"authorized_keys.d/a.json":"00","b":"22"}}`, "")
 	f.Add(base, `{"log":"`+syncLogMagic+`","base":"BASE"}`+"\n"+`{"file":"authorized_keys.d/t`)
 	f.Add(base, "")
 	f.Add("", "garbage\n")
@@ -423,6 +426,11 @@ func FuzzSyncManifest(f *testing.F) {
 				t.Fatalf("accepted a manifest naming %q: %v", rel, err)
 			}
 		}
+		for rel := range m.Was {
+			if _, ok := m.Files[rel]; !ok {
+				t.Fatalf("accepted a manifest rewriting %q, no file of sync's", rel)
+			}
+		}
 		if m.Store != s.store {
 			t.Fatalf("accepted the manifest of %q", m.Store)
 		}
@@ -433,8 +441,8 @@ func FuzzSyncManifest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the manifest written whole is refused: %v", err)
 		}
-		if fmt.Sprint(again.Files) != fmt.Sprint(m.Files) {
-			t.Fatalf("written whole and read again: %v, want %v", again.Files, m.Files)
+		if fmt.Sprint(again.Files, again.Was) != fmt.Sprint(m.Files, m.Was) {
+			t.Fatalf("written whole and read again: %v %v, want %v %v", again.Files, again.Was, m.Files, m.Was)
 		}
 	})
 }
@@ -668,5 +676,63 @@ func TestSyncTakesTurns(t *testing.T) {
 	}
 	if mode := statMode(t, filepath.Join(string(w.home), ".keytool-sync.lock")); mode != 0o600 {
 		t.Fatalf("lock file mode %04o, want 0600", mode)
+	}
+}
+
+// TestSyncRewriteCutShort: sync killed between rewriting one of its files
+// (an entry's new value) and the append recording what it wrote still
+// owns the file: once the entry goes, the file goes. (Found by review:
+// the new SHA-256 was recorded only after the rename, and the next sync
+// took the file for one changed by hand, left it — an authorization the
+// store no longer holds — and dropped it from the manifest.) The steps
+// are apply's, up to its last save.
+func TestSyncRewriteCutShort(t *testing.T) {
+	s, keys := journaled(t) // a.json and b.json sync's
+	a2 := authorized("a.json", keys[1])
+	m, unlock, err := s.prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tighten, loosen, _ := s.filesOf([]StoreEntry{a2})
+	if err := s.claim(m, slices.Concat(tighten, loosen)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.place(m, "authorized_keys.d/a.json", a2.Value); err != nil {
+		t.Fatal(err)
+	}
+	unlock() // killed here: the manifest in memory is lost
+	file := filepath.Join(string(s.home), "authorized_keys.d", "a.json")
+	if !bytes.Equal(readFile(t, file), keys[1]) {
+		t.Fatal("a.json was not rewritten")
+	}
+
+	again, out, errOut := testSyncer(t, t.TempDir())
+	again.home = s.home
+	kept, err := again.mirror([]StoreEntry{authorized("b.json", keys[1])}) // a.json gone from the store
+	if err != nil || kept != 0 {
+		t.Fatalf("mirror after the crash: %d kept, %v\nstderr: %s", kept, err, errOut)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a.json, rewritten by sync before the crash, stays once its entry is gone (%v)\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
+
+	// Killed after the claim and before the rename: the file's old
+	// content is still sync's too.
+	s, keys = journaled(t)
+	m, unlock, err = s.prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.claim(m, []syncFile{{rel: "authorized_keys.d/a.json", val: keys[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	again, _, errOut = testSyncer(t, t.TempDir())
+	again.home = s.home
+	if kept, err := again.mirror([]StoreEntry{authorized("b.json", keys[1])}); err != nil || kept != 0 {
+		t.Fatalf("mirror after a crash before the rename: %d kept, %v\nstderr: %s", kept, err, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(string(s.home), "authorized_keys.d", "a.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a.json, as sync wrote it first, stays once its entry is gone (%v)", err)
 	}
 }
