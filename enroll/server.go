@@ -301,32 +301,55 @@ func secretMatches(inv *Invitation, sum [32]byte) bool {
 // one that does not exist. Whether it was used is said only to whoever
 // holds its secret.
 func (h *Handler) notPending(name string, sum [32]byte) *refusal {
-	dir := filepath.Join(h.opts.Dir, usedDir)
-	candidates, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(name)+".*.claim"))
-	candidates = append(candidates, filepath.Join(dir, name+".json"))
+	candidates := append(claimsOf(h.opts.Dir, name), filepath.Join(h.opts.Dir, usedDir, name+".json"))
+	other := false // a file of that name, for another secret: a later invitation's claim, or an earlier one's record
 	for _, p := range candidates {
 		inv, err := readInvite(inviteRule(h.opts.Dir), p)
 		if err != nil {
 			continue
 		}
 		if !secretMatches(inv, sum) {
-			return refuse(ReasonWrongSecret, "the token's secret does not match invitation %q", name)
+			other = true
+			continue
 		}
 		if inv.Used.IsZero() {
 			return refuse(ReasonAlreadyUsed, "invitation %q is being used by another client right now: a token works once", name)
 		}
 		return refuse(ReasonAlreadyUsed, "invitation %q was already used, at %s: a token works once; ask for a new one", name, inv.Used.UTC().Format(time.RFC3339))
 	}
+	if other {
+		return refuse(ReasonWrongSecret, "the token's secret does not match invitation %q", name)
+	}
 	return refuse(ReasonUnknown, "this server has no invitation named %q: it was revoked, or never made here", name)
+}
+
+// claimsOf returns the claims in progress of the invitation name in the
+// invitations directory dir (see claim): the files of that name exactly,
+// not those of a name that starts with it and a dot.
+func claimsOf(dir, name string) []string {
+	prefix := "." + name + "."
+	paths, _ := filepath.Glob(filepath.Join(dir, usedDir, globEscape(prefix)+"*.claim"))
+	var out []string
+	for _, p := range paths {
+		tag := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), prefix), ".claim")
+		if _, err := hex.DecodeString(tag); err == nil && len(tag) == 2*claimTagSize {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func globEscape(s string) string {
 	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(s)
 }
 
+// claimTagSize is the number of random bytes that make a claim's file
+// name unique.
+const claimTagSize = 8
+
 // claim renames the pending invitation to a unique claim file in used/.
 func (h *Handler) claim(pending, name string) (string, error) {
-	var r [8]byte
+	var r [claimTagSize]byte
 	_, _ = rand.Read(r[:])
 	claim := filepath.Join(h.opts.Dir, usedDir, "."+name+"."+hex.EncodeToString(r[:])+".claim")
 	if err := os.MkdirAll(filepath.Dir(claim), 0o700); err != nil {
