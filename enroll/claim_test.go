@@ -39,3 +39,32 @@ func TestUsedTokenWhileOthersAreClaimed(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokeWhileClaimed: revoking an invitation while a client presents
+// its token holds even if that enrollment then fails, when the handler
+// puts a claimed invitation back; the revocation says that a client was
+// presenting the token.
+func TestRevokeWhileClaimed(t *testing.T) {
+	srvHome := newHome(t)
+	srv := startServer(t, srvHome, serverConfig{})
+	tok := srvHome.invite(t, "laptop", srv.addr)
+	dir := InvitesDir(srvHome.dir)
+	claim := claimNow(t, srvHome, srv, "laptop")
+	_, err := RevokeInvite(dir, "laptop")
+	var np *NotPendingError
+	if !errors.As(err, &np) || !np.InUse || !strings.Contains(err.Error(), "being used by a client at that moment") {
+		t.Fatalf("revoking a claimed invitation: %v", err)
+	}
+	// Adding the key fails (as when the name is taken): the handler puts
+	// the invitation back if it can.
+	srv.handler.unclaim(claim, filepath.Join(dir, "laptop.json"))
+	if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("the revoked token, after the enrollment in progress failed: %v", err)
+	}
+	if !strings.Contains(srv.log.String(), "not restored") {
+		t.Errorf("log:\n%s", srv.log)
+	}
+	if _, err := RevokeInvite(dir, "laptop"); !errors.As(err, &np) || np.InUse {
+		t.Fatalf("revoking again: %v", err)
+	}
+}

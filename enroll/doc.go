@@ -71,7 +71,7 @@
 // renaming its file — of two clients racing with one token, in one process
 // or several, exactly one rename succeeds — and adds the client's key with
 // authkeys.Store.Add (which never replaces a key). If adding fails, the
-// invitation is put back. Every refusal has its own Reason and HTTP status,
+// invitation is put back, unless RevokeInvite deleted the claim meanwhile. Every refusal has its own Reason and HTTP status,
 // is logged with the remote address, the client's fingerprint, the
 // invitation name and the reason (never the secret), and writes nothing.
 //

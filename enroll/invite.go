@@ -183,16 +183,21 @@ func (e *InviteExistsError) Error() string {
 }
 
 // NotPendingError means RevokeInvite found no pending invitation of that
-// name: it was used (Used is set, with the key that used it) or it does
-// not exist.
+// name: a client was presenting its token at that moment (InUse: the
+// claim was removed all the same), it was used (Used is set, with the key
+// that used it), or it does not exist.
 type NotPendingError struct {
 	Name              string
 	Dir               string
+	InUse             bool
 	Used              time.Time
 	ClientFingerprint string
 }
 
 func (e *NotPendingError) Error() string {
+	if e.InUse {
+		return fmt.Sprintf("enroll: invitation %q was being used by a client at that moment: it is revoked and will not come back if that enrollment fails, but one that succeeds authorizes the client's key as %q", e.Name, e.Name)
+	}
 	if !e.Used.IsZero() {
 		return fmt.Sprintf("enroll: invitation %q was already used at %s by key %s", e.Name, e.Used.Format(time.RFC3339), e.ClientFingerprint)
 	}
@@ -331,7 +336,10 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 
 // RevokeInvite deletes the pending invitation name from dir, so that its
 // token no longer works, and returns it. A token being redeemed at that
-// very moment either wins (and the revocation finds nothing) or loses.
+// very moment holds the invitation as a claim, which the server puts back
+// if adding the client's key fails: RevokeInvite deletes the claim too, so
+// that nothing puts it back, and says so (*NotPendingError, InUse) since
+// an enrollment that succeeds goes ahead.
 func RevokeInvite(dir, name string) (*Invitation, error) {
 	if err := keydir.CheckName(name); err != nil {
 		return nil, err
@@ -339,6 +347,13 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	path := filepath.Join(dir, name+".json")
 	inv, err := readInvite(inviteRule(dir), path)
 	if errors.Is(err, fs.ErrNotExist) {
+		inUse := false
+		for _, claim := range claimsOf(dir, name) {
+			inUse = os.Remove(claim) == nil || inUse
+		}
+		if inUse {
+			return nil, &NotPendingError{Name: name, Dir: dir, InUse: true}
+		}
 		if used, uerr := readInvite(inviteRule(dir), filepath.Join(dir, usedDir, name+".json")); uerr == nil {
 			return nil, &NotPendingError{Name: name, Dir: dir, Used: used.Used, ClientFingerprint: used.ClientFingerprint}
 		}

@@ -366,9 +366,15 @@ func (h *Handler) claim(pending, name string) (string, error) {
 }
 
 // unclaim puts a claimed invitation back, unless an invitation of the
-// same name was made meanwhile.
+// same name was made meanwhile, or it was revoked meanwhile (RevokeInvite
+// deletes the claim).
 func (h *Handler) unclaim(claim, pending string) {
-	if err := os.Link(claim, pending); err != nil && !errors.Is(err, fs.ErrExist) {
+	err := os.Link(claim, pending)
+	if errors.Is(err, fs.ErrNotExist) {
+		h.log.Info("invitation revoked during a failed enrollment: not restored", "file", pending)
+		return
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		h.log.Error("restoring an invitation after a failed enrollment", "file", pending, "error", err.Error())
 		return
 	}

@@ -68,6 +68,9 @@ func (c *cli) adviseEnroll(err error) string {
 		return "Choose another --name, or remove it first: " + c.command("authorize", "--remove", shellQuote(nameTaken.Name))
 	case errors.As(err, &exists):
 		return "Choose another name, or remove it first: " + c.command("invite", "--remove", shellQuote(exists.Name))
+	case errors.As(err, &notPending) && notPending.InUse:
+		return "See whether that client was enrolled with: " + c.command("authorize", "--list") +
+			"\nTo undo it, remove the key: " + c.command("authorize", "--remove", shellQuote(notPending.Name))
 	case errors.As(err, &notPending) && !notPending.Used.IsZero():
 		return "To undo that, remove the key: " + c.command("authorize", "--remove", shellQuote(notPending.Name))
 	case errors.As(err, &notPending):

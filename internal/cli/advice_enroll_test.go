@@ -32,6 +32,7 @@ func TestAdviseEnrollAndTLS(t *testing.T) {
 		{&enroll.NameTakenError{Name: "laptop", File: "f"}, "remove it first: " + at + "authorize --remove laptop"},
 		{&enroll.NotPendingError{Name: "laptop", Dir: "d"}, "List them with: " + at + "invite --list"},
 		{&enroll.NotPendingError{Name: "laptop", Dir: "d", Used: time.Now()}, at + "authorize --remove laptop"},
+		{&enroll.NotPendingError{Name: "lap top", Dir: "d", InUse: true}, at + "authorize --list\nTo undo it, remove the key: " + at + "authorize --remove 'lap top'"},
 		{&enroll.InterceptionError{Addr: "db:443"}, "man-in-the-middle"},
 		{&enroll.UnreachableError{}, "keytool proxy --enroll"},
 		{&enroll.HandshakeRefusedError{Addr: "db:443", Err: errors.New("x")}, "keytool proxy --enroll"},
