@@ -61,6 +61,11 @@ func (s *Source) loadCache() {
 		err = fmt.Errorf("of prefix %q, not %q", cf.Prefix, s.prefix)
 	case cf.Revision <= 0 || cf.Current.IsZero():
 		err = errors.New("no revision or time")
+	case cf.Current.After(time.Now()):
+		// Written by a clock ahead of this one: how old the view is cannot
+		// be told, and taken as current until then it would not turn stale
+		// for as long as the clock was ahead.
+		err = fmt.Errorf("current at %s, later than now: written by a clock ahead of this one", cf.Current.UTC().Format(time.RFC3339))
 	}
 	if err != nil {
 		cerr := error(&CacheError{Path: path, Err: err})

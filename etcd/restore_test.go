@@ -1,6 +1,10 @@
 package etcd
 
 import (
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -45,4 +49,35 @@ func TestRestoreBelowTheView(t *testing.T) {
 	eventually(t, 20*time.Second, "a revocation written after a restore below the view is not enforced", func() bool {
 		return verdict(store, alice) == authkeys.Revoked
 	})
+}
+
+// TestCacheFromTheFuture: a cache whose view was current at a time later
+// than now (written while the clock ran ahead, then set right) is
+// refused: its age cannot be told, and taken as current then, the view
+// would not turn stale for as long as the clock was ahead, a host cut
+// off from etcd enforcing it, revocations missed included, past
+// MaxStaleness (found by review).
+func TestCacheFromTheFuture(t *testing.T) {
+	alice := keydirtest.Key(t, 1)
+	cache := filepath.Join(t.TempDir(), "cache.json")
+	data, err := json.Marshal(cacheFile{Format: cacheFormat, Prefix: prefix, Revision: 5, Current: time.Now().Add(time.Hour).UTC(),
+		Entries: map[string][]byte{"authorized_keys/alice": keyJSON(t, alice)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cache, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// No etcd at that address: the cache is all there is.
+	nowhere := loopback(t)
+	s, err := Open(t.Context(), Options{Client: client(t, nowhere.String()), Prefix: prefix, Cache: cache, MaxStaleness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	d := authkeys.Load(s.AuthorizedOptions()).Decide(alice.SPKIHash(), netip.Addr{})
+	var ce *CacheError
+	if d.Verdict != authkeys.Revoked || !errors.As(d.Err, &ce) {
+		t.Fatalf("a cache current an hour from now: %v (%v), want every key refused by a CacheError", d.Verdict, d.Err)
+	}
 }
