@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
@@ -88,6 +90,12 @@ func (t Token) Encode() (string, error) {
 	if err := t.validate(); err != nil {
 		return "", err
 	}
+	return t.encode(), nil
+}
+
+// encode is Encode without the checks: what anyone can write, for
+// DecodeToken to refuse.
+func (t Token) encode() string {
 	var p []byte
 	p = append(p, t.Server[:]...)
 	p = append(p, t.Secret[:]...)
@@ -101,7 +109,7 @@ func (t Token) Encode() (string, error) {
 	}
 	sum := sha256.Sum256(p)
 	p = append(p, sum[:checksumSize]...)
-	return TokenPrefix + base64.RawURLEncoding.EncodeToString(p), nil
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(p)
 }
 
 // validate checks what Encode and DecodeToken both require.
@@ -131,11 +139,16 @@ func (t Token) validate() error {
 
 // CheckAddress accepts the addresses a token may carry: host:port with a
 // port from 1 to 65535 and a host name or IP literal (no wildcard, no
-// space, no control character), at most 255 bytes.
+// space, no control or invisible character, UTF-8), at most 255 bytes.
+// A token comes from anyone, and join prints its addresses before it
+// dials them: nothing in them may drive the terminal or reorder the text.
 func CheckAddress(addr string) error {
 	bad := func(why string) error { return fmt.Errorf("invalid address %q: %s (want host:port)", addr, why) }
 	if len(addr) > 255 {
 		return bad("longer than 255 bytes")
+	}
+	if !utf8.ValidString(addr) {
+		return bad("not valid UTF-8")
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -148,7 +161,7 @@ func CheckAddress(addr string) error {
 		return bad("the port must be a number from 1 to 65535")
 	}
 	for _, r := range host {
-		if r <= ' ' || r == 0x7f || strings.ContainsRune("*?!/\\,[]", r) {
+		if r <= ' ' || !unicode.IsPrint(r) || strings.ContainsRune("*?!/\\,[]", r) {
 			return bad("the host holds a character that cannot be in a host name")
 		}
 	}

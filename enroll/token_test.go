@@ -139,6 +139,29 @@ func TestTokenValidation(t *testing.T) {
 	}
 }
 
+// TestTokenAddressesPrintable: a token comes from anyone (its checksum is
+// no signature), and join prints its addresses before it dials them: an
+// address with a C1 control (CSI), a bidi override or bytes that are not
+// UTF-8 is refused, by Encode and by DecodeToken, as the space and the
+// C0 controls are.
+func TestTokenAddressesPrintable(t *testing.T) {
+	for _, addr := range []string{"db\u009b2J.example:1", "\u202eelpmaxe.bd:1", "db\u200b.example:1", "db\xff.example:1", "db\u00a0x:1"} {
+		tok := testToken()
+		tok.Addresses = []string{addr}
+		if _, err := tok.Encode(); err == nil {
+			t.Errorf("%q: encoded", addr)
+		}
+		if _, err := DecodeToken(tok.encode()); !errors.Is(err, ErrTokenMalformed) {
+			t.Errorf("%q: decoded: %v", addr, err)
+		}
+	}
+	tok := testToken()
+	tok.Addresses = []string{"bücher.example:443"}
+	if got, err := DecodeToken(encode(t, tok)); err != nil || got.Addresses[0] != tok.Addresses[0] {
+		t.Errorf("a printable name: %v %v", got.Addresses, err)
+	}
+}
+
 func fillAddrs(a []string) {
 	for i := range a {
 		a[i] = "h:1"
