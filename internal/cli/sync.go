@@ -502,12 +502,15 @@ type syncFile struct {
 // a private key, which the home's .d files, readable by everyone (0644),
 // must never hold — is reported: an authorization or pin is left out; a
 // revocation is written as a stand-in that refuses every key (stood), as
-// the stores reading the store refuse every key for it.
+// the stores reading the store refuse every key for it. An entry whose
+// name the home's loader skips (keydir.Ignored) but those stores take is
+// reported too: a revocation is written, as it is, under a name of
+// sync's (stood); another kind left out.
 func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 	f = syncFile{rel: e.Kind + ".d/" + e.Name, val: e.Value, revocation: e.Kind == StoreRevoked}
 	var what, why, until string
 	switch {
-	case keydir.CheckName(e.Name) != nil || keydir.Ignored(e.Name):
+	case keydir.CheckName(e.Name) != nil:
 		what, why, until = "not a file name", "has a name that is no file name", "the entry is renamed"
 	case strings.HasPrefix(e.Name, syncOwnPrefix):
 		// The names sync gives the revocations it writes in another's
@@ -516,6 +519,16 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 		what, why, until = "a name sync keeps for its own files ("+syncOwnPrefix+"…)", "has a name sync keeps for its own files", "the entry is renamed"
 	case valueHoldsPrivateKey(e.Value):
 		what, why, until = "holds a private key", "holds a private key", "the entry holds only the public key"
+	case keydir.Ignored(e.Name) && e.Kind == StoreRevoked:
+		// A name the stores reading the store take (CheckName) but a
+		// directory's loader skips: the revocation refuses its key there,
+		// and must here, under a name of sync's that the loader reads.
+		f.rel, f.stood = revocationAlt(f.rel), true
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): mirrored as %s (rename the entry)\n", e.Kind, e.Name, filepath.Join(string(s.home), f.rel))
+		return f, true
+	case keydir.Ignored(e.Name):
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): not mirrored\n", e.Kind, e.Name)
+		return f, false
 	default:
 		return f, true
 	}

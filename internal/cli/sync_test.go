@@ -105,6 +105,42 @@ func TestSyncUnmirrorableRevocationRefusesAll(t *testing.T) {
 	}
 }
 
+// TestSyncRevocationUnderASkippedName: a revocation whose name the
+// stores reading the store take (keydir.CheckName) but a directory's
+// loader skips (bob.tmp, bob.swp: a temporary file's) refuses its key, and
+// that key only, as it does in the stores reading the store: it is
+// written under a name of sync's, reported. (Found by review: it was
+// mirrored as the stand-in that refuses every key.)
+func TestSyncRevocationUnderASkippedName(t *testing.T) {
+	dir := t.TempDir()
+	s, _, errOut := testSyncer(t, dir)
+	alice, bob := filepath.Join(dir, "alice.json"), filepath.Join(dir, "bob.json")
+	writePublicKey(t, alice, nil)
+	writePublicKey(t, bob, nil)
+	kept, err := s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
+		{Kind: StoreAuthorized, Name: "bob.json", Value: readFile(t, bob)},
+		{Kind: StoreRevoked, Name: "bob.tmp", Value: readFile(t, bob)},
+	})
+	if err != nil || kept != 1 {
+		t.Fatalf("mirror: kept %d, err %v; want 1 (reported), nil", kept, err)
+	}
+	if !strings.Contains(errOut.String(), "revoked_keys/bob.tmp") || !strings.Contains(errOut.String(), "mirrored as") {
+		t.Errorf("stderr: %s", errOut)
+	}
+	stdout, _, _ := runKeytool(t, "", "-H", string(s.home), "authorize", "--list")
+	if !regexp.MustCompile(`(?m)^alice +SHA256:\S+ +ok`).MatchString(stdout) || !regexp.MustCompile(`(?m)^bob +SHA256:\S+ +revoked`).MatchString(stdout) {
+		t.Fatalf("want alice admitted and bob revoked, as the stores reading the store say:\n%s", stdout)
+	}
+	// The entry gone: so is its file.
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)}}); err != nil {
+		t.Fatal(err)
+	}
+	if des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d")); len(des) != 0 {
+		t.Fatalf("revoked_keys.d holds %v once the revocation is gone", des)
+	}
+}
+
 // TestSyncTightensFirst: revocations are written, and the files of
 // vanished authorizations removed, before any authorization is added, and
 // a vanished revocation's file goes last: a program reading the home
