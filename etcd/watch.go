@@ -132,7 +132,7 @@ func (s *Source) watch(ctx context.Context) (relist bool, err error) {
 		case r := <-checked:
 			checked = nil
 			if r.behind {
-				return true, fmt.Errorf("etcd: revision %d, below the view's %d: restored from a snapshot without --bump-revision?", r.rev, r.was)
+				return true, fmt.Errorf("etcd: revision %d, below the view's %d: etcd restored from a snapshot, its revisions not bumped past the view's?", r.rev, r.was)
 			}
 			if r.current {
 				s.progressed(r.rev, asked)
