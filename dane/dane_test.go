@@ -244,6 +244,12 @@ func BenchmarkLookup(b *testing.B) {
 // names other than the one asked (a bug, or a cache poisoned by a record
 // of another name).
 func forgingResolver(t *testing.T, answer ...string) string {
+	return stubResolver(t, func(q, m *dns.Msg) { m.AuthenticatedData = true }, answer...)
+}
+
+// stubResolver answers every query with the records given (zone-file
+// lines), its flags set by flags from the query.
+func stubResolver(t *testing.T, flags func(q, m *dns.Msg), answer ...string) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -252,7 +258,7 @@ func forgingResolver(t *testing.T, answer ...string) string {
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(q)
-		m.AuthenticatedData = true
+		flags(q, m)
 		for _, line := range answer {
 			rr, err := dns.NewRR(line)
 			if err != nil {
@@ -266,6 +272,31 @@ func forgingResolver(t *testing.T, answer ...string) string {
 	go srv.ActivateAndServe()
 	t.Cleanup(func() { srv.Shutdown() })
 	return pc.LocalAddr().String()
+}
+
+// TestLookupNotPassedThrough: the query asks for the AD bit alone (RFC
+// 6840 section 5.7), neither DO nor CD. A local stub resolver passes a
+// query with DO or CD through to its upstream and hands back the
+// upstream's AD bit — systemd-resolved before v257 (systemd issue 34121),
+// at 127.0.0.53, whose resolv.conf says trust-ad — so that an AD bit set
+// by anyone between the machine and the upstream resolver read as the
+// local resolver's validation. Asked for AD alone, the stub answers with
+// its own verdict, here none (DNSSEC=no, the default of Ubuntu).
+func TestLookupNotPassedThrough(t *testing.T) {
+	key := newSPKI(t)
+	rec, err := dane.RecordFor(key, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bypass := func(q, m *dns.Msg) {
+		opt := q.IsEdns0()
+		m.AuthenticatedData = opt != nil && opt.Do() || q.CheckingDisabled // the upstream's, forged on the way
+	}
+	r := &dane.Resolver{Servers: []string{stubResolver(t, bypass, "_443._tcp.host.example. 60 IN TLSA "+rec.String())}, TrustAD: true, Timeout: 10 * time.Second}
+	res := r.Lookup(context.Background(), "host.example", "443", key)
+	if res.Status != dane.Match || res.Validated {
+		t.Fatalf("%s; want a match, not validated", res.Note())
+	}
 }
 
 // Only a TLSA record owned by the name asked — or by the end of the CNAME

@@ -10,9 +10,11 @@
 //
 //	_8443._tcp.host.example. IN TLSA 3 1 1 <hex SHA-256 of the SPKI>
 //
-// Data flow: Resolver.Lookup sends one TLSA query with the DNSSEC OK bit
-// to the resolver, over UDP (TCP when truncated), within a short
-// timeout, and returns a Result: whether a usable record matches the key
+// Data flow: Resolver.Lookup sends one TLSA query asking for the AD bit
+// to the resolver, over UDP (TCP when truncated), within a short timeout
+// — not with DNSSEC OK, which makes a local stub resolver such as
+// systemd-resolved pass the query, and its upstream's AD bit, through —
+// and returns a Result: whether a usable record matches the key
 // presented, and whether the answer was validated. Validation is the
 // resolver's: this package checks no signature itself, and believes the
 // resolver's AD (authenticated data) bit only when the resolver is

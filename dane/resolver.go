@@ -283,8 +283,14 @@ func exchange(ctx context.Context, name, server string) (*dns.Msg, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(name, dns.TypeTLSA)
 	q.RecursionDesired = true
-	q.AuthenticatedData = true // ask for the AD bit (RFC 6840 section 5.7)
-	q.SetEdns0(1232, true)     // DNSSEC OK
+	// Ask for the AD bit alone (RFC 6840 section 5.7), not for DNSSEC
+	// records (DO) nor unchecked answers (CD): nothing here checks a
+	// signature, and a local stub resolver passes a query with DO or CD
+	// through to its upstream and hands back the upstream's AD bit
+	// (systemd-resolved before v257), which anyone between the two
+	// could have set.
+	q.AuthenticatedData = true
+	q.SetEdns0(1232, false) // EDNS for the size and the extended errors; DO clear
 	c := &dns.Client{}
 	if d, ok := ctx.Deadline(); ok {
 		// The library's own bound is 2 s per read whatever the context
