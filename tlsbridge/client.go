@@ -491,11 +491,21 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (*tls.Co
 }
 
 // Transport returns an http.Transport whose TLS connections are made by
-// c: each request's "host:port" is checked against its pins.
+// c: each request's "host:port" is checked against its pins. It goes
+// through no proxy, whatever the environment says (HTTPS_PROXY).
 func (c *Client) Transport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return transport(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return c.DialContext(ctx, network, addr)
-	}
+	})
+}
+
+// transport is http.DefaultTransport's settings with dial making the TLS
+// connections, and no proxy: through one, net/http would make the
+// target's TLS connection itself, with its own configuration (the
+// system's CAs, no pin, no client key) — keytool's would never run.
+func transport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.DialTLSContext = dial
 	return t
 }

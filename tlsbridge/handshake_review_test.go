@@ -8,11 +8,14 @@ import (
 	"github.com/keytool/keytool/authkeys"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,5 +168,57 @@ func TestEmptyFromAdmitsFromNowhere(t *testing.T) {
 		k.Attrs = jwk.Attributes{jwk.AttrFrom: json.RawMessage(from)}
 		srv.authorize(t, fmt.Sprintf("c%d", i), k)
 		rs.refusedWith(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "from "+from, isA[*authkeys.SourceNotAllowedError])
+	}
+}
+
+// transportChildEnv marks the helper process of
+// TestTransportIgnoresProxyEnvironment.
+const transportChildEnv = "KEYTOOL_TEST_TRANSPORT_CHILD"
+
+// The HTTP transports of a Client and of its LiveConns never go through
+// the proxy of the environment (HTTPS_PROXY): net/http then does the
+// target's TLS handshake itself, with its own configuration — the system's
+// CAs, no pin, no client key — and a proxy inspecting TLS with a CA the
+// system trusts would have read every request. The environment is read
+// once per process, hence the helper process.
+func TestTransportIgnoresProxyEnvironment(t *testing.T) {
+	if os.Getenv(transportChildEnv) != "" {
+		h := newHome(t, jwk.EC256)
+		c := h.client(t, ClientOptions{})
+		live := c.Live(LiveOptions{})
+		defer live.Close()
+		for _, tr := range []*http.Transport{c.Transport(), live.Transport()} {
+			resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://keytool-target.invalid:8443/")
+			if err == nil {
+				resp.Body.Close()
+			}
+			t.Logf("GET: %v", err)
+		}
+		return
+	}
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	proxy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	serveEach(t, proxy, func(c net.Conn) {
+		asked.Add(1)
+		_, _ = io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+	})
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestTransportIgnoresProxyEnvironment$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), transportChildEnv+"=1", "HTTPS_PROXY=http://"+proxy.Addr().String(), "https_proxy=", "NO_PROXY=", "no_proxy=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper process: %v\n%s", err, out)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the transports went through the environment's proxy (%d connections)\n%s", n, out)
 	}
 }

@@ -393,13 +393,12 @@ func (l *LiveConns) dial(ctx context.Context, network, addr string, protos []str
 // Transport returns an http.Transport (HTTP/2, or HTTP/1.1 with a server
 // that does not speak it) whose connections are made by DialContext:
 // each is closed when its server's key stops being trusted, ending every
-// request on it.
+// request on it. It goes through no proxy, as Client.Transport.
 func (l *LiveConns) Transport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.ForceAttemptHTTP2 = true
-	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	t := transport(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return l.dial(ctx, network, addr, []string{"h2", "http/1.1"})
-	}
+	})
+	t.ForceAttemptHTTP2 = true
 	return t
 }
 
