@@ -397,7 +397,17 @@ func (c *Client) verifyCA(cs tls.ConnectionState, addr string) (*CAVerified, err
 	if name == "" {
 		return nil, &AddressError{Addr: addr, Err: errors.New("no host to verify the server's certificate for")}
 	}
-	return c.opts.PKI.VerifyPurpose(c.opts.Purpose, cs.PeerCertificates, x509.ExtKeyUsageServerAuth, name)
+	v, err := c.opts.PKI.VerifyPurpose(c.opts.Purpose, cs.PeerCertificates, x509.ExtKeyUsageServerAuth, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := revokedInChain(v, func(sum [32]byte) (bool, error) {
+		d := c.storeDecision(addr, sum)
+		return d.Verdict == knownhosts.Revoked, knownhosts.ErrorOf(d, addr, sum)
+	}); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func (c *Client) pin(addr string, key *jwk.Key, why string) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/knownhosts"
 	"io"
 	"net"
 	"net/http"
@@ -220,5 +221,46 @@ func TestTransportIgnoresProxyEnvironment(t *testing.T) {
 	}
 	if n := asked.Load(); n != 0 {
 		t.Errorf("the transports went through the environment's proxy (%d connections)\n%s", n, out)
+	}
+}
+
+// A CA whose own key is in revoked_keys.d vouches for nobody: revoked
+// keys are refused everywhere, through PKI mode too, and a key revoked
+// there is not made good by the certificates it signs. Server side (also
+// in AllowUnknown mode, where it is refused in the handshake as a
+// revoked key is) and client side.
+func TestRevokedCAKeyVouchesForNobody(t *testing.T) {
+	ca := newCA(t)
+	caKey, err := jwk.NewPublicKey(ca.cert.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, allowUnknown := range []bool{false, true} {
+		srv := newHome(t, jwk.EC256)
+		rs := startRecording(t, mustServer(t, srv, ServerOptions{PKI: ca.pki(t), AllowUnknown: allowUnknown}))
+		cli := newHome(t, jwk.EC256)
+		cli.id = ca.issue(t, cli.id.Key)
+		cli.pin(t, rs.addr(), srv.id.Key)
+		rs.admitted(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "CA-issued client")
+		srv.revoke(t, caKey)
+		rs.refusedWith(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), fmt.Sprintf("AllowUnknown %v: a client of a revoked CA key", allowUnknown), func(err error) bool {
+			var re *authkeys.RevokedError
+			return errors.As(err, &re) && re.Fingerprint == caKey.Fingerprint()
+		})
+	}
+
+	cli, srv := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	srv.id = ca.issue(t, srv.id.Key)
+	srv.authorize(t, "client", cli.id.Key)
+	ts := startServer(t, srv, ServerOptions{})
+	opts := ClientOptions{PKI: ca.pki(t)}
+	if _, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, opts), ts.addr())); err != nil {
+		t.Fatalf("control: %v", err)
+	}
+	cli.revoke(t, caKey)
+	_, err = roundTrip(ts.addr(), mustConfig(t, cli.client(t, opts), ts.addr()))
+	var re *knownhosts.RevokedError
+	if !errors.As(err, &re) || re.Fingerprint != caKey.Fingerprint() {
+		t.Fatalf("a server of a revoked CA key: err = %v, want *knownhosts.RevokedError for %s", err, caKey.Fingerprint())
 	}
 }

@@ -2,6 +2,7 @@ package tlsbridge
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -433,6 +434,35 @@ type CAVerified struct {
 	File string
 	// Chain is the verified chain, leaf first, the CA last.
 	Chain []*x509.Certificate
+}
+
+// RevokedCAKeyError means a certificate was verified by PKI mode through
+// a CA (or intermediate) whose key is revoked (revoked_keys.d): a revoked
+// key is refused everywhere, and vouches for nobody. Err is the store's
+// revocation error for that key (*authkeys.RevokedError,
+// *knownhosts.RevokedError), which names its file.
+type RevokedCAKeyError struct {
+	CA  string // the subject of the CA certificate whose key is revoked
+	Err error
+}
+
+func (e *RevokedCAKeyError) Error() string {
+	return fmt.Sprintf("tlsbridge: PKI mode: the chain goes through the CA %q, whose key is revoked: %v", e.CA, e.Err)
+}
+
+func (e *RevokedCAKeyError) Unwrap() error { return e.Err }
+
+// revokedInChain refuses a chain v that goes through a revoked key: the
+// CAs above the leaf (the leaf was decided before PKI mode was asked)
+// are looked up with revoked, which says whether the key sum is revoked,
+// and the store's error for it.
+func revokedInChain(v *CAVerified, revoked func(sum [32]byte) (bool, error)) error {
+	for _, ca := range v.Chain[1:] {
+		if yes, err := revoked(sha256.Sum256(ca.RawSubjectPublicKeyInfo)); yes {
+			return &RevokedCAKeyError{CA: ca.Subject.String(), Err: err}
+		}
+	}
+	return nil
 }
 
 // CA returns the CA certificate at the end of the verified chain.

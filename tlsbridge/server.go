@@ -217,8 +217,11 @@ func (s *Server) verify(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 	if err == nil {
 		return p, nil
 	}
-	var crlRevoked *RevokedCertificateError
-	if s.opts.AllowUnknown && p != nil && p.Verdict != authkeys.Revoked && !errors.As(err, &crlRevoked) {
+	var (
+		crlRevoked *RevokedCertificateError
+		caRevoked  *RevokedCAKeyError
+	)
+	if s.opts.AllowUnknown && p != nil && p.Verdict != authkeys.Revoked && !errors.As(err, &crlRevoked) && !errors.As(err, &caRevoked) {
 		p.Err = err
 		return p, nil
 	}
@@ -272,6 +275,12 @@ func (s *Server) decide(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 			return p, decisionErr(d, p) // no CA for this purpose: as without PKI mode
 		}
 		if err != nil {
+			return p, err
+		}
+		if err := revokedInChain(v, func(sum [32]byte) (bool, error) {
+			d := s.opts.Clients.Decide(sum, remote)
+			return d.Verdict == authkeys.Revoked, decisionErr(d, &Peer{SPKIHash: sum})
+		}); err != nil {
 			return p, err
 		}
 		p.ViaCA, p.CA = true, v
