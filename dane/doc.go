@@ -19,9 +19,10 @@
 // resolver's: this package checks no signature itself, and believes the
 // resolver's AD (authenticated data) bit only when the resolver is
 // declared trustworthy — named explicitly, or, for the system resolver of
-// resolv.conf, when every name server is on the loopback interface or
-// resolv.conf has "options trust-ad", as glibc and OpenSSH do. An AD bit
-// from anywhere else could have been set by anyone on the path.
+// resolv.conf, when resolv.conf has "options trust-ad", as glibc does. An
+// AD bit from anywhere else could have been set by anyone on the path,
+// and one from a forwarder on the loopback interface by anyone on its way
+// from the forwarder's upstream.
 //
 // Records of usages 0, 1 and 2 (a CA's certificate or key, PKIX checked
 // or not) name a CA, not the host's key: they are ignored and counted,

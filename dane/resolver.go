@@ -68,9 +68,13 @@ func serverAddr(addr string) (string, error) {
 
 // SystemResolver returns the resolvers of a resolv.conf file (path empty:
 // ResolvConf). Their AD bit is believed only when the file says
-// "options trust-ad" or every name server is on the loopback interface —
-// the rule of glibc (trust-ad) and OpenSSH; a missing file, or one with no
-// name server, means the local one, as in glibc.
+// "options trust-ad": glibc's rule since 2.31, which believes no name
+// server for being on the loopback interface — a forwarder there (dnsmasq
+// with --proxy-dnssec) hands on its upstream's AD bit, which anyone on the
+// network between them could have set. The local resolvers that validate
+// write trust-ad in the resolv.conf they manage (systemd-resolved,
+// dnssec-trigger). A missing file, or one with no name server, means the
+// local one, as in glibc.
 func SystemResolver(path string) (*Resolver, error) {
 	if path == "" {
 		path = ResolvConf
@@ -84,15 +88,12 @@ func SystemResolver(path string) (*Resolver, error) {
 	}
 	conf := ParseResolvConf(data)
 	r := &Resolver{TrustAD: conf.TrustAD}
-	loopback := true
 	for _, ip := range conf.Servers {
 		r.Servers = append(r.Servers, netip.AddrPortFrom(ip, 53).String())
-		loopback = loopback && ip.IsLoopback()
 	}
 	if len(r.Servers) == 0 {
 		r.Servers = []string{"127.0.0.1:53", "[::1]:53"}
 	}
-	r.TrustAD = r.TrustAD || loopback
 	return r, nil
 }
 

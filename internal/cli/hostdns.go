@@ -38,8 +38,8 @@ func hostDNSHelp(title, pinned string) string {
                     in DNS."; an unsigned zone's record is only a note. A pin,
                     a changed or revoked key decide first. Default no
   --dns-resolver ADDR  a validating resolver whose AD bit is believed
-                    (default: resolv.conf's, believed only on loopback or with
-                    "options trust-ad")
+                    (default: resolv.conf's, believed only with "options
+                    trust-ad")
   --dns-timeout D   give up on DNS after D (default 2s) and go on as without it
 `
 }
