@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"regexp"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/trustfile"
@@ -69,18 +70,29 @@ func holdsPrivateKey(path string) (bool, error) {
 	return valueHoldsPrivateKey(data), nil
 }
 
-// valueHoldsPrivateKey reports whether any key keytool reads in data (a
-// key file's bytes, or a store entry's) has private members; an entry of a
-// set that does not parse does not hide the others.
+// valueHoldsPrivateKey reports whether data (a key file's bytes, or a
+// store entry's) holds a private key: one keytool reads, or — when not
+// all of data reads — anything that has a private key's form (looksPrivate).
+// A private key keytool cannot read (encrypted, X25519, DSA, damaged) is
+// still one: cert -o would otherwise write over it, and sync mirror it
+// into a file everyone may read. An entry of a set that does not parse
+// does not hide the others.
 func valueHoldsPrivateKey(data []byte) bool {
 	entries, err := jwk.ParseSet(data)
-	if err != nil {
-		return false
-	}
+	read := err == nil
 	for _, e := range entries {
 		if e.Key != nil && e.Key.IsPrivate() {
 			return true
 		}
+		if e.Err != nil {
+			read = false
+		}
 	}
-	return false
+	return !read && looksPrivate.Match(data)
 }
+
+// looksPrivate matches what only a private key holds: the BEGIN line of
+// a PEM (OpenSSH, PGP, SSH2) private key, encrypted or not, or a JWK
+// member that is private key material (RFC 7518 section 6, RFC 8037; an
+// unescaped quote ends a JSON string, so this matches member names only).
+var looksPrivate = regexp.MustCompile(`-{4,5} ?BEGIN [^\n]*PRIVATE KEY|PuTTY-User-Key-File-|(?i)"(d|p|q|dp|dq|qi|oth|k|priv)"\s*:`)

@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// privateKeysKeytoolCannotRead are private keys in forms keytool does not
+// read as keys: encrypted, of a type or size it does not use, damaged.
+func privateKeysKeytoolCannotRead(t *testing.T) map[string][]byte {
+	t.Helper()
+	x, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xDER, err := x509.MarshalPKCS8PrivateKey(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	return map[string][]byte{
+		"encrypted PKCS#8": []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"),
+		"X25519 PKCS#8":    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: xDER}),
+		"RSA 1024 PKCS#1":  pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(small)}),
+		"X25519 JWK": []byte(`{"kty":"OKP","crv":"X25519","x":"` + b64(x.PublicKey().Bytes()) +
+			`","d":"` + b64(x.Bytes()) + `"}`),
+		"damaged EC JWK": []byte(`{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","d":"` + b64(x.Bytes()) + `"}`),
+		"in a JWK Set": []byte(`{"keys":[{"kty":"OKP","crv":"X25519","x":"` + b64(x.PublicKey().Bytes()) +
+			`","d":"` + b64(x.Bytes()) + `"}]}`),
+	}
+}
+
+// A private key keytool cannot read is still a private key: cert -o and
+// bundle -o leave it alone without --force, as they do the identity, and
+// sync never mirrors it into a file everyone may read (the check both
+// use, valueHoldsPrivateKey). Both once took it for "no key" and wrote
+// over it, or mirrored it 0644.
+func TestPrivateKeyKeytoolCannotReadIsNotOverwritten(t *testing.T) {
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	if _, e, code := runKeytool(t, "", "-H", home, "gen"); code != 0 {
+		t.Fatalf("gen: %s", e)
+	}
+	pub := filepath.Join(dir, "pub.pem")
+	if _, e, code := runKeytool(t, "", "-H", home, "authorize", "--name", "self", filepath.Join(home, "pub_key.json")); code != 0 {
+		t.Fatalf("authorize: %s", e)
+	}
+	for name, data := range privateKeysKeytoolCannotRead(t) {
+		if !valueHoldsPrivateKey(data) {
+			t.Errorf("%s: valueHoldsPrivateKey false", name)
+		}
+		for _, cmd := range [][]string{{"cert"}, {"bundle", "authorized"}} {
+			file := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+			if err := os.WriteFile(file, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, errOut, code := runKeytool(t, "", append(append([]string{"-H", home}, cmd...), "-o", file)...)
+			if got, _ := os.ReadFile(file); code != 1 || string(got) != string(data) || !strings.Contains(errOut, "holds a private key") {
+				t.Errorf("keytool %s -o over a %s: exit %d, %q; the file kept: %v", cmd[0], name, code, errOut, string(got) == string(data))
+			}
+			if _, errOut, code := runKeytool(t, "", append(append([]string{"-H", home}, cmd...), "-o", file, "--force")...); code != 0 {
+				t.Errorf("keytool %s -o --force over a %s: exit %d, %q", cmd[0], name, code, errOut)
+			}
+		}
+	}
+	// What is not a private key is replaced as before: a certificate, a
+	// public key, a file keytool cannot read at all.
+	for name, data := range map[string]string{
+		"public key": "", "text": "notes\n", "JSON": `{"kty":"oops","x":"1"}`,
+	} {
+		if name == "public key" {
+			b, err := os.ReadFile(filepath.Join(home, "pub_key.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = string(b)
+		}
+		if valueHoldsPrivateKey([]byte(data)) {
+			t.Errorf("%s: valueHoldsPrivateKey true", name)
+		}
+		if err := os.WriteFile(pub, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, errOut, code := runKeytool(t, "", "-H", home, "cert", "-o", pub); code != 0 {
+			t.Errorf("keytool cert -o over a %s: exit %d, %q", name, code, errOut)
+		}
+	}
+}
