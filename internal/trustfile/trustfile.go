@@ -15,7 +15,8 @@
 //     tree (the keytool home) must be owned by root or the effective user
 //     and not be writable by group or others. A file outside the top is
 //     checked up to the root directory. Symbolic links are resolved first
-//     and the real path is checked, as OpenSSH does with realpath(3).
+//     and the real path is checked, as OpenSSH does with realpath(3), and
+//     so is the directory holding each link followed on the way.
 //
 // The errors are *PermissionError and *LinkError; the callers turn them
 // into their own problems, and cmd/keytool into advice.
@@ -221,47 +222,47 @@ func checkMode(path, forPath string, fi fs.FileInfo) error {
 }
 
 // CheckDir checks dir and every directory above it up to Top (or the
-// root), after resolving symbolic links. A directory that does not exist
-// is reported as such (errors.Is(err, fs.ErrNotExist)).
+// root), after resolving symbolic links, and the directories holding the
+// links followed below Top (resolve). A directory that does not
+// exist is reported as such (errors.Is(err, fs.ErrNotExist)).
 func (r Rule) CheckDir(dir string) error {
 	if r.Off {
 		return nil
 	}
-	real, err := realPath(dir)
+	real, links, err := r.resolve(dir, "")
 	if err != nil {
 		return err
 	}
 	if err := r.climb(real, dir); err != nil {
 		return err
 	}
-	if lfi, err := os.Lstat(dir); err == nil && lfi.Mode()&fs.ModeSymlink != 0 {
-		// Whoever may write where the link is may point it elsewhere.
-		return r.climbLinkDir(dir)
-	}
-	return nil
+	return r.climbLinks(links, dir)
 }
 
-// climbLinkDir checks the directory holding the symbolic link at path,
-// and those above it: whoever may write there may replace the link.
-func (r Rule) climbLinkDir(path string) error {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return err
+// climbLinks checks each directory holding a symbolic link followed on
+// the way to forPath, and those above it: whoever may write there may
+// point the link elsewhere — the last link of the path or any before it,
+// a linked directory on the way included.
+func (r Rule) climbLinks(dirs []string, forPath string) error {
+	for i, d := range dirs {
+		if slices.Contains(dirs[:i], d) {
+			continue
+		}
+		if err := r.climb(d, forPath); err != nil {
+			return err
+		}
 	}
-	dir, err := realPath(filepath.Dir(abs))
-	if err != nil {
-		return err
-	}
-	return r.climb(dir, path)
+	return nil
 }
 
 // CheckFile checks a trust file that is not a directory: the file itself
 // (through any symbolic links: fi is from stat) and, when path is a
 // symbolic link or sits in a directory not yet checked, the directories
-// of its real path up to Top; for a link, also the directories holding
-// the link itself, unless the caller checked the file's directory already
-// (a .d directory: dirChecked), whose files need only their own checks
-// and, for a link, the target's.
+// of its real path up to Top, and those holding every link followed on
+// the way; unless the caller checked the file's directory already (a .d
+// directory: dirChecked), whose files need only their own checks and,
+// for a link, the target's, with the links followed from the directory
+// on.
 func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) error {
 	if r.Off {
 		return nil
@@ -274,7 +275,11 @@ func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) er
 			return nil
 		}
 	}
-	real, err := realPath(path)
+	known := ""
+	if dirChecked {
+		known = filepath.Dir(path)
+	}
+	real, links, err := r.resolve(path, known)
 	if err != nil {
 		if isLink {
 			return &LinkError{Path: path, Err: err}
@@ -286,11 +291,9 @@ func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) er
 		if err := checkMode(real, path, fi); err != nil {
 			return err
 		}
-		if !dirChecked {
-			if err := r.climbLinkDir(path); err != nil {
-				return err
-			}
-		}
+	}
+	if err := r.climbLinks(links, path); err != nil {
+		return err
 	}
 	return r.climb(filepath.Dir(real), path)
 }
@@ -370,6 +373,90 @@ func realPath(p string) (string, error) {
 		return "", err
 	}
 	return filepath.EvalSymlinks(abs)
+}
+
+// maxLinks bounds the symbolic links resolve follows, as EvalSymlinks
+// does: a loop of links is an error, not a hang.
+const maxLinks = 255
+
+// resolve is realPath that also returns the real directories holding
+// the symbolic links it follows — the path's last component, a linked
+// directory on the way, a link a link leads to — but not those on the way
+// to known, a directory above p that the caller has checked (dirChecked),
+// or, when known is "" and p is below Top, to Top: where the home is
+// found is the admin's business, as the directories above it are (Top
+// itself is checked as a link, as it always was). OpenSSH's realpath(3)
+// keeps no such list; keytool checks where each link is, since whoever
+// may write there may point it elsewhere
+// (TestRuleChecksEveryLinkOnTheWay).
+func (r Rule) resolve(p, known string) (real string, linkDirs []string, err error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", nil, err
+	}
+	if known == "" && r.Top != "" {
+		if top, err := filepath.Abs(r.Top); err == nil {
+			switch {
+			case isWithin(top, abs):
+				known = top
+			case top == abs:
+				known = filepath.Dir(top)
+			}
+		}
+	}
+	root := filepath.VolumeName(abs) + string(filepath.Separator)
+	start, rest := root, abs
+	if known != "" {
+		if k, err := filepath.Abs(known); err == nil && k != root && isWithin(k, abs) {
+			if start, err = realPath(k); err != nil {
+				return "", nil, err
+			}
+			rest = abs[len(k):]
+		}
+	}
+	return resolveFrom(start, rest)
+}
+
+// resolveFrom resolves the path rest relative to the real directory dest
+// (as filepath.EvalSymlinks walks it), returning the real path and the
+// directories holding the links followed.
+func resolveFrom(dest, rest string) (string, []string, error) {
+	var linkDirs []string
+	links := 0
+	for rest != "" {
+		var name string
+		rest = strings.TrimLeft(rest, string(filepath.Separator))
+		name, rest, _ = strings.Cut(rest, string(filepath.Separator))
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			dest = filepath.Dir(dest)
+			continue
+		}
+		next := filepath.Join(dest, name)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return "", nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			dest = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", nil, &fs.PathError{Op: "resolve", Path: next, Err: errors.New("too many symbolic links")}
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", nil, err
+		}
+		linkDirs = append(linkDirs, dest)
+		if filepath.IsAbs(target) {
+			dest = filepath.VolumeName(target) + string(filepath.Separator)
+		}
+		rest = target + string(filepath.Separator) + rest
+	}
+	return dest, linkDirs, nil
 }
 
 // isWithin reports whether path is strictly below dir.

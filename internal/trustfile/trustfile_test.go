@@ -212,3 +212,93 @@ func TestRuleChecksWhereTheLinkIs(t *testing.T) {
 		t.Errorf("a linked directory in a world-writable home: %v, want a *PermissionError naming the home", err)
 	}
 }
+
+// Every link followed on the way to a trust file is only as safe as the
+// directory holding it, not the last one alone: a link to a link, a
+// linked directory on the way, a link in a .d directory to either. Only
+// the links on the way to the top are the admin's own business, as the
+// directories above the top are. Each was once read with the
+// world-writable directory unchecked, whose writer could point the link
+// at another file (for a revocation list, an empty one).
+func TestRuleChecksEveryLinkOnTheWay(t *testing.T) {
+	base := t.TempDir()
+	home := filepath.Join(base, "home")
+	open := filepath.Join(home, "open")
+	safe := filepath.Join(home, "safe")
+	target := write(t, filepath.Join(safe, "revoked.json"), "x", 0o644)
+	dotD := filepath.Join(home, "revoked_keys.d")
+	for _, d := range []string{open, dotD} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, path string) string {
+		t.Helper()
+		if err := os.Symlink(target, path); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	hop := link(target, filepath.Join(open, "hop"))
+	linkedDir := link(safe, filepath.Join(open, "d"))
+	chain := link(hop, filepath.Join(home, "chain.json"))
+	viaDir := link(filepath.Join(linkedDir, "revoked.json"), filepath.Join(home, "via-dir.json"))
+	inPath := filepath.Join(linkedDir, "revoked.json")
+	inDotD := link(hop, filepath.Join(dotD, "bob.json"))
+	relative := link(filepath.Join("..", "open", "d", "revoked.json"), filepath.Join(dotD, "carol.json"))
+
+	r := Rule{Top: home}
+	read := func(path string) error { _, _, err := r.ReadFile(path); return err }
+	inDir := func(path string) error {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		return r.CheckFile(path, fi, true, true)
+	}
+	cases := []struct {
+		name  string
+		check func() error
+	}{
+		{"a link to a link", func() error { return read(chain) }},
+		{"a link through a linked directory", func() error { return read(viaDir) }},
+		{"a path through a linked directory", func() error { return read(inPath) }},
+		{"a linked directory", func() error { return r.CheckDir(linkedDir) }},
+		{"a link in a .d directory to a link", func() error { return inDir(inDotD) }},
+		{"a relative link in a .d directory through a linked directory", func() error { return inDir(relative) }},
+	}
+	for _, c := range cases {
+		if err := c.check(); err != nil {
+			t.Errorf("%s, every directory safe: %v", c.name, err)
+		}
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		var pe *PermissionError
+		if err := c.check(); !errors.As(err, &pe) || pe.Path != open {
+			t.Errorf("%s, the link in a world-writable directory: %v, want a *PermissionError naming %s", c.name, err, open)
+		}
+	}
+
+	// Links on the way to the top are above the rule, as the directories
+	// there are: a home reached through a linked directory in a
+	// world-writable one is read.
+	realHomes := filepath.Join(base, "real")
+	write(t, filepath.Join(realHomes, "h", "ca.pem"), "x", 0o644)
+	viaTop := link(realHomes, filepath.Join(open, "homes"))
+	topOnLink := filepath.Join(viaTop, "h")
+	if _, _, err := (Rule{Top: topOnLink}).ReadFile(filepath.Join(topOnLink, "ca.pem")); err != nil {
+		t.Errorf("a home reached through a link above it: %v", err)
+	}
+	if err := (Rule{Top: topOnLink}).CheckDir(topOnLink); err != nil {
+		t.Errorf("the home itself, reached through a link above it: %v", err)
+	}
+	// A loop of links is an error, not a hang.
+	loop := link(filepath.Join(home, "loop2"), filepath.Join(home, "loop1"))
+	link(loop, filepath.Join(home, "loop2"))
+	if err := r.CheckDir(loop); err == nil {
+		t.Error("a loop of links: checked")
+	}
+}
