@@ -8,8 +8,10 @@ import (
 	"syscall"
 )
 
-// openFlags keep an open of a FIFO from waiting for a writer.
-const openFlags = syscall.O_NONBLOCK
+// openFlags keep an open of a FIFO from waiting for a writer, and an
+// open of a terminal from making it the controlling terminal of a
+// session leader that has none (a daemon: its hangup would signal it).
+const openFlags = syscall.O_NONBLOCK | syscall.O_NOCTTY
 
 // noFollow makes an open refuse a symbolic link (ReadListed).
 const noFollow = syscall.O_NOFOLLOW
