@@ -1,13 +1,19 @@
 package tlsbridge
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/knownhosts"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -263,4 +269,50 @@ func TestRevokedCAKeyVouchesForNobody(t *testing.T) {
 	if !errors.As(err, &re) || re.Fingerprint != caKey.Fingerprint() {
 		t.Fatalf("a server of a revoked CA key: err = %v, want *knownhosts.RevokedError for %s", err, caKey.Fingerprint())
 	}
+}
+
+// A CRL with a critical extension PKI mode does not process — a delta
+// CRL (RFC 5280 5.2.4), a partitioned one (5.2.5) — is not used to say a
+// certificate is good (RFC 5280 5.2: "MUST NOT use that CRL"): a delta
+// CRL beside its base, newer and listing only the latest revocations, must
+// not hide the base's. Alone, it leaves no CRL to vouch: refused.
+func TestDeltaCRLDoesNotHideTheBase(t *testing.T) {
+	ca := newCA(t)
+	srv := newHome(t, jwk.EC256)
+	pki := ca.pki(t)
+	rs := startRecording(t, mustServer(t, srv, ServerOptions{PKI: pki}))
+	cli := newHome(t, jwk.EC256)
+	cli.id = ca.issue(t, cli.id.Key)
+	cli.pin(t, rs.addr(), srv.id.Key)
+	crl := func(number int64, age time.Duration, critical []pkix.Extension, revoked ...*Identity) []byte {
+		var entries []x509.RevocationListEntry
+		for _, id := range revoked {
+			entries = append(entries, x509.RevocationListEntry{SerialNumber: id.Certificate.Leaf.SerialNumber, RevocationTime: time.Now().Add(-time.Hour)})
+		}
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: time.Now().Add(-age),
+			NextUpdate: time.Now().Add(time.Hour), RevokedCertificateEntries: entries, ExtraExtensions: critical}, ca.cert, ca.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+	}
+	baseNumber, _ := asn1.Marshal(1)
+	delta := []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 27}, Critical: true, Value: baseNumber}} // deltaCRLIndicator
+	publish := func(data []byte) {
+		if err := os.WriteFile(ca.crlFile(), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		future := time.Now().Add(time.Duration(len(data)) * time.Second)
+		_ = os.Chtimes(ca.crlFile(), future, future)
+		pki.checkedAt.Store(0)
+	}
+	publish(append(crl(1, 2*time.Minute, nil, cli.id), crl(2, time.Minute, delta)...))
+	rs.refusedWith(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "revoked by the base CRL, beside a delta CRL", isA[*RevokedCertificateError])
+	publish(crl(2, time.Minute, delta))
+	rs.refusedWith(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "a delta CRL alone", func(err error) bool {
+		var ref *CARefusedError
+		return errors.As(err, &ref) && strings.Contains(err.Error(), "no CRL")
+	})
+	publish(crl(3, time.Minute, nil))
+	rs.admitted(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "a full CRL that does not list it")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -395,6 +396,24 @@ func (p *PKI) current() *pkiState {
 	return st
 }
 
+// processed reports whether every critical extension of crl is one PKI
+// mode applies: the authority key identifier and the CRL number, which
+// crypto/x509 reads (it refuses none it does not know).
+func processed(crl *x509.RevocationList) bool {
+	for _, ext := range crl.Extensions {
+		if ext.Critical && !ext.Id.Equal(oidAuthorityKeyID) && !ext.Id.Equal(oidCRLNumber) {
+			return false
+		}
+	}
+	return true
+}
+
+// The CRL extensions processed reads (RFC 5280, 5.2.1 and 5.2.3).
+var (
+	oidAuthorityKeyID = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidCRLNumber      = asn1.ObjectIdentifier{2, 5, 29, 20}
+)
+
 // RevokedCertificateError means a certificate is listed in the CRL.
 type RevokedCertificateError struct {
 	Subject string
@@ -618,11 +637,14 @@ func (set *caSet) checkCRLs(chains [][]*x509.Certificate) error {
 // crlFor returns the newest CRL of issuer in the set (latest thisUpdate,
 // then highest CRL number): a file holding an old CRL before a newer one
 // of the same CA must not have the old one decide, which would ignore the
-// revocations only the newer one lists.
+// revocations only the newer one lists. A CRL with a critical extension
+// this code does not process (a delta CRL, a partitioned one) is never
+// used (RFC 5280, 5.2): a delta CRL, newer than its base and listing only
+// the latest revocations, would hide the base's.
 func (set *caSet) crlFor(issuer *x509.Certificate) *x509.RevocationList {
 	var best *x509.RevocationList
 	for _, crl := range set.crls {
-		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
+		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil || !processed(crl) {
 			continue
 		}
 		if best == nil || crl.ThisUpdate.After(best.ThisUpdate) ||
