@@ -131,6 +131,11 @@ func (c *cli) caAdd(file, purpose, name string) error {
 		if in.CRL, err = c.readInput(c.crlFile); err != nil {
 			return err
 		}
+		// The CRL file is installed as it is, mode 0644: whatever else
+		// it holds is installed with it.
+		if valueHoldsPrivateKey(in.CRL) {
+			return fmt.Errorf("%s holds a private key beside the CRL, which would be installed with it, readable by everyone; give a file that holds only the CRL", c.crlFile)
+		}
 	}
 	ca, err := tlsbridge.InstallCA(c.layout().CADir(), in)
 	if err != nil {
