@@ -125,13 +125,15 @@ func (t *Tracker) Track(c *Conn) (untrack func()) {
 	t.conns[c] = struct{}{}
 	t.mu.Unlock()
 	// Decided after it is in the set: a change from now on is seen by a
-	// sweep, and one before by this decision.
+	// sweep, and one before by this decision. Its expiry is compared with
+	// the time the decision began, as a sweep's: one that passes while it
+	// decides is due at once, not taken for one long past.
+	now := time.Now()
 	expires, err := c.Decide(nil)
 	if err != nil {
 		t.end(c, err)
 		return untrack
 	}
-	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	next := t.due(now, expires)

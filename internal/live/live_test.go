@@ -208,3 +208,30 @@ func TestMemo(t *testing.T) {
 		t.Errorf("%d decisions after two sweeps of ten connections sharing a key, want 12", n)
 	}
 }
+
+// TestExpiryDuringTheDecisionAtTrack: an admission that ends while Track
+// decides (the store admitted the key until a moment that has passed
+// when Track arms its timer — an entry expiring as its connection is
+// tracked) is decided again at once and ended, not kept open for good:
+// its expiry is compared with the time the decision began.
+func TestExpiryDuringTheDecisionAtTrack(t *testing.T) {
+	tr := New(Options{})
+	c := newConn()
+	lc := c.live()
+	decide := lc.Decide
+	var again atomic.Bool
+	lc.Decide = func(m *Memo) (time.Time, error) {
+		if again.Swap(true) {
+			return decide(m)
+		}
+		c.decided.Add(1)
+		expires := time.Now().Add(time.Millisecond)
+		c.set(nil, expires)
+		for !time.Now().After(expires) { // the decision outlasts the admission
+			runtime.Gosched()
+		}
+		return expires, nil
+	}
+	defer tr.Track(lc)()
+	c.endsWithin(t, 2*time.Second, "expired")
+}
