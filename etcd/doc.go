@@ -37,7 +37,8 @@
 // nothing changes: by a linearizable read of the store's revision, or, when
 // the store has moved on, by a progress notification (RequestProgress).
 // A read whose revision is below the view's (etcd restored without
-// --bump-revision) makes the Source list again, as a compaction does.
+// --bump-revision), or a response from another cluster than the list's,
+// makes the Source list again, as a compaction does.
 //
 // # Offline and stale
 //

@@ -46,7 +46,7 @@ func TestCurrentUnderARoleOnThePrefix(t *testing.T) {
 	if v := verdict(authkeys.Load(src.AuthorizedOptions()), alice); v != authkeys.Authorized {
 		t.Fatalf("alice %v under the host's role", v)
 	}
-	if r := src.check(ctx); !r.current || r.behind {
+	if r := src.check(ctx); !r.current || r.gone != nil {
 		t.Fatalf("with nothing written since the list, the check under a role on %s/ found %+v, want the view current", prefix, r)
 	}
 }

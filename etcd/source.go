@@ -103,7 +103,8 @@ type Source struct {
 	log    *slog.Logger
 
 	cur      atomic.Pointer[view]
-	current  atomic.Int64 // unix nanoseconds when cur was last known current
+	cluster  atomic.Uint64 // etcd's cluster ID at the last list (otherCluster)
+	current  atomic.Int64  // unix nanoseconds when cur was last known current
 	noView   atomic.Pointer[error]
 	stale    atomic.Bool // the stale state was announced
 	staleFor *time.Timer

@@ -67,6 +67,7 @@ func (s *Source) list(ctx context.Context) error {
 	end := clientv3.GetPrefixRangeEnd(start)
 	kv := map[string][]byte{}
 	var rev int64
+	var cluster uint64
 	for key := start; ; {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
 		if rev != 0 {
@@ -79,7 +80,7 @@ func (s *Source) list(ctx context.Context) error {
 			return err
 		}
 		if rev == 0 {
-			rev = resp.Header.Revision
+			rev, cluster = resp.Header.Revision, resp.Header.ClusterId
 		}
 		for _, e := range resp.Kvs {
 			kv[string(e.Key[len(start):])] = e.Value
@@ -90,6 +91,7 @@ func (s *Source) list(ctx context.Context) error {
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	v := s.makeView(rev, kv)
+	s.cluster.Store(cluster)
 	if len(v.outside) > 0 {
 		s.log.Warn("etcd: keys outside the layout ignored", "prefix", s.prefix, "keys", len(v.outside), "first", v.outside[0].Path)
 	}
@@ -131,8 +133,8 @@ func (s *Source) watch(ctx context.Context) (relist bool, err error) {
 			}
 		case r := <-checked:
 			checked = nil
-			if r.behind {
-				return true, fmt.Errorf("etcd: revision %d, below the view's %d: etcd restored from a snapshot, its revisions not bumped past the view's?", r.rev, r.was)
+			if r.gone != nil {
+				return true, r.gone
 			}
 			if r.current {
 				s.progressed(r.rev, asked)
@@ -141,6 +143,9 @@ func (s *Source) watch(ctx context.Context) (relist bool, err error) {
 		case wr, ok := <-wch:
 			if !ok {
 				return false, errors.New("etcd: watch channel closed")
+			}
+			if err := s.otherCluster(wr.Header.ClusterId); err != nil {
+				return true, err
 			}
 			if wr.CompactRevision != 0 {
 				return true, fmt.Errorf("etcd: revision %d compacted (oldest kept %d)", s.Revision()+1, wr.CompactRevision)
@@ -168,10 +173,9 @@ func (s *Source) watch(ctx context.Context) (relist bool, err error) {
 type checkResult struct {
 	rev     int64
 	current bool
-	// behind: etcd's revision rev is below was, the view's before the
-	// read.
-	behind bool
-	was    int64
+	// gone says why the history the view follows is not etcd's (another
+	// cluster, a revision below the view's): the Source lists again.
+	gone error
 }
 
 // check asks etcd whether the view is current. A linearizable read of one
@@ -186,7 +190,8 @@ type checkResult struct {
 // snapshot without --bump-revision. The watch, resumed past the view's
 // revision, would never send the writes made since the restore at the
 // revisions the view had passed (a revocation among them), and the read
-// would confirm the view for ever: behind, and the Source lists again.
+// would confirm the view for ever: gone, and the Source lists again, as
+// for another cluster (otherCluster).
 // The view's revision is taken before the read: the read, linearizable,
 // is at least the revision of every event had before it, not of one
 // applied while it is under way.
@@ -203,9 +208,12 @@ func (s *Source) check(ctx context.Context) checkResult {
 		}
 		return checkResult{}
 	}
+	if err := s.otherCluster(resp.Header.ClusterId); err != nil {
+		return checkResult{gone: err}
+	}
 	rev := resp.Header.Revision
 	if rev < was {
-		return checkResult{rev: rev, behind: true, was: was}
+		return checkResult{gone: fmt.Errorf("etcd: revision %d, below the view's %d: etcd restored from a snapshot, its revisions not bumped past the view's?", rev, was)}
 	}
 	if rev <= s.Revision() {
 		return checkResult{rev: rev, current: true}
@@ -214,6 +222,19 @@ func (s *Source) check(ctx context.Context) checkResult {
 		s.log.Debug("etcd: progress request failed", "error", err)
 	}
 	return checkResult{}
+}
+
+// otherCluster says whether cluster (a response header's ClusterId) is
+// not the one the view was listed from: another cluster answering at the
+// members' addresses (a failover to another site's, a restore under
+// another cluster token) has revisions of its own, and a watch resumed
+// past the view's revision would never send what it holds at the lower
+// ones (a revocation among them).
+func (s *Source) otherCluster(cluster uint64) error {
+	if want := s.cluster.Load(); cluster != 0 && want != 0 && cluster != want {
+		return fmt.Errorf("etcd: cluster %x answers, not %x, whose history the view follows", cluster, want)
+	}
+	return nil
 }
 
 // progressed records a progress notification: the view is current at
