@@ -441,12 +441,14 @@ func keyLabel(k *jwk.Key) string {
 func parseExpiry(s string, now time.Time) (time.Time, error) {
 	var t time.Time
 	if m := regexp.MustCompile(`^(\d{1,5})([dw])$`).FindStringSubmatch(s); m != nil {
+		// In days of the calendar (UTC, where a day is 24 hours), not a
+		// time.Duration: 99999w is some 1,900 years, past a Duration's
+		// 292, which wrapped to a date 163 years on.
 		n, _ := strconv.Atoi(m[1])
-		unit := 24 * time.Hour
 		if m[2] == "w" {
-			unit *= 7
+			n *= 7
 		}
-		t = now.Add(time.Duration(n) * unit)
+		t = now.UTC().AddDate(0, 0, n)
 	} else if d, err := time.ParseDuration(s); err == nil {
 		t = now.Add(d)
 	} else if t, err = time.Parse(time.RFC3339, s); err != nil {
