@@ -68,3 +68,28 @@ func TestRevokeWhileClaimed(t *testing.T) {
 		t.Fatalf("revoking again: %v", err)
 	}
 }
+
+// TestClaimOfAnInvitationMadeAgain: an invitation removed and made again
+// under the same name between the check of a token and its claim is not
+// claimed by the old token — it stays pending for the new one, which
+// then enrolls.
+func TestClaimOfAnInvitationMadeAgain(t *testing.T) {
+	srvHome := newHome(t)
+	srv := startServer(t, srvHome, serverConfig{})
+	old := srvHome.invite(t, "laptop", srv.addr)
+	var fresh Token
+	testHookBeforeClaim = func() {
+		testHookBeforeClaim = nil
+		if _, err := RevokeInvite(InvitesDir(srvHome.dir), "laptop"); err != nil {
+			t.Error(err)
+		}
+		fresh = srvHome.invite(t, "laptop", srv.addr)
+	}
+	t.Cleanup(func() { testHookBeforeClaim = nil })
+	if _, err := newHome(t).join(t, old); !errors.Is(err, ErrWrongSecret) {
+		t.Fatalf("the old token, its invitation made again meanwhile: %v", err)
+	}
+	if _, err := newHome(t).join(t, fresh); err != nil {
+		t.Fatalf("the new token: %v", err)
+	}
+}

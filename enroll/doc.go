@@ -69,7 +69,9 @@
 // /64, and global; failures only), the request, the secret (SHA-256,
 // compared in constant time), the expiry, then claims the invitation by
 // renaming its file — of two clients racing with one token, in one process
-// or several, exactly one rename succeeds — and adds the client's key with
+// or several, exactly one rename succeeds —, checks the claimed file's
+// secret and expiry again (an invitation made again under the same name
+// in between stays pending for its own token), and adds the client's key with
 // authkeys.Store.Add (which never replaces a key). If adding fails, the
 // invitation is put back, unless RevokeInvite deleted the claim meanwhile. Every refusal has its own Reason and HTTP status,
 // is logged with the remote address, the client's fingerprint, the

@@ -230,6 +230,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 			name, inv.Expires.UTC().Format(time.RFC3339))
 	}
 
+	if testHookBeforeClaim != nil {
+		testHookBeforeClaim()
+	}
 	// Claim: exactly one rename of the pending file succeeds, across
 	// goroutines and processes. The winner adds the key; a failure puts
 	// the invitation back.
@@ -240,6 +243,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	if err != nil {
 		h.log.Error("claiming an invitation", "file", pending, "error", err.Error())
 		return Response{}, name, refuse(ReasonInternal, "the server could not claim invitation %q; its log says why", name)
+	}
+	// What was claimed is the file of that name when the rename ran, not
+	// necessarily the one checked above: an invitation removed and made
+	// again under the same name in between (invite --remove, then invite)
+	// would otherwise be claimed by the old token. So the claim is
+	// checked as the pending file was, and put back if it fails.
+	if got, err := readInvite(inviteRule(h.opts.Dir), claim); err != nil || !secretMatches(got, sum) || !now.Before(got.Expires) {
+		h.unclaim(claim, pending)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			h.log.Error("claimed invitation unreadable", "file", claim, "error", err.Error())
+		}
+		return Response{}, name, refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name)
 	}
 	entry, err := h.opts.Clients.Add(clientKey, name, authkeys.AddNew)
 	if err != nil {
@@ -270,6 +285,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	_ = os.Remove(claim) // the record (or, failing that, the claim's removal) is what is left
 	return Response{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
 }
+
+// testHookBeforeClaim, if set, runs between the check of a pending
+// invitation and its claim (tests: an invitation replaced in between).
+var testHookBeforeClaim func()
 
 // decodeRequest parses and checks a request body (read from the network:
 // anything may be in it) into req. It returns the invitation's name and
