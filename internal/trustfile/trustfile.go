@@ -451,8 +451,16 @@ func resolveFrom(dest, rest string) (string, []string, error) {
 			return "", nil, err
 		}
 		linkDirs = append(linkDirs, dest)
-		if filepath.IsAbs(target) {
-			dest = filepath.VolumeName(target) + string(filepath.Separator)
+		if filepath.IsAbs(target) || strings.HasPrefix(target, string(filepath.Separator)) {
+			// From the root: the target's volume, or (Windows' \dir)
+			// the link's own.
+			vol := filepath.VolumeName(target)
+			if vol == "" {
+				vol = filepath.VolumeName(dest)
+			}
+			dest = vol + string(filepath.Separator)
+			rest = target[len(vol):] + string(filepath.Separator) + rest
+			continue
 		}
 		rest = target + string(filepath.Separator) + rest
 	}
