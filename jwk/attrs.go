@@ -195,9 +195,9 @@ func expiresValue(raw []byte) (time.Time, error) {
 }
 
 // From returns the "from" attribute: the networks a client key may connect
-// from. A bare IP address is a one-address network. Nil (no member) means
-// anywhere; a member that names no network ("", null, []) is an empty,
-// non-nil list: from no address.
+// from. A bare IP address is a one-address network. Nil (no member, or
+// null) means anywhere; a member that names no network ("", []) is an
+// empty, non-nil list: from no address.
 func (a Attributes) From() ([]netip.Prefix, error) {
 	raw, ok := a[AttrFrom]
 	if !ok {
@@ -208,12 +208,12 @@ func (a Attributes) From() ([]netip.Prefix, error) {
 
 func fromValue(raw []byte) ([]netip.Prefix, error) {
 	list, err := listValue(AttrFrom, raw)
-	if err != nil {
-		return nil, err
+	if err != nil || list == nil && string(bytes.TrimSpace(raw)) == "null" {
+		return nil, err // null is no member, as authorize --list --json writes it
 	}
-	// A member that names no network ("", null, []) allows no address:
-	// only its absence means anywhere. Nil here would widen an empty
-	// list (a script's empty variable) to every address.
+	// A member that names no network ("", " , ", []) allows no address:
+	// nil here would widen an empty list (a script's empty variable) to
+	// every address.
 	return ParsePrefixes(list)
 }
 
