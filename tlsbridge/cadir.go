@@ -216,10 +216,13 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 			return nil, &NotCAError{Subject: c.Subject.String()}
 		}
 	}
+	var crlData []byte
 	if in.CRL != nil {
-		if _, err := parseCRLs(in.CRL, cas); err != nil {
+		crls, err := parseCRLs(in.CRL, cas)
+		if err != nil {
 			return nil, fmt.Errorf("tlsbridge: the CRL: %w of the CA file", err)
 		}
+		crlData = encodeCRLs(crls)
 	}
 	name := in.Name
 	if name == "" {
@@ -241,7 +244,7 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 	// admit what the CRL revokes.
 	crlFile := homedir.CACRLFile(dir, in.Purpose, name)
 	if in.CRL != nil {
-		if err := atomicfile.Write(crlFile, in.CRL, 0o644); err != nil {
+		if err := atomicfile.Write(crlFile, crlData, 0o644); err != nil {
 			return nil, err
 		}
 	} else if crl, _, rerr := trustfile.Read(crlFile); rerr == nil {
@@ -285,6 +288,18 @@ func defaultCAName(c *x509.Certificate) string {
 		name = fmt.Sprintf("ca-%x", sum[:6])
 	}
 	return name
+}
+
+// encodeCRLs is what InstallCA writes of a CRL file it was given: its
+// CRLs alone, as PEM. The file is public (0644), and what was given beside
+// them — a PEM file of the CA's may hold its private key too — is not
+// the CRL's to publish.
+func encodeCRLs(crls []*x509.RevocationList) []byte {
+	var b bytes.Buffer
+	for _, c := range crls {
+		_ = pem.Encode(&b, &pem.Block{Type: "X509 CRL", Bytes: c.Raw})
+	}
+	return b.Bytes()
 }
 
 func encodeCertificates(cas []*x509.Certificate) []byte {

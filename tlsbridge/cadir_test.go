@@ -170,3 +170,37 @@ func TestCADirRefusesUnnamableCA(t *testing.T) {
 		t.Fatalf("a CA file whose name is not a CA name: err = %v", err)
 	}
 }
+
+// TestInstallCAWritesOnlyTheCRL: of a CRL file that holds more than CRLs
+// — the CA's private key beside them, text — InstallCA writes the CRLs
+// alone into the public CRL file.
+func TestInstallCAWritesOnlyTheCRL(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t)
+	caPEM, err := os.ReadFile(ca.caFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := os.ReadFile(ca.crlFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	given := append([]byte("the CA's files\n-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n"), crl...)
+	got, err := InstallCA(filepath.Join(home, "ca.d"), CAInstall{CA: caPEM, CRL: given})
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, err := os.ReadFile(got.CRLFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(written), "PRIVATE KEY") || strings.Contains(string(written), "the CA's files") {
+		t.Fatalf("%s holds more than the CRL:\n%s", got.CRLFile, written)
+	}
+	if _, err := parseCRLs(written, []*x509.Certificate{ca.cert}); err != nil {
+		t.Errorf("%s: %v", got.CRLFile, err)
+	}
+}

@@ -127,8 +127,9 @@ type ClientOptions struct {
 	// first; under Insecure, DNS is not asked.
 	VerifyHostKeyDNS HostKeyDNS
 	// DNS is the resolver asked; nil: the system's (dane.SystemResolver),
-	// whose answers count as validated only when it is on the loopback
-	// interface or resolv.conf says "options trust-ad".
+	// whose answers count as validated only when resolv.conf says
+	// "options trust-ad" (glibc's rule; a resolver on the loopback
+	// interface is not believed for that alone).
 	DNS *dane.Resolver
 	// PinFromDNS pins a key that a validated record let in (with the
 	// comment DNSComment), for callers whose purpose is to pin.
