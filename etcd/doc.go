@@ -37,8 +37,10 @@
 // nothing changes: by a linearizable read of the store's revision, or, when
 // the store has moved on, by a progress notification (RequestProgress).
 // A read whose revision is below the view's (etcd restored without
-// --bump-revision), or a response from another cluster than the list's,
-// makes the Source list again, as a compaction does.
+// --bump-revision), a response from another cluster than the list's, or
+// the key of the view's last write read at that write's revision holding
+// another (a restore to before it) makes the Source list again, as a
+// compaction does.
 //
 // # Offline and stale
 //

@@ -51,6 +51,49 @@ func TestRestoreBelowTheView(t *testing.T) {
 	})
 }
 
+// TestRestoreWrittenPastTheView: etcd restored from a snapshot older
+// than the view's last write, keeping its cluster ID (the same members
+// and token), and written past the view's revision before the Source
+// reads it again: the revision tells nothing, and the watch resumed past
+// the view's revision never sent a revocation the new history wrote at a
+// lower one (found by review). The view's last write (its witness: carol,
+// here) read at its revision is not that write in the new history: the
+// Source lists again.
+func TestRestoreWrittenPastTheView(t *testing.T) {
+	ms := startCluster(t, 1)
+	cli := client(t, ms[0].endpoint())
+	proxy := newCutProxy(t, ms[0].cfg.ListenClientUrls[0].Host)
+	alice, carol := keydirtest.Key(t, 1), keydirtest.Key(t, 3)
+	put(t, cli, Key(prefix, Authorized, "alice"), keyJSON(t, alice)) // 2: the snapshot's
+	for range 4 {
+		put(t, cli, "/elsewhere", []byte("x"))
+	}
+	put(t, cli, Key(prefix, Authorized, "carol"), keyJSON(t, carol)) // 7: the view's last write
+	src := open(t, Options{Client: client(t, proxy.endpoint()), Prefix: prefix, MaxStaleness: time.Minute, Progress: 50 * time.Millisecond})
+	store := authkeys.Open(t.Context(), src.AuthorizedOptions())
+	defer store.Close()
+	eventually(t, 10*time.Second, "alice not admitted", func() bool { return verdict(store, alice) == authkeys.Authorized })
+	was := src.Revision()
+
+	// Restored while the Source cannot reach it, and written past the
+	// view's revision before it can.
+	proxy.setCut(true)
+	ms[0].stop()
+	ms[0].cfg.Dir = filepath.Join(t.TempDir(), "restored")
+	if err := ms[0].start(); err != nil {
+		t.Fatal(err)
+	}
+	cli = client(t, ms[0].endpoint())
+	put(t, cli, Key(prefix, Authorized, "alice"), keyJSON(t, alice)) // 2, as in the snapshot
+	put(t, cli, Key(prefix, Revoked, "alice"), keyJSON(t, alice))    // 3
+	for put(t, cli, "/elsewhere", []byte("y")) <= was {
+	}
+	proxy.setCut(false)
+	eventually(t, 20*time.Second, "a revocation written after a restore, below the view's revision, is not enforced", func() bool {
+		return verdict(store, alice) == authkeys.Revoked
+	})
+}
+
 // TestAnotherClusterBehindTheAddress: another etcd cluster answering at
 // the members' addresses (a failover to another site's cluster, a
 // restore under another cluster token), already past the view's revision,

@@ -92,6 +92,12 @@ type view struct {
 	entries [numKinds]*keydir.FeedSet
 	other   map[string][]byte
 	outside []keydir.Problem
+	// witness is the key (relative to the prefix) of the last write the
+	// view holds, made at revision witnessRev ("": none known): a history
+	// whose key there at that revision is not that write is another one
+	// (check).
+	witness    string
+	witnessRev int64
 }
 
 // Source is a live, consistent view of an etcd prefix that the trust
