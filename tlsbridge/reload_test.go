@@ -241,9 +241,8 @@ func TestIdentityWatcherAnnouncesNextKey(t *testing.T) {
 		a := w.CurrentIdentity().Announced()
 		return len(a) == 1 && a[0].Equal(next)
 	})
-	if !strings.Contains(log.String(), "announces="+next.Fingerprint()) {
-		t.Errorf("log:\n%s", log.String())
-	}
+	// Logged just after the new identity is in use: waited for too.
+	waitFor(t, "the announcement logged", func() bool { return strings.Contains(log.String(), "announces="+next.Fingerprint()) })
 }
 
 // A CA-issued certificate renewed on disk (cert.pem replaced by a new
