@@ -94,6 +94,44 @@ func TestRestoreWrittenPastTheView(t *testing.T) {
 	})
 }
 
+// TestRestoreThatLostARemoval: etcd restored from a snapshot taken before
+// a revocation was removed, keeping its cluster ID, and written past the
+// view's revision: etcd refuses the key again, and the view, which saw
+// the removal, admitted it (found by review). A removal is the view's
+// last write too: its key read at the removal's revision must be absent.
+func TestRestoreThatLostARemoval(t *testing.T) {
+	ms := startCluster(t, 1)
+	cli := client(t, ms[0].endpoint())
+	proxy := newCutProxy(t, ms[0].cfg.ListenClientUrls[0].Host)
+	mallory, carol := keydirtest.Key(t, 1), keydirtest.Key(t, 3)
+	put(t, cli, Key(prefix, Authorized, "mallory"), keyJSON(t, mallory)) // 2
+	put(t, cli, Key(prefix, Revoked, "mallory"), keyJSON(t, mallory))    // 3
+	put(t, cli, Key(prefix, Authorized, "carol"), keyJSON(t, carol))     // 4: the snapshot's last
+	src := open(t, Options{Client: client(t, proxy.endpoint()), Prefix: prefix, MaxStaleness: time.Minute, Progress: 50 * time.Millisecond})
+	store := authkeys.Open(t.Context(), src.AuthorizedOptions())
+	defer store.Close()
+	del(t, cli, Key(prefix, Revoked, "mallory")) // 5: lost by the restore
+	eventually(t, 10*time.Second, "mallory not admitted once his revocation was removed", func() bool { return verdict(store, mallory) == authkeys.Authorized })
+	was := src.Revision()
+
+	proxy.setCut(true)
+	ms[0].stop()
+	ms[0].cfg.Dir = filepath.Join(t.TempDir(), "restored")
+	if err := ms[0].start(); err != nil {
+		t.Fatal(err)
+	}
+	cli = client(t, ms[0].endpoint())
+	put(t, cli, Key(prefix, Authorized, "mallory"), keyJSON(t, mallory))
+	put(t, cli, Key(prefix, Revoked, "mallory"), keyJSON(t, mallory))
+	put(t, cli, Key(prefix, Authorized, "carol"), keyJSON(t, carol))
+	for put(t, cli, "/elsewhere", []byte("y")) <= was {
+	}
+	proxy.setCut(false)
+	eventually(t, 20*time.Second, "a revocation a restore brought back is not enforced", func() bool {
+		return verdict(store, mallory) == authkeys.Revoked
+	})
+}
+
 // TestAnotherClusterBehindTheAddress: another etcd cluster answering at
 // the members' addresses (a failover to another site's cluster, a
 // restore under another cluster token), already past the view's revision,

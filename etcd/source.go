@@ -93,11 +93,13 @@ type view struct {
 	other   map[string][]byte
 	outside []keydir.Problem
 	// witness is the key (relative to the prefix) of the last write the
-	// view holds, made at revision witnessRev ("": none known): a history
-	// whose key there at that revision is not that write is another one
-	// (check).
+	// view holds, made at revision witnessRev ("": none known), a removal
+	// if removed: a history whose key there at that revision is not that
+	// write (present, at another revision; or present where it was
+	// removed) is another one (check).
 	witness    string
 	witnessRev int64
+	removed    bool
 }
 
 // Source is a live, consistent view of an etcd prefix that the trust

@@ -199,12 +199,11 @@ type checkResult struct {
 // never send the writes made since the restore at the revisions the view
 // had passed (a revocation among them), and the read would confirm the
 // view for ever. So is one where the key of the view's last write (its
-// witness), read at that write's revision, is not that write: a restore
-// to before it, written past the view's revision since, which the
-// revision alone does not show. (A restore that kept the witness and
-// lost only later writes elsewhere, one whose new history writes that key
-// at that revision, or that lost only removals, is not told:
-// docs/fleet.md.) The view is taken before the
+// witness, a removal among them), read at that write's revision, is not
+// that write: a restore to before it, written past the view's revision
+// since, which the revision alone does not show. (A restore that kept the
+// witness and lost only later writes elsewhere, or one whose new history
+// writes that key at that revision, is not told: docs/fleet.md.) The view is taken before the
 // read: the read, linearizable, is at least the revision of every event
 // had before it, not of one applied while it is under way.
 func (s *Source) check(ctx context.Context) checkResult {
@@ -234,8 +233,9 @@ func (s *Source) check(ctx context.Context) checkResult {
 	if rev < v.rev {
 		return checkResult{gone: fmt.Errorf("etcd: revision %d, below the view's %d: etcd restored from a snapshot, its revisions not bumped past the view's?", rev, v.rev)}
 	}
-	if witnessed && (len(resp.Kvs) == 0 || resp.Kvs[0].ModRevision != v.witnessRev) {
-		return checkResult{gone: fmt.Errorf("etcd: %s at revision %d is not the write the view holds there: another history (etcd restored from a snapshot?)", s.prefix+"/"+v.witness, v.witnessRev)}
+	present := len(resp.Kvs) > 0
+	if witnessed && (present == v.removed || present && resp.Kvs[0].ModRevision != v.witnessRev) {
+		return checkResult{gone: fmt.Errorf("etcd: %s at revision %d is not what the view holds there: another history (etcd restored from a snapshot?)", s.prefix+"/"+v.witness, v.witnessRev)}
 	}
 	if rev <= s.Revision() {
 		return checkResult{rev: rev, current: true}
@@ -291,12 +291,7 @@ func (s *Source) apply(events []*clientv3.Event) {
 			continue
 		}
 		deleted := ev.Type == clientv3.EventTypeDelete
-		switch {
-		case !deleted:
-			nv.witness, nv.witnessRev = rel, ev.Kv.ModRevision
-		case rel == nv.witness:
-			nv.witness = "" // a removal leaves no revision to read
-		}
+		nv.witness, nv.witnessRev, nv.removed = rel, ev.Kv.ModRevision, deleted
 		k, ok := s.place(&nv, rel, ev.Kv.Value, deleted)
 		if ok {
 			touched[k] = true
