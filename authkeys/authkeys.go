@@ -464,7 +464,10 @@ const (
 // replaced (*NameExistsError), a key already authorized under another name
 // is reported (*AlreadyAuthorizedError), and adding the same key under the
 // same name again changes nothing. With Replace, the name's file is
-// rewritten with k and its attributes whatever it held.
+// rewritten with k and its attributes whatever it held. Either mode
+// refuses a name that an entry of another file holds with another key —
+// a "name" member, a member of a JWK Set — (*NameExistsError naming that
+// file), since a name must stand for one client (NameHolder).
 // Names that could escape the directory or hide the file are refused.
 // Two processes adding different names at once both succeed; adding the
 // same name at once, exactly one does.
@@ -498,6 +501,15 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 		}
 		if !overwrite {
 			return nil, &AlreadyAuthorizedError{Entry: it.entry(f.Path), Name: name}
+		}
+	}
+	// The name is the client's identity (handlers, logs, the proxy's
+	// X-Keytool-Name): a second key under it, in a file of another name
+	// or a member of a set, would let one client pass for the other. Only
+	// the client's own next keys (AddBeside) share it.
+	if mode != AddBeside {
+		if e := s.NameHolder(name, sum, absPath); e != nil {
+			return nil, &NameExistsError{Name: name, File: e.File, Fingerprint: e.Fingerprint}
 		}
 	}
 	pk := k.PublicKey()
@@ -589,20 +601,44 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 	return match, nil
 }
 
-// matchRemove returns the authorized entries named nameOrFingerprint, or
-// else those of the key it is the fingerprint of.
-func (s *Store) matchRemove(snap *keydir.Snapshot[item], nameOrFingerprint string) []*Entry {
+// NameHolder returns an authorized entry, in file order, that holds name
+// with a key other than sum, in a file other than file (an absolute path;
+// "" for none), or nil: the entry that makes name taken for another key.
+// In a store LoadFor narrowed, it first reads the files the admin index
+// names for name (Loader.Extend), so that it sees every file holding the
+// name without reading the rest of the store. Entries whose key is held
+// first by another entry count too: removing that one would make them
+// take effect.
+func (s *Store) NameHolder(name string, sum [32]byte, file string) *Entry {
+	s.Loader().Extend(keydir.Query{Terms: []keydir.Term{nameTerm(name)}})
+	for _, e := range s.named(s.Loader().Snapshot(), name) {
+		if e.SPKIHash != sum && e.File != file {
+			return e
+		}
+	}
+	return nil
+}
+
+// named returns the authorized entries of snap named name, in file order.
+func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 	var match []*Entry
 	for _, f := range snap.Files() {
 		if s.rev[f.Source] {
 			continue
 		}
 		for i := range f.Items {
-			if it := &f.Items[i]; it.name(f.Path) == nameOrFingerprint {
+			if it := &f.Items[i]; it.name(f.Path) == name {
 				match = append(match, it.entry(f.Path))
 			}
 		}
 	}
+	return match
+}
+
+// matchRemove returns the authorized entries named nameOrFingerprint, or
+// else those of the key it is the fingerprint of.
+func (s *Store) matchRemove(snap *keydir.Snapshot[item], nameOrFingerprint string) []*Entry {
+	match := s.named(snap, nameOrFingerprint)
 	if len(match) == 0 {
 		if fp, err := jwk.ParseFingerprint(nameOrFingerprint); err == nil {
 			match = s.find(snap, fp, false)

@@ -71,10 +71,11 @@ func (e *SourceNotAllowedError) Error() string {
 }
 
 // NameExistsError means Add was asked to store a key under a name that
-// already holds a different key.
+// already holds a different key: in the name's own file, or in another
+// (a "name" member, a member of a JWK Set).
 type NameExistsError struct {
 	Name        string
-	File        string
+	File        string // the file holding the name
 	Fingerprint string // of the key already there, if it could be read
 }
 

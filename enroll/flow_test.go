@@ -16,6 +16,7 @@ import (
 	"net/netip"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
 
@@ -269,6 +270,33 @@ func TestJoinFailures(t *testing.T) {
 		}
 		if invs, _ := ListInvites(InvitesDir(f.srvHome.dir)); len(invs) != 1 || invs[0].Status(time.Now()) != "pending" {
 			t.Fatalf("the invitation was not put back: %+v", invs)
+		}
+	})
+	t.Run("name held by another file on the server", func(t *testing.T) {
+		// Not laptop.json: another client's file whose "name" member says
+		// laptop. Enrolling under it would make two clients one identity.
+		f := newFailure(t, serverConfig{})
+		pk := newHome(t).key().PublicKey()
+		pk.Attrs = jwk.Attributes{}
+		pk.Attrs.SetString(jwk.AttrName, "laptop")
+		data, err := pk.MarshalPublic(jwk.JWK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(f.srvHome.dir, "authorized_keys.d")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "desk.json"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err = f.join(t, f.tok)
+		var re *RefusedError
+		if !errors.As(err, &re) || re.Reason != ReasonNotEnrollable || !strings.Contains(err.Error(), "another key named \"laptop\"") {
+			t.Fatalf("got %v", err)
+		}
+		if _, err := os.Lstat(filepath.Join(f.srvHome.dir, "authorized_keys.d", "laptop.json")); err == nil {
+			t.Fatal("laptop.json was written")
 		}
 	})
 	t.Run("mangled token", func(t *testing.T) {

@@ -73,7 +73,8 @@ func (c *cli) adviseStores(err error) string {
 		return fmt.Sprintf("To renew it, edit \"expires\" in %s, or run: %s", shellQuote(expired.Entry.File),
 			c.command("authorize", "--force", "--name", shellQuote(expired.Entry.Name), "--expires", "TIME", "FILE"))
 	case errors.As(err, &nameTaken):
-		return "Choose another name, or remove the key it holds first: " + c.command("authorize", "--remove", shellQuote(nameTaken.Name))
+		return fmt.Sprintf("Choose another name, or see the entries holding it (%s) with %s and remove them first: %s",
+			nameTaken.File, c.command("authorize", "--list", "--long"), c.command("authorize", "--remove", shellQuote(nameTaken.Name)))
 	case errors.As(err, &already):
 		return fmt.Sprintf("To rename it: %s, then add it again", c.command("authorize", "--remove", entryRef(already.Entry)))
 	case errors.As(err, &aNotFound) && aNotFound.Revoked:

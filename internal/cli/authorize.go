@@ -55,6 +55,10 @@ name (standard input, pub_key.json, id_ed25519.pub…), --name is required.
                   is authorized under another name, move it to NAME
 
 A name that already holds another key is refused (exit 1) unless --force.
+A name is one client's identity, which servers hand on (logs, the proxy's
+X-Keytool-Name): a name another file gives another key (its "name" member,
+a member of a JWK Set) is refused even with --force, naming that file;
+see it with --list --long, and remove it first (--remove NAME).
 A key already authorized under another name is not added twice: keytool
 warns and changes nothing (exit 0), because only the first entry of a key
 takes effect; --force moves it. Adding the same key under the same name
@@ -84,7 +88,7 @@ that has just proved it holds the entry's key can announce.` + storeEditHelp,
 			set.StringVar(&o.comment, "comment", "", "set the key's comment to `C`")
 			set.StringVar(&o.expires, "expires", "", "refuse the key after `T`: RFC 3339 time, or a duration like 30d or 12h")
 			set.StringVar(&o.from, "from", "", "accept the key only from `CIDRS` (comma-separated networks or addresses)")
-			set.BoolVar(&o.force, "force", false, "replace the key stored under NAME, or move the key to NAME")
+			set.BoolVar(&o.force, "force", false, "replace the key stored under NAME (in NAME.json), or move the key to NAME")
 			set.BoolVar(&list, "list", false, "list the authorized keys")
 			lf.register(set, "with --list: ")
 			set.StringVar(&remove, "remove", "", "remove the keys named `NAME` or with that FINGERPRINT")
@@ -326,7 +330,7 @@ func (c *cli) addNewAuthorization(store *authkeys.Store, k *jwk.Key, name, file 
 		return nil
 	}
 	// A name holding another key is refused before anything else is said.
-	if err := c.checkNameFree(name, target, k.SPKIHash()); err != nil {
+	if err := c.checkNameFree(store, name, target, k.SPKIHash()); err != nil {
 		return err
 	}
 	if len(others) > 0 {
@@ -340,12 +344,25 @@ func (c *cli) addNewAuthorization(store *authkeys.Store, k *jwk.Key, name, file 
 
 // checkNameFree refuses a name whose file holds another key, or holds
 // something that is not a key at all: without --force, authorize never
-// writes over what the user may still need.
-func (c *cli) checkNameFree(name, target string, sum [32]byte) error {
+// writes over what the user may still need. It then refuses a name that
+// another file gives another key (checkNameElsewhere).
+func (c *cli) checkNameFree(store *authkeys.Store, name, target string, sum [32]byte) error {
 	if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != sum {
 		return c.nameTaken(name, target, old[0].Fingerprint())
 	} else if _, serr := os.Lstat(target); err != nil && serr == nil {
 		return c.nameTaken(name, target, "")
+	}
+	return c.checkNameElsewhere(store, name, target, sum)
+}
+
+// checkNameElsewhere refuses a name that an entry outside target holds
+// with another key (a "name" member, a member of a JWK Set): the name is
+// the client's identity, which servers hand on, so two keys under it
+// would let one client pass for the other. --force does not take it:
+// it replaces the name's own file only.
+func (c *cli) checkNameElsewhere(store *authkeys.Store, name, target string, sum [32]byte) error {
+	if e := store.NameHolder(name, sum, target); e != nil {
+		return c.nameTaken(name, e.File, e.Fingerprint)
 	}
 	return nil
 }
@@ -364,6 +381,9 @@ func (c *cli) forceAuthorize(store *authkeys.Store, k *jwk.Key, name string) err
 	// The name's current holder, to say what --force replaces.
 	if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != k.SPKIHash() {
 		verb = "Replaced " + old[0].Fingerprint() + " with"
+	}
+	if err := c.checkNameElsewhere(store, name, target, k.SPKIHash()); err != nil {
+		return err
 	}
 	if len(others) > 0 {
 		if err := c.moveOutOfOtherNames(store, k, target); err != nil {
@@ -415,14 +435,21 @@ func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, forc
 	return nil
 }
 
-// nameTaken is the refusal to store a key under a name that holds another.
+// nameTaken is the refusal to store a key under a name that holds
+// another. In the name's own file, --force replaces it; in another file
+// (a "name" member, a JWK Set) it does not, and the way out is to look at
+// that entry and remove it, or choose another name.
 func (c *cli) nameTaken(name, file, fingerprint string) error {
 	held := ""
 	if fingerprint != "" {
 		held = " by key " + fingerprint
 	}
-	return fmt.Errorf("the name %q is already taken%s in %s; choose another --name, replace it with --force, or remove it first: keytool%s authorize --remove %s",
-		name, held, file, c.homeFlag(), shellQuote(name))
+	if file == c.authorizedFile(name) {
+		return fmt.Errorf("the name %q is already taken%s in %s; choose another --name, replace it with --force, or remove it first: keytool%s authorize --remove %s",
+			name, held, file, c.homeFlag(), shellQuote(name))
+	}
+	return fmt.Errorf("the name %q is already taken%s in %s (a name stands for one client); choose another --name, or see its entries with %s and remove them first: %s",
+		name, held, file, c.command("authorize", "--list", "--long"), c.command("authorize", "--remove", shellQuote(name)))
 }
 
 // keyLabel names a key in a message: its fingerprint, and its comment if
