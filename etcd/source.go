@@ -394,9 +394,12 @@ func (s *Source) makeView(rev int64, kv map[string][]byte) *view {
 // other and outside must be v's own (apply copies them first).
 func (s *Source) place(v *view, rel string, val []byte, deleted bool) (Kind, bool) {
 	k, name, ok := classify(rel)
+	_, had := v.other[rel] // a key outside the layout is in other as long as it is in outside
 	delete(v.other, rel)
 	if !ok {
-		v.outside = slices.DeleteFunc(v.outside, func(p keydir.Problem) bool { return p.Path == s.prefix+"/"+rel })
+		if had { // not for each key of a list (makeView): n² for n keys outside, 80 s at 40,000
+			v.outside = slices.DeleteFunc(v.outside, func(p keydir.Problem) bool { return p.Path == s.prefix+"/"+rel })
+		}
 		if !deleted {
 			v.outside = append(v.outside, keydir.Problem{Path: s.prefix + "/" + rel, Err: ErrOutsideLayout})
 			v.other[rel] = val
