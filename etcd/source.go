@@ -110,12 +110,15 @@ type Source struct {
 	prefix string // with no trailing slash
 	log    *slog.Logger
 
-	cur      atomic.Pointer[view]
-	cluster  atomic.Uint64 // etcd's cluster ID at the last list (otherCluster)
-	current  atomic.Int64  // unix nanoseconds when cur was last known current
-	noView   atomic.Pointer[error]
-	stale    atomic.Bool // the stale state was announced
-	staleFor *time.Timer
+	cur     atomic.Pointer[view]
+	cluster atomic.Uint64 // etcd's cluster ID at the last list (otherCluster)
+	current atomic.Int64  // unix nanoseconds when cur was last known current
+	noView  atomic.Pointer[error]
+	stale   atomic.Bool // the stale state was announced
+	// unconfirmed is why the last read confirming the view failed (nil:
+	// it did not), for the error that says the view turned stale.
+	unconfirmed atomic.Pointer[error]
+	staleFor    *time.Timer
 
 	subMu sync.Mutex
 	subs  [numKinds]map[chan struct{}]struct{}
@@ -370,7 +373,11 @@ func (s *Source) checkStale() {
 		return
 	}
 	if !s.stale.Swap(true) {
-		s.log.Error("etcd view stale: refusing every key until etcd answers", "prefix", s.prefix, "current", cur, "max", s.opts.MaxStaleness)
+		args := []any{"prefix", s.prefix, "current", cur, "max", s.opts.MaxStaleness}
+		if err := s.unconfirmed.Load(); err != nil {
+			args = append(args, "error", *err) // why the view could not be confirmed
+		}
+		s.log.Error("etcd view stale: refusing every key until etcd answers", args...)
 		s.notify(allKinds)
 	}
 }

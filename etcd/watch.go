@@ -222,10 +222,12 @@ func (s *Source) check(ctx context.Context) checkResult {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
+			s.unconfirmed.Store(&err)
 			s.log.Debug("etcd: cannot confirm the view is current", "error", err)
 		}
 		return checkResult{}
 	}
+	s.unconfirmed.Store(nil)
 	if err := s.otherCluster(resp.Header.ClusterId); err != nil {
 		return checkResult{gone: err}
 	}
