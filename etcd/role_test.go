@@ -50,3 +50,31 @@ func TestCurrentUnderARoleOnThePrefix(t *testing.T) {
 		t.Fatalf("with nothing written since the list, the check under a role on %s/ found %+v, want the view current", prefix, r)
 	}
 }
+
+// TestCurrentPastACompactedWitness: etcd compacting the revision of the
+// view's last write (auto-compaction, while the view follows it) leaves
+// the check to the revision alone: the view is still confirmed, not
+// turned stale on every host.
+func TestCurrentPastACompactedWitness(t *testing.T) {
+	ms := startCluster(t, 1)
+	cli := client(t, ms[0].endpoint())
+	put(t, cli, Key(prefix, Authorized, "alice"), keyJSON(t, keydirtest.Key(t, 1)))
+	src := open(t, Options{Client: client(t, ms[0].endpoint()), Prefix: prefix})
+	var rev int64
+	for range 3 {
+		rev = put(t, cli, "/elsewhere", []byte("x"))
+	}
+	if _, err := cli.Compact(t.Context(), rev, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the check never confirmed the view past the compaction", func() bool {
+		r := src.check(t.Context())
+		if r.gone != nil {
+			t.Fatalf("a compacted witness taken for another history: %v", r.gone)
+		}
+		if !r.current {
+			src.progressed(rev, time.Now()) // as the progress notification the check asked for would
+		}
+		return src.check(t.Context()).current
+	})
+}
