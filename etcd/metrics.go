@@ -17,7 +17,8 @@ import (
 //   - keytool_etcd_max_staleness_seconds: Options.MaxStaleness (-1: no bound).
 //   - keytool_etcd_revision: the etcd revision the view is consistent at.
 //   - keytool_etcd_relists_total: lists after the first (each compaction
-//     that cut the watch off costs one).
+//     that cut the watch off costs one, and each history found not the
+//     view's: a restore, another cluster).
 //
 // Each value is read from the Source at the scrape: nothing is counted on
 // the watch's path.
@@ -35,7 +36,7 @@ var (
 	descRevision = prometheus.NewDesc("keytool_etcd_revision",
 		"The etcd revision the view is consistent at (0: none yet).", []string{"prefix"}, nil)
 	descRelists = prometheus.NewDesc("keytool_etcd_relists_total",
-		"Lists of the prefix after the first (a compaction that cut the watch off costs one).", []string{"prefix"}, nil)
+		"Lists of the prefix after the first (a compaction that cut the watch off, or etcd's history found not the view's, costs one).", []string{"prefix"}, nil)
 )
 
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {

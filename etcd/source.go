@@ -218,7 +218,8 @@ func (s *Source) Current() time.Time {
 }
 
 // Relists counts the lists after the first (each compaction that cut a
-// watch off costs one).
+// watch off costs one, and each history found not the view's: a restore,
+// another cluster).
 func (s *Source) Relists() int64 { return max(s.relists.Load()-1, 0) }
 
 // Entries returns the view's entries of kind k, by name (the caller must
