@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -155,6 +157,7 @@ type snapshot struct {
 	keys    index
 	revoked *keydir.Revocations[item] // the one revocation set, shared with knownhosts' rule
 	dups    keySet                    // keys held by more than one authorized entry
+	shared  map[uint64]struct{}       // the hashes of the names entries of several clients hold (nameCounts)
 	skipped bool                      // an authorized-keys file (not a revocation one) was skipped
 }
 
@@ -172,10 +175,11 @@ type Store struct {
 	// How often build edited the previous index, and rebuilt it (for
 	// tests; written only under the loader's lock).
 	updates, rebuilds int
+	names             nameCounts // build's, under the loader's lock (the seed is set once, here)
 }
 
 func newStore(opts Options) *Store {
-	s := &Store{opts: opts}
+	s := &Store{opts: opts, names: nameCounts{seed: maphash.MakeSeed()}}
 	s.snap.Store(&snapshot{files: &keydir.Snapshot[item]{}})
 	s.Lifecycle = keydir.NewLifecycle(opts, convert, entrySPKI, s.build)
 	for _, src := range s.Loader().Sources() {
@@ -307,11 +311,18 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 	for _, p := range ks.Problems {
 		sn.skipped = sn.skipped || !p.Revocation
 	}
-	if s.update(s.snap.Load(), sn) {
+	prev := s.snap.Load()
+	if gone, came, ok := s.update(prev, sn); ok {
+		s.names.files(gone, -1)
+		s.names.files(came, +1)
 		s.updates++
 	} else {
 		s.rebuild(sn)
 		s.rebuilds++
+	}
+	s.names.publish(prev, sn)
+	if !maps.Equal(prev.shared, sn.shared) {
+		s.logSharedNames(prev, sn)
 	}
 	s.snap.Store(sn)
 }
@@ -340,18 +351,30 @@ func (s *Store) rebuild(sn *snapshot) {
 			sn.keys.insertFile(f, dup)
 		}
 	}
+	s.names.reset(n)
+	for _, f := range sn.files.Files() {
+		if s.rev[f.Source] {
+			continue
+		}
+		for i := range f.Items {
+			if it := &f.Items[i]; sn.keys.has(it) {
+				s.names.add(f.Path, it, +1)
+			}
+		}
+	}
 }
 
 // update derives sn's indexes from prev's by applying the files that
-// changed between the two loader snapshots. It reports false, leaving the
-// indexes to rebuild, when that would not give the same result: a changed
-// entry's key is held by another entry too (which one wins depends on the
-// order of all files), a table would grow past half full; or when a
-// rebuild is better: so much changed that starting afresh is cheaper, or
-// a table has become far larger than its keys need (every reload copies
-// it).
-func (s *Store) update(prev, sn *snapshot) bool {
-	gone, came := keydir.Diff(prev.files, sn.files)
+// changed between the two loader snapshots, and returns those files: the
+// authorized-keys files that went and came, every entry of which was and
+// is in effect. It reports false, leaving the indexes to rebuild, when
+// that would not give the same result: a changed entry's key is held by
+// another entry too (which one wins depends on the order of all files), a
+// table would grow past half full; or when a rebuild is better: so much
+// changed that starting afresh is cheaper, or a table has become far
+// larger than its keys need (every reload copies it).
+func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], ok bool) {
+	gone, came = keydir.Diff(prev.files, sn.files)
 	gone, came = s.authorizedFiles(gone), s.authorizedFiles(came)
 	changed := 0
 	for _, f := range gone {
@@ -361,31 +384,31 @@ func (s *Store) update(prev, sn *snapshot) bool {
 		changed += len(f.Items)
 	}
 	if changed > prev.keys.n/4+64 || prev.keys.oversized() {
-		return false
+		return nil, nil, false
 	}
 	sn.keys, sn.dups = prev.keys, prev.dups
 	if len(gone)+len(came) == 0 {
-		return true
+		return nil, nil, true
 	}
 	sn.keys = sn.keys.clone()
 	for _, f := range gone {
 		for i := range f.Items {
 			if _, dup := sn.dups[f.Items[i].sum]; dup {
-				return false
+				return nil, nil, false
 			}
 		}
 		if !sn.keys.removeFile(f) {
-			return false
+			return nil, nil, false
 		}
 	}
 	for _, f := range came {
 		// A key of dups is always in the index (removing one of its
 		// entries rebuilds), so insert refuses it like any present key.
 		if !sn.keys.roomFor(len(f.Items)) || !sn.keys.insertFile(f, nil) {
-			return false
+			return nil, nil, false
 		}
 	}
-	return true
+	return gone, came, true
 }
 
 // authorizedFiles returns the files of files that are not revocation
@@ -482,7 +505,7 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	dir := s.opts.Dirs[0]
 	path := filepath.Join(dir, name+".json")
 	if mode == AddBeside {
-		beside := name + "+" + strings.ReplaceAll(k.KeyID(), ":", "")[:8]
+		beside := besideName(name, k.SPKIHash())
 		if err := keydir.CheckName(beside); err != nil {
 			return nil, err
 		}

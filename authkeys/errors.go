@@ -122,3 +122,9 @@ type StillAuthorizedError struct {
 func (e *StillAuthorizedError) Error() string {
 	return fmt.Sprintf("authkeys: key %s is still authorized as %q (in %s)", e.Entry.Fingerprint, e.Entry.Name, e.Entry.File)
 }
+
+// Error makes a shared name one of a store's problems (SharedNames): the
+// name, and the entries holding it. Every one of them is still authorized.
+func (s SharedName) Error() string {
+	return fmt.Sprintf("authkeys: the name %q is held by %d keys, which it does not tell apart: %s", s.Name, len(s.Entries), describeEntries(s.Entries))
+}

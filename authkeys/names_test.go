@@ -5,9 +5,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/internal/testlog"
 )
 
 // A name is one client's identity: Add refuses a name that an entry of
@@ -75,5 +77,83 @@ func TestLoadForAddFindsTheNameThroughTheIndex(t *testing.T) {
 			t.Fatalf("lookups %v: read %d files, want 1 (bob.json, by its name)", l, n)
 		}
 		finish()
+	}
+}
+
+// sharedNamesOf is SharedNames as "name: file, file; …" (base names).
+func sharedNamesOf(s *Store) string {
+	var parts []string
+	for _, sh := range s.SharedNames() {
+		var files []string
+		for _, e := range sh.Entries {
+			files = append(files, filepath.Base(e.File))
+		}
+		parts = append(parts, sh.Name+": "+strings.Join(files, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Entries of several keys sharing a name are reported — SharedNames, in
+// name order, and a warning in the store's log when the name becomes
+// shared — and every one of them stays authorized: refusing would let
+// whoever adds a file lock another client out. A client's rotation files
+// (NAME+KEYID.json, written by AcceptRotation) share its name by design
+// and are not reported beside NAME.json; beside another file's "name"
+// member they are. A reload that changes a few files keeps the report
+// right (the counts follow the changed files), and it matches a fresh
+// load's.
+func TestSharedNamesReported(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	var log testlog.Buffer
+	opts.Logger = log.Logger()
+	dir := opts.Dirs[0]
+	named := func(n int, name string) []byte {
+		return keydirtest.JWK(t, keydirtest.WithAttrs(key(t, n), "name", name))
+	}
+	keydirtest.Write(t, filepath.Join(dir, "alice.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(dir, "zz-mallory.json"), named(2, "alice"))
+	keydirtest.Write(t, filepath.Join(dir, "carol.json"), keydirtest.JWK(t, key(t, 3)))
+	keydirtest.Write(t, filepath.Join(dir, besideName("carol", key(t, 4).SPKIHash())+".json"), named(4, "carol"))
+	keydirtest.Write(t, opts.Files[0], keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 5), "name", "bob"), keydirtest.WithAttrs(key(t, 6), "name", "bob")))
+	s := Load(opts)
+	want := "alice: alice.json, zz-mallory.json; bob: authorized_keys.json, authorized_keys.json"
+	if got := sharedNamesOf(s); got != want {
+		t.Fatalf("shared names %q, want %q", got, want)
+	}
+	for n := 1; n <= 6; n++ {
+		if _, err := s.LookupKey(key(t, n), netip.Addr{}); err != nil {
+			t.Fatalf("key %d refused: %v", n, err)
+		}
+	}
+	if got := log.String(); strings.Count(got, "share a name") != 2 || !strings.Contains(got, "name=alice entries=\""+key(t, 1).Fingerprint()+" ("+filepath.Join(dir, "alice.json")+"), "+key(t, 2).Fingerprint()) {
+		t.Fatalf("log:\n%s", got)
+	}
+
+	// A few files change: another key named carol, alice's mallory gone,
+	// and carol's first entry removed (its rotation file stays) — the
+	// reload edits the index, and the counts follow.
+	updates := s.updates
+	keydirtest.Write(t, filepath.Join(dir, "dave.json"), named(7, "carol"))
+	if err := os.Remove(filepath.Join(dir, "zz-mallory.json")); err != nil {
+		t.Fatal(err)
+	}
+	s.Loader().Reload()
+	want = "bob: authorized_keys.json, authorized_keys.json; carol: " + besideName("carol", key(t, 4).SPKIHash()) + ".json, carol.json, dave.json"
+	if got := sharedNamesOf(s); got != want {
+		t.Fatalf("after a reload: shared names %q, want %q", got, want)
+	}
+	if s.updates == updates {
+		t.Fatal("the reload rebuilt the index: the incremental counts were not exercised")
+	}
+	if !strings.Contains(log.String(), "now held by one client\" name=alice") {
+		t.Fatalf("log:\n%s", log.String())
+	}
+	if err := os.Remove(filepath.Join(dir, "carol.json")); err != nil {
+		t.Fatal(err)
+	}
+	s.Loader().Reload()
+	if got, fresh := sharedNamesOf(s), sharedNamesOf(Load(HomeOptions(home))); got != fresh || !strings.Contains(got, "carol: "+besideName("carol", key(t, 4).SPKIHash())+".json, dave.json") {
+		t.Fatalf("after the reloads: %q, a fresh load: %q", got, fresh)
 	}
 }

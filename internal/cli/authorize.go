@@ -662,9 +662,20 @@ func (c *cli) listAuthorized(lf listFlags) error {
 			}
 		}
 	}
+	reportSharedNames(c, "authorize", store)
 	infos, t := authorizedTable(store, lf)
 	return c.printList(lf, infos, t,
 		fmt.Sprintf("No authorized keys in %s; add one with: keytool%s authorize --name NAME FILE", c.layout().AuthorizedDir(), c.homeFlag()))
+}
+
+// reportSharedNames warns of the names that entries of several keys hold
+// (authkeys.SharedNames). Each key is still authorized; the name no
+// longer tells their clients apart, wherever a server hands it on.
+func reportSharedNames(c *cli, cmd string, store *authkeys.Store) {
+	for _, sh := range store.SharedNames() {
+		fmt.Fprintf(c.stderr, "keytool %s: warning: %v; a name should stand for one client (servers hand it on: logs, X-Keytool-Name), so rename or remove all but one: %s\n",
+			cmd, sh, c.command("authorize", "--remove", "FINGERPRINT"))
+	}
 }
 
 func (c *cli) unauthorize(nameOrFP string) error {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/enroll"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
@@ -122,6 +123,9 @@ func (c *cli) overview(lf listFlags) error {
 	for _, p := range auth.Problems() {
 		o.problem(c, p)
 	}
+	for _, sh := range auth.SharedNames() {
+		o.problem(c, sh)
+	}
 	for _, p := range hosts.Problems() {
 		o.problem(c, p)
 	}
@@ -149,9 +153,12 @@ func (o *overview) problem(c *cli, err error) {
 		pe   *trustfile.PermissionError
 		none *jwk.NoIdentityError
 	)
+	var shared authkeys.SharedName
 	switch {
 	case errors.As(err, &kp):
 		p.File = kp.Path
+	case errors.As(err, &shared):
+		p.Fix = c.command("authorize", "--remove", "FINGERPRINT") // of all but one of its keys: the admin's choice
 	case errors.As(err, &pkiE):
 		p.File = pkiE.File
 	case errors.As(err, &pe):

@@ -1,0 +1,218 @@
+package authkeys
+
+import (
+	"hash/maphash"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+)
+
+// An entry's name is the identity a server hands on (handlers, logs, the
+// proxy's X-Keytool-Name). Add keeps it to one client, but a file written
+// by other means may give a second key a name already held. Such a name
+// is reported — in the store's log when it appears, and by SharedNames —
+// but neither key is refused: both were authorized by whoever wrote their
+// files, and refusing would let anyone who adds a file lock another
+// client out. Authorization decisions should use the key's fingerprint,
+// which is unique (docs/design.md, "Names").
+
+// SharedName is a name that entries of more than one client hold.
+type SharedName struct {
+	Name    string
+	Entries []*Entry // the entries in effect holding it, in file order
+}
+
+// nameCount is how many entries in effect hold a name: n outside
+// rotation files, canon of them in the name's own file of a directory
+// (NAME.json), rot in rotation files (NAME+KEYID.json, written by Add with
+// AddBeside for the client's next key, KEYID its own).
+type nameCount struct{ n, canon, rot uint32 }
+
+// add adds d to the counts an entry of kind (nameKind) adds to.
+func (c *nameCount) add(kind byte, d uint32) {
+	switch kind {
+	case 'r':
+		c.rot += d
+	case 'c':
+		c.n, c.canon = c.n+d, c.canon+d
+	default:
+		c.n += d
+	}
+}
+
+// shared reports whether the name stands for more than one client: two
+// entries outside rotation files, or one that is not the name's own file
+// beside the rotation files of a client (whose first entry, NAME.json, a
+// rotation leaves or whose removal ends it).
+func (c nameCount) shared() bool { return c.n >= 2 || c.n == 1 && c.canon == 0 && c.rot > 0 }
+
+// nameCounts counts the names of the entries in effect, so that a reload
+// finds the names that became shared from the files that changed alone.
+// Names are kept as 64-bit hashes (no pointer for the collector to read);
+// a collision can only make SharedNames look again, which recounts by the
+// names themselves. Only build uses it, under the loader's lock.
+type nameCounts struct {
+	seed   maphash.Seed
+	count  map[uint64]nameCount
+	shared map[uint64]struct{} // the hashes whose count is shared
+	dirty  bool                // shared changed since the last snapshot
+}
+
+// nameKind says how it counts toward its name: 'r' rotation file, 'c' the
+// name's own file, 'n' any other; 0: no name.
+func nameKind(file string, it *item) (name string, kind byte) {
+	if name = it.name(file); name == "" {
+		return "", 0
+	}
+	switch m, base := it.more, fileEntryName(file); {
+	case m != nil && m.nameFromFile:
+		return name, 'c'
+	case len(base) == len(name)+9 && strings.HasPrefix(base, name+"+") && base == besideName(name, it.sum):
+		return name, 'r' // (the length first: a set of a million named members makes no key IDs)
+	}
+	return name, 'n'
+}
+
+// logSharedNames logs the names that became shared, and those no longer
+// shared, between prev and sn, in name order.
+func (s *Store) logSharedNames(prev, sn *snapshot) {
+	log := s.opts.Logger
+	if log == nil {
+		return
+	}
+	was := map[string]bool{}
+	for _, sh := range s.sharedNames(prev) {
+		was[sh.Name] = true
+	}
+	for _, sh := range s.sharedNames(sn) {
+		if was[sh.Name] {
+			delete(was, sh.Name)
+			continue
+		}
+		log.Warn("entries of several keys share a name: each is authorized, but the name does not tell their clients apart; decide by the key's fingerprint, and rename or remove all but one",
+			"name", sh.Name, "entries", describeEntries(sh.Entries))
+	}
+	for _, name := range slices.Sorted(maps.Keys(was)) {
+		log.Info("a name shared by several keys is now held by one client", "name", name)
+	}
+}
+
+// describeEntries names entries in a message: fingerprint (file), …
+func describeEntries(es []*Entry) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Fingerprint + " (" + e.File + ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// besideName is the file name, without extension, of the entry Add with
+// AddBeside writes for a client's next key: NAME+ and the first eight
+// characters of the key's ID.
+func besideName(name string, sum [32]byte) string {
+	return name + "+" + strings.ReplaceAll(jwk.FormatKeyID(sum), ":", "")[:8]
+}
+
+// add counts it, an entry in effect read from file, with delta (+1 or -1).
+func (nc *nameCounts) add(file string, it *item, delta int) {
+	name, kind := nameKind(file, it)
+	if kind == 0 {
+		return
+	}
+	h := maphash.String(nc.seed, name)
+	c := nc.count[h]
+	was := c.shared()
+	c.add(kind, uint32(delta)) // -1 wraps: a count never falls below what was added
+	if c == (nameCount{}) {
+		delete(nc.count, h)
+	} else {
+		nc.count[h] = c
+	}
+	if now := c.shared(); now != was {
+		nc.dirty = true
+		if now {
+			nc.shared[h] = struct{}{}
+		} else {
+			delete(nc.shared, h)
+		}
+	}
+}
+
+// reset empties the counts for a rebuild of n entries.
+func (nc *nameCounts) reset(n int) {
+	nc.count, nc.shared, nc.dirty = make(map[uint64]nameCount, n), map[uint64]struct{}{}, true
+}
+
+// files counts the items of files, all in effect, with delta.
+func (nc *nameCounts) files(files []*keydir.File[item], delta int) {
+	for _, f := range files {
+		for i := range f.Items {
+			nc.add(f.Path, &f.Items[i], delta)
+		}
+	}
+}
+
+// publish sets sn's shared names from the counts: prev's set while it is
+// the same, else a copy (a snapshot is never written again).
+func (nc *nameCounts) publish(prev, sn *snapshot) {
+	if !nc.dirty {
+		sn.shared = prev.shared
+		return
+	}
+	nc.dirty = false
+	sn.shared = nil
+	if len(nc.shared) > 0 {
+		sn.shared = maps.Clone(nc.shared)
+	}
+}
+
+// SharedNames returns the names that entries of more than one client hold
+// in the current snapshot, sorted, each with its entries in effect in file
+// order (see SharedName). It reads every entry only when there is such a
+// name.
+func (s *Store) SharedNames() []SharedName {
+	return s.sharedNames(s.snap.Load())
+}
+
+func (s *Store) sharedNames(sn *snapshot) []SharedName {
+	if len(sn.shared) == 0 {
+		return nil
+	}
+	type group struct {
+		entries []*Entry
+		count   nameCount
+	}
+	groups := map[string]*group{}
+	for _, f := range sn.files.Files() {
+		if s.rev[f.Source] {
+			continue
+		}
+		for i := range f.Items {
+			it := &f.Items[i]
+			name, kind := nameKind(f.Path, it)
+			if kind == 0 || !sn.keys.has(it) {
+				continue
+			}
+			if _, ok := sn.shared[maphash.String(s.names.seed, name)]; !ok {
+				continue
+			}
+			g := groups[name]
+			if g == nil {
+				g = &group{}
+				groups[name] = g
+			}
+			g.entries = append(g.entries, it.entry(f.Path))
+			g.count.add(kind, 1)
+		}
+	}
+	var out []SharedName
+	for _, name := range slices.Sorted(maps.Keys(groups)) {
+		if g := groups[name]; g.count.shared() {
+			out = append(out, SharedName{Name: name, Entries: g.entries})
+		}
+	}
+	return out
+}
