@@ -166,6 +166,7 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 			// connection: golang/go#40747). HTTP/2 is full duplex always.
 			_ = http.NewResponseController(w).EnableFullDuplex()
 		}
+		dropHTTPUpgrade(r.Header)
 		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
 		if hc != nil && hc.hijacked.Load() {
 			h.finish(hc) // the upgraded stream has ended
@@ -185,6 +186,26 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tlsbridge.WriteForbidden(w, p.Reason(), &p.SPKIHash)
+}
+
+// dropHTTPUpgrade removes the Upgrade header of a request asking to
+// switch to HTTP again — h2c (RFC 7540 section 3.2) or HTTP/* — which
+// the request then goes without, as a server that ignores the upgrade
+// answers it (RFC 9110 section 7.8). Once a target switched, the proxy
+// would only copy bytes, and the requests on them — HTTP/2 streams with
+// any X-Keytool-* header the client writes — would reach the target
+// neither cleaned of forged identity headers nor decided again. A client
+// of the proxy gets HTTP/2 by ALPN.
+func dropHTTPUpgrade(h http.Header) {
+	for _, v := range h.Values("Upgrade") {
+		for _, proto := range strings.Split(v, ",") {
+			proto = strings.ToLower(strings.TrimSpace(proto))
+			if proto == "h2c" || strings.HasPrefix(proto, "http/") {
+				h.Del("Upgrade")
+				return
+			}
+		}
+	}
 }
 
 // msgRequestRefused is the log line of a request refused by serveRequest.

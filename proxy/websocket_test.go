@@ -123,3 +123,50 @@ func readFrame(t *testing.T, r *bufio.Reader) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// pythonH2CUpgrade is a target on Python's http.server that takes an
+// upgrade to h2c, as a target serving HTTP/2 over cleartext does (101,
+// then HTTP/2 on the connection), and answers any other request with the
+// Upgrade header it received.
+const pythonH2CUpgrade = `
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        up = self.headers.get("Upgrade", "")
+        if up.lower() in ("h2c", "http/2.0"):
+            self.send_response(101, "Switching Protocols")
+            self.send_header("Upgrade", up); self.send_header("Connection", "Upgrade"); self.end_headers(); return
+        body = ("upgrade=" + up).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+`
+
+// TestHTTPNoUpgradeToHTTP: a request asking to upgrade to h2c or HTTP/2.0
+// reaches the target without its Upgrade header and is answered as an
+// ordinary request. Passed on, the target switched (101) and the proxy
+// only copied bytes from then on: HTTP/2 streams on them carried whatever
+// X-Keytool-* headers the client wrote, undecided.
+func TestHTTPNoUpgradeToHTTP(t *testing.T) {
+	w := startWatchedWith(t, pythonTarget(t, pythonH2CUpgrade), ServerOptions{HTTP: true})
+	alice := newSide(t)
+	w.authorize(t, "alice", alice)
+	for _, up := range []string{"h2c", "HTTP/2.0", "websocket, H2C"} {
+		conn := dialTLS(t, alice, w.addr)
+		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: app.example\r\nUpgrade: %s\r\nConnection: Upgrade, HTTP2-Settings\r\n"+
+			"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", up)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("Upgrade: %s: %v", up, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(body) != "upgrade=" {
+			t.Errorf("Upgrade: %s: %s %q, want 200 and no Upgrade header at the target", up, resp.Status, body)
+		}
+		conn.Close()
+	}
+}
