@@ -2,8 +2,16 @@ package jwk
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -134,4 +142,45 @@ func fmtErr(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// A public key file whose "x5c" holds 175,000 small certificates (60 MB)
+// took 735 MB to read: go-jose parses each. A chain of up to maxX5C
+// certificates reads (go-jose checks it begins with the key's own); one
+// more is refused, naming the member, before any is parsed.
+func TestLongX5CRefused(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "leaf"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := k.MarshalPublic(JWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := `"` + base64.StdEncoding.EncodeToString(der) + `"`
+	dir := t.TempDir()
+	for _, n := range []int{1, maxX5C, maxX5C + 1, 175_000} {
+		path := filepath.Join(dir, fmt.Sprintf("x5c-%d.json", n))
+		data := strings.TrimSuffix(strings.TrimSpace(string(pub)), "}") + `,"x5c":[` + strings.Repeat(cert+",", n-1) + cert + "]}"
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := ReadFile(path)
+		var pe *ParseError
+		switch {
+		case n <= maxX5C && (err != nil || len(keys) != 1 || !keys[0].Equal(k)):
+			t.Errorf("%d certificates: %v, want the key", n, err)
+		case n > maxX5C && (!errors.As(err, &pe) || pe.Member != "x5c" || !strings.Contains(err.Error(), "more than 16 certificates")):
+			t.Errorf("%d certificates: %v, want x5c refused", n, err)
+		}
+	}
 }

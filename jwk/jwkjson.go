@@ -280,12 +280,38 @@ func (mk *memberKinds) scan() (kty []byte, nattrs int, name string, err error) {
 			kty = m.raw
 		case kind == material && string(m.name) != "crv" && !isBase64URLString(m.raw):
 			return nil, 0, string(m.name), errors.New("not a base64url string")
+		case string(m.name) == "x5c" && chainTooLong(m.raw):
+			return nil, 0, "x5c", fmt.Errorf("more than %d certificates: a certificate chain is a few", maxX5C)
 		}
 		if kind == joseAttribute {
 			nattrs++
 		}
 	}
 	return kty, nattrs, "", nil
+}
+
+// maxX5C is the most certificates an "x5c" member may hold. go-jose
+// parses every one (the chain must begin with the key's own), and a
+// certificate parsed takes some kilobytes whatever its size in the file:
+// a 60 MB key file of 175,000 small certificates took 735 MB to read.
+// keytool reads no certificate of x5c itself; a real chain is a few.
+const maxX5C = 16
+
+// chainTooLong reports whether raw, the value of an "x5c" member, is a
+// list of more than maxX5C elements (whether they are certificates,
+// go-jose judges).
+func chainTooLong(raw []byte) bool {
+	if len(raw) == 0 || raw[0] != '[' {
+		return false
+	}
+	errLong := errors.New("too long")
+	s := jsonScanner{data: raw}
+	return s.elements(0, func(i int, _ []byte) error {
+		if i >= maxX5C {
+			return errLong
+		}
+		return nil
+	}) == errLong
 }
 
 // checkRequired refuses a missing or unsupported kty, and a key without
