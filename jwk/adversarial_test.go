@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +183,50 @@ func TestLongX5CRefused(t *testing.T) {
 			t.Errorf("%d certificates: %v, want the key", n, err)
 		case n > maxX5C && (!errors.As(err, &pe) || pe.Member != "x5c" || !strings.Contains(err.Error(), "more than 16 certificates")):
 			t.Errorf("%d certificates: %v, want x5c refused", n, err)
+		}
+	}
+}
+
+// A "public" RSA key made by deleting "d" from a private JWK keeps p, q,
+// dp, dq and qi, any of which factors n. go-jose reads it as public (it
+// looks at "d" alone), so it passed as a public key, at 0644 too, where a
+// private key is refused. Every such member in a key read as public is
+// refused, naming it; the private key it came from still reads (0600).
+func TestSecretMembersInPublicKeyRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, typ := range []Type{RSA2048, EC256, Ed25519} {
+		k := testKey(t, typ)
+		var priv map[string]any
+		if err := json.Unmarshal(mustMarshal(t, k, JWK, true), &priv); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, string(typ)+".json")
+		write := func(m map[string]any, perm os.FileMode) {
+			t.Helper()
+			data, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, data, perm); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, perm); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write(priv, 0o600)
+		if keys, err := ReadFile(path); err != nil || !keys[0].IsPrivate() {
+			t.Fatalf("%s: the private key: %v", typ, err)
+		}
+		delete(priv, "d")
+		if typ != RSA2048 {
+			priv["dp"] = "AQAB" // an EC or Ed25519 key has no CRT member: add one
+		}
+		write(priv, 0o644)
+		keys, err := ReadFile(path)
+		var pe *ParseError
+		if !errors.As(err, &pe) || !slices.Contains(privateMembers, pe.Member) || !strings.Contains(err.Error(), "secret key material in a public key") || pe.File != path {
+			t.Errorf("%s without d, at 0644: %d keys, %v; want the secret member refused", typ, len(keys), err)
 		}
 	}
 }

@@ -231,6 +231,11 @@ func keyFromMembersVia(raw []byte, ms []member, fast bool) (*Key, string, error)
 	if err != nil {
 		return nil, "", err
 	}
+	if !k.IsPrivate() {
+		if member, err := checkNoSecret(ms); err != nil {
+			return nil, member, err
+		}
+	}
 	if nattrs > 0 {
 		if member, err := setAttrs(k, raw, &kinds, nattrs); err != nil {
 			return nil, member, err
@@ -312,6 +317,23 @@ func chainTooLong(raw []byte) bool {
 		}
 		return nil
 	}) == errLong
+}
+
+// checkNoSecret refuses, in a JWK read as a public key, a member that
+// holds secret material: go-jose reads a key as private only by its "d",
+// and passes over the others. A "public" RSA key made by deleting "d"
+// from a private one keeps p, q, dp, dq and qi, any of which factors n;
+// read as public, it would pass the rule that a file holding a private
+// key is readable by its owner alone, and sit in a trust file anyone may
+// read.
+func checkNoSecret(ms []member) (string, error) {
+	for _, m := range ms {
+		switch string(m.name) {
+		case "d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv":
+			return string(m.name), errors.New("secret key material in a public key (a private key needs all its members; a public one none of these)")
+		}
+	}
+	return "", nil
 }
 
 // checkRequired refuses a missing or unsupported kty, and a key without
