@@ -96,6 +96,18 @@ func newHTTPMode(target string, log *slog.Logger, timeout time.Duration, decide 
 			pr.Out.Host = pr.In.Host // the name the client asked for, as a reverse proxy in front of one site keeps it
 			pr.SetXForwarded()       // X-Forwarded-For/Host/Proto: the client's, replacing what it sent
 			setIdentity(pr.Out, pr.In)
+			// A request with a body ends its connection to the target
+			// (Connection: close). A target that answers without reading
+			// the whole body — Python's http.server for a GET, any
+			// handler that ignores a body — would otherwise read the
+			// rest as the next request on that connection: a request of
+			// the client's own writing, X-Keytool-* headers included,
+			// never cleaned nor decided, whose answer another client's
+			// request on the pooled connection could receive. A request
+			// without a body leaves nothing behind.
+			if pr.In.ContentLength != 0 {
+				pr.Out.Close = true
+			}
 		},
 		Transport: &http.Transport{
 			Proxy:                 nil, // never through $HTTP_PROXY: the target is ours

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -295,4 +297,60 @@ func (l *lateReader) Read(p []byte) (int, error) {
 	n, err := l.ReadCloser.Read(p)
 	l.left -= int64(n)
 	return n, err
+}
+
+// pythonBodyIgnored is a single-threaded target on Python's http.server
+// whose GET handler, as many do, never reads a request's body. It
+// answers /seen with the requests it served before, one "path name"
+// each, and any other path with "ok".
+const pythonBodyIgnored = `
+import json, http.server
+seen = []
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.path == "/seen":
+            body = json.dumps(seen).encode()
+        else:
+            seen.append(self.path + " " + str(self.headers.get("X-Keytool-Name")))
+            body = b"ok"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+class S(http.server.HTTPServer):
+    def handle_error(self, *a): pass # a connection reset as the test ends
+srv = S(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+`
+
+// TestHTTPBodyCannotSmuggleRequest: a client sends a GET whose body is
+// another request, naming itself admin. The target ignores the body;
+// had the proxy kept the target connection open, the target read the
+// body as the next request on it and served it as "admin" (the identity
+// headers of a request inside a body are neither cleaned nor decided),
+// its answer going to whichever request came next on that connection. A
+// request with a body now ends its target connection: the target serves
+// alice's GET and nothing else.
+func TestHTTPBodyCannotSmuggleRequest(t *testing.T) {
+	w := startWatchedWith(t, pythonTarget(t, pythonBodyIgnored), ServerOptions{HTTP: true})
+	alice := newSide(t)
+	w.authorize(t, "alice", alice)
+	conn := dialTLS(t, alice, w.addr)
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	smuggled := "GET /admin HTTP/1.1\r\nHost: app.example\r\nX-Keytool-Name: admin\r\n\r\n"
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: app.example\r\nContent-Length: %d\r\n\r\n%s", len(smuggled), smuggled)
+	br := bufio.NewReader(conn)
+	for _, want := range []string{"ok", `["/ alice"]`} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Fatalf("%s %q, want %q", resp.Status, body, want)
+		}
+		fmt.Fprintf(conn, "GET /seen HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	}
 }
