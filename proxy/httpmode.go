@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -168,6 +169,7 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 	hc, _ := r.Context().Value(connKey{}).(*httpConn)
 	p, err := h.decide(r)
 	if err == nil && p.Authenticated() {
+		var body *handlerBody
 		if r.ContentLength != 0 {
 			// A request body streams to the target while its response
 			// streams back. By default Go's HTTP/1 server drains and
@@ -177,10 +179,31 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 			// past its length, found it closed and dropped the target's
 			// connection: golang/go#40747). HTTP/2 is full duplex always.
 			_ = http.NewResponseController(w).EnableFullDuplex()
+			// With full duplex, a body still unread when the handler
+			// returns — the target answered first, and the transport
+			// gave up sending it or sends it late — is read to its end
+			// by the server only after it stopped its background read
+			// of the connection; reaching the end starts that read
+			// again, and the server, reading the next request beside
+			// it, panics ("invalid concurrent Body.Read call") and
+			// drops the connection. The body is finished here, before
+			// the handler returns, and no read of it outlives the
+			// handler.
+			body = &handlerBody{body: r.Body}
+			r.Body = body
 		}
 		dropHTTPUpgrade(r.Header)
 		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
-		if hc != nil && hc.hijacked.Load() {
+		hijacked := hc != nil && hc.hijacked.Load()
+		if body != nil {
+			if !hijacked {
+				// The answer first: a client may send the rest of its
+				// body only once it has it.
+				_ = http.NewResponseController(w).Flush()
+			}
+			body.end(!hijacked)
+		}
+		if hijacked {
 			h.finish(hc) // the upgraded stream has ended
 		}
 		return
@@ -198,6 +221,39 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tlsbridge.WriteForbidden(w, p.Reason(), &p.SPKIHash)
+}
+
+// handlerBody is a request body whose reads end with its handler (end):
+// a read after end fails without reaching the body, end waits for a read
+// in progress, then closes the body unless the connection was hijacked
+// (the server's Close: what is left of it, up to a limit, is read and
+// discarded).
+type handlerBody struct {
+	mu    sync.Mutex
+	body  io.ReadCloser
+	ended bool
+}
+
+func (b *handlerBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ended {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.body.Read(p)
+}
+
+// Close is the server's to do: a transport closing the body it sent
+// must not drain it under the server.
+func (b *handlerBody) Close() error { return nil }
+
+func (b *handlerBody) end(close bool) {
+	b.mu.Lock()
+	b.ended = true
+	b.mu.Unlock()
+	if close {
+		_ = b.body.Close()
+	}
 }
 
 // dropHTTPUpgrade removes the Upgrade header of a request asking to

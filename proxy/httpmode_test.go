@@ -302,9 +302,11 @@ func (l *lateReader) Read(p []byte) (int, error) {
 // pythonBodyIgnored is a single-threaded target on Python's http.server
 // whose GET handler, as many do, never reads a request's body. It
 // answers /seen with the requests it served before, one "path name"
-// each, and any other path with "ok".
+// each, and any other path with "ok"; it closes a connection lingering,
+// draining what was not read (closed at once, the unread body made the
+// kernel answer with a reset, which could cut the answer short).
 const pythonBodyIgnored = `
-import json, http.server
+import json, http.server, socket
 seen = []
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -319,6 +321,14 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 class S(http.server.HTTPServer):
     def handle_error(self, *a): pass # a connection reset as the test ends
+    def shutdown_request(self, c):
+        # A lingering close, as nginx and Apache close: what the client
+        # sent unread (a body) is drained, not answered with a reset.
+        try:
+            c.shutdown(socket.SHUT_WR); c.settimeout(5)
+            while c.recv(4096): pass
+        except OSError: pass
+        c.close()
 srv = S(("127.0.0.1", 0), H)
 print(srv.server_address[1], flush=True)
 srv.serve_forever()
@@ -352,5 +362,40 @@ func TestHTTPBodyCannotSmuggleRequest(t *testing.T) {
 			t.Fatalf("%s %q, want %q", resp.Status, body, want)
 		}
 		fmt.Fprintf(conn, "GET /seen HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	}
+}
+
+// TestHTTPBodyAfterTheAnswer: a client sends a request's head, reads the
+// answer (the target answers without reading the body), then sends the
+// body and a second request on the same connection, which is answered.
+// The transport was still reading the body when the handler returned,
+// and reaching its end restarted the server's background read of the
+// connection beside its read of the next request: the server panicked
+// ("invalid concurrent Body.Read call") and dropped the connection.
+func TestHTTPBodyAfterTheAnswer(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok "+r.Method)
+	}))
+	defer target.Close()
+	w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{HTTP: true})
+	alice := newSide(t)
+	w.authorize(t, "alice", alice)
+	conn := dialTLS(t, alice, w.addr)
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: app.example\r\nContent-Length: 5\r\n\r\n")
+	for i, want := range []string{"ok POST", "ok GET"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i+1, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Fatalf("answer %d: %s %q, want %q", i+1, resp.Status, body, want)
+		}
+		if i == 0 {
+			fmt.Fprintf(conn, "hello"+"GET / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		}
 	}
 }
