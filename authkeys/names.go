@@ -70,7 +70,7 @@ func nameKind(file string, it *item) (name string, kind byte) {
 	switch m, base := it.more, fileEntryName(file); {
 	case m != nil && m.nameFromFile:
 		return name, 'c'
-	case len(base) == len(name)+9 && strings.HasPrefix(base, name+"+") && base == besideName(name, it.sum):
+	case len(base) == len(name)+9 && base[len(name)] == '+' && base[:len(name)] == name && base == besideName(name, it.sum):
 		return name, 'r' // (the length first: a set of a million named members makes no key IDs)
 	}
 	return name, 'n'
