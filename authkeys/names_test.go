@@ -157,3 +157,28 @@ func TestSharedNamesReported(t *testing.T) {
 		t.Fatalf("after the reloads: %q, a fresh load: %q", got, fresh)
 	}
 }
+
+// The name check of an admin command's Add reads no more than the files
+// the admin index names, round after round of authorize and its undo
+// (as BenchmarkAdmin runs them): it never widens a current index.
+func TestLoadForAddNameCheckStaysNarrow(t *testing.T) {
+	opts := fillHome(t, 50)
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	k := key(t, 100)
+	for round := range 5 {
+		s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}, Names: []string{"new"}})
+		if _, err := s.Add(k, "new", AddNew); err != nil {
+			t.Fatal(err)
+		}
+		if n := loadedFiles(s); n > 1 {
+			t.Fatalf("round %d: authorize read %d files, want at most 1", round, n)
+		}
+		finish()
+		s, finish = LoadFor(opts, Lookups{Names: []string{"new"}})
+		if _, err := s.Remove("new"); err != nil {
+			t.Fatal(err)
+		}
+		finish()
+	}
+}
