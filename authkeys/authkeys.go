@@ -351,7 +351,7 @@ func (s *Store) rebuild(sn *snapshot) {
 			sn.keys.insertFile(f, dup)
 		}
 	}
-	s.names.reset(n)
+	s.names.reset()
 	for _, f := range sn.files.Files() {
 		if s.rev[f.Source] {
 			continue

@@ -54,11 +54,60 @@ func (c nameCount) shared() bool { return c.n >= 2 || c.n == 1 && c.canon == 0 &
 // Names are kept as 64-bit hashes (no pointer for the collector to read);
 // a collision can only make SharedNames look again, which recounts by the
 // names themselves. Only build uses it, under the loader's lock.
+//
+// Nearly every name is held by one entry, named after its own file (a
+// directory of single-key files) or by its member (a JWK Set): those
+// names are kept as a hash alone, 8 bytes of a set's slot, and only the
+// others with their counts (24 bytes a slot): at 100,000 keys a map of
+// counts for every name cost about 35 bytes a key, more than a tenth of
+// a loaded store (docs/design.md, "Memory of a loaded store").
 type nameCounts struct {
-	seed   maphash.Seed
-	count  map[uint64]nameCount
-	shared map[uint64]struct{} // the hashes whose count is shared
-	dirty  bool                // shared changed since the last snapshot
+	seed maphash.Seed
+	// own and member are the names of count ownOnly and memberOnly; count
+	// holds the others.
+	own, member map[uint64]struct{}
+	count       map[uint64]nameCount
+	shared      map[uint64]struct{} // the hashes whose count is shared
+	dirty       bool                // shared changed since the last snapshot
+}
+
+// The counts of nearly every name (nameCounts.own and .member).
+var (
+	ownOnly    = nameCount{n: 1, canon: 1}
+	memberOnly = nameCount{n: 1}
+)
+
+// get is the count of the name of hash h.
+func (nc *nameCounts) get(h uint64) nameCount {
+	if _, ok := nc.own[h]; ok {
+		return ownOnly
+	}
+	if _, ok := nc.member[h]; ok {
+		return memberOnly
+	}
+	return nc.count[h]
+}
+
+// set makes c the count of the name of hash h, whose count was was.
+func (nc *nameCounts) set(h uint64, was, c nameCount) {
+	switch was {
+	case ownOnly:
+		delete(nc.own, h)
+	case memberOnly:
+		delete(nc.member, h)
+	case nameCount{}:
+	default:
+		delete(nc.count, h)
+	}
+	switch c {
+	case ownOnly:
+		nc.own[h] = struct{}{}
+	case memberOnly:
+		nc.member[h] = struct{}{}
+	case nameCount{}:
+	default:
+		nc.count[h] = c
+	}
 }
 
 // nameKind says how it counts toward its name: 'r' rotation file, 'c' the
@@ -123,15 +172,11 @@ func (nc *nameCounts) add(file string, it *item, delta int) {
 		return
 	}
 	h := maphash.String(nc.seed, name)
-	c := nc.count[h]
-	was := c.shared()
+	prev := nc.get(h)
+	c := prev
 	c.add(kind, uint32(delta)) // -1 wraps: a count never falls below what was added
-	if c == (nameCount{}) {
-		delete(nc.count, h)
-	} else {
-		nc.count[h] = c
-	}
-	if now := c.shared(); now != was {
+	nc.set(h, prev, c)
+	if now, was := c.shared(), prev.shared(); now != was {
 		nc.dirty = true
 		if now {
 			nc.shared[h] = struct{}{}
@@ -141,9 +186,11 @@ func (nc *nameCounts) add(file string, it *item, delta int) {
 	}
 }
 
-// reset empties the counts for a rebuild of n entries.
-func (nc *nameCounts) reset(n int) {
-	nc.count, nc.shared, nc.dirty = make(map[uint64]nameCount, n), map[uint64]struct{}{}, true
+// reset empties the counts for a rebuild (not sized ahead: which of own
+// and member a store needs depends on its layout, and a map never shrinks).
+func (nc *nameCounts) reset() {
+	nc.own, nc.member, nc.count = map[uint64]struct{}{}, map[uint64]struct{}{}, map[uint64]nameCount{}
+	nc.shared, nc.dirty = map[uint64]struct{}{}, true
 }
 
 // files counts the items of files, all in effect, with delta.
