@@ -544,27 +544,7 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if overwrite {
-		err = atomicfile.Write(path, data, 0o644)
-	} else {
-		err = atomicfile.Create(path, data, 0o644)
-	}
-	if errors.Is(err, fs.ErrExist) {
-		other, rerr := jwk.ReadFile(path)
-		if rerr == nil && len(other) == 1 && other[0].SPKIHash() == sum {
-			err = nil // someone else added the same key under the same name
-		} else {
-			fp := ""
-			if rerr == nil && len(other) > 0 {
-				fp = other[0].Fingerprint()
-			}
-			return nil, &NameExistsError{Name: name, File: path, Fingerprint: fp}
-		}
-	}
-	if err != nil {
+	if err := writeEntry(dir, path, name, data, sum, overwrite); err != nil {
 		return nil, err
 	}
 	snap := s.Loader().Reload(path)
@@ -577,6 +557,32 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 		}
 	}
 	return nil, fmt.Errorf("authkeys: added %s, but it does not load", path)
+}
+
+// writeEntry writes data, the entry of the key whose SPKI hash is sum
+// under name, to path in dir: over what is there (overwrite), or only
+// where nothing is (*NameExistsError, unless another process has just
+// written the same key there).
+func writeEntry(dir, path, name string, data []byte, sum [32]byte, overwrite bool) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if overwrite {
+		return atomicfile.Write(path, data, 0o644)
+	}
+	err := atomicfile.Create(path, data, 0o644)
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	other, rerr := jwk.ReadFile(path)
+	if rerr == nil && len(other) == 1 && other[0].SPKIHash() == sum {
+		return nil // someone else added the same key under the same name
+	}
+	fp := ""
+	if rerr == nil && len(other) > 0 {
+		fp = other[0].Fingerprint()
+	}
+	return &NameExistsError{Name: name, File: path, Fingerprint: fp}
 }
 
 // Remove deletes the authorized keys named nameOrFingerprint — an entry
