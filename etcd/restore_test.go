@@ -11,6 +11,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestRestoreBelowTheView: etcd restored from a snapshot older than the
@@ -36,12 +37,7 @@ func TestRestoreBelowTheView(t *testing.T) {
 	defer store.Close()
 	eventually(t, 10*time.Second, "alice not admitted", func() bool { return verdict(store, alice) == authkeys.Authorized })
 
-	ms[0].stop()
-	ms[0].cfg.Dir = filepath.Join(t.TempDir(), "restored")
-	if err := ms[0].start(); err != nil {
-		t.Fatal(err)
-	}
-	cli = client(t, ms[0].endpoint())
+	cli = restartEmpty(t, ms[0], "")
 	put(t, cli, Key(prefix, Authorized, "alice"), keyJSON(t, alice)) // 2, as in the snapshot
 	if rev := put(t, cli, Key(prefix, Revoked, "alice"), keyJSON(t, alice)); rev >= src.Revision() {
 		t.Fatalf("the revocation is at revision %d, not below the view's %d", rev, src.Revision())
@@ -78,12 +74,7 @@ func TestRestoreWrittenPastTheView(t *testing.T) {
 	// Restored while the Source cannot reach it, and written past the
 	// view's revision before it can.
 	proxy.setCut(true)
-	ms[0].stop()
-	ms[0].cfg.Dir = filepath.Join(t.TempDir(), "restored")
-	if err := ms[0].start(); err != nil {
-		t.Fatal(err)
-	}
-	cli = client(t, ms[0].endpoint())
+	cli = restartEmpty(t, ms[0], "")
 	put(t, cli, Key(prefix, Authorized, "alice"), keyJSON(t, alice)) // 2, as in the snapshot
 	put(t, cli, Key(prefix, Revoked, "alice"), keyJSON(t, alice))    // 3
 	for put(t, cli, "/elsewhere", []byte("y")) <= was {
@@ -115,12 +106,7 @@ func TestRestoreThatLostARemoval(t *testing.T) {
 	was := src.Revision()
 
 	proxy.setCut(true)
-	ms[0].stop()
-	ms[0].cfg.Dir = filepath.Join(t.TempDir(), "restored")
-	if err := ms[0].start(); err != nil {
-		t.Fatal(err)
-	}
-	cli = client(t, ms[0].endpoint())
+	cli = restartEmpty(t, ms[0], "")
 	put(t, cli, Key(prefix, Authorized, "mallory"), keyJSON(t, mallory))
 	put(t, cli, Key(prefix, Revoked, "mallory"), keyJSON(t, mallory))
 	put(t, cli, Key(prefix, Authorized, "carol"), keyJSON(t, carol))
@@ -154,13 +140,7 @@ func TestAnotherClusterBehindTheAddress(t *testing.T) {
 	eventually(t, 10*time.Second, "alice not admitted", func() bool { return verdict(store, alice) == authkeys.Authorized })
 	was := src.Revision()
 
-	ms[0].stop()
-	ms[0].cfg.Dir = filepath.Join(t.TempDir(), "other")
-	ms[0].cfg.InitialClusterToken = "another-cluster"
-	if err := ms[0].start(); err != nil {
-		t.Fatal(err)
-	}
-	cli = client(t, ms[0].endpoint())
+	cli = restartEmpty(t, ms[0], "another-cluster")
 	put(t, cli, Key(prefix, Authorized, "alice"), keyJSON(t, alice))
 	if rev := put(t, cli, Key(prefix, Revoked, "alice"), keyJSON(t, alice)); rev > was {
 		t.Fatalf("the revocation is at revision %d, past the view's %d", rev, was)
@@ -205,4 +185,21 @@ func TestCacheFromTheFuture(t *testing.T) {
 	if d.Verdict != authkeys.Revoked || !errors.As(d.Err, &ce) {
 		t.Fatalf("a cache current an hour from now: %v (%v), want every key refused by a CacheError", d.Verdict, d.Err)
 	}
+}
+
+// restartEmpty stops m and starts it again at the same URLs on an empty
+// data directory — what a restore from a snapshot older than every write
+// here is to a client, the test then writing the snapshot's part again —
+// as a cluster of its own if token is not "", and returns a client of it.
+func restartEmpty(t *testing.T, m *member, token string) *clientv3.Client {
+	t.Helper()
+	m.stop()
+	m.cfg.Dir = filepath.Join(t.TempDir(), "restored")
+	if token != "" {
+		m.cfg.InitialClusterToken = token
+	}
+	if err := m.start(); err != nil {
+		t.Fatal(err)
+	}
+	return client(t, m.endpoint())
 }
