@@ -157,7 +157,7 @@ type snapshot struct {
 	keys    index
 	revoked *keydir.Revocations[item] // the one revocation set, shared with knownhosts' rule
 	dups    keySet                    // keys held by more than one authorized entry
-	shared  map[uint64]struct{}       // the hashes of the names entries of several clients hold (nameCounts)
+	shared  map[uint64]string         // the names entries of several clients hold, by hash (nameCounts)
 	skipped bool                      // an authorized-keys file (not a revocation one) was skipped
 }
 

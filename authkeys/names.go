@@ -67,8 +67,8 @@ type nameCounts struct {
 	// holds the others.
 	own, member map[uint64]struct{}
 	count       map[uint64]nameCount
-	shared      map[uint64]struct{} // the hashes whose count is shared
-	dirty       bool                // shared changed since the last snapshot
+	shared      map[uint64]string // the names whose count is shared, by hash
+	dirty       bool              // shared changed since the last snapshot
 }
 
 // The counts of nearly every name (nameCounts.own and .member).
@@ -126,25 +126,37 @@ func nameKind(file string, it *item) (name string, kind byte) {
 }
 
 // logSharedNames logs the names that became shared, and those no longer
-// shared, between prev and sn, in name order.
+// shared, between prev and sn, in name order. Only a name that became
+// shared needs its entries, read from sn; one no longer shared is known
+// by prev's set.
 func (s *Store) logSharedNames(prev, sn *snapshot) {
 	log := s.opts.Logger
 	if log == nil {
 		return
 	}
-	was := map[string]bool{}
-	for _, sh := range s.sharedNames(prev) {
-		was[sh.Name] = true
-	}
-	for _, sh := range s.sharedNames(sn) {
-		if was[sh.Name] {
-			delete(was, sh.Name)
-			continue
+	came := false
+	for h := range sn.shared {
+		if _, was := prev.shared[h]; !was {
+			came = true
+			break
 		}
-		log.Warn("entries of several keys share a name: each is authorized, but the name does not tell their clients apart; decide by the key's fingerprint, and rename or remove all but one",
-			"name", sh.Name, "entries", describeEntries(sh.Entries))
 	}
-	for _, name := range slices.Sorted(maps.Keys(was)) {
+	if came {
+		for _, sh := range s.sharedNames(sn) {
+			if _, was := prev.shared[maphash.String(s.names.seed, sh.Name)]; !was {
+				log.Warn("entries of several keys share a name: each is authorized, but the name does not tell their clients apart; decide by the key's fingerprint, and rename or remove all but one",
+					"name", sh.Name, "entries", describeEntries(sh.Entries))
+			}
+		}
+	}
+	var gone []string
+	for h, name := range prev.shared {
+		if _, ok := sn.shared[h]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	slices.Sort(gone)
+	for _, name := range gone {
 		log.Info("a name shared by several keys is now held by one client", "name", name)
 	}
 }
@@ -179,7 +191,7 @@ func (nc *nameCounts) add(file string, it *item, delta int) {
 	if now, was := c.shared(), prev.shared(); now != was {
 		nc.dirty = true
 		if now {
-			nc.shared[h] = struct{}{}
+			nc.shared[h] = name
 		} else {
 			delete(nc.shared, h)
 		}
@@ -190,7 +202,7 @@ func (nc *nameCounts) add(file string, it *item, delta int) {
 // and member a store needs depends on its layout, and a map never shrinks).
 func (nc *nameCounts) reset() {
 	nc.own, nc.member, nc.count = map[uint64]struct{}{}, map[uint64]struct{}{}, map[uint64]nameCount{}
-	nc.shared, nc.dirty = map[uint64]struct{}{}, true
+	nc.shared, nc.dirty = map[uint64]string{}, true
 }
 
 // files counts the items of files, all in effect, with delta.
