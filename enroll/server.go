@@ -223,7 +223,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		return Response{}, name, refuse(ReasonInternal, "the server cannot read invitation %q; its log says why", name)
 	}
 	if !secretMatches(inv, sum) {
-		return Response{}, name, refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name)
+		return Response{}, name, wrongSecret(name)
 	}
 	if !now.Before(inv.Expires) {
 		return Response{}, name, refuse(ReasonExpired, "invitation %q expired at %s; ask the server's administrator for a new token",
@@ -254,7 +254,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			h.log.Error("claimed invitation unreadable", "file", claim, "error", err.Error())
 		}
-		return Response{}, name, refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name)
+		return Response{}, name, wrongSecret(name)
 	}
 	entry, err := h.opts.Clients.Add(clientKey, name, authkeys.AddNew)
 	if err != nil {
@@ -309,6 +309,11 @@ func decodeRequest(body []byte, req *Request) (name string, sum [32]byte, ref *r
 	sum = sha256.Sum256(secret)
 	clear(secret)
 	return name, sum, nil
+}
+
+// wrongSecret refuses a token whose secret is not invitation name's.
+func wrongSecret(name string) *refusal {
+	return refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name)
 }
 
 func secretMatches(inv *Invitation, sum [32]byte) bool {
