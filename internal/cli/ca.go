@@ -131,10 +131,11 @@ func (c *cli) caAdd(file, purpose, name string) error {
 		if in.CRL, err = c.readInput(c.crlFile); err != nil {
 			return err
 		}
-		// The CRL file is installed as it is, mode 0644: whatever else
-		// it holds is installed with it.
+		// InstallCA writes the CRLs alone (0644), but a private key
+		// beside them is a CA's key handed over by mistake: said, not
+		// passed over.
 		if valueHoldsPrivateKey(in.CRL) {
-			return fmt.Errorf("%s holds a private key beside the CRL, which would be installed with it, readable by everyone; give a file that holds only the CRL", c.crlFile)
+			return fmt.Errorf("%s holds a private key beside the CRL: a CA's key has no place in what is installed; give a file that holds only the CRL", c.crlFile)
 		}
 	}
 	ca, err := tlsbridge.InstallCA(c.layout().CADir(), in)

@@ -17,10 +17,10 @@ import (
 	"time"
 )
 
-// ca add --crl installs the CRL file as it is, readable by everyone
-// (0644): a file that holds a private key beside the CRL — a small CA's
-// key and CRL kept in one PEM file, given by mistake — is refused, and
-// nothing is installed. It was written into ca.d with the key, 0644.
+// ca add --crl: a file that holds a private key beside the CRL — a small
+// CA's key and CRL kept in one PEM file, given by mistake — is refused,
+// and nothing is installed. It was written into ca.d with the key, 0644
+// (InstallCA now writes the CRLs alone: TestInstallCAWritesOnlyTheCRL).
 func TestCAAddRefusesCRLFileWithPrivateKey(t *testing.T) {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
