@@ -468,13 +468,17 @@ func (s *syncer) claim(m *syncManifest, files []syncFile) error {
 			continue
 		}
 		cur, _, err := readRegular(filepath.Join(string(s.home), f.rel))
+		curSum := ""
+		if err == nil && had != "" {
+			curSum = contentSum(cur)
+		}
 		switch {
 		case had == "" && errors.Is(err, fs.ErrNotExist):
 			m.set(f.rel, sum)
 		case had != "" && errors.Is(err, fs.ErrNotExist):
 			m.rewriting(f.rel, sum, "") // place writes it
-		case had != "" && err == nil && m.owns(f.rel, contentSum(cur)):
-			m.rewriting(f.rel, sum, contentSum(cur)) // place writes it
+		case had != "" && err == nil && m.owns(f.rel, curSum):
+			m.rewriting(f.rel, sum, curSum) // place writes it
 		default:
 			continue // not sync's to write, or the same bytes (place says)
 		}
