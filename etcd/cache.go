@@ -77,7 +77,12 @@ func (s *Source) loadCache() {
 		cf.Entries = map[string][]byte{}
 	}
 	s.cur.Store(s.makeView(cf.Revision, cf.Entries))
-	s.current.Store(cf.Current.UnixNano())
+	// The cache's time is another process's wall clock: its age now is
+	// read from the wall clock once, and from this process's monotonic
+	// clock after that.
+	now := time.Now()
+	cur := now.Add(cf.Current.Sub(now))
+	s.current.Store(&cur)
 	s.cachedAt.Store(cf.Current.UnixNano())
 	s.log.Info("etcd: using the cache until etcd answers", "cache", path, "revision", cf.Revision, "current", cf.Current)
 }

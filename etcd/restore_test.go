@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,6 +185,45 @@ func TestCacheFromTheFuture(t *testing.T) {
 	var ce *CacheError
 	if d.Verdict != authkeys.Revoked || !errors.As(d.Err, &ce) {
 		t.Fatalf("a cache current an hour from now: %v (%v), want every key refused by a CacheError", d.Verdict, d.Err)
+	}
+}
+
+// TestCurrentIsMonotonic: the time a view was last known current, from a
+// list or from a cache another process wrote, carries this process's
+// monotonic clock reading, so its age is not read from the wall clock: a
+// clock stepped back (NTP, an admin) would otherwise keep a view cut off
+// from etcd fresh, revocations missed, past MaxStaleness by as much as the
+// step (found by review; Time.String shows the reading as "m=").
+func TestCurrentIsMonotonic(t *testing.T) {
+	alice := keydirtest.Key(t, 1)
+	cache := filepath.Join(t.TempDir(), "cache.json")
+	written := time.Now().Add(-time.Second).UTC()
+	data, err := json.Marshal(cacheFile{Format: cacheFormat, Prefix: prefix, Revision: 5, Current: written,
+		Entries: map[string][]byte{"authorized_keys/alice": keyJSON(t, alice)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cache, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nowhere := loopback(t)
+	s, err := Open(t.Context(), Options{Client: client(t, nowhere.String()), Prefix: prefix, Cache: cache, MaxStaleness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	cur := s.Current()
+	if !strings.Contains(cur.String(), " m=") {
+		t.Errorf("current from the cache: %v has no monotonic reading", cur)
+	}
+	if !cur.Equal(written) {
+		t.Errorf("current from the cache: %v, want the cache's %v", cur, written)
+	}
+
+	ms := startCluster(t, 1)
+	listed := open(t, Options{Client: client(t, ms[0].endpoint()), Prefix: prefix})
+	if cur := listed.Current(); cur.IsZero() || !strings.Contains(cur.String(), " m=") {
+		t.Errorf("current from a list: %v has no monotonic reading", cur)
 	}
 }
 

@@ -112,7 +112,11 @@ type Source struct {
 
 	cur     atomic.Pointer[view]
 	cluster atomic.Uint64 // etcd's cluster ID at the last list (otherCluster)
-	current atomic.Int64  // unix nanoseconds when cur was last known current
+	// current is when cur was last known current (nil: never), a time
+	// with the monotonic reading of this process's clock, so that a wall
+	// clock stepped back cannot keep a view fresh longer than MaxStaleness
+	// (a cache's time, from another process, is made one at its load).
+	current atomic.Pointer[time.Time]
 	noView  atomic.Pointer[error]
 	stale   atomic.Bool // the stale state was announced
 	// unconfirmed is why the last read confirming the view failed (nil:
@@ -211,8 +215,8 @@ func (s *Source) Revision() int64 {
 // list, or of the last progress request etcd answered (the zero time:
 // never).
 func (s *Source) Current() time.Time {
-	if n := s.current.Load(); n != 0 {
-		return time.Unix(0, n)
+	if t := s.current.Load(); t != nil {
+		return *t
 	}
 	return time.Time{}
 }
@@ -339,7 +343,7 @@ func (s *Source) publish(v *view, which [numKinds]bool) {
 func (s *Source) markCurrent(t time.Time) {
 	for {
 		old := s.current.Load()
-		if t.UnixNano() <= old || s.current.CompareAndSwap(old, t.UnixNano()) {
+		if old != nil && !t.After(*old) || s.current.CompareAndSwap(old, &t) {
 			break
 		}
 	}

@@ -22,7 +22,8 @@ func TestStaleSaysWhy(t *testing.T) {
 	if r := src.check(t.Context()); r.current {
 		t.Fatal("a closed client confirmed the view")
 	}
-	src.current.Store(time.Now().Add(-time.Hour).UnixNano())
+	ago := time.Now().Add(-time.Hour)
+	src.current.Store(&ago)
 	src.checkStale()
 	line := ""
 	for l := range strings.Lines(log.String()) {
