@@ -70,9 +70,9 @@ refused when a revocation list cannot be read), FROM and EXPIRES of every
 authorized key, in 80 columns; -l/--long adds COMMENT and FILE, --full the
 whole fingerprints (--json: an array of objects with name, fingerprint,
 key_id, comment, expires, from, revoked, status and file); files that were
-skipped are reported on standard error. --remove deletes the keys with that name, or
-the key with that fingerprint (SHA256:…, key ID, sha256//…, hex) wherever
-it is authorized; a file left with no key is deleted.
+skipped are reported on standard error. --remove deletes the keys with that
+name, or the key with that fingerprint (SHA256:…, key ID, sha256//…, hex)
+wherever it is authorized; a file left with no key is deleted.
 
 --accept-rotation NAME marks the entries named NAME (opt-in, per entry):
 when that client connects with a certificate announcing its next key

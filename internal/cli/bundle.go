@@ -32,10 +32,10 @@ func bundleCommand() *command {
 		summary: "per-key CA bundle (PEM) of the authorized or trusted keys, for OpenSSL, curl, nginx",
 		help: `Prints a PEM bundle with one CA certificate per key — the home's authorized
 client keys, or its trusted host keys — on standard output, or writes it to
-FILE (-o, mode 0644, replacing FILE — but never a file holding a
-private key, such as the identity, without --force). Software that only knows certificate
-chains then accepts a peer whose 'keytool cert' was made with one of these
-keys:
+FILE (-o, mode 0644, replacing FILE — but never a file holding a private
+key, such as the identity, without --force). Software that only knows
+certificate chains then accepts a peer whose 'keytool cert' was made with
+one of these keys:
 
   nginx    ssl_client_certificate bundle.pem; ssl_verify_client on;
   OpenSSL  openssl verify -CAfile bundle.pem peer.pem

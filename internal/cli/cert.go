@@ -27,12 +27,12 @@ func certCommand() *command {
 		args:    "[-o FILE] [--host NAME,…] [--key-out FILE] [--force]",
 		summary: "print the identity's certificate (PEM), for nginx, curl, OpenSSL…",
 		help: `Prints the identity's self-signed certificate in PEM on standard output, or
-writes it to FILE (-o, mode 0644, replacing FILE — but never a file
-holding a private key, such as the identity, without --force). Peers that pin the key
-ignore everything in it but the key; software that checks names (curl,
+writes it to FILE (-o, mode 0644, replacing FILE — but never a file holding
+a private key, such as the identity, without --force). Peers that pin the
+key ignore everything in it but the key; software that checks names (curl,
 browsers) needs --host: DNS names and IP addresses, comma-separated or
-repeated. Without --host, the certificate names what gen --host saved in
-the identity. A new certificate is made each time (a new serial number), for the
+repeated. Without --host, the certificate names what gen --host saved in the
+identity. A new certificate is made each time (a new serial number), for the
 same key: pins and bundles keep working.
 
 In PKI mode (HOME/cert.pem exists) the CA-issued chain in it is printed

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 )
@@ -178,4 +179,19 @@ func markdownSections(t *testing.T, page string) map[string]string {
 		t.Fatal(err)
 	}
 	return sections
+}
+
+// TestHelpProseFits80Columns: the prose a command's --help adds (and its
+// man page's) is wrapped by hand at 80 columns, like the tables the
+// commands print; a line edited without rewrapping shows as one overlong
+// line in a terminal. (The synopsis and pflag's flag table are left as
+// they come.)
+func TestHelpProseFits80Columns(t *testing.T) {
+	for name, cmd := range newCommands() {
+		for i, line := range strings.Split(cmd.help, "\n") {
+			if w := utf8.RuneCountInString(line); w > 80 {
+				t.Errorf("keytool %s --help, line %d of its text is %d columns wide, over 80: %q", name, i+1, w, line)
+			}
+		}
+	}
 }

@@ -42,19 +42,19 @@ func listCommand() *command {
 		summary: "show what a home trusts, and the trust files it had to skip",
 		help: `Prints one overview of the home: the identity (type, fingerprint, file;
 with the next key of a rotation and the previous identities kept as
-key.old.*), the authorized keys, the revoked keys, the pinned hosts, the invitations
-(pending, used, expired), PKI mode's CA bundle and CRL and the CAs
-installed in ca.d, by purpose (subjects, expiry, next update) and the PROBLEMS: trust files that were skipped and why, each
-with the command that fixes it when there is one. Each section is the table
-of its own --list (authorize, revoke, trust-host, invite), in 80 columns;
--l/--long adds COMMENT and FILE, --full shows whole fingerprints.
+key.old.*), the authorized keys, the revoked keys, the pinned hosts, the
+invitations (pending, used, expired), PKI mode's CA bundle and CRL and the
+CAs installed in ca.d, by purpose (subjects, expiry, next update) and the
+PROBLEMS: trust files that were skipped and why, each with the command that
+fixes it when there is one. Each section is the table of its own --list
+(authorize, revoke, trust-host, invite), in 80 columns; -l/--long adds
+COMMENT and FILE, --full shows whole fingerprints.
 
---json prints one object: home, identity (with next and previous; null
-when there is none),
-authorized, revoked, hosts and invitations (the arrays of each --list
---json), pki (kind, file, purpose, subject, until, status) and problems (file,
-error, fix). The exit status is 0 even when there are problems: they are
-listed.`,
+--json prints one object: home, identity (with next and previous; null when
+there is none), authorized, revoked, hosts and invitations (the arrays of
+each --list --json), pki (kind, file, purpose, subject, until, status) and
+problems (file, error, fix). The exit status is 0 even when there are
+problems: they are listed.`,
 		flags: func(set *pflag.FlagSet, _ *cli) { lf.register(set, "") },
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {
