@@ -18,7 +18,7 @@ type hostDNSFlags struct {
 }
 
 func (f *hostDNSFlags) register(set *pflag.FlagSet) {
-	set.StringVar(&f.verify, "verify-host-key-dns", "no", "look up an unknown host's key in DNS (TLSA): yes (a DNSSEC-validated match is trusted), ask (the question says what DNS said), no")
+	set.StringVar(&f.verify, "verify-host-key-dns", "no", "`POLICY` for looking up an unknown host's key in DNS (TLSA): yes (a DNSSEC-validated match is trusted), ask (the question says what DNS said), no")
 	set.StringVar(&f.resolver, "dns-resolver", "", "ask the validating resolver at `ADDR` (IP[:PORT]) and believe its AD bit (default: resolv.conf's)")
 	set.DurationVar(&f.timeout, "dns-timeout", dane.DefaultTimeout, "give up on the DNS lookup after `DURATION` and fall back to the pins")
 }

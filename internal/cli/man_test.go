@@ -195,3 +195,20 @@ func TestHelpProseFits80Columns(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsNameTheirValue: every flag that takes a value names it in
+// --help (--home DIR, --strict-host-keys POLICY), never with pflag's
+// fallback, the Go type ("--update-host-keys string"), which says nothing
+// of what to give.
+func TestFlagsNameTheirValue(t *testing.T) {
+	goTypes := map[string]bool{"string": true, "strings": true, "int": true, "uint": true, "duration": true, "float": true, "stringArray": true}
+	for name, cmd := range newCommands() {
+		fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+		(&cli{}).commandFlags(fs, cmd)
+		fs.VisitAll(func(f *pflag.Flag) {
+			if value, _ := pflag.UnquoteUsage(f); goTypes[value] && !f.Hidden {
+				t.Errorf("keytool %s --help shows --%s %s: name the value in `backquotes` in its usage", name, f.Name, value)
+			}
+		})
+	}
+}

@@ -10,7 +10,7 @@ import (
 // the next keys a pinned host announces (docs/rotation.md).
 
 func (c *cli) registerUpdateHostKeys(set *pflag.FlagSet) {
-	set.StringVar(&c.updateHostKeys, "update-host-keys", "yes", "pin the next keys a pinned host announces: yes, ask (show both fingerprints), no")
+	set.StringVar(&c.updateHostKeys, "update-host-keys", "yes", "`POLICY` for the next keys a pinned host announces: yes (pin them), ask (show both fingerprints), no")
 }
 
 // updateHostKeysOptions sets opts.UpdateHostKeys from the flag.
