@@ -20,7 +20,9 @@ func (c *cli) advise(err error) string {
 	// one-line error before it would only repeat it.
 	var changed *knownhosts.KeyChangedError
 	if errors.As(err, &changed) {
-		return c.keyChangedAdvice(changed)
+		var repin *repinError
+		errors.As(err, &repin) // nil: the key is given back by its fingerprint
+		return c.keyChangedAdvice(changed, repin)
 	}
 	// Errors may quote what a remote peer sent (x509's list of a
 	// certificate's names): nothing of it may drive the terminal.

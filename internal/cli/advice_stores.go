@@ -100,8 +100,13 @@ func entryRef(e *authkeys.Entry) string {
 // keyChangedAdvice is OpenSSH's warning about a changed host key, naming
 // every key pinned for the address, with the commands that replace the pin
 // when the change is expected, or add the key beside the pins when the host
-// announced it as an additional key.
-func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError) string {
+// announced it as an additional key. Those commands give the key as
+// trust-host did when it met the change (repin), else by its fingerprint.
+func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError, repin *repinError) string {
+	key := []string{"--fingerprint", e.Fingerprint}
+	if repin != nil {
+		key = repin.key(e.Fingerprint)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "The host key of %s has changed!\n", e.Addr)
 	fmt.Fprintf(&b, "  it presented now:  %s\n", e.Fingerprint)
@@ -120,11 +125,11 @@ func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError) string {
 			fmt.Fprintf(&b, "  %s\n", c.command("trust-host", "--remove", shellQuote(addr)))
 		}
 	}
-	fmt.Fprintf(&b, "  %s\n", c.command("trust-host", shellQuote(e.Addr), "--fingerprint", e.Fingerprint))
+	fmt.Fprintf(&b, "  %s\n", c.command(append([]string{"trust-host", shellQuote(e.Addr)}, key...)...))
 	// A host rolling its key over announces the new one beforehand: then
 	// both are pinned for a while, the old one is not removed.
 	b.WriteString("If the host announced this key as an additional one (a key rollover), keep the pinned keys and add it, only after checking it:\n")
-	fmt.Fprintf(&b, "  %s", c.command("trust-host", shellQuote(e.Addr), "--add", "--fingerprint", e.Fingerprint))
+	fmt.Fprintf(&b, "  %s", c.command(append([]string{"trust-host", shellQuote(e.Addr), "--add"}, key...)...))
 	return b.String()
 }
 

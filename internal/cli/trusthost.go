@@ -143,11 +143,43 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 				return err
 			}
 			if keyFile != "" {
-				return c.pinKeyFile(args[0], keyFile, mode, purposes)
+				err = c.pinKeyFile(args[0], keyFile, mode, purposes)
+			} else {
+				err = c.pinServerKey(args[0], pinRequest{want: fingerprint, yes: yes, visual: visual, mode: mode, purposes: purposes})
 			}
-			return c.pinServerKey(args[0], pinRequest{want: fingerprint, yes: yes, visual: visual, mode: mode, purposes: purposes})
+			if changed := (*knownhosts.KeyChangedError)(nil); errors.As(err, &changed) {
+				return &repinError{err: err, keyFile: keyFile, purposes: purposes}
+			}
+			return err
 		},
 	}
+}
+
+// repinError is a changed key met by trust-host, with how the user gave
+// the key, so that the advice's commands pin it the same way: --key FILE
+// pins without connecting, which --fingerprint cannot do for a pattern or
+// a host out of reach, and --purpose keeps the new pin as narrow as the
+// one asked for.
+type repinError struct {
+	err      error
+	keyFile  string   // --key FILE, or "": the key is the one presented
+	purposes []string // --purpose
+}
+
+func (e *repinError) Error() string { return e.err.Error() }
+func (e *repinError) Unwrap() error { return e.err }
+
+// key is the flags that give the key again: --key FILE, else
+// --fingerprint FP; and --purpose.
+func (e *repinError) key(fingerprint string) []string {
+	flags := []string{"--fingerprint", fingerprint}
+	if e.keyFile != "" {
+		flags = []string{"--key", shellQuote(e.keyFile)}
+	}
+	if len(e.purposes) > 0 {
+		flags = append(flags, "--purpose", strings.Join(e.purposes, ","))
+	}
+	return flags
 }
 
 // checkPurposes checks the purposes given with --purpose (nil: none given)
