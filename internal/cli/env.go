@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 
@@ -25,14 +27,18 @@ func (c *cli) logger() *slog.Logger {
 // home's cert.pem if it exists (PKI mode), else a self-signed certificate
 // naming hosts (and, for the home's own key, announcing its next key).
 func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
+	opts, err := certOptions(hosts)
+	if err != nil {
+		return nil, err
+	}
 	if c.identity == "" {
-		return tlsbridge.LoadHomeIdentity(c.home, certOptions(hosts))
+		return tlsbridge.LoadHomeIdentity(c.home, opts)
 	}
 	certFile := c.layout().Cert()
 	if _, err := os.Stat(certFile); err != nil {
 		certFile = ""
 	}
-	return tlsbridge.LoadIdentity(c.identity, certFile, certOptions(hosts))
+	return tlsbridge.LoadIdentity(c.identity, certFile, opts)
 }
 
 // watchIdentity is loadIdentity kept current until ctx ends: a changed
@@ -145,16 +151,68 @@ func (c *cli) newClientWith(src tlsbridge.IdentitySource, hosts *knownhosts.Stor
 
 // certOptions turns NAME,… arguments into certificate names: IP literals
 // become IP SANs, anything else a DNS name.
-func certOptions(hosts []string) tlsbridge.CertOptions {
+func certOptions(hosts []string) (tlsbridge.CertOptions, error) {
 	var names []string
 	for _, h := range hosts {
 		for _, name := range strings.Split(h, ",") {
 			if name = strings.TrimSpace(name); name != "" {
+				if err := checkCertName(name); err != nil {
+					return tlsbridge.CertOptions{}, err
+				}
 				names = append(names, name)
 			}
 		}
 	}
-	return tlsbridge.NamesOptions(names...)
+	return tlsbridge.NamesOptions(names...), nil
+}
+
+// checkCertName refuses a --host that no client could ever match: the
+// certificate would carry it as a DNS name, silently, and a client
+// dialling the host would be told the certificate does not name it. The
+// likely slips are a port or a URL (db.example:8443, https://db.example).
+func checkCertName(name string) error {
+	if net.ParseIP(strings.Trim(name, "[]")) != nil {
+		return nil
+	}
+	if u, err := url.Parse(name); err == nil && u.Host != "" && checkCertName(u.Hostname()) == nil {
+		return usagef("--host %q: a certificate names a host, not a URL: --host %s", name, u.Hostname())
+	}
+	if host, port, err := net.SplitHostPort(name); err == nil && isDigits(port) && checkCertName(host) == nil {
+		return usagef("--host %q: a certificate names a host, not a port: --host %s", name, host)
+	}
+	if validCertDNSName(name) {
+		return nil
+	}
+	return usagef("--host %q is not a DNS name or IP address (a name is labels of letters, digits, '-' and '_' joined by '.', the first one may be '*')", name)
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// validCertDNSName reports whether name can be a DNS name of a
+// certificate: labels of letters, digits, '-' and '_', of 1 to 63
+// characters, joined by dots (one trailing dot allowed), the first label
+// may be the wildcard '*'.
+func validCertDNSName(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for i, label := range strings.Split(name, ".") {
+		if label == "*" && i == 0 {
+			continue
+		}
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // explainRefusal turns the TLS alert a server sends when it refuses our

@@ -96,10 +96,14 @@ rsa4096, ed25519.`,
 				}
 				return notAFormat(format, "to write the key to a file", c.command(append([]string{"-i", shellQuote(format)}, args...)...))
 			}
-			if next {
-				return c.genNext(t, f, certOptions(hosts), force)
+			opts, err := certOptions(hosts)
+			if err != nil {
+				return err
 			}
-			return c.gen(t, f, certOptions(hosts), force)
+			if next {
+				return c.genNext(t, f, opts, force)
+			}
+			return c.gen(t, f, opts, force)
 		},
 	}
 }

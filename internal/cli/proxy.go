@@ -374,7 +374,11 @@ func (c *cli) proxyGen(o proxyOptions, log *slog.Logger) error {
 	if o.keyType != "" {
 		typ, _ = jwk.ParseType(o.keyType) // checked by checkGenFlags
 	}
-	id, generated, err := tlsbridge.LoadOrGenerateHomeIdentity(c.home, typ, certOptions(o.hosts))
+	opts, err := certOptions(o.hosts)
+	if err != nil {
+		return err
+	}
+	id, generated, err := tlsbridge.LoadOrGenerateHomeIdentity(c.home, typ, opts)
 	if err != nil {
 		return err
 	}
