@@ -2,6 +2,7 @@ package tlsbridge
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -175,6 +176,10 @@ type CAInstall struct {
 	// Name is the file name; "" derives it from the first certificate's
 	// common name (or its key's fingerprint).
 	Name string
+	// CAFrom and CRLFrom name where CA and CRL were read from (a file
+	// name, "standard input"), for the errors about them; "" says "the
+	// CA", "the CRL".
+	CAFrom, CRLFrom string
 }
 
 // CAExistsError means another CA is already installed under that name
@@ -207,9 +212,10 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 	if err := checkPurpose(in.Purpose); err != nil {
 		return nil, err
 	}
+	caFrom, crlFrom := cmp.Or(in.CAFrom, "the CA"), cmp.Or(in.CRLFrom, "the CRL")
 	cas, err := parseCertificates(in.CA)
 	if err != nil {
-		return nil, fmt.Errorf("tlsbridge: the CA %w", err)
+		return nil, fmt.Errorf("tlsbridge: %s: %w", caFrom, err)
 	}
 	for _, c := range cas {
 		if !c.BasicConstraintsValid || !c.IsCA {
@@ -219,8 +225,11 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 	var crlData []byte
 	if in.CRL != nil {
 		crls, err := parseCRLs(in.CRL, cas)
+		if errors.Is(err, errCRLNotSigned) {
+			err = fmt.Errorf("%w in %s", err, caFrom)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("tlsbridge: the CRL: %w of the CA file", err)
+			return nil, fmt.Errorf("tlsbridge: %s: %w", crlFrom, err)
 		}
 		crlData = encodeCRLs(crls)
 	}

@@ -55,6 +55,19 @@ func TestInstallCA(t *testing.T) {
 	if _, err := InstallCA(dir, CAInstall{CA: caPEM(general), CRL: crlPEM(ldap), Name: "x"}); err == nil || !strings.Contains(err.Error(), "not signed") {
 		t.Errorf("a CRL of another CA: err = %v", err)
 	}
+	// The errors about the input name it as the caller says it came.
+	in := CAInstall{CA: caPEM(general), CRL: crlPEM(ldap), Name: "x", CAFrom: "general.pem", CRLFrom: "ldap.crl"}
+	if _, err := InstallCA(dir, in); err == nil || err.Error() != "tlsbridge: ldap.crl: a CRL is not signed by any CA in general.pem" {
+		t.Errorf("a CRL of another CA, from named files: err = %v", err)
+	}
+	in = CAInstall{CA: crlPEM(ldap), CAFrom: "ldap.crl"}
+	if _, err := InstallCA(dir, in); err == nil || err.Error() != "tlsbridge: ldap.crl: holds no CERTIFICATE" {
+		t.Errorf("a CRL given as the CA: err = %v", err)
+	}
+	in = CAInstall{CA: caPEM(general), CRL: caPEM(general), CRLFrom: "general.pem"}
+	if _, err := InstallCA(dir, in); err == nil || err.Error() != "tlsbridge: general.pem: holds no X509 CRL" {
+		t.Errorf("a CA given as the CRL: err = %v", err)
+	}
 	if _, err := InstallCA(dir, CAInstall{CA: caPEM(general), Purpose: "../etc"}); err == nil {
 		t.Error("a purpose that is a path was accepted")
 	}

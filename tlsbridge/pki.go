@@ -302,7 +302,7 @@ func (set *caSet) parse(ca, crl []byte) error {
 	}
 	crls, err := parseCRLs(crl, cas)
 	if err != nil {
-		if strings.Contains(err.Error(), "not signed") {
+		if errors.Is(err, errCRLNotSigned) {
 			err = fmt.Errorf("%w in %s", err, set.file)
 		}
 		return &PKIFileError{File: set.crlFile, Err: err}
@@ -334,6 +334,10 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 	}
 	return cas, nil
 }
+
+// errCRLNotSigned: a CRL is signed by none of the CAs it was given with;
+// the caller names the CAs' file.
+var errCRLNotSigned = errors.New("a CRL is not signed by any CA")
 
 // parseCRLs reads CRLs (PEM, or one in DER), each of which must be signed
 // by one of cas.
@@ -369,7 +373,7 @@ func parseCRLs(data []byte, cas []*x509.Certificate) ([]*x509.RevocationList, er
 			}
 		}
 		if !signed {
-			return nil, errors.New("a CRL is not signed by any CA")
+			return nil, errCRLNotSigned
 		}
 		out = append(out, crl)
 	}

@@ -52,11 +52,7 @@ written in PEM: use --no-attributes to feed the key to openssl.`,
 				out, err = jwk.MarshalPublicSet(keys, f)
 			}
 			if err != nil {
-				name := file
-				if file == "-" {
-					name = "standard input"
-				}
-				return fmt.Errorf("%s: %w (keytool pub -f %s --no-attributes %s prints the bare key)", name, err, format, shellQuote(file))
+				return fmt.Errorf("%s: %w (keytool pub -f %s --no-attributes %s prints the bare key)", sourceName(file), err, format, shellQuote(file))
 			}
 			_, err = c.stdout.Write(out)
 			return err
