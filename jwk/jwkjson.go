@@ -212,6 +212,9 @@ func keyFromMembersVia(raw []byte, ms []member, fast bool) (*Key, string, error)
 	if member, err := checkRequired(kty, ms); err != nil {
 		return nil, member, err
 	}
+	if member, err := checkRSACRT(kty, ms); err != nil {
+		return nil, member, err
+	}
 
 	// An RSA key larger than go-jose reads, keytool reads itself
 	// (rsajwk.go).

@@ -135,7 +135,8 @@ func newPublicKey(pub crypto.PublicKey, checkPoint bool) (*Key, error) {
 }
 
 // NewPrivateKey wraps a crypto private key (*ecdsa.PrivateKey,
-// *rsa.PrivateKey or ed25519.PrivateKey) as a Key without attributes.
+// *rsa.PrivateKey or ed25519.PrivateKey) as a Key without attributes. An
+// RSA key is precomputed (rsa.PrivateKey.Precompute) and validated.
 func NewPrivateKey(priv crypto.Signer) (*Key, error) {
 	if p, ok := priv.(*ed25519.PrivateKey); ok {
 		priv = *p
@@ -147,6 +148,13 @@ func NewPrivateKey(priv crypto.Signer) (*Key, error) {
 		}
 	}
 	if k, ok := priv.(*rsa.PrivateKey); ok {
+		// Precompute first: Validate then checks the values the key will
+		// sign with and write back (dp, dq, qi) rather than computing
+		// them again and dropping them, and a key whose values were
+		// missing gets them once (without them, Go computes them anew at
+		// every signature, and x509's marshalling writes them into the
+		// key, a write to a key other goroutines may be using).
+		k.Precompute()
 		if err := k.Validate(); err != nil {
 			return nil, fmt.Errorf("invalid RSA private key: %w", err)
 		}
