@@ -48,6 +48,15 @@
 // back unchanged, as JWK members or PEM headers. A kid in libtrust form must
 // be the key's own key ID (KeyIDMismatchError); any other kid is a label.
 //
+// "use" and "key_ops" say what a key is for (RFC 7517). keytool signs TLS
+// handshakes with private keys and verifies them with public ones, and
+// refuses, wherever it reads keys, one marked otherwise (UseError): "use"
+// must be "sig", and "key_ops" list only "sign" and "verify", with "sign"
+// on a private key and "verify" on a public one. The public half of a
+// private key marked ["sign"] is marked ["verify"] (PublicKey, and every
+// writer of public halves). An RSA private key's dp, dq and qi must be all
+// present or all absent, and the values d, p and q give (CRTError).
+//
 // # Names of a key
 //
 // A key's identity is the SHA-256 of its DER SubjectPublicKeyInfo (SPKI).

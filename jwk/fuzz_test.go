@@ -67,6 +67,12 @@ func addKeySeeds(f *testing.F) {
 	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"` + vecX + `","y":"` + vecY + `","kid":"1"},"x"]}`))
 	f.Add([]byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`))
 	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nhosts: a,b\nkid: x\n\nAAAA\n-----END PUBLIC KEY-----\n"))
+	f.Add([]byte("-----BEGIN PUBLIC KEY-----\nuse: enc\n\nAAAA\n-----END PUBLIC KEY-----\n"))
+	// An RSA private key marked for signing (its public half is marked
+	// for verifying: publicKeyOps), and one without dq and qi.
+	rsaPriv := withAttrs(testKey(f, RSA2048), Attributes{"key_ops": []byte(`["sign"]`)})
+	f.Add(mustMarshal(f, rsaPriv, JWK, true))
+	f.Add([]byte(strings.Replace(strings.Replace(string(mustMarshal(f, testKey(f, RSA2048), JWK, true)), `"dq"`, `"x-dq"`, 1), `"qi"`, `"x-qi"`, 1)))
 	f.Add([]byte("\xef\xbb\xbf{}"))
 	addEncodingSeeds(f)
 }
@@ -118,6 +124,7 @@ func addEncodingSeeds(f *testing.F) {
 		`"address":"h1:1, h2:2","from":"10.0.0.0/8, ::1"`,
 		`"hosts":["h\u0031:1"],"comment":"a\nb","expires":"2030-01-31T00:00:00\u005a"`,
 		`"from":["x"]`, `"address":5`, `"expires":"soon"`, `"kid":{}`,
+		`"use":"sig","key_ops":["verify"]`, `"use":"enc"`, `"key_ops":["sign"]`, `"key_ops":["verify","verify"]`,
 	} {
 		f.Add([]byte("{" + ec + "," + attrs + "}"))
 	}

@@ -244,7 +244,7 @@ func keyFromMembersVia(raw []byte, ms []member, fast bool) (*Key, string, error)
 			return nil, member, err
 		}
 	}
-	if member, err := checkKeyID(k); err != nil {
+	if member, err := checkWithKey(k); err != nil {
 		return nil, member, err
 	}
 	return k, "", nil
@@ -437,13 +437,25 @@ func setAttrs(k *Key, raw []byte, kinds *memberKinds, nattrs int) (string, error
 	return "", nil
 }
 
-// checkAttrs validates the attributes keytool interprets, including a kid
-// in libtrust form, which must name the key it is attached to.
+// checkAttrs validates the attributes keytool interprets, and those that
+// are about the key they are attached to (checkWithKey).
 func checkAttrs(k *Key) (member string, err error) {
 	if err := k.Attrs.validate(); err != nil {
 		return attrMember(err)
 	}
-	return checkKeyID(k)
+	return checkWithKey(k)
+}
+
+// checkWithKey checks the attributes that are about the key they are
+// attached to: a kid in libtrust form must be the key's own ID
+// (checkKeyID), and use and key_ops must allow what keytool does with the
+// key (checkUse). Every key read from a JWK or a PEM block, the only
+// formats that carry such attributes, goes through it last.
+func checkWithKey(k *Key) (member string, err error) {
+	if member, err := checkKeyID(k); err != nil {
+		return member, err
+	}
+	return checkUse(k)
 }
 
 // attrMember splits an *AttrError into the member it names and the reason.
@@ -560,6 +572,9 @@ func joseMember(err error) string {
 // name order. Attributes named like key material are never written, so no
 // private member can reach a public file through them.
 func (k *Key) marshalJWK(private bool) ([]byte, error) {
+	if !private && k.private != nil {
+		k = k.PublicKey() // the public half's attributes (key_ops)
+	}
 	var material any = k.public
 	if private {
 		if k.private == nil {

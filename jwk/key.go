@@ -246,11 +246,16 @@ func (k *Key) Signer() crypto.Signer { return k.private }
 func (k *Key) IsPrivate() bool { return k.private != nil }
 
 // PublicKey returns k without its private half, sharing the attributes'
-// values (but not the map).
+// values (but not the map). A private key's "key_ops" becomes its public
+// key's: "sign" is "verify" there (publicKeyOps), as the rule of what a
+// key is for wants of a public key.
 func (k *Key) PublicKey() *Key {
 	p := *k
 	p.private = nil
 	p.Attrs = k.Attrs.Clone()
+	if k.private != nil {
+		publicKeyOps(p.Attrs)
+	}
 	return &p
 }
 

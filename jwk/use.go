@@ -1,0 +1,159 @@
+package jwk
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strconv"
+
+	"github.com/keytool/keytool/internal/termtext"
+)
+
+// The JWK members that say what a key is for (RFC 7517 sections 4.2 and
+// 4.3). keytool does one thing with a key: TLS authentication, which is a
+// signature — an identity's private key signs the handshake, a trusted
+// public key verifies a peer's. A key its owner marked for something else
+// (encryption, key agreement) is refused wherever keytool reads it, trust
+// stores and identities alike: using it to sign would be the cross-protocol
+// use the members are there to prevent (docs/keys.md, "What a key is for").
+const (
+	AttrUse    = "use"
+	AttrKeyOps = "key_ops"
+)
+
+// UseError means a key's "use" or "key_ops" member does not allow what
+// keytool does with the key: sign TLS handshakes with a private key,
+// verify them with a public one. Reading, it is the Err of a *ParseError,
+// which names the file and the member.
+type UseError struct {
+	Member string // AttrUse or AttrKeyOps
+	Value  string // the member's value as compact JSON, safe to print
+	Reason string // why the value is refused
+}
+
+func (e *UseError) Error() string { return e.Member + " " + e.Value + " " + e.Reason }
+
+// checkUse applies the rule of what a key may be for. Absent, "use" and
+// "key_ops" allow any use. Present:
+//   - "use" must be "sig";
+//   - "key_ops" must be a list of distinct strings among "sign" and
+//     "verify" (any other operation would make the key one for something
+//     beside signatures too, which RFC 7517 advises against), holding
+//     "sign" on a private key, which signs, and "verify" on a public one,
+//     which verifies;
+//   - both present, they must agree (RFC 7517 section 4.3), which the two
+//     rules above make them.
+//
+// It runs on every key read, once its attributes are set (checkWithKey):
+// the fast path never takes a key with either member, so go-jose's keys
+// and its agree (FuzzFastKey).
+func checkUse(k *Key) (member string, err error) {
+	useRaw, hasUse := k.Attrs[AttrUse]
+	opsRaw, hasOps := k.Attrs[AttrKeyOps]
+	if !hasUse && !hasOps {
+		return "", nil
+	}
+	if hasUse {
+		if use, ok := jsonString(useRaw); !ok || use != "sig" {
+			reason := `is not "sig"`
+			if hasOps {
+				// However key_ops reads, use and key_ops then disagree,
+				// or both say the key is not for signatures.
+				reason += ` (and key_ops ` + shownValue(opsRaw) + ` must agree with use: RFC 7517 section 4.3)`
+			}
+			reason += `: keytool uses a key only for signatures, to sign and verify TLS handshakes (RFC 7517 section 4.2)`
+			return AttrUse, &UseError{AttrUse, shownValue(useRaw), reason}
+		}
+	}
+	if !hasOps {
+		return "", nil
+	}
+	fail := func(reason string) (string, error) {
+		return AttrKeyOps, &UseError{AttrKeyOps, shownValue(opsRaw), reason}
+	}
+	ops, ok := keyOpsList(opsRaw)
+	if !ok {
+		return fail("is not a list of strings (RFC 7517 section 4.3)")
+	}
+	for i, op := range ops {
+		switch {
+		case slices.Contains(ops[:i], op):
+			return fail("lists " + strconv.Quote(op) + " twice (RFC 7517 section 4.3)")
+		case op != "sign" && op != "verify":
+			return fail("lists " + strconv.Quote(op) + `: keytool uses a key only for signatures ("sign", "verify"), and a signing key must be for nothing else`)
+		}
+	}
+	switch {
+	case k.IsPrivate() && !slices.Contains(ops, "sign"):
+		return fail(`lacks "sign": keytool signs TLS handshakes with a private key`)
+	case !k.IsPrivate() && !slices.Contains(ops, "verify"):
+		return fail(`lacks "verify": keytool verifies a peer's TLS handshakes with a public key`)
+	}
+	return "", nil
+}
+
+// keyOpsList decodes a key_ops value: a JSON list of strings, and
+// nothing else (not null, not a string).
+func keyOpsList(raw []byte) ([]string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, false
+	}
+	if ops, ok := plainList(raw); ok {
+		return ops, true
+	}
+	var ops []string
+	if err := json.Unmarshal(raw, &ops); err != nil {
+		return nil, false
+	}
+	return ops, true
+}
+
+// jsonString decodes a JSON string value.
+func jsonString(raw []byte) (string, bool) {
+	if s, ok := plainString(raw); ok {
+		return s, true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// shownValue is a member's value as an error shows it: compact JSON, with
+// what could act on a terminal escaped.
+func shownValue(raw []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return termtext.Safe(string(raw))
+	}
+	return termtext.Safe(buf.String())
+}
+
+// publicKeyOps gives the attributes of a private key's public half the
+// key_ops its public key has: "sign" becomes "verify", the other half of
+// a signature (RFC 7517 section 4.3). A private key marked ["sign"], as
+// WebCrypto exports one, so hands out a public half marked ["verify"],
+// which checkUse accepts, rather than one marked for signing, which it
+// refuses. Any other value is left as it is (checkUse judges it).
+func publicKeyOps(a Attributes) {
+	raw, ok := a[AttrKeyOps]
+	if !ok {
+		return
+	}
+	ops, ok := keyOpsList(raw)
+	if !ok || !slices.Contains(ops, "sign") {
+		return
+	}
+	out := make([]string, 0, len(ops))
+	for _, op := range ops {
+		if op == "sign" {
+			op = "verify"
+		}
+		if !slices.Contains(out, op) {
+			out = append(out, op)
+		}
+	}
+	a.SetList(AttrKeyOps, out)
+}

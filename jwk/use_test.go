@@ -1,0 +1,170 @@
+package jwk
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// withMember returns the JWK object obj with the member name: raw added
+// first.
+func withMember(obj, name, raw string) string {
+	return strings.Replace(obj, "{", `{"`+name+`":`+raw+",", 1)
+}
+
+// The rule of what a key is for (use.go), on every type, public and
+// private, read from a real file: what is allowed reads, what is not is a
+// *UseError naming the member, in a *ParseError naming the file.
+func TestUseAndKeyOps(t *testing.T) {
+	dir := t.TempDir()
+	for _, typ := range testTypes {
+		k := testKey(t, typ)
+		for _, private := range []bool{false, true} {
+			obj := string(mustMarshal(t, k, JWK, private))
+			own, other := "verify", "sign"
+			if private {
+				own, other = "sign", "verify"
+			}
+			for _, c := range []struct {
+				name, member, raw string
+				refused           string // the member refused, "" if the key reads
+			}{
+				{"use sig", "use", `"sig"`, ""},
+				{"use enc", "use", `"enc"`, "use"},
+				{"use SIG", "use", `"SIG"`, "use"},
+				{"use empty", "use", `""`, "use"},
+				{"key_ops own", "key_ops", `["` + own + `"]`, ""},
+				{"key_ops both", "key_ops", `["sign","verify"]`, ""},
+				{"key_ops other half only", "key_ops", `["` + other + `"]`, "key_ops"},
+				{"key_ops encrypt", "key_ops", `["encrypt"]`, "key_ops"},
+				{"key_ops own and decrypt", "key_ops", `["` + own + `","decrypt"]`, "key_ops"},
+				{"key_ops empty", "key_ops", `[]`, "key_ops"},
+				{"key_ops twice", "key_ops", `["` + own + `","` + own + `"]`, "key_ops"},
+				{"key_ops a string", "key_ops", `"` + own + `"`, "key_ops"},
+				{"key_ops null", "key_ops", `null`, "key_ops"},
+				{"key_ops numbers", "key_ops", `[1]`, "key_ops"},
+			} {
+				data := withMember(obj, c.member, c.raw)
+				path := writeFile(t, dir, "key.json", []byte(data), 0o600)
+				keys, err := ReadFile(path)
+				if c.refused == "" {
+					if err != nil {
+						t.Errorf("%s %v %s: %v", typ, private, c.name, err)
+					} else if keys[0].IsPrivate() != private {
+						t.Errorf("%s %v %s: read private %v", typ, private, c.name, keys[0].IsPrivate())
+					}
+					continue
+				}
+				pe := asParseError(t, err)
+				var ue *UseError
+				if !errors.As(err, &ue) || pe.Member != c.refused || ue.Member != c.refused || pe.File != path {
+					t.Errorf("%s %v %s: %v (member %q, file %q), want a *UseError on %q", typ, private, c.name, err, pe.Member, pe.File, c.refused)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("%s: error on several lines: %q", c.name, err)
+				}
+			}
+		}
+	}
+}
+
+// use and key_ops must agree (RFC 7517 section 4.3): use "enc" is refused
+// whatever key_ops says, and the message names both.
+func TestUseContradictsKeyOps(t *testing.T) {
+	obj := string(mustMarshal(t, testKey(t, EC256), JWK, false))
+	data := withMember(withMember(obj, "use", `"enc"`), "key_ops", `["verify"]`)
+	_, err := Parse([]byte(data))
+	pe := asParseError(t, err)
+	if pe.Member != "use" {
+		t.Fatalf("%v: member %q, want use", err, pe.Member)
+	}
+	wantSubstrings(t, err.Error(), `member "use": use "enc" is not "sig"`, `key_ops ["verify"] must agree`)
+	if _, err := Parse([]byte(withMember(withMember(obj, "use", `"sig"`), "key_ops", `["verify"]`))); err != nil {
+		t.Errorf("use sig with key_ops verify: %v", err)
+	}
+}
+
+// A PEM header "use" is the same attribute, under the same rule.
+func TestUsePEMHeader(t *testing.T) {
+	k := testKey(t, EC256)
+	for _, private := range []bool{false, true} {
+		for use, ok := range map[string]bool{"sig": true, "enc": false} {
+			pemData := mustMarshal(t, withAttrs(k, Attributes{"use": []byte(`"` + use + `"`)}), PEM, private)
+			path := writeFile(t, t.TempDir(), "key.pem", pemData, 0o600)
+			_, err := ReadFile(path)
+			var ue *UseError
+			if ok != (err == nil) || !ok && (!errors.As(err, &ue) || asParseError(t, err).Line != 1) {
+				t.Errorf("private %v, use %s: %v", private, use, err)
+			}
+		}
+	}
+}
+
+// A JWK Set's entry marked for encryption is skipped alone, as any bad
+// entry, and reported by its member: keys[1].use.
+func TestUseInSet(t *testing.T) {
+	a := string(mustMarshal(t, testKey(t, EC256), JWK, false))
+	b := string(mustMarshal(t, testKey(t, Ed25519), JWK, false))
+	set := `{"keys":[` + a + "," + withMember(b, "use", `"enc"`) + "]}"
+	entries, err := ParseSet([]byte(set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].Err != nil || entries[1].Err == nil || entries[1].Err.Member != "keys[1].use" {
+		t.Fatalf("entries: %+v", entries)
+	}
+	if _, err := Parse([]byte(set)); err == nil {
+		t.Error("Parse read a set with a key for encryption")
+	}
+}
+
+// What keytool writes reads back under the rule: the public half of a
+// private key marked key_ops ["sign"] (as WebCrypto exports one) is
+// marked ["verify"], in every writer of public halves; "use":"sig" is
+// kept as it is.
+func TestUsePublicHalfReadsBack(t *testing.T) {
+	dir := t.TempDir()
+	for _, typ := range testTypes {
+		for _, attrs := range []Attributes{
+			{"key_ops": []byte(`["sign"]`)},
+			{"key_ops": []byte(`["verify","sign"]`)},
+			{"key_ops": []byte(`["sign"]`), "use": []byte(`"sig"`)},
+		} {
+			path := writeFile(t, dir, "key.json", mustMarshal(t, withAttrs(testKey(t, typ), attrs), JWK, true), 0o600)
+			k, err := ReadPrivateKeyFile(path)
+			if err != nil {
+				t.Fatalf("%s %s: %v", typ, attrs, err)
+			}
+			pubPath := filepath.Join(dir, "pub.json")
+			if err := WritePublicKeyFile(pubPath, k, JWK, Overwrite); err != nil {
+				t.Fatal(err)
+			}
+			set, err := MarshalPublicSet([]*Key{k}, JWK)
+			if err != nil {
+				t.Fatal(err)
+			}
+			written, err := os.ReadFile(pubPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, data := range [][]byte{written, mustMarshal(t, k, JWK, false), mustMarshal(t, k.PublicKey(), JWK, false), set} {
+				back, err := Parse(data)
+				if err != nil {
+					t.Fatalf("%s %s: the public half does not read back: %v\n%s", typ, attrs, err, data)
+				}
+				if got := canonical(t, back[0].Attrs["key_ops"]); got != `["verify"]` {
+					t.Errorf("%s %s: public key_ops %s, want [\"verify\"]", typ, attrs, got)
+				}
+				if _, ok := attrs["use"]; ok && string(back[0].Attrs["use"]) != `"sig"` {
+					t.Errorf("%s: use %s", typ, back[0].Attrs["use"])
+				}
+			}
+			// The private key itself is written back unchanged.
+			if again, err := Parse(mustMarshal(t, k, JWK, true)); err != nil || canonical(t, again[0].Attrs["key_ops"]) != canonical(t, attrs["key_ops"]) {
+				t.Errorf("%s: private key_ops %s, %v", typ, again[0].Attrs["key_ops"], err)
+			}
+		}
+	}
+}
