@@ -33,7 +33,12 @@ import (
 func TestTrustReloadedLogged(t *testing.T) {
 	home := t.TempDir()
 	opts := authkeys.HomeOptions(home)
-	opts.Debounce = 5 * time.Millisecond
+	// A rewrite (keydirtest.Replace: sed -i's temporary, then a rename)
+	// is one change only if no reload falls between its two steps: the
+	// temporary, not a key file's name, waits for the burst's quiet, and
+	// a test descheduled longer than that quiet (5 ms was, under -race on
+	// a shared machine) saw the temporary loaded as a fourth key.
+	opts.Debounce = 200 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	store := authkeys.Open(ctx, opts)
