@@ -216,12 +216,12 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 	if _, err := proxyLogger(c, o); err != nil {
 		return err
 	}
-	for _, a := range []string{o.listen, o.target, o.metricsListen} {
-		if a == "" {
+	for _, a := range []struct{ flag, addr string }{{"--listen", o.listen}, {"--target", o.target}, {"--metrics-listen", o.metricsListen}} {
+		if a.addr == "" {
 			continue // --metrics-listen, optional
 		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			return usagef("%q is not host:port: %v", a, err)
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return usagef("%s %q is not host:port: %v", a.flag, a.addr, err)
 		}
 	}
 	if o.enroll && c.store.url != "" {
