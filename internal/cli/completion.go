@@ -79,21 +79,34 @@ func completeCommand() *command {
 // stores, quietly: a broken file is the command's to report, not the
 // completion's.
 var flagValues = map[string]func(c *cli) []string{
-	"--strict-host-keys": func(*cli) []string { return []string{"yes", "ask", "accept-new", "no"} },
-	"gen --type": func(*cli) []string {
-		var out []string
-		for _, t := range jwk.Types() {
-			out = append(out, string(t))
-		}
-		return out
-	},
-	"gen --format":        func(*cli) []string { return []string{"jwk", "pem"} },
-	"pub --format":        func(*cli) []string { return []string{"jwk", "pem"} },
-	"authorize --remove":  (*cli).authorizedNames,
-	"trust-host --remove": (*cli).pinnedAddresses,
-	"revoke --remove":     (*cli).revokedFingerprints,
-	"invite --remove":     (*cli).pendingInvites,
-	"invite --revoke":     (*cli).pendingInvites, // --remove's old name
+	"--strict-host-keys":               func(*cli) []string { return []string{"yes", "ask", "accept-new", "no"} },
+	"gen --type":                       keyTypes,
+	"proxy --type":                     keyTypes,
+	"connect --update-host-keys":       yesAskNo,
+	"proxy --update-host-keys":         yesAskNo,
+	"trust-host --update-host-keys":    yesAskNo,
+	"connect --verify-host-key-dns":    yesAskNo,
+	"proxy --verify-host-key-dns":      yesAskNo,
+	"trust-host --verify-host-key-dns": yesAskNo,
+	"proxy --log-format":               func(*cli) []string { return []string{"text", "json"} },
+	"proxy --log-level":                func(*cli) []string { return []string{"debug", "info", "warn", "error"} },
+	"gen --format":                     func(*cli) []string { return []string{"jwk", "pem"} },
+	"pub --format":                     func(*cli) []string { return []string{"jwk", "pem"} },
+	"authorize --remove":               (*cli).authorizedNames,
+	"trust-host --remove":              (*cli).pinnedAddresses,
+	"revoke --remove":                  (*cli).revokedFingerprints,
+	"invite --remove":                  (*cli).pendingInvites,
+	"invite --revoke":                  (*cli).pendingInvites, // --remove's old name
+}
+
+func yesAskNo(*cli) []string { return []string{"yes", "ask", "no"} }
+
+func keyTypes(*cli) []string {
+	var out []string
+	for _, t := range jwk.Types() {
+		out = append(out, string(t))
+	}
+	return out
 }
 
 // argValues complete a command's arguments (n: how many came before);
