@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -120,6 +121,9 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 				return err
 			}
 			switch {
+			case len(args) == 2 && keyFile == "" && isFile(args[1]):
+				// authorize takes its FILE so; trust-host takes it with --key.
+				return usagef("trust-host takes one ADDR; to pin the key in a file: %s", c.command("trust-host", shellQuote(args[0]), "--key", shellQuote(args[1])))
 			case len(args) != 1:
 				return usagef("trust-host needs one ADDR (host:port)")
 			case modes > 1:
@@ -601,4 +605,10 @@ func (c *cli) unpinHost(addrOrFP, fp string) error {
 		}
 	}
 	return nil
+}
+
+// isFile reports whether path names a regular file (or a link to one).
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }
