@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/keytool/keytool/internal/dnsname"
 )
 
 // The TLSA fields keytool reads (RFC 6698 section 2.1, RFC 7218 names).
@@ -84,6 +86,8 @@ func Name(host, port string) (string, error) {
 		return "", &AddressError{Host: host, Port: port, Reason: "no host name"}
 	case net.ParseIP(host) != nil:
 		return "", &AddressError{Host: host, Port: port, Reason: "an IP address has no TLSA name"}
+	case !dnsname.Valid(host):
+		return "", &AddressError{Host: host, Port: port, Reason: "the host is not a DNS name (labels of letters, digits, '-' and '_' joined by '.')"}
 	case err != nil || n == 0:
 		return "", &AddressError{Host: host, Port: port, Reason: "the port is not a number from 1 to 65535"}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/keytool/keytool/internal/dnsname"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -191,28 +192,10 @@ func isDigits(s string) bool {
 }
 
 // validCertDNSName reports whether name can be a DNS name of a
-// certificate: labels of letters, digits, '-' and '_', of 1 to 63
-// characters, joined by dots (one trailing dot allowed), the first label
-// may be the wildcard '*'.
+// certificate: a host's name, or a wildcard for the names one label
+// under a domain (*.example.com).
 func validCertDNSName(name string) bool {
-	name = strings.TrimSuffix(name, ".")
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for i, label := range strings.Split(name, ".") {
-		if label == "*" && i == 0 {
-			continue
-		}
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, r := range label {
-			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
-				return false
-			}
-		}
-	}
-	return true
+	return dnsname.Valid(strings.TrimPrefix(name, "*."))
 }
 
 // explainRefusal turns the TLS alert a server sends when it refuses our

@@ -25,6 +25,39 @@ func Lower(s string) string {
 	return string(b)
 }
 
+// Valid reports whether name can be a host's DNS name: labels of ASCII
+// letters, digits, '-' and '_' (service labels, names in the wild), of 1
+// to 63 bytes, joined by dots, one trailing dot allowed, 253 bytes at
+// most. It refuses what a typing slip puts in a name — a port, a URL, a
+// blank — for names written into certificates and DNS records, where a
+// client could never match them.
+func Valid(name string) bool {
+	n := len(name)
+	if n > 0 && name[n-1] == '.' {
+		n--
+	}
+	if n == 0 || n > 253 {
+		return false
+	}
+	label := 0
+	for i := 0; i < n; i++ {
+		switch c := name[i]; {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case 'a' <= lower(c) && lower(c) <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+			if label++; label > 63 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return label > 0
+}
+
 // Equal reports whether a and b are the same name under Lower.
 func Equal(a, b string) bool {
 	if len(a) != len(b) {

@@ -28,3 +28,22 @@ func TestASCIIOnly(t *testing.T) {
 		t.Errorf("Lower of a lower-case name allocates %v times", n)
 	}
 }
+
+// Valid takes host names as they are written, and refuses the slips that
+// would put a port, a URL or a blank into a certificate or a DNS record.
+func TestValid(t *testing.T) {
+	long := ""
+	for len(long) < 63 {
+		long += "a"
+	}
+	for _, name := range []string{"localhost", "db.example.com", "DB.Example.COM.", "_8443._tcp.db.example", "xn--bcher-kva.example", "a-b.c_d.e", long + ".example"} {
+		if !Valid(name) {
+			t.Errorf("Valid(%q) = false", name)
+		}
+	}
+	for _, name := range []string{"", ".", "db..example", ".db.example", "db.example..", "db.example:8443", "https://db.example", "db example", "db.example/", "*.example", "bücher.example", "db\x00.example", long + "a.example"} {
+		if Valid(name) {
+			t.Errorf("Valid(%q) = true", name)
+		}
+	}
+}
