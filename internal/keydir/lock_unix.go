@@ -4,6 +4,7 @@ package keydir
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"syscall"
 
@@ -91,14 +92,45 @@ func LockFile(path string) (unlock func(), held bool, err error) {
 }
 
 // lockFile opens path (never through a link) and flocks it with how.
+//
+// The lock is kept only if path still names the file locked: the file
+// may be removed between the open and the flock (rm -r of the cache it
+// is in, a makePrivateDir of another command) and made again by another
+// process, which locks the new file, while the flock here succeeds on the
+// removed one — two holders of "the" lock. Then the new file is tried,
+// as many as lockTries times.
 func lockFile(path string, how int) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := flockRetried(int(f.Fd()), how); err != nil {
+	for range lockTries {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := flockRetried(int(f.Fd()), how); err != nil {
+			f.Close()
+			return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+		}
+		locked, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		named, err := os.Lstat(path)
+		if err == nil && os.SameFile(locked, named) {
+			return func() { f.Close() }, nil // closing the descriptor releases the lock
+		}
 		f.Close()
-		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 	}
-	return func() { f.Close() }, nil // closing the descriptor releases the lock
+	return nil, &os.PathError{Op: "flock", Path: path, Err: ErrLockReplaced}
 }
+
+// lockTries bounds lockFile's tries of a lock file replaced each time
+// between its open and its flock.
+const lockTries = 8
+
+// ErrLockReplaced says that a lock file was replaced between its open
+// and its flock as many times as lockFile tries: fail closed rather than
+// hold a lock on a file no one else will find.
+var ErrLockReplaced = errors.New("keydir: lock file replaced between its open and its flock at every try")

@@ -3,6 +3,8 @@
 package keydir
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -32,4 +34,67 @@ func TestIndexUnusedWithoutALock(t *testing.T) {
 		t.Fatalf("an edit without a lock: held %v, err %v; want it to go ahead unlocked", held, err)
 	}
 	unlock()
+}
+
+// A lock file removed between TryLock's open and its flock, and made and
+// locked again by another process (rm -r of the --store mirror while a
+// second command starts), is not "the" lock: TryLock's flock of the
+// removed file succeeds, and without the check of the name after it two
+// commands held the mirror at once. TryLock tries the file the name now
+// gives, which the other holds.
+func TestTryLockNotOnAReplacedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	real := flock
+	t.Cleanup(func() { flock = real })
+	var other func()
+	flock = func(fd, how int) error {
+		if other == nil {
+			flock = real // the other process's own lock
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			unlock, ok := TryLock(path)
+			if !ok {
+				t.Fatal("the other process could not lock the new file")
+			}
+			other = unlock
+		}
+		return real(fd, how)
+	}
+	unlock, ok := TryLock(path)
+	if other == nil {
+		t.Fatal("the file was not replaced between the open and the flock")
+	}
+	defer other()
+	if ok {
+		unlock()
+		t.Fatal("TryLock held a removed lock file while another process held the file at its path")
+	}
+	other()
+	unlock, ok = TryLock(path)
+	if !ok {
+		t.Fatal("TryLock failed on a free lock file")
+	}
+	unlock()
+}
+
+// A lock file replaced at every try leaves LockFile without a lock and
+// with ErrLockReplaced, not holding a file no one else finds.
+func TestLockFileReplacedEveryTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	real := flock
+	t.Cleanup(func() { flock = real })
+	flock = func(fd, how int) error {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return real(fd, how)
+	}
+	_, held, err := LockFile(path)
+	if !errors.Is(err, ErrLockReplaced) || held {
+		t.Fatalf("LockFile: held %v, err %v; want ErrLockReplaced", held, err)
+	}
 }
