@@ -92,7 +92,7 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 		if tmp != nil {
 			tmp.Close()
 		}
-		os.Remove(tmpName) // after a rename this is a no-op; after a link it drops the extra name
+		os.Remove(tmpName) // when the file was not placed: after a rename or a link the name is gone
 	}()
 	if err := tmp.Chmod(perm); err != nil {
 		return err
@@ -123,11 +123,23 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 		}
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	// After a link the temporary name is removed before the directory is
+	// synced, so that the sync makes both durable: removed after it, the
+	// name could survive a power loss (ext4 commits the removal up to 5 s
+	// later) as a second link to the file — a private key that outlives
+	// its removal by a later rotation. A crash before the sync may still
+	// leave a temporary file, as any write can: mode perm from its first
+	// byte (0600 while empty), a dotfile that no trust store reads.
+	os.Remove(tmpName)
 	if !sync {
 		return nil
 	}
-	return syncDir(dir)
+	return syncPlaced(dir)
 }
+
+// syncPlaced is syncDir, once the file is in place; a test looks at the
+// directory at that moment.
+var syncPlaced = syncDir
 
 // syncDir makes a rename or link in dir durable.
 func syncDir(dir string) error {

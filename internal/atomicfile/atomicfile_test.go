@@ -81,3 +81,67 @@ func TestWriteLocked(t *testing.T) {
 		t.Errorf("the directory holds %d entries, want only the file (no temporary file left)", len(entries))
 	}
 }
+
+// When Create and Write make the file durable (the sync of its
+// directory), its temporary name is gone already: a power loss after
+// that cannot leave it. Create places the file by a hard link, and
+// removed after the sync the temporary name could survive as a second
+// link to the file — a private key that a later rotation's removal would
+// not remove (found by review). Until then the temporary file has mode
+// perm, and 0600 before its first byte.
+func TestNoTemporaryNameAtTheSync(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write func(string, []byte, os.FileMode) error
+	}{{"Create", Create}, {"Write", Write}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "key.json")
+			synced := 0
+			t.Cleanup(func() { syncPlaced = syncDir })
+			syncPlaced = func(d string) error {
+				synced++
+				entries, err := os.ReadDir(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range entries {
+					if e.Name() != "key.json" {
+						t.Errorf("%s is in the directory when it is synced", e.Name())
+					}
+				}
+				return syncDir(d)
+			}
+			if err := tc.write(path, []byte(`{"d":"secret"}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if synced != 1 {
+				t.Fatalf("the directory was synced %d times, want once", synced)
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("the file: %v, %v; want mode 0600", fi, err)
+			}
+		})
+	}
+}
+
+// The temporary file that a crash may leave holds a private key at the
+// key's mode, never more open: 0600 from its creation, before a byte.
+func TestTemporaryFileModeFromTheFirstByte(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key.json")
+	err := WriteFrom(path, 0o600, func(w io.Writer) error {
+		fi, err := w.(*os.File).Stat()
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm() != 0o600 || fi.Size() != 0 {
+			t.Errorf("the temporary file before its first byte: mode %v, size %d; want 0600, empty", fi.Mode().Perm(), fi.Size())
+		}
+		_, err = io.WriteString(w, "secret")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
