@@ -233,22 +233,20 @@ func (r Rule) CheckDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.climb(real, dir); err != nil {
+	c := r.climber()
+	if err := c.climb(real, dir); err != nil {
 		return err
 	}
-	return r.climbLinks(links, dir)
+	return c.climbLinks(links, dir)
 }
 
 // climbLinks checks each directory holding a symbolic link followed on
 // the way to forPath, and those above it: whoever may write there may
 // point the link elsewhere — the last link of the path or any before it,
 // a linked directory on the way included.
-func (r Rule) climbLinks(dirs []string, forPath string) error {
-	for i, d := range dirs {
-		if slices.Contains(dirs[:i], d) {
-			continue
-		}
-		if err := r.climb(d, forPath); err != nil {
+func (c *climber) climbLinks(dirs []string, forPath string) error {
+	for _, d := range dirs {
+		if err := c.climb(d, forPath); err != nil {
 			return err
 		}
 	}
@@ -292,10 +290,11 @@ func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) er
 			return err
 		}
 	}
-	if err := r.climbLinks(links, path); err != nil {
+	c := r.climber()
+	if err := c.climbLinks(links, path); err != nil {
 		return err
 	}
-	return r.climb(filepath.Dir(real), path)
+	return c.climb(filepath.Dir(real), path)
 }
 
 // ChangedError means a trust file was replaced between its checks and its
@@ -317,15 +316,41 @@ func (e *ChangedError) Error() string {
 // fs.ErrNotExist) from one replaced.
 func (e *ChangedError) Unwrap() error { return e.Err }
 
-// climb checks the real directory dir and its ancestors up to Top.
-func (r Rule) climb(dir, forPath string) error {
-	top := "/"
+// climber checks real directories and their ancestors up to Top for
+// one check (CheckDir, CheckFile), each directory once: the climbs from
+// a link's directory and from the file's own share their ancestors (a
+// Kubernetes volume: NAME -> ..data/NAME, ..data -> ..2024_…/, climbed
+// from the .d directory and from ..2024_…, which is in it), and Top is
+// resolved once, not at each climb.
+type climber struct {
+	top     string   // Top's real path; "" if there is none or it does not resolve
+	checked []string // the directories checked, each with its ancestors up to where its climb stopped
+}
+
+func (r Rule) climber() *climber {
+	c := &climber{}
 	if r.Top != "" {
-		if t, err := realPath(r.Top); err == nil && (t == dir || isWithin(t, dir)) {
-			top = t
+		if t, err := realPath(r.Top); err == nil {
+			c.top = t
 		}
 	}
+	return c
+}
+
+// climb checks the real directory dir and its ancestors up to Top (the
+// root for a directory outside Top). A directory this climber checked
+// already ends the climb: its climb went on from there to the same top
+// (a directory within Top has its ancestors within or at Top), or to the
+// root, past it.
+func (c *climber) climb(dir, forPath string) error {
+	top := "/"
+	if c.top != "" && (c.top == dir || isWithin(c.top, dir)) {
+		top = c.top
+	}
 	for d := dir; ; d = filepath.Dir(d) {
+		if slices.Contains(c.checked, d) {
+			return nil
+		}
 		fi, err := os.Lstat(d)
 		if err != nil {
 			return err
@@ -333,6 +358,7 @@ func (r Rule) climb(dir, forPath string) error {
 		if err := checkMode(d, forPath, fi); err != nil {
 			return err
 		}
+		c.checked = append(c.checked, d)
 		if d == top || d == filepath.Dir(d) {
 			return nil
 		}

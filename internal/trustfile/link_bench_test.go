@@ -1,0 +1,72 @@
+package trustfile
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// BenchmarkCheckFileInDir is what the check of one file of a checked .d
+// directory costs (CheckFile with dirChecked, as a scan calls it for each
+// file): "file" a regular file, "kubernetes" the same file as a
+// Kubernetes volume shows it (NAME -> ..data/NAME, ..data ->
+// ..2024_…/), whose links make CheckFile resolve and climb from the .d
+// directory again for each file.
+//
+//	go test ./internal/trustfile -run '^$' -bench CheckFileInDir -benchmem
+func BenchmarkCheckFileInDir(b *testing.B) {
+	home := filepath.Join(b.TempDir(), "home")
+	plain := filepath.Join(home, "plain.d")
+	kube := filepath.Join(home, "kube.d")
+	stamped := filepath.Join(kube, "..2026_12_01_16_00_00.123456789")
+	for _, d := range []string{plain, stamped} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Base(stamped), filepath.Join(kube, "..data")); err != nil {
+		b.Fatal(err)
+	}
+	const files = 100
+	for i := range files {
+		name := "client" + strconv.Itoa(i) + ".json"
+		for _, p := range []string{filepath.Join(plain, name), filepath.Join(stamped, name)} {
+			if err := os.WriteFile(p, []byte("{}"), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(kube, name)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := Rule{Top: home}
+	for _, tc := range []struct {
+		name string
+		dir  string
+		link bool
+	}{{"file", plain, false}, {"kubernetes", kube, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			if err := r.CheckDir(tc.dir); err != nil {
+				b.Fatal(err)
+			}
+			paths := make([]string, files)
+			infos := make([]os.FileInfo, files)
+			for i := range paths {
+				paths[i] = filepath.Join(tc.dir, "client"+strconv.Itoa(i)+".json")
+				fi, err := os.Stat(paths[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				infos[i] = fi
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if err := r.CheckFile(paths[i%files], infos[i%files], tc.link, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
