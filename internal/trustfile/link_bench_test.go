@@ -1,6 +1,7 @@
 package trustfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -68,5 +69,51 @@ func BenchmarkCheckFileInDir(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A Kubernetes volume's file is checked through both its links: the
+// second climb, from ..2024_…, stops at the .d directory the first
+// checked (climber), but checks ..2024_… itself, and a .d directory or a
+// home others may write is refused from either.
+func TestKubernetesLinksEveryDirectoryChecked(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	kube := filepath.Join(home, "authorized_keys.d")
+	stamped := filepath.Join(kube, "..2026_12_01_16_00_00.1")
+	if err := os.MkdirAll(stamped, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stamped, "alice.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(stamped), filepath.Join(kube, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(kube, "alice.json")
+	if err := os.Symlink(filepath.Join("..data", "alice.json"), path); err != nil {
+		t.Fatal(err)
+	}
+	r := Rule{Top: home}
+	check := func() error {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.CheckFile(path, fi, true, true)
+	}
+	if err := check(); err != nil {
+		t.Fatalf("a Kubernetes volume's file: %v", err)
+	}
+	for _, dir := range []string{stamped, kube, home} {
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		var pe *PermissionError
+		if err := check(); !errors.As(err, &pe) || pe.Path != dir {
+			t.Errorf("%s writable by others: %v, want a *PermissionError naming it", dir, err)
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
