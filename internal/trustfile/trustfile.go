@@ -229,11 +229,11 @@ func (r Rule) CheckDir(dir string) error {
 	if r.Off {
 		return nil
 	}
-	real, links, err := r.resolve(dir, "")
+	c := r.climber()
+	real, links, err := c.resolve(dir, "")
 	if err != nil {
 		return err
 	}
-	c := r.climber()
 	if err := c.climb(real, dir); err != nil {
 		return err
 	}
@@ -277,7 +277,8 @@ func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) er
 	if dirChecked {
 		known = filepath.Dir(path)
 	}
-	real, links, err := r.resolve(path, known)
+	c := r.climber()
+	real, links, err := c.resolve(path, known)
 	if err != nil {
 		if isLink {
 			return &LinkError{Path: path, Err: err}
@@ -290,7 +291,6 @@ func (r Rule) CheckFile(path string, fi fs.FileInfo, isLink, dirChecked bool) er
 			return err
 		}
 	}
-	c := r.climber()
 	if err := c.climbLinks(links, path); err != nil {
 		return err
 	}
@@ -316,25 +316,42 @@ func (e *ChangedError) Error() string {
 // fs.ErrNotExist) from one replaced.
 func (e *ChangedError) Unwrap() error { return e.Err }
 
-// climber checks real directories and their ancestors up to Top for
-// one check (CheckDir, CheckFile), each directory once: the climbs from
-// a link's directory and from the file's own share their ancestors (a
-// Kubernetes volume: NAME -> ..data/NAME, ..data -> ..2024_…/, climbed
-// from the .d directory and from ..2024_…, which is in it), and Top is
-// resolved once, not at each climb.
+// climber resolves paths and checks real directories and their
+// ancestors up to Top for one check (CheckDir, CheckFile), each path
+// stat'ed once and each directory checked once: the climbs from a link's
+// directory and from the file's own share their ancestors (a Kubernetes
+// volume: NAME -> ..data/NAME, ..data -> ..2024_…/, climbed from the .d
+// directory and from ..2024_…, which is in it), Top and the directory
+// known to the caller are resolved along the same directories, and each
+// directory checked was stat'ed resolving them. A check is of the paths
+// as they were during it, as before: a file is still read afterwards.
 type climber struct {
-	top     string   // Top's real path; "" if there is none or it does not resolve
-	checked []string // the directories checked, each with its ancestors up to where its climb stopped
+	r       Rule
+	top     string                 // Top's real path; "" if there is none or it does not resolve
+	checked []string               // the directories checked, each with its ancestors up to where its climb stopped
+	stats   map[string]fs.FileInfo // lstat of each path stat'ed in this check
 }
 
 func (r Rule) climber() *climber {
-	c := &climber{}
+	c := &climber{r: r, stats: map[string]fs.FileInfo{}}
 	if r.Top != "" {
-		if t, err := realPath(r.Top); err == nil {
+		if t, err := c.realPath(r.Top); err == nil {
 			c.top = t
 		}
 	}
 	return c
+}
+
+// lstat is os.Lstat, once for each path in a check.
+func (c *climber) lstat(p string) (fs.FileInfo, error) {
+	if fi, ok := c.stats[p]; ok {
+		return fi, nil
+	}
+	fi, err := os.Lstat(p)
+	if err == nil {
+		c.stats[p] = fi
+	}
+	return fi, err
 }
 
 // climb checks the real directory dir and its ancestors up to Top (the
@@ -351,7 +368,7 @@ func (c *climber) climb(dir, forPath string) error {
 		if slices.Contains(c.checked, d) {
 			return nil
 		}
-		fi, err := os.Lstat(d)
+		fi, err := c.lstat(d)
 		if err != nil {
 			return err
 		}
@@ -392,13 +409,16 @@ func (r Rule) ReadFile(path string) ([]byte, fs.FileInfo, error) {
 	return data, fi, nil
 }
 
-// realPath is the absolute path with every symbolic link resolved.
-func realPath(p string) (string, error) {
+// realPath is the absolute path with every symbolic link resolved (as
+// filepath.EvalSymlinks, through the check's lstats).
+func (c *climber) realPath(p string) (string, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return "", err
 	}
-	return filepath.EvalSymlinks(abs)
+	vol := filepath.VolumeName(abs)
+	real, _, err := c.resolveFrom(vol+string(filepath.Separator), abs[len(vol):])
+	return real, err
 }
 
 // maxLinks bounds the symbolic links resolve follows, as EvalSymlinks
@@ -415,7 +435,8 @@ const maxLinks = 255
 // keeps no such list; keytool checks where each link is, since whoever
 // may write there may point it elsewhere
 // (TestRuleChecksEveryLinkOnTheWay).
-func (r Rule) resolve(p, known string) (real string, linkDirs []string, err error) {
+func (c *climber) resolve(p, known string) (real string, linkDirs []string, err error) {
+	r := c.r
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return "", nil, err
@@ -434,19 +455,19 @@ func (r Rule) resolve(p, known string) (real string, linkDirs []string, err erro
 	start, rest := root, abs
 	if known != "" {
 		if k, err := filepath.Abs(known); err == nil && k != root && isWithin(k, abs) {
-			if start, err = realPath(k); err != nil {
+			if start, err = c.realPath(k); err != nil {
 				return "", nil, err
 			}
 			rest = abs[len(k):]
 		}
 	}
-	return resolveFrom(start, rest)
+	return c.resolveFrom(start, rest)
 }
 
 // resolveFrom resolves the path rest relative to the real directory dest
 // (as filepath.EvalSymlinks walks it), returning the real path and the
 // directories holding the links followed.
-func resolveFrom(dest, rest string) (string, []string, error) {
+func (c *climber) resolveFrom(dest, rest string) (string, []string, error) {
 	var linkDirs []string
 	links := 0
 	for rest != "" {
@@ -461,7 +482,7 @@ func resolveFrom(dest, rest string) (string, []string, error) {
 			continue
 		}
 		next := filepath.Join(dest, name)
-		fi, err := os.Lstat(next)
+		fi, err := c.lstat(next)
 		if err != nil {
 			return "", nil, err
 		}
