@@ -117,3 +117,41 @@ func TestKubernetesLinksEveryDirectoryChecked(t *testing.T) {
 		}
 	}
 }
+
+// A check's realPath resolves as filepath.EvalSymlinks does (it replaced
+// it, to stat each directory once): relative and absolute links, a link
+// to a link, ".." in a link's target and in the path, and the errors of
+// a dangling link and of a file used as a directory.
+func TestRealPathAsEvalSymlinks(t *testing.T) {
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a/b/c", "x/y"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(base, "a/b/c/f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		"x/rel":      "../a/b",
+		"x/abs":      filepath.Join(base, "a/b/c"),
+		"x/chain":    "rel/c",
+		"x/up":       "y/../../a",
+		"x/y/dot":    ".",
+		"x/dangling": "nowhere",
+	} {
+		if err := os.Symlink(target, filepath.Join(base, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"a/b/c/f", "x/rel/c/f", "x/abs/f", "x/chain/f", "x/up/b/../b/c", "x/y/dot/dot/../rel", "x/dangling", "a/b/c/f/g", "x/rel/c/../../b/c"} {
+		want, wantErr := filepath.EvalSymlinks(filepath.Join(base, p))
+		got, err := (Rule{}).climber().realPath(filepath.Join(base, p))
+		if got != want || (err == nil) != (wantErr == nil) {
+			t.Errorf("%s: %q, %v; EvalSymlinks: %q, %v", p, got, err, want, wantErr)
+		}
+	}
+}
