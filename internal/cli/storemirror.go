@@ -160,7 +160,7 @@ func (k *StoreMark) removed(kind, name string) {
 // mirror is a store's mirror, locked by this process.
 type mirror struct {
 	dir       string // the home the command runs on
-	unlock    func()
+	lock      *keydir.Lock
 	StoreMark          // the store's state the files hold
 	exact     bool     // the file system keeps names as given (exactNames)
 	stamps    []string // of the .d directories after the command (changes)
@@ -189,11 +189,11 @@ func openMirror(h, where string) *mirror {
 	if !makePrivateDir(top) || !makePrivateDir(dir) {
 		return nil
 	}
-	unlock, ok := keydir.TryLock(filepath.Join(dir, "lock"))
+	lock, ok := keydir.TryLock(filepath.Join(dir, "lock"))
 	if !ok {
 		return nil
 	}
-	return &mirror{dir: dir, unlock: unlock}
+	return &mirror{dir: dir, lock: lock}
 }
 
 // makePrivateDir makes dir, mode 0700, unless it is there already as a
@@ -220,7 +220,13 @@ func privateDir(dir string) bool {
 	return err == nil && fi.IsDir() && fi.Mode().Perm()&0o077 == 0
 }
 
-func (m *mirror) close() { m.unlock() }
+func (m *mirror) close() { m.lock.Unlock() }
+
+// errMirrorLost refuses a command whose mirror was removed while it ran
+// (its lock file gone or replaced): the files it read may be another
+// command's, which made the mirror again and is writing it — the entries
+// not written yet would have been read as removed.
+var errMirrorLost = errors.New("the store's mirror in the home was removed while the command ran (rm -r HOME/.store-mirror?); nothing was written to the store: run the command again")
 
 func (m *mirror) manifestPath() string { return filepath.Join(m.dir, "manifest") }
 
@@ -486,7 +492,7 @@ func (m *mirror) trusted() (mark StoreMark, ok bool) {
 // revision (ok), else removes the manifest, so that the next command
 // rebuilds the mirror.
 func (m *mirror) settle(ok bool) {
-	if ok && m.stamps != nil && m.exact && m.durable() == nil &&
+	if ok && m.stamps != nil && m.lock.Held() && m.exact && m.durable() == nil &&
 		writeManifest(m.manifestPath(), m.StoreMark, m.stamps) == nil {
 		return
 	}
@@ -533,6 +539,21 @@ func (m *mirror) changed(dir string) {
 // cannot say) with the store's entries at the mirror's revision, and
 // returns their differences as changes to write.
 func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreChange, error) {
+	changes, err := m.readChanges(ctx, st, o)
+	// After the files were read: a mirror whose lock file was removed
+	// before — by an rm -r, maybe since made again by another command —
+	// is no longer this command's to read. An rm -r that had removed
+	// entry files but not yet the lock file is not seen (it removes in
+	// the directory's order): its removals look like the command's own,
+	// as anything done to the mirror while a command runs does.
+	if err == nil && len(changes) > 0 && !m.lock.Held() {
+		return nil, errMirrorLost
+	}
+	return changes, err
+}
+
+// readChanges is changes, without the check of the lock.
+func (m *mirror) readChanges(ctx context.Context, st Store, o *observer) ([]StoreChange, error) {
 	hist := st.(StoreHistory)
 	h := home.Dir(m.dir)
 	// The stamps the manifest will record are taken before the watch's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 )
 
@@ -625,4 +627,52 @@ func TestStoreMirrorTellsARewrittenHistory(t *testing.T) {
 			t.Fatalf("other.json %v, later.json %v: want the restored store's", has(t, h, "other.json"), has(t, h, "later.json"))
 		}
 	})
+}
+
+// TestStoreMirrorRemovedDuringTheCommand: rm -r HOME/.store-mirror while
+// a command runs, and a second command starting meanwhile, which makes
+// the mirror again, locks its new lock file (the first holds the removed
+// one) and has written only some entries yet. The first command, reading
+// the files at its end without its watch (its directories were removed),
+// found the others removed and wrote their removals to the store — a
+// revocation among them (found by review). It refuses, writes nothing,
+// and keeps no manifest.
+func TestStoreMirrorRemovedDuringTheCommand(t *testing.T) {
+	h := t.TempDir()
+	st := newMemStore(
+		StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
+		StoreEntry{Kind: StoreAuthorized, Name: "b.json", Value: []byte("B")},
+		StoreEntry{Kind: StoreRevoked, Name: "mallory.json", Value: []byte("M")})
+	mirrorEdit(t, h, st, nil)
+	before := st.revision
+	m := syncedMirror(t, h, st)
+	defer m.close()
+	o := m.observe()
+	if err := os.RemoveAll(filepath.Join(h, mirrorDir)); err != nil {
+		t.Fatal(err)
+	}
+	second := openMirror(h, "mem://x/p")
+	if second == nil {
+		t.Fatal("the second command found no mirror to make again")
+	}
+	defer second.close()
+	for _, kind := range StoreKinds {
+		if err := os.Mkdir(kindDir(home.Dir(second.dir), kind), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(second.dir, StoreAuthorized+".d", "a.json"), []byte("A"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changes, err := m.changes(context.Background(), st, o)
+	if !errors.Is(err, errMirrorLost) || len(changes) != 0 {
+		t.Fatalf("changes %+v, err %v; want errMirrorLost and none", changes, err)
+	}
+	m.settle(true)
+	if _, err := os.Lstat(second.manifestPath()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a manifest vouches for the second command's mirror, written by the first: %v", err)
+	}
+	if st.revision != before {
+		t.Errorf("the store moved from revision %d to %d", before, st.revision)
+	}
 }

@@ -9,7 +9,13 @@ func lockDir(dir string) (unlock func(), held bool, err error) { return func() {
 
 // TryLock never locks where flock(2) is not available: ok is false, and
 // the caller does without what the lock guards.
-func TryLock(path string) (unlock func(), ok bool) { return nil, false }
+func TryLock(path string) (l *Lock, ok bool) { return nil, false }
+
+// A Lock is never had where flock(2) is not available.
+type Lock struct{}
+
+func (*Lock) Unlock()    {}
+func (*Lock) Held() bool { return false }
 
 // LockFile never locks where flock(2) is not available: held is false,
 // and the caller goes ahead unlocked.

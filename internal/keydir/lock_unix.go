@@ -4,7 +4,6 @@ package keydir
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"syscall"
 
@@ -70,9 +69,34 @@ func noLocks(err error) bool {
 // process holds it, or where flock(2) is not available. For caches that
 // one process at a time may use, and that a second process does without
 // (the --store mirror, docs/design.md).
-func TryLock(path string) (unlock func(), ok bool) {
-	unlock, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
-	return unlock, err == nil
+func TryLock(path string) (l *Lock, ok bool) {
+	f, err := lockFile(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	if err != nil {
+		return nil, false
+	}
+	return &Lock{f: f, path: path}, true
+}
+
+// A Lock is a lock file this process holds (TryLock).
+type Lock struct {
+	f    *os.File
+	path string
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() { l.f.Close() } // closing the descriptor releases the lock
+
+// Held reports whether the lock file's path still names the file locked.
+// Once it was removed or replaced (rm -r of the directory holding it,
+// another command's makePrivateDir), the lock excludes no one: another
+// process may hold the file made in its place, and use what it guards.
+func (l *Lock) Held() bool {
+	locked, err := l.f.Stat()
+	if err != nil {
+		return false
+	}
+	named, err := os.Lstat(l.path)
+	return err == nil && os.SameFile(locked, named)
 }
 
 // LockFile takes an exclusive advisory lock on the file path (created,
@@ -81,10 +105,10 @@ func TryLock(path string) (unlock func(), ok bool) {
 // not available held is false and unlock does nothing: the caller goes
 // ahead unlocked, as before the lock.
 func LockFile(path string) (unlock func(), held bool, err error) {
-	unlock, err = lockFile(path, syscall.LOCK_EX)
+	f, err := lockFile(path, syscall.LOCK_EX)
 	switch {
 	case err == nil:
-		return unlock, true, nil
+		return func() { f.Close() }, true, nil // closing the descriptor releases the lock
 	case noLocks(err):
 		return func() {}, false, nil
 	}
@@ -99,7 +123,7 @@ func LockFile(path string) (unlock func(), held bool, err error) {
 // process, which locks the new file, while the flock here succeeds on the
 // removed one — two holders of "the" lock. Then the new file is tried,
 // as many as lockTries times.
-func lockFile(path string, how int) (unlock func(), err error) {
+func lockFile(path string, how int) (*os.File, error) {
 	for range lockTries {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
@@ -109,19 +133,11 @@ func lockFile(path string, how int) (unlock func(), err error) {
 			f.Close()
 			return nil, &os.PathError{Op: "flock", Path: path, Err: err}
 		}
-		locked, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		named, err := os.Lstat(path)
-		if err == nil && os.SameFile(locked, named) {
-			return func() { f.Close() }, nil // closing the descriptor releases the lock
+		l := &Lock{f: f, path: path}
+		if l.Held() {
+			return f, nil
 		}
 		f.Close()
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
 	}
 	return nil, &os.PathError{Op: "flock", Path: path, Err: ErrLockReplaced}
 }

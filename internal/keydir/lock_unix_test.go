@@ -46,36 +46,65 @@ func TestTryLockNotOnAReplacedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lock")
 	real := flock
 	t.Cleanup(func() { flock = real })
-	var other func()
+	var other *Lock
 	flock = func(fd, how int) error {
 		if other == nil {
 			flock = real // the other process's own lock
 			if err := os.Remove(path); err != nil {
 				t.Fatal(err)
 			}
-			unlock, ok := TryLock(path)
+			l, ok := TryLock(path)
 			if !ok {
 				t.Fatal("the other process could not lock the new file")
 			}
-			other = unlock
+			other = l
 		}
 		return real(fd, how)
 	}
-	unlock, ok := TryLock(path)
+	l, ok := TryLock(path)
 	if other == nil {
 		t.Fatal("the file was not replaced between the open and the flock")
 	}
-	defer other()
+	defer other.Unlock()
 	if ok {
-		unlock()
+		l.Unlock()
 		t.Fatal("TryLock held a removed lock file while another process held the file at its path")
 	}
-	other()
-	unlock, ok = TryLock(path)
+	other.Unlock()
+	l, ok = TryLock(path)
 	if !ok {
 		t.Fatal("TryLock failed on a free lock file")
 	}
-	unlock()
+	l.Unlock()
+}
+
+// A Lock is held while its path names the file locked: removed (rm -r
+// of the directory), or removed and made again by another process, it
+// is not.
+func TestLockHeld(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	l, ok := TryLock(path)
+	if !ok {
+		t.Fatal("no lock")
+	}
+	defer l.Unlock()
+	if !l.Held() {
+		t.Fatal("a lock just taken is not held")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if l.Held() {
+		t.Error("held with its file removed")
+	}
+	other, ok := TryLock(path)
+	if !ok {
+		t.Fatal("the file made in its place could not be locked")
+	}
+	defer other.Unlock()
+	if l.Held() || !other.Held() {
+		t.Errorf("after another process locked the new file: first held %v, other held %v; want false, true", l.Held(), other.Held())
+	}
 }
 
 // A lock file replaced at every try leaves LockFile without a lock and
