@@ -55,3 +55,33 @@ func TestKeyForEncryptionNotAuthorized(t *testing.T) {
 		}
 	}
 }
+
+// A revoked key is refused whatever it is marked for: a revocation file
+// holding a key marked "use":"enc" (beside an unmarked one) revokes both,
+// and refuses nothing else — refusing is not using the key, and reading
+// the file as a bad one would have refused every key (or, had it been
+// skipped, lost the revocation). An authorized copy of the key does not
+// help it.
+func TestRevokedKeyForEncryptionStillRevoked(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	alice, bob, carol := key(t, 1), key(t, 2), key(t, 3)
+	enc := keydirtest.WithAttrs(alice, "use", "enc")
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "alice.json"), keydirtest.JWK(t, alice))
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "carol.json"), keydirtest.JWK(t, carol))
+	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "gone.json"), keydirtest.JWK(t, bob, enc))
+	s := Load(opts)
+	if p := s.Problems(); len(p) != 0 {
+		t.Fatalf("problems %v, want none", p)
+	}
+	remote := netip.MustParseAddr("192.0.2.1")
+	for _, k := range []*jwk.Key{alice, bob} {
+		var re *RevokedError
+		if _, err := s.LookupKey(k, remote); !errors.As(err, &re) {
+			t.Errorf("%s: %v, want a *RevokedError", k.Fingerprint(), err)
+		}
+	}
+	if _, err := s.LookupKey(carol, remote); err != nil {
+		t.Errorf("carol, authorized and not revoked: %v", err)
+	}
+}

@@ -20,8 +20,14 @@ const MaxFileSize = trustfile.MaxSize
 // ReadFile reads every key in the file at path. A file holding a private
 // key must not be readable by group or others (see PermissionError), as
 // OpenSSH requires of its identity files.
-func ReadFile(path string) ([]*Key, error) {
-	keys, fi, err := readKeyFile(path)
+func ReadFile(path string) ([]*Key, error) { return readFile(path, parse) }
+
+// ReadFileAnyUse is ReadFile reading as ParseAnyUse does: for the
+// commands that neither sign nor verify with the keys (revoking them).
+func ReadFileAnyUse(path string) ([]*Key, error) { return readFile(path, parseAnyUse) }
+
+func readFile(path string, parse func([]byte, string) ([]*Key, error)) ([]*Key, error) {
+	keys, fi, err := readKeyFile(path, parse)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +44,7 @@ func ReadFile(path string) ([]*Key, error) {
 // the file: it is for naming keys (type, fingerprint), which tells nothing
 // secret even of a private key others can read.
 func ReadPublicKeys(path string) ([]*Key, error) {
-	keys, _, err := readKeyFile(path)
+	keys, _, err := readKeyFile(path, parse)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +56,7 @@ func ReadPublicKeys(path string) ([]*Key, error) {
 
 // readKeyFile reads and parses the file at path through the one reader of
 // trust files: never blocking on a FIFO or device, up to MaxFileSize.
-func readKeyFile(path string) ([]*Key, fs.FileInfo, error) {
+func readKeyFile(path string, parse func([]byte, string) ([]*Key, error)) ([]*Key, fs.FileInfo, error) {
 	data, fi, err := trustfile.Read(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {

@@ -46,10 +46,12 @@ func (e SetEntry) Member() string {
 // format cannot be told, it is not well-formed JSON, a single JWK (the
 // file's only entry) does not read, or it holds no entry. When no entry
 // has Err set, the keys are those Parse returns, in the same order.
-func ParseSet(data []byte) ([]SetEntry, error) {
+func ParseSet(data []byte) ([]SetEntry, error) { return parseSet(data, "") }
+
+func parseSet(data []byte, file string) ([]SetEntry, error) {
 	f, err := DetectFormat(data)
 	if err != nil {
-		return nil, &ParseError{Err: err}
+		return nil, &ParseError{File: file, Err: err}
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	var entries []SetEntry
@@ -59,21 +61,21 @@ func ParseSet(data []byte) ([]SetEntry, error) {
 	}
 	switch f {
 	case JWK:
-		err = parseJSONEntries(data, "", add)
+		err = parseJSONEntries(data, file, add)
 	case PEM:
-		err = parsePEMEntries(data, "", add)
+		err = parsePEMEntries(data, file, add)
 	default:
-		err = parseSSHEntries(data, "", add)
+		err = parseSSHEntries(data, file, add)
 		if err == nil && !looksLikeSSH(data) && !hasKey(entries) {
 			// Text in which no line is a key is not an OpenSSH file
 			// with bad lines (as Parse says).
-			err = &ParseError{Err: ErrUnknownFormat}
+			err = &ParseError{File: file, Err: ErrUnknownFormat}
 		}
 	}
 	if err != nil {
 		var pe *ParseError
 		if !errors.As(err, &pe) {
-			pe = &ParseError{Err: err}
+			pe = &ParseError{File: file, Err: err}
 		}
 		return nil, pe
 	}

@@ -3,6 +3,7 @@ package jwk
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 
@@ -29,6 +30,10 @@ type UseError struct {
 	Member string // AttrUse or AttrKeyOps
 	Value  string // the member's value as compact JSON, safe to print
 	Reason string // why the value is refused
+
+	// key is the key as read, for the readers that neither sign nor
+	// verify with it (ParseAnyUse).
+	key *Key
 }
 
 func (e *UseError) Error() string { return e.Member + " " + e.Value + " " + e.Reason }
@@ -62,14 +67,14 @@ func checkUse(k *Key) (member string, err error) {
 				reason += ` (and key_ops ` + shownValue(opsRaw) + ` must agree with use: RFC 7517 section 4.3)`
 			}
 			reason += `: keytool uses a key only for signatures, to sign and verify TLS handshakes (RFC 7517 section 4.2)`
-			return AttrUse, &UseError{AttrUse, shownValue(useRaw), reason}
+			return AttrUse, &UseError{Member: AttrUse, Value: shownValue(useRaw), Reason: reason, key: k}
 		}
 	}
 	if !hasOps {
 		return "", nil
 	}
 	fail := func(reason string) (string, error) {
-		return AttrKeyOps, &UseError{AttrKeyOps, shownValue(opsRaw), reason}
+		return AttrKeyOps, &UseError{Member: AttrKeyOps, Value: shownValue(opsRaw), Reason: reason, key: k}
 	}
 	ops, ok := keyOpsList(opsRaw)
 	if !ok {
@@ -156,4 +161,42 @@ func publicKeyOps(a Attributes) {
 		}
 	}
 	a.SetList(AttrKeyOps, out)
+}
+
+// ParseAnyUse reads every key in data as Parse does, but also returns the
+// keys Parse refuses only for what their "use" or "key_ops" member says
+// they are for (a *UseError and nothing else). It is for the readers that
+// neither sign nor verify with the keys: a list of refused keys, where
+// dropping such a key would refuse every key (it is a bad entry of a file
+// read whole) or, worse, lose its revocation; and the edits and lookups
+// of the files of a store, which must find and keep every key a file
+// holds. Any other fault is Parse's error.
+func ParseAnyUse(data []byte) ([]*Key, error) { return parseAnyUse(data, "") }
+
+func parseAnyUse(data []byte, file string) ([]*Key, error) {
+	keys, err := parse(data, file)
+	var ue *UseError
+	if err == nil || !errors.As(err, &ue) {
+		return keys, err
+	}
+	// Parse stops at the first bad key: the entry reader reads on.
+	entries, serr := parseSet(data, file)
+	if serr != nil {
+		if errors.As(serr, &ue) && ue.key != nil {
+			return []*Key{ue.key}, nil // a single JWK: the file's one entry
+		}
+		return nil, err
+	}
+	keys = make([]*Key, 0, len(entries))
+	for _, e := range entries {
+		if e.Err != nil {
+			if !errors.As(e.Err, &ue) || ue.key == nil {
+				return nil, e.Err
+			}
+			keys = append(keys, ue.key)
+			continue
+		}
+		keys = append(keys, e.Key)
+	}
+	return keys, nil
 }

@@ -120,6 +120,51 @@ func TestUseInSet(t *testing.T) {
 	}
 }
 
+// ParseAnyUse, for the readers that use no key (revocation lists, edits
+// and lookups of a store's files): it returns every key of a file whose
+// only faults are what its keys are marked for, each as marked, in
+// order, and refuses a file with any other fault, naming that one.
+func TestParseAnyUse(t *testing.T) {
+	a := string(mustMarshal(t, testKey(t, EC256), JWK, false))
+	b := string(mustMarshal(t, testKey(t, Ed25519), JWK, false))
+	c := string(mustMarshal(t, testKey(t, RSA2048), JWK, false))
+	set := `{"keys":[` + withMember(a, "use", `"enc"`) + "," + b + "," + withMember(c, "key_ops", `["encrypt"]`) + "]}"
+	if _, err := Parse([]byte(set)); err == nil {
+		t.Fatal("Parse read a set with keys for encryption")
+	}
+	keys, err := ParseAnyUse([]byte(set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 3 {
+		t.Fatalf("ParseAnyUse: %d keys, want the set's 3", len(keys))
+	}
+	for i, want := range []*Key{testKey(t, EC256), testKey(t, Ed25519), testKey(t, RSA2048)} {
+		if keys[i].SPKIHash() != want.SPKIHash() {
+			t.Errorf("key %d: %s, want %s", i, keys[i].Fingerprint(), want.Fingerprint())
+		}
+	}
+	if u, _ := keys[0].Attrs.String(AttrUse); u != "enc" {
+		t.Errorf("key 0 read as marked %q, want its own \"enc\"", u)
+	}
+	// Any other fault is refused, named.
+	bad := `{"keys":[` + withMember(a, "use", `"enc"`) + `,{"kty":"EC","crv":"P-256","x":"AA"}]}`
+	if _, err := ParseAnyUse([]byte(bad)); err == nil || !strings.Contains(err.Error(), "keys[1]") {
+		t.Errorf("ParseAnyUse of a set with a malformed key: %v, want an error naming keys[1]", err)
+	}
+	// A single key marked for encryption, in a real file.
+	path := filepath.Join(t.TempDir(), "enc.json")
+	if err := os.WriteFile(path, []byte(withMember(b, "use", `"enc"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(path); err == nil {
+		t.Error("ReadFile read a key for encryption")
+	}
+	if keys, err := ReadFileAnyUse(path); err != nil || len(keys) != 1 {
+		t.Errorf("ReadFileAnyUse: %d keys, %v", len(keys), err)
+	}
+}
+
 // What keytool writes reads back under the rule: the public half of a
 // private key marked key_ops ["sign"] (as WebCrypto exports one) is
 // marked ["verify"], in every writer of public halves; "use":"sig" is

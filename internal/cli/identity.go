@@ -40,8 +40,19 @@ func (c *cli) argKeys(name string, args []string) (file string, keys []*jwk.Key,
 
 // readKeys reads the keys in file, or on standard input for "-".
 func (c *cli) readKeys(file string) ([]*jwk.Key, error) {
+	return c.readKeysWith(file, jwk.ReadFile, jwk.Parse)
+}
+
+// readRevokedKeys is readKeys for revoke, which refuses the keys and uses
+// none: a key marked for anything but signatures is read too
+// (jwk.ParseAnyUse).
+func (c *cli) readRevokedKeys(file string) ([]*jwk.Key, error) {
+	return c.readKeysWith(file, jwk.ReadFileAnyUse, jwk.ParseAnyUse)
+}
+
+func (c *cli) readKeysWith(file string, read func(string) ([]*jwk.Key, error), parse func([]byte) ([]*jwk.Key, error)) ([]*jwk.Key, error) {
 	if file != "-" {
-		return jwk.ReadFile(file)
+		return read(file)
 	}
 	data, err := io.ReadAll(io.LimitReader(c.stdin, jwk.MaxFileSize+1))
 	if err != nil {
@@ -50,7 +61,7 @@ func (c *cli) readKeys(file string) ([]*jwk.Key, error) {
 	if len(data) > jwk.MaxFileSize {
 		return nil, fmt.Errorf("standard input: %w", jwk.ErrTooLarge)
 	}
-	keys, err := jwk.Parse(data)
+	keys, err := parse(data)
 	var pe *jwk.ParseError
 	if errors.As(err, &pe) && pe.File == "" {
 		pe.File = "standard input"

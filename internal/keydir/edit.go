@@ -32,7 +32,7 @@ func EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (removed bool, err er
 	if err != nil {
 		return false, err
 	}
-	keys, err := jwk.Parse(data)
+	keys, err := jwk.ParseAnyUse(data) // an edit or a lookup uses no key: it must see every one
 	if err != nil {
 		var pe *jwk.ParseError
 		if errors.As(err, &pe) {

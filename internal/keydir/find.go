@@ -55,7 +55,7 @@ func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, 
 		if err != nil {
 			continue // changed since it was loaded: the next reload reports it
 		}
-		keys, err := jwk.Parse(data)
+		keys, err := jwk.ParseAnyUse(data) // an edit or a lookup uses no key: it must see every one
 		if err != nil {
 			continue
 		}

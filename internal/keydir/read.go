@@ -215,7 +215,13 @@ func (l *Loader[T]) convertEntry(src SourceRef, path string, e jwk.SetEntry) (T,
 // parseWhole reads a file that must load whole or not at all: any key
 // that does not parse or convert makes the file a problem.
 func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T], *Problem) {
-	keys, err := jwk.Parse(data)
+	parse := jwk.Parse
+	if src.Revocation {
+		// A refused key is refused whatever its "use" says it is for:
+		// refusing is not using, and skipping it would refuse every key.
+		parse = jwk.ParseAnyUse
+	}
+	keys, err := parse(data)
 	if err != nil {
 		return nil, problemOf(path, err, src.Revocation)
 	}
