@@ -35,7 +35,8 @@ import (
 // and each command costs what changed, not what is stored:
 //
 //   - before: the store's changes since the manifest's revision
-//     (StoreHistory.ChangesSince: etcd's range read filtered by revision) are written to
+//     (StoreHistory.ChangesSince: etcd's watch from the revision, or its
+//     range read filtered by revision for a small prefix) are written to
 //     the files, so that they hold the store's entries at its revision
 //     now; the admin index stays valid in between, so the command reads
 //     only the files it needs;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,14 +53,29 @@ func markOf(l cli.StoreListing) cli.StoreMark {
 // TestChangesSince: what changed under the prefix since a revision, as
 // the mirror needs it — each entry put since with its last value (one
 // removed and made again among them), each one removed, nothing outside
-// the prefix or its layout — and nothing at all when nothing was written.
-// (Read from the prefix's range, not a watch: a watch from the past
-// depends on servers answering progress requests only once caught up,
-// which etcd before 3.5.8 did not.)
+// the prefix or its layout — and nothing at all when nothing was written;
+// a compacted revision is cli.ErrStoreCompacted. The same read from the
+// prefix's range (a small prefix's way) and by a watch from the revision
+// (a large one's), which must give the same delta.
 func TestChangesSince(t *testing.T) {
+	for _, watch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("watch=%v", watch), func(t *testing.T) { changesSince(t, watch) })
+	}
+}
+
+// watchAll makes s read every delta by a watch (watch) or by reads.
+func watchAll(s *store, watch bool) {
+	s.watchFrom = math.MaxInt64
+	if watch {
+		s.watchFrom = 0
+	}
+}
+
+func changesSince(t *testing.T, watch bool) {
 	addr := startEtcd(t, nil)
 	c := etcdClient(t, addr)
 	s := openTestStore(t, addr)
+	watchAll(s, watch)
 	ctx := context.Background()
 	del := func(key string) {
 		t.Helper()
@@ -104,8 +120,11 @@ func TestChangesSince(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("changes since %d:\n%s\nwant\n%s", l.Revision, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if now, err := c.Get(ctx, "/kt/"); err != nil || d.Revision != now.Header.Revision {
-		t.Fatalf("the delta is at revision %d, etcd at %v (%v)", d.Revision, now, err)
+	if now, err := c.Get(ctx, "/kt/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || d.Revision != now.Header.Revision || d.Count != now.Count {
+		t.Fatalf("the delta is at revision %d with %d keys, etcd at %v (%v)", d.Revision, d.Count, now, err)
+	}
+	if want := map[bool]int{false: 0, true: 1}[watch]; s.watched != want {
+		t.Fatalf("%d deltas by a watch, want %d", s.watched, want)
 	}
 	if _, err := s.ChangesSince(ctx, cli.StoreMark{Identity: "etcd cluster 0", Revision: l.Revision, Top: markOf(l).Top}); err != nil {
 		t.Fatalf("another cluster's identity: %v (the caller sees the identity)", err)
@@ -145,20 +164,24 @@ func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
 	if err := os.WriteFile(pw, []byte("admpw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := openTestStore(t, addr, "--etcd-user", "adm", "--etcd-password-file", pw)
-	l, err := s.ListRevisions(ctx)
-	if err != nil {
-		t.Fatalf("ListRevisions: %v", err)
-	}
-	if _, err := s.Apply(ctx, []cli.StoreChange{{Kind: "authorized_keys", Name: "a.json", Value: []byte("a")}}); err != nil {
-		t.Fatal(err)
-	}
-	d, err := s.ChangesSince(ctx, markOf(l))
-	if err != nil {
-		t.Fatalf("ChangesSince with a role on PREFIX/: %v", err)
-	}
-	if len(d.Put) != 1 || d.Put[0].Name != "a.json" {
-		t.Fatalf("changes: %+v", d)
+	for _, watch := range []bool{false, true} {
+		s := openTestStore(t, addr, "--etcd-user", "adm", "--etcd-password-file", pw)
+		watchAll(s, watch)
+		l, err := s.ListRevisions(ctx)
+		if err != nil {
+			t.Fatalf("ListRevisions: %v", err)
+		}
+		name := fmt.Sprintf("a%v.json", watch)
+		if _, err := s.Apply(ctx, []cli.StoreChange{{Kind: "authorized_keys", Name: name, Value: []byte("a")}}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.ChangesSince(ctx, markOf(l))
+		if err != nil {
+			t.Fatalf("ChangesSince with a role on PREFIX/ (watch %v): %v", watch, err)
+		}
+		if len(d.Put) != 1 || d.Put[0].Name != name || s.watched != map[bool]int{false: 0, true: 1}[watch] {
+			t.Fatalf("changes (watch %v): %+v, %d by a watch", watch, d, s.watched)
+		}
 	}
 }
 
@@ -266,6 +289,39 @@ func TestEntriesAtUnderALowerLimit(t *testing.T) {
 	for i, e := range entries {
 		if want := fmt.Sprintf("v%d", i); string(e.Value) != want {
 			t.Fatalf("%s at revision %d: %q, want %q", e.Name, l.Revision, e.Value, want)
+		}
+	}
+}
+
+// TestSyncedProgress: only the etcd versions that send a progress
+// notification once a watch has caught up (3.5.8, 3.4.25 and later:
+// etcd issue 15220) are trusted with a watch from the past; anything else,
+// unreadable included, makes ChangesSince read the range.
+func TestSyncedProgress(t *testing.T) {
+	for v, want := range map[string]bool{
+		"3.5.8": true, "3.5.21": true, "3.6.0": true, "3.7.3": true, "3.4.25": true, "4.0.0": true, "3.6.0-rc.1": true,
+		"3.5.7": false, "3.5.0": false, "3.4.24": false, "3.3.27": false, "2.3.8": false, "": false, "3.5": false, "v3.5.8": false,
+	} {
+		if got := syncedProgress(v); got != want {
+			t.Errorf("syncedProgress(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+// TestWatches: a watch reads the changes of a prefix of watchFrom keys or
+// more, unless more revisions than the prefix's keys have passed since
+// the mark (etcd's resync would read every one of them).
+func TestWatches(t *testing.T) {
+	s := &store{watchFrom: watchFrom}
+	for _, c := range []struct {
+		count, since int64
+		want         bool
+	}{
+		{100_000, 1, true}, {100_000, 99_999, true}, {100_000, 100_000, false},
+		{watchFrom, 1, true}, {watchFrom - 1, 1, false}, {1, 1, false},
+	} {
+		if got := s.watches(cli.StoreMark{Revision: 50, Count: c.count}, 50+c.since); got != c.want {
+			t.Errorf("%d keys, %d revisions since: watches %v, want %v", c.count, c.since, got, c.want)
 		}
 	}
 }

@@ -33,12 +33,17 @@ import (
 // Apply creates the file $KEYTOOL_SLOW_MARK and then waits a minute: a
 // keytool process caught in the middle of a store edit
 // (store-interrupted.txt); and etcdcount://, etcd:// that logs its full
-// listings to $KEYTOOL_COUNT_LOG (TestStoreMirrorReadsOnlyChanges).
+// listings to $KEYTOOL_COUNT_LOG (TestStoreMirrorReadsOnlyChanges);
+// etcdwatch:// and etcdcountwatch://, etcd:// and etcdcount:// whose
+// changes since the mirror's revision are read by a watch whatever the
+// prefix's size (store.watchFrom 0), as a large prefix's are.
 func TestMain(m *testing.M) {
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrace"}, Flags: wrapped(func(s *store) cli.Store { return racing{s} })})
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdslow"}, Flags: wrapped(func(s *store) cli.Store { return slow{s} })})
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdcount"}, Flags: wrapped(func(s *store) cli.Store { return counting{s} })})
+	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdwatch"}, Flags: wrapped(func(s *store) cli.Store { s.watchFrom = 0; return s })})
+	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdcountwatch"}, Flags: wrapped(func(s *store) cli.Store { s.watchFrom = 0; return counting{s} })})
 	testscript.Main(m, map[string]func(){
 		"keytool": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
@@ -550,12 +555,21 @@ func TestStoreMirror(t *testing.T) {
 // added, rewritten, removed in etcd is seen by the next command) and
 // compares only the files the command touched; a revision etcd compacted
 // makes the next command list the prefix, and it is still right.
+//
+// Run with the changes read from the range (a small prefix's way) and by a
+// watch (a large one's: etcdcountwatch://).
 func TestStoreMirrorReadsOnlyChanges(t *testing.T) {
+	for _, scheme := range []string{"etcdcount", "etcdcountwatch"} {
+		t.Run(scheme, func(t *testing.T) { storeMirrorReadsOnlyChanges(t, scheme) })
+	}
+}
+
+func storeMirrorReadsOnlyChanges(t *testing.T, scheme string) {
 	f := newMirrorFixture(t, "/count", "alice", "bob", "carol", "dave", "erin", "frank")
 	bin, admin, h, pub := f.bin, f.admin, f.home, f.pub
 	ctx := context.Background()
 	logFile := filepath.Join(f.dir, "listings")
-	store := "etcdcount://" + f.addr + "/count"
+	store := scheme + "://" + f.addr + "/count"
 	listings := func() int {
 		data, _ := os.ReadFile(logFile)
 		return strings.Count(string(data), "\n")

@@ -26,19 +26,24 @@ import (
 //   - elsewhere: the restore lost only a write outside the prefix that
 //     the mirror's revision had passed, and the new history wrote an
 //     entry at that revision (above every entry the mirror knew: Top).
+//
+// Each also with the changes read by a watch (etcdwatch://, a large
+// prefix's way), which starts after the mirror's revision: there the
+// witness tells own, and the count of the prefix's keys at the mirror's
+// revision tells elsewhere (the new entry is a key more).
 func TestMirrorTellsARestoreWithoutBump(t *testing.T) {
 	bin := keytoolBinary(t)
 	keys := keyFiles(t, "n1", "n2", "n3")
 	ctx := context.Background()
 	for _, c := range []struct {
-		name      string
-		elsewhere bool
-	}{{"own", false}, {"elsewhere", true}} {
+		name, scheme string
+		elsewhere    bool
+	}{{"own", "etcd", false}, {"elsewhere", "etcd", true}, {"own-watch", "etcdwatch", false}, {"elsewhere-watch", "etcdwatch", true}} {
 		t.Run(c.name, func(t *testing.T) {
 			cu, pu := loopbackURL(t), loopbackURL(t)
 			e := startEtcdAt(t, cu, pu, nil)
 			cl := etcdClient(t, cu.Host)
-			store := "etcd://" + cu.Host + "/kt"
+			store := c.scheme + "://" + cu.Host + "/kt"
 			h := filepath.Join(t.TempDir(), "home")
 			if err := os.Mkdir(h, 0o700); err != nil {
 				t.Fatal(err)
@@ -95,13 +100,19 @@ func TestMirrorTellsARestoreWithoutBump(t *testing.T) {
 // the mirror lacked n1, which etcd had again, and a second
 // `authorize --remove n1` said no key had that name (found by review).
 func TestMirrorTellsARestoreThatLostARemoval(t *testing.T) {
+	for _, scheme := range []string{"etcd", "etcdwatch"} {
+		t.Run(scheme, func(t *testing.T) { mirrorTellsARestoreThatLostARemoval(t, scheme) })
+	}
+}
+
+func mirrorTellsARestoreThatLostARemoval(t *testing.T, scheme string) {
 	bin := keytoolBinary(t)
 	keys := keyFiles(t, "n1", "n2", "n3")
 	ctx := context.Background()
 	cu, pu := loopbackURL(t), loopbackURL(t)
 	e := startEtcdAt(t, cu, pu, nil)
 	cl := etcdClient(t, cu.Host)
-	store := "etcd://" + cu.Host + "/kt"
+	store := scheme + "://" + cu.Host + "/kt"
 	h := filepath.Join(t.TempDir(), "home")
 	if err := os.Mkdir(h, 0o700); err != nil {
 		t.Fatal(err)

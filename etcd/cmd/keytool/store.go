@@ -202,7 +202,7 @@ func (f *connFlags) open(_ context.Context, u *url.URL) (cli.Store, error) {
 	// before it asks etcd anything (the mirror's lock, manifest and
 	// stamps): about 1 ms less before the first answer, measured.
 	c.ActiveConnection().Connect()
-	return &store{c: c, flags: f, cfg: cfg, where: where, prefix: prefix}, nil
+	return &store{c: c, flags: f, cfg: cfg, where: where, prefix: prefix, watchFrom: watchFrom}, nil
 }
 
 // unreachable is the error of a request etcd did not answer: gRPC says
@@ -257,6 +257,11 @@ type store struct {
 	cfg    clientv3.Config
 	where  string // etcd://HOST:PORT/PREFIX, for messages
 	prefix string // no trailing slash
+
+	// watchFrom is the package's (tests lower it to watch any prefix);
+	// watched counts the deltas a watch gave (tests tell which way).
+	watchFrom int64
+	watched   int
 }
 
 func (s *store) Close() error { return s.c.Close() }
@@ -429,38 +434,29 @@ func (s *store) entryOf(kv *mvccpb.KeyValue) (e cli.StoreEntry, ok bool) {
 }
 
 // ChangesSince reads what changed under the prefix since the mark's
-// revision R with plain reads of the prefix's range (linearizable, so
-// never older than a write that finished before), no watch: a watch from
-// the past relies on etcd answering a progress request only once the
-// watch has caught up, which servers before 3.5.8 (3.4.25) do not — they
-// answered at once and an empty delta would have made the mirror hold
-// entries it never saw — and etcd sends such a watch's events only at its
-// next resync (100 ms).
+// revision R.
 //
 // First one read of a single key (one round trip, a few hundred µs on
-// the server): the mark's witness at R — or, without one, the key PREFIX/
-// now — whose header gives the revision now, H. If H is R, nothing was
-// written anywhere in the cluster since. Else one read-only transaction
-// (one more round trip) of the entries whose ModRevision is past the
-// mark's Top, with their values (etcd filters: only those cross the
-// network), and the prefix's count now and at R, all at the
-// transaction's revision. Keys at R + keys created since R − keys now is
-// how many were removed since (or removed and made again, which the first
-// read holds already): only when it is not zero are the prefix's keys at
-// R and now listed (keys only) and compared. Anything over the prefix's
-// range costs etcd a walk of it (a count too: 20–40 ms at 100,000 keys,
-// on a loaded machine), hence none when nothing was written. A revision
-// etcd has compacted is cli.ErrStoreCompacted. Every read is of PREFIX/…,
-// which a role on PREFIX/ allows.
+// the server): the mark's witness at R — or, without one, the key
+// PREFIX/ now — whose header gives the revision now, H. If H is R,
+// nothing was written anywhere in the cluster since. Otherwise, for a
+// prefix of watchFrom keys or more written less often since (watches), a
+// watch of the prefix from R+1
+// (watchChanges: etcd reads the history since R, what changed in the
+// cluster, not the prefix); for a smaller one, or when the watch cannot
+// tell, plain reads of the prefix's range (readChanges: etcd walks every
+// key of the range).
 //
 // A history restored from a snapshot taken before R and written past R
 // again (etcdutl snapshot restore without --bump-revision, keeping the
 // cluster ID) reuses R's revisions for other writes: the witness (the
-// last entry the mirror saw written, at Top) not at R as it was, an
-// entry whose ModRevision is above Top but not above R, or — when etcd
-// moved past R — a count of the prefix's keys at R other than the mark's
-// (a lost removal, which leaves no ModRevision) is cli.ErrStoreRewritten,
-// and the mirror is rebuilt.
+// last entry the mirror saw written, at Top) not at R as it was, or —
+// when etcd moved past R — a count of the prefix's keys at R other than
+// the mark's (a lost removal, which leaves no ModRevision), or (plain
+// reads only) an entry whose ModRevision is above Top but not above R, is
+// cli.ErrStoreRewritten, and the mirror is rebuilt. A revision etcd has
+// compacted is cli.ErrStoreCompacted. Every read and watch is of
+// PREFIX/…, which a role on PREFIX/ allows.
 func (s *store) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDelta, error) {
 	var d cli.StoreDelta
 	revision := k.Revision
@@ -489,45 +485,249 @@ func (s *store) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDel
 			d.Count = k.Count
 			return nil
 		}
-		txn, err := s.c.Txn(ctx).Then(
-			clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithMinModRev(k.Top+1)),
-			clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
-			clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(revision)),
-		).Commit()
-		if err != nil {
-			return compacted(err)
-		}
-		d.Revision = txn.Header.Revision
-		changed, now, before := txn.Responses[0].GetResponseRange(), txn.Responses[1].GetResponseRange(), txn.Responses[2].GetResponseRange()
-		if before.Count != k.Count {
-			return cli.ErrStoreRewritten // a restore that lost a removal, say: Top and the witness cannot tell
-		}
-		d.Count = now.Count
-		created := int64(0)
-		for _, kv := range changed.Kvs {
-			if kv.CreateRevision > revision {
-				created++ // counted as the counts are: every key of the range
+		if s.watches(k, d.Revision) {
+			ok, err := s.watchChanges(ctx, k, &d)
+			if err != nil || ok {
+				if ok {
+					s.watched++
+				}
+				return err
 			}
-			e, ok := s.entryOf(kv)
-			if !ok {
-				continue // outside the layout: not among what Top bounds
-			}
-			if kv.ModRevision <= revision {
-				return cli.ErrStoreRewritten
-			}
-			e.Value = kv.Value
-			if e.Value == nil {
-				e.Value = []byte{}
-			}
-			d.Put = append(d.Put, e)
+			d = cli.StoreDelta{Revision: d.Revision, Identity: d.Identity}
 		}
-		if before.Count+created == now.Count {
-			return nil
-		}
-		d.Removed, err = s.removedBetween(ctx, revision, d.Revision)
-		return err
+		return s.readChanges(ctx, k, &d)
 	})
 	return d, err
+}
+
+// readChanges reads what changed under the prefix since the mark's
+// revision R, etcd being at d.Revision, with plain reads of the prefix's
+// range (linearizable, so never older than a write that finished
+// before): one read-only transaction of the entries whose ModRevision is
+// past the mark's Top, with their values (etcd filters: only those cross
+// the network, but it reads every key of the range, values included, to
+// filter them), and the prefix's count now and at R, all at the
+// transaction's revision. Keys at R + keys created since R − keys now is
+// how many were removed since (or removed and made again, which the
+// first read holds already): only when it is not zero are the prefix's
+// keys at R and now listed (keys only) and compared. An entry whose
+// ModRevision is above Top but not above R is another history's
+// (cli.ErrStoreRewritten), as is a count at R other than the mark's.
+func (s *store) readChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreDelta) error {
+	revision := k.Revision
+	txn, err := s.c.Txn(ctx).Then(
+		clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithMinModRev(k.Top+1)),
+		clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
+		clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(revision)),
+	).Commit()
+	if err != nil {
+		return compacted(err)
+	}
+	d.Revision = txn.Header.Revision
+	changed, now, before := txn.Responses[0].GetResponseRange(), txn.Responses[1].GetResponseRange(), txn.Responses[2].GetResponseRange()
+	if before.Count != k.Count {
+		return cli.ErrStoreRewritten // a restore that lost a removal, say: Top and the witness cannot tell
+	}
+	d.Count = now.Count
+	created := int64(0)
+	for _, kv := range changed.Kvs {
+		if kv.CreateRevision > revision {
+			created++ // counted as the counts are: every key of the range
+		}
+		e, ok := s.entryOf(kv)
+		if !ok {
+			continue // outside the layout: not among what Top bounds
+		}
+		if kv.ModRevision <= revision {
+			return cli.ErrStoreRewritten
+		}
+		e.Value = kv.Value
+		if e.Value == nil {
+			e.Value = []byte{}
+		}
+		d.Put = append(d.Put, e)
+	}
+	if before.Count+created == now.Count {
+		return nil
+	}
+	d.Removed, err = s.removedBetween(ctx, revision, d.Revision)
+	return err
+}
+
+// watchFrom is the size of a prefix (keys at the mark's revision) from
+// which ChangesSince watches rather than reads the range: etcd walks
+// every key of the range to filter it (1–3 µs a key, values read from
+// its database included), where a watch from the past costs what was
+// written in the cluster since, but waits for etcd's next resync of
+// such watches (every 100 ms: 50 ms on average).
+const watchFrom = 10_000
+
+// watches says whether ChangesSince reads the changes since the mark's
+// revision R, etcd being at h, by a watch: for a prefix of watchFrom keys
+// or more, and fewer revisions since R than keys — etcd's resync of the
+// watch reads every write of the cluster since R, which past that would
+// cost more than the range. (Tests set watchFrom 0: a watch always.)
+func (s *store) watches(k cli.StoreMark, h int64) bool {
+	return s.watchFrom == 0 || k.Count >= s.watchFrom && h-k.Revision < k.Count
+}
+
+// watchWait bounds how long watchChanges waits for etcd to say it has
+// sent every change: past it, the range is read instead.
+const watchWait = 2 * time.Second
+
+// progressEvery is how often watchChanges asks etcd whether the watch has
+// caught up: etcd 3.5.8 and later answer only once it has, and forget
+// the question otherwise.
+const progressEvery = 5 * time.Millisecond
+
+// watchChanges reads what changed under the prefix since the mark's
+// revision R, etcd being at least at d.Revision (H), with a watch of the
+// prefix from R+1: every event up to the revision of a progress
+// notification comes before it on the stream, and etcd 3.5.8 (3.4.25)
+// and later send a progress notification only for a watch that has
+// caught up (etcd issue 15220; earlier ones answered at once, which would
+// have lost the events not yet sent: the member serving the watch must
+// say it is one of those, else the range is read). The watch is asked
+// for progress until a notification at H or later comes. Meanwhile the
+// prefix's count at R is read (an index walk on the server, no values):
+// the mark's, else the history is another (cli.ErrStoreRewritten). The
+// count now is the count at R plus the keys created minus those removed
+// since. ok is false, with no error, when the watch could not tell (an
+// older member, no answer within watchWait, the watch refused): the
+// caller reads the range instead. A compacted R is cli.ErrStoreCompacted.
+func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreDelta) (ok bool, err error) {
+	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), watchWait)
+	defer cancel()
+	wc := s.c.Watch(wctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(k.Revision+1), clientv3.WithCreatedNotify())
+	var member uint64
+	select {
+	case resp, open := <-wc:
+		if !open || !resp.Created {
+			return false, compactedOnly(resp.Err())
+		}
+		member = resp.Header.MemberId
+	case <-wctx.Done():
+		return false, nil
+	}
+	if !s.progressAfterSync(wctx, member) {
+		return false, nil
+	}
+	before, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(k.Revision))
+	if err != nil {
+		return false, compacted(err)
+	}
+	if before.Count != k.Count {
+		return false, cli.ErrStoreRewritten // a restore that lost a removal, say: Top and the witness cannot tell
+	}
+	last := map[string]*clientv3.Event{} // each key's last event
+	var order []string
+	existed := map[string]bool{} // at R: its first event since is not its creation
+	count := k.Count
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	if err := s.c.RequestProgress(wctx); err != nil {
+		return false, nil
+	}
+	for {
+		select {
+		case resp, open := <-wc:
+			if !open || resp.Err() != nil {
+				return false, compactedOnly(resp.Err())
+			}
+			for _, ev := range resp.Events {
+				key := string(ev.Kv.Key)
+				switch {
+				case ev.IsCreate():
+					count++ // counted as the counts are: every key of the range
+				case ev.Type == clientv3.EventTypeDelete:
+					count--
+				}
+				if last[key] == nil {
+					order = append(order, key)
+					existed[key] = !ev.IsCreate()
+				}
+				last[key] = ev
+			}
+			if !resp.IsProgressNotify() || resp.Header.Revision < d.Revision {
+				continue
+			}
+			d.Revision, d.Count = resp.Header.Revision, count
+			for _, key := range order {
+				ev := last[key]
+				e, ok := s.entryOf(ev.Kv)
+				switch {
+				case !ok:
+					continue // outside the layout: the stores report it
+				case ev.Type == clientv3.EventTypeDelete:
+					if existed[key] { // else made and removed since: no change
+						d.Removed = append(d.Removed, e)
+					}
+				default:
+					e.Value = ev.Kv.Value
+					if e.Value == nil {
+						e.Value = []byte{}
+					}
+					d.Put = append(d.Put, e)
+				}
+			}
+			return true, nil
+		case <-tick.C:
+			if err := s.c.RequestProgress(wctx); err != nil {
+				return false, nil
+			}
+		case <-wctx.Done():
+			return false, nil
+		}
+	}
+}
+
+// compactedOnly is cli.ErrStoreCompacted for a watch that started at a
+// compacted revision, else nil: any other end of the watch leaves the
+// range to be read.
+func compactedOnly(err error) error {
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return compacted(err)
+	}
+	return nil
+}
+
+// progressAfterSync says whether the member serving the watch (member,
+// from the watch's header) sends progress notifications only for a watch
+// that has caught up: etcd 3.5.8 or later, or 3.4.25 or later (etcd issue
+// 15220). Its version is asked on the client's connection, whose requests
+// go to each endpoint in turn: until the answer is that member's, once
+// per endpoint at most.
+func (s *store) progressAfterSync(ctx context.Context, member uint64) bool {
+	mc := etcdserverpb.NewMaintenanceClient(s.c.ActiveConnection())
+	for range s.cfg.Endpoints {
+		st, err := mc.Status(ctx, &etcdserverpb.StatusRequest{})
+		if err != nil {
+			return false
+		}
+		if st.Header.GetMemberId() == member {
+			return syncedProgress(st.Version)
+		}
+	}
+	return false
+}
+
+// syncedProgress says whether etcd version v ("3.5.8") sends progress
+// notifications only for watches that have caught up: 3.5.8 and later,
+// 3.4.25 and later 3.4s. Anything not read as a version is not.
+func syncedProgress(v string) bool {
+	var major, minor, patch int
+	if n, _ := fmt.Sscanf(v, "%d.%d.%d", &major, &minor, &patch); n != 3 {
+		return false
+	}
+	switch {
+	case major != 3:
+		return major > 3
+	case minor == 4:
+		return patch >= 25
+	case minor == 5:
+		return patch >= 8
+	}
+	return minor > 5
 }
 
 // removedBetween lists the prefix's keys at revision and at until and
