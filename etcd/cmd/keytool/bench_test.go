@@ -251,8 +251,13 @@ func keytoolBinary(b testing.TB) string {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return keytoolBinaryAt(b, self)
+}
+
+// keytoolBinaryAt is the test binary test under the name keytool.
+func keytoolBinaryAt(b testing.TB, test string) string {
 	bin := filepath.Join(b.TempDir(), "keytool")
-	if err := os.Symlink(self, bin); err != nil {
+	if err := os.Symlink(test, bin); err != nil {
 		b.Fatal(err)
 	}
 	return bin
@@ -299,7 +304,8 @@ const editKeys = 100_000
 //     command's write was the store's last);
 //   - mirror-elsewhere: the same, with another key of the cluster
 //     written before each command, so that the changes since are read
-//     from the prefix filtered by revision (and are none);
+//     by a watch of the prefix from the mirror's revision (and are none;
+//     a prefix below watchFrom keys reads its range filtered by revision);
 //   - mirror-changed: the same, with an entry of the prefix added by
 //     someone else before each command, so that the mirror writes its
 //     file and the admin index catches up with it;
@@ -312,10 +318,13 @@ const editKeys = 100_000
 // command with 1 entry"): each iteration runs the command on the store of
 // 100,000 and then on a store of one key (in an etcd of its own; and the
 // same for homes: paired/dir), so that both see the same load; they
-// report both medians and their ratio (ratio).
+// report both medians and their ratio (ratio). With KEYTOOL_BENCH_BASE
+// (below) they also time the code before on the store of 100,000.
 //
 //	cd etcd && go test ./cmd/keytool -run '^$' -bench StoreEdit -benchtime 3x
 //	cd etcd && go test ./cmd/keytool -run '^$' -bench 'StoreEdit/paired' -benchtime 15x
+//	(in a worktree at the commit before) go test -c -o /tmp/base.test ./cmd/keytool
+//	KEYTOOL_BENCH_BASE=/tmp/base.test go test ./cmd/keytool -run '^$' -bench 'StoreEdit/paired' -benchtime 9x
 func BenchmarkStoreEdit(b *testing.B) {
 	bin := keytoolBinary(b)
 	addr := startEtcd(b, nil)
@@ -397,10 +406,28 @@ func BenchmarkStoreEdit(b *testing.B) {
 	oneAdmin := etcdClient(b, oneAddr)
 	one := newEditStore(b, bin, oneAdmin, oneAddr, dir, "one", 1)
 	admins := map[*editStore]*clientv3.Client{big: admin, one: oneAdmin}
+	// KEYTOOL_BENCH_BASE names another keytool test binary (go test -c
+	// of another commit): each iteration of paired/ then also runs the
+	// command on the store of 100,000 with it, after this binary's, so
+	// that a change is measured against the code before under the same
+	// load (base-median-ms, and this binary's median over it: vs-base).
+	base := os.Getenv("KEYTOOL_BENCH_BASE")
+	if base != "" {
+		base = keytoolBinaryAt(b, base)
+	}
 	paired := func(b *testing.B, args func(s *editStore) []string, before func(s *editStore)) {
-		var took, tookOne []time.Duration
+		var took, tookOne, tookBase []time.Duration
 		for range b.N {
-			for _, s := range []*editStore{big, one} {
+			for i, s := range []*editStore{big, one, big} {
+				bin, times := bin, &took
+				switch {
+				case i == 1:
+					times = &tookOne
+				case i == 2 && base == "":
+					continue
+				case i == 2:
+					bin, times = base, &tookBase
+				}
 				b.StopTimer()
 				n++
 				a := append([]string{"-H"}, args(s)...)
@@ -409,17 +436,18 @@ func BenchmarkStoreEdit(b *testing.B) {
 				b.StartTimer()
 				start := time.Now()
 				run(b, bin, a...)
-				if s == big {
-					took = append(took, time.Since(start))
-				} else {
-					tookOne = append(tookOne, time.Since(start))
-				}
+				*times = append(*times, time.Since(start))
 			}
 		}
 		reportMedian(b, took)
 		slices.Sort(tookOne)
 		b.ReportMetric(float64(tookOne[len(tookOne)/2])/1e6, "one-median-ms")
 		b.ReportMetric(float64(took[len(took)/2])/float64(tookOne[len(tookOne)/2]), "ratio")
+		if len(tookBase) > 0 {
+			slices.Sort(tookBase)
+			b.ReportMetric(float64(tookBase[len(tookBase)/2])/1e6, "base-median-ms")
+			b.ReportMetric(float64(took[len(took)/2])/float64(tookBase[len(tookBase)/2]), "vs-base")
+		}
 	}
 	b.Run("paired/mirror-again", func(b *testing.B) {
 		paired(b, func(s *editStore) []string { return []string{s.warm, "authorize", "--store", s.store} }, func(*editStore) {})
