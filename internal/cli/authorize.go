@@ -464,7 +464,8 @@ func keyLabel(k *jwk.Key) string {
 // parseExpiry reads --expires: an RFC 3339 time, or a positive duration
 // from now — Go's (12h, 90m, 1h30m) or a whole number of days (30d) or
 // weeks (2w). A time that has already passed is refused: it would
-// authorize nothing.
+// authorize nothing (nor let an invitation be used). The message serves
+// authorize and invite alike.
 func parseExpiry(s string, now time.Time) (time.Time, error) {
 	var t time.Time
 	if m := regexp.MustCompile(`^(\d{1,5})([dw])$`).FindStringSubmatch(s); m != nil {
@@ -482,7 +483,7 @@ func parseExpiry(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2030-01-31T00:00:00Z) nor a duration (30d, 2w, 12h, 90m)", s)
 	}
 	if !t.After(now) {
-		return time.Time{}, fmt.Errorf("%s is not in the future: the key would be refused at once", t.UTC().Format(time.RFC3339))
+		return time.Time{}, fmt.Errorf("%s is not in the future: it would have expired already", t.UTC().Format(time.RFC3339))
 	}
 	return t.UTC().Truncate(time.Second), nil
 }
