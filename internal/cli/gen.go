@@ -100,15 +100,32 @@ rsa4096, ed25519.`,
 			if err != nil {
 				return err
 			}
+			// The flags that ask for this key again, for the advice of a
+			// refusal: --force alone would make a key of the default type.
+			var again []string
 			if next {
-				return c.genNext(t, f, opts, force)
+				again = append(again, "--next")
 			}
-			return c.gen(t, f, opts, force)
+			if t != jwk.EC256 {
+				again = append(again, "-t", string(t))
+			}
+			if f != jwk.JWK {
+				again = append(again, "-f", format)
+			}
+			if len(hosts) > 0 {
+				again = append(again, "--host", shellQuote(strings.Join(hosts, ",")))
+			}
+			if next {
+				return c.genNext(t, f, opts, force, again)
+			}
+			return c.gen(t, f, opts, force, again)
 		},
 	}
 }
 
-func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool) error {
+// gen makes the identity; again is the flags given (-t, -f, --host), which
+// the advice of a refusal repeats.
+func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool, again []string) error {
 	keyPath := c.identity
 	var others []string // identities in other formats, replaced by --force
 	if keyPath == "" {
@@ -131,7 +148,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		existing = append([]string{keyPath}, others...)
 	}
 	if len(existing) > 0 && !force {
-		return c.refuseExisting(existing...)
+		return c.refuseExisting(again, existing...)
 	}
 	// What --force replaces, described before it is gone.
 	replaced := make([]string, len(existing))
@@ -150,7 +167,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	}
 	if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return c.refuseExisting(keyPath) // another process won the race
+			return c.refuseExisting(again, keyPath) // another process won the race
 		}
 		return err
 	}
@@ -191,17 +208,15 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 }
 
 // refuseExisting explains that an identity exists, naming every file that
-// --force would replace, and how to replace it.
-func (c *cli) refuseExisting(paths ...string) error {
+// --force would replace, and how to replace it with the key asked for
+// (again: the flags given).
+func (c *cli) refuseExisting(again []string, paths ...string) error {
 	descs := make([]string, len(paths))
 	for i, p := range paths {
 		descs[i] = p + describeKeyFile(p)
 	}
-	flags := c.homeFlag()
-	if c.identity != "" {
-		flags += " -i " + shellQuote(c.identity)
-	}
-	return fmt.Errorf("an identity already exists: %s; keep it, or replace it with: keytool%s gen --force", strings.Join(descs, ", "), flags)
+	return fmt.Errorf("an identity already exists: %s; keep it, or replace it with: %s", strings.Join(descs, ", "),
+		c.command(append(append([]string{"gen"}, again...), "--force")...))
 }
 
 // describeKeyFile says which key a file holds, " (ECDSA P-256, SHA256:…)",

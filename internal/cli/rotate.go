@@ -17,7 +17,7 @@ import (
 
 // genNext makes the home's next key (gen --next): key.next<ext>, 0600, and
 // pub_key.next<ext>, 0644, beside the identity, which must exist.
-func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool) error {
+func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool, again []string) error {
 	if c.identity != "" {
 		return usagef("--next makes the home's next key; it has no use with -i")
 	}
@@ -35,7 +35,7 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	}
 	if len(existing) > 0 && !force {
 		return fmt.Errorf("the home already has a next key (%s): make it current with: %s, or replace it with: %s",
-			existing[0], c.command("rotate"), c.command("gen", "--next", "--force"))
+			existing[0], c.command("rotate"), c.command(append(append([]string{"gen"}, again...), "--force")...))
 	}
 	k, err := jwk.Generate(t)
 	if err != nil {
