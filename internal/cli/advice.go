@@ -35,6 +35,18 @@ func (c *cli) advise(err error) string {
 	return msg
 }
 
+// pinCommand spells the trust-host command that pins a key for addr,
+// given by key (--fingerprint FP, --key FILE), for the purposes trust-host
+// was asked to pin for (--purpose): the pin the advice makes is no wider
+// than the one asked for.
+func (c *cli) pinCommand(addr string, key ...string) string {
+	args := append([]string{"trust-host", shellQuote(addr)}, key...)
+	if len(c.pinPurposes) > 0 {
+		args = append(args, "--purpose", strings.Join(c.pinPurposes, ","))
+	}
+	return c.command(args...)
+}
+
 // command spells a keytool command with the global flags that reproduce
 // the current home and identity.
 func (c *cli) command(args ...string) string {

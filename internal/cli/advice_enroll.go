@@ -102,7 +102,7 @@ func (c *cli) adviseTLS(err error) string {
 	var notPinned *tlsbridge.NotPinnedError
 	if errors.As(err, &notPinned) {
 		return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
-			c.command("trust-host", shellQuote(notPinned.Addr), "--fingerprint", notPinned.Key.Fingerprint()))
+			c.pinCommand(notPinned.Addr, "--fingerprint", notPinned.Key.Fingerprint()))
 	}
 	var (
 		noSuchCA *tlsbridge.NoSuchCAError
@@ -114,7 +114,7 @@ func (c *cli) adviseTLS(err error) string {
 	case errors.As(err, &dnsOther):
 		return fmt.Sprintf("Either the host has a new key and its DNS records are out of date, or someone is intercepting the connection. "+
 			"Check the key with the host's administrator (and its records with: keytool dns-record); once they agree, pin it with:\n  %s",
-			c.command("trust-host", shellQuote(dnsOther.Addr), "--fingerprint", dnsOther.Fingerprint))
+			c.pinCommand(dnsOther.Addr, "--fingerprint", dnsOther.Fingerprint))
 	case errors.As(err, &noSuchCA):
 		return "List the installed CAs with: " + c.command("ca", "list")
 	case errors.As(err, &caExists):

@@ -50,10 +50,10 @@ func (c *cli) adviseStores(err error) string {
 			how = "Its certificate names no host (the server's identity can save names with: keytool gen --host NAME)"
 		}
 		return fmt.Sprintf("%s pins that key without an address, for the names its certificate gives only. %s, or, after checking the fingerprint with the host's administrator, pin the key for this address:\n  %s",
-			unnamed.File, how, c.command("trust-host", shellQuote(unnamed.Addr), "--fingerprint", unnamed.Fingerprint))
+			unnamed.File, how, c.pinCommand(unnamed.Addr, "--fingerprint", unnamed.Fingerprint))
 	case errors.As(err, &unknown):
 		return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
-			c.command("trust-host", shellQuote(unknown.Addr), "--fingerprint", unknown.Fingerprint))
+			c.pinCommand(unknown.Addr, "--fingerprint", unknown.Fingerprint))
 	case errors.As(err, &hRevoked) && hRevoked.Err != nil, errors.As(err, &aRevoked) && aRevoked.Err != nil:
 		if fix := c.fileFix(err); fix != "" {
 			return "Every key is refused until the revocation list is fixed: " + fix
@@ -104,8 +104,8 @@ func entryRef(e *authkeys.Entry) string {
 // trust-host did when it met the change (repin), else by its fingerprint.
 func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError, repin *repinError) string {
 	key := []string{"--fingerprint", e.Fingerprint}
-	if repin != nil {
-		key = repin.key(e.Fingerprint)
+	if repin != nil && repin.keyFile != "" {
+		key = []string{"--key", shellQuote(repin.keyFile)}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "The host key of %s has changed!\n", e.Addr)
@@ -125,11 +125,11 @@ func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError, repin *repinError)
 			fmt.Fprintf(&b, "  %s\n", c.command("trust-host", "--remove", shellQuote(addr)))
 		}
 	}
-	fmt.Fprintf(&b, "  %s\n", c.command(append([]string{"trust-host", shellQuote(e.Addr)}, key...)...))
+	fmt.Fprintf(&b, "  %s\n", c.pinCommand(e.Addr, key...))
 	// A host rolling its key over announces the new one beforehand: then
 	// both are pinned for a while, the old one is not removed.
 	b.WriteString("If the host announced this key as an additional one (a key rollover), keep the pinned keys and add it, only after checking it:\n")
-	fmt.Fprintf(&b, "  %s", c.command(append([]string{"trust-host", shellQuote(e.Addr), "--add"}, key...)...))
+	fmt.Fprintf(&b, "  %s", c.pinCommand(e.Addr, append([]string{"--add"}, key...)...))
 	return b.String()
 }
 

@@ -100,6 +100,7 @@ type cli struct {
 	purpose        string       // the connection's purpose (connect --purpose): which CAs of ca.d verify
 	hostDNS        hostDNSFlags // connect, proxy --client, trust-host
 	updateHostKeys string       // --update-host-keys of the same commands
+	pinPurposes    []string     // trust-host --purpose: the advice's trust-host commands pin for these only
 	store          storeFlags   // --store and its backends' flags
 
 	stdin          io.Reader

@@ -146,45 +146,30 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 			if err != nil {
 				return err
 			}
+			c.pinPurposes = purposes // the advice's commands pin for these too
 			if keyFile != "" {
 				err = c.pinKeyFile(args[0], keyFile, mode, purposes)
 			} else {
 				err = c.pinServerKey(args[0], pinRequest{want: fingerprint, yes: yes, visual: visual, mode: mode, purposes: purposes})
 			}
-			if changed := (*knownhosts.KeyChangedError)(nil); errors.As(err, &changed) {
-				return &repinError{err: err, keyFile: keyFile, purposes: purposes}
+			if changed := (*knownhosts.KeyChangedError)(nil); errors.As(err, &changed) && keyFile != "" {
+				return &repinError{err: err, keyFile: keyFile}
 			}
 			return err
 		},
 	}
 }
 
-// repinError is a changed key met by trust-host, with how the user gave
-// the key, so that the advice's commands pin it the same way: --key FILE
-// pins without connecting, which --fingerprint cannot do for a pattern or
-// a host out of reach, and --purpose keeps the new pin as narrow as the
-// one asked for.
+// repinError is a changed key met by trust-host --key FILE: the advice's
+// commands pin with --key FILE too, as --fingerprint would connect, which
+// a pattern, or a host out of reach, cannot.
 type repinError struct {
-	err      error
-	keyFile  string   // --key FILE, or "": the key is the one presented
-	purposes []string // --purpose
+	err     error
+	keyFile string
 }
 
 func (e *repinError) Error() string { return e.err.Error() }
 func (e *repinError) Unwrap() error { return e.err }
-
-// key is the flags that give the key again: --key FILE, else
-// --fingerprint FP; and --purpose.
-func (e *repinError) key(fingerprint string) []string {
-	flags := []string{"--fingerprint", fingerprint}
-	if e.keyFile != "" {
-		flags = []string{"--key", shellQuote(e.keyFile)}
-	}
-	if len(e.purposes) > 0 {
-		flags = append(flags, "--purpose", strings.Join(e.purposes, ","))
-	}
-	return flags
-}
 
 // checkPurposes checks the purposes given with --purpose (nil: none given)
 // by the one rule of purposes (home.ValidName, as ca add's and a pin
