@@ -86,6 +86,47 @@ func newCommands() map[string]*command {
 	return cmds
 }
 
+// commandSynonyms are the names other tools, and keytool's own prose, give
+// keytool's commands: a user who types one is pointed to the command.
+var commandSynonyms = map[string]string{"keygen": "gen", "enroll": "join", "trust": "trust-host", "unauthorize": "authorize"}
+
+// nearCommand is the visible command a mistyped name most likely meant —
+// one typo away (a letter missing, extra, wrong or two swapped), or a
+// synonym — or "".
+func nearCommand(name string, commands map[string]*command) string {
+	if to, ok := commandSynonyms[name]; ok {
+		return to
+	}
+	best := ""
+	for cmd, c := range commands {
+		if !c.hidden && oneTypoApart(name, cmd) && (best == "" || cmd < best) {
+			best = cmd
+		}
+	}
+	return best
+}
+
+// oneTypoApart reports whether a and b differ by one edit: a byte
+// inserted, deleted or replaced, or two neighbours swapped.
+func oneTypoApart(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	i := 0
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	switch {
+	case len(b)-len(a) > 1 || a == b:
+		return false
+	case len(a) < len(b): // one inserted
+		return a[i:] == b[i+1:]
+	case a[i+1:] == b[i+1:]: // one replaced
+		return true
+	}
+	return i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:] // two swapped
+}
+
 // cli holds the global options and the standard streams: everything a
 // command may use, so that commands have no global state and tests can run
 // them in-process as well as through a real process.
@@ -209,7 +250,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "keytool: unknown command %q\nRun 'keytool --help' for the list of commands.\n", name)
+		fmt.Fprintf(stderr, "keytool: unknown command %q\n", name)
+		if near := nearCommand(name, commands); near != "" {
+			fmt.Fprintf(stderr, "Did you mean: keytool %s?\n", near)
+		}
+		fmt.Fprintf(stderr, "Run 'keytool --help' for the list of commands.\n")
 		return 2
 	}
 	if cmd.raw {

@@ -147,3 +147,24 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
 	}
 }
+
+// oneTypoApart: one byte inserted, deleted or replaced, or two neighbours
+// swapped — and nothing more, nor the same name.
+func TestOneTypoApart(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"gne", "gen", true}, {"ge", "gen", true}, {"gen2", "gen", true}, {"gan", "gen", true},
+		{"shwo", "show", true}, {"lsit", "list", true}, {"list", "lits", true},
+		{"gen", "gen", false}, {"g", "gen", false}, {"nge", "gen", false}, {"", "gen", false},
+		{"authorise", "authorize", true}, {"autorise", "authorize", false}, {"revoek", "revoke", true},
+	} {
+		if got := oneTypoApart(c.a, c.b); got != c.want {
+			t.Errorf("oneTypoApart(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+		if got := oneTypoApart(c.b, c.a); got != c.want {
+			t.Errorf("oneTypoApart(%q, %q) = %v, want %v", c.b, c.a, got, c.want)
+		}
+	}
+}
