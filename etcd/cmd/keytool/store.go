@@ -588,10 +588,13 @@ const progressEvery = 5 * time.Millisecond
 // caught up (etcd issue 15220; earlier ones answered at once, which would
 // have lost the events not yet sent: the member serving the watch must
 // say it is one of those, else the range is read). The watch is asked
-// for progress until a notification at H or later comes. Meanwhile the
-// prefix's count at R is read (an index walk on the server, no values):
-// the mark's, else the history is another (cli.ErrStoreRewritten). The
-// count now is the count at R plus the keys created minus those removed
+// for progress until a notification at H or later comes. Meanwhile,
+// unless the witness was written at R (then a history restored to before
+// R and written to R again would have had to write that key with that
+// value at that revision, which the witness's check already accepts),
+// the prefix's count at R is read (an index walk on the server, no
+// values): the mark's, else the history is another
+// (cli.ErrStoreRewritten). The count now is the count at R plus the keys created minus those removed
 // since. ok is false, with no error, when the watch could not tell (an
 // older member, no answer within watchWait, the watch refused): the
 // caller reads the range instead. A compacted R is cli.ErrStoreCompacted.
@@ -612,12 +615,17 @@ func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreD
 	if !s.progressAfterSync(wctx, member) {
 		return false, nil
 	}
-	before, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(k.Revision))
-	if err != nil {
-		return false, compacted(err)
-	}
-	if before.Count != k.Count {
-		return false, cli.ErrStoreRewritten // a restore that lost a removal, say: Top and the witness cannot tell
+	if k.Top != k.Revision || k.Witness.Name == "" {
+		// The witness, read at R by ChangesSince, vouches for the
+		// history up to R only when it was written at R itself (the
+		// mirror's own last transaction, typically): else the count.
+		before, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(k.Revision))
+		if err != nil {
+			return false, compacted(err)
+		}
+		if before.Count != k.Count {
+			return false, cli.ErrStoreRewritten // a restore that lost a removal, say: Top and the witness cannot tell
+		}
 	}
 	last := map[string]*clientv3.Event{} // each key's last event
 	var order []string
