@@ -43,7 +43,7 @@ func genCommand() *command {
 	return &command{
 		name:    "gen",
 		uses:    globalHome | globalIdentity,
-		args:    "[-t TYPE] [-f jwk|pem] [--host NAME,…] [--force]",
+		args:    "[-t TYPE] [-f jwk|pem] [--host NAME,…] [--next] [--force]",
 		summary: "create this machine's identity: a private key and its public half",
 		help: `Writes the private key to HOME/key.json (or key.pem with -f pem), mode 0600,
 and its public half to HOME/pub_key.json, mode 0644, creating HOME (0700) if
