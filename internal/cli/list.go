@@ -190,6 +190,12 @@ func (c *cli) printList(lf listFlags, items any, t *table, hint string) error {
 	if lf.json {
 		return c.printJSON(items)
 	}
+	if len(t.rows) == 0 && c.skipped > 0 {
+		// What the files skipped hold is unknown: "add one" could make a
+		// second entry for a key that is there, and hides the problem.
+		fmt.Fprintln(c.stderr, "Nothing to list, but files were skipped (above): fix them, then list again.")
+		return nil
+	}
 	if len(t.rows) == 0 {
 		fmt.Fprintln(c.stderr, hint)
 		return nil
@@ -229,6 +235,7 @@ func listOrRemove(list bool, lf listFlags, removing, others bool, doList func(li
 // reportSkipped prints, one line each, the trust files a store skipped,
 // each with the command that fixes it when there is one.
 func reportSkipped[P error](c *cli, cmd string, problems []P) {
+	c.skipped += len(problems)
 	for _, p := range problems {
 		fmt.Fprintf(c.stderr, "keytool %s: skipped %v\n", cmd, p)
 		if fix := c.fileFix(p); fix != "" {

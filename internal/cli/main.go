@@ -142,6 +142,7 @@ type cli struct {
 	hostDNS        hostDNSFlags // connect, proxy --client, trust-host
 	updateHostKeys string       // --update-host-keys of the same commands
 	pinPurposes    []string     // trust-host --purpose: the advice's trust-host commands pin for these only
+	skipped        int          // trust files a list skipped and reported (reportSkipped)
 	store          storeFlags   // --store and its backends' flags
 
 	stdin          io.Reader
