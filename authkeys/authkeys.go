@@ -334,7 +334,7 @@ func entrySPKI(it *item) [32]byte { return it.sum }
 // file (in source and name order) wins.
 func (s *Store) rebuild(sn *snapshot) {
 	n := 0
-	for _, f := range sn.files.Files() {
+	for f := range sn.files.All {
 		if !s.rev[f.Source] {
 			n += len(f.Items)
 		}
@@ -346,13 +346,13 @@ func (s *Store) rebuild(sn *snapshot) {
 		}
 		sn.dups[it.sum] = struct{}{}
 	}
-	for _, f := range sn.files.Files() {
+	for f := range sn.files.All {
 		if !s.rev[f.Source] {
 			sn.keys.insertFile(f, dup)
 		}
 	}
 	s.names.reset()
-	for _, f := range sn.files.Files() {
+	for f := range sn.files.All {
 		if s.rev[f.Source] {
 			continue
 		}
@@ -428,7 +428,7 @@ func (s *Store) authorizedFiles(files []*keydir.File[item]) []*keydir.File[item]
 func (s *Store) Entries() []*Entry {
 	sn := s.snap.Load()
 	out := make([]*Entry, 0, sn.keys.n)
-	for _, f := range sn.files.Files() {
+	for f := range sn.files.All {
 		if s.rev[f.Source] {
 			continue
 		}
@@ -651,7 +651,7 @@ func (s *Store) NameHolder(name string, sum [32]byte, file string) *Entry {
 // named returns the authorized entries of snap named name, in file order.
 func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 	var match []*Entry
-	for _, f := range snap.Files() {
+	for f := range snap.All {
 		if s.rev[f.Source] {
 			continue
 		}

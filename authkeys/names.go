@@ -245,7 +245,7 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 		count   nameCount
 	}
 	groups := map[string]*group{}
-	for _, f := range sn.files.Files() {
+	for f := range sn.files.All {
 		if s.rev[f.Source] {
 			continue
 		}

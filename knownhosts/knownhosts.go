@@ -228,7 +228,7 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	}
 	sn.entries = sync.OnceValue(func() []*Entry {
 		var out []*Entry
-		for _, f := range ks.Files() {
+		for f := range ks.All {
 			if !isRevocation(f.Source) {
 				out = append(out, f.Items...)
 			}

@@ -32,7 +32,7 @@ type Found[T any] struct {
 func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, keep func(src int) bool) []Found[T] {
 	var out []Found[T]
 	sum, full := fp.SPKIHash()
-	for _, f := range snap.Files() {
+	for f := range snap.All {
 		if !keep(f.Source) {
 			continue
 		}
@@ -47,7 +47,7 @@ func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, 
 	if len(out) > 0 {
 		return out
 	}
-	for _, f := range snap.Files() {
+	for f := range snap.All {
 		if !keep(f.Source) {
 			continue
 		}

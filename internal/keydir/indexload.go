@@ -357,7 +357,7 @@ func (fl *focusedLoad[T]) current(i int, stamp []byte) (*sourceIndex, bool) {
 // count is the number of files (loaded or skipped) of source i in snap.
 func (fl *focusedLoad[T]) count(snap *Snapshot[T], i int) int {
 	n := len(fl.problemRecords(snap, i))
-	for _, f := range snap.Files() {
+	for f := range snap.All {
 		if f.Source == i {
 			n++
 		}

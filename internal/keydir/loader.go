@@ -168,7 +168,6 @@ type Snapshot[T any] struct {
 	// by name. A reload that changed a few files edits the previous
 	// snapshot's lists (chunked: they share what did not change).
 	files []chunked[*File[T]]
-	flat  atomic.Pointer[[]*File[T]] // Files, made on first use
 	// diffed: gone and came are the files of the snapshot of generation
 	// diffBase that this one no longer has, and those it has instead,
 	// as the reload that made it knew them (Diff).
@@ -178,25 +177,31 @@ type Snapshot[T any] struct {
 }
 
 // Files returns the files that loaded, in source order, a directory's
-// files by name. The slice is made on first use and shared: do not
-// modify it. (It costs a pointer per file, once per snapshot; what a
-// reload must do in time proportional to the change walks the chunked
-// lists instead.)
+// files by name, in a slice of the caller's own (a pointer per file).
+// A snapshot keeps no such list: its chunked lists are what it holds,
+// and a list kept for the snapshot's life beside them would cost a
+// pointer per file for good (docs/design.md, "Memory of a loaded
+// store"). To read every file without the slice, range over All.
 func (s *Snapshot[T]) Files() []*File[T] {
-	if p := s.flat.Load(); p != nil {
-		return *p
-	}
 	var out []*File[T]
 	if n := s.numFiles(); n > 0 {
 		out = make([]*File[T], 0, n)
-		for _, c := range s.files {
-			for _, ch := range c.chunks {
-				out = append(out, ch...)
+		for f := range s.All {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// All yields the files of Files, in its order, without making a list.
+func (s *Snapshot[T]) All(yield func(*File[T]) bool) {
+	for _, c := range s.files {
+		for f := range c.all {
+			if !yield(f) {
+				return
 			}
 		}
 	}
-	s.flat.Store(&out)
-	return out
 }
 
 // numFiles is len(s.Files()), without making it.

@@ -503,7 +503,7 @@ func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) []indexRecord 
 	}
 	snap := fl.l.Reload(paths...)
 	var files []*File[T]
-	for _, f := range snap.Files() {
+	for f := range snap.All {
 		if f.Source == i && changed[filepath.Base(f.Path)] {
 			files = append(files, f)
 		}
