@@ -95,7 +95,7 @@ type itemMore struct {
 var fileNamed = &itemMore{nameFromFile: true}
 
 // name is the entry's name, without making the Entry; file is its file's
-// path.
+// path or its name (File.Name: what fileEntryName reads is the same).
 func (it *item) name(file string) string {
 	switch m := it.more; {
 	case m == nil:
@@ -114,13 +114,15 @@ func fileEntryName(path string) string {
 	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
-// entry returns it, read from file, as an Entry, made once and then
-// shared by every caller (callers must not modify it).
-func (it *item) entry(file string) *Entry {
+// entry returns it, read from file f, as an Entry, made once and then
+// shared by every caller (callers must not modify it). (The file, not
+// its path: a File makes its path when asked, which a decision on a key
+// whose Entry is made must not pay.)
+func (it *item) entry(f *keydir.File[item]) *Entry {
 	if e := (*Entry)(atomic.LoadPointer(&it.made)); e != nil {
 		return e
 	}
-	e := &Entry{Name: it.name(file), File: file, Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
+	e := &Entry{Name: it.name(f.Name()), File: f.Path(), Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
 	if m := it.more; m != nil {
 		e.Comment, e.Expires, e.From, e.AcceptRotation = m.comment, m.expires, m.from, m.rotation
 	}
@@ -134,7 +136,7 @@ func (it *item) entry(file string) *Entry {
 func entries(found []keydir.Found[item]) []*Entry {
 	out := make([]*Entry, len(found))
 	for i, f := range found {
-		out[i] = f.Item.entry(f.File.Path) // the item in its file: its Entry, once made, is shared
+		out[i] = f.Item.entry(f.File) // the item in its file: its Entry, once made, is shared
 	}
 	return out
 }
@@ -335,7 +337,7 @@ func entrySPKI(it *item) [32]byte { return it.sum }
 func (s *Store) rebuild(sn *snapshot) {
 	n := 0
 	for f := range sn.files.All {
-		if !s.rev[f.Source] {
+		if !s.rev[f.Source()] {
 			n += len(f.Items)
 		}
 	}
@@ -347,18 +349,18 @@ func (s *Store) rebuild(sn *snapshot) {
 		sn.dups[it.sum] = struct{}{}
 	}
 	for f := range sn.files.All {
-		if !s.rev[f.Source] {
+		if !s.rev[f.Source()] {
 			sn.keys.insertFile(f, dup)
 		}
 	}
 	s.names.reset()
 	for f := range sn.files.All {
-		if s.rev[f.Source] {
+		if s.rev[f.Source()] {
 			continue
 		}
 		for i := range f.Items {
 			if it := &f.Items[i]; sn.keys.has(it) {
-				s.names.add(f.Path, it, +1)
+				s.names.add(f.Name(), it, +1)
 			}
 		}
 	}
@@ -416,7 +418,7 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], ok 
 func (s *Store) authorizedFiles(files []*keydir.File[item]) []*keydir.File[item] {
 	out := files[:0]
 	for _, f := range files {
-		if !s.rev[f.Source] {
+		if !s.rev[f.Source()] {
 			out = append(out, f)
 		}
 	}
@@ -429,12 +431,12 @@ func (s *Store) Entries() []*Entry {
 	sn := s.snap.Load()
 	out := make([]*Entry, 0, sn.keys.n)
 	for f := range sn.files.All {
-		if s.rev[f.Source] {
+		if s.rev[f.Source()] {
 			continue
 		}
 		for i := range f.Items {
 			if it := &f.Items[i]; sn.keys.has(it) {
-				out = append(out, it.entry(f.Path))
+				out = append(out, it.entry(f))
 			}
 		}
 	}
@@ -519,11 +521,11 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	}
 	absPath, _ := filepath.Abs(path)
 	if it, f := sn.keys.get(&sum); it != nil {
-		if f.Path == absPath && !overwrite {
-			return it.entry(f.Path), nil
+		if f.Path() == absPath && !overwrite {
+			return it.entry(f), nil
 		}
 		if !overwrite {
-			return nil, &AlreadyAuthorizedError{Entry: it.entry(f.Path), Name: name}
+			return nil, &AlreadyAuthorizedError{Entry: it.entry(f), Name: name}
 		}
 	}
 	// The name is the client's identity (handlers, logs, the proxy's
@@ -549,7 +551,7 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	}
 	snap := s.Loader().Reload(path)
 	if it, f := s.snap.Load().keys.get(&sum); it != nil {
-		return it.entry(f.Path), nil
+		return it.entry(f), nil
 	}
 	for _, p := range snap.Problems {
 		if p.Path == absPath {
@@ -624,7 +626,7 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 	}
 	for _, e := range match {
 		if still, f := sn.keys.get(&e.SPKIHash); still != nil {
-			return match, &StillAuthorizedError{Entry: still.entry(f.Path)}
+			return match, &StillAuthorizedError{Entry: still.entry(f)}
 		}
 	}
 	return match, nil
@@ -652,12 +654,12 @@ func (s *Store) NameHolder(name string, sum [32]byte, file string) *Entry {
 func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 	var match []*Entry
 	for f := range snap.All {
-		if s.rev[f.Source] {
+		if s.rev[f.Source()] {
 			continue
 		}
 		for i := range f.Items {
-			if it := &f.Items[i]; it.name(f.Path) == name {
-				match = append(match, it.entry(f.Path))
+			if it := &f.Items[i]; it.name(f.Name()) == name {
+				match = append(match, it.entry(f))
 			}
 		}
 	}
@@ -743,7 +745,7 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 	s.Loader().Reload()
 	sum := k.SPKIHash()
 	if r, ok := s.snap.Load().revoked.Lookup(sum); ok {
-		return r.File.Path, nil
+		return r.File.Path(), nil
 	}
 	dir := s.opts.RevokedDirs[0]
 	path := filepath.Join(dir, strings.ReplaceAll(k.KeyID(), ":", "")+".json")

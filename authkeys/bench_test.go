@@ -24,7 +24,7 @@ func storeOf(n int) (*Store, [][32]byte) {
 	s := newStore(Options{})
 	sn := &snapshot{keys: newIndex(n)}
 	sums := make([][32]byte, 0, min(n, 1<<16))
-	f := &keydir.File[item]{Path: "/keys/authorized_keys.json", Items: make([]item, n)}
+	f := keydir.NewFile("/keys/authorized_keys.json", 0, make([]item, n))
 	var b [8]byte
 	for i := range n {
 		binary.BigEndian.PutUint64(b[:], uint64(i))

@@ -59,13 +59,13 @@ func TestIncrementalBuild(t *testing.T) {
 		for _, f := range sn.files.Files() {
 			for i := range f.Items {
 				e := &f.Items[i]
-				if _, seen := want[e.sum]; s.rev[f.Source] && !seen {
-					want[e.sum] = f.Path
+				if _, seen := want[e.sum]; s.rev[f.Source()] && !seen {
+					want[e.sum] = f.Path()
 				}
 			}
 		}
 		for sum, file := range want {
-			if got, ok := sn.revoked.Lookup(sum); !ok || got.File.Path != file {
+			if got, ok := sn.revoked.Lookup(sum); !ok || got.File.Path() != file {
 				t.Fatalf("%s: revoked %x: %v, want %q", step, sum[:8], got.File, file)
 			}
 		}

@@ -86,7 +86,7 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 	if it == nil {
 		return Decision{Verdict: Unknown, Err: &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}, Incomplete: sn.skipped}
 	}
-	e := it.entry(f.Path)
+	e := it.entry(f)
 	if !e.Expires.IsZero() {
 		if now := time.Now(); !now.Before(e.Expires) {
 			return Decision{Verdict: Expired, Entry: e, Err: &ExpiredError{Entry: e, Now: now}}
@@ -106,5 +106,5 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 
 // revokedError is the error of a key that r revokes.
 func revokedError(r keydir.Found[item]) *RevokedError {
-	return &RevokedError{Fingerprint: jwk.FormatFingerprint(r.Item.sum), File: r.File.Path}
+	return &RevokedError{Fingerprint: jwk.FormatFingerprint(r.Item.sum), File: r.File.Path()}
 }

@@ -119,7 +119,7 @@ func (x *index) flat() ([]ref, []*keydir.File[item]) {
 
 // fileOf returns a file holding one item, of key sum.
 func fileOf(sum [32]byte) *keydir.File[item] {
-	return &keydir.File[item]{Path: "/keys/k.json", Items: []item{{sum: sum}}}
+	return keydir.NewFile("/keys/k.json", 0, []item{{sum: sum}})
 }
 
 // TestItemSize keeps an item at 48 bytes, and a slot of the table at 8

@@ -209,7 +209,7 @@ func (nc *nameCounts) reset() {
 func (nc *nameCounts) files(files []*keydir.File[item], delta int) {
 	for _, f := range files {
 		for i := range f.Items {
-			nc.add(f.Path, &f.Items[i], delta)
+			nc.add(f.Name(), &f.Items[i], delta)
 		}
 	}
 }
@@ -246,12 +246,12 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 	}
 	groups := map[string]*group{}
 	for f := range sn.files.All {
-		if s.rev[f.Source] {
+		if s.rev[f.Source()] {
 			continue
 		}
 		for i := range f.Items {
 			it := &f.Items[i]
-			name, kind := nameKind(f.Path, it)
+			name, kind := nameKind(f.Name(), it)
 			if kind == 0 || !sn.keys.has(it) {
 				continue
 			}
@@ -263,7 +263,7 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 				g = &group{}
 				groups[name] = g
 			}
-			g.entries = append(g.entries, it.entry(f.Path))
+			g.entries = append(g.entries, it.entry(f))
 			g.count.add(kind, 1)
 		}
 	}

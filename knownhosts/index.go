@@ -174,7 +174,7 @@ func buildIndex(files []*keydir.File[*Entry], isRevocation func(src int) bool) p
 	var nExact, nNamed, nWild int
 	var buf []hostKey
 	for _, f := range files {
-		if isRevocation(f.Source) {
+		if isRevocation(f.Source()) {
 			continue
 		}
 		for _, e := range f.Items {
@@ -191,7 +191,7 @@ func buildIndex(files []*keydir.File[*Entry], isRevocation func(src int) bool) p
 	x.wild.shards = make([]map[[32]byte][]*Entry, shardsFor(nWild))
 	hint := nExact/len(x.exact.shards) + 1
 	for _, f := range files {
-		if isRevocation(f.Source) {
+		if isRevocation(f.Source()) {
 			continue
 		}
 		for _, e := range f.Items {

@@ -229,7 +229,7 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	sn.entries = sync.OnceValue(func() []*Entry {
 		var out []*Entry
 		for f := range ks.All {
-			if !isRevocation(f.Source) {
+			if !isRevocation(f.Source()) {
 				out = append(out, f.Items...)
 			}
 		}
@@ -243,15 +243,15 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 func (s *Store) pinFiles(files []*keydir.File[*Entry]) []*keydir.File[*Entry] {
 	out := files[:0]
 	for _, f := range files {
-		if !s.sources[f.Source].Revocation {
+		if !s.sources[f.Source()].Revocation {
 			out = append(out, f)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b *keydir.File[*Entry]) int {
-		if a.Source != b.Source {
-			return a.Source - b.Source
+		if a.Source() != b.Source() {
+			return a.Source() - b.Source()
 		}
-		return strings.Compare(a.Path, b.Path)
+		return strings.Compare(a.Path(), b.Path())
 	})
 	return out
 }

@@ -74,7 +74,7 @@ func BenchmarkEventDuringRescan(b *testing.B) {
 // hasFile reports whether the snapshot holds path with the key fp.
 func hasFile(s *Snapshot[string], path, fp string) bool {
 	for _, f := range s.Files() {
-		if f.Path == path {
+		if f.Path() == path {
 			return len(f.Items) == 1 && f.Items[0] == fp
 		}
 	}

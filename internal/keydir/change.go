@@ -1,6 +1,7 @@
 package keydir
 
 import (
+	"cmp"
 	"time"
 )
 
@@ -55,7 +56,7 @@ func (l *Loader[T]) OnChange(fn func(Change)) (stop func()) {
 func (l *Loader[T]) change(prev, next *Snapshot[T], took time.Duration) Change {
 	c := Change{Generation: next.Generation, Skipped: len(next.Problems), RevocationFailed: next.RevocationErr != nil, Took: took}
 	count := func(f *File[T], sign int) {
-		switch rev := l.cfg.Sources[f.Source].Revocation; {
+		switch rev := l.cfg.Sources[f.Source()].Revocation; {
 		case rev && sign > 0:
 			c.Revoked += len(f.Items)
 		case rev:
@@ -88,11 +89,11 @@ func (l *Loader[T]) change(prev, next *Snapshot[T], took time.Duration) Change {
 func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
 	for len(gone) > 0 && len(came) > 0 {
 		x, y := gone[0], came[0]
-		switch {
-		case x.Source < y.Source || x.Source == y.Source && x.Path < y.Path:
+		switch o := fileOrder(x, y); {
+		case o < 0:
 			gone = gone[1:]
 			continue
-		case x.Source != y.Source || x.Path != y.Path:
+		case o > 0:
 			came = came[1:]
 			continue
 		}
@@ -108,7 +109,7 @@ func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
 				kept++
 			}
 		}
-		if l.cfg.Sources[x.Source].Revocation {
+		if l.cfg.Sources[x.Source()].Revocation {
 			c.Revoked, c.Unrevoked = c.Revoked-kept, c.Unrevoked-kept
 		} else {
 			c.Added, c.Removed = c.Added-kept, c.Removed-kept
@@ -124,16 +125,22 @@ func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
 func DiffFiles[T any](a, b []*File[T]) (gone, came []*File[T]) {
 	for len(a) > 0 && len(b) > 0 {
 		x, y := a[0], b[0]
-		switch {
+		switch o := fileOrder(x, y); {
 		case x == y:
 			a, b = a[1:], b[1:]
-		case x.Source < y.Source || x.Source == y.Source && x.Path < y.Path:
+		case o < 0:
 			gone, a = append(gone, x), a[1:]
-		case x.Source == y.Source && x.Path == y.Path:
+		case o == 0:
 			gone, came, a, b = append(gone, x), append(came, y), a[1:], b[1:]
 		default:
 			came, b = append(came, y), b[1:]
 		}
 	}
 	return append(gone, a...), append(came, b...)
+}
+
+// fileOrder is the loader's order of files: by source, then by path,
+// which within a source is by name (its files' paths share the rest).
+func fileOrder[T any](x, y *File[T]) int {
+	return cmp.Or(cmp.Compare(x.Source(), y.Source()), cmp.Compare(x.name, y.name))
 }

@@ -95,7 +95,7 @@ func TestFeedEntriesParseLikeFiles(t *testing.T) {
 	if snap.RevocationErr != nil {
 		t.Errorf("RevocationErr %v from a feed of trusted keys", snap.RevocationErr)
 	}
-	if got := snap.Files()[0].Path; got != "etcd:/fleet/authorized_keys/alice" {
+	if got := snap.Files()[0].Path(); got != "etcd:/fleet/authorized_keys/alice" {
 		t.Errorf("file path %q", got)
 	}
 }

@@ -33,7 +33,7 @@ func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, 
 	var out []Found[T]
 	sum, full := fp.SPKIHash()
 	for f := range snap.All {
-		if !keep(f.Source) {
+		if !keep(f.Source()) {
 			continue
 		}
 		for i := range f.Items {
@@ -48,10 +48,10 @@ func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, 
 		return out
 	}
 	for f := range snap.All {
-		if !keep(f.Source) {
+		if !keep(f.Source()) {
 			continue
 		}
-		data, _, err := trustfile.Read(f.Path)
+		data, _, err := trustfile.Read(f.Path())
 		if err != nil {
 			continue // changed since it was loaded: the next reload reports it
 		}

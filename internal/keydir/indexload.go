@@ -307,22 +307,22 @@ func (l *Loader[T]) readAsIs(i int, gone, came []*File[T]) bool {
 	defer l.mu.Unlock()
 	cameAt := map[string]bool{}
 	for _, f := range came {
-		if f.Source != i {
+		if f.Source() != i {
 			continue
 		}
-		cameAt[f.Path] = true
+		cameAt[f.Path()] = true
 		ss := &l.states[i]
-		r := lookup(ss.files, ss.nameAt, filepath.Base(f.Path))
-		fi, err := os.Stat(f.Path)
+		r := lookup(ss.files, ss.nameAt, f.Name())
+		fi, err := os.Stat(f.Path())
 		if r == nil || err != nil || trustfile.StampOf(fi) != ss.stamp(r) {
 			return false
 		}
 	}
 	for _, f := range gone {
-		if f.Source != i || cameAt[f.Path] {
+		if f.Source() != i || cameAt[f.Path()] {
 			continue
 		}
-		if _, err := os.Lstat(f.Path); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(f.Path()); !errors.Is(err, fs.ErrNotExist) {
 			return false
 		}
 	}
@@ -358,7 +358,7 @@ func (fl *focusedLoad[T]) current(i int, stamp []byte) (*sourceIndex, bool) {
 func (fl *focusedLoad[T]) count(snap *Snapshot[T], i int) int {
 	n := len(fl.problemRecords(snap, i))
 	for f := range snap.All {
-		if f.Source == i {
+		if f.Source() == i {
 			n++
 		}
 	}
@@ -369,13 +369,13 @@ func (fl *focusedLoad[T]) count(snap *Snapshot[T], i int) int {
 func (fl *focusedLoad[T]) records(i int, files []*File[T]) []indexRecord {
 	var out []indexRecord
 	for _, f := range files {
-		if f.Source != i {
+		if f.Source() != i {
 			continue
 		}
-		name := filepath.Base(f.Path)
+		name, path := f.Name(), f.Path()
 		seen := map[Term]bool{}
 		for j := range f.Items {
-			for _, t := range fl.termsOf(i, f.Path, &f.Items[j]) {
+			for _, t := range fl.termsOf(i, path, &f.Items[j]) {
 				if !seen[t] {
 					seen[t] = true
 					out = append(out, indexRecord{t, name})
@@ -457,8 +457,8 @@ func (fl *focusedLoad[T]) finish() {
 		pb, pn := fl.problemRecords(fl.base, i), fl.problemRecords(now, i)
 		oldRecs := append(fl.records(i, gone), minus(pb, pn)...)
 		newRecs := append(fl.records(i, came), minus(pn, pb)...)
-		if !slices.ContainsFunc(gone, func(f *File[T]) bool { return f.Source == i }) &&
-			!slices.ContainsFunc(came, func(f *File[T]) bool { return f.Source == i }) && len(oldRecs)+len(newRecs) == 0 {
+		if !slices.ContainsFunc(gone, func(f *File[T]) bool { return f.Source() == i }) &&
+			!slices.ContainsFunc(came, func(f *File[T]) bool { return f.Source() == i }) && len(oldRecs)+len(newRecs) == 0 {
 			// The directory changed, but in no file this command loaded:
 			// someone else changed it, and the index cannot say what.
 			continue

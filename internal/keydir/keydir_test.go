@@ -75,7 +75,7 @@ func TestEveryFormatInDir(t *testing.T) {
 	// Files come in source order, then by name.
 	var paths []string
 	for _, f := range s.Files() {
-		paths = append(paths, filepath.Base(f.Path))
+		paths = append(paths, filepath.Base(f.Path()))
 	}
 	if w := []string{"authorized_keys.json", "bundle.pem", "ec.pem", "one.json", "set.jwk", "ssh"}; !slices.Equal(paths, w) {
 		t.Fatalf("file order %v, want %v", paths, w)
@@ -207,10 +207,10 @@ func TestConvertToldTheSourceIndex(t *testing.T) {
 		}
 		perSource := make([]int, len(srcs))
 		for _, f := range s.Files() {
-			perSource[f.Source]++
+			perSource[f.Source()]++
 			for _, it := range f.Items {
-				if i, _, _ := strings.Cut(it, " "); i != strconv.Itoa(f.Source) {
-					t.Errorf("%s of source %d: an entry Convert or Parse was told is of source %s", f.Path, f.Source, i)
+				if i, _, _ := strings.Cut(it, " "); i != strconv.Itoa(f.Source()) {
+					t.Errorf("%s of source %d: an entry Convert or Parse was told is of source %s", f.Path(), f.Source(), i)
 				}
 			}
 		}
@@ -222,7 +222,7 @@ func TestConvertToldTheSourceIndex(t *testing.T) {
 		}
 		if c.Convert != nil {
 			for i, fp := range map[int]string{4: key(t, 5).Fingerprint(), 5: key(t, 6).Fingerprint()} {
-				if !slices.ContainsFunc(s.Files(), func(f *File[string]) bool { return f.Source == i && f.Items[0] == strconv.Itoa(i)+" "+fp }) {
+				if !slices.ContainsFunc(s.Files(), func(f *File[string]) bool { return f.Source() == i && f.Items[0] == strconv.Itoa(i)+" "+fp }) {
 					t.Errorf("feed source %d does not hold its own key", i)
 				}
 			}
@@ -328,8 +328,8 @@ func TestKubernetesLayoutIsAPlainDirectory(t *testing.T) {
 		t.Fatalf("got %v problems %v", got, s.Problems)
 	}
 	for _, f := range s.Files() {
-		if strings.Contains(f.Path, "..") {
-			t.Errorf("file read through its hidden name: %s", f.Path)
+		if strings.Contains(f.Path(), "..") {
+			t.Errorf("file read through its hidden name: %s", f.Path())
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,14 +148,48 @@ type Config[T any] struct {
 
 // File is one file that loaded, with the entries made from its keys.
 // A File is shared by every snapshot that holds it and by the loader,
-// which keeps each file's place in its sorted lists by Path: callers must
-// not modify it (a changed Path would hide its row from a later reload,
-// and so keep a removed file's keys).
+// which keeps each file's place in its sorted lists by name: callers must
+// not modify it.
+//
+// A File keeps its name, not its path: the path is its source's, a
+// separator and the name (Path), and the source's part is kept once for
+// all its files. At 100,000 single-key files a path string of each was a
+// fifth of the store's heap (docs/design.md, "Memory of a loaded store").
 type File[T any] struct {
-	Path   string
-	Source int // index in Config.Sources
-	Items  []T
+	src   *fileSource
+	name  string
+	Items []T
 }
+
+// fileSource is what the files of one source share.
+type fileSource struct {
+	prefix string // a file's path is prefix+name
+	index  int    // in Config.Sources
+}
+
+// NewFile returns a file of items read from path, of source index
+// source, as a single-file source holds it (Name is the path): for
+// tests and callers that build files without a loader.
+func NewFile[T any](path string, source int, items []T) *File[T] {
+	return &File[T]{src: &fileSource{index: source}, name: path, Items: items}
+}
+
+// Path is the file's path. It is made on each call (but for a
+// single-file source, whose name is its path): callers that only tell
+// files apart within a source compare Name.
+func (f *File[T]) Path() string {
+	if f.src.prefix == "" {
+		return f.name
+	}
+	return f.src.prefix + f.name
+}
+
+// Name is the file's name in its source: a directory's file's base
+// name, a feed's entry's name, a single-file source's path.
+func (f *File[T]) Name() string { return f.name }
+
+// Source is the index in Config.Sources of the file's source.
+func (f *File[T]) Source() int { return f.src.index }
 
 // Snapshot is the immutable result of a load.
 type Snapshot[T any] struct {
@@ -229,7 +264,7 @@ func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
 // its stat stamp (and, once read, its content hash) is unchanged. There is
 // one per file of a directory, kept as a value in its source's chunked
 // list: no allocation of its own, 64 bytes on Linux (docs/design.md,
-// "Memory of a loaded store"). Its path is its File's, and what most
+// "Memory of a loaded store"). Its name and path are its File's, and what most
 // files lack (a problem, skipped entries, a stamp's shared part unlike
 // the source's, the path of a file that did not load) is behind one
 // pointer, nil for most files. A reload works on a fileState for each
@@ -260,17 +295,22 @@ type rareRow[T any] struct {
 	pending *fileState[T]
 }
 
-// path is the file's path.
+// path is the file's path (made anew when it has a File: File.Path).
 func (r *fileRow[T]) path() string {
 	if r.file != nil {
-		return r.file.Path
+		return r.file.Path()
 	}
 	return r.rare.path
 }
 
 // name is the file's base name (the path for a single-file source):
 // nameAt is its source's (sourceState.nameAt).
-func (r *fileRow[T]) name(nameAt int) string { return r.path()[nameAt:] }
+func (r *fileRow[T]) name(nameAt int) string {
+	if r.file != nil {
+		return r.file.name
+	}
+	return r.rare.path[nameAt:]
+}
 
 func (r *fileRow[T]) problem() *Problem {
 	if r.rare == nil {
@@ -364,8 +404,10 @@ type sourceState[T any] struct {
 	// feedGen is the generation of the feed's set that files were made
 	// from (0: none; loadFeed reads the next view whole).
 	feedGen uint64
-	// nameAt: a file's name is its path[nameAt:] (nameAtOf).
+	// nameAt: a file's name is its path[nameAt:] (prefixOf).
 	nameAt int
+	// fsrc is what the source's Files share: the path before a name.
+	fsrc *fileSource
 	// dir is the shared part of the stamps of the rows whose rare part
 	// holds none of its own; set (hasDir) from the files of the first
 	// fold that loads any — the commonest among them, so that one odd
@@ -376,17 +418,29 @@ type sourceState[T any] struct {
 	hasDir bool
 }
 
-// nameAtOf is where a file's name begins in its path, in a source: a
+// prefixOf is what a file's path holds before its name, in a source: a
 // directory's and a feed's files are named by what follows the
 // source's path and a separator; a single-file source by its path.
-func nameAtOf(src Source) int {
+func prefixOf(src Source) string {
 	switch {
 	case src.Feed != nil:
-		return len(src.Path) + 1 // feedEntry's Path+"/"+name
+		return src.Path + "/" // feedEntry's Path+"/"+name
 	case src.Dir:
-		return len(pathIn(src.Path, "")) // the directory and its separator
+		return pathIn(src.Path, "") // the directory and its separator
 	}
-	return 0
+	return ""
+}
+
+// newFile returns the File of items read from path, of source i: its
+// name, of its own (not a part of path, which would keep the whole
+// path), and its source's part of the path, shared.
+func (l *Loader[T]) newFile(i int, path string, items []T) *File[T] {
+	ss := &l.states[i]
+	fsrc := ss.fsrc
+	if path[:ss.nameAt] != fsrc.prefix { // never, as paths are made (prefixOf): yet a path must stay what it was
+		fsrc = &fileSource{prefix: strings.Clone(path[:ss.nameAt]), index: i}
+	}
+	return &File[T]{src: fsrc, name: strings.Clone(path[ss.nameAt:]), Items: items}
 }
 
 // stamp is the stat stamp of the file of row r.
@@ -524,7 +578,8 @@ func New[T any](cfg Config[T]) *Loader[T] {
 		subs:     map[chan struct{}]struct{}{},
 	}
 	for i, s := range srcs {
-		l.states[i].nameAt = nameAtOf(s)
+		prefix := prefixOf(s)
+		l.states[i].nameAt, l.states[i].fsrc = len(prefix), &fileSource{prefix: prefix, index: i}
 	}
 	l.snap.Store(&Snapshot[T]{})
 	return l
@@ -877,12 +932,14 @@ func sameFiles[T any](a, b chunked[fileRow[T]]) bool {
 // sameRow reports whether two rows of a file of one source (nil: none)
 // give the same snapshot: the same path (so the same name), the same
 // parsed File (which its skipped entries came with), the same problem.
-// Rows compared are never pending: fold has run.
+// Rows compared are never pending: fold has run. (The same File is the
+// same path; without one, a row keeps its path in its rare part: no
+// path is made to compare them.)
 func sameRow[T any](x, y *fileRow[T]) bool {
 	if x == nil || y == nil {
 		return x == y
 	}
-	return x.path() == y.path() && x.file == y.file && sameProblem(x.problem(), y.problem())
+	return x.file == y.file && (x.file != nil || x.rare.path == y.rare.path) && sameProblem(x.problem(), y.problem())
 }
 
 func sameProblem(a, b *Problem) bool {
@@ -986,8 +1043,8 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 			}
 			ed, edSrc = snap.files[e.src].edit(), e.src
 		}
-		path := cmp.Or(was, is).Path
-		p, found := ed.c.search(func(f *File[T]) int { return cmp.Compare(f.Path, path) })
+		name := cmp.Or(was, is).name // a source's files are ordered by name (their paths share the rest)
+		p, found := ed.c.search(func(f *File[T]) int { return cmp.Compare(f.name, name) })
 		if found != (was != nil) || found && ed.c.get(p) != was {
 			return nil // not what the last snapshot holds: assemble it whole
 		}

@@ -109,7 +109,7 @@ func TestRevocationSetWithOneBadKeyFailsClosed(t *testing.T) {
 		t.Fatalf("RevocationErr %v, want the revocation file as a whole", s.RevocationErr)
 	}
 	for _, f := range s.Files() {
-		if f.Path == rev {
+		if f.Path() == rev {
 			t.Fatalf("the revocation file loaded %v", f.Items)
 		}
 	}

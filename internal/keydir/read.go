@@ -157,7 +157,7 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 		if err != nil {
 			return nil, problemOf(path, err, src.Revocation), nil
 		}
-		return &File[T]{Path: path, Source: i, Items: items}, nil, nil
+		return l.newFile(i, path, items), nil, nil
 	}
 	f, p := l.parseWhole(src, path, data)
 	if src.Revocation || p == nil {
@@ -170,7 +170,7 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 	if err != nil {
 		return nil, problemOf(path, err, false), nil
 	}
-	f = &File[T]{Path: path, Source: i, Items: make([]T, 0, len(entries))}
+	f = l.newFile(i, path, make([]T, 0, len(entries)))
 	var skipped []Problem
 	for _, e := range entries {
 		t, p := l.convertEntry(src, path, e)
@@ -225,7 +225,7 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 	if err != nil {
 		return nil, problemOf(path, err, src.Revocation)
 	}
-	f := &File[T]{Path: path, Source: src.Index, Items: make([]T, 0, len(keys))}
+	f := l.newFile(src.Index, path, make([]T, 0, len(keys)))
 	for n, k := range keys {
 		var t T
 		if l.cfg.Convert != nil {

@@ -15,10 +15,11 @@ func TestFileRowSize(t *testing.T) {
 	}
 }
 
-// TestFileRowName checks that the name a row reads from its path at its
-// source's offset (nameAtOf) is the name the state was made with, for
-// every kind of source, a file that loaded (named by its File's path)
-// or not (by its rare part's), and a row still pending.
+// TestFileRowName checks that the name a row reads at its source's
+// offset (prefixOf) is the name the state was made with, for every kind
+// of source, a file that loaded (named by its File) or not (by its rare
+// part's path), and a row still pending; and that a File gives back the
+// path it was read from, its source's part shared with the source.
 func TestFileRowName(t *testing.T) {
 	for _, c := range []struct {
 		src        Source
@@ -29,7 +30,8 @@ func TestFileRowName(t *testing.T) {
 		{Source{Path: "/keys/authorized_keys.json"}, "/keys/authorized_keys.json", "/keys/authorized_keys.json"},
 		{Source{Path: "etcd:/prefix", Feed: nopFeed{}}, "x", "etcd:/prefix/x"},
 	} {
-		ss := sourceState[*int]{nameAt: nameAtOf(c.src)}
+		l := New(Config[*int]{Sources: []Source{c.src}})
+		ss := &l.states[0]
 		f := newFileState[*int](0, c.name, c.path)
 		if got := f.name(); got != c.name {
 			t.Errorf("state name of %q = %q, want %q", c.path, got, c.name)
@@ -37,7 +39,10 @@ func TestFileRowName(t *testing.T) {
 		pending := f.pendingRow()
 		f.read, f.problem = true, &Problem{Path: c.path}
 		failed := ss.row(f)
-		f.problem, f.file = nil, &File[*int]{Path: c.path}
+		f.problem, f.file = nil, l.newFile(0, c.path, nil)
+		if got := f.file.Path(); got != c.path || f.file.Name() != c.name || f.file.src != ss.fsrc {
+			t.Errorf("the File of %q has path %q, name %q (shares its source's part: %v)", c.path, got, f.file.Name(), f.file.src == ss.fsrc)
+		}
 		loaded := ss.row(f)
 		for what, r := range map[string]*fileRow[*int]{"pending": &pending, "failed": &failed, "loaded": &loaded} {
 			if got := r.name(ss.nameAt); got != c.name {

@@ -504,7 +504,7 @@ func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) []indexRecord 
 	snap := fl.l.Reload(paths...)
 	var files []*File[T]
 	for f := range snap.All {
-		if f.Source == i && changed[filepath.Base(f.Path)] {
+		if f.Source() == i && changed[f.Name()] {
 			files = append(files, f)
 		}
 	}
