@@ -57,15 +57,15 @@ func (c nameCount) shared() bool { return c.n >= 2 || c.n == 1 && c.canon == 0 &
 //
 // Nearly every name is held by one entry, named after its own file (a
 // directory of single-key files) or by its member (a JWK Set): those
-// names are kept as a hash alone, 8 bytes of a set's slot, and only the
+// names are kept as a hash alone, 8 bytes in a hashSet, and only the
 // others with their counts (24 bytes a slot): at 100,000 keys a map of
-// counts for every name cost about 35 bytes a key, more than a tenth of
-// a loaded store (docs/design.md, "Memory of a loaded store").
+// counts for every name cost about 35 bytes a key, and a Go map of their
+// hashes 23 (docs/design.md, "Memory of a loaded store").
 type nameCounts struct {
 	seed maphash.Seed
 	// own and member are the names of count ownOnly and memberOnly; count
 	// holds the others.
-	own, member map[uint64]struct{}
+	own, member hashSet
 	count       map[uint64]nameCount
 	shared      map[uint64]string // the names whose count is shared, by hash
 	dirty       bool              // shared changed since the last snapshot
@@ -79,10 +79,10 @@ var (
 
 // get is the count of the name of hash h.
 func (nc *nameCounts) get(h uint64) nameCount {
-	if _, ok := nc.own[h]; ok {
+	if nc.own.has(h) {
 		return ownOnly
 	}
-	if _, ok := nc.member[h]; ok {
+	if nc.member.has(h) {
 		return memberOnly
 	}
 	return nc.count[h]
@@ -92,18 +92,18 @@ func (nc *nameCounts) get(h uint64) nameCount {
 func (nc *nameCounts) set(h uint64, was, c nameCount) {
 	switch was {
 	case ownOnly:
-		delete(nc.own, h)
+		nc.own.remove(h)
 	case memberOnly:
-		delete(nc.member, h)
+		nc.member.remove(h)
 	case nameCount{}:
 	default:
 		delete(nc.count, h)
 	}
 	switch c {
 	case ownOnly:
-		nc.own[h] = struct{}{}
+		nc.own.add(h)
 	case memberOnly:
-		nc.member[h] = struct{}{}
+		nc.member.add(h)
 	case nameCount{}:
 	default:
 		nc.count[h] = c
@@ -201,7 +201,7 @@ func (nc *nameCounts) add(file string, it *item, delta int) {
 // reset empties the counts for a rebuild (not sized ahead: which of own
 // and member a store needs depends on its layout, and a map never shrinks).
 func (nc *nameCounts) reset() {
-	nc.own, nc.member, nc.count = map[uint64]struct{}{}, map[uint64]struct{}{}, map[uint64]nameCount{}
+	nc.own, nc.member, nc.count = hashSet{}, hashSet{}, map[uint64]nameCount{}
 	nc.shared, nc.dirty = map[uint64]string{}, true
 }
 
