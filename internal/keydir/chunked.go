@@ -5,18 +5,17 @@ import "slices"
 // chunked is an immutable sorted list kept in chunks of at most chunkLen
 // elements, which versions of the list share: an edit copies the list of
 // chunks and the chunks it writes, never the whole list. The loader keeps
-// each source's file states in one, and each snapshot its files, so that
-// a reload that changes one file of 100,000 costs a few kilobytes of
-// copying, not two lists of 100,000 pointers and the garbage collection
-// they bring (docs/design.md, "From a file change to a handshake
-// decision").
+// each source's file rows in one, which its snapshots read too, so that a
+// reload that changes one file of 100,000 costs a chunk of copying, not
+// a list of 100,000 rows and the garbage collection it brings
+// (docs/design.md, "From a file change to a handshake decision").
 type chunked[E any] struct {
 	chunks [][]E // none empty
 	n      int
 }
 
 // chunkLen bounds a chunk: at 100,000 elements the list of chunks is
-// some 200 slice headers, and a chunk 4 KiB of pointers.
+// some 200 slice headers, and a chunk 32 KiB of rows.
 const chunkLen = 512
 
 // chunksOf returns the list of the elements of s, which must not be

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -199,10 +200,15 @@ type Snapshot[T any] struct {
 	RevocationErr error
 	Generation    uint64
 
-	// files are the files that loaded, by source index, each source's
-	// by name. A reload that changed a few files edits the previous
-	// snapshot's lists (chunked: they share what did not change).
-	files []chunked[*File[T]]
+	// rows are the loader's rows of each source's files (by source
+	// index, each source's by name) as the reload that made the snapshot
+	// left them; its files are the Files of those rows that loaded
+	// (loaded). A row is never written once its reload has ended
+	// (sourceState), so the snapshot reads the loader's lists rather
+	// than keep a list of pointers of its own beside them (a pointer per
+	// file). nfiles counts the files.
+	rows   []chunked[fileRow[T]]
+	nfiles int
 	// diffed: gone and came are the files of the snapshot of generation
 	// diffBase that this one no longer has, and those it has instead,
 	// as the reload that made it knew them (Diff).
@@ -230,8 +236,8 @@ func (s *Snapshot[T]) Files() []*File[T] {
 
 // All yields the files of Files, in its order, without making a list.
 func (s *Snapshot[T]) All(yield func(*File[T]) bool) {
-	for _, c := range s.files {
-		for f := range c.all {
+	for i := range s.rows {
+		for f := range s.filesOf(i) {
 			if !yield(f) {
 				return
 			}
@@ -239,14 +245,21 @@ func (s *Snapshot[T]) All(yield func(*File[T]) bool) {
 	}
 }
 
-// numFiles is len(s.Files()), without making it.
-func (s *Snapshot[T]) numFiles() int {
-	n := 0
-	for _, c := range s.files {
-		n += c.n
+// filesOf yields the files of source i, by name.
+func (s *Snapshot[T]) filesOf(i int) iter.Seq[*File[T]] {
+	return func(yield func(*File[T]) bool) {
+		for _, ch := range s.rows[i].chunks {
+			for k := range ch {
+				if f := loaded(&ch[k]); f != nil && !yield(f) {
+					return
+				}
+			}
+		}
 	}
-	return n
 }
+
+// numFiles is len(s.Files()), without making it.
+func (s *Snapshot[T]) numFiles() int { return s.nfiles }
 
 // Diff returns the files of prev that next no longer has and those next
 // has instead, in the loader's order (source, then path), as DiffFiles
@@ -979,25 +992,24 @@ func (l *Loader[T]) publish(took time.Duration) {
 
 // wholeSnapshot assembles the next snapshot from every file's row.
 func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
-	snap := &Snapshot[T]{Generation: l.gen, files: make([]chunked[*File[T]], len(l.states))}
+	snap := &Snapshot[T]{Generation: l.gen, rows: make([]chunked[fileRow[T]], len(l.states))}
 	for i := range l.states {
 		ss := &l.states[i]
 		if ss.problem != nil {
 			snap.Problems = append(snap.Problems, *ss.problem)
 		}
-		files := make([]*File[T], 0, ss.files.n)
 		for _, ch := range ss.files.chunks {
 			for k := range ch {
 				switch r := &ch[k]; {
 				case r.problem() != nil:
 					snap.Problems = append(snap.Problems, *r.problem())
-				case r.file != nil:
-					files = append(files, r.file)
+				case r.file != nil: // loaded(r)
+					snap.nfiles++
 					snap.Problems = append(snap.Problems, r.skipped()...)
 				}
 			}
 		}
-		snap.files[i] = chunksOf(files)
+		snap.rows[i] = ss.files
 	}
 	for _, p := range snap.Problems {
 		if p.Revocation {
@@ -1008,13 +1020,15 @@ func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
 	return snap
 }
 
-// editedSnapshot assembles the next snapshot by editing prev's lists of
-// files with what this reload replaced (l.edits), in time proportional
-// to the change. It returns nil when it cannot: a source was read whole,
-// or a problem came, went or changed (problems are few, and each is
-// logged as it comes and goes: the whole snapshot is assembled then).
+// editedSnapshot assembles the next snapshot from prev and what this
+// reload replaced (l.edits), in time proportional to the change: the
+// loader's lists as they are, prev's problems, and the files that went
+// and came. It returns nil when it cannot: a source was read whole, or
+// a problem came, went or changed (problems are few, and each is logged
+// as it comes and goes: the whole snapshot is assembled then), or an
+// edit is not of what prev holds.
 func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
-	if l.full || len(prev.files) != len(l.states) || prev.Generation == 0 {
+	if l.full || len(prev.rows) != len(l.states) || prev.Generation == 0 {
 		return nil
 	}
 	hasProblem := func(r *fileRow[T]) bool { return r != nil && (r.problem() != nil || len(r.skipped()) > 0) }
@@ -1023,11 +1037,16 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 	})
 	snap := &Snapshot[T]{
 		Generation: l.gen, Problems: prev.Problems, RevocationErr: prev.RevocationErr,
-		files: slices.Clone(prev.files), diffed: true, diffBase: prev.Generation,
+		rows: make([]chunked[fileRow[T]], len(l.states)), nfiles: prev.nfiles,
+		diffed: true, diffBase: prev.Generation,
 	}
-	var ed *editor[*File[T]]
-	edSrc := -1
-	for _, e := range l.edits {
+	for i := range l.states {
+		snap.rows[i] = l.states[i].files
+	}
+	for k, e := range l.edits {
+		if k > 0 && l.edits[k-1].src == e.src && l.edits[k-1].name == e.name {
+			return nil // a name edited twice: its first old row is what prev holds
+		}
 		ss := &l.states[e.src]
 		now := lookup(ss.files, ss.nameAt, e.name)
 		if hasProblem(e.old) || hasProblem(now) {
@@ -1037,34 +1056,17 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 		if was == is {
 			continue
 		}
-		if e.src != edSrc {
-			if ed != nil {
-				snap.files[edSrc] = ed.done()
-			}
-			ed, edSrc = snap.files[e.src].edit(), e.src
-		}
-		name := cmp.Or(was, is).name // a source's files are ordered by name (their paths share the rest)
-		p, found := ed.c.search(func(f *File[T]) int { return cmp.Compare(f.name, name) })
-		if found != (was != nil) || found && ed.c.get(p) != was {
+		if loaded(lookup(prev.rows[e.src], ss.nameAt, e.name)) != was {
 			return nil // not what the last snapshot holds: assemble it whole
-		}
-		switch {
-		case was == nil:
-			ed.insert(p, is)
-		case is == nil:
-			ed.remove(p)
-		default:
-			ed.set(p, is)
 		}
 		if was != nil {
 			snap.gone = append(snap.gone, was)
+			snap.nfiles--
 		}
 		if is != nil {
 			snap.came = append(snap.came, is)
+			snap.nfiles++
 		}
-	}
-	if ed != nil {
-		snap.files[edSrc] = ed.done()
 	}
 	return snap
 }

@@ -18,11 +18,11 @@ type Revocations[T any] struct {
 // by spki.
 func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, spki func(*T) [32]byte) *Revocations[T] {
 	r := &Revocations[T]{err: snap.RevocationErr}
-	for src, files := range snap.files {
+	for src := range snap.rows {
 		if !isRevocation(src) {
 			continue
 		}
-		for f := range files.all {
+		for f := range snap.filesOf(src) {
 			for i := range f.Items {
 				it := &f.Items[i]
 				sum := spki(it)

@@ -16,12 +16,12 @@ type Status struct {
 func (lc Lifecycle[T]) Status() Status {
 	sn := lc.l.Snapshot()
 	st := Status{Generation: sn.Generation, Skipped: len(sn.Problems), RevocationErr: sn.RevocationErr}
-	for src, files := range sn.files {
+	for src := range sn.rows {
 		n := &st.Keys
 		if lc.l.cfg.Sources[src].Revocation {
 			n = &st.Revoked
 		}
-		for f := range files.all {
+		for f := range sn.filesOf(src) {
 			*n += len(f.Items)
 		}
 	}
