@@ -364,6 +364,7 @@ func (s *Store) rebuild(sn *snapshot) {
 			}
 		}
 	}
+	s.names.seal()
 }
 
 // update derives sn's indexes from prev's by applying the files that

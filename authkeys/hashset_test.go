@@ -7,7 +7,8 @@ import (
 
 // TestHashSetIsASet checks hashSet against a map through adds and
 // removes, repeated ones included, over enough members that the maps are
-// merged into the sorted array many times, and back down to empty.
+// merged into the sorted array many times (and sealed, as a rebuild ends),
+// and back down to empty.
 func TestHashSetIsASet(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var s hashSet
@@ -30,6 +31,13 @@ func TestHashSetIsASet(t *testing.T) {
 		default:
 			s.remove(h)
 			delete(want, h)
+		}
+		if step%40_000 == 39_999 { // as a rebuild ends
+			s.seal()
+			// (The allocator rounds a large array up to its 8 KiB pages.)
+			if cap(s.sorted) > len(s.sorted)+1024 || s.added != nil || s.removed != nil {
+				t.Fatalf("step %d: a sealed set keeps room: %d of %d, maps %v %v", step, len(s.sorted), cap(s.sorted), s.added != nil, s.removed != nil)
+			}
 		}
 		check(step, h)
 		check(step, rng.Uint64N(span))

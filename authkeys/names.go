@@ -205,6 +205,13 @@ func (nc *nameCounts) reset() {
 	nc.shared, nc.dirty = map[uint64]string{}, true
 }
 
+// seal ends a rebuild's counting: the sets of names held once keep no
+// room to grow (hashSet.seal).
+func (nc *nameCounts) seal() {
+	nc.own.seal()
+	nc.member.seal()
+}
+
 // files counts the items of files, all in effect, with delta.
 func (nc *nameCounts) files(files []*keydir.File[item], delta int) {
 	for _, f := range files {
