@@ -37,12 +37,22 @@ func (c *cli) advise(err error) string {
 
 // pinCommand spells the trust-host command that pins a key for addr,
 // given by key (--fingerprint FP, --key FILE), for the purposes trust-host
-// was asked to pin for (--purpose): the pin the advice makes is no wider
-// than the one asked for.
+// was asked to pin for (--purpose), else the purpose of the connection
+// that met the key (connect --purpose): the pin the advice makes is no
+// wider than the one asked for.
 func (c *cli) pinCommand(addr string, key ...string) string {
+	purposes := c.pinPurposes
+	if len(purposes) == 0 && c.purpose != "" {
+		purposes = []string{c.purpose}
+	}
+	return c.pinCommandFor(purposes, addr, key...)
+}
+
+// pinCommandFor is pinCommand for the purposes given (none: every one).
+func (c *cli) pinCommandFor(purposes []string, addr string, key ...string) string {
 	args := append([]string{"trust-host", shellQuote(addr)}, key...)
-	if len(c.pinPurposes) > 0 {
-		args = append(args, "--purpose", strings.Join(c.pinPurposes, ","))
+	if len(purposes) > 0 {
+		args = append(args, "--purpose", strings.Join(purposes, ","))
 	}
 	return c.command(args...)
 }

@@ -125,11 +125,14 @@ func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError, repin *repinError)
 			fmt.Fprintf(&b, "  %s\n", c.command("trust-host", "--remove", shellQuote(addr)))
 		}
 	}
-	fmt.Fprintf(&b, "  %s\n", c.pinCommand(e.Addr, key...))
+	// The purposes trust-host was asked to pin for, not a connection's:
+	// after --remove ADDR, which unpins every purpose, a pin for the
+	// connection's purpose alone would lose the others.
+	fmt.Fprintf(&b, "  %s\n", c.pinCommandFor(c.pinPurposes, e.Addr, key...))
 	// A host rolling its key over announces the new one beforehand: then
 	// both are pinned for a while, the old one is not removed.
 	b.WriteString("If the host announced this key as an additional one (a key rollover), keep the pinned keys and add it, only after checking it:\n")
-	fmt.Fprintf(&b, "  %s", c.pinCommand(e.Addr, append([]string{"--add"}, key...)...))
+	fmt.Fprintf(&b, "  %s", c.pinCommandFor(c.pinPurposes, e.Addr, append([]string{"--add"}, key...)...))
 	return b.String()
 }
 
