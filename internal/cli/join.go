@@ -61,6 +61,11 @@ func (c *cli) join(arg string) error {
 			return fmt.Errorf("reading the token from standard input: %w", err)
 		}
 		text = string(data)
+		if strings.TrimSpace(text) == "" {
+			// An empty file or pipe (the invite's output went elsewhere)
+			// is not a token with the wrong start.
+			return fmt.Errorf("standard input holds no token: give it the output of keytool invite (keytool join - < FILE), or the token as the argument")
+		}
 	}
 	tok, err := enroll.DecodeToken(strings.TrimSpace(text))
 	if err != nil {
