@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -324,4 +329,188 @@ func TestWatches(t *testing.T) {
 			t.Errorf("%d keys, %d revisions since: watches %v, want %v", c.count, c.since, got, c.want)
 		}
 	}
+}
+
+// TestChangesSinceCompactedAtTheNextRevision: etcd compacted at R+1
+// while a catch-up from R waits for its watch to sync — an operator's
+// `etcdctl compact` of the revision now, just after a revocation at R+1 —
+// keeps that removal. A watch from R+1 is allowed at compaction R+1 and
+// reads etcd's database from there: this holds only because a compaction
+// keeps a tombstone at its own revision (mvcc's keyIndex.compact; its
+// hash's keep drops it). The catch-up is cli.ErrStoreCompacted (the
+// mirror compares a listing) or a delta holding the removal, never one
+// without it — the mirror would keep a revoked key. The mark's witness is
+// written at R, so that no count at R is read after the compaction.
+func TestChangesSinceCompactedAtTheNextRevision(t *testing.T) {
+	addr := startEtcd(t, nil)
+	c := etcdClient(t, addr)
+	s := openTestStore(t, addr)
+	watchAll(s, true)
+	ctx := context.Background()
+	mustPut(t, c, "/kt/authorized_keys/a.json", "a0")
+	mustPut(t, c, "/kt/authorized_keys/w.json", "w0") // the mirror's own last write, at R
+	l, err := s.ListRevisions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := markOf(l)
+	k.Witness, k.Sum = cli.StoreEntry{Kind: "authorized_keys", Name: "w.json", Revision: k.Top}, sha256.Sum256([]byte("w0"))
+	if k.Top != k.Revision {
+		t.Fatalf("the witness at %d, R %d: want the witness written at R", k.Top, k.Revision)
+	}
+	del, err := c.Delete(ctx, "/kt/authorized_keys/a.json") // the revocation, at R+1
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.beforeProgress = func() {
+		s.beforeProgress = nil
+		if _, err := c.Compact(ctx, del.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+			t.Error(err)
+		}
+	}
+	d, err := s.ChangesSince(ctx, k)
+	if errors.Is(err, cli.ErrStoreCompacted) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" {
+		t.Fatalf("compacted at R+1 during the catch-up: removed %+v, put %+v (watched %d): the revocation at R+1 was lost", d.Removed, d.Put, s.watched)
+	}
+}
+
+// TestChangesSinceWatchMovedToAnotherMember: when clientv3 resumes the
+// catch-up's watch on another member (the first one's connection lost),
+// its progress notification is not trusted — that member's version was
+// never asked, and one before 3.5.8 would answer before sending the
+// events since R — and the range is read instead, giving the same delta.
+// Two members behind a TCP proxy the test switches from one to the other
+// once the watch is made and the first member's version checked.
+func TestChangesSinceWatchMovedToAnotherMember(t *testing.T) {
+	members := startCluster(t, 2)
+	p := newSwitchProxy(t, members[0])
+	c := etcdClient(t, members[1])
+	s := openTestStore(t, p.addr)
+	watchAll(s, true)
+	ctx := context.Background()
+	mustPut(t, c, "/kt/authorized_keys/a.json", "a0")
+	mustPut(t, c, "/kt/authorized_keys/b.json", "b0")
+	l, err := s.ListRevisions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, "/kt/authorized_keys/a.json"); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, c, "/kt/authorized_keys/b.json", "b1")
+	s.beforeProgress = func() {
+		s.beforeProgress = nil
+		p.switchTo(members[1])
+	}
+	d, err := s.ChangesSince(ctx, markOf(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.beforeProgress != nil {
+		t.Fatal("the catch-up did not watch: the test tells nothing")
+	}
+	if s.watched != 0 {
+		t.Fatalf("%d deltas by a watch resumed on another member, want the range read", s.watched)
+	}
+	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" || len(d.Put) != 1 || string(d.Put[0].Value) != "b1" {
+		t.Fatalf("delta: removed %+v, put %+v; want a.json removed, b.json=b1", d.Removed, d.Put)
+	}
+}
+
+// startCluster starts n embedded etcd members of one cluster on loopback
+// ports, stopped at the end of the test, and returns their client
+// addresses (host:port).
+func startCluster(t *testing.T, n int) []string {
+	t.Helper()
+	cfgs := make([]*embed.Config, n)
+	var initial []string
+	for i := range cfgs {
+		dir := t.TempDir()
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = filepath.Join(dir, "data")
+		c, p := loopbackURL(t), loopbackURL(t)
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{c}, []url.URL{c}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{p}, []url.URL{p}
+		cfg.LogLevel = "error"
+		cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+		initial = append(initial, cfg.Name+"="+p.String())
+		cfgs[i] = cfg
+	}
+	var addrs []string
+	for _, cfg := range cfgs {
+		cfg.InitialCluster = strings.Join(initial, ",")
+		e, err := embed.StartEtcd(cfg) // ready only once a quorum runs: waited for below
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Close)
+		defer func() {
+			select {
+			case <-e.Server.ReadyNotify():
+			case <-time.After(60 * time.Second):
+				t.Fatal("embedded etcd cluster not ready after 60 s")
+			}
+		}()
+		addrs = append(addrs, cfg.ListenClientUrls[0].Host)
+	}
+	return addrs
+}
+
+// switchProxy forwards the TCP connections made to addr to a member;
+// switchTo closes them all and forwards the next ones to another.
+type switchProxy struct {
+	addr string
+	mu   sync.Mutex
+	to   string
+	open []net.Conn
+}
+
+func newSwitchProxy(t *testing.T, to string) *switchProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &switchProxy{addr: l.Addr().String(), to: to}
+	t.Cleanup(func() {
+		l.Close()
+		p.switchTo("")
+	})
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			out, err := net.Dial("tcp", p.to)
+			if err != nil {
+				p.mu.Unlock()
+				in.Close()
+				continue
+			}
+			p.open = append(p.open, in, out)
+			p.mu.Unlock()
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *switchProxy) switchTo(to string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.to = to
+	for _, c := range p.open {
+		c.Close()
+	}
+	p.open = nil
 }

@@ -262,6 +262,10 @@ type store struct {
 	// watched counts the deltas a watch gave (tests tell which way).
 	watchFrom int64
 	watched   int
+	// beforeProgress, if set, runs once watchChanges's watch is made and
+	// its member's version checked, before the first progress request
+	// (tests compact etcd there, or move the watch to another member).
+	beforeProgress func()
 }
 
 func (s *store) Close() error { return s.c.Close() }
@@ -587,7 +591,9 @@ const progressEvery = 5 * time.Millisecond
 // and later send a progress notification only for a watch that has
 // caught up (etcd issue 15220; earlier ones answered at once, which would
 // have lost the events not yet sent: the member serving the watch must
-// say it is one of those, else the range is read). The watch is asked
+// say it is one of those, else the range is read — and every answer must
+// come from it, clientv3 resuming a watch whose connection was lost on
+// another member without a word). The watch is asked
 // for progress until a notification at H or later comes. Meanwhile,
 // unless the witness was written at R (then a history restored to before
 // R and written to R again would have had to write that key with that
@@ -627,12 +633,12 @@ func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreD
 			return false, cli.ErrStoreRewritten // a restore that lost a removal, say: Top and the witness cannot tell
 		}
 	}
-	last := map[string]*clientv3.Event{} // each key's last event
-	var order []string
-	existed := map[string]bool{} // at R: its first event since is not its creation
-	count := k.Count
+	events := watchEvents{count: k.Count, last: map[string]*clientv3.Event{}, existed: map[string]bool{}}
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
+	if s.beforeProgress != nil {
+		s.beforeProgress()
+	}
 	if err := s.c.RequestProgress(wctx); err != nil {
 		return false, nil
 	}
@@ -642,42 +648,18 @@ func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreD
 			if !open || resp.Err() != nil {
 				return false, compactedOnly(resp.Err())
 			}
-			for _, ev := range resp.Events {
-				key := string(ev.Kv.Key)
-				switch {
-				case ev.IsCreate():
-					count++ // counted as the counts are: every key of the range
-				case ev.Type == clientv3.EventTypeDelete:
-					count--
-				}
-				if last[key] == nil {
-					order = append(order, key)
-					existed[key] = !ev.IsCreate()
-				}
-				last[key] = ev
+			if resp.Header.MemberId != member {
+				// clientv3 resumed the watch on another member (the
+				// first one's connection lost): one whose version was
+				// not asked, which may send progress before the events.
+				return false, nil
 			}
+			events.add(resp.Events)
 			if !resp.IsProgressNotify() || resp.Header.Revision < d.Revision {
 				continue
 			}
-			d.Revision, d.Count = resp.Header.Revision, count
-			for _, key := range order {
-				ev := last[key]
-				e, ok := s.entryOf(ev.Kv)
-				switch {
-				case !ok:
-					continue // outside the layout: the stores report it
-				case ev.Type == clientv3.EventTypeDelete:
-					if existed[key] { // else made and removed since: no change
-						d.Removed = append(d.Removed, e)
-					}
-				default:
-					e.Value = ev.Kv.Value
-					if e.Value == nil {
-						e.Value = []byte{}
-					}
-					d.Put = append(d.Put, e)
-				}
-			}
+			d.Revision = resp.Header.Revision
+			s.deltaOf(&events, d)
 			return true, nil
 		case <-tick.C:
 			if err := s.c.RequestProgress(wctx); err != nil {
@@ -685,6 +667,57 @@ func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreD
 			}
 		case <-wctx.Done():
 			return false, nil
+		}
+	}
+}
+
+// watchEvents gathers a watch's events since R: each key's last event,
+// the keys in the order first seen, whether each existed at R, and the
+// prefix's count of keys (the count at R to begin with).
+type watchEvents struct {
+	last    map[string]*clientv3.Event
+	order   []string
+	existed map[string]bool // at R: its first event since is not its creation
+	count   int64
+}
+
+func (w *watchEvents) add(evs []*clientv3.Event) {
+	for _, ev := range evs {
+		key := string(ev.Kv.Key)
+		switch {
+		case ev.IsCreate():
+			w.count++ // counted as the counts are: every key of the range
+		case ev.Type == clientv3.EventTypeDelete:
+			w.count--
+		}
+		if w.last[key] == nil {
+			w.order = append(w.order, key)
+			w.existed[key] = !ev.IsCreate()
+		}
+		w.last[key] = ev
+	}
+}
+
+// deltaOf writes the events' changes and count into d: an entry put
+// since R with its last value, one removed that existed at R.
+func (s *store) deltaOf(w *watchEvents, d *cli.StoreDelta) {
+	d.Count = w.count
+	for _, key := range w.order {
+		ev := w.last[key]
+		e, ok := s.entryOf(ev.Kv)
+		switch {
+		case !ok:
+			continue // outside the layout: the stores report it
+		case ev.Type == clientv3.EventTypeDelete:
+			if w.existed[key] { // else made and removed since: no change
+				d.Removed = append(d.Removed, e)
+			}
+		default:
+			e.Value = ev.Kv.Value
+			if e.Value == nil {
+				e.Value = []byte{}
+			}
+			d.Put = append(d.Put, e)
 		}
 	}
 }
