@@ -120,20 +120,8 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 			if done, err := listOrRemove(list, lf, remove != "", others, c.listHosts, func() error { return c.unpinHost(remove, fingerprint) }); done {
 				return err
 			}
-			switch {
-			case len(args) == 2 && keyFile == "" && isFile(args[1]):
-				// authorize takes its FILE so; trust-host takes it with --key.
-				return usagef("trust-host takes one ADDR; to pin the key in a file: %s", c.command("trust-host", shellQuote(args[0]), "--key", shellQuote(args[1])))
-			case len(args) != 1:
-				return usagef("trust-host needs one ADDR (host:port)")
-			case modes > 1:
-				return usagef("use at most one of --key, --fingerprint and --yes")
-			case fingerprint != "" && c.hostDNS.inUse():
-				return usagef("--fingerprint checks the key itself: --verify-host-key-dns has no use with it")
-			case keyFile != "" && c.hostDNS.inUse():
-				return usagef("--key pins without connecting: --verify-host-key-dns has no use with it")
-			case add && keyFile == "" && fingerprint == "":
-				return usagef("--add pins a key you have checked: give it with --key FILE or --fingerprint FP")
+			if err := c.checkPinUsage(args, keyFile, fingerprint, modes, add); err != nil {
+				return err
 			}
 			mode := knownhosts.AddNew
 			if add {
@@ -158,6 +146,28 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 			return err
 		},
 	}
+}
+
+// checkPinUsage refuses the arguments of a pin (trust-host ADDR …) that
+// do not make one: modes is how many of --key, --fingerprint and --yes
+// were given.
+func (c *cli) checkPinUsage(args []string, keyFile, fingerprint string, modes int, add bool) error {
+	switch {
+	case len(args) == 2 && keyFile == "" && isFile(args[1]):
+		// authorize takes its FILE so; trust-host takes it with --key.
+		return usagef("trust-host takes one ADDR; to pin the key in a file: %s", c.command("trust-host", shellQuote(args[0]), "--key", shellQuote(args[1])))
+	case len(args) != 1:
+		return usagef("trust-host needs one ADDR (host:port)")
+	case modes > 1:
+		return usagef("use at most one of --key, --fingerprint and --yes")
+	case fingerprint != "" && c.hostDNS.inUse():
+		return usagef("--fingerprint checks the key itself: --verify-host-key-dns has no use with it")
+	case keyFile != "" && c.hostDNS.inUse():
+		return usagef("--key pins without connecting: --verify-host-key-dns has no use with it")
+	case add && keyFile == "" && fingerprint == "":
+		return usagef("--add pins a key you have checked: give it with --key FILE or --fingerprint FP")
+	}
+	return nil
 }
 
 // repinError is a changed key met by trust-host --key FILE: the advice's
