@@ -160,7 +160,11 @@ func TestSnapshotsStayAsPublished(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	prev := l.Reload()
 	heldBefore := false
-	for step := range 300 {
+	steps := 300
+	if testing.Short() {
+		steps = 60
+	}
+	for step := range steps {
 		var touched []string
 		for range 1 + rng.IntN(3) {
 			src := rng.IntN(4)
