@@ -12,6 +12,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -165,22 +166,7 @@ func TestAnotherClusterBehindTheAddress(t *testing.T) {
 // MaxStaleness (found by review).
 func TestCacheFromTheFuture(t *testing.T) {
 	alice := keydirtest.Key(t, 1)
-	cache := filepath.Join(t.TempDir(), "cache.json")
-	data, err := json.Marshal(cacheFile{Format: cacheFormat, Prefix: prefix, Revision: 5, Current: time.Now().Add(time.Hour).UTC(),
-		Entries: map[string][]byte{"authorized_keys/alice": keyJSON(t, alice)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cache, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// No etcd at that address: the cache is all there is.
-	nowhere := loopback(t)
-	s, err := Open(t.Context(), Options{Client: client(t, nowhere.String()), Prefix: prefix, Cache: cache, MaxStaleness: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openCacheOnly(t, time.Now().Add(time.Hour).UTC(), alice)
 	d := authkeys.Load(s.AuthorizedOptions()).Decide(alice.SPKIHash(), netip.Addr{})
 	var ce *CacheError
 	if d.Verdict != authkeys.Revoked || !errors.As(d.Err, &ce) {
@@ -195,23 +181,8 @@ func TestCacheFromTheFuture(t *testing.T) {
 // from etcd fresh, revocations missed, past MaxStaleness by as much as the
 // step (found by review; Time.String shows the reading as "m=").
 func TestCurrentIsMonotonic(t *testing.T) {
-	alice := keydirtest.Key(t, 1)
-	cache := filepath.Join(t.TempDir(), "cache.json")
 	written := time.Now().Add(-time.Second).UTC()
-	data, err := json.Marshal(cacheFile{Format: cacheFormat, Prefix: prefix, Revision: 5, Current: written,
-		Entries: map[string][]byte{"authorized_keys/alice": keyJSON(t, alice)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cache, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	nowhere := loopback(t)
-	s, err := Open(t.Context(), Options{Client: client(t, nowhere.String()), Prefix: prefix, Cache: cache, MaxStaleness: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openCacheOnly(t, written, keydirtest.Key(t, 1))
 	cur := s.Current()
 	if !strings.Contains(cur.String(), " m=") {
 		t.Errorf("current from the cache: %v has no monotonic reading", cur)
@@ -225,6 +196,29 @@ func TestCurrentIsMonotonic(t *testing.T) {
 	if cur := listed.Current(); cur.IsZero() || !strings.Contains(cur.String(), " m=") {
 		t.Errorf("current from a list: %v has no monotonic reading", cur)
 	}
+}
+
+// openCacheOnly opens a Source of a cache current at current that
+// authorizes alice, with no etcd at the address it is given: the cache is
+// all there is.
+func openCacheOnly(t *testing.T, current time.Time, alice *jwk.Key) *Source {
+	t.Helper()
+	cache := filepath.Join(t.TempDir(), "cache.json")
+	data, err := json.Marshal(cacheFile{Format: cacheFormat, Prefix: prefix, Revision: 5, Current: current,
+		Entries: map[string][]byte{"authorized_keys/alice": keyJSON(t, alice)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cache, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nowhere := loopback(t)
+	s, err := Open(t.Context(), Options{Client: client(t, nowhere.String()), Prefix: prefix, Cache: cache, MaxStaleness: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // restartEmpty stops m and starts it again at the same URLs on an empty
