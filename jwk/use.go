@@ -20,7 +20,22 @@ import (
 const (
 	AttrUse    = "use"
 	AttrKeyOps = "key_ops"
+	AttrAlg    = "alg"
 )
+
+// encryptionAlgs are the JWE key management algorithms (RFC 7518
+// section 4.1, RFC 7518's registry as amended by RFC 8037 for OKP keys):
+// a key whose "alg" is one of them is marked for encryption or key
+// agreement as surely as by "use":"enc". Any other "alg" is left alone —
+// a signature algorithm, or a name keytool does not know, which RFC 7517
+// lets a key carry.
+var encryptionAlgs = map[string]bool{
+	"RSA1_5": true, "RSA-OAEP": true, "RSA-OAEP-256": true, "RSA-OAEP-384": true, "RSA-OAEP-512": true,
+	"A128KW": true, "A192KW": true, "A256KW": true, "dir": true,
+	"ECDH-ES": true, "ECDH-ES+A128KW": true, "ECDH-ES+A192KW": true, "ECDH-ES+A256KW": true,
+	"A128GCMKW": true, "A192GCMKW": true, "A256GCMKW": true,
+	"PBES2-HS256+A128KW": true, "PBES2-HS384+A192KW": true, "PBES2-HS512+A256KW": true,
+}
 
 // UseError means a key's "use" or "key_ops" member does not allow what
 // keytool does with the key: sign TLS handshakes with a private key,
@@ -47,12 +62,19 @@ func (e *UseError) Error() string { return e.Member + " " + e.Value + " " + e.Re
 //     "sign" on a private key, which signs, and "verify" on a public one,
 //     which verifies;
 //   - both present, they must agree (RFC 7517 section 4.3), which the two
-//     rules above make them.
+//     rules above make them;
+//   - "alg" must not name an encryption algorithm (encryptionAlgs).
 //
 // It runs on every key read, once its attributes are set (checkWithKey):
 // the fast path never takes a key with either member, so go-jose's keys
 // and its agree (FuzzFastKey).
 func checkUse(k *Key) (member string, err error) {
+	if raw, ok := k.Attrs[AttrAlg]; ok {
+		if alg, _ := jsonString(raw); encryptionAlgs[alg] {
+			return AttrAlg, &UseError{Member: AttrAlg, Value: shownValue(raw), key: k,
+				Reason: `is an encryption algorithm (RFC 7518 section 4.1): keytool uses a key only for signatures, to sign and verify TLS handshakes`}
+		}
+	}
 	useRaw, hasUse := k.Attrs[AttrUse]
 	opsRaw, hasOps := k.Attrs[AttrKeyOps]
 	if !hasUse && !hasOps {

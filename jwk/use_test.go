@@ -120,6 +120,47 @@ func TestUseInSet(t *testing.T) {
 	}
 }
 
+// An "alg" naming an encryption algorithm (RFC 7518 section 4.1) marks a
+// key for encryption as "use":"enc" does: refused, naming the member,
+// public and private, on the fast path's key types, go-jose's and the big
+// RSA keys' own decoder alike; a signature algorithm, or a name keytool
+// does not know, is left alone; ParseAnyUse still returns the key.
+func TestAlgForEncryption(t *testing.T) {
+	for _, c := range []struct {
+		k       *Key
+		alg     string
+		refused bool
+	}{
+		{testKey(t, EC256), "ECDH-ES", true},
+		{testKey(t, EC256), "ECDH-ES+A128KW", true},
+		{testKey(t, Ed25519), "ECDH-ES", true},
+		{testKey(t, RSA2048), "RSA-OAEP", true},
+		{testKey(t, RSA2048), "RSA1_5", true},
+		{bigRSA(t), "RSA-OAEP-256", true},
+		{testKey(t, EC256), "ES256", false},
+		{testKey(t, RSA2048), "PS256", false},
+		{bigRSA(t), "RS512", false},
+		{testKey(t, Ed25519), "EdDSA", false},
+		{testKey(t, EC256), "x-private-name", false},
+	} {
+		for _, private := range []bool{false, true} {
+			obj := withMember(string(mustMarshal(t, c.k, JWK, private)), "alg", `"`+c.alg+`"`)
+			_, err := Parse([]byte(obj))
+			var ue *UseError
+			var pe *ParseError
+			switch {
+			case c.refused && (!errors.As(err, &ue) || !errors.As(err, &pe) || pe.Member != "alg"):
+				t.Errorf("%s %v private=%v: %v, want a *UseError on member alg", c.alg, c.k.Type(), private, err)
+			case !c.refused && err != nil:
+				t.Errorf("%s %v private=%v: %v, want the key", c.alg, c.k.Type(), private, err)
+			}
+			if keys, err := ParseAnyUse([]byte(obj)); err != nil || len(keys) != 1 || keys[0].SPKIHash() != c.k.SPKIHash() {
+				t.Errorf("ParseAnyUse %s %v private=%v: %d keys, %v", c.alg, c.k.Type(), private, len(keys), err)
+			}
+		}
+	}
+}
+
 // ParseAnyUse, for the readers that use no key (revocation lists, edits
 // and lookups of a store's files): it returns every key of a file whose
 // only faults are what its keys are marked for, each as marked, in
