@@ -348,16 +348,14 @@ func (s *Store) rebuild(sn *snapshot) {
 		}
 		sn.dups[it.sum] = struct{}{}
 	}
-	for f := range sn.files.All {
-		if !s.rev[f.Source()] {
-			sn.keys.insertFile(f, dup)
-		}
-	}
+	// A file's entries in effect are known once it is inserted: the
+	// first file holding a key wins, so no later one takes its place.
 	s.names.reset()
 	for f := range sn.files.All {
 		if s.rev[f.Source()] {
 			continue
 		}
+		sn.keys.insertFile(f, dup)
 		for i := range f.Items {
 			if it := &f.Items[i]; sn.keys.has(it) {
 				s.names.add(f.Name(), it, +1)
