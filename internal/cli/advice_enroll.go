@@ -99,6 +99,10 @@ func (c *cli) refusedAdvice(e *enroll.RefusedError) string {
 // adviseTLS returns the advice for the errors of package tlsbridge
 // (connections, PKI mode, prompts), or "".
 func (c *cli) adviseTLS(err error) string {
+	var forbidden *forbiddenByServerError
+	if errors.As(err, &forbidden) {
+		return c.forbiddenAdvice(forbidden)
+	}
 	var notPinned *tlsbridge.NotPinnedError
 	if errors.As(err, &notPinned) {
 		return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",

@@ -62,7 +62,10 @@ ADDR within 30s"); a port that answers in plain text fails at once.
 
 Exit status 1 when the server's key has changed, when the host is not
 trusted, when the server refuses this client's key (with the command its
-administrator can run), and when the server closes the connection before
+administrator can run; a keytool server that let the client in only to
+answer keytool's HTTP 403 for its key, as 'keytool proxy --enroll' does,
+refuses it too: the answer is piped, then connect names the key and how to
+enroll or be authorized), and when the server closes the connection before
 sending a byte while standard input is still open (keytool proxy does that
 when the service behind it is down). Once standard input has ended, a
 server that closes without answering is a normal end.

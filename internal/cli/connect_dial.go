@@ -182,7 +182,8 @@ func (e *closedEarlyError) Unwrap() error { return e.err }
 // connection — cleanly or not — having sent no byte while standard input
 // has not ended, connect fails with closedEarlyError. Once standard input
 // has ended, a server that closes without answering has simply nothing to
-// say (a sink), and that is a success.
+// say (a sink), and that is a success. A whole answer that is keytool's
+// HTTP 403 for this client's key is a refusal (forbiddenByServerError).
 func (c *cli) pipe(conn *tls.Conn, addr string, id *tlsbridge.Identity) error {
 	var inputEnded atomic.Bool
 	go func() {
@@ -193,11 +194,17 @@ func (c *cli) pipe(conn *tls.Conn, addr string, id *tlsbridge.Identity) error {
 			_ = conn.CloseWrite()
 		}
 	}()
-	n, err := io.Copy(c.stdout, conn)
+	out := &headWriter{w: c.stdout, max: forbiddenCapture}
+	n, err := io.Copy(out, conn)
 	if err != nil {
 		// TLS 1.3: a server's refusal of our key arrives on the first read.
 		if refused := c.explainRefusal(err, addr, id); refused != err {
 			return refused
+		}
+	}
+	if n > 0 && n <= forbiddenCapture {
+		if body := forbiddenAnswer(out.head, id.Key.Fingerprint()); body != nil {
+			return &forbiddenByServerError{addr: addr, key: id.Key, reason: body.Reason, msg: body.Message}
 		}
 	}
 	if n == 0 && !inputEnded.Load() {
