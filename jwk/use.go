@@ -119,6 +119,18 @@ func checkUse(k *Key) (member string, err error) {
 	return "", nil
 }
 
+// CheckUse returns the *UseError with which Parse refuses k for what its
+// "use", "key_ops" or "alg" member says it is for, or nil when keytool
+// may sign or verify with it. A reader that uses no key and so reads
+// with ParseAnyUse (keytool show) asks it of each key to say which of
+// them keytool would refuse as a trusted key or an identity, and why.
+func (k *Key) CheckUse() error {
+	if _, err := checkUse(k); err != nil {
+		return err
+	}
+	return nil
+}
+
 // keyOpsList decodes a key_ops value: a JSON list of strings, and
 // nothing else (not null, not a string).
 func keyOpsList(raw []byte) ([]string, bool) {

@@ -188,6 +188,21 @@ func TestParseAnyUse(t *testing.T) {
 	if u, _ := keys[0].Attrs.String(AttrUse); u != "enc" {
 		t.Errorf("key 0 read as marked %q, want its own \"enc\"", u)
 	}
+	// CheckUse says of each key what Parse would refuse it for: the same
+	// *UseError, naming the same member; nothing for the key it takes.
+	for i, member := range []string{AttrUse, "", AttrKeyOps} {
+		var ue *UseError
+		err := keys[i].CheckUse()
+		switch {
+		case member == "" && err != nil:
+			t.Errorf("key %d: CheckUse() = %v, want nil", i, err)
+		case member != "" && (!errors.As(err, &ue) || ue.Member != member):
+			t.Errorf("key %d: CheckUse() = %v, want a *UseError on %s", i, err, member)
+		}
+	}
+	if _, err := Parse([]byte(withMember(a, "use", `"enc"`))); err == nil || !strings.HasSuffix(err.Error(), keys[0].CheckUse().Error()) {
+		t.Errorf("Parse: %v, want it to end with CheckUse's %v", err, keys[0].CheckUse())
+	}
 	// Any other fault is refused, named.
 	bad := `{"keys":[` + withMember(a, "use", `"enc"`) + `,{"kty":"EC","crv":"P-256","x":"AA"}]}`
 	if _, err := ParseAnyUse([]byte(bad)); err == nil || !strings.Contains(err.Error(), "keys[1]") {

@@ -43,10 +43,10 @@ func (c *cli) readKeys(file string) ([]*jwk.Key, error) {
 	return c.readKeysWith(file, jwk.ReadFile, jwk.Parse)
 }
 
-// readRevokedKeys is readKeys for revoke, which refuses the keys and uses
-// none: a key marked for anything but signatures is read too
-// (jwk.ParseAnyUse).
-func (c *cli) readRevokedKeys(file string) ([]*jwk.Key, error) {
+// readKeysAnyUse is readKeys for the commands that use no key — revoke,
+// which refuses the keys, and show, which describes them: a key marked for
+// anything but signatures is read too (jwk.ParseAnyUse).
+func (c *cli) readKeysAnyUse(file string) ([]*jwk.Key, error) {
 	return c.readKeysWith(file, jwk.ReadFileAnyUse, jwk.ParseAnyUse)
 }
 

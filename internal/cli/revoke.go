@@ -80,7 +80,7 @@ func (c *cli) revoke(arg string) error {
 	fp, fpErr := jwk.ParseFingerprint(arg)
 	fromFile := arg == "-" || statErr == nil || fpErr != nil
 	if fromFile {
-		if keys, err = c.readRevokedKeys(arg); err != nil {
+		if keys, err = c.readKeysAnyUse(arg); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s: no such file, and not a key fingerprint (SHA256:…, a key ID, sha256//… or hex)", arg)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -32,8 +33,11 @@ the fingerprint ssh-keygen -l prints, which hashes another encoding.
 SPKI hash, and for OpenSSH keys the one ssh-keygen -lv draws. --json
 prints a JSON array of objects with file, index, type, private,
 fingerprint, curl, ssh_fingerprint (OpenSSH keys), key_id, thumbprint and
-attributes. A file that cannot be read is reported and the others still
-shown; the exit status is then 1.`,
+attributes. A key keytool would refuse as a trusted key or an identity,
+for what its use, key_ops or alg member says it is for (encryption, say),
+is shown all the same, with a "refused" line naming the member and why
+("refused" in --json). A file that cannot be read is reported and the
+others still shown; the exit status is then 1.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.BoolVar(&asJSON, "json", false, "print JSON")
 			set.BoolVarP(&verbose, "verbose", "v", false, "draw each key's randomart")
@@ -64,8 +68,17 @@ type keyInfo struct {
 	KeyID       string         `json:"key_id"`
 	Thumbprint  string         `json:"thumbprint"`
 	Attributes  jwk.Attributes `json:"attributes"`
+	Refused     *refusal       `json:"refused,omitempty"`
 
 	key *jwk.Key
+}
+
+// refusal says why keytool refuses a key it shows as a trusted key or an
+// identity: the member of a *jwk.UseError, its value and the reason.
+type refusal struct {
+	Member string `json:"member"`
+	Value  string `json:"value"`
+	Reason string `json:"reason"`
 }
 
 // describe names k, the i-th key of file; ssh says the file held OpenSSH
@@ -85,11 +98,17 @@ func describe(file string, i int, k *jwk.Key, ssh bool) keyInfo {
 	if ssh {
 		in.SSH, _ = k.SSHFingerprint()
 	}
+	var ue *jwk.UseError
+	if errors.As(k.CheckUse(), &ue) {
+		in.Refused = &refusal{Member: ue.Member, Value: ue.Value, Reason: ue.Reason}
+	}
 	return in
 }
 
-// readShown reads the keys of file as every command does, and tells
-// whether it held OpenSSH key lines.
+// readShown reads the keys of file as every command does, but for the
+// keys marked for anything but signatures, which show describes (with why
+// keytool refuses them) as it uses none; it tells whether the file held
+// OpenSSH key lines.
 func (c *cli) readShown(file string) ([]*jwk.Key, bool, error) {
 	var data []byte
 	if file == "-" {
@@ -100,7 +119,7 @@ func (c *cli) readShown(file string) ([]*jwk.Key, bool, error) {
 		}
 		c.stdin = bytes.NewReader(data)
 	}
-	keys, err := c.readKeys(file)
+	keys, err := c.readKeysAnyUse(file)
 	if err != nil {
 		return nil, false, err
 	}
@@ -163,6 +182,10 @@ func (c *cli) printKeyInfo(in keyInfo, numbered, verbose bool) {
 	fmt.Fprintf(c.stdout, "  key ID       %s\n  thumbprint   %s\n  curl         %s\n", in.KeyID, in.Thumbprint, in.Curl)
 	for _, name := range slices.Sorted(maps.Keys(in.Attributes)) {
 		fmt.Fprintf(c.stdout, "  %-12s %s\n", printable(name), attrText(in.Attributes[name]))
+	}
+	if r := in.Refused; r != nil {
+		// The value is escaped already (jwk.UseError), the reason keytool's.
+		fmt.Fprintf(c.stdout, "  refused      as a trusted key or an identity: %s %s %s\n", r.Member, r.Value, r.Reason)
 	}
 	if !verbose {
 		return
