@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 
@@ -332,15 +333,21 @@ func TestWatches(t *testing.T) {
 }
 
 // TestChangesSinceCompactedAtTheNextRevision: etcd compacted at R+1
-// while a catch-up from R waits for its watch to sync — an operator's
+// before a catch-up from R has read the history since — an operator's
 // `etcdctl compact` of the revision now, just after a revocation at R+1 —
 // keeps that removal. A watch from R+1 is allowed at compaction R+1 and
 // reads etcd's database from there: this holds only because a compaction
 // keeps a tombstone at its own revision (mvcc's keyIndex.compact; its
-// hash's keep drops it). The catch-up is cli.ErrStoreCompacted (the
-// mirror compares a listing) or a delta holding the removal, never one
-// without it — the mirror would keep a revoked key. The mark's witness is
-// written at R, so that no count at R is read after the compaction.
+// hash's keep drops it). etcd reads the history for a watch from the past
+// only at its next resync of such watches, after the watch is made; the
+// compaction runs just before the watch is made (beforeWatch), so that
+// the resync comes after it in every run. (Compacting once the watch was
+// made, as this test first did, tested the case only when the resync had
+// not come yet, and passed without it otherwise.) The catch-up must be
+// the watch's delta, holding the removal: never one without it (the
+// mirror would keep a revoked key), nor the range read instead (then the
+// watch was not tested). The mark's witness is written at R, so that no
+// count at R is read after the compaction.
 func TestChangesSinceCompactedAtTheNextRevision(t *testing.T) {
 	addr := startEtcd(t, nil)
 	c := etcdClient(t, addr)
@@ -362,21 +369,30 @@ func TestChangesSinceCompactedAtTheNextRevision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.beforeProgress = func() {
-		s.beforeProgress = nil
+	compacted := false
+	s.beforeWatch = func() {
+		s.beforeWatch = nil
 		if _, err := c.Compact(ctx, del.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
 			t.Error(err)
+			return
 		}
+		// R is gone before the watch is made: etcd cannot have read the
+		// history since R for it from before the compaction.
+		_, err := c.Get(ctx, "/kt/authorized_keys/a.json", clientv3.WithRev(k.Revision))
+		compacted = errors.Is(err, rpctypes.ErrCompacted)
 	}
 	d, err := s.ChangesSince(ctx, k)
-	if errors.Is(err, cli.ErrStoreCompacted) {
-		return
-	}
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("changes since R, compacted at R+1 before the watch: %v", err)
 	}
-	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" {
-		t.Fatalf("compacted at R+1 during the catch-up: removed %+v, put %+v (watched %d): the revocation at R+1 was lost", d.Removed, d.Put, s.watched)
+	if !compacted {
+		t.Fatal("etcd was not compacted at R+1 before the watch was made: the test tells nothing")
+	}
+	if s.watched != 1 {
+		t.Fatalf("%d deltas by a watch, want the watch's: the range read tells nothing of the watch", s.watched)
+	}
+	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" || len(d.Put) != 0 || d.Revision < del.Header.Revision {
+		t.Fatalf("compacted at R+1 before the watch: removed %+v, put %+v at revision %d: the revocation at R+1 (%d) was lost", d.Removed, d.Put, d.Revision, del.Header.Revision)
 	}
 }
 

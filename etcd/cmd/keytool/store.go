@@ -262,10 +262,13 @@ type store struct {
 	// watched counts the deltas a watch gave (tests tell which way).
 	watchFrom int64
 	watched   int
-	// beforeProgress, if set, runs once watchChanges's watch is made and
-	// its member's version checked, before the first progress request
-	// (tests compact etcd there, or move the watch to another member).
-	beforeProgress func()
+	// beforeWatch, if set, runs in watchChanges just before its watch is
+	// made (tests compact etcd there: etcd's first read of the history
+	// for that watch then comes after the compaction, whenever its
+	// resync runs). beforeProgress, if set, runs once the watch is made
+	// and its member's version checked, before the first progress
+	// request (tests move the watch to another member there).
+	beforeWatch, beforeProgress func()
 }
 
 func (s *store) Close() error { return s.c.Close() }
@@ -607,6 +610,9 @@ const progressEvery = 5 * time.Millisecond
 func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreDelta) (ok bool, err error) {
 	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), watchWait)
 	defer cancel()
+	if s.beforeWatch != nil {
+		s.beforeWatch()
+	}
 	wc := s.c.Watch(wctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(k.Revision+1), clientv3.WithCreatedNotify())
 	var member uint64
 	select {
