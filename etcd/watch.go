@@ -18,13 +18,22 @@ import (
 // and a retry, not as a request hanging for ever.
 const requestTimeout = 5 * time.Second
 
+// firstWait is the wait before the first retry of a list or watch that
+// failed; each failure in a row doubles it (sleep).
+const firstWait = 100 * time.Millisecond
+
 // run lists the prefix and watches it until ctx ends: list, watch from
 // the list's revision + 1; on a watch that ends, watch again from the last
 // revision seen; on a compacted revision, or etcd's below the view's (a
-// restore), list again.
+// restore), list again. The wait before a retry doubles with each
+// failure in a row, and starts again at firstWait after a list, or after
+// a watch that served (an event, a progress notification, the view
+// confirmed current while it was open): else a Source whose watch had
+// ended a few times over its life, hours apart, waited the longest wait
+// (3 s) after every end since, the view that long behind a revocation.
 func (s *Source) run(ctx context.Context) {
 	listed := false
-	wait := 100 * time.Millisecond
+	wait := firstWait
 	for ctx.Err() == nil {
 		if !listed {
 			if err := s.list(ctx); err != nil {
@@ -32,9 +41,9 @@ func (s *Source) run(ctx context.Context) {
 				wait = sleep(ctx, wait)
 				continue
 			}
-			listed, wait = true, 100*time.Millisecond
+			listed, wait = true, firstWait
 		}
-		relist, err := s.watch(ctx)
+		relist, served, err := s.watch(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -42,6 +51,9 @@ func (s *Source) run(ctx context.Context) {
 			s.log.Warn("etcd: the history the view follows is gone; listing again", "prefix", s.prefix, "error", err)
 			listed = false
 			continue
+		}
+		if served {
+			wait = firstWait // this end is the first failure, not one more in a row
 		}
 		s.log.Warn("etcd: watch ended; watching again from the last revision seen", "prefix", s.prefix, "revision", s.Revision(), "error", err, "in", wait)
 		wait = sleep(ctx, wait)
@@ -112,7 +124,9 @@ func (s *Source) list(ctx context.Context) error {
 // watch follows the prefix from the view's revision + 1 until the watch
 // ends; relist reports that the history it follows is gone: the revision
 // it needed compacted, or etcd's revision below the view's (check).
-func (s *Source) watch(ctx context.Context) (relist bool, err error) {
+// served says the watch worked before it ended: it sent events or a
+// progress notification, or check confirmed the view while it was open.
+func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 	// Without a leader a member's view may be old: WithRequireLeader makes
 	// it end the watch, and another member is tried.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
@@ -127,7 +141,7 @@ func (s *Source) watch(ctx context.Context) (relist bool, err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return false, served, ctx.Err()
 		case <-tick.C:
 			if asked.IsZero() {
 				asked = time.Now()
@@ -140,24 +154,24 @@ func (s *Source) watch(ctx context.Context) (relist bool, err error) {
 		case r := <-checked:
 			checked = nil
 			if r.gone != nil {
-				return true, r.gone
+				return true, served, r.gone
 			}
 			if r.current {
 				s.progressed(r.rev, asked)
-				asked = time.Time{}
+				asked, served = time.Time{}, true
 			}
 		case wr, ok := <-wch:
 			if !ok {
-				return false, errors.New("etcd: watch channel closed")
+				return false, served, errors.New("etcd: watch channel closed")
 			}
 			if err := s.otherCluster(wr.Header.ClusterId); err != nil {
-				return true, err
+				return true, served, err
 			}
 			if wr.CompactRevision != 0 {
-				return true, fmt.Errorf("etcd: revision %d compacted (oldest kept %d)", s.Revision()+1, wr.CompactRevision)
+				return true, served, fmt.Errorf("etcd: revision %d compacted (oldest kept %d)", s.Revision()+1, wr.CompactRevision)
 			}
 			if err := wr.Err(); err != nil {
-				return false, err
+				return false, served, err
 			}
 			if wr.IsProgressNotify() {
 				// Every event up to the header's revision was sent: the view
@@ -166,11 +180,12 @@ func (s *Source) watch(ctx context.Context) (relist bool, err error) {
 				if t.IsZero() {
 					t = time.Now()
 				}
-				asked = time.Time{}
+				asked, served = time.Time{}, true
 				s.progressed(wr.Header.Revision, t)
 				continue
 			}
 			s.apply(wr.Events)
+			served = served || len(wr.Events) > 0
 		}
 	}
 }
