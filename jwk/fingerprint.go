@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -45,13 +46,13 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 	case strings.HasPrefix(s, "SHA256:"), strings.HasPrefix(s, "sha256:"):
 		b, err := decodeB64(s[len("SHA256:"):])
 		if err != nil || len(b) != 32 {
-			return bad("the part after SHA256: is not a base64 SHA-256")
+			return bad("the part after SHA256: is not a base64 SHA-256 in its canonical spelling")
 		}
 		f.spki, f.ssh = b, true
 	case strings.HasPrefix(s, "sha256//"):
 		b, err := decodeB64(s[len("sha256//"):])
 		if err != nil || len(b) != 32 {
-			return bad("the part after sha256// is not a base64 SHA-256")
+			return bad("the part after sha256// is not a base64 SHA-256 in its canonical spelling")
 		}
 		f.spki = b
 	case isLibtrustKeyID(strings.ToUpper(s)):
@@ -69,7 +70,7 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 		if strings.Contains(s, ":") {
 			return bad("unrecognised form")
 		}
-		if b, err := base64.RawURLEncoding.DecodeString(s); err == nil && len(b) == 32 {
+		if b, err := decodeCanonical(base64.RawURLEncoding, s); err == nil && len(b) == 32 {
 			f.thumb = b
 		}
 		if b, err := decodeB64(s); err == nil && len(b) == 32 {
@@ -82,9 +83,29 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 	return f, nil
 }
 
-// decodeB64 decodes standard base64 with or without padding.
+// decodeB64 decodes standard base64 with or without its padding.
 func decodeB64(s string) ([]byte, error) {
-	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
+	if strings.HasSuffix(s, "=") {
+		return decodeCanonical(base64.StdEncoding, s)
+	}
+	return decodeCanonical(base64.RawStdEncoding, s)
+}
+
+// decodeCanonical decodes s only if it is enc's one spelling of its bytes:
+// the decoders also take unused low bits set in the last character and
+// ignore line breaks, and then several strings would name the same 32
+// bytes, and a fingerprint compared as text (in a file, a log, by a
+// person) with the one keytool prints would differ from it while still
+// matching the key.
+func decodeCanonical(enc *base64.Encoding, s string) ([]byte, error) {
+	b, err := enc.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if enc.EncodeToString(b) != s {
+		return nil, errors.New("not the canonical base64 of its bytes")
+	}
+	return b, nil
 }
 
 // Match reports whether k is the key f names: by its SPKI hash, key ID or

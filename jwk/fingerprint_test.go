@@ -1,6 +1,7 @@
 package jwk
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"path/filepath"
@@ -123,6 +124,12 @@ func TestParseFingerprintErrors(t *testing.T) {
 		"00:11",
 		"hello world",
 		k.Thumbprint()[:42],
+		// The same 32 bytes, spelled otherwise than canonically: unused
+		// low bits set in the last character, or padding not exact.
+		"SHA256:" + offCanonical(strings.TrimPrefix(k.Fingerprint(), "SHA256:"), stdAlphabet),
+		"sha256//" + offCanonical(strings.TrimPrefix(k.Fingerprint(), "SHA256:"), stdAlphabet) + "=",
+		k.Fingerprint() + "==",
+		offCanonical(k.Thumbprint(), urlAlphabet),
 	} {
 		fp, err := ParseFingerprint(s)
 		if err == nil {
@@ -135,6 +142,39 @@ func TestParseFingerprintErrors(t *testing.T) {
 		}
 		if fp.Match(k) {
 			t.Errorf("the zero Fingerprint from %q matches a key", s)
+		}
+	}
+}
+
+const (
+	stdAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	urlAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+)
+
+// offCanonical sets the lowest unused bit of the last character of the
+// unpadded base64 of 32 bytes (43 characters, 2 bits unused): a lenient
+// decoder reads the same bytes from it.
+func offCanonical(b64, alphabet string) string {
+	last := strings.IndexByte(alphabet, b64[len(b64)-1])
+	return b64[:len(b64)-1] + string(alphabet[last|1])
+}
+
+// TestParseFingerprintRefusesOffCanonical: the spelling refused by
+// TestParseFingerprintErrors is refused for being one, not by chance — a
+// lenient decoder reads the key's own bytes from it.
+func TestParseFingerprintRefusesOffCanonical(t *testing.T) {
+	k := testKey(t, EC256)
+	sum := k.SPKIHash()
+	off := offCanonical(strings.TrimPrefix(k.Fingerprint(), "SHA256:"), stdAlphabet)
+	if b, err := base64.RawStdEncoding.DecodeString(off); err != nil || !bytes.Equal(b, sum[:]) {
+		t.Fatalf("%q does not decode leniently to the key's hash: %v", off, err)
+	}
+	// The decoders skip line breaks too.
+	broken := k.Fingerprint()[:20] + "\r\n" + k.Fingerprint()[20:]
+	for _, s := range []string{"SHA256:" + off, broken} {
+		_, err := ParseFingerprint(s)
+		if err == nil || !strings.Contains(err.Error(), "canonical") {
+			t.Errorf("%q: %v, want a refusal saying it is not canonical", s, err)
 		}
 	}
 }

@@ -215,7 +215,7 @@ func FuzzParseFingerprint(f *testing.F) {
 	if s, ok := k.SSHFingerprint(); ok {
 		f.Add(s)
 	}
-	for _, s := range []string{"", "SHA256:", "sha256//=", "ABCD:EFGH", "00:11", k.KeyID() + ":", "sha256:" + strings.Repeat("/", 43)} {
+	for _, s := range []string{"", "SHA256:", "sha256//=", "ABCD:EFGH", "00:11", k.KeyID() + ":", "sha256:" + strings.Repeat("/", 43), "SHA256:" + strings.Repeat("A", 42) + "B"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -235,6 +235,14 @@ func FuzzParseFingerprint(f *testing.F) {
 			t.Fatalf("re-parse of %q: %v", fp.String(), err)
 		}
 		if sum, ok := fp.SPKIHash(); ok {
+			// One spelling per hash: the base64 forms accepted are the
+			// canonical encoding, padded at most exactly.
+			canonical := strings.TrimPrefix(FormatFingerprint(sum), "SHA256:")
+			for _, prefix := range []string{"SHA256:", "sha256:", "sha256//"} {
+				if b64, ok := strings.CutPrefix(fp.String(), prefix); ok && strings.TrimSuffix(b64, "=") != canonical {
+					t.Fatalf("%q accepted for %s", fp.String(), FormatFingerprint(sum))
+				}
+			}
 			back, err := ParseFingerprint(FormatFingerprint(sum))
 			if err != nil {
 				t.Fatal(err)

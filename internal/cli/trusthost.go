@@ -402,7 +402,7 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	case r.want != "":
 		fp, err := jwk.ParseFingerprint(r.want)
 		if err != nil {
-			return &usageError{err.Error()}
+			return &usageError{"--fingerprint: " + err.Error()}
 		}
 		opts.Prompt = tlsbridge.PromptFunc(func(h tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
 			if fp.Match(h.Key) {
@@ -580,7 +580,7 @@ func (c *cli) unpinHost(addrOrFP, fp string) error {
 	)
 	if fp != "" {
 		if _, perr := jwk.ParseFingerprint(fp); perr != nil {
-			return &usageError{perr.Error()}
+			return &usageError{"--fingerprint: " + perr.Error()}
 		}
 		if _, perr := knownhosts.NormalizeAddr(addrOrFP); perr != nil {
 			return &usageError{perr.Error()}
