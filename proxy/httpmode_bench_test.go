@@ -10,23 +10,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/tlsbridge"
 )
-
-// cpuTime is the CPU time this process has used (user and system), in
-// nanoseconds: client, proxy and target are all in it, and on a shared
-// machine it varies less with the load than the time per request.
-func cpuTime(b *testing.B) int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
 
 // BenchmarkHTTPRequest sets what HTTP mode's decision on each request
 // costs (tlsbridge.Server.PeerOf: "decide") against a whole request on a
@@ -67,7 +56,7 @@ func BenchmarkHTTPRequest(b *testing.B) {
 	var state *tls.ConnectionState
 	b.Run("request", func(b *testing.B) {
 		b.ReportAllocs()
-		start, cpu := dialled.Load(), cpuTime(b)
+		start, cpu := dialled.Load(), keydirtest.CPUTime(b)
 		for range b.N {
 			resp, err := client.Get("https://" + addr + "/")
 			if err != nil {
@@ -78,11 +67,11 @@ func BenchmarkHTTPRequest(b *testing.B) {
 			state = resp.TLS
 		}
 		b.ReportMetric(float64(dialled.Load()-start)/float64(b.N), "target-conns/op")
-		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/1e3, "cpu-µs/op")
+		b.ReportMetric(float64((keydirtest.CPUTime(b)-cpu).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
 	})
 	b.Run("post", func(b *testing.B) {
 		b.ReportAllocs()
-		start, cpu := dialled.Load(), cpuTime(b)
+		start, cpu := dialled.Load(), keydirtest.CPUTime(b)
 		for range b.N {
 			resp, err := client.Post("https://"+addr+"/", "application/json", strings.NewReader(`{"name":"alice","n":1}`))
 			if err != nil {
@@ -95,7 +84,7 @@ func BenchmarkHTTPRequest(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(dialled.Load()-start)/float64(b.N), "target-conns/op")
-		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/1e3, "cpu-µs/op")
+		b.ReportMetric(float64((keydirtest.CPUTime(b)-cpu).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
 	})
 	b.Run("decide", func(b *testing.B) {
 		// The server's view of the same connection: the client's

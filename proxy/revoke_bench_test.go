@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -247,25 +246,6 @@ func reloadCPU(b *testing.B, live *tlsbridge.LiveConns, srv *side, n int) time.D
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// raiseFileLimit raises RLIMIT_NOFILE to its hard limit, and skips the
-// benchmark if that is below need.
-func raiseFileLimit(b *testing.B, need int) {
-	b.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		b.Fatal(err)
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if lim.Cur < uint64(need) {
-		b.Skipf("RLIMIT_NOFILE's hard limit is %d; this benchmark holds %d descriptors in one process (raise it: ulimit -Hn)", lim.Max, need)
-	}
-}
 
 // pythonEchoScript echoes every connection until its client closes it.
 const pythonEchoScript = `

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,11 +52,11 @@ func TestDocs(t *testing.T) {
 			// a web server) form one process group, ended with the script:
 			// an example that fails half-way must not leave a server behind
 			// holding the output pipe.
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			ownGroup(cmd)
 			cmd.WaitDelay = 5 * time.Second
 			defer func() {
 				if cmd.Process != nil {
-					_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+					killGroup(cmd)
 				}
 			}()
 			out, err := cmd.CombinedOutput()

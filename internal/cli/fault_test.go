@@ -32,7 +32,7 @@ import (
 // without a controlling terminal.
 func keytoolCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command("keytool", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	noTerminal(cmd)
 	return cmd
 }
 

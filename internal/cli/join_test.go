@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -282,7 +281,7 @@ func TestJoinRaceProcesses(t *testing.T) {
 		cmds[i] = exec.Command("keytool", "-H", h, "join", "-")
 		cmds[i].Stdin = strings.NewReader(tok)
 		cmds[i].Stderr = &outs[i]
-		cmds[i].SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		noTerminal(cmds[i])
 		if err := cmds[i].Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +331,7 @@ func TestProxyEnroll(t *testing.T) {
 	}()
 	srvHome, cliHome := joinHome(t), joinHome(t)
 	cmd := exec.Command("keytool", "-H", srvHome, "proxy", "--enroll", "--listen", "127.0.0.1:0", "--target", target.Addr().String())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	noTerminal(cmd)
 	logs := &pxBuf{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {

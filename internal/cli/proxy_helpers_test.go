@@ -20,7 +20,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -54,7 +53,7 @@ func pxStart(t testing.TB, name string, args ...string) *pxProc {
 		args = slices.Insert(slices.Clone(args), i+1, "--log-level", "debug")
 	}
 	p.cmd = exec.Command(name, args...)
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	noTerminal(p.cmd)
 	p.cmd.Env = pxEnv()
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	in, err := p.cmd.StdinPipe()
@@ -146,7 +145,7 @@ func pxRun(t testing.TB, stdin string, name string, args ...string) (stdout, std
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	noTerminal(cmd)
 	cmd.Env = pxEnv()
 	cmd.Stdin = strings.NewReader(stdin)
 	var o, e strings.Builder

@@ -4,10 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -21,9 +21,7 @@ func TestAuthorizeNameHeldByFIFO(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mkfifo(filepath.Join(dir, "alice.json"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	keydirtest.Mkfifo(t, filepath.Join(dir, "alice.json"), 0o644)
 	pub := filepath.Join(t.TempDir(), "alice-pub.json")
 	writePublicKey(t, pub, nil)
 	done := make(chan struct{})

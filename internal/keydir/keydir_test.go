@@ -104,9 +104,7 @@ func TestBadFilesAreSkippedAndReported(t *testing.T) {
 	for _, c := range cases {
 		keydirtest.Write(t, filepath.Join(dir, c.name), []byte(c.content))
 	}
-	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	keydirtest.Mkfifo(t, filepath.Join(dir, "fifo"), 0o644)
 	s := newLoader(Source{Path: dir, Dir: true}).Reload()
 	// The good file loads, and so does the good key of the bad set (its
 	// bad key is a problem of its own, below).
@@ -259,9 +257,7 @@ func TestListSortedIsReadDir(t *testing.T) {
 	if err := os.Symlink("b.json", filepath.Join(dir, "link.json")); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keydirtest.Mkfifo(t, filepath.Join(dir, "fifo"), 0o600)
 	got, err := listSorted(dir)
 	if err != nil {
 		t.Fatal(err)

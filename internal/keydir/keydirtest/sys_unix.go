@@ -18,3 +18,12 @@ func CPUTime(tb testing.TB) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// Mkfifo makes a FIFO at path: the tests' stand-in for a file that would
+// block a reader waiting for a writer.
+func Mkfifo(tb testing.TB, path string, perm uint32) {
+	tb.Helper()
+	if err := syscall.Mkfifo(path, perm); err != nil {
+		tb.Fatal(err)
+	}
+}
