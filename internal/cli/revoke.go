@@ -47,7 +47,11 @@ it is authorized as, the addresses it is pinned for) of every revoked key,
 in 80 columns; -l/--long adds KEY ID and FILE, --full the whole
 fingerprints (--json: an array of objects with fingerprint, key_id,
 comment, status and file).
---remove lifts the revocation of the key with that fingerprint.` + storeEditHelp,
+--remove lifts the revocation of the key with that fingerprint.
+
+Revoking the home's own identity, or its next key, is done with a warning
+on standard error: the home still presents the key, and its peers do not
+read this revocation.` + storeEditHelp,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			flags = set
 			set.BoolVar(&list, "list", false, "list the revoked keys")
@@ -125,6 +129,7 @@ func (c *cli) revoke(arg string) error {
 			file = abs
 		}
 		fmt.Fprintf(c.stdout, "Revoked %s (key ID %s)\nFile: %s\n", k.Fingerprint(), k.KeyID(), file)
+		c.warnOwnKey(k)
 		for _, e := range store.Entries() {
 			if e.SPKIHash == k.SPKIHash() {
 				fmt.Fprintf(c.stdout, "  was authorized as %q (%s): now refused\n", e.Name, e.File)
@@ -137,6 +142,33 @@ func (c *cli) revoke(arg string) error {
 		}
 	}
 	return nil
+}
+
+// warnOwnKey warns when the key just revoked is the home's own identity
+// or its next key (gen --next), as ssh-keygen -R would surprise: revoking
+// it is rarely meant — the home goes on presenting it, and its peers do
+// not read this home's revocations — and a compromised key is replaced,
+// then revoked where it is trusted. Not refused: revoking one's own key
+// after replacing it elsewhere is legitimate, and revoke has no --force.
+func (c *cli) warnOwnKey(k *jwk.Key) {
+	for _, own := range []struct {
+		files []string
+		what  string
+	}{
+		{append(c.layout().Identity(), c.layout().Public()...), "identity"},
+		{append(c.layout().Next(), c.layout().NextPublic()...), "next key (keytool gen --next)"},
+	} {
+		for _, f := range own.files {
+			keys, err := jwk.ReadPublicKeys(f)
+			if err != nil || len(keys) == 0 || !keys[0].Equal(k) {
+				continue
+			}
+			fmt.Fprintf(c.stderr, "keytool revoke: warning: %s is this home's own %s (%s): this home now refuses it from peers, but still presents it, and its peers do not read this revocation. "+
+				"If the key is compromised, replace it (%s) and revoke it on the hosts that trust it; to undo this: %s\n",
+				k.Fingerprint(), own.what, f, c.command("gen", "--force"), c.command("revoke", "--remove", k.Fingerprint()))
+			return
+		}
+	}
 }
 
 // knownKeys returns the keys among the home's authorized keys and trusted
