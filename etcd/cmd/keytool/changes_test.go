@@ -14,10 +14,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -433,6 +435,64 @@ func TestChangesSinceWatchMovedToAnotherMember(t *testing.T) {
 	}
 	if s.watched != 0 {
 		t.Fatalf("%d deltas by a watch resumed on another member, want the range read", s.watched)
+	}
+	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" || len(d.Put) != 1 || string(d.Put[0].Value) != "b1" {
+		t.Fatalf("delta: removed %+v, put %+v; want a.json removed, b.json=b1", d.Removed, d.Put)
+	}
+}
+
+// TestChangesSinceWatchResumedOnADowngradedMember: when the member
+// serving the catch-up's watch is restarted as an etcd before 3.5.8 (a
+// downgrade) once its version was checked, clientv3 resumes the watch on
+// it under the same member ID, and that member may send its progress
+// notification before the events since R: the member's version is asked
+// again once the notification came, and the range is read instead. The
+// restart is the member's connections cut (clientv3 resumes the watch on
+// the same member, the only one behind the proxy) and its Status answered
+// as 3.5.7 from then on (statusOf: an embedded etcd is one version), once
+// the watch is made and the version checked.
+func TestChangesSinceWatchResumedOnADowngradedMember(t *testing.T) {
+	addr := startEtcd(t, nil)
+	p := newSwitchProxy(t, addr)
+	c := etcdClient(t, addr)
+	s := openTestStore(t, p.addr)
+	watchAll(s, true)
+	ctx := context.Background()
+	mustPut(t, c, "/kt/authorized_keys/a.json", "a0")
+	mustPut(t, c, "/kt/authorized_keys/b.json", "b0")
+	l, err := s.ListRevisions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, "/kt/authorized_keys/a.json"); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, c, "/kt/authorized_keys/b.json", "b1")
+	var downgraded atomic.Bool
+	var askedAfter atomic.Int64 // the member's version asked after the restart
+	s.statusOf = func(st *etcdserverpb.StatusResponse) {
+		if downgraded.Load() {
+			st.Version = "3.5.7"
+			askedAfter.Add(1)
+		}
+	}
+	s.beforeProgress = func() {
+		s.beforeProgress = nil
+		downgraded.Store(true)
+		p.switchTo(addr) // the same member, its connections cut
+	}
+	d, err := s.ChangesSince(ctx, markOf(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.beforeProgress != nil {
+		t.Fatal("the catch-up did not watch: the test tells nothing")
+	}
+	if s.watched != 0 {
+		t.Fatalf("%d deltas by a watch resumed on a member now before 3.5.8, want the range read", s.watched)
+	}
+	if askedAfter.Load() == 0 {
+		t.Fatal("no notification came from the restarted member (its version not asked again): the test tells nothing")
 	}
 	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" || len(d.Put) != 1 || string(d.Put[0].Value) != "b1" {
 		t.Fatalf("delta: removed %+v, put %+v; want a.json removed, b.json=b1", d.Removed, d.Put)

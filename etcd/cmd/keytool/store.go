@@ -269,6 +269,9 @@ type store struct {
 	// and its member's version checked, before the first progress
 	// request (tests move the watch to another member there).
 	beforeWatch, beforeProgress func()
+	// statusOf, if set, sees (and may change) each answer to
+	// progressAfterSync's Status (tests answer as an older member).
+	statusOf func(*etcdserverpb.StatusResponse)
 }
 
 func (s *store) Close() error { return s.c.Close() }
@@ -596,8 +599,12 @@ const progressEvery = 5 * time.Millisecond
 // have lost the events not yet sent: the member serving the watch must
 // say it is one of those, else the range is read — and every answer must
 // come from it, clientv3 resuming a watch whose connection was lost on
-// another member without a word). The watch is asked
-// for progress until a notification at H or later comes. Meanwhile,
+// another member without a word — and its version is asked again once
+// the notification came: clientv3 resumes the watch on the same member
+// restarted meanwhile as an older etcd, in a downgrade, under the same
+// member ID; two restarts between the two questions are not told). The
+// watch is asked for progress until a notification at H or later comes.
+// Meanwhile,
 // unless the witness was written at R (then a history restored to before
 // R and written to R again would have had to write that key with that
 // value at that revision, which the witness's check already accepts),
@@ -663,6 +670,13 @@ func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreD
 			events.add(resp.Events)
 			if !resp.IsProgressNotify() || resp.Header.Revision < d.Revision {
 				continue
+			}
+			if !s.progressAfterSync(wctx, member) {
+				// The member was restarted since its version was asked,
+				// as an older etcd (a downgrade), and clientv3 resumed
+				// the watch on it under the same member ID: this
+				// notification may have come before the events.
+				return false, nil
 			}
 			d.Revision = resp.Header.Revision
 			s.deltaOf(&events, d)
@@ -750,6 +764,9 @@ func (s *store) progressAfterSync(ctx context.Context, member uint64) bool {
 		st, err := mc.Status(ctx, &etcdserverpb.StatusRequest{})
 		if err != nil {
 			return false
+		}
+		if s.statusOf != nil {
+			s.statusOf(st)
 		}
 		if st.Header.GetMemberId() == member {
 			return syncedProgress(st.Version)
