@@ -140,10 +140,13 @@ func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError, repin *repinError)
 // strict-mode rule or a private key others can read, or "".
 func (c *cli) adviseFiles(err error) string {
 	var (
-		none    *jwk.NoIdentityError
-		several *jwk.SeveralIdentitiesError
+		none      *jwk.NoIdentityError
+		several   *jwk.SeveralIdentitiesError
+		encrypted *encryptedKeyError
 	)
 	switch {
+	case errors.As(err, &encrypted):
+		return encryptedKeyAdvice(encrypted)
 	case errors.As(err, &none):
 		return "Create one with: " + c.command("gen")
 	case errors.As(err, &several):

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -51,20 +54,83 @@ func (c *cli) readKeysAnyUse(file string) ([]*jwk.Key, error) {
 }
 
 func (c *cli) readKeysWith(file string, read func(string) ([]*jwk.Key, error), parse func([]byte) ([]*jwk.Key, error)) ([]*jwk.Key, error) {
+	keys, data, err := c.readKeysData(file, read, parse)
+	if errors.Is(err, jwk.ErrEncrypted) {
+		return nil, newEncryptedKeyError(file, data, err)
+	}
+	return keys, err
+}
+
+// readKeysData is readKeysWith, with the bytes of standard input ("-").
+func (c *cli) readKeysData(file string, read func(string) ([]*jwk.Key, error), parse func([]byte) ([]*jwk.Key, error)) ([]*jwk.Key, []byte, error) {
 	if file != "-" {
-		return read(file)
+		keys, err := read(file)
+		return keys, nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(c.stdin, jwk.MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading standard input: %w", err)
+		return nil, nil, fmt.Errorf("reading standard input: %w", err)
 	}
 	if len(data) > jwk.MaxFileSize {
-		return nil, fmt.Errorf("standard input: %w", jwk.ErrTooLarge)
+		return nil, nil, fmt.Errorf("standard input: %w", jwk.ErrTooLarge)
 	}
 	keys, err := parse(data)
 	var pe *jwk.ParseError
 	if errors.As(err, &pe) && pe.File == "" {
 		pe.File = "standard input"
 	}
-	return keys, err
+	return keys, data, err
+}
+
+// encryptedKeyError: a key file given as an argument (authorize,
+// trust-host --key, revoke, show, pub FILE, dns-record FILE) holds an
+// encrypted private key. keytool reads no encrypted key, and these
+// commands need none: the public half does, which ssh-keygen writes
+// beside the key as FILE.pub. jwk's own advice (decrypt a copy) is for an
+// identity, which must sign; decrypting a key to hand its public half on
+// would be a needless copy of the secret.
+type encryptedKeyError struct {
+	file    string // as given, "-" for standard input
+	pub     string // FILE.pub, if it exists
+	openSSH bool   // an OPENSSH PRIVATE KEY block (else a PEM one)
+	err     error
+}
+
+func newEncryptedKeyError(file string, data []byte, err error) *encryptedKeyError {
+	e := &encryptedKeyError{file: file, err: err}
+	if file != "-" {
+		data, _, _ = trustfile.Read(file) // read once already: it is no larger than a key file may be
+		if _, serr := os.Stat(file + ".pub"); serr == nil {
+			e.pub = file + ".pub"
+		}
+	}
+	e.openSSH = bytes.Contains(data, []byte("BEGIN OPENSSH PRIVATE KEY"))
+	return e
+}
+
+func (e *encryptedKeyError) Error() string {
+	where := sourceName(e.file)
+	var pe *jwk.ParseError
+	if errors.As(e.err, &pe) && pe.Line > 0 {
+		where = fmt.Sprintf("%s:%d", where, pe.Line)
+	}
+	return where + ": the private key is encrypted, and keytool reads only unencrypted keys; only its public key is needed here"
+}
+
+func (e *encryptedKeyError) Unwrap() error { return e.err }
+
+// encryptedKeyAdvice names the public key file to give instead, or the
+// command that writes it (asking the passphrase, leaving the key as it is).
+func encryptedKeyAdvice(e *encryptedKeyError) string {
+	switch {
+	case e.pub != "":
+		return "Its public key is in " + shellQuote(e.pub) + ": give that file instead."
+	case e.file == "-" && e.openSSH:
+		return "Give its public key instead (the .pub file ssh-keygen wrote beside it, or: ssh-keygen -y -f FILE > FILE.pub)."
+	case e.file == "-":
+		return "Give its public key instead (openssl pkey -in FILE -pubout -out FILE.pub writes it)."
+	case e.openSSH:
+		return fmt.Sprintf("Write its public key (ssh-keygen asks the passphrase), then give that file instead:\n  ssh-keygen -y -f %s > %s", shellQuote(e.file), shellQuote(e.file+".pub"))
+	}
+	return fmt.Sprintf("Write its public key (openssl asks the passphrase), then give that file instead:\n  openssl pkey -in %s -pubout -out %s", shellQuote(e.file), shellQuote(e.file+".pub"))
 }
