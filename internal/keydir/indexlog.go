@@ -24,9 +24,12 @@ import (
 // follows: any write of the head (a rebuild, a check of the stamps, the
 // log folded into the shards past IndexLogLimit) removes it, and a log of
 // another head is not read. An entry that does not read back as written
-// (a crash during an append: no fsync) ends the log there; the index is
+// (a crash during an append: no fsync) ends the log there — torn, or NUL
+// bytes where the file system kept the new size without the data (ext4's
+// delayed allocation; no entry is all NULs: its length is at least 6 and
+// its CRC that of its bytes), and nothing after it is read; the index is
 // then stale for what it held, and brought up to date from the files'
-// stamps.
+// stamps, and the next change recorded folds the log away.
 //
 // Layout: magic, the head's CRC (4 bytes), then entries: the payload's
 // length (4), the payload — from and to (a byte of length each, then the

@@ -127,3 +127,95 @@ func TestRebuildRemovesTheHeadFirst(t *testing.T) {
 		t.Error("a read finds a head over the rebuild's shards before the rebuild wrote one")
 	}
 }
+
+// After a crash, ext4 (delayed allocation) and others may leave a file at
+// its new size with NUL bytes where the last write's data never reached
+// the disk: an appended entry all NULs, NULs past the end, or, for a log
+// written without fsync, the whole file. A NUL region is a torn end like
+// any other: the entries before it apply, nothing at or after it does —
+// not even a well-formed entry from the right stamp behind the NULs — and
+// the next change folds the log away and writes a new head, with no
+// error: a command is never blocked by the crash, and the index is stale
+// (older than the directory) for what the lost entry held, never wrong.
+func TestIndexLogNULTail(t *testing.T) {
+	var t1, t2 Term
+	t1[0], t2[0] = 0x10, 0x20
+	after := appendLogEntry(nil, []byte("s1"), []byte("s9"), []indexRecord{{t2, "b.json"}}, []indexRecord{{t1, "z.json"}})
+	for _, tc := range []struct {
+		name     string
+		spoil    func(data []byte, last int) []byte // last: where the last entry starts
+		wantHead string                             // the index's stamp read back
+	}{
+		{"last entry zeroed", func(d []byte, last int) []byte { clear(d[last:]); return d }, "s1"},
+		{"NULs past the end", func(d []byte, _ int) []byte { return append(d, make([]byte, 4096)...) }, "s2"},
+		{"NULs then an entry", func(d []byte, last int) []byte { clear(d[last:]); return append(d, after...) }, "s1"},
+		{"the whole log", func(d []byte, _ int) []byte { clear(d); return d }, "s0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			top := t.TempDir()
+			open := func() *sourceIndex {
+				x := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
+				t.Cleanup(x.close)
+				return x
+			}
+			names := func(x *sourceIndex, term Term) []string {
+				t.Helper()
+				got, ok := x.lookup(Query{Terms: []Term{term}})
+				if !ok {
+					t.Fatal("lookup: a shard does not read back")
+				}
+				return got
+			}
+			x := open()
+			if err := x.rebuild([]indexRecord{{t1, "a.json"}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := x.writeHead([]byte("s0")); err != nil {
+				t.Fatal(err)
+			}
+			x = open()
+			x.head()
+			if err := x.record([]byte("s0"), []byte("s1"), nil, []indexRecord{{t2, "b.json"}}); err != nil {
+				t.Fatal(err)
+			}
+			log := filepath.Join(x.dir, "log")
+			fi, err := os.Stat(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := int(fi.Size())
+			x = open()
+			x.head()
+			if err := x.record([]byte("s1"), []byte("s2"), nil, []indexRecord{{t1, "c.json"}}); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(log, tc.spoil(data, last), 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			x = open()
+			want := map[string][]string{"s0": {"a.json"}, "s1": {"a.json"}, "s2": {"a.json", "c.json"}}[tc.wantHead]
+			if h := string(x.head()); h != tc.wantHead || !slices.Equal(names(x, t1), want) || !x.logBad {
+				t.Fatalf("read back: stamp %q, %v, torn end marked %v; want %s, %v, marked", h, names(x, t1), x.logBad, tc.wantHead, want)
+			}
+			if got, wantB := names(x, t2), tc.wantHead != "s0"; slices.Contains(got, "b.json") != wantB {
+				t.Fatalf("read back: %v for the first entry's term; want b.json there: %v", got, wantB)
+			}
+			// The next command's change: no error, the log folded away.
+			if err := x.record(x.head(), []byte("s3"), nil, []indexRecord{{t1, "d.json"}}); err != nil {
+				t.Fatalf("a change after the crash: %v", err)
+			}
+			if _, err := os.Stat(log); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a change after the crash: the log is still there (%v), want it folded away", err)
+			}
+			x = open()
+			if h, got := string(x.head()), names(x, t1); h != "s3" || !slices.Equal(got, append(slices.Clone(want), "d.json")) {
+				t.Fatalf("after the fold: stamp %q, %v; want s3, %v and d.json", h, got, want)
+			}
+		})
+	}
+}
