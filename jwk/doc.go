@@ -52,7 +52,10 @@
 // handshakes with private keys and verifies them with public ones, and
 // refuses, wherever it reads keys, one marked otherwise (UseError): "use"
 // must be "sig", and "key_ops" list only "sign" and "verify", with "sign"
-// on a private key and "verify" on a public one. The public half of a
+// on a private key and "verify" on a public one; "alg" must name neither
+// an encryption algorithm nor a signature algorithm for another kind of
+// key (ES256 on an Ed25519 key, ES384 on a P-256 one, RS256 on an EC one),
+// while a name keytool does not know is left alone. The public half of a
 // private key marked ["sign"] is marked ["verify"] (PublicKey, and every
 // writer of public halves). An RSA private key's dp, dq and qi must be all
 // present or all absent, and the values d, p and q give (CRTError).

@@ -55,6 +55,11 @@ func fastSeeds(tb testing.TB) []string {
 				strings.Replace(pub, `"`+c+`"`, `"P-224"`, 1),
 			)
 		}
+		// An alg that fits the key, one for another curve or family, an
+		// HMAC one, and one keytool does not know (checkAlg).
+		for _, alg := range []string{"ES384", "ES512", "EdDSA", "RS256", "PS256", "HS256", "ES256K"} {
+			out = append(out, strings.Replace(pub, "{", `{"alg":"`+alg+`",`, 1))
+		}
 		out = append(out, strings.Replace(pub, `"EC"`, `"OKP"`, 1), strings.Replace(pub, `"OKP"`, `"EC"`, 1))
 		for _, name := range []string{"x", "y"} {
 			raw := memberOf(tb, pub, name)

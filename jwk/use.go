@@ -2,6 +2,9 @@ package jwk
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -37,12 +40,64 @@ var encryptionAlgs = map[string]bool{
 	"PBES2-HS256+A128KW": true, "PBES2-HS384+A192KW": true, "PBES2-HS512+A256KW": true,
 }
 
-// UseError means a key's "use" or "key_ops" member does not allow what
-// keytool does with the key: sign TLS handshakes with a private key,
+// signatureAlgs are the JWS algorithms (RFC 7518 section 3.1, RFC 8037
+// section 3.1), each with the keys it signs with, as keyFamily names them,
+// and where that is said. A key whose "alg" is one of them is for that
+// algorithm alone (RFC 7517 section 4.4): on a key of another family or
+// curve ("ES256" on an Ed25519 key, "ES384" on a P-256 key, "RS256" on
+// an EC key) it contradicts the key, and keytool, which would sign or
+// verify with the key by the algorithm the key fits, refuses it. The HMAC
+// algorithms are for symmetric keys, which keytool never reads.
+var signatureAlgs = map[string]struct{ family, source string }{
+	"HS256": {"oct", "RFC 7518 section 3.2"}, "HS384": {"oct", "RFC 7518 section 3.2"}, "HS512": {"oct", "RFC 7518 section 3.2"},
+	"RS256": {"RSA", "RFC 7518 section 3.3"}, "RS384": {"RSA", "RFC 7518 section 3.3"}, "RS512": {"RSA", "RFC 7518 section 3.3"},
+	"ES256": {"EC P-256", "RFC 7518 section 3.4"}, "ES384": {"EC P-384", "RFC 7518 section 3.4"}, "ES512": {"EC P-521", "RFC 7518 section 3.4"},
+	"PS256": {"RSA", "RFC 7518 section 3.5"}, "PS384": {"RSA", "RFC 7518 section 3.5"}, "PS512": {"RSA", "RFC 7518 section 3.5"},
+	"EdDSA": {"OKP Ed25519", "RFC 8037 section 3.1"},
+}
+
+// keyFamily names the kind of k's key as signatureAlgs does: its JWK kty,
+// and its curve where the algorithm depends on it.
+func keyFamily(k *Key) string {
+	switch p := k.public.(type) {
+	case *ecdsa.PublicKey:
+		return "EC " + p.Curve.Params().Name
+	case *rsa.PublicKey:
+		return "RSA"
+	case ed25519.PublicKey:
+		return "OKP Ed25519"
+	}
+	return "unknown"
+}
+
+// checkAlg refuses an "alg" that says the key is for something keytool
+// does not do with it: an encryption algorithm (encryptionAlgs), or a
+// signature algorithm for another kind of key (signatureAlgs). Any other
+// name, one keytool does not know, is left alone.
+func checkAlg(k *Key) error {
+	raw, ok := k.Attrs[AttrAlg]
+	if !ok {
+		return nil
+	}
+	alg, _ := jsonString(raw)
+	if encryptionAlgs[alg] {
+		return &UseError{Member: AttrAlg, Value: shownValue(raw), key: k,
+			Reason: `is an encryption algorithm (RFC 7518 section 4.1): keytool uses a key only for signatures, to sign and verify TLS handshakes`}
+	}
+	if sa, ok := signatureAlgs[alg]; ok && sa.family != keyFamily(k) {
+		return &UseError{Member: AttrAlg, Value: shownValue(raw), key: k,
+			Reason: "is for " + sa.family + " keys (" + sa.source + "), not this " + keyFamily(k) +
+				" key: the key is marked for an algorithm it cannot be used with (RFC 7517 section 4.4)"}
+	}
+	return nil
+}
+
+// UseError means a key's "use", "key_ops" or "alg" member does not allow
+// what keytool does with the key: sign TLS handshakes with a private key,
 // verify them with a public one. Reading, it is the Err of a *ParseError,
 // which names the file and the member.
 type UseError struct {
-	Member string // AttrUse or AttrKeyOps
+	Member string // AttrUse, AttrKeyOps or AttrAlg
 	Value  string // the member's value as compact JSON, safe to print
 	Reason string // why the value is refused
 
@@ -63,17 +118,16 @@ func (e *UseError) Error() string { return e.Member + " " + e.Value + " " + e.Re
 //     which verifies;
 //   - both present, they must agree (RFC 7517 section 4.3), which the two
 //     rules above make them;
-//   - "alg" must not name an encryption algorithm (encryptionAlgs).
+//   - "alg" must not name an encryption algorithm, nor a signature
+//     algorithm for another kind of key (checkAlg).
 //
 // It runs on every key read, once its attributes are set (checkWithKey):
-// the fast path never takes a key with either member, so go-jose's keys
-// and its agree (FuzzFastKey).
+// the fast path never takes a key with any of these members, and both
+// decoders' keys meet this one check, so go-jose's keys and its agree
+// (FuzzFastKey).
 func checkUse(k *Key) (member string, err error) {
-	if raw, ok := k.Attrs[AttrAlg]; ok {
-		if alg, _ := jsonString(raw); encryptionAlgs[alg] {
-			return AttrAlg, &UseError{Member: AttrAlg, Value: shownValue(raw), key: k,
-				Reason: `is an encryption algorithm (RFC 7518 section 4.1): keytool uses a key only for signatures, to sign and verify TLS handshakes`}
-		}
+	if err := checkAlg(k); err != nil {
+		return AttrAlg, err
 	}
 	useRaw, hasUse := k.Attrs[AttrUse]
 	opsRaw, hasOps := k.Attrs[AttrKeyOps]
@@ -198,8 +252,8 @@ func publicKeyOps(a Attributes) {
 }
 
 // ParseAnyUse reads every key in data as Parse does, but also returns the
-// keys Parse refuses only for what their "use" or "key_ops" member says
-// they are for (a *UseError and nothing else). It is for the readers that
+// keys Parse refuses only for what their "use", "key_ops" or "alg" member
+// says they are for (a *UseError and nothing else). It is for the readers that
 // neither sign nor verify with the keys: a list of refused keys, where
 // dropping such a key would refuse every key (it is a bad entry of a file
 // read whole) or, worse, lose its revocation; and the edits and lookups

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -267,5 +269,126 @@ func TestUsePublicHalfReadsBack(t *testing.T) {
 				t.Errorf("%s: private key_ops %s, %v", typ, again[0].Attrs["key_ops"], err)
 			}
 		}
+	}
+}
+
+// A signature algorithm in "alg" must fit the key (RFC 7518 section 3.1,
+// RFC 8037 section 3.1): ES256, ES384 and ES512 the EC keys on P-256,
+// P-384 and P-521, EdDSA an Ed25519 key, the RS and PS algorithms an RSA
+// key, and HS (HMAC) none keytool reads. Any other is refused, public or
+// private, a *UseError on member alg, whichever decoder read the key (the
+// fast path, go-jose, the big RSA keys' own), the same by both when the
+// fast path could have taken it; ParseAnyUse still returns the key. Names
+// keytool does not know are left alone.
+func TestAlgFitsKey(t *testing.T) {
+	fits := map[Type][]string{ // written out, not derived from signatureAlgs
+		EC256:   {"ES256"},
+		EC384:   {"ES384"},
+		EC521:   {"ES512"},
+		Ed25519: {"EdDSA"},
+		RSA2048: {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"},
+	}
+	known := []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "HS256", "HS384", "HS512"}
+	unknown := []string{"ES256K", "Ed25519", "x-private-name", "es256", "RS1", ""}
+	keys := map[*Key][]string{bigRSA(t): fits[RSA2048]}
+	for _, typ := range testTypes {
+		keys[testKey(t, typ)] = fits[typ]
+	}
+	for k, ok := range keys {
+		for _, alg := range append(known, unknown...) {
+			refused := slices.Contains(known, alg) && !slices.Contains(ok, alg)
+			for _, private := range []bool{false, true} {
+				obj := withMember(string(mustMarshal(t, k, JWK, private)), "alg", strconv.Quote(alg))
+				bothDecoders(t, []byte(obj))
+				_, err := Parse([]byte(obj))
+				var ue *UseError
+				var pe *ParseError
+				switch {
+				case refused && (!errors.As(err, &ue) || !errors.As(err, &pe) || pe.Member != AttrAlg || ue.Member != AttrAlg):
+					t.Errorf("%q on %s private=%v: %v, want a *UseError on member alg", alg, k.Algorithm(), private, err)
+				case refused && !strings.Contains(err.Error(), `member "alg": alg "`+alg+`" is for `):
+					t.Errorf("%q on %s: %v, want the error to name the member, its value and the keys it is for", alg, k.Algorithm(), err)
+				case !refused && err != nil:
+					t.Errorf("%q on %s private=%v: %v, want the key", alg, k.Algorithm(), private, err)
+				}
+				if got, err := ParseAnyUse([]byte(obj)); err != nil || len(got) != 1 || got[0].SPKIHash() != k.SPKIHash() {
+					t.Errorf("ParseAnyUse %q on %s private=%v: %d keys, %v", alg, k.Algorithm(), private, len(got), err)
+				}
+			}
+		}
+	}
+}
+
+// Known answers: the example keys of the JOSE RFCs, with the algorithm
+// each RFC signs with them and with one that does not fit.
+func TestAlgFitsKeyVectors(t *testing.T) {
+	rfc7517 := string(repoFile(t, "vectors/rfc7517-a1-ec-public.json")) // P-256, marked "use":"enc"
+	rfc7517 = strings.Replace(rfc7517, `"use":"enc",`, "", 1)
+	if strings.Contains(rfc7517, `"use"`) {
+		t.Fatalf("RFC 7517 A.1 key still marked: %s", rfc7517)
+	}
+	rfc7638 := string(repoFile(t, "vectors/rfc7638-rsa-public.json")) // RSA, "alg":"RS256" as printed
+	for _, c := range []struct {
+		what, jwk, alg string
+		refused        bool
+	}{
+		{"RFC 7638 3.1 RSA key as printed", rfc7638, "", false},
+		{"RFC 7638 3.1 RSA key", strings.Replace(rfc7638, `"RS256"`, `"ES256"`, 1), "", true},
+		{"RFC 7638 3.1 RSA key", strings.Replace(rfc7638, `"RS256"`, `"EdDSA"`, 1), "", true},
+		{"RFC 7638 3.1 RSA key", strings.Replace(rfc7638, `"RS256"`, `"PS512"`, 1), "", false},
+		{"RFC 7517 A.1 EC P-256 key", rfc7517, "ES256", false},
+		{"RFC 7517 A.1 EC P-256 key", rfc7517, "ES384", true},
+		{"RFC 7517 A.1 EC P-256 key", rfc7517, "RS256", true},
+		{"RFC 7515 A.3 EC P-256 key", rfc7515A3, "ES256", false},
+		{"RFC 7515 A.3 EC P-256 key", rfc7515A3, "ES512", true},
+		{"RFC 7515 A.4 EC P-521 key", rfc7515A4, "ES512", false},
+		{"RFC 7515 A.4 EC P-521 key", rfc7515A4, "ES256", true},
+		{"RFC 8037 A.2 Ed25519 key", rfc8037A2, "EdDSA", false},
+		{"RFC 8037 A.2 Ed25519 key", rfc8037A2, "ES256", true},
+	} {
+		data := c.jwk
+		if c.alg != "" {
+			data = withMember(data, "alg", strconv.Quote(c.alg))
+		}
+		_, err := Parse([]byte(data))
+		var ue *UseError
+		switch {
+		case c.refused && (!errors.As(err, &ue) || ue.Member != AttrAlg):
+			t.Errorf("%s with alg %s: %v, want a *UseError on alg", c.what, c.alg, err)
+		case !c.refused && err != nil:
+			t.Errorf("%s with alg %s: %v", c.what, c.alg, err)
+		}
+	}
+}
+
+// The example keys of RFC 7515 (A.3, A.4: their public halves) and RFC
+// 8037 (A.2).
+const (
+	rfc7515A3 = `{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`
+	rfc7515A4 = `{"kty":"EC","crv":"P-521","x":"AekpBQ8ST8a8VcfVOTNl353vSrDCLLJXmPk06wTjxrrjcBpXp5EOnYG_NjFZ6OvLFV1jSfS9tsz4qUxcWceqwQGk","y":"ADSmRA43Z1DSNx_RvcLI87cdL07l6jQyyBXMoxVg_l2Th-x3S1WDhjDly79ajL4Kkd0AZMaZmh9ubmf63e3kyMj2"}`
+	rfc8037A2 = `{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`
+)
+
+// The alg that does not fit the key is refused in a PEM header too, and a
+// set's entry so marked is skipped alone, reported by its member.
+func TestAlgFitsKeyPEMAndSet(t *testing.T) {
+	k := testKey(t, EC256)
+	for alg, ok := range map[string]bool{"ES256": true, "ES384": false, "EdDSA": false, "RS256": false} {
+		pemData := mustMarshal(t, withAttrs(k, Attributes{AttrAlg: []byte(strconv.Quote(alg))}), PEM, false)
+		_, err := ReadFile(writeFile(t, t.TempDir(), "key.pem", pemData, 0o644))
+		var ue *UseError
+		if ok != (err == nil) || !ok && (!errors.As(err, &ue) || ue.Member != AttrAlg || asParseError(t, err).Member != AttrAlg) {
+			t.Errorf("PEM alg %s: %v", alg, err)
+		}
+	}
+	a := string(mustMarshal(t, k, JWK, false))
+	b := string(mustMarshal(t, testKey(t, Ed25519), JWK, false))
+	set := `{"keys":[` + withMember(a, "alg", `"ES256"`) + "," + withMember(b, "alg", `"ES256"`) + "," + withMember(b, "alg", `"EdDSA"`) + "]}"
+	entries, err := ParseSet([]byte(set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 || entries[0].Err != nil || entries[1].Err == nil || entries[1].Err.Member != "keys[1].alg" || entries[2].Err != nil {
+		t.Fatalf("entries: %+v", entries)
 	}
 }
