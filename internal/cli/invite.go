@@ -123,15 +123,25 @@ func (c *cli) invite(name, expires string, addresses []string) error {
 			addrs = append(addrs, a)
 		}
 	}
+	// A bad address names where it came from: the flag (bad usage), or
+	// the identity file's "address" member (a bad file).
+	bad := func(err error) error { return usagef("--address: %v", err) }
 	if len(addrs) == 0 {
 		addrs, _ = id.Key.Attrs.Addresses()
+		bad = func(err error) error {
+			file, ferr := c.identityPath()
+			if ferr != nil {
+				file = "the identity"
+			}
+			return fmt.Errorf("%s: member \"address\" (the addresses invite uses without --address): %w", file, err)
+		}
 	}
 	if len(addrs) == 0 {
 		return usagef("invite needs --address HOST:PORT: where clients reach this server's enrollment endpoint (keytool proxy --enroll --listen ADDR …)")
 	}
 	for _, a := range addrs {
 		if err := enroll.CheckAddress(a); err != nil {
-			return &usageError{err.Error()}
+			return bad(err)
 		}
 	}
 	now := time.Now()
