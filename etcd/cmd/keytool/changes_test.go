@@ -404,7 +404,9 @@ func TestChangesSinceCompactedAtTheNextRevision(t *testing.T) {
 // never asked, and one before 3.5.8 would answer before sending the
 // events since R — and the range is read instead, giving the same delta.
 // Two members behind a TCP proxy the test switches from one to the other
-// once the watch is made and the first member's version checked.
+// once the watch is made and the first member's version checked; an
+// answer from the other member must have come (else the watch ran out its
+// 2 s, and the range read tells nothing of the member's check).
 func TestChangesSinceWatchMovedToAnotherMember(t *testing.T) {
 	members := startCluster(t, 2)
 	p := newSwitchProxy(t, members[0])
@@ -435,6 +437,9 @@ func TestChangesSinceWatchMovedToAnotherMember(t *testing.T) {
 	}
 	if s.watched != 0 {
 		t.Fatalf("%d deltas by a watch resumed on another member, want the range read", s.watched)
+	}
+	if s.movedOff != 1 {
+		t.Fatalf("%d watches given up for an answer from another member, want 1: no answer came from the other member (the range read after the watch's 2 s), and the test tells nothing", s.movedOff)
 	}
 	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" || len(d.Put) != 1 || string(d.Put[0].Value) != "b1" {
 		t.Fatalf("delta: removed %+v, put %+v; want a.json removed, b.json=b1", d.Removed, d.Put)

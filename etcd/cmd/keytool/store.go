@@ -259,9 +259,10 @@ type store struct {
 	prefix string // no trailing slash
 
 	// watchFrom is the package's (tests lower it to watch any prefix);
-	// watched counts the deltas a watch gave (tests tell which way).
-	watchFrom int64
-	watched   int
+	// watched counts the deltas a watch gave (tests tell which way), and
+	// movedOff the watches given up for an answer from another member.
+	watchFrom         int64
+	watched, movedOff int
 	// beforeWatch, if set, runs in watchChanges just before its watch is
 	// made (tests compact etcd there: etcd's first read of the history
 	// for that watch then comes after the compaction, whenever its
@@ -665,6 +666,7 @@ func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreD
 				// clientv3 resumed the watch on another member (the
 				// first one's connection lost): one whose version was
 				// not asked, which may send progress before the events.
+				s.movedOff++
 				return false, nil
 			}
 			events.add(resp.Events)
