@@ -243,8 +243,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	name, rest := root.Arg(0), root.Args()[1:]
 	if name == "help" { // "keytool help CMD" is "keytool CMD --help"
-		if len(rest) == 0 {
+		switch {
+		case len(rest) == 0:
 			printUsage(stdout, root, commands)
+			return 0
+		case rest[0] == "help" || rest[0] == "--help" || rest[0] == "-h":
+			// help is no command of the table, but it has a help of its own.
+			fmt.Fprint(stdout, helpHelp)
 			return 0
 		}
 		name, rest = rest[0], []string{"--help"}
@@ -399,6 +404,16 @@ Commands:
 	fmt.Fprint(w, listsHelp)
 	fmt.Fprintf(w, "\nGlobal flags (each command takes those its --help lists):\n%s\nRun 'keytool COMMAND --help' for a command's flags.\n", root.FlagUsages())
 }
+
+// helpHelp is what keytool help help (or help --help) prints.
+const helpHelp = `Usage: keytool help [COMMAND]
+
+show the list of commands, or a command's help
+
+Without COMMAND, prints the commands and the global flags, as keytool
+--help does. With COMMAND, prints that command's help and flags, as
+keytool COMMAND --help does.
+`
 
 func printCommandUsage(w io.Writer, cmd *command, fs *pflag.FlagSet) {
 	fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace("keytool "+cmd.name+" "+cmd.args), cmd.summary)
