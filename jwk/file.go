@@ -170,12 +170,19 @@ func (m WriteMode) String() string {
 
 // WritePrivateKeyFile writes k, with its private members, to path with
 // mode 0600, atomically; mode says what happens to an existing file.
+// Once written, it removes the temporary files that earlier writes of path
+// left behind when killed (atomicfile.RemoveStale): each a copy of a
+// private key, maybe one since rotated away.
 func WritePrivateKeyFile(path string, k *Key, f Format, mode WriteMode) error {
 	data, err := k.MarshalPrivate(f)
 	if err != nil {
 		return err
 	}
-	return write(path, data, 0o600, mode)
+	if err := write(path, data, 0o600, mode); err != nil {
+		return err
+	}
+	atomicfile.RemoveStale(path)
+	return nil
 }
 
 // WritePublicKeyFile writes the public half of k (PublicHalf) to path with

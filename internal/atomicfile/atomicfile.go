@@ -78,12 +78,24 @@ func bytesFill(data []byte) func(io.Writer) error {
 	}
 }
 
-func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place func(oldpath, newpath string) error, sync bool) (err error) {
-	dir, name := filepath.Split(path)
+// split returns path's directory ("." for none) and name.
+func split(path string) (dir, name string) {
+	dir, name = filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
+	return dir, name
+}
+
+// The temporary file of a write of NAME is tempPrefix(NAME), the random
+// digits of os.CreateTemp, then tempSuffix (RemoveStale knows it so).
+func tempPrefix(name string) string { return "." + name + "." }
+
+const tempSuffix = ".tmp"
+
+func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place func(oldpath, newpath string) error, sync bool) (err error) {
+	dir, name := split(path)
+	tmp, err := os.CreateTemp(dir, tempPrefix(name)+"*"+tempSuffix)
 	if err != nil {
 		return err
 	}

@@ -22,8 +22,9 @@ func isLinkRefused(err error) bool {
 	return errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EMLINK)
 }
 
-// ownerOf returns the uid that owns the file, when the system says.
-func ownerOf(fi fs.FileInfo) (int, bool) {
+// Owner returns the uid that owns the file, when the system says (on
+// unix; never elsewhere).
+func Owner(fi fs.FileInfo) (int, bool) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return int(st.Uid), true
 	}

@@ -215,7 +215,7 @@ func checkMode(path, forPath string, fi fs.FileInfo) error {
 	if fi.Mode().Perm()&0o022 != 0 {
 		return &PermissionError{Path: path, For: forPath, Mode: fi.Mode(), Owner: -1, Euid: os.Geteuid()}
 	}
-	if uid, ok := ownerOf(fi); ok && uid != 0 && uid != os.Geteuid() {
+	if uid, ok := Owner(fi); ok && uid != 0 && uid != os.Geteuid() {
 		return &PermissionError{Path: path, For: forPath, Mode: fi.Mode(), Owner: uid, Euid: os.Geteuid()}
 	}
 	return nil
