@@ -425,7 +425,7 @@ func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, forc
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "%s %q: %s key %s\nFile: %s\n", verb, e.Name, k.Algorithm(), e.Fingerprint, e.File)
+	fmt.Fprintf(c.stdout, "%s %q: %s\nFile: %s\n", verb, e.Name, keyPhrase(k), e.File)
 	if !e.Expires.IsZero() {
 		fmt.Fprintf(c.stdout, "Expires: %s\n", e.Expires.UTC().Format(time.RFC3339))
 	}
@@ -450,6 +450,24 @@ func (c *cli) nameTaken(name, file, fingerprint string) error {
 	}
 	return fmt.Errorf("the name %q is already taken%s in %s (a name stands for one client); choose another --name, or see its entries with %s and remove them first: %s",
 		name, held, file, c.command("authorize", "--list", "--long"), c.command("authorize", "--remove", shellQuote(name)))
+}
+
+// keyPhrase names a key in a message the way every command does: its
+// type and fingerprint ("ECDSA P-256 key SHA256:…"), as OpenSSH says
+// "ECDSA key fingerprint is …".
+func keyPhrase(k *jwk.Key) string { return k.Algorithm() + " key " + k.Fingerprint() }
+
+// pinnedKeyPhrase is keyPhrase for the key of fingerprint fp in file (a
+// pin just written), or "key FP" when file does not hold it (any more).
+func pinnedKeyPhrase(file, fp string) string {
+	if keys, err := jwk.ReadPublicKeys(file); err == nil {
+		for _, k := range keys {
+			if k.Fingerprint() == fp {
+				return keyPhrase(k)
+			}
+		}
+	}
+	return "key " + fp
 }
 
 // keyLabel names a key in a message: its fingerprint, and its comment if

@@ -122,7 +122,7 @@ func TestInviteJoin(t *testing.T) {
 	pin := pinFile(cliHome, addr)
 	for _, want := range []string{
 		"Server " + addr + " presented key " + srvKey.Fingerprint() + ", as the token says.",
-		"Pinned " + srvKey.Fingerprint() + " for " + addr + " in " + pin,
+		"Pinned " + keyPhrase(srvKey) + " for " + addr + " in " + pin,
 		"Enrolled: the server authorized this client's key " + cliKey.Fingerprint() + ` as "laptop"`,
 	} {
 		if !strings.Contains(out, want) {

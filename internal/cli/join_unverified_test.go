@@ -37,7 +37,7 @@ func TestJoinUnverifiedAddresses(t *testing.T) {
 		t.Fatalf("join: exit %d\n%s%s", code, out, e)
 	}
 	for _, want := range []string{
-		"Pinned " + fp + " for " + addr + " in " + pinFile(cliHome, addr),
+		"Pinned ECDSA P-256 key " + fp + " for " + addr + " in " + pinFile(cliHome, addr),
 		"Not verified: " + down + ", which the token also lists, did not show key " + fp,
 		"connection refused",
 		"then pin it with: keytool -H " + cliHome + " trust-host " + down + " --fingerprint " + fp + "\n",

@@ -249,10 +249,10 @@ func (c *cli) pin(hosts *knownhosts.Store, addr string, k *jwk.Key, mode knownho
 		return err
 	}
 	if before[file] {
-		fmt.Fprintf(c.stdout, "%s is already trusted: %s key %s, pinned in %s\n", addr, k.Algorithm(), k.Fingerprint(), file)
+		fmt.Fprintf(c.stdout, "%s is already trusted: %s, pinned in %s\n", addr, keyPhrase(k), file)
 		return nil
 	}
-	fmt.Fprintf(c.stdout, "Pinned %s key %s for %s in %s\n", k.Algorithm(), k.Fingerprint(), addr, file)
+	fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", keyPhrase(k), addr, file)
 	ps, _ := k.Attrs.List(jwk.AttrPurpose) // read back by the store: valid
 	c.sayPurposes(ps)
 	return nil
@@ -420,7 +420,11 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // time for a human to answer
 	defer cancel()
 	conn, err := client.DialContext(ctx, "tcp", addr)
+	var presented *jwk.Key // the server's key, to name it in what trust-host says
 	if conn != nil {
+		if cs := conn.ConnectionState(); len(cs.PeerCertificates) > 0 {
+			presented, _ = jwk.NewPublicKey(cs.PeerCertificates[0].PublicKey)
+		}
 		conn.Close()
 	}
 	switch {
@@ -435,18 +439,25 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 		return fmt.Errorf("%s presented no certificate", addr)
 	}
 	fp := jwk.FormatFingerprint(hosts.sum)
+	key := "key " + fp
+	if presented != nil && presented.SPKIHash() == hosts.sum {
+		key = keyPhrase(presented)
+	}
 	if hosts.file != "" {
 		if r.yes {
 			fmt.Fprintf(c.stderr, "Warning: trusting %s's key on first use, without checking it; compare %s with the key its administrator sees (keytool show).\n", addr, fp)
 		}
+		if presented == nil {
+			key = pinnedKeyPhrase(hosts.file, fp)
+		}
 		if strings.HasPrefix(hosts.comment, tlsbridge.DNSComment) {
-			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s (%s)\n", fp, addr, hosts.file, hosts.comment)
+			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s (%s)\n", key, addr, hosts.file, hosts.comment)
 		} else {
-			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", fp, addr, hosts.file)
+			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", key, addr, hosts.file)
 		}
 		c.sayPurposes(r.purposes)
 	} else {
-		fmt.Fprintf(c.stdout, "%s is already trusted: key %s\n", addr, fp)
+		fmt.Fprintf(c.stdout, "%s is already trusted: %s\n", addr, key)
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "Note: %s does not authorize this client's key %s yet; its administrator can run: keytool authorize --name NAME FILE (your public key: keytool%s pub)\n", addr, id.Key.Fingerprint(), c.homeFlag())

@@ -108,7 +108,7 @@ func TestTrustHostFingerprint(t *testing.T) {
 	for _, form := range []string{key.Fingerprint(), key.KeyID(), "sha256//" + strings.TrimPrefix(key.Fingerprint(), "SHA256:") + "=", strings.ToUpper(hexOf(sum[:]))} {
 		home := newClientHome(t)
 		out, e, code := keytoolIn(t, home, "trust-host", addr, "--fingerprint", form)
-		if code != 0 || !strings.Contains(out, "Pinned "+key.Fingerprint()+" for "+addr) {
+		if code != 0 || !strings.Contains(out, "Pinned "+keyPhrase(key)+" for "+addr) {
 			t.Fatalf("--fingerprint %s: exit %d\n%s%s", form, code, out, e)
 		}
 		// The server does not authorize this client; pinning works all the same.
@@ -194,9 +194,9 @@ func TestTrustHostPromptInTerminal(t *testing.T) {
 		pinned  bool
 		screen  string
 	}{
-		{"yes", []string{"yes"}, true, "Pinned " + key.Fingerprint()},
+		{"yes", []string{"yes"}, true, "Pinned " + keyPhrase(key)},
 		{"no", []string{"no"}, false, "EXIT=1"},
-		{"typed fingerprint", []string{key.Fingerprint()}, true, "Pinned " + key.Fingerprint()},
+		{"typed fingerprint", []string{key.Fingerprint()}, true, "Pinned " + keyPhrase(key)},
 		{"wrong fingerprint", []string{other.Fingerprint()}, false, "does not match"},
 		{"nonsense, then yes", []string{"maybe", "yes"}, true, "Please type 'yes', 'no' or the fingerprint"},
 	} {
@@ -541,7 +541,7 @@ func TestTrustHostPurposeInTerminal(t *testing.T) {
 	for _, want := range []string{
 		"ECDSA P-256 key fingerprint is " + key.Fingerprint() + ".",
 		"Connection purposes: ldap, pool (yes pins the key for these purposes only).",
-		"Pinned " + key.Fingerprint(),
+		"Pinned " + keyPhrase(key),
 	} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("screen lacks %q:\n%s", want, screen)
@@ -562,7 +562,7 @@ func TestTrustHostPurposeInTerminal(t *testing.T) {
 	// Pinned for ldap only, the key is not yet pinned for pool: --yes pins
 	// it beside, instead of answering "already trusted".
 	out, e, code = keytoolIn(t, home, "trust-host", addr, "--yes", "--purpose", "pool")
-	if code != 0 || !strings.Contains(out, "Pinned "+key.Fingerprint()) {
+	if code != 0 || !strings.Contains(out, "Pinned "+keyPhrase(key)) {
 		t.Fatalf("--yes --purpose pool beside ldap: exit %d\n%s%s", code, out, e)
 	}
 	out, e, code = keytoolIn(t, home, "trust-host", addr, "--fingerprint", key.Fingerprint(), "--purpose", "pool,ldap")
