@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
@@ -58,29 +57,23 @@ type Entry struct {
 	AcceptRotation bool
 }
 
-// item is how a store keeps one key: its SPKI hash, and the rest of an
-// Entry only when there is a rest (a name the file name does not give, a
-// comment, "expires", "from", "accept_rotation"). Its file is the one
-// whose Items hold it. An *Entry is made from it the first time one is
-// asked for (entry) and kept, so that a million keys cost a million small
-// items, not a million Entries and fingerprint strings, while a client
-// seen before is decided without allocating. Items are values: the loader
-// keeps a file's items in one array (its File.Items), so that the
-// collector finds one object per file, not one per key, and reads in it
-// only the two pointers of each item, nil for most
-// (docs/design.md, "Memory of a loaded store").
+// item is how a store keeps one key: its SPKI hash, and nothing else.
+// Its file is the one whose Items hold it; the rest of its Entry, when
+// there is a rest (a name the file name does not give, a comment,
+// "expires", "from", "accept_rotation"), is kept by that file beside its
+// items (itemMore, keydir.File.RareOf). Items are values in one array per
+// file (File.Items) and hold no pointer, so that the garbage collector
+// finds one object per file, not one per key, and never reads it: a
+// collection costs the same at a million keys as at one. An *Entry is
+// made from an item only when one is asked for — once per key for
+// handshakes (Store.made) — so that a key no client presents never costs
+// an Entry (docs/design.md, "Memory of a loaded store").
 type item struct {
-	sum  [32]byte
-	more *itemMore // nil: nothing beyond the key; fileNamed: nothing but the file's name
-	// made is the *Entry made from the item (entry), set once, atomically.
-	// (Not an atomic.Pointer: the loader copies items into its arrays,
-	// which that type forbids.) Once an item is in a loaded file, nothing
-	// copies it: keydir reads it through pointers into the file's Items
-	// (keydir.Found), since a copy would read made while Decide writes it.
-	made unsafe.Pointer
+	sum [32]byte
 }
 
-// itemMore is the part of an Entry that most keys of a directory lack.
+// itemMore is the part of an Entry that most keys of a directory lack
+// (keydir.Config.Rare).
 type itemMore struct {
 	name, comment string
 	expires       time.Time
@@ -89,19 +82,22 @@ type itemMore struct {
 	rotation      bool // Entry.AcceptRotation
 }
 
-// fileNamed is the itemMore of every entry named after its file with
-// nothing else to it (most entries of a directory): shared, never
-// modified.
-var fileNamed = &itemMore{nameFromFile: true}
+// moreOf is the rare part of it, read from file f: nil when it has none.
+func moreOf(f *keydir.File[item], it *item) *itemMore {
+	m, _ := f.RareOf(it).(*itemMore)
+	return m
+}
 
-// name is the entry's name, without making the Entry; file is its file's
-// path or its name (File.Name: what fileEntryName reads is the same).
-func (it *item) name(file string) string {
-	switch m := it.more; {
+// itemName is the name of it, read from file f, without making the
+// Entry. An item with no rare part is named after its file in a
+// directory (rare gives it one otherwise), and has no name in a file of
+// its own or a revocation source.
+func itemName(f *keydir.File[item], it *item) string {
+	switch m := moreOf(f, it); {
+	case m == nil && f.InDir(), m != nil && m.nameFromFile:
+		return fileEntryName(f.Name())
 	case m == nil:
 		return ""
-	case m.nameFromFile:
-		return fileEntryName(file)
 	default:
 		return m.name
 	}
@@ -114,20 +110,13 @@ func fileEntryName(path string) string {
 	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
-// entry returns it, read from file f, as an Entry, made once and then
-// shared by every caller (callers must not modify it). (The file, not
-// its path: a File makes its path when asked, which a decision on a key
-// whose Entry is made must not pay.)
+// entry returns it, read from file f, as a new Entry (callers must not
+// modify it: a handshake's Entry is shared, Store.made). (The file, not
+// its path: a File makes its path when asked.)
 func (it *item) entry(f *keydir.File[item]) *Entry {
-	if e := (*Entry)(atomic.LoadPointer(&it.made)); e != nil {
-		return e
-	}
-	e := &Entry{Name: it.name(f.Name()), File: f.Path(), Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
-	if m := it.more; m != nil {
+	e := &Entry{Name: itemName(f, it), File: f.Path(), Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
+	if m := moreOf(f, it); m != nil {
 		e.Comment, e.Expires, e.From, e.AcceptRotation = m.comment, m.expires, m.from, m.rotation
-	}
-	if !atomic.CompareAndSwapPointer(&it.made, nil, unsafe.Pointer(e)) {
-		return (*Entry)(atomic.LoadPointer(&it.made))
 	}
 	return e
 }
@@ -136,7 +125,7 @@ func (it *item) entry(f *keydir.File[item]) *Entry {
 func entries(found []keydir.Found[item]) []*Entry {
 	out := make([]*Entry, len(found))
 	for i, f := range found {
-		out[i] = f.Item.entry(f.File) // the item in its file: its Entry, once made, is shared
+		out[i] = f.Item.entry(f.File)
 	}
 	return out
 }
@@ -178,12 +167,14 @@ type Store struct {
 	// tests; written only under the loader's lock).
 	updates, rebuilds int
 	names             nameCounts // build's, under the loader's lock (the seed is set once, here)
+	made              madeEntries
 }
 
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts, names: nameCounts{seed: maphash.MakeSeed()}}
 	s.snap.Store(&snapshot{files: &keydir.Snapshot[item]{}})
 	s.Lifecycle = keydir.NewLifecycle(opts, convert, entrySPKI, s.build)
+	s.KeepRare(rare)
 	for _, src := range s.Loader().Sources() {
 		s.rev = append(s.rev, src.Revocation)
 	}
@@ -247,9 +238,10 @@ func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
 }
 
 // entryTerms is what the admin index maps to an entry's file.
-func entryTerms(file string, it *item) []keydir.Term {
+func entryTerms(f *keydir.File[item], i int) []keydir.Term {
+	it := &f.Items[i]
 	t := []keydir.Term{keydir.KeyTerm(it.sum)}
-	if name := it.name(file); name != "" {
+	if name := itemName(f, it); name != "" {
 		t = append(t, nameTerm(name))
 	}
 	return t
@@ -257,16 +249,22 @@ func entryTerms(file string, it *item) []keydir.Term {
 
 func nameTerm(name string) keydir.Term { return keydir.StringTerm("name", name) }
 
-func convert(src keydir.SourceRef, path string, k *jwk.Key) (item, error) {
-	it := item{sum: k.SPKIHash()}
+func convert(_ keydir.SourceRef, _ string, k *jwk.Key) (item, error) {
+	return item{sum: k.SPKIHash()}, nil
+}
+
+// rare is the rest of k's Entry (keydir.Config.Rare): an *itemMore, or
+// nil when there is none — no comment, and no name but the file's in a
+// directory, nor any other attribute (itemName).
+func rare(src keydir.SourceRef, path string, k *jwk.Key) (any, error) {
 	var m itemMore
 	m.comment = k.Attrs.Comment()
 	if src.Revocation {
-		return it.with(m), nil
+		return m.orNil(), nil
 	}
 	name, err := k.Attrs.String(jwk.AttrName)
 	if err != nil {
-		return item{}, &jwk.ParseError{File: path, Member: jwk.AttrName, Err: err}
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrName, Err: err}
 	}
 	if src.Dir && (name == "" || name == fileEntryName(path)) {
 		m.nameFromFile = true
@@ -276,30 +274,28 @@ func convert(src keydir.SourceRef, path string, k *jwk.Key) (item, error) {
 		m.name = name
 	}
 	if m.expires, err = k.Attrs.Expires(); err != nil {
-		return item{}, &jwk.ParseError{File: path, Member: jwk.AttrExpires, Err: err}
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrExpires, Err: err}
 	}
 	if m.from, err = k.Attrs.From(); err != nil {
-		return item{}, &jwk.ParseError{File: path, Member: jwk.AttrFrom, Err: err}
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrFrom, Err: err}
 	}
 	switch raw, ok := k.Attrs[jwk.AttrAcceptRotation]; {
 	case !ok || string(raw) == "false":
 	case string(raw) == "true":
 		m.rotation = true
 	default:
-		return item{}, &jwk.ParseError{File: path, Member: jwk.AttrAcceptRotation, Err: errors.New("must be true or false")}
+		return nil, &jwk.ParseError{File: path, Member: jwk.AttrAcceptRotation, Err: errors.New("must be true or false")}
 	}
-	return it.with(m), nil
+	return m.orNil(), nil
 }
 
-// with sets it's more to m: nil or fileNamed when m holds nothing else.
-func (it item) with(m itemMore) item {
-	switch {
-	case m.name != "" || m.comment != "" || !m.expires.IsZero() || m.from != nil || m.rotation:
-		it.more = &m
-	case m.nameFromFile:
-		it.more = fileNamed
+// orNil is m as a rare part: nil when it holds nothing but what an item
+// with none means (itemName).
+func (m itemMore) orNil() any {
+	if m.name != "" || m.comment != "" || !m.expires.IsZero() || m.from != nil || m.rotation {
+		return &m
 	}
-	return it
+	return nil
 }
 
 // build indexes a new loader snapshot; it runs before the loader tells
@@ -314,12 +310,16 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 		sn.skipped = sn.skipped || !p.Revocation
 	}
 	prev := s.snap.Load()
-	if gone, came, ok := s.update(prev, sn); ok {
+	if gone, came, freed, ok := s.update(prev, sn); ok {
 		s.names.files(gone, -1)
 		s.names.files(came, +1)
+		for _, num := range freed {
+			s.made.forget(num - 1)
+		}
 		s.updates++
 	} else {
 		s.rebuild(sn)
+		s.made.forgetAll()
 		s.rebuilds++
 	}
 	s.names.publish(prev, sn)
@@ -358,7 +358,7 @@ func (s *Store) rebuild(sn *snapshot) {
 		sn.keys.insertFile(f, dup)
 		for i := range f.Items {
 			if it := &f.Items[i]; sn.keys.has(it) {
-				s.names.add(f.Name(), it, +1)
+				s.names.add(f, it, +1)
 			}
 		}
 	}
@@ -368,13 +368,13 @@ func (s *Store) rebuild(sn *snapshot) {
 // update derives sn's indexes from prev's by applying the files that
 // changed between the two loader snapshots, and returns those files: the
 // authorized-keys files that went and came, every entry of which was and
-// is in effect. It reports false, leaving the indexes to rebuild, when
+// is in effect, and the numbers the files that went had (freed). It reports false, leaving the indexes to rebuild, when
 // that would not give the same result: a changed entry's key is held by
 // another entry too (which one wins depends on the order of all files), a
 // table would grow past half full; or when a rebuild is better: so much
 // changed that starting afresh is cheaper, or a table has become far
 // larger than its keys need (every reload copies it).
-func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], ok bool) {
+func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], freed []uint32, ok bool) {
 	gone, came = keydir.Diff(prev.files, sn.files)
 	gone, came = s.authorizedFiles(gone), s.authorizedFiles(came)
 	changed := 0
@@ -385,31 +385,35 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], ok 
 		changed += len(f.Items)
 	}
 	if changed > prev.keys.n/4+64 || prev.keys.oversized() {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	sn.keys, sn.dups = prev.keys, prev.dups
 	if len(gone)+len(came) == 0 {
-		return nil, nil, true
+		return nil, nil, nil, true
 	}
 	sn.keys = sn.keys.clone()
 	for _, f := range gone {
 		for i := range f.Items {
 			if _, dup := sn.dups[f.Items[i].sum]; dup {
-				return nil, nil, false
+				return nil, nil, nil, false
 			}
 		}
-		if !sn.keys.removeFile(f) {
-			return nil, nil, false
+		num, ok := sn.keys.removeFile(f)
+		if !ok {
+			return nil, nil, nil, false
+		}
+		if num != 0 {
+			freed = append(freed, num)
 		}
 	}
 	for _, f := range came {
 		// A key of dups is always in the index (removing one of its
 		// entries rebuilds), so insert refuses it like any present key.
 		if !sn.keys.roomFor(len(f.Items)) || !sn.keys.insertFile(f, nil) {
-			return nil, nil, false
+			return nil, nil, nil, false
 		}
 	}
-	return gone, came, true
+	return gone, came, freed, true
 }
 
 // authorizedFiles returns the files of files that are not revocation
@@ -657,7 +661,7 @@ func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 			continue
 		}
 		for i := range f.Items {
-			if it := &f.Items[i]; it.name(f.Name()) == name {
+			if it := &f.Items[i]; itemName(f, it) == name {
 				match = append(match, it.entry(f))
 			}
 		}

@@ -82,11 +82,11 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 	if r, ok := sn.revoked.Lookup(sum); ok {
 		return Decision{Verdict: Revoked, Err: revokedError(r)}
 	}
-	it, f := sn.keys.get(&sum)
+	it, f, r := sn.keys.lookup(&sum)
 	if it == nil {
 		return Decision{Verdict: Unknown, Err: &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}, Incomplete: sn.skipped}
 	}
-	e := it.entry(f)
+	e := s.made.entry(r.file-1, f, r.pos)
 	if !e.Expires.IsZero() {
 		if now := time.Now(); !now.Before(e.Expires) {
 			return Decision{Verdict: Expired, Entry: e, Err: &ExpiredError{Entry: e, Now: now}}

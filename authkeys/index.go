@@ -209,22 +209,23 @@ func (x *index) insert(r ref) bool {
 	}
 }
 
-// removeFile deletes the items of f from the table and frees its number;
-// it reports false if one of them was not there (its key is held by an
+// removeFile deletes the items of f from the table and frees its number,
+// which it returns (as a ref's file: 1 + it; 0 if f had none); it
+// reports false if one of the items was not there (its key is held by an
 // entry of another file).
-func (x *index) removeFile(f *keydir.File[item]) bool {
+func (x *index) removeFile(f *keydir.File[item]) (uint32, bool) {
 	var num uint32
 	for pos := range f.Items {
 		n, ok := x.remove(f, pos)
 		if !ok {
-			return false
+			return 0, false
 		}
 		num = n
 	}
 	if num != 0 {
 		x.freeFile(num - 1)
 	}
-	return true
+	return num, true
 }
 
 // remove deletes the item at pos of f itself (not another entry with its
@@ -274,17 +275,23 @@ func (x *index) has(it *item) bool {
 
 // get returns the item for sum and its file, or nil.
 func (x *index) get(sum *[32]byte) (*item, *keydir.File[item]) {
+	it, f, _ := x.lookup(sum)
+	return it, f
+}
+
+// lookup is get, with the item's ref.
+func (x *index) lookup(sum *[32]byte) (*item, *keydir.File[item], ref) {
 	if x.n == 0 {
-		return nil, nil
+		return nil, nil, ref{}
 	}
 	i := slotOf(sum, x.mask)
 	for {
 		s := x.slot(i)
 		if s.file == 0 {
-			return nil, nil
+			return nil, nil, ref{}
 		}
 		if it, f := x.at(s); it.sum == *sum {
-			return it, f
+			return it, f, s
 		}
 		i = (i + 1) & x.mask
 	}

@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/keytool/keytool/internal/keydir"
 )
 
 // TestNameCountsAgainstAMap checks nameCounts, whose names held once are
@@ -20,14 +22,14 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 	nc := nameCounts{seed: maphash.MakeSeed()}
 	nc.reset()
 	type entry struct {
-		file string
-		it   *item
+		f  *keydir.File[item]
+		it *item
 	}
 	var live []entry
 	want := map[string]nameCount{}
 	count := func(e entry, delta int) {
-		nc.add(e.file, e.it, delta)
-		if name, kind := nameKind(e.file, e.it); kind != 0 {
+		nc.add(e.f, e.it, delta)
+		if name, kind := nameKind(e.f, e.it); kind != 0 {
 			c := want[name]
 			c.add(kind, uint32(delta))
 			if c == (nameCount{}) {
@@ -47,13 +49,15 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 		var sum [32]byte
 		sum[0], sum[1] = byte(rng.IntN(256)), byte(rng.IntN(4))
 		name := names[rng.IntN(len(names))]
+		file, rare := name+".json", []any(nil) // named after its file
 		switch rng.IntN(4) {
 		case 0: // a member of a set, named by its member
-			return entry{"/keys/set.json", &item{sum: sum, more: &itemMore{name: name}}}
+			file, rare = "set.json", []any{&itemMore{name: name}}
 		case 1: // a rotation file beside the name's own
-			return entry{"/keys/" + besideName(name, sum) + ".json", &item{sum: sum, more: &itemMore{name: name}}}
+			file, rare = besideName(name, sum)+".json", []any{&itemMore{name: name}}
 		}
-		return entry{"/keys/" + name + ".json", &item{sum: sum, more: fileNamed}}
+		f := keydir.NewDirFile("/keys", file, 0, []item{{sum: sum}}, rare)
+		return entry{f, &f.Items[0]}
 	}
 	check := func(step int, name string) {
 		t.Helper()
@@ -82,13 +86,13 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 			count(e, +1)
 		}
 		merged = [2]int{max(merged[0], len(nc.own.sorted)), max(merged[1], len(nc.member.sorted))}
-		name, _ := nameKind(e.file, e.it)
+		name, _ := nameKind(e.f, e.it)
 		check(step, name)
 		check(step, names[rng.IntN(len(names))])
 		if step%5_000 == 4_999 { // a rebuild: counted anew, then sealed
 			nc.reset()
 			for _, e := range live {
-				nc.add(e.file, e.it, +1)
+				nc.add(e.f, e.it, +1)
 			}
 			nc.seal()
 			for _, n := range names {

@@ -112,12 +112,12 @@ func (nc *nameCounts) set(h uint64, was, c nameCount) {
 
 // nameKind says how it counts toward its name: 'r' rotation file, 'c' the
 // name's own file, 'n' any other; 0: no name.
-func nameKind(file string, it *item) (name string, kind byte) {
-	if name = it.name(file); name == "" {
+func nameKind(f *keydir.File[item], it *item) (name string, kind byte) {
+	if name = itemName(f, it); name == "" {
 		return "", 0
 	}
-	switch m, base := it.more, fileEntryName(file); {
-	case m != nil && m.nameFromFile:
+	switch m, base := moreOf(f, it), fileEntryName(f.Name()); {
+	case m == nil || m.nameFromFile:
 		return name, 'c'
 	case len(base) == len(name)+9 && base[len(name)] == '+' && base[:len(name)] == name && base == besideName(name, it.sum):
 		return name, 'r' // (the length first: a set of a million named members makes no key IDs)
@@ -177,9 +177,9 @@ func besideName(name string, sum [32]byte) string {
 	return name + "+" + strings.ReplaceAll(jwk.FormatKeyID(sum), ":", "")[:8]
 }
 
-// add counts it, an entry in effect read from file, with delta (+1 or -1).
-func (nc *nameCounts) add(file string, it *item, delta int) {
-	name, kind := nameKind(file, it)
+// add counts it, an entry in effect read from file f, with delta (+1 or -1).
+func (nc *nameCounts) add(f *keydir.File[item], it *item, delta int) {
+	name, kind := nameKind(f, it)
 	if kind == 0 {
 		return
 	}
@@ -216,7 +216,7 @@ func (nc *nameCounts) seal() {
 func (nc *nameCounts) files(files []*keydir.File[item], delta int) {
 	for _, f := range files {
 		for i := range f.Items {
-			nc.add(f.Name(), &f.Items[i], delta)
+			nc.add(f, &f.Items[i], delta)
 		}
 	}
 }
@@ -258,7 +258,7 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 		}
 		for i := range f.Items {
 			it := &f.Items[i]
-			name, kind := nameKind(f.Name(), it)
+			name, kind := nameKind(f, it)
 			if kind == 0 || !sn.keys.has(it) {
 				continue
 			}

@@ -15,7 +15,10 @@
 // lines) and each key is handed to the caller's Convert with its source
 // (SourceRef: the Source and its index in Config.Sources, which tells
 // sources with equal fields apart), which returns the compact entry the
-// store keeps (type T) — the parsed *jwk.Key is not kept.
+// store keeps (type T) — the parsed *jwk.Key is not kept. What few
+// entries carry beyond it (a name, a comment) Config.Rare returns, and
+// the File keeps it beside its Items (File.RareOf), so that T can hold no
+// pointer and a file's Items are never read by the garbage collector.
 // Dotfiles (which covers Kubernetes' ..data and ..<timestamp> entries and
 // atomicfile's .*.tmp), *~, #*#, *.swp and *.tmp names are ignored, and
 // names are followed through symlinks, so a ConfigMap or Secret volume

@@ -9,11 +9,11 @@ import (
 
 // Found is one copy of a key that Find matched: the file that holds it and
 // the entry made from it. Item points at the entry in the file's Items,
-// never at a copy: a store may keep state in its entries that it writes
-// while others read them (authkeys makes an entry's Entry on demand, with
-// an atomic write into the entry), and copying an entry would read that
-// state unsynchronized (a data race). For the same reason keydir hands
-// callbacks (Config.KeyOf, Config.Terms, spki) pointers into Items.
+// never at a copy, as keydir's callbacks (Config.KeyOf, Config.Terms,
+// spki) are given pointers into Items: a store finds what it keeps beside
+// an entry by where the entry is (File.RareOf), and a store may keep
+// state in its entries that it writes while others read them, which a
+// copy would read unsynchronized (a data race).
 type Found[T any] struct {
 	File *File[T]
 	Item *T

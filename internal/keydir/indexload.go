@@ -372,10 +372,10 @@ func (fl *focusedLoad[T]) records(i int, files []*File[T]) []indexRecord {
 		if f.Source() != i {
 			continue
 		}
-		name, path := f.Name(), f.Path()
+		name := f.Name()
 		seen := map[Term]bool{}
 		for j := range f.Items {
-			for _, t := range fl.termsOf(i, path, &f.Items[j]) {
+			for _, t := range fl.termsOf(f, j) {
 				if !seen[t] {
 					seen[t] = true
 					out = append(out, indexRecord{t, name})
@@ -406,14 +406,14 @@ func minus(a, b []indexRecord) []indexRecord {
 // termsOf is what indexes an entry: in a revocation source only its key
 // (both stores read the same revocation directories, and share their
 // index), else what the store's Terms says.
-func (fl *focusedLoad[T]) termsOf(i int, path string, it *T) []Term {
-	if fl.l.cfg.Sources[i].Revocation {
+func (fl *focusedLoad[T]) termsOf(f *File[T], i int) []Term {
+	if fl.l.cfg.Sources[f.Source()].Revocation {
 		if fl.l.cfg.KeyOf == nil {
 			return nil
 		}
-		return []Term{KeyTerm(fl.l.cfg.KeyOf(it))}
+		return []Term{KeyTerm(fl.l.cfg.KeyOf(&f.Items[i]))}
 	}
-	return fl.l.cfg.Terms(path, it)
+	return fl.l.cfg.Terms(f, i)
 }
 
 // finish records what changed since the load in each source directory

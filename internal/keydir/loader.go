@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -113,6 +114,13 @@ type Config[T any] struct {
 	// learn that its files changed (tlsbridge.WatchIdentity), so that no
 	// second watcher exists.
 	Parse func(src SourceRef, path string, data []byte) ([]T, error)
+	// Rare, if set, is what an entry carries beyond its T: called after
+	// Convert with the same arguments, nil for most entries, kept by its
+	// File (File.Rare) and not in Items. It lets T hold no pointer, so
+	// that the garbage collector never reads a file's Items, however
+	// many keys they hold (docs/design.md, "Memory of a loaded store").
+	// Its error skips the entry as Convert's does.
+	Rare func(src SourceRef, path string, k *jwk.Key) (any, error)
 	// KeyOf, if set, is an entry's key (its SPKI hash): a Change then
 	// counts only the keys a changed file gained and lost. It gets the
 	// entry in its file's Items, never a copy (see Found).
@@ -142,9 +150,9 @@ type Config[T any] struct {
 	// Index is the directory of the admin index (LoadFor); empty: none.
 	Index string
 	// Terms, if set, is what the admin index maps to an entry's file: its
-	// key, and the names or addresses a command looks it up by (path is
-	// the file's; it is the entry in its file's Items, never a copy).
-	Terms func(path string, it *T) []Term
+	// key, and the names or addresses a command looks it up by. It gets
+	// the entry as f.Items[i], never a copy.
+	Terms func(f *File[T], i int) []Term
 }
 
 // File is one file that loaded, with the entries made from its keys.
@@ -162,10 +170,14 @@ type File[T any] struct {
 	Items []T
 }
 
-// fileSource is what the files of one source share.
+// fileSource is what the files of one source share. A file whose
+// entries have rare parts (Config.Rare) has a copy of its own that holds
+// them: the rare file pays for them, not every file.
 type fileSource struct {
-	prefix string // a file's path is prefix+name
-	index  int    // in Config.Sources
+	prefix          string // a file's path is prefix+name
+	index           int    // in Config.Sources
+	dir, revocation bool   // the source's Source.Dir and Source.Revocation
+	rare            []any  // a file's own copy only: Config.Rare of Items[i]
 }
 
 // NewFile returns a file of items read from path, of source index
@@ -173,6 +185,13 @@ type fileSource struct {
 // tests and callers that build files without a loader.
 func NewFile[T any](path string, source int, items []T) *File[T] {
 	return &File[T]{src: &fileSource{index: source}, name: path, Items: items}
+}
+
+// NewDirFile returns a file name of the directory dir, source index
+// source (a directory that grants trust: InDir), holding items and their
+// rare parts (Config.Rare: nil, or one per item): for tests.
+func NewDirFile[T any](dir, name string, source int, items []T, rare []any) *File[T] {
+	return &File[T]{src: &fileSource{prefix: dir + string(filepath.Separator), index: source, dir: true, rare: rare}, name: name, Items: items}
 }
 
 // Path is the file's path. It is made on each call (but for a
@@ -191,6 +210,24 @@ func (f *File[T]) Name() string { return f.name }
 
 // Source is the index in Config.Sources of the file's source.
 func (f *File[T]) Source() int { return f.src.index }
+
+// InDir reports whether the file's source is a directory (or a feed,
+// which is read like one) that grants trust: not a single file, not a
+// revocation source.
+func (f *File[T]) InDir() bool { return f.src.dir && !f.src.revocation }
+
+// RareOf is what Config.Rare returned for the entry it, which must point
+// into f.Items: nil for most entries.
+func (f *File[T]) RareOf(it *T) any {
+	if f.src.rare == nil {
+		return nil
+	}
+	size := unsafe.Sizeof(*it)
+	if size == 0 {
+		return f.src.rare[0]
+	}
+	return f.src.rare[(uintptr(unsafe.Pointer(it))-uintptr(unsafe.Pointer(unsafe.SliceData(f.Items))))/size]
+}
 
 // Snapshot is the immutable result of a load.
 type Snapshot[T any] struct {
@@ -451,7 +488,7 @@ func (l *Loader[T]) newFile(i int, path string, items []T) *File[T] {
 	ss := &l.states[i]
 	fsrc := ss.fsrc
 	if path[:ss.nameAt] != fsrc.prefix { // never, as paths are made (prefixOf): yet a path must stay what it was
-		fsrc = &fileSource{prefix: strings.Clone(path[:ss.nameAt]), index: i}
+		fsrc = &fileSource{prefix: strings.Clone(path[:ss.nameAt]), index: i, dir: fsrc.dir, revocation: fsrc.revocation}
 	}
 	return &File[T]{src: fsrc, name: strings.Clone(path[ss.nameAt:]), Items: items}
 }
@@ -592,7 +629,7 @@ func New[T any](cfg Config[T]) *Loader[T] {
 	}
 	for i, s := range srcs {
 		prefix := prefixOf(s)
-		l.states[i].nameAt, l.states[i].fsrc = len(prefix), &fileSource{prefix: prefix, index: i}
+		l.states[i].nameAt, l.states[i].fsrc = len(prefix), &fileSource{prefix: prefix, index: i, dir: s.Dir, revocation: s.Revocation}
 	}
 	l.snap.Store(&Snapshot[T]{})
 	return l

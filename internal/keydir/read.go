@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,8 +173,9 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 	}
 	f = l.newFile(i, path, make([]T, 0, len(entries)))
 	var skipped []Problem
+	var rare rareList
 	for _, e := range entries {
-		t, p := l.convertEntry(src, path, e)
+		t, r, p := l.convertEntry(src, path, e)
 		switch {
 		case p != nil && len(entries) == 1:
 			return nil, p, nil // a file of one entry is that entry: the file is the problem
@@ -182,23 +184,22 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 			skipped = append(skipped, *p)
 		default:
 			f.Items = append(f.Items, t)
+			rare.add(r)
 		}
 	}
+	keepRare(f, &rare)
 	return f, nil, skipped
 }
 
 // convertEntry makes the caller's entry of one entry of a file, or the
 // problem that names it: by the line or member ParseSet gave, with the
 // member Convert names after it ("keys[2].address").
-func (l *Loader[T]) convertEntry(src SourceRef, path string, e jwk.SetEntry) (T, *Problem) {
+func (l *Loader[T]) convertEntry(src SourceRef, path string, e jwk.SetEntry) (T, any, *Problem) {
 	var t T
 	if e.Err != nil {
-		return t, problemOf(path, e.Err, false)
+		return t, nil, problemOf(path, e.Err, false)
 	}
-	if l.cfg.Convert == nil {
-		return t, nil
-	}
-	t, err := l.cfg.Convert(src, path, e.Key)
+	t, r, err := l.convert(src, path, e.Key)
 	if err != nil {
 		p := problemOf(path, err, false)
 		if p.Line == 0 {
@@ -207,9 +208,49 @@ func (l *Loader[T]) convertEntry(src SourceRef, path string, e jwk.SetEntry) (T,
 		if m := e.Member(); m != "" {
 			p.Member = strings.TrimSuffix(m+"."+p.Member, ".")
 		}
-		return t, p
+		return t, nil, p
 	}
-	return t, nil
+	return t, r, nil
+}
+
+// convert makes the caller's entry of k and its rare part (Config.Convert,
+// Config.Rare).
+func (l *Loader[T]) convert(src SourceRef, path string, k *jwk.Key) (t T, rare any, err error) {
+	if l.cfg.Convert == nil {
+		return t, nil, nil
+	}
+	if t, err = l.cfg.Convert(src, path, k); err != nil || l.cfg.Rare == nil {
+		return t, nil, err
+	}
+	rare, err = l.cfg.Rare(src, path, k)
+	return t, rare, err
+}
+
+// rareList gathers the rare parts of a file's items (Config.Rare), making
+// a list only once one of them is not nil: most files have none.
+type rareList struct {
+	list []any
+	n    int
+}
+
+func (r *rareList) add(v any) {
+	if v != nil && r.list == nil {
+		r.list = make([]any, r.n, r.n+1)
+	}
+	if r.list != nil {
+		r.list = append(r.list, v)
+	}
+	r.n++
+}
+
+// keepRare gives f the rare parts r gathered, in a copy of its source's
+// part of its own (fileSource).
+func keepRare[T any](f *File[T], r *rareList) {
+	if r.list != nil {
+		own := *f.src
+		own.rare = slices.Clip(r.list)
+		f.src = &own
+	}
 }
 
 // parseWhole reads a file that must load whole or not at all: any key
@@ -226,20 +267,20 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 		return nil, problemOf(path, err, src.Revocation)
 	}
 	f := l.newFile(src.Index, path, make([]T, 0, len(keys)))
+	var rare rareList
 	for n, k := range keys {
-		var t T
-		if l.cfg.Convert != nil {
-			t, err = l.cfg.Convert(src, path, k)
-			if err != nil {
-				p := problemOf(path, err, src.Revocation)
-				if len(keys) > 1 {
-					p.Member = strings.TrimSuffix("keys["+strconv.Itoa(n)+"]."+p.Member, ".")
-				}
-				return nil, p
+		t, r, err := l.convert(src, path, k)
+		if err != nil {
+			p := problemOf(path, err, src.Revocation)
+			if len(keys) > 1 {
+				p.Member = strings.TrimSuffix("keys["+strconv.Itoa(n)+"]."+p.Member, ".")
 			}
+			return nil, p
 		}
 		f.Items = append(f.Items, t)
+		rare.add(r)
 	}
+	keepRare(f, &rare)
 	return f, nil
 }
 

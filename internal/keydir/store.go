@@ -112,7 +112,13 @@ func NewLifecycle[T any](opts Options, convert func(src SourceRef, path string, 
 // IndexBy says what the admin index maps to an entry's file (the key, and
 // the names or addresses the store's admin lookups use); call it before
 // LoadFor.
-func (lc Lifecycle[T]) IndexBy(terms func(path string, it *T) []Term) { lc.l.cfg.Terms = terms }
+func (lc Lifecycle[T]) IndexBy(terms func(f *File[T], i int) []Term) { lc.l.cfg.Terms = terms }
+
+// KeepRare says what an entry carries beyond T (Config.Rare); call it
+// before Start.
+func (lc Lifecycle[T]) KeepRare(rare func(src SourceRef, path string, k *jwk.Key) (any, error)) {
+	lc.l.cfg.Rare = rare
+}
 
 // LoadFor reads the files once, as Start without watching does, but only
 // those an admin command looking for q needs (Loader.LoadFor). Call

@@ -1,0 +1,96 @@
+package authkeys
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/keytool/keytool/internal/keydir"
+)
+
+// madeEntries keeps the Entry made for each key a handshake decided
+// (Decide), so that a client seen before is decided without allocating,
+// while an item holds no pointer for the collector to read (item). It is
+// the store's, not a snapshot's: an Entry is kept by the number its
+// file has in the index (index.addFile), which a file keeps from one
+// snapshot to the next while it is unchanged, and checked against the
+// file itself, so that a number given to another file (or by a rebuild)
+// never answers with the Entry of the file that had it before. Memory
+// grows with the clients seen, not with the keys held: a page of 4,096
+// file numbers (32 KiB) is made when a key of one of its files is first
+// decided.
+type madeEntries struct {
+	mu    sync.Mutex                  // held to add pages
+	pages atomic.Pointer[[]*madePage] // by file number >> pageBits
+}
+
+type madePage [pageLen]atomic.Pointer[fileMade]
+
+// fileMade is the Entries made for the items of one file, by position.
+type fileMade struct {
+	f       *keydir.File[item]
+	entries []atomic.Pointer[Entry]
+}
+
+// entry returns the Entry of f.Items[pos], f being numbered num, making
+// it the first time.
+func (m *madeEntries) entry(num uint32, f *keydir.File[item], pos uint32) *Entry {
+	slot := m.slot(num)
+	fm := slot.Load()
+	if fm == nil || fm.f != f {
+		// The number's first Entry, or the number was another file's.
+		fresh := &fileMade{f: f, entries: make([]atomic.Pointer[Entry], len(f.Items))}
+		if slot.CompareAndSwap(fm, fresh) {
+			fm = fresh
+		} else if fm = slot.Load(); fm == nil || fm.f != f {
+			// Handshakes on two snapshots that number two files alike
+			// (during a reload): this one's Entry is not kept.
+			return f.Items[pos].entry(f)
+		}
+	}
+	if e := fm.entries[pos].Load(); e != nil {
+		return e
+	}
+	e := f.Items[pos].entry(f)
+	if !fm.entries[pos].CompareAndSwap(nil, e) {
+		return fm.entries[pos].Load()
+	}
+	return e
+}
+
+// slot returns the place of file number num, adding its page if needed.
+func (m *madeEntries) slot(num uint32) *atomic.Pointer[fileMade] {
+	p := int(num >> pageBits)
+	if pages := m.pages.Load(); pages != nil && p < len(*pages) && (*pages)[p] != nil {
+		return &(*pages)[p][num&(pageLen-1)]
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var pages []*madePage
+	if cur := m.pages.Load(); cur != nil {
+		pages = *cur
+	}
+	if p >= len(pages) || pages[p] == nil {
+		grown := make([]*madePage, max(len(pages), p+1))
+		copy(grown, pages)
+		grown[p] = new(madePage)
+		pages = grown
+		m.pages.Store(&pages)
+	}
+	return &pages[p][num&(pageLen-1)]
+}
+
+// forget drops the Entries of file number num (its file left the
+// index), so that they do not keep the file's memory until the number is
+// given again. A handshake still deciding on an older snapshot may put
+// them back: they are then dropped when the number is next given.
+func (m *madeEntries) forget(num uint32) {
+	if pages := m.pages.Load(); pages != nil && int(num>>pageBits) < len(*pages) {
+		if page := (*pages)[num>>pageBits]; page != nil {
+			page[num&(pageLen-1)].Store(nil)
+		}
+	}
+}
+
+// forgetAll drops every Entry (the index was rebuilt and its files
+// numbered anew).
+func (m *madeEntries) forgetAll() { m.pages.Store(nil) }

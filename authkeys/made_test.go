@@ -1,0 +1,121 @@
+package authkeys
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+)
+
+// TestMadeEntryFollowsItsFile: the Entry a handshake made is kept for the
+// next handshake only while its file is the same. A file rewritten, a
+// file number given to another file after a removal, and a rebuild that
+// numbers every file anew must each give the Entry of the file now there
+// — never the one made before (madeEntries is the store's, by file
+// number, and outlives snapshots).
+func TestMadeEntryFollowsItsFile(t *testing.T) {
+	opts := HomeOptions(t.TempDir())
+	dir := opts.Dirs[0]
+	write := func(name string, n int, comment string) {
+		keydirtest.Write(t, filepath.Join(dir, name+".json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, n), "comment", comment)))
+	}
+	s := Load(opts)
+	defer s.Close()
+	decide := func(n int) *Entry {
+		t.Helper()
+		d := s.Decide(key(t, n).SPKIHash(), netip.Addr{})
+		if d.Verdict != Authorized {
+			t.Fatalf("key %d: %v", n, d.Err)
+		}
+		return d.Entry
+	}
+	// Enough files that one change is an update of the index, not a rebuild.
+	for i := range 80 {
+		write(fmt.Sprintf("k%02d", i), 10+i, "filler")
+	}
+	write("alice", 1, "v0")
+	write("bob", 2, "bob's")
+	s.Reload()
+	if e := decide(1); e.Comment != "v0" || decide(1) != e {
+		t.Fatalf("alice: %+v, or a second Entry for the same file", e)
+	}
+	decide(2)
+
+	old, alice := s.snap.Load(), key(t, 1).SPKIHash()
+	write("alice", 1, "v1") // rewritten: a new File
+	s.Reload()
+	// A handshake still deciding on the snapshot before puts the old
+	// file's Entry back under the number the new file may have.
+	if _, f, r := old.keys.lookup(&alice); s.made.entry(r.file-1, f, r.pos).Comment != "v0" {
+		t.Fatal("the old snapshot's Entry is not the old file's")
+	}
+	if e := decide(1); e.Comment != "v1" {
+		t.Fatalf("alice after her file changed: comment %q, want v1", e.Comment)
+	}
+
+	// bob's number is freed and given to carol's file, of another key.
+	updates := s.updates
+	os.Remove(filepath.Join(dir, "bob.json"))
+	write("carol", 3, "carol's")
+	s.Reload()
+	if s.updates == updates {
+		t.Fatal("the change rebuilt the index: the test does not reach a number given again")
+	}
+	if e := decide(3); e.Name != "carol" || e.Comment != "carol's" {
+		t.Fatalf("carol: %+v", e)
+	}
+	if d := s.Decide(key(t, 2).SPKIHash(), netip.Addr{}); d.Verdict != Unknown {
+		t.Fatalf("bob after his file went: %v", d.Verdict)
+	}
+
+	// Most files changed: a rebuild, every file numbered anew.
+	rebuilds := s.rebuilds
+	for i := range 80 {
+		write(fmt.Sprintf("k%02d", i), 10+i, "changed")
+	}
+	s.Reload()
+	if s.rebuilds == rebuilds {
+		t.Fatal("no rebuild")
+	}
+	for i := range 80 {
+		if e := decide(10 + i); e.Comment != "changed" || e.Name != fmt.Sprintf("k%02d", i) {
+			t.Fatalf("after the rebuild, key %d: %+v", 10+i, e)
+		}
+	}
+	if e := decide(1); e.Comment != "v1" || e.Name != "alice" {
+		t.Fatalf("alice after the rebuild: %+v", e)
+	}
+}
+
+// TestMadeEntriesForgottenWithTheirFile: the Entries made for a file that
+// leaves the store are dropped with it, so that they do not keep its
+// memory (a JWK Set of 50,000 keys) until its number is given again.
+func TestMadeEntriesForgottenWithTheirFile(t *testing.T) {
+	opts := HomeOptions(t.TempDir())
+	dir := opts.Dirs[0]
+	for i := range 80 {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%02d.json", i)), keydirtest.JWK(t, key(t, 10+i)))
+	}
+	s := Load(opts)
+	defer s.Close()
+	sum := key(t, 10).SPKIHash()
+	if d := s.Decide(sum, netip.Addr{}); d.Verdict != Authorized {
+		t.Fatal(d.Err)
+	}
+	_, _, r := s.snap.Load().keys.lookup(&sum)
+	if s.made.slot(r.file-1).Load() == nil {
+		t.Fatal("no Entry kept for the key decided")
+	}
+	updates := s.updates
+	os.Remove(filepath.Join(dir, "k00.json"))
+	s.Reload()
+	if s.updates == updates {
+		t.Fatal("the removal rebuilt the index")
+	}
+	if fm := s.made.slot(r.file - 1).Load(); fm != nil {
+		t.Fatalf("the Entries of a file that went are kept: %+v", fm)
+	}
+}
