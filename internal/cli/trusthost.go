@@ -438,31 +438,39 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	case !hosts.seen:
 		return fmt.Errorf("%s presented no certificate", addr)
 	}
+	c.sayPinned(addr, r, hosts, presented)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "Note: %s does not authorize this client's key %s yet; its administrator can run: keytool authorize --name NAME FILE (your public key: keytool%s pub)\n", addr, id.Key.Fingerprint(), c.homeFlag())
+	}
+	return nil
+}
+
+// sayPinned says what trust-host did with the key the server presented:
+// pinned it (where, and for which purposes), or found it trusted already.
+// presented is the key from the connection, nil when the handshake did
+// not complete (the pin file then tells its type).
+func (c *cli) sayPinned(addr string, r pinRequest, hosts *seenHosts, presented *jwk.Key) {
 	fp := jwk.FormatFingerprint(hosts.sum)
 	key := "key " + fp
 	if presented != nil && presented.SPKIHash() == hosts.sum {
 		key = keyPhrase(presented)
 	}
-	if hosts.file != "" {
-		if r.yes {
-			fmt.Fprintf(c.stderr, "Warning: trusting %s's key on first use, without checking it; compare %s with the key its administrator sees (keytool show).\n", addr, fp)
-		}
-		if presented == nil {
-			key = pinnedKeyPhrase(hosts.file, fp)
-		}
-		if strings.HasPrefix(hosts.comment, tlsbridge.DNSComment) {
-			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s (%s)\n", key, addr, hosts.file, hosts.comment)
-		} else {
-			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", key, addr, hosts.file)
-		}
-		c.sayPurposes(r.purposes)
-	} else {
+	if hosts.file == "" {
 		fmt.Fprintf(c.stdout, "%s is already trusted: %s\n", addr, key)
+		return
 	}
-	if err != nil {
-		fmt.Fprintf(c.stderr, "Note: %s does not authorize this client's key %s yet; its administrator can run: keytool authorize --name NAME FILE (your public key: keytool%s pub)\n", addr, id.Key.Fingerprint(), c.homeFlag())
+	if r.yes {
+		fmt.Fprintf(c.stderr, "Warning: trusting %s's key on first use, without checking it; compare %s with the key its administrator sees (keytool show).\n", addr, fp)
 	}
-	return nil
+	if presented == nil {
+		key = pinnedKeyPhrase(hosts.file, fp)
+	}
+	if strings.HasPrefix(hosts.comment, tlsbridge.DNSComment) {
+		fmt.Fprintf(c.stdout, "Pinned %s for %s in %s (%s)\n", key, addr, hosts.file, hosts.comment)
+	} else {
+		fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", key, addr, hosts.file)
+	}
+	c.sayPurposes(r.purposes)
 }
 
 // hostKeyFailed is what ssh says when the user refuses a host key.
