@@ -17,7 +17,8 @@ import (
 // never answers with the Entry of the file that had it before. Memory
 // grows with the clients seen, not with the keys held: a page of 4,096
 // file numbers (32 KiB) is made when a key of one of its files is first
-// decided.
+// decided, and a file's places for Entries in chunks of the keys near
+// the one decided (fileMade).
 type madeEntries struct {
 	mu    sync.Mutex                  // held to add pages
 	pages atomic.Pointer[[]*madePage] // by file number >> pageBits
@@ -25,10 +26,49 @@ type madeEntries struct {
 
 type madePage [pageLen]atomic.Pointer[fileMade]
 
-// fileMade is the Entries made for the items of one file, by position.
+// fileMade is the Entries made for the items of one file, by position:
+// in one array for a small file, else in chunks of madeChunkLen made when
+// a key of theirs is first decided, so that a client of a JWK Set of
+// 100,000 keys costs a chunk (512 bytes) and the set an array of a
+// pointer per chunk, not a pointer per key — memory the keys no client
+// presents would hold, and that the collector would read at every
+// collection.
 type fileMade struct {
-	f       *keydir.File[item]
-	entries []atomic.Pointer[Entry]
+	f      *keydir.File[item]
+	small  []atomic.Pointer[Entry]     // a file of at most madeChunkLen items
+	chunks []atomic.Pointer[madeChunk] // a bigger file's
+}
+
+const (
+	madeChunkBits = 6
+	madeChunkLen  = 1 << madeChunkBits
+)
+
+type madeChunk [madeChunkLen]atomic.Pointer[Entry]
+
+func newFileMade(f *keydir.File[item]) *fileMade {
+	if n := len(f.Items); n > madeChunkLen {
+		return &fileMade{f: f, chunks: make([]atomic.Pointer[madeChunk], (n+madeChunkLen-1)>>madeChunkBits)}
+	}
+	return &fileMade{f: f, small: make([]atomic.Pointer[Entry], len(f.Items))}
+}
+
+// place returns where the Entry of the item at pos is kept, making its
+// chunk if needed.
+func (fm *fileMade) place(pos uint32) *atomic.Pointer[Entry] {
+	if fm.chunks == nil {
+		return &fm.small[pos]
+	}
+	c := &fm.chunks[pos>>madeChunkBits]
+	chunk := c.Load()
+	if chunk == nil {
+		if fresh := new(madeChunk); c.CompareAndSwap(nil, fresh) {
+			chunk = fresh
+		} else {
+			chunk = c.Load()
+		}
+	}
+	return &chunk[pos&(madeChunkLen-1)]
 }
 
 // entry returns the Entry of f.Items[pos], f being numbered num, making
@@ -38,7 +78,7 @@ func (m *madeEntries) entry(num uint32, f *keydir.File[item], pos uint32) *Entry
 	fm := slot.Load()
 	if fm == nil || fm.f != f {
 		// The number's first Entry, or the number was another file's.
-		fresh := &fileMade{f: f, entries: make([]atomic.Pointer[Entry], len(f.Items))}
+		fresh := newFileMade(f)
 		if slot.CompareAndSwap(fm, fresh) {
 			fm = fresh
 		} else if fm = slot.Load(); fm == nil || fm.f != f {
@@ -47,12 +87,13 @@ func (m *madeEntries) entry(num uint32, f *keydir.File[item], pos uint32) *Entry
 			return f.Items[pos].entry(f)
 		}
 	}
-	if e := fm.entries[pos].Load(); e != nil {
+	p := fm.place(pos)
+	if e := p.Load(); e != nil {
 		return e
 	}
 	e := f.Items[pos].entry(f)
-	if !fm.entries[pos].CompareAndSwap(nil, e) {
-		return fm.entries[pos].Load()
+	if !p.CompareAndSwap(nil, e) {
+		return p.Load()
 	}
 	return e
 }

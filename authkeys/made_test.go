@@ -1,12 +1,16 @@
 package authkeys
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 )
 
@@ -117,5 +121,42 @@ func TestMadeEntriesForgottenWithTheirFile(t *testing.T) {
 	}
 	if fm := s.made.slot(r.file - 1).Load(); fm != nil {
 		t.Fatalf("the Entries of a file that went are kept: %+v", fm)
+	}
+}
+
+// TestMadeEntriesGrowWithClients: the first handshake of a key of a big
+// JWK Set keeps its Entry without a place for an Entry of every key of
+// the set — memory that would grow with the keys held, not the clients
+// seen, and pointers the collector reads at every collection, which
+// items without pointers exist to spare it (madeEntries).
+func TestMadeEntriesGrowWithClients(t *testing.T) {
+	const n = 100_000
+	items := make([]item, n)
+	for i := range items {
+		items[i].sum = sha256.Sum256(binary.LittleEndian.AppendUint32(nil, uint32(i)))
+	}
+	set := keydir.NewDirFile("/keys", "set.json", 0, items, nil)
+	one := keydir.NewDirFile("/keys", "one.json", 0, items[:1], nil)
+	var m madeEntries
+	m.entry(1, one, 0) // the page of file numbers, 32 KiB, made beforehand
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	e := m.entry(0, set, 12345)
+	runtime.ReadMemStats(&after)
+	if e.SPKIHash != items[12345].sum || e.Name != "set" {
+		t.Fatalf("entry %+v", e)
+	}
+	if m.entry(0, set, 12345) != e {
+		t.Fatal("the Entry is not kept")
+	}
+	// 8 bytes a key (a pointer for each) would be 800,000.
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > n {
+		t.Fatalf("the first Entry of a set of %d keys allocated %d bytes, more than a byte a key", n, grew)
+	}
+	// Each key's own Entry, at the ends of chunks and of the set too.
+	for _, pos := range []uint32{0, 1, 63, 64, 12344, 12346, n - 1} {
+		if e := m.entry(0, set, pos); e.SPKIHash != items[pos].sum || m.entry(0, set, pos) != e {
+			t.Fatalf("position %d: %+v, or not kept", pos, e)
+		}
 	}
 }
