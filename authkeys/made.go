@@ -134,4 +134,8 @@ func (m *madeEntries) forget(num uint32) {
 
 // forgetAll drops every Entry (the index was rebuilt and its files
 // numbered anew).
-func (m *madeEntries) forgetAll() { m.pages.Store(nil) }
+func (m *madeEntries) forgetAll() {
+	m.mu.Lock() // else a page being added could put the old pages back
+	defer m.mu.Unlock()
+	m.pages.Store(nil)
+}
