@@ -41,7 +41,7 @@ var encryptionAlgs = map[string]bool{
 }
 
 // signatureAlgs are the JWS algorithms (RFC 7518 section 3.1, RFC 8037
-// section 3.1), each with the keys it signs with, as keyFamily names them,
+// section 3.1, RFC 9864), each with the keys it signs with, as keyFamily names them,
 // and where that is said. A key whose "alg" is one of them is for that
 // algorithm alone (RFC 7517 section 4.4): on a key of another family or
 // curve ("ES256" on an Ed25519 key, "ES384" on a P-256 key, "RS256" on
@@ -54,6 +54,10 @@ var signatureAlgs = map[string]struct{ family, source string }{
 	"ES256": {"EC P-256", "RFC 7518 section 3.4"}, "ES384": {"EC P-384", "RFC 7518 section 3.4"}, "ES512": {"EC P-521", "RFC 7518 section 3.4"},
 	"PS256": {"RSA", "RFC 7518 section 3.5"}, "PS384": {"RSA", "RFC 7518 section 3.5"}, "PS512": {"RSA", "RFC 7518 section 3.5"},
 	"EdDSA": {"OKP Ed25519", "RFC 8037 section 3.1"},
+	// RFC 9864's fully specified names for EdDSA (JOSE's ECDSA names
+	// already are; its ESP256… are COSE's, not JOSE's). keytool reads no
+	// Ed448 key, so "Ed448" fits none it reads.
+	"Ed25519": {"OKP Ed25519", "RFC 9864"}, "Ed448": {"OKP Ed448", "RFC 9864"},
 }
 
 // keyFamily names the kind of k's key as signatureAlgs does: its JWK kty,

@@ -273,8 +273,9 @@ func TestUsePublicHalfReadsBack(t *testing.T) {
 }
 
 // A signature algorithm in "alg" must fit the key (RFC 7518 section 3.1,
-// RFC 8037 section 3.1): ES256, ES384 and ES512 the EC keys on P-256,
-// P-384 and P-521, EdDSA an Ed25519 key, the RS and PS algorithms an RSA
+// RFC 8037 section 3.1, RFC 9864): ES256, ES384 and ES512 the EC keys on
+// P-256, P-384 and P-521, EdDSA and Ed25519 an Ed25519 key, Ed448 none
+// keytool reads, the RS and PS algorithms an RSA
 // key, and HS (HMAC) none keytool reads. Any other is refused, public or
 // private, a *UseError on member alg, whichever decoder read the key (the
 // fast path, go-jose, the big RSA keys' own), the same by both when the
@@ -285,11 +286,11 @@ func TestAlgFitsKey(t *testing.T) {
 		EC256:   {"ES256"},
 		EC384:   {"ES384"},
 		EC521:   {"ES512"},
-		Ed25519: {"EdDSA"},
+		Ed25519: {"EdDSA", "Ed25519"},
 		RSA2048: {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"},
 	}
-	known := []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "HS256", "HS384", "HS512"}
-	unknown := []string{"ES256K", "Ed25519", "x-private-name", "es256", "RS1", ""}
+	known := []string{"ES256", "ES384", "ES512", "EdDSA", "Ed25519", "Ed448", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "HS256", "HS384", "HS512"}
+	unknown := []string{"ES256K", "ESP256", "x-private-name", "es256", "ed25519", "RS1", ""}
 	keys := map[*Key][]string{bigRSA(t): fits[RSA2048]}
 	for _, typ := range testTypes {
 		keys[testKey(t, typ)] = fits[typ]
