@@ -116,7 +116,7 @@ type Config[T any] struct {
 	Parse func(src SourceRef, path string, data []byte) ([]T, error)
 	// Rare, if set, is what an entry carries beyond its T: called after
 	// Convert with the same arguments, nil for most entries, kept by its
-	// File (File.Rare) and not in Items. It lets T hold no pointer, so
+	// File (File.RareOf) and not in Items. It lets T hold no pointer, so
 	// that the garbage collector never reads a file's Items, however
 	// many keys they hold (docs/design.md, "Memory of a loaded store").
 	// Its error skips the entry as Convert's does.
