@@ -176,6 +176,14 @@ type ForbiddenBody struct {
 	KeyID       string          `json:"key_id,omitempty"`
 }
 
+// Message is the fixed sentence of ForbiddenBody.Message for r, and
+// whether r is one of the reasons above: a client can tell keytool's
+// refusal from a look-alike, and never prints a reason it does not know.
+func (r ForbiddenReason) Message() (string, bool) {
+	msg, ok := forbiddenMessages[r]
+	return msg, ok
+}
+
 // WriteForbidden answers 403 Forbidden with the ForbiddenBody for reason
 // and, when known, the SHA-256 of the client's SubjectPublicKeyInfo.
 func WriteForbidden(w http.ResponseWriter, reason ForbiddenReason, spkiHash *[32]byte) {

