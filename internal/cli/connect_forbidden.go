@@ -81,8 +81,7 @@ func (e *forbiddenByServerError) Error() string {
 
 // forbiddenAdvice is what to do about a forbiddenByServerError.
 func (c *cli) forbiddenAdvice(e *forbiddenByServerError) string {
-	authorize := "ask its administrator to run: keytool authorize --name NAME FILE (on the server)\n" +
-		"with FILE holding this client's public key, printed by: " + c.command("pub")
+	authorize := askToAuthorize(c.command("pub"))
 	switch e.reason {
 	case tlsbridge.ReasonNotAuthorized:
 		return "If the server serves enrollment (keytool proxy --enroll), enroll with a token its administrator makes (keytool invite, on the server):\n" +

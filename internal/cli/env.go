@@ -245,10 +245,17 @@ type refusedError struct {
 }
 
 func (e *refusedError) Error() string {
-	return fmt.Sprintf("%s does not authorize this client's key %s; ask its administrator to run: keytool authorize --name NAME FILE\n"+
-		"with FILE holding this client's public key, printed by: %s\n"+
+	return fmt.Sprintf("%s does not authorize this client's key %s; %s\n"+
 		"(if the server revoked this key, authorizing it does not let it in: only its administrator can lift the revocation)\n"+
-		"(the server said: %v)", e.addr, e.key.Fingerprint(), e.pub, e.err)
+		"(the server said: %v)", e.addr, e.key.Fingerprint(), askToAuthorize(e.pub), e.err)
+}
+
+// askToAuthorize is how a client's key gets into a server that refused
+// it: the command the server's administrator runs, with the client's
+// public key as printed by pub (the command that prints it).
+func askToAuthorize(pub string) string {
+	return "ask its administrator to run: keytool authorize --name NAME FILE (on the server)\n" +
+		"with FILE holding this client's public key, printed by: " + pub
 }
 
 func (e *refusedError) Unwrap() error { return e.err }
