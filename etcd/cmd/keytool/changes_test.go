@@ -414,21 +414,12 @@ func TestChangesSinceWatchMovedToAnotherMember(t *testing.T) {
 	s := openTestStore(t, p.addr)
 	watchAll(s, true)
 	ctx := context.Background()
-	mustPut(t, c, "/kt/authorized_keys/a.json", "a0")
-	mustPut(t, c, "/kt/authorized_keys/b.json", "b0")
-	l, err := s.ListRevisions(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Delete(ctx, "/kt/authorized_keys/a.json"); err != nil {
-		t.Fatal(err)
-	}
-	mustPut(t, c, "/kt/authorized_keys/b.json", "b1")
+	mark := markThenChange(t, c, s)
 	s.beforeProgress = func() {
 		s.beforeProgress = nil
 		p.switchTo(members[1])
 	}
-	d, err := s.ChangesSince(ctx, markOf(l))
+	d, err := s.ChangesSince(ctx, mark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,9 +432,7 @@ func TestChangesSinceWatchMovedToAnotherMember(t *testing.T) {
 	if s.movedOff != 1 {
 		t.Fatalf("%d watches given up for an answer from another member, want 1: no answer came from the other member (the range read after the watch's 2 s), and the test tells nothing", s.movedOff)
 	}
-	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" || len(d.Put) != 1 || string(d.Put[0].Value) != "b1" {
-		t.Fatalf("delta: removed %+v, put %+v; want a.json removed, b.json=b1", d.Removed, d.Put)
-	}
+	checkChange(t, d)
 }
 
 // TestChangesSinceWatchResumedOnADowngradedMember: when the member
@@ -463,16 +452,7 @@ func TestChangesSinceWatchResumedOnADowngradedMember(t *testing.T) {
 	s := openTestStore(t, p.addr)
 	watchAll(s, true)
 	ctx := context.Background()
-	mustPut(t, c, "/kt/authorized_keys/a.json", "a0")
-	mustPut(t, c, "/kt/authorized_keys/b.json", "b0")
-	l, err := s.ListRevisions(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Delete(ctx, "/kt/authorized_keys/a.json"); err != nil {
-		t.Fatal(err)
-	}
-	mustPut(t, c, "/kt/authorized_keys/b.json", "b1")
+	mark := markThenChange(t, c, s)
 	var downgraded atomic.Bool
 	var askedAfter atomic.Int64 // the member's version asked after the restart
 	s.statusOf = func(st *etcdserverpb.StatusResponse) {
@@ -486,7 +466,7 @@ func TestChangesSinceWatchResumedOnADowngradedMember(t *testing.T) {
 		downgraded.Store(true)
 		p.switchTo(addr) // the same member, its connections cut
 	}
-	d, err := s.ChangesSince(ctx, markOf(l))
+	d, err := s.ChangesSince(ctx, mark)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,9 +479,7 @@ func TestChangesSinceWatchResumedOnADowngradedMember(t *testing.T) {
 	if askedAfter.Load() == 0 {
 		t.Fatal("no notification came from the restarted member (its version not asked again): the test tells nothing")
 	}
-	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" || len(d.Put) != 1 || string(d.Put[0].Value) != "b1" {
-		t.Fatalf("delta: removed %+v, put %+v; want a.json removed, b.json=b1", d.Removed, d.Put)
-	}
+	checkChange(t, d)
 }
 
 // startCluster starts n embedded etcd members of one cluster on loopback
@@ -594,4 +572,31 @@ func (p *switchProxy) switchTo(to string) {
 		c.Close()
 	}
 	p.open = nil
+}
+
+// markThenChange writes a.json and b.json, lists the prefix (the mark it
+// returns), then removes a.json and rewrites b.json as "b1": the change
+// checkChange expects of a catch-up from the mark.
+func markThenChange(t *testing.T, c *clientv3.Client, s *store) cli.StoreMark {
+	t.Helper()
+	ctx := context.Background()
+	mustPut(t, c, "/kt/authorized_keys/a.json", "a0")
+	mustPut(t, c, "/kt/authorized_keys/b.json", "b0")
+	l, err := s.ListRevisions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx, "/kt/authorized_keys/a.json"); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, c, "/kt/authorized_keys/b.json", "b1")
+	return markOf(l)
+}
+
+// checkChange checks that d is markThenChange's change.
+func checkChange(t *testing.T, d cli.StoreDelta) {
+	t.Helper()
+	if len(d.Removed) != 1 || d.Removed[0].Name != "a.json" || len(d.Put) != 1 || string(d.Put[0].Value) != "b1" {
+		t.Fatalf("delta: removed %+v, put %+v; want a.json removed, b.json=b1", d.Removed, d.Put)
+	}
 }
