@@ -18,21 +18,10 @@ import (
 // change folds it away instead of appending.
 func TestIndexLogFollowsItsHead(t *testing.T) {
 	top := t.TempDir()
-	open := func() *sourceIndex {
-		x := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
-		t.Cleanup(x.close)
-		return x
-	}
+	open := func() *sourceIndex { return openLogTestIndex(t, top) }
 	var t1, t2 Term
 	t1[0], t2[0] = 0x10, 0x20
-	names := func(x *sourceIndex, term Term) []string {
-		t.Helper()
-		got, ok := x.lookup(Query{Terms: []Term{term}})
-		if !ok {
-			t.Fatal("lookup: a shard does not read back")
-		}
-		return got
-	}
+	names := func(x *sourceIndex, term Term) []string { return lookupNames(t, x, term) }
 	x := open()
 	if err := x.rebuild([]indexRecord{{t1, "a.json"}}); err != nil {
 		t.Fatal(err)
@@ -153,19 +142,8 @@ func TestIndexLogNULTail(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			top := t.TempDir()
-			open := func() *sourceIndex {
-				x := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
-				t.Cleanup(x.close)
-				return x
-			}
-			names := func(x *sourceIndex, term Term) []string {
-				t.Helper()
-				got, ok := x.lookup(Query{Terms: []Term{term}})
-				if !ok {
-					t.Fatal("lookup: a shard does not read back")
-				}
-				return got
-			}
+			open := func() *sourceIndex { return openLogTestIndex(t, top) }
+			names := func(x *sourceIndex, term Term) []string { return lookupNames(t, x, term) }
 			x := open()
 			if err := x.rebuild([]indexRecord{{t1, "a.json"}}); err != nil {
 				t.Fatal(err)
@@ -218,4 +196,22 @@ func TestIndexLogNULTail(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openLogTestIndex opens the index of source "/src" under top, closed
+// when the test ends.
+func openLogTestIndex(t *testing.T, top string) *sourceIndex {
+	x := newSourceIndex(top, "/src", trustfile.Rule{Off: true})
+	t.Cleanup(x.close)
+	return x
+}
+
+// lookupNames is what x's shards say of term.
+func lookupNames(t *testing.T, x *sourceIndex, term Term) []string {
+	t.Helper()
+	got, ok := x.lookup(Query{Terms: []Term{term}})
+	if !ok {
+		t.Fatal("lookup: a shard does not read back")
+	}
+	return got
 }
