@@ -92,8 +92,11 @@ func moreOf(f *keydir.File[item], it *item) *itemMore {
 // Entry. An item with no rare part is named after its file in a
 // directory (rare gives it one otherwise), and has no name in a file of
 // its own or a revocation source.
-func itemName(f *keydir.File[item], it *item) string {
-	switch m := moreOf(f, it); {
+func itemName(f *keydir.File[item], it *item) string { return nameWith(f, moreOf(f, it)) }
+
+// nameWith is itemName for an item of f whose rare part is m.
+func nameWith(f *keydir.File[item], m *itemMore) string {
+	switch {
 	case m == nil && f.InDir(), m != nil && m.nameFromFile:
 		return fileEntryName(f.Name())
 	case m == nil:
@@ -114,8 +117,9 @@ func fileEntryName(path string) string {
 // modify it: a handshake's Entry is shared, Store.made). (The file, not
 // its path: a File makes its path when asked.)
 func (it *item) entry(f *keydir.File[item]) *Entry {
-	e := &Entry{Name: itemName(f, it), File: f.Path(), Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
-	if m := moreOf(f, it); m != nil {
+	m := moreOf(f, it)
+	e := &Entry{Name: nameWith(f, m), File: f.Path(), Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
+	if m != nil {
 		e.Comment, e.Expires, e.From, e.AcceptRotation = m.comment, m.expires, m.from, m.rotation
 	}
 	return e

@@ -113,10 +113,11 @@ func (nc *nameCounts) set(h uint64, was, c nameCount) {
 // nameKind says how it counts toward its name: 'r' rotation file, 'c' the
 // name's own file, 'n' any other; 0: no name.
 func nameKind(f *keydir.File[item], it *item) (name string, kind byte) {
-	if name = itemName(f, it); name == "" {
+	m := moreOf(f, it)
+	if name = nameWith(f, m); name == "" {
 		return "", 0
 	}
-	switch m, base := moreOf(f, it), fileEntryName(f.Name()); {
+	switch base := fileEntryName(f.Name()); {
 	case m == nil || m.nameFromFile:
 		return name, 'c'
 	case len(base) == len(name)+9 && base[len(name)] == '+' && base[:len(name)] == name && base == besideName(name, it.sum):
