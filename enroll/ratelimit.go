@@ -10,7 +10,11 @@ import (
 // total, with token buckets: a burst of failures is allowed, then one more
 // per interval. While an address (or the server as a whole) has no
 // failure left, every attempt is answered "rate limited" without being
-// looked at — a correct secret included. Successes cost nothing.
+// looked at — a correct secret included. An attempt holds one failure of
+// its address and one of everyone's while it is examined, so that
+// attempts made at once count as failures made one after the other; it
+// gives them back if it does not fail (a success costs nothing) or fails
+// through the server's fault.
 type Limits struct {
 	PerAddressBurst int           // failures allowed in a row from one address; default 5
 	PerAddressEvery time.Duration // one more failure allowed per address after this; default 30s
@@ -64,7 +68,7 @@ func newLimiter(l Limits) *limiter {
 }
 
 // maxTracked bounds the per-address table; beyond it, full buckets are
-// dropped.
+// dropped (a bucket that is not there is full).
 const maxTracked = 10000
 
 func keyOf(a netip.Addr) netip.Prefix {
@@ -77,9 +81,14 @@ func keyOf(a netip.Addr) netip.Prefix {
 	return p
 }
 
-// allow reports whether remote may try now, and if not, how long until it
-// may.
-func (l *limiter) allow(remote netip.Addr, now time.Time) (bool, time.Duration) {
+// take lets an attempt from remote in if both its address and everyone
+// have a failure left, and reserves one of each: the attempt is charged
+// before it is examined, so that attempts running at once cannot pass the
+// limit together (each would see the failures of the others only once
+// they ended). An attempt that turns out not to count gives its
+// reservation back with refund. If the attempt may not be made, take
+// reserves nothing and says how long until it may.
+func (l *limiter) take(remote netip.Addr, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.global.refill(now, l.l.GlobalBurst, l.l.GlobalEvery)
@@ -87,32 +96,49 @@ func (l *limiter) allow(remote netip.Addr, now time.Time) (bool, time.Duration) 
 	if l.global.tokens < 1 {
 		wait = time.Duration((1 - l.global.tokens) * float64(l.l.GlobalEvery))
 	}
-	if b := l.addrs[keyOf(remote)]; b != nil {
+	k := keyOf(remote)
+	b := l.addrs[k]
+	if b != nil {
 		b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)
 		if b.tokens < 1 {
 			wait = max(wait, time.Duration((1-b.tokens)*float64(l.l.PerAddressEvery)))
 		}
 	}
-	return wait == 0, wait
-}
-
-// fail counts a failed attempt from remote.
-func (l *limiter) fail(remote netip.Addr, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.global.refill(now, l.l.GlobalBurst, l.l.GlobalEvery)
-	l.global.tokens = max(l.global.tokens-1, 0)
-	k := keyOf(remote)
-	b := l.addrs[k]
+	if wait > 0 {
+		return false, wait
+	}
 	if b == nil {
 		if len(l.addrs) >= maxTracked {
 			l.sweep(now)
 		}
 		b = &bucket{}
+		b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)
 		l.addrs[k] = b
 	}
+	l.global.tokens--
+	b.tokens--
+	return true, 0
+}
+
+// refund gives back the reservation of an attempt from remote that take
+// let in and that does not count: a success, or a failure of the server.
+// A bucket full again is dropped, as if it had never been made, which
+// keeps the table to the addresses that failed (or are being examined).
+func (l *limiter) refund(remote netip.Addr, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.global.refill(now, l.l.GlobalBurst, l.l.GlobalEvery)
+	l.global.tokens = min(l.global.tokens+1, float64(l.l.GlobalBurst))
+	k := keyOf(remote)
+	b := l.addrs[k]
+	if b == nil {
+		return // swept while the attempt ran: the table was full, and starts again full
+	}
 	b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)
-	b.tokens = max(b.tokens-1, 0)
+	b.tokens = min(b.tokens+1, float64(l.l.PerAddressBurst))
+	if b.tokens >= float64(l.l.PerAddressBurst) {
+		delete(l.addrs, k)
+	}
 }
 
 // sweep drops the buckets that have refilled completely, and if that is

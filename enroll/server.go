@@ -166,7 +166,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			attrs = append(attrs, "client_fingerprint", k.Fingerprint())
 		}
 	}
-	if ok, wait := h.lim.allow(remote, now); !ok {
+	// The attempt is charged as a failure before it is examined, and
+	// refunded if it does not count: charged after, attempts made at once
+	// would all pass the limits before the first failure was counted.
+	if ok, wait := h.lim.take(remote, now); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		h.log.Warn("enrollment refused", append(attrs, "reason", ReasonRateLimited, "retry_after", secs)...)
@@ -178,10 +181,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name != "" {
 		attrs = append(attrs, "invitation", name)
 	}
+	if ref == nil || !ref.count {
+		h.lim.refund(remote, now)
+	}
 	if ref != nil {
-		if ref.count {
-			h.lim.fail(remote, now)
-		}
 		h.log.Warn("enrollment refused", append(attrs, "reason", ref.reason, "detail", ref.msg)...)
 		h.answer(w, Response{Reason: ref.reason, Error: ref.msg})
 		return
