@@ -2,6 +2,8 @@ package enroll
 
 import (
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,5 +93,101 @@ func TestClaimOfAnInvitationMadeAgain(t *testing.T) {
 	}
 	if _, err := newHome(t).join(t, fresh); err != nil {
 		t.Fatalf("the new token: %v", err)
+	}
+}
+
+// TestRevokeRacingAClaim: a client presenting its token between the
+// moment RevokeInvite reads the invitation and the moment it deletes it
+// does not bring the invitation back when its enrollment fails — whether
+// it fails after the revocation, before the claims are deleted, or while
+// they are. Each case is driven step by step through testHookRevoke.
+func TestRevokeRacingAClaim(t *testing.T) {
+	srvHome := newHome(t)
+	srv := startServer(t, srvHome, serverConfig{})
+	dir := InvitesDir(srvHome.dir)
+	pending := filepath.Join(dir, "laptop.json")
+	t.Cleanup(func() { testHookRevoke = nil })
+	for _, tc := range []struct {
+		name string
+		// atClaims runs before RevokeInvite deletes the claims, which the
+		// client made after the invitation was read.
+		atClaims func(claim string)
+		// inUse: the revocation found the claim, and says a client was
+		// presenting the token; otherwise it deleted the invitation put
+		// back, and returns it.
+		inUse bool
+	}{
+		{"fails after", func(string) {}, true},
+		// The handler put it back (unclaim) before the claims were
+		// deleted: it is deleted again.
+		{"fails before", func(claim string) { srv.handler.unclaim(claim, pending) }, false},
+		// The handler linked it back, but has not deleted its claim yet:
+		// both are deleted.
+		{"fails during", func(claim string) {
+			if err := os.Link(claim, pending); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := srvHome.invite(t, "laptop", srv.addr)
+			var claim string
+			testHookRevoke = func(step string) {
+				switch {
+				case step == "remove" && claim == "":
+					claim = claimNow(t, srvHome, srv, "laptop")
+				case step == "claims" && claim != "":
+					tc.atClaims(claim)
+				}
+			}
+			inv, err := RevokeInvite(dir, "laptop")
+			testHookRevoke = nil
+			var np *NotPendingError
+			switch {
+			case tc.inUse && !(errors.As(err, &np) && np.InUse):
+				t.Fatalf("revoking an invitation claimed meanwhile: %v, %v", inv, err)
+			case !tc.inUse && (err != nil || inv == nil || inv.Name != "laptop"):
+				t.Fatalf("revoking an invitation put back meanwhile: %v, %v", inv, err)
+			}
+			// The enrollment in progress fails (as when the name is
+			// taken): the handler puts the invitation back if it can.
+			srv.handler.unclaim(claim, pending)
+			if _, err := os.Lstat(pending); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the revoked invitation is pending again (%v)", err)
+			}
+			if c := claimsOf(dir, "laptop"); len(c) != 0 {
+				t.Fatalf("claims left: %v", c)
+			}
+			if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrUnknown) {
+				t.Fatalf("the revoked token: %v", err)
+			}
+		})
+	}
+}
+
+// TestRevokeKeptPuttingBack: an invitation that failed enrollments put
+// back each time RevokeInvite deletes it is not reported revoked, nor
+// deleted forever: RevokeInvite gives up after revokeRounds, and says so.
+func TestRevokeKeptPuttingBack(t *testing.T) {
+	srvHome := newHome(t)
+	srv := startServer(t, srvHome, serverConfig{})
+	dir := InvitesDir(srvHome.dir)
+	pending := filepath.Join(dir, "laptop.json")
+	srvHome.invite(t, "laptop", srv.addr)
+	var claim string
+	rounds := 0
+	testHookRevoke = func(step string) {
+		switch step {
+		case "remove":
+			rounds++
+			claim = claimNow(t, srvHome, srv, "laptop")
+		case "claims":
+			srv.handler.unclaim(claim, pending)
+		}
+	}
+	t.Cleanup(func() { testHookRevoke = nil })
+	inv, err := RevokeInvite(dir, "laptop")
+	if err == nil || rounds != revokeRounds || !strings.Contains(err.Error(), "revoke it again") {
+		t.Fatalf("after %d rounds: %v, %v", rounds, inv, err)
 	}
 }

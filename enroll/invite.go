@@ -339,17 +339,30 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 // very moment holds the invitation as a claim, which the server puts back
 // if adding the client's key fails: RevokeInvite deletes the claim too, so
 // that nothing puts it back, and says so (*NotPendingError, InUse) since
-// an enrollment that succeeds goes ahead.
+// an enrollment that succeeds goes ahead. That holds as well for a claim
+// made between reading the invitation and deleting it, and an invitation
+// put back before its claim could be deleted is deleted again.
 func RevokeInvite(dir, name string) (*Invitation, error) {
 	if err := keydir.CheckName(name); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, name+".json")
-	inv, err := readInvite(inviteRule(dir), path)
-	if errors.Is(err, fs.ErrNotExist) {
+	for range revokeRounds {
+		inv, err := removePending(dir, name, path)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return inv, err
+		}
+		// Not pending, or no longer: a client is presenting the token
+		// (it is claimed), it was used, or there is no such invitation.
+		if testHookRevoke != nil {
+			testHookRevoke("claims")
+		}
 		inUse := false
 		for _, claim := range claimsOf(dir, name) {
 			inUse = os.Remove(claim) == nil || inUse
+		}
+		if _, err := os.Lstat(path); err == nil {
+			continue // a failed enrollment put it back before its claim was deleted (or it was made again): delete it
 		}
 		if inUse {
 			return nil, &NotPendingError{Name: name, Dir: dir, InUse: true}
@@ -359,18 +372,39 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 		}
 		return nil, &NotPendingError{Name: name, Dir: dir}
 	}
+	return nil, fmt.Errorf("enroll: invitation %q was put back by a failed enrollment each of the %d times it was revoked; revoke it again", name, revokeRounds)
+}
+
+// revokeRounds bounds how many times RevokeInvite deletes an invitation
+// that failed enrollments keep putting back while it runs.
+const revokeRounds = 5
+
+// removePending deletes the pending invitation name, at path, and returns
+// what it held; fs.ErrNotExist if there is none — claimed meanwhile
+// included.
+func removePending(dir, name, path string) (*Invitation, error) {
+	inv, err := readInvite(inviteRule(dir), path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	if err != nil {
 		// Unreadable, but the name is valid: removing it revokes it all the same.
 		inv = &Invitation{Name: name, File: path}
 	}
+	if testHookRevoke != nil {
+		testHookRevoke("remove")
+	}
 	if err := os.Remove(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("enroll: invitation %q was used or revoked meanwhile", name)
-		}
 		return nil, err
 	}
 	return inv, nil
 }
+
+// testHookRevoke, if set, runs at the steps of RevokeInvite where a
+// client's claim or its failure may come in between: "remove", after the
+// pending invitation was read and before it is deleted, and "claims",
+// before the claims are deleted (tests: a join at that moment).
+var testHookRevoke func(step string)
 
 // PruneInvites deletes from dir the invitations that can no longer be
 // used — pending ones that have expired, and the records of used ones —
