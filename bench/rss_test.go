@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -59,6 +60,7 @@ func BenchmarkRSS(b *testing.B) {
 		n    int
 	}{
 		{fmt.Sprintf("layout=dir/keys=%d", n), keyDir(b, n), n},
+		{fmt.Sprintf("layout=dir-two-modes/keys=%d", n), twoModesDir(b, n), n},
 		{fmt.Sprintf("layout=sets/keys=%d", n), setsDir(b, n), n},
 		{fmt.Sprintf("layout=sets/keys=%d", big), setsDir(b, big), big},
 	}
@@ -78,6 +80,25 @@ func BenchmarkRSS(b *testing.B) {
 			b.ReportMetric(per(r.Heap), "heap-B/key")
 		})
 	}
+}
+
+// twoModesDir is keyDir's layout with every other file mode 0600 and
+// the rest 0644: files written by keytool beside files written by
+// another tool, whose stamps' shared part (mode) is not the directory's
+// commonest one.
+func twoModesDir(tb testing.TB, n int) string {
+	return fixture(tb, fmt.Sprintf("dir-two-modes-%d", n), func(d string) error {
+		for i, k := range p256JWKs(n) {
+			mode := os.FileMode(0o644)
+			if i%2 == 1 {
+				mode = 0o600
+			}
+			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("k%07d.json", i)), []byte(k+"\n"), mode); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // runRSSChild runs this test binary as rssChild over dirs.

@@ -466,6 +466,32 @@ type sourceState[T any] struct {
 	// reads its stamp the same way.
 	dir    trustfile.StampDir
 	hasDir bool
+	// odd are rare parts that hold nothing but a shared part of a stamp
+	// unlike dir, one for each such part met (at most maxOdd): the rows
+	// whose only difference is that share one, so that a directory whose
+	// files have two modes (keytool's 0644 beside a tool's 0600) or two
+	// owners does not pay a rare part for each file of the rarer kind.
+	// Such a part is never written once made (rows, snapshots and reloads
+	// read it alike).
+	odd []*rareRow[T]
+}
+
+// maxOdd bounds sourceState.odd: past it, a row keeps its own.
+const maxOdd = 8
+
+// oddDir returns a rare part holding only dir, shared with every row of
+// the source whose only rare part is that dir.
+func (ss *sourceState[T]) oddDir(dir trustfile.StampDir) *rareRow[T] {
+	for _, r := range ss.odd {
+		if *r.dir == dir {
+			return r
+		}
+	}
+	r := &rareRow[T]{dir: &dir}
+	if len(ss.odd) < maxOdd {
+		ss.odd = append(ss.odd, r)
+	}
+	return r
 }
 
 // prefixOf is what a file's path holds before its name, in a source: a
@@ -511,6 +537,10 @@ func (ss *sourceState[T]) row(f *fileState[T]) fileRow[T] {
 	}
 	r := fileRow[T]{stamp: own, sum: f.sum, file: f.file}
 	ownDir := !ss.hasDir || dir != ss.dir
+	if ownDir && f.file != nil && f.problem == nil && len(f.skipped) == 0 {
+		r.rare = ss.oddDir(dir)
+		return r
+	}
 	if f.file == nil || f.problem != nil || len(f.skipped) > 0 || ownDir {
 		r.rare = &rareRow[T]{problem: f.problem, skipped: f.skipped}
 		if ownDir {

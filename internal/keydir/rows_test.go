@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -93,5 +94,74 @@ func TestRowsShareTheCommonestStampPart(t *testing.T) {
 	}
 	if !slices.Equal(own, []string{"k00.json"}) {
 		t.Errorf("rows with a rare part: %q, want only k00.json's", own)
+	}
+}
+
+// TestOddRowsShareTheirStampPart: in a directory whose files have two
+// modes, the rows of the rarer mode share one rare part (found by review:
+// each paid its own, ~144 bytes, half the files of a directory half 0600
+// and half 0644), while a row that has more than its mode to keep (a
+// skipped file) keeps its own; and a shared part still tells each row's
+// changes: a chmod of one file to the commonest mode, or to a third mode,
+// is seen and re-read, the others not.
+func TestOddRowsShareTheirStampPart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+	for i := range 20 {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%02d.json", i)), keydirtest.JWK(t, key(t, i)))
+		if i%3 == 1 {
+			must(t, os.Chmod(filepath.Join(dir, fmt.Sprintf("k%02d.json", i)), 0o600)) // 7 of 20
+		}
+	}
+	keydirtest.Write(t, filepath.Join(dir, "bad.json"), []byte("{not json\n"))
+	must(t, os.Chmod(filepath.Join(dir, "bad.json"), 0o600))
+	l := newLoader(Source{Path: dir, Dir: true})
+	var read []string
+	l.beforeRead = func(path string) { read = append(read, filepath.Base(path)) }
+	s := l.Reload()
+	if n := len(fingerprints(s)); n != 20 {
+		t.Fatalf("%d keys loaded, want 20", n)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "k01.json"))
+	must(t, err)
+	_, odd := trustfile.StampOf(fi).Split()
+	parts := map[*rareRow[string]][]string{}
+	for r := range l.states[0].files.all {
+		if r.rare != nil {
+			parts[r.rare] = append(parts[r.rare], filepath.Base(r.path()))
+		}
+	}
+	if len(parts) != 2 {
+		t.Fatalf("%d rare parts, want 2 (one shared by the 0600 keys, bad.json's own): %v", len(parts), parts)
+	}
+	for p, names := range parts {
+		switch {
+		case p.problem != nil:
+			if !slices.Equal(names, []string{"bad.json"}) {
+				t.Errorf("the rare part with a problem is %q's, want bad.json's alone", names)
+			}
+		case len(names) != 7 || p.dir == nil || *p.dir != odd:
+			t.Errorf("a shared rare part of %q, want the 7 files of mode 0600's", names)
+		}
+	}
+
+	for _, c := range []struct {
+		name string
+		mode os.FileMode
+	}{{"k04.json", 0o644}, {"k07.json", 0o640}, {"k05.json", 0o600}} {
+		read = nil
+		must(t, os.Chmod(filepath.Join(dir, c.name), c.mode))
+		if n := len(fingerprints(l.Reload())); n != 20 {
+			t.Fatalf("after %s made %o: %d keys, want 20", c.name, c.mode, n)
+		}
+		if !slices.Equal(read, []string{c.name}) {
+			t.Errorf("after %s made %o: read %q, want only it", c.name, c.mode, read)
+		}
+		fi, err := os.Stat(filepath.Join(dir, c.name))
+		must(t, err)
+		for r := range l.states[0].files.all {
+			if filepath.Base(r.path()) == c.name && l.states[0].stamp(&r) != trustfile.StampOf(fi) {
+				t.Errorf("after %s made %o: its row keeps another stamp", c.name, c.mode)
+			}
+		}
 	}
 }
