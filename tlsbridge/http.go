@@ -1,9 +1,11 @@
 package tlsbridge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/netip"
 
@@ -187,6 +189,34 @@ func (r ForbiddenReason) Message() (string, bool) {
 // WriteForbidden answers 403 Forbidden with the ForbiddenBody for reason
 // and, when known, the SHA-256 of the client's SubjectPublicKeyInfo.
 func WriteForbidden(w http.ResponseWriter, reason ForbiddenReason, spkiHash *[32]byte) {
+	setForbiddenHeader(w.Header())
+	w.WriteHeader(http.StatusForbidden)
+	_ = json.NewEncoder(w).Encode(forbiddenBody(reason, spkiHash)) // the client may be gone; nothing to do
+}
+
+// WriteForbiddenResponse writes to w, a connection on which no HTTP
+// server runs, the whole HTTP/1.1 answer that WriteForbidden gives, with
+// "Connection: close": for a server that turns away a client which did
+// not send an HTTP request (enroll.ServeConn), so that the client can
+// still tell keytool's refusal of its key from any other answer.
+func WriteForbiddenResponse(w io.Writer, reason ForbiddenReason, spkiHash *[32]byte) error {
+	body, err := json.Marshal(forbiddenBody(reason, spkiHash))
+	if err != nil {
+		return err // unreachable: the body is strings
+	}
+	body = append(body, '\n') // as json.Encoder ends it
+	resp := &http.Response{
+		StatusCode: http.StatusForbidden, ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)), Close: true,
+	}
+	setForbiddenHeader(resp.Header)
+	return resp.Write(w)
+}
+
+// forbiddenBody is the ForbiddenBody for reason (an unknown one is
+// ReasonNotAuthorized, the catch-all) and the client's key, when known.
+func forbiddenBody(reason ForbiddenReason, spkiHash *[32]byte) ForbiddenBody {
 	msg, ok := forbiddenMessages[reason]
 	if !ok {
 		reason, msg = ReasonNotAuthorized, forbiddenMessages[ReasonNotAuthorized]
@@ -195,8 +225,10 @@ func WriteForbidden(w http.ResponseWriter, reason ForbiddenReason, spkiHash *[32
 	if spkiHash != nil {
 		body.Fingerprint, body.KeyID = jwk.FormatFingerprint(*spkiHash), jwk.FormatKeyID(*spkiHash)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusForbidden)
-	_ = json.NewEncoder(w).Encode(body) // the client may be gone; nothing to do
+	return body
+}
+
+func setForbiddenHeader(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
 }

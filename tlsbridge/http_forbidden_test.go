@@ -1,6 +1,7 @@
 package tlsbridge
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -172,5 +173,38 @@ func TestForbiddenNoCertificate(t *testing.T) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fb); err != nil || rec.Code != 403 || fb.Reason != ReasonNoCertificate || fb.Fingerprint != "" || fb.Error != "forbidden" {
 		t.Fatalf("%d %+v (%v)", rec.Code, fb, err)
+	}
+}
+
+// TestForbiddenResponseIsWriteForbidden: the refusal written on a bare
+// connection (WriteForbiddenResponse, for a client that made no HTTP
+// request) is WriteForbidden's answer — the same status, headers and
+// body — and says it closes the connection.
+func TestForbiddenResponseIsWriteForbidden(t *testing.T) {
+	k, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := k.SPKIHash()
+	for _, spki := range []*[32]byte{&sum, nil} {
+		rec := httptest.NewRecorder()
+		WriteForbidden(rec, ReasonRevoked, spki)
+		var wire bytes.Buffer
+		if err := WriteForbiddenResponse(&wire, ReasonRevoked, spki); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(&wire), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != rec.Code || !bytes.Equal(body, rec.Body.Bytes()) || !resp.Close {
+			t.Errorf("on the connection: %d close=%v %s (%v)\nWriteForbidden: %d %s", resp.StatusCode, resp.Close, body, err, rec.Code, rec.Body.Bytes())
+		}
+		for _, h := range []string{"Content-Type", "Cache-Control"} {
+			if got, want := resp.Header.Get(h), rec.Header().Get(h); got != want {
+				t.Errorf("%s: %q, WriteForbidden's %q", h, got, want)
+			}
+		}
 	}
 }
