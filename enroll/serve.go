@@ -1,7 +1,9 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -47,6 +49,20 @@ func enrollGate(h http.Handler) http.Handler {
 const (
 	serveReadTimeout  = 15 * time.Second
 	serveWriteTimeout = 15 * time.Second
+	// firstByteTimeout is how long a client has, from the end of the
+	// handshake, to send its first byte. An enrolling client (keytool
+	// join) sends its request as it ends the handshake; one that waits
+	// for the server to speak first (SMTP, MySQL) is told at once that
+	// its key is not authorized, not left in silence for
+	// serveReadTimeout and then cut off with nothing said.
+	firstByteTimeout = 3 * time.Second
+	// refusalLinger bounds how long ServeConn reads and drops what the
+	// client still sends after the refusal: closing with bytes unread
+	// resets the connection, and the client may lose the refusal with it.
+	refusalLinger = time.Second
+	// maxHeaderBytes bounds the request's header (http.Server's
+	// MaxHeaderBytes), and with it the request line ServeConn reads ahead.
+	maxHeaderBytes = 16 << 10
 )
 
 // ServeConn serves HTTP on one connection — a *tls.Conn whose handshake is
@@ -60,16 +76,44 @@ const (
 // ServeConn, where they can enroll and nothing else. conn must be the
 // *tls.Conn itself (not a wrapper), so that the handler sees the client's
 // certificate in r.TLS.
+//
+// Such a client may not speak HTTP at all: it is a client of the service
+// behind the proxy. ServeConn reads its first line ahead: a client that
+// sends something other than an HTTP/1 request line, ends its stream
+// before one, or sends nothing within firstByteTimeout (a protocol where
+// the server speaks first) gets the answer h gives any request but
+// enrollment — tlsbridge's 403 for its key (not_authorized) — instead of
+// net/http's 400 or a silent close, so that it can tell why it is turned
+// away. A client that negotiated HTTP/2 (ALPN "h2") is served as it is.
 func ServeConn(ctx context.Context, conn net.Conn, h http.Handler) error {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	start := time.Now()
+	var state *tls.ConnectionState
+	if tc, ok := conn.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		state = &cs
+	}
+	served := conn
+	if state == nil || state.NegotiatedProtocol != "h2" {
+		head, err := readRequestLine(conn, start)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				refuseConn(conn, state)
+			}
+			return nil
+		}
+		served = &aheadConn{Conn: conn, r: io.MultiReader(bytes.NewReader(head), conn)}
+	}
 	done := make(chan struct{})
 	var once sync.Once
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           withTLSState(h, state),
 		ReadHeaderTimeout: serveReadTimeout,
 		ReadTimeout:       serveReadTimeout,
 		WriteTimeout:      serveWriteTimeout,
 		IdleTimeout:       time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(io.Discard, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnState: func(_ net.Conn, s http.ConnState) {
@@ -79,13 +123,95 @@ func ServeConn(ctx context.Context, conn net.Conn, h http.Handler) error {
 		},
 	}
 	srv.SetKeepAlivesEnabled(false) // one request, then close
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	err := srv.Serve(&oneConnListener{conn: conn, done: done})
+	err := srv.Serve(&oneConnListener{conn: served, done: done})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+// errNotHTTP: what the client sent first cannot begin an HTTP/1 request.
+var errNotHTTP = errors.New("enroll: the client's first bytes are not an HTTP request")
+
+// readRequestLine reads what the client sends first, until it holds an
+// HTTP/1 request line (nil error; what was read is returned, to be read
+// again by the HTTP server), or maxHeaderBytes of what may still begin
+// one (nil: the HTTP server answers a line too long itself), or cannot
+// be one (errNotHTTP). The first byte must come within firstByteTimeout
+// of start, the whole line within serveReadTimeout.
+func readRequestLine(conn net.Conn, start time.Time) ([]byte, error) {
+	_ = conn.SetReadDeadline(start.Add(firstByteTimeout))
+	var head []byte
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := conn.Read(buf)
+		if n > 0 && len(head) == 0 {
+			_ = conn.SetReadDeadline(start.Add(serveReadTimeout))
+		}
+		head = append(head, buf[:n]...)
+		switch requestLine(head) {
+		case lineComplete:
+			return head, nil
+		case lineInvalid:
+			return head, errNotHTTP
+		}
+		if len(head) >= maxHeaderBytes {
+			return head, nil
+		}
+		if err != nil {
+			return head, err
+		}
+	}
+}
+
+// refuseConn answers a client that made no HTTP request as h answers
+// one to another path (Handler.forbidden): tlsbridge's 403 for its key,
+// reason not_authorized — the client may enroll, and nothing else — then
+// ends the stream and lingers until the client closes, briefly.
+func refuseConn(conn net.Conn, state *tls.ConnectionState) {
+	_ = conn.SetWriteDeadline(time.Now().Add(serveWriteTimeout))
+	if tlsbridge.WriteForbiddenResponse(conn, tlsbridge.ReasonNotAuthorized, clientSPKIHash(state)) != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(refusalLinger))
+	_, _ = io.CopyN(io.Discard, conn, maxHeaderBytes)
+}
+
+// withTLSState gives h's requests the connection's TLS state: ServeConn
+// hands the HTTP server a connection that replays the request line it
+// read ahead, which the server cannot see is TLS.
+func withTLSState(h http.Handler, state *tls.ConnectionState) http.Handler {
+	if state == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			r = r.WithContext(r.Context())
+			r.TLS = state
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// aheadConn is a connection whose first bytes were read ahead: r reads
+// them again, then the connection.
+type aheadConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *aheadConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite lets the HTTP server end its answer as it does on the
+// connection itself (a TLS close_notify) before it closes.
+func (c *aheadConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // oneConnListener hands out one connection, then waits for it to close.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -423,12 +424,17 @@ func (h *Handler) answer(w http.ResponseWriter, a Response) {
 // RequireAuthenticated does: the client's key is not authorized (it is
 // enrolling, or could), with nothing about the server.
 func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request) {
-	var sum *[32]byte
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		s := sha256.Sum256(r.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
-		sum = &s
+	tlsbridge.WriteForbidden(w, tlsbridge.ReasonNotAuthorized, clientSPKIHash(r.TLS))
+}
+
+// clientSPKIHash is the SHA-256 of the client's SubjectPublicKeyInfo, for
+// a refusal to name its key, or nil without a client certificate.
+func clientSPKIHash(state *tls.ConnectionState) *[32]byte {
+	if state == nil || len(state.PeerCertificates) == 0 {
+		return nil
 	}
-	tlsbridge.WriteForbidden(w, tlsbridge.ReasonNotAuthorized, sum)
+	sum := sha256.Sum256(state.PeerCertificates[0].RawSubjectPublicKeyInfo)
+	return &sum
 }
 
 func remoteOf(r *http.Request) netip.Addr {
