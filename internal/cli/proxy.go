@@ -103,9 +103,11 @@ gets 403).
 
 --enroll (server mode): clients whose key is not authorized may finish the
 handshake, but only to enroll with a token from 'keytool invite' ('keytool
-join'); any other request of theirs gets an HTTP 403 on that connection
-instead of a TLS alert. Revoked keys are refused in the handshake all the
-same. Off by default.
+join'); anything else they do on that connection gets an HTTP 403
+instead of a TLS alert: any other request, bytes that are not HTTP, and
+silence (3 seconds with no byte, for a protocol where the server speaks
+first). Revoked keys are refused in the handshake all the same. Off by
+default.
 
 --gen: when the home has no identity, make one first (--type, default
 ec256; the types of 'keytool gen'), writing key.json (0600) and
