@@ -71,6 +71,55 @@ func TestServerEnrollment(t *testing.T) {
 	}
 }
 
+// TestServerEnrollmentHTTPMode: in HTTP mode with Enroll, an unknown
+// client gets the enrollment handler, over HTTP/1.1 as over HTTP/2 (ALPN
+// h2), with its certificate in r.TLS (the key it enrolls) — enroll.ServeConn
+// reads an HTTP/1 request line ahead and leaves an h2 connection as it
+// is — and never the target.
+func TestServerEnrollmentHTTPMode(t *testing.T) {
+	srv := newSide(t)
+	enroll := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			http.Error(w, "no client certificate", http.StatusBadRequest)
+			return
+		}
+		_, _ = io.WriteString(w, "enrollment only")
+	})
+	_, addr, logs, _ := startServer(t, srv, echoTarget(t), ServerOptions{
+		TLS: srv.tlsServer(t, tlsbridge.ServerOptions{AllowUnknown: true}), Enroll: enroll, HTTP: true,
+	})
+	for _, h2 := range []bool{false, true} {
+		newcomer := newSide(t)
+		newcomer.pin(t, addr, srv)
+		tr := &http.Transport{
+			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				cfg, err := newcomer.tlsClient(t).TLSConfig(addr)
+				if err != nil {
+					return nil, err
+				}
+				if h2 {
+					cfg.NextProtos = []string{"h2"}
+				}
+				return (&tls.Dialer{Config: cfg}).DialContext(ctx, network, addr)
+			},
+			ForceAttemptHTTP2: h2,
+		}
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + addr + "/anything")
+		if err != nil {
+			t.Fatalf("h2=%v: %v", h2, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if resp.StatusCode != http.StatusOK || string(body) != "enrollment only" || resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
+			t.Errorf("h2=%v: %s %d %q; want the handler's answer", h2, resp.Proto, resp.StatusCode, body)
+		}
+	}
+	if strings.Contains(logs.String(), "msg=accepted") {
+		t.Errorf("an unknown client reached the target:\n%s", logs)
+	}
+}
+
 // TestServerHandshakeTimeout: a client that opens a socket and never
 // starts its handshake is dropped after HandshakeTimeout.
 func TestServerHandshakeTimeout(t *testing.T) {
