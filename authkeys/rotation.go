@@ -25,10 +25,14 @@ func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The first entry of the key, as the store takes it (the first entry
+	// of a key wins, in a file too): a later copy's attributes may lack
+	// the "from" and "expires" that limit the client.
 	var cur *jwk.Key
 	for _, k := range keys {
 		if k.SPKIHash() == e.SPKIHash {
 			cur = k
+			break
 		}
 	}
 	if cur == nil {

@@ -1,8 +1,13 @@
 package authkeys
 
 import (
+	"encoding/json"
 	"net/netip"
+	"path/filepath"
 	"testing"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
 )
 
 // AcceptRotation decides again on the current key, after the server's
@@ -38,5 +43,37 @@ func TestAcceptRotationRechecksTheCurrentKey(t *testing.T) {
 				t.Errorf("the next key is %v", d.Verdict)
 			}
 		})
+	}
+}
+
+// AcceptRotation gives the next key the attributes of the entry in
+// effect: in a file that holds the current key twice, the first (as the
+// store decides, the first entry of a key wins) — not a later copy
+// without its "from" and "expires", which would let the rotated key in
+// from anywhere, for ever.
+func TestAcceptRotationCopiesTheEntryInEffect(t *testing.T) {
+	opts := HomeOptions(t.TempDir())
+	cur, next := key(t, 1), key(t, 2)
+	limited := keydirtest.WithAttrs(cur, "name", "alice", "from", "10.0.0.0/8", "expires", "2099-01-01T00:00:00Z")
+	limited.Attrs[jwk.AttrAcceptRotation] = json.RawMessage("true")
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "alice.json"), keydirtest.JWK(t, limited, keydirtest.WithAttrs(cur, "name", "alice")))
+	s := Load(opts)
+	defer s.Close()
+	e, err := s.LookupKey(cur, netip.MustParseAddr("10.1.2.3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.From == nil || !e.AcceptRotation {
+		t.Fatalf("the entry in effect is not the first: %+v", e)
+	}
+	if _, err := s.AcceptRotation(e, next); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.Decide(next.SPKIHash(), netip.MustParseAddr("127.0.0.1")); d.Verdict != WrongNetwork {
+		t.Fatalf("the next key from 127.0.0.1: %v (%+v), want wrong network", d.Verdict, d.Entry)
+	}
+	d := s.Decide(next.SPKIHash(), netip.MustParseAddr("10.1.2.3"))
+	if d.Verdict != Authorized || !d.Entry.Expires.Equal(e.Expires) || !d.Entry.AcceptRotation || d.Entry.Name != "alice" {
+		t.Fatalf("the next key from 10.1.2.3: %v, entry %+v; want the current entry's attributes", d.Verdict, d.Entry)
 	}
 }
