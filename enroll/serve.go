@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -84,7 +86,8 @@ const (
 // the server speaks first) gets the answer h gives any request but
 // enrollment — tlsbridge's 403 for its key (not_authorized) — instead of
 // net/http's 400 or a silent close, so that it can tell why it is turned
-// away. A client that negotiated HTTP/2 (ALPN "h2") is served as it is.
+// away; ServeConn then returns a *NoRequestError, for the server's log.
+// A client that negotiated HTTP/2 (ALPN "h2") is served as it is.
 func ServeConn(ctx context.Context, conn net.Conn, h http.Handler) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -98,10 +101,12 @@ func ServeConn(ctx context.Context, conn net.Conn, h http.Handler) error {
 	if state == nil || state.NegotiatedProtocol != "h2" {
 		head, err := readRequestLine(conn, start)
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				refuseConn(conn, state)
+			noReq := noRequest(head, err)
+			if noReq == nil || ctx.Err() != nil {
+				return nil // the connection failed, or was closed by ctx
 			}
-			return nil
+			refuseConn(conn, state)
+			return noReq
 		}
 		served = &aheadConn{Conn: conn, r: io.MultiReader(bytes.NewReader(head), conn)}
 	}
@@ -162,6 +167,39 @@ func readRequestLine(conn net.Conn, start time.Time) ([]byte, error) {
 			return head, err
 		}
 	}
+}
+
+// NoRequestError: ServeConn turned away a client that made no HTTP
+// request, with tlsbridge's 403 for its key (not_authorized). It is for
+// the server's log: the client was told only that its key is not
+// authorized.
+type NoRequestError struct {
+	// What the client did instead, such as "sent bytes that cannot begin
+	// an HTTP request" or "sent nothing within 3s of the handshake".
+	What string
+}
+
+func (e *NoRequestError) Error() string {
+	return "enroll: the client made no HTTP request: it " + e.What + "; answered 403 not_authorized"
+}
+
+// noRequest is the NoRequestError for what readRequestLine read and its
+// error, or nil when the connection failed (reset, closed, a TLS error):
+// there is nobody to answer.
+func noRequest(head []byte, err error) *NoRequestError {
+	switch {
+	case errors.Is(err, errNotHTTP):
+		return &NoRequestError{"sent bytes that cannot begin an HTTP request"}
+	case errors.Is(err, io.EOF) && len(head) == 0:
+		return &NoRequestError{"ended its stream without sending a byte"}
+	case errors.Is(err, io.EOF):
+		return &NoRequestError{"ended its stream before a whole request line"}
+	case errors.Is(err, os.ErrDeadlineExceeded) && len(head) == 0:
+		return &NoRequestError{fmt.Sprintf("sent nothing within %v of the handshake", firstByteTimeout)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &NoRequestError{fmt.Sprintf("sent no whole request line within %v of the handshake", serveReadTimeout)}
+	}
+	return nil
 }
 
 // refuseConn answers a client that made no HTTP request as h answers

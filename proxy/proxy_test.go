@@ -71,6 +71,27 @@ func TestServerEnrollment(t *testing.T) {
 	}
 }
 
+// TestServerEnrollmentNoHTTP: with Enroll, an unknown client that does
+// not speak HTTP (a client of the target) gets tlsbridge's 403 for its
+// key, never the target, and the proxy logs why it was turned away.
+func TestServerEnrollmentNoHTTP(t *testing.T) {
+	srv, newcomer := newSide(t), newSide(t)
+	_, addr, logs, _ := startServer(t, srv, echoTarget(t), ServerOptions{
+		TLS: srv.tlsServer(t, tlsbridge.ServerOptions{AllowUnknown: true}), Enroll: http.NotFoundHandler(),
+	})
+	newcomer.pin(t, addr, srv)
+	got, err := exchange(dialTLS(t, newcomer, addr), "SSH-2.0-OpenSSH_9.6\r\n")
+	fp := newcomer.id.Key.Fingerprint()
+	if err != nil || !strings.HasPrefix(got, "HTTP/1.1 403 Forbidden\r\n") || !strings.Contains(got, `"reason":"not_authorized"`) || !strings.Contains(got, fp) {
+		t.Fatalf("got %q, %v; want tlsbridge's 403 for the client's key", got, err)
+	}
+	logs.waitFor(t, `msg="not authorized: no HTTP request, answered 403" remote=127\.0\.0\.1:\d+ fingerprint=`+regexp.QuoteMeta(fp)+
+		` reason="enroll: the client made no HTTP request: it sent bytes that cannot begin an HTTP request; answered 403 not_authorized"`)
+	if strings.Contains(logs.String(), "msg=accepted") {
+		t.Errorf("an unknown client reached the target:\n%s", logs)
+	}
+}
+
 // TestServerEnrollmentHTTPMode: in HTTP mode with Enroll, an unknown
 // client gets the enrollment handler, over HTTP/1.1 as over HTTP/2 (ALPN
 // h2), with its certificate in r.TLS (the key it enrolls) — enroll.ServeConn

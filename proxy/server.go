@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -201,7 +202,12 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		// nothing else.
 		s.metrics.handshake(resultEnroll, reasonUnknown)
 		s.log.Info("not authorized: serving enrollment only", "remote", remote, "fingerprint", fp, "reason", peer.Err.Error())
-		_ = enroll.ServeConn(ctx, conn, s.enroll)
+		var noReq *enroll.NoRequestError
+		if err := enroll.ServeConn(ctx, conn, s.enroll); errors.As(err, &noReq) {
+			// A client of the target, most likely, that does not speak
+			// HTTP: its administrator may wonder why it is turned away.
+			s.log.Info("not authorized: no HTTP request, answered 403", "remote", remote, "fingerprint", fp, "reason", noReq.Error())
+		}
 		return
 	}
 	refused := func(peer *tlsbridge.Peer, err error) bool {
