@@ -18,6 +18,12 @@ type ParseError struct {
 	Line   int    // 1-based; 0 when unknown
 	Member string // JSON member path; empty when unknown
 	Err    error
+	// Key is the SPKI hash of the key at fault when its material read
+	// and only its attributes did not (a JWK's "expires", "from", "use"…):
+	// a store that skips the entry can still refuse the key where another
+	// entry holds it (docs/design.md, "Skipped trust never widens trust").
+	// Nil otherwise.
+	Key *[32]byte
 }
 
 func (e *ParseError) Error() string {

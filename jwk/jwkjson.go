@@ -98,7 +98,7 @@ func parseJSON(data []byte, file string) ([]*Key, error) {
 // and is returned. A single JWK that does not read, and anything wrong
 // with the file around the keys, is the error returned, never an entry.
 func parseJSONEntries(data []byte, file string, add func(SetEntry) error) error {
-	fail := func(member string, err error) error {
+	fail := func(member string, err error) *ParseError {
 		return &ParseError{File: file, Line: jsonErrorLine(data, err), Member: member, Err: err}
 	}
 	if !utf8.Valid(data) {
@@ -128,7 +128,9 @@ func parseJSONEntries(data []byte, file string, add func(SetEntry) error) error 
 	case kty != nil:
 		k, member, err := keyFromMembers(data, ms)
 		if err != nil {
-			return fail(member, err)
+			pe := fail(member, err)
+			pe.Key = spkiOf(k)
+			return pe
 		}
 		return add(SetEntry{Key: k})
 	case keysRaw != nil:
@@ -157,7 +159,7 @@ func parseJSONEntries(data []byte, file string, add func(SetEntry) error) error 
 				start := cap(data) - cap(raw)
 				off, _ := jsonErrorOffset(err)
 				line := lineAt(start + off)
-				return add(SetEntry{Index: i, Line: line, inSet: true, Err: &ParseError{File: file, Line: line, Member: path, Err: err}})
+				return add(SetEntry{Index: i, Line: line, inSet: true, Err: &ParseError{File: file, Line: line, Member: path, Err: err, Key: spkiOf(k)}})
 			}
 			return add(SetEntry{Key: k, Index: i, inSet: true})
 		})
@@ -202,7 +204,8 @@ func keyFromMembers(raw []byte, ms []member) (*Key, string, error) {
 }
 
 // keyFromMembersVia is keyFromMembers; with fast false, go-jose reads
-// every key (FuzzFastKey compares the two).
+// every key (FuzzFastKey compares the two). On an error in the key's
+// attributes it returns the key too, else nil.
 func keyFromMembersVia(raw []byte, ms []member, fast bool) (*Key, string, error) {
 	kinds := memberKinds{ms: ms}
 	kty, nattrs, member, err := kinds.scan()
@@ -239,15 +242,26 @@ func keyFromMembersVia(raw []byte, ms []member, fast bool) (*Key, string, error)
 			return nil, member, err
 		}
 	}
+	// An attribute's error comes with the key, whose material read: the
+	// caller's ParseError names it (ParseError.Key).
 	if nattrs > 0 {
 		if member, err := setAttrs(k, raw, &kinds, nattrs); err != nil {
-			return nil, member, err
+			return k, member, err
 		}
 	}
 	if member, err := checkWithKey(k); err != nil {
-		return nil, member, err
+		return k, member, err
 	}
 	return k, "", nil
+}
+
+// spkiOf is the SPKI hash of k for a ParseError (nil: no key).
+func spkiOf(k *Key) *[32]byte {
+	if k == nil {
+		return nil
+	}
+	sum := k.SPKIHash()
+	return &sum
 }
 
 // memberKinds remembers the kind of each member of ms, so that the

@@ -235,3 +235,35 @@ func TestParseSetManyBadEntriesInLinearTime(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 }
+
+// A member whose key reads and whose attributes do not ("expires" not a
+// time, "use" for encryption) names its key in its error
+// (ParseError.Key), so that a store skipping it can still refuse the key
+// elsewhere; a member whose key does not read names none. So does the
+// error of a single JWK, which is about the whole file.
+func TestParseErrorNamesTheKeyOfBadAttributes(t *testing.T) {
+	a, b := testKey(t, EC256).PublicKey(), testKey(t, Ed25519).PublicKey()
+	withAttr := func(k *Key, name, raw string) string {
+		k = k.PublicKey()
+		k.Attrs = Attributes{name: []byte(raw)}
+		return string(mustMarshal(t, k, JWK, false))
+	}
+	set := []byte(`{"keys": [` + withAttr(a, AttrExpires, `"tomorrow"`) + ",\n" +
+		withAttr(b, "use", `"enc"`) + ",\n" +
+		`{"kty": "OKP", "crv": "Ed25519", "x": "!!"}]}`)
+	entries := setOf(t, set)
+	for i, want := range []*Key{a, b, nil} {
+		got := entries[i].Err.Key
+		switch {
+		case want == nil && got != nil:
+			t.Errorf("entry %d (%v): names a key", i, entries[i].Err)
+		case want != nil && (got == nil || *got != want.SPKIHash()):
+			t.Errorf("entry %d (%v): key %v, want %s", i, entries[i].Err, got, want.Fingerprint())
+		}
+	}
+	_, err := ParseSet([]byte(withAttr(a, AttrFrom, `"not a network"`)))
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Key == nil || *pe.Key != a.SPKIHash() {
+		t.Fatalf("a single JWK with a bad from: %v, want a *ParseError naming its key", err)
+	}
+}

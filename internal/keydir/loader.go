@@ -64,6 +64,12 @@ type Problem struct {
 	Err        error
 	Revocation bool // the file is part of a revocation source
 	Entry      bool // one entry of a file that loaded, not the whole file
+	// Key is the SPKI hash of the key of the entry skipped (or of the
+	// file's one entry), when its key read and only its attributes or
+	// its conversion did not (jwk.ParseError.Key): a store refuses that
+	// key where another entry holds it, since the skipped entry may have
+	// been the one in effect, with tighter limits. Nil otherwise.
+	Key *[32]byte
 }
 
 func (p Problem) Error() string {
@@ -85,7 +91,7 @@ func problemOf(path string, err error, revocation bool) *Problem {
 	p := &Problem{Path: path, Err: err, Revocation: revocation}
 	var pe *jwk.ParseError
 	if errors.As(err, &pe) {
-		p.Line, p.Member, p.Err = pe.Line, pe.Member, pe.Err
+		p.Line, p.Member, p.Err, p.Key = pe.Line, pe.Member, pe.Err, pe.Key
 	}
 	return p
 }

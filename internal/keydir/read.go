@@ -202,6 +202,10 @@ func (l *Loader[T]) convertEntry(src SourceRef, path string, e jwk.SetEntry) (T,
 	t, r, err := l.convert(src, path, e.Key)
 	if err != nil {
 		p := problemOf(path, err, false)
+		if p.Key == nil {
+			sum := e.Key.SPKIHash()
+			p.Key = &sum
+		}
 		if p.Line == 0 {
 			p.Line = e.Line
 		}
