@@ -154,6 +154,10 @@ type snapshot struct {
 	dups    keySet                    // keys held by more than one authorized entry
 	shared  map[uint64]string         // the names entries of several clients hold, by hash (nameCounts)
 	skipped bool                      // an authorized-keys file (not a revocation one) was skipped
+	// skippedKeys are the keys of authorized-keys entries that were
+	// skipped, where known (Problem.Key), each with its first problem:
+	// such a key is refused even where another entry holds it.
+	skippedKeys map[[32]byte]*Problem
 }
 
 // keySet is a set of SPKI hashes (nil: empty).
@@ -310,8 +314,20 @@ func (m itemMore) orNil() any {
 func (s *Store) build(ks *keydir.Snapshot[item]) {
 	sn := &snapshot{files: ks,
 		revoked: keydir.NewRevocations(ks, func(src int) bool { return s.rev[src] }, entrySPKI)}
-	for _, p := range ks.Problems {
-		sn.skipped = sn.skipped || !p.Revocation
+	for i, p := range ks.Problems {
+		if p.Revocation {
+			continue
+		}
+		sn.skipped = true
+		if p.Key == nil {
+			continue
+		}
+		if sn.skippedKeys == nil {
+			sn.skippedKeys = map[[32]byte]*Problem{}
+		}
+		if _, ok := sn.skippedKeys[*p.Key]; !ok {
+			sn.skippedKeys[*p.Key] = &ks.Problems[i]
+		}
 	}
 	prev := s.snap.Load()
 	if gone, came, freed, ok := s.update(prev, sn); ok {

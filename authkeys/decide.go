@@ -61,13 +61,16 @@ type Decision struct {
 	// Incomplete is set when files of authorized keys were skipped (bad
 	// modes, unreadable, malformed): an Unknown key may be in one of them,
 	// with limits ("expires", "from") that a CA would not apply, so a CA
-	// must not admit it in their place.
+	// must not admit it in their place. It is set too for a key refused
+	// because an entry of it was skipped (*SkippedEntryError).
 	Incomplete bool
 }
 
 // Decide decides whether the key with SPKI hash sum may connect from
 // remote (the zero Addr if unknown). In order: a revoked key (or an
-// unreadable revocation list) is Revoked, a key in no file is Unknown, an
+// unreadable revocation list) is Revoked, a key in no file is Unknown, as
+// is a key of which an entry was skipped (*SkippedEntryError, Incomplete:
+// that entry may be the one in effect, with tighter limits), an
 // expired entry is Expired, a remote address outside the entry's "from"
 // networks is WrongNetwork; otherwise the key is Authorized.
 //
@@ -85,6 +88,12 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 	it, f, r := sn.keys.lookup(&sum)
 	if it == nil {
 		return Decision{Verdict: Unknown, Err: &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}, Incomplete: sn.skipped}
+	}
+	if p := sn.skippedKeys[sum]; p != nil {
+		// An entry of the key was skipped: it may be the one that would
+		// be in effect (the first entry of a key wins), with limits the
+		// entry found lacks. Skipped trust never widens trust.
+		return Decision{Verdict: Unknown, Err: &SkippedEntryError{Fingerprint: jwk.FormatFingerprint(sum), Problem: *p}, Incomplete: true}
 	}
 	e := s.made.entry(r.file-1, f, r.pos)
 	if !e.Expires.IsZero() {

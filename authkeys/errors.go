@@ -21,6 +21,21 @@ func (e *NotAuthorizedError) Error() string {
 	return fmt.Sprintf("authkeys: key %s is not authorized", e.Fingerprint)
 }
 
+// SkippedEntryError means the key is authorized by an entry, but another
+// entry of the same key was skipped (Problem): that entry may be the one
+// in effect, with limits ("from", "expires") the entry found lacks, so
+// the key is refused until the problem is fixed.
+type SkippedEntryError struct {
+	Fingerprint string
+	Problem     Problem
+}
+
+func (e *SkippedEntryError) Error() string {
+	return fmt.Sprintf("authkeys: refusing key %s: an entry of it was skipped, and may limit it: %v", e.Fingerprint, e.Problem)
+}
+
+func (e *SkippedEntryError) Unwrap() error { return e.Problem }
+
 // RevokedError means the key is listed as revoked, or (Err set) that a
 // revocation list could not be read, so every key is refused until it is
 // fixed.

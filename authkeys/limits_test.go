@@ -1,6 +1,7 @@
 package authkeys
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -194,5 +195,52 @@ func TestLimitsHoldWhileFilesComeAndGo(t *testing.T) {
 	// again) and rebuilt (every file numbered anew, a key of two files).
 	if s.updates == updates || s.rebuilds == rebuilds {
 		t.Fatalf("updates %d→%d, rebuilds %d→%d: the test does not reach both", updates, s.updates, rebuilds, s.rebuilds)
+	}
+}
+
+// TestSkippedEntryHoldsItsKeyBack: a key of which an entry was skipped is
+// refused even where another entry holds it — the first entry of a key
+// wins, so the skipped one may be the entry in effect, with limits the
+// other lacks: a key limited to 10.0.0.0/8 in a.json, whose "expires" has
+// a typo, and listed plain in b.json was admitted from anywhere. So for
+// an entry of a set and a file of one entry, whether its attributes do
+// not read (jwk) or do not convert (a "name" that is not a string), and
+// for a key for encryption. Once the entry is fixed, it decides.
+func TestSkippedEntryHoldsItsKeyBack(t *testing.T) {
+	opts := HomeOptions(t.TempDir())
+	dir := opts.Dirs[0]
+	write := func(name string, keys ...*jwk.Key) {
+		keydirtest.Write(t, filepath.Join(dir, name), keydirtest.JWK(t, keys...))
+	}
+	numberName := func(k *jwk.Key) *jwk.Key {
+		k = keydirtest.WithAttrs(k)
+		k.Attrs[jwk.AttrName] = []byte("5")
+		return k
+	}
+	write("a.json", keydirtest.WithAttrs(key(t, 1), "from", "10.0.0.0/8", "expires", "tomorrow"))
+	write("b.json", key(t, 1))
+	write("c.json", keydirtest.WithAttrs(key(t, 2), "from", "not a network"), key(t, 3), key(t, 2), numberName(key(t, 4)))
+	write("d.json", keydirtest.WithAttrs(key(t, 5), "use", "enc"))
+	write("e.json", key(t, 4), key(t, 5))
+	s := Load(opts)
+	defer s.Close()
+	remote := netip.MustParseAddr("10.1.2.3")
+	for n, file := range map[int]string{1: "a.json", 2: "c.json", 4: "c.json", 5: "d.json"} {
+		d := s.Decide(key(t, n).SPKIHash(), remote)
+		var se *SkippedEntryError
+		if d.Verdict != Unknown || !d.Incomplete || !errors.As(d.Err, &se) || se.Problem.Path != filepath.Join(dir, file) {
+			t.Errorf("key %d, with an entry skipped in %s: %v, incomplete %v, %v; want unknown, incomplete, *SkippedEntryError naming the file", n, file, d.Verdict, d.Incomplete, d.Err)
+		}
+	}
+	if d := s.Decide(key(t, 3).SPKIHash(), remote); d.Verdict != Authorized {
+		t.Errorf("key 3, beside a skipped entry: %v (%v)", d.Verdict, d.Err)
+	}
+	// Fixed: the first entry, limited, decides.
+	write("a.json", keydirtest.WithAttrs(key(t, 1), "from", "10.0.0.0/8", "expires", "2099-01-01T00:00:00Z"))
+	s.Reload()
+	for addr, want := range map[string]Verdict{"10.1.2.3": Authorized, "127.0.0.1": WrongNetwork} {
+		if d := s.Decide(key(t, 1).SPKIHash(), netip.MustParseAddr(addr)); d.Verdict != want {
+			t.Errorf("key 1 from %s once its entry is fixed: %v (%v), want %v", addr, d.Verdict, d.Err, want)
+		}
 	}
 }

@@ -169,7 +169,7 @@ func refusalReason(err error) (result, reason string) {
 		return resultRefused, reasonFrom
 	case errorIs[*knownhosts.KeyChangedError](err):
 		return resultRefused, reasonChanged
-	case errorIs[*tlsbridge.SkippedTrustError](err), errorIs[*knownhosts.SkippedFilesError](err):
+	case errorIs[*tlsbridge.SkippedTrustError](err), errorIs[*authkeys.SkippedEntryError](err), errorIs[*knownhosts.SkippedFilesError](err):
 		return resultRefused, reasonSkipped
 	case errorIs[*tlsbridge.CARefusedError](err):
 		return resultRefused, reasonCARefused

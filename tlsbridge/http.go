@@ -143,6 +143,7 @@ func ReasonOf(err error) ForbiddenReason {
 		pkiFile  *PKIFileError
 		noClient *noCertificateError
 		skipped  *SkippedTrustError
+		entry    *authkeys.SkippedEntryError
 	)
 	switch {
 	case errors.As(err, &noClient):
@@ -158,7 +159,7 @@ func ReasonOf(err error) ForbiddenReason {
 		return ReasonExpired
 	case errors.As(err, &source):
 		return ReasonSourceNotAllowed
-	case errors.As(err, &pkiFile), errors.As(err, &skipped):
+	case errors.As(err, &pkiFile), errors.As(err, &skipped), errors.As(err, &entry):
 		return ReasonUnavailable
 	case errors.As(err, &caRef):
 		return ReasonCARefused

@@ -71,3 +71,25 @@ func TestLimitsInASetWithSkippedMembers(t *testing.T) {
 		})
 	}
 }
+
+// A client key listed limited in a.json, whose "expires" has a typo, and
+// plain in b.json is refused in the handshake, not admitted by b.json from
+// anywhere: the skipped entry may be the one in effect (the first wins).
+// Its refusal reads as the server's trouble (ReasonUnavailable), and once
+// the entry is fixed, its limit decides.
+func TestSkippedEntryRefusedInTheHandshake(t *testing.T) {
+	srv, cli := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	rs := startRecording(t, mustServer(t, srv, ServerOptions{}))
+	dir := filepath.Join(srv.dir, "authorized_keys.d")
+	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, keydirtest.WithAttrs(cli.id.Key, "from", "127.0.0.0/8", "expires", "tomorrow")))
+	keydirtest.Write(t, filepath.Join(dir, "b.json"), keydirtest.JWK(t, cli.id.Key.PublicKey()))
+	srv.auth.Reload()
+	cli.pin(t, rs.addr(), srv.id.Key)
+	cfg := mustConfig(t, cli.client(t, ClientOptions{}), rs.addr())
+	rs.refusedWith(t, cfg, "a key with a skipped entry", func(err error) bool {
+		return isA[*authkeys.SkippedEntryError](err) && ReasonOf(err) == ReasonUnavailable
+	})
+	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, keydirtest.WithAttrs(cli.id.Key, "from", "10.0.0.0/8")))
+	srv.auth.Reload()
+	rs.refusedWith(t, cfg, "the entry fixed, limited to 10.0.0.0/8", isA[*authkeys.SourceNotAllowedError])
+}
