@@ -71,11 +71,17 @@ func TestChangesSince(t *testing.T) {
 	}
 }
 
-// watchAll makes s read every delta by a watch (watch) or by reads.
+// watchAll makes s read every delta by a watch (watch) or by reads. A
+// watch is waited for however long it takes to answer (an hour, past go
+// test's -timeout): the tests assert which way each delta came, and the
+// package's 2 s is a bound on a machine's speed — under the race detector,
+// clientv3's Authenticate for the watch's stream with --etcd-user (a
+// bcrypt check on the member) took 2–4 s alone, the range was read, and
+// TestChangesSinceUnderARoleOnThePrefix failed.
 func watchAll(s *store, watch bool) {
 	s.watchFrom = math.MaxInt64
 	if watch {
-		s.watchFrom = 0
+		s.watchFrom, s.watchWait = 0, time.Hour
 	}
 }
 
@@ -148,9 +154,10 @@ func changesSince(t *testing.T, watch bool) {
 
 // TestChangesSinceUnderARoleOnThePrefix: an administrator whose etcd role
 // is read-write on PREFIX/ (docs/fleet.md's advice) edits through a warm
-// mirror: ChangesSince reads only that range. (Found by review: it read
-// the key PREFIX itself, which the role does not cover, and every warm
-// edit was refused.)
+// mirror: ChangesSince reads only that range, by reads and by a watch
+// (which clientv3 authenticates for once more: watchAll waits for it).
+// (Found by review: it read the key PREFIX itself, which the role does
+// not cover, and every warm edit was refused.)
 func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
 	addr := startEtcd(t, nil)
 	root := etcdClient(t, addr)
@@ -173,7 +180,9 @@ func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, watch := range []bool{false, true} {
-		s := openTestStore(t, addr, "--etcd-user", "adm", "--etcd-password-file", pw)
+		// The dial authenticates (a bcrypt check, 2–3 s under the race
+		// detector): waited for, not bounded by the default 5 s.
+		s := openTestStore(t, addr, "--etcd-user", "adm", "--etcd-password-file", pw, "--etcd-dial-timeout", "1h")
 		watchAll(s, watch)
 		l, err := s.ListRevisions(ctx)
 		if err != nil {
@@ -405,8 +414,8 @@ func TestChangesSinceCompactedAtTheNextRevision(t *testing.T) {
 // events since R — and the range is read instead, giving the same delta.
 // Two members behind a TCP proxy the test switches from one to the other
 // once the watch is made and the first member's version checked; an
-// answer from the other member must have come (else the watch ran out its
-// 2 s, and the range read tells nothing of the member's check).
+// answer from the other member must have come (else the watch ended
+// otherwise, and the range read tells nothing of the member's check).
 func TestChangesSinceWatchMovedToAnotherMember(t *testing.T) {
 	members := startCluster(t, 2)
 	p := newSwitchProxy(t, members[0])
@@ -430,7 +439,7 @@ func TestChangesSinceWatchMovedToAnotherMember(t *testing.T) {
 		t.Fatalf("%d deltas by a watch resumed on another member, want the range read", s.watched)
 	}
 	if s.movedOff != 1 {
-		t.Fatalf("%d watches given up for an answer from another member, want 1: no answer came from the other member (the range read after the watch's 2 s), and the test tells nothing", s.movedOff)
+		t.Fatalf("%d watches given up for an answer from another member, want 1: no answer came from the other member (the watch ended otherwise and the range was read), and the test tells nothing", s.movedOff)
 	}
 	checkChange(t, d)
 }

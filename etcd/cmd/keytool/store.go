@@ -202,7 +202,7 @@ func (f *connFlags) open(_ context.Context, u *url.URL) (cli.Store, error) {
 	// before it asks etcd anything (the mirror's lock, manifest and
 	// stamps): about 1 ms less before the first answer, measured.
 	c.ActiveConnection().Connect()
-	return &store{c: c, flags: f, cfg: cfg, where: where, prefix: prefix, watchFrom: watchFrom}, nil
+	return &store{c: c, flags: f, cfg: cfg, where: where, prefix: prefix, watchFrom: watchFrom, watchWait: watchWait}, nil
 }
 
 // unreachable is the error of a request etcd did not answer: gRPC says
@@ -263,6 +263,10 @@ type store struct {
 	// movedOff the watches given up for an answer from another member.
 	watchFrom         int64
 	watched, movedOff int
+	// watchWait is the package's (tests that require the watch's delta
+	// lift it: on a slow machine the watch may take longer than it to
+	// answer, and the range read instead would fail them).
+	watchWait time.Duration
 	// beforeWatch, if set, runs in watchChanges just before its watch is
 	// made (tests compact etcd there: etcd's first read of the history
 	// for that watch then comes after the compaction, whenever its
@@ -583,7 +587,9 @@ func (s *store) watches(k cli.StoreMark, h int64) bool {
 }
 
 // watchWait bounds how long watchChanges waits for etcd to say it has
-// sent every change: past it, the range is read instead.
+// sent every change: past it, the range is read instead. It counts from
+// before the watch is made, so with --etcd-user it includes clientv3's
+// Authenticate for the watch's stream (a bcrypt check on the member).
 const watchWait = 2 * time.Second
 
 // progressEvery is how often watchChanges asks etcd whether the watch has
@@ -616,7 +622,7 @@ const progressEvery = 5 * time.Millisecond
 // older member, no answer within watchWait, the watch refused): the
 // caller reads the range instead. A compacted R is cli.ErrStoreCompacted.
 func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreDelta) (ok bool, err error) {
-	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), watchWait)
+	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), s.watchWait)
 	defer cancel()
 	if s.beforeWatch != nil {
 		s.beforeWatch()
