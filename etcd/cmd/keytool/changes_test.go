@@ -426,7 +426,7 @@ func TestChangesSinceWatchMovedToAnotherMember(t *testing.T) {
 	mark := markThenChange(t, c, s)
 	s.beforeProgress = func() {
 		s.beforeProgress = nil
-		p.switchTo(members[1])
+		cutWatch(t, p, members[1], c)
 	}
 	d, err := s.ChangesSince(ctx, mark)
 	if err != nil {
@@ -473,7 +473,7 @@ func TestChangesSinceWatchResumedOnADowngradedMember(t *testing.T) {
 	s.beforeProgress = func() {
 		s.beforeProgress = nil
 		downgraded.Store(true)
-		p.switchTo(addr) // the same member, its connections cut
+		cutWatch(t, p, addr, c) // the same member, its connections cut
 	}
 	d, err := s.ChangesSince(ctx, mark)
 	if err != nil {
@@ -489,6 +489,25 @@ func TestChangesSinceWatchResumedOnADowngradedMember(t *testing.T) {
 		t.Fatal("no notification came from the restarted member (its version not asked again): the test tells nothing")
 	}
 	checkChange(t, d)
+}
+
+// cutWatch cuts the catch-up's watch off its member, once made and the
+// member's version checked: p's connections are cut, the next ones go to
+// the member at to (where clientv3 resumes the watch), and a key outside
+// the prefix is written through c. clientv3 resumes a watch from the
+// revision after the last it delivered, H+1 when etcd's resync had sent
+// the events up to H before the cut, and etcd sends no progress
+// notification for a watch that starts past its current revision (mvcc's
+// progressIfSync): the resumed watch then never answered, and the tests
+// depended on the resync coming after the cut (under -race on a loaded
+// machine, 4 runs of 30 had it before, and failed; with a pause before
+// the cut, every run). The write brings etcd to H+1, whichever revision
+// the watch resumes from; outside the prefix, it leaves the delta
+// markThenChange's.
+func cutWatch(t *testing.T, p *switchProxy, to string, c *clientv3.Client) {
+	t.Helper()
+	p.switchTo(to)
+	mustPut(t, c, "/elsewhere", "x")
 }
 
 // startCluster starts n embedded etcd members of one cluster on loopback
