@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -204,8 +205,8 @@ func TestLimitsHoldWhileFilesComeAndGo(t *testing.T) {
 // other lacks: a key limited to 10.0.0.0/8 in a.json, whose "expires" has
 // a typo, and listed plain in b.json was admitted from anywhere. So for
 // an entry of a set and a file of one entry, whether its attributes do
-// not read (jwk) or do not convert (a "name" that is not a string), and
-// for a key for encryption. Once the entry is fixed, it decides.
+// not read (jwk: a JWK member, a PEM header) or do not convert (a "name"
+// that is not a string), and for a key for encryption. Once the entry is fixed, it decides.
 func TestSkippedEntryHoldsItsKeyBack(t *testing.T) {
 	opts := HomeOptions(t.TempDir())
 	dir := opts.Dirs[0]
@@ -221,14 +222,17 @@ func TestSkippedEntryHoldsItsKeyBack(t *testing.T) {
 	write("b.json", key(t, 1))
 	write("c.json", keydirtest.WithAttrs(key(t, 2), "from", "not a network"), key(t, 3), key(t, 2), numberName(key(t, 4)))
 	write("d.json", keydirtest.WithAttrs(key(t, 5), "use", "enc"))
-	write("e.json", key(t, 4), key(t, 5))
+	write("e.json", key(t, 4), key(t, 5), key(t, 6))
+	// A PEM file whose block's header is not a time.
+	pemFile := filepath.Join(filepath.Dir(dir), "authorized_keys.pem")
+	keydirtest.Write(t, pemFile, []byte(strings.Replace(string(keydirtest.PEM(t, key(t, 6))), "-----\n", "-----\nexpires: tomorrow\n\n", 1)))
 	s := Load(opts)
 	defer s.Close()
 	remote := netip.MustParseAddr("10.1.2.3")
-	for n, file := range map[int]string{1: "a.json", 2: "c.json", 4: "c.json", 5: "d.json"} {
+	for n, file := range map[int]string{1: "a.json", 2: "c.json", 4: "c.json", 5: "d.json", 6: "../authorized_keys.pem"} {
 		d := s.Decide(key(t, n).SPKIHash(), remote)
 		var se *SkippedEntryError
-		if d.Verdict != Unknown || !d.Incomplete || !errors.As(d.Err, &se) || se.Problem.Path != filepath.Join(dir, file) {
+		if d.Verdict != Unknown || !d.Incomplete || !errors.As(d.Err, &se) || se.Problem.Path != filepath.Clean(filepath.Join(dir, file)) {
 			t.Errorf("key %d, with an entry skipped in %s: %v, incomplete %v, %v; want unknown, incomplete, *SkippedEntryError naming the file", n, file, d.Verdict, d.Incomplete, d.Err)
 		}
 	}

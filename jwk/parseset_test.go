@@ -266,4 +266,38 @@ func TestParseErrorNamesTheKeyOfBadAttributes(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Key == nil || *pe.Key != a.SPKIHash() {
 		t.Fatalf("a single JWK with a bad from: %v, want a *ParseError naming its key", err)
 	}
+
+	// A PEM block with a bad header (an "expires" that is not a time, a
+	// header twice), an OpenSSH line with a bad option; and a block and
+	// a line whose key does not read.
+	block := func(k *Key, headers string) string {
+		b := string(mustMarshal(t, k.PublicKey(), PEM, false))
+		return strings.Replace(b, "-----\n", "-----\n"+headers, 1)
+	}
+	line := func(k *Key, options string) string {
+		return options + string(sshMarshalAuthorized(mustSSHPub(t, k)))
+	}
+	for _, c := range []struct {
+		what, data string
+		want       []*Key
+	}{
+		{"PEM", block(a, "expires: tomorrow\n\n") + block(b, "comment: x\ncomment: y\n\n") +
+			"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n", []*Key{a, b, nil}},
+		{"OpenSSH", line(a, `from="not a network" `) + line(b, `from="10.0.0.0/8",from="10.0.0.0/8" `) + line(a, "no-pty ") +
+			"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA\n", []*Key{a, b, a, nil}},
+	} {
+		entries := setOf(t, []byte(c.data))
+		if len(entries) != len(c.want) {
+			t.Fatalf("%s: %d entries, want %d", c.what, len(entries), len(c.want))
+		}
+		for i, want := range c.want {
+			if entries[i].Err == nil {
+				t.Fatalf("%s: entry %d read", c.what, i)
+			}
+			got := entries[i].Err.Key
+			if want == nil && got != nil || want != nil && (got == nil || *got != want.SPKIHash()) {
+				t.Errorf("%s: entry %d (%v): key %v, want %v", c.what, i, entries[i].Err, got, want)
+			}
+		}
+	}
 }

@@ -111,14 +111,15 @@ func nextGoodPEM(data []byte, consumed int, decoded bool) (next int, ok bool) {
 // on line blockLine of file.
 func pemEntry(file string, block *pem.Block, text []byte, blockLine int) SetEntry {
 	if n, err := checkPEMHeaderNames(text, blockLine); err != nil {
-		return SetEntry{Line: blockLine, Err: &ParseError{File: file, Line: n, Err: err}}
+		k, _ := parsePEMBlock(block) // for its key alone (ParseError.Key)
+		return SetEntry{Line: blockLine, Err: &ParseError{File: file, Line: n, Err: err, Key: spkiOf(k)}}
 	}
 	k, err := parsePEMBlock(block)
 	if err != nil {
-		return SetEntry{Line: blockLine, Err: &ParseError{File: file, Line: blockLine, Err: err}}
+		return SetEntry{Line: blockLine, Err: &ParseError{File: file, Line: blockLine, Err: err, Key: spkiOf(k)}}
 	}
 	if member, err := checkAttrs(k); err != nil {
-		return SetEntry{Line: blockLine, Err: &ParseError{File: file, Line: blockLine, Member: member, Err: err}}
+		return SetEntry{Line: blockLine, Err: &ParseError{File: file, Line: blockLine, Member: member, Err: err, Key: spkiOf(k)}}
 	}
 	return SetEntry{Key: k, Line: blockLine}
 }
@@ -179,6 +180,9 @@ func pemLine(data []byte) (line, rest []byte) {
 	return bytes.TrimRight(data[0:i], " \t"), data[j:]
 }
 
+// parsePEMBlock reads the key of one PEM block, its headers as
+// attributes. On an error in a header it returns the key too, whose block
+// read (ParseError.Key); else nil.
 func parsePEMBlock(b *pem.Block) (*Key, error) {
 	if strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") || b.Type == "ENCRYPTED PRIVATE KEY" {
 		return nil, fmt.Errorf("%s block: %w (decrypt a copy first: openssl pkey -in FILE -out plain.pem)", termtext.Safe(b.Type), ErrEncrypted)
@@ -237,10 +241,10 @@ func parsePEMBlock(b *pem.Block) (*Key, error) {
 		// JSON would turn invalid bytes into U+FFFD: the attribute would
 		// change name or value on rewrite, and two names could collide.
 		if !utf8.ValidString(name) || !utf8.ValidString(v) {
-			return nil, fmt.Errorf("PEM header %q is not valid UTF-8", name)
+			return k, fmt.Errorf("PEM header %q is not valid UTF-8", name)
 		}
 		if err := checkPEMHeader(name, v); err != nil {
-			return nil, err
+			return k, err
 		}
 	}
 	k.Attrs = attrsFromPEMHeaders(h)

@@ -35,7 +35,7 @@ func parseSSHEntries(data []byte, file string, add func(SetEntry) error) error {
 		n++
 		k, err := parseSSHLine(line)
 		if err != nil {
-			e.Err = &ParseError{File: file, Line: i + 1, Err: err}
+			e.Err = &ParseError{File: file, Line: i + 1, Err: err, Key: spkiOf(k)}
 		} else {
 			e.Key = k
 		}
@@ -49,6 +49,8 @@ func parseSSHEntries(data []byte, file string, add func(SetEntry) error) error {
 	return nil
 }
 
+// parseSSHLine reads one authorized_keys line. On an error in its options
+// it returns the key too, which read (ParseError.Key); else nil.
 func parseSSHLine(line []byte) (*Key, error) {
 	pub, comment, options, _, err := ssh.ParseAuthorizedKey(line)
 	if err != nil {
@@ -73,20 +75,20 @@ func parseSSHLine(line []byte) (*Key, error) {
 	for _, opt := range options {
 		name, value, _ := strings.Cut(opt, "=")
 		if !strings.EqualFold(name, "from") {
-			return nil, fmt.Errorf("option %q is not supported in a keytool trust file (only from=\"CIDR,…\")", opt)
+			return k, fmt.Errorf("option %q is not supported in a keytool trust file (only from=\"CIDR,…\")", opt)
 		}
 		if from {
 			// OpenSSH refuses such a line ("multiple "from" clauses");
 			// keeping either list would be a guess.
-			return nil, errors.New(`multiple "from" clauses: the option from= appears twice (OpenSSH refuses such a line too); join the networks in one from="…"`)
+			return k, errors.New(`multiple "from" clauses: the option from= appears twice (OpenSSH refuses such a line too); join the networks in one from="…"`)
 		}
 		from = true
 		list := splitList(strings.Trim(value, `"`))
 		if _, err := ParsePrefixes(list); err != nil {
 			if pe := (*prefixError)(nil); errors.As(err, &pe) {
-				return nil, fmt.Errorf(`option from="…": %v`, pe)
+				return k, fmt.Errorf(`option from="…": %v`, pe)
 			}
-			return nil, errors.New(`option from="…" must list IP addresses or CIDR networks (host-name patterns are not supported)`)
+			return k, errors.New(`option from="…" must list IP addresses or CIDR networks (host-name patterns are not supported)`)
 		}
 		attrs.SetList(AttrFrom, list)
 	}
