@@ -203,9 +203,15 @@ func (c *cli) keepAuthorized(auth *authkeys.Store, e *authkeys.Entry) (bool, err
 	// The store decides, as it would for a handshake; the address is not
 	// known, so a key limited to "from" networks answers WrongNetwork and
 	// is kept with a warning below.
+	var skipped *authkeys.SkippedEntryError
 	switch d := auth.Decide(e.SPKIHash, netip.Addr{}); {
 	case rev:
 		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): revoked\n", e.Name, e.Fingerprint)
+		return false, nil
+	case errors.As(d.Err, &skipped):
+		// Refused in a handshake too: the skipped entry may be the one in
+		// effect, with limits this one lacks.
+		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): an entry of the key in %s was skipped, and may limit it\n", e.Name, e.Fingerprint, skipped.Problem.Path)
 		return false, nil
 	case d.Verdict == authkeys.Expired:
 		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): expired at %s\n", e.Name, e.Fingerprint, e.Expires.UTC().Format(time.RFC3339))
