@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -134,7 +136,6 @@ func parseJSONEntries(data []byte, file string, add func(SetEntry) error) error 
 		}
 		return add(SetEntry{Key: k})
 	case keysRaw != nil:
-		n := 0
 		// Lines of faults are counted on from the previous one (members
 		// come in order): a set with many bad members costs linear time.
 		lnOff, ln := 0, 1
@@ -148,21 +149,32 @@ func parseJSONEntries(data []byte, file string, add func(SetEntry) error) error 
 			return ln
 		}
 		sub := jsonScanner{data: data, pos: cap(data) - cap(keysRaw)}
-		err := sub.elements(0, func(i int, raw []byte) error {
-			n++
-			k, member, err := parseJWK(raw)
-			if err != nil {
+		var raws [][]byte
+		if err := sub.elements(0, func(_ int, raw []byte) error {
+			raws = append(raws, raw)
+			return nil
+		}); err != nil {
+			return fail("keys", err)
+		}
+		entry := func(i int, p parsedJWK) error {
+			if p.err != nil {
 				path := "keys[" + strconv.Itoa(i) + "]"
-				if member != "" {
-					path += "." + member
+				if p.member != "" {
+					path += "." + p.member
 				}
-				start := cap(data) - cap(raw)
-				off, _ := jsonErrorOffset(err)
+				start := cap(data) - cap(raws[i])
+				off, _ := jsonErrorOffset(p.err)
 				line := lineAt(start + off)
-				return add(SetEntry{Index: i, Line: line, inSet: true, Err: &ParseError{File: file, Line: line, Member: path, Err: err, Key: spkiOf(k)}})
+				return add(SetEntry{Index: i, Line: line, inSet: true, Err: &ParseError{File: file, Line: line, Member: path, Err: p.err, Key: spkiOf(p.key)}})
 			}
-			return add(SetEntry{Key: k, Index: i, inSet: true})
-		})
+			return add(SetEntry{Key: p.key, Index: i, inSet: true})
+		}
+		var err error
+		for i, p := range parseJWKs(raws) {
+			if err = entry(i, p); err != nil {
+				break
+			}
+		}
 		if err != nil {
 			var pe *ParseError
 			if errors.As(err, &pe) {
@@ -170,13 +182,50 @@ func parseJSONEntries(data []byte, file string, add func(SetEntry) error) error 
 			}
 			return fail("keys", err)
 		}
-		if n == 0 {
+		if len(raws) == 0 {
 			return fail("keys", ErrNoKey)
 		}
 		return nil
 	default:
 		return fail("kty", errors.New(`a JWK needs a "kty" member, a JWK Set a "keys" member`))
 	}
+}
+
+// parsedJWK is parseJWK's result for one member of a set.
+type parsedJWK struct {
+	key    *Key
+	member string
+	err    error
+}
+
+// parallelSet is the number of members from which a set's are parsed
+// on every CPU: a key's parse (its point checked on the curve, or
+// go-jose's decoding) is microseconds, so a set of 100,000 keys — one
+// file, read by one of the loader's goroutines — would otherwise hold a
+// cold start to one core.
+const parallelSet = 512
+
+// parseJWKs parses each of raws (parseJWK), on every CPU for a big set;
+// the results are in raws' order, whatever the order of the work.
+func parseJWKs(raws [][]byte) []parsedJWK {
+	out := make([]parsedJWK, len(raws))
+	parse := func(from, to int) {
+		for i := from; i < to; i++ {
+			out[i].key, out[i].member, out[i].err = parseJWK(raws[i])
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(raws)/parallelSet)
+	if workers <= 1 {
+		parse(0, len(raws))
+		return out
+	}
+	var wg sync.WaitGroup
+	per := (len(raws) + workers - 1) / workers
+	for from := 0; from < len(raws); from += per {
+		wg.Go(func() { parse(from, min(from+per, len(raws))) })
+	}
+	wg.Wait()
+	return out
 }
 
 // parseJWK reads one JWK object. On error it returns the member at fault

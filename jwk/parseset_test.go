@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -299,5 +300,70 @@ func TestParseErrorNamesTheKeyOfBadAttributes(t *testing.T) {
 				t.Errorf("%s: entry %d (%v): key %v, want %v", c.what, i, entries[i].Err, got, want)
 			}
 		}
+	}
+}
+
+// TestParseSetBigOnEveryCPU: the members of a big set are parsed on
+// several CPUs (parseJWKs); what ParseSet and Parse return must be what
+// they return parsing one member after the other — each entry at its
+// index, the faults at their members and lines, and Parse's error the
+// first bad member's, whichever worker met a fault first.
+func TestParseSetBigOnEveryCPU(t *testing.T) {
+	var pool [][]byte
+	for _, typ := range []Type{EC256, Ed25519, EC384, EC256} {
+		pool = append(pool, mustMarshal(t, testKey(t, typ).PublicKey(), JWK, false))
+	}
+	const n = 3000
+	bad := map[int]string{
+		1:    `{"kty": "OKP", "crv": "Ed25519", "x": "!!"}`,
+		700:  `{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}`,
+		1499: `{"kty": "RSA"}`,
+		2999: `{"kty": "EC", "crv": "P-256", "use": "enc", "x": "AAAA"}`,
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"keys": [`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		if m, ok := bad[i]; ok {
+			b.WriteString(m)
+		} else {
+			b.Write(pool[i%len(pool)])
+		}
+	}
+	b.WriteString("]}\n")
+	data := b.Bytes()
+
+	parseAll := func(procs int) ([]SetEntry, error) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		entries, err := ParseSet(data)
+		if err != nil {
+			t.Fatalf("ParseSet with GOMAXPROCS=%d: %v", procs, err)
+		}
+		_, perr := Parse(data)
+		return entries, perr
+	}
+	want, wantErr := parseAll(1) // one member after the other (n/parallelSet > 1 worker needs 2 CPUs)
+	got, gotErr := parseAll(4)
+	if len(got) != n || len(want) != n {
+		t.Fatalf("%d entries on 4 CPUs, %d on one; want %d", len(got), len(want), n)
+	}
+	for i := range n {
+		g, w := got[i], want[i]
+		switch {
+		case g.Index != i || w.Index != i || g.Line != w.Line || g.Member() != w.Member():
+			t.Errorf("entry %d: index %d, line %d, member %q; one after the other: %d, %d, %q", i, g.Index, g.Line, g.Member(), w.Index, w.Line, w.Member())
+		case (g.Err == nil) != (w.Err == nil) || (g.Err != nil && g.Err.Error() != w.Err.Error()):
+			t.Errorf("entry %d: error %v; one after the other: %v", i, g.Err, w.Err)
+		case (g.Key == nil) != (w.Key == nil) || (g.Key != nil && !g.Key.Equal(w.Key)):
+			t.Errorf("entry %d: key %v; one after the other: %v", i, g.Key, w.Key)
+		}
+		if _, isBad := bad[i]; isBad != (g.Err != nil) {
+			t.Errorf("entry %d: error %v, want one only for the bad members", i, g.Err)
+		}
+	}
+	if gotErr == nil || wantErr == nil || gotErr.Error() != wantErr.Error() || asParseError(t, gotErr).Member != "keys[1].x" {
+		t.Errorf("Parse on 4 CPUs: %v; one after the other: %v; want the first bad member's, keys[1].x", gotErr, wantErr)
 	}
 }
