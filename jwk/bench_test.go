@@ -1,6 +1,10 @@
 package jwk
 
 import (
+	"bytes"
+	"os"
+	"runtime"
+	"strconv"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -80,5 +84,41 @@ func BenchmarkFingerprintMatch(b *testing.B) {
 		if !fp.Match(k) {
 			b.Fatal("no match")
 		}
+	}
+}
+
+// BenchmarkParseBigSet parses a JWK Set of 20,000 P-256 keys
+// (BENCH_SET_KEYS) on one CPU, the baseline, and on every CPU
+// (parseJWKs), in the same run: `go test -run '^$' -bench ParseBigSet
+// -count 6 ./jwk`, the ratio of each pair of rounds.
+func BenchmarkParseBigSet(b *testing.B) {
+	n := 20_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_SET_KEYS")); err == nil && v > 0 {
+		n = v
+	}
+	var pool [][]byte
+	for range 64 {
+		pool = append(pool, mustMarshal(b, testKey(b, EC256).PublicKey(), JWK, false))
+	}
+	var buf bytes.Buffer
+	buf.WriteString(`{"keys": [`)
+	for i := range n {
+		if i > 0 {
+			buf.WriteString(",\n")
+		}
+		buf.Write(pool[i%len(pool)])
+	}
+	buf.WriteString("]}\n")
+	data := buf.Bytes()
+	for _, procs := range []int{1, runtime.NumCPU()} {
+		b.Run("cpus="+strconv.Itoa(procs), func(b *testing.B) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if keys, err := Parse(data); err != nil || len(keys) != n {
+					b.Fatal(len(keys), err)
+				}
+			}
+		})
 	}
 }
