@@ -320,6 +320,9 @@ func TestParseSetBigOnEveryCPU(t *testing.T) {
 		1499: `{"kty": "RSA"}`,
 		2999: `{"kty": "EC", "crv": "P-256", "use": "enc", "x": "AAAA"}`,
 	}
+	withExpires := testKey(t, EC256).PublicKey() // a key that reads, an attribute that does not: its error names it
+	withExpires.Attrs = Attributes{AttrExpires: []byte(`"tomorrow"`)}
+	bad[2001] = string(mustMarshal(t, withExpires, JWK, false))
 	var b bytes.Buffer
 	b.WriteString(`{"keys": [`)
 	for i := range n {
@@ -354,7 +357,7 @@ func TestParseSetBigOnEveryCPU(t *testing.T) {
 		switch {
 		case g.Index != i || w.Index != i || g.Line != w.Line || g.Member() != w.Member():
 			t.Errorf("entry %d: index %d, line %d, member %q; one after the other: %d, %d, %q", i, g.Index, g.Line, g.Member(), w.Index, w.Line, w.Member())
-		case (g.Err == nil) != (w.Err == nil) || (g.Err != nil && g.Err.Error() != w.Err.Error()):
+		case (g.Err == nil) != (w.Err == nil) || (g.Err != nil && (g.Err.Error() != w.Err.Error() || (g.Err.Key == nil) != (w.Err.Key == nil) || g.Err.Key != nil && *g.Err.Key != *w.Err.Key)):
 			t.Errorf("entry %d: error %v; one after the other: %v", i, g.Err, w.Err)
 		case (g.Key == nil) != (w.Key == nil) || (g.Key != nil && !g.Key.Equal(w.Key)):
 			t.Errorf("entry %d: key %v; one after the other: %v", i, g.Key, w.Key)
@@ -362,6 +365,9 @@ func TestParseSetBigOnEveryCPU(t *testing.T) {
 		if _, isBad := bad[i]; isBad != (g.Err != nil) {
 			t.Errorf("entry %d: error %v, want one only for the bad members", i, g.Err)
 		}
+	}
+	if k := got[2001].Err; k == nil || k.Key == nil || *k.Key != withExpires.SPKIHash() {
+		t.Errorf("keys[2001] on 4 CPUs: %v, want its key named", k)
 	}
 	if gotErr == nil || wantErr == nil || gotErr.Error() != wantErr.Error() || asParseError(t, gotErr).Member != "keys[1].x" {
 		t.Errorf("Parse on 4 CPUs: %v; one after the other: %v; want the first bad member's, keys[1].x", gotErr, wantErr)
