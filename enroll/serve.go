@@ -101,6 +101,8 @@ func ServeConn(ctx context.Context, conn net.Conn, h http.Handler) error {
 	if state == nil || state.NegotiatedProtocol != "h2" {
 		head, err := readRequestLine(conn, start)
 		if err != nil {
+			// No HTTP server runs to close conn, as ServeConn promises.
+			defer conn.Close()
 			noReq := noRequest(head, err)
 			if noReq == nil || ctx.Err() != nil {
 				return nil // the connection failed, or was closed by ctx

@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -130,5 +133,51 @@ func TestRequestLine(t *testing.T) {
 		if got := requestLine([]byte(b)); got != lineInvalid {
 			t.Errorf("%q: %v, want invalid", b, got)
 		}
+	}
+}
+
+// TestServeConnClosesWithoutRequest: ServeConn closes conn, as it
+// promises, when no HTTP server ran on it — after refusing a client that
+// made no HTTP request, and after a connection that failed before one
+// (reset by the client) — so that its caller does not keep the socket.
+func TestServeConnClosesWithoutRequest(t *testing.T) {
+	for name, client := range map[string]func(*net.TCPConn){
+		"refused": func(c *net.TCPConn) {
+			_, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n"))
+			_, _ = io.ReadAll(c)
+			_ = c.Close()
+		},
+		"reset": func(c *net.TCPConn) {
+			_ = c.SetLinger(0)
+			_ = c.Close()
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			cc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			sc, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			done := make(chan error, 1)
+			go func() { done <- ServeConn(context.Background(), sc, http.NotFoundHandler()) }()
+			client(cc.(*net.TCPConn))
+			err = <-done
+			if noReq := (*NoRequestError)(nil); (name == "refused") != errors.As(err, &noReq) {
+				t.Errorf("ServeConn: %v", err)
+			}
+			if err := sc.SetReadDeadline(time.Time{}); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("the connection is still open after ServeConn returned (%v)", err)
+			}
+		})
 	}
 }
