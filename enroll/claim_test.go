@@ -187,7 +187,11 @@ func TestRevokeKeptPuttingBack(t *testing.T) {
 	}
 	t.Cleanup(func() { testHookRevoke = nil })
 	inv, err := RevokeInvite(dir, "laptop")
-	if err == nil || rounds != revokeRounds || !strings.Contains(err.Error(), "revoke it again") {
+	var raced *RevokeRacedError
+	if !errors.As(err, &raced) || raced.Name != "laptop" || raced.Dir != dir || raced.Rounds != revokeRounds || rounds != revokeRounds || !strings.Contains(err.Error(), "revoke it again") {
 		t.Fatalf("after %d rounds: %v, %v", rounds, inv, err)
+	}
+	if _, err := os.Lstat(pending); err != nil {
+		t.Fatalf("the invitation put back the last time is not pending, as the error says it is: %v", err)
 	}
 }

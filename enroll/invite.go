@@ -372,7 +372,20 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 		}
 		return nil, &NotPendingError{Name: name, Dir: dir}
 	}
-	return nil, fmt.Errorf("enroll: invitation %q was put back by a failed enrollment each of the %d times it was revoked; revoke it again", name, revokeRounds)
+	return nil, &RevokeRacedError{Name: name, Dir: dir, Rounds: revokeRounds}
+}
+
+// RevokeRacedError: RevokeInvite deleted the invitation Name in Dir
+// Rounds times, and each time a failed enrollment put it back: it is
+// still pending.
+type RevokeRacedError struct {
+	Name   string
+	Dir    string
+	Rounds int
+}
+
+func (e *RevokeRacedError) Error() string {
+	return fmt.Sprintf("enroll: invitation %q in %s was put back by a failed enrollment each of the %d times it was revoked; it is still pending: revoke it again", e.Name, e.Dir, e.Rounds)
 }
 
 // revokeRounds bounds how many times RevokeInvite deletes an invitation
