@@ -36,7 +36,7 @@ func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 		}
 	}
 	if cur == nil {
-		return nil, fmt.Errorf("authorized key %s is no longer in %s", e.Fingerprint, e.File)
+		return nil, fmt.Errorf("authkeys: authorized key %s is no longer in %s: not authorizing its next key", e.Fingerprint, e.File)
 	}
 	// Decide again on the current key: it may have been revoked, or its
 	// entry expired, since the decision that handed e over. (An address
