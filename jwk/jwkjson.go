@@ -198,11 +198,14 @@ type parsedJWK struct {
 	err    error
 }
 
-// parallelSet is the number of members from which a set's are parsed
-// on every CPU: a key's parse (its point checked on the curve, or
-// go-jose's decoding) is microseconds, so a set of 100,000 keys — one
-// file, read by one of the loader's goroutines — would otherwise hold a
-// cold start to one core.
+// parallelSet is the fewest members a CPU is given to parse: a set of
+// 2×parallelSet members or more is parsed on several. A key's parse (its
+// point checked on the curve, or go-jose's decoding) is microseconds, so
+// a set of 100,000 keys — one file, read by one of the loader's
+// goroutines — would otherwise hold a cold start to one core. Every
+// member is parsed, even after a bad one: Parse, which stops at the
+// first, then returns the same error, having done work it did not need
+// (bounded by the file's size, trustfile.MaxSize).
 const parallelSet = 512
 
 // parseJWKs parses each of raws (parseJWK), on every CPU for a big set;
