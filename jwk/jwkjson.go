@@ -205,7 +205,7 @@ type parsedJWK struct {
 // goroutines — would otherwise hold a cold start to one core. Every
 // member is parsed, even after a bad one: Parse, which stops at the
 // first, then returns the same error, having done work it did not need
-// (bounded by the file's size, trustfile.MaxSize).
+// (bounded by the input's size).
 const parallelSet = 512
 
 // parseJWKs parses each of raws (parseJWK), on every CPU for a big set;
