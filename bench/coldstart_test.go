@@ -54,10 +54,8 @@ func BenchmarkColdStart(b *testing.B) {
 	n := envInt("BENCH_DIR_KEYS", 100_000)
 	t := jwk.EC256
 	dir := fixture(b, fmt.Sprintf("coldstart-%d", n), func(d string) error {
-		for i, k := range p256JWKs(n - 1) {
-			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("k%07d.json", i)), []byte(k+"\n"), 0o644); err != nil {
-				return err
-			}
+		if err := writeKeyFiles(d, n-1, func(int) os.FileMode { return 0o644 }); err != nil {
+			return err
 		}
 		return jwk.WritePublicKeyFile(filepath.Join(d, "client.json"), clientKey(b, t), jwk.JWK, jwk.CreateNew)
 	})

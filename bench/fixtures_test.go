@@ -157,13 +157,19 @@ func fixture(tb testing.TB, name string, make func(dir string) error) string {
 // P-256 keys [0, n)).
 func keyDir(tb testing.TB, n int) string {
 	return fixture(tb, fmt.Sprintf("dir-%d", n), func(d string) error {
-		for i, k := range p256JWKs(n) {
-			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("k%07d.json", i)), []byte(k+"\n"), 0o644); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeKeyFiles(d, n, func(int) os.FileMode { return 0o644 })
 	})
+}
+
+// writeKeyFiles writes the deterministic P-256 keys [0, n) into dir, one
+// JWK file each (k0000000.json …), key i's file of mode mode(i).
+func writeKeyFiles(dir string, n int, mode func(i int) os.FileMode) error {
+	for i, k := range p256JWKs(n) {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("k%07d.json", i)), []byte(k+"\n"), mode(i)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // keySetFile returns a JWK Set file of the deterministic P-256 keys [0, n).

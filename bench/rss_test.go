@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -88,16 +87,12 @@ func BenchmarkRSS(b *testing.B) {
 // commonest one.
 func twoModesDir(tb testing.TB, n int) string {
 	return fixture(tb, fmt.Sprintf("dir-two-modes-%d", n), func(d string) error {
-		for i, k := range p256JWKs(n) {
-			mode := os.FileMode(0o644)
+		return writeKeyFiles(d, n, func(i int) os.FileMode {
 			if i%2 == 1 {
-				mode = 0o600
+				return 0o600
 			}
-			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("k%07d.json", i)), []byte(k+"\n"), mode); err != nil {
-				return err
-			}
-		}
-		return nil
+			return 0o644
+		})
 	})
 }
 
