@@ -543,11 +543,12 @@ func (ss *sourceState[T]) row(f *fileState[T]) fileRow[T] {
 	}
 	r := fileRow[T]{stamp: own, sum: f.sum, file: f.file}
 	ownDir := !ss.hasDir || dir != ss.dir
-	if ownDir && f.file != nil && f.problem == nil && len(f.skipped) == 0 {
-		r.rare = ss.oddDir(dir)
-		return r
-	}
-	if f.file == nil || f.problem != nil || len(f.skipped) > 0 || ownDir {
+	loaded := f.file != nil && f.problem == nil && len(f.skipped) == 0
+	switch {
+	case loaded && !ownDir:
+	case loaded:
+		r.rare = ss.oddDir(dir) // its mode or owner is all it has of its own
+	default:
 		r.rare = &rareRow[T]{problem: f.problem, skipped: f.skipped}
 		if ownDir {
 			r.rare.dir = &dir
