@@ -180,6 +180,7 @@ type Store struct {
 
 func newStore(opts Options) *Store {
 	s := &Store{opts: opts, names: nameCounts{seed: maphash.MakeSeed()}}
+	s.made.numbered = s.numbered
 	s.snap.Store(&snapshot{files: &keydir.Snapshot[item]{}})
 	s.Lifecycle = keydir.NewLifecycle(opts, convert, entrySPKI, s.build)
 	s.KeepRare(rare)
@@ -330,16 +331,13 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 		}
 	}
 	prev := s.snap.Load()
-	if gone, came, freed, ok := s.update(prev, sn); ok {
+	gone, came, freed, updated := s.update(prev, sn)
+	if updated {
 		s.names.files(gone, -1)
 		s.names.files(came, +1)
-		for _, num := range freed {
-			s.made.forget(num - 1)
-		}
 		s.updates++
 	} else {
 		s.rebuild(sn)
-		s.made.forgetAll()
 		s.rebuilds++
 	}
 	s.names.publish(prev, sn)
@@ -347,6 +345,23 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 		s.logSharedNames(prev, sn)
 	}
 	s.snap.Store(sn)
+	// The Entries of the files gone are dropped after sn is published,
+	// not before: a handshake still deciding on prev that keeps an Entry
+	// after this drop then finds sn published and takes it back
+	// (madeEntries.numbered), and one that kept it before is undone here.
+	if updated {
+		for _, num := range freed {
+			s.made.forget(num - 1)
+		}
+	} else {
+		s.made.forgetAll()
+	}
+}
+
+// numbered reports whether the store's current snapshot numbers f num
+// (madeEntries.numbered).
+func (s *Store) numbered(num uint32, f *keydir.File[item]) bool {
+	return s.snap.Load().keys.numbers(num, f)
 }
 
 func entrySPKI(it *item) [32]byte { return it.sum }

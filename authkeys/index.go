@@ -116,6 +116,13 @@ func (x *index) file(num uint32) *keydir.File[item] {
 	return x.files[num>>pageBits][num&(pageLen-1)]
 }
 
+// numbers reports whether x numbers f num (a ref's file - 1): whether an
+// Entry made for f under num may be kept (madeEntries.numbered).
+func (x *index) numbers(num uint32, f *keydir.File[item]) bool {
+	p, q := int(num>>pageBits), int(num&(pageLen-1))
+	return p < len(x.files) && q < len(x.files[p]) && x.files[p][q] == f
+}
+
 // setFile numbers f num, adding or growing a page, or copying one x
 // does not own, as needed. (A page of files grows from 8 to pageLen, so
 // that a store of a few keys keeps a small one.)

@@ -22,6 +22,15 @@ import (
 type madeEntries struct {
 	mu    sync.Mutex                  // held to add pages
 	pages atomic.Pointer[[]*madePage] // by file number >> pageBits
+	// numbered, if set, reports whether the current snapshot numbers f
+	// num. A handshake deciding on an older snapshot may keep Entries
+	// for a file the reload since has dropped (forget), which would
+	// then hold the file's memory until its number is given again; the
+	// store publishes a snapshot before it forgets the files gone, so a
+	// handshake that keeps a file's Entries and then finds it not
+	// numbered takes them back, and one that kept them before the
+	// forget has them dropped by it.
+	numbered func(num uint32, f *keydir.File[item]) bool
 }
 
 type madePage [pageLen]atomic.Pointer[fileMade]
@@ -81,6 +90,9 @@ func (m *madeEntries) entry(num uint32, f *keydir.File[item], pos uint32) *Entry
 		fresh := newFileMade(f)
 		if slot.CompareAndSwap(fm, fresh) {
 			fm = fresh
+			if m.numbered != nil && !m.numbered(num, f) {
+				slot.CompareAndSwap(fresh, nil) // this handshake still has its Entry
+			}
 		} else if fm = slot.Load(); fm == nil || fm.f != f {
 			// Handshakes on two snapshots that number two files alike
 			// (during a reload): this one's Entry is not kept.
@@ -122,8 +134,8 @@ func (m *madeEntries) slot(num uint32) *atomic.Pointer[fileMade] {
 
 // forget drops the Entries of file number num (its file left the
 // index), so that they do not keep the file's memory until the number is
-// given again. A handshake still deciding on an older snapshot may put
-// them back: they are then dropped when the number is next given.
+// given again. The store calls it once the snapshot without the file is
+// published (numbered).
 func (m *madeEntries) forget(num uint32) {
 	if pages := m.pages.Load(); pages != nil && int(num>>pageBits) < len(*pages) {
 		if page := (*pages)[num>>pageBits]; page != nil {

@@ -124,6 +124,50 @@ func TestMadeEntriesForgottenWithTheirFile(t *testing.T) {
 	}
 }
 
+// TestMadeEntriesOfAnOldSnapshotNotKept: a handshake still deciding on
+// the snapshot before a file's removal, which makes the file's Entry
+// after the reload dropped the Entries of the files gone, must not keep
+// it: it would hold the removed file's memory until its number is given
+// to another file, and a stream of such races would grow with the files
+// removed, not the clients seen.
+func TestMadeEntriesOfAnOldSnapshotNotKept(t *testing.T) {
+	opts := HomeOptions(t.TempDir())
+	dir := opts.Dirs[0]
+	for i := range 80 {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%02d.json", i)), keydirtest.JWK(t, key(t, 10+i)))
+	}
+	s := Load(opts)
+	defer s.Close()
+	sum := key(t, 10).SPKIHash()
+	old := s.snap.Load()
+	_, f, r := old.keys.lookup(&sum)
+	if f == nil {
+		t.Fatal("key 10 is not in the store")
+	}
+	updates := s.updates
+	os.Remove(filepath.Join(dir, "k00.json"))
+	s.Reload()
+	if s.updates == updates {
+		t.Fatal("the removal rebuilt the index")
+	}
+	// The handshake on the old snapshot decides now: it has its Entry...
+	if e := s.made.entry(r.file-1, f, r.pos); e.SPKIHash != sum {
+		t.Fatalf("the old snapshot's handshake got %+v", e)
+	}
+	// ...and the store keeps nothing of the file that went.
+	if fm := s.made.slot(r.file - 1).Load(); fm != nil {
+		t.Fatalf("the Entries of a file that went are kept by a handshake on the snapshot before: %+v", fm)
+	}
+	// A key still held is kept as before.
+	kept := key(t, 11).SPKIHash()
+	if d := s.Decide(kept, netip.Addr{}); d.Verdict != Authorized {
+		t.Fatal(d.Err)
+	}
+	if _, _, r := s.snap.Load().keys.lookup(&kept); s.made.slot(r.file-1).Load() == nil {
+		t.Fatal("no Entry kept for a key of the current snapshot")
+	}
+}
+
 // TestMadeEntriesGrowWithClients: the first handshake of a key of a big
 // JWK Set keeps its Entry without a place for an Entry of every key of
 // the set — memory that would grow with the keys held, not the clients
