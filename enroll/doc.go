@@ -66,9 +66,9 @@
 // # Serving enrollment
 //
 // Handler checks, in order: the rate limits (per remote address, IPv6 per
-// /64, and global; failures only, charged when an attempt is let in and
-// refunded if it succeeds, so that attempts made at once cannot pass them
-// together), the request, the secret (SHA-256,
+// /64, and global; failures only, charged when a failed attempt ends,
+// while attempts in progress count as failures to come, so that attempts
+// made at once cannot pass them together), the request, the secret (SHA-256,
 // compared in constant time), the expiry, then claims the invitation by
 // renaming its file — of two clients racing with one token, in one process
 // or several, exactly one rename succeeds —, checks the claimed file's

@@ -406,63 +406,6 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// TestLimiter: take reserves a failure of the address and of everyone,
-// refund gives both back, and the buckets refill with time.
-func TestLimiter(t *testing.T) {
-	l := newLimiter(Limits{PerAddressBurst: 2, PerAddressEvery: 10 * time.Second, GlobalBurst: 3, GlobalEvery: time.Second})
-	t0 := time.Now()
-	a, b, c, d := mustAddr("192.0.2.1"), mustAddr("192.0.2.2"), mustAddr("2001:db8::1"), mustAddr("192.0.2.4")
-	// An attempt that does not count leaves nothing behind: neither its
-	// reservations nor an entry in the table.
-	if ok, _ := l.take(d, t0); !ok {
-		t.Fatal("d's first attempt refused")
-	}
-	l.refund(d, t0)
-	if _, tracked := l.addrs[keyOf(d)]; tracked || l.global.tokens != 3 {
-		t.Fatalf("after a refunded attempt: tracked %v, %v failures left in total", tracked, l.global.tokens)
-	}
-	for i := range 2 {
-		if ok, _ := l.take(a, t0); !ok {
-			t.Fatalf("a's attempt %d refused", i+1)
-		}
-	}
-	if ok, wait := l.take(a, t0); ok || wait != 10*time.Second {
-		t.Fatalf("a after 2 failures: %v %v", ok, wait)
-	}
-	l.refund(a, t0) // the second attempt did not count after all
-	if ok, _ := l.take(a, t0); !ok {
-		t.Fatal("a's refunded attempt not given back")
-	}
-	if ok, _ := l.take(b, t0); !ok {
-		t.Fatal("b limited by a's failures")
-	}
-	// The third failure in total: everyone is limited, until one of
-	// them is given back.
-	if ok, wait := l.take(c, t0); ok || wait != time.Second {
-		t.Fatalf("global limit: %v %v", ok, wait)
-	}
-	l.refund(b, t0)
-	if ok, _ := l.take(c, t0); !ok {
-		t.Fatal("a refund did not give back the global failure")
-	}
-	l.refund(c, t0)
-	if ok, _ := l.take(c, t0.Add(time.Second)); !ok {
-		t.Fatal("the global bucket did not refill")
-	}
-	if ok, _ := l.take(a, t0.Add(10*time.Second)); !ok {
-		t.Fatal("a's bucket did not refill")
-	}
-	// IPv6 addresses count per /64 (c took one of its two at t0+1s, given
-	// back by t0+20s).
-	l.take(mustAddr("2001:db8::2"), t0.Add(20*time.Second))
-	l.take(mustAddr("2001:db8::3"), t0.Add(20*time.Second))
-	if ok, _ := l.take(c, t0.Add(20*time.Second)); ok {
-		t.Fatal("IPv6 not limited per /64")
-	}
-}
-
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
-
 // TestOtherPaths: an unauthenticated client gets 403 (not_authorized,
 // with its own key), on a ServeConn connection, for anything but the
 // endpoint.

@@ -10,11 +10,19 @@ import (
 // total, with token buckets: a burst of failures is allowed, then one more
 // per interval. While an address (or the server as a whole) has no
 // failure left, every attempt is answered "rate limited" without being
-// looked at — a correct secret included. An attempt holds one failure of
-// its address and one of everyone's while it is examined, so that
-// attempts made at once count as failures made one after the other; it
-// gives them back if it does not fail (a success costs nothing) or fails
-// through the server's fault.
+// looked at — a correct secret included.
+//
+// An attempt is charged when it ends, and only if it failed: a success
+// costs nothing, nor does a failure of the server. But whether an attempt
+// fails is known only once it has been examined, so every attempt in
+// progress is assumed to fail when the next is let in: an attempt starts
+// only if its address, and everyone, have a failure left beyond those in
+// progress. Otherwise N guesses sent at once would all be examined before
+// the first failure was counted, and parallel connections would buy an
+// address as many guesses as it has connections. The price is that more
+// attempts at once than a burst (5 from one address, 50 in all, by
+// default) are answered "rate limited" even if none of them fails: the
+// extra ones are refused until those in progress end.
 type Limits struct {
 	PerAddressBurst int           // failures allowed in a row from one address; default 5
 	PerAddressEvery time.Duration // one more failure allowed per address after this; default 30s
@@ -38,10 +46,12 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// bucket is a token bucket of failures, refilled lazily.
+// bucket is a token bucket of failures, refilled lazily, and the
+// attempts let in on it that have not ended yet.
 type bucket struct {
-	tokens float64
-	at     time.Time
+	tokens   float64
+	at       time.Time
+	inFlight int
 }
 
 func (b *bucket) refill(now time.Time, burst int, every time.Duration) {
@@ -53,6 +63,23 @@ func (b *bucket) refill(now time.Time, burst int, every time.Duration) {
 		b.tokens = min(float64(burst), b.tokens+float64(d)/float64(every))
 		b.at = now
 	}
+}
+
+// room says whether one more attempt may start — the failures left
+// exceed the attempts in progress by one at least — and if not, how long
+// until it may if all those in progress fail.
+func (b *bucket) room(every time.Duration) (bool, time.Duration) {
+	left := b.tokens - float64(b.inFlight)
+	if left >= 1 {
+		return true, 0
+	}
+	return false, max(time.Nanosecond, time.Duration((1-left)*float64(every)))
+}
+
+// idle reports whether the bucket is full with nothing in progress: as
+// good as a bucket never made.
+func (b *bucket) idle(burst int) bool {
+	return b.inFlight == 0 && b.tokens >= float64(burst)
 }
 
 // limiter counts failures per address (IPv6 per /64) and globally.
@@ -67,7 +94,7 @@ func newLimiter(l Limits) *limiter {
 	return &limiter{l: l.withDefaults(), addrs: map[netip.Prefix]*bucket{}}
 }
 
-// maxTracked bounds the per-address table; beyond it, full buckets are
+// maxTracked bounds the per-address table; beyond it, idle buckets are
 // dropped (a bucket that is not there is full).
 const maxTracked = 10000
 
@@ -81,31 +108,30 @@ func keyOf(a netip.Addr) netip.Prefix {
 	return p
 }
 
-// take lets an attempt from remote in if both its address and everyone
-// have a failure left, and reserves one of each: the attempt is charged
-// before it is examined, so that attempts running at once cannot pass the
-// limit together (each would see the failures of the others only once
-// they ended). An attempt that turns out not to count gives its
-// reservation back with refund. If the attempt may not be made, take
-// reserves nothing and says how long until it may.
-func (l *limiter) take(remote netip.Addr, now time.Time) (bool, time.Duration) {
+// attempt is an attempt admit let in, until end.
+type attempt struct {
+	key netip.Prefix
+	b   *bucket
+}
+
+// admit lets an attempt from remote start if both its address and
+// everyone have a failure left beyond the attempts in progress (see
+// Limits), and counts it in progress on both until end. If the attempt
+// may not start, admit returns nil and how long until it may.
+func (l *limiter) admit(remote netip.Addr, now time.Time) (*attempt, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.global.refill(now, l.l.GlobalBurst, l.l.GlobalEvery)
-	var wait time.Duration
-	if l.global.tokens < 1 {
-		wait = time.Duration((1 - l.global.tokens) * float64(l.l.GlobalEvery))
-	}
+	ok, wait := l.global.room(l.l.GlobalEvery)
 	k := keyOf(remote)
 	b := l.addrs[k]
 	if b != nil {
 		b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)
-		if b.tokens < 1 {
-			wait = max(wait, time.Duration((1-b.tokens)*float64(l.l.PerAddressEvery)))
-		}
+		bok, bwait := b.room(l.l.PerAddressEvery)
+		ok, wait = ok && bok, max(wait, bwait)
 	}
-	if wait > 0 {
-		return false, wait
+	if !ok {
+		return nil, wait
 	}
 	if b == nil {
 		if len(l.addrs) >= maxTracked {
@@ -115,42 +141,51 @@ func (l *limiter) take(remote netip.Addr, now time.Time) (bool, time.Duration) {
 		b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)
 		l.addrs[k] = b
 	}
-	l.global.tokens--
-	b.tokens--
-	return true, 0
+	l.global.inFlight++
+	b.inFlight++
+	return &attempt{key: k, b: b}, 0
 }
 
-// refund gives back the reservation of an attempt from remote that take
-// let in and that does not count: a success, or a failure of the server.
-// A bucket full again is dropped, as if it had never been made, which
-// keeps the table to the addresses that failed (or are being examined).
-func (l *limiter) refund(remote netip.Addr, now time.Time) {
+// end ends an attempt admit let in, at now: one that failed is charged
+// to its address and to everyone, one that did not costs nothing.
+// Charging only at the end, nothing is ever given back, so an attempt
+// longer than a refill interval cannot earn a failure twice (once by the
+// refill, once by a refund). A bucket left idle is dropped, which keeps
+// the table to the addresses that failed or are being examined.
+func (l *limiter) end(a *attempt, now time.Time, failed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.global.refill(now, l.l.GlobalBurst, l.l.GlobalEvery)
-	l.global.tokens = min(l.global.tokens+1, float64(l.l.GlobalBurst))
-	k := keyOf(remote)
-	b := l.addrs[k]
-	if b == nil {
-		return // swept while the attempt ran: the table was full, and starts again full
+	a.b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)
+	l.global.inFlight--
+	a.b.inFlight--
+	if failed {
+		// Never below zero: admit let the attempt in with a failure
+		// left beyond all those in progress, and refills only add.
+		l.global.tokens--
+		a.b.tokens--
 	}
-	b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)
-	b.tokens = min(b.tokens+1, float64(l.l.PerAddressBurst))
-	if b.tokens >= float64(l.l.PerAddressBurst) {
-		delete(l.addrs, k)
+	if a.b.idle(l.l.PerAddressBurst) && l.addrs[a.key] == a.b {
+		delete(l.addrs, a.key)
 	}
 }
 
-// sweep drops the buckets that have refilled completely, and if that is
-// not enough, all of them (the global bucket still holds).
+// sweep drops the idle buckets, and if that is not enough, all those
+// with no attempt in progress (the global bucket still holds). A bucket
+// with attempts in progress is kept, or its address could start more at
+// once than it has failures left; there are at most GlobalBurst of them.
 func (l *limiter) sweep(now time.Time) {
 	for k, b := range l.addrs {
 		b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)
-		if b.tokens >= float64(l.l.PerAddressBurst) {
+		if b.idle(l.l.PerAddressBurst) {
 			delete(l.addrs, k)
 		}
 	}
 	if len(l.addrs) >= maxTracked {
-		clear(l.addrs)
+		for k, b := range l.addrs {
+			if b.inFlight == 0 {
+				delete(l.addrs, k)
+			}
+		}
 	}
 }

@@ -10,11 +10,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/jwk"
 )
 
 // gatedBody is a request body whose first Read reports on started, then
@@ -33,6 +37,81 @@ func (b *gatedBody) Read(p []byte) (int, error) {
 		<-b.release
 	})
 	return b.r.Read(p)
+}
+
+// fakeClock is a server's clock that moves only when the test says.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// requestBody is the JSON a client posts for tok.
+func requestBody(t *testing.T, tok Token) string {
+	t.Helper()
+	body, err := json.Marshal(Request{Name: tok.Name, Secret: base64.RawURLEncoding.EncodeToString(tok.Secret[:])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// attemptAs makes one attempt on srv's handler, with body, as a client
+// holding cli's key at remote (host:port), and returns the status.
+func attemptAs(srv *server, cli *home, remote string, body io.Reader) int {
+	req := httptest.NewRequest(http.MethodPost, Path, body)
+	req.RemoteAddr = remote
+	req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cli.id.Certificate.Leaf}}
+	rec := httptest.NewRecorder()
+	srv.handler.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// inProgress starts an attempt with body that stays in progress, let in
+// but not examined yet, until release is closed; its status comes on
+// the channel returned. It fails the test if the attempt is not let in.
+func inProgress(t *testing.T, srv *server, cli *home, remote, body string, release <-chan struct{}) <-chan int {
+	t.Helper()
+	started, code := make(chan struct{}), make(chan int, 1)
+	go func() {
+		code <- attemptAs(srv, cli, remote, &gatedBody{r: strings.NewReader(body), started: started, release: release})
+	}()
+	select {
+	case <-started:
+	case c := <-code:
+		t.Fatalf("an attempt from %s answered %d at once, not let in", remote, c)
+	}
+	return code
+}
+
+// failUntilLimited makes attempts with body, which has a wrong secret,
+// from remote(i) for the i-th, until one is rate limited, and returns
+// how many were told the secret is wrong.
+func failUntilLimited(t *testing.T, srv *server, cli *home, remote func(i int) string, body string) int {
+	t.Helper()
+	for i := 0; ; i++ {
+		switch code := attemptAs(srv, cli, remote(i), strings.NewReader(body)); {
+		case code == http.StatusTooManyRequests:
+			return i
+		case code != http.StatusForbidden:
+			t.Fatalf("wrong secret %d answered %d", i+1, code)
+		case i == 100:
+			t.Fatal("100 failures, never rate limited")
+		}
+	}
 }
 
 // TestRateLimitAttemptsAtOnce: attempts with a wrong secret made all at
@@ -59,10 +138,7 @@ func TestRateLimitAttemptsAtOnce(t *testing.T) {
 			srv := startServer(t, srvHome, serverConfig{limits: tc.limits, now: func() time.Time { return t0 }})
 			tok := srvHome.invite(t, "laptop", srv.addr)
 			tok.Secret[0] ^= 0xff
-			body, err := json.Marshal(Request{Name: tok.Name, Secret: base64.RawURLEncoding.EncodeToString(tok.Secret[:])})
-			if err != nil {
-				t.Fatal(err)
-			}
+			body := requestBody(t, tok)
 			started, release := make(chan struct{}), make(chan struct{})
 			codes := make(chan int, attempts)
 			var wg sync.WaitGroup
@@ -70,12 +146,7 @@ func TestRateLimitAttemptsAtOnce(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					req := httptest.NewRequest(http.MethodPost, Path, &gatedBody{r: strings.NewReader(string(body)), started: started, release: release})
-					req.RemoteAddr = tc.remote(i)
-					req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cli.id.Certificate.Leaf}}
-					rec := httptest.NewRecorder()
-					srv.handler.ServeHTTP(rec, req)
-					codes <- rec.Code
+					codes <- attemptAs(srv, cli, tc.remote(i), &gatedBody{r: strings.NewReader(body), started: started, release: release})
 				}()
 			}
 			// Each attempt is either let in, and waits in its body, or
@@ -113,11 +184,12 @@ func TestRateLimitAttemptsAtOnce(t *testing.T) {
 	}
 }
 
-// TestRateLimitRefunds: an attempt that succeeds costs nothing, and
-// neither does one the server fails (its invitations unreadable): after
-// 4 failures of 5 allowed from an address, the right token enrolls, and
-// one more failure is still allowed before the address is limited.
-func TestRateLimitRefunds(t *testing.T) {
+// TestRateLimitOnlyFailuresCount: an attempt that succeeds costs
+// nothing, and neither does one the server fails (its invitations
+// unreadable): after 4 failures of 5 allowed from an address, the right
+// token enrolls, and one more failure is still allowed before the
+// address is limited.
+func TestRateLimitOnlyFailuresCount(t *testing.T) {
 	t0 := time.Now()
 	f := newFailure(t, serverConfig{now: func() time.Time { return t0 }, limits: Limits{PerAddressBurst: 5}})
 	bad := f.tok
@@ -150,3 +222,219 @@ func TestRateLimitRefunds(t *testing.T) {
 		t.Fatalf("the sixth failure: %v", err)
 	}
 }
+
+// TestRateLimitLongAttempt: an attempt that lasts longer than a refill
+// interval and succeeds leaves its address (or everyone) no more
+// failures than the burst: the failures made while it is in progress and
+// those made after it, with no time passing between them, are the burst
+// and no more. (Reserved when it started and refunded when it ended, the
+// attempt earned one failure twice: once by the refill while it ran, once
+// by the refund.)
+func TestRateLimitLongAttempt(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limits Limits
+		every  time.Duration
+		remote func(i int) string // of the i-th failure; the long attempt's is remote(-1)
+	}{
+		{"one address", Limits{PerAddressBurst: 5, PerAddressEvery: 30 * time.Second}, 30 * time.Second,
+			func(int) string { return "192.0.2.1:40000" }},
+		{"everyone", Limits{GlobalBurst: 5, GlobalEvery: time.Second}, time.Second,
+			func(i int) string { return fmt.Sprintf("192.0.2.%d:40000", i+2) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srvHome, cli := newHome(t), newHome(t)
+			clock := newFakeClock()
+			srv := startServer(t, srvHome, serverConfig{limits: tc.limits, now: clock.now})
+			tok := srvHome.invite(t, "laptop", srv.addr)
+			bad := tok
+			bad.Secret[0] ^= 0xff
+			release := make(chan struct{})
+			long := inProgress(t, srv, cli, tc.remote(-1), requestBody(t, tok), release)
+			clock.advance(tc.every)
+			during := failUntilLimited(t, srv, cli, tc.remote, requestBody(t, bad))
+			close(release)
+			if code := <-long; code != http.StatusOK {
+				t.Fatalf("the long attempt, with the right secret, answered %d", code)
+			}
+			after := failUntilLimited(t, srv, newHome(t), func(i int) string { return tc.remote(during + i) }, requestBody(t, bad))
+			if during+after != 5 || during != 4 {
+				t.Fatalf("%d failures while an attempt was in progress, %d once it succeeded: %d in a row, the burst is 5 (4 while one attempt may still fail)",
+					during, after, during+after)
+			}
+		})
+	}
+}
+
+// TestRateLimitFailuresInProgress: attempts in progress count against
+// the limits as if they failed, and those that fail are charged exactly
+// once, when they end: 3 wrong secrets in progress and 2 more made
+// meanwhile use up a burst of 5 (the sixth is refused while the 3 are
+// still in progress), the bucket is empty once the 3 failed, and one
+// interval later exactly one more failure is allowed.
+func TestRateLimitFailuresInProgress(t *testing.T) {
+	srvHome, cli := newHome(t), newHome(t)
+	clock := newFakeClock()
+	srv := startServer(t, srvHome, serverConfig{limits: Limits{PerAddressBurst: 5, PerAddressEvery: 30 * time.Second}, now: clock.now})
+	tok := srvHome.invite(t, "laptop", srv.addr)
+	tok.Secret[0] ^= 0xff
+	bad := requestBody(t, tok)
+	const remote = "192.0.2.1:40000"
+	from := func(int) string { return remote }
+	release := make(chan struct{})
+	var codes []<-chan int
+	for range 3 {
+		codes = append(codes, inProgress(t, srv, cli, remote, bad, release))
+	}
+	if n := failUntilLimited(t, srv, cli, from, bad); n != 2 {
+		t.Fatalf("%d failures let in while 3 attempts were in progress, not 2", n)
+	}
+	close(release)
+	for _, c := range codes {
+		if code := <-c; code != http.StatusForbidden {
+			t.Fatalf("a wrong secret in progress answered %d", code)
+		}
+	}
+	if n := failUntilLimited(t, srv, cli, from, bad); n != 0 {
+		t.Fatalf("%d more failures let in after 5 (3 of them charged when they ended)", n)
+	}
+	clock.advance(30 * time.Second)
+	if n := failUntilLimited(t, srv, cli, from, bad); n != 1 {
+		t.Fatalf("%d failures let in one interval after the burst, not 1", n)
+	}
+}
+
+// TestRateLimitSuccessesInProgress: attempts in progress are limited to
+// the failures left even if they all succeed — when they are let in,
+// nothing says they will — and cost nothing once they have: with 5
+// right tokens in progress from one address a sixth attempt is refused,
+// and once they have enrolled, 5 failures are still allowed.
+func TestRateLimitSuccessesInProgress(t *testing.T) {
+	srvHome := newHome(t)
+	srv := startServer(t, srvHome, serverConfig{limits: Limits{PerAddressBurst: 5}, now: newFakeClock().now})
+	const remote = "192.0.2.1:40000"
+	release := make(chan struct{})
+	var codes []<-chan int
+	for i := range 5 {
+		tok := srvHome.invite(t, fmt.Sprintf("laptop%d", i), srv.addr)
+		codes = append(codes, inProgress(t, srv, newHome(t), remote, requestBody(t, tok), release))
+	}
+	tok := srvHome.invite(t, "sixth", srv.addr)
+	if code := attemptAs(srv, newHome(t), remote, strings.NewReader(requestBody(t, tok))); code != http.StatusTooManyRequests {
+		t.Fatalf("a sixth attempt while 5 are in progress answered %d, not 429", code)
+	}
+	close(release)
+	for _, c := range codes {
+		if code := <-c; code != http.StatusOK {
+			t.Fatalf("a right token in progress answered %d", code)
+		}
+	}
+	tok.Secret[0] ^= 0xff
+	if n := failUntilLimited(t, srv, newHome(t), func(int) string { return remote }, requestBody(t, tok)); n != 5 {
+		t.Fatalf("%d failures allowed after 5 enrollments, not 5", n)
+	}
+}
+
+// panicStore is a ClientStore that panics: a bug in the handler's work.
+type panicStore struct{}
+
+func (panicStore) Add(*jwk.Key, string, authkeys.AddMode) (*authkeys.Entry, error) {
+	panic("a bug")
+}
+
+// TestRateLimitPanic: an attempt whose handling panics is charged as a
+// failure and no longer in progress: of 2 failures allowed, the panic
+// takes one, and once the bucket has refilled 2 attempts are let in
+// again (an attempt left in progress would hold one of them forever).
+func TestRateLimitPanic(t *testing.T) {
+	srvHome, cli := newHome(t), newHome(t)
+	clock := newFakeClock()
+	h, err := NewHandler(HandlerOptions{Dir: InvitesDir(srvHome.dir), Clients: panicStore{}, ServerKey: srvHome.key(),
+		Limits: Limits{PerAddressBurst: 2, PerAddressEvery: time.Minute}, Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &server{handler: h}
+	tok := srvHome.invite(t, "laptop", "db.example:7443")
+	const remote = "192.0.2.1:40000"
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the handler did not panic")
+			}
+		}()
+		attemptAs(srv, cli, remote, strings.NewReader(requestBody(t, tok)))
+	}()
+	tok.Secret[0] ^= 0xff
+	from := func(int) string { return remote }
+	if n := failUntilLimited(t, srv, cli, from, requestBody(t, tok)); n != 1 {
+		t.Fatalf("%d failures allowed after a panic, of 2", n)
+	}
+	clock.advance(2 * time.Minute)
+	if n := failUntilLimited(t, srv, cli, from, requestBody(t, tok)); n != 2 {
+		t.Fatalf("%d failures allowed once the bucket refilled, of 2", n)
+	}
+}
+
+// TestLimiter: admit counts an attempt in progress on its address and on
+// everyone, end charges it only if it failed, the buckets refill with
+// time, an idle bucket is dropped, and IPv6 addresses count per /64.
+func TestLimiter(t *testing.T) {
+	l := newLimiter(Limits{PerAddressBurst: 2, PerAddressEvery: 10 * time.Second, GlobalBurst: 3, GlobalEvery: time.Second})
+	t0 := time.Now()
+	a, b, c, d := mustAddr("192.0.2.1"), mustAddr("192.0.2.2"), mustAddr("2001:db8::1"), mustAddr("192.0.2.4")
+	admit := func(addr netip.Addr, at time.Time) *attempt {
+		t.Helper()
+		att, wait := l.admit(addr, at)
+		if att == nil {
+			t.Fatalf("%v refused at %v (wait %v)", addr, at.Sub(t0), wait)
+		}
+		return att
+	}
+	refused := func(addr netip.Addr, at time.Time, want time.Duration) {
+		t.Helper()
+		if att, wait := l.admit(addr, at); att != nil || wait != want {
+			t.Fatalf("%v at %v: let in %v, wait %v; want refused, wait %v", addr, at.Sub(t0), att != nil, wait, want)
+		}
+	}
+	// An attempt that does not fail leaves nothing behind: no charge,
+	// nothing in progress, no entry in the table.
+	l.end(admit(d, t0), t0, false)
+	if _, tracked := l.addrs[keyOf(d)]; tracked || l.global.tokens != 3 || l.global.inFlight != 0 {
+		t.Fatalf("after a success: tracked %v, %v failures left in total, %d in progress", tracked, l.global.tokens, l.global.inFlight)
+	}
+	// Two in progress from a use up its two failures until one ends.
+	a1, a2 := admit(a, t0), admit(a, t0)
+	refused(a, t0, 10*time.Second)
+	l.end(a2, t0, false)
+	a2 = admit(a, t0)
+	// Three in progress in total use up everyone's.
+	b1 := admit(b, t0)
+	refused(c, t0, time.Second)
+	l.end(b1, t0, false)
+	c1 := admit(c, t0)
+	// Failures are charged when they end, at the time they end; the
+	// buckets were full while they were in progress, and gained nothing:
+	// a has no failure left, nor has everyone, each for a whole interval
+	// from then.
+	l.end(a1, t0.Add(time.Second), true)
+	l.end(a2, t0.Add(time.Second), true)
+	l.end(c1, t0.Add(time.Second), true)
+	if l.global.tokens != 0 || l.global.inFlight != 0 {
+		t.Fatalf("%v failures left in total, %d in progress; want none", l.global.tokens, l.global.inFlight)
+	}
+	refused(a, t0.Add(time.Second), 10*time.Second)
+	refused(b, t0.Add(time.Second), time.Second)
+	l.end(admit(b, t0.Add(2*time.Second)), t0.Add(2*time.Second), true)
+	refused(b, t0.Add(2*time.Second), time.Second)
+	l.end(admit(a, t0.Add(11*time.Second)), t0.Add(11*time.Second), false) // one failure refilled since t0+1s
+	// IPv6 addresses count per /64 (c failed once at t0+1s, refilled by
+	// t0+20s, as everyone's).
+	l.end(admit(mustAddr("2001:db8::2"), t0.Add(20*time.Second)), t0.Add(20*time.Second), true)
+	l.end(admit(mustAddr("2001:db8::3"), t0.Add(20*time.Second)), t0.Add(20*time.Second), true)
+	if att, _ := l.admit(c, t0.Add(20*time.Second)); att != nil {
+		t.Fatal("IPv6 not limited per /64")
+	}
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -167,24 +167,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			attrs = append(attrs, "client_fingerprint", k.Fingerprint())
 		}
 	}
-	// The attempt is charged as a failure before it is examined, and
-	// refunded if it does not count: charged after, attempts made at once
-	// would all pass the limits before the first failure was counted.
-	if ok, wait := h.lim.take(remote, now); !ok {
+	// The attempt counts as a failure while it is examined, and is
+	// charged if it fails when it ends (Limits says why).
+	at, wait := h.lim.admit(remote, now)
+	if at == nil {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		h.log.Warn("enrollment refused", append(attrs, "reason", ReasonRateLimited, "retry_after", secs)...)
 		h.answer(w, Response{Reason: ReasonRateLimited, Error: fmt.Sprintf("too many failed enrollment attempts from this address (or from everyone): try again in %d seconds", secs)})
 		return
 	}
+	ended := false
+	defer func() {
+		if !ended { // serve panicked: charged as a failure, and no longer in progress
+			h.lim.end(at, h.now(), true)
+		}
+	}()
 	var req Request
 	ans, name, ref := h.serve(w, r, clientKey, &req, now)
 	if name != "" {
 		attrs = append(attrs, "invitation", name)
 	}
-	if ref == nil || !ref.count {
-		h.lim.refund(remote, now)
-	}
+	// Ended before the answer, so that a client's next attempt, sent
+	// once it has this one's answer, does not find it still in progress.
+	ended = true
+	h.lim.end(at, h.now(), ref != nil && ref.count)
 	if ref != nil {
 		h.log.Warn("enrollment refused", append(attrs, "reason", ref.reason, "detail", ref.msg)...)
 		h.answer(w, Response{Reason: ref.reason, Error: ref.msg})
