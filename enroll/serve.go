@@ -56,7 +56,11 @@ const (
 	// join) sends its request as it ends the handshake; one that waits
 	// for the server to speak first (SMTP, MySQL) is told at once that
 	// its key is not authorized, not left in silence for
-	// serveReadTimeout and then cut off with nothing said.
+	// serveReadTimeout and then cut off with nothing said. It counts
+	// from the handshake's end, not from the connection's start, so
+	// that a slow handshake (a slow link, a loaded server) does not eat
+	// the client's time; the handshake is bounded on its own (the
+	// caller's timeout, or serveReadTimeout when ServeConn does it).
 	firstByteTimeout = 3 * time.Second
 	// refusalLinger bounds how long ServeConn reads and drops what the
 	// client still sends after the refusal: closing with bytes unread
@@ -67,10 +71,13 @@ const (
 	maxHeaderBytes = 16 << 10
 )
 
-// ServeConn serves HTTP on one connection — a *tls.Conn whose handshake is
-// done, from a client that is not authenticated — with h (a *Handler),
-// until the client has made one request or goes quiet, and closes conn.
-// It returns when the connection is closed; cancelling ctx closes it.
+// ServeConn serves HTTP on one connection — a *tls.Conn, from a client that
+// is not authenticated — with h (a *Handler), until the client has made
+// one request or goes quiet, and closes conn. It returns when the
+// connection is closed; cancelling ctx closes it. A caller that decided
+// on the client has done the handshake; if it is not done, ServeConn
+// does it first, within serveReadTimeout (15 s), and returns nil if it
+// fails: there is nobody to answer.
 //
 // It is for servers that are not HTTP servers, such as a TCP proxy: the
 // handshake admits unknown clients (tlsbridge.ServerOptions.AllowUnknown),
@@ -82,28 +89,41 @@ const (
 // Such a client may not speak HTTP at all: it is a client of the service
 // behind the proxy. ServeConn reads its first line ahead: a client that
 // sends something other than an HTTP/1 request line, ends its stream
-// before one, or sends nothing within firstByteTimeout (a protocol where
-// the server speaks first) gets the answer h gives any request but
+// before one, or sends nothing within firstByteTimeout (3 s) of the end of
+// the handshake (a protocol where the server speaks first) gets the
+// answer h gives any request but
 // enrollment — tlsbridge's 403 for its key (not_authorized) — instead of
 // net/http's 400 or a silent close, so that it can tell why it is turned
 // away; ServeConn then returns a *NoRequestError, for the server's log.
 // A client that negotiated HTTP/2 (ALPN "h2") is served as it is.
 func ServeConn(ctx context.Context, conn net.Conn, h http.Handler) error {
+	return serveConn(ctx, conn, h, firstByteTimeout)
+}
+
+// serveConn is ServeConn with the time the client has to send its first
+// byte after the handshake (tests shorten it).
+func serveConn(ctx context.Context, conn net.Conn, h http.Handler, firstByte time.Duration) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	start := time.Now()
 	var state *tls.ConnectionState
 	if tc, ok := conn.(*tls.Conn); ok {
+		if err := handshake(ctx, tc); err != nil {
+			conn.Close()
+			return nil // the connection failed, or was closed by ctx
+		}
 		cs := tc.ConnectionState()
 		state = &cs
 	}
+	// The client's time starts now that the handshake is over: the
+	// request of an enrolling client comes right behind its end.
+	start := time.Now()
 	served := conn
 	if state == nil || state.NegotiatedProtocol != "h2" {
-		head, err := readRequestLine(conn, start)
+		head, err := readRequestLine(conn, start, firstByte)
 		if err != nil {
 			// No HTTP server runs to close conn, as ServeConn promises.
 			defer conn.Close()
-			noReq := noRequest(head, err)
+			noReq := noRequest(head, err, firstByte)
 			if noReq == nil || ctx.Err() != nil {
 				return nil // the connection failed, or was closed by ctx
 			}
@@ -137,6 +157,20 @@ func ServeConn(ctx context.Context, conn net.Conn, h http.Handler) error {
 	return err
 }
 
+// handshake completes conn's handshake if the caller has not, within
+// serveReadTimeout: an unauthenticated client gets little time. The
+// handshake of a *tls.Conn is done once; a done one returns at once.
+func handshake(ctx context.Context, conn *tls.Conn) error {
+	if conn.ConnectionState().HandshakeComplete {
+		return nil
+	}
+	_ = conn.SetDeadline(time.Now().Add(serveReadTimeout))
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	return conn.SetDeadline(time.Time{})
+}
+
 // errNotHTTP: what the client sent first cannot begin an HTTP/1 request.
 var errNotHTTP = errors.New("enroll: the client's first bytes are not an HTTP request")
 
@@ -144,10 +178,11 @@ var errNotHTTP = errors.New("enroll: the client's first bytes are not an HTTP re
 // HTTP/1 request line (nil error; what was read is returned, to be read
 // again by the HTTP server), or maxHeaderBytes of what may still begin
 // one (nil: the HTTP server answers a line too long itself), or cannot
-// be one (errNotHTTP). The first byte must come within firstByteTimeout
-// of start, the whole line within serveReadTimeout.
-func readRequestLine(conn net.Conn, start time.Time) ([]byte, error) {
-	_ = conn.SetReadDeadline(start.Add(firstByteTimeout))
+// be one (errNotHTTP). The first byte must come within firstByte of
+// start (the end of the handshake), the whole line within
+// serveReadTimeout.
+func readRequestLine(conn net.Conn, start time.Time, firstByte time.Duration) ([]byte, error) {
+	_ = conn.SetReadDeadline(start.Add(firstByte))
 	var head []byte
 	buf := make([]byte, 4<<10)
 	for {
@@ -188,7 +223,7 @@ func (e *NoRequestError) Error() string {
 // noRequest is the NoRequestError for what readRequestLine read and its
 // error, or nil when the connection failed (reset, closed, a TLS error):
 // there is nobody to answer.
-func noRequest(head []byte, err error) *NoRequestError {
+func noRequest(head []byte, err error, firstByte time.Duration) *NoRequestError {
 	switch {
 	case errors.Is(err, errNotHTTP):
 		return &NoRequestError{"sent bytes that cannot begin an HTTP request"}
@@ -197,7 +232,7 @@ func noRequest(head []byte, err error) *NoRequestError {
 	case errors.Is(err, io.EOF):
 		return &NoRequestError{"ended its stream before a whole request line"}
 	case errors.Is(err, os.ErrDeadlineExceeded) && len(head) == 0:
-		return &NoRequestError{fmt.Sprintf("sent nothing within %v of the handshake", firstByteTimeout)}
+		return &NoRequestError{fmt.Sprintf("sent nothing within %v of the handshake", firstByte)}
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return &NoRequestError{fmt.Sprintf("sent no whole request line within %v of the handshake", serveReadTimeout)}
 	}

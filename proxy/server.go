@@ -39,7 +39,7 @@ type ServerOptions struct {
 	// may make one HTTP request on their connection (enrollment, an
 	// *enroll.Handler), and nothing else: enroll.ServeConn answers any
 	// other request, bytes that are not HTTP, and a client silent for 3
-	// seconds, with tlsbridge's 403. It only sees such clients if TLS
+	// seconds after the handshake, with tlsbridge's 403. It only sees such clients if TLS
 	// lets them finish the handshake (tlsbridge.ServerOptions.AllowUnknown).
 	Enroll http.Handler
 	// Logger receives a line per connection and the lifecycle; nil
