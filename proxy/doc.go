@@ -69,7 +69,10 @@
 // address) and kind of failure, then counted: at most one line per source
 // and kind every ten seconds says how many more there were
 // (repeated=N in=10s), so that one noisy client cannot flood the log; at
-// most 1024 sources are remembered. A client that refuses the proxy's key
+// most 1024 sources are remembered. With ServerOptions.Enroll, so are the
+// lines about clients whose key is unknown ("not authorized: serving
+// enrollment only", "not authorized: no HTTP request, answered 403"),
+// which any peer can cause with a key of its own making. A client that refuses the proxy's key
 // (its alert about our certificate, before it showed its own) is logged
 // as "client refused this server's key", with the alert.
 //

@@ -65,10 +65,12 @@ type failureState struct {
 	timer    *time.Timer // logs the summary at since+interval; nil when none is due
 }
 
-// failureLog aggregates repeated handshake failures of a source, so that
-// one noisy client cannot flood the log: the first failure of a (source,
-// kind) is logged in full, the next ones within the interval are counted
-// and logged as one line (remote=IP, repeated=N, in=…) when it ends.
+// failureLog aggregates the lines a remote peer can make the proxy log
+// per connection — failed handshakes, and with Enroll the gate's lines
+// about unknown keys — so that one noisy client cannot flood the log: the
+// first line of a (source, kind) is logged in full, the next ones within
+// the interval are counted and logged as one line (remote=IP,
+// repeated=N, in=…) when it ends.
 type failureLog struct {
 	log      *slog.Logger
 	interval time.Duration
@@ -170,12 +172,14 @@ func (f *failureLog) flushAll() {
 	}
 }
 
-// Messages of failed handshakes.
+// Messages of failed handshakes, and of the enrollment gate.
 const (
 	msgRefused      = "refused"
 	msgFailed       = "handshake failed"
 	msgKeyRefused   = "client refused this server's key"
 	alertTextPrefix = "tls: "
+	msgEnrollOnly   = "not authorized: serving enrollment only"
+	msgNoRequest    = "not authorized: no HTTP request, answered 403"
 )
 
 // keyAlerts are the alerts a TLS client sends when it does not accept the
@@ -213,8 +217,14 @@ func handshakeFailure(err error, fp string, timeout time.Duration) (msg, detail,
 	if isOp && op.Err != nil {
 		kind = op.Err.Error() // without the addresses
 	}
-	// A client trying one key after another is one source of one kind.
-	return msg, "reason", err.Error(), fingerprints.ReplaceAllLiteralString(kind, "SHA256:…")
+	return msg, "reason", err.Error(), withoutFingerprints(kind)
+}
+
+// withoutFingerprints is a reason with the keys' fingerprints left out,
+// as a kind of failure: a client trying one key after another is one
+// source of one kind.
+func withoutFingerprints(reason string) string {
+	return fingerprints.ReplaceAllLiteralString(reason, "SHA256:…")
 }
 
 // fingerprints matches the keys' fingerprints in a reason.

@@ -198,16 +198,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	cs := conn.ConnectionState()
 	peer, err := s.tls.Peer(&cs, remoteAddr(raw))
 	if err == nil && peer.MayEnroll() && s.enroll != nil {
-		// An unknown client may enroll on this connection, and do
-		// nothing else.
-		s.metrics.handshake(resultEnroll, reasonUnknown)
-		s.log.Info("not authorized: serving enrollment only", "remote", remote, "fingerprint", fp, "reason", peer.Err.Error())
-		var noReq *enroll.NoRequestError
-		if err := enroll.ServeConn(ctx, conn, s.enroll); errors.As(err, &noReq) {
-			// A client of the target, most likely, that does not speak
-			// HTTP: its administrator may wonder why it is turned away.
-			s.log.Info("not authorized: no HTTP request, answered 403", "remote", remote, "fingerprint", fp, "reason", noReq.Error())
-		}
+		s.serveEnrollment(ctx, conn, raw, fp, peer)
 		return
 	}
 	refused := func(peer *tlsbridge.Peer, err error) bool {
@@ -279,6 +270,24 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		s.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", s.idle.String())...)
 	}
 	s.logConn(ctx, "closed", endedBy(attrs, ended, idled), "bytes_in", in, "bytes_out", out, "duration", since(start))
+}
+
+// serveEnrollment serves a client whose key is unknown: it may enroll on
+// this connection, and do nothing else. Its lines go through the failure
+// log, as failed handshakes do: any peer can open connections with a key
+// of its own making, and each would otherwise log a line or two.
+func (s *Server) serveEnrollment(ctx context.Context, conn *tls.Conn, raw net.Conn, fp string, peer *tlsbridge.Peer) {
+	s.metrics.handshake(resultEnroll, reasonUnknown)
+	ip, remote, reason := remoteAddr(raw), raw.RemoteAddr().String(), peer.Err.Error()
+	s.l.failures.failed(ip, slog.LevelInfo, msgEnrollOnly, "reason", withoutFingerprints(reason),
+		"remote", remote, "fingerprint", fp, "reason", reason)
+	var noReq *enroll.NoRequestError
+	if err := enroll.ServeConn(ctx, conn, s.enroll); errors.As(err, &noReq) {
+		// A client of the target, most likely, that does not speak
+		// HTTP: its administrator may wonder why it is turned away.
+		s.l.failures.failed(ip, slog.LevelInfo, msgNoRequest, "reason", noReq.Error(),
+			"remote", remote, "fingerprint", fp, "reason", noReq.Error())
+	}
 }
 
 // serveHTTP serves an admitted connection in HTTP mode. Its bytes are

@@ -77,7 +77,8 @@ the trust files are logged with the file's name, and each reload of them
 with what changed ("trust reloaded" authorized=+added/-removed
 revoked=+N/-N skipped=N keys=N). Failed handshakes are logged at once the
 first time for a source address and kind, then as one count per 10
-seconds (repeated=N). A client that does not trust the proxy's key is
+seconds (repeated=N); with --enroll, so are the lines about clients whose
+key is not authorized. A client that does not trust the proxy's key is
 logged as "client refused this server's key", with its alert. The first
 line says "listening" with the actual address (so --listen 127.0.0.1:0
 works).
