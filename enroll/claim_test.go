@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/keytool/keytool/internal/keydir"
 )
 
 // claimNow claims the pending invitation name of h as the handler of srv
@@ -99,59 +102,46 @@ func TestClaimOfAnInvitationMadeAgain(t *testing.T) {
 // TestRevokeRacingAClaim: a client presenting its token between the
 // moment RevokeInvite reads the invitation and the moment it deletes it
 // does not bring the invitation back when its enrollment fails — whether
-// it fails after the revocation, before the claims are deleted, or while
-// they are. Each case is driven step by step through testHookRevoke.
+// it fails after the revocation, before the claims are listed, or before
+// its claim is deleted: a failure during the revocation waits for it, and
+// finds its claim gone. Each case is driven step by step through
+// testHookRevoke.
 func TestRevokeRacingAClaim(t *testing.T) {
 	srvHome := newHome(t)
 	srv := startServer(t, srvHome, serverConfig{})
 	dir := InvitesDir(srvHome.dir)
 	pending := filepath.Join(dir, "laptop.json")
 	t.Cleanup(func() { testHookRevoke = nil })
-	for _, tc := range []struct {
-		name string
-		// atClaims runs before RevokeInvite deletes the claims, which the
-		// client made after the invitation was read.
-		atClaims func(claim string)
-		// inUse: the revocation found the claim, and says a client was
-		// presenting the token; otherwise it deleted the invitation put
-		// back, and returns it.
-		inUse bool
-	}{
-		{"fails after", func(string) {}, true},
-		// The handler put it back (unclaim) before the claims were
-		// deleted: it is deleted again.
-		{"fails before", func(claim string) { srv.handler.unclaim(claim, pending) }, false},
-		// The handler linked it back, but has not deleted its claim yet:
-		// both are deleted.
-		{"fails during", func(claim string) {
-			if err := os.Link(claim, pending); err != nil {
-				t.Fatal(err)
-			}
-		}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, failsAt := range []string{"", "claims", "claim"} {
+		name := "fails at " + failsAt
+		if failsAt == "" {
+			name = "fails after"
+		}
+		t.Run(name, func(t *testing.T) {
 			tok := srvHome.invite(t, "laptop", srv.addr)
 			var claim string
+			var failed <-chan struct{}
 			testHookRevoke = func(step string) {
 				switch {
 				case step == "remove" && claim == "":
 					claim = claimNow(t, srvHome, srv, "laptop")
-				case step == "claims" && claim != "":
-					tc.atClaims(claim)
+				case step == failsAt && failed == nil:
+					// The enrollment in progress fails (as when the
+					// name is taken): the handler puts the invitation
+					// back if it can.
+					failed = alongside(func() { srv.handler.unclaim(claim, pending) })
 				}
 			}
 			inv, err := RevokeInvite(dir, "laptop")
 			testHookRevoke = nil
-			var np *NotPendingError
-			switch {
-			case tc.inUse && !(errors.As(err, &np) && np.InUse):
-				t.Fatalf("revoking an invitation claimed meanwhile: %v, %v", inv, err)
-			case !tc.inUse && (err != nil || inv == nil || inv.Name != "laptop"):
-				t.Fatalf("revoking an invitation put back meanwhile: %v, %v", inv, err)
+			if failed == nil {
+				srv.handler.unclaim(claim, pending)
+			} else {
+				<-failed
 			}
-			// The enrollment in progress fails (as when the name is
-			// taken): the handler puts the invitation back if it can.
-			srv.handler.unclaim(claim, pending)
+			if np := (*NotPendingError)(nil); !errors.As(err, &np) || !np.InUse {
+				t.Fatalf("revoking an invitation claimed meanwhile: %v, %v", inv, err)
+			}
 			if _, err := os.Lstat(pending); !errors.Is(err, fs.ErrNotExist) {
 				t.Fatalf("the revoked invitation is pending again (%v)", err)
 			}
@@ -165,33 +155,139 @@ func TestRevokeRacingAClaim(t *testing.T) {
 	}
 }
 
-// TestRevokeKeptPuttingBack: an invitation that failed enrollments put
-// back each time RevokeInvite deletes it is not reported revoked, nor
-// deleted forever: RevokeInvite gives up after revokeRounds, and says so.
-func TestRevokeKeptPuttingBack(t *testing.T) {
-	srvHome := newHome(t)
-	srv := startServer(t, srvHome, serverConfig{})
-	dir := InvitesDir(srvHome.dir)
-	pending := filepath.Join(dir, "laptop.json")
-	srvHome.invite(t, "laptop", srv.addr)
-	var claim string
-	rounds := 0
-	testHookRevoke = func(step string) {
-		switch step {
-		case "remove":
-			rounds++
-			claim = claimNow(t, srvHome, srv, "laptop")
-		case "claims":
-			srv.handler.unclaim(claim, pending)
+// unclaimWaits, while set, is told (once) that an unclaim is about to
+// take the invitations' lock: see alongside.
+var unclaimWaits atomic.Pointer[chan struct{}]
+
+func init() {
+	testHookUnclaim = func() {
+		if c := unclaimWaits.Load(); c != nil {
+			select {
+			case *c <- struct{}{}:
+			default:
+			}
 		}
 	}
-	t.Cleanup(func() { testHookRevoke = nil })
-	inv, err := RevokeInvite(dir, "laptop")
-	var raced *RevokeRacedError
-	if !errors.As(err, &raced) || raced.Name != "laptop" || raced.Dir != dir || raced.Rounds != revokeRounds || rounds != revokeRounds || !strings.Contains(err.Error(), "revoke it again") {
-		t.Fatalf("after %d rounds: %v, %v", rounds, inv, err)
+}
+
+// alongside runs fn, a client's enrollment going on at this moment, in
+// another goroutine, and returns once fn has returned or is about to
+// wait for the invitations' lock (to put a claimed invitation back) —
+// which the caller, a test hook inside RevokeInvite, may hold, so that
+// waiting for fn to return would never end. The channel returned is
+// closed when fn has returned.
+func alongside(fn func()) <-chan struct{} {
+	waits, done := make(chan struct{}, 1), make(chan struct{})
+	unclaimWaits.Store(&waits)
+	defer unclaimWaits.Store(nil)
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-waits:
+	case <-done:
 	}
-	if _, err := os.Lstat(pending); err != nil {
-		t.Fatalf("the invitation put back the last time is not pending, as the error says it is: %v", err)
+	return done
+}
+
+// TestRevokeRacingTwoClients: two clients hold the token of one
+// invitation. The first has claimed it when RevokeInvite runs; while
+// RevokeInvite deletes the claims it found, the first client's
+// enrollment fails and puts the invitation back, and the second claims
+// it. The second's enrollment then fails too: the revoked invitation must
+// not be pending again, nor its token work.
+func TestRevokeRacingTwoClients(t *testing.T) {
+	srvHome := newHome(t)
+	srv := startServer(t, srvHome, serverConfig{})
+	tok := srvHome.invite(t, "laptop", srv.addr)
+	dir := InvitesDir(srvHome.dir)
+	pending := filepath.Join(dir, "laptop.json")
+	first := claimNow(t, srvHome, srv, "laptop")
+	var second string
+	var secondErr error
+	var done <-chan struct{}
+	testHookRevoke = func(step string) {
+		if step != "claim" || done != nil {
+			return
+		}
+		done = alongside(func() {
+			srv.handler.unclaim(first, pending) // the first fails
+			second, secondErr = srv.handler.claim(pending, "laptop")
+		})
+	}
+	t.Cleanup(func() { testHookRevoke = nil })
+	_, err := RevokeInvite(dir, "laptop")
+	testHookRevoke = nil
+	if done == nil {
+		t.Fatal("RevokeInvite found no claim to delete")
+	}
+	<-done
+	var np *NotPendingError
+	if !errors.As(err, &np) || !np.InUse {
+		t.Errorf("revoking an invitation claimed by a client: %v", err)
+	}
+	if secondErr == nil {
+		srv.handler.unclaim(second, pending) // the second fails
+	} else if !errors.Is(secondErr, fs.ErrNotExist) {
+		t.Fatal(secondErr)
+	}
+	if _, err := os.Lstat(pending); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the revoked invitation is pending again (%v)", err)
+	}
+	if c := claimsOf(dir, "laptop"); len(c) != 0 {
+		t.Fatalf("claims left: %v", c)
+	}
+	if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("the revoked token: %v", err)
+	}
+}
+
+// TestUnclaimWithoutTheLock: where the invitations cannot be locked — a
+// file system without flock(2), or a lock that fails — a failed
+// enrollment does not put its invitation back, since a revocation could
+// be under way and nothing would exclude it: the attempt used the
+// invitation up, and the log says why. RevokeInvite still revokes.
+func TestUnclaimWithoutTheLock(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lock func(string) (func(), bool, error)
+		why  string
+	}{
+		{"no flock", func(string) (func(), bool, error) { return func() {}, false, nil }, "no locks"},
+		{"lock fails", func(p string) (func(), bool, error) {
+			return nil, false, &fs.PathError{Op: "flock", Path: p, Err: errors.New("input/output error")}
+		}, "input/output error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srvHome := newHome(t)
+			srv := startServer(t, srvHome, serverConfig{})
+			dir := InvitesDir(srvHome.dir)
+			tok := srvHome.invite(t, "laptop", srv.addr)
+			srvHome.invite(t, "desk", srv.addr)
+			lockFile = tc.lock
+			t.Cleanup(func() { lockFile = keydir.LockFile })
+			claim := claimNow(t, srvHome, srv, "laptop")
+			srv.handler.unclaim(claim, filepath.Join(dir, "laptop.json"))
+			if _, err := os.Lstat(filepath.Join(dir, "laptop.json")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the invitation was put back without the lock (%v)", err)
+			}
+			if c := claimsOf(dir, "laptop"); len(c) != 0 {
+				t.Fatalf("claims left: %v", c)
+			}
+			if log := srv.log.String(); !strings.Contains(log, "not restored") || !strings.Contains(log, tc.why) {
+				t.Errorf("log:\n%s", log)
+			}
+			if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrUnknown) {
+				t.Fatalf("the token of the invitation not put back: %v", err)
+			}
+			if tc.name == "no flock" {
+				if inv, err := RevokeInvite(dir, "desk"); err != nil || inv.Name != "desk" {
+					t.Fatalf("revoking without flock: %v, %v", inv, err)
+				}
+			} else if _, err := RevokeInvite(dir, "desk"); err == nil || !strings.Contains(err.Error(), `enroll: invitation "desk" not revoked: flock `) {
+				t.Fatalf("revoking with a lock that fails: %v", err)
+			}
+		})
 	}
 }

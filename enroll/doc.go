@@ -76,8 +76,9 @@
 // in between stays pending for its own token), and adds the client's key with
 // authkeys.Store.Add (which never replaces a key). If adding fails, the
 // invitation is put back, unless RevokeInvite deleted the claim meanwhile
-// (it does even for a claim made while it runs, and deletes again an
-// invitation put back before it could). Every refusal has its own Reason and HTTP status,
+// (it does even for a claim made while it runs; the two take one lock, so
+// that nothing is put back while a revocation runs, and without the lock
+// nothing is put back at all). Every refusal has its own Reason and HTTP status,
 // is logged with the remote address, the client's fingerprint, the
 // invitation name and the reason (never the secret), and writes nothing.
 //

@@ -137,6 +137,11 @@ func NewInvite(dir string, serverKey *jwk.Key, opts InviteOptions) (*Invitation,
 	if err := checkDir(dir); err != nil {
 		return nil, Token{}, err // the handler would refuse the invitation
 	}
+	unlock, _, err := lockInvites(dir) // makes the lock file: see lockInvites
+	if err != nil {
+		return nil, Token{}, err
+	}
+	unlock()
 	inv := &Invitation{
 		Name:              name,
 		SecretSHA256:      hashSecret(secret),
@@ -334,63 +339,83 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 	return out, problems
 }
 
-// RevokeInvite deletes the pending invitation name from dir, so that its
-// token no longer works, and returns it. A token being redeemed at that
-// very moment holds the invitation as a claim, which the server puts back
-// if adding the client's key fails: RevokeInvite deletes the claim too, so
-// that nothing puts it back, and says so (*NotPendingError, InUse) since
-// an enrollment that succeeds goes ahead. That holds as well for a claim
-// made between reading the invitation and deleting it, and an invitation
-// put back before its claim could be deleted is deleted again.
+// RevokeInvite deletes the invitation name from dir, so that its token no
+// longer works, and returns it. A token being redeemed at that very moment
+// holds the invitation as a claim, which the server puts back if adding
+// the client's key fails: RevokeInvite deletes the claims of the name too,
+// so that nothing puts it back, and says so (*NotPendingError, InUse) if
+// there was no pending invitation, since an enrollment that succeeds goes
+// ahead.
+//
+// It holds the invitations' lock (lockInvites) throughout, as the server
+// does to put an invitation back: otherwise a claim could be put back
+// after RevokeInvite found nothing pending and before it deleted the
+// claim, and claimed again by another client holding the same token,
+// under a claim RevokeInvite never saw — which that client's failure
+// would put back, revoked. Without the lock — a file system without
+// flock(2) — the server never puts an invitation back, so there is
+// nothing to exclude.
 func RevokeInvite(dir, name string) (*Invitation, error) {
 	if err := keydir.CheckName(name); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, name+".json")
-	for range revokeRounds {
-		inv, err := removePending(dir, name, path)
-		if !errors.Is(err, fs.ErrNotExist) {
-			return inv, err
-		}
-		// Not pending, or no longer: a client is presenting the token
-		// (it is claimed), it was used, or there is no such invitation.
-		if testHookRevoke != nil {
-			testHookRevoke("claims")
-		}
-		inUse := false
-		for _, claim := range claimsOf(dir, name) {
-			inUse = os.Remove(claim) == nil || inUse
-		}
-		if _, err := os.Lstat(path); err == nil {
-			continue // a failed enrollment put it back before its claim was deleted (or it was made again): delete it
-		}
-		if inUse {
-			return nil, &NotPendingError{Name: name, Dir: dir, InUse: true}
-		}
-		if used, uerr := readInvite(inviteRule(dir), filepath.Join(dir, usedDir, name+".json")); uerr == nil {
-			return nil, &NotPendingError{Name: name, Dir: dir, Used: used.Used, ClientFingerprint: used.ClientFingerprint}
-		}
-		return nil, &NotPendingError{Name: name, Dir: dir}
+	unlock, _, err := lockInvites(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &NotPendingError{Name: name, Dir: dir} // no invitations directory
 	}
-	return nil, &RevokeRacedError{Name: name, Dir: dir, Rounds: revokeRounds}
+	if err != nil {
+		return nil, fmt.Errorf("enroll: invitation %q not revoked: %w", name, err)
+	}
+	defer unlock()
+	path := filepath.Join(dir, name+".json")
+	inv, err := removePending(dir, name, path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	// Claims go too when an invitation was pending: one left by an
+	// invitation of the same name revoked before, or claimed before this
+	// one was made, would otherwise be put back in its place.
+	if testHookRevoke != nil {
+		testHookRevoke("claims")
+	}
+	inUse := false
+	for _, claim := range claimsOf(dir, name) {
+		if testHookRevoke != nil {
+			testHookRevoke("claim")
+		}
+		err := os.Remove(claim)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // gone: the enrollment succeeded meanwhile
+			return nil, fmt.Errorf("enroll: revoking invitation %q: a claim of it was not deleted, and a failed enrollment may put it back: %w", name, err)
+		}
+		inUse = inUse || err == nil
+	}
+	switch {
+	case inv != nil:
+		return inv, nil
+	case inUse:
+		return nil, &NotPendingError{Name: name, Dir: dir, InUse: true}
+	}
+	if used, err := readInvite(inviteRule(dir), filepath.Join(dir, usedDir, name+".json")); err == nil {
+		return nil, &NotPendingError{Name: name, Dir: dir, Used: used.Used, ClientFingerprint: used.ClientFingerprint}
+	}
+	return nil, &NotPendingError{Name: name, Dir: dir}
 }
 
-// RevokeRacedError: RevokeInvite deleted the invitation Name in Dir
-// Rounds times, and each time a failed enrollment put it back: it is
-// still pending.
-type RevokeRacedError struct {
-	Name   string
-	Dir    string
-	Rounds int
+// lockName is the lock file of an invitations directory (lockInvites).
+const lockName = ".lock"
+
+// lockInvites takes the lock of the invitations directory dir (flock of
+// dir/.lock, waiting for it), which RevokeInvite holds throughout and the
+// handler holds to put a claimed invitation back (unclaim). Where flock(2)
+// is not available held is false and unlock does nothing. NewInvite makes
+// the file, so that a failed enrollment writes nothing.
+func lockInvites(dir string) (unlock func(), held bool, err error) {
+	return lockFile(filepath.Join(dir, lockName))
 }
 
-func (e *RevokeRacedError) Error() string {
-	return fmt.Sprintf("enroll: invitation %q in %s was put back by a failed enrollment each of the %d times it was revoked; it is still pending: revoke it again", e.Name, e.Dir, e.Rounds)
-}
-
-// revokeRounds bounds how many times RevokeInvite deletes an invitation
-// that failed enrollments keep putting back while it runs.
-const revokeRounds = 5
+// lockFile is keydir.LockFile; a test makes it fail as a file system
+// without flock(2) does.
+var lockFile = keydir.LockFile
 
 // removePending deletes the pending invitation name, at path, and returns
 // what it held; fs.ErrNotExist if there is none — claimed meanwhile
@@ -415,8 +440,9 @@ func removePending(dir, name, path string) (*Invitation, error) {
 
 // testHookRevoke, if set, runs at the steps of RevokeInvite where a
 // client's claim or its failure may come in between: "remove", after the
-// pending invitation was read and before it is deleted, and "claims",
-// before the claims are deleted (tests: a join at that moment).
+// pending invitation was read and before it is deleted, "claims", before
+// the claims are listed, and "claim", before each is deleted (tests: a
+// join at that moment).
 var testHookRevoke func(step string)
 
 // PruneInvites deletes from dir the invitations that can no longer be

@@ -402,9 +402,27 @@ func (h *Handler) claim(pending, name string) (string, error) {
 
 // unclaim puts a claimed invitation back, unless an invitation of the
 // same name was made meanwhile, or it was revoked meanwhile (RevokeInvite
-// deletes the claim).
+// deletes the claim). It holds the invitations' lock while it does, so
+// that a revocation finds the invitation either claimed or put back,
+// never between (see RevokeInvite). Where the lock cannot be had, the
+// invitation is not put back — the failed attempt used it up — since a
+// revocation might be under way: fail closed.
 func (h *Handler) unclaim(claim, pending string) {
-	err := os.Link(claim, pending)
+	if testHookUnclaim != nil {
+		testHookUnclaim()
+	}
+	unlock, held, err := lockInvites(h.opts.Dir)
+	if err != nil || !held {
+		_ = os.Remove(claim)
+		reason := "this file system has no locks (flock)"
+		if err != nil {
+			reason = err.Error()
+		}
+		h.log.Error("invitation not restored after a failed enrollment: it could not be locked against a revocation", "file", pending, "error", reason)
+		return
+	}
+	defer unlock()
+	err = os.Link(claim, pending)
 	if errors.Is(err, fs.ErrNotExist) {
 		h.log.Info("invitation revoked during a failed enrollment: not restored", "file", pending)
 		return
@@ -415,6 +433,10 @@ func (h *Handler) unclaim(claim, pending string) {
 	}
 	_ = os.Remove(claim)
 }
+
+// testHookUnclaim, if set, runs as unclaim starts, before it takes the
+// invitations' lock (tests: a failed enrollment while RevokeInvite holds it).
+var testHookUnclaim func()
 
 func (h *Handler) answer(w http.ResponseWriter, a Response) {
 	status := http.StatusOK
