@@ -243,6 +243,30 @@ func TestRevokeRacingTwoClients(t *testing.T) {
 	}
 }
 
+// TestRevokeDeletesAnOlderClaim: revoking an invitation deletes the
+// claims of its name too, even if it was pending: a claim of an earlier
+// invitation of the same name, whose client was still being enrolled
+// when the new one was made, is not put back in its place when that
+// enrollment fails — the old token does not work again.
+func TestRevokeDeletesAnOlderClaim(t *testing.T) {
+	srvHome := newHome(t)
+	srv := startServer(t, srvHome, serverConfig{})
+	dir := InvitesDir(srvHome.dir)
+	old := srvHome.invite(t, "laptop", srv.addr)
+	claim := claimNow(t, srvHome, srv, "laptop")
+	fresh := srvHome.invite(t, "laptop", srv.addr)
+	inv, err := RevokeInvite(dir, "laptop")
+	if err != nil || inv.SecretSHA256 != hashSecret(fresh.Secret) {
+		t.Fatalf("revoking the new invitation: %v, %v", inv, err)
+	}
+	srv.handler.unclaim(claim, filepath.Join(dir, "laptop.json")) // the old one's enrollment fails
+	for _, tok := range []Token{old, fresh} {
+		if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrUnknown) {
+			t.Fatalf("a token of the revoked name: %v", err)
+		}
+	}
+}
+
 // TestUnclaimWithoutTheLock: where the invitations cannot be locked — a
 // file system without flock(2), or a lock that fails — a failed
 // enrollment does not put its invitation back, since a revocation could
