@@ -2,7 +2,6 @@ package tlsbridge
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -324,10 +323,13 @@ func (c *Client) verify(ctx context.Context, cs tls.ConnectionState, addr string
 		return errors.New("tlsbridge: the server sent no certificate")
 	}
 	leaf := cs.PeerCertificates[0]
-	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	sum, err := peerKeySum(leaf, "host "+addr)
+	if err != nil {
+		return err // before the revocations: the hash would not be the key's
+	}
 	stored := c.storeDecision(addr, sum)
 	d := knownhosts.WithCertificate(stored, addr, leaf)
-	err := knownhosts.ErrorOf(d, addr, sum)
+	err = knownhosts.ErrorOf(d, addr, sum)
 	if stored.Verdict == knownhosts.Pinned {
 		// Only a pin for the address: a key pinned without one (admitted
 		// by its certificate's names) binds its holder to no address, and

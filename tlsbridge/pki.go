@@ -2,7 +2,6 @@ package tlsbridge
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
@@ -481,7 +480,11 @@ func (e *RevokedCAKeyError) Unwrap() error { return e.Err }
 // and the store's error for it.
 func revokedInChain(v *CAVerified, revoked func(sum [32]byte) (bool, error)) error {
 	for _, ca := range v.Chain[1:] {
-		if yes, err := revoked(sha256.Sum256(ca.RawSubjectPublicKeyInfo)); yes {
+		sum, err := caKeySum(ca)
+		if err != nil {
+			return err
+		}
+		if yes, err := revoked(sum); yes {
 			return &RevokedCAKeyError{CA: ca.Subject.String(), Err: err}
 		}
 	}

@@ -1,7 +1,6 @@
 package tlsbridge
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -255,7 +254,11 @@ func (s *Server) decide(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 		return nil, &noCertificateError{}
 	}
 	leaf := cs.PeerCertificates[0]
-	p := &Peer{Certificate: leaf, SPKIHash: sha256.Sum256(leaf.RawSubjectPublicKeyInfo)}
+	sum, err := peerKeySum(leaf, "client "+remote.String())
+	if err != nil {
+		return nil, err // no peer: final, even under AllowUnknown
+	}
+	p := &Peer{Certificate: leaf, SPKIHash: sum}
 	d := s.opts.Clients.Decide(p.SPKIHash, remote)
 	p.Verdict, p.incomplete = d.Verdict, d.Incomplete
 	switch d.Verdict {
