@@ -280,10 +280,11 @@ func (e *Entry) excluded(ip netip.Addr, host string, port uint16, purpose string
 //     a certificate naming the host can admit it (WithCertificate);
 //   - *UnknownHostError if no pin applies, or only wildcard pins with
 //     other keys (a wildcard cannot tell that this host changed);
-//   - *SkippedFilesError instead, while any file of pins is skipped (bad
-//     modes, unreadable, malformed): the pin for the address may be in it,
-//     and skipped trust must never widen trust — no prompt, no accept-new,
-//     no CA in its place.
+//   - *SkippedFilesError instead of the last two, while any file of pins
+//     is skipped (bad modes, unreadable, malformed): the pin for the
+//     address may be in it — of another key, which a key pinned without
+//     an address never overrules — and skipped trust must never widen
+//     trust: no prompt, no accept-new, no CA in its place.
 //
 // A pin without a port applies to every port; a negated pattern that
 // matches excludes its entry.
@@ -348,6 +349,12 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		}
 	}
 	fp := jwk.FormatFingerprint(sum)
+	if !pinned && len(sn.skipped) > 0 {
+		// Before a key pinned without an address: it is admitted only
+		// where no pin of the address holds another key, and the
+		// skipped files may hold one.
+		return &SkippedFilesError{Addr: addr, Fingerprint: fp, Problems: slices.Clone(sn.skipped)}
+	}
 	for _, e := range sn.pins.named.get(hashSPKI(sum), sum) {
 		if pinned || e.excluded(ip, host, port, purpose) {
 			continue
@@ -356,9 +363,6 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		// (a pin of another key there is a changed key, which this one
 		// never rescues); now the certificate must name the host.
 		return &NeedsNameError{Addr: addr, Fingerprint: fp, File: e.File}
-	}
-	if !pinned && len(sn.skipped) > 0 {
-		return &SkippedFilesError{Addr: addr, Fingerprint: fp, Problems: slices.Clone(sn.skipped)}
 	}
 	if !pinned {
 		return &UnknownHostError{Addr: addr, Key: key, Fingerprint: fp}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -217,4 +218,62 @@ func withPurpose(k *jwk.Key, purpose string) *jwk.Key {
 	}
 	k.Attrs.SetList(jwk.AttrPurpose, []string{purpose})
 	return k
+}
+
+// Skipped trust never widens trust, for a key pinned without an address
+// too: it is admitted only where no pin of the address holds another key
+// (TestKeyPinnedWithoutAddressComesLast), and a skipped file may hold
+// such a pin. While a file of pins is skipped — a typo in the address's
+// own pin file, a mode made too open — the key is refused naming it
+// (Skipped), as an unknown host is, where it would connect wherever its
+// certificate names itself: at the address whose pin of another key is
+// in the skipped file, the changed-key error turned into a connection.
+// Once the file is fixed, the changed key again; elsewhere, a connection.
+func TestKeyPinnedWithoutAddressWhileFilesSkipped(t *testing.T) {
+	k, named := selfSigned(t, []string{"server"})
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "anykey.json"), keydirtest.JWK(t, k))
+	pin := filepath.Join(opts.Dirs[0], "server_2376.json")
+	sum := k.SPKIHash()
+	for _, tc := range []struct {
+		what  string
+		spoil func()
+	}{
+		{"a purpose that is no name", func() {
+			keydirtest.Write(t, pin, keydirtest.JWK(t, withPurpose(pinned(t, 2, "server:2376"), "ld ap")))
+		}},
+		{"the pin file 0666", func() {
+			keydirtest.Write(t, pin, keydirtest.JWK(t, pinned(t, 2, "server:2376")))
+			if err := os.Chmod(pin, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			tc.spoil()
+			s := Load(opts)
+			if len(s.Problems()) != 1 {
+				t.Fatalf("problems %v, want the pin file's", s.Problems())
+			}
+			for _, addr := range []string{"server:2376", "server:22"} {
+				var skipped *SkippedFilesError
+				d := WithCertificate(s.Decide(addr, sum), addr, named)
+				if d.Verdict != Skipped || !errors.As(d.Err, &skipped) || len(skipped.Problems) != 1 || skipped.Problems[0].Path != pin {
+					t.Errorf("%s while %s is skipped: %v, %v; want Skipped naming it", addr, pin, d.Verdict, d.Err)
+				}
+			}
+			keydirtest.Write(t, pin, keydirtest.JWK(t, pinned(t, 2, "server:2376")))
+			if err := os.Chmod(pin, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s.Reload()
+			if d := WithCertificate(s.Decide("server:2376", sum), "server:2376", named); d.Verdict != Changed {
+				t.Errorf("server:2376 once fixed: %v, %v; want Changed", d.Verdict, d.Err)
+			}
+			if d := WithCertificate(s.Decide("server:22", sum), "server:22", named); d.Verdict != Pinned {
+				t.Errorf("server:22 once fixed: %v, %v; want Pinned", d.Verdict, d.Err)
+			}
+		})
+	}
 }
