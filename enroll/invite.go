@@ -139,7 +139,7 @@ func NewInvite(dir string, serverKey *jwk.Key, opts InviteOptions) (*Invitation,
 	}
 	unlock, _, err := lockInvites(dir) // makes the lock file: see lockInvites
 	if err != nil {
-		return nil, Token{}, err
+		return nil, Token{}, fmt.Errorf("enroll: the invitations in %s cannot be locked against a revocation: %w", dir, err)
 	}
 	unlock()
 	inv := &Invitation{
