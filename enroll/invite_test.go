@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,5 +182,39 @@ func TestPruneInvites(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
 			t.Errorf("%s: exists=%v, want %v", name, err == nil, want)
 		}
+	}
+}
+
+// TestInvitesLockFileALink: a link at invites.d/.lock (which no keytool
+// makes) is never followed: NewInvite and RevokeInvite refuse, saying
+// that the invitations cannot be locked, and nothing is made or revoked.
+func TestInvitesLockFileALink(t *testing.T) {
+	h := newHome(t)
+	dir := InvitesDir(h.dir)
+	h.invite(t, "laptop", "db.example:7443")
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	lock := filepath.Join(dir, lockName)
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, lock); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := NewInvite(dir, h.key(), InviteOptions{Name: "desk", Addresses: []string{"db.example:7443"}}); err == nil || !strings.Contains(err.Error(), "cannot be locked against a revocation") {
+		t.Fatalf("NewInvite: %v", err)
+	}
+	if _, err := RevokeInvite(dir, "laptop"); err == nil || !strings.Contains(err.Error(), `invitation "laptop" not revoked`) {
+		t.Fatalf("RevokeInvite: %v", err)
+	}
+	for _, p := range []string{filepath.Join(dir, "laptop.json"), lock} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "desk.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("desk.json: %v", err)
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the link's target was made: %v", err)
 	}
 }
