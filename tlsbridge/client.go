@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -258,6 +259,13 @@ func splitAddr(addr string) (string, error) {
 	}
 	if port == "" {
 		return "", &AddressError{Addr: addr, Err: errors.New("missing port")}
+	}
+	if strings.ContainsAny(host, "*?") || strings.HasPrefix(host, "!") {
+		// A pattern of pins (docs/trust-stores.md), which no host is: a
+		// first contact would pin the key shown for every host it
+		// matches, and a wildcard pin of a key admits it over their
+		// exact pins of other keys.
+		return "", &AddressError{Addr: addr, Err: errors.New("the host is a pattern ('*', '?', a leading '!'), not a host to connect to")}
 	}
 	return host, nil
 }
