@@ -16,6 +16,7 @@ import (
 	"net/netip"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -270,6 +271,26 @@ func TestJoinFailures(t *testing.T) {
 		}
 		if invs, _ := ListInvites(InvitesDir(f.srvHome.dir)); len(invs) != 1 || invs[0].Status(time.Now()) != "pending" {
 			t.Fatalf("the invitation was not put back: %+v", invs)
+		}
+	})
+	t.Run("name taken, on a file system without locks", func(t *testing.T) {
+		// The invitation cannot be put back (unclaim: a revocation may be
+		// under way): the client must not be told it is unchanged.
+		f := newFailure(t, serverConfig{})
+		if _, err := f.srvHome.clients(t).Add(newHome(t).key(), "laptop", authkeys.AddNew); err != nil {
+			t.Fatal(err)
+		}
+		lockFile = func(string) (func(), bool, error) { return func() {}, false, nil }
+		t.Cleanup(func() { lockFile = keydir.LockFile })
+		cb := snapshot(t, f.cli.dir)
+		_, err := f.cli.join(t, f.tok) // the server's home changes: the invitation is gone
+		unchanged(t, f.cli.dir, cb)
+		var re *RefusedError
+		if !errors.As(err, &re) || re.Reason != ReasonNotEnrollable || !strings.Contains(err.Error(), "the invitation is used up all the same") || strings.Contains(err.Error(), "unchanged") {
+			t.Fatalf("got %v", err)
+		}
+		if invs, _ := ListInvites(InvitesDir(f.srvHome.dir)); len(invs) != 0 {
+			t.Fatalf("the invitation is still listed: %+v", invs)
 		}
 	})
 	t.Run("name held by another file on the server", func(t *testing.T) {

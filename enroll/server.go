@@ -269,16 +269,27 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	}
 	entry, err := h.opts.Clients.Add(clientKey, name, authkeys.AddNew)
 	if err != nil {
-		h.unclaim(claim, pending)
+		// The client is told what became of its token: kept for another
+		// try, or used up (unclaim could not put it back: see there).
+		restored := h.unclaim(claim, pending)
+		const usedUp = "the invitation is used up all the same (the server could not keep it for another try)"
 		var exists *authkeys.NameExistsError
 		var already *authkeys.AlreadyAuthorizedError
 		var revoked *authkeys.RevokedError
 		switch {
 		case errors.As(err, &exists):
-			return Response{}, name, refuse(ReasonNotEnrollable, "the server already has another key named %q; the invitation is unchanged, and its administrator must remove that key or invite under another name",
-				name)
+			fate := "the invitation is unchanged"
+			if !restored {
+				fate = usedUp
+			}
+			return Response{}, name, refuse(ReasonNotEnrollable, "the server already has another key named %q; %s, and its administrator must remove that key or invite under another name",
+				name, fate)
 		case errors.As(err, &already):
-			return Response{}, name, refuse(ReasonNotEnrollable, "this client's key %s is already authorized on the server; the invitation was not used", clientKey.Fingerprint())
+			fate := "the invitation was not used"
+			if !restored {
+				fate = usedUp
+			}
+			return Response{}, name, refuse(ReasonNotEnrollable, "this client's key %s is already authorized on the server; %s", clientKey.Fingerprint(), fate)
 		case errors.As(err, &revoked):
 			return Response{}, name, refuse(ReasonNotEnrollable, "this client's key %s is revoked on the server", clientKey.Fingerprint())
 		}
@@ -406,8 +417,9 @@ func (h *Handler) claim(pending, name string) (string, error) {
 // that a revocation finds the invitation either claimed or put back,
 // never between (see RevokeInvite). Where the lock cannot be had, the
 // invitation is not put back — the failed attempt used it up — since a
-// revocation might be under way: fail closed.
-func (h *Handler) unclaim(claim, pending string) {
+// revocation might be under way: fail closed. It reports whether the
+// invitation is pending again.
+func (h *Handler) unclaim(claim, pending string) bool {
 	if testHookUnclaim != nil {
 		testHookUnclaim()
 	}
@@ -419,19 +431,20 @@ func (h *Handler) unclaim(claim, pending string) {
 			reason = err.Error()
 		}
 		h.log.Error("invitation not restored after a failed enrollment: it could not be locked against a revocation", "file", pending, "error", reason)
-		return
+		return false
 	}
 	defer unlock()
 	err = os.Link(claim, pending)
 	if errors.Is(err, fs.ErrNotExist) {
 		h.log.Info("invitation revoked during a failed enrollment: not restored", "file", pending)
-		return
+		return false
 	}
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		h.log.Error("restoring an invitation after a failed enrollment", "file", pending, "error", err.Error())
-		return
+		return false
 	}
 	_ = os.Remove(claim)
+	return err == nil // else an invitation made anew under the name is pending, not this one
 }
 
 // testHookUnclaim, if set, runs as unclaim starts, before it takes the
