@@ -176,7 +176,7 @@ func (t Terminal) AskAnnouncedKey(a AnnouncedKey) (Answer, error) {
 		return No, nil // nobody to ask: the key is not pinned
 	}
 	defer done()
-	fmt.Fprintf(out, "Host '%s' proved it holds its pinned %s key %s\n", a.Addr, a.Current.Algorithm(), a.Current.Fingerprint())
+	fmt.Fprintf(out, "Host '%s' proved it holds its pinned %s key %s\n", termtext.Safe(a.Addr), a.Current.Algorithm(), a.Current.Fingerprint())
 	fmt.Fprintf(out, "and announces the key it will use next:\n")
 	fmt.Fprintf(out, "%s key fingerprint is %s.\n", a.Next.Algorithm(), a.Next.Fingerprint())
 	if t.Visual {
@@ -188,14 +188,15 @@ func (t Terminal) AskAnnouncedKey(a AnnouncedKey) (Answer, error) {
 }
 
 // describe writes what the question is about, in OpenSSH's words: the
-// address, the key and, when the key is pinned for other addresses, those
+// address (termtext.Safe: the caller's, perhaps a redirect's, whose bidi
+// override would show another host), the key and, when the key is pinned for other addresses, those
 // (one per line, indented, as ssh lists them).
 func (t Terminal) describe(out io.Writer, h UnknownHost) {
 	if h.CA != nil {
 		fmt.Fprintf(out, "The certificate of host '%s' was verified by the CA '%s' (%s).\n",
-			h.Addr, termtext.Safe(h.CA.CA().Subject.String()), termtext.Safe(h.CA.File))
+			termtext.Safe(h.Addr), termtext.Safe(h.CA.CA().Subject.String()), termtext.Safe(h.CA.File))
 	} else {
-		fmt.Fprintf(out, "The authenticity of host '%s' can't be established.\n", h.Addr)
+		fmt.Fprintf(out, "The authenticity of host '%s' can't be established.\n", termtext.Safe(h.Addr))
 	}
 	fmt.Fprintf(out, "%s key fingerprint is %s.\n", h.Key.Algorithm(), h.Key.Fingerprint())
 	if t.Visual {
@@ -215,7 +216,7 @@ func (t Terminal) describe(out io.Writer, h UnknownHost) {
 		fmt.Fprintf(out, "This key is not known by any other names.\n")
 		return
 	}
-	fmt.Fprintf(out, "The %s host key for %s is known by the following other names/addresses:\n", h.Key.Algorithm(), h.Addr)
+	fmt.Fprintf(out, "The %s host key for %s is known by the following other names/addresses:\n", h.Key.Algorithm(), termtext.Safe(h.Addr))
 	for _, a := range h.OtherAddresses {
 		fmt.Fprintf(out, "    %s\n", termtext.Safe(a))
 	}
