@@ -207,7 +207,9 @@ func (c *Client) tlsConfig(ctx context.Context, addr string) (*tls.Config, error
 // settings (other client certificates, RootCAs, a weaker policy) are an
 // error, and so is an address that is not host:port (*AddressError);
 // either leaves cfg unchanged. A VerifyConnection the
-// caller set still runs, after keytool's.
+// caller set still runs, after keytool's; set it before calling
+// Configure: one assigned after replaces keytool's verification, and
+// with InsecureSkipVerify set nothing would check the server's key.
 //
 // Configure sets InsecureSkipVerify, because Go's chain verification must
 // not run for pinned keys; keytool's verification replaces it in
