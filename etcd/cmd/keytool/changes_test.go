@@ -29,7 +29,7 @@ import (
 
 // openTestStore opens the etcd store at etcd://addr/kt with the flags
 // given (connection flags: --etcd-user…).
-func openTestStore(t *testing.T, addr string, flags ...string) *store {
+func openTestStore(t testing.TB, addr string, flags ...string) *store {
 	t.Helper()
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	open := etcdFlags(fs)
@@ -76,7 +76,8 @@ func TestChangesSince(t *testing.T) {
 // test's -timeout): the tests assert which way each delta came, and the
 // package's 2 s is a bound on a machine's speed — under the race detector,
 // clientv3's Authenticate for the watch's stream with --etcd-user (a
-// bcrypt check on the member) took 2–4 s alone, the range was read, and
+// bcrypt check on the member, before sessionLogin kept the dial's login)
+// took 2–4 s alone, the range was read, and
 // TestChangesSinceUnderARoleOnThePrefix failed.
 func watchAll(s *store, watch bool) {
 	s.watchFrom = math.MaxInt64
@@ -155,30 +156,13 @@ func changesSince(t *testing.T, watch bool) {
 // TestChangesSinceUnderARoleOnThePrefix: an administrator whose etcd role
 // is read-write on PREFIX/ (docs/fleet.md's advice) edits through a warm
 // mirror: ChangesSince reads only that range, by reads and by a watch
-// (which clientv3 authenticates for once more: watchAll waits for it).
+// (watchAll waits for it).
 // (Found by review: it read the key PREFIX itself, which the role does
 // not cover, and every warm edit was refused.)
 func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
 	addr := startEtcd(t, nil)
-	root := etcdClient(t, addr)
+	pw := adminOnPrefix(t, addr)
 	ctx := context.Background()
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(root.UserAdd(ctx, "root", "rootpw"))
-	must(root.UserGrantRole(ctx, "root", "root"))
-	must(root.RoleAdd(ctx, "keytool-admin"))
-	must(root.RoleGrantPermission(ctx, "keytool-admin", "/kt/", clientv3.GetPrefixRangeEnd("/kt/"), clientv3.PermissionType(clientv3.PermReadWrite)))
-	must(root.UserAdd(ctx, "adm", "admpw"))
-	must(root.UserGrantRole(ctx, "adm", "keytool-admin"))
-	must(root.AuthEnable(ctx))
-	pw := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pw, []byte("admpw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, watch := range []bool{false, true} {
 		// The dial authenticates (a bcrypt check, 2–3 s under the race
 		// detector): waited for, not bounded by the default 5 s.
@@ -200,6 +184,34 @@ func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
 			t.Fatalf("changes (watch %v): %+v, %d by a watch", watch, d, s.watched)
 		}
 	}
+}
+
+// adminOnPrefix makes, in the member at addr, user root (password
+// "rootpw") and user adm of role keytool-admin, read-write on /kt/ and
+// nothing else, turns authentication on, and returns a password file of
+// adm's for --etcd-password-file.
+func adminOnPrefix(t testing.TB, addr string) string {
+	t.Helper()
+	root := etcdClient(t, addr)
+	ctx := context.Background()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(root.UserAdd(ctx, "root", "rootpw"))
+	must(root.UserGrantRole(ctx, "root", "root"))
+	must(root.RoleAdd(ctx, "keytool-admin"))
+	must(root.RoleGrantPermission(ctx, "keytool-admin", "/kt/", clientv3.GetPrefixRangeEnd("/kt/"), clientv3.PermissionType(clientv3.PermReadWrite)))
+	must(root.UserAdd(ctx, "adm", "admpw"))
+	must(root.UserGrantRole(ctx, "adm", "keytool-admin"))
+	must(root.AuthEnable(ctx))
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("admpw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pw
 }
 
 // TestEntriesAtManyEntries: more entries than etcd takes in one

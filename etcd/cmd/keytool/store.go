@@ -22,6 +22,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/keytool/keytool/etcd"
 	"github.com/keytool/keytool/internal/cli"
@@ -193,6 +194,11 @@ func (f *connFlags) open(_ context.Context, u *url.URL) (cli.Store, error) {
 		return nil, err
 	}
 	where := u.Scheme + "://" + u.Host + prefix
+	var login *sessionLogin
+	if cfg.Username != "" {
+		login = &sessionLogin{probe: prefix + "/"}
+		cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(login.unary))
+	}
 	c, err := clientv3.New(cfg) // with a user, this authenticates: it talks to etcd
 	if err != nil {
 		return nil, unreachable(where, cfg, err)
@@ -202,7 +208,7 @@ func (f *connFlags) open(_ context.Context, u *url.URL) (cli.Store, error) {
 	// before it asks etcd anything (the mirror's lock, manifest and
 	// stamps): about 1 ms less before the first answer, measured.
 	c.ActiveConnection().Connect()
-	return &store{c: c, flags: f, cfg: cfg, where: where, prefix: prefix, watchFrom: watchFrom, watchWait: watchWait}, nil
+	return &store{c: c, flags: f, cfg: cfg, where: where, prefix: prefix, login: login, watchFrom: watchFrom, watchWait: watchWait}, nil
 }
 
 // unreachable is the error of a request etcd did not answer: gRPC says
@@ -255,8 +261,9 @@ type store struct {
 	c      *clientv3.Client
 	flags  *connFlags
 	cfg    clientv3.Config
-	where  string // etcd://HOST:PORT/PREFIX, for messages
-	prefix string // no trailing slash
+	where  string        // etcd://HOST:PORT/PREFIX, for messages
+	prefix string        // no trailing slash
+	login  *sessionLogin // with --etcd-user: the client's login, kept
 
 	// watchFrom is the package's (tests lower it to watch any prefix);
 	// watched counts the deltas a watch gave (tests tell which way), and
@@ -588,8 +595,10 @@ func (s *store) watches(k cli.StoreMark, h int64) bool {
 
 // watchWait bounds how long watchChanges waits for etcd to say it has
 // sent every change: past it, the range is read instead. It counts from
-// before the watch is made, so with --etcd-user it includes clientv3's
-// Authenticate for the watch's stream (a bcrypt check on the member).
+// before the watch is made, so with --etcd-user it includes the check
+// that the client's login still holds for the watch's stream
+// (sessionLogin: a read; a login again, a bcrypt check on the member,
+// only once the token expired or was revoked).
 const watchWait = 2 * time.Second
 
 // progressEvery is how often watchChanges asks etcd whether the watch has
