@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/trustfile"
@@ -55,7 +57,7 @@ func EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (removed bool, err er
 		return false, nil
 	}
 	if len(kept) == 0 {
-		if err := os.Remove(path); err != nil {
+		if err := RemoveFile(path); err != nil {
 			return false, err
 		}
 		return true, nil
@@ -85,4 +87,65 @@ func isSet(data []byte) bool {
 		}
 	}
 	return false
+}
+
+// RemoveFile removes the key file at path, as EditFile does once no key
+// is left in it, and records the removal in every Removals open on a
+// directory above path: the store's mirror (internal/cli) tells by them
+// an entry file this process removed from one it did not — an rm -r of
+// the mirror under way, whose removals would otherwise be written to the
+// store as the command's.
+func RemoveFile(path string) error {
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	path = filepath.Clean(path)
+	removals.Lock()
+	defer removals.Unlock()
+	for r := range removals.open {
+		if strings.HasPrefix(path, r.dir) {
+			r.paths[path] = true
+		}
+	}
+	return nil
+}
+
+// removals are the Removals open.
+var removals struct {
+	sync.Mutex
+	open map[*Removals]bool
+}
+
+// Removals are the files RemoveFile removed under a directory since
+// RecordRemovals.
+type Removals struct {
+	dir   string // cleaned, with a trailing separator
+	paths map[string]bool
+}
+
+// RecordRemovals records the files RemoveFile removes under dir until
+// Close.
+func RecordRemovals(dir string) *Removals {
+	r := &Removals{dir: filepath.Clean(dir) + string(filepath.Separator), paths: map[string]bool{}}
+	removals.Lock()
+	defer removals.Unlock()
+	if removals.open == nil {
+		removals.open = map[*Removals]bool{}
+	}
+	removals.open[r] = true
+	return r
+}
+
+// Made says whether RemoveFile removed path since r was opened.
+func (r *Removals) Made(path string) bool {
+	removals.Lock()
+	defer removals.Unlock()
+	return r.paths[filepath.Clean(path)]
+}
+
+// Close stops recording (r's record stays readable).
+func (r *Removals) Close() {
+	removals.Lock()
+	defer removals.Unlock()
+	delete(removals.open, r)
 }

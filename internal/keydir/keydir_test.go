@@ -567,3 +567,38 @@ func TestEditFile(t *testing.T) {
 		t.Fatalf("OpenSSH rewrite: %v", err)
 	}
 }
+
+// TestRemovalsRecorded: EditFile's removal of a file left with no key is
+// recorded in the Removals open on a directory above it, and only there
+// (not a sibling directory whose name it begins with, not once closed);
+// a rewrite is no removal.
+func TestRemovalsRecorded(t *testing.T) {
+	dir := t.TempDir()
+	k, k2 := key(t, 1), key(t, 2)
+	sub, sibling := filepath.Join(dir, "m"), filepath.Join(dir, "m2")
+	r, other := RecordRemovals(sub), RecordRemovals(sibling)
+	defer other.Close()
+	none := func(*jwk.Key) *jwk.Key { return nil }
+	gone, kept, late := filepath.Join(sub, "a.d", "gone.json"), filepath.Join(sub, "a.d", "kept.json"), filepath.Join(sub, "a.d", "late.json")
+	for _, p := range []string{gone, kept, late} {
+		keydirtest.Write(t, p, keydirtest.JWK(t, k, k2))
+	}
+	if removed, err := EditFile(gone, none); err != nil || !removed {
+		t.Fatal(removed, err)
+	}
+	if removed, err := EditFile(kept, func(x *jwk.Key) *jwk.Key {
+		if x.Equal(k2) {
+			return nil
+		}
+		return x
+	}); err != nil || removed {
+		t.Fatal(removed, err)
+	}
+	r.Close()
+	if err := RemoveFile(late); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Made(gone) || r.Made(kept) || r.Made(late) || other.Made(gone) {
+		t.Fatalf("recorded: gone %v, kept %v, late %v, in the sibling %v; want only gone", r.Made(gone), r.Made(kept), r.Made(late), other.Made(gone))
+	}
+}
