@@ -172,6 +172,10 @@ type mirror struct {
 	// writes the manifest that vouches for them.
 	written []string
 	dirty   map[string]bool
+
+	// removals are the entry files the command removed (observe opens
+	// it): any other gone is not the command's to write (whole).
+	removals *keydir.Removals
 }
 
 // makeDurable is atomicfile.Sync; tests record its calls.
@@ -221,13 +225,31 @@ func privateDir(dir string) bool {
 	return err == nil && fi.IsDir() && fi.Mode().Perm()&0o077 == 0
 }
 
-func (m *mirror) close() { m.lock.Unlock() }
+func (m *mirror) close() {
+	if m.removals != nil {
+		m.removals.Close()
+	}
+	m.lock.Unlock()
+}
 
 // errMirrorLost refuses a command whose mirror was removed while it ran
 // (its lock file gone or replaced): the files it read may be another
 // command's, which made the mirror again and is writing it — the entries
 // not written yet would have been read as removed.
 var errMirrorLost = errors.New("the store's mirror in the home was removed while the command ran (rm -r HOME/.store-mirror?); nothing was written to the store: run the command again")
+
+// MirrorNotWholeError refuses a command that found an entry file of the
+// store's mirror gone which it did not remove: something else is removing
+// the mirror's files — an rm -r of HOME/.store-mirror under way that has
+// not reached the lock file yet — and the entries it removed would have
+// been written to the store as the command's removals.
+type MirrorNotWholeError struct {
+	File string // the entry file gone
+}
+
+func (e *MirrorNotWholeError) Error() string {
+	return fmt.Sprintf("%s: gone from the store's mirror in the home, not removed by this command (rm -r HOME/.store-mirror under way?); nothing was written to the store: run the command again", e.File)
+}
 
 func (m *mirror) manifestPath() string { return filepath.Join(m.dir, "manifest") }
 
@@ -543,14 +565,37 @@ func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreCha
 	changes, err := m.readChanges(ctx, st, o)
 	// After the files were read: a mirror whose lock file was removed
 	// before — by an rm -r, maybe since made again by another command —
-	// is no longer this command's to read. An rm -r that had removed
-	// entry files but not yet the lock file is not seen (it removes in
-	// the directory's order): its removals look like the command's own,
-	// as anything done to the mirror while a command runs does.
+	// is no longer this command's to read; one that had lost entry files
+	// the command did not remove — an rm -r that has not reached the lock
+	// file yet (it removes in each directory's order) — was not whole.
 	if err == nil && len(changes) > 0 && !m.lock.Held() {
 		return nil, errMirrorLost
 	}
-	return changes, err
+	if err == nil {
+		err = m.whole(changes)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return changes, nil
+}
+
+// whole says whether changes were read from a whole mirror: each removal
+// among them is of a file the command removed (keydir.RemoveFile, as
+// every removal of an entry by a command is). Anything done to the
+// mirror by something else while the command runs looks like the
+// command's own, but a removal that is not its is refused: every entry of
+// a directory an rm -r emptied would be removed from the store,
+// revocations among them.
+func (m *mirror) whole(changes []StoreChange) error {
+	h := home.Dir(m.dir)
+	for _, c := range changes {
+		path := filepath.Join(kindDir(h, c.Kind), c.Name)
+		if c.Value == nil && (m.removals == nil || !m.removals.Made(path)) {
+			return &MirrorNotWholeError{File: path}
+		}
+	}
+	return nil
 }
 
 // readChanges is changes, without the check of the lock.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keytool/keytool/internal/keydir"
 )
 
 // TestStoreMirrorKeptAfterRemovingWhatTheDeltaBrought: a command that
@@ -21,7 +23,7 @@ func TestStoreMirrorKeptAfterRemovingWhatTheDeltaBrought(t *testing.T) {
 	mirrorEdit(t, h, st, nil)
 	st.put(StoreAuthorized, "n.json", []byte("N")) // another admin
 	changes, _ := mirrorEdit(t, h, st, func(dir string) {
-		if err := os.Remove(filepath.Join(dir, StoreAuthorized+".d", "n.json")); err != nil {
+		if err := keydir.RemoveFile(filepath.Join(dir, StoreAuthorized+".d", "n.json")); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -57,7 +59,7 @@ func TestStoreMirrorTellsARestoreThatLostARemoval(t *testing.T) {
 	mirrorEdit(t, h, st, nil)
 	backup := st.revision
 	mirrorEdit(t, h, st, func(dir string) {
-		if err := os.Remove(filepath.Join(dir, StoreTrusted+".d", "p.json")); err != nil {
+		if err := keydir.RemoveFile(filepath.Join(dir, StoreTrusted+".d", "p.json")); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -91,7 +93,7 @@ func TestStoreMirrorTellsARestoreAfterItsWitnessWent(t *testing.T) {
 		}
 	})
 	mirrorEdit(t, h, st, func(dir string) {
-		if err := os.Remove(n1(dir)); err != nil {
+		if err := keydir.RemoveFile(n1(dir)); err != nil {
 			t.Fatal(err)
 		}
 	})

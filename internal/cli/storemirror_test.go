@@ -159,7 +159,9 @@ func syncedMirror(t *testing.T, h string, st *memStore) *mirror {
 }
 
 // mirrorEdit runs what inStore does around a command (do, on the
-// mirror's directory), and returns the changes it found and wrote, and
+// mirror's directory: an entry removed with keydir.RemoveFile, as a
+// command removes one; whole refuses any other removal), and returns the
+// changes it found and wrote, and
 // whether the mirror was kept (not rebuilt: a rebuild removes everything
 // in it, the admin index's directory too, where a mark is left).
 func mirrorEdit(t *testing.T, h string, st *memStore, do func(dir string), after ...func(dir string)) (changes []StoreChange, kept bool) {
@@ -376,7 +378,7 @@ func TestStoreMirrorWithoutAWatch(t *testing.T) {
 			defer func() { newWatcher = saved }()
 			changes, _ := mirrorEdit(t, h, st, func(dir string) {
 				os.WriteFile(filepath.Join(dir, StoreAuthorized+".d", "a.json"), []byte("A2"), 0o644)
-				os.Remove(filepath.Join(dir, StoreAuthorized+".d", "b.json"))
+				keydir.RemoveFile(filepath.Join(dir, StoreAuthorized+".d", "b.json"))
 			})
 			want := []StoreChange{
 				{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A2"), Revision: aRev},
@@ -674,5 +676,67 @@ func TestStoreMirrorRemovedDuringTheCommand(t *testing.T) {
 	}
 	if st.revision != before {
 		t.Errorf("the store moved from revision %d to %d", before, st.revision)
+	}
+}
+
+// TestStoreMirrorHalfRemovedDuringTheCommand: an rm -r of
+// HOME/.store-mirror under way while a command runs, which has removed
+// some entry files (or a whole .d directory) but not yet the lock file.
+// The command removed one entry itself (a.json); the removals it did not
+// make (b.json, the revocation mallory.json) were read as its own and
+// written to the store with it. It refuses (*MirrorNotWholeError, naming
+// a file it did not remove), writes nothing, and keeps no manifest. A
+// directory removed whole was refused already (it cannot be read).
+func TestStoreMirrorHalfRemovedDuringTheCommand(t *testing.T) {
+	for _, c := range []struct {
+		why      string
+		rm       func(dir string) error
+		notWhole bool // the error is MirrorNotWholeError
+	}{
+		{"entry files removed", func(dir string) error {
+			return errors.Join(os.Remove(filepath.Join(dir, StoreAuthorized+".d", "b.json")),
+				os.Remove(filepath.Join(dir, StoreRevoked+".d", "mallory.json")))
+		}, true},
+		{"a directory emptied and removed", func(dir string) error {
+			return os.RemoveAll(filepath.Join(dir, StoreRevoked+".d"))
+		}, false},
+	} {
+		t.Run(c.why, func(t *testing.T) {
+			h := t.TempDir()
+			st := newMemStore(
+				StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
+				StoreEntry{Kind: StoreAuthorized, Name: "b.json", Value: []byte("B")},
+				StoreEntry{Kind: StoreRevoked, Name: "mallory.json", Value: []byte("M")})
+			mirrorEdit(t, h, st, nil)
+			before := st.revision
+			m := syncedMirror(t, h, st)
+			defer m.close()
+			o := m.observe()
+			if err := keydir.RemoveFile(filepath.Join(m.dir, StoreAuthorized+".d", "a.json")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.rm(m.dir); err != nil {
+				t.Fatal(err)
+			}
+			// What inStore does once the command has run.
+			changes, err := m.changes(context.Background(), st, o)
+			if err == nil && len(changes) > 0 {
+				var rev int64
+				if rev, err = st.Apply(context.Background(), changes); err == nil {
+					m.applied(changes, rev)
+				}
+			}
+			m.settle(err == nil)
+			var notWhole *MirrorNotWholeError
+			if err == nil || c.notWhole && (!errors.As(err, &notWhole) || filepath.Base(notWhole.File) == "a.json") {
+				t.Fatalf("changes %+v, err %v; want a refusal naming a file the command did not remove", changes, err)
+			}
+			if st.revision != before {
+				t.Errorf("the store moved from revision %d to %d: %+v", before, st.revision, st.now())
+			}
+			if _, err := os.Lstat(m.manifestPath()); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a manifest was kept: %v", err)
+			}
+		})
 	}
 }
