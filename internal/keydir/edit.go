@@ -99,7 +99,7 @@ func RemoveFile(path string) error {
 	if err := os.Remove(path); err != nil {
 		return err
 	}
-	path = filepath.Clean(path)
+	path = absPath(path)
 	removals.Lock()
 	defer removals.Unlock()
 	for r := range removals.open {
@@ -119,14 +119,14 @@ var removals struct {
 // Removals are the files RemoveFile removed under a directory since
 // RecordRemovals.
 type Removals struct {
-	dir   string // cleaned, with a trailing separator
+	dir   string // absolute, with a trailing separator
 	paths map[string]bool
 }
 
 // RecordRemovals records the files RemoveFile removes under dir until
 // Close.
 func RecordRemovals(dir string) *Removals {
-	r := &Removals{dir: filepath.Clean(dir) + string(filepath.Separator), paths: map[string]bool{}}
+	r := &Removals{dir: absPath(dir) + string(filepath.Separator), paths: map[string]bool{}}
 	removals.Lock()
 	defer removals.Unlock()
 	if removals.open == nil {
@@ -140,7 +140,18 @@ func RecordRemovals(dir string) *Removals {
 func (r *Removals) Made(path string) bool {
 	removals.Lock()
 	defer removals.Unlock()
-	return r.paths[filepath.Clean(path)]
+	return r.paths[absPath(path)]
+}
+
+// absPath is path made absolute, so that the names one file is given
+// (a home named relative to the working directory, a store's file names
+// absolute) compare equal; cleaned only if the working directory is not
+// known.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return filepath.Clean(path)
 }
 
 // Close stops recording (r's record stays readable).

@@ -569,14 +569,17 @@ func TestEditFile(t *testing.T) {
 }
 
 // TestRemovalsRecorded: EditFile's removal of a file left with no key is
-// recorded in the Removals open on a directory above it, and only there
-// (not a sibling directory whose name it begins with, not once closed);
-// a rewrite is no removal.
+// recorded in the Removals open on a directory above it, named relative
+// or not, and only there (not a sibling directory whose name it begins
+// with, not once closed); a rewrite is no removal. (Found by
+// store-txn-ops.txt: keytool -H home, relative, and the stores' absolute
+// file names.)
 func TestRemovalsRecorded(t *testing.T) {
 	dir := t.TempDir()
 	k, k2 := key(t, 1), key(t, 2)
 	sub, sibling := filepath.Join(dir, "m"), filepath.Join(dir, "m2")
-	r, other := RecordRemovals(sub), RecordRemovals(sibling)
+	t.Chdir(dir)
+	r, other := RecordRemovals("m"), RecordRemovals(sibling) // a home named relative, its files absolute
 	defer other.Close()
 	none := func(*jwk.Key) *jwk.Key { return nil }
 	gone, kept, late := filepath.Join(sub, "a.d", "gone.json"), filepath.Join(sub, "a.d", "kept.json"), filepath.Join(sub, "a.d", "late.json")
