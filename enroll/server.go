@@ -269,32 +269,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	}
 	entry, err := h.opts.Clients.Add(clientKey, name, authkeys.AddNew)
 	if err != nil {
-		// The client is told what became of its token: kept for another
-		// try, or used up (unclaim could not put it back: see there).
-		restored := h.unclaim(claim, pending)
-		const usedUp = "the invitation is used up all the same (the server could not keep it for another try)"
-		var exists *authkeys.NameExistsError
-		var already *authkeys.AlreadyAuthorizedError
-		var revoked *authkeys.RevokedError
-		switch {
-		case errors.As(err, &exists):
-			fate := "the invitation is unchanged"
-			if !restored {
-				fate = usedUp
-			}
-			return Response{}, name, refuse(ReasonNotEnrollable, "the server already has another key named %q; %s, and its administrator must remove that key or invite under another name",
-				name, fate)
-		case errors.As(err, &already):
-			fate := "the invitation was not used"
-			if !restored {
-				fate = usedUp
-			}
-			return Response{}, name, refuse(ReasonNotEnrollable, "this client's key %s is already authorized on the server; %s", clientKey.Fingerprint(), fate)
-		case errors.As(err, &revoked):
-			return Response{}, name, refuse(ReasonNotEnrollable, "this client's key %s is revoked on the server", clientKey.Fingerprint())
-		}
-		h.log.Error("adding an enrolled key", "invitation", name, "error", err.Error())
-		return Response{}, name, refuse(ReasonInternal, "the server could not add this client's key; its log says why")
+		return Response{}, name, h.notAdded(err, claim, pending, name, clientKey)
 	}
 	inv.Used = now.UTC()
 	inv.ClientFingerprint = clientKey.Fingerprint()
@@ -306,6 +281,37 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	}
 	_ = os.Remove(claim) // the record (or, failing that, the claim's removal) is what is left
 	return Response{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
+}
+
+// notAdded puts back the invitation claimed (claim, of pending) for a
+// key the store would not add (err), and says why to the client.
+func (h *Handler) notAdded(err error, claim, pending, name string, clientKey *jwk.Key) *refusal {
+	// The client is told what became of its token: kept for another
+	// try, or used up (unclaim could not put it back: see there).
+	restored := h.unclaim(claim, pending)
+	const usedUp = "the invitation is used up all the same (the server could not keep it for another try)"
+	var exists *authkeys.NameExistsError
+	var already *authkeys.AlreadyAuthorizedError
+	var revoked *authkeys.RevokedError
+	switch {
+	case errors.As(err, &exists):
+		fate := "the invitation is unchanged"
+		if !restored {
+			fate = usedUp
+		}
+		return refuse(ReasonNotEnrollable, "the server already has another key named %q; %s, and its administrator must remove that key or invite under another name",
+			name, fate)
+	case errors.As(err, &already):
+		fate := "the invitation was not used"
+		if !restored {
+			fate = usedUp
+		}
+		return refuse(ReasonNotEnrollable, "this client's key %s is already authorized on the server; %s", clientKey.Fingerprint(), fate)
+	case errors.As(err, &revoked):
+		return refuse(ReasonNotEnrollable, "this client's key %s is revoked on the server", clientKey.Fingerprint())
+	}
+	h.log.Error("adding an enrolled key", "invitation", name, "error", err.Error())
+	return refuse(ReasonInternal, "the server could not add this client's key; its log says why")
 }
 
 // testHookBeforeClaim, if set, runs between the check of a pending
