@@ -13,9 +13,10 @@ import (
 // peerKeySum returns the SPKI hash of cert's key — the peer's identity to
 // every store — and refuses a certificate that holds its key in a DER
 // form other than the key's one (*KeyFormError). crypto/x509 reads a key
-// from other forms too (a BIT STRING with padding bits is right-aligned,
-// BitString.RightAlign), and crypto/tls verifies the handshake with the
-// key it read: from another form, the holder of a revoked key would pass
+// from other forms too — a BIT STRING with padding bits is right-aligned
+// (BitString.RightAlign), elements after the algorithm's parameters or
+// after the BIT STRING are ignored — and crypto/tls verifies the
+// handshake with the key it read: from another form, the holder of a revoked key would pass
 // as an unknown key, under another hash, to the revocation check — a
 // host under Insecure, a client under AllowUnknown. One key, one identity
 // (jwk's marshalSPKI refuses a negative RSA modulus for the same reason).

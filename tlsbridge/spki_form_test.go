@@ -18,21 +18,29 @@ import (
 
 // inAnotherForm returns id with a certificate holding the same key in
 // another DER form (certInAnotherForm).
-func inAnotherForm(t *testing.T, id *Identity, pad uint8) *Identity {
+func inAnotherForm(t *testing.T, id *Identity, form string) *Identity {
 	t.Helper()
-	der := certInAnotherForm(t, id.Certificate.Certificate[0], pad)
+	der := certInAnotherForm(t, id.Certificate.Certificate[0], form)
 	return &Identity{Key: id.Key, Certificate: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: id.Certificate.PrivateKey}}
 }
 
+// keyForms are the other DER forms of a key that crypto/x509 reads back
+// as the same key (certInAnotherForm).
+var keyForms = []string{"padded", "parameter", "trailing"}
+
 // certInAnotherForm returns the certificate cert with its key in another
-// DER form: its SubjectPublicKeyInfo's BIT STRING shifted left by pad
-// bits, with pad padding bits, which crypto/x509 reads back as the same
-// key (BitString.RightAlign). The SPKI keeps its length, so the
-// certificate is the original with those bytes replaced; its signature
-// no longer verifies, which nobody checks of a pinned key's certificate
-// (an envelope) nor of a CA's own, and the holder of the key could sign
-// it anew anyway.
-func certInAnotherForm(t *testing.T, cert []byte, pad uint8) []byte {
+// DER form that crypto/x509 reads back as the same key:
+//
+//   - padded: the SubjectPublicKeyInfo's BIT STRING shifted left by a
+//     bit, with one padding bit (x509 right-aligns it: BitString.RightAlign);
+//   - parameter: an element after the algorithm's parameters (x509 reads
+//     the first and ignores the rest of the AlgorithmIdentifier);
+//   - trailing: an element after the BIT STRING (ignored likewise).
+//
+// The certificate's signature no longer verifies, which nobody checks of
+// a pinned key's certificate (an envelope) nor of a CA's own; the holder
+// of the key could sign it anew anyway.
+func certInAnotherForm(t *testing.T, cert []byte, form string) []byte {
 	t.Helper()
 	leaf, err := x509.ParseCertificate(cert)
 	if err != nil {
@@ -41,35 +49,63 @@ func certInAnotherForm(t *testing.T, cert []byte, pad uint8) []byte {
 	in := cryptobyte.String(leaf.RawSubjectPublicKeyInfo)
 	var spki, alg cryptobyte.String
 	var bits []byte
-	if !in.ReadASN1(&spki, asn1.SEQUENCE) || !spki.ReadASN1Element(&alg, asn1.SEQUENCE) || !spki.ReadASN1BitStringAsBytes(&bits) {
+	if !in.ReadASN1(&spki, asn1.SEQUENCE) || !spki.ReadASN1(&alg, asn1.SEQUENCE) || !spki.ReadASN1BitStringAsBytes(&bits) {
 		t.Fatal("cannot read the SPKI")
 	}
-	if bits[0]>>(8-pad) != 0 {
-		t.Fatalf("the key's first %d bits are not zero: cannot shift it", pad)
-	}
-	shifted := make([]byte, len(bits))
-	for i := range bits {
-		shifted[i] = bits[i] << pad
-		if i+1 < len(bits) {
-			shifted[i] |= bits[i+1] >> (8 - pad)
+	var pad uint8
+	if form == "padded" {
+		pad = 1
+		if bits[0]>>7 != 0 {
+			t.Fatal("the key's first bit is not zero: cannot shift it")
 		}
+		shifted := make([]byte, len(bits))
+		for i := range bits {
+			shifted[i] = bits[i] << 1
+			if i+1 < len(bits) {
+				shifted[i] |= bits[i+1] >> 7
+			}
+		}
+		bits = shifted
 	}
+	null := []byte{0x05, 0x00}
 	var b cryptobyte.Builder
 	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(alg)
+		b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddBytes(alg)
+			if form == "parameter" {
+				b.AddBytes(null)
+			}
+		})
 		b.AddASN1(asn1.BIT_STRING, func(b *cryptobyte.Builder) {
 			b.AddUint8(pad)
-			b.AddBytes(shifted)
+			b.AddBytes(bits)
 		})
+		if form == "trailing" {
+			b.AddBytes(null)
+		}
 	})
 	other := b.BytesOrPanic()
-	if len(other) != len(leaf.RawSubjectPublicKeyInfo) || bytes.Equal(other, leaf.RawSubjectPublicKeyInfo) {
-		t.Fatal("the other form is not another SPKI of the same length")
+	if bytes.Equal(other, leaf.RawSubjectPublicKeyInfo) {
+		t.Fatalf("%s: not another form", form)
 	}
-	der := bytes.Replace(leaf.Raw, leaf.RawSubjectPublicKeyInfo, other, 1)
+	// The certificate again, its lengths around the SPKI made anew.
+	var c, tbs, rest cryptobyte.String
+	whole := cryptobyte.String(leaf.Raw)
+	if !whole.ReadASN1(&c, asn1.SEQUENCE) || !c.ReadASN1(&tbs, asn1.SEQUENCE) {
+		t.Fatal("cannot read the certificate")
+	}
+	rest = c
+	var cb cryptobyte.Builder
+	cb.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddBytes(bytes.Replace(tbs, leaf.RawSubjectPublicKeyInfo, other, 1))
+		})
+		b.AddBytes(rest)
+	})
+	der := cb.BytesOrPanic()
 	again, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatalf("crypto/x509 no longer reads the other form: %v", err)
+		t.Fatalf("%s: crypto/x509 does not read it: %v", form, err)
 	}
 	// The premise: the same key to crypto/x509 and crypto/tls, another
 	// SPKI hash.
@@ -79,7 +115,7 @@ func certInAnotherForm(t *testing.T, cert []byte, pad uint8) []byte {
 	}
 	k, err := jwk.NewPublicKey(again.PublicKey)
 	if err != nil || k.SPKIHash() != want.SPKIHash() || sha256.Sum256(again.RawSubjectPublicKeyInfo) == want.SPKIHash() {
-		t.Fatalf("the other form is not the same key under another SPKI hash (%v)", err)
+		t.Fatalf("%s: not the same key under another SPKI hash (%v)", form, err)
 	}
 	return der
 }
@@ -91,34 +127,36 @@ func certInAnotherForm(t *testing.T, cert []byte, pad uint8) []byte {
 // and a question answered once, a revoked client finishing the handshake
 // under AllowUnknown, invited to enroll. The certificate is refused.
 func TestRevokedKeyInAnotherFormRefused(t *testing.T) {
-	t.Run("host", func(t *testing.T) {
-		srv := newHome(t, jwk.EC256)
-		cli := newHome(t, jwk.EC256)
-		srv.authorize(t, "client", cli.id.Key)
-		srv.id = inAnotherForm(t, srv.id, 1)
-		ts := startServer(t, srv, ServerOptions{})
-		cli.revoke(t, srv.id.Key)
-		for _, opts := range []ClientOptions{{Policy: Insecure}, {Policy: Ask, Prompt: PromptFunc(func(UnknownHost) (Answer, error) { return Once, nil })}, {Policy: AcceptNew}} {
-			_, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, opts), ts.addr()))
-			var kf *KeyFormError
-			if !errors.As(err, &kf) || kf.Fingerprint != srv.id.Key.Fingerprint() || kf.Peer != "host "+ts.addr() {
-				t.Errorf("policy %s: err = %v, want *KeyFormError naming the host and key %s", opts.Policy, err, srv.id.Key.Fingerprint())
+	for _, form := range keyForms {
+		t.Run("host "+form, func(t *testing.T) {
+			srv := newHome(t, jwk.EC256)
+			cli := newHome(t, jwk.EC256)
+			srv.authorize(t, "client", cli.id.Key)
+			srv.id = inAnotherForm(t, srv.id, form)
+			ts := startServer(t, srv, ServerOptions{})
+			cli.revoke(t, srv.id.Key)
+			for _, opts := range []ClientOptions{{Policy: Insecure}, {Policy: Ask, Prompt: PromptFunc(func(UnknownHost) (Answer, error) { return Once, nil })}, {Policy: AcceptNew}} {
+				_, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, opts), ts.addr()))
+				var kf *KeyFormError
+				if !errors.As(err, &kf) || kf.Fingerprint != srv.id.Key.Fingerprint() || kf.Peer != "host "+ts.addr() {
+					t.Errorf("policy %s: err = %v, want *KeyFormError naming the host and key %s", opts.Policy, err, srv.id.Key.Fingerprint())
+				}
 			}
-		}
-		if files := pinFiles(t, cli); len(files) != 0 {
-			t.Errorf("pinned %v", files)
-		}
-	})
-	t.Run("client", func(t *testing.T) {
-		srv := newHome(t, jwk.EC256)
-		cli := newHome(t, jwk.EC256)
-		srv.revoke(t, cli.id.Key)
-		rs := startRecording(t, mustServer(t, srv, ServerOptions{AllowUnknown: true}))
-		cli.pin(t, rs.addr(), srv.id.Key)
-		rs.refusedWith(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "the revoked key", isA[*authkeys.RevokedError])
-		cli.id = inAnotherForm(t, cli.id, 1)
-		rs.refusedWith(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "the revoked key in another form", isA[*KeyFormError])
-	})
+			if files := pinFiles(t, cli); len(files) != 0 {
+				t.Errorf("pinned %v", files)
+			}
+		})
+		t.Run("client "+form, func(t *testing.T) {
+			srv := newHome(t, jwk.EC256)
+			cli := newHome(t, jwk.EC256)
+			srv.revoke(t, cli.id.Key)
+			rs := startRecording(t, mustServer(t, srv, ServerOptions{AllowUnknown: true}))
+			cli.pin(t, rs.addr(), srv.id.Key)
+			rs.refusedWith(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "the revoked key", isA[*authkeys.RevokedError])
+			cli.id = inAnotherForm(t, cli.id, form)
+			rs.refusedWith(t, mustConfig(t, cli.client(t, ClientOptions{}), rs.addr()), "the revoked key in another form", isA[*KeyFormError])
+		})
+	}
 }
 
 // A CA whose key is revoked vouches for nobody (TestRevokedCAKeyVouchesForNobody),
@@ -126,12 +164,18 @@ func TestRevokedKeyInAnotherFormRefused(t *testing.T) {
 // it in another form verifies the same chains (x509 checks signatures
 // with the key it read), and the key is looked up in its one form.
 func TestRevokedCAKeyInAnotherForm(t *testing.T) {
+	for _, form := range keyForms {
+		t.Run(form, func(t *testing.T) { revokedCAKeyInAnotherForm(t, form) })
+	}
+}
+
+func revokedCAKeyInAnotherForm(t *testing.T, form string) {
 	ca := newCA(t)
 	caKey, err := jwk.NewPublicKey(ca.cert.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, ca.caFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certInAnotherForm(t, ca.cert.Raw, 1)}), 0o644)
+	writeFile(t, ca.caFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certInAnotherForm(t, ca.cert.Raw, form)}), 0o644)
 	revokedCA := func(err error) bool {
 		var rc *RevokedCAKeyError
 		return errors.As(err, &rc) && strings.Contains(err.Error(), caKey.Fingerprint())
