@@ -44,7 +44,9 @@
 // (Docker's proposal: the server's pub_key.json copied as it is), is
 // pinned for any address its certificate names: Decide answers
 // PinnedIfNamed, and WithCertificate admits it only if the server's
-// certificate names the dialled host. The address's own pins decide first.
+// certificate names the dialled host. The address's own pins decide first,
+// and while a file of pins is skipped it is refused (*SkippedFilesError):
+// the skipped file may pin another key for the address.
 //
 // Add pins a key for an address in trusted_hosts.d/<host>_<port>.json
 // (see FileName), refusing with *KeyChangedError and writing nothing if the

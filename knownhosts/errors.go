@@ -73,7 +73,9 @@ func (e *RevokedError) Unwrap() error { return e.Err }
 // pins were skipped (their modes, content or a link), so the address may
 // be pinned after all: it is refused, never treated as unknown — no
 // prompt, no accept-new, no pin written beside the skipped one, no CA in
-// its place. Problems says which files and why.
+// its place — nor admitted by a pin of the key without an address, which
+// a pin of another key for the address would overrule. Problems says
+// which files and why.
 type SkippedFilesError struct {
 	Addr        string
 	Fingerprint string // of the presented key
