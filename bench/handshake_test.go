@@ -298,8 +298,9 @@ func BenchmarkVerify(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					// VerifyConnection reads the leaf's SPKI only.
-					states = append(states, tls.ConnectionState{PeerCertificates: []*x509.Certificate{{RawSubjectPublicKeyInfo: ks[0].SPKI()}}})
+					// VerifyConnection reads the leaf's SPKI and the key
+					// x509 parsed from it (the SPKI must be its one form).
+					states = append(states, tls.ConnectionState{PeerCertificates: []*x509.Certificate{{RawSubjectPublicKeyInfo: ks[0].SPKI(), PublicKey: ks[0].Public()}}})
 				}
 			}
 			cli, srvSide := net.Pipe()

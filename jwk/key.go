@@ -179,6 +179,14 @@ var (
 	spkiEd25519 = []byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}
 )
 
+// SPKIOf returns the DER SubjectPublicKeyInfo of pub in its one form, the
+// bytes whose SHA-256 is the key's identity, for a key crypto/x509 parsed
+// (an ECDSA point is not checked again to be on its curve): an ECDSA key
+// on P-256, P-384 or P-521, an Ed25519 key, an RSA key of the sizes
+// keytool accepts. Building it by hand is fast enough for every handshake
+// (tlsbridge compares a certificate's SPKI with it).
+func SPKIOf(pub crypto.PublicKey) ([]byte, error) { return marshalSPKI(pub, false) }
+
 func marshalSPKI(pub crypto.PublicKey, checkPoint bool) ([]byte, error) {
 	switch p := pub.(type) {
 	case *ecdsa.PublicKey:

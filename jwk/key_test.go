@@ -44,6 +44,9 @@ func TestSPKIMatchesX509(t *testing.T) {
 				if k.SPKIHash() != sha256.Sum256(want) {
 					t.Fatal("SPKIHash() is not the SHA-256 of the SPKI")
 				}
+				if got, err := SPKIOf(k.Public()); err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("SPKIOf = %x, %v\nx509   = %x", got, err, want)
+				}
 				if typ == RSA2048 {
 					break
 				}

@@ -45,9 +45,14 @@ func caKeySum(cert *x509.Certificate) ([32]byte, error) {
 	return sha256.Sum256(der), err
 }
 
-// keyDER is the one DER form of cert's key (crypto/x509's, which jwk's
-// matches: jwk.TestSPKIMatchesX509).
+// keyDER is the one DER form of cert's key: jwk's, built by hand for the
+// keys keytool reads (jwk.TestSPKIMatchesX509: crypto/x509's), else
+// crypto/x509's, 10 times slower, for the others a CA may vouch for (an
+// RSA key under 2,048 bits, another curve).
 func keyDER(cert *x509.Certificate, who string) ([]byte, error) {
+	if der, err := jwk.SPKIOf(cert.PublicKey); err == nil {
+		return der, nil
+	}
 	der, err := x509.MarshalPKIXPublicKey(cert.PublicKey)
 	if err != nil {
 		return nil, &KeyFormError{Peer: who, Presented: jwk.FormatFingerprint(sha256.Sum256(cert.RawSubjectPublicKeyInfo)), Err: err}

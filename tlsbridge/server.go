@@ -254,7 +254,11 @@ func (s *Server) decide(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 		return nil, &noCertificateError{}
 	}
 	leaf := cs.PeerCertificates[0]
-	sum, err := peerKeySum(leaf, "client "+remote.String())
+	who := "client"
+	if remote.IsValid() {
+		who += " " + remote.String()
+	}
+	sum, err := peerKeySum(leaf, who)
 	if err != nil {
 		return nil, err // no peer: final, even under AllowUnknown
 	}
