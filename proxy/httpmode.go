@@ -23,8 +23,9 @@ import (
 
 // Identity headers: what HTTP mode tells the target about the client of
 // each request (docs/proxy.md, "HTTP mode"). Any header the client sent
-// whose name is one of these — compared without case, with "_" as "-",
-// the way CGI, WSGI and Rack fold them — is removed first: a client
+// whose name is one of these — compared without case, with any byte but
+// a letter or digit as "-", the way CGI, WSGI, Rack, lighttpd and PHP
+// fold them (foldName) — is removed first: a client
 // cannot claim another identity.
 const (
 	HeaderFingerprint = "X-Keytool-Fingerprint"   // the client key's SPKI fingerprint, "SHA256:…"
@@ -310,21 +311,40 @@ func setIdentity(out *http.Request, in *http.Request) {
 }
 
 // removeForged deletes the identity headers of h, compared without case
-// and with "_" as "-": every X-Keytool-*, X-Forwarded-* and Forwarded
-// (keytool's and the standard ones), and the headers other proxies put
+// and with any byte but a letter or digit as "-" (foldName): every
+// X-Keytool-*, X-Forwarded-* and Forwarded (keytool's and the standard
+// ones), and the headers other proxies put
 // a client's address or certificate in, which targets behind them are
 // commonly set up to believe (forgedNames, forgedPrefixes) — except,
 // with keepSet, the X-Forwarded-For, -Host and -Proto that
 // httputil.ProxyRequest.SetXForwarded has just set.
 func removeForged(h http.Header, keepSet bool) {
 	for name := range h {
-		folded := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+		folded := foldName(name)
 		switch {
 		case keepSet && (name == "X-Forwarded-For" || name == "X-Forwarded-Host" || name == "X-Forwarded-Proto"):
 		case forgedNames[folded], hasForgedPrefix(folded):
 			delete(h, name)
 		}
 	}
+}
+
+// foldName is name in lower case with every byte but a letter or digit
+// made "-": the names a target may read as one header fold alike. CGI,
+// WSGI and Rack turn "-" into "_"; lighttpd's CGI and FastCGI turn every
+// byte but a letter or digit into "_", and PHP the "." and " " of a
+// name too; Go's server accepts any token character ("." "~" "+" "!"
+// "'" "`" "|"...) in a name, so X.Keytool.Name, which sorts after
+// X-Keytool-Name and so overwrote the proxy's value in such a target,
+// is X-Keytool-Name.
+func foldName(name string) string {
+	b := []byte(strings.ToLower(name))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }
 
 // forgedNames are identity headers, folded (lower case, "-"), that a

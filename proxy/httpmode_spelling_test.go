@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cgiName is a header's name as lighttpd's CGI and FastCGI (every byte
+// but a letter or digit becomes "_") and PHP (which turns the "." and " "
+// of a variable's name into "_" besides CGI's "-") hand it to the
+// application: HTTP_X_KEYTOOL_NAME for X-Keytool-Name, X.Keytool.Name
+// and X~Keytool~Name alike.
+func cgiName(name string) string {
+	b := []byte(strings.ToUpper(name))
+	for i, c := range b {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			b[i] = '_'
+		}
+	}
+	return "HTTP_" + string(b)
+}
+
+// TestHTTPIdentityOtherSpellings: a client sends identity headers spelled
+// with other separators than "-" and "_" — ".", "~", "+", "!", all token
+// characters Go's server accepts in a name. A target that reads headers
+// through CGI or FastCGI (lighttpd), or PHP ($_SERVER), sees each of them
+// as the header it imitates, and the last one of a name wins there:
+// X.Keytool.Name sorts after X-Keytool-Name, so the proxy's own value is
+// overwritten by the client's. Every header the target receives that
+// reads as an identity header that way must be the proxy's own.
+func TestHTTPIdentityOtherSpellings(t *testing.T) {
+	got := make(chan http.Header, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	defer target.Close()
+	w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{HTTP: true})
+	alice := newSide(t)
+	w.authorize(t, "alice", alice)
+	forged := []string{
+		"X.Keytool.Name", "X~Keytool~Name", "X-Keytool.Name", "X+Keytool+Fingerprint", "X!Keytool!Key!Id",
+		"X.Forwarded.Client.Cert", "X.Forwarded.For", "X.Real.Ip", "Remote.User", "X.Remote.User",
+		"X.Ssl.Client.S.Dn", "Client.Cert", "X`Keytool`Role", "X|Auth|Request|User", "X'Keytool'Name",
+	}
+	conn := dialTLS(t, alice, w.addr)
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var req strings.Builder
+	req.WriteString("GET / HTTP/1.1\r\nHost: app.example\r\n")
+	for _, name := range forged {
+		fmt.Fprintf(&req, "%s: admin\r\n", name)
+	}
+	req.WriteString("\r\n")
+	if _, err := io.WriteString(conn, req.String()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s", resp.Status)
+	}
+	hdr := <-got
+	own := map[string]bool{}
+	for _, name := range []string{HeaderName, HeaderFingerprint, HeaderKeyID, HeaderClientCert, "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		own[name] = true
+	}
+	for name, v := range hdr {
+		if own[name] {
+			continue
+		}
+		for _, f := range forged {
+			if cgiName(name) == cgiName(f) {
+				t.Errorf("the target got %q: %q, which a CGI or PHP target reads as %s", name, v, cgiName(f))
+				break
+			}
+		}
+	}
+	if v := hdr.Values(HeaderName); len(v) != 1 || v[0] != "alice" {
+		t.Errorf("%s: %q, want alice", HeaderName, v)
+	}
+}
