@@ -423,7 +423,11 @@ func certHash(p *tlsbridge.Peer) []byte {
 
 // forwarded is RFC 7239's Forwarded header of a request: the client's
 // address (an IPv6 one quoted and bracketed), the host it asked for, and
-// https.
+// https. The host is the client's text, and Go's server lets a Host hold
+// "," and ";": quoted, they are RFC 7239's, but a target that splits
+// the elements at "," (or the pairs at ";") before it reads quotes would
+// take the rest for another element — app.example,for=6.6.6.6 for a
+// request from 6.6.6.6 — so a host holding either is left out.
 func forwarded(r *http.Request) string {
 	v := "for=unknown"
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
@@ -433,7 +437,7 @@ func forwarded(r *http.Request) string {
 			v = `for="[` + a.String() + `]"`
 		}
 	}
-	if r.Host != "" && validHeaderValue(r.Host) && !strings.ContainsAny(r.Host, `";`) {
+	if r.Host != "" && validHeaderValue(r.Host) && !strings.ContainsAny(r.Host, `";,`) {
 		v += `;host="` + r.Host + `"`
 	}
 	return v + ";proto=https"

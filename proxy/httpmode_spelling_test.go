@@ -87,3 +87,42 @@ func TestHTTPIdentityOtherSpellings(t *testing.T) {
 		t.Errorf("%s: %q, want alice", HeaderName, v)
 	}
 }
+
+// TestHTTPForwardedHostIsOneElement: the Host a client sends ends up in
+// the Forwarded header the proxy writes (host="…"). Go's server accepts
+// a Host holding "," and "=", so "app.example,for=6.6.6.6" made
+// Forwarded read for=127.0.0.1;host="app.example,for=6.6.6.6";proto=https,
+// which a parser that splits the elements at "," before it reads quotes
+// — and takes the last element, the nearest proxy's — reads as a
+// request from 6.6.6.6. The Forwarded header must stay one element
+// whatever the Host, and its for= the client's address.
+func TestHTTPForwardedHostIsOneElement(t *testing.T) {
+	got := make(chan http.Header, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	defer target.Close()
+	w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{HTTP: true})
+	alice := newSide(t)
+	w.authorize(t, "alice", alice)
+	for _, host := range []string{"app.example,for=6.6.6.6", "app.example:443", "[::1]:8443"} {
+		conn := dialTLS(t, alice, w.addr)
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("Host %q: status %s", host, resp.Status)
+		}
+		fwd := (<-got).Values("Forwarded")
+		if len(fwd) != 1 || strings.Contains(fwd[0], ",") || !strings.HasPrefix(fwd[0], "for=127.0.0.1;") {
+			t.Errorf("Host %q: Forwarded %q, want one element for 127.0.0.1", host, fwd)
+		}
+		if !strings.Contains(host, ",") && !strings.Contains(fwd[0], `host="`+host+`"`) {
+			t.Errorf("Host %q: Forwarded %q, want the host in it", host, fwd)
+		}
+	}
+}
