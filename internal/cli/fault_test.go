@@ -559,24 +559,53 @@ func procStats(t *testing.T, pid int) (fds, threads int, rssKB int) {
 	return len(ents), threads, rssKB
 }
 
-// echoServer is the proxy's target: it echoes each connection.
+// echoServer is the proxy's target: it echoes each connection until the
+// other side closes it, or the test ends. (A deadline on each connection
+// cut the slowest ones of TestProxyUnderLoadWithChurn on a loaded
+// machine, where a first echoed byte took over a minute.)
 func echoServer(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  = map[net.Conn]struct{}{}
+		closed bool
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				c.Close()
+				return
+			}
+			conns[c] = struct{}{}
+			mu.Unlock()
 			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(time.Minute))
+				defer func() {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					c.Close()
+				}()
 				_, _ = io.Copy(c, c)
 			})
 		}
