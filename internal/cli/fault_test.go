@@ -461,13 +461,19 @@ type loadProxy struct {
 	addr   string
 	mu     sync.Mutex
 	counts map[string]int // log lines by msg
-	kept   []string       // lines worth showing: errors, warnings other than refusals, lifecycle
+	kept   []string       // lines worth showing: errors, warnings, handshake failures other than refusals, lifecycle
 	exited chan struct{}
+	// reloads are the keys= of each "trust reloaded" line, in order;
+	// reloaded is closed, and replaced, at each.
+	reloads  []int
+	reloaded chan struct{}
 }
 
-func startLoadProxy(t *testing.T, home, target string) *loadProxy {
+// startLoadProxy starts `keytool proxy` in home towards target, with the
+// flags more (after its own, so that they win).
+func startLoadProxy(t *testing.T, home, target string, more ...string) *loadProxy {
 	t.Helper()
-	cmd := keytoolCmd("-H", home, "proxy", "--listen", "127.0.0.1:0", "--target", target, "--drain-timeout", "5s")
+	cmd := keytoolCmd(append([]string{"-H", home, "proxy", "--listen", "127.0.0.1:0", "--target", target, "--drain-timeout", "5s"}, more...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -475,7 +481,7 @@ func startLoadProxy(t *testing.T, home, target string) *loadProxy {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &loadProxy{cmd: cmd, counts: map[string]int{}, exited: make(chan struct{})}
+	p := &loadProxy{cmd: cmd, counts: map[string]int{}, exited: make(chan struct{}), reloaded: make(chan struct{})}
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -488,7 +494,16 @@ func startLoadProxy(t *testing.T, home, target string) *loadProxy {
 			if msg == "listening" {
 				addrc <- logField(line, "addr")
 			}
-			if msg != "accepted" && msg != "closed" && msg != "refused" && msg != "handshake failed" {
+			if msg == "trust reloaded" {
+				keys, _ := strconv.Atoi(logField(line, "keys"))
+				p.reloads = append(p.reloads, keys)
+				close(p.reloaded)
+				p.reloaded = make(chan struct{})
+			}
+			// Handshake failures are kept (the log aggregates them per
+			// source and kind, so they are few): they say why a
+			// connection the test expected admitted was not.
+			if msg != "accepted" && msg != "closed" && msg != "refused" {
 				p.kept = append(p.kept, line)
 			}
 			p.mu.Unlock()
@@ -508,6 +523,35 @@ func startLoadProxy(t *testing.T, home, target string) *loadProxy {
 		t.Fatal("the proxy did not say where it listens")
 	}
 	return p
+}
+
+// waitReload waits, for at most patience, for a "trust reloaded" line
+// that says the store holds keys keys, among the lines after the first
+// seen. It returns the number of lines up to that one, and whether it came.
+// The proxy logs a reload once the new snapshot is in effect, so a
+// connection made after it is decided by it.
+func (p *loadProxy) waitReload(seen, keys int, patience time.Duration) (int, bool) {
+	timer := time.NewTimer(patience)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		for i := seen; i < len(p.reloads); i++ {
+			if p.reloads[i] == keys {
+				p.mu.Unlock()
+				return i + 1, true
+			}
+		}
+		seen = len(p.reloads)
+		reloaded := p.reloaded
+		p.mu.Unlock()
+		select {
+		case <-reloaded:
+		case <-p.exited:
+			return seen, false
+		case <-timer.C:
+			return seen, false
+		}
+	}
 }
 
 func (p *loadProxy) log() []string {
@@ -629,14 +673,33 @@ func loadDuration(t *testing.T) time.Duration {
 	return time.Minute
 }
 
+// loadPatience bounds each wait of TestProxyUnderLoadWithChurn: a
+// handshake (the proxy's --handshake-timeout, the clients' deadlines), a
+// change to be seen applied, the proxy's descriptors to settle, and how
+// long past its duration the run may go on to gather its evidence. It is
+// a bound for a hang, not a pace: under -race beside two busy loops
+// (nice 19), a first echoed byte took 34 s and a reload was seen after
+// 43 s, and the proxy's default 10 s handshake timeout cut authorized
+// clients.
+const loadPatience = 3 * time.Minute
+
 // churnKey is a client key that the test authorizes and removes while the
 // load runs. epoch changes at every transition, so that a connection can
-// tell whether the state it started in held until it ended.
+// tell whether the state it started in held until it ended; seen says
+// that a connection did, in this settled state, and until then the
+// churner leaves the key alone: every state a change settles in is met
+// by a connection, however slow the machine (when the churner kept its
+// own pace, a loaded machine's connections never fit between two
+// changes).
 type churnKey struct {
 	mu    sync.Mutex
 	state string // "authorized", "removing", "removed", "adding"
 	epoch int
+	seen  bool
 }
+
+// settled reports whether s is a state the proxy has been seen to apply.
+func settled(s string) bool { return s == "authorized" || s == "removed" }
 
 func (c *churnKey) get() (string, int) {
 	c.mu.Lock()
@@ -648,23 +711,53 @@ func (c *churnKey) set(s string) {
 	c.mu.Lock()
 	c.state = s
 	c.epoch++
+	c.seen = false
 	c.mu.Unlock()
 }
 
-// `keytool proxy` under 200 concurrent connections for 60 s while client
-// keys are added and removed every 100 ms:
+// ended reports whether a connection begun in epoch ended in it, and if
+// so, and the state is settled, marks it seen.
+func (c *churnKey) ended(epoch int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch != epoch {
+		return false
+	}
+	c.seen = c.seen || settled(c.state)
+	return true
+}
+
+// ready returns the key's state, and whether the churner may change it:
+// settled, and seen there by a connection.
+func (c *churnKey) ready() (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state, settled(c.state) && c.seen
+}
+
+// `keytool proxy` under 200 concurrent connections while client keys are
+// added and removed (one every 100 ms at most), for 60 s (3 s with
+// -short) and then until the run holds its evidence:
 //
 //   - no authorized connection is refused: a key that stays authorized
 //     for the whole connection (the stable keys; a churned key whose
-//     addition was observed and whose removal had not started) always
+//     addition was applied and whose removal had not started) always
 //     gets through, and its data is echoed by the target;
 //   - no removed key is admitted: a connection started after a removal
-//     was committed (file deleted) and observed (a probe with that key
-//     was refused), and ended before the key was added again, is refused;
-//   - both are seen, even in a short run: after every change, once
-//     observed, one more connection with the key (the witness) is
-//     admitted after an addition and refused after a removal, and there
-//     must be at least one of each;
+//     was committed (file deleted) and applied (the proxy logged the
+//     reload), and ended before the key was added again, is refused;
+//   - a change applies from the next connection: once the proxy has
+//     logged the reload, the next connection with the key (the witness)
+//     is admitted after an addition and refused after a removal;
+//   - both are seen, even in a short run: a key is not changed again
+//     before a worker's connection has met it in its new state, so the
+//     workers see churned keys admitted and refused after a change; there
+//     must be at least one of each, for the witnesses and the workers;
+//   - evidence, not pace: the run goes on past its duration (for at most
+//     loadPatience) until it has made 20 changes (2 with -short) and
+//     seen all the above, so that a loaded machine makes it longer, not
+//     failed; the proxy's handshake timeout and the clients' deadlines
+//     are loadPatience too, so that a slow handshake is not a refusal;
 //   - no leak: the proxy's open file descriptors return to their level
 //     before the load, and on SIGTERM no connection is still open
 //     (each connection's goroutine has ended) and it drains at once.
@@ -729,7 +822,7 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 	}
 
 	target := echoServer(t)
-	px := startLoadProxy(t, home, target)
+	px := startLoadProxy(t, home, target, "--handshake-timeout", loadPatience.String())
 
 	// The clients pin the proxy's key; each identity keeps a session
 	// cache, so that removed keys also try to resume.
@@ -761,12 +854,12 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 		if tls12 {
 			cfg = id.cfg12
 		}
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", px.addr, cfg)
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: loadPatience}, "tcp", px.addr, cfg)
 		if err != nil {
 			return false, 0, err
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(loadPatience))
 		r := bufio.NewReader(c)
 		for i := range 2 {
 			if _, err := io.WriteString(c, "ping\n"); err != nil {
@@ -813,7 +906,9 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 		mu                                      sync.Mutex
 		failures                                []string
 		stableOK, churnOK, churnRefused, unsure int
+		changedOK, changedRefused               int // churnOK, churnRefused in a state a change settled in
 		witnessOK, witnessRefused               int
+		transitions                             int
 		latencies                               []time.Duration
 		maxOpen, open                           int
 	)
@@ -824,32 +919,51 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 			failures = append(failures, fmt.Sprintf(format, args...))
 		}
 	}
-	deadline := time.Now().Add(duration)
+	// The evidence a run must hold: enough changes to have raced many
+	// handshakes (20 in a full run, a few in a short one), each direction
+	// witnessed, and each seen by the workers after a change.
+	wantTransitions := 2
+	if duration >= 20*time.Second {
+		wantTransitions = 20
+	}
+	aborted := false // the churn stopped on a failure: the evidence will not come
+	proven := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return aborted || transitions >= wantTransitions && witnessOK > 0 && witnessRefused > 0 && changedOK > 0 && changedRefused > 0
+	}
+	start := time.Now()
+	minEnd, giveUp := start.Add(duration), start.Add(duration+loadPatience)
+	running := func() bool {
+		now := time.Now()
+		return now.Before(minEnd) || (now.Before(giveUp) && !proven())
+	}
 
-	// The churner: every 100 ms, toggle the next churned key; an observer
-	// probes with that key until the proxy's answer shows the reload, then
-	// makes one more connection with it, the witness, before the key is
-	// marked settled (the churner leaves a key alone until then): the
-	// witness must be admitted after an addition and refused after a
-	// removal. Every change gives one, so that even a short run on a slow
-	// machine, where no worker's connection may fit between two changes,
-	// sees the churned keys both admitted and refused.
+	// The churner: every 100 ms, toggle the next churned key that is
+	// ready, and wait for the proxy to log the reload that applies it
+	// ("trust reloaded" with the new number of keys: one change at a
+	// time, so that each reload is known); the next connection with that
+	// key, the witness, must then be admitted after an addition and
+	// refused after a removal, before the key is marked settled. A
+	// settled key is ready once a worker's connection has met it
+	// (churnKey.seen). (The churn used to probe with the key until the
+	// proxy's answer changed: on a loaded machine that cost a minute of
+	// handshakes per change.)
 	var churners sync.WaitGroup
-	transitions := 0
-	var observeMax time.Duration
+	var applyMax time.Duration
 	churners.Go(func() {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
-		next := 0
-		for time.Now().Before(deadline) {
+		next, reloads, keys := 0, 0, stableN+churnN/2
+		for running() {
 			<-tick.C
-			// The next key, in turn, that is not still being observed
-			// (on a loaded machine an observation may take longer than
+			// The next key, in turn, that is ready (on a loaded machine
+			// a witness, or a worker's connection, may take longer than
 			// a round of all the keys).
 			n, st := -1, ""
 			for j := range churnN {
 				m := (next + j) % churnN
-				if s, _ := churnState[m].get(); s == "removed" || s == "authorized" {
+				if s, ok := churnState[m].ready(); ok {
 					n, st = m, s
 					break
 				}
@@ -860,57 +974,57 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 			next = n + 1
 			ks := churnState[n]
 			name := fmt.Sprint("churn", n)
-			var wantAdmitted bool
-			switch st {
-			case "removed":
+			wantAdmitted := st == "removed"
+			committed := time.Now()
+			if wantAdmitted {
 				ks.set("adding")
 				authorizeFile(name, churn[n].key)
-				wantAdmitted = true
-			case "authorized":
+				keys++
+			} else {
 				ks.set("removing")
 				if err := os.Remove(filepath.Join(authDir, name+".json")); err != nil {
 					fail("removing %s: %v", name, err)
 				}
+				keys--
 			}
 			mu.Lock()
 			transitions++
 			tls12 := transitions%2 == 0
 			mu.Unlock()
-			committed := time.Now()
+			var applied bool
+			if reloads, applied = px.waitReload(reloads, keys, loadPatience); !applied {
+				fail("%s: the proxy did not log the reload to %d keys within %v (want admitted=%v)", name, keys, loadPatience, wantAdmitted)
+				mu.Lock()
+				aborted = true
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			applyMax = max(applyMax, time.Since(committed))
+			mu.Unlock()
 			churners.Go(func() {
-				for time.Since(committed) < 10*time.Second {
-					ok, _, err := connect(churn[n], true, 0)
-					if ok == wantAdmitted && (ok || isRefusal(err, true)) {
-						mu.Lock()
-						observeMax = max(observeMax, time.Since(committed))
-						mu.Unlock()
-						ok, _, err := connect(churn[n], tls12, 0)
-						switch {
-						case wantAdmitted && (!ok || err != nil):
-							fail("%s, added and observed: a new connection was refused: admitted=%v err=%v", name, ok, err)
-						case !wantAdmitted && ok:
-							fail("%s, removed and observed: a new connection was admitted", name)
-						case !wantAdmitted && !isRefusal(err, tls12):
-							fail("%s, removed and observed: a new connection was refused with %v, not the bad_certificate alert (TLS 1.2: %v)", name, err, tls12)
-						default:
-							mu.Lock()
-							if wantAdmitted {
-								witnessOK++
-							} else {
-								witnessRefused++
-							}
-							mu.Unlock()
-						}
-						if wantAdmitted {
-							ks.set("authorized")
-						} else {
-							ks.set("removed")
-						}
-						return
+				ok, _, err := connect(churn[n], tls12, 0)
+				switch {
+				case wantAdmitted && (!ok || err != nil):
+					fail("%s, added and applied: the next connection was refused: admitted=%v err=%v", name, ok, err)
+				case !wantAdmitted && ok:
+					fail("%s, removed and applied: the next connection was admitted", name)
+				case !wantAdmitted && !isRefusal(err, tls12):
+					fail("%s, removed and applied: the next connection was refused with %v, not the bad_certificate alert (TLS 1.2: %v)", name, err, tls12)
+				default:
+					mu.Lock()
+					if wantAdmitted {
+						witnessOK++
+					} else {
+						witnessRefused++
 					}
-					time.Sleep(5 * time.Millisecond)
+					mu.Unlock()
 				}
-				fail("%s: the proxy did not apply the change within 10s (want admitted=%v)", name, wantAdmitted)
+				if wantAdmitted {
+					ks.set("authorized")
+				} else {
+					ks.set("removed")
+				}
 			})
 		}
 	})
@@ -919,7 +1033,7 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 	for w := range concurrency {
 		workers.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			for time.Now().Before(deadline) {
+			for running() {
 				hold := time.Duration(300+rng.IntN(1000)) * time.Millisecond
 				mu.Lock()
 				open++
@@ -945,12 +1059,13 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 				tls12 := rng.IntN(2) == 0
 				// Short connections, to fit in the windows between changes.
 				ok, _, err := connect(churn[n], tls12, hold/10)
-				st2, epoch2 := churnState[n].get()
+				same := churnState[n].ended(epoch)
+				changed := epoch > 0 // the state is a change's, not the initial one
 				mu.Lock()
 				open--
 				mu.Unlock()
 				switch {
-				case epoch != epoch2 || st2 != st || st == "adding" || st == "removing":
+				case !same || !settled(st):
 					mu.Lock()
 					unsure++
 					mu.Unlock()
@@ -960,16 +1075,22 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 					} else {
 						mu.Lock()
 						churnOK++
+						if changed {
+							changedOK++
+						}
 						mu.Unlock()
 					}
 				case st == "removed":
 					if ok {
-						fail("churn%d, removed (and observed) before the connection: admitted", n)
+						fail("churn%d, removed (and applied) before the connection: admitted", n)
 					} else if !isRefusal(err, tls12) {
 						fail("churn%d, removed: refused with %v, not the bad_certificate alert (TLS 1.2: %v)", n, err, tls12)
 					} else {
 						mu.Lock()
 						churnRefused++
+						if changed {
+							changedRefused++
+						}
 						mu.Unlock()
 					}
 				}
@@ -978,16 +1099,17 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 	}
 	workers.Wait()
 	churners.Wait()
+	ran := time.Since(start)
 
-	// After the load: every connection is closed; give the proxy a moment
-	// to notice, then measure again.
+	// After the load: every connection is closed; wait for the proxy to
+	// notice, then measure again.
 	var fds1, threads1, rss1 int
-	settled := false
-	for range 50 {
+	fdsSettled := false
+	for settleEnd := time.Now().Add(loadPatience); time.Now().Before(settleEnd); {
 		time.Sleep(100 * time.Millisecond)
 		fds1, threads1, rss1 = procStats(t, px.cmd.Process.Pid)
 		if fds1 <= fds0 {
-			settled = true
+			fdsSettled = true
 			break
 		}
 	}
@@ -998,38 +1120,33 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 		}
 		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))].Round(100 * time.Microsecond)
 	}
-	t.Logf("%v, %d workers (max %d connections open at once): %d stable connections ok, churned keys: %d ok, %d refused, %d during a transition; %d key changes (witnesses: %d admitted, %d refused), slowest observed after %v",
-		duration, concurrency, maxOpen, stableOK, churnOK, churnRefused, unsure, transitions, witnessOK, witnessRefused, observeMax.Round(time.Millisecond))
+	t.Logf("%v (at least %v), %d workers (max %d connections open at once): %d stable connections ok, churned keys: %d ok, %d refused (after a change: %d, %d), %d during a transition; %d key changes (witnesses: %d admitted, %d refused), slowest applied after %v",
+		ran.Round(time.Second), duration, concurrency, maxOpen, stableOK, churnOK, churnRefused, changedOK, changedRefused, unsure, transitions, witnessOK, witnessRefused, applyMax.Round(time.Millisecond))
 	t.Logf("time to first echoed byte (handshake + proxy + target): p50 %v, p99 %v, max %v", pct(0.5), pct(0.99), pct(1))
 	t.Logf("proxy before load: %d fds, %d threads, %d MB RSS; after: %d fds, %d threads, %d MB RSS", fds0, threads0, rss0>>10, fds1, threads1, rss1>>10)
 	for _, f := range failures {
 		t.Error(f)
 	}
-	if !settled {
+	if len(failures) > 0 {
+		t.Logf("proxy log (handshake failures, lifecycle):\n%s", strings.Join(px.log(), "\n"))
+	}
+	if !fdsSettled {
 		t.Errorf("file descriptors leaked: %d before the load, %d after", fds0, fds1)
 	}
 	// The churn's pace is the machine's: a change waits for its witness
-	// to see it, so the count says how much was tested, not how fast (a
-	// pace asserted here failed a full run on a machine shared with other
-	// jobs: 154 changes in 60 s, one slow to be seen for 7.7 s). A full
-	// run must make enough changes to have raced many handshakes; a short
-	// one (-short, -race: 8 in 3 s seen) a few, the witnesses below
-	// proving each direction.
-	if want := 2 + 18*int(min(duration, 20*time.Second)/(20*time.Second)); transitions < want {
-		t.Errorf("only %d key changes in %v (want %d): the churn was not tested", transitions, duration, want)
+	// and for a worker to see it, and the run for the evidence, so the
+	// counts say how much was tested, not how fast (a pace asserted here
+	// failed runs on machines shared with other jobs; so did a full
+	// run's workers, whose connections no longer fitted between two
+	// changes, when the churner kept its own pace).
+	if transitions < wantTransitions {
+		t.Errorf("only %d key changes in %v (want %d): the churn was not tested", transitions, ran, wantTransitions)
 	}
 	if witnessOK == 0 || witnessRefused == 0 {
 		t.Errorf("the churned keys were not seen both admitted and refused after a change (witnesses: %d admitted, %d refused): the test proved nothing", witnessOK, witnessRefused)
 	}
-	if churnRefused == 0 || churnOK == 0 {
-		// A short run on a slow machine (-short, -race) may see no
-		// worker's connection fit between two changes (the witnesses
-		// cover it); a full run must.
-		if duration >= 20*time.Second {
-			t.Errorf("the churned keys were never seen both admitted and refused: the test proved nothing")
-		} else {
-			t.Logf("short run: churned keys seen admitted %d times, refused %d times", churnOK, churnRefused)
-		}
+	if changedOK == 0 || changedRefused == 0 {
+		t.Errorf("the workers never saw the churned keys both admitted and refused after a change (%d admitted, %d refused): the test proved nothing", changedOK, changedRefused)
 	}
 
 	// SIGTERM: no connection may still be open, so the drain is immediate.
