@@ -361,6 +361,13 @@ var forgedNames = map[string]bool{
 	"x-cluster-client-ip": true, "cf-connecting-ip": true, "fastly-client-ip": true,
 	"client-cert": true, "client-cert-chain": true,
 	"x-remote-user": true, "x-remote-group": true, "remote-user": true,
+	// WebLogic's proxy plug-in: the client's address and certificate,
+	// which WebLogic takes for the request's own when the plug-in is
+	// enabled (client-certificate login included); IIS ARR and Azure App
+	// Service's client certificate; the address other gateways pass,
+	// which common "client IP" code reads.
+	"wl-proxy-client-ip": true, "proxy-client-ip": true, "wl-proxy-ssl": true, "x-arr-clientcert": true,
+	"x-original-forwarded-for": true, "x-originating-ip": true,
 }
 
 // forgedPrefixes start identity headers, folded: keytool's own (every
@@ -371,10 +378,20 @@ var forgedNames = map[string]bool{
 // and SSL_CLIENT_* as Apache's mod_ssl names them), Google Cloud's and
 // others' X-Client-Cert-*, X-Client-Verify and X-Client-DN, AWS ALB's
 // X-Amzn-Mtls-Clientcert-*, Kubernetes' X-Remote-Extra-*, and
-// oauth2-proxy's X-Auth-Request-*.
+// oauth2-proxy's X-Auth-Request-*; and the identity-aware proxies'
+// below.
 var forgedPrefixes = []string{
 	reservedHeaderPrefix, "x-forwarded-", "x-ssl-", "ssl-client-", "x-client-cert", "x-client-verify",
 	"x-client-dn", "x-client-s-dn", "x-client-i-dn", "x-amzn-mtls-", "x-remote-extra-", "x-auth-request-",
+	// The user, as identity-aware proxies pass it to the application
+	// behind them: WebLogic's plug-in (WL-Proxy-Client-Cert...), Azure App
+	// Service (X-MS-Client-Principal-Name...), Google IAP
+	// (X-Goog-Authenticated-User-Email, X-Goog-IAP-JWT-Assertion), AWS
+	// ALB (X-Amzn-Oidc-Identity...), Cloudflare Access
+	// (Cf-Access-Authenticated-User-Email...), and Grafana's auth proxy
+	// default (X-WEBAUTH-USER).
+	"wl-proxy-client-", "x-ms-client-principal", "x-goog-authenticated-user-", "x-goog-iap-",
+	"x-amzn-oidc-", "cf-access-", "x-webauth-",
 }
 
 func hasForgedPrefix(folded string) bool {

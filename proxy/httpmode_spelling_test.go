@@ -28,7 +28,8 @@ func cgiName(name string) string {
 
 // TestHTTPIdentityOtherSpellings: a client sends identity headers spelled
 // with other separators than "-" and "_" — ".", "~", "+", "!", all token
-// characters Go's server accepts in a name. A target that reads headers
+// characters Go's server accepts in a name — and the identity headers of
+// identity-aware proxies a target may have been set up behind. A target that reads headers
 // through CGI or FastCGI (lighttpd), or PHP ($_SERVER), sees each of them
 // as the header it imitates, and the last one of a name wins there:
 // X.Keytool.Name sorts after X-Keytool-Name, so the proxy's own value is
@@ -47,6 +48,13 @@ func TestHTTPIdentityOtherSpellings(t *testing.T) {
 		"X.Keytool.Name", "X~Keytool~Name", "X-Keytool.Name", "X+Keytool+Fingerprint", "X!Keytool!Key!Id",
 		"X.Forwarded.Client.Cert", "X.Forwarded.For", "X.Real.Ip", "Remote.User", "X.Remote.User",
 		"X.Ssl.Client.S.Dn", "Client.Cert", "X`Keytool`Role", "X|Auth|Request|User", "X'Keytool'Name",
+		// The address, certificate and user as WebLogic's plug-in, IIS ARR,
+		// Azure App Service, Google IAP, AWS ALB's OIDC, Cloudflare Access
+		// and Grafana's auth proxy pass them to the application behind.
+		"WL-Proxy-Client-IP", "Proxy-Client-IP", "WL-Proxy-Client-Cert", "WL-Proxy-SSL", "X-ARR-ClientCert",
+		"X-MS-Client-Principal-Name", "X-MS-Client-Principal", "X-Goog-Authenticated-User-Email",
+		"X-Goog-IAP-JWT-Assertion", "X-Amzn-Oidc-Identity", "Cf-Access-Authenticated-User-Email",
+		"X-WEBAUTH-USER", "X-Original-Forwarded-For", "X-Originating-IP",
 	}
 	conn := dialTLS(t, alice, w.addr)
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
