@@ -91,10 +91,12 @@ type logBuffer struct{ testlog.Buffer }
 func (b *logBuffer) logger() *slog.Logger { return b.Logger() }
 
 // waitFor waits until a line matches pattern, and returns its submatches.
+// Its 30 s are a bound for a line that never comes, not a pace: a line
+// the test is sure to cause may come late on a loaded machine.
 func (b *logBuffer) waitFor(t testing.TB, pattern string) []string {
 	t.Helper()
 	re := regexp.MustCompile(pattern)
-	for deadline := time.Now().Add(2 * time.Second); ; {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		if m := re.FindStringSubmatch(b.String()); m != nil {
 			return m
 		}
