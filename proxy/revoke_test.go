@@ -223,7 +223,7 @@ func startSClient(t *testing.T, c *side, addr string) *sClient {
 		if line != "hello openssl\n" {
 			t.Fatalf("openssl s_client through the proxy: got %q, want the echo", line)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // a bound for a hang: openssl's start and handshake took over 5 s under -race beside busy loops
 		t.Fatal("openssl s_client got no echo")
 	}
 	return s
