@@ -127,6 +127,48 @@ func oneTypoApart(a, b string) bool {
 	return i+1 < len(a) && a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:] // two swapped
 }
 
+// nearFlag is, for a flag fs does not know, the flag as typed and the
+// visible long flag it most likely meant: one typo away (--nmae for
+// --name), or a long flag given with one dash (-name, which pflag reads as
+// the shorthands n, a, m, e). Both are "" when none is near.
+func nearFlag(fs *pflag.FlagSet, err error) (bad, near string) {
+	var ne *pflag.NotExistError
+	if !errors.As(err, &ne) {
+		return "", ""
+	}
+	if group := ne.GetSpecifiedShortnames(); group != "" {
+		if f := fs.Lookup(group); f != nil && !f.Hidden && len(group) > 1 {
+			return "-" + group, "--" + group
+		}
+		return "", ""
+	}
+	typed := ne.GetSpecifiedName()
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden && oneTypoApart(typed, f.Name) && (near == "" || "--"+f.Name < near) {
+			near = "--" + f.Name
+		}
+	})
+	if near == "" {
+		return "", ""
+	}
+	return "--" + typed, near
+}
+
+// fixedCommand is the command line args, as the user typed it, with the
+// mistyped flag bad (alone, or as bad=VALUE) replaced by near: the command
+// that was meant, ready to paste.
+func fixedCommand(args []string, bad, near string) string {
+	words := []string{"keytool"}
+	replaced := false
+	for _, a := range args {
+		if !replaced && (a == bad || strings.HasPrefix(a, bad+"=")) {
+			a, replaced = near+strings.TrimPrefix(a, bad), true
+		}
+		words = append(words, shellQuote(a))
+	}
+	return strings.Join(words, " ")
+}
+
 // cli holds the global options and the standard streams: everything a
 // command may use, so that commands have no global state and tests can run
 // them in-process as well as through a real process.
@@ -277,7 +319,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		_ = fs.Set(name, v) // the value parsed once already
 	}
 	if err := fs.Parse(rest); err != nil {
-		fmt.Fprintf(stderr, "keytool %s: %v\nRun 'keytool %s --help' for usage.\n", name, err, name)
+		fmt.Fprintf(stderr, "keytool %s: %v\n", name, err)
+		if bad, near := nearFlag(fs, err); near != "" {
+			fmt.Fprintf(stderr, "Did you mean: %s?\n", fixedCommand(args, bad, near))
+		}
+		fmt.Fprintf(stderr, "Run 'keytool %s --help' for usage.\n", name)
 		return 2
 	}
 	if *cmdHelp {
