@@ -348,19 +348,26 @@ func TestIdleAfterHalfClose(t *testing.T) {
 	logs.waitFor(t, `level=WARN msg="idle after half-close: closing" remote=127\.0\.0\.1:\d+ fingerprint=\S+ name=alice idle_timeout=150ms\n`)
 	logs.waitFor(t, `msg=closed .*name=alice bytes_in=7 bytes_out=0`)
 
-	// Slow but steady: a byte every 50ms, 500ms in all, then stuck: each
-	// byte gets through, and the cut comes after the last one.
-	_, addr, logs, _ = startServer(t, srv, stuckTarget(t, "0123456789", 50*time.Millisecond), ServerOptions{IdleTimeout: idle})
+	// Slow but steady: a byte every 50ms, 1.5 s in all (longer than the
+	// timeout), then stuck: each byte gets through, and the cut comes
+	// after the last one. The timeout is a second here, so that a pause
+	// of the machine between two bytes is not taken for the target's
+	// silence (with 150 ms, under -race beside busy loops, the cut came
+	// after the first byte).
+	const steady = "0123456789abcdefghijklmnopqrst"
+	_, addr, logs, _ = startServer(t, srv, stuckTarget(t, steady, 50*time.Millisecond), ServerOptions{IdleTimeout: time.Second})
 	alice.pin(t, addr, srv)
-	if got, err := exchange(dialTLS(t, alice, addr), "request"); got != "0123456789" || isTimeout(err) {
+	conn := dialTLS(t, alice, addr)
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // dialTLS's 3 s is shorter than 1.5 s of bytes and a second's timeout under load
+	if got, err := exchange(conn, "request"); got != steady || isTimeout(err) {
 		t.Fatalf("a target sending steadily after the half-close, then stuck: got %q, %v; want every byte, then the end", got, err)
 	}
-	logs.waitFor(t, `msg="idle after half-close: closing" .*name=alice idle_timeout=150ms\n.*msg=closed .*name=alice bytes_in=7 bytes_out=10 `)
+	logs.waitFor(t, `msg="idle after half-close: closing" .*name=alice idle_timeout=1s\n.*msg=closed .*name=alice bytes_in=7 bytes_out=30 `)
 
 	// Fully idle, for longer than the timeout: not cut.
 	_, addr, logs, _ = startServer(t, srv, echoTarget(t), ServerOptions{IdleTimeout: idle})
 	alice.pin(t, addr, srv)
-	conn := dialTLS(t, alice, addr)
+	conn = dialTLS(t, alice, addr)
 	if _, err := io.WriteString(conn, "a"); err != nil {
 		t.Fatal(err)
 	}
