@@ -147,6 +147,9 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if _, err := os.Lstat(keyPath); err == nil {
 		existing = append([]string{keyPath}, others...)
 	}
+	if err := publicOnly(c.identity); err != nil {
+		return err
+	}
 	if len(existing) > 0 && !force {
 		return c.refuseExisting(again, existing...)
 	}
@@ -205,6 +208,25 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		fmt.Fprintf(c.stdout, "Certificate names: %s\n", strings.Join(names, ", "))
 	}
 	return nil
+}
+
+// publicOnly refuses, even with --force, to write a private key over the
+// file -i names when that file holds public keys only: it is no identity
+// to replace but, most likely, the public half mistaken for the key (ssh's
+// id_ed25519.pub), a file made to be copied to other machines, where the
+// private key would then go.
+func publicOnly(path string) error {
+	keys, err := jwk.ReadFile(path)
+	if err != nil || len(keys) == 0 {
+		return nil
+	}
+	for _, k := range keys {
+		if k.IsPrivate() {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s holds a public key%s, not an identity: gen writes a private key to the file -i names, and never over a public key, which is made to be shared; name the private key file, or a new one: keytool -i FILE gen",
+		path, describeKeyFile(path))
 }
 
 // refuseExisting explains that an identity exists, naming every file that
