@@ -78,9 +78,28 @@ func ReadPrivateKeyFile(path string) (*Key, error) {
 		return nil, err
 	}
 	if len(keys) != 1 || !keys[0].IsPrivate() {
-		return nil, &ParseError{File: path, Err: errors.New("does not hold exactly one private key")}
+		e := &NotPrivateKeyError{Keys: len(keys)}
+		if len(keys) == 1 {
+			e.Public = keys[0].Fingerprint()
+		}
+		return nil, &ParseError{File: path, Err: e}
 	}
 	return keys[0], nil
+}
+
+// NotPrivateKeyError means a file read as an identity holds no single
+// private key: a public key (most often the public half given for the
+// key, ssh's id_ed25519.pub for id_ed25519), or several keys.
+type NotPrivateKeyError struct {
+	Keys   int    // how many keys the file holds
+	Public string // the fingerprint of its one key when that is public; "" otherwise
+}
+
+func (e *NotPrivateKeyError) Error() string {
+	if e.Public != "" {
+		return "holds a public key (" + e.Public + "), not a private key"
+	}
+	return fmt.Sprintf("holds %d keys, not exactly one private key", e.Keys)
 }
 
 // IdentityFileNames returns the file names an identity may have in a home

@@ -143,8 +143,11 @@ func (c *cli) adviseFiles(err error) string {
 		none      *jwk.NoIdentityError
 		several   *jwk.SeveralIdentitiesError
 		encrypted *encryptedKeyError
+		notPriv   *jwk.NotPrivateKeyError
 	)
 	switch {
+	case errors.As(err, &notPriv) && c.identity != "":
+		return "-i names the identity, a file holding its private key (ssh's id_ed25519, not id_ed25519.pub); to make one: keytool -i FILE gen"
 	case errors.As(err, &encrypted):
 		return encryptedKeyAdvice(encrypted)
 	case errors.As(err, &none):
