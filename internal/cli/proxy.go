@@ -476,7 +476,13 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 	n := len(store.Entries())
 	log.Info("identity", "fingerprint", id.Key.Fingerprint(), "authorized_keys", n, "pki", pki != nil)
 	if n == 0 && pki == nil && !o.enroll {
-		log.Warn("no client key is authorized yet: every client is refused until one is (keytool authorize --name NAME FILE)", "where", where)
+		// Skipped files (logged above, with their fix) may hold keys:
+		// "authorize one" would have the admin add a key that is there.
+		if len(store.Problems()) > 0 {
+			log.Warn("no client key could be read: trust files were skipped (above), and every client is refused until they are fixed", "where", where)
+		} else {
+			log.Warn("no client key is authorized yet: every client is refused until one is (keytool"+c.homeFlag()+" authorize --name NAME FILE)", "where", where)
+		}
 	}
 	return proxy.NewServer(proxy.ServerOptions{
 		ConnLevel: slog.LevelDebug, // --log-level debug shows them

@@ -80,3 +80,28 @@ func TestProxyLogsFailures(t *testing.T) {
 		t.Errorf("200 failed handshakes from one client: %d lines within the first seconds, want 1\n%s", n, proxy.stderr.String())
 	}
 }
+
+// A proxy whose authorized_keys.d was skipped (its modes) does not tell
+// the admin to authorize a key — the directory may hold it — but that the
+// files were skipped; with nothing skipped, the command it gives names the
+// home it runs on.
+func TestProxyLogsNoClientKey(t *testing.T) {
+	home := pxGen(t)
+	proxy, _ := pxProxy(t, home, "--target", "127.0.0.1:1")
+	proxy.waitFor(t, `msg="no client key is authorized yet: every client is refused until one is \(keytool -H `+regexpQuote(home)+` authorize --name NAME FILE\)"`, 5*time.Second)
+	proxy.stop(t)
+
+	dir := filepath.Join(home, "authorized_keys.d")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pxMust(t, "", "keytool", "-H", home, "authorize", "--name", "laptop", filepath.Join(pxGen(t), "pub_key.json"))
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	proxy, _ = pxProxy(t, home, "--target", "127.0.0.1:1")
+	proxy.waitFor(t, `level=WARN msg="no client key could be read: trust files were skipped \(above\), and every client is refused until they are fixed"`, 5*time.Second)
+	if strings.Contains(proxy.stderr.String(), "authorized yet") {
+		t.Errorf("a proxy whose authorized_keys.d was skipped says no key is authorized yet:\n%s", proxy.stderr.String())
+	}
+}
