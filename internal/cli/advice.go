@@ -63,7 +63,13 @@ func (c *cli) command(args ...string) string {
 	var b strings.Builder
 	b.WriteString("keytool")
 	b.WriteString(c.homeFlag())
-	if c.identity != "" {
+	// -i only where the command uses the identity: authorize, revoke
+	// and bundle refuse it (bad usage), so the advice would not run.
+	var cmd *command
+	if len(args) > 0 {
+		cmd = c.commands[args[0]]
+	}
+	if c.identity != "" && (cmd == nil || cmd.globals()&globalIdentity != 0) {
 		b.WriteString(" -i " + shellQuote(c.identity))
 	}
 	for _, a := range args {
