@@ -269,7 +269,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	help := root.BoolP("help", "h", false, "show this help")
 	version := root.Bool("version", false, "print keytool's version, revision and Go version")
 	if err := root.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "keytool: %v\nRun 'keytool --help' for usage.\n", err)
+		fmt.Fprintf(stderr, "keytool: %v\n", err)
+		if bad, near := nearFlag(root, err); near != "" {
+			fmt.Fprintf(stderr, "Did you mean: %s?\n", fixedCommand(args, bad, near))
+		}
+		fmt.Fprintf(stderr, "Run 'keytool --help' for usage.\n")
 		return 2
 	}
 	switch {
