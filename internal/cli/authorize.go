@@ -270,10 +270,17 @@ func (c *cli) readClientKey(file string) (*jwk.Key, error) {
 			src, len(keys), strings.Join(fps, ", "))
 	}
 	k := keys[0]
-	if k.IsPrivate() {
-		fmt.Fprintf(c.stderr, "keytool authorize: warning: %s holds a private key; only its public half is stored. A private key should never leave the machine it belongs to: give the server `keytool pub` output instead.\n", src)
-	}
+	c.warnPrivate("authorize", src, k, "give the server `keytool pub` output instead")
 	return k.PublicHalf(), nil // never a private member in the trust store
+}
+
+// warnPrivate warns that the key file src given to cmd, for the trust
+// store, holds a private key: only its public half is stored, but a
+// private key that travelled to another machine is no longer private.
+func (c *cli) warnPrivate(cmd, src string, k *jwk.Key, instead string) {
+	if k.IsPrivate() {
+		fmt.Fprintf(c.stderr, "keytool %s: warning: %s holds a private key; only its public half is stored. A private key should never leave the machine it belongs to: %s.\n", cmd, src, instead)
+	}
 }
 
 // authorizeName is --name, or else a name derived from the key or its

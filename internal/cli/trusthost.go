@@ -237,6 +237,7 @@ func (c *cli) pinKeyFile(addr, file string, mode knownhosts.AddMode, purposes []
 	if len(keys) != 1 {
 		return fmt.Errorf("%s holds %d keys; trust-host --key pins one: split the file, or copy the host's key into trusted_hosts.d with its \"address\" attribute", file, len(keys))
 	}
+	c.warnPrivate("trust-host", sourceName(file), keys[0], "ask the host's administrator for `keytool pub` output instead")
 	hosts, finish := c.adminHostStore(knownhosts.Lookups{Keys: [][32]byte{keys[0].SPKIHash()}, Addrs: []string{addr}})
 	defer finish()
 	return c.pin(hosts, addr, withPurposes(keys[0].PublicHalf(), purposes), mode)
