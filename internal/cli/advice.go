@@ -2,7 +2,10 @@ package cli
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/knownhosts"
@@ -27,7 +30,7 @@ func (c *cli) advise(err error) string {
 	// Errors may quote what a remote peer sent (x509's list of a
 	// certificate's names): nothing of it may drive the terminal.
 	msg := termtext.SafeLines(err.Error())
-	for _, adviser := range []func(error) string{c.adviseStores, c.adviseFiles, c.adviseEnroll, c.adviseTLS} {
+	for _, adviser := range []func(error) string{c.adviseStores, c.adviseFiles, c.adviseEnroll, c.adviseTLS, c.adviseDial} {
 		if a := adviser(err); a != "" {
 			return msg + "\n" + strings.TrimRight(a, "\n")
 		}
@@ -76,4 +79,14 @@ func (c *cli) command(args ...string) string {
 		b.WriteString(" " + a)
 	}
 	return b.String()
+}
+
+// adviseDial returns the advice for a connection nothing accepted at the
+// address dialled, most often a mistyped port, or "".
+func (c *cli) adviseDial(err error) string {
+	var op *net.OpError
+	if errors.Is(err, syscall.ECONNREFUSED) && errors.As(err, &op) && op.Op == "dial" && op.Addr != nil {
+		return fmt.Sprintf("Nothing accepts connections at %s: check the address and port, and that the server runs there", op.Addr)
+	}
+	return ""
 }
