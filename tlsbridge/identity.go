@@ -210,6 +210,15 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The key is a trust input like cert.pem beside it: whoever can write
+	// the home (or owns the key file) can put a key of their own in its
+	// place, which a process running as root reads even at mode 0600, and
+	// the home would then present, announce and hand out (`keytool pub`)
+	// a key someone else holds. The home's next key is in the same
+	// directory, checked with it.
+	if _, _, err := (trustfile.Rule{Top: home}).ReadFile(keyFile); err != nil {
+		return nil, fmt.Errorf("tlsbridge: the identity %s: %w", keyFile, err)
+	}
 	certFile := homedir.Dir(home).Cert()
 	if _, err := os.Stat(certFile); err != nil {
 		certFile = ""

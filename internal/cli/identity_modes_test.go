@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestIdentityInAnUnsafeHomeRefused: `keytool proxy` and `keytool cert`
+// (real processes) refuse the identity of a home that others can write,
+// or a key.json owned by another user — anyone who can write the home
+// can put a key of their own there, which the proxy, running as root,
+// would read and present — naming the home or file and the fix, as for
+// the trust files beside it. Before: the proxy served with that key.
+func TestIdentityInAnUnsafeHomeRefused(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	if out, err := keytoolCmd("-H", home, "gen").CombinedOutput(); err != nil {
+		t.Fatalf("gen: %v\n%s", err, out)
+	}
+	if err := os.Chmod(home, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-H", home, "proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1"},
+		{"-H", home, "cert"},
+	} {
+		out, code := runUntilListening(t, keytoolCmd(args...))
+		if code != 1 || !strings.Contains(out, "Fix with: chmod go-w "+home+"\n") {
+			t.Errorf("keytool %s in a home of mode 0777: exit %d, %s; want exit 1 and the chmod", args[2], code, out)
+		}
+	}
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := keytoolCmd("-H", home, "cert").CombinedOutput(); err != nil {
+		t.Fatalf("cert once the home is fixed: %v\n%s", err, out)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	key := filepath.Join(home, "key.json")
+	if err := os.Chown(key, 65534, -1); err != nil {
+		t.Fatal(err)
+	}
+	cmd := keytoolCmd("-H", home, "cert")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "Fix with: chown 0 "+key+"\n") {
+		t.Errorf("keytool cert with key.json owned by uid 65534: exit %d, %s; want exit 1 and the chown", code, out)
+	}
+}
+
+// runUntilListening runs cmd to its end and returns its standard error
+// and exit code; a proxy that starts listening is killed (exit -1).
+func runUntilListening(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "msg=listening") {
+			_ = cmd.Process.Kill()
+		}
+	}
+	_ = cmd.Wait()
+	return out.String(), cmd.ProcessState.ExitCode()
+}
