@@ -94,17 +94,36 @@ func TestMadeEntryFollowsItsFile(t *testing.T) {
 	}
 }
 
-// TestMadeEntriesForgottenWithTheirFile: the Entries made for a file that
-// leaves the store are dropped with it, so that they do not keep its
-// memory (a JWK Set of 50,000 keys) until its number is given again.
-func TestMadeEntriesForgottenWithTheirFile(t *testing.T) {
+// eightyKeys is a store of 80 files of a key each, k00.json (key 10) to
+// k79.json (key 89): enough that one file's removal is an update of the
+// index, not a rebuild.
+func eightyKeys(t *testing.T) (*Store, string) {
 	opts := HomeOptions(t.TempDir())
 	dir := opts.Dirs[0]
 	for i := range 80 {
 		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%02d.json", i)), keydirtest.JWK(t, key(t, 10+i)))
 	}
 	s := Load(opts)
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s, dir
+}
+
+// removeKey10 removes eightyKeys' k00.json and reloads, as an update.
+func removeKey10(t *testing.T, s *Store, dir string) {
+	t.Helper()
+	updates := s.updates
+	os.Remove(filepath.Join(dir, "k00.json"))
+	s.Reload()
+	if s.updates == updates {
+		t.Fatal("the removal rebuilt the index")
+	}
+}
+
+// TestMadeEntriesForgottenWithTheirFile: the Entries made for a file that
+// leaves the store are dropped with it, so that they do not keep its
+// memory (a JWK Set of 50,000 keys) until its number is given again.
+func TestMadeEntriesForgottenWithTheirFile(t *testing.T) {
+	s, dir := eightyKeys(t)
 	sum := key(t, 10).SPKIHash()
 	if d := s.Decide(sum, netip.Addr{}); d.Verdict != Authorized {
 		t.Fatal(d.Err)
@@ -113,12 +132,7 @@ func TestMadeEntriesForgottenWithTheirFile(t *testing.T) {
 	if s.made.slot(r.file-1).Load() == nil {
 		t.Fatal("no Entry kept for the key decided")
 	}
-	updates := s.updates
-	os.Remove(filepath.Join(dir, "k00.json"))
-	s.Reload()
-	if s.updates == updates {
-		t.Fatal("the removal rebuilt the index")
-	}
+	removeKey10(t, s, dir)
 	if fm := s.made.slot(r.file - 1).Load(); fm != nil {
 		t.Fatalf("the Entries of a file that went are kept: %+v", fm)
 	}
@@ -131,25 +145,14 @@ func TestMadeEntriesForgottenWithTheirFile(t *testing.T) {
 // to another file, and a stream of such races would grow with the files
 // removed, not the clients seen.
 func TestMadeEntriesOfAnOldSnapshotNotKept(t *testing.T) {
-	opts := HomeOptions(t.TempDir())
-	dir := opts.Dirs[0]
-	for i := range 80 {
-		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("k%02d.json", i)), keydirtest.JWK(t, key(t, 10+i)))
-	}
-	s := Load(opts)
-	defer s.Close()
+	s, dir := eightyKeys(t)
 	sum := key(t, 10).SPKIHash()
 	old := s.snap.Load()
 	_, f, r := old.keys.lookup(&sum)
 	if f == nil {
 		t.Fatal("key 10 is not in the store")
 	}
-	updates := s.updates
-	os.Remove(filepath.Join(dir, "k00.json"))
-	s.Reload()
-	if s.updates == updates {
-		t.Fatal("the removal rebuilt the index")
-	}
+	removeKey10(t, s, dir)
 	// The handshake on the old snapshot decides now: it has its Entry...
 	if e := s.made.entry(r.file-1, f, r.pos); e.SPKIHash != sum {
 		t.Fatalf("the old snapshot's handshake got %+v", e)
