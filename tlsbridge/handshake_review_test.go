@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -93,7 +94,7 @@ func TestConfigureKeepsAStricterPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveEach(t, ln, func(c net.Conn) {
+	testnet.ServeEach(t, ln, func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		if c.(*tls.Conn).Handshake() == nil {
 			_, _ = io.WriteString(c, "ok\n")
@@ -212,7 +213,7 @@ func TestTransportIgnoresProxyEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	var asked atomic.Int32
-	serveEach(t, proxy, func(c net.Conn) {
+	testnet.ServeEach(t, proxy, func(c net.Conn) {
 		asked.Add(1)
 		_, _ = io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
 	})

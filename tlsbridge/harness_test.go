@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -88,7 +89,7 @@ func startServer(t *testing.T, h *home, opts ServerOptions) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{ln: ln, srv: srv}
-	serveEach(t, ln, func(c net.Conn) {
+	testnet.ServeEach(t, ln, func(c net.Conn) {
 		tc := c.(*tls.Conn)
 		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
 		if err := tc.Handshake(); err != nil {
@@ -106,54 +107,6 @@ func startServer(t *testing.T, h *home, opts ServerOptions) *testServer {
 		}
 	})
 	return ts
-}
-
-// serveEach accepts on ln until the test ends, running serve on each
-// connection in a goroutine of its own (the connection is closed when
-// serve returns). At the end it closes ln and every connection still
-// open, and waits for the handlers: the one accept loop of these tests.
-func serveEach(tb testing.TB, ln net.Listener, serve func(c net.Conn)) {
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		conns  = map[net.Conn]struct{}{}
-		closed bool
-	)
-	tb.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		closed = true
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			if closed {
-				mu.Unlock()
-				c.Close()
-				return
-			}
-			conns[c] = struct{}{}
-			mu.Unlock()
-			wg.Go(func() {
-				defer func() {
-					mu.Lock()
-					delete(conns, c)
-					mu.Unlock()
-					c.Close()
-				}()
-				serve(c)
-			})
-		}
-	})
 }
 
 func (ts *testServer) addr() string { return ts.ln.Addr().String() }

@@ -18,6 +18,7 @@ import (
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/internal/dnstest"
 	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -330,7 +331,7 @@ func BenchmarkHostKeyDNS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	serveEach(b, ln, func(c net.Conn) {
+	testnet.ServeEach(b, ln, func(c net.Conn) {
 		if c.(*tls.Conn).Handshake() == nil {
 			_, _ = io.WriteString(c, "ok\n")
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -32,7 +33,7 @@ func echoServer(t *testing.T, h *home) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveEach(t, ln, func(c net.Conn) { _, _ = io.Copy(c, c) })
+	testnet.ServeEach(t, ln, func(c net.Conn) { _, _ = io.Copy(c, c) })
 	return ln.Addr().String()
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -342,7 +343,7 @@ func TestLiveConnsTrack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveEach(t, ln, func(c net.Conn) {
+	testnet.ServeEach(t, ln, func(c net.Conn) {
 		tc := c.(*tls.Conn)
 		if tc.Handshake() != nil {
 			return

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -51,7 +52,7 @@ func tlsEchoServer(t *testing.T, srv *Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveEach(t, ln, func(c net.Conn) {
+	testnet.ServeEach(t, ln, func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 		_, _ = io.Copy(c, c)
 	})
