@@ -142,15 +142,7 @@ func TestRevokeRacingAClaim(t *testing.T) {
 			if np := (*NotPendingError)(nil); !errors.As(err, &np) || !np.InUse {
 				t.Fatalf("revoking an invitation claimed meanwhile: %v, %v", inv, err)
 			}
-			if _, err := os.Lstat(pending); !errors.Is(err, fs.ErrNotExist) {
-				t.Fatalf("the revoked invitation is pending again (%v)", err)
-			}
-			if c := claimsOf(dir, "laptop"); len(c) != 0 {
-				t.Fatalf("claims left: %v", c)
-			}
-			if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrUnknown) {
-				t.Fatalf("the revoked token: %v", err)
-			}
+			checkRevoked(t, dir, pending, tok)
 		})
 	}
 }
@@ -232,15 +224,7 @@ func TestRevokeRacingTwoClients(t *testing.T) {
 	} else if !errors.Is(secondErr, fs.ErrNotExist) {
 		t.Fatal(secondErr)
 	}
-	if _, err := os.Lstat(pending); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("the revoked invitation is pending again (%v)", err)
-	}
-	if c := claimsOf(dir, "laptop"); len(c) != 0 {
-		t.Fatalf("claims left: %v", c)
-	}
-	if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrUnknown) {
-		t.Fatalf("the revoked token: %v", err)
-	}
+	checkRevoked(t, dir, pending, tok)
 }
 
 // TestRevokeDeletesAnOlderClaim: revoking an invitation deletes the
@@ -313,5 +297,21 @@ func TestUnclaimWithoutTheLock(t *testing.T) {
 				t.Fatalf("revoking with a lock that fails: %v", err)
 			}
 		})
+	}
+}
+
+// checkRevoked checks that the invitation "laptop" of dir, at pending,
+// is revoked for good: not pending, no claim of it left, its token
+// unknown to the server.
+func checkRevoked(t *testing.T, dir, pending string, tok Token) {
+	t.Helper()
+	if _, err := os.Lstat(pending); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the revoked invitation is pending again (%v)", err)
+	}
+	if c := claimsOf(dir, "laptop"); len(c) != 0 {
+		t.Fatalf("claims left: %v", c)
+	}
+	if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrUnknown) {
+		t.Fatalf("the revoked token: %v", err)
 	}
 }

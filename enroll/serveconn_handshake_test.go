@@ -60,15 +60,7 @@ func TestServeConnFirstByteFromHandshakeEnd(t *testing.T) {
 	t.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
 
 	addr := ln.Addr().String()
-	hosts := c.hosts(t)
-	if _, err := hosts.Add(addr, srvHome.key().PublicKey()); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := tlsbridge.NewClient(c.id, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := cl.TLSConfig(addr)
+	cfg, err := c.pinnedClient(t, addr, srvHome).TLSConfig(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,9 @@ import (
 	"github.com/keytool/keytool/tlsbridge"
 )
 
-// dialRaw opens a TLS connection to addr as c, the server's key pinned,
-// on which the test writes what it likes.
-func (c *home) dialRaw(t *testing.T, addr string, srvHome *home) *tls.Conn {
+// pinnedClient is c as a tlsbridge client that connects to addr only if
+// it presents srvHome's key, pinned here.
+func (c *home) pinnedClient(t *testing.T, addr string, srvHome *home) *tlsbridge.Client {
 	t.Helper()
 	hosts := c.hosts(t)
 	if _, err := hosts.Add(addr, srvHome.key().PublicKey()); err != nil {
@@ -28,7 +28,14 @@ func (c *home) dialRaw(t *testing.T, addr string, srvHome *home) *tls.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := cl.DialContext(context.Background(), "tcp", addr)
+	return cl
+}
+
+// dialRaw opens a TLS connection to addr as c, the server's key pinned,
+// on which the test writes what it likes.
+func (c *home) dialRaw(t *testing.T, addr string, srvHome *home) *tls.Conn {
+	t.Helper()
+	conn, err := c.pinnedClient(t, addr, srvHome).DialContext(context.Background(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
