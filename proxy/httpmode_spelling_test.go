@@ -26,6 +26,38 @@ func cgiName(name string) string {
 	return "HTTP_" + string(b)
 }
 
+// headersThrough starts a proxy in HTTP mode, alice's key authorized,
+// before a target that hands back the headers of each request. send
+// writes req, a raw request, as alice on a connection of its own, checks
+// that it was answered 200, and returns the headers the target got.
+func headersThrough(t *testing.T) (send func(req string) http.Header) {
+	got := make(chan http.Header, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	t.Cleanup(target.Close)
+	w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{HTTP: true})
+	alice := newSide(t)
+	w.authorize(t, "alice", alice)
+	return func(req string) http.Header {
+		t.Helper()
+		conn := dialTLS(t, alice, w.addr)
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%q: status %s", req, resp.Status)
+		}
+		return <-got
+	}
+}
+
 // TestHTTPIdentityOtherSpellings: a client sends identity headers spelled
 // with other separators than "-" and "_" — ".", "~", "+", "!", all token
 // characters Go's server accepts in a name — and the identity headers of
@@ -36,14 +68,7 @@ func cgiName(name string) string {
 // overwritten by the client's. Every header the target receives that
 // reads as an identity header that way must be the proxy's own.
 func TestHTTPIdentityOtherSpellings(t *testing.T) {
-	got := make(chan http.Header, 1)
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Clone()
-	}))
-	defer target.Close()
-	w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{HTTP: true})
-	alice := newSide(t)
-	w.authorize(t, "alice", alice)
+	send := headersThrough(t)
 	forged := []string{
 		"X.Keytool.Name", "X~Keytool~Name", "X-Keytool.Name", "X+Keytool+Fingerprint", "X!Keytool!Key!Id",
 		"X.Forwarded.Client.Cert", "X.Forwarded.For", "X.Real.Ip", "Remote.User", "X.Remote.User",
@@ -56,26 +81,13 @@ func TestHTTPIdentityOtherSpellings(t *testing.T) {
 		"X-Goog-IAP-JWT-Assertion", "X-Amzn-Oidc-Identity", "Cf-Access-Authenticated-User-Email",
 		"X-WEBAUTH-USER", "X-Original-Forwarded-For", "X-Originating-IP",
 	}
-	conn := dialTLS(t, alice, w.addr)
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	var req strings.Builder
 	req.WriteString("GET / HTTP/1.1\r\nHost: app.example\r\n")
 	for _, name := range forged {
 		fmt.Fprintf(&req, "%s: admin\r\n", name)
 	}
 	req.WriteString("\r\n")
-	if _, err := io.WriteString(conn, req.String()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %s", resp.Status)
-	}
-	hdr := <-got
+	hdr := send(req.String())
 	own := map[string]bool{}
 	for _, name := range []string{HeaderName, HeaderFingerprint, HeaderKeyID, HeaderClientCert, "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 		own[name] = true
@@ -105,27 +117,9 @@ func TestHTTPIdentityOtherSpellings(t *testing.T) {
 // request from 6.6.6.6. The Forwarded header must stay one element
 // whatever the Host, and its for= the client's address.
 func TestHTTPForwardedHostIsOneElement(t *testing.T) {
-	got := make(chan http.Header, 1)
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Clone()
-	}))
-	defer target.Close()
-	w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{HTTP: true})
-	alice := newSide(t)
-	w.authorize(t, "alice", alice)
+	send := headersThrough(t)
 	for _, host := range []string{"app.example,for=6.6.6.6", "app.example:443", "[::1]:8443"} {
-		conn := dialTLS(t, alice, w.addr)
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("Host %q: status %s", host, resp.Status)
-		}
-		fwd := (<-got).Values("Forwarded")
+		fwd := send(fmt.Sprintf("GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)).Values("Forwarded")
 		if len(fwd) != 1 || strings.Contains(fwd[0], ",") || !strings.HasPrefix(fwd[0], "for=127.0.0.1;") {
 			t.Errorf("Host %q: Forwarded %q, want one element for 127.0.0.1", host, fwd)
 		}
