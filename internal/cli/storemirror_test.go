@@ -631,6 +631,22 @@ func TestStoreMirrorTellsARewrittenHistory(t *testing.T) {
 	})
 }
 
+// mirrorOfThree is a store of authorized keys a.json and b.json and the
+// revoked key mallory.json, edited once through the mirror in home h; its
+// revision then (before); and the mirror synced for a command, observed
+// from the command's start.
+func mirrorOfThree(t *testing.T, h string) (st *memStore, before int64, m *mirror, o *observer) {
+	t.Helper()
+	st = newMemStore(
+		StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
+		StoreEntry{Kind: StoreAuthorized, Name: "b.json", Value: []byte("B")},
+		StoreEntry{Kind: StoreRevoked, Name: "mallory.json", Value: []byte("M")})
+	mirrorEdit(t, h, st, nil)
+	before = st.revision
+	m = syncedMirror(t, h, st)
+	return st, before, m, m.observe()
+}
+
 // TestStoreMirrorRemovedDuringTheCommand: rm -r HOME/.store-mirror while
 // a command runs, and a second command starting meanwhile, which makes
 // the mirror again, locks its new lock file (the first holds the removed
@@ -641,15 +657,8 @@ func TestStoreMirrorTellsARewrittenHistory(t *testing.T) {
 // and keeps no manifest.
 func TestStoreMirrorRemovedDuringTheCommand(t *testing.T) {
 	h := t.TempDir()
-	st := newMemStore(
-		StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
-		StoreEntry{Kind: StoreAuthorized, Name: "b.json", Value: []byte("B")},
-		StoreEntry{Kind: StoreRevoked, Name: "mallory.json", Value: []byte("M")})
-	mirrorEdit(t, h, st, nil)
-	before := st.revision
-	m := syncedMirror(t, h, st)
+	st, before, m, o := mirrorOfThree(t, h)
 	defer m.close()
-	o := m.observe()
 	if err := os.RemoveAll(filepath.Join(h, mirrorDir)); err != nil {
 		t.Fatal(err)
 	}
@@ -703,15 +712,8 @@ func TestStoreMirrorHalfRemovedDuringTheCommand(t *testing.T) {
 	} {
 		t.Run(c.why, func(t *testing.T) {
 			h := t.TempDir()
-			st := newMemStore(
-				StoreEntry{Kind: StoreAuthorized, Name: "a.json", Value: []byte("A")},
-				StoreEntry{Kind: StoreAuthorized, Name: "b.json", Value: []byte("B")},
-				StoreEntry{Kind: StoreRevoked, Name: "mallory.json", Value: []byte("M")})
-			mirrorEdit(t, h, st, nil)
-			before := st.revision
-			m := syncedMirror(t, h, st)
+			st, before, m, o := mirrorOfThree(t, h)
 			defer m.close()
-			o := m.observe()
 			if err := keydir.RemoveFile(filepath.Join(m.dir, StoreAuthorized+".d", "a.json")); err != nil {
 				t.Fatal(err)
 			}
