@@ -137,6 +137,10 @@ type Store interface {
 	// Follow keeps a live view of the entries as feeds of the trust stores
 	// until ctx ends (proxy, sync --watch).
 	Follow(ctx context.Context, o FollowOptions) (Follower, error)
+	// MaxValue is the largest value the live view (Follow) takes; a
+	// larger entry grants nothing there (under revoked_keys, refuses
+	// every key), and sync mirrors it as such. 0: no bound.
+	MaxValue() int
 	Close() error
 }
 

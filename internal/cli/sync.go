@@ -90,6 +90,9 @@ type syncer struct {
 	c     *cli
 	home  home.Dir
 	store string
+	// maxValue is the store's bound on a value (Store.MaxValue): a larger
+	// entry is mirrored as its live view takes it, as nothing (fileOf).
+	maxValue int
 
 	// The manifest as the last read or save left it, and the stamps of
 	// its files then (loadManifest).
@@ -107,6 +110,7 @@ func (s *syncer) once() error {
 		return err
 	}
 	defer st.Close()
+	s.maxValue = st.MaxValue()
 	entries, err := st.List(ctx)
 	if err != nil {
 		return err
@@ -124,7 +128,8 @@ func (s *syncer) once() error {
 // watch mirrors at start and after each change of the store's view. The
 // view says when to mirror and whether it may (not while unusable); what
 // is mirrored is a fresh list, which, unlike the view, holds every value,
-// an oversized one included, as the one-shot sync writes it.
+// an oversized one included (mirrored as the view takes it: fileOf), as
+// the one-shot sync reads it.
 func (s *syncer) watch() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -140,6 +145,7 @@ func (s *syncer) watch() error {
 		return err
 	}
 	defer st.Close()
+	s.maxValue = st.MaxValue()
 	s.c.home = string(s.home) // the store's cache goes in the home it mirrors to
 	f, err := s.c.followStore(ctx, log)
 	if err != nil {
@@ -190,8 +196,9 @@ const syncFullEvery = 5 * time.Minute
 // last mirror brought the home to, nil if none did: when each view tells
 // what changed since (keydir.FeedSet.ChangedSince), only those entries
 // are mirrored, from the view; otherwise a fresh list of the whole store,
-// which, unlike the view, holds every value, an oversized one included,
-// as the one-shot sync writes it. It returns the generations the home
+// which, unlike the view, holds every value, an oversized one included
+// (mirrored as the view takes it: fileOf), as the one-shot sync reads it.
+// It returns the generations the home
 // is at now.
 func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.Logger, mirrored map[string]uint64) map[string]uint64 {
 	views := map[string]keydir.FeedView{}
@@ -502,8 +509,9 @@ type syncFile struct {
 }
 
 // fileOf is the file that mirrors entry e, and false when none does. An
-// entry sync cannot write as it is — its name is no file name, or it holds
-// a private key, which the home's .d files, readable by everyone (0644),
+// entry sync cannot write as it is — its name is no file name, its value
+// is larger than the store's live view takes (maxValue), or it holds a
+// private key, which the home's .d files, readable by everyone (0644),
 // must never hold — is reported: an authorization or pin is left out; a
 // revocation is written as a stand-in that refuses every key (stood), as
 // the stores reading the store refuse every key for it. An entry whose
@@ -521,6 +529,13 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 		// place (revocationAlt, unmirrorableRevocation): an entry of that
 		// name would be taken for one of them, and one of them for it.
 		what, why, until = "a name sync keeps for its own files ("+syncOwnPrefix+"…)", "has a name sync keeps for its own files", "the entry is renamed"
+	case s.maxValue > 0 && len(e.Value) > s.maxValue:
+		// The stores reading the store take no such entry (etcd's
+		// TooLargeError), and a file that large the home's loader would
+		// take: the mirror must not grant what the store does not.
+		what = fmt.Sprintf("%d bytes, more than the %d an entry may hold", len(e.Value), s.maxValue)
+		why = fmt.Sprintf("is larger than the %d bytes an entry may hold", s.maxValue)
+		until = "the entry is made smaller"
 	case valueHoldsPrivateKey(e.Value):
 		what, why, until = "holds a private key", "holds a private key", "the entry holds only the public key"
 	case keydir.Ignored(e.Name) && e.Kind == StoreRevoked:
@@ -547,8 +562,9 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 }
 
 // unmirrorableRevocation is the file that stands for a revocation entry
-// sync cannot write as it is (its name is no file name, or it holds a
-// private key, which a file others can read must not): a revocation file
+// sync cannot write as it is (its name is no file name, its value is over
+// the store's bound, or it holds a private key, which a file others can
+// read must not): a revocation file
 // that does not parse, which the stores read as they read an unusable
 // entry in the store: every key refused (docs/design.md, "input skipped").
 func unmirrorableRevocation(name, why string) (f syncFile) {

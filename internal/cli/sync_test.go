@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -338,5 +339,59 @@ func TestSyncNeverWritesPrivateKeys(t *testing.T) {
 	des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d"))
 	if len(des) != 1 || !strings.HasPrefix(des[0].Name(), "keytool-sync-unmirrorable-") {
 		t.Fatalf("revoked_keys.d holds %v, want the stand-in alone", des)
+	}
+}
+
+// TestSyncOversizedEntryGrantsNothing: an entry larger than the store's
+// live view takes (etcd's Options.MaxValue) grants nothing to the stores
+// reading the store, and under revoked_keys refuses every key there; a
+// file that large the home's loader takes, so sync must not mirror it as
+// it is. (Found by review: sync wrote it, and the mirror admitted an
+// authorization the store's readers ignore.)
+func TestSyncOversizedEntryGrantsNothing(t *testing.T) {
+	dir := t.TempDir()
+	s, _, errOut := testSyncer(t, dir)
+	s.maxValue = 4096
+	alice, bob := filepath.Join(dir, "alice.json"), filepath.Join(dir, "bob.json")
+	writePublicKey(t, alice, nil)
+	writePublicKey(t, bob, nil)
+	big := func(path string) []byte { // the key, then spaces past the bound: still a key file
+		return append(readFile(t, path), bytes.Repeat([]byte(" "), s.maxValue)...)
+	}
+	kept, err := s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
+		{Kind: StoreAuthorized, Name: "bob.json", Value: big(bob)},
+	})
+	if err != nil || kept != 1 {
+		t.Fatalf("mirror: kept %d, err %v; want 1 (reported), nil", kept, err)
+	}
+	if want := fmt.Sprintf("authorized_keys/bob.json: %d bytes, more than the 4096 an entry may hold: not mirrored", len(big(bob))); !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(string(s.home), "authorized_keys.d", "bob.json")); err == nil {
+		t.Fatal("bob.json written: the mirror admits an entry the store's readers ignore")
+	}
+	stdout, _, _ := runKeytool(t, "", "-H", string(s.home), "authorize", "--list")
+	if !regexp.MustCompile(`(?m)^alice +SHA256:\S+ +ok`).MatchString(stdout) || strings.Contains(stdout, "bob") {
+		t.Fatalf("want alice admitted and bob absent:\n%s", stdout)
+	}
+	// An oversized revocation: every key refused, as the readers do.
+	kept, err = s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
+		{Kind: StoreRevoked, Name: "bob.json", Value: big(bob)},
+	})
+	if err != nil || kept != 1 {
+		t.Fatalf("mirror: kept %d, err %v; want 1 (reported), nil", kept, err)
+	}
+	if !strings.Contains(errOut.String(), "revoked_keys/bob.json: ") || !strings.Contains(errOut.String(), "which refuses every key") {
+		t.Errorf("stderr: %s", errOut)
+	}
+	des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d"))
+	if len(des) != 1 || !strings.HasPrefix(des[0].Name(), "keytool-sync-unmirrorable-") {
+		t.Fatalf("revoked_keys.d holds %v, want the stand-in alone", des)
+	}
+	stdout, _, _ = runKeytool(t, "", "-H", string(s.home), "authorize", "--list")
+	if regexp.MustCompile(`(?m)^alice +SHA256:\S+ +ok`).MatchString(stdout) {
+		t.Fatalf("the mirror admits alice while an oversized revocation refuses every key in the store's readers:\n%s", stdout)
 	}
 }

@@ -225,6 +225,7 @@ func TestScripts(t *testing.T) {
 			"etcdput":   func(ts *testscript.TestScript, neg bool, args []string) { etcdPut(ts, client, args) },
 			"etcdget":   func(ts *testscript.TestScript, neg bool, args []string) { etcdGet(ts, neg, client, args) },
 			"etcddel":   func(ts *testscript.TestScript, neg bool, args []string) { etcdDel(ts, client, args) },
+			"pad":       cmdPad,
 			"freeport":  scripttest.FreePort,
 			"listening": scripttest.Listening,
 			"waitfor":   cmdWaitFor,
@@ -298,6 +299,22 @@ func etcdGet(ts *testscript.TestScript, neg bool, c *clientv3.Client, args []str
 		return
 	}
 	fmt.Fprintf(ts.Stdout(), "%s", resp.Kvs[0].Value)
+}
+
+// pad FILE N appends spaces to FILE up to N bytes: a key file over a
+// bound, still a key file.
+func cmdPad(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: pad FILE N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	data, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if len(data) < n {
+		data = append(data, strings.Repeat(" ", n-len(data))...)
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), data, 0o644))
 }
 
 // waitfor DURATION PROG ARGS… runs PROG until it succeeds (or, with !,

@@ -288,6 +288,10 @@ type store struct {
 
 func (s *store) Close() error { return s.c.Close() }
 
+// MaxValue is the bound of the view Follow opens (etcd.Options.MaxValue,
+// left at its default there).
+func (s *store) MaxValue() int { return etcd.DefaultMaxValue }
+
 // call runs one request, bounded by the dial timeout, and says where when
 // etcd does not answer.
 func (s *store) call(ctx context.Context, do func(ctx context.Context) error) error {
