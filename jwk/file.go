@@ -31,12 +31,18 @@ func readFile(path string, parse func([]byte, string) ([]*Key, error)) ([]*Key, 
 	if err != nil {
 		return nil, err
 	}
+	return keys, checkPrivateMode(path, keys, fi)
+}
+
+// checkPrivateMode refuses a file holding a private key that group or
+// others may read (fi is the file's own information, from the open file).
+func checkPrivateMode(path string, keys []*Key, fi fs.FileInfo) error {
 	for _, k := range keys {
 		if k.IsPrivate() && fi.Mode().Perm()&0o077 != 0 {
-			return nil, &PermissionError{File: path, Mode: uint32(fi.Mode().Perm())}
+			return &PermissionError{File: path, Mode: uint32(fi.Mode().Perm())}
 		}
 	}
-	return keys, nil
+	return nil
 }
 
 // ReadPublicKeys reads the keys in the file at path as ReadFile does and
@@ -77,6 +83,28 @@ func ReadPrivateKeyFile(path string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	return onePrivate(path, keys)
+}
+
+// ParsePrivateKeyFile is ReadPrivateKeyFile of a file the caller has read
+// itself: data is its content and fi its information, taken from the same
+// open file (trustfile.Rule.ReadFile, which checks the file on the way).
+// It parses what was checked, where reading the file again would load
+// whatever was put in its place meanwhile.
+func ParsePrivateKeyFile(path string, data []byte, fi fs.FileInfo) (*Key, error) {
+	keys, err := parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPrivateMode(path, keys, fi); err != nil {
+		return nil, err
+	}
+	return onePrivate(path, keys)
+}
+
+// onePrivate is the key of a file read as an identity: its single key,
+// which must be private.
+func onePrivate(path string, keys []*Key) (*Key, error) {
 	if len(keys) != 1 || !keys[0].IsPrivate() {
 		e := &NotPrivateKeyError{Keys: len(keys)}
 		if len(keys) == 1 {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // tmpFiles lists the atomic writer's temporary files left in dir.
@@ -171,6 +173,14 @@ func TestReadFilePermissions(t *testing.T) {
 			wantSubstrings(t, err.Error(), "too open", path)
 			if _, err := ReadPrivateKeyFile(path); !errors.As(err, &pe) {
 				t.Errorf("ReadPrivateKeyFile: %v, want a *PermissionError", err)
+			}
+			// The same check of the bytes and information a caller read.
+			data, fi, err := trustfile.Read(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ParsePrivateKeyFile(path, data, fi); !errors.As(err, &pe) {
+				t.Errorf("ParsePrivateKeyFile: %v, want a *PermissionError", err)
 			}
 			// ReadPublicKeys names the key whatever the mode, and gives
 			// only its public half.

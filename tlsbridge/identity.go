@@ -188,6 +188,12 @@ func LoadIdentity(keyFile, certFile string, opts CertOptions) (*Identity, error)
 	if err != nil {
 		return nil, err
 	}
+	return presentKey(k, certFile, opts)
+}
+
+// presentKey is the identity of the private key k: with the certificate
+// chain in certFile, or self-signed if certFile is empty.
+func presentKey(k *jwk.Key, certFile string, opts CertOptions) (*Identity, error) {
 	if certFile == "" {
 		return NewIdentity(k, opts)
 	}
@@ -215,9 +221,16 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	// place, which a process running as root reads even at mode 0600, and
 	// the home would then present, announce and hand out (`keytool pub`)
 	// a key someone else holds. The home's next key is in the same
-	// directory, checked with it.
-	if _, _, err := (trustfile.Rule{Top: home}).ReadFile(keyFile); err != nil {
+	// directory, checked with it. The key is parsed from the bytes the
+	// check read, never read again: a file put in its place meanwhile
+	// would be loaded unchecked.
+	data, fi, err := readIdentityFile(trustfile.Rule{Top: home}, keyFile)
+	if err != nil {
 		return nil, fmt.Errorf("tlsbridge: the identity %s: %w", keyFile, err)
+	}
+	k, err := jwk.ParsePrivateKeyFile(keyFile, data, fi)
+	if err != nil {
+		return nil, err
 	}
 	certFile := homedir.Dir(home).Cert()
 	if _, err := os.Stat(certFile); err != nil {
@@ -234,8 +247,12 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 			opts.Next = []*jwk.Key{next}
 		}
 	}
-	return LoadIdentity(keyFile, certFile, opts)
+	return presentKey(k, certFile, opts)
 }
+
+// readIdentityFile is how LoadHomeIdentity reads and checks the key;
+// tests replace the file right after it (TestHomeIdentityReadOnce).
+var readIdentityFile = trustfile.Rule.ReadFile
 
 // LoadOrGenerateHomeIdentity loads the identity of a keytool home as
 // LoadHomeIdentity does or, when the home holds none, first makes one of

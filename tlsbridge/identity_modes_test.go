@@ -2,6 +2,7 @@ package tlsbridge
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,5 +55,39 @@ func TestHomeIdentityStrictModes(t *testing.T) {
 	}
 	if _, err := LoadHomeIdentity(h.dir, CertOptions{}); !errors.As(err, &pe) || pe.Path != keyFile || pe.Owner != 65534 {
 		t.Errorf("key.json owned by uid 65534: %v, want a *trustfile.PermissionError naming it and its owner", err)
+	}
+}
+
+// TestHomeIdentityReadOnce: the identity of a home is loaded from the
+// bytes its strict-modes check read. It was read twice, once to check and
+// once to load: a key.json replaced in between — here right after the
+// check's read — was loaded unchecked, another key than the one checked.
+func TestHomeIdentityReadOnce(t *testing.T) {
+	h := newHome(t, jwk.EC256)
+	keyFile := filepath.Join(h.dir, "key.json")
+	if err := jwk.WritePrivateKeyFile(keyFile, h.id.Key, jwk.JWK, jwk.CreateNew); err != nil {
+		t.Fatal(err)
+	}
+	other, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := 0
+	defer func(read func(trustfile.Rule, string) ([]byte, fs.FileInfo, error)) { readIdentityFile = read }(readIdentityFile)
+	readIdentityFile = func(r trustfile.Rule, path string) ([]byte, fs.FileInfo, error) {
+		reads++
+		data, fi, err := r.ReadFile(path)
+		if err := jwk.WritePrivateKeyFile(keyFile, other, jwk.JWK, jwk.Overwrite); err != nil {
+			t.Fatal(err)
+		}
+		return data, fi, err
+	}
+	id, err := LoadHomeIdentity(h.dir, CertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := id.Key.Fingerprint(), h.id.Key.Fingerprint(); got != want || reads != 1 {
+		t.Fatalf("loaded %s after %d checked reads, want the key checked, %s, read once (the file now holds %s)",
+			got, reads, want, other.Fingerprint())
 	}
 }
