@@ -226,7 +226,7 @@ func publicOnly(path string) error {
 		}
 	}
 	return fmt.Errorf("%s holds a public key%s, not an identity: gen writes a private key to the file -i names, and never over a public key, which is made to be shared; name the private key file, or a new one: keytool -i FILE gen",
-		path, describeKeyFile(path))
+		path, describeKeys(keys)) // the keys read, not the file read again
 }
 
 // refuseExisting explains that an identity exists, naming every file that
@@ -249,7 +249,16 @@ func describeKeyFile(path string) string {
 		return "" // a FIFO would block the open
 	}
 	keys, err := jwk.ReadPublicKeys(path)
-	if err != nil || len(keys) == 0 {
+	if err != nil {
+		return ""
+	}
+	return describeKeys(keys)
+}
+
+// describeKeys names the first of a file's keys, as describeKeyFile does:
+// " (ALGORITHM, FINGERPRINT)", or "" for none.
+func describeKeys(keys []*jwk.Key) string {
+	if len(keys) == 0 {
 		return ""
 	}
 	return " (" + keys[0].Algorithm() + ", " + keys[0].Fingerprint() + ")"
