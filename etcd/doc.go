@@ -18,7 +18,9 @@
 // read a .d directory. A key under PREFIX outside this layout, a NAME that
 // is not a valid file name, or a value larger than Options.MaxValue is
 // reported by its key (Problems, and the stores' Problems) and never
-// grants anything; under revoked_keys/ it refuses every key.
+// grants anything; under revoked_keys/ it refuses every key. A list that
+// answers a key outside PREFIX (which etcd never does: a proxy or a member
+// gone wrong) is refused whole (OutsideKeyError), never read as PREFIX's.
 //
 // # Data flow
 //

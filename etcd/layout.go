@@ -36,6 +36,17 @@ func Key(prefix string, k Kind, name string) string {
 // PREFIX/{authorized_keys,revoked_keys,trusted_hosts}/NAME.
 var ErrOutsideLayout = errors.New("etcd: key outside the layout PREFIX/{authorized_keys,revoked_keys,trusted_hosts}/NAME: ignored")
 
+// OutsideKeyError means a list of the prefix answered a key outside it:
+// the list is refused whole (the view stays as it was, and turns stale if
+// etcd keeps answering so), never read as the prefix's.
+type OutsideKeyError struct {
+	Prefix, Key string
+}
+
+func (e *OutsideKeyError) Error() string {
+	return fmt.Sprintf("etcd: the list of %s answered the key %q, outside it: list refused", e.Prefix, e.Key)
+}
+
 // TooLargeError is a value larger than Options.MaxValue.
 type TooLargeError struct {
 	Key       string

@@ -97,9 +97,15 @@ func (s *Source) list(ctx context.Context) error {
 			rev, cluster = resp.Header.Revision, resp.Header.ClusterId
 		}
 		for _, e := range resp.Kvs {
-			kv[string(e.Key[len(start):])] = e.Value
+			rel, ok := strings.CutPrefix(string(e.Key), start)
+			if !ok {
+				// Not etcd's answer to this range (a proxy or a member
+				// gone wrong): none of it is trusted.
+				return &OutsideKeyError{Prefix: start, Key: string(e.Key)}
+			}
+			kv[rel] = e.Value
 			if e.ModRevision > witnessRev {
-				witness, witnessRev = string(e.Key[len(start):]), e.ModRevision
+				witness, witnessRev = rel, e.ModRevision
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {

@@ -314,11 +314,12 @@ func (s *store) List(ctx context.Context) ([]cli.StoreEntry, error) {
 	}
 	var out []cli.StoreEntry
 	for _, kv := range resp.Kvs {
-		kind, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.prefix+"/"), "/")
+		e, ok := s.entryOf(kv)
 		if !ok {
 			continue // outside the layout: the stores report it
 		}
-		out = append(out, cli.StoreEntry{Kind: kind, Name: name, Value: kv.Value, Revision: kv.ModRevision})
+		e.Value = kv.Value
+		out = append(out, e)
 	}
 	return out, nil
 }
@@ -336,11 +337,9 @@ func (s *store) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
 	}
 	l := cli.StoreListing{Revision: resp.Header.Revision, Identity: identityOf(resp.Header), Count: resp.Count}
 	for _, kv := range resp.Kvs {
-		kind, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.prefix+"/"), "/")
-		if !ok {
-			continue // outside the layout: the stores report it
+		if e, ok := s.entryOf(kv); ok { // else outside the layout: the stores report it
+			l.Entries = append(l.Entries, e)
 		}
-		l.Entries = append(l.Entries, cli.StoreEntry{Kind: kind, Name: name, Revision: kv.ModRevision})
 	}
 	return l, nil
 }
@@ -453,9 +452,15 @@ func compacted(err error) error {
 }
 
 // entryOf is the entry of an etcd key under the prefix; ok false for a key
-// outside the layout (the stores report it).
+// outside the layout (the stores report it), and for one outside the
+// prefix, which etcd never answers for a range of the prefix: such a key
+// is not taken for the prefix's.
 func (s *store) entryOf(kv *mvccpb.KeyValue) (e cli.StoreEntry, ok bool) {
-	kind, name, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), s.prefix+"/"), "/")
+	rel, ok := strings.CutPrefix(string(kv.Key), s.prefix+"/")
+	if !ok {
+		return e, false
+	}
+	kind, name, ok := strings.Cut(rel, "/")
 	return cli.StoreEntry{Kind: kind, Name: name, Revision: kv.ModRevision}, ok
 }
 
