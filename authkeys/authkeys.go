@@ -610,7 +610,7 @@ func writeEntry(dir, path, name string, data []byte, sum [32]byte, overwrite boo
 	if overwrite {
 		return atomicfile.Write(path, data, 0o644)
 	}
-	err := atomicfile.Create(path, data, 0o644)
+	err := keydir.CreateFile(path, data, 0o644)
 	if !errors.Is(err, fs.ErrExist) {
 		return err
 	}
@@ -795,7 +795,7 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	if err := atomicfile.Create(path, data, 0o644); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := keydir.CreateFile(path, data, 0o644); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", err
 	}
 	s.Loader().Reload(path)

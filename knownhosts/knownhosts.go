@@ -14,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
@@ -543,7 +542,7 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	err = atomicfile.Create(path, data, 0o644)
+	err = keydir.CreateFile(path, data, 0o644)
 	if errors.Is(err, fs.ErrExist) {
 		// Another writer got there first: decide from what is on disk now.
 		s.Loader().Reload(path)

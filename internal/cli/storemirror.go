@@ -173,9 +173,11 @@ type mirror struct {
 	written []string
 	dirty   map[string]bool
 
-	// removals are the entry files the command removed (observe opens
-	// it): any other gone is not the command's to write (whole).
-	removals *keydir.Removals
+	// edits are the entry files the command removed and those it created
+	// where it found no file (observe opens it): any other file gone, or
+	// an entry the store has that the command wrote as new, is not the
+	// command's to write (whole).
+	edits *keydir.Edits
 }
 
 // makeDurable is atomicfile.Sync; tests record its calls.
@@ -226,8 +228,8 @@ func privateDir(dir string) bool {
 }
 
 func (m *mirror) close() {
-	if m.removals != nil {
-		m.removals.Close()
+	if m.edits != nil {
+		m.edits.Close()
 	}
 	m.lock.Unlock()
 }
@@ -239,16 +241,26 @@ func (m *mirror) close() {
 var errMirrorLost = errors.New("the store's mirror in the home was removed while the command ran (rm -r HOME/.store-mirror?); nothing was written to the store: run the command again")
 
 // MirrorNotWholeError refuses a command that found an entry file of the
-// store's mirror gone which it did not remove: something else is removing
-// the mirror's files — an rm -r of HOME/.store-mirror under way that has
-// not reached the lock file yet — and the entries it removed would have
-// been written to the store as the command's removals.
+// store's mirror gone which it did not remove, or wrote as a new entry
+// (a name it found free) the file of an entry the store has: something
+// else is removing the mirror's files — an rm -r of HOME/.store-mirror
+// under way that has not reached the lock file yet — and the entries it
+// removed would have been written to the store as the command's
+// removals, or the command's new entry written over the store's.
 type MirrorNotWholeError struct {
-	File string // the entry file gone
+	File       string // the entry file
+	Kind, Name string // its entry in the store
+	// Created: the command created File where it found none, and the
+	// store has the entry (else File was gone, not removed by it).
+	Created bool
 }
 
 func (e *MirrorNotWholeError) Error() string {
-	return fmt.Sprintf("%s: gone from the store's mirror in the home, not removed by this command (rm -r HOME/.store-mirror under way?); nothing was written to the store: run the command again", e.File)
+	what := "gone from the store's mirror in the home, not removed by this command"
+	if e.Created {
+		what = "written by this command as a new entry (its name found free in the store's mirror in the home), but the store has that entry, whose file was removed by something else"
+	}
+	return fmt.Sprintf("%s/%s: %s: %s (rm -r HOME/.store-mirror under way?); nothing was written to the store, and the next command rebuilds the mirror: run the command again", e.Kind, e.Name, e.File, what)
 }
 
 func (m *mirror) manifestPath() string { return filepath.Join(m.dir, "manifest") }
@@ -582,17 +594,27 @@ func (m *mirror) changes(ctx context.Context, st Store, o *observer) ([]StoreCha
 
 // whole says whether changes were read from a whole mirror: each removal
 // among them is of a file the command removed (keydir.RemoveFile, as
-// every removal of an entry by a command is). Anything done to the
-// mirror by something else while the command runs looks like the
-// command's own, but a removal that is not its is refused: every entry of
-// a directory an rm -r emptied would be removed from the store,
-// revocations among them.
+// every removal of an entry by a command is), and no entry the store had
+// at the mirror's revision (c.Revision not 0) was first created by the
+// command where it found no file (keydir.CreateFile, as every new entry
+// is written). Anything done to the mirror by something else while the
+// command runs looks like the command's own, but a removal that is not
+// its is refused — every entry of a directory an rm -r emptied would be
+// removed from the store, revocations among them — and so is a name the
+// rm -r freed before the command looked: written as new, compared at the
+// revision of the entry it did not see, it would go over that entry.
+// What passes writes each new entry create-only (Apply compares its
+// CreateRevision with 0: absent at the mirror's revision, absent still).
 func (m *mirror) whole(changes []StoreChange) error {
 	h := home.Dir(m.dir)
 	for _, c := range changes {
 		path := filepath.Join(kindDir(h, c.Kind), c.Name)
-		if c.Value == nil && (m.removals == nil || !m.removals.Made(path)) {
-			return &MirrorNotWholeError{File: path}
+		removed := m.edits != nil && m.edits.Removed(path)
+		switch {
+		case c.Value == nil && !removed:
+			return &MirrorNotWholeError{File: path, Kind: c.Kind, Name: c.Name}
+		case c.Revision != 0 && m.edits != nil && m.edits.CreatedFirst(path):
+			return &MirrorNotWholeError{File: path, Kind: c.Kind, Name: c.Name, Created: true}
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -647,6 +648,21 @@ func mirrorOfThree(t *testing.T, h string) (st *memStore, before int64, m *mirro
 	return st, before, m, m.observe()
 }
 
+// commandEnd is what inStore does once the command has run on the
+// mirror m, observed by o: its changes read and written to st, the
+// mirror settled (its manifest kept only if that went well).
+func commandEnd(m *mirror, st *memStore, o *observer) ([]StoreChange, error) {
+	changes, err := m.changes(context.Background(), st, o)
+	if err == nil && len(changes) > 0 {
+		var rev int64
+		if rev, err = st.Apply(context.Background(), changes); err == nil {
+			m.applied(changes, rev)
+		}
+	}
+	m.settle(err == nil)
+	return changes, err
+}
+
 // TestStoreMirrorRemovedDuringTheCommand: rm -r HOME/.store-mirror while
 // a command runs, and a second command starting meanwhile, which makes
 // the mirror again, locks its new lock file (the first holds the removed
@@ -720,15 +736,7 @@ func TestStoreMirrorHalfRemovedDuringTheCommand(t *testing.T) {
 			if err := c.rm(m.dir); err != nil {
 				t.Fatal(err)
 			}
-			// What inStore does once the command has run.
-			changes, err := m.changes(context.Background(), st, o)
-			if err == nil && len(changes) > 0 {
-				var rev int64
-				if rev, err = st.Apply(context.Background(), changes); err == nil {
-					m.applied(changes, rev)
-				}
-			}
-			m.settle(err == nil)
+			changes, err := commandEnd(m, st, o)
 			var notWhole *MirrorNotWholeError
 			if err == nil || c.notWhole && (!errors.As(err, &notWhole) || filepath.Base(notWhole.File) == "a.json") {
 				t.Fatalf("changes %+v, err %v; want a refusal naming a file the command did not remove", changes, err)
@@ -740,5 +748,68 @@ func TestStoreMirrorHalfRemovedDuringTheCommand(t *testing.T) {
 				t.Errorf("a manifest was kept: %v", err)
 			}
 		})
+	}
+}
+
+// TestStoreMirrorNameFreedDuringTheCommand: an rm -r of
+// HOME/.store-mirror under way while a command runs has removed b.json
+// before the command looked for the name: found free, the command wrote
+// its new entry there (keydir.CreateFile, as every new entry is written),
+// which was read as a rewrite of the entry b.json the store has — compared
+// at its revision, unchanged, and written over it. It refuses
+// (*MirrorNotWholeError naming b.json, Created), writes nothing, and
+// keeps no manifest, with the watch's events or without (every file
+// compared). A name the command freed itself (keydir.RemoveFile, then
+// CreateFile), and a name the store does not have, are written.
+func TestStoreMirrorNameFreedDuringTheCommand(t *testing.T) {
+	b := func(dir string) string { return filepath.Join(dir, StoreAuthorized+".d", "b.json") }
+	for _, c := range []struct {
+		why     string
+		do      func(dir string) error
+		refused bool
+	}{
+		{"a name the rm -r freed", func(dir string) error {
+			return errors.Join(os.Remove(b(dir)), keydir.CreateFile(b(dir), []byte("C"), 0o644))
+		}, true},
+		{"a name the command freed", func(dir string) error {
+			return errors.Join(keydir.RemoveFile(b(dir)), keydir.CreateFile(b(dir), []byte("C"), 0o644))
+		}, false},
+		{"a new name", func(dir string) error {
+			return keydir.CreateFile(filepath.Join(dir, StoreAuthorized+".d", "c.json"), []byte("C"), 0o644)
+		}, false},
+	} {
+		for _, watch := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, watched %v", c.why, watch), func(t *testing.T) {
+				if !watch {
+					saved := newWatcher
+					newWatcher = func() (keydir.Watcher, error) { return nil, errors.New("too many watches") }
+					defer func() { newWatcher = saved }()
+				}
+				h := t.TempDir()
+				st, before, m, o := mirrorOfThree(t, h)
+				defer m.close()
+				if err := c.do(m.dir); err != nil {
+					t.Fatal(err)
+				}
+				changes, err := commandEnd(m, st, o)
+				_, manifest := os.Lstat(m.manifestPath())
+				if !c.refused {
+					if err != nil || len(changes) != 1 || st.revision != before+1 || manifest != nil {
+						t.Fatalf("changes %+v, err %v, the store at %d (was %d), the manifest %v; want the change written and the manifest kept", changes, err, st.revision, before, manifest)
+					}
+					return
+				}
+				var notWhole *MirrorNotWholeError
+				if !errors.As(err, &notWhole) || notWhole.File != b(m.dir) || notWhole.Name != "b.json" || !notWhole.Created {
+					t.Fatalf("changes %+v, err %v; want a refusal naming b.json, created", changes, err)
+				}
+				if st.revision != before {
+					t.Errorf("the store moved from revision %d to %d: %+v", before, st.revision, st.now())
+				}
+				if !errors.Is(manifest, fs.ErrNotExist) {
+					t.Errorf("a manifest was kept: %v", manifest)
+				}
+			})
+		}
 	}
 }

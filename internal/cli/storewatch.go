@@ -48,7 +48,7 @@ var newWatcher = newDirWatcher
 // nothing reliable.
 func (m *mirror) observe() *observer {
 	h := home.Dir(m.dir)
-	m.removals = keydir.RecordRemovals(m.dir)
+	m.edits = keydir.RecordEdits(m.dir)
 	o := &observer{kinds: map[string]string{}, cookie: filepath.Join(m.dir, ".observed"),
 		seen: make(chan struct{}, 1), done: make(chan struct{}), touched: map[string]bool{}}
 	for _, kind := range StoreKinds {

@@ -3,6 +3,7 @@ package keydir
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,7 +91,7 @@ func isSet(data []byte) bool {
 }
 
 // RemoveFile removes the key file at path, as EditFile does once no key
-// is left in it, and records the removal in every Removals open on a
+// is left in it, and records the removal in every Edits open on a
 // directory above path: the store's mirror (internal/cli) tells by them
 // an entry file this process removed from one it did not — an rm -r of
 // the mirror under way, whose removals would otherwise be written to the
@@ -99,48 +100,91 @@ func RemoveFile(path string) error {
 	if err := os.Remove(path); err != nil {
 		return err
 	}
-	path = absPath(path)
-	removals.Lock()
-	defer removals.Unlock()
-	for r := range removals.open {
-		if strings.HasPrefix(path, r.dir) {
-			r.paths[path] = true
-		}
-	}
+	recordEdit(path, true)
 	return nil
 }
 
-// removals are the Removals open.
-var removals struct {
-	sync.Mutex
-	open map[*Removals]bool
-}
-
-// Removals are the files RemoveFile removed under a directory since
-// RecordRemovals.
-type Removals struct {
-	dir   string // absolute, with a trailing separator
-	paths map[string]bool
-}
-
-// RecordRemovals records the files RemoveFile removes under dir until
-// Close.
-func RecordRemovals(dir string) *Removals {
-	r := &Removals{dir: absPath(dir) + string(filepath.Separator), paths: map[string]bool{}}
-	removals.Lock()
-	defer removals.Unlock()
-	if removals.open == nil {
-		removals.open = map[*Removals]bool{}
+// CreateFile writes data to path, mode perm, only where no file is
+// (atomicfile.Create: fs.ErrExist otherwise), and records the creation in
+// every Edits open on a directory above path: the writer found the name
+// free. The store's mirror (internal/cli) tells by them a new entry this
+// process wrote where the store has one — its file removed by something
+// else (an rm -r of the mirror under way) before the writer looked —
+// from a rewrite of the entry, which it would otherwise write over the
+// store's.
+func CreateFile(path string, data []byte, perm fs.FileMode) error {
+	if err := atomicfile.Create(path, data, perm); err != nil {
+		return err
 	}
-	removals.open[r] = true
+	recordEdit(path, false)
+	return nil
+}
+
+// recordEdit notes a removal (removed) or a creation of path in every Edits
+// open on a directory above it.
+func recordEdit(path string, removed bool) {
+	path = absPath(path)
+	edits.Lock()
+	defer edits.Unlock()
+	for r := range edits.open {
+		if !strings.HasPrefix(path, r.dir) {
+			continue
+		}
+		e, seen := r.paths[path]
+		if !seen {
+			e.createdFirst = !removed
+		}
+		e.removed = e.removed || removed
+		r.paths[path] = e
+	}
+}
+
+// edits are the Edits open.
+var edits struct {
+	sync.Mutex
+	open map[*Edits]bool
+}
+
+// Edits are the files RemoveFile removed and CreateFile created under a
+// directory since RecordEdits.
+type Edits struct {
+	dir   string // absolute, with a trailing separator
+	paths map[string]pathEdits
+}
+
+// pathEdits is what this process did to one path since RecordEdits.
+type pathEdits struct {
+	createdFirst bool // its first edit was a creation (CreateFile)
+	removed      bool // RemoveFile removed it, at least once
+}
+
+// RecordEdits records the files RemoveFile removes and CreateFile creates
+// under dir until Close.
+func RecordEdits(dir string) *Edits {
+	r := &Edits{dir: absPath(dir) + string(filepath.Separator), paths: map[string]pathEdits{}}
+	edits.Lock()
+	defer edits.Unlock()
+	if edits.open == nil {
+		edits.open = map[*Edits]bool{}
+	}
+	edits.open[r] = true
 	return r
 }
 
-// Made says whether RemoveFile removed path since r was opened.
-func (r *Removals) Made(path string) bool {
-	removals.Lock()
-	defer removals.Unlock()
-	return r.paths[absPath(path)]
+// Removed says whether RemoveFile removed path since r was opened.
+func (r *Edits) Removed(path string) bool {
+	edits.Lock()
+	defer edits.Unlock()
+	return r.paths[absPath(path)].removed
+}
+
+// CreatedFirst says whether this process's first edit of path since r
+// was opened was CreateFile's: it found no file there (a removal first,
+// then a creation, is a file it freed itself).
+func (r *Edits) CreatedFirst(path string) bool {
+	edits.Lock()
+	defer edits.Unlock()
+	return r.paths[absPath(path)].createdFirst
 }
 
 // absPath is path made absolute, so that the names one file is given
@@ -155,8 +199,8 @@ func absPath(path string) string {
 }
 
 // Close stops recording (r's record stays readable).
-func (r *Removals) Close() {
-	removals.Lock()
-	defer removals.Unlock()
-	delete(removals.open, r)
+func (r *Edits) Close() {
+	edits.Lock()
+	defer edits.Unlock()
+	delete(edits.open, r)
 }

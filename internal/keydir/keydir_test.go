@@ -568,18 +568,20 @@ func TestEditFile(t *testing.T) {
 	}
 }
 
-// TestRemovalsRecorded: EditFile's removal of a file left with no key is
-// recorded in the Removals open on a directory above it, named relative
-// or not, and only there (not a sibling directory whose name it begins
-// with, not once closed); a rewrite is no removal. (Found by
-// store-txn-ops.txt: keytool -H home, relative, and the stores' absolute
-// file names.)
-func TestRemovalsRecorded(t *testing.T) {
+// TestEditsRecorded: EditFile's removal of a file left with no key is
+// recorded in the Edits open on a directory above it, named relative or
+// not, and only there (not a sibling directory whose name it begins with,
+// not once closed); a rewrite is no removal. (Found by store-txn-ops.txt:
+// keytool -H home, relative, and the stores' absolute file names.) A
+// CreateFile where no file was is recorded as the path's first edit; one
+// where a file is fails and records nothing, and one after the process's
+// own removal is not a first creation.
+func TestEditsRecorded(t *testing.T) {
 	dir := t.TempDir()
 	k, k2 := key(t, 1), key(t, 2)
 	sub, sibling := filepath.Join(dir, "m"), filepath.Join(dir, "m2")
 	t.Chdir(dir)
-	r, other := RecordRemovals("m"), RecordRemovals(sibling) // a home named relative, its files absolute
+	r, other := RecordEdits("m"), RecordEdits(sibling) // a home named relative, its files absolute
 	defer other.Close()
 	none := func(*jwk.Key) *jwk.Key { return nil }
 	gone, kept, late := filepath.Join(sub, "a.d", "gone.json"), filepath.Join(sub, "a.d", "kept.json"), filepath.Join(sub, "a.d", "late.json")
@@ -597,11 +599,23 @@ func TestRemovalsRecorded(t *testing.T) {
 	}); err != nil || removed {
 		t.Fatal(removed, err)
 	}
+	made := filepath.Join(sub, "a.d", "made.json")
+	for _, p := range []string{made, gone} { // made: a free name; gone: freed by this process
+		if err := CreateFile(p, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CreateFile(kept, []byte("{}"), 0o644); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("CreateFile over a file: %v", err)
+	}
 	r.Close()
 	if err := RemoveFile(late); err != nil {
 		t.Fatal(err)
 	}
-	if !r.Made(gone) || r.Made(kept) || r.Made(late) || other.Made(gone) {
-		t.Fatalf("recorded: gone %v, kept %v, late %v, in the sibling %v; want only gone", r.Made(gone), r.Made(kept), r.Made(late), other.Made(gone))
+	if !r.Removed(gone) || r.Removed(kept) || r.Removed(late) || r.Removed(made) || other.Removed(gone) {
+		t.Fatalf("removed: gone %v, kept %v, late %v, made %v, in the sibling %v; want only gone", r.Removed(gone), r.Removed(kept), r.Removed(late), r.Removed(made), other.Removed(gone))
+	}
+	if !r.CreatedFirst(made) || r.CreatedFirst(gone) || r.CreatedFirst(kept) || other.CreatedFirst(made) {
+		t.Fatalf("created first: made %v, gone %v, kept %v, in the sibling %v; want only made", r.CreatedFirst(made), r.CreatedFirst(gone), r.CreatedFirst(kept), other.CreatedFirst(made))
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -36,7 +37,11 @@ import (
 // listings to $KEYTOOL_COUNT_LOG (TestStoreMirrorReadsOnlyChanges);
 // etcdwatch:// and etcdcountwatch://, etcd:// and etcdcount:// whose
 // changes since the mirror's revision are read by a watch whatever the
-// prefix's size (store.watchFrom 0), as a large prefix's are.
+// prefix's size (store.watchFrom 0), as a large prefix's are; and
+// etcdrm://, etcd:// that removes the files $KEYTOOL_RM_GLOB matches once
+// it has read the changes since the mirror's revision (an rm -r of the
+// mirror under way while the command runs:
+// TestStoreMirrorNameFreedDuringTheCommand).
 func TestMain(m *testing.M) {
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrace"}, Flags: wrapped(func(s *store) cli.Store { return racing{s} })})
@@ -44,6 +49,7 @@ func TestMain(m *testing.M) {
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdcount"}, Flags: wrapped(func(s *store) cli.Store { return counting{s} })})
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdwatch"}, Flags: wrapped(func(s *store) cli.Store { s.watchFrom = 0; return s })})
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdcountwatch"}, Flags: wrapped(func(s *store) cli.Store { s.watchFrom = 0; return counting{s} })})
+	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrm"}, Flags: wrapped(func(s *store) cli.Store { return removing{s} })})
 	testscript.Main(m, map[string]func(){
 		"keytool": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
@@ -119,6 +125,19 @@ func (c counting) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
 func (c counting) ListAt(ctx context.Context, rev int64) ([]cli.StoreEntry, error) {
 	c.log("ListAt")
 	return c.store.ListAt(ctx, rev)
+}
+
+// removing's ChangesSince is followed by the removal of the files
+// $KEYTOOL_RM_GLOB matches.
+type removing struct{ *store }
+
+func (r removing) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDelta, error) {
+	d, err := r.store.ChangesSince(ctx, k)
+	files, _ := filepath.Glob(os.Getenv("KEYTOOL_RM_GLOB"))
+	for _, f := range files {
+		err = errors.Join(err, os.Remove(f))
+	}
+	return d, err
 }
 
 type slow struct{ *store }
