@@ -23,6 +23,7 @@ import (
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
@@ -551,13 +552,16 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 	default:
 		return f, true
 	}
+	// A name that is no file name may hold anything (a newline, a
+	// terminal's escape): shown quoted, it cannot forge a line of sync's.
+	name := termtext.Safe(e.Name)
 	if e.Kind != StoreRevoked {
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: not mirrored\n", e.Kind, e.Name, what)
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: not mirrored\n", e.Kind, name, what)
 		return f, false
 	}
 	f = unmirrorableRevocation(e.Name, why)
 	fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key (as the stores reading %s do) until %s\n",
-		e.Kind, e.Name, what, filepath.Join(string(s.home), f.rel), s.store, until)
+		e.Kind, name, what, filepath.Join(string(s.home), f.rel), s.store, until)
 	return f, true
 }
 

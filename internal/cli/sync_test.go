@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -393,5 +394,32 @@ func TestSyncOversizedEntryGrantsNothing(t *testing.T) {
 	stdout, _, _ = runKeytool(t, "", "-H", string(s.home), "authorize", "--list")
 	if regexp.MustCompile(`(?m)^alice +SHA256:\S+ +ok`).MatchString(stdout) {
 		t.Fatalf("the mirror admits alice while an oversized revocation refuses every key in the store's readers:\n%s", stdout)
+	}
+}
+
+// TestSyncQuotesAForgedName: an entry whose name is no file name may hold
+// a newline or a terminal's escape; sync's report shows it quoted, so
+// that it cannot forge a line of sync's or drive the terminal. (Found by
+// review: it was printed as it was.)
+func TestSyncQuotesAForgedName(t *testing.T) {
+	dir := t.TempDir()
+	s, _, errOut := testSyncer(t, dir)
+	alice := filepath.Join(dir, "alice.json")
+	writePublicKey(t, alice, nil)
+	const forged = "x\x1b[2K\rkeytool sync: wrote everything\n"
+	if _, err := s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: forged, Value: readFile(t, alice)},
+		{Kind: StoreRevoked, Name: forged, Value: readFile(t, alice)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out := errOut.String()
+	if strings.ContainsAny(out, "\x1b\r") || strings.Count(out, "\n") != 2 {
+		t.Fatalf("the name reached the report as it is:\n%q", out)
+	}
+	for _, kind := range []string{StoreAuthorized, StoreRevoked} {
+		if want := kind + "/" + strconv.Quote(forged) + ": not a file name"; !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
 	}
 }
