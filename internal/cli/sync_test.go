@@ -359,7 +359,15 @@ func TestSyncOversizedEntryGrantsNothing(t *testing.T) {
 	big := func(path string) []byte { // the key, then spaces past the bound: still a key file
 		return append(readFile(t, path), bytes.Repeat([]byte(" "), s.maxValue)...)
 	}
+	// bob's authorization, mirrored, then made too large: its file goes.
 	kept, err := s.mirror([]StoreEntry{
+		{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
+		{Kind: StoreAuthorized, Name: "bob.json", Value: readFile(t, bob)},
+	})
+	if err != nil || kept != 0 {
+		t.Fatalf("mirror: kept %d, err %v; want 0, nil", kept, err)
+	}
+	kept, err = s.mirror([]StoreEntry{
 		{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
 		{Kind: StoreAuthorized, Name: "bob.json", Value: big(bob)},
 	})
