@@ -56,4 +56,12 @@
 // without being known current, the Source's view is refused in the same
 // way (every new connection refused, logged), and used again as soon as
 // etcd answers.
+//
+// # Logging in
+//
+// A client made by clientv3.New with a user and password (etcd's RBAC)
+// logs in again — a bcrypt check on the member — for every watch the
+// Source makes anew after one ended; KeepLogin, called on its
+// clientv3.Config before clientv3.New, keeps the login for as long as
+// etcd takes its token.
 package etcd

@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -146,4 +148,34 @@ func exampleEtcd() (endpoint string, stop func()) {
 	}
 	<-e.Server.ReadyNotify()
 	return c.String(), func() { e.Close(); os.RemoveAll(dir) }
+}
+
+// A host that logs in to etcd as a user (etcd's RBAC: a role that may
+// only read the prefix) keeps its login: without KeepLogin, clientv3
+// logs in again — a bcrypt check of the password on the member — for
+// every watch the Source makes anew after one ended.
+func ExampleKeepLogin() {
+	const prefix = "/keytool/prod"
+	password, err := os.ReadFile("/etc/keytool/etcd-password") // mode 0600
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := clientv3.Config{
+		Endpoints:   []string{"https://etcd1.example:2379"},
+		TLS:         &tls.Config{MinVersion: tls.VersionTLS12}, // RootCAs: the cluster's CA, if not the system's
+		Username:    "keytool-host",
+		Password:    strings.TrimSpace(string(password)),
+		DialTimeout: 5 * time.Second,
+	}
+	etcd.KeepLogin(&cfg, prefix)
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cli.Close()
+	src, err := etcd.Open(context.Background(), etcd.Options{Client: cli, Prefix: prefix, Cache: "/var/lib/keytool/etcd.json"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
 }

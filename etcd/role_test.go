@@ -22,22 +22,10 @@ func TestCurrentUnderARoleOnThePrefix(t *testing.T) {
 	ms := startCluster(t, 1)
 	root := client(t, ms[0].endpoint())
 	ctx := context.Background()
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	alice := keydirtest.Key(t, 1)
 	put(t, root, Key(prefix, Authorized, "alice"), keyJSON(t, alice))
-	must(root.UserAdd(ctx, "root", "rootpw"))
-	must(root.UserGrantRole(ctx, "root", "root"))
-	must(root.RoleAdd(ctx, "keytool-host"))
-	must(root.RoleGrantPermission(ctx, "keytool-host", prefix+"/", clientv3.GetPrefixRangeEnd(prefix+"/"), clientv3.PermissionType(clientv3.PermRead)))
-	must(root.UserAdd(ctx, "host", "hostpw"))
-	must(root.UserGrantRole(ctx, "host", "keytool-host"))
-	must(root.AuthEnable(ctx))
-	host, err := clientv3.New(clientv3.Config{Endpoints: []string{ms[0].endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: "host", Password: "hostpw"})
+	cfg := readerOnPrefix(t, root, ms[0].endpoint())
+	host, err := clientv3.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +37,29 @@ func TestCurrentUnderARoleOnThePrefix(t *testing.T) {
 	if r := src.check(ctx); !r.current || r.gone != nil {
 		t.Fatalf("with nothing written since the list, the check under a role on %s/ found %+v, want the view current", prefix, r)
 	}
+}
+
+// readerOnPrefix enables authentication on the member at endpoint, root
+// its root's client (then user root, password rootpw), with a user host
+// (password hostpw) whose role, keytool-host, may only read PREFIX/, and
+// returns the configuration of a client that logs in as host.
+func readerOnPrefix(t *testing.T, root *clientv3.Client, endpoint string) clientv3.Config {
+	t.Helper()
+	ctx := context.Background()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(root.UserAdd(ctx, "root", "rootpw"))
+	must(root.UserGrantRole(ctx, "root", "root"))
+	must(root.RoleAdd(ctx, "keytool-host"))
+	must(root.RoleGrantPermission(ctx, "keytool-host", prefix+"/", clientv3.GetPrefixRangeEnd(prefix+"/"), clientv3.PermissionType(clientv3.PermRead)))
+	must(root.UserAdd(ctx, "host", "hostpw"))
+	must(root.UserGrantRole(ctx, "host", "keytool-host"))
+	must(root.AuthEnable(ctx))
+	return clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: "host", Password: "hostpw"}
 }
 
 // TestCurrentPastACompactedWitness: etcd compacting the revision of the

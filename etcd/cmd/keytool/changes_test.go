@@ -76,7 +76,7 @@ func TestChangesSince(t *testing.T) {
 // test's -timeout): the tests assert which way each delta came, and the
 // package's 2 s is a bound on a machine's speed — under the race detector,
 // clientv3's Authenticate for the watch's stream with --etcd-user (a
-// bcrypt check on the member, before sessionLogin kept the dial's login)
+// bcrypt check on the member, before etcd.KeepLogin kept the dial's login)
 // took 2–4 s alone, the range was read, and
 // TestChangesSinceUnderARoleOnThePrefix failed.
 func watchAll(s *store, watch bool) {

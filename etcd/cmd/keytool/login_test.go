@@ -27,7 +27,7 @@ func TestWatchesKeepTheLogin(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t, addr, "--etcd-user", "adm", "--etcd-password-file", pw, "--etcd-dial-timeout", "1h")
 	watchAll(s, true)
-	if n := s.login.sent.Load(); n != 1 {
+	if n := s.login.Logins(); n != 1 {
 		t.Fatalf("the dial sent %d Authenticate requests, want 1", n)
 	}
 	watch := func(name string) {
@@ -48,7 +48,7 @@ func TestWatchesKeepTheLogin(t *testing.T) {
 	for i := range 3 {
 		watch(fmt.Sprintf("a%d.json", i))
 	}
-	if n := s.login.sent.Load(); n != 1 {
+	if n := s.login.Logins(); n != 1 {
 		t.Fatalf("after the dial and 3 watches, %d Authenticate requests sent, want 1 (a login per watch?)", n)
 	}
 
@@ -63,7 +63,7 @@ func TestWatchesKeepTheLogin(t *testing.T) {
 	for i := range 2 {
 		watch(fmt.Sprintf("b%d.json", i))
 	}
-	if n := s.login.sent.Load(); n != 2 {
+	if n := s.login.Logins(); n != 2 {
 		t.Fatalf("after the login was revoked and 2 watches, %d Authenticate requests sent in all, want 2", n)
 	}
 	// Revoked again, and a watch first: its stream's login is the one
@@ -76,14 +76,14 @@ func TestWatchesKeepTheLogin(t *testing.T) {
 	if resp := <-s.c.Watch(wctx, "/kt/", clientv3.WithPrefix(), clientv3.WithCreatedNotify()); !resp.Created || resp.Err() != nil {
 		t.Fatalf("a watch once the token was revoked: %+v, %v", resp, resp.Err())
 	}
-	if n := s.login.sent.Load(); n != 3 {
+	if n := s.login.Logins(); n != 3 {
 		t.Fatalf("after the login was revoked again and a watch, %d Authenticate requests sent in all, want 3", n)
 	}
 }
 
 // BenchmarkWatchLogin measures what opening a watch costs with
 // --etcd-user (the time until etcd says it is made): on a store's client,
-// which keeps its login (sessionLogin), and, as the baseline in the same
+// which keeps its login (etcd.KeepLogin), and, as the baseline in the same
 // run, on a client as clientv3 makes it from the same flags, which logs in
 // for every stream. Each watch gets a stream of its own (a new context
 // metadata), as a command's catch-up watch and a Source's watch resumed

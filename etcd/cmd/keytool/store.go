@@ -22,7 +22,6 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
 
 	"github.com/keytool/keytool/etcd"
 	"github.com/keytool/keytool/internal/cli"
@@ -194,10 +193,9 @@ func (f *connFlags) open(_ context.Context, u *url.URL) (cli.Store, error) {
 		return nil, err
 	}
 	where := u.Scheme + "://" + u.Host + prefix
-	var login *sessionLogin
+	var login *etcd.Login
 	if cfg.Username != "" {
-		login = &sessionLogin{probe: prefix + "/"}
-		cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(login.unary))
+		login = etcd.KeepLogin(&cfg, prefix)
 	}
 	c, err := clientv3.New(cfg) // with a user, this authenticates: it talks to etcd
 	if err != nil {
@@ -261,9 +259,9 @@ type store struct {
 	c      *clientv3.Client
 	flags  *connFlags
 	cfg    clientv3.Config
-	where  string        // etcd://HOST:PORT/PREFIX, for messages
-	prefix string        // no trailing slash
-	login  *sessionLogin // with --etcd-user: the client's login, kept
+	where  string      // etcd://HOST:PORT/PREFIX, for messages
+	prefix string      // no trailing slash
+	login  *etcd.Login // with --etcd-user: the client's login, kept
 
 	// watchFrom is the package's (tests lower it to watch any prefix);
 	// watched counts the deltas a watch gave (tests tell which way), and
@@ -606,7 +604,7 @@ func (s *store) watches(k cli.StoreMark, h int64) bool {
 // sent every change: past it, the range is read instead. It counts from
 // before the watch is made, so with --etcd-user it includes the check
 // that the client's login still holds for the watch's stream
-// (sessionLogin: a read; a login again, a bcrypt check on the member,
+// (etcd.KeepLogin: a read; a login again, a bcrypt check on the member,
 // only once the token expired or was revoked).
 const watchWait = 2 * time.Second
 
