@@ -66,12 +66,12 @@ func startWatchedWith(t *testing.T, target string, opts ServerOptions) *watchedS
 	return w
 }
 
-// authorize writes c's key to authorized_keys.d/name.json, with attrs,
-// and waits until the store has it.
-func (w *watchedServer) authorize(t *testing.T, name string, c *side, attrs ...string) string {
+// authorize writes c's key to authorized_keys.d/name.json and waits
+// until the store has it.
+func (w *watchedServer) authorize(t *testing.T, name string, c *side) string {
 	t.Helper()
 	file := filepath.Join(w.opts.Dirs[0], name+".json")
-	k := keydirtest.WithAttrs(c.id.Key.PublicKey(), append([]string{jwk.AttrName, name}, attrs...)...)
+	k := keydirtest.WithAttrs(c.id.Key.PublicKey(), jwk.AttrName, name)
 	keydirtest.Put(t, file, keydirtest.JWK(t, k))
 	for deadline := time.Now().Add(2 * time.Second); w.store.Decide(c.id.Key.SPKIHash(), netip127).Verdict != authkeys.Authorized; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -80,6 +80,16 @@ func (w *watchedServer) authorize(t *testing.T, name string, c *side, attrs ...s
 	}
 	c.pin(t, w.addr, w.srv)
 	return file
+}
+
+// expiry is keydirtest.Withdrawn's Expiry for c's key in w's store.
+func (w *watchedServer) expiry(c *side) func() time.Time {
+	return func() time.Time {
+		if e := w.store.Decide(c.id.Key.SPKIHash(), netip127).Entry; e != nil {
+			return e.Expires
+		}
+		return time.Time{}
+	}
 }
 
 // longEchoTarget is a plain TCP echo server whose connections stay open
@@ -244,18 +254,7 @@ func TestLiveRevocationServer(t *testing.T) {
 			// makes unsafe.
 			keydirtest.Put(t, filepath.Join(w.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
 			alice, bob := newSide(t), newSide(t)
-			var (
-				attrs []string
-				exp   time.Time
-			)
-			if tc.Expires {
-				exp = keydirtest.ExpiryAhead()
-				attrs = []string{jwk.AttrExpires, exp.UTC().Format(time.RFC3339)}
-			}
-			file := w.authorize(t, "alice", alice, attrs...)
-			if e, err := w.store.Lookup(alice.id.Key.SPKIHash(), netip127); tc.Expires && (err != nil || !e.Expires.Equal(exp)) {
-				t.Fatalf("alice's entry: %v, %v; want one that expires at %v", e, err, exp)
-			}
+			file := w.authorize(t, "alice", alice)
 			w.authorize(t, "bob", bob)
 
 			goAlice := holdOpen(t, "alice's Go TLS stream", dialTLS(t, alice, w.addr))
@@ -263,7 +262,7 @@ func TestLiveRevocationServer(t *testing.T) {
 			bobConn := dialTLS(t, bob, w.addr)
 			echo(t, "bob's stream", bobConn)
 
-			at := tc.Do(t, keydirtest.Withdrawn{RevokedDir: w.opts.RevokedDirs[0], File: file, Key: alice.id.Key, Expires: exp})
+			at := tc.Do(t, keydirtest.Withdrawn{RevokedDir: w.opts.RevokedDirs[0], File: file, Key: alice.id.Key, Expiry: w.expiry(alice)})
 			took := goAlice.endedWithin(t, at, revokeWithin)
 			select {
 			case <-ssl.exited:

@@ -93,12 +93,12 @@ func startLive(t *testing.T) *liveServer {
 	return w
 }
 
-// authorize writes c's key to authorized_keys.d/name.json, with attrs,
-// waits until the store has it, and pins the server's key for c.
-func (w *liveServer) authorize(t *testing.T, name string, c *home, attrs ...string) string {
+// authorize writes c's key to authorized_keys.d/name.json, waits until
+// the store has it, and pins the server's key for c.
+func (w *liveServer) authorize(t *testing.T, name string, c *home) string {
 	t.Helper()
 	file := filepath.Join(w.opts.Dirs[0], name+".json")
-	k := keydirtest.WithAttrs(c.id.Key.PublicKey(), append([]string{jwk.AttrName, name}, attrs...)...)
+	k := keydirtest.WithAttrs(c.id.Key.PublicKey(), jwk.AttrName, name)
 	keydirtest.Put(t, file, keydirtest.JWK(t, k))
 	for deadline := time.Now().Add(2 * time.Second); w.store.Decide(c.id.Key.SPKIHash(), netip.MustParseAddr("127.0.0.1")).Verdict != authkeys.Authorized; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -107,6 +107,16 @@ func (w *liveServer) authorize(t *testing.T, name string, c *home, attrs ...stri
 	}
 	c.pin(t, w.addr, w.srv.id.Key)
 	return file
+}
+
+// expiry is keydirtest.Withdrawn's Expiry for c's key in w's store.
+func (w *liveServer) expiry(c *home) func() time.Time {
+	return func() time.Time {
+		if e := w.store.Decide(c.id.Key.SPKIHash(), netip.MustParseAddr("127.0.0.1")).Entry; e != nil {
+			return e.Expires
+		}
+		return time.Time{}
+	}
 }
 
 // liveStream is a streaming request held open; ended receives when its
@@ -218,23 +228,12 @@ func TestLiveConnsHTTP(t *testing.T) {
 				// makes unsafe.
 				keydirtest.Put(t, filepath.Join(w.opts.RevokedDirs[0], "other.json"), keydirtest.JWK(t, keydirtest.Key(t, 7)))
 				alice, bob := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
-				var (
-					attrs []string
-					exp   time.Time
-				)
-				if tc.Expires {
-					exp = keydirtest.ExpiryAhead()
-					attrs = []string{jwk.AttrExpires, exp.UTC().Format(time.RFC3339)}
-				}
-				file := w.authorize(t, "alice", alice, attrs...)
-				if e, err := w.store.Lookup(alice.id.Key.SPKIHash(), netip.MustParseAddr("127.0.0.1")); tc.Expires && (err != nil || !e.Expires.Equal(exp)) {
-					t.Fatalf("alice's entry: %v, %v; want one that expires at %v", e, err, exp)
-				}
+				file := w.authorize(t, "alice", alice)
 				w.authorize(t, "bob", bob)
 				as := w.openStream(t, "alice", alice, h2)
 				bs := w.openStream(t, "bob", bob, h2)
 
-				at := tc.Do(t, keydirtest.Withdrawn{RevokedDir: w.opts.RevokedDirs[0], File: file, Key: alice.id.Key, Expires: exp})
+				at := tc.Do(t, keydirtest.Withdrawn{RevokedDir: w.opts.RevokedDirs[0], File: file, Key: alice.id.Key, Expiry: w.expiry(alice)})
 				as.endedWithin(t, at, liveWithin)
 				fp := regexp.QuoteMeta(alice.id.Key.Fingerprint())
 				w.waitLog(t, `level=WARN msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+fp+` name=alice reason=".*`+tc.Reason)
