@@ -142,15 +142,12 @@ func (id *Identity) Announced() []*jwk.Key {
 	return keys
 }
 
-// loadNextKey reads the home's next key, if it has one.
+// loadNextKey reads the home's next key, if it has one, as the identity
+// is read (ReadHomeKey): it is announced, and becomes the identity.
 func loadNextKey(home string) (*jwk.Key, error) {
 	file, err := jwk.FindNextKey(home)
 	if file == "" || err != nil {
 		return nil, err
 	}
-	k, err := jwk.ReadPrivateKeyFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("tlsbridge: the next key: %w", err)
-	}
-	return k, nil
+	return ReadHomeKey(home, file)
 }

@@ -216,19 +216,7 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The key is a trust input like cert.pem beside it: whoever can write
-	// the home (or owns the key file) can put a key of their own in its
-	// place, which a process running as root reads even at mode 0600, and
-	// the home would then present, announce and hand out (`keytool pub`)
-	// a key someone else holds. The home's next key is in the same
-	// directory, checked with it. The key is parsed from the bytes the
-	// check read, never read again: a file put in its place meanwhile
-	// would be loaded unchecked.
-	data, fi, err := readIdentityFile(trustfile.Rule{Top: home}, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("tlsbridge: the identity %s: %w", keyFile, err)
-	}
-	k, err := jwk.ParsePrivateKeyFile(keyFile, data, fi)
+	k, err := ReadHomeKey(home, keyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -250,9 +238,39 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	return presentKey(k, certFile, opts)
 }
 
-// readIdentityFile is how LoadHomeIdentity reads and checks the key;
-// tests replace the file right after it (TestHomeIdentityReadOnce).
-var readIdentityFile = trustfile.Rule.ReadFile
+// ReadHomeKey reads a private key of the keytool home: its identity
+// (key.*), its next key (key.next.*) or one a rotation kept (key.old.*).
+// Each is a trust input like cert.pem beside it: whoever can write the
+// home (or owns the key file) can put a key of their own in its place,
+// which a process running as root reads even at mode 0600, and the home
+// would then present, announce and hand out (`keytool pub`) a key someone
+// else holds. So every such key is read as the other trust files are
+// (trustfile.Rule.ReadFile: the file, a link's target and the directories
+// up to the home) and parsed from the bytes that read checked, never read
+// again: a file put in its place meanwhile would be loaded unchecked.
+func ReadHomeKey(home, file string) (*jwk.Key, error) {
+	data, fi, err := readHomeKeyFile(trustfile.Rule{Top: home}, file)
+	if err != nil {
+		return nil, fmt.Errorf("tlsbridge: %s %s: %w", homeKeyRole(file), file, err)
+	}
+	return jwk.ParsePrivateKeyFile(file, data, fi)
+}
+
+// homeKeyRole names what a private key file of the home is, for errors.
+func homeKeyRole(file string) string {
+	name := filepath.Base(file)
+	switch {
+	case slices.Contains(homedir.NextNames(), name):
+		return "the next key"
+	case homedir.IsOld(name):
+		return "the previous identity"
+	}
+	return "the identity"
+}
+
+// readHomeKeyFile is how ReadHomeKey reads and checks a key; tests
+// replace the file right after it (TestHomeIdentityReadOnce).
+var readHomeKeyFile = trustfile.Rule.ReadFile
 
 // LoadOrGenerateHomeIdentity loads the identity of a keytool home as
 // LoadHomeIdentity does or, when the home holds none, first makes one of

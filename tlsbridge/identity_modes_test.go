@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/internal/trustfile"
@@ -73,8 +74,8 @@ func TestHomeIdentityReadOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	reads := 0
-	defer func(read func(trustfile.Rule, string) ([]byte, fs.FileInfo, error)) { readIdentityFile = read }(readIdentityFile)
-	readIdentityFile = func(r trustfile.Rule, path string) ([]byte, fs.FileInfo, error) {
+	defer func(read func(trustfile.Rule, string) ([]byte, fs.FileInfo, error)) { readHomeKeyFile = read }(readHomeKeyFile)
+	readHomeKeyFile = func(r trustfile.Rule, path string) ([]byte, fs.FileInfo, error) {
 		reads++
 		data, fi, err := r.ReadFile(path)
 		if err := jwk.WritePrivateKeyFile(keyFile, other, jwk.JWK, jwk.Overwrite); err != nil {
@@ -89,5 +90,97 @@ func TestHomeIdentityReadOnce(t *testing.T) {
 	if got, want := id.Key.Fingerprint(), h.id.Key.Fingerprint(); got != want || reads != 1 {
 		t.Fatalf("loaded %s after %d checked reads, want the key checked, %s, read once (the file now holds %s)",
 			got, reads, want, other.Fingerprint())
+	}
+}
+
+// TestHomeNextKeyStrictModes: the home's next key (key.next.*), which the
+// identity announces and a rotation makes the identity, is read as
+// key.json is (ReadHomeKey), and so is every key RotateHome reads. Only
+// the home's directory was checked for it, and the file read with
+// jwk.ReadPrivateKeyFile: a next key owned by another user, or a link to
+// a file in a directory others may write, was announced and rotated to;
+// a mode the rule refuses was refused for another reason (readable by
+// others). Each is now the *trustfile.PermissionError key.json gets,
+// naming the file, or the directory at fault on the way to it.
+func TestHomeNextKeyStrictModes(t *testing.T) {
+	h := newHome(t, jwk.EC256)
+	keyFile, nextFile := filepath.Join(h.dir, "key.json"), filepath.Join(h.dir, "key.next.json")
+	writeKey(t, keyFile, h.id.Key, 0o600)
+	next := mustGenerate(t, jwk.EC256)
+	shared := filepath.Join(h.dir, "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeKey(t, filepath.Join(shared, "next.json"), next, 0o600)
+	if err := os.Chmod(shared, 0o777); err != nil { // after the write: umask
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		make  func(t *testing.T)
+		fault string // the path the error names as at fault
+		owner int
+		root  bool
+	}{
+		{"mode 0620", func(t *testing.T) { writeKey(t, nextFile, next, 0o620) }, nextFile, -1, false},
+		{"a link into a directory others may write", func(t *testing.T) {
+			if err := os.Symlink(filepath.Join("shared", "next.json"), nextFile); err != nil {
+				t.Fatal(err)
+			}
+		}, shared, -1, false},
+		{"owned by uid 65534", func(t *testing.T) {
+			writeKey(t, nextFile, next, 0o600)
+			if err := os.Chown(nextFile, 65534, -1); err != nil {
+				t.Fatal(err)
+			}
+		}, nextFile, 65534, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.root && os.Geteuid() != 0 {
+				t.Skip("only root can give a file to another user")
+			}
+			os.Remove(nextFile)
+			tc.make(t)
+			defer os.Remove(nextFile)
+			check := func(what string, err error) {
+				t.Helper()
+				var pe *trustfile.PermissionError
+				if !errors.As(err, &pe) || pe.Path != tc.fault || pe.Owner != tc.owner ||
+					!strings.Contains(err.Error(), "the next key "+nextFile+": ") {
+					t.Errorf("%s: %v, want a *trustfile.PermissionError naming %s (owner %d) for the next key %s",
+						what, err, tc.fault, tc.owner, nextFile)
+				}
+			}
+			id, err := LoadHomeIdentity(h.dir, CertOptions{})
+			if err == nil {
+				t.Errorf("LoadHomeIdentity announced %v", id.Announced())
+			}
+			check("LoadHomeIdentity", err)
+			_, err = RotateHome(h.dir)
+			check("RotateHome", err)
+			if got, err := ReadHomeKey(h.dir, keyFile); err != nil || !got.Equal(h.id.Key) {
+				t.Fatalf("the identity after a refused rotation: %v", err)
+			}
+		})
+	}
+	// Fixed, the next key is announced; the identity a rotation reads is
+	// checked as well.
+	writeKey(t, nextFile, next, 0o600)
+	if id, err := LoadHomeIdentity(h.dir, CertOptions{}); err != nil || len(id.Announced()) != 1 || !id.Announced()[0].Equal(next) {
+		t.Fatalf("a next key of mode 0600: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	if err := os.Chown(keyFile, 65534, -1); err != nil {
+		t.Fatal(err)
+	}
+	var pe *trustfile.PermissionError
+	if _, err := RotateHome(h.dir); !errors.As(err, &pe) || pe.Path != keyFile || pe.Owner != 65534 || !strings.Contains(err.Error(), "the identity "+keyFile+": ") {
+		t.Errorf("RotateHome from a key.json owned by uid 65534: %v, want a *trustfile.PermissionError naming it and its owner", err)
+	}
+	if _, err := os.Lstat(nextFile); err != nil {
+		t.Errorf("the refused rotation moved the next key: %v", err)
 	}
 }

@@ -50,11 +50,11 @@ func RotateHome(home string) (*Rotation, error) {
 	if nextFile == "" {
 		return nil, &NoNextKeyError{Home: home}
 	}
-	old, err := jwk.ReadPrivateKeyFile(cur)
+	old, err := ReadHomeKey(home, cur)
 	if err != nil {
 		return nil, err
 	}
-	next, err := jwk.ReadPrivateKeyFile(nextFile)
+	next, err := ReadHomeKey(home, nextFile)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // layout is the home's layout: the path of every file in it.
@@ -22,6 +23,18 @@ func (c *cli) identityPath() (string, error) {
 		return c.identity, nil
 	}
 	return jwk.FindIdentity(c.home)
+}
+
+// readPrivateKey reads a private key as the identity's loader
+// (loadIdentity) does: the key -i names alone, as ssh -i reads it
+// (jwk.ReadPrivateKeyFile); any other is a key of the home — its
+// identity, its next key, one a rotation kept — read through the home's
+// trust rule (tlsbridge.ReadHomeKey).
+func (c *cli) readPrivateKey(path string) (*jwk.Key, error) {
+	if c.identity != "" && path == c.identity {
+		return jwk.ReadPrivateKeyFile(path)
+	}
+	return tlsbridge.ReadHomeKey(c.home, path)
 }
 
 // argKeys reads the keys of the optional FILE argument of a command

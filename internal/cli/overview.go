@@ -180,7 +180,7 @@ func (c *cli) overviewIdentity(o *overview, lf listFlags) {
 		return
 	}
 	read := func(role, path string) *identityInfo {
-		k, err := jwk.ReadPrivateKeyFile(path)
+		k, err := c.readPrivateKey(path)
 		if err != nil {
 			o.problem(c, err)
 			return nil

@@ -44,7 +44,7 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	if len(names.DNSNames) == 0 && len(names.IPAddresses) == 0 {
 		// The identity's names stay the identity's names after the
 		// rotation.
-		if ck, err := jwk.ReadPrivateKeyFile(cur); err == nil {
+		if ck, err := c.readPrivateKey(cur); err == nil {
 			if saved, err := ck.Attrs.List(jwk.AttrNames); err == nil {
 				names = tlsbridge.NamesOptions(saved...)
 			}
