@@ -242,12 +242,11 @@ func (c *cli) refuseExisting(again []string, paths ...string) error {
 }
 
 // describeKeyFile says which key a file holds, " (ECDSA P-256, SHA256:…)",
-// or nothing if it cannot be read. The file's mode is not checked: this
-// only names a key that is about to be refused or replaced.
+// or nothing if it cannot be read — a FIFO or a device included, which
+// the reader (trustfile.Read) opens without blocking and refuses. The
+// file's mode is not checked: this only names a key that is about to be
+// refused or replaced.
 func describeKeyFile(path string) string {
-	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
-		return "" // a FIFO would block the open
-	}
 	keys, err := jwk.ReadPublicKeys(path)
 	if err != nil {
 		return ""
