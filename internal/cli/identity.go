@@ -38,12 +38,18 @@ func (c *cli) readPrivateKey(path string) (*jwk.Key, error) {
 }
 
 // argKeys reads the keys of the optional FILE argument of a command
-// (name) that reads the identity by default: pub, dns-record.
+// (name) that reads the identity by default: pub, dns-record. The home's
+// identity is read as the home presents it (tlsbridge.ReadHomeKey): what
+// these hand out is the key the home would present.
 func (c *cli) argKeys(name string, args []string) (file string, keys []*jwk.Key, err error) {
 	switch len(args) {
 	case 0:
 		if file, err = c.identityPath(); err != nil {
 			return "", nil, err
+		}
+		if c.identity == "" {
+			keys, err = c.readKeysWith(file, c.homeKeys, jwk.Parse)
+			return file, keys, err
 		}
 	case 1:
 		file = args[0]
@@ -52,6 +58,16 @@ func (c *cli) argKeys(name string, args []string) (file string, keys []*jwk.Key,
 	}
 	keys, err = c.readKeys(file)
 	return file, keys, err
+}
+
+// homeKeys is the private key of the home in file, read as
+// readKeysWith reads a file (a list of keys).
+func (c *cli) homeKeys(file string) ([]*jwk.Key, error) {
+	k, err := tlsbridge.ReadHomeKey(c.home, file)
+	if err != nil {
+		return nil, err
+	}
+	return []*jwk.Key{k}, nil
 }
 
 // readKeys reads the keys in file, or on standard input for "-".

@@ -14,7 +14,9 @@ import (
 // or a key.json owned by another user — anyone who can write the home
 // can put a key of their own there, which the proxy, running as root,
 // would read and present — naming the home or file and the fix, as for
-// the trust files beside it. Before: the proxy served with that key.
+// the trust files beside it. Before: the proxy served with that key. So
+// do `keytool pub` and `dns-record`, which hand out the key the home
+// presents: they printed that key.
 func TestIdentityInAnUnsafeHomeRefused(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
 	if out, err := keytoolCmd("-H", home, "gen").CombinedOutput(); err != nil {
@@ -26,6 +28,8 @@ func TestIdentityInAnUnsafeHomeRefused(t *testing.T) {
 	for _, args := range [][]string{
 		{"-H", home, "proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:1"},
 		{"-H", home, "cert"},
+		{"-H", home, "pub"},
+		{"-H", home, "dns-record", "--host", "db.example"},
 	} {
 		out, code := runUntilListening(t, keytoolCmd(args...))
 		if code != 1 || !strings.Contains(out, "Fix with: chmod go-w "+home+"\n") {
@@ -45,10 +49,12 @@ func TestIdentityInAnUnsafeHomeRefused(t *testing.T) {
 	if err := os.Chown(key, 65534, -1); err != nil {
 		t.Fatal(err)
 	}
-	cmd := keytoolCmd("-H", home, "cert")
-	out, _ := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "Fix with: chown 0 "+key+"\n") {
-		t.Errorf("keytool cert with key.json owned by uid 65534: exit %d, %s; want exit 1 and the chown", code, out)
+	for _, command := range []string{"cert", "pub"} {
+		cmd := keytoolCmd("-H", home, command)
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "Fix with: chown 0 "+key+"\n") {
+			t.Errorf("keytool %s with key.json owned by uid 65534: exit %d, %s; want exit 1 and the chown", command, code, out)
+		}
 	}
 }
 
