@@ -33,7 +33,7 @@ func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
 		return nil, err
 	}
 	if c.identity == "" {
-		return tlsbridge.LoadHomeIdentity(c.home, opts)
+		return tlsbridge.LoadHomeIdentity(c.keyHome(), opts)
 	}
 	certFile := c.layout().Cert()
 	if _, err := os.Stat(certFile); err != nil {
@@ -47,7 +47,7 @@ func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
 // that does not load is logged and refused (docs/design.md, "Identity
 // reload").
 func (c *cli) watchIdentity(ctx context.Context, log *slog.Logger, onChange func(*tlsbridge.Identity), hosts ...string) (*tlsbridge.IdentityWatcher, error) {
-	files, top := tlsbridge.HomeIdentityFiles(c.home), c.home
+	files, top := tlsbridge.HomeIdentityFiles(c.keyHome()), c.keyHome()
 	if c.identity != "" {
 		// Like ssh -i, a key given by name is checked alone, not the
 		// directories above it.

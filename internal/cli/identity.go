@@ -17,12 +17,22 @@ import (
 func (c *cli) layout() home.Dir { return home.Dir(c.home) }
 
 // identityPath returns the identity file: -i if given, else the single
-// key.{json,jwk,pem} in the home.
+// key.{json,jwk,pem} in the home (keyHome).
 func (c *cli) identityPath() (string, error) {
 	if c.identity != "" {
 		return c.identity, nil
 	}
-	return jwk.FindIdentity(c.home)
+	return jwk.FindIdentity(c.keyHome())
+}
+
+// keyHome is the home whose identity a command uses: the home, except in
+// the work home of a store's command (inStore), which holds the store's
+// entries and no key: the identity is still the real home's.
+func (c *cli) keyHome() string {
+	if c.identityHome != "" {
+		return c.identityHome
+	}
+	return c.home
 }
 
 // readPrivateKey reads a private key as the identity's loader
@@ -34,7 +44,7 @@ func (c *cli) readPrivateKey(path string) (*jwk.Key, error) {
 	if c.identity != "" && path == c.identity {
 		return jwk.ReadPrivateKeyFile(path)
 	}
-	return tlsbridge.ReadHomeKey(c.home, path)
+	return tlsbridge.ReadHomeKey(c.keyHome(), path)
 }
 
 // argKeys reads the keys of the optional FILE argument of a command
@@ -63,7 +73,7 @@ func (c *cli) argKeys(name string, args []string) (file string, keys []*jwk.Key,
 // homeKeys is the private key of the home in file, read as
 // readKeysWith reads a file (a list of keys).
 func (c *cli) homeKeys(file string) ([]*jwk.Key, error) {
-	k, err := tlsbridge.ReadHomeKey(c.home, file)
+	k, err := tlsbridge.ReadHomeKey(c.keyHome(), file)
 	if err != nil {
 		return nil, err
 	}

@@ -175,6 +175,7 @@ func fixedCommand(args []string, bad, near string) string {
 type cli struct {
 	home           string
 	identity       string
+	identityHome   string // the home whose identity is used, when not home (keyHome)
 	homeSet        bool
 	strictHostKeys string
 	insecure       bool

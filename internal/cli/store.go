@@ -342,11 +342,10 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 		return err
 	}
 	defer done()
-	// The identity stays the home's (trust-host connects with it).
+	// The identity stays the home's (trust-host connects with it), read
+	// as that home's (keyHome), not as a key given with -i.
 	if identity && c.identity == "" {
-		if p, perr := c.identityPath(); perr == nil {
-			c.identity = p
-		}
+		c.identityHome = c.home
 	}
 	stdout, stderr := c.stdout, c.stderr
 	var out bytes.Buffer
