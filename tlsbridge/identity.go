@@ -253,7 +253,12 @@ func ReadHomeKey(home, file string) (*jwk.Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlsbridge: %s %s: %w", homeKeyRole(file), file, err)
 	}
-	return jwk.ParsePrivateKeyFile(file, data, fi)
+	k, err := jwk.ParsePrivateKeyFile(file, data, fi)
+	if err != nil {
+		// jwk's errors name the file already; the role is what they lack.
+		return nil, fmt.Errorf("tlsbridge: %s: %w", homeKeyRole(file), err)
+	}
+	return k, nil
 }
 
 // homeKeyRole names what a private key file of the home is, for errors.

@@ -184,3 +184,37 @@ func TestHomeNextKeyStrictModes(t *testing.T) {
 		t.Errorf("the refused rotation moved the next key: %v", err)
 	}
 }
+
+// TestHomeKeyErrorsNameTheRole: a key of the home refused once read — a
+// next key others may read, an identity that holds a public key only —
+// is refused naming its role, as a refusal by the strict-modes rule is
+// ("tlsbridge: the next key: jwk: ... key.next.json ..."). Only those of
+// the rule did since the next key is read as the identity is; before,
+// every error of the next key's did.
+func TestHomeKeyErrorsNameTheRole(t *testing.T) {
+	h := newHome(t, jwk.EC256)
+	keyFile, nextFile := filepath.Join(h.dir, "key.json"), filepath.Join(h.dir, "key.next.json")
+	writeKey(t, keyFile, h.id.Key, 0o600)
+	writeKey(t, nextFile, mustGenerate(t, jwk.EC256), 0o640) // the rule allows it; jwk does not
+	var pe *jwk.PermissionError
+	for what, err := range map[string]error{
+		"LoadHomeIdentity": func() error { _, err := LoadHomeIdentity(h.dir, CertOptions{}); return err }(),
+		"RotateHome":       func() error { _, err := RotateHome(h.dir); return err }(),
+	} {
+		if !errors.As(err, &pe) || pe.File != nextFile || !strings.HasPrefix(err.Error(), "tlsbridge: the next key: jwk: ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s with a next key of mode 0640: %v, want one line, a *jwk.PermissionError naming %s, for the next key", what, err, nextFile)
+		}
+	}
+	if err := os.Remove(nextFile); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := h.id.Key.PublicKey().MarshalPublic(jwk.JWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, keyFile, pub, 0o600)
+	var np *jwk.NotPrivateKeyError
+	if _, err := LoadHomeIdentity(h.dir, CertOptions{}); !errors.As(err, &np) || !strings.HasPrefix(err.Error(), "tlsbridge: the identity: "+keyFile+": ") || !strings.Contains(err.Error(), keyFile) {
+		t.Errorf("an identity holding its public key only: %v, want a *jwk.NotPrivateKeyError naming %s, for the identity", err, keyFile)
+	}
+}
