@@ -12,7 +12,7 @@
 // still be admitted by a CA certificate and CRL. Handlers learn who called
 // from Server.PeerOf or, behind Server.Middleware, PeerFromContext.
 //
-//	id, _ := tlsbridge.LoadIdentity(home+"/key.json", "", tlsbridge.CertOptions{})
+//	id, _ := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{})
 //	keys := authkeys.Open(ctx, authkeys.HomeOptions(home))
 //	srv, _ := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: keys})
 //	httpSrv := &http.Server{Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig()}

@@ -31,7 +31,7 @@ func mustHome() (string, *tlsbridge.Identity) {
 	if err := jwk.WritePrivateKeyFile(filepath.Join(home, "key.json"), k, jwk.JWK, jwk.CreateNew); err != nil {
 		log.Fatal(err)
 	}
-	id, err := tlsbridge.LoadIdentity(filepath.Join(home, "key.json"), "", tlsbridge.CertOptions{DNSNames: []string{"localhost"}})
+	id, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{DNSNames: []string{"localhost"}})
 	if err != nil {
 		log.Fatal(err)
 	}

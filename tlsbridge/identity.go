@@ -182,7 +182,10 @@ func NewIdentity(k *jwk.Key, opts CertOptions) (*Identity, error) {
 
 // LoadIdentity reads the private key at keyFile and, if certFile is not
 // empty, a CA-issued certificate chain for it (PKI mode); otherwise it makes
-// a self-signed certificate.
+// a self-signed certificate. The key is read as ssh -i reads one given by
+// name (jwk.ReadPrivateKeyFile: its mode, not its owner, a link's target
+// or the directories above it); a home's key is LoadHomeIdentity's, which
+// reads it as the trust input it is (ReadHomeKey).
 func LoadIdentity(keyFile, certFile string, opts CertOptions) (*Identity, error) {
 	k, err := jwk.ReadPrivateKeyFile(keyFile)
 	if err != nil {
