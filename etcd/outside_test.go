@@ -10,25 +10,10 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/keytool/keytool/etcd/internal/etcdtest"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 )
-
-// forgingKV answers every Get as etcd does, with forged keys added: what
-// a proxy or a member gone wrong could send.
-type forgingKV struct {
-	clientv3.KV
-	forged []*mvccpb.KeyValue
-}
-
-func (f forgingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	r, err := f.KV.Get(ctx, key, opts...)
-	if err == nil {
-		r.Kvs = append(r.Kvs, f.forged...)
-	}
-	return r, err
-}
 
 // outsideLog passes on each log record's *OutsideKeyError.
 type outsideLog chan *OutsideKeyError
@@ -60,7 +45,7 @@ func TestListAnsweringKeysOutsideThePrefixRefused(t *testing.T) {
 	for what, forged := range map[string]string{"same length": "/keytool/prod/authorized_keys/mallory", "shorter": "/k"} {
 		t.Run(what, func(t *testing.T) {
 			c := client(t, ms[0].endpoint())
-			c.KV = forgingKV{c.KV, []*mvccpb.KeyValue{{Key: []byte(forged), Value: keyJSON(t, keydirtest.Key(t, 2)), ModRevision: 1}}}
+			c.KV = etcdtest.ForgingKV{KV: c.KV, Forged: []*mvccpb.KeyValue{{Key: []byte(forged), Value: keyJSON(t, keydirtest.Key(t, 2)), ModRevision: 1}}}
 			logged := make(outsideLog, 1)
 			src, err := Open(t.Context(), Options{Client: c, Prefix: prefix, Logger: slog.New(logged)})
 			if err != nil {

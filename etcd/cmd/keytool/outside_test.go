@@ -1,27 +1,12 @@
 package main
 
 import (
-	"context"
 	"testing"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/keytool/keytool/etcd/internal/etcdtest"
 )
-
-// forgingKV answers every Get as etcd does, with forged keys added: what
-// a proxy or a member gone wrong could send.
-type forgingKV struct {
-	clientv3.KV
-	forged []*mvccpb.KeyValue
-}
-
-func (f forgingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	r, err := f.KV.Get(ctx, key, opts...)
-	if err == nil {
-		r.Kvs = append(r.Kvs, f.forged...)
-	}
-	return r, err
-}
 
 // TestListIgnoresKeysOutsideThePrefix: a key outside the prefix in an
 // answer for its range is no entry of the store — sync must not mirror
@@ -33,7 +18,7 @@ func TestListIgnoresKeysOutsideThePrefix(t *testing.T) {
 	if _, err := st.c.Put(t.Context(), "/kt/authorized_keys/alice.json", "{}"); err != nil {
 		t.Fatal(err)
 	}
-	st.c.KV = forgingKV{st.c.KV, []*mvccpb.KeyValue{{Key: []byte("authorized_keys/mallory.json"), Value: []byte("{}"), ModRevision: 1}}}
+	st.c.KV = etcdtest.ForgingKV{KV: st.c.KV, Forged: []*mvccpb.KeyValue{{Key: []byte("authorized_keys/mallory.json"), Value: []byte("{}"), ModRevision: 1}}}
 	entries, err := st.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
