@@ -23,6 +23,7 @@ import (
 
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
@@ -368,6 +369,9 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	} else {
 		changes, _, err = changesOf(home.Dir(work), read)
 	}
+	if err == nil {
+		err = standInsUnchanged(changes)
+	}
 	if err == nil && runErr == nil && len(changes) > 0 {
 		var rev int64
 		rev, err = st.Apply(ctx, changes)
@@ -424,7 +428,7 @@ func (c *cli) storeHome(ctx context.Context, st Store, where string) (dir string
 		stop()
 		os.RemoveAll(tmp)
 	}
-	if read, err = materialize(home.Dir(tmp), entries, false); err != nil {
+	if read, err = materialize(home.Dir(tmp), entries, false, st.MaxValue()); err != nil {
 		done()
 		return "", nil, nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -461,14 +465,14 @@ func removeOnSignal(dir string) (stop func()) {
 	}
 }
 
-// materialize writes entries into h's .d directories, mode 0644, and
-// returns them by path, each with the file's stamp once written. Entries
-// whose names are no file name (the stores report them when they read the
-// store) are left out: no command changes them. A temporary copy is read
+// materialize writes entries into h's .d directories, mode 0644, as the
+// stores reading the store take them (heldFile: an entry they take no
+// file of, or one standing for it), and returns them by path, each with
+// the file's stamp once written. A temporary copy is read
 // once, so it gets no admin index (building one would cost more than it
 // saves): unless indexed, a file where the index directory would be makes
 // the stores load in full. The mirror, kept, gets one.
-func materialize(h home.Dir, entries []StoreEntry, indexed bool) (map[string]copied, error) {
+func materialize(h home.Dir, entries []StoreEntry, indexed bool, maxValue int) (map[string]copied, error) {
 	for _, kind := range StoreKinds {
 		if err := os.MkdirAll(kindDir(h, kind), 0o700); err != nil {
 			return nil, err
@@ -483,10 +487,11 @@ func materialize(h home.Dir, entries []StoreEntry, indexed bool) (map[string]cop
 	// faster on more goroutines (measured: slower).
 	read := make(map[string]copied, len(entries))
 	for _, e := range entries {
-		if !mirrored(e) {
+		held, ok := heldFile(h, e, maxValue)
+		if !ok {
 			continue
 		}
-		path := filepath.Join(kindDir(h, e.Kind), e.Name)
+		path := filepath.Join(kindDir(h, held.Kind), held.Name)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, fs.ErrExist) {
 			return nil, sameFileError(e)
@@ -494,7 +499,7 @@ func materialize(h home.Dir, entries []StoreEntry, indexed bool) (map[string]cop
 		if err != nil {
 			return nil, err
 		}
-		_, err = f.Write(e.Value)
+		_, err = f.Write(held.Value)
 		fi, serr := f.Stat()
 		if cerr := f.Close(); err == nil {
 			err = errors.Join(serr, cerr)
@@ -502,14 +507,55 @@ func materialize(h home.Dir, entries []StoreEntry, indexed bool) (map[string]cop
 		if err != nil {
 			return nil, err
 		}
-		read[path] = copied{entryOf(e), sha256.Sum256(e.Value), stampOf(fi)}
+		read[path] = copied{entryOf(held), sha256.Sum256(held.Value), stampOf(fi)}
 	}
 	return read, nil
 }
 
-// mirrored says whether e is copied to a file: a kind of entry, a name
-// that is a file's (the stores report the others when they read the
-// store; no command changes them).
+// heldFile is the file by which a copy of the store in the home h holds
+// entry e, as sync mirrors it (entryFile): an entry whose own file the
+// stores reading the store would not take as it is — a name no file has,
+// a value over their bound (maxValue), a name the home's loader skips —
+// has none, or, a revocation, one of sync's names (keytool-sync-…): the
+// stand-in that refuses every key, or its value under another name. held
+// is that file as an entry (its Kind, the file's Name, the Value it
+// holds, e's Revision); false if there is none.
+func heldFile(h home.Dir, e StoreEntry, maxValue int) (held StoreEntry, ok bool) {
+	if !slices.Contains(StoreKinds, e.Kind) {
+		return StoreEntry{}, false
+	}
+	f, ok, _ := entryFile(e, maxValue)
+	if !ok {
+		return StoreEntry{}, false
+	}
+	return StoreEntry{Kind: e.Kind, Name: filepath.Base(f.rel), Value: f.val, Revision: e.Revision}, true
+}
+
+// StandInChangedError refuses a command that changed, made or removed a
+// file of the store's copy named as sync names its own (keytool-sync-…):
+// such a file stands for an entry the stores reading the store do not
+// take as it is (heldFile), and is no entry to write.
+type StandInChangedError struct {
+	Kind, Name string
+}
+
+func (e *StandInChangedError) Error() string {
+	return fmt.Sprintf("%s/%s: a file that stands for an entry of the store the stores reading it do not take as it is (a name that is no file name or that they skip, or a value over their bound), or a name keytool keeps for such files: the command may not change it; nothing was written to the store", e.Kind, termtext.Safe(e.Name))
+}
+
+// standInsUnchanged refuses changes to the files heldFile names as sync
+// names its own.
+func standInsUnchanged(changes []StoreChange) error {
+	for _, c := range changes {
+		if strings.HasPrefix(c.Name, syncOwnPrefix) {
+			return &StandInChangedError{Kind: c.Kind, Name: c.Name}
+		}
+	}
+	return nil
+}
+
+// mirrored says whether e is an entry whose name a file can have (the
+// mirror's manifest names it as its witness).
 func mirrored(e StoreEntry) bool {
 	return slices.Contains(StoreKinds, e.Kind) && keydir.CheckName(e.Name) == nil && !keydir.Ignored(e.Name)
 }

@@ -164,6 +164,7 @@ type mirror struct {
 	lock      *keydir.Lock
 	StoreMark          // the store's state the files hold
 	exact     bool     // the file system keeps names as given (exactNames)
+	maxValue  int      // the store's bound on a value (Store.MaxValue; heldFile)
 	stamps    []string // of the .d directories after the command (changes)
 
 	// written are the entry files written unsynced since the mirror was
@@ -269,6 +270,7 @@ func (m *mirror) manifestPath() string { return filepath.Join(m.dir, "manifest")
 // since the manifest's revision if the mirror can be trusted and the
 // store still has them, else every entry, listed and written anew.
 func (m *mirror) sync(ctx context.Context, st Store) error {
+	m.maxValue = st.MaxValue()
 	if mark, ok := m.trusted(); ok {
 		d, err := st.(StoreHistory).ChangesSince(ctx, mark)
 		switch {
@@ -316,8 +318,11 @@ func (m *mirror) applied(changes []StoreChange, revision int64) {
 	}
 }
 
-// applyDelta writes the store's changes into the files: a file that holds
-// the value already (the previous command's own write) is left as it is.
+// applyDelta writes the store's changes into the files, each entry as
+// the stores reading the store take it (heldFile), its other files
+// removed (an entry grown over the bound, or back under it, changes its
+// file): a file that holds the value already (the previous command's own
+// write) is left as it is.
 func (m *mirror) applyDelta(d StoreDelta) error {
 	h := home.Dir(m.dir)
 	for _, e := range d.Put {
@@ -325,29 +330,60 @@ func (m *mirror) applyDelta(d StoreDelta) error {
 	}
 	for _, e := range d.Removed {
 		m.removed(e.Kind, e.Name)
-		if mirrored(e) {
-			if err := os.Remove(filepath.Join(kindDir(h, e.Kind), e.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			m.changed(kindDir(h, e.Kind))
+		if err := m.removeHeld(e, ""); err != nil {
+			return err
 		}
 	}
 	for _, e := range d.Put {
-		if !mirrored(e) {
+		held, ok := heldFile(h, e, m.maxValue)
+		keep := ""
+		if ok {
+			keep = held.Name
+		}
+		if err := m.removeHeld(e, keep); err != nil {
+			return err
+		}
+		if !ok {
 			continue
 		}
-		path := filepath.Join(kindDir(h, e.Kind), e.Name)
-		if data, err := os.ReadFile(path); err == nil && bytes.Equal(data, e.Value) {
+		path := filepath.Join(kindDir(h, held.Kind), held.Name)
+		if data, err := os.ReadFile(path); err == nil && bytes.Equal(data, held.Value) {
 			continue
 		}
 		// Written whole or not at all, and unsynced: one fsync each,
 		// here, would cost a delta of many entries two each; settle syncs
 		// them all before the manifest (a crash before leaves the
 		// directory's stamp not the old manifest's: the mirror is rebuilt).
-		if err := atomicfile.WriteCache(path, e.Value, 0o644); err != nil {
+		if err := atomicfile.WriteCache(path, held.Value, 0o644); err != nil {
 			return err
 		}
 		m.written = append(m.written, path)
+		m.changed(kindDir(h, held.Kind))
+	}
+	return nil
+}
+
+// removeHeld removes the files that may hold entry e (syncFilesOf) but
+// the one named keep.
+func (m *mirror) removeHeld(e StoreEntry, keep string) error {
+	if !slices.Contains(StoreKinds, e.Kind) {
+		return nil
+	}
+	h := home.Dir(m.dir)
+	for _, rel := range syncFilesOf(e) {
+		// Only a file of the kind's directory: an entry's own name, if
+		// it is no file name ("../x"), must not name another.
+		name := filepath.Base(rel)
+		if name == keep || rel != e.Kind+".d/"+name || keydir.CheckName(name) != nil {
+			continue
+		}
+		err := os.Remove(filepath.Join(string(h), rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		m.changed(kindDir(h, e.Kind))
 	}
 	return nil
@@ -363,7 +399,7 @@ func (m *mirror) listing(ctx context.Context, st Store) (d StoreDelta, top int64
 	d = StoreDelta{Revision: l.Revision, Identity: l.Identity, Count: l.Count}
 	for _, e := range l.Entries {
 		top = max(top, e.Revision)
-		if mirrored(e) {
+		if slices.Contains(StoreKinds, e.Kind) { // heldFile decides on its value
 			d.Put = append(d.Put, e)
 		}
 	}
@@ -391,7 +427,9 @@ func (m *mirror) compare(d StoreDelta, top int64) error {
 	h := home.Dir(m.dir)
 	listed := make(map[string]bool, len(d.Put))
 	for _, e := range d.Put {
-		listed[filepath.Join(kindDir(h, e.Kind), e.Name)] = true
+		if held, ok := heldFile(h, e, m.maxValue); ok {
+			listed[filepath.Join(kindDir(h, held.Kind), held.Name)] = true
+		}
 	}
 	for _, kind := range StoreKinds {
 		des, err := os.ReadDir(kindDir(h, kind))
@@ -458,7 +496,7 @@ func (m *mirror) rebuild(ctx context.Context, st Store) error {
 		return err
 	}
 	m.listed(d, top)
-	read, err := materialize(h, d.Put, true)
+	read, err := materialize(h, d.Put, true, m.maxValue)
 	m.changed(m.dir) // the .d directories made in it
 	for _, kind := range StoreKinds {
 		m.changed(kindDir(h, kind))
@@ -638,8 +676,8 @@ func (m *mirror) readChanges(ctx context.Context, st Store, o *observer) ([]Stor
 		}
 		read := make(map[string]copied, len(entries))
 		for _, e := range entries {
-			if mirrored(e) { // no stamp: every file is read and compared
-				read[filepath.Join(kindDir(h, e.Kind), e.Name)] = copied{entryOf(e), sha256.Sum256(e.Value), ""}
+			if held, ok := heldFile(h, e, m.maxValue); ok { // no stamp: every file is read and compared
+				read[filepath.Join(kindDir(h, held.Kind), held.Name)] = copied{entryOf(held), sha256.Sum256(held.Value), ""}
 			}
 		}
 		changes, _, err := changesOf(h, read)

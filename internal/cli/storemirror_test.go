@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 )
@@ -28,7 +31,10 @@ type memStore struct {
 	at        map[int64][]StoreEntry // the entries at each revision
 	compacted int64                  // revisions below are gone
 	listings  int                    // ListRevisions calls
+	maxValue  int                    // MaxValue: 0, no bound
 }
+
+func (s *memStore) MaxValue() int { return s.maxValue }
 
 func newMemStore(entries ...StoreEntry) *memStore {
 	s := &memStore{identity: "cluster 1", at: map[int64][]StoreEntry{}}
@@ -811,5 +817,103 @@ func TestStoreMirrorNameFreedDuringTheCommand(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStoreMirrorHoldsWhatTheReadersTake: the store's copy an edit runs
+// on holds each entry as sync mirrors it (entryFile): an authorization
+// over the store's bound has no file, a revocation over it or with a name
+// that is no file name is the stand-in that refuses every key, one whose
+// name the home's loader skips is held under a name of sync's; a change
+// that brings an entry back under the bound gives it its own file again,
+// and an edit of a stand-in is refused. (Found by review: the copy kept
+// oversized entries as they were and dropped the others, so that
+// authorize --list said ok for a key the store's readers ignore, or
+// missed a revocation that refuses every key there.)
+func TestStoreMirrorHoldsWhatTheReadersTake(t *testing.T) {
+	dir := t.TempDir()
+	alice, bob := filepath.Join(dir, "alice.json"), filepath.Join(dir, "bob.json")
+	writePublicKey(t, alice, nil)
+	writePublicKey(t, bob, nil)
+	const bound = 4096
+	big := func(path string) []byte { return append(readFile(t, path), bytes.Repeat([]byte(" "), bound)...) }
+	st := newMemStore(
+		StoreEntry{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
+		StoreEntry{Kind: StoreAuthorized, Name: "bob.json", Value: big(bob)},
+		StoreEntry{Kind: StoreRevoked, Name: "carol.json.tmp", Value: readFile(t, bob)},
+	)
+	st.maxValue = bound
+	h := filepath.Join(dir, "home")
+	if err := os.Mkdir(h, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	list := func(m *mirror, kind string) []string {
+		des, err := os.ReadDir(kindDir(home.Dir(m.dir), kind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, de := range des {
+			names = append(names, de.Name())
+		}
+		return names
+	}
+	m := syncedMirror(t, h, st)
+	if got := list(m, StoreAuthorized); !slices.Equal(got, []string{"alice.json"}) {
+		t.Errorf("authorized_keys.d holds %v, want alice.json alone (bob's is over the bound)", got)
+	}
+	alt := filepath.Base(revocationAlt(StoreRevoked + ".d/carol.json.tmp"))
+	if got := list(m, StoreRevoked); !slices.Equal(got, []string{alt}) {
+		t.Errorf("revoked_keys.d holds %v, want %s (carol.json.tmp's value)", got, alt)
+	}
+	m.settle(true)
+	m.close()
+
+	// A revocation over the bound arrives (a delta), and one whose name
+	// is no file name: the stand-ins that refuse every key.
+	st.put(StoreRevoked, "dave.json", big(alice))
+	st.put(StoreRevoked, "../eve.json", readFile(t, alice))
+	m = syncedMirror(t, h, st)
+	stood := func(name string) string { return filepath.Base(unmirrorableRevocation(name, "").rel) }
+	want := []string{alt, stood("dave.json"), stood("../eve.json")}
+	slices.Sort(want)
+	if got := list(m, StoreRevoked); !slices.Equal(got, want) {
+		t.Errorf("revoked_keys.d holds %v, want %v", got, want)
+	}
+	stdout, _, _ := runKeytool(t, "", "-H", m.dir, "authorize", "--list")
+	if regexp.MustCompile(`(?m)^alice +SHA256:\S+ +ok`).MatchString(stdout) || strings.Contains(stdout, "bob") {
+		t.Errorf("want alice refused (a revocation refuses every key) and bob absent:\n%s", stdout)
+	}
+	m.settle(true)
+	m.close()
+
+	// dave's revocation made small, bob's authorization too: own files.
+	st.put(StoreRevoked, "dave.json", readFile(t, alice))
+	st.put(StoreAuthorized, "bob.json", readFile(t, bob))
+	st.put(StoreRevoked, "../eve.json", nil)
+	m = syncedMirror(t, h, st)
+	if got := list(m, StoreRevoked); !slices.Equal(got, []string{"dave.json", alt}) {
+		t.Errorf("revoked_keys.d holds %v, want dave.json and %s", got, alt)
+	}
+	if got := list(m, StoreAuthorized); !slices.Equal(got, []string{"alice.json", "bob.json"}) {
+		t.Errorf("authorized_keys.d holds %v, want alice.json and bob.json", got)
+	}
+	m.settle(true)
+	m.close()
+
+	// An edit of a file held under sync's name is no entry to write.
+	m = syncedMirror(t, h, st)
+	defer m.close()
+	o := m.observe()
+	if err := atomicfile.Write(filepath.Join(kindDir(home.Dir(m.dir), StoreRevoked), alt), []byte("{}"), 0o644); err != nil { // as a command writes
+		t.Fatal(err)
+	}
+	changes, err := m.changes(context.Background(), st, o)
+	if err == nil {
+		err = standInsUnchanged(changes)
+	}
+	var se *StandInChangedError
+	if !errors.As(err, &se) || se.Name != alt {
+		t.Fatalf("edit of %s: %v, want a StandInChangedError", alt, err)
 	}
 }

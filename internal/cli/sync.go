@@ -509,60 +509,97 @@ type syncFile struct {
 	stood      bool // a stand-in for an entry sync cannot write as it is
 }
 
-// fileOf is the file that mirrors entry e, and false when none does. An
-// entry sync cannot write as it is — its name is no file name, its value
-// is larger than the store's live view takes (maxValue), or it holds a
-// private key, which the home's .d files, readable by everyone (0644),
-// must never hold — is reported: an authorization or pin is left out; a
-// revocation is written as a stand-in that refuses every key (stood), as
-// the stores reading the store refuse every key for it. An entry whose
-// name the home's loader skips (keydir.Ignored) but those stores take is
-// reported too: a revocation is written, as it is, under a name of
-// sync's (stood); another kind left out.
+// fileOf is the file that mirrors entry e, and false when none does
+// (entryFile), each entry not mirrored as it is reported. Beyond what the
+// stores reading the store do, an entry holding a private key, which the
+// home's .d files, readable by everyone (0644), must never hold, is not
+// written as it is: an authorization or pin is left out, a revocation
+// written as the stand-in that refuses every key.
 func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
+	f, ok, n := entryFile(e, s.maxValue)
+	if n.what == "" && valueHoldsPrivateKey(e.Value) {
+		n = fileNote{what: "holds a private key", why: "holds a private key", until: "the entry holds only the public key"}
+		f, ok = n.standIn(e)
+	}
+	// A name that is no file name may hold anything (a newline, a
+	// terminal's escape): shown quoted, it cannot forge a line of sync's.
+	name := termtext.Safe(e.Name)
+	switch {
+	case n.skipped && ok:
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): mirrored as %s (rename the entry)\n", e.Kind, e.Name, filepath.Join(string(s.home), f.rel))
+	case n.skipped:
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): not mirrored\n", e.Kind, e.Name)
+	case n.what != "" && !ok:
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: not mirrored\n", e.Kind, name, n.what)
+	case n.what != "":
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key (as the stores reading %s do) until %s\n",
+			e.Kind, name, n.what, filepath.Join(string(s.home), f.rel), s.store, n.until)
+	}
+	return f, ok
+}
+
+// fileNote says why an entry is not mirrored as the file of its name:
+// what it is, why the stores reading the store do not take it as it is,
+// and until when; skipped: its name is one the home's loader skips.
+type fileNote struct {
+	what, why, until string
+	skipped          bool
+}
+
+// entryFile is the file (under HOME, a .d directory of e's kind) by which
+// a home holds store entry e as the stores reading the store take it, and
+// false when none does: sync writes it, and the copy of the store an edit
+// command runs on (materialize, the store's mirror) holds it, so that what
+// the command shows and checks is what the fleet enforces. An entry those
+// stores cannot take as it is — its name is no file name, or one sync
+// keeps for its own files, or its value is larger than their live view
+// takes (maxValue; 0: no bound) — grants nothing: an authorization or pin
+// has no file; a revocation has the stand-in that refuses every key
+// (stood), as those stores refuse every key for it. An entry whose name
+// the home's loader skips (keydir.Ignored) but those stores take: a
+// revocation is held, as it is, under a name of sync's (stood); another
+// kind has no file. n says which (empty: the entry's own file).
+func entryFile(e StoreEntry, maxValue int) (f syncFile, ok bool, n fileNote) {
 	f = syncFile{rel: e.Kind + ".d/" + e.Name, val: e.Value, revocation: e.Kind == StoreRevoked}
-	var what, why, until string
 	switch {
 	case keydir.CheckName(e.Name) != nil:
-		what, why, until = "not a file name", "has a name that is no file name", "the entry is renamed"
+		n = fileNote{what: "not a file name", why: "has a name that is no file name", until: "the entry is renamed"}
 	case strings.HasPrefix(e.Name, syncOwnPrefix):
 		// The names sync gives the revocations it writes in another's
 		// place (revocationAlt, unmirrorableRevocation): an entry of that
 		// name would be taken for one of them, and one of them for it.
-		what, why, until = "a name sync keeps for its own files ("+syncOwnPrefix+"…)", "has a name sync keeps for its own files", "the entry is renamed"
-	case s.maxValue > 0 && len(e.Value) > s.maxValue:
+		n = fileNote{what: "a name sync keeps for its own files (" + syncOwnPrefix + "…)", why: "has a name sync keeps for its own files", until: "the entry is renamed"}
+	case maxValue > 0 && len(e.Value) > maxValue:
 		// The stores reading the store take no such entry (etcd's
 		// TooLargeError), and a file that large the home's loader would
-		// take: the mirror must not grant what the store does not.
-		what = fmt.Sprintf("%d bytes, more than the %d an entry may hold", len(e.Value), s.maxValue)
-		why = fmt.Sprintf("is larger than the %d bytes an entry may hold", s.maxValue)
-		until = "the entry is made smaller"
-	case valueHoldsPrivateKey(e.Value):
-		what, why, until = "holds a private key", "holds a private key", "the entry holds only the public key"
+		// take: the home must not grant what the store does not.
+		n = fileNote{
+			what:  fmt.Sprintf("%d bytes, more than the %d an entry may hold", len(e.Value), maxValue),
+			why:   fmt.Sprintf("is larger than the %d bytes an entry may hold", maxValue),
+			until: "the entry is made smaller",
+		}
 	case keydir.Ignored(e.Name) && e.Kind == StoreRevoked:
 		// A name the stores reading the store take (CheckName) but a
 		// directory's loader skips: the revocation refuses its key there,
 		// and must here, under a name of sync's that the loader reads.
 		f.rel, f.stood = revocationAlt(f.rel), true
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): mirrored as %s (rename the entry)\n", e.Kind, e.Name, filepath.Join(string(s.home), f.rel))
-		return f, true
+		return f, true, fileNote{skipped: true}
 	case keydir.Ignored(e.Name):
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): not mirrored\n", e.Kind, e.Name)
-		return f, false
+		return f, false, fileNote{skipped: true}
 	default:
-		return f, true
+		return f, true, fileNote{}
 	}
-	// A name that is no file name may hold anything (a newline, a
-	// terminal's escape): shown quoted, it cannot forge a line of sync's.
-	name := termtext.Safe(e.Name)
+	f, ok = n.standIn(e)
+	return f, ok, n
+}
+
+// standIn is what holds entry e, which cannot be held as it is for n's
+// reason: for a revocation the file that refuses every key, else none.
+func (n fileNote) standIn(e StoreEntry) (syncFile, bool) {
 	if e.Kind != StoreRevoked {
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: not mirrored\n", e.Kind, name, what)
-		return f, false
+		return syncFile{}, false
 	}
-	f = unmirrorableRevocation(e.Name, why)
-	fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key (as the stores reading %s do) until %s\n",
-		e.Kind, name, what, filepath.Join(string(s.home), f.rel), s.store, until)
-	return f, true
+	return unmirrorableRevocation(e.Name, n.why), true
 }
 
 // unmirrorableRevocation is the file that stands for a revocation entry

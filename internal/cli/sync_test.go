@@ -193,7 +193,7 @@ func TestMaterializeNameCollision(t *testing.T) {
 	_, err := materialize(h, []StoreEntry{
 		{Kind: StoreRevoked, Name: "alice.json", Value: []byte("one"), Revision: 2},
 		{Kind: StoreRevoked, Name: "alice.json", Value: []byte("two"), Revision: 3},
-	}, false)
+	}, false, 0)
 	if err == nil || !strings.Contains(err.Error(), "same name on this file system") {
 		t.Fatalf("materialize: %v", err)
 	}
