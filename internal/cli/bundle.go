@@ -44,8 +44,9 @@ one of these keys:
 Revoked keys are left out, and so are authorizations that have expired.
 A bundle cannot say what keytool's own trust files say besides the key:
 it does not expire when an authorization does, it does not limit a key to
-its "from" networks, and a trusted host key is accepted for any host, not
-only for its addresses. Make the bundle again when the keys change. (A key
+its "from" networks, and a trusted host key is accepted for any host and
+any purpose, not only for its addresses and the purposes its pin is limited
+to ("purpose"). Make the bundle again when the keys change. (A key
 in a bundle also vouches for certificates it signs for other keys; see
 docs/security.md.)
 
@@ -226,7 +227,8 @@ func (c *cli) keepAuthorized(auth *authkeys.Store, e *authkeys.Entry) (bool, err
 }
 
 // selectTrusted chooses the trusted host keys that are not revoked. The
-// hosts' addresses are dropped: a bundle cannot tie a key to a host.
+// hosts' addresses and the pins' purposes are dropped: a bundle cannot tie
+// a key to a host or a use.
 func (c *cli) selectTrusted(auth *authkeys.Store) (bundleSelection, error) {
 	sel := bundleSelection{
 		what: "trusted host keys",

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/jwk"
@@ -65,5 +66,18 @@ func TestStreamBundleOrder(t *testing.T) {
 	}
 	if _, err := streamBundle(&out, cands); err == nil {
 		t.Error("a chosen file gone: no error")
+	}
+}
+
+// TestBundleHelpSaysWhatATrustedBundleDrops: a bundle of trusted host
+// keys drops each pin's addresses and its purposes, and --help says both.
+// (Found by review: it said addresses only.)
+func TestBundleHelpSaysWhatATrustedBundleDrops(t *testing.T) {
+	stdout, stderr, _ := runKeytool(t, "", "bundle", "--help")
+	help := strings.Join(strings.Fields(stdout+stderr), " ")
+	for _, want := range []string{"for any host and any purpose", "not only for its addresses and the purposes its pin is limited to"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("bundle --help lacks %q:\n%s", want, help)
+		}
 	}
 }
