@@ -564,8 +564,12 @@ func mirrored(e StoreEntry) bool {
 // one file for two entries: the command would see one, and the write-back
 // would remove or overwrite the other.
 func sameFileError(e StoreEntry) error {
-	return fmt.Errorf("%s/%s: another entry of the store has the same name on this file system (differing only in case or Unicode normalization): rename one of them", e.Kind, e.Name)
+	return fmt.Errorf("%s/%s: %s: rename one of them", e.Kind, e.Name, sameFileName)
 }
+
+// sameFileName says why two entries cannot each have a file of their
+// name: sameFileError, and sync's report (syncer.sharedFiles).
+const sameFileName = "another entry of the store has the same name on this file system (differing only in case or Unicode normalization)"
 
 // entryOf is e without its value.
 func entryOf(e StoreEntry) StoreEntry {

@@ -94,6 +94,9 @@ type syncer struct {
 	// maxValue is the store's bound on a value (Store.MaxValue): a larger
 	// entry is mirrored as its live view takes it, as nothing (fileOf).
 	maxValue int
+	// shared are the entries (KIND/NAME) that share a file with another
+	// on the home's file system (sharedFiles), while mirror runs.
+	shared map[string]bool
 
 	// The manifest as the last read or save left it, and the stamps of
 	// its files then (loadManifest).
@@ -218,7 +221,7 @@ func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.
 		kept int
 		err  error
 	)
-	if changed, deleted, ok := changesSince(views, mirrored); ok {
+	if changed, deleted, ok := changesSince(views, mirrored); ok && syncExactNames(s.home) {
 		kept, err = s.mirrorChanged(changed, deleted)
 	} else {
 		var entries []StoreEntry
@@ -286,6 +289,10 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 		return 0, err
 	}
 	defer unlock()
+	if s.shared, err = s.sharedFiles(entries); err != nil {
+		return 0, err
+	}
+	defer func() { s.shared = nil }()
 	tighten, loosen, kept := s.filesOf(entries)
 	want := wanted(tighten, loosen)
 	var gone []string
@@ -302,7 +309,9 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 // (sync --watch, from the store's view): changed holds each entry put
 // since, with its value, deleted each one gone (Kind and Name). Only
 // their files are examined, so that a change costs the same in a store
-// of any size.
+// of any size — and so only on a file system that keeps names as given
+// (mirrorNow): elsewhere a changed entry may share its file with one that
+// did not change, which only the whole list shows (sharedFiles).
 func (s *syncer) mirrorChanged(changed, deleted []StoreEntry) (kept int, err error) {
 	m, unlock, err := s.prepare()
 	if err != nil {
@@ -517,8 +526,15 @@ type syncFile struct {
 // written as the stand-in that refuses every key.
 func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 	f, ok, n := entryFile(e, s.maxValue)
-	if n.what == "" && valueHoldsPrivateKey(e.Value) {
-		n = fileNote{what: "holds a private key", why: "holds a private key", until: "the entry holds only the public key"}
+	switch {
+	case n.what == "" && s.shared[e.Kind+"/"+e.Name]:
+		// Both written, one would be lost, and the manifest would call
+		// the file both entries': refused as an edit command refuses
+		// them (sameFileError), a revocation on the safe side.
+		n = fileNote{what: sameFileName, why: "shares its file with another entry on the home's file system", until: "one of them is renamed", home: true}
+		f, ok = n.standIn(e)
+	case n.what == "" && valueHoldsPrivateKey(e.Value):
+		n = fileNote{what: "holds a private key", why: "holds a private key", until: "the entry holds only the public key", home: true}
 		f, ok = n.standIn(e)
 	}
 	// A name that is no file name may hold anything (a newline, a
@@ -531,6 +547,9 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): not mirrored\n", e.Kind, e.Name)
 	case n.what != "" && !ok:
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: not mirrored\n", e.Kind, name, n.what)
+	case n.what != "" && n.home:
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key until %s\n",
+			e.Kind, name, n.what, filepath.Join(string(s.home), f.rel), n.until)
 	case n.what != "":
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key (as the stores reading %s do) until %s\n",
 			e.Kind, name, n.what, filepath.Join(string(s.home), f.rel), s.store, n.until)
@@ -540,10 +559,12 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 
 // fileNote says why an entry is not mirrored as the file of its name:
 // what it is, why the stores reading the store do not take it as it is,
-// and until when; skipped: its name is one the home's loader skips.
+// and until when; skipped: its name is one the home's loader skips;
+// home: the reason is the home's (a file others read, a file system's
+// names), not the stores reading the store, which take the entry.
 type fileNote struct {
 	what, why, until string
-	skipped          bool
+	skipped, home    bool
 }
 
 // entryFile is the file (under HOME, a .d directory of e's kind) by which
@@ -695,4 +716,82 @@ func readRegular(path string) ([]byte, fs.FileInfo, error) {
 		return nil, fi, fmt.Errorf("%w (sync writes regular files only)", trustfile.ErrNotRegular)
 	}
 	return trustfile.Read(path)
+}
+
+// syncExactNames is exactNames; a test makes it say that the home's file
+// system folds names, which one here cannot.
+var syncExactNames = exactNames
+
+// sharedFiles returns the entries (KIND/NAME) that would share one file
+// with another of entries on the home's file system, one that folds case
+// or normalizes Unicode (exactNames says whether it does; none if not):
+// Bob.json and bob.json. Written one after the other, the second would
+// replace the first — a revocation lost, or an authorization taken for
+// another's — as the edit commands' copy of the store refuses too
+// (materialize, sameFileError). The file system tells, as it does there:
+// each entry's file name is created exclusively in a directory made in its
+// kind's (ext4's casefold is a directory's, which its subdirectories
+// take), and a name found taken shares its file with the one that took it.
+// A revocation whose name only differs in case from sync's own names
+// (keytool-sync-…, ASCII) could replace one of sync's files there: it is
+// shared too.
+func (s *syncer) sharedFiles(entries []StoreEntry) (map[string]bool, error) {
+	if syncExactNames(s.home) {
+		return nil, nil
+	}
+	shared := map[string]bool{}
+	for _, kind := range StoreKinds {
+		dir, err := os.MkdirTemp(kindDir(s.home, kind), ".keytool-sync-names-*") // a name every loader skips
+		if err != nil {
+			return nil, err
+		}
+		err = s.sharedNames(dir, kind, entries, shared)
+		if rerr := os.RemoveAll(dir); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return shared, nil
+}
+
+// sharedNames is sharedFiles for the entries of kind, in dir.
+func (s *syncer) sharedNames(dir, kind string, entries []StoreEntry, shared map[string]bool) error {
+	var made []string
+	for _, e := range entries {
+		if e.Kind != kind {
+			continue
+		}
+		if f, ok, _ := entryFile(e, s.maxValue); !ok || f.stood {
+			continue // no file of its name
+		}
+		if kind == StoreRevoked && len(e.Name) >= len(syncOwnPrefix) && strings.EqualFold(e.Name[:len(syncOwnPrefix)], syncOwnPrefix) {
+			shared[kind+"/"+e.Name] = true
+			continue
+		}
+		path := filepath.Join(dir, e.Name)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			shared[kind+"/"+e.Name] = true
+			fi, err := os.Lstat(path)
+			if err != nil {
+				return err
+			}
+			for _, other := range made { // rare: a pair found costs a look at the others
+				if ofi, err := os.Lstat(filepath.Join(dir, other)); err == nil && os.SameFile(fi, ofi) {
+					shared[kind+"/"+other] = true
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		made = append(made, e.Name)
+	}
+	return nil
 }

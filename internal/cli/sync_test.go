@@ -199,6 +199,65 @@ func TestMaterializeNameCollision(t *testing.T) {
 	}
 }
 
+// TestSyncNameCollision: on a file system that folds case or normalizes
+// Unicode, two entries (Bob.json, bob.json) would share one file; sync
+// refuses the pair as the edit commands do (sameFileError's reason, exit
+// 1): an authorization is not mirrored, a revocation is the stand-in that
+// refuses every key, the safe side. No such file system can be made here,
+// so the pair is two entries of one name, as in
+// TestMaterializeNameCollision, on a home said to fold names. (Found by
+// review: sync wrote both, the second over the first.)
+func TestSyncNameCollision(t *testing.T) {
+	dir := t.TempDir()
+	alice, bob := filepath.Join(dir, "alice.json"), filepath.Join(dir, "bob.json")
+	writePublicKey(t, alice, nil)
+	writePublicKey(t, bob, nil)
+	entries := func() []StoreEntry {
+		return []StoreEntry{
+			{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
+			{Kind: StoreAuthorized, Name: "bob.json", Value: readFile(t, alice)},
+			{Kind: StoreAuthorized, Name: "bob.json", Value: readFile(t, bob)},
+			{Kind: StoreRevoked, Name: "carol.json", Value: readFile(t, bob)},
+			{Kind: StoreRevoked, Name: "carol.json", Value: []byte("{}")},
+		}
+	}
+	// On a file system that keeps names, nothing is looked for: every
+	// entry's file is its own (a store has one entry of a name).
+	s, _, errOut := testSyncer(t, dir)
+	if _, err := s.mirror(entries()[:2]); err != nil || errOut.Len() != 0 {
+		t.Fatalf("mirror: %v, stderr %s", err, errOut)
+	}
+
+	defer func(f func(home.Dir) bool) { syncExactNames = f }(syncExactNames)
+	syncExactNames = func(home.Dir) bool { return false }
+	s, _, errOut = testSyncer(t, t.TempDir())
+	kept, err := s.mirror(entries())
+	if err != nil || kept != 4 {
+		t.Fatalf("mirror: kept %d, err %v; want 4 (both of each pair reported), nil", kept, err)
+	}
+	for _, want := range []string{
+		"authorized_keys/bob.json: " + sameFileName + ": not mirrored",
+		"revoked_keys/carol.json: " + sameFileName + ": mirrored as ",
+	} {
+		if strings.Count(errOut.String(), want) != 2 {
+			t.Errorf("stderr lacks %q twice:\n%s", want, errOut)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(string(s.home), "authorized_keys.d", "bob.json")); err == nil {
+		t.Error("bob.json written: one of two entries sharing the file")
+	}
+	stdout, _, _ := runKeytool(t, "", "-H", string(s.home), "authorize", "--list")
+	if regexp.MustCompile(`(?m)^alice +SHA256:\S+ +ok`).MatchString(stdout) || strings.Contains(stdout, "bob") {
+		t.Fatalf("want alice refused (carol's revocations refuse every key) and bob absent:\n%s", stdout)
+	}
+	des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d"))
+	for _, de := range des {
+		if !strings.HasPrefix(de.Name(), "keytool-sync-unmirrorable-") {
+			t.Errorf("revoked_keys.d holds %s, want the stand-in alone", de.Name())
+		}
+	}
+}
+
 // TestStoreURLPasswordNotEchoed: a password written into a --store URL
 // (which no backend takes) is not printed back, in the terminal or a
 // unit's log.
