@@ -18,6 +18,7 @@ import (
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
@@ -675,14 +676,23 @@ func (m *mirror) readChanges(ctx context.Context, st Store, o *observer) ([]Stor
 			return nil, compactedDuring(err)
 		}
 		read := make(map[string]copied, len(entries))
+		hidden := map[string]error{}
 		for _, e := range entries {
 			if held, ok := heldFile(h, e, m.maxValue); ok { // no stamp: every file is read and compared
 				read[filepath.Join(kindDir(h, held.Kind), held.Name)] = copied{entryOf(held), sha256.Sum256(held.Value), ""}
+			}
+			if err := notHeld(e, m.maxValue); err != nil {
+				hidden[e.Kind+"/"+e.Name] = err
 			}
 		}
 		changes, _, err := changesOf(h, read)
 		if err != nil {
 			return nil, err
+		}
+		for _, c := range changes {
+			if err := hidden[c.Kind+"/"+c.Name]; err != nil && c.Value != nil {
+				return nil, err
+			}
 		}
 		return changes, o.madeDuring(h, changes)
 	}
@@ -705,10 +715,41 @@ func (m *mirror) readChanges(ctx context.Context, st Store, o *observer) ([]Stor
 		if existed := e.Revision != 0; present == existed && (!present || bytes.Equal(data, e.Value)) {
 			continue // as it was: written again the same, or made and removed
 		}
+		if present {
+			if err := notHeld(e, m.maxValue); err != nil {
+				return nil, err
+			}
+		}
 		changes = append(changes, StoreChange{Kind: e.Kind, Name: e.Name, Value: data, Revision: e.Revision})
 	}
 	slices.SortFunc(changes, func(a, b StoreChange) int { return strings.Compare(a.Kind+"/"+a.Name, b.Kind+"/"+b.Name) })
 	return changes, nil
+}
+
+// HiddenEntryError refuses a command that wrote the file of an entry the
+// store has but its copy does not hold as its own file (heldFile: a value
+// over the bound of the stores reading the store, which grants nothing
+// there): the command did not see it, and would write over it.
+type HiddenEntryError struct {
+	Kind, Name string
+	Why        string // what the entry is (entryFile's note)
+}
+
+func (e *HiddenEntryError) Error() string {
+	return fmt.Sprintf("%s/%s: the store has this entry, which the command does not see (%s: the stores reading the store do not take it as it is); nothing was written: fix or remove the entry in the store first", e.Kind, termtext.Safe(e.Name), e.Why)
+}
+
+// notHeld is a HiddenEntryError if the store has entry e (its Revision
+// not 0) and the copy holds it otherwise than as the file of its name.
+func notHeld(e StoreEntry, maxValue int) error {
+	if e.Revision == 0 {
+		return nil
+	}
+	f, ok, n := entryFile(e, maxValue)
+	if ok && !f.stood {
+		return nil
+	}
+	return &HiddenEntryError{Kind: e.Kind, Name: e.Name, Why: n.what}
 }
 
 // madeDuring refuses changes that were not made while the command ran:

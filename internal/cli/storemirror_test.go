@@ -917,3 +917,35 @@ func TestStoreMirrorHoldsWhatTheReadersTake(t *testing.T) {
 		t.Fatalf("edit of %s: %v, want a StandInChangedError", alt, err)
 	}
 }
+
+// TestStoreMirrorEntryNotHeldIsNotWrittenOver: an entry the store has but
+// its copy does not hold (an authorization over the bound) is not seen
+// by the command, which may write a new entry of that name: refused,
+// naming the entry and why, with and without the watch. (Before, the
+// mirror refused it as a removal of the mirror under way, or the store
+// as a conflict.)
+func TestStoreMirrorEntryNotHeldIsNotWrittenOver(t *testing.T) {
+	for _, watch := range []bool{true, false} {
+		t.Run(fmt.Sprint("watch=", watch), func(t *testing.T) {
+			if !watch {
+				saved := newWatcher
+				newWatcher = func() (keydir.Watcher, error) { return nil, errors.New("too many watches") }
+				defer func() { newWatcher = saved }()
+			}
+			st := newMemStore(StoreEntry{Kind: StoreAuthorized, Name: "bob.json", Value: bytes.Repeat([]byte(" "), 100)})
+			st.maxValue = 64
+			h := t.TempDir()
+			m := syncedMirror(t, h, st)
+			defer m.close()
+			o := m.observe()
+			if err := keydir.CreateFile(filepath.Join(kindDir(home.Dir(m.dir), StoreAuthorized), "bob.json"), []byte("{}"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := m.changes(context.Background(), st, o)
+			var he *HiddenEntryError
+			if !errors.As(err, &he) || he.Name != "bob.json" || !strings.Contains(err.Error(), "100 bytes, more than the 64") {
+				t.Fatalf("changes: %v, want a HiddenEntryError for bob.json", err)
+			}
+		})
+	}
+}
