@@ -538,13 +538,15 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 		f, ok = n.standIn(e)
 	}
 	// A name that is no file name may hold anything (a newline, a
-	// terminal's escape): shown quoted, it cannot forge a line of sync's.
+	// terminal's escape), and one that is may still hold a bidi control
+	// (U+202E, which CheckName lets through): shown quoted, it cannot
+	// forge a line of sync's nor reorder one.
 	name := termtext.Safe(e.Name)
 	switch {
 	case n.skipped && ok:
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): mirrored as %s (rename the entry)\n", e.Kind, e.Name, filepath.Join(string(s.home), f.rel))
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): mirrored as %s (rename the entry)\n", e.Kind, name, filepath.Join(string(s.home), f.rel))
 	case n.skipped:
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): not mirrored\n", e.Kind, e.Name)
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): not mirrored\n", e.Kind, name)
 	case n.what != "" && !ok:
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: not mirrored\n", e.Kind, name, n.what)
 	case n.what != "" && n.home:
