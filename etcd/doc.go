@@ -20,7 +20,8 @@
 // reported by its key (Problems, and the stores' Problems) and never
 // grants anything; under revoked_keys/ it refuses every key. A list that
 // answers a key outside PREFIX (which etcd never does: a proxy or a member
-// gone wrong) is refused whole (OutsideKeyError), never read as PREFIX's.
+// gone wrong) is refused whole (OutsideKeyError), never read as PREFIX's;
+// a watch's event for such a key is ignored, and logged the same way.
 //
 // # Data flow
 //

@@ -36,14 +36,19 @@ func Key(prefix string, k Kind, name string) string {
 // PREFIX/{authorized_keys,revoked_keys,trusted_hosts}/NAME.
 var ErrOutsideLayout = errors.New("etcd: key outside the layout PREFIX/{authorized_keys,revoked_keys,trusted_hosts}/NAME: ignored")
 
-// OutsideKeyError means a list of the prefix answered a key outside it:
-// the list is refused whole (the view stays as it was, and turns stale if
-// etcd keeps answering so), never read as the prefix's.
+// OutsideKeyError means a list or the watch of the prefix answered a key
+// outside it. A list is refused whole (the view stays as it was, and
+// turns stale if etcd keeps answering so); a watch's event is ignored,
+// the others of its answer applied. Neither is read as the prefix's.
 type OutsideKeyError struct {
 	Prefix, Key string
+	Watch       bool // the watch answered it, not a list
 }
 
 func (e *OutsideKeyError) Error() string {
+	if e.Watch {
+		return fmt.Sprintf("etcd: the watch of %s answered the key %q, outside it: event ignored", e.Prefix, e.Key)
+	}
 	return fmt.Sprintf("etcd: the list of %s answered the key %q, outside it: list refused", e.Prefix, e.Key)
 }
 

@@ -311,6 +311,9 @@ func (s *Source) apply(events []*clientv3.Event) {
 		}
 		rel, ok := strings.CutPrefix(string(ev.Kv.Key), s.prefix+"/")
 		if !ok {
+			// etcd never sends one: a proxy or a member gone wrong. It
+			// grants nothing skipped, and is said as a list's is.
+			s.log.Warn("etcd: watch answered a key outside the prefix", "prefix", s.prefix, "error", &OutsideKeyError{Prefix: s.prefix + "/", Key: string(ev.Kv.Key), Watch: true})
 			continue
 		}
 		deleted := ev.Type == clientv3.EventTypeDelete

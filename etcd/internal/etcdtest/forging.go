@@ -24,3 +24,31 @@ func (f ForgingKV) Get(ctx context.Context, key string, opts ...clientv3.OpOptio
 	}
 	return r, err
 }
+
+// ForgingWatcher answers every Watch as etcd does, with Forged events
+// added to the first answer that has events of its own: what a proxy or
+// a member gone wrong could send.
+type ForgingWatcher struct {
+	clientv3.Watcher
+	Forged []*clientv3.Event
+}
+
+func (f ForgingWatcher) Watch(ctx context.Context, key string, opts ...clientv3.OpOption) clientv3.WatchChan {
+	in := f.Watcher.Watch(ctx, key, opts...)
+	out := make(chan clientv3.WatchResponse)
+	go func() {
+		defer close(out)
+		forged := false
+		for r := range in {
+			if !forged && len(r.Events) > 0 {
+				r.Events, forged = append(r.Events, f.Forged...), true
+			}
+			select {
+			case out <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
