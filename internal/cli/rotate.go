@@ -25,6 +25,14 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	if err != nil {
 		return err
 	}
+	// The identity is read as the home presents it: a next key is
+	// announced by the identity's certificate, so one made for an
+	// identity the home refuses would never be announced — and would
+	// lose the identity's names, which it takes from it.
+	ck, err := c.readPrivateKey(cur)
+	if err != nil {
+		return err
+	}
 	h := c.layout()
 	keyPath := filepath.Join(c.home, "key.next"+f.Ext())
 	var existing []string
@@ -44,10 +52,8 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	if len(names.DNSNames) == 0 && len(names.IPAddresses) == 0 {
 		// The identity's names stay the identity's names after the
 		// rotation.
-		if ck, err := c.readPrivateKey(cur); err == nil {
-			if saved, err := ck.Attrs.List(jwk.AttrNames); err == nil {
-				names = tlsbridge.NamesOptions(saved...)
-			}
+		if saved, err := ck.Attrs.List(jwk.AttrNames); err == nil {
+			names = tlsbridge.NamesOptions(saved...)
 		}
 	}
 	tlsbridge.SaveNames(k, names)
