@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/etcd/internal/etcdtest"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 )
 
@@ -45,20 +46,7 @@ func TestCurrentUnderARoleOnThePrefix(t *testing.T) {
 // returns the configuration of a client that logs in as host.
 func readerOnPrefix(t *testing.T, root *clientv3.Client, endpoint string) clientv3.Config {
 	t.Helper()
-	ctx := context.Background()
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(root.UserAdd(ctx, "root", "rootpw"))
-	must(root.UserGrantRole(ctx, "root", "root"))
-	must(root.RoleAdd(ctx, "keytool-host"))
-	must(root.RoleGrantPermission(ctx, "keytool-host", prefix+"/", clientv3.GetPrefixRangeEnd(prefix+"/"), clientv3.PermissionType(clientv3.PermRead)))
-	must(root.UserAdd(ctx, "host", "hostpw"))
-	must(root.UserGrantRole(ctx, "host", "keytool-host"))
-	must(root.AuthEnable(ctx))
+	etcdtest.UserOnPrefix(t, root, "host", "hostpw", "keytool-host", prefix+"/", clientv3.PermissionType(clientv3.PermRead))
 	return clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: "host", Password: "hostpw"}
 }
 

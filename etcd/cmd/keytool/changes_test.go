@@ -24,6 +24,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 
+	"github.com/keytool/keytool/etcd/internal/etcdtest"
 	"github.com/keytool/keytool/internal/cli"
 )
 
@@ -192,21 +193,7 @@ func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
 // adm's for --etcd-password-file.
 func adminOnPrefix(t testing.TB, addr string) string {
 	t.Helper()
-	root := etcdClient(t, addr)
-	ctx := context.Background()
-	must := func(_ any, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(root.UserAdd(ctx, "root", "rootpw"))
-	must(root.UserGrantRole(ctx, "root", "root"))
-	must(root.RoleAdd(ctx, "keytool-admin"))
-	must(root.RoleGrantPermission(ctx, "keytool-admin", "/kt/", clientv3.GetPrefixRangeEnd("/kt/"), clientv3.PermissionType(clientv3.PermReadWrite)))
-	must(root.UserAdd(ctx, "adm", "admpw"))
-	must(root.UserGrantRole(ctx, "adm", "keytool-admin"))
-	must(root.AuthEnable(ctx))
+	etcdtest.UserOnPrefix(t, etcdClient(t, addr), "adm", "admpw", "keytool-admin", "/kt/", clientv3.PermissionType(clientv3.PermReadWrite))
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte("admpw\n"), 0o600); err != nil {
 		t.Fatal(err)
