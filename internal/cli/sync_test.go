@@ -464,57 +464,40 @@ func TestSyncOversizedEntryGrantsNothing(t *testing.T) {
 	}
 }
 
-// TestSyncQuotesAForgedName: an entry whose name is no file name may hold
-// a newline or a terminal's escape; sync's report shows it quoted, so
-// that it cannot forge a line of sync's or drive the terminal. (Found by
-// review: it was printed as it was.)
-func TestSyncQuotesAForgedName(t *testing.T) {
-	dir := t.TempDir()
-	s, _, errOut := testSyncer(t, dir)
-	alice := filepath.Join(dir, "alice.json")
-	writePublicKey(t, alice, nil)
-	const forged = "x\x1b[2K\rkeytool sync: wrote everything\n"
-	if _, err := s.mirror([]StoreEntry{
-		{Kind: StoreAuthorized, Name: forged, Value: readFile(t, alice)},
-		{Kind: StoreRevoked, Name: forged, Value: readFile(t, alice)},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	out := errOut.String()
-	if strings.ContainsAny(out, "\x1b\r") || strings.Count(out, "\n") != 2 {
-		t.Fatalf("the name reached the report as it is:\n%q", out)
-	}
-	for _, kind := range []string{StoreAuthorized, StoreRevoked} {
-		if want := kind + "/" + strconv.Quote(forged) + ": not a file name"; !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
-		}
-	}
-}
-
-// TestSyncQuotesASkippedName: a name the home's loader skips (NAME.tmp)
-// is a file name, and may still hold a bidi control (U+202E, which
-// CheckName lets through) that reorders the report's line; it is shown
-// quoted too. (Found by review: the skipped names' lines printed it as
-// it was.)
-func TestSyncQuotesASkippedName(t *testing.T) {
-	dir := t.TempDir()
-	s, _, errOut := testSyncer(t, dir)
-	alice := filepath.Join(dir, "alice.json")
-	writePublicKey(t, alice, nil)
-	const name = "bob\u202enosj.tmp"
-	if _, err := s.mirror([]StoreEntry{
-		{Kind: StoreAuthorized, Name: name, Value: readFile(t, alice)},
-		{Kind: StoreRevoked, Name: name, Value: readFile(t, alice)},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	out := errOut.String()
-	if strings.Contains(out, "\u202e") {
-		t.Fatalf("the name reached the report as it is:\n%q", out)
-	}
-	for _, kind := range []string{StoreAuthorized, StoreRevoked} {
-		if want := kind + "/" + strconv.Quote(name) + ": a name the home's stores skip"; !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
-		}
+// TestSyncQuotesNames: sync's report shows an entry's name quoted where
+// it holds what a terminal acts on — a name that is no file name may hold
+// a newline or a terminal's escape, that forge a line of sync's or drive
+// the terminal; a name the home's loader skips (NAME.tmp) is a file name,
+// and may still hold a bidi control (U+202E, which CheckName lets
+// through) that reorders the report's line. (Found by review: each was
+// printed as it was.)
+func TestSyncQuotesNames(t *testing.T) {
+	for _, tc := range []struct {
+		what, name, raw, says string
+	}{
+		{"forged", "x\x1b[2K\rkeytool sync: wrote everything\n", "\x1b\r", "not a file name"},
+		{"skipped", "bob\u202enosj.tmp", "\u202e", "a name the home's stores skip"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			dir := t.TempDir()
+			s, _, errOut := testSyncer(t, dir)
+			alice := filepath.Join(dir, "alice.json")
+			writePublicKey(t, alice, nil)
+			if _, err := s.mirror([]StoreEntry{
+				{Kind: StoreAuthorized, Name: tc.name, Value: readFile(t, alice)},
+				{Kind: StoreRevoked, Name: tc.name, Value: readFile(t, alice)},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			out := errOut.String()
+			if strings.ContainsAny(out, tc.raw) || strings.Count(out, "\n") != 2 {
+				t.Fatalf("the name reached the report as it is:\n%q", out)
+			}
+			for _, kind := range []string{StoreAuthorized, StoreRevoked} {
+				if want := kind + "/" + strconv.Quote(tc.name) + ": " + tc.says; !strings.Contains(out, want) {
+					t.Errorf("report lacks %q:\n%s", want, out)
+				}
+			}
+		})
 	}
 }
