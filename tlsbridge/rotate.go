@@ -36,7 +36,9 @@ func (e *NoNextKeyError) Error() string {
 // complete identity — the old one, then the new one — so a process that
 // watches it (IdentityWatcher) goes from one to the other for its next
 // handshakes (docs/design.md, "Announced rotation"). With a CA-issued
-// cert.pem, the certificate must already be the next key's.
+// cert.pem, the certificate must already be the next key's. The keys
+// moved are the keys read and checked: one replaced meanwhile stops the
+// rotation with a *ReplacedError, the home put back as it was.
 func RotateHome(home string) (*Rotation, error) {
 	h := homedir.Dir(home)
 	cur, err := jwk.FindIdentity(home)
@@ -66,8 +68,19 @@ func RotateHome(home string) (*Rotation, error) {
 	if err := os.Link(cur, r.OldFile); err != nil {
 		return nil, fmt.Errorf("tlsbridge: keeping the identity as %s: %w", r.OldFile, err)
 	}
+	if err := checkMoved(home, cur, r.OldFile, old); err != nil {
+		// Nothing else has moved: the link made is all there is to undo.
+		if err.Undo = os.Remove(r.OldFile); err.Undo != nil {
+			err.Fix = "remove " + r.OldFile
+		}
+		return nil, err
+	}
 	if err := os.Rename(nextFile, r.KeyFile); err != nil {
 		return nil, fmt.Errorf("tlsbridge: the identity is still %s (also kept as %s): %w", cur, r.OldFile, err)
+	}
+	if err := checkMoved(home, nextFile, r.KeyFile, next); err != nil {
+		err.Fix, err.Undo = putBack(home, cur, nextFile, r)
+		return nil, err
 	}
 	if r.KeyFile != cur {
 		// The next key had another format: the old name goes (it is kept
@@ -80,6 +93,93 @@ func RotateHome(home string) (*Rotation, error) {
 		return r, err
 	}
 	return r, rotatePublic(h, next, ext)
+}
+
+// ReplacedError means that RotateHome, having moved a key file of the
+// home, found under the new name another key than the one it had read and
+// checked there: the file was replaced in between, by the home's owner
+// (the only one the strict-modes rule lets write there) — a `keytool gen
+// --next --force` run during the rotation, say. The rotation stops, and
+// the home is put back as it was (Undo nil) or, failing that, Fix says
+// what to do.
+type ReplacedError struct {
+	// File was read and checked, then replaced before it was moved to
+	// Moved: the identity, kept as key.old.*, or the next key, renamed
+	// to the identity's name.
+	File, Moved string
+	// Read is the fingerprint of the key read and checked, Found that of
+	// the key found under Moved, or "" when none loads: Err says why.
+	Read, Found string
+	Err         error
+	// Undo is why the home could not be put back, and Fix what is left
+	// to do by hand; both empty when it was.
+	Undo error
+	Fix  string
+}
+
+func (e *ReplacedError) Error() string {
+	found := e.Found
+	if found == "" {
+		found = fmt.Sprintf("no key that loads: %v", e.Err)
+	}
+	msg := fmt.Sprintf("tlsbridge: not rotating: %s was replaced while the rotation moved it to %s (it read and checked %s, then found %s)",
+		e.File, e.Moved, e.Read, found)
+	if e.Undo == nil {
+		return msg + "; the home is as it was: check its keys and rotate again"
+	}
+	return fmt.Sprintf("%s, and the home could not be put back (%v): %s", msg, e.Undo, e.Fix)
+}
+
+func (e *ReplacedError) Unwrap() error { return e.Err }
+
+// checkMoved reads the key RotateHome moved from file to moved, as it
+// read it before (ReadHomeKey), and fails unless it is the key read then,
+// want. The move is by name — a hard link for the identity kept, a rename
+// for the next key — so that the files keep their owner and mode (a
+// root-run rotation that wrote key.* anew, from the bytes it had read,
+// would leave a service a key it cannot read) and the next key becomes
+// the identity in one step, never both at once. A name is not the file
+// read, though: this read, after the move, is what proves that the key
+// on disk is the one checked, whose public half the rotation writes and
+// reports. A file changed after it is a change made after the rotation.
+func checkMoved(home, file, moved string, want *jwk.Key) *ReplacedError {
+	got, err := ReadHomeKey(home, moved)
+	if err == nil && got.Equal(want) {
+		return nil
+	}
+	e := &ReplacedError{File: file, Moved: moved, Read: want.Fingerprint(), Err: err}
+	if err == nil {
+		e.Found = got.Fingerprint()
+	}
+	return e
+}
+
+// putBack undoes a rotation whose next key checkMoved refused, once the
+// next key file has been renamed to r.KeyFile: the key found there goes
+// back to nextFile (a hard link, which keeps a next key made meanwhile),
+// and the identity kept in r.OldFile back to cur. It returns what is left
+// to do by hand, with why, when a step fails.
+func putBack(home, cur, nextFile string, r *Rotation) (string, error) {
+	fix := fmt.Sprintf("the identity %s holds the key found; the previous identity, whose public half pub_key.* still is, is kept as %s: move it back to %s", r.KeyFile, r.OldFile, cur)
+	if r.KeyFile != cur {
+		fix = fmt.Sprintf("the home holds two identities, %s (the previous one, whose public half pub_key.* still is) and %s (the key found): remove %s and %s", cur, r.KeyFile, r.KeyFile, r.OldFile)
+	}
+	if err := os.Link(r.KeyFile, nextFile); err != nil {
+		return fix, err
+	}
+	var err error
+	if r.KeyFile == cur {
+		err = os.Rename(r.OldFile, cur)
+	} else if err = os.Remove(r.KeyFile); err == nil {
+		err = os.Remove(r.OldFile)
+	}
+	if err != nil {
+		return fix + " (the key found is also " + nextFile + ")", err
+	}
+	if err := atomicfile.SyncDir(home); err != nil {
+		return "the home is put back but may not survive a crash: check its keys and rotate again", err
+	}
+	return "", nil
 }
 
 // certFitsNext refuses a CA-issued certificate (cert.pem) that is not for
