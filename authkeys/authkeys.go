@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -176,6 +177,7 @@ type Store struct {
 	updates, rebuilds int
 	names             nameCounts // build's, under the loader's lock (the seed is set once, here)
 	made              madeEntries
+	rotating          sync.Mutex // AcceptRotation's: its count of a name's next keys holds until it adds
 }
 
 func newStore(opts Options) *Store {

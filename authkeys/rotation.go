@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/jwk"
@@ -16,11 +17,16 @@ import (
 // attributes of e's key — comment, expires, from, accept_rotation and any
 // other — in a file of its own beside e's (Add with AddBeside). e must
 // accept rotation (Entry.AcceptRotation). A key already authorized, under
-// any name, is left as it is.
+// any name, is left as it is. A name holds at most MaxNextKeys such
+// files (*NextKeysLimitError).
 func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	if e == nil || !e.AcceptRotation {
 		return nil, errors.New("authkeys: the entry does not accept rotation")
 	}
+	// One at a time, so that connections at once cannot each find room
+	// under the bound and all add.
+	s.rotating.Lock()
+	defer s.rotating.Unlock()
 	keys, err := jwk.ReadFile(e.File)
 	if err != nil {
 		return nil, err
@@ -48,10 +54,53 @@ func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	default:
 		return nil, fmt.Errorf("authkeys: not authorizing the next key of %s: it is %v now", e.Fingerprint, d.Verdict)
 	}
+	if held := s.nextKeys(e.Name); len(held) >= MaxNextKeys {
+		return nil, &NextKeysLimitError{Name: e.Name, Fingerprint: next.Fingerprint(), Held: held}
+	}
 	pk := next.PublicKey()
 	pk.Attrs = cur.Attrs.Clone()
 	delete(pk.Attrs, jwk.AttrKeyID) // the current key's ID, not the next one's
 	return s.Add(pk, e.Name, AddBeside)
+}
+
+// MaxNextKeys is the most next keys a name holds by rotation
+// (AcceptRotation: NAME+KEYID.json files). A client announces its next
+// keys in a certificate it makes itself, and can make another at each
+// connection: without a bound, one accepting entry — or whoever stole
+// its key — could have the server authorize keys, and write files,
+// without end. It is the most a certificate announces (tlsbridge's
+// MaxAnnounced): a client rotating keeps one or two, and the admin
+// removes the old keys (docs/rotation.md).
+const MaxNextKeys = 4
+
+// NextKeysLimitError means a client's next key was not authorized: its
+// name already holds MaxNextKeys keys added by rotation (Held, their
+// files), which must be removed before it may add another.
+type NextKeysLimitError struct {
+	Name        string
+	Fingerprint string // the next key's
+	Held        []*Entry
+}
+
+func (e *NextKeysLimitError) Error() string {
+	files := make([]string, len(e.Held))
+	for i, h := range e.Held {
+		files[i] = h.File
+	}
+	return fmt.Sprintf("authkeys: not authorizing next key %s of %q: the name already holds %d keys added by rotation (%s), the most it may: remove those no longer used",
+		e.Fingerprint, e.Name, len(e.Held), strings.Join(files, ", "))
+}
+
+// nextKeys returns the entries of name in rotation files
+// (NAME+KEYID.json, KEYID their key's), in file order.
+func (s *Store) nextKeys(name string) []*Entry {
+	var out []*Entry
+	for _, e := range s.named(s.Loader().Snapshot(), name) {
+		if fileEntryName(e.File) == besideName(name, e.SPKIHash) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // SetAcceptRotation marks (or, with on false, unmarks) the entries named

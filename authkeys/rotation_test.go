@@ -2,6 +2,7 @@ package authkeys
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -75,5 +76,49 @@ func TestAcceptRotationCopiesTheEntryInEffect(t *testing.T) {
 	d := s.Decide(next.SPKIHash(), netip.MustParseAddr("10.1.2.3"))
 	if d.Verdict != Authorized || !d.Entry.Expires.Equal(e.Expires) || !d.Entry.AcceptRotation || d.Entry.Name != "alice" {
 		t.Fatalf("the next key from 10.1.2.3: %v, entry %+v; want the current entry's attributes", d.Verdict, d.Entry)
+	}
+}
+
+// A name holds at most MaxNextKeys keys added by rotation: the next one is
+// refused with the files that hold them (*NextKeysLimitError), until the
+// admin removes one; the name's own file (alice.json) does not count
+// (found by review: a client making a certificate per
+// connection had keys authorized without end).
+func TestAcceptRotationBound(t *testing.T) {
+	s := Load(HomeOptions(t.TempDir()))
+	defer s.Close()
+	cur := key(t, 1)
+	if _, err := s.Add(cur, "alice", AddNew); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetAcceptRotation("alice", true); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.LookupKey(cur, netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added []*Entry
+	for i := range MaxNextKeys {
+		a, err := s.AcceptRotation(e, key(t, 2+i))
+		if err != nil {
+			t.Fatalf("next key %d: %v", i+1, err)
+		}
+		added = append(added, a)
+	}
+	over := key(t, 2+MaxNextKeys)
+	_, err = s.AcceptRotation(e, over)
+	var limit *NextKeysLimitError
+	if !errors.As(err, &limit) || limit.Name != "alice" || len(limit.Held) != MaxNextKeys || limit.Held[0].File != added[0].File {
+		t.Fatalf("next key %d: %v, want a *NextKeysLimitError naming the %d files", MaxNextKeys+1, err, MaxNextKeys)
+	}
+	if d := s.Decide(over.SPKIHash(), netip.Addr{}); d.Verdict != Unknown {
+		t.Errorf("the key over the bound is %v", d.Verdict)
+	}
+	if _, err := s.Remove(added[0].Fingerprint); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcceptRotation(e, over); err != nil {
+		t.Fatalf("once one was removed: %v", err)
 	}
 }

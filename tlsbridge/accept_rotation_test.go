@@ -156,3 +156,54 @@ func TestAcceptRotationOnlyWhenAdmitted(t *testing.T) {
 		})
 	}
 }
+
+// A client whose entry accepts rotation may make a certificate of its own
+// at each connection, each announcing MaxAnnounced keys of its choosing:
+// the server authorizes at most authkeys.MaxNextKeys of them under its
+// name, however many it announces (found by review: each connection
+// added four more files to authorized_keys.d, without end, every one
+// authorized and accepting rotation in turn). Once refused, the client is
+// not tried again for rotationRetry: each attempt rescans the store and
+// logs a warning, which every connection and request would otherwise
+// cost (the authkeys test shows a removal making room again).
+func TestAcceptRotationBounded(t *testing.T) {
+	srv := newHome(t, jwk.EC256)
+	var log testlog.Buffer
+	ts := startServer(t, srv, ServerOptions{Logger: log.Logger()})
+	cl := newHome(t, jwk.EC256)
+	srv.authorize(t, "alice", cl.id.Key)
+	if _, err := srv.auth.SetAcceptRotation("alice", true); err != nil {
+		t.Fatal(err)
+	}
+	cl.pin(t, ts.addr(), srv.id.Key)
+	current := cl.id.Key
+	var announced []*jwk.Key
+	for range 5 {
+		next := make([]*jwk.Key, MaxAnnounced)
+		for i := range next {
+			next[i] = mustGenerate(t, jwk.Ed25519)
+		}
+		announced = append(announced, next...)
+		id, err := NewIdentity(current, CertOptions{Next: next})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.id = id
+		if _, err := roundTrip(ts.addr(), mustConfig(t, cl.client(t, ClientOptions{}), ts.addr())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.auth.Reload()
+	authorized := 0
+	for _, k := range announced {
+		if d := srv.auth.Decide(k.SPKIHash(), netip.MustParseAddr("127.0.0.1")); d.Verdict == authkeys.Authorized {
+			authorized++
+		}
+	}
+	if authorized != authkeys.MaxNextKeys {
+		t.Errorf("%d of the %d keys announced were authorized, want %d", authorized, len(announced), authkeys.MaxNextKeys)
+	}
+	if n := strings.Count(log.String(), "could not authorize the next key"); n != 1 || !strings.Contains(log.String(), "already holds 4 keys added by rotation") {
+		t.Errorf("%d refusals logged, want 1 (the client is not tried again for %v), saying why:\n%s", n, rotationRetry, log.String())
+	}
+}

@@ -58,6 +58,9 @@ type ServerOptions struct {
 type Server struct {
 	id   IdentitySource
 	opts ServerOptions
+	// rotationFailed: the clients whose next key could not be
+	// authorized lately (acceptRotation).
+	rotationFailed rotationBackoff
 }
 
 // NewServer returns a Server presenting id and admitting the clients that

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"sync"
+	"time"
 	"weak"
 
 	"github.com/keytool/keytool/authkeys"
@@ -224,12 +226,19 @@ type RotationAcceptor interface {
 // As on the client side, only the key that was just verified can
 // announce (AnnouncedKeys checks the certificate's own signature), and
 // the handshake's outcome does not depend on it.
+//
+// A client whose next key could not be authorized is not tried again
+// for rotationRetry: Peer runs at every request and connection, and an
+// attempt costs the store a rescan of every file and the log a warning
+// — a client announcing a key the store refuses (a name at
+// authkeys.MaxNextKeys, a file it cannot write) would otherwise have
+// them at each one.
 func (s *Server) acceptRotation(p *Peer, remote netip.Addr) {
 	if p == nil || p.Err != nil || p.Entry == nil || !p.Entry.AcceptRotation {
 		return
 	}
 	acc, ok := s.opts.Clients.(RotationAcceptor)
-	if !ok {
+	if !ok || !s.rotationFailed.due(p.SPKIHash, time.Now()) {
 		return
 	}
 	log := s.opts.Logger
@@ -247,9 +256,50 @@ func (s *Server) acceptRotation(p *Peer, remote netip.Addr) {
 	for _, k := range next {
 		e, err := acc.AcceptRotation(p.Entry, k)
 		if err != nil {
-			log.Warn("could not authorize the next key a client announces", "name", p.Name(), "fingerprint", k.Fingerprint(), "current", p.Fingerprint(), "error", err)
-			continue
+			log.Warn("could not authorize the next key a client announces", "name", p.Name(), "fingerprint", k.Fingerprint(), "current", p.Fingerprint(),
+				"error", err, "retry_in", rotationRetry.String())
+			s.rotationFailed.failed(p.SPKIHash, time.Now())
+			return
 		}
 		log.Warn("authorized the next key a client announces", "name", e.Name, "fingerprint", k.Fingerprint(), "current", p.Fingerprint(), "file", e.File)
 	}
+}
+
+// rotationRetry is how long a client whose next key could not be
+// authorized waits before the server tries again (Server.acceptRotation).
+const rotationRetry = 10 * time.Second
+
+// rotationBackoff holds, by client key, when the last failed attempt to
+// authorize its next keys was made.
+type rotationBackoff struct {
+	mu sync.Mutex
+	at map[[32]byte]time.Time
+}
+
+// due reports whether an attempt for the client key sum may be made at
+// now: none failed within rotationRetry.
+func (b *rotationBackoff) due(sum [32]byte, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	at, ok := b.at[sum]
+	return !ok || now.Sub(at) >= rotationRetry
+}
+
+// failed notes a failed attempt for sum at now. The table holds only the
+// keys of admitted clients that accept rotation; those whose wait is
+// over are forgotten as it grows.
+func (b *rotationBackoff) failed(sum [32]byte, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.at == nil {
+		b.at = map[[32]byte]time.Time{}
+	}
+	if len(b.at) >= 64 {
+		for k, at := range b.at {
+			if now.Sub(at) >= rotationRetry {
+				delete(b.at, k)
+			}
+		}
+	}
+	b.at[sum] = now
 }
