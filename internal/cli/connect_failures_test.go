@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,7 +55,10 @@ func TestConnectSilentPort(t *testing.T) {
 }
 
 // TestConnectPlainHTTP: a plain HTTP server (Python's http.server) on the
-// port: connect says the port answered in plain text, at once.
+// port: connect says the port answered in plain text, at once — and so do
+// trust-host and proxy --client, the other commands that dial a host,
+// rather than crypto/tls's "first record does not look like a TLS
+// handshake", which names no address; trust-host pins nothing.
 func TestConnectPlainHTTP(t *testing.T) {
 	pxNeed(t, "python3")
 	addr := pxPython(t, t.TempDir())
@@ -63,6 +69,20 @@ func TestConnectPlainHTTP(t *testing.T) {
 	}
 	if want := "keytool connect: " + addr + " answered in plain text, not TLS: is it the right port?\n"; e != want {
 		t.Errorf("stderr:\n%s\nwant:\n%s", e, want)
+	}
+	o, e, code = keytoolIn(t, client, "trust-host", addr)
+	if code != 1 || o != "" {
+		t.Fatalf("trust-host: exit status %d, want 1; stdout %q\n%s", code, o, e)
+	}
+	if want := "keytool trust-host: " + addr + " answered in plain text, not TLS: is it the right port?\n"; e != want {
+		t.Errorf("trust-host: stderr:\n%s\nwant:\n%s", e, want)
+	}
+	if _, err := os.Stat(pinFile(client, addr)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("trust-host pinned a key for a plain-text port: %v", err)
+	}
+	_, e, code = keytoolIn(t, client, "proxy", "--client", "--listen", "127.0.0.1:0", "--target", addr)
+	if want := "\nkeytool proxy: " + addr + " answered in plain text, not TLS: is it the right port?\n"; code != 1 || !strings.HasSuffix(e, want) {
+		t.Errorf("proxy --client: exit status %d, want 1 and stderr ending %q:\n%s", code, want, e)
 	}
 }
 

@@ -575,7 +575,8 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 2*o.handshakeTimeout+time.Minute) // the prompt may wait for a human
+	checkTimeout := 2*o.handshakeTimeout + time.Minute // the prompt may wait for a human
+	pctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	err = p.CheckTarget(pctx)
 	cancel()
 	prompt.mu.Lock()
@@ -583,7 +584,8 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 	prompt.mu.Unlock()
 	var te *proxy.TargetError
 	if errors.As(err, &te) {
-		return nil, c.explainRefusal(te.Err, o.target, id)
+		// A target that is not TLS is said as connect says it.
+		return nil, handshakeFailure(c.explainRefusal(te.Err, o.target, id), o.target, checkTimeout)
 	}
 	if err != nil {
 		return nil, err

@@ -418,9 +418,15 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // time for a human to answer
+	const dialTimeout = 2 * time.Minute // time for a human to answer
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	conn, err := client.DialContext(ctx, "tcp", addr)
+	if err != nil && !hosts.seen {
+		// No key came: a port that is not TLS, or that closed, is said
+		// as connect says it, not as crypto/tls's words.
+		err = handshakeFailure(err, addr, dialTimeout)
+	}
 	var presented *jwk.Key // the server's key, to name it in what trust-host says
 	if conn != nil {
 		if cs := conn.ConnectionState(); len(cs.PeerCertificates) > 0 {
