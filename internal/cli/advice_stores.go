@@ -64,6 +64,9 @@ func (c *cli) adviseStores(err error) string {
 	case errors.As(err, &aRevoked):
 		return "To lift the revocation: " + c.command("revoke", "--remove", aRevoked.Fingerprint)
 	case errors.As(err, &hNotFound):
+		if hint := c.shortenedHint(cmp.Or(hNotFound.Key, hNotFound.Query), "trust-host", "--list"); hint != "" {
+			return hint
+		}
 		return "List the pinned hosts with: " + c.command("trust-host", "--list")
 	case errors.As(err, &hExists):
 		return "Move that file away, or remove the pin it may hold: " + c.command("trust-host", "--remove", shellQuote(hExists.Addr))
@@ -78,9 +81,9 @@ func (c *cli) adviseStores(err error) string {
 	case errors.As(err, &already):
 		return fmt.Sprintf("To rename it: %s, then add it again", c.command("authorize", "--remove", entryRef(already.Entry)))
 	case errors.As(err, &aNotFound) && aNotFound.Revoked:
-		return "List the revoked keys with: " + c.command("revoke", "--list")
+		return cmp.Or(c.shortenedHint(aNotFound.Query, "revoke", "--list"), "List the revoked keys with: "+c.command("revoke", "--list"))
 	case errors.As(err, &aNotFound):
-		return "List the authorized keys with: " + c.command("authorize", "--list")
+		return cmp.Or(c.shortenedHint(aNotFound.Query, "authorize", "--list"), "List the authorized keys with: "+c.command("authorize", "--list"))
 	case errors.As(err, &still):
 		return "It still gets in. To remove that entry too: " + c.command("authorize", "--remove", entryRef(still.Entry))
 	}

@@ -55,6 +55,19 @@ func (lf listFlags) fingerprint(fp string) string {
 	return fp[:keep] + "…"
 }
 
+// shortenedHint says, when query is a fingerprint as a table shortens it
+// (listFlags.fingerprint), that it names no key and how to list the whole
+// ones (list, the command whose --full prints them), or "" for any other
+// query: copied from a table into --remove, it would otherwise be answered
+// "not found", or "not a key fingerprint", with nothing about the "…".
+func (c *cli) shortenedHint(query string, list ...string) string {
+	if !strings.HasPrefix(query, "SHA256:") || !strings.HasSuffix(query, "…") {
+		return ""
+	}
+	return fmt.Sprintf("%q is cut short, as tables print fingerprints; see them whole with: %s",
+		query, c.command(append(list, "--full")...))
+}
+
 // A column of a table. An elastic column gives way, its long values
 // elided with "…", when a row would not fit the width; fromLeft elides
 // the start instead of the end (a path, whose end says the most).

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -85,6 +86,9 @@ func (c *cli) revoke(arg string) error {
 	fromFile := arg == "-" || statErr == nil || fpErr != nil
 	if fromFile {
 		if keys, err = c.readKeysAnyUse(arg); err != nil {
+			if hint := c.shortenedHint(arg, "list"); hint != "" && errors.Is(err, fs.ErrNotExist) {
+				return errors.New(hint)
+			}
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s: no such file, and not a key fingerprint (SHA256:…, a key ID, sha256//… or hex)", arg)
 			}
@@ -248,7 +252,7 @@ func (c *cli) listRevoked(lf listFlags) error {
 
 func (c *cli) unrevoke(fingerprint string) error {
 	if _, err := jwk.ParseFingerprint(fingerprint); err != nil {
-		return &usageError{"--remove: " + err.Error()}
+		return &usageError{"--remove: " + cmp.Or(c.shortenedHint(fingerprint, "revoke", "--list"), err.Error())}
 	}
 	fp, _ := jwk.ParseFingerprint(fingerprint)
 	store, finish := c.adminAuthStore(authkeys.Lookups{Fingerprints: []jwk.Fingerprint{fp}})

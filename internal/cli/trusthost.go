@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -606,7 +607,7 @@ func (c *cli) unpinHost(addrOrFP, fp string) error {
 	)
 	if fp != "" {
 		if _, perr := jwk.ParseFingerprint(fp); perr != nil {
-			return &usageError{"--fingerprint: " + perr.Error()}
+			return &usageError{"--fingerprint: " + cmp.Or(c.shortenedHint(fp, "trust-host", "--list"), perr.Error())}
 		}
 		if _, perr := knownhosts.NormalizeAddr(addrOrFP); perr != nil {
 			return &usageError{perr.Error()}
