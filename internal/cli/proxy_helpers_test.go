@@ -142,9 +142,27 @@ func (p *pxProc) wait(t testing.TB, timeout time.Duration) int {
 // input and returns its output and exit status.
 func pxRun(t testing.TB, stdin string, name string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return pxRunStuck(t, 30*time.Second, nil, stdin, name, args...)
+}
+
+// pxRunStuck is pxRun with its own limit, past which the program is taken
+// to hang and is killed, failing the test — a limit on a hang, never
+// reached by a program that works, however slow the machine —, and
+// stuck, when not nil, called at that limit before the kill: what it
+// returns, which says where the program hangs, ends the failure's first
+// line.
+func pxRunStuck(t testing.TB, limit time.Duration, stuck func() string, stdin string, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	where := "" // written by cmd.Cancel, which Run waits for
+	if stuck != nil {
+		cmd.Cancel = func() error {
+			where = stuck()
+			return cmd.Process.Kill()
+		}
+	}
 	noTerminal(cmd)
 	cmd.Env = pxEnv()
 	cmd.Stdin = strings.NewReader(stdin)
@@ -154,7 +172,7 @@ func pxRun(t testing.TB, stdin string, name string, args ...string) (stdout, std
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("%s %s: timed out\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), o.String(), e.String())
+		t.Fatalf("%s %s: still running after %v, killed%s\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), limit, where, o.String(), e.String())
 	case errors.As(err, &ee):
 		code = ee.ExitCode()
 	case err != nil:
