@@ -132,7 +132,7 @@ func measure(layout string, n int) {
 			}
 			f := &file{src: &src, name: name(i), Items: make([]item, 1)}
 			f.Items[0] = spki(i)
-			ch[i%chunkLen] = fileRow{stamp: [32]byte{byte(i)}, file: f}
+			ch[i%chunkLen] = fileRow{stamp: [32]byte{byte(i)}, sum: [16]byte{byte(i)}, file: f, rare: nil}
 		}
 	case "columnar", "mmap":
 		alloc := func(size int) []byte { return make([]byte, size) }
