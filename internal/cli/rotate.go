@@ -89,7 +89,9 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 			h.Cert(), h.Cert(), c.command("rotate"))
 		return nil
 	}
-	fmt.Fprintf(c.stdout, "The identity's certificate announces it from now on. Once the clients have learned it, run: %s\n", c.command("rotate"))
+	// The home may be a server's or a client's: say who learns the key
+	// on each side (a server only where the client's entry is marked).
+	fmt.Fprintf(c.stdout, "The identity's certificate announces it from now on. Once its peers have learned it (the clients that pin this host; the servers whose entry for this client has authorize --accept-rotation), run: %s\n", c.command("rotate"))
 	return nil
 }
 
