@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -330,7 +331,14 @@ func pemBlocks(file, typ string) [][]byte {
 // write prints the overview: the home, then each section with its count
 // and table, then the problems with their fixes.
 func (o *overview) write(w io.Writer, lf listFlags) error {
-	fmt.Fprintf(w, "Home: %s\n", printable(o.Home))
+	// A home that is not there is most often a typo in -H or
+	// KEYTOOL_HOME: every section would say none, and the fix below says
+	// to gen there, so the first line says it.
+	missing := ""
+	if _, err := os.Stat(o.Home); errors.Is(err, fs.ErrNotExist) {
+		missing = " (does not exist)"
+	}
+	fmt.Fprintf(w, "Home: %s%s\n", printable(o.Home), missing)
 	section := func(title string, n int, detail string, t *table) {
 		if n == 0 {
 			fmt.Fprintf(w, "\n%s: none\n", title)
