@@ -730,6 +730,25 @@ func servesSome(a, b []string) bool {
 	return false
 }
 
+// KeysPinnedAt returns how many keys are pinned for addr by pins that
+// name it exactly (with its port, or port-less; not by a wildcard nor
+// without an address), each key once: the pins AddKey writes for it.
+func (s *Store) KeysPinnedAt(addr string) int {
+	norm, err := NormalizeAddr(addr)
+	if err != nil {
+		return 0
+	}
+	p, err := parsePattern(norm)
+	if err != nil || p.wild {
+		return 0
+	}
+	keys := map[[32]byte]bool{}
+	for _, e := range s.exactEntries(p) {
+		keys[e.SPKIHash] = true
+	}
+	return len(keys)
+}
+
 // exactEntries returns the entries an exact pattern's address is pinned
 // by exactly (with its port, or port-less).
 func (s *Store) exactEntries(p pattern) []*Entry {

@@ -150,6 +150,9 @@ type Client struct {
 	// and whose key a pin for the address (the value) admitted, until
 	// LearnAnnounced, or until the leaf is collected (a failed handshake).
 	announcing sync.Map
+	// announceFailed: the addresses whose next keys could not be pinned
+	// lately (learnAnnounced).
+	announceFailed rotationBackoff
 }
 
 // NewClient returns a Client presenting id: an *Identity, or an

@@ -1,6 +1,7 @@
 package tlsbridge
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -140,6 +141,24 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 	if err != nil {
 		return
 	}
+	// A host makes its certificate itself, and may announce other keys
+	// at each connection: an address gets no more pins by announcement
+	// than one certificate needs (its key and MaxAnnounced next ones),
+	// and once refused, is not tried again for rotationRetry.
+	addrKey := sha256.Sum256([]byte(addr))
+	if !c.announceFailed.due(addrKey, time.Now()) {
+		return
+	}
+	room := len(next)
+	if counter, ok := c.opts.Hosts.(interface{ KeysPinnedAt(addr string) int }); ok {
+		room = min(room, 1+MaxAnnounced-counter.KeysPinnedAt(addr))
+	}
+	if room < len(next) {
+		c.opts.Logger.Warn("not pinning some next keys a host announces: the address would have more keys pinned than a certificate announces; remove those no longer used",
+			"addr", addr, "current", current.Fingerprint(), "announced", len(next), "pinned", max(room, 0), "retry_in", rotationRetry.String())
+		c.announceFailed.failed(addrKey, time.Now())
+		next = next[:max(room, 0)]
+	}
 	purposes, ok := c.pinnedPurposes(addr, current.SPKIHash())
 	if !ok {
 		c.opts.Logger.Warn("ignoring the next keys a host announces: the purposes its key is pinned for are unknown", "addr", addr, "current", current.Fingerprint())
@@ -159,8 +178,9 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 		}
 		file, err := adder.AddKey(addr, k, knownhosts.AddAnother)
 		if err != nil {
-			c.opts.Logger.Warn("could not pin the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "error", err)
-			continue
+			c.opts.Logger.Warn("could not pin the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "error", err, "retry_in", rotationRetry.String())
+			c.announceFailed.failed(addrKey, time.Now())
+			return
 		}
 		c.opts.Logger.Warn("pinned the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(),
 			"current", current.Fingerprint(), "file", file, "update_host_keys", c.opts.UpdateHostKeys.String())
@@ -266,11 +286,13 @@ func (s *Server) acceptRotation(p *Peer, remote netip.Addr) {
 }
 
 // rotationRetry is how long a client whose next key could not be
-// authorized waits before the server tries again (Server.acceptRotation).
+// authorized waits before the server tries again (Server.acceptRotation),
+// and a host whose next key could not be pinned before the client tries
+// again (Client.learnAnnounced).
 const rotationRetry = 10 * time.Second
 
-// rotationBackoff holds, by client key, when the last failed attempt to
-// authorize its next keys was made.
+// rotationBackoff holds, by client key (or by the SHA-256 of a host's
+// address), when the last failed attempt to learn its next keys was made.
 type rotationBackoff struct {
 	mu sync.Mutex
 	at map[[32]byte]time.Time
@@ -286,8 +308,8 @@ func (b *rotationBackoff) due(sum [32]byte, now time.Time) bool {
 }
 
 // failed notes a failed attempt for sum at now. The table holds only the
-// keys of admitted clients that accept rotation; those whose wait is
-// over are forgotten as it grows.
+// keys of admitted clients that accept rotation (the addresses of pinned
+// hosts); those whose wait is over are forgotten as it grows.
 func (b *rotationBackoff) failed(sum [32]byte, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -1,10 +1,15 @@
 package tlsbridge
 
 import (
+	"crypto/tls"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -126,5 +131,63 @@ func TestParseUpdateHostKeys(t *testing.T) {
 	}
 	if _, err := ParseUpdateHostKeys("accept-new"); err == nil {
 		t.Error("accept-new is not an UpdateHostKeys value")
+	}
+}
+
+// freshAnnouncer is an identity whose certificate announces MaxAnnounced
+// new keys at each handshake, as a pinned host may make it.
+type freshAnnouncer struct {
+	t   *testing.T
+	key *jwk.Key
+}
+
+func (f *freshAnnouncer) CurrentIdentity() *Identity {
+	next := make([]*jwk.Key, MaxAnnounced)
+	for i := range next {
+		next[i] = mustGenerate(f.t, jwk.Ed25519)
+	}
+	id, err := NewIdentity(f.key, CertOptions{Next: next})
+	if err != nil {
+		f.t.Error(err)
+	}
+	return id
+}
+
+// A pinned host that announces four new keys at every connection gets no
+// more keys pinned for its address than one certificate announces — its
+// key and MaxAnnounced next ones — however many connections it sees
+// (found by review: each connection pinned four more, a file each in
+// trusted_hosts.d, without end); the refusal is logged once per
+// rotationRetry, not at each connection.
+func TestUpdateHostKeysBounded(t *testing.T) {
+	key := mustGenerate(t, jwk.EC256)
+	srv, err := NewServer(&freshAnnouncer{t: t, key: key}, ServerOptions{Clients: newHome(t, jwk.EC256).auth, AllowUnknown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.ServeEach(t, ln, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c, "ok\n")
+	})
+	addr := ln.Addr().String()
+	cl := newHome(t, jwk.EC256)
+	cl.pin(t, addr, key)
+	var log testlog.Buffer
+	client := cl.client(t, ClientOptions{UpdateHostKeys: UpdateYes, Logger: log.Logger()})
+	for range 4 {
+		if err := learnTrip(t, client, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.host.Reload()
+	if n := cl.host.KeysPinnedAt(addr); n != 1+MaxAnnounced {
+		t.Errorf("%d keys pinned for the address, want %d", n, 1+MaxAnnounced)
+	}
+	if n := strings.Count(log.String(), "not pinning some next keys"); n != 1 {
+		t.Errorf("%d refusals logged, want 1 (the host is not tried again for %v):\n%s", n, rotationRetry, log.String())
 	}
 }
