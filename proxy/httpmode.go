@@ -54,6 +54,10 @@ type httpMode struct {
 	ln     *connListener
 	log    *slog.Logger
 	decide func(*http.Request) (*tlsbridge.Peer, error) // tlsbridge.Server.PeerOf
+	// failures logs the refused requests, as the failed handshakes are
+	// logged: a client kept open (KeepOpenOnRevoke) may send them as fast
+	// as it likes.
+	failures *failureLog
 
 	mu    sync.Mutex
 	conns map[net.Conn]*httpConn
@@ -89,8 +93,8 @@ type (
 	connKey struct{}
 )
 
-func newHTTPMode(target string, log *slog.Logger, timeout time.Duration, decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
-	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}, decide: decide}
+func newHTTPMode(target string, log *slog.Logger, failures *failureLog, timeout time.Duration, decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
+	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}, decide: decide, failures: failures}
 	u := &url.URL{Scheme: "http", Host: target}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -165,7 +169,8 @@ func newHTTPMode(target string, log *slog.Logger, timeout time.Duration, decide 
 // identity of that decision; a key no longer admitted gets 403 with
 // tlsbridge's ForbiddenBody (a reason code and the client's own
 // fingerprint: nothing of the server's files or entries), and the
-// refusal is logged with the connection's attributes and why.
+// refusal is logged with the connection's attributes and why — in full
+// the first time for its source and reason, then counted (failureLog).
 func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 	hc, _ := r.Context().Value(connKey{}).(*httpConn)
 	p, err := h.decide(r)
@@ -209,14 +214,18 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	var attrs []any
+	var (
+		attrs []any
+		ip    netip.Addr
+	)
 	if hc != nil {
-		attrs = hc.attrs
+		attrs, ip = hc.attrs, remoteAddr(hc.c)
 	}
 	if err == nil {
 		err = p.Err
 	}
-	h.log.Warn(msgRequestRefused, append(attrs[:len(attrs):len(attrs)], "method", r.Method, "reason", err.Error())...)
+	h.failures.failed(ip, slog.LevelWarn, msgRequestRefused, "reason", withoutFingerprints(err.Error()),
+		append(attrs[:len(attrs):len(attrs)], "method", r.Method, "reason", err.Error())...)
 	if p == nil {
 		tlsbridge.WriteForbidden(w, tlsbridge.ReasonNoCertificate, nil)
 		return

@@ -78,7 +78,7 @@ func TestHopByHopCannotRemoveIdentity(t *testing.T) {
 	got := make(chan http.Header, 1)
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
 	defer target.Close()
-	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), 5*time.Second, nil)
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), newFailureLog(slog.New(slog.DiscardHandler)), 5*time.Second, nil)
 	defer h.srv.Close()
 	peer := &tlsbridge.Peer{SPKIHash: [32]byte{1}, Entry: &authkeys.Entry{Name: "alice"}}
 	req := httptest.NewRequest("GET", "https://app.example/", nil)
@@ -128,7 +128,8 @@ func TestClientCertSubjectOnlyViaCA(t *testing.T) {
 // decided again: once the key is
 // revoked, the next request on the same connection gets 403 with
 // tlsbridge's ForbiddenBody (naming none of the server's files or
-// entries), the refusal is logged, and nothing reaches the target. (The
+// entries), the refusal is logged — once for its source and reason, then
+// counted — and nothing reaches the target. (The
 // identity headers came from the handshake, so a revoked client went on
 // as itself.)
 func TestHTTPRequestDecidedAgain(t *testing.T) {
@@ -203,6 +204,17 @@ func TestHTTPRequestDecidedAgain(t *testing.T) {
 			}
 			w.logs.waitFor(t, `level=WARN msg="request refused: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+
 				regexp.QuoteMeta(alice.id.Key.Fingerprint())+` name=alice method=GET reason=".*revoked`)
+			// The client may go on sending requests as fast as it likes:
+			// they are counted, not logged each (found by review: a line
+			// per request).
+			for range 20 {
+				if status, _, _ := get(); status != http.StatusForbidden {
+					t.Fatalf("a request of the revoked key: %d", status)
+				}
+			}
+			if n := strings.Count(w.logs.String(), msgRequestRefused); n != 1 {
+				t.Errorf("%d lines for 21 refused requests, want 1 (then a count every %v)", n, failureInterval)
+			}
 		})
 	}
 }
@@ -231,7 +243,7 @@ func TestHTTPBodyAnsweredAsRead(t *testing.T) {
 	}))
 	defer target.Close()
 	peer := &tlsbridge.Peer{SPKIHash: [32]byte{1}, Entry: &authkeys.Entry{Name: "alice"}}
-	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), 5*time.Second,
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), newFailureLog(slog.New(slog.DiscardHandler)), 5*time.Second,
 		func(*http.Request) (*tlsbridge.Peer, error) { return peer, nil })
 	defer h.srv.Close()
 	h.rp.Transport = lateBody{h.rp.Transport}

@@ -135,7 +135,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	s.log = s.l.log
 	if opts.HTTP {
 		s.cfg.NextProtos = []string{"h2", "http/1.1"}
-		s.http = newHTTPMode(s.target, s.log, s.timeout, s.tls.PeerOf)
+		s.http = newHTTPMode(s.target, s.log, s.l.failures, s.timeout, s.tls.PeerOf)
 	}
 	return s, nil
 }
