@@ -200,7 +200,7 @@ func TestJoinFailures(t *testing.T) {
 		}
 		err = f.join(t, f.tok)
 		var re *RefusedError
-		if !errors.Is(err, ErrUnknown) || !errors.As(err, &re) || re.Status != 404 || !strings.Contains(err.Error(), "revoked") {
+		if !errors.Is(err, ErrUnknown) || !errors.As(err, &re) || re.Status != 404 || !strings.Contains(err.Error(), "it was removed, or never made here") {
 			t.Fatalf("got %v", err)
 		}
 	})

@@ -46,7 +46,7 @@ type Reason string
 const (
 	ReasonExpired          Reason = "expired"               // 410 Gone
 	ReasonAlreadyUsed      Reason = "already_used"          // 409 Conflict
-	ReasonUnknown          Reason = "unknown_invitation"    // 404 Not Found: revoked, or never made here
+	ReasonUnknown          Reason = "unknown_invitation"    // 404 Not Found: removed, or never made here
 	ReasonWrongSecret      Reason = "wrong_secret"          // 403 Forbidden
 	ReasonRateLimited      Reason = "rate_limited"          // 429 Too Many Requests, with Retry-After
 	ReasonBadRequest       Reason = "bad_request"           // 400 Bad Request
@@ -372,7 +372,7 @@ func (h *Handler) notPending(name string, sum [32]byte) *refusal {
 	if other {
 		return refuse(ReasonWrongSecret, "the token's secret does not match invitation %q", name)
 	}
-	return refuse(ReasonUnknown, "this server has no invitation named %q: it was revoked, or never made here", name)
+	return refuse(ReasonUnknown, "this server has no invitation named %q: it was removed, or never made here", name)
 }
 
 // claimsOf returns the claims in progress of the invitation name in the

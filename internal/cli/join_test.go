@@ -151,7 +151,8 @@ func TestInviteJoin(t *testing.T) {
 	other := joinHome(t)
 	sb, cb := homeFiles(t, srvHome), homeFiles(t, other)
 	_, e, code = keytoolIn(t, other, "join", tok)
-	if code != 1 || !strings.Contains(e, "already_used") || !strings.Contains(e, "a token works once") || !strings.Contains(e, "nothing was written") {
+	if code != 1 || !strings.Contains(e, "already_used") || !strings.Contains(e, "a token works once") || !strings.Contains(e, "nothing was written") ||
+		!strings.Contains(e, "\nAsk the server's administrator for a new token: keytool invite --name laptop (on the server).") {
 		t.Fatalf("second join: exit %d\n%s", code, e)
 	}
 	sameFiles(t, srvHome, sb)
@@ -219,7 +220,7 @@ func TestJoinFailuresCLI(t *testing.T) {
 				t.Fatalf("revoke: %d %s%s", code, out, e)
 			}
 			return tok
-		}, true, []string{"unknown_invitation", `no invitation named "gone"`, "revoked"}},
+		}, true, []string{"unknown_invitation", `no invitation named "gone": it was removed, or never made here`}},
 		{"unreachable", func(t *testing.T) string {
 			ln, _ := net.Listen("tcp", "127.0.0.1:0")
 			down := ln.Addr().String()
