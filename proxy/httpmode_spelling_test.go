@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 )
 
 // cgiName is a header's name as lighttpd's CGI and FastCGI (every byte
@@ -42,7 +41,6 @@ func headersThrough(t *testing.T) (send func(req string) http.Header) {
 	return func(req string) http.Header {
 		t.Helper()
 		conn := dialTLS(t, alice, w.addr)
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := io.WriteString(conn, req); err != nil {
 			t.Fatal(err)
 		}

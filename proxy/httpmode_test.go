@@ -359,7 +359,6 @@ func TestHTTPBodyCannotSmuggleRequest(t *testing.T) {
 	alice := newSide(t)
 	w.authorize(t, "alice", alice)
 	conn := dialTLS(t, alice, w.addr)
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	smuggled := "GET /admin HTTP/1.1\r\nHost: app.example\r\nX-Keytool-Name: admin\r\n\r\n"
 	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: app.example\r\nContent-Length: %d\r\n\r\n%s", len(smuggled), smuggled)
 	br := bufio.NewReader(conn)
@@ -393,7 +392,6 @@ func TestHTTPBodyAfterTheAnswer(t *testing.T) {
 	alice := newSide(t)
 	w.authorize(t, "alice", alice)
 	conn := dialTLS(t, alice, w.addr)
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(conn)
 	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: app.example\r\nContent-Length: 5\r\n\r\n")
 	for i, want := range []string{"ok POST", "ok GET"} {
