@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -99,5 +101,49 @@ func checkRefusal(t *testing.T, answer string, c *side) {
 	}
 	if strings.Contains(answer, "alice-entry") || strings.Contains(answer, os.TempDir()) {
 		t.Errorf("the refusal names the server's entries or files:\n%s", answer)
+	}
+}
+
+// TestRefusalsAfterHandshakeAggregated: under AllowUnknown, a key the
+// proxy refuses once the handshake is done — here unknown keys while an
+// authorized-keys file is skipped, which may not enroll — is logged
+// "refused" in full once for its source and kind, then counted, whatever
+// key each connection shows: the kind leaves the fingerprint out, as for
+// failed handshakes (found by review: each new key was a kind of its own,
+// so a client making a key per connection wrote a line per connection).
+func TestRefusalsAfterHandshakeAggregated(t *testing.T) {
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice-entry", alice)
+	e, err := srv.auth.LookupKey(alice.id.Key, netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(e.File), "broken.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv.auth.Reload()
+	p, addr, logs, _ := startServer(t, srv, echoTarget(t), ServerOptions{
+		TLS: srv.tlsServer(t, tlsbridge.ServerOptions{AllowUnknown: true}), Enroll: http.NotFoundHandler(),
+	})
+	p.l.failures.mu.Lock()
+	p.l.failures.interval = time.Hour // counted until the proxy stops
+	p.l.failures.mu.Unlock()
+
+	const n = 10
+	for i := range n {
+		c := newSide(t)
+		c.pin(t, addr, srv)
+		if got, err := exchange(dialTLS(t, c, addr), "hello\n"); err == nil && got != "" {
+			t.Fatalf("client %d: an unknown key was served while files are skipped: %q", i, got)
+		}
+	}
+	logs.waitFor(t, `msg=refused remote=127\.0\.0\.1:\d+ fingerprint=`)
+	p.Close()
+	p.l.failures.flushAll()
+	s := logs.String()
+	full := strings.Count(s, `msg=refused remote=127.0.0.1:`)
+	m := regexp.MustCompile(`msg=refused remote=127\.0\.0\.1 reason="[^"]*SHA256:…[^"]*" repeated=(\d+)`).FindStringSubmatch(s)
+	if full != 1 || m == nil || m[1] != strconv.Itoa(n-1) {
+		t.Errorf("%d connections with a key each: %d lines in full, count %v; want 1 and %d:\n%s", n, full, m, n-1, s)
 	}
 }

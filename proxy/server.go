@@ -209,7 +209,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 			return false
 		}
 		s.metrics.handshake(refusalReason(err))
-		s.l.failures.failed(remoteAddr(raw), slog.LevelWarn, msgRefused, "reason", err.Error(),
+		s.l.failures.failed(remoteAddr(raw), slog.LevelWarn, msgRefused, "reason", withoutFingerprints(err.Error()),
 			"remote", remote, "fingerprint", fp, "reason", err.Error(), "duration", since(start))
 		return true
 	}
