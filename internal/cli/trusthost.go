@@ -388,7 +388,7 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if c.hostDNS.verify != "no" || c.updateHostKeys != "no" {
 		// (and a next key the host announces, pinned or not)
-		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log = slog.New(notPinLog{slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})})
 	}
 	// The client has no Purpose: which pins count is seenHosts' to decide
 	// for every purpose asked, and the question names them all.
@@ -634,3 +634,22 @@ func isFile(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular()
 }
+
+// notPinLog drops the client's log line for the key it pinned (--yes:
+// "pinned the key of a new host", policy=accept-new): trust-host says so
+// itself, with the warning first use deserves, and the log line said it a
+// second time, in another voice.
+type notPinLog struct{ slog.Handler }
+
+func (h notPinLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "pinned the key of a new host" {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h notPinLog) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return notPinLog{h.Handler.WithAttrs(attrs)}
+}
+
+func (h notPinLog) WithGroup(name string) slog.Handler { return notPinLog{h.Handler.WithGroup(name)} }

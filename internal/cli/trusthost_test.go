@@ -134,6 +134,10 @@ func TestTrustHostFingerprint(t *testing.T) {
 		if code != 0 || !strings.Contains(e, "on first use") || pinnedKey(t, home, addr) == nil {
 			t.Fatalf("exit %d:\n%s%s", code, out, e)
 		}
+		// One warning, trust-host's: not the client's log line too.
+		if strings.Contains(e, "msg=") || strings.Count(e, "\n") != 1 {
+			t.Errorf("trust-host --yes warned more than once:\n%s", e)
+		}
 	})
 	t.Run("no terminal", func(t *testing.T) {
 		home := newClientHome(t)
