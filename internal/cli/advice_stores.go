@@ -188,8 +188,11 @@ func (c *cli) fileFix(err error) string {
 		pe   *trustfile.PermissionError
 		le   *trustfile.LinkError
 		priv *jwk.PermissionError
+		skip *SkippedEntryError
 	)
 	switch {
+	case errors.As(err, &skip):
+		return c.removeUnheldCommand(skip.Kind, skip.Name)
 	case errors.As(err, &pe) && !c.isInHome(pe.Path):
 		// A directory outside the home (/tmp, someone else's) is not
 		// ours to change: the trust file does not belong there.

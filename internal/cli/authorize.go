@@ -680,7 +680,8 @@ func authorizedTable(store *authkeys.Store, lf listFlags) ([]authorizedInfo, *ta
 
 func (c *cli) listAuthorized(lf listFlags) error {
 	store := c.localAuthStore()
-	reportSkipped(c, "authorize", store.Problems())
+	reportSkipped(c, "authorize", c.withoutStandIns(store.Problems()))
+	reportSkipped(c, "authorize", c.unheldEntries(StoreAuthorized, StoreRevoked))
 	for _, r := range store.Revoked() {
 		for _, e := range store.Entries() {
 			if e.SPKIHash == r.SPKIHash {
@@ -708,6 +709,12 @@ func (c *cli) unauthorize(nameOrFP string) error {
 	if nameOrFP == "" {
 		return usagef("--remove needs a NAME or a FINGERPRINT")
 	}
+	// On a store, an entry of that name the copy does not hold (over the
+	// bound: no key of it is read) is removed too, or alone.
+	unheld, err := c.removeUnheld(StoreAuthorized, nameOrFP)
+	if err != nil {
+		return err
+	}
 	l := authkeys.Lookups{Names: []string{nameOrFP}}
 	if fp, err := jwk.ParseFingerprint(nameOrFP); err == nil {
 		l.Fingerprints = []jwk.Fingerprint{fp}
@@ -718,7 +725,13 @@ func (c *cli) unauthorize(nameOrFP string) error {
 	// removes that name's entries, and says if the key still gets in
 	// under another.
 	removed, err := store.Remove(nameOrFP)
-	var still *authkeys.StillAuthorizedError
+	var (
+		still *authkeys.StillAuthorizedError
+		nf    *authkeys.NotFoundError
+	)
+	if unheld && errors.As(err, &nf) {
+		return nil
+	}
 	if err != nil && !errors.As(err, &still) {
 		return err
 	}

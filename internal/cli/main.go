@@ -187,6 +187,12 @@ type cli struct {
 	pinPurposes    []string     // trust-host --purpose: the advice's trust-host commands pin for these only
 	skipped        int          // trust files a list skipped and reported (reportSkipped)
 	store          storeFlags   // --store and its backends' flags
+	// storeCopy: the command runs on a copy of the store (inStore), whose
+	// notes say which entries it does not hold (storeunheld.go);
+	// storeRemovals are the removals of such entries the command made,
+	// written with its other changes.
+	storeCopy     bool
+	storeRemovals []StoreChange
 
 	stdin          io.Reader
 	stdout, stderr io.Writer

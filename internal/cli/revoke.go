@@ -245,12 +245,19 @@ func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags) 
 
 func (c *cli) listRevoked(lf listFlags) error {
 	store := c.localAuthStore()
-	reportSkipped(c, "revoke", store.Problems())
+	reportSkipped(c, "revoke", c.withoutStandIns(store.Problems()))
+	reportSkipped(c, "revoke", c.unheldEntries(StoreRevoked))
 	infos, t := revokedTable(store, knownhosts.Load(knownhosts.HomeOptions(c.home)), lf)
 	return c.printList(lf, infos, t, fmt.Sprintf("No revoked keys in %s", c.layout().RevokedDir()))
 }
 
 func (c *cli) unrevoke(fingerprint string) error {
+	// On a store, the entry of that name the copy does not hold (over the
+	// bound: no key of it is read, and it refuses every key) is named by
+	// its name.
+	if unheld, err := c.removeUnheld(StoreRevoked, fingerprint); unheld || err != nil {
+		return err
+	}
 	if _, err := jwk.ParseFingerprint(fingerprint); err != nil {
 		return &usageError{"--remove: " + cmp.Or(c.shortenedHint(fingerprint, "revoke", "--list"), err.Error())}
 	}

@@ -259,9 +259,11 @@ const storeEditHelp = `
 entries are the store's, PREFIX/KIND/NAME instead of HOME/KIND.d/NAME, with
 the same names, bytes and checks; the change is written in one transaction
 that fails, writing nothing, if an entry it touches changed since it was
-read. The home, if it exists, keeps a copy of the entries between commands
-(HOME/.store-mirror), so that the next one reads only what changed in the
-store (docs/fleet.md).`
+read. An entry the stores reading the store do not take (a value over
+their bound) grants nothing: --list reports it as a skipped file, --remove
+NAME removes it, and a new entry of its name is refused. The home, if it
+exists, keeps a copy of the entries between commands (HOME/.store-mirror),
+so that the next one reads only what changed in the store (docs/fleet.md).`
 
 // storeSchemes are the schemes keytool's own builds can open, and how to
 // get the build that does.
@@ -352,8 +354,8 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	var out bytes.Buffer
 	names := newNameRewriter(work, where)
 	c.stdout, c.stderr = names.writer(&out), names.writer(stderr)
-	c.home, c.homeSet = work, false
-	defer func() { c.stdout, c.stderr = stdout, stderr }()
+	c.home, c.homeSet, c.storeCopy = work, false, true
+	defer func() { c.stdout, c.stderr, c.storeCopy = stdout, stderr, false }()
 	var o *observer
 	if m != nil {
 		o = m.observe()
@@ -370,7 +372,14 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 		changes, _, err = changesOf(home.Dir(work), read)
 	}
 	if err == nil {
+		changes = ownRemovals(changes, c.storeRemovals)
 		err = standInsUnchanged(changes)
+	}
+	if err == nil {
+		err = unheldWrittenOver(home.Dir(work), changes)
+	}
+	if err == nil {
+		changes = append(changes, c.storeRemovals...)
 	}
 	if err == nil && runErr == nil && len(changes) > 0 {
 		var rev int64
@@ -395,6 +404,10 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 		var conflict *StoreConflictError
 		if errors.As(err, &conflict) {
 			conflict.Store = c.store.url
+		}
+		var hidden *HiddenEntryError
+		if errors.As(err, &hidden) {
+			hidden.Fix = c.removeUnheldCommand(hidden.Kind, hidden.Name)
 		}
 		return err
 	}
@@ -468,7 +481,8 @@ func removeOnSignal(dir string) (stop func()) {
 // materialize writes entries into h's .d directories, mode 0644, as the
 // stores reading the store take them (heldFile: an entry they take no
 // file of, or one standing for it), and returns them by path, each with
-// the file's stamp once written. A temporary copy is read
+// the file's stamp once written, and the note of each entry it holds
+// otherwise than as its own file (noteOf). A temporary copy is read
 // once, so it gets no admin index (building one would cost more than it
 // saves): unless indexed, a file where the index directory would be makes
 // the stores load in full. The mirror, kept, gets one.
@@ -487,6 +501,12 @@ func materialize(h home.Dir, entries []StoreEntry, indexed bool, maxValue int) (
 	// faster on more goroutines (measured: slower).
 	read := make(map[string]copied, len(entries))
 	for _, e := range entries {
+		if rel, note, ok := noteOf(e, maxValue); ok {
+			// Not in read: a note is no entry (changesOf skips it).
+			if err := os.WriteFile(filepath.Join(string(h), rel), note, 0o600); err != nil {
+				return nil, err
+			}
+		}
 		held, ok := heldFile(h, e, maxValue)
 		if !ok {
 			continue

@@ -68,7 +68,7 @@ import (
 
 const (
 	mirrorDir   = ".store-mirror"
-	mirrorMagic = "keytool-store-mirror 4"
+	mirrorMagic = "keytool-store-mirror 5"
 )
 
 // StoreHistory is a Store that keeps its past revisions for a while (etcd
@@ -331,7 +331,7 @@ func (m *mirror) applyDelta(d StoreDelta) error {
 	}
 	for _, e := range d.Removed {
 		m.removed(e.Kind, e.Name)
-		if err := m.removeHeld(e, ""); err != nil {
+		if err := m.removeHeld(e, "", false); err != nil {
 			return err
 		}
 	}
@@ -341,41 +341,58 @@ func (m *mirror) applyDelta(d StoreDelta) error {
 		if ok {
 			keep = held.Name
 		}
-		if err := m.removeHeld(e, keep); err != nil {
+		noteRel, note, noted := noteOf(e, m.maxValue)
+		if err := m.removeHeld(e, keep, noted); err != nil {
 			return err
 		}
-		if !ok {
-			continue
+		if noted {
+			if err := m.place(filepath.Join(m.dir, noteRel), note, 0o600); err != nil {
+				return err
+			}
 		}
-		path := filepath.Join(kindDir(h, held.Kind), held.Name)
-		if data, err := os.ReadFile(path); err == nil && bytes.Equal(data, held.Value) {
-			continue
+		if ok {
+			if err := m.place(filepath.Join(kindDir(h, held.Kind), held.Name), held.Value, 0o644); err != nil {
+				return err
+			}
 		}
-		// Written whole or not at all, and unsynced: one fsync each,
-		// here, would cost a delta of many entries two each; settle syncs
-		// them all before the manifest (a crash before leaves the
-		// directory's stamp not the old manifest's: the mirror is rebuilt).
-		if err := atomicfile.WriteCache(path, held.Value, 0o644); err != nil {
-			return err
-		}
-		m.written = append(m.written, path)
-		m.changed(kindDir(h, held.Kind))
 	}
 	return nil
 }
 
+// place writes a file of the mirror (an entry's, a note) unless it holds
+// data already.
+func (m *mirror) place(path string, data []byte, mode os.FileMode) error {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
+		return nil
+	}
+	// Written whole or not at all, and unsynced: one fsync each, here,
+	// would cost a delta of many entries two each; settle syncs them all
+	// before the manifest (a crash before leaves the directory's stamp
+	// not the old manifest's: the mirror is rebuilt).
+	if err := atomicfile.WriteCache(path, data, mode); err != nil {
+		return err
+	}
+	m.written = append(m.written, path)
+	m.changed(filepath.Dir(path))
+	return nil
+}
+
 // removeHeld removes the files that may hold entry e (syncFilesOf) but
-// the one named keep.
-func (m *mirror) removeHeld(e StoreEntry, keep string) error {
+// the one named keep, and its note (noteOf) unless keepNote.
+func (m *mirror) removeHeld(e StoreEntry, keep string, keepNote bool) error {
 	if !slices.Contains(StoreKinds, e.Kind) {
 		return nil
 	}
 	h := home.Dir(m.dir)
-	for _, rel := range syncFilesOf(e) {
+	files := syncFilesOf(e)
+	if !keepNote {
+		files = append(files, noteRel(e.Kind, e.Name))
+	}
+	for _, rel := range files {
 		// Only a file of the kind's directory: an entry's own name, if
 		// it is no file name ("../x"), must not name another.
 		name := filepath.Base(rel)
-		if name == keep || rel != e.Kind+".d/"+name || keydir.CheckName(name) != nil {
+		if name == keep || rel != e.Kind+".d/"+name || keydir.CheckName(name) != nil && !strings.HasPrefix(name, unheldPrefix) {
 			continue
 		}
 		err := os.Remove(filepath.Join(string(h), rel))
@@ -431,6 +448,9 @@ func (m *mirror) compare(d StoreDelta, top int64) error {
 		if held, ok := heldFile(h, e, m.maxValue); ok {
 			listed[filepath.Join(kindDir(h, held.Kind), held.Name)] = true
 		}
+		if rel, _, ok := noteOf(e, m.maxValue); ok {
+			listed[filepath.Join(m.dir, rel)] = true
+		}
 	}
 	for _, kind := range StoreKinds {
 		des, err := os.ReadDir(kindDir(h, kind))
@@ -439,7 +459,7 @@ func (m *mirror) compare(d StoreDelta, top int64) error {
 		}
 		for _, de := range des {
 			path := filepath.Join(kindDir(h, kind), de.Name())
-			if !listed[path] && !keydir.Ignored(de.Name()) {
+			if !listed[path] && (!keydir.Ignored(de.Name()) || strings.HasPrefix(de.Name(), unheldPrefix)) {
 				if err := os.RemoveAll(path); err != nil {
 					return err
 				}
@@ -504,6 +524,11 @@ func (m *mirror) rebuild(ctx context.Context, st Store) error {
 	}
 	for path := range read {
 		m.written = append(m.written, path)
+	}
+	for _, e := range d.Put {
+		if rel, _, ok := noteOf(e, m.maxValue); ok {
+			m.written = append(m.written, filepath.Join(m.dir, rel))
+		}
 	}
 	if err != nil {
 		return err
@@ -733,10 +758,19 @@ func (m *mirror) readChanges(ctx context.Context, st Store, o *observer) ([]Stor
 type HiddenEntryError struct {
 	Kind, Name string
 	Why        string // what the entry is (entryFile's note)
+	Size       int    // the entry's value's size
+	Max        int    // the stores' bound, when Size is over it (0: not the reason)
+	// Fix is the command that removes the entry (inStore sets it), so
+	// that the new one can be written.
+	Fix string
 }
 
 func (e *HiddenEntryError) Error() string {
-	return fmt.Sprintf("%s/%s: the store has this entry, which the command does not see (%s: the stores reading the store do not take it as it is); nothing was written: fix or remove the entry in the store first", e.Kind, termtext.Safe(e.Name), e.Why)
+	fix := "fix or remove the entry in the store first"
+	if e.Fix != "" {
+		fix = "remove it first (" + e.Fix + "), or fix it in the store, then run the command again"
+	}
+	return fmt.Sprintf("%s/%s: the store has an entry of this name, which the command does not see (%s: the stores reading the store do not take it as it is); it is not written over, and nothing was written: %s", e.Kind, termtext.Safe(e.Name), e.Why, fix)
 }
 
 // notHeld is a HiddenEntryError if the store has entry e (its Revision
@@ -749,7 +783,11 @@ func notHeld(e StoreEntry, maxValue int) error {
 	if ok && !f.stood {
 		return nil
 	}
-	return &HiddenEntryError{Kind: e.Kind, Name: e.Name, Why: n.what}
+	err := &HiddenEntryError{Kind: e.Kind, Name: e.Name, Why: n.what, Size: len(e.Value)}
+	if maxValue > 0 && len(e.Value) > maxValue {
+		err.Max = maxValue
+	}
+	return err
 }
 
 // madeDuring refuses changes that were not made while the command ran:
@@ -796,7 +834,8 @@ func readEntryFile(path string) (data []byte, present bool, err error) {
 	return data, true, nil
 }
 
-// The manifest is text: a first line "keytool-store-mirror 4", the
+// The manifest is text: a first line "keytool-store-mirror 5" (4: a
+// mirror without the notes of the entries it does not hold, rebuilt), the
 // store's identity, revision and Top, the witness's kind and name and the
 // SHA-256 of its value in hex (each "-" without one), and the count of
 // keys at the revision, tab-separated; then

@@ -847,20 +847,35 @@ func TestStoreMirrorHoldsWhatTheReadersTake(t *testing.T) {
 	if err := os.Mkdir(h, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	list := func(m *mirror, kind string) []string {
+	// The files of a kind, and apart the notes of the entries not held
+	// (noteOf), each read back as its entry's name.
+	dirOf := func(m *mirror, kind string) (files, noted []string) {
 		des, err := os.ReadDir(kindDir(home.Dir(m.dir), kind))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var names []string
 		for _, de := range des {
-			names = append(names, de.Name())
+			if !strings.HasPrefix(de.Name(), unheldPrefix) {
+				files = append(files, de.Name())
+				continue
+			}
+			n, ok := readNote(filepath.Join(kindDir(home.Dir(m.dir), kind), de.Name()))
+			if !ok || noteRel(kind, n.Name) != kind+".d/"+de.Name() {
+				t.Fatalf("%s: not the note of the entry it names (%+v)", de.Name(), n)
+			}
+			noted = append(noted, n.Name)
 		}
-		return names
+		slices.Sort(noted)
+		return files, noted
 	}
+	list := func(m *mirror, kind string) []string { files, _ := dirOf(m, kind); return files }
+	notes := func(m *mirror, kind string) []string { _, noted := dirOf(m, kind); return noted }
 	m := syncedMirror(t, h, st)
 	if got := list(m, StoreAuthorized); !slices.Equal(got, []string{"alice.json"}) {
 		t.Errorf("authorized_keys.d holds %v, want alice.json alone (bob's is over the bound)", got)
+	}
+	if got := notes(m, StoreAuthorized); !slices.Equal(got, []string{"bob.json"}) {
+		t.Errorf("authorized_keys.d notes %v, want bob.json's (not held: over the bound)", got)
 	}
 	alt := filepath.Base(revocationAlt(StoreRevoked + ".d/carol.json.tmp"))
 	if got := list(m, StoreRevoked); !slices.Equal(got, []string{alt}) {
@@ -880,6 +895,9 @@ func TestStoreMirrorHoldsWhatTheReadersTake(t *testing.T) {
 	if got := list(m, StoreRevoked); !slices.Equal(got, want) {
 		t.Errorf("revoked_keys.d holds %v, want %v", got, want)
 	}
+	if got := notes(m, StoreRevoked); !slices.Equal(got, []string{"../eve.json", "dave.json"}) {
+		t.Errorf("revoked_keys.d notes %v, want ../eve.json's and dave.json's", got)
+	}
 	stdout, _, _ := runKeytool(t, "", "-H", m.dir, "authorize", "--list")
 	if regexp.MustCompile(`(?m)^alice +SHA256:\S+ +ok`).MatchString(stdout) || strings.Contains(stdout, "bob") {
 		t.Errorf("want alice refused (a revocation refuses every key) and bob absent:\n%s", stdout)
@@ -897,6 +915,11 @@ func TestStoreMirrorHoldsWhatTheReadersTake(t *testing.T) {
 	}
 	if got := list(m, StoreAuthorized); !slices.Equal(got, []string{"alice.json", "bob.json"}) {
 		t.Errorf("authorized_keys.d holds %v, want alice.json and bob.json", got)
+	}
+	for _, kind := range StoreKinds {
+		if got := notes(m, kind); len(got) > 0 {
+			t.Errorf("%s.d notes %v, want none: every entry held (or gone) now", kind, got)
+		}
 	}
 	m.settle(true)
 	m.close()

@@ -585,7 +585,8 @@ func pinPurposes(e *knownhosts.Entry) string { return purposeName(strings.Join(e
 
 func (c *cli) listHosts(lf listFlags) error {
 	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home)) // skipped files are reported here, not logged
-	reportSkipped(c, "trust-host", hosts.Problems())
+	reportSkipped(c, "trust-host", c.withoutStandIns(hosts.Problems()))
+	reportSkipped(c, "trust-host", c.unheldEntries(StoreTrusted, StoreRevoked))
 	infos, t := hostsTable(hosts, lf)
 	return c.printList(lf, infos, t,
 		fmt.Sprintf("No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT", c.layout().TrustedDir(), c.homeFlag()))
@@ -593,6 +594,16 @@ func (c *cli) listHosts(lf listFlags) error {
 
 // unpinHost unpins an address or a key (fp empty), or one key of an address.
 func (c *cli) unpinHost(addrOrFP, fp string) error {
+	// On a store, the entry of that address or name the copy does not
+	// hold (over the bound: no key of it is read) is removed too, or
+	// alone; not for one key of it (--fingerprint): its keys are not read.
+	unheld := false
+	if fp == "" {
+		var err error
+		if unheld, err = c.removeUnheld(StoreTrusted, addrOrFP); err != nil {
+			return err
+		}
+	}
 	l := knownhosts.Lookups{Addrs: []string{addrOrFP}}
 	for _, s := range []string{addrOrFP, fp} {
 		if f, err := jwk.ParseFingerprint(s); err == nil {
@@ -615,6 +626,10 @@ func (c *cli) unpinHost(addrOrFP, fp string) error {
 		removed, err = hosts.RemoveKey(addrOrFP, fp)
 	} else {
 		removed, err = hosts.Remove(addrOrFP)
+	}
+	var nf *knownhosts.NotFoundError
+	if unheld && errors.As(err, &nf) {
+		return nil
 	}
 	if err != nil {
 		return err
