@@ -206,6 +206,7 @@ func registeredBackends() []StoreBackend {
 // storeFlags is --store and the flags of the registered backends.
 type storeFlags struct {
 	url     string
+	fromArg bool                   // url is sync's STORE-URL argument, not --store
 	openers map[string]StoreOpener // by scheme, bound to this run's flags
 	names   map[string]bool        // the backends' flag names
 	flags   []*pflag.Flag          // the backends' flags on the command's flag set
@@ -272,9 +273,10 @@ var storeSchemes = map[string]string{
 	"etcds": etcdBuildAdvice,
 }
 
-const etcdBuildAdvice = `this keytool is built without etcd support (it keeps the core module free of
-etcd and gRPC). Build the keytool of the etcd module, the same command line
-with etcd stores, from a keytool source checkout:
+const etcdBuildAdvice = `this keytool is built without etcd support
+(it keeps the core module free of etcd and gRPC). Build the keytool of the
+etcd module, the same command line with etcd stores, from a keytool source
+checkout:
   cd etcd && go build -o keytool ./cmd/keytool
 (go install …/etcd/cmd/keytool@VERSION does not work: that module's go.mod
 replaces the core module with its checkout); docs/fleet.md, "Command line"`
@@ -300,17 +302,23 @@ func (s *storeFlags) check() error {
 
 // opener returns the backend's opener for --store, or why there is none.
 func (s *storeFlags) opener() (StoreOpener, *url.URL, error) {
+	// Name the URL as the user gave it: sync takes it as its argument,
+	// where "--store" would name a flag not given.
+	given := "--store "
+	if s.fromArg {
+		given = ""
+	}
 	u, err := url.Parse(s.url)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, nil, usagef("--store %q: give a URL like etcd://HOST:PORT/PREFIX", redactURL(s.url))
+		return nil, nil, usagef("%s%q: give a URL like etcd://HOST:PORT/PREFIX", given, redactURL(s.url))
 	}
 	if open := s.openers[u.Scheme]; open != nil {
 		return open, u, nil
 	}
 	if advice, ok := storeSchemes[u.Scheme]; ok {
-		return nil, nil, fmt.Errorf("--store %s: %s", u.Redacted(), advice)
+		return nil, nil, fmt.Errorf("%s%s: %s", given, u.Redacted(), advice)
 	}
-	return nil, nil, usagef("--store %q: unknown kind of store %q", u.Redacted(), u.Scheme)
+	return nil, nil, usagef("%s%q: unknown kind of store %q", given, u.Redacted(), u.Scheme)
 }
 
 // redactURL hides the password of a URL that may not parse, before it

@@ -74,7 +74,7 @@ stale) nothing is written or removed.`,
 			case to == "":
 				return usagef("--to HOME is required: the home whose .d directories receive the entries")
 			}
-			c.store.url = args[0]
+			c.store.url, c.store.fromArg = args[0], true
 			if err := c.store.check(); err != nil {
 				return err
 			}
