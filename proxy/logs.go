@@ -47,7 +47,16 @@ func logReloads(log *slog.Logger, what string) func(authkeys.Change) {
 const (
 	failureInterval   = 10 * time.Second
 	maxFailureSources = 1024
+	// maxKindsPerSource bounds the kinds of failure told apart for one
+	// source: a reason holds what the client chose (a record length it
+	// claims, the versions it offers, its certificate's subject), so
+	// that each connection could be a kind of its own, logged in full.
+	// The kinds past it are one: otherKinds.
+	maxKindsPerSource = 8
 )
+
+// otherKinds is the kind of a source's failures past maxKindsPerSource.
+const otherKinds = "(reasons of other kinds)"
 
 // failureKey is one source and one kind of failure.
 type failureKey struct {
@@ -76,12 +85,21 @@ type failureLog struct {
 	interval time.Duration
 	max      int
 
-	mu sync.Mutex
-	m  map[failureKey]*failureState
+	mu    sync.Mutex
+	m     map[failureKey]*failureState
+	kinds map[netip.Addr]int // how many keys of m each source has
 }
 
 func newFailureLog(log *slog.Logger) *failureLog {
-	return &failureLog{log: log, interval: failureInterval, max: maxFailureSources, m: map[failureKey]*failureState{}}
+	return &failureLog{log: log, interval: failureInterval, max: maxFailureSources, m: map[failureKey]*failureState{}, kinds: map[netip.Addr]int{}}
+}
+
+// forget drops k, which m holds.
+func (f *failureLog) forget(k failureKey) {
+	delete(f.m, k)
+	if f.kinds[k.ip]--; f.kinds[k.ip] <= 0 {
+		delete(f.kinds, k.ip)
+	}
 }
 
 // failed logs, or counts, one failure of ip. detail and kind are the
@@ -93,6 +111,10 @@ func (f *failureLog) failed(ip netip.Addr, level slog.Level, msg, detail, kind s
 	k := failureKey{ip: ip, msg: msg, kind: kind}
 	now := time.Now()
 	st := f.m[k]
+	if st == nil && f.kinds[ip] >= maxKindsPerSource {
+		k.kind = otherKinds
+		st = f.m[k]
+	}
 	if st != nil && (st.repeated > 0 || now.Sub(st.since) < f.interval) {
 		st.repeated++
 		st.level, st.detail = level, detail
@@ -105,6 +127,7 @@ func (f *failureLog) failed(ip netip.Addr, level slog.Level, msg, detail, kind s
 		f.makeRoom(now)
 		st = &failureState{}
 		f.m[k] = st
+		f.kinds[ip]++
 	}
 	st.since = now
 	f.log.Log(context.Background(), level, msg, attrs...)
@@ -148,7 +171,7 @@ func (f *failureLog) makeRoom(now time.Time) {
 	var first time.Time
 	for k, st := range f.m {
 		if st.repeated == 0 && now.Sub(st.since) >= f.interval {
-			delete(f.m, k)
+			f.forget(k)
 			continue
 		}
 		if first.IsZero() || st.since.Before(first) {
@@ -157,7 +180,7 @@ func (f *failureLog) makeRoom(now time.Time) {
 	}
 	if len(f.m) >= f.max {
 		f.summary(oldest, f.m[oldest], now)
-		delete(f.m, oldest)
+		f.forget(oldest)
 	}
 }
 
@@ -168,7 +191,7 @@ func (f *failureLog) flushAll() {
 	now := time.Now()
 	for k, st := range f.m {
 		f.summary(k, st, now)
-		delete(f.m, k)
+		f.forget(k)
 	}
 }
 

@@ -409,3 +409,47 @@ func TestAlertConnTail(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureKindsBoundedPerSource: the reason of a failure is the
+// client's to vary — a record length it claims ("tls: oversized record
+// received with length 30000"), the versions it offers, the subject of
+// its certificate in PKI mode — so kinds from one source are told apart
+// up to maxKindsPerSource, and the others are one kind: 40 connections
+// from one address, each sending the five bytes of a record header of
+// another length, make at most maxKindsPerSource+1 lines in full, and
+// every failure is accounted for (found by review: a line per connection,
+// at five bytes a connection).
+func TestFailureKindsBoundedPerSource(t *testing.T) {
+	srv := newSide(t)
+	p, addr, logs, _ := startServer(t, srv, echoTarget(t), ServerOptions{})
+	f := p.l.failures
+	f.mu.Lock()
+	f.interval = time.Hour // counted until flushed
+	f.mu.Unlock()
+	const n = 40
+	for i := range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		length := 20000 + i
+		if _, err := c.Write([]byte{22, 3, 1, byte(length >> 8), byte(length)}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, c) // the proxy's alert, then its close
+		c.Close()
+	}
+	p.Close() // every handler has ended: every failure is logged or counted
+	f.flushAll()
+	s := logs.String()
+	full := strings.Count(s, `msg=refused remote=127.0.0.1:`)
+	counted := 0
+	for _, m := range regexp.MustCompile(`msg=refused remote=127\.0\.0\.1 reason="[^"]*" repeated=(\d+) in=\S+\n`).FindAllStringSubmatch(s, -1) {
+		k, _ := strconv.Atoi(m[1])
+		counted += k
+	}
+	if full > maxKindsPerSource+1 || full+counted != n {
+		t.Errorf("%d failures of as many kinds: %d lines in full, %d counted; want at most %d in full, all accounted for:\n%s",
+			n, full, counted, maxKindsPerSource+1, s)
+	}
+}
