@@ -79,9 +79,9 @@ revoked=+N/-N skipped=N keys=N). Failed handshakes are logged at once the
 first time for a source address and kind, then as one count per 10
 seconds (repeated=N); with --enroll, so are the lines about clients whose
 key is not authorized. A client that does not trust the proxy's key is
-logged as "client refused this server's key", with its alert. The first
-line says "listening" with the actual address (so --listen 127.0.0.1:0
-works).
+logged as "client refused this server's key", with its alert. Once it
+accepts, the proxy logs "listening" with the actual address (so --listen
+127.0.0.1:0 works), after the "identity" line and any warnings.
 
 --idle-timeout: once one side has closed its writing half, the other
 direction must move a byte at least this often, or both are closed (a
