@@ -27,8 +27,9 @@ func showCommand() *command {
 		help: `Reads each FILE (default: the identity; - for standard input) in any format
 keytool knows, and describes every key in it: its fingerprint (the SHA-256
 of its SPKI), the same hash as curl --pinnedpubkey takes it, the key ID,
-the RFC 7638 thumbprint and the attributes; for OpenSSH key lines, also
-the fingerprint ssh-keygen -l prints, which hashes another encoding.
+the RFC 7638 thumbprint and the attributes; for OpenSSH keys (key lines,
+or ssh-keygen's private key file), also the fingerprint ssh-keygen -l
+prints, which hashes another encoding.
 -v draws each key's randomart (OpenSSH's VisualHostKey picture) of the
 SPKI hash, and for OpenSSH keys the one ssh-keygen -lv draws. --json
 prints a JSON array of objects with file, index, type, private,
@@ -108,7 +109,9 @@ func describe(file string, i int, k *jwk.Key, ssh bool) keyInfo {
 // readShown reads the keys of file as every command does, but for the
 // keys marked for anything but signatures, which show describes (with why
 // keytool refuses them) as it uses none; it tells whether the file held
-// OpenSSH key lines.
+// OpenSSH keys: key lines, or a private key of ssh-keygen's (-----BEGIN
+// OPENSSH PRIVATE KEY-----, ~/.ssh/id_ed25519), which its owner compares
+// with ssh-keygen -l as well.
 func (c *cli) readShown(file string) ([]*jwk.Key, bool, error) {
 	var data []byte
 	if file == "-" {
@@ -129,7 +132,7 @@ func (c *cli) readShown(file string) ([]*jwk.Key, bool, error) {
 		}
 	}
 	format, _ := jwk.DetectFormat(data)
-	return keys, format == jwk.OpenSSH, nil
+	return keys, format == jwk.OpenSSH || bytes.Contains(data, []byte("-----BEGIN OPENSSH PRIVATE KEY-----")), nil
 }
 
 func (c *cli) show(files []string, asJSON, verbose bool) error {
