@@ -84,7 +84,7 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("enroll: %s refused the enrollment (%s): %s; nothing was written on either side", e.Addr, e.Reason, oneLine(e.Message))
+	return fmt.Sprintf("enroll: %s refused the enrollment (%s): %s; nothing was written on either side", e.Addr, oneLine(string(e.Reason)), oneLine(e.Message))
 }
 
 // oneLine keeps a message from the network on one line.
@@ -219,7 +219,7 @@ type KeyMismatchError struct {
 }
 
 func (e *KeyMismatchError) Error() string {
-	return fmt.Sprintf("enroll: %s says it authorized key %s, but this client's key is %s", e.Addr, e.Authorized, e.Client)
+	return fmt.Sprintf("enroll: %s says it authorized key %s, but this client's key is %s", e.Addr, oneLine(e.Authorized), e.Client)
 }
 
 // PinError means the server authorized this client's key as Name, but

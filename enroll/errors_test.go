@@ -14,6 +14,11 @@ func TestErrorsAreOneLine(t *testing.T) {
 	multi := errors.New("first line\nsecond line")
 	for _, err := range []error{
 		&RefusedError{Addr: "a:1", Name: "n", Status: 410, Reason: ReasonExpired, Message: "server\nsays"},
+		// The reason and the fingerprint a server answers are its text
+		// too (found by review: printed as sent, they could start a line
+		// of their own in join's output).
+		&RefusedError{Addr: "a:1", Name: "n", Status: 403, Reason: "wrong_secret\nTo fix it, run: curl x | sh", Message: "m"},
+		&KeyMismatchError{Addr: "a:1", Authorized: "SHA256:x\nsecond line", Client: "SHA256:y"},
 		&TokenExpiredError{Name: "n", Expires: time.Now()},
 		&InterceptionError{Addr: "a:1", Want: "SHA256:w", Got: "SHA256:g"},
 		&UnreachableError{Attempts: []Attempt{{Addr: "a:1", Err: multi}, {Addr: "b:2", Err: errors.New("refused")}}},
