@@ -186,11 +186,21 @@ type mirror struct {
 var makeDurable = atomicfile.Sync
 
 // openMirror locks the mirror of the store where in the home h, making
-// it if need be; nil if there is none to be had: no home, or another
-// command using it. The store must be a StoreHistory.
+// it if need be; nil if there is none to be had: no home, a home that
+// breaks the strict-modes rule, or another command using it. The store
+// must be a StoreHistory.
 func openMirror(h, where string) *mirror {
 	if fi, err := os.Stat(h); err != nil || !fi.IsDir() {
 		return nil // a --store command does not make a home
+	}
+	// The mirror is trusted as a private cache only its user writes: what
+	// changes in it during a command is written to the store. In a home
+	// that another user owns or that group or others may write (0770), any
+	// of them could make .store-mirror/HASH first, 0700 and theirs, and
+	// swap its files under the command: the command works on a temporary
+	// copy instead.
+	if (trustfile.Rule{Top: h}).CheckDir(h) != nil {
+		return nil
 	}
 	top := filepath.Join(h, mirrorDir)
 	sum := sha256.Sum256([]byte(where))
@@ -223,10 +233,16 @@ func makePrivateDir(dir string) bool {
 }
 
 // privateDir says whether dir is a directory (not a link to one) that
-// only its owner may enter.
+// this process's user owns and only it may enter: one made by another
+// user while the home was open to them stays theirs once the home is
+// fixed.
 func privateDir(dir string) bool {
 	fi, err := os.Lstat(dir)
-	return err == nil && fi.IsDir() && fi.Mode().Perm()&0o077 == 0
+	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 {
+		return false
+	}
+	uid, ok := trustfile.Owner(fi)
+	return !ok || uid == os.Geteuid()
 }
 
 func (m *mirror) close() {

@@ -21,6 +21,7 @@ import (
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // memStore is a Store in memory with its history, for the mirror's rules.
@@ -515,6 +516,75 @@ func TestStoreMirrorOneAtATime(t *testing.T) {
 	m.close()
 	if openMirror(filepath.Join(h, "none"), "mem://x/p") != nil {
 		t.Fatal("a mirror was made without a home")
+	}
+}
+
+// TestStoreMirrorOnlyInASafeHome: no mirror is kept in a home that
+// breaks the strict-modes rule — one that group or others may write, or
+// owned by another user — whoever may write the home could make the
+// mirror's directory first, 0700 and theirs (as a group member does
+// here, uid 65534), and the files a command reads there, and writes to
+// the store as its changes, would be theirs (found by review). The
+// command then works on a temporary copy. Before, the mirror's
+// directories were checked for their mode alone, and the member's was
+// used.
+func TestStoreMirrorOnlyInASafeHome(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the directory to another user")
+	}
+	const where = "mem://x/p"
+	sum := sha256.Sum256([]byte(where))
+	for _, c := range []struct {
+		why   string
+		mode  fs.FileMode
+		owner int
+	}{
+		{"a home group members may write", 0o770, -1},
+		{"a home others may write", 0o757, -1},
+		{"a home owned by another user", 0o755, 65534},
+	} {
+		h := t.TempDir()
+		theirs := filepath.Join(h, mirrorDir, fmt.Sprintf("%x", sum[:16]))
+		if err := os.MkdirAll(theirs, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{filepath.Dir(theirs), theirs} {
+			if err := os.Chown(d, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(h, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(h, c.owner, -1); err != nil {
+			t.Fatal(err)
+		}
+		if m := openMirror(h, where); m != nil {
+			m.close()
+			t.Errorf("%s: the mirror was kept in %s", c.why, m.dir)
+		}
+		if err := os.Chmod(h, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(h, 0, -1); err != nil {
+			t.Fatal(err)
+		}
+		m := openMirror(h, where)
+		if m == nil {
+			t.Fatalf("%s, fixed: no mirror", c.why)
+		}
+		m.close()
+		// Made again: the member's directory, left from when the home
+		// was open, is not the mirror.
+		for _, d := range []string{filepath.Dir(theirs), theirs} {
+			fi, err := os.Lstat(d)
+			if err != nil {
+				t.Fatalf("%s, fixed: %v", c.why, err)
+			}
+			if uid, _ := trustfile.Owner(fi); uid != os.Geteuid() {
+				t.Errorf("%s, fixed: the mirror kept in %s, owned by uid %d", c.why, d, uid)
+			}
+		}
 	}
 }
 
