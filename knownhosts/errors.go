@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -147,7 +148,13 @@ type NameMismatchError struct {
 func (e *NameMismatchError) Error() string {
 	names := "no host"
 	if len(e.Names) > 0 {
-		names = strings.Join(e.Names, ", ")
+		// The certificate's maker wrote them: a DNS name may hold any
+		// ASCII byte, a line feed too.
+		safe := make([]string, len(e.Names))
+		for i, n := range e.Names {
+			safe[i] = termtext.Safe(n)
+		}
+		names = strings.Join(safe, ", ")
 	}
 	return fmt.Sprintf("knownhosts: host %s presented key %s, which %s pins for the addresses its certificate names, but the certificate names %s, not %s", e.Addr, e.Fingerprint, e.File, names, e.Host)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/jwk"
@@ -133,5 +134,31 @@ func TestIdentityNamesSaved(t *testing.T) {
 	}
 	if _, ok := k.Attrs[jwk.AttrNames]; ok || len(k.Attrs) > 1 {
 		t.Errorf("pub_key.json carries attributes %v", k.Attrs)
+	}
+}
+
+// The names a certificate holds are its maker's text — a DNS name may
+// hold any ASCII byte, a line feed included — and the holder of a key
+// pinned without an address makes its own: the *knownhosts.NameMismatchError
+// they end up in stays one line, as every error (found by review: keytool
+// connect printed a line of the server's writing).
+func TestNameMismatchIsOneLine(t *testing.T) {
+	cli := newHome(t, jwk.EC256)
+	srv := newHome(t, jwk.EC256)
+	srv.authorize(t, "client", cli.id.Key)
+	id, err := NewIdentity(srv.id.Key, CertOptions{DNSNames: []string{"db.example\nWARNING: run keytool trust-host --insecure"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.id = id
+	ts := startServer(t, srv, ServerOptions{})
+	cli.pinWithoutAddress(t, "server.json", srv.id.Key)
+	_, err = roundTrip(ts.addr(), mustConfig(t, cli.client(t, ClientOptions{Policy: Strict}), ts.addr()))
+	var me *knownhosts.NameMismatchError
+	if !errors.As(err, &me) {
+		t.Fatalf("got %v, want *knownhosts.NameMismatchError", err)
+	}
+	if msg := me.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, `db.example\n`) {
+		t.Errorf("%q: want one line, the name quoted", msg)
 	}
 }
