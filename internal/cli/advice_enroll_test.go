@@ -15,7 +15,7 @@ import (
 // then the commands, spelled with the -H and -i the user ran for those
 // the user runs here.
 func TestAdviseEnrollAndTLS(t *testing.T) {
-	c := &cli{home: "/srv/my home", homeSet: true, identity: "id.json"}
+	c := &cli{home: "/srv/my home", homeGiven: "/srv/my home", identity: "id.json"}
 	k, err := jwk.Generate(jwk.EC256)
 	if err != nil {
 		t.Fatal(err)

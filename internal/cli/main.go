@@ -173,10 +173,12 @@ func fixedCommand(args []string, bad, near string) string {
 // command may use, so that commands have no global state and tests can run
 // them in-process as well as through a real process.
 type cli struct {
-	home           string
-	identity       string
-	identityHome   string // the home whose identity is used, when not home (keyHome)
-	homeSet        bool
+	home         string
+	identity     string
+	identityHome string // the home whose identity is used, when not home (keyHome)
+	// homeGiven is -H as the user gave it ("" for the default home): what
+	// advice repeats, even while home is a copy a --store command runs on.
+	homeGiven      string
 	strictHostKeys string
 	insecure       bool
 	caFile         string
@@ -394,8 +396,8 @@ func (c *cli) exitCode(name string, err error) int {
 
 // resolveHome settles the home: -H, else the default one.
 func (c *cli) resolveHome() error {
-	c.homeSet = c.home != ""
-	if c.homeSet {
+	c.homeGiven = c.home
+	if c.homeGiven != "" {
 		return nil
 	}
 	h, err := defaultHome()
@@ -420,8 +422,8 @@ func defaultHome() (string, error) {
 // suggested command, or "" when the home is the default one.
 func (c *cli) homeFlag() string {
 	var s string
-	if c.homeSet {
-		s = " -H " + shellQuote(c.home)
+	if c.homeGiven != "" {
+		s = " -H " + shellQuote(c.homeGiven)
 	}
 	return s + c.store.given()
 }

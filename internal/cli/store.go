@@ -362,7 +362,7 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 	var out bytes.Buffer
 	names := newNameRewriter(work, where)
 	c.stdout, c.stderr = names.writer(&out), names.writer(stderr)
-	c.home, c.homeSet, c.storeCopy = work, false, true
+	c.home, c.storeCopy = work, true
 	defer func() { c.stdout, c.stderr, c.storeCopy = stdout, stderr, false }()
 	var o *observer
 	if m != nil {
