@@ -197,10 +197,16 @@ Example:
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {
-				return usagef("unexpected argument %q", args[0])
+				return usagef("unexpected argument %q (the addresses go in --listen ADDR and --target ADDR)", args[0])
 			}
-			if o.listen == "" || o.target == "" {
-				return usagef("--listen ADDR and --target ADDR are required")
+			// Name the flag missing, with what it is for.
+			switch {
+			case o.listen == "" && o.target == "":
+				return usagef("--listen ADDR and --target ADDR are required: where to accept connections, and where to connect each one")
+			case o.listen == "":
+				return usagef("--listen ADDR is required: where to accept connections (host:port; port 0 picks one)")
+			case o.target == "":
+				return usagef("--target ADDR is required: where to connect each connection (host:port)")
 			}
 			if err := checkProxyFlags(c, o); err != nil {
 				return err
