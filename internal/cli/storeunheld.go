@@ -83,6 +83,10 @@ func readNote(path string) (unheldNote, bool) {
 	if json.Unmarshal(data, &n) != nil || n.Name == "" || n.Revision <= 0 {
 		return unheldNote{}, false
 	}
+	// Why is printed as it is read (--list, --remove, a refusal): a note
+	// is keytool's own, in a private mirror, but its text is no more
+	// trusted with the terminal than an entry's name is.
+	n.Why = termtext.Safe(n.Why)
 	return n, true
 }
 
