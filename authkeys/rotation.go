@@ -27,7 +27,7 @@ func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	// under the bound and all add.
 	s.rotating.Lock()
 	defer s.rotating.Unlock()
-	keys, err := jwk.ReadFile(e.File)
+	keys, err := s.readEntryFile(e.File)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +61,24 @@ func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	pk.Attrs = cur.Attrs.Clone()
 	delete(pk.Attrs, jwk.AttrKeyID) // the current key's ID, not the next one's
 	return s.Add(pk, e.Name, AddBeside)
+}
+
+// readEntryFile reads the keys of an entry's file again, under the
+// strict-modes rule that loaded it (keydir.Loader.ReadFile): what it
+// holds is copied into a file of the store's own, which the rule then
+// trusts, so it must be what a reload would trust — not what another
+// user wrote in a file given to them since it was loaded.
+func (s *Store) readEntryFile(path string) ([]*jwk.Key, error) {
+	data, _, err := s.Loader().ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("authkeys: %w", err)
+	}
+	keys, err := jwk.Parse(data)
+	var pe *jwk.ParseError
+	if errors.As(err, &pe) && pe.File == "" {
+		pe.File = path
+	}
+	return keys, err
 }
 
 // MaxNextKeys is the most next keys a name holds by rotation
@@ -124,7 +142,7 @@ func (s *Store) SetAcceptRotation(name string, on bool) ([]*Entry, error) {
 		if filepath.Dir(e.File) != dir {
 			return done, fmt.Errorf("authkeys: %s is in %s, not in the authorized-keys directory: edit it there (\"%s\": %t)", name, e.File, jwk.AttrAcceptRotation, on)
 		}
-		keys, err := jwk.ReadFile(e.File)
+		keys, err := s.readEntryFile(e.File)
 		if err != nil {
 			return done, err
 		}

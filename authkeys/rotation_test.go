@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -120,5 +122,47 @@ func TestAcceptRotationBound(t *testing.T) {
 	}
 	if _, err := s.AcceptRotation(e, over); err != nil {
 		t.Fatalf("once one was removed: %v", err)
+	}
+}
+
+// AcceptRotation reads the current key's attributes from its file under
+// the strict-modes rule, as a reload reads it: a file that became
+// another user's after the decision that handed the entry over (an admin
+// giving alice her own file, uid 65534 here, which she then rewrote
+// without her "from") is refused, not copied into the next key's entry —
+// a file of the server's own, which would have admitted the next key from
+// anywhere. Before, it was read with jwk.ReadFile, which checks neither
+// owner nor mode, while the key's other entry (team.json) still decided
+// (found by review).
+func TestAcceptRotationReadsUnderTheRule(t *testing.T) {
+	opts := HomeOptions(t.TempDir())
+	cur, next := key(t, 1), key(t, 2)
+	limited := keydirtest.WithAttrs(cur, "name", "alice", "from", "10.0.0.0/8")
+	limited.Attrs[jwk.AttrAcceptRotation] = json.RawMessage("true")
+	file := filepath.Join(opts.Dirs[0], "alice.json")
+	keydirtest.Write(t, file, keydirtest.JWK(t, limited))
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "team.json"), keydirtest.JWK(t, keydirtest.WithAttrs(cur, "name", "alice", "from", "10.0.0.0/8")))
+	s := Load(opts) // not watching: the entry stays the one decided with
+	defer s.Close()
+	e, err := s.LookupKey(cur, netip.MustParseAddr("10.1.2.3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.File != file || !e.AcceptRotation {
+		t.Fatalf("the entry in effect: %+v", e)
+	}
+	anywhere := keydirtest.WithAttrs(cur, "name", "alice")
+	anywhere.Attrs[jwk.AttrAcceptRotation] = json.RawMessage("true")
+	keydirtest.WriteInPlace(t, file, keydirtest.JWK(t, anywhere))
+	if err := os.Chown(file, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	added, err := s.AcceptRotation(e, next)
+	var pe *trustfile.PermissionError
+	if !errors.As(err, &pe) || pe.Path != file {
+		t.Fatalf("AcceptRotation: %v, added %+v; want a *trustfile.PermissionError naming %s", err, added, file)
+	}
+	if d := s.Decide(next.SPKIHash(), netip.MustParseAddr("127.0.0.1")); d.Verdict != Unknown {
+		t.Fatalf("the next key from 127.0.0.1: %v (%+v)", d.Verdict, d.Entry)
 	}
 }

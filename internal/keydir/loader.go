@@ -682,6 +682,24 @@ func (l *Loader[T]) rule(i int) trustfile.Rule {
 	return trustfile.Rule{Top: top, Off: l.cfg.NoStrictModes}
 }
 
+// ReadFile reads the file at path — an entry's file, read again by a
+// store that needs more of it than its entries hold — under the
+// strict-modes rule its source is loaded with (the file, a link's target,
+// the directories up to the home; trustfile.Rule.ReadFile): what is read
+// is what a reload would trust now, never a file that has become
+// another user's since it was loaded. A path in no source is checked up
+// to the root directory.
+func (l *Loader[T]) ReadFile(path string) ([]byte, fs.FileInfo, error) {
+	rule := trustfile.Rule{Off: l.cfg.NoStrictModes}
+	for i, src := range l.cfg.Sources {
+		if src.Feed == nil && (path == src.Path || src.Dir && filepath.Dir(path) == src.Path) {
+			rule = l.rule(i)
+			break
+		}
+	}
+	return rule.ReadFile(path)
+}
+
 // Sources returns the sources, with absolute paths.
 func (l *Loader[T]) Sources() []Source { return slices.Clone(l.cfg.Sources) }
 
