@@ -184,7 +184,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	var req Request
-	ans, name, ref := h.serve(w, r, clientKey, &req, now)
+	ans, name, ref := h.serve(w, r, clientKey, &req)
 	if name != "" {
 		attrs = append(attrs, "invitation", name)
 	}
@@ -203,7 +203,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve does the work of one POST; the name returned is the invitation
 // named in the request, for the log, once it is known to be valid.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.Key, req *Request, now time.Time) (Response, string, *refusal) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.Key, req *Request) (Response, string, *refusal) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return Response{}, "", refuse(ReasonMethodNotAllowed, "use POST %s", Path)
@@ -215,6 +215,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	if err != nil {
 		return Response{}, "", refuse(ReasonBadRequest, "reading the request: %v", err)
 	}
+	// The invitation is checked, and used, as of now: a body sent slowly,
+	// or long after the request began (a server without a read timeout),
+	// must not use an invitation that expired meanwhile.
+	now := h.now()
 	name, sum, ref := decodeRequest(body, req)
 	if ref != nil {
 		return Response{}, name, ref
