@@ -102,7 +102,7 @@ func TestConnectRevokedByKeytoolProxy(t *testing.T) {
 	}
 	for _, want := range []string{addr + " does not authorize this client's key " + pxFingerprint(t, client),
 		"printed by: keytool -H " + client + " pub\n",
-		"(if the server revoked this key, authorizing it does not let it in: only its administrator can lift the revocation)",
+		"(authorizing it does not help if the server revoked this key, or lets it in only from other networks or until a time now past: the server's log names the reason, and only its administrator can change it)",
 		"remote error: tls: bad certificate"} {
 		if !strings.Contains(e, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, e)

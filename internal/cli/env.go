@@ -246,7 +246,7 @@ type refusedError struct {
 
 func (e *refusedError) Error() string {
 	return fmt.Sprintf("%s does not authorize this client's key %s; %s\n"+
-		"(if the server revoked this key, authorizing it does not let it in: only its administrator can lift the revocation)\n"+
+		"(authorizing it does not help if the server revoked this key, or lets it in only from other networks or until a time now past: the server's log names the reason, and only its administrator can change it)\n"+
 		"(the server said: %v)", e.addr, e.key.Fingerprint(), askToAuthorize(e.pub), e.err)
 }
 
