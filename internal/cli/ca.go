@@ -196,14 +196,24 @@ func (c *cli) caInfos() ([]caInfo, error) {
 		}
 	}
 	caFile, crlFile := c.layout().CA(), c.layout().CRL()
+	// Read as PKI mode reads it (the strict-modes rule), as ListCAs reads
+	// ca.d: a ca.pem others may have written is an error, not a CA listed.
 	var certs []*x509.Certificate
-	for _, der := range pemBlocks(caFile, "CERTIFICATE") {
-		if cert, err := x509.ParseCertificate(der); err == nil {
-			certs = append(certs, cert)
+	if _, err := os.Lstat(caFile); err == nil {
+		data, _, err := (trustfile.Rule{Top: c.home}).ReadFile(caFile)
+		if err != nil {
+			return nil, &tlsbridge.PKIFileError{File: caFile, Err: err}
+		}
+		for _, der := range pemBlocksOf(data, "CERTIFICATE") {
+			if cert, err := x509.ParseCertificate(der); err == nil {
+				certs = append(certs, cert)
+			}
 		}
 	}
 	if _, err := os.Lstat(crlFile); err != nil {
 		crlFile = ""
+	} else if _, _, err := (trustfile.Rule{Top: c.home}).ReadFile(crlFile); err != nil {
+		return nil, &tlsbridge.PKIFileError{File: crlFile, Err: err}
 	}
 	add(filepath.Base(caFile), "", caFile, crlFile, certs)
 	cas, err := tlsbridge.ListCAs(c.layout().CADir(), c.home)

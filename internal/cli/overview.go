@@ -313,6 +313,11 @@ func pemBlocks(file, typ string) [][]byte {
 	if err != nil {
 		return nil
 	}
+	return pemBlocksOf(data, typ)
+}
+
+// pemBlocksOf is pemBlocks of a file's content.
+func pemBlocksOf(data []byte, typ string) [][]byte {
 	if typ == "X509 CRL" && !bytes.Contains(data, []byte("-----BEGIN")) {
 		return [][]byte{data}
 	}
