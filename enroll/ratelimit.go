@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/keytool/keytool/internal/netsource"
 )
 
 // Limits bound failed enrollment attempts, per remote address and in
@@ -98,16 +100,6 @@ func newLimiter(l Limits) *limiter {
 // dropped (a bucket that is not there is full).
 const maxTracked = 10000
 
-func keyOf(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p
-	}
-	p, _ := a.Prefix(a.BitLen())
-	return p
-}
-
 // attempt is an attempt admit let in, until end.
 type attempt struct {
 	key netip.Prefix
@@ -123,7 +115,7 @@ func (l *limiter) admit(remote netip.Addr, now time.Time) (*attempt, time.Durati
 	defer l.mu.Unlock()
 	l.global.refill(now, l.l.GlobalBurst, l.l.GlobalEvery)
 	ok, wait := l.global.room(l.l.GlobalEvery)
-	k := keyOf(remote)
+	k := netsource.Of(remote)
 	b := l.addrs[k]
 	if b != nil {
 		b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/netsource"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -400,7 +401,7 @@ func TestLimiter(t *testing.T) {
 	// An attempt that does not fail leaves nothing behind: no charge,
 	// nothing in progress, no entry in the table.
 	l.end(admit(d, t0), t0, false)
-	if _, tracked := l.addrs[keyOf(d)]; tracked || l.global.tokens != 3 || l.global.inFlight != 0 {
+	if _, tracked := l.addrs[netsource.Of(d)]; tracked || l.global.tokens != 3 || l.global.inFlight != 0 {
 		t.Fatalf("after a success: tracked %v, %v failures left in total, %d in progress", tracked, l.global.tokens, l.global.inFlight)
 	}
 	// Two in progress from a use up its two failures until one ends.

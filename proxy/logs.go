@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/netsource"
 )
 
 // TrustStore is a trust store whose reloads a proxy logs ("trust
@@ -60,9 +61,9 @@ const otherKinds = "(reasons of other kinds)"
 
 // failureKey is one source and one kind of failure.
 type failureKey struct {
-	ip   netip.Addr
-	msg  string // the log message
-	kind string // the reason, without what varies between connections
+	src  netip.Prefix // netsource.Of the client's address
+	msg  string       // the log message
+	kind string       // the reason, without what varies between connections
 }
 
 // failureState is what the log remembers of one failureKey.
@@ -87,31 +88,34 @@ type failureLog struct {
 
 	mu    sync.Mutex
 	m     map[failureKey]*failureState
-	kinds map[netip.Addr]int // how many keys of m each source has
+	kinds map[netip.Prefix]int // how many keys of m each source has
 }
 
 func newFailureLog(log *slog.Logger) *failureLog {
-	return &failureLog{log: log, interval: failureInterval, max: maxFailureSources, m: map[failureKey]*failureState{}, kinds: map[netip.Addr]int{}}
+	return &failureLog{log: log, interval: failureInterval, max: maxFailureSources, m: map[failureKey]*failureState{}, kinds: map[netip.Prefix]int{}}
 }
 
 // forget drops k, which m holds.
 func (f *failureLog) forget(k failureKey) {
 	delete(f.m, k)
-	if f.kinds[k.ip]--; f.kinds[k.ip] <= 0 {
-		delete(f.kinds, k.ip)
+	if f.kinds[k.src]--; f.kinds[k.src] <= 0 {
+		delete(f.kinds, k.src)
 	}
 }
 
-// failed logs, or counts, one failure of ip. detail and kind are the
+// failed logs, or counts, one failure of ip, as one of its source's
+// (netsource: an IPv6 client may send from any address of its /64, and
+// each would otherwise be logged in full as a source of its own). detail
+// and kind are the
 // reason attribute's name and its value without what varies between
 // connections; attrs are the full line's.
 func (f *failureLog) failed(ip netip.Addr, level slog.Level, msg, detail, kind string, attrs ...any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	k := failureKey{ip: ip, msg: msg, kind: kind}
+	k := failureKey{src: netsource.Of(ip), msg: msg, kind: kind}
 	now := time.Now()
 	st := f.m[k]
-	if st == nil && f.kinds[ip] >= maxKindsPerSource {
+	if st == nil && f.kinds[k.src] >= maxKindsPerSource {
 		k.kind = otherKinds
 		st = f.m[k]
 	}
@@ -127,7 +131,7 @@ func (f *failureLog) failed(ip netip.Addr, level slog.Level, msg, detail, kind s
 		f.makeRoom(now)
 		st = &failureState{}
 		f.m[k] = st
-		f.kinds[ip]++
+		f.kinds[k.src]++
 	}
 	st.since = now
 	f.log.Log(context.Background(), level, msg, attrs...)
@@ -155,7 +159,7 @@ func (f *failureLog) summary(k failureKey, st *failureState, now time.Time) {
 	if in >= time.Second {
 		in = in.Round(time.Second)
 	}
-	f.log.Log(context.Background(), st.level, k.msg, "remote", k.ip.String(), st.detail, k.kind,
+	f.log.Log(context.Background(), st.level, k.msg, "remote", netsource.String(k.src), st.detail, k.kind,
 		"repeated", st.repeated, "in", in.Round(time.Millisecond).String())
 	st.repeated, st.since = 0, now
 }

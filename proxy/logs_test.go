@@ -453,3 +453,31 @@ func TestFailureKindsBoundedPerSource(t *testing.T) {
 			n, full, counted, maxKindsPerSource+1, s)
 	}
 }
+
+// TestFailureLogSourceIsIPv6Slash64: an IPv6 client may send from any
+// address of its /64 — one per connection — so the failures of a /64 are
+// one source's: 30 addresses of one /64 make one line in full and one
+// count (found by review: each address was a source of its own, logged in
+// full); another /64 is another source.
+func TestFailureLogSourceIsIPv6Slash64(t *testing.T) {
+	logs := &logBuffer{}
+	f := newFailureLog(logs.logger())
+	f.interval = time.Hour
+	fail := func(ip netip.Addr) {
+		f.failed(ip, slog.LevelWarn, msgFailed, "reason", "EOF", "remote", netip.AddrPortFrom(ip, 1234).String(), "reason", "EOF")
+	}
+	base := netip.MustParseAddr("2001:db8:1:2::").As16()
+	for i := range 30 {
+		a := base
+		a[8], a[15] = byte(i), byte(i+1)
+		fail(netip.AddrFrom16(a))
+	}
+	fail(netip.MustParseAddr("2001:db8:1:3::1"))
+	f.flushAll()
+	want := "msg=\"handshake failed\" remote=[2001:db8:1:2::1]:1234 reason=EOF\n" +
+		"msg=\"handshake failed\" remote=[2001:db8:1:3::1]:1234 reason=EOF\n" +
+		"msg=\"handshake failed\" remote=2001:db8:1:2::/64 reason=EOF repeated=29 in=X\n"
+	if got := stripTime(logs.String()); got != want {
+		t.Errorf("got\n%swant\n%s", got, want)
+	}
+}
