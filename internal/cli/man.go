@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/keytool/keytool/internal/atomicfile"
 )
 
 // The man pages in man/ at the top of the repository are made from what
@@ -32,7 +34,9 @@ func manCommand() *command {
 				return err
 			}
 			for name, page := range manPages(c.commands) {
-				if err := os.WriteFile(filepath.Join(args[0], name), []byte(page), 0o644); err != nil {
+				// Replaced, never written through: DIR may be one others
+				// can write (/tmp), where a page's name may be a link.
+				if err := atomicfile.Write(filepath.Join(args[0], name), []byte(page), 0o644); err != nil {
 					return err
 				}
 			}

@@ -15,6 +15,31 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// TestManWritesNoLink: __man replaces a page name that is a symbolic
+// link rather than writing through it — the pages go where a packager
+// says, /tmp/man as like as not, where another user may have put
+// keytool.1 -> a file of the packager's first (found by review: os.WriteFile
+// followed it, and a packager running as root overwrote its target).
+func TestManWritesNoLink(t *testing.T) {
+	dir, victim := t.TempDir(), filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("kept\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "keytool.1")); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"__man", dir}, nil, io.Discard, &stderr); code != 0 {
+		t.Fatalf("keytool __man exited %d: %s", code, stderr.String())
+	}
+	if data, err := os.ReadFile(victim); err != nil || string(data) != "kept\n" {
+		t.Errorf("the link's target was written: %q, %v", data, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "keytool.1")); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+		t.Errorf("keytool.1: %v, %v; want a regular file, mode 0644", fi, err)
+	}
+}
+
 // TestManPages: the pages committed in man/ are what keytool __man makes
 // from the commands' --help now, so that the two cannot disagree. After
 // changing a command's help or flags: go generate ./cmd/keytool.
