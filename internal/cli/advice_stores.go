@@ -32,6 +32,7 @@ func (c *cli) adviseStores(err error) string {
 		already   *authkeys.AlreadyAuthorizedError
 		aNotFound *authkeys.NotFoundError
 		still     *authkeys.StillAuthorizedError
+		covered   *coveredPinError
 	)
 	switch {
 	case errors.As(err, &skipped):
@@ -63,6 +64,8 @@ func (c *cli) adviseStores(err error) string {
 		return "To lift the revocation: " + c.command("revoke", "--remove", hRevoked.Fingerprint)
 	case errors.As(err, &aRevoked):
 		return "To lift the revocation: " + c.command("revoke", "--remove", aRevoked.Fingerprint)
+	case errors.As(err, &covered):
+		return c.coveredAdvice(covered)
 	case errors.As(err, &hNotFound):
 		if hint := c.shortenedHint(cmp.Or(hNotFound.Key, hNotFound.Query), "trust-host", "--list"); hint != "" {
 			return hint

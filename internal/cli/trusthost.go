@@ -631,6 +631,11 @@ func (c *cli) unpinHost(addrOrFP, fp string) error {
 	if unheld && errors.As(err, &nf) {
 		return nil
 	}
+	if errors.As(err, &nf) && fp == "" {
+		if pins := c.pinsCovering(addrOrFP); len(pins) > 0 {
+			return &coveredPinError{err: err, addr: addrOrFP, pins: pins}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -668,3 +673,53 @@ func (h notPinLog) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h notPinLog) WithGroup(name string) slog.Handler { return notPinLog{h.Handler.WithGroup(name)} }
+
+// coveredPinError: trust-host --remove HOST:PORT found no pin of that
+// address, but pins of patterns that cover it (a host without a port
+// holds every port; *.example, every name) admit keys there all the same.
+// "Not pinned" alone would let the user believe the address forgotten.
+type coveredPinError struct {
+	err  error // the *knownhosts.NotFoundError
+	addr string
+	pins []*knownhosts.Entry
+}
+
+func (e *coveredPinError) Error() string { return e.err.Error() }
+func (e *coveredPinError) Unwrap() error { return e.err }
+
+// pinsCovering returns the pins of other patterns that admit a key at
+// addr, a host:port that has no pin of its own: those whose key the
+// home's pins decide Pinned there.
+func (c *cli) pinsCovering(addr string) []*knownhosts.Entry {
+	if _, err := knownhosts.NormalizeAddr(addr); err != nil {
+		return nil
+	}
+	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
+	var pins []*knownhosts.Entry
+	for _, e := range hosts.Entries() {
+		if !e.AnyNamedAddress() && hosts.Decide(addr, e.SPKIHash).Verdict == knownhosts.Pinned {
+			pins = append(pins, e)
+		}
+	}
+	return pins
+}
+
+// coveredAdvice lists the pins that cover the address, with the commands
+// that remove one: by its pattern when it has one (for every address the
+// pattern covers), else the key everywhere.
+func (c *cli) coveredAdvice(e *coveredPinError) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "But these pins cover %s (a host without a port holds every port; a wildcard, every name it matches):\n", e.addr)
+	for _, p := range e.pins {
+		fmt.Fprintf(&b, "  %s  %s  (%s)\n", strings.Join(p.Addresses, ","), p.Fingerprint, p.File)
+	}
+	b.WriteString("Each is unpinned, for every address it covers, with:")
+	for _, p := range e.pins {
+		if len(p.Addresses) == 1 {
+			fmt.Fprintf(&b, "\n  %s", c.command("trust-host", "--remove", shellQuote(p.Addresses[0])))
+		} else {
+			fmt.Fprintf(&b, "\n  %s", c.command("trust-host", "--remove", p.Fingerprint))
+		}
+	}
+	return b.String()
+}
