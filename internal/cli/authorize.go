@@ -346,7 +346,7 @@ func (c *cli) addNewAuthorization(store *authkeys.Store, k *jwk.Key, name, file 
 			e.Fingerprint, e.Name, e.File, name, c.homeFlag(), shellQuote(name), shellQuote(file))
 		return nil
 	}
-	return c.addAuthorized(store, k, name, false, "Authorized")
+	return c.addAuthorized(store, k, name, nil, "Authorized")
 }
 
 // checkNameFree refuses a name whose file holds another key, or holds
@@ -397,7 +397,16 @@ func (c *cli) forceAuthorize(store *authkeys.Store, k *jwk.Key, name string) err
 			return err
 		}
 	}
-	return c.addAuthorized(store, k, name, true, verb)
+	// The entry rewritten, else the one the key moves out of, whose
+	// limits the new entry may leave out; none for a new key.
+	before := same
+	switch {
+	case before == nil && len(others) > 0:
+		before = others[0]
+	case before == nil:
+		before = &authkeys.Entry{}
+	}
+	return c.addAuthorized(store, k, name, before, verb)
 }
 
 // moveOutOfOtherNames takes k out of every entry first (Remove takes every
@@ -418,10 +427,11 @@ func (c *cli) moveOutOfOtherNames(store *authkeys.Store, k *jwk.Key, target stri
 
 // addAuthorized writes the entry and reports it. The store checks the
 // name again, since another keytool may have taken it since it was
-// checked here.
-func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, force bool, verb string) error {
+// checked here. before is the entry --force rewrites (empty when it
+// writes a new one), nil without --force.
+func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, before *authkeys.Entry, verb string) error {
 	mode := authkeys.AddNew
-	if force {
+	if before != nil {
 		mode = authkeys.Replace
 	}
 	e, err := store.Add(k, name, mode)
@@ -439,7 +449,27 @@ func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, forc
 	if e.From != nil {
 		fmt.Fprintf(c.stdout, "From: %s\n", strings.Join(prefixStrings(e.From), ", "))
 	}
+	c.warnWidened(before, e)
 	return nil
+}
+
+// warnWidened warns when a rewrite (--force) left out a limit the entry
+// had: the attributes given replace the entry's, so a "from" or "expires"
+// not given again is gone, and the key is let in more widely than before
+// — which someone changing only the comment, or the expiry, did not mean.
+func (c *cli) warnWidened(before, after *authkeys.Entry) {
+	if before == nil {
+		return
+	}
+	if before.From != nil && after.From == nil {
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: %q may now connect from anywhere: it was limited to %s, and a rewrite keeps only the attributes given (add --from %s to keep the limit)\n",
+			after.Name, strings.Join(prefixStrings(before.From), ", "), strings.Join(prefixStrings(before.From), ","))
+	}
+	if !before.Expires.IsZero() && after.Expires.IsZero() {
+		exp := before.Expires.UTC().Format(time.RFC3339)
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: %q no longer expires: it did at %s, and a rewrite keeps only the attributes given (add --expires %s to keep it)\n",
+			after.Name, exp, exp)
+	}
 }
 
 // nameTaken is the refusal to store a key under a name that holds
