@@ -74,7 +74,7 @@ server that closes without answering is a normal end.
 Example:
   printf 'GET / HTTP/1.0\r\n\r\n' | keytool connect -v web.example:8443`,
 		flags: func(set *pflag.FlagSet, c *cli) {
-			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify an unpinned server with the CAs of `PURPOSE` (keytool ca add --purpose)")
+			set.StringVar(&c.purpose, "purpose", "", "the connection is for `PURPOSE`: only its pins and those for every purpose count (trust-host --purpose), yes pins for it alone, and in PKI mode its CAs (ca add --purpose) verify an unpinned server")
 			c.hostDNS.register(set)
 			c.registerUpdateHostKeys(set)
 			set.BoolVarP(&verbose, "verbose", "v", false, "print the server's key and trust on standard error")

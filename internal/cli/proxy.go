@@ -177,7 +177,7 @@ Example:
 		flags: func(set *pflag.FlagSet, c *cli) {
 			c.hostDNS.register(set)
 			c.registerUpdateHostKeys(set)
-			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify peers whose key is not authorized or pinned with the CAs of `PURPOSE` (keytool ca add --purpose)")
+			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify peers whose key is not authorized or pinned with the CAs of `PURPOSE` (keytool ca add --purpose); with --client, pins for other purposes do not count")
 			set.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
 			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port)")
 			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
