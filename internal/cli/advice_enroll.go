@@ -86,7 +86,11 @@ func (c *cli) refusedAdvice(e *enroll.RefusedError) string {
 		name = shellQuote(e.Name)
 	}
 	switch e.Reason {
-	case enroll.ReasonExpired, enroll.ReasonAlreadyUsed, enroll.ReasonUnknown:
+	case enroll.ReasonExpired, enroll.ReasonAlreadyUsed:
+		// The refusal asks for a new token already: the advice gives its
+		// administrator's command, rather than asking twice.
+		return "A new token is made on the server with: keytool invite --name " + name
+	case enroll.ReasonUnknown:
 		return "Ask the server's administrator for a new token: keytool invite --name " + name + " (on the server)."
 	case enroll.ReasonWrongSecret:
 		return "Copy the token again, whole, from the output of keytool invite, or ask for a new one."
