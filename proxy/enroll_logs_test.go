@@ -33,9 +33,7 @@ func TestEnrollmentGateLinesAggregated(t *testing.T) {
 	p, addr, logs, _ := startServer(t, srv, echoTarget(t), ServerOptions{
 		TLS: srv.tlsServer(t, tlsbridge.ServerOptions{AllowUnknown: true}), Enroll: http.NotFoundHandler(),
 	})
-	p.l.failures.mu.Lock()
-	p.l.failures.interval = time.Hour // counted until the proxy stops
-	p.l.failures.mu.Unlock()
+	p.l.failures.SetInterval(time.Hour) // counted until the proxy stops
 
 	const n = 20
 	for i := range n {
@@ -58,7 +56,7 @@ func TestEnrollmentGateLinesAggregated(t *testing.T) {
 		regexp.QuoteMeta(quiet.id.Key.Fingerprint())+` reason="enroll: the client made no HTTP request: it ended its stream without sending a byte`)
 
 	p.Close() // every handler has ended: every line is logged or counted
-	p.l.failures.flushAll()
+	p.l.failures.Flush()
 	// The client that sent nothing made one line in full of its own kind,
 	// and its enrollment-only line is of the others' kind: counted.
 	for _, c := range []struct {
@@ -125,9 +123,7 @@ func TestRefusalsAfterHandshakeAggregated(t *testing.T) {
 	p, addr, logs, _ := startServer(t, srv, echoTarget(t), ServerOptions{
 		TLS: srv.tlsServer(t, tlsbridge.ServerOptions{AllowUnknown: true}), Enroll: http.NotFoundHandler(),
 	})
-	p.l.failures.mu.Lock()
-	p.l.failures.interval = time.Hour // counted until the proxy stops
-	p.l.failures.mu.Unlock()
+	p.l.failures.SetInterval(time.Hour) // counted until the proxy stops
 
 	const n = 10
 	for i := range n {
@@ -139,7 +135,7 @@ func TestRefusalsAfterHandshakeAggregated(t *testing.T) {
 	}
 	logs.waitFor(t, `msg=refused remote=127\.0\.0\.1:\d+ fingerprint=`)
 	p.Close()
-	p.l.failures.flushAll()
+	p.l.failures.Flush()
 	s := logs.String()
 	full := strings.Count(s, `msg=refused remote=127.0.0.1:`)
 	m := regexp.MustCompile(`msg=refused remote=127\.0\.0\.1 reason="[^"]*SHA256:…[^"]*" repeated=(\d+)`).FindStringSubmatch(s)

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keytool/keytool/internal/faillog"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -57,7 +58,7 @@ type httpMode struct {
 	// failures logs the refused requests, as the failed handshakes are
 	// logged: a client kept open (KeepOpenOnRevoke) may send them as fast
 	// as it likes.
-	failures *failureLog
+	failures *faillog.Log
 
 	mu    sync.Mutex
 	conns map[net.Conn]*httpConn
@@ -93,7 +94,7 @@ type (
 	connKey struct{}
 )
 
-func newHTTPMode(target string, log *slog.Logger, failures *failureLog, timeout time.Duration, decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
+func newHTTPMode(target string, log *slog.Logger, failures *faillog.Log, timeout time.Duration, decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
 	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}, decide: decide, failures: failures}
 	u := &url.URL{Scheme: "http", Host: target}
 	rp := &httputil.ReverseProxy{
@@ -170,7 +171,7 @@ func newHTTPMode(target string, log *slog.Logger, failures *failureLog, timeout 
 // tlsbridge's ForbiddenBody (a reason code and the client's own
 // fingerprint: nothing of the server's files or entries), and the
 // refusal is logged with the connection's attributes and why — in full
-// the first time for its source and reason, then counted (failureLog).
+// the first time for its source and reason, then counted (faillog).
 func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 	hc, _ := r.Context().Value(connKey{}).(*httpConn)
 	p, err := h.decide(r)
@@ -224,7 +225,7 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = p.Err
 	}
-	h.failures.failed(ip, slog.LevelWarn, msgRequestRefused, "reason", withoutFingerprints(err.Error()),
+	h.failures.Failed(ip, slog.LevelWarn, msgRequestRefused, "reason", withoutFingerprints(err.Error()),
 		append(attrs[:len(attrs):len(attrs)], "method", r.Method, "reason", err.Error())...)
 	if p == nil {
 		tlsbridge.WriteForbidden(w, tlsbridge.ReasonNoCertificate, nil)

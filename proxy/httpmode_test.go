@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/faillog"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -78,7 +79,7 @@ func TestHopByHopCannotRemoveIdentity(t *testing.T) {
 	got := make(chan http.Header, 1)
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
 	defer target.Close()
-	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), newFailureLog(slog.New(slog.DiscardHandler)), 5*time.Second, nil)
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), faillog.New(slog.New(slog.DiscardHandler)), 5*time.Second, nil)
 	defer h.srv.Close()
 	peer := &tlsbridge.Peer{SPKIHash: [32]byte{1}, Entry: &authkeys.Entry{Name: "alice"}}
 	req := httptest.NewRequest("GET", "https://app.example/", nil)
@@ -213,7 +214,7 @@ func TestHTTPRequestDecidedAgain(t *testing.T) {
 				}
 			}
 			if n := strings.Count(w.logs.String(), msgRequestRefused); n != 1 {
-				t.Errorf("%d lines for 21 refused requests, want 1 (then a count every %v)", n, failureInterval)
+				t.Errorf("%d lines for 21 refused requests, want 1 (then a count every %v)", n, faillog.Interval)
 			}
 		})
 	}
@@ -243,7 +244,7 @@ func TestHTTPBodyAnsweredAsRead(t *testing.T) {
 	}))
 	defer target.Close()
 	peer := &tlsbridge.Peer{SPKIHash: [32]byte{1}, Entry: &authkeys.Entry{Name: "alice"}}
-	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), newFailureLog(slog.New(slog.DiscardHandler)), 5*time.Second,
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), slog.New(slog.DiscardHandler), faillog.New(slog.New(slog.DiscardHandler)), 5*time.Second,
 		func(*http.Request) (*tlsbridge.Peer, error) { return peer, nil })
 	defer h.srv.Close()
 	h.rp.Transport = lateBody{h.rp.Transport}

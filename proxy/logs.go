@@ -8,15 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
-	"github.com/keytool/keytool/internal/netsource"
 )
 
 // TrustStore is a trust store whose reloads a proxy logs ("trust
@@ -39,163 +36,6 @@ func logReloads(log *slog.Logger, what string) func(authkeys.Change) {
 			attrs = append(attrs, "revocation_failed", true)
 		}
 		log.Info("trust reloaded", append(attrs, "took", c.Took.Round(time.Microsecond).String())...)
-	}
-}
-
-// Failures of one source are logged at once the first time, then at most
-// once per failureInterval, as a count; at most maxFailureSources (source,
-// kind) pairs are remembered.
-const (
-	failureInterval   = 10 * time.Second
-	maxFailureSources = 1024
-	// maxKindsPerSource bounds the kinds of failure told apart for one
-	// source: a reason holds what the client chose (a record length it
-	// claims, the versions it offers, its certificate's subject), so
-	// that each connection could be a kind of its own, logged in full.
-	// The kinds past it are one: otherKinds.
-	maxKindsPerSource = 8
-)
-
-// otherKinds is the kind of a source's failures past maxKindsPerSource.
-const otherKinds = "(reasons of other kinds)"
-
-// failureKey is one source and one kind of failure.
-type failureKey struct {
-	src  netip.Prefix // netsource.Of the client's address
-	msg  string       // the log message
-	kind string       // the reason, without what varies between connections
-}
-
-// failureState is what the log remembers of one failureKey.
-type failureState struct {
-	since    time.Time   // when its last line was logged
-	repeated int         // failures since, not logged yet
-	level    slog.Level  // of the last failure
-	detail   string      // attribute name of the reason: "reason" or "alert"
-	timer    *time.Timer // logs the summary at since+interval; nil when none is due
-}
-
-// failureLog aggregates the lines a remote peer can make the proxy log
-// per connection — failed handshakes, and with Enroll the gate's lines
-// about unknown keys — so that one noisy client cannot flood the log: the
-// first line of a (source, kind) is logged in full, the next ones within
-// the interval are counted and logged as one line (remote=IP,
-// repeated=N, in=…) when it ends.
-type failureLog struct {
-	log      *slog.Logger
-	interval time.Duration
-	max      int
-
-	mu    sync.Mutex
-	m     map[failureKey]*failureState
-	kinds map[netip.Prefix]int // how many keys of m each source has
-}
-
-func newFailureLog(log *slog.Logger) *failureLog {
-	return &failureLog{log: log, interval: failureInterval, max: maxFailureSources, m: map[failureKey]*failureState{}, kinds: map[netip.Prefix]int{}}
-}
-
-// forget drops k, which m holds.
-func (f *failureLog) forget(k failureKey) {
-	delete(f.m, k)
-	if f.kinds[k.src]--; f.kinds[k.src] <= 0 {
-		delete(f.kinds, k.src)
-	}
-}
-
-// failed logs, or counts, one failure of ip, as one of its source's
-// (netsource: an IPv6 client may send from any address of its /64, and
-// each would otherwise be logged in full as a source of its own). detail
-// and kind are the
-// reason attribute's name and its value without what varies between
-// connections; attrs are the full line's.
-func (f *failureLog) failed(ip netip.Addr, level slog.Level, msg, detail, kind string, attrs ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	k := failureKey{src: netsource.Of(ip), msg: msg, kind: kind}
-	now := time.Now()
-	st := f.m[k]
-	if st == nil && f.kinds[k.src] >= maxKindsPerSource {
-		k.kind = otherKinds
-		st = f.m[k]
-	}
-	if st != nil && (st.repeated > 0 || now.Sub(st.since) < f.interval) {
-		st.repeated++
-		st.level, st.detail = level, detail
-		if st.timer == nil {
-			st.timer = time.AfterFunc(st.since.Add(f.interval).Sub(now), func() { f.flush(k, st) })
-		}
-		return
-	}
-	if st == nil {
-		f.makeRoom(now)
-		st = &failureState{}
-		f.m[k] = st
-		f.kinds[k.src]++
-	}
-	st.since = now
-	f.log.Log(context.Background(), level, msg, attrs...)
-}
-
-// flush logs the summary of k's failures, if st is still k's.
-func (f *failureLog) flush(k failureKey, st *failureState) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.m[k] == st {
-		f.summary(k, st, time.Now())
-	}
-}
-
-// summary logs the failures counted for k, and starts a new interval.
-func (f *failureLog) summary(k failureKey, st *failureState, now time.Time) {
-	if st.timer != nil {
-		st.timer.Stop()
-		st.timer = nil
-	}
-	if st.repeated == 0 {
-		return
-	}
-	in := now.Sub(st.since)
-	if in >= time.Second {
-		in = in.Round(time.Second)
-	}
-	f.log.Log(context.Background(), st.level, k.msg, "remote", netsource.String(k.src), st.detail, k.kind,
-		"repeated", st.repeated, "in", in.Round(time.Millisecond).String())
-	st.repeated, st.since = 0, now
-}
-
-// makeRoom forgets, when the log is full, the sources whose interval has
-// ended with nothing to report; failing that, the one logged longest ago
-// (its count is logged first).
-func (f *failureLog) makeRoom(now time.Time) {
-	if len(f.m) < f.max {
-		return
-	}
-	var oldest failureKey
-	var first time.Time
-	for k, st := range f.m {
-		if st.repeated == 0 && now.Sub(st.since) >= f.interval {
-			f.forget(k)
-			continue
-		}
-		if first.IsZero() || st.since.Before(first) {
-			oldest, first = k, st.since
-		}
-	}
-	if len(f.m) >= f.max {
-		f.summary(oldest, f.m[oldest], now)
-		f.forget(oldest)
-	}
-}
-
-// flushAll logs every count still pending and forgets every source.
-func (f *failureLog) flushAll() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := time.Now()
-	for k, st := range f.m {
-		f.summary(k, st, now)
-		f.forget(k)
 	}
 }
 

@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/faillog"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
@@ -126,23 +125,12 @@ func TestHandshakeFailuresAggregated(t *testing.T) {
 	// machine's 200 failures spread over 11 intervals, and the second
 	// refusal came after the first one's had ended.
 	f := p.l.failures
-	f.mu.Lock()
-	f.interval = time.Hour
-	f.mu.Unlock()
+	f.SetInterval(time.Hour)
 	// waitCounted waits until the log holds want failures of msg counted
 	// and not logged yet.
 	waitCounted := func(msg string, want int) {
 		t.Helper()
-		counted := func() (n int) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			for k, st := range f.m {
-				if k.msg == msg {
-					n += st.repeated
-				}
-			}
-			return n
-		}
+		counted := func() int { return f.Pending(msg) }
 		for deadline := time.Now().Add(time.Minute); counted() < want; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%d failures %q counted, want %d:\n%s", counted(), msg, want, logs)
@@ -172,7 +160,7 @@ func TestHandshakeFailuresAggregated(t *testing.T) {
 		t.Fatalf("an unknown client got %q", got)
 	}
 	waitCounted(msgRefused, 1)
-	f.flushAll()
+	f.Flush()
 	logs.waitFor(t, `msg=refused remote=127\.0\.0\.1 reason="authkeys: key SHA256:… is not authorized" repeated=1 in=\S+\n`)
 	if strings.Contains(logs.String(), eve.id.Key.Fingerprint()) {
 		t.Errorf("a second unknown key from the same source was logged in full, not counted:\n%s", logs)
@@ -190,64 +178,6 @@ func TestHandshakeFailuresAggregated(t *testing.T) {
 		t.Fatalf("%d failures: %d lines in full, %d counts of %d in all; want every failure accounted for in at most 5 lines:\n%s",
 			n, full, summaries, counted, logs)
 	}
-
-	// The end of the interval logs the count by itself. (Two failures
-	// one call apart fall in one interval of a second, however loaded
-	// the machine.)
-	own := &logBuffer{}
-	fl := newFailureLog(own.logger())
-	fl.interval = time.Second
-	ip := netip.MustParseAddr("192.0.2.1")
-	for range 2 {
-		fl.failed(ip, slog.LevelWarn, msgFailed, "reason", "EOF", "remote", ip.String()+":1234", "reason", "EOF")
-	}
-	own.waitFor(t, `msg="handshake failed" remote=192\.0\.2\.1 reason=EOF repeated=1 in=\d+s\n`)
-	fl.flushAll()
-}
-
-// TestFailureLogSources: the failure log counts per source and kind — a
-// second source is logged at once while the first is counted — and
-// remembers a bounded number of them: a source forgotten to make room
-// has its count logged first.
-func TestFailureLogSources(t *testing.T) {
-	logs := &logBuffer{}
-	f := newFailureLog(logs.logger())
-	f.interval, f.max = time.Hour, 2
-	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
-	fail := func(ip netip.Addr) {
-		f.failed(ip, slog.LevelWarn, msgFailed, "reason", "EOF", "remote", ip.String()+":1234", "reason", "EOF")
-	}
-	for i := 0; i < 50; i++ {
-		fail(a)
-	}
-	fail(b)
-	fail(b)
-	want := "msg=\"handshake failed\" remote=192.0.2.1:1234 reason=EOF\n" +
-		"msg=\"handshake failed\" remote=192.0.2.2:1234 reason=EOF\n"
-	if got := stripTime(logs.String()); got != want {
-		t.Fatalf("got\n%swant\n%s", got, want)
-	}
-	fail(c) // the log is full: a, logged first, is forgotten, with its count
-	want += `msg="handshake failed" remote=192.0.2.1 reason=EOF repeated=49 in=X` + "\n" +
-		"msg=\"handshake failed\" remote=192.0.2.3:1234 reason=EOF\n"
-	if got := stripTime(logs.String()); got != want {
-		t.Fatalf("got\n%swant\n%s", got, want)
-	}
-	if len(f.m) != 2 {
-		t.Errorf("%d sources remembered, want at most 2", len(f.m))
-	}
-	f.flushAll()
-	want += `msg="handshake failed" remote=192.0.2.2 reason=EOF repeated=1 in=X` + "\n"
-	if got := stripTime(logs.String()); got != want {
-		t.Fatalf("got\n%swant\n%s", got, want)
-	}
-}
-
-// stripTime removes the time and level of log lines, and the length of
-// a count's interval.
-func stripTime(s string) string {
-	s = regexp.MustCompile(`(?m)^time=\S+ level=\S+ `).ReplaceAllString(s, "")
-	return regexp.MustCompile(` in=\S+\n`).ReplaceAllString(s, " in=X\n")
 }
 
 // TestClientRefusedServerKey: a client that does not trust the proxy's
@@ -414,18 +344,16 @@ func TestAlertConnTail(t *testing.T) {
 // client's to vary — a record length it claims ("tls: oversized record
 // received with length 30000"), the versions it offers, the subject of
 // its certificate in PKI mode — so kinds from one source are told apart
-// up to maxKindsPerSource, and the others are one kind: 40 connections
+// up to faillog.MaxKindsPerSource, and the others are one kind: 40 connections
 // from one address, each sending the five bytes of a record header of
-// another length, make at most maxKindsPerSource+1 lines in full, and
+// another length, make at most faillog.MaxKindsPerSource+1 lines in full, and
 // every failure is accounted for (found by review: a line per connection,
 // at five bytes a connection).
 func TestFailureKindsBoundedPerSource(t *testing.T) {
 	srv := newSide(t)
 	p, addr, logs, _ := startServer(t, srv, echoTarget(t), ServerOptions{})
 	f := p.l.failures
-	f.mu.Lock()
-	f.interval = time.Hour // counted until flushed
-	f.mu.Unlock()
+	f.SetInterval(time.Hour) // counted until flushed
 	const n = 40
 	for i := range n {
 		c, err := net.Dial("tcp", addr)
@@ -440,7 +368,7 @@ func TestFailureKindsBoundedPerSource(t *testing.T) {
 		c.Close()
 	}
 	p.Close() // every handler has ended: every failure is logged or counted
-	f.flushAll()
+	f.Flush()
 	s := logs.String()
 	full := strings.Count(s, `msg=refused remote=127.0.0.1:`)
 	counted := 0
@@ -448,36 +376,8 @@ func TestFailureKindsBoundedPerSource(t *testing.T) {
 		k, _ := strconv.Atoi(m[1])
 		counted += k
 	}
-	if full > maxKindsPerSource+1 || full+counted != n {
+	if full > faillog.MaxKindsPerSource+1 || full+counted != n {
 		t.Errorf("%d failures of as many kinds: %d lines in full, %d counted; want at most %d in full, all accounted for:\n%s",
-			n, full, counted, maxKindsPerSource+1, s)
-	}
-}
-
-// TestFailureLogSourceIsIPv6Slash64: an IPv6 client may send from any
-// address of its /64 — one per connection — so the failures of a /64 are
-// one source's: 30 addresses of one /64 make one line in full and one
-// count (found by review: each address was a source of its own, logged in
-// full); another /64 is another source.
-func TestFailureLogSourceIsIPv6Slash64(t *testing.T) {
-	logs := &logBuffer{}
-	f := newFailureLog(logs.logger())
-	f.interval = time.Hour
-	fail := func(ip netip.Addr) {
-		f.failed(ip, slog.LevelWarn, msgFailed, "reason", "EOF", "remote", netip.AddrPortFrom(ip, 1234).String(), "reason", "EOF")
-	}
-	base := netip.MustParseAddr("2001:db8:1:2::").As16()
-	for i := range 30 {
-		a := base
-		a[8], a[15] = byte(i), byte(i+1)
-		fail(netip.AddrFrom16(a))
-	}
-	fail(netip.MustParseAddr("2001:db8:1:3::1"))
-	f.flushAll()
-	want := "msg=\"handshake failed\" remote=[2001:db8:1:2::1]:1234 reason=EOF\n" +
-		"msg=\"handshake failed\" remote=[2001:db8:1:3::1]:1234 reason=EOF\n" +
-		"msg=\"handshake failed\" remote=2001:db8:1:2::/64 reason=EOF repeated=29 in=X\n"
-	if got := stripTime(logs.String()); got != want {
-		t.Errorf("got\n%swant\n%s", got, want)
+			n, full, counted, faillog.MaxKindsPerSource+1, s)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keytool/keytool/internal/faillog"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -36,7 +37,7 @@ type listener struct {
 	// called what ("authorized", "pinned").
 	store    TrustStore
 	what     string
-	failures *failureLog
+	failures *faillog.Log
 	// newLive, if set, makes the live revocation of a Serve's
 	// connections (startLive); live is it while serving.
 	newLive      func(tlsbridge.LiveOptions) *tlsbridge.LiveConns
@@ -56,7 +57,7 @@ func newListener(log *slog.Logger, mode, target string, handle func(context.Cont
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &listener{log: log, mode: mode, target: target, handle: handle, active: map[net.Conn]struct{}{}, failures: newFailureLog(log)}
+	return &listener{log: log, mode: mode, target: target, handle: handle, active: map[net.Conn]struct{}{}, failures: faillog.New(log)}
 }
 
 // serve is Server.Serve and Client.Serve.
@@ -90,7 +91,7 @@ func (l *listener) serve(ctx context.Context, ln net.Listener) error {
 	// Kept past Serve's return: the connections that Shutdown drains are
 	// still closed when their key is revoked.
 	l.startLive()
-	defer l.failures.flushAll()
+	defer l.failures.Flush()
 
 	err := l.acceptLoop(connCtx, ln)
 	close(l.acceptDone)

@@ -209,7 +209,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 			return false
 		}
 		s.metrics.handshake(refusalReason(err))
-		s.l.failures.failed(remoteAddr(raw), slog.LevelWarn, msgRefused, "reason", withoutFingerprints(err.Error()),
+		s.l.failures.Failed(remoteAddr(raw), slog.LevelWarn, msgRefused, "reason", withoutFingerprints(err.Error()),
 			"remote", remote, "fingerprint", fp, "reason", err.Error(), "duration", since(start))
 		return true
 	}
@@ -279,13 +279,13 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 func (s *Server) serveEnrollment(ctx context.Context, conn *tls.Conn, raw net.Conn, fp string, peer *tlsbridge.Peer) {
 	s.metrics.handshake(resultEnroll, reasonUnknown)
 	ip, remote, reason := remoteAddr(raw), raw.RemoteAddr().String(), peer.Err.Error()
-	s.l.failures.failed(ip, slog.LevelInfo, msgEnrollOnly, "reason", withoutFingerprints(reason),
+	s.l.failures.Failed(ip, slog.LevelInfo, msgEnrollOnly, "reason", withoutFingerprints(reason),
 		"remote", remote, "fingerprint", fp, "reason", reason)
 	var noReq *enroll.NoRequestError
 	if err := enroll.ServeConn(ctx, conn, s.enroll); errors.As(err, &noReq) {
 		// A client of the target, most likely, that does not speak
 		// HTTP: its administrator may wonder why it is turned away.
-		s.l.failures.failed(ip, slog.LevelInfo, msgNoRequest, "reason", noReq.Error(),
+		s.l.failures.Failed(ip, slog.LevelInfo, msgNoRequest, "reason", noReq.Error(),
 			"remote", remote, "fingerprint", fp, "reason", noReq.Error())
 	}
 }
@@ -380,7 +380,7 @@ func (s *Server) logHandshakeFailure(err error, raw net.Conn, fp string, start t
 		attrs = append(attrs, "fingerprint", fp)
 	}
 	attrs = append(attrs, detail, reason, "duration", since(start))
-	s.l.failures.failed(remoteAddr(raw), slog.LevelWarn, msg, detail, kind, attrs...)
+	s.l.failures.Failed(remoteAddr(raw), slog.LevelWarn, msg, detail, kind, attrs...)
 }
 
 // remoteAddr is the address of c's peer, for the from networks of
