@@ -10,8 +10,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/netip"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +23,7 @@ import (
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/netsource"
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // gatedBody is a request body whose first Read reports on started, then
@@ -118,25 +122,28 @@ func failUntilLimited(t *testing.T, srv *server, cli *home, remote func(i int) s
 // TestRateLimitAttemptsAtOnce: attempts with a wrong secret made all at
 // once, from one address or from many, are let in no more than the
 // limit allows — as many as if they were made one after the other —
-// and the others are answered 429 without being examined. Every attempt
+// and the others are answered 429 without being examined, and logged
+// folded: one line in full per source, the rest counted. Every attempt
 // let in is held inside the handler until all have been let in or
 // refused, so no failure is counted before the last one passes the
 // limits, whatever the scheduling.
 func TestRateLimitAttemptsAtOnce(t *testing.T) {
 	const attempts = 40
 	for _, tc := range []struct {
-		name   string
-		limits Limits
-		remote func(i int) string
-		want   int
+		name    string
+		limits  Limits
+		remote  func(i int) string
+		want    int
+		sources int // of the attempts rate limited
 	}{
-		{"one address", Limits{PerAddressBurst: 5}, func(int) string { return "192.0.2.1:40000" }, 5},
-		{"everyone", Limits{GlobalBurst: 10}, func(i int) string { return fmt.Sprintf("192.0.2.%d:40000", i+1) }, 10},
+		{"one address", Limits{PerAddressBurst: 5}, func(int) string { return "192.0.2.1:40000" }, 5, 1},
+		{"everyone", Limits{GlobalBurst: 10}, func(i int) string { return fmt.Sprintf("192.0.2.%d:40000", i+1) }, 10, attempts - 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srvHome, cli := newHome(t), newHome(t)
 			t0 := time.Now()
 			srv := startServer(t, srvHome, serverConfig{limits: tc.limits, now: func() time.Time { return t0 }})
+			srv.handler.limited.SetInterval(time.Hour) // counted until flushed
 			tok := srvHome.invite(t, "laptop", srv.addr)
 			tok.Secret[0] ^= 0xff
 			body := requestBody(t, tok)
@@ -178,8 +185,11 @@ func TestRateLimitAttemptsAtOnce(t *testing.T) {
 				t.Fatalf("%d attempts at once: %d examined (%d told the secret is wrong), %d rate limited; the limit is %d",
 					attempts, inside, wrong, refused, tc.want)
 			}
-			if n := strings.Count(srv.log.String(), "reason=rate_limited"); n != attempts-tc.want {
-				t.Errorf("%d attempts logged as rate limited, not %d", n, attempts-tc.want)
+			srv.handler.limited.Flush()
+			full, counted := countRateLimited(srv.log.String())
+			if full != tc.sources || full+counted != attempts-tc.want {
+				t.Errorf("%d attempts rate limited from %d sources: %d lines in full, %d more counted; want one line in full per source, every refusal accounted for:\n%s",
+					attempts-tc.want, tc.sources, full, counted, srv.log)
 			}
 		})
 	}
@@ -439,3 +449,64 @@ func TestLimiter(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// countRateLimited counts the refusals by the limits in a log: the lines
+// in full, and the refusals the count lines (repeated=N) account for.
+func countRateLimited(log string) (full, counted int) {
+	full = strings.Count(log, "reason=rate_limited retry_after=")
+	for _, m := range regexp.MustCompile(`msg="enrollment refused" remote=\S+ reason=rate_limited repeated=(\d+) in=\S+\n`).FindAllStringSubmatch(log, -1) {
+		n, _ := strconv.Atoi(m[1])
+		counted += n
+	}
+	return full, counted
+}
+
+// TestRateLimitedLogFolded: a peer that goes on posting junk on one
+// keep-alive connection of a WithEnrollment server, once its failures
+// are used up, makes one line in full and then counts — not a line per
+// request, which cost it nothing (found by review: one Warn line per
+// request, ~250 per handshake in h2). Each request is still answered 429.
+func TestRateLimitedLogFolded(t *testing.T) {
+	srvHome, cli := newHome(t), newHome(t)
+	t0 := time.Now()
+	srv := startServer(t, srvHome, serverConfig{limits: Limits{PerAddressBurst: 1}, now: func() time.Time { return t0 }})
+	srv.handler.limited.SetInterval(time.Hour) // counted until flushed
+	hosts := cli.hosts(t)
+	if _, err := hosts.Add(srv.addr, srvHome.key().PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tlsbridge.NewClient(cli.id, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tc.Transport()
+	defer tr.CloseIdleConnections()
+	var conns sync.Map
+	const n = 30
+	for i := range n {
+		req, _ := http.NewRequest(http.MethodPost, "https://"+srv.addr+Path, strings.NewReader("junk"))
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(ci httptrace.GotConnInfo) { conns.Store(ci.Conn.LocalAddr().String(), true) },
+		}))
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		want := http.StatusTooManyRequests
+		if i == 0 {
+			want = http.StatusBadRequest
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("request %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+	used := 0
+	conns.Range(func(any, any) bool { used++; return true })
+	srv.handler.limited.Flush()
+	full, counted := countRateLimited(srv.log.String())
+	if used != 1 || full != 1 || counted != n-2 {
+		t.Errorf("%d requests rate limited on %d connection(s): %d lines in full, %d counted; want 1 and %d:\n%s", n-1, used, full, counted, n-2, srv.log)
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/faillog"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
@@ -97,7 +98,9 @@ type HandlerOptions struct {
 	Clients ClientStore
 	// ServerKey is the server's identity, named in answers. Required.
 	ServerKey *jwk.Key
-	// Logger receives one record per attempt; nil discards them.
+	// Logger receives one record per attempt, except the attempts the
+	// limits refuse: the first of a source is logged in full, the next
+	// ones counted, a line per 10 s (repeated=N). Nil discards them.
 	Logger *slog.Logger
 	// Limits bound failed attempts; zero fields take the defaults.
 	Limits Limits
@@ -120,6 +123,11 @@ type Handler struct {
 	lim  *limiter
 	now  func() time.Time
 	log  *slog.Logger
+	// limited folds the refusals by the limiter: the first of a source
+	// in full, then a count per interval (faillog). They cost the peer
+	// nothing — no failure is charged — so that a line each would be a
+	// line per request of a keep-alive connection (per stream in h2).
+	limited *faillog.Log
 }
 
 // NewHandler returns the enrollment handler.
@@ -134,6 +142,7 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.limited = faillog.New(h.log)
 	return h, nil
 }
 
@@ -148,6 +157,9 @@ type refusal struct {
 func refuse(reason Reason, format string, args ...any) *refusal {
 	return &refusal{reason: reason, msg: fmt.Sprintf(format, args...), count: reason != ReasonInternal}
 }
+
+// msgRefused is the log message of a refused attempt.
+const msgRefused = "enrollment refused"
 
 // maxRequest bounds the request body.
 const maxRequest = 4 << 10
@@ -173,7 +185,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if at == nil {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		h.log.Warn("enrollment refused", append(attrs, "reason", ReasonRateLimited, "retry_after", secs)...)
+		h.limited.Failed(remote, slog.LevelWarn, msgRefused, "reason", string(ReasonRateLimited),
+			append(attrs, "reason", ReasonRateLimited, "retry_after", secs)...)
 		h.answer(w, Response{Reason: ReasonRateLimited, Error: fmt.Sprintf("too many failed enrollment attempts from this address (or from everyone): try again in %d seconds", secs)})
 		return
 	}
@@ -193,7 +206,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ended = true
 	h.lim.end(at, h.now(), ref != nil && ref.count)
 	if ref != nil {
-		h.log.Warn("enrollment refused", append(attrs, "reason", ref.reason, "detail", ref.msg)...)
+		h.log.Warn(msgRefused, append(attrs, "reason", ref.reason, "detail", ref.msg)...)
 		h.answer(w, Response{Reason: ref.reason, Error: ref.msg})
 		return
 	}
