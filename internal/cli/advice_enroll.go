@@ -3,8 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -109,8 +111,16 @@ func (c *cli) adviseTLS(err error) string {
 	}
 	var notPinned *tlsbridge.NotPinnedError
 	if errors.As(err, &notPinned) {
-		return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
-			c.pinCommand(notPinned.Addr, "--fingerprint", notPinned.Key.Fingerprint()))
+		// The question a terminal would have asked names the other
+		// addresses the key is pinned for (OpenSSH's "known by the
+		// following other names"); without one, the advice does.
+		known := ""
+		if others := knownhosts.Load(knownhosts.HomeOptions(c.home)).AddressesOf(notPinned.Key.SPKIHash()); len(others) > 0 {
+			known = fmt.Sprintf("This key is already pinned here for %s (the same host under another name or port, or a key copied between hosts).\n",
+				strings.Join(others, ", "))
+		}
+		return fmt.Sprintf("%sAfter checking that fingerprint with the host's administrator, pin it with:\n  %s",
+			known, c.pinCommand(notPinned.Addr, "--fingerprint", notPinned.Key.Fingerprint()))
 	}
 	var (
 		noSuchCA *tlsbridge.NoSuchCAError

@@ -146,6 +146,28 @@ func TestTrustHostFingerprint(t *testing.T) {
 			t.Fatalf("exit %d:\n%s", code, e)
 		}
 	})
+	t.Run("no terminal, pinned elsewhere", func(t *testing.T) {
+		// The key is pinned for another address of the host: the advice
+		// says so, as the terminal's question would have ("known by the
+		// following other names").
+		home := newClientHome(t)
+		keyFile := filepath.Join(t.TempDir(), "server.json")
+		if err := jwk.WritePublicKeyFile(keyFile, key, jwk.JWK, jwk.CreateNew); err != nil {
+			t.Fatal(err)
+		}
+		if _, e, code := keytoolIn(t, home, "trust-host", "db.internal:7443", "--key", keyFile); code != 0 {
+			t.Fatal(e)
+		}
+		_, e, code := keytoolIn(t, home, "trust-host", addr)
+		if want := "\nThis key is already pinned here for db.internal:7443 (the same host under another name or port, or a key copied between hosts).\nAfter checking"; code != 1 || !strings.Contains(e, want) {
+			t.Fatalf("exit %d, want 1 and %q:\n%s", code, want, e)
+		}
+		// A key pinned nowhere else says nothing of the kind.
+		_, e, _ = keytoolIn(t, newClientHome(t), "trust-host", addr)
+		if strings.Contains(e, "already pinned") {
+			t.Errorf("a key pinned nowhere is said to be pinned:\n%s", e)
+		}
+	})
 	t.Run("changed key", func(t *testing.T) {
 		home := newClientHome(t)
 		other, _ := jwk.Generate(jwk.EC256)
