@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"maps"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -586,7 +585,10 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeEntry(dir, path, name, data, sum, overwrite); err != nil {
+	if err := s.Loader().MakeDir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("authkeys: %w", err)
+	}
+	if err := writeEntry(path, name, data, sum, overwrite); err != nil {
 		return nil, err
 	}
 	snap := s.Loader().Reload(path)
@@ -602,13 +604,10 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 }
 
 // writeEntry writes data, the entry of the key whose SPKI hash is sum
-// under name, to path in dir: over what is there (overwrite), or only
-// where nothing is (*NameExistsError, unless another process has just
-// written the same key there).
-func writeEntry(dir, path, name string, data []byte, sum [32]byte, overwrite bool) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
+// under name, to path: over what is there (overwrite), or only where
+// nothing is (*NameExistsError, unless another process has just written
+// the same key there).
+func writeEntry(path, name string, data []byte, sum [32]byte, overwrite bool) error {
 	if overwrite {
 		return atomicfile.Write(path, data, 0o644)
 	}
@@ -794,8 +793,8 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+	if err := s.Loader().MakeDir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("authkeys: %w", err)
 	}
 	if err := keydir.CreateFile(path, data, 0o644); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", err

@@ -98,3 +98,77 @@ func TestRevocationThroughSymlinkFailsClosed(t *testing.T) {
 		t.Errorf("the refusal's cause %v, want a *trustfile.LinkError naming %s", re.Err, link)
 	}
 }
+
+// Add and Revoke write nothing into a directory the strict-modes rule
+// refuses to read from: in a home another user owns (uid 65534 here, or
+// one group members may write), authorized_keys.d may be their link to
+// another home's, which trusts what lands there — root running
+// "keytool -H ~alice/.keytool authorize" for her authorized her key on
+// the server whose home the link named (found by review: the file was
+// written, then reported as "added …, but it does not load"). Once the
+// home is the admin's again, the same link is followed and written
+// through, as a link in a safe home is.
+func TestWritesRefusedWhereTheRuleRefuses(t *testing.T) {
+	base := t.TempDir()
+	server := HomeOptions(filepath.Join(base, "server"))
+	for _, d := range []string{server.Dirs[0], server.RevokedDirs[0]} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	home := filepath.Join(base, "alice")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := HomeOptions(home)
+	for _, l := range [][2]string{{server.Dirs[0], opts.Dirs[0]}, {server.RevokedDirs[0], opts.RevokedDirs[0]}} {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(l[1], 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The top of the trust tree holds the server's home too (outside it,
+	// a link's target is checked up to /, and the test's /tmp would fail
+	// that on its own): the one fault is the home's owner.
+	opts.Home = base
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	mallory := key(t, 1)
+	written := func() []string {
+		var out []string
+		for _, d := range []string{server.Dirs[0], server.RevokedDirs[0]} {
+			ents, _ := os.ReadDir(d)
+			for _, e := range ents {
+				out = append(out, filepath.Join(d, e.Name()))
+			}
+		}
+		return out
+	}
+	s := Load(opts)
+	var pe *trustfile.PermissionError
+	if _, err := s.Add(mallory, "mallory", AddNew); !errors.As(err, &pe) || pe.Path != home {
+		t.Errorf("Add: %v; want a *trustfile.PermissionError naming %s", err, home)
+	}
+	if _, err := s.Revoke(mallory); !errors.As(err, &pe) || pe.Path != home {
+		t.Errorf("Revoke: %v; want a *trustfile.PermissionError naming %s", err, home)
+	}
+	if w := written(); len(w) > 0 {
+		t.Fatalf("written through the links: %v", w)
+	}
+	s.Close()
+
+	if err := os.Chown(home, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	s = Load(opts)
+	defer s.Close()
+	if _, err := s.Add(mallory, "mallory", AddNew); err != nil {
+		t.Fatalf("Add in the admin's home: %v", err)
+	}
+	if len(written()) != 1 {
+		t.Fatalf("Add in the admin's home wrote %v", written())
+	}
+}

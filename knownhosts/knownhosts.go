@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -539,8 +538,8 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+	if err := s.Loader().MakeDir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("knownhosts: %w", err)
 	}
 	err = keydir.CreateFile(path, data, 0o644)
 	if errors.Is(err, fs.ErrExist) {

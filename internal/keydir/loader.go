@@ -700,6 +700,34 @@ func (l *Loader[T]) ReadFile(path string) ([]byte, fs.FileInfo, error) {
 	return rule.ReadFile(path)
 }
 
+// MakeDir makes dir, one of the loader's directory sources, if need be
+// (mode perm), and checks it under the strict-modes rule it is loaded
+// with, for a store about to write a file into it: a directory the rule
+// refuses to read from is one another user may have pointed elsewhere (a
+// link in a home they can write, or own), and a file written there lands
+// where they chose — another home's authorized_keys.d, say, which trusts
+// it. A directory in no source is checked up to the root directory.
+func (l *Loader[T]) MakeDir(dir string, perm fs.FileMode) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(abs, perm); err != nil {
+		return err
+	}
+	rule := trustfile.Rule{Off: l.cfg.NoStrictModes}
+	for i, src := range l.cfg.Sources {
+		if src.Feed == nil && src.Dir && src.Path == abs {
+			rule = l.rule(i)
+			break
+		}
+	}
+	if err := rule.CheckDir(abs); err != nil {
+		return fmt.Errorf("not writing into %s: %w", dir, err)
+	}
+	return nil
+}
+
 // Sources returns the sources, with absolute paths.
 func (l *Loader[T]) Sources() []Source { return slices.Clone(l.cfg.Sources) }
 
