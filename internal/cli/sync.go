@@ -351,10 +351,19 @@ func (s *syncer) prepare() (m *syncManifest, unlock func(), err error) {
 		release()
 		return nil, nil, err
 	}
+	// Written only where the home's readers would read (the strict-modes
+	// rule, up to the home): in a home another user owns or may write, a
+	// .d directory may be their link to another home's, which would then
+	// trust what sync writes.
+	rule := trustfile.Rule{Top: string(s.home)}
 	for _, kind := range StoreKinds {
 		if err := os.MkdirAll(kindDir(s.home, kind), 0o755); err != nil {
 			release()
 			return nil, nil, err
+		}
+		if err := rule.CheckDir(kindDir(s.home, kind)); err != nil {
+			release()
+			return nil, nil, fmt.Errorf("not syncing into %s: %w", s.home, err)
 		}
 	}
 	return m, release, nil

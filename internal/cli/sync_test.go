@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -499,5 +501,35 @@ func TestSyncQuotesNames(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSyncRefusesAHomeTheRuleRefuses: sync writes nothing into a home
+// another user owns (uid 65534 here) or may write — where its .d
+// directories may be their links to another home's, which would then
+// trust the store's entries — as the stores' edits refuse it
+// (keydir.Loader.MakeDir). Before, a first sync (no manifest yet, whose
+// read checks the home) wrote every entry there (found by review).
+func TestSyncRefusesAHomeTheRuleRefuses(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := testSyncer(t, dir)
+	alice := filepath.Join(dir, "alice.json")
+	writePublicKey(t, alice, nil)
+	if err := os.Chown(string(s.home), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice), Revision: 2}})
+	var pe *trustfile.PermissionError
+	if !errors.As(err, &pe) || pe.Path != string(s.home) {
+		t.Fatalf("mirror into a home of uid 65534: %v; want a *trustfile.PermissionError naming it", err)
+	}
+	if des, _ := os.ReadDir(filepath.Join(string(s.home), "authorized_keys.d")); len(des) > 0 {
+		t.Fatalf("written: %v", des)
+	}
+	if err := os.Chown(string(s.home), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice), Revision: 2}}); err != nil {
+		t.Fatalf("mirror into the admin's home: %v", err)
 	}
 }
