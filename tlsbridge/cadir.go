@@ -180,6 +180,9 @@ type CAInstall struct {
 	// name, "standard input"), for the errors about them; "" says "the
 	// CA", "the CRL".
 	CAFrom, CRLFrom string
+	// Top is the top of the trust tree the CA directory is read under
+	// (the home), as ListCAs's top; "" is the CA directory itself.
+	Top string
 }
 
 // CAExistsError means another CA is already installed under that name
@@ -243,6 +246,12 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 	ca := &InstalledCA{Name: name, Purpose: in.Purpose, File: homedir.CAFile(dir, in.Purpose, name), Certificates: cas}
 	if err := os.MkdirAll(filepath.Dir(ca.File), 0o755); err != nil {
 		return nil, err
+	}
+	// Written only where PKI mode will read it from (the strict-modes
+	// rule): in a home another user owns or may write, ca.d may be their
+	// link to another home's, which would then trust the CA.
+	if err := (trustfile.Rule{Top: cmp.Or(in.Top, dir)}).CheckDir(filepath.Dir(ca.File)); err != nil {
+		return nil, &PKIFileError{File: filepath.Dir(ca.File), Err: err}
 	}
 	data := encodeCertificates(cas)
 	old, _, err := trustfile.Read(ca.File)

@@ -217,3 +217,52 @@ func TestInstallCAWritesOnlyTheCRL(t *testing.T) {
 		t.Errorf("%s: %v", got.CRLFile, err)
 	}
 }
+
+// TestInstallCARefusedWhereTheRuleRefuses: InstallCA writes nothing into a
+// CA directory that PKI mode would refuse to read: in a home another user
+// owns (uid 65534 here) ca.d may be their link to another home's, where
+// the CA would then be trusted — root running "keytool -H ~alice/.keytool
+// ca add" for her installed it in the home the link named (found by
+// review). Once the home is the admin's, the link is written through.
+func TestInstallCARefusedWhereTheRuleRefuses(t *testing.T) {
+	base := t.TempDir()
+	server := filepath.Join(base, "server", "ca.d")
+	home := filepath.Join(base, "alice")
+	for _, d := range []string{server, home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(home, "ca.d")
+	if err := os.Symlink(server, dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t)
+	caPEM, err := os.ReadFile(ca.caFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The top holds the server's home too (outside it, the link's target
+	// is checked up to /, and the test's /tmp would fail that on its own):
+	// the one fault is the home's owner.
+	in := CAInstall{CA: caPEM, Top: base}
+	var pe *trustfile.PermissionError
+	if _, err := InstallCA(dir, in); !errors.As(err, &pe) || pe.Path != home {
+		t.Fatalf("InstallCA: %v; want a *trustfile.PermissionError naming %s", err, home)
+	}
+	if des, _ := os.ReadDir(server); len(des) > 0 {
+		t.Fatalf("written through the link: %v", des)
+	}
+	if err := os.Chown(home, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InstallCA(dir, in); err != nil {
+		t.Fatalf("InstallCA in the admin's home: %v", err)
+	}
+	if des, _ := os.ReadDir(server); len(des) != 1 {
+		t.Fatalf("InstallCA in the admin's home wrote %v", des)
+	}
+}

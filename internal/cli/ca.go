@@ -126,7 +126,7 @@ func (c *cli) caAdd(file, purpose, name string) error {
 	if err != nil {
 		return err
 	}
-	in := tlsbridge.CAInstall{CA: data, Purpose: purpose, Name: name, CAFrom: sourceName(file), CRLFrom: sourceName(c.crlFile)}
+	in := tlsbridge.CAInstall{CA: data, Purpose: purpose, Name: name, CAFrom: sourceName(file), CRLFrom: sourceName(c.crlFile), Top: c.home}
 	if c.crlFile != "" {
 		if in.CRL, err = c.readInput(c.crlFile); err != nil {
 			return err
