@@ -210,17 +210,24 @@ func (e *NotPendingError) Error() string {
 }
 
 // makeDirs creates dir and dir/used, mode 0700, and tightens them to 0700
-// if they exist with looser modes.
+// if they exist with looser modes — not through a symbolic link, whose
+// target may be any directory (checkDir decides on a link).
 func makeDirs(dir string) error {
+	// Nothing is made in a home the rule refuses: another user's link
+	// there would have it made, or tightened, wherever they chose.
+	home := filepath.Dir(filepath.Clean(dir))
+	if err := inviteRule(dir).CheckDir(home); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("enroll: refusing the invitations in %s: %w", dir, err)
+	}
 	for _, d := range []string{dir, filepath.Join(dir, usedDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
-		fi, err := os.Stat(d)
+		fi, err := os.Lstat(d)
 		if err != nil {
 			return err
 		}
-		if fi.Mode().Perm() != 0o700 {
+		if fi.IsDir() && fi.Mode().Perm() != 0o700 {
 			if err := os.Chmod(d, 0o700); err != nil {
 				return err
 			}

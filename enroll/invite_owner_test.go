@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
 )
 
 // otherUID owns what another user of the machine would have written.
@@ -115,5 +116,40 @@ func TestInvitationsUpToTheHome(t *testing.T) {
 	}
 	if err := f.join(t, f.tok); !errors.As(err, &re) || re.Reason != ReasonInternal {
 		t.Fatalf("invitation linked into an open directory: %v", err)
+	}
+}
+
+// NewInvite changes no mode through a link: in a home another user owns,
+// invites.d may be their link to any directory, and root running
+// "keytool -H ~alice/.keytool invite" for her made that directory 0700
+// (found by review: makeDirs tightened the link's target before the rule
+// refused the home) — /usr, say. It is refused, the target left as it was.
+func TestNewInviteChangesNothingThroughALink(t *testing.T) {
+	needChown(t)
+	home, victim := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "victim")
+	for _, d := range []string{home, victim} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(victim, InvitesDir(home)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, otherUID, otherUID); err != nil {
+		t.Fatal(err)
+	}
+	k, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pe *trustfile.PermissionError
+	if _, _, err := NewInvite(InvitesDir(home), k, InviteOptions{Name: "laptop", Addresses: []string{"a:1"}}); !errors.As(err, &pe) || pe.Path != home {
+		t.Errorf("NewInvite: %v; want a *trustfile.PermissionError naming %s", err, home)
+	}
+	if fi, err := os.Stat(victim); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the link's target: %v, %v; want it left 0755", fi.Mode(), err)
+	}
+	if des, _ := os.ReadDir(victim); len(des) > 0 {
+		t.Errorf("made in the link's target: %v", des)
 	}
 }
