@@ -39,6 +39,7 @@ func genCommand() *command {
 		hosts  []string
 		force  bool
 		next   bool
+		flags  *pflag.FlagSet
 	)
 	return &command{
 		name:    "gen",
@@ -63,11 +64,12 @@ self-signed certificate announces the next key from then on (a running
 proxy picks it up without a restart), and clients that connect and verify
 the current key pin the next one too (--update-host-keys); 'keytool
 rotate' makes it the identity (docs/rotation.md). Without --host it keeps
-the identity's certificate names.
+the identity's certificate names, and without -t the identity's type.
 
 Types: ec256 (ECDSA P-256, the default), ec384, ec521, rsa2048, rsa3072,
 rsa4096, ed25519.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
+			flags = set
 			set.StringVarP(&typ, "type", "t", string(jwk.EC256), "key `TYPE`")
 			set.StringVarP(&format, "format", "f", "jwk", "file `FORMAT`: jwk or pem")
 			set.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the identity's certificate names (comma-separated)")
@@ -106,7 +108,10 @@ rsa4096, ed25519.`,
 			if next {
 				again = append(again, "--next")
 			}
-			if t != jwk.EC256 {
+			// A next key without -t takes the identity's type, so -t
+			// ec256 given with --next is repeated too.
+			typed := flags.Changed("type")
+			if t != jwk.EC256 || next && typed {
 				again = append(again, "-t", string(t))
 			}
 			if f != jwk.JWK {
@@ -116,6 +121,9 @@ rsa4096, ed25519.`,
 				again = append(again, "--host", shellQuote(strings.Join(hosts, ",")))
 			}
 			if next {
+				if !typed {
+					t = "" // the identity's type: a rotation keeps it
+				}
 				return c.genNext(t, f, opts, force, again)
 			}
 			return c.gen(t, f, opts, force, again)

@@ -16,7 +16,9 @@ import (
 // which the identity's certificate announces; rotate makes it current.
 
 // genNext makes the home's next key (gen --next): key.next<ext>, 0600, and
-// pub_key.next<ext>, 0644, beside the identity, which must exist.
+// pub_key.next<ext>, 0644, beside the identity, which must exist. Its type
+// is t, or the identity's when t is "" (no -t): a rotation changes the key,
+// not its kind, unless asked to.
 func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool, again []string) error {
 	if c.identity != "" {
 		return usagef("--next makes the home's next key; it has no use with -i")
@@ -44,6 +46,12 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	if len(existing) > 0 && !force {
 		return fmt.Errorf("the home already has a next key (%s): make it current with: %s, or replace it with: %s",
 			existing[0], c.command("rotate"), c.command(append(append([]string{"gen"}, again...), "--force")...))
+	}
+	if t == "" {
+		if t = ck.Type(); t == "" {
+			return fmt.Errorf("%s is an %s key, a size gen does not make: name the next key's type with: %s",
+				cur, ck.Algorithm(), c.command(append(append([]string{"gen"}, again...), "-t", "TYPE")...))
+		}
 	}
 	k, err := jwk.Generate(t)
 	if err != nil {
