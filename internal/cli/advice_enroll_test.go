@@ -37,7 +37,7 @@ func TestAdviseEnrollAndTLS(t *testing.T) {
 		{&enroll.UnreachableError{}, "keytool proxy --enroll"},
 		{&enroll.HandshakeRefusedError{Addr: "db:443", Err: errors.New("x")}, "keytool proxy --enroll"},
 		{&enroll.TokenExpiredError{Name: "laptop"}, "keytool invite --name laptop (on the server)"},
-		{&enroll.RefusedError{Addr: "db:443", Name: "laptop", Reason: enroll.ReasonExpired}, "keytool invite --name laptop (on the server)"},
+		{&enroll.RefusedError{Addr: "db:443", Name: "laptop", Reason: enroll.ReasonExpired}, "A new token is made on the server with: keytool invite --name laptop"},
 		{&enroll.RefusedError{Addr: "db:443", Name: "laptop", Reason: enroll.ReasonNotEnrollable}, "keytool authorize --remove laptop"},
 		{&enroll.KeyMismatchError{Addr: "db:443"}, "keytool authorize --list (on the server)"},
 		{&enroll.TokenError{Kind: enroll.ErrTokenMangled}, "Copy it again, whole, from the output of keytool invite."},
