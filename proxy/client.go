@@ -137,15 +137,27 @@ func (c *Client) Close() error {
 // ask a human, ctx giving them the time — and not in the middle of
 // traffic. A key that is not trusted, or a refusal of this client's key,
 // is a *TargetError: the proxy should not start. A target that cannot be
-// reached is only logged (it is tried again at each connection), and
-// CheckTarget returns nil, as it does after logging "target verified".
+// reached, or that accepts the connection but completes no handshake
+// (silent, or closing it), is only logged, each in its words (it is tried
+// again at each connection), and CheckTarget returns nil, as it does
+// after logging "target verified". A ctx that ended with a cause
+// (context.WithCancelCause) has it logged as the error: the caller's
+// words for the time it gave, rather than "context canceled".
 func (c *Client) CheckTarget(ctx context.Context) error {
 	conn, err := c.tls.DialContext(ctx, "tcp", c.target)
 	if err != nil {
 		if isHandshakeError(err) {
 			return &TargetError{Target: c.target, Err: err}
 		}
-		c.log.Warn("target unreachable at start; it will be checked at each connection", "target", c.target, "error", err.Error())
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			c.log.Warn("target unreachable at start; it will be checked at each connection", "target", c.target, "error", err.Error())
+			return nil
+		}
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			err = cause
+		}
+		c.log.Warn("target made no TLS handshake at start; it will be checked at each connection", "target", c.target, "error", err.Error())
 		return nil
 	}
 	defer conn.Close()

@@ -26,7 +26,9 @@
 //	program ──TCP──▶ Client ──mutual TLS──▶ target (db.example:8443)
 //
 // CheckTarget connects once before serving, so that an unknown or changed
-// key, or a target that refuses this client, stops the program at start.
+// key, or a target that refuses this client, stops the program at start;
+// one that cannot be reached, or makes no handshake, is logged, each in
+// its words.
 //
 // # Connections
 //

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -20,15 +21,31 @@ import (
 // keytool connect.
 
 // handshakeTimer bounds the TCP connection and the TLS handshake of
-// connect with --connect-timeout, on the connection's deadline. The time a
-// person spends answering the first-use question is not counted: the
-// timer stops while the prompt runs.
+// connect with --connect-timeout, on the connection's deadline — or, for
+// proxy --client's start-up check, which dials through proxy and
+// tlsbridge and has no connection to set a deadline on, with a context
+// (bound) that --handshake-timeout ends. The time a person spends
+// answering the first-use question is not counted: the timer stops while
+// the prompt runs.
 type handshakeTimer struct {
 	timeout time.Duration
 
 	mu       sync.Mutex
-	conn     net.Conn  // set once the TCP connection is made
-	deadline time.Time // when the handshake must be done
+	conn     net.Conn    // set once the TCP connection is made
+	timer    *time.Timer // set by bound: ends its context
+	deadline time.Time   // when the handshake must be done
+}
+
+// bound returns ctx, ended when the timeout has run, the prompt's time
+// not counted, with a *noHandshakeError for addr as its cause (what
+// proxy.Client.CheckTarget logs); stop releases it.
+func (h *handshakeTimer) bound(ctx context.Context, addr string) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.deadline = time.Now().Add(h.timeout)
+	h.timer = time.AfterFunc(h.timeout, func() { cancel(&noHandshakeError{addr: addr, timeout: h.timeout}) })
+	return ctx, func() { h.timer.Stop(); cancel(nil) }
 }
 
 // prompt wraps p so that the question stops the clock: the first-use
@@ -59,16 +76,24 @@ func (t timedPrompt) AskAnnouncedKey(a tlsbridge.AnnouncedKey) (tlsbridge.Answer
 // handshake what was left of its time (at least a second).
 func (h *handshakeTimer) paused(ask func() (tlsbridge.Answer, error)) (tlsbridge.Answer, error) {
 	h.mu.Lock()
-	conn, left := h.conn, time.Until(h.deadline)
+	conn, timer, left := h.conn, h.timer, time.Until(h.deadline)
 	h.mu.Unlock()
 	if conn != nil {
 		_ = conn.SetDeadline(time.Time{})
 	}
+	if timer != nil {
+		timer.Stop()
+	}
 	a, err := ask()
-	if conn != nil {
+	if conn != nil || timer != nil {
 		h.mu.Lock()
 		h.deadline = time.Now().Add(max(left, time.Second))
-		_ = conn.SetDeadline(h.deadline)
+		if conn != nil {
+			_ = conn.SetDeadline(h.deadline)
+		}
+		if timer != nil {
+			timer.Reset(time.Until(h.deadline))
+		}
 		h.mu.Unlock()
 	}
 	return a, err
