@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/keytool/keytool/tlsbridge"
@@ -140,6 +141,8 @@ func handshakeFailure(err error, addr string, timeout time.Duration) error {
 		return &plainTextError{addr: addr, err: err}
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return &handshakeClosedError{addr: addr}
+	case errors.Is(err, syscall.ECONNRESET):
+		return &handshakeResetError{addr: addr, err: err}
 	}
 	return err
 }
@@ -182,6 +185,21 @@ type handshakeClosedError struct{ addr string }
 func (e *handshakeClosedError) Error() string {
 	return fmt.Sprintf("%s closed the connection during the TLS handshake: is it a TLS server?", e.addr)
 }
+
+// handshakeResetError: the port reset the connection in the handshake
+// (a close with data unread, or SO_LINGER 0): a service that is not TLS
+// and drops what it cannot parse, or a TLS server that refused this
+// client without an alert.
+type handshakeResetError struct {
+	addr string
+	err  error
+}
+
+func (e *handshakeResetError) Error() string {
+	return fmt.Sprintf("%s reset the connection during the TLS handshake: it is not a TLS server on that port, or it refused this client", e.addr)
+}
+
+func (e *handshakeResetError) Unwrap() error { return e.err }
 
 // closedEarlyError: the server closed the connection before sending a
 // byte, while standard input was still open — keytool proxy does that when

@@ -86,6 +86,45 @@ func TestConnectPlainHTTP(t *testing.T) {
 	}
 }
 
+// TestConnectReset: a port that reads the ClientHello and resets the
+// connection (SO_LINGER 0, then close): connect and trust-host name the
+// address and say what a reset in the handshake likely means, not
+// "read tcp …: connection reset by peer"; trust-host pins nothing.
+func TestConnectReset(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Read the ClientHello first: the client is then waiting
+			// for the answer, and reads the reset.
+			_, _ = c.Read(make([]byte, 1))
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	client := newClientHome(t)
+	want := addr + " reset the connection during the TLS handshake: it is not a TLS server on that port, or it refused this client\n"
+	o, e, code := keytoolIn(t, client, "--strict-host-keys", "yes", "connect", addr)
+	if code != 1 || o != "" || e != "keytool connect: "+want {
+		t.Errorf("connect: exit status %d, want 1; stdout %q; stderr:\n%s\nwant:\nkeytool connect: %s", code, o, e, want)
+	}
+	o, e, code = keytoolIn(t, client, "trust-host", addr)
+	if code != 1 || o != "" || e != "keytool trust-host: "+want {
+		t.Errorf("trust-host: exit status %d, want 1; stdout %q; stderr:\n%s\nwant:\nkeytool trust-host: %s", code, o, e, want)
+	}
+	if _, err := os.Stat(pinFile(client, addr)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("trust-host pinned a key for a port that reset: %v", err)
+	}
+}
+
 // TestConnectTimeoutUsage: --connect-timeout must be positive (exit 2).
 func TestConnectTimeoutUsage(t *testing.T) {
 	client := newClientHome(t)
