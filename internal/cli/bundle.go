@@ -120,7 +120,7 @@ func (c *cli) bundle(which, out string, force bool) error {
 		fmt.Fprintf(c.stderr, "Bundle of %d %s\n", n, bundleWhat(sel.what, n))
 		return nil
 	}
-	if err := c.writePublicFrom(out, force, fill); err != nil {
+	if err := c.writePublicFrom(out, force, []string{"bundle", which, "-o", shellQuote(out)}, fill); err != nil {
 		if err == fillErr {
 			return err
 		}

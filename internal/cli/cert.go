@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/spf13/pflag"
@@ -61,12 +62,26 @@ as nginx (ssl_certificate_key). An existing FILE is never replaced without
 			if keyOut != "" && out != "" && out != "-" && filepath.Clean(keyOut) == filepath.Clean(out) {
 				return usagef("-o and --key-out name the same file %s", out)
 			}
-			return c.cert(out, hosts, keyOut, force)
+			// The command as given, for the advice of a refusal that
+			// --force overrides.
+			again := []string{"cert"}
+			if out != "" {
+				again = append(again, "-o", shellQuote(out))
+			}
+			if len(hosts) > 0 {
+				again = append(again, "--host", shellQuote(strings.Join(hosts, ",")))
+			}
+			if keyOut != "" {
+				again = append(again, "--key-out", shellQuote(keyOut))
+			}
+			return c.cert(out, hosts, keyOut, force, again)
 		},
 	}
 }
 
-func (c *cli) cert(out string, hosts []string, keyOut string, force bool) error {
+// cert prints or writes the identity's certificate, and with keyOut its
+// private key; again is the command as given (the advice of a refusal).
+func (c *cli) cert(out string, hosts []string, keyOut string, force bool, again []string) error {
 	id, err := c.loadIdentity(hosts...)
 	if err != nil {
 		return err
@@ -88,7 +103,7 @@ func (c *cli) cert(out string, hosts []string, keyOut string, force bool) error 
 			err = atomicfile.Create(keyOut, data, 0o600)
 		}
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s already exists; keep it, or replace it with --force", keyOut)
+			return fmt.Errorf("%s already exists; keep it, or replace it with: %s", keyOut, c.withForce(again))
 		}
 		if err != nil {
 			return fmt.Errorf("writing the private key: %w", err)
@@ -100,7 +115,7 @@ func (c *cli) cert(out string, hosts []string, keyOut string, force bool) error 
 		_, err = c.stdout.Write(data)
 		return err
 	}
-	if err := c.writePublic(out, data, force); err != nil {
+	if err := c.writePublic(out, data, force, again); err != nil {
 		return fmt.Errorf("writing the certificate: %w", err)
 	}
 	fmt.Fprintf(c.stderr, "Wrote the certificate of %s to %s\n", id.Key.Fingerprint(), out)

@@ -246,7 +246,7 @@ func (c *cli) refuseExisting(again []string, paths ...string) error {
 		descs[i] = p + describeKeyFile(p)
 	}
 	return fmt.Errorf("an identity already exists: %s; keep it, or replace it with: %s", strings.Join(descs, ", "),
-		c.command(append(append([]string{"gen"}, again...), "--force")...))
+		c.withForce(append([]string{"gen"}, again...)))
 }
 
 // describeKeyFile says which key a file holds, " (ECDSA P-256, SHA256:…)",

@@ -15,18 +15,27 @@ import (
 
 // overwritesPrivateKeyError means -o names a file that holds a private key
 // (the identity, say): writing a certificate over it would lose the key.
-type overwritesPrivateKeyError struct{ path string }
+// replace is the command that does it anyway.
+type overwritesPrivateKeyError struct{ path, replace string }
 
 func (e *overwritesPrivateKeyError) Error() string {
-	return fmt.Sprintf("%s holds a private key: writing over it would lose the key; choose another file, or replace it with --force", e.path)
+	return fmt.Sprintf("%s holds a private key: writing over it would lose the key; choose another file, or replace it with: %s", e.path, e.replace)
+}
+
+// withForce is the command line that asks again for what again asks
+// (the command and the flags the user gave), with --force: the advice of
+// a refusal that --force overrides, whole, as gen gives it.
+func (c *cli) withForce(again []string) string {
+	return c.command(append(again[:len(again):len(again)], "--force")...)
 }
 
 // writePublic writes public material (a certificate, a bundle) to path,
 // mode 0644, atomically, replacing what is there — but no command writes
 // over a private key without --force: a file holding one (the identity
-// itself, a key written by cert --key-out) is left alone unless force.
-func (c *cli) writePublic(path string, data []byte, force bool) error {
-	return c.writePublicFrom(path, force, func(w io.Writer) error {
+// itself, a key written by cert --key-out) is left alone unless force,
+// and the refusal gives the command that forces it (again, withForce).
+func (c *cli) writePublic(path string, data []byte, force bool, again []string) error {
+	return c.writePublicFrom(path, force, again, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
@@ -34,12 +43,12 @@ func (c *cli) writePublic(path string, data []byte, force bool) error {
 
 // writePublicFrom is writePublic for what fill writes piece by piece (a
 // bundle of any size): path is replaced only once fill has succeeded.
-func (c *cli) writePublicFrom(path string, force bool, fill func(io.Writer) error) error {
+func (c *cli) writePublicFrom(path string, force bool, again []string, fill func(io.Writer) error) error {
 	if !force {
 		if private, err := holdsPrivateKey(path); err != nil {
 			return err
 		} else if private {
-			return &overwritesPrivateKeyError{path}
+			return &overwritesPrivateKeyError{path: path, replace: c.withForce(again)}
 		}
 	}
 	return atomicfile.WriteFrom(path, 0o644, fill)

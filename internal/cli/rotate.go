@@ -45,7 +45,7 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	}
 	if len(existing) > 0 && !force {
 		return fmt.Errorf("the home already has a next key (%s): make it current with: %s, or replace it with: %s",
-			existing[0], c.command("rotate"), c.command(append(append([]string{"gen"}, again...), "--force")...))
+			existing[0], c.command("rotate"), c.withForce(append([]string{"gen"}, again...)))
 	}
 	if t == "" {
 		if t = ck.Type(); t == "" {
