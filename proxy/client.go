@@ -171,7 +171,7 @@ func (c *Client) CheckTarget(ctx context.Context) error {
 }
 
 // handle serves one connection: the target over TLS, then the pipe.
-func (c *Client) handle(ctx context.Context, raw net.Conn) {
+func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 	start := time.Now()
 	defer raw.Close()
 	attrs := []any{"remote", raw.RemoteAddr().String(), "target", c.target}

@@ -42,6 +42,7 @@ const (
 	reasonTimeout          = "timeout"           // no handshake within the timeout
 	reasonKeyRefused       = "peer_refused_key"  // the peer refused the proxy's key
 	reasonTLS              = "tls_error"         // any other TLS failure: protocol, version, no certificate, reset
+	reasonTooManyStartups  = "too_many_startups" // closed as accepted: its source had MaxStartupsPerSource connections in their handshake
 )
 
 // Metrics are a proxy's Prometheus metrics: handshakes by result and
@@ -99,6 +100,7 @@ func NewMetrics() *Metrics {
 		{resultRefused, reasonSkipped}, {resultRefused, reasonCARefused},
 		{resultEnroll, reasonUnknown},
 		{resultFailed, reasonTimeout}, {resultFailed, reasonKeyRefused}, {resultFailed, reasonTLS},
+		{resultFailed, reasonTooManyStartups},
 	} {
 		// Every series exists from the start, at zero: rate() and
 		// alerts see the first refusal as an increase.

@@ -386,6 +386,7 @@ func TestOptions(t *testing.T) {
 		{errOf(NewClient(ClientOptions{TLS: s.tlsClient(t), Target: "127.0.0.1:1", HandshakeTimeout: -1})), "proxy: HandshakeTimeout: negative"},
 		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", IdleTimeout: -1})), "proxy: IdleTimeout: negative"},
 		{errOf(NewClient(ClientOptions{TLS: s.tlsClient(t), Target: "127.0.0.1:1", IdleTimeout: -1})), "proxy: IdleTimeout: negative"},
+		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", MaxStartupsPerSource: -1})), "proxy: MaxStartupsPerSource: negative"},
 	} {
 		var oe *OptionError
 		if !errors.As(tc.err, &oe) || !strings.HasPrefix(tc.err.Error(), tc.want) || strings.Contains(tc.err.Error(), "\n") {

@@ -32,7 +32,14 @@ type listener struct {
 	log    *slog.Logger
 	mode   string // "server" or "client", for the logs
 	target string
-	handle func(ctx context.Context, conn net.Conn)
+	handle func(ctx context.Context, conn net.Conn, started func())
+	// admit, if set, is asked in the accept loop about each connection
+	// before a goroutine is started for it: if it says no, the
+	// connection is closed at once. Otherwise started, given to handle,
+	// tells it that the connection is past its startup (Server: the
+	// handshake, the enrollment gate); it is called at least once, and
+	// only from handle's goroutine.
+	admit func(conn net.Conn) (started func(), ok bool)
 	// store, if set, has its reloads logged while serving, its keys
 	// called what ("authorized", "pinned").
 	store    TrustStore
@@ -53,7 +60,7 @@ type listener struct {
 	wg         sync.WaitGroup        // one per handler; Add only in the accept loop
 }
 
-func newListener(log *slog.Logger, mode, target string, handle func(context.Context, net.Conn)) *listener {
+func newListener(log *slog.Logger, mode, target string, handle func(context.Context, net.Conn, func())) *listener {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -128,6 +135,14 @@ func (l *listener) acceptLoop(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		started := func() {}
+		if l.admit != nil {
+			var ok bool
+			if started, ok = l.admit(conn); !ok {
+				conn.Close()
+				continue
+			}
+		}
 		l.mu.Lock()
 		l.active[conn] = struct{}{}
 		l.mu.Unlock()
@@ -139,7 +154,8 @@ func (l *listener) acceptLoop(ctx context.Context, ln net.Listener) error {
 				delete(l.active, conn)
 				l.mu.Unlock()
 			}()
-			l.handle(ctx, conn)
+			defer started()
+			l.handle(ctx, conn, started)
 		}()
 	}
 }

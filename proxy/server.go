@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -87,6 +88,18 @@ type ServerOptions struct {
 	// admitted gets 403 (tlsbridge.WriteForbidden). Not with
 	// ProxyProtocol.
 	HTTP bool
+	// MaxStartupsPerSource bounds the connections of one source (an IPv4
+	// address, an IPv6 /64) still in their startup — the TLS handshake,
+	// and with Enroll the enrollment gate — at once: a connection past it
+	// is closed as it is accepted, before a byte is read, and logged
+	// folded ("refused", reason "too many connections from this source
+	// still in their handshake", then repeated=N). Connections past their
+	// startup (admitted, or refused) are not counted. Each startup holds
+	// a goroutine and a descriptor for up to HandshakeTimeout (plus the
+	// gate's seconds), which one address could otherwise open without
+	// bound. Connections without an IP address (a Unix socket's) are not
+	// counted. Zero means DefaultMaxStartupsPerSource, which says why 64.
+	MaxStartupsPerSource int
 }
 
 // Server is server mode: it accepts mutual TLS, admits the clients that
@@ -105,6 +118,9 @@ type Server struct {
 	metrics *Metrics
 	ppv2    bool
 	http    *httpMode // nil unless ServerOptions.HTTP
+	// startups counts the connections of each source in their startup
+	// (ServerOptions.MaxStartupsPerSource).
+	startups *startups
 }
 
 // NewServer checks opts and makes a Server; Serve starts it.
@@ -118,6 +134,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err := checkTimeouts(opts.HandshakeTimeout, opts.IdleTimeout); err != nil {
 		return nil, err
 	}
+	if opts.MaxStartupsPerSource < 0 {
+		return nil, &OptionError{"MaxStartupsPerSource", "negative"}
+	}
 	s := &Server{
 		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target,
 		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
@@ -128,6 +147,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		return nil, &OptionError{"HTTP", "HTTP mode tells the target who connected in headers; it does not go with ProxyProtocol"}
 	}
 	s.l = newListener(opts.Logger, "server", opts.Target, s.handle)
+	s.startups = newStartups(cmp.Or(opts.MaxStartupsPerSource, DefaultMaxStartupsPerSource))
+	s.l.admit = s.admit
 	s.l.store, s.l.what = opts.Store, "authorized"
 	if !opts.KeepOpenOnRevoke {
 		s.l.newLive = s.tls.Live
@@ -174,7 +195,10 @@ func (s *Server) Close() error {
 }
 
 // handle serves one connection: handshake, decision, then the target.
-func (s *Server) handle(ctx context.Context, raw net.Conn) {
+// started ends the connection's startup (MaxStartupsPerSource): called
+// once it is decided, or, for a client served enrollment, when the
+// connection ends.
+func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 	start := time.Now()
 	defer raw.Close()
 	remote := raw.RemoteAddr().String()
@@ -201,6 +225,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		s.serveEnrollment(ctx, conn, raw, fp, peer)
 		return
 	}
+	started()
 	refused := func(peer *tlsbridge.Peer, err error) bool {
 		if err == nil && peer.Err != nil {
 			err = peer.Err

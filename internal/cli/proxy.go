@@ -32,6 +32,8 @@ type proxyOptions struct {
 	handshakeTimeout time.Duration
 	idleTimeout      time.Duration
 	drainTimeout     time.Duration
+	maxStartups      int  // per source (server mode)
+	maxStartupsSet   bool // given on the command line
 	enroll           bool
 	keepOpen         bool
 	gen              bool   // make the home's identity if it has none
@@ -46,6 +48,7 @@ type proxyOptions struct {
 // proxyCommand makes the proxy command, with flag variables of its own.
 func proxyCommand() *command {
 	var o proxyOptions
+	var flags *pflag.FlagSet
 	return &command{
 		name:    "proxy",
 		uses:    globalHome | globalIdentity | globalHostKeys | globalPKI | globalStore,
@@ -88,6 +91,14 @@ direction must move a byte at least this often, or both are closed (a
 target that never closes after the client's half-close would hold the
 connection forever). A connection where neither side has closed is never
 timed out.
+
+--max-startups-per-source N (server mode; default 64, as OpenSSH's
+PerSourceMaxStartups but on by default): a source (an IPv4 address, an
+IPv6 /64) may have N connections in their handshake at once — with
+--enroll, a client not authorized counts until its connection ends — and
+the next one is closed as it is accepted, logged as "refused" once, then
+counted (a line per 10 seconds). Connections past their handshake never count.
+Behind a TCP load balancer every client comes from its address: raise N.
 
 Live revocation: every open connection's key is decided again when the
 trust files change, when its entry's "expires" passes, and every second in
@@ -175,6 +186,7 @@ Example:
   keytool -H /etc/keytool proxy --listen :8443 --target 127.0.0.1:8080
   keytool proxy --client --listen 127.0.0.1:8080 --target db.example:8443`,
 		flags: func(set *pflag.FlagSet, c *cli) {
+			flags = set
 			c.hostDNS.register(set)
 			c.registerUpdateHostKeys(set)
 			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify peers whose key is not authorized or pinned with the CAs of `PURPOSE` (keytool ca add --purpose); with --client, pins for other purposes do not count")
@@ -184,6 +196,7 @@ Example:
 			set.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
 			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
 			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half, close the connection when nothing moves for `DURATION`")
+			set.IntVar(&o.maxStartups, "max-startups-per-source", proxy.DefaultMaxStartupsPerSource, "server mode: close at once a connection whose source (an IPv4 address, an IPv6 /64) has `N` in their handshake (or enrollment) already")
 			set.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
 			set.BoolVar(&o.keepOpen, "keep-open-on-revoke", false, "do not close open connections whose key stops being admitted")
 			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
@@ -208,6 +221,7 @@ Example:
 			case o.target == "":
 				return usagef("--target ADDR is required: where to connect each connection (host:port)")
 			}
+			o.maxStartupsSet = flags.Changed("max-startups-per-source")
 			if err := checkProxyFlags(c, o); err != nil {
 				return err
 			}
@@ -265,6 +279,19 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 	}
 	if o.idleTimeout <= 0 {
 		return usagef("--idle-timeout must be positive, not %v", o.idleTimeout)
+	}
+	return checkMaxStartups(o)
+}
+
+// checkMaxStartups checks --max-startups-per-source: positive, and given
+// in server mode only (the client proxy's connections come from local
+// programs and make no handshake).
+func checkMaxStartups(o proxyOptions) error {
+	if o.maxStartups <= 0 {
+		return usagef("--max-startups-per-source must be positive, not %d", o.maxStartups)
+	}
+	if o.client && o.maxStartupsSet {
+		return usagef("--max-startups-per-source bounds the handshakes of the clients of a server proxy; it has no use with --client")
 	}
 	return nil
 }
@@ -494,7 +521,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 		ConnLevel: slog.LevelDebug, // --log-level debug shows them
 		TLS:       srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
-		ProxyProtocol: o.proxyProtocol, HTTP: o.http,
+		ProxyProtocol: o.proxyProtocol, HTTP: o.http, MaxStartupsPerSource: o.maxStartups,
 	})
 }
 

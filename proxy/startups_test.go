@@ -1,0 +1,120 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMaxStartupsPerSource: connections from one address that never send
+// a ClientHello hold their startup (for an hour of handshake timeout
+// here), and once MaxStartupsPerSource of them do, the next connection
+// from that address is closed as it is accepted — a raw one as a
+// legitimate client — while connections already admitted, more of them
+// than the limit, neither count nor are touched; each refusal is folded
+// into the failure log, and once the silent ones go away a legitimate
+// client gets in again (found by review: no bound, a goroutine and a
+// descriptor per connection for the handshake timeout).
+func TestMaxStartupsPerSource(t *testing.T) {
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice", alice)
+	const max = 3
+	p, addr, logs, _ := startServer(t, srv, echoTarget(t), ServerOptions{MaxStartupsPerSource: max, HandshakeTimeout: time.Hour})
+	p.l.failures.SetInterval(time.Hour) // counted until flushed
+	alice.pin(t, addr, srv)
+	local := netip.MustParseAddr("127.0.0.1")
+
+	// Admitted connections, more than the limit, held open: an echo
+	// through each says the proxy has decided it.
+	for i := range max + 1 {
+		c := dialTLS(t, alice, addr)
+		if _, err := c.Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("admitted connection %d: %v", i+1, err)
+		}
+	}
+	silent := make([]net.Conn, max)
+	for i := range silent {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent[i] = c
+	}
+	// Accepted after the silent ones (the accept loop takes connections
+	// in turn), and closed at once: its read ends with the proxy's close,
+	// not the 30 s that bound a hang.
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := extra.Read(make([]byte, 1)); isTimeout(err) || n != 0 {
+		t.Fatalf("connection %d in its startup from one address: read %d bytes, %v; want it closed at once", max+1, n, err)
+	}
+	logs.waitFor(t, `msg=refused remote=127\.0\.0\.1:\d+ reason="too many connections from this source still in their handshake \(MaxStartupsPerSource 3\)"\n`)
+	// A legitimate client from the same address is refused as well.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if c, err := alice.tlsClient(t).DialContext(ctx, "tcp", addr); err == nil {
+		c.Close()
+		t.Fatal("a handshake got in past the limit")
+	}
+	if n, open := p.startups.inStartup(local), p.l.open(); n != max || open != 2*max+1 {
+		t.Fatalf("%d connections in their startup, %d open; want %d and %d (the admitted ones not counted, nor closed)", n, open, max, 2*max+1)
+	}
+
+	for _, c := range silent {
+		c.Close()
+	}
+	for deadline := time.Now().Add(30 * time.Second); p.startups.inStartup(local) > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still in their startup after the silent ones closed", p.startups.inStartup(local))
+		}
+	}
+	if got, err := exchange(dialTLS(t, alice, addr), "hello"); err != nil || got != "hello" {
+		t.Fatalf("alice once the silent connections closed: %q, %v", got, err)
+	}
+
+	p.Close()
+	p.l.failures.Flush()
+	s := logs.String()
+	full := strings.Count(s, `reason="too many connections from this source still in their handshake (MaxStartupsPerSource 3)"`+"\n")
+	counted := regexp.MustCompile(`msg=refused remote=127\.0\.0\.1 reason="too many [^"]*" repeated=1 in=\S+\n`).FindAllString(s, -1)
+	if full != 1 || len(counted) != 1 {
+		t.Errorf("2 connections refused by the limit: %d lines in full, %d counts; want 1 and 1:\n%s", full, len(counted), s)
+	}
+}
+
+// TestStartupsPerSource: an IPv6 source is its /64, as for the failure
+// log and enrollment's limits; the end of a startup may be told twice
+// and counts once.
+func TestStartupsPerSource(t *testing.T) {
+	s := newStartups(2)
+	a1, a2 := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2:ffff::9")
+	done1, ok1 := s.start(a1)
+	_, ok2 := s.start(a2)
+	if !ok1 || !ok2 {
+		t.Fatal("two startups of a /64 refused with a limit of 2")
+	}
+	if _, ok := s.start(netip.MustParseAddr("2001:db8:1:2::3")); ok {
+		t.Fatal("a third address of the /64 let in")
+	}
+	if _, ok := s.start(netip.MustParseAddr("2001:db8:1:3::1")); !ok {
+		t.Fatal("another /64 refused")
+	}
+	done1()
+	done1()
+	if n := s.inStartup(a2); n != 1 {
+		t.Fatalf("%d startups after one ended twice, want 1", n)
+	}
+}
