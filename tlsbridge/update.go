@@ -127,11 +127,20 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 	if !ok {
 		return
 	}
+	// A host makes its certificate itself, and may announce other keys
+	// at each connection — or an announcement that does not parse: once
+	// refused, an address is not tried again for rotationRetry, so that a
+	// failure costs one line per wait, not one per connection.
+	addrKey := sha256.Sum256([]byte(addr))
+	if !c.announceFailed.due(addrKey, time.Now()) {
+		return
+	}
 	next, err := announcedKeys(leaf, func(k *jwk.Key) bool {
 		return c.opts.Hosts.Decide(addr, k.SPKIHash()).Verdict != knownhosts.Pinned
 	})
 	if err != nil {
-		c.opts.Logger.Warn("ignoring the next keys a host announces", "addr", addr, "error", err)
+		c.opts.Logger.Warn("ignoring the next keys a host announces", "addr", addr, "error", err, "retry_in", rotationRetry.String())
+		c.announceFailed.failed(addrKey, time.Now())
 		return
 	}
 	if len(next) == 0 {
@@ -141,14 +150,8 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 	if err != nil {
 		return
 	}
-	// A host makes its certificate itself, and may announce other keys
-	// at each connection: an address gets no more pins by announcement
-	// than one certificate needs (its key and MaxAnnounced next ones),
-	// and once refused, is not tried again for rotationRetry.
-	addrKey := sha256.Sum256([]byte(addr))
-	if !c.announceFailed.due(addrKey, time.Now()) {
-		return
-	}
+	// An address gets no more pins by announcement than one certificate
+	// needs (its key and MaxAnnounced next ones).
 	room := len(next)
 	if counter, ok := c.opts.Hosts.(interface{ KeysPinnedAt(addr string) int }); ok {
 		room = min(room, 1+MaxAnnounced-counter.KeysPinnedAt(addr))
@@ -247,11 +250,12 @@ type RotationAcceptor interface {
 // announce (AnnouncedKeys checks the certificate's own signature), and
 // the handshake's outcome does not depend on it.
 //
-// A client whose next key could not be authorized is not tried again
-// for rotationRetry: Peer runs at every request and connection, and an
-// attempt costs the store a rescan of every file and the log a warning
-// — a client announcing a key the store refuses (a name at
-// authkeys.MaxNextKeys, a file it cannot write) would otherwise have
+// A client whose next key could not be authorized, or whose
+// announcement does not parse, is not tried again for rotationRetry:
+// Peer runs at every request and connection, and an attempt costs the
+// store a rescan of every file and the log a warning — a client
+// announcing a key the store refuses (a name at authkeys.MaxNextKeys, a
+// file it cannot write) or a malformed announcement would otherwise have
 // them at each one.
 func (s *Server) acceptRotation(p *Peer, remote netip.Addr) {
 	if p == nil || p.Err != nil || p.Entry == nil || !p.Entry.AcceptRotation {
@@ -270,7 +274,8 @@ func (s *Server) acceptRotation(p *Peer, remote netip.Addr) {
 		return s.opts.Clients.Decide(k.SPKIHash(), remote).Verdict == authkeys.Unknown
 	})
 	if err != nil {
-		log.Warn("ignoring the next keys a client announces", "name", p.Name(), "fingerprint", p.Fingerprint(), "error", err)
+		log.Warn("ignoring the next keys a client announces", "name", p.Name(), "fingerprint", p.Fingerprint(), "error", err, "retry_in", rotationRetry.String())
+		s.rotationFailed.failed(p.SPKIHash, time.Now())
 		return
 	}
 	for _, k := range next {
