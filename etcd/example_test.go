@@ -68,6 +68,7 @@ func Example() {
 		fmt.Fprintf(w, "hello, %s\n", tlsbridge.PeerFromContext(r.Context()).Name())
 	})))
 	ts.TLS = srv.TLSConfig()
+	ts.Config.ConnContext = tlsbridge.ConnContext
 	ts.StartTLS()
 	defer ts.Close()
 

@@ -71,6 +71,7 @@ func TestRevocationReachesTLSBridgeServer(t *testing.T) {
 	live := srv.Live(tlsbridge.LiveOptions{Changes: clients, Logger: slog.New(slog.DiscardHandler)})
 	defer live.Close()
 	ts.Config.ConnState = live.ConnState
+	ts.Config.ConnContext = tlsbridge.ConnContext
 	ts.StartTLS()
 	defer ts.Close()
 	c, err := tlsbridge.NewClient(clientID, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})

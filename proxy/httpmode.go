@@ -137,6 +137,7 @@ func newHTTPMode(target string, log *slog.Logger, failures *faillog.Log, timeout
 		ReadHeaderTimeout: timeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			ctx = tlsbridge.ConnContext(ctx, c) // decide's "from" address
 			h.mu.Lock()
 			hc := h.conns[c]
 			h.mu.Unlock()

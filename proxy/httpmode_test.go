@@ -23,6 +23,7 @@ import (
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/faillog"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -407,6 +408,42 @@ func TestHTTPBodyAfterTheAnswer(t *testing.T) {
 		}
 		if i == 0 {
 			fmt.Fprintf(conn, "hello"+"GET / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		}
+	}
+}
+
+// In HTTP mode, each request's "from" rules are checked against its
+// connection's address, which the proxy's HTTP server records
+// (tlsbridge.ConnContext): a key allowed from 127.0.0.0/8 is admitted
+// request after request. Without the hook, tlsbridge refuses such a key
+// at every request rather than trust r.RemoteAddr.
+func TestHTTPModeFromRules(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello "+r.Header.Get(HeaderName))
+	}))
+	defer target.Close()
+	w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{HTTP: true})
+	bob := newSide(t)
+	k := keydirtest.WithAttrs(bob.id.Key.PublicKey(), jwk.AttrName, "bob", jwk.AttrFrom, "127.0.0.0/8")
+	keydirtest.Put(t, filepath.Join(w.opts.Dirs[0], "bob.json"), keydirtest.JWK(t, k))
+	for deadline := time.Now().Add(30 * time.Second); w.store.Decide(bob.id.Key.SPKIHash(), netip127).Verdict != authkeys.Authorized; time.Sleep(5 * time.Millisecond) { // a bound on a hang
+		if time.Now().After(deadline) {
+			t.Fatal("bob was not authorized")
+		}
+	}
+	bob.pin(t, w.addr, w.srv)
+	tr := bob.tlsClient(t).Transport()
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for i := range 2 { // the second on the kept-alive connection
+		resp, err := client.Get("https://" + w.addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != "hello bob" {
+			t.Errorf("request %d of a key allowed from 127.0.0.0/8: %d %q, want admitted", i+1, resp.StatusCode, body)
 		}
 	}
 }

@@ -15,8 +15,16 @@
 //	id, _ := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{})
 //	keys := authkeys.Open(ctx, authkeys.HomeOptions(home))
 //	srv, _ := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: keys})
-//	httpSrv := &http.Server{Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig()}
+//	httpSrv := &http.Server{Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig(),
+//		ConnContext: tlsbridge.ConnContext}
 //	httpSrv.ListenAndServeTLS("", "")
+//
+// ConnContext gives each request the address of its connection, against
+// which PeerOf checks an entry's "from" networks: r.RemoteAddr is the
+// client's to write behind middleware that sets it from X-Real-IP or
+// X-Forwarded-For. Without it, keys with "from" networks are refused at
+// each request (NoConnContextError); HookConnContext installs it on a
+// server that has a ConnContext of its own.
 //
 // Server.Configure adds the same to an existing *tls.Config, and refuses
 // settings that conflict rather than overwriting them.

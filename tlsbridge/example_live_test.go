@@ -45,6 +45,7 @@ func ExampleServer_Live() {
 	ts := httptest.NewUnstartedServer(srv.RequireAuthenticated(stream))
 	ts.TLS = srv.TLSConfig()
 	ts.Config.ConnState = live.ConnState // HTTP/1.1 and HTTP/2 alike
+	ts.Config.ConnContext = tlsbridge.ConnContext
 	ts.StartTLS()
 	defer ts.Close()
 

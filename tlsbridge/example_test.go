@@ -59,6 +59,7 @@ func Example() {
 	})
 	ts := httptest.NewUnstartedServer(srv.RequireAuthenticated(hello))
 	ts.TLS = srv.TLSConfig()
+	ts.Config.ConnContext = tlsbridge.ConnContext // "from" networks: the connection's address
 	ts.StartTLS()
 	defer ts.Close()
 

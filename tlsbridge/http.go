@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 
@@ -22,15 +24,82 @@ func PeerFromContext(ctx context.Context) *Peer {
 	return p
 }
 
-// PeerOf returns who made an HTTP request: r.TLS's client key, decided
-// against the current trust state, and r.RemoteAddr for "from" rules.
-func (s *Server) PeerOf(r *http.Request) (*Peer, error) {
-	var remote netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		remote = ap.Addr().Unmap()
-	}
-	return s.Peer(r.TLS, remote)
+// connAddrKey holds, in a request's context, the remote address of the
+// connection it came on (ConnContext).
+type connAddrKey struct{}
+
+// ConnContext is the hook for http.Server.ConnContext that PeerOf (and so
+// Middleware, RequireAuthenticated and enrollment's rate limits) needs to
+// check an entry's "from" networks: it records the remote address of each
+// connection — the one its handshake was decided with — in the context of
+// every request on it, HTTP/1.1 and HTTP/2 alike.
+//
+// r.RemoteAddr cannot serve: middleware that an application puts in front
+// of its handlers (chi's middleware.RealIP, gorilla's
+// handlers.ProxyHeaders) sets it from X-Real-IP or X-Forwarded-For, which
+// the client writes, so that a key allowed only from 10.0.0.0/8 would get
+// in from anywhere with "X-Real-IP: 10.0.0.1". Nothing a request carries
+// changes its context's value.
+//
+// A server with a ConnContext of its own uses HookConnContext.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connAddrKey{}, addrOf(c))
 }
+
+// HookConnContext installs ConnContext on hs, which has not started
+// serving. A ConnContext hs already has is kept and runs first: keytool's
+// records the address in the context it returns.
+func HookConnContext(hs *http.Server) {
+	theirs := hs.ConnContext
+	if theirs == nil {
+		hs.ConnContext = ConnContext
+		return
+	}
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return ConnContext(theirs(ctx, c), c)
+	}
+}
+
+// RemoteAddrFromContext returns the remote address of the connection a
+// request came on, as ConnContext recorded it in the request's context,
+// and whether it did. The address is the zero Addr for a connection that
+// is not IP (a Unix socket), as in the handshake.
+func RemoteAddrFromContext(ctx context.Context) (netip.Addr, bool) {
+	a, ok := ctx.Value(connAddrKey{}).(netip.Addr)
+	return a, ok
+}
+
+// PeerOf returns who made an HTTP request: r.TLS's client key, decided
+// against the current trust state, with "from" rules checked against the
+// address of the request's connection that ConnContext recorded — never
+// r.RemoteAddr, which middleware rewrites from the client's headers (see
+// ConnContext). On an http.Server without ConnContext, a key with "from"
+// networks is not authenticated (Peer.Err is a *NoConnContextError, the
+// client told source_not_allowed); other keys are decided as usual.
+func (s *Server) PeerOf(r *http.Request) (*Peer, error) {
+	remote, known := RemoteAddrFromContext(r.Context())
+	p, err := s.Peer(r.TLS, remote)
+	if err == nil && !known && p.Verdict == authkeys.WrongNetwork {
+		p.Err = &NoConnContextError{Err: p.Err}
+	}
+	return p, err
+}
+
+// NoConnContextError means a request's client key may connect only from
+// some networks ("from") and its connection's address is unknown: the
+// http.Server serving it has no ConnContext. r.RemoteAddr is not used in
+// its place (see ConnContext). Err is the store's refusal for an unknown
+// address.
+type NoConnContextError struct {
+	Err error
+}
+
+func (e *NoConnContextError) Error() string {
+	return fmt.Sprintf("tlsbridge: the request's connection address is unknown, as its http.Server has no tlsbridge.ConnContext "+
+		"(set ConnContext: tlsbridge.ConnContext, or call tlsbridge.HookConnContext; r.RemoteAddr is not used, since middleware sets it from the client's headers): %v", e.Err)
+}
+
+func (e *NoConnContextError) Unwrap() error { return e.Err }
 
 // Middleware stores the request's Peer in its context (PeerFromContext),
 // authenticated or not, and calls next. Use it in AllowUnknown mode on

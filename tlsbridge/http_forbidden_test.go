@@ -33,6 +33,7 @@ func TestForbiddenBodyLeaksNothing(t *testing.T) {
 			_, _ = io.WriteString(w, "hello "+PeerFromContext(r.Context()).Name())
 		})))
 		hs.TLS = srv.TLSConfig()
+		hs.Config.ConnContext = ConnContext
 		hs.StartTLS()
 		t.Cleanup(hs.Close)
 		return srv, hs.URL

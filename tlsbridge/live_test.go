@@ -77,7 +77,7 @@ func startLive(t *testing.T) *liveServer {
 			}
 		}
 	})
-	hs := &http.Server{Handler: srv.RequireAuthenticated(handler), TLSConfig: srv.TLSConfig(), ConnState: live.ConnState,
+	hs := &http.Server{Handler: srv.RequireAuthenticated(handler), TLSConfig: srv.TLSConfig(), ConnState: live.ConnState, ConnContext: ConnContext,
 		ErrorLog: log.New(io.Discard, "", 0)} // refused handshakes
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -193,8 +193,11 @@ func policyConflicts(c *tls.Config) []string {
 	return out
 }
 
+// addrOf is c's remote address, the one its "from" rules are decided
+// with, in the handshake and (ConnContext) at each HTTP request; the zero
+// Addr if it is not IP.
 func addrOf(c net.Conn) netip.Addr {
-	if c == nil {
+	if c == nil || c.RemoteAddr() == nil {
 		return netip.Addr{}
 	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {

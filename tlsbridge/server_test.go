@@ -250,6 +250,7 @@ func TestUnknownClientsGet403(t *testing.T) {
 		_, _ = io.WriteString(w, "hello "+p.Name()+" "+p.Fingerprint())
 	})))
 	hs.TLS = srv.TLSConfig()
+	hs.Config.ConnContext = ConnContext
 	hs.StartTLS()
 	defer hs.Close()
 	addr := strings.TrimPrefix(hs.URL, "https://")

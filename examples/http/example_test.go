@@ -310,7 +310,7 @@ func streamingServer(t *testing.T, home string, more <-chan string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{TLSConfig: srv.TLSConfig(), Handler: srv.RequireAuthenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hs := &http.Server{TLSConfig: srv.TLSConfig(), ConnContext: tlsbridge.ConnContext, Handler: srv.RequireAuthenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "streaming\n")
 		for {
 			w.(http.Flusher).Flush()

@@ -41,7 +41,9 @@ func main() {
 	defer live.Close()
 
 	// Changed: Handler was mux, and ListenAndServe took no certificate.
-	s := &http.Server{Addr: *listen, Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig(), ConnState: live.ConnState}
+	// ConnContext: "from" networks are checked against the connection's
+	// address, never r.RemoteAddr (which middleware rewrites from headers).
+	s := &http.Server{Addr: *listen, Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig(), ConnState: live.ConnState, ConnContext: tlsbridge.ConnContext}
 	log.Printf("listening on %s as %s", *listen, id.Key.Fingerprint())
 	log.Fatal(s.ListenAndServeTLS("", ""))
 }
