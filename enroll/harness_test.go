@@ -92,6 +92,8 @@ type serverConfig struct {
 	now      func() time.Time
 	conn     bool // serve raw connections through ServeConn, as keytool proxy does
 	noEnroll bool // AllowUnknown off: the server does not serve enrollment
+	// wrap, if set, is middleware in front of WithEnrollment (HTTP only).
+	wrap func(http.Handler) http.Handler
 }
 
 func startServer(t testing.TB, h *home, cfg serverConfig) *server {
@@ -139,7 +141,11 @@ func startServer(t testing.TB, h *home, cfg serverConfig) *server {
 			}
 		}()
 	} else {
-		hs := &http.Server{Handler: WithEnrollment(srv, handler, app), ErrorLog: nil}
+		routes := WithEnrollment(srv, handler, app)
+		if cfg.wrap != nil {
+			routes = cfg.wrap(routes)
+		}
+		hs := &http.Server{Handler: routes, ConnContext: tlsbridge.ConnContext}
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = hs.Serve(ln) }()
 		t.Cleanup(func() { hs.Close() })

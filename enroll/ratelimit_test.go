@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/netsource"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -79,11 +81,21 @@ func requestBody(t *testing.T, tok Token) string {
 func attemptAs(srv *server, cli *home, remote string, body io.Reader) int {
 	req := httptest.NewRequest(http.MethodPost, Path, body)
 	req.RemoteAddr = remote
+	req = req.WithContext(tlsbridge.ConnContext(req.Context(), remoteConn{addr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(remote))}))
 	req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cli.id.Certificate.Leaf}}
 	rec := httptest.NewRecorder()
 	srv.handler.ServeHTTP(rec, req)
 	return rec.Code
 }
+
+// remoteConn is a connection from addr, for tlsbridge.ConnContext to
+// record in a request made without one.
+type remoteConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c remoteConn) RemoteAddr() net.Addr { return c.addr }
 
 // inProgress starts an attempt with body that stays in progress, let in
 // but not examined yet, until release is closed; its status comes on
@@ -508,5 +520,50 @@ func TestRateLimitedLogFolded(t *testing.T) {
 	full, counted := countRateLimited(srv.log.String())
 	if used != 1 || full != 1 || counted != n-2 {
 		t.Errorf("%d requests rate limited on %d connection(s): %d lines in full, %d counted; want 1 and %d:\n%s", n-1, used, full, counted, n-2, srv.log)
+	}
+}
+
+// TestRateLimitIgnoresForwardedFor: behind middleware that sets
+// r.RemoteAddr from X-Forwarded-For (testnet.RealIP), a client writing
+// a new address there with each attempt is one address to the rate
+// limits all the same — its connection's, which tlsbridge.ConnContext
+// recorded: after the burst of wrong secrets it is rate limited. Before:
+// each attempt counted against the address it claimed, and the client
+// was never limited short of the global limit.
+func TestRateLimitIgnoresForwardedFor(t *testing.T) {
+	srvHome, cli := newHome(t), newHome(t)
+	t0 := time.Now()
+	srv := startServer(t, srvHome, serverConfig{limits: Limits{PerAddressBurst: 3}, now: func() time.Time { return t0 },
+		wrap: func(h http.Handler) http.Handler { return testnet.RealIP("X-Forwarded-For", h) }})
+	tok := srvHome.invite(t, "laptop", srv.addr)
+	tok.Secret[0] ^= 0xff
+	body := requestBody(t, tok)
+	hosts := cli.hosts(t)
+	if _, err := hosts.Add(srv.addr, srvHome.key().PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := tlsbridge.NewClient(cli.id, tlsbridge.ClientOptions{Hosts: hosts, Policy: tlsbridge.Strict})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := c.Transport()
+	defer tr.CloseIdleConnections()
+	var codes []int
+	for i := range 4 {
+		req, err := http.NewRequest(http.MethodPost, "https://"+srv.addr+Path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	if want := []int{403, 403, 403, 429}; fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Errorf("wrong secrets, each claiming another address: %v, want %v (the burst is 3)", codes, want)
 	}
 }

@@ -24,7 +24,16 @@ import (
 //
 //	srv, _ := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: keys, AllowUnknown: true})
 //	h, _ := enroll.NewHandler(enroll.HandlerOptions{Dir: enroll.InvitesDir(home), Clients: keys, ServerKey: id.Key, Logger: log})
-//	httpSrv := &http.Server{Handler: enroll.WithEnrollment(srv, h, app), TLSConfig: srv.TLSConfig()}
+//	httpSrv := &http.Server{Handler: enroll.WithEnrollment(srv, h, app), TLSConfig: srv.TLSConfig(),
+//		ConnContext: tlsbridge.ConnContext}
+//
+// The http.Server needs tlsbridge.ConnContext (or
+// tlsbridge.HookConnContext): the rate limits count failures by the
+// address of each request's connection, as the "from" rules are checked,
+// never by r.RemoteAddr, which middleware may set from X-Forwarded-For —
+// a new value with each attempt would be a new address each time.
+// Without it, every attempt counts against one address, and some
+// clients' failures hold up everyone's enrollment.
 func WithEnrollment(srv *tlsbridge.Server, h http.Handler, app http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(Path, srv.Middleware(enrollGate(h)))
@@ -143,6 +152,7 @@ func serveConn(ctx context.Context, conn net.Conn, h http.Handler, firstByte tim
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          log.New(io.Discard, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       tlsbridge.ConnContext, // the rate limits' address (remoteOf)
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateClosed || s == http.StateHijacked {
 				once.Do(func() { close(done) })

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -186,5 +188,36 @@ func TestServeConnClosesWithoutRequest(t *testing.T) {
 				t.Errorf("the connection is still open after ServeConn returned (%v)", err)
 			}
 		})
+	}
+}
+
+// ServeConn's requests carry the address of their connection
+// (tlsbridge.ConnContext), which the rate limits count them against
+// (remoteOf): without it, every client of keytool proxy --enroll would
+// count against one address, the zero Addr.
+func TestServeConnRecordsTheConnectionAddress(t *testing.T) {
+	srvHome, cli := newHome(t), newHome(t)
+	srv, err := tlsbridge.NewServer(srvHome.id, tlsbridge.ServerOptions{Clients: srvHome.clients(t), AllowUnknown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	testnet.ServeEach(t, ln, func(c net.Conn) {
+		_ = ServeConn(context.Background(), c, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			a, ok := tlsbridge.RemoteAddrFromContext(r.Context())
+			got <- fmt.Sprint(a, ok)
+		}))
+	})
+	conn := cli.dialRaw(t, ln.Addr().String(), srvHome)
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(conn)
+	if g, want := <-got, fmt.Sprint(netipOf(conn.LocalAddr()), true); g != want {
+		t.Errorf("the request's connection address: %s, want %s", g, want)
 	}
 }

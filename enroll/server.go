@@ -502,9 +502,13 @@ func clientSPKIHash(state *tls.ConnectionState) *[32]byte {
 	return &sum
 }
 
+// remoteOf is the address the rate limits count r's attempt against:
+// that of its connection, which tlsbridge.ConnContext recorded — never
+// r.RemoteAddr, which middleware may set from X-Forwarded-For, so that
+// a client writing a new one with each attempt would have a fresh
+// address each time. Without the hook it is the zero Addr for every
+// request: all of them count against one address (fail closed).
 func remoteOf(r *http.Request) netip.Addr {
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
+	a, _ := tlsbridge.RemoteAddrFromContext(r.Context())
+	return a
 }

@@ -47,7 +47,7 @@ func enrollServer(t *testing.T, home string) (string, *pxBuf) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: enroll.WithEnrollment(srv, h, http.NotFoundHandler())}
+	hs := &http.Server{Handler: enroll.WithEnrollment(srv, h, http.NotFoundHandler()), ConnContext: tlsbridge.ConnContext}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.Serve(ln) }()
 	t.Cleanup(func() { hs.Close(); <-done })
