@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/jwk"
@@ -369,7 +368,7 @@ func (c *Client) verify(ctx context.Context, cs tls.ConnectionState, addr string
 			if err != nil {
 				return fmt.Errorf("tlsbridge: host %s presented a key that cannot be used: %w", addr, err)
 			}
-			return c.ask(addr, key, cs.PeerCertificates, v, nil)
+			return pausingDial(ctx, func() error { return c.ask(addr, key, cs.PeerCertificates, v, nil) })
 		}
 	}
 	key, kerr := jwk.NewPublicKey(leaf.PublicKey)
@@ -395,7 +394,7 @@ func (c *Client) verify(ctx context.Context, cs tls.ConnectionState, addr string
 		}
 		return c.pin(addr, key, "accept-new")
 	case Ask:
-		return c.ask(addr, key, cs.PeerCertificates, nil, dns)
+		return pausingDial(ctx, func() error { return c.ask(addr, key, cs.PeerCertificates, nil, dns) })
 	}
 	return err
 }
@@ -500,15 +499,24 @@ func (e *RefusedHostError) Error() string {
 
 // DialContext connects to addr ("host:port") over TCP and completes a
 // handshake under the client's policy. An address that is not host:port
-// is an *AddressError, and nothing is dialled.
+// is an *AddressError, and nothing is dialled. Both steps together have
+// 30 seconds, or what ctx leaves if it ends sooner; the time the Prompt
+// spends asking a person (and waiting for another connection's question)
+// is not counted. Past them the error is a *HandshakeTimeoutError.
 func (c *Client) DialContext(ctx context.Context, network, addr string) (*tls.Conn, error) {
-	cfg, err := c.tlsConfig(ctx, addr)
+	bctx, stop := withDialBudget(ctx, addr)
+	defer stop()
+	cfg, err := c.tlsConfig(bctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	d := &tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 30 * time.Second}}
-	conn, err := d.DialContext(ctx, network, addr)
+	d := &tls.Dialer{Config: cfg}
+	conn, err := d.DialContext(bctx, network, addr)
 	if err != nil {
+		var te *HandshakeTimeoutError
+		if errors.As(context.Cause(bctx), &te) && ctx.Err() == nil {
+			return nil, te
+		}
 		return nil, err
 	}
 	tc := conn.(*tls.Conn)

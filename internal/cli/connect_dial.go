@@ -134,7 +134,10 @@ func (h *handshakeTimer) dial(client *tlsbridge.Client, addr string) (*tls.Conn,
 func handshakeFailure(err error, addr string, timeout time.Duration) error {
 	var ne net.Error
 	var rh tls.RecordHeaderError
+	var budget *tlsbridge.HandshakeTimeoutError
 	switch {
+	case errors.As(err, &budget): // tlsbridge's own bound, shorter than timeout
+		return &noHandshakeError{addr: addr, timeout: budget.Within}
 	case errors.As(err, &ne) && ne.Timeout():
 		return &noHandshakeError{addr: addr, timeout: timeout}
 	case errors.As(err, &rh):

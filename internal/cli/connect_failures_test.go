@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/freeport"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // TestConnectSilentPort: a port that accepts and never speaks TLS makes
@@ -223,5 +224,15 @@ func TestConnectSinkAfterInput(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("the sink got nothing")
+	}
+}
+
+// TestHandshakeFailureNamesTheBudget: a dial tlsbridge gave up names the
+// time it had (its own 30 s), not the caller's longer bound — trust-host
+// said "within 2m0s" of a port it had given up on after 30 seconds.
+func TestHandshakeFailureNamesTheBudget(t *testing.T) {
+	err := handshakeFailure(&tlsbridge.HandshakeTimeoutError{Addr: "db:443", Within: 30 * time.Second}, "db:443", 2*time.Minute)
+	if want := "no TLS handshake from db:443 within 30s: is it a TLS server?"; err == nil || err.Error() != want {
+		t.Fatalf("handshakeFailure = %v, want %q", err, want)
 	}
 }

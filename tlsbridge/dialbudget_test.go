@@ -1,0 +1,70 @@
+package tlsbridge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/testnet"
+	"github.com/keytool/keytool/jwk"
+)
+
+// setDialBudget sets DialContext's budget for the test.
+func setDialBudget(t *testing.T, d time.Duration) {
+	old := dialBudget
+	dialBudget = d
+	t.Cleanup(func() { dialBudget = old })
+}
+
+// TestDialBudgetStopsWhileAsking: the time a person spends on the
+// first-use question is not DialContext's to count. Its bound was a
+// net.Dialer's Timeout, which crypto/tls applies to the whole handshake,
+// the question (asked from VerifyConnection) included: an answer given
+// after it had run came too late, the handshake already given up — in
+// trust-host, which gives a person two minutes, after 30 seconds. Here
+// the person takes three budgets to answer, and the connection is made.
+func TestDialBudgetStopsWhileAsking(t *testing.T) {
+	setDialBudget(t, time.Second)
+	cli := newHome(t, jwk.EC256)
+	_, ts := serverFor(t, cli)
+	asked := false
+	c := cli.client(t, ClientOptions{Policy: Ask, Prompt: PromptFunc(func(UnknownHost) (Answer, error) {
+		asked = true
+		time.Sleep(3 * time.Second) // a person comparing the fingerprint
+		return Once, nil
+	})})
+	conn, err := c.DialContext(context.Background(), "tcp", ts.addr())
+	if err != nil {
+		t.Fatalf("DialContext, answered after three times its budget: %v", err)
+	}
+	conn.Close()
+	if !asked {
+		t.Fatal("the prompt was not asked")
+	}
+}
+
+// TestDialBudgetSilentServer: a port that accepts and never answers ends
+// the dial once the budget has run, with a *HandshakeTimeoutError that
+// says so — the budget it had, not the caller's longer context's.
+func TestDialBudgetSilentServer(t *testing.T) {
+	setDialBudget(t, 200*time.Millisecond)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.ServeEach(t, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	cli := newHome(t, jwk.EC256)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err = cli.client(t, ClientOptions{Policy: Strict}).DialContext(ctx, "tcp", ln.Addr().String())
+	var te *HandshakeTimeoutError
+	if !errors.As(err, &te) || te.Addr != ln.Addr().String() || te.Within != 200*time.Millisecond {
+		t.Fatalf("DialContext to a silent port: %v, want a *HandshakeTimeoutError for %s within 200ms", err, ln.Addr())
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the caller's context ended first")
+	}
+}
