@@ -4,11 +4,15 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // TestMaxStartupsPerSource: connections from one address that never send
@@ -92,6 +96,55 @@ func TestMaxStartupsPerSource(t *testing.T) {
 	counted := regexp.MustCompile(`msg=refused remote=127\.0\.0\.1 reason="too many [^"]*" repeated=1 in=\S+\n`).FindAllString(s, -1)
 	if full != 1 || len(counted) != 1 {
 		t.Errorf("2 connections refused by the limit: %d lines in full, %d counts; want 1 and 1:\n%s", full, len(counted), s)
+	}
+}
+
+// TestMaxStartupsCountsEnrollmentGate: with Enroll, an unknown client
+// stays in its startup while the gate serves it (up to 3+15+15 s), and
+// counts against MaxStartupsPerSource until its connection ends: with a
+// bound of 1 and a newcomer inside the enrollment handler, the next
+// connection from its address is closed at once; once the newcomer is
+// answered, its slot is free.
+func TestMaxStartupsCountsEnrollmentGate(t *testing.T) {
+	srv, newcomer := newSide(t), newSide(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	enroll := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		_, _ = io.WriteString(w, "enrollment only\n")
+	})
+	p, addr, _, _ := startServer(t, srv, echoTarget(t), ServerOptions{
+		TLS: srv.tlsServer(t, tlsbridge.ServerOptions{AllowUnknown: true}), Enroll: enroll, MaxStartupsPerSource: 1, HandshakeTimeout: time.Hour,
+	})
+	t.Cleanup(free) // run before the proxy's own cleanup (registered earlier), which waits for the handler
+	newcomer.pin(t, addr, srv)
+	answered := make(chan string, 1)
+	conn := dialTLS(t, newcomer, addr)
+	go func() {
+		got, _ := exchange(conn, "GET /anything HTTP/1.0\r\n\r\n")
+		answered <- got
+	}()
+	<-entered
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := extra.Read(make([]byte, 1)); isTimeout(err) || n != 0 {
+		t.Fatalf("a connection while a newcomer is in the enrollment gate, bound 1: read %d bytes, %v; want it closed at once", n, err)
+	}
+	free()
+	if got := <-answered; !strings.HasSuffix(got, "enrollment only\n") {
+		t.Fatalf("the newcomer got %q", got)
+	}
+	local := netip.MustParseAddr("127.0.0.1")
+	for deadline := time.Now().Add(30 * time.Second); p.startups.inStartup(local) > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the newcomer's slot still held after its connection ended")
+		}
 	}
 }
 
