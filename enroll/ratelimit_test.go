@@ -566,4 +566,10 @@ func TestRateLimitIgnoresForwardedFor(t *testing.T) {
 	if want := []int{403, 403, 403, 429}; fmt.Sprint(codes) != fmt.Sprint(want) {
 		t.Errorf("wrong secrets, each claiming another address: %v, want %v (the burst is 3)", codes, want)
 	}
+	// The log names the connection's address as the one that tried, and
+	// what the header claimed only beside it.
+	logs := srv.log.String()
+	if !strings.Contains(logs, "remote=127.0.0.1 remote_claimed=198.51.100.1") || strings.Contains(logs, "remote=198.51.100.") {
+		t.Errorf("the log names the claimed address as the remote one:\n%s", logs)
+	}
 }

@@ -171,7 +171,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.now()
 	remote := remoteOf(r)
-	attrs := []any{"remote", r.RemoteAddr}
+	attrs := remoteAttrs(r, remote)
 	var clientKey *jwk.Key
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		if k, err := jwk.NewPublicKey(r.TLS.PeerCertificates[0].PublicKey); err == nil {
@@ -511,4 +511,20 @@ func clientSPKIHash(state *tls.ConnectionState) *[32]byte {
 func remoteOf(r *http.Request) netip.Addr {
 	a, _ := tlsbridge.RemoteAddrFromContext(r.Context())
 	return a
+}
+
+// remoteAttrs is the log's "remote" for r, whose connection's address is
+// remote (remoteOf): r.RemoteAddr, port and all, when it is that address;
+// otherwise the connection's, and what r.RemoteAddr claims beside it
+// ("remote_claimed") — middleware sets it from the client's headers, and
+// the log must not name a host of the client's choosing as the one that
+// tried.
+func remoteAttrs(r *http.Request, remote netip.Addr) []any {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && ap.Addr().Unmap() == remote {
+		return []any{"remote", r.RemoteAddr}
+	}
+	if !remote.IsValid() { // no tlsbridge.ConnContext: nothing better to say
+		return []any{"remote", r.RemoteAddr}
+	}
+	return []any{"remote", remote.String(), "remote_claimed", r.RemoteAddr}
 }
