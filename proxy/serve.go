@@ -135,14 +135,6 @@ func (l *listener) acceptLoop(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		started := func() {}
-		if l.admit != nil {
-			var ok bool
-			if started, ok = l.admit(conn); !ok {
-				conn.Close()
-				continue
-			}
-		}
 		l.mu.Lock()
 		l.active[conn] = struct{}{}
 		l.mu.Unlock()
@@ -154,6 +146,19 @@ func (l *listener) acceptLoop(ctx context.Context, ln net.Listener) error {
 				delete(l.active, conn)
 				l.mu.Unlock()
 			}()
+			// The source is asked for here, not in the accept loop: a
+			// listener that reads a PROXY protocol header (a caller's
+			// net.Listener) answers RemoteAddr once the header has come,
+			// so a client that sends nothing would hold the loop, and
+			// every connection behind it, for the header's timeout.
+			started := func() {}
+			if l.admit != nil {
+				var ok bool
+				if started, ok = l.admit(conn); !ok {
+					conn.Close()
+					return
+				}
+			}
 			defer started()
 			l.handle(ctx, conn, started)
 		}()

@@ -53,9 +53,14 @@ func TestMaxStartupsPerSource(t *testing.T) {
 		defer c.Close()
 		silent[i] = c
 	}
-	// Accepted after the silent ones (the accept loop takes connections
-	// in turn), and closed at once: its read ends with the proxy's close,
-	// not the 30 s that bound a hang.
+	// Once the silent ones are counted (each connection is counted in
+	// its own goroutine), the next is closed at once: its read ends with
+	// the proxy's close, not the 30 s that bound a hang.
+	for deadline := time.Now().Add(30 * time.Second); p.startups.inStartup(local) < max; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d silent connections counted in their startup, want %d", p.startups.inStartup(local), max)
+		}
+	}
 	extra, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -169,5 +174,72 @@ func TestStartupsPerSource(t *testing.T) {
 	done1()
 	if n := s.inStartup(a2); n != 1 {
 		t.Fatalf("%d startups after one ended twice, want 1", n)
+	}
+}
+
+// blockingAddrListener is a net.Listener whose first connection's
+// RemoteAddr blocks until release is closed: a listener that reads a
+// PROXY protocol header answers RemoteAddr once the header has come.
+type blockingAddrListener struct {
+	net.Listener
+	release chan struct{}
+	first   sync.Once
+}
+
+type blockingAddrConn struct {
+	net.Conn
+	release chan struct{}
+}
+
+func (c blockingAddrConn) RemoteAddr() net.Addr {
+	<-c.release
+	return c.Conn.RemoteAddr()
+}
+
+func (l *blockingAddrListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	blocked := false
+	l.first.Do(func() { blocked = true })
+	if blocked {
+		return blockingAddrConn{Conn: c, release: l.release}, nil
+	}
+	return c, nil
+}
+
+// TestMaxStartupsDoNotHoldTheAcceptLoop: the per-source count asks a
+// connection for its address in the connection's own goroutine — it did
+// in the accept loop, where a listener that reads a PROXY header before
+// it answers RemoteAddr made a client that sent nothing hold every
+// connection behind it (found by review). Here the first connection's
+// address never comes until the end, and a client behind it is served.
+func TestMaxStartupsDoNotHoldTheAcceptLoop(t *testing.T) {
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice", alice)
+	logs := &logBuffer{}
+	p, err := NewServer(ServerOptions{Target: echoTarget(t), Logger: logs.logger(), TLS: srv.tlsServer(t, tlsbridge.ServerOptions{}), MaxStartupsPerSource: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &blockingAddrListener{Listener: listen(t), release: make(chan struct{})}
+	defer close(ln.release)
+	done := make(chan struct{})
+	go func() { _ = p.Serve(context.Background(), ln); close(done) }()
+	t.Cleanup(func() { p.Close(); <-done })
+	addr := ln.Addr().String()
+	alice.pin(t, addr, srv)
+	stuck, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	c := dialTLS(t, alice, addr)
+	if _, err := c.Write([]byte{'x'}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatalf("a client accepted after one whose address has not come: %v", err)
 	}
 }
