@@ -67,13 +67,17 @@ func pausingDial(ctx context.Context, ask func() error) error {
 	clk.mu.Lock()
 	left, running := time.Until(clk.due), clk.timer.Stop()
 	clk.mu.Unlock()
-	err := ask()
-	if running { // not already ended: then the dial has failed
-		clk.mu.Lock()
-		d := max(left, time.Second)
-		clk.due = time.Now().Add(d)
-		clk.timer.Reset(d)
-		clk.mu.Unlock()
+	if !running {
+		// The budget ran out as the question came: the connection is
+		// being closed, and an answer would pin a key for a dial that
+		// fails.
+		return context.Cause(ctx)
 	}
+	err := ask()
+	clk.mu.Lock()
+	defer clk.mu.Unlock()
+	d := max(left, time.Second)
+	clk.due = time.Now().Add(d)
+	clk.timer.Reset(d)
 	return err
 }

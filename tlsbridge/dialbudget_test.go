@@ -68,3 +68,21 @@ func TestDialBudgetSilentServer(t *testing.T) {
 		t.Fatal("the caller's context ended first")
 	}
 }
+
+// TestDialBudgetSpentAsksNobody: a question that comes once the budget
+// has run is not put: the connection is being closed, and a yes would
+// pin a key for a dial that fails (found by review).
+func TestDialBudgetSpentAsksNobody(t *testing.T) {
+	setDialBudget(t, time.Nanosecond)
+	ctx, stop := withDialBudget(context.Background(), "db:443")
+	defer stop()
+	<-ctx.Done()
+	err := pausingDial(ctx, func() error {
+		t.Error("asked after the budget ran out")
+		return nil
+	})
+	var te *HandshakeTimeoutError
+	if !errors.As(err, &te) || te.Addr != "db:443" {
+		t.Fatalf("pausingDial once the budget ran out: %v, want a *HandshakeTimeoutError", err)
+	}
+}
