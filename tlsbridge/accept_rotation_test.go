@@ -82,14 +82,7 @@ func TestAcceptRotation(t *testing.T) {
 // only once the handshake is complete, when possession was proven.
 func TestAcceptRotationNeedsTheKey(t *testing.T) {
 	for _, tlsVersion := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		srv := newHome(t, jwk.EC256)
-		var log testlog.Buffer
-		ts := startServer(t, srv, ServerOptions{Logger: log.Logger()})
-		cl := newHome(t, jwk.EC256)
-		srv.authorize(t, "alice", cl.id.Key)
-		if _, err := srv.auth.SetAcceptRotation("alice", true); err != nil {
-			t.Fatal(err)
-		}
+		srv, cl, ts, _ := acceptingRotation(t)
 		next := mustGenerate(t, jwk.EC256)
 		id, err := NewIdentity(cl.id.Key, CertOptions{Next: []*jwk.Key{next}})
 		if err != nil {
@@ -167,14 +160,7 @@ func TestAcceptRotationOnlyWhenAdmitted(t *testing.T) {
 // logs a warning, which every connection and request would otherwise
 // cost (the authkeys test shows a removal making room again).
 func TestAcceptRotationBounded(t *testing.T) {
-	srv := newHome(t, jwk.EC256)
-	var log testlog.Buffer
-	ts := startServer(t, srv, ServerOptions{Logger: log.Logger()})
-	cl := newHome(t, jwk.EC256)
-	srv.authorize(t, "alice", cl.id.Key)
-	if _, err := srv.auth.SetAcceptRotation("alice", true); err != nil {
-		t.Fatal(err)
-	}
+	srv, cl, ts, log := acceptingRotation(t)
 	cl.pin(t, ts.addr(), srv.id.Key)
 	current := cl.id.Key
 	var announced []*jwk.Key
@@ -206,4 +192,18 @@ func TestAcceptRotationBounded(t *testing.T) {
 	if n := strings.Count(log.String(), "could not authorize the next key"); n != 1 || !strings.Contains(log.String(), "already holds 4 keys added by rotation") {
 		t.Errorf("%d refusals logged, want 1 (the client is not tried again for %v), saying why:\n%s", n, rotationRetry, log.String())
 	}
+}
+
+// acceptingRotation starts a server logging to log, and authorizes the
+// key of a new client, cl, as "alice", accepting rotation.
+func acceptingRotation(t *testing.T) (srv, cl *home, ts *testServer, log *testlog.Buffer) {
+	t.Helper()
+	srv, log = newHome(t, jwk.EC256), &testlog.Buffer{}
+	ts = startServer(t, srv, ServerOptions{Logger: log.Logger()})
+	cl = newHome(t, jwk.EC256)
+	srv.authorize(t, "alice", cl.id.Key)
+	if _, err := srv.auth.SetAcceptRotation("alice", true); err != nil {
+		t.Fatal(err)
+	}
+	return srv, cl, ts, log
 }

@@ -47,14 +47,7 @@ func malformedAnnouncer(t testing.TB, k *jwk.Key) *Identity {
 // when it is tried again (found by review: a warning per connection and
 // per request).
 func TestAcceptRotationMalformedAnnouncementWaits(t *testing.T) {
-	srv := newHome(t, jwk.EC256)
-	var log testlog.Buffer
-	ts := startServer(t, srv, ServerOptions{Logger: log.Logger()})
-	cl := newHome(t, jwk.EC256)
-	srv.authorize(t, "alice", cl.id.Key)
-	if _, err := srv.auth.SetAcceptRotation("alice", true); err != nil {
-		t.Fatal(err)
-	}
+	srv, cl, ts, log := acceptingRotation(t)
 	cl.pin(t, ts.addr(), srv.id.Key)
 	cl.id = malformedAnnouncer(t, cl.id.Key)
 	for i := range 3 {
