@@ -84,7 +84,8 @@
 //
 // Mount it with WithEnrollment on an HTTP server, or, in a server that is
 // not an HTTP server (keytool proxy), hand each unauthenticated connection
-// to ServeConn.
+// to ServeConn. Close it once the server has stopped: the refusals by the
+// limits are logged folded, and Close logs the counts still pending.
 //
 // # Joining
 //

@@ -573,3 +573,32 @@ func TestRateLimitIgnoresForwardedFor(t *testing.T) {
 		t.Errorf("the log names the claimed address as the remote one:\n%s", logs)
 	}
 }
+
+// TestCloseLogsPendingCounts: refusals by the limits counted and not
+// logged yet when the server stops are logged by Close — the count line
+// came only at the end of its interval (10 s), a timer that dies with the
+// process, so a server stopped within it lost them.
+func TestCloseLogsPendingCounts(t *testing.T) {
+	srvHome, cli := newHome(t), newHome(t)
+	t0 := time.Now()
+	srv := startServer(t, srvHome, serverConfig{limits: Limits{PerAddressBurst: 1}, now: func() time.Time { return t0 }})
+	srv.handler.limited.SetInterval(time.Hour) // nothing is logged by the interval's end
+	tok := srvHome.invite(t, "laptop", srv.addr)
+	tok.Secret[0] ^= 0xff
+	body := requestBody(t, tok)
+	if got := failUntilLimited(t, srv, cli, func(int) string { return "192.0.2.1:40000" }, body); got != 1 {
+		t.Fatalf("%d failures before the limit of 1", got)
+	}
+	for range 3 {
+		if code := attemptAs(srv, cli, "192.0.2.1:40000", strings.NewReader(body)); code != http.StatusTooManyRequests {
+			t.Fatalf("answered %d, want 429", code)
+		}
+	}
+	if full, counted := countRateLimited(srv.log.String()); full != 1 || counted != 0 {
+		t.Fatalf("before Close: %d lines in full, %d counted; want 1 and 0:\n%s", full, counted, srv.log)
+	}
+	srv.handler.Close()
+	if full, counted := countRateLimited(srv.log.String()); full != 1 || counted != 3 {
+		t.Errorf("after Close: %d lines in full, %d counted; want 1 and 3:\n%s", full, counted, srv.log)
+	}
+}

@@ -100,7 +100,8 @@ type HandlerOptions struct {
 	ServerKey *jwk.Key
 	// Logger receives one record per attempt, except the attempts the
 	// limits refuse: the first of a source is logged in full, the next
-	// ones counted, a line per 10 s (repeated=N). Nil discards them.
+	// ones counted, a line per 10 s (repeated=N), and the counts still
+	// pending by Handler.Close. Nil discards them.
 	Logger *slog.Logger
 	// Limits bound failed attempts; zero fields take the defaults.
 	Limits Limits
@@ -144,6 +145,19 @@ func NewHandler(opts HandlerOptions) (*Handler, error) {
 	}
 	h.limited = faillog.New(h.log)
 	return h, nil
+}
+
+// Close logs the refusals by the limits that are counted and not logged
+// yet, which would otherwise be logged when their interval ends (10 s
+// after the last line of their source): a timer, lost if the process
+// exits first. Call it once the server has stopped serving — keytool
+// proxy does after its drain. The handler still works after it: later
+// refusals are logged and counted as before, the first of a source in
+// full again. It returns nil; it is an io.Closer so that a server
+// holding the handler as an http.Handler can find it.
+func (h *Handler) Close() error {
+	h.limited.Flush()
+	return nil
 }
 
 // refusal is a failed attempt: the reason, the message for the client,

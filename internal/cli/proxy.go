@@ -504,6 +504,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 			return nil, err
 		}
 		enrollHandler = h
+		ops.closers = append(ops.closers, h)
 		log.Info("serving enrollment", "path", enroll.Path, "invitations", enroll.InvitesDir(c.home))
 	}
 	n := len(store.Entries())

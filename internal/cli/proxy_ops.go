@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,6 +29,7 @@ type proxyOps struct {
 	srv     *http.Server
 	stopDog chan struct{}
 	drain   atomic.Bool // the drain has begun
+	closers []io.Closer // closed by stop: the enrollment handler, whose pending counts of refusals are logged then
 }
 
 func newProxyOps(addr string, log *slog.Logger) *proxyOps {
@@ -132,8 +134,11 @@ func (o *proxyOps) draining() {
 	o.notify(sdnotify.Stopping, "STATUS=draining")
 }
 
-// stop ends the operators' endpoints and the watchdog.
+// stop closes the closers, and ends the operators' endpoints and the watchdog.
 func (o *proxyOps) stop() {
+	for _, c := range o.closers {
+		_ = c.Close()
+	}
 	if o.stopDog != nil {
 		close(o.stopDog)
 	}
