@@ -109,21 +109,24 @@ type attempt struct {
 // admit lets an attempt from remote start if both its address and
 // everyone have a failure left beyond the attempts in progress (see
 // Limits), and counts it in progress on both until end. If the attempt
-// may not start, admit returns nil and how long until it may.
-func (l *limiter) admit(remote netip.Addr, now time.Time) (*attempt, time.Duration) {
+// may not start, admit returns nil, how long until it may, and whether
+// only everyone's limit refused it (its address had a failure left):
+// such refusals are no source's doing, and are logged as all sources'.
+func (l *limiter) admit(remote netip.Addr, now time.Time) (a *attempt, wait time.Duration, global bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.global.refill(now, l.l.GlobalBurst, l.l.GlobalEvery)
 	ok, wait := l.global.room(l.l.GlobalEvery)
+	global = !ok
 	k := netsource.Of(remote)
 	b := l.addrs[k]
 	if b != nil {
 		b.refill(now, l.l.PerAddressBurst, l.l.PerAddressEvery)
 		bok, bwait := b.room(l.l.PerAddressEvery)
-		ok, wait = ok && bok, max(wait, bwait)
+		ok, wait, global = ok && bok, max(wait, bwait), global && bok
 	}
 	if !ok {
-		return nil, wait
+		return nil, wait, global
 	}
 	if b == nil {
 		if len(l.addrs) >= maxTracked {
@@ -135,7 +138,7 @@ func (l *limiter) admit(remote netip.Addr, now time.Time) (*attempt, time.Durati
 	}
 	l.global.inFlight++
 	b.inFlight++
-	return &attempt{key: k, b: b}, 0
+	return &attempt{key: k, b: b}, 0, false
 }
 
 // end ends an attempt admit let in, at now: one that failed is charged

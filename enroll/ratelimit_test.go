@@ -135,21 +135,22 @@ func failUntilLimited(t *testing.T, srv *server, cli *home, remote func(i int) s
 // once, from one address or from many, are let in no more than the
 // limit allows — as many as if they were made one after the other —
 // and the others are answered 429 without being examined, and logged
-// folded: one line in full per source, the rest counted. Every attempt
+// folded: one line in full per source refused by its own limit, one in
+// all for those refused by everyone's, the rest counted. Every attempt
 // let in is held inside the handler until all have been let in or
 // refused, so no failure is counted before the last one passes the
 // limits, whatever the scheduling.
 func TestRateLimitAttemptsAtOnce(t *testing.T) {
 	const attempts = 40
 	for _, tc := range []struct {
-		name    string
-		limits  Limits
-		remote  func(i int) string
-		want    int
-		sources int // of the attempts rate limited
+		name   string
+		limits Limits
+		remote func(i int) string
+		want   int
+		lines  int // in full, of the attempts rate limited
 	}{
 		{"one address", Limits{PerAddressBurst: 5}, func(int) string { return "192.0.2.1:40000" }, 5, 1},
-		{"everyone", Limits{GlobalBurst: 10}, func(i int) string { return fmt.Sprintf("192.0.2.%d:40000", i+1) }, 10, attempts - 10},
+		{"everyone", Limits{GlobalBurst: 10}, func(i int) string { return fmt.Sprintf("192.0.2.%d:40000", i+1) }, 10, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srvHome, cli := newHome(t), newHome(t)
@@ -199,9 +200,9 @@ func TestRateLimitAttemptsAtOnce(t *testing.T) {
 			}
 			srv.handler.limited.Flush()
 			full, counted := countRateLimited(srv.log.String())
-			if full != tc.sources || full+counted != attempts-tc.want {
-				t.Errorf("%d attempts rate limited from %d sources: %d lines in full, %d more counted; want one line in full per source, every refusal accounted for:\n%s",
-					attempts-tc.want, tc.sources, full, counted, srv.log)
+			if full != tc.lines || full+counted != attempts-tc.want {
+				t.Errorf("%d attempts rate limited: %d lines in full, %d more counted; want %d in full, every refusal accounted for:\n%s",
+					attempts-tc.want, full, counted, tc.lines, srv.log)
 			}
 		})
 	}
@@ -408,16 +409,18 @@ func TestLimiter(t *testing.T) {
 	a, b, c, d := mustAddr("192.0.2.1"), mustAddr("192.0.2.2"), mustAddr("2001:db8::1"), mustAddr("192.0.2.4")
 	admit := func(addr netip.Addr, at time.Time) *attempt {
 		t.Helper()
-		att, wait := l.admit(addr, at)
+		att, wait, _ := l.admit(addr, at)
 		if att == nil {
 			t.Fatalf("%v refused at %v (wait %v)", addr, at.Sub(t0), wait)
 		}
 		return att
 	}
-	refused := func(addr netip.Addr, at time.Time, want time.Duration) {
+	// refused checks that addr is refused at at, told to wait want, by
+	// everyone's limit alone (global) or by its own.
+	refused := func(addr netip.Addr, at time.Time, want time.Duration, global bool) {
 		t.Helper()
-		if att, wait := l.admit(addr, at); att != nil || wait != want {
-			t.Fatalf("%v at %v: let in %v, wait %v; want refused, wait %v", addr, at.Sub(t0), att != nil, wait, want)
+		if att, wait, g := l.admit(addr, at); att != nil || wait != want || g != global {
+			t.Fatalf("%v at %v: let in %v, wait %v, by everyone's limit alone %v; want refused, wait %v, %v", addr, at.Sub(t0), att != nil, wait, g, want, global)
 		}
 	}
 	// An attempt that does not fail leaves nothing behind: no charge,
@@ -428,12 +431,12 @@ func TestLimiter(t *testing.T) {
 	}
 	// Two in progress from a use up its two failures until one ends.
 	a1, a2 := admit(a, t0), admit(a, t0)
-	refused(a, t0, 10*time.Second)
+	refused(a, t0, 10*time.Second, false)
 	l.end(a2, t0, false)
 	a2 = admit(a, t0)
 	// Three in progress in total use up everyone's.
 	b1 := admit(b, t0)
-	refused(c, t0, time.Second)
+	refused(c, t0, time.Second, true)
 	l.end(b1, t0, false)
 	c1 := admit(c, t0)
 	// Failures are charged when they end, at the time they end; the
@@ -446,16 +449,16 @@ func TestLimiter(t *testing.T) {
 	if l.global.tokens != 0 || l.global.inFlight != 0 {
 		t.Fatalf("%v failures left in total, %d in progress; want none", l.global.tokens, l.global.inFlight)
 	}
-	refused(a, t0.Add(time.Second), 10*time.Second)
-	refused(b, t0.Add(time.Second), time.Second)
+	refused(a, t0.Add(time.Second), 10*time.Second, false) // its own, and everyone's
+	refused(b, t0.Add(time.Second), time.Second, true)
 	l.end(admit(b, t0.Add(2*time.Second)), t0.Add(2*time.Second), true)
-	refused(b, t0.Add(2*time.Second), time.Second)
+	refused(b, t0.Add(2*time.Second), time.Second, true)
 	l.end(admit(a, t0.Add(11*time.Second)), t0.Add(11*time.Second), false) // one failure refilled since t0+1s
 	// IPv6 addresses count per /64 (c failed once at t0+1s, refilled by
 	// t0+20s, as everyone's).
 	l.end(admit(mustAddr("2001:db8::2"), t0.Add(20*time.Second)), t0.Add(20*time.Second), true)
 	l.end(admit(mustAddr("2001:db8::3"), t0.Add(20*time.Second)), t0.Add(20*time.Second), true)
-	if att, _ := l.admit(c, t0.Add(20*time.Second)); att != nil {
+	if att, _, _ := l.admit(c, t0.Add(20*time.Second)); att != nil {
 		t.Fatal("IPv6 not limited per /64")
 	}
 }
@@ -600,5 +603,59 @@ func TestCloseLogsPendingCounts(t *testing.T) {
 	srv.handler.Close()
 	if full, counted := countRateLimited(srv.log.String()); full != 1 || counted != 3 {
 		t.Errorf("after Close: %d lines in full, %d counted; want 1 and 3:\n%s", full, counted, srv.log)
+	}
+}
+
+// TestGlobalRateLimitLogFolded: while everyone's failures are used up,
+// attempts from many sources — each /64 of one /48, which one host may
+// hold — are logged as one line in full (limit=global) and one count
+// (remote=all), not a line in full per source: those refusals are
+// everyone's, and each cost its source nothing (found by review: a line
+// per /64). A source refused by its own limit is still folded on its own.
+func TestGlobalRateLimitLogFolded(t *testing.T) {
+	srvHome, cli := newHome(t), newHome(t)
+	t0 := time.Now()
+	srv := startServer(t, srvHome, serverConfig{limits: Limits{PerAddressBurst: 2, GlobalBurst: 4}, now: func() time.Time { return t0 }})
+	srv.handler.limited.SetInterval(time.Hour) // counted until Close
+	tok := srvHome.invite(t, "laptop", srv.addr)
+	tok.Secret[0] ^= 0xff
+	body := requestBody(t, tok)
+	// a and b use up their own failures, and everyone's.
+	const a, b = "192.0.2.1:40000", "192.0.2.2:40000"
+	for _, remote := range []string{a, b} {
+		if got := failUntilLimited(t, srv, cli, func(int) string { return remote }, body); got != 2 {
+			t.Fatalf("%s: %d failures before its limit of 2", remote, got)
+		}
+	}
+	for range 2 { // a, refused by its own limit again
+		if code := attemptAs(srv, cli, a, strings.NewReader(body)); code != http.StatusTooManyRequests {
+			t.Fatalf("a: answered %d, want 429", code)
+		}
+	}
+	const sources = 100 // each /64 of 2001:db8:1::/48, refused by everyone's
+	for i := range sources {
+		if code := attemptAs(srv, cli, fmt.Sprintf("[2001:db8:1:%x::1]:40000", i), strings.NewReader(body)); code != http.StatusTooManyRequests {
+			t.Fatalf("source %d: answered %d, want 429", i, code)
+		}
+	}
+	srv.handler.Close()
+	logs := srv.log.String()
+	full, counted := countRateLimited(logs)
+	// a's first refusal and b's: in full; a's next two: counted; the
+	// first of the /64s: in full, limit=global; the others: counted.
+	if want := 1 + 1 + 2 + sources; full != 3 || full+counted != want {
+		t.Errorf("%d attempts rate limited: %d lines in full, %d more counted; want 3 in full, every refusal accounted for:\n%s", want, full, counted, logs)
+	}
+	for _, line := range []string{
+		`remote=\[2001:db8:1:0::1\]:40000 .*reason=rate_limited retry_after=1 limit=global\n`,
+		`msg="enrollment refused" remote=all reason=rate_limited repeated=99 in=`,
+		`msg="enrollment refused" remote=192\.0\.2\.1 reason=rate_limited repeated=2 in=`,
+	} {
+		if !regexp.MustCompile(line).MatchString(logs) {
+			t.Errorf("no line matching %q:\n%s", line, logs)
+		}
+	}
+	if n := strings.Count(logs, "limit=global"); n != 1 {
+		t.Errorf("%d lines say limit=global, want 1:\n%s", n, logs)
 	}
 }

@@ -195,12 +195,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The attempt counts as a failure while it is examined, and is
 	// charged if it fails when it ends (Limits says why).
-	at, wait := h.lim.admit(remote, now)
+	at, wait, global := h.lim.admit(remote, now)
 	if at == nil {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		h.limited.Failed(remote, slog.LevelWarn, msgRefused, "reason", string(ReasonRateLimited),
-			append(attrs, "reason", ReasonRateLimited, "retry_after", secs)...)
+		attrs = append(attrs, "reason", ReasonRateLimited, "retry_after", secs)
+		if global {
+			// Everyone's failures are used up: a refusal is no
+			// source's doing, and one line per source would be a line
+			// per /64 of whoever used them up (docs/enrollment.md).
+			h.limited.FailedAll(slog.LevelWarn, msgRefused, "reason", string(ReasonRateLimited), append(attrs, "limit", "global")...)
+		} else {
+			h.limited.Failed(remote, slog.LevelWarn, msgRefused, "reason", string(ReasonRateLimited), attrs...)
+		}
 		h.answer(w, Response{Reason: ReasonRateLimited, Error: fmt.Sprintf("too many failed enrollment attempts from this address (or from everyone): try again in %d seconds", secs)})
 		return
 	}

@@ -4,7 +4,8 @@
 // (source, message, kind) is logged in full, the next ones within an
 // interval are counted and logged as one line when it ends
 // (remote=SOURCE, repeated=N, in=…). A source is netsource's: an IPv4
-// address, an IPv6 /64. The proxy's failed handshakes and enrollment
+// address, an IPv6 /64; failures due to a limit on all sources together
+// are one source's, "all" (FailedAll). The proxy's failed handshakes and enrollment
 // gate, and enrollment's rate-limit refusals, are logged through it.
 package faillog
 
@@ -91,9 +92,29 @@ func (f *Log) forget(k key) {
 // and kind are the reason attribute's name and its value without what
 // varies between connections; attrs are the full line's.
 func (f *Log) Failed(ip netip.Addr, level slog.Level, msg, detail, kind string, attrs ...any) {
+	f.failed(netsource.Of(ip), level, msg, detail, kind, attrs...)
+}
+
+// everyone is the source of the failures FailedAll counts: every
+// address, a prefix netsource.Of never returns. Counts say remote=all.
+var everyone = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+
+// FailedAll logs, or counts, a failure that is not its source's doing
+// alone — a limit on everyone's attempts refused it — as Failed does,
+// but as one source's for all sources: while such a limit holds, every
+// source (each /64 of a /48, which one host may have) would otherwise
+// have its first failure logged in full. The first is logged in full,
+// with attrs (its own remote among them); the count line says
+// remote=all.
+func (f *Log) FailedAll(level slog.Level, msg, detail, kind string, attrs ...any) {
+	f.failed(everyone, level, msg, detail, kind, attrs...)
+}
+
+// failed is Failed and FailedAll, for the source src.
+func (f *Log) failed(src netip.Prefix, level slog.Level, msg, detail, kind string, attrs ...any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	k := key{src: netsource.Of(ip), msg: msg, kind: kind}
+	k := key{src: src, msg: msg, kind: kind}
 	now := time.Now()
 	st := f.m[k]
 	if st == nil && f.kinds[k.src] >= MaxKindsPerSource {
@@ -140,7 +161,11 @@ func (f *Log) summary(k key, st *state, now time.Time) {
 	if in >= time.Second {
 		in = in.Round(time.Second)
 	}
-	f.log.Log(context.Background(), st.level, k.msg, "remote", netsource.String(k.src), st.detail, k.kind,
+	remote := "all"
+	if k.src != everyone {
+		remote = netsource.String(k.src)
+	}
+	f.log.Log(context.Background(), st.level, k.msg, "remote", remote, st.detail, k.kind,
 		"repeated", st.repeated, "in", in.Round(time.Millisecond).String())
 	st.repeated, st.since = 0, now
 }

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +105,36 @@ func TestSourceIsIPv6Slash64(t *testing.T) {
 		"msg=\"handshake failed\" remote=2001:db8:1:2::/64 reason=EOF repeated=29 in=X\n"
 	if got := stripTime(logs.String()); got != want {
 		t.Errorf("got\n%swant\n%s", got, want)
+	}
+}
+
+// TestFailedAll: failures counted for all sources together (FailedAll)
+// are one line in full and one count, remote=all, from however many
+// sources; a source's own failures of the same message and kind are
+// counted apart.
+func TestFailedAll(t *testing.T) {
+	logs := &testlog.Buffer{}
+	f := New(logs.Logger())
+	f.interval = time.Hour
+	for i := range 20 {
+		ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})
+		f.FailedAll(slog.LevelWarn, msgFailed, "reason", "busy", "remote", ip.String()+":1234", "reason", "busy")
+	}
+	own := netip.MustParseAddr("192.0.2.1")
+	for range 2 {
+		f.Failed(own, slog.LevelWarn, msgFailed, "reason", "busy", "remote", own.String()+":1234", "reason", "busy")
+	}
+	f.Flush()
+	got := strings.Split(stripTime(logs.String()), "\n")
+	slices.Sort(got[2:]) // the counts, in no order
+	want := []string{
+		`msg="handshake failed" remote=192.0.2.1:1234 reason=busy`,
+		`msg="handshake failed" remote=192.0.2.1:1234 reason=busy`,
+		"",
+		`msg="handshake failed" remote=192.0.2.1 reason=busy repeated=1 in=X`,
+		`msg="handshake failed" remote=all reason=busy repeated=19 in=X`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
