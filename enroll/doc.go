@@ -20,7 +20,7 @@
 //	the handshake completes for unknown keys     (else *InterceptionError, secret not sent)
 //	Handler (POST /.well-known/keytool/join) ◀── {"name": NAME, "secret": …}
 //	  rate limit → secret (constant time) → expiry
-//	  → claim (rename: exactly one winner)
+//	  → claim (hard link: exactly one winner)
 //	  → authkeys.Store.Add(handshake key, NAME)
 //	  ──── {"name", "client_fingerprint", "server_fingerprint"} ─────────▶ hosts.Add(addr, server key)
 //	                                                                       for each address where a
@@ -70,15 +70,16 @@
 // while attempts in progress count as failures to come, so that attempts
 // made at once cannot pass them together), the request, the secret (SHA-256,
 // compared in constant time), the expiry, then claims the invitation by
-// renaming its file — of two clients racing with one token, in one process
-// or several, exactly one rename succeeds —, checks the claimed file's
+// linking its file to a claim named by the secret — of clients racing
+// with one token, in one process or several, exactly one link succeeds;
+// the invitation stays pending meanwhile —, checks the claimed file's
 // secret and expiry again (an invitation made again under the same name
 // in between stays pending for its own token), and adds the client's key with
-// authkeys.Store.Add (which never replaces a key). If adding fails, the
-// invitation is put back, unless RevokeInvite deleted the claim meanwhile
-// (it does even for a claim made while it runs; the two take one lock, so
-// that nothing is put back while a revocation runs, and without the lock
-// nothing is put back at all). Every refusal has its own Reason and HTTP status,
+// authkeys.Store.Add (which never replaces a key). Then the pending file
+// goes, and the claim. If adding fails, the claim alone is removed: the
+// invitation is pending again, unless RevokeInvite deleted it meanwhile.
+// Nothing ever puts an invitation back, so that no revocation is undone,
+// with or without flock(2). Every refusal has its own Reason and HTTP status,
 // is logged with the remote address, the client's fingerprint, the
 // invitation name and the reason (never the secret), and writes nothing.
 //

@@ -274,14 +274,36 @@ func TestJoinFailures(t *testing.T) {
 		}
 	})
 	t.Run("name taken, on a file system without locks", func(t *testing.T) {
-		// The invitation cannot be put back (unclaim: a revocation may be
-		// under way): the client must not be told it is unchanged.
+		// A failed enrollment gives its invitation back without the
+		// lock too: nothing is put back (see Handler.release).
 		f := newFailure(t, serverConfig{})
 		if _, err := f.srvHome.clients(t).Add(newHome(t).key(), "laptop", authkeys.AddNew); err != nil {
 			t.Fatal(err)
 		}
 		lockFile = func(string) (func(), bool, error) { return func() {}, false, nil }
 		t.Cleanup(func() { lockFile = keydir.LockFile })
+		err := f.join(t, f.tok)
+		var re *RefusedError
+		if !errors.As(err, &re) || re.Reason != ReasonNotEnrollable || !strings.Contains(err.Error(), "the invitation is unchanged") {
+			t.Fatalf("got %v", err)
+		}
+		if invs, _ := ListInvites(InvitesDir(f.srvHome.dir)); len(invs) != 1 || invs[0].Status(time.Now()) != "pending" {
+			t.Fatalf("the invitation is not pending: %+v", invs)
+		}
+	})
+	t.Run("name taken, the invitation revoked meanwhile", func(t *testing.T) {
+		// The client must not be told its invitation is unchanged.
+		f := &failure{srvHome: newHome(t), cli: newHome(t)}
+		store := &failingStore{during: func() {
+			if _, err := RevokeInvite(InvitesDir(f.srvHome.dir), "laptop"); err == nil {
+				t.Error("revoking an invitation being used: no error")
+			}
+		}}
+		f.srv = startServer(t, f.srvHome, serverConfig{store: func(c ClientStore) ClientStore { store.ClientStore = c; return store }})
+		f.tok = f.srvHome.invite(t, "laptop", f.srv.addr)
+		if _, err := f.srvHome.clients(t).Add(newHome(t).key(), "laptop", authkeys.AddNew); err != nil {
+			t.Fatal(err)
+		}
 		cb := snapshot(t, f.cli.dir)
 		_, err := f.cli.join(t, f.tok) // the server's home changes: the invitation is gone
 		unchanged(t, f.cli.dir, cb)

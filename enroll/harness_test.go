@@ -94,6 +94,9 @@ type serverConfig struct {
 	noEnroll bool // AllowUnknown off: the server does not serve enrollment
 	// wrap, if set, is middleware in front of WithEnrollment (HTTP only).
 	wrap func(http.Handler) http.Handler
+	// store, if set, is what the handler adds keys to, given the home's
+	// authorized keys (tests: a write that fails).
+	store func(ClientStore) ClientStore
 }
 
 func startServer(t testing.TB, h *home, cfg serverConfig) *server {
@@ -108,8 +111,12 @@ func startServer(t testing.TB, h *home, cfg serverConfig) *server {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
+	var adds ClientStore = clients
+	if cfg.store != nil {
+		adds = cfg.store(clients)
+	}
 	handler, err := NewHandler(HandlerOptions{
-		Dir: InvitesDir(h.dir), Clients: clients, ServerKey: id.Key,
+		Dir: InvitesDir(h.dir), Clients: adds, ServerKey: id.Key,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)), Limits: cfg.limits, Now: cfg.now,
 	})
 	if err != nil {

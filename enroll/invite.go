@@ -348,20 +348,18 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 
 // RevokeInvite deletes the invitation name from dir, so that its token no
 // longer works, and returns it. A token being redeemed at that very moment
-// holds the invitation as a claim, which the server puts back if adding
-// the client's key fails: RevokeInvite deletes the claims of the name too,
-// so that nothing puts it back, and says so (*NotPendingError, InUse) if
-// there was no pending invitation, since an enrollment that succeeds goes
-// ahead.
+// holds a claim of the invitation (a link to its file, in used/), which
+// the server removes if adding the client's key fails: RevokeInvite
+// deletes the claims of the name too, and says so (*NotPendingError,
+// InUse) when one was of the invitation it revoked, or if there was no
+// pending invitation, since an enrollment that succeeds goes ahead.
 //
-// It holds the invitations' lock (lockInvites) throughout, as the server
-// does to put an invitation back: otherwise a claim could be put back
-// after RevokeInvite found nothing pending and before it deleted the
-// claim, and claimed again by another client holding the same token,
-// under a claim RevokeInvite never saw — which that client's failure
-// would put back, revoked. Without the lock — a file system without
-// flock(2) — the server never puts an invitation back, so there is
-// nothing to exclude.
+// Nothing puts an invitation back once RevokeInvite has deleted it: a
+// failed enrollment removes its claim and leaves the pending file as it
+// is, and a claim links the pending file, which is gone. It holds the
+// invitations' lock (lockInvites) throughout all the same, so that a
+// server of an earlier version, which put claimed invitations back under
+// it, does not put one back while it runs.
 func RevokeInvite(dir, name string) (*Invitation, error) {
 	if err := keydir.CheckName(name); err != nil {
 		return nil, err
@@ -379,28 +377,19 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	// Claims go too when an invitation was pending: one left by an
-	// invitation of the same name revoked before, or claimed before this
-	// one was made, would otherwise be put back in its place.
+	// Claims go too, whether an invitation was pending or not: a client
+	// presenting the token holds one while its invitation is pending.
 	if testHookRevoke != nil {
 		testHookRevoke("claims")
 	}
-	inUse := false
-	for _, claim := range claimsOf(dir, name) {
-		if testHookRevoke != nil {
-			testHookRevoke("claim")
-		}
-		err := os.Remove(claim)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) { // gone: the enrollment succeeded meanwhile
-			return nil, fmt.Errorf("enroll: revoking invitation %q: a claim of it was not deleted, and a failed enrollment may put it back: %w", name, err)
-		}
-		inUse = inUse || err == nil
-	}
+	inUse, err := removeClaims(dir, name, inv)
 	switch {
-	case inv != nil:
-		return inv, nil
+	case err != nil:
+		return nil, err
 	case inUse:
 		return nil, &NotPendingError{Name: name, Dir: dir, InUse: true}
+	case inv != nil:
+		return inv, nil
 	}
 	if used, err := readInvite(inviteRule(dir), filepath.Join(dir, usedDir, name+".json")); err == nil {
 		return nil, &NotPendingError{Name: name, Dir: dir, Used: used.Used, ClientFingerprint: used.ClientFingerprint}
@@ -408,14 +397,45 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	return nil, &NotPendingError{Name: name, Dir: dir}
 }
 
+// removeClaims deletes the claims of the invitation name in dir, and
+// reports whether a client was presenting the token of inv, the
+// invitation RevokeInvite deleted — a claim of its secret was there,
+// whether its enrollment ended since or not —, or, with no invitation
+// pending, whether a claim was deleted.
+func removeClaims(dir, name string, inv *Invitation) (inUse bool, err error) {
+	tag := ""
+	if inv != nil {
+		if sum, err := base64.RawURLEncoding.DecodeString(inv.SecretSHA256); err == nil && len(sum) == sha256.Size {
+			tag = filepath.Base(claimPath(dir, name, [32]byte(sum)))
+		}
+	}
+	for _, claim := range claimsOf(dir, name) {
+		if testHookRevoke != nil {
+			testHookRevoke("claim")
+		}
+		err := os.Remove(claim)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // gone: the enrollment ended meanwhile
+			return false, fmt.Errorf("enroll: invitation %q is revoked, but a claim of it was not deleted: %w", name, err)
+		}
+		if inv != nil {
+			inUse = inUse || filepath.Base(claim) == tag
+		} else {
+			inUse = inUse || err == nil
+		}
+	}
+	return inUse, nil
+}
+
 // lockName is the lock file of an invitations directory (lockInvites).
 const lockName = ".lock"
 
 // lockInvites takes the lock of the invitations directory dir (flock of
-// dir/.lock, waiting for it), which RevokeInvite holds throughout and the
-// handler holds to put a claimed invitation back (unclaim). Where flock(2)
-// is not available held is false and unlock does nothing. NewInvite makes
-// the file, so that a failed enrollment writes nothing.
+// dir/.lock, waiting for it), which RevokeInvite holds throughout. The
+// handler no longer takes it (nothing puts an invitation back): it
+// excludes servers of earlier versions, which put a claimed invitation
+// back under it. Where flock(2) is not available held is false and
+// unlock does nothing. NewInvite makes the file, so that a failed
+// enrollment writes nothing.
 func lockInvites(dir string) (unlock func(), held bool, err error) {
 	return lockFile(filepath.Join(dir, lockName))
 }

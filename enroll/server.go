@@ -1,7 +1,6 @@
 package enroll
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
@@ -272,6 +271,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		return Response{}, name, refuse(ReasonInternal, "the server cannot read invitation %q; its log says why", name)
 	}
 	if !secretMatches(inv, sum) {
+		// A new invitation of the name may be pending while the token
+		// of an earlier one, used, is presented again.
+		if ref := h.usedBefore(name, sum); ref != nil {
+			return Response{}, name, ref
+		}
 		return Response{}, name, wrongSecret(name)
 	}
 	if !now.Before(inv.Expires) {
@@ -282,24 +286,31 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	if testHookBeforeClaim != nil {
 		testHookBeforeClaim()
 	}
-	// Claim: exactly one rename of the pending file succeeds, across
-	// goroutines and processes. The winner adds the key; a failure puts
-	// the invitation back.
-	claim, err := h.claim(pending, name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Response{}, name, refuse(ReasonAlreadyUsed, "invitation %q was already used: a token works once; ask for a new one", name)
+	// Claim: of the clients presenting the token at once, in one process
+	// or several, exactly one links the pending file under the claim's
+	// name, which the secret gives (claimPath); the others find it there.
+	// The invitation stays pending meanwhile: a failure gives it back by
+	// removing its claim, and nothing ever puts an invitation back, so
+	// that no revocation can be undone (RevokeInvite), with or without
+	// the invitations' lock.
+	claim, err := h.claim(pending, name, sum)
+	if errors.Is(err, fs.ErrExist) {
+		return Response{}, name, refuse(ReasonAlreadyUsed, "invitation %q is being used by another client right now: a token works once", name)
+	}
+	if errors.Is(err, fs.ErrNotExist) { // used, or removed, since it was read
+		return Response{}, name, h.notPending(name, sum)
 	}
 	if err != nil {
 		h.log.Error("claiming an invitation", "file", pending, "error", err.Error())
 		return Response{}, name, refuse(ReasonInternal, "the server could not claim invitation %q; its log says why", name)
 	}
-	// What was claimed is the file of that name when the rename ran, not
-	// necessarily the one checked above: an invitation removed and made
-	// again under the same name in between (invite --remove, then invite)
-	// would otherwise be claimed by the old token. So the claim is
-	// checked as the pending file was, and put back if it fails.
+	// What was claimed is the file of that name when the link was made,
+	// not necessarily the one checked above: an invitation removed and
+	// made again under the same name in between (invite --remove, then
+	// invite) would otherwise be claimed by the old token. So the claim
+	// is checked as the pending file was, and given up if it fails.
 	if got, err := readInvite(inviteRule(h.opts.Dir), claim); err != nil || !secretMatches(got, sum) || !now.Before(got.Expires) {
-		h.unclaim(claim, pending)
+		h.release(claim, pending)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			h.log.Error("claimed invitation unreadable", "file", claim, "error", err.Error())
 		}
@@ -311,22 +322,56 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	}
 	inv.Used = now.UTC()
 	inv.ClientFingerprint = clientKey.Fingerprint()
-	usedPath := filepath.Join(h.opts.Dir, usedDir, name+".json")
+	h.used(inv, claim, pending)
+	return Response{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
+}
+
+// used ends the claim (of pending) of the invitation inv, used: its
+// record is written in used/, the pending file removed, then the claim.
+// Where the pending file cannot be removed the claim stays, and keeps
+// the invitation from being claimed again (a token works once).
+func (h *Handler) used(inv *Invitation, claim, pending string) {
+	usedPath := filepath.Join(h.opts.Dir, usedDir, inv.Name+".json")
 	if data, err := inv.marshal(); err == nil {
 		if err := atomicfile.Write(usedPath, data, 0o600); err != nil {
 			h.log.Error("recording a used invitation", "file", usedPath, "error", err.Error())
 		}
 	}
-	_ = os.Remove(claim) // the record (or, failing that, the claim's removal) is what is left
-	return Response{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
+	// Only the file claimed (or one of its secret, should the claim be
+	// gone): another invitation of the name may be pending in its place
+	// if this one was revoked meanwhile.
+	if claimed(claim, pending) || sameSecret(h.opts.Dir, pending, inv) {
+		if err := os.Remove(pending); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			h.log.Error("removing a used invitation: its claim is left, which keeps it from being used again", "file", pending, "error", err.Error())
+			return
+		}
+	}
+	_ = os.Remove(claim) // the invitation is no longer pending: nothing is left to guard
 }
 
-// notAdded puts back the invitation claimed (claim, of pending) for a
+// sameSecret reports whether the invitation at pending, in the
+// invitations directory dir, is inv's.
+func sameSecret(dir, pending string, inv *Invitation) bool {
+	p, err := readInvite(inviteRule(dir), pending)
+	return err == nil && p.SecretSHA256 == inv.SecretSHA256
+}
+
+// claimed reports whether the pending file is the one claim links.
+func claimed(claim, pending string) bool {
+	cf, err := os.Lstat(claim)
+	if err != nil {
+		return false
+	}
+	pf, err := os.Lstat(pending)
+	return err == nil && os.SameFile(cf, pf)
+}
+
+// notAdded gives back the invitation claimed (claim, of pending) for a
 // key the store would not add (err), and says why to the client.
 func (h *Handler) notAdded(err error, claim, pending, name string, clientKey *jwk.Key) *refusal {
 	// The client is told what became of its token: kept for another
-	// try, or used up (unclaim could not put it back: see there).
-	restored := h.unclaim(claim, pending)
+	// try, or used up (revoked meanwhile, or its claim left: see release).
+	restored := h.release(claim, pending)
 	const usedUp = "the invitation is used up all the same (the server could not keep it for another try)"
 	var exists *authkeys.NameExistsError
 	var already *authkeys.AlreadyAuthorizedError
@@ -391,15 +436,27 @@ func secretMatches(inv *Invitation, sum [32]byte) bool {
 // one that does not exist. Whether it was used is said only to whoever
 // holds its secret.
 func (h *Handler) notPending(name string, sum [32]byte) *refusal {
-	candidates := append(claimsOf(h.opts.Dir, name), filepath.Join(h.opts.Dir, usedDir, name+".json"))
-	other := false // a file of that name, for another secret: a later invitation's claim, or an earlier one's record
-	for _, p := range candidates {
+	if ref := h.usedBefore(name, sum); ref != nil {
+		return ref
+	}
+	if h.otherOf(name, sum) {
+		return refuse(ReasonWrongSecret, "the token's secret does not match invitation %q", name)
+	}
+	return refuse(ReasonUnknown, "this server has no invitation named %q: it was removed, or never made here", name)
+}
+
+// usedCandidates are the files that may hold the invitation name other
+// than its pending file: its claims in progress and its record in used/.
+func (h *Handler) usedCandidates(name string) []string {
+	return append(claimsOf(h.opts.Dir, name), filepath.Join(h.opts.Dir, usedDir, name+".json"))
+}
+
+// usedBefore is the refusal of a token whose invitation, of secret sum,
+// is being used or was used — or nil.
+func (h *Handler) usedBefore(name string, sum [32]byte) *refusal {
+	for _, p := range h.usedCandidates(name) {
 		inv, err := readInvite(inviteRule(h.opts.Dir), p)
-		if err != nil {
-			continue
-		}
-		if !secretMatches(inv, sum) {
-			other = true
+		if err != nil || !secretMatches(inv, sum) {
 			continue
 		}
 		if inv.Used.IsZero() {
@@ -407,10 +464,19 @@ func (h *Handler) notPending(name string, sum [32]byte) *refusal {
 		}
 		return refuse(ReasonAlreadyUsed, "invitation %q was already used, at %s: a token works once; ask for a new one", name, inv.Used.UTC().Format(time.RFC3339))
 	}
-	if other {
-		return refuse(ReasonWrongSecret, "the token's secret does not match invitation %q", name)
+	return nil
+}
+
+// otherOf reports whether a claim or record of the invitation name is
+// there for another secret than sum: a later invitation's claim, or an
+// earlier one's record.
+func (h *Handler) otherOf(name string, sum [32]byte) bool {
+	for _, p := range h.usedCandidates(name) {
+		if inv, err := readInvite(inviteRule(h.opts.Dir), p); err == nil && !secretMatches(inv, sum) {
+			return true
+		}
 	}
-	return refuse(ReasonUnknown, "this server has no invitation named %q: it was removed, or never made here", name)
+	return false
 }
 
 // claimsOf returns the claims in progress of the invitation name in the
@@ -433,20 +499,32 @@ func globEscape(s string) string {
 	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(s)
 }
 
-// claimTagSize is the number of random bytes that make a claim's file
-// name unique.
+// claimTagSize is the number of bytes of the secret's SHA-256 that name
+// a claim (claimPath).
 const claimTagSize = 8
 
-// claim renames the pending invitation to a unique claim file in used/.
-func (h *Handler) claim(pending, name string) (string, error) {
-	var r [claimTagSize]byte
-	_, _ = rand.Read(r[:])
-	claim := filepath.Join(h.opts.Dir, usedDir, "."+name+"."+hex.EncodeToString(r[:])+".claim")
+// claimPath is the claim of the invitation name of the invitations
+// directory dir by the token whose secret's SHA-256 is sum: one name for
+// all the clients presenting that token, which only one can make, and
+// another for each invitation made under the name.
+func claimPath(dir, name string, sum [32]byte) string {
+	return filepath.Join(dir, usedDir, "."+name+"."+hex.EncodeToString(sum[:claimTagSize])+".claim")
+}
+
+// claim links the pending invitation name to its claim by the token of
+// secret sum (claimPath), which exists only while a client presents the
+// token: fs.ErrExist if another does, fs.ErrNotExist if nothing is
+// pending any more. The pending file stays.
+func (h *Handler) claim(pending, name string, sum [32]byte) (string, error) {
+	claim := claimPath(h.opts.Dir, name, sum)
 	if err := os.MkdirAll(filepath.Dir(claim), 0o700); err != nil {
 		return "", err
 	}
-	if err := os.Rename(pending, claim); err != nil {
+	if err := os.Link(pending, claim); err != nil {
 		var le *os.LinkError
+		if errors.As(err, &le) && errors.Is(le.Err, fs.ErrExist) {
+			return "", fs.ErrExist
+		}
 		if errors.As(err, &le) && errors.Is(le.Err, fs.ErrNotExist) {
 			return "", fs.ErrNotExist
 		}
@@ -455,45 +533,25 @@ func (h *Handler) claim(pending, name string) (string, error) {
 	return claim, nil
 }
 
-// unclaim puts a claimed invitation back, unless an invitation of the
-// same name was made meanwhile, or it was revoked meanwhile (RevokeInvite
-// deletes the claim). It holds the invitations' lock while it does, so
-// that a revocation finds the invitation either claimed or put back,
-// never between (see RevokeInvite). Where the lock cannot be had, the
-// invitation is not put back — the failed attempt used it up — since a
-// revocation might be under way: fail closed. It reports whether the
-// invitation is pending again.
-func (h *Handler) unclaim(claim, pending string) bool {
-	if testHookUnclaim != nil {
-		testHookUnclaim()
-	}
-	unlock, held, err := lockInvites(h.opts.Dir)
-	if err != nil || !held {
-		_ = os.Remove(claim)
-		reason := "this file system has no locks (flock)"
-		if err != nil {
-			reason = err.Error()
-		}
-		h.log.Error("invitation not restored after a failed enrollment: it could not be locked against a revocation", "file", pending, "error", reason)
+// release gives up a claim of pending after a failed enrollment: the
+// claim alone is removed, and the invitation is pending again for
+// another try — unless it was revoked meanwhile (RevokeInvite removed
+// the pending file), which nothing undoes. Nothing is put back, so no
+// lock is needed: with or without flock(2), a failed enrollment leaves
+// its invitation as it found it. Where the claim cannot be removed it
+// stays, and the invitation cannot be claimed until it is revoked: fail
+// closed. It reports whether the invitation is pending again.
+func (h *Handler) release(claim, pending string) bool {
+	pendingAgain := claimed(claim, pending)
+	if err := os.Remove(claim); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		h.log.Error("invitation left claimed after a failed enrollment: it cannot be used until it is removed and made again", "file", claim, "error", err.Error())
 		return false
 	}
-	defer unlock()
-	err = os.Link(claim, pending)
-	if errors.Is(err, fs.ErrNotExist) {
+	if !pendingAgain {
 		h.log.Info("invitation revoked during a failed enrollment: not restored", "file", pending)
-		return false
 	}
-	if err != nil && !errors.Is(err, fs.ErrExist) {
-		h.log.Error("restoring an invitation after a failed enrollment", "file", pending, "error", err.Error())
-		return false
-	}
-	_ = os.Remove(claim)
-	return err == nil // else an invitation made anew under the name is pending, not this one
+	return pendingAgain
 }
-
-// testHookUnclaim, if set, runs as unclaim starts, before it takes the
-// invitations' lock (tests: a failed enrollment while RevokeInvite holds it).
-var testHookUnclaim func()
 
 func (h *Handler) answer(w http.ResponseWriter, a Response) {
 	status := http.StatusOK
