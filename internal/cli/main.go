@@ -192,9 +192,11 @@ type cli struct {
 	// storeCopy: the command runs on a copy of the store (inStore), whose
 	// notes say which entries it does not hold (storeunheld.go);
 	// storeRemovals are the removals of such entries the command made,
-	// written with its other changes.
+	// written with its other changes, and storeRemoved what it says of
+	// them: printed only once they are written, not with an error.
 	storeCopy     bool
 	storeRemovals []StoreChange
+	storeRemoved  io.Writer
 
 	stdin          io.Reader
 	stdout, stderr io.Writer

@@ -339,7 +339,9 @@ func redactURL(raw string) string {
 // changes are then written back to the store in one transaction,
 // comparing every touched entry's revision with the one read. What the
 // command prints names the store's entries, not the files, and is printed
-// only once the transaction is done.
+// only once the transaction is done; if the command fails, what it printed
+// is, but not the removals of the entries the copy does not hold
+// (removeUnheld), which are not written then.
 func (c *cli) inStore(identity bool, run func() error) (err error) {
 	ctx := context.Background()
 	st, err := c.store.open(ctx)
@@ -359,11 +361,12 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 		c.identityHome = c.home
 	}
 	stdout, stderr := c.stdout, c.stderr
-	var out bytes.Buffer
+	var out, removed bytes.Buffer
 	names := newNameRewriter(work, where)
 	c.stdout, c.stderr = names.writer(&out), names.writer(stderr)
+	c.storeRemoved = names.writer(&removed)
 	c.home, c.storeCopy = work, true
-	defer func() { c.stdout, c.stderr, c.storeCopy = stdout, stderr, false }()
+	defer func() { c.stdout, c.stderr, c.storeCopy, c.storeRemoved = stdout, stderr, false, nil }()
 	var o *observer
 	if m != nil {
 		o = m.observe()
@@ -417,6 +420,11 @@ func (c *cli) inStore(identity bool, run func() error) (err error) {
 		if errors.As(err, &hidden) {
 			hidden.Fix = c.removeUnheldCommand(hidden.Kind, hidden.Name)
 		}
+		return err
+	}
+	// The removals of entries the copy did not hold come first: the
+	// command makes them before its own (removeUnheld).
+	if _, err = removed.WriteTo(stdout); err != nil {
 		return err
 	}
 	_, err = out.WriteTo(stdout)

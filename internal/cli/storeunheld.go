@@ -182,7 +182,10 @@ func (c *cli) removeUnheldCommand(kind, name string) string {
 // arg, or arg.json (the file authorize and trust-host give a name or an
 // address: NAME.json, HOST_PORT.json). It removes their notes and
 // stand-ins from the copy, and the entry is removed only if it is still
-// at the revision its note says (Apply). It says whether it removed any.
+// at the revision its note says (Apply). It says whether it removed any;
+// that it did is printed once the removal is written (inStore), not if
+// the command then fails: a note removed from the copy is no entry
+// removed from the store.
 func (c *cli) removeUnheld(kind, arg string) (bool, error) {
 	if !c.storeCopy || arg == "" {
 		return false, nil
@@ -211,7 +214,7 @@ func (c *cli) removeUnheld(kind, arg string) (bool, error) {
 			return removed, err
 		}
 		c.storeRemovals = append(c.storeRemovals, StoreChange{Kind: kind, Name: name, Revision: n.Revision})
-		fmt.Fprintf(c.stdout, "Removed %s/%s (%s: the stores reading the store did not take it)\n", kindDir(h, kind), termtext.Safe(name), n.Why)
+		fmt.Fprintf(c.storeRemoved, "Removed %s/%s (%s: the stores reading the store did not take it)\n", kindDir(h, kind), termtext.Safe(name), n.Why)
 		removed = true
 	}
 	return removed, nil
