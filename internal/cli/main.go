@@ -49,6 +49,7 @@ const (
 	globalPKI                            // --ca, --crl
 	globalNone                           // none: the command needs no home (version, completion)
 	globalStore                          // --store and the store backends' flags (store.go)
+	globalStoreArg                       // the store backends' flags alone: the store is an argument (sync)
 )
 
 // globals returns the global flags cmd uses. A command that does not say
@@ -230,15 +231,18 @@ func globalFlags(fs *pflag.FlagSet, c *cli, uses globalUse) {
 	for name, use := range globalFlagUse {
 		fs.Lookup(name).Hidden = uses&use == 0
 	}
-	c.store.register(fs, uses&globalStore == 0)
+	c.store.register(fs, uses&globalStore == 0, uses&(globalStore|globalStoreArg) == 0)
 }
 
 // unusedGlobal returns the usage error for a global flag given to a
 // command that does not read it (hidden on fs), or nil.
 func (c *cli) unusedGlobal(fs *pflag.FlagSet, cmd *command) error {
 	use := func(name string) (globalUse, bool) {
-		if name == "store" || c.store.names[name] {
+		switch {
+		case name == "store":
 			return globalStore, true
+		case c.store.names[name]:
+			return globalStore | globalStoreArg, true
 		}
 		u, ok := globalFlagUse[name]
 		return u, ok
@@ -261,6 +265,9 @@ func (c *cli) unusedGlobal(fs *pflag.FlagSet, cmd *command) error {
 	}
 	sort.Strings(users)
 	flag := "--" + bad.Name
+	if badUse == globalStore && cmd.globals()&globalStoreArg != 0 {
+		return usagef("%s does not apply to %s: its store is its %s argument", flag, cmd.name, strings.Fields(cmd.args)[0])
+	}
 	if bad.Shorthand != "" {
 		flag = "-" + bad.Shorthand + "/" + flag
 	}

@@ -227,11 +227,12 @@ func (s *storeFlags) given() string {
 	return b
 }
 
-// register adds --store and the backends' flags to fs, hidden unless the
-// command reads a store.
-func (s *storeFlags) register(fs *pflag.FlagSet, hidden bool) {
+// register adds --store and the backends' flags to fs, each hidden unless
+// the command takes it: a command that takes the store as its argument
+// (sync) takes the backends' flags, not --store.
+func (s *storeFlags) register(fs *pflag.FlagSet, hideStore, hidden bool) {
 	fs.StringVar(&s.url, "store", "", "keep the trust entries in the store at `URL` (etcd://HOST:PORT/PREFIX) instead of the home")
-	fs.Lookup("store").Hidden = hidden
+	fs.Lookup("store").Hidden = hideStore
 	if s.openers == nil {
 		s.openers, s.names = map[string]StoreOpener{}, map[string]bool{}
 	}

@@ -36,7 +36,7 @@ func syncCommand() *command {
 	)
 	return &command{
 		name:    "sync",
-		uses:    globalNone | globalStore,
+		uses:    globalNone | globalStoreArg,
 		args:    "STORE-URL --to HOME [--watch]",
 		summary: "mirror a store's trust entries (etcd://…) into a home's .d directories",
 		help: `Writes each entry of the store at STORE-URL (etcd://HOST:PORT/PREFIX; the
@@ -69,8 +69,6 @@ stale) nothing is written or removed.`,
 			switch {
 			case len(args) != 1:
 				return usagef("sync takes one STORE-URL (etcd://HOST:PORT/PREFIX)")
-			case c.store.url != "" && c.store.url != args[0]:
-				return usagef("the store is STORE-URL; --store has no use with sync")
 			case to == "":
 				return usagef("--to HOME is required: the home whose .d directories receive the entries")
 			}
