@@ -1,15 +1,16 @@
 package cli
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/spf13/pflag"
@@ -27,7 +28,7 @@ func revokeCommand() *command {
 		name:       "revoke",
 		uses:       globalHome | globalStore,
 		storeEdits: true,
-		args:       "FILE|FINGERPRINT  ·  --list [--json|--long|--full] | --remove FINGERPRINT",
+		args:       "FILE|FINGERPRINT  ·  --list [--json|--long|--full] | --remove FINGERPRINT|NAME",
 		summary:    "refuse a key everywhere, client and server side (revoked_keys.d)",
 		help: `Adds a key to HOME/revoked_keys.d/KEYID.json (mode 0644). A revoked key is
 refused whatever else authorizes or pins it: by servers (authorize) and by
@@ -48,7 +49,9 @@ it is authorized as, the addresses it is pinned for) of every revoked key,
 in 80 columns; -l/--long adds KEY ID and FILE, --full the whole
 fingerprints (--json: an array of objects with fingerprint, key_id,
 comment, status and file).
---remove lifts the revocation of the key with that fingerprint.
+--remove lifts the revocation of the key with that fingerprint, or of the
+key authorized under NAME (WAS in --list) if one revoked key was; if
+several were, it lifts none and lists their fingerprints.
 
 Revoking the home's own identity, or its next key, is done with a warning
 on standard error: the home still presents the key, and its peers do not
@@ -57,7 +60,7 @@ read this revocation.` + storeEditHelp,
 			flags = set
 			set.BoolVar(&list, "list", false, "list the revoked keys")
 			lf.register(set, "with --list: ")
-			set.StringVar(&remove, "remove", "", "lift the revocation of the key with `FINGERPRINT`")
+			set.StringVar(&remove, "remove", "", "lift the revocation of the key with `FINGERPRINT`, or of the one authorized as NAME")
 		},
 		run: func(c *cli, args []string) error {
 			removing := flags.Changed("remove")
@@ -251,15 +254,26 @@ func (c *cli) listRevoked(lf listFlags) error {
 	return c.printList(lf, infos, t, fmt.Sprintf("No revoked keys in %s", c.layout().RevokedDir()))
 }
 
-func (c *cli) unrevoke(fingerprint string) error {
+// unrevoke lifts the revocation of the key arg names: its fingerprint, or
+// the name it was authorized as (revoke --list's WAS), when one revoked
+// key had it.
+func (c *cli) unrevoke(arg string) error {
 	// On a store, the entry of that name the copy does not hold (over the
 	// bound: no key of it is read, and it refuses every key) is named by
 	// its name.
-	if unheld, err := c.removeUnheld(StoreRevoked, fingerprint); unheld || err != nil {
+	if unheld, err := c.removeUnheld(StoreRevoked, arg); unheld || err != nil {
 		return err
 	}
-	if _, err := jwk.ParseFingerprint(fingerprint); err != nil {
-		return &usageError{"--remove: " + cmp.Or(c.shortenedHint(fingerprint, "revoke", "--list"), err.Error())}
+	fingerprint := arg
+	if _, err := jwk.ParseFingerprint(arg); err != nil {
+		if hint := c.shortenedHint(arg, "revoke", "--list"); hint != "" {
+			return &usageError{"--remove: " + hint}
+		}
+		fps := c.revokedNamed(arg)
+		if len(fps) != 1 {
+			return c.revokedNameError(arg, fps)
+		}
+		fingerprint = fps[0]
 	}
 	fp, _ := jwk.ParseFingerprint(fingerprint)
 	store, finish := c.adminAuthStore(authkeys.Lookups{Fingerprints: []jwk.Fingerprint{fp}})
@@ -276,4 +290,65 @@ func (c *cli) unrevoke(fingerprint string) error {
 		fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", r.Fingerprint, r.File, what)
 	}
 	return nil
+}
+
+// revokedNamed returns the fingerprints of the revoked keys that an
+// authorized entry named name holds (the entries stay when a key is
+// revoked: revoke --list shows their names under WAS), each once, in
+// file order. It reads the files the admin index names for name and for
+// their keys, and the whole home only when those say nothing.
+func (c *cli) revokedNamed(name string) []string {
+	store, finish := c.adminAuthStore(authkeys.Lookups{Names: []string{name}})
+	defer finish()
+	named := func() map[[32]byte]bool {
+		keys := map[[32]byte]bool{}
+		for _, e := range store.Entries() {
+			if e.Name == name {
+				keys[e.SPKIHash] = true
+			}
+		}
+		return keys
+	}
+	keys := named()
+	if len(keys) == 0 && store.Loader().Widen() {
+		keys = named()
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	var q keydir.Query
+	for sum := range keys {
+		q.Terms = append(q.Terms, keydir.KeyTerm(sum))
+	}
+	store.Loader().Extend(q)
+	revoked := func() []string {
+		var fps []string
+		for _, r := range store.Revoked() {
+			if keys[r.SPKIHash] && !slices.Contains(fps, r.Fingerprint) {
+				fps = append(fps, r.Fingerprint)
+			}
+		}
+		return fps
+	}
+	fps := revoked()
+	if len(fps) == 0 && store.Loader().Widen() {
+		fps = revoked()
+	}
+	return fps
+}
+
+// revokedNameError is revoke --remove's error for a name given instead
+// of a fingerprint that no revoked key had, or several (fps), with the
+// commands to run instead.
+func (c *cli) revokedNameError(name string, fps []string) error {
+	if len(fps) == 0 {
+		return fmt.Errorf("--remove: no revoked key was authorized as %q, and %q is not a key fingerprint (SHA256:…, a key ID, sha256//… or hex)\nList the revoked keys with: %s",
+			name, name, c.command("revoke", "--list"))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "--remove: %d revoked keys were authorized as %q: give the fingerprint of the one whose revocation to lift", len(fps), name)
+	for _, fp := range fps {
+		b.WriteString("\n  " + c.command("revoke", "--remove", fp))
+	}
+	return errors.New(b.String())
 }

@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir"
+)
+
+// TestRevokeRemoveByNameIndexed: revoke --remove NAME finds the revoked
+// key of that name in a home large enough for the admin index (which
+// narrows the files read to the name's and its key's), and a name whose
+// key is not revoked lifts nothing.
+func TestRevokeRemoveByNameIndexed(t *testing.T) {
+	saved := keydir.IndexMinFiles
+	keydir.IndexMinFiles = 2
+	defer func() { keydir.IndexMinFiles = saved }()
+	dir := t.TempDir()
+	h := filepath.Join(dir, "home")
+	var fps []string
+	for i := range 6 {
+		file := filepath.Join(dir, fmt.Sprintf("k%d.json", i))
+		fps = append(fps, writePublicKey(t, file, nil).Fingerprint())
+		if _, stderr, code := runKeytool(t, "", "-H", h, "authorize", "--name", fmt.Sprintf("k%d", i), file); code != 0 {
+			t.Fatalf("authorize k%d: exit %d\n%s", i, code, stderr)
+		}
+	}
+	if _, stderr, code := runKeytool(t, "", "-H", h, "revoke", filepath.Join(dir, "k2.json")); code != 0 {
+		t.Fatalf("revoke k2: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(h, ".index")); err != nil {
+		t.Fatalf("no admin index: %v", err)
+	}
+	stdout, stderr, code := runKeytool(t, "", "-H", h, "revoke", "--remove", "k2")
+	if code != 0 || !strings.HasPrefix(stdout, "Lifted the revocation of "+fps[2]+" ") {
+		t.Fatalf("revoke --remove k2: exit %d, want %s lifted\nstdout:\n%s\nstderr:\n%s", code, fps[2], stdout, stderr)
+	}
+	_, stderr, code = runKeytool(t, "", "-H", h, "revoke", "--remove", "k3")
+	if code != 1 || !strings.Contains(stderr, `no revoked key was authorized as "k3"`) {
+		t.Errorf("revoke --remove k3 (not revoked): exit %d, want 1\nstderr:\n%s", code, stderr)
+	}
+	stdout, _, _ = runKeytool(t, "", "-H", h, "authorize", "--list")
+	if strings.Contains(stdout, "revoked") {
+		t.Errorf("a key is still revoked:\n%s", stdout)
+	}
+}
