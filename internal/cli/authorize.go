@@ -129,7 +129,7 @@ func (c *cli) acceptRotation(name string) error {
 		return fmt.Errorf("no authorized key is named %q (see: %s)", name, c.command("authorize", "--list"))
 	}
 	for _, e := range done {
-		fmt.Fprintf(c.stdout, "%s (%s, %s) accepts rotation: the next key it announces will be authorized as %q\n", e.Name, e.Fingerprint, e.File, e.Name)
+		fmt.Fprintf(c.stdout, "%s (%s, %s) accepts rotation: the next key it announces will be authorized as %q\n", e.Name, e.Fingerprint, c.homePath(e.File), e.Name)
 	}
 	return err
 }
@@ -333,7 +333,7 @@ func (c *cli) addNewAuthorization(store *authkeys.Store, k *jwk.Key, name, file 
 	target := c.authorizedFile(name)
 	same, others := authorizedCopies(store, k.SPKIHash(), target)
 	if same != nil {
-		fmt.Fprintf(c.stdout, "Key %s is already authorized as %q in %s; nothing changed (--force rewrites it with the attributes given)\n", same.Fingerprint, same.Name, same.File)
+		fmt.Fprintf(c.stdout, "Key %s is already authorized as %q in %s; nothing changed (--force rewrites it with the attributes given)\n", same.Fingerprint, same.Name, c.homePath(same.File))
 		return nil
 	}
 	// A name holding another key is refused before anything else is said.
@@ -419,7 +419,7 @@ func (c *cli) moveOutOfOtherNames(store *authkeys.Store, k *jwk.Key, target stri
 	}
 	for _, r := range removed {
 		if r.File != target {
-			fmt.Fprintf(c.stdout, "Moved %s out of %q (%s)\n", r.Fingerprint, r.Name, r.File)
+			fmt.Fprintf(c.stdout, "Moved %s out of %q (%s)\n", r.Fingerprint, r.Name, c.homePath(r.File))
 		}
 	}
 	return nil
@@ -442,7 +442,7 @@ func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, befo
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "%s %q: %s\nFile: %s\n", verb, e.Name, keyPhrase(k), e.File)
+	fmt.Fprintf(c.stdout, "%s %q: %s\nFile: %s\n", verb, e.Name, keyPhrase(k), c.homePath(e.File))
 	if !e.Expires.IsZero() {
 		fmt.Fprintf(c.stdout, "Expires: %s\n", e.Expires.UTC().Format(time.RFC3339))
 	}
@@ -715,7 +715,7 @@ func (c *cli) listAuthorized(lf listFlags) error {
 	for _, r := range store.Revoked() {
 		for _, e := range store.Entries() {
 			if e.SPKIHash == r.SPKIHash {
-				fmt.Fprintf(c.stderr, "keytool authorize: note: %q (%s) is revoked (%s): it is refused\n", e.Name, e.Fingerprint, r.File)
+				fmt.Fprintf(c.stderr, "keytool authorize: note: %q (%s) is revoked (%s): it is refused\n", e.Name, e.Fingerprint, c.homePath(r.File))
 			}
 		}
 	}
@@ -770,12 +770,12 @@ func (c *cli) unauthorize(nameOrFP string) error {
 		if _, err := os.Lstat(r.File); err == nil {
 			what = "rewritten without it"
 		}
-		fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", r.Name, r.Fingerprint, r.File, what)
+		fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", r.Name, r.Fingerprint, c.homePath(r.File), what)
 	}
 	if still != nil {
 		e := still.Entry
 		fmt.Fprintf(c.stderr, "keytool authorize: note: key %s is still authorized as %q (%s); to remove it everywhere: %s\n",
-			e.Fingerprint, e.Name, e.File, c.command("authorize", "--remove", e.Fingerprint))
+			e.Fingerprint, e.Name, c.homePath(e.File), c.command("authorize", "--remove", e.Fingerprint))
 	}
 	return nil
 }

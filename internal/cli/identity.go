@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/trustfile"
@@ -15,6 +17,25 @@ import (
 
 // layout is the home's layout: the path of every file in it.
 func (c *cli) layout() home.Dir { return home.Dir(c.home) }
+
+// homePath names path, a file of the home, as layout does: under the
+// home as the user gave it (-H ./h: h/authorized_keys.d/alice.json), so
+// that every command names a file alike, though the stores name theirs
+// by absolute path. A path outside the home is left as it is.
+func (c *cli) homePath(path string) string {
+	if !filepath.IsAbs(path) || filepath.IsAbs(c.home) {
+		return path
+	}
+	h, err := filepath.Abs(c.home)
+	if err != nil {
+		return path
+	}
+	rel, err := filepath.Rel(h, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return path
+	}
+	return filepath.Join(c.home, rel)
+}
 
 // identityPath returns the identity file: -i if given, else the single
 // key.{json,jwk,pem} in the home (keyHome).

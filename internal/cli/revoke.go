@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -122,7 +121,7 @@ func (c *cli) revoke(arg string) error {
 		for _, r := range store.Revoked() {
 			if r.SPKIHash == k.SPKIHash() {
 				already = true
-				fmt.Fprintf(c.stdout, "Key %s is already revoked (%s)\n", r.Fingerprint, r.File)
+				fmt.Fprintf(c.stdout, "Key %s is already revoked (%s)\n", r.Fingerprint, c.homePath(r.File))
 			}
 		}
 		if already {
@@ -132,19 +131,16 @@ func (c *cli) revoke(arg string) error {
 		if err != nil {
 			return err
 		}
-		if abs, err := filepath.Abs(file); err == nil {
-			file = abs
-		}
-		fmt.Fprintf(c.stdout, "Revoked %s (key ID %s)\nFile: %s\n", k.Fingerprint(), k.KeyID(), file)
+		fmt.Fprintf(c.stdout, "Revoked %s (key ID %s)\nFile: %s\n", k.Fingerprint(), k.KeyID(), c.homePath(file))
 		c.warnOwnKey(k)
 		for _, e := range store.Entries() {
 			if e.SPKIHash == k.SPKIHash() {
-				fmt.Fprintf(c.stdout, "  was authorized as %q (%s): now refused\n", e.Name, e.File)
+				fmt.Fprintf(c.stdout, "  was authorized as %q (%s): now refused\n", e.Name, c.homePath(e.File))
 			}
 		}
 		for _, e := range hosts.Entries() {
 			if e.SPKIHash == k.SPKIHash() {
-				fmt.Fprintf(c.stdout, "  was trusted for %s (%s): now refused\n", pinnedFor(e), e.File)
+				fmt.Fprintf(c.stdout, "  was trusted for %s (%s): now refused\n", pinnedFor(e), c.homePath(e.File))
 			}
 		}
 	}
@@ -287,7 +283,7 @@ func (c *cli) unrevoke(arg string) error {
 		if _, err := os.Lstat(r.File); err == nil {
 			what = "rewritten without it"
 		}
-		fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", r.Fingerprint, r.File, what)
+		fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", r.Fingerprint, c.homePath(r.File), what)
 	}
 	return nil
 }

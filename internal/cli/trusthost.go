@@ -641,9 +641,9 @@ func (c *cli) unpinHost(addrOrFP, fp string) error {
 	}
 	for _, r := range removed {
 		if r.Addr != "" {
-			fmt.Fprintf(c.stdout, "Unpinned %s for %s (%s)\n", r.Fingerprint, r.Addr, r.File)
+			fmt.Fprintf(c.stdout, "Unpinned %s for %s (%s)\n", r.Fingerprint, r.Addr, c.homePath(r.File))
 		} else {
-			fmt.Fprintf(c.stdout, "Removed %s (%s)\n", r.Fingerprint, r.File)
+			fmt.Fprintf(c.stdout, "Removed %s (%s)\n", r.Fingerprint, c.homePath(r.File))
 		}
 	}
 	return nil
