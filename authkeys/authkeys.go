@@ -214,7 +214,7 @@ func Open(ctx context.Context, opts Options) *Store {
 // keys it adds, revokes or removes, and the names it adds or removes.
 type Lookups struct {
 	Keys         [][32]byte        // SPKI hashes
-	Fingerprints []jwk.Fingerprint // keys as the user gave them (any form keydir.Find matches)
+	Fingerprints []jwk.Fingerprint // keys as the user gave them (any form keydir.Loader.Find matches)
 	Names        []string          // entry names
 }
 
@@ -627,7 +627,7 @@ func writeEntry(path, name string, data []byte, sum [32]byte, overwrite bool) er
 }
 
 // Remove deletes the authorized keys named nameOrFingerprint — an entry
-// name, or a fingerprint in any form keydir.Find matches — and returns
+// name, or a fingerprint in any form keydir.Loader.Find matches — and returns
 // what it removed. Every copy is removed: a key held by several files is
 // taken out of each. A file left without keys is deleted; a file holding
 // other keys too is rewritten without the removed ones.
@@ -646,9 +646,12 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 	// A removal must be complete: in a store LoadFor narrowed, the admin
 	// index is first proved to name every file as it is now, including
 	// one written in place (keydir.Loader.ReloadComplete).
-	match := s.matchRemove(s.Loader().ReloadComplete(), nameOrFingerprint)
-	if len(match) == 0 && s.Loader().Widen() {
-		match = s.matchRemove(s.Loader().Snapshot(), nameOrFingerprint)
+	match, err := s.matchRemove(s.Loader().ReloadComplete(), nameOrFingerprint)
+	if err == nil && len(match) == 0 && s.Loader().Widen() {
+		match, err = s.matchRemove(s.Loader().Snapshot(), nameOrFingerprint)
+	}
+	if err != nil {
+		return nil, err // a file the rule now refuses may hold a copy
 	}
 	if len(match) == 0 {
 		return nil, &NotFoundError{Query: nameOrFingerprint}
@@ -706,29 +709,35 @@ func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 }
 
 // matchRemove returns the authorized entries named nameOrFingerprint, or
-// else those of the key it is the fingerprint of.
-func (s *Store) matchRemove(snap *keydir.Snapshot[item], nameOrFingerprint string) []*Entry {
+// else those of the key it is the fingerprint of (keydir.Loader.Find: an
+// error if a file it had to read again is refused by the rule now).
+func (s *Store) matchRemove(snap *keydir.Snapshot[item], nameOrFingerprint string) ([]*Entry, error) {
 	match := s.named(snap, nameOrFingerprint)
 	if len(match) == 0 {
 		if fp, err := jwk.ParseFingerprint(nameOrFingerprint); err == nil {
-			match = s.find(snap, fp, false)
+			return s.find(snap, fp, false)
 		}
 	}
-	return match
+	return match, nil
 }
 
-// find returns every entry, authorized or revoked, whose key fp names.
-func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bool) []*Entry {
-	return entries(keydir.Find(snap, fp, entrySPKI, func(src int) bool { return s.rev[src] == revoked }))
+// find returns every entry, authorized or revoked, whose key fp names,
+// and keydir.Loader.Find's refusal of a file it read again.
+func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bool) ([]*Entry, error) {
+	found, err := s.Loader().Find(snap, fp, entrySPKI, func(src int) bool { return s.rev[src] == revoked })
+	return entries(found), err
 }
 
 // FindKeys returns the entries, in file order and duplicates included,
 // whose key fp names; revoked chooses the revoked keys instead of the
-// authorized ones.
+// authorized ones. A file that the strict-modes rule now refuses, and that
+// a fingerprint in a form the entries do not hold (a thumbprint) needed
+// read again, is left out (keydir.Loader.Find): the next load trusts
+// nothing from it.
 func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
-	found := s.find(s.Loader().Snapshot(), fp, revoked)
+	found, _ := s.find(s.Loader().Snapshot(), fp, revoked)
 	if len(found) == 0 && s.Loader().Widen() {
-		found = s.find(s.Loader().Snapshot(), fp, revoked)
+		found, _ = s.find(s.Loader().Snapshot(), fp, revoked)
 	}
 	return found
 }
@@ -736,7 +745,7 @@ func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
 // removeAndReload removes the entries from their files and returns the
 // snapshot that follows, for the caller to check that the keys are gone.
 func (s *Store) removeAndReload(match []*Entry) (*snapshot, error) {
-	if err := removeEntries(match); err != nil {
+	if err := s.removeEntries(match); err != nil {
 		return nil, err
 	}
 	var files []string
@@ -747,7 +756,9 @@ func (s *Store) removeAndReload(match []*Entry) (*snapshot, error) {
 	return s.snap.Load(), nil
 }
 
-func removeEntries(match []*Entry) error {
+// removeEntries takes the entries out of their files (keydir.Loader.EditFile:
+// each file read again under the rule it was loaded with).
+func (s *Store) removeEntries(match []*Entry) error {
 	byFile := map[string]map[[32]byte]bool{}
 	var order []string
 	for _, e := range match {
@@ -759,7 +770,7 @@ func removeEntries(match []*Entry) error {
 	}
 	for _, file := range order {
 		drop := byFile[file]
-		if _, err := keydir.EditFile(file, func(k *jwk.Key) *jwk.Key {
+		if _, err := s.Loader().EditFile(file, func(k *jwk.Key) *jwk.Key {
 			if drop[k.SPKIHash()] {
 				return nil
 			}
@@ -807,7 +818,7 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 }
 
 // Unrevoke removes every copy of the revoked keys that fingerprint names
-// (any form keydir.Find matches) and returns them. If a copy remains, the
+// (any form keydir.Loader.Find matches) and returns them. If a copy remains, the
 // key is still refused and Unrevoke says so (*RevokedError).
 func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 	fp, err := jwk.ParseFingerprint(fingerprint)
@@ -818,9 +829,12 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 	// whole store when it finds nothing), without proving it complete: a
 	// copy it cannot see (written into a file in place) leaves the key
 	// refused — the safe side (docs/design.md, "The admin index").
-	match := s.find(s.Loader().Reload(), fp, true)
-	if len(match) == 0 && s.Loader().Widen() {
-		match = s.find(s.Loader().Snapshot(), fp, true)
+	match, err := s.find(s.Loader().Reload(), fp, true)
+	if err == nil && len(match) == 0 && s.Loader().Widen() {
+		match, err = s.find(s.Loader().Snapshot(), fp, true)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if len(match) == 0 {
 		return nil, &NotFoundError{Query: fingerprint, Revoked: true}

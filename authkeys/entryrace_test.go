@@ -14,7 +14,7 @@ import (
 // TestEntryMadeDuringReload: a handshake makes a key's Entry (item.entry)
 // while the loader replaces the key's file and compares the old file's
 // items with the new one's (and builds the revocation set, and the
-// index), and while an admin lookup by fingerprint (FindKeys, keydir.Find)
+// index), and while an admin lookup by fingerprint (FindKeys, keydir.Loader.Find)
 // reads them: nothing may copy an item Decide writes into, which the
 // race detector checks (go test -race). Each reload changes the file, so
 // that the items whose Entries were just made are the old ones at the

@@ -771,7 +771,7 @@ type Removed struct {
 // Remove unpins addrOrFingerprint. An address (in any form Check takes,
 // or a pattern as written) is dropped from every key pinned to exactly it;
 // a key left with no address is removed. A fingerprint (any form
-// keydir.Find matches: SPKI hash, key ID, RFC 7638 thumbprint, OpenSSH
+// keydir.Loader.Find matches: SPKI hash, key ID, RFC 7638 thumbprint, OpenSSH
 // SHA256) removes every copy of that key wherever it is pinned. Files left
 // without keys are deleted. It returns what was removed.
 func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
@@ -808,7 +808,7 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 	}
 	edit := func(f func(k *jwk.Key) *jwk.Key) error {
 		for _, file := range order {
-			if _, err := keydir.EditFile(file, f); err != nil {
+			if _, err := s.Loader().EditFile(file, f); err != nil {
 				return err
 			}
 		}
@@ -829,7 +829,10 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 		if fp, err := jwk.ParseFingerprint(addrOrFingerprint); err == nil {
 			srcs := s.Loader().Sources()
 			keep := func(i int) bool { return !srcs[i].Revocation }
-			found := keydir.Find(snap, fp, entrySPKI, keep)
+			found, err := s.Loader().Find(snap, fp, entrySPKI, keep)
+			if err != nil {
+				return nil, err // a file the rule now refuses may hold a copy
+			}
 			if len(found) > 0 {
 				// A form the admin index does not keep (ssh-keygen's, a
 				// thumbprint) matched on the keys of the files a
@@ -841,7 +844,9 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 					q.Terms = append(q.Terms, keydir.KeyTerm((*f.Item).SPKIHash))
 				}
 				s.Loader().Extend(q)
-				found = keydir.Find(s.Loader().Snapshot(), fp, entrySPKI, keep)
+				if found, err = s.Loader().Find(s.Loader().Snapshot(), fp, entrySPKI, keep); err != nil {
+					return nil, err
+				}
 			}
 			drop := map[[32]byte]bool{}
 			for _, f := range found {
@@ -868,7 +873,7 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 }
 
 // RemoveKey unpins one key of addr, leaving the address's other keys
-// pinned: the key fingerprint names (any form keydir.Find matches) loses
+// pinned: the key fingerprint names (any form keydir.Loader.Find matches) loses
 // the address in every entry pinning it exactly there (addr in any form
 // Check takes, or a pattern as written); a key left with no address is
 // removed, and a file left without keys is deleted. *NotFoundError when
@@ -889,8 +894,12 @@ func (s *Store) RemoveKey(addr, fingerprint string) ([]Removed, error) {
 
 func (s *Store) removeKey(snap *keydir.Snapshot[*Entry], norm string, fp jwk.Fingerprint, fingerprint string) ([]Removed, error) {
 	srcs := s.Loader().Sources()
+	found, err := s.Loader().Find(snap, fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation })
+	if err != nil {
+		return nil, err // a file the rule now refuses may hold a copy
+	}
 	match := map[[32]byte]bool{}
-	for _, f := range keydir.Find(snap, fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation }) {
+	for _, f := range found {
 		match[(*f.Item).SPKIHash] = true
 	}
 	var (
@@ -909,7 +918,7 @@ func (s *Store) removeKey(snap *keydir.Snapshot[*Entry], norm string, fp jwk.Fin
 		return nil, &NotFoundError{Query: norm, Key: fingerprint}
 	}
 	for _, file := range files {
-		if _, err := keydir.EditFile(file, func(k *jwk.Key) *jwk.Key {
+		if _, err := s.Loader().EditFile(file, func(k *jwk.Key) *jwk.Key {
 			if match[k.SPKIHash()] {
 				return dropAddress(k, norm)
 			}
@@ -923,11 +932,15 @@ func (s *Store) removeKey(snap *keydir.Snapshot[*Entry], norm string, fp jwk.Fin
 }
 
 // FindKeys returns the pinned entries, in file order and duplicates
-// included, whose key fp names (keydir.Find: every fingerprint form).
+// included, whose key fp names (keydir.Loader.Find: every fingerprint
+// form). A file that the strict-modes rule now refuses, and that a
+// fingerprint in a form the entries do not hold (a thumbprint) needed read
+// again, is left out: the next load trusts nothing from it.
 func (s *Store) FindKeys(fp jwk.Fingerprint) []*Entry {
 	srcs := s.Loader().Sources()
 	find := func() []keydir.Found[*Entry] {
-		return keydir.Find(s.Loader().Snapshot(), fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation })
+		found, _ := s.Loader().Find(s.Loader().Snapshot(), fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation })
+		return found
 	}
 	found := find()
 	if len(found) == 0 && s.Loader().Widen() {

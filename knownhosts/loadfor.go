@@ -11,7 +11,7 @@ import (
 // keys it pins, revokes or removes, and the addresses it pins or unpins.
 type Lookups struct {
 	Keys         [][32]byte        // SPKI hashes
-	Fingerprints []jwk.Fingerprint // keys as the user gave them (any form keydir.Find matches)
+	Fingerprints []jwk.Fingerprint // keys as the user gave them (any form keydir.Loader.Find matches)
 	Addrs        []string          // addresses, in any form NormalizeAddr takes
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // Remove by fingerprint takes every form the other stores take — the one
-// matcher, keydir.Find — and every copy: RFC 7638 thumbprints used to be
+// matcher, keydir.Loader.Find — and every copy: RFC 7638 thumbprints used to be
 // refused here while authorize --remove took them.
 func TestRemoveByEveryFingerprintForm(t *testing.T) {
 	k := key(t, 1)

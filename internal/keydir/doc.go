@@ -82,7 +82,7 @@
 //	hints.go    what events named, and the names that are never key files
 //	watch.go    fsnotify, debouncing, the rescan ticker
 //	store.go    Options and Lifecycle, shared by authkeys and knownhosts
-//	find.go     Find, the one fingerprint matcher
-//	edit.go     EditFile, the one rewrite of a key file (locked, atomic)
+//	find.go     Loader.Find, the one fingerprint matcher
+//	edit.go     Loader.EditFile, the one rewrite of a key file (locked, atomic)
 //	feed.go     Feed: entries from elsewhere than files (etcd), read like a directory
 package keydir

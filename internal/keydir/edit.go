@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/keytool/keytool/internal/atomicfile"
-	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -25,13 +24,21 @@ import (
 // Edits of files in the same directory are serialised across processes
 // (an advisory lock on the directory), so that concurrent edits of one
 // file all take effect.
-func EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (removed bool, err error) {
+//
+// The file is read under the strict-modes rule its source is loaded with
+// (Loader.ReadFile), as a reload would read it now: a file that has become
+// writable by others, or another user's, or a link into a directory
+// others may write, since it was loaded is refused with the rule's error
+// (*trustfile.PermissionError, *trustfile.LinkError) and left as it is —
+// an edit is no looser a reader than a load (docs/design.md, "One
+// file-trust rule").
+func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (removed bool, err error) {
 	unlock, _, err := lockDir(filepath.Dir(path))
 	if err != nil {
 		return false, fmt.Errorf("editing %s: %w", path, err)
 	}
 	defer unlock()
-	data, fi, err := trustfile.Read(path)
+	data, fi, err := l.ReadFile(path)
 	if err != nil {
 		return false, err
 	}

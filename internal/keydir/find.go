@@ -1,6 +1,8 @@
 package keydir
 
 import (
+	"errors"
+	"io/fs"
 	"strings"
 
 	"github.com/keytool/keytool/internal/trustfile"
@@ -20,16 +22,25 @@ type Found[T any] struct {
 }
 
 // Find is the one fingerprint matcher behind every removal and lookup by
-// fingerprint: it returns every entry, in every loaded file of the
-// sources keep accepts, whose key fp names — by SPKI hash in any printed
-// form, by libtrust key ID, by RFC 7638 thumbprint, or by ssh-keygen's own
-// SHA256 fingerprint of an OpenSSH key. Duplicates are all returned: a
-// key held by two files is found twice.
+// fingerprint: it returns every entry, in every loaded file of snap (a
+// snapshot of l) from the sources keep accepts, whose key fp names — by
+// SPKI hash in any printed form, by libtrust key ID, by RFC 7638
+// thumbprint, or by ssh-keygen's own SHA256 fingerprint of an OpenSSH key.
+// Duplicates are all returned: a key held by two files is found twice.
 //
 // SPKI hashes and key IDs are matched from the entries (spki gives an
 // entry's hash); only when they match nothing are the files read again to
-// compare the other forms, which need the key itself.
-func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, keep func(src int) bool) []Found[T] {
+// compare the other forms, which need the key itself. They are read under
+// the rule their source is loaded with (Loader.ReadFile): a file that
+// rule now refuses — made writable by others, or another user's, or a
+// link into a directory others may write, since it was loaded — is not
+// read, and the first such refusal is returned with what the other files
+// matched, for the caller to fail closed (a removal that cannot see a
+// file cannot say it took every copy). A file gone since the load holds
+// nothing and is passed over (a dangling link is refused, as a load
+// refuses it); a feed's entries are not files, and are not
+// read again.
+func (l *Loader[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, keep func(src int) bool) ([]Found[T], error) {
 	var out []Found[T]
 	sum, full := fp.SPKIHash()
 	for f := range snap.All {
@@ -45,15 +56,23 @@ func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, 
 		}
 	}
 	if len(out) > 0 {
-		return out
+		return out, nil
 	}
+	var refused error
 	for f := range snap.All {
-		if !keep(f.Source()) {
+		if !keep(f.Source()) || l.isFeed(f.Source()) {
 			continue
 		}
-		data, _, err := trustfile.Read(f.Path())
+		data, _, err := l.ReadFile(f.Path())
+		var dangling *trustfile.LinkError
+		if errors.Is(err, fs.ErrNotExist) && !errors.As(err, &dangling) {
+			continue // gone since it was loaded: it holds no key (a dangling link is a problem)
+		}
 		if err != nil {
-			continue // changed since it was loaded: the next reload reports it
+			if refused == nil {
+				refused = err
+			}
+			continue
 		}
 		keys, err := jwk.ParseAnyUse(data) // an edit or a lookup uses no key: it must see every one
 		if err != nil {
@@ -71,5 +90,5 @@ func Find[T any](snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [32]byte, 
 			}
 		}
 	}
-	return out
+	return out, refused
 }

@@ -528,6 +528,7 @@ func TestCheckName(t *testing.T) {
 
 func TestEditFile(t *testing.T) {
 	dir := t.TempDir()
+	l := New(Config[string]{Home: dir, Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert})
 	a, b, c := key(t, 1), key(t, 2), key(t, 3)
 	drop := func(k *jwk.Key) func(*jwk.Key) *jwk.Key {
 		return func(x *jwk.Key) *jwk.Key {
@@ -543,7 +544,7 @@ func TestEditFile(t *testing.T) {
 	}{{"set.json", keydirtest.JWK(t, a, b, c)}, {"bundle.pem", keydirtest.PEM(t, a, b, c)}} {
 		p := filepath.Join(dir, f.name)
 		keydirtest.Write(t, p, f.data)
-		if removed, err := EditFile(p, drop(b)); err != nil || removed {
+		if removed, err := l.EditFile(p, drop(b)); err != nil || removed {
 			t.Fatal(removed, err)
 		}
 		keys, err := jwk.ReadFile(p)
@@ -553,8 +554,8 @@ func TestEditFile(t *testing.T) {
 		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o644 {
 			t.Errorf("%s: mode %v", f.name, fi.Mode())
 		}
-		EditFile(p, drop(a))
-		if removed, err := EditFile(p, drop(c)); err != nil || !removed {
+		l.EditFile(p, drop(a))
+		if removed, err := l.EditFile(p, drop(c)); err != nil || !removed {
 			t.Fatal(removed, err)
 		}
 		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
@@ -563,7 +564,7 @@ func TestEditFile(t *testing.T) {
 	}
 	p := filepath.Join(dir, "ssh")
 	keydirtest.Write(t, p, keydirtest.SSH(t, a, b))
-	if _, err := EditFile(p, drop(a)); err == nil || !strings.Contains(err.Error(), "by hand") {
+	if _, err := l.EditFile(p, drop(a)); err == nil || !strings.Contains(err.Error(), "by hand") {
 		t.Fatalf("OpenSSH rewrite: %v", err)
 	}
 }
@@ -588,10 +589,11 @@ func TestEditsRecorded(t *testing.T) {
 	for _, p := range []string{gone, kept, late} {
 		keydirtest.Write(t, p, keydirtest.JWK(t, k, k2))
 	}
-	if removed, err := EditFile(gone, none); err != nil || !removed {
+	l := New(Config[string]{Home: dir, Sources: []Source{{Path: filepath.Join(sub, "a.d"), Dir: true}}, Convert: fpConvert})
+	if removed, err := l.EditFile(gone, none); err != nil || !removed {
 		t.Fatal(removed, err)
 	}
-	if removed, err := EditFile(kept, func(x *jwk.Key) *jwk.Key {
+	if removed, err := l.EditFile(kept, func(x *jwk.Key) *jwk.Key {
 		if x.Equal(k2) {
 			return nil
 		}

@@ -1,0 +1,120 @@
+package keydir
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
+)
+
+// TestRereadFollowsTheRule: the admin paths that read a loaded file again
+// — EditFile (authorize/revoke --remove, trust-host --remove), Find by a
+// fingerprint the entries do not hold (a thumbprint) — read it under the
+// rule its source is loaded with, as a reload would now: a file made
+// writable by others since the load, or replaced by a link into a
+// directory others may write, or by a link to nothing (a problem, never a
+// file gone), is refused with the rule's error naming the file, and
+// nothing is written. They read it with trustfile.Read,
+// which checks neither owner, nor mode, nor a link's directories: a file
+// changed between a command's load and its edit was rewritten — mode
+// 0666 kept, a link replaced by a file — and matched (found by review).
+func TestRereadFollowsTheRule(t *testing.T) {
+	a, b := key(t, 1), key(t, 2)
+	drop := func(k *jwk.Key) *jwk.Key {
+		if k.Equal(a) {
+			return nil
+		}
+		return k
+	}
+	spki := func(s *[32]byte) [32]byte { return *s }
+	all := func(int) bool { return true }
+	thumb, err := jwk.ParseFingerprint(a.Thumbprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		spoil    func(t *testing.T, file string)
+		link     bool // file is a link once spoiled
+		dangling bool // ... to nothing: a *trustfile.LinkError
+	}{
+		{"mode 0666", func(t *testing.T, file string) {
+			if err := os.Chmod(file, 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}, false, false},
+		{"link to a directory others may write", func(t *testing.T, file string) {
+			open := t.TempDir()
+			if err := os.Chmod(open, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			there := filepath.Join(open, "keys.json")
+			keydirtest.Write(t, there, keydirtest.JWK(t, a, b))
+			if err := os.Remove(file); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(there, file); err != nil {
+				t.Fatal(err)
+			}
+		}, true, false},
+		{"dangling link", func(t *testing.T, file string) {
+			if err := os.Remove(file); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(filepath.Dir(file), "gone.json"), file); err != nil {
+				t.Fatal(err)
+			}
+		}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			dir := filepath.Join(home, "authorized_keys.d")
+			file := filepath.Join(dir, "keys.json")
+			keydirtest.Write(t, file, keydirtest.JWK(t, a, b))
+			l := New(Config[[32]byte]{
+				Home:    home,
+				Sources: []Source{{Path: dir, Dir: true}},
+				Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
+			})
+			snap := l.Reload()
+			if len(snap.Problems) != 0 || len(snap.Files()) != 1 {
+				t.Fatalf("load: %v", snap.Problems)
+			}
+			tc.spoil(t, file)
+			before, _ := os.ReadFile(file) // nil for a dangling link
+			refused := func(what string, err error) {
+				t.Helper()
+				var pe *trustfile.PermissionError
+				var le *trustfile.LinkError
+				switch {
+				case tc.dangling && !errors.As(err, &le):
+					t.Errorf("%s: %v, want a *trustfile.LinkError", what, err)
+				case !tc.dangling && !errors.As(err, &pe):
+					t.Errorf("%s: %v, want a *trustfile.PermissionError", what, err)
+				case !strings.Contains(err.Error(), file):
+					t.Errorf("%s: %q does not name %s", what, err, file)
+				}
+			}
+
+			found, err := l.Find(snap, thumb, spki, all)
+			refused("Find by thumbprint", err)
+			if len(found) != 0 {
+				t.Errorf("Find by thumbprint matched %d entries of a file the rule refuses", len(found))
+			}
+			_, err = l.EditFile(file, drop)
+			refused("EditFile", err)
+			if after, _ := os.ReadFile(file); !bytes.Equal(after, before) {
+				t.Errorf("EditFile refused, yet the file changed")
+			}
+			if lfi, err := os.Lstat(file); err != nil || (lfi.Mode()&os.ModeSymlink != 0) != tc.link {
+				t.Errorf("EditFile refused, yet the link was replaced (%v)", err)
+			}
+		})
+	}
+}
