@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -104,7 +105,7 @@ func (c *cli) bundle(which, out string, force bool) error {
 	)
 	fill := func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 64<<10)
-		n, fillErr = streamBundle(bw, sel.cands)
+		n, fillErr = streamBundle(bw, sel.cands, sel.read)
 		if fillErr == nil && n == 0 {
 			fillErr = c.emptyBundle(sel) // every chosen file changed meanwhile
 		}
@@ -150,6 +151,7 @@ type bundleCandidate struct {
 // keys (what) and how to add one (hint) in messages.
 type bundleSelection struct {
 	cands    []bundleCandidate
+	read     readFunc // the store's reader of its files (keydir.Loader.ReadFile)
 	skipped  int
 	problems []error
 	what     string
@@ -172,6 +174,7 @@ func bundleRevoked(auth *authkeys.Store, sum [32]byte) (bool, error) {
 // revoked nor expired.
 func (c *cli) selectAuthorized(auth *authkeys.Store) (bundleSelection, error) {
 	sel := bundleSelection{
+		read: auth.Loader().ReadFile,
 		what: "authorized client keys",
 		hint: fmt.Sprintf("add one with: keytool%s authorize --name NAME FILE", c.homeFlag()),
 	}
@@ -235,6 +238,7 @@ func (c *cli) selectTrusted(auth *authkeys.Store) (bundleSelection, error) {
 		hint: fmt.Sprintf("pin one with: keytool%s trust-host HOST:PORT", c.homeFlag()),
 	}
 	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
+	sel.read = hosts.Loader().ReadFile
 	for _, p := range hosts.Problems() {
 		sel.problems = append(sel.problems, p)
 	}
@@ -252,6 +256,10 @@ func (c *cli) selectTrusted(auth *authkeys.Store) (bundleSelection, error) {
 	}
 	return sel, nil
 }
+
+// readFunc reads a trust file under a store's strict-modes rule
+// (keydir.Loader.ReadFile).
+type readFunc = func(path string) ([]byte, fs.FileInfo, error)
 
 // bundleJob is one file's share of a bundle: the keys chosen from it, in
 // the order chosen, and where its blocks go.
@@ -276,7 +284,7 @@ type bundleBlocks struct {
 // CPU, a file at a time (consecutive entries of one file make one job), and
 // written in order as they are done: only a few jobs are in flight at once.
 // A chosen key missing from its file (changed meanwhile) is left out.
-func streamBundle(w io.Writer, cands []bundleCandidate) (int, error) {
+func streamBundle(w io.Writer, cands []bundleCandidate, read readFunc) (int, error) {
 	bw := tlsbridge.NewCABundleWriter(w)
 	workers := runtime.GOMAXPROCS(0)
 	jobs := make(chan bundleJob)
@@ -308,7 +316,7 @@ func streamBundle(w io.Writer, cands []bundleCandidate) (int, error) {
 	for range workers {
 		wg.Go(func() {
 			for j := range jobs {
-				j.done <- bundleFile(bw, j)
+				j.done <- bundleFile(bw, j, read)
 			}
 		})
 	}
@@ -333,10 +341,20 @@ func streamBundle(w io.Writer, cands []bundleCandidate) (int, error) {
 	return n, nil
 }
 
-// bundleFile reads one file of a bundle through the trust-file rule and
-// makes the blocks of the keys chosen from it.
-func bundleFile(bw *tlsbridge.CABundleWriter, j bundleJob) bundleBlocks {
-	ks, err := jwk.ReadFile(j.file)
+// bundleFile reads one file of a bundle through the trust-file rule its
+// store loaded it with (read: keydir.Loader.ReadFile), and makes the
+// blocks of the keys chosen from it: a file that became another user's,
+// or writable by others, since the selection is refused, not bundled.
+func bundleFile(bw *tlsbridge.CABundleWriter, j bundleJob, read readFunc) bundleBlocks {
+	data, _, err := read(j.file)
+	var ks []*jwk.Key
+	if err == nil {
+		ks, err = jwk.Parse(data)
+		var pe *jwk.ParseError
+		if errors.As(err, &pe) && pe.File == "" {
+			pe.File = j.file
+		}
+	}
 	if err != nil {
 		return bundleBlocks{err: fmt.Errorf("%w (it changed while the bundle was made? run the command again)", err)}
 	}

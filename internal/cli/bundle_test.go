@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -36,7 +39,7 @@ func TestStreamBundleOrder(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	n, err := streamBundle(&out, cands)
+	n, err := streamBundle(&out, cands, trustfile.Rule{Top: dir}.ReadFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +67,47 @@ func TestStreamBundleOrder(t *testing.T) {
 	if err := os.Remove(cands[150].file); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := streamBundle(&out, cands); err == nil {
+	if _, err := streamBundle(&out, cands, trustfile.Rule{Top: dir}.ReadFile); err == nil {
 		t.Error("a chosen file gone: no error")
+	}
+}
+
+// TestStreamBundleReadsThroughTheRule: the keys chosen from a store are
+// read from their files under the rule the store loaded them with
+// (keydir.Loader.ReadFile): a file made writable by others since it was
+// loaded is refused, naming it, and no certificate is written. They were
+// read with jwk.ReadFile, which checks neither owner, nor mode, nor a
+// link's directories — harmless only as long as every key is matched by
+// its SPKI hash (found by review: the comment said "through the
+// trust-file rule").
+func TestStreamBundleReadsThroughTheRule(t *testing.T) {
+	home := t.TempDir()
+	opts := authkeys.HomeOptions(home)
+	if err := os.MkdirAll(opts.Dirs[0], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(opts.Dirs[0], "alice.json")
+	writePublicKey(t, file, nil)
+	auth := authkeys.Load(opts)
+	defer auth.Close()
+	var cands []bundleCandidate
+	for _, e := range auth.Entries() {
+		cands = append(cands, bundleCandidate{e.File, e.SPKIHash})
+	}
+	if len(cands) != 1 {
+		t.Fatalf("%d entries loaded, want 1 (%v)", len(cands), auth.Problems())
+	}
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	n, err := streamBundle(&out, cands, auth.Loader().ReadFile)
+	var pe *trustfile.PermissionError
+	if !errors.As(err, &pe) || pe.Path != file {
+		t.Errorf("a chosen file made writable by others: %v; want a *trustfile.PermissionError naming %s", err, file)
+	}
+	if n != 0 || out.Len() != 0 {
+		t.Errorf("wrote %d keys (%d bytes) from a file the rule refuses", n, out.Len())
 	}
 }
 
