@@ -146,7 +146,26 @@ func recordEdit(path string, removed bool) {
 	}
 }
 
-// edits are the Edits open.
+// edits are the Edits open: one registry for the process, since the
+// writers that record into it (RemoveFile, CreateFile — the store
+// mirror's own removals among them, internal/cli) have no Loader to hang
+// it on, and the question an Edits answers is "did this process do it?".
+//
+// It is per directory all the same: an edit is recorded only in the
+// Edits open on a directory above its path, compared as absolute paths
+// with a trailing separator, so two homes in one process (a test's, a
+// program embedding two stores) never see each other's edits — not even
+// a home whose name begins with the other's (TestEditsRecorded: m and
+// m2). What an Edits cannot tell apart is two writers in one process
+// under the same directory; its one user, the store mirror, holds the
+// mirror's lock while its Edits is open (TryLock: flock, which a second
+// open of the lock file in the same process does not get either), so no
+// other command of the process writes there meanwhile. A directory named
+// by two paths (a link) would be two directories here, an edit through
+// the other name not recorded; the mirror names its entry files from the
+// very path it opens its Edits on (its home is that directory), so the
+// names compare equal, and keying by device and inode would add a stat
+// to every edit for no case that arises.
 var edits struct {
 	sync.Mutex
 	open map[*Edits]bool
