@@ -74,12 +74,8 @@ func (l *Loader[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [3
 			}
 			continue
 		}
-		keys, err := jwk.ParseAnyUse(data) // an edit or a lookup uses no key: it must see every one
-		if err != nil {
-			continue
-		}
 		matched := map[[32]byte]bool{}
-		for _, k := range keys {
+		for _, k := range keysOf(data) {
 			if fp.Match(k) {
 				matched[k.SPKIHash()] = true
 			}
@@ -91,4 +87,28 @@ func (l *Loader[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [3
 		}
 	}
 	return out, refused
+}
+
+// keysOf is every key of a file's content that a load may have taken an
+// entry from: all of them, whatever their "use" (a lookup uses no key, and
+// a revocation file is loaded so), or, when the file does not parse
+// whole, those of its entries that do — the loader keeps the other
+// entries of a file with a skipped one (parse, read.go), and a lookup
+// that passed the file over would not find them.
+func keysOf(data []byte) []*jwk.Key {
+	keys, err := jwk.ParseAnyUse(data)
+	if err == nil {
+		return keys
+	}
+	entries, err := jwk.ParseSet(data)
+	if err != nil {
+		return nil
+	}
+	keys = keys[:0]
+	for _, e := range entries {
+		if e.Key != nil {
+			keys = append(keys, e.Key)
+		}
+	}
+	return keys
 }

@@ -118,3 +118,34 @@ func TestRereadFollowsTheRule(t *testing.T) {
 		})
 	}
 }
+
+// TestFindInAFileWithASkippedEntry: Find by a thumbprint matches the keys
+// of a file one of whose entries was skipped — the loader trusts the
+// file's other entries (a Problem with Entry set), so a removal must see
+// them. Find parsed the file whole (jwk.ParseAnyUse), failed on the bad
+// entry and passed the file over: "authorize --remove THUMBPRINT" said
+// not found of a key the file authorizes (found by review).
+func TestFindInAFileWithASkippedEntry(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "authorized_keys.d")
+	a := key(t, 1)
+	set := `{"keys":[` + string(keydirtest.JWK(t, a)) + `,{"kty":"OKP","crv":"Ed25519","x":"bad"}]}`
+	keydirtest.Write(t, filepath.Join(dir, "team.json"), []byte(set))
+	l := New(Config[[32]byte]{
+		Home:    home,
+		Sources: []Source{{Path: dir, Dir: true}},
+		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
+	})
+	snap := l.Reload()
+	if len(snap.Files()) != 1 || len(snap.Problems) != 1 || !snap.Problems[0].Entry {
+		t.Fatalf("load: %d files, problems %v; want the file loaded and its second entry skipped", len(snap.Files()), snap.Problems)
+	}
+	thumb, err := jwk.ParseFingerprint(a.Thumbprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := l.Find(snap, thumb, func(s *[32]byte) [32]byte { return *s }, func(int) bool { return true })
+	if err != nil || len(found) != 1 {
+		t.Fatalf("Find by thumbprint: %d found, %v; want the file's good entry", len(found), err)
+	}
+}
