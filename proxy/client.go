@@ -150,7 +150,8 @@ func (c *Client) CheckTarget(ctx context.Context) error {
 			return &TargetError{Target: c.target, Err: err}
 		}
 		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		var te *tlsbridge.HandshakeTimeoutError
+		if (errors.As(err, &op) && op.Op == "dial") || (errors.As(err, &te) && !te.Connected) {
 			c.log.Warn("target unreachable at start; it will be checked at each connection", "target", c.target, "error", err.Error())
 			return nil
 		}
@@ -246,8 +247,10 @@ func isHandshakeError(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return false
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	// A timeout, the net package's or tlsbridge's (HandshakeTimeoutError,
+	// which is no net.Error), is about the target's answer, not its key.
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
 		return false
 	}
 	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) &&

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -401,3 +402,29 @@ func TestOptions(t *testing.T) {
 }
 
 func errOf[T any](_ T, err error) error { return err }
+
+// TestCheckTargetUnreachable: a target where no TCP connection is made
+// within the client's handshake timeout (a listen queue that is full,
+// whose SYNs Linux drops, standing for a host down) is logged at start as
+// unreachable, to be tried again at each connection — not as a target that
+// made no handshake, nor a failure that stops the proxy. tlsbridge's
+// timeout says which step it ended (HandshakeTimeoutError.Connected).
+func TestCheckTargetUnreachable(t *testing.T) {
+	laptop := newSide(t)
+	tc, err := tlsbridge.NewClient(laptop.id, tlsbridge.ClientOptions{Hosts: laptop.hosts, Policy: tlsbridge.Strict, HandshakeTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := testnet.FullBacklog(t)
+	logs := &logBuffer{}
+	p, err := NewClient(ClientOptions{TLS: tc, Target: target, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.CheckTarget(ctx); err != nil {
+		t.Fatalf("CheckTarget of an unreachable target: %v, want nil (logged)", err)
+	}
+	logs.waitFor(t, `level=WARN msg="target unreachable at start; it will be checked at each connection" target=`+regexp.QuoteMeta(target)+` error="tlsbridge: could not connect to `+regexp.QuoteMeta(target)+` within 300ms"`)
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/jwk"
@@ -133,6 +134,12 @@ type ClientOptions struct {
 	// PinFromDNS pins a key that a validated record let in (with the
 	// comment DNSComment), for callers whose purpose is to pin.
 	PinFromDNS bool
+
+	// HandshakeTimeout bounds DialContext: the TCP connection and the
+	// TLS handshake together, the time the Prompt spends asking a person
+	// not counted. Zero: 30 seconds. Connections made from TLSConfig or
+	// Configure are the caller's to bound.
+	HandshakeTimeout time.Duration
 }
 
 // Client is the client side of keytool's mutual TLS: it presents an
@@ -165,6 +172,9 @@ func NewClient(id IdentitySource, opts ClientOptions) (*Client, error) {
 	}
 	if err := checkPurpose(opts.Purpose); err != nil {
 		return nil, err
+	}
+	if opts.HandshakeTimeout < 0 {
+		return nil, fmt.Errorf("tlsbridge: ClientOptions.HandshakeTimeout is negative (%s)", opts.HandshakeTimeout)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -500,28 +510,45 @@ func (e *RefusedHostError) Error() string {
 // DialContext connects to addr ("host:port") over TCP and completes a
 // handshake under the client's policy. An address that is not host:port
 // is an *AddressError, and nothing is dialled. Both steps together have
-// 30 seconds, or what ctx leaves if it ends sooner; the time the Prompt
-// spends asking a person (and waiting for another connection's question)
-// is not counted. Past them the error is a *HandshakeTimeoutError.
+// ClientOptions.HandshakeTimeout (30 seconds unless set), or what ctx
+// leaves if it ends sooner; the time the Prompt spends asking a person
+// (and waiting for another connection's question) is not counted. Past
+// them the error is a *HandshakeTimeoutError, which says whether the TCP
+// connection was made.
+//
+// The pause is the client's only: a server's own handshake timeout (a
+// keytool proxy's is 10 seconds) runs on while the person reads, and a
+// server that gave up meanwhile has closed the connection by the time
+// the answer is sent — the key is pinned all the same, and the next
+// connection is made without a question (docs/cli.md, connect).
 func (c *Client) DialContext(ctx context.Context, network, addr string) (*tls.Conn, error) {
-	bctx, stop := withDialBudget(ctx, addr)
+	bctx, stop := withDialBudget(ctx, addr, c.handshakeTimeout())
 	defer stop()
 	cfg, err := c.tlsConfig(bctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	d := &tls.Dialer{Config: cfg}
-	conn, err := d.DialContext(bctx, network, addr)
+	// What tls.Dialer does, in two steps, so that a timeout can say
+	// which one it ended.
+	raw, err := new(net.Dialer).DialContext(bctx, network, addr)
 	if err != nil {
-		var te *HandshakeTimeoutError
-		if errors.As(context.Cause(bctx), &te) && ctx.Err() == nil {
-			return nil, te
-		}
-		return nil, err
+		return nil, budgetSpent(ctx, bctx, err, false)
 	}
-	tc := conn.(*tls.Conn)
-	c.LearnAnnounced(addr, tc.ConnectionState())
-	return tc, nil
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(bctx); err != nil {
+		raw.Close()
+		return nil, budgetSpent(ctx, bctx, err, true)
+	}
+	c.LearnAnnounced(addr, conn.ConnectionState())
+	return conn, nil
+}
+
+// handshakeTimeout is the budget of DialContext.
+func (c *Client) handshakeTimeout() time.Duration {
+	if c.opts.HandshakeTimeout > 0 {
+		return c.opts.HandshakeTimeout
+	}
+	return dialBudget
 }
 
 // Transport returns an http.Transport whose TLS connections are made by

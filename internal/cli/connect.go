@@ -107,12 +107,14 @@ func (c *cli) connect(addr string, verbose, visual bool, timeout time.Duration) 
 	hopts := knownhosts.HomeOptions(c.home)
 	hopts.Logger = c.logger()
 	hosts := knownhosts.Open(ctx, hopts)
-	timer := &handshakeTimer{timeout: timeout}
-	client, id, _, err := c.newClient(hosts, timer.prompt(tlsbridge.Terminal{Visual: visual}), c.logger())
+	client, id, _, err := c.newClient(hosts, tlsbridge.Terminal{Visual: visual}, c.logger(), timeout)
 	if err != nil {
 		return err
 	}
-	conn, err := timer.dial(client, addr)
+	conn, err := client.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		err = handshakeFailure(err, addr, timeout)
+	}
 	if refusedByUser(err) {
 		fmt.Fprintln(c.stderr, hostKeyFailed)
 		return &exitError{1}

@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,114 +19,6 @@ import (
 // like a TLS handshake", a bare EOF) say nothing to someone who ran
 // keytool connect.
 
-// handshakeTimer bounds the TCP connection and the TLS handshake of
-// connect with --connect-timeout, on the connection's deadline — or, for
-// proxy --client's start-up check, which dials through proxy and
-// tlsbridge and has no connection to set a deadline on, with a context
-// (bound) that --handshake-timeout ends. The time a person spends
-// answering the first-use question is not counted: the timer stops while
-// the prompt runs.
-type handshakeTimer struct {
-	timeout time.Duration
-
-	mu       sync.Mutex
-	conn     net.Conn    // set once the TCP connection is made
-	timer    *time.Timer // set by bound: ends its context
-	deadline time.Time   // when the handshake must be done
-}
-
-// bound returns ctx, ended when the timeout has run, the prompt's time
-// not counted, with a *noHandshakeError for addr as its cause (what
-// proxy.Client.CheckTarget logs); stop releases it.
-func (h *handshakeTimer) bound(ctx context.Context, addr string) (_ context.Context, stop func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.deadline = time.Now().Add(h.timeout)
-	h.timer = time.AfterFunc(h.timeout, func() { cancel(&noHandshakeError{addr: addr, timeout: h.timeout}) })
-	return ctx, func() { h.timer.Stop(); cancel(nil) }
-}
-
-// prompt wraps p so that the question stops the clock: the first-use
-// question, and the one about an announced key (--update-host-keys ask)
-// when p asks it.
-func (h *handshakeTimer) prompt(p tlsbridge.Prompt) tlsbridge.Prompt {
-	return timedPrompt{h: h, p: p}
-}
-
-type timedPrompt struct {
-	h *handshakeTimer
-	p tlsbridge.Prompt
-}
-
-func (t timedPrompt) AskUnknownHost(u tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
-	return t.h.paused(func() (tlsbridge.Answer, error) { return t.p.AskUnknownHost(u) })
-}
-
-func (t timedPrompt) AskAnnouncedKey(a tlsbridge.AnnouncedKey) (tlsbridge.Answer, error) {
-	ap, ok := t.p.(tlsbridge.AnnouncementPrompt)
-	if !ok {
-		return tlsbridge.No, nil
-	}
-	return t.h.paused(func() (tlsbridge.Answer, error) { return ap.AskAnnouncedKey(a) })
-}
-
-// paused runs ask with the connection's deadline lifted, then gives the
-// handshake what was left of its time (at least a second).
-func (h *handshakeTimer) paused(ask func() (tlsbridge.Answer, error)) (tlsbridge.Answer, error) {
-	h.mu.Lock()
-	conn, timer, left := h.conn, h.timer, time.Until(h.deadline)
-	h.mu.Unlock()
-	if conn != nil {
-		_ = conn.SetDeadline(time.Time{})
-	}
-	if timer != nil {
-		timer.Stop()
-	}
-	a, err := ask()
-	if conn != nil || timer != nil {
-		h.mu.Lock()
-		h.deadline = time.Now().Add(max(left, time.Second))
-		if conn != nil {
-			_ = conn.SetDeadline(h.deadline)
-		}
-		if timer != nil {
-			timer.Reset(time.Until(h.deadline))
-		}
-		h.mu.Unlock()
-	}
-	return a, err
-}
-
-// dial connects to addr and completes the handshake within the timeout.
-func (h *handshakeTimer) dial(client *tlsbridge.Client, addr string) (*tls.Conn, error) {
-	cfg, err := client.TLSConfig(addr)
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(h.timeout) // one budget for both steps
-	raw, err := (&net.Dialer{Deadline: deadline}).Dial("tcp", addr)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, &connectTimeoutError{addr: addr, timeout: h.timeout}
-		}
-		return nil, err
-	}
-	h.mu.Lock()
-	h.conn, h.deadline = raw, deadline
-	_ = raw.SetDeadline(h.deadline)
-	h.mu.Unlock()
-	conn := tls.Client(raw, cfg)
-	if err := conn.Handshake(); err != nil {
-		raw.Close()
-		return nil, handshakeFailure(err, addr, h.timeout)
-	}
-	_ = raw.SetDeadline(time.Time{})
-	client.LearnAnnounced(addr, conn.ConnectionState())
-	return conn, nil
-}
-
 // handshakeFailure names the handshake failures that are about the port,
 // not about keys: no answer, an answer in plain text, a close.
 func handshakeFailure(err error, addr string, timeout time.Duration) error {
@@ -136,7 +26,9 @@ func handshakeFailure(err error, addr string, timeout time.Duration) error {
 	var rh tls.RecordHeaderError
 	var budget *tlsbridge.HandshakeTimeoutError
 	switch {
-	case errors.As(err, &budget): // tlsbridge's own bound, shorter than timeout
+	case errors.As(err, &budget) && !budget.Connected: // the client's bound (ClientOptions.HandshakeTimeout)
+		return &connectTimeoutError{addr: addr, timeout: budget.Within}
+	case errors.As(err, &budget):
 		return &noHandshakeError{addr: addr, timeout: budget.Within}
 	case errors.As(err, &ne) && ne.Timeout():
 		return &noHandshakeError{addr: addr, timeout: timeout}

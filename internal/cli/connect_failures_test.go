@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/freeport"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -231,8 +232,30 @@ func TestConnectSinkAfterInput(t *testing.T) {
 // time it had (its own 30 s), not the caller's longer bound — trust-host
 // said "within 2m0s" of a port it had given up on after 30 seconds.
 func TestHandshakeFailureNamesTheBudget(t *testing.T) {
-	err := handshakeFailure(&tlsbridge.HandshakeTimeoutError{Addr: "db:443", Within: 30 * time.Second}, "db:443", 2*time.Minute)
+	err := handshakeFailure(&tlsbridge.HandshakeTimeoutError{Addr: "db:443", Within: 30 * time.Second, Connected: true}, "db:443", 2*time.Minute)
 	if want := "no TLS handshake from db:443 within 30s: is it a TLS server?"; err == nil || err.Error() != want {
 		t.Fatalf("handshakeFailure = %v, want %q", err, want)
+	}
+	err = handshakeFailure(&tlsbridge.HandshakeTimeoutError{Addr: "db:443", Within: 30 * time.Second}, "db:443", 2*time.Minute)
+	if want := "could not connect to db:443 within 30s: is the address right, and is the host up?"; err == nil || err.Error() != want {
+		t.Fatalf("handshakeFailure, not connected = %v, want %q", err, want)
+	}
+}
+
+// TestConnectHostDown: an address where no TCP connection is made (a
+// host down, a firewall dropping packets: here a listen queue that is
+// full, whose SYNs Linux drops) is said as such, after --connect-timeout
+// — not as a port that is not TLS. connect's own clock, which did this,
+// is gone: the TCP connection and the handshake share tlsbridge's
+// (ClientOptions.HandshakeTimeout), which says how far it got.
+func TestConnectHostDown(t *testing.T) {
+	addr := testnet.FullBacklog(t)
+	client := newClientHome(t)
+	o, e, code := pxRun(t, "", "keytool", "-H", client, "--strict-host-keys", "yes", "connect", "--connect-timeout", "700ms", addr)
+	if code != 1 || o != "" {
+		t.Fatalf("exit status %d, want 1; stdout %q\n%s", code, o, e)
+	}
+	if want := "keytool connect: could not connect to " + addr + " within 700ms: is the address right, and is the host up?\n"; e != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", e, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/keytool/keytool/internal/dnsname"
 	"github.com/keytool/keytool/jwk"
@@ -119,17 +120,19 @@ func (c *cli) policy() (tlsbridge.Policy, error) {
 
 // newClient builds the client side: the identity, the pinned hosts
 // (hosts, which the caller may keep watching), the policy, PKI mode (also
-// returned, nil when off), and the prompt and logger the caller chose.
-func (c *cli) newClient(hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *slog.Logger) (*tlsbridge.Client, *tlsbridge.Identity, *tlsbridge.PKI, error) {
+// returned, nil when off), and the prompt, logger and handshake timeout
+// (the TCP connection and the handshake together, a person's answer not
+// counted: tlsbridge.ClientOptions.HandshakeTimeout) the caller chose.
+func (c *cli) newClient(hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *slog.Logger, timeout time.Duration) (*tlsbridge.Client, *tlsbridge.Identity, *tlsbridge.PKI, error) {
 	id, err := c.loadIdentity()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return c.newClientWith(id, hosts, prompt, log)
+	return c.newClientWith(id, hosts, prompt, log, timeout)
 }
 
 // newClientWith is newClient presenting the identity of src.
-func (c *cli) newClientWith(src tlsbridge.IdentitySource, hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *slog.Logger) (*tlsbridge.Client, *tlsbridge.Identity, *tlsbridge.PKI, error) {
+func (c *cli) newClientWith(src tlsbridge.IdentitySource, hosts *knownhosts.Store, prompt tlsbridge.Prompt, log *slog.Logger, timeout time.Duration) (*tlsbridge.Client, *tlsbridge.Identity, *tlsbridge.PKI, error) {
 	id := src.CurrentIdentity()
 	policy, err := c.policy()
 	if err != nil {
@@ -139,7 +142,7 @@ func (c *cli) newClientWith(src tlsbridge.IdentitySource, hosts *knownhosts.Stor
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: policy, Prompt: prompt, PKI: pki, Logger: log, Purpose: c.purpose}
+	opts := tlsbridge.ClientOptions{Hosts: hosts, Policy: policy, Prompt: prompt, PKI: pki, Logger: log, Purpose: c.purpose, HandshakeTimeout: timeout}
 	if err := c.hostDNS.options(&opts); err != nil {
 		return nil, nil, nil, err
 	}

@@ -534,7 +534,6 @@ type startupPrompt struct {
 	mu      sync.Mutex
 	started bool
 	once    map[string]string // address → fingerprint accepted once
-	clock   *handshakeTimer   // the start-up check's: stopped while the terminal asks
 }
 
 func (s *startupPrompt) AskUnknownHost(h tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
@@ -546,7 +545,7 @@ func (s *startupPrompt) AskUnknownHost(h tlsbridge.UnknownHost) (tlsbridge.Answe
 	if s.started {
 		return tlsbridge.NonInteractive{}.AskUnknownHost(h)
 	}
-	a, err := s.clock.paused(func() (tlsbridge.Answer, error) { return tlsbridge.Terminal{}.AskUnknownHost(h) })
+	a, err := tlsbridge.Terminal{}.AskUnknownHost(h)
 	if err == nil && a == tlsbridge.Once {
 		s.once[h.Addr] = h.Key.Fingerprint()
 	}
@@ -562,7 +561,7 @@ func (s *startupPrompt) AskAnnouncedKey(a tlsbridge.AnnouncedKey) (tlsbridge.Ans
 	if s.started {
 		return tlsbridge.No, nil
 	}
-	return s.clock.paused(func() (tlsbridge.Answer, error) { return tlsbridge.Terminal{}.AskAnnouncedKey(a) })
+	return tlsbridge.Terminal{}.AskAnnouncedKey(a)
 }
 
 // newProxyClient builds client mode from the home — the identity, the
@@ -588,10 +587,10 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 	hosts := knownhosts.Open(ctx, hopts)
 	ops.store("trusted_hosts", hosts)
 	// The start-up check has --handshake-timeout, as each connection has,
-	// not counting the time a person spends on the question.
-	clock := &handshakeTimer{timeout: o.handshakeTimeout}
-	prompt := &startupPrompt{once: map[string]string{}, clock: clock}
-	client, id, pki, err := c.newClientWith(ids, hosts, prompt, log)
+	// not counting the time a person spends on the question (the
+	// client's dial stops its clock while the terminal asks).
+	prompt := &startupPrompt{once: map[string]string{}}
+	client, id, pki, err := c.newClientWith(ids, hosts, prompt, log, o.handshakeTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -615,9 +614,7 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 	}
 	checkTimeout := 2*o.handshakeTimeout + time.Minute // the prompt may wait for a human
 	pctx, cancel := context.WithTimeout(ctx, checkTimeout)
-	pctx, stop := clock.bound(pctx, o.target)
 	err = p.CheckTarget(pctx)
-	stop()
 	cancel()
 	prompt.mu.Lock()
 	prompt.started = true
