@@ -152,13 +152,13 @@ func (c *Client) CheckTarget(ctx context.Context) error {
 		var op *net.OpError
 		var te *tlsbridge.HandshakeTimeoutError
 		if (errors.As(err, &op) && op.Op == "dial") || (errors.As(err, &te) && !te.Connected) {
-			c.log.Warn("target unreachable at start; it will be checked at each connection", "target", c.target, "error", err.Error())
+			c.log.Warn("target unreachable at start; it will be checked at each connection", "target", c.target, "error", c.explain(err).Error())
 			return nil
 		}
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 			err = cause
 		}
-		c.log.Warn("target made no TLS handshake at start; it will be checked at each connection", "target", c.target, "error", err.Error())
+		c.log.Warn("target made no TLS handshake at start; it will be checked at each connection", "target", c.target, "error", c.explain(err).Error())
 		return nil
 	}
 	defer conn.Close()

@@ -607,7 +607,14 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 			}
 			return hostTrust(conn, hosts, o.target, pki != nil, otherwise)
 		},
-		Explain: func(err error) error { return c.explainRefusal(err, o.target, ids.CurrentIdentity()) },
+		Explain: func(err error) error {
+			// A timeout in the words connect uses for it (handshakeFailure).
+			var te *tlsbridge.HandshakeTimeoutError
+			if errors.As(err, &te) {
+				return handshakeFailure(err, o.target, o.handshakeTimeout)
+			}
+			return c.explainRefusal(err, o.target, ids.CurrentIdentity())
+		},
 	})
 	if err != nil {
 		return nil, err
