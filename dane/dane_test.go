@@ -63,7 +63,9 @@ func TestName(t *testing.T) {
 	for _, c := range []struct{ host, port, want string }{
 		{"db.example", "8443", "_8443._tcp.db.example."},
 		{"db.example.", "443", "_443._tcp.db.example."},
-		{"127.0.0.1", "443", ""}, {"::1", "443", ""}, {"", "443", ""}, {"db.example", "0", ""}, {"db.example", "https", ""},
+		{"127.0.0.1", "443", ""}, {"::1", "443", ""}, {"fe80::1%eth0", "443", ""}, {"", "443", ""}, {"db.example", "0", ""}, {"db.example", "https", ""},
+		// One trailing dot roots the name; a second is an empty label.
+		{"db.example..", "443", ""}, {".", "443", ""}, {"..", "443", ""},
 	} {
 		got, err := dane.Name(c.host, c.port)
 		var ae *dane.AddressError

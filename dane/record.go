@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -79,19 +80,23 @@ func (r Record) Matches(spki []byte) bool {
 // section 3). An IP address or an empty host has no such name: an
 // *AddressError.
 func Name(host, port string) (string, error) {
-	host = strings.TrimSuffix(host, ".")
+	bare := strings.TrimSuffix(host, ".")
 	n, err := strconv.ParseUint(port, 10, 16)
+	_, iperr := netip.ParseAddr(bare) // with a zone too: fe80::1%eth0
 	switch {
-	case host == "":
+	case bare == "":
 		return "", &AddressError{Host: host, Port: port, Reason: "no host name"}
-	case net.ParseIP(host) != nil:
+	case iperr == nil:
 		return "", &AddressError{Host: host, Port: port, Reason: "an IP address has no TLSA name"}
-	case !dnsname.Valid(host):
+	case strings.HasSuffix(bare, "."):
+		// dnsname.Valid allows the one trailing dot it was left.
+		return "", &AddressError{Host: host, Port: port, Reason: "the host ends with an empty label (two dots)"}
+	case !dnsname.Valid(bare):
 		return "", &AddressError{Host: host, Port: port, Reason: "the host is not a DNS name (labels of letters, digits, '-' and '_' joined by '.')"}
 	case err != nil || n == 0:
 		return "", &AddressError{Host: host, Port: port, Reason: "the port is not a number from 1 to 65535"}
 	}
-	return fmt.Sprintf("_%d._tcp.%s.", n, host), nil
+	return fmt.Sprintf("_%d._tcp.%s.", n, bare), nil
 }
 
 // AddressError means there is no TLSA name for a host and port.
