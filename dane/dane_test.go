@@ -34,6 +34,11 @@ func newSPKI(t testing.TB) []byte {
 // tlsa is dnstest.TLSA: the zone-file line publishing spki for port.
 var tlsa = dnstest.TLSA
 
+// noSearch is an empty search list: the tests that look up relative
+// names ("localhost") decide as on a machine without one, whatever this
+// machine's resolv.conf says (TestLookupRelativeName has the others).
+var noSearch = &dane.SearchList{}
+
 func TestRecordFor(t *testing.T) {
 	spki := newSPKI(t)
 	for _, mt := range []uint8{dane.MatchFull, dane.MatchSHA256, dane.MatchSHA512} {
@@ -183,6 +188,7 @@ func TestLookupRealDNS(t *testing.T) {
 			}
 			r.TrustAD = c.trustAD
 			r.Timeout = 10 * time.Second // a loaded machine; the bound is TestLookupTimeout's
+			r.Search = noSearch
 			res := r.Lookup(context.Background(), "localhost", "443", key)
 			if res.Status != c.status || res.Validated != c.validated || len(res.Ignored) != c.ignored {
 				t.Fatalf("%+v: %s; want %v, validated %v, %d ignored", res, res.Note(), c.status, c.validated, c.ignored)
@@ -222,7 +228,7 @@ func TestLookupNextServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	r := &dane.Resolver{Servers: []string{silent.LocalAddr().String(), d.Resolver}, TrustAD: true, Timeout: 10 * time.Second}
+	r := &dane.Resolver{Servers: []string{silent.LocalAddr().String(), d.Resolver}, TrustAD: true, Timeout: 10 * time.Second, Search: noSearch}
 	res := r.Lookup(context.Background(), "localhost", "443", key)
 	if !res.Proven() || res.Server != d.Resolver {
 		t.Fatalf("%+v: %s", res, res.Note())
@@ -239,6 +245,7 @@ func BenchmarkLookup(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	r.Search = noSearch
 	for b.Loop() {
 		if res := r.Lookup(context.Background(), "localhost", "443", key); !res.Proven() {
 			b.Fatal(res.Note())
@@ -299,7 +306,7 @@ func TestLookupNotPassedThrough(t *testing.T) {
 		opt := q.IsEdns0()
 		m.AuthenticatedData = opt != nil && opt.Do() || q.CheckingDisabled // the upstream's, forged on the way
 	}
-	r := &dane.Resolver{Servers: []string{stubResolver(t, bypass, "_443._tcp.host.example. 60 IN TLSA "+rec.String())}, TrustAD: true, Timeout: 10 * time.Second}
+	r := &dane.Resolver{Servers: []string{stubResolver(t, bypass, "_443._tcp.host.example. 60 IN TLSA "+rec.String())}, TrustAD: true, Timeout: 10 * time.Second, Search: noSearch}
 	res := r.Lookup(context.Background(), "host.example", "443", key)
 	if res.Status != dane.Match || res.Validated {
 		t.Fatalf("%s; want a match, not validated", res.Note())
@@ -338,7 +345,7 @@ func TestLookupOwnerName(t *testing.T) {
 		}, dane.NoRecord},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := &dane.Resolver{Servers: []string{forgingResolver(t, c.answer...)}, TrustAD: true, Timeout: 10 * time.Second}
+			r := &dane.Resolver{Servers: []string{forgingResolver(t, c.answer...)}, TrustAD: true, Timeout: 10 * time.Second, Search: noSearch}
 			res := r.Lookup(context.Background(), "host.example", "443", key)
 			if res.Status != c.want {
 				t.Errorf("status %v, want %v: %s", res.Status, c.want, res.Note())
@@ -368,7 +375,7 @@ func TestLookupOwnerNameFoldsASCIIOnly(t *testing.T) {
 			"tlsa.example. 60 IN TLSA " + rec.String(),
 		}},
 	} {
-		r := &dane.Resolver{Servers: []string{forgingResolver(t, c.answer...)}, TrustAD: true, Timeout: 10 * time.Second}
+		r := &dane.Resolver{Servers: []string{forgingResolver(t, c.answer...)}, TrustAD: true, Timeout: 10 * time.Second, Search: noSearch}
 		if res := r.Lookup(context.Background(), c.host, "443", key); res.Status == dane.Match {
 			t.Errorf("%s: a record of an ASCII name that folds to it counted: %s", c.host, res.Note())
 		}
@@ -385,7 +392,7 @@ func TestLookupCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Timeout = 30 * time.Second
+	r.Timeout, r.Search = 30*time.Second, noSearch
 	start := time.Now()
 	res := r.Lookup(ctx, "localhost", "443", newSPKI(t))
 	took := time.Since(start)

@@ -40,6 +40,14 @@ type Resolver struct {
 	// Timeout bounds a whole lookup, every server included; zero is
 	// DefaultTimeout.
 	Timeout time.Duration
+	// Search is how the system resolves a host name written without a
+	// trailing dot — the name a client dials, whichever resolver is
+	// asked for TLSA records. While its list has a domain, Lookup does
+	// not look up such a name: the dial may have reached the name with a
+	// domain of the list appended, not the one the records would be
+	// asked at (SearchList). nil: the system's (SystemSearch), read at
+	// each lookup.
+	Search *SearchList
 }
 
 // NewResolver returns a resolver at addr (an IP address, with :port if
@@ -101,14 +109,22 @@ func SystemResolver(path string) (*Resolver, error) {
 type ResolvConfig struct {
 	Servers []netip.Addr // the nameserver lines, in order (at most three, as glibc)
 	TrustAD bool         // "options trust-ad"
+	// Search is the search list of the last search or domain line, each
+	// domain rooted ("cluster.local."), "." left out: the domains a
+	// relative host name is tried in (SearchList).
+	Search []string
+	Ndots  int // "options ndots:N": 1 by default, from 0 to 15
 }
 
-// ParseResolvConf reads the nameserver lines and the trust-ad option of a
-// resolv.conf file, as glibc does: comments start with # or ;, the last
-// options line that names an option wins for it, a name server that is
-// not an IP address is skipped, and only the first three count.
+// ParseResolvConf reads the nameserver lines, the search list (search and
+// domain lines) and the trust-ad and ndots options of a resolv.conf file,
+// as glibc does: comments start with # or ;, the last options line that
+// names an option wins for it, a name server that is not an IP address is
+// skipped, and only the first three count; search and domain replace each
+// other, the last line winning. It applies no default search list: that
+// is SystemSearch's.
 func ParseResolvConf(data []byte) ResolvConfig {
-	var c ResolvConfig
+	c := ResolvConfig{Ndots: 1}
 	s := bufio.NewScanner(bytes.NewReader(data))
 	s.Buffer(nil, 64<<10)
 	for s.Scan() {
@@ -126,18 +142,38 @@ func ParseResolvConf(data []byte) ResolvConfig {
 			if err == nil && len(c.Servers) < 3 {
 				c.Servers = append(c.Servers, ip.WithZone(""))
 			}
+		case "domain":
+			c.Search = searchDomains(f[1:2])
+		case "search":
+			c.Search = searchDomains(f[1:])
 		case "options":
-			for _, o := range f[1:] {
-				switch o {
-				case "trust-ad":
-					c.TrustAD = true
-				case "no-trust-ad":
-					c.TrustAD = false
-				}
-			}
+			c.options(f[1:])
 		}
 	}
 	return c
+}
+
+// options reads the options of an options line (or of RES_OPTIONS).
+func (c *ResolvConfig) options(opts []string) {
+	for _, o := range opts {
+		switch {
+		case o == "trust-ad":
+			c.TrustAD = true
+		case o == "no-trust-ad":
+			c.TrustAD = false
+		case strings.HasPrefix(o, "ndots:"):
+			// The leading digits, as glibc's atoi and Go's resolver
+			// read them (none: 0), at most glibc's 15.
+			n := 0
+			for _, d := range []byte(o[len("ndots:"):]) {
+				if d < '0' || d > '9' || n >= 15 {
+					break
+				}
+				n = n*10 + int(d-'0')
+			}
+			c.Ndots = min(n, 15)
+		}
+	}
 }
 
 // Status is what a lookup found.
@@ -185,6 +221,8 @@ func (r Result) Proven() bool { return r.Status == Match && r.Validated }
 func (r Result) Note() string {
 	var s string
 	switch {
+	case r.Status == Failed && errors.As(r.Err, new(*RelativeNameError)):
+		return "DNS not asked: " + strings.TrimPrefix(r.Err.Error(), "dane: ")
 	case r.Status == Failed:
 		return fmt.Sprintf("DNS lookup of %s failed: %v", r.Name, r.Err)
 	case r.Proven():
@@ -227,7 +265,9 @@ func (e *FailedError) Error() string {
 
 // Lookup asks for the TLSA records of a TLS service at host and port and
 // compares the usable ones with spki, the DER SubjectPublicKeyInfo the
-// host presented. The servers are asked in order, each within its share
+// host presented. A relative host (no trailing dot) is not looked up
+// while the search list has a domain: a Result with Status Failed and a
+// *RelativeNameError. The servers are asked in order, each within its share
 // of the time left, until one answers; the whole lookup never takes
 // longer than the timeout, nor past the end of ctx, and every failure is
 // a Result with Status Failed.
@@ -235,6 +275,11 @@ func (r *Resolver) Lookup(ctx context.Context, host, port string, spki []byte) R
 	name, err := Name(host, port)
 	if err != nil {
 		return Result{Status: Failed, Err: err}
+	}
+	if err := r.relative(host); err != nil {
+		// Not asked at all: the records of a name the dial may not
+		// have reached prove nothing, and deny nothing either.
+		return Result{Name: name, Status: Failed, Err: err}
 	}
 	timeout := r.Timeout
 	if timeout <= 0 {

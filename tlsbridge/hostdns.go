@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/jwk"
@@ -52,7 +53,10 @@ const DNSComment = "pinned from a DNSSEC-validated TLSA record"
 
 // lookupDNS asks DNS about the key a host presented at addr, when the
 // options say to; nil when they do not, or when addr's host is an IP
-// address (which has no TLSA name). The lookup ends with ctx (the
+// address (which has no TLSA name). A relative host name (no trailing
+// dot) is not looked up while the system has a search list, through
+// which the dial may have reached another name (dane.SearchList): the
+// result is Failed, with the note saying to write the name rooted. The lookup ends with ctx (the
 // dial's), and within the resolver's timeout in any case. A result short
 // of a validated match — no record included, and an unvalidated match —
 // is a warning of one line: DNS was asked to vouch for the key and did
@@ -64,7 +68,10 @@ func (c *Client) lookupDNS(ctx context.Context, addr string, key *jwk.Key) *dane
 		return nil
 	}
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil || net.ParseIP(host) != nil {
+	if err != nil {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil { // with a zone too, which net.ParseIP refuses
 		return nil
 	}
 	res := c.opts.DNS.Lookup(ctx, host, port, key.SPKI())

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,12 @@ import (
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
+
+// noSearch is an empty search list: the tests dialling a relative name
+// (localhost:PORT) decide as on a machine without one, whatever this
+// machine's resolv.conf says (TestVerifyHostKeyDNSRelativeName has the
+// others).
+var noSearch = &dane.SearchList{}
 
 // tlsaLine is the zone-file line publishing k for port in dnstest.Origin.
 func tlsaLine(t *testing.T, port string, k *jwk.Key) string {
@@ -138,6 +145,7 @@ func TestVerifyHostKeyDNS(t *testing.T) {
 			}
 			r.TrustAD = !c.untrusted
 			r.Timeout = 10 * time.Second // a loaded machine; the resolver-down case sets its bound
+			r.Search = noSearch
 			if c.silent {
 				r.Timeout = time.Second
 			}
@@ -211,7 +219,7 @@ func TestVerifyHostKeyDNSDialCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Timeout = 30 * time.Second
+	r.Timeout, r.Search = 30*time.Second, noSearch
 	var log testlog.Buffer
 	asked := false
 	client := cli.client(t, ClientOptions{VerifyHostKeyDNS: DNSYes, DNS: r, Policy: Ask,
@@ -232,6 +240,93 @@ func TestVerifyHostKeyDNSDialCancelled(t *testing.T) {
 	}
 	if asked || len(pinFiles(t, cli)) != 0 {
 		t.Errorf("asked %v, pins %v", asked, pinFiles(t, cli))
+	}
+}
+
+// TestVerifyHostKeyDNSRelativeName: with a search list, a relative host
+// (localhost:PORT) may be reached through it — in a Kubernetes pod
+// "api.dev" is api.dev.svc.cluster.local — while its TLSA records would be
+// asked at the absolute name, so DNS is not asked: a validated record of
+// the absolute name lets nothing in, and one naming another key does not
+// stop accept-new from pinning (docs/dns.md, "Relative names"). The same
+// host written rooted (localhost.:PORT) is what DNS answers for.
+func TestVerifyHostKeyDNSRelativeName(t *testing.T) {
+	dnstest.Require(t)
+	search := &dane.SearchList{Domains: []string{"svc.cluster.local.", "cluster.local."}, Ndots: 5}
+	for _, c := range []struct {
+		name     string
+		host     string
+		policy   Policy
+		otherKey bool // the record names another key
+		connect  bool
+		errAs    any
+		log      string
+	}{
+		{name: "relative", host: "localhost", policy: Strict, errAs: new(*knownhosts.UnknownHostError),
+			log: `level=WARN msg="host key not verified by DNS, falling back to the pins" addr=localhost:PORT fingerprint=FP note="DNS not asked: relative name localhost: the system may resolve it through its search list (svc.cluster.local., cluster.local.) before trying it as given; write localhost. to use DNS"`},
+		{name: "relative, another key, accept-new", host: "localhost", policy: AcceptNew, otherKey: true, connect: true, log: "DNS not asked: relative name localhost"},
+		{name: "rooted", host: "localhost.", policy: Strict, connect: true, log: `msg="host key found in DNS" addr=localhost.:PORT`},
+		{name: "rooted, another key, accept-new", host: "localhost.", policy: AcceptNew, otherKey: true, errAs: new(*DNSMismatchError)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cli := newHome(t, jwk.EC256)
+			srv, ts := serverFor(t, cli)
+			_, port, _ := net.SplitHostPort(ts.addr())
+			addr := net.JoinHostPort(c.host, port)
+			published := srv.id.Key
+			if c.otherKey {
+				published = mustGenerate(t, jwk.EC256)
+			}
+			r, err := dane.NewResolver(dnstest.Start(t, dnstest.Zone{Signed: true, Records: []string{tlsaLine(t, port, published)}}).Resolver)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Timeout, r.Search = 10*time.Second, search
+			var log testlog.Buffer
+			client := cli.client(t, ClientOptions{VerifyHostKeyDNS: DNSYes, DNS: r, Policy: c.policy, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			// Connected to the server's IP address, checked for addr:
+			// the system's resolver need not know the rooted name
+			// localhost. (this machine's /etc/hosts says localhost).
+			cs, err := roundTrip(ts.addr(), mustConfig(t, client, addr))
+			if (err == nil) != c.connect {
+				t.Fatalf("connected = %v (%v), want %v; log:\n%s", err == nil, err, c.connect, log.String())
+			}
+			if c.errAs != nil && !errors.As(err, c.errAs) {
+				t.Errorf("err = %v, want %T", err, c.errAs)
+			}
+			if byDNS := c.connect && c.policy == Strict; client.AcceptedByDNS(addr, cs) != byDNS {
+				t.Errorf("AcceptedByDNS = %v, want %v", !byDNS, byDNS)
+			}
+			if want := strings.NewReplacer("PORT", port, "FP", srv.id.Key.Fingerprint()).Replace(c.log); !strings.Contains(log.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, log.String())
+			}
+		})
+	}
+}
+
+// TestVerifyHostKeyDNSIPLiteral: an IP address has no TLSA name, and the
+// resolver is not asked (nor a note logged) — with a zone too.
+func TestVerifyHostKeyDNSIPLiteral(t *testing.T) {
+	cli := newHome(t, jwk.EC256)
+	_, ts := serverFor(t, cli)
+	var heard atomic.Bool
+	r, err := dane.NewResolver(dnstest.SilentHeard(t, func() { heard.Store(true) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Timeout = time.Second
+	var log testlog.Buffer
+	client := cli.client(t, ClientOptions{VerifyHostKeyDNS: DNSYes, DNS: r, Policy: Strict, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if _, err := roundTrip(ts.addr(), mustConfig(t, client, ts.addr())); !errors.As(err, new(*knownhosts.UnknownHostError)) {
+		t.Errorf("%s: err = %v, want an unknown host", ts.addr(), err)
+	}
+	for _, addr := range []string{ts.addr(), "[fe80::1%lo]:443", "[::1]:443"} {
+		if res := client.lookupDNS(context.Background(), addr, cli.id.Key); res != nil {
+			t.Errorf("%s: DNS asked: %s", addr, res.Note())
+		}
+	}
+	if heard.Load() || strings.Contains(log.String(), "DNS") {
+		t.Errorf("DNS asked about an IP address (heard %v):\n%s", heard.Load(), log.String())
 	}
 }
 
@@ -343,6 +438,7 @@ func BenchmarkHostKeyDNS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	res.Search = noSearch
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, c := range []struct {
 		name string
