@@ -94,9 +94,12 @@ type (
 	connKey struct{}
 )
 
-func newHTTPMode(target string, log *slog.Logger, failures *faillog.Log, timeout time.Duration, decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
+func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *faillog.Log, timeout time.Duration, decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
 	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}, decide: decide, failures: failures}
-	u := &url.URL{Scheme: "http", Host: target}
+	u := &url.URL{Scheme: "http", Host: dial.address}
+	if dial.network == "unix" {
+		u.Host = "localhost" // the request's Host header is the client's (Rewrite); this names the pool's one target
+	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
@@ -117,8 +120,10 @@ func newHTTPMode(target string, log *slog.Logger, failures *faillog.Log, timeout
 			}
 		},
 		Transport: &http.Transport{
-			Proxy:                 nil, // never through $HTTP_PROXY: the target is ours
-			DialContext:           (&net.Dialer{Timeout: timeout}).DialContext,
+			Proxy: nil, // never through $HTTP_PROXY: the target is ours
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{Timeout: timeout}).DialContext(ctx, dial.network, dial.address)
+			},
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: 0,

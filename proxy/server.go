@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +27,15 @@ type ServerOptions struct {
 	// TLS presents the proxy's identity and decides which clients get in.
 	// Required.
 	TLS *tlsbridge.Server
-	// Target is where each admitted client is connected, over plain TCP
-	// (host:port). Required.
+	// Target is where each admitted client is connected, in plain text:
+	// a TCP address (host:port), or a Unix socket (unix:/abs/path). Required.
+	//
+	// A TCP target on the loopback interface can be reached by every
+	// local user, who can connect to it past the proxy and write what the
+	// proxy would have told the target — HTTP mode's X-Keytool-* headers,
+	// a PROXY protocol header — as anyone. A Unix socket can be closed to
+	// all but the proxy's user or group by its mode and its directory's
+	// (docs/proxy.md, "A target only the proxy reaches").
 	Target string
 	// HandshakeTimeout bounds a client's TLS handshake, and the dial to the
 	// target; zero means DefaultHandshakeTimeout.
@@ -108,7 +117,8 @@ type ServerOptions struct {
 type Server struct {
 	tls     *tlsbridge.Server
 	cfg     *tls.Config
-	target  string
+	target  string     // as given (logs)
+	dial    targetAddr // what it dials
 	timeout time.Duration
 	idle    time.Duration
 	enroll  http.Handler
@@ -128,7 +138,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.TLS == nil {
 		return nil, &OptionError{"TLS", "a *tlsbridge.Server is required"}
 	}
-	if err := checkAddr("Target", opts.Target); err != nil {
+	dial, err := parseTarget(opts.Target)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkTimeouts(opts.HandshakeTimeout, opts.IdleTimeout); err != nil {
@@ -138,7 +149,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		return nil, &OptionError{"MaxStartupsPerSource", "negative"}
 	}
 	s := &Server{
-		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target,
+		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target, dial: dial,
 		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
 		idle:    orDefault(opts.IdleTimeout, DefaultIdleTimeout), enroll: opts.Enroll,
 		metrics: opts.Metrics, ppv2: opts.ProxyProtocol, connLvl: opts.ConnLevel,
@@ -156,7 +167,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	s.log = s.l.log
 	if opts.HTTP {
 		s.cfg.NextProtos = []string{"h2", "http/1.1"}
-		s.http = newHTTPMode(s.target, s.log, s.l.failures, s.timeout, s.tls.PeerOf)
+		s.http = newHTTPMode(s.target, dial, s.log, s.l.failures, s.timeout, s.tls.PeerOf)
 	}
 	return s, nil
 }
@@ -271,7 +282,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 	}
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, s.timeout)
-	target, err := d.DialContext(dctx, "tcp", s.target)
+	target, err := d.DialContext(dctx, s.dial.network, s.dial.address)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -440,6 +451,25 @@ func checkTimeouts(handshake, idle time.Duration) error {
 }
 
 // checkAddr checks that a required address option is host:port.
+// targetAddr is what a server-mode proxy dials for its target.
+type targetAddr struct{ network, address string }
+
+// parseTarget reads ServerOptions.Target: host:port, or unix: and the
+// absolute path of a Unix socket (a relative one would depend on the
+// directory the proxy was started in).
+func parseTarget(target string) (targetAddr, error) {
+	if path, ok := strings.CutPrefix(target, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return targetAddr{}, &OptionError{"Target", fmt.Sprintf("%q: a Unix socket's path must be absolute (unix:/run/app.sock)", target)}
+		}
+		return targetAddr{"unix", filepath.Clean(path)}, nil
+	}
+	if err := checkAddr("Target", target); err != nil {
+		return targetAddr{}, err
+	}
+	return targetAddr{"tcp", target}, nil
+}
+
 func checkAddr(option, addr string) error {
 	if addr == "" {
 		return &OptionError{option, "required (host:port)"}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -191,7 +192,7 @@ Example:
 			c.registerUpdateHostKeys(set)
 			set.StringVar(&c.purpose, "purpose", "", "in PKI mode, verify peers whose key is not authorized or pinned with the CAs of `PURPOSE` (keytool ca add --purpose); with --client, pins for other purposes do not count")
 			set.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
-			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port)")
+			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port; in server mode also unix:/path/of.sock)")
 			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
 			set.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
 			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
@@ -239,9 +240,17 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 	if _, err := proxyLogger(c, o); err != nil {
 		return err
 	}
+	if path, ok := strings.CutPrefix(o.target, "unix:"); ok {
+		switch {
+		case o.client:
+			return usagef("--client connects to a TLS server over TCP: --target must be host:port, not %q", o.target)
+		case !filepath.IsAbs(path):
+			return usagef("--target %q: a Unix socket's path must be absolute (unix:/run/app.sock)", o.target)
+		}
+	}
 	for _, a := range []struct{ flag, addr string }{{"--listen", o.listen}, {"--target", o.target}, {"--metrics-listen", o.metricsListen}} {
-		if a.addr == "" {
-			continue // --metrics-listen, optional
+		if a.addr == "" || (a.flag == "--target" && strings.HasPrefix(a.addr, "unix:") && !o.client) {
+			continue // --metrics-listen, optional; a Unix socket target
 		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return usagef("%s %q is not host:port: %v", a.flag, a.addr, err)

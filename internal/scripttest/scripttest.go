@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -54,15 +55,20 @@ func FreePort(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(args[0], strconv.Itoa(port))
 }
 
-// Listening is "listening HOST:PORT": it waits (up to a minute, on a
-// loaded machine) until something accepts connections there.
+// Listening is "listening HOST:PORT" or "listening unix:PATH": it waits
+// (up to a minute, on a loaded machine) until something accepts
+// connections there.
 func Listening(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
-		ts.Fatalf("usage: listening HOST:PORT")
+		ts.Fatalf("usage: listening HOST:PORT | unix:PATH")
+	}
+	network, addr := "tcp", args[0]
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		c, err := net.DialTimeout("tcp", args[0], time.Second)
+		c, err := net.DialTimeout(network, addr, time.Second)
 		if err == nil {
 			c.Close()
 			return
