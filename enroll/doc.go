@@ -76,10 +76,13 @@
 // secret and expiry again (an invitation made again under the same name
 // in between stays pending for its own token), and adds the client's key with
 // authkeys.Store.Add (which never replaces a key). Then the pending file
-// goes, and the claim. If adding fails, the claim alone is removed: the
-// invitation is pending again, unless RevokeInvite deleted it meanwhile.
-// Nothing ever puts an invitation back, so that no revocation is undone,
-// with or without flock(2). Every refusal has its own Reason and HTTP status,
+// goes (if it is the one claimed, under the invitations' lock), and the
+// claim. If adding fails, the claim alone is removed: the invitation is
+// pending again, unless RevokeInvite deleted it meanwhile. Nothing ever
+// puts an invitation back, so that no revocation is undone, with or
+// without flock(2). A server that stops in between leaves the claim,
+// which blocks the invitation (Invitation.Claimed says since when) until
+// RevokeInvite removes it, or PruneInvites once it has expired. Every refusal has its own Reason and HTTP status,
 // is logged with the remote address, the client's fingerprint, the
 // invitation name and the reason (never the secret), and writes nothing.
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,6 +49,13 @@ type Invitation struct {
 	ClientFingerprint string    `json:"client_fingerprint,omitempty"`
 
 	File string `json:"-"` // where it was read from or written to
+	// Claimed is, for a pending invitation that ListInvites or
+	// RevokeInvite found claimed, when the claim was made (its ctime, or
+	// its mtime where that is not known): a client was being enrolled with
+	// its token then — or a server stopped while enrolling it, and the
+	// invitation stays blocked until it is removed (docs/enrollment.md).
+	// Zero if it was not claimed.
+	Claimed time.Time `json:"-"`
 }
 
 // Status is "pending", "expired" or "used" at time now.
@@ -188,9 +196,10 @@ func (e *InviteExistsError) Error() string {
 }
 
 // NotPendingError means RevokeInvite found no pending invitation of that
-// name: a client was presenting its token at that moment (InUse: the
-// claim was removed all the same), it was used (Used is set, with the key
-// that used it), or it does not exist.
+// name: only a claim of it was there (InUse: removed all the same — a
+// client was being enrolled with it, or a server stopped while doing so),
+// it was used (Used is set, with the key that used it), or it does not
+// exist.
 type NotPendingError struct {
 	Name              string
 	Dir               string
@@ -201,7 +210,7 @@ type NotPendingError struct {
 
 func (e *NotPendingError) Error() string {
 	if e.InUse {
-		return fmt.Sprintf("enroll: invitation %q was being used by a client at that moment: it is revoked and will not come back if that enrollment fails, but one that succeeds authorizes the client's key as %q", e.Name, e.Name)
+		return fmt.Sprintf("enroll: no invitation %q was pending, but a claim of it was (a client being enrolled, or a server that stopped while enrolling one): the claim is removed, but an enrollment that succeeds authorizes the client's key as %q", e.Name, e.Name)
 	}
 	if !e.Used.IsZero() {
 		return fmt.Sprintf("enroll: invitation %q was already used at %s by key %s", e.Name, e.Used.Format(time.RFC3339), e.ClientFingerprint)
@@ -339,6 +348,9 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 				problems = append(problems, err)
 				continue
 			}
+			if d == dir {
+				inv.Claimed = claimedSince(dir, inv.Name, inv.File)
+			}
 			out = append(out, inv)
 		}
 	}
@@ -349,17 +361,20 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 // RevokeInvite deletes the invitation name from dir, so that its token no
 // longer works, and returns it. A token being redeemed at that very moment
 // holds a claim of the invitation (a link to its file, in used/), which
-// the server removes if adding the client's key fails: RevokeInvite
-// deletes the claims of the name too, and says so (*NotPendingError,
-// InUse) when one was of the invitation it revoked, or if there was no
-// pending invitation, since an enrollment that succeeds goes ahead.
+// the server removes if adding the client's key fails; a server that
+// stopped while redeeming it left its claim, which blocks the invitation.
+// RevokeInvite deletes the claims of the name too, and says when one of
+// the invitation it revoked was there (Invitation.Claimed: a client may
+// have been enrolled, or be), or, with no pending invitation, that a
+// claim was there (*NotPendingError, InUse), since an enrollment that
+// succeeds goes ahead.
 //
 // Nothing puts an invitation back once RevokeInvite has deleted it: a
 // failed enrollment removes its claim and leaves the pending file as it
 // is, and a claim links the pending file, which is gone. It holds the
-// invitations' lock (lockInvites) throughout all the same, so that a
-// server of an earlier version, which put claimed invitations back under
-// it, does not put one back while it runs.
+// invitations' lock (lockInvites) throughout all the same: a successful
+// enrollment removes the pending file under it (see Handler.used), and a
+// server of an earlier version put claimed invitations back under it.
 func RevokeInvite(dir, name string) (*Invitation, error) {
 	if err := keydir.CheckName(name); err != nil {
 		return nil, err
@@ -373,6 +388,8 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	}
 	defer unlock()
 	path := filepath.Join(dir, name+".json")
+	// Before the pending file goes: its removal changes the claim's ctime.
+	claimedAt := claimedSince(dir, name, path)
 	inv, err := removePending(dir, name, path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -386,15 +403,37 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	switch {
 	case err != nil:
 		return nil, err
+	case inv != nil:
+		if inUse || !claimedAt.IsZero() {
+			inv.Claimed = claimedAt
+			if inv.Claimed.IsZero() { // claimed between the look and the removal
+				inv.Claimed = time.Now()
+			}
+		}
+		return inv, nil
 	case inUse:
 		return nil, &NotPendingError{Name: name, Dir: dir, InUse: true}
-	case inv != nil:
-		return inv, nil
 	}
 	if used, err := readInvite(inviteRule(dir), filepath.Join(dir, usedDir, name+".json")); err == nil {
 		return nil, &NotPendingError{Name: name, Dir: dir, Used: used.Used, ClientFingerprint: used.ClientFingerprint}
 	}
 	return nil, &NotPendingError{Name: name, Dir: dir}
+}
+
+// claimedSince is when the pending invitation name, at path, in dir was
+// claimed (the ctime of its claim, which linking it set), or zero if it
+// is not claimed or not there.
+func claimedSince(dir, name, path string) time.Time {
+	pf, err := os.Lstat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	for _, claim := range claimsOf(dir, name) {
+		if cf, err := os.Lstat(claim); err == nil && os.SameFile(pf, cf) {
+			return trustfile.StampOf(cf).Changed()
+		}
+	}
+	return time.Time{}
 }
 
 // removeClaims deletes the claims of the invitation name in dir, and
@@ -474,12 +513,29 @@ var testHookRevoke func(step string)
 
 // PruneInvites deletes from dir the invitations that can no longer be
 // used — pending ones that have expired, and the records of used ones —
-// and returns them. It is the only thing that deletes used records, which
-// let the server tell a client that its token was already used (rather
-// than unknown), so keytool runs it only when asked. Pending invitations
-// still valid, claims in progress and unreadable files are left alone;
-// the last are returned as skipped, and deletions that failed as failed.
+// and returns them; then the claims whose pending invitation is gone
+// (expired and pruned, or removed by a server of an earlier version),
+// which a server that stopped while enrolling a client left: they are
+// returned too, with File the claim and Claimed set. It is the only thing
+// that deletes used records, which let the server tell a client that its
+// token was already used (rather than unknown), so keytool runs it only
+// when asked. Pending invitations still valid, claims of pending ones and
+// unreadable files are left alone; the last are returned as skipped, and
+// deletions that failed as failed. It holds the invitations' lock
+// (lockInvites): a successful enrollment removes its pending file under
+// it, and must not find a new one made in the place of one pruned.
 func PruneInvites(dir string, now time.Time) (removed []*Invitation, skipped, failed []error) {
+	unlock, _, err := lockInvites(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil // no invitations directory
+	}
+	if err != nil {
+		return nil, nil, []error{fmt.Errorf("enroll: invitations not pruned: %w", err)}
+	}
+	defer unlock()
+	// The claims' ctimes before any pending file goes: removing one
+	// changes its claim's.
+	claims := claimTimes(dir)
 	invs, skipped := ListInvites(dir)
 	for _, inv := range invs {
 		if inv.Status(now) == "pending" {
@@ -499,5 +555,60 @@ func PruneInvites(dir string, now time.Time) (removed []*Invitation, skipped, fa
 		}
 		removed = append(removed, inv)
 	}
-	return removed, skipped, failed
+	orphans, failedClaims := pruneClaims(dir, claims)
+	return append(removed, orphans...), skipped, append(failed, failedClaims...)
+}
+
+// claimTimes returns the claims of the invitations directory dir, by
+// path, with their ctimes (see claimedSince).
+func claimTimes(dir string) map[string]time.Time {
+	paths, _ := filepath.Glob(filepath.Join(dir, usedDir, ".*.claim"))
+	out := make(map[string]time.Time, len(paths))
+	for _, claim := range paths {
+		name, ok := claimName(claim)
+		if !ok || !slices.Contains(claimsOf(dir, name), claim) {
+			continue
+		}
+		if cf, err := os.Lstat(claim); err == nil {
+			out[claim] = trustfile.StampOf(cf).Changed()
+		}
+	}
+	return out
+}
+
+// pruneClaims deletes those of claims (claimTimes) whose pending
+// invitation is gone, and returns what they held. Such a claim blocks
+// nothing a token could use: the enrollment that made it, if it still
+// runs, ends without it (Handler.used and release take a claim already
+// gone for removed).
+func pruneClaims(dir string, claims map[string]time.Time) (removed []*Invitation, failed []error) {
+	for _, claim := range slices.Sorted(maps.Keys(claims)) {
+		name, _ := claimName(claim)
+		if _, err := os.Lstat(filepath.Join(dir, name+".json")); !errors.Is(err, fs.ErrNotExist) {
+			continue // pending: the claim is the invitation's to end (or RevokeInvite's)
+		}
+		inv, err := readInvite(inviteRule(dir), claim)
+		if err != nil {
+			inv = &Invitation{Name: name}
+		}
+		inv.File, inv.Claimed = claim, claims[claim]
+		if err := os.Remove(claim); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				failed = append(failed, err)
+			}
+			continue
+		}
+		removed = append(removed, inv)
+	}
+	return removed, failed
+}
+
+// claimName is the invitation name of the claim at path (claimPath).
+func claimName(path string) (string, bool) {
+	base := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "."), ".claim")
+	i := strings.LastIndexByte(base, '.')
+	if i <= 0 {
+		return "", false
+	}
+	return base[:i], true
 }

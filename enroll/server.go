@@ -295,7 +295,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	// the invitations' lock.
 	claim, err := h.claim(pending, name, sum)
 	if errors.Is(err, fs.ErrExist) {
-		return Response{}, name, refuse(ReasonAlreadyUsed, "invitation %q is being used by another client right now: a token works once", name)
+		return Response{}, name, beingUsed(name)
 	}
 	if errors.Is(err, fs.ErrNotExist) { // used, or removed, since it was read
 		return Response{}, name, h.notPending(name, sum)
@@ -330,6 +330,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 // record is written in used/, the pending file removed, then the claim.
 // Where the pending file cannot be removed the claim stays, and keeps
 // the invitation from being claimed again (a token works once).
+//
+// The pending file is removed only if it is the one claimed (or one of
+// its secret, should the claim be gone): another invitation of the name
+// may be pending in its place if this one was revoked, or pruned,
+// meanwhile. The check and the removal are made under the invitations'
+// lock, which RevokeInvite and PruneInvites hold: no invitation can be
+// removed, so none made, in between. Where flock(2) is not available
+// they are not (docs/enrollment.md): an invite --remove and an invite of
+// the same name in that instant lose the new invitation, whose token is
+// then told it is unknown. Where the lock fails the invitation is left
+// claimed (fail closed: it cannot be used again until it is removed).
 func (h *Handler) used(inv *Invitation, claim, pending string) {
 	usedPath := filepath.Join(h.opts.Dir, usedDir, inv.Name+".json")
 	if data, err := inv.marshal(); err == nil {
@@ -337,10 +348,16 @@ func (h *Handler) used(inv *Invitation, claim, pending string) {
 			h.log.Error("recording a used invitation", "file", usedPath, "error", err.Error())
 		}
 	}
-	// Only the file claimed (or one of its secret, should the claim be
-	// gone): another invitation of the name may be pending in its place
-	// if this one was revoked meanwhile.
+	unlock, _, err := lockInvites(h.opts.Dir)
+	if err != nil {
+		h.log.Error("removing a used invitation: the invitations cannot be locked; its claim is left, which keeps it from being used again", "file", pending, "error", err.Error())
+		return
+	}
+	defer unlock()
 	if claimed(claim, pending) || sameSecret(h.opts.Dir, pending, inv) {
+		if testHookUsed != nil {
+			testHookUsed()
+		}
 		if err := os.Remove(pending); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			h.log.Error("removing a used invitation: its claim is left, which keeps it from being used again", "file", pending, "error", err.Error())
 			return
@@ -348,6 +365,10 @@ func (h *Handler) used(inv *Invitation, claim, pending string) {
 	}
 	_ = os.Remove(claim) // the invitation is no longer pending: nothing is left to guard
 }
+
+// testHookUsed, if set, runs in used between the check of the pending
+// file and its removal (tests: a revocation and a new invitation then).
+var testHookUsed func()
 
 // sameSecret reports whether the invitation at pending, in the
 // invitations directory dir, is inv's.
@@ -460,11 +481,19 @@ func (h *Handler) usedBefore(name string, sum [32]byte) *refusal {
 			continue
 		}
 		if inv.Used.IsZero() {
-			return refuse(ReasonAlreadyUsed, "invitation %q is being used by another client right now: a token works once", name)
+			return beingUsed(name)
 		}
 		return refuse(ReasonAlreadyUsed, "invitation %q was already used, at %s: a token works once; ask for a new one", name, inv.Used.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// beingUsed refuses a token whose invitation is claimed: by another
+// client presenting it now — or by a server that stopped while enrolling
+// one, whose claim blocks the invitation until its administrator removes
+// it (invite --remove), which the client cannot tell apart.
+func beingUsed(name string) *refusal {
+	return refuse(ReasonAlreadyUsed, "invitation %q is being used, or a server stopped while using it: ask the administrator; a token works once", name)
 }
 
 // otherOf reports whether a claim or record of the invitation name is

@@ -88,10 +88,17 @@ func (c *cli) refusedAdvice(e *enroll.RefusedError) string {
 		name = shellQuote(e.Name)
 	}
 	switch e.Reason {
-	case enroll.ReasonExpired, enroll.ReasonAlreadyUsed:
+	case enroll.ReasonExpired:
 		// The refusal asks for a new token already: the advice gives its
 		// administrator's command, rather than asking twice.
 		return "A new token is made on the server with: keytool invite --name " + name
+	case enroll.ReasonAlreadyUsed:
+		// Used, or claimed: by a client now, or by a server that stopped
+		// while enrolling one, which left the invitation pending (invite
+		// --name would say it exists) and blocked until it is removed.
+		return "A new token is made on the server with: keytool invite --name " + name + "\n" +
+			"If the invitation is still being used, or a server stopped while using it (that command says it exists), the administrator removes it first: keytool invite --remove " + name +
+			", checks keytool authorize --list (whether a client was enrolled with it), then invites again."
 	case enroll.ReasonUnknown:
 		return "Ask the server's administrator for a new token: keytool invite --name " + name + " (on the server)."
 	case enroll.ReasonWrongSecret:

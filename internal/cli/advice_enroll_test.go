@@ -39,6 +39,7 @@ func TestAdviseEnrollAndTLS(t *testing.T) {
 		{&enroll.TokenExpiredError{Name: "laptop"}, "keytool invite --name laptop (on the server)"},
 		{&enroll.RefusedError{Addr: "db:443", Name: "laptop", Reason: enroll.ReasonExpired}, "A new token is made on the server with: keytool invite --name laptop"},
 		{&enroll.RefusedError{Addr: "db:443", Name: "laptop", Reason: enroll.ReasonNotEnrollable}, "keytool authorize --remove laptop"},
+		{&enroll.RefusedError{Addr: "db:443", Name: "lap top", Reason: enroll.ReasonAlreadyUsed}, "removes it first: keytool invite --remove 'lap top', checks keytool authorize --list (whether a client was enrolled with it), then invites again."},
 		{&enroll.KeyMismatchError{Addr: "db:443"}, "keytool authorize --list (on the server)"},
 		{&enroll.TokenError{Kind: enroll.ErrTokenMangled}, "Copy it again, whole, from the output of keytool invite."},
 	} {

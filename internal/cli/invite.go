@@ -54,13 +54,16 @@ addresses and the times. A used invitation moves to invites.d/used/.
   --list           pending, expired and used invitations: NAME, STATUS,
                    EXPIRES, ADDRESSES and CLIENT (short fingerprint) in 80
                    columns; -l/--long adds FILE, --full whole fingerprints,
-                   --json everything
-  --remove NAME    delete a pending invitation: its token stops working
-                   (--revoke, its old name, still works; 'keytool revoke'
-                   is what refuses a key)
-  --prune          delete the expired invitations and the records of used
+                   --json everything. "claimed since T": a client was
+                   being enrolled then, or a server stopped while enrolling
+                   it, and the token is refused until --remove
+  --remove NAME    delete a pending invitation, claimed or not: its token
+                   stops working (--revoke, its old name, still works;
+                   'keytool revoke' is what refuses a key)
+  --prune          delete the expired invitations, the records of used
                    ones (a client that tries a used token is then told the
-                   invitation is unknown, not that it was used)
+                   invitation is unknown, not that it was used) and the
+                   claims left of invitations gone
 
 Example:
   keytool invite --name laptop --address db.example.com:8443 --expires 30m`,
@@ -183,6 +186,7 @@ type inviteInfo struct {
 	ServerFingerprint string    `json:"server_fingerprint"`
 	Used              time.Time `json:"used,omitzero"`
 	ClientFingerprint string    `json:"client_fingerprint,omitempty"`
+	Claimed           time.Time `json:"claimed,omitzero"` // a pending invitation claimed since then (enroll.Invitation.Claimed)
 	File              string    `json:"file"`
 }
 
@@ -198,13 +202,19 @@ func invitesTable(invs []*enroll.Invitation, lf listFlags) ([]inviteInfo, *table
 	}
 	for _, inv := range invs {
 		in := inviteInfo{Name: inv.Name, Status: inv.Status(now), Expires: inv.Expires, Created: inv.Created, Addresses: inv.Addresses,
-			ServerFingerprint: inv.ServerFingerprint, Used: inv.Used, ClientFingerprint: inv.ClientFingerprint, File: inv.File}
+			ServerFingerprint: inv.ServerFingerprint, Used: inv.Used, ClientFingerprint: inv.ClientFingerprint, Claimed: inv.Claimed, File: inv.File}
 		infos = append(infos, in)
+		status := in.Status
+		if status == "pending" && !in.Claimed.IsZero() {
+			// A client is being enrolled, or a server stopped while
+			// enrolling one: the token is refused until invite --remove.
+			status = "claimed since " + in.Claimed.UTC().Format("2006-01-02T15:04Z") // to the minute: 80 columns
+		}
 		client := "-"
 		if in.ClientFingerprint != "" {
 			client = lf.fingerprint(in.ClientFingerprint)
 		}
-		row := []string{printable(in.Name), in.Status, in.Expires.UTC().Format(time.RFC3339), printable(strings.Join(in.Addresses, ",")), client}
+		row := []string{printable(in.Name), status, in.Expires.UTC().Format(time.RFC3339), printable(strings.Join(in.Addresses, ",")), client}
 		if lf.long {
 			row = append(row, printable(in.File))
 		}
@@ -228,6 +238,10 @@ func (c *cli) removeInvite(name string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "Removed invitation %q (%s): its token no longer works\n", inv.Name, inv.File)
+	if !inv.Claimed.IsZero() {
+		fmt.Fprintf(c.stderr, "Warning: it was claimed since %s: a client may have been enrolling with its token then (or a server stopped while enrolling it), and one that succeeds is authorized as %q. Check with: %s\n",
+			inv.Claimed.UTC().Format(time.RFC3339), inv.Name, c.command("authorize", "--list"))
+	}
 	return nil
 }
 
@@ -236,7 +250,12 @@ func (c *cli) pruneInvites() error {
 	reportSkipped(c, "invite", skipped)
 	for _, inv := range removed {
 		what := "expired " + inv.Expires.UTC().Format(time.RFC3339)
-		if !inv.Used.IsZero() {
+		switch {
+		case strings.HasSuffix(inv.File, ".claim"):
+			// Left by a server that stopped while enrolling a client.
+			fmt.Fprintf(c.stdout, "Deleted a claim of invitation %q (claimed %s, the invitation gone): %s\n", inv.Name, inv.Claimed.UTC().Format(time.RFC3339), printable(inv.File))
+			continue
+		case !inv.Used.IsZero():
 			what = "used " + inv.Used.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(c.stdout, "Deleted invitation %q (%s): %s\n", inv.Name, what, printable(inv.File)) // %q escapes what printable would
