@@ -514,9 +514,10 @@ const (
 	// Replace rewrites the name's entry with the key given.
 	Replace
 	// AddBeside adds the key under a name that is taken, beside the
-	// name's keys, in a file of its own: NAME+KEYID.json (the first eight
-	// characters of the key's ID). A client's next key goes there
-	// (AcceptRotation).
+	// name's keys, in a file of its own: NAME+KEYID.json (the first 32
+	// characters, 160 bits, of the key's ID; earlier versions wrote 8,
+	// and their files still count as the client's). A client's next key
+	// goes there (AcceptRotation).
 	AddBeside
 )
 

@@ -28,7 +28,7 @@ type SharedName struct {
 // nameCount is how many entries in effect hold a name: n outside
 // rotation files, canon of them in the name's own file of a directory
 // (NAME.json), rot in rotation files (NAME+KEYID.json, written by Add with
-// AddBeside for the client's next key, KEYID its own).
+// AddBeside for the client's next key, KEYID part of its own: isBesideName).
 type nameCount struct{ n, canon, rot uint32 }
 
 // add adds d to the counts an entry of kind (nameKind) adds to.
@@ -120,8 +120,8 @@ func nameKind(f *keydir.File[item], it *item) (name string, kind byte) {
 	switch base := fileEntryName(f.Name()); {
 	case m == nil || m.nameFromFile:
 		return name, 'c'
-	case len(base) == len(name)+9 && base[len(name)] == '+' && base[:len(name)] == name && base == besideName(name, it.sum):
-		return name, 'r' // (the length first: a set of a million named members makes no key IDs)
+	case isBesideName(base, name, it.sum):
+		return name, 'r'
 	}
 	return name, 'n'
 }
@@ -172,10 +172,37 @@ func describeEntries(es []*Entry) string {
 }
 
 // besideName is the file name, without extension, of the entry Add with
-// AddBeside writes for a client's next key: NAME+ and the first eight
-// characters of the key's ID.
-func besideName(name string, sum [32]byte) string {
-	return name + "+" + strings.ReplaceAll(jwk.FormatKeyID(sum), ":", "")[:8]
+// AddBeside writes for a client's next key: NAME+ and the first
+// besideIDLen characters of the key's ID.
+func besideName(name string, sum [32]byte) string { return besideNameOf(name, sum, besideIDLen) }
+
+// How many characters (5 bits each) of a next key's ID its rotation file
+// name keeps: 32, 160 bits, so that no client can make two keys of its
+// own whose files are one (it would take about 2^80 keys). Earlier
+// versions kept 8, 40 bits: a client that made about a million keys (a
+// minute of one core) had a pair, and its second next key was refused as
+// a name taken (TestAcceptRotationKeysSharingShortIDs). Their files are
+// still read as rotation files (isBesideName), so that homes they wrote
+// keep counting them.
+const (
+	besideIDLen    = 32
+	oldBesideIDLen = 8
+)
+
+func besideNameOf(name string, sum [32]byte, n int) string {
+	return name + "+" + strings.ReplaceAll(jwk.FormatKeyID(sum), ":", "")[:n]
+}
+
+// isBesideName reports whether base, a file name without extension, is
+// the name of a rotation file of name for the key sum: besideName's, or
+// the shorter one of earlier versions. It compares the lengths first: a
+// set of a million named members makes no key IDs.
+func isBesideName(base, name string, sum [32]byte) bool {
+	n := len(base) - len(name) - 1
+	if n != besideIDLen && n != oldBesideIDLen || base[len(name)] != '+' || base[:len(name)] != name {
+		return false
+	}
+	return base == besideNameOf(name, sum, n)
 }
 
 // add counts it, an entry in effect read from file f, with delta (+1 or -1).

@@ -110,11 +110,12 @@ func (e *NextKeysLimitError) Error() string {
 }
 
 // nextKeys returns the entries of name in rotation files
-// (NAME+KEYID.json, KEYID their key's), in file order.
+// (NAME+KEYID.json, KEYID part of their key's: isBesideName, which takes
+// the names earlier versions wrote too), in file order.
 func (s *Store) nextKeys(name string) []*Entry {
 	var out []*Entry
 	for _, e := range s.named(s.Loader().Snapshot(), name) {
-		if fileEntryName(e.File) == besideName(name, e.SPKIHash) {
+		if isBesideName(fileEntryName(e.File), name, e.SPKIHash) {
 			out = append(out, e)
 		}
 	}

@@ -1,11 +1,15 @@
 package authkeys
 
 import (
+	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -19,18 +23,9 @@ import (
 func TestAcceptRotationRechecksTheCurrentKey(t *testing.T) {
 	for _, change := range []string{"revoked", "removed"} {
 		t.Run(change, func(t *testing.T) {
-			s := Load(HomeOptions(t.TempDir()))
+			s, e := acceptingAlice(t, t.TempDir())
 			cur, next := key(t, 1), key(t, 2)
-			if _, err := s.Add(cur, "alice", AddNew); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.SetAcceptRotation("alice", true); err != nil {
-				t.Fatal(err)
-			}
-			e, err := s.LookupKey(cur, netip.Addr{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			var err error
 			if change == "revoked" {
 				_, err = s.Revoke(cur)
 			} else {
@@ -87,19 +82,7 @@ func TestAcceptRotationCopiesTheEntryInEffect(t *testing.T) {
 // (found by review: a client making a certificate per
 // connection had keys authorized without end).
 func TestAcceptRotationBound(t *testing.T) {
-	s := Load(HomeOptions(t.TempDir()))
-	defer s.Close()
-	cur := key(t, 1)
-	if _, err := s.Add(cur, "alice", AddNew); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.SetAcceptRotation("alice", true); err != nil {
-		t.Fatal(err)
-	}
-	e, err := s.LookupKey(cur, netip.Addr{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, e := acceptingAlice(t, t.TempDir())
 	var added []*Entry
 	for i := range MaxNextKeys {
 		a, err := s.AcceptRotation(e, key(t, 2+i))
@@ -109,7 +92,7 @@ func TestAcceptRotationBound(t *testing.T) {
 		added = append(added, a)
 	}
 	over := key(t, 2+MaxNextKeys)
-	_, err = s.AcceptRotation(e, over)
+	_, err := s.AcceptRotation(e, over)
 	var limit *NextKeysLimitError
 	if !errors.As(err, &limit) || limit.Name != "alice" || len(limit.Held) != MaxNextKeys || limit.Held[0].File != added[0].File {
 		t.Fatalf("next key %d: %v, want a *NextKeysLimitError naming the %d files", MaxNextKeys+1, err, MaxNextKeys)
@@ -164,5 +147,118 @@ func TestAcceptRotationReadsUnderTheRule(t *testing.T) {
 	}
 	if d := s.Decide(next.SPKIHash(), netip.MustParseAddr("127.0.0.1")); d.Verdict != Unknown {
 		t.Fatalf("the next key from 127.0.0.1: %v (%+v)", d.Verdict, d.Entry)
+	}
+}
+
+// shortIDTwins are two Ed25519 keys whose key IDs share their first eight
+// characters (40 bits): the name of the rotation file was NAME+ and those
+// eight, so a client that made such a pair — about a million keys, a
+// minute of one core — had its second next key refused as a name taken.
+// (The seeds: a big-endian counter in the first four bytes.)
+func shortIDTwins(t *testing.T) (*jwk.Key, *jwk.Key) {
+	t.Helper()
+	twin := func(n uint32) *jwk.Key {
+		var seed [32]byte
+		binary.BigEndian.PutUint32(seed[:], n)
+		k, err := jwk.NewPublicKey(ed25519.NewKeyFromSeed(seed[:]).Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	a, b := twin(0x0001da8f), twin(0x000a75e7)
+	if a.KeyID()[:9] != b.KeyID()[:9] {
+		t.Fatalf("the key IDs %s and %s do not share eight characters", a.KeyID(), b.KeyID())
+	}
+	return a, b
+}
+
+// acceptingAlice is a store whose client alice, key 1, accepts rotation,
+// and her entry.
+func acceptingAlice(t *testing.T, home string) (*Store, *Entry) {
+	t.Helper()
+	s := Load(HomeOptions(home))
+	t.Cleanup(func() { s.Close() })
+	cur := key(t, 1)
+	if _, err := s.Add(cur, "alice", AddNew); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetAcceptRotation("alice", true); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.LookupKey(cur, netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, e
+}
+
+// Two next keys of a client whose key IDs share their first 40 bits both
+// get authorized, each in a file of its own: the rotation file's name
+// holds 160 bits of the key's ID.
+func TestAcceptRotationKeysSharingShortIDs(t *testing.T) {
+	s, e := acceptingAlice(t, t.TempDir())
+	a, b := shortIDTwins(t)
+	ea, err := s.AcceptRotation(e, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := s.AcceptRotation(e, b)
+	if err != nil {
+		t.Fatalf("the second next key, its ID's first 40 bits the first's: %v", err)
+	}
+	if ea.File == eb.File {
+		t.Fatalf("both in %s", ea.File)
+	}
+	for _, k := range []*jwk.Key{a, b} {
+		if d := s.Decide(k.SPKIHash(), netip.Addr{}); d.Verdict != Authorized || d.Entry.Name != "alice" {
+			t.Errorf("next key %s: %v", k.Fingerprint(), d.Verdict)
+		}
+	}
+	if got := sharedNamesOf(s); got != "" {
+		t.Errorf("shared names %q, want none", got)
+	}
+}
+
+// Rotation files that earlier versions named with eight characters of the
+// key's ID (NAME+KG4UJTP2.json) are still the client's rotation files:
+// they count toward MaxNextKeys with the new ones, and are not reported
+// as sharing the client's name.
+func TestAcceptRotationFilesOfEarlierVersions(t *testing.T) {
+	home := t.TempDir()
+	s, e := acceptingAlice(t, home)
+	dir := HomeOptions(home).Dirs[0]
+	var held []string
+	for n := 2; n < 2+MaxNextKeys-1; n++ {
+		k := key(t, n)
+		file := filepath.Join(dir, "alice+"+strings.ReplaceAll(k.KeyID(), ":", "")[:8]+".json")
+		keydirtest.Write(t, file, keydirtest.JWK(t, keydirtest.WithAttrs(k, "name", "alice")))
+		held = append(held, file)
+	}
+	s.Loader().Reload()
+	added, err := s.AcceptRotation(e, key(t, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base := filepath.Base(added.File); len(base) != len("alice+")+32+len(".json") {
+		t.Errorf("the next key is in %s, want alice+ and 32 characters of its ID", base)
+	}
+	held = append(held, added.File)
+	if got := sharedNamesOf(s); got != "" {
+		t.Errorf("shared names %q, want none", got)
+	}
+	_, err = s.AcceptRotation(e, key(t, 11))
+	var limit *NextKeysLimitError
+	if !errors.As(err, &limit) || len(limit.Held) != MaxNextKeys {
+		t.Fatalf("one key over the bound: %v, want a *NextKeysLimitError naming %v", err, held)
+	}
+	var got []string
+	for _, h := range limit.Held {
+		got = append(got, h.File)
+	}
+	slices.Sort(got)
+	slices.Sort(held)
+	if !slices.Equal(got, held) {
+		t.Errorf("the keys held: %v, want %v", got, held)
 	}
 }

@@ -1,6 +1,8 @@
 package knownhosts
 
 import (
+	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -35,7 +37,7 @@ func TestAddAnotherKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantName := "engine.example_443+" + strings.ReplaceAll(k2.KeyID(), ":", "")[:8] + ".json"
+	wantName := "engine.example_443+" + strings.ReplaceAll(k2.KeyID(), ":", "")[:32] + ".json"
 	if second != filepath.Join(opts.Dirs[0], wantName) || second == first {
 		t.Fatalf("second pin in %s, want %s beside %s", second, wantName, first)
 	}
@@ -186,12 +188,56 @@ func TestAddAnotherFirstKey(t *testing.T) {
 
 func TestAnotherFileName(t *testing.T) {
 	k := key(t, 1)
-	id := strings.ReplaceAll(k.KeyID(), ":", "")[:8]
+	id := strings.ReplaceAll(k.KeyID(), ":", "")[:32]
 	got, err := AnotherFileName("[2001:db8::1]:443", k)
 	if err != nil || got != "2001_db8__1_443+"+id+".json" {
 		t.Fatalf("AnotherFileName = %q, %v", got, err)
 	}
 	if _, err := AnotherFileName("!x", k); err == nil {
 		t.Fatal("a negated pattern got a file name")
+	}
+}
+
+// Two keys pinned beside an address's pin whose key IDs share their first
+// eight characters (40 bits) are both pinned, each in a file of its own:
+// the file's name was the address, "+" and those eight characters, and a
+// host that made such a pair (about a million keys, a minute of one core)
+// had its second announced key refused (FileExistsError). A pin in a file
+// an earlier version named so still pins its key.
+func TestAddAnotherKeysSharingShortIDs(t *testing.T) {
+	const addr = "engine.example:443"
+	s, opts := load(t, map[string]*jwk.Key{"engine.example_443.json": pinned(t, 1, addr)})
+	var twins []*jwk.Key
+	for _, n := range []uint32{0x0001da8f, 0x000a75e7} { // seeds, a big-endian counter in the first four bytes
+		seed := binary.BigEndian.AppendUint32(nil, n)
+		k, err := jwk.NewPublicKey(ed25519.NewKeyFromSeed(append(seed, make([]byte, 28)...)).Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		twins = append(twins, k)
+	}
+	if twins[0].KeyID()[:9] != twins[1].KeyID()[:9] {
+		t.Fatalf("the key IDs %s and %s do not share eight characters", twins[0].KeyID(), twins[1].KeyID())
+	}
+	var files []string
+	for _, k := range twins {
+		f, err := s.AddKey(addr, k, AddAnother)
+		if err != nil {
+			t.Fatalf("pinning %s beside: %v", k.KeyID(), err)
+		}
+		files = append(files, f)
+		if err := s.Check(addr, k); err != nil {
+			t.Errorf("%s: %v", k.KeyID(), err)
+		}
+	}
+	if files[0] == files[1] {
+		t.Fatalf("both in %s", files[0])
+	}
+	old := key(t, 2)
+	oldFile := filepath.Join(opts.Dirs[0], "engine.example_443+"+strings.ReplaceAll(old.KeyID(), ":", "")[:8]+".json")
+	keydirtest.Write(t, oldFile, keydirtest.JWK(t, pinned(t, 2, addr)))
+	s.Loader().Reload()
+	if f, err := s.AddKey(addr, old, AddAnother); err != nil || f != oldFile {
+		t.Errorf("a key an earlier version pinned beside: %s, %v; want it found in %s", f, err, oldFile)
 	}
 }

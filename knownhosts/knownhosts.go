@@ -588,17 +588,23 @@ func (s *Store) addable(norm string, key *jwk.Key, mode AddMode) (file string, o
 
 // AnotherFileName returns the name AddKey gives the file of one more key
 // pinned for addr (AddAnother): FileName's name, then "+" and the first
-// eight characters of the key's ID (KG4UJTP2), which no address's
-// FileName holds ("+" is percent-encoded there) and which tell the keys
-// of one address apart; for a key with a "purpose" member, then "+" and
-// each purpose (KG4UJTP2+ldap), since the same key may be pinned beside
-// for other purposes (no purpose holds a "+": ValidName).
+// 32 characters of the key's ID (KG4UJTP2…, 160 bits), which no
+// address's FileName holds ("+" is percent-encoded there) and which tell
+// the keys of one address apart; for a key with a "purpose" member, then
+// "+" and each purpose (KG4UJTP2…+ldap), since the same key may be
+// pinned beside for other purposes (no purpose holds a "+": ValidName).
+//
+// Earlier versions took 8 characters, 40 bits: a host that made about a
+// million keys had two whose files were one, and the second key it
+// announced was refused (TestAddAnotherKeysSharingShortIDs). Nothing
+// reads a pin from its file's name, so the files they wrote pin as
+// before.
 func AnotherFileName(addr string, key *jwk.Key) (string, error) {
 	name, err := FileName(addr)
 	if err != nil {
 		return "", err
 	}
-	id := strings.ReplaceAll(key.KeyID(), ":", "")[:8]
+	id := strings.ReplaceAll(key.KeyID(), ":", "")[:32]
 	name = strings.TrimSuffix(name, ".json") + "+" + id
 	if purposes, _ := key.Attrs.List(jwk.AttrPurpose); len(purposes) > 0 {
 		// The same key may be pinned beside for other purposes.

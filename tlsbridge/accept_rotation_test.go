@@ -58,7 +58,7 @@ func TestAcceptRotation(t *testing.T) {
 	if e.Name != "alice" || e.Comment != "alice's laptop" || len(e.From) != 1 || e.From[0].String() != "127.0.0.0/8" || e.Expires.Year() != 2099 || !e.AcceptRotation {
 		t.Errorf("the next key's entry: %+v", e)
 	}
-	if !strings.HasSuffix(e.File, "alice+"+strings.ReplaceAll(next.KeyID(), ":", "")[:8]+".json") {
+	if !strings.HasSuffix(e.File, "alice+"+strings.ReplaceAll(next.KeyID(), ":", "")[:32]+".json") {
 		t.Errorf("file %s", e.File)
 	}
 	if d := srv.auth.Decide(next.SPKIHash(), netip.MustParseAddr("192.0.2.1")); d.Verdict != authkeys.WrongNetwork {

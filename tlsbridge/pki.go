@@ -99,6 +99,7 @@ type caSet struct {
 	file, crlFile string // crlFile "": no CRL, none required
 	purpose, name string // name: the installed CA's name, "" for ca.pem and memory
 	cas           []*x509.Certificate
+	selfSigned    map[string]bool // by a CA's DER: whether it is a self-signed CA
 	roots         *x509.CertPool
 	crls          []*x509.RevocationList
 }
@@ -293,8 +294,10 @@ func (set *caSet) parse(ca, crl []byte) error {
 	}
 	set.cas = cas
 	set.roots = x509.NewCertPool()
+	set.selfSigned = map[string]bool{}
 	for _, c := range cas {
 		set.roots.AddCert(c)
+		set.selfSigned[string(c.Raw)] = selfSigned(c)
 	}
 	if crl == nil {
 		return nil
@@ -339,15 +342,19 @@ func parseCertificates(data []byte) ([]*x509.Certificate, error) {
 var errCRLNotSigned = errors.New("a CRL is not signed by any CA")
 
 // parseCRLs reads CRLs (PEM, or one in DER), each of which must be signed
-// by one of cas.
+// by one of cas and say when its next one is due. Nothing of the data may
+// be skipped: a PEM block that does not decode (a copy cut short, a
+// damaged line) and bytes after a DER CRL (`cat old.crl new.crl`) are
+// errors, not ignored — skipped, the newest CRL would be the one missing
+// and an older one would decide (docs/design.md, "Chains and their CRLs").
 func parseCRLs(data []byte, cas []*x509.Certificate) ([]*x509.RevocationList, error) {
 	var ders [][]byte
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		for rest := data; ; {
-			var b *pem.Block
-			if b, rest = pem.Decode(rest); b == nil {
-				break
-			}
+	if bytes.Contains(data, pemBegin) {
+		blocks, err := decodePEM(data)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range blocks {
 			if b.Type == "X509 CRL" {
 				ders = append(ders, b.Bytes)
 			}
@@ -359,10 +366,19 @@ func parseCRLs(data []byte, cas []*x509.Certificate) ([]*x509.RevocationList, er
 		return nil, errors.New("holds no X509 CRL")
 	}
 	var out []*x509.RevocationList
-	for _, der := range ders {
+	for i, der := range ders {
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("CRL %d: %w", i+1, err)
+		}
+		if len(crl.Raw) != len(der) {
+			return nil, fmt.Errorf("CRL %d: %d bytes follow it (DER CRLs concatenated? give each as PEM)", i+1, len(der)-len(crl.Raw))
+		}
+		if crl.NextUpdate.IsZero() {
+			// RFC 5280, 5.1.2.5: conforming CAs include it. Without it
+			// the CRL never expires, and an old one would vouch for
+			// ever.
+			return nil, fmt.Errorf("CRL %d (of %q) has no nextUpdate, so it would never expire (RFC 5280, 5.1.2.5)", i+1, crl.Issuer)
 		}
 		signed := false
 		for _, ca := range cas {
@@ -377,6 +393,29 @@ func parseCRLs(data []byte, cas []*x509.Certificate) ([]*x509.RevocationList, er
 		out = append(out, crl)
 	}
 	return out, nil
+}
+
+var pemBegin = []byte("-----BEGIN")
+
+// decodePEM returns every PEM block of data, failing on the first
+// "-----BEGIN" that does not start a block that decodes: pem.Decode
+// itself skips such a block silently and returns the next one.
+func decodePEM(data []byte) ([]*pem.Block, error) {
+	var out []*pem.Block
+	for rest := data; ; {
+		i := bytes.Index(rest, pemBegin)
+		if i < 0 {
+			return out, nil
+		}
+		b, after := pem.Decode(rest[i:])
+		// Decoded, the block runs from this "-----BEGIN" to its END
+		// line; a second "-----BEGIN" in it means this one was skipped.
+		if b == nil || bytes.Count(rest[i:len(rest)-len(after)], pemBegin) != 1 {
+			return nil, fmt.Errorf("PEM block %d cannot be read (damaged or cut short)", len(out)+1)
+		}
+		out = append(out, b)
+		rest = after
+	}
 }
 
 // current returns the state, re-reading the files if they (or the rule's
@@ -456,6 +495,11 @@ type CAVerified struct {
 	File string
 	// Chain is the verified chain, leaf first, the CA last.
 	Chain []*x509.Certificate
+
+	// completed are the verified chains of every set that verified the
+	// certificate, each completed up to a self-signed CA of the tier
+	// (completeChains): what revokedInChain looks at.
+	completed [][]*x509.Certificate
 }
 
 // RevokedCAKeyError means a certificate was verified by PKI mode through
@@ -474,18 +518,26 @@ func (e *RevokedCAKeyError) Error() string {
 
 func (e *RevokedCAKeyError) Unwrap() error { return e.Err }
 
-// revokedInChain refuses a chain v that goes through a revoked key: the
-// CAs above the leaf (the leaf was decided before PKI mode was asked)
-// are looked up with revoked, which says whether the key sum is revoked,
-// and the store's error for it.
+// revokedInChain refuses a certificate v that goes through a revoked
+// key: the CAs above the leaf (the leaf was decided before PKI mode was
+// asked) on every completed chain — not only the first, nor only up to
+// an intermediate the bundle holds beside its root (docs/design.md,
+// "Chains and their CRLs") — are looked up with revoked, which says
+// whether the key sum is revoked, and the store's error for it.
 func revokedInChain(v *CAVerified, revoked func(sum [32]byte) (bool, error)) error {
-	for _, ca := range v.Chain[1:] {
-		sum, err := caKeySum(ca)
-		if err != nil {
-			return err
-		}
-		if yes, err := revoked(sum); yes {
-			return &RevokedCAKeyError{CA: ca.Subject.String(), Err: err}
+	chains := v.completed
+	if chains == nil {
+		chains = [][]*x509.Certificate{v.Chain}
+	}
+	for _, ch := range chains {
+		for _, ca := range ch[1:] {
+			sum, err := caKeySum(ca)
+			if err != nil {
+				return err
+			}
+			if yes, err := revoked(sum); yes {
+				return &RevokedCAKeyError{CA: ca.Subject.String(), Err: err}
+			}
 		}
 	}
 	return nil
@@ -520,11 +572,13 @@ func (p *PKI) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName 
 // connection of the given purpose: against the CAs installed for it if
 // there are any, else against the general CAs ("Purposes" in
 // docs/design.md); the tier chosen decides alone. The chain must verify
-// for the usage and, if dnsName is not empty, host name; then a
-// certificate of the chain listed by its issuer's CRL is refused, and so
-// is a chain whose leaf's issuer has no current CRL when the verifying
-// CA came with a CRL. With no CA for the purpose nor a general one, the
-// error is a *NoCAError.
+// for the usage and, if dnsName is not empty, host name; then each chain
+// found is completed up to a self-signed CA of the tier, and a
+// certificate of any of them listed by its issuer's CRL is refused, and so
+// is one whose issuer's CRLs are there but none can be used, and a chain
+// whose leaf's issuer has no current CRL when the CA holding that issuer
+// came with a CRL (docs/design.md, "Chains and their CRLs"). With no CA
+// for the purpose nor a general one, the error is a *NoCAError.
 func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName string) (*CAVerified, error) {
 	st := p.current()
 	if st.loadErr != nil {
@@ -570,14 +624,19 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 			refusals = append(refusals, err)
 			continue
 		}
-		// Every set that verifies the chain must also accept it: one
-		// revoking it is enough to refuse.
-		if err := set.checkCRLs(chains); err != nil {
+		// Every set that verifies the chain must also accept it, on
+		// every path: one revoking it is enough to refuse.
+		completed, err := completeChains(sets, chains)
+		if err != nil {
+			return nil, &CARefusedError{File: set.file, Err: err}
+		}
+		if err := checkCRLs(sets, set, completed, time.Now()); err != nil {
 			return nil, err
 		}
 		if ok == nil {
 			ok = &CAVerified{Purpose: set.purpose, Name: set.name, File: set.file, Chain: chains[0]}
 		}
+		ok.completed = append(ok.completed, completed...)
 	}
 	if ok != nil {
 		return ok, nil
@@ -612,33 +671,180 @@ func (set *caSet) mayAnchor(chain []*x509.Certificate) bool {
 	return false
 }
 
-// checkCRLs applies the set's CRLs to the chains verified by its CAs.
-func (set *caSet) checkCRLs(chains [][]*x509.Certificate) error {
-	if set.crlFile == "" {
+// CRLClockSkew is how far ahead of this machine's clock a CRL's
+// thisUpdate may be and the CRL still be used: a CRL dated later is not
+// valid yet (OpenSSL's X509_V_ERR_CRL_NOT_YET_VALID), and taken as the
+// newest it would hide every CRL its CA issues until then.
+const CRLClockSkew = 5 * time.Minute
+
+// maxCompleted bounds the chains completeChains builds from the chains
+// crypto/x509 verified (cross-signed CAs branch); beyond it, refused.
+const maxCompleted = 64
+
+// completeChains extends each verified chain that ends at a CA which is
+// not self-signed — an intermediate held in the bundle beside its root,
+// as a chain file or `keytool ca add chain.pem` installs it, which
+// crypto/x509 takes as an anchor — with its issuers among the CAs of
+// the tier (every set of sets), until a self-signed CA or a CA whose
+// issuer the tier does not hold. A CA above the anchor is added only to
+// be checked (its CRL, revoked keys): completion never admits anything
+// Verify refused, so the added CAs' validity dates are not asked. Without
+// it, the root's CRL revoking the intermediate, or the root's key
+// revoked, would apply only when the peer chose to send the intermediate
+// (docs/design.md, "Chains and their CRLs").
+func completeChains(sets []*caSet, chains [][]*x509.Certificate) ([][]*x509.Certificate, error) {
+	var out [][]*x509.Certificate
+	var walk func(ch []*x509.Certificate) error
+	walk = func(ch []*x509.Certificate) error {
+		if len(out) >= maxCompleted {
+			return fmt.Errorf("more than %d paths from the certificate to its CAs", maxCompleted)
+		}
+		var parents []*x509.Certificate
+		if top := ch[len(ch)-1]; !isSelfSigned(sets, top) {
+			parents = issuersOf(sets, top, ch)
+		}
+		if len(parents) == 0 {
+			out = append(out, ch)
+			return nil
+		}
+		for _, p := range parents {
+			if err := walk(append(ch[:len(ch):len(ch)], p)); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
-	now := time.Now()
+	for _, ch := range chains {
+		if err := walk(ch); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// isSelfSigned reports whether c is a self-signed CA, from the sets'
+// answers computed at load when it is one of their CAs (it is, as the
+// top of a verified chain), which spares a signature check a handshake.
+func isSelfSigned(sets []*caSet, c *x509.Certificate) bool {
+	for _, set := range sets {
+		if self, ok := set.selfSigned[string(c.Raw)]; ok {
+			return self
+		}
+	}
+	return selfSigned(c)
+}
+
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+// issuersOf returns the CAs of sets that signed c, once each, but none
+// already in ch (cross-signed CAs would loop).
+func issuersOf(sets []*caSet, c *x509.Certificate, ch []*x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	has := func(list []*x509.Certificate, ca *x509.Certificate) bool {
+		for _, x := range list {
+			if bytes.Equal(x.Raw, ca.Raw) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, set := range sets {
+		for _, ca := range set.cas {
+			if bytes.Equal(ca.RawSubject, c.RawIssuer) && !has(ch, ca) && !has(out, ca) && c.CheckSignatureFrom(ca) == nil {
+				out = append(out, ca)
+			}
+		}
+	}
+	return out
+}
+
+// holders returns the sets that hold issuer (its subject and key): the
+// CRL of the set that holds a CA is the one that speaks for what it
+// signed, whichever set's CA verified the chain.
+func holders(sets []*caSet, issuer *x509.Certificate) []*caSet {
+	var out []*caSet
+	for _, set := range sets {
+		for _, ca := range set.cas {
+			if bytes.Equal(ca.RawSubject, issuer.RawSubject) && bytes.Equal(ca.RawSubjectPublicKeyInfo, issuer.RawSubjectPublicKeyInfo) {
+				out = append(out, set)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// checkCRLs applies the CRLs to every certificate of every completed
+// chain that verifier (a set of sets, the tier) verified. The decision is
+// the conservative one: a certificate revoked on any path is refused,
+// although crypto/x509 would call the certificate valid if one path
+// were clean. A revocation speaks about the certificate, not about a path
+// to it; OpenSSL checks only the one chain it builds, which makes its
+// verdict depend on the order of the bundle or on what the peer sends.
+// Each certificate is checked against the CRLs of the sets holding its
+// issuer, or, for an issuer the peer sent that no set holds, of verifier.
+func checkCRLs(sets []*caSet, verifier *caSet, chains [][]*x509.Certificate, now time.Time) error {
 	for _, ch := range chains {
 		for i := 0; i+1 < len(ch); i++ {
 			cert, issuer := ch[i], ch[i+1]
-			crl := set.crlFor(issuer)
-			if crl == nil {
-				if i == 0 {
-					return &CARefusedError{File: set.crlFile, Err: fmt.Errorf("no CRL for the issuer %q of %q, so its revocation status is unknown", issuer.Subject, cert.Subject)}
-				}
-				continue
+			by := holders(sets, issuer)
+			if len(by) == 0 {
+				by = []*caSet{verifier}
 			}
-			if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-				return &CARefusedError{File: set.crlFile, Err: fmt.Errorf("the CRL of %q expired at %s", issuer.Subject, crl.NextUpdate.Format(time.RFC3339))}
-			}
-			for _, rc := range crl.RevokedCertificateEntries {
-				if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-					return &RevokedCertificateError{Subject: cert.Subject.String(), Serial: cert.SerialNumber.String(), File: set.crlFile}
+			for _, set := range by {
+				if err := set.checkCRL(cert, issuer, i == 0, now); err != nil {
+					return err
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// checkCRL applies the set's CRLs to cert, signed by issuer. With no CRL
+// of the issuer at all, the leaf (leaf true) is refused and a CA is not
+// (a CRL file need not hold its root's CRL); with CRLs of the issuer none
+// of which can be used, every certificate is refused: a CRL that is there
+// and cannot speak is not "no CRL".
+func (set *caSet) checkCRL(cert, issuer *x509.Certificate, leaf bool, now time.Time) error {
+	if set.crlFile == "" {
+		return nil
+	}
+	crl, unusable := set.crlFor(issuer, now)
+	if crl == nil {
+		if unusable != "" {
+			return &CARefusedError{File: set.crlFile, Err: &CRLUnusableError{Issuer: issuer.Subject.String(), Subject: cert.Subject.String(), Reason: unusable}}
+		}
+		if leaf {
+			return &CARefusedError{File: set.crlFile, Err: fmt.Errorf("no CRL for the issuer %q of %q, so its revocation status is unknown", issuer.Subject, cert.Subject)}
+		}
+		return nil
+	}
+	if now.After(crl.NextUpdate) {
+		return &CARefusedError{File: set.crlFile, Err: fmt.Errorf("the CRL of %q expired at %s", issuer.Subject, crl.NextUpdate.Format(time.RFC3339))}
+	}
+	for _, rc := range crl.RevokedCertificateEntries {
+		if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+			return &RevokedCertificateError{Subject: cert.Subject.String(), Serial: cert.SerialNumber.String(), File: set.crlFile}
+		}
+	}
+	return nil
+}
+
+// CRLUnusableError means the CRL file holds CRLs of a certificate's
+// issuer but none PKI mode can use: each has a critical extension it does
+// not process, or is dated after now (CRLClockSkew). It is the Err of a
+// *CARefusedError, which names the file.
+type CRLUnusableError struct {
+	Issuer  string // the issuer's subject
+	Subject string // the subject of the certificate whose status is unknown
+	Reason  string // why the last of them cannot be used
+}
+
+func (e *CRLUnusableError) Error() string {
+	return fmt.Sprintf("no CRL of the issuer %q that can be used (%s), so the revocation status of %q is unknown", e.Issuer, e.Reason, e.Subject)
 }
 
 // crlFor returns the newest CRL of issuer in the set (latest thisUpdate,
@@ -647,11 +853,22 @@ func (set *caSet) checkCRLs(chains [][]*x509.Certificate) error {
 // revocations only the newer one lists. A CRL with a critical extension
 // this code does not process (a delta CRL, a partitioned one) is never
 // used (RFC 5280, 5.2): a delta CRL, newer than its base and listing only
-// the latest revocations, would hide the base's.
-func (set *caSet) crlFor(issuer *x509.Certificate) *x509.RevocationList {
-	var best *x509.RevocationList
+// the latest revocations, would hide the base's. Nor is a CRL dated after
+// now (beyond CRLClockSkew): signed by a CA with a wrong clock, it would
+// be the newest until that date and hide every CRL issued meanwhile.
+// With no CRL returned, unusable says why the issuer's CRLs, if any,
+// cannot be used.
+func (set *caSet) crlFor(issuer *x509.Certificate, now time.Time) (best *x509.RevocationList, unusable string) {
 	for _, crl := range set.crls {
-		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil || !processed(crl) {
+		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
+			continue
+		}
+		if !processed(crl) {
+			unusable = "it has a critical extension PKI mode does not process: a delta or partitioned CRL"
+			continue
+		}
+		if crl.ThisUpdate.After(now.Add(CRLClockSkew)) {
+			unusable = fmt.Sprintf("it is dated in the future, thisUpdate %s", crl.ThisUpdate.Format(time.RFC3339))
 			continue
 		}
 		if best == nil || crl.ThisUpdate.After(best.ThisUpdate) ||
@@ -659,5 +876,8 @@ func (set *caSet) crlFor(issuer *x509.Certificate) *x509.RevocationList {
 			best = crl
 		}
 	}
-	return best
+	if best != nil {
+		unusable = ""
+	}
+	return best, unusable
 }

@@ -1,6 +1,7 @@
 package tlsbridge
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,7 +39,9 @@ func (e *NoNextKeyError) Error() string {
 // handshakes (docs/design.md, "Announced rotation"). With a CA-issued
 // cert.pem, the certificate must already be the next key's. The keys
 // moved are the keys read and checked: one replaced meanwhile stops the
-// rotation with a *ReplacedError, the home put back as it was.
+// rotation with a *ReplacedError, the home put back as it was (a key
+// found that cannot go back as the next key, another having been made
+// meanwhile, is kept as key.found.*: nothing is lost).
 func RotateHome(home string) (*Rotation, error) {
 	h := homedir.Dir(home)
 	cur, err := jwk.FindIdentity(home)
@@ -111,8 +114,10 @@ type ReplacedError struct {
 	// the key found under Moved, or "" when none loads: Err says why.
 	Read, Found string
 	Err         error
-	// Undo is why the home could not be put back, and Fix what is left
-	// to do by hand; both empty when it was.
+	// Undo is why the home could not be put back as it was, and Fix
+	// where the keys are and what is left to do by hand, if anything (a
+	// key found that could not go back as the next key is kept as
+	// key.found.*, and nothing is left to do); both empty when it was.
 	Undo error
 	Fix  string
 }
@@ -127,7 +132,7 @@ func (e *ReplacedError) Error() string {
 	if e.Undo == nil {
 		return msg + "; the home is as it was: check its keys and rotate again"
 	}
-	return fmt.Sprintf("%s, and the home could not be put back (%v): %s", msg, e.Undo, e.Fix)
+	return fmt.Sprintf("%s, and the home could not be put back as it was (%v): %s", msg, e.Undo, e.Fix)
 }
 
 func (e *ReplacedError) Unwrap() error { return e.Err }
@@ -156,16 +161,22 @@ func checkMoved(home, file, moved string, want *jwk.Key) *ReplacedError {
 
 // putBack undoes a rotation whose next key checkMoved refused, once the
 // next key file has been renamed to r.KeyFile: the key found there goes
-// back to nextFile (a hard link, which keeps a next key made meanwhile),
-// and the identity kept in r.OldFile back to cur. It returns what is left
-// to do by hand, with why, when a step fails.
+// back to nextFile (a hard link, which never replaces a next key made
+// meanwhile) or, when that fails, to a name of its own (keepFound), and
+// the identity kept in r.OldFile back to cur. It returns what is left to
+// do by hand, with why, when a step fails.
+//
+// The key found is a key the home's owner made (`keytool gen --next
+// --force` during the rotation), and r.KeyFile may be its only copy: no
+// step, and no advice followed to the letter, may move anything over it
+// or remove it before it has another name.
 func putBack(home, cur, nextFile string, r *Rotation) (string, error) {
-	fix := fmt.Sprintf("the identity %s holds the key found; the previous identity, whose public half pub_key.* still is, is kept as %s: move it back to %s", r.KeyFile, r.OldFile, cur)
-	if r.KeyFile != cur {
-		fix = fmt.Sprintf("the home holds two identities, %s (the previous one, whose public half pub_key.* still is) and %s (the key found): remove %s and %s", cur, r.KeyFile, r.KeyFile, r.OldFile)
-	}
-	if err := os.Link(r.KeyFile, nextFile); err != nil {
-		return fix, err
+	kept, linkErr := nextFile, os.Link(r.KeyFile, nextFile)
+	if linkErr != nil {
+		var err error
+		if kept, err = keepFound(home, r.KeyFile); err != nil {
+			return onlyCopy(cur, r), errors.Join(linkErr, err)
+		}
 	}
 	var err error
 	if r.KeyFile == cur {
@@ -174,12 +185,54 @@ func putBack(home, cur, nextFile string, r *Rotation) (string, error) {
 		err = os.Remove(r.OldFile)
 	}
 	if err != nil {
-		return fix + " (the key found is also " + nextFile + ")", err
+		fix := fmt.Sprintf("the identity %s holds the key found, also kept as %s; the previous identity, whose public half pub_key.* still is, is kept as %s: move it back to %s", r.KeyFile, kept, r.OldFile, cur)
+		if r.KeyFile != cur {
+			fix = fmt.Sprintf("the home holds two identities, %s (the previous one, whose public half pub_key.* still is) and %s (the key found, also kept as %s): remove %s and %s", cur, r.KeyFile, kept, r.KeyFile, r.OldFile)
+			if _, serr := os.Lstat(r.KeyFile); errors.Is(serr, fs.ErrNotExist) {
+				fix = fmt.Sprintf("the identity is back, and the key found is kept as %s, but the copy of the identity %s could not be removed: remove it", kept, r.OldFile)
+			}
+		}
+		return fix, err
 	}
 	if err := atomicfile.SyncDir(home); err != nil {
-		return "the home is put back but may not survive a crash: check its keys and rotate again", err
+		return fmt.Sprintf("the home is put back, the key found kept as %s, but may not survive a crash: check its keys and rotate again", kept), err
+	}
+	if linkErr != nil {
+		return fmt.Sprintf("the previous identity is back, announcing %s, a next key made meanwhile; the key found is kept as %s", nextFile, kept), linkErr
 	}
 	return "", nil
+}
+
+// onlyCopy is the advice when the key found in r.KeyFile has no other
+// name: it is moved away before the previous identity is put back.
+func onlyCopy(cur string, r *Rotation) string {
+	if r.KeyFile == cur {
+		return fmt.Sprintf("the identity %s holds the key found, its only copy; the previous identity, whose public half pub_key.* still is, is kept as %s: move %s to a name of its own, then move %s back to %s",
+			cur, r.OldFile, cur, r.OldFile, cur)
+	}
+	return fmt.Sprintf("the home holds two identities, %s (the previous one, whose public half pub_key.* still is) and %s (the key found, its only copy): move %s to a name of its own, then remove %s",
+		cur, r.KeyFile, r.KeyFile, r.OldFile)
+}
+
+// keepFound gives file, the key a put-back found and cannot put back as
+// the next key, a name of its own in the home: key.found.<UTC time>.<128
+// random bits><ext>, a hard link (the file's owner and mode, 0600, kept;
+// one already there is never replaced), synced.
+func keepFound(home, file string) (string, error) {
+	kept := homedir.Dir(home).Found(foundStamp(), filepath.Ext(file))
+	if err := os.Link(file, kept); err != nil {
+		return "", fmt.Errorf("tlsbridge: keeping the key found as %s: %w", kept, err)
+	}
+	if err := atomicfile.SyncDir(home); err != nil {
+		return "", fmt.Errorf("tlsbridge: keeping the key found as %s: %w", kept, err)
+	}
+	return kept, nil
+}
+
+// foundStamp is the part of a key.found.* name that no file holds: the
+// time, and 128 random bits. A variable for tests.
+var foundStamp = func() string {
+	return time.Now().UTC().Format("20060102T150405Z") + "." + rand.Text()
 }
 
 // certFitsNext refuses a CA-issued certificate (cert.pem) that is not for

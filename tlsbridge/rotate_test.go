@@ -1,10 +1,12 @@
 package tlsbridge
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -235,42 +237,187 @@ func TestRotateHomeIdentityReplaced(t *testing.T) {
 		map[string]*jwk.Key{"key.json": other, "key.next.json": next})
 }
 
-// When the home cannot be put back — here a next key made again while
-// the replaced one was being checked, which putting it back as the next
-// key must not overwrite — the error says where each key is and what to
-// do, and nothing is lost: the key found is the identity, the old
-// identity kept, the newest next key in place.
-func TestRotateHomeReplacedCannotPutBack(t *testing.T) {
-	old, next, other, newest := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
-	dir := rotationHome(t, old, next, ".json")
-	keyFile, nextFile := filepath.Join(dir, "key.json"), filepath.Join(dir, "key.next.json")
+// TestRotateHomePutBackKeepsTheKeyFound: when the key found under the
+// identity's name cannot go back to key.next.* — a next key was made again
+// while the replaced one was being checked, which putting it back must not
+// overwrite — the put-back said "move key.old.* back to key.*" (or, with
+// the next key in another format, "remove key.pem"): done as written, it
+// deleted the only copy of the key found, a key its owner had made. The
+// key found is now kept as key.found.*, the previous identity put back,
+// and the advice, followed to the letter, loses no key: the key found's
+// bytes are in a file it names, the previous identity is the identity and
+// the newest next key stays in place.
+func TestRotateHomePutBackKeepsTheKeyFound(t *testing.T) {
+	for _, ext := range []string{".json", ".pem"} {
+		t.Run(ext, func(t *testing.T) {
+			dir, old, other, newest := putBackCollision(t, ext)
+			nextFile := filepath.Join(dir, "key.next"+ext)
+			_, err := RotateHome(dir)
+			var re *ReplacedError
+			if !errors.As(err, &re) || !errors.Is(re.Undo, fs.ErrExist) {
+				t.Fatalf("RotateHome: %v, want a *ReplacedError whose undo found a next key", err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("the error is more than a line: %v", err)
+			}
+			named := followAdvice(t, dir, re.Fix)
+			if !holdsBytes(named, other) {
+				t.Errorf("after following %q, no file it names holds the key found (the home holds %v)", re.Fix, dirNames(dir))
+			}
+			found := ""
+			for _, f := range named {
+				if strings.HasPrefix(filepath.Base(f), "key.found.") {
+					found = f
+				}
+			}
+			if fi, err := os.Stat(found); err != nil || fi.Mode().Perm() != 0o600 || filepath.Ext(found) != ext {
+				t.Errorf("the key found is kept as %q: %v, want mode 0600 and the extension %s", found, err, ext)
+			}
+			if !bytes.Equal(readFileOr(nextFile), newest) {
+				t.Errorf("%s no longer holds the newest next key", nextFile)
+			}
+			id, err := LoadHomeIdentity(dir, CertOptions{})
+			if err != nil || !id.Key.Equal(old) {
+				t.Fatalf("after: %v, want the previous identity", err)
+			}
+		})
+	}
+}
+
+// When even key.found.* cannot be made, the key found has one copy, the
+// file RotateHome renamed the next key to: the advice has it moved to a
+// name of its own before anything is moved over it or removed.
+func TestRotateHomePutBackCannotKeepTheKeyFound(t *testing.T) {
+	for _, ext := range []string{".json", ".pem"} {
+		t.Run(ext, func(t *testing.T) {
+			dir, old, other, newest := putBackCollision(t, ext)
+			stamp := foundStamp
+			t.Cleanup(func() { foundStamp = stamp })
+			foundStamp = func() string { return "taken" }
+			writeFile(t, filepath.Join(dir, "key.found.taken"+ext), []byte("another file"), 0o600)
+			_, err := RotateHome(dir)
+			var re *ReplacedError
+			if !errors.As(err, &re) || !errors.Is(re.Undo, fs.ErrExist) {
+				t.Fatalf("RotateHome: %v, want a *ReplacedError whose undo found a next key", err)
+			}
+			named := followAdvice(t, dir, re.Fix)
+			if !holdsBytes(named, other) {
+				t.Errorf("after following %q, no file it names holds the key found (the home holds %v)", re.Fix, dirNames(dir))
+			}
+			if !bytes.Equal(readFileOr(filepath.Join(dir, "key.next"+ext)), newest) {
+				t.Error("the newest next key is not in place")
+			}
+			if id, err := LoadHomeIdentity(dir, CertOptions{}); err != nil || !id.Key.Equal(old) {
+				t.Fatalf("after: %v, want the previous identity", err)
+			}
+		})
+	}
+}
+
+// putBackCollision makes a home whose identity is key.json and whose next
+// key is key.next<ext>, and has RotateHome find, under the name it renames
+// the next key to, another key (other: the next key replaced right after
+// its read) and, once it has read that, a newest next key in key.next<ext>,
+// so that the key found cannot go back there. It returns the identity,
+// and the bytes of the key found and of the newest key as written.
+func putBackCollision(t *testing.T, ext string) (dir string, old *jwk.Key, other, newest []byte) {
+	old = mustGenerate(t, jwk.EC256)
+	dir = rotationHome(t, old, mustGenerate(t, jwk.EC256), ext)
+	keyFile, nextFile := filepath.Join(dir, "key"+ext), filepath.Join(dir, "key.next"+ext)
+	other, newest = marshalKey(t, mustGenerate(t, jwk.EC256), ext), marshalKey(t, mustGenerate(t, jwk.EC256), ext)
 	reads := map[string]int{}
+	want := 2 // the identity, then the key renamed to its name
+	if ext != ".json" {
+		want = 1
+	}
 	replaceOnRead(t, func(path string) {
 		reads[path]++
 		switch {
 		case path == nextFile && reads[path] == 1:
-			writeKey(t, nextFile, other, 0o600)
-		case path == keyFile && reads[path] == 2: // the key renamed to key.json
-			if err := jwk.WritePrivateKeyFile(nextFile, newest, jwk.JWK, jwk.CreateNew); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, nextFile, other, 0o600)
+		case path == keyFile && reads[path] == want:
+			writeFile(t, nextFile, newest, 0o600)
 		}
 	})
-	_, err := RotateHome(dir)
-	var re *ReplacedError
-	if !errors.As(err, &re) || !errors.Is(re.Undo, fs.ErrExist) {
-		t.Fatalf("RotateHome: %v, want a *ReplacedError whose undo found a next key", err)
+	return dir, old, other, newest
+}
+
+func marshalKey(t *testing.T, k *jwk.Key, ext string) []byte {
+	t.Helper()
+	data, err := k.MarshalPrivate(formatOf(ext))
+	if err != nil {
+		t.Fatal(err)
 	}
-	oldName := ""
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "key.old.") {
-			oldName = e.Name()
+	return data
+}
+
+// followAdvice does what fix, advice of a *ReplacedError, says to do with
+// the files of dir, in order and to the letter: "move A back to B" and
+// "move A to B" rename ("it" is the file named last before), "move A to
+// a name of its own" renames A to A.mine, "remove A" and "remove A and
+// B" remove. It returns the files of dir the advice names, and those it
+// had files moved to.
+func followAdvice(t *testing.T, dir, fix string) []string {
+	t.Helper()
+	path := regexp.QuoteMeta(dir+string(filepath.Separator)) + `[^\s,;:()]+`
+	named := regexp.MustCompile(path).FindAllString(fix, -1)
+	step := regexp.MustCompile(`move (it|` + path + `) (?:back )?to (` + path + `|a name of its own)|remove (` + path + `)(?: and (` + path + `))?`)
+	for _, ix := range step.FindAllStringSubmatchIndex(fix, -1) {
+		m := func(i int) string {
+			if ix[2*i] < 0 {
+				return ""
+			}
+			return fix[ix[2*i]:ix[2*i+1]]
+		}
+		if m(1) == "" {
+			for _, f := range []string{m(3), m(4)} {
+				if f != "" {
+					if err := os.Remove(f); err != nil {
+						t.Errorf("following %q: %v", m(0), err)
+					}
+				}
+			}
+			continue
+		}
+		from, to := m(1), m(2)
+		if from == "it" {
+			before := regexp.MustCompile(path).FindAllString(fix[:ix[0]], -1)
+			if len(before) == 0 {
+				t.Fatalf("%q: no file before %q", fix, m(0))
+			}
+			from = before[len(before)-1]
+		}
+		if to == "a name of its own" {
+			to = from + ".mine"
+			named = append(named, to)
+		}
+		if err := os.Rename(from, to); err != nil {
+			t.Errorf("following %q: %v", m(0), err)
 		}
 	}
-	if msg := err.Error(); !strings.Contains(msg, "could not be put back") || !strings.Contains(msg, "is kept as "+filepath.Join(dir, oldName)+": move it back to "+keyFile) || strings.Contains(msg, "\n") {
-		t.Errorf("the error: %v", msg)
+	return named
+}
+
+// holdsBytes reports whether one of files holds data.
+func holdsBytes(files []string, data []byte) bool {
+	for _, f := range files {
+		if bytes.Equal(readFileOr(f), data) {
+			return true
+		}
 	}
-	homeHolds(t, dir, "key.json key.next.json "+oldName+" pub_key.json pub_key.next.json",
-		map[string]*jwk.Key{"key.json": other, "key.next.json": newest, oldName: old})
+	return false
+}
+
+func readFileOr(path string) []byte {
+	data, _ := os.ReadFile(path)
+	return data
+}
+
+func dirNames(dir string) []string {
+	var names []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }

@@ -112,10 +112,19 @@ Examples:
 }
 
 // readInput reads a file given on the command line (- for standard
-// input), bounded as trust files are.
+// input), bounded as trust files are: standard input longer than that is
+// refused, never cut — a CA or CRL file cut short would install what came
+// before the cut.
 func (c *cli) readInput(file string) ([]byte, error) {
 	if file == "-" {
-		return io.ReadAll(io.LimitReader(c.stdin, trustfile.MaxSize))
+		data, err := io.ReadAll(io.LimitReader(c.stdin, trustfile.MaxSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("reading standard input: %w", err)
+		}
+		if len(data) > trustfile.MaxSize {
+			return nil, fmt.Errorf("standard input: %w: more than the %d MiB a trust file may hold", trustfile.ErrTooLarge, trustfile.MaxSize>>20)
+		}
+		return data, nil
 	}
 	data, _, err := trustfile.Read(file)
 	return data, err
@@ -223,13 +232,16 @@ func (c *cli) caInfos() ([]caInfo, error) {
 	return out, err
 }
 
-// crlNextUpdate returns, by issuer subject, the next update of the CRLs
-// in crlFile that one of certs signed.
+// crlNextUpdates returns, by issuer subject, the next update of the CRLs
+// in crlFile that one of certs signed. A CRL dated in the future is left
+// out, as PKI mode leaves it out (tlsbridge.CRLClockSkew): its far next
+// update would show a CRL as current that PKI mode does not use.
 func crlNextUpdates(crlFile string, certs []*x509.Certificate) map[string]time.Time {
 	out := map[string]time.Time{}
+	notYet := time.Now().Add(tlsbridge.CRLClockSkew)
 	for _, der := range pemBlocks(crlFile, "X509 CRL") {
 		crl, err := x509.ParseRevocationList(der)
-		if err != nil {
+		if err != nil || crl.ThisUpdate.After(notYet) {
 			continue
 		}
 		for _, cert := range certs {

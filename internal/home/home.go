@@ -55,6 +55,12 @@ func (d Dir) NextPublic() []string { return d.all(NextPublicNames()...) }
 // extension (".json"). It stays until the admin removes it.
 func (d Dir) Old(stamp, ext string) string { return d.join("key.old." + stamp + ext) }
 
+// Found is the name a rotation that stopped gives the key it found under
+// the identity's name and cannot put back as the next key (another was
+// made meanwhile): key.found., a stamp no file holds (the time and random
+// bits), and the key's extension. It stays until the admin removes it.
+func (d Dir) Found(stamp, ext string) string { return d.join("key.found." + stamp + ext) }
+
 // IsOld reports whether name (a file name in the home) is one that Old
 // gives: key.old.*, not a temporary file.
 func IsOld(name string) bool {
