@@ -234,12 +234,10 @@ Example:
 	}
 }
 
-// checkProxyFlags refuses flags that contradict each other or have no use
-// in the mode asked for: a flag silently ignored is a mistake.
-func checkProxyFlags(c *cli, o proxyOptions) error {
-	if _, err := proxyLogger(c, o); err != nil {
-		return err
-	}
+// checkProxyAddrs refuses a --listen, --target or --metrics-listen that
+// is not host:port, but for a Unix socket target in server mode
+// (unix: and an absolute path).
+func checkProxyAddrs(o proxyOptions) error {
 	if path, ok := strings.CutPrefix(o.target, "unix:"); ok {
 		switch {
 		case o.client:
@@ -249,12 +247,24 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 		}
 	}
 	for _, a := range []struct{ flag, addr string }{{"--listen", o.listen}, {"--target", o.target}, {"--metrics-listen", o.metricsListen}} {
-		if a.addr == "" || (a.flag == "--target" && strings.HasPrefix(a.addr, "unix:") && !o.client) {
-			continue // --metrics-listen, optional; a Unix socket target
+		if a.addr == "" || (a.flag == "--target" && strings.HasPrefix(a.addr, "unix:")) {
+			continue // --metrics-listen, optional; a Unix socket target (above)
 		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return usagef("%s %q is not host:port: %v", a.flag, a.addr, err)
 		}
+	}
+	return nil
+}
+
+// checkProxyFlags refuses flags that contradict each other or have no use
+// in the mode asked for: a flag silently ignored is a mistake.
+func checkProxyFlags(c *cli, o proxyOptions) error {
+	if _, err := proxyLogger(c, o); err != nil {
+		return err
+	}
+	if err := checkProxyAddrs(o); err != nil {
+		return err
 	}
 	if o.enroll && c.store.url != "" {
 		return usagef("--enroll writes the keys it enrolls to the home's authorized_keys.d; with --store the client keys are the store's: enroll on a home, or authorize with: keytool authorize --store URL")
