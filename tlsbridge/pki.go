@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
 )
 
 // PKI is the optional CA mode (docs/design.md, "Decisions"): peers whose key is
@@ -314,20 +315,23 @@ func (set *caSet) parse(ca, crl []byte) error {
 }
 
 // parseCertificates reads the CERTIFICATE blocks of a PEM bundle; it must
-// hold one at least.
+// hold one at least. A block that does not decode is an error, as in a
+// CRL file (decodePEM): skipped, a root would be missing, and with it its
+// CRL's and its revoked key's say over the CAs it signed
+// (docs/design.md, "Chains and their CRLs").
 func parseCertificates(data []byte) ([]*x509.Certificate, error) {
+	blocks, err := decodePEM(data)
+	if err != nil {
+		return nil, err
+	}
 	var cas []*x509.Certificate
-	for rest := data; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
+	for i, b := range blocks {
 		if b.Type != "CERTIFICATE" {
 			continue
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("PEM block %d: %w", i+1, err)
 		}
 		cas = append(cas, c)
 	}
@@ -378,7 +382,7 @@ func parseCRLs(data []byte, cas []*x509.Certificate) ([]*x509.RevocationList, er
 			// RFC 5280, 5.1.2.5: conforming CAs include it. Without it
 			// the CRL never expires, and an old one would vouch for
 			// ever.
-			return nil, fmt.Errorf("CRL %d (of %q) has no nextUpdate, so it would never expire (RFC 5280, 5.1.2.5)", i+1, crl.Issuer)
+			return nil, fmt.Errorf("CRL %d (of %q) has no nextUpdate, so it would never expire (RFC 5280, 5.1.2.5): re-issue it with a next update, e.g. openssl ca -gencrl -crldays 30", i+1, crl.Issuer)
 		}
 		signed := false
 		for _, ca := range cas {
@@ -594,6 +598,9 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	if len(sets) == 0 {
 		return nil, &NoCAError{Purpose: purpose}
 	}
+	if len(chain) > MaxPeerChain {
+		return nil, &CARefusedError{File: setFiles(sets), Err: &PeerChainTooLongError{Certificates: len(chain)}}
+	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
@@ -669,6 +676,27 @@ func (set *caSet) mayAnchor(chain []*x509.Certificate) bool {
 		}
 	}
 	return false
+}
+
+// MaxPeerChain is the most certificates PKI mode takes from a peer: its
+// own and 9 more. Real chains are 2 to 4. crypto/x509 stops
+// building chains after 100 signature checks and returns the paths found
+// so far without error, and every certificate the peer sends with a CA's
+// subject costs one check where that CA is looked for: a chain padded
+// with junk could spend the budget after one clean path and hide a
+// revoked one, which completion (completeChains) only extends, never
+// finds (docs/design.md, "Chains and their CRLs"). Bounded, the junk
+// costs a few checks at most per certificate on a path.
+const MaxPeerChain = 10
+
+// PeerChainTooLongError means a peer sent more than MaxPeerChain
+// certificates. It is the Err of a *CARefusedError.
+type PeerChainTooLongError struct {
+	Certificates int // how many the peer sent
+}
+
+func (e *PeerChainTooLongError) Error() string {
+	return fmt.Sprintf("the peer sent %d certificates, more than the %d PKI mode verifies (real chains are 2 to 4)", e.Certificates, MaxPeerChain)
 }
 
 // CRLClockSkew is how far ahead of this machine's clock a CRL's
@@ -823,7 +851,9 @@ func (set *caSet) checkCRL(cert, issuer *x509.Certificate, leaf bool, now time.T
 		return nil
 	}
 	if now.After(crl.NextUpdate) {
-		return &CARefusedError{File: set.crlFile, Err: fmt.Errorf("the CRL of %q expired at %s", issuer.Subject, crl.NextUpdate.Format(time.RFC3339))}
+		// The key, not only the subject: after a key rollover the old and
+		// the new CA share a subject, and each has its CRL.
+		return &CARefusedError{File: set.crlFile, Err: fmt.Errorf("the CRL of %q (key %s) expired at %s: put a current one in the file (after a CA's key rollover, also the old key's, or remove the old key's CA certificates)", issuer.Subject, caKeyName(issuer), crl.NextUpdate.Format(time.RFC3339))}
 	}
 	for _, rc := range crl.RevokedCertificateEntries {
 		if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 {
@@ -831,6 +861,15 @@ func (set *caSet) checkCRL(cert, issuer *x509.Certificate, leaf bool, now time.T
 		}
 	}
 	return nil
+}
+
+// caKeyName names a CA's key in messages: its fingerprint, as
+// revoked_keys.d and the stores name keys, else its subject key ID.
+func caKeyName(ca *x509.Certificate) string {
+	if sum, err := caKeySum(ca); err == nil {
+		return jwk.FormatFingerprint(sum)
+	}
+	return fmt.Sprintf("with subject key ID %x", ca.SubjectKeyId)
 }
 
 // CRLUnusableError means the CRL file holds CRLs of a certificate's

@@ -384,7 +384,7 @@ func TestCRLWithoutNextUpdateRefused(t *testing.T) {
 	pkiWrite(t, crlFile, crl)
 	_, err = LoadPKI(PKIOptions{CA: filepath.Join(home, "ca.pem"), CRL: crlFile, Home: home})
 	var fe *PKIFileError
-	if !errors.As(err, &fe) || fe.File != crlFile || !strings.Contains(err.Error(), "no nextUpdate") {
+	if !errors.As(err, &fe) || fe.File != crlFile || !strings.Contains(err.Error(), "no nextUpdate") || !strings.Contains(err.Error(), "-crldays") {
 		t.Errorf("a CRL without nextUpdate: err = %v, want *PKIFileError naming %s", err, crlFile)
 	}
 	if _, err := InstallCA(filepath.Join(home, "ca.d"), CAInstall{CA: pkiPEM(ca), CRL: crl}); err == nil || !strings.Contains(err.Error(), "no nextUpdate") {
@@ -446,5 +446,156 @@ func TestCRLSerialScopedByIssuer(t *testing.T) {
 	}
 	if err := p.Verify([]*x509.Certificate{lb.cert}, x509.ExtKeyUsageClientAuth, ""); err != nil {
 		t.Errorf("B's certificate: %v", err)
+	}
+}
+
+// paddedChain is leaf and top with n junk CA certificates between them,
+// each with top's subject and key identifier but another key: candidates
+// crypto/x509 must check a signature against and reject.
+func paddedChain(t *testing.T, leaf, top *pkiCert, n int) []*x509.Certificate {
+	t.Helper()
+	junkKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := []*x509.Certificate{leaf.cert}
+	for i := 0; i < n; i++ {
+		pkiSerial++
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(pkiSerial), Subject: top.cert.Subject,
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			BasicConstraintsValid: true, IsCA: true, SubjectKeyId: top.cert.SubjectKeyId}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, junkKey.Public(), junkKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		chain = append(chain, c)
+	}
+	return append(chain, top.cert)
+}
+
+// Root One and Root Two are roots; X1 (X signed by Root One) and X2 (X,
+// same key, signed by Root Two) are both in the bundle; L, signed by X,
+// is sent by the peer. Root One's key is revoked: a certificate reachable
+// through it is refused whatever the peer sends. Padded with 98 junk
+// certificates, the peer made crypto/x509 spend its 100 signature checks
+// after finding the path through X2 and before trying X1, and return that
+// one path alone: admitted (found by review). A peer chain longer than
+// MaxPeerChain is refused before Verify; within it, the revoked path is
+// still found.
+func TestPaddedChainCannotHideRevokedPath(t *testing.T) {
+	r1 := pkiIssue(t, "Root One", true, nil)
+	r2 := pkiIssue(t, "Root Two", true, nil)
+	xKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	mkX := func(parent *pkiCert) *pkiCert {
+		pkiSerial++
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(pkiSerial), Subject: pkix.Name{CommonName: "Cross X"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+			SubjectKeyId: []byte{1, 2, 3, 4}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.cert, xKey.Public(), parent.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return &pkiCert{c, xKey}
+	}
+	x1, x2 := mkX(r1), mkX(r2)
+	l := pkiIssue(t, "Issuing L", true, x2) // signed by X's key
+	leaf := pkiIssue(t, "client", false, l)
+	// X2 before X1: the bundle's order is the operator's choice.
+	p, err := ParsePKI(pkiPEM(r1, r2, x2, x1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1Sum, _ := caKeySum(r1.cert)
+	revoked := func(sum [32]byte) (bool, error) { return sum == r1Sum, errors.New("revoked") }
+
+	for _, n := range []int{0, MaxPeerChain - 2} { // [leaf, L], and MaxPeerChain certificates
+		chain := paddedChain(t, leaf, l, n)
+		v, err := p.VerifyPurpose("", chain, x509.ExtKeyUsageClientAuth, "")
+		if err != nil {
+			t.Fatalf("%d certificates: %v", len(chain), err)
+		}
+		if err := revokedInChain(v, revoked); !isA[*RevokedCAKeyError](err) {
+			t.Errorf("%d certificates: %v, want *RevokedCAKeyError for Root One", len(chain), err)
+		}
+	}
+	for _, n := range []int{MaxPeerChain - 1, 98} {
+		chain := paddedChain(t, leaf, l, n)
+		_, err := p.VerifyPurpose("", chain, x509.ExtKeyUsageClientAuth, "")
+		var long *PeerChainTooLongError
+		if !isA[*CARefusedError](err) || !errors.As(err, &long) || long.Certificates != len(chain) {
+			t.Errorf("%d certificates: err = %v, want *CARefusedError wrapping *PeerChainTooLongError", len(chain), err)
+		}
+	}
+}
+
+// ca.pem = [root (one line damaged), intermediate]. pem.Decode skipped the
+// damaged block silently: the root was gone, completion stopped at the
+// intermediate, and the root's revoked key was never seen (found by
+// review). The bundle is refused, naming the file and the block, at load
+// and by InstallCA.
+func TestDamagedCABlockFailsClosed(t *testing.T) {
+	f := newChainFixture(t, false)
+	rootPEM := string(pkiPEM(f.root))
+	lines := strings.Split(rootPEM, "\n")
+	damaged := []byte(strings.Replace(rootPEM, lines[2], "!!!!"+lines[2][4:], 1))
+	bundle := append(damaged, pkiPEM(f.inter)...)
+	home := pkiDir(t)
+	caFile := filepath.Join(home, "ca.pem")
+	pkiWrite(t, caFile, bundle)
+	_, err := LoadPKI(PKIOptions{CA: caFile, Home: home})
+	var fe *PKIFileError
+	if !errors.As(err, &fe) || fe.File != caFile || !strings.Contains(err.Error(), "PEM block 1") {
+		t.Errorf("ca.pem with a damaged block: err = %v, want *PKIFileError naming %s and block 1", err, caFile)
+	}
+	if _, err := ParsePKI(bundle, nil); err == nil {
+		t.Error("ParsePKI, a damaged block: no error")
+	}
+	if _, err := InstallCA(filepath.Join(home, "ca.d"), CAInstall{CA: bundle}); err == nil || !strings.Contains(err.Error(), "PEM block 1") {
+		t.Errorf("InstallCA, a damaged block: %v", err)
+	}
+}
+
+// A root key rollover (RFC 4210, 4.4): the old root (key K1), the new one
+// (K2) and NewWithOld (K2's subject and key, signed by K1) in ca.pem; the
+// CRL file holds K1's last CRL, expired, and K2's current one. A leaf of
+// K2 is also reachable through NewWithOld and the old root, whose CRL
+// has expired: refused, fail closed, and the error names the old key's
+// fingerprint — both CAs have the same subject, and the subject alone
+// does not say which CRL to renew or remove.
+func TestRolloverOldKeyExpiredCRLNamesKey(t *testing.T) {
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	mk := func(key, signer *ecdsa.PrivateKey, parent *x509.Certificate) *pkiCert {
+		pkiSerial++
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(pkiSerial), Subject: pkix.Name{CommonName: "Rollover CA"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+		if parent == nil {
+			parent = tmpl
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return &pkiCert{c, key}
+	}
+	old := mk(k1, k1, nil)
+	nw := mk(k2, k2, nil)
+	nwo := mk(k2, k1, old.cert)
+	leaf := pkiIssue(t, "client", false, nw)
+	now := time.Now()
+	crls := append(pkiCRL(t, old, now.Add(-48*time.Hour), now.Add(-24*time.Hour)), pkiCRL(t, nw, now.Add(-time.Minute), now.Add(time.Hour))...)
+	p, err := ParsePKI(pkiPEM(old, nw, nwo), crls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSum, _ := caKeySum(old.cert)
+	err = p.Verify([]*x509.Certificate{leaf.cert}, x509.ExtKeyUsageClientAuth, "")
+	if !isA[*CARefusedError](err) || !strings.Contains(err.Error(), "expired") || !strings.Contains(err.Error(), jwk.FormatFingerprint(oldSum)) {
+		t.Errorf("the old key's CRL expired: err = %v, want *CARefusedError naming the old key %s", err, jwk.FormatFingerprint(oldSum))
 	}
 }
