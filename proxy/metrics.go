@@ -43,6 +43,7 @@ const (
 	reasonKeyRefused       = "peer_refused_key"  // the peer refused the proxy's key
 	reasonTLS              = "tls_error"         // any other TLS failure: protocol, version, no certificate, reset
 	reasonTooManyStartups  = "too_many_startups" // closed as accepted: its source had MaxStartupsPerSource connections in their handshake
+	reasonMaxStartups      = "max_startups"      // closed as accepted: MaxStartups refused it (all sources' connections in their handshake)
 )
 
 // Metrics are a proxy's Prometheus metrics: handshakes by result and
@@ -100,7 +101,7 @@ func NewMetrics() *Metrics {
 		{resultRefused, reasonSkipped}, {resultRefused, reasonCARefused},
 		{resultEnroll, reasonUnknown},
 		{resultFailed, reasonTimeout}, {resultFailed, reasonKeyRefused}, {resultFailed, reasonTLS},
-		{resultFailed, reasonTooManyStartups},
+		{resultFailed, reasonTooManyStartups}, {resultFailed, reasonMaxStartups},
 	} {
 		// Every series exists from the start, at zero: rate() and
 		// alerts see the first refusal as an increase.

@@ -33,8 +33,8 @@ type listener struct {
 	mode   string // "server" or "client", for the logs
 	target string
 	handle func(ctx context.Context, conn net.Conn, started func())
-	// admit, if set, is asked in the accept loop about each connection
-	// before a goroutine is started for it: if it says no, the
+	// admit, if set, is asked about each connection first thing in its
+	// goroutine (acceptLoop says why not in the loop): if it says no, the
 	// connection is closed at once. Otherwise started, given to handle,
 	// tells it that the connection is past its startup (Server: the
 	// handshake, the enrollment gate); it is called at least once, and

@@ -109,6 +109,17 @@ type ServerOptions struct {
 	// bound. Connections without an IP address (a Unix socket's) are not
 	// counted. Zero means DefaultMaxStartupsPerSource, which says why 64.
 	MaxStartupsPerSource int
+	// MaxStartups bounds the connections in their startup of all sources
+	// together, as OpenSSH's MaxStartups start:rate:full: past Start a
+	// new one is refused at random, Rate percent of them rising to all at
+	// Full. A refused connection is closed as it is accepted, before a
+	// byte is read, and logged folded into one line for all sources
+	// ("refused", reason "too many connections still in their
+	// handshake", then remote=all repeated=N). MaxStartupsPerSource alone
+	// does not bound a peer with many addresses: a /48 holds 65,536 /64s.
+	// A connection without an IP address counts here. The zero value
+	// means DefaultMaxStartups, which says why 256:30:1024.
+	MaxStartups MaxStartups
 }
 
 // Server is server mode: it accepts mutual TLS, admits the clients that
@@ -148,6 +159,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.MaxStartupsPerSource < 0 {
 		return nil, &OptionError{"MaxStartupsPerSource", "negative"}
 	}
+	if opts.MaxStartups == (MaxStartups{}) {
+		opts.MaxStartups = DefaultMaxStartups
+	}
+	if err := opts.MaxStartups.check(); err != nil {
+		return nil, err
+	}
 	s := &Server{
 		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target, dial: dial,
 		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
@@ -158,7 +175,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		return nil, &OptionError{"HTTP", "HTTP mode tells the target who connected in headers; it does not go with ProxyProtocol"}
 	}
 	s.l = newListener(opts.Logger, "server", opts.Target, s.handle)
-	s.startups = newStartups(cmp.Or(opts.MaxStartupsPerSource, DefaultMaxStartupsPerSource))
+	s.startups = newStartups(cmp.Or(opts.MaxStartupsPerSource, DefaultMaxStartupsPerSource), opts.MaxStartups)
 	s.l.admit = s.admit
 	s.l.store, s.l.what = opts.Store, "authorized"
 	if !opts.KeepOpenOnRevoke {
