@@ -33,8 +33,10 @@ type proxyOptions struct {
 	handshakeTimeout time.Duration
 	idleTimeout      time.Duration
 	drainTimeout     time.Duration
-	maxStartups      int  // per source (server mode)
-	maxStartupsSet   bool // given on the command line
+	maxStartups      int    // per source (server mode)
+	maxStartupsSet   bool   // given on the command line
+	maxStartupsAll   string // --max-startups, all sources (server mode)
+	maxStartupsAllOn bool   // given on the command line
 	enroll           bool
 	keepOpen         bool
 	gen              bool   // make the home's identity if it has none
@@ -100,6 +102,16 @@ IPv6 /64) may have N connections in their handshake at once — with
 the next one is closed as it is accepted, logged as "refused" once, then
 counted (a line per 10 seconds). Connections past their handshake never count.
 Behind a TCP load balancer every client comes from its address: raise N.
+
+--max-startups N or START:RATE:FULL (server mode; default 256:30:1024, as
+OpenSSH's MaxStartups): the connections in their handshake of all sources
+together. Past START, a new one is refused with a chance of RATE percent,
+rising to every one at FULL ("N" refuses every one past N); refused
+connections are closed as they are accepted, logged as "refused" once,
+then counted for all sources in one line (remote=all). A source's own bound
+does not stop a peer with many addresses (a /48 holds 65,536 /64s); the
+default lets a fleet of agents reconnecting at once after a restart in,
+and bounds what a flood holds to 1024 handshakes.
 
 Live revocation: every open connection's key is decided again when the
 trust files change, when its entry's "expires" passes, and every second in
@@ -198,6 +210,7 @@ Example:
 			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
 			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half, close the connection when nothing moves for `DURATION`")
 			set.IntVar(&o.maxStartups, "max-startups-per-source", proxy.DefaultMaxStartupsPerSource, "server mode: close at once a connection whose source (an IPv4 address, an IPv6 /64) has `N` in their handshake (or enrollment) already")
+			set.StringVar(&o.maxStartupsAll, "max-startups", proxy.DefaultMaxStartups.String(), "server mode: with `START:RATE:FULL` connections of all sources in their handshake, refuse RATE% of new ones, rising to all at FULL (or N: all past N), as sshd's MaxStartups")
 			set.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
 			set.BoolVar(&o.keepOpen, "keep-open-on-revoke", false, "do not close open connections whose key stops being admitted")
 			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
@@ -223,6 +236,7 @@ Example:
 				return usagef("--target ADDR is required: where to connect each connection (host:port)")
 			}
 			o.maxStartupsSet = flags.Changed("max-startups-per-source")
+			o.maxStartupsAllOn = flags.Changed("max-startups")
 			if err := checkProxyFlags(c, o); err != nil {
 				return err
 			}
@@ -302,9 +316,10 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 	return checkMaxStartups(o)
 }
 
-// checkMaxStartups checks --max-startups-per-source: positive, and given
-// in server mode only (the client proxy's connections come from local
-// programs and make no handshake).
+// checkMaxStartups checks --max-startups-per-source (positive) and
+// --max-startups (sshd_config's forms); both are given in server mode
+// only (the client proxy's connections come from local programs and make
+// no handshake).
 func checkMaxStartups(o proxyOptions) error {
 	if o.maxStartups <= 0 {
 		return usagef("--max-startups-per-source must be positive, not %d", o.maxStartups)
@@ -312,7 +327,21 @@ func checkMaxStartups(o proxyOptions) error {
 	if o.client && o.maxStartupsSet {
 		return usagef("--max-startups-per-source bounds the handshakes of the clients of a server proxy; it has no use with --client")
 	}
-	return nil
+	if o.client && o.maxStartupsAllOn {
+		return usagef("--max-startups bounds the handshakes of the clients of a server proxy; it has no use with --client")
+	}
+	_, err := proxy.ParseMaxStartups(o.maxStartupsAll)
+	if oe := (*proxy.OptionError)(nil); errors.As(err, &oe) {
+		// "\"X\" is not N or …" (the form) rather than "\"X\": rate must…":
+		// say what the form means.
+		if !strings.Contains(oe.Reason, ": ") {
+			d := proxy.DefaultMaxStartups
+			return usagef("--max-startups %s (as sshd_config's MaxStartups: %v, the default, refuses %d%% of new connections once %d are in their handshake, rising to all at %d)",
+				oe.Reason, d, d.Rate, d.Start, d.Full)
+		}
+		return usagef("--max-startups %s", oe.Reason)
+	}
+	return err
 }
 
 // proxy builds the proxy from the home and runs it until a signal, then
@@ -537,11 +566,13 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 			log.Warn("no client key is authorized yet: every client is refused until one is (keytool"+c.homeFlag()+" authorize --name NAME FILE)", "where", where)
 		}
 	}
+	maxStartups, _ := proxy.ParseMaxStartups(o.maxStartupsAll) // checked by checkMaxStartups
 	return proxy.NewServer(proxy.ServerOptions{
 		ConnLevel: slog.LevelDebug, // --log-level debug shows them
 		TLS:       srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
 		ProxyProtocol: o.proxyProtocol, HTTP: o.http, MaxStartupsPerSource: o.maxStartups,
+		MaxStartups: maxStartups,
 	})
 }
 
