@@ -49,9 +49,10 @@ type MaxStartups struct {
 // included); ours lasts a handshake, a round trip or two, and a proxy in
 // front of a fleet of agents sees them all reconnect at once after it
 // restarts. A P-256 handshake costs about 1.2 ms of a core
-// (docs/benchmarks.md), so that 8 cores finish some 6,000 a second; over
-// a link of 40 ms round trips that is about 250 in their startup at once
-// — Start, below which nothing is refused. Past it, a proxy already at
+// (docs/benchmarks.md), so that 8 cores finish some 6,500 a second; with
+// agents 25 ms away (a handshake lasts a round trip and a half) that is
+// about 250 in their startup at once — Start, below which nothing is
+// refused. Past it, a proxy already at
 // its CPU's pace only slows every handshake toward the timeout by taking
 // more, and an agent refused early retries with its backoff, spreading
 // the storm; at Full, 4× Start, the proxy holds at most 1,024 goroutines
