@@ -180,10 +180,24 @@ func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 	conn, err := c.tls.DialContext(dctx, "tcp", c.target)
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			return // the proxy is closing
+		}
+		msg := "target refused"
 		if isHandshakeError(err) {
 			c.metrics.handshake(refusalReason(err))
+		} else {
+			// Said as CheckTarget says it: no connection, or one with
+			// no TLS handshake on it (silent, closed, reset).
+			var op *net.OpError
+			dialed := !errors.As(err, &op) || op.Op != "dial"
+			msg = "target unreachable"
+			if dialed {
+				msg = "target made no TLS handshake"
+			}
+			err = targetTimeout(c.target, c.timeout, dialed, err)
 		}
-		c.log.Error("target refused", append(attrs, "reason", c.explain(err).Error())...)
+		c.log.Error(msg, append(attrs, "reason", c.explain(err).Error())...)
 		return
 	}
 	c.metrics.handshake(resultAdmitted, reasonKey)

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"time"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close, and by
@@ -33,3 +36,42 @@ type TargetError struct {
 func (e *TargetError) Error() string { return fmt.Sprintf("proxy: target %s: %v", e.Target, e.Err) }
 
 func (e *TargetError) Unwrap() error { return e.Err }
+
+// TargetTimeoutError is a connection to the target that timed out while
+// the proxy still wanted it: the target did not answer its TCP dial
+// within Within (HandshakeTimeout) — a host down, a port a firewall
+// drops, a backlog full — or, in client mode, accepted the connection
+// and made no TLS handshake within it (Handshake). Err is the error it
+// happened with: a *net.OpError of the dial timing out, or
+// context.DeadlineExceeded.
+type TargetTimeoutError struct {
+	Target    string
+	Within    time.Duration
+	Handshake bool
+	Err       error
+}
+
+func (e *TargetTimeoutError) Error() string {
+	if e.Handshake {
+		return fmt.Sprintf("proxy: target %s accepted the connection but made no TLS handshake within %v", e.Target, e.Within)
+	}
+	return fmt.Sprintf("proxy: target %s did not answer within %v", e.Target, e.Within)
+}
+
+func (e *TargetTimeoutError) Unwrap() error { return e.Err }
+
+// Timeout reports true: the error is a timeout, as net.Error says one.
+func (e *TargetTimeoutError) Timeout() bool { return true }
+
+// targetTimeout is err, a failed connection to target, as a
+// *TargetTimeoutError if it timed out (within, in the handshake or not),
+// and as it is otherwise: a refused or reset connection says so in its
+// own words. The caller knows the timeout was its own, and not the end
+// of the proxy's context (a revocation, Close), which is not logged.
+func targetTimeout(target string, within time.Duration, handshake bool, err error) error {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return &TargetTimeoutError{Target: target, Within: within, Handshake: handshake, Err: err}
+	}
+	return err
+}

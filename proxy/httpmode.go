@@ -120,10 +120,8 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 			}
 		},
 		Transport: &http.Transport{
-			Proxy: nil, // never through $HTTP_PROXY: the target is ours
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return (&net.Dialer{Timeout: timeout}).DialContext(ctx, dial.network, dial.address)
-			},
+			Proxy:                 nil, // never through $HTTP_PROXY: the target is ours
+			DialContext:           dialTarget(target, dial, timeout),
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: 0,
@@ -537,3 +535,16 @@ func (l *connListener) Close() error {
 }
 
 func (l *connListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// dialTarget is HTTP mode's dial to the target, bounded by timeout: one
+// that times out is a *TargetTimeoutError, said in words in the log.
+func dialTarget(target string, dial targetAddr, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	return func(ctx context.Context, _, _ string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, dial.network, dial.address)
+		if err != nil && ctx.Err() == nil {
+			err = targetTimeout(target, timeout, false, err)
+		}
+		return conn, err
+	}
+}

@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"regexp"
+	"testing"
+	"time"
+)
+
+// startClientTo starts a client-mode proxy of c in front of target,
+// bounding its dial and handshake with timeout; the errors its
+// connections fail with (ClientOptions.Explain) are sent on errs.
+func startClientTo(t *testing.T, c *side, target string, timeout time.Duration) (addr string, logs *logBuffer, errs <-chan error) {
+	t.Helper()
+	logs = &logBuffer{}
+	failed := make(chan error, 8)
+	p, err := NewClient(ClientOptions{
+		TLS: c.tlsClient(t), Target: target, Logger: logs.logger(), HandshakeTimeout: timeout,
+		Explain: func(err error) error { failed <- err; return err },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ = serve(t, context.Background(), p)
+	return addr, logs, failed
+}
+
+// proxiedOnce makes one connection through a client-mode proxy at addr
+// and waits for the proxy to close it.
+func proxiedOnce(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if n, err := conn.Read(make([]byte, 1)); n != 0 || isTimeout(err) {
+		t.Fatalf("through a proxy whose target never answers: read %d bytes, %v; want the connection closed", n, err)
+	}
+}
+
+// TestClientTargetNoHandshake: in client mode, a target whose port
+// accepts the connection (the system's backlog) but that never answers —
+// a listener that never accepts — is logged in words, not as "context
+// deadline exceeded", and not as the target refusing us; the error
+// given to Explain is a *TargetTimeoutError, with the timeout under it.
+func TestClientTargetNoHandshake(t *testing.T) {
+	ln := listen(t) // never accepts
+	defer ln.Close()
+	target := ln.Addr().String()
+	addr, logs, errs := startClientTo(t, newSide(t), target, 200*time.Millisecond)
+	proxiedOnce(t, addr)
+	logs.waitFor(t, `level=ERROR msg="target made no TLS handshake" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
+		` reason="proxy: target `+regexp.QuoteMeta(target)+` accepted the connection but made no TLS handshake within 200ms"\n`)
+	err := <-errs
+	var te *TargetTimeoutError
+	if !errors.As(err, &te) || te.Target != target || te.Within != 200*time.Millisecond || !te.Handshake || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the error: %v (%T), want a *TargetTimeoutError for %s, 200ms, in the handshake, over context.DeadlineExceeded", err, err, target)
+	}
+}
+
+// silentTarget is an address on 127.0.0.1 whose TCP dial never completes:
+// a listener with a backlog of 0 that never accepts, filled — further
+// connection requests are dropped, as a host down or a filtering
+// firewall drops them. It skips the test where the system answers them
+// otherwise (a refusal).
+func silentTarget(t *testing.T) string {
+	t.Helper()
+	ln := listenBacklog0(t)
+	t.Cleanup(func() { ln.Close() })
+	addr := ln.Addr().String()
+	// A connection the backlog takes completes in well under a second
+	// on loopback, even on a loaded machine; one dropped would wait for
+	// its SYN to be sent again (a second), dropped again.
+	for range 16 {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			if !isTimeout(err) {
+				t.Skipf("a full backlog here answers %v, not silence", err)
+			}
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Skip("16 connections to a listener of backlog 0 were completed: no silent port here")
+	return ""
+}
+
+// TestServerTargetSilent: in server mode (plain TCP and HTTP), a target
+// whose dial never completes is logged as not answering within the
+// handshake timeout (which bounds the dial), naming it — it said "dial
+// tcp …: i/o timeout". The timeout, 3 s, is the client's handshake's
+// too, which a loaded machine under -race may take a second for.
+func TestServerTargetSilent(t *testing.T) {
+	target := silentTarget(t)
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice", alice)
+	want := ` target=` + regexp.QuoteMeta(target) + ` error="proxy: target ` + regexp.QuoteMeta(target) + ` did not answer within 3s"\n`
+
+	_, addr, logs, _ := startServer(t, srv, target, ServerOptions{HandshakeTimeout: 3 * time.Second})
+	alice.pin(t, addr, srv)
+	conn := dialTLS(t, alice, addr)
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("a connection whose target never answers: %v, want it closed", err)
+	}
+	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+ fingerprint=\S+ name=alice`+want)
+
+	_, addr, logs, _ = startServer(t, srv, target, ServerOptions{HandshakeTimeout: 3 * time.Second, HTTP: true})
+	alice.pin(t, addr, srv)
+	conn = dialTLS(t, alice, addr)
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(conn); !regexp.MustCompile(`^HTTP/1\.1 502 `).Match(got) {
+		t.Fatalf("HTTP mode, a target that never answers: %q, want 502", got)
+	}
+	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+`+want)
+}
+
+// TestClientTargetSilent: in client mode, a target whose dial never
+// completes is logged as unreachable, in words; Explain is given a
+// *TargetTimeoutError of the dial, with the dial's timeout under it.
+func TestClientTargetSilent(t *testing.T) {
+	target := silentTarget(t)
+	addr, logs, errs := startClientTo(t, newSide(t), target, 200*time.Millisecond)
+	proxiedOnce(t, addr)
+	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
+		` reason="proxy: target `+regexp.QuoteMeta(target)+` did not answer within 200ms"\n`)
+	err := <-errs
+	var te *TargetTimeoutError
+	var op *net.OpError
+	if !errors.As(err, &te) || te.Handshake || !errors.As(err, &op) || op.Op != "dial" || !op.Timeout() {
+		t.Fatalf("the error: %v (%T), want a *TargetTimeoutError of the dial, over the dial's timeout", err, err)
+	}
+}
