@@ -154,6 +154,12 @@ func (s *startups) startAny() (done func(), ok bool) {
 		}
 	}
 	s.total++
+	return s.ending(func() { s.total-- }), true
+}
+
+// ending is the done of a startup: end, under s.mu, the first time it is
+// called only.
+func (s *startups) ending(end func()) func() {
 	ended := false
 	return func() {
 		if ended {
@@ -162,8 +168,8 @@ func (s *startups) startAny() (done func(), ok bool) {
 		ended = true
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.total--
-	}, true
+		end()
+	}
 }
 
 // inTotal is the number of connections in their startup, all sources
@@ -185,18 +191,11 @@ func (s *startups) start(ip netip.Addr) (done func(), ok bool) {
 		return nil, false
 	}
 	s.n[src]++
-	ended := false
-	return func() {
-		if ended {
-			return
-		}
-		ended = true
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	return s.ending(func() {
 		if s.n[src]--; s.n[src] <= 0 {
 			delete(s.n, src)
 		}
-	}, true
+	}), true
 }
 
 // inStartup is the number of connections of ip's source in their startup.
