@@ -178,6 +178,11 @@ func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 	attrs := []any{"remote", raw.RemoteAddr().String(), "target", c.target}
 	dctx, cancel := context.WithTimeout(ctx, c.timeout)
 	conn, err := c.tls.DialContext(dctx, "tcp", c.target)
+	// The tlsbridge.Client's own clock may end the dial at the same
+	// moment (ClientOptions.HandshakeTimeout, as keytool sets it), and
+	// the error then be its cancellation ("context canceled"): the time
+	// that ran out is known from here.
+	timedOut := errors.Is(dctx.Err(), context.DeadlineExceeded)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -188,14 +193,24 @@ func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 			c.metrics.handshake(refusalReason(err))
 		} else {
 			// Said as CheckTarget says it: no connection, or one with
-			// no TLS handshake on it (silent, closed, reset).
+			// no TLS handshake on it (silent, closed, reset). The time
+			// that ran out is this proxy's, or the tlsbridge.Client's
+			// own (ClientOptions.HandshakeTimeout) if it is shorter.
 			var op *net.OpError
-			dialed := !errors.As(err, &op) || op.Op != "dial"
+			var budget *tlsbridge.HandshakeTimeoutError
+			dialed, within := !errors.As(err, &op) || op.Op != "dial", c.timeout
+			if errors.As(err, &budget) {
+				dialed, within = budget.Connected, budget.Within
+			}
 			msg = "target unreachable"
 			if dialed {
 				msg = "target made no TLS handshake"
 			}
-			err = targetTimeout(c.target, c.timeout, dialed, err)
+			if timedOut {
+				err = &TargetTimeoutError{Target: c.target, Within: within, Handshake: dialed, Err: err}
+			} else {
+				err = targetTimeout(c.target, within, dialed, err)
+			}
 		}
 		c.log.Error(msg, append(attrs, "reason", c.explain(err).Error())...)
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 )
 
@@ -42,8 +41,9 @@ func (e *TargetError) Unwrap() error { return e.Err }
 // within Within (HandshakeTimeout) — a host down, a port a firewall
 // drops, a backlog full — or, in client mode, accepted the connection
 // and made no TLS handshake within it (Handshake). Err is the error it
-// happened with: a *net.OpError of the dial timing out, or
-// context.DeadlineExceeded.
+// happened with: a *net.OpError of the dial timing out,
+// context.DeadlineExceeded, or the tlsbridge.Client's own
+// *tlsbridge.HandshakeTimeoutError when its time was the shorter.
 type TargetTimeoutError struct {
 	Target    string
 	Within    time.Duration
@@ -69,8 +69,8 @@ func (e *TargetTimeoutError) Timeout() bool { return true }
 // own words. The caller knows the timeout was its own, and not the end
 // of the proxy's context (a revocation, Close), which is not logged.
 func targetTimeout(target string, within time.Duration, handshake bool, err error) error {
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	var timeout interface{ Timeout() bool } // a net.Error's, tlsbridge.HandshakeTimeoutError's
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &timeout) && timeout.Timeout()) {
 		return &TargetTimeoutError{Target: target, Within: within, Handshake: handshake, Err: err}
 	}
 	return err

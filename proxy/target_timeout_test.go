@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/testnet"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // startClientTo starts a client-mode proxy of c in front of target,
@@ -76,40 +79,13 @@ func TestClientTargetNoHandshake(t *testing.T) {
 	}
 }
 
-// silentTarget is an address on 127.0.0.1 whose TCP dial never completes:
-// a listener with a backlog of 0 that never accepts, filled — further
-// connection requests are dropped, as a host down or a filtering
-// firewall drops them. It skips the test where the system answers them
-// otherwise (a refusal).
-func silentTarget(t *testing.T) string {
-	t.Helper()
-	ln := listenBacklog0(t)
-	t.Cleanup(func() { ln.Close() })
-	addr := ln.Addr().String()
-	// A connection the backlog takes completes in well under a second
-	// on loopback, even on a loaded machine; one dropped would wait for
-	// its SYN to be sent again (a second), dropped again.
-	for range 16 {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			if !isTimeout(err) {
-				t.Skipf("a full backlog here answers %v, not silence", err)
-			}
-			return addr
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	t.Skip("16 connections to a listener of backlog 0 were completed: no silent port here")
-	return ""
-}
-
 // TestServerTargetSilent: in server mode (plain TCP and HTTP), a target
 // whose dial never completes is logged as not answering within the
 // handshake timeout (which bounds the dial), naming it — it said "dial
 // tcp …: i/o timeout". The timeout, 3 s, is the client's handshake's
 // too, which a loaded machine under -race may take a second for.
 func TestServerTargetSilent(t *testing.T) {
-	target := silentTarget(t)
+	target := testnet.FullBacklog(t)
 	srv, alice := newSide(t), newSide(t)
 	srv.authorize(t, "alice", alice)
 	want := ` target=` + regexp.QuoteMeta(target) + ` error="proxy: target ` + regexp.QuoteMeta(target) + ` did not answer within 3s"\n`
@@ -138,9 +114,31 @@ func TestServerTargetSilent(t *testing.T) {
 // completes is logged as unreachable, in words; Explain is given a
 // *TargetTimeoutError of the dial, with the dial's timeout under it.
 func TestClientTargetSilent(t *testing.T) {
-	te, err := clientTargetTimesOut(t, silentTarget(t), "target unreachable", "did not answer within 200ms")
+	te, err := clientTargetTimesOut(t, testnet.FullBacklog(t), "target unreachable", "did not answer within 200ms")
 	var op *net.OpError
 	if te.Handshake || !errors.As(err, &op) || op.Op != "dial" || !op.Timeout() {
 		t.Fatalf("the error: %v (%T), want one of the dial, over the dial's timeout", err, err)
 	}
+}
+
+// TestClientTargetSilentClientBudget: when the tlsbridge.Client's own
+// handshake timeout (ClientOptions.HandshakeTimeout) is the shorter and
+// ends the dial, the line and the error are the same, with its time and
+// its word on whether the TCP connection was made.
+func TestClientTargetSilentClientBudget(t *testing.T) {
+	target := testnet.FullBacklog(t)
+	laptop := newSide(t)
+	tc, err := tlsbridge.NewClient(laptop.id, tlsbridge.ClientOptions{Hosts: laptop.hosts, Policy: tlsbridge.Strict, HandshakeTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	p, err := NewClient(ClientOptions{TLS: tc, Target: target, Logger: logs.logger(), HandshakeTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := serve(t, context.Background(), p)
+	proxiedOnce(t, addr)
+	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
+		` reason="proxy: target `+regexp.QuoteMeta(target)+` did not answer within 200ms"\n`)
 }

@@ -658,7 +658,13 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 			return hostTrust(conn, hosts, o.target, pki != nil, otherwise)
 		},
 		Explain: func(err error) error {
-			// A timeout in the words connect uses for it (handshakeFailure).
+			// A timeout in the words connect uses for it (handshakeFailure),
+			// whichever clock ran out at a connection: the proxy's
+			// (*proxy.TargetTimeoutError) or the client's.
+			var pt *proxy.TargetTimeoutError
+			if errors.As(err, &pt) {
+				err = &tlsbridge.HandshakeTimeoutError{Addr: pt.Target, Within: pt.Within, Connected: pt.Handshake}
+			}
 			var te *tlsbridge.HandshakeTimeoutError
 			if errors.As(err, &te) {
 				return handshakeFailure(err, o.target, o.handshakeTimeout)
