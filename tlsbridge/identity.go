@@ -272,6 +272,8 @@ func homeKeyRole(file string) string {
 		return "the next key"
 	case homedir.IsOld(name):
 		return "the previous identity"
+	case homedir.IsFound(name):
+		return "a key a stopped rotation kept"
 	}
 	return "the identity"
 }

@@ -91,6 +91,7 @@ type identityInfo struct {
 	Certificate string         `json:"certificate,omitempty"` // cert.pem, in PKI mode
 	Next        *identityInfo  `json:"next,omitempty"`
 	Previous    []identityInfo `json:"previous,omitempty"`
+	Found       []identityInfo `json:"found,omitempty"` // key.found.*: keys a stopped rotation kept
 }
 
 // pkiInfo is a CA certificate of ca.pem, or a CRL of crl.pem.
@@ -198,9 +199,16 @@ func (c *cli) overviewIdentity(o *overview, lf listFlags) {
 			break
 		}
 	}
-	for _, p := range c.oldIdentities() {
+	for _, p := range c.homeFiles(home.IsOld) {
 		if in := read("previous", p); in != nil {
 			o.Identity.Previous = append(o.Identity.Previous, *in)
+		}
+	}
+	// Private keys too, left for the admin to decide on: a rotation that
+	// stopped could not put them back (docs/rotation.md).
+	for _, p := range c.homeFiles(home.IsFound) {
+		if in := read("found", p); in != nil {
+			o.Identity.Found = append(o.Identity.Found, *in)
 		}
 	}
 	if _, err := os.Lstat(c.layout().Cert()); err == nil {
@@ -211,17 +219,19 @@ func (c *cli) overviewIdentity(o *overview, lf listFlags) {
 	}
 }
 
-// oldIdentities lists the identities rotations replaced (key.old.*), the
-// oldest first (their names hold the time of the rotation).
-func (c *cli) oldIdentities() []string {
+// homeFiles lists the files of the home whose names is says are of a
+// kind — the identities rotations replaced (home.IsOld), the keys a
+// stopped rotation kept (home.IsFound) —, the oldest first (their names
+// hold the time).
+func (c *cli) homeFiles(is func(name string) bool) []string {
 	entries, _ := os.ReadDir(c.home) // sorted by name; an unreadable home has shown its problem already
-	var old []string
+	var out []string
 	for _, e := range entries {
-		if home.IsOld(e.Name()) {
-			old = append(old, filepath.Join(c.home, e.Name()))
+		if is(e.Name()) {
+			out = append(out, filepath.Join(c.home, e.Name()))
 		}
 	}
-	return old
+	return out
 }
 
 // inHome names a file of the home relative to it, since the overview

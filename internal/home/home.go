@@ -67,6 +67,12 @@ func IsOld(name string) bool {
 	return strings.HasPrefix(name, "key.old.") && !strings.HasSuffix(name, ".tmp")
 }
 
+// IsFound reports whether name (a file name in the home) is one that
+// Found gives: key.found.*, not a temporary file.
+func IsFound(name string) bool {
+	return strings.HasPrefix(name, "key.found.") && !strings.HasSuffix(name, ".tmp")
+}
+
 // Cert is the optional CA-issued certificate chain of the identity.
 func (d Dir) Cert() string { return d.join("cert.pem") }
 
