@@ -536,8 +536,9 @@ func (l *connListener) Close() error {
 
 func (l *connListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
-// dialTarget is HTTP mode's dial to the target, bounded by timeout: one
-// that times out is a *TargetTimeoutError, said in words in the log.
+// dialTarget is server mode's dial to the target — each connection's,
+// and HTTP mode's transport's —, bounded by timeout: one that times out
+// is a *TargetTimeoutError, said in words in the log.
 func dialTarget(target string, dial targetAddr, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout}
 	return func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -128,8 +128,7 @@ type ServerOptions struct {
 type Server struct {
 	tls     *tlsbridge.Server
 	cfg     *tls.Config
-	target  string     // as given (logs)
-	dial    targetAddr // what it dials
+	target  string // as given (logs)
 	timeout time.Duration
 	idle    time.Duration
 	enroll  http.Handler
@@ -139,6 +138,9 @@ type Server struct {
 	metrics *Metrics
 	ppv2    bool
 	http    *httpMode // nil unless ServerOptions.HTTP
+	// dialTarget dials the target (Target parsed: TCP or a Unix socket),
+	// each connection's dial bounded by timeout.
+	dialTarget func(ctx context.Context, network, addr string) (net.Conn, error)
 	// startups counts the connections of each source in their startup
 	// (ServerOptions.MaxStartupsPerSource).
 	startups *startups
@@ -166,7 +168,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target, dial: dial,
+		tls: opts.TLS, cfg: opts.TLS.TLSConfig(), target: opts.Target,
 		timeout: orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout),
 		idle:    orDefault(opts.IdleTimeout, DefaultIdleTimeout), enroll: opts.Enroll,
 		metrics: opts.Metrics, ppv2: opts.ProxyProtocol, connLvl: opts.ConnLevel,
@@ -174,6 +176,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.HTTP && opts.ProxyProtocol {
 		return nil, &OptionError{"HTTP", "HTTP mode tells the target who connected in headers; it does not go with ProxyProtocol"}
 	}
+	s.dialTarget = dialTarget(s.target, dial, s.timeout)
 	s.l = newListener(opts.Logger, "server", opts.Target, s.handle)
 	s.startups = newStartups(cmp.Or(opts.MaxStartupsPerSource, DefaultMaxStartupsPerSource), opts.MaxStartups)
 	s.l.admit = s.admit
@@ -297,15 +300,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 		s.serveHTTP(ctx, conn, counted, attrs, start)
 		return
 	}
-	var d net.Dialer
-	dctx, cancel := context.WithTimeout(ctx, s.timeout)
-	target, err := d.DialContext(dctx, s.dial.network, s.dial.address)
-	cancel()
+	target, err := s.dialTarget(ctx, "", "")
 	if err != nil {
 		if ctx.Err() != nil {
 			return // the key was revoked while dialling (logged), or the proxy is closing
 		}
-		err = targetTimeout(s.target, s.timeout, false, err)
 		s.log.Error("target unreachable", append(attrs, "target", s.target, "error", err.Error())...)
 		return
 	}
@@ -468,7 +467,6 @@ func checkTimeouts(handshake, idle time.Duration) error {
 	return nil
 }
 
-// checkAddr checks that a required address option is host:port.
 // targetAddr is what a server-mode proxy dials for its target.
 type targetAddr struct{ network, address string }
 
@@ -488,6 +486,7 @@ func parseTarget(target string) (targetAddr, error) {
 	return targetAddr{"tcp", target}, nil
 }
 
+// checkAddr checks that a required address option is host:port.
 func checkAddr(option, addr string) error {
 	if addr == "" {
 		return &OptionError{option, "required (host:port)"}
