@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keytool/keytool/proxy"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -25,7 +26,12 @@ func handshakeFailure(err error, addr string, timeout time.Duration) error {
 	var ne net.Error
 	var rh tls.RecordHeaderError
 	var budget *tlsbridge.HandshakeTimeoutError
+	var target *proxy.TargetTimeoutError
 	switch {
+	case errors.As(err, &target) && !target.Handshake: // proxy --client's bound, or the client's under it
+		return &connectTimeoutError{addr: addr, timeout: target.Within}
+	case errors.As(err, &target):
+		return &noHandshakeError{addr: addr, timeout: target.Within}
 	case errors.As(err, &budget) && !budget.Connected: // the client's bound (ClientOptions.HandshakeTimeout)
 		return &connectTimeoutError{addr: addr, timeout: budget.Within}
 	case errors.As(err, &budget):

@@ -662,11 +662,8 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 			// whichever clock ran out at a connection: the proxy's
 			// (*proxy.TargetTimeoutError) or the client's.
 			var pt *proxy.TargetTimeoutError
-			if errors.As(err, &pt) {
-				err = &tlsbridge.HandshakeTimeoutError{Addr: pt.Target, Within: pt.Within, Connected: pt.Handshake}
-			}
 			var te *tlsbridge.HandshakeTimeoutError
-			if errors.As(err, &te) {
+			if errors.As(err, &pt) || errors.As(err, &te) {
 				return handshakeFailure(err, o.target, o.handshakeTimeout)
 			}
 			return c.explainRefusal(err, o.target, ids.CurrentIdentity())
