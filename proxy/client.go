@@ -211,6 +211,12 @@ func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 			} else {
 				err = targetTimeout(c.target, within, dialed, err)
 			}
+			// Counted as server mode counts a client that made no
+			// handshake in time: a target that never answers is the
+			// failure an alert on failed/timeout is there to see.
+			if errorIs[*TargetTimeoutError](err) {
+				c.metrics.handshake(resultFailed, reasonTimeout)
+			}
 		}
 		c.log.Error(msg, append(attrs, "reason", c.explain(err).Error())...)
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http/httptest"
 	"regexp"
 	"testing"
 	"time"
@@ -14,14 +15,15 @@ import (
 )
 
 // startClientTo starts a client-mode proxy of c in front of target,
-// bounding its dial and handshake with timeout; the errors its
-// connections fail with (ClientOptions.Explain) are sent on errs.
-func startClientTo(t *testing.T, c *side, target string, timeout time.Duration) (addr string, logs *logBuffer, errs <-chan error) {
+// bounding its dial and handshake with timeout and counting in m (which
+// may be nil); the errors its connections fail with
+// (ClientOptions.Explain) are sent on errs.
+func startClientTo(t *testing.T, c *side, target string, timeout time.Duration, m *Metrics) (addr string, logs *logBuffer, errs <-chan error) {
 	t.Helper()
 	logs = &logBuffer{}
 	failed := make(chan error, 8)
 	p, err := NewClient(ClientOptions{
-		TLS: c.tlsClient(t), Target: target, Logger: logs.logger(), HandshakeTimeout: timeout,
+		TLS: c.tlsClient(t), Target: target, Logger: logs.logger(), HandshakeTimeout: timeout, Metrics: m,
 		Explain: func(err error) error { failed <- err; return err },
 	})
 	if err != nil {
@@ -34,11 +36,14 @@ func startClientTo(t *testing.T, c *side, target string, timeout time.Duration) 
 // clientTargetTimesOut makes one connection through a client-mode proxy
 // (200 ms of handshake timeout) in front of target, which never answers:
 // the proxy logs msg, and the reason in words; Explain is given a
-// *TargetTimeoutError naming the target and the time.
+// *TargetTimeoutError naming the target and the time; and the handshake
+// is counted as server mode counts a client's that timed out.
 func clientTargetTimesOut(t *testing.T, target, msg, words string) (*TargetTimeoutError, error) {
 	t.Helper()
-	addr, logs, errs := startClientTo(t, newSide(t), target, 200*time.Millisecond)
+	m := NewMetrics()
+	addr, logs, errs := startClientTo(t, newSide(t), target, 200*time.Millisecond, m)
 	proxiedOnce(t, addr)
+	wantTimeoutCounted(t, m)
 	logs.waitFor(t, `level=ERROR msg="`+msg+`" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
 		` reason="proxy: target `+regexp.QuoteMeta(target+" "+words)+`"\n`)
 	err := <-errs
@@ -133,12 +138,29 @@ func TestClientTargetSilentClientBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &logBuffer{}
-	p, err := NewClient(ClientOptions{TLS: tc, Target: target, Logger: logs.logger(), HandshakeTimeout: time.Minute})
+	m := NewMetrics()
+	p, err := NewClient(ClientOptions{TLS: tc, Target: target, Logger: logs.logger(), HandshakeTimeout: time.Minute, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr, _ := serve(t, context.Background(), p)
 	proxiedOnce(t, addr)
+	wantTimeoutCounted(t, m)
 	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
 		` reason="proxy: target `+regexp.QuoteMeta(target)+` did not answer within 200ms"\n`)
+}
+
+// wantTimeoutCounted: after one connection through a client-mode proxy
+// whose target never answered, /metrics counts one handshake
+// failed/timeout — the pair a client that makes no handshake within the
+// timeout counts in server mode — and nothing under any other pair. The
+// proxy has closed the client's connection by then, after counting.
+func wantTimeoutCounted(t *testing.T, m *Metrics) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	counted := regexp.MustCompile(`(?m)^keytool_proxy_handshakes_total\{reason="(\w+)",result="(\w+)"\} [1-9]\d*$`).FindAllString(rec.Body.String(), -1)
+	if want := `keytool_proxy_handshakes_total{reason="timeout",result="failed"} 1`; len(counted) != 1 || counted[0] != want {
+		t.Errorf("the handshakes counted: %q, want only %q", counted, want)
+	}
 }
