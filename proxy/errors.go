@@ -63,6 +63,25 @@ func (e *TargetTimeoutError) Unwrap() error { return e.Err }
 // Timeout reports true: the error is a timeout, as net.Error says one.
 func (e *TargetTimeoutError) Timeout() bool { return true }
 
+// ResponseTimeoutError is, in HTTP mode, a request the target was sent
+// and did not answer: no response headers came within Within
+// (ServerOptions.ResponseHeaderTimeout). The client was answered 504
+// Gateway Timeout. Err is the net/http transport's timeout under it.
+type ResponseTimeoutError struct {
+	Target string
+	Within time.Duration
+	Err    error
+}
+
+func (e *ResponseTimeoutError) Error() string {
+	return fmt.Sprintf("proxy: target %s sent no response to the request within %v", e.Target, e.Within)
+}
+
+func (e *ResponseTimeoutError) Unwrap() error { return e.Err }
+
+// Timeout reports true: the error is a timeout, as net.Error says one.
+func (e *ResponseTimeoutError) Timeout() bool { return true }
+
 // targetTimeout is err, a failed connection to target, as a
 // *TargetTimeoutError if it timed out (within, in the handshake or not),
 // and as it is otherwise: a refused or reset connection says so in its

@@ -94,7 +94,10 @@ type (
 	connKey struct{}
 )
 
-func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *faillog.Log, timeout time.Duration, decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
+// newHTTPMode makes HTTP mode, timeout bounding the dial to the target and
+// a client's request headers, respTimeout the target's response headers.
+func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *faillog.Log, timeout, respTimeout time.Duration,
+	decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
 	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}, decide: decide, failures: failures}
 	u := &url.URL{Scheme: "http", Host: dial.address}
 	if dial.network == "unix" {
@@ -124,13 +127,17 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 			DialContext:           dialTarget(target, dial, timeout),
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 0,
+			ResponseHeaderTimeout: respTimeout, // the transport closes the target's connection when it passes
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if !errors.Is(err, context.Canceled) {
-				log.Error("target unreachable", "remote", r.RemoteAddr, "target", target, "error", err.Error())
+			msg, status := "target unreachable", http.StatusBadGateway
+			if rt := responseTimeout(target, respTimeout, err); rt != nil {
+				msg, status, err = "target sent no response", http.StatusGatewayTimeout, rt
 			}
-			w.WriteHeader(http.StatusBadGateway) // nothing about the target in the body
+			if !errors.Is(err, context.Canceled) {
+				log.Error(msg, "remote", r.RemoteAddr, "target", target, "error", err.Error())
+			}
+			w.WriteHeader(status) // nothing about the target in the body
 		},
 	}
 	h.rp = rp
@@ -495,6 +502,20 @@ func validHeaderValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// responseTimeout is err, a request's failure, as a *ResponseTimeoutError
+// if the target did not answer within within, and nil otherwise. The
+// transport's ResponseHeaderTimeout is the one timeout a request meets
+// once its connection is made — there is no other deadline on it, and a
+// client that leaves cancels the request instead — and a dial's is a
+// *TargetTimeoutError (dialTarget).
+func responseTimeout(target string, within time.Duration, err error) *ResponseTimeoutError {
+	var ne net.Error
+	if errorIs[*TargetTimeoutError](err) || !errors.As(err, &ne) || !ne.Timeout() {
+		return nil
+	}
+	return &ResponseTimeoutError{Target: target, Within: within, Err: err}
 }
 
 // connListener is a net.Listener whose connections are pushed to it.

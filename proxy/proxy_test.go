@@ -388,6 +388,8 @@ func TestOptions(t *testing.T) {
 		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", IdleTimeout: -1})), "proxy: IdleTimeout: negative"},
 		{errOf(NewClient(ClientOptions{TLS: s.tlsClient(t), Target: "127.0.0.1:1", IdleTimeout: -1})), "proxy: IdleTimeout: negative"},
 		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", MaxStartupsPerSource: -1})), "proxy: MaxStartupsPerSource: negative"},
+		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", HTTP: true, ResponseHeaderTimeout: -1})), "proxy: ResponseHeaderTimeout: negative"},
+		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", ResponseHeaderTimeout: time.Second})), "proxy: ResponseHeaderTimeout: HTTP mode's"},
 	} {
 		var oe *OptionError
 		if !errors.As(tc.err, &oe) || !strings.HasPrefix(tc.err.Error(), tc.want) || strings.Contains(tc.err.Error(), "\n") {

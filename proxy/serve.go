@@ -21,6 +21,13 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // it zero.
 const DefaultIdleTimeout = 5 * time.Minute
 
+// DefaultResponseHeaderTimeout is HTTP mode's ResponseHeaderTimeout when
+// the options leave it zero: a minute, nginx's proxy_read_timeout, which
+// operators of HTTP targets know. A target that holds its answer longer
+// on purpose (a long poll that sends its headers only with the result)
+// needs it raised.
+const DefaultResponseHeaderTimeout = time.Minute
+
 // maxAcceptBackoff bounds the wait between failed Accepts.
 const maxAcceptBackoff = time.Second
 

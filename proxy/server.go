@@ -97,6 +97,18 @@ type ServerOptions struct {
 	// admitted gets 403 (tlsbridge.WriteForbidden). Not with
 	// ProxyProtocol.
 	HTTP bool
+	// ResponseHeaderTimeout bounds, in HTTP mode, the wait for the
+	// target's response to each request: from the request written to it
+	// (its body included) to the response's headers. A target that
+	// accepts the request and never answers would otherwise hold it — a
+	// goroutine, a connection to the target, an HTTP/2 stream — until
+	// the client gives up. When it passes, the client gets 504 Gateway
+	// Timeout (with nothing of the target in it), the target's
+	// connection is closed, and the log says "target sent no response"
+	// with a *ResponseTimeoutError. A response that is slow to come
+	// after its headers is not bounded. Zero means
+	// DefaultResponseHeaderTimeout; only with HTTP.
+	ResponseHeaderTimeout time.Duration
 	// MaxStartupsPerSource bounds the connections of one source (an IPv4
 	// address, an IPv6 /64) still in their startup — the TLS handshake,
 	// and with Enroll the enrollment gate — at once: a connection past it
@@ -158,6 +170,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err := checkTimeouts(opts.HandshakeTimeout, opts.IdleTimeout); err != nil {
 		return nil, err
 	}
+	if err := checkResponseTimeout(opts.ResponseHeaderTimeout, opts.HTTP); err != nil {
+		return nil, err
+	}
 	if opts.MaxStartupsPerSource < 0 {
 		return nil, &OptionError{"MaxStartupsPerSource", "negative"}
 	}
@@ -187,7 +202,8 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	s.log = s.l.log
 	if opts.HTTP {
 		s.cfg.NextProtos = []string{"h2", "http/1.1"}
-		s.http = newHTTPMode(s.target, dial, s.log, s.l.failures, s.timeout, s.tls.PeerOf)
+		s.http = newHTTPMode(s.target, dial, s.log, s.l.failures, s.timeout,
+			orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout), s.tls.PeerOf)
 	}
 	return s, nil
 }
@@ -463,6 +479,18 @@ func checkTimeouts(handshake, idle time.Duration) error {
 	}
 	if idle < 0 {
 		return &OptionError{"IdleTimeout", "negative"}
+	}
+	return nil
+}
+
+// checkResponseTimeout checks ServerOptions.ResponseHeaderTimeout: a
+// wait for HTTP responses, of no use to a proxy that copies bytes.
+func checkResponseTimeout(d time.Duration, http bool) error {
+	switch {
+	case d < 0:
+		return &OptionError{"ResponseHeaderTimeout", "negative"}
+	case d != 0 && !http:
+		return &OptionError{"ResponseHeaderTimeout", "HTTP mode's: it bounds the wait for the target's answer to a request"}
 	}
 	return nil
 }

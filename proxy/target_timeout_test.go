@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,5 +163,49 @@ func wantTimeoutCounted(t *testing.T, m *Metrics) {
 	counted := regexp.MustCompile(`(?m)^keytool_proxy_handshakes_total\{reason="(\w+)",result="(\w+)"\} [1-9]\d*$`).FindAllString(rec.Body.String(), -1)
 	if want := `keytool_proxy_handshakes_total{reason="timeout",result="failed"} 1`; len(counted) != 1 || counted[0] != want {
 		t.Errorf("the handshakes counted: %q, want only %q", counted, want)
+	}
+}
+
+// TestHTTPTargetNoResponse: in HTTP mode, a target that accepts the
+// connection, reads the request and never answers holds it no longer than
+// ResponseHeaderTimeout: the client gets 504 Gateway Timeout, with nothing
+// of the target in it; the log says in words that the target sent no
+// response, naming it and the time; and the proxy's connection to the
+// target is closed (it held a descriptor and a goroutine for as long as
+// the client waited).
+func TestHTTPTargetNoResponse(t *testing.T) {
+	ln := listen(t)
+	target := ln.Addr().String()
+	closed := make(chan error, 1)
+	testnet.ServeEach(t, ln, func(c net.Conn) {
+		_, err := io.Copy(io.Discard, c) // the request, and then the proxy's close
+		closed <- err
+	})
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice", alice)
+	_, addr, logs, _ := startServer(t, srv, target, ServerOptions{HTTP: true, ResponseHeaderTimeout: 300 * time.Millisecond})
+	alice.pin(t, addr, srv)
+	conn := dialTLS(t, alice, addr)
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second)) // well past the 300 ms: a bound on the hang this test is about
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(conn)
+	if !regexp.MustCompile(`^HTTP/1\.1 504 `).Match(got) {
+		t.Fatalf("HTTP mode, a target that never answers the request: %q (%v), want 504", got, err)
+	}
+	_, port, _ := net.SplitHostPort(target)
+	if strings.Contains(string(got), port) || strings.Contains(strings.ToLower(string(got)), "keytool") {
+		t.Errorf("the 504 tells the client of the target: %q", got)
+	}
+	logs.waitFor(t, `level=ERROR msg="target sent no response" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
+		` error="proxy: target `+regexp.QuoteMeta(target)+` sent no response to the request within 300ms"\n`)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("the target's connection: %v, want it closed by the proxy", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the proxy kept its connection to the silent target open")
 	}
 }

@@ -33,10 +33,12 @@ type proxyOptions struct {
 	handshakeTimeout time.Duration
 	idleTimeout      time.Duration
 	drainTimeout     time.Duration
-	maxStartups      int    // per source (server mode)
-	maxStartupsSet   bool   // given on the command line
-	maxStartupsAll   string // --max-startups, all sources (server mode)
-	maxStartupsAllOn bool   // given on the command line
+	responseTimeout  time.Duration // --response-header-timeout (HTTP mode)
+	responseSet      bool          // given on the command line
+	maxStartups      int           // per source (server mode)
+	maxStartupsSet   bool          // given on the command line
+	maxStartupsAll   string        // --max-startups, all sources (server mode)
+	maxStartupsAllOn bool          // given on the command line
 	enroll           bool
 	keepOpen         bool
 	gen              bool   // make the home's identity if it has none
@@ -177,7 +179,10 @@ proxies set (X-Real-IP, X-SSL-Client-*, X-Client-Cert*, Client-Cert,
 X-Remote-User...), are removed first; X-Forwarded-For, X-Forwarded-Host,
 X-Forwarded-Proto and Forwarded are the proxy's, not the client's. Each
 request is decided again: a key revoked or removed since the handshake
-gets 403 (with --keep-open-on-revoke too).
+gets 403 (with --keep-open-on-revoke too). A request whose response
+headers the target has not sent within --response-header-timeout
+(default 1m, nginx's proxy_read_timeout; raise it for a long poll) gets
+504, and the proxy logs "target sent no response".
 
 --metrics-listen ADDR: serve /healthz (alive), /readyz (200 once the trust
 files are loaded, the identity is valid and the proxy listens; 503 with
@@ -211,6 +216,7 @@ Example:
 			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half, close the connection when nothing moves for `DURATION`")
 			set.IntVar(&o.maxStartups, "max-startups-per-source", proxy.DefaultMaxStartupsPerSource, "server mode: close at once a connection whose source (an IPv4 address, an IPv6 /64) has `N` in their handshake (or enrollment) already")
 			set.StringVar(&o.maxStartupsAll, "max-startups", proxy.DefaultMaxStartups.String(), "server mode: with `START:RATE:FULL` connections of all sources in their handshake, refuse RATE% of new ones, rising to all at FULL (or N: all past N), as sshd's MaxStartups")
+			set.DurationVar(&o.responseTimeout, "response-header-timeout", proxy.DefaultResponseHeaderTimeout, "with --http: answer 504 to a request the target sends no response headers to within `DURATION`")
 			set.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
 			set.BoolVar(&o.keepOpen, "keep-open-on-revoke", false, "do not close open connections whose key stops being admitted")
 			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
@@ -237,6 +243,7 @@ Example:
 			}
 			o.maxStartupsSet = flags.Changed("max-startups-per-source")
 			o.maxStartupsAllOn = flags.Changed("max-startups")
+			o.responseSet = flags.Changed("response-header-timeout")
 			if err := checkProxyFlags(c, o); err != nil {
 				return err
 			}
@@ -307,13 +314,28 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 	if err := checkGenFlags(c, o); err != nil {
 		return err
 	}
-	if o.handshakeTimeout <= 0 {
-		return usagef("--handshake-timeout must be positive, not %v", o.handshakeTimeout)
-	}
-	if o.idleTimeout <= 0 {
-		return usagef("--idle-timeout must be positive, not %v", o.idleTimeout)
+	if err := checkProxyTimeouts(o); err != nil {
+		return err
 	}
 	return checkMaxStartups(o)
+}
+
+// checkProxyTimeouts refuses a timeout that is not positive, and
+// --response-header-timeout without --http, the one mode that waits for
+// an answer from the target.
+func checkProxyTimeouts(o proxyOptions) error {
+	for _, d := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--handshake-timeout", o.handshakeTimeout}, {"--idle-timeout", o.idleTimeout}, {"--response-header-timeout", o.responseTimeout}} {
+		if d.d <= 0 {
+			return usagef("%s must be positive, not %v", d.flag, d.d)
+		}
+	}
+	if o.responseSet && !o.http {
+		return usagef("--response-header-timeout bounds the wait for an HTTP target's answer to a request; it has no use without --http")
+	}
+	return nil
 }
 
 // checkMaxStartups checks --max-startups-per-source (positive) and
@@ -567,12 +589,18 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 		}
 	}
 	maxStartups, _ := proxy.ParseMaxStartups(o.maxStartupsAll) // checked by checkMaxStartups
+	// The response timeout is HTTP mode's alone: NewServer refuses it
+	// without HTTP.
+	var responseTimeout time.Duration
+	if o.http {
+		responseTimeout = o.responseTimeout
+	}
 	return proxy.NewServer(proxy.ServerOptions{
 		ConnLevel: slog.LevelDebug, // --log-level debug shows them
 		TLS:       srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
 		ProxyProtocol: o.proxyProtocol, HTTP: o.http, MaxStartupsPerSource: o.maxStartups,
-		MaxStartups: maxStartups,
+		MaxStartups: maxStartups, ResponseHeaderTimeout: responseTimeout,
 	})
 }
 

@@ -2,15 +2,22 @@ package cli
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/testnet"
 )
 
 // echoHeadersBackend is Python's http.server answering every GET with the
@@ -191,4 +198,40 @@ func pxHTTPBytes(t *testing.T, metrics, addr, crt, key string) {
 			t.Logf("keytool_proxy_bytes_total{direction=%s} grew by %v for two bodies of %d bytes", dir, grew, size)
 		}
 	}
+}
+
+// TestProxyHTTPTargetNoResponse: keytool proxy --http in front of a
+// target that accepts the connection, reads the request and never
+// answers: with --response-header-timeout 300ms the client gets 504 with
+// an empty body (nothing of the target, nor of the proxy's files), well
+// before its own 10 s, and the proxy logs in words which target sent no
+// response within what time — not Go's "timeout awaiting response
+// headers".
+func TestProxyHTTPTargetNoResponse(t *testing.T) {
+	pxNeed(t, "openssl")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.ServeEach(t, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // reads, never answers
+	target := ln.Addr().String()
+	home := pxGen(t)
+	crt, key, _ := pxAuthorizedKey(t, home, t.TempDir(), "alice")
+	px, addr := pxProxy(t, home, "--target", target, "--http", "--response-header-timeout", "300ms")
+	cert, err := tls.LoadX509KeyPair(crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}}
+	resp, err := c.Get("https://" + addr + "/report")
+	if err != nil {
+		t.Fatalf("a request to a target that never answers: %v, want 504 from the proxy", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout || len(body) != 0 {
+		t.Fatalf("a target that never answers: %s %q, want 504 and no body", resp.Status, body)
+	}
+	px.waitFor(t, `level=ERROR msg="target sent no response" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
+		` error="proxy: target `+regexp.QuoteMeta(target)+` sent no response to the request within 300ms"\n`, 5*time.Second)
 }
