@@ -141,9 +141,17 @@ func (c *Client) Close() error {
 // (silent, or closing it), is only logged, each in its words (it is tried
 // again at each connection), and CheckTarget returns nil, as it does
 // after logging "target verified". A ctx that ended with a cause
-// (context.WithCancelCause) has it logged as the error: the caller's
-// words for the time it gave, rather than "context canceled".
+// (context.WithCancelCause, WithTimeoutCause) has it logged as the error:
+// the caller's words for the time it gave, rather than "context
+// canceled"; one whose deadline passed without a cause, a
+// *TargetTimeoutError with the time ctx had left when CheckTarget began,
+// rather than "context deadline exceeded".
 func (c *Client) CheckTarget(ctx context.Context) error {
+	var within time.Duration // what ctx gave, for its timeout's words
+	deadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		within = time.Until(deadline).Round(time.Millisecond)
+	}
 	conn, err := c.tls.DialContext(ctx, "tcp", c.target)
 	if err != nil {
 		if isHandshakeError(err) {
@@ -151,14 +159,27 @@ func (c *Client) CheckTarget(ctx context.Context) error {
 		}
 		var op *net.OpError
 		var te *tlsbridge.HandshakeTimeoutError
-		if (errors.As(err, &op) && op.Op == "dial") || (errors.As(err, &te) && !te.Connected) {
-			c.log.Warn("target unreachable at start; it will be checked at each connection", "target", c.target, "error", c.explain(err).Error())
-			return nil
+		unreachable := (errors.As(err, &op) && op.Op == "dial") || (errors.As(err, &te) && !te.Connected)
+		// ctx ends the dial with Go's words for it ("dial tcp …: i/o
+		// timeout", "context deadline exceeded"); the tlsbridge.Client's
+		// own time, with its *HandshakeTimeoutError, which says it. The
+		// dial's timeout is ctx's deadline, which may pass before ctx
+		// is done: it will be at once.
+		if hasDeadline && !time.Now().Before(deadline) {
+			<-ctx.Done()
 		}
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		switch cause := context.Cause(ctx); {
+		case ctx.Err() == nil:
+		case cause != ctx.Err():
 			err = cause
+		case errors.Is(cause, context.DeadlineExceeded):
+			err = &TargetTimeoutError{Target: c.target, Within: within, Handshake: !unreachable, Err: err}
 		}
-		c.log.Warn("target made no TLS handshake at start; it will be checked at each connection", "target", c.target, "error", c.explain(err).Error())
+		msg := "target made no TLS handshake at start; it will be checked at each connection"
+		if unreachable {
+			msg = "target unreachable at start; it will be checked at each connection"
+		}
+		c.log.Warn(msg, "target", c.target, "error", c.explain(err).Error())
 		return nil
 	}
 	defer conn.Close()

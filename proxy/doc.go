@@ -132,6 +132,8 @@
 // The errors of this package are one line and start with "proxy:":
 // *OptionError for options NewServer and NewClient cannot work with,
 // *TargetError for a target that failed CheckTarget (the tlsbridge or
-// knownhosts error inside says why), ErrServerClosed and ErrServing. What
+// knownhosts error inside says why), *TargetTimeoutError for a target
+// that did not answer in time, *ResponseTimeoutError (HTTP mode) for a
+// request it did not answer in time, ErrServerClosed and ErrServing. What
 // to do about them is the program's to say.
 package proxy

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +208,50 @@ func TestHTTPTargetNoResponse(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Error("the proxy kept its connection to the silent target open")
+	}
+}
+
+// TestCheckTargetTimeoutInWords: CheckTarget given a context that times
+// out before the target answers — as a library caller writes it,
+// context.WithTimeout, no cause — logs what happened in words, as a
+// connection's line does (*TargetTimeoutError, with the time it had):
+// "context deadline exceeded" and "dial tcp …: i/o timeout" said
+// neither. A context with a cause has the caller's words logged, whether
+// the dial or the handshake was under way. The tlsbridge.Client's own
+// time (30 s here) is the longer.
+func TestCheckTargetTimeoutInWords(t *testing.T) {
+	silent := listen(t) // accepts into its backlog, never answers
+	defer silent.Close()
+	full := testnet.FullBacklog(t)
+	caller := errors.New("the caller's words for its time")
+	for _, c := range []struct {
+		target, msg, words string
+		cause              error
+	}{
+		{silent.Addr().String(), "target made no TLS handshake at start", `proxy: target ` + regexp.QuoteMeta(silent.Addr().String()) + ` accepted the connection but made no TLS handshake within (\d+)ms`, nil},
+		{full, "target unreachable at start", `proxy: target ` + regexp.QuoteMeta(full) + ` did not answer within (\d+)ms`, nil},
+		{silent.Addr().String(), "target made no TLS handshake at start", regexp.QuoteMeta(caller.Error()), caller},
+		{full, "target unreachable at start", regexp.QuoteMeta(caller.Error()), caller},
+	} {
+		logs := &logBuffer{}
+		p, err := NewClient(ClientOptions{TLS: newSide(t).tlsClient(t), Target: c.target, Logger: logs.logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeoutCause(context.Background(), 300*time.Millisecond, c.cause)
+		err = p.CheckTarget(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("CheckTarget of a target that never answers: %v, want nil (logged)", err)
+		}
+		m := logs.waitFor(t, `level=WARN msg="`+regexp.QuoteMeta(c.msg)+`; it will be checked at each connection" target=`+regexp.QuoteMeta(c.target)+
+			` error="`+c.words+`"\n`)
+		// The time ctx had left when CheckTarget began: 300 ms, less
+		// what a loaded machine took to call it.
+		if len(m) > 1 {
+			if ms, _ := strconv.Atoi(m[1]); ms < 200 || ms > 300 {
+				t.Errorf("the time given: %s ms, want what was left of 300 ms", m[1])
+			}
+		}
 	}
 }
