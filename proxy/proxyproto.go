@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/keytool/keytool/internal/dnsname"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -97,10 +98,15 @@ func proxyHeader(src, dst netip.AddrPort, tlvs []tlv) []byte {
 // keytool's fingerprint, entry name and key ID.
 func peerTLVs(cs *tls.ConnectionState, peer *tlsbridge.Peer, fingerprint string) []tlv {
 	tlvs := make([]tlv, 0, 5)
-	// The server name is the client's (SNI may be 64 KiB long): one longer
-	// than a DNS name is not sent, so the header's 16-bit length never
-	// wraps.
-	if cs.ServerName != "" && len(cs.ServerName) <= maxServerNameTLV {
+	// The server name is the client's, and crypto/tls checks nothing of
+	// it but a trailing dot: up to 64 KiB of any bytes — CR, LF, NUL,
+	// bytes that are not UTF-8. A target may copy the authority into a
+	// header or a log line of its own (HAProxy's fc_pp_authority, nginx's
+	// $proxy_protocol_tlv_authority), so only a name that can be a host's
+	// (dnsname.Valid: letters, digits, '-', '_' and dots, 253 bytes at
+	// most, which also keeps the header's 16-bit length from wrapping) is
+	// sent; any other is left out, as if the client had sent none.
+	if dnsname.Valid(cs.ServerName) {
 		tlvs = append(tlvs, tlv{PP2TypeAuthority, cs.ServerName})
 	}
 	ssl := make([]byte, 0, 96)
@@ -140,10 +146,6 @@ var cipherSuiteNames = sync.OnceValue(func() map[uint16]string {
 // left out (the fingerprint still says who it is), so that the header
 // stays far below its 64 KiB limit.
 const maxNameTLV = 1024
-
-// maxServerNameTLV is the longest server name sent: a DNS name's 253
-// characters (RFC 1035).
-const maxServerNameTLV = 253
 
 // tlsVersionName is the version as OpenSSL and HAProxy write it.
 func tlsVersionName(v uint16) string {

@@ -131,22 +131,53 @@ func FuzzProxyHeader(f *testing.F) {
 	})
 }
 
-// The server name is the client's to choose (SNI, up to 64 KiB in a
-// ClientHello): one too long for a host name is not sent, so that the
-// header's 16-bit length never wraps and the target never reads the rest
-// of the TLVs as the client's bytes.
-func TestProxyHeaderLongServerName(t *testing.T) {
-	for _, n := range []int{253, 254, 70000} {
-		cs := &tls.ConnectionState{ServerName: strings.Repeat("a", n), Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+// The server name is the client's to choose (SNI: up to 64 KiB of any
+// bytes in a ClientHello): only one that can be a host's name is sent —
+// one too long would wrap the header's 16-bit length, so that the target
+// read the rest of the TLVs as the client's bytes; one with a CR, LF, NUL
+// or a byte that is not ASCII would reach a target that copies the
+// authority into a header or a log line (TestProxyProtocolAuthorityControlBytes).
+func TestProxyHeaderServerName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sent bool
+	}{
+		{ofLength(253), true},
+		{ofLength(254), false},
+		{ofLength(70000), false},
+		{"app.example", true},
+		{"App-1.Example", true},
+		{"_svc.internal_host.example", true},
+		{"192.0.2.1", true},
+		{"xn--bcher-kva.example", true},
+		{"app.example\r\nX-Keytool-Name: admin", false},
+		{"app.example\x00", false},
+		{"app\nexample", false},
+		{"bücher.example", false},
+		{"app.example\xff", false},
+		{"app example", false},
+		{"app..example", false},
+		{"app.example:8443", false},
+		{`"app.example"`, false},
+	} {
+		cs := &tls.ConnectionState{ServerName: tc.name, Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
 		h := proxyHeader(netip.MustParseAddrPort("192.0.2.1:50000"), netip.MustParseAddrPort("198.51.100.7:8443"),
 			peerTLVs(cs, &tlsbridge.Peer{}, "SHA256:x"))
 		_, _, tlvs, read, err := parseProxyV2(h)
 		if err != nil || read != len(h) {
-			t.Fatalf("server name of %d bytes: %v (%d of %d bytes)", n, err, read, len(h))
+			t.Fatalf("server name of %d bytes: %v (%d of %d bytes)", len(tc.name), err, read, len(h))
 		}
-		sent := slices.ContainsFunc(tlvs, func(v tlv) bool { return v.typ == PP2TypeAuthority })
-		if sent != (n <= 253) {
-			t.Errorf("server name of %d bytes: sent %t", n, sent)
+		i := slices.IndexFunc(tlvs, func(v tlv) bool { return v.typ == PP2TypeAuthority })
+		if sent := i >= 0; sent != tc.sent {
+			t.Errorf("server name %.40q (%d bytes): sent %t, want %t", tc.name, len(tc.name), sent, tc.sent)
+		} else if sent && tlvs[i].value != tc.name {
+			t.Errorf("server name %q sent as %q", tc.name, tlvs[i].value)
 		}
 	}
+}
+
+// ofLength is a host name of n bytes: one-letter labels.
+func ofLength(n int) string {
+	dots := strings.Repeat("a.", (n-1)/2)
+	return dots + strings.Repeat("a", n-len(dots))
 }
