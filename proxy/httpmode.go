@@ -210,7 +210,7 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 			body = &handlerBody{body: r.Body}
 			r.Body = body
 		}
-		dropHTTPUpgrade(r.Header)
+		keepOnlyWebSocketUpgrade(r.Header)
 		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
 		hijacked := hc != nil && hc.hijacked.Load()
 		if body != nil {
@@ -278,23 +278,26 @@ func (b *handlerBody) end(close bool) {
 	}
 }
 
-// dropHTTPUpgrade removes the Upgrade header of a request asking to
-// switch to HTTP again — h2c (RFC 7540 section 3.2) or HTTP/* — which
-// the request then goes without, as a server that ignores the upgrade
-// answers it (RFC 9110 section 7.8). Once a target switched, the proxy
-// would only copy bytes, and the requests on them — HTTP/2 streams with
-// any X-Keytool-* header the client writes — would reach the target
-// neither cleaned of forged identity headers nor decided again. A client
-// of the proxy gets HTTP/2 by ALPN.
-func dropHTTPUpgrade(h http.Header) {
-	for _, v := range h.Values("Upgrade") {
-		for _, proto := range strings.Split(v, ",") {
-			proto = strings.ToLower(strings.TrimSpace(proto))
-			if proto == "h2c" || strings.HasPrefix(proto, "http/") {
-				h.Del("Upgrade")
-				return
-			}
-		}
+// keepOnlyWebSocketUpgrade removes the Upgrade header of a request unless
+// it asks for WebSocket alone (one value, "websocket": RFC 6455 section
+// 4.1); the request then goes without, as a server that ignores the
+// upgrade answers it (RFC 9110 section 7.8). Once a target switched
+// protocols, the proxy only copies bytes, and whatever requests the new
+// protocol carries reach the target neither cleaned of forged identity
+// headers nor decided again: HTTP/2 streams after h2c (RFC 7540 section
+// 3.2), HTTP/1.1 inside TLS after TLS/1.0 (RFC 2817, which CUPS serves),
+// any protocol of the target's own. WebSocket messages carry no HTTP
+// headers, and the upgraded stream is still ended by live revocation
+// (docs/proxy.md). A client of the proxy gets HTTP/2 by ALPN.
+func keepOnlyWebSocketUpgrade(h http.Header) {
+	v := h.Values("Upgrade")
+	if len(v) == 0 {
+		return
+	}
+	// Of the same length, EqualFold folds ASCII letters only: the Kelvin
+	// sign (for "k") and "ſ" are longer than the letters they fold to.
+	if p := strings.TrimSpace(v[0]); len(v) > 1 || len(p) != len("websocket") || !strings.EqualFold(p, "websocket") {
+		h.Del("Upgrade")
 	}
 }
 
