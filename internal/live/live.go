@@ -7,7 +7,9 @@
 // the connections whose key is no longer admitted, logging each.
 //
 // A Tracker holds no goroutine: one timer, armed only while connections
-// are tracked and a decision is due, runs each sweep. tlsbridge.LiveConns
+// are tracked and a decision is due, runs each sweep; while one is due
+// it wakes at least once a minute to read the wall clock again, since an
+// expiry is a time of the wall clock and the timer counts monotonic time. tlsbridge.LiveConns
 // (Go servers and clients, and through it the proxy) is built on it; it
 // knows nothing of TLS or stores.
 package live
@@ -56,6 +58,9 @@ func (m *Memo) Get(key any, f func() any) any {
 	return v
 }
 
+// maxTimerWait: see scheduleLocked.
+const maxTimerWait = time.Minute
+
 // Options configure a Tracker.
 type Options struct {
 	// Interval, if positive, decides every connection again that often
@@ -74,6 +79,11 @@ type Options struct {
 type Tracker struct {
 	log      *slog.Logger
 	interval time.Duration
+	// now is the clock (time.Now; a test's may step); the timer never
+	// waits longer than maxWait (maxTimerWait) before looking at it again
+	// (scheduleLocked).
+	now     func() time.Time
+	maxWait time.Duration
 
 	mu     sync.Mutex
 	conns  map[*Conn]struct{}
@@ -100,7 +110,8 @@ func New(opts Options) *Tracker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{log: log, interval: opts.Interval, conns: map[*Conn]struct{}{}, memo: Memo{m: map[any]any{}}}
+	return &Tracker{log: log, interval: opts.Interval, now: time.Now, maxWait: maxTimerWait,
+		conns: map[*Conn]struct{}{}, memo: Memo{m: map[any]any{}}}
 }
 
 // Track decides c once more and, if its key is still admitted, keeps
@@ -128,7 +139,7 @@ func (t *Tracker) Track(c *Conn) (untrack func()) {
 	// sweep, and one before by this decision. Its expiry is compared with
 	// the time the decision began, as a sweep's: one that passes while it
 	// decides is due at once, not taken for one long past.
-	now := time.Now()
+	now := t.now()
 	expires, err := c.Decide(nil)
 	if err != nil {
 		t.end(c, err)
@@ -174,7 +185,7 @@ func (t *Tracker) Changed() {
 	defer t.mu.Unlock()
 	t.kicked = true
 	if len(t.conns) > 0 && !t.stopped {
-		t.scheduleLocked(time.Now())
+		t.scheduleLocked(t.now())
 	}
 }
 
@@ -207,6 +218,15 @@ func (t *Tracker) Stats() Stats {
 }
 
 // scheduleLocked arms the timer for at (zero: stops it). t.mu is held.
+//
+// An expiry is a time of the wall clock (an entry's "expires", read from
+// a file), and a timer counts monotonic time: armed once for the whole
+// wait, it would fire as late as the wall clock stepped forward meanwhile
+// (NTP, a suspend and resume), and an expired entry's connections would
+// stay open that much past its end. So the timer waits at most maxWait
+// (a minute) and fire compares the clock with at again; a time taken from
+// time.Now (an interval, a change) keeps its monotonic reading and is met
+// exactly.
 func (t *Tracker) scheduleLocked(at time.Time) {
 	t.next = at
 	if at.IsZero() {
@@ -215,11 +235,25 @@ func (t *Tracker) scheduleLocked(at time.Time) {
 		}
 		return
 	}
+	wait := min(at.Sub(t.now()), t.maxWait)
 	if t.timer == nil {
-		t.timer = time.AfterFunc(time.Until(at), t.sweep)
+		t.timer = time.AfterFunc(wait, t.fire)
 		return
 	}
-	t.timer.Reset(time.Until(at))
+	t.timer.Reset(wait)
+}
+
+// fire runs a sweep when the decision due is, by the clock, due; else it
+// waits again (scheduleLocked).
+func (t *Tracker) fire() {
+	t.mu.Lock()
+	if !t.next.IsZero() && t.now().Before(t.next) {
+		t.scheduleLocked(t.next)
+		t.mu.Unlock()
+		return
+	}
+	t.mu.Unlock()
+	t.sweep()
 }
 
 // Sweep decides every open connection now, on the caller's goroutine (a
@@ -238,7 +272,7 @@ func (t *Tracker) sweep() {
 		t.buf = append(t.buf, c)
 	}
 	t.mu.Unlock()
-	start := time.Now()
+	start := t.now()
 	var next time.Time
 	for i, c := range t.buf {
 		t.buf[i] = nil
@@ -260,7 +294,7 @@ func (t *Tracker) sweep() {
 	case len(t.conns) == 0 || t.stopped:
 		next = time.Time{}
 	case t.kicked:
-		next = time.Now()
+		next = t.now()
 	case !t.extra.IsZero() && (next.IsZero() || t.extra.Before(next)):
 		next = t.extra // a connection tracked during the sweep is due sooner
 	}

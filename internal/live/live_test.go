@@ -16,6 +16,7 @@ type conn struct {
 	expires time.Time
 	decided atomic.Int32
 	closed  chan error
+	clock   func() time.Time // time.Now if nil
 }
 
 func newConn() *conn { return &conn{closed: make(chan error, 1)} }
@@ -32,7 +33,11 @@ func (c *conn) live() *Conn {
 			c.decided.Add(1)
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			if !c.expires.IsZero() && !time.Now().Before(c.expires) {
+			now := time.Now
+			if c.clock != nil {
+				now = c.clock
+			}
+			if !c.expires.IsZero() && !now().Before(c.expires) {
 				return time.Time{}, errors.New("expired")
 			}
 			return c.expires, c.err
@@ -234,4 +239,32 @@ func TestExpiryDuringTheDecisionAtTrack(t *testing.T) {
 	}
 	defer tr.Track(lc)()
 	c.endsWithin(t, 2*time.Second, "expired")
+}
+
+// TestExpiryAfterTheWallClockSteps: an admission's end is a time of the
+// wall clock (an entry's "expires"), and the timer counts monotonic time;
+// armed once for the whole wait, it fired as late as the wall clock had
+// stepped forward meanwhile (NTP, a suspend and resume), and the expired
+// entry's connections stayed open that long past its end — new
+// handshakes were refused. The timer waits at most maxWait, then looks at
+// the wall clock again: here a step of two hours over an admission of
+// one ends the connection at the next look, and the looks before it
+// decide nothing.
+func TestExpiryAfterTheWallClockSteps(t *testing.T) {
+	var step atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(step.Load())) }
+	tr := New(Options{})
+	tr.now, tr.maxWait = clock, 20*time.Millisecond
+	c := newConn()
+	c.clock = clock
+	c.set(nil, clock().Add(time.Hour).Round(0)) // a store's time: the wall clock's alone
+	defer tr.Track(c.live())()
+
+	time.Sleep(200 * time.Millisecond) // ten looks at the clock
+	c.stillOpen(t)
+	if n, s := c.decided.Load(), tr.Stats(); n != 1 || s.Sweeps != 0 {
+		t.Errorf("before the expiry: decided %d times in %d sweeps, want once (at Track) and none", n, s.Sweeps)
+	}
+	step.Store(int64(2 * time.Hour))
+	c.endsWithin(t, time.Second, "expired")
 }
