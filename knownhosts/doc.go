@@ -15,10 +15,14 @@
 //	*.lab.example.com         wildcards * and ? in the host
 //	!secret.lab.example.com   negation: an entry whose negated pattern matches does not apply
 //
-// Host names compare case-insensitively without a trailing dot; IP
-// literals compare as addresses (2001:DB8:0::1 is 2001:db8::1, an
-// IPv4-mapped address is its IPv4 address). A host may have several keys
-// and a key several hosts.
+// Host names compare without case for ASCII letters; a name written with
+// its final dot (rooted: api.dev.) is not the name without it (relative:
+// api.dev), which the system may resolve through its search list, as
+// OpenSSH's known_hosts tells them apart; a negation excludes the name
+// either way (docs/design.md, "Rooted and relative names"). IP literals
+// compare as addresses (2001:DB8:0::1 is 2001:db8::1, an IPv4-mapped
+// address is its IPv4 address). A host may have several keys and a key
+// several hosts.
 //
 // # Data flow and decisions
 //

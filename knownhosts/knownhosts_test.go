@@ -22,7 +22,7 @@ func pinned(tb testing.TB, n int, addrs ...string) *jwk.Key {
 
 func TestPatterns(t *testing.T) {
 	for in, want := range map[string]string{
-		"Host.Example.COM.":      "host.example.com",
+		"Host.Example.COM.":      "host.example.com.",
 		"host:443":               "host:443",
 		"host:*":                 "host",
 		"10.0.0.1":               "10.0.0.1",
@@ -85,7 +85,8 @@ func TestCheck(t *testing.T) {
 		want any
 	}{
 		{"web.example.com:443", k1, ok{}},
-		{"WEB.example.com.:8080", k1, ok{}},
+		{"WEB.example.com:8080", k1, ok{}},
+		{"web.example.com.:8080", k1, unknown}, // rooted: another name (TestRootedAndRelativeNamesPinApart)
 		{"web.example.com", k1, ok{}},
 		{"web.example.com:443", k2, changed},
 		{"api.example.com:443", k2, ok{}},
@@ -329,7 +330,7 @@ func TestCheckAllocs(t *testing.T) {
 }
 
 func FuzzPattern(f *testing.F) {
-	for _, s := range []string{"host", "host:443", "[::1]:22", "*.example.com", "!x", "10.0.0.?:1", "[fe80::1%eth0]:22", "a:b:c", "[", "?*?*", "::ffff:1.2.3.4"} {
+	for _, s := range []string{"host", "host:443", "host.:443", "*.", "[::1]:22", "*.example.com", "!x", "10.0.0.?:1", "[fe80::1%eth0]:22", "a:b:c", "[", "?*?*", "::ffff:1.2.3.4"} {
 		f.Add(s, "host.example.com:443")
 	}
 	f.Fuzz(func(t *testing.T, pat, target string) {

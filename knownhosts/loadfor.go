@@ -2,6 +2,7 @@ package knownhosts
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
@@ -56,11 +57,27 @@ func (l Lookups) query() keydir.Query {
 			continue
 		}
 		k := p.key()
-		q.Terms = append(q.Terms, hostTerm(k))
-		k.port = 0
-		q.Terms = append(q.Terms, hostTerm(k))
+		q.Terms = append(q.Terms, hostTerms(k)...)
+		if name, rooted := strings.CutSuffix(k.name, "."); rooted {
+			// An index made by an earlier version recorded a rooted
+			// name's pins under the name without its dot, when the
+			// two were one (docs/design.md, "Rooted and relative
+			// names"), and a file it has not seen change keeps its
+			// records: read those files too. A relative name's files
+			// read besides decide nothing for the rooted one.
+			k.name = name
+			q.Terms = append(q.Terms, hostTerms(k)...)
+		}
 	}
 	return q
+}
+
+// hostTerms are the terms of an exact address k: with its port, and
+// without (a pin for every port of the host).
+func hostTerms(k hostKey) []keydir.Term {
+	withPort := hostTerm(k)
+	k.port = 0
+	return []keydir.Term{withPort, hostTerm(k)}
 }
 
 // wildTerm indexes every entry that a lookup by exact address cannot

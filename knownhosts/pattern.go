@@ -62,9 +62,9 @@ func formatAddr(host string, port uint16) string {
 }
 
 // ParsePattern checks an address pattern and returns its normal form: a
-// host name (lower case, no trailing dot), an IP literal (as netip prints
-// it), with or without a port, "*" and "?" wildcards in the host, and a
-// leading "!" for negation.
+// host name (lower case, a final dot kept: see setHost), an IP literal
+// (as netip prints it), with or without a port, "*" and "?" wildcards in
+// the host, and a leading "!" for negation.
 func ParsePattern(s string) (string, error) {
 	p, err := parsePattern(s)
 	if err != nil {
@@ -116,31 +116,37 @@ func parsePatternPort(s string) (uint16, error) {
 // errLabelLength refuses an empty or over-long label in a host name.
 var errLabelLength = errors.New("a host name's labels must hold 1 to 63 characters")
 
-// setHost normalises host (lower case, no trailing dot) and stores it as
-// a wildcard, an IP literal or a name. Wildcards are told apart first,
-// because "10.0.0.?" is neither an address nor a valid name yet must be
-// accepted.
+// setHost normalises host (lower case, one final dot kept) and stores it
+// as a wildcard, an IP literal or a name. A name written with its final
+// dot (rooted) and without (relative) are two names, as in OpenSSH's
+// known_hosts: the system may resolve a relative name through its search
+// list, so that the host dialled is another one (docs/design.md, "Rooted
+// and relative names"). Wildcards are told apart first, because
+// "10.0.0.?" is neither an address nor a valid name yet must be accepted.
 func (p *pattern) setHost(host string) error {
-	host = strings.TrimSuffix(dnsname.Lower(host), ".")
-	if host == "" {
+	host = dnsname.Lower(host)
+	name, rooted := strings.CutSuffix(host, ".")
+	if name == "" {
 		return errors.New("empty host")
 	}
-	if strings.HasSuffix(host, ".") { // "*.." would normalise to "*." and then to "*"
+	if strings.HasSuffix(name, ".") { // "*.." would be the rooted wildcard "*." with an empty label
 		return errLabelLength
 	}
-	if err := checkHostChars(host); err != nil {
+	if err := checkHostChars(name); err != nil {
 		return err
 	}
-	if strings.ContainsAny(host, "*?") {
+	if strings.ContainsAny(name, "*?") {
 		p.wild = true
 		p.host = host
 		return nil
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
+	// "10.0.0.7." is a name to the resolver (glibc and Go look it up in
+	// DNS), not the address: a dial of it may go anywhere.
+	if ip, err := netip.ParseAddr(name); err == nil && !rooted {
 		p.ip = ip.Unmap()
 		return nil
 	}
-	if err := checkHostName(host); err != nil {
+	if err := checkHostName(name); err != nil {
 		return err
 	}
 	p.host = host
@@ -213,17 +219,25 @@ func (p *pattern) match(ip netip.Addr, host string, port uint16) bool {
 	if p.port != 0 && p.port != port {
 		return false
 	}
+	pat := p.host
+	if p.neg {
+		// A negation excludes the name written either way: a pin that
+		// says "not secret.example" means that host, and a wider
+		// exclusion never admits more (docs/design.md, "Rooted and
+		// relative names").
+		pat, host = strings.TrimSuffix(pat, "."), strings.TrimSuffix(host, ".")
+	}
 	if !p.wild {
 		if p.ip.IsValid() {
 			return p.ip == ip
 		}
-		return p.host == host
+		return pat == host
 	}
 	if ip.IsValid() {
 		var buf [64]byte
-		return glob(p.host, string(ip.AppendTo(buf[:0])))
+		return glob(pat, string(ip.AppendTo(buf[:0])))
 	}
-	return glob(p.host, host)
+	return glob(pat, host)
 }
 
 // glob matches name against a pattern of '*' (any run, also empty) and
@@ -276,10 +290,14 @@ func parseTarget(addr string) (ip netip.Addr, host string, port uint16, err erro
 		}
 		port = uint16(n)
 	}
-	h = strings.TrimSuffix(h, ".")
+	// The final dot stays: a rooted name is not the relative one
+	// (setHost).
 	h = dnsname.Lower(h)
-	if h == "" {
+	switch name := strings.TrimSuffix(h, "."); {
+	case name == "":
 		return ip, "", 0, fmt.Errorf("address %q: empty host", addr)
+	case strings.HasSuffix(name, "."):
+		return ip, "", 0, fmt.Errorf("address %q: empty label", addr)
 	}
 	if looksLikeIP(h) { // ParseAddr's error would allocate
 		if a, perr := netip.ParseAddr(h); perr == nil {

@@ -450,13 +450,14 @@ func TestTrustHostHostileAddressOutcomes(t *testing.T) {
 		{addr: "!host:22"}, // refused with its own message, below
 		{addr: strings.Repeat("n", 300) + ":22", reason: badLabel},
 		{addr: " host:22", reason: onlyChars + "' '"},
-		{addr: "*..:22", reason: badLabel},                              // would be "*" once trailing dots are dropped
+		{addr: "*..:22", reason: badLabel},                              // would be "*" were trailing dots dropped
 		{addr: "%2A:22", reason: "'%' may appear only in an IPv6 zone"}, // would collide with "*:22"'s file
 		{addr: "*", file: "%2A.json", pinned: "*"},
-		{addr: "*.:22", file: "%2A_22.json", pinned: "*:22"},
+		{addr: "*.:22", file: "%2A._22.json", pinned: "*.:22"}, // every rooted name
 		{addr: "*.example.com", file: "%2A.example.com.json", pinned: "*.example.com"},
 		{addr: "?.example:22", file: "%3F.example_22.json", pinned: "?.example:22"},
 		{addr: "HOST.Example:22", file: "host.example_22.json", pinned: "host.example:22"},
+		{addr: "HOST.Example.:22", file: "host.example._22.json", pinned: "host.example.:22"}, // rooted: another name
 		{addr: "[fe80::1%eth0]:22", file: "fe80__1%25eth0_22.json", pinned: "[fe80::1%eth0]:22"},
 		{addr: "host:*", file: "host.json", pinned: "host"},
 	} {
