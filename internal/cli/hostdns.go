@@ -72,7 +72,14 @@ func (f *hostDNSFlags) options(opts *tlsbridge.ClientOptions) error {
 	} else if r, err = dane.SystemResolver(""); err != nil {
 		return err
 	}
-	r.Timeout = f.timeout
+	r.Timeout, r.Search = f.timeout, dnsSearch
 	opts.DNS = r
 	return nil
 }
+
+// dnsSearch, when not nil, is the search list with which the system is
+// taken to resolve a relative host name (dane.Resolver.Search), in place
+// of the system's own. Only the tests set it (TestMain), so that their
+// keytool processes decide alike on a machine whose resolv.conf has a
+// search list.
+var dnsSearch *dane.SearchList

@@ -35,7 +35,10 @@ func tlsaFor(t *testing.T, port string, k *jwk.Key) string {
 
 // TestHostKeyDNSCommands: keytool connect and trust-host, as processes
 // without a terminal, against a zone that nsd serves and unbound
-// validates (internal/dnstest), in each case of docs/dns.md.
+// validates (internal/dnstest), in each case of docs/dns.md. The
+// processes take the relative name localhost to be resolved with an empty
+// search list, whatever the machine's (TestMain, dnsSearchEnv), or with
+// the one a case gives.
 func TestHostKeyDNSCommands(t *testing.T) {
 	dnstest.Require(t)
 	for _, tc := range []struct {
@@ -44,7 +47,8 @@ func TestHostKeyDNSCommands(t *testing.T) {
 		silent                bool
 		records               string // "none": a record for another port only; "ca": the key's hash under usages 0-2 only
 		pinOther              bool
-		pinned                bool // pinned without a DNS comment (--yes)
+		pinned                bool   // pinned without a DNS comment (--yes)
+		search                string // the keytool process's search list (dnsSearchEnv); none: an empty one
 		args                  []string
 		code                  int
 		stdout, stderr        string
@@ -86,10 +90,20 @@ func TestHostKeyDNSCommands(t *testing.T) {
 			stderr: `note="the TLSA records at _PORT._tcp.localhost. name no key (3 record(s) of a CA usage or certificate selector ignored: only usage 3, selector 1 names a key)"` + "\n"},
 		{name: "CA usages only: trust-host yes", signed: true, records: "ca", args: []string{"trust-host", "--verify-host-key-dns", "yes"}, code: 1,
 			stderr: `(3 record(s) of a CA usage or certificate selector ignored: only usage 3, selector 1 names a key)"` + "\n"},
+		// With a search list, the relative name localhost may be
+		// resolved as localhost.svc.cluster.local: DNS is not asked, and
+		// says so (docs/dns.md, "Relative names").
+		{name: "search list: connect yes", signed: true, search: "svc.cluster.local cluster.local", args: []string{"connect", "--verify-host-key-dns", "yes"}, code: 1,
+			stderr: `level=WARN msg="host key not verified by DNS, falling back to the pins" addr=localhost:PORT fingerprint=FP note="DNS not asked: relative name localhost: the system may resolve it through its search list (svc.cluster.local., cluster.local.) before trying it as given; write localhost. to use DNS"` + "\n"},
+		{name: "search list: trust-host yes", signed: true, search: "corp.example", args: []string{"trust-host", "--verify-host-key-dns", "yes"}, code: 1,
+			stderr: `note="DNS not asked: relative name localhost: the system may resolve it through its search list (corp.example.) before trying it as given; write localhost. to use DNS"` + "\n"},
 		{name: "resolver down: connect yes", silent: true, args: []string{"connect", "--verify-host-key-dns", "yes", "--dns-timeout", "1s"}, code: 1,
 			stderr: "no answer within 1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.search != "" {
+				t.Setenv(dnsSearchEnv, tc.search)
+			}
 			home := newClientHome(t)
 			addr, port, key := dnsServer(t, home)
 			published := key
