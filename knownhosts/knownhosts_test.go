@@ -74,7 +74,7 @@ func TestCheck(t *testing.T) {
 		"ipv4.json":  pinned(t, 6, "192.168.1.?"),
 		"mixed.json": pinned(t, 7, "db.example.com:5432", "*.db.example.com:5432"),
 	})
-	type ok struct{}
+	type ok = admitted
 	var (
 		unknown = new(*UnknownHostError)
 		changed = new(*KeyChangedError)
@@ -113,21 +113,29 @@ func TestCheck(t *testing.T) {
 		{"a.db.example.com:5432", k1, unknown},
 		{"nowhere.example.com:1", k1, unknown},
 	} {
-		err := s.Check(c.addr, c.k)
-		switch w := c.want.(type) {
-		case ok:
-			if err != nil {
-				t.Errorf("%s with key %d: %v", c.addr, keyNum(c.k, k1, k2, k3, k4, k5, k6, k7), err)
-			}
-		default:
-			if !errors.As(err, w) {
-				t.Errorf("%s with key %d: got %v, want %T", c.addr, keyNum(c.k, k1, k2, k3, k4, k5, k6, k7), err, w)
-			}
-		}
+		expectCheck(t, s, c.addr, c.k, keyNum(c.k, k1, k2, k3, k4, k5, k6, k7), c.want)
 	}
 	var ce *KeyChangedError
 	if err := s.Check("api.example.com:443", k1); !errors.As(err, &ce) || len(ce.Want) != 2 {
 		t.Fatalf("want both pinned keys: %v", err)
+	}
+}
+
+// admitted is the want of a Check that admits the key (expectCheck).
+type admitted struct{}
+
+// expectCheck fails t unless s.Check(addr, k) admits k (want admitted{})
+// or returns an error that errors.As finds as want (a pointer to an error
+// pointer); n names the key in the message.
+func expectCheck(t *testing.T, s *Store, addr string, k *jwk.Key, n int, want any) {
+	t.Helper()
+	err := s.Check(addr, k)
+	if _, ok := want.(admitted); ok {
+		if err != nil {
+			t.Errorf("%s with key %d: %v", addr, n, err)
+		}
+	} else if !errors.As(err, want) {
+		t.Errorf("%s with key %d: got %v, want %T", addr, n, err, want)
 	}
 }
 
