@@ -1,0 +1,11 @@
+//go:build !(linux || darwin || dragonfly || freebsd || illumos || netbsd || openbsd)
+
+package offheap
+
+import "errors"
+
+var errNoMap = errors.New("offheap: no anonymous mappings on this system")
+
+func mapMemory(int) ([]byte, error) { return nil, errNoMap }
+
+func unmapMemory([]byte) error { return errNoMap }

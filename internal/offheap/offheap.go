@@ -1,0 +1,190 @@
+// Package offheap keeps arrays of pointer-free values in memory the Go
+// heap does not hold: memory mapped from the system, freed once nothing
+// refers to it any more.
+//
+// Why: a server holding a million trust entries pays for what it keeps
+// twice over when the Go heap keeps it. The collector lets the heap grow
+// to twice what is live before it collects (GOGC=100), so every live heap
+// byte costs about two resident bytes, and the handshakes' garbage fills
+// the space between; and each collection marks the live heap. Memory
+// mapped outside the heap is resident once, and the collector neither
+// reads it nor counts it towards its goal (docs/design.md, "Memory of a
+// loaded store").
+//
+// How data flows: New maps an array of n values of E and returns a
+// *Array, a small heap object that owns it. The memory is unmapped by a
+// cleanup (runtime.AddCleanup) once the *Array is unreachable, so its
+// lifetime is the garbage collector's to decide, as for any heap object —
+// with one rule the collector cannot check: nothing may keep a pointer or
+// a slice into the array past its last use of the *Array. Get and Set
+// copy values in and out and keep the *Array alive until they are done;
+// View hands out the slice itself, for bulk reads and writes that end
+// before the caller's last use of the *Array (then runtime.KeepAlive).
+//
+// The collector does not count mapped memory towards its goal, so it
+// would not collect sooner for mapped garbage: arrays replaced by copies
+// (a reload's copy-on-write pages) could pile up unmapped-not-yet until
+// the heap's own garbage or the two-minute forced collection runs one.
+// New therefore keeps its own pace: once the arrays it mapped since the
+// last collection pass a quarter of what was mapped at that collection
+// (and 4 MiB), it runs a collection itself (runtime.GC), so mapped
+// garbage stays within about a quarter of what is live.
+//
+// E must hold no pointer (New panics otherwise): the collector does not
+// read mapped memory, so a pointer kept there would not keep its target
+// alive. Arrays smaller than MinMapped bytes, and every array on systems
+// without mmap, live on the Go heap instead; the API is the same.
+package offheap
+
+import (
+	"fmt"
+	"reflect"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// MinMapped is the smallest array, in bytes, that New maps outside the
+// heap: below it, the page that mapping rounds up to, and a system call to
+// map and another to unmap, cost more than the heap's copy.
+const MinMapped = 16 << 10
+
+// Array is an array of values of E in memory outside the Go heap (or on
+// it, when small). It is not safe for concurrent writes; concurrent reads
+// are, as for a slice.
+type Array[E any] struct {
+	s      []E
+	mapped bool
+}
+
+// mapped counts the bytes mapped by New and not unmapped yet.
+var mapped atomic.Int64
+
+// Mapped returns the bytes this process holds in mapped arrays now.
+func Mapped() int64 { return mapped.Load() }
+
+// New returns an array of n zero values of E. It panics if E holds a
+// pointer.
+func New[E any](n int) *Array[E] {
+	mustBePointerFree(reflect.TypeFor[E]())
+	var zero E
+	size := int(unsafe.Sizeof(zero)) * n
+	if size < MinMapped {
+		return &Array[E]{s: make([]E, n)}
+	}
+	mem, err := mapMemory(size)
+	if err != nil { // no mmap on this system, or no room for it: the heap
+		return &Array[E]{s: make([]E, n)}
+	}
+	a := &Array[E]{s: unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(mem))), n), mapped: true}
+	mapped.Add(int64(len(mem)))
+	runtime.AddCleanup(a, unmap, mem)
+	pace(int64(len(mem)))
+	return a
+}
+
+// The pace of collections for mapped memory (see the package comment).
+var pacer struct {
+	sync.Mutex
+	sample  [1]metrics.Sample
+	cycles  uint64 // the collector's count of cycles when last looked at
+	base    int64  // Mapped then
+	since   int64  // bytes mapped since
+	collect func() // runtime.GC; tests count the calls
+}
+
+// minPace is the least mapped garbage that calls for a collection.
+const minPace = 4 << 20
+
+func init() {
+	pacer.sample[0].Name = "/gc/cycles/total:gc-cycles"
+	pacer.collect = runtime.GC
+}
+
+// pace accounts for size bytes just mapped and collects if the arrays
+// mapped since the last collection call for it.
+func pace(size int64) {
+	p := &pacer
+	p.Lock()
+	defer p.Unlock()
+	metrics.Read(p.sample[:])
+	if c := p.sample[0].Value.Uint64(); c != p.cycles {
+		p.cycles, p.base, p.since = c, Mapped()-size, 0
+	}
+	p.since += size
+	if p.since < max(p.base/4, minPace) {
+		return
+	}
+	p.collect()
+	p.since = 0
+	p.base = Mapped()
+	metrics.Read(p.sample[:])
+	p.cycles = p.sample[0].Value.Uint64()
+}
+
+func unmap(mem []byte) {
+	if err := unmapMemory(mem); err != nil {
+		// The memory stays mapped: a leak, not a fault; nothing else
+		// can be done from a cleanup.
+		return
+	}
+	mapped.Add(-int64(len(mem)))
+}
+
+// Clone returns a new array holding a's values.
+func (a *Array[E]) Clone() *Array[E] {
+	c := New[E](len(a.s))
+	copy(c.s, a.s)
+	runtime.KeepAlive(a)
+	return c
+}
+
+// Len returns the number of values of a.
+func (a *Array[E]) Len() int { return len(a.s) }
+
+// Get returns value i.
+func (a *Array[E]) Get(i int) E {
+	v := a.s[i]
+	runtime.KeepAlive(a)
+	return v
+}
+
+// Set writes value i.
+func (a *Array[E]) Set(i int, v E) {
+	a.s[i] = v
+	runtime.KeepAlive(a)
+}
+
+// View returns the array's values as a slice, valid only until the
+// caller's last use of a: keep a alive past every use of the slice
+// (runtime.KeepAlive(a)), and never store the slice.
+func (a *Array[E]) View() []E { return a.s }
+
+// mustBePointerFree panics if a value of t may hold a pointer the
+// collector would have to see.
+func mustBePointerFree(t reflect.Type) {
+	if !pointerFree(t) {
+		panic(fmt.Sprintf("offheap: %v holds a pointer; mapped memory is not read by the garbage collector", t))
+	}
+}
+
+func pointerFree(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return true
+	case reflect.Array:
+		return t.Len() == 0 || pointerFree(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !pointerFree(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
