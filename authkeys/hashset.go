@@ -1,6 +1,11 @@
 package authkeys
 
-import "slices"
+import (
+	"runtime"
+	"slices"
+
+	"github.com/keytool/keytool/internal/offheap"
+)
 
 // hashSet is a set of 64-bit hashes that costs about 8 bytes a member
 // when it is large: a sorted array, with the members added and removed
@@ -8,10 +13,22 @@ import "slices"
 // hashes cost 23 bytes each (its slots, at a load the map's growth
 // leaves between half and seven eighths), for the names of a directory
 // of single-key files (nameCounts.own); docs/design.md, "Memory of a
-// loaded store". The zero value is empty.
+// loaded store". A large array is mapped outside the Go heap
+// (internal/offheap): resident once, not twice. The zero value is empty.
 type hashSet struct {
-	sorted         []uint64 // ascending, without the members of removed
+	mem            *offheap.Array[uint64] // its first n members ascending, without those of removed; nil: none
+	n              int
 	added, removed map[uint64]struct{}
+}
+
+// sorted returns the sorted members, valid while s.mem is: each caller
+// keeps s.mem alive past its last use (runtime.KeepAlive), as offheap
+// asks.
+func (s *hashSet) sorted() []uint64 {
+	if s.mem == nil {
+		return nil
+	}
+	return s.mem.View()[:s.n]
 }
 
 // has reports whether h is a member.
@@ -22,7 +39,8 @@ func (s *hashSet) has(h uint64) bool {
 	if _, ok := s.removed[h]; ok {
 		return false
 	}
-	_, ok := slices.BinarySearch(s.sorted, h)
+	_, ok := slices.BinarySearch(s.sorted(), h)
+	runtime.KeepAlive(s.mem)
 	return ok
 }
 
@@ -66,41 +84,47 @@ func (s *hashSet) remove(h uint64) {
 // 11 MB of it at 100,000 members, which raised the load's peak. A
 // rebuild ends with seal, which gives back the room.
 func (s *hashSet) merge() {
-	if len(s.added)+len(s.removed) > len(s.sorted)/8+64 {
+	if len(s.added)+len(s.removed) > s.n/8+64 {
 		s.fold()
 	}
 }
 
 // fold puts the members of the maps into the sorted array (merge).
 func (s *hashSet) fold() {
+	sorted := s.sorted()
 	if len(s.removed) > 0 {
-		kept := s.sorted[:0]
-		for _, h := range s.sorted {
+		kept := sorted[:0]
+		for _, h := range sorted {
 			if _, gone := s.removed[h]; !gone {
 				kept = append(kept, h)
 			}
 		}
-		s.sorted = kept
+		sorted = kept
 	}
 	add := make([]uint64, 0, len(s.added))
 	for h := range s.added {
 		add = append(add, h)
 	}
 	slices.Sort(add)
-	n := len(s.sorted) + len(add)
-	if n > cap(s.sorted) {
-		s.sorted = append(make([]uint64, 0, n+n/2), s.sorted...)
+	n := len(sorted) + len(add)
+	if s.mem == nil || n > s.mem.Len() {
+		mem := offheap.New[uint64](n + n/2)
+		sorted = mem.View()[:copy(mem.View(), sorted)]
+		runtime.KeepAlive(s.mem)
+		s.mem = mem
 	}
 	// From the back, so that nothing is overwritten before it is read.
-	i, j := len(s.sorted)-1, len(add)-1
-	s.sorted = s.sorted[:n]
+	i, j := len(sorted)-1, len(add)-1
+	sorted = sorted[:n]
 	for k := n - 1; j >= 0; k-- {
-		if i >= 0 && s.sorted[i] > add[j] {
-			s.sorted[k], i = s.sorted[i], i-1
+		if i >= 0 && sorted[i] > add[j] {
+			sorted[k], i = sorted[i], i-1
 		} else {
-			s.sorted[k], j = add[j], j-1
+			sorted[k], j = add[j], j-1
 		}
 	}
+	s.n = n
+	runtime.KeepAlive(s.mem)
 	clear(s.added)
 	clear(s.removed)
 }
@@ -109,8 +133,14 @@ func (s *hashSet) fold() {
 // (8 bytes each), and no maps: for the end of a rebuild.
 func (s *hashSet) seal() {
 	s.fold()
-	if cap(s.sorted) > len(s.sorted) {
-		s.sorted = slices.Clone(s.sorted)
+	switch {
+	case s.n == 0:
+		s.mem = nil
+	case s.mem.Len() > s.n:
+		mem := offheap.New[uint64](s.n)
+		copy(mem.View(), s.sorted())
+		runtime.KeepAlive(s.mem)
+		s.mem = mem
 	}
 	s.added, s.removed = nil, nil
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/offheap"
 )
 
 // index maps SPKI hashes to items: an open-addressing table with linear
@@ -19,8 +20,10 @@ import (
 // A slot holds no pointer: it is a file's number in files and the item's
 // position in that file's Items, so that the garbage collector, which
 // reads every pointer of the heap at each collection, never reads the
-// table (docs/design.md, "Memory of a loaded store"). files holds one
-// pointer per file, not per key.
+// table (docs/design.md, "Memory of a loaded store"). A full page of the
+// table is mapped outside the Go heap (internal/offheap), where it is
+// resident once instead of twice and the collector does not count it.
+// files holds one pointer per file, not per key.
 //
 // A published index is never written again. The table and the files are
 // kept in pages of pageLen, and a reload that changes a few files clones
@@ -30,7 +33,7 @@ import (
 // nothing to collect (docs/design.md, "From a file change to a handshake
 // decision").
 type index struct {
-	slots  [][]ref                // pages of the table; one shorter page when it is smaller than pageLen
+	slots  []*offheap.Array[ref]  // pages of the table; one shorter page when it is smaller than pageLen
 	files  [][]*keydir.File[item] // pages of the files by number; nil: a number free for reuse
 	nfiles uint32                 // numbers given out so far
 	free   []uint32               // the free numbers of files
@@ -59,9 +62,9 @@ func newIndex(n int) index {
 	if n > 2 {
 		size = max(size, 1<<bits.Len64(uint64(2*n-1)))
 	}
-	pages := make([][]ref, (size+pageLen-1)/pageLen)
+	pages := make([]*offheap.Array[ref], (size+pageLen-1)/pageLen)
 	for p := range pages {
-		pages[p] = make([]ref, min(size, pageLen))
+		pages[p] = offheap.New[ref](int(min(size, pageLen)))
 	}
 	x := index{slots: pages, mask: size - 1, ownSlots: make([]uint64, (len(pages)+63)/64), freeOwned: true}
 	for p := range pages {
@@ -96,16 +99,16 @@ func slotOf(sum *[32]byte, mask uint64) uint64 {
 }
 
 // slot returns the table's slot i.
-func (x *index) slot(i uint64) ref { return x.slots[i>>pageBits][i&(pageLen-1)] }
+func (x *index) slot(i uint64) ref { return x.slots[i>>pageBits].Get(int(i & (pageLen - 1))) }
 
 // setSlot writes slot i, copying its page first unless x owns it.
 func (x *index) setSlot(i uint64, r ref) {
 	p := i >> pageBits
 	if !owns(x.ownSlots, int(p)) {
-		x.slots[p] = slices.Clone(x.slots[p])
+		x.slots[p] = x.slots[p].Clone()
 		x.ownSlots[p/64] |= 1 << (p % 64)
 	}
-	x.slots[p][i&(pageLen-1)] = r
+	x.slots[p].Set(int(i&(pageLen-1)), r)
 }
 
 // owns reports whether bit p of own is set.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 	"unsafe"
@@ -109,7 +110,8 @@ func TestIndexRemove(t *testing.T) {
 func (x *index) flat() ([]ref, []*keydir.File[item]) {
 	var slots []ref
 	for _, p := range x.slots {
-		slots = append(slots, p...)
+		slots = append(slots, p.View()...)
+		runtime.KeepAlive(p)
 	}
 	var files []*keydir.File[item]
 	for _, p := range x.files {
@@ -207,7 +209,7 @@ func TestIndexCopyOnWrite(t *testing.T) {
 		}
 		copied := 0
 		for p := range y.slots {
-			if &y.slots[p][0] != &x.slots[p][0] {
+			if y.slots[p] != x.slots[p] {
 				copied++
 			}
 		}

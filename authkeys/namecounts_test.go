@@ -85,7 +85,7 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 			live = append(live, e)
 			count(e, +1)
 		}
-		merged = [2]int{max(merged[0], len(nc.own.sorted)), max(merged[1], len(nc.member.sorted))}
+		merged = [2]int{max(merged[0], nc.own.n), max(merged[1], nc.member.n)}
 		name, _ := nameKind(e.f, e.it)
 		check(step, name)
 		check(step, names[rng.IntN(len(names))])
