@@ -1,6 +1,12 @@
 package keydir
 
-import "slices"
+import (
+	"runtime"
+	"slices"
+	"sort"
+
+	"github.com/keytool/keytool/internal/offheap"
+)
 
 // chunked is an immutable sorted list kept in chunks of at most chunkLen
 // elements, which versions of the list share: an edit copies the list of
@@ -9,56 +15,89 @@ import "slices"
 // reload that changes one file of 100,000 costs a chunk of copying, not
 // a list of 100,000 rows and the garbage collection it brings
 // (docs/design.md, "From a file change to a handshake decision").
-type chunked[E any] struct {
-	chunks [][]E // none empty
+//
+// An element is two parts: H, which may hold pointers and is kept on the
+// heap, and D, which must not and is kept outside it (internal/offheap):
+// a row's pointers to its File and its rare part are H, its stamp and
+// content sum D, so that the larger part of a row is resident once and
+// never marked by the collector (docs/design.md, "Memory of a loaded
+// store"). The list is ordered by H alone (search).
+type chunked[H, D any] struct {
+	chunks []chunk[H, D] // none empty
 	n      int
 }
 
+// chunk is one chunk of a list: h its heap parts, and the first len(h)
+// values of d their D parts (d's Len is the chunk's room).
+type chunk[H, D any] struct {
+	h []H
+	d *offheap.Array[D]
+}
+
 // chunkLen bounds a chunk: at 100,000 elements the list of chunks is
-// some 200 slice headers, and a chunk 32 KiB of rows.
+// some 200 headers, and a chunk 24 KiB of rows' stamps and sums.
 const chunkLen = 512
 
-// chunksOf returns the list of the elements of s, which must not be
-// written afterwards (the chunks share its array).
-func chunksOf[E any](s []E) chunked[E] {
-	c := chunked[E]{n: len(s), chunks: make([][]E, 0, (len(s)+chunkLen-1)/chunkLen)}
-	for len(s) > 0 {
-		k := min(len(s), chunkLen)
-		c.chunks = append(c.chunks, s[:k:k])
-		s = s[k:]
+// chunksOf returns the list of n elements, element i being at(i).
+func chunksOf[H, D any](n int, at func(i int) (H, D)) chunked[H, D] {
+	c := chunked[H, D]{n: n, chunks: make([]chunk[H, D], 0, (n+chunkLen-1)/chunkLen)}
+	for i := 0; i < n; {
+		k := min(n-i, chunkLen)
+		ch := chunk[H, D]{h: make([]H, k), d: offheap.New[D](k)}
+		for j := range k {
+			h, d := at(i + j)
+			ch.h[j] = h
+			ch.d.Set(j, d)
+		}
+		c.chunks = append(c.chunks, ch)
+		i += k
 	}
 	return c
 }
 
+// len is the number of elements of ch.
+func (ch chunk[H, D]) len() int { return len(ch.h) }
+
+// data returns the D part of element k.
+func (ch chunk[H, D]) data(k int) D { return ch.d.Get(k) }
+
+// put writes element k in place: only into a chunk no other version of
+// the list shares (one chunksOf or an editor made for the reload that
+// writes it).
+func (ch chunk[H, D]) put(k int, h H, d D) {
+	ch.h[k] = h
+	ch.d.Set(k, d)
+}
+
 // all yields the elements in order.
-func (c chunked[E]) all(yield func(E) bool) {
+func (c chunked[H, D]) all(yield func(H, D) bool) {
 	for _, ch := range c.chunks {
-		for _, e := range ch {
-			if !yield(e) {
+		for k := range ch.h {
+			if !yield(ch.h[k], ch.d.Get(k)) {
 				return
 			}
 		}
 	}
 }
 
-// flat returns the elements in a slice of their own.
-func (c chunked[E]) flat() []E {
-	out := make([]E, 0, c.n)
-	for _, ch := range c.chunks {
-		out = append(out, ch...)
+// flat returns the elements in slices of their own.
+func (c chunked[H, D]) flat() ([]H, []D) {
+	hs, ds := make([]H, 0, c.n), make([]D, 0, c.n)
+	for h, d := range c.all {
+		hs, ds = append(hs, h), append(ds, d)
 	}
-	return out
+	return hs, ds
 }
 
 // at is the position of an element: chunk ci, index i in it.
 type at struct{ ci, i int }
 
-// search finds where key is or would go: order(e) compares element e
-// with the key (negative: e comes before it).
-func (c chunked[E]) search(order func(E) int) (at, bool) {
+// search finds where key is or would go: order(h) compares the element
+// whose H part is h with the key (negative: it comes before).
+func (c chunked[H, D]) search(order func(*H) int) (at, bool) {
 	// The first chunk whose last element is not before the key.
-	ci, _ := slices.BinarySearchFunc(c.chunks, 0, func(ch []E, _ int) int {
-		if order(ch[len(ch)-1]) < 0 {
+	ci, _ := slices.BinarySearchFunc(c.chunks, 0, func(ch chunk[H, D], _ int) int {
+		if order(&ch.h[len(ch.h)-1]) < 0 {
 			return -1
 		}
 		return 1
@@ -68,76 +107,117 @@ func (c chunked[E]) search(order func(E) int) (at, bool) {
 			return at{}, false
 		}
 		ci--
-		return at{ci, len(c.chunks[ci])}, false
+		return at{ci, len(c.chunks[ci].h)}, false
 	}
-	i, found := slices.BinarySearchFunc(c.chunks[ci], 0, func(e E, _ int) int { return order(e) })
-	return at{ci, i}, found
+	h := c.chunks[ci].h
+	i := sort.Search(len(h), func(m int) bool { return order(&h[m]) >= 0 })
+	return at{ci, i}, i < len(h) && order(&h[i]) == 0
 }
 
 // get returns the element at p, which must be one.
-func (c chunked[E]) get(p at) E { return c.chunks[p.ci][p.i] }
+func (c chunked[H, D]) get(p at) (H, D) {
+	ch := c.chunks[p.ci]
+	return ch.h[p.i], ch.d.Get(p.i)
+}
 
 // editor makes the next version of a list: it copies the list of chunks
 // once, and a chunk the first time it writes to it; the list it started
 // from is never written.
-type editor[E any] struct {
-	c     chunked[E]
-	owned map[*E]bool // the chunks it copied (by their first element)
+type editor[H, D any] struct {
+	c     chunked[H, D]
+	owned map[*offheap.Array[D]]bool // the chunks it made or copied (by their D parts)
 }
 
-func (c chunked[E]) edit() *editor[E] {
-	return &editor[E]{c: chunked[E]{chunks: slices.Clone(c.chunks), n: c.n}, owned: map[*E]bool{}}
+func (c chunked[H, D]) edit() *editor[H, D] {
+	return &editor[H, D]{c: chunked[H, D]{chunks: slices.Clone(c.chunks), n: c.n}, owned: map[*offheap.Array[D]]bool{}}
 }
 
 // done returns the edited list; the editor must not be used again.
-func (ed *editor[E]) done() chunked[E] { return ed.c }
+func (ed *editor[H, D]) done() chunked[H, D] { return ed.c }
 
-// own makes chunk ci the editor's, copying it (with room for one more
-// element) unless it already is.
-func (ed *editor[E]) own(ci int) []E {
+// own makes chunk ci the editor's, copying it unless it already is, with
+// room for one more element (up to chunkLen).
+func (ed *editor[H, D]) own(ci int) chunk[H, D] {
 	ch := ed.c.chunks[ci]
-	if !ed.owned[&ch[0]] {
-		ch = append(make([]E, 0, len(ch)+1), ch...)
+	if !ed.owned[ch.d] {
+		n := len(ch.h)
+		ch = ed.made(append(make([]H, 0, n+1), ch.h...), ch.d, n, min(chunkLen, n+1))
 		ed.c.chunks[ci] = ch
-		ed.owned[&ch[0]] = true
 	}
 	return ch
 }
 
-// set replaces the element at p.
-func (ed *editor[E]) set(p at, e E) { ed.own(p.ci)[p.i] = e }
+// made returns a chunk of the editor's holding hs and the first n D parts
+// of from, with room for room elements.
+func (ed *editor[H, D]) made(hs []H, from *offheap.Array[D], n, room int) chunk[H, D] {
+	d := offheap.New[D](room)
+	if from != nil {
+		copy(d.View(), from.View()[:n])
+		runtime.KeepAlive(from)
+		runtime.KeepAlive(d)
+	}
+	ed.owned[d] = true
+	return chunk[H, D]{h: hs, d: d}
+}
 
-// insert puts e at p (as search gives it), splitting a chunk that grows
-// past chunkLen.
-func (ed *editor[E]) insert(p at, e E) {
+// set replaces the element at p.
+func (ed *editor[H, D]) set(p at, h H, d D) { ed.own(p.ci).put(p.i, h, d) }
+
+// insert puts an element at p (as search gives it), splitting a full
+// chunk in two.
+func (ed *editor[H, D]) insert(p at, h H, d D) {
 	ed.c.n++
 	if len(ed.c.chunks) == 0 {
-		ch := []E{e}
-		ed.c.chunks = [][]E{ch}
-		ed.owned[&ch[0]] = true
+		ch := ed.made([]H{h}, nil, 0, 1)
+		ch.d.Set(0, d)
+		ed.c.chunks = []chunk[H, D]{ch}
 		return
 	}
-	ch := slices.Insert(ed.own(p.ci), p.i, e)
-	ed.owned[&ch[0]] = true // Insert may have moved it
-	if len(ch) <= chunkLen {
-		ed.c.chunks[p.ci] = ch
-		return
+	if len(ed.c.chunks[p.ci].h) == chunkLen {
+		ed.split(p.ci)
+		if half := chunkLen / 2; p.i > half {
+			p = at{p.ci + 1, p.i - half}
+		}
 	}
-	half := len(ch) / 2
-	lo := ch[:half:half]
-	hi := append(make([]E, 0, chunkLen), ch[half:]...)
-	ed.owned[&hi[0]] = true
-	ed.c.chunks[p.ci] = lo
-	ed.c.chunks = slices.Insert(ed.c.chunks, p.ci+1, hi)
+	ch := ed.own(p.ci)
+	if len(ch.h) == ch.d.Len() { // no room: grow it (by a quarter, up to chunkLen)
+		n := len(ch.h)
+		ch = ed.made(ch.h, ch.d, n, min(chunkLen, n+n/4+1))
+	}
+	ch.h = slices.Insert(ch.h, p.i, h)
+	v := ch.d.View()
+	copy(v[p.i+1:len(ch.h)], v[p.i:len(ch.h)-1])
+	v[p.i] = d
+	runtime.KeepAlive(ch.d)
+	ed.c.chunks[p.ci] = ch
+}
+
+// split replaces full chunk ci by its two halves, both the editor's.
+func (ed *editor[H, D]) split(ci int) {
+	ch := ed.c.chunks[ci]
+	half := len(ch.h) / 2
+	v := ch.d.View()
+	lo := ed.made(append(make([]H, 0, chunkLen), ch.h[:half]...), ch.d, half, chunkLen)
+	hi := ed.made(append(make([]H, 0, chunkLen), ch.h[half:]...), nil, 0, chunkLen)
+	copy(hi.d.View(), v[half:len(ch.h)])
+	runtime.KeepAlive(ch.d)
+	runtime.KeepAlive(hi.d)
+	ed.c.chunks[ci] = lo
+	ed.c.chunks = slices.Insert(ed.c.chunks, ci+1, hi)
 }
 
 // remove deletes the element at p, and its chunk if it was the last.
-func (ed *editor[E]) remove(p at) {
+func (ed *editor[H, D]) remove(p at) {
 	ed.c.n--
-	if len(ed.c.chunks[p.ci]) == 1 {
+	if len(ed.c.chunks[p.ci].h) == 1 {
 		ed.c.chunks = slices.Delete(ed.c.chunks, p.ci, p.ci+1)
 		return
 	}
 	ch := ed.own(p.ci)
-	ed.c.chunks[p.ci] = slices.Delete(ch, p.i, p.i+1)
+	n := len(ch.h)
+	v := ch.d.View()
+	copy(v[p.i:n-1], v[p.i+1:n])
+	runtime.KeepAlive(ch.d)
+	ch.h = slices.Delete(ch.h, p.i, p.i+1)
+	ed.c.chunks[p.ci] = ch
 }

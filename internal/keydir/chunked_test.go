@@ -16,17 +16,18 @@ import (
 // replacements, several per version as a reload makes them, and checks
 // after each version that it holds what a plain slice edited alike holds,
 // that every earlier version is unchanged (snapshots still being read
-// share its chunks), and that its chunks stay within bounds.
+// share its chunks), and that its chunks stay within bounds. An element's
+// D part (outside the heap) is its H part plus one and must move with it.
 func TestChunked(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	byInt := func(k int) func(int) int { return func(e int) int { return cmp.Compare(e, k) } }
+	byInt := func(k int) func(*int) int { return func(e *int) int { return cmp.Compare(*e, k) } }
 	var ref []int
 	for i := range 3000 {
 		ref = append(ref, 2*i)
 	}
-	c := chunksOf(slices.Clone(ref))
+	c := chunksOf(len(ref), func(i int) (int, int) { return ref[i], ref[i] + 1 })
 	type version struct {
-		c    chunked[int]
+		c    chunked[int, int]
 		want []int
 	}
 	var versions []version
@@ -45,25 +46,25 @@ func TestChunked(t *testing.T) {
 				ed.remove(p)
 				ref = slices.Delete(ref, i, i+1)
 			case found:
-				ed.set(p, k) // the same key: the position must hold
+				ed.set(p, k, k+1) // the same key: the position must hold
 				ref[i] = k
 			default:
-				ed.insert(p, k)
+				ed.insert(p, k, k+1)
 				ref = slices.Insert(ref, i, k)
 			}
 		}
 		c = ed.done()
-		if got := c.flat(); !slices.Equal(got, ref) || c.n != len(ref) {
-			t.Fatalf("step %d: %d elements, want %d (equal: %v)", step, c.n, len(ref), slices.Equal(got, ref))
+		if !holds(c, ref) || c.n != len(ref) {
+			t.Fatalf("step %d: %d elements, want %d (equal: %v)", step, c.n, len(ref), holds(c, ref))
 		}
 		for _, ch := range c.chunks {
-			if len(ch) == 0 || len(ch) > chunkLen {
-				t.Fatalf("step %d: a chunk of %d", step, len(ch))
+			if ch.len() == 0 || ch.len() > chunkLen || ch.d.Len() < ch.len() {
+				t.Fatalf("step %d: a chunk of %d (room %d)", step, ch.len(), ch.d.Len())
 			}
 		}
 	}
 	for i, v := range versions {
-		if !slices.Equal(v.c.flat(), v.want) {
+		if !holds(v.c, v.want) {
 			t.Fatalf("version %d changed after later edits", i)
 		}
 	}
@@ -80,11 +81,21 @@ func TestChunked(t *testing.T) {
 	ed = c.edit()
 	for k := range 3 {
 		p, _ := ed.c.search(byInt(k))
-		ed.insert(p, k)
+		ed.insert(p, k, k+1)
 	}
-	if got := ed.done().flat(); !slices.Equal(got, []int{0, 1, 2}) {
-		t.Fatalf("refilled: %v", got)
+	if got := ed.done(); !holds(got, []int{0, 1, 2}) {
+		h, d := got.flat()
+		t.Fatalf("refilled: %v %v", h, d)
 	}
+}
+
+// holds reports whether c's H parts are want and each D part its H + 1.
+func holds(c chunked[int, int], want []int) bool {
+	h, d := c.flat()
+	for i := range d {
+		d[i]--
+	}
+	return slices.Equal(h, want) && slices.Equal(d, want)
 }
 
 // TestEditedSnapshot changes a few files at a time in a directory of

@@ -95,7 +95,7 @@ func (l *Loader[T]) loadFeed(i int) bool {
 	v := src.Feed.View()
 	if v.Err != nil {
 		ss.feedGen, l.full = 0, true
-		return ss.set(chunked[fileRow[T]]{}, problemOf(src.Path, v.Err, src.Revocation))
+		return ss.set(rowList[T]{}, problemOf(src.Path, v.Err, src.Revocation))
 	}
 	var jobs []*fileState[T]
 	files, ok := l.updateFeed(i, v.Set, &jobs)
@@ -104,14 +104,20 @@ func (l *Loader[T]) loadFeed(i int) bool {
 		all := feedEntries(v)
 		list := make([]fileRow[T], 0, len(all))
 		for _, x := range all {
-			prev := lookup(ss.files, ss.nameAt, x.name)
+			var prev *fileRow[T]
+			p, found := ss.files.search(byName[T](ss.nameAt, x.name))
+			r := fileRow[T]{} // on the stack: feedEntry keeps no pointer to it
+			if found {
+				r = rowAt(ss.files, p)
+				prev = &r
+			}
 			if state := l.feedEntry(i, x.name, x.e, prev); state != nil {
 				list = append(list, l.place(ss, state, &jobs))
 			} else {
-				list = append(list, *prev)
+				list = append(list, r)
 			}
 		}
-		files = chunksOf(list)
+		files = rowsOf(list)
 	}
 	changed := ss.set(files, nil)
 	ForEach(len(jobs), func(j int) {
@@ -127,7 +133,7 @@ func (l *Loader[T]) loadFeed(i int) bool {
 // updateFeed makes source i's files from set by examining only the
 // entries changed since the set last loaded, if set descends from it and
 // they are few; ok is false otherwise.
-func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T]) (files chunked[fileRow[T]], ok bool) {
+func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T]) (files rowList[T], ok bool) {
 	ss := &l.states[i]
 	if set == nil || ss.feedGen == 0 || ss.problem != nil {
 		return files, false
@@ -146,7 +152,7 @@ func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T]) (file
 		e, in := set.Get(name)
 		var prev, row *fileRow[T]
 		if found {
-			r := ed.c.get(p) // a copy: the editor may move or write the rows it owns
+			r := rowAt(ed.c, p) // a copy: the editor may move or write the rows it owns
 			prev = &r
 		}
 		if in {

@@ -31,11 +31,11 @@ func checkRows(t *testing.T, l *Loader[string], held ...string) {
 		ss := &l.states[i]
 		count, last := 0, ""
 		for _, ch := range ss.files.chunks {
-			if len(ch) == 0 {
+			if ch.len() == 0 {
 				t.Fatalf("source %d: an empty chunk", i)
 			}
-			for k := range ch {
-				r := &ch[k]
+			for k := range ch.h {
+				r := &fileRow[string]{ch.h[k], ch.data(k)}
 				count++
 				if r.pending() != nil {
 					t.Fatalf("source %d: row %s still pending after the reload", i, r.path())

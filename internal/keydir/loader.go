@@ -250,7 +250,7 @@ type Snapshot[T any] struct {
 	// (sourceState), so the snapshot reads the loader's lists rather
 	// than keep a list of pointers of its own beside them (a pointer per
 	// file). nfiles counts the files.
-	rows   []chunked[fileRow[T]]
+	rows   []rowList[T]
 	nfiles int
 	// diffed: gone and came are the files of the snapshot of generation
 	// diffBase that this one no longer has, and those it has instead,
@@ -292,8 +292,8 @@ func (s *Snapshot[T]) All(yield func(*File[T]) bool) {
 func (s *Snapshot[T]) filesOf(i int) iter.Seq[*File[T]] {
 	return func(yield func(*File[T]) bool) {
 		for _, ch := range s.rows[i].chunks {
-			for k := range ch {
-				if f := loaded(&ch[k]); f != nil && !yield(f) {
+			for k := range ch.h {
+				if f := loaded(&ch.h[k]); f != nil && !yield(f) {
 					return
 				}
 			}
@@ -318,22 +318,71 @@ func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
 
 // fileRow is the loader's memory of one file between reloads, reused while
 // its stat stamp (and, once read, its content hash) is unchanged. There is
-// one per file of a directory, kept as a value in its source's chunked
-// list: no allocation of its own, 64 bytes on Linux (docs/design.md,
-// "Memory of a loaded store"). Its name and path are its File's, and what most
-// files lack (a problem, skipped entries, a stamp's shared part unlike
-// the source's, the path of a file that did not load) is behind one
-// pointer, nil for most files. A reload works on a fileState for each
-// file it examines, and folds it into a row when its read is done (fold).
+// one per file of a directory, kept in its source's chunked list in two
+// parts, with no allocation of its own (docs/design.md, "Memory of a
+// loaded store"): its pointers (rowRefs, 16 bytes on the heap) and the
+// rest (rowData, 48 bytes on Linux, outside the heap). Its name and path
+// are its File's, and what most files lack (a problem, skipped entries, a
+// stamp's shared part unlike the source's, the path of a file that did
+// not load) is behind one pointer, nil for most files. A reload works on
+// a fileState for each file it examines, and folds it into a row when its
+// read is done (fold). A fileRow value is a row read out of its list (or
+// to be put in one), never a place in it.
 type fileRow[T any] struct {
+	rowRefs[T]
+	rowData
+}
+
+// rowRefs is the part of a row that holds pointers; the list is ordered
+// by it (the name is its File's or its rare part's).
+type rowRefs[T any] struct {
+	file *File[T]
+	rare *rareRow[T] // nil: loaded with no problem and the source's stamp part
+}
+
+// rowData is the part of a row that holds no pointer.
+type rowData struct {
 	// stamp is the file's own part of its stat stamp; the rest is its
 	// source's (sourceState.dir) unless rare holds its own.
 	stamp trustfile.StampFile
 	// sum is contentSum's: it only spares the parse of content read before
 	// (the same bytes under a new stamp).
-	sum  [16]byte
-	file *File[T]
-	rare *rareRow[T] // nil: loaded with no problem and the source's stamp part
+	sum [16]byte
+}
+
+// A source's rows, and the editor that makes their next version.
+type (
+	rowList[T any]   = chunked[rowRefs[T], rowData]
+	rowEditor[T any] = editor[rowRefs[T], rowData]
+)
+
+// rowsOf returns the list of rows.
+func rowsOf[T any](rows []fileRow[T]) rowList[T] {
+	return chunksOf(len(rows), func(i int) (rowRefs[T], rowData) { return rows[i].rowRefs, rows[i].rowData })
+}
+
+// rowAt returns the row at p of files, which must be one.
+func rowAt[T any](files rowList[T], p at) fileRow[T] {
+	h, d := files.get(p)
+	return fileRow[T]{h, d}
+}
+
+// refs returns r's pointers (nil if r is).
+func (r *fileRow[T]) refs() *rowRefs[T] {
+	if r == nil {
+		return nil
+	}
+	return &r.rowRefs
+}
+
+// heapRow returns a copy of r (nil if r is) for a state or an edit to
+// keep: the row r points at may be a caller's variable, reused.
+func heapRow[T any](r *fileRow[T]) *fileRow[T] {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	return &c
 }
 
 // rareRow is the part of a file's row that most files lack.
@@ -352,7 +401,7 @@ type rareRow[T any] struct {
 }
 
 // path is the file's path (made anew when it has a File: File.Path).
-func (r *fileRow[T]) path() string {
+func (r *rowRefs[T]) path() string {
 	if r.file != nil {
 		return r.file.Path()
 	}
@@ -361,28 +410,28 @@ func (r *fileRow[T]) path() string {
 
 // name is the file's base name (the path for a single-file source):
 // nameAt is its source's (sourceState.nameAt).
-func (r *fileRow[T]) name(nameAt int) string {
+func (r *rowRefs[T]) name(nameAt int) string {
 	if r.file != nil {
 		return r.file.name
 	}
 	return r.rare.path[nameAt:]
 }
 
-func (r *fileRow[T]) problem() *Problem {
+func (r *rowRefs[T]) problem() *Problem {
 	if r.rare == nil {
 		return nil
 	}
 	return r.rare.problem
 }
 
-func (r *fileRow[T]) skipped() []Problem {
+func (r *rowRefs[T]) skipped() []Problem {
 	if r.rare == nil {
 		return nil
 	}
 	return r.rare.skipped
 }
 
-func (r *fileRow[T]) pending() *fileState[T] {
+func (r *rowRefs[T]) pending() *fileState[T] {
 	if r.rare == nil {
 		return nil
 	}
@@ -434,7 +483,7 @@ func (f *fileState[T]) dropped() bool { return f.gone || f.held && f.old == nil 
 // until the reload folds it: named by the state's path.
 func (f *fileState[T]) pendingRow() fileRow[T] {
 	f.pending = f
-	return fileRow[T]{rare: &f.rareRow}
+	return fileRow[T]{rowRefs: rowRefs[T]{rare: &f.rareRow}}
 }
 
 // newFileState returns the state of the file name of source src, at path;
@@ -455,8 +504,8 @@ func (f *fileState[T]) name() string { return f.path[f.nameAt:] }
 // rows of its own or an editor's copy, which no list but the source's
 // current one holds: fold writes it in place.)
 type sourceState[T any] struct {
-	files   chunked[fileRow[T]] // sorted by name
-	problem *Problem            // about the source itself
+	files   rowList[T] // sorted by name
+	problem *Problem   // about the source itself
 	// feedGen is the generation of the feed's set that files were made
 	// from (0: none; loadFeed reads the next view whole).
 	feedGen uint64
@@ -541,7 +590,7 @@ func (ss *sourceState[T]) row(f *fileState[T]) fileRow[T] {
 	if !ss.hasDir && f.file != nil && f.problem == nil {
 		ss.dir, ss.hasDir = dir, true
 	}
-	r := fileRow[T]{stamp: own, sum: f.sum, file: f.file}
+	r := fileRow[T]{rowRefs[T]{file: f.file}, rowData{stamp: own, sum: f.sum}}
 	ownDir := !ss.hasDir || dir != ss.dir
 	loaded := f.file != nil && f.problem == nil && len(f.skipped) == 0
 	switch {
@@ -790,7 +839,7 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 		jobs    []*fileState[T]
 	)
 	l.edits, l.full = l.edits[:0], false
-	before := make([]chunked[fileRow[T]], len(l.states))
+	before := make([]rowList[T], len(l.states))
 	for i := range l.states {
 		before[i] = l.states[i].files
 	}
@@ -808,7 +857,7 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 	} else {
 		for _, e := range l.edits {
 			ss := &l.states[e.src]
-			changed = changed || !sameRow(e.old, lookup(ss.files, ss.nameAt, e.name))
+			changed = changed || !sameRow(e.old.refs(), lookup(ss.files, ss.nameAt, e.name))
 		}
 	}
 	// The first load publishes even when it found nothing: an empty
@@ -861,13 +910,13 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 		}
 	case h.full(src.Path, false):
 		l.full = true
-		prev := lookup(ss.files, ss.nameAt, src.Path)
+		prev := lookupRow(ss.files, ss.nameAt, src.Path)
 		state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path), l.holdEarly)
 		var rows []fileRow[T]
 		if r, ok := l.rowAfterStat(ss, prev, state, same, jobs); ok {
 			rows = []fileRow[T]{r}
 		}
-		return ss.set(chunksOf(rows), nil)
+		return ss.set(rowsOf(rows), nil)
 	}
 	return false
 }
@@ -945,32 +994,33 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 		ss.dir, ss.hasDir = commonestDir(jobs)
 	}
 	var rest []*fileState[T] // dropped
-	fold := func(r *fileRow[T], f *fileState[T]) {
+	fold := func(ch chunk[rowRefs[T], rowData], k int, f *fileState[T]) {
 		switch {
 		case f.dropped():
 			rest = append(rest, f)
 		case f.held:
 			*held = append(*held, f.path)
-			*r = *f.old
+			ch.put(k, f.old.rowRefs, f.old.rowData)
 		default:
-			*r = ss.row(f)
+			r := ss.row(f)
+			ch.put(k, r.rowRefs, r.rowData)
 		}
 	}
 	if len(jobs) > ss.files.n/64 {
 		// Many (a cold load's, a full scan's): walk the list once rather
 		// than search for each.
 		for _, ch := range ss.files.chunks {
-			for k := range ch {
-				if f := ch[k].pending(); f != nil {
-					fold(&ch[k], f)
+			for k := range ch.h {
+				if f := ch.h[k].pending(); f != nil {
+					fold(ch, k, f)
 				}
 			}
 		}
 	} else {
 		for _, f := range jobs {
 			if p, found := ss.files.search(byName[T](ss.nameAt, f.name())); found {
-				if r := &ss.files.chunks[p.ci][p.i]; r.pending() == f {
-					fold(r, f)
+				if ch := ss.files.chunks[p.ci]; ch.h[p.i].pending() == f {
+					fold(ch, p.i, f)
 				} // else folded already: defensive, as a source's jobs are one run and names are deduplicated
 			}
 		}
@@ -984,7 +1034,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 			*held = append(*held, f.path)
 		}
 		if p, found := ed.c.search(byName[T](ss.nameAt, f.name())); found {
-			if r := ed.c.get(p); r.pending() == f {
+			if h, _ := ed.c.get(p); h.pending() == f {
 				ed.remove(p)
 			}
 		}
@@ -994,17 +1044,25 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 
 // byName orders the rows of a source whose names begin at nameAt against
 // name.
-func byName[T any](nameAt int, name string) func(fileRow[T]) int {
-	return func(r fileRow[T]) int { return cmp.Compare(r.name(nameAt), name) }
+func byName[T any](nameAt int, name string) func(*rowRefs[T]) int {
+	return func(r *rowRefs[T]) int { return cmp.Compare(r.name(nameAt), name) }
 }
 
-// lookup returns the row named name in a sorted list of a source whose
-// names begin at nameAt (nil: none): a pointer into its chunk, which
-// stays as it is (sourceState), not a copy on the heap for each file a
-// feed's full reload looks up.
-func lookup[T any](files chunked[fileRow[T]], nameAt int, name string) *fileRow[T] {
+// lookup returns the pointers of the row named name in a sorted list of a
+// source whose names begin at nameAt (nil: none): a pointer into its
+// chunk, which stays as it is (sourceState), not a copy on the heap.
+func lookup[T any](files rowList[T], nameAt int, name string) *rowRefs[T] {
 	if p, ok := files.search(byName[T](nameAt, name)); ok {
-		return &files.chunks[p.ci][p.i]
+		return &files.chunks[p.ci].h[p.i]
+	}
+	return nil
+}
+
+// lookupRow is lookup's row whole, a copy (nil: none).
+func lookupRow[T any](files rowList[T], nameAt int, name string) *fileRow[T] {
+	if p, ok := files.search(byName[T](nameAt, name)); ok {
+		r := rowAt(files, p)
+		return &r
 	}
 	return nil
 }
@@ -1019,22 +1077,22 @@ type edit[T any] struct {
 
 // put puts row (nil: none) in place of the row prev at p in ed (found:
 // prev is there), and notes the edit for publish.
-func (l *Loader[T]) put(ed *editor[fileRow[T]], p at, found bool, src int, name string, prev, row *fileRow[T]) {
-	l.edits = append(l.edits, edit[T]{src: src, name: name, old: prev})
+func (l *Loader[T]) put(ed *rowEditor[T], p at, found bool, src int, name string, prev, row *fileRow[T]) {
+	l.edits = append(l.edits, edit[T]{src: src, name: name, old: heapRow(prev)})
 	switch {
 	case row == nil:
 		ed.remove(p)
 	case found:
-		ed.set(p, *row)
+		ed.set(p, row.rowRefs, row.rowData)
 	default:
-		ed.insert(p, *row)
+		ed.insert(p, row.rowRefs, row.rowData)
 	}
 }
 
 // set replaces a source's files and problem. It reports whether the
 // source's problem changed; changes of the files are found by sameFiles
 // once their reads are done.
-func (ss *sourceState[T]) set(files chunked[fileRow[T]], problem *Problem) bool {
+func (ss *sourceState[T]) set(files rowList[T], problem *Problem) bool {
 	changed := !sameProblem(ss.problem, problem)
 	ss.files, ss.problem = files, problem
 	return changed
@@ -1043,18 +1101,18 @@ func (ss *sourceState[T]) set(files chunked[fileRow[T]], problem *Problem) bool 
 // sameFiles reports whether two lists of rows of one source give the same
 // snapshot: the same files with the same entries or problems. A file whose
 // stat data changed but whose content did not counts as the same.
-func sameFiles[T any](a, b chunked[fileRow[T]]) bool {
+func sameFiles[T any](a, b rowList[T]) bool {
 	if a.n != b.n {
 		return false
 	}
 	bi, bj := 0, 0
 	for _, ch := range a.chunks {
-		for k := range ch {
-			y := &b.chunks[bi][bj]
-			if bj++; bj == len(b.chunks[bi]) {
+		for k := range ch.h {
+			y := &b.chunks[bi].h[bj]
+			if bj++; bj == len(b.chunks[bi].h) {
 				bi, bj = bi+1, 0
 			}
-			if !sameRow(&ch[k], y) {
+			if !sameRow(&ch.h[k], y) {
 				return false
 			}
 		}
@@ -1068,7 +1126,7 @@ func sameFiles[T any](a, b chunked[fileRow[T]]) bool {
 // Rows compared are never pending: fold has run. (The same File is the
 // same path; without one, a row keeps its path in its rare part: no
 // path is made to compare them.)
-func sameRow[T any](x, y *fileRow[T]) bool {
+func sameRow[T any](x, y *rowRefs[T]) bool {
 	if x == nil || y == nil {
 		return x == y
 	}
@@ -1112,15 +1170,15 @@ func (l *Loader[T]) publish(took time.Duration) {
 
 // wholeSnapshot assembles the next snapshot from every file's row.
 func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
-	snap := &Snapshot[T]{Generation: l.gen, rows: make([]chunked[fileRow[T]], len(l.states))}
+	snap := &Snapshot[T]{Generation: l.gen, rows: make([]rowList[T], len(l.states))}
 	for i := range l.states {
 		ss := &l.states[i]
 		if ss.problem != nil {
 			snap.Problems = append(snap.Problems, *ss.problem)
 		}
 		for _, ch := range ss.files.chunks {
-			for k := range ch {
-				switch r := &ch[k]; {
+			for k := range ch.h {
+				switch r := &ch.h[k]; {
 				case r.problem() != nil:
 					snap.Problems = append(snap.Problems, *r.problem())
 				case r.file != nil: // loaded(r)
@@ -1151,13 +1209,13 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 	if l.full || len(prev.rows) != len(l.states) || prev.Generation == 0 {
 		return nil
 	}
-	hasProblem := func(r *fileRow[T]) bool { return r != nil && (r.problem() != nil || len(r.skipped()) > 0) }
+	hasProblem := func(r *rowRefs[T]) bool { return r != nil && (r.problem() != nil || len(r.skipped()) > 0) }
 	slices.SortFunc(l.edits, func(a, b edit[T]) int {
 		return cmp.Or(cmp.Compare(a.src, b.src), cmp.Compare(a.name, b.name))
 	})
 	snap := &Snapshot[T]{
 		Generation: l.gen, Problems: prev.Problems, RevocationErr: prev.RevocationErr,
-		rows: make([]chunked[fileRow[T]], len(l.states)), nfiles: prev.nfiles,
+		rows: make([]rowList[T], len(l.states)), nfiles: prev.nfiles,
 		diffed: true, diffBase: prev.Generation,
 	}
 	for i := range l.states {
@@ -1169,10 +1227,10 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 		}
 		ss := &l.states[e.src]
 		now := lookup(ss.files, ss.nameAt, e.name)
-		if hasProblem(e.old) || hasProblem(now) {
+		if hasProblem(e.old.refs()) || hasProblem(now) {
 			return nil
 		}
-		was, is := loaded(e.old), loaded(now)
+		was, is := loaded(e.old.refs()), loaded(now)
 		if was == is {
 			continue
 		}
@@ -1192,7 +1250,7 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 }
 
 // loaded is the file a row puts in a snapshot (nil: none).
-func loaded[T any](r *fileRow[T]) *File[T] {
+func loaded[T any](r *rowRefs[T]) *File[T] {
 	if r == nil || r.problem() != nil {
 		return nil
 	}

@@ -59,7 +59,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 		return // a feed tells its changes itself
 	}
 	if !src.Dir {
-		prev := lookup(st.files, st.nameAt, src.Path)
+		prev := lookupRow(st.files, st.nameAt, src.Path)
 		if _, same := l.statFile(i, st, src.Path, src.Path, prev, true, isLink(src.Path), false); !same {
 			h.add(src.Path)
 		}
@@ -91,16 +91,18 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 // from nameAt): seen gets each visible name with its previous row, or
 // nil; gone, if not nil, each previous row whose name is no longer
 // listed. The rows are old's own, which no reload writes.
-func pairListing[T any](entries []dirEntry, old chunked[fileRow[T]], nameAt int, seen func(dirEntry, *fileRow[T]), gone func(*fileRow[T])) {
+func pairListing[T any](entries []dirEntry, old rowList[T], nameAt int, seen func(dirEntry, *fileRow[T]), gone func(*fileRow[T])) {
 	ci, k := 0, 0
+	var cur fileRow[T]           // one for the walk: seen and gone keep no pointer to it
 	next := func() *fileRow[T] { // the first row not yet paired, nil: none
 		if ci == len(old.chunks) {
 			return nil
 		}
-		return &old.chunks[ci][k]
+		cur = rowAt(old, at{ci, k})
+		return &cur
 	}
 	advance := func() {
-		if k++; k == len(old.chunks[ci]) {
+		if k++; k == len(old.chunks[ci].h) {
 			ci, k = ci+1, 0
 		}
 	}

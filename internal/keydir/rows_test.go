@@ -158,8 +158,8 @@ func TestOddRowsShareTheirStampPart(t *testing.T) {
 		}
 		fi, err := os.Stat(filepath.Join(dir, c.name))
 		must(t, err)
-		for r := range l.states[0].files.all {
-			if filepath.Base(r.path()) == c.name && l.states[0].stamp(&r) != trustfile.StampOf(fi) {
+		for h, d := range l.states[0].files.all {
+			if r := (fileRow[string]{h, d}); filepath.Base(r.path()) == c.name && l.states[0].stamp(&r) != trustfile.StampOf(fi) {
 				t.Errorf("after %s made %o: its row keeps another stamp", c.name, c.mode)
 			}
 		}

@@ -49,11 +49,11 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	l.full = true
 	ok, problem := l.checkDir(i)
 	if !ok {
-		return ss.set(chunked[fileRow[T]]{}, problem)
+		return ss.set(rowList[T]{}, problem)
 	}
 	entries, err := listSorted(src.Path)
 	if err != nil {
-		return ss.set(chunked[fileRow[T]]{}, problemOf(src.Path, err, src.Revocation))
+		return ss.set(rowList[T]{}, problemOf(src.Path, err, src.Revocation))
 	}
 	rows := make([]fileRow[T], 0, len(entries))
 	if ss.files.n == 0 {
@@ -73,7 +73,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 			rows = append(rows, r)
 		}
 	}, nil)
-	return ss.set(chunksOf(rows), nil)
+	return ss.set(rowsOf(rows), nil)
 }
 
 // dirEntry is a name listed in a directory source, with the type of
@@ -127,7 +127,7 @@ func (l *Loader[T]) scanNames(i int, names []string, jobs *[]*fileState[T]) bool
 	ss := &l.states[i]
 	ok, problem := l.checkDir(i)
 	if !ok {
-		return ss.set(chunked[fileRow[T]]{}, problem)
+		return ss.set(rowList[T]{}, problem)
 	}
 	changed := ss.set(ss.files, nil)
 	return l.updateNames(i, names, jobs) || changed
@@ -148,7 +148,7 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 	if ss.problem != nil {
 		return l.scanDir(i, jobs)
 	}
-	var ed *editor[fileRow[T]] // made at the first change: a new version of the list
+	var ed *rowEditor[T] // made at the first change: a new version of the list
 	for _, name := range names {
 		files := ss.files
 		if ed != nil {
@@ -157,7 +157,7 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 		p, found := files.search(byName[T](ss.nameAt, name))
 		var prev *fileRow[T]
 		if found {
-			r := files.get(p) // a copy: the editor may move or write the rows it owns
+			r := rowAt(files, p) // a copy: the editor may move or write the rows it owns
 			prev = &r
 		}
 		path := filepath.Join(src.Path, name)
@@ -202,7 +202,7 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 		state.problem = p
 		if hold {
 			state.held = true
-			state.old = prev // see Loader.holdEarly
+			state.old = heapRow(prev) // see Loader.holdEarly
 		}
 		return state, false
 	}
@@ -234,7 +234,7 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 	}
 	state = newFileState[T](i, name, path)
 	state.st = k
-	state.old = prev
+	state.old = heapRow(prev)
 	return state, false
 }
 

@@ -3,16 +3,23 @@ package keydir
 import (
 	"testing"
 	"unsafe"
+
+	"github.com/keytool/keytool/internal/offheap"
 )
 
 // TestFileRowSize keeps the loader's row of a file at 64 bytes, a value
 // in its source's list with no allocation of its own: a directory of a
 // million keys holds a million of them (docs/design.md, "Memory of a
-// loaded store").
+// loaded store"); and its part on the heap at 16 bytes, the rest (which
+// offheap.New would refuse if it held a pointer) outside it.
 func TestFileRowSize(t *testing.T) {
 	if n := unsafe.Sizeof(fileRow[*int]{}); n > 64 {
 		t.Fatalf("fileRow is %d bytes, more than 64", n)
 	}
+	if n := unsafe.Sizeof(rowRefs[*int]{}); n > 16 {
+		t.Fatalf("a row's part on the heap is %d bytes, more than 16", n)
+	}
+	offheap.New[rowData](1)
 }
 
 // TestFileRowName checks that the name a row reads at its source's

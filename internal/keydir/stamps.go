@@ -350,8 +350,8 @@ func (l *Loader[T]) stampsOf(i int, names map[string]bool, since time.Time) map[
 	out := map[string]trustfile.Stamp{}
 	ss := &l.states[i]
 	for _, ch := range ss.files.chunks {
-		for k := range ch {
-			r := &ch[k]
+		for k := range ch.h {
+			r := &fileRow[T]{ch.h[k], ch.data(k)}
 			name := r.name(ss.nameAt)
 			if names != nil && !names[name] {
 				continue

@@ -27,7 +27,7 @@
 // the heap's own garbage or the two-minute forced collection runs one.
 // New therefore keeps its own pace: once the arrays it mapped since the
 // last collection pass a quarter of what was mapped at that collection
-// (and 4 MiB), it runs a collection itself (runtime.GC), so mapped
+// (and 16 MiB), it runs a collection itself (runtime.GC), so mapped
 // garbage stays within about a quarter of what is live.
 //
 // E must hold no pointer (New panics otherwise): the collector does not
@@ -96,7 +96,7 @@ var pacer struct {
 }
 
 // minPace is the least mapped garbage that calls for a collection.
-const minPace = 4 << 20
+const minPace = 16 << 20
 
 func init() {
 	pacer.sample[0].Name = "/gc/cycles/total:gc-cycles"
