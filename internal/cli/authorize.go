@@ -3,10 +3,12 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,9 +38,13 @@ func authorizeCommand() *command {
 		summary:    "let a client's key connect in (authorized_keys.d)",
 		help: `Reads a client's public key from FILE (- for standard input) in any format
 keytool knows — JWK, JWK Set, PEM, an OpenSSH public key line — and stores it
-as HOME/authorized_keys.d/NAME.json, mode 0644. The key's attributes are kept.
-If FILE holds a private key, only its public half is stored (with a warning);
-a file holding several keys is refused: give each client its own file.
+as HOME/authorized_keys.d/NAME.json, mode 0644. Of the file's attributes
+the entry keeps those that describe the key or only narrow where and when
+it is let in (comment, name, expires, from); the rest is the admin's to
+give — "accept_rotation" only by --accept-rotation — and is left out, with
+a warning. If FILE holds a private key, only its public half is stored
+(with a warning); a file holding several keys is refused: give each client
+its own file.
 
 The name is --name, else the key's "name" attribute, else its comment, else
 the file's name without extension (alice.pub, pub_alice.json → alice), made
@@ -67,12 +73,14 @@ A revoked key cannot be authorized: 'keytool revoke --remove' it first.
 
 --list prints NAME, FINGERPRINT (short), STATUS (ok, expired, revoked, or
 refused when a revocation list cannot be read), FROM and EXPIRES of every
-authorized key, in 80 columns; -l/--long adds COMMENT and FILE, --full the
-whole fingerprints (--json: an array of objects with name, fingerprint,
-key_id, comment, expires, from, revoked, status and file); files that were
-skipped are reported on standard error. --remove deletes the keys with that
-name, or the key with that fingerprint (SHA256:…, key ID, sha256//…, hex)
-wherever it is authorized; a file left with no key is deleted.
+authorized key, and ROTATION (accepts, or -) when an entry accepts
+rotation, in 80 columns; -l/--long adds COMMENT and FILE, --full the whole
+fingerprints (--json: an array of objects with name, fingerprint, key_id,
+comment, expires, from, revoked, status, accept_rotation and file); files
+that were skipped are reported on standard error. --remove deletes the
+keys with that name, or the key with that fingerprint (SHA256:…, key ID,
+sha256//…, hex) wherever it is authorized; a file left with no key is
+deleted.
 
 --accept-rotation NAME marks the entries named NAME (opt-in, per entry):
 when that client connects with a certificate announcing its next key
@@ -81,7 +89,9 @@ under the same name, with the same attributes and restrictions (comment,
 expires, from…), in authorized_keys.d/NAME+KEYID.json, and logs it
 ("authorized the next key a client announces"). The client can then run
 'keytool rotate' without being refused (docs/rotation.md). Only a client
-that has just proved it holds the entry's key can announce.` + storeEditHelp,
+that has just proved it holds the entry's key can announce. This flag is
+the only way an entry comes to accept rotation: a key file's own
+"accept_rotation" is not kept.` + storeEditHelp,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			flags = set
 			set.StringVar(&o.name, "name", "", "store the key under `NAME` (default: from its comment or the file name)")
@@ -168,11 +178,13 @@ func (c *cli) authorize(o authorizeOptions) error {
 	if err != nil {
 		return err
 	}
+	dropped := keepClientAttrs(k)
 	attrs.apply(k)
 	name, err := c.authorizeName(k, o)
 	if err != nil {
 		return err
 	}
+	c.sayDropped(o.file, name, dropped)
 	store, finish := c.adminAuthStore(authkeys.Lookups{Keys: [][32]byte{k.SPKIHash()}, Names: []string{name}})
 	defer finish()
 	// A revoked key stays refused: say so before anything else.
@@ -240,6 +252,61 @@ func (a authorizeAttrs) apply(k *jwk.Key) {
 	}
 	if a.from != nil {
 		k.Attrs.SetList(jwk.AttrFrom, a.from)
+	}
+}
+
+// clientAttrs are the members of a client's key file that an entry keeps
+// (docs/design.md, "What a client's file gives"): those that describe the
+// key (comment, name; kid and the JOSE members, checked against the key
+// when it was read) and those that only narrow where and when it is
+// admitted (expires, from). Whatever else the file says is not kept: an
+// entry's grants are the admin's, as OpenSSH's options in authorized_keys
+// are (a client's id_*.pub has no place for them). accept_rotation is one
+// — with it the client could have any key it names authorized as itself —,
+// and so may be a member keytool does not know yet.
+var clientAttrs = map[string]bool{
+	jwk.AttrComment: true, jwk.AttrName: true, jwk.AttrExpires: true, jwk.AttrFrom: true,
+	jwk.AttrKeyID: true, jwk.AttrUse: true, jwk.AttrKeyOps: true, jwk.AttrAlg: true,
+	"x5c": true, "x5u": true, "x5t": true, "x5t#S256": true,
+}
+
+// droppedAttrs is what keepClientAttrs took out of a client's key.
+type droppedAttrs struct {
+	rotation bool     // "accept_rotation": true
+	others   []string // the other members, by name, in order
+}
+
+// keepClientAttrs removes from k, read from a client's file, the members
+// an entry does not take from it (clientAttrs), and says which.
+func keepClientAttrs(k *jwk.Key) droppedAttrs {
+	var d droppedAttrs
+	for _, name := range slices.Sorted(maps.Keys(k.Attrs)) {
+		if clientAttrs[name] {
+			continue
+		}
+		switch raw := string(k.Attrs[name]); {
+		case name != jwk.AttrAcceptRotation:
+			d.others = append(d.others, strconv.Quote(name))
+		case raw != "false": // true, or not a boolean: never the admin's word
+			d.rotation = true
+		}
+		delete(k.Attrs, name)
+	}
+	return d
+}
+
+// sayDropped tells the admin what of file was not kept for the entry
+// name: rotation loudly, with the command that grants it, since a client
+// that asks for it may expect it; the other members in a note.
+func (c *cli) sayDropped(file, name string, d droppedAttrs) {
+	src := sourceName(file)
+	if d.rotation {
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: %s sets %q, which is not kept: only the administrator lets a client have the next key it announces authorized; if you mean %q to rotate its key: %s\n",
+			src, jwk.AttrAcceptRotation, name, c.command("authorize", "--accept-rotation", shellQuote(name)))
+	}
+	if len(d.others) > 0 {
+		fmt.Fprintf(c.stderr, "keytool authorize: note: not kept from %s: %s (an entry takes from a client's file only its key, comment, name, expires and from)\n",
+			src, strings.Join(d.others, ", "))
 	}
 }
 
@@ -334,6 +401,7 @@ func (c *cli) addNewAuthorization(store *authkeys.Store, k *jwk.Key, name, file 
 	same, others := authorizedCopies(store, k.SPKIHash(), target)
 	if same != nil {
 		fmt.Fprintf(c.stdout, "Key %s is already authorized as %q in %s; nothing changed (--force rewrites it with the attributes given)\n", same.Fingerprint, same.Name, c.homePath(same.File))
+		c.sayAcceptsRotation(same)
 		return nil
 	}
 	// A name holding another key is refused before anything else is said.
@@ -449,17 +517,33 @@ func (c *cli) addAuthorized(store *authkeys.Store, k *jwk.Key, name string, befo
 	if e.From != nil {
 		fmt.Fprintf(c.stdout, "From: %s\n", strings.Join(prefixStrings(e.From), ", "))
 	}
-	c.warnWidened(before, e)
+	c.warnRewritten(before, e)
 	return nil
 }
 
-// warnWidened warns when a rewrite (--force) left out a limit the entry
+// sayAcceptsRotation says that e, an entry authorize leaves as it is,
+// accepts rotation, when it does: its client may have other keys
+// authorized under its name, which the admin authorizing it must know. (An
+// entry authorize writes never does: only --accept-rotation marks one.)
+func (c *cli) sayAcceptsRotation(e *authkeys.Entry) {
+	if e.AcceptRotation {
+		fmt.Fprintf(c.stdout, "Accepts rotation: the next key it announces is authorized as %q too\n", e.Name)
+	}
+}
+
+// warnRewritten warns when a rewrite (--force) left out a limit the entry
 // had: the attributes given replace the entry's, so a "from" or "expires"
 // not given again is gone, and the key is let in more widely than before
 // — which someone changing only the comment, or the expiry, did not mean.
-func (c *cli) warnWidened(before, after *authkeys.Entry) {
+// It notes an acceptance of rotation left out too, which only
+// --accept-rotation gives (never a client's file).
+func (c *cli) warnRewritten(before, after *authkeys.Entry) {
 	if before == nil {
 		return
+	}
+	if before.AcceptRotation && !after.AcceptRotation {
+		fmt.Fprintf(c.stderr, "keytool authorize: note: %q no longer accepts rotation: a rewrite keeps only the attributes given (to accept it again: %s)\n",
+			after.Name, c.command("authorize", "--accept-rotation", shellQuote(after.Name)))
 	}
 	if before.From != nil && after.From == nil {
 		fmt.Fprintf(c.stderr, "keytool authorize: warning: %q may now connect from anywhere: it was limited to %s, and a rewrite keeps only the attributes given (add --from %s to keep the limit)\n",
@@ -653,7 +737,10 @@ type authorizedInfo struct {
 	From        []string `json:"from"`    // null: from anywhere
 	Revoked     bool     `json:"revoked"` // listed in a revocation file
 	Status      string   `json:"status"`  // ok, expired, revoked, refused
-	File        string   `json:"file"`
+	// AcceptRotation: the next key the client announces is authorized
+	// under its name (authorize --accept-rotation).
+	AcceptRotation bool   `json:"accept_rotation"`
+	File           string `json:"file"`
 }
 
 // authorizedStatus is what the store decides for e's key from no address
@@ -674,21 +761,29 @@ func authorizedStatus(store *authkeys.Store, e *authkeys.Entry) string {
 }
 
 // authorizedTable is the listing of the authorized keys, for authorize
-// --list and keytool list.
+// --list and keytool list. The ROTATION column is there only when an
+// entry accepts rotation, as trust-host's PURPOSE: most homes have none,
+// and one that does must show which, since such an entry lets its client
+// add keys under its name.
 func authorizedTable(store *authkeys.Store, lf listFlags) ([]authorizedInfo, *table) {
 	revoked := map[[32]byte]bool{}
 	for _, r := range store.Revoked() {
 		revoked[r.SPKIHash] = true
 	}
+	entries := store.Entries()
+	rotation := slices.ContainsFunc(entries, func(e *authkeys.Entry) bool { return e.AcceptRotation })
 	infos := []authorizedInfo{}
 	t := newTable(column{title: "NAME", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"},
 		column{title: "FROM", elastic: true}, column{title: "EXPIRES"})
+	if rotation {
+		t.cols = append(t.cols, column{title: "ROTATION"})
+	}
 	if lf.long {
 		t.cols = append(t.cols, column{title: "COMMENT", elastic: true}, column{title: "FILE", elastic: true, fromLeft: true})
 	}
-	for _, e := range store.Entries() {
+	for _, e := range entries {
 		in := authorizedInfo{Name: e.Name, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment,
-			Revoked: revoked[e.SPKIHash], Status: authorizedStatus(store, e), File: e.File}
+			Revoked: revoked[e.SPKIHash], Status: authorizedStatus(store, e), AcceptRotation: e.AcceptRotation, File: e.File}
 		exp, from := "never", "any"
 		if !e.Expires.IsZero() {
 			s := e.Expires.UTC().Format(time.RFC3339)
@@ -700,12 +795,24 @@ func authorizedTable(store *authkeys.Store, lf listFlags) ([]authorizedInfo, *ta
 		}
 		infos = append(infos, in)
 		row := []string{printable(in.Name), lf.fingerprint(in.Fingerprint), in.Status, from, exp}
+		if rotation {
+			row = append(row, rotationWord(e.AcceptRotation))
+		}
 		if lf.long {
 			row = append(row, printable(in.Comment), printable(in.File))
 		}
 		t.add(row...)
 	}
 	return infos, t
+}
+
+// rotationWord is an entry's ROTATION: "accepts" when the next key its
+// client announces is authorized, else "-".
+func rotationWord(accepts bool) string {
+	if accepts {
+		return "accepts"
+	}
+	return "-"
 }
 
 func (c *cli) listAuthorized(lf listFlags) error {
