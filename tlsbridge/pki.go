@@ -32,7 +32,9 @@ import (
 // the CAs for P if any are installed, else by the general ones (every CA
 // without a purpose); the tier chosen decides alone — a refusal there is
 // final, and a CA for another purpose never admits (docs/design.md,
-// "Purposes", after XAPI's precedence of trust stores).
+// "Purposes", after XAPI's precedence of trust stores). Revocations are
+// not the tier's alone: a CRL or a revoked key of any CA installed, of
+// any tier, refuses what it revokes through every tier.
 //
 // Every file is a trust file like any other (docs/design.md, "One
 // file-trust rule"): it is read with the strict-modes rule of package
@@ -89,7 +91,11 @@ type PKIOptions struct {
 const memoryFile = "(CA given in memory)"
 
 type pkiState struct {
-	tiers   map[string][]*caSet // by purpose; "" the general CAs
+	tiers map[string][]*caSet // by purpose; "" the general CAs
+	// all are the sets of every tier, in the order loaded: a tier
+	// chooses which CAs may admit, but revocations are looked for among
+	// all of them (docs/design.md, "Purposes").
+	all     []*caSet
 	stamp   pkiStamp
 	loadErr error
 }
@@ -240,6 +246,7 @@ func (p *PKI) load() *pkiState {
 			return false
 		}
 		st.tiers[set.purpose] = append(st.tiers[set.purpose], set)
+		st.all = append(st.all, set)
 		return true
 	}
 	if p.opts.CA != "" && !add(p.readSet(p.opts.CA, p.opts.CRL, "", "")) {
@@ -501,7 +508,7 @@ type CAVerified struct {
 	Chain []*x509.Certificate
 
 	// completed are the verified chains of every set that verified the
-	// certificate, each completed up to a self-signed CA of the tier
+	// certificate, each completed up to a self-signed CA of any tier
 	// (completeChains): what revokedInChain looks at.
 	completed [][]*x509.Certificate
 }
@@ -575,9 +582,10 @@ func (p *PKI) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName 
 // VerifyPurpose checks a peer's certificate chain (leaf first) for a
 // connection of the given purpose: against the CAs installed for it if
 // there are any, else against the general CAs ("Purposes" in
-// docs/design.md); the tier chosen decides alone. The chain must verify
-// for the usage and, if dnsName is not empty, host name; then each chain
-// found is completed up to a self-signed CA of the tier, and a
+// docs/design.md); the tier chosen decides alone which CAs may admit. The
+// chain must verify for the usage and, if dnsName is not empty, host
+// name; then each chain found is completed up to a self-signed CA among
+// the CAs of every tier — a revocation is never the tier's alone — and a
 // certificate of any of them listed by its issuer's CRL is refused, and so
 // is one whose issuer's CRLs are there but none can be used, and a chain
 // whose leaf's issuer has no current CRL when the CA holding that issuer
@@ -632,12 +640,16 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 			continue
 		}
 		// Every set that verifies the chain must also accept it, on
-		// every path: one revoking it is enough to refuse.
-		completed, err := completeChains(sets, chains)
+		// every path: one revoking it is enough to refuse. The paths are
+		// completed, and their CRLs asked, among the CAs of every tier:
+		// the tier chose which CAs may admit, but a CA installed for a
+		// purpose is still signed by its root, whose CRL and revoked
+		// key speak for it wherever the root is installed.
+		completed, err := completeChains(st.all, chains)
 		if err != nil {
 			return nil, &CARefusedError{File: set.file, Err: err}
 		}
-		if err := checkCRLs(sets, set, completed, time.Now()); err != nil {
+		if err := checkCRLs(st.all, set, completed, time.Now()); err != nil {
 			return nil, err
 		}
 		if ok == nil {
@@ -713,8 +725,8 @@ const maxCompleted = 64
 // not self-signed — an intermediate held in the bundle beside its root,
 // as a chain file or `keytool ca add chain.pem` installs it, which
 // crypto/x509 takes as an anchor — with its issuers among the CAs of
-// the tier (every set of sets), until a self-signed CA or a CA whose
-// issuer the tier does not hold. A CA above the anchor is added only to
+// every set of sets (the CAs of every tier), until a self-signed CA or a
+// CA whose issuer no set holds. A CA above the anchor is added only to
 // be checked (its CRL, revoked keys): completion never admits anything
 // Verify refused, so the added CAs' validity dates are not asked. Without
 // it, the root's CRL revoking the intermediate, or the root's key
@@ -805,7 +817,8 @@ func holders(sets []*caSet, issuer *x509.Certificate) []*caSet {
 }
 
 // checkCRLs applies the CRLs to every certificate of every completed
-// chain that verifier (a set of sets, the tier) verified. The decision is
+// chain that verifier (a set of the tier) verified; sets are the sets of
+// every tier, since a CRL speaks wherever its CA is installed. The decision is
 // the conservative one: a certificate revoked on any path is refused,
 // although crypto/x509 would call the certificate valid if one path
 // were clean. A revocation speaks about the certificate, not about a path
