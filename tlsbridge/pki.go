@@ -96,6 +96,7 @@ type pkiState struct {
 	// chooses which CAs may admit, but revocations are looked for among
 	// all of them (docs/design.md, "Purposes").
 	all     []*caSet
+	index   *caIndex // of all: what handshakes look up
 	stamp   pkiStamp
 	loadErr error
 }
@@ -106,7 +107,6 @@ type caSet struct {
 	file, crlFile string // crlFile "": no CRL, none required
 	purpose, name string // name: the installed CA's name, "" for ca.pem and memory
 	cas           []*x509.Certificate
-	selfSigned    map[string]bool // by a CA's DER: whether it is a self-signed CA
 	roots         *x509.CertPool
 	crls          []*x509.RevocationList
 }
@@ -261,19 +261,19 @@ func (p *PKI) load() *pkiState {
 			return st
 		}
 	}
-	if p.opts.Dir == "" {
-		return st
-	}
-	found, err := ReadCADir(p.opts.Dir)
-	if err != nil {
-		st.loadErr = err
-		return st
-	}
-	for _, ca := range found {
-		if !add(p.readSet(ca.File, ca.CRLFile, ca.Purpose, ca.Name)) {
+	if p.opts.Dir != "" {
+		found, err := ReadCADir(p.opts.Dir)
+		if err != nil {
+			st.loadErr = err
 			return st
 		}
+		for _, ca := range found {
+			if !add(p.readSet(ca.File, ca.CRLFile, ca.Purpose, ca.Name)) {
+				return st
+			}
+		}
 	}
+	st.index = newCAIndex(st.all)
 	return st
 }
 
@@ -302,10 +302,8 @@ func (set *caSet) parse(ca, crl []byte) error {
 	}
 	set.cas = cas
 	set.roots = x509.NewCertPool()
-	set.selfSigned = map[string]bool{}
 	for _, c := range cas {
 		set.roots.AddCert(c)
-		set.selfSigned[string(c.Raw)] = selfSigned(c)
 	}
 	if crl == nil {
 		return nil
@@ -599,10 +597,11 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	if len(chain) == 0 {
 		return nil, errors.New("tlsbridge: PKI mode: no certificate to verify")
 	}
-	sets := st.tiers[purpose]
-	if len(sets) == 0 {
-		sets = st.tiers[""]
+	tier := purpose
+	if len(st.tiers[tier]) == 0 {
+		tier = ""
 	}
+	sets := st.tiers[tier]
 	if len(sets) == 0 {
 		return nil, &NoCAError{Purpose: purpose}
 	}
@@ -616,15 +615,11 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	// Only a set holding the issuer of a certificate of the chain can
 	// verify it (ca.d may hold many CAs, one file each): the others are
 	// not asked to build chains. With no such set, the first one's error
-	// says why no CA verifies the chain.
-	var candidates []*caSet
-	for _, set := range sets {
-		if set.mayAnchor(chain) {
-			candidates = append(candidates, set)
-		}
-	}
+	// says why no CA verifies the chain, built from the leaf alone: the
+	// rest, anchored nowhere, would only spend signature checks.
+	candidates := st.index.mayAnchor(tier, sets, chain)
 	if len(candidates) == 0 {
-		candidates = sets[:1]
+		candidates, inter = sets[:1], nil
 	}
 	var (
 		ok       *CAVerified
@@ -645,11 +640,11 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 		// the tier chose which CAs may admit, but a CA installed for a
 		// purpose is still signed by its root, whose CRL and revoked
 		// key speak for it wherever the root is installed.
-		completed, err := completeChains(st.all, chains)
+		completed, err := st.index.completeChains(st.all, chains)
 		if err != nil {
 			return nil, &CARefusedError{File: set.file, Err: err}
 		}
-		if err := checkCRLs(st.all, set, completed, time.Now()); err != nil {
+		if err := st.index.checkCRLs(set, completed, time.Now()); err != nil {
 			return nil, err
 		}
 		if ok == nil {
@@ -675,19 +670,6 @@ func setFiles(sets []*caSet) string {
 		files = append(files, set.file)
 	}
 	return strings.Join(files, ", ")
-}
-
-// mayAnchor reports whether one of the set's CAs issued a certificate of
-// chain or is one of them: whether chain building could end in the set.
-func (set *caSet) mayAnchor(chain []*x509.Certificate) bool {
-	for _, ca := range set.cas {
-		for _, c := range chain {
-			if bytes.Equal(ca.RawSubject, c.RawIssuer) || bytes.Equal(ca.Raw, c.Raw) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // MaxPeerChain is the most certificates PKI mode takes from a peer: its
@@ -732,7 +714,7 @@ const maxCompleted = 64
 // it, the root's CRL revoking the intermediate, or the root's key
 // revoked, would apply only when the peer chose to send the intermediate
 // (docs/design.md, "Chains and their CRLs").
-func completeChains(sets []*caSet, chains [][]*x509.Certificate) ([][]*x509.Certificate, error) {
+func (ix *caIndex) completeChains(sets []*caSet, chains [][]*x509.Certificate) ([][]*x509.Certificate, error) {
 	var out [][]*x509.Certificate
 	var walk func(ch []*x509.Certificate) error
 	walk = func(ch []*x509.Certificate) error {
@@ -740,8 +722,8 @@ func completeChains(sets []*caSet, chains [][]*x509.Certificate) ([][]*x509.Cert
 			return fmt.Errorf("more than %d paths from the certificate to its CAs", maxCompleted)
 		}
 		var parents []*x509.Certificate
-		if top := ch[len(ch)-1]; !isSelfSigned(sets, top) {
-			parents = issuersOf(sets, top, ch)
+		if top := ch[len(ch)-1]; !ix.isSelfSigned(top) {
+			parents = ix.issuersOf(sets, top, ch)
 		}
 		if len(parents) == 0 {
 			out = append(out, ch)
@@ -762,62 +744,12 @@ func completeChains(sets []*caSet, chains [][]*x509.Certificate) ([][]*x509.Cert
 	return out, nil
 }
 
-// isSelfSigned reports whether c is a self-signed CA, from the sets'
-// answers computed at load when it is one of their CAs (it is, as the
-// top of a verified chain), which spares a signature check a handshake.
-func isSelfSigned(sets []*caSet, c *x509.Certificate) bool {
-	for _, set := range sets {
-		if self, ok := set.selfSigned[string(c.Raw)]; ok {
-			return self
-		}
-	}
-	return selfSigned(c)
-}
-
 func selfSigned(c *x509.Certificate) bool {
 	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
 }
 
-// issuersOf returns the CAs of sets that signed c, once each, but none
-// already in ch (cross-signed CAs would loop).
-func issuersOf(sets []*caSet, c *x509.Certificate, ch []*x509.Certificate) []*x509.Certificate {
-	var out []*x509.Certificate
-	has := func(list []*x509.Certificate, ca *x509.Certificate) bool {
-		for _, x := range list {
-			if bytes.Equal(x.Raw, ca.Raw) {
-				return true
-			}
-		}
-		return false
-	}
-	for _, set := range sets {
-		for _, ca := range set.cas {
-			if bytes.Equal(ca.RawSubject, c.RawIssuer) && !has(ch, ca) && !has(out, ca) && c.CheckSignatureFrom(ca) == nil {
-				out = append(out, ca)
-			}
-		}
-	}
-	return out
-}
-
-// holders returns the sets that hold issuer (its subject and key): the
-// CRL of the set that holds a CA is the one that speaks for what it
-// signed, whichever set's CA verified the chain.
-func holders(sets []*caSet, issuer *x509.Certificate) []*caSet {
-	var out []*caSet
-	for _, set := range sets {
-		for _, ca := range set.cas {
-			if bytes.Equal(ca.RawSubject, issuer.RawSubject) && bytes.Equal(ca.RawSubjectPublicKeyInfo, issuer.RawSubjectPublicKeyInfo) {
-				out = append(out, set)
-				break
-			}
-		}
-	}
-	return out
-}
-
 // checkCRLs applies the CRLs to every certificate of every completed
-// chain that verifier (a set of the tier) verified; sets are the sets of
+// chain that verifier (a set of the tier) verified, against the sets of
 // every tier, since a CRL speaks wherever its CA is installed. The decision is
 // the conservative one: a certificate revoked on any path is refused,
 // although crypto/x509 would call the certificate valid if one path
@@ -826,16 +758,16 @@ func holders(sets []*caSet, issuer *x509.Certificate) []*caSet {
 // verdict depend on the order of the bundle or on what the peer sends.
 // Each certificate is checked against the CRLs of the sets holding its
 // issuer, or, for an issuer the peer sent that no set holds, of verifier.
-func checkCRLs(sets []*caSet, verifier *caSet, chains [][]*x509.Certificate, now time.Time) error {
+func (ix *caIndex) checkCRLs(verifier *caSet, chains [][]*x509.Certificate, now time.Time) error {
 	for _, ch := range chains {
 		for i := 0; i+1 < len(ch); i++ {
 			cert, issuer := ch[i], ch[i+1]
-			by := holders(sets, issuer)
+			by := ix.holdersOf(issuer)
 			if len(by) == 0 {
 				by = []*caSet{verifier}
 			}
 			for _, set := range by {
-				if err := set.checkCRL(cert, issuer, i == 0, now); err != nil {
+				if err := set.checkCRL(ix, cert, issuer, i == 0, now); err != nil {
 					return err
 				}
 			}
@@ -849,11 +781,11 @@ func checkCRLs(sets []*caSet, verifier *caSet, chains [][]*x509.Certificate, now
 // (a CRL file need not hold its root's CRL); with CRLs of the issuer none
 // of which can be used, every certificate is refused: a CRL that is there
 // and cannot speak is not "no CRL".
-func (set *caSet) checkCRL(cert, issuer *x509.Certificate, leaf bool, now time.Time) error {
+func (set *caSet) checkCRL(ix *caIndex, cert, issuer *x509.Certificate, leaf bool, now time.Time) error {
 	if set.crlFile == "" {
 		return nil
 	}
-	crl, unusable := set.crlFor(issuer, now)
+	crl, unusable := newestCRL(ix.crlsOf(set, issuer), now)
 	if crl == nil {
 		if unusable != "" {
 			return &CARefusedError{File: set.crlFile, Err: &CRLUnusableError{Issuer: issuer.Subject.String(), Subject: cert.Subject.String(), Reason: unusable}}
@@ -899,7 +831,7 @@ func (e *CRLUnusableError) Error() string {
 	return fmt.Sprintf("no CRL of the issuer %q that can be used (%s), so the revocation status of %q is unknown", e.Issuer, e.Reason, e.Subject)
 }
 
-// crlFor returns the newest CRL of issuer in the set (latest thisUpdate,
+// newestCRL returns the newest of crls, an issuer's CRLs (latest thisUpdate,
 // then highest CRL number): a file holding an old CRL before a newer one
 // of the same CA must not have the old one decide, which would ignore the
 // revocations only the newer one lists. A CRL with a critical extension
@@ -910,11 +842,8 @@ func (e *CRLUnusableError) Error() string {
 // be the newest until that date and hide every CRL issued meanwhile.
 // With no CRL returned, unusable says why the issuer's CRLs, if any,
 // cannot be used.
-func (set *caSet) crlFor(issuer *x509.Certificate, now time.Time) (best *x509.RevocationList, unusable string) {
-	for _, crl := range set.crls {
-		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
-			continue
-		}
+func newestCRL(crls []*x509.RevocationList, now time.Time) (best *x509.RevocationList, unusable string) {
+	for _, crl := range crls {
 		if !processed(crl) {
 			unusable = "it has a critical extension PKI mode does not process: a delta or partitioned CRL"
 			continue

@@ -3,6 +3,7 @@ package tlsbridge
 import (
 	"crypto/x509"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,4 +52,66 @@ func BenchmarkVerifyPurpose(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkPKIIndex is PKI mode's decision on a leaf sent alone, whose
+// issuing CA and root are installed apart in ca.d with their CRLs: the
+// chain crypto/x509 verifies is completed up to the root, and each of its
+// certificates checked against its issuer's CRL. "computed" checks the
+// signatures between the CAs and of the CRLs at each decision, as before
+// the index (computedPKI); "indexed" looks them up. Run:
+// go test ./tlsbridge -run '^$' -bench PKIIndex -count 3
+func BenchmarkPKIIndex(b *testing.B) {
+	f := newChainFixture(b, false)
+	dir := filepath.Join(pkiDir(b), "ca.d")
+	for _, in := range []CAInstall{{CA: pkiPEM(f.root), CRL: f.rootCRL, Name: "root"}, {CA: pkiPEM(f.inter), CRL: f.interCRL, Name: "issuing"}} {
+		if _, err := InstallCA(dir, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p, err := LoadPKI(PKIOptions{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	chain := []*x509.Certificate{f.leaf.cert}
+	computed := computedPKI(p)
+	p.checkedAt.Store(math.MaxInt64) // as computed: no stat of the files a second
+	for _, c := range []struct {
+		name string
+		p    *PKI
+	}{{"computed", computed}, {"indexed", p}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.p.VerifyPurpose("", chain, x509.ExtKeyUsageClientAuth, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPKIJunkChain is the decision on a peer chain of junk naming 9
+// of 100 installed CAs (junkChain), against a valid leaf of one of them
+// sent alone: what a peer that holds no certificate can make the server
+// spend. Run: go test ./tlsbridge -run '^$' -bench PKIJunkChain -count 3
+func BenchmarkPKIJunkChain(b *testing.B) {
+	cas, p := installNamed(b, 100)
+	p.checkedAt.Store(math.MaxInt64)
+	valid := []*x509.Certificate{cas[99].issue(b, mustGenerate(b, jwk.EC256)).Certificate.Leaf}
+	junk := junkChain(b, cas[:MaxPeerChain-1])
+	b.Run("valid", func(b *testing.B) {
+		for b.Loop() {
+			if err := p.Verify(valid, x509.ExtKeyUsageClientAuth, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("junk", func(b *testing.B) {
+		for b.Loop() {
+			if err := p.Verify(junk, x509.ExtKeyUsageClientAuth, ""); err == nil {
+				b.Fatal("junk admitted")
+			}
+		}
+	})
 }

@@ -31,7 +31,7 @@ type pkiCert struct {
 var pkiSerial int64 = 1000
 
 // pkiIssue makes a certificate; parent nil: self-signed.
-func pkiIssue(t *testing.T, cn string, isCA bool, parent *pkiCert, dns ...string) *pkiCert {
+func pkiIssue(t testing.TB, cn string, isCA bool, parent *pkiCert, dns ...string) *pkiCert {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pkiSerial++
@@ -64,7 +64,7 @@ func pkiPEM(cs ...*pkiCert) []byte {
 	return out
 }
 
-func pkiCRL(t *testing.T, issuer *pkiCert, this, next time.Time, revoked ...*pkiCert) []byte {
+func pkiCRL(t testing.TB, issuer *pkiCert, this, next time.Time, revoked ...*pkiCert) []byte {
 	t.Helper()
 	var entries []x509.RevocationListEntry
 	for _, r := range revoked {
@@ -78,7 +78,7 @@ func pkiCRL(t *testing.T, issuer *pkiCert, this, next time.Time, revoked ...*pki
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 }
 
-func pkiWrite(t *testing.T, path string, data []byte) {
+func pkiWrite(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func pkiWrite(t *testing.T, path string, data []byte) {
 	}
 }
 
-func pkiDir(t *testing.T) string {
+func pkiDir(t testing.TB) string {
 	d := t.TempDir()
 	_ = os.Chmod(d, 0o700)
 	return d
@@ -102,7 +102,7 @@ type pkiChainFixture struct {
 	rootCRL, interCRL []byte
 }
 
-func newChainFixture(t *testing.T, revoke bool) *pkiChainFixture {
+func newChainFixture(t testing.TB, revoke bool) *pkiChainFixture {
 	f := &pkiChainFixture{root: pkiIssue(t, "Org Root", true, nil)}
 	f.inter = pkiIssue(t, "Org Issuing CA", true, f.root)
 	f.leaf = pkiIssue(t, "client", false, f.inter)
