@@ -101,7 +101,7 @@ type pkiInfo struct {
 	Purpose string    `json:"purpose,omitempty"` // an installed CA's (ca.d/PURPOSE/), "" for every purpose
 	Subject string    `json:"subject"`           // a CRL's issuer
 	Until   time.Time `json:"until"`             // a CA's NotAfter, a CRL's NextUpdate (zero: none)
-	Status  string    `json:"status"`            // ok, expired, not yet valid; a CRL: ok, stale, not verified
+	Status  string    `json:"status"`            // ok, expired, not yet valid; a CRL: ok, stale, not yet valid, not verified
 }
 
 // problemInfo is a trust input that could not be used, and its fix.
@@ -305,7 +305,13 @@ func (o *overview) pkiFiles(ca, crl, purpose string) {
 				status = "ok"
 			}
 		}
-		if status == "ok" && !list.NextUpdate.IsZero() && now.After(list.NextUpdate) {
+		switch {
+		case status != "ok":
+		case list.ThisUpdate.After(now.Add(tlsbridge.CRLClockSkew)):
+			// PKI mode does not use it (a CA's clock wrong): shown ok,
+			// the refusals of what its CA signed would go unexplained.
+			status = "not yet valid"
+		case !list.NextUpdate.IsZero() && now.After(list.NextUpdate):
 			status = "stale"
 		}
 		o.PKI = append(o.PKI, pkiInfo{Kind: "crl", File: crl, Purpose: purpose, Subject: list.Issuer.String(), Until: list.NextUpdate, Status: status})
