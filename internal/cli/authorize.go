@@ -28,13 +28,14 @@ func authorizeCommand() *command {
 		lf     listFlags
 		remove string
 		accept string
+		refuse string // --no-accept-rotation
 		flags  *pflag.FlagSet
 	)
 	return &command{
 		name:       "authorize",
 		uses:       globalHome | globalStore,
 		storeEdits: true,
-		args:       "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT | --accept-rotation NAME",
+		args:       "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT | --[no-]accept-rotation NAME",
 		summary:    "let a client's key connect in (authorized_keys.d)",
 		help: `Reads a client's public key from FILE (- for standard input) in any format
 keytool knows — JWK, JWK Set, PEM, an OpenSSH public key line — and stores it
@@ -91,7 +92,14 @@ expires, from…), in authorized_keys.d/NAME+KEYID.json, and logs it
 'keytool rotate' without being refused (docs/rotation.md). Only a client
 that has just proved it holds the entry's key can announce. This flag is
 the only way an entry comes to accept rotation: a key file's own
-"accept_rotation" is not kept.` + storeEditHelp,
+"accept_rotation" is not kept.
+
+--no-accept-rotation NAME takes it back: the entries named NAME no longer
+have the next key their client announces authorized (the keys a rotation
+already authorized under NAME stay: --remove them). An entry that does
+not accept rotation is left as it is, and said so. This is also the way
+out for an entry an earlier version wrote with the "accept_rotation" of a
+client's own key file.` + storeEditHelp,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			flags = set
 			set.StringVar(&o.name, "name", "", "store the key under `NAME` (default: from its comment or the file name)")
@@ -103,15 +111,25 @@ the only way an entry comes to accept rotation: a key file's own
 			lf.register(set, "with --list: ")
 			set.StringVar(&remove, "remove", "", "remove the keys named `NAME` or with that FINGERPRINT")
 			set.StringVar(&accept, "accept-rotation", "", "let the client of entry `NAME` rotate its key: authorize the next key it announces, under the same name and restrictions")
+			set.StringVar(&refuse, "no-accept-rotation", "", "take back --accept-rotation: no longer authorize the next key the client of entry `NAME` announces")
 		},
 		run: func(c *cli, args []string) error {
 			adding := flags.Changed("name") || flags.Changed("comment") || flags.Changed("expires") || flags.Changed("from") || o.force
 			removing := flags.Changed("remove")
+			if flags.Changed("accept-rotation") && flags.Changed("no-accept-rotation") {
+				return usagef("--accept-rotation and --no-accept-rotation cannot be combined")
+			}
 			if flags.Changed("accept-rotation") {
 				if adding || removing || list || len(args) > 0 {
 					return usagef("--accept-rotation NAME marks an existing entry; give it alone")
 				}
 				return c.acceptRotation(accept)
+			}
+			if flags.Changed("no-accept-rotation") {
+				if adding || removing || list || len(args) > 0 {
+					return usagef("--no-accept-rotation NAME unmarks an existing entry; give it alone")
+				}
+				return c.refuseRotation(refuse)
 			}
 			if done, err := listOrRemove(list, lf, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.unauthorize(remove) }); done {
 				return err
@@ -134,14 +152,57 @@ the only way an entry comes to accept rotation: a key file's own
 // (authorize --accept-rotation).
 func (c *cli) acceptRotation(name string) error {
 	done, err := c.localAuthStore().SetAcceptRotation(name, true)
+	for _, e := range done {
+		fmt.Fprintf(c.stdout, "%s (%s, %s) accepts rotation: the next key it announces will be authorized as %q\n", e.Name, e.Fingerprint, c.homePath(e.File), e.Name)
+	}
+	return c.noEntryNamed(name, err)
+}
+
+// noEntryNamed is err, from marking the entries named name (nil when
+// they all were), as advice when it is that there is no such entry
+// (*authkeys.NotFoundError).
+func (c *cli) noEntryNamed(name string, err error) error {
 	var nf *authkeys.NotFoundError
 	if errors.As(err, &nf) {
 		return fmt.Errorf("no authorized key is named %q (see: %s)", name, c.command("authorize", "--list"))
 	}
-	for _, e := range done {
-		fmt.Fprintf(c.stdout, "%s (%s, %s) accepts rotation: the next key it announces will be authorized as %q\n", e.Name, e.Fingerprint, c.homePath(e.File), e.Name)
-	}
 	return err
+}
+
+// refuseRotation unmarks the entries named name (authorize
+// --no-accept-rotation). When none of them accepts rotation it writes
+// nothing, so that running it twice, or on an entry never marked, leaves
+// the files as they were and says so.
+func (c *cli) refuseRotation(name string) error {
+	store := c.localAuthStore()
+	var named []*authkeys.Entry
+	for _, e := range store.Entries() {
+		if e.Name == name {
+			named = append(named, e)
+		}
+	}
+	if len(named) == 0 {
+		return c.noEntryNamed(name, &authkeys.NotFoundError{Query: name})
+	}
+	if !slices.ContainsFunc(named, func(e *authkeys.Entry) bool { return e.AcceptRotation }) {
+		for _, e := range named {
+			fmt.Fprintf(c.stdout, "%s (%s, %s) does not accept rotation: nothing changed\n", e.Name, e.Fingerprint, c.homePath(e.File))
+		}
+		return nil
+	}
+	// The entries are as SetAcceptRotation read them, before it rewrote
+	// them: those that did not accept rotation are rewritten unchanged in
+	// meaning ("accept_rotation": false). When it fails part way, those
+	// it rewrote are said before the error.
+	done, err := store.SetAcceptRotation(name, false)
+	for _, e := range done {
+		if e.AcceptRotation {
+			fmt.Fprintf(c.stdout, "%s (%s, %s) no longer accepts rotation: the next key it announces will not be authorized\n", e.Name, e.Fingerprint, c.homePath(e.File))
+		} else {
+			fmt.Fprintf(c.stdout, "%s (%s, %s) does not accept rotation: nothing changed\n", e.Name, e.Fingerprint, c.homePath(e.File))
+		}
+	}
+	return c.noEntryNamed(name, err)
 }
 
 type authorizeOptions struct {

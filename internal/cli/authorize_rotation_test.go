@@ -152,12 +152,7 @@ func TestAuthorizeIgnoresFilesAcceptRotation(t *testing.T) {
 // accept rotation, and the admin is told.
 func TestAuthorizeStoreIgnoresFilesAcceptRotation(t *testing.T) {
 	dir := t.TempDir()
-	bob, err := jwk.Generate(jwk.EC256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := bob.PublicKey()
-	pub.Attrs = jwk.Attributes{jwk.AttrAcceptRotation: json.RawMessage("true"), jwk.AttrComment: json.RawMessage(`"bob@laptop"`)}
+	pub := bobAcceptingRotation(t)
 	bobFile := filepath.Join(dir, "bob.json")
 	if err := jwk.WritePublicKeyFile(bobFile, pub, jwk.JWK, jwk.CreateNew); err != nil {
 		t.Fatal(err)
@@ -171,6 +166,28 @@ func TestAuthorizeStoreIgnoresFilesAcceptRotation(t *testing.T) {
 	if !strings.Contains(stderr, `sets "accept_rotation", which is not kept`) || !strings.Contains(stderr, "--store "+u+" authorize --accept-rotation bob") {
 		t.Errorf("authorize --store did not warn with the command that grants rotation on the store:\n%s", stderr)
 	}
+	if _, ok := bobInStore(t, st).Attrs[jwk.AttrAcceptRotation]; ok {
+		t.Errorf("the entry written to the store keeps the client's accept_rotation:\n%s", st.now()[0].Value)
+	}
+}
+
+// bobAcceptingRotation is the public half of a new key whose file says
+// "accept_rotation": true, with the comment bob@laptop.
+func bobAcceptingRotation(t *testing.T) *jwk.Key {
+	t.Helper()
+	bob, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := bob.PublicKey()
+	pub.Attrs = jwk.Attributes{jwk.AttrAcceptRotation: json.RawMessage("true"), jwk.AttrComment: json.RawMessage(`"bob@laptop"`)}
+	return pub
+}
+
+// bobInStore is the one key st holds, bob's, whose comment must be the
+// client's still.
+func bobInStore(t *testing.T, st *memStore) *jwk.Key {
+	t.Helper()
 	entries := st.now()
 	if len(entries) != 1 {
 		t.Fatalf("the store holds %+v, want bob's entry", entries)
@@ -179,10 +196,71 @@ func TestAuthorizeStoreIgnoresFilesAcceptRotation(t *testing.T) {
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("the store's entry %s: %v", entries[0].Value, err)
 	}
-	if _, ok := keys[0].Attrs[jwk.AttrAcceptRotation]; ok {
-		t.Errorf("the entry written to the store keeps the client's accept_rotation:\n%s", entries[0].Value)
-	}
 	if got := keys[0].Attrs.Comment(); got != "bob@laptop" {
 		t.Errorf("the entry's comment is %q, want the client's, kept", got)
+	}
+	return keys[0]
+}
+
+// TestAuthorizeStoreAcceptRotationOnAndOff: --accept-rotation and
+// --no-accept-rotation with --store (the path the etcd build's authorize
+// takes: inStore runs the command on a copy of the store's entries) change
+// the store's entry, and only when there is something to change: a second
+// --no-accept-rotation writes no revision and says nothing changed. The
+// entry starts as an earlier version wrote it from a client's file that
+// set "accept_rotation": true, which --no-accept-rotation is the way out
+// of. A name with no entry is refused alike by both, naming the store in
+// the advice.
+func TestAuthorizeStoreAcceptRotationOnAndOff(t *testing.T) {
+	legacy, err := bobAcceptingRotation(t).MarshalPublic(jwk.JWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newMemStore(StoreEntry{Kind: StoreAuthorized, Name: "bob.json", Value: legacy})
+	u := memStoreURL(t, st)
+	home := filepath.Join(t.TempDir(), "home")
+	accepts := func() bool {
+		t.Helper()
+		return string(bobInStore(t, st).Attrs[jwk.AttrAcceptRotation]) == "true"
+	}
+	authorize := func(wantCode int, args ...string) string {
+		t.Helper()
+		stdout, stderr, code := runKeytool(t, "", append([]string{"-H", home, "authorize", "--store", u}, args...)...)
+		if code != wantCode {
+			t.Fatalf("authorize --store %v: exit %d, want %d\n%s%s", args, code, wantCode, stdout, stderr)
+		}
+		return stdout + stderr
+	}
+
+	out := authorize(0, "--no-accept-rotation", "bob")
+	if !strings.Contains(out, "no longer accepts rotation: the next key it announces will not be authorized") {
+		t.Errorf("--no-accept-rotation bob said:\n%s", out)
+	}
+	if accepts() {
+		t.Fatal("after --no-accept-rotation the store's entry still accepts rotation")
+	}
+	rev := st.revision
+	out = authorize(0, "--no-accept-rotation", "bob")
+	if !strings.Contains(out, "does not accept rotation: nothing changed") {
+		t.Errorf("--no-accept-rotation bob again said:\n%s", out)
+	}
+	if st.revision != rev {
+		t.Errorf("--no-accept-rotation of an entry that does not accept rotation wrote revision %d (was %d)", st.revision, rev)
+	}
+
+	out = authorize(0, "--accept-rotation", "bob")
+	if !strings.Contains(out, "accepts rotation: the next key it announces will be authorized") || !accepts() {
+		t.Errorf("--accept-rotation bob: the store's entry accepts rotation %t, said:\n%s", accepts(), out)
+	}
+	authorize(0, "--no-accept-rotation", "bob")
+	if accepts() {
+		t.Error("the second --no-accept-rotation left the store's entry accepting rotation")
+	}
+
+	for _, flag := range []string{"--accept-rotation", "--no-accept-rotation"} {
+		out := authorize(1, flag, "nobody")
+		if want := `no authorized key is named "nobody" (see: keytool -H ` + home + " --store " + u + " authorize --list)"; !strings.Contains(out, want) {
+			t.Errorf("%s nobody said:\n%s\nwant %s", flag, out, want)
+		}
 	}
 }
