@@ -35,10 +35,10 @@ func completionCommand() *command {
 		summary: "print the shell completion script for bash, zsh or fish",
 		help: `Prints a script that makes the shell complete keytool's commands, flags and
 arguments: file names, and the values the home holds (authorized key names
-for authorize --remove and --accept-rotation, pinned addresses for
-trust-host --remove and connect, revoked fingerprints for revoke --remove,
-pending invitations for invite --remove), read from the home the line
-names (-H, else $KEYTOOL_HOME, else ~/.keytool).
+for authorize --remove, --accept-rotation and --no-accept-rotation, pinned
+addresses for trust-host --remove and connect, revoked fingerprints for
+revoke --remove, pending invitations for invite --remove), read from the
+home the line names (-H, else $KEYTOOL_HOME, else ~/.keytool).
 
   bash  source <(keytool completion bash)   in ~/.bashrc, or save it as
         ~/.local/share/bash-completion/completions/keytool
@@ -94,6 +94,7 @@ var flagValues = map[string]func(c *cli) []string{
 	"pub --format":                     func(*cli) []string { return []string{"jwk", "pem"} },
 	"authorize --remove":               (*cli).authorizedNames,
 	"authorize --accept-rotation":      (*cli).authorizedNames,
+	"authorize --no-accept-rotation":   (*cli).authorizedNames,
 	"trust-host --remove":              (*cli).pinnedAddresses,
 	"revoke --remove":                  (*cli).revokedFingerprints,
 	"invite --remove":                  (*cli).pendingInvites,
