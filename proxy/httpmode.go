@@ -77,6 +77,15 @@ type httpConn struct {
 	hijacked atomic.Bool
 }
 
+// logAttrs are the attributes of a log line about hc's requests, and
+// its client's address; none for a connection not ours.
+func (hc *httpConn) logAttrs() ([]any, netip.Addr) {
+	if hc == nil {
+		return nil, netip.Addr{}
+	}
+	return hc.attrs[:len(hc.attrs):len(hc.attrs)], remoteAddr(hc.c)
+}
+
 // finish forgets hc and tells its handler it is done, once.
 func (h *httpMode) finish(hc *httpConn) {
 	hc.once.Do(func() {
@@ -186,6 +195,10 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 	hc, _ := r.Context().Value(connKey{}).(*httpConn)
 	p, err := h.decide(r)
+	if err == nil && p.Authenticated() && r.Method == http.MethodConnect {
+		h.refuseConnect(w, r, hc)
+		return
+	}
 	if err == nil && p.Authenticated() {
 		var body *handlerBody
 		if r.ContentLength != 0 {
@@ -226,24 +239,39 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	var (
-		attrs []any
-		ip    netip.Addr
-	)
-	if hc != nil {
-		attrs, ip = hc.attrs, remoteAddr(hc.c)
-	}
+	attrs, ip := hc.logAttrs()
 	if err == nil {
 		err = p.Err
 	}
 	h.failures.Failed(ip, slog.LevelWarn, msgRequestRefused, "reason", withoutFingerprints(err.Error()),
-		append(attrs[:len(attrs):len(attrs)], "method", r.Method, "reason", err.Error())...)
+		append(attrs, "method", r.Method, "reason", err.Error())...)
 	if p == nil {
 		tlsbridge.WriteForbidden(w, tlsbridge.ReasonNoCertificate, nil)
 		return
 	}
 	tlsbridge.WriteForbidden(w, p.Reason(), &p.SPKIHash)
 }
+
+// refuseConnect answers a CONNECT request 405 Method Not Allowed, with
+// nothing of the target, and logs it (counted as refused requests are:
+// a client may send them as fast as it likes). Forwarded, a CONNECT is
+// a tunnel: over HTTP/2, where a request's body is a stream, the
+// transport sends the target "CONNECT" and then the client's bytes as
+// they come, and copies back what the target answers — requests of the
+// client's own writing, X-Keytool-* headers included, never cleaned nor
+// decided, or a way through a target that is itself a forward proxy.
+// An extended CONNECT (RFC 8441, WebSocket over HTTP/2, which Go's
+// server accepts with GODEBUG=http2xconnect=1) is a CONNECT too; a
+// WebSocket goes through over HTTP/1.1 (docs/proxy.md).
+func (h *httpMode) refuseConnect(w http.ResponseWriter, r *http.Request, hc *httpConn) {
+	attrs, ip := hc.logAttrs()
+	h.failures.Failed(ip, slog.LevelWarn, msgConnectRefused, "method", r.Method,
+		append(attrs, "method", r.Method, "protocol", r.Header.Get(":protocol"))...)
+	w.WriteHeader(http.StatusMethodNotAllowed)
+}
+
+// msgConnectRefused is the log line of a CONNECT request refused.
+const msgConnectRefused = "request refused: CONNECT is not forwarded"
 
 // handlerBody is a request body whose reads end with its handler (end):
 // a read after end fails without reaching the body, end waits for a read
