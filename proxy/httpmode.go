@@ -50,11 +50,12 @@ const reservedHeaderPrefix = "x-keytool-"
 // key no longer admitted gets 403 on a connection still open — with
 // KeepOpenOnRevoke, or in the moment before live revocation closes it.
 type httpMode struct {
-	srv    *http.Server
-	rp     *httputil.ReverseProxy
-	ln     *connListener
-	log    *slog.Logger
-	decide func(*http.Request) (*tlsbridge.Peer, error) // tlsbridge.Server.PeerOf
+	srv     *http.Server
+	rp      *httputil.ReverseProxy
+	ln      *connListener
+	log     *slog.Logger
+	decide  func(*http.Request) (*tlsbridge.Peer, error) // tlsbridge.Server.PeerOf
+	metrics *Metrics                                     // nil: nothing counted
 	// failures logs the refused requests, as the failed handshakes are
 	// logged: a client kept open (KeepOpenOnRevoke) may send them as fast
 	// as it likes.
@@ -142,6 +143,7 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 			msg, status := "target unreachable", http.StatusBadGateway
 			if rt := responseTimeout(target, respTimeout, err); rt != nil {
 				msg, status, err = "target sent no response", http.StatusGatewayTimeout, rt
+				h.metrics.responseTimedOut() // before the log line, which tests wait for
 			}
 			if !errors.Is(err, context.Canceled) {
 				log.Error(msg, "remote", r.RemoteAddr, "target", target, "error", err.Error())

@@ -56,14 +56,15 @@ const (
 // The handshake path costs a few atomic additions: every label value is
 // resolved once, here, not per connection.
 type Metrics struct {
-	reg        *prometheus.Registry
-	handshakes *prometheus.CounterVec
-	hs         map[[2]string]prometheus.Counter
-	open       prometheus.Gauge
-	bytesIn    prometheus.Counter // from the client
-	bytesOut   prometheus.Counter // to the client
-	reloads    *prometheus.CounterVec
-	reloadTook *prometheus.HistogramVec
+	reg          *prometheus.Registry
+	handshakes   *prometheus.CounterVec
+	hs           map[[2]string]prometheus.Counter
+	open         prometheus.Gauge
+	bytesIn      prometheus.Counter // from the client
+	bytesOut     prometheus.Counter // to the client
+	respTimeouts prometheus.Counter // HTTP mode: target_errors{reason="response_timeout"}
+	reloads      *prometheus.CounterVec
+	reloadTook   *prometheus.HistogramVec
 }
 
 // NewMetrics makes the metrics, with Go's runtime and process metrics.
@@ -94,6 +95,15 @@ func NewMetrics() *Metrics {
 		Help: "Bytes of admitted connections, by direction (in: from the client; out: to it), counted as each connection ends: those copied between client and target, or in HTTP mode those of the client's connection, TLS included.",
 	}, []string{"direction"})
 	m.bytesIn, m.bytesOut = bytes.WithLabelValues("in"), bytes.WithLabelValues("out")
+	// By reason, as the handshakes: a target's failures after the
+	// client's handshake, which keytool_proxy_handshakes_total does not
+	// see (server mode admitted the client by then). At zero from the
+	// start, as they are.
+	targetErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keytool_proxy_target_errors_total",
+		Help: "Failures of the target after a client was admitted, by reason (response_timeout: HTTP mode, no response headers within the response header timeout; the client got 504).",
+	}, []string{"reason"})
+	m.respTimeouts = targetErrors.WithLabelValues(reasonResponseTimeout)
 	for _, r := range [][2]string{
 		{resultAdmitted, reasonKey}, {resultAdmitted, reasonCA},
 		{resultRefused, reasonUnknown}, {resultRefused, reasonRevoked}, {resultRefused, reasonRevocationFailed},
@@ -107,7 +117,7 @@ func NewMetrics() *Metrics {
 		// alerts see the first refusal as an increase.
 		m.hs[r] = m.handshakes.WithLabelValues(r[0], r[1])
 	}
-	m.reg.MustRegister(m.handshakes, m.open, bytes, m.reloads, m.reloadTook,
+	m.reg.MustRegister(m.handshakes, m.open, bytes, targetErrors, m.reloads, m.reloadTook,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -133,6 +143,18 @@ func (m *Metrics) handshake(result, reason string) {
 		return
 	}
 	m.hs[[2]string{result, reason}].Inc()
+}
+
+// reasonResponseTimeout is the reason label of
+// keytool_proxy_target_errors_total for a *ResponseTimeoutError.
+const reasonResponseTimeout = "response_timeout"
+
+// responseTimedOut counts an HTTP request the target did not answer in
+// time (*ResponseTimeoutError).
+func (m *Metrics) responseTimedOut() {
+	if m != nil {
+		m.respTimeouts.Inc()
+	}
 }
 
 // opened counts a connection admitted; closed, its end and its bytes.

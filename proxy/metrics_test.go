@@ -68,6 +68,7 @@ func TestMetricsExposition(t *testing.T) {
 		`keytool_proxy_handshakes_total{reason="from",result="refused"} 0`,
 		`keytool_proxy_handshakes_total{reason="tls_error",result="failed"} 0`,
 		`keytool_proxy_open_connections 0`,
+		`keytool_proxy_target_errors_total{reason="response_timeout"} 0`,
 		`keytool_proxy_bytes_total{direction="in"} 10`,
 		`keytool_proxy_bytes_total{direction="out"} 20`,
 	} {

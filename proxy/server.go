@@ -204,6 +204,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		s.cfg.NextProtos = []string{"h2", "http/1.1"}
 		s.http = newHTTPMode(s.target, dial, s.log, s.l.failures, s.timeout,
 			orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout), s.tls.PeerOf)
+		s.http.metrics = s.metrics
 	}
 	return s, nil
 }

@@ -173,7 +173,8 @@ func wantTimeoutCounted(t *testing.T, m *Metrics) {
 // of the target in it; the log says in words that the target sent no
 // response, naming it and the time; and the proxy's connection to the
 // target is closed (it held a descriptor and a goroutine for as long as
-// the client waited).
+// the client waited). It counts in
+// keytool_proxy_target_errors_total{reason="response_timeout"}.
 func TestHTTPTargetNoResponse(t *testing.T) {
 	ln := listen(t)
 	target := ln.Addr().String()
@@ -184,7 +185,8 @@ func TestHTTPTargetNoResponse(t *testing.T) {
 	})
 	srv, alice := newSide(t), newSide(t)
 	srv.authorize(t, "alice", alice)
-	_, addr, logs, _ := startServer(t, srv, target, ServerOptions{HTTP: true, ResponseHeaderTimeout: 300 * time.Millisecond})
+	m := NewMetrics()
+	_, addr, logs, _ := startServer(t, srv, target, ServerOptions{HTTP: true, ResponseHeaderTimeout: 300 * time.Millisecond, Metrics: m})
 	alice.pin(t, addr, srv)
 	conn := dialTLS(t, alice, addr)
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second)) // well past the 300 ms: a bound on the hang this test is about
@@ -201,6 +203,11 @@ func TestHTTPTargetNoResponse(t *testing.T) {
 	}
 	logs.waitFor(t, `level=ERROR msg="target sent no response" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
 		` error="proxy: target `+regexp.QuoteMeta(target)+` sent no response to the request within 300ms"\n`)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if want := `keytool_proxy_target_errors_total{reason="response_timeout"} 1` + "\n"; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("/metrics lacks %q:\n%s", want, regexp.MustCompile(`(?m)^keytool_proxy_target.*$`).FindAllString(rec.Body.String(), -1))
+	}
 	select {
 	case err := <-closed:
 		if err != nil {
