@@ -141,6 +141,13 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			msg, status := "target unreachable", http.StatusBadGateway
+			if errorIs[*TargetTimeoutError](err) {
+				// The dial timed out: 504, as nginx answers when its
+				// proxy_connect_timeout passes — the target did not
+				// answer in time (RFC 9110 section 15.6.5). One that
+				// refused the connection is 502.
+				status = http.StatusGatewayTimeout
+			}
 			if rt := responseTimeout(target, respTimeout, err); rt != nil {
 				msg, status, err = "target sent no response", http.StatusGatewayTimeout, rt
 				h.metrics.responseTimedOut() // before the log line, which tests wait for

@@ -89,7 +89,8 @@ func TestClientTargetNoHandshake(t *testing.T) {
 // TestServerTargetSilent: in server mode (plain TCP and HTTP), a target
 // whose dial never completes is logged as not answering within the
 // handshake timeout (which bounds the dial), naming it — it said "dial
-// tcp …: i/o timeout". The timeout, 3 s, is the client's handshake's
+// tcp …: i/o timeout". In HTTP mode the client gets 504 Gateway
+// Timeout. The timeout, 3 s, is the client's handshake's
 // too, which a loaded machine under -race may take a second for.
 func TestServerTargetSilent(t *testing.T) {
 	target := testnet.FullBacklog(t)
@@ -111,10 +112,36 @@ func TestServerTargetSilent(t *testing.T) {
 	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := io.ReadAll(conn); !regexp.MustCompile(`^HTTP/1\.1 502 `).Match(got) {
-		t.Fatalf("HTTP mode, a target that never answers: %q, want 502", got)
+	// 504, as nginx answers when its proxy_connect_timeout passes: the
+	// target did not answer in time (RFC 9110 section 15.6.5). It was
+	// 502, which a target that refuses the connection still gets.
+	if got, _ := io.ReadAll(conn); !regexp.MustCompile(`^HTTP/1\.1 504 `).Match(got) {
+		t.Fatalf("HTTP mode, a target that never answers: %q, want 504", got)
 	}
 	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+`+want)
+}
+
+// TestHTTPTargetRefused: in HTTP mode, a target that refuses the
+// connection (nothing listens on its port) is 502 Bad Gateway, with
+// nothing of the target in it; only a target that does not answer in
+// time is 504 (TestServerTargetSilent).
+func TestHTTPTargetRefused(t *testing.T) {
+	ln := listen(t)
+	target := ln.Addr().String()
+	ln.Close()
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice", alice)
+	_, addr, logs, _ := startServer(t, srv, target, ServerOptions{HTTP: true})
+	alice.pin(t, addr, srv)
+	conn := dialTLS(t, alice, addr)
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(conn)
+	if _, port, _ := net.SplitHostPort(target); !regexp.MustCompile(`^HTTP/1\.1 502 `).Match(got) || strings.Contains(string(got), port) {
+		t.Fatalf("HTTP mode, a target that refuses the connection: %q, want 502 and nothing of the target", got)
+	}
+	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+` error=".*refused`)
 }
 
 // TestClientTargetSilent: in client mode, a target whose dial never
