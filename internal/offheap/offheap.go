@@ -32,12 +32,20 @@
 //
 // E must hold no pointer (New panics otherwise): the collector does not
 // read mapped memory, so a pointer kept there would not keep its target
-// alive. Arrays smaller than MinMapped bytes, and every array on systems
-// without mmap, live on the Go heap instead; the API is the same.
+// alive. Arrays smaller than MinMapped bytes, every array on systems
+// without mmap, and every array of a build with the race detector (which
+// does not see mapped memory) live on the Go heap instead; the API is the
+// same.
+//
+// Mapped memory is outside GOMEMLIMIT as well as outside GOGC: a process
+// that sets a memory limit close to its container's must leave room for
+// what its stores map (about 77 bytes a key of a directory of single-key
+// files, 20 of JWK Sets; docs/design.md, "Memory outside the heap").
 package offheap
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"runtime"
 	"runtime/metrics"
@@ -70,6 +78,9 @@ func Mapped() int64 { return mapped.Load() }
 func New[E any](n int) *Array[E] {
 	mustBePointerFree(reflect.TypeFor[E]())
 	var zero E
+	if n < 0 || unsafe.Sizeof(zero) > 0 && uintptr(n) > math.MaxInt/unsafe.Sizeof(zero) {
+		panic(fmt.Sprintf("offheap: an array of %d values of %d bytes", n, unsafe.Sizeof(zero)))
+	}
 	size := int(unsafe.Sizeof(zero)) * n
 	if size < MinMapped {
 		return &Array[E]{s: make([]E, n)}
