@@ -93,11 +93,14 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 // listed. The rows are old's own, which no reload writes.
 func pairListing[T any](entries []dirEntry, old rowList[T], nameAt int, seen func(dirEntry, *fileRow[T]), gone func(*fileRow[T])) {
 	ci, k := 0, 0
-	var cur fileRow[T]           // one for the walk: seen and gone keep no pointer to it
-	next := func() *fileRow[T] { // the first row not yet paired, nil: none
+	next := func() *rowRefs[T] { // the first row not yet paired (its names are in its heap part), nil: none
 		if ci == len(old.chunks) {
 			return nil
 		}
+		return &old.chunks[ci].h[k]
+	}
+	var cur fileRow[T]          // one for the walk: seen and gone keep no pointer to it
+	row := func() *fileRow[T] { // next's row whole, its mapped part read only now
 		cur = rowAt(old, at{ci, k})
 		return &cur
 	}
@@ -109,7 +112,7 @@ func pairListing[T any](entries []dirEntry, old rowList[T], nameAt int, seen fun
 	drop := func(before string, all bool) {
 		for r := next(); r != nil && (all || r.name(nameAt) < before); r = next() {
 			if gone != nil {
-				gone(r)
+				gone(row())
 			}
 			advance()
 		}
@@ -122,7 +125,7 @@ func pairListing[T any](entries []dirEntry, old rowList[T], nameAt int, seen fun
 		drop(name, false)
 		var prev *fileRow[T]
 		if r := next(); r != nil && r.name(nameAt) == name {
-			prev = r
+			prev = row()
 			advance()
 		}
 		seen(e, prev)
