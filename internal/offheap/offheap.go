@@ -99,23 +99,21 @@ func New[E any](n int) *Array[E] {
 // The pace of collections for mapped memory (see the package comment).
 var pacer struct {
 	sync.Mutex
-	sample  [1]metrics.Sample
-	cycles  uint64 // the collector's count of cycles when last looked at
-	base    int64  // Mapped then
-	since   int64  // bytes mapped since
-	collect func() // runtime.GC; tests count the calls
+	sample [1]metrics.Sample
+	cycles uint64 // the collector's count of cycles when last looked at
+	base   int64  // Mapped then
+	since  int64  // bytes mapped since
 }
 
 // minPace is the least mapped garbage that calls for a collection.
 const minPace = 16 << 20
 
-func init() {
-	pacer.sample[0].Name = "/gc/cycles/total:gc-cycles"
-	pacer.collect = runtime.GC
-}
+func init() { pacer.sample[0].Name = "/gc/cycles/total:gc-cycles" }
 
 // pace accounts for size bytes just mapped and collects if the arrays
-// mapped since the last collection call for it.
+// mapped since the last collection call for it. A collection, its own or
+// the runtime's, starts the count again at the next call (the cycle count
+// has moved).
 func pace(size int64) {
 	p := &pacer
 	p.Lock()
@@ -125,14 +123,9 @@ func pace(size int64) {
 		p.cycles, p.base, p.since = c, Mapped()-size, 0
 	}
 	p.since += size
-	if p.since < max(p.base/4, minPace) {
-		return
+	if p.since >= max(p.base/4, minPace) {
+		runtime.GC()
 	}
-	p.collect()
-	p.since = 0
-	p.base = Mapped()
-	metrics.Read(p.sample[:])
-	p.cycles = p.sample[0].Value.Uint64()
 }
 
 func unmap(mem []byte) {
