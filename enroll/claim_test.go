@@ -95,7 +95,7 @@ func TestClaimOfAnInvitationMadeAgain(t *testing.T) {
 		fresh = srvHome.invite(t, "laptop", srv.addr)
 	}
 	t.Cleanup(func() { testHookBeforeClaim = nil })
-	if _, err := newHome(t).join(t, old); !errors.Is(err, ErrWrongSecret) {
+	if _, err := newHome(t).join(t, old); !errors.Is(err, ErrUnknown) {
 		t.Fatalf("the old token, its invitation made again meanwhile: %v", err)
 	}
 	if _, err := newHome(t).join(t, fresh); err != nil {
@@ -217,7 +217,7 @@ func TestFailureAfterRevocationLeavesTheNewInvitation(t *testing.T) {
 	if srv.handler.release(claim, filepath.Join(dir, "laptop.json")) { // the old one's enrollment fails
 		t.Error("the old invitation's failure says it is pending again")
 	}
-	if _, err := newHome(t).join(t, old); !errors.Is(err, ErrWrongSecret) {
+	if _, err := newHome(t).join(t, old); !errors.Is(err, ErrUnknown) {
 		t.Fatalf("the revoked token, a new invitation of its name pending: %v", err)
 	}
 	if _, err := newHome(t).join(t, fresh); err != nil {

@@ -82,7 +82,8 @@
 // puts an invitation back, so that no revocation is undone, with or
 // without flock(2). A server that stops in between leaves the claim,
 // which blocks the invitation (Invitation.Claimed says since when) until
-// RevokeInvite removes it, or PruneInvites once it has expired. Every refusal has its own Reason and HTTP status,
+// RevokeInvite removes it, or PruneInvites once it has expired. Every refusal has its own Reason and HTTP status
+// (but a wrong secret, answered as an unknown invitation: see below),
 // is logged with the remote address, the client's fingerprint, the
 // invitation name and the reason (never the secret), and writes nothing.
 //
@@ -109,5 +110,9 @@
 //
 // What the server answers a client it does not trust yet — a refusal's
 // message, the 403 of other paths — names nothing of the server but what
-// the client sent: no file, no other entry, no network, no command.
+// the client sent: no file, no other entry, no network, no command. Nor
+// does it tell whether the server holds anything under a name the client
+// sent, but to a token of that invitation's secret: a wrong secret is
+// answered as a name never made (ReasonUnknown), and logged as what it is
+// (ReasonWrongSecret).
 package enroll

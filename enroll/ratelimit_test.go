@@ -123,7 +123,7 @@ func failUntilLimited(t *testing.T, srv *server, cli *home, remote func(i int) s
 		switch code := attemptAs(srv, cli, remote(i), strings.NewReader(body)); {
 		case code == http.StatusTooManyRequests:
 			return i
-		case code != http.StatusForbidden:
+		case code != http.StatusNotFound: // a wrong secret is answered unknown_invitation (notOpened)
 			t.Fatalf("wrong secret %d answered %d", i+1, code)
 		case i == 100:
 			t.Fatal("100 failures, never rate limited")
@@ -189,8 +189,8 @@ func TestRateLimitAttemptsAtOnce(t *testing.T) {
 			close(codes)
 			wrong := 0
 			for code := range codes {
-				if code != http.StatusForbidden {
-					t.Fatalf("an attempt let in answered %d, not 403 (wrong secret)", code)
+				if code != http.StatusNotFound {
+					t.Fatalf("an attempt let in answered %d, not 404 (a wrong secret: unknown_invitation)", code)
 				}
 				wrong++
 			}
@@ -219,7 +219,7 @@ func TestRateLimitOnlyFailuresCount(t *testing.T) {
 	bad := f.tok
 	bad.Secret[0] ^= 0xff
 	for i := range 4 {
-		if err := f.join(t, bad); !errors.Is(err, ErrWrongSecret) {
+		if err := f.join(t, bad); !errors.Is(err, ErrUnknown) {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
@@ -239,7 +239,7 @@ func TestRateLimitOnlyFailuresCount(t *testing.T) {
 	if _, err := f.cli.join(t, f.tok); err != nil {
 		t.Fatalf("the right token after 4 failures: %v", err)
 	}
-	if _, err := newHome(t).join(t, bad); !errors.Is(err, ErrWrongSecret) {
+	if _, err := newHome(t).join(t, bad); !errors.Is(err, ErrUnknown) {
 		t.Fatalf("the fifth failure, after a success: %v", err)
 	}
 	if _, err := newHome(t).join(t, bad); !errors.Is(err, ErrRateLimited) {
@@ -315,7 +315,7 @@ func TestRateLimitFailuresInProgress(t *testing.T) {
 	}
 	close(release)
 	for _, c := range codes {
-		if code := <-c; code != http.StatusForbidden {
+		if code := <-c; code != http.StatusNotFound {
 			t.Fatalf("a wrong secret in progress answered %d", code)
 		}
 	}
@@ -566,7 +566,7 @@ func TestRateLimitIgnoresForwardedFor(t *testing.T) {
 		resp.Body.Close()
 		codes = append(codes, resp.StatusCode)
 	}
-	if want := []int{403, 403, 403, 429}; fmt.Sprint(codes) != fmt.Sprint(want) {
+	if want := []int{404, 404, 404, 429}; fmt.Sprint(codes) != fmt.Sprint(want) {
 		t.Errorf("wrong secrets, each claiming another address: %v, want %v (the burst is 3)", codes, want)
 	}
 	// The log names the connection's address as the one that tried, and

@@ -47,7 +47,7 @@ const (
 	ReasonExpired          Reason = "expired"               // 410 Gone
 	ReasonAlreadyUsed      Reason = "already_used"          // 409 Conflict
 	ReasonUnknown          Reason = "unknown_invitation"    // 404 Not Found: removed, or never made here
-	ReasonWrongSecret      Reason = "wrong_secret"          // 403 Forbidden
+	ReasonWrongSecret      Reason = "wrong_secret"          // 403 Forbidden; logged, answered as ReasonUnknown (see notOpened)
 	ReasonRateLimited      Reason = "rate_limited"          // 429 Too Many Requests, with Retry-After
 	ReasonBadRequest       Reason = "bad_request"           // 400 Bad Request
 	ReasonNoCertificate    Reason = "no_client_certificate" // 401 Unauthorized
@@ -165,6 +165,17 @@ type refusal struct {
 	reason Reason
 	msg    string
 	count  bool
+	// told, if set, is what the client is answered instead of reason
+	// and msg, which the log keeps for the administrator (notOpened).
+	told *Response
+}
+
+// response is the answer to the client of a refused attempt.
+func (r *refusal) response() Response {
+	if r.told != nil {
+		return *r.told
+	}
+	return Response{Reason: r.reason, Error: r.msg}
 }
 
 func refuse(reason Reason, format string, args ...any) *refusal {
@@ -227,7 +238,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.lim.end(at, h.now(), ref != nil && ref.count)
 	if ref != nil {
 		h.log.Warn(msgRefused, append(attrs, "reason", ref.reason, "detail", ref.msg)...)
-		h.answer(w, Response{Reason: ref.reason, Error: ref.msg})
+		h.answer(w, ref.response())
 		return
 	}
 	h.log.Info("enrolled", append(attrs, "name", ans.Name, "server_fingerprint", ans.ServerFingerprint)...)
@@ -443,9 +454,25 @@ func decodeRequest(body []byte, req *Request) (name string, sum [32]byte, ref *r
 	return name, sum, nil
 }
 
-// wrongSecret refuses a token whose secret is not invitation name's.
+// wrongSecret refuses a token whose secret is not invitation name's; the
+// client is told what it would be told of a name never made (notOpened).
 func wrongSecret(name string) *refusal {
-	return refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name)
+	return notOpened(refuse(ReasonWrongSecret, "the token's secret does not match invitation %q: the token is not the one made for this invitation", name), name)
+}
+
+// notOpened gives ref, the refusal of a token whose secret opens nothing
+// of the invitation name — nothing of that name is there, or something of
+// another secret is (a pending invitation, a claim, the record of a used
+// one) — the one answer of all such tokens: unknown_invitation, the
+// same words. It is what a peer that holds no token gets for any name it
+// tries, and telling the cases apart would tell it which names the
+// server holds: its pending invitations and, by their records, the entry
+// names of the clients enrolled (docs/enrollment.md). The log keeps ref's
+// reason and detail.
+func notOpened(ref *refusal, name string) *refusal {
+	ref.told = &Response{Reason: ReasonUnknown,
+		Error: fmt.Sprintf("this server has no invitation named %q for this token: it was removed or made again, or never made here", name)}
+	return ref
 }
 
 func secretMatches(inv *Invitation, sum [32]byte) bool {
@@ -455,15 +482,16 @@ func secretMatches(inv *Invitation, sum [32]byte) bool {
 
 // notPending tells an invitation that was used (or is being used) from
 // one that does not exist. Whether it was used is said only to whoever
-// holds its secret.
+// holds its secret; to anyone else, whether anything of the name is
+// there is not said at all (notOpened), only logged.
 func (h *Handler) notPending(name string, sum [32]byte) *refusal {
 	if ref := h.usedBefore(name, sum); ref != nil {
 		return ref
 	}
 	if h.otherOf(name, sum) {
-		return refuse(ReasonWrongSecret, "the token's secret does not match invitation %q", name)
+		return notOpened(refuse(ReasonWrongSecret, "the token's secret does not match invitation %q", name), name)
 	}
-	return refuse(ReasonUnknown, "this server has no invitation named %q: it was removed, or never made here", name)
+	return notOpened(refuse(ReasonUnknown, "this server has no invitation named %q: it was removed, or never made here", name), name)
 }
 
 // usedCandidates are the files that may hold the invitation name other

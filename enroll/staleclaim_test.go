@@ -48,7 +48,7 @@ func TestStaleClaim(t *testing.T) {
 	if _, err := newHome(t).join(t, fresh); err != nil {
 		t.Fatalf("the new token: %v", err)
 	}
-	if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrWrongSecret) && !errors.Is(err, ErrAlreadyUsed) {
+	if _, err := newHome(t).join(t, tok); !errors.Is(err, ErrUnknown) && !errors.Is(err, ErrAlreadyUsed) {
 		t.Fatalf("the old token: %v", err)
 	}
 }

@@ -220,7 +220,7 @@ func TestJoinFailuresCLI(t *testing.T) {
 				t.Fatalf("revoke: %d %s%s", code, out, e)
 			}
 			return tok
-		}, true, []string{"unknown_invitation", `no invitation named "gone": it was removed, or never made here`}},
+		}, true, []string{"unknown_invitation", `no invitation named "gone" for this token: it was removed or made again, or never made here`}},
 		{"unreachable", func(t *testing.T) string {
 			ln, _ := net.Listen("tcp", "127.0.0.1:0")
 			down := ln.Addr().String()

@@ -37,7 +37,7 @@ func TestProxyEnrollLogsPendingCountsAtExit(t *testing.T) {
 	// by the limit: the first logged in full, 2 counted.
 	for i := range 8 {
 		_, e, code := keytoolIn(t, cliHome, "join", wrong)
-		want := "wrong_secret"
+		want := "unknown_invitation" // a wrong secret is told what a name never made is
 		if i >= 5 {
 			want = "rate_limited"
 		}
