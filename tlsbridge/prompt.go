@@ -130,7 +130,8 @@ func (t Terminal) streams() (in io.Reader, out io.Writer, done func(), err error
 
 // answer writes the choices and reads the reply: yes, no, once (if
 // offered), or the fingerprint of key, which counts as yes when it
-// matches; the end of input is no.
+// matches; the end of input is no. What a terminal in held before the
+// choices were written is discarded first (discardTypeahead), unread.
 func (t Terminal) answer(in io.Reader, out io.Writer, key *jwk.Key, once bool) (Answer, error) {
 	choices := "yes/no/[fingerprint]"
 	retry := "Please type 'yes', 'no' or the fingerprint: "
@@ -139,6 +140,11 @@ func (t Terminal) answer(in io.Reader, out io.Writer, key *jwk.Key, once bool) (
 		retry = "Please type 'yes', 'no', 'once' or the fingerprint: "
 	}
 	fmt.Fprintf(out, "(%s)? ", choices)
+	// Only what is typed once the question is on the screen answers it.
+	if err := discardTypeahead(in); err != nil {
+		fmt.Fprintln(out)
+		return No, err
+	}
 	r := bufio.NewReader(in)
 	for {
 		line, err := r.ReadString('\n')

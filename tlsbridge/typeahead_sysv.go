@@ -1,0 +1,13 @@
+//go:build linux || solaris || aix
+
+package tlsbridge
+
+import "golang.org/x/sys/unix"
+
+// The requests that read a terminal's settings and set them again once
+// its output is written, discarding its pending input (tcsetattr(3)'s
+// TCSAFLUSH).
+const (
+	getTermios      = unix.TCGETS
+	setTermiosFlush = unix.TCSETSF
+)
