@@ -28,8 +28,12 @@ func (c *cli) adviseEnroll(err error) string {
 		nameTaken   *enroll.NameTakenError
 		exists      *enroll.InviteExistsError
 		notPending  *enroll.NotPendingError
+		tokenFile   *tokenFileError
 	)
 	switch {
+	case errors.As(err, &tokenFile):
+		inv := c.command("invite", "…")
+		return fmt.Sprintf("Make the file with umask 077: (umask 077 && %s > FILE), or chmod 600 it first; or keep the token in a variable: TOKEN=$(%s)", inv, inv)
 	case errors.As(err, &tokErr):
 		switch {
 		case errors.Is(err, enroll.ErrTokenMangled):

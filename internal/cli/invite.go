@@ -3,9 +3,14 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"github.com/keytool/keytool/authkeys"
+	"io/fs"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keytool/keytool/authkeys"
 
 	"github.com/keytool/keytool/enroll"
 	"github.com/spf13/pflag"
@@ -50,6 +55,11 @@ server mounting the enroll package's handler.
 Stored: HOME/invites.d/NAME.json (mode 0600, directory 0700) with the name,
 the SHA-256 of the secret (never the secret), the server's fingerprint, the
 addresses and the times. A used invitation moves to invites.d/used/.
+
+The token is a secret until it is used: invite refuses to print it into
+a regular file that group or others may read ('invite > FILE' under the
+usual umask, 022), before anything is made. Use
+(umask 077 && keytool invite … > FILE), a file chmod-ed 600, or a pipe.
 
   --list           pending, expired and used invitations: NAME, STATUS,
                    EXPIRES, ADDRESSES and CLIENT (short fingerprint) in 80
@@ -116,6 +126,9 @@ Example:
 
 // invite makes an invitation and prints its token last on stdout.
 func (c *cli) invite(name, expires string, addresses []string) error {
+	if err := c.checkTokenOutput(); err != nil {
+		return err
+	}
 	id, err := c.loadIdentity()
 	if err != nil {
 		return err
@@ -267,4 +280,39 @@ func (c *cli) pruneInvites() error {
 		fmt.Fprintln(c.stdout, "No expired or used invitations to delete")
 	}
 	return nil
+}
+
+// checkTokenOutput refuses to print a token into a regular file that
+// group or others may read — what the shell makes of "keytool invite >
+// token.txt" under the usual umask, 022: whoever of the machine's users
+// reads the token before its client does enrolls a key of their own
+// under its name. It runs before anything is made. A pipe, a terminal
+// and a file only its owner may read (umask 077, or chmod 600 first) are
+// written to, as is a writer that is not a file (Main's caller's).
+func (c *cli) checkTokenOutput() error {
+	f, ok := c.stdout.(*os.File)
+	if !ok || runtime.GOOS == "windows" { // no POSIX modes there
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o044 == 0 {
+		return nil
+	}
+	file := "standard output"
+	if p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err == nil {
+		file = p // Linux: the file's name
+	}
+	return &tokenFileError{file: file, mode: fi.Mode().Perm()}
+}
+
+// tokenFileError: invite's standard output is a regular file that group
+// or others may read, where the token would be printed.
+type tokenFileError struct {
+	file string // its name, or "standard output"
+	mode fs.FileMode
+}
+
+func (e *tokenFileError) Error() string {
+	return fmt.Sprintf("the token would go to %s, mode %04o, which other users of this machine may read: one who read it before its client could enroll a key of their own with it; no invitation was made",
+		printable(e.file), e.mode)
 }
