@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -215,7 +216,7 @@ func (c *cli) keepAuthorized(auth *authkeys.Store, e *authkeys.Entry) (bool, err
 	case errors.As(d.Err, &skipped):
 		// Refused in a handshake too: the skipped entry may be the one in
 		// effect, with limits this one lacks.
-		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): an entry of the key in %s was skipped, and may limit it\n", e.Name, e.Fingerprint, skipped.Problem.Path)
+		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): an entry of the key in %s was skipped, and may limit it\n", e.Name, e.Fingerprint, termtext.Safe(skipped.Problem.Path))
 		return false, nil
 	case d.Verdict == authkeys.Expired:
 		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): expired at %s\n", e.Name, e.Fingerprint, e.Expires.UTC().Format(time.RFC3339))

@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/spf13/pflag"
 )
 
@@ -250,9 +251,11 @@ func listOrRemove(list bool, lf listFlags, removing, others bool, doList func(li
 func reportSkipped[P error](c *cli, cmd string, problems []P) {
 	c.skipped += len(problems)
 	for _, p := range problems {
-		fmt.Fprintf(c.stderr, "keytool %s: skipped %v\n", cmd, p)
+		// The file's name and what the message quotes of it are the
+		// file's, not to drive the terminal (termtext), as list's.
+		fmt.Fprintf(c.stderr, "keytool %s: skipped %s\n", cmd, termtext.SafeLines(p.Error()))
 		if fix := c.fileFix(p); fix != "" {
-			fmt.Fprintf(c.stderr, "  fix with: %s\n", fix)
+			fmt.Fprintf(c.stderr, "  fix with: %s\n", termtext.Safe(fix))
 		}
 	}
 }
