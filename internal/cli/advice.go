@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -28,11 +29,31 @@ func (c *cli) advise(err error) string {
 		return c.keyChangedAdvice(changed, repin)
 	}
 	// Errors may quote what a remote peer sent (x509's list of a
-	// certificate's names): nothing of it may drive the terminal.
-	msg := termtext.SafeLines(err.Error())
+	// certificate's names): nothing of it may drive the terminal, nor
+	// start a line of its own under keytool's.
+	msg := termtext.SafeLines(quoteRemoteNames(err))
 	for _, adviser := range []func(error) string{c.adviseStores, c.adviseFiles, c.adviseEnroll, c.adviseTLS, c.adviseDial} {
 		if a := adviser(err); a != "" {
 			return msg + "\n" + strings.TrimRight(a, "\n")
+		}
+	}
+	return msg
+}
+
+// quoteRemoteNames is err's message with each name of a server's
+// certificate that x509 quotes as it is (a *x509.HostnameError lists its
+// DNS names: an IA5String, which may hold a newline) quoted by
+// termtext.Safe, so that SafeLines, which keeps the message's own lines,
+// cannot keep one of the certificate's.
+func quoteRemoteNames(err error) string {
+	msg := err.Error()
+	var he x509.HostnameError // x509 returns it as a value
+	if !errors.As(err, &he) || he.Certificate == nil {
+		return msg
+	}
+	for _, name := range he.Certificate.DNSNames {
+		if safe := termtext.Safe(name); safe != name {
+			msg = strings.ReplaceAll(msg, name, safe)
 		}
 	}
 	return msg
