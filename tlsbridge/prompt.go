@@ -85,7 +85,8 @@ func (e *NotPinnedError) Error() string {
 // Terminal asks on a terminal, in OpenSSH's words: the address, the key
 // type, the fingerprint and the key ID, then yes, no, once, or the
 // fingerprint typed (or pasted) in full, which counts as yes when it
-// matches.
+// matches. Only what is typed once the question is written answers it:
+// what a terminal In holds unread then is discarded (discardTypeahead).
 type Terminal struct {
 	In  io.Reader // the answers; nil: /dev/tty
 	Out io.Writer // the question; nil: /dev/tty
