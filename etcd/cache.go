@@ -138,8 +138,9 @@ func (v *view) all() map[string][]byte {
 	return kv
 }
 
-// writeCache writes the view to the cache, atomically and mode 0600. A
-// view read from the cache itself is not written back.
+// writeCache writes the view to the cache, atomically and mode 0600; if
+// it cannot, it removes the cache, which holds an earlier view. A view
+// read from the cache itself is not written back.
 func (s *Source) writeCache() {
 	v := s.cur.Load()
 	if v == nil {
@@ -156,7 +157,16 @@ func (s *Source) writeCache() {
 		}
 	}
 	if err != nil {
-		s.log.Error("etcd: cannot write the cache", "cache", s.opts.Cache, "error", err)
+		// The file, if any, holds an earlier view than this one: left
+		// there, a restart while etcd cannot be reached would enforce it
+		// as the last view, without what changed since (a revocation).
+		// Removed, the restart has no view and refuses every key until
+		// etcd answers (docs/fleet.md, "Cache and staleness").
+		rerr := os.Remove(s.opts.Cache)
+		if errors.Is(rerr, fs.ErrNotExist) {
+			rerr = nil
+		}
+		s.log.Error("etcd: cannot write the cache: the earlier one removed, a restart without etcd refuses every key", "cache", s.opts.Cache, "error", errors.Join(err, rerr))
 		return
 	}
 	s.cachedAt.Store(cur.UnixNano())

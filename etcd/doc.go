@@ -50,7 +50,9 @@
 // Each consistent state is persisted to Options.Cache (atomically, mode
 // 0600) and read back, through the same file-trust rule as every other
 // trust file, when the Source starts: a host that restarts while etcd
-// cannot be reached still enforces the last view, revocations included.
+// cannot be reached still enforces the last view, revocations included;
+// a state that cannot be written removes the cache, which would hold an
+// earlier one.
 // A cache that cannot be read, is corrupt, belongs to another prefix or
 // has unsafe modes is refused: the Source then has no view until etcd
 // answers, and the stores refuse every key. Past Options.MaxStaleness
