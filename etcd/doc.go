@@ -38,7 +38,9 @@
 // compacted makes the Source list again and swap the new state in whole.
 // Every Options.Progress the Source confirms that it is current, even when
 // nothing changes: by a linearizable read of the store's revision, or, when
-// the store has moved on, by a progress notification (RequestProgress).
+// the store has moved on, by a progress notification (RequestProgress)
+// at that read's revision or past it (one below is from a member behind
+// the read's, and confirms nothing).
 // A read whose revision is below the view's (etcd restored without
 // --bump-revision), a response from another cluster than the list's, or
 // the key of the view's last write read at that write's revision holding

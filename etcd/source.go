@@ -123,6 +123,9 @@ type Source struct {
 	// it did not), for the error that says the view turned stale.
 	unconfirmed atomic.Pointer[error]
 	staleFor    *time.Timer
+	// want is what a progress notification must reach to confirm the
+	// view current (the last check that asked for one; nil: none).
+	want atomic.Pointer[progressWant]
 
 	subMu sync.Mutex
 	subs  [numKinds]map[chan struct{}]struct{}

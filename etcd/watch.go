@@ -144,6 +144,7 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 		asked   time.Time        // of the oldest confirmation not yet had
 		checked chan checkResult // nil unless a check is under way
 	)
+	s.want.Store(nil) // another watch's
 	for {
 		select {
 		case <-ctx.Done():
@@ -180,14 +181,20 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 				return false, served, err
 			}
 			if wr.IsProgressNotify() {
-				// Every event up to the header's revision was sent: the view
-				// is current as of the request this answers.
-				t := asked
-				if t.IsZero() {
-					t = time.Now()
+				// Every event up to the header's revision was sent: the
+				// view is at that revision. It is current as of the check
+				// that asked, if that revision is at least the one the
+				// check read; else the member serving the watch is behind
+				// (its notification is at its own revision), and nothing is
+				// said of what was written since: not confirmed.
+				served = true
+				if w := s.want.Load(); w != nil && wr.Header.Revision >= w.rev {
+					s.want.CompareAndSwap(w, nil)
+					s.progressed(wr.Header.Revision, w.at)
+					asked = time.Time{}
+				} else {
+					s.advance(wr.Header.Revision)
 				}
-				asked, served = time.Time{}, true
-				s.progressed(wr.Header.Revision, t)
 				continue
 			}
 			s.apply(wr.Events)
@@ -208,7 +215,11 @@ type checkResult struct {
 // check asks etcd whether the view is current. A linearizable read of one
 // key gives the store's revision: if the view is at it already, nothing
 // happened since and the view is current. Otherwise it asks for a progress
-// notification, which the watch loop takes as the confirmation. (etcd
+// notification, which the watch loop takes as the confirmation if it is
+// at that revision or past it (Source.want): a notification is at the
+// revision of the member serving the watch, which may be behind the one
+// that answered the read, and says nothing of what it has not yet
+// applied (a member stuck behind, a revocation past it). (etcd
 // answers a progress request only once the store's revision has reached
 // the watch's start revision: in a store where nothing happened since the
 // list, the read is the only confirmation there is.)
@@ -228,6 +239,7 @@ type checkResult struct {
 // read: the read, linearizable, is at least the revision of every event
 // had before it, not of one applied while it is under way.
 func (s *Source) check(ctx context.Context) checkResult {
+	asked := time.Now()
 	v := s.cur.Load()
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -261,8 +273,14 @@ func (s *Source) check(ctx context.Context) checkResult {
 		return checkResult{gone: fmt.Errorf("etcd: %s at revision %d is not what the view holds there: another history (etcd restored from a snapshot?)", s.prefix+"/"+v.witness, v.witnessRev)}
 	}
 	if rev <= s.Revision() {
+		s.want.Store(nil) // one for an earlier time is not needed
 		return checkResult{rev: rev, current: true}
 	}
+	// The oldest confirmation not yet had stays wanted: a member serving
+	// the watch a little behind the one that answered the read (writes
+	// coming all the time) answers at a revision below this one, and
+	// reaches it later — confirming the view as of then, not never.
+	s.want.CompareAndSwap(nil, &progressWant{at: asked, rev: rev})
 	if err := s.opts.Client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
 		s.log.Debug("etcd: progress request failed", "error", err)
 	}
@@ -282,15 +300,29 @@ func (s *Source) otherCluster(cluster uint64) error {
 	return nil
 }
 
-// progressed records a progress notification: the view is current at
-// revision rev as of t.
+// progressWant is what a progress notification must reach to confirm
+// the view current as of at: rev, etcd's revision read (linearizably)
+// after at.
+type progressWant struct {
+	at  time.Time
+	rev int64
+}
+
+// progressed records a confirmation: the view is current at revision rev
+// as of t.
 func (s *Source) progressed(rev int64, t time.Time) {
+	s.advance(rev)
+	s.markCurrent(t)
+}
+
+// advance records that every event up to rev was sent: the view is at
+// rev (it holds them), if it was not past it.
+func (s *Source) advance(rev int64) {
 	if v := s.cur.Load(); rev > v.rev {
 		nv := *v
 		nv.rev = rev
 		s.cur.Store(&nv)
 	}
-	s.markCurrent(t)
 }
 
 // apply makes the view that events lead to. The entries' sets share
