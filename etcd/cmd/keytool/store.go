@@ -114,7 +114,12 @@ func (f *connFlags) config(u *url.URL) (clientv3.Config, string, error) {
 func (f *connFlags) tls() (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.cacert != "" {
-		data, _, err := trustfile.Read(f.cacert)
+		// It says which members are etcd, whose answers are the fleet's
+		// trust: read under the strict-modes rule (the file, a link's
+		// target, its directory), as a certificate beside an identity is,
+		// so that no one else who could write it could make their own
+		// server etcd.
+		data, _, err := trustfile.Rule{Top: filepath.Dir(f.cacert)}.ReadFile(f.cacert)
 		if err != nil {
 			return nil, fmt.Errorf("--etcd-cacert: %w", err)
 		}
