@@ -75,7 +75,8 @@
 // the invitation stays pending meanwhile —, checks the claimed file's
 // secret and expiry again (an invitation made again under the same name
 // in between stays pending for its own token), and adds the client's key with
-// authkeys.Store.Add (which never replaces a key). Then the pending file
+// authkeys.Store.Add (which never replaces a key), one add at a time, so
+// that a key presenting two tokens at once gets one name. Then the pending file
 // goes (if it is the one claimed, under the invitations' lock), and the
 // claim. If adding fails, the claim alone is removed: the invitation is
 // pending again, unless RevokeInvite deleted it meanwhile. Nothing ever
