@@ -308,10 +308,13 @@ func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 }
 
 // decide is the store's decision on the key for the pin asked for: with
-// purposes, the key is pinned when a pin serves each of them, and
-// otherwise the first purpose's other decision stands (a changed key for
-// it, or unknown); the pins for other purposes are not there
-// (knownhosts.Store.DecidePurpose).
+// purposes, the key is pinned when a pin serves each of them; a final
+// refusal for any of them (a changed key for it, a revocation, skipped
+// files) stands, whichever purpose it is for and in whatever order they
+// were given — a key that is changed for one purpose is never asked
+// about as unknown because another purpose, given first, has no pin;
+// otherwise the first purpose's other decision (unknown) stands. The
+// pins for other purposes are not there (knownhosts.Store.DecidePurpose).
 func (h *seenHosts) decide(addr string, sum [32]byte) knownhosts.Decision {
 	if h.mode == knownhosts.AddAnother {
 		return h.Store.DecideAnother(addr, sum)
@@ -319,11 +322,23 @@ func (h *seenHosts) decide(addr string, sum [32]byte) knownhosts.Decision {
 	if len(h.purposes) == 0 {
 		return h.Store.Decide(addr, sum)
 	}
-	var d knownhosts.Decision
+	var (
+		d, open knownhosts.Decision // open: the first decision that is not final
+		opened  bool
+	)
 	for _, p := range h.purposes {
-		if d = h.Store.DecidePurpose(addr, p, sum); d.Verdict != knownhosts.Pinned {
+		switch d = h.Store.DecidePurpose(addr, p, sum); d.Verdict {
+		case knownhosts.Pinned:
+		case knownhosts.Unknown, knownhosts.PinnedIfNamed:
+			if !opened {
+				open, opened = d, true
+			}
+		default:
 			return d
 		}
+	}
+	if opened {
+		return open
 	}
 	return d
 }
