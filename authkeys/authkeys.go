@@ -62,7 +62,7 @@ type Entry struct {
 // there is a rest (a name the file name does not give, a comment,
 // "expires", "from", "accept_rotation"), is kept by that file beside its
 // items (itemMore, keydir.File.RareOf). Items are values in one array per
-// file (File.Items) and hold no pointer, so that the garbage collector
+// file (File.Items()) and hold no pointer, so that the garbage collector
 // finds one object per file, not one per key, and never reads it: a
 // collection costs the same at a million keys as at one. An *Entry is
 // made from an item only when one is asked for — once per key for
@@ -249,7 +249,7 @@ func LoadFor(opts Options, l Lookups) (s *Store, finish func()) {
 
 // entryTerms is what the admin index maps to an entry's file.
 func entryTerms(f *keydir.File[item], i int) []keydir.Term {
-	it := &f.Items[i]
+	it := &f.Items()[i]
 	t := []keydir.Term{keydir.KeyTerm(it.sum)}
 	if name := itemName(f, it); name != "" {
 		t = append(t, nameTerm(name))
@@ -374,7 +374,7 @@ func (s *Store) rebuild(sn *snapshot) {
 	n := 0
 	for f := range sn.files.All {
 		if !s.rev[f.Source()] {
-			n += len(f.Items)
+			n += len(f.Items())
 		}
 	}
 	sn.keys, sn.dups = newIndex(n), nil
@@ -392,8 +392,8 @@ func (s *Store) rebuild(sn *snapshot) {
 			continue
 		}
 		sn.keys.insertFile(f, dup)
-		for i := range f.Items {
-			if it := &f.Items[i]; sn.keys.has(it) {
+		for i := range f.Items() {
+			if it := &f.Items()[i]; sn.keys.has(it) {
 				s.names.add(f, it, +1)
 			}
 		}
@@ -415,10 +415,10 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], fre
 	gone, came = s.authorizedFiles(gone), s.authorizedFiles(came)
 	changed := 0
 	for _, f := range gone {
-		changed += len(f.Items)
+		changed += len(f.Items())
 	}
 	for _, f := range came {
-		changed += len(f.Items)
+		changed += len(f.Items())
 	}
 	if changed > prev.keys.n/4+64 || prev.keys.oversized() {
 		return nil, nil, nil, false
@@ -429,8 +429,8 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], fre
 	}
 	sn.keys = sn.keys.clone()
 	for _, f := range gone {
-		for i := range f.Items {
-			if _, dup := sn.dups[f.Items[i].sum]; dup {
+		for i := range f.Items() {
+			if _, dup := sn.dups[f.Items()[i].sum]; dup {
 				return nil, nil, nil, false
 			}
 		}
@@ -445,7 +445,7 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], fre
 	for _, f := range came {
 		// A key of dups is always in the index (removing one of its
 		// entries rebuilds), so insert refuses it like any present key.
-		if !sn.keys.roomFor(len(f.Items)) || !sn.keys.insertFile(f, nil) {
+		if !sn.keys.roomFor(len(f.Items())) || !sn.keys.insertFile(f, nil) {
 			return nil, nil, nil, false
 		}
 	}
@@ -473,8 +473,8 @@ func (s *Store) Entries() []*Entry {
 		if s.rev[f.Source()] {
 			continue
 		}
-		for i := range f.Items {
-			if it := &f.Items[i]; sn.keys.has(it) {
+		for i := range f.Items() {
+			if it := &f.Items()[i]; sn.keys.has(it) {
 				out = append(out, it.entry(f))
 			}
 		}
@@ -700,8 +700,8 @@ func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 		if s.rev[f.Source()] {
 			continue
 		}
-		for i := range f.Items {
-			if it := &f.Items[i]; itemName(f, it) == name {
+		for i := range f.Items() {
+			if it := &f.Items()[i]; itemName(f, it) == name {
 				match = append(match, it.entry(f))
 			}
 		}

@@ -29,7 +29,7 @@ func storeOf(n int) (*Store, [][32]byte) {
 	for i := range n {
 		binary.BigEndian.PutUint64(b[:], uint64(i))
 		sum := sha256.Sum256(b[:])
-		f.Items[i] = item{sum: sum}
+		f.Items()[i] = item{sum: sum}
 		if len(sums) < cap(sums) {
 			sums = append(sums, sum)
 		}

@@ -57,8 +57,8 @@ func TestIncrementalBuild(t *testing.T) {
 		// every key of a revocation file, the first file's entry.
 		want := map[[32]byte]string{}
 		for _, f := range sn.files.Files() {
-			for i := range f.Items {
-				e := &f.Items[i]
+			for i := range f.Items() {
+				e := &f.Items()[i]
 				if _, seen := want[e.sum]; s.rev[f.Source()] && !seen {
 					want[e.sum] = f.Path()
 				}

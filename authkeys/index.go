@@ -152,7 +152,7 @@ func (x *index) setFile(num uint32, f *keydir.File[item]) {
 // at returns the item and the file a full slot names.
 func (x *index) at(r ref) (*item, *keydir.File[item]) {
 	f := x.file(r.file - 1)
-	return &f.Items[r.pos], f
+	return &f.Items()[r.pos], f
 }
 
 // addFile gives f a number and returns it (as a ref's file: 1 + it).
@@ -180,18 +180,18 @@ func (x *index) freeFile(num uint32) {
 // dup with each one whose key is, and reports whether there was none. The
 // table must have been sized for every insert.
 func (x *index) insertFile(f *keydir.File[item], dup func(*item)) bool {
-	if len(f.Items) == 0 {
+	if len(f.Items()) == 0 {
 		return true
 	}
 	num, added, all := x.addFile(f), false, true
-	for pos := range f.Items {
+	for pos := range f.Items() {
 		if x.insert(ref{num, uint32(pos)}) {
 			added = true
 			continue
 		}
 		all = false
 		if dup != nil {
-			dup(&f.Items[pos])
+			dup(&f.Items()[pos])
 		}
 	}
 	if !added {
@@ -225,7 +225,7 @@ func (x *index) insert(r ref) bool {
 // entry of another file).
 func (x *index) removeFile(f *keydir.File[item]) (uint32, bool) {
 	var num uint32
-	for pos := range f.Items {
+	for pos := range f.Items() {
 		n, ok := x.remove(f, pos)
 		if !ok {
 			return 0, false
@@ -243,7 +243,7 @@ func (x *index) removeFile(f *keydir.File[item]) (uint32, bool) {
 // after it in its probe run move back, so that no lookup ever needs a
 // tombstone (Knuth's algorithm R).
 func (x *index) remove(f *keydir.File[item], pos int) (uint32, bool) {
-	want := &f.Items[pos]
+	want := &f.Items()[pos]
 	i := slotOf(&want.sum, x.mask)
 	for {
 		s := x.slot(i)

@@ -88,8 +88,8 @@ func TestIndexRemove(t *testing.T) {
 			t.Fatalf("step %d: %d files numbered, want %d", step, live, len(in))
 		}
 		for _, e := range entries {
-			got, f := x.get(&e.Items[0].sum)
-			if in[e] && (got != &e.Items[0] || f != e) || !in[e] && got != nil {
+			got, f := x.get(&e.Items()[0].sum)
+			if in[e] && (got != &e.Items()[0] || f != e) || !in[e] && got != nil {
 				t.Fatalf("step %d: get = %p, want present=%v", step, got, in[e])
 			}
 		}
@@ -98,7 +98,7 @@ func TestIndexRemove(t *testing.T) {
 	for e := range in {
 		y := x.clone()
 		y.removeFile(e)
-		if !x.has(&e.Items[0]) || y.has(&e.Items[0]) {
+		if !x.has(&e.Items()[0]) || y.has(&e.Items()[0]) {
 			t.Fatal("clone shares its table with the original")
 		}
 		break
@@ -217,7 +217,7 @@ func TestIndexCopyOnWrite(t *testing.T) {
 			t.Fatalf("step %d: %d edits copied %d of %d pages", step, edits, copied, len(y.slots))
 		}
 		for _, e := range entries {
-			if got, f := y.get(&e.Items[0].sum); in[e] != (got == &e.Items[0] && f == e) || !in[e] && got != nil {
+			if got, f := y.get(&e.Items()[0].sum); in[e] != (got == &e.Items()[0] && f == e) || !in[e] && got != nil {
 				t.Fatalf("step %d: get = %p, want present=%v", step, got, in[e])
 			}
 		}

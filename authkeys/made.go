@@ -56,10 +56,10 @@ const (
 type madeChunk [madeChunkLen]atomic.Pointer[Entry]
 
 func newFileMade(f *keydir.File[item]) *fileMade {
-	if n := len(f.Items); n > madeChunkLen {
+	if n := len(f.Items()); n > madeChunkLen {
 		return &fileMade{f: f, chunks: make([]atomic.Pointer[madeChunk], (n+madeChunkLen-1)>>madeChunkBits)}
 	}
-	return &fileMade{f: f, small: make([]atomic.Pointer[Entry], len(f.Items))}
+	return &fileMade{f: f, small: make([]atomic.Pointer[Entry], len(f.Items()))}
 }
 
 // place returns where the Entry of the item at pos is kept, making its
@@ -80,7 +80,7 @@ func (fm *fileMade) place(pos uint32) *atomic.Pointer[Entry] {
 	return &chunk[pos&(madeChunkLen-1)]
 }
 
-// entry returns the Entry of f.Items[pos], f being numbered num, making
+// entry returns the Entry of f.Items()[pos], f being numbered num, making
 // it the first time.
 func (m *madeEntries) entry(num uint32, f *keydir.File[item], pos uint32) *Entry {
 	slot := m.slot(num)
@@ -96,14 +96,14 @@ func (m *madeEntries) entry(num uint32, f *keydir.File[item], pos uint32) *Entry
 		} else if fm = slot.Load(); fm == nil || fm.f != f {
 			// Handshakes on two snapshots that number two files alike
 			// (during a reload): this one's Entry is not kept.
-			return f.Items[pos].entry(f)
+			return f.Items()[pos].entry(f)
 		}
 	}
 	p := fm.place(pos)
 	if e := p.Load(); e != nil {
 		return e
 	}
-	e := f.Items[pos].entry(f)
+	e := f.Items()[pos].entry(f)
 	if !p.CompareAndSwap(nil, e) {
 		return p.Load()
 	}

@@ -57,7 +57,7 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 			file, rare = besideName(name, sum)+".json", []any{&itemMore{name: name}}
 		}
 		f := keydir.NewDirFile("/keys", file, 0, []item{{sum: sum}}, rare)
-		return entry{f, &f.Items[0]}
+		return entry{f, &f.Items()[0]}
 	}
 	check := func(step int, name string) {
 		t.Helper()

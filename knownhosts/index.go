@@ -177,7 +177,7 @@ func buildIndex(files []*keydir.File[*Entry], isRevocation func(src int) bool) p
 		if isRevocation(f.Source()) {
 			continue
 		}
-		for _, e := range f.Items {
+		for _, e := range f.Items() {
 			exact, named, wild := e.places(buf[:0])
 			nExact += len(exact)
 			nNamed += b2i(named)
@@ -194,7 +194,7 @@ func buildIndex(files []*keydir.File[*Entry], isRevocation func(src int) bool) p
 		if isRevocation(f.Source()) {
 			continue
 		}
-		for _, e := range f.Items {
+		for _, e := range f.Items() {
 			x.n++
 			exact, named, wild := e.places(buf[:0])
 			for _, k := range exact {
@@ -264,10 +264,10 @@ func touched(came []*Entry, e *Entry, add bool) []*Entry {
 func updateIndex(prev pinIndex, gone, came []*keydir.File[*Entry]) (pinIndex, bool) {
 	changed := 0
 	for _, f := range gone {
-		changed += len(f.Items)
+		changed += len(f.Items())
 	}
 	for _, f := range came {
-		changed += len(f.Items)
+		changed += len(f.Items())
 	}
 	if changed > prev.n/4+64 {
 		return pinIndex{}, false
@@ -277,14 +277,14 @@ func updateIndex(prev pinIndex, gone, came []*keydir.File[*Entry]) (pinIndex, bo
 	var buf []hostKey
 	x := prev
 	for _, f := range gone {
-		for _, e := range f.Items {
+		for _, e := range f.Items() {
 			c.gone[e] = struct{}{}
 			buf = c.touch(e, false, buf)
 			x.n--
 		}
 	}
 	for _, f := range came {
-		for _, e := range f.Items {
+		for _, e := range f.Items() {
 			buf = c.touch(e, true, buf)
 			x.n++
 		}

@@ -228,7 +228,7 @@ func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 		var out []*Entry
 		for f := range ks.All {
 			if !isRevocation(f.Source()) {
-				out = append(out, f.Items...)
+				out = append(out, f.Items()...)
 			}
 		}
 		return out

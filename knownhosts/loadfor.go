@@ -94,7 +94,7 @@ func entrySPKI(e **Entry) [32]byte { return (*e).SPKIHash }
 
 // entryTerms is what the admin index maps to an entry's file.
 func entryTerms(f *keydir.File[*Entry], i int) []keydir.Term {
-	e := f.Items[i]
+	e := f.Items()[i]
 	t := []keydir.Term{keydir.KeyTerm(e.SPKIHash)}
 	wild := !e.exact
 	for _, ps := range [][]pattern{e.pos, e.neg} {

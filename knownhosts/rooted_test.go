@@ -153,8 +153,8 @@ func TestLoadForRootedPinsInAnIndexOfEarlierVersions(t *testing.T) {
 	keydirtest.Write(t, filepath.Join(d, "public.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 1), "address", "api.dev.:443")))
 	earlier := newStore(opts)
 	earlier.IndexBy(func(f *keydir.File[*Entry], i int) []keydir.Term {
-		t := []keydir.Term{keydir.KeyTerm(f.Items[i].SPKIHash)}
-		for _, p := range f.Items[i].pos {
+		t := []keydir.Term{keydir.KeyTerm(f.Items()[i].SPKIHash)}
+		for _, p := range f.Items()[i].pos {
 			k := p.key()
 			k.name = strings.TrimSuffix(k.name, ".")
 			t = append(t, hostTerm(k))

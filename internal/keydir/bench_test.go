@@ -75,7 +75,7 @@ func BenchmarkEventDuringRescan(b *testing.B) {
 func hasFile(s *Snapshot[string], path, fp string) bool {
 	for _, f := range s.Files() {
 		if f.Path() == path {
-			return len(f.Items) == 1 && f.Items[0] == fp
+			return len(f.Items()) == 1 && f.Items()[0] == fp
 		}
 	}
 	return false

@@ -58,15 +58,15 @@ func (l *Loader[T]) change(prev, next *Snapshot[T], took time.Duration) Change {
 	count := func(f *File[T], sign int) {
 		switch rev := l.cfg.Sources[f.Source()].Revocation; {
 		case rev && sign > 0:
-			c.Revoked += len(f.Items)
+			c.Revoked += len(f.Items())
 		case rev:
-			c.Unrevoked += len(f.Items)
+			c.Unrevoked += len(f.Items())
 		case sign > 0:
-			c.Added += len(f.Items)
-			l.keys += len(f.Items)
+			c.Added += len(f.Items())
+			l.keys += len(f.Items())
 		default:
-			c.Removed += len(f.Items)
-			l.keys -= len(f.Items)
+			c.Removed += len(f.Items())
+			l.keys -= len(f.Items())
 		}
 	}
 	gone, came := Diff(prev, next)
@@ -98,13 +98,13 @@ func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
 			continue
 		}
 		gone, came = gone[1:], came[1:]
-		was := make(map[[32]byte]int, len(x.Items))
-		for i := range x.Items {
-			was[l.cfg.KeyOf(&x.Items[i])]++
+		was := make(map[[32]byte]int, len(x.Items()))
+		for i := range x.Items() {
+			was[l.cfg.KeyOf(&x.Items()[i])]++
 		}
 		kept := 0
-		for i := range y.Items {
-			if k := l.cfg.KeyOf(&y.Items[i]); was[k] > 0 {
+		for i := range y.Items() {
+			if k := l.cfg.KeyOf(&y.Items()[i]); was[k] > 0 {
 				was[k]--
 				kept++
 			}

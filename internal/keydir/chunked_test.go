@@ -166,7 +166,7 @@ func sameSnapshot(a, b *Snapshot[string]) bool {
 		return false
 	}
 	for i := range fa {
-		if fa[i].Path() != fb[i].Path() || fa[i].Source() != fb[i].Source() || !slices.Equal(fa[i].Items, fb[i].Items) {
+		if fa[i].Path() != fb[i].Path() || fa[i].Source() != fb[i].Source() || !slices.Equal(fa[i].Items(), fb[i].Items()) {
 			return false
 		}
 	}

@@ -68,7 +68,7 @@ func checkRows(t *testing.T, l *Loader[string], held ...string) {
 func snapshotView(s *Snapshot[string]) string {
 	var b strings.Builder
 	for _, f := range s.Files() {
-		fmt.Fprintf(&b, "F %s %d %v\n", f.Path(), f.Source(), f.Items)
+		fmt.Fprintf(&b, "F %s %d %v\n", f.Path(), f.Source(), f.Items())
 	}
 	var ps []string
 	for _, p := range s.Problems {

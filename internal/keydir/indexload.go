@@ -374,7 +374,7 @@ func (fl *focusedLoad[T]) records(i int, files []*File[T]) []indexRecord {
 		}
 		name := f.Name()
 		seen := map[Term]bool{}
-		for j := range f.Items {
+		for j := range f.Items() {
 			for _, t := range fl.termsOf(f, j) {
 				if !seen[t] {
 					seen[t] = true
@@ -411,7 +411,7 @@ func (fl *focusedLoad[T]) termsOf(f *File[T], i int) []Term {
 		if fl.l.cfg.KeyOf == nil {
 			return nil
 		}
-		return []Term{KeyTerm(fl.l.cfg.KeyOf(&f.Items[i]))}
+		return []Term{KeyTerm(fl.l.cfg.KeyOf(&f.Items()[i]))}
 	}
 	return fl.l.cfg.Terms(f, i)
 }

@@ -33,7 +33,7 @@ func newLoader(srcs ...Source) *Loader[string] {
 func fingerprints(s *Snapshot[string]) []string {
 	var out []string
 	for _, f := range s.Files() {
-		out = append(out, f.Items...)
+		out = append(out, f.Items()...)
 	}
 	slices.Sort(out)
 	return out
@@ -206,7 +206,7 @@ func TestConvertToldTheSourceIndex(t *testing.T) {
 		perSource := make([]int, len(srcs))
 		for _, f := range s.Files() {
 			perSource[f.Source()]++
-			for _, it := range f.Items {
+			for _, it := range f.Items() {
 				if i, _, _ := strings.Cut(it, " "); i != strconv.Itoa(f.Source()) {
 					t.Errorf("%s of source %d: an entry Convert or Parse was told is of source %s", f.Path(), f.Source(), i)
 				}
@@ -220,7 +220,7 @@ func TestConvertToldTheSourceIndex(t *testing.T) {
 		}
 		if c.Convert != nil {
 			for i, fp := range map[int]string{4: key(t, 5).Fingerprint(), 5: key(t, 6).Fingerprint()} {
-				if !slices.ContainsFunc(s.Files(), func(f *File[string]) bool { return f.Source() == i && f.Items[0] == strconv.Itoa(i)+" "+fp }) {
+				if !slices.ContainsFunc(s.Files(), func(f *File[string]) bool { return f.Source() == i && f.Items()[0] == strconv.Itoa(i)+" "+fp }) {
 					t.Errorf("feed source %d does not hold its own key", i)
 				}
 			}

@@ -157,7 +157,7 @@ type Config[T any] struct {
 	Index string
 	// Terms, if set, is what the admin index maps to an entry's file: its
 	// key, and the names or addresses a command looks it up by. It gets
-	// the entry as f.Items[i], never a copy.
+	// the entry as f.Items()[i], never a copy.
 	Terms func(f *File[T], i int) []Term
 }
 
@@ -170,10 +170,35 @@ type Config[T any] struct {
 // separator and the name (Path), and the source's part is kept once for
 // all its files. At 100,000 single-key files a path string of each was a
 // fifth of the store's heap (docs/design.md, "Memory of a loaded store").
+//
+// A file of one item holds it (one), in the File's own allocation: at
+// 100,000 single-key files a one-item array beside each File was 32 heap
+// bytes a key more, and its slice header 24 (docs/design.md, "Memory of
+// a loaded store"). Another file's items are behind many.
 type File[T any] struct {
-	src   *fileSource
-	name  string
-	Items []T
+	src  *fileSource
+	name string
+	many *[]T // nil: the file's one item is one
+	one  T
+}
+
+// makeFile returns the File named name of source src holding items (one
+// in the File itself, several or none in items).
+func makeFile[T any](src *fileSource, name string, items []T) *File[T] {
+	if len(items) == 1 {
+		return &File[T]{src: src, name: name, one: items[0]}
+	}
+	return &File[T]{src: src, name: name, many: &items}
+}
+
+// Items are the file's entries, in file order. The slice is the File's
+// own: callers must not modify it, and may keep pointers into it (a
+// store's lookups hand out &f.Items()[i]) for as long as they keep f.
+func (f *File[T]) Items() []T {
+	if f.many != nil {
+		return *f.many
+	}
+	return unsafe.Slice(&f.one, 1)
 }
 
 // fileSource is what the files of one source share. A file whose
@@ -190,14 +215,14 @@ type fileSource struct {
 // source, as a single-file source holds it (Name is the path): for
 // tests and callers that build files without a loader.
 func NewFile[T any](path string, source int, items []T) *File[T] {
-	return &File[T]{src: &fileSource{index: source}, name: path, Items: items}
+	return makeFile(&fileSource{index: source}, path, items)
 }
 
 // NewDirFile returns a file name of the directory dir, source index
 // source (a directory that grants trust: InDir), holding items and their
 // rare parts (Config.Rare: nil, or one per item): for tests.
 func NewDirFile[T any](dir, name string, source int, items []T, rare []any) *File[T] {
-	return &File[T]{src: &fileSource{prefix: dir + string(filepath.Separator), index: source, dir: true, rare: rare}, name: name, Items: items}
+	return makeFile(&fileSource{prefix: dir + string(filepath.Separator), index: source, dir: true, rare: rare}, name, items)
 }
 
 // Path is the file's path. It is made on each call (but for a
@@ -223,7 +248,7 @@ func (f *File[T]) Source() int { return f.src.index }
 func (f *File[T]) InDir() bool { return f.src.dir && !f.src.revocation }
 
 // RareOf is what Config.Rare returned for the entry it, which must point
-// into f.Items: nil for most entries.
+// into f.Items(): nil for most entries.
 func (f *File[T]) RareOf(it *T) any {
 	if f.src.rare == nil {
 		return nil
@@ -232,7 +257,7 @@ func (f *File[T]) RareOf(it *T) any {
 	if size == 0 {
 		return f.src.rare[0]
 	}
-	return f.src.rare[(uintptr(unsafe.Pointer(it))-uintptr(unsafe.Pointer(unsafe.SliceData(f.Items))))/size]
+	return f.src.rare[(uintptr(unsafe.Pointer(it))-uintptr(unsafe.Pointer(unsafe.SliceData(f.Items()))))/size]
 }
 
 // Snapshot is the immutable result of a load.
@@ -566,12 +591,26 @@ func prefixOf(src Source) string {
 // name, of its own (not a part of path, which would keep the whole
 // path), and its source's part of the path, shared.
 func (l *Loader[T]) newFile(i int, path string, items []T) *File[T] {
+	fsrc, name := l.fileName(i, path)
+	return makeFile(fsrc, name, items)
+}
+
+// newFileOf is newFile of a file of the one item t, without the slice
+// that would hold it for a moment (a cold load makes one for each file).
+func (l *Loader[T]) newFileOf(i int, path string, t T) *File[T] {
+	fsrc, name := l.fileName(i, path)
+	return &File[T]{src: fsrc, name: name, one: t}
+}
+
+// fileName returns the source's part of path, shared, and the file's
+// name in a string of its own.
+func (l *Loader[T]) fileName(i int, path string) (*fileSource, string) {
 	ss := &l.states[i]
 	fsrc := ss.fsrc
 	if path[:ss.nameAt] != fsrc.prefix { // never, as paths are made (prefixOf): yet a path must stay what it was
 		fsrc = &fileSource{prefix: strings.Clone(path[:ss.nameAt]), index: i, dir: fsrc.dir, revocation: fsrc.revocation}
 	}
-	return &File[T]{src: fsrc, name: strings.Clone(path[ss.nameAt:]), Items: items}
+	return fsrc, strings.Clone(path[ss.nameAt:])
 }
 
 // stamp is the stat stamp of the file of row r.

@@ -110,7 +110,7 @@ func TestRevocationSetWithOneBadKeyFailsClosed(t *testing.T) {
 	}
 	for _, f := range s.Files() {
 		if f.Path() == rev {
-			t.Fatalf("the revocation file loaded %v", f.Items)
+			t.Fatalf("the revocation file loaded %v", f.Items())
 		}
 	}
 	// The file of trust beside it loaded its good keys.

@@ -53,8 +53,8 @@ func TestRarePartsFollowTheirEntries(t *testing.T) {
 		}
 		for f := range snap.All {
 			got := map[string]any{}
-			for i := range f.Items {
-				got[f.Items[i]] = f.RareOf(&f.Items[i])
+			for i := range f.Items() {
+				got[f.Items()[i]] = f.RareOf(&f.Items()[i])
 			}
 			want := map[string]any{key(t, 1).Fingerprint(): nil, key(t, 2).Fingerprint(): "two", key(t, 4).Fingerprint(): nil, key(t, 5).Fingerprint(): "five"}
 			switch f.Name() {

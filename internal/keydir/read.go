@@ -171,7 +171,7 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 	if err != nil {
 		return nil, problemOf(path, err, false), nil
 	}
-	f = l.newFile(i, path, make([]T, 0, len(entries)))
+	items := make([]T, 0, len(entries))
 	var skipped []Problem
 	var rare rareList
 	for _, e := range entries {
@@ -183,10 +183,11 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 			p.Entry = true
 			skipped = append(skipped, *p)
 		default:
-			f.Items = append(f.Items, t)
+			items = append(items, t)
 			rare.add(r)
 		}
 	}
+	f = l.newFile(i, path, items)
 	keepRare(f, &rare)
 	return f, nil, skipped
 }
@@ -270,8 +271,11 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 	if err != nil {
 		return nil, problemOf(path, err, src.Revocation)
 	}
-	f := l.newFile(src.Index, path, make([]T, 0, len(keys)))
-	var rare rareList
+	var (
+		items []T // of a file of several keys
+		one   T   // of a file of one: no array of its own (File)
+		rare  rareList
+	)
 	for n, k := range keys {
 		t, r, err := l.convert(src, path, k)
 		if err != nil {
@@ -281,8 +285,18 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 			}
 			return nil, p
 		}
-		f.Items = append(f.Items, t)
+		if len(keys) == 1 {
+			one = t
+		} else {
+			items = append(items, t)
+		}
 		rare.add(r)
+	}
+	var f *File[T]
+	if len(keys) == 1 {
+		f = l.newFileOf(src.Index, path, one)
+	} else {
+		f = l.newFile(src.Index, path, items)
 	}
 	keepRare(f, &rare)
 	return f, nil

@@ -23,8 +23,8 @@ func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, s
 			continue
 		}
 		for f := range snap.filesOf(src) {
-			for i := range f.Items {
-				it := &f.Items[i]
+			for i := range f.Items() {
+				it := &f.Items()[i]
 				sum := spki(it)
 				if _, dup := r.first[sum]; dup {
 					continue

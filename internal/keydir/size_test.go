@@ -65,3 +65,22 @@ type nopFeed struct{}
 func (nopFeed) Name() string                         { return "nop" }
 func (nopFeed) View() FeedView                       { return FeedView{} }
 func (nopFeed) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
+
+// TestFileSize keeps a File of a 32-byte item (authkeys' SPKI hash) at 64
+// bytes, the item in it: a directory of single-key files holds a File for
+// each, where a File and a one-item array beside it were 48 + 32
+// (docs/design.md, "Memory of a loaded store").
+func TestFileSize(t *testing.T) {
+	if n := unsafe.Sizeof(File[[32]byte]{}); n > 64 {
+		t.Fatalf("File of a 32-byte item is %d bytes, more than 64", n)
+	}
+	one := NewFile("/k.json", 0, [][32]byte{{1}})
+	if items := one.Items(); len(items) != 1 || items[0] != [32]byte{1} || &items[0] != &one.one {
+		t.Fatalf("a file of one item holds it itself: Items() = %v", items)
+	}
+	for _, items := range [][][32]byte{nil, {{1}, {2}}} {
+		if f := NewFile("/k.json", 0, items); len(f.Items()) != len(items) || f.many == nil {
+			t.Fatalf("a file of %d items: Items() = %v", len(items), f.Items())
+		}
+	}
+}

@@ -103,7 +103,7 @@ func TestSnapshotsStayAsPublished(t *testing.T) {
 		b.WriteString(strings.Join(probs, ""))
 		n := 0
 		for f := range s.All {
-			b.WriteString(strconv.Itoa(f.Source()) + " " + strconv.Quote(f.Name()) + " " + strconv.Quote(f.Path()) + " " + strconv.Quote(strings.Join(f.Items, ",")) + "\n")
+			b.WriteString(strconv.Itoa(f.Source()) + " " + strconv.Quote(f.Name()) + " " + strconv.Quote(f.Path()) + " " + strconv.Quote(strings.Join(f.Items(), ",")) + "\n")
 			n++
 		}
 		if n != s.numFiles() {

@@ -22,7 +22,7 @@ func (lc Lifecycle[T]) Status() Status {
 			n = &st.Revoked
 		}
 		for f := range sn.filesOf(src) {
-			*n += len(f.Items)
+			*n += len(f.Items())
 		}
 	}
 	return st
