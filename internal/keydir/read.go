@@ -285,9 +285,13 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 			}
 			return nil, p
 		}
-		if len(keys) == 1 {
+		switch {
+		case len(keys) == 1:
 			one = t
-		} else {
+		case items == nil:
+			items = make([]T, 0, len(keys)) // exactly: a big set's array is kept as it is
+			fallthrough
+		default:
 			items = append(items, t)
 		}
 		rare.add(r)
