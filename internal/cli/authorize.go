@@ -367,8 +367,21 @@ func (c *cli) sayDropped(file, name string, d droppedAttrs) {
 	}
 	if len(d.others) > 0 {
 		fmt.Fprintf(c.stderr, "keytool authorize: note: not kept from %s: %s (an entry takes from a client's file only its key, comment, name, expires and from)\n",
-			src, strings.Join(d.others, ", "))
+			src, listSome(d.others, maxDroppedNamed))
 	}
+}
+
+// maxDroppedNamed is how many members the note names: a client's file may
+// hold thousands, and the note is one line for the admin, not a copy of
+// the file.
+const maxDroppedNamed = 8
+
+// listSome joins the first max of names, and says how many more there are.
+func listSome(names []string, max int) string {
+	if len(names) <= max {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:max], ", "), len(names)-max)
 }
 
 // sourceName names FILE in messages: "-" means nothing to a reader.
