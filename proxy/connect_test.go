@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -84,6 +85,9 @@ func TestHTTPConnectRefused(t *testing.T) {
 		if resp.StatusCode != http.StatusMethodNotAllowed || strings.Contains(string(b), target) {
 			t.Errorf("CONNECT over HTTP/1.1: %s %q, want 405 and nothing of the target", resp.Status, b)
 		}
+		if got := resp.Header.Values("Allow"); len(got) != 1 || got[0] != allowedMethods {
+			t.Errorf("CONNECT over HTTP/1.1: Allow %q, want %q (RFC 9110 section 15.5.6)", got, allowedMethods)
+		}
 		notReached(t)
 		refusedLogged(t, `""`)
 	})
@@ -116,6 +120,9 @@ func TestHTTPConnectRefused(t *testing.T) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusMethodNotAllowed || len(b) != 0 {
 			t.Errorf("CONNECT over HTTP/2: %s %s %q, want HTTP/2 405 and no tunnel", resp.Proto, resp.Status, b)
+		}
+		if got := resp.Header.Values("Allow"); len(got) != 1 || got[0] != allowedMethods {
+			t.Errorf("CONNECT over HTTP/2: Allow %q, want %q (RFC 9110 section 15.5.6)", got, allowedMethods)
 		}
 		notReached(t)
 		refusedLogged(t, `""`)
@@ -215,5 +222,52 @@ func extendedConnect(t *testing.T, alice *side, addr string) string {
 		case h[3] == 7:
 			return "goaway"
 		}
+	}
+}
+
+// TestHTTPAllowedMethodsPass: every method the 405 to a CONNECT lists
+// in its Allow header reaches the target, over HTTP/1.1 and HTTP/2: the
+// header says what the proxy passes, not a guess.
+func TestHTTPAllowedMethodsPass(t *testing.T) {
+	reached := make(chan string, 20)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached <- r.Method
+	}))
+	defer target.Close()
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice", alice)
+	_, addr, _, _ := startServer(t, srv, strings.TrimPrefix(target.URL, "http://"), ServerOptions{HTTP: true})
+	alice.pin(t, addr, srv)
+	for _, h2 := range []bool{false, true} {
+		tr := &http.Transport{
+			DialTLSContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+				cfg := h2Config(t, alice, a)
+				if !h2 {
+					cfg.NextProtos = nil
+				}
+				return (&tls.Dialer{Config: cfg}).DialContext(ctx, network, a)
+			},
+			ForceAttemptHTTP2: h2,
+		}
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		for _, m := range strings.Split(allowedMethods, ", ") {
+			req, err := http.NewRequest(m, "https://"+addr+"/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s (HTTP/2 %v): %v", m, h2, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
+				t.Errorf("%s (HTTP/2 %v): %s %s, want 200", m, h2, resp.Proto, resp.Status)
+				continue
+			}
+			if got := <-reached; got != m {
+				t.Errorf("%s (HTTP/2 %v): the target got %s", m, h2, got)
+			}
+		}
+		tr.CloseIdleConnections()
 	}
 }

@@ -262,7 +262,8 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 }
 
 // refuseConnect answers a CONNECT request 405 Method Not Allowed, with
-// nothing of the target, and logs it (counted as refused requests are:
+// the methods the proxy passes in Allow and nothing of the target, and
+// logs it (counted as refused requests are:
 // a client may send them as fast as it likes). Forwarded, a CONNECT is
 // a tunnel: over HTTP/2, where a request's body is a stream, the
 // transport sends the target "CONNECT" and then the client's bytes as
@@ -276,8 +277,16 @@ func (h *httpMode) refuseConnect(w http.ResponseWriter, r *http.Request, hc *htt
 	attrs, ip := hc.logAttrs()
 	h.failures.Failed(ip, slog.LevelWarn, msgConnectRefused, "method", r.Method,
 		append(attrs, "method", r.Method, "protocol", r.Header.Get(":protocol"))...)
+	w.Header().Set("Allow", allowedMethods)
 	w.WriteHeader(http.StatusMethodNotAllowed)
 }
+
+// allowedMethods is the Allow header of the 405 a CONNECT gets (RFC
+// 9110 section 15.5.6 requires one): the methods of RFC 9110 section 9
+// but CONNECT, and PATCH (RFC 5789). The proxy passes any other method
+// too — WebDAV's, a target's own —, which a list cannot name; these
+// are the ones a client may count on (TestHTTPAllowedMethodsPass).
+const allowedMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH"
 
 // msgConnectRefused is the log line of a CONNECT request refused.
 const msgConnectRefused = "request refused: CONNECT is not forwarded"

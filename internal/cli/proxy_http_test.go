@@ -235,3 +235,68 @@ func TestProxyHTTPTargetNoResponse(t *testing.T) {
 	px.waitFor(t, `level=ERROR msg="target sent no response" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
 		` error="proxy: target `+regexp.QuoteMeta(target)+` sent no response to the request within 300ms"\n`, 5*time.Second)
 }
+
+// methodBackend is Python's http.server answering every method of the
+// Allow header below with 200 and the method it got in X-Method.
+const methodBackend = `
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self):
+        print("got", self.command, flush=True)
+        self.send_response(200)
+        self.send_header("X-Method", self.command)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+for m in ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "CONNECT"]:
+    setattr(H, "do_" + m, H.answer)
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print("listening", s.server_address[1], flush=True)
+s.serve_forever()
+`
+
+// TestProxyHTTPConnectAllow: curl's CONNECT through keytool proxy --http
+// gets 405 with an Allow header (RFC 9110 section 15.5.6 requires one on
+// a 405), listing methods that curl then sends and Python's http.server
+// behind the proxy receives, each with its own name. The CONNECT, which
+// it would answer 200, never reaches it.
+func TestProxyHTTPConnectAllow(t *testing.T) {
+	pxNeed(t, "curl", "openssl", "python3")
+	dir := t.TempDir()
+	script := filepath.Join(dir, "methods.py")
+	pxWrite(t, script, methodBackend)
+	backend := pxStart(t, "python3", "-u", script)
+	target := "127.0.0.1:" + backend.waitFor(t, `listening (\d+)`, 10*time.Second)[1]
+	home := pxGen(t)
+	crt, key, _ := pxAuthorizedKey(t, home, dir, "alice")
+	px, addr := pxProxy(t, home, "--target", target, "--http")
+
+	tls := []string{"-sS", "--max-time", "10", "-k", "--cert", crt, "--key", key, "--http1.1", "-o", "/dev/null", "-D", "-"}
+	head, msg, code := pxRun(t, "", "curl", append(tls, "-X", "CONNECT", "https://"+addr+"/")...)
+	if code != 0 {
+		t.Fatalf("curl -X CONNECT: exit %d: %s", code, msg)
+	}
+	if !strings.HasPrefix(head, "HTTP/1.1 405 ") {
+		t.Fatalf("curl -X CONNECT: %q, want 405", head)
+	}
+	m := regexp.MustCompile(`(?mi)^Allow: (.*)\r$`).FindAllStringSubmatch(head, -1)
+	if len(m) != 1 || m[0][1] == "" {
+		t.Fatalf("curl -X CONNECT: %q, want one Allow header", head)
+	}
+	px.waitFor(t, `level=WARN msg="request refused: CONNECT is not forwarded" remote=127\.0\.0\.1:\d+ fingerprint=\S+ name=alice method=CONNECT`, 5*time.Second)
+	for _, method := range strings.Split(m[0][1], ", ") {
+		args := append(tls, "-X", method)
+		if method == "HEAD" {
+			args = append(tls, "-I") // curl waits for a body after -X HEAD
+		}
+		head, msg, code := pxRun(t, "", "curl", append(args, "https://"+addr+"/")...)
+		if code != 0 || !strings.HasPrefix(head, "HTTP/1.1 200 ") || !strings.Contains(head, "X-Method: "+method+"\r\n") {
+			t.Errorf("curl -X %s, listed in Allow: exit %d %s %q, want 200 from the target, which got %s", method, code, msg, head, method)
+		}
+	}
+	if got := backend.stdout.String(); strings.Contains(got, "got CONNECT") {
+		t.Errorf("the CONNECT reached the target:\n%s", got)
+	}
+}
