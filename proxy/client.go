@@ -234,9 +234,17 @@ func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 			}
 			// Counted as server mode counts a client that made no
 			// handshake in time: a target that never answers is the
-			// failure an alert on failed/timeout is there to see.
-			if errorIs[*TargetTimeoutError](err) {
+			// failure an alert on failed/timeout is there to see. One
+			// that closed or reset the connection before its handshake,
+			// as server mode counts such a client: failed/tls_error. A
+			// dial that failed is no handshake: a target error.
+			switch {
+			case errorIs[*TargetTimeoutError](err):
 				c.metrics.handshake(resultFailed, reasonTimeout)
+			case dialed:
+				c.metrics.handshake(resultFailed, reasonTLS)
+			default:
+				c.metrics.targetFailed(reasonUnreachable)
 			}
 		}
 		c.log.Error(msg, append(attrs, "reason", c.explain(err).Error())...)

@@ -140,7 +140,7 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 			ResponseHeaderTimeout: respTimeout, // the transport closes the target's connection when it passes
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			msg, status := "target unreachable", http.StatusBadGateway
+			msg, status, reason := "target unreachable", http.StatusBadGateway, dialFailure(err)
 			if errorIs[*TargetTimeoutError](err) {
 				// The dial timed out: 504, as nginx answers when its
 				// proxy_connect_timeout passes — the target did not
@@ -149,12 +149,21 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 				status = http.StatusGatewayTimeout
 			}
 			if rt := responseTimeout(target, respTimeout, err); rt != nil {
-				msg, status, err = "target sent no response", http.StatusGatewayTimeout, rt
-				h.metrics.responseTimedOut() // before the log line, which tests wait for
+				msg, status, err, reason = "target sent no response", http.StatusGatewayTimeout, rt, reasonResponseTimeout
 			}
-			if !errors.Is(err, context.Canceled) {
-				log.Error(msg, "remote", r.RemoteAddr, "target", target, "error", err.Error())
+			if errors.Is(err, context.Canceled) {
+				w.WriteHeader(status) // the client has gone: nothing to count nor log
+				return
 			}
+			if cerr := clientFailed(r.Body); cerr != nil {
+				// The client's body broke off (a reset, a malformed
+				// chunk): no failure of the target's.
+				log.Warn("request body failed", "remote", r.RemoteAddr, "error", cerr.Error())
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			h.metrics.targetFailed(reason) // before the log line, which tests wait for
+			log.Error(msg, "remote", r.RemoteAddr, "target", target, "error", err.Error())
 			w.WriteHeader(status) // nothing about the target in the body
 		},
 	}
@@ -252,6 +261,8 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = p.Err
 	}
+	_, reason := refusalReason(err)
+	h.metrics.requestRefused(reason)
 	h.failures.Failed(ip, slog.LevelWarn, msgRequestRefused, "reason", withoutFingerprints(err.Error()),
 		append(attrs, "method", r.Method, "reason", err.Error())...)
 	if p == nil {
@@ -275,6 +286,7 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 // WebSocket goes through over HTTP/1.1 (docs/proxy.md).
 func (h *httpMode) refuseConnect(w http.ResponseWriter, r *http.Request, hc *httpConn) {
 	attrs, ip := hc.logAttrs()
+	h.metrics.requestRefused(reasonConnect)
 	h.failures.Failed(ip, slog.LevelWarn, msgConnectRefused, "method", r.Method,
 		append(attrs, "method", r.Method, "protocol", r.Header.Get(":protocol"))...)
 	w.Header().Set("Allow", allowedMethods)
@@ -300,6 +312,9 @@ type handlerBody struct {
 	mu    sync.Mutex
 	body  io.ReadCloser
 	ended bool
+	// failed is the first error but io.EOF a read of the client's body
+	// returned; read without mu, which a read blocked on the client holds.
+	failed atomic.Pointer[error]
 }
 
 func (b *handlerBody) Read(p []byte) (int, error) {
@@ -308,7 +323,23 @@ func (b *handlerBody) Read(p []byte) (int, error) {
 	if b.ended {
 		return 0, http.ErrBodyReadAfterClose
 	}
-	return b.body.Read(p)
+	n, err := b.body.Read(p)
+	if err != nil && err != io.EOF {
+		b.failed.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// clientFailed is the error reading the client's body ended with, if it
+// did: a request that failed then failed on the client's side, not the
+// target's. Nil for a body that is not a *handlerBody.
+func clientFailed(body io.ReadCloser) error {
+	if b, ok := body.(*handlerBody); ok {
+		if err := b.failed.Load(); err != nil {
+			return *err
+		}
+	}
+	return nil
 }
 
 // Close is the server's to do: a transport closing the body it sent
@@ -551,6 +582,21 @@ func validHeaderValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// dialFailure is the reason of keytool_proxy_target_errors_total for
+// err, a request's failure (the client's own are told apart before):
+// its dial's, timed out or failed, or else the target's answer's — it
+// closed or reset the connection, or sent what is not a response.
+func dialFailure(err error) string {
+	var op *net.OpError
+	switch {
+	case errorIs[*TargetTimeoutError](err):
+		return reasonConnectTimeout
+	case errors.As(err, &op) && op.Op == "dial":
+		return reasonUnreachable
+	}
+	return reasonBadResponse
 }
 
 // responseTimeout is err, a request's failure, as a *ResponseTimeoutError

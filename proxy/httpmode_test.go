@@ -143,7 +143,8 @@ func TestHTTPRequestDecidedAgain(t *testing.T) {
 				_, _ = io.WriteString(w, "hello "+r.Header.Get(HeaderName))
 			}))
 			defer target.Close()
-			w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{KeepOpenOnRevoke: true, HTTP: true})
+			m := NewMetrics()
+			w := startWatchedWith(t, strings.TrimPrefix(target.URL, "http://"), ServerOptions{KeepOpenOnRevoke: true, HTTP: true, Metrics: m})
 			alice := newSide(t)
 			w.authorize(t, "alice", alice)
 			tr := &http.Transport{
@@ -217,6 +218,9 @@ func TestHTTPRequestDecidedAgain(t *testing.T) {
 			if n := strings.Count(w.logs.String(), msgRequestRefused); n != 1 {
 				t.Errorf("%d lines for 21 refused requests, want 1 (then a count every %v)", n, faillog.Interval)
 			}
+			// Each is counted, by the decision's reason: after the
+			// handshake, no handshake counts them.
+			awaitCounted(t, m, `keytool_proxy_requests_refused_total{reason="revoked"} 21`)
 		})
 	}
 }

@@ -56,15 +56,16 @@ const (
 // The handshake path costs a few atomic additions: every label value is
 // resolved once, here, not per connection.
 type Metrics struct {
-	reg          *prometheus.Registry
-	handshakes   *prometheus.CounterVec
-	hs           map[[2]string]prometheus.Counter
-	open         prometheus.Gauge
-	bytesIn      prometheus.Counter // from the client
-	bytesOut     prometheus.Counter // to the client
-	respTimeouts prometheus.Counter // HTTP mode: target_errors{reason="response_timeout"}
-	reloads      *prometheus.CounterVec
-	reloadTook   *prometheus.HistogramVec
+	reg         *prometheus.Registry
+	handshakes  *prometheus.CounterVec
+	hs          map[[2]string]prometheus.Counter
+	open        prometheus.Gauge
+	bytesIn     prometheus.Counter            // from the client
+	bytesOut    prometheus.Counter            // to the client
+	targetErrs  map[string]prometheus.Counter // target_errors by reason (targetErrorReasons)
+	refusedReqs map[string]prometheus.Counter // HTTP mode: requests_refused by reason (requestRefusalReasons)
+	reloads     *prometheus.CounterVec
+	reloadTook  *prometheus.HistogramVec
 }
 
 // NewMetrics makes the metrics, with Go's runtime and process metrics.
@@ -97,13 +98,31 @@ func NewMetrics() *Metrics {
 	m.bytesIn, m.bytesOut = bytes.WithLabelValues("in"), bytes.WithLabelValues("out")
 	// By reason, as the handshakes: a target's failures after the
 	// client's handshake, which keytool_proxy_handshakes_total does not
-	// see (server mode admitted the client by then). At zero from the
-	// start, as they are.
+	// see (server mode admitted the client by then; client mode's
+	// refused dial is no handshake). At zero from the start, as they are.
 	targetErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keytool_proxy_target_errors_total",
-		Help: "Failures of the target after a client was admitted, by reason (response_timeout: HTTP mode, no response headers within the response header timeout; the client got 504).",
+		Help: "Failures of the target that no handshake counts, by reason: unreachable (the dial failed: refused, no route, no socket), " +
+			"connect_timeout (server mode: the dial got no answer within the handshake timeout; HTTP mode answered 504), " +
+			"bad_response (HTTP mode: the target closed or reset the connection before its response headers, or sent no valid ones; the client got 502), " +
+			"response_timeout (HTTP mode: no response headers within the response header timeout; the client got 504).",
 	}, []string{"reason"})
-	m.respTimeouts = targetErrors.WithLabelValues(reasonResponseTimeout)
+	m.targetErrs = map[string]prometheus.Counter{}
+	for _, r := range targetErrorReasons {
+		m.targetErrs[r] = targetErrors.WithLabelValues(r)
+	}
+	// HTTP mode's refusals of a request on an admitted connection, which
+	// happen after its handshake and so count in no handshake: by the
+	// trust decision's reason, as a refused handshake's, and connect.
+	requestsRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keytool_proxy_requests_refused_total",
+		Help: "HTTP mode: requests on an admitted connection that were refused, by reason: connect (a CONNECT, answered 405), " +
+			"or why the key is no longer admitted (answered 403: revoked, expired, from, unknown, revocation_failed, skipped_files, ca_refused, tls_error).",
+	}, []string{"reason"})
+	m.refusedReqs = map[string]prometheus.Counter{}
+	for _, r := range requestRefusalReasons {
+		m.refusedReqs[r] = requestsRefused.WithLabelValues(r)
+	}
 	for _, r := range [][2]string{
 		{resultAdmitted, reasonKey}, {resultAdmitted, reasonCA},
 		{resultRefused, reasonUnknown}, {resultRefused, reasonRevoked}, {resultRefused, reasonRevocationFailed},
@@ -117,7 +136,7 @@ func NewMetrics() *Metrics {
 		// alerts see the first refusal as an increase.
 		m.hs[r] = m.handshakes.WithLabelValues(r[0], r[1])
 	}
-	m.reg.MustRegister(m.handshakes, m.open, bytes, targetErrors, m.reloads, m.reloadTook,
+	m.reg.MustRegister(m.handshakes, m.open, bytes, targetErrors, requestsRefused, m.reloads, m.reloadTook,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -145,16 +164,46 @@ func (m *Metrics) handshake(result, reason string) {
 	m.hs[[2]string{result, reason}].Inc()
 }
 
-// reasonResponseTimeout is the reason label of
-// keytool_proxy_target_errors_total for a *ResponseTimeoutError.
-const reasonResponseTimeout = "response_timeout"
+// Reasons of keytool_proxy_target_errors_total: a closed set, whatever
+// the target does.
+const (
+	reasonUnreachable     = "unreachable"      // the dial failed without timing out: refused, no route, no such socket
+	reasonConnectTimeout  = "connect_timeout"  // server mode: the dial got no answer within HandshakeTimeout (*TargetTimeoutError)
+	reasonBadResponse     = "bad_response"     // HTTP mode: the target closed or reset the connection, or sent no valid response headers
+	reasonResponseTimeout = "response_timeout" // HTTP mode: no response headers within ResponseHeaderTimeout (*ResponseTimeoutError)
+)
 
-// responseTimedOut counts an HTTP request the target did not answer in
-// time (*ResponseTimeoutError).
-func (m *Metrics) responseTimedOut() {
+var targetErrorReasons = []string{reasonUnreachable, reasonConnectTimeout, reasonBadResponse, reasonResponseTimeout}
+
+// reasonConnect is the reason of keytool_proxy_requests_refused_total
+// for a CONNECT (405); the others are a refused handshake's (403).
+const reasonConnect = "connect"
+
+var requestRefusalReasons = []string{
+	reasonConnect, reasonUnknown, reasonRevoked, reasonRevocationFailed, reasonExpired, reasonFrom,
+	reasonSkipped, reasonCARefused, reasonTLS,
+}
+
+// targetFailed counts a failure of the target under reason, one of
+// targetErrorReasons.
+func (m *Metrics) targetFailed(reason string) {
 	if m != nil {
-		m.respTimeouts.Inc()
+		m.targetErrs[reason].Inc()
 	}
+}
+
+// requestRefused counts an HTTP request refused on an admitted
+// connection: reasonConnect, or err's reason as refusalReason says it
+// (one of requestRefusalReasons; any other, tls_error).
+func (m *Metrics) requestRefused(reason string) {
+	if m == nil {
+		return
+	}
+	c, ok := m.refusedReqs[reason]
+	if !ok {
+		c = m.refusedReqs[reasonTLS]
+	}
+	c.Inc()
 }
 
 // opened counts a connection admitted; closed, its end and its bytes.

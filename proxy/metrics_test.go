@@ -69,6 +69,12 @@ func TestMetricsExposition(t *testing.T) {
 		`keytool_proxy_handshakes_total{reason="tls_error",result="failed"} 0`,
 		`keytool_proxy_open_connections 0`,
 		`keytool_proxy_target_errors_total{reason="response_timeout"} 0`,
+		`keytool_proxy_target_errors_total{reason="unreachable"} 0`,
+		`keytool_proxy_target_errors_total{reason="connect_timeout"} 0`,
+		`keytool_proxy_target_errors_total{reason="bad_response"} 0`,
+		`keytool_proxy_requests_refused_total{reason="connect"} 0`,
+		`keytool_proxy_requests_refused_total{reason="revoked"} 0`,
+		`keytool_proxy_requests_refused_total{reason="tls_error"} 0`,
 		`keytool_proxy_bytes_total{direction="in"} 10`,
 		`keytool_proxy_bytes_total{direction="out"} 20`,
 	} {

@@ -322,12 +322,14 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 		if ctx.Err() != nil {
 			return // the key was revoked while dialling (logged), or the proxy is closing
 		}
+		s.metrics.targetFailed(dialFailure(err))
 		s.log.Error("target unreachable", append(attrs, "target", s.target, "error", err.Error())...)
 		return
 	}
 	defer target.Close()
 	if s.ppv2 {
 		if _, err := target.Write(proxyHeader(addrPort(raw.RemoteAddr()), addrPort(raw.LocalAddr()), peerTLVs(&cs, peer, fp))); err != nil {
+			s.metrics.targetFailed(reasonUnreachable) // it reset the connection it had just accepted
 			s.log.Error("target unreachable", append(attrs, "target", s.target, "error", err.Error())...)
 			return
 		}

@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/testnet"
+)
+
+// failuresCounted are the series of m's target errors, refused requests
+// and handshakes that are not admissions, counted above zero, as
+// /metrics shows them.
+func failuresCounted(t *testing.T, m *Metrics) []string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	var got []string
+	for _, line := range regexp.MustCompile(`(?m)^keytool_proxy_(target_errors|requests_refused|handshakes)_total\{.*\} [1-9]\d*$`).FindAllString(rec.Body.String(), -1) {
+		if !strings.Contains(line, `result="admitted"`) {
+			got = append(got, line)
+		}
+	}
+	return got
+}
+
+// awaitCounted waits until m counts exactly want among the failures
+// (failuresCounted): a connection's count comes as it ends, which its
+// client may see first. 30 s is a bound on a hang.
+func awaitCounted(t *testing.T, m *Metrics, want ...string) {
+	t.Helper()
+	var got []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if got = failuresCounted(t, m); slices.Equal(got, want) {
+			return
+		}
+	}
+	t.Errorf("counted %q, want %q", got, want)
+}
+
+// refusedPort is a port on 127.0.0.1 nothing listens on: a dial to it is
+// refused.
+func refusedPort(t *testing.T) string {
+	ln := listen(t)
+	ln.Close()
+	return ln.Addr().String()
+}
+
+// TestTargetErrorsCounted: each way a target fails after the client's
+// handshake — or, in client mode, before a handshake could begin —
+// counts once, under a reason of its own, in a series that exists from
+// the start: a dial refused (server, HTTP and client mode:
+// unreachable), a dial that times out (server and HTTP mode:
+// connect_timeout; client mode counts it as a handshake,
+// TestClientTargetSilent), a target that closes the connection without
+// answering a request (HTTP mode: bad_response) or before its TLS
+// handshake (client mode: a handshake failed, tls_error, as server mode
+// counts such a client). Each was counted nowhere: an alert could not
+// see the target down but in the log.
+func TestTargetErrorsCounted(t *testing.T) {
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice", alice)
+	closing := listen(t) // reads a request's head, then closes without a word
+	testnet.ServeEach(t, closing, func(c net.Conn) {
+		_, _ = c.Read(make([]byte, 4096))
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // a reset
+		}
+	})
+	get := func(t *testing.T, addr string) string {
+		conn := dialTLS(t, alice, addr)
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(conn)
+		return string(got)
+	}
+	for _, c := range []struct {
+		name, target string
+		http         bool
+		status       string
+		counted      string
+	}{
+		{"server/refused", refusedPort(t), false, "", `keytool_proxy_target_errors_total{reason="unreachable"} 1`},
+		{"server/silent", testnet.FullBacklog(t), false, "", `keytool_proxy_target_errors_total{reason="connect_timeout"} 1`},
+		{"http/refused", refusedPort(t), true, "502", `keytool_proxy_target_errors_total{reason="unreachable"} 1`},
+		{"http/silent", testnet.FullBacklog(t), true, "504", `keytool_proxy_target_errors_total{reason="connect_timeout"} 1`},
+		{"http/closed", closing.Addr().String(), true, "502", `keytool_proxy_target_errors_total{reason="bad_response"} 1`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := NewMetrics()
+			_, addr, logs, _ := startServer(t, srv, c.target, ServerOptions{HTTP: c.http, HandshakeTimeout: 3 * time.Second, Metrics: m})
+			alice.pin(t, addr, srv)
+			if c.http {
+				if got := get(t, addr); !strings.HasPrefix(got, "HTTP/1.1 "+c.status+" ") {
+					t.Errorf("%q, want %s", got, c.status)
+				}
+			} else if _, err := io.ReadAll(dialTLS(t, alice, addr)); err != nil {
+				t.Errorf("a connection whose target fails: %v, want it closed", err)
+			}
+			logs.waitFor(t, `level=ERROR msg="target unreachable"`)
+			awaitCounted(t, m, c.counted)
+		})
+	}
+	for _, c := range []struct {
+		name, target, counted string
+	}{
+		{"client/refused", refusedPort(t), `keytool_proxy_target_errors_total{reason="unreachable"} 1`},
+		{"client/closed", closing.Addr().String(), `keytool_proxy_handshakes_total{reason="tls_error",result="failed"} 1`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := NewMetrics()
+			addr, _, errs := startClientTo(t, newSide(t), c.target, 3*time.Second, m)
+			proxiedOnce(t, addr)
+			<-errs
+			awaitCounted(t, m, c.counted)
+		})
+	}
+}
+
+// TestRequestsRefusedCounted: in HTTP mode a CONNECT, refused with 405
+// after the client's handshake, counts in
+// keytool_proxy_requests_refused_total{reason="connect"}, as many as
+// were sent, and in nothing else; it was counted nowhere. (A request of
+// a key no longer admitted, 403, counts by the trust decision's reason:
+// TestHTTPRequestDecidedAgain.)
+func TestRequestsRefusedCounted(t *testing.T) {
+	target, _ := tunnelTarget(t)
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice", alice)
+	m := NewMetrics()
+	_, addr, _, _ := startServer(t, srv, target, ServerOptions{HTTP: true, Metrics: m})
+	alice.pin(t, addr, srv)
+	conn := dialTLS(t, alice, addr)
+	if _, err := io.WriteString(conn, strings.Repeat("CONNECT 10.0.0.1:22 HTTP/1.1\r\nHost: 10.0.0.1:22\r\n\r\n", 2)+
+		"CONNECT 10.0.0.1:22 HTTP/1.1\r\nHost: 10.0.0.1:22\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(conn); strings.Count(string(got), "HTTP/1.1 405 ") != 3 {
+		t.Fatalf("three CONNECTs: %q, want three 405", got)
+	}
+	awaitCounted(t, m, `keytool_proxy_requests_refused_total{reason="connect"} 3`)
+}
