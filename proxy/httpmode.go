@@ -68,9 +68,12 @@ type httpMode struct {
 // httpConn is one admitted connection handed to the HTTP server.
 type httpConn struct {
 	c     net.Conn
-	attrs []any         // of the connection's log lines: remote, fingerprint, name at the handshake
-	done  chan struct{} // closed when the server, or the upgraded stream, is done with it
-	once  sync.Once
+	attrs []any // of the connection's log lines: remote, fingerprint, name at the handshake
+	// rp is httpMode's ReverseProxy with an ErrorLog of its own, whose
+	// lines (a response body the target broke off) carry attrs.
+	rp   *httputil.ReverseProxy
+	done chan struct{} // closed when the server, or the upgraded stream, is done with it
+	once sync.Once
 	// hijacked: a request upgraded the connection (WebSocket): the HTTP
 	// server let go of it, and the ReverseProxy handler copies it to the
 	// target until either side ends; the connection is done when that
@@ -85,6 +88,18 @@ func (hc *httpConn) logAttrs() ([]any, netip.Addr) {
 		return nil, netip.Addr{}
 	}
 	return hc.attrs[:len(hc.attrs):len(hc.attrs)], remoteAddr(hc.c)
+}
+
+// requestAttrs are the attributes of a log line about r, a request on
+// one of our connections: the connection's — the client's address and
+// the identity it was admitted with — and r's method. A request on a
+// connection not ours has its address alone.
+func requestAttrs(r *http.Request) []any {
+	if hc, _ := r.Context().Value(connKey{}).(*httpConn); hc != nil {
+		attrs, _ := hc.logAttrs()
+		return append(attrs, "method", r.Method)
+	}
+	return []any{"remote", r.RemoteAddr, "method", r.Method}
 }
 
 // finish forgets hc and tells its handler it is done, once.
@@ -158,12 +173,12 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 			if cerr := clientFailed(r.Body); cerr != nil {
 				// The client's body broke off (a reset, a malformed
 				// chunk): no failure of the target's.
-				log.Warn("request body failed", "remote", r.RemoteAddr, "error", cerr.Error())
+				log.Warn("request body failed", append(requestAttrs(r), "error", cerr.Error())...)
 				w.WriteHeader(http.StatusBadRequest)
 				return
 			}
 			h.metrics.targetFailed(reason) // before the log line, which tests wait for
-			log.Error(msg, "remote", r.RemoteAddr, "target", target, "error", err.Error())
+			log.Error(msg, append(requestAttrs(r), "target", target, "error", err.Error())...)
 			w.WriteHeader(status) // nothing about the target in the body
 		},
 	}
@@ -242,7 +257,11 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 			r.Body = body
 		}
 		keepOnlyWebSocketUpgrade(r.Header)
-		h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
+		rp := h.rp
+		if hc != nil {
+			rp = hc.rp
+		}
+		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
 		hijacked := hc != nil && hc.hijacked.Load()
 		if body != nil {
 			if !hijacked {
@@ -386,6 +405,13 @@ const msgRequestRefused = "request refused: key no longer admitted"
 // the connection's log attributes.
 func (h *httpMode) serve(ctx context.Context, conn *tls.Conn, attrs []any) {
 	hc := &httpConn{c: conn, attrs: attrs, done: make(chan struct{})}
+	// The ReverseProxy writes a few lines of its own through ErrorLog
+	// (a response body the target broke off), which has no request to
+	// take attributes from: each connection's has the connection's. A
+	// few allocations a connection, none a request.
+	rp := *h.rp
+	rp.ErrorLog = slog.NewLogLogger(h.log.With(attrs...).Handler(), slog.LevelWarn)
+	hc.rp = &rp
 	h.mu.Lock()
 	h.conns[conn] = hc
 	h.mu.Unlock()

@@ -146,3 +146,31 @@ func TestRequestsRefusedCounted(t *testing.T) {
 	}
 	awaitCounted(t, m, `keytool_proxy_requests_refused_total{reason="connect"} 3`)
 }
+
+// TestHTTPErrorLinesCarryIdentity: in HTTP mode, a target that resets
+// the connection in the middle of its response body makes
+// httputil.ReverseProxy write an error line of its own: it carries the
+// connection's identity, as every line about a request does, and goes to
+// the proxy's logger — it went to the standard library's log, on
+// standard error, with nothing of who asked.
+func TestHTTPErrorLinesCarryIdentity(t *testing.T) {
+	cut := listen(t)
+	testnet.ServeEach(t, cut, func(c net.Conn) {
+		_, _ = c.Read(make([]byte, 4096))
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nthe first bytes")
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // a reset
+		}
+	})
+	srv, alice := newSide(t), newSide(t)
+	srv.authorize(t, "alice", alice)
+	_, addr, logs, _ := startServer(t, srv, cut.Addr().String(), ServerOptions{HTTP: true})
+	alice.pin(t, addr, srv)
+	conn := dialTLS(t, alice, addr)
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(conn)
+	logs.waitFor(t, `level=WARN msg="httputil: ReverseProxy read error during body copy: .*" remote=127\.0\.0\.1:\d+ fingerprint=`+
+		regexp.QuoteMeta(alice.id.Key.Fingerprint())+` name=alice\n`)
+}

@@ -118,7 +118,7 @@ func TestServerTargetSilent(t *testing.T) {
 	if got, _ := io.ReadAll(conn); !regexp.MustCompile(`^HTTP/1\.1 504 `).Match(got) {
 		t.Fatalf("HTTP mode, a target that never answers: %q, want 504", got)
 	}
-	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+`+want)
+	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+ fingerprint=\S+ name=alice method=GET`+want)
 }
 
 // TestHTTPTargetRefused: in HTTP mode, a target that refuses the
@@ -141,7 +141,8 @@ func TestHTTPTargetRefused(t *testing.T) {
 	if _, port, _ := net.SplitHostPort(target); !regexp.MustCompile(`^HTTP/1\.1 502 `).Match(got) || strings.Contains(string(got), port) {
 		t.Fatalf("HTTP mode, a target that refuses the connection: %q, want 502 and nothing of the target", got)
 	}
-	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+` error=".*refused`)
+	logs.waitFor(t, `level=ERROR msg="target unreachable" remote=127\.0\.0\.1:\d+ fingerprint=`+regexp.QuoteMeta(alice.id.Key.Fingerprint())+
+		` name=alice method=GET target=`+regexp.QuoteMeta(target)+` error=".*refused`)
 }
 
 // TestClientTargetSilent: in client mode, a target whose dial never
@@ -228,7 +229,8 @@ func TestHTTPTargetNoResponse(t *testing.T) {
 	if strings.Contains(string(got), port) || strings.Contains(strings.ToLower(string(got)), "keytool") {
 		t.Errorf("the 504 tells the client of the target: %q", got)
 	}
-	logs.waitFor(t, `level=ERROR msg="target sent no response" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
+	logs.waitFor(t, `level=ERROR msg="target sent no response" remote=127\.0\.0\.1:\d+ fingerprint=`+regexp.QuoteMeta(alice.id.Key.Fingerprint())+
+		` name=alice method=GET target=`+regexp.QuoteMeta(target)+
 		` error="proxy: target `+regexp.QuoteMeta(target)+` sent no response to the request within 300ms"\n`)
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))

@@ -206,7 +206,7 @@ func pxHTTPBytes(t *testing.T, metrics, addr, crt, key string) {
 // an empty body (nothing of the target, nor of the proxy's files), well
 // before its own 10 s, and the proxy logs in words which target sent no
 // response within what time — not Go's "timeout awaiting response
-// headers".
+// headers" — and to which client: the key it was admitted with.
 func TestProxyHTTPTargetNoResponse(t *testing.T) {
 	pxNeed(t, "openssl")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -232,7 +232,7 @@ func TestProxyHTTPTargetNoResponse(t *testing.T) {
 	if resp.StatusCode != http.StatusGatewayTimeout || len(body) != 0 {
 		t.Fatalf("a target that never answers: %s %q, want 504 and no body", resp.Status, body)
 	}
-	px.waitFor(t, `level=ERROR msg="target sent no response" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+
+	px.waitFor(t, `level=ERROR msg="target sent no response" remote=127\.0\.0\.1:\d+ fingerprint=SHA256:\S+ name=alice method=GET target=`+regexp.QuoteMeta(target)+
 		` error="proxy: target `+regexp.QuoteMeta(target)+` sent no response to the request within 300ms"\n`, 5*time.Second)
 }
 
