@@ -134,6 +134,7 @@
 // *TargetError for a target that failed CheckTarget (the tlsbridge or
 // knownhosts error inside says why), *TargetTimeoutError for a target
 // that did not answer in time, *ResponseTimeoutError (HTTP mode) for a
-// request it did not answer in time, ErrServerClosed and ErrServing. What
-// to do about them is the program's to say.
+// request it did not answer in time, *RequestBodyTimeoutError (HTTP
+// mode) for a client that stalled in a request's body, ErrServerClosed
+// and ErrServing. What to do about them is the program's to say.
 package proxy

@@ -94,3 +94,21 @@ func targetTimeout(target string, within time.Duration, handshake bool, err erro
 	}
 	return err
 }
+
+// RequestBodyTimeoutError is, in HTTP mode, a request whose client sent
+// nothing of its body for Within (ServerOptions.RequestBodyTimeout)
+// while the proxy waited for it. The client's connection was closed with
+// no answer (HTTP/2: its stream reset), and the target's.
+type RequestBodyTimeoutError struct {
+	Within time.Duration
+	Err    error
+}
+
+func (e *RequestBodyTimeoutError) Error() string {
+	return fmt.Sprintf("proxy: the client sent nothing of its request body for %v", e.Within)
+}
+
+func (e *RequestBodyTimeoutError) Unwrap() error { return e.Err }
+
+// Timeout reports true: the error is a timeout, as net.Error says one.
+func (e *RequestBodyTimeoutError) Timeout() bool { return true }

@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,9 @@ type httpMode struct {
 	// logged: a client kept open (KeepOpenOnRevoke) may send them as fast
 	// as it likes.
 	failures *faillog.Log
+	// bodyTimeout bounds the wait between two reads of a request's body
+	// (ServerOptions.RequestBodyTimeout).
+	bodyTimeout time.Duration
 
 	mu    sync.Mutex
 	conns map[net.Conn]*httpConn
@@ -113,17 +117,24 @@ func (h *httpMode) finish(hc *httpConn) {
 }
 
 // peerKey holds the request's *tlsbridge.Peer, as decided for it;
-// connKey the connection's *httpConn.
+// connKey the connection's *httpConn; bodyKey the request's
+// *handlerBody, if it has a body.
 type (
 	peerKey struct{}
 	connKey struct{}
+	bodyKey struct{}
 )
 
-// newHTTPMode makes HTTP mode, timeout bounding the dial to the target and
-// a client's request headers, respTimeout the target's response headers.
-func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *faillog.Log, timeout, respTimeout time.Duration,
+// httpTimeouts are HTTP mode's: dial bounds the dial to the target and
+// a client's request headers, response the target's response headers,
+// body the wait between two reads of a client's request body.
+type httpTimeouts struct{ dial, response, body time.Duration }
+
+// newHTTPMode makes HTTP mode.
+func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *faillog.Log, timeouts httpTimeouts,
 	decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
-	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}, decide: decide, failures: failures}
+	timeout, respTimeout := timeouts.dial, timeouts.response
+	h := &httpMode{log: log, conns: map[net.Conn]*httpConn{}, decide: decide, failures: failures, bodyTimeout: timeouts.body}
 	u := &url.URL{Scheme: "http", Host: dial.address}
 	if dial.network == "unix" {
 		u.Host = "localhost" // the request's Host header is the client's (Rewrite); this names the pool's one target
@@ -155,6 +166,12 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 			ResponseHeaderTimeout: respTimeout, // the transport closes the target's connection when it passes
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			// The client's failures first: a failed read of its body
+			// also cancels the request (HTTP/1.1), and its deadline is
+			// a timeout as the target's are.
+			if h.bodyFailed(w, r, errors.Is(err, context.Canceled)) {
+				return
+			}
 			msg, status, reason := "target unreachable", http.StatusBadGateway, dialFailure(err)
 			if errorIs[*TargetTimeoutError](err) {
 				// The dial timed out: 504, as nginx answers when its
@@ -168,13 +185,6 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 			}
 			if errors.Is(err, context.Canceled) {
 				w.WriteHeader(status) // the client has gone: nothing to count nor log
-				return
-			}
-			if cerr := clientFailed(r.Body); cerr != nil {
-				// The client's body broke off (a reset, a malformed
-				// chunk): no failure of the target's.
-				log.Warn("request body failed", append(requestAttrs(r), "error", cerr.Error())...)
-				w.WriteHeader(http.StatusBadRequest)
 				return
 			}
 			h.metrics.targetFailed(reason) // before the log line, which tests wait for
@@ -235,6 +245,7 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 	if err == nil && p.Authenticated() {
 		var body *handlerBody
 		if r.ContentLength != 0 {
+			rc := http.NewResponseController(w)
 			// A request body streams to the target while its response
 			// streams back. By default Go's HTTP/1 server drains and
 			// closes the body when the response begins; the target
@@ -242,7 +253,7 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 			// answer short (the transport, reading the body once more
 			// past its length, found it closed and dropped the target's
 			// connection: golang/go#40747). HTTP/2 is full duplex always.
-			_ = http.NewResponseController(w).EnableFullDuplex()
+			_ = rc.EnableFullDuplex()
 			// With full duplex, a body still unread when the handler
 			// returns — the target answered first, and the transport
 			// gave up sending it or sends it late — is read to its end
@@ -253,7 +264,7 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 			// drops the connection. The body is finished here, before
 			// the handler returns, and no read of it outlives the
 			// handler.
-			body = &handlerBody{body: r.Body}
+			body = &handlerBody{body: r.Body, rc: rc, timeout: h.bodyTimeout}
 			r.Body = body
 		}
 		keepOnlyWebSocketUpgrade(r.Header)
@@ -261,8 +272,19 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 		if hc != nil {
 			rp = hc.rp
 		}
-		rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerKey{}, p)))
+		ctx := context.WithValue(r.Context(), peerKey{}, p)
+		if body != nil {
+			ctx = context.WithValue(ctx, bodyKey{}, body) // the ErrorHandler's request has another Body
+		}
+		rp.ServeHTTP(w, r.WithContext(ctx))
 		hijacked := hc != nil && hc.hijacked.Load()
+		if body != nil && body.aborted.Load() {
+			// The client stalled in its body (bodyFailed): its
+			// connection is closed with no answer, its HTTP/2 stream
+			// reset, as nginx does when client_body_timeout passes.
+			body.end(false)
+			panic(http.ErrAbortHandler)
+		}
 		if body != nil {
 			if !hijacked {
 				// The answer first: a client may send the rest of its
@@ -301,7 +323,6 @@ func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
 // client's own writing, X-Keytool-* headers included, never cleaned nor
 // decided, or a way through a target that is itself a forward proxy.
 // An extended CONNECT (RFC 8441, WebSocket over HTTP/2, which Go's
-// server accepts with GODEBUG=http2xconnect=1) is a CONNECT too; a
 // WebSocket goes through over HTTP/1.1 (docs/proxy.md).
 func (h *httpMode) refuseConnect(w http.ResponseWriter, r *http.Request, hc *httpConn) {
 	attrs, ip := hc.logAttrs()
@@ -322,6 +343,40 @@ const allowedMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH"
 // msgConnectRefused is the log line of a CONNECT request refused.
 const msgConnectRefused = "request refused: CONNECT is not forwarded"
 
+// bodyFailed answers a request whose client's body failed — nothing of
+// it for bodyTimeout, a reset, a malformed chunk —, which is no failure
+// of the target's, and logs it with the request's attributes (per
+// source, as refusals: a client may fail as many as it likes). A body
+// that stalled is answered as nginx answers one past its
+// client_body_timeout: with nothing, the connection closed (HTTP/2: the
+// stream reset) once the handler has let go of the body (serveRequest):
+// the request is incomplete, and the rest of its body, should it come,
+// would be read as the next request. Any other is 400. False if the
+// client's body did not fail. wait: the request was cancelled, maybe by
+// a read of the body failing (clientFailed).
+func (h *httpMode) bodyFailed(w http.ResponseWriter, r *http.Request, wait bool) bool {
+	body, cerr := clientFailed(r, wait)
+	if cerr == nil {
+		return false
+	}
+	attrs, ip := r.Context().Value(connKey{}).(*httpConn).logAttrs()
+	attrs = append(attrs, "method", r.Method, "error", cerr.Error())
+	if errorIs[*RequestBodyTimeoutError](cerr) {
+		body.aborted.Store(true)
+		h.failures.Failed(ip, slog.LevelInfo, msgBodyStalled, "error", cerr.Error(), attrs...)
+		return true
+	}
+	h.failures.Failed(ip, slog.LevelInfo, msgBodyFailed, "error", cerr.Error(), attrs...)
+	w.WriteHeader(http.StatusBadRequest)
+	return true
+}
+
+// The log lines of a request whose client's body failed.
+const (
+	msgBodyStalled = "request body stalled: closing"
+	msgBodyFailed  = "request body failed"
+)
+
 // handlerBody is a request body whose reads end with its handler (end):
 // a read after end fails without reaching the body, end waits for a read
 // in progress, then closes the body unless the connection was hijacked
@@ -331,9 +386,18 @@ type handlerBody struct {
 	mu    sync.Mutex
 	body  io.ReadCloser
 	ended bool
+	// Each read waits for the client at most timeout (HTTP mode's
+	// bodyTimeout): a read deadline set through rc before it, cleared
+	// when the body ends.
+	rc      *http.ResponseController
+	timeout time.Duration
 	// failed is the first error but io.EOF a read of the client's body
-	// returned; read without mu, which a read blocked on the client holds.
+	// returned, a *RequestBodyTimeoutError for its deadline; read
+	// without mu, which a read blocked on the client holds.
 	failed atomic.Pointer[error]
+	// aborted: the request is answered by closing the connection
+	// (bodyFailed).
+	aborted atomic.Bool
 }
 
 func (b *handlerBody) Read(p []byte) (int, error) {
@@ -342,8 +406,23 @@ func (b *handlerBody) Read(p []byte) (int, error) {
 	if b.ended {
 		return 0, http.ErrBodyReadAfterClose
 	}
+	if b.rc != nil {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
 	n, err := b.body.Read(p)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == nil:
+	case err == io.EOF && b.rc != nil:
+		// Once the body has ended, the connection reads on for the
+		// next request (HTTP/1.1, in the background): under no
+		// deadline of the body's. A body that failed keeps it: the
+		// server drains what is left of it when the handler returns,
+		// and that read must not wait for the client either.
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != io.EOF:
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = &RequestBodyTimeoutError{Within: b.timeout, Err: err}
+		}
 		b.failed.CompareAndSwap(nil, &err)
 	}
 	return n, err
@@ -351,14 +430,25 @@ func (b *handlerBody) Read(p []byte) (int, error) {
 
 // clientFailed is the error reading the client's body ended with, if it
 // did: a request that failed then failed on the client's side, not the
-// target's. Nil for a body that is not a *handlerBody.
-func clientFailed(body io.ReadCloser) error {
-	if b, ok := body.(*handlerBody); ok {
-		if err := b.failed.Load(); err != nil {
-			return *err
-		}
+// target's. Nil for a request without a *handlerBody (bodyKey). With
+// wait, a read in progress is waited for: over HTTP/1.1 a failed read
+// cancels the request inside the read, before the read returns its
+// error, and the request may fail with context.Canceled first. The wait
+// is bounded: every read has its deadline.
+func clientFailed(r *http.Request, wait bool) (*handlerBody, error) {
+	b, ok := r.Context().Value(bodyKey{}).(*handlerBody)
+	if !ok {
+		return nil, nil
 	}
-	return nil
+	if wait {
+		b.mu.Lock()
+		//lint:ignore SA2001 the wait for a read in progress is the point
+		b.mu.Unlock()
+	}
+	if err := b.failed.Load(); err != nil {
+		return b, *err
+	}
+	return nil, nil
 }
 
 // Close is the server's to do: a transport closing the body it sent

@@ -390,6 +390,8 @@ func TestOptions(t *testing.T) {
 		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", MaxStartupsPerSource: -1})), "proxy: MaxStartupsPerSource: negative"},
 		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", HTTP: true, ResponseHeaderTimeout: -1})), "proxy: ResponseHeaderTimeout: negative"},
 		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", ResponseHeaderTimeout: time.Second})), "proxy: ResponseHeaderTimeout: HTTP mode's"},
+		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", HTTP: true, RequestBodyTimeout: -1})), "proxy: RequestBodyTimeout: negative"},
+		{errOf(NewServer(ServerOptions{TLS: s.tlsServer(t, tlsbridge.ServerOptions{}), Target: "127.0.0.1:1", RequestBodyTimeout: time.Second})), "proxy: RequestBodyTimeout: HTTP mode's"},
 	} {
 		var oe *OptionError
 		if !errors.As(tc.err, &oe) || !strings.HasPrefix(tc.err.Error(), tc.want) || strings.Contains(tc.err.Error(), "\n") {

@@ -28,6 +28,11 @@ const DefaultIdleTimeout = 5 * time.Minute
 // needs it raised.
 const DefaultResponseHeaderTimeout = time.Minute
 
+// DefaultRequestBodyTimeout is HTTP mode's RequestBodyTimeout when the
+// options leave it zero: a minute between two reads of a request's
+// body, nginx's client_body_timeout.
+const DefaultRequestBodyTimeout = time.Minute
+
 // maxAcceptBackoff bounds the wait between failed Accepts.
 const maxAcceptBackoff = time.Second
 

@@ -109,6 +109,17 @@ type ServerOptions struct {
 	// after its headers is not bounded. Zero means
 	// DefaultResponseHeaderTimeout; only with HTTP.
 	ResponseHeaderTimeout time.Duration
+	// RequestBodyTimeout bounds, in HTTP mode, the wait between two reads
+	// of a request's body from the client, as nginx's
+	// client_body_timeout: a client that sends a request's head and then
+	// stalls in its body would otherwise hold the request — a goroutine,
+	// a connection to the target, an HTTP/2 stream — until it left.
+	// When it passes, the client's connection is closed with no answer
+	// (HTTP/2: its stream is reset), as nginx does, the target's
+	// connection is closed, and the log says "request body stalled:
+	// closing" with a *RequestBodyTimeoutError. Zero means
+	// DefaultRequestBodyTimeout; only with HTTP.
+	RequestBodyTimeout time.Duration
 	// MaxStartupsPerSource bounds the connections of one source (an IPv4
 	// address, an IPv6 /64) still in their startup — the TLS handshake,
 	// and with Enroll the enrollment gate — at once: a connection past it
@@ -170,7 +181,10 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err := checkTimeouts(opts.HandshakeTimeout, opts.IdleTimeout); err != nil {
 		return nil, err
 	}
-	if err := checkResponseTimeout(opts.ResponseHeaderTimeout, opts.HTTP); err != nil {
+	if err := checkHTTPTimeout("ResponseHeaderTimeout", opts.ResponseHeaderTimeout, opts.HTTP, "the target's answer to a request"); err != nil {
+		return nil, err
+	}
+	if err := checkHTTPTimeout("RequestBodyTimeout", opts.RequestBodyTimeout, opts.HTTP, "a client's request body"); err != nil {
 		return nil, err
 	}
 	if opts.MaxStartupsPerSource < 0 {
@@ -202,8 +216,10 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	s.log = s.l.log
 	if opts.HTTP {
 		s.cfg.NextProtos = []string{"h2", "http/1.1"}
-		s.http = newHTTPMode(s.target, dial, s.log, s.l.failures, s.timeout,
-			orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout), s.tls.PeerOf)
+		s.http = newHTTPMode(s.target, dial, s.log, s.l.failures, httpTimeouts{
+			dial: s.timeout, response: orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+			body: orDefault(opts.RequestBodyTimeout, DefaultRequestBodyTimeout),
+		}, s.tls.PeerOf)
 		s.http.metrics = s.metrics
 	}
 	return s, nil
@@ -486,14 +502,16 @@ func checkTimeouts(handshake, idle time.Duration) error {
 	return nil
 }
 
-// checkResponseTimeout checks ServerOptions.ResponseHeaderTimeout: a
-// wait for HTTP responses, of no use to a proxy that copies bytes.
-func checkResponseTimeout(d time.Duration, http bool) error {
+// checkHTTPTimeout checks an HTTP mode's timeout, option, bounding the
+// wait for what: ResponseHeaderTimeout (HTTP responses) or
+// RequestBodyTimeout (request bodies), of no use to a proxy that copies
+// bytes.
+func checkHTTPTimeout(option string, d time.Duration, http bool, what string) error {
 	switch {
 	case d < 0:
-		return &OptionError{"ResponseHeaderTimeout", "negative"}
+		return &OptionError{option, "negative"}
 	case d != 0 && !http:
-		return &OptionError{"ResponseHeaderTimeout", "HTTP mode's: it bounds the wait for the target's answer to a request"}
+		return &OptionError{option, "HTTP mode's: it bounds the wait for " + what}
 	}
 	return nil
 }

@@ -35,6 +35,8 @@ type proxyOptions struct {
 	drainTimeout     time.Duration
 	responseTimeout  time.Duration // --response-header-timeout (HTTP mode)
 	responseSet      bool          // given on the command line
+	bodyTimeout      time.Duration // --request-body-timeout (HTTP mode)
+	bodySet          bool          // given on the command line
 	maxStartups      int           // per source (server mode)
 	maxStartupsSet   bool          // given on the command line
 	maxStartupsAll   string        // --max-startups, all sources (server mode)
@@ -182,7 +184,11 @@ request is decided again: a key revoked or removed since the handshake
 gets 403 (with --keep-open-on-revoke too). A request whose response
 headers the target has not sent within --response-header-timeout
 (default 1m, nginx's proxy_read_timeout; raise it for a long poll) gets
-504, and the proxy logs "target sent no response".
+504, and the proxy logs "target sent no response". A client that sends
+nothing of a request's body for --request-body-timeout (default 1m,
+nginx's client_body_timeout) has its connection closed with no answer
+(HTTP/2: the stream reset), as nginx does, and the proxy logs "request
+body stalled: closing".
 
 --metrics-listen ADDR: serve /healthz (alive), /readyz (200 once the trust
 files are loaded, the identity is valid and the proxy listens; 503 with
@@ -217,6 +223,7 @@ Example:
 			set.IntVar(&o.maxStartups, "max-startups-per-source", proxy.DefaultMaxStartupsPerSource, "server mode: close at once a connection whose source (an IPv4 address, an IPv6 /64) has `N` in their handshake (or enrollment) already")
 			set.StringVar(&o.maxStartupsAll, "max-startups", proxy.DefaultMaxStartups.String(), "server mode: with `START:RATE:FULL` connections of all sources in their handshake, refuse RATE% of new ones, rising to all at FULL (or N: all past N), as sshd's MaxStartups")
 			set.DurationVar(&o.responseTimeout, "response-header-timeout", proxy.DefaultResponseHeaderTimeout, "with --http: answer 504 to a request the target sends no response headers to within `DURATION`")
+			set.DurationVar(&o.bodyTimeout, "request-body-timeout", proxy.DefaultRequestBodyTimeout, "with --http: close the connection of a client that sends nothing of a request's body for `DURATION`")
 			set.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait at most `DURATION` for open connections")
 			set.BoolVar(&o.keepOpen, "keep-open-on-revoke", false, "do not close open connections whose key stops being admitted")
 			set.BoolVar(&o.enroll, "enroll", false, "server mode: serve enrollment (keytool join) to clients whose key is not authorized")
@@ -244,6 +251,7 @@ Example:
 			o.maxStartupsSet = flags.Changed("max-startups-per-source")
 			o.maxStartupsAllOn = flags.Changed("max-startups")
 			o.responseSet = flags.Changed("response-header-timeout")
+			o.bodySet = flags.Changed("request-body-timeout")
 			if err := checkProxyFlags(c, o); err != nil {
 				return err
 			}
@@ -321,19 +329,26 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 }
 
 // checkProxyTimeouts refuses a timeout that is not positive, and
-// --response-header-timeout without --http, the one mode that waits for
-// an answer from the target.
+// --response-header-timeout or --request-body-timeout without --http,
+// the one mode that waits for an answer from the target, or reads
+// requests.
 func checkProxyTimeouts(o proxyOptions) error {
 	for _, d := range []struct {
 		flag string
 		d    time.Duration
-	}{{"--handshake-timeout", o.handshakeTimeout}, {"--idle-timeout", o.idleTimeout}, {"--response-header-timeout", o.responseTimeout}} {
+	}{
+		{"--handshake-timeout", o.handshakeTimeout}, {"--idle-timeout", o.idleTimeout},
+		{"--response-header-timeout", o.responseTimeout}, {"--request-body-timeout", o.bodyTimeout},
+	} {
 		if d.d <= 0 {
 			return usagef("%s must be positive, not %v", d.flag, d.d)
 		}
 	}
-	if o.responseSet && !o.http {
+	switch {
+	case o.responseSet && !o.http:
 		return usagef("--response-header-timeout bounds the wait for an HTTP target's answer to a request; it has no use without --http")
+	case o.bodySet && !o.http:
+		return usagef("--request-body-timeout bounds the wait for an HTTP client's request body; it has no use without --http")
 	}
 	return nil
 }
@@ -589,18 +604,18 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 		}
 	}
 	maxStartups, _ := proxy.ParseMaxStartups(o.maxStartupsAll) // checked by checkMaxStartups
-	// The response timeout is HTTP mode's alone: NewServer refuses it
-	// without HTTP.
-	var responseTimeout time.Duration
+	// The response and body timeouts are HTTP mode's alone: NewServer
+	// refuses them without HTTP.
+	var responseTimeout, bodyTimeout time.Duration
 	if o.http {
-		responseTimeout = o.responseTimeout
+		responseTimeout, bodyTimeout = o.responseTimeout, o.bodyTimeout
 	}
 	return proxy.NewServer(proxy.ServerOptions{
 		ConnLevel: slog.LevelDebug, // --log-level debug shows them
 		TLS:       srv, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
 		Enroll: enrollHandler, Logger: log, Store: store, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
 		ProxyProtocol: o.proxyProtocol, HTTP: o.http, MaxStartupsPerSource: o.maxStartups,
-		MaxStartups: maxStartups, ResponseHeaderTimeout: responseTimeout,
+		MaxStartups: maxStartups, ResponseHeaderTimeout: responseTimeout, RequestBodyTimeout: bodyTimeout,
 	})
 }
 
