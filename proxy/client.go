@@ -145,8 +145,12 @@ func (c *Client) Close() error {
 // the caller's words for the time it gave, rather than "context
 // canceled"; one whose deadline passed without a cause, a
 // *TargetTimeoutError with the time ctx had left when CheckTarget began,
-// rather than "context deadline exceeded".
+// rather than "context deadline exceeded"; one cancelled without a
+// cause, "target not checked at start: the check was stopped", with
+// how long it had run, rather than "target unreachable at start" and
+// "context canceled": the target was not found wanting.
 func (c *Client) CheckTarget(ctx context.Context) error {
+	start := time.Now()
 	var within time.Duration // what ctx gave, for its timeout's words
 	deadline, hasDeadline := ctx.Deadline()
 	if hasDeadline {
@@ -168,16 +172,22 @@ func (c *Client) CheckTarget(ctx context.Context) error {
 		if hasDeadline && !time.Now().Before(deadline) {
 			<-ctx.Done()
 		}
+		msg := "target made no TLS handshake at start; it will be checked at each connection"
+		if unreachable {
+			msg = "target unreachable at start; it will be checked at each connection"
+		}
 		switch cause := context.Cause(ctx); {
 		case ctx.Err() == nil:
 		case cause != ctx.Err():
 			err = cause
 		case errors.Is(cause, context.DeadlineExceeded):
 			err = &TargetTimeoutError{Target: c.target, Within: within, Handshake: !unreachable, Err: err}
-		}
-		msg := "target made no TLS handshake at start; it will be checked at each connection"
-		if unreachable {
-			msg = "target unreachable at start; it will be checked at each connection"
+		default:
+			// Cancelled, with no word of why: the target was not found
+			// wanting, the check was stopped ("context canceled", or
+			// the dial's "operation was canceled", said neither).
+			msg = "target not checked at start: the check was stopped; it will be checked at each connection"
+			err = &checkStoppedError{target: c.target, after: time.Since(start).Round(time.Millisecond), err: err}
 		}
 		c.log.Warn(msg, "target", c.target, "error", c.explain(err).Error())
 		return nil

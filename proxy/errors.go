@@ -112,3 +112,19 @@ func (e *RequestBodyTimeoutError) Unwrap() error { return e.Err }
 
 // Timeout reports true: the error is a timeout, as net.Error says one.
 func (e *RequestBodyTimeoutError) Timeout() bool { return true }
+
+// checkStoppedError is CheckTarget's context cancelled, with no cause,
+// before the target answered: the program running the proxy stopped the
+// check. Said so, with how long it had run, where Go says "context
+// canceled" or "operation was canceled". It is only logged.
+type checkStoppedError struct {
+	target string
+	after  time.Duration
+	err    error
+}
+
+func (e *checkStoppedError) Error() string {
+	return fmt.Sprintf("proxy: the program running the proxy stopped its check of target %s after %v, before the target answered", e.target, e.after)
+}
+
+func (e *checkStoppedError) Unwrap() error { return e.err }

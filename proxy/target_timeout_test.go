@@ -291,3 +291,34 @@ func TestCheckTargetTimeoutInWords(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckTargetCancelledInWords: CheckTarget given a context that the
+// caller cancels, without a cause, before the target answered — in the
+// dial (a full backlog) or in the handshake (a listener that never
+// accepts) — logs that the check was stopped, by whom and after how
+// long, not "context canceled" under "target unreachable at start", a
+// verdict on a target the proxy had not finished asking.
+func TestCheckTargetCancelledInWords(t *testing.T) {
+	silent := listen(t) // accepts into its backlog, never answers
+	defer silent.Close()
+	for _, target := range []string{testnet.FullBacklog(t), silent.Addr().String()} {
+		logs := &logBuffer{}
+		p, err := NewClient(ClientOptions{TLS: newSide(t).tlsClient(t), Target: target, Logger: logs.logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		stop := time.AfterFunc(200*time.Millisecond, cancel)
+		err = p.CheckTarget(ctx)
+		stop.Stop()
+		cancel()
+		if err != nil {
+			t.Fatalf("CheckTarget cancelled: %v, want nil (logged)", err)
+		}
+		logs.waitFor(t, `level=WARN msg="target not checked at start: the check was stopped; it will be checked at each connection" target=`+regexp.QuoteMeta(target)+
+			` error="proxy: the program running the proxy stopped its check of target `+regexp.QuoteMeta(target)+` after \d+ms, before the target answered"\n`)
+		if strings.Contains(logs.String(), "canceled") {
+			t.Errorf("the log says Go's words:\n%s", logs.String())
+		}
+	}
+}
