@@ -75,6 +75,17 @@ const (
 	// client still sends after the refusal: closing with bytes unread
 	// resets the connection, and the client may lose the refusal with it.
 	refusalLinger = time.Second
+	// connLifetime bounds a connection from the end of its handshake,
+	// whatever the client does with it. An HTTP/1 client gets one
+	// request within the timeouts above (keep-alives are off); an
+	// HTTP/2 client's connection closes only once none of its streams
+	// is open (net/http's server with keep-alives off), and a client
+	// that opens the next before the last ends — each bounded by the
+	// timeouts, the connection by nothing — would hold it for good, a
+	// slot of the per-source limit with it. A minute is twice what an
+	// HTTP/1 request may take (firstByteTimeout, serveReadTimeout,
+	// serveWriteTimeout).
+	connLifetime = time.Minute
 	// maxHeaderBytes bounds the request's header (http.Server's
 	// MaxHeaderBytes), and with it the request line ServeConn reads ahead.
 	maxHeaderBytes = 16 << 10
@@ -105,13 +116,19 @@ const (
 // net/http's 400 or a silent close, so that it can tell why it is turned
 // away; ServeConn then returns a *NoRequestError, for the server's log.
 // A client that negotiated HTTP/2 (ALPN "h2") is served as it is.
+//
+// Whatever the client does, the connection is closed a minute
+// (connLifetime) after the end of its handshake: an HTTP/2 client that
+// keeps a stream open, the next opened before the last ends, is not
+// served for ever.
 func ServeConn(ctx context.Context, conn net.Conn, h http.Handler) error {
-	return serveConn(ctx, conn, h, firstByteTimeout)
+	return serveConn(ctx, conn, h, firstByteTimeout, connLifetime)
 }
 
 // serveConn is ServeConn with the time the client has to send its first
-// byte after the handshake (tests shorten it).
-func serveConn(ctx context.Context, conn net.Conn, h http.Handler, firstByte time.Duration) error {
+// byte after the handshake, and the connection's lifetime from there
+// (tests shorten them).
+func serveConn(ctx context.Context, conn net.Conn, h http.Handler, firstByte, lifetime time.Duration) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	var state *tls.ConnectionState
@@ -126,6 +143,8 @@ func serveConn(ctx context.Context, conn net.Conn, h http.Handler, firstByte tim
 	// The client's time starts now that the handshake is over: the
 	// request of an enrolling client comes right behind its end.
 	start := time.Now()
+	end := time.AfterFunc(lifetime, func() { conn.Close() })
+	defer end.Stop()
 	served := conn
 	if state == nil || state.NegotiatedProtocol != "h2" {
 		head, err := readRequestLine(conn, start, firstByte)

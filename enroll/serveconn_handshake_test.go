@@ -55,7 +55,7 @@ func TestServeConnFirstByteFromHandshakeEnd(t *testing.T) {
 			return
 		}
 		accepted <- struct{}{}
-		_ = serveConn(ctx, conn, h, limit)
+		_ = serveConn(ctx, conn, h, limit, connLifetime)
 	}()
 	t.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
 
@@ -84,5 +84,89 @@ func TestServeConnFirstByteFromHandshakeEnd(t *testing.T) {
 	want := "served " + c.key().Fingerprint()
 	if !strings.HasPrefix(string(answer), "HTTP/1.1 200 ") || !strings.HasSuffix(string(answer), want) {
 		t.Fatalf("got %q (%v), want 200 and %q", answer, err, want)
+	}
+}
+
+// TestServeConnHTTP2Lifetime: an HTTP/2 client on the gate that keeps a
+// stream open is cut off at the connection's lifetime. net/http's
+// server, keep-alives off, closes an HTTP/2 connection only once none of
+// its streams is open, and bounds a stream that sends nothing more only
+// by its write timeout (15 s); a client that opens the next stream before
+// the last ends held the connection for good. Here the handler never
+// answers: the stream ends when the connection does, at the lifetime
+// (1 s), far before the 15 s of the stream's own timeout.
+func TestServeConnHTTP2Lifetime(t *testing.T) {
+	const lifetime = time.Second
+	srvHome, c := newHome(t), newHome(t)
+	srv, err := tlsbridge.NewServer(srvHome.id, tlsbridge.ServerOptions{Clients: srvHome.clients(t), AllowUnknown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{NextProtos: []string{"h2", "http/1.1"}} // as proxy --http offers
+	if err := srv.Configure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // a stream kept open
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept() // one connection only
+		if err != nil {
+			served <- err
+			return
+		}
+		served <- serveConn(ctx, conn, h, time.Second, lifetime)
+	}()
+	t.Cleanup(func() { cancel(); ln.Close() })
+
+	addr := ln.Addr().String()
+	ccfg, err := c.pinnedClient(t, addr, srvHome).TLSConfig(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ccfg.NextProtos = []string{"h2"}
+	conn, err := tls.Dial("tcp", addr, ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q, want h2", p)
+	}
+	dialed := false
+	tr := &http.Transport{
+		ForceAttemptHTTP2: true,
+		TLSClientConfig:   ccfg,
+		DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
+			if dialed {
+				return nil, io.EOF // the one connection only
+			}
+			dialed = true
+			return conn, nil
+		},
+	}
+	defer tr.CloseIdleConnections()
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer rcancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "https://"+addr+"/", nil)
+	start := time.Now()
+	resp, err := tr.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("a stream the handler never answers was answered %s", resp.Status)
+	}
+	if rctx.Err() != nil {
+		t.Fatalf("the connection was still open after %v (its lifetime %v): %v", time.Since(start), lifetime, err)
+	}
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("serveConn did not return once the connection's lifetime was over")
 	}
 }
