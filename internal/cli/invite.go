@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
-
 	"github.com/keytool/keytool/enroll"
 	"github.com/spf13/pflag"
 )
