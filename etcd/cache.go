@@ -142,11 +142,19 @@ func (v *view) all() map[string][]byte {
 // it cannot, it removes the cache, which holds an earlier view. A view
 // read from the cache itself is not written back.
 func (s *Source) writeCache() {
+	// The time is read before the view. A view is stored before the time
+	// that confirms it (list, progressed), and any later view holds every
+	// event up to then, so the view read second is current at least as of
+	// the time read first. The other order could read a view, then miss a
+	// change and the confirmation of it that land before the time is read:
+	// the older view written as current at that later time, a revocation
+	// between them not in it — enforced as current by a restart that
+	// cannot reach etcd (docs/fleet.md, "Cache and staleness").
+	cur := s.Current()
 	v := s.cur.Load()
 	if v == nil {
 		return
 	}
-	cur := s.Current()
 	data, err := json.Marshal(cacheFile{Format: cacheFormat, Prefix: s.prefix, Revision: v.rev, Current: cur.UTC(), Entries: v.all()})
 	if err == nil && len(data) > trustfile.MaxSize {
 		err = fmt.Errorf("%w: the view takes %d bytes", trustfile.ErrTooLarge, len(data))
