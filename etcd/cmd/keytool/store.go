@@ -51,7 +51,7 @@ func etcdFlags(fs *pflag.FlagSet) cli.StoreOpener {
 	fs.StringVar(&f.user, "etcd-user", "", "authenticate to etcd as `USER` (with --etcd-password-file)")
 	fs.StringVar(&f.passwordFile, "etcd-password-file", "", "read --etcd-user's password from `FILE` (mode 0600; never on the command line)")
 	fs.DurationVar(&f.dialTimeout, "etcd-dial-timeout", 5*time.Second, "give up on reaching etcd after `DURATION`")
-	fs.DurationVar(&f.maxStaleness, "etcd-max-staleness", etcd.DefaultMaxStaleness, "proxy, sync --watch: refuse every key once the view of etcd has not been confirmed current for `DURATION` (negative: never)")
+	fs.DurationVar(&f.maxStaleness, "etcd-max-staleness", etcd.DefaultMaxStaleness, "once the view of etcd has not been confirmed current for `DURATION` (negative: never), proxy refuses every key and sync --watch stops mirroring (the files it wrote keep admitting)")
 	fs.StringVar(&f.cache, "etcd-cache", "", "proxy, sync --watch: keep the last view of etcd in `FILE` (default: HOME/etcd-cache/PREFIX-HASH.json)")
 	return f.open
 }
