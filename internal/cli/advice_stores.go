@@ -196,11 +196,16 @@ func (c *cli) fileFix(err error) string {
 	switch {
 	case errors.As(err, &skip):
 		return c.removeUnheldCommand(skip.Kind, skip.Name)
-	case errors.As(err, &pe) && !c.isInHome(pe.Path):
-		// A directory outside the home (/tmp, someone else's) is not
-		// ours to change: the trust file does not belong there.
+	case errors.As(err, &pe) && pe.Mode.IsDir() && !c.isInHome(pe.Path):
+		// A directory outside the home (/tmp, someone else's), too open
+		// or not its owner's, is not ours to change: the trust file does
+		// not belong there.
 		what := cmp.Or(pe.For, pe.Path)
 		return fmt.Sprintf("move %s into a directory that only you or root may write (%s is not one)", shellQuote(what), shellQuote(pe.Path))
+	case errors.As(err, &pe) && pe.Owner >= 0 && !c.isInHome(pe.Path):
+		// A file of another user's outside the home: taking it from its
+		// owner (chown) is not the fix; a copy of one's own is.
+		return fmt.Sprintf("copy %s to a file of your own, in a directory that only you or root may write, and use that instead (%s is owned by uid %d)", shellQuote(pe.Path), shellQuote(pe.Path), pe.Owner)
 	case errors.As(err, &pe) && pe.Owner >= 0:
 		return "chown " + strconv.Itoa(os.Geteuid()) + " " + shellQuote(pe.Path)
 	case errors.As(err, &pe):
