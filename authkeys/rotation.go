@@ -49,10 +49,26 @@ func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	// outside "from" is no matter here: the caller decided with the
 	// client's.)
 	s.Loader().Reload()
-	switch d := s.Decide(e.SPKIHash, netip.Addr{}); d.Verdict {
+	d := s.Decide(e.SPKIHash, netip.Addr{})
+	switch d.Verdict {
 	case Authorized, WrongNetwork:
 	default:
 		return nil, fmt.Errorf("authkeys: not authorizing the next key of %s: it is %v now", e.Fingerprint, d.Verdict)
+	}
+	// And on its entry: e is what the store held at the decision, which
+	// may predate an admin's `authorize --no-accept-rotation` (another
+	// process, read by the server's watch later — up to a minute later
+	// where it falls back to periodic rescans), or a rename. The entry in effect
+	// now must still be e's — same file, same name — and accept rotation
+	// (found by review: a stale e authorized the next key of an entry
+	// opted out; TestAcceptRotationRechecksTheMark).
+	if now := d.Entry; now == nil || !now.AcceptRotation || now.Name != e.Name || now.File != e.File {
+		return nil, fmt.Errorf("authkeys: not authorizing the next key of %s: its entry %q in %s no longer accepts rotation", e.Fingerprint, e.Name, e.File)
+	}
+	// The file read must say so too: it is what the next key's entry is
+	// copied from.
+	if string(cur.Attrs[jwk.AttrAcceptRotation]) != "true" {
+		return nil, fmt.Errorf("authkeys: not authorizing the next key of %s: its entry %q in %s no longer accepts rotation", e.Fingerprint, e.Name, e.File)
 	}
 	if held := s.nextKeys(e.Name); len(held) >= MaxNextKeys {
 		return nil, &NextKeysLimitError{Name: e.Name, Fingerprint: next.Fingerprint(), Held: held}

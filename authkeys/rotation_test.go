@@ -262,3 +262,40 @@ func TestAcceptRotationFilesOfEarlierVersions(t *testing.T) {
 		t.Errorf("the keys held: %v, want %v", got, held)
 	}
 }
+
+// AcceptRotation asks the entry in effect now, not the one the server's
+// decision handed over, whether it still accepts rotation: an admin's
+// `authorize --no-accept-rotation` (another process, here another store
+// of the same home) that the server's store has not read yet — a watch
+// that falls back to periodic rescans reads it minutes later — must stop
+// the next key, and so must an entry renamed or moved to another file.
+func TestAcceptRotationRechecksTheMark(t *testing.T) {
+	for _, change := range []string{"unmarked", "renamed"} {
+		t.Run(change, func(t *testing.T) {
+			home := t.TempDir()
+			s, e := acceptingAlice(t, home)
+			admin := Load(HomeOptions(home))
+			defer admin.Close()
+			if change == "unmarked" {
+				if _, err := admin.SetAcceptRotation("alice", false); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// The same key in the same file, still accepting rotation,
+				// under another name: its next key would go under the old.
+				data, err := os.ReadFile(e.File)
+				if err != nil {
+					t.Fatal(err)
+				}
+				keydirtest.Write(t, e.File, []byte(strings.Replace(string(data), `"alice"`, `"carol"`, 1)))
+			}
+			next := key(t, 2)
+			if added, err := s.AcceptRotation(e, next); err == nil {
+				t.Fatalf("the next key of an entry %s since the decision was authorized: %s", change, added.File)
+			}
+			if d := s.Decide(next.SPKIHash(), netip.Addr{}); d.Verdict != Unknown {
+				t.Errorf("the next key is %v (%+v)", d.Verdict, d.Entry)
+			}
+		})
+	}
+}

@@ -207,3 +207,38 @@ func acceptingRotation(t *testing.T) (srv, cl *home, ts *testServer, log *testlo
 	}
 	return srv, cl, ts, log
 }
+
+// An entry the admin opted out (`authorize --no-accept-rotation`, here
+// another store of the server's home, as the command is another process)
+// authorizes nothing at the client's next handshake, though the server's
+// store has not read the change yet and admits the client by the entry it
+// held, still marked: the store asks the entry in effect once more
+// (authkeys.TestAcceptRotationRechecksTheMark).
+func TestAcceptRotationAfterOptOut(t *testing.T) {
+	srv, cl, ts, log := acceptingRotation(t)
+	cl.pin(t, ts.addr(), srv.id.Key)
+	admin := authkeys.Load(authkeys.HomeOptions(srv.dir))
+	defer admin.Close()
+	if _, err := admin.SetAcceptRotation("alice", false); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := srv.auth.LookupKey(cl.id.Key, netip.Addr{}); err != nil || !e.AcceptRotation {
+		t.Fatalf("the server's store has read the change already (%+v, %v): the test shows nothing", e, err)
+	}
+	next := mustGenerate(t, jwk.Ed25519)
+	id, err := NewIdentity(cl.id.Key, CertOptions{Next: []*jwk.Key{next}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.id = id
+	if _, err := roundTrip(ts.addr(), mustConfig(t, cl.client(t, ClientOptions{}), ts.addr())); err != nil {
+		t.Fatal(err)
+	}
+	srv.auth.Reload()
+	if d := srv.auth.Decide(next.SPKIHash(), netip.MustParseAddr("127.0.0.1")); d.Verdict != authkeys.Unknown {
+		t.Fatalf("the next key of an entry opted out is %v (%s)\n%s", d.Verdict, d.Entry.File, log.String())
+	}
+	if !strings.Contains(log.String(), "no longer accepts rotation") {
+		t.Errorf("log:\n%s", log.String())
+	}
+}
