@@ -70,6 +70,14 @@ func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	if string(cur.Attrs[jwk.AttrAcceptRotation]) != "true" {
 		return nil, fmt.Errorf("authkeys: not authorizing the next key of %s: its entry %q in %s no longer accepts rotation", e.Fingerprint, e.Name, e.File)
 	}
+	// Nor while a file of authorized keys is skipped: the next key may be
+	// in it, under another name or with tighter limits, and the entry
+	// made here could be the one in effect once it loads again (the
+	// first entry of a key wins). Skipped trust never widens trust
+	// (found by review; TestAcceptRotationNotWhileSkipped).
+	if nd := s.Decide(next.SPKIHash(), netip.Addr{}); nd.Incomplete {
+		return nil, fmt.Errorf("authkeys: not authorizing next key %s of %q while authorized-keys files are skipped: it may be in one of them", next.Fingerprint(), e.Name)
+	}
 	if held := s.nextKeys(e.Name); len(held) >= MaxNextKeys {
 		return nil, &NextKeysLimitError{Name: e.Name, Fingerprint: next.Fingerprint(), Held: held}
 	}

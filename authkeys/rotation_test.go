@@ -299,3 +299,29 @@ func TestAcceptRotationRechecksTheMark(t *testing.T) {
 		})
 	}
 }
+
+// While a file of authorized keys is skipped (here, writable by others),
+// AcceptRotation authorizes nothing: the next key may be in that file,
+// under another name or with tighter limits, and the entry it would get
+// under the client's name could win once the file loads again — skipped
+// trust never widens trust, as a client pins no announced key while a
+// trusted-hosts file is skipped.
+func TestAcceptRotationNotWhileSkipped(t *testing.T) {
+	s, e := acceptingAlice(t, t.TempDir())
+	next := key(t, 2)
+	file := filepath.Join(filepath.Dir(e.File), "zed.json")
+	keydirtest.Write(t, file, keydirtest.JWK(t, keydirtest.WithAttrs(next, "name", "zed", "from", "10.0.0.0/8")))
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := s.AcceptRotation(e, next); err == nil {
+		t.Fatalf("a key of a skipped file was authorized under the client's name: %s", added.File)
+	}
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.Reload()
+	if d := s.Decide(next.SPKIHash(), netip.MustParseAddr("127.0.0.1")); d.Verdict != WrongNetwork || d.Entry.Name != "zed" {
+		t.Fatalf("once the file loads, the key from 127.0.0.1: %v (%+v), want its own entry's wrong network", d.Verdict, d.Entry)
+	}
+}
