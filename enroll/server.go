@@ -175,6 +175,21 @@ type refusal struct {
 	// told, if set, is what the client is answered instead of reason
 	// and msg, which the log keeps for the administrator (notOpened).
 	told *Response
+	// fault, if set, is the server's own failure behind the refusal,
+	// logged as faultMsg (serverFault) instead of the refusal's line.
+	fault    error
+	faultMsg string
+}
+
+// serverFault is the refusal of an attempt that met the server's own
+// fault: msg is the log's message, err why. Every attempt meets it until
+// the administrator fixes it, from any peer, uncharged (the client did
+// nothing wrong: TestRateLimitOnlyFailuresCount), so that its lines are
+// folded (ServeHTTP), or any peer could write the log at line rate.
+func serverFault(msg string, err error, format string, args ...any) *refusal {
+	ref := refuse(ReasonInternal, format, args...)
+	ref.fault, ref.faultMsg = err, msg
+	return ref
 }
 
 // response is the answer to the client of a refused attempt.
@@ -244,7 +259,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ended = true
 	h.lim.end(at, h.now(), ref != nil && ref.count)
 	if ref != nil {
-		h.log.Warn(msgRefused, append(attrs, "reason", ref.reason, "detail", ref.msg)...)
+		if ref.fault != nil {
+			// The server's fault, which every attempt meets, at the rate
+			// any peer likes (uncharged): one line in full, then a count
+			// per interval (faillog) — as one source's, all: no peer's
+			// doing, and each /64 of a /48 would otherwise have its first
+			// line in full. The line in full is the refusal's too.
+			h.limited.FailedAll(slog.LevelError, ref.faultMsg, "error", ref.fault.Error(),
+				append(attrs, "error", ref.fault.Error(), "reason", ref.reason, "detail", ref.msg)...)
+		} else {
+			h.log.Warn(msgRefused, append(attrs, "reason", ref.reason, "detail", ref.msg)...)
+		}
 		h.answer(w, ref.response())
 		return
 	}
@@ -275,8 +300,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		return Response{}, name, ref
 	}
 	if err := checkDir(h.opts.Dir); err != nil {
-		h.log.Error("invitations directory refused", "error", err.Error())
-		return Response{}, name, refuse(ReasonInternal, "the server cannot read its invitations; its log says why")
+		return Response{}, name, serverFault("invitations directory refused", err, "the server cannot read its invitations; its log says why")
 	}
 
 	pending := filepath.Join(h.opts.Dir, name+".json")
@@ -285,8 +309,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		return Response{}, name, h.notPending(name, sum)
 	}
 	if err != nil {
-		h.log.Error("invitation unreadable", "file", pending, "error", err.Error())
-		return Response{}, name, refuse(ReasonInternal, "the server cannot read invitation %q; its log says why", name)
+		// Answered as a name never made (notOpened), not charged: a
+		// refusal of its own (a 500 naming it) would tell any peer trying
+		// names which one the server holds. The token's holder is told
+		// it is unknown too; the log says why (docs/enrollment.md).
+		return Response{}, name, notOpened(serverFault("invitation unreadable", err, "the server cannot read invitation %q; its log says why", name), name)
 	}
 	if !secretMatches(inv, sum) {
 		// A new invitation of the name may be pending while the token
