@@ -17,6 +17,7 @@ import (
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -655,6 +656,15 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 		return nil, err // a file the rule now refuses may hold a copy
 	}
 	if len(match) == 0 {
+		// A file replaced at every read (keydir.Loader.ReloadComplete's
+		// tries) may hold it: not "no such key", which the admin would
+		// take for gone.
+		for _, p := range s.Loader().Snapshot().Problems {
+			var ce *trustfile.ChangedError
+			if !p.Revocation && errors.As(p.Err, &ce) {
+				return nil, fmt.Errorf("authkeys: not removing %q: %w", nameOrFingerprint, p)
+			}
+		}
 		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
 	// The keys' copies under other names, for StillAuthorizedError.

@@ -93,3 +93,38 @@ func TestListedFileReplacedByALinkBeforeTheRead(t *testing.T) {
 		t.Errorf("the next reload: keys %v, problems %v; want none, and a *PermissionError naming %s", got, s.Problems, shared)
 	}
 }
+
+// A removal's reload (ReloadComplete) reads
+// again, at once, a file replaced while it was read — another keytool's
+// rewrite of it (EditFile), renamed in between the stat and the read.
+// Reload leaves it a problem until the next reload, and `authorize
+// --remove` of a member of a set another process was rewriting said no
+// key had that name, and removed nothing (TestParallelRemoveProcesses,
+// about 1 run in 30).
+func TestReloadCompleteReadsAReplacedFileAgain(t *testing.T) {
+	for _, reload := range []string{"ReloadComplete"} {
+		t.Run(reload, func(t *testing.T) {
+			base := t.TempDir()
+			dir := filepath.Join(base, "authorized_keys.d")
+			file := filepath.Join(dir, "team.json")
+			keydirtest.Write(t, file, keydirtest.JWK(t, key(t, 1)))
+			l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Home: base, Convert: fpConvert})
+			l.Reload()
+			swaps := 0
+			l.beforeRead = func(path string) {
+				if path == file && swaps == 0 {
+					swaps++
+					keydirtest.Replace(t, file, keydirtest.JWK(t, key(t, 2))) // a rename over it
+				}
+			}
+			keydirtest.Replace(t, file, keydirtest.JWK(t, key(t, 3)))
+			s := map[string]func() *Snapshot[string]{"ReloadComplete": l.ReloadComplete}[reload]()
+			if swaps != 1 {
+				t.Fatal("the file was not read")
+			}
+			if got := fingerprints(s); len(s.Problems) != 0 || len(got) != 1 || got[0] != key(t, 2).Fingerprint() {
+				t.Errorf("keys %v, problems %v; want the key of the file there now", got, s.Problems)
+			}
+		})
+	}
+}

@@ -128,7 +128,18 @@ func (l *Loader[T]) Widen() bool {
 // them, stamps included, for the next removal; on a file system whose
 // stat may answer from a cache (NFS, SMB, FUSE), every file is read
 // (docs/design.md, "The admin index").
+//
+// A file replaced while it was read (*trustfile.ChangedError: another
+// keytool's rewrite of it renamed in between the stat and the read) is
+// read again at once (rereadReplaced), not left out until the next
+// reload: a removal would otherwise not find what it holds.
 func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
+	l.reloadComplete()
+	return l.rereadReplaced()
+}
+
+// reloadComplete is ReloadComplete before rereadReplaced.
+func (l *Loader[T]) reloadComplete() *Snapshot[T] {
 	l.mu.Lock()
 	fl, narrow := l.focus, l.narrow
 	l.mu.Unlock()
@@ -172,6 +183,33 @@ func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
 	l.mu.Unlock()
 	return l.Reload()
 }
+
+// rereadReplaced reads again, at once, the files the last reload found
+// replaced while it read them (*trustfile.ChangedError), as often as
+// replacedTries: each is stat'ed, checked and read anew, as any reload reads
+// a file. One replaced at every try stays a problem (fail closed), as
+// does one the rule refuses when read again.
+func (l *Loader[T]) rereadReplaced() *Snapshot[T] {
+	snap := l.Snapshot()
+	for range replacedTries {
+		var again []string
+		for _, p := range snap.Problems {
+			var ce *trustfile.ChangedError
+			if errors.As(p.Err, &ce) {
+				again = append(again, p.Path)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		snap = l.Reload(again...)
+	}
+	return snap
+}
+
+// replacedTries bounds rereadReplaced's reads of a file replaced each
+// time it is read.
+const replacedTries = 8
 
 // LocalStamps reports whether a directory's file system shows every
 // write in the files' stamps (trustfile.LocalStamps). (A variable for
