@@ -536,7 +536,11 @@ const (
 // file), since a name must stand for one client (NameHolder).
 // Names that could escape the directory or hide the file are refused.
 // Two processes adding different names at once both succeed; adding the
-// same name at once, exactly one does.
+// same name at once, exactly one does; adding one key under two names at
+// once, one writes it and the other gets *AlreadyAuthorizedError: the
+// checks and the write are made under one lock, on the files read again
+// under it (docs/design.md, "Concurrent writers"). The directory is made
+// first, if missing, even for an Add then refused.
 func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	overwrite := mode == Replace
 	if err := keydir.CheckName(name); err != nil {
@@ -554,7 +558,26 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 		}
 		path = filepath.Join(dir, beside+".json")
 	}
-	s.Loader().Reload()
+	// The checks below and the write are one step for every writer of
+	// the directory (docs/design.md, "Concurrent writers"): in this
+	// process under adding, across processes under the directory's lock
+	// (keydir.LockDir, the one EditFile takes), and the checks are made
+	// on what the files hold now, read again under it — in a store
+	// LoadFor narrowed, the files another command added since the load
+	// too (keydir.Loader.ReloadCurrent), which are in no index until that
+	// command ends. Else two Adds of one key under two names both found
+	// it unauthorized and both wrote it: one key, two names.
+	if err := s.Loader().MakeDir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("authkeys: %w", err)
+	}
+	adding.Lock()
+	defer adding.Unlock()
+	unlock, _, err := keydir.LockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("authkeys: %w", err)
+	}
+	defer unlock()
+	s.Loader().ReloadCurrent()
 	sn := s.snap.Load()
 	sum := k.SPKIHash()
 	if r, ok := sn.revoked.Lookup(sum); ok {
@@ -587,9 +610,6 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Loader().MakeDir(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("authkeys: %w", err)
-	}
 	if err := writeEntry(path, name, data, sum, overwrite); err != nil {
 		return nil, err
 	}
@@ -604,6 +624,12 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	}
 	return nil, fmt.Errorf("authkeys: added %s, but it does not load", path)
 }
+
+// adding serialises this process's Adds (Store.Add): the directory's
+// lock serialises them too where flock(2) is had, since each takes it on
+// a descriptor of its own, but not where it is not (keydir.LockDir's held
+// false), and one process's Adds must not race even there.
+var adding sync.Mutex
 
 // writeEntry writes data, the entry of the key whose SPKI hash is sum
 // under name, to path: over what is there (overwrite), or only where

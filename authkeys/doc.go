@@ -51,6 +51,9 @@
 // Add writes authorized_keys.d/NAME.json atomically and exclusively (two
 // processes adding at once lose nothing; the same name can be taken only
 // once), never replaces a different key unless asked to, and refuses names
-// that could leave the directory. Remove deletes by name or fingerprint and
+// that could leave the directory. Its checks and its write are one step
+// against every other Add, in the process and across processes (the
+// directory's lock): one key added under two names at once is written
+// once (docs/design.md, "Concurrent writers"). Remove deletes by name or fingerprint and
 // rewrites a file that holds other keys too. See docs/trust-stores.md.
 package authkeys

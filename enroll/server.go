@@ -130,10 +130,10 @@ type Handler struct {
 	// line per request of a keep-alive connection (per stream in h2).
 	limited *faillog.Log
 	// adding serializes the adds of enrolled keys. authkeys.Store.Add
-	// checks whether a key is authorized already against what it last
-	// loaded, with no lock: two adds at once of one key under two names
-	// (a client presenting two tokens at once) each found it nowhere and
-	// each wrote it, one key under two names (docs/enrollment.md).
+	// now checks and writes under a lock of its own (docs/design.md,
+	// "Concurrent writers"); before, two adds at once of one key under
+	// two names (a client presenting two tokens at once) each found it
+	// nowhere and each wrote it. Kept: it costs nothing.
 	adding sync.Mutex
 }
 

@@ -483,12 +483,26 @@ func (c *cli) addNewAuthorization(store *authkeys.Store, k *jwk.Key, name, file 
 		return err
 	}
 	if len(others) > 0 {
-		e := others[0]
-		fmt.Fprintf(c.stderr, "keytool authorize: warning: key %s is already authorized as %q (in %s); nothing written, since only the first entry of a key takes effect. To move it to %q: keytool%s authorize --force --name %s %s\n",
-			e.Fingerprint, e.Name, e.File, name, c.homeFlag(), shellQuote(name), shellQuote(file))
+		c.warnAuthorizedAs(others[0], name, file)
 		return nil
 	}
-	return c.addAuthorized(store, k, name, nil, "Authorized")
+	err := c.addAuthorized(store, k, name, nil, "Authorized")
+	// Another process (a keytool authorize, the enrollment server) wrote
+	// the key since the load: the store checks again under the
+	// directory's lock, and this is the same case as above.
+	var already *authkeys.AlreadyAuthorizedError
+	if errors.As(err, &already) {
+		c.warnAuthorizedAs(already.Entry, name, file)
+		return nil
+	}
+	return err
+}
+
+// warnAuthorizedAs says that authorize wrote nothing, the key being
+// authorized already as e, and how to move it to name.
+func (c *cli) warnAuthorizedAs(e *authkeys.Entry, name, file string) {
+	fmt.Fprintf(c.stderr, "keytool authorize: warning: key %s is already authorized as %q (in %s); nothing written, since only the first entry of a key takes effect. To move it to %q: keytool%s authorize --force --name %s %s\n",
+		e.Fingerprint, e.Name, e.File, name, c.homeFlag(), shellQuote(name), shellQuote(file))
 }
 
 // checkNameFree refuses a name whose file holds another key, or holds

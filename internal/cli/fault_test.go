@@ -1176,3 +1176,46 @@ func TestProxyUnderLoadWithChurn(t *testing.T) {
 	t.Logf("proxy log: %v", px.counts)
 	px.mu.Unlock()
 }
+
+// TestParallelAuthorizeOneKeyProcesses authorizes one key under two names
+// in two `keytool authorize` processes at once: one writes it, the other
+// warns that it is authorized already and writes nothing, and the key has
+// one entry. Each process checked against its own load before either
+// wrote, and both wrote: one key, two names (authkeys.Store.Add now
+// checks and writes under the directory's lock).
+func TestParallelAuthorizeOneKeyProcesses(t *testing.T) {
+	root := t.TempDir()
+	for r := range 8 {
+		home := filepath.Join(root, fmt.Sprintf("home%d", r))
+		file := filepath.Join(root, fmt.Sprintf("key%d.json", r))
+		k := writePublicKey(t, file, nil)
+		var (
+			wg         sync.WaitGroup
+			errs       [2]error
+			outs, errb [2]bytes.Buffer
+		)
+		for p := range 2 {
+			cmd := keytoolCmd("-H", home, "authorize", "--name", fmt.Sprintf("n%d", p), file)
+			cmd.Stdout, cmd.Stderr = &outs[p], &errb[p]
+			wg.Go(func() { errs[p] = cmd.Run() })
+		}
+		wg.Wait()
+		authorized, warned := 0, 0
+		for p := range 2 {
+			if errs[p] != nil {
+				t.Fatalf("round %d process %d: %v\n%s%s", r, p, errs[p], &outs[p], &errb[p])
+			}
+			if strings.HasPrefix(outs[p].String(), "Authorized ") {
+				authorized++
+			}
+			if strings.Contains(errb[p].String(), "is already authorized as") {
+				warned++
+			}
+		}
+		fp, _ := jwk.ParseFingerprint(k.Fingerprint())
+		n := len(authkeys.Load(authkeys.HomeOptions(home)).FindKeys(fp, false))
+		if authorized != 1 || warned != 1 || n != 1 {
+			t.Fatalf("round %d: %d authorized, %d warned, %d entries of the key; want 1, 1, 1\n%s%s%s%s", r, authorized, warned, n, &outs[0], &errb[0], &outs[1], &errb[1])
+		}
+	}
+}

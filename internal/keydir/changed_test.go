@@ -94,7 +94,7 @@ func TestListedFileReplacedByALinkBeforeTheRead(t *testing.T) {
 	}
 }
 
-// A removal's reload (ReloadComplete) reads
+// A removal's reload (ReloadComplete) and an Add's (ReloadCurrent) read
 // again, at once, a file replaced while it was read — another keytool's
 // rewrite of it (EditFile), renamed in between the stat and the read.
 // Reload leaves it a problem until the next reload, and `authorize
@@ -102,7 +102,7 @@ func TestListedFileReplacedByALinkBeforeTheRead(t *testing.T) {
 // key had that name, and removed nothing (TestParallelRemoveProcesses,
 // about 1 run in 30).
 func TestReloadCompleteReadsAReplacedFileAgain(t *testing.T) {
-	for _, reload := range []string{"ReloadComplete"} {
+	for _, reload := range []string{"ReloadComplete", "ReloadCurrent"} {
 		t.Run(reload, func(t *testing.T) {
 			base := t.TempDir()
 			dir := filepath.Join(base, "authorized_keys.d")
@@ -118,7 +118,7 @@ func TestReloadCompleteReadsAReplacedFileAgain(t *testing.T) {
 				}
 			}
 			keydirtest.Replace(t, file, keydirtest.JWK(t, key(t, 3)))
-			s := map[string]func() *Snapshot[string]{"ReloadComplete": l.ReloadComplete}[reload]()
+			s := map[string]func() *Snapshot[string]{"ReloadComplete": l.ReloadComplete, "ReloadCurrent": l.ReloadCurrent}[reload]()
 			if swaps != 1 {
 				t.Fatal("the file was not read")
 			}

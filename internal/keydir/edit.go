@@ -86,6 +86,17 @@ func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (remov
 	return false, atomicfile.Write(path, out, fi.Mode().Perm())
 }
 
+// LockDir takes the lock EditFile takes on directory dir (an exclusive
+// flock(2) on the directory, waiting for it), for a writer whose check
+// and write must be one step against every keytool writer of the
+// directory: authkeys.Store.Add (docs/design.md, "Concurrent writers").
+// Where no lock can be had (a file system without flock(2), a directory
+// this user may not read) held is false and unlock does nothing: the
+// caller goes ahead unlocked, as EditFile does. The caller must not edit
+// a file of dir (EditFile) while it holds the lock: a second lock of the
+// directory in one process waits for the first.
+func LockDir(dir string) (unlock func(), held bool, err error) { return lockDir(dir) }
+
 // isSet reports whether JSON data is a JWK Set rather than a single JWK:
 // its first member (the first string in the text) is "keys".
 func isSet(data []byte) bool {

@@ -184,6 +184,29 @@ func (l *Loader[T]) reloadComplete() *Snapshot[T] {
 	return l.Reload()
 }
 
+// ReloadCurrent is Reload for a check that another writer must not
+// outrun — authkeys.Store.Add's, that a key is not authorized yet and a
+// name is free, made under the directory's lock (LockDir). In a loader
+// LoadFor narrowed, the files another command added since the load are
+// in no index yet (a command records its changes when it ends): where
+// the stamp of a narrowed directory changed since the load, it is
+// ReloadComplete, which finds them from the files' stamps; where none
+// did, nothing was added, removed or renamed there, and the narrowed
+// files are read again (a file written in place is not seen, as by
+// every narrowed load: docs/design.md, "The admin index").
+func (l *Loader[T]) ReloadCurrent() *Snapshot[T] {
+	l.mu.Lock()
+	fl, narrow := l.focus, l.narrow
+	l.mu.Unlock()
+	for i := range narrow {
+		if !bytes.Equal(fl.index(i).stamp(), fl.loaded[i]) {
+			return l.ReloadComplete()
+		}
+	}
+	l.Reload()
+	return l.rereadReplaced()
+}
+
 // rereadReplaced reads again, at once, the files the last reload found
 // replaced while it read them (*trustfile.ChangedError), as often as
 // replacedTries: each is stat'ed, checked and read anew, as any reload reads
