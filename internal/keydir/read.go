@@ -272,10 +272,13 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 		return nil, problemOf(path, err, src.Revocation)
 	}
 	var (
-		items []T // of a file of several keys
+		items []T // of a file of several keys, at its exact size: a big set's array is kept as it is
 		one   T   // of a file of one: no array of its own (File)
 		rare  rareList
 	)
+	if len(keys) != 1 {
+		items = make([]T, 0, len(keys))
+	}
 	for n, k := range keys {
 		t, r, err := l.convert(src, path, k)
 		if err != nil {
@@ -285,13 +288,9 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 			}
 			return nil, p
 		}
-		switch {
-		case len(keys) == 1:
+		if len(keys) == 1 {
 			one = t
-		case items == nil:
-			items = make([]T, 0, len(keys)) // exactly: a big set's array is kept as it is
-			fallthrough
-		default:
+		} else {
 			items = append(items, t)
 		}
 		rare.add(r)
