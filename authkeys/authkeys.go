@@ -393,8 +393,9 @@ func (s *Store) rebuild(sn *snapshot) {
 			continue
 		}
 		sn.keys.insertFile(f, dup)
-		for i := range f.Items() {
-			if it := &f.Items()[i]; sn.keys.has(it) {
+		items := f.Items()
+		for i := range items {
+			if it := &items[i]; sn.keys.has(it) {
 				s.names.add(f, it, +1)
 			}
 		}
@@ -430,8 +431,9 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], fre
 	}
 	sn.keys = sn.keys.clone()
 	for _, f := range gone {
-		for i := range f.Items() {
-			if _, dup := sn.dups[f.Items()[i].sum]; dup {
+		items := f.Items()
+		for i := range items {
+			if _, dup := sn.dups[items[i].sum]; dup {
 				return nil, nil, nil, false
 			}
 		}
@@ -474,8 +476,9 @@ func (s *Store) Entries() []*Entry {
 		if s.rev[f.Source()] {
 			continue
 		}
-		for i := range f.Items() {
-			if it := &f.Items()[i]; sn.keys.has(it) {
+		items := f.Items()
+		for i := range items {
+			if it := &items[i]; sn.keys.has(it) {
 				out = append(out, it.entry(f))
 			}
 		}
@@ -736,8 +739,9 @@ func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 		if s.rev[f.Source()] {
 			continue
 		}
-		for i := range f.Items() {
-			if it := &f.Items()[i]; itemName(f, it) == name {
+		items := f.Items()
+		for i := range items {
+			if it := &items[i]; itemName(f, it) == name {
 				match = append(match, it.entry(f))
 			}
 		}

@@ -243,8 +243,9 @@ func (nc *nameCounts) seal() {
 // files counts the items of files, all in effect, with delta.
 func (nc *nameCounts) files(files []*keydir.File[item], delta int) {
 	for _, f := range files {
-		for i := range f.Items() {
-			nc.add(f, &f.Items()[i], delta)
+		items := f.Items()
+		for i := range items {
+			nc.add(f, &items[i], delta)
 		}
 	}
 }
@@ -284,8 +285,9 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 		if s.rev[f.Source()] {
 			continue
 		}
-		for i := range f.Items() {
-			it := &f.Items()[i]
+		items := f.Items()
+		for i := range items {
+			it := &items[i]
 			name, kind := nameKind(f, it)
 			if kind == 0 || !sn.keys.has(it) {
 				continue

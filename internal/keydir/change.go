@@ -98,13 +98,15 @@ func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
 			continue
 		}
 		gone, came = gone[1:], came[1:]
-		was := make(map[[32]byte]int, len(x.Items()))
-		for i := range x.Items() {
-			was[l.cfg.KeyOf(&x.Items()[i])]++
+		xItems := x.Items()
+		was := make(map[[32]byte]int, len(xItems))
+		for i := range xItems {
+			was[l.cfg.KeyOf(&xItems[i])]++
 		}
 		kept := 0
-		for i := range y.Items() {
-			if k := l.cfg.KeyOf(&y.Items()[i]); was[k] > 0 {
+		yItems := y.Items()
+		for i := range yItems {
+			if k := l.cfg.KeyOf(&yItems[i]); was[k] > 0 {
 				was[k]--
 				kept++
 			}

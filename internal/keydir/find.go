@@ -47,8 +47,9 @@ func (l *Loader[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [3
 		if !keep(f.Source()) {
 			continue
 		}
-		for i := range f.Items() {
-			it := &f.Items()[i]
+		items := f.Items()
+		for i := range items {
+			it := &items[i]
 			h := spki(it)
 			if full && h == sum || !full && strings.EqualFold(jwk.FormatKeyID(h), fp.String()) {
 				out = append(out, Found[T]{f, it})
@@ -80,8 +81,9 @@ func (l *Loader[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [3
 				matched[k.SPKIHash()] = true
 			}
 		}
-		for i := range f.Items() {
-			if it := &f.Items()[i]; matched[spki(it)] {
+		items := f.Items()
+		for i := range items {
+			if it := &items[i]; matched[spki(it)] {
 				out = append(out, Found[T]{f, it})
 			}
 		}

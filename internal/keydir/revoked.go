@@ -23,8 +23,9 @@ func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, s
 			continue
 		}
 		for f := range snap.filesOf(src) {
-			for i := range f.Items() {
-				it := &f.Items()[i]
+			items := f.Items()
+			for i := range items {
+				it := &items[i]
 				sum := spki(it)
 				if _, dup := r.first[sum]; dup {
 					continue
