@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
@@ -129,12 +128,6 @@ type Handler struct {
 	// nothing — no failure is charged — so that a line each would be a
 	// line per request of a keep-alive connection (per stream in h2).
 	limited *faillog.Log
-	// adding serializes the adds of enrolled keys. authkeys.Store.Add
-	// now checks and writes under a lock of its own (docs/design.md,
-	// "Concurrent writers"); before, two adds at once of one key under
-	// two names (a client presenting two tokens at once) each found it
-	// nowhere and each wrote it. Kept: it costs nothing.
-	adding sync.Mutex
 }
 
 // NewHandler returns the enrollment handler.
@@ -361,7 +354,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		}
 		return Response{}, name, wrongSecret(name)
 	}
-	entry, err := h.add(clientKey, name)
+	// One key under one name, however many tokens a client presents at
+	// once: Add checks and writes under a lock of its own (docs/design.md,
+	// "Concurrent writers"; TestOneKeyManyTokensAtOnce).
+	entry, err := h.opts.Clients.Add(clientKey, name, authkeys.AddNew)
 	if err != nil {
 		return Response{}, name, h.notAdded(err, claim, pending, name, clientKey)
 	}
@@ -369,14 +365,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	inv.ClientFingerprint = clientKey.Fingerprint()
 	h.used(inv, claim, pending)
 	return Response{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
-}
-
-// add authorizes the client's key k under name, never replacing a key,
-// one add at a time (Handler.adding).
-func (h *Handler) add(k *jwk.Key, name string) (*authkeys.Entry, error) {
-	h.adding.Lock()
-	defer h.adding.Unlock()
-	return h.opts.Clients.Add(k, name, authkeys.AddNew)
 }
 
 // used ends the claim (of pending) of the invitation inv, used: its
