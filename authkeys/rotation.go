@@ -61,13 +61,10 @@ func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	// where it falls back to periodic rescans), or a rename. The entry in effect
 	// now must still be e's — same file, same name — and accept rotation
 	// (found by review: a stale e authorized the next key of an entry
-	// opted out; TestAcceptRotationRechecksTheMark).
-	if now := d.Entry; now == nil || !now.AcceptRotation || now.Name != e.Name || now.File != e.File {
-		return nil, fmt.Errorf("authkeys: not authorizing the next key of %s: its entry %q in %s no longer accepts rotation", e.Fingerprint, e.Name, e.File)
-	}
-	// The file read must say so too: it is what the next key's entry is
-	// copied from.
-	if string(cur.Attrs[jwk.AttrAcceptRotation]) != "true" {
+	// opted out; TestAcceptRotationRechecksTheMark). The file read must
+	// say so too: it is what the next key's entry is copied from.
+	if now := d.Entry; now == nil || !now.AcceptRotation || now.Name != e.Name || now.File != e.File ||
+		string(cur.Attrs[jwk.AttrAcceptRotation]) != "true" {
 		return nil, fmt.Errorf("authkeys: not authorizing the next key of %s: its entry %q in %s no longer accepts rotation", e.Fingerprint, e.Name, e.File)
 	}
 	// Nor while a file of authorized keys is skipped: the next key may be
