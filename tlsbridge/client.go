@@ -216,8 +216,8 @@ func (c *Client) tlsConfig(ctx context.Context, addr string) (*tls.Config, error
 
 // Configure adds keytool's client side for addr to an existing
 // configuration, under the same rules as Server.Configure: conflicting
-// settings (other client certificates, RootCAs, a weaker policy) are an
-// error, and so is an address that is not host:port (*AddressError);
+// settings (other client certificates, RootCAs, a weaker policy,
+// renegotiation) are an error, and so is an address that is not host:port (*AddressError);
 // either leaves cfg unchanged. A VerifyConnection the
 // caller set still runs, after keytool's; set it before calling
 // Configure: one assigned after replaces keytool's verification, and

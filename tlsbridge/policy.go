@@ -22,7 +22,8 @@ var cipherSuites12 = []uint16{
 
 // applyPolicy sets the policy on c, which policyConflicts accepted: a
 // stricter choice of the caller's (TLS 1.3 only, some of the allowed
-// suites) is kept, never reset to the policy's minimum.
+// suites) is kept, never reset to the policy's minimum; a Renegotiation
+// the caller set is a conflict, so the one set here replaces nothing.
 func applyPolicy(c *tls.Config) {
 	c.MinVersion = max(c.MinVersion, tls.VersionTLS12)
 	if len(c.CipherSuites) == 0 {

@@ -93,8 +93,8 @@ func (s *Server) TLSConfig() *tls.Config {
 // identity certificate, client certificates required, the TLS policy, and
 // the verification. Fields the caller set are never silently replaced:
 // settings that would conflict with keytool's (other certificates, CA-based
-// client verification, a weaker TLS version or other cipher suites, a
-// GetConfigForClient hook) make Configure fail and leave c unchanged. A
+// client verification, a weaker TLS version or other cipher suites,
+// renegotiation, a GetConfigForClient hook) make Configure fail and leave c unchanged. A
 // VerifyConnection the caller set still runs, after keytool's.
 func (s *Server) Configure(c *tls.Config) error {
 	if conflicts := serverConflicts(c); len(conflicts) > 0 {
@@ -189,6 +189,9 @@ func policyConflicts(c *tls.Config) []string {
 		if !slices.Contains(cipherSuites12, id) {
 			out = append(out, "cipher suite "+tls.CipherSuiteName(id)+" (only ECDHE with AEAD is allowed)")
 		}
+	}
+	if c.Renegotiation != tls.RenegotiateNever {
+		out = append(out, "Renegotiation (the policy allows none)")
 	}
 	return out
 }
