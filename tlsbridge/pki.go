@@ -780,12 +780,15 @@ func (ix *caIndex) checkCRLs(verifier *caSet, chains [][]*x509.Certificate, now 
 // of the issuer at all, the leaf (leaf true) is refused and a CA is not
 // (a CRL file need not hold its root's CRL); with CRLs of the issuer none
 // of which can be used, every certificate is refused: a CRL that is there
-// and cannot speak is not "no CRL".
+// and cannot speak is not "no CRL". The newest usable CRL decides; the
+// issuer's CRLs that cannot (delta, future-dated) still revoke what they
+// list, when dated no earlier than it.
 func (set *caSet) checkCRL(ix *caIndex, cert, issuer *x509.Certificate, leaf bool, now time.Time) error {
 	if set.crlFile == "" {
 		return nil
 	}
-	crl, unusable := newestCRL(ix.crlsOf(set, issuer), now)
+	crls := ix.crlsOf(set, issuer)
+	crl, unusable := newestCRL(crls, now)
 	if crl == nil {
 		if unusable != "" {
 			return &CARefusedError{File: set.crlFile, Err: &CRLUnusableError{Issuer: issuer.Subject.String(), Subject: cert.Subject.String(), Reason: unusable}}
@@ -800,13 +803,36 @@ func (set *caSet) checkCRL(ix *caIndex, cert, issuer *x509.Certificate, leaf boo
 		// the new CA share a subject, and each has its CRL.
 		return &CARefusedError{File: set.crlFile, Err: fmt.Errorf("the CRL of %q (key %s) expired at %s: put a current one in the file (after a CA's key rollover, also the old key's, or remove the old key's CA certificates)", issuer.Subject, caKeyName(issuer), crl.NextUpdate.Format(time.RFC3339))}
 	}
-	for _, rc := range crl.RevokedCertificateEntries {
-		if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+	if lists(crl, cert, false) {
+		return &RevokedCertificateError{Subject: cert.Subject.String(), Serial: cert.SerialNumber.String(), File: set.crlFile}
+	}
+	// A CRL of the issuer that cannot decide (a delta CRL, one dated in
+	// the future) still carries revocations its CA signed: one dated
+	// no earlier than the CRL that decides is newer news, which the
+	// full CRL does not hold yet (docs/design.md, "Chains and their
+	// CRLs").
+	for _, other := range crls {
+		if other != crl && unusableCRL(other, now) != "" && !other.ThisUpdate.Before(crl.ThisUpdate) && lists(other, cert, true) {
 			return &RevokedCertificateError{Subject: cert.Subject.String(), Serial: cert.SerialNumber.String(), File: set.crlFile}
 		}
 	}
 	return nil
 }
+
+// lists reports whether crl lists cert (by serial: crl is its issuer's).
+// With unused, an entry whose reason is removeFromCRL (a delta CRL's
+// release of a hold: RFC 5280, 5.3.1) does not count.
+func lists(crl *x509.RevocationList, cert *x509.Certificate, unused bool) bool {
+	for _, rc := range crl.RevokedCertificateEntries {
+		if rc.SerialNumber.Cmp(cert.SerialNumber) == 0 && !(unused && rc.ReasonCode == reasonRemoveFromCRL) {
+			return true
+		}
+	}
+	return false
+}
+
+// reasonRemoveFromCRL is the CRLReason removeFromCRL (RFC 5280, 5.3.1).
+const reasonRemoveFromCRL = 8
 
 // caKeyName names a CA's key in messages: its fingerprint, as
 // revoked_keys.d and the stores name keys, else its subject key ID.
@@ -840,16 +866,13 @@ func (e *CRLUnusableError) Error() string {
 // the latest revocations, would hide the base's. Nor is a CRL dated after
 // now (beyond CRLClockSkew): signed by a CA with a wrong clock, it would
 // be the newest until that date and hide every CRL issued meanwhile.
+// Neither decides, but what each lists is still revoked (checkCRL).
 // With no CRL returned, unusable says why the issuer's CRLs, if any,
 // cannot be used.
 func newestCRL(crls []*x509.RevocationList, now time.Time) (best *x509.RevocationList, unusable string) {
 	for _, crl := range crls {
-		if !processed(crl) {
-			unusable = "it has a critical extension PKI mode does not process: a delta or partitioned CRL"
-			continue
-		}
-		if crl.ThisUpdate.After(now.Add(CRLClockSkew)) {
-			unusable = fmt.Sprintf("it is dated in the future, thisUpdate %s", crl.ThisUpdate.Format(time.RFC3339))
+		if why := unusableCRL(crl, now); why != "" {
+			unusable = why
 			continue
 		}
 		if best == nil || crl.ThisUpdate.After(best.ThisUpdate) ||
@@ -861,4 +884,16 @@ func newestCRL(crls []*x509.RevocationList, now time.Time) (best *x509.Revocatio
 		unusable = ""
 	}
 	return best, unusable
+}
+
+// unusableCRL says why crl cannot decide at now (newestCRL), or "" if
+// it can.
+func unusableCRL(crl *x509.RevocationList, now time.Time) string {
+	if !processed(crl) {
+		return "it has a critical extension PKI mode does not process: a delta or partitioned CRL"
+	}
+	if crl.ThisUpdate.After(now.Add(CRLClockSkew)) {
+		return fmt.Sprintf("it is dated in the future, thisUpdate %s", crl.ThisUpdate.Format(time.RFC3339))
+	}
+	return ""
 }
