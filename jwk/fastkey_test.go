@@ -9,6 +9,7 @@ import (
 	"math/big"
 	mathrand "math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -100,7 +101,71 @@ func fastSeeds(tb testing.TB) []string {
 	for w := range weakEd25519 {
 		out = append(out, `{"kty":"OKP","crv":"Ed25519","x":"`+base64.RawURLEncoding.EncodeToString(w[:])+`"}`)
 	}
-	return out
+	return append(out, hostileSeeds()...)
+}
+
+// hostileSeeds are the shapes an attacker would try on the fast path, so
+// that every test run compares both decoders on them: more members than
+// memberKinds remembers (key material past the 16th), a private member
+// that decodes to nothing ("d":"", which go-jose takes for no d), names
+// that are "kty" or "x" to one reader and not to another (escaped, a case
+// variant, the Kelvin sign, a NUL), values of the wrong JSON type, a y on
+// an OKP key, swapped coordinates, a P-521 coordinate of the exact size
+// above the prime, the standard alphabet's '+' and '/', and a body with a
+// byte order mark, a NUL or data after it.
+func hostileSeeds() []string {
+	ec := ecJWK(vecX, vecY)
+	okp := `{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`
+	var many strings.Builder
+	for i := range 17 {
+		many.WriteString(`"a` + strconv.Itoa(i) + `":` + strconv.Itoa(i) + `,`)
+	}
+	p521 := elliptic.P521().Params()
+	above := new(big.Int).Add(p521.P, big.NewInt(1)).FillBytes(make([]byte, 66))
+	return []string{
+		"{" + many.String() + ec[1:],
+		strings.Replace(ec, `"x"`, many.String()+`"x"`, 1),
+		strings.Replace(ec, `"y"`, many.String()+`"y"`, 1),
+		strings.Replace(ec, "{", "{"+many.String()+`"d":"",`, 1),
+		strings.Replace(ec, "{", `{"d":"",`, 1),
+		strings.Replace(okp, "{", `{"d":"",`, 1),
+		strings.Replace(okp, "{", `{"priv":"",`, 1),
+		strings.Replace(ec, "{", `{"D":"AAAA",`, 1),
+		strings.Replace(ec, "{", `{"KTY":"EC",`, 1),
+		strings.Replace(ec, `"kty"`, `"KTY"`, 1),
+		strings.Replace(ec, `"kty"`, "\"\u212aty\"", 1),
+		strings.Replace(ec, `"kty"`, `"\u212aty"`, 1),
+		strings.Replace(ec, `"x"`, `"X"`, 1),
+		strings.Replace(ec, `"kty"`, `"k\u0074y"`, 1),
+		strings.Replace(ec, `"kty"`, `"kty\u0000"`, 1),
+		strings.Replace(ec, `"EC"`, `"EC\u0000"`, 1),
+		strings.Replace(ec, `"P-256"`, `"P-256\u0000"`, 1),
+		strings.Replace(ec, `"x":"`+vecX+`"`, `"x":["`+vecX+`"]`, 1),
+		strings.Replace(ec, `"x":"`+vecX+`"`, `"x":{"x":"`+vecX+`"}`, 1),
+		strings.Replace(ec, `"x":"`+vecX+`"`, `"x":123456789012345678901234567890e999`, 1),
+		strings.Replace(ec, `"EC"`, `["EC"]`, 1),
+		strings.Replace(ec, `"P-256"`, `null`, 1),
+		strings.Replace(ec, `"y":"`+vecY+`"`, `"y":""`, 1),
+		strings.Replace(ec, `"x":"`+vecX+`"`, `"x":""`, 1),
+		ecJWK(vecY, vecX),
+		ecJWK("+"+vecX[1:], vecY),
+		ecJWK(vecX, vecY[:len(vecY)-1]+"/"),
+		ecJWK(vecX+"=", vecY),
+		ecJWK(vecX+`\n`, vecY),
+		strings.Replace(okp, "}", `,"y":"`+vecY+`"}`, 1),
+		strings.Replace(okp, "}", `,"y":""}`, 1),
+		ecPointJWK("P-521", above, p521.Gy.FillBytes(make([]byte, 66))),
+		ecPointJWK("P-521", p521.Gx.FillBytes(make([]byte, 66)), above),
+		strings.Replace(ec, "{", `{"x-deep":`+strings.Repeat("[", 30)+strings.Repeat("]", 30)+`,`, 1),
+		strings.Replace(ec, "{", `{"x-deep":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`,`, 1),
+		strings.Replace(ec, "{", `{"kid":"`+strings.Repeat("A", 1<<12)+`",`, 1),
+		strings.Replace(ec, "{", `{"use":"sig","use":"enc",`, 1),
+		"\xef\xbb\xbf" + ec,
+		ec + "\x00",
+		ec + "x",
+		ec + "{}",
+		" \t\r\n" + ec + " \n",
+	}
 }
 
 func ecPointJWK(crv string, x, y []byte) string {
