@@ -553,7 +553,9 @@ func (c *Client) handshakeTimeout() time.Duration {
 
 // Transport returns an http.Transport whose TLS connections are made by
 // c: each request's "host:port" is checked against its pins. It goes
-// through no proxy, whatever the environment says (HTTPS_PROXY).
+// through no proxy, whatever the environment says (HTTPS_PROXY), and
+// makes no plain-text connection: a request to an http:// URL, or a
+// redirect to one, fails with a *PlainTextError.
 func (c *Client) Transport() *http.Transport {
 	return transport(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return c.DialContext(ctx, network, addr)
@@ -563,10 +565,28 @@ func (c *Client) Transport() *http.Transport {
 // transport is http.DefaultTransport's settings with dial making the TLS
 // connections, and no proxy: through one, net/http would make the
 // target's TLS connection itself, with its own configuration (the
-// system's CAs, no pin, no client key) — keytool's would never run.
+// system's CAs, no pin, no client key) — keytool's would never run. Nor
+// any plain-text connection, which net/http makes with DialContext for
+// an http:// URL: no key would be checked, and the request (with the
+// headers a same-host redirect keeps) would go to whoever answers.
 func transport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
 	t.DialTLSContext = dial
+	t.DialContext = func(_ context.Context, _, addr string) (net.Conn, error) {
+		return nil, &PlainTextError{Addr: addr}
+	}
 	return t
+}
+
+// PlainTextError means a request of a keytool transport (Client.Transport,
+// LiveConns.Transport) asked for a plain-text connection — an http://
+// URL, or a redirect to one — which it never makes: nothing would check
+// the server's key. Nothing was dialled.
+type PlainTextError struct {
+	Addr string // the address asked for
+}
+
+func (e *PlainTextError) Error() string {
+	return fmt.Sprintf("tlsbridge: not connecting to %s in plain text (an http:// URL): this transport makes only TLS connections that check the server's key; use https://", e.Addr)
 }
