@@ -83,6 +83,14 @@ func NewServer(id IdentitySource, opts ServerOptions) (*Server, error) {
 // TLSConfig returns a configuration for tls.Listen, http.Server or gRPC's
 // credentials.NewTLS. Trust changes in the stores apply from the next
 // handshake on, resumed sessions included.
+//
+// Change the configuration returned, not a Clone of it: each handshake
+// runs on a copy of this one made at that handshake (GetConfigForClient,
+// which crypto/tls calls on whichever clone serves), so what a clone
+// changes is not used — a clone's MinVersion TLS 1.3 still admits TLS
+// 1.2 — and a clone with SessionTicketsDisabled fails every TLS 1.3
+// handshake (crypto/tls takes the ticket keys from the clone). The same
+// holds for a configuration given to Configure.
 func (s *Server) TLSConfig() *tls.Config {
 	c := &tls.Config{}
 	s.configure(c) // an empty configuration has nothing to conflict with
@@ -380,7 +388,12 @@ func (*noCertificateError) Error() string { return "tlsbridge: the client sent n
 
 // Peer is the identity of the other side of a connection.
 type Peer struct {
-	SPKIHash    [32]byte
+	SPKIHash [32]byte
+	// Certificate is the leaf the peer presented. Outside PKI mode
+	// nobody vouches for what it says: a pinned or authorized key's
+	// certificate is self-made, its subject and names whatever its
+	// holder wrote. Name a peer by Name, Fingerprint or Entry, never by
+	// its certificate's fields, unless ViaCA: then they are its CA's word.
 	Certificate *x509.Certificate
 	// Entry is the authorized-keys entry that let the client in (name,
 	// comment, file); nil for a server peer or a client admitted by its CA.
