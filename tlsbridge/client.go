@@ -197,7 +197,10 @@ func NewClient(id IdentitySource, opts ClientOptions) (*Client, error) {
 
 // TLSConfig returns a configuration for connecting to addr ("host:port",
 // the address as dialled: pins are looked up under it). An address that
-// is not host:port is an *AddressError.
+// is not host:port is an *AddressError. Its VerifyConnection is keytool's
+// check of the server's key, with InsecureSkipVerify set: never assign
+// another, which would replace the check; to add one, set it in a
+// tls.Config and call Configure.
 func (c *Client) TLSConfig(addr string) (*tls.Config, error) {
 	return c.tlsConfig(context.Background(), addr)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -102,8 +103,11 @@ func (s *Server) TLSConfig() *tls.Config {
 // the verification. Fields the caller set are never silently replaced:
 // settings that would conflict with keytool's (other certificates, CA-based
 // client verification, a weaker TLS version or other cipher suites,
-// renegotiation, a GetConfigForClient hook) make Configure fail and leave c unchanged. A
-// VerifyConnection the caller set still runs, after keytool's.
+// renegotiation, a GetConfigForClient hook) make Configure fail and leave
+// c unchanged. A VerifyConnection the caller set still runs, after
+// keytool's, and so does one assigned to c after Configure (or to
+// TLSConfig's result), in its place; one that calls the VerifyConnection
+// Configure left on c refuses every handshake, since that one refuses.
 func (s *Server) Configure(c *tls.Config) error {
 	if conflicts := serverConflicts(c); len(conflicts) > 0 {
 		return conflictError("server", conflicts)
@@ -156,6 +160,9 @@ func (s *Server) configure(c *tls.Config) {
 		return &s.id.CurrentIdentity().Certificate, nil
 	}
 	c.ClientAuth = tls.RequireAnyClientCert
+	// A handshake that somehow bypasses GetConfigForClient is refused.
+	refuse := func(tls.ConnectionState) error { return errBypassed }
+	c.VerifyConnection = refuse
 	// The client's address is known only per connection; VerifyConnection
 	// is set on a per-connection copy. The copy shares the session ticket
 	// keys of c, so resumption works.
@@ -163,6 +170,13 @@ func (s *Server) configure(c *tls.Config) {
 		remote := addrOf(hello.Conn)
 		cc := c.Clone()
 		cc.GetConfigForClient = nil
+		// A VerifyConnection assigned to c since (cfg :=
+		// srv.TLSConfig(); cfg.VerifyConnection = …) runs in the place
+		// of the one found by Configure: the copy would skip it.
+		after := cc.VerifyConnection
+		if sameFunc(after, refuse) {
+			after = theirs
+		}
 		cc.VerifyConnection = func(cs tls.ConnectionState) error {
 			if _, err := s.verify(cs, remote); err != nil {
 				return err
@@ -171,17 +185,26 @@ func (s *Server) configure(c *tls.Config) {
 			// VerifyConnection before it checks the client's
 			// CertificateVerify, so the client has not yet proven it
 			// holds the key (Peer accepts it, on a complete handshake).
-			if theirs != nil {
-				return theirs(cs)
+			if after != nil {
+				return after(cs)
 			}
 			return nil
 		}
 		return cc, nil
 	}
-	// A handshake that somehow bypasses GetConfigForClient is refused.
-	c.VerifyConnection = func(tls.ConnectionState) error {
-		return errors.New("tlsbridge: client address unknown; refusing")
-	}
+}
+
+// errBypassed is the refusal of the VerifyConnection a server's
+// configuration holds, which runs only in a handshake that did not go
+// through its GetConfigForClient hook — or when the caller's own
+// VerifyConnection calls it, as a wrapper of the value it replaced.
+var errBypassed = errors.New("tlsbridge: client address unknown (the handshake bypassed the configuration's GetConfigForClient, " +
+	"or a VerifyConnection set on it called the VerifyConnection keytool left there: set yours without calling it); refusing")
+
+// sameFunc reports whether f and g are the same function literal: a
+// VerifyConnection still the one configure left, not the caller's.
+func sameFunc(f, g func(tls.ConnectionState) error) bool {
+	return f != nil && reflect.ValueOf(f).Pointer() == reflect.ValueOf(g).Pointer()
 }
 
 // policyConflicts lists the settings of c that would weaken the TLS policy.
