@@ -112,6 +112,21 @@ func (c *cli) revoke(arg string) error {
 	defer finishHosts()
 	if !fromFile {
 		if keys = c.knownKeys(fp, store, hosts); len(keys) == 0 {
+			// A file the stores skip (its mode, a parse error) is not read:
+			// the key may be in one. Say which, before the error, as list
+			// does: "not seen" alone sent the admin looking elsewhere.
+			skipped := c.withoutStandIns(store.Problems())
+			reportSkipped(c, "revoke", skipped)
+			hostsSkipped := c.withoutStandIns(hosts.Problems())
+			reportSkipped(c, "revoke", hostsSkipped)
+			switch n := len(skipped) + len(hostsSkipped); {
+			case n == 1:
+				return fmt.Errorf("no authorized key or trusted host that %s reads has the fingerprint %s, and the file it skips (above) may hold it: fix that file and run this again, or give the key's public key file: keytool%s revoke FILE",
+					c.home, arg, c.homeFlag())
+			case n > 1:
+				return fmt.Errorf("no authorized key or trusted host that %s reads has the fingerprint %s, and the %d files it skips (above) may hold it: fix them and run this again, or give the key's public key file: keytool%s revoke FILE",
+					c.home, arg, n, c.homeFlag())
+			}
 			return fmt.Errorf("no authorized key or trusted host in %s has the fingerprint %s; to revoke a key this home has not seen, give its public key file: keytool%s revoke FILE",
 				c.home, arg, c.homeFlag())
 		}
