@@ -14,7 +14,7 @@ import (
 )
 
 // malformedAnnouncer is an identity of k whose certificate, signed by k,
-// carries an OIDNextKeys extension that does not parse: a SEQUENCE
+// carries an OIDSignedNextKeys extension that does not parse: a SEQUENCE
 // holding an INTEGER where a key should be.
 func malformedAnnouncer(t testing.TB, k *jwk.Key) *Identity {
 	t.Helper()
@@ -26,7 +26,7 @@ func malformedAnnouncer(t testing.TB, k *jwk.Key) *Identity {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl.ExtraExtensions = []pkix.Extension{{Id: OIDNextKeys, Value: notKey}}
+	tmpl.ExtraExtensions = []pkix.Extension{{Id: OIDSignedNextKeys, Value: notKey}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, &x509.Certificate{Subject: issuerFor(k)}, k.Public(), k.Signer())
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package tlsbridge
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -16,7 +17,7 @@ import (
 // announced.
 func TestAnnouncedKeysRoundTrip(t *testing.T) {
 	k := mustGenerate(t, jwk.EC256)
-	next := []*jwk.Key{mustGenerate(t, jwk.Ed25519), mustGenerate(t, jwk.RSA2048), k}
+	next := []*jwk.Key{mustGenerate(t, jwk.Ed25519), mustGenerate(t, jwk.RSA3072), k}
 	cert, err := SelfSigned(k, CertOptions{Next: next})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func TestAnnouncedKeysRoundTrip(t *testing.T) {
 // refused, so that no one but the key's holder can make a client pin a key.
 func TestAnnouncedKeysNeedTheKeysOwnSignature(t *testing.T) {
 	k, other, evil := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
-	ext, err := nextKeysExtension([]*jwk.Key{evil})
+	ext, err := nextKeysExtension(k, []*jwk.Key{evil})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,66 +85,114 @@ func TestAnnouncedKeysNeedTheKeysOwnSignature(t *testing.T) {
 	}
 }
 
-// ParseNextKeys refuses what is not exactly a SEQUENCE of 1 to
-// MaxAnnounced usable keys.
+// ParseNextKeys (the unsigned form) and ParseSignedNextKeys refuse what
+// is not exactly a SEQUENCE of 1 to MaxAnnounced usable keys, the
+// signed form each with a signature and nothing else, in DER.
 func TestParseNextKeysRefuses(t *testing.T) {
-	k := mustGenerate(t, jwk.EC256)
-	good, err := nextKeysExtension([]*jwk.Key{k})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cur, k := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
+	good := unsignedAnnouncement(t, k).Value
 	empty, _ := asn1.Marshal([]asn1.RawValue{})
 	notKey, _ := asn1.Marshal([]asn1.RawValue{{FullBytes: []byte{0x30, 0x03, 0x02, 0x01, 0x01}}})
 	for name, val := range map[string][]byte{
 		"empty":          nil,
 		"no keys":        empty,
-		"trailing bytes": append(append([]byte{}, good.Value...), 0),
+		"trailing bytes": append(append([]byte{}, good...), 0),
 		"not a key":      notKey,
-		"truncated":      good.Value[:len(good.Value)-1],
+		"truncated":      good[:len(good)-1],
 	} {
 		if keys, err := ParseNextKeys(val); err == nil {
 			t.Errorf("%s: parsed %v", name, keys)
 		}
 	}
-	if keys, err := ParseNextKeys(good.Value); err != nil || len(keys) != 1 || !keys[0].Equal(k) {
+	if keys, err := ParseNextKeys(good); err != nil || len(keys) != 1 || !keys[0].Equal(k) {
 		t.Fatalf("good value: %v, %v", keys, err)
+	}
+
+	signed, err := nextKeysExtension(cur, []*jwk.Key{k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type item struct {
+		Key       asn1.RawValue
+		Signature []byte
+	}
+	var items []item
+	if _, err := asn1.Unmarshal(signed.Value, &items); err != nil || len(items) != 1 {
+		t.Fatal(err)
+	}
+	type withMore struct {
+		Key       asn1.RawValue
+		Signature []byte
+		More      int
+	}
+	more, _ := asn1.Marshal([]withMore{{items[0].Key, items[0].Signature, 1}})
+	keyOnly, _ := asn1.Marshal([]asn1.RawValue{items[0].Key})
+	bitString, _ := asn1.Marshal([]struct {
+		Key       asn1.RawValue
+		Signature asn1.BitString
+	}{{items[0].Key, asn1.BitString{Bytes: items[0].Signature, BitLength: 8 * len(items[0].Signature)}}})
+	five := make([]item, MaxAnnounced+1)
+	for i := range five {
+		five[i] = items[0]
+	}
+	tooMany, _ := asn1.Marshal(five)
+	for name, val := range map[string][]byte{
+		"empty":                  nil,
+		"no keys":                empty,
+		"trailing bytes":         append(append([]byte{}, signed.Value...), 0),
+		"truncated":              signed.Value[:len(signed.Value)-1],
+		"the unsigned form":      good,
+		"an element after":       more,
+		"no signature":           keyOnly,
+		"a BIT STRING signature": bitString,
+		"more than MaxAnnounced": tooMany,
+	} {
+		if keys, err := ParseSignedNextKeys(val); err == nil {
+			t.Errorf("signed form, %s: parsed %v", name, keys)
+		}
+	}
+	if keys, err := ParseSignedNextKeys(signed.Value); err != nil || len(keys) != 1 || !keys[0].Key.Equal(k) || !bytes.Equal(keys[0].Signature, items[0].Signature) {
+		t.Fatalf("good signed value: %v, %v", keys, err)
 	}
 }
 
+// FuzzParseNextKeys: whatever ParseSignedNextKeys reads is announced
+// again the same way, and the unsigned form's parser never reads more
+// than MaxAnnounced keys.
 func FuzzParseNextKeys(f *testing.F) {
+	cur := mustGenerate(f, jwk.EC256)
 	for _, typ := range []jwk.Type{jwk.EC256, jwk.Ed25519} {
 		k, err := jwk.Generate(typ)
 		if err != nil {
 			f.Fatal(err)
 		}
-		ext, err := nextKeysExtension([]*jwk.Key{k})
+		ext, err := nextKeysExtension(cur, []*jwk.Key{k})
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(ext.Value)
+		f.Add(unsignedAnnouncement(f, k).Value)
 	}
 	f.Add([]byte{0x30, 0x00})
 	f.Fuzz(func(t *testing.T, val []byte) {
-		keys, err := ParseNextKeys(val)
+		if keys, err := ParseNextKeys(val); err == nil && (len(keys) == 0 || len(keys) > MaxAnnounced) {
+			t.Fatalf("unsigned form: %d keys parsed", len(keys))
+		}
+		items, err := ParseSignedNextKeys(val)
 		if err != nil {
 			return
 		}
-		if len(keys) == 0 || len(keys) > MaxAnnounced {
-			t.Fatalf("%d keys parsed", len(keys))
+		if len(items) == 0 || len(items) > MaxAnnounced {
+			t.Fatalf("%d keys parsed", len(items))
 		}
-		// What parses is announced again the same way.
-		ext, err := nextKeysExtension(keys)
-		if err != nil {
-			t.Fatal(err)
+		// What parses is the one encoding of what it holds.
+		again := make([]signedNextKey, len(items))
+		for i, it := range items {
+			again[i] = signedNextKey{Key: asn1.RawValue{FullBytes: it.Key.SPKI()}, Signature: it.Signature}
 		}
-		again, err := ParseNextKeys(ext.Value)
-		if err != nil || len(again) != len(keys) {
-			t.Fatalf("re-parse: %v", err)
-		}
-		for i := range keys {
-			if !again[i].Equal(keys[i]) {
-				t.Fatal("a key changed on the way")
-			}
+		der, err := asn1.Marshal(again)
+		if err != nil || !bytes.Equal(der, val) {
+			t.Fatalf("re-encoded %x, %v; parsed %x", der, err, val)
 		}
 	})
 }

@@ -44,7 +44,9 @@ type CertOptions struct {
 	DNSNames    []string
 	IPAddresses []net.IP
 	// Next are the keys the certificate announces as the identity's next
-	// keys (OIDNextKeys; docs/design.md, "Announced rotation").
+	// keys (OIDSignedNextKeys; docs/design.md, "Announced rotation"):
+	// private keys, each of which signs its announcement, of a kind no
+	// weaker than the identity's (CheckNextKey).
 	Next []*jwk.Key
 }
 
@@ -121,7 +123,7 @@ func SelfSigned(k *jwk.Key, opts CertOptions) (*x509.Certificate, error) {
 	tmpl.IPAddresses = opts.IPAddresses
 	tmpl.URIs = []*url.URL{KeyURI(k)}
 	if len(opts.Next) > 0 {
-		ext, err := nextKeysExtension(opts.Next)
+		ext, err := nextKeysExtension(k, opts.Next)
 		if err != nil {
 			return nil, err
 		}
@@ -235,6 +237,12 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 			return nil, err
 		}
 		if next != nil {
+			// A next key weaker than the identity is refused here, as
+			// its peers would refuse it (CheckNextKey): loudly, at
+			// load, rather than announced in vain.
+			if err := CheckNextKey(k, next); err != nil {
+				return nil, fmt.Errorf("tlsbridge: the home's next key cannot be announced: %w; remove it or make another (key.next.*)", err)
+			}
 			opts.Next = []*jwk.Key{next}
 		}
 	}

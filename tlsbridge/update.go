@@ -19,7 +19,7 @@ import (
 )
 
 // UpdateHostKeys is what a client does with the next keys a host
-// announces in its certificate (OIDNextKeys), OpenSSH's UpdateHostKeys:
+// announces in its certificate (OIDSignedNextKeys), OpenSSH's UpdateHostKeys:
 // only a host that has just presented a key pinned for the address it was
 // dialled at is listened to, and an announced key is pinned beside the
 // address's pins, never in their place (docs/design.md, "Announced
@@ -86,10 +86,12 @@ func (c *Client) awaitHandshake(addr string, leaf *x509.Certificate) {
 	}
 }
 
-// hasNextKeys reports whether leaf has an OIDNextKeys extension.
+// hasNextKeys reports whether leaf announces keys, in either form: the
+// unsigned one (OIDNextKeys) is reported once the handshake completes,
+// never learned from.
 func hasNextKeys(leaf *x509.Certificate) bool {
 	for _, ext := range leaf.Extensions {
-		if ext.Id.Equal(OIDNextKeys) {
+		if ext.Id.Equal(OIDSignedNextKeys) || ext.Id.Equal(OIDNextKeys) {
 			return true
 		}
 	}
@@ -116,9 +118,11 @@ func (c *Client) LearnAnnounced(addr string, cs tls.ConnectionState) {
 
 // learnAnnounced pins the next keys that leaf announces for addr, under
 // the UpdateHostKeys policy. The caller has found leaf's key pinned for
-// addr: the announcement is signed by that key (AnnouncedKeys), so only
-// the holder of a pinned key can add a pin, and only beside its own. The
-// handshake's outcome does not depend on it: a failure is logged.
+// addr: the announcement is signed by that key and each next key signed
+// its own announcement by it (AnnouncedKeys), so only the holder of a
+// pinned key can add a pin, only beside its own, and only of a key it
+// holds too. The handshake's outcome does not depend on it: a failure is
+// logged.
 func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 	if c.opts.UpdateHostKeys == UpdateNo || c.opts.Policy == Insecure {
 		return
@@ -247,8 +251,10 @@ type RotationAcceptor interface {
 // announces, if its entry accepts rotation (authkeys.Entry.AcceptRotation,
 // opt-in per entry): under the same name, attributes and restrictions.
 // As on the client side, only the key that was just verified can
-// announce (AnnouncedKeys checks the certificate's own signature), and
-// the handshake's outcome does not depend on it.
+// announce, and only keys that signed their announcement by it
+// (AnnouncedKeys, the one check of both sides): a client cannot have
+// another user's key authorized under its name. The handshake's outcome
+// does not depend on it.
 //
 // A client whose next key could not be authorized, or whose
 // announcement does not parse, is not tried again for rotationRetry:

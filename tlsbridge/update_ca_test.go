@@ -80,7 +80,7 @@ func TestUpdateHostKeysNotThroughCA(t *testing.T) {
 	// A certificate a CA issued with the extension in it.
 	ca := newCA(t)
 	issued := newHome(t, jwk.EC256)
-	ext, err := nextKeysExtension([]*jwk.Key{next})
+	ext, err := nextKeysExtension(issued.id.Key, []*jwk.Key{next})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,10 @@ self-signed certificate announces the next key from then on (a running
 proxy picks it up without a restart), and clients that connect and verify
 the current key pin the next one too (--update-host-keys); 'keytool
 rotate' makes it the identity (docs/rotation.md). Without --host it keeps
-the identity's certificate names, and without -t the identity's type.
+the identity's certificate names, and without -t the identity's type; a
+type weaker than the identity's (a smaller curve or RSA modulus, or RSA
+after ec384) is refused, as its peers would refuse to learn it. The next
+key signs its own announcement: peers learn only keys whose holder did.
 
 Types: ec256 (ECDSA P-256, the default), ec384, ec521, rsa2048, rsa3072,
 rsa4096, ed25519.`,

@@ -47,13 +47,7 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 		return fmt.Errorf("the home already has a next key (%s): make it current with: %s, or replace it with: %s",
 			existing[0], c.command("rotate"), c.withForce(append([]string{"gen"}, again...)))
 	}
-	if t == "" {
-		if t = ck.Type(); t == "" {
-			return fmt.Errorf("%s is an %s key, a size gen does not make: name the next key's type with: %s",
-				cur, ck.Algorithm(), c.command(append(append([]string{"gen"}, again...), "-t", "TYPE")...))
-		}
-	}
-	k, err := jwk.Generate(t)
+	k, err := c.makeNextKey(cur, ck, t, again)
 	if err != nil {
 		return err
 	}
@@ -144,4 +138,40 @@ Example:
 			return nil
 		},
 	}
+}
+
+// makeNextKey makes the next key of the identity ck, read from cur: of
+// type t, or ck's when t is "", and never of a weaker kind than ck.
+func (c *cli) makeNextKey(cur string, ck *jwk.Key, t jwk.Type, again []string) (*jwk.Key, error) {
+	if t == "" {
+		if t = ck.Type(); t == "" {
+			return nil, fmt.Errorf("%s is an %s key, a size gen does not make: name the next key's type with: %s",
+				cur, ck.Algorithm(), c.command(append(append([]string{"gen"}, again...), "-t", "TYPE")...))
+		}
+	}
+	k, err := jwk.Generate(t)
+	if err != nil {
+		return nil, err
+	}
+	// Peers refuse to learn a next key weaker than the identity
+	// (tlsbridge.CheckNextKey, docs/design.md "Announced rotation"), and
+	// the identity would not load with it.
+	if err := tlsbridge.CheckNextKey(ck, k); err != nil {
+		return nil, fmt.Errorf("a next %s key is weaker than the identity's, %s: its peers would refuse to learn it (a rotation keeps or strengthens a key's kind); name a type at least as strong with: %s",
+			k.Algorithm(), ck.Algorithm(), c.command(append(append([]string{"gen"}, withoutType(again)...), "-t", "TYPE")...))
+	}
+	return k, nil
+}
+
+// withoutType is the flags again without a -t and its value.
+func withoutType(again []string) []string {
+	var out []string
+	for i := 0; i < len(again); i++ {
+		if again[i] == "-t" {
+			i++
+			continue
+		}
+		out = append(out, again[i])
+	}
+	return out
 }
