@@ -104,13 +104,14 @@ func TestAuthorizeIgnoresFilesAcceptRotation(t *testing.T) {
 		done <- err
 	}()
 
-	// bob announces a key of its choosing: here one it also holds, kept
-	// for later (it might as well be anyone's public key).
+	// bob announces a key of its choosing, one it also holds, kept for
+	// later (the next key signs its announcement: only a key bob holds
+	// can be announced, docs/design.md "Announced rotation").
 	spare, err := jwk.Generate(jwk.EC256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := tlsbridge.NewIdentity(bob, tlsbridge.CertOptions{Next: []*jwk.Key{spare.PublicKey()}})
+	id, err := tlsbridge.NewIdentity(bob, tlsbridge.CertOptions{Next: []*jwk.Key{spare}})
 	if err != nil {
 		t.Fatal(err)
 	}
