@@ -200,8 +200,8 @@ func FuzzParseNextKeys(f *testing.F) {
 // BenchmarkAnnouncedKeys is what a client pays per handshake with a pinned
 // host under UpdateHostKeys: "none", a certificate without the extension;
 // "pinned", one announcing a key already pinned (parsed, no signature
-// checked); "new", one announcing a key not pinned yet (the certificate's
-// signature checked), which happens once per key.
+// checked); "new", one announcing a key not pinned yet (the next key's
+// signature and the certificate's checked), which happens once per key.
 func BenchmarkAnnouncedKeys(b *testing.B) {
 	k := mustGenerate(b, jwk.EC256)
 	plain, err := SelfSigned(k, CertOptions{})
