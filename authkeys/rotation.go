@@ -18,7 +18,11 @@ import (
 // other — in a file of its own beside e's (Add with AddBeside). e must
 // accept rotation (Entry.AcceptRotation). A key already authorized, under
 // any name, is left as it is. A name holds at most MaxNextKeys such
-// files (*NextKeysLimitError).
+// files (*NextKeysLimitError). The store does not see the announcement:
+// the caller must have checked that next proved possession — signed its
+// announcement by e's key — and is no weaker (tlsbridge.AnnouncedKeys,
+// docs/design.md "Announced rotation"), or a client could have anyone's
+// key authorized under its name.
 func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
 	if e == nil || !e.AcceptRotation {
 		return nil, errors.New("authkeys: the entry does not accept rotation")
