@@ -381,3 +381,41 @@ func TestRevokeAndUnrevoke(t *testing.T) {
 		t.Errorf("revocation file still there: %v", err)
 	}
 }
+
+// TestFromIgnoresTheZone: an IPv6 link-local client address carries its
+// zone (fe80::1%eth0, as net.TCPAddr gives it); a "from" network carries
+// none, and netip.Prefix.Contains is false for any zoned address. The
+// address is compared without its zone, as OpenSSH's from= compares the
+// address: fe80::/10 admits fe80::1%eth0, and the zone widens nothing.
+func TestFromIgnoresTheZone(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	k := keydirtest.WithAttrs(key(t, 1), "comment", "linklocal")
+	k.Attrs.SetList("from", []string{"fe80::/10", "10.0.0.0/8"})
+	keydirtest.Write(t, filepath.Join(home, "authorized_keys.json"), keydirtest.JWK(t, k))
+	s := Load(opts)
+	if p := s.Problems(); len(p) != 0 {
+		t.Fatal(p)
+	}
+	for addr, want := range map[string]Verdict{
+		"fe80::1%eth0":     Authorized,
+		"fe80::1%7":        Authorized,
+		"fe80::1":          Authorized,
+		"fe90::1%eth0":     Authorized, // fe80::/10 spans fe80–febf
+		"fec0::1%eth0":     WrongNetwork,
+		"2001:db8::1%eth0": WrongNetwork,
+		"::ffff:10.1.2.3":  Authorized,
+	} {
+		remote := netip.MustParseAddr(addr)
+		d := s.Decide(k.SPKIHash(), remote)
+		if d.Verdict != want {
+			t.Errorf("from %s: %v (%v), want %v", addr, d.Verdict, d.Err, want)
+		}
+		if want == WrongNetwork {
+			var se *SourceNotAllowedError
+			if !errors.As(d.Err, &se) || se.Remote != remote {
+				t.Errorf("from %s: %v, want a SourceNotAllowedError naming the zoned address", addr, d.Err)
+			}
+		}
+	}
+}

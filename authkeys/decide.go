@@ -102,7 +102,11 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 		}
 	}
 	if e.From != nil {
-		ip := remote.Unmap()
+		// A network carries no zone, and Prefix.Contains is false for
+		// a zoned address (fe80::1%eth0, as net.TCPAddr gives a
+		// link-local client): the address is compared without it, as
+		// OpenSSH's from= compares the address (docs/trust-stores.md).
+		ip := remote.Unmap().WithZone("")
 		for _, p := range e.From {
 			if p.Contains(ip) {
 				return Decision{Verdict: Authorized, Entry: e}
