@@ -254,7 +254,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ref != nil {
 		if ref.fault != nil {
 			// The server's fault, which every attempt meets, at the rate
-			// any peer likes (uncharged): one line in full, then a count
+			// any peer likes (mostly uncharged): one line in full, then a count
 			// per interval (faillog) — as one source's, all: no peer's
 			// doing, and each /64 of a /48 would otherwise have its first
 			// line in full. The line in full is the refusal's too.
@@ -338,9 +338,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	if errors.Is(err, fs.ErrNotExist) { // used, or removed, since it was read
 		return Response{}, name, h.notPending(name, sum)
 	}
-	if err != nil {
-		h.log.Error("claiming an invitation", "file", pending, "error", err.Error())
-		return Response{}, name, refuse(ReasonInternal, "the server could not claim invitation %q; its log says why", name)
+	if err != nil { // folded, as every fault of the server (ServeHTTP)
+		return Response{}, name, serverFault("claiming an invitation", err, "the server could not claim invitation %q; its log says why", name)
 	}
 	// What was claimed is the file of that name when the link was made,
 	// not necessarily the one checked above: an invitation removed and
@@ -349,10 +348,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	// is checked as the pending file was, and given up if it fails.
 	if got, err := readInvite(inviteRule(h.opts.Dir), claim); err != nil || !secretMatches(got, sum) || !now.Before(got.Expires) {
 		h.release(claim, pending)
+		ref := wrongSecret(name)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			h.log.Error("claimed invitation unreadable", "file", claim, "error", err.Error())
+			// Logged folded (ServeHTTP), in place of the refusal's line:
+			// the right token meets it at every attempt. Still charged,
+			// as the refusal it is answered with.
+			ref.fault, ref.faultMsg = err, "claimed invitation unreadable"
 		}
-		return Response{}, name, wrongSecret(name)
+		return Response{}, name, ref
 	}
 	// One key under one name, however many tokens a client presents at
 	// once: Add checks and writes under a lock of its own (docs/design.md,
@@ -455,8 +458,9 @@ func (h *Handler) notAdded(err error, claim, pending, name string, clientKey *jw
 	case errors.As(err, &revoked):
 		return refuse(ReasonNotEnrollable, "this client's key %s is revoked on the server", clientKey.Fingerprint())
 	}
-	h.log.Error("adding an enrolled key", "invitation", name, "error", err.Error())
-	return refuse(ReasonInternal, "the server could not add this client's key; its log says why")
+	// Folded (ServeHTTP): the right token meets it at every attempt,
+	// uncharged, the invitation given back each time.
+	return serverFault("adding an enrolled key", err, "the server could not add this client's key; its log says why")
 }
 
 // testHookBeforeClaim, if set, runs between the check of a pending
