@@ -31,6 +31,17 @@ func (s *hashSet) sorted() []uint64 {
 	return s.mem.View()[:s.n]
 }
 
+// sortedHashSet returns the set of the members of sorted, which must be
+// ascending and distinct, with no room to grow (as seal leaves a set).
+func sortedHashSet(sorted []uint64) hashSet {
+	if len(sorted) == 0 {
+		return hashSet{}
+	}
+	mem := offheap.New[uint64](len(sorted))
+	copy(mem.View(), sorted)
+	return hashSet{mem: mem, n: len(sorted)}
+}
+
 // has reports whether h is a member.
 func (s *hashSet) has(h uint64) bool {
 	if _, ok := s.added[h]; ok {
@@ -82,7 +93,7 @@ func (s *hashSet) remove(h uint64) {
 // from empty (a store's first load, some 60 merges at 100,000 members)
 // leaves little garbage — a new array and a new map at each merge made
 // 11 MB of it at 100,000 members, which raised the load's peak. A
-// rebuild ends with seal, which gives back the room.
+// rebuild makes its sets whole (sortedHashSet), with no room to spare.
 func (s *hashSet) merge() {
 	if len(s.added)+len(s.removed) > s.n/8+64 {
 		s.fold()
@@ -127,20 +138,4 @@ func (s *hashSet) fold() {
 	runtime.KeepAlive(s.mem)
 	clear(s.added)
 	clear(s.removed)
-}
-
-// seal merges the maps and leaves the array no room beyond its members
-// (8 bytes each), and no maps: for the end of a rebuild.
-func (s *hashSet) seal() {
-	s.fold()
-	switch {
-	case s.n == 0:
-		s.mem = nil
-	case s.mem.Len() > s.n:
-		mem := offheap.New[uint64](s.n)
-		copy(mem.View(), s.sorted())
-		runtime.KeepAlive(s.mem)
-		s.mem = mem
-	}
-	s.added, s.removed = nil, nil
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // TestNameCountsAgainstAMap checks nameCounts, whose names held once are
-// hashSets (merged in place, sealed as a rebuild ends), against a plain
+// hashSets (merged in place; counted anew, sorted, by a rebuild:
+// recount), against a plain
 // map of counts by name, through entries that come and go in random
 // order — files named after their entry, members naming theirs, rotation
 // files beside a name — with a rebuild now and then, as a store's reloads
@@ -20,7 +21,7 @@ import (
 func TestNameCountsAgainstAMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	nc := nameCounts{seed: maphash.MakeSeed()}
-	nc.reset()
+	nc.recount(0, func(func(*keydir.File[item], *item) bool) {})
 	type entry struct {
 		f  *keydir.File[item]
 		it *item
@@ -65,9 +66,12 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 		if got := nc.get(h); got != want[name] {
 			t.Fatalf("step %d: %q counts %+v, want %+v", step, name, got, want[name])
 		}
-		_, shared := nc.shared[h]
+		got, shared := nc.shared[h]
 		if w := want[name].shared(); shared != w {
 			t.Fatalf("step %d: %q shared %v, want %v (%+v)", step, name, shared, w, want[name])
+		}
+		if shared && got != name {
+			t.Fatalf("step %d: %q shared under the name %q", step, name, got)
 		}
 	}
 	merged := [2]int{} // the most names each set's array held
@@ -89,12 +93,14 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 		name, _ := nameKind(e.f, e.it)
 		check(step, name)
 		check(step, names[rng.IntN(len(names))])
-		if step%5_000 == 4_999 { // a rebuild: counted anew, then sealed
-			nc.reset()
-			for _, e := range live {
-				nc.add(e.f, e.it, +1)
-			}
-			nc.seal()
+		if step%5_000 == 4_999 { // a rebuild: counted anew
+			nc.recount(len(live), func(yield func(*keydir.File[item], *item) bool) {
+				for _, e := range live {
+					if !yield(e.f, e.it) {
+						return
+					}
+				}
+			})
 			for _, n := range names {
 				check(step, n)
 			}

@@ -1,7 +1,9 @@
 package authkeys
 
 import (
+	"cmp"
 	"hash/maphash"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -226,18 +228,62 @@ func (nc *nameCounts) add(f *keydir.File[item], it *item, delta int) {
 	}
 }
 
-// reset empties the counts for a rebuild (not sized ahead: which of own
-// and member a store needs depends on its layout, and a map never shrinks).
-func (nc *nameCounts) reset() {
-	nc.own, nc.member, nc.count = hashSet{}, hashSet{}, map[uint64]nameCount{}
-	nc.shared, nc.dirty = map[uint64]string{}, true
-}
-
-// seal ends a rebuild's counting: the sets of names held once keep no
-// room to grow (hashSet.seal).
-func (nc *nameCounts) seal() {
-	nc.own.seal()
-	nc.member.seal()
+// recount counts anew the names of the entries in effect that each
+// yields (about n of them), as add would one by one from empty counts:
+// for a rebuild. It hashes them all into one array and sorts it, so that
+// each name's count comes from its run of equal hashes and the sets of
+// names held once from the runs in order. Added one by one, 100,000
+// names cost a cold load 75 ms on one core while the other waited: each
+// a lookup in both sets and an insertion into one, and some 60 merges of
+// the sets' sorted arrays (docs/benchmarks.md, "Cold start to the first
+// admitted handshake").
+func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], *item]) {
+	type named struct {
+		h    uint64
+		kind byte
+	}
+	all := make([]named, 0, n)
+	for f, it := range each {
+		if name, kind := nameKind(f, it); kind != 0 {
+			all = append(all, named{maphash.String(nc.seed, name), kind})
+		}
+	}
+	slices.SortFunc(all, func(a, b named) int { return cmp.Compare(a.h, b.h) })
+	var own, member []uint64
+	nc.count, nc.shared, nc.dirty = map[uint64]nameCount{}, map[uint64]string{}, true
+	for i := 0; i < len(all); {
+		h, c := all[i].h, nameCount{}
+		for ; i < len(all) && all[i].h == h; i++ {
+			c.add(all[i].kind, 1)
+		}
+		switch c {
+		case ownOnly:
+			own = append(own, h)
+		case memberOnly:
+			member = append(member, h)
+		default:
+			nc.count[h] = c
+			if c.shared() {
+				nc.shared[h] = ""
+			}
+		}
+	}
+	nc.own, nc.member = sortedHashSet(own), sortedHashSet(member)
+	if len(nc.shared) == 0 {
+		return
+	}
+	// The names of the few shared hashes, from the entries again.
+	for f, it := range each {
+		name, kind := nameKind(f, it)
+		if kind == 0 {
+			continue
+		}
+		if h := maphash.String(nc.seed, name); nc.shared[h] == "" {
+			if _, ok := nc.shared[h]; ok {
+				nc.shared[h] = name
+			}
+		}
+	}
 }
 
 // files counts the items of files, all in effect, with delta.

@@ -158,6 +158,37 @@ func TestSharedNamesReported(t *testing.T) {
 	}
 }
 
+// Only entries in effect count towards a name: a file whose key an
+// earlier file holds (the first file holding a key wins) gives its name to
+// no one, so a name it shares with another client is not shared — not by
+// the first load's count (a rebuild), nor when the two come by a reload.
+func TestSharedNamesCountOnlyEntriesInEffect(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	var log testlog.Buffer
+	opts.Logger = log.Logger()
+	dir := opts.Dirs[0]
+	keydirtest.Write(t, filepath.Join(dir, "alice.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(dir, "bob.json"), keydirtest.JWK(t, key(t, 1))) // alice's key: not in effect
+	keydirtest.Write(t, opts.Files[0], keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "name", "bob")))
+	s := Load(opts)
+	// The store's counts, which SharedNames and the log read only the
+	// names of: a name counted shared that is not costs a read of every
+	// entry at each of them.
+	if got, shared := sharedNamesOf(s), s.snap.Load().shared; got != "" || len(shared) > 0 {
+		t.Fatalf("shared names %q, counted %v, want none", got, shared)
+	}
+	keydirtest.Write(t, filepath.Join(dir, "carol.json"), keydirtest.JWK(t, key(t, 3)))
+	keydirtest.Write(t, filepath.Join(dir, "dave.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 3), "name", "bob")))
+	s.Loader().Reload()
+	if got, shared := sharedNamesOf(s), s.snap.Load().shared; got != "" || len(shared) > 0 {
+		t.Fatalf("after a reload: shared names %q, counted %v, want none", got, shared)
+	}
+	if strings.Contains(log.String(), "share a name") {
+		t.Fatalf("log:\n%s", log.String())
+	}
+}
+
 // The name check of an admin command's Add reads no more than the files
 // the admin index names, round after round of authorize and its undo
 // (as BenchmarkAdmin runs them): it never widens a current index.
