@@ -3,6 +3,7 @@ package keydir
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -619,5 +620,55 @@ func TestEditsRecorded(t *testing.T) {
 	}
 	if !r.CreatedFirst(made) || r.CreatedFirst(gone) || r.CreatedFirst(kept) || other.CreatedFirst(made) {
 		t.Fatalf("created first: made %v, gone %v, kept %v, in the sibling %v; want only made", r.CreatedFirst(made), r.CreatedFirst(gone), r.CreatedFirst(kept), other.CreatedFirst(made))
+	}
+}
+
+// A first load (scanFirst: reads begin while the listing goes on, in
+// batches of listBatch names) finds what a rescan of the same directory
+// finds (scanDir, pairing its listing with rows): the same files in the
+// same order, the same problems — over several batches, with a link, a
+// link to nothing, a directory, a FIFO, bad files and ignored names among
+// the files.
+func TestFirstLoadIsARescan(t *testing.T) {
+	dir := t.TempDir()
+	keydirtest.Write(t, filepath.Join(dir, "0000.json"), keydirtest.JWK(t, key(t, 0)))
+	rescanned := newLoader(Source{Path: dir, Dir: true})
+	rescanned.Reload() // one file: the next reload is a rescan, not a first load
+	n := 2*listBatch + 100
+	for i := 1; i < n; i++ {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("%04d.json", i)), keydirtest.JWK(t, key(t, i)))
+	}
+	keydirtest.Write(t, filepath.Join(dir, "0500-bad.json"), []byte("not a key\n"))
+	keydirtest.Write(t, filepath.Join(dir, "0600.json~"), []byte("ignored\n"))
+	keydirtest.Write(t, filepath.Join(dir, ".hidden.json"), []byte("ignored\n"))
+	if err := os.Symlink("0001.json", filepath.Join(dir, "0700-link.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("missing.json", filepath.Join(dir, "0800-dangling.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "0900-sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keydirtest.Mkfifo(t, filepath.Join(dir, "1000-fifo"), 0o644)
+
+	first := newLoader(Source{Path: dir, Dir: true}).Reload()
+	again := rescanned.Reload()
+	names := func(s *Snapshot[string]) (files, problems []string) {
+		for _, f := range s.Files() {
+			files = append(files, f.Name()+" "+strings.Join(f.Items(), ","))
+		}
+		for _, p := range s.Problems {
+			problems = append(problems, p.Error())
+		}
+		return files, problems
+	}
+	files, problems := names(first)
+	wantFiles, wantProblems := names(again)
+	if len(files) != n+1 || !slices.Equal(files, wantFiles) {
+		t.Fatalf("a first load gave %d files, a rescan %d (want %d): first %v…, rescan %v…", len(files), len(wantFiles), n+1, files[:min(3, len(files))], wantFiles[:min(3, len(wantFiles))])
+	}
+	if len(problems) != 3 || !slices.Equal(problems, wantProblems) {
+		t.Fatalf("a first load's problems:\n%s\na rescan's:\n%s", strings.Join(problems, "\n"), strings.Join(wantProblems, "\n"))
 	}
 }
