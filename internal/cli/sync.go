@@ -459,7 +459,7 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 				return kept, err
 			}
 			if k, err = s.place(m, alt.rel, alt.val); err == nil && k == 0 {
-				fmt.Fprintf(s.c.stderr, "keytool sync: %s: the store's revocation is mirrored as %s instead\n", filepath.Join(string(s.home), f.rel), filepath.Join(string(s.home), alt.rel))
+				fmt.Fprintf(s.c.stderr, "keytool sync: %s: the store's revocation is mirrored as %s instead\n", s.shown(f.rel), s.shown(alt.rel))
 			}
 			k = 1 // still reported
 		}
@@ -551,17 +551,17 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 	name := termtext.Safe(e.Name)
 	switch {
 	case n.skipped && ok:
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): mirrored as %s (rename the entry)\n", e.Kind, name, filepath.Join(string(s.home), f.rel))
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): mirrored as %s (rename the entry)\n", e.Kind, name, s.shown(f.rel))
 	case n.skipped:
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: a name the home's stores skip (a temporary file's): not mirrored\n", e.Kind, name)
 	case n.what != "" && !ok:
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: not mirrored\n", e.Kind, name, n.what)
 	case n.what != "" && n.home:
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key until %s\n",
-			e.Kind, name, n.what, filepath.Join(string(s.home), f.rel), n.until)
+			e.Kind, name, n.what, s.shown(f.rel), n.until)
 	case n.what != "":
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key (as the stores reading %s do) until %s\n",
-			e.Kind, name, n.what, filepath.Join(string(s.home), f.rel), s.store, n.until)
+			e.Kind, name, n.what, s.shown(f.rel), s.store, n.until)
 	}
 	return f, ok
 }
@@ -654,7 +654,7 @@ func contentSum(b []byte) string {
 // place writes the entry rel unless a file sync did not make (or that was
 // changed since) is there.
 func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err error) {
-	path := filepath.Join(string(s.home), rel)
+	path, shown := filepath.Join(string(s.home), rel), s.shown(rel)
 	cur, fi, rerr := readRegular(path)
 	switch {
 	case rerr == nil && bytes.Equal(cur, val) && m.Files[rel] == "" && strings.HasPrefix(rel, StoreRevoked+".d/"):
@@ -665,13 +665,13 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 		m.set(rel, contentSum(val)) // the same bytes: sync's from now on
 		return 0, nil
 	case rerr != nil && !errors.Is(rerr, fs.ErrNotExist):
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s: %v: left as it is\n", path, rerr)
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s: %s: left as it is\n", shown, termtext.Safe(rerr.Error()))
 		return 1, nil
 	case rerr == nil && m.Files[rel] == "":
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s was not written by sync and differs from %s/%s: left as it is (remove it to let sync write it)\n", path, s.store, relKey(rel))
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s was not written by sync and differs from %s/%s: left as it is (remove it to let sync write it)\n", shown, s.store, termtext.Safe(relKey(rel)))
 		return 1, nil
 	case rerr == nil && !m.owns(rel, contentSum(cur)):
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s was changed since sync wrote it (mode %04o): left as it is (remove it to let sync write it)\n", path, fi.Mode().Perm())
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s was changed since sync wrote it (mode %04o): left as it is (remove it to let sync write it)\n", shown, fi.Mode().Perm())
 		return 1, nil
 	}
 	if err := atomicfile.Write(path, val, 0o644); err != nil {
@@ -682,29 +682,37 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 		verb = "updated"
 	}
 	m.set(rel, contentSum(val))
-	fmt.Fprintf(s.c.stdout, "%s %s\n", verb, path)
+	fmt.Fprintf(s.c.stdout, "%s %s\n", verb, shown)
 	return 0, nil
 }
 
 // unplace removes the file of a vanished entry if it is still what sync
 // wrote.
 func (s *syncer) unplace(m *syncManifest, rel string) (kept int) {
-	path := filepath.Join(string(s.home), rel)
+	path, shown := filepath.Join(string(s.home), rel), s.shown(rel)
 	cur, _, err := readRegular(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil || !m.owns(rel, contentSum(cur)):
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s is gone from the store, but the file was changed since sync wrote it: left as it is\n", path)
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s is gone from the store, but the file was changed since sync wrote it: left as it is\n", shown)
 		kept = 1
 	default:
 		if err := os.Remove(path); err != nil {
-			fmt.Fprintf(s.c.stderr, "keytool sync: %v\n", err)
+			fmt.Fprintf(s.c.stderr, "keytool sync: %s\n", termtext.Safe(err.Error()))
 			return 1
 		}
-		fmt.Fprintf(s.c.stdout, "removed %s\n", path)
+		fmt.Fprintf(s.c.stdout, "removed %s\n", shown)
 	}
 	m.drop(rel)
 	return kept
+}
+
+// shown is the path of the home's file rel as sync's messages show it:
+// quoted if it holds what a terminal acts on (termtext.Safe). An entry's
+// name that is a file name (keydir.CheckName) may still hold a bidi
+// control (U+202E), which would reorder the line that names its file.
+func (s *syncer) shown(rel string) string {
+	return termtext.Safe(filepath.Join(string(s.home), rel))
 }
 
 // relKey turns "authorized_keys.d/alice.json" into the store's

@@ -533,3 +533,57 @@ func TestSyncRefusesAHomeTheRuleRefuses(t *testing.T) {
 		t.Fatalf("mirror into the admin's home: %v", err)
 	}
 }
+
+// TestSyncQuotesWrittenPaths: a name that is a file name may still hold a
+// bidi control (U+202E, which CheckName lets through), so that the path
+// of the file sync writes for it, removes, or leaves as it is holds one
+// too; each line that names the file shows the path quoted, or a store
+// could reorder sync's report of what it did to the home ("wrote …/bob
+// U+202E nosj.json" shows as "…/bobjson.son"). (Found by review: wrote,
+// updated, removed and the files left as they are were printed as they
+// were, where the store's names alone were quoted.)
+func TestSyncQuotesWrittenPaths(t *testing.T) {
+	dir := t.TempDir()
+	s, out, errOut := testSyncer(t, dir)
+	alice, bob := filepath.Join(dir, "alice.json"), filepath.Join(dir, "bob.json")
+	writePublicKey(t, alice, nil)
+	writePublicKey(t, bob, nil)
+	name := "bob\u202enosj.json"
+	entries := func(key string) []StoreEntry {
+		return []StoreEntry{
+			{Kind: StoreAuthorized, Name: name, Value: readFile(t, key)},
+			{Kind: StoreRevoked, Name: name, Value: readFile(t, key)},
+		}
+	}
+	// Written, updated, then a file sync did not write left as it is and
+	// the other removed.
+	if _, err := s.mirror(entries(alice)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.mirror(entries(bob)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(string(s.home), "authorized_keys.d", name), []byte("by hand\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.mirror(nil); err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"stdout": out.String(), "stderr": errOut.String()} {
+		if strings.Contains(text, "\u202e") {
+			t.Errorf("the path reached %s as it is:\n%q", what, text)
+		}
+	}
+	for _, want := range []string{
+		"wrote " + strconv.Quote(filepath.Join(string(s.home), "authorized_keys.d", name)),
+		"updated " + strconv.Quote(filepath.Join(string(s.home), "revoked_keys.d", name)),
+		"removed " + strconv.Quote(filepath.Join(string(s.home), "revoked_keys.d", name)),
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %s:\n%s", want, out)
+		}
+	}
+	if want := strconv.Quote(filepath.Join(string(s.home), "authorized_keys.d", name)) + " is gone from the store"; !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr lacks %s:\n%s", want, errOut)
+	}
+}
