@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/keytool/keytool/internal/termtext"
 )
 
 // The errors say what happened, in one line, and carry the data a caller
@@ -49,7 +51,7 @@ func (e *RevokedError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("authkeys: refusing key %s: a revocation list cannot be read, so every key is refused: %v", e.Fingerprint, e.Err)
 	}
-	return fmt.Sprintf("authkeys: key %s is revoked (listed in %s)", e.Fingerprint, e.File)
+	return fmt.Sprintf("authkeys: key %s is revoked (listed in %s)", e.Fingerprint, termtext.Safe(e.File))
 }
 
 func (e *RevokedError) Unwrap() error { return e.Err }
@@ -62,7 +64,7 @@ type ExpiredError struct {
 
 func (e *ExpiredError) Error() string {
 	return fmt.Sprintf("authkeys: the authorization of key %s (%q, in %s) expired at %s",
-		e.Entry.Fingerprint, e.Entry.Name, e.Entry.File, e.Entry.Expires.Format(time.RFC3339))
+		e.Entry.Fingerprint, e.Entry.Name, termtext.Safe(e.Entry.File), e.Entry.Expires.Format(time.RFC3339))
 }
 
 // SourceNotAllowedError means the key connected from an address outside
@@ -99,7 +101,7 @@ func (e *NameExistsError) Error() string {
 	if e.Fingerprint != "" {
 		held = "key " + e.Fingerprint
 	}
-	return fmt.Sprintf("authkeys: the name %q is already taken by %s (in %s)", e.Name, held, e.File)
+	return fmt.Sprintf("authkeys: the name %q is already taken by %s (in %s)", e.Name, held, termtext.Safe(e.File))
 }
 
 // AlreadyAuthorizedError means Add was given a key that is already
@@ -110,7 +112,7 @@ type AlreadyAuthorizedError struct {
 }
 
 func (e *AlreadyAuthorizedError) Error() string {
-	return fmt.Sprintf("authkeys: key %s is already authorized as %q (in %s)", e.Entry.Fingerprint, e.Entry.Name, e.Entry.File)
+	return fmt.Sprintf("authkeys: key %s is already authorized as %q (in %s)", e.Entry.Fingerprint, e.Entry.Name, termtext.Safe(e.Entry.File))
 }
 
 // NotFoundError means Remove or Unrevoke found no key by that name or
@@ -135,7 +137,7 @@ type StillAuthorizedError struct {
 }
 
 func (e *StillAuthorizedError) Error() string {
-	return fmt.Sprintf("authkeys: key %s is still authorized as %q (in %s)", e.Entry.Fingerprint, e.Entry.Name, e.Entry.File)
+	return fmt.Sprintf("authkeys: key %s is still authorized as %q (in %s)", e.Entry.Fingerprint, e.Entry.Name, termtext.Safe(e.Entry.File))
 }
 
 // Error makes a shared name one of a store's problems (SharedNames): the

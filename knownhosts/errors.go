@@ -47,7 +47,7 @@ type KeyChangedError struct {
 func (e *KeyChangedError) Error() string {
 	want := make([]string, len(e.Want))
 	for i, w := range e.Want {
-		want[i] = fmt.Sprintf("%s (in %s)", w.Fingerprint, w.File)
+		want[i] = fmt.Sprintf("%s (in %s)", w.Fingerprint, termtext.Safe(w.File))
 	}
 	return fmt.Sprintf("knownhosts: the host key of %s has changed: it presented %s, pinned is %s", e.Addr, e.Fingerprint, strings.Join(want, ", "))
 }
@@ -65,7 +65,7 @@ func (e *RevokedError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("knownhosts: refusing %s's key %s: a revocation list cannot be read, so every key is refused: %v", e.Addr, e.Fingerprint, e.Err)
 	}
-	return fmt.Sprintf("knownhosts: host %s presented key %s, which is revoked (listed in %s)", e.Addr, e.Fingerprint, e.File)
+	return fmt.Sprintf("knownhosts: host %s presented key %s, which is revoked (listed in %s)", e.Addr, e.Fingerprint, termtext.Safe(e.File))
 }
 
 func (e *RevokedError) Unwrap() error { return e.Err }
@@ -103,7 +103,7 @@ type FileExistsError struct {
 }
 
 func (e *FileExistsError) Error() string {
-	return fmt.Sprintf("knownhosts: %s already exists and does not pin %s", e.File, e.Addr)
+	return fmt.Sprintf("knownhosts: %s already exists and does not pin %s", termtext.Safe(e.File), e.Addr)
 }
 
 // NotFoundError means Remove found no pin for the address or fingerprint,
@@ -131,7 +131,7 @@ type NeedsNameError struct {
 }
 
 func (e *NeedsNameError) Error() string {
-	return fmt.Sprintf("knownhosts: host %s presented key %s, which %s pins for any address its certificate names: the certificate must be checked", e.Addr, e.Fingerprint, e.File)
+	return fmt.Sprintf("knownhosts: host %s presented key %s, which %s pins for any address its certificate names: the certificate must be checked", e.Addr, e.Fingerprint, termtext.Safe(e.File))
 }
 
 // NameMismatchError means the host presented a key pinned without an
@@ -156,5 +156,5 @@ func (e *NameMismatchError) Error() string {
 		}
 		names = strings.Join(safe, ", ")
 	}
-	return fmt.Sprintf("knownhosts: host %s presented key %s, which %s pins for the addresses its certificate names, but the certificate names %s, not %s", e.Addr, e.Fingerprint, e.File, names, e.Host)
+	return fmt.Sprintf("knownhosts: host %s presented key %s, which %s pins for the addresses its certificate names, but the certificate names %s, not %s", e.Addr, e.Fingerprint, termtext.Safe(e.File), names, e.Host)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
@@ -39,9 +40,9 @@ func (c *cli) adviseStores(err error) string {
 		var b strings.Builder
 		b.WriteString("Pinned host keys were skipped, so no host is trusted on first use until they are fixed:\n")
 		for _, p := range skipped.Problems {
-			fmt.Fprintf(&b, "  %v\n", p)
+			fmt.Fprintf(&b, "  %s\n", termtext.SafeLines(p.Error()))
 			if fix := c.fileFix(p.Err); fix != "" {
-				fmt.Fprintf(&b, "    fix with: %s\n", fix)
+				fmt.Fprintf(&b, "    fix with: %s\n", termtext.Safe(fix))
 			}
 		}
 		return b.String()
@@ -80,7 +81,7 @@ func (c *cli) adviseStores(err error) string {
 			c.command("authorize", "--force", "--name", shellQuote(expired.Entry.Name), "--expires", "TIME", "FILE"))
 	case errors.As(err, &nameTaken):
 		return fmt.Sprintf("Choose another name, or see the entries holding it (%s) with %s and remove them first: %s",
-			nameTaken.File, c.command("authorize", "--list", "--long"), c.command("authorize", "--remove", shellQuote(nameTaken.Name)))
+			termtext.Safe(nameTaken.File), c.command("authorize", "--list", "--long"), c.command("authorize", "--remove", shellQuote(nameTaken.Name)))
 	case errors.As(err, &already):
 		return fmt.Sprintf("To rename it: %s, then add it again", c.command("authorize", "--remove", entryRef(already.Entry)))
 	case errors.As(err, &aNotFound) && aNotFound.Revoked:
@@ -117,7 +118,7 @@ func (c *cli) keyChangedAdvice(e *knownhosts.KeyChangedError, repin *repinError)
 	fmt.Fprintf(&b, "The host key of %s has changed!\n", e.Addr)
 	fmt.Fprintf(&b, "  it presented now:  %s\n", e.Fingerprint)
 	for _, w := range e.Want {
-		fmt.Fprintf(&b, "  pinned before:     %s  (in %s)\n", w.Fingerprint, w.File)
+		fmt.Fprintf(&b, "  pinned before:     %s  (in %s)\n", w.Fingerprint, termtext.Safe(w.File))
 	}
 	b.WriteString("Either the host was reinstalled with a new key, or someone is intercepting the connection (a man-in-the-middle attack).\n")
 	b.WriteString("Check the new fingerprint with the host's administrator through another channel. If the change is expected, replace the pin:\n")
@@ -162,7 +163,7 @@ func (c *cli) adviseFiles(err error) string {
 		return "Keep one and move the others away."
 	}
 	if fix := c.fileFix(err); fix != "" {
-		return "Fix with: " + fix
+		return "Fix with: " + termtext.Safe(fix)
 	}
 	return ""
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 	"github.com/spf13/pflag"
 )
@@ -502,7 +503,7 @@ func (c *cli) addNewAuthorization(store *authkeys.Store, k *jwk.Key, name, file 
 // authorized already as e, and how to move it to name.
 func (c *cli) warnAuthorizedAs(e *authkeys.Entry, name, file string) {
 	fmt.Fprintf(c.stderr, "keytool authorize: warning: key %s is already authorized as %q (in %s); nothing written, since only the first entry of a key takes effect. To move it to %q: keytool%s authorize --force --name %s %s\n",
-		e.Fingerprint, e.Name, e.File, name, c.homeFlag(), shellQuote(name), shellQuote(file))
+		e.Fingerprint, e.Name, termtext.Safe(e.File), name, c.homeFlag(), shellQuote(name), shellQuote(file))
 }
 
 // checkNameFree refuses a name whose file holds another key, or holds
@@ -655,10 +656,10 @@ func (c *cli) nameTaken(name, file, fingerprint string) error {
 	}
 	if file == c.authorizedFile(name) {
 		return fmt.Errorf("the name %q is already taken%s in %s; choose another --name, replace it with --force, or remove it first: keytool%s authorize --remove %s",
-			name, held, file, c.homeFlag(), shellQuote(name))
+			name, held, termtext.Safe(file), c.homeFlag(), shellQuote(name))
 	}
 	return fmt.Errorf("the name %q is already taken%s in %s (a name stands for one client); choose another --name, or see its entries with %s and remove them first: %s",
-		name, held, file, c.command("authorize", "--list", "--long"), c.command("authorize", "--remove", shellQuote(name)))
+		name, held, termtext.Safe(file), c.command("authorize", "--list", "--long"), c.command("authorize", "--remove", shellQuote(name)))
 }
 
 // keyPhrase names a key in a message the way every command does: its

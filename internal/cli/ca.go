@@ -154,9 +154,9 @@ func (c *cli) caAdd(file, purpose, name string) error {
 	for _, cert := range ca.Certificates {
 		fmt.Fprintf(c.stdout, "Installed CA %s (key %s)\n", printable(cert.Subject.String()), caFingerprint(cert))
 	}
-	fmt.Fprintf(c.stdout, "File: %s\n", ca.File)
+	fmt.Fprintf(c.stdout, "File: %s\n", printable(ca.File))
 	if ca.CRLFile != "" {
-		fmt.Fprintf(c.stdout, "CRL:  %s\n", ca.CRLFile)
+		fmt.Fprintf(c.stdout, "CRL:  %s\n", printable(ca.CRLFile))
 	}
 	if purpose == "" {
 		fmt.Fprintf(c.stdout, "For every purpose that has no CA of its own.\n")
@@ -172,7 +172,7 @@ func (c *cli) caRemove(what string) error {
 	}
 	gone, err := tlsbridge.UninstallCA(c.layout().CADir(), c.home, what)
 	for _, ca := range gone {
-		fmt.Fprintf(c.stdout, "Removed CA %s (%s)\n", ca.File, purposeName(ca.Purpose))
+		fmt.Fprintf(c.stdout, "Removed CA %s (%s)\n", printable(ca.File), purposeName(ca.Purpose))
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
@@ -21,8 +22,16 @@ func (c *cli) layout() home.Dir { return home.Dir(c.home) }
 // homePath names path, a file of the home, as layout does: under the
 // home as the user gave it (-H ./h: h/authorized_keys.d/alice.json), so
 // that every command names a file alike, though the stores name theirs
-// by absolute path. A path outside the home is left as it is.
+// by absolute path. A path outside the home is left as it is. It is
+// for messages: quoted when it holds what a terminal acts on
+// (termtext.Safe), as the tables show files (printable), since an
+// entry's file may have any name a tool or a copied tree gave it — an
+// escape sequence, a newline before a line of keytool's own.
 func (c *cli) homePath(path string) string {
+	return termtext.Safe(c.underHome(path))
+}
+
+func (c *cli) underHome(path string) string {
 	if !filepath.IsAbs(path) || filepath.IsAbs(c.home) {
 		return path
 	}

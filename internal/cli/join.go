@@ -86,9 +86,9 @@ func (c *cli) join(arg string) error {
 	fmt.Fprintf(c.stdout, "Server %s presented key %s, as the token says.\n", res.Addr, res.ServerFingerprint)
 	for _, p := range res.Pins {
 		if p.New {
-			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", pinnedKeyPhrase(p.File, res.ServerFingerprint), p.Addr, p.File)
+			fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", pinnedKeyPhrase(p.File, res.ServerFingerprint), p.Addr, termtext.Safe(p.File))
 		} else {
-			fmt.Fprintf(c.stdout, "%s was already pinned to %s (%s)\n", p.Addr, res.ServerFingerprint, p.File)
+			fmt.Fprintf(c.stdout, "%s was already pinned to %s (%s)\n", p.Addr, res.ServerFingerprint, termtext.Safe(p.File))
 		}
 	}
 	fmt.Fprintf(c.stdout, "Enrolled: the server authorized this client's key %s as %q\n", res.ClientFingerprint, res.Name)

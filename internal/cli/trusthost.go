@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -251,10 +252,10 @@ func (c *cli) pin(hosts *knownhosts.Store, addr string, k *jwk.Key, mode knownho
 		return err
 	}
 	if before[file] {
-		fmt.Fprintf(c.stdout, "%s is already trusted: %s, pinned in %s\n", addr, keyPhrase(k), file)
+		fmt.Fprintf(c.stdout, "%s is already trusted: %s, pinned in %s\n", addr, keyPhrase(k), termtext.Safe(file))
 		return nil
 	}
-	fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", keyPhrase(k), addr, file)
+	fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", keyPhrase(k), addr, termtext.Safe(file))
 	ps, _ := k.Attrs.List(jwk.AttrPurpose) // read back by the store: valid
 	c.sayPurposes(ps)
 	return nil
@@ -489,9 +490,9 @@ func (c *cli) sayPinned(addr string, r pinRequest, hosts *seenHosts, presented *
 		key = pinnedKeyPhrase(hosts.file, fp)
 	}
 	if strings.HasPrefix(hosts.comment, tlsbridge.DNSComment) {
-		fmt.Fprintf(c.stdout, "Pinned %s for %s in %s (%s)\n", key, addr, hosts.file, hosts.comment)
+		fmt.Fprintf(c.stdout, "Pinned %s for %s in %s (%s)\n", key, addr, termtext.Safe(hosts.file), termtext.Safe(hosts.comment))
 	} else {
-		fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", key, addr, hosts.file)
+		fmt.Fprintf(c.stdout, "Pinned %s for %s in %s\n", key, addr, termtext.Safe(hosts.file))
 	}
 	c.sayPurposes(r.purposes)
 }
@@ -726,7 +727,7 @@ func (c *cli) coveredAdvice(e *coveredPinError) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "But these pins cover %s (a host without a port holds every port; a wildcard, every name it matches):\n", e.addr)
 	for _, p := range e.pins {
-		fmt.Fprintf(&b, "  %s  %s  (%s)\n", strings.Join(p.Addresses, ","), p.Fingerprint, p.File)
+		fmt.Fprintf(&b, "  %s  %s  (%s)\n", strings.Join(p.Addresses, ","), p.Fingerprint, termtext.Safe(p.File))
 	}
 	b.WriteString("Each is unpinned, for every address it covers, with:")
 	for _, p := range e.pins {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
@@ -73,7 +74,7 @@ type Problem struct {
 }
 
 func (p Problem) Error() string {
-	where := p.Path
+	where := termtext.Safe(p.Path) // a file may have any name: none drives a terminal or forges a line
 	if p.Line > 0 {
 		where += ":" + strconv.Itoa(p.Line)
 	}
