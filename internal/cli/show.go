@@ -173,7 +173,7 @@ func (c *cli) printKeyInfo(in keyInfo, numbered, verbose bool) {
 	if in.Private {
 		kind = "private"
 	}
-	fmt.Fprintf(c.stdout, "%s", in.File)
+	fmt.Fprintf(c.stdout, "%s", printable(in.File)) // a glob of a directory gives any name a file has
 	if in.Index > 0 || numbered {
 		fmt.Fprintf(c.stdout, " [%d]", in.Index)
 	}

@@ -61,7 +61,8 @@ func TestSkippedFileNamesReachNoTerminal(t *testing.T) {
 // own. Every message that names the file shows it quoted, its characters
 // escaped, as the tables do (printable): the host-key-changed warning,
 // the pins covering an address, "was authorized as", "already
-// authorized", the removals. Found by review: each printed the path as it
+// authorized", the removals, and show's heading of a file given (a glob
+// of the directory: keytool show authorized_keys.d/*). Found by review: each printed the path as it
 // was, so a file's name could clear the screen or add a line under
 // keytool's — in the warning about an intercepted connection too.
 func TestEntryFileNamesInMessagesReachNoTerminal(t *testing.T) {
@@ -118,18 +119,19 @@ func TestEntryFileNamesInMessagesReachNoTerminal(t *testing.T) {
 	}
 	rename("revoked_keys.d", filepath.Base(revoked[0]), hostile+"-revoked.json")
 
-	run(0, "authorize", "--name", "carol", k1)          // already authorized as bob (in FILE)
-	run(0, "authorize", "--name", "bob", k1)            // nothing changed
-	run(0, "authorize", "--accept-rotation", "bob")     // accepts rotation (FILE)
-	run(1, "trust-host", "db.example:443", "--key", k2) // the host key has changed: pinned before (in FILE)
-	run(1, "trust-host", "--remove", "db.example:443")  // these pins cover it: (FILE)
-	run(1, "authorize", "--name", "bob", k2)            // the name is already taken in FILE (authkeys)
-	run(1, "authorize", "--name", "zed", k3)            // revoked (listed in FILE) (authkeys)
-	run(0, "revoke", k3)                                // already revoked (FILE)
-	run(0, "revoke", k1)                                // was authorized as bob (FILE), was trusted (FILE)
-	run(0, "revoke", "--remove", fp3)                   // lifted the revocation (FILE)
-	run(0, "authorize", "--remove", "bob")              // removed (FILE)
-	run(0, "trust-host", "--remove", "db.example")      // removed (FILE)
+	run(0, "authorize", "--name", "carol", k1)                                // already authorized as bob (in FILE)
+	run(0, "authorize", "--name", "bob", k1)                                  // nothing changed
+	run(0, "authorize", "--accept-rotation", "bob")                           // accepts rotation (FILE)
+	run(1, "trust-host", "db.example:443", "--key", k2)                       // the host key has changed: pinned before (in FILE)
+	run(1, "trust-host", "--remove", "db.example:443")                        // these pins cover it: (FILE)
+	run(0, "show", filepath.Join(home, "authorized_keys.d", hostile+".json")) // a glob of the directory: FILE: ECDSA P-256 public key
+	run(1, "authorize", "--name", "bob", k2)                                  // the name is already taken in FILE (authkeys)
+	run(1, "authorize", "--name", "zed", k3)                                  // revoked (listed in FILE) (authkeys)
+	run(0, "revoke", k3)                                                      // already revoked (FILE)
+	run(0, "revoke", k1)                                                      // was authorized as bob (FILE), was trusted (FILE)
+	run(0, "revoke", "--remove", fp3)                                         // lifted the revocation (FILE)
+	run(0, "authorize", "--remove", "bob")                                    // removed (FILE)
+	run(0, "trust-host", "--remove", "db.example")                            // removed (FILE)
 	if err := os.WriteFile(filepath.Join(home, "authorized_keys.d", hostile+"-skipped.json"), []byte("not a key\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
