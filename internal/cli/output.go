@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/asn1"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/trustfile"
@@ -86,6 +91,12 @@ func holdsPrivateKey(path string) (bool, error) {
 // still one: cert -o would otherwise write over it, and sync mirror it
 // into a file everyone may read. An entry of a set that does not parse
 // does not hide the others.
+//
+// Nor is one in DER (openssl -outform DER: PKCS#8, encrypted or not, PKCS
+// #1, SEC 1), which has no line to match (derPrivateKey), or a private JWK
+// beside the keys that read — in a member of a set other than "keys", in
+// an attribute, or behind an escaped member name ("\u0064") — which
+// jwk.ParseSet passes over (jsonHoldsPrivateJWK).
 func valueHoldsPrivateKey(data []byte) bool {
 	entries, err := jwk.ParseSet(data)
 	read := err == nil
@@ -97,7 +108,98 @@ func valueHoldsPrivateKey(data []byte) bool {
 			read = false
 		}
 	}
-	return !read && looksPrivate.Match(data)
+	if !read {
+		return looksPrivate.Match(data) || derPrivateKey(data) || jsonHoldsPrivateJWK(data)
+	}
+	// Read whole: only JSON with more objects named like keys than keys
+	// read, or an escaped name, may hold another (the common file, one
+	// key or a set of them, is not decoded again).
+	return (countFold(data, "kty") > len(entries) || bytes.Contains(data, []byte(`\u`))) && jsonHoldsPrivateJWK(data)
+}
+
+// countFold counts the occurrences of the ASCII lower-case word in data,
+// in any case.
+func countFold(data []byte, word string) int {
+	w, n := []byte(word), 0
+	for i := 0; i+len(w) <= len(data); i++ {
+		if data[i]|0x20 == w[0] && bytes.EqualFold(data[i:i+len(w)], w) {
+			n++
+		}
+	}
+	return n
+}
+
+// privateMembers are the JWK members that hold private key material (RFC
+// 7518 section 6, RFC 8037), as looksPrivate matches them.
+var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"}
+
+// jsonHoldsPrivateJWK reports whether data is JSON that holds, at any
+// depth, an object with a "kty" and a private member (names compared in
+// any case, as Go's encoding/json and so go-jose read them).
+func jsonHoldsPrivateJWK(data []byte) bool {
+	var v any
+	if json.Unmarshal(data, &v) != nil {
+		return false
+	}
+	var holds func(v any) bool
+	holds = func(v any) bool {
+		switch v := v.(type) {
+		case map[string]any:
+			kty, secret := false, false
+			for name, m := range v {
+				kty = kty || strings.EqualFold(name, "kty")
+				secret = secret || slices.ContainsFunc(privateMembers, func(p string) bool { return strings.EqualFold(name, p) })
+				if holds(m) {
+					return true
+				}
+			}
+			return kty && secret
+		case []any:
+			return slices.ContainsFunc(v, holds)
+		}
+		return false
+	}
+	return holds(v)
+}
+
+// derPrivateKey reports whether data is a private key in DER, of any
+// algorithm, by its ASN.1 shape (RFC 5958, RFC 8018, RFC 8017, RFC 5915):
+// a PrivateKeyInfo (INTEGER, AlgorithmIdentifier, OCTET STRING, …), an
+// EncryptedPrivateKeyInfo (AlgorithmIdentifier, OCTET STRING), SEC 1's
+// ECPrivateKey (INTEGER 1, OCTET STRING, …) or a SEQUENCE of six or more
+// INTEGERs (PKCS #1's RSAPrivateKey, OpenSSL's DSA key). Public keys,
+// certificates and CRLs have none of these shapes: a SubjectPublicKeyInfo
+// ends with a BIT STRING, PKCS #1's RSAPublicKey has two INTEGERs.
+func derPrivateKey(data []byte) bool {
+	var seq asn1.RawValue
+	if rest, err := asn1.Unmarshal(data, &seq); err != nil || len(rest) > 0 || seq.Class != asn1.ClassUniversal || seq.Tag != asn1.TagSequence || !seq.IsCompound {
+		return false
+	}
+	var elems []asn1.RawValue
+	for body := seq.Bytes; len(body) > 0; {
+		var e asn1.RawValue
+		var err error
+		if body, err = asn1.Unmarshal(body, &e); err != nil {
+			return false
+		}
+		elems = append(elems, e)
+	}
+	is := func(i, tag int) bool {
+		return i < len(elems) && elems[i].Class == asn1.ClassUniversal && elems[i].Tag == tag
+	}
+	switch {
+	case len(elems) >= 3 && is(0, asn1.TagInteger) && is(1, asn1.TagSequence) && is(2, asn1.TagOctetString):
+		return true // PrivateKeyInfo, OneAsymmetricKey
+	case len(elems) == 2 && is(0, asn1.TagSequence) && is(1, asn1.TagOctetString):
+		return true // EncryptedPrivateKeyInfo
+	case len(elems) >= 2 && is(0, asn1.TagInteger) && bytes.Equal(elems[0].Bytes, []byte{1}) && is(1, asn1.TagOctetString):
+		return true // ECPrivateKey
+	}
+	ints := 0
+	for ints < len(elems) && is(ints, asn1.TagInteger) {
+		ints++
+	}
+	return ints >= 6
 }
 
 // looksPrivate matches what only a private key holds: the BEGIN line of

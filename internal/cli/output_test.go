@@ -1,16 +1,23 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keytool/keytool/jwk"
 )
 
 // privateKeysKeytoolCannotRead are private keys in forms keytool does not
@@ -29,6 +36,38 @@ func privateKeysKeytoolCannotRead(t *testing.T) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecDER, err := x509.MarshalECPrivateKey(ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec8DER, err := x509.MarshalPKCS8PrivateKey(ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encDER, err := asn1.Marshal(struct {
+		Algo pkix.AlgorithmIdentifier
+		Data []byte
+	}{pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}}, []byte("ciphertext")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	private, err := k.MarshalPrivate(jwk.JWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	public, err := k.PublicKey().MarshalPublic(jwk.JWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	public = bytes.TrimSpace(public)
 	b64 := base64.RawURLEncoding.EncodeToString
 	return map[string][]byte{
 		"encrypted PKCS#8": []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"),
@@ -39,6 +78,17 @@ func privateKeysKeytoolCannotRead(t *testing.T) map[string][]byte {
 		"damaged EC JWK": []byte(`{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","d":"` + b64(x.Bytes()) + `"}`),
 		"in a JWK Set": []byte(`{"keys":[{"kty":"OKP","crv":"X25519","x":"` + b64(x.PublicKey().Bytes()) +
 			`","d":"` + b64(x.Bytes()) + `"}]}`),
+		// DER, as openssl -outform DER writes them: no PEM line to see.
+		"X25519 PKCS#8 DER":    xDER,
+		"RSA 1024 PKCS#1 DER":  x509.MarshalPKCS1PrivateKey(small),
+		"EC SEC 1 DER":         ecDER,
+		"EC PKCS#8 DER":        ec8DER,
+		"encrypted PKCS#8 DER": encDER,
+		// Beside public keys that read: in a member of the set that is
+		// not "keys", in an attribute, or with a member name escaped.
+		"beside a JWK Set": []byte(`{"keys":[` + string(public) + `],"backup":` + string(private) + `}`),
+		"in an attribute":  []byte(string(public[:len(public)-1]) + `,"backup":` + string(private) + `}`),
+		"escaped d":        []byte(`{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","\u0064":"` + b64(x.Bytes()) + `"}`),
 	}
 }
 
@@ -77,8 +127,26 @@ func TestPrivateKeyKeytoolCannotReadIsNotOverwritten(t *testing.T) {
 	}
 	// What is not a private key is replaced as before: a certificate, a
 	// public key, a file keytool cannot read at all.
+	idCert, err := os.ReadFile(filepath.Join(home, "pub_key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idKey, err := jwk.Parse(idCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(idKey[0].Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, data := range map[string]string{
 		"public key": "", "text": "notes\n", "JSON": `{"kty":"oops","x":"1"}`,
+		"DER public key": string(spki), "PKCS#1 DER public key": string(x509.MarshalPKCS1PublicKey(&rsaPub.PublicKey)),
+		"JWK Set with a comment": `{"keys":[],"comment":"kty d"}`,
 	} {
 		if name == "public key" {
 			b, err := os.ReadFile(filepath.Join(home, "pub_key.json"))
