@@ -12,6 +12,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -159,7 +160,11 @@ func (c *cli) complete(words []string) {
 	l := c.readLine(words[:len(words)-1], commands)
 	cands, directive := c.candidates(l, cur, commands)
 	for _, s := range cands {
-		if strings.HasPrefix(s, cur) {
+		// A value the home holds (a key file's "name", which anything
+		// may be) that a terminal would act on is not offered: a shell
+		// lists candidates as they are. Nor is one of several lines,
+		// which would be several candidates.
+		if strings.HasPrefix(s, cur) && termtext.Safe(s) == s {
 			fmt.Fprintln(c.stdout, s)
 		}
 	}
@@ -438,7 +443,9 @@ _keytool() {
 		local pre=${cur%"${cur##*[:=]}"}
 		cands=("${cands[@]#"$pre"}")
 	fi
-	COMPREPLY=("${cands[@]}")
+	# bash inserts a candidate as it is: quoted, a value holding what the
+	# shell acts on ($(…), a blank) is read back as that value.
+	mapfile -t COMPREPLY < <(printf '%q\n' "${cands[@]}")
 }
 complete -F _keytool keytool
 `,
