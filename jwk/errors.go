@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"fmt"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
 	"strconv"
 )
@@ -27,7 +28,7 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
-	where := e.File
+	where := termtext.Safe(e.File) // a file may have any name: none drives a terminal
 	if where == "" {
 		where = "input"
 	}
@@ -76,5 +77,5 @@ type PermissionError struct {
 }
 
 func (e *PermissionError) Error() string {
-	return fmt.Sprintf("jwk: permissions %04o for %s are too open: a private key must not be accessible by others", e.Mode, e.File)
+	return fmt.Sprintf("jwk: permissions %04o for %s are too open: a private key must not be accessible by others", e.Mode, termtext.Safe(e.File))
 }

@@ -136,4 +136,25 @@ func TestEntryFileNamesInMessagesReachNoTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(0, "authorize", "--list") // skipped FILE (keydir.Problem)
+	// Skipped for what the file is, whose error names it again: writable
+	// by others (trustfile.PermissionError), a link to nothing
+	// (trustfile.LinkError).
+	if err := os.Remove(filepath.Join(home, "authorized_keys.d", hostile+"-skipped.json")); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(home, "authorized_keys.d", hostile+"-open.json")
+	if err := os.WriteFile(open, readFile(t, k2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	run(0, "authorize", "--list")
+	if err := os.Remove(open); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "nowhere", hostile+".json"), filepath.Join(home, "authorized_keys.d", hostile+"-link.json")); err != nil {
+		t.Fatal(err)
+	}
+	run(0, "authorize", "--list")
 }

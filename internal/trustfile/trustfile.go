@@ -31,6 +31,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/keytool/keytool/internal/termtext"
 )
 
 // MaxSize bounds what Read reads. A JWK Set of 100,000 keys is about
@@ -152,20 +154,23 @@ type PermissionError struct {
 }
 
 func (e *PermissionError) Error() string {
+	// A file may have any name: none may drive a terminal or forge a
+	// line of the message (termtext).
+	path, target := termtext.Safe(e.Path), termtext.Safe(e.For)
 	what := "file"
 	if e.Mode.IsDir() {
 		what = "directory"
 	}
 	via := ""
 	if e.For != "" && e.For != e.Path {
-		via = fmt.Sprintf(" (on the way to %s)", e.For)
+		via = fmt.Sprintf(" (on the way to %s)", target)
 	}
 	if e.Owner >= 0 {
 		return fmt.Sprintf("%s %s%s is owned by uid %d, neither root nor this process's user (uid %d), who could change what it trusts",
-			what, e.Path, via, e.Owner, e.Euid)
+			what, path, via, e.Owner, e.Euid)
 	}
 	return fmt.Sprintf("permissions %04o for %s %s%s are too open: group or others could write to it and so change what it trusts",
-		octal(e.Mode), what, e.Path, via)
+		octal(e.Mode), what, path, via)
 }
 
 // octal is the mode as chmod and ls spell it, special bits included: /tmp
@@ -194,9 +199,9 @@ type LinkError struct {
 
 func (e *LinkError) Error() string {
 	if errors.Is(e.Err, fs.ErrNotExist) {
-		return fmt.Sprintf("%s is a symbolic link to a file that does not exist", e.Path)
+		return fmt.Sprintf("%s is a symbolic link to a file that does not exist", termtext.Safe(e.Path))
 	}
-	return fmt.Sprintf("%s: following the symbolic link: %v", e.Path, e.Err)
+	return fmt.Sprintf("%s: following the symbolic link: %v", termtext.Safe(e.Path), e.Err)
 }
 
 func (e *LinkError) Unwrap() error { return e.Err }
