@@ -165,6 +165,15 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: respTimeout, // the transport closes the target's connection when it passes
 		},
+		ModifyResponse: func(res *http.Response) error {
+			// A body the target breaks off is counted as it is read
+			// (targetBody); an upgraded stream's body is the target's
+			// connection, which the ReverseProxy copies itself.
+			if res.StatusCode != http.StatusSwitchingProtocols {
+				res.Body = &targetBody{ReadCloser: res.Body, req: res.Request, m: h}
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// The client's failures first: a failed read of its body
 			// also cancels the request (HTTP/1.1), and its deadline is
@@ -698,6 +707,31 @@ func validHeaderValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// targetBody is a target's response body, whose reads count a body the
+// target broke off — a reset, its connection closed before the body's
+// end, a malformed chunk — once, as truncated_response: the client's
+// response, its headers maybe sent, ends short (the ReverseProxy logs
+// it and aborts the handler). A failure that is the client's is not
+// counted: the request cancelled (the client left), or its body failed
+// first (the transport then gives up the target's connection).
+type targetBody struct {
+	io.ReadCloser
+	req     *http.Request // the request sent to the target, whose context is the client's request's
+	m       *httpMode
+	counted bool // reads are the ReverseProxy's copy's, one at a time
+}
+
+func (b *targetBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && !b.counted && !errors.Is(err, context.Canceled) {
+		if _, cerr := clientFailed(b.req, false); cerr == nil {
+			b.counted = true
+			b.m.metrics.targetFailed(reasonTruncatedResponse) // before the ReverseProxy's log line
+		}
+	}
+	return n, err
 }
 
 // dialFailure is the reason of keytool_proxy_target_errors_total for

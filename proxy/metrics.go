@@ -105,7 +105,8 @@ func NewMetrics() *Metrics {
 		Help: "Failures of the target that no handshake counts, by reason: unreachable (the dial failed: refused, no route, no socket), " +
 			"connect_timeout (server mode: the dial got no answer within the handshake timeout; HTTP mode answered 504), " +
 			"bad_response (HTTP mode: the target closed or reset the connection before its response headers, or sent no valid ones; the client got 502), " +
-			"response_timeout (HTTP mode: no response headers within the response header timeout; the client got 504).",
+			"response_timeout (HTTP mode: no response headers within the response header timeout; the client got 504), " +
+			"truncated_response (HTTP mode: the target reset or closed the connection, or sent a malformed body, after its response headers; the client's response ended short).",
 	}, []string{"reason"})
 	m.targetErrs = map[string]prometheus.Counter{}
 	for _, r := range targetErrorReasons {
@@ -171,9 +172,13 @@ const (
 	reasonConnectTimeout  = "connect_timeout"  // server mode: the dial got no answer within HandshakeTimeout (*TargetTimeoutError)
 	reasonBadResponse     = "bad_response"     // HTTP mode: the target closed or reset the connection, or sent no valid response headers
 	reasonResponseTimeout = "response_timeout" // HTTP mode: no response headers within ResponseHeaderTimeout (*ResponseTimeoutError)
+	// HTTP mode: the target broke off a response body it had begun (a
+	// reset, closed before the body's end): the client's response ends
+	// short (targetBody).
+	reasonTruncatedResponse = "truncated_response"
 )
 
-var targetErrorReasons = []string{reasonUnreachable, reasonConnectTimeout, reasonBadResponse, reasonResponseTimeout}
+var targetErrorReasons = []string{reasonUnreachable, reasonConnectTimeout, reasonBadResponse, reasonResponseTimeout, reasonTruncatedResponse}
 
 // reasonConnect is the reason of keytool_proxy_requests_refused_total
 // for a CONNECT (405); the others are a refused handshake's (403).

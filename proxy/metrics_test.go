@@ -72,6 +72,7 @@ func TestMetricsExposition(t *testing.T) {
 		`keytool_proxy_target_errors_total{reason="unreachable"} 0`,
 		`keytool_proxy_target_errors_total{reason="connect_timeout"} 0`,
 		`keytool_proxy_target_errors_total{reason="bad_response"} 0`,
+		`keytool_proxy_target_errors_total{reason="truncated_response"} 0`,
 		`keytool_proxy_requests_refused_total{reason="connect"} 0`,
 		`keytool_proxy_requests_refused_total{reason="revoked"} 0`,
 		`keytool_proxy_requests_refused_total{reason="tls_error"} 0`,

@@ -174,3 +174,51 @@ func TestHTTPErrorLinesCarryIdentity(t *testing.T) {
 	logs.waitFor(t, `level=WARN msg="httputil: ReverseProxy read error during body copy: .*" remote=127\.0\.0\.1:\d+ fingerprint=`+
 		regexp.QuoteMeta(alice.id.Key.Fingerprint())+` name=alice\n`)
 }
+
+// TestTargetCutMidResponseCounted: in HTTP mode a target that breaks off
+// a response body it has begun — a reset, or its connection closed
+// before the body's end — cuts the client's response short, its headers
+// (200) sent already when the body streams (chunked: the ReverseProxy
+// flushes each write). It was logged (the ReverseProxy's own line,
+// TestHTTPErrorLinesCarryIdentity) and counted nowhere. It counts once,
+// as keytool_proxy_target_errors_total{reason="truncated_response"};
+// so does a body of a Content-Length cut short, whose headers the
+// client may never get (the server drops what it buffered).
+func TestTargetCutMidResponseCounted(t *testing.T) {
+	const chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nf\r\nthe first bytes\r\n"
+	for _, c := range []struct {
+		name, response string
+		reset          bool
+	}{
+		{"chunked/reset", chunked, true},
+		{"chunked/closed", chunked, false},
+		{"length/reset", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nthe first bytes", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cut := listen(t)
+			testnet.ServeEach(t, cut, func(conn net.Conn) {
+				_, _ = conn.Read(make([]byte, 4096))
+				_, _ = io.WriteString(conn, c.response)
+				if tc, ok := conn.(*net.TCPConn); ok && c.reset {
+					_ = tc.SetLinger(0) // a reset
+				}
+			})
+			srv, alice := newSide(t), newSide(t)
+			srv.authorize(t, "alice", alice)
+			m := NewMetrics()
+			_, addr, logs, _ := startServer(t, srv, cut.Addr().String(), ServerOptions{HTTP: true, Metrics: m})
+			alice.pin(t, addr, srv)
+			conn := dialTLS(t, alice, addr)
+			if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(conn)
+			if c.response == chunked && (!strings.HasPrefix(string(got), "HTTP/1.1 200 ") || !strings.Contains(string(got), "the first bytes") ||
+				strings.HasSuffix(string(got), "0\r\n\r\n")) {
+				t.Errorf("%q, want the 200 and the first bytes, cut short", got)
+			}
+			logs.waitFor(t, `level=WARN msg="httputil: ReverseProxy read error during body copy: `)
+			awaitCounted(t, m, `keytool_proxy_target_errors_total{reason="truncated_response"} 1`)
+		})
+	}
+}
