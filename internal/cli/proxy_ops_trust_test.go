@@ -128,11 +128,13 @@ func TestProxyOpsTrustMetrics(t *testing.T) {
 	growing("a revocation file failing closed")
 
 	// The revocation file gone: the next load is clean, and the gauge
-	// starts again.
+	// starts again. (The time is taken before the removal: the proxy may
+	// reload the moment its event comes, before os.Remove has returned to
+	// this goroutine.)
+	fixed := time.Now()
 	if err := os.Remove(filepath.Join(home, "revoked_keys.d", "broken.json")); err != nil {
 		t.Fatal(err)
 	}
-	fixed := time.Now()
 	if pxUntil(90*time.Second, func() bool {
 		_, fams := pxScrape(t, base)
 		return fams["keytool_trust_skipped_files"].get("store=authorized") == 0 && fams["keytool_trust_revocation_failed"].get("store=authorized") == 0
