@@ -17,7 +17,6 @@ import (
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
-	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -697,8 +696,7 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 		// tries) may hold it: not "no such key", which the admin would
 		// take for gone.
 		for _, p := range s.Loader().Snapshot().Problems {
-			var ce *trustfile.ChangedError
-			if !p.Revocation && errors.As(p.Err, &ce) {
+			if !p.Revocation && p.Replaced() {
 				return nil, fmt.Errorf("authkeys: not removing %q: %w", nameOrFingerprint, p)
 			}
 		}

@@ -208,7 +208,7 @@ func (l *Loader[T]) ReloadCurrent() *Snapshot[T] {
 }
 
 // rereadReplaced reads again, at once, the files the last reload found
-// replaced while it read them (*trustfile.ChangedError), as often as
+// replaced while it read them (Problem.Replaced), as often as
 // replacedTries: each is stat'ed, checked and read anew, as any reload reads
 // a file. One replaced at every try stays a problem (fail closed), as
 // does one the rule refuses when read again.
@@ -217,8 +217,7 @@ func (l *Loader[T]) rereadReplaced() *Snapshot[T] {
 	for range replacedTries {
 		var again []string
 		for _, p := range snap.Problems {
-			var ce *trustfile.ChangedError
-			if errors.As(p.Err, &ce) {
+			if p.Replaced() {
 				again = append(again, p.Path)
 			}
 		}

@@ -86,6 +86,14 @@ func (p Problem) Error() string {
 
 func (p Problem) Unwrap() error { return p.Err }
 
+// Replaced reports whether the file was replaced while it was read
+// (*trustfile.ChangedError: another writer's rewrite of it renamed in
+// between the stat and the read): read again, it may well load.
+func (p Problem) Replaced() bool {
+	var ce *trustfile.ChangedError
+	return errors.As(p.Err, &ce)
+}
+
 // problemOf turns an error about path into a Problem, keeping the line and
 // member of a *jwk.ParseError.
 func problemOf(path string, err error, revocation bool) *Problem {

@@ -343,7 +343,6 @@ func isPermProblem(p *Problem) bool {
 	var (
 		pe *trustfile.PermissionError
 		le *trustfile.LinkError
-		ce *trustfile.ChangedError
 	)
-	return p != nil && (errors.As(p.Err, &pe) || errors.As(p.Err, &le) || errors.As(p.Err, &ce))
+	return p != nil && (errors.As(p.Err, &pe) || errors.As(p.Err, &le) || p.Replaced())
 }
