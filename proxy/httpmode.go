@@ -181,7 +181,7 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 			if h.bodyFailed(w, r, errors.Is(err, context.Canceled)) {
 				return
 			}
-			msg, status, reason := "target unreachable", http.StatusBadGateway, dialFailure(err)
+			msg, status, reason := "target unreachable", http.StatusBadGateway, targetErrorReason(err)
 			if errorIs[*TargetTimeoutError](err) {
 				// The dial timed out: 504, as nginx answers when its
 				// proxy_connect_timeout passes — the target did not
@@ -734,11 +734,15 @@ func (b *targetBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// dialFailure is the reason of keytool_proxy_target_errors_total for
-// err, a request's failure (the client's own are told apart before):
-// its dial's, timed out or failed, or else the target's answer's — it
+// targetErrorReason is the reason of keytool_proxy_target_errors_total
+// for err, a failure to reach the target or to get its answer — server
+// mode's dial, or an HTTP-mode request (whose client's own failures are
+// told apart before, and whose response timeout after, by
+// responseTimeout; a body broken off is targetBody's to count):
+// connect_timeout for a dial that timed out, unreachable for one that
+// failed, and bad_response for anything else, the target's answer — it
 // closed or reset the connection, or sent what is not a response.
-func dialFailure(err error) string {
+func targetErrorReason(err error) string {
 	var op *net.OpError
 	switch {
 	case errorIs[*TargetTimeoutError](err):

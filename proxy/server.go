@@ -338,7 +338,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 		if ctx.Err() != nil {
 			return // the key was revoked while dialling (logged), or the proxy is closing
 		}
-		s.metrics.targetFailed(dialFailure(err))
+		s.metrics.targetFailed(targetErrorReason(err))
 		s.log.Error("target unreachable", append(attrs, "target", s.target, "error", err.Error())...)
 		return
 	}
