@@ -140,19 +140,14 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 	wch := s.opts.Client.Watch(wctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(s.Revision()+1), clientv3.WithProgressNotify())
 	tick := time.NewTicker(s.opts.Progress)
 	defer tick.Stop()
-	var (
-		asked   time.Time        // of the oldest confirmation not yet had
-		checked chan checkResult // nil unless a check is under way
-	)
+	var checked chan checkResult // nil unless a check is under way
+
 	s.want.Store(nil) // another watch's
 	for {
 		select {
 		case <-ctx.Done():
 			return false, served, ctx.Err()
 		case <-tick.C:
-			if asked.IsZero() {
-				asked = time.Now()
-			}
 			if checked == nil {
 				checked = make(chan checkResult, 1)
 				ch := checked
@@ -164,8 +159,8 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 				return true, served, r.gone
 			}
 			if r.current {
-				s.progressed(r.rev, asked)
-				asked, served = time.Time{}, true
+				s.progressed(r.rev, r.at)
+				served = true
 			}
 		case wr, ok := <-wch:
 			if !ok {
@@ -191,7 +186,6 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 				if w := s.want.Load(); w != nil && wr.Header.Revision >= w.rev {
 					s.want.CompareAndSwap(w, nil)
 					s.progressed(wr.Header.Revision, w.at)
-					asked = time.Time{}
 				} else {
 					s.advance(wr.Header.Revision)
 				}
@@ -207,6 +201,9 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 type checkResult struct {
 	rev     int64
 	current bool
+	// at is when the check began, before its read: a view current at
+	// rev is current as of at (as progressWant.at is for a notification).
+	at time.Time
 	// gone says why the history the view follows is not etcd's (another
 	// cluster, a revision below the view's): the Source lists again.
 	gone error
@@ -274,7 +271,7 @@ func (s *Source) check(ctx context.Context) checkResult {
 	}
 	if rev <= s.Revision() {
 		s.want.Store(nil) // one for an earlier time is not needed
-		return checkResult{rev: rev, current: true}
+		return checkResult{rev: rev, current: true, at: asked}
 	}
 	// The oldest confirmation not yet had stays wanted: a member serving
 	// the watch a little behind the one that answered the read (writes
