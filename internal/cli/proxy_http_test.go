@@ -48,6 +48,29 @@ print("listening", s.server_address[1], flush=True)
 s.serve_forever()
 `
 
+// pxBackend starts Python running source, a server that prints
+// "listening PORT" once it listens on 127.0.0.1 (written in dir), and
+// returns it and its address.
+func pxBackend(t *testing.T, dir, source string) (backend *pxProc, addr string) {
+	t.Helper()
+	script := filepath.Join(dir, "backend.py")
+	pxWrite(t, script, source)
+	backend = pxStart(t, "python3", "-u", script)
+	return backend, "127.0.0.1:" + backend.waitFor(t, `listening (\d+)`, 10*time.Second)[1]
+}
+
+// pxHTTPProxy starts keytool proxy --http in front of target, with args,
+// on a home of its own that authorizes alice's key: it returns the proxy,
+// its address, and alice's certificate and key (files in dir) and SPKI
+// hash (pxAuthorizedKey).
+func pxHTTPProxy(t *testing.T, dir, target string, args ...string) (px *pxProc, addr, crt, key, spki string) {
+	t.Helper()
+	home := pxGen(t)
+	crt, key, spki = pxAuthorizedKey(t, home, dir, "alice")
+	px, addr = pxProxy(t, home, append([]string{"--target", target, "--http"}, args...)...)
+	return px, addr, crt, key, spki
+}
+
 // TestProxyHTTPIdentityHeaders: keytool proxy --http in front of Python's
 // http.server, which echoes the headers it received. curl, over HTTP/1.1
 // and over HTTP/2, with the authorized key, forges every identity header
@@ -66,15 +89,9 @@ s.serve_forever()
 func TestProxyHTTPIdentityHeaders(t *testing.T) {
 	pxNeed(t, "curl", "openssl", "python3")
 	dir := t.TempDir()
-	script := filepath.Join(dir, "echo.py")
-	pxWrite(t, script, echoHeadersBackend)
-	backend := pxStart(t, "python3", "-u", script)
-	target := "127.0.0.1:" + backend.waitFor(t, `listening (\d+)`, 10*time.Second)[1]
-
-	home := pxGen(t)
-	crt, key, spki := pxAuthorizedKey(t, home, dir, "alice")
+	_, target := pxBackend(t, dir, echoHeadersBackend)
+	px, addr, crt, key, spki := pxHTTPProxy(t, dir, target, "--metrics-listen", "127.0.0.1:0")
 	fp := "SHA256:" + strings.TrimRight(spki, "=")
-	px, addr := pxProxy(t, home, "--target", target, "--http", "--metrics-listen", "127.0.0.1:0")
 	metrics := "http://" + px.waitFor(t, `msg="serving health and metrics" addr=(127\.0\.0\.1:\d+)`, 5*time.Second)[1]
 
 	pemBytes, err := os.ReadFile(crt)
@@ -215,9 +232,7 @@ func TestProxyHTTPTargetNoResponse(t *testing.T) {
 	}
 	testnet.ServeEach(t, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // reads, never answers
 	target := ln.Addr().String()
-	home := pxGen(t)
-	crt, key, _ := pxAuthorizedKey(t, home, t.TempDir(), "alice")
-	px, addr := pxProxy(t, home, "--target", target, "--http", "--response-header-timeout", "300ms")
+	px, addr, crt, key, _ := pxHTTPProxy(t, t.TempDir(), target, "--response-header-timeout", "300ms")
 	cert, err := tls.LoadX509KeyPair(crt, key)
 	if err != nil {
 		t.Fatal(err)
@@ -265,13 +280,8 @@ s.serve_forever()
 func TestProxyHTTPConnectAllow(t *testing.T) {
 	pxNeed(t, "curl", "openssl", "python3")
 	dir := t.TempDir()
-	script := filepath.Join(dir, "methods.py")
-	pxWrite(t, script, methodBackend)
-	backend := pxStart(t, "python3", "-u", script)
-	target := "127.0.0.1:" + backend.waitFor(t, `listening (\d+)`, 10*time.Second)[1]
-	home := pxGen(t)
-	crt, key, _ := pxAuthorizedKey(t, home, dir, "alice")
-	px, addr := pxProxy(t, home, "--target", target, "--http")
+	backend, target := pxBackend(t, dir, methodBackend)
+	px, addr, crt, key, _ := pxHTTPProxy(t, dir, target)
 
 	tls := []string{"-sS", "--max-time", "10", "-k", "--cert", crt, "--key", key, "--http1.1", "-o", "/dev/null", "-D", "-"}
 	head, msg, code := pxRun(t, "", "curl", append(tls, "-X", "CONNECT", "https://"+addr+"/")...)
@@ -316,13 +326,8 @@ func TestProxyHTTPConnectAllow(t *testing.T) {
 func TestProxyHTTPRequestBodyStalls(t *testing.T) {
 	pxNeed(t, "openssl", "python3")
 	dir := t.TempDir()
-	script := filepath.Join(dir, "echo.py")
-	pxWrite(t, script, echoHeadersBackend)
-	backend := pxStart(t, "python3", "-u", script)
-	target := "127.0.0.1:" + backend.waitFor(t, `listening (\d+)`, 10*time.Second)[1]
-	home := pxGen(t)
-	crt, key, _ := pxAuthorizedKey(t, home, dir, "alice")
-	px, addr := pxProxy(t, home, "--target", target, "--http", "--request-body-timeout", "500ms")
+	_, target := pxBackend(t, dir, echoHeadersBackend)
+	px, addr, crt, key, _ := pxHTTPProxy(t, dir, target, "--request-body-timeout", "500ms")
 	client := pxStart(t, "openssl", "s_client", "-quiet", "-connect", addr, "-cert", crt, "-key", key)
 	if _, err := io.WriteString(client.stdin, "POST /upload HTTP/1.1\r\nHost: app\r\nContent-Length: 100\r\n\r\nthe first bytes"); err != nil {
 		t.Fatal(err)

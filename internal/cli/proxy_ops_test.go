@@ -335,10 +335,7 @@ func TestProxyDrainTimeoutCuts(t *testing.T) {
 func TestProxyHTTPDrainClosesIdle(t *testing.T) {
 	pxNeed(t, "openssl", "python3")
 	target := pxPython(t, pxServeFile(t, "kept alive\n"))
-	home := pxGen(t)
-	dir := t.TempDir()
-	crt, key, _ := pxAuthorizedKey(t, home, dir, "idle")
-	px, addr := pxProxy(t, home, "--target", target, "--http", "--drain-timeout", "30s")
+	px, addr, crt, key, _ := pxHTTPProxy(t, t.TempDir(), target, "--drain-timeout", "30s")
 	cert, err := tls.LoadX509KeyPair(crt, key)
 	if err != nil {
 		t.Fatal(err)

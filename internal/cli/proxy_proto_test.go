@@ -175,11 +175,7 @@ while True:
 func TestProxyProtocolTLVs(t *testing.T) {
 	pxNeed(t, "openssl", "python3")
 	dir := t.TempDir()
-	script := filepath.Join(dir, "backend.py")
-	pxWrite(t, script, proxyProtoBackend)
-	backend := pxStart(t, "python3", "-u", script)
-	m := backend.waitFor(t, `listening (\d+)`, 10*time.Second)
-	target := "127.0.0.1:" + m[1]
+	_, target := pxBackend(t, dir, proxyProtoBackend)
 
 	home := pxGen(t)
 	crt, key, spki := pxAuthorizedKey(t, home, dir, "alice")
