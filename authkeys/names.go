@@ -232,11 +232,13 @@ func (nc *nameCounts) add(f *keydir.File[item], it *item, delta int) {
 // yields (about n of them), as add would one by one from empty counts:
 // for a rebuild. It hashes them all into one array and sorts it, so that
 // each name's count comes from its run of equal hashes and the sets of
-// names held once from the runs in order. Added one by one, 100,000
-// names cost a cold load 75 ms on one core while the other waited: each
-// a lookup in both sets and an insertion into one, and some 60 merges of
-// the sets' sorted arrays (docs/benchmarks.md, "Cold start to the first
-// admitted handshake").
+// names held once from the runs in order. Added one by one (add: a
+// lookup in both sets and an insertion into one, and some 60 merges of
+// the sets' sorted arrays on the way to 100,000 names), they made most
+// of the 83–89 ms of CPU a cold load of 100,000 keys spent publishing on
+// one core while the other waited; counted so, with the entries in
+// effect taken from the index's insertions (rebuild), 58–59 ms
+// (docs/benchmarks.md, "Cold start to the first admitted handshake").
 func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], *item]) {
 	type named struct {
 		h    uint64
