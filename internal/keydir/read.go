@@ -54,49 +54,11 @@ func (l *Loader[T]) runJobs(jobs []*fileState[T]) {
 	ForEach(len(jobs), func(i int) { l.load(jobs[i]) })
 }
 
-// startReads starts reading states before runJobs does (scanFirst): each
-// batch given to the readAhead's read is read and parsed on one of
-// GOMAXPROCS goroutines, which its wait waits for. runJobs then finds
-// those states read.
-func (l *Loader[T]) startReads() *readAhead[T] {
-	r := &readAhead[T]{batches: make(chan []*fileState[T], 16)}
-	for range runtime.GOMAXPROCS(0) {
-		r.wg.Go(func() {
-			for b := range r.batches {
-				for _, state := range b {
-					l.load(state)
-				}
-			}
-		})
-	}
-	return r
-}
-
-// readAhead is reads started by startReads.
-type readAhead[T any] struct {
-	batches chan []*fileState[T]
-	wg      sync.WaitGroup
-}
-
-// read queues states to be read; the caller no longer writes them.
-func (r *readAhead[T]) read(states []*fileState[T]) {
-	if len(states) > 0 {
-		r.batches <- states
-	}
-}
-
-// wait returns once every state given to read has been read.
-func (r *readAhead[T]) wait() {
-	close(r.batches)
-	r.wg.Wait()
-}
-
 // load reads and parses one file into state, keeping the entries of the one
-// it replaces when the content did not change. A state read already (read
-// ahead: scanFirst) is not read again.
+// it replaces when the content did not change.
 func (l *Loader[T]) load(state *fileState[T]) {
-	if state.held || state.read {
-		return // held at its stat (Loader.holdEarly), or read
+	if state.held {
+		return // held at its stat (Loader.holdEarly)
 	}
 	old := state.old
 	state.old = nil

@@ -2,7 +2,6 @@ package keydir
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -52,19 +51,21 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	if !ok {
 		return ss.set(rowList[T]{}, problem)
 	}
-	if ss.files.n == 0 {
-		return l.scanFirst(i, jobs)
-	}
 	entries, err := listSorted(src.Path)
 	if err != nil {
 		return ss.set(rowList[T]{}, problemOf(src.Path, err, src.Revocation))
 	}
 	rows := make([]fileRow[T], 0, len(entries))
+	if ss.files.n == 0 {
+		*jobs = slices.Grow(*jobs, len(entries)) // a first load reads every file
+	}
 	pairListing(entries, ss.files, ss.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		name := e.name
 		path := pathIn(src.Path, name)
 		if prev == nil && e.typ.IsRegular() {
-			rows = append(rows, l.place(ss, l.listedState(i, name, path), jobs))
+			state := newFileState[T](i, name, path)
+			state.unchecked = true
+			rows = append(rows, l.place(ss, state, jobs))
 			return
 		}
 		state, same := l.statFile(i, ss, name, path, prev, false, e.typ&fs.ModeSymlink != 0, l.holdEarly)
@@ -72,75 +73,6 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 			rows = append(rows, r)
 		}
 	}, nil)
-	return ss.set(rowsOf(rows), nil)
-}
-
-// listedState is the state of a file that a listing gave as a regular
-// file and that has no row: read without a stat of its own (its read
-// checks it: fileState.unchecked), one system call less a file.
-func (l *Loader[T]) listedState(i int, name, path string) *fileState[T] {
-	state := newFileState[T](i, name, path)
-	state.unchecked = true
-	return state
-}
-
-// scanFirst is scanDir for a directory of which the loader has no row,
-// as at a first load: every regular file it lists is to be read, so the
-// reads begin as the listing goes (startReads), not once it is whole and
-// sorted. At 100,000 files the listing, its sort and a state for each
-// file are some 120 ms of one core, during which the other waited
-// (docs/benchmarks.md, "Cold start to the first admitted handshake").
-// The states are queued in jobs as scanDir queues them, read already;
-// the entries that are not regular files are stat'ed as scanDir stats
-// them, once the listing is sorted.
-func (l *Loader[T]) scanFirst(i int, jobs *[]*fileState[T]) bool {
-	src, ss := l.cfg.Sources[i], &l.states[i]
-	var (
-		regular []*fileState[T]
-		other   []dirEntry
-	)
-	ahead := l.startReads()
-	err := listInBatches(src.Path, func(batch []dirEntry) {
-		read := make([]*fileState[T], 0, len(batch)) // the readers' own: regular is sorted below
-		for _, e := range batch {
-			switch {
-			case Ignored(e.name):
-			case e.typ.IsRegular():
-				read = append(read, l.listedState(i, e.name, pathIn(src.Path, e.name)))
-			default:
-				other = append(other, e)
-			}
-		}
-		regular = append(regular, read...)
-		ahead.read(read)
-	})
-	// While the reads go on: the listing in order, the rows that stand
-	// for the states (pendingRow writes no field a read writes).
-	slices.SortFunc(regular, func(a, b *fileState[T]) int { return strings.Compare(a.name(), b.name()) })
-	slices.SortFunc(other, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
-	rows := make([]fileRow[T], 0, len(regular)+len(other))
-	if err == nil {
-		*jobs = slices.Grow(*jobs, len(regular))
-		for len(regular) > 0 || len(other) > 0 {
-			if len(other) == 0 || len(regular) > 0 && regular[0].name() < other[0].name {
-				*jobs = append(*jobs, regular[0])
-				rows = append(rows, regular[0].pendingRow())
-				regular = regular[1:]
-				continue
-			}
-			e := other[0]
-			other = other[1:]
-			path := pathIn(src.Path, e.name)
-			state, _ := l.statFile(i, ss, e.name, path, nil, false, e.typ&fs.ModeSymlink != 0, l.holdEarly)
-			if r, ok := l.rowAfterStat(ss, nil, state, false, jobs); ok {
-				rows = append(rows, r)
-			}
-		}
-	}
-	ahead.wait()
-	if err != nil {
-		return ss.set(rowList[T]{}, problemOf(src.Path, err, src.Revocation))
-	}
 	return ss.set(rowsOf(rows), nil)
 }
 
@@ -174,37 +106,6 @@ func listSorted(dir string) ([]dirEntry, error) {
 	slices.SortFunc(list, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
 	return list, nil
 }
-
-// listInBatches lists dir in the order the system gives, calling batch
-// with each part of the listing as it comes.
-func listInBatches(dir string, batch func([]dirEntry)) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var list []dirEntry
-	for {
-		ents, err := f.ReadDir(listBatch)
-		list = list[:0]
-		for _, e := range ents {
-			list = append(list, dirEntry{name: e.Name(), typ: e.Type()})
-		}
-		if len(list) > 0 {
-			batch(list)
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// listBatch is how many names listInBatches lists at a time: enough that
-// a batch is many reads, few enough that the first reads start at once.
-const listBatch = 512
 
 // pathIn is the path of the listed name in the clean directory dir: what
 // filepath.Join gives, without cleaning a path that is clean already (a
