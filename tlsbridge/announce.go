@@ -238,15 +238,9 @@ type SignedNextKey struct {
 // in its one SubjectPublicKeyInfo form — one to MaxAnnounced public keys
 // of a type keytool uses, each with a signature.
 func ParseSignedNextKeys(val []byte) ([]SignedNextKey, error) {
-	var items []signedNextKey
-	rest, err := asn1.Unmarshal(val, &items)
-	switch {
-	case err != nil:
-		return nil, &AnnouncementError{Err: err}
-	case len(rest) > 0:
-		return nil, &AnnouncementError{Err: errors.New("trailing data")}
-	case len(items) == 0 || len(items) > MaxAnnounced:
-		return nil, &AnnouncementError{Err: fmt.Errorf("%d keys: from 1 to %d may be announced", len(items), MaxAnnounced)}
+	items, err := unmarshalAnnounced[signedNextKey](val)
+	if err != nil {
+		return nil, err
 	}
 	// encoding/asn1 skips elements after a structure's fields: what it
 	// read must be the whole value.
@@ -262,6 +256,23 @@ func ParseSignedNextKeys(val []byte) ([]SignedNextKey, error) {
 		out = append(out, SignedNextKey{Key: k, Signature: it.Signature})
 	}
 	return out, nil
+}
+
+// unmarshalAnnounced reads the SEQUENCE OF an announcement's value, of
+// either form: nothing may follow it, and it holds one to MaxAnnounced
+// keys.
+func unmarshalAnnounced[E any](val []byte) ([]E, error) {
+	var list []E
+	rest, err := asn1.Unmarshal(val, &list)
+	switch {
+	case err != nil:
+		return nil, &AnnouncementError{Err: err}
+	case len(rest) > 0:
+		return nil, &AnnouncementError{Err: errors.New("trailing data")}
+	case len(list) == 0 || len(list) > MaxAnnounced:
+		return nil, &AnnouncementError{Err: fmt.Errorf("%d keys: from 1 to %d may be announced", len(list), MaxAnnounced)}
+	}
+	return list, nil
 }
 
 // parseAnnouncedKey reads an announced SubjectPublicKeyInfo, which must
@@ -287,15 +298,9 @@ func parseAnnouncedKey(der []byte) (*jwk.Key, error) {
 // uses. Its keys are never learned (AnnouncedKeys): they are read only to
 // tell whether the form announces a key not yet known.
 func ParseNextKeys(val []byte) ([]*jwk.Key, error) {
-	var spkis []asn1.RawValue
-	rest, err := asn1.Unmarshal(val, &spkis)
-	switch {
-	case err != nil:
-		return nil, &AnnouncementError{Err: err}
-	case len(rest) > 0:
-		return nil, &AnnouncementError{Err: errors.New("trailing data")}
-	case len(spkis) == 0 || len(spkis) > MaxAnnounced:
-		return nil, &AnnouncementError{Err: fmt.Errorf("%d keys: from 1 to %d may be announced", len(spkis), MaxAnnounced)}
+	spkis, err := unmarshalAnnounced[asn1.RawValue](val)
+	if err != nil {
+		return nil, err
 	}
 	keys := make([]*jwk.Key, 0, len(spkis))
 	for _, raw := range spkis {
