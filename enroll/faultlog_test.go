@@ -92,7 +92,9 @@ func TestServerFaultFolded(t *testing.T) {
 // attempt, so that a client holding the right token could write the
 // server's log at line rate (found by review; the claim and the add are
 // uncharged). They are folded as the other faults are: one line in full,
-// then a count (remote=all). The answers are unchanged.
+// then a count (remote=all). The answers are unchanged, but the claimed
+// invitation unreadable's: internal, no longer a wrong secret
+// (TestUnreadableClaimNotCharged).
 func TestClaimAndAddFaultsFolded(t *testing.T) {
 	const n = 6
 	count := func(t *testing.T, log, msg string) {
@@ -162,7 +164,7 @@ func TestClaimAndAddFaultsFolded(t *testing.T) {
 			if err := os.Chmod(pending, 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, ReasonUnknown)
+		}, ReasonInternal)
 		count(t, f.srv.log.String(), "claimed invitation unreadable")
 	})
 

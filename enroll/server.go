@@ -348,14 +348,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	// is checked as the pending file was, and given up if it fails.
 	if got, err := readInvite(inviteRule(h.opts.Dir), claim); err != nil || !secretMatches(got, sum) || !now.Before(got.Expires) {
 		h.release(claim, pending)
-		ref := wrongSecret(name)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			// Logged folded (ServeHTTP), in place of the refusal's line:
-			// the right token meets it at every attempt. Still charged,
-			// as the refusal it is answered with.
-			ref.fault, ref.faultMsg = err, "claimed invitation unreadable"
+			// The server's fault, met by the right token only (its
+			// secret opened the pending file, which the claim links):
+			// uncharged, as the other faults, or the token's holder
+			// retrying would use up its failures and everyone's
+			// (TestUnreadableClaimNotCharged); folded (ServeHTTP).
+			return Response{}, name, serverFault("claimed invitation unreadable", err, "the server could not read invitation %q once claimed; its log says why", name)
 		}
-		return Response{}, name, ref
+		return Response{}, name, wrongSecret(name)
 	}
 	// One key under one name, however many tokens a client presents at
 	// once: Add checks and writes under a lock of its own (docs/design.md,
