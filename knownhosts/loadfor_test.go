@@ -119,3 +119,59 @@ func removeSeesInPlaceEdits(t *testing.T) {
 		})
 	}
 }
+
+// A pin is checked against the pins as they are when it is written, in a
+// store LoadFor narrowed as in a full one. trust-host loads for the
+// address, connects and asks the user; meanwhile another writer pins a
+// key for the address in a file of another name (a key file copied into
+// trusted_hosts.d, config management, a next key learned by a keytool
+// proxy of the home). That file is in no index yet; the directory's stamp
+// says it changed. The user's yes for another key must then be the
+// changed-key refusal, with nothing written — as a full store's Add,
+// which reads the directory again, refuses it. Before, the narrowed store
+// read its own files again only, found the address unpinned, and pinned
+// the second key beside the first: both admitted, the user never told
+// that the address was pinned (found by review).
+func TestLoadForAddSeesAPinWrittenMeanwhile(t *testing.T) {
+	old := keydir.IndexMinFiles
+	keydir.IndexMinFiles = 0
+	t.Cleanup(func() { keydir.IndexMinFiles = old })
+	for _, loaded := range []string{"full", "narrowed"} {
+		t.Run(loaded, func(t *testing.T) {
+			opts := HomeOptions(t.TempDir())
+			d := opts.Dirs[0]
+			for i := range 10 {
+				keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
+					keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
+			}
+			_, finish := LoadFor(opts, Lookups{})
+			finish() // the index, built
+			s, finish := LoadFor(opts, Lookups{Addrs: []string{"db.example:443"}})
+			if loaded == "full" {
+				s, finish = Load(opts), func() {}
+			}
+			presented := key(t, 2)
+			if d := s.Decide("db.example:443", presented.SPKIHash()); d.Verdict != Unknown {
+				t.Fatalf("before: %v, want unknown", d.Verdict)
+			}
+			keydirtest.Write(t, filepath.Join(d, "db-primary.json"),
+				keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 1), "address", "db.example:443")))
+			file, err := s.AddKey("db.example:443", presented.PublicKey(), AddNew)
+			finish()
+			var ce *KeyChangedError
+			if !errors.As(err, &ce) || len(ce.Want) != 1 || ce.Want[0].Fingerprint != key(t, 1).Fingerprint() {
+				t.Fatalf("Add of another key: %q, %v; want *KeyChangedError naming the pin of db-primary.json", file, err)
+			}
+			if d := Load(opts).Decide("db.example:443", presented.SPKIHash()); d.Verdict != Changed {
+				t.Errorf("after: a full store decides %v for the key presented, want changed", d.Verdict)
+			}
+			// Later narrowed loads read the other writer's file: the
+			// command's record did not take it in unseen.
+			s, finish = LoadFor(opts, Lookups{Addrs: []string{"db.example:443"}})
+			defer finish()
+			if d := s.Decide("db.example:443", presented.SPKIHash()); d.Verdict != Changed {
+				t.Errorf("the next narrowed load decides %v, want changed", d.Verdict)
+			}
+		})
+	}
+}

@@ -251,6 +251,14 @@ func TestTrustHostPromptInTerminal(t *testing.T) {
 // screen once the command has exited.
 func runInTmux(t *testing.T, argv []string, prompt string, answers []string) string {
 	t.Helper()
+	return runInTmuxThen(t, argv, prompt, nil, answers)
+}
+
+// runInTmuxThen is runInTmux calling then (if not nil) once the prompt is
+// on the screen, before the answers are typed: what happens while the
+// question waits for the user.
+func runInTmuxThen(t *testing.T, argv []string, prompt string, then func(), answers []string) string {
+	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "tmux.sock")
 	tmux := func(args ...string) string {
@@ -283,6 +291,9 @@ func runInTmux(t *testing.T, argv []string, prompt string, answers []string) str
 		}
 	}
 	waitFor(strings.TrimSpace(prompt))
+	if then != nil {
+		then()
+	}
 	for _, a := range answers {
 		tmux("send-keys", "-l", a)
 		tmux("send-keys", "Enter")
