@@ -507,7 +507,14 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 		return "", errors.New("knownhosts: no trusted-hosts directory configured to add keys to")
 	}
 	dir := s.opts.Dirs[0]
-	s.Loader().Reload()
+	// The checks are made on the pins as they are now: in a store LoadFor
+	// narrowed, a file another writer added since the load (a key file
+	// copied in while trust-host asked the user) is in no index yet, and
+	// a plain Reload reads only the narrowed files again. Where the
+	// directory's stamp changed since the load, ReloadCurrent proves the
+	// index complete first (as authkeys.Store.Add does; docs/design.md,
+	// "The admin index").
+	s.Loader().ReloadCurrent()
 	f, others, err := s.addable(norm, key, mode)
 	if f != "" || err != nil {
 		return f, err
