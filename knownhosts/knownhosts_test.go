@@ -387,3 +387,64 @@ func TestHostNamesFoldASCIIOnly(t *testing.T) {
 		t.Errorf("pattern with a Kelvin sign accepted as %q", norm)
 	}
 }
+
+// TestCheckLookalikeAddresses: addresses an attacker would offer in place
+// of a pinned one — a suffix or prefix of the name, its Unicode form, a
+// zone or port written another way, an IPv4 address as the C library's
+// inet_aton reads it (010.0.0.7 is 8.0.0.7 to glibc, 10.7 is 10.0.0.7) —
+// are neither admitted by the pin nor made a changed key by it: each is
+// another address (unknown), or not an address at all. Only the forms
+// that name the same destination share the pin: case, IPv4-mapped IPv6, a
+// zero-padded port, an IPv6 address written longer. (Review of the
+// client's host-key decision, docs/security.md.)
+func TestCheckLookalikeAddresses(t *testing.T) {
+	k1, k2 := key(t, 1), key(t, 2)
+	s, _ := load(t, map[string]*jwk.Key{
+		"a.json": pinned(t, 1, "example.com:443"),
+		"b.json": pinned(t, 1, "[fe80::1%eth0]:443"),
+		"c.json": pinned(t, 1, "10.0.0.7"),
+		"d.json": pinned(t, 1, "xn--bcher-kva.example:443"),
+	})
+	type ok = admitted
+	var (
+		unknown = new(*UnknownHostError)
+		changed = new(*KeyChangedError)
+	)
+	for _, c := range []struct {
+		addr string
+		want any // for k1; k2 is then changed where k1 is admitted, else the same
+	}{
+		{"example.com:443", ok{}},
+		{"EXAMPLE.COM:443", ok{}},
+		{"example.com:0443", ok{}},
+		{"example.com.evil:443", unknown},
+		{"evil.example.com:443", unknown},
+		{"example.com.:443", unknown},
+		{"exampl.com:443", unknown},
+		{"[fe80::1%eth0]:443", ok{}},
+		{"[fe80::0001%eth0]:443", ok{}},
+		{"[fe80::1]:443", unknown},
+		{"[fe80::1%2]:443", unknown},
+		{"[fe80::1%eth1]:443", unknown},
+		{"10.0.0.7:22", ok{}},
+		{"[::ffff:10.0.0.7]:22", ok{}},
+		{"10.0.0.7.:22", unknown},
+		{"010.0.0.7:22", unknown},
+		{"10.7:22", unknown},
+		{"xn--bcher-kva.example:443", ok{}},
+		{"XN--BCHER-KVA.example:443", ok{}},
+		{"bücher.example:443", unknown},
+	} {
+		expectCheck(t, s, c.addr, k1, 1, c.want)
+		want2 := c.want
+		if _, admits := c.want.(ok); admits {
+			want2 = changed
+		}
+		expectCheck(t, s, c.addr, k2, 2, want2)
+	}
+	for _, addr := range []string{"example.com:https", "example.com:+443", "example.com:0", "example.com:65979"} {
+		if err := s.Check(addr, k1); err == nil || errors.As(err, new(*UnknownHostError)) || errors.As(err, new(*KeyChangedError)) {
+			t.Errorf("Check(%q) = %v, want the address refused", addr, err)
+		}
+	}
+}
