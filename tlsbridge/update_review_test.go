@@ -120,3 +120,47 @@ func TestUpdateHostKeysNeedsTheHandshake(t *testing.T) {
 		}
 	}
 }
+
+// An announced key is pinned for the address dialled, and for no other:
+// not for the other addresses its announcer's key is pinned at (one of
+// them through a wildcard), nor for the name sent in SNI. A host can only
+// add a key where its own key was just verified, so it cannot get a key
+// trusted at another host's name. (Review of the client's host-key
+// decision, docs/security.md: it held.)
+func TestUpdateHostKeysOnlyForTheDialledAddress(t *testing.T) {
+	next := mustGenerate(t, jwk.EC256)
+	srv, ts := announcingServer(t, next)
+	cli := newHome(t, jwk.EC256)
+	srv.authorize(t, "client", cli.id.Key)
+	cli.pin(t, ts.addr(), srv.id.Key)
+	cli.pin(t, "other.example:443", srv.id.Key)
+	cli.pin(t, "*.fleet.example", srv.id.Key)
+	client := cli.client(t, ClientOptions{UpdateHostKeys: UpdateYes})
+	cfg := &tls.Config{ServerName: "bank.example"}
+	if err := client.Configure(cfg, ts.addr()); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := roundTrip(ts.addr(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.LearnAnnounced(ts.addr(), cs)
+	cli.host.Reload()
+	if d := cli.host.Decide(ts.addr(), next.SPKIHash()); d.Verdict != knownhosts.Pinned {
+		t.Fatalf("the next key at the address dialled: %v, want pinned", d.Verdict)
+	}
+	for addr, want := range map[string]knownhosts.Verdict{
+		"other.example:443":  knownhosts.Changed, // pinned there to the announcer's key only
+		"a.fleet.example:22": knownhosts.Unknown,
+		"bank.example:443":   knownhosts.Unknown,
+	} {
+		if d := cli.host.Decide(addr, next.SPKIHash()); d.Verdict != want {
+			t.Errorf("the next key at %s: %v, want %v", addr, d.Verdict, want)
+		}
+	}
+	for _, e := range cli.host.Entries() {
+		if e.SPKIHash == next.SPKIHash() && (len(e.Addresses) != 1 || e.Addresses[0] != ts.addr()) {
+			t.Errorf("the next key is pinned for %v in %s, want %s only", e.Addresses, e.File, ts.addr())
+		}
+	}
+}
