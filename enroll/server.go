@@ -308,6 +308,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 		// it is unknown too; the log says why (docs/enrollment.md).
 		return Response{}, name, notOpened(serverFault("invitation unreadable", err, "the server cannot read invitation %q; its log says why", name), name)
 	}
+	if inv.Name != name {
+		// Another spelling of the name opened the file (a file system
+		// that ignores case or normalization): the entry would be named
+		// as the client spelt it, not as invited. Told as a name never
+		// made, and charged (TestEntryNameIsTheInvitations).
+		return Response{}, name, notOpened(refuse(ReasonUnknown, "invitation file %s holds invitation %q, not %q (a file system that ignores case or normalization)", pending, inv.Name, name), name)
+	}
 	if !secretMatches(inv, sum) {
 		// A new invitation of the name may be pending while the token
 		// of an earlier one, used, is presented again.
