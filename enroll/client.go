@@ -191,15 +191,24 @@ func (e *HandshakeRefusedError) Unwrap() error { return e.Err }
 // passes the request on to its target, which answers so. Nothing was
 // written here; whether the server enrolled the client is in its log
 // (Err set, the answer may have been lost).
+//
+// Probe says the answer was to the request Join makes before it sends the
+// secret (see probePath): the server passed this client's requests on to
+// a service, so the secret was not sent.
 type NotEnrollmentError struct {
 	Addr              string
 	ServerFingerprint string
 	Status            string // the HTTP status of an answer that was not an enrollment answer
 	Err               error  // the failure of a request that got no answer
 	Timeout           bool   // Err is a timeout
+	Probe             bool   // Status is the answer to the probe: the secret was not sent
 }
 
 func (e *NotEnrollmentError) Error() string {
+	if e.Probe {
+		return fmt.Sprintf("enroll: %s (key %s) answered %s for %s, where keytool's enrollment gate answers a client it does not know 403: it passes this client's requests on to a service (the key is authorized there already), or does not serve enrollment; the secret was not sent and nothing was written",
+			e.Addr, e.ServerFingerprint, oneLine(e.Status), probePath)
+	}
 	if e.Status != "" {
 		return fmt.Sprintf("enroll: %s (key %s) answered %s, which is not an enrollment answer (is %s served there?); nothing was written here",
 			e.Addr, e.ServerFingerprint, e.Status, Path)
@@ -274,7 +283,10 @@ func (h *tokenHosts) state() (bool, *InterceptionError) {
 // would make pinning fail after the server enrolled the client. Then it
 // dials the token's addresses in order, accepting only the token's key —
 // no prompt, no other pin, no CA: the token is the out-of-band check — and
-// posts the secret. An address that cannot be reached is skipped; any
+// posts the secret, once a request that carries nothing (probePath) has
+// shown that the server answers this client as keytool's enrollment gate
+// does, and does not pass its requests on to a service behind it, which
+// would get the secret (a *NotEnrollmentError with Probe). An address that cannot be reached is skipped; any
 // other failure is final. When the server has authorized the client's key,
 // Join makes a TLS handshake (sending nothing) with each of the token's
 // addresses it has not reached yet, and pins the server's key in hosts
@@ -343,7 +355,19 @@ func (u *unreachable) Error() string        { return u.err.Error() }
 func (u *unreachable) Unwrap() error        { return u.err }
 func (u *unreachable) Is(target error) bool { return target == errUnreachable }
 
-// post makes one enrollment request to addr.
+// probePath is what Join asks for, carrying nothing, before it sends a
+// token's secret: a path no server serves, which keytool's enrollment
+// gate (ServeConn) and tlsbridge's RequireAuthenticated (WithEnrollment)
+// answer a client whose key is not authorized with tlsbridge's 403. A
+// server that answers otherwise passes this client's requests on to a
+// service — keytool proxy --enroll does so with an authorized key's
+// connections, the enrollment request included — and the secret must
+// not go there: the invitation would stay pending for whoever reads what
+// that service receives (TestSecretNotSentToTheService).
+const probePath = "/.well-known/keytool/probe"
+
+// post makes one enrollment request to addr, once a probe (probePath)
+// has shown that its requests reach keytool's enrollment gate.
 func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (*Result, *jwk.Key, error) {
 	check := &tokenHosts{want: tok.Server}
 	client, err := tlsbridge.NewClient(id, tlsbridge.ClientOptions{Hosts: check, Policy: tlsbridge.Strict, Logger: slog.New(slog.DiscardHandler)})
@@ -354,29 +378,20 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	tr.Proxy = nil // a proxy must not get between the token's check and the server
 	tr.DisableKeepAlives = true
 	defer tr.CloseIdleConnections()
-	body, _ := json.Marshal(Request{Name: tok.Name, Secret: base64.RawURLEncoding.EncodeToString(tok.Secret[:])}) // cannot fail
+	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, "https://"+addr+Path, bytes.NewReader(body))
+	probe, err := send(actx, hc, check, id, tok, addr, http.MethodGet, probePath, nil)
 	if err != nil {
-		return nil, nil, &unreachable{err}
+		return nil, nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
-	seen, intercepted := check.state()
-	if intercepted != nil {
-		return nil, nil, intercepted
+	if !gateAnswer(probe) {
+		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Status: probe.Status, Probe: true}
 	}
+	body, _ := json.Marshal(Request{Name: tok.Name, Secret: base64.RawURLEncoding.EncodeToString(tok.Secret[:])}) // cannot fail
+	resp, err := send(actx, hc, check, id, tok, addr, http.MethodPost, Path, body)
 	if err != nil {
-		if !seen {
-			return nil, nil, &unreachable{unwrapURL(err)}
-		}
-		if strings.Contains(err.Error(), "remote error: tls:") {
-			return nil, nil, &HandshakeRefusedError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), ClientFingerprint: id.Key.Fingerprint(), Err: unwrapURL(err)}
-		}
-		var ne net.Error
-		timeout := errors.As(err, &ne) && ne.Timeout()
-		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Err: unwrapURL(err), Timeout: timeout}
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -409,6 +424,53 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 		return res, nil, &KeyMismatchError{Addr: addr, Authorized: ans.ClientFingerprint, Client: id.Key.Fingerprint()}
 	}
 	return res, serverKey, nil
+}
+
+// send makes one request of post to addr, through hc, whose host check
+// is check, and sorts its failures: an address that could not be
+// reached, another key (interception), this client's key refused in the
+// handshake, or a request that got no answer.
+func send(ctx context.Context, hc *http.Client, check *tokenHosts, id *tlsbridge.Identity, tok Token, addr, method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, &unreachable{err}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
+	seen, intercepted := check.state()
+	if intercepted != nil {
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, intercepted
+	}
+	if err != nil {
+		if !seen {
+			return nil, &unreachable{unwrapURL(err)}
+		}
+		if strings.Contains(err.Error(), "remote error: tls:") {
+			return nil, &HandshakeRefusedError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), ClientFingerprint: id.Key.Fingerprint(), Err: unwrapURL(err)}
+		}
+		var ne net.Error
+		timeout := errors.As(err, &ne) && ne.Timeout()
+		return nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Err: unwrapURL(err), Timeout: timeout}
+	}
+	return resp, nil
+}
+
+// gateAnswer reads and closes the answer to the probe (probePath), and
+// reports whether it is tlsbridge's 403 (tlsbridge.ForbiddenBody): this
+// client's requests reach keytool's enrollment gate, not a service.
+func gateAnswer(resp *http.Response) bool {
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil || resp.StatusCode != http.StatusForbidden {
+		return false
+	}
+	var body tlsbridge.ForbiddenBody
+	return json.Unmarshal(data, &body) == nil && body.Error == "forbidden" && body.Reason != ""
 }
 
 // verifyOthers finds where else than addr, the address Join enrolled

@@ -96,8 +96,11 @@
 // # Joining
 //
 // Join dials the token's addresses in order with a tlsbridge.Client whose
-// host check accepts only the token's key, posts the secret and, once the
-// server said yes, pins the server's key in the client's trusted hosts for
+// host check accepts only the token's key, posts the secret — once a
+// request that carries nothing has shown that its requests reach
+// keytool's enrollment gate, not a service behind the server (keytool
+// proxy passes an authorized key's connections to its target, which
+// would get the secret) — and, once the server said yes, pins the server's key in the client's trusted hosts for
 // the addresses where a completed handshake showed it: the one it enrolled
 // through and any other it reaches then (Result.Unverified lists the rest,
 // unpinned: a token's addresses are only what its maker wrote). It checks first that no existing pin contradicts

@@ -26,6 +26,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 		&HandshakeRefusedError{Addr: "a:1", ServerFingerprint: "SHA256:s", ClientFingerprint: "SHA256:c", Err: multi},
 		&NotEnrollmentError{Addr: "a:1", ServerFingerprint: "SHA256:s", Err: multi},
 		&NotEnrollmentError{Addr: "a:1", ServerFingerprint: "SHA256:s", Status: "200 OK"},
+		&NotEnrollmentError{Addr: "a:1", ServerFingerprint: "SHA256:s", Status: "404 Not Found", Probe: true},
 		&KeyMismatchError{Addr: "a:1", Authorized: "SHA256:x", Client: "SHA256:y"},
 		&PinError{Name: "n", Addr: "a:1", Fingerprint: "SHA256:s", Err: multi},
 		&NameTakenError{Name: "n", Fingerprint: "SHA256:x", File: "/h/authorized_keys.d/n.json"},

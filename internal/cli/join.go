@@ -117,7 +117,8 @@ func (c *cli) reportUnverified(res *enroll.Result) {
 // token's server key is pinned here for the address, and the server let
 // this client's key past enrollment — keytool proxy --enroll passes an
 // authorized client's request on to its target, which answers something
-// that is not an enrollment answer (an HTTP 501, a banner). Any other
+// that is not keytool's (an HTTP 404, a banner): join's probe, before it
+// sends the secret (enroll's probePath). Any other
 // error is returned as it is.
 func (c *cli) alreadyEnrolled(err error, tok enroll.Token, hosts *knownhosts.Store, id *tlsbridge.Identity) error {
 	var ne *enroll.NotEnrollmentError
@@ -130,17 +131,22 @@ func (c *cli) alreadyEnrolled(err error, tok enroll.Token, hosts *knownhosts.Sto
 	}
 	answer = termtext.Safe(answer) // the remote service's words
 	return &alreadyEnrolledError{addr: ne.Addr, server: tok.ServerFingerprint(), client: id.Key.Fingerprint(),
-		answer: answer, check: c.command("connect", shellQuote(ne.Addr))}
+		answer: answer, probe: ne.Probe, check: c.command("connect", shellQuote(ne.Addr))}
 }
 
 // alreadyEnrolledError: this client is enrolled with the token's server.
 type alreadyEnrolledError struct {
 	addr, server, client string
 	answer               string // what the service behind the server answered
+	probe                bool   // answered join's probe: the secret was not sent
 	check                string // the command that shows it
 }
 
 func (e *alreadyEnrolledError) Error() string {
+	if e.probe {
+		return fmt.Sprintf("this client is already enrolled with %s: it presents key %s, pinned here, and lets this client's key %s through to its service, "+
+			"which answered %s where keytool answers a client it does not know; the token's secret was not sent and nothing was written\nCheck with: %s", e.addr, e.server, e.client, e.answer, e.check)
+	}
 	return fmt.Sprintf("this client is already enrolled with %s: it presents key %s, pinned here, and lets this client's key %s through to its service, "+
 		"which answered the enrollment request with %s; nothing was written\nCheck with: %s", e.addr, e.server, e.client, e.answer, e.check)
 }

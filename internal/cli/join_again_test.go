@@ -8,11 +8,12 @@ import (
 
 // TestJoinAgain: join run again after it succeeded, against keytool proxy
 // --enroll in front of an HTTP server (Python's http.server). The proxy
-// now passes this client's requests to its target, which answers the
-// enrollment request with an HTTP 501; join says the client is already
-// enrolled (the token's server key is pinned here, and the server let the
-// key through), exits 1 and writes nothing — with the same token, and
-// with a new one.
+// now passes this client's requests to its target, which answers join's
+// probe (a GET that carries nothing) with an HTTP 404, so the token's
+// secret is not sent to it (enroll.TestSecretNotSentToTheService); join
+// says the client is already enrolled (the token's server key is pinned
+// here, and the server let the key through), exits 1 and writes nothing —
+// with the same token, and with a new one.
 func TestJoinAgain(t *testing.T) {
 	pxNeed(t, "python3")
 	web := pxPython(t, t.TempDir())
@@ -24,8 +25,8 @@ func TestJoinAgain(t *testing.T) {
 	}
 	want := "keytool join: this client is already enrolled with " + addr + ": it presents key " + pxFingerprint(t, srvHome) +
 		", pinned here, and lets this client's key " + pxFingerprint(t, cliHome) +
-		" through to its service, which answered the enrollment request with 501 "
-	check := "nothing was written\nCheck with: keytool -H " + cliHome + " connect " + addr + "\n"
+		" through to its service, which answered 404 File not found where keytool answers a client it does not know; "
+	check := "the token's secret was not sent and nothing was written\nCheck with: keytool -H " + cliHome + " connect " + addr + "\n"
 
 	tok2 := inviteToken(t, srvHome, "--name", "laptop-again", "--address", addr)
 	for _, token := range []string{tok, tok2} {
@@ -51,7 +52,8 @@ func TestJoinAgain(t *testing.T) {
 		t.Fatalf("trust-host --remove: %s", e)
 	}
 	_, e, code := keytoolIn(t, cliHome, "join", tok2)
-	if code != 1 || strings.Contains(e, "already enrolled") || !strings.Contains(e, "answered 501") {
+	if code != 1 || strings.Contains(e, "already enrolled") || !strings.Contains(e, "answered 404 File not found for /.well-known/keytool/probe") ||
+		!strings.Contains(e, "the secret was not sent") {
 		t.Errorf("join without the pin: exit %d\n%s", code, e)
 	}
 }
