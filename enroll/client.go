@@ -385,7 +385,7 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	if err != nil {
 		return nil, nil, err
 	}
-	if !gateAnswer(probe) {
+	if !gateAnswer(probe, id) {
 		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Status: probe.Status, Probe: true}
 	}
 	body, _ := json.Marshal(Request{Name: tok.Name, Secret: base64.RawURLEncoding.EncodeToString(tok.Secret[:])}) // cannot fail
@@ -461,16 +461,21 @@ func send(ctx context.Context, hc *http.Client, check *tokenHosts, id *tlsbridge
 }
 
 // gateAnswer reads and closes the answer to the probe (probePath), and
-// reports whether it is tlsbridge's 403 (tlsbridge.ForbiddenBody): this
-// client's requests reach keytool's enrollment gate, not a service.
-func gateAnswer(resp *http.Response) bool {
+// reports whether it is keytool's 403 to a client it does not admit
+// (tlsbridge.ForbiddenBody, or the body of earlier versions): a reason,
+// and the fingerprint of this client's key, id's — this client's
+// requests reach keytool's enrollment gate, not a service.
+func gateAnswer(resp *http.Response, id *tlsbridge.Identity) bool {
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil || resp.StatusCode != http.StatusForbidden {
 		return false
 	}
-	var body tlsbridge.ForbiddenBody
-	return json.Unmarshal(data, &body) == nil && body.Error == "forbidden" && body.Reason != ""
+	var body struct {
+		Reason      string `json:"reason"`
+		Fingerprint string `json:"fingerprint"`
+	}
+	return json.Unmarshal(data, &body) == nil && body.Reason != "" && body.Fingerprint == id.Key.Fingerprint()
 }
 
 // verifyOthers finds where else than addr, the address Join enrolled

@@ -129,3 +129,31 @@ func TestSecretNotSentToTheService(t *testing.T) {
 		t.Fatalf("a new client with the second token: %v", err)
 	}
 }
+
+// TestGateAnswer: the probe's answer that lets the secret go is keytool's
+// 403 naming this client's key, in today's body or that of the first
+// versions of the handler; a service's answer, a 403 of its own, or one
+// naming another key is not.
+func TestGateAnswer(t *testing.T) {
+	cli := newHome(t)
+	fp := cli.key().Fingerprint()
+	for _, c := range []struct {
+		status int
+		body   string
+		want   bool
+	}{
+		{403, `{"error":"forbidden","reason":"not_authorized","message":"…","fingerprint":"` + fp + `","key_id":"k"}`, true},
+		{403, `{"error":"this client's key is not trusted by the server","error_code":403,"fingerprint":"` + fp + `","reason":"only the enrollment endpoint serves…","hint":"…"}`, true},
+		{404, `{"error":"forbidden","reason":"not_authorized","fingerprint":"` + fp + `"}`, false},
+		{403, `{"error":"forbidden","reason":"not_authorized","fingerprint":"SHA256:another"}`, false},
+		{403, `{"error":"forbidden","reason":"not_authorized"}`, false},
+		{403, `{"error":"forbidden","fingerprint":"` + fp + `"}`, false},
+		{403, `Forbidden`, false},
+		{200, `hello laptop`, false},
+	} {
+		resp := &http.Response{StatusCode: c.status, Body: io.NopCloser(strings.NewReader(c.body))}
+		if got := gateAnswer(resp, cli.id); got != c.want {
+			t.Errorf("%d %s: %v, want %v", c.status, c.body, got, c.want)
+		}
+	}
+}
