@@ -42,23 +42,19 @@ func startPassingServer(t *testing.T, h *home) (addr string, seen func() string)
 	var mu sync.Mutex
 	var got strings.Builder
 	service := func(c *tls.Conn) {
-		r := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(r)
-			if err != nil {
-				return
-			}
-			body, _ := io.ReadAll(req.Body)
-			mu.Lock()
-			fmt.Fprintf(&got, "%s %s %s\n", req.Method, req.URL.Path, body)
-			mu.Unlock()
-			status := "404 Not Found"
-			if req.Method == http.MethodPost {
-				status = "501 Unsupported method ('POST')"
-			}
-			fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status)
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
 			return
 		}
+		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		fmt.Fprintf(&got, "%s %s %s\n", req.Method, req.URL.Path, body)
+		mu.Unlock()
+		status := "404 Not Found"
+		if req.Method == http.MethodPost {
+			status = "501 Unsupported method ('POST')"
+		}
+		fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
