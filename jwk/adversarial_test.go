@@ -12,11 +12,15 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"math/big"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +233,81 @@ func TestSecretMembersInPublicKeyRefused(t *testing.T) {
 			t.Errorf("%s without d, at 0644: %d keys, %v; want the secret member refused", typ, len(keys), err)
 		}
 	}
+}
+
+// Which members hold private key material is one rule, isPrivateMember's
+// switch, which classify and checkNoSecret each once spelled, and the CLI
+// twice more (from PrivateMembers now): the switch holds the names of
+// PrivateMembers, no other (read from the source), and every one of them,
+// and no other name, is private to each of IsPrivateMember, classify and
+// checkNoSecret, compared exactly. The comparison on a member's bytes,
+// asked of every member parsed, allocates nothing, however long the name.
+func TestPrivateMembersOneRule(t *testing.T) {
+	if got := PrivateMembers(); !slices.Equal(got, privateMembers) {
+		t.Errorf("PrivateMembers() = %q, want %q", got, privateMembers)
+	}
+	if got := switchCases(t, "jwkjson.go", "isPrivateMember"); !slices.Equal(got, PrivateMembers()) {
+		t.Errorf("isPrivateMember's switch holds %q, PrivateMembers() %q", got, PrivateMembers())
+	}
+	public := []string{"kty", "crv", "x", "y", "n", "e", "pub"} // material, not private
+	others := []string{"use", "alg", "key_ops", "x5c", "x5t#S256", AttrKeyID, AttrComment,
+		"", "D", "K", "\u212a", "Priv", "dd", "d ", "\x00d", "o", "th", "private"}
+	for _, name := range slices.Concat(privateMembers, public, others) {
+		private := slices.Contains(privateMembers, name)
+		kind := classify([]byte(name))
+		secret, err := checkNoSecret([]member{{name: []byte("kty")}, {name: []byte(name)}})
+		if IsPrivateMember(name) != private || (kind == material) != (private || slices.Contains(public, name)) || (err != nil) != private || secret != name && private {
+			t.Errorf("%q: IsPrivateMember %v, classify %v, checkNoSecret %q, %v; want private %v", name, IsPrivateMember(name), kind, secret, err, private)
+		}
+	}
+	long := []byte(strings.Repeat("priv", 20))
+	ms := []member{{name: long}, {name: []byte("kid")}}
+	if n := testing.AllocsPerRun(100, func() {
+		if classify(long) != attribute || isPrivateMember(long) {
+			t.Fatal("a long name classified as private")
+		}
+		if _, err := checkNoSecret(ms); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("classify and checkNoSecret allocate %v times per call", n)
+	}
+}
+
+// switchCases returns the string constants of the cases of the first
+// switch in the function fn of the package's file.
+func switchCases(t *testing.T, file, fn string) []string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []string
+	for _, d := range f.Decls {
+		if d, ok := d.(*ast.FuncDecl); ok && d.Name.Name == fn {
+			ast.Inspect(d.Body, func(n ast.Node) bool {
+				if sw, ok := n.(*ast.SwitchStmt); ok && cases == nil {
+					cases = []string{}
+					for _, c := range sw.Body.List {
+						for _, e := range c.(*ast.CaseClause).List {
+							lit, ok := e.(*ast.BasicLit)
+							if !ok || lit.Kind != token.STRING {
+								t.Fatalf("%s: a case that is not a string constant: %T", fn, e)
+							}
+							s, err := strconv.Unquote(lit.Value)
+							if err != nil {
+								t.Fatal(err)
+							}
+							cases = append(cases, s)
+						}
+					}
+				}
+				return cases == nil
+			})
+		}
+	}
+	if cases == nil {
+		t.Fatalf("no switch in %s of %s", fn, file)
+	}
+	return cases
 }

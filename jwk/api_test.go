@@ -30,6 +30,11 @@ func TestExportedListsAreCopies(t *testing.T) {
 	if IdentityFileNames()[0] != "key.json" || PublicFileNames()[0] != "pub_key.json" {
 		t.Errorf("the lists changed with a caller's copy: %q, %q", IdentityFileNames(), PublicFileNames())
 	}
+	members := PrivateMembers()
+	members[0] = "kid"
+	if !IsPrivateMember("d") || IsPrivateMember("kid") || PrivateMembers()[0] != "d" {
+		t.Errorf("the private members changed with a caller's copy: %q", PrivateMembers())
+	}
 	home := t.TempDir()
 	writeFile(t, home, "other.json", []byte("x"), 0o600)
 	want := writeFile(t, home, "key.json", []byte("x"), 0o600)

@@ -3,6 +3,7 @@ package jwk
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -44,12 +45,13 @@ func (e *duplicateError) Error() string {
 }
 
 // knownNames are the member names that keytool or go-jose give a meaning
-// to: key material, the JOSE parameters, and keytool's attributes.
-var knownNames = [...]string{
-	"kty", "crv", "x", "y", "n", "e", "k", "pub", "d", "p", "q", "dp", "dq", "qi", "oth", "priv",
-	"use", "alg", "key_ops", "x5c", "x5u", "x5t", "x5t#S256",
-	AttrKeyID, AttrAddress, AttrHosts, AttrComment, AttrExpires, AttrFrom, AttrName,
-}
+// to: key material (the private members are IsPrivateMember's), the JOSE
+// parameters, and keytool's attributes.
+var knownNames = slices.Concat(
+	[]string{"kty", "crv", "x", "y", "n", "e", "pub"}, privateMemberNames[:],
+	[]string{"use", "alg", "key_ops", "x5c", "x5u", "x5t", "x5t#S256"},
+	[]string{AttrKeyID, AttrAddress, AttrHosts, AttrComment, AttrExpires, AttrFrom, AttrName},
+)
 
 // maxKnownName is the length of the longest of knownNames. Folding keeps
 // the length of an ASCII name, so a longer ASCII name is none of them.

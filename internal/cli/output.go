@@ -129,9 +129,10 @@ func countFold(data []byte, word string) int {
 	return n
 }
 
-// privateMembers are the JWK members that hold private key material (RFC
-// 7518 section 6, RFC 8037), as looksPrivate matches them.
-var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"}
+// privateMembers are the JWK members that hold private key material
+// (jwk.IsPrivateMember), which looksPrivate and jsonHoldsPrivateJWK match
+// in any case.
+var privateMembers = jwk.PrivateMembers()
 
 // jsonHoldsPrivateJWK reports whether data is JSON that holds, at any
 // depth, an object with a "kty" and a private member (names compared in
@@ -204,6 +205,17 @@ func derPrivateKey(data []byte) bool {
 
 // looksPrivate matches what only a private key holds: the BEGIN line of
 // a PEM (OpenSSH, PGP, SSH2) private key, encrypted or not, or a JWK
-// member that is private key material (RFC 7518 section 6, RFC 8037; an
-// unescaped quote ends a JSON string, so this matches member names only).
-var looksPrivate = regexp.MustCompile(`-{4,5} ?BEGIN [^\n]*PRIVATE KEY|PuTTY-User-Key-File-|(?i)"(d|p|q|dp|dq|qi|oth|k|priv)"\s*:`)
+// member that is private key material (privateMembers, in any case, by
+// Unicode simple folding as strings.EqualFold; an unescaped quote ends a
+// JSON string, so this matches member names only).
+var looksPrivate = regexp.MustCompile(`-{4,5} ?BEGIN [^\n]*PRIVATE KEY|PuTTY-User-Key-File-|(?i)"(` + alternatives(privateMembers) + `)"\s*:`)
+
+// alternatives is a regular expression matching any of words, and nothing
+// else where it is bracketed.
+func alternatives(words []string) string {
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = regexp.QuoteMeta(w)
+	}
+	return strings.Join(quoted, "|")
+}

@@ -166,3 +166,38 @@ func TestPrivateKeyKeytoolCannotReadIsNotOverwritten(t *testing.T) {
 		}
 	}
 }
+
+// A JWK member that holds private key material (jwk.PrivateMembers) is
+// one in any case, as Go's encoding/json, and so go-jose, reads it: by
+// Unicode simple folding, where the Kelvin sign U+212A is "k" and "K"
+// (strings.EqualFold, and the regular expression's (?i)). Both checks
+// take their names from jwk's one list. A name that is only lower-cased
+// to a member ("prİv": İ lower-cases to i, but does not fold to it) is
+// none, nor are the public members.
+func TestPrivateMemberInAnyCase(t *testing.T) {
+	object := func(name string) []byte {
+		return []byte(`{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA","` + name + `":"AAAA"}`)
+	}
+	var names []string
+	for _, m := range jwk.PrivateMembers() {
+		names = append(names, m, strings.ToUpper(m))
+	}
+	names = append(names, "\u212a") // the Kelvin sign, raw
+	for _, name := range names {
+		if data := object(name); !looksPrivate.Match(data) || !jsonHoldsPrivateJWK(data) || !valueHoldsPrivateKey(data) {
+			t.Errorf("%q: looksPrivate %v, jsonHoldsPrivateJWK %v, valueHoldsPrivateKey %v; want private", name,
+				looksPrivate.Match(data), jsonHoldsPrivateJWK(data), valueHoldsPrivateKey(data))
+		}
+	}
+	// Escaped, the Kelvin sign is no match for the expression, which
+	// reads bytes, but jsonHoldsPrivateJWK decodes it.
+	if data := object(`\u212a`); looksPrivate.Match(data) || !jsonHoldsPrivateJWK(data) || !valueHoldsPrivateKey(data) {
+		t.Errorf(`"\u212a": looksPrivate %v, jsonHoldsPrivateJWK %v, valueHoldsPrivateKey %v`,
+			looksPrivate.Match(data), jsonHoldsPrivateJWK(data), valueHoldsPrivateKey(data))
+	}
+	for _, name := range []string{"pr\u0130v", "kid", "KTY", "pub", "dd", "o", "private"} {
+		if data := object(name); looksPrivate.Match(data) || jsonHoldsPrivateJWK(data) {
+			t.Errorf("%q: looksPrivate %v, jsonHoldsPrivateJWK %v; want neither", name, looksPrivate.Match(data), jsonHoldsPrivateJWK(data))
+		}
+	}
+}
