@@ -119,13 +119,13 @@ func (c *cli) revoke(arg string) error {
 			reportSkipped(c, "revoke", skipped)
 			hostsSkipped := c.withoutStandIns(hosts.Problems())
 			reportSkipped(c, "revoke", hostsSkipped)
-			switch n := len(skipped) + len(hostsSkipped); {
-			case n == 1:
-				return fmt.Errorf("no authorized key or trusted host that %s reads has the fingerprint %s, and the file it skips (above) may hold it: fix that file and run this again, or give the key's public key file: keytool%s revoke FILE",
-					c.home, arg, c.homeFlag())
-			case n > 1:
-				return fmt.Errorf("no authorized key or trusted host that %s reads has the fingerprint %s, and the %d files it skips (above) may hold it: fix them and run this again, or give the key's public key file: keytool%s revoke FILE",
-					c.home, arg, n, c.homeFlag())
+			if n := len(skipped) + len(hostsSkipped); n > 0 {
+				files, fix := "the file it skips", "fix that file"
+				if n > 1 {
+					files, fix = fmt.Sprintf("the %d files it skips", n), "fix them"
+				}
+				return fmt.Errorf("no authorized key or trusted host that %s reads has the fingerprint %s, and %s (above) may hold it: %s and run this again, or give the key's public key file: keytool%s revoke FILE",
+					c.home, arg, files, fix, c.homeFlag())
 			}
 			return fmt.Errorf("no authorized key or trusted host in %s has the fingerprint %s; to revoke a key this home has not seen, give its public key file: keytool%s revoke FILE",
 				c.home, arg, c.homeFlag())
