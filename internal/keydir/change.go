@@ -144,5 +144,5 @@ func DiffFiles[T any](a, b []*File[T]) (gone, came []*File[T]) {
 // fileOrder is the loader's order of files: by source, then by path,
 // which within a source is by name (its files' paths share the rest).
 func fileOrder[T any](x, y *File[T]) int {
-	return cmp.Or(cmp.Compare(x.Source(), y.Source()), cmp.Compare(x.name, y.name))
+	return cmp.Or(cmp.Compare(x.Source(), y.Source()), cmp.Compare(x.Name(), y.Name()))
 }

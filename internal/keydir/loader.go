@@ -3,6 +3,7 @@ package keydir
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -182,30 +183,60 @@ type Config[T any] struct {
 //
 // A file of one item holds it (one), in the File's own allocation: at
 // 100,000 single-key files a one-item array beside each File was 32 heap
-// bytes a key more, and its slice header 24 (docs/design.md, "Memory of
-// a loaded store"). Another file's items are behind many.
+// bytes a key more, and its slice header 24. Another file's items are
+// behind its own copy of its source's part (fileSource.many), as a file's
+// rare parts are: a pointer in every File for the few files of several
+// keys made a File of one key 64 bytes where it is 48. For the same
+// reason the name is one pointer, not a string's 16 bytes (packName).
+// Each heap byte a key costs the resident set some 2.5 bytes
+// (docs/design.md, "Memory of a loaded store").
 type File[T any] struct {
 	src  *fileSource
-	name string
-	many *[]T // nil: the file's one item is one
-	one  T
+	name *byte // packName's: the name's length, then its bytes
+	one  T     // the file's one item, unless src.many is set
 }
 
 // makeFile returns the File named name of source src holding items (one
-// in the File itself, several or none in items).
+// in the File itself, several or none in a copy of src of its own).
 func makeFile[T any](src *fileSource, name string, items []T) *File[T] {
 	if len(items) == 1 {
-		return &File[T]{src: src, name: name, one: items[0]}
+		return &File[T]{src: src, name: packName(name), one: items[0]}
 	}
-	return &File[T]{src: src, name: name, many: &items}
+	own := *src
+	own.many = unsafe.Pointer(&items)
+	return &File[T]{src: &own, name: packName(name)}
+}
+
+// packName returns name in one allocation that holds its length too (a
+// uvarint before its bytes), so that a File keeps one pointer for it.
+func packName(name string) *byte {
+	var n [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(n[:], uint64(len(name)))
+	b := make([]byte, k+len(name))
+	copy(b, n[:k])
+	copy(b[k:], name)
+	return &b[0]
+}
+
+// unpackName returns the name packName packed at p, without copying it:
+// the string points into p's allocation, and keeps it.
+func unpackName(p *byte) string {
+	var n uint64
+	for i, shift := 0, uint(0); ; i, shift = i+1, shift+7 {
+		c := *(*byte)(unsafe.Add(unsafe.Pointer(p), i))
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(p), i+1)), int(n))
+		}
+	}
 }
 
 // Items are the file's entries, in file order. The slice is the File's
 // own: callers must not modify it, and may keep pointers into it (a
 // store's lookups hand out &f.Items()[i]) for as long as they keep f.
 func (f *File[T]) Items() []T {
-	if f.many != nil {
-		return *f.many
+	if f.src.many != nil {
+		return *(*[]T)(f.src.many)
 	}
 	return unsafe.Slice(&f.one, 1)
 }
@@ -218,6 +249,9 @@ type fileSource struct {
 	index           int    // in Config.Sources
 	dir, revocation bool   // the source's Source.Dir and Source.Revocation
 	rare            []any  // a file's own copy only: Config.Rare of Items[i]
+	// many is a file's own copy's only: the *[]T of the items of a File[T]
+	// of several items or none (makeFile).
+	many unsafe.Pointer
 }
 
 // NewFile returns a file of items read from path, of source index
@@ -239,14 +273,14 @@ func NewDirFile[T any](dir, name string, source int, items []T, rare []any) *Fil
 // files apart within a source compare Name.
 func (f *File[T]) Path() string {
 	if f.src.prefix == "" {
-		return f.name
+		return f.Name()
 	}
-	return f.src.prefix + f.name
+	return f.src.prefix + f.Name()
 }
 
 // Name is the file's name in its source: a directory's file's base
 // name, a feed's entry's name, a single-file source's path.
-func (f *File[T]) Name() string { return f.name }
+func (f *File[T]) Name() string { return unpackName(f.name) }
 
 // Source is the index in Config.Sources of the file's source.
 func (f *File[T]) Source() int { return f.src.index }
@@ -446,7 +480,7 @@ func (r *rowRefs[T]) path() string {
 // nameAt is its source's (sourceState.nameAt).
 func (r *rowRefs[T]) name(nameAt int) string {
 	if r.file != nil {
-		return r.file.name
+		return r.file.Name()
 	}
 	return r.rare.path[nameAt:]
 }
@@ -608,18 +642,18 @@ func (l *Loader[T]) newFile(i int, path string, items []T) *File[T] {
 // that would hold it for a moment (a cold load makes one for each file).
 func (l *Loader[T]) newFileOf(i int, path string, t T) *File[T] {
 	fsrc, name := l.fileName(i, path)
-	return &File[T]{src: fsrc, name: name, one: t}
+	return &File[T]{src: fsrc, name: packName(name), one: t}
 }
 
 // fileName returns the source's part of path, shared, and the file's
-// name in a string of its own.
+// name, a part of path (packName copies it).
 func (l *Loader[T]) fileName(i int, path string) (*fileSource, string) {
 	ss := &l.states[i]
 	fsrc := ss.fsrc
 	if path[:ss.nameAt] != fsrc.prefix { // never, as paths are made (prefixOf): yet a path must stay what it was
 		fsrc = &fileSource{prefix: strings.Clone(path[:ss.nameAt]), index: i, dir: fsrc.dir, revocation: fsrc.revocation}
 	}
-	return fsrc, strings.Clone(path[ss.nameAt:])
+	return fsrc, path[ss.nameAt:]
 }
 
 // stamp is the stat stamp of the file of row r.

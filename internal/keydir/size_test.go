@@ -1,6 +1,8 @@
 package keydir
 
 import (
+	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -46,7 +48,7 @@ func TestFileRowName(t *testing.T) {
 		pending := f.pendingRow()
 		f.read, f.problem = true, &Problem{Path: c.path}
 		failed := ss.row(f)
-		f.problem, f.file = nil, l.newFile(0, c.path, nil)
+		f.problem, f.file = nil, l.newFile(0, c.path, []*int{new(int)}) // a file of one key shares its source's part
 		if got := f.file.Path(); got != c.path || f.file.Name() != c.name || f.file.src != ss.fsrc {
 			t.Errorf("the File of %q has path %q, name %q (shares its source's part: %v)", c.path, got, f.file.Name(), f.file.src == ss.fsrc)
 		}
@@ -66,21 +68,45 @@ func (nopFeed) Name() string                         { return "nop" }
 func (nopFeed) View() FeedView                       { return FeedView{} }
 func (nopFeed) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
 
-// TestFileSize keeps a File of a 32-byte item (authkeys' SPKI hash) at 64
+// TestFileSize keeps a File of a 32-byte item (authkeys' SPKI hash) at 48
 // bytes, the item in it: a directory of single-key files holds a File for
-// each, where a File and a one-item array beside it were 48 + 32
-// (docs/design.md, "Memory of a loaded store").
+// each, where a File and a one-item array beside it were 48 + 32, and a
+// File with a name string and a pointer to its items 64 (docs/design.md,
+// "Memory of a loaded store").
 func TestFileSize(t *testing.T) {
-	if n := unsafe.Sizeof(File[[32]byte]{}); n > 64 {
-		t.Fatalf("File of a 32-byte item is %d bytes, more than 64", n)
+	if n := unsafe.Sizeof(File[[32]byte]{}); n > 48 {
+		t.Fatalf("File of a 32-byte item is %d bytes, more than 48", n)
 	}
 	one := NewFile("/k.json", 0, [][32]byte{{1}})
 	if items := one.Items(); len(items) != 1 || items[0] != [32]byte{1} || &items[0] != &one.one {
 		t.Fatalf("a file of one item holds it itself: Items() = %v", items)
 	}
 	for _, items := range [][][32]byte{nil, {{1}, {2}}} {
-		if f := NewFile("/k.json", 0, items); len(f.Items()) != len(items) || f.many == nil {
+		if f := NewFile("/k.json", 0, items); len(f.Items()) != len(items) || f.src.many == nil {
 			t.Fatalf("a file of %d items: Items() = %v", len(items), f.Items())
 		}
+	}
+}
+
+// TestFileName: a File's name, packed with its length behind one pointer,
+// reads back whole at every length, the lengths whose uvarint takes one
+// byte and two among them.
+func TestFileName(t *testing.T) {
+	for _, n := range []int{0, 1, 13, 127, 128, 255, 300, 4096, 70000} {
+		name := strings.Repeat("n", n)
+		if n > 0 {
+			name = name[:n-1] + "z"
+		}
+		f := NewFile(name, 0, [][32]byte{{1}})
+		if got := f.Name(); got != name {
+			t.Fatalf("a name of %d bytes reads back as %d bytes", n, len(got))
+		}
+		if f.Path() != name {
+			t.Fatalf("a single-file source's path is its name: %q", f.Path())
+		}
+	}
+	d := NewDirFile("/etc/keytool/authorized_keys.d", "alice.jwk", 0, [][32]byte{{1}, {2}}, nil)
+	if d.Name() != "alice.jwk" || d.Path() != filepath.Join("/etc/keytool/authorized_keys.d", "alice.jwk") || len(d.Items()) != 2 {
+		t.Fatalf("a directory's file of two items: %q %q %d", d.Name(), d.Path(), len(d.Items()))
 	}
 }
