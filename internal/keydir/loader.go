@@ -226,6 +226,9 @@ func unpackName(p *byte) string {
 		c := *(*byte)(unsafe.Add(unsafe.Pointer(p), i))
 		n |= uint64(c&0x7f) << shift
 		if c < 0x80 {
+			if n == 0 {
+				return "" // no byte follows: a pointer past the allocation is not one
+			}
 			return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(p), i+1)), int(n))
 		}
 	}
