@@ -245,6 +245,10 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 // refusal is logged with the connection's attributes and why — in full
 // the first time for its source and reason, then counted (faillog).
 func (h *httpMode) serveRequest(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 && !http1Writable(r) {
+		w.WriteHeader(http.StatusBadRequest) // as Go's HTTP/1.1 server answers one, unlogged
+		return
+	}
 	hc, _ := r.Context().Value(connKey{}).(*httpConn)
 	p, err := h.decide(r)
 	if err == nil && p.Authenticated() && r.Method == http.MethodConnect {
@@ -348,6 +352,48 @@ func (h *httpMode) refuseConnect(w http.ResponseWriter, r *http.Request, hc *htt
 // too — WebDAV's, a target's own —, which a list cannot name; these
 // are the ones a client may count on (TestHTTPAllowedMethodsPass).
 const allowedMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH"
+
+// http1Writable reports whether r, an HTTP/2 request, could have come as
+// an HTTP/1.1 request line and Host, which is how the proxy sends it on:
+// its method (and an extended CONNECT's :protocol) a token, its
+// authority of the bytes Go's HTTP/1.1 server takes in a Host
+// (httpguts.ValidHostHeader), its path without a space. Go's HTTP/2
+// server checks only that a field holds no control byte. Such a method
+// went to the transport, which refused it: 502, logged at ERROR as the
+// target's failure with the client's bytes, counted as its
+// bad_response — any admitted client could fill the error log and set
+// off the target-error alert; an authority with a space went as an
+// empty Host, and a query's space into the request line ("GET /?a
+// HTTP/1.0 b HTTP/1.1"). An HTTP/1.1 request's are checked by Go's
+// server before it reaches the handler (TestHTTP2RequestHeldToHTTP1).
+func http1Writable(r *http.Request) bool {
+	if !isToken(r.Method) || strings.IndexByte(r.RequestURI, ' ') >= 0 {
+		return false
+	}
+	if p := r.Header.Get(":protocol"); p != "" && !isToken(p) {
+		return false
+	}
+	for i := 0; i < len(r.Host); i++ {
+		if c := r.Host[i]; !isAlnum(c) && !strings.ContainsRune("!$%&'()*+,-.:;=[]_~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether s is an RFC 9110 token: one or more tchar.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // msgConnectRefused is the log line of a CONNECT request refused.
 const msgConnectRefused = "request refused: CONNECT is not forwarded"
