@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
@@ -216,5 +217,31 @@ func TestInvitesLockFileALink(t *testing.T) {
 	}
 	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the link's target was made: %v", err)
+	}
+}
+
+// An invitation's name is refused when an authorized key has it, in a
+// store LoadFor narrowed for other names too: `keytool invite` without
+// --name loads its store for the name "" (the name is generated later,
+// by NewInvite), so a check of the store's entries alone read only the
+// files the admin index names for "", and missed the generated name's
+// holder (review of the admin index, session 22).
+func TestNewInviteNameTakenInANarrowedStore(t *testing.T) {
+	old := keydir.IndexMinFiles
+	keydir.IndexMinFiles = 0 // every directory indexed
+	t.Cleanup(func() { keydir.IndexMinFiles = old })
+	h := newHome(t)
+	for _, name := range []string{"taken", "other"} {
+		if _, err := h.clients(t).Add(newHome(t).key(), name, authkeys.AddNew); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, finish := authkeys.LoadFor(authkeys.HomeOptions(h.dir), authkeys.Lookups{}) // builds the index
+	finish()
+	clients, finish := authkeys.LoadFor(authkeys.HomeOptions(h.dir), authkeys.Lookups{Names: []string{""}})
+	defer finish()
+	var taken *NameTakenError
+	if _, _, err := NewInvite(InvitesDir(h.dir), h.key(), InviteOptions{Name: "taken", Addresses: []string{"a:1"}, Clients: clients}); !errors.As(err, &taken) || taken.Name != "taken" {
+		t.Fatalf("a name an authorized key has, with a store narrowed for another name: %v, want *NameTakenError", err)
 	}
 }
