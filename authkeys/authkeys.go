@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
@@ -647,7 +646,7 @@ var adding sync.Mutex
 // the same key there).
 func writeEntry(path, name string, data []byte, sum [32]byte, overwrite bool) error {
 	if overwrite {
-		return atomicfile.Write(path, data, 0o644)
+		return keydir.WriteFile(path, data, 0o644)
 	}
 	err := keydir.CreateFile(path, data, 0o644)
 	if !errors.Is(err, fs.ErrExist) {

@@ -83,7 +83,14 @@ func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (remov
 	if err != nil {
 		return false, fmt.Errorf("rewriting %s: %w", path, err)
 	}
-	return false, atomicfile.Write(path, out, fi.Mode().Perm())
+	return false, WriteFile(path, out, fi.Mode().Perm())
+}
+
+// WriteFile replaces the key file at path atomically (atomicfile.Write),
+// as EditFile does: the write of an admin command, which the admin
+// index's record tells from another writer's (ownwrites.go).
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return bracket(path, func() error { return atomicfile.Write(path, data, perm) })
 }
 
 // LockDir takes the lock EditFile takes on directory dir (an exclusive
@@ -115,7 +122,7 @@ func isSet(data []byte) bool {
 // the mirror under way, whose removals would otherwise be written to the
 // store as the command's.
 func RemoveFile(path string) error {
-	if err := os.Remove(path); err != nil {
+	if err := bracket(path, func() error { return os.Remove(path) }); err != nil {
 		return err
 	}
 	recordEdit(path, true)
@@ -131,7 +138,7 @@ func RemoveFile(path string) error {
 // from a rewrite of the entry, which it would otherwise write over the
 // store's.
 func CreateFile(path string, data []byte, perm fs.FileMode) error {
-	if err := atomicfile.Create(path, data, perm); err != nil {
+	if err := bracket(path, func() error { return atomicfile.Create(path, data, perm) }); err != nil {
 		return err
 	}
 	recordEdit(path, false)

@@ -252,6 +252,20 @@ type focusedLoad[T any] struct {
 	// source: each reads its directory through one open descriptor,
 	// closed when the lock is released. nil while unlocked.
 	locked map[int]*sourceIndex
+	// writes are this process's writes into each directory source since
+	// the load (ownwrites.go), the change finish may record; unwatch
+	// closes them.
+	writes  map[int]*ownWrites
+	unwatch []func()
+}
+
+// onlyOwn reports whether this process's writes into directory source i
+// are the whole change from head: the first was made with the directory
+// at head, each next one where the last left it; the index then moves
+// to the stamp after the last (ownwrites.go).
+func (fl *focusedLoad[T]) onlyOwn(i int, head []byte) bool {
+	w := fl.writes[i]
+	return w != nil && !w.broken && w.writes > 0 && bytes.Equal(w.first, head)
 }
 
 // lock takes the index's lock (Loader.lockIndex); the unlock it returns
@@ -290,8 +304,11 @@ func (fl *focusedLoad[T]) load(q Query) {
 	l := fl.l
 	narrow := map[int][]string{}
 	stamps := map[int][]byte{}
+	fl.writes = map[int]*ownWrites{}
 	for i, src := range l.cfg.Sources {
 		if src.Dir && src.Feed == nil { // a feed has no directory to stamp
+			w, unwatch := watchWrites(src.Path)
+			fl.writes[i], fl.unwatch = w, append(fl.unwatch, unwatch)
 			stamps[i] = fl.index(i).stamp()
 		}
 	}
@@ -491,6 +508,12 @@ func (fl *focusedLoad[T]) termsOf(f *File[T], i int) []Term {
 // "The admin index").
 func (fl *focusedLoad[T]) finish() {
 	l := fl.l
+	defer func() {
+		for _, unwatch := range fl.unwatch {
+			unwatch()
+		}
+		fl.unwatch = nil
+	}()
 	// A directory whose stamp is still the one the index had (or, not
 	// current, the one it had at the load) was not changed, by this
 	// command or another: nothing to record, nor to lock and read for.
@@ -529,9 +552,14 @@ func (fl *focusedLoad[T]) finish() {
 		}
 		// A file changed since this command read it (readAsIs): its
 		// records may be older than those another command's check wrote
-		// meanwhile, and "gone" would hide a copy they hold.
-		if head, ok := fl.heads[i]; ok && bytes.Equal(cur, head) && l.readAsIs(i, gone, came) {
-			x.record(head, stamp, oldRecs, newRecs)
+		// meanwhile, and "gone" would hide a copy they hold. And the
+		// change recorded is this process's writes alone (onlyOwn), up to
+		// the stamp after the last: a file another writer added before,
+		// between or after them is not taken in without its records
+		// (after them, the index's stamp is not the directory's, and the
+		// next command finds the file from the files' stamps).
+		if head, ok := fl.heads[i]; ok && bytes.Equal(cur, head) && fl.onlyOwn(i, head) && l.readAsIs(i, gone, came) {
+			x.record(head, fl.writes[i].last, oldRecs, newRecs)
 		} else {
 			x.record(cur, staleStamp, nil, nil)
 		}

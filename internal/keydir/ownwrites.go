@@ -1,0 +1,109 @@
+package keydir
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/keytool/keytool/internal/trustfile"
+)
+
+// The directory's stamp says that it changed, not who changed it: an
+// admin command that records its change in the admin index from the
+// head it loaded to the stamp at its end would take in a file another
+// writer (config management, a copy by hand, a server enrolling a
+// client) added meanwhile, without its records (docs/design.md, "The
+// admin index"). So while a LoadFor is open on a directory, this
+// process's writes into it (CreateFile, RemoveFile, writeFile: every
+// write an admin command makes) are bracketed by the directory's stamp
+// just before and just after: the change from the first write's "before"
+// to the last one's "after", each "after" the next "before", is this
+// process's alone, and finish records only that — from the head it
+// loaded, if that is the first "before", to the last "after". A change
+// by another between them (or before the first, after the load) breaks
+// the chain, and the index is left stale; one after the last is the
+// next command's to find from the files' stamps.
+
+// ownWrites is the chain of this process's writes into one directory
+// since a LoadFor opened it.
+type ownWrites struct {
+	first, last []byte // the directory's stamp before the first write, after the last
+	writes      int    // the writes bracketed
+	broken      bool   // a write's "before" was not the last "after", or a stamp was not had
+}
+
+var bracketed struct {
+	sync.Mutex
+	open map[string][]*ownWrites // by the directory's absolute path
+}
+
+// watchWrites opens a chain on the directory dir until the returned
+// close.
+func watchWrites(dir string) (*ownWrites, func()) {
+	w := &ownWrites{}
+	dir = absPath(dir)
+	bracketed.Lock()
+	defer bracketed.Unlock()
+	if bracketed.open == nil {
+		bracketed.open = map[string][]*ownWrites{}
+	}
+	bracketed.open[dir] = append(bracketed.open[dir], w)
+	return w, func() {
+		bracketed.Lock()
+		defer bracketed.Unlock()
+		ws := bracketed.open[dir]
+		for i := range ws {
+			if ws[i] == w {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(bracketed.open, dir)
+		} else {
+			bracketed.open[dir] = ws
+		}
+	}
+}
+
+// dirStamp is the stamp of directory dir as the admin index records it
+// (sourceIndex.stamp); nil if it cannot be stat'ed.
+func dirStamp(dir string) []byte {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	b, _ := trustfile.StampOf(fi).AppendBinary(nil)
+	return b
+}
+
+// bracket runs write, a write of the file path, between two stamps of
+// its directory when a LoadFor watches the directory, and adds them to
+// each chain open on it. Writes of one process are bracketed one at a
+// time; a process that watches nothing (a server) pays nothing.
+func bracket(path string, write func() error) error {
+	dir := absPath(filepath.Dir(path))
+	bracketed.Lock()
+	ws := bracketed.open[dir]
+	if len(ws) == 0 {
+		bracketed.Unlock()
+		return write()
+	}
+	defer bracketed.Unlock()
+	before := dirStamp(dir)
+	err := write()
+	after := dirStamp(dir)
+	for _, w := range ws {
+		switch {
+		case before == nil || after == nil:
+			w.broken = true
+		case w.writes == 0:
+			w.first = before
+		case !bytes.Equal(w.last, before):
+			w.broken = true
+		}
+		w.last, w.writes = after, w.writes+1
+	}
+	return err
+}
