@@ -49,7 +49,7 @@ func (c *cli) adviseStores(err error) string {
 	case errors.As(err, &unnamed):
 		how := "Connect by a name its certificate names"
 		if len(unnamed.Names) == 0 {
-			how = "Its certificate names no host (the server's identity can save names with: keytool gen --host NAME)"
+			how = "Its certificate names no host (the server's identity can save names, keeping its key, with: keytool gen --host NAME --keep-key)"
 		}
 		return fmt.Sprintf("%s pins that key without an address, for the names its certificate gives only. %s, or, after checking the fingerprint with the host's administrator, pin the key for this address:\n  %s",
 			unnamed.File, how, c.pinCommand(unnamed.Addr, "--fingerprint", unnamed.Fingerprint))

@@ -22,7 +22,7 @@ func TestAdviseNameMismatch(t *testing.T) {
 		names []string
 		want  string
 	}{
-		{nil, "Its certificate names no host (the server's identity can save names with: keytool gen --host NAME), or"},
+		{nil, "Its certificate names no host (the server's identity can save names, keeping its key, with: keytool gen --host NAME --keep-key), or"},
 		{[]string{"db.example"}, "Connect by a name its certificate names, or"},
 	} {
 		err := &knownhosts.NameMismatchError{Addr: "127.0.0.1:8443", Host: "127.0.0.1", Fingerprint: "SHA256:s", File: "f.json", Names: tc.names}

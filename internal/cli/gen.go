@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
 	"github.com/spf13/pflag"
@@ -39,12 +40,13 @@ func genCommand() *command {
 		hosts  []string
 		force  bool
 		next   bool
+		keep   bool
 		flags  *pflag.FlagSet
 	)
 	return &command{
 		name:    "gen",
 		uses:    globalHome | globalIdentity,
-		args:    "[-t TYPE] [-f jwk|pem] [--host NAME,…] [--next] [--force]",
+		args:    "[-t TYPE] [-f jwk|pem] [--host NAME,…] [--next] [--force]  ·  --host NAME,… --keep-key",
 		summary: "create this machine's identity: a private key and its public half",
 		help: `Writes the private key to HOME/key.json (or key.pem with -f pem), mode 0600,
 and its public half to HOME/pub_key.json, mode 0644, creating HOME (0700) if
@@ -57,6 +59,18 @@ proxy --host name others for one run). A client that pinned this key
 without an address — its pub_key.json copied as it is into the client's
 trusted_hosts.d/ — admits it only where the certificate names the host it
 dials. The public half leaves the names out.
+
+--keep-key with --host saves the names in the existing identity and keeps
+its key (as ssh-keygen -c changes a key's comment in place): the private
+key file is rewritten, atomically and mode 0600, with the same key, type,
+format and other attributes, and the public half, which leaves names out,
+is not touched — every pin of the key still holds. The names given replace
+those saved before (they are not added to them); --host is required.
+-t, -f, --force and --next make or write a new key, and are refused with
+it. A running 'keytool proxy' on the identity presents the new names from
+its next handshake, without a restart — unless it was started with --host,
+whose names it keeps for its run, or presents a CA-issued cert.pem, whose
+names are the CA's.
 
 --next makes the home's next key instead: HOME/key.next.json (0600) and
 pub_key.next.json (0644), beside the identity, which stays. The identity's
@@ -78,10 +92,21 @@ rsa4096, ed25519.`,
 			set.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the identity's certificate names (comma-separated)")
 			set.BoolVar(&force, "force", false, "replace an existing identity")
 			set.BoolVar(&next, "next", false, "make the home's next key (key.next.*), which the identity announces and keytool rotate makes current")
+			set.BoolVar(&keep, "keep-key", false, "with --host: save the names in the existing identity, replacing those saved before, and keep its key")
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) > 0 {
 				return usagef("unexpected argument %q", args[0])
+			}
+			if keep {
+				if err := keepKeyUsage(flags, hosts); err != nil {
+					return err
+				}
+				opts, err := certOptions(hosts)
+				if err != nil {
+					return err
+				}
+				return c.genKeepKey(opts, hosts)
 			}
 			t, err := jwk.ParseType(typ)
 			if err != nil {
@@ -129,14 +154,21 @@ rsa4096, ed25519.`,
 				}
 				return c.genNext(t, f, opts, force, again)
 			}
-			return c.gen(t, f, opts, force, again)
+			// Names asked for an identity that exists are most often
+			// meant for its key: the refusal offers --keep-key first.
+			var keepCmd string
+			if len(hosts) > 0 {
+				keepCmd = c.command("gen", "--host", shellQuote(strings.Join(hosts, ",")), "--keep-key")
+			}
+			return c.gen(t, f, opts, force, again, keepCmd)
 		},
 	}
 }
 
 // gen makes the identity; again is the flags given (-t, -f, --host), which
-// the advice of a refusal repeats.
-func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool, again []string) error {
+// the advice of a refusal repeats, and keepCmd the gen --keep-key command
+// it offers first when names were given ("" when none were).
+func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool, again []string, keepCmd string) error {
 	keyPath := c.identity
 	var others []string // identities in other formats, replaced by --force
 	if keyPath == "" {
@@ -162,7 +194,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		return err
 	}
 	if len(existing) > 0 && !force {
-		return c.refuseExisting(again, existing...)
+		return c.refuseExisting(again, keepCmd, existing...)
 	}
 	// What --force replaces, described before it is gone.
 	replaced := make([]string, len(existing))
@@ -181,7 +213,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	}
 	if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return c.refuseExisting(again, keyPath) // another process won the race
+			return c.refuseExisting(again, keepCmd, keyPath) // another process won the race
 		}
 		return err
 	}
@@ -242,14 +274,19 @@ func publicOnly(path string) error {
 
 // refuseExisting explains that an identity exists, naming every file that
 // --force would replace, and how to replace it with the key asked for
-// (again: the flags given).
-func (c *cli) refuseExisting(again []string, paths ...string) error {
+// (again: the flags given) — a new key, which every pin of the old one
+// refuses. keepCmd, when names were given and the identity is one file,
+// comes first: it saves them in the identity and keeps its key.
+func (c *cli) refuseExisting(again []string, keepCmd string, paths ...string) error {
 	descs := make([]string, len(paths))
 	for i, p := range paths {
 		descs[i] = p + describeKeyFile(p)
 	}
-	return fmt.Errorf("an identity already exists: %s; keep it, or replace it with: %s", strings.Join(descs, ", "),
-		c.withForce(append([]string{"gen"}, again...)))
+	replace := "replace it with a new key (every pin of the old one refuses it): " + c.withForce(append([]string{"gen"}, again...))
+	if keepCmd != "" && len(paths) == 1 {
+		return fmt.Errorf("an identity already exists: %s; save the names in it, keeping its key: %s; or %s", descs[0], keepCmd, replace)
+	}
+	return fmt.Errorf("an identity already exists: %s; keep it, or %s", strings.Join(descs, ", "), replace)
 }
 
 // describeKeyFile says which key a file holds, " (ECDSA P-256, SHA256:…)",
@@ -272,4 +309,92 @@ func describeKeys(keys []*jwk.Key) string {
 		return ""
 	}
 	return " (" + keys[0].Algorithm() + ", " + keys[0].Fingerprint() + ")"
+}
+
+// keepKeyUsage refuses what gen --keep-key cannot do: it saves names
+// (--host, required) in the identity and keeps its key, so the flags that
+// make a key or choose how it is written have no place beside it.
+func keepKeyUsage(flags *pflag.FlagSet, hosts []string) error {
+	switch {
+	case flags.Changed("type"):
+		return usagef("--keep-key keeps the identity's key, and so its type: -t makes a new key (drop -t, or make a new identity with --force instead of --keep-key)")
+	case flags.Changed("format"):
+		return usagef("--keep-key keeps the identity's file, and so its format: -f writes a new one (drop -f)")
+	case flags.Changed("force"):
+		return usagef("--keep-key keeps the identity's key; --force replaces it with a new one, which every pin of the old key refuses: give one of them")
+	case flags.Changed("next"):
+		return usagef("--keep-key saves names in the identity; --next makes a new key beside it (gen --next --host names the next key): give one of them")
+	case len(hosts) == 0:
+		return usagef("--keep-key saves the names --host gives in the identity, replacing those saved before: give them with --host NAME,…")
+	}
+	return nil
+}
+
+// genKeepKey saves the names opts holds in the existing identity (the home's,
+// or the file -i names), keeping its key: the private key file is read as
+// every command reads it, and written again by gen's own writer
+// (jwk.WritePrivateKeyFile: atomically, mode 0600) in the format it was in,
+// with the same key and attributes but the names given in place of those
+// saved before. The public half, which leaves the names out, stays as it
+// is. hosts are the names as given, for the advice when there is no
+// identity.
+func (c *cli) genKeepKey(opts tlsbridge.CertOptions, hosts []string) error {
+	path := c.identity
+	var (
+		data []byte
+		fi   fs.FileInfo
+		err  error
+	)
+	if path == "" {
+		path, err = jwk.FindIdentity(c.home)
+		var none *jwk.NoIdentityError
+		if errors.As(err, &none) {
+			return fmt.Errorf("no identity in %s to save the names in; make one, with them, by gen without --keep-key: %s",
+				c.home, c.command("gen", "--host", shellQuote(strings.Join(hosts, ","))))
+		}
+		if err != nil {
+			return err
+		}
+		// The home's key is a trust input: read as tlsbridge.ReadHomeKey
+		// reads it (the file, a link's target, the directories up to
+		// the home), and parsed from the bytes that read checked.
+		data, fi, err = trustfile.Rule{Top: c.home}.ReadFile(path)
+	} else {
+		data, fi, err = trustfile.Read(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s does not exist: there is no identity to save the names in; make one, with them, by gen without --keep-key: %s",
+				path, c.command("gen", "--host", shellQuote(strings.Join(hosts, ","))))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the identity %s: %w", path, err)
+	}
+	if err := publicOnly(c.identity); err != nil {
+		return err
+	}
+	k, err := jwk.ParsePrivateKeyFile(path, data, fi)
+	if err != nil {
+		return err
+	}
+	f, err := jwk.DetectFormat(data)
+	if err != nil {
+		return err
+	}
+	if f != jwk.JWK && f != jwk.PEM {
+		return fmt.Errorf("%s is a key in %s format, which keytool does not write: --keep-key rewrites JWK and PEM key files only", path, f)
+	}
+	before, _ := k.Attrs.List(jwk.AttrNames)
+	tlsbridge.SaveNames(k, opts) // replaces the list saved before
+	if err := jwk.WritePrivateKeyFile(path, k, f, jwk.Overwrite); err != nil {
+		return err
+	}
+	names, _ := k.Attrs.List(jwk.AttrNames)
+	was := "none"
+	if len(before) > 0 {
+		was = strings.Join(before, ", ")
+	}
+	fmt.Fprintf(c.stdout, "Saved the certificate names in the identity %s, keeping its %s key\nFingerprint: %s (unchanged)\nCertificate names: %s (were: %s)\n",
+		path, k.Algorithm(), k.Fingerprint(), strings.Join(names, ", "), was)
+	fmt.Fprintf(c.stdout, "A running keytool proxy presents them from its next handshake, without a restart (unless it was started with --host, whose names it keeps, or presents a CA-issued cert.pem)\n")
+	return nil
 }

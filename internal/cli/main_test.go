@@ -76,6 +76,7 @@ func TestScripts(t *testing.T) {
 			"listening": scripttest.Listening,
 			"presents":  cmdPresents,
 			"announces": cmdAnnounces,
+			"names":     cmdNames,
 		},
 		Condition: func(cond string) (bool, error) {
 			return false, fmt.Errorf("unknown condition %q", cond)

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/keytool/keytool/jwk"
@@ -63,6 +65,31 @@ func waitForKey(ts *testscript.TestScript, neg bool, args []string, name string,
 		}
 		if time.Now().After(deadline) {
 			ts.Fatalf("%s %s %s: not so after a minute", name, args[0], args[1])
+		}
+	}
+}
+
+// names HOST:PORT NAME,… waits (up to a minute) until the certificate the
+// TLS server at HOST:PORT presents names exactly those DNS names and IP
+// addresses, in that order (gen --host --keep-key, picked up by a running
+// proxy). With !, until it no longer does.
+func cmdNames(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: names HOST:PORT NAME,…")
+	}
+	want := strings.Split(args[1], ",")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if leaf := serverCert(args[0]); leaf != nil {
+			got := slices.Clone(leaf.DNSNames)
+			for _, ip := range leaf.IPAddresses {
+				got = append(got, ip.String())
+			}
+			if slices.Equal(got, want) != neg {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("names %s %s: not so after a minute", args[0], args[1])
 		}
 	}
 }
