@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,7 +45,7 @@ func (e *CacheError) Unwrap() error { return e.Err }
 // sound, makes it the view, as current as it was when written.
 func (s *Source) loadCache() {
 	path := s.opts.Cache
-	data, _, err := trustfile.Rule{Top: filepath.Dir(path)}.ReadFile(path)
+	data, _, err := trustfile.Rule{Top: cmp.Or(s.opts.Top, filepath.Dir(path))}.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.log.Info("etcd: no cache yet", "cache", path)
 		return

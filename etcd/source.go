@@ -48,6 +48,12 @@ type Options struct {
 	// from at start when etcd cannot be reached. Empty: no cache, and no
 	// view until etcd answers.
 	Cache string
+	// Top is the top of the strict-modes check of Cache (trustfile.Rule's
+	// Top): the keytool home, for a cache in it, which is then checked up
+	// to and including the home, as the home's other trust inputs are; a
+	// cache outside Top is checked up to the root directory. Empty: the
+	// cache's own directory.
+	Top string
 	// MaxStaleness is how long the view is used without being confirmed
 	// current; past it the stores refuse every key until etcd answers.
 	// Zero means DefaultMaxStaleness; negative, no bound.

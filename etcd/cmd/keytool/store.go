@@ -940,7 +940,7 @@ func (s *store) Follow(ctx context.Context, o cli.FollowOptions) (cli.Follower, 
 		}, s.prefix), "_")
 		cache = filepath.Join(o.Home, "etcd-cache", name+"-"+hex.EncodeToString(sum[:4])+".json")
 	}
-	src, err := etcd.Open(ctx, etcd.Options{Client: s.c, Prefix: s.prefix, Cache: cache, MaxStaleness: s.flags.maxStaleness, Logger: o.Logger})
+	src, err := etcd.Open(ctx, etcd.Options{Client: s.c, Prefix: s.prefix, Cache: cache, Top: o.Home, MaxStaleness: s.flags.maxStaleness, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
