@@ -184,6 +184,16 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
 		return err
 	}
+	if c.identity == "" {
+		// Written only where the home's identity is read from (the
+		// strict-modes rule, up to the home, as tlsbridge.ReadHomeKey
+		// reads it): a home another user owns or may write, or their
+		// link to a directory of theirs, would take the private key
+		// where they choose.
+		if err := (trustfile.Rule{Top: c.home}).CheckDir(c.home); err != nil {
+			return fmt.Errorf("not writing the identity into %s: %w", c.home, err)
+		}
+	}
 	pubPath := filepath.Join(filepath.Dir(keyPath), "pub_"+strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))+f.Ext())
 
 	existing := others
