@@ -323,6 +323,12 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, false, fmt.Errorf("tlsbridge: making an identity for %s: %w", home, err)
 	}
+	// Written only where it is read from (ReadHomeKey's rule, up to the
+	// home): a home another user owns or may write, or their link to a
+	// directory of theirs, would take the private key where they choose.
+	if err := (trustfile.Rule{Top: home}).CheckDir(home); err != nil {
+		return nil, false, fmt.Errorf("tlsbridge: not writing an identity into %s: %w", home, err)
+	}
 	h := homedir.Dir(home)
 	keyFile := h.Identity()[0] // key.json
 	switch err := jwk.WritePrivateKeyFile(keyFile, k, jwk.JWK, jwk.CreateNew); {
