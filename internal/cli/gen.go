@@ -165,6 +165,25 @@ rsa4096, ed25519.`,
 	}
 }
 
+// makeKeyDir makes the directory of the identity gen writes at keyPath.
+// The home's identity is written only where it is read from (the
+// strict-modes rule, up to the home, as tlsbridge.ReadHomeKey reads it):
+// a home another user owns or may write, or their link to a directory of
+// theirs, would take the private key where they choose. A key -i names is
+// written where it says, as ssh-keygen -f writes one.
+func (c *cli) makeKeyDir(keyPath string) error {
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return err
+	}
+	if c.identity != "" {
+		return nil
+	}
+	if err := (trustfile.Rule{Top: c.home}).CheckDir(c.home); err != nil {
+		return fmt.Errorf("not writing the identity into %s: %w", c.home, err)
+	}
+	return nil
+}
+
 // gen makes the identity; again is the flags given (-t, -f, --host), which
 // the advice of a refusal repeats, and keepCmd the gen --keep-key command
 // it offers first when names were given ("" when none were).
@@ -181,18 +200,8 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 			}
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+	if err := c.makeKeyDir(keyPath); err != nil {
 		return err
-	}
-	if c.identity == "" {
-		// Written only where the home's identity is read from (the
-		// strict-modes rule, up to the home, as tlsbridge.ReadHomeKey
-		// reads it): a home another user owns or may write, or their
-		// link to a directory of theirs, would take the private key
-		// where they choose.
-		if err := (trustfile.Rule{Top: c.home}).CheckDir(c.home); err != nil {
-			return fmt.Errorf("not writing the identity into %s: %w", c.home, err)
-		}
 	}
 	pubPath := filepath.Join(filepath.Dir(keyPath), "pub_"+strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))+f.Ext())
 
