@@ -54,6 +54,15 @@ func startCluster(tb testing.TB, n int) []*member {
 	}
 }
 
+// testBcryptCost is the cost of the passwords the tests' members hash
+// (bcrypt.MinCost): a login is a bcrypt check on the member, in this
+// process, and under the race detector one at etcd's default cost (10)
+// took 2–4 s, so that a test's own deadline ran out on a loaded machine
+// (TestCurrentUnderARoleOnThePrefix). What the tests check of logins is
+// counted, never timed; a benchmark keeps etcd's default, whose cost a
+// real member's login has.
+const testBcryptCost = 4
+
 // tryCluster starts n members on ports of their own; on error it returns
 // the members, for the caller to stop those that started.
 func tryCluster(tb testing.TB, n int) ([]*member, error) {
@@ -70,6 +79,9 @@ func tryCluster(tb testing.TB, n int) ([]*member, error) {
 		cfg.LogLevel = "error"
 		cfg.LogOutputs = []string{filepath.Join(dir, cfg.Name+".log")}
 		cfg.InitialClusterToken = "keytool-test"
+		if _, bench := tb.(*testing.B); !bench {
+			cfg.BcryptCost = testBcryptCost
+		}
 		ms[i] = &member{cfg: cfg}
 		initial = append(initial, cfg.Name+"="+p.String())
 	}

@@ -526,6 +526,7 @@ func startCluster(t *testing.T, n int) []string {
 		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{p}, []url.URL{p}
 		cfg.LogLevel = "error"
 		cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+		cfg.BcryptCost = testBcryptCost
 		initial = append(initial, cfg.Name+"="+p.String())
 		cfgs[i] = cfg
 	}

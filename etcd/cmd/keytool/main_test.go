@@ -168,6 +168,16 @@ func startEtcdAt(t testing.TB, c, p url.URL, tlsInfo *transport.TLSInfo) *embed.
 	return startEtcdConfig(t, c, p, tlsInfo, nil)
 }
 
+// testBcryptCost is the cost of the passwords the tests' members hash
+// (bcrypt.MinCost): a login is a bcrypt check on the member, in this
+// process, and under the race detector one at etcd's default cost (10)
+// took 2–4 s, so that a command's --etcd-dial-timeout (5 s) or a test's
+// own deadline ran out on a loaded machine (TestTLSAndAuth,
+// TestCurrentUnderARoleOnThePrefix). What the tests check of logins is
+// counted, never timed; a benchmark keeps etcd's default, whose cost a
+// real member's login has.
+const testBcryptCost = 4
+
 // startEtcdConfig is startEtcdAt with configure, if not nil, called on
 // the member's configuration before it starts.
 func startEtcdConfig(t testing.TB, c, p url.URL, tlsInfo *transport.TLSInfo, configure func(*embed.Config)) *embed.Etcd {
@@ -185,6 +195,9 @@ func startEtcdConfig(t testing.TB, c, p url.URL, tlsInfo *transport.TLSInfo, con
 	cfg.InitialCluster = cfg.Name + "=" + p.String()
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
+	if _, bench := t.(*testing.B); !bench {
+		cfg.BcryptCost = testBcryptCost
+	}
 	if configure != nil {
 		configure(cfg)
 	}
