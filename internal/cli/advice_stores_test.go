@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -30,5 +31,21 @@ func TestAdviseNameMismatch(t *testing.T) {
 		if !strings.Contains(got, tc.want) || !strings.HasSuffix(got, pin) || strings.Count(got, "keytool") != 1+strings.Count(tc.want, "keytool") {
 			t.Errorf("names %q: advice\n%s\nwant %q and the pin command %q, and no other command", tc.names, got, tc.want, pin)
 		}
+	}
+}
+
+// proxy --enroll with --store is bad usage (enrollment writes to the
+// home's authorized_keys.d), and the authorize command it gives instead is
+// the user's own: with their -H and --store, as every command keytool
+// suggests for the user's home (c.command). The core keytool refuses an
+// etcd store before its flags are checked, so this is tested here rather
+// than in a script.
+func TestProxyEnrollWithStoreAdvice(t *testing.T) {
+	c := &cli{home: "/srv/my home", homeGiven: "/srv/my home", store: storeFlags{url: "etcd://127.0.0.1:2379/fleet"}}
+	err := checkProxyFlags(c, proxyOptions{enroll: true, logLevel: "info", logFormat: "text", listen: "127.0.0.1:0", target: "127.0.0.1:1"})
+	want := "authorize with: keytool -H '/srv/my home' --store etcd://127.0.0.1:2379/fleet authorize --name NAME FILE"
+	var usage *usageError
+	if !errors.As(err, &usage) || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("got %v, want a usage error ending %q", err, want)
 	}
 }

@@ -61,7 +61,9 @@ be accepted.`,
 		},
 		run: func(c *cli, args []string) error {
 			if len(args) != 1 || args[0] != "authorized" && args[0] != "trusted" {
-				return usagef("which keys? keytool bundle authorized (client keys) or keytool bundle trusted (host keys)")
+				// The commands with the user's -H (and --store), as
+				// every command keytool suggests for the user's home.
+				return usagef("which keys? %s (client keys) or %s (host keys)", c.command("bundle", "authorized"), c.command("bundle", "trusted"))
 			}
 			return c.bundle(args[0], out, force)
 		},

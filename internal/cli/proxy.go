@@ -296,7 +296,7 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 		return err
 	}
 	if o.enroll && c.store.url != "" {
-		return usagef("--enroll writes the keys it enrolls to the home's authorized_keys.d; with --store the client keys are the store's: enroll on a home, or authorize with: keytool authorize --store URL")
+		return usagef("--enroll writes the keys it enrolls to the home's authorized_keys.d; with --store the client keys are the store's: enroll on a home, or authorize with: %s", c.command("authorize", "--name", "NAME", "FILE"))
 	}
 	if o.client && o.enroll {
 		return usagef("--enroll serves enrollment in server mode; it has no use with --client")
