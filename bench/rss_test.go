@@ -20,6 +20,10 @@ import (
 // is set.
 const rssChildEnv = "BENCH_RSS_CHILD_DIRS"
 
+// rssWarmEnv names a directory of one key that the child loads (and
+// keeps) before the store it measures, for the Warm resident set.
+const rssWarmEnv = "BENCH_RSS_WARM_DIR"
+
 // rssReport is what the child prints: resident set sizes in bytes (from
 // /proc/self/status) before the load, right after it, and in the steady
 // state; the peak; and the live heap the store keeps.
@@ -27,6 +31,11 @@ type rssReport struct {
 	Keys                         int
 	Before, Loaded, Steady, Peak int64
 	Heap                         int64
+	// Warm is the resident set once a store of one key is loaded, before
+	// the one measured: what loading costs a process whatever the number
+	// of keys (the code it runs paged in, the runtime's own structures)
+	// is counted in Before's differences and not in Warm's.
+	Warm int64
 }
 
 // BenchmarkRSS measures the memory a loaded store costs the process, per
@@ -41,6 +50,10 @@ type rssReport struct {
 //	loaded-B/key     the same, right after the load (its garbage included)
 //	peak-B/key       the peak resident set (VmHWM) minus the one before
 //	heap-B/key       the live heap after a GC, minus the one before
+//	rss-over-1key-B/key  rss-B/key counted from the resident set of the
+//	                 same process once it has loaded a store of one key
+//	                 (Warm): memory a key costs, without what loading
+//	                 any store costs once
 //
 //	layout=dir/keys=BENCH_DIR_KEYS    single-key JWK files in one directory (100,000)
 //	layout=sets/keys=N                JWK Sets of at most 50,000 keys, N = BENCH_DIR_KEYS
@@ -77,6 +90,7 @@ func BenchmarkRSS(b *testing.B) {
 			b.ReportMetric(per(r.Loaded-r.Before), "loaded-B/key")
 			b.ReportMetric(per(r.Peak-r.Before), "peak-B/key")
 			b.ReportMetric(per(r.Heap), "heap-B/key")
+			b.ReportMetric(per(r.Steady-r.Warm), "rss-over-1key-B/key")
 		})
 	}
 }
@@ -99,7 +113,7 @@ func twoModesDir(tb testing.TB, n int) string {
 // runRSSChild runs this test binary as rssChild over dirs.
 func runRSSChild(b *testing.B, dirs ...string) rssReport {
 	cmd := exec.Command(os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), rssChildEnv+"="+strings.Join(dirs, string(os.PathListSeparator)))
+	cmd.Env = append(os.Environ(), rssChildEnv+"="+strings.Join(dirs, string(os.PathListSeparator)), rssWarmEnv+"="+keyDir(b, 1))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -121,6 +135,10 @@ func rssChild(dirs string) int {
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
 	r.Before = procStatus("VmRSS")
+	warm := authkeys.Load(authkeys.Options{Dirs: []string{os.Getenv(rssWarmEnv)}, Rescan: -1})
+	runtime.GC()
+	r.Warm = procStatus("VmRSS")
+	runtime.ReadMemStats(&m0) // the heap of the store measured, not the warm one's
 	s := authkeys.Load(authkeys.Options{Dirs: strings.Split(dirs, string(os.PathListSeparator)), Rescan: -1})
 	r.Loaded = procStatus("VmRSS")
 	r.Keys = s.Status().Keys // not Entries, which would make every Entry
@@ -138,6 +156,7 @@ func rssChild(dirs string) int {
 	r.Steady = procStatus("VmRSS")
 	r.Peak = procStatus("VmHWM")
 	runtime.KeepAlive(s)
+	runtime.KeepAlive(warm)
 	runtime.KeepAlive(&ring)
 	if len(s.Problems()) > 0 {
 		fmt.Fprintln(os.Stderr, s.Problems())
