@@ -289,7 +289,11 @@ func (f feed) View() keydir.FeedView {
 	if err != nil {
 		return keydir.FeedView{Err: err}
 	}
-	return keydir.FeedView{Set: v.entries[f.k]}
+	// Group and State: the kinds are one state of the prefix, and the
+	// stores never decide with one kind's entries from one view and
+	// another's from another (a transaction that changes both: keydir's
+	// alignFeeds, TestFeedsOfOneTransactionNeverMixed).
+	return keydir.FeedView{Set: v.entries[f.k], Group: f.s, State: v}
 }
 
 func (f feed) Subscribe() (<-chan struct{}, func()) {

@@ -3,6 +3,7 @@ package keydir
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -49,7 +50,24 @@ type FeedView struct {
 	// then a Problem and holds no keys; a revocation feed refuses every
 	// key.
 	Err error
+	// Group and State, if Group is not nil, say that the view is one
+	// part of a larger source's consistent state (the kinds of one etcd
+	// prefix, each a feed: Group the Source, State its view), so that
+	// one change there may change several feeds at once (a transaction
+	// that removes an authorization and its revocation together). Both
+	// must be comparable. The loader never decides with views of one
+	// Group's feeds of different States: a reload that reads one feed at
+	// a State the others were not read at reads those again, until every
+	// feed of the Group holds one State (alignFeeds). A view with Err
+	// holds no keys, or refuses every key: it goes with any other.
+	Group, State any
 }
+
+// ErrFeedsMixed is the problem of the feeds of one FeedView.Group whose
+// views the loader could not read at one State (their source changing
+// faster than they are read): they hold no keys, a revocation feed
+// refuses every key, until the next reload reads them at one.
+var ErrFeedsMixed = errors.New("keydir: the views of the feeds of one source changed faster than they could be read at one state")
 
 // isFeed reports whether source i is a feed.
 func (l *Loader[T]) isFeed(i int) bool { return l.cfg.Sources[i].Feed != nil }
@@ -93,6 +111,7 @@ type namedEntry struct {
 func (l *Loader[T]) loadFeed(i int) bool {
 	src, ss := l.cfg.Sources[i], &l.states[i]
 	v := src.Feed.View()
+	ss.feedGroup, ss.feedState = nil, nil
 	if v.Err != nil {
 		ss.feedGen, l.full = 0, true
 		return ss.set(rowList[T]{}, problemOf(src.Path, v.Err, src.Revocation))
@@ -127,7 +146,67 @@ func (l *Loader[T]) loadFeed(i int) bool {
 	})
 	l.fold(jobs)
 	ss.feedGen = v.Set.Gen()
+	ss.feedGroup, ss.feedState = v.Group, v.State
 	return changed
+}
+
+// maxAlign bounds how many times alignFeeds reads a group's feeds again.
+const maxAlign = 100
+
+// alignFeeds reads again the feeds of each group (FeedView.Group) whose
+// views are not all of one State, until they are, so that what the
+// reload publishes never mixes two states of one source: one kind's
+// entries from before a change and another's from after it could admit
+// a key that neither state admits (TestFeedsOfOneTransactionNeverMixed,
+// module etcd/). After maxAlign reads that never found them at one
+// State, the group's feeds are ErrFeedsMixed (fail closed) until the
+// next reload. It reports whether a source changed.
+func (l *Loader[T]) alignFeeds() (changed bool) {
+	for try := 0; ; try++ {
+		mixed := l.mixedFeeds()
+		if len(mixed) == 0 {
+			return changed
+		}
+		for _, i := range mixed {
+			if try < maxAlign {
+				changed = l.loadFeed(i) || changed
+				continue
+			}
+			src, ss := l.cfg.Sources[i], &l.states[i]
+			ss.feedGen, ss.feedGroup, ss.feedState, l.full = 0, nil, nil, true
+			changed = ss.set(rowList[T]{}, problemOf(src.Path, ErrFeedsMixed, src.Revocation)) || changed
+		}
+	}
+}
+
+// mixedFeeds returns the feed sources of the groups whose feeds hold
+// views of more than one State.
+func (l *Loader[T]) mixedFeeds() []int {
+	var (
+		state = map[any]any{}
+		mixed map[any]bool
+	)
+	for i := range l.cfg.Sources {
+		ss := &l.states[i]
+		if !l.isFeed(i) || ss.feedGroup == nil {
+			continue
+		}
+		if st, seen := state[ss.feedGroup]; !seen {
+			state[ss.feedGroup] = ss.feedState
+		} else if st != ss.feedState {
+			if mixed == nil {
+				mixed = map[any]bool{}
+			}
+			mixed[ss.feedGroup] = true
+		}
+	}
+	var out []int
+	for i := range l.cfg.Sources {
+		if ss := &l.states[i]; mixed[ss.feedGroup] && ss.feedGroup != nil {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // updateFeed makes source i's files from set by examining only the

@@ -186,3 +186,36 @@ func TestFeedsAloneTakeNoFileWatcher(t *testing.T) {
 		t.Fatalf("loaded %v", got)
 	}
 }
+
+// Feeds of one Group (the kinds of one etcd prefix) are never used at two
+// States: while one stays at a State the others are not at, however often
+// they are read again, they hold no keys and a revocation feed refuses
+// every key (ErrFeedsMixed); read at one State, they are used again. (The
+// re-read that finds them at one State: etcd's
+// TestFeedsOfOneTransactionNeverMixed.)
+func TestFeedsOfOneGroupNeverMixed(t *testing.T) {
+	group := new(int)
+	auth, revoked := newMemFeed("etcd:/fleet/authorized_keys"), newMemFeed("etcd:/fleet/revoked_keys")
+	one := map[string][]byte{"one": keydirtest.JWK(t, key(t, 1))}
+	auth.Set(FeedView{Entries: one, Group: group, State: 1})
+	revoked.Set(FeedView{Group: group, State: 1})
+	l := newLoader(Source{Path: auth.Name(), Dir: true, Feed: auth}, Source{Path: revoked.Name(), Dir: true, Revocation: true, Feed: revoked})
+	if snap := l.Reload(); snap.RevocationErr != nil || len(fingerprints(snap)) != 1 {
+		t.Fatalf("one State: %v, %v", snap.RevocationErr, fingerprints(snap))
+	}
+	auth.Set(FeedView{Entries: one, Group: group, State: 2})
+	snap := l.Reload()
+	if !errors.Is(snap.RevocationErr, ErrFeedsMixed) || len(fingerprints(snap)) != 0 {
+		t.Errorf("two States: %v, %v; want ErrFeedsMixed, no keys", snap.RevocationErr, fingerprints(snap))
+	}
+	revoked.Set(FeedView{Group: group, State: 2})
+	if snap := l.Reload(); snap.RevocationErr != nil || len(fingerprints(snap)) != 1 {
+		t.Errorf("one State again: %v, %v", snap.RevocationErr, fingerprints(snap))
+	}
+	// A view with Err goes with any other: it holds no keys, or refuses
+	// every key.
+	revoked.Set(FeedView{Err: errors.New("stale")})
+	if snap := l.Reload(); snap.RevocationErr == nil || len(fingerprints(snap)) != 1 || problemFor(snap, auth.Name()) != nil {
+		t.Errorf("a stale revocation feed: %v, %v, %v", snap.RevocationErr, fingerprints(snap), snap.Problems)
+	}
+}

@@ -580,6 +580,9 @@ type sourceState[T any] struct {
 	// feedGen is the generation of the feed's set that files were made
 	// from (0: none; loadFeed reads the next view whole).
 	feedGen uint64
+	// feedGroup and feedState are the Group and State of the feed's view
+	// that files were made from (nil: none, or a view with Err).
+	feedGroup, feedState any
 	// nameAt: a file's name is its path[nameAt:] (prefixOf).
 	nameAt int
 	// fsrc is what the source's Files share: the path before a name.
@@ -931,6 +934,7 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 	for i := range l.cfg.Sources {
 		changed = l.examine(i, h, &jobs) || changed
 	}
+	changed = l.alignFeeds() || changed
 	if len(jobs) > 0 {
 		l.runJobs(jobs)
 		held = l.fold(jobs)
