@@ -549,6 +549,11 @@ type fakeFeeds struct {
 	sets  map[string]*keydir.FeedSet
 	err   error // every view's Err
 	lists int
+	// state is the State of the views (their Group the fakeFeeds), and
+	// beforeView, if set, runs as a view is read (a change published
+	// between the reads of two kinds).
+	state      int
+	beforeView func(kind string)
 }
 
 type fakeFeed struct {
@@ -561,7 +566,10 @@ func (f *fakeFeeds) Close() error                 { return nil }
 
 func (f fakeFeed) Name() string { return "fake:" + f.kind }
 func (f fakeFeed) View() keydir.FeedView {
-	return keydir.FeedView{Set: f.f.sets[f.kind], Err: f.f.err}
+	if f.f.beforeView != nil {
+		f.f.beforeView(f.kind)
+	}
+	return keydir.FeedView{Set: f.f.sets[f.kind], Err: f.f.err, Group: f.f, State: f.f.state}
 }
 func (f fakeFeed) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
 
@@ -734,5 +742,44 @@ func TestSyncRewriteCutShort(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(string(s.home), "authorized_keys.d", "a.json")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a.json, as sync wrote it first, stays once its entry is gone (%v)", err)
+	}
+}
+
+// TestSyncWatchNeverMirrorsTwoStates: sync --watch reads the store's
+// views of the three kinds one after the other; a change published
+// between two reads (bob's authorization and revocation removed in one
+// transaction, after the authorizations were read and before the
+// revocations) must not be mirrored half: the home would hold bob's
+// authorization without his revocation, admitting him, which neither the
+// store's state before nor after does. The views are read again until
+// they are of one state (keydir.FeedView.State).
+func TestSyncWatchNeverMirrorsTwoStates(t *testing.T) {
+	s, _, _ := testSyncer(t, t.TempDir())
+	keys := syncKeys(t, 1)
+	f := &fakeFeeds{sets: map[string]*keydir.FeedSet{}}
+	for _, kind := range StoreKinds {
+		f.sets[kind] = keydir.NewFeedSet()
+	}
+	f.sets[StoreAuthorized] = f.sets[StoreAuthorized].Put("bob.json", keys[0])
+	f.sets[StoreRevoked] = f.sets[StoreRevoked].Put("bob.json", keys[0])
+	log := slog.New(slog.DiscardHandler)
+	gens := s.mirrorNow(context.Background(), f, f, log, nil)
+	exists := func(kind string) bool {
+		_, err := os.Stat(filepath.Join(string(s.home), kind+".d", "bob.json"))
+		return err == nil
+	}
+	if !exists(StoreAuthorized) || !exists(StoreRevoked) {
+		t.Fatal("bob's authorization and revocation not mirrored")
+	}
+	f.beforeView = func(kind string) {
+		if kind == StoreRevoked && f.state == 0 {
+			f.sets[StoreAuthorized] = f.sets[StoreAuthorized].Delete("bob.json")
+			f.sets[StoreRevoked] = f.sets[StoreRevoked].Delete("bob.json")
+			f.state++
+		}
+	}
+	s.mirrorNow(context.Background(), f, f, log, gens)
+	if exists(StoreAuthorized) && !exists(StoreRevoked) {
+		t.Fatal("bob's authorization mirrored from before the transaction, his revocation's removal from after it: the home admits bob")
 	}
 }
