@@ -203,22 +203,12 @@ const syncFullEvery = 5 * time.Minute
 // It returns the generations the home
 // is at now.
 func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.Logger, mirrored map[string]uint64) map[string]uint64 {
-	views := map[string]keydir.FeedView{}
-	// Revocations last: each view is consistent, but the three are read
-	// one after the other, and a change between two reads must not leave
-	// the home admitting what the store's newer revocations refuse.
-	for _, kind := range []string{StoreAuthorized, StoreTrusted, StoreRevoked} {
-		v := f.Feed(kind).View()
-		if v.Err != nil {
-			log.Warn("store view not usable: nothing mirrored until it is", "store", s.store, "err", v.Err)
-			return mirrored
-		}
-		views[kind] = v
+	views, err := storeViews(f)
+	if err != nil {
+		log.Warn("store view not usable: nothing mirrored until it is", "store", s.store, "err", err)
+		return mirrored
 	}
-	var (
-		kept int
-		err  error
-	)
+	var kept int
 	if changed, deleted, ok := changesSince(views, mirrored); ok && syncExactNames(s.home) {
 		kept, err = s.mirrorChanged(changed, deleted)
 	} else {
@@ -243,6 +233,34 @@ func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.
 		gens[kind] = v.Set.Gen() // 0 without a set: the next mirror lists the store
 	}
 	return gens
+}
+
+// storeViews reads the views of the three kinds, all of one state of the
+// store (keydir.FeedView.State): they are read one after the other, and
+// a change published between two reads (a transaction removing bob's
+// authorization and his revocation together) would otherwise be
+// mirrored half, the home admitting a key that neither state admits
+// (TestSyncWatchNeverMirrorsTwoStates). It reads them again until they
+// are, a hundred times at most; an error if a view is unusable or they
+// never were.
+func storeViews(f Follower) (map[string]keydir.FeedView, error) {
+	for range 100 {
+		views := map[string]keydir.FeedView{}
+		one := true
+		for _, kind := range []string{StoreAuthorized, StoreTrusted, StoreRevoked} {
+			v := f.Feed(kind).View()
+			if v.Err != nil {
+				return nil, v.Err
+			}
+			first := views[StoreAuthorized]
+			one = one && (kind == StoreAuthorized || v.Group == nil || v.Group != first.Group || v.State == first.State)
+			views[kind] = v
+		}
+		if one {
+			return views, nil
+		}
+	}
+	return nil, keydir.ErrFeedsMixed
 }
 
 // changesSince returns the entries of views changed since the
