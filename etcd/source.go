@@ -89,6 +89,14 @@ func (e *StaleError) Error() string {
 // published.
 type view struct {
 	rev int64
+	// applied is the revision of the last event applied (at first, the
+	// list's): apply skips the events at or below it, which the view
+	// holds. rev may be past it: a progress notification says every event
+	// up to its revision was sent, and a member older than etcd 3.5.8
+	// (3.4.25) says so before it sends them (etcd issue 15220), so that
+	// events at or below rev can still come, and are applied
+	// (TestOvertakenEventsApplied).
+	applied int64
 	// entries are the entries of each kind by name (a value over the
 	// bound is there rejected), as sets a change copies a few nodes of,
 	// not the whole (keydir.FeedSet): the stores then re-read only the
@@ -405,7 +413,7 @@ func (s *Source) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 // makeView classifies kv (keys relative to the prefix) into a view at rev.
 func (s *Source) makeView(rev int64, kv map[string][]byte) *view {
-	v := &view{rev: rev, other: map[string][]byte{}}
+	v := &view{rev: rev, applied: rev, other: map[string][]byte{}}
 	for k := range v.entries {
 		v.entries[k] = keydir.NewFeedSet()
 	}

@@ -324,9 +324,12 @@ func (s *Source) advance(rev int64) {
 
 // apply makes the view that events lead to. The entries' sets share
 // every node an event did not touch (keydir.FeedSet), so that an event
-// costs the same in a prefix of any size. An event at or below the view's
-// revision is already in it (a resumed watch may deliver it again) and is
-// skipped: nothing is applied twice.
+// costs the same in a prefix of any size. An event at or below the last
+// one applied (view.applied) is already in the view (a resumed watch may
+// deliver it again) and is skipped: nothing is applied twice. One at or
+// below the view's revision but past the last applied is not: a progress
+// notification moved the view there before the event came (a member
+// older than etcd 3.5.8), and it is applied.
 func (s *Source) apply(events []*clientv3.Event) {
 	old := s.cur.Load()
 	nv := *old
@@ -335,7 +338,7 @@ func (s *Source) apply(events []*clientv3.Event) {
 	var touched [numKinds]bool
 	n := 0
 	for _, ev := range events {
-		if ev.Kv.ModRevision <= old.rev {
+		if ev.Kv.ModRevision <= old.applied {
 			continue
 		}
 		rel, ok := strings.CutPrefix(string(ev.Kv.Key), s.prefix+"/")
@@ -353,7 +356,7 @@ func (s *Source) apply(events []*clientv3.Event) {
 		} else if !deleted {
 			s.log.Warn("etcd: key outside the layout ignored", "key", string(ev.Kv.Key))
 		}
-		nv.rev = ev.Kv.ModRevision
+		nv.applied, nv.rev = ev.Kv.ModRevision, max(nv.rev, ev.Kv.ModRevision)
 		n++
 	}
 	if n == 0 {
