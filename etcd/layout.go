@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/keytool/keytool/internal/termtext"
 )
 
 // Kind is one of the three kinds of entry under a prefix.
@@ -59,7 +61,9 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
-	return fmt.Sprintf("etcd: value of %s is %d bytes, more than the %d an entry may hold: ignored", e.Key, e.Size, e.Max)
+	// The key is etcd's bytes: quoted if they are not plain text, so that
+	// the message is one line (TestProblemsOneLine).
+	return fmt.Sprintf("etcd: value of %s is %d bytes, more than the %d an entry may hold: ignored", termtext.Safe(e.Key), e.Size, e.Max)
 }
 
 // classify splits a key relative to the prefix ("authorized_keys/alice")
