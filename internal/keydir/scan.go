@@ -5,8 +5,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/keytool/keytool/internal/trustfile"
 )
@@ -103,9 +105,39 @@ func listSorted(dir string) ([]dirEntry, error) {
 	for i, e := range ents {
 		list[i] = dirEntry{name: e.Name(), typ: e.Type()}
 	}
-	slices.SortFunc(list, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
-	return list, nil
+	return sortByName(list), nil
 }
+
+// sortByName sorts the entries of a listing by name (a directory holds a
+// name once). Many are sorted in two halves at once, then merged: the
+// listing holds one core while the other waits, and sorting 100,000 names
+// was a third of it (docs/benchmarks.md, "Cold start to the first
+// admitted handshake").
+func sortByName(list []dirEntry) []dirEntry {
+	byName := func(a, b dirEntry) int { return strings.Compare(a.name, b.name) }
+	if len(list) < parallelSort || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(list, byName)
+		return list
+	}
+	a, b := list[:len(list)/2], list[len(list)/2:]
+	var wg sync.WaitGroup
+	wg.Go(func() { slices.SortFunc(a, byName) })
+	slices.SortFunc(b, byName)
+	wg.Wait()
+	out := make([]dirEntry, 0, len(list))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].name < b[0].name {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// parallelSort is the length of a listing from which sortByName sorts
+// its halves at once.
+const parallelSort = 8192
 
 // pathIn is the path of the listed name in the clean directory dir: what
 // filepath.Join gives, without cleaning a path that is clean already (a
