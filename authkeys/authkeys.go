@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io/fs"
+	"iter"
 	"maps"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -389,25 +391,47 @@ func (s *Store) rebuild(sn *snapshot) {
 		sn.dups[it.sum] = struct{}{}
 		shadowed[it] = true
 	}
+	// The names are counted on another core while the keys are indexed:
+	// the two are independent but for the entries an insertion finds
+	// shadowed, which are few and after which the names are counted again.
+	// On a cold load of 100,000 keys the two were 60 ms on one core while
+	// the other waited (docs/benchmarks.md, "Cold start to the first
+	// admitted handshake").
+	entries := func(skip func(*item) bool) iter.Seq2[*keydir.File[item], *item] {
+		return func(yield func(*keydir.File[item], *item) bool) {
+			for f := range sn.files.All {
+				if s.rev[f.Source()] {
+					continue
+				}
+				items := f.Items()
+				for i := range items {
+					if it := &items[i]; !skip(it) && !yield(f, it) {
+						return
+					}
+				}
+			}
+		}
+	}
+	var counting sync.WaitGroup
+	counted := n >= parallelCount && runtime.GOMAXPROCS(0) > 1
+	if counted {
+		// Every entry: the insertions have not said yet which are shadowed.
+		counting.Go(func() { s.names.recount(n, entries(func(*item) bool { return false })) })
+	}
 	for f := range sn.files.All {
 		if !s.rev[f.Source()] {
 			sn.keys.insertFile(f, dup)
 		}
 	}
-	s.names.recount(n, func(yield func(*keydir.File[item], *item) bool) {
-		for f := range sn.files.All {
-			if s.rev[f.Source()] {
-				continue
-			}
-			items := f.Items()
-			for i := range items {
-				if it := &items[i]; !shadowed[it] && !yield(f, it) {
-					return
-				}
-			}
-		}
-	})
+	counting.Wait()
+	if !counted || shadowed != nil {
+		s.names.recount(n, entries(func(it *item) bool { return shadowed[it] }))
+	}
 }
+
+// parallelCount is the number of keys from which a rebuild counts the
+// names beside the index's insertions.
+const parallelCount = 4096
 
 // update derives sn's indexes from prev's by applying the files that
 // changed between the two loader snapshots, and returns those files: the

@@ -2,6 +2,7 @@ package authkeys
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/jwk"
 )
 
 // A name is one client's identity: Add refuses a name that an entry of
@@ -211,5 +213,40 @@ func TestLoadForAddNameCheckStaysNarrow(t *testing.T) {
 			t.Fatal(err)
 		}
 		finish()
+	}
+}
+
+// In a store big enough that a rebuild counts the names on another core
+// while it indexes the keys (parallelCount), the count still holds only
+// the entries in effect: made before the insertions have found the
+// shadowed ones, it is made again when there are any.
+func TestSharedNamesCountedBesideTheIndex(t *testing.T) {
+	fleet := make([]*jwk.Key, parallelCount)
+	for i := range fleet {
+		fleet[i] = keydirtest.WithAttrs(key(t, 1000+i), "name", fmt.Sprintf("member-%d", i))
+	}
+	for _, shadow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shadowed=%v", shadow), func(t *testing.T) {
+			opts := HomeOptions(t.TempDir())
+			dir := opts.Dirs[0]
+			keydirtest.Write(t, filepath.Join(dir, "fleet.json"), keydirtest.JWK(t, fleet...))
+			keydirtest.Write(t, filepath.Join(dir, "alice.json"), keydirtest.JWK(t, key(t, 1)))
+			keydirtest.Write(t, filepath.Join(dir, "carol.json"), keydirtest.JWK(t, key(t, 3)))
+			keydirtest.Write(t, filepath.Join(dir, "other.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 4), "name", "carol")))
+			keydirtest.Write(t, filepath.Join(dir, "robert.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "name", "bob")))
+			if shadow { // alice's key: not in effect, so bob is robert's alone
+				keydirtest.Write(t, filepath.Join(dir, "bob.json"), keydirtest.JWK(t, key(t, 1)))
+			}
+			s := Load(opts)
+			if n := s.Status().Keys; n < parallelCount {
+				t.Fatalf("%d keys loaded: below parallelCount, the test does not reach the parallel count", n)
+			}
+			if got, want := sharedNamesOf(s), "carol: carol.json, other.json"; got != want {
+				t.Fatalf("shared names %.200q, want %q", got, want)
+			}
+			if shared := s.snap.Load().shared; len(shared) != 1 {
+				t.Fatalf("%d names counted shared, want 1 (carol)", len(shared))
+			}
+		})
 	}
 }
