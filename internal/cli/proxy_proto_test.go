@@ -221,3 +221,57 @@ func TestProxyProtocolTLVs(t *testing.T) {
 		t.Logf("backend received: %s", line)
 	}
 }
+
+// TestProxyProtocolClientHeaderNotBelieved: an admitted client whose
+// first bytes are a PROXY protocol header of its own — v1 text, or v2
+// binary — naming another source (203.0.113.9:4444), through keytool
+// proxy --proxy-protocol to nginx listening with proxy_protocol: nginx
+// reads keytool's header, which comes first, and takes the client's as
+// the start of its request (400). Neither its answer nor its access log
+// names the forged address; the log names the client's real one. Review
+// of 2026-12-03 (docs/security.md): held.
+func TestProxyProtocolClientHeaderNotBelieved(t *testing.T) {
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freeport.Port(t))
+	accessLog := filepath.Join(dir, "access.log")
+	pxNginxStart(t, dir, addr, fmt.Sprintf(`	log_format peer '$proxy_protocol_addr:$proxy_protocol_port $status';
+	access_log %[2]s peer;
+	server {
+		listen %[1]s proxy_protocol;
+		location / {
+			default_type text/plain;
+			return 200 "client $proxy_protocol_addr:$proxy_protocol_port\n";
+		}
+	}`, addr, accessLog))
+	pxNeed(t, "openssl")
+
+	home := pxGen(t)
+	crt, key, _ := pxAuthorizedKey(t, home, dir, "alice")
+	_, paddr := pxProxy(t, home, "--target", addr, "--proxy-protocol")
+
+	v2 := append([]byte("\r\n\r\n\x00\r\nQUIT\n"), 0x21, 0x11, 0, 12, 203, 0, 113, 9, 127, 0, 0, 1, 0x11, 0x5c, 0, 80)
+	for name, forged := range map[string]string{
+		"v1": "PROXY TCP4 203.0.113.9 127.0.0.1 4444 80\r\n",
+		"v2": string(v2),
+	} {
+		conn := pxTLSClient(t, paddr, crt, key)
+		client := conn.LocalAddr().String()
+		if _, err := io.WriteString(conn, forged+"GET / HTTP/1.0\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := io.ReadAll(conn)
+		if err != nil || strings.Contains(string(resp), "203.0.113.9") || !strings.HasPrefix(string(resp), "HTTP/1.1 400") {
+			t.Errorf("%s: nginx answered %q, %v; want 400, the forged header read as the request", name, resp, err)
+		}
+		if pxUntil(5*time.Second, func() bool {
+			b, _ := os.ReadFile(accessLog)
+			return strings.Contains(string(b), client+" 400")
+		}) < 0 {
+			b, _ := os.ReadFile(accessLog)
+			t.Errorf("%s: nginx's access log does not name the client %s:\n%s", name, client, b)
+		}
+	}
+	if b, _ := os.ReadFile(accessLog); strings.Contains(string(b), "203.0.113.9") {
+		t.Errorf("nginx's access log names the forged source:\n%s", b)
+	}
+}
