@@ -94,12 +94,13 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 }
 
 // LockDir takes the lock EditFile takes on directory dir (an exclusive
-// flock(2) on the directory, waiting for it), for a writer whose check
-// and write must be one step against every keytool writer of the
-// directory: authkeys.Store.Add (docs/design.md, "Concurrent writers").
-// Where no lock can be had (a file system without flock(2), a directory
-// this user may not read) held is false and unlock does nothing: the
-// caller goes ahead unlocked, as EditFile does. The caller must not edit
+// flock(2) on the directory, waiting for it at most 10 s), for a writer
+// whose check and write must be one step against every keytool writer of
+// the directory: authkeys.Store.Add (docs/design.md, "Concurrent
+// writers"). Where no lock can be had (a file system without flock(2), a
+// directory this user may not read, a lock another holds past the wait)
+// held is false and unlock does nothing: the caller goes ahead unlocked,
+// as EditFile does. The caller must not edit
 // a file of dir (EditFile) while it holds the lock: a second lock of the
 // directory in one process waits for the first.
 func LockDir(dir string) (unlock func(), held bool, err error) { return lockDir(dir) }

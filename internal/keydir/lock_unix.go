@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/keytool/keytool/internal/trustfile"
 )
@@ -19,10 +20,11 @@ import (
 //
 // Where the lock cannot be had at all — a directory this user may not
 // read, a file system without flock(2) (some NFS, CIFS and FUSE mounts) —
-// held is false and unlock does nothing: an edit goes ahead unlocked, as
-// it would on a system without flock (refusing to remove a key would be
-// worse than the race); the admin index is not used (lockIndex), since
-// its log folded by two commands at once could hide a key's copy.
+// or not within lockWait, held is false and unlock does nothing: an edit
+// goes ahead unlocked, as it would on a system without flock (refusing to
+// remove a key would be worse than the race); the admin index is not
+// used (lockIndex), since its log folded by two commands at once could
+// hide a key's copy.
 func lockDir(dir string) (unlock func(), held bool, err error) {
 	// A bare descriptor: an os.File would make four fcntl and an
 	// epoll_ctl more for each lock (the admin commands take several).
@@ -33,16 +35,41 @@ func lockDir(dir string) (unlock func(), held bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	err = flockRetried(fd, syscall.LOCK_EX)
+	err = flockWithin(fd, lockWait)
 	switch {
 	case err == nil:
 		return func() { syscall.Close(fd) }, true, nil // closing the descriptor releases the lock
-	case noLocks(err):
+	case noLocks(err), errors.Is(err, syscall.EWOULDBLOCK):
 		syscall.Close(fd)
 		return func() {}, false, nil
 	}
 	syscall.Close(fd)
 	return nil, false, &os.PathError{Op: "flock", Path: dir, Err: err}
+}
+
+// lockWait bounds lockDir's wait for a directory's lock. flock(2) on a
+// directory needs only a descriptor opened for reading, so any user who
+// may read it — authorized_keys.d is 0755 under a home of 0755 in
+// docs/deploy.md — can take the lock and keep it: waiting for it without
+// end, every keytool writer of the directory (authorize, authorize
+// --remove, trust-host --remove) waited as long, and a key to be removed
+// stayed authorized, its connections open (found by review, 2026-12-03:
+// internal/cli.TestRemovalNotStoppedByAReaderOfTheDirectory). keytool's
+// own writers hold it for one edit, milliseconds. (A variable for tests.)
+var lockWait = 10 * time.Second
+
+// flockWithin takes an exclusive flock on fd, trying again until wait
+// has passed (flock(2) has no timeout of its own); then it returns
+// EWOULDBLOCK.
+func flockWithin(fd int, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		err := flockRetried(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) || !time.Now().Before(deadline) {
+			return err
+		}
+		time.Sleep(pause)
+	}
 }
 
 // flock is syscall.Flock; a test makes it fail as a file system without

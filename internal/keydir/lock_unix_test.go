@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // On a file system without locks (NFS without lockd: ENOLCK), an edit
@@ -126,4 +127,61 @@ func TestLockFileReplacedEveryTime(t *testing.T) {
 	if !errors.Is(err, ErrLockReplaced) || held {
 		t.Fatalf("LockFile: held %v, err %v; want ErrLockReplaced", held, err)
 	}
+}
+
+// A directory's lock held by someone who only reads the directory (flock
+// on a descriptor opened for reading, which any user who may read it can
+// take) and keeps it: lockDir goes ahead unlocked once lockWait has
+// passed, and the admin index is not used; a lock released within it —
+// another keytool writer's — is waited for and taken (review of
+// 2026-12-03: before, lockDir waited as long as it was held).
+func TestLockDirNotHeldForEver(t *testing.T) {
+	dir := t.TempDir()
+	l := New(Config[string]{Sources: []Source{{Path: filepath.Join(dir, "authorized_keys.d"), Dir: true}}, Index: filepath.Join(dir, ".index")})
+	unlock, ok := l.lockIndex(true)
+	if !ok {
+		t.Fatal("no index with flock(2) working")
+	}
+	unlock()
+	old := lockWait
+	lockWait = 50 * time.Millisecond
+	t.Cleanup(func() { lockWait = old })
+
+	hold := func(path string) int {
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		return fd
+	}
+	fd := hold(dir)
+	unlock, held, err := lockDir(dir)
+	if err != nil || held {
+		t.Fatalf("lockDir of a directory another holds for ever: held %v, err %v; want it to go ahead unlocked", held, err)
+	}
+	unlock()
+	syscall.Close(fd)
+	fd = hold(filepath.Join(dir, ".index"))
+	if _, ok := l.lockIndex(false); ok {
+		t.Error("the index is used without its lock")
+	}
+	syscall.Close(fd)
+
+	lockWait = time.Minute // a bound on a hang
+	fd = hold(dir)
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		syscall.Close(fd)
+		close(released)
+	}()
+	unlock, held, err = lockDir(dir)
+	if err != nil || !held {
+		t.Fatalf("lockDir of a directory whose lock is released: held %v, err %v; want it held", held, err)
+	}
+	unlock()
+	<-released
 }
