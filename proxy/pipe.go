@@ -38,7 +38,8 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize);
 // bytes copied from a to b and from b to a, and the error that ended the
 // pair early, if one did (a reset, a failed write: the caller logs it,
 // since the other peer may only see a clean close). An error in either
-// direction, or ctx ending, closes both connections.
+// direction, or ctx ending, closes both connections; ctx ending, at
+// their sockets (cut).
 //
 // Once one direction has ended and half-closed, the other must move a
 // byte at least every idle, reading and writing: else both connections
@@ -86,8 +87,8 @@ func pipe(ctx context.Context, a, b net.Conn, idle time.Duration) (aToB, bToA in
 			}
 		case <-ctx.Done():
 			closed = true // the caller's doing: no error of the pair's
-			a.Close()
-			b.Close()
+			cut(a)
+			cut(b)
 			i-- // still wait for both copies
 			ctx = context.Background()
 		}
@@ -95,6 +96,19 @@ func pipe(ctx context.Context, a, b net.Conn, idle time.Duration) (aToB, bToA in
 	a.Close()
 	b.Close()
 	return n[0].Load(), n[1].Load(), idled, ended
+}
+
+// cut closes c at once, for the caller's reason (live revocation, the
+// proxy closing): a *tls.Conn's socket first, so that its Close writes no
+// close_notify — which waits up to 5 s (crypto/tls) on a peer that does
+// not read, while the other direction still copies; the live revocation
+// of an open connection is promised within a second (docs/security.md,
+// "Live revocation": TestLiveRevocationClosesAtTheSocket).
+func cut(c net.Conn) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		_ = nc.NetConn().Close()
+	}
+	_ = c.Close()
 }
 
 // copyConn copies src to dst until src ends (nil error, as io.Copy) or
