@@ -12,6 +12,7 @@ import (
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/internal/offheap"
+	"github.com/keytool/keytool/jwk"
 )
 
 // TestDecideOnDroppedPages: handshakes decide every key of a store large
@@ -23,16 +24,25 @@ import (
 // a dropped page is unmapped as soon as no snapshot holds it. A read of a
 // page past the last use of its owner would fault (the memory unmapped)
 // or read another array mapped at the same address since: a key never
-// touched must always be Authorized by its own file's entry, a key in no
-// file always Unknown, and a key whose file comes and goes either, with
+// touched must always be Authorized by its own file's entry (the members
+// of a JWK Set with their comments: File.RareOf's arithmetic), a key in
+// no file always Unknown, and a key whose file comes and goes either, with
 // its own entry. docs/security.md, "Review of the off-heap memory and
 // unsafe code (2026-12-03)".
 func TestDecideOnDroppedPages(t *testing.T) {
 	const (
-		stable = 2500 // in files never touched: a table of 8,192 slots, two full pages
-		churn  = 48   // in files written and removed
-		absent = 48   // in no file
+		single = 2500         // in files of one key never touched
+		set    = 600          // members of a set never touched, each with a comment
+		stable = single + set // a table of 8,192 slots: two full pages
+		churn  = 48           // in files written and removed
+		absent = 48           // in no file
 	)
+	comment := func(i int) string { // set members have one, other keys none
+		if i >= single && i < stable {
+			return fmt.Sprintf("member %d", i)
+		}
+		return ""
+	}
 	opts := HomeOptions(t.TempDir())
 	dir := opts.Dirs[0]
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -40,17 +50,27 @@ func TestDecideOnDroppedPages(t *testing.T) {
 	}
 	sums := make([][32]byte, stable+churn+absent)
 	data := make([][]byte, stable+churn)
+	var members []*jwk.Key
 	for i := range sums {
 		k := key(t, 1000+i)
 		sums[i] = k.SPKIHash()
-		if i < len(data) {
+		switch {
+		case i >= single && i < stable:
+			members = append(members, keydirtest.WithAttrs(k, "comment", comment(i)))
+		case i < len(data):
 			data[i] = keydirtest.JWK(t, k)
 		}
 	}
-	name := func(i int) string { return fmt.Sprintf("k%05d.json", i) }
-	for i := range stable {
+	name := func(i int) string {
+		if i >= single && i < stable {
+			return "set.json"
+		}
+		return fmt.Sprintf("k%05d.json", i)
+	}
+	for i := range single {
 		keydirtest.Write(t, filepath.Join(dir, name(i)), data[i])
 	}
+	keydirtest.Write(t, filepath.Join(dir, "set.json"), keydirtest.JWK(t, members...))
 	s := Load(opts)
 	defer s.Close()
 	if size := s.snap.Load().keys.size(); size < 2*pageLen {
@@ -77,8 +97,8 @@ func TestDecideOnDroppedPages(t *testing.T) {
 			fail("key %d: %v, want %v", i, d.Verdict, want)
 			return
 		}
-		if want == Authorized && (d.Entry.SPKIHash != sums[i] || filepath.Base(d.Entry.File) != name(i)) {
-			fail("key %d: decided by the entry of %s (key %x)", i, d.Entry.File, d.Entry.SPKIHash[:4])
+		if want == Authorized && (d.Entry.SPKIHash != sums[i] || filepath.Base(d.Entry.File) != name(i) || d.Entry.Comment != comment(i)) {
+			fail("key %d: decided by the entry of %s (key %x, comment %q)", i, d.Entry.File, d.Entry.SPKIHash[:4], d.Entry.Comment)
 		}
 	}
 	// Handshakes: any verdict of a churning key is one of its files' states.
@@ -110,7 +130,7 @@ func TestDecideOnDroppedPages(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				keydirtest.Write(t, dup, data[rng.IntN(stable)])
+				keydirtest.Write(t, dup, data[rng.IntN(single)])
 			}
 			dupHeld = !dupHeld
 			touched = append(touched, dup)
@@ -143,8 +163,10 @@ func TestDecideOnDroppedPages(t *testing.T) {
 			}
 			check(stable+c, s.Decide(sums[stable+c], netip.Addr{}), want)
 		}
-		if got := len(s.Entries()); got != n {
-			fail("step %d: %d entries, want %d", step, got, n)
+		if step%8 == 0 { // every key's entry, through the table
+			if got := len(s.Entries()); got != n {
+				fail("step %d: %d entries, want %d", step, got, n)
+			}
 		}
 		if msg := failed.Load(); msg != nil {
 			break
