@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/internal/offheap"
@@ -20,10 +21,11 @@ import (
 // the heap (internal/offheap; a race build keeps them on the heap, where
 // the race detector sees a published page written), while reloads copy
 // the pages they write and drop the old ones (copy on write), rebuilds
-// drop every page at once, and the collector runs without pause, so that
-// a dropped page is unmapped as soon as no snapshot holds it. A read of a
-// page past the last use of its owner would fault (the memory unmapped)
-// or read another array mapped at the same address since: a key never
+// drop every page at once, a rescan reads the rows beside them, and the
+// collector runs without pause, so that a dropped page is unmapped as
+// soon as no snapshot holds it. A read of a page past the last use of its
+// owner would fault (the memory unmapped) or read another array mapped at
+// the same address since: a key never
 // touched must always be Authorized by its own file's entry (the members
 // of a JWK Set with their comments: File.RareOf's arithmetic), a key in
 // no file always Unknown, and a key whose file comes and goes either, with
@@ -71,7 +73,11 @@ func TestDecideOnDroppedPages(t *testing.T) {
 		keydirtest.Write(t, filepath.Join(dir, name(i)), data[i])
 	}
 	keydirtest.Write(t, filepath.Join(dir, "set.json"), keydirtest.JWK(t, members...))
-	s := Load(opts)
+	// Watched, with a rescan every few milliseconds: its comparison reads
+	// the rows' mapped parts without the loader's lock (compare) while
+	// reloads replace their chunks.
+	opts.Rescan = 5 * time.Millisecond
+	s := Open(t.Context(), opts)
 	defer s.Close()
 	if size := s.snap.Load().keys.size(); size < 2*pageLen {
 		t.Fatalf("a table of %d slots: not a full page to map", size)
@@ -174,6 +180,7 @@ func TestDecideOnDroppedPages(t *testing.T) {
 	}
 	stopDecide()
 	stopGC()
+	s.Close() // its watch ended: the counts below are read after every build
 	if msg := failed.Load(); msg != nil {
 		t.Fatalf("%s (updates %d, rebuilds %d)", *msg, s.updates, s.rebuilds)
 	}
