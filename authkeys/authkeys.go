@@ -576,7 +576,15 @@ const (
 // first, if missing, even for an Add then refused.
 func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	overwrite := mode == Replace
-	if err := keydir.CheckName(name); err != nil {
+	// A name given is checked for what it shows (keydir.CheckName); a
+	// client's next key takes the name its entry has, which a store of
+	// an earlier version may hold with an invisible character: its
+	// rotation is not refused for it (docs/design.md, "Names").
+	check := keydir.CheckName
+	if mode == AddBeside {
+		check = keydir.CheckFileName
+	}
+	if err := check(name); err != nil {
 		return nil, err
 	}
 	if len(s.opts.Dirs) == 0 {
@@ -586,7 +594,7 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	path := filepath.Join(dir, name+".json")
 	if mode == AddBeside {
 		beside := besideName(name, k.SPKIHash())
-		if err := keydir.CheckName(beside); err != nil {
+		if err := check(beside); err != nil {
 			return nil, err
 		}
 		path = filepath.Join(dir, beside+".json")

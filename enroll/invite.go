@@ -379,7 +379,9 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 // enrollment removes the pending file under it (see Handler.used), and a
 // server of an earlier version put claimed invitations back under it.
 func RevokeInvite(dir, name string) (*Invitation, error) {
-	if err := keydir.CheckName(name); err != nil {
+	// A file name, not a name given: an invitation an earlier version made
+	// for a name CheckName now refuses can still be revoked.
+	if err := keydir.CheckFileName(name); err != nil {
 		return nil, err
 	}
 	unlock, _, err := lockInvites(dir)

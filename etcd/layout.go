@@ -69,7 +69,7 @@ func (e *TooLargeError) Error() string {
 // classify splits a key relative to the prefix ("authorized_keys/alice")
 // into its kind and entry name; ok is false outside the layout. A name
 // that is not a valid file name is left to the stores' name rule
-// (keydir.CheckName), which reports it by key.
+// (keydir.CheckFileName), which reports it by key.
 func classify(rel string) (k Kind, name string, ok bool) {
 	dir, name, found := strings.Cut(rel, "/")
 	if !found {

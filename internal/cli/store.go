@@ -594,7 +594,7 @@ func standInsUnchanged(changes []StoreChange) error {
 // mirrored says whether e is an entry whose name a file can have (the
 // mirror's manifest names it as its witness).
 func mirrored(e StoreEntry) bool {
-	return slices.Contains(StoreKinds, e.Kind) && keydir.CheckName(e.Name) == nil && !keydir.Ignored(e.Name)
+	return slices.Contains(StoreKinds, e.Kind) && keydir.CheckFileName(e.Name) == nil && !keydir.Ignored(e.Name)
 }
 
 // sameFileError: a file system that folds case or normalizes names holds

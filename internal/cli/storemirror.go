@@ -408,7 +408,7 @@ func (m *mirror) removeHeld(e StoreEntry, keep string, keepNote bool) error {
 		// Only a file of the kind's directory: an entry's own name, if
 		// it is no file name ("../x"), must not name another.
 		name := filepath.Base(rel)
-		if name == keep || rel != e.Kind+".d/"+name || keydir.CheckName(name) != nil && !strings.HasPrefix(name, unheldPrefix) {
+		if name == keep || rel != e.Kind+".d/"+name || keydir.CheckFileName(name) != nil && !strings.HasPrefix(name, unheldPrefix) {
 			continue
 		}
 		err := os.Remove(filepath.Join(string(h), rel))

@@ -564,7 +564,7 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 	}
 	// A name that is no file name may hold anything (a newline, a
 	// terminal's escape), and one that is may still hold a bidi control
-	// (U+202E, which CheckName lets through): shown quoted, it cannot
+	// (U+202E, which CheckFileName lets through): shown quoted, it cannot
 	// forge a line of sync's nor reorder one.
 	name := termtext.Safe(e.Name)
 	switch {
@@ -610,7 +610,7 @@ type fileNote struct {
 func entryFile(e StoreEntry, maxValue int) (f syncFile, ok bool, n fileNote) {
 	f = syncFile{rel: e.Kind + ".d/" + e.Name, val: e.Value, revocation: e.Kind == StoreRevoked}
 	switch {
-	case keydir.CheckName(e.Name) != nil:
+	case keydir.CheckFileName(e.Name) != nil:
 		n = fileNote{what: "not a file name", why: "has a name that is no file name", until: "the entry is renamed"}
 	case strings.HasPrefix(e.Name, syncOwnPrefix):
 		// The names sync gives the revocations it writes in another's
@@ -627,7 +627,7 @@ func entryFile(e StoreEntry, maxValue int) (f syncFile, ok bool, n fileNote) {
 			until: "the entry is made smaller",
 		}
 	case keydir.Ignored(e.Name) && e.Kind == StoreRevoked:
-		// A name the stores reading the store take (CheckName) but a
+		// A name the stores reading the store take (CheckFileName) but a
 		// directory's loader skips: the revocation refuses its key there,
 		// and must here, under a name of sync's that the loader reads.
 		f.rel, f.stood = revocationAlt(f.rel), true
@@ -727,7 +727,7 @@ func (s *syncer) unplace(m *syncManifest, rel string) (kept int) {
 
 // shown is the path of the home's file rel as sync's messages show it:
 // quoted if it holds what a terminal acts on (termtext.Safe). An entry's
-// name that is a file name (keydir.CheckName) may still hold a bidi
+// name that is a file name (keydir.CheckFileName) may still hold a bidi
 // control (U+202E), which would reorder the line that names its file.
 func (s *syncer) shown(rel string) string {
 	return termtext.Safe(filepath.Join(string(s.home), rel))

@@ -187,7 +187,7 @@ func (s *syncer) readManifest() (*syncManifest, error) {
 func (s *syncer) checkManifestFile(path, rel string) error {
 	dir, name, _ := strings.Cut(rel, "/")
 	kind, isKind := strings.CutSuffix(dir, ".d")
-	if !isKind || !slices.Contains(StoreKinds, kind) || keydir.CheckName(name) != nil || keydir.Ignored(name) {
+	if !isKind || !slices.Contains(StoreKinds, kind) || keydir.CheckFileName(name) != nil || keydir.Ignored(name) {
 		return fmt.Errorf("%s: %q is no file of sync's (KIND.d/NAME): the manifest was changed by hand or is corrupt; nothing was written (remove %s, and sync writes it again: files it made before are then left in place)", path, rel, s.manifestPath())
 	}
 	return nil

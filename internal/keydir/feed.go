@@ -33,7 +33,7 @@ type Feed interface {
 // FeedView is one consistent state of a feed.
 type FeedView struct {
 	// Entries holds each entry's content by name (a name as in a .d
-	// directory: CheckName's rule; an entry named otherwise is a problem).
+	// directory: CheckFileName's rule; an entry named otherwise is a problem).
 	Entries map[string][]byte
 	// Rejected are entries the feed could not hand on (a key outside the
 	// layout, a value over its bound), by name: each is a Problem, and in
@@ -257,7 +257,7 @@ func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileRow[T])
 	path := src.Path + "/" + name
 	err := e.Err
 	if err == nil {
-		err = CheckName(name)
+		err = CheckFileName(name)
 	}
 	if err == nil && len(e.Data) > trustfile.MaxSize {
 		err = fmt.Errorf("%w: %d bytes, more than the %d MiB a trust file may hold", trustfile.ErrTooLarge, len(e.Data), trustfile.MaxSize>>20)

@@ -6,14 +6,21 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/keytool/keytool/internal/termtext"
 )
 
 // violatesNameRules reports whether name breaks a rule CheckName's doc
 // comment states, written from the doc rather than from the code: empty,
 // too long, invalid UTF-8, a leading dot, a path separator, an editor
 // backup's shape (which the loader ignores), a control character (Unicode
-// Cc: C0, DEL, C1) or a line or paragraph separator.
+// Cc: C0, DEL, C1) or a line or paragraph separator — CheckFileName's
+// rules — or, CheckName's, a character unicode.IsPrint refuses.
 func violatesNameRules(name string) bool {
+	return violatesFileNameRules(name) || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) })
+}
+
+func violatesFileNameRules(name string) bool {
 	if name == "" || len(name) > MaxNameLen || !utf8.ValidString(name) ||
 		strings.HasPrefix(name, ".") || strings.ContainsAny(name, `/\`) || strings.ContainsRune(name, filepath.Separator) ||
 		strings.HasSuffix(name, "~") || strings.HasPrefix(name, "#") {
@@ -52,14 +59,20 @@ func FuzzCheckName(f *testing.F) {
 	for _, s := range []string{
 		"alice", "alice.laptop", "bob-2", "ünïcode", "a b", "client-0a1b2c3d", "host.example_2222",
 		"", ".", "..", "../x", "a/b", `a\b`, ".hidden", "a\nb", "a\rb", "a\x00b", "a\x1bb", "a\x7fb",
-		"a\u0085b", "a\u2028b", "x~", "#x#", "#x", "x.tmp", "x.swp", "\xff", "a\xc0\x80", strings.Repeat("a", MaxNameLen+1),
+		"a\u0085b", "a\u2028b", "ad\u200bmin", "a\u202eb", "a\u2066b\u2069", "\ufeffx", "a\u00a0b", "a\ue000b", "x~", "#x#", "#x", "x.tmp", "x.swp", "\xff", "a\xc0\x80", strings.Repeat("a", MaxNameLen+1),
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
+		if err := CheckFileName(name); (err != nil) != violatesFileNameRules(name) {
+			t.Fatalf("CheckFileName(%q) = %v, but the documented rules say refused=%v", name, err, violatesFileNameRules(name))
+		}
 		err := CheckName(name)
 		if (err != nil) != violatesNameRules(name) {
 			t.Fatalf("CheckName(%q) = %v, but the documented rules say refused=%v", name, err, violatesNameRules(name))
+		}
+		if err == nil && termtext.Safe(name) != name {
+			t.Fatalf("CheckName(%q) accepted a name termtext.Safe quotes", name)
 		}
 		if err != nil {
 			// Names come from the network (enrollment) and from key files;

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/internal/trustfile"
 
@@ -523,6 +524,72 @@ func TestCheckName(t *testing.T) {
 	for _, bad := range []string{"", ".", "..", "../x", "a/b", `a\b`, ".hidden", "a\nb", "a\rb", "a\x00b", "a\x1bb", "x~", "#x#", "\xff", strings.Repeat("a", 201)} {
 		if err := CheckName(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+		if err := CheckFileName(bad); err == nil {
+			t.Errorf("%q accepted as a file name", bad)
+		}
+	}
+}
+
+// TestCheckNameRefusesWhatIsNotShown: a name given may hold no character
+// that is not shown as itself — a format character (bidi controls,
+// zero-width ones, U+FEFF, the soft hyphen, tags), another space than
+// U+0020, a private-use or unassigned one — each refused with a
+// *NameCharError naming it as U+XXXX and its place; CheckFileName, the
+// rule of the names already there, takes them all (docs/design.md, "Names").
+func TestCheckNameRefusesWhatIsNotShown(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		char rune
+		pos  int
+		kind string
+	}{
+		{"ad\u200bmin", 0x200b, 3, "invisible format"},
+		{"ad\u200cmin", 0x200c, 3, "invisible format"},
+		{"ad\u200dmin", 0x200d, 3, "invisible format"},
+		{"admin\u2060", 0x2060, 6, "invisible format"},
+		{"\ufeffadmin", 0xfeff, 1, "invisible format"},
+		{"ad\u00admin", 0xad, 3, "invisible format"},
+		{"admin\U000e0041", 0xe0041, 6, "invisible format"},
+		{"x\u202eevil", 0x202e, 2, "bidirectional"},
+		{"x\u202aevil", 0x202a, 2, "bidirectional"},
+		{"\u2066admin\u2069", 0x2066, 1, "bidirectional"},
+		{"a\u200eb", 0x200e, 2, "bidirectional"},
+		{"a\u200fb", 0x200f, 2, "bidirectional"},
+		{"a\u061cb", 0x61c, 2, "bidirectional"},
+		{"alice\u00a0laptop", 0xa0, 6, "space other than U+0020"},
+		{"é\u3000x", 0x3000, 2, "space other than U+0020"},
+		{"a\ue000b", 0xe000, 2, "private-use"},
+		{"a\U0010fffdb", 0x10fffd, 2, "private-use"},
+		{"a\u0378b", 0x378, 2, "not a character Unicode assigns"},
+	} {
+		err := CheckName(tc.name)
+		var ce *NameCharError
+		if !errors.As(err, &ce) {
+			t.Errorf("CheckName(%q) = %v, want a *NameCharError", tc.name, err)
+			continue
+		}
+		if ce.Char != tc.char || ce.Pos != tc.pos || ce.Name != tc.name {
+			t.Errorf("CheckName(%q): %+v, want %U at character %d", tc.name, *ce, tc.char, tc.pos)
+		}
+		msg := err.Error()
+		want := fmt.Sprintf("character %d is %U, ", tc.pos, tc.char)
+		if !strings.HasPrefix(msg, "keydir: invalid name ") || !strings.Contains(msg, want) || !strings.Contains(msg, tc.kind) {
+			t.Errorf("CheckName(%q): %q, want keydir: … %s…%s", tc.name, msg, want, tc.kind)
+		}
+		if termtext.Safe(msg) != msg || strings.Contains(msg, string(tc.char)) {
+			t.Errorf("CheckName(%q): the message holds the character raw: %q", tc.name, msg)
+		}
+		if err := CheckFileName(tc.name); err != nil {
+			t.Errorf("CheckFileName(%q) = %v: a file of that name is read", tc.name, err)
+		}
+		if PrintableName(tc.name) {
+			t.Errorf("PrintableName(%q) = true", tc.name)
+		}
+	}
+	for _, ok := range []string{"alice", "a b", "ünïcode", "日本語", "e\u0301", "ناصر", "smile😀", "x_y+z@w"} {
+		if err := CheckName(ok); err != nil || !PrintableName(ok) {
+			t.Errorf("CheckName(%q) = %v, PrintableName %v", ok, err, PrintableName(ok))
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -12,11 +13,37 @@ import (
 // atomicfile's temporary-name decoration within a 255-byte file name.
 const MaxNameLen = 200
 
-// CheckName validates an entry name that becomes a file name in a .d
+// CheckName validates a name given to an entry (by a command's --name,
+// derived from a key or a host, or asked for by enrollment): it must be
+// a file name (CheckFileName), and every character of it must be shown as
+// itself — printable in Go's unicode tables (unicode.IsPrint: letters,
+// marks, numbers, punctuation, symbols and the ASCII space). A format
+// character (Unicode Cf: a bidi override or isolate, a zero-width space
+// or joiner, U+FEFF), another space, a private-use or unassigned one is
+// refused with a *NameCharError: the name is the client's identity, and
+// with one of them "ad\u200bmin" displays as "admin", another client's
+// name (docs/design.md, "Names"). A name CheckName accepts is one that
+// termtext.Safe shows as it is.
+func CheckName(name string) error {
+	if err := CheckFileName(name); err != nil {
+		return err
+	}
+	for i, r := range name {
+		if !unicode.IsPrint(r) {
+			return &NameCharError{Name: name, Char: r, Pos: utf8.RuneCountInString(name[:i]) + 1}
+		}
+	}
+	return nil
+}
+
+// CheckFileName validates an entry name that becomes a file name in a .d
 // directory: it must not be empty, start with a dot, contain a path
 // separator, a control character or a newline, or be invalid UTF-8, so that
 // nothing is ever written outside the directory or hidden from the loader.
-func CheckName(name string) error {
+// It is the rule of the names already there (a feed's entries, a store's
+// mirror): one CheckName would refuse (an invisible character) is still
+// read, and reported where names are listed (docs/design.md, "Names").
+func CheckFileName(name string) error {
 	bad := func(why string) error { return fmt.Errorf("invalid name %q: %s", name, why) }
 	switch {
 	case name == "":
@@ -38,4 +65,44 @@ func CheckName(name string) error {
 		}
 	}
 	return nil
+}
+
+// NameCharError is CheckName's refusal of a name holding a character that
+// is not shown as itself (one unicode.IsPrint refuses that CheckFileName
+// lets through).
+type NameCharError struct {
+	Name string
+	Char rune
+	Pos  int // the character's position in Name, counted in characters from 1
+}
+
+func (e *NameCharError) Error() string {
+	return fmt.Sprintf("keydir: invalid name %q: character %d is %U, %s", e.Name, e.Pos, e.Char, CharKind(e.Char))
+}
+
+// CharKind says, for a message, what a character that is not printable
+// does to the text it is in.
+func CharKind(r rune) string {
+	switch {
+	case unicode.Is(unicode.Bidi_Control, r):
+		return "a bidirectional control, which reorders the text around it"
+	case unicode.Is(unicode.Cf, r):
+		return "an invisible format character"
+	case unicode.Is(unicode.Zs, r):
+		return "a space other than U+0020, shown as one"
+	case unicode.Is(unicode.Co, r):
+		return "a private-use character, which each font shows its own way"
+	case unicode.IsControl(r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r):
+		return "a control character or newline"
+	default:
+		return "not a character Unicode assigns (as Go knows it)"
+	}
+}
+
+// PrintableName reports whether name is shown as it is: CheckName's
+// rule for its characters. A name read from a file or a feed that is not
+// (written by hand or by an earlier version) is still the entry's name,
+// reported where names are listed.
+func PrintableName(name string) bool {
+	return utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) })
 }

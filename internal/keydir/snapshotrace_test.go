@@ -77,7 +77,7 @@ func TestSnapshotsStayAsPublished(t *testing.T) {
 			}) {
 				k := m[name]
 				path := prefixOf(l.cfg.Sources[i]) + name
-				if i == 3 && CheckName(name) != nil {
+				if i == 3 && CheckFileName(name) != nil {
 					k = -1
 				}
 				if k < 0 {
