@@ -2,6 +2,7 @@ package authkeys
 
 import (
 	"cmp"
+	"fmt"
 	"hash/maphash"
 	"iter"
 	"maps"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -356,6 +358,59 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 	for _, name := range slices.Sorted(maps.Keys(groups)) {
 		if g := groups[name]; g.count.shared() {
 			out = append(out, SharedName{Name: name, Entries: g.entries})
+		}
+	}
+	return out
+}
+
+// UnprintableName is an entry in effect whose name is not shown as it is
+// (keydir.PrintableName): it holds an invisible format character, a bidi
+// control, another space than U+0020, or one Unicode does not assign, and
+// so may display as another client's name ("ad\u200bmin" as "admin") or
+// reversed. Add refuses such a name (keydir.CheckName); a file written by
+// hand or by an earlier version may hold one. The key stays authorized,
+// as a shared name's do: the name is for people, and refusing the key
+// would lock its client out for a name an admin gave (docs/design.md,
+// "Names").
+type UnprintableName struct {
+	Entry *Entry
+}
+
+// Error makes such a name one of a store's problems: the name quoted with
+// the character escaped, what the character is, and the entry.
+func (u UnprintableName) Error() string {
+	pos, r := 0, rune(0)
+	for _, c := range u.Entry.Name {
+		pos++
+		if !keydir.PrintableName(string(c)) {
+			r = c
+			break
+		}
+	}
+	what := "bytes that are not UTF-8"
+	if r != 0 {
+		what = fmt.Sprintf("%U at character %d, %s", r, pos, keydir.CharKind(r))
+	}
+	return fmt.Sprintf("authkeys: the name %q of key %s (%s) holds %s: written as it is, it would pass for another name",
+		u.Entry.Name, u.Entry.Fingerprint, termtext.Safe(u.Entry.File), what)
+}
+
+// UnprintableNames returns the entries in effect whose name is not shown
+// as it is, in file order (see UnprintableName). It reads every entry's
+// name, and makes an Entry of those alone.
+func (s *Store) UnprintableNames() []UnprintableName {
+	sn := s.snap.Load()
+	var out []UnprintableName
+	for f := range sn.files.All {
+		if s.rev[f.Source()] {
+			continue
+		}
+		items := f.Items()
+		for i := range items {
+			it := &items[i]
+			if name, kind := nameKind(f, it); kind != 0 && !keydir.PrintableName(name) && sn.keys.has(it) {
+				out = append(out, UnprintableName{Entry: it.entry(f)})
+			}
 		}
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/jwk"
@@ -248,5 +249,57 @@ func TestSharedNamesCountedBesideTheIndex(t *testing.T) {
 				t.Fatalf("%d names counted shared, want 1 (carol)", len(shared))
 			}
 		})
+	}
+}
+
+// A name that is not shown as it is — "ad\u200bmin", displayed as
+// "admin"; a file named with a bidi override — is refused where it is
+// given (Add: *keydir.NameCharError, nothing written), but an entry of an
+// earlier version or written by hand that holds one keeps its key
+// authorized, is listed by UnprintableNames with the character escaped
+// in the message, and its client's next key is still accepted beside it
+// (docs/design.md, "Names").
+func TestUnprintableNames(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	dir := opts.Dirs[0]
+	keydirtest.Write(t, filepath.Join(dir, "admin.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(dir, "mallory.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "name", "ad\u200bmin")))
+	keydirtest.Write(t, filepath.Join(dir, "ro\u202eot.json"), keydirtest.JWK(t, key(t, 3)))
+	s := Load(opts)
+	for n := 1; n <= 3; n++ {
+		if _, err := s.LookupKey(key(t, n), netip.Addr{}); err != nil {
+			t.Fatalf("key %d refused: %v", n, err)
+		}
+	}
+	got := s.UnprintableNames()
+	if len(got) != 2 || got[0].Entry.Name != "ad\u200bmin" || got[1].Entry.Name != "ro\u202eot" {
+		t.Fatalf("UnprintableNames = %v, want mallory.json's and ro\\u202eot.json's", got)
+	}
+	for i, want := range []string{
+		`authkeys: the name "ad\u200bmin" of key ` + key(t, 2).Fingerprint() + ` (` + filepath.Join(dir, "mallory.json") + `) holds U+200B at character 3, an invisible format character`,
+		`authkeys: the name "ro\u202eot" of key ` + key(t, 3).Fingerprint() + ` ("` + filepath.Join(dir, `ro\u202eot.json`) + `") holds U+202E at character 3, a bidirectional control`,
+	} {
+		if msg := got[i].Error(); !strings.HasPrefix(msg, want) || strings.ContainsAny(msg, "\u200b\u202e") {
+			t.Errorf("message %q, want it to begin %q, escaped", msg, want)
+		}
+	}
+
+	var ce *keydir.NameCharError
+	if _, err := s.Add(key(t, 4), "ad\u200bmin", AddNew); !errors.As(err, &ce) || ce.Char != 0x200b || ce.Pos != 3 {
+		t.Fatalf("Add under a name holding U+200B: %v", err)
+	}
+	if _, err := s.Add(key(t, 4), "\u2066admin\u2069", Replace); !errors.As(err, &ce) || ce.Char != 0x2066 {
+		t.Fatalf("Add under a name in bidi isolates: %v", err)
+	}
+	if _, err := s.LookupKey(key(t, 4), netip.Addr{}); err == nil {
+		t.Fatal("a refused Add authorized the key")
+	}
+	e, err := s.Add(key(t, 5), "ad\u200bmin", AddBeside)
+	if err != nil || e.Name != "ad\u200bmin" {
+		t.Fatalf("the next key of the entry named ad\\u200bmin: %v, %v", e, err)
+	}
+	if len(s.UnprintableNames()) != 3 {
+		t.Fatalf("after the next key: %v", s.UnprintableNames())
 	}
 }

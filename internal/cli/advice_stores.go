@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
@@ -92,6 +94,35 @@ func (c *cli) adviseStores(err error) string {
 		return "It still gets in. To remove that entry too: " + c.command("authorize", "--remove", entryRef(still.Entry))
 	}
 	return ""
+}
+
+// adviseName returns the advice for a name refused for a character that
+// is not shown as itself, or "".
+func adviseName(err error) string {
+	var badChar *keydir.NameCharError
+	if errors.As(err, &badChar) {
+		return nameCharAdvice(badChar)
+	}
+	return ""
+}
+
+// nameCharAdvice says what to do about a name holding a character that is
+// not shown as itself (keydir.NameCharError): give it without.
+func nameCharAdvice(e *keydir.NameCharError) string {
+	without := strings.Map(func(r rune) rune {
+		switch {
+		case keydir.PrintableName(string(r)):
+			return r
+		case unicode.Is(unicode.Zs, r):
+			return ' '
+		}
+		return -1
+	}, e.Name)
+	advice := "A name is shown as written (keytool list, logs, X-Keytool-Name), and that character would show it as another: type the name again"
+	if keydir.CheckName(without) == nil {
+		return fmt.Sprintf("%s, without it: --name %s", advice, shellQuote(without))
+	}
+	return advice + ", of printable characters only"
 }
 
 // entryRef names an authorized entry for authorize --remove: its name, or

@@ -276,6 +276,10 @@ func parseAuthorizeFlags(o authorizeOptions) (authorizeAttrs, error) {
 	a := authorizeAttrs{comment: o.comment, setComment: o.commentSet}
 	if o.name != "" {
 		if err := keydir.CheckName(o.name); err != nil {
+			var badChar *keydir.NameCharError
+			if errors.As(err, &badChar) {
+				return a, &usageError{"--name: " + err.Error() + "\n" + nameCharAdvice(badChar)}
+			}
 			return a, &usageError{"--name: " + err.Error()}
 		}
 	}
@@ -929,6 +933,16 @@ func reportSharedNames(c *cli, cmd string, store *authkeys.Store) {
 		fmt.Fprintf(c.stderr, "keytool %s: warning: %v; a name should stand for one client (servers hand it on: logs, X-Keytool-Name), so rename or remove all but one: %s\n",
 			cmd, sh, c.command("authorize", "--remove", "FINGERPRINT"))
 	}
+	for _, u := range store.UnprintableNames() {
+		fmt.Fprintf(c.stderr, "keytool %s: warning: %v; the key is still authorized: %s\n", cmd, u, unprintableFix(c, u))
+	}
+}
+
+// unprintableFix says how to rename an entry whose name is not shown as it
+// is (authkeys.UnprintableName): its file gives the name.
+func unprintableFix(c *cli, u authkeys.UnprintableName) string {
+	return fmt.Sprintf("rename it in %s (its \"name\" member, else its file's name), or remove it: %s",
+		termtext.Safe(u.Entry.File), c.command("authorize", "--remove", u.Entry.Fingerprint))
 }
 
 func (c *cli) unauthorize(nameOrFP string) error {

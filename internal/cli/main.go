@@ -438,10 +438,17 @@ func (c *cli) homeFlag() string {
 }
 
 // shellQuote quotes s for a POSIX shell when it needs quoting, so that the
-// commands keytool suggests can be pasted as they are.
+// commands keytool suggests can be pasted as they are. Text that is not
+// shown as it is (a name of an earlier version holding U+200B, a bidi
+// control, a newline) is quoted as $'…' with those characters escaped
+// (bash, zsh and ksh read \u200b there), so that the command shows
+// what it holds.
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
 		return s
+	}
+	if q := termtext.Safe(s); q != s {
+		return "$'" + strings.ReplaceAll(strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`), "'", `\'`) + "'"
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

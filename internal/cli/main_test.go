@@ -71,6 +71,7 @@ func TestScripts(t *testing.T) {
 			"sleep":     cmdSleep,
 			"capture":   cmdCapture,
 			"setenv":    cmdSetenv,
+			"unescape":  cmdUnescape,
 			"maxwidth":  cmdMaxWidth,
 			"freeport":  scripttest.FreePort,
 			"listening": scripttest.Listening,
@@ -128,6 +129,18 @@ func cmdSetenv(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("setenv: %q matches stdout %d times, want once, with a group", args[1], len(m))
 	}
 	ts.Setenv(args[0], m[0][1])
+}
+
+// unescape VAR TEXT sets VAR to TEXT with Go's escapes read (\u200b,
+// \u202e, \x1b), so that a script passes a character it cannot show, and
+// does not hold it raw.
+func cmdUnescape(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: unescape VAR TEXT")
+	}
+	s, err := strconv.Unquote(`"` + args[1] + `"`)
+	ts.Check(err)
+	ts.Setenv(args[0], s)
 }
 
 // maxwidth N stdout|stderr asserts that no line of the last command's

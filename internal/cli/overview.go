@@ -128,6 +128,9 @@ func (c *cli) overview(lf listFlags) error {
 	for _, sh := range auth.SharedNames() {
 		o.problem(c, sh)
 	}
+	for _, u := range auth.UnprintableNames() {
+		o.problem(c, u)
+	}
 	for _, p := range hosts.Problems() {
 		o.problem(c, p)
 	}
@@ -156,11 +159,14 @@ func (o *overview) problem(c *cli, err error) {
 		none *jwk.NoIdentityError
 	)
 	var shared authkeys.SharedName
+	var unprintable authkeys.UnprintableName
 	switch {
 	case errors.As(err, &kp):
 		p.File = kp.Path
 	case errors.As(err, &shared):
 		p.Fix = c.command("authorize", "--remove", "FINGERPRINT") // of all but one of its keys: the admin's choice
+	case errors.As(err, &unprintable):
+		p.File, p.Fix = unprintable.Entry.File, c.command("authorize", "--remove", unprintable.Entry.Fingerprint) // or a rename: the warning of authorize --list says how
 	case errors.As(err, &pkiE):
 		p.File = pkiE.File
 	case errors.As(err, &pe):
