@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/faillog"
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -694,7 +695,11 @@ func setPeer(out http.Header, in *http.Request) {
 	}
 	out.Set(HeaderFingerprint, peer.Fingerprint())
 	out.Set(HeaderKeyID, peer.KeyID())
-	if name := peer.Name(); name != "" && validHeaderValue(name) {
+	// A name that is not shown as it is (keydir.PrintableName: an entry
+	// of an earlier version holding U+200B or a bidi control) is left
+	// out, as one a header cannot hold: "ad\u200bmin" would reach the
+	// target as "admin" to whoever reads it (docs/design.md, "Names").
+	if name := peer.Name(); name != "" && validHeaderValue(name) && keydir.PrintableName(name) {
 		out.Set(HeaderName, name)
 	}
 	xfcc := "Hash=" + hex.EncodeToString(certHash(peer))

@@ -109,6 +109,40 @@ func TestHopByHopCannotRemoveIdentity(t *testing.T) {
 	}
 }
 
+// An entry's name that is not shown as it is (a file of an earlier
+// version: "ad\u200bmin", which reads "admin"; a bidi override) is not
+// sent as X-Keytool-Name, as a name with a control character is not, and
+// the one the client forged is still removed: the target sees no name,
+// and the fingerprint (docs/design.md, "Names").
+func TestNameHeaderOnlyPrintable(t *testing.T) {
+	got := make(chan http.Header, 1)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
+	defer target.Close()
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), targetAddr{"tcp", strings.TrimPrefix(target.URL, "http://")}, slog.New(slog.DiscardHandler), faillog.New(slog.New(slog.DiscardHandler)), httpTimeouts{5 * time.Second, time.Minute, time.Minute}, nil)
+	defer h.srv.Close()
+	for name, want := range map[string][]string{
+		"ad\u200bmin": nil, "x\u202eevil": nil, "\u2066admin\u2069": nil, "alice\u00a0laptop": nil, "a\x1bb": nil,
+		"alice": {"alice"}, "ünïcode 世界": {"ünïcode 世界"},
+	} {
+		peer := &tlsbridge.Peer{SPKIHash: [32]byte{1}, Entry: &authkeys.Entry{Name: name}}
+		req := httptest.NewRequest("GET", "https://app.example/", nil)
+		req.Header.Set("X-Keytool-Name", "admin")
+		req = req.WithContext(context.WithValue(req.Context(), peerKey{}, peer))
+		rec := httptest.NewRecorder()
+		h.rp.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%q: status %d", name, rec.Code)
+		}
+		hdr := <-got
+		if v := hdr.Values(HeaderName); !slices.Equal(v, want) {
+			t.Errorf("name %q: %s %q, want %q", name, HeaderName, v, want)
+		}
+		if v := hdr.Values(HeaderFingerprint); len(v) != 1 || v[0] != peer.Fingerprint() {
+			t.Errorf("name %q: %s %q", name, HeaderFingerprint, v)
+		}
+	}
+}
+
 // XFCC's Subject is sent only for a client a CA vouched for: a client
 // admitted by its key wrote its certificate's subject itself.
 func TestClientCertSubjectOnlyViaCA(t *testing.T) {

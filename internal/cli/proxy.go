@@ -18,6 +18,8 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/proxy"
@@ -467,6 +469,17 @@ func proxyLogger(c *cli, o proxyOptions) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(c.stderr, opts)), nil
 	case "json":
+		// JSON escapes only what it must: an entry's name that is not
+		// shown as it is (a file of an earlier version holding U+200B
+		// or a bidi control) is written quoted, its characters escaped,
+		// as the text format and keytool list write it (docs/design.md,
+		// "Names").
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == "name" && a.Value.Kind() == slog.KindString && !keydir.PrintableName(a.Value.String()) {
+				a.Value = slog.StringValue(termtext.Safe(a.Value.String()))
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(c.stderr, opts)), nil
 	}
 	return nil, usagef("--log-format %q: use text or json", o.logFormat)

@@ -92,3 +92,33 @@ func TestProxyLogFlags(t *testing.T) {
 		}
 	}
 }
+
+// --log-format json writes an entry's name that is not shown as it is (a
+// file of an earlier version: "ad\u200bmin", a bidi override) quoted with
+// the character escaped, as the text format does, and not as JSON's raw
+// U+200B, which a log viewer shows as "admin"; other names and values as
+// they are (docs/design.md, "Names").
+func TestProxyJSONLogEscapesNames(t *testing.T) {
+	for format, want := range map[string][]string{
+		"text": {`name="ad\u200bmin"`, `name="x\u202eevil"`, `name="ünïcode 世界" file="a\u200bb"`},
+		"json": {`"name":"\"ad\\u200bmin\""`, `"name":"\"x\\u202eevil\""`, "\"name\":\"ünïcode 世界\",\"file\":\"a\u200bb\""},
+	} {
+		var buf strings.Builder
+		log, err := proxyLogger(&cli{stderr: &buf}, proxyOptions{logLevel: "info", logFormat: format})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("accepted", "name", "ad\u200bmin")
+		log.Info("accepted", "name", "x\u202eevil")
+		log.Info("accepted", "name", "ünïcode 世界", "file", "a\u200bb")
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		if len(lines) != len(want) {
+			t.Fatalf("%s: %d lines:\n%s", format, len(lines), buf.String())
+		}
+		for i, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("%s: %s\nwant it to hold %s", format, lines[i], w)
+			}
+		}
+	}
+}
