@@ -724,3 +724,42 @@ func TestFinishRecordsOnlyWhatItReadAsItIs(t *testing.T) {
 	fp, _ := jwk.ParseFingerprint(k.Fingerprint())
 	removeEveryCopy(t, opts, Lookups{Fingerprints: []jwk.Fingerprint{fp}}, k)
 }
+
+// The directory's lock file (keydir's .keytool.lock), made by the first
+// writer that locks the directory, is that command's own change: the
+// admin index stays current after a removal or an Add that made it, so
+// the next command reads only what it looks for — not every file, as for
+// a change by another writer. And it is no key file.
+func TestLoadForLockFileMadeByTheCommand(t *testing.T) {
+	for _, first := range []string{"remove", "add"} {
+		opts := fillHome(t, 10)
+		_, finish := LoadFor(opts, Lookups{})
+		finish()
+		lock := filepath.Join(opts.Dirs[0], ".keytool.lock")
+		if _, err := os.Lstat(lock); !os.IsNotExist(err) {
+			t.Fatalf("a lock file before any writer: %v", err)
+		}
+		s, finish := LoadFor(opts, Lookups{Names: []string{"k3", "new"}})
+		var err error
+		if first == "remove" {
+			_, err = s.Remove("k3")
+		} else {
+			_, err = s.Add(key(t, 50), "new", AddNew)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		finish()
+		if _, err := os.Lstat(lock); err != nil {
+			t.Fatalf("%s: no lock file: %v", first, err)
+		}
+		s, finish = LoadFor(opts, Lookups{Names: []string{"k5"}})
+		if n := loadedFiles(s); n != 1 {
+			t.Errorf("after the first %s, LoadFor of one name read %d files, want 1", first, n)
+		}
+		finish()
+		if p := Load(opts).Loader().Snapshot().Problems; len(p) != 0 {
+			t.Errorf("problems with the lock file there: %v", p)
+		}
+	}
+}

@@ -66,7 +66,7 @@ func TestAddAnotherKey(t *testing.T) {
 	if p, err := s.AddKey(addr, k2, AddNew); err != nil || p != second {
 		t.Errorf("AddNew of the second, pinned, key: %s, %v", p, err)
 	}
-	if ents, _ := os.ReadDir(opts.Dirs[0]); len(ents) != 2 {
+	if ents, _ := keyDirEntries(opts.Dirs[0]); len(ents) != 2 {
 		t.Errorf("trusted_hosts.d holds %d files, want 2", len(ents))
 	}
 
@@ -124,7 +124,7 @@ func TestRemoveKeyKeepsOtherAddresses(t *testing.T) {
 	if err != nil || len(rm) != 2 {
 		t.Fatalf("Remove of the address: %v, %v; want both remaining keys", rm, err)
 	}
-	if ents, _ := os.ReadDir(opts.Dirs[0]); len(ents) != 1 || ents[0].Name() != "a.json" {
+	if ents, _ := keyDirEntries(opts.Dirs[0]); len(ents) != 1 || ents[0].Name() != "a.json" {
 		t.Errorf("files left: %v", ents)
 	}
 	if _, err := s.RemoveKey("a.example:1", "not a fingerprint"); err == nil {
@@ -147,7 +147,7 @@ func TestAddAnotherRefusals(t *testing.T) {
 		if _, err := s.AddKey(addr, key(t, 3), AddAnother); !errors.As(err, &re) || re.Err == nil {
 			t.Fatalf("AddAnother with an unreadable revocation list: %v, want *RevokedError with Err", err)
 		}
-		if ents, _ := os.ReadDir(opts.Dirs[0]); len(ents) != 1 {
+		if ents, _ := keyDirEntries(opts.Dirs[0]); len(ents) != 1 {
 			t.Errorf("trusted_hosts.d holds %d files, want 1", len(ents))
 		}
 	})
@@ -164,7 +164,7 @@ func TestAddAnotherRefusals(t *testing.T) {
 		if _, err := s.AddKey("other.example:1", key(t, 2), AddAnother); !errors.As(err, &skipped) {
 			t.Fatalf("AddAnother of an unpinned address while skipped: %v, want *SkippedFilesError", err)
 		}
-		if ents, _ := os.ReadDir(opts.Dirs[0]); len(ents) != 2 {
+		if ents, _ := keyDirEntries(opts.Dirs[0]); len(ents) != 2 {
 			t.Errorf("trusted_hosts.d holds %d files, want 2", len(ents))
 		}
 	})
@@ -240,4 +240,12 @@ func TestAddAnotherKeysSharingShortIDs(t *testing.T) {
 	if f, err := s.AddKey(addr, old, AddAnother); err != nil || f != oldFile {
 		t.Errorf("a key an earlier version pinned beside: %s, %v; want it found in %s", f, err, oldFile)
 	}
+}
+
+// keyDirEntries lists dir as os.ReadDir does, without the lock file
+// keytool's writers of the directory take (keydir's .keytool.lock, made
+// by the first of them: docs/design.md, "Concurrent writers").
+func keyDirEntries(dir string) ([]os.DirEntry, error) {
+	entries, err := os.ReadDir(dir)
+	return slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == ".keytool.lock" }), err
 }

@@ -290,7 +290,7 @@ func TestAddAndRemove(t *testing.T) {
 	if _, err := s.Add("web.example.com:8443", k1); err == nil || !errors.As(err, &ce) {
 		t.Fatalf("the port-less pin now covers :8443 with k2: %v", err)
 	}
-	entries, _ := os.ReadDir(opts.Dirs[0])
+	entries, _ := keyDirEntries(opts.Dirs[0])
 	if len(entries) != 2 {
 		t.Fatalf("files: %v", entries)
 	}

@@ -304,7 +304,7 @@ func TestJoinRaceProcesses(t *testing.T) {
 	if wins != 1 {
 		t.Fatalf("%d winners", wins)
 	}
-	entries, _ := os.ReadDir(filepath.Join(srvHome, "authorized_keys.d"))
+	entries, _ := keyDirEntries(filepath.Join(srvHome, "authorized_keys.d"))
 	if len(entries) != 1 {
 		t.Fatalf("authorized_keys.d holds %d files", len(entries))
 	}

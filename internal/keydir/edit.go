@@ -22,8 +22,8 @@ import (
 // hand edit. It reports whether the file was removed.
 //
 // Edits of files in the same directory are serialised across processes
-// (an advisory lock on the directory), so that concurrent edits of one
-// file all take effect.
+// (an advisory lock of the directory's lock file, lockDir), so that
+// concurrent edits of one file all take effect.
 //
 // The file is read under the strict-modes rule its source is loaded with
 // (Loader.ReadFile), as a reload would read it now: a file that has become
@@ -94,15 +94,18 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 }
 
 // LockDir takes the lock EditFile takes on directory dir (an exclusive
-// flock(2) on the directory, waiting for it at most 10 s), for a writer
-// whose check and write must be one step against every keytool writer of
-// the directory: authkeys.Store.Add (docs/design.md, "Concurrent
-// writers"). Where no lock can be had (a file system without flock(2), a
-// directory this user may not read, a lock another holds past the wait)
+// flock(2) of its lock file, .keytool.lock, which only the directory's
+// writers may open; waiting for it at most 10 s), for a writer whose
+// check and write must be one step against every keytool writer of the
+// directory: authkeys.Store.Add (docs/design.md, "Concurrent writers").
+// Where no lock can be had (a file system without flock(2), a read-only
+// one, a directory this user may not write, a lock file that is not a
+// regular file of the directory's writers, a lock held past the wait)
 // held is false and unlock does nothing: the caller goes ahead unlocked,
-// as EditFile does. The caller must not edit
-// a file of dir (EditFile) while it holds the lock: a second lock of the
-// directory in one process waits for the first.
+// as EditFile does; held is false too where an older keytool, or a
+// reader, holds the directory's own lock (lockDir). The caller must not
+// edit a file of dir (EditFile) while it holds the lock: a second lock
+// of the directory in one process waits for the first.
 func LockDir(dir string) (unlock func(), held bool, err error) { return lockDir(dir) }
 
 // isSet reports whether JSON data is a JWK Set rather than a single JWK:

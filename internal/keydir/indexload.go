@@ -78,7 +78,7 @@ func (l *Loader[T]) Extend(q Query) {
 		x := fl.index(i)
 		head := x.head()
 		found, ok := x.lookup(q)
-		if !ok || head == nil || !bytes.Equal(head, x.stamp()) || !bytes.Equal(head, fl.heads[i]) {
+		if !ok || head == nil || !fl.unchanged(i, head) || !bytes.Equal(head, fl.heads[i]) {
 			unlock()
 			l.Widen()
 			return
@@ -108,7 +108,7 @@ func (l *Loader[T]) Widen() bool {
 	}
 	snap := l.Reload()
 	for i, head := range fl.heads {
-		if !bytes.Equal(fl.index(i).stamp(), head) {
+		if !fl.unchanged(i, head) {
 			delete(fl.heads, i) // changed meanwhile: left stale
 		}
 	}
@@ -191,15 +191,18 @@ func (l *Loader[T]) reloadComplete() *Snapshot[T] {
 // in no index yet (a command records its changes when it ends): where
 // the stamp of a narrowed directory changed since the load, it is
 // ReloadComplete, which finds them from the files' stamps; where none
-// did, nothing was added, removed or renamed there, and the narrowed
-// files are read again (a file written in place is not seen, as by
-// every narrowed load: docs/design.md, "The admin index").
+// did — or where the one change since the load is this process's making
+// of the directory's lock file, which an Add makes before its check the
+// first time the directory is locked (ownWrites.lockOnly) —, nothing was
+// added, removed or renamed there, and the narrowed files are read again
+// (a file written in place is not seen, as by every narrowed load:
+// docs/design.md, "The admin index").
 func (l *Loader[T]) ReloadCurrent() *Snapshot[T] {
 	l.mu.Lock()
 	fl, narrow := l.focus, l.narrow
 	l.mu.Unlock()
 	for i := range narrow {
-		if !bytes.Equal(fl.index(i).stamp(), fl.loaded[i]) {
+		if !fl.unchanged(i, fl.loaded[i]) {
 			return l.ReloadComplete()
 		}
 	}
@@ -257,6 +260,16 @@ type focusedLoad[T any] struct {
 	// closes them.
 	writes  map[int]*ownWrites
 	unwatch []func()
+}
+
+// unchanged reports whether directory source i is as it was at stamp
+// (the head or the load): its stamp is still that, or the one change
+// since is this process's making of the directory's lock file, which no
+// load reads (ownWrites.lockOnly) — the first lock of the directory, by
+// an Add before its check or a removal before its rewrite.
+func (fl *focusedLoad[T]) unchanged(i int, stamp []byte) bool {
+	now := fl.index(i).stamp()
+	return bytes.Equal(now, stamp) || fl.writes[i].lockOnly(stamp, now)
 }
 
 // onlyOwn reports whether this process's writes into directory source i
@@ -543,7 +556,14 @@ func (fl *focusedLoad[T]) finish() {
 		if !slices.ContainsFunc(gone, func(f *File[T]) bool { return f.Source() == i }) &&
 			!slices.ContainsFunc(came, func(f *File[T]) bool { return f.Source() == i }) && len(oldRecs)+len(newRecs) == 0 {
 			// The directory changed, but in no file this command loaded:
-			// someone else changed it, and the index cannot say what.
+			// someone else changed it, and the index cannot say what —
+			// unless the one change is this command's making of the
+			// directory's lock file, which holds no records: the index
+			// moves to the directory's stamp (a command that locked the
+			// directory first, and wrote nothing).
+			if head, ok := fl.heads[i]; ok && fl.writes[i].lockOnly(head, stamp) && bytes.Equal(x.head(), head) {
+				x.record(head, stamp, nil, nil)
+			}
 			continue
 		}
 		cur := x.head()

@@ -5,6 +5,7 @@ package keydir
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -18,44 +19,180 @@ import (
 // same old content and the second rename would undo the first edit — a
 // removed key coming back.
 //
-// Where the lock cannot be had at all — a directory this user may not
-// read, a file system without flock(2) (some NFS, CIFS and FUSE mounts) —
-// or not within lockWait, held is false and unlock does nothing: an edit
-// goes ahead unlocked, as it would on a system without flock (refusing to
+// The lock is flock(2) of the file lockName in dir (openLock), which only
+// the directory's writers may open: mode 0600, made by the first writer
+// and given to the directory's owner. flock needs no more than a
+// descriptor, so a lock on the directory itself — as keytool took before —
+// could be taken and kept by anyone who may read the directory
+// (docs/design.md, "Concurrent writers"). The directory itself is flocked
+// too, without waiting, so that an older keytool, which locks only the
+// directory, waits for this one; held is false when that lock is not had
+// (an older keytool holds it — or a reader, which the lock file does not
+// wait for), and the admin index is then not used (lockIndex).
+//
+// Where the lock file cannot be had — a read-only file system (a
+// Kubernetes volume), a directory this user may not write, a lock file
+// that is not a regular file of the directory's writers (openLock), a
+// file system without flock(2) (some NFS, CIFS and FUSE mounts) — or not
+// within lockWait, held is false and unlock does nothing: an edit goes
+// ahead unlocked, as it would on a system without flock (refusing to
 // remove a key would be worse than the race); the admin index is not
-// used (lockIndex), since its log folded by two commands at once could
-// hide a key's copy.
+// used, since its log folded by two commands at once could hide a key's
+// copy. A directory missing, or not a directory, is an error.
 func lockDir(dir string) (unlock func(), held bool, err error) {
-	// A bare descriptor: an os.File would make four fcntl and an
-	// epoll_ctl more for each lock (the admin commands take several).
-	fd, err := trustfile.OpenDirFD(dir)
-	if errors.Is(err, os.ErrPermission) {
-		return func() {}, false, nil
+	fd, err := lockFD(dir)
+	if fd < 0 {
+		return func() {}, false, err
 	}
-	if err != nil {
-		return nil, false, err
+	// The older keytool's lock, never waited for: a reader may hold it.
+	dfd, derr := trustfile.OpenDirFD(dir)
+	if derr == nil && flockRetried(dfd, syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		syscall.Close(dfd)
+		derr = syscall.EWOULDBLOCK
 	}
-	err = flockWithin(fd, lockWait)
-	switch {
-	case err == nil:
-		return func() { syscall.Close(fd) }, true, nil // closing the descriptor releases the lock
-	case noLocks(err), errors.Is(err, syscall.EWOULDBLOCK):
+	return func() { // closing the descriptors releases the locks
 		syscall.Close(fd)
-		return func() {}, false, nil
-	}
-	syscall.Close(fd)
-	return nil, false, &os.PathError{Op: "flock", Path: dir, Err: err}
+		if derr == nil {
+			syscall.Close(dfd)
+		}
+	}, derr == nil, nil
 }
 
-// lockWait bounds lockDir's wait for a directory's lock. flock(2) on a
-// directory needs only a descriptor opened for reading, so any user who
-// may read it — authorized_keys.d is 0755 under a home of 0755 in
-// docs/deploy.md — can take the lock and keep it: waiting for it without
-// end, every keytool writer of the directory (authorize, authorize
-// --remove, trust-host --remove) waited as long, and a key to be removed
-// stayed authorized, its connections open (found by review, 2026-12-03:
-// internal/cli.TestRemovalNotStoppedByAReaderOfTheDirectory). keytool's
-// own writers hold it for one edit, milliseconds. (A variable for tests.)
+// lockFD takes the lock file of directory dir (openLock) and flocks it,
+// waiting at most lockWait: fd is its descriptor, or -1 where the lock is
+// not had, with err set only for a directory missing or not a directory.
+// The lock is kept only if the name still names the file locked (as
+// lockFile): a lock file removed meanwhile (config management purging
+// what it does not manage, rm by hand) and made again by another writer,
+// which locks the new one, would give two holders.
+func lockFD(dir string) (fd int, err error) {
+	path := filepath.Join(dir, lockName)
+	for range lockTries {
+		fd, err := openLock(path)
+		if fd < 0 {
+			return -1, err
+		}
+		err = flockWithin(fd, lockWait)
+		if err != nil {
+			syscall.Close(fd)
+			if noLocks(err) || errors.Is(err, syscall.EWOULDBLOCK) {
+				return -1, nil
+			}
+			return -1, &os.PathError{Op: "flock", Path: path, Err: err}
+		}
+		var locked, named syscall.Stat_t
+		if syscall.Fstat(fd, &locked) == nil && syscall.Lstat(path, &named) == nil &&
+			locked.Dev == named.Dev && locked.Ino == named.Ino {
+			return fd, nil
+		}
+		syscall.Close(fd)
+	}
+	return -1, nil // replaced at every try: go ahead unlocked
+}
+
+// openLock opens the lock file path of a directory for reading and
+// writing, creating it (mode 0600) if missing, and returns its
+// descriptor; -1 where there is no lock to take, with err set only when
+// the directory is missing or not a directory.
+//
+// It is never opened through a link (O_NOFOLLOW), nor blocked on (a FIFO:
+// O_NONBLOCK), and is taken only if it is a regular file that group and
+// others have no access to, owned by this user, root, or the directory's
+// owner: a file others may open is a lock they may hold. (flock needs no
+// access mode: opening it for writing makes it a file this user may
+// write, and keeps out a read-only mount.) A file the checks refuse
+// could only have been put there by a writer of the directory, who may
+// replace the keys too; it is left as it is, and the edit goes ahead
+// unlocked.
+//
+// Made by root in a directory another user owns (the service's, under
+// strict modes), it is given to that user, so that the owner's own
+// keytool (a server enrolling clients) may open it too. In a directory
+// its group may write, the group's members other than its maker cannot
+// open it and go ahead unlocked: strict modes refuse such a directory
+// anyway (trustfile.Rule), and a 0660 file would let a group lock it.
+func openLock(path string) (int, error) {
+	const flags = syscall.O_RDWR | syscall.O_CLOEXEC | syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_NOCTTY
+	for range lockTries {
+		fd, err := openRetried(path, flags, 0)
+		if err == syscall.ENOENT {
+			// Made under the admin index's bracket, so that a command's
+			// own first lock is not taken for another writer's change of
+			// the directory (ownwrites.go).
+			err = bracket(path, func() error {
+				var err error
+				fd, err = openRetried(path, flags|syscall.O_CREAT|syscall.O_EXCL, 0o600)
+				if err == nil {
+					madeLock(fd, filepath.Dir(path))
+				}
+				return err
+			})
+			if err == syscall.EEXIST { // made meanwhile by another writer
+				continue
+			}
+		}
+		switch {
+		case err == syscall.ENOENT, err == syscall.ENOTDIR: // the directory
+			return -1, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+		case err != nil:
+			return -1, nil
+		case !lockUsable(fd, path):
+			syscall.Close(fd)
+			return -1, nil
+		}
+		return fd, nil
+	}
+	return -1, nil
+}
+
+// madeLock sets the lock file just made on fd to mode 0600 (whatever the
+// umask left) and, made by root, gives it to the directory dir's owner.
+func madeLock(fd int, dir string) {
+	_ = syscall.Fchmod(fd, 0o600)
+	var st syscall.Stat_t
+	if os.Geteuid() == 0 && syscall.Stat(dir, &st) == nil && st.Uid != 0 {
+		_ = syscall.Fchown(fd, int(st.Uid), int(st.Gid))
+	}
+}
+
+// lockUsable reports whether the file open on fd may be a directory's
+// lock (openLock): a regular file no one but its owner may open, owned by
+// this user, root, or the owner of the directory holding path.
+func lockUsable(fd int, path string) bool {
+	var st syscall.Stat_t
+	if syscall.Fstat(fd, &st) != nil || uint32(st.Mode)&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o077 != 0 {
+		return false
+	}
+	if int(st.Uid) == os.Geteuid() || st.Uid == 0 {
+		return true
+	}
+	var dst syscall.Stat_t
+	return syscall.Stat(filepath.Dir(path), &dst) == nil && dst.Uid == st.Uid
+}
+
+// openLockFile is syscall.Open; a test makes it fail as a read-only
+// file system does.
+var openLockFile = syscall.Open
+
+// openRetried is open(2), again while a signal interrupts it.
+func openRetried(path string, flags int, perm uint32) (int, error) {
+	for {
+		fd, err := openLockFile(path, flags, perm)
+		if err != syscall.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// lockWait bounds lockDir's wait for a directory's lock file, a last
+// resort: only the directory's writers may open it, and keytool's hold it
+// for one edit, milliseconds; a writer that hangs, or a process of the
+// directory's owner that keeps it, must not hold every removal back — a
+// key to be removed staying authorized, its connections open. (Before
+// the lock file, the lock was the directory's own, which any reader could
+// keep: found by review, 2026-12-03,
+// internal/cli.TestRemovalNotStoppedByAReaderOfTheDirectory.) (A variable
+// for tests.)
 var lockWait = 10 * time.Second
 
 // flockWithin takes an exclusive flock on fd, trying again until wait

@@ -4,11 +4,18 @@ package keydir
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // On a file system without locks (NFS without lockd: ENOLCK), an edit
@@ -129,59 +136,376 @@ func TestLockFileReplacedEveryTime(t *testing.T) {
 	}
 }
 
-// A directory's lock held by someone who only reads the directory (flock
-// on a descriptor opened for reading, which any user who may read it can
-// take) and keeps it: lockDir goes ahead unlocked once lockWait has
-// passed, and the admin index is not used; a lock released within it —
-// another keytool writer's — is waited for and taken (review of
-// 2026-12-03: before, lockDir waited as long as it was held).
-func TestLockDirNotHeldForEver(t *testing.T) {
-	dir := t.TempDir()
-	l := New(Config[string]{Sources: []Source{{Path: filepath.Join(dir, "authorized_keys.d"), Dir: true}}, Index: filepath.Join(dir, ".index")})
-	unlock, ok := l.lockIndex(true)
-	if !ok {
-		t.Fatal("no index with flock(2) working")
+// lockedByAnother reports whether path's flock is held by a descriptor
+// other than one of the caller's: a try of its own fails.
+func lockedByAnother(t *testing.T, path string) bool {
+	t.Helper()
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	unlock()
-	old := lockWait
-	lockWait = 50 * time.Millisecond
-	t.Cleanup(func() { lockWait = old })
+	defer syscall.Close(fd)
+	err = syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+	if err != nil && !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatal(err)
+	}
+	return err != nil
+}
 
-	hold := func(path string) int {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
-			t.Fatal(err)
-		}
-		return fd
+// boundWait sets lockWait to a minute for the test: a bound on a hang,
+// which lockDir reaches only where it waits for a lock it must not.
+func boundWait(t *testing.T, d time.Duration) {
+	old := lockWait
+	lockWait = d
+	t.Cleanup(func() { lockWait = old })
+}
+
+// The directory's own lock held by someone who may only read the
+// directory (flock on a descriptor opened for reading, which any user
+// who may read it can take; or an older keytool): lockDir does not wait
+// for it at all — it takes the lock file, which excludes keytool's
+// writers — but says held false, so that the admin index, which an older
+// keytool folds under the directory's lock, is not used meanwhile. While
+// lockDir holds, an older keytool's try of the directory's lock fails.
+// Before (review of 2026-12-03): the lock was the directory's, and
+// lockDir waited for it, first without end, then for lockWait (10 s).
+func TestLockDirNotHeldByAReader(t *testing.T) {
+	dir := t.TempDir()
+	boundWait(t, time.Minute)
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	fd := hold(dir)
+	if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
 	unlock, held, err := lockDir(dir)
 	if err != nil || held {
-		t.Fatalf("lockDir of a directory another holds for ever: held %v, err %v; want it to go ahead unlocked", held, err)
+		t.Fatalf("lockDir with the directory's own lock held: held %v, err %v; want the lock file's lock, held false", held, err)
+	}
+	lock := filepath.Join(dir, lockName)
+	if !lockedByAnother(t, lock) {
+		t.Error("the lock file is not locked")
 	}
 	unlock()
 	syscall.Close(fd)
-	fd = hold(filepath.Join(dir, ".index"))
-	if _, ok := l.lockIndex(false); ok {
-		t.Error("the index is used without its lock")
+	fi, err := os.Lstat(lock)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file: %v, %v; want a regular file, mode 0600", fi, err)
 	}
-	syscall.Close(fd)
+
+	unlock, held, err = lockDir(dir)
+	if err != nil || !held {
+		t.Fatalf("lockDir, nothing held: held %v, err %v", held, err)
+	}
+	if !lockedByAnother(t, dir) {
+		t.Error("an older keytool's lock of the directory is not excluded")
+	}
+	unlock()
+	if lockedByAnother(t, dir) || lockedByAnother(t, lock) {
+		t.Error("still locked after unlock")
+	}
+}
+
+// asNobody is a command run as uid and gid 65534 (root only), for what
+// another local user does; reachable makes the test's directories above
+// path (its own, under os.TempDir) searchable by them.
+func asNobody(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	return cmd
+}
+
+func reachable(t *testing.T, path string) {
+	t.Helper()
+	top := filepath.Clean(os.TempDir())
+	for d := path; strings.HasPrefix(d, top+string(filepath.Separator)); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Another local user who may read the directory (0755, as
+// authorized_keys.d under /etc/keytool, docs/deploy.md) cannot open its
+// lock file, and holds the directory's own lock with util-linux flock(1)
+// as the review did: a writer takes the lock file at once, without
+// waiting for lockWait (a minute here: lockDir would come back without
+// the lock). (Needs root to be another user; CI runs as root.)
+func TestLockDirNotHeldByAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		return // another user needs root (tests never skip in CI, which is root)
+	}
+	dir := t.TempDir()
+	reachable(t, dir)
+	boundWait(t, time.Minute)
+	unlock, _, err := lockDir(dir) // makes the lock file
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	lock := filepath.Join(dir, lockName)
+	out, err := asNobody("flock", "--nonblock", lock, "true").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Permission denied") {
+		t.Fatalf("flock(1) of the lock file as another user: %v, %s; want permission denied", err, out)
+	}
+	hold := asNobody("flock", dir, "sh", "-c", "echo held; exec cat")
+	in, err := hold.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := hold.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { in.Close(); hold.Wait() }()
+	line := make([]byte, 5)
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "held\n" {
+		t.Fatalf("the other user's flock(1) of the directory: %q, %v", line, err)
+	}
+	if !lockedByAnother(t, dir) {
+		t.Fatal("the other user does not hold the directory's lock")
+	}
+	unlock, _, err = lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if !lockedByAnother(t, lock) {
+		t.Error("lockDir went ahead without the lock file's lock")
+	}
+}
+
+// Two writers of a directory are serialised by its lock file: while one
+// holds it, another that may not wait does not get it; one that waits
+// gets it once it is released.
+func TestLockDirWritersSerialised(t *testing.T) {
+	dir := t.TempDir()
+	boundWait(t, 0) // try once
+	unlock, held, err := lockDir(dir)
+	if err != nil || !held {
+		t.Fatalf("first writer: held %v, err %v", held, err)
+	}
+	if _, held, err := lockDir(dir); err != nil || held {
+		t.Fatalf("second writer while the first holds: held %v, err %v; want no lock", held, err)
+	}
+	unlock()
 
 	lockWait = time.Minute // a bound on a hang
-	fd = hold(dir)
+	first, _, _ := lockDir(dir)
 	released := make(chan struct{})
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		syscall.Close(fd)
+		first()
 		close(released)
 	}()
 	unlock, held, err = lockDir(dir)
 	if err != nil || !held {
-		t.Fatalf("lockDir of a directory whose lock is released: held %v, err %v; want it held", held, err)
+		t.Fatalf("second writer once the first releases: held %v, err %v; want it held", held, err)
 	}
 	unlock()
 	<-released
+}
+
+// A directory this user may not write, or on a read-only file system (a
+// Kubernetes volume), has no lock file to make: lockDir goes ahead
+// unlocked at once, as where flock(2) cannot be had, and an edit with
+// it; a missing directory is an error, as before.
+func TestLockDirWithoutALockFile(t *testing.T) {
+	dir := t.TempDir()
+	boundWait(t, time.Minute)
+	real := openLockFile
+	t.Cleanup(func() { openLockFile = real })
+	openLockFile = func(path string, flags int, perm uint32) (int, error) {
+		if flags&syscall.O_CREAT != 0 {
+			return -1, syscall.EROFS
+		}
+		return real(path, flags, perm)
+	}
+	unlock, held, err := lockDir(dir)
+	if err != nil || held {
+		t.Fatalf("lockDir on a read-only file system: held %v, err %v; want it to go ahead unlocked", held, err)
+	}
+	unlock()
+	openLockFile = real
+
+	if _, _, err := lockDir(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lockDir of a missing directory: %v; want not exist", err)
+	}
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+		unlock, held, err = lockDir(dir)
+		if err != nil || held {
+			t.Fatalf("lockDir of a directory this user may not write: held %v, err %v; want unlocked", held, err)
+		}
+		unlock()
+		return
+	}
+	openLockFile = func(path string, flags int, perm uint32) (int, error) {
+		if flags&syscall.O_CREAT != 0 {
+			return -1, syscall.EACCES // root may write any directory: as another user
+		}
+		return real(path, flags, perm)
+	}
+	unlock, held, err = lockDir(dir)
+	if err != nil || held {
+		t.Fatalf("lockDir of a directory this user may not write: held %v, err %v; want unlocked", held, err)
+	}
+	unlock()
+}
+
+// A lock file planted by someone who could write the directory — a link
+// (to a file of theirs, or to one that does not exist yet), a FIFO, a
+// file others may open, another user's file — is neither followed, nor
+// blocked on, nor locked: lockDir goes ahead unlocked at once and leaves
+// it as it is.
+func TestLockDirPlantedLockFile(t *testing.T) {
+	boundWait(t, time.Minute)
+	for _, c := range []struct {
+		why   string
+		plant func(lock, other string) error
+		root  bool
+	}{
+		{"a link to a file", func(lock, other string) error {
+			if err := os.WriteFile(other, nil, 0o600); err != nil {
+				return err
+			}
+			return os.Symlink(other, lock)
+		}, false},
+		{"a link to no file", func(lock, other string) error { return os.Symlink(other, lock) }, false},
+		{"a FIFO", func(lock, _ string) error { return syscall.Mkfifo(lock, 0o600) }, false},
+		{"a directory", func(lock, _ string) error { return os.Mkdir(lock, 0o700) }, false},
+		{"a file others may read", func(lock, _ string) error {
+			if err := os.WriteFile(lock, nil, 0o600); err != nil {
+				return err
+			}
+			return os.Chmod(lock, 0o644)
+		}, false},
+		{"a file its group may write", func(lock, _ string) error {
+			if err := os.WriteFile(lock, nil, 0o600); err != nil {
+				return err
+			}
+			return os.Chmod(lock, 0o620)
+		}, false},
+		{"another user's file", func(lock, _ string) error {
+			if err := os.WriteFile(lock, nil, 0o600); err != nil {
+				return err
+			}
+			return os.Chown(lock, 65534, 65534)
+		}, true},
+	} {
+		if c.root && os.Geteuid() != 0 {
+			continue // chown needs root (CI is root)
+		}
+		dir, other := t.TempDir(), filepath.Join(t.TempDir(), "theirs")
+		lock := filepath.Join(dir, lockName)
+		if err := c.plant(lock, other); err != nil {
+			t.Fatal(err)
+		}
+		before, err := os.Lstat(lock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			unlock, held, err := lockDir(dir)
+			if err == nil && held {
+				err = errors.New("held")
+			}
+			if err == nil && before.Mode().IsRegular() && lockedByAnother(t, lock) {
+				err = errors.New("the planted file is locked")
+			}
+			if err == nil && before.Mode()&fs.ModeSymlink != 0 {
+				if fi, serr := os.Stat(other); serr == nil && (fi.Size() != 0 || lockedByAnother(t, other)) {
+					err = errors.New("the link's target was written or locked")
+				} else if errors.Is(serr, fs.ErrNotExist) == (c.why == "a link to a file") {
+					err = fmt.Errorf("the link's target: %v", serr)
+				}
+			}
+			if unlock != nil {
+				unlock()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s as the lock file: %v; want lockDir to go ahead unlocked, leaving it", c.why, err)
+			}
+		case <-time.After(time.Minute): // a bound on a hang
+			t.Fatalf("%s as the lock file: lockDir blocked", c.why)
+		}
+		after, err := os.Lstat(lock)
+		if err != nil || after.Mode() != before.Mode() || !os.SameFile(before, after) {
+			t.Errorf("%s as the lock file: now %v, %v", c.why, after, err)
+		}
+	}
+}
+
+// A lock file made by root in a directory another user owns (the
+// service's user, under strict modes) is that user's, mode 0600, so
+// that their own keytool (a server enrolling clients) may take it too;
+// made by the directory's owner it is theirs, mode 0600 whatever the
+// umask.
+func TestLockFileOwner(t *testing.T) {
+	dir := t.TempDir()
+	old := syscall.Umask(0o077)
+	unlock, _, err := lockDir(dir)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	fi, err := os.Lstat(filepath.Join(dir, lockName))
+	if err != nil || fi.Mode() != 0o600 {
+		t.Fatalf("lock file: %v, %v; want mode 0600", fi, err)
+	}
+	if os.Geteuid() != 0 {
+		return // chown needs root (CI is root)
+	}
+	dir = t.TempDir()
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	unlock, held, err := lockDir(dir)
+	if err != nil || !held {
+		t.Fatalf("held %v, err %v", held, err)
+	}
+	unlock()
+	fi, err = os.Lstat(filepath.Join(dir, lockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, _ := trustfile.Owner(fi); uid != 65534 || fi.Mode() != 0o600 {
+		t.Errorf("lock file made by root in a directory of uid 65534: uid %d, mode %v; want 65534, 0600", uid, fi.Mode())
+	}
+	unlock, held, err = lockDir(dir) // root takes the owner's
+	if err != nil || !held {
+		t.Fatalf("again: held %v, err %v", held, err)
+	}
+	unlock()
+}
+
+// The lock file is no key file, no problem and no change: a directory's
+// load after a lock does not list it, and the first lock's making of it
+// in an admin command's directory is the command's own write, which
+// leaves the admin index current (bracket).
+func TestLockFileNotLoaded(t *testing.T) {
+	dir := t.TempDir()
+	unlock, _, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}})
+	snap := l.Reload()
+	if len(snap.Problems) != 0 || len(snap.Files()) != 0 {
+		t.Errorf("a directory holding only its lock file loads %d files, problems %v", len(snap.Files()), snap.Problems)
+	}
 }

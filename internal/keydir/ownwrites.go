@@ -30,6 +30,7 @@ import (
 type ownWrites struct {
 	first, last []byte // the directory's stamp before the first write, after the last
 	writes      int    // the writes bracketed
+	edits       int    // of them, those that are not this process's making of the directory's lock file (lockName)
 	broken      bool   // a write's "before" was not the last "after", or a stamp was not had
 }
 
@@ -66,6 +67,11 @@ func watchWrites(dir string) (*ownWrites, func()) {
 		}
 	}
 }
+
+// lockName is the file in a directory whose flock(2) serialises
+// keytool's writers of the directory (lockDir). A dotfile: the loader,
+// the admin index and every listing skip it (Ignored).
+const lockName = ".keytool.lock"
 
 // dirStamp is the stamp of directory dir as the admin index records it
 // (sourceIndex.stamp); nil if it cannot be stat'ed.
@@ -104,6 +110,21 @@ func bracket(path string, write func() error) error {
 			w.broken = true
 		}
 		w.last, w.writes = after, w.writes+1
+		if filepath.Base(path) != lockName || err != nil {
+			w.edits++ // a lock file another made meanwhile (EEXIST) is not one's own
+		}
 	}
 	return err
+}
+
+// lockOnly reports whether the change of the directory from stamp from
+// to stamp to is this process's making of its lock file alone: a file
+// no load reads (Ignored).
+func (w *ownWrites) lockOnly(from, to []byte) bool {
+	if w == nil {
+		return false
+	}
+	bracketed.Lock()
+	defer bracketed.Unlock()
+	return !w.broken && w.writes > 0 && w.edits == 0 && bytes.Equal(w.first, from) && bytes.Equal(w.last, to)
 }
