@@ -190,6 +190,9 @@ func snapshot(t testing.TB, dir string) string {
 		if err != nil {
 			return err
 		}
+		if d.Name() == ".keytool.lock" {
+			return nil // the writers' lock (keydir), made empty by the first writer: no content of the home
+		}
 		fi, err := d.Info()
 		if err != nil {
 			return err
