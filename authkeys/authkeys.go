@@ -397,26 +397,11 @@ func (s *Store) rebuild(sn *snapshot) {
 	// On a cold load of 100,000 keys the two were 60 ms on one core while
 	// the other waited (docs/benchmarks.md, "Cold start to the first
 	// admitted handshake").
-	entries := func(skip func(*item) bool) iter.Seq2[*keydir.File[item], *item] {
-		return func(yield func(*keydir.File[item], *item) bool) {
-			for f := range sn.files.All {
-				if s.rev[f.Source()] {
-					continue
-				}
-				items := f.Items()
-				for i := range items {
-					if it := &items[i]; !skip(it) && !yield(f, it) {
-						return
-					}
-				}
-			}
-		}
-	}
 	var counting sync.WaitGroup
 	counted := n >= parallelCount && runtime.GOMAXPROCS(0) > 1
 	if counted {
 		// Every entry: the insertions have not said yet which are shadowed.
-		counting.Go(func() { s.names.recount(n, entries(func(*item) bool { return false })) })
+		counting.Go(func() { s.names.recount(n, s.authorizedItems(sn.files)) })
 	}
 	for f := range sn.files.All {
 		if !s.rev[f.Source()] {
@@ -425,13 +410,39 @@ func (s *Store) rebuild(sn *snapshot) {
 	}
 	counting.Wait()
 	if !counted || shadowed != nil {
-		s.names.recount(n, entries(func(it *item) bool { return shadowed[it] }))
+		s.names.recount(n, func(yield func(*keydir.File[item], *item) bool) {
+			for f, it := range s.authorizedItems(sn.files) {
+				if !shadowed[it] && !yield(f, it) {
+					return
+				}
+			}
+		})
 	}
 }
 
 // parallelCount is the number of keys from which a rebuild counts the
 // names beside the index's insertions.
 const parallelCount = 4096
+
+// authorizedItems yields the entries of the authorized-keys files of
+// files (not the revocation sources'), each with its file, in file order:
+// in effect or not (an entry whose key an earlier file holds is not:
+// snapshot.keys.has).
+func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[*keydir.File[item], *item] {
+	return func(yield func(*keydir.File[item], *item) bool) {
+		for f := range files.All {
+			if s.rev[f.Source()] {
+				continue
+			}
+			items := f.Items()
+			for i := range items {
+				if !yield(f, &items[i]) {
+					return
+				}
+			}
+		}
+	}
+}
 
 // update derives sn's indexes from prev's by applying the files that
 // changed between the two loader snapshots, and returns those files: the
@@ -502,15 +513,9 @@ func (s *Store) authorizedFiles(files []*keydir.File[item]) []*keydir.File[item]
 func (s *Store) Entries() []*Entry {
 	sn := s.snap.Load()
 	out := make([]*Entry, 0, sn.keys.n)
-	for f := range sn.files.All {
-		if s.rev[f.Source()] {
-			continue
-		}
-		items := f.Items()
-		for i := range items {
-			if it := &items[i]; sn.keys.has(it) {
-				out = append(out, it.entry(f))
-			}
+	for f, it := range s.authorizedItems(sn.files) {
+		if sn.keys.has(it) {
+			out = append(out, it.entry(f))
 		}
 	}
 	return out
@@ -772,15 +777,9 @@ func (s *Store) NameHolder(name string, sum [32]byte, file string) *Entry {
 // named returns the authorized entries of snap named name, in file order.
 func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 	var match []*Entry
-	for f := range snap.All {
-		if s.rev[f.Source()] {
-			continue
-		}
-		items := f.Items()
-		for i := range items {
-			if it := &items[i]; itemName(f, it) == name {
-				match = append(match, it.entry(f))
-			}
+	for f, it := range s.authorizedItems(snap) {
+		if itemName(f, it) == name {
+			match = append(match, it.entry(f))
 		}
 	}
 	return match

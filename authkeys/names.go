@@ -331,28 +331,21 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 		count   nameCount
 	}
 	groups := map[string]*group{}
-	for f := range sn.files.All {
-		if s.rev[f.Source()] {
+	for f, it := range s.authorizedItems(sn.files) {
+		name, kind := nameKind(f, it)
+		if kind == 0 || !sn.keys.has(it) {
 			continue
 		}
-		items := f.Items()
-		for i := range items {
-			it := &items[i]
-			name, kind := nameKind(f, it)
-			if kind == 0 || !sn.keys.has(it) {
-				continue
-			}
-			if _, ok := sn.shared[maphash.String(s.names.seed, name)]; !ok {
-				continue
-			}
-			g := groups[name]
-			if g == nil {
-				g = &group{}
-				groups[name] = g
-			}
-			g.entries = append(g.entries, it.entry(f))
-			g.count.add(kind, 1)
+		if _, ok := sn.shared[maphash.String(s.names.seed, name)]; !ok {
+			continue
 		}
+		g := groups[name]
+		if g == nil {
+			g = &group{}
+			groups[name] = g
+		}
+		g.entries = append(g.entries, it.entry(f))
+		g.count.add(kind, 1)
 	}
 	var out []SharedName
 	for _, name := range slices.Sorted(maps.Keys(groups)) {
@@ -401,16 +394,9 @@ func (u UnprintableName) Error() string {
 func (s *Store) UnprintableNames() []UnprintableName {
 	sn := s.snap.Load()
 	var out []UnprintableName
-	for f := range sn.files.All {
-		if s.rev[f.Source()] {
-			continue
-		}
-		items := f.Items()
-		for i := range items {
-			it := &items[i]
-			if name, kind := nameKind(f, it); kind != 0 && !keydir.PrintableName(name) && sn.keys.has(it) {
-				out = append(out, UnprintableName{Entry: it.entry(f)})
-			}
+	for f, it := range s.authorizedItems(sn.files) {
+		if name, kind := nameKind(f, it); kind != 0 && !keydir.PrintableName(name) && sn.keys.has(it) {
+			out = append(out, UnprintableName{Entry: it.entry(f)})
 		}
 	}
 	return out
