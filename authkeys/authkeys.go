@@ -154,7 +154,10 @@ type snapshot struct {
 	revoked *keydir.Revocations[item] // the one revocation set, shared with knownhosts' rule
 	dups    keySet                    // keys held by more than one authorized entry
 	shared  map[uint64]string         // the names entries of several clients hold, by hash (nameCounts)
-	skipped bool                      // an authorized-keys file (not a revocation one) was skipped
+	// unprintable counts the entries in effect holding each name that is
+	// not shown as it is (nameCounts.unprintable).
+	unprintable map[string]uint32
+	skipped     bool // an authorized-keys file (not a revocation one) was skipped
 	// skippedKeys are the keys of authorized-keys entries that were
 	// skipped, where known (Problem.Key), each with its first problem:
 	// such a key is refused even where another entry holds it.
@@ -345,6 +348,9 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 	s.names.publish(prev, sn)
 	if !maps.Equal(prev.shared, sn.shared) {
 		s.logSharedNames(prev, sn)
+	}
+	if !maps.Equal(prev.unprintable, sn.unprintable) {
+		s.logUnprintableNames(prev, sn)
 	}
 	s.snap.Store(sn)
 	// The Entries of the files gone are dropped after sn is published,

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/termtext"
@@ -72,7 +73,14 @@ type nameCounts struct {
 	own, member hashSet
 	count       map[uint64]nameCount
 	shared      map[uint64]string // the names whose count is shared, by hash
-	dirty       bool              // shared changed since the last snapshot
+	// unprintable counts the entries in effect holding each name that is
+	// not shown as it is (keydir.PrintableName): nearly always none, so
+	// that a reload finds the names that came from the files that changed
+	// alone, and UnprintableNames reads no entry when there is none. Kept
+	// by the names themselves, which are few, so that no hash collision
+	// with another name can hide one.
+	unprintable map[string]uint32
+	dirty       bool // shared or unprintable changed since the last snapshot
 }
 
 // The counts of nearly every name (nameCounts.own and .member).
@@ -228,6 +236,17 @@ func (nc *nameCounts) add(f *keydir.File[item], it *item, delta int) {
 			delete(nc.shared, h)
 		}
 	}
+	if !keydir.PrintableName(name) {
+		nc.dirty = true
+		if nc.unprintable == nil {
+			nc.unprintable = map[string]uint32{}
+		}
+		if n := nc.unprintable[name] + uint32(delta); n != 0 {
+			nc.unprintable[name] = n
+		} else {
+			delete(nc.unprintable, name)
+		}
+	}
 }
 
 // recount counts anew the names of the entries in effect that each
@@ -247,9 +266,16 @@ func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], *item]) 
 		kind byte
 	}
 	all := make([]named, 0, n)
+	nc.unprintable = nil
 	for f, it := range each {
 		if name, kind := nameKind(f, it); kind != 0 {
 			all = append(all, named{maphash.String(nc.seed, name), kind})
+			if !keydir.PrintableName(name) {
+				if nc.unprintable == nil {
+					nc.unprintable = map[string]uint32{}
+				}
+				nc.unprintable[name]++
+			}
 		}
 	}
 	slices.SortFunc(all, func(a, b named) int { return cmp.Compare(a.h, b.h) })
@@ -304,13 +330,16 @@ func (nc *nameCounts) files(files []*keydir.File[item], delta int) {
 // the same, else a copy (a snapshot is never written again).
 func (nc *nameCounts) publish(prev, sn *snapshot) {
 	if !nc.dirty {
-		sn.shared = prev.shared
+		sn.shared, sn.unprintable = prev.shared, prev.unprintable
 		return
 	}
 	nc.dirty = false
-	sn.shared = nil
+	sn.shared, sn.unprintable = nil, nil
 	if len(nc.shared) > 0 {
 		sn.shared = maps.Clone(nc.shared)
+	}
+	if len(nc.unprintable) > 0 {
+		sn.unprintable = maps.Clone(nc.unprintable)
 	}
 }
 
@@ -372,32 +401,66 @@ type UnprintableName struct {
 // Error makes such a name one of a store's problems: the name quoted with
 // the character escaped, what the character is, and the entry.
 func (u UnprintableName) Error() string {
-	pos, r := 0, rune(0)
-	for _, c := range u.Entry.Name {
-		pos++
-		if !keydir.PrintableName(string(c)) {
-			r = c
-			break
-		}
-	}
-	what := "bytes that are not UTF-8"
-	if r != 0 {
-		what = fmt.Sprintf("%U at character %d, %s", r, pos, keydir.CharKind(r))
-	}
 	return fmt.Sprintf("authkeys: the name %q of key %s (%s) holds %s: written as it is, it would pass for another name",
-		u.Entry.Name, u.Entry.Fingerprint, termtext.Safe(u.Entry.File), what)
+		u.Entry.Name, u.Entry.Fingerprint, termtext.Safe(u.Entry.File), unprintableWhat(u.Entry.Name))
+}
+
+// unprintableWhat says which character of name, one that is not shown as
+// it is, makes it so.
+func unprintableWhat(name string) string {
+	r, pos, _ := keydir.FirstUnprintable(name)
+	if r == utf8.RuneError {
+		return fmt.Sprintf("a byte that is not UTF-8 at character %d", pos)
+	}
+	return fmt.Sprintf("%U at character %d, %s", r, pos, keydir.CharKind(r))
 }
 
 // UnprintableNames returns the entries in effect whose name is not shown
 // as it is, in file order (see UnprintableName). It reads every entry's
-// name, and makes an Entry of those alone.
+// name only when the store counts such a name (nameCounts.unprintable),
+// and makes an Entry of those alone.
 func (s *Store) UnprintableNames() []UnprintableName {
-	sn := s.snap.Load()
+	return s.unprintableNames(s.snap.Load(), nil)
+}
+
+// unprintableNames is UnprintableNames of sn; only those of the names
+// only holds, if it is not nil.
+func (s *Store) unprintableNames(sn *snapshot, only map[string]bool) []UnprintableName {
+	if len(sn.unprintable) == 0 {
+		return nil
+	}
 	var out []UnprintableName
 	for f, it := range s.authorizedItems(sn.files) {
-		if name, kind := nameKind(f, it); kind != 0 && !keydir.PrintableName(name) && sn.keys.has(it) {
+		name, kind := nameKind(f, it)
+		if kind == 0 || keydir.PrintableName(name) || !sn.keys.has(it) {
+			continue
+		}
+		if only == nil || only[name] {
 			out = append(out, UnprintableName{Entry: it.entry(f)})
 		}
 	}
 	return out
+}
+
+// logUnprintableNames logs the entries whose names, not shown as they are,
+// sn holds and prev did not: each such name once, when it appears, as a
+// shared name is (logSharedNames). Its key stays authorized.
+func (s *Store) logUnprintableNames(prev, sn *snapshot) {
+	log := s.opts.Logger
+	if log == nil {
+		return
+	}
+	came := map[string]bool{}
+	for name := range sn.unprintable {
+		if _, was := prev.unprintable[name]; !was {
+			came[name] = true
+		}
+	}
+	if len(came) == 0 {
+		return
+	}
+	for _, u := range s.unprintableNames(sn, came) {
+		log.Warn("an entry's name is not shown as it is and could pass for another client's: its key is authorized; decide by the key's fingerprint, and give the entry a name of printable characters",
+			"name", u.Entry.Name, "fingerprint", u.Entry.Fingerprint, "file", u.Entry.File, "character", unprintableWhat(u.Entry.Name))
+	}
 }

@@ -3,6 +3,7 @@ package authkeys
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -301,5 +302,67 @@ func TestUnprintableNames(t *testing.T) {
 	}
 	if len(s.UnprintableNames()) != 3 {
 		t.Fatalf("after the next key: %v", s.UnprintableNames())
+	}
+}
+
+// An entry whose name is not shown as it is is logged when it appears —
+// on the first load, and when a reload brings it, from the files that
+// changed alone — once, not again at each reload while it stays; it
+// stays authorized. The store's count of such names is what
+// UnprintableNames trusts to read no entry when there is none, so it must
+// follow every reload and match a fresh load's walk of the entries.
+func TestUnprintableNamesLogged(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	var log testlog.Buffer
+	opts.Logger = log.Logger()
+	dir := opts.Dirs[0]
+	const msg = "is not shown as it is"
+	keydirtest.Write(t, filepath.Join(dir, "admin.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(dir, "mallory.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "name", "ad\u200bmin")))
+	s := Load(opts)
+	got := log.String()
+	if strings.Count(got, msg) != 1 || !strings.Contains(got, `name="ad\u200bmin"`) || !strings.Contains(got, "fingerprint="+key(t, 2).Fingerprint()) ||
+		!strings.Contains(got, `character="U+200B at character 3, an invisible format character"`) || strings.Contains(got, "\u200b") {
+		t.Fatalf("first load's log:\n%s", got)
+	}
+	if _, err := s.LookupKey(key(t, 2), netip.Addr{}); err != nil {
+		t.Fatalf("the key of the entry named ad\\u200bmin refused: %v", err)
+	}
+
+	// Another file: the reload edits the index, and logs nothing again.
+	updates := s.updates
+	keydirtest.Write(t, filepath.Join(dir, "carol.json"), keydirtest.JWK(t, key(t, 3)))
+	s.Loader().Reload()
+	if s.updates == updates {
+		t.Fatal("the reload rebuilt the index: the incremental counts were not exercised")
+	}
+	if n := strings.Count(log.String(), msg); n != 1 {
+		t.Fatalf("logged %d times after an unrelated reload:\n%s", n, log.String())
+	}
+
+	// The entry goes: none is left, and UnprintableNames reads none.
+	if err := os.Remove(filepath.Join(dir, "mallory.json")); err != nil {
+		t.Fatal(err)
+	}
+	s.Loader().Reload()
+	if u, counted := s.UnprintableNames(), s.snap.Load().unprintable; len(u) != 0 || len(counted) != 0 {
+		t.Fatalf("after the removal: %v, counted %v", u, counted)
+	}
+
+	// It comes back by a reload, with a second one of another name in a
+	// JWK Set: each is logged, the first again since it had gone.
+	keydirtest.Write(t, filepath.Join(dir, "mallory.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "name", "ad\u200bmin")))
+	keydirtest.Write(t, opts.Files[0], keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 4), "name", "r\u202eoot")))
+	s.Loader().Reload()
+	if got := log.String(); strings.Count(got, msg) != 3 || !strings.Contains(got, `name="r\u202eoot"`) {
+		t.Fatalf("after they came back:\n%s", got)
+	}
+	fresh := Load(HomeOptions(home))
+	if a, b := fmt.Sprint(s.UnprintableNames()), fmt.Sprint(fresh.UnprintableNames()); a != b || len(s.UnprintableNames()) != 2 {
+		t.Fatalf("after the reloads: %s; a fresh load: %s", a, b)
+	}
+	if !maps.Equal(s.snap.Load().unprintable, fresh.snap.Load().unprintable) {
+		t.Fatalf("counted %v, a fresh load %v", s.snap.Load().unprintable, fresh.snap.Load().unprintable)
 	}
 }

@@ -587,9 +587,25 @@ func TestCheckNameRefusesWhatIsNotShown(t *testing.T) {
 			t.Errorf("PrintableName(%q) = true", tc.name)
 		}
 	}
-	for _, ok := range []string{"alice", "a b", "ünïcode", "日本語", "e\u0301", "ناصر", "smile😀", "x_y+z@w"} {
+	for _, ok := range []string{"alice", "a b", "ünïcode", "日本語", "e\u0301", "ناصر", "smile😀", "x_y+z@w", "a\ufffdb"} {
 		if err := CheckName(ok); err != nil || !PrintableName(ok) {
 			t.Errorf("CheckName(%q) = %v, PrintableName %v", ok, err, PrintableName(ok))
+		}
+		if r, pos, bad := FirstUnprintable(ok); bad {
+			t.Errorf("FirstUnprintable(%q) = %U at %d", ok, r, pos)
+		}
+	}
+	// A byte that is not UTF-8 is not shown as it is either (a file's
+	// name may hold one: CheckFileName refuses it, a JWK member cannot),
+	// though U+FFFD, which decoding makes of it, is printable: it is
+	// told apart by its size.
+	for _, tc := range []struct {
+		name string
+		pos  int
+	}{{"a\xffb", 2}, {"\xc3", 1}, {"é\xe2\x80", 2}, {"ab\u200b\xff", 3}} {
+		r, pos, bad := FirstUnprintable(tc.name)
+		if !bad || pos != tc.pos || PrintableName(tc.name) {
+			t.Errorf("FirstUnprintable(%q) = %U, %d, %v; want character %d", tc.name, r, pos, bad, tc.pos)
 		}
 	}
 }

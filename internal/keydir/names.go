@@ -28,10 +28,8 @@ func CheckName(name string) error {
 	if err := CheckFileName(name); err != nil {
 		return err
 	}
-	for i, r := range name {
-		if !unicode.IsPrint(r) {
-			return &NameCharError{Name: name, Char: r, Pos: utf8.RuneCountInString(name[:i]) + 1}
-		}
+	if r, pos, ok := FirstUnprintable(name); ok {
+		return &NameCharError{Name: name, Char: r, Pos: pos}
 	}
 	return nil
 }
@@ -104,5 +102,26 @@ func CharKind(r rune) string {
 // (written by hand or by an earlier version) is still the entry's name,
 // reported where names are listed.
 func PrintableName(name string) bool {
-	return utf8.ValidString(name) && !strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) })
+	_, _, bad := FirstUnprintable(name)
+	return !bad
+}
+
+// FirstUnprintable returns the first character of name that is not shown
+// as it is (CheckName's rule), and its position counted in characters
+// from 1; ok is false when there is none. A byte that is not UTF-8 is
+// such a character, returned as utf8.RuneError: valid, U+FFFD is
+// printable.
+func FirstUnprintable(name string) (r rune, pos int, ok bool) {
+	for i, c := range name {
+		pos++
+		if !unicode.IsPrint(c) {
+			return c, pos, true
+		}
+		if c == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(name[i:]); size == 1 {
+				return c, pos, true
+			}
+		}
+	}
+	return 0, 0, false
 }
