@@ -20,6 +20,31 @@ func Write(path string, data []byte, perm fs.FileMode) error {
 	return write(path, data, perm, os.Rename)
 }
 
+// WriteIf replaces path with data, mode perm, as Write does — but only if
+// check, called once the new file is written and synced, just before it
+// is renamed into place, returns nil. Otherwise path is left as it was,
+// the temporary file is removed, and check's error is returned as it is.
+//
+// It is a compare-and-swap for a writer that read path and writes it
+// back changed (gen --keep-key): check says whether path still holds what
+// was read, as late as it can be asked. What it cannot see is a rename
+// by another process landing between check's return and this rename —
+// one system call apart, against the read-to-write span of the whole
+// command that a check up front would leave open.
+func WriteIf(path string, data []byte, perm fs.FileMode, check func() error) error {
+	var refused error
+	err := write(path, data, perm, func(oldpath, newpath string) error {
+		if refused = check(); refused != nil {
+			return refused
+		}
+		return os.Rename(oldpath, newpath)
+	})
+	if refused != nil {
+		return refused
+	}
+	return err
+}
+
 // Create writes data to path, mode perm, unless path exists: then it fails
 // with an error that satisfies errors.Is(err, fs.ErrExist) and changes
 // nothing. Two processes creating the same path at once cannot both

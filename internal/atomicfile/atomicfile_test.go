@@ -145,3 +145,55 @@ func TestTemporaryFileModeFromTheFirstByte(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// WriteIf asks its check once the new content is written, before the
+// rename: a check that fails (the file was replaced meanwhile, here by a
+// rename inside the check, as another writer's would land) leaves that
+// other writer's file in place and no temporary file behind, and returns
+// the check's own error; a check that passes replaces the file, mode perm.
+func TestWriteIf(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key.json")
+	if err := os.WriteFile(path, []byte("read\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed := errors.New("changed since it was read")
+	calls := 0
+	err := WriteIf(path, []byte("rewritten\n"), 0o600, func() error {
+		calls++
+		// The temporary file is complete when the check runs.
+		tmps, _ := filepath.Glob(filepath.Join(dir, ".key.json.*.tmp"))
+		if len(tmps) != 1 {
+			t.Errorf("at the check: temporary files %q, want one", tmps)
+		} else if data, _ := os.ReadFile(tmps[0]); string(data) != "rewritten\n" {
+			t.Errorf("at the check the temporary file holds %q, want the new content", data)
+		}
+		other := filepath.Join(dir, "other")
+		if err := os.WriteFile(other, []byte("another writer's\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(other, path); err != nil {
+			t.Fatal(err)
+		}
+		return changed
+	})
+	if err != changed || calls != 1 {
+		t.Fatalf("WriteIf with a failing check: %v after %d calls, want the check's error after 1", err, calls)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "another writer's\n" {
+		t.Errorf("after a failed check the file holds %q, want the other writer's", data)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("after a failed check the directory holds %d files, want the file alone", len(entries))
+	}
+	if err := WriteIf(path, []byte("rewritten\n"), 0o600, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "rewritten\n" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("after a passing check: %q, mode %v; want the new content, 0600", data, fi.Mode().Perm())
+	}
+}
