@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
@@ -70,7 +73,13 @@ those saved before (they are not added to them); --host is required.
 it. A running 'keytool proxy' on the identity presents the new names from
 its next handshake, without a restart — unless it was started with --host,
 whose names it keeps for its run, or presents a CA-issued cert.pem, whose
-names are the CA's.
+names are the CA's. A link is written through: the file it names is
+rewritten, and the link stays. The file is put in place only if it still
+holds what was read: changed meanwhile (a gen --force, a rotate), it is
+left as it is and gen says to run it again. A key in a form keytool reads
+but does not write — an OpenSSH private key, OpenSSL's EC or RSA PRIVATE
+KEY — is refused, unchanged: rewritten, its own tools would no longer
+read it.
 
 --next makes the home's next key instead: HOME/key.next.json (0600) and
 pub_key.next.json (0644), beside the identity, which stays. The identity's
@@ -402,18 +411,117 @@ func (c *cli) genKeepKey(opts tlsbridge.CertOptions, hosts []string) error {
 	if f != jwk.JWK && f != jwk.PEM {
 		return fmt.Errorf("%s is a key in %s format, which keytool does not write: --keep-key rewrites JWK and PEM key files only", path, f)
 	}
+	if f == jwk.PEM {
+		if why := notKeytoolPEM(data); why != "" {
+			return c.keepKeyForeign(path, why, hosts)
+		}
+	}
+	// A link is written through, as ssh-keygen -c writes through one: the
+	// rewrite goes to the file it names, atomically in that file's
+	// directory, and the link stays a link. The home's target and its
+	// directories passed the strict-modes rule as the key was read.
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return fmt.Errorf("the identity %s: %w", path, err)
+	}
 	before, _ := k.Attrs.List(jwk.AttrNames)
 	tlsbridge.SaveNames(k, opts) // replaces the list saved before
-	if err := jwk.WritePrivateKeyFile(path, k, f, jwk.Overwrite); err != nil {
+	out, err := k.MarshalPrivate(f)
+	if err != nil {
 		return err
 	}
+	if keepKeyBeforeWrite != nil {
+		keepKeyBeforeWrite(path)
+	}
+	// Compare and swap: the file is put in place only if it still holds
+	// what was read — asked as the new file is ready to be renamed. A
+	// gen --force (a new key), a rotate or an edit between the read and
+	// the write would otherwise be undone by the old key written back
+	// (docs/cli.md, gen). The home's writers share no lock (gen, rotate,
+	// config management, an editor), so a lock would leave out most of
+	// them; the comparison sees every one whose write lands before the
+	// rename — all but one landing in the instant between the check and
+	// the rename itself.
+	changed := &keyChangedError{path: path, again: c.command("gen", "--host", shellQuote(strings.Join(hosts, ",")), "--keep-key")}
+	err = atomicfile.WriteIf(target, out, 0o600, func() error {
+		if now, err := filepath.EvalSymlinks(path); err != nil || now != target {
+			return changed // the link was changed, or the file removed
+		}
+		if now, _, err := trustfile.Read(target); err != nil || !bytes.Equal(now, data) {
+			return changed
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	atomicfile.RemoveStale(target) // copies of the key left by killed writes
 	names, _ := k.Attrs.List(jwk.AttrNames)
 	was := "none"
 	if len(before) > 0 {
 		was = strings.Join(before, ", ")
 	}
-	fmt.Fprintf(c.stdout, "Saved the certificate names in the identity %s, keeping its %s key\nFingerprint: %s (unchanged)\nCertificate names: %s (were: %s)\n",
-		path, k.Algorithm(), k.Fingerprint(), strings.Join(names, ", "), was)
+	through := ""
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		through = " (a link: written to its target " + target + ")"
+	}
+	fmt.Fprintf(c.stdout, "Saved the certificate names in the identity %s%s, keeping its %s key\nFingerprint: %s (unchanged)\nCertificate names: %s (were: %s)\n",
+		path, through, k.Algorithm(), k.Fingerprint(), strings.Join(names, ", "), was)
 	fmt.Fprintf(c.stdout, "A running keytool proxy presents them from its next handshake, without a restart (unless it was started with --host, whose names it keeps, or presents a CA-issued cert.pem)\n")
 	return nil
+}
+
+// keepKeyBeforeWrite, when set (by a test), is called by gen --keep-key
+// between its read of the identity path and its write: where another
+// writer's replacement of the file lands in a race.
+var keepKeyBeforeWrite func(path string)
+
+// keyChangedError is gen --keep-key finding, as its rewrite was about to
+// be put in place, that the identity file no longer holds what it read:
+// another writer replaced or rewrote it meanwhile (a gen --force, a
+// rotate, an edit) — or the link it was read through now names another
+// file. Nothing is written: writing the key read would undo that change,
+// a new key among them. again is the command to run once more.
+type keyChangedError struct{ path, again string }
+
+func (e *keyChangedError) Error() string {
+	return fmt.Sprintf("the identity %s changed while gen ran (another gen --force, a rotate or an edit wrote it): the names were not saved, and what is there now was left as it is; run it again: %s", e.path, e.again)
+}
+
+// notKeytoolPEM says why a PEM private key file is not one --keep-key may
+// rewrite, or "" when it is: the rewrite is keytool's PEM — one PKCS #8
+// PRIVATE KEY block, the names in its headers — so a file in another
+// tool's form would change form and become unreadable to that tool, and
+// a block beside the key would be dropped.
+func notKeytoolPEM(data []byte) string {
+	var types []string
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		types = append(types, b.Type)
+	}
+	for _, t := range types {
+		switch t {
+		case "OPENSSH PRIVATE KEY":
+			return "an OpenSSH private key (ssh-keygen's format), which keytool reads but does not write: rewritten as PEM, ssh would no longer load it"
+		case "EC PRIVATE KEY", "RSA PRIVATE KEY":
+			return "an " + t + " block (OpenSSL's traditional format), which keytool reads but does not write: rewritten as PKCS #8 with the names as PEM headers, OpenSSL would no longer read it"
+		}
+	}
+	if len(types) != 1 {
+		return "a PEM file of " + strings.Join(types, ", ") + ": the rewrite holds the private key alone, and the other blocks would be lost"
+	}
+	return ""
+}
+
+// keepKeyForeign refuses gen --keep-key on a key file in a form keytool
+// does not write (why, notKeytoolPEM), leaving it as it is: the names can
+// be given for a run instead, or saved in a copy of the key that keytool
+// writes (cert --key-out: PKCS #8, the identity's form with -f pem).
+func (c *cli) keepKeyForeign(path, why string, hosts []string) error {
+	names := shellQuote(strings.Join(hosts, ","))
+	return fmt.Errorf("%s is %s; it was left as it is. Give the names for each run instead (%s, or proxy --host), or save them in a copy of the key keytool writes: %s >/dev/null, then: keytool -i COPY.pem gen --host %s --keep-key",
+		path, why, c.command("cert", "--host", names), c.command("cert", "--key-out", "COPY.pem"), names)
 }
