@@ -33,7 +33,11 @@
 // # Connections
 //
 // Each connection gets its own goroutine. Its handshake (and the dial to
-// the target) must finish within HandshakeTimeout. Then bytes are copied
+// the target) must finish within HandshakeTimeout, and a client may send
+// at most 64 KiB before its handshake completes (a
+// *HandshakeTooLargeError past it: crypto/tls would otherwise read a
+// certificate chain of up to 256 KiB from a peer not yet authenticated;
+// docs/design.md, "Connections in their handshake"). Then bytes are copied
 // both ways; when one side ends its stream, the other side's write half is
 // closed (a TCP FIN, a TLS close_notify) and the copy the other way goes
 // on, so that a client that sends a request and closes its side still gets

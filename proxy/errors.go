@@ -113,6 +113,19 @@ func (e *RequestBodyTimeoutError) Unwrap() error { return e.Err }
 // Timeout reports true: the error is a timeout, as net.Error says one.
 func (e *RequestBodyTimeoutError) Timeout() bool { return true }
 
+// HandshakeTooLargeError is a client that sent more than Limit bytes
+// (the handshake budget, 64 KiB) before its TLS handshake completed: a
+// certificate chain far larger than any real one, most likely to hold
+// the proxy's memory. Its connection was closed; the failure is logged
+// ("refused") and counted (reason handshake_too_large).
+type HandshakeTooLargeError struct {
+	Limit int // bytes
+}
+
+func (e *HandshakeTooLargeError) Error() string {
+	return fmt.Sprintf("proxy: the client sent more than the handshake budget of %d KiB before its handshake completed", e.Limit>>10)
+}
+
 // checkStoppedError is CheckTarget's context cancelled, with no cause,
 // before the target answered: the program running the proxy stopped the
 // check. Said so, with how long it had run, where Go says "context

@@ -29,21 +29,22 @@ const (
 // or how the handshake failed. A closed set, so that the metric's series
 // stay few whatever the peers do.
 const (
-	reasonKey              = "key"               // admitted by an authorized (or pinned) key
-	reasonCA               = "ca"                // admitted by PKI mode
-	reasonUnknown          = "unknown"           // not authorized (not pinned)
-	reasonRevoked          = "revoked"           // listed as revoked, or its certificate in the CRL
-	reasonRevocationFailed = "revocation_failed" // a revocation input fails closed: everyone refused
-	reasonExpired          = "expired"           // the entry's "expires" passed
-	reasonFrom             = "from"              // outside the entry's "from" networks
-	reasonChanged          = "changed"           // client mode: the target shows another key than pinned
-	reasonSkipped          = "skipped_files"     // unknown while trust files are skipped
-	reasonCARefused        = "ca_refused"        // PKI mode: the chain does not verify
-	reasonTimeout          = "timeout"           // no handshake within the timeout
-	reasonKeyRefused       = "peer_refused_key"  // the peer refused the proxy's key
-	reasonTLS              = "tls_error"         // any other TLS failure: protocol, version, no certificate, reset
-	reasonTooManyStartups  = "too_many_startups" // closed as accepted: its source had MaxStartupsPerSource connections in their handshake
-	reasonMaxStartups      = "max_startups"      // closed as accepted: MaxStartups refused it (all sources' connections in their handshake)
+	reasonKey              = "key"                 // admitted by an authorized (or pinned) key
+	reasonCA               = "ca"                  // admitted by PKI mode
+	reasonUnknown          = "unknown"             // not authorized (not pinned)
+	reasonRevoked          = "revoked"             // listed as revoked, or its certificate in the CRL
+	reasonRevocationFailed = "revocation_failed"   // a revocation input fails closed: everyone refused
+	reasonExpired          = "expired"             // the entry's "expires" passed
+	reasonFrom             = "from"                // outside the entry's "from" networks
+	reasonChanged          = "changed"             // client mode: the target shows another key than pinned
+	reasonSkipped          = "skipped_files"       // unknown while trust files are skipped
+	reasonCARefused        = "ca_refused"          // PKI mode: the chain does not verify
+	reasonTimeout          = "timeout"             // no handshake within the timeout
+	reasonKeyRefused       = "peer_refused_key"    // the peer refused the proxy's key
+	reasonTLS              = "tls_error"           // any other TLS failure: protocol, version, no certificate, reset
+	reasonTooManyStartups  = "too_many_startups"   // closed as accepted: its source had MaxStartupsPerSource connections in their handshake
+	reasonMaxStartups      = "max_startups"        // closed as accepted: MaxStartups refused it (all sources' connections in their handshake)
+	reasonTooLarge         = "handshake_too_large" // the client sent more than the handshake budget before its handshake completed
 )
 
 // Metrics are a proxy's Prometheus metrics: handshakes by result and
@@ -131,7 +132,7 @@ func NewMetrics() *Metrics {
 		{resultRefused, reasonSkipped}, {resultRefused, reasonCARefused},
 		{resultEnroll, reasonUnknown},
 		{resultFailed, reasonTimeout}, {resultFailed, reasonKeyRefused}, {resultFailed, reasonTLS},
-		{resultFailed, reasonTooManyStartups}, {resultFailed, reasonMaxStartups},
+		{resultFailed, reasonTooManyStartups}, {resultFailed, reasonMaxStartups}, {resultFailed, reasonTooLarge},
 	} {
 		// Every series exists from the start, at zero: rate() and
 		// alerts see the first refusal as an increase.
@@ -258,6 +259,8 @@ func refusalReason(err error) (result, reason string) {
 		return resultFailed, reasonTimeout
 	case errors.As(err, &op) && op.Op == "remote error" && keyAlerts[op.Err.Error()]:
 		return resultFailed, reasonKeyRefused
+	case errorIs[*HandshakeTooLargeError](err):
+		return resultFailed, reasonTooLarge
 	}
 	return resultFailed, reasonTLS
 }

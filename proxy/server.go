@@ -266,10 +266,14 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 	start := time.Now()
 	defer raw.Close()
 	remote := raw.RemoteAddr().String()
-	ac := &alertConn{Conn: raw}
+	// Under the handshake budget (maxHandshakeBytes) until the handshake
+	// completes: a peer not yet authenticated holds no more of the
+	// proxy's memory than that.
+	budget := newBudgetConn(raw)
+	ac := &alertConn{Conn: budget}
 	var counted *countConn // HTTP mode's byte counts
 	if s.http != nil {
-		counted = &countConn{Conn: raw}
+		counted = &countConn{Conn: budget}
 		ac.Conn = counted
 	}
 	conn := tls.Server(ac, s.cfg)
@@ -280,7 +284,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 		s.logHandshakeFailure(err, raw, fp, start)
 		return
 	}
-	ac.done = true
+	ac.done, budget.done = true, true
 	// The handshake decided; ask again for the entry it matched (and fail
 	// closed if the key was removed in between).
 	cs := conn.ConnectionState()
