@@ -48,6 +48,10 @@
 // would otherwise hold two descriptors forever. A connection where
 // neither side has closed may stay quiet as long as it likes: long-lived
 // idle connections are legitimate, and TCP keepalives find dead peers.
+// With HTTP, a keep-alive connection between requests (HTTP/2: with no
+// stream open) has nothing in flight, as one after a half-close, and is
+// closed when no request has come for IdleTimeout; an HTTP/2 client may
+// have 100 streams open at once on a connection (maxHTTP2Streams).
 //
 // Every connection is logged (log/slog) when it is admitted or refused,
 // and as it ends: the remote address, the peer key's fingerprint, its

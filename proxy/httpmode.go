@@ -128,8 +128,20 @@ type (
 
 // httpTimeouts are HTTP mode's: dial bounds the dial to the target and
 // a client's request headers, response the target's response headers,
-// body the wait between two reads of a client's request body.
-type httpTimeouts struct{ dial, response, body time.Duration }
+// body the wait between two reads of a client's request body, idle a
+// connection with no request in flight (ServerOptions.IdleTimeout).
+type httpTimeouts struct{ dial, response, body, idle time.Duration }
+
+// maxHTTP2Streams is the number of streams — requests in flight — an
+// HTTP/2 client may have open at once on one connection, which the
+// proxy's SETTINGS frame advertises: 100, the least RFC 9113 (section
+// 6.5.2) recommends, HAProxy's and Apache httpd's default (nginx's is
+// 128). Each stream holds a goroutine, a connection to the target (the
+// transport pools 64 idle ones, and opens as many as are asked for) and
+// their buffers; Go's default, 250, let one admitted connection hold 250
+// of each. A client that wants more opens another connection, as
+// browsers do past 100.
+const maxHTTP2Streams = 100
 
 // newHTTPMode makes HTTP mode.
 func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *faillog.Log, timeouts httpTimeouts,
@@ -207,7 +219,14 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 	h.srv = &http.Server{
 		Handler:           http.HandlerFunc(h.serveRequest),
 		ReadHeaderTimeout: timeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// A keep-alive connection between requests (HTTP/2: with no
+		// stream open) has nothing in flight, as a TCP-mode connection
+		// after a half-close: closed when nothing has come for the idle
+		// timeout (HTTP/2 with a GOAWAY). Without it, an idle connection
+		// was held for ever.
+		IdleTimeout: timeouts.idle,
+		HTTP2:       &http.HTTP2Config{MaxConcurrentStreams: maxHTTP2Streams},
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			ctx = tlsbridge.ConnContext(ctx, c) // decide's "from" address
 			h.mu.Lock()

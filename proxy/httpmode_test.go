@@ -80,7 +80,7 @@ func TestHopByHopCannotRemoveIdentity(t *testing.T) {
 	got := make(chan http.Header, 1)
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
 	defer target.Close()
-	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), targetAddr{"tcp", strings.TrimPrefix(target.URL, "http://")}, slog.New(slog.DiscardHandler), faillog.New(slog.New(slog.DiscardHandler)), httpTimeouts{5 * time.Second, time.Minute, time.Minute}, nil)
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), targetAddr{"tcp", strings.TrimPrefix(target.URL, "http://")}, slog.New(slog.DiscardHandler), faillog.New(slog.New(slog.DiscardHandler)), httpTimeouts{5 * time.Second, time.Minute, time.Minute, DefaultIdleTimeout}, nil)
 	defer h.srv.Close()
 	peer := &tlsbridge.Peer{SPKIHash: [32]byte{1}, Entry: &authkeys.Entry{Name: "alice"}}
 	req := httptest.NewRequest("GET", "https://app.example/", nil)
@@ -118,7 +118,7 @@ func TestNameHeaderOnlyPrintable(t *testing.T) {
 	got := make(chan http.Header, 1)
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
 	defer target.Close()
-	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), targetAddr{"tcp", strings.TrimPrefix(target.URL, "http://")}, slog.New(slog.DiscardHandler), faillog.New(slog.New(slog.DiscardHandler)), httpTimeouts{5 * time.Second, time.Minute, time.Minute}, nil)
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), targetAddr{"tcp", strings.TrimPrefix(target.URL, "http://")}, slog.New(slog.DiscardHandler), faillog.New(slog.New(slog.DiscardHandler)), httpTimeouts{5 * time.Second, time.Minute, time.Minute, DefaultIdleTimeout}, nil)
 	defer h.srv.Close()
 	for name, want := range map[string][]string{
 		"ad\u200bmin": nil, "x\u202eevil": nil, "\u2066admin\u2069": nil, "alice\u00a0laptop": nil, "a\x1bb": nil,
@@ -283,7 +283,7 @@ func TestHTTPBodyAnsweredAsRead(t *testing.T) {
 	}))
 	defer target.Close()
 	peer := &tlsbridge.Peer{SPKIHash: [32]byte{1}, Entry: &authkeys.Entry{Name: "alice"}}
-	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), targetAddr{"tcp", strings.TrimPrefix(target.URL, "http://")}, slog.New(slog.DiscardHandler), faillog.New(slog.New(slog.DiscardHandler)), httpTimeouts{5 * time.Second, time.Minute, time.Minute},
+	h := newHTTPMode(strings.TrimPrefix(target.URL, "http://"), targetAddr{"tcp", strings.TrimPrefix(target.URL, "http://")}, slog.New(slog.DiscardHandler), faillog.New(slog.New(slog.DiscardHandler)), httpTimeouts{5 * time.Second, time.Minute, time.Minute, DefaultIdleTimeout},
 		func(*http.Request) (*tlsbridge.Peer, error) { return peer, nil })
 	defer h.srv.Close()
 	h.rp.Transport = lateBody{h.rp.Transport}

@@ -40,10 +40,16 @@ type ServerOptions struct {
 	// HandshakeTimeout bounds a client's TLS handshake, and the dial to the
 	// target; zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
-	// IdleTimeout bounds a connection after one side has closed its
-	// writing half: the other direction is closed when no byte has moved
-	// for that long. A connection where neither side has closed is never
-	// timed out. Zero means DefaultIdleTimeout.
+	// IdleTimeout bounds a connection that has nothing in flight. In TCP
+	// mode, that is after one side has closed its writing half: the other
+	// direction is closed when no byte has moved for that long. With
+	// HTTP, a keep-alive connection between requests (HTTP/2: with no
+	// stream open) is closed when no request has come for that long
+	// (HTTP/2: with a GOAWAY). A TCP connection where neither side has
+	// closed, and an HTTP request in flight (a long poll, a stream of
+	// events, an upgraded WebSocket), are never timed out: the proxy
+	// cannot tell them from a conversation still going on. Zero means
+	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// Enroll, if set, serves the clients whose key is not authorized: they
 	// may make one HTTP request on their connection (enrollment, an
@@ -218,7 +224,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		s.cfg.NextProtos = []string{"h2", "http/1.1"}
 		s.http = newHTTPMode(s.target, dial, s.log, s.l.failures, httpTimeouts{
 			dial: s.timeout, response: orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
-			body: orDefault(opts.RequestBodyTimeout, DefaultRequestBodyTimeout),
+			body: orDefault(opts.RequestBodyTimeout, DefaultRequestBodyTimeout), idle: s.idle,
 		}, s.tls.PeerOf)
 		s.http.metrics = s.metrics
 	}

@@ -99,7 +99,9 @@ accepts, the proxy logs "listening" with the actual address (so --listen
 direction must move a byte at least this often, or both are closed (a
 target that never closes after the client's half-close would hold the
 connection forever). A connection where neither side has closed is never
-timed out.
+timed out. With --http, a connection with no request in flight (a
+keep-alive connection between requests) is closed when no request has
+come for this long; a request in flight is never timed out by it.
 
 --max-startups-per-source N (server mode; default 64, as OpenSSH's
 PerSourceMaxStartups but on by default): a source (an IPv4 address, an
@@ -190,7 +192,9 @@ headers the target has not sent within --response-header-timeout
 nothing of a request's body for --request-body-timeout (default 1m,
 nginx's client_body_timeout) has its connection closed with no answer
 (HTTP/2: the stream reset), as nginx does, and the proxy logs "request
-body stalled: closing".
+body stalled: closing". A keep-alive connection with no request in flight
+is closed after --idle-timeout (HTTP/2: with a GOAWAY), and an HTTP/2
+client may have at most 100 requests in flight on one connection.
 
 --metrics-listen ADDR: serve /healthz (alive), /readyz (200 once the trust
 files are loaded, the identity is valid and the proxy listens; 503 with
@@ -221,7 +225,7 @@ Example:
 			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
 			set.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
 			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
-			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half, close the connection when nothing moves for `DURATION`")
+			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half (with --http: between requests), close the connection when nothing moves for `DURATION`")
 			set.IntVar(&o.maxStartups, "max-startups-per-source", proxy.DefaultMaxStartupsPerSource, "server mode: close at once a connection whose source (an IPv4 address, an IPv6 /64) has `N` in their handshake (or enrollment) already")
 			set.StringVar(&o.maxStartupsAll, "max-startups", proxy.DefaultMaxStartups.String(), "server mode: with `START:RATE:FULL` connections of all sources in their handshake, refuse RATE% of new ones, rising to all at FULL (or N: all past N), as sshd's MaxStartups")
 			set.DurationVar(&o.responseTimeout, "response-header-timeout", proxy.DefaultResponseHeaderTimeout, "with --http: answer 504 to a request the target sends no response headers to within `DURATION`")
