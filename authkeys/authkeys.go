@@ -613,7 +613,7 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	// The checks below and the write are one step for every writer of
 	// the directory (docs/design.md, "Concurrent writers"): in this
 	// process under adding, across processes under the directory's lock
-	// (keydir.LockDir, the one EditFile takes), and the checks are made
+	// (keydir.Loader.LockDir, the one EditFile takes), and the checks are made
 	// on what the files hold now, read again under it — in a store
 	// LoadFor narrowed, the files another command added since the load
 	// too (keydir.Loader.ReloadCurrent), which are in no index until that
@@ -624,7 +624,7 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 	}
 	adding.Lock()
 	defer adding.Unlock()
-	unlock, _, err := keydir.LockDir(dir)
+	unlock, _, err := s.Loader().LockDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("authkeys: %w", err)
 	}
@@ -679,7 +679,7 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 
 // adding serialises this process's Adds (Store.Add): the directory's
 // lock serialises them too where flock(2) is had, since each takes it on
-// a descriptor of its own, but not where it is not (keydir.LockDir's held
+// a descriptor of its own, but not where it is not (keydir.Loader.LockDir's held
 // false), and one process's Adds must not race even there.
 var adding sync.Mutex
 

@@ -22,8 +22,9 @@ import (
 // hand edit. It reports whether the file was removed.
 //
 // Edits of files in the same directory are serialised across processes
-// (an advisory lock of the directory's lock file, lockDir), so that
-// concurrent edits of one file all take effect.
+// (an advisory lock of the directory's lock file, LockDir), so that
+// concurrent edits of one file all take effect; where the lock cannot be
+// had, the edit goes ahead unlocked and Unlocked says why.
 //
 // The file is read under the strict-modes rule its source is loaded with
 // (Loader.ReadFile), as a reload would read it now: a file that has become
@@ -33,7 +34,7 @@ import (
 // an edit is no looser a reader than a load (docs/design.md, "One
 // file-trust rule").
 func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (removed bool, err error) {
-	unlock, _, err := lockDir(filepath.Dir(path))
+	unlock, _, err := l.LockDir(filepath.Dir(path))
 	if err != nil {
 		return false, fmt.Errorf("editing %s: %w", path, err)
 	}
@@ -92,21 +93,6 @@ func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (remov
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	return bracket(path, func() error { return atomicfile.Write(path, data, perm) })
 }
-
-// LockDir takes the lock EditFile takes on directory dir (an exclusive
-// flock(2) of its lock file, .keytool.lock, which only the directory's
-// writers may open; waiting for it at most 10 s), for a writer whose
-// check and write must be one step against every keytool writer of the
-// directory: authkeys.Store.Add (docs/design.md, "Concurrent writers").
-// Where no lock can be had (a file system without flock(2), a read-only
-// one, a directory this user may not write, a lock file that is not a
-// regular file of the directory's writers, a lock held past the wait)
-// held is false and unlock does nothing: the caller goes ahead unlocked,
-// as EditFile does; held is false too where an older keytool, or a
-// reader, holds the directory's own lock (lockDir). The caller must not
-// edit a file of dir (EditFile) while it holds the lock: a second lock
-// of the directory in one process waits for the first.
-func LockDir(dir string) (unlock func(), held bool, err error) { return lockDir(dir) }
 
 // isSet reports whether JSON data is a JWK Set rather than a single JWK:
 // its first member (the first string in the text) is "keys".

@@ -45,7 +45,9 @@ var IndexMinFiles = 1000
 // lockIndex takes the index directory's lock, creating the directory if
 // create is set; ok is false when there is no index to use: none, or no
 // lock to be had (lockDir), without which two commands could fold the
-// same log into the shards one after the other.
+// same log into the shards one after the other. Why it was not had is
+// not kept (Unlocked): without it the index is not used, and nothing
+// races — the command loads in full.
 func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
 	if create {
 		if err := os.MkdirAll(l.cfg.Index, 0o700); err != nil {
@@ -54,7 +56,7 @@ func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
 	} else if _, err := os.Stat(l.cfg.Index); err != nil {
 		return nil, false
 	}
-	unlock, held, err := lockDir(l.cfg.Index)
+	unlock, held, _, err := lockDir(l.cfg.Index)
 	return unlock, err == nil && held
 }
 

@@ -717,6 +717,9 @@ type Loader[T any] struct {
 	subs  map[chan struct{}]struct{}
 	hooks map[*changeHook]struct{} // OnChange's
 
+	unlockedMu sync.Mutex
+	unlocked   []*UnlockedError // why edits went ahead unlocked (Unlocked)
+
 	keys int // entries of the trust sources in the snapshot (Change.Keys)
 
 	// readBytes counts the bytes of key files the current reload read

@@ -4,8 +4,12 @@ package keydir
 
 // lockDir does nothing where flock(2) is not available: concurrent edits
 // of the same key file by several processes are then not serialised, and
-// the admin index is not used (held is false).
-func lockDir(dir string) (unlock func(), held bool, err error) { return func() {}, false, nil }
+// the admin index is not used (held is false). No reason is given
+// (why is nil): no edit on such a system is ever locked, and there is
+// nothing to fix.
+func lockDir(dir string) (unlock func(), held bool, why *UnlockedError, err error) {
+	return func() {}, false, nil, nil
+}
 
 // TryLock never locks where flock(2) is not available: ok is false, and
 // the caller does without what the lock guards.

@@ -4,6 +4,7 @@ package keydir
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -38,11 +39,19 @@ import (
 // ahead unlocked, as it would on a system without flock (refusing to
 // remove a key would be worse than the race); the admin index is not
 // used, since its log folded by two commands at once could hide a key's
-// copy. A directory missing, or not a directory, is an error.
-func lockDir(dir string) (unlock func(), held bool, err error) {
-	fd, err := lockFD(dir)
+// copy. why says what kept the lock file from being had
+// (*UnlockedError), unless nothing can race: a read-only file system,
+// or a directory this user may not write (a user who is not its admin
+// running keytool), where the edit's own write — a file created,
+// renamed in or removed — fails as well, and the warning would only
+// blur its error. A directory missing, or not a directory, is an error.
+func lockDir(dir string) (unlock func(), held bool, why *UnlockedError, err error) {
+	fd, why, err := lockFD(dir)
 	if fd < 0 {
-		return func() {}, false, err
+		if why != nil && !mayWrite(dir) {
+			why = nil
+		}
+		return func() {}, false, why, err
 	}
 	// The older keytool's lock, never waited for: a reader may hold it.
 	dfd, derr := trustfile.OpenDirFD(dir)
@@ -55,67 +64,87 @@ func lockDir(dir string) (unlock func(), held bool, err error) {
 		if derr == nil {
 			syscall.Close(dfd)
 		}
-	}, derr == nil, nil
+	}, derr == nil, nil, nil
 }
 
 // lockFD takes the lock file of directory dir (openLock) and flocks it,
 // waiting at most lockWait: fd is its descriptor, or -1 where the lock is
-// not had, with err set only for a directory missing or not a directory.
-// The lock is kept only if the name still names the file locked (as
-// lockFile): a lock file removed meanwhile (config management purging
-// what it does not manage, rm by hand) and made again by another writer,
-// which locks the new one, would give two holders.
-func lockFD(dir string) (fd int, err error) {
+// not had, with why saying why (lockDir), and err set only for a
+// directory missing or not a directory. The lock is kept only if the
+// name still names the file locked (sameFile): a lock file removed
+// meanwhile (config management purging what it does not manage, rm by
+// hand) and made again by another writer, which locks the new one, would
+// give two holders.
+func lockFD(dir string) (fd int, why *UnlockedError, err error) {
 	path := filepath.Join(dir, lockName)
 	for range lockTries {
-		fd, err := openLock(path)
+		fd, why, err := openLock(path)
 		if fd < 0 {
-			return -1, err
+			return -1, why, err
 		}
 		err = flockWithin(fd, lockWait)
 		if err != nil {
 			syscall.Close(fd)
-			if noLocks(err) || errors.Is(err, syscall.EWOULDBLOCK) {
-				return -1, nil
+			switch {
+			case noLocks(err):
+				return -1, &UnlockedError{Path: path, Reason: LockNoFlock, Err: err}, nil
+			case errors.Is(err, syscall.EWOULDBLOCK):
+				return -1, &UnlockedError{Path: path, Reason: LockHeld, Wait: lockWait}, nil
 			}
-			return -1, &os.PathError{Op: "flock", Path: path, Err: err}
+			return -1, nil, &os.PathError{Op: "flock", Path: path, Err: err}
 		}
-		var locked, named syscall.Stat_t
-		if syscall.Fstat(fd, &locked) == nil && syscall.Lstat(path, &named) == nil &&
-			locked.Dev == named.Dev && locked.Ino == named.Ino {
-			return fd, nil
+		if sameFile(fd, path) {
+			return fd, nil, nil
 		}
 		syscall.Close(fd)
 	}
-	return -1, nil // replaced at every try: go ahead unlocked
+	return -1, &UnlockedError{Path: path, Reason: LockReplaced}, nil // go ahead unlocked
+}
+
+// mayWrite reports whether this user may write directory dir: access(2)
+// (a test makes it say no, as for another user than root).
+var mayWrite = func(dir string) bool { return syscall.Access(dir, 2 /* W_OK */) == nil }
+
+// sameFile reports whether path still names the file open on fd — not
+// removed, nor replaced by another (a lock's holder checks it after its
+// flock: lockFD, Lock.Held).
+func sameFile(fd int, path string) bool {
+	var open, named syscall.Stat_t
+	return syscall.Fstat(fd, &open) == nil && syscall.Lstat(path, &named) == nil &&
+		open.Dev == named.Dev && open.Ino == named.Ino
 }
 
 // openLock opens the lock file path of a directory for reading and
 // writing, creating it (mode 0600) if missing, and returns its
-// descriptor; -1 where there is no lock to take, with err set only when
-// the directory is missing or not a directory.
+// descriptor; -1 where there is no lock to take, with why saying why
+// (nil where nothing can race: a read-only file system, a directory this
+// user may not write), and err set only when the directory is missing
+// or not a directory.
 //
 // It is never opened through a link (O_NOFOLLOW), nor blocked on (a FIFO:
 // O_NONBLOCK), and is taken only if it is a regular file that group and
 // others have no access to, owned by this user, root, or the directory's
-// owner: a file others may open is a lock they may hold. (flock needs no
-// access mode: opening it for writing makes it a file this user may
-// write, and keeps out a read-only mount.) A file the checks refuse
-// could only have been put there by a writer of the directory, who may
-// replace the keys too; it is left as it is, and the edit goes ahead
-// unlocked.
+// owner (unusable): a file others may open is a lock they may hold.
+// (flock needs no access mode: opening it for writing makes it a file
+// this user may write, and keeps out a read-only mount.) A file the
+// checks refuse could only have been put there by a writer of the
+// directory, who may replace the keys too; it is left as it is, and the
+// edit goes ahead unlocked.
 //
 // Made by root in a directory another user owns (the service's, under
 // strict modes), it is given to that user, so that the owner's own
 // keytool (a server enrolling clients) may open it too. In a directory
 // its group may write, the group's members other than its maker cannot
-// open it and go ahead unlocked: strict modes refuse such a directory
-// anyway (trustfile.Rule), and a 0660 file would let a group lock it.
-func openLock(path string) (int, error) {
+// open it and go ahead unlocked (LockNotPermitted): strict modes refuse
+// such a directory anyway (trustfile.Rule), and a 0660 file would let a
+// group lock it.
+func openLock(path string) (int, *UnlockedError, error) {
 	const flags = syscall.O_RDWR | syscall.O_CLOEXEC | syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_NOCTTY
 	for range lockTries {
 		fd, err := openRetried(path, flags, 0)
+		made := false
 		if err == syscall.ENOENT {
+			made = true
 			// Made under the admin index's bracket, so that a command's
 			// own first lock is not taken for another writer's change of
 			// the directory (ownwrites.go).
@@ -133,16 +162,40 @@ func openLock(path string) (int, error) {
 		}
 		switch {
 		case err == syscall.ENOENT, err == syscall.ENOTDIR: // the directory
-			return -1, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+			return -1, nil, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+		case err == syscall.EROFS, made && (err == syscall.EACCES || err == syscall.EPERM):
+			return -1, nil, nil // no write of this directory can race: none can be made
 		case err != nil:
-			return -1, nil
-		case !lockUsable(fd, path):
-			syscall.Close(fd)
-			return -1, nil
+			return -1, unopened(path, err), nil
 		}
-		return fd, nil
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			syscall.Close(fd)
+			return -1, &UnlockedError{Path: path, Reason: LockOpenFailed, Err: err}, nil
+		}
+		if why := unusable(&st, path); why != nil {
+			syscall.Close(fd)
+			return -1, why, nil
+		}
+		return fd, nil, nil
 	}
-	return -1, nil
+	return -1, &UnlockedError{Path: path, Reason: LockReplaced}, nil
+}
+
+// unopened says why the lock file path, which exists, could not be
+// opened (err): another user's file this user may not open, a link or a
+// directory as the checks of one opened would say (unusable), or err.
+func unopened(path string, err error) *UnlockedError {
+	var st syscall.Stat_t
+	if syscall.Lstat(path, &st) == nil {
+		if err == syscall.EACCES {
+			return &UnlockedError{Path: path, Reason: LockNotPermitted, Mode: fileMode(&st), UID: int(st.Uid)}
+		}
+		if why := unusable(&st, path); why != nil {
+			return why
+		}
+	}
+	return &UnlockedError{Path: path, Reason: LockOpenFailed, Err: err}
 }
 
 // madeLock sets the lock file just made on fd to mode 0600 (whatever the
@@ -155,19 +208,48 @@ func madeLock(fd int, dir string) {
 	}
 }
 
-// lockUsable reports whether the file open on fd may be a directory's
-// lock (openLock): a regular file no one but its owner may open, owned by
-// this user, root, or the owner of the directory holding path.
-func lockUsable(fd int, path string) bool {
-	var st syscall.Stat_t
-	if syscall.Fstat(fd, &st) != nil || uint32(st.Mode)&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o077 != 0 {
-		return false
+// unusable says why the file of status st cannot be the lock file path
+// of a directory (openLock), nil if it can: it must be a regular file no
+// one but its owner may open, owned by this user, root, or the owner of
+// the directory holding path.
+func unusable(st *syscall.Stat_t, path string) *UnlockedError {
+	why := &UnlockedError{Path: path, Mode: fileMode(st), UID: int(st.Uid)}
+	switch {
+	case uint32(st.Mode)&syscall.S_IFMT != syscall.S_IFREG:
+		why.Reason = LockNotRegular
+	case st.Mode&0o077 != 0:
+		why.Reason = LockOpenToOthers
+	case int(st.Uid) == os.Geteuid() || st.Uid == 0:
+		return nil
+	default:
+		var dst syscall.Stat_t
+		if syscall.Stat(filepath.Dir(path), &dst) == nil && dst.Uid == st.Uid {
+			return nil
+		}
+		why.Reason = LockOtherOwner
 	}
-	if int(st.Uid) == os.Geteuid() || st.Uid == 0 {
-		return true
+	return why
+}
+
+// fileMode is the fs.FileMode of a file of status st: its permissions
+// and its type.
+func fileMode(st *syscall.Stat_t) fs.FileMode {
+	m := fs.FileMode(st.Mode & 0o777)
+	switch uint32(st.Mode) & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		m |= fs.ModeDir
+	case syscall.S_IFLNK:
+		m |= fs.ModeSymlink
+	case syscall.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		m |= fs.ModeSocket
+	case syscall.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFBLK:
+		m |= fs.ModeDevice
 	}
-	var dst syscall.Stat_t
-	return syscall.Stat(filepath.Dir(path), &dst) == nil && dst.Uid == st.Uid
+	return m
 }
 
 // openLockFile is syscall.Open; a test makes it fail as a read-only
@@ -254,14 +336,7 @@ func (l *Lock) Unlock() { l.f.Close() } // closing the descriptor releases the l
 // Once it was removed or replaced (rm -r of the directory holding it,
 // another command's makePrivateDir), the lock excludes no one: another
 // process may hold the file made in its place, and use what it guards.
-func (l *Lock) Held() bool {
-	locked, err := l.f.Stat()
-	if err != nil {
-		return false
-	}
-	named, err := os.Lstat(l.path)
-	return err == nil && os.SameFile(locked, named)
-}
+func (l *Lock) Held() bool { return sameFile(int(l.f.Fd()), l.path) }
 
 // LockFile takes an exclusive advisory lock on the file path (created,
 // mode 0600, if missing), waiting for it: for a record that two processes

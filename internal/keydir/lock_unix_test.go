@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/internal/trustfile"
+	"github.com/keytool/keytool/jwk"
 )
 
 // On a file system without locks (NFS without lockd: ENOLCK), an edit
@@ -37,11 +39,14 @@ func TestIndexUnusedWithoutALock(t *testing.T) {
 	if _, ok := l.lockIndex(true); ok {
 		t.Error("the index is used without its lock")
 	}
-	unlock, held, err := lockDir(dir)
+	unlock, held, why, err := lockDir(dir)
 	if err != nil || held {
 		t.Fatalf("an edit without a lock: held %v, err %v; want it to go ahead unlocked", held, err)
 	}
 	unlock()
+	if why == nil || why.Reason != LockNoFlock || !errors.Is(why, syscall.ENOLCK) {
+		t.Errorf("why an edit without flock(2) is unlocked: %v; want LockNoFlock, ENOLCK", why)
+	}
 }
 
 // A lock file removed between TryLock's open and its flock, and made and
@@ -179,7 +184,7 @@ func TestLockDirNotHeldByAReader(t *testing.T) {
 	if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	unlock, held, err := lockDir(dir)
+	unlock, held, _, err := lockDir(dir)
 	if err != nil || held {
 		t.Fatalf("lockDir with the directory's own lock held: held %v, err %v; want the lock file's lock, held false", held, err)
 	}
@@ -194,7 +199,7 @@ func TestLockDirNotHeldByAReader(t *testing.T) {
 		t.Fatalf("lock file: %v, %v; want a regular file, mode 0600", fi, err)
 	}
 
-	unlock, held, err = lockDir(dir)
+	unlock, held, _, err = lockDir(dir)
 	if err != nil || !held {
 		t.Fatalf("lockDir, nothing held: held %v, err %v", held, err)
 	}
@@ -239,7 +244,7 @@ func TestLockDirNotHeldByAnotherUser(t *testing.T) {
 	dir := t.TempDir()
 	reachable(t, dir)
 	boundWait(t, time.Minute)
-	unlock, _, err := lockDir(dir) // makes the lock file
+	unlock, _, _, err := lockDir(dir) // makes the lock file
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +274,7 @@ func TestLockDirNotHeldByAnotherUser(t *testing.T) {
 	if !lockedByAnother(t, dir) {
 		t.Fatal("the other user does not hold the directory's lock")
 	}
-	unlock, _, err = lockDir(dir)
+	unlock, _, _, err = lockDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,24 +290,24 @@ func TestLockDirNotHeldByAnotherUser(t *testing.T) {
 func TestLockDirWritersSerialised(t *testing.T) {
 	dir := t.TempDir()
 	boundWait(t, 0) // try once
-	unlock, held, err := lockDir(dir)
+	unlock, held, _, err := lockDir(dir)
 	if err != nil || !held {
 		t.Fatalf("first writer: held %v, err %v", held, err)
 	}
-	if _, held, err := lockDir(dir); err != nil || held {
-		t.Fatalf("second writer while the first holds: held %v, err %v; want no lock", held, err)
+	if _, held, why, err := lockDir(dir); err != nil || held || why == nil || why.Reason != LockHeld {
+		t.Fatalf("second writer while the first holds: held %v, why %v, err %v; want no lock, LockHeld", held, why, err)
 	}
 	unlock()
 
 	lockWait = time.Minute // a bound on a hang
-	first, _, _ := lockDir(dir)
+	first, _, _, _ := lockDir(dir)
 	released := make(chan struct{})
 	go func() {
 		time.Sleep(20 * time.Millisecond)
 		first()
 		close(released)
 	}()
-	unlock, held, err = lockDir(dir)
+	unlock, held, _, err = lockDir(dir)
 	if err != nil || !held {
 		t.Fatalf("second writer once the first releases: held %v, err %v; want it held", held, err)
 	}
@@ -325,14 +330,16 @@ func TestLockDirWithoutALockFile(t *testing.T) {
 		}
 		return real(path, flags, perm)
 	}
-	unlock, held, err := lockDir(dir)
-	if err != nil || held {
-		t.Fatalf("lockDir on a read-only file system: held %v, err %v; want it to go ahead unlocked", held, err)
+	// No reason: nothing can race where nothing can be written (the
+	// edit's own write fails too), and there is nothing to fix.
+	unlock, held, why, err := lockDir(dir)
+	if err != nil || held || why != nil {
+		t.Fatalf("lockDir on a read-only file system: held %v, why %v, err %v; want it to go ahead unlocked, no reason", held, why, err)
 	}
 	unlock()
 	openLockFile = real
 
-	if _, _, err := lockDir(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+	if _, _, _, err := lockDir(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("lockDir of a missing directory: %v; want not exist", err)
 	}
 	if os.Geteuid() != 0 {
@@ -340,9 +347,9 @@ func TestLockDirWithoutALockFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.Chmod(dir, 0o755) })
-		unlock, held, err = lockDir(dir)
-		if err != nil || held {
-			t.Fatalf("lockDir of a directory this user may not write: held %v, err %v; want unlocked", held, err)
+		unlock, held, why, err = lockDir(dir)
+		if err != nil || held || why != nil {
+			t.Fatalf("lockDir of a directory this user may not write: held %v, why %v, err %v; want unlocked, no reason", held, why, err)
 		}
 		unlock()
 		return
@@ -353,9 +360,9 @@ func TestLockDirWithoutALockFile(t *testing.T) {
 		}
 		return real(path, flags, perm)
 	}
-	unlock, held, err = lockDir(dir)
-	if err != nil || held {
-		t.Fatalf("lockDir of a directory this user may not write: held %v, err %v; want unlocked", held, err)
+	unlock, held, why, err = lockDir(dir)
+	if err != nil || held || why != nil {
+		t.Fatalf("lockDir of a directory this user may not write: held %v, why %v, err %v; want unlocked, no reason", held, why, err)
 	}
 	unlock()
 }
@@ -363,42 +370,44 @@ func TestLockDirWithoutALockFile(t *testing.T) {
 // A lock file planted by someone who could write the directory — a link
 // (to a file of theirs, or to one that does not exist yet), a FIFO, a
 // file others may open, another user's file — is neither followed, nor
-// blocked on, nor locked: lockDir goes ahead unlocked at once and leaves
-// it as it is.
+// blocked on, nor locked: lockDir goes ahead unlocked at once, leaves
+// it as it is, and says why (reason: the command line's warning).
 func TestLockDirPlantedLockFile(t *testing.T) {
 	boundWait(t, time.Minute)
 	for _, c := range []struct {
-		why   string
-		plant func(lock, other string) error
-		root  bool
+		why    string
+		plant  func(lock, other string) error
+		root   bool
+		reason UnlockedReason
+		mode   fs.FileMode // of the lock file, as the reason gives it
 	}{
 		{"a link to a file", func(lock, other string) error {
 			if err := os.WriteFile(other, nil, 0o600); err != nil {
 				return err
 			}
 			return os.Symlink(other, lock)
-		}, false},
-		{"a link to no file", func(lock, other string) error { return os.Symlink(other, lock) }, false},
-		{"a FIFO", func(lock, _ string) error { return syscall.Mkfifo(lock, 0o600) }, false},
-		{"a directory", func(lock, _ string) error { return os.Mkdir(lock, 0o700) }, false},
+		}, false, LockNotRegular, fs.ModeSymlink | 0o777},
+		{"a link to no file", func(lock, other string) error { return os.Symlink(other, lock) }, false, LockNotRegular, fs.ModeSymlink | 0o777},
+		{"a FIFO", func(lock, _ string) error { return syscall.Mkfifo(lock, 0o600) }, false, LockNotRegular, fs.ModeNamedPipe | 0o600},
+		{"a directory", func(lock, _ string) error { return os.Mkdir(lock, 0o700) }, false, LockNotRegular, fs.ModeDir | 0o700},
 		{"a file others may read", func(lock, _ string) error {
 			if err := os.WriteFile(lock, nil, 0o600); err != nil {
 				return err
 			}
 			return os.Chmod(lock, 0o644)
-		}, false},
+		}, false, LockOpenToOthers, 0o644},
 		{"a file its group may write", func(lock, _ string) error {
 			if err := os.WriteFile(lock, nil, 0o600); err != nil {
 				return err
 			}
 			return os.Chmod(lock, 0o620)
-		}, false},
+		}, false, LockOpenToOthers, 0o620},
 		{"another user's file", func(lock, _ string) error {
 			if err := os.WriteFile(lock, nil, 0o600); err != nil {
 				return err
 			}
 			return os.Chown(lock, 65534, 65534)
-		}, true},
+		}, true, LockOtherOwner, 0o600},
 	} {
 		if c.root && os.Geteuid() != 0 {
 			continue // chown needs root (CI is root)
@@ -414,9 +423,12 @@ func TestLockDirPlantedLockFile(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() {
-			unlock, held, err := lockDir(dir)
+			unlock, held, why, err := lockDir(dir)
 			if err == nil && held {
 				err = errors.New("held")
+			}
+			if err == nil && (why == nil || why.Reason != c.reason || why.Path != lock || why.Mode != c.mode || why.UID != int(uid(before))) {
+				err = fmt.Errorf("why %+v; want reason %d, path %s, mode %v, uid %d", why, c.reason, lock, c.mode, uid(before))
 			}
 			if err == nil && before.Mode().IsRegular() && lockedByAnother(t, lock) {
 				err = errors.New("the planted file is locked")
@@ -448,6 +460,162 @@ func TestLockDirPlantedLockFile(t *testing.T) {
 	}
 }
 
+// uid is the owner of the file of fi.
+func uid(fi fs.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }
+
+// A lock file another user owns, which this user may not open: in a
+// directory two users may write, the one that did not make it (strict
+// modes refuse such a directory, but a writer goes ahead there all the
+// same), or this user's own file without write permission. lockDir goes
+// ahead unlocked and says whose file it is. (Root opens any file: as
+// root, the open's EACCES is the kernel's answer to another user, given
+// by the test.)
+func TestLockDirLockFileNotPermitted(t *testing.T) {
+	dir := t.TempDir()
+	boundWait(t, time.Minute)
+	lock := filepath.Join(dir, lockName)
+	if err := os.WriteFile(lock, nil, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	owner := os.Geteuid()
+	if owner == 0 {
+		owner = 65534
+		if err := os.Chown(lock, owner, owner); err != nil {
+			t.Fatal(err)
+		}
+		real := openLockFile
+		t.Cleanup(func() { openLockFile = real })
+		openLockFile = func(path string, flags int, perm uint32) (int, error) {
+			if path == lock {
+				return -1, syscall.EACCES
+			}
+			return real(path, flags, perm)
+		}
+	}
+	unlock, held, why, err := lockDir(dir)
+	if err != nil || held {
+		t.Fatalf("held %v, err %v; want unlocked", held, err)
+	}
+	unlock()
+	if why == nil || why.Reason != LockNotPermitted || why.UID != owner || why.Mode != 0o400 || why.Path != lock {
+		t.Fatalf("why: %+v; want LockNotPermitted, uid %d, mode 0400", why, owner)
+	}
+	want := fmt.Sprintf("keydir: lock file %s is uid %d's (mode 0400), and this user may not open it: edits of %s go ahead unlocked", lock, owner, dir)
+	if why.Error() != want {
+		t.Errorf("message:\n%s\nwant\n%s", why, want)
+	}
+}
+
+// A lock file this user may not open in a directory it may not write
+// either (a user who is not the directory's admin running keytool) is
+// no race to warn of: the edit's own write fails there too, with its own
+// error. (As root, who may write any directory, access(2)'s answer to
+// another user is given by the test.)
+func TestLockDirNotPermittedNorWritable(t *testing.T) {
+	dir := t.TempDir()
+	boundWait(t, time.Minute)
+	lock := filepath.Join(dir, lockName)
+	if err := os.WriteFile(lock, nil, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		real := openLockFile
+		t.Cleanup(func() { openLockFile = real })
+		openLockFile = func(path string, flags int, perm uint32) (int, error) { return -1, syscall.EACCES }
+		old := mayWrite
+		t.Cleanup(func() { mayWrite = old })
+		mayWrite = func(string) bool { return false }
+	} else {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	}
+	unlock, held, why, err := lockDir(dir)
+	if err != nil || held || why != nil {
+		t.Fatalf("held %v, why %v, err %v; want unlocked, no reason", held, why, err)
+	}
+	unlock()
+}
+
+// A lock file replaced between the open and the flock at every try
+// (something purging the directory as keytool takes it) leaves lockDir
+// unlocked, saying so, rather than holding a file no one else finds;
+// the check is the one Lock.Held makes (sameFile).
+func TestLockDirReplacedEveryTime(t *testing.T) {
+	dir := t.TempDir()
+	boundWait(t, time.Minute)
+	lock := filepath.Join(dir, lockName)
+	real := flock
+	t.Cleanup(func() { flock = real })
+	tries := 0
+	flock = func(fd, how int) error {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+			tries++
+			if err := os.Remove(lock); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(lock, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return real(fd, how)
+	}
+	unlock, held, why, err := lockDir(dir)
+	if err != nil || held {
+		t.Fatalf("held %v, err %v; want unlocked", held, err)
+	}
+	unlock()
+	if why == nil || why.Reason != LockReplaced || tries != lockTries {
+		t.Fatalf("why: %v after %d tries; want LockReplaced after %d", why, tries, lockTries)
+	}
+}
+
+// EditFile goes ahead without the lock, and the loader says why, once
+// for its lock file however many edits met it (Loader.Unlocked: what
+// the command line warns of).
+func TestEditFileUnlockedSaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	boundWait(t, time.Minute)
+	file := filepath.Join(dir, "a.json")
+	keydirtest.Write(t, file, keydirtest.JWK(t, key(t, 1), key(t, 2), key(t, 3)))
+	lock := filepath.Join(dir, lockName)
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(lock, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := New(Config[string]{Home: dir, Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert})
+	l.Reload()
+	if u := l.Unlocked(); len(u) != 0 {
+		t.Fatalf("before any edit: %v", u)
+	}
+	for range 2 {
+		n := 0
+		if _, err := l.EditFile(file, func(k *jwk.Key) *jwk.Key {
+			if n++; n == 1 {
+				return nil
+			}
+			return k
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := jwk.ReadFile(file)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("after two edits each dropping a key: %d keys, %v; want 1", len(keys), err)
+	}
+	u := l.Unlocked()
+	if len(u) != 1 || u[0].Reason != LockOpenToOthers || u[0].Path != lock || u[0].Mode != 0o644 {
+		t.Fatalf("Unlocked: %v; want the lock file once, LockOpenToOthers, mode 0644", u)
+	}
+	if fi, err := os.Lstat(lock); err != nil || fi.Mode() != 0o644 {
+		t.Errorf("lock file: %v, %v; want it left as it is", fi, err)
+	}
+}
+
 // A lock file made by root in a directory another user owns (the
 // service's user, under strict modes) is that user's, mode 0600, so
 // that their own keytool (a server enrolling clients) may take it too;
@@ -456,7 +624,7 @@ func TestLockDirPlantedLockFile(t *testing.T) {
 func TestLockFileOwner(t *testing.T) {
 	dir := t.TempDir()
 	old := syscall.Umask(0o077)
-	unlock, _, err := lockDir(dir)
+	unlock, _, _, err := lockDir(dir)
 	syscall.Umask(old)
 	if err != nil {
 		t.Fatal(err)
@@ -473,7 +641,7 @@ func TestLockFileOwner(t *testing.T) {
 	if err := os.Chown(dir, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	unlock, held, err := lockDir(dir)
+	unlock, held, _, err := lockDir(dir)
 	if err != nil || !held {
 		t.Fatalf("held %v, err %v", held, err)
 	}
@@ -485,7 +653,7 @@ func TestLockFileOwner(t *testing.T) {
 	if uid, _ := trustfile.Owner(fi); uid != 65534 || fi.Mode() != 0o600 {
 		t.Errorf("lock file made by root in a directory of uid 65534: uid %d, mode %v; want 65534, 0600", uid, fi.Mode())
 	}
-	unlock, held, err = lockDir(dir) // root takes the owner's
+	unlock, held, _, err = lockDir(dir) // root takes the owner's
 	if err != nil || !held {
 		t.Fatalf("again: held %v, err %v", held, err)
 	}
@@ -498,7 +666,7 @@ func TestLockFileOwner(t *testing.T) {
 // leaves the admin index current (bracket).
 func TestLockFileNotLoaded(t *testing.T) {
 	dir := t.TempDir()
-	unlock, _, err := lockDir(dir)
+	unlock, _, _, err := lockDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,6 +154,10 @@ func (lc Lifecycle[T]) Subscribe() (<-chan struct{}, func()) { return lc.l.Subsc
 // store.
 func (lc Lifecycle[T]) OnChange(fn func(Change)) (stop func()) { return lc.l.OnChange(fn) }
 
+// Unlocked returns why the store's edits went ahead without their
+// directory's lock (Loader.Unlocked).
+func (lc Lifecycle[T]) Unlocked() []*UnlockedError { return lc.l.Unlocked() }
+
 // Problems returns the files skipped in the current snapshot.
 func (lc Lifecycle[T]) Problems() []Problem {
 	return append([]Problem(nil), lc.l.Snapshot().Problems...)
