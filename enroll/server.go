@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
@@ -128,6 +129,9 @@ type Handler struct {
 	// nothing — no failure is charged — so that a line each would be a
 	// line per request of a keep-alive connection (per stream in h2).
 	limited *faillog.Log
+
+	unlockedMu     sync.Mutex
+	unlockedLogged int // of the store's Unlocked, those logged (logUnlocked)
 }
 
 // NewHandler returns the enrollment handler.
@@ -369,6 +373,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	// once: Add checks and writes under a lock of its own (docs/design.md,
 	// "Concurrent writers"; TestOneKeyManyTokensAtOnce).
 	entry, err := h.opts.Clients.Add(clientKey, name, authkeys.AddNew)
+	h.logUnlocked()
 	if err != nil {
 		return Response{}, name, h.notAdded(err, claim, pending, name, clientKey)
 	}
@@ -376,6 +381,32 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, clientKey *jwk.K
 	inv.ClientFingerprint = clientKey.Fingerprint()
 	h.used(inv, claim, pending)
 	return Response{Name: entry.Name, ClientFingerprint: clientKey.Fingerprint(), ServerFingerprint: h.opts.ServerKey.Fingerprint()}, name, nil
+}
+
+// unlockedStore is a ClientStore that says why its Adds went ahead
+// without the directory's lock (*authkeys.Store: keydir.Lifecycle.Unlocked).
+type unlockedStore interface {
+	Unlocked() []*keydir.UnlockedError
+}
+
+// logUnlocked logs, once each, why the store's Adds went ahead without
+// the directory's lock (keydir.UnlockedError: a lock file others may
+// open, another user's…), as keytool's commands warn of it: another
+// writer at the same moment — an admin's authorize --remove — could
+// undo one of the two edits (docs/design.md, "Concurrent writers"). The
+// enrollment is not refused for it.
+func (h *Handler) logUnlocked() {
+	s, ok := h.opts.Clients.(unlockedStore)
+	if !ok {
+		return
+	}
+	h.unlockedMu.Lock()
+	defer h.unlockedMu.Unlock()
+	all := s.Unlocked() // each once, in the order met: the list only grows
+	for _, u := range all[min(h.unlockedLogged, len(all)):] {
+		h.log.Warn("adding clients without the directory's lock", "error", u.Error())
+	}
+	h.unlockedLogged = max(h.unlockedLogged, len(all))
 }
 
 // used ends the claim (of pending) of the invitation inv, used: its
