@@ -249,6 +249,7 @@ func (c *cli) authorize(o authorizeOptions) error {
 	c.sayDropped(o.file, name, dropped)
 	store, finish := c.adminAuthStore(authkeys.Lookups{Keys: [][32]byte{k.SPKIHash()}, Names: []string{name}})
 	defer finish()
+	defer reportUnlocked(c, "authorize", store)
 	// A revoked key stays refused: say so before anything else.
 	var revoked *authkeys.RevokedError
 	if _, err := store.LookupKey(k, netip.Addr{}); errors.As(err, &revoked) && revoked.Err == nil {
@@ -961,6 +962,7 @@ func (c *cli) unauthorize(nameOrFP string) error {
 	}
 	store, finish := c.adminAuthStore(l)
 	defer finish()
+	defer reportUnlocked(c, "authorize", store)
 	// Remove takes every copy of a key given by fingerprint; a name
 	// removes that name's entries, and says if the key still gets in
 	// under another.

@@ -289,6 +289,7 @@ func (c *cli) unrevoke(arg string) error {
 	fp, _ := jwk.ParseFingerprint(fingerprint)
 	store, finish := c.adminAuthStore(authkeys.Lookups{Fingerprints: []jwk.Fingerprint{fp}})
 	defer finish()
+	defer reportUnlocked(c, "revoke", store)
 	removed, err := store.Unrevoke(fingerprint)
 	if err != nil {
 		return err

@@ -628,6 +628,7 @@ func (c *cli) unpinHost(addrOrFP, fp string) error {
 	}
 	hosts, finish := c.adminHostStore(l)
 	defer finish()
+	defer reportUnlocked(c, "trust-host", hosts)
 	var (
 		removed []knownhosts.Removed
 		err     error

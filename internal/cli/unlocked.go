@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/keytool/keytool/internal/keydir"
+)
+
+// reportUnlocked warns, one line each, of the lock files that store's
+// edits went ahead without (keydir.UnlockedError), with what fixes each:
+// the command is not failed — refusing to remove a key would be worse
+// than the race (docs/design.md, "Concurrent writers") — but the admin
+// learns that another keytool writing at the same moment could undo
+// this one's edit, and why. Called once a command's edits are done.
+func reportUnlocked(c *cli, cmd string, store unlockedStore) {
+	for _, u := range store.Unlocked() {
+		fmt.Fprintf(c.stderr, "keytool %s: warning: %v, so another keytool editing the same file at the same moment could undo this edit; %s\n",
+			cmd, u, unlockedFix(u))
+	}
+}
+
+// unlockedStore is a trust store whose edits say why they went ahead
+// without their directory's lock (keydir.Lifecycle.Unlocked).
+type unlockedStore interface {
+	Unlocked() []*keydir.UnlockedError
+}
+
+// unlockedFix says what makes the lock file of u usable again: where the
+// file itself is wrong, the command that fixes or removes it (keytool
+// makes it again, right, at its next edit).
+func unlockedFix(u *keydir.UnlockedError) string {
+	path := shellQuote(u.Path)
+	remake := "the next keytool makes it again"
+	switch u.Reason {
+	case keydir.LockNotRegular:
+		if u.Mode&fs.ModeDir != 0 {
+			return "to fix: rmdir " + path + " (" + remake + ")"
+		}
+		return "to fix: rm " + path + " (" + remake + ")"
+	case keydir.LockOpenToOthers:
+		return "to fix: chmod 600 " + path
+	case keydir.LockOtherOwner:
+		return "to fix: rm " + path + " (" + remake + ", the directory owner's)"
+	case keydir.LockNotPermitted:
+		if u.UID == os.Geteuid() {
+			return "to fix: chmod 600 " + path
+		}
+		return fmt.Sprintf("run keytool as uid %d, the lock file's owner (or root): a directory two users may write is one the servers' strict modes refuse", u.UID)
+	case keydir.LockNoFlock:
+		return "mount the file system with locks (NFS: lockd, not -o nolock), or run one keytool at a time"
+	case keydir.LockHeld:
+		return "see which process holds it: fuser -v " + path
+	case keydir.LockReplaced:
+		return "something removes it while keytool takes it (config management purging what it does not manage?): leave it in place"
+	}
+	return "to fix: rm " + path + " (" + remake + ")"
+}
