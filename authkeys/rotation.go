@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"path/filepath"
 	"strings"
 
-	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -147,6 +148,22 @@ func (s *Store) nextKeys(name string) []*Entry {
 	return out
 }
 
+// rotationBeforeEdit, when set (by a test), is called by
+// SetAcceptRotation between its first read of an entry's file and its
+// rewrite: where another writer's change lands in a race.
+var rotationBeforeEdit func(path string)
+
+// EntryGoneError means the entry SetAcceptRotation was marking left its
+// file (removed, or its key replaced) between the store's read and the
+// rewrite: nothing was written, so that the removal stands.
+type EntryGoneError struct {
+	Name, File string
+}
+
+func (e *EntryGoneError) Error() string {
+	return fmt.Sprintf("authkeys: the entry %q left %s while it was being marked (removed or rewritten meanwhile): nothing written", e.Name, termtext.Safe(e.File))
+}
+
 // SetAcceptRotation marks (or, with on false, unmarks) the entries named
 // name in the authorized-keys directory as accepting rotation: it
 // rewrites each one's file atomically with "accept_rotation" set. Entries
@@ -175,21 +192,34 @@ func (s *Store) SetAcceptRotation(name string, on bool) ([]*Entry, error) {
 		if len(keys) != 1 {
 			return done, fmt.Errorf("authkeys: %s holds %d keys: mark the entry by hand (\"%s\": %t)", e.File, len(keys), jwk.AttrAcceptRotation, on)
 		}
-		k := keys[0]
-		if k.Attrs == nil {
-			k.Attrs = jwk.Attributes{}
+		if rotationBeforeEdit != nil {
+			rotationBeforeEdit(e.File)
 		}
-		k.Attrs[jwk.AttrAcceptRotation] = json.RawMessage(fmt.Sprint(on))
-		f := jwk.JWK
-		if filepath.Ext(e.File) == ".pem" {
-			f = jwk.PEM
-		}
-		data, err := k.MarshalPublic(f)
-		if err != nil {
+		// The rewrite reads the file again under the directory's lock
+		// (EditFile), as a removal does: written from the read above, a
+		// removal of the entry in between (authorize --remove) would be
+		// undone, its key authorized again.
+		found := false
+		if _, err := s.Loader().EditFile(e.File, func(k *jwk.Key) *jwk.Key {
+			if k.SPKIHash() != e.SPKIHash {
+				return k
+			}
+			found = true
+			marked := *k
+			marked.Attrs = k.Attrs.Clone()
+			if marked.Attrs == nil {
+				marked.Attrs = jwk.Attributes{}
+			}
+			marked.Attrs[jwk.AttrAcceptRotation] = json.RawMessage(fmt.Sprint(on))
+			return &marked
+		}); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return done, &EntryGoneError{Name: name, File: e.File}
+			}
 			return done, err
 		}
-		if err := atomicfile.Write(e.File, data, 0o644); err != nil {
-			return done, err
+		if !found {
+			return done, &EntryGoneError{Name: name, File: e.File}
 		}
 		s.Loader().Reload(e.File)
 		done = append(done, e)

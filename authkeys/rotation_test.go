@@ -325,3 +325,53 @@ func TestAcceptRotationNotWhileSkipped(t *testing.T) {
 		t.Fatalf("once the file loads, the key from 127.0.0.1: %v (%+v), want its own entry's wrong network", d.Verdict, d.Entry)
 	}
 }
+
+// SetAcceptRotation rewrites an entry's file as a removal edits one: read
+// again under the directory's lock. An authorize --remove of the entry
+// that lands between the store's read and the rewrite stands — the file
+// is not written back, the key stays unauthorized, and the error says
+// the entry left (*EntryGoneError) — and so does a rewrite of the file
+// with another key. Before, the rewrite came from the first read: the
+// removed key was authorized again.
+func TestSetAcceptRotationKeepsARemovalMeanwhile(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		meanwhile func(t *testing.T, s *Store, path string)
+	}{
+		{"removed", func(t *testing.T, s *Store, path string) {
+			if _, err := s.Remove("alice"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"rewritten with another key", func(t *testing.T, s *Store, path string) {
+			keydirtest.Write(t, path, keydirtest.JWK(t, key(t, 2)))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			s := Load(HomeOptions(home))
+			t.Cleanup(func() { s.Close() })
+			e, err := s.Add(key(t, 1), "alice", AddNew)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := Load(HomeOptions(home)) // another admin's command
+			t.Cleanup(func() { other.Close() })
+			rotationBeforeEdit = func(path string) { tc.meanwhile(t, other, path) }
+			t.Cleanup(func() { rotationBeforeEdit = nil })
+			_, err = s.SetAcceptRotation("alice", true)
+			var gone *EntryGoneError
+			if !errors.As(err, &gone) || gone.File != e.File || !strings.Contains(err.Error(), "nothing written") {
+				t.Fatalf("SetAcceptRotation with the entry gone meanwhile: %v", err)
+			}
+			fresh := Load(HomeOptions(home))
+			defer fresh.Close()
+			if _, err := fresh.LookupKey(key(t, 1), netip.Addr{}); err == nil {
+				t.Fatal("the key removed meanwhile is authorized again")
+			}
+			if data, err := os.ReadFile(e.File); err == nil && strings.Contains(string(data), "accept_rotation") {
+				t.Fatalf("the file was rewritten: %s", data)
+			}
+		})
+	}
+}
