@@ -305,6 +305,54 @@ func TestUnprintableNames(t *testing.T) {
 	}
 }
 
+// A name mixing scripts — "\u0430dmin", a Cyrillic а before Latin
+// letters, which reads "admin" and is not the string "admin" the
+// name-taken check compares — is refused where it is given, given as a
+// key's own "name" member too (*keydir.NameScriptError), and nothing is
+// written; an entry of an earlier version or written by hand holding one
+// keeps its key authorized, and a client's next key is still accepted
+// beside it (docs/design.md, "Names").
+func TestMixedScriptNames(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	dir := opts.Dirs[0]
+	keydirtest.Write(t, filepath.Join(dir, "admin.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(dir, "old.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "name", "p\u0430ypal")))
+	s := Load(opts)
+	for n := 1; n <= 2; n++ {
+		if _, err := s.LookupKey(key(t, n), netip.Addr{}); err != nil {
+			t.Fatalf("key %d refused: %v", n, err)
+		}
+	}
+	before, _ := os.ReadDir(dir)
+
+	var se *keydir.NameScriptError
+	for _, mode := range []AddMode{AddNew, Replace} {
+		if _, err := s.Add(key(t, 3), "\u0430dmin", mode); !errors.As(err, &se) || se.Char != 0x430 || se.Pos != 1 {
+			t.Fatalf("Add under \\u0430dmin (mode %v): %v", mode, err)
+		}
+	}
+	if _, err := s.Add(keydirtest.WithAttrs(key(t, 3), "name", "\u0391lice"), "\u0391lice", AddNew); !errors.As(err, &se) || se.Char != 0x391 {
+		t.Fatalf("Add under a key's own name \\u0391lice: %v", err)
+	}
+	if after, _ := os.ReadDir(dir); len(after) != len(before) {
+		t.Fatalf("a refused Add wrote files: %v, before %v", after, before)
+	}
+	if _, err := s.LookupKey(key(t, 3), netip.Addr{}); err == nil {
+		t.Fatal("a refused Add authorized the key")
+	}
+	// One script, or Latin with Han: accepted.
+	for i, name := range []string{"\u0430\u0434\u043c\u0438\u043d", "東京-tokyo"} {
+		if _, err := s.Add(key(t, 4+i), name, AddNew); err != nil {
+			t.Fatalf("Add under %q: %v", name, err)
+		}
+	}
+	e, err := s.Add(key(t, 6), "p\u0430ypal", AddBeside)
+	if err != nil || e.Name != "p\u0430ypal" {
+		t.Fatalf("the next key of the entry named p\\u0430ypal: %v, %v", e, err)
+	}
+}
+
 // An entry whose name is not shown as it is is logged when it appears —
 // on the first load, and when a reload brings it, from the files that
 // changed alone — once, not again at each reload while it stays; it

@@ -2,6 +2,7 @@ package keydir
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -15,9 +16,38 @@ import (
 // too long, invalid UTF-8, a leading dot, a path separator, an editor
 // backup's shape (which the loader ignores), a control character (Unicode
 // Cc: C0, DEL, C1) or a line or paragraph separator — CheckFileName's
-// rules — or, CheckName's, a character unicode.IsPrint refuses.
+// rules — or, CheckName's, a character unicode.IsPrint refuses, or
+// letters of scripts UTS #39's "Highly Restrictive" level does not let
+// stand together.
 func violatesNameRules(name string) bool {
-	return violatesFileNameRules(name) || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) })
+	return violatesFileNameRules(name) || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) ||
+		mixesScripts(name)
+}
+
+// mixesScripts reports whether the characters of name in a script other
+// than Common and Inherited are of more than one script, and not all of
+// Latin, Han, Hiragana and Katakana, nor all of Latin, Han and Bopomofo,
+// nor all of Latin, Han and Hangul.
+func mixesScripts(name string) bool {
+	var in []string
+	for script, table := range unicode.Scripts {
+		if script != "Common" && script != "Inherited" && strings.ContainsFunc(name, func(r rune) bool { return unicode.Is(table, r) }) {
+			in = append(in, script)
+		}
+	}
+	if len(in) < 2 {
+		return false
+	}
+	for _, allowed := range []string{"Latin Han Hiragana Katakana", "Latin Han Bopomofo", "Latin Han Hangul"} {
+		all := true
+		for _, s := range in {
+			all = all && slices.Contains(strings.Fields(allowed), s)
+		}
+		if all {
+			return false
+		}
+	}
+	return true
 }
 
 func violatesFileNameRules(name string) bool {
@@ -59,7 +89,7 @@ func FuzzCheckName(f *testing.F) {
 	for _, s := range []string{
 		"alice", "alice.laptop", "bob-2", "ünïcode", "a b", "client-0a1b2c3d", "host.example_2222",
 		"", ".", "..", "../x", "a/b", `a\b`, ".hidden", "a\nb", "a\rb", "a\x00b", "a\x1bb", "a\x7fb",
-		"a\u0085b", "a\u2028b", "ad\u200bmin", "a\u202eb", "a\u2066b\u2069", "\ufeffx", "a\u00a0b", "a\ue000b", "x~", "#x#", "#x", "x.tmp", "x.swp", "\xff", "a\xc0\x80", strings.Repeat("a", MaxNameLen+1),
+		"a\u0085b", "a\u2028b", "ad\u200bmin", "a\u202eb", "a\u2066b\u2069", "\ufeffx", "a\u00a0b", "a\ue000b", "x~", "#x#", "#x", "x.tmp", "x.swp", "\u0430dmin", "p\u0430ypal", "東京-tokyo", "서울seoul", "алиса", "\xff", "a\xc0\x80", strings.Repeat("a", MaxNameLen+1),
 	} {
 		f.Add(s)
 	}

@@ -24,12 +24,20 @@ const MaxNameLen = 200
 // with one of them "ad\u200bmin" displays as "admin", another client's
 // name (docs/design.md, "Names"). A name CheckName accepts is one that
 // termtext.Safe shows as it is.
+//
+// Its letters must also be of one script, as Unicode's "Highly
+// Restrictive" level has it (MixedScripts): a name mixing scripts is
+// refused with a *NameScriptError, since "\u0430dmin", a Cyrillic а
+// before Latin letters, reads "admin" too.
 func CheckName(name string) error {
 	if err := CheckFileName(name); err != nil {
 		return err
 	}
 	if r, pos, ok := FirstUnprintable(name); ok {
 		return &NameCharError{Name: name, Char: r, Pos: pos}
+	}
+	if err := MixedScripts(name); err != nil {
+		return err
 	}
 	return nil
 }
