@@ -97,14 +97,24 @@ func (c *cli) adviseStores(err error) string {
 }
 
 // adviseName returns the advice for a name refused for a character that
-// is not shown as itself, or "".
+// is not shown as itself or for letters of several scripts, or "".
 func adviseName(err error) string {
 	var badChar *keydir.NameCharError
-	if errors.As(err, &badChar) {
+	var mixed *keydir.NameScriptError
+	switch {
+	case errors.As(err, &badChar):
 		return nameCharAdvice(badChar)
+	case errors.As(err, &mixed):
+		return nameScriptAdvice
 	}
 	return ""
 }
+
+// nameScriptAdvice says what to do about a name mixing scripts
+// (keydir.NameScriptError). No name is suggested: which letter was meant
+// (a Latin a for the Cyrillic а, or the reverse) only its writer knows.
+const nameScriptAdvice = "A name is shown as written (keytool list, logs, X-Keytool-Name), and one mixing scripts can read as another client's name: " +
+	"type the name again in one script (Latin may go with Han and Kana, Bopomofo or Hangul)"
 
 // nameCharAdvice says what to do about a name holding a character that is
 // not shown as itself (keydir.NameCharError): give it without.

@@ -277,9 +277,8 @@ func parseAuthorizeFlags(o authorizeOptions) (authorizeAttrs, error) {
 	a := authorizeAttrs{comment: o.comment, setComment: o.commentSet}
 	if o.name != "" {
 		if err := keydir.CheckName(o.name); err != nil {
-			var badChar *keydir.NameCharError
-			if errors.As(err, &badChar) {
-				return a, &usageError{"--name: " + err.Error() + "\n" + nameCharAdvice(badChar)}
+			if advice := adviseName(err); advice != "" {
+				return a, &usageError{"--name: " + err.Error() + "\n" + advice}
 			}
 			return a, &usageError{"--name: " + err.Error()}
 		}
