@@ -4,7 +4,6 @@ package keydir
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -189,7 +188,7 @@ func unopened(path string, err error) *UnlockedError {
 	var st syscall.Stat_t
 	if syscall.Lstat(path, &st) == nil {
 		if err == syscall.EACCES {
-			return &UnlockedError{Path: path, Reason: LockNotPermitted, Mode: fileMode(&st), UID: int(st.Uid)}
+			return &UnlockedError{Path: path, Reason: LockNotPermitted, Mode: trustfile.ModeOf(uint32(st.Mode)), UID: int(st.Uid)}
 		}
 		if why := unusable(&st, path); why != nil {
 			return why
@@ -213,7 +212,7 @@ func madeLock(fd int, dir string) {
 // one but its owner may open, owned by this user, root, or the owner of
 // the directory holding path.
 func unusable(st *syscall.Stat_t, path string) *UnlockedError {
-	why := &UnlockedError{Path: path, Mode: fileMode(st), UID: int(st.Uid)}
+	why := &UnlockedError{Path: path, Mode: trustfile.ModeOf(uint32(st.Mode)), UID: int(st.Uid)}
 	switch {
 	case uint32(st.Mode)&syscall.S_IFMT != syscall.S_IFREG:
 		why.Reason = LockNotRegular
@@ -229,27 +228,6 @@ func unusable(st *syscall.Stat_t, path string) *UnlockedError {
 		why.Reason = LockOtherOwner
 	}
 	return why
-}
-
-// fileMode is the fs.FileMode of a file of status st: its permissions
-// and its type.
-func fileMode(st *syscall.Stat_t) fs.FileMode {
-	m := fs.FileMode(st.Mode & 0o777)
-	switch uint32(st.Mode) & syscall.S_IFMT {
-	case syscall.S_IFDIR:
-		m |= fs.ModeDir
-	case syscall.S_IFLNK:
-		m |= fs.ModeSymlink
-	case syscall.S_IFIFO:
-		m |= fs.ModeNamedPipe
-	case syscall.S_IFSOCK:
-		m |= fs.ModeSocket
-	case syscall.S_IFCHR:
-		m |= fs.ModeDevice | fs.ModeCharDevice
-	case syscall.S_IFBLK:
-		m |= fs.ModeDevice
-	}
-	return m
 }
 
 // openLockFile is syscall.Open; a test makes it fail as a read-only

@@ -106,7 +106,7 @@ func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, error) {
 		}
 		break
 	}
-	mode := modeOf(st.Mode)
+	mode := ModeOf(st.Mode)
 	return Stamp{
 		size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino,
 		dev: uint64(st.Dev), mode: mode, uid: st.Uid, //nolint:unconvert // as StampOf
