@@ -152,7 +152,9 @@ client's own key file.` + storeEditHelp,
 // acceptRotation marks the entries named name as accepting rotation
 // (authorize --accept-rotation).
 func (c *cli) acceptRotation(name string) error {
-	done, err := c.localAuthStore().SetAcceptRotation(name, true)
+	store := c.localAuthStore()
+	defer reportUnlocked(c, "authorize", store)
+	done, err := store.SetAcceptRotation(name, true)
 	for _, e := range done {
 		fmt.Fprintf(c.stdout, "%s (%s, %s) accepts rotation: the next key it announces will be authorized as %q\n", e.Name, e.Fingerprint, c.homePath(e.File), e.Name)
 	}
@@ -176,6 +178,7 @@ func (c *cli) noEntryNamed(name string, err error) error {
 // the files as they were and says so.
 func (c *cli) refuseRotation(name string) error {
 	store := c.localAuthStore()
+	defer reportUnlocked(c, "authorize", store)
 	var named []*authkeys.Entry
 	for _, e := range store.Entries() {
 		if e.Name == name {
