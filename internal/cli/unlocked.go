@@ -16,6 +16,10 @@ import (
 // this one's edit, and why. Called once a command's edits are done.
 func reportUnlocked(c *cli, cmd string, store unlockedStore) {
 	for _, u := range store.Unlocked() {
+		if u.Index {
+			fmt.Fprintf(c.stderr, "keytool %s: warning: %v; %s\n", cmd, u, unlockedFix(u))
+			continue
+		}
 		fmt.Fprintf(c.stderr, "keytool %s: warning: %v, so another keytool editing the same file at the same moment could undo this edit; %s\n",
 			cmd, u, unlockedFix(u))
 	}

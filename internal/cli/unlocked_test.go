@@ -40,3 +40,22 @@ func TestUnlockedFix(t *testing.T) {
 		}
 	}
 }
+
+// The admin index's lock file unusable is warned of without the race an
+// edit's would risk: nothing is written unlocked, the index is unused.
+func TestReportUnlockedIndex(t *testing.T) {
+	var stderr strings.Builder
+	c := &cli{stderr: &stderr}
+	u := &keydir.UnlockedError{Path: "/h/.index/.keytool.lock", Reason: keydir.LockOpenToOthers, Mode: 0o644, Index: true}
+	reportUnlocked(c, "authorize", unlockedList{u})
+	got := stderr.String()
+	want := "keytool authorize: warning: keydir: lock file /h/.index/.keytool.lock may be opened by group or others (mode 0644): the admin index /h/.index is not used, and each command reads every file instead (slow with many entries); to fix: chmod 600 /h/.index/.keytool.lock\n"
+	if got != want {
+		t.Errorf("warning %q\nwant %q", got, want)
+	}
+}
+
+// unlockedList is an unlockedStore that met the lock files it holds.
+type unlockedList []*keydir.UnlockedError
+
+func (l unlockedList) Unlocked() []*keydir.UnlockedError { return l }

@@ -56,7 +56,14 @@ func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
 	} else if _, err := os.Stat(l.cfg.Index); err != nil {
 		return nil, false
 	}
-	unlock, held, _, err := lockDir(l.cfg.Index)
+	unlock, held, why, err := lockDir(l.cfg.Index)
+	if why != nil {
+		// Nothing races: without its lock the index is not used. But
+		// every admin command is then as slow as a whole load, for as
+		// long as the lock file stays as it is: said, with the fix.
+		why.Index = true
+		l.noteUnlocked(why)
+	}
 	return unlock, err == nil && held
 }
 

@@ -29,6 +29,12 @@ type UnlockedError struct {
 	UID  int
 	Wait time.Duration // LockHeld: how long it was waited for
 	Err  error         // LockNoFlock, LockOpenFailed: what the system said
+	// Index: the lock file is the admin index's (Config.Index). Nothing
+	// goes ahead unlocked then: the index is not used, and a command
+	// reads every file of its directories instead — as correct, and as
+	// slow with many entries as without an index (docs/design.md, "The
+	// admin index").
+	Index bool
 }
 
 // UnlockedReason is why a directory's lock file was not had
@@ -78,6 +84,9 @@ func (e *UnlockedError) Error() string {
 		why = "was replaced between its open and its flock at every try"
 	default:
 		why = fmt.Sprintf("cannot be opened: %v", e.Err)
+	}
+	if e.Index {
+		return fmt.Sprintf("keydir: lock file %s %s: the admin index %s is not used, and each command reads every file instead (slow with many entries)", e.Path, why, filepath.Dir(e.Path))
 	}
 	return fmt.Sprintf("keydir: lock file %s %s: edits of %s go ahead unlocked", e.Path, why, filepath.Dir(e.Path))
 }

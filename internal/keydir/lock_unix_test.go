@@ -49,6 +49,43 @@ func TestIndexUnusedWithoutALock(t *testing.T) {
 	}
 }
 
+// A lock file of the admin index that cannot be had (here one group and
+// others may open) turns the index off — nothing is written unlocked —
+// and says so, once, as an edit's lock says why it was not had: without
+// it every admin command is as slow as a whole load, silently, for as
+// long as the file stays. The index's reason is told apart (Index), so
+// that the command line does not warn of an edit undone.
+func TestIndexLockFileUnusableSaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	index := filepath.Join(dir, ".index")
+	l := New(Config[string]{Sources: []Source{{Path: filepath.Join(dir, "authorized_keys.d"), Dir: true}}, Index: index})
+	unlock, ok := l.lockIndex(true)
+	if !ok {
+		t.Fatal("no index with flock(2) working")
+	}
+	unlock()
+	if u := l.Unlocked(); len(u) != 0 {
+		t.Fatalf("a usable index lock reported: %v", u)
+	}
+	lockFile := filepath.Join(index, lockName)
+	if err := os.Chmod(lockFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, ok := l.lockIndex(false); ok {
+			t.Fatal("the index is used without its lock")
+		}
+	}
+	u := l.Unlocked()
+	if len(u) != 1 || !u[0].Index || u[0].Reason != LockOpenToOthers || u[0].Path != lockFile {
+		t.Fatalf("Unlocked = %v; want the index's lock file, once, open to others", u)
+	}
+	want := "keydir: lock file " + lockFile + " may be opened by group or others (mode 0644): the admin index " + index + " is not used, and each command reads every file instead (slow with many entries)"
+	if got := u[0].Error(); got != want {
+		t.Errorf("message %q\nwant %q", got, want)
+	}
+}
+
 // A lock file removed between TryLock's open and its flock, and made and
 // locked again by another process (rm -r of the --store mirror while a
 // second command starts), is not "the" lock: TryLock's flock of the
