@@ -46,8 +46,9 @@ var IndexMinFiles = 1000
 // create is set; ok is false when there is no index to use: none, or no
 // lock to be had (lockDir), without which two commands could fold the
 // same log into the shards one after the other. Why it was not had is
-// not kept (Unlocked): without it the index is not used, and nothing
-// races — the command loads in full.
+// kept for Unlocked, marked Index: nothing races without it — the index
+// is not used, the command loads in full — but every admin command is
+// then as slow as a whole load, which its user should hear of.
 func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
 	if create {
 		if err := os.MkdirAll(l.cfg.Index, 0o700); err != nil {
@@ -58,9 +59,6 @@ func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
 	}
 	unlock, held, why, err := lockDir(l.cfg.Index)
 	if why != nil {
-		// Nothing races: without its lock the index is not used. But
-		// every admin command is then as slow as a whole load, for as
-		// long as the lock file stays as it is: said, with the fix.
 		why.Index = true
 		l.noteUnlocked(why)
 	}
