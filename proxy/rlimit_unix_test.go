@@ -21,7 +21,7 @@ func raiseFileLimit(b *testing.B, need int) {
 			b.Fatal(err)
 		}
 	}
-	if lim.Cur < uint64(need) {
+	if uint64(lim.Cur) < uint64(need) { // Cur is a uint64 on most systems, an int64 on FreeBSD (where "infinity" is its largest value)
 		b.Skipf("RLIMIT_NOFILE's hard limit is %d; this benchmark holds %d descriptors in one process (raise it: ulimit -Hn)", lim.Max, need)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
@@ -425,7 +427,7 @@ func TestLockDirPlantedLockFile(t *testing.T) {
 			return os.Symlink(other, lock)
 		}, false, LockNotRegular, fs.ModeSymlink | 0o777},
 		{"a link to no file", func(lock, other string) error { return os.Symlink(other, lock) }, false, LockNotRegular, fs.ModeSymlink | 0o777},
-		{"a FIFO", func(lock, _ string) error { return syscall.Mkfifo(lock, 0o600) }, false, LockNotRegular, fs.ModeNamedPipe | 0o600},
+		{"a FIFO", func(lock, _ string) error { return unix.Mkfifo(lock, 0o600) }, false, LockNotRegular, fs.ModeNamedPipe | 0o600},
 		{"a directory", func(lock, _ string) error { return os.Mkdir(lock, 0o700) }, false, LockNotRegular, fs.ModeDir | 0o700},
 		{"a file others may read", func(lock, _ string) error {
 			if err := os.WriteFile(lock, nil, 0o600); err != nil {

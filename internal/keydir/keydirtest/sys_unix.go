@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // CPUTime is the process's user and system CPU time so far: what the
@@ -20,10 +22,11 @@ func CPUTime(tb testing.TB) time.Duration {
 }
 
 // Mkfifo makes a FIFO at path: the tests' stand-in for a file that would
-// block a reader waiting for a writer.
+// block a reader waiting for a writer. (x/sys/unix, which has it on every
+// unix: the syscall package lacks it on illumos and Solaris.)
 func Mkfifo(tb testing.TB, path string, perm uint32) {
 	tb.Helper()
-	if err := syscall.Mkfifo(path, perm); err != nil {
+	if err := unix.Mkfifo(path, perm); err != nil {
 		tb.Fatal(err)
 	}
 }
