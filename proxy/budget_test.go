@@ -92,7 +92,7 @@ func handshakeBytes(t *testing.T, c *side, addr string, pad []byte) (int, *tls.C
 	return wc.n, conn, err
 }
 
-// TestHandshakeBudget: a client may send up to maxHandshakeBytes before
+// TestHandshakeBudget: a client may send up to tlsbridge.MaxHandshakeBytes before
 // its handshake completes, and not one more. Alice's chain is padded so
 // that her handshake is just under the budget: she is admitted, and the
 // mebibyte she sends the moment her handshake is done — some of it read
@@ -112,7 +112,7 @@ func TestHandshakeBudget(t *testing.T) {
 
 	// The padding's size for a handshake just under the budget, found by
 	// measuring: the records' framing and the key shares are crypto/tls's.
-	want := maxHandshakeBytes - 256
+	want := tlsbridge.MaxHandshakeBytes - 256
 	pad, probes := paddingCert(t, 32<<10), 0
 	for range 3 {
 		probes++
@@ -128,8 +128,8 @@ func TestHandshakeBudget(t *testing.T) {
 	}
 
 	n, conn, err := handshakeBytes(t, alice, addr, pad)
-	if err != nil || n > maxHandshakeBytes || n < maxHandshakeBytes-512 {
-		t.Fatalf("alice's handshake: %d bytes (budget %d), %v; want just under the budget and admitted", n, maxHandshakeBytes, err)
+	if err != nil || n > tlsbridge.MaxHandshakeBytes || n < tlsbridge.MaxHandshakeBytes-512 {
+		t.Fatalf("alice's handshake: %d bytes (budget %d), %v; want just under the budget and admitted", n, tlsbridge.MaxHandshakeBytes, err)
 	}
 	t.Logf("alice's handshake under the budget: %d bytes, a chain of %d", n, len(alice.id.Certificate.Certificate[0])+len(pad))
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close, and by
@@ -114,16 +116,30 @@ func (e *RequestBodyTimeoutError) Unwrap() error { return e.Err }
 func (e *RequestBodyTimeoutError) Timeout() bool { return true }
 
 // HandshakeTooLargeError is a client that sent more than Limit bytes
-// (the handshake budget, 64 KiB) before its TLS handshake completed: a
-// certificate chain far larger than any real one, most likely to hold
-// the proxy's memory. Its connection was closed; the failure is logged
-// ("refused") and counted (reason handshake_too_large).
+// (tlsbridge's handshake budget, 64 KiB) before its TLS handshake
+// completed: a certificate chain far larger than any real one, most
+// likely to hold the proxy's memory. Its connection was closed; the
+// failure is logged ("refused") and counted (reason handshake_too_large).
+// Err is tlsbridge's *tlsbridge.HandshakeTooLargeError.
 type HandshakeTooLargeError struct {
 	Limit int // bytes
+	Err   error
 }
 
 func (e *HandshakeTooLargeError) Error() string {
 	return fmt.Sprintf("proxy: the client sent more than the handshake budget of %d KiB before its handshake completed", e.Limit>>10)
+}
+
+func (e *HandshakeTooLargeError) Unwrap() error { return e.Err }
+
+// tooLarge is a handshake's error as the proxy reports it: tlsbridge's
+// budget refusal as a *HandshakeTooLargeError, other errors as they are.
+func tooLarge(err error) error {
+	var tl *tlsbridge.HandshakeTooLargeError
+	if errors.As(err, &tl) {
+		return &HandshakeTooLargeError{Limit: tl.Limit, Err: err}
+	}
+	return err
 }
 
 // checkStoppedError is CheckTarget's context cancelled, with no cause,

@@ -272,10 +272,12 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 	start := time.Now()
 	defer raw.Close()
 	remote := raw.RemoteAddr().String()
-	// Under the handshake budget (maxHandshakeBytes) until the handshake
-	// completes: a peer not yet authenticated holds no more of the
-	// proxy's memory than that.
-	budget := newBudgetConn(raw)
+	// Under tlsbridge's handshake budget (MaxHandshakeBytes) until the
+	// handshake completes: a peer not yet authenticated holds no more of
+	// the proxy's memory than that. The tls.Server's connection is ac,
+	// not the budget, so that only the proxy lifts it, once the handshake
+	// is done, not its configuration at the decision.
+	budget := tlsbridge.NewBudgetConn(raw)
 	ac := &alertConn{Conn: budget}
 	var counted *countConn // HTTP mode's byte counts
 	if s.http != nil {
@@ -285,12 +287,13 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 	conn := tls.Server(ac, s.cfg)
 	fp, err := s.handshake(ctx, raw, conn)
 	if err != nil {
-		err = ac.clientAlert(err)
+		err = tooLarge(ac.clientAlert(err))
 		s.metrics.handshake(refusalReason(err))
 		s.logHandshakeFailure(err, raw, fp, start)
 		return
 	}
-	ac.done, budget.done = true, true
+	ac.done = true
+	budget.Lift()
 	// The handshake decided; ask again for the entry it matched (and fail
 	// closed if the key was removed in between).
 	cs := conn.ConnectionState()

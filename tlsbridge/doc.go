@@ -17,7 +17,8 @@
 //	srv, _ := tlsbridge.NewServer(id, tlsbridge.ServerOptions{Clients: keys})
 //	httpSrv := &http.Server{Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig(),
 //		ConnContext: tlsbridge.ConnContext}
-//	httpSrv.ListenAndServeTLS("", "")
+//	ln, _ := net.Listen("tcp", ":8443")
+//	httpSrv.ServeTLS(tlsbridge.BudgetListener(ln), "", "")
 //
 // ConnContext gives each request the address of its connection, against
 // which PeerOf checks an entry's "from" networks: r.RemoteAddr is the
@@ -28,6 +29,21 @@
 //
 // Server.Configure adds the same to an existing *tls.Config, and refuses
 // settings that conflict rather than overwriting them.
+//
+// # Handshake budget
+//
+// crypto/tls reads a client's Certificate message whole, up to 256 KiB,
+// before anyone decides on the client, into a buffer it grows by
+// doubling: a quarter to half a megabyte held by each connection in its
+// handshake, from peers not yet authenticated. BudgetListener (under
+// tls.NewListener, http.Server.ServeTLS or grpc.Server.Serve; NewBudgetConn
+// for one connection) holds a client to MaxHandshakeBytes, 64 KiB, until
+// the Server's VerifyConnection admits it: the read past the budget fails
+// the handshake with a *HandshakeTooLargeError. A real client sends far
+// less (a keytool client's whole handshake is 2.2 KiB, a CA chain 10 to
+// 20 KiB). Once admitted — whoever drives the handshake, net/http or the
+// caller, in TLS 1.2 and 1.3, resumed or not — the client sends what it
+// likes. Without the wrapper nothing bounds it but crypto/tls.
 //
 // # Client
 //

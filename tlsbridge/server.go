@@ -168,6 +168,10 @@ func (s *Server) configure(c *tls.Config) {
 	// keys of c, so resumption works.
 	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		remote := addrOf(hello.Conn)
+		// The handshake budget of a connection accepted by a
+		// BudgetListener (or put under NewBudgetConn): lifted once the
+		// client is admitted, whoever drives the handshake.
+		budget, _ := hello.Conn.(*BudgetConn)
 		cc := c.Clone()
 		cc.GetConfigForClient = nil
 		// A VerifyConnection assigned to c since (cfg :=
@@ -186,7 +190,24 @@ func (s *Server) configure(c *tls.Config) {
 			// CertificateVerify, so the client has not yet proven it
 			// holds the key (Peer accepts it, on a complete handshake).
 			if after != nil {
-				return after(cs)
+				if err := after(cs); err != nil {
+					return err
+				}
+			}
+			// Admitted: the budget is lifted, so that the application
+			// data the client may send right behind its Finished is
+			// read whole — net/http, which drives the handshake of a
+			// tls.NewListener's connections, never tells when it is
+			// done. Every handshake that completes passes here, TLS 1.2
+			// and 1.3, resumed or not. What the client has left to send
+			// of the handshake (TLS 1.3: CertificateVerify and
+			// Finished; TLS 1.2: the same and ChangeCipherSpec) is then
+			// read past the budget, but crypto/tls bounds each of those
+			// messages at 64 KiB itself: only the Certificate message,
+			// read by now, may be 256 KiB (docs/design.md,
+			// "Connections in their handshake").
+			if budget != nil {
+				budget.Lift()
 			}
 			return nil
 		}

@@ -1,0 +1,110 @@
+package tlsbridge
+
+import (
+	"fmt"
+	"net"
+	"sync/atomic"
+)
+
+// MaxHandshakeBytes is the handshake budget: the bytes a client may send,
+// as they come off the socket (TLS records and their headers), before
+// its handshake completes (docs/design.md, "Connections in their
+// handshake"). crypto/tls buffers a client's Certificate message up to
+// 256 KiB, and grows its buffer by doubling to hold it, so that each
+// connection in its handshake could hold a quarter of a megabyte or more
+// from a peer not yet authenticated. A real client sends far less: a
+// keytool key's certificate is about 0.5 KiB, the whole handshake of a
+// keytool client 2.2 KiB (its ClientHello, with a post-quantum key share,
+// some 1.5 KiB); a CA chain of several RSA-4096 certificates is 10 to
+// 20 KiB (proxy.TestHandshakeBudgetAdmitsCAChain sends 22 KiB in 10
+// certificates, PKI mode's most). 64 KiB leaves room for three times
+// that.
+const MaxHandshakeBytes = 64 << 10
+
+// HandshakeTooLargeError is a client that sent more than Limit bytes (the
+// handshake budget, MaxHandshakeBytes) before its TLS handshake
+// completed: a certificate chain far larger than any real one, most
+// likely to hold the server's memory. It is the error of the handshake
+// (and of the read that crossed the budget).
+type HandshakeTooLargeError struct {
+	Limit int // bytes
+}
+
+func (e *HandshakeTooLargeError) Error() string {
+	return fmt.Sprintf("tlsbridge: the client sent more than the handshake budget of %d KiB before its handshake completed", e.Limit>>10)
+}
+
+// BudgetConn is a client's connection under the handshake budget
+// (MaxHandshakeBytes): until it is lifted, its reads stop at the budget,
+// and a read past it fails with a *HandshakeTooLargeError, which fails
+// the handshake. Reads are cut short at the budget rather than counted
+// after the fact, so that crypto/tls never holds a byte past it, and so
+// that only a handshake itself larger than the budget is refused: a
+// client that sends its first request along with the end of its
+// handshake (TLS 1.3 lets it) may have some of the request read with the
+// handshake, but never past the budget, and the rest stays in the socket
+// until the budget is lifted.
+//
+// A Server's configuration lifts it when it admits the client, in
+// VerifyConnection, if the BudgetConn is the connection the handshake
+// runs on (tls.Server(c, cfg), as tls.NewListener and
+// BudgetListener do): whoever drives the handshake — net/http, gRPC, the
+// caller — an admitted client then sends what it likes. A caller that
+// drives the handshake itself may also Lift it once the handshake is
+// done. With a configuration that is not a Server's, nothing lifts it,
+// and every connection stops at the budget.
+type BudgetConn struct {
+	net.Conn
+	left   int         // what the client may still send before the budget is lifted; read by Read only
+	lifted atomic.Bool // no budget from now on
+}
+
+// NewBudgetConn puts c under the handshake budget.
+func NewBudgetConn(c net.Conn) *BudgetConn {
+	return &BudgetConn{Conn: c, left: MaxHandshakeBytes}
+}
+
+// Lift ends the budget: from now on reads are c's own. It is safe to
+// call more than once, and at the same time as Read.
+func (c *BudgetConn) Lift() { c.lifted.Store(true) }
+
+// Read reads from the connection, no further than the budget left until
+// it is lifted.
+func (c *BudgetConn) Read(p []byte) (int, error) {
+	if c.lifted.Load() {
+		return c.Conn.Read(p)
+	}
+	if c.left <= 0 {
+		return 0, &HandshakeTooLargeError{Limit: MaxHandshakeBytes}
+	}
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= n
+	return n, err
+}
+
+// BudgetListener returns a listener whose connections are under the
+// handshake budget (BudgetConn) until a Server's configuration admits
+// their client: put it under tls.NewListener, http.Server.ServeTLS or
+// grpc.Server.Serve, with a Server's TLSConfig (or a configuration given
+// to Configure).
+//
+//	ln, _ := net.Listen("tcp", ":8443")
+//	httpSrv := &http.Server{Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig(),
+//		ConnContext: tlsbridge.ConnContext}
+//	httpSrv.ServeTLS(tlsbridge.BudgetListener(ln), "", "")
+//
+// Closing it closes inner.
+func BudgetListener(inner net.Listener) net.Listener { return &budgetListener{inner} }
+
+type budgetListener struct{ net.Listener }
+
+func (l *budgetListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return NewBudgetConn(c), nil
+}
