@@ -26,6 +26,12 @@ import (
 //	h, _ := enroll.NewHandler(enroll.HandlerOptions{Dir: enroll.InvitesDir(home), Clients: keys, ServerKey: id.Key, Logger: log})
 //	httpSrv := &http.Server{Handler: enroll.WithEnrollment(srv, h, app), TLSConfig: srv.TLSConfig(),
 //		ConnContext: tlsbridge.ConnContext}
+//	httpSrv.ServeTLS(tlsbridge.BudgetListener(ln), "", "")
+//
+// Serve it on a tlsbridge.BudgetListener, as above: in AllowUnknown mode
+// anyone completes the handshake, and without the budget each connection
+// in its handshake may make crypto/tls buffer a certificate chain of
+// 256 KiB.
 //
 // The http.Server needs tlsbridge.ConnContext (or
 // tlsbridge.HookConnContext): the rate limits count failures by the
@@ -97,7 +103,8 @@ const (
 // connection is closed; cancelling ctx closes it. A caller that decided
 // on the client has done the handshake; if it is not done, ServeConn
 // does it first, within serveReadTimeout (15 s), and returns nil if it
-// fails: there is nobody to answer.
+// fails: there is nobody to answer. Made over a tlsbridge.NewBudgetConn,
+// the handshake is bounded in bytes as well (tlsbridge.MaxHandshakeBytes).
 //
 // It is for servers that are not HTTP servers, such as a TCP proxy: the
 // handshake admits unknown clients (tlsbridge.ServerOptions.AllowUnknown),

@@ -50,7 +50,10 @@ func run(ctx context.Context, serverHome, clientHome, addr string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	go func() { _ = srv.Serve(ln) }()
+	// Added for keytool: the handshake budget — a client may send 64 KiB
+	// before it is admitted, where crypto/tls alone would buffer a
+	// certificate chain of 256 KiB from anyone.
+	go func() { _ = srv.Serve(tlsbridge.BudgetListener(ln)) }()
 	defer srv.Stop()
 	return callHealth(ctx, clientHome, ln.Addr().String())
 }

@@ -1,6 +1,6 @@
 // Command server is a net/http server wrapped with keytool: it admits the
 // clients whose keys are in HOME/authorized_keys.d and greets them by name.
-// Compared with a plain server, keytool adds the eight lines marked below
+// Compared with a plain server, keytool adds the ten lines marked below
 // and changes two. A client whose key is removed, revoked or expires while
 // connected is cut off within a second (live revocation), and logged.
 //
@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 
 	"github.com/keytool/keytool/authkeys"
@@ -40,12 +41,20 @@ func main() {
 	live := srv.Live(tlsbridge.LiveOptions{Changes: clients})
 	defer live.Close()
 
-	// Changed: Handler was mux, and ListenAndServe took no certificate.
-	// ConnContext: "from" networks are checked against the connection's
-	// address, never r.RemoteAddr (which middleware rewrites from headers).
-	s := &http.Server{Addr: *listen, Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig(), ConnState: live.ConnState, ConnContext: tlsbridge.ConnContext}
+	// Added: the listener, so that its connections are under the
+	// handshake budget — a client may send 64 KiB before it is admitted,
+	// where crypto/tls alone would buffer a certificate chain of 256 KiB
+	// from anyone.
+	ln, err := net.Listen("tcp", *listen)
+	check(err)
+
+	// Changed: Handler was mux, and ListenAndServe took no certificate
+	// (and no listener). ConnContext: "from" networks are checked against
+	// the connection's address, never r.RemoteAddr (which middleware
+	// rewrites from headers).
+	s := &http.Server{Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig(), ConnState: live.ConnState, ConnContext: tlsbridge.ConnContext}
 	log.Printf("listening on %s as %s", *listen, id.Key.Fingerprint())
-	log.Fatal(s.ListenAndServeTLS("", ""))
+	log.Fatal(s.ServeTLS(tlsbridge.BudgetListener(ln), "", ""))
 }
 
 func check(err error) {
