@@ -99,6 +99,8 @@ type pkiState struct {
 	index   *caIndex // of all: what handshakes look up
 	stamp   pkiStamp
 	loadErr error
+	// verified are the chains this state verified (nil after loadErr).
+	verified *verifiedCache
 }
 
 // caSet is one CA bundle with its own CRLs: ca.pem and crl.pem, the PEM
@@ -274,6 +276,7 @@ func (p *PKI) load() *pkiState {
 		}
 	}
 	st.index = newCAIndex(st.all)
+	st.verified = newVerifiedCache(st.all)
 	return st
 }
 
@@ -589,6 +592,12 @@ func (p *PKI) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName 
 // whose leaf's issuer has no current CRL when the CA holding that issuer
 // came with a CRL (docs/design.md, "Chains and their CRLs"). With no CA
 // for the purpose nor a general one, the error is a *NoCAError.
+//
+// A chain verified is remembered until the CAs, their CRLs or the time
+// could change the answer (verifiedCache), so that asking again — as
+// PeerOf does at each request — costs a hash of the chain. The
+// *CAVerified returned is the caller's; its Chain is shared, not to be
+// modified.
 func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName string) (*CAVerified, error) {
 	st := p.current()
 	if st.loadErr != nil {
@@ -597,6 +606,23 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	if len(chain) == 0 {
 		return nil, errors.New("tlsbridge: PKI mode: no certificate to verify")
 	}
+	now := pkiNow()
+	key := verifiedKey(purpose, chain, usage, dnsName)
+	if v := st.verified.get(key, now); v != nil {
+		c := *v
+		return &c, nil
+	}
+	v, err := st.verifyPurpose(purpose, chain, usage, dnsName, now)
+	if err != nil {
+		return nil, err
+	}
+	st.verified.put(key, chain, v, now)
+	c := *v
+	return &c, nil
+}
+
+// verifyPurpose is VerifyPurpose at now, without the cache.
+func (st *pkiState) verifyPurpose(purpose string, chain []*x509.Certificate, usage x509.ExtKeyUsage, dnsName string, now time.Time) (*CAVerified, error) {
 	tier := purpose
 	if len(st.tiers[tier]) == 0 {
 		tier = ""
@@ -628,7 +654,7 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	for _, set := range candidates {
 		chains, err := chain[0].Verify(x509.VerifyOptions{
 			Roots: set.roots, Intermediates: inter, DNSName: dnsName,
-			KeyUsages: []x509.ExtKeyUsage{usage},
+			KeyUsages: []x509.ExtKeyUsage{usage}, CurrentTime: now,
 		})
 		if err != nil {
 			refusals = append(refusals, err)
@@ -644,7 +670,7 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 		if err != nil {
 			return nil, &CARefusedError{File: set.file, Err: err}
 		}
-		if err := st.index.checkCRLs(set, completed, time.Now()); err != nil {
+		if err := st.index.checkCRLs(set, completed, now); err != nil {
 			return nil, err
 		}
 		if ok == nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/jwk"
 )
@@ -14,7 +15,11 @@ import (
 // BenchmarkVerifyPurpose is PKI mode's decision on a chain, with the CAs
 // of the tier in one bundle (ca.pem) or installed one file each in ca.d:
 // the cost of a handshake's CA decision as the number of installed CAs
-// grows (each CA with a subject of its own, as real ones have). Run:
+// grows (each CA with a subject of its own, as real ones have). "first"
+// verifies the chain (a client's first connection, or a chain the cache
+// no longer holds); "again" asks about it again, as PeerOf does at each
+// HTTP request and a client's next connection does, which the state's
+// verifiedCache answers. Run:
 // go test ./tlsbridge -run XXX -bench VerifyPurpose
 func BenchmarkVerifyPurpose(b *testing.B) {
 	for _, n := range []int{1, 100} {
@@ -42,7 +47,16 @@ func BenchmarkVerifyPurpose(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Run(fmt.Sprintf("%s/%d", layout, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/%d/first", layout, n), func(b *testing.B) {
+				b.ReportAllocs()
+				st := p.current()
+				for b.Loop() {
+					if _, err := st.verifyPurpose("", chain, x509.ExtKeyUsageServerAuth, "", time.Now()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("%s/%d/again", layout, n), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					if _, err := p.VerifyPurpose("", chain, x509.ExtKeyUsageServerAuth, ""); err != nil {
@@ -59,7 +73,8 @@ func BenchmarkVerifyPurpose(b *testing.B) {
 // chain crypto/x509 verifies is completed up to the root, and each of its
 // certificates checked against its issuer's CRL. "computed" checks the
 // signatures between the CAs and of the CRLs at each decision, as before
-// the index (computedPKI); "indexed" looks them up. Run:
+// the index (computedPKI); "indexed" looks them up. Both verify the chain
+// each time (verifyFresh), as a first connection does. Run:
 // go test ./tlsbridge -run '^$' -bench PKIIndex -count 3
 func BenchmarkPKIIndex(b *testing.B) {
 	f := newChainFixture(b, false)
@@ -83,7 +98,7 @@ func BenchmarkPKIIndex(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := c.p.VerifyPurpose("", chain, x509.ExtKeyUsageClientAuth, ""); err != nil {
+				if err := verifyFresh(c.p, chain); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -94,7 +109,8 @@ func BenchmarkPKIIndex(b *testing.B) {
 // BenchmarkPKIJunkChain is the decision on a peer chain of junk naming 9
 // of 100 installed CAs (junkChain), against a valid leaf of one of them
 // sent alone: what a peer that holds no certificate can make the server
-// spend. Run: go test ./tlsbridge -run '^$' -bench PKIJunkChain -count 3
+// spend (the valid leaf verified each time, verifyFresh, as a refusal
+// is). Run: go test ./tlsbridge -run '^$' -bench PKIJunkChain -count 3
 func BenchmarkPKIJunkChain(b *testing.B) {
 	cas, p := installNamed(b, 100)
 	p.checkedAt.Store(math.MaxInt64)
@@ -102,7 +118,7 @@ func BenchmarkPKIJunkChain(b *testing.B) {
 	junk := junkChain(b, cas[:MaxPeerChain-1])
 	b.Run("valid", func(b *testing.B) {
 		for b.Loop() {
-			if err := p.Verify(valid, x509.ExtKeyUsageClientAuth, ""); err != nil {
+			if err := verifyFresh(p, valid); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -114,4 +130,11 @@ func BenchmarkPKIJunkChain(b *testing.B) {
 			}
 		}
 	})
+}
+
+// verifyFresh is p.Verify of a client chain without the verified chains'
+// cache: what a chain's first decision costs.
+func verifyFresh(p *PKI, chain []*x509.Certificate) error {
+	_, err := p.current().verifyPurpose("", chain, x509.ExtKeyUsageClientAuth, "", time.Now())
+	return err
 }

@@ -24,6 +24,7 @@ func computedPKI(p *PKI) *PKI {
 	ix := *st.index
 	ix.issuers, ix.crls, ix.crlsByKey = nil, nil, nil
 	st.index = &ix
+	st.verified = newVerifiedCache(st.all) // p's own would answer for it
 	out := &PKI{opts: p.opts}
 	out.state.Store(&st)
 	out.checkedAt.Store(math.MaxInt64) // never due: nothing re-read
