@@ -329,6 +329,16 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 	if err := (trustfile.Rule{Top: home}).CheckDir(home); err != nil {
 		return nil, false, fmt.Errorf("tlsbridge: not writing an identity into %s: %w", home, err)
 	}
+	// The key and its public half are written under the lock of the
+	// home's identity writers (LockIdentity), so that a keytool gen
+	// --force at the same moment comes before or after both. Where it
+	// cannot be had, the key is made all the same, and nothing says so:
+	// this function has no place for a warning.
+	unlock, _, err := LockIdentity(home)
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
 	h := homedir.Dir(home)
 	keyFile := h.Identity()[0] // key.json
 	switch err := jwk.WritePrivateKeyFile(keyFile, k, jwk.JWK, jwk.CreateNew); {

@@ -21,6 +21,11 @@ type Rotation struct {
 	// OldFile is where the replaced identity was kept (key.old.*), and
 	// KeyFile the identity's file now.
 	OldFile, KeyFile string
+	// Unlocked says why the rotation went ahead without the lock of the
+	// home's identity writers (LockIdentity; a *keydir.UnlockedError),
+	// nil when it had it: another writer of the identity at the same
+	// moment could have left a public half that is not the key's.
+	Unlocked error
 }
 
 // NoNextKeyError means a home has no next key to rotate to.
@@ -42,7 +47,26 @@ func (e *NoNextKeyError) Error() string {
 // rotation with a *ReplacedError, the home put back as it was (a key
 // found that cannot go back as the next key, another having been made
 // meanwhile, is kept as key.found.*: nothing is lost).
+//
+// It holds the lock of the home's identity writers (LockIdentity) from
+// its first read to its last write: a keytool gen of the same home waits
+// for it, and it for a gen. Where the lock cannot be had it goes ahead,
+// and Rotation.Unlocked says why.
 func RotateHome(home string) (*Rotation, error) {
+	unlock, unlocked, err := LockIdentity(home)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	r, err := rotateHome(home)
+	if r != nil {
+		r.Unlocked = unlocked
+	}
+	return r, err
+}
+
+// rotateHome is RotateHome, under the home's lock.
+func rotateHome(home string) (*Rotation, error) {
 	h := homedir.Dir(home)
 	cur, err := jwk.FindIdentity(home)
 	if err != nil {

@@ -58,11 +58,7 @@ func TestRotateHome(t *testing.T) {
 	if fi, _ := os.Stat(r.OldFile); fi.Mode().Perm() != 0o600 {
 		t.Errorf("the old key has mode %v", fi.Mode())
 	}
-	var names []string
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
+	names := dirNames(dir)
 	if strings.Join(names, " ") != "key.old."+strings.TrimPrefix(filepath.Base(r.OldFile), "key.old.")+" key.pem pub_key.pem" {
 		t.Errorf("the home holds %v", names)
 	}
@@ -145,11 +141,7 @@ func formatOf(ext string) jwk.Format {
 // private key file in keys holds that key.
 func homeHolds(t *testing.T, dir string, names string, keys map[string]*jwk.Key) {
 	t.Helper()
-	var got []string
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		got = append(got, e.Name())
-	}
+	got := dirNames(dir)
 	if strings.Join(got, " ") != names {
 		t.Errorf("the home holds %v, want %s", got, names)
 	}
@@ -413,11 +405,15 @@ func readFileOr(path string) []byte {
 	return data
 }
 
+// dirNames is the names of the files in dir, but the lock file of the
+// identity's writers (LockIdentity), made by the first.
 func dirNames(dir string) []string {
 	var names []string
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		names = append(names, e.Name())
+		if e.Name() != ".keytool.lock" {
+			names = append(names, e.Name())
+		}
 	}
 	return names
 }

@@ -198,31 +198,39 @@ func (c *cli) makeKeyDir(keyPath string) error {
 // it offers first when names were given ("" when none were).
 func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool, again []string, keepCmd string) error {
 	keyPath := c.identity
-	var others []string // identities in other formats, replaced by --force
 	if keyPath == "" {
 		keyPath = filepath.Join(c.home, "key"+f.Ext())
-		for _, name := range jwk.IdentityFileNames() {
-			if p := filepath.Join(c.home, name); p != keyPath {
-				if _, err := os.Lstat(p); err == nil {
-					others = append(others, p)
-				}
-			}
-		}
 	}
 	if err := c.makeKeyDir(keyPath); err != nil {
 		return err
 	}
 	pubPath := filepath.Join(filepath.Dir(keyPath), "pub_"+strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))+f.Ext())
-
-	existing := others
-	if _, err := os.Lstat(keyPath); err == nil {
-		existing = append([]string{keyPath}, others...)
-	}
 	if err := publicOnly(c.identity); err != nil {
 		return err
 	}
-	if len(existing) > 0 && !force {
+	// Refused before a key is made (an RSA key takes a while), and again
+	// under the lock, below.
+	if existing, _ := c.identityFiles(keyPath); len(existing) > 0 && !force {
 		return c.refuseExisting(again, keepCmd, existing...)
+	}
+	k, err := jwk.Generate(t)
+	if err != nil {
+		return err
+	}
+	tlsbridge.SaveNames(k, names)
+
+	// The lock of the identity's writers, held from the look at what is
+	// there to the last write: another gen or a rotate at the same moment
+	// comes wholly before or after this one, and the key and its public
+	// half are one run's (docs/design.md, "Concurrent writers").
+	unlock, done, err := c.lockIdentity(filepath.Dir(keyPath))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	existing, others := c.identityFiles(keyPath)
+	if len(existing) > 0 && !force {
+		return c.refuseExisting(again, keepCmd, existing...) // another gen made one meanwhile
 	}
 	// What --force replaces, described before it is gone.
 	replaced := make([]string, len(existing))
@@ -230,11 +238,6 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		replaced[i] = p + describeKeyFile(p)
 	}
 
-	k, err := jwk.Generate(t)
-	if err != nil {
-		return err
-	}
-	tlsbridge.SaveNames(k, names)
 	mode := jwk.CreateNew
 	if force {
 		mode = jwk.Overwrite
@@ -273,12 +276,33 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 			}
 		}
 	}
+	done()
 	fmt.Fprintf(c.stdout, "Generated %s key in %s\nPublic key in %s\nFingerprint: %s\nKey ID: %s\n",
 		k.Algorithm(), keyPath, pubPath, k.Fingerprint(), k.KeyID())
 	if names, _ := k.Attrs.List(jwk.AttrNames); len(names) > 0 {
 		fmt.Fprintf(c.stdout, "Certificate names: %s\n", strings.Join(names, ", "))
 	}
 	return nil
+}
+
+// identityFiles returns the identity files at keyPath that gen finds
+// there, which --force replaces: keyPath, if it exists, then — for the
+// home's identity — those in the other formats (key.pem beside
+// key.json), others, which --force removes.
+func (c *cli) identityFiles(keyPath string) (existing, others []string) {
+	if c.identity == "" {
+		for _, name := range jwk.IdentityFileNames() {
+			if p := filepath.Join(c.home, name); p != keyPath {
+				if _, err := os.Lstat(p); err == nil {
+					others = append(others, p)
+				}
+			}
+		}
+	}
+	if _, err := os.Lstat(keyPath); err == nil {
+		existing = append(existing, keyPath)
+	}
+	return append(existing, others...), others
 }
 
 // publicOnly refuses, even with --force, to write a private key over the
@@ -367,35 +391,21 @@ func keepKeyUsage(flags *pflag.FlagSet, hosts []string) error {
 // is. hosts are the names as given, for the advice when there is no
 // identity.
 func (c *cli) genKeepKey(opts tlsbridge.CertOptions, hosts []string) error {
-	path := c.identity
-	var (
-		data []byte
-		fi   fs.FileInfo
-		err  error
-	)
-	if path == "" {
-		path, err = jwk.FindIdentity(c.home)
-		var none *jwk.NoIdentityError
-		if errors.As(err, &none) {
-			return fmt.Errorf("no identity in %s to save the names in; make one, with them, by gen without --keep-key: %s",
-				c.home, c.command("gen", "--host", shellQuote(strings.Join(hosts, ","))))
-		}
-		if err != nil {
-			return err
-		}
-		// The home's key is a trust input: read as tlsbridge.ReadHomeKey
-		// reads it (the file, a link's target, the directories up to
-		// the home), and parsed from the bytes that read checked.
-		data, fi, err = trustfile.Rule{Top: c.home}.ReadFile(path)
-	} else {
-		data, fi, err = trustfile.Read(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s does not exist: there is no identity to save the names in; make one, with them, by gen without --keep-key: %s",
-				path, c.command("gen", "--host", shellQuote(strings.Join(hosts, ","))))
-		}
+	// The lock of the identity's writers, from the read to the write: a
+	// gen --force or a rotate of keytool's waits, or is waited for
+	// (docs/design.md, "Concurrent writers").
+	dir := c.home
+	if c.identity != "" {
+		dir = filepath.Dir(c.identity)
 	}
+	unlock, done, err := c.lockIdentity(dir)
 	if err != nil {
-		return fmt.Errorf("the identity %s: %w", path, err)
+		return err
+	}
+	defer unlock()
+	path, data, fi, err := c.readKeepKey(hosts)
+	if err != nil {
+		return err
 	}
 	if err := publicOnly(c.identity); err != nil {
 		return err
@@ -437,11 +447,12 @@ func (c *cli) genKeepKey(opts tlsbridge.CertOptions, hosts []string) error {
 	// what was read — asked as the new file is ready to be renamed. A
 	// gen --force (a new key), a rotate or an edit between the read and
 	// the write would otherwise be undone by the old key written back
-	// (docs/cli.md, gen). The home's writers share no lock (gen, rotate,
-	// config management, an editor), so a lock would leave out most of
-	// them; the comparison sees every one whose write lands before the
-	// rename — all but one landing in the instant between the check and
-	// the rename itself.
+	// (docs/cli.md, gen). keytool's writers wait for the lock held here,
+	// and this one for theirs; the others (config management, an
+	// editor, a keytool that went ahead unlocked) take no lock, and the
+	// comparison sees every one whose write lands before the rename —
+	// all but one landing in the instant between the check and the
+	// rename itself.
 	changed := &keyChangedError{path: path, again: c.command("gen", "--host", shellQuote(strings.Join(hosts, ",")), "--keep-key")}
 	err = atomicfile.WriteIf(target, out, 0o600, func() error {
 		if now, err := filepath.EvalSymlinks(path); err != nil || now != target {
@@ -456,6 +467,7 @@ func (c *cli) genKeepKey(opts tlsbridge.CertOptions, hosts []string) error {
 		return err
 	}
 	atomicfile.RemoveStale(target) // copies of the key left by killed writes
+	done()
 	names, _ := k.Attrs.List(jwk.AttrNames)
 	was := "none"
 	if len(before) > 0 {
@@ -469,6 +481,38 @@ func (c *cli) genKeepKey(opts tlsbridge.CertOptions, hosts []string) error {
 		path, through, k.Algorithm(), k.Fingerprint(), strings.Join(names, ", "), was)
 	fmt.Fprintf(c.stdout, "A running keytool proxy presents them from its next handshake, without a restart (unless it was started with --host, whose names it keeps, or presents a CA-issued cert.pem)\n")
 	return nil
+}
+
+// readKeepKey reads the identity gen --keep-key rewrites, the home's or
+// the file -i names, and returns its path, its bytes and their file's
+// status; hosts are the names given, for the advice when there is none.
+func (c *cli) readKeepKey(hosts []string) (path string, data []byte, fi fs.FileInfo, err error) {
+	path = c.identity
+	if path == "" {
+		path, err = jwk.FindIdentity(c.home)
+		var none *jwk.NoIdentityError
+		if errors.As(err, &none) {
+			return "", nil, nil, fmt.Errorf("no identity in %s to save the names in; make one, with them, by gen without --keep-key: %s",
+				c.home, c.command("gen", "--host", shellQuote(strings.Join(hosts, ","))))
+		}
+		if err != nil {
+			return "", nil, nil, err
+		}
+		// The home's key is a trust input: read as tlsbridge.ReadHomeKey
+		// reads it (the file, a link's target, the directories up to
+		// the home), and parsed from the bytes that read checked.
+		data, fi, err = trustfile.Rule{Top: c.home}.ReadFile(path)
+	} else {
+		data, fi, err = trustfile.Read(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil, nil, fmt.Errorf("%s does not exist: there is no identity to save the names in; make one, with them, by gen without --keep-key: %s",
+				path, c.command("gen", "--host", shellQuote(strings.Join(hosts, ","))))
+		}
+	}
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("the identity %s: %w", path, err)
+	}
+	return path, data, fi, nil
 }
 
 // keepKeyBeforeWrite, when set (by a test), is called by gen --keep-key

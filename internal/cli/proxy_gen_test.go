@@ -50,7 +50,9 @@ func TestProxyGenRace(t *testing.T) {
 	}
 	var names []string
 	for _, e := range entries {
-		names = append(names, e.Name())
+		if e.Name() != ".keytool.lock" { // the lock of the identity's writers, made by the first
+			names = append(names, e.Name())
+		}
 	}
 	if strings.Join(names, " ") != "key.json pub_key.json" {
 		t.Errorf("the home holds %v, want key.json and pub_key.json", names)

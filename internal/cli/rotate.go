@@ -23,6 +23,14 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	if c.identity != "" {
 		return usagef("--next makes the home's next key; it has no use with -i")
 	}
+	// The lock of the identity's writers, from the read of the identity
+	// (the next key's type and names come from it) to the last write: a
+	// rotate at the same moment comes wholly before or after.
+	unlock, done, err := c.lockIdentity(c.home)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	cur, err := jwk.FindIdentity(c.home)
 	if err != nil {
 		return err
@@ -84,6 +92,7 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 			}
 		}
 	}
+	done()
 	fmt.Fprintf(c.stdout, "Generated the next %s key in %s\nPublic key in %s\nFingerprint: %s\nKey ID: %s\n",
 		k.Algorithm(), keyPath, pubPath, k.Fingerprint(), k.KeyID())
 	if _, err := os.Stat(h.Cert()); err == nil {
@@ -129,6 +138,9 @@ Example:
 			var none *tlsbridge.NoNextKeyError
 			if errors.As(err, &none) {
 				return fmt.Errorf("%s has no next key to rotate to: make one with: %s", c.home, c.command("gen", "--next"))
+			}
+			if r != nil {
+				reportIdentityUnlocked(c, "rotate", r.Unlocked)
 			}
 			if err != nil {
 				return err

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // reportUnlocked warns, one line each, of the lock files that store's
@@ -23,6 +25,32 @@ func reportUnlocked(c *cli, cmd string, store unlockedStore) {
 		fmt.Fprintf(c.stderr, "keytool %s: warning: %v, so another keytool editing the same file at the same moment could undo this edit; %s\n",
 			cmd, u, unlockedFix(u))
 	}
+}
+
+// lockIdentity takes the lock of the identity's writers in dir
+// (tlsbridge.LockIdentity: the home, or the directory of the key file -i
+// names), for gen; done, called once the identity is written, warns of
+// a lock file the writes went ahead without (reportIdentityUnlocked).
+func (c *cli) lockIdentity(dir string) (unlock func(), done func(), err error) {
+	unlock, unlocked, err := tlsbridge.LockIdentity(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return unlock, func() { reportIdentityUnlocked(c, "gen", unlocked) }, nil
+}
+
+// reportIdentityUnlocked warns, as reportUnlocked does for a trust
+// store's edits, that cmd wrote the identity without the lock of its
+// writers (unlocked, from tlsbridge.LockIdentity; nothing when nil), with
+// what fixes it: the command is not failed — refusing to make a key
+// would be worse than the race (docs/design.md, "Concurrent writers").
+func reportIdentityUnlocked(c *cli, cmd string, unlocked error) {
+	var u *keydir.UnlockedError
+	if !errors.As(unlocked, &u) {
+		return
+	}
+	fmt.Fprintf(c.stderr, "keytool %s: warning: %v, so another keytool writing the identity at the same moment could leave its private key and public half from different runs; %s\n",
+		cmd, u, unlockedFix(u))
 }
 
 // unlockedStore is a trust store whose edits say why they went ahead

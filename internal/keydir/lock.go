@@ -132,6 +132,25 @@ func (l *Loader[T]) LockDir(dir string) (unlock func(), held bool, err error) {
 	return unlock, held, err
 }
 
+// LockWriters takes the lock of directory dir's writers that EditFile
+// takes (lockDir: .keytool.lock in dir, flocked, waited for at most
+// 10 s), for writers of files that are no trust directory's key files:
+// the home's identity (key.*, pub_key.*, key.next.*), whose private key
+// and public halves gen and rotate must write together, never
+// interleaved with another writer's (internal/cli gen,
+// tlsbridge.RotateHome; docs/design.md, "Concurrent writers"). Where the
+// lock cannot be had, unlock does nothing and the caller goes ahead
+// unlocked, as EditFile does: why says why, for the caller to warn of
+// with the fix (nil where nothing can race: a read-only file system, a
+// directory this user may not write, a system without flock(2)). err is
+// dir missing or not a directory. A lock of dir already held in this
+// process is waited for like another process's: the caller must not
+// take it twice, nor edit a file of dir (EditFile) while it holds it.
+func LockWriters(dir string) (unlock func(), why *UnlockedError, err error) {
+	unlock, _, why, err = lockDir(dir)
+	return unlock, why, err
+}
+
 // noteUnlocked keeps why for Unlocked, once for each lock file and
 // reason. It is not logged here: the caller says it, once (the command
 // line as a warning with its fix, enroll's server in its log), and a
