@@ -75,9 +75,9 @@ its next handshake, without a restart — unless it was started with --host,
 whose names it keeps for its run, or presents a CA-issued cert.pem, whose
 names are the CA's. A link is written through: the file it names is
 rewritten, and the link stays. The file is put in place only if it still
-holds what was read: changed meanwhile (a gen --force, a rotate), it is
-left as it is and gen says to run it again. A key in a form keytool reads
-but does not write — an OpenSSH private key, OpenSSL's EC or RSA PRIVATE
+holds what was read: changed meanwhile (an editor, config management),
+it is left as it is and gen says to run it again. A key in a form keytool
+reads but does not write — an OpenSSH private key, OpenSSL's EC or RSA PRIVATE
 KEY — is refused, unchanged: rewritten, its own tools would no longer
 read it.
 
@@ -91,6 +91,11 @@ the identity's certificate names, and without -t the identity's type; a
 type weaker than the identity's (a smaller curve or RSA modulus, or RSA
 after ec384) is refused, as its peers would refuse to learn it. The next
 key signs its own announcement: peers learn only keys whose holder did.
+
+gen and rotate on one home take turns, through its lock file
+HOME/.keytool.lock (0600): the private key and its public half are always
+one run's. A lock file that cannot be used is warned of, with the fix,
+and the key is written all the same.
 
 Types: ec256 (ECDSA P-256, the default), ec384, ec521, rsa2048, rsa3072,
 rsa4096, ed25519.`,
