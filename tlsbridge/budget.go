@@ -52,7 +52,9 @@ func (e *HandshakeTooLargeError) Error() string {
 // caller — an admitted client then sends what it likes. A caller that
 // drives the handshake itself may also Lift it once the handshake is
 // done. With a configuration that is not a Server's, nothing lifts it,
-// and every connection stops at the budget.
+// and every connection stops at the budget. Under ServerOptions.AllowUnknown
+// (enrollment) every client not refused outright completes its handshake,
+// unauthenticated, and its budget is lifted with it.
 type BudgetConn struct {
 	net.Conn
 	left   int         // what the client may still send before the budget is lifted; read by Read only

@@ -606,7 +606,10 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	if len(chain) == 0 {
 		return nil, errors.New("tlsbridge: PKI mode: no certificate to verify")
 	}
-	now := pkiNow()
+	// The wall clock alone, as crypto/x509 and the CRLs read it: with its
+	// monotonic reading, a clock set back would not look set back to the
+	// cache (found by review).
+	now := pkiNow().Round(0)
 	key := verifiedKey(purpose, chain, usage, dnsName)
 	if v := st.verified.get(key, now); v != nil {
 		c := *v
@@ -616,7 +619,7 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	if err != nil {
 		return nil, err
 	}
-	st.verified.put(key, chain, v, now)
+	st.verified.keep(key, chain, v, now)
 	c := *v
 	return &c, nil
 }

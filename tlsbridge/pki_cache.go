@@ -1,6 +1,7 @@
 package tlsbridge
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
@@ -18,13 +19,14 @@ import (
 // directory is a new state, and starts empty.
 //
 // Only what verified is kept — a refusal is worked out again each time,
-// and only a CA's signature gets a chain in — and only until the first
-// instant at which the answer could change: a certificate of the chain or
-// of any installed CA becoming valid or expiring, a CRL becoming usable
-// (its thisUpdate, less CRLClockSkew) or expiring (its nextUpdate). A
-// clock set back before the verification verifies again as well. What
-// the stores decide (a revoked CA key, revokedInChain) is not kept: the
-// callers ask them each time.
+// and only a CA's signature gets a chain in —, only a chain each
+// certificate of which is on a path that verified (keep), and only until
+// the first instant at which the answer could change: a certificate of
+// the chain or of any installed CA becoming valid or expiring, a CRL
+// becoming usable (its thisUpdate, less CRLClockSkew) or expiring (its
+// nextUpdate). A clock set back before the verification verifies again
+// as well. What the stores decide (a revoked CA key, revokedInChain) is
+// not kept: the callers ask them each time.
 type verifiedCache struct {
 	// boundaries are the instants of the state's certificates and CRLs
 	// at which a verification's answer may change, sorted.
@@ -54,10 +56,10 @@ func newVerifiedCache(sets []*caSet) *verifiedCache {
 	var b []time.Time
 	for _, set := range sets {
 		for _, ca := range set.cas {
-			b = append(b, ca.NotBefore, ca.NotAfter)
+			b = append(b, ca.NotBefore, ca.NotAfter.Add(1)) // valid at NotAfter, expired after it
 		}
 		for _, crl := range set.crls {
-			b = append(b, crl.ThisUpdate.Add(-CRLClockSkew), crl.NextUpdate)
+			b = append(b, crl.ThisUpdate.Add(-CRLClockSkew), crl.NextUpdate.Add(1)) // usable at NextUpdate, expired after it
 		}
 	}
 	slices.SortFunc(b, time.Time.Compare)
@@ -94,10 +96,77 @@ func (c *verifiedCache) get(key [32]byte, now time.Time) *CAVerified {
 	c.mu.Lock()
 	e, ok := c.m[key]
 	c.mu.Unlock()
-	if !ok || now.Before(e.at) || !now.Before(e.expires) {
+	// The wall clock only, as crypto/x509 reads it: two times that both
+	// have a monotonic reading compare by it, and a clock set back would
+	// not look set back (found by review). e.at has none (put).
+	if now = now.Round(0); !ok || now.Before(e.at) || !now.Before(e.expires) {
 		return nil
 	}
 	return e.v
+}
+
+// keep keeps v, which verified chain at now, unless the chain holds a
+// certificate on no path v verified, and with copies of the chain's
+// certificates of its own (detached).
+//
+// VerifyConnection asks before crypto/tls checks the client's
+// CertificateVerify, so a peer holding someone else's certificate (a
+// certificate is no secret) gets its chain this far without the key.
+// Were that chain kept whatever came with it, such a peer could send it
+// with a different junk certificate each time — crypto/x509 ignores
+// what it does not need — and fill the cache, each answer holding the
+// whole Certificate message it was parsed from (crypto/tls parses the
+// certificates in place: 64 KiB each under the handshake budget, 256
+// KiB without), and empty it again for the clients it held (found by
+// review, 2026-12-03). So a chain is kept only if each certificate sent
+// is on a verified path (a root sent along is: its DER is the CA's), and
+// its certificates are parsed again from copies of their DER: an
+// answer holds a few KiB, and only a certificate a CA signed for each.
+func (c *verifiedCache) keep(key [32]byte, chain []*x509.Certificate, v *CAVerified, now time.Time) {
+	if c == nil || !allOnPaths(chain, v.completed) {
+		return
+	}
+	c.put(key, chain, detached(chain, v), now)
+}
+
+// allOnPaths reports whether every certificate of chain is one of paths'.
+func allOnPaths(chain []*x509.Certificate, paths [][]*x509.Certificate) bool {
+	for _, sent := range chain {
+		if !slices.ContainsFunc(paths, func(path []*x509.Certificate) bool {
+			return slices.ContainsFunc(path, func(c *x509.Certificate) bool { return c == sent || bytes.Equal(c.Raw, sent.Raw) })
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+// detached is v with the certificates of chain (the peer's, parsed by
+// crypto/tls as slices of its message) parsed again from copies of their
+// DER; the CAs' own certificates are the state's, kept as they are.
+func detached(chain []*x509.Certificate, v *CAVerified) *CAVerified {
+	copies := map[*x509.Certificate]*x509.Certificate{}
+	for _, sent := range chain {
+		if d, err := x509.ParseCertificate(bytes.Clone(sent.Raw)); err == nil {
+			copies[sent] = d
+		}
+	}
+	swap := func(path []*x509.Certificate) []*x509.Certificate {
+		out := slices.Clone(path)
+		for i, c := range out {
+			if d, ok := copies[c]; ok {
+				out[i] = d
+			}
+		}
+		return out
+	}
+	d := *v
+	d.Chain = swap(v.Chain)
+	d.completed = make([][]*x509.Certificate, len(v.completed))
+	for i, path := range v.completed {
+		d.completed[i] = swap(path)
+	}
+	return &d
 }
 
 // put keeps v, which verified chain at now.
@@ -107,7 +176,7 @@ func (c *verifiedCache) put(key [32]byte, chain []*x509.Certificate, v *CAVerifi
 	}
 	expires := c.next(now)
 	for _, cert := range chain {
-		for _, t := range [2]time.Time{cert.NotBefore, cert.NotAfter} {
+		for _, t := range [2]time.Time{cert.NotBefore, cert.NotAfter.Add(1)} {
 			if t.After(now) && t.Before(expires) {
 				expires = t
 			}
@@ -118,7 +187,7 @@ func (c *verifiedCache) put(key [32]byte, chain []*x509.Certificate, v *CAVerifi
 	if len(c.m) >= maxVerified {
 		clear(c.m)
 	}
-	c.m[key] = verifiedEntry{v: v, at: now, expires: expires}
+	c.m[key] = verifiedEntry{v: v, at: now.Round(0), expires: expires}
 }
 
 // next is the first boundary of the state after now (or a time far

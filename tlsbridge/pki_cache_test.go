@@ -4,16 +4,20 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/keytool/keytool/jwk"
 )
@@ -208,6 +212,169 @@ func TestVerifiedCacheBounded(t *testing.T) {
 		c.put(k, nil, &CAVerified{}, now)
 		if len(c.m) > maxVerified {
 			t.Fatalf("%d chains kept, want at most %d", len(c.m), maxVerified)
+		}
+	}
+}
+
+// wallSetBack is now as time.Now reads it once the system clock has been
+// set back by d: its wall clock d earlier, its monotonic reading — which
+// no setting of the clock moves — unchanged. No API makes such a time;
+// this writes time.Time's fields (wall: the hasMonotonic flag and the
+// seconds since 1885 above the nanoseconds), and fails if now has no
+// monotonic reading to keep.
+func wallSetBack(t *testing.T, now time.Time, d time.Duration) time.Time {
+	t.Helper()
+	type layout struct {
+		wall uint64
+		ext  int64
+		loc  *time.Location
+	}
+	const hasMonotonic, nsecShift = 1 << 63, 30
+	p := (*layout)(unsafe.Pointer(&now))
+	if p.wall&hasMonotonic == 0 {
+		t.Fatal("time.Now has no monotonic reading (time.Time's layout changed?)")
+	}
+	p.wall -= uint64(d/time.Second) << nsecShift
+	if got := time.Now().Add(-d); now.Round(0).Sub(got.Round(0)).Abs() > time.Minute {
+		t.Fatalf("wallSetBack: %v, want about %v (time.Time's layout changed?)", now.Round(0), got.Round(0))
+	}
+	return now
+}
+
+// A clock set back is seen as set back by the cache too, though times
+// read from time.Now compare by their monotonic reading, which does not
+// go back: the cache compares wall clocks, as crypto/x509 does (found by
+// review).
+func TestVerifiedChainNotKeptWhenTheClockIsSetBack(t *testing.T) {
+	t0 := time.Now()
+	ca := newCA(t)
+	ca.writeCRLUntil(t, t0.Add(-3*time.Hour), t0.Add(time.Hour))
+	p := ca.pki(t)
+	chain := []*x509.Certificate{ca.leafFor(t, t0.Add(-time.Hour), t0.Add(time.Hour))}
+	at := time.Now()
+	setClock(t, &at)
+	if _, err := p.VerifyPurpose("", chain, x509.ExtKeyUsageClientAuth, ""); err != nil {
+		t.Fatal(err)
+	}
+	at = wallSetBack(t, time.Now(), 2*time.Hour)
+	if _, err := p.VerifyPurpose("", chain, x509.ExtKeyUsageClientAuth, ""); err == nil || !strings.Contains(err.Error(), "not yet valid") {
+		t.Fatalf("the clock set back 2 hours, before the leaf's notBefore: %v, want it refused as not yet valid", err)
+	}
+}
+
+// A certificate is valid at its notAfter and a CRL usable at its
+// nextUpdate: one verified at that very instant is kept no later.
+func TestVerifiedChainAtItsLastInstant(t *testing.T) {
+	t0 := time.Now().Round(0).Truncate(time.Second)
+	ca := newCA(t)
+	end := t0.Add(10 * time.Minute)
+	chain := []*x509.Certificate{ca.leafFor(t, t0.Add(-time.Hour), end)}
+	p := ca.pki(t)
+	at := end
+	setClock(t, &at)
+	if _, err := p.VerifyPurpose("", chain, x509.ExtKeyUsageClientAuth, ""); err != nil {
+		t.Fatal(err)
+	}
+	at = end.Add(time.Second)
+	if _, err := p.VerifyPurpose("", chain, x509.ExtKeyUsageClientAuth, ""); err == nil {
+		t.Fatal("a second after the leaf's notAfter, verified at it: admitted from the cache")
+	}
+}
+
+// junkCert is a self-signed certificate of key padded with pad bytes: a
+// certificate crypto/x509 ignores when it builds a client's chain.
+func junkCert(t testing.TB, key *ecdsa.PrivateKey, serial int64, pad int) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "junk"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: make([]byte, pad)}}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// VerifyConnection asks about a chain before crypto/tls checks the
+// client's CertificateVerify, so a peer with someone else's certificate
+// — no secret — gets that far without the key. Sent with a different
+// junk certificate each time, that chain must not fill the cache (each
+// answer would hold its whole Certificate message, and the flood would
+// push out the clients the cache holds: found by review); sent as a
+// client sends it, with the CA's own certificate along, it is kept, and
+// holds a copy of the leaf's DER, not the message it came in.
+func TestVerifiedCacheKeepsNoJunk(t *testing.T) {
+	ca := newCA(t)
+	p := ca.pki(t)
+	srv := newHome(t, jwk.EC256)
+	s, err := NewServer(srv.id, ServerOptions{Clients: srv.auth, PKI: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := newHome(t, jwk.EC256)
+	stolen := ca.issue(t, victim.id.Key).Certificate.Certificate[0]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := s.TLSConfig()
+	errs := make(chan error, 1)
+	go func() {
+		bl := BudgetListener(ln)
+		for {
+			c, err := bl.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			err = tls.Server(c, cfg).Handshake()
+			c.Close()
+			errs <- err
+		}
+	}()
+	attacker, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader) // not the victim's key
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := func() int {
+		st := p.current()
+		st.verified.mu.Lock()
+		defer st.verified.mu.Unlock()
+		return len(st.verified.m)
+	}
+	for i := range 20 {
+		junk := junkCert(t, attacker, int64(i+1), 4<<10)
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return &tls.Certificate{Certificate: [][]byte{stolen, junk}, PrivateKey: attacker}, nil
+			}})
+		if err == nil {
+			_, _ = c.Read(make([]byte, 1))
+			c.Close()
+		}
+		if serr := <-errs; serr == nil || !strings.Contains(serr.Error(), "signature") {
+			t.Fatalf("handshake %d: the server says %v, want a failed CertificateVerify", i, serr)
+		}
+	}
+	if n := kept(); n != 0 {
+		t.Fatalf("20 chains of a stolen certificate and junk: %d kept, want none", n)
+	}
+
+	leaf, err := x509.ParseCertificate(stolen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.VerifyPurpose("", []*x509.Certificate{leaf, ca.cert}, x509.ExtKeyUsageClientAuth, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := kept(); n != 1 {
+		t.Fatalf("a leaf sent with its CA: %d chains kept, want 1", n)
+	}
+	st := p.current()
+	for _, e := range st.verified.m {
+		if got := e.v.Chain[0]; got == leaf || unsafe.SliceData(got.Raw) == unsafe.SliceData(leaf.Raw) {
+			t.Error("the kept answer holds the leaf as it was parsed, not a copy of its DER")
 		}
 	}
 }

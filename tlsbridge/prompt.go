@@ -24,7 +24,9 @@ type UnknownHost struct {
 	Chain []*x509.Certificate
 	// CA is how PKI mode verified the server — its chain to the CA, the
 	// CA's file and purpose — under ClientOptions.ConfirmCA; nil when no
-	// CA verified it (the key is simply not pinned).
+	// CA verified it (the key is simply not pinned). Its Chain is shared
+	// with other decisions on the same chain (PKI.VerifyPurpose): read
+	// it, do not modify it.
 	CA *CAVerified
 	// Purpose is the connection's purpose (ClientOptions.Purpose). A
 	// Prompt that pins for several purposes at once may list them here,

@@ -443,7 +443,9 @@ type Peer struct {
 	// comment, file); nil for a server peer or a client admitted by its CA.
 	Entry *authkeys.Entry
 	// ViaCA is true for a client admitted by PKI mode, and CA says which
-	// CA (and purpose) admitted it.
+	// CA (and purpose) admitted it. CA.Chain is shared with other
+	// decisions on the same chain (PKI.VerifyPurpose): read it, do not
+	// modify it.
 	ViaCA bool
 	CA    *CAVerified
 	// Verdict is what the client-key store decided; a client admitted by
