@@ -389,13 +389,13 @@ func (s *Store) rebuild(sn *snapshot) {
 	// its insertion found its key: shadowed (few), the others. Asking the
 	// index for each entry (has) cost a cold load of 100,000 keys 23 ms
 	// of random reads.
-	var shadowed map[*item]bool
-	dup := func(it *item) {
+	var shadowed map[entryAt]bool
+	dup := func(f *keydir.File[item], pos int) {
 		if sn.dups == nil {
-			sn.dups, shadowed = keySet{}, map[*item]bool{}
+			sn.dups, shadowed = keySet{}, map[entryAt]bool{}
 		}
-		sn.dups[it.sum] = struct{}{}
-		shadowed[it] = true
+		sn.dups[f.Items()[pos].sum] = struct{}{}
+		shadowed[entryAt{f, pos}] = true
 	}
 	// The names are counted on another core while the keys are indexed:
 	// the two are independent but for the entries an insertion finds
@@ -416,9 +416,9 @@ func (s *Store) rebuild(sn *snapshot) {
 	}
 	counting.Wait()
 	if !counted || shadowed != nil {
-		s.names.recount(n, func(yield func(*keydir.File[item], *item) bool) {
-			for f, it := range s.authorizedItems(sn.files) {
-				if !shadowed[it] && !yield(f, it) {
+		s.names.recount(n, func(yield func(*keydir.File[item], int) bool) {
+			for f, pos := range s.authorizedItems(sn.files) {
+				if !shadowed[entryAt{f, pos}] && !yield(f, pos) {
 					return
 				}
 			}
@@ -431,23 +431,32 @@ func (s *Store) rebuild(sn *snapshot) {
 const parallelCount = 4096
 
 // authorizedItems yields the entries of the authorized-keys files of
-// files (not the revocation sources'), each with its file, in file order:
-// in effect or not (an entry whose key an earlier file holds is not:
-// snapshot.keys.has).
-func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[*keydir.File[item], *item] {
-	return func(yield func(*keydir.File[item], *item) bool) {
+// files (not the revocation sources'), each as its file and its position
+// in the file's Items, in file order: in effect or not (an entry whose key
+// an earlier file holds is not: snapshot.keys.holds).
+func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[*keydir.File[item], int] {
+	return func(yield func(*keydir.File[item], int) bool) {
 		for f := range files.All {
 			if s.rev[f.Source()] {
 				continue
 			}
-			items := f.Items()
-			for i := range items {
-				if !yield(f, &items[i]) {
+			for pos := range f.Items() {
+				if !yield(f, pos) {
 					return
 				}
 			}
 		}
 	}
+}
+
+// entryAt is an entry named by where it is: its file and its position in
+// the file's Items. The index, and what asks whether an entry is in
+// effect, compare entries so, never by the address of an item: a file of
+// one key is to be made when asked for (docs/design.md, "Memory of a
+// loaded store", step 5), and two makings of it are one entry.
+type entryAt struct {
+	f   *keydir.File[item]
+	pos int
 }
 
 // update derives sn's indexes from prev's by applying the files that
@@ -519,9 +528,9 @@ func (s *Store) authorizedFiles(files []*keydir.File[item]) []*keydir.File[item]
 func (s *Store) Entries() []*Entry {
 	sn := s.snap.Load()
 	out := make([]*Entry, 0, sn.keys.n)
-	for f, it := range s.authorizedItems(sn.files) {
-		if sn.keys.has(it) {
-			out = append(out, it.entry(f))
+	for f, pos := range s.authorizedItems(sn.files) {
+		if sn.keys.holds(f, pos) {
+			out = append(out, f.Items()[pos].entry(f))
 		}
 	}
 	return out
@@ -783,8 +792,8 @@ func (s *Store) NameHolder(name string, sum [32]byte, file string) *Entry {
 // named returns the authorized entries of snap named name, in file order.
 func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 	var match []*Entry
-	for f, it := range s.authorizedItems(snap) {
-		if itemName(f, it) == name {
+	for f, pos := range s.authorizedItems(snap) {
+		if it := &f.Items()[pos]; itemName(f, it) == name {
 			match = append(match, it.entry(f))
 		}
 	}

@@ -166,7 +166,7 @@ func sameIndex(a, b index) bool {
 		if r.file == 0 {
 			continue
 		}
-		if it, _ := a.at(r); !b.has(it) {
+		if _, f := a.at(r); !b.holds(f, int(r.pos)) {
 			return false
 		}
 	}

@@ -179,7 +179,7 @@ func (x *index) freeFile(num uint32) {
 // insertFile adds the items of f whose keys are not present yet, calls
 // dup with each one whose key is, and reports whether there was none. The
 // table must have been sized for every insert.
-func (x *index) insertFile(f *keydir.File[item], dup func(*item)) bool {
+func (x *index) insertFile(f *keydir.File[item], dup func(f *keydir.File[item], pos int)) bool {
 	if len(f.Items()) == 0 {
 		return true
 	}
@@ -191,7 +191,7 @@ func (x *index) insertFile(f *keydir.File[item], dup func(*item)) bool {
 		}
 		all = false
 		if dup != nil {
-			dup(&f.Items()[pos])
+			dup(f, pos)
 		}
 	}
 	if !added {
@@ -239,18 +239,17 @@ func (x *index) removeFile(f *keydir.File[item]) (uint32, bool) {
 }
 
 // remove deletes the item at pos of f itself (not another entry with its
-// key) and reports whether it was there, with f's number. The entries
-// after it in its probe run move back, so that no lookup ever needs a
-// tombstone (Knuth's algorithm R).
+// key: entryAt) and reports whether it was there, with f's number. The
+// entries after it in its probe run move back, so that no lookup ever
+// needs a tombstone (Knuth's algorithm R).
 func (x *index) remove(f *keydir.File[item], pos int) (uint32, bool) {
-	want := &f.Items()[pos]
-	i := slotOf(&want.sum, x.mask)
+	i := slotOf(&f.Items()[pos].sum, x.mask)
 	for {
 		s := x.slot(i)
 		if s.file == 0 {
 			return 0, false
 		}
-		if it, _ := x.at(s); it == want {
+		if x.names(s, f, pos) {
 			break
 		}
 		i = (i + 1) & x.mask
@@ -277,10 +276,17 @@ func (x *index) remove(f *keydir.File[item], pos int) (uint32, bool) {
 	return num, true
 }
 
-// has reports whether it is the item the table holds for its key.
-func (x *index) has(it *item) bool {
-	got, _ := x.get(&it.sum)
-	return got == it
+// holds reports whether the entry at pos of f is the one the table holds
+// for its key (the entry in effect).
+func (x *index) holds(f *keydir.File[item], pos int) bool {
+	_, _, r := x.lookup(&f.Items()[pos].sum)
+	return r.file != 0 && x.names(r, f, pos)
+}
+
+// names reports whether the full slot r is the entry at pos of f: the
+// same file and position (entryAt), not an item at the same address.
+func (x *index) names(r ref, f *keydir.File[item], pos int) bool {
+	return x.file(r.file-1) == f && int(r.pos) == pos
 }
 
 // get returns the item for sum and its file, or nil.

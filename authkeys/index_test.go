@@ -38,7 +38,7 @@ func TestIndex(t *testing.T) {
 			}
 		}
 		for i := n; i < n+100; i++ {
-			if s := sum(i); x.has(&item{sum: s}) {
+			if s := sum(i); func() bool { it, _ := x.get(&s); return it != nil }() {
 				t.Fatalf("n=%d: absent %d found", n, i)
 			}
 		}
@@ -98,7 +98,7 @@ func TestIndexRemove(t *testing.T) {
 	for e := range in {
 		y := x.clone()
 		y.removeFile(e)
-		if !x.has(&e.Items()[0]) || y.has(&e.Items()[0]) {
+		if !x.holds(e, 0) || y.holds(e, 0) {
 			t.Fatal("clone shares its table with the original")
 		}
 		break
@@ -236,4 +236,27 @@ func countTrue(m map[*keydir.File[item]]bool) int {
 		}
 	}
 	return n
+}
+
+// An entry is named by its file and its position there (entryAt): in a
+// file holding one key twice, the first entry is the one in effect, and
+// the second is neither held nor removed in its place.
+func TestIndexTellsEntriesOfOneFileApart(t *testing.T) {
+	a, b := item{sum: [32]byte{1}}, item{sum: [32]byte{2}}
+	f := keydir.NewFile("/set.json", 0, []item{a, b, a})
+	x := newIndex(3)
+	if x.insertFile(f, nil) {
+		t.Fatal("a file holding one key twice inserted without a duplicate")
+	}
+	for pos, want := range []bool{true, true, false} {
+		if got := x.holds(f, pos); got != want {
+			t.Errorf("holds(set.json, %d) = %v, want %v", pos, got, want)
+		}
+	}
+	if _, ok := x.remove(f, 2); ok {
+		t.Error("the second entry of the key was removed: it was never in the table")
+	}
+	if !x.holds(f, 0) {
+		t.Error("removing the second entry of the key took the first's slot")
+	}
 }

@@ -260,15 +260,15 @@ func (nc *nameCounts) add(f *keydir.File[item], it *item, delta int) {
 // one core while the other waited; counted so, with the entries in
 // effect taken from the index's insertions (rebuild), 58–59 ms
 // (docs/benchmarks.md, "Cold start to the first admitted handshake").
-func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], *item]) {
+func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], int]) {
 	type named struct {
 		h    uint64
 		kind byte
 	}
 	all := make([]named, 0, n)
 	nc.unprintable = nil
-	for f, it := range each {
-		if name, kind := nameKind(f, it); kind != 0 {
+	for f, pos := range each {
+		if name, kind := nameKind(f, &f.Items()[pos]); kind != 0 {
 			all = append(all, named{maphash.String(nc.seed, name), kind})
 			if !keydir.PrintableName(name) {
 				if nc.unprintable == nil {
@@ -303,8 +303,8 @@ func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], *item]) 
 		return
 	}
 	// The names of the few shared hashes, from the entries again.
-	for f, it := range each {
-		name, kind := nameKind(f, it)
+	for f, pos := range each {
+		name, kind := nameKind(f, &f.Items()[pos])
 		if kind == 0 {
 			continue
 		}
@@ -360,9 +360,10 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 		count   nameCount
 	}
 	groups := map[string]*group{}
-	for f, it := range s.authorizedItems(sn.files) {
+	for f, pos := range s.authorizedItems(sn.files) {
+		it := &f.Items()[pos]
 		name, kind := nameKind(f, it)
-		if kind == 0 || !sn.keys.has(it) {
+		if kind == 0 || !sn.keys.holds(f, pos) {
 			continue
 		}
 		if _, ok := sn.shared[maphash.String(s.names.seed, name)]; !ok {
@@ -430,9 +431,10 @@ func (s *Store) unprintableNames(sn *snapshot, only map[string]bool) []Unprintab
 		return nil
 	}
 	var out []UnprintableName
-	for f, it := range s.authorizedItems(sn.files) {
+	for f, pos := range s.authorizedItems(sn.files) {
+		it := &f.Items()[pos]
 		name, kind := nameKind(f, it)
-		if kind == 0 || keydir.PrintableName(name) || !sn.keys.has(it) {
+		if kind == 0 || keydir.PrintableName(name) || !sn.keys.holds(f, pos) {
 			continue
 		}
 		if only == nil || only[name] {
