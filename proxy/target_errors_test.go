@@ -43,14 +43,6 @@ func awaitCounted(t *testing.T, m *Metrics, want ...string) {
 	t.Errorf("counted %q, want %q", got, want)
 }
 
-// refusedPort is a port on 127.0.0.1 nothing listens on: a dial to it is
-// refused.
-func refusedPort(t *testing.T) string {
-	ln := listen(t)
-	ln.Close()
-	return ln.Addr().String()
-}
-
 // TestTargetErrorsCounted: each way a target fails after the client's
 // handshake — or, in client mode, before a handshake could begin —
 // counts once, under a reason of its own, in a series that exists from
@@ -86,9 +78,9 @@ func TestTargetErrorsCounted(t *testing.T) {
 		status       string
 		counted      string
 	}{
-		{"server/refused", refusedPort(t), false, "", `keytool_proxy_target_errors_total{reason="unreachable"} 1`},
+		{"server/refused", testnet.RefusedAddr(t), false, "", `keytool_proxy_target_errors_total{reason="unreachable"} 1`},
 		{"server/silent", testnet.FullBacklog(t), false, "", `keytool_proxy_target_errors_total{reason="connect_timeout"} 1`},
-		{"http/refused", refusedPort(t), true, "502", `keytool_proxy_target_errors_total{reason="unreachable"} 1`},
+		{"http/refused", testnet.RefusedAddr(t), true, "502", `keytool_proxy_target_errors_total{reason="unreachable"} 1`},
 		{"http/silent", testnet.FullBacklog(t), true, "504", `keytool_proxy_target_errors_total{reason="connect_timeout"} 1`},
 		{"http/closed", closing.Addr().String(), true, "502", `keytool_proxy_target_errors_total{reason="bad_response"} 1`},
 	} {
@@ -110,7 +102,7 @@ func TestTargetErrorsCounted(t *testing.T) {
 	for _, c := range []struct {
 		name, target, counted string
 	}{
-		{"client/refused", refusedPort(t), `keytool_proxy_target_errors_total{reason="unreachable"} 1`},
+		{"client/refused", testnet.RefusedAddr(t), `keytool_proxy_target_errors_total{reason="unreachable"} 1`},
 		{"client/closed", closing.Addr().String(), `keytool_proxy_handshakes_total{reason="tls_error",result="failed"} 1`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -126,9 +126,7 @@ func TestServerTargetSilent(t *testing.T) {
 // nothing of the target in it; only a target that does not answer in
 // time is 504 (TestServerTargetSilent).
 func TestHTTPTargetRefused(t *testing.T) {
-	ln := listen(t)
-	target := ln.Addr().String()
-	ln.Close()
+	target := testnet.RefusedAddr(t)
 	srv, alice := newSide(t), newSide(t)
 	srv.authorize(t, "alice", alice)
 	_, addr, logs, _ := startServer(t, srv, target, ServerOptions{HTTP: true})
