@@ -22,6 +22,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/testlog"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -223,17 +224,9 @@ func unchanged(t testing.TB, dir, before string) {
 	}
 }
 
-// closedAddr returns a 127.0.0.1 address nobody listens on.
-func closedAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
-}
+// closedAddr returns a 127.0.0.1 address nobody listens on, for the
+// whole test (testnet.RefusedAddr).
+func closedAddr(t testing.TB) string { return testnet.RefusedAddr(t) }
 
 // join runs Join from client c with its own trusted hosts.
 func (c *home) join(t testing.TB, tok Token) (*Result, error) {

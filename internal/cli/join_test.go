@@ -17,6 +17,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -222,10 +223,7 @@ func TestJoinFailuresCLI(t *testing.T) {
 			return tok
 		}, true, []string{"unknown_invitation", `no invitation named "gone" for this token: it was removed or made again, or never made here`}},
 		{"unreachable", func(t *testing.T) string {
-			ln, _ := net.Listen("tcp", "127.0.0.1:0")
-			down := ln.Addr().String()
-			ln.Close()
-			return inviteToken(t, srvHome, "--address", down)
+			return inviteToken(t, srvHome, "--address", testnet.RefusedAddr(t))
 		}, false, []string{"could not reach the server", "connection refused", "nothing was written"}},
 		{"interception", func(t *testing.T) string {
 			// The token names this home's key, but another server (another

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keytool/keytool/internal/testnet"
 )
 
 // TestJoinUnverifiedAddresses: a token lists, besides the address of the
@@ -23,12 +25,7 @@ func TestJoinUnverifiedAddresses(t *testing.T) {
 	srvHome, dbHome, cliHome := joinHome(t), joinHome(t), joinHome(t)
 	_, addr := pxProxy(t, srvHome, "--enroll", "--target", target.Addr().String())
 	_, db := pxProxy(t, dbHome, "--enroll", "--target", target.Addr().String())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := testnet.RefusedAddr(t)
 	tok := inviteToken(t, srvHome, "--name", "laptop", "--address", down, "--address", addr, "--address", db)
 	fp := pxFingerprint(t, srvHome)
 
