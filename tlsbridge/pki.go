@@ -606,20 +606,20 @@ func (p *PKI) VerifyPurpose(purpose string, chain []*x509.Certificate, usage x50
 	if len(chain) == 0 {
 		return nil, errors.New("tlsbridge: PKI mode: no certificate to verify")
 	}
-	// The wall clock alone, as crypto/x509 and the CRLs read it: with its
-	// monotonic reading, a clock set back would not look set back to the
-	// cache (found by review).
+	// The wall clock alone, read once: with its monotonic reading, a
+	// clock set back would not look set back to the cache, which compares
+	// this reading with the one of the verification it kept (found by
+	// review).
 	now := pkiNow().Round(0)
 	key := verifiedKey(purpose, chain, usage, dnsName)
-	if v := st.verified.get(key, now); v != nil {
-		c := *v
-		return &c, nil
+	v := st.verified.get(key, now)
+	if v == nil {
+		var err error
+		if v, err = st.verifyPurpose(purpose, chain, usage, dnsName, now); err != nil {
+			return nil, err
+		}
+		st.verified.keep(key, chain, v, now)
 	}
-	v, err := st.verifyPurpose(purpose, chain, usage, dnsName, now)
-	if err != nil {
-		return nil, err
-	}
-	st.verified.keep(key, chain, v, now)
 	c := *v
 	return &c, nil
 }

@@ -88,7 +88,9 @@ func verifiedKey(purpose string, chain []*x509.Certificate, usage x509.ExtKeyUsa
 	return k
 }
 
-// get returns what was verified for key, if it still holds at now.
+// get returns what was verified for key, if it still holds at now. now,
+// as the times the cache keeps, is a wall clock alone (VerifyPurpose
+// strips the monotonic reading), so that a clock set back looks so.
 func (c *verifiedCache) get(key [32]byte, now time.Time) *CAVerified {
 	if c == nil {
 		return nil
@@ -96,10 +98,7 @@ func (c *verifiedCache) get(key [32]byte, now time.Time) *CAVerified {
 	c.mu.Lock()
 	e, ok := c.m[key]
 	c.mu.Unlock()
-	// The wall clock only, as crypto/x509 reads it: two times that both
-	// have a monotonic reading compare by it, and a clock set back would
-	// not look set back (found by review). e.at has none (put).
-	if now = now.Round(0); !ok || now.Before(e.at) || !now.Before(e.expires) {
+	if !ok || now.Before(e.at) || !now.Before(e.expires) {
 		return nil
 	}
 	return e.v
@@ -171,9 +170,6 @@ func detached(chain []*x509.Certificate, v *CAVerified) *CAVerified {
 
 // put keeps v, which verified chain at now.
 func (c *verifiedCache) put(key [32]byte, chain []*x509.Certificate, v *CAVerified, now time.Time) {
-	if c == nil {
-		return
-	}
 	expires := c.next(now)
 	for _, cert := range chain {
 		for _, t := range [2]time.Time{cert.NotBefore, cert.NotAfter.Add(1)} {
@@ -187,7 +183,7 @@ func (c *verifiedCache) put(key [32]byte, chain []*x509.Certificate, v *CAVerifi
 	if len(c.m) >= maxVerified {
 		clear(c.m)
 	}
-	c.m[key] = verifiedEntry{v: v, at: now.Round(0), expires: expires}
+	c.m[key] = verifiedEntry{v: v, at: now, expires: expires}
 }
 
 // next is the first boundary of the state after now (or a time far
