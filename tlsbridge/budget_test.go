@@ -41,13 +41,7 @@ type budgetHTTP struct {
 
 func startBudgetHTTP(t *testing.T, h *home, opts ServerOptions, budget bool) *budgetHTTP {
 	t.Helper()
-	if opts.Clients == nil {
-		opts.Clients = h.auth
-	}
-	srv, err := NewServer(h.id, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := mustServer(t, h, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -77,13 +77,7 @@ type testServer struct {
 
 func startServer(t *testing.T, h *home, opts ServerOptions) *testServer {
 	t.Helper()
-	if opts.Clients == nil {
-		opts.Clients = h.auth
-	}
-	srv, err := NewServer(h.id, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := mustServer(t, h, opts)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig())
 	if err != nil {
 		t.Fatal(err)
