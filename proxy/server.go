@@ -275,8 +275,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 	// Under tlsbridge's handshake budget (MaxHandshakeBytes) until the
 	// handshake completes: a peer not yet authenticated holds no more of
 	// the proxy's memory than that. The tls.Server's connection is ac,
-	// not the budget, so that only the proxy lifts it, once the handshake
-	// is done, not its configuration at the decision.
+	// not the budget, and ac has no NetConn method to find the budget
+	// through, so that only the proxy lifts it, once the handshake is
+	// done, not its configuration at the decision.
 	budget := tlsbridge.NewBudgetConn(raw)
 	ac := &alertConn{Conn: budget}
 	var counted *countConn // HTTP mode's byte counts

@@ -46,15 +46,21 @@ func (e *HandshakeTooLargeError) Error() string {
 // until the budget is lifted.
 //
 // A Server's configuration lifts it when it admits the client, in
-// VerifyConnection, if the BudgetConn is the connection the handshake
-// runs on (tls.Server(c, cfg), as tls.NewListener and
-// BudgetListener do): whoever drives the handshake — net/http, gRPC, the
-// caller — an admitted client then sends what it likes. A caller that
-// drives the handshake itself may also Lift it once the handshake is
-// done. With a configuration that is not a Server's, nothing lifts it,
-// and every connection stops at the budget. Under ServerOptions.AllowUnknown
-// (enrollment) every client not refused outright completes its handshake,
-// unauthenticated, and its budget is lifted with it.
+// VerifyConnection: whoever drives the handshake — net/http, gRPC, the
+// caller — an admitted client then sends what it likes. The
+// configuration finds the BudgetConn from the connection the handshake
+// runs on (tls.Server(c, cfg), as tls.NewListener does): c itself, or
+// under it through NetConn methods, as *tls.Conn and BudgetConn have.
+// So a connection wrapper of the caller's above the BudgetConn (a PROXY
+// protocol reader, a byte counter) must have one too, NetConn() net.Conn
+// returning the connection it wraps: through a wrapper without one the
+// Server cannot see the budget, and an admitted client stops at it. A
+// caller that drives the handshake itself may also Lift it once the
+// handshake is done. With a configuration that is not a Server's,
+// nothing lifts it, and every connection stops at the budget. Under
+// ServerOptions.AllowUnknown (enrollment) every client not refused
+// outright completes its handshake, unauthenticated, and its budget is
+// lifted with it.
 type BudgetConn struct {
 	net.Conn
 	left   int         // what the client may still send before the budget is lifted; read by Read only
@@ -64,6 +70,33 @@ type BudgetConn struct {
 // NewBudgetConn puts c under the handshake budget.
 func NewBudgetConn(c net.Conn) *BudgetConn {
 	return &BudgetConn{Conn: c, left: MaxHandshakeBytes}
+}
+
+// NetConn returns the connection under the budget, so that a wrapper
+// above a BudgetConn may be looked through as it is (and the Server's
+// configuration, which looks through NetConn methods, can find a
+// BudgetConn under a caller's wrapper that has one).
+func (c *BudgetConn) NetConn() net.Conn { return c.Conn }
+
+// maxUnwrap bounds budgetOf's walk: real stacks of wrappers are a few
+// deep, and a wrapper whose NetConn leads back to itself must not hang
+// the handshake.
+const maxUnwrap = 16
+
+// budgetOf is the BudgetConn under c, c itself or one found through
+// NetConn methods, or nil if there is none within maxUnwrap levels.
+func budgetOf(c net.Conn) *BudgetConn {
+	for range maxUnwrap {
+		switch w := c.(type) {
+		case *BudgetConn:
+			return w
+		case interface{ NetConn() net.Conn }:
+			c = w.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // Lift ends the budget: from now on reads are c's own. It is safe to
@@ -97,6 +130,11 @@ func (c *BudgetConn) Read(p []byte) (int, error) {
 //	httpSrv := &http.Server{Handler: srv.RequireAuthenticated(mux), TLSConfig: srv.TLSConfig(),
 //		ConnContext: tlsbridge.ConnContext}
 //	httpSrv.ServeTLS(tlsbridge.BudgetListener(ln), "", "")
+//
+// A listener of the caller's may wrap the one it returns, as long as the
+// connections it hands on have a NetConn method returning the connection
+// they wrap (BudgetConn): without one, the Server cannot lift the budget
+// and every connection stops at it.
 //
 // Closing it closes inner.
 func BudgetListener(inner net.Listener) net.Listener { return &budgetListener{inner} }

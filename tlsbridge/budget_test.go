@@ -41,6 +41,15 @@ type budgetHTTP struct {
 
 func startBudgetHTTP(t *testing.T, h *home, opts ServerOptions, budget bool) *budgetHTTP {
 	t.Helper()
+	if !budget {
+		return serveBudgetHTTP(t, h, opts, func(ln net.Listener) net.Listener { return ln })
+	}
+	return serveBudgetHTTP(t, h, opts, BudgetListener)
+}
+
+// serveBudgetHTTP is startBudgetHTTP's server on listen(ln).
+func serveBudgetHTTP(t *testing.T, h *home, opts ServerOptions, listen func(net.Listener) net.Listener) *budgetHTTP {
+	t.Helper()
 	srv := mustServer(t, h, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,9 +58,7 @@ func startBudgetHTTP(t *testing.T, h *home, opts ServerOptions, budget bool) *bu
 	s := &budgetHTTP{addr: ln.Addr().String(), errs: &testlog.Buffer{}}
 	cfg := srv.TLSConfig()
 	cfg.NextProtos = []string{"h2", "http/1.1"}
-	if budget {
-		ln = BudgetListener(ln)
-	}
+	ln = listen(ln)
 	hs := &http.Server{
 		Handler: srv.RequireAuthenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			n, err := io.Copy(io.Discard, r.Body)
@@ -126,6 +133,157 @@ func TestBudgetLiftedForAdmittedClient(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// wrapListener is a caller's listener over BudgetListener — a PROXY
+// protocol reader, a byte counter — that hands on each connection in a
+// wrapper of its own, made by wrap.
+type wrapListener struct {
+	net.Listener
+	wrap func(net.Conn) net.Conn
+}
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.wrap(c), nil
+}
+
+// opaqueConn is a caller's connection wrapper without a NetConn method.
+type opaqueConn struct{ net.Conn }
+
+// unwrappingConn is a caller's connection wrapper with one.
+type unwrappingConn struct{ net.Conn }
+
+func (c *unwrappingConn) NetConn() net.Conn { return c.Conn }
+
+// cyclicConn's NetConn leads back to itself.
+type cyclicConn struct{ net.Conn }
+
+func (c *cyclicConn) NetConn() net.Conn { return c }
+
+// The budget lifts for an admitted client under a caller's listener that
+// wraps BudgetListener's connections in wrappers of its own, two deep,
+// with NetConn methods: a body of 1 MiB is read whole, in TLS 1.3 and
+// 1.2, HTTP/1.1 and HTTP/2, though hello.Conn is the caller's wrapper.
+func TestBudgetLiftedThroughWrappers(t *testing.T) {
+	srv, cli := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	srv.authorize(t, "alice", cli.id.Key)
+	s := serveBudgetHTTP(t, srv, ServerOptions{}, func(ln net.Listener) net.Listener {
+		return wrapListener{BudgetListener(ln), func(c net.Conn) net.Conn { return &unwrappingConn{&unwrappingConn{c}} }}
+	})
+	cli.pin(t, s.addr, srv.id.Key)
+	c := cli.client(t, ClientOptions{Policy: Strict})
+	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		for _, proto := range []string{"http/1.1", "h2"} {
+			got, _, err := s.post(t, c, version, proto, nil, body)
+			if err != nil || got != strconv.Itoa(len(body)) {
+				t.Fatalf("%s, %s: POST of %d bytes: the server read %q, %v\n%s", tls.VersionName(version), proto, len(body), got, err, s.errs)
+			}
+		}
+	}
+}
+
+// sinkResult is what budgetSink's server made of one connection: its
+// handshake's error, then the bytes read after it and the error that
+// ended them.
+type sinkResult struct {
+	handshake error
+	n         int64
+	err       error
+}
+
+// budgetSink serves h's Server on tls.NewListener over a wrapListener of
+// BudgetListener on 127.0.0.1, driving each handshake itself, then
+// reading all the client sends; it returns the address and the results.
+func budgetSink(t *testing.T, h *home, wrap func(net.Conn) net.Conn) (string, <-chan sinkResult) {
+	t.Helper()
+	srv := mustServer(t, h, ServerOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan sinkResult, 4)
+	testnet.ServeEach(t, tls.NewListener(wrapListener{BudgetListener(ln), wrap}, srv.TLSConfig()), func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second)) // a bound on a hang, not a pace
+		if err := c.(*tls.Conn).Handshake(); err != nil {
+			results <- sinkResult{handshake: err}
+			return
+		}
+		n, err := io.Copy(io.Discard, c)
+		results <- sinkResult{n: n, err: err}
+	})
+	return ln.Addr().String(), results
+}
+
+// sendTo sends body to addr as c, over TLS, and closes its side. The
+// server may cut the connection before the end: errors are the server's
+// to report.
+func sendTo(t *testing.T, c *Client, addr string, body []byte) {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, mustConfig(t, c, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a bound on a hang, not a pace
+	if _, err := conn.Write(body); err == nil {
+		_ = conn.CloseWrite()
+	}
+}
+
+// A wrapper without a NetConn method, or one whose NetConn leads back to
+// itself, hides the BudgetConn from the Server, as documented: the client
+// is admitted, but what it sends stops at the budget with the budget's
+// error. The cyclic wrapper does not hang the handshake.
+func TestBudgetHiddenByWrapper(t *testing.T) {
+	srv, cli := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	srv.authorize(t, "alice", cli.id.Key)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	for name, wrap := range map[string]func(net.Conn) net.Conn{
+		"opaque": func(c net.Conn) net.Conn { return &opaqueConn{c} },
+		"cyclic": func(c net.Conn) net.Conn { return &cyclicConn{c} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			addr, results := budgetSink(t, srv, wrap)
+			cli.pin(t, addr, srv.id.Key)
+			sendTo(t, cli.client(t, ClientOptions{Policy: Strict}), addr, body)
+			r := <-results
+			var tooLarge *HandshakeTooLargeError
+			if r.handshake != nil || !errors.As(r.err, &tooLarge) || r.n >= MaxHandshakeBytes {
+				t.Fatalf("handshake %v; then %d bytes read, %v; want the client admitted, then stopped at the budget", r.handshake, r.n, r.err)
+			}
+		})
+	}
+}
+
+// budgetOf finds a BudgetConn through up to maxUnwrap-1 wrappers with
+// NetConn methods (crypto/tls's among them), and gives up past them, at
+// a wrapper without one and at a cycle.
+func TestBudgetOf(t *testing.T) {
+	b := NewBudgetConn(nil)
+	var c net.Conn = b
+	for range maxUnwrap - 1 {
+		c = &unwrappingConn{c}
+	}
+	if got := budgetOf(c); got != b {
+		t.Fatalf("%d wrappers deep: budgetOf = %v, want the BudgetConn", maxUnwrap-1, got)
+	}
+	if got := budgetOf(&unwrappingConn{c}); got != nil {
+		t.Fatalf("%d wrappers deep: budgetOf = %v, want nil", maxUnwrap, got)
+	}
+	if got := budgetOf(&unwrappingConn{tls.Server(b, &tls.Config{})}); got != b {
+		t.Fatalf("under a *tls.Conn: budgetOf = %v, want the BudgetConn", got)
+	}
+	for _, c := range []net.Conn{nil, &opaqueConn{b}, &cyclicConn{b}, &unwrappingConn{&cyclicConn{b}}} {
+		if got := budgetOf(c); got != nil {
+			t.Fatalf("budgetOf(%T) = %v, want nil", c, got)
 		}
 	}
 }

@@ -169,9 +169,10 @@ func (s *Server) configure(c *tls.Config) {
 	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		remote := addrOf(hello.Conn)
 		// The handshake budget of a connection accepted by a
-		// BudgetListener (or put under NewBudgetConn): lifted once the
-		// client is admitted, whoever drives the handshake.
-		budget, _ := hello.Conn.(*BudgetConn)
+		// BudgetListener (or put under NewBudgetConn), under whatever
+		// wrappers of the caller's that look through NetConn: lifted
+		// once the client is admitted, whoever drives the handshake.
+		budget := budgetOf(hello.Conn)
 		cc := c.Clone()
 		cc.GetConfigForClient = nil
 		// A VerifyConnection assigned to c since (cfg :=
