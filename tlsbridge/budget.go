@@ -22,16 +22,24 @@ import (
 const MaxHandshakeBytes = 64 << 10
 
 // HandshakeTooLargeError is a client that sent more than Limit bytes (the
-// handshake budget, MaxHandshakeBytes) before its TLS handshake
-// completed: a certificate chain far larger than any real one, most
-// likely to hold the server's memory. It is the error of the handshake
-// (and of the read that crossed the budget).
+// handshake budget, MaxHandshakeBytes) before the server admitted it: a
+// certificate chain far larger than any real one, most likely to hold
+// the server's memory. It is the error of the handshake (and of the read
+// that crossed the budget). Where no Server's configuration had found
+// the BudgetConn, nothing could lift the budget, and the client may have
+// been admitted and sent its data: the message says so, and why.
 type HandshakeTooLargeError struct {
-	Limit int // bytes
+	Limit  int  // bytes
+	hidden bool // no Server's configuration found the BudgetConn
 }
 
 func (e *HandshakeTooLargeError) Error() string {
-	return fmt.Sprintf("tlsbridge: the client sent more than the handshake budget of %d KiB before its handshake completed", e.Limit>>10)
+	if e.hidden {
+		// A BudgetConn cannot see the TLS state, so it cannot tell a
+		// handshake in progress from one done without the lift.
+		return fmt.Sprintf("tlsbridge: the client sent more than the handshake budget of %d KiB, and no Server's configuration had found the BudgetConn to lift it on admitting the client (a connection wrapper above it without a NetConn method hides it from the Server)", e.Limit>>10)
+	}
+	return fmt.Sprintf("tlsbridge: the client sent more than the handshake budget of %d KiB before the server admitted it", e.Limit>>10)
 }
 
 // BudgetConn is a client's connection under the handshake budget
@@ -65,6 +73,7 @@ type BudgetConn struct {
 	net.Conn
 	left   int         // what the client may still send before the budget is lifted; read by Read only
 	lifted atomic.Bool // no budget from now on
+	found  atomic.Bool // by a Server's configuration, which lifts it on admitting the client; the error tells the two apart
 }
 
 // NewBudgetConn puts c under the handshake budget.
@@ -84,11 +93,15 @@ func (c *BudgetConn) NetConn() net.Conn { return c.Conn }
 const maxUnwrap = 16
 
 // budgetOf is the BudgetConn under c, c itself or one found through
-// NetConn methods, or nil if there is none within maxUnwrap levels.
+// NetConn methods, or nil if there is none within maxUnwrap levels. The
+// one found is marked found, for its error.
 func budgetOf(c net.Conn) *BudgetConn {
 	for range maxUnwrap {
 		switch w := c.(type) {
 		case *BudgetConn:
+			if w != nil {
+				w.found.Store(true)
+			}
 			return w
 		case interface{ NetConn() net.Conn }:
 			c = w.NetConn()
@@ -110,7 +123,7 @@ func (c *BudgetConn) Read(p []byte) (int, error) {
 		return c.Conn.Read(p)
 	}
 	if c.left <= 0 {
-		return 0, &HandshakeTooLargeError{Limit: MaxHandshakeBytes}
+		return 0, &HandshakeTooLargeError{Limit: MaxHandshakeBytes, hidden: !c.found.Load()}
 	}
 	if len(p) > c.left {
 		p = p[:c.left]

@@ -241,7 +241,9 @@ func sendTo(t *testing.T, c *Client, addr string, body []byte) {
 // A wrapper without a NetConn method, or one whose NetConn leads back to
 // itself, hides the BudgetConn from the Server, as documented: the client
 // is admitted, but what it sends stops at the budget with the budget's
-// error. The cyclic wrapper does not hang the handshake.
+// error, which says that no Server found the BudgetConn, not that the
+// client was not admitted. The cyclic wrapper does not hang the
+// handshake.
 func TestBudgetHiddenByWrapper(t *testing.T) {
 	srv, cli := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
 	srv.authorize(t, "alice", cli.id.Key)
@@ -259,7 +261,32 @@ func TestBudgetHiddenByWrapper(t *testing.T) {
 			if r.handshake != nil || !errors.As(r.err, &tooLarge) || r.n >= MaxHandshakeBytes {
 				t.Fatalf("handshake %v; then %d bytes read, %v; want the client admitted, then stopped at the budget", r.handshake, r.n, r.err)
 			}
+			want := "tlsbridge: the client sent more than the handshake budget of 64 KiB, and no Server's configuration had found the BudgetConn to lift it on admitting the client (a connection wrapper above it without a NetConn method hides it from the Server)"
+			if r.err.Error() != want {
+				t.Fatalf("the budget's error: %q\nwant %q", r.err, want)
+			}
 		})
+	}
+}
+
+// A client refused by the budget through a wrapper with NetConn is told
+// apart from one behind a wrapper that hides the budget: its Certificate
+// message (128 KiB) crossed the budget before the server admitted it.
+func TestBudgetRefusesThroughWrapper(t *testing.T) {
+	srv, cli := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	srv.authorize(t, "alice", cli.id.Key)
+	addr, results := budgetSink(t, srv, func(c net.Conn) net.Conn { return &unwrappingConn{c} })
+	cli.pin(t, addr, srv.id.Key)
+	c, err := NewClient(paddedIdentity(t, cli.id, 128<<10), ClientOptions{Hosts: cli.host, Policy: Strict})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = roundTrip(addr, mustConfig(t, c, addr))
+	r := <-results
+	var tooLarge *HandshakeTooLargeError
+	want := "tlsbridge: the client sent more than the handshake budget of 64 KiB before the server admitted it"
+	if !errors.As(r.handshake, &tooLarge) || tooLarge.Error() != want {
+		t.Fatalf("the server's handshake: %v\nwant %q", r.handshake, want)
 	}
 }
 
@@ -334,7 +361,7 @@ func TestBudgetListenerRefusesOversizedCertificate(t *testing.T) {
 				if err == nil {
 					t.Fatalf("a Certificate message of 128 KiB was let through the budget: the server read %q", got)
 				}
-				want := "tlsbridge: the client sent more than the handshake budget of 64 KiB before its handshake completed"
+				want := "tlsbridge: the client sent more than the handshake budget of 64 KiB before the server admitted it"
 				deadline := time.Now().Add(10 * time.Second) // net/http logs after the client saw the close
 				for !strings.Contains(s.errs.String(), want) && time.Now().Before(deadline) {
 					time.Sleep(10 * time.Millisecond)
