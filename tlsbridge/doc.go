@@ -43,7 +43,9 @@
 // less (a keytool client's whole handshake is 2.2 KiB, a CA chain 10 to
 // 20 KiB). Once admitted — whoever drives the handshake, net/http or the
 // caller, in TLS 1.2 and 1.3, resumed or not — the client sends what it
-// likes. Without the wrapper nothing bounds it but crypto/tls.
+// likes. A listener of the caller's above BudgetListener must hand on
+// connections with a NetConn method, through which the Server finds the
+// budget to lift. Without the wrapper nothing bounds it but crypto/tls.
 //
 // # Client
 //
