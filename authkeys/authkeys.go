@@ -359,7 +359,7 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 	// (madeEntries.numbered), and one that kept it before is undone here.
 	if updated {
 		for _, num := range freed {
-			s.made.forget(num - 1)
+			s.made.forget(num)
 		}
 	} else {
 		s.made.forgetAll()
@@ -369,7 +369,7 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 // numbered reports whether the store's current snapshot numbers f num
 // (madeEntries.numbered).
 func (s *Store) numbered(num uint32, f *keydir.File[item]) bool {
-	return s.snap.Load().keys.numbers(num, f)
+	return s.snap.Load().files.FileAt(num) == f
 }
 
 func entrySPKI(it *item) [32]byte { return it.sum }
@@ -384,7 +384,7 @@ func (s *Store) rebuild(sn *snapshot) {
 			n += len(f.Items())
 		}
 	}
-	sn.keys, sn.dups = newIndex(n), nil
+	sn.keys, sn.dups = newIndex(sn.files, n), nil
 	// The first file holding a key wins, so an entry is in effect unless
 	// its insertion found its key: shadowed (few), the others. Asking the
 	// index for each entry (has) cost a cold load of 100,000 keys 23 ms
@@ -409,9 +409,9 @@ func (s *Store) rebuild(sn *snapshot) {
 		// Every entry: the insertions have not said yet which are shadowed.
 		counting.Go(func() { s.names.recount(n, s.authorizedItems(sn.files)) })
 	}
-	for f := range sn.files.All {
+	for num, f := range sn.files.AllNumbered {
 		if !s.rev[f.Source()] {
-			sn.keys.insertFile(f, dup)
+			sn.keys.insertFile(num, f, dup)
 		}
 	}
 	counting.Wait()
@@ -462,61 +462,65 @@ type entryAt struct {
 // update derives sn's indexes from prev's by applying the files that
 // changed between the two loader snapshots, and returns those files: the
 // authorized-keys files that went and came, every entry of which was and
-// is in effect, and the numbers the files that went had (freed). It reports false, leaving the indexes to rebuild, when
-// that would not give the same result: a changed entry's key is held by
-// another entry too (which one wins depends on the order of all files), a
-// table would grow past half full; or when a rebuild is better: so much
-// changed that starting afresh is cheaper, or a table has become far
-// larger than its keys need (every reload copies it).
+// is in effect, and the numbers the files that went had (freed). It
+// reports false, leaving the indexes to rebuild, when that would not give
+// the same result: a changed entry's key is held by another entry too
+// (which one wins depends on the order of all files), a table would grow
+// past half full; or when a rebuild is better: so much changed that
+// starting afresh is cheaper, or a table has become far larger than its
+// keys need (every reload copies it).
 func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], freed []uint32, ok bool) {
-	gone, came = keydir.Diff(prev.files, sn.files)
-	gone, came = s.authorizedFiles(gone), s.authorizedFiles(came)
+	goneN, cameN := keydir.DiffNumbered(prev.files, sn.files)
+	goneN, cameN = s.authorizedFiles(goneN), s.authorizedFiles(cameN)
 	changed := 0
-	for _, f := range gone {
-		changed += len(f.Items())
+	for _, f := range goneN {
+		changed += len(f.File.Items())
 	}
-	for _, f := range came {
-		changed += len(f.Items())
+	for _, f := range cameN {
+		changed += len(f.File.Items())
 	}
 	if changed > prev.keys.n/4+64 || prev.keys.oversized() {
 		return nil, nil, nil, false
 	}
 	sn.keys, sn.dups = prev.keys, prev.dups
-	if len(gone)+len(came) == 0 {
+	if len(goneN)+len(cameN) == 0 {
+		sn.keys.files = sn.files // the same numbers: none went or came
 		return nil, nil, nil, true
 	}
+	// The files gone are removed while the index reads prev's numbers,
+	// which are theirs (a number sn gives another file names it only in
+	// sn), and those that came inserted once it reads sn's.
 	sn.keys = sn.keys.clone()
-	for _, f := range gone {
-		items := f.Items()
+	for _, f := range goneN {
+		items := f.File.Items()
 		for i := range items {
 			if _, dup := sn.dups[items[i].sum]; dup {
 				return nil, nil, nil, false
 			}
 		}
-		num, ok := sn.keys.removeFile(f)
-		if !ok {
+		if !sn.keys.removeFile(f.File) {
 			return nil, nil, nil, false
 		}
-		if num != 0 {
-			freed = append(freed, num)
-		}
+		gone, freed = append(gone, f.File), append(freed, f.Num)
 	}
-	for _, f := range came {
+	sn.keys.files = sn.files
+	for _, f := range cameN {
 		// A key of dups is always in the index (removing one of its
 		// entries rebuilds), so insert refuses it like any present key.
-		if !sn.keys.roomFor(len(f.Items())) || !sn.keys.insertFile(f, nil) {
+		if !sn.keys.roomFor(len(f.File.Items())) || !sn.keys.insertFile(f.Num, f.File, nil) {
 			return nil, nil, nil, false
 		}
+		came = append(came, f.File)
 	}
 	return gone, came, freed, true
 }
 
 // authorizedFiles returns the files of files that are not revocation
 // files (filtering in place).
-func (s *Store) authorizedFiles(files []*keydir.File[item]) []*keydir.File[item] {
+func (s *Store) authorizedFiles(files []keydir.Numbered[item]) []keydir.Numbered[item] {
 	out := files[:0]
 	for _, f := range files {
-		if !s.rev[f.Source()] {
+		if !s.rev[f.File.Source()] {
 			out = append(out, f)
 		}
 	}

@@ -22,9 +22,10 @@ import (
 // real keys), without writing any file.
 func storeOf(n int) (*Store, [][32]byte) {
 	s := newStore(Options{})
-	sn := &snapshot{keys: newIndex(n)}
-	sums := make([][32]byte, 0, min(n, 1<<16))
 	f := keydir.NewFile("/keys/authorized_keys.json", 0, make([]item, n))
+	files := keydir.SnapshotOf(f)
+	sn := &snapshot{files: files, keys: newIndex(files, n)}
+	sums := make([][32]byte, 0, min(n, 1<<16))
 	var b [8]byte
 	for i := range n {
 		binary.BigEndian.PutUint64(b[:], uint64(i))
@@ -34,7 +35,7 @@ func storeOf(n int) (*Store, [][32]byte) {
 			sums = append(sums, sum)
 		}
 	}
-	sn.keys.insertFile(f, nil)
+	sn.keys.insertFile(1, f, nil)
 	s.snap.Store(sn)
 	return s, sums
 }

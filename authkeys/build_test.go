@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 )
@@ -42,10 +43,13 @@ func TestIncrementalBuild(t *testing.T) {
 	reload := func(step string, paths ...string) {
 		t.Helper()
 		prev := s.snap.Load()
-		keys, files := prev.keys.flat()
+		keys, files := prev.keys.flat(), prev.keys.filesHeld()
 		s.Loader().Reload(paths...)
-		if nowKeys, nowFiles := prev.keys.flat(); !slices.Equal(nowKeys, keys) || !slices.Equal(nowFiles, files) {
-			t.Fatalf("%s: the previous snapshot's index was modified", step)
+		if !slices.Equal(prev.keys.flat(), keys) || !slices.Equal(prev.keys.filesHeld(), files) {
+			t.Fatalf("%s: the previous snapshot's index was modified, or the numbers it reads", step)
+		}
+		if sn := s.snap.Load(); sn.keys.files != sn.files {
+			t.Fatalf("%s: the index reads numbers of another snapshot than its own", step)
 		}
 		sn := s.snap.Load()
 		ref := &snapshot{files: sn.files}
@@ -157,12 +161,21 @@ func TestIncrementalBuild(t *testing.T) {
 }
 
 // sameIndex reports whether two indexes hold the same entry for every key.
+// filesHeld returns the file each slot names (nil: an empty slot), as x
+// reads them.
+func (x *index) filesHeld() []*keydir.File[item] {
+	var out []*keydir.File[item]
+	for _, r := range x.flat() {
+		out = append(out, x.files.FileAt(r.file))
+	}
+	return out
+}
+
 func sameIndex(a, b index) bool {
 	if a.n != b.n {
 		return false
 	}
-	slots, _ := a.flat()
-	for _, r := range slots {
+	for _, r := range a.flat() {
 		if r.file == 0 {
 			continue
 		}

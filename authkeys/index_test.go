@@ -15,7 +15,6 @@ import (
 
 func TestIndex(t *testing.T) {
 	for _, n := range []int{0, 1, 2, 3, 100, 5000} {
-		x := newIndex(n)
 		var b [8]byte
 		sum := func(i int) [32]byte {
 			binary.BigEndian.PutUint64(b[:], uint64(i))
@@ -23,8 +22,13 @@ func TestIndex(t *testing.T) {
 			s[0] = byte(i % 3) // crowd a few slots: probing must still find every key
 			return s
 		}
+		files := make([]*keydir.File[item], 2*n) // each key's file, then a second file of it: numbered 1 + their place
 		for i := range n {
-			if !x.insertFile(fileOf(sum(i)), nil) {
+			files[i], files[n+i] = fileOf(sum(i)), fileOf(sum(i))
+		}
+		x := newIndex(keydir.SnapshotOf(files...), n)
+		for i := range n {
+			if !x.insertFile(uint32(i+1), files[i], nil) {
 				t.Fatalf("n=%d: %d reported as a duplicate", n, i)
 			}
 		}
@@ -33,7 +37,7 @@ func TestIndex(t *testing.T) {
 			if e, _ := x.get(&s); e == nil || e.sum != s {
 				t.Fatalf("n=%d: %d not found", n, i)
 			}
-			if x.insertFile(fileOf(s), nil) {
+			if x.insertFile(uint32(n+i+1), files[n+i], nil) {
 				t.Fatalf("n=%d: duplicate %d inserted", n, i)
 			}
 		}
@@ -54,8 +58,8 @@ func TestIndex(t *testing.T) {
 func TestIndexRemove(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const n = 150
-	x := newIndex(n)
 	entries := make([]*keydir.File[item], n)
+	num := map[*keydir.File[item]]uint32{}
 	for i := range entries {
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], uint64(i))
@@ -63,29 +67,28 @@ func TestIndexRemove(t *testing.T) {
 		s[0] = byte(0xfb + i%5) // with the 0xff below: long probe runs from the last slots, wrapping around
 		s[1], s[2], s[3], s[4], s[5], s[6], s[7] = 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
 		entries[i] = fileOf(s)
+		num[entries[i]] = uint32(i + 1)
 	}
+	x := newIndex(keydir.SnapshotOf(entries...), n)
 	in := map[*keydir.File[item]]bool{}
 	for step := range 1500 {
 		e := entries[rng.IntN(n)]
 		if in[e] {
-			if _, ok := x.removeFile(e); !ok {
+			if !x.removeFile(e) {
 				t.Fatalf("step %d: present entry not removed", step)
 			}
 			delete(in, e)
 		} else {
-			if _, ok := x.removeFile(e); ok {
+			if x.removeFile(e) {
 				t.Fatalf("step %d: absent entry removed", step)
 			}
-			if !x.insertFile(e, nil) {
+			if !x.insertFile(num[e], e, nil) {
 				t.Fatalf("step %d: insert refused", step)
 			}
 			in[e] = true
 		}
 		if x.n != len(in) {
 			t.Fatalf("step %d: n=%d, want %d", step, x.n, len(in))
-		}
-		if live := int(x.nfiles) - len(x.free); live != len(in) {
-			t.Fatalf("step %d: %d files numbered, want %d", step, live, len(in))
 		}
 		for _, e := range entries {
 			got, f := x.get(&e.Items()[0].sum)
@@ -105,19 +108,14 @@ func TestIndexRemove(t *testing.T) {
 	}
 }
 
-// flat returns copies of the table's slots and of its files by number,
-// page after page.
-func (x *index) flat() ([]ref, []*keydir.File[item]) {
+// flat returns a copy of the table's slots, page after page.
+func (x *index) flat() []ref {
 	var slots []ref
 	for _, p := range x.slots {
 		slots = append(slots, p.View()...)
 		runtime.KeepAlive(p)
 	}
-	var files []*keydir.File[item]
-	for _, p := range x.files {
-		files = append(files, p...)
-	}
-	return slots, files
+	return slots
 }
 
 // fileOf returns a file holding one item, of key sum.
@@ -172,39 +170,40 @@ func pointerIn(t reflect.Type) string {
 // write: a small change copies pages, not the table.
 func TestIndexCopyOnWrite(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	const n = 20_000 // 65,536 slots: 16 pages; 20,000 files: 5 pages
+	const n = 20_000 // 65,536 slots: 16 pages
 	entries := make([]*keydir.File[item], n+500)
+	num := map[*keydir.File[item]]uint32{}
 	for i := range entries {
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], uint64(i))
 		entries[i] = fileOf(sha256.Sum256(b[:]))
+		num[entries[i]] = uint32(i + 1)
 	}
-	x := newIndex(n)
+	x := newIndex(keydir.SnapshotOf(entries...), n)
 	in := map[*keydir.File[item]]bool{}
 	for _, e := range entries[:n] {
-		x.insertFile(e, nil)
+		x.insertFile(num[e], e, nil)
 		in[e] = true
 	}
-	if len(x.slots) < 4 || len(x.files) < 2 {
-		t.Fatalf("%d pages of slots, %d of files: want several", len(x.slots), len(x.files))
+	if len(x.slots) < 4 {
+		t.Fatalf("%d pages of slots: want several", len(x.slots))
 	}
 	for step := range 300 {
-		slots, files := x.flat()
-		free := slices.Clone(x.free)
+		slots := x.flat()
 		y := x.clone()
 		edits := 1 + rng.IntN(4)
 		for range edits {
 			e := entries[rng.IntN(len(entries))]
 			if in[e] {
-				if _, ok := y.removeFile(e); !ok {
+				if !y.removeFile(e) {
 					t.Fatalf("step %d: present entry not removed", step)
 				}
-			} else if !y.insertFile(e, nil) {
+			} else if !y.insertFile(num[e], e, nil) {
 				t.Fatalf("step %d: insert refused", step)
 			}
 			in[e] = !in[e]
 		}
-		if s, f := x.flat(); !slices.Equal(s, slots) || !slices.Equal(f, files) || !slices.Equal(x.free, free) {
+		if !slices.Equal(x.flat(), slots) {
 			t.Fatalf("step %d: editing the clone changed the original", step)
 		}
 		copied := 0
@@ -244,8 +243,8 @@ func countTrue(m map[*keydir.File[item]]bool) int {
 func TestIndexTellsEntriesOfOneFileApart(t *testing.T) {
 	a, b := item{sum: [32]byte{1}}, item{sum: [32]byte{2}}
 	f := keydir.NewFile("/set.json", 0, []item{a, b, a})
-	x := newIndex(3)
-	if x.insertFile(f, nil) {
+	x := newIndex(keydir.SnapshotOf(f), 3)
+	if x.insertFile(1, f, nil) {
 		t.Fatal("a file holding one key twice inserted without a duplicate")
 	}
 	for pos, want := range []bool{true, true, false} {
@@ -253,7 +252,7 @@ func TestIndexTellsEntriesOfOneFileApart(t *testing.T) {
 			t.Errorf("holds(set.json, %d) = %v, want %v", pos, got, want)
 		}
 	}
-	if _, ok := x.remove(f, 2); ok {
+	if x.remove(f, 2) {
 		t.Error("the second entry of the key was removed: it was never in the table")
 	}
 	if !x.holds(f, 0) {

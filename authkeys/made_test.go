@@ -53,7 +53,7 @@ func TestMadeEntryFollowsItsFile(t *testing.T) {
 	s.Reload()
 	// A handshake still deciding on the snapshot before puts the old
 	// file's Entry back under the number the new file may have.
-	if _, f, r := old.keys.lookup(&alice); s.made.entry(r.file-1, f, r.pos).Comment != "v0" {
+	if _, f, r := old.keys.lookup(&alice); s.made.entry(r.file, f, r.pos).Comment != "v0" {
 		t.Fatal("the old snapshot's Entry is not the old file's")
 	}
 	if e := decide(1); e.Comment != "v1" {
@@ -129,11 +129,11 @@ func TestMadeEntriesForgottenWithTheirFile(t *testing.T) {
 		t.Fatal(d.Err)
 	}
 	_, _, r := s.snap.Load().keys.lookup(&sum)
-	if s.made.slot(r.file-1).Load() == nil {
+	if s.made.slot(r.file).Load() == nil {
 		t.Fatal("no Entry kept for the key decided")
 	}
 	removeKey10(t, s, dir)
-	if fm := s.made.slot(r.file - 1).Load(); fm != nil {
+	if fm := s.made.slot(r.file).Load(); fm != nil {
 		t.Fatalf("the Entries of a file that went are kept: %+v", fm)
 	}
 }
@@ -154,11 +154,11 @@ func TestMadeEntriesOfAnOldSnapshotNotKept(t *testing.T) {
 	}
 	removeKey10(t, s, dir)
 	// The handshake on the old snapshot decides now: it has its Entry...
-	if e := s.made.entry(r.file-1, f, r.pos); e.SPKIHash != sum {
+	if e := s.made.entry(r.file, f, r.pos); e.SPKIHash != sum {
 		t.Fatalf("the old snapshot's handshake got %+v", e)
 	}
 	// ...and the store keeps nothing of the file that went.
-	if fm := s.made.slot(r.file - 1).Load(); fm != nil {
+	if fm := s.made.slot(r.file).Load(); fm != nil {
 		t.Fatalf("the Entries of a file that went are kept by a handshake on the snapshot before: %+v", fm)
 	}
 	// A key still held is kept as before.
@@ -166,7 +166,7 @@ func TestMadeEntriesOfAnOldSnapshotNotKept(t *testing.T) {
 	if d := s.Decide(kept, netip.Addr{}); d.Verdict != Authorized {
 		t.Fatal(d.Err)
 	}
-	if _, _, r := s.snap.Load().keys.lookup(&kept); s.made.slot(r.file-1).Load() == nil {
+	if _, _, r := s.snap.Load().keys.lookup(&kept); s.made.slot(r.file).Load() == nil {
 		t.Fatal("no Entry kept for a key of the current snapshot")
 	}
 }

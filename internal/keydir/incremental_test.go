@@ -112,6 +112,7 @@ func incrementalMatchesColdLoad(t *testing.T, seed int64, steps int) {
 	}
 	srcs := []Source{{Path: dirs[0], Dir: true}, {Path: dirs[1], Dir: true, Revocation: true}}
 	l := newLoader(srcs...)
+	followNumbers(t, l)
 	l.Reload()
 	for step := 0; step < steps; step++ {
 		var changed []string
@@ -200,6 +201,7 @@ func incrementalMatchesColdLoad(t *testing.T, seed int64, steps int) {
 			l.applyRescan(l.compare())
 		}
 		checkRows(t, l)
+		checkNumbered(t, l)
 		got := snapshotView(l.Snapshot())
 		cold := newLoader(srcs...)
 		wantV := snapshotView(cold.Reload())
@@ -238,6 +240,7 @@ func TestFeedIncrementalMatchesColdLoad(t *testing.T) {
 			f.Set(FeedView{Set: set})
 			src := Source{Path: f.Name(), Dir: true, Feed: f, Revocation: rev}
 			l := newLoader(src)
+			followNumbers(t, l)
 			l.Reload()
 			steps := 80
 			if testing.Short() {
@@ -282,6 +285,7 @@ func TestFeedIncrementalMatchesColdLoad(t *testing.T) {
 				f.Set(v)
 				l.Reload()
 				checkRows(t, l)
+				checkNumbered(t, l)
 				cold := newLoader(src)
 				got, want := snapshotView(l.Snapshot()), snapshotView(cold.Reload())
 				if got != want {

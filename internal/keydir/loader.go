@@ -264,6 +264,25 @@ func NewFile[T any](path string, source int, items []T) *File[T] {
 	return makeFile(&fileSource{index: source}, path, items)
 }
 
+// SnapshotOf returns a snapshot holding files, numbered 1, 2, … in the
+// order given (FileAt), and listed in that order: for tests and callers
+// that build files without a loader (NewFile).
+func SnapshotOf[T any](files ...*File[T]) *Snapshot[T] {
+	snap := &Snapshot[T]{Generation: 1, nfiles: len(files)}
+	var rows [][]fileRow[T]
+	for _, f := range files {
+		for f.Source() >= len(rows) {
+			rows = append(rows, nil)
+		}
+		num := snap.numbers.add(f)
+		rows[f.Source()] = append(rows[f.Source()], fileRow[T]{rowRefs[T]{file: f}, rowData{num: num}})
+	}
+	for _, r := range rows {
+		snap.rows = append(snap.rows, rowsOf(r))
+	}
+	return snap
+}
+
 // NewDirFile returns a file name of the directory dir, source index
 // source (a directory that grants trust: InDir), holding items and their
 // rare parts (Config.Rare: nil, or one per item): for tests.
@@ -328,7 +347,16 @@ type Snapshot[T any] struct {
 	// as the reload that made it knew them (Diff).
 	diffed     bool
 	diffBase   uint64
-	gone, came []*File[T]
+	gone, came []Numbered[T]
+	// numbers are the files' numbers as the snapshot was published
+	// (FileAt): never written again.
+	numbers numbers[T]
+}
+
+// Numbered is a file with its number in a snapshot (Snapshot.FileAt).
+type Numbered[T any] struct {
+	Num  uint32
+	File *File[T]
 }
 
 // Files returns the files that loaded, in source order, a directory's
@@ -350,27 +378,43 @@ func (s *Snapshot[T]) Files() []*File[T] {
 
 // All yields the files of Files, in its order, without making a list.
 func (s *Snapshot[T]) All(yield func(*File[T]) bool) {
+	for _, f := range s.AllNumbered {
+		if !yield(f) {
+			return
+		}
+	}
+}
+
+// AllNumbered is All, with each file's number (FileAt).
+func (s *Snapshot[T]) AllNumbered(yield func(uint32, *File[T]) bool) {
 	for i := range s.rows {
-		for f := range s.filesOf(i) {
-			if !yield(f) {
+		for num, f := range s.filesOf(i) {
+			if !yield(num, f) {
 				return
 			}
 		}
 	}
 }
 
-// filesOf yields the files of source i, by name.
-func (s *Snapshot[T]) filesOf(i int) iter.Seq[*File[T]] {
-	return func(yield func(*File[T]) bool) {
+// filesOf yields the files of source i, by name, with their numbers.
+func (s *Snapshot[T]) filesOf(i int) iter.Seq2[uint32, *File[T]] {
+	return func(yield func(uint32, *File[T]) bool) {
 		for _, ch := range s.rows[i].chunks {
 			for k := range ch.h {
-				if f := loaded(&ch.h[k]); f != nil && !yield(f) {
+				if f := loaded(&ch.h[k]); f != nil && !yield(ch.data(k).num, f) {
 					return
 				}
 			}
 		}
 	}
 }
+
+// FileAt returns the file s numbers num (AllNumbered, DiffNumbered; nil:
+// none). A file keeps its number from one snapshot to the next while it
+// is unchanged; a number a file had may be given to another once a
+// snapshot without the first is published: a number names a file only
+// together with the snapshot it was read from.
+func (s *Snapshot[T]) FileAt(num uint32) *File[T] { return s.numbers.at(num) }
 
 // numFiles is len(s.Files()), without making it.
 func (s *Snapshot[T]) numFiles() int { return s.nfiles }
@@ -381,10 +425,39 @@ func (s *Snapshot[T]) numFiles() int { return s.nfiles }
 // changed, that is the answer, in time proportional to the change;
 // otherwise the lists are compared whole.
 func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
+	g, c := DiffNumbered(prev, next)
+	return filesIn(g), filesIn(c)
+}
+
+// DiffNumbered is Diff, with each file's number: in prev for the files
+// gone, in next for those that came. No number is both a file's that went
+// and one's that came (numbers.release).
+func DiffNumbered[T any](prev, next *Snapshot[T]) (gone, came []Numbered[T]) {
 	if next.diffed && prev.Generation == next.diffBase {
 		return slices.Clone(next.gone), slices.Clone(next.came)
 	}
-	return DiffFiles(prev.Files(), next.Files())
+	return diffFiles(prev.numbered(), next.numbered(), func(n Numbered[T]) *File[T] { return n.File })
+}
+
+// numbered is Files, with each file's number.
+func (s *Snapshot[T]) numbered() []Numbered[T] {
+	out := make([]Numbered[T], 0, s.numFiles())
+	for num, f := range s.AllNumbered {
+		out = append(out, Numbered[T]{num, f})
+	}
+	return out
+}
+
+// filesIn returns the files of ns.
+func filesIn[T any](ns []Numbered[T]) []*File[T] {
+	if ns == nil {
+		return nil
+	}
+	out := make([]*File[T], len(ns))
+	for i, n := range ns {
+		out[i] = n.File
+	}
+	return out
 }
 
 // fileRow is the loader's memory of one file between reloads, reused while
@@ -418,7 +491,11 @@ type rowData struct {
 	stamp trustfile.StampFile
 	// sum is contentSum's: it only spares the parse of content read before
 	// (the same bytes under a new stamp).
-	sum [16]byte
+	sum [12]byte
+	// num is the file's number (numbers), 0 if the row has no File: kept
+	// while the row stands for the same File. (12 bytes of sum and 4 of
+	// number keep the row at 48 bytes, where 16 of sum were.)
+	num uint32
 }
 
 // A source's rows, and the editor that makes their next version.
@@ -519,8 +596,9 @@ type fileState[T any] struct {
 	// own.
 	rareRow[T]
 	st   trustfile.Stamp
-	sum  [16]byte
+	sum  [12]byte
 	file *File[T]
+	num  uint32 // file's number, when the file is the row's it replaces (read); 0: to be given
 	// old, while a read is pending or held, is the row it replaces (nil:
 	// none). It never points into a list a reload writes.
 	old *fileRow[T]
@@ -672,13 +750,17 @@ func (ss *sourceState[T]) stamp(r *fileRow[T]) trustfile.Stamp {
 }
 
 // row folds a state whose read is done (or that needed none) into the
-// row the source keeps of it.
-func (ss *sourceState[T]) row(f *fileState[T]) fileRow[T] {
+// row the source keeps of it, numbering its File (ns) unless it is the
+// one of the row it replaces.
+func (ss *sourceState[T]) row(f *fileState[T], ns *numbers[T]) fileRow[T] {
 	own, dir := f.st.Split()
 	if !ss.hasDir && f.file != nil && f.problem == nil {
 		ss.dir, ss.hasDir = dir, true
 	}
-	r := fileRow[T]{rowRefs[T]{file: f.file}, rowData{stamp: own, sum: f.sum}}
+	r := fileRow[T]{rowRefs[T]{file: f.file}, rowData{stamp: own, sum: f.sum, num: f.num}}
+	if f.file != nil && r.num == 0 {
+		r.num = ns.add(f.file)
+	}
 	ownDir := !ss.hasDir || dir != ss.dir
 	loaded := f.file != nil && f.problem == nil && len(f.skipped) == 0
 	switch {
@@ -737,6 +819,10 @@ type Loader[T any] struct {
 	// listed or read whole instead (full: every state is compared).
 	edits []edit[T]
 	full  bool
+
+	// numbers are the files' numbers as the next snapshot will publish
+	// them; a reload gives its new Files theirs (sourceState.row).
+	numbers numbers[T]
 
 	// holdFresh, during a reload caused by events, is how recent a file's
 	// mtime must be for a problem found in it to be held back (a file being
@@ -1035,7 +1121,7 @@ func (l *Loader[T]) place(ss *sourceState[T], f *fileState[T], jobs *[]*fileStat
 		*jobs = append(*jobs, f)
 		return f.pendingRow()
 	}
-	return ss.row(f)
+	return ss.row(f, &l.numbers)
 }
 
 // commonestDir is the shared part of a stamp (device, mode, owner) that
@@ -1094,7 +1180,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 			*held = append(*held, f.path)
 			ch.put(k, f.old.rowRefs, f.old.rowData)
 		default:
-			r := ss.row(f)
+			r := ss.row(f, &l.numbers)
 			ch.put(k, r.rowRefs, r.rowData)
 		}
 	}
@@ -1240,8 +1326,12 @@ func (l *Loader[T]) publish(took time.Duration) {
 	snap := l.editedSnapshot(prev)
 	if snap == nil {
 		snap = l.wholeSnapshot()
+		l.numbers.release(l.numbers.unused(snap.rows))
 		l.logProblems(snap)
+	} else {
+		l.numbers.release(l.editedNumbers())
 	}
+	snap.numbers, l.numbers = l.numbers, l.numbers.clone()
 	l.log.Debug("trust store reloaded", "files", snap.numFiles(), "problems", len(snap.Problems), "took", took)
 	if l.cfg.OnReload != nil {
 		l.cfg.OnReload(snap)
@@ -1318,11 +1408,11 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 			return nil // a name edited twice: its first old row is what prev holds
 		}
 		ss := &l.states[e.src]
-		now := lookup(ss.files, ss.nameAt, e.name)
-		if hasProblem(e.old.refs()) || hasProblem(now) {
+		now := lookupRow(ss.files, ss.nameAt, e.name)
+		if hasProblem(e.old.refs()) || hasProblem(now.refs()) {
 			return nil
 		}
-		was, is := loaded(e.old.refs()), loaded(now)
+		was, is := loaded(e.old.refs()), loaded(now.refs())
 		if was == is {
 			continue
 		}
@@ -1330,15 +1420,32 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 			return nil // not what the last snapshot holds: assemble it whole
 		}
 		if was != nil {
-			snap.gone = append(snap.gone, was)
+			snap.gone = append(snap.gone, Numbered[T]{e.old.num, was})
 			snap.nfiles--
 		}
 		if is != nil {
-			snap.came = append(snap.came, is)
+			snap.came = append(snap.came, Numbered[T]{now.num, is})
 			snap.nfiles++
 		}
 	}
 	return snap
+}
+
+// editedNumbers returns the numbers of the Files the rows this reload
+// replaced (l.edits) held and the rows now in their place do not: those
+// to free as editedSnapshot's snapshot is published.
+func (l *Loader[T]) editedNumbers() []uint32 {
+	var out []uint32
+	for _, e := range l.edits {
+		if e.old == nil || e.old.num == 0 {
+			continue
+		}
+		ss := &l.states[e.src]
+		if now := lookupRow(ss.files, ss.nameAt, e.name); now == nil || now.num != e.old.num {
+			out = append(out, e.old.num)
+		}
+	}
+	return out
 }
 
 // loaded is the file a row puts in a snapshot (nil: none).

@@ -132,6 +132,7 @@ func (l *Loader[T]) read(state *fileState[T], old *fileRow[T], data []byte, fi f
 		// (A row is made only of a state that was read, or failed at its
 		// stat with a zero sum: it needs no read flag.)
 		state.file, state.problem, state.skipped = old.file, old.problem(), old.skipped()
+		state.num = old.num // the same File keeps its number
 		return
 	}
 	state.file, state.problem, state.skipped = l.parse(int(state.src), state.path, data)
@@ -305,13 +306,16 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 	return f, nil
 }
 
-// contentSum is what a fileRow keeps of its content: 16 bytes of a
+// contentSum is what a fileRow keeps of its content: 12 bytes of a
 // SHA-256 keyed with a secret of the process (sumKey). It only spares the
 // parse of bytes read before; the key keeps anyone who may write a trust
-// file from searching offline for two contents with the same 16 bytes,
+// file from searching offline for two contents with the same 12 bytes,
 // which would let them swap what a running loader keeps for what the file
-// says (a 128-bit birthday search is within reach of a funded attacker).
-func contentSum(data []byte) (sum [16]byte) {
+// says. Without the key, a new content of a file passes for the old one
+// only by chance, once in 2^96: an attacker can try no faster than the
+// loader reads the file, and learns nothing from a miss. (12 bytes, not
+// 16, leave room for the file's number in the row: rowData.)
+func contentSum(data []byte) (sum [12]byte) {
 	h := sha256.New()
 	h.Write(sumKey[:])
 	h.Write(data)

@@ -22,7 +22,7 @@ func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, s
 		if !isRevocation(src) {
 			continue
 		}
-		for f := range snap.filesOf(src) {
+		for _, f := range snap.filesOf(src) {
 			items := f.Items()
 			for i := range items {
 				it := &items[i]

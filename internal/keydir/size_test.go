@@ -47,12 +47,12 @@ func TestFileRowName(t *testing.T) {
 		}
 		pending := f.pendingRow()
 		f.read, f.problem = true, &Problem{Path: c.path}
-		failed := ss.row(f)
+		failed := ss.row(f, &l.numbers)
 		f.problem, f.file = nil, l.newFile(0, c.path, []*int{new(int)}) // a file of one key shares its source's part
 		if got := f.file.Path(); got != c.path || f.file.Name() != c.name || f.file.src != ss.fsrc {
 			t.Errorf("the File of %q has path %q, name %q (shares its source's part: %v)", c.path, got, f.file.Name(), f.file.src == ss.fsrc)
 		}
-		loaded := ss.row(f)
+		loaded := ss.row(f, &l.numbers)
 		for what, r := range map[string]*fileRow[*int]{"pending": &pending, "failed": &failed, "loaded": &loaded} {
 			if got := r.name(ss.nameAt); got != c.name {
 				t.Errorf("name of the %s row of %q = %q, want %q", what, c.path, got, c.name)

@@ -21,7 +21,7 @@ func (lc Lifecycle[T]) Status() Status {
 		if lc.l.cfg.Sources[src].Revocation {
 			n = &st.Revoked
 		}
-		for f := range sn.filesOf(src) {
+		for _, f := range sn.filesOf(src) {
 			*n += len(f.Items())
 		}
 	}
