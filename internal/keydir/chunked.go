@@ -18,10 +18,10 @@ import (
 //
 // An element is two parts: H, which may hold pointers and is kept on the
 // heap, and D, which must not and is kept outside it (internal/offheap):
-// a row's pointers to its File and its rare part are H, its stamp and
-// content sum D, so that the larger part of a row is resident once and
+// a row's pointer to its rare part is H, its stamp, content sum and
+// file's number D, so that the larger part of a row is resident once and
 // never marked by the collector (docs/design.md, "Memory of a loaded
-// store"). The list is ordered by H alone (search).
+// store").
 type chunked[H, D any] struct {
 	chunks []chunk[H, D] // none empty
 	n      int
@@ -92,12 +92,12 @@ func (c chunked[H, D]) flat() ([]H, []D) {
 // at is the position of an element: chunk ci, index i in it.
 type at struct{ ci, i int }
 
-// search finds where key is or would go: order(h) compares the element
-// whose H part is h with the key (negative: it comes before).
-func (c chunked[H, D]) search(order func(*H) int) (at, bool) {
+// search finds where key is or would go: order(h, d) compares the
+// element of parts h and d with the key (negative: it comes before).
+func (c chunked[H, D]) search(order func(*H, D) int) (at, bool) {
 	// The first chunk whose last element is not before the key.
 	ci, _ := slices.BinarySearchFunc(c.chunks, 0, func(ch chunk[H, D], _ int) int {
-		if order(&ch.h[len(ch.h)-1]) < 0 {
+		if last := len(ch.h) - 1; order(&ch.h[last], ch.d.Get(last)) < 0 {
 			return -1
 		}
 		return 1
@@ -109,9 +109,9 @@ func (c chunked[H, D]) search(order func(*H) int) (at, bool) {
 		ci--
 		return at{ci, len(c.chunks[ci].h)}, false
 	}
-	h := c.chunks[ci].h
-	i := sort.Search(len(h), func(m int) bool { return order(&h[m]) >= 0 })
-	return at{ci, i}, i < len(h) && order(&h[i]) == 0
+	ch := c.chunks[ci]
+	i := sort.Search(len(ch.h), func(m int) bool { return order(&ch.h[m], ch.d.Get(m)) >= 0 })
+	return at{ci, i}, i < len(ch.h) && order(&ch.h[i], ch.d.Get(i)) == 0
 }
 
 // get returns the element at p, which must be one.

@@ -20,7 +20,14 @@ import (
 // D part (outside the heap) is its H part plus one and must move with it.
 func TestChunked(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	byInt := func(k int) func(*int) int { return func(e *int) int { return cmp.Compare(*e, k) } }
+	byInt := func(k int) func(*int, int) int {
+		return func(e *int, d int) int {
+			if d != *e+1 {
+				t.Fatalf("search gave %d the D part %d", *e, d)
+			}
+			return cmp.Compare(*e, k)
+		}
+	}
 	var ref []int
 	for i := range 3000 {
 		ref = append(ref, 2*i)
@@ -138,6 +145,7 @@ func TestEditedSnapshot(t *testing.T) {
 			edited++
 		}
 		whole := l.wholeSnapshot()
+		whole.numbers = next.numbers // as publish gives them: the same rows, numbered alike
 		fresh := Load(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert})
 		for _, other := range []*Snapshot[string]{whole, fresh} {
 			if !sameSnapshot(next, other) {

@@ -124,7 +124,7 @@ func (l *Loader[T]) loadFeed(i int) bool {
 		list := make([]fileRow[T], 0, len(all))
 		for _, x := range all {
 			var prev *fileRow[T]
-			p, found := ss.files.search(byName[T](ss.nameAt, x.name))
+			p, found := ss.files.search(byName(&l.numbers, ss.nameAt, x.name))
 			r := fileRow[T]{} // on the stack: feedEntry keeps no pointer to it
 			if found {
 				r = rowAt(ss.files, p)
@@ -227,7 +227,7 @@ func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T]) (file
 	// (sourceState), never one an earlier version shares.
 	ed := ss.files.edit()
 	for _, name := range names {
-		p, found := ed.c.search(byName[T](ss.nameAt, name))
+		p, found := ed.c.search(byName(&l.numbers, ss.nameAt, name))
 		e, in := set.Get(name)
 		var prev, row *fileRow[T]
 		if found {
@@ -269,7 +269,7 @@ func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileRow[T])
 		return state
 	}
 	sum := contentSum(e.Data)
-	if prev != nil && prev.sum == sum && (prev.file != nil || prev.problem() != nil) {
+	if prev != nil && prev.sum == sum && (prev.num != 0 || prev.problem() != nil) {
 		return nil
 	}
 	state := newFileState[T](i, name, path)

@@ -38,23 +38,23 @@ func checkRows(t *testing.T, l *Loader[string], held ...string) {
 				r := &fileRow[string]{ch.h[k], ch.data(k)}
 				count++
 				if r.pending() != nil {
-					t.Fatalf("source %d: row %s still pending after the reload", i, r.path())
+					t.Fatalf("source %d: row %s still pending after the reload", i, r.path(&l.numbers))
 				}
-				name := r.name(ss.nameAt)
+				name := r.name(&l.numbers, ss.nameAt)
 				if count > 1 && name <= last {
 					t.Fatalf("source %d: rows out of order: %q after %q", i, name, last)
 				}
 				last = name
-				if r.file == nil && r.problem() == nil {
-					t.Errorf("source %d: row %s has neither file nor problem", i, r.path())
+				if r.num == 0 && r.problem() == nil {
+					t.Errorf("source %d: row %s has neither file nor problem", i, r.path(&l.numbers))
 				}
-				if l.cfg.Sources[i].Feed == nil && r.file != nil && r.problem() == nil && !slices.Contains(held, r.path()) {
-					fi, err := os.Stat(r.path())
+				if l.cfg.Sources[i].Feed == nil && r.num != 0 && r.problem() == nil && !slices.Contains(held, r.path(&l.numbers)) {
+					fi, err := os.Stat(r.path(&l.numbers))
 					if err != nil {
-						t.Fatalf("row %s: %v", r.path(), err)
+						t.Fatalf("row %s: %v", r.path(&l.numbers), err)
 					}
 					if got, want := ss.stamp(r), trustfile.StampOf(fi); got != want {
-						t.Fatalf("row %s: stamp %v, on disk %v", r.path(), got, want)
+						t.Fatalf("row %s: stamp %v, on disk %v", r.path(&l.numbers), got, want)
 					}
 				}
 			}

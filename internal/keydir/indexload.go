@@ -409,7 +409,7 @@ func (l *Loader[T]) readAsIs(i int, gone, came []*File[T]) bool {
 		}
 		cameAt[f.Path()] = true
 		ss := &l.states[i]
-		r := lookupRow(ss.files, ss.nameAt, f.Name())
+		r := lookupRow(ss.files, &l.numbers, ss.nameAt, f.Name())
 		fi, err := os.Stat(f.Path())
 		if r == nil || err != nil || trustfile.StampOf(fi) != ss.stamp(r) {
 			return false

@@ -275,7 +275,7 @@ func SnapshotOf[T any](files ...*File[T]) *Snapshot[T] {
 			rows = append(rows, nil)
 		}
 		num := snap.numbers.add(f)
-		rows[f.Source()] = append(rows[f.Source()], fileRow[T]{rowRefs[T]{file: f}, rowData{num: num}})
+		rows[f.Source()] = append(rows[f.Source()], fileRow[T]{rowRefs[T]{}, rowData{num: num}})
 	}
 	for _, r := range rows {
 		snap.rows = append(snap.rows, rowsOf(r))
@@ -401,7 +401,8 @@ func (s *Snapshot[T]) filesOf(i int) iter.Seq2[uint32, *File[T]] {
 	return func(yield func(uint32, *File[T]) bool) {
 		for _, ch := range s.rows[i].chunks {
 			for k := range ch.h {
-				if f := loaded(&ch.h[k]); f != nil && !yield(ch.data(k).num, f) {
+				r := fileRow[T]{ch.h[k], ch.data(k)}
+				if f := loaded(&s.numbers, &r); f != nil && !yield(r.num, f) {
 					return
 				}
 			}
@@ -477,10 +478,13 @@ type fileRow[T any] struct {
 	rowData
 }
 
-// rowRefs is the part of a row that holds pointers; the list is ordered
-// by it (the name is its File's or its rare part's).
+// rowRefs is the part of a row that holds pointers. The row's File is
+// not one of them: the row keeps its number (rowData.num), which the
+// loader's numbers map to it, so that the heap holds one pointer a file
+// for the row and for every store's index of it (docs/design.md, "Memory
+// of a loaded store", step 5). A row's name is its File's, or, without
+// one, its rare part's (fileRow.name).
 type rowRefs[T any] struct {
-	file *File[T]
 	rare *rareRow[T] // nil: loaded with no problem and the source's stamp part
 }
 
@@ -548,19 +552,26 @@ type rareRow[T any] struct {
 	pending *fileState[T]
 }
 
+// file is the row's File, as ns numbers it (nil: none). The numbers
+// must be those of the list the row was read from: the loader's during
+// the reload that holds the list, or the snapshot's that holds it. (The
+// loader's hold every row's file of the lists its reload started from
+// and made: it frees a number only as it publishes.)
+func (r *fileRow[T]) fileIn(ns *numbers[T]) *File[T] { return ns.at(r.num) }
+
 // path is the file's path (made anew when it has a File: File.Path).
-func (r *rowRefs[T]) path() string {
-	if r.file != nil {
-		return r.file.Path()
+func (r *fileRow[T]) path(ns *numbers[T]) string {
+	if f := r.fileIn(ns); f != nil {
+		return f.Path()
 	}
 	return r.rare.path
 }
 
 // name is the file's base name (the path for a single-file source):
 // nameAt is its source's (sourceState.nameAt).
-func (r *rowRefs[T]) name(nameAt int) string {
-	if r.file != nil {
-		return r.file.Name()
+func (r *fileRow[T]) name(ns *numbers[T], nameAt int) string {
+	if f := r.fileIn(ns); f != nil {
+		return f.Name()
 	}
 	return r.rare.path[nameAt:]
 }
@@ -757,7 +768,7 @@ func (ss *sourceState[T]) row(f *fileState[T], ns *numbers[T]) fileRow[T] {
 	if !ss.hasDir && f.file != nil && f.problem == nil {
 		ss.dir, ss.hasDir = dir, true
 	}
-	r := fileRow[T]{rowRefs[T]{file: f.file}, rowData{stamp: own, sum: f.sum, num: f.num}}
+	r := fileRow[T]{rowRefs[T]{}, rowData{stamp: own, sum: f.sum, num: f.num}}
 	if f.file != nil && r.num == 0 {
 		r.num = ns.add(f.file)
 	}
@@ -1035,7 +1046,7 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 	} else {
 		for _, e := range l.edits {
 			ss := &l.states[e.src]
-			changed = changed || !sameRow(e.old.refs(), lookup(ss.files, ss.nameAt, e.name))
+			changed = changed || !sameRow(e.old, lookupRow(ss.files, &l.numbers, ss.nameAt, e.name))
 		}
 	}
 	// The first load publishes even when it found nothing: an empty
@@ -1088,7 +1099,7 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 		}
 	case h.full(src.Path, false):
 		l.full = true
-		prev := lookupRow(ss.files, ss.nameAt, src.Path)
+		prev := lookupRow(ss.files, &l.numbers, ss.nameAt, src.Path)
 		state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path), l.holdEarly)
 		var rows []fileRow[T]
 		if r, ok := l.rowAfterStat(ss, prev, state, same, jobs); ok {
@@ -1196,7 +1207,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 		}
 	} else {
 		for _, f := range jobs {
-			if p, found := ss.files.search(byName[T](ss.nameAt, f.name())); found {
+			if p, found := ss.files.search(byName(&l.numbers, ss.nameAt, f.name())); found {
 				if ch := ss.files.chunks[p.ci]; ch.h[p.i].pending() == f {
 					fold(ch, p.i, f)
 				} // else folded already: defensive, as a source's jobs are one run and names are deduplicated
@@ -1211,7 +1222,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 		if f.held {
 			*held = append(*held, f.path)
 		}
-		if p, found := ed.c.search(byName[T](ss.nameAt, f.name())); found {
+		if p, found := ed.c.search(byName(&l.numbers, ss.nameAt, f.name())); found {
 			if h, _ := ed.c.get(p); h.pending() == f {
 				ed.remove(p)
 			}
@@ -1220,25 +1231,20 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 	ss.files = ed.done()
 }
 
-// byName orders the rows of a source whose names begin at nameAt against
-// name.
-func byName[T any](nameAt int, name string) func(*rowRefs[T]) int {
-	return func(r *rowRefs[T]) int { return cmp.Compare(r.name(nameAt), name) }
-}
-
-// lookup returns the pointers of the row named name in a sorted list of a
-// source whose names begin at nameAt (nil: none): a pointer into its
-// chunk, which stays as it is (sourceState), not a copy on the heap.
-func lookup[T any](files rowList[T], nameAt int, name string) *rowRefs[T] {
-	if p, ok := files.search(byName[T](nameAt, name)); ok {
-		return &files.chunks[p.ci].h[p.i]
+// byName orders the rows of a source whose names begin at nameAt, its
+// files numbered by ns (fileRow.file), against name.
+func byName[T any](ns *numbers[T], nameAt int, name string) func(*rowRefs[T], rowData) int {
+	return func(h *rowRefs[T], d rowData) int {
+		r := fileRow[T]{*h, d}
+		return cmp.Compare(r.name(ns, nameAt), name)
 	}
-	return nil
 }
 
-// lookupRow is lookup's row whole, a copy (nil: none).
-func lookupRow[T any](files rowList[T], nameAt int, name string) *fileRow[T] {
-	if p, ok := files.search(byName[T](nameAt, name)); ok {
+// lookupRow returns a copy of the row named name in a sorted list of a
+// source whose names begin at nameAt, its files numbered by ns (nil:
+// none).
+func lookupRow[T any](files rowList[T], ns *numbers[T], nameAt int, name string) *fileRow[T] {
+	if p, ok := files.search(byName(ns, nameAt, name)); ok {
 		r := rowAt(files, p)
 		return &r
 	}
@@ -1286,11 +1292,11 @@ func sameFiles[T any](a, b rowList[T]) bool {
 	bi, bj := 0, 0
 	for _, ch := range a.chunks {
 		for k := range ch.h {
-			y := &b.chunks[bi].h[bj]
+			x, y := fileRow[T]{ch.h[k], ch.data(k)}, rowAt(b, at{bi, bj})
 			if bj++; bj == len(b.chunks[bi].h) {
 				bi, bj = bi+1, 0
 			}
-			if !sameRow(&ch.h[k], y) {
+			if !sameRow(&x, &y) {
 				return false
 			}
 		}
@@ -1303,12 +1309,14 @@ func sameFiles[T any](a, b rowList[T]) bool {
 // parsed File (which its skipped entries came with), the same problem.
 // Rows compared are never pending: fold has run. (The same File is the
 // same path; without one, a row keeps its path in its rare part: no
-// path is made to compare them.)
-func sameRow[T any](x, y *rowRefs[T]) bool {
+// path is made to compare them.) Both are rows of the lists a reload
+// started from or made, whose Files the loader's numbers tell apart by
+// number: it gives none of their numbers to another file in that reload.
+func sameRow[T any](x, y *fileRow[T]) bool {
 	if x == nil || y == nil {
 		return x == y
 	}
-	return x.file == y.file && (x.file != nil || x.rare.path == y.rare.path) && sameProblem(x.problem(), y.problem())
+	return x.num == y.num && (x.num != 0 || x.rare.path == y.rare.path) && sameProblem(x.problem(), y.problem())
 }
 
 func sameProblem(a, b *Problem) bool {
@@ -1363,7 +1371,7 @@ func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
 				switch r := &ch.h[k]; {
 				case r.problem() != nil:
 					snap.Problems = append(snap.Problems, *r.problem())
-				case r.file != nil: // loaded(r)
+				case ch.data(k).num != 0: // loaded: it has a File
 					snap.nfiles++
 					snap.Problems = append(snap.Problems, r.skipped()...)
 				}
@@ -1408,15 +1416,15 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 			return nil // a name edited twice: its first old row is what prev holds
 		}
 		ss := &l.states[e.src]
-		now := lookupRow(ss.files, ss.nameAt, e.name)
+		now := lookupRow(ss.files, &l.numbers, ss.nameAt, e.name)
 		if hasProblem(e.old.refs()) || hasProblem(now.refs()) {
 			return nil
 		}
-		was, is := loaded(e.old.refs()), loaded(now.refs())
+		was, is := loaded(&l.numbers, e.old), loaded(&l.numbers, now)
 		if was == is {
 			continue
 		}
-		if loaded(lookup(prev.rows[e.src], ss.nameAt, e.name)) != was {
+		if loaded(&prev.numbers, lookupRow(prev.rows[e.src], &prev.numbers, ss.nameAt, e.name)) != was {
 			return nil // not what the last snapshot holds: assemble it whole
 		}
 		if was != nil {
@@ -1441,19 +1449,20 @@ func (l *Loader[T]) editedNumbers() []uint32 {
 			continue
 		}
 		ss := &l.states[e.src]
-		if now := lookupRow(ss.files, ss.nameAt, e.name); now == nil || now.num != e.old.num {
+		if now := lookupRow(ss.files, &l.numbers, ss.nameAt, e.name); now == nil || now.num != e.old.num {
 			out = append(out, e.old.num)
 		}
 	}
 	return out
 }
 
-// loaded is the file a row puts in a snapshot (nil: none).
-func loaded[T any](r *rowRefs[T]) *File[T] {
+// loaded is the file a row puts in a snapshot (nil: none), its File as
+// ns numbers it.
+func loaded[T any](ns *numbers[T], r *fileRow[T]) *File[T] {
 	if r == nil || r.problem() != nil {
 		return nil
 	}
-	return r.file
+	return r.fileIn(ns)
 }
 
 // logProblems logs each problem of snap once, when it appears, and says

@@ -104,8 +104,10 @@ func (ns *numbers[T]) release(nums []uint32) {
 // unused returns the numbers given to no row of rows (each source's
 // list), for a snapshot assembled whole: a row a reload dropped without
 // an edit saying so (a source listed or read whole) leaves its number
-// to be found here.
-func (ns *numbers[T]) unused(rows []rowList[T]) []uint32 {
+// to be found here. (Its parameter spells out rowList: the generic alias
+// in a generic type's method made go1.26's compiler fail, an internal
+// compiler error in a package importing this one: golang/go#74274.)
+func (ns *numbers[T]) unused(rows []chunked[rowRefs[T], rowData]) []uint32 {
 	used := make([]uint64, (ns.n+64)/64)
 	for _, list := range rows {
 		for _, ch := range list.chunks {

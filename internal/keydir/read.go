@@ -128,11 +128,13 @@ func (l *Loader[T]) read(state *fileState[T], old *fileRow[T], data []byte, fi f
 	}
 	state.unchecked = false
 	state.sum = contentSum(data)
-	if old != nil && old.sum == state.sum && !isPermProblem(old.problem()) && (old.file != nil || old.problem() != nil) {
+	if old != nil && old.sum == state.sum && !isPermProblem(old.problem()) && (old.num != 0 || old.problem() != nil) {
 		// (A row is made only of a state that was read, or failed at its
-		// stat with a zero sum: it needs no read flag.)
-		state.file, state.problem, state.skipped = old.file, old.problem(), old.skipped()
-		state.num = old.num // the same File keeps its number
+		// stat with a zero sum: it needs no read flag.) The same File
+		// keeps its number. (Reads run in parallel, while nothing gives
+		// numbers: place before them, fold after.)
+		state.file, state.problem, state.skipped = old.fileIn(&l.numbers), old.problem(), old.skipped()
+		state.num = old.num
 		return
 	}
 	state.file, state.problem, state.skipped = l.parse(int(state.src), state.path, data)

@@ -33,15 +33,19 @@ func (l *Loader[T]) applyRescan(h hints) {
 func (l *Loader[T]) compare() hints {
 	l.mu.Lock()
 	// The file lists in it are not edited in place after the reload that
-	// made them (only that reload folds rows into its fresh chunks).
+	// made them (only that reload folds rows into its fresh chunks). The
+	// numbers that name their files are the loader's, which the next
+	// reload would write in place: it writes a copy from now on.
 	states := slices.Clone(l.states)
+	ns := l.numbers
+	l.numbers = ns.clone()
 	l.mu.Unlock()
 	if l.compareStarted != nil {
 		l.compareStarted()
 	}
 	var h hints
 	for i := range states {
-		l.differences(i, &states[i], &h)
+		l.differences(i, &states[i], &ns, &h)
 	}
 	if len(h.paths) > maxRescanHints {
 		h = hints{all: true}
@@ -52,14 +56,15 @@ func (l *Loader[T]) compare() hints {
 // differences adds to h the paths of source i that a full scan would find
 // changed since st: the source itself when its own checks answer
 // differently, else every name that appeared, vanished, or whose stat data
-// moved. It reads only st, which no reload modifies, and the file system.
-func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
+// moved. It reads only st and ns, the numbers of its files, which no
+// reload modifies, and the file system.
+func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hints) {
 	src := l.cfg.Sources[i]
 	if src.Feed != nil {
 		return // a feed tells its changes itself
 	}
 	if !src.Dir {
-		prev := lookupRow(st.files, st.nameAt, src.Path)
+		prev := lookupRow(st.files, ns, st.nameAt, src.Path)
 		if _, same := l.statFile(i, st, src.Path, src.Path, prev, true, isLink(src.Path), false); !same {
 			h.add(src.Path)
 		}
@@ -78,39 +83,38 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], h *hints) {
 		h.add(src.Path)
 		return
 	}
-	pairListing(entries, st.files, st.nameAt, func(e dirEntry, prev *fileRow[T]) {
+	pairListing(entries, st.files, ns, st.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		path := pathIn(src.Path, e.name)
 		if _, same := l.statFile(i, st, e.name, path, prev, false, e.typ&fs.ModeSymlink != 0, false); !same {
 			h.add(path)
 		}
-	}, func(gone *fileRow[T]) { h.add(gone.path()) })
+	}, func(gone *fileRow[T]) { h.add(gone.path(ns)) })
 }
 
 // pairListing walks a directory listing (sorted by name, as listSorted
 // gives it) beside the rows of the files as they were (sorted too, names
-// from nameAt): seen gets each visible name with its previous row, or
-// nil; gone, if not nil, each previous row whose name is no longer
-// listed. The rows are old's own, which no reload writes.
-func pairListing[T any](entries []dirEntry, old rowList[T], nameAt int, seen func(dirEntry, *fileRow[T]), gone func(*fileRow[T])) {
+// from nameAt, files numbered by ns): seen gets each visible name with
+// its previous row, or nil; gone, if not nil, each previous row whose
+// name is no longer listed. The rows are old's own, which no reload
+// writes.
+func pairListing[T any](entries []dirEntry, old rowList[T], ns *numbers[T], nameAt int, seen func(dirEntry, *fileRow[T]), gone func(*fileRow[T])) {
 	ci, k := 0, 0
-	next := func() *rowRefs[T] { // the first row not yet paired (its names are in its heap part), nil: none
+	var cur fileRow[T]           // one for the walk: seen and gone keep no pointer to it
+	next := func() *fileRow[T] { // the first row not yet paired, nil: none
 		if ci == len(old.chunks) {
 			return nil
 		}
-		return &old.chunks[ci].h[k]
-	}
-	var cur fileRow[T]          // one for the walk: seen and gone keep no pointer to it
-	row := func() *fileRow[T] { // next's row whole, its mapped part read only now
 		cur = rowAt(old, at{ci, k})
 		return &cur
 	}
+	row := func() *fileRow[T] { return &cur } // next's row, read by next
 	advance := func() {
 		if k++; k == len(old.chunks[ci].h) {
 			ci, k = ci+1, 0
 		}
 	}
 	drop := func(before string, all bool) {
-		for r := next(); r != nil && (all || r.name(nameAt) < before); r = next() {
+		for r := next(); r != nil && (all || r.name(ns, nameAt) < before); r = next() {
 			if gone != nil {
 				gone(row())
 			}
@@ -124,7 +128,7 @@ func pairListing[T any](entries []dirEntry, old rowList[T], nameAt int, seen fun
 		}
 		drop(name, false)
 		var prev *fileRow[T]
-		if r := next(); r != nil && r.name(nameAt) == name {
+		if r := next(); r != nil && r.name(ns, nameAt) == name {
 			prev = row()
 			advance()
 		}

@@ -87,9 +87,9 @@ func TestRowsShareTheCommonestStampPart(t *testing.T) {
 		t.Fatalf("%d keys loaded, want 20", n)
 	}
 	var own []string
-	for r := range l.states[0].files.all {
-		if r.rare != nil {
-			own = append(own, filepath.Base(r.path()))
+	for h, d := range l.states[0].files.all {
+		if r := (fileRow[string]{h, d}); r.rare != nil {
+			own = append(own, filepath.Base(r.path(&l.numbers)))
 		}
 	}
 	if !slices.Equal(own, []string{"k00.json"}) {
@@ -125,9 +125,9 @@ func TestOddRowsShareTheirStampPart(t *testing.T) {
 	must(t, err)
 	_, odd := trustfile.StampOf(fi).Split()
 	parts := map[*rareRow[string]][]string{}
-	for r := range l.states[0].files.all {
-		if r.rare != nil {
-			parts[r.rare] = append(parts[r.rare], filepath.Base(r.path()))
+	for h, d := range l.states[0].files.all {
+		if r := (fileRow[string]{h, d}); r.rare != nil {
+			parts[r.rare] = append(parts[r.rare], filepath.Base(r.path(&l.numbers)))
 		}
 	}
 	if len(parts) != 2 {
@@ -159,7 +159,7 @@ func TestOddRowsShareTheirStampPart(t *testing.T) {
 		fi, err := os.Stat(filepath.Join(dir, c.name))
 		must(t, err)
 		for h, d := range l.states[0].files.all {
-			if r := (fileRow[string]{h, d}); filepath.Base(r.path()) == c.name && l.states[0].stamp(&r) != trustfile.StampOf(fi) {
+			if r := (fileRow[string]{h, d}); filepath.Base(r.path(&l.numbers)) == c.name && l.states[0].stamp(&r) != trustfile.StampOf(fi) {
 				t.Errorf("after %s made %o: its row keeps another stamp", c.name, c.mode)
 			}
 		}

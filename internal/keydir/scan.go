@@ -61,7 +61,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	if ss.files.n == 0 {
 		*jobs = slices.Grow(*jobs, len(entries)) // a first load reads every file
 	}
-	pairListing(entries, ss.files, ss.nameAt, func(e dirEntry, prev *fileRow[T]) {
+	pairListing(entries, ss.files, &l.numbers, ss.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		name := e.name
 		path := pathIn(src.Path, name)
 		if prev == nil && e.typ.IsRegular() {
@@ -186,7 +186,7 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 		if ed != nil {
 			files = ed.c
 		}
-		p, found := files.search(byName[T](ss.nameAt, name))
+		p, found := files.search(byName(&l.numbers, ss.nameAt, name))
 		var prev *fileRow[T]
 		if found {
 			r := rowAt(files, p) // a copy: the editor may move or write the rows it owns
@@ -226,7 +226,7 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 	src := l.cfg.Sources[i]
 	fail := func(err error) (*fileState[T], bool) {
 		p := problemOf(path, err, src.Revocation)
-		if prev != nil && prev.file == nil && sameProblem(prev.problem(), p) {
+		if prev != nil && prev.num == 0 && sameProblem(prev.problem(), p) {
 			return nil, true
 		}
 		state := newFileState[T](i, name, path)
@@ -261,7 +261,7 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 	if err := l.rule(i).CheckFile(path, fi, link, !single); err != nil {
 		return fail(err)
 	}
-	if prev != nil && ss.stamp(prev) == k && (prev.file != nil || !isPermProblem(prev.problem())) {
+	if prev != nil && ss.stamp(prev) == k && (prev.num != 0 || !isPermProblem(prev.problem())) {
 		return nil, true
 	}
 	state = newFileState[T](i, name, path)

@@ -351,12 +351,12 @@ func (l *Loader[T]) stampsOf(i int, names map[string]bool, since time.Time) map[
 	ss := &l.states[i]
 	for _, ch := range ss.files.chunks {
 		for k := range ch.h {
-			name := ch.h[k].name(ss.nameAt)
+			r := &fileRow[T]{ch.h[k], ch.data(k)}
+			name := r.name(&l.numbers, ss.nameAt)
 			if names != nil && !names[name] {
 				continue
 			}
-			r := &fileRow[T]{ch.h[k], ch.data(k)} // the stamp from the mapped part, for the rows asked about
-			if st := ss.stamp(r); r.file != nil && r.problem() == nil && len(r.skipped()) == 0 && st.Changed().Before(since.Add(-StampRacy)) {
+			if st := ss.stamp(r); r.num != 0 && r.problem() == nil && len(r.skipped()) == 0 && st.Changed().Before(since.Add(-StampRacy)) {
 				out[name] = st
 			}
 		}
