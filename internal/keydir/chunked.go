@@ -21,17 +21,21 @@ import (
 // a row's pointer to its rare part is H, its stamp, content sum and
 // file's number D, so that the larger part of a row is resident once and
 // never marked by the collector (docs/design.md, "Memory of a loaded
-// store").
-type chunked[H, D any] struct {
+// store"). A chunk whose H parts are all zero keeps none (compact): a
+// directory whose files have no rare part, most of them, keeps no
+// pointer a row on the heap.
+type chunked[H comparable, D any] struct {
 	chunks []chunk[H, D] // none empty
 	n      int
 }
 
-// chunk is one chunk of a list: h its heap parts, and the first len(h)
-// values of d their D parts (d's Len is the chunk's room).
-type chunk[H, D any] struct {
-	h []H
+// chunk is one chunk of a list of n elements: h their heap parts (nil:
+// all zero), and the first n values of d their D parts (d's Len is the
+// chunk's room).
+type chunk[H comparable, D any] struct {
+	h []H // nil, or n long
 	d *offheap.Array[D]
+	n int
 }
 
 // chunkLen bounds a chunk: at 100,000 elements the list of chunks is
@@ -39,41 +43,81 @@ type chunk[H, D any] struct {
 const chunkLen = 512
 
 // chunksOf returns the list of n elements, element i being at(i).
-func chunksOf[H, D any](n int, at func(i int) (H, D)) chunked[H, D] {
+func chunksOf[H comparable, D any](n int, at func(i int) (H, D)) chunked[H, D] {
 	c := chunked[H, D]{n: n, chunks: make([]chunk[H, D], 0, (n+chunkLen-1)/chunkLen)}
 	for i := 0; i < n; {
 		k := min(n-i, chunkLen)
-		ch := chunk[H, D]{h: make([]H, k), d: offheap.New[D](k)}
+		ch := chunk[H, D]{h: make([]H, k), d: offheap.New[D](k), n: k}
 		for j := range k {
 			h, d := at(i + j)
 			ch.h[j] = h
 			ch.d.Set(j, d)
 		}
-		c.chunks = append(c.chunks, ch)
+		c.chunks = append(c.chunks, ch.compact())
 		i += k
 	}
 	return c
 }
 
 // len is the number of elements of ch.
-func (ch chunk[H, D]) len() int { return len(ch.h) }
+func (ch chunk[H, D]) len() int { return ch.n }
+
+// head returns the H part of element k.
+func (ch chunk[H, D]) head(k int) H {
+	if ch.h == nil {
+		var zero H
+		return zero
+	}
+	return ch.h[k]
+}
 
 // data returns the D part of element k.
 func (ch chunk[H, D]) data(k int) D { return ch.d.Get(k) }
 
+// compact returns ch without its H parts if they are all zero.
+func (ch chunk[H, D]) compact() chunk[H, D] {
+	var zero H
+	for _, h := range ch.h {
+		if h != zero {
+			return ch
+		}
+	}
+	ch.h = nil
+	return ch
+}
+
+// compact drops the H parts of every chunk whose H parts are all zero,
+// writing the chunks' headers: only in a list whose list of chunks is the
+// caller's own (chunksOf's, an editor's), before any other reads it. The
+// chunks themselves are not written: an earlier version sharing one
+// keeps reading it as it was.
+func (c *chunked[H, D]) compact() {
+	for i := range c.chunks {
+		if c.chunks[i].h != nil {
+			c.chunks[i] = c.chunks[i].compact()
+		}
+	}
+}
+
 // put writes element k in place: only into a chunk no other version of
 // the list shares (one chunksOf or an editor made for the reload that
-// writes it).
+// writes it), and that keeps its H parts unless h is zero.
 func (ch chunk[H, D]) put(k int, h H, d D) {
-	ch.h[k] = h
+	var zero H
+	switch {
+	case ch.h != nil:
+		ch.h[k] = h
+	case h != zero:
+		panic("keydir: a row with pointers put in place into a compact chunk")
+	}
 	ch.d.Set(k, d)
 }
 
 // all yields the elements in order.
 func (c chunked[H, D]) all(yield func(H, D) bool) {
 	for _, ch := range c.chunks {
-		for k := range ch.h {
-			if !yield(ch.h[k], ch.d.Get(k)) {
+		for k := range ch.n {
+			if !yield(ch.head(k), ch.d.Get(k)) {
 				return
 			}
 		}
@@ -95,9 +139,13 @@ type at struct{ ci, i int }
 // search finds where key is or would go: order(h, d) compares the
 // element of parts h and d with the key (negative: it comes before).
 func (c chunked[H, D]) search(order func(*H, D) int) (at, bool) {
+	cmp := func(ch chunk[H, D], k int) int {
+		h := ch.head(k)
+		return order(&h, ch.d.Get(k))
+	}
 	// The first chunk whose last element is not before the key.
 	ci, _ := slices.BinarySearchFunc(c.chunks, 0, func(ch chunk[H, D], _ int) int {
-		if last := len(ch.h) - 1; order(&ch.h[last], ch.d.Get(last)) < 0 {
+		if cmp(ch, ch.n-1) < 0 {
 			return -1
 		}
 		return 1
@@ -107,23 +155,23 @@ func (c chunked[H, D]) search(order func(*H, D) int) (at, bool) {
 			return at{}, false
 		}
 		ci--
-		return at{ci, len(c.chunks[ci].h)}, false
+		return at{ci, c.chunks[ci].n}, false
 	}
 	ch := c.chunks[ci]
-	i := sort.Search(len(ch.h), func(m int) bool { return order(&ch.h[m], ch.d.Get(m)) >= 0 })
-	return at{ci, i}, i < len(ch.h) && order(&ch.h[i], ch.d.Get(i)) == 0
+	i := sort.Search(ch.n, func(m int) bool { return cmp(ch, m) >= 0 })
+	return at{ci, i}, i < ch.n && cmp(ch, i) == 0
 }
 
 // get returns the element at p, which must be one.
 func (c chunked[H, D]) get(p at) (H, D) {
 	ch := c.chunks[p.ci]
-	return ch.h[p.i], ch.d.Get(p.i)
+	return ch.head(p.i), ch.d.Get(p.i)
 }
 
 // editor makes the next version of a list: it copies the list of chunks
 // once, and a chunk the first time it writes to it; the list it started
 // from is never written.
-type editor[H, D any] struct {
+type editor[H comparable, D any] struct {
 	c     chunked[H, D]
 	owned map[*offheap.Array[D]]bool // the chunks it made or copied (by their D parts)
 }
@@ -136,12 +184,14 @@ func (c chunked[H, D]) edit() *editor[H, D] {
 func (ed *editor[H, D]) done() chunked[H, D] { return ed.c }
 
 // own makes chunk ci the editor's, copying it unless it already is, with
-// room for one more element (up to chunkLen).
+// room for one more element (up to chunkLen), and its H parts (zero, if
+// it was compact: compact drops them again).
 func (ed *editor[H, D]) own(ci int) chunk[H, D] {
 	ch := ed.c.chunks[ci]
 	if !ed.owned[ch.d] {
-		n := len(ch.h)
-		ch = ed.made(append(make([]H, 0, n+1), ch.h...), ch.d, n, min(chunkLen, n+1))
+		hs := make([]H, ch.n, ch.n+1)
+		copy(hs, ch.h)
+		ch = ed.made(hs, ch.d, ch.n, min(chunkLen, ch.n+1))
 		ed.c.chunks[ci] = ch
 	}
 	return ch
@@ -157,7 +207,7 @@ func (ed *editor[H, D]) made(hs []H, from *offheap.Array[D], n, room int) chunk[
 		runtime.KeepAlive(d)
 	}
 	ed.owned[d] = true
-	return chunk[H, D]{h: hs, d: d}
+	return chunk[H, D]{h: hs, d: d, n: len(hs)}
 }
 
 // set replaces the element at p.
@@ -173,18 +223,18 @@ func (ed *editor[H, D]) insert(p at, h H, d D) {
 		ed.c.chunks = []chunk[H, D]{ch}
 		return
 	}
-	if len(ed.c.chunks[p.ci].h) == chunkLen {
+	if ed.c.chunks[p.ci].n == chunkLen {
 		ed.split(p.ci)
 		if half := chunkLen / 2; p.i > half {
 			p = at{p.ci + 1, p.i - half}
 		}
 	}
 	ch := ed.own(p.ci)
-	if len(ch.h) == ch.d.Len() { // no room: grow it (by a quarter, up to chunkLen)
-		n := len(ch.h)
-		ch = ed.made(ch.h, ch.d, n, min(chunkLen, n+n/4+1))
+	if ch.n == ch.d.Len() { // no room: grow it (by a quarter, up to chunkLen)
+		ch = ed.made(ch.h, ch.d, ch.n, min(chunkLen, ch.n+ch.n/4+1))
 	}
 	ch.h = slices.Insert(ch.h, p.i, h)
+	ch.n = len(ch.h)
 	v := ch.d.View()
 	copy(v[p.i+1:len(ch.h)], v[p.i:len(ch.h)-1])
 	v[p.i] = d
@@ -195,11 +245,18 @@ func (ed *editor[H, D]) insert(p at, h H, d D) {
 // split replaces full chunk ci by its two halves, both the editor's.
 func (ed *editor[H, D]) split(ci int) {
 	ch := ed.c.chunks[ci]
-	half := len(ch.h) / 2
+	half := ch.n / 2
 	v := ch.d.View()
-	lo := ed.made(append(make([]H, 0, chunkLen), ch.h[:half]...), ch.d, half, chunkLen)
-	hi := ed.made(append(make([]H, 0, chunkLen), ch.h[half:]...), nil, 0, chunkLen)
-	copy(hi.d.View(), v[half:len(ch.h)])
+	heads := func(from, to int) []H { // zero if ch is compact
+		hs := make([]H, to-from, chunkLen)
+		if ch.h != nil {
+			copy(hs, ch.h[from:to])
+		}
+		return hs
+	}
+	lo := ed.made(heads(0, half), ch.d, half, chunkLen)
+	hi := ed.made(heads(half, ch.n), nil, 0, chunkLen)
+	copy(hi.d.View(), v[half:ch.n])
 	runtime.KeepAlive(ch.d)
 	runtime.KeepAlive(hi.d)
 	ed.c.chunks[ci] = lo
@@ -209,15 +266,16 @@ func (ed *editor[H, D]) split(ci int) {
 // remove deletes the element at p, and its chunk if it was the last.
 func (ed *editor[H, D]) remove(p at) {
 	ed.c.n--
-	if len(ed.c.chunks[p.ci].h) == 1 {
+	if ed.c.chunks[p.ci].n == 1 {
 		ed.c.chunks = slices.Delete(ed.c.chunks, p.ci, p.ci+1)
 		return
 	}
 	ch := ed.own(p.ci)
-	n := len(ch.h)
+	n := ch.n
 	v := ch.d.View()
 	copy(v[p.i:n-1], v[p.i+1:n])
 	runtime.KeepAlive(ch.d)
 	ch.h = slices.Delete(ch.h, p.i, p.i+1)
+	ch.n = len(ch.h)
 	ed.c.chunks[p.ci] = ch
 }

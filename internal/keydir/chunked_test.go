@@ -185,3 +185,113 @@ func sameSnapshot(a, b *Snapshot[string]) bool {
 	}
 	return true
 }
+
+// TestChunkedCompact edits a list whose H parts are mostly zero, as a
+// directory's rows are (a row's only pointer is its rare part, which
+// most files lack), compacting each version as a reload does: a chunk
+// keeps its H parts exactly when one of them is not zero; editing a
+// compact chunk gives it its H parts back; the versions before are
+// unchanged; and putting a non-zero H part in place into a compact chunk
+// (which fold never does) panics rather than write nowhere.
+func TestChunkedCompact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	// An element: D its key, H a mark (0 for most, else key+1).
+	byKey := func(k int) func(*int, int) int { return func(_ *int, d int) int { return cmp.Compare(d, k) } }
+	type elem struct{ mark, key int }
+	var ref []elem
+	for i := range 3000 {
+		mark := 0
+		if i%700 == 0 {
+			mark = 2*i + 1
+		}
+		ref = append(ref, elem{mark, 2 * i})
+	}
+	same := func(c chunked[int, int], want []elem) bool {
+		h, d := c.flat()
+		if len(h) != len(want) {
+			return false
+		}
+		for i := range want {
+			if h[i] != want[i].mark || d[i] != want[i].key {
+				return false
+			}
+		}
+		return true
+	}
+	c := chunksOf(len(ref), func(i int) (int, int) { return ref[i].mark, ref[i].key })
+	type version struct {
+		c    chunked[int, int]
+		want []elem
+	}
+	var versions []version
+	for step := range 300 {
+		versions = append(versions, version{c, slices.Clone(ref)})
+		ed := c.edit()
+		for range 1 + rng.IntN(10) {
+			k := rng.IntN(7000)
+			p, found := ed.c.search(byKey(k))
+			i, _ := slices.BinarySearchFunc(ref, k, func(e elem, k int) int { return cmp.Compare(e.key, k) })
+			mark := 0
+			if rng.IntN(4) == 0 {
+				mark = k + 1
+			}
+			switch {
+			case found && rng.IntN(2) == 0:
+				ed.remove(p)
+				ref = slices.Delete(ref, i, i+1)
+			case found:
+				ed.set(p, mark, k)
+				ref[i].mark = mark
+			default:
+				ed.insert(p, mark, k)
+				ref = slices.Insert(ref, i, elem{mark, k})
+			}
+		}
+		c = ed.done()
+		c.compact()
+		if !same(c, ref) {
+			t.Fatalf("step %d: the list is not what it should hold", step)
+		}
+		for ci, ch := range c.chunks {
+			marked := false
+			for k := range ch.len() {
+				marked = marked || ch.head(k) != 0
+			}
+			if (ch.h != nil) != marked || ch.h != nil && len(ch.h) != ch.len() {
+				t.Fatalf("step %d: chunk %d keeps H parts: %v (%d of %d), one not zero: %v", step, ci, ch.h != nil, len(ch.h), ch.len(), marked)
+			}
+		}
+	}
+	compacted := 0
+	for i, v := range versions {
+		if !same(v.c, v.want) {
+			t.Fatalf("version %d changed after later edits", i)
+		}
+		for _, ch := range v.c.chunks {
+			if ch.h == nil {
+				compacted++
+			}
+		}
+	}
+	if compacted == 0 {
+		t.Fatal("no chunk was compact: the test does not test compaction")
+	}
+	var ch chunk[int, int] // a compact chunk of the first version
+	for _, x := range versions[0].c.chunks {
+		if x.h == nil {
+			ch = x
+			break
+		}
+	}
+	if ch.d == nil {
+		t.Fatal("the first version has no compact chunk")
+	}
+	x := ch.data(0)
+	ch.put(0, 0, x) // zero: allowed
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a non-zero H part put into a compact chunk did not panic")
+		}
+	}()
+	ch.put(0, 1, x)
+}

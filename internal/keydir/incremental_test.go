@@ -34,8 +34,11 @@ func checkRows(t *testing.T, l *Loader[string], held ...string) {
 			if ch.len() == 0 {
 				t.Fatalf("source %d: an empty chunk", i)
 			}
-			for k := range ch.h {
-				r := &fileRow[string]{ch.h[k], ch.data(k)}
+			if ch.h != nil && (len(ch.h) != ch.len() || ch.compact().h == nil) {
+				t.Fatalf("source %d: a chunk of %d rows keeps %d pointers, all nil: %v (chunked.compact)", i, ch.len(), len(ch.h), ch.compact().h == nil)
+			}
+			for k := range ch.len() {
+				r := &fileRow[string]{ch.head(k), ch.data(k)}
 				count++
 				if r.pending() != nil {
 					t.Fatalf("source %d: row %s still pending after the reload", i, r.path(&l.numbers))

@@ -400,8 +400,8 @@ func (s *Snapshot[T]) AllNumbered(yield func(uint32, *File[T]) bool) {
 func (s *Snapshot[T]) filesOf(i int) iter.Seq2[uint32, *File[T]] {
 	return func(yield func(uint32, *File[T]) bool) {
 		for _, ch := range s.rows[i].chunks {
-			for k := range ch.h {
-				r := fileRow[T]{ch.h[k], ch.data(k)}
+			for k := range ch.len() {
+				r := fileRow[T]{ch.head(k), ch.data(k)}
 				if f := loaded(&s.numbers, &r); f != nil && !yield(r.num, f) {
 					return
 				}
@@ -431,8 +431,12 @@ func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
 }
 
 // DiffNumbered is Diff, with each file's number: in prev for the files
-// gone, in next for those that came. No number is both a file's that went
-// and one's that came (numbers.release).
+// gone, in next for those that came. When next was published right after
+// prev, no number is both a file's that went and one's that came
+// (numbers.release); further apart, one may be (freed by a snapshot
+// between them, and given again), so a caller that applies the change
+// removes the files gone, reading prev's numbers, before it adds those
+// that came, reading next's (as authkeys' index does).
 func DiffNumbered[T any](prev, next *Snapshot[T]) (gone, came []Numbered[T]) {
 	if next.diffed && prev.Generation == next.diffBase {
 		return slices.Clone(next.gone), slices.Clone(next.came)
@@ -552,7 +556,7 @@ type rareRow[T any] struct {
 	pending *fileState[T]
 }
 
-// file is the row's File, as ns numbers it (nil: none). The numbers
+// fileIn is the row's File, as ns numbers it (nil: none). The numbers
 // must be those of the list the row was read from: the loader's during
 // the reload that holds the list, or the snapshot's that holds it. (The
 // loader's hold every row's file of the lists its reload started from
@@ -1039,6 +1043,15 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 		l.runJobs(jobs)
 		held = l.fold(jobs)
 	}
+	for i := range l.states {
+		// A list this reload made (its list of chunks is new, so the
+		// reload's own) drops the rows' pointers of the chunks that hold
+		// none (chunked.compact): most rows have no rare part, and a
+		// pending row's is its state's until fold.
+		if files := &l.states[i].files; len(files.chunks) > 0 && (len(before[i].chunks) == 0 || &files.chunks[0] != &before[i].chunks[0]) {
+			files.compact()
+		}
+	}
 	if l.full {
 		for i := range l.states {
 			changed = changed || !sameFiles(before[i], l.states[i].files)
@@ -1199,7 +1212,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 		// Many (a cold load's, a full scan's): walk the list once rather
 		// than search for each.
 		for _, ch := range ss.files.chunks {
-			for k := range ch.h {
+			for k := range ch.h { // a compact chunk has no pending row: a pending row's rare part is its state's
 				if f := ch.h[k].pending(); f != nil {
 					fold(ch, k, f)
 				}
@@ -1208,7 +1221,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 	} else {
 		for _, f := range jobs {
 			if p, found := ss.files.search(byName(&l.numbers, ss.nameAt, f.name())); found {
-				if ch := ss.files.chunks[p.ci]; ch.h[p.i].pending() == f {
+				if ch := ss.files.chunks[p.ci]; ch.h != nil && ch.h[p.i].pending() == f {
 					fold(ch, p.i, f)
 				} // else folded already: defensive, as a source's jobs are one run and names are deduplicated
 			}
@@ -1232,7 +1245,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 }
 
 // byName orders the rows of a source whose names begin at nameAt, its
-// files numbered by ns (fileRow.file), against name.
+// files numbered by ns (fileRow.fileIn), against name.
 func byName[T any](ns *numbers[T], nameAt int, name string) func(*rowRefs[T], rowData) int {
 	return func(h *rowRefs[T], d rowData) int {
 		r := fileRow[T]{*h, d}
@@ -1291,9 +1304,9 @@ func sameFiles[T any](a, b rowList[T]) bool {
 	}
 	bi, bj := 0, 0
 	for _, ch := range a.chunks {
-		for k := range ch.h {
-			x, y := fileRow[T]{ch.h[k], ch.data(k)}, rowAt(b, at{bi, bj})
-			if bj++; bj == len(b.chunks[bi].h) {
+		for k := range ch.len() {
+			x, y := fileRow[T]{ch.head(k), ch.data(k)}, rowAt(b, at{bi, bj})
+			if bj++; bj == b.chunks[bi].len() {
 				bi, bj = bi+1, 0
 			}
 			if !sameRow(&x, &y) {
@@ -1367,8 +1380,8 @@ func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
 			snap.Problems = append(snap.Problems, *ss.problem)
 		}
 		for _, ch := range ss.files.chunks {
-			for k := range ch.h {
-				switch r := &ch.h[k]; {
+			for k := range ch.len() {
+				switch r := ch.head(k); {
 				case r.problem() != nil:
 					snap.Problems = append(snap.Problems, *r.problem())
 				case ch.data(k).num != 0: // loaded: it has a File

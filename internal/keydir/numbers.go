@@ -111,7 +111,7 @@ func (ns *numbers[T]) unused(rows []chunked[rowRefs[T], rowData]) []uint32 {
 	used := make([]uint64, (ns.n+64)/64)
 	for _, list := range rows {
 		for _, ch := range list.chunks {
-			for k := range ch.h {
+			for k := range ch.len() {
 				if num := ch.d.Get(k).num; num != 0 {
 					used[num/64] |= 1 << (num % 64)
 				}

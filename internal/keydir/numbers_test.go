@@ -69,7 +69,7 @@ func checkNumbered(t *testing.T, l *Loader[string]) {
 	rows, seen := 0, map[uint32]bool{}
 	for i := range l.states {
 		for _, ch := range l.states[i].files.chunks {
-			for k := range ch.h {
+			for k := range ch.len() {
 				if num := ch.data(k).num; num != 0 {
 					if l.numbers.at(num) == nil {
 						t.Fatalf("a row numbered %d, which the loader's numbers give no File", num)

@@ -109,7 +109,7 @@ func pairListing[T any](entries []dirEntry, old rowList[T], ns *numbers[T], name
 	}
 	row := func() *fileRow[T] { return &cur } // next's row, read by next
 	advance := func() {
-		if k++; k == len(old.chunks[ci].h) {
+		if k++; k == old.chunks[ci].len() {
 			ci, k = ci+1, 0
 		}
 	}

@@ -350,8 +350,8 @@ func (l *Loader[T]) stampsOf(i int, names map[string]bool, since time.Time) map[
 	out := map[string]trustfile.Stamp{}
 	ss := &l.states[i]
 	for _, ch := range ss.files.chunks {
-		for k := range ch.h {
-			r := &fileRow[T]{ch.h[k], ch.data(k)}
+		for k := range ch.len() {
+			r := &fileRow[T]{ch.head(k), ch.data(k)}
 			name := r.name(&l.numbers, ss.nameAt)
 			if names != nil && !names[name] {
 				continue
