@@ -293,6 +293,14 @@ func (fl *focusedLoad[T]) onlyOwn(i int, head []byte) bool {
 func (fl *focusedLoad[T]) lock(create bool) (unlock func(), ok bool) {
 	release, ok := fl.l.lockIndex(create)
 	if !ok {
+		// The lock file may be held even so (the directory's own lock
+		// was not: lockDir): let it go. Kept, it made this process's
+		// next lock of the index wait for itself, and every other
+		// command for it, 10 s a time (found by a hung
+		// TestLoadForConcurrentProcesses, 2026-12-03).
+		if release != nil {
+			release()
+		}
 		return nil, false
 	}
 	fl.locked = map[int]*sourceIndex{}

@@ -59,10 +59,14 @@ func lockDir(dir string) (unlock func(), held bool, why *UnlockedError, err erro
 		derr = syscall.EWOULDBLOCK
 	}
 	return func() { // closing the descriptors releases the locks
-		syscall.Close(fd)
+		// The directory's own lock first: the next holder of the lock
+		// file, who may take it the moment fd closes, then finds it free,
+		// where it found it still held and went ahead without it (and
+		// an admin command without the index).
 		if derr == nil {
 			syscall.Close(dfd)
 		}
+		syscall.Close(fd)
 	}, derr == nil, nil, nil
 }
 

@@ -716,3 +716,36 @@ func TestLockFileNotLoaded(t *testing.T) {
 		t.Errorf("a directory holding only its lock file loads %d files, problems %v", len(snap.Files()), snap.Problems)
 	}
 }
+
+// A reader holding the admin index directory's own lock makes the index
+// go unused (lockDir: held false), but the lock file, which lockDir did
+// take, must be let go: kept, the process's next lock of the index
+// waited for itself, and every other command for it, 10 s a time (a hung
+// TestLoadForConcurrentProcesses: one process with two descriptors of
+// the index's lock file, the other waiting).
+func TestIndexLockLetGoWhenNotUsed(t *testing.T) {
+	dir := t.TempDir()
+	boundWait(t, time.Minute)
+	index := filepath.Join(dir, ".index")
+	l := New(Config[string]{Sources: []Source{{Path: filepath.Join(dir, "authorized_keys.d"), Dir: true}}, Index: index})
+	fl := &focusedLoad[string]{l: l}
+	unlock, ok := fl.lock(true)
+	if !ok {
+		t.Fatal("no index lock with nothing held")
+	}
+	unlock()
+	fd, err := syscall.Open(index, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil { // a reader of the index directory
+		t.Fatal(err)
+	}
+	if _, ok := fl.lock(false); ok {
+		t.Fatal("the index used while a reader holds its directory's own lock")
+	}
+	if lockedByAnother(t, filepath.Join(index, lockName)) {
+		t.Fatal("the index's lock file is still held after the index went unused")
+	}
+}
