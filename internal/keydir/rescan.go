@@ -100,14 +100,13 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hi
 func pairListing[T any](entries []dirEntry, old rowList[T], ns *numbers[T], nameAt int, seen func(dirEntry, *fileRow[T]), gone func(*fileRow[T])) {
 	ci, k := 0, 0
 	var cur fileRow[T]           // one for the walk: seen and gone keep no pointer to it
-	next := func() *fileRow[T] { // the first row not yet paired, nil: none
+	next := func() *fileRow[T] { // the first row not yet paired (in cur), nil: none
 		if ci == len(old.chunks) {
 			return nil
 		}
 		cur = rowAt(old, at{ci, k})
 		return &cur
 	}
-	row := func() *fileRow[T] { return &cur } // next's row, read by next
 	advance := func() {
 		if k++; k == old.chunks[ci].len() {
 			ci, k = ci+1, 0
@@ -116,7 +115,7 @@ func pairListing[T any](entries []dirEntry, old rowList[T], ns *numbers[T], name
 	drop := func(before string, all bool) {
 		for r := next(); r != nil && (all || r.name(ns, nameAt) < before); r = next() {
 			if gone != nil {
-				gone(row())
+				gone(r)
 			}
 			advance()
 		}
@@ -129,7 +128,7 @@ func pairListing[T any](entries []dirEntry, old rowList[T], ns *numbers[T], name
 		drop(name, false)
 		var prev *fileRow[T]
 		if r := next(); r != nil && r.name(ns, nameAt) == name {
-			prev = row()
+			prev = r
 			advance()
 		}
 		seen(e, prev)
