@@ -134,6 +134,7 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 	if err := tmp.Chmod(perm); err != nil {
 		return err
 	}
+	Hook(StepCreated, path)
 	if err := fill(tmp); err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) && pe.Path == tmpName {
@@ -150,6 +151,7 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	tmp = nil
+	Hook(StepFilled, path)
 	if err := place(tmpName, path); err != nil {
 		var le *os.LinkError
 		if errors.As(err, &le) {
@@ -168,11 +170,26 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 	// leave a temporary file, as any write can: mode perm from its first
 	// byte (0600 while empty), a dotfile that no trust store reads.
 	os.Remove(tmpName)
+	Hook(StepPlaced, path)
 	if !sync {
 		return nil
 	}
 	return syncPlaced(dir)
 }
+
+// The steps of a write at which Hook is called.
+const (
+	StepCreated = "created" // the temporary file exists, empty, with its mode
+	StepFilled  = "filled"  // it is complete and closed, not yet in place
+	StepPlaced  = "placed"  // path is the new file, its directory not yet synced
+)
+
+// Hook is called at each step of every write, with the path written. It
+// does nothing, except in the tests' keytool processes: there it may stop
+// the process at a chosen step of a chosen write, for the test to kill it
+// there (internal/cli's TestMain and TestKillAtEveryWrite), so that a
+// kill inside a write is tested at each step, not left to a random delay.
+var Hook = func(step, path string) {}
 
 // syncPlaced is syncDir, once the file is in place; a test looks at the
 // directory at that moment.

@@ -225,28 +225,21 @@ func killDelay(d time.Duration) time.Duration {
 // their run: never an empty or partial key file (the moby key.json bug);
 // only complete files, or none, plus ignored temporary files.
 //
-// The test proves something only if some kills land while a file is being
-// written, so each subtest also counts them and fails if there are none. A
-// kill counts as landing mid-write when it ended the process (not a normal
-// exit) and left a temporary file of atomicfile behind: the process died
-// between creating ".NAME.*.tmp" and removing it, that is inside a write
-// (a kill merely "before exit" may land before any write began). On the
-// 2-core machine, with a fuzzer on one core, 3 to 15 of 30 kills of gen and
-// 2 to 8 of 30 of authorize landed mid-write: 30 runs without one are not
-// rare enough to fail on. So a subtest that has none after its 30 runs goes
-// on, up to maxRuns, until one lands (at 2 in 30, none in 150 runs has odds
-// of about 3 in 100,000); none in maxRuns means the kills no longer reach
-// the writes — the writes now end long before the process does, or stopped
-// going through temporary files — and the test fails.
+// A random kill lands inside a write only now and then — on the 2-core
+// machine 3 to 15 of 30 kills of gen and 2 to 8 of 30 of authorize, and
+// under CI's load none of 150 once (2026-12-04) — so the kills inside
+// each step of each write are TestKillAtEveryWrite's, which stops the
+// process there before killing it. This test covers the moments around
+// the writes (the lock, the reads, the checks) and counts, in its log,
+// how many of its kills left a temporary file.
 func TestKillDuringWrites(t *testing.T) {
-	const runs, maxRuns = 30, 150
+	const runs = 30
 	t.Run("gen", func(t *testing.T) {
 		base := t.TempDir()
 		d := timeRun(t, func(i int) *exec.Cmd { return keytoolCmd("-H", filepath.Join(base, fmt.Sprint("probe", i)), "gen") })
 		outcomes := map[string]int{}
-		killedN, midWrite, n := 0, 0, 0
-		for i := 0; i < runs || midWrite == 0 && i < maxRuns; i++ {
-			n++
+		killedN, midWrite := 0, 0
+		for i := range runs {
 			home := filepath.Join(base, fmt.Sprint(i))
 			var old *jwk.Key
 			args := []string{"-H", home, "gen"}
@@ -282,10 +275,7 @@ func TestKillDuringWrites(t *testing.T) {
 			}
 			outcomes[fmt.Sprintf("killed=%v files=%v", killed, files)]++
 		}
-		t.Logf("gen runs in %v; %d kills at random in [%v, %v): %v; %d killed before exit, %d of them mid-write", d.Round(time.Millisecond), n, (d / 4).Round(time.Millisecond), (d + d/4).Round(time.Millisecond), outcomes, killedN, midWrite)
-		if midWrite == 0 {
-			t.Errorf("none of %d kills of gen (%d before exit) landed mid-write: the test proved nothing", n, killedN)
-		}
+		t.Logf("gen runs in %v; %d kills at random in [%v, %v): %v; %d killed before exit, %d of them mid-write", d.Round(time.Millisecond), runs, (d / 4).Round(time.Millisecond), (d + d/4).Round(time.Millisecond), outcomes, killedN, midWrite)
 	})
 	t.Run("authorize", func(t *testing.T) {
 		root := t.TempDir()
@@ -299,9 +289,8 @@ func TestKillDuringWrites(t *testing.T) {
 			os.Remove(filepath.Join(home, "authorized_keys.d", fmt.Sprint("probe", i, ".json")))
 		}
 		dir := filepath.Join(home, "authorized_keys.d")
-		killedN, midWrite, written, n := 0, 0, 0, 0
-		for i := 0; i < runs || midWrite == 0 && i < maxRuns; i++ {
-			n++
+		killedN, midWrite, written := 0, 0, 0
+		for i := range runs {
 			pub := filepath.Join(root, fmt.Sprint("c", i, ".pub.json"))
 			k := writePublicKey(t, pub, nil)
 			delay := killDelay(d)
@@ -325,10 +314,7 @@ func TestKillDuringWrites(t *testing.T) {
 		if len(s.Problems()) != 0 || len(s.Entries()) != written {
 			t.Errorf("store: %d entries (want %d), problems %v", len(s.Entries()), written, s.Problems())
 		}
-		t.Logf("authorize runs in %v; %d runs, %d killed before exit, %d of them mid-write, %d entries written", d.Round(time.Millisecond), n, killedN, midWrite, written)
-		if midWrite == 0 {
-			t.Errorf("none of %d kills of authorize (%d before exit) landed mid-write: the test proved nothing", n, killedN)
-		}
+		t.Logf("authorize runs in %v; %d runs, %d killed before exit, %d of them mid-write, %d entries written", d.Round(time.Millisecond), runs, killedN, midWrite, written)
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -15,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/keytool/keytool/dane"
+	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/scripttest"
 )
 
@@ -30,8 +32,48 @@ func TestMain(m *testing.M) {
 	}
 	dnsSearch = testSearchList(os.Getenv(dnsSearchEnv))
 	testscript.Main(m, map[string]func(){
-		"keytool": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"keytool": func() {
+			holdAt(os.Getenv(holdEnv))
+			os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		},
 	})
+}
+
+// holdEnv, in a test's keytool process, names a step of one of its
+// writes, "N:STEP" (the Nth write, from 1; a step of atomicfile's): the
+// process stops there, says so on stderr (holdingLine, then the path
+// written), and waits to be killed. TestKillAtEveryWrite kills it there.
+const holdEnv = "KEYTOOL_TEST_HOLD"
+
+const holdingLine = "keytool-test: holding at "
+
+// holdAt sets atomicfile.Hook to stop the process at the write and step
+// that v names (holdEnv); an empty v changes nothing.
+func holdAt(v string) {
+	if v == "" {
+		return
+	}
+	nth, step, ok := strings.Cut(v, ":")
+	n, err := strconv.Atoi(nth)
+	if !ok || err != nil || n < 1 {
+		fmt.Fprintf(os.Stderr, "%s=%q: want N:STEP\n", holdEnv, v)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	writes := 0
+	atomicfile.Hook = func(s, path string) {
+		mu.Lock()
+		if s == atomicfile.StepCreated {
+			writes++
+		}
+		hold := writes == n && s == step
+		if !hold {
+			mu.Unlock()
+			return
+		}
+		fmt.Fprintf(os.Stderr, "%s%s of write %d: %s\n", holdingLine, s, n, path)
+		time.Sleep(time.Hour) // with mu held: no other write goes on
+	}
 }
 
 // dnsSearchEnv is the search list the tests' keytool processes, and run
