@@ -489,20 +489,28 @@ type fileRow[T any] struct {
 // of a loaded store", step 5). A row's name is its File's, or, without
 // one, its rare part's (fileRow.name).
 type rowRefs[T any] struct {
-	rare *rareRow[T] // nil: loaded with no problem and the source's stamp part
+	rare *rareRow[T] // nil: loaded with no problem, and the stamp part its odd names
 }
 
 // rowData is the part of a row that holds no pointer.
 type rowData struct {
 	// stamp is the file's own part of its stat stamp; the rest is its
-	// source's (sourceState.dir) unless rare holds its own.
+	// source's (sourceState.dir), or the odd one its odd names, unless
+	// rare holds its own.
 	stamp trustfile.StampFile
 	// sum is contentSum's: it only spares the parse of content read before
 	// (the same bytes under a new stamp).
-	sum [12]byte
+	sum contentSumOf
+	// odd, if not 0, is the row's shared part of its stamp: the source's
+	// odd[odd-1], not its dir. It is a byte of the mapped part, not a
+	// pointer to a shared rare part, so that the rows of a directory's
+	// rarer mode or owner keep no heap part: a chunk of them is compact
+	// (chunked.compact), where a pointer in any of its rows made every row
+	// of the chunk keep one (8 heap bytes a row).
+	odd uint8
 	// num is the file's number (numbers), 0 if the row has no File: kept
-	// while the row stands for the same File. (12 bytes of sum and 4 of
-	// number keep the row at 48 bytes, where 16 of sum were.)
+	// while the row stands for the same File. (11 bytes of sum, 1 of odd
+	// and 4 of number keep the row at 48 bytes, where 16 of sum were.)
 	num uint32
 }
 
@@ -611,7 +619,7 @@ type fileState[T any] struct {
 	// own.
 	rareRow[T]
 	st   trustfile.Stamp
-	sum  [12]byte
+	sum  contentSumOf
 	file *File[T]
 	num  uint32 // file's number, when the file is the row's it replaces (read); 0: to be given
 	// old, while a read is pending or held, is the row it replaces (nil:
@@ -688,32 +696,34 @@ type sourceState[T any] struct {
 	// reads its stamp the same way.
 	dir    trustfile.StampDir
 	hasDir bool
-	// odd are rare parts that hold nothing but a shared part of a stamp
-	// unlike dir, one for each such part met (at most maxOdd): the rows
-	// whose only difference is that share one, so that a directory whose
-	// files have two modes (keytool's 0644 beside a tool's 0600) or two
-	// owners does not pay a rare part for each file of the rarer kind.
-	// Such a part is never written once made (rows, snapshots and reloads
-	// read it alike).
-	odd []*rareRow[T]
+	// odd are shared parts of stamps unlike dir, one for each such part
+	// met (at most maxOdd), which a row names by its index plus one
+	// (rowData.odd): so that a directory whose files have two modes
+	// (keytool's 0644 beside a tool's 0600) or two owners pays neither a
+	// rare part nor a pointer for each file of the rarer kind. An element
+	// is written once, before any row names it, and never again: the
+	// rescan's compare reads rows, and through them elements, without the
+	// lock (an element written is another word than the ones it reads).
+	odd [maxOdd]*trustfile.StampDir
 }
 
-// maxOdd bounds sourceState.odd: past it, a row keeps its own.
+// maxOdd bounds sourceState.odd: past it, a row keeps its own in a rare
+// part.
 const maxOdd = 8
 
-// oddDir returns a rare part holding only dir, shared with every row of
-// the source whose only rare part is that dir.
-func (ss *sourceState[T]) oddDir(dir trustfile.StampDir) *rareRow[T] {
-	for _, r := range ss.odd {
-		if *r.dir == dir {
-			return r
+// oddIndex returns the index plus one of dir in the source's odd parts,
+// adding it if there is room; 0 if there is none.
+func (ss *sourceState[T]) oddIndex(dir trustfile.StampDir) uint8 {
+	for i, d := range ss.odd {
+		switch {
+		case d == nil:
+			ss.odd[i] = &dir
+			return uint8(i + 1)
+		case *d == dir:
+			return uint8(i + 1)
 		}
 	}
-	r := &rareRow[T]{dir: &dir}
-	if len(ss.odd) < maxOdd {
-		ss.odd = append(ss.odd, r)
-	}
-	return r
+	return 0
 }
 
 // prefixOf is what a file's path holds before its name, in a source: a
@@ -758,8 +768,11 @@ func (l *Loader[T]) fileName(i int, path string) (*fileSource, string) {
 // stamp is the stat stamp of the file of row r.
 func (ss *sourceState[T]) stamp(r *fileRow[T]) trustfile.Stamp {
 	d := ss.dir
-	if r.rare != nil && r.rare.dir != nil {
+	switch {
+	case r.rare != nil && r.rare.dir != nil:
 		d = *r.rare.dir
+	case r.odd != 0:
+		d = *ss.odd[r.odd-1]
 	}
 	return r.stamp.Join(d)
 }
@@ -781,7 +794,10 @@ func (ss *sourceState[T]) row(f *fileState[T], ns *numbers[T]) fileRow[T] {
 	switch {
 	case loaded && !ownDir:
 	case loaded:
-		r.rare = ss.oddDir(dir) // its mode or owner is all it has of its own
+		// Its mode or owner is all it has of its own.
+		if r.odd = ss.oddIndex(dir); r.odd == 0 {
+			r.rare = &rareRow[T]{dir: &dir}
+		}
 	default:
 		r.rare = &rareRow[T]{problem: f.problem, skipped: f.skipped}
 		if ownDir {

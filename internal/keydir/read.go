@@ -308,16 +308,18 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 	return f, nil
 }
 
-// contentSum is what a fileRow keeps of its content: 12 bytes of a
+// contentSum is what a fileRow keeps of its content: 11 bytes of a
 // SHA-256 keyed with a secret of the process (sumKey). It only spares the
 // parse of bytes read before; the key keeps anyone who may write a trust
-// file from searching offline for two contents with the same 12 bytes,
+// file from searching offline for two contents with the same 11 bytes,
 // which would let them swap what a running loader keeps for what the file
 // says. Without the key, a new content of a file passes for the old one
-// only by chance, once in 2^96: an attacker can try no faster than the
-// loader reads the file, and learns nothing from a miss. (12 bytes, not
-// 16, leave room for the file's number in the row: rowData.)
-func contentSum(data []byte) (sum [12]byte) {
+// only by chance, once in 2^88: an attacker can try no faster than the
+// loader reads the file, and learns nothing from a miss (at a thousand
+// reads a second, some 5·10^15 years for an even chance). (11 bytes, not 16,
+// leave room in the row for the file's number and its odd stamp part:
+// rowData.)
+func contentSum(data []byte) (sum contentSumOf) {
 	h := sha256.New()
 	h.Write(sumKey[:])
 	h.Write(data)
@@ -325,6 +327,9 @@ func contentSum(data []byte) (sum [12]byte) {
 	copy(sum[:], h.Sum(full[:0]))
 	return sum
 }
+
+// contentSumOf is contentSum's result.
+type contentSumOf [11]byte
 
 // sumKey keys contentSum: random, never written anywhere.
 var sumKey = func() (k [32]byte) {

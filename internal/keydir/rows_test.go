@@ -74,8 +74,9 @@ func TestRowStampsTellChanges(t *testing.T) {
 // TestRowsShareTheCommonestStampPart: the shared part of a source's
 // stamps (device, mode, owner) is the one most of its files have, not the
 // first file's: one 0600 file first in a directory of 0644 files is the
-// only row with a rare part of its own (found by review: every other file
-// paid one, more than the whole state cost before rows).
+// only row with a stamp part of its own, an odd one (found by review:
+// every other file paid a rare part, more than the whole state cost
+// before rows).
 func TestRowsShareTheCommonestStampPart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
 	for i := range 20 {
@@ -88,22 +89,25 @@ func TestRowsShareTheCommonestStampPart(t *testing.T) {
 	}
 	var own []string
 	for h, d := range l.states[0].files.all {
-		if r := (fileRow[string]{h, d}); r.rare != nil {
+		if r := (fileRow[string]{h, d}); r.rare != nil || r.odd != 0 {
 			own = append(own, filepath.Base(r.path(&l.numbers)))
 		}
 	}
 	if !slices.Equal(own, []string{"k00.json"}) {
-		t.Errorf("rows with a rare part: %q, want only k00.json's", own)
+		t.Errorf("rows with a stamp part of their own: %q, want only k00.json's", own)
 	}
 }
 
 // TestOddRowsShareTheirStampPart: in a directory whose files have two
-// modes, the rows of the rarer mode share one rare part (found by review:
-// each paid its own, ~144 bytes, half the files of a directory half 0600
-// and half 0644), while a row that has more than its mode to keep (a
-// skipped file) keeps its own; and a shared part still tells each row's
-// changes: a chmod of one file to the commonest mode, or to a third mode,
-// is seen and re-read, the others not.
+// modes, the rows of the rarer mode share one stamp part, which each
+// names by a byte of its mapped part (found by review: each paid a rare
+// part of its own, ~144 bytes, half the files of a directory half 0600
+// and half 0644; later a pointer each to a shared one, which kept every
+// chunk holding one from being compact), while a row that has more than
+// its mode to keep (a skipped file) keeps its own rare part; and a shared
+// part still tells each row's changes: a chmod of one file to the
+// commonest mode, or to a third mode, is seen and re-read, the others
+// not.
 func TestOddRowsShareTheirStampPart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
 	for i := range 20 {
@@ -112,9 +116,16 @@ func TestOddRowsShareTheirStampPart(t *testing.T) {
 			must(t, os.Chmod(filepath.Join(dir, fmt.Sprintf("k%02d.json", i)), 0o600)) // 7 of 20
 		}
 	}
+	l := newLoader(Source{Path: dir, Dir: true})
+	if n := len(fingerprints(l.Reload())); n != 20 {
+		t.Fatalf("%d keys loaded, want 20", n)
+	}
+	if c := l.states[0].files.chunks; len(c) != 1 || c[0].h != nil {
+		t.Errorf("the chunk of rows of two modes keeps a heap part: not compact")
+	}
+
 	keydirtest.Write(t, filepath.Join(dir, "bad.json"), []byte("{not json\n"))
 	must(t, os.Chmod(filepath.Join(dir, "bad.json"), 0o600))
-	l := newLoader(Source{Path: dir, Dir: true})
 	var read []string
 	l.beforeRead = func(path string) { read = append(read, filepath.Base(path)) }
 	s := l.Reload()
@@ -124,24 +135,31 @@ func TestOddRowsShareTheirStampPart(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(dir, "k01.json"))
 	must(t, err)
 	_, odd := trustfile.StampOf(fi).Split()
+	ss := &l.states[0]
 	parts := map[*rareRow[string]][]string{}
-	for h, d := range l.states[0].files.all {
-		if r := (fileRow[string]{h, d}); r.rare != nil {
+	var oddRows []string
+	for h, d := range ss.files.all {
+		r := fileRow[string]{h, d}
+		if r.rare != nil {
 			parts[r.rare] = append(parts[r.rare], filepath.Base(r.path(&l.numbers)))
 		}
+		if r.odd != 0 {
+			if *ss.odd[r.odd-1] != odd {
+				t.Errorf("%s names an odd stamp part not the 0600 files'", r.path(&l.numbers))
+			}
+			oddRows = append(oddRows, filepath.Base(r.path(&l.numbers)))
+		}
 	}
-	if len(parts) != 2 {
-		t.Fatalf("%d rare parts, want 2 (one shared by the 0600 keys, bad.json's own): %v", len(parts), parts)
+	if len(parts) != 1 {
+		t.Fatalf("%d rare parts, want 1 (bad.json's own): %v", len(parts), parts)
 	}
 	for p, names := range parts {
-		switch {
-		case p.problem != nil:
-			if !slices.Equal(names, []string{"bad.json"}) {
-				t.Errorf("the rare part with a problem is %q's, want bad.json's alone", names)
-			}
-		case len(names) != 7 || p.dir == nil || *p.dir != odd:
-			t.Errorf("a shared rare part of %q, want the 7 files of mode 0600's", names)
+		if p.problem == nil || !slices.Equal(names, []string{"bad.json"}) {
+			t.Errorf("the rare part is %q's, want bad.json's alone, with its problem", names)
 		}
+	}
+	if len(oddRows) != 7 || ss.odd[1] != nil {
+		t.Errorf("rows naming an odd stamp part: %q, want the 7 files of mode 0600 (and one odd part: the second is %v)", oddRows, ss.odd[1])
 	}
 
 	for _, c := range []struct {
@@ -163,5 +181,55 @@ func TestOddRowsShareTheirStampPart(t *testing.T) {
 				t.Errorf("after %s made %o: its row keeps another stamp", c.name, c.mode)
 			}
 		}
+	}
+}
+
+// TestMoreOddStampPartsThanRowsName: a directory of more modes than a row
+// can name odd stamp parts of (maxOdd besides the source's own) keeps the
+// stamp of the rest in rare parts of their own; every row's stamp is its
+// file's, and an unchanged directory is not read again.
+func TestMoreOddStampPartsThanRowsName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+	// Most of the files 0644 (the source's own part, a majority:
+	// commonestDir), then one each of ten other modes.
+	modes := []os.FileMode{0o600, 0o640, 0o604, 0o400, 0o440, 0o444, 0o404, 0o700, 0o740, 0o744}
+	for range len(modes) + 1 {
+		modes = append(modes, 0o644)
+	}
+	for i, m := range modes {
+		path := filepath.Join(dir, fmt.Sprintf("k%02d.json", i))
+		keydirtest.Write(t, path, keydirtest.JWK(t, key(t, i)))
+		must(t, os.Chmod(path, m))
+	}
+	l := newLoader(Source{Path: dir, Dir: true})
+	var read []string
+	l.beforeRead = func(path string) { read = append(read, filepath.Base(path)) }
+	if n := len(fingerprints(l.Reload())); n != len(modes) {
+		t.Fatalf("%d keys loaded, want %d", n, len(modes))
+	}
+	ss := &l.states[0]
+	own, named := 0, 0
+	for h, d := range ss.files.all {
+		r := fileRow[string]{h, d}
+		fi, err := os.Stat(r.path(&l.numbers))
+		must(t, err)
+		if ss.stamp(&r) != trustfile.StampOf(fi) {
+			t.Errorf("%s: its row keeps another stamp", r.path(&l.numbers))
+		}
+		switch {
+		case r.rare != nil && r.rare.dir != nil:
+			own++
+		case r.odd != 0:
+			named++
+		}
+	}
+	// Eleven modes: the source's own, maxOdd named, two in rare parts.
+	if named != maxOdd || own != 10-maxOdd {
+		t.Errorf("%d rows name an odd part, %d keep their own, want %d and %d", named, own, maxOdd, 10-maxOdd)
+	}
+	read = nil
+	l.Reload()
+	if len(read) != 0 {
+		t.Errorf("an unchanged directory read again: %q", read)
 	}
 }
