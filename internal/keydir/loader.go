@@ -701,9 +701,10 @@ type sourceState[T any] struct {
 	// (rowData.odd): so that a directory whose files have two modes
 	// (keytool's 0644 beside a tool's 0600) or two owners pays neither a
 	// rare part nor a pointer for each file of the rarer kind. An element
-	// is written once, before any row names it, and never again: the
-	// rescan's compare reads rows, and through them elements, without the
-	// lock (an element written is another word than the ones it reads).
+	// is written once, before any row names it, and never again: a row
+	// read anywhere names an element that the state it is read with holds
+	// (the rescan's compare reads rows without the lock, with a copy of
+	// the states taken under it).
 	odd [maxOdd]*trustfile.StampDir
 }
 
