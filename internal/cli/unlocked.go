@@ -15,10 +15,13 @@ import (
 // the command is not failed — refusing to remove a key would be worse
 // than the race (docs/design.md, "Concurrent writers") — but the admin
 // learns that another keytool writing at the same moment could undo
-// this one's edit, and why. Called once a command's edits are done.
-func reportUnlocked(c *cli, cmd string, store unlockedStore) {
+// this one's edit, and why. Called once a command's edits are done, with
+// the command's error: a command that failed (a name taken, a key
+// revoked) may have made no edit, so the warning then names the lock
+// file and its fix only, not an edit that could be undone.
+func reportUnlocked(c *cli, cmd string, store unlockedStore, err error) {
 	for _, u := range store.Unlocked() {
-		if u.Index {
+		if u.Index || err != nil {
 			fmt.Fprintf(c.stderr, "keytool %s: warning: %v; %s\n", cmd, u, unlockedFix(u))
 			continue
 		}
