@@ -272,7 +272,7 @@ func TestShutdownDrains(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Shutdown: %v", err)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(30 * time.Second): // a bound on a hang
 		t.Fatal("Shutdown did not return after the last connection ended")
 	}
 	logs.waitFor(t, `msg=closed .*name=alice bytes_in=12 bytes_out=12`)
@@ -356,7 +356,7 @@ func TestGoroutinesBackToLevel(t *testing.T) {
 	// A handler logs "closed" just before it returns: wait for the
 	// handlers themselves, not their last line, so that the count below
 	// is taken with none running.
-	for deadline := time.Now().Add(2 * time.Second); strings.Count(logs.String(), "msg=closed") < 5 || p.l.open() > 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); strings.Count(logs.String(), "msg=closed") < 5 || p.l.open() > 0; time.Sleep(5 * time.Millisecond) { // a bound on a hang
 		if time.Now().After(deadline) {
 			t.Fatalf("not every connection was closed (%d handlers running):\n%s", p.l.open(), logs)
 		}

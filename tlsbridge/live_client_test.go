@@ -68,7 +68,7 @@ func (lc *liveClient) pin(t *testing.T, name, addr string, k *jwk.Key) string {
 	t.Helper()
 	file := filepath.Join(lc.opts.Dirs[0], name+".json")
 	keydirtest.Put(t, file, keydirtest.JWK(t, keydirtest.WithAttrs(k.PublicKey(), jwk.AttrAddress, addr)))
-	for deadline := time.Now().Add(2 * time.Second); lc.hosts.Decide(addr, k.SPKIHash()).Verdict != knownhosts.Pinned; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(hangBound); lc.hosts.Decide(addr, k.SPKIHash()).Verdict != knownhosts.Pinned; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s was not pinned from %s", addr, file)
 		}
@@ -117,7 +117,7 @@ func (s *heldStream) echoes(t *testing.T) {
 		}
 	case <-s.ended:
 		t.Fatalf("%s ended", s.name)
-	case <-time.After(3 * time.Second):
+	case <-time.After(hangBound):
 		t.Fatalf("%s: no echo", s.name)
 	}
 }
@@ -192,7 +192,7 @@ func TestLiveConnsClient(t *testing.T) {
 			t.Logf("ended %v after the change", s1.endedWithin(t, at, liveWithin))
 			re := regexp.MustCompile(`level=WARN msg="closing: key no longer admitted" addr=` + regexp.QuoteMeta(addr1) + ` remote=` +
 				regexp.QuoteMeta(addr1) + ` fingerprint=` + regexp.QuoteMeta(one.id.Key.Fingerprint()) + ` reason="knownhosts: .*(` + tc.reason + `)`)
-			for deadline := time.Now().Add(3 * time.Second); !re.MatchString(lc.logs.String()); time.Sleep(10 * time.Millisecond) {
+			for deadline := time.Now().Add(hangBound); !re.MatchString(lc.logs.String()); time.Sleep(10 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					t.Fatalf("no line matches %s in:\n%s", re, lc.logs)
 				}
@@ -241,7 +241,7 @@ func TestLiveConnsClientTransport(t *testing.T) {
 		t.Fatalf("got %q", body)
 	}
 	tr.CloseIdleConnections()
-	for deadline := time.Now().Add(2 * time.Second); live.Stats().Tracked != 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(hangBound); live.Stats().Tracked != 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("a connection closed by the program is still tracked: %+v", live.Stats())
 		}

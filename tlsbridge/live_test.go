@@ -31,6 +31,13 @@ import (
 // machine.
 const liveWithin = 1500 * time.Millisecond
 
+// hangBound bounds the waits whose length is not what a test is about: a
+// store taking a key in, a log line written, a tick or an echo on an open
+// stream. It only ends a test that would otherwise hang; a loaded machine
+// (-race, other packages' tests, two cores) may take seconds, as the
+// proxy tests' 30 s bounds allow.
+const hangBound = 30 * time.Second
+
 // liveServer is an HTTP server (HTTP/1.1 and HTTP/2) on 127.0.0.1 whose
 // authorized keys are files in a home, watched, under live revocation.
 type liveServer struct {
@@ -100,7 +107,7 @@ func (w *liveServer) authorize(t *testing.T, name string, c *home) string {
 	file := filepath.Join(w.opts.Dirs[0], name+".json")
 	k := keydirtest.WithAttrs(c.id.Key.PublicKey(), jwk.AttrName, name)
 	keydirtest.Put(t, file, keydirtest.JWK(t, k))
-	for deadline := time.Now().Add(2 * time.Second); w.store.Decide(c.id.Key.SPKIHash(), netip.MustParseAddr("127.0.0.1")).Verdict != authkeys.Authorized; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(hangBound); w.store.Decide(c.id.Key.SPKIHash(), netip.MustParseAddr("127.0.0.1")).Verdict != authkeys.Authorized; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s was not authorized from %s", name, file)
 		}
@@ -195,7 +202,7 @@ func (s *liveStream) stillTicks(t *testing.T) {
 	case <-s.ended:
 		t.Fatalf("%s ended; it should be untouched", s.name)
 	case <-s.ticks:
-	case <-time.After(2 * time.Second):
+	case <-time.After(hangBound):
 		t.Fatalf("%s delivers nothing any more", s.name)
 	}
 }
@@ -203,7 +210,7 @@ func (s *liveStream) stillTicks(t *testing.T) {
 func (w *liveServer) waitLog(t *testing.T, pattern string) {
 	t.Helper()
 	re := regexp.MustCompile(pattern)
-	for deadline := time.Now().Add(3 * time.Second); !re.MatchString(w.logs.String()); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(hangBound); !re.MatchString(w.logs.String()); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no log line matches %s in:\n%s", pattern, w.logs)
 		}
