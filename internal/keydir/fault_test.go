@@ -110,7 +110,7 @@ func TestNonAtomicRewrite(t *testing.T) {
 
 	// Truncated mid-write and never completed: reported, fails closed.
 	slowWrite(keydirtest.JWK(t, key(t, 3)), 4, false)
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // past the second a failing file is held back; a bound on a hang
 	for len(l.Snapshot().Problems) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -31,7 +31,7 @@ func TestLeadingEdgeReload(t *testing.T) {
 	tmp := filepath.Join(dir, ".alice.json.tmp")
 	keydirtest.Write(t, tmp, keydirtest.JWK(t, key(t, 1)))
 	must(t, os.Rename(tmp, filepath.Join(dir, "alice.json")))
-	eventually(t, l, "renamed in after a quiet spell", start, want(t, key(t, 1), key(t, 9)))
+	eventuallyWithin(t, l, "renamed in after a quiet spell", start, want(t, key(t, 1), key(t, 9)), time.Second)
 
 	finish := record(t, l)
 	time.Sleep(10 * time.Millisecond)
