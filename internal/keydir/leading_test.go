@@ -90,16 +90,33 @@ func TestLeadingEdgeHoldsAFileBeingWritten(t *testing.T) {
 	l.Watch(context.Background())
 	t.Cleanup(func() { l.Close() })
 	finish := record(t, l)
+	// What the store promises holds for a writer that never pauses as
+	// long as the debounce between two writes: a file whose writer the
+	// machine stopped for half of it (it can, under other jobs' load; the
+	// burst may then end on the half file, and reporting it is right) is
+	// not counted, by its path.
+	paused := map[string]bool{}
 	for _, path := range []string{filepath.Join(dir, "alice.json"), filepath.Join(revoked, "bad.json")} {
 		data := keydirtest.JWK(t, key(t, 1))
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
 		must(t, err)
+		last, maxGap := time.Now(), time.Duration(0)
 		for i := 0; i < len(data); i += 16 {
+			if i > 0 {
+				time.Sleep(3 * time.Millisecond)
+			}
 			_, err := f.Write(data[i:min(i+16, len(data))])
 			must(t, err)
-			time.Sleep(3 * time.Millisecond)
+			maxGap, last = max(maxGap, time.Since(last)), time.Now()
 		}
 		must(t, f.Close())
+		if maxGap >= 150*time.Millisecond {
+			t.Logf("%s: %v between two of its writes, the writer paused: not counted", filepath.Base(path), maxGap)
+			paused[path] = true
+		}
+	}
+	if len(paused) == 2 {
+		t.Fatal("both writers paused for half the debounce between two writes: the machine is too loaded to tell")
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for l.Snapshot().RevocationErr == nil && len(l.Snapshot().Files()) < 3 && time.Now().Before(deadline) {
@@ -107,8 +124,11 @@ func TestLeadingEdgeHoldsAFileBeingWritten(t *testing.T) {
 	}
 	time.Sleep(700 * time.Millisecond) // past the burst's trailing reload
 	for i, s := range finish() {
-		if len(s.Problems) != 0 || s.RevocationErr != nil {
-			t.Errorf("snapshot %d holds problems %v (revocation failing: %v): a file being written was not held back", i, s.Problems, s.RevocationErr)
+		for _, p := range s.Problems {
+			if !paused[p.Path] {
+				t.Errorf("snapshot %d holds problems %v (revocation failing: %v): a file being written was not held back", i, s.Problems, s.RevocationErr)
+				break
+			}
 		}
 	}
 	s := l.Snapshot()
