@@ -46,6 +46,11 @@ func (c *conn) live() *Conn {
 	}
 }
 
+// hangBound bounds the waits for a connection to end where how soon is
+// not what the test is about (an interval of 50 ms, a look at the clock
+// every 20 ms, a change told): only a test that would hang fails on it.
+const hangBound = 10 * time.Second
+
 // endsWithin fails unless c is ended within d, with reason want.
 func (c *conn) endsWithin(t *testing.T, d time.Duration, want string) {
 	t.Helper()
@@ -76,17 +81,24 @@ func TestChangedAndExpiry(t *testing.T) {
 	a, b, e := newConn(), newConn(), newConn()
 	defer tr.Track(a.live())()
 	defer tr.Track(b.live())()
-	e.set(nil, time.Now().Add(300*time.Millisecond))
+	expires := time.Now().Add(300 * time.Millisecond)
+	e.set(nil, expires)
 	defer tr.Track(e.live())()
 
 	time.Sleep(100 * time.Millisecond)
-	if n := a.decided.Load(); n != 1 {
+	// e's expiry decides every connection, a's too: the check holds
+	// until then. A test paused past it (a loaded machine can stretch
+	// the sleep) cannot tell, and says so; the expiry's sweep can only
+	// have run if the time read after the count is past it.
+	if n := a.decided.Load(); time.Now().Before(expires) && n != 1 {
 		t.Errorf("decided %d times with no change, want once (at Track)", n)
+	} else if n != 1 {
+		t.Logf("the test was paused past e's expiry: a decided %d times, not checked", n)
 	}
 	a.set(errors.New("revoked"), time.Time{})
 	tr.Changed()
-	a.endsWithin(t, time.Second, "revoked")
-	e.endsWithin(t, time.Second, "expired")
+	a.endsWithin(t, hangBound, "revoked")
+	e.endsWithin(t, hangBound, "expired")
 	b.stillOpen(t)
 	if s := tr.Stats(); s.Tracked != 1 || s.Closed != 2 {
 		t.Errorf("stats %+v, want 1 tracked, 2 closed", s)
@@ -99,7 +111,7 @@ func TestInterval(t *testing.T) {
 	a := newConn()
 	defer tr.Track(a.live())()
 	a.set(errors.New("CRL"), time.Time{})
-	a.endsWithin(t, time.Second, "CRL")
+	a.endsWithin(t, hangBound, "CRL")
 }
 
 // TestRefusedAtTrack: a connection no longer admitted when tracked is
@@ -182,7 +194,7 @@ func TestTrackDuringSweep(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	for _, c := range exp {
-		c.endsWithin(t, 2*time.Second, "expired")
+		c.endsWithin(t, hangBound, "expired")
 	}
 	for _, c := range slow {
 		c.stillOpen(t)
@@ -238,7 +250,7 @@ func TestExpiryDuringTheDecisionAtTrack(t *testing.T) {
 		return expires, nil
 	}
 	defer tr.Track(lc)()
-	c.endsWithin(t, 2*time.Second, "expired")
+	c.endsWithin(t, hangBound, "expired")
 }
 
 // TestExpiryAfterTheWallClockSteps: an admission's end is a time of the
@@ -266,5 +278,5 @@ func TestExpiryAfterTheWallClockSteps(t *testing.T) {
 		t.Errorf("before the expiry: decided %d times in %d sweeps, want once (at Track) and none", n, s.Sweeps)
 	}
 	step.Store(int64(2 * time.Hour))
-	c.endsWithin(t, time.Second, "expired")
+	c.endsWithin(t, hangBound, "expired") // at the next look, 20 ms on; an hour without maxWait
 }
