@@ -373,7 +373,7 @@ func TestLiveConnsTrack(t *testing.T) {
 	}
 	// echoes reports whether conn still echoes a line.
 	echoes := func(conn *tls.Conn) bool {
-		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_ = conn.SetDeadline(time.Now().Add(hangBound))
 		if _, err := io.WriteString(conn, "ping\n"); err != nil {
 			return false
 		}
