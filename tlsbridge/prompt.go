@@ -88,7 +88,8 @@ func (e *NotPinnedError) Error() string {
 // type, the fingerprint and the key ID, then yes, no, once, or the
 // fingerprint typed (or pasted) in full, which counts as yes when it
 // matches. Only what is typed once the question is written answers it:
-// what a terminal In holds unread then is discarded (discardTypeahead).
+// what a terminal In holds unread before it is written is discarded
+// (discardTypeahead).
 type Terminal struct {
 	In  io.Reader // the answers; nil: /dev/tty
 	Out io.Writer // the question; nil: /dev/tty
@@ -106,9 +107,10 @@ func (t Terminal) AskUnknownHost(h UnknownHost) (Answer, error) {
 		return NonInteractive{}.AskUnknownHost(h)
 	}
 	defer done()
-	t.describe(out, h)
-	fmt.Fprint(out, "Are you sure you want to continue connecting ")
-	return t.answer(in, out, h.Key, !t.NoOnce)
+	return t.answer(in, out, h.Key, !t.NoOnce, func() {
+		t.describe(out, h)
+		fmt.Fprint(out, "Are you sure you want to continue connecting ")
+	})
 }
 
 // streams returns the terminal's input and output, opening /dev/tty for
@@ -131,23 +133,27 @@ func (t Terminal) streams() (in io.Reader, out io.Writer, done func(), err error
 	return in, out, done, nil
 }
 
-// answer writes the choices and reads the reply: yes, no, once (if
-// offered), or the fingerprint of key, which counts as yes when it
-// matches; the end of input is no. What a terminal in held before the
-// choices were written is discarded first (discardTypeahead), unread.
-func (t Terminal) answer(in io.Reader, out io.Writer, key *jwk.Key, once bool) (Answer, error) {
+// answer writes the question (ask) and its choices, and reads the reply:
+// yes, no, once (if offered), or the fingerprint of key, which counts as
+// yes when it matches; the end of input is no. What a terminal in holds
+// is discarded first (discardTypeahead), unread, before any of the
+// question is written — as readpassphrase(3) flushes the terminal before
+// it writes its prompt — so that nothing typed once the question is on
+// the screen is lost: a reply typed at once after it used to be
+// discarded when the machine was slow between the two.
+func (t Terminal) answer(in io.Reader, out io.Writer, key *jwk.Key, once bool, ask func()) (Answer, error) {
 	choices := "yes/no/[fingerprint]"
 	retry := "Please type 'yes', 'no' or the fingerprint: "
 	if once {
 		choices = "yes/no/once/[fingerprint]"
 		retry = "Please type 'yes', 'no', 'once' or the fingerprint: "
 	}
-	fmt.Fprintf(out, "(%s)? ", choices)
 	// Only what is typed once the question is on the screen answers it.
 	if err := discardTypeahead(in); err != nil {
-		fmt.Fprintln(out)
 		return No, err
 	}
+	ask()
+	fmt.Fprintf(out, "(%s)? ", choices)
 	r := bufio.NewReader(in)
 	for {
 		line, err := r.ReadString('\n')
@@ -185,15 +191,16 @@ func (t Terminal) AskAnnouncedKey(a AnnouncedKey) (Answer, error) {
 		return No, nil // nobody to ask: the key is not pinned
 	}
 	defer done()
-	fmt.Fprintf(out, "Host '%s' proved it holds its pinned %s key %s\n", termtext.Safe(a.Addr), a.Current.Algorithm(), a.Current.Fingerprint())
-	fmt.Fprintf(out, "and announces the key it will use next:\n")
-	fmt.Fprintf(out, "%s key fingerprint is %s.\n", a.Next.Algorithm(), a.Next.Fingerprint())
-	if t.Visual {
-		fmt.Fprintf(out, "%s\n", a.Next.Randomart())
-	}
-	fmt.Fprintf(out, "Key ID: %s\n", a.Next.KeyID())
-	fmt.Fprint(out, "Pin the next key too, beside the current one ")
-	return t.answer(in, out, a.Next, false)
+	return t.answer(in, out, a.Next, false, func() {
+		fmt.Fprintf(out, "Host '%s' proved it holds its pinned %s key %s\n", termtext.Safe(a.Addr), a.Current.Algorithm(), a.Current.Fingerprint())
+		fmt.Fprintf(out, "and announces the key it will use next:\n")
+		fmt.Fprintf(out, "%s key fingerprint is %s.\n", a.Next.Algorithm(), a.Next.Fingerprint())
+		if t.Visual {
+			fmt.Fprintf(out, "%s\n", a.Next.Randomart())
+		}
+		fmt.Fprintf(out, "Key ID: %s\n", a.Next.KeyID())
+		fmt.Fprint(out, "Pin the next key too, beside the current one ")
+	})
 }
 
 // describe writes what the question is about, in OpenSSH's words: the
