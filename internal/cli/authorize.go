@@ -151,9 +151,9 @@ client's own key file.` + storeEditHelp,
 
 // acceptRotation marks the entries named name as accepting rotation
 // (authorize --accept-rotation).
-func (c *cli) acceptRotation(name string) (err error) {
+func (c *cli) acceptRotation(name string) error {
 	store := c.localAuthStore()
-	defer func() { reportUnlocked(c, "authorize", store, err) }()
+	defer reportUnlocked(c, "authorize", store)
 	done, err := store.SetAcceptRotation(name, true)
 	for _, e := range done {
 		fmt.Fprintf(c.stdout, "%s (%s, %s) accepts rotation: the next key it announces will be authorized as %q\n", e.Name, e.Fingerprint, c.homePath(e.File), e.Name)
@@ -176,9 +176,9 @@ func (c *cli) noEntryNamed(name string, err error) error {
 // --no-accept-rotation). When none of them accepts rotation it writes
 // nothing, so that running it twice, or on an entry never marked, leaves
 // the files as they were and says so.
-func (c *cli) refuseRotation(name string) (err error) {
+func (c *cli) refuseRotation(name string) error {
 	store := c.localAuthStore()
-	defer func() { reportUnlocked(c, "authorize", store, err) }()
+	defer reportUnlocked(c, "authorize", store)
 	var named []*authkeys.Entry
 	for _, e := range store.Entries() {
 		if e.Name == name {
@@ -234,7 +234,7 @@ func (c *cli) adminAuthStore(l authkeys.Lookups) (store *authkeys.Store, finish 
 // checked before anything is read, and nothing is written until the key,
 // its name and the store all agree, so that a refused command leaves the
 // store as it was.
-func (c *cli) authorize(o authorizeOptions) (err error) {
+func (c *cli) authorize(o authorizeOptions) error {
 	attrs, err := parseAuthorizeFlags(o)
 	if err != nil {
 		return err
@@ -252,7 +252,7 @@ func (c *cli) authorize(o authorizeOptions) (err error) {
 	c.sayDropped(o.file, name, dropped)
 	store, finish := c.adminAuthStore(authkeys.Lookups{Keys: [][32]byte{k.SPKIHash()}, Names: []string{name}})
 	defer finish()
-	defer func() { reportUnlocked(c, "authorize", store, err) }()
+	defer reportUnlocked(c, "authorize", store)
 	// A revoked key stays refused: say so before anything else.
 	var revoked *authkeys.RevokedError
 	if _, err := store.LookupKey(k, netip.Addr{}); errors.As(err, &revoked) && revoked.Err == nil {
@@ -948,7 +948,7 @@ func unprintableFix(c *cli, u authkeys.UnprintableName) string {
 		termtext.Safe(u.Entry.File), c.command("authorize", "--remove", u.Entry.Fingerprint))
 }
 
-func (c *cli) unauthorize(nameOrFP string) (err error) {
+func (c *cli) unauthorize(nameOrFP string) error {
 	if nameOrFP == "" {
 		return usagef("--remove needs a NAME or a FINGERPRINT")
 	}
@@ -964,7 +964,7 @@ func (c *cli) unauthorize(nameOrFP string) (err error) {
 	}
 	store, finish := c.adminAuthStore(l)
 	defer finish()
-	defer func() { reportUnlocked(c, "authorize", store, err) }()
+	defer reportUnlocked(c, "authorize", store)
 	// Remove takes every copy of a key given by fingerprint; a name
 	// removes that name's entries, and says if the key still gets in
 	// under another.

@@ -268,7 +268,7 @@ func (c *cli) listRevoked(lf listFlags) error {
 // unrevoke lifts the revocation of the key arg names: its fingerprint, or
 // the name it was authorized as (revoke --list's WAS), when one revoked
 // key had it.
-func (c *cli) unrevoke(arg string) (err error) {
+func (c *cli) unrevoke(arg string) error {
 	// On a store, the entry of that name the copy does not hold (over the
 	// bound: no key of it is read, and it refuses every key) is named by
 	// its name.
@@ -289,7 +289,7 @@ func (c *cli) unrevoke(arg string) (err error) {
 	fp, _ := jwk.ParseFingerprint(fingerprint)
 	store, finish := c.adminAuthStore(authkeys.Lookups{Fingerprints: []jwk.Fingerprint{fp}})
 	defer finish()
-	defer func() { reportUnlocked(c, "revoke", store, err) }()
+	defer reportUnlocked(c, "revoke", store)
 	removed, err := store.Unrevoke(fingerprint)
 	if err != nil {
 		return err

@@ -609,12 +609,13 @@ func (c *cli) listHosts(lf listFlags) error {
 }
 
 // unpinHost unpins an address or a key (fp empty), or one key of an address.
-func (c *cli) unpinHost(addrOrFP, fp string) (err error) {
+func (c *cli) unpinHost(addrOrFP, fp string) error {
 	// On a store, the entry of that address or name the copy does not
 	// hold (over the bound: no key of it is read) is removed too, or
 	// alone; not for one key of it (--fingerprint): its keys are not read.
 	unheld := false
 	if fp == "" {
+		var err error
 		if unheld, err = c.removeUnheld(StoreTrusted, addrOrFP); err != nil {
 			return err
 		}
@@ -627,8 +628,11 @@ func (c *cli) unpinHost(addrOrFP, fp string) (err error) {
 	}
 	hosts, finish := c.adminHostStore(l)
 	defer finish()
-	defer func() { reportUnlocked(c, "trust-host", hosts, err) }()
-	var removed []knownhosts.Removed
+	defer reportUnlocked(c, "trust-host", hosts)
+	var (
+		removed []knownhosts.Removed
+		err     error
+	)
 	if fp != "" {
 		if _, perr := jwk.ParseFingerprint(fp); perr != nil {
 			return &usageError{"--fingerprint: " + cmp.Or(c.shortenedHint(fp, "trust-host", "--list"), perr.Error())}

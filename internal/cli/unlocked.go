@@ -14,18 +14,19 @@ import (
 // edits went ahead without (keydir.UnlockedError), with what fixes each:
 // the command is not failed — refusing to remove a key would be worse
 // than the race (docs/design.md, "Concurrent writers") — but the admin
-// learns that another keytool writing at the same moment could undo
-// this one's edit, and why. Called once a command's edits are done, with
-// the command's error: a command that failed (a name taken, a key
-// revoked) may have made no edit, so the warning then names the lock
-// file and its fix only, not an edit that could be undone.
-func reportUnlocked(c *cli, cmd string, store unlockedStore, err error) {
+// learns that two keytools editing the directory at the same moment
+// could undo each other's edits, and why. Said of the directory, not of
+// this command's edit: the command may have written nothing (a name
+// found taken under the lock, a key already authorized, a failure),
+// and it may have written some files before it failed; the lock file
+// wants its fix either way. Called once a command's edits are done.
+func reportUnlocked(c *cli, cmd string, store unlockedStore) {
 	for _, u := range store.Unlocked() {
-		if u.Index || err != nil {
+		if u.Index {
 			fmt.Fprintf(c.stderr, "keytool %s: warning: %v; %s\n", cmd, u, unlockedFix(u))
 			continue
 		}
-		fmt.Fprintf(c.stderr, "keytool %s: warning: %v, so another keytool editing the same file at the same moment could undo this edit; %s\n",
+		fmt.Fprintf(c.stderr, "keytool %s: warning: %v, so two keytools editing the same file at the same moment could undo each other's edits; %s\n",
 			cmd, u, unlockedFix(u))
 	}
 }
