@@ -86,11 +86,19 @@ func TestKillAtEveryWrite(t *testing.T) {
 			if n := len(checkNoPartialFiles(t, dir, false)); n != 1 && n != 2 {
 				t.Errorf("%d revocations, want the old one and the new one or not", n)
 			}
+			s := authkeys.Load(authkeys.HomeOptions(home))
+			if len(s.Problems()) != 0 {
+				t.Errorf("the store has problems: %v", s.Problems())
+			}
+			if n := len(s.Revoked()); n != 1 && n != 2 {
+				t.Errorf("the store holds %d revocations, want the old one and the new one or not", n)
+			}
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			writes := 0
-			for n := 1; writes == 0; n++ {
+		runs:
+			for n := 1; ; n++ {
 				for _, step := range steps {
 					root := t.TempDir()
 					home := filepath.Join(root, "home")
@@ -102,7 +110,7 @@ func TestKillAtEveryWrite(t *testing.T) {
 							t.Fatalf("%s: the write was not held at %s and the command ended: %s", tc.name, at, out)
 						}
 						writes = n - 1
-						break
+						break runs
 					}
 					t.Logf("killed at %s", strings.TrimPrefix(held, holdingLine))
 					tc.check(t, home)
