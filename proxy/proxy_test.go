@@ -153,8 +153,14 @@ func TestServerHandshakeTimeout(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a bound on a hang
+	start := time.Now()
 	if _, err := io.ReadAll(conn); err != nil {
 		t.Fatalf("the proxy did not close the silent connection: %v", err)
+	}
+	// The option, not the default (DefaultHandshakeTimeout, 10 s), closed
+	// it: well under the default, with room for a loaded machine.
+	if took := time.Since(start); took >= DefaultHandshakeTimeout/2 {
+		t.Errorf("the silent connection was closed after %v: the 50ms HandshakeTimeout was not applied", took)
 	}
 	logs.waitFor(t, `msg="handshake failed" remote=127\.0\.0\.1:\d+ fingerprint="" reason="no handshake within 50ms"`)
 }

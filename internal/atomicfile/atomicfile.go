@@ -181,7 +181,7 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 const (
 	StepCreated = "created" // the temporary file exists, empty, with its mode
 	StepFilled  = "filled"  // it is complete and closed, not yet in place
-	StepPlaced  = "placed"  // path is the new file, its directory not yet synced
+	StepPlaced  = "placed"  // path is the new file, its directory not yet synced (where the write syncs it)
 )
 
 // Hook is called at each step of every write, with the path written. It

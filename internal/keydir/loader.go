@@ -712,6 +712,9 @@ type sourceState[T any] struct {
 // part.
 const maxOdd = 8
 
+// A row names an odd stamp part by a byte, its index plus one.
+var _ [255 - maxOdd]struct{}
+
 // oddIndex returns the index plus one of dir in the source's odd parts,
 // adding it if there is room; 0 if there is none.
 func (ss *sourceState[T]) oddIndex(dir trustfile.StampDir) uint8 {
