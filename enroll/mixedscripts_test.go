@@ -15,8 +15,8 @@ import (
 // A name mixing scripts ("\u0430dmin": a Cyrillic а before Latin letters,
 // read "admin") is refused wherever enrollment is given a name: an
 // invitation is not made (nothing written), a token is neither encoded
-// nor decoded (one an earlier version encoded: malformed, as a name with
-// an invisible character is), and an
+// nor decoded (one an earlier version encoded: its name refused,
+// ErrTokenName, as a name with an invisible character is), and an
 // enrollment request naming one is a bad request (docs/design.md, "Names").
 func TestMixedScriptNamesRefused(t *testing.T) {
 	const name = "\u0430dmin"
@@ -34,8 +34,8 @@ func TestMixedScriptNamesRefused(t *testing.T) {
 	if _, err := tok.Encode(); !errors.As(err, &se) {
 		t.Fatalf("Encode: %v; want a *keydir.NameScriptError", err)
 	}
-	if _, err := DecodeToken(tok.encode()); !errors.Is(err, ErrTokenMalformed) || !strings.Contains(err.Error(), `(keydir: invalid name "\u0430dmin": it mixes the scripts`) {
-		t.Fatalf("DecodeToken of a token an earlier version made: %v; want it malformed, naming the scripts", err)
+	if _, err := DecodeToken(tok.encode()); !errors.Is(err, ErrTokenName) || !errors.As(err, &se) || !strings.Contains(err.Error(), `(keydir: invalid name "\u0430dmin": it mixes the scripts`) {
+		t.Fatalf("DecodeToken of a token an earlier version made: %v; want its name refused, naming the scripts", err)
 	}
 
 	good := base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, SecretSize))

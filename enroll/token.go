@@ -182,13 +182,22 @@ var (
 	// ErrTokenMalformed: the checksum holds but the content is invalid —
 	// the token was not made by NewInvite.
 	ErrTokenMalformed = errors.New("malformed token")
+	// ErrTokenName: the token is intact and well formed, but this
+	// keytool's name rule (keydir.CheckName) refuses the name it invites
+	// for a character not shown as itself or for mixing scripts: most
+	// likely a token made before the rule grew stricter (mixed scripts
+	// are refused since 2026-12-03), which no server of this version
+	// would enroll. TokenError.Err holds the rule's refusal.
+	ErrTokenName = errors.New("token's name refused")
 )
 
 // TokenError is why DecodeToken refused a string. Kind is one of
-// ErrNotToken, ErrTokenVersion, ErrTokenMangled and ErrTokenMalformed.
+// ErrNotToken, ErrTokenVersion, ErrTokenMangled, ErrTokenMalformed and
+// ErrTokenName.
 type TokenError struct {
 	Kind   error
 	Detail string
+	Err    error // for ErrTokenName, the name rule's refusal (a *keydir.NameScriptError, say)
 }
 
 func (e *TokenError) Error() string {
@@ -199,11 +208,20 @@ func (e *TokenError) Error() string {
 		return fmt.Sprintf("enroll: not a join token (%s)", e.Detail)
 	case ErrTokenVersion:
 		return fmt.Sprintf("enroll: unsupported token version (%s): this version reads %q tokens", e.Detail, TokenPrefix)
+	case ErrTokenName:
+		return fmt.Sprintf("enroll: the token's name is refused by this keytool's name rule (%s)", e.Detail)
 	}
 	return fmt.Sprintf("enroll: malformed token (%s)", e.Detail)
 }
 
-func (e *TokenError) Unwrap() error { return e.Kind }
+// Unwrap gives Kind, for errors.Is, and the rule's refusal, if any, for
+// errors.As.
+func (e *TokenError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
 
 // DecodeToken reads a token made by Token.Encode. White space anywhere
 // (a token wrapped over lines in a mail or a terminal) is ignored. Any
@@ -325,6 +343,13 @@ func decodeTokenPayload(payload []byte) (Token, error) {
 	}
 	if len(rest) > 0 {
 		return Token{}, tokenError(ErrTokenMalformed, "%d unexpected bytes at the end", len(rest))
+	}
+	var script *keydir.NameScriptError
+	var char *keydir.NameCharError
+	if err := keydir.CheckName(t.Name); errors.As(err, &script) || errors.As(err, &char) {
+		// Intact, and well formed under the rule before these two: say
+		// which refused it rather than call the token malformed.
+		return Token{}, &TokenError{Kind: ErrTokenName, Detail: err.Error(), Err: err}
 	}
 	if err := t.validate(); err != nil {
 		return Token{}, tokenError(ErrTokenMalformed, "%v", err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keytool/keytool/internal/keydir"
 )
 
 func testToken() Token {
@@ -221,4 +223,33 @@ func FuzzDecodeTokenPayload(f *testing.F) {
 		sum := sha256.Sum256(payload)
 		decodesBack(t, TokenPrefix+base64.RawURLEncoding.EncodeToString(append(slices.Clone(payload), sum[:checksumSize]...)))
 	})
+}
+
+// A token made before the name rule grew stricter — its name mixes
+// scripts, refused since 2026-12-03, or holds a character not shown as
+// itself — is intact and was made by keytool invite: it is refused as a
+// name this keytool does not accept (ErrTokenName, the rule's refusal
+// kept for errors.As), not as a malformed token "not made by keytool
+// invite", which sent its holder looking for a forgery. A name the rule
+// always refused (a leading dot) is still malformed.
+func TestTokenNameRefusedByTheRule(t *testing.T) {
+	for _, name := range []string{"\u0430dmin", "lap\u200btop"} {
+		tok := testToken()
+		tok.Name = name
+		_, err := DecodeToken(tok.encode())
+		var script *keydir.NameScriptError
+		var char *keydir.NameCharError
+		if !errors.Is(err, ErrTokenName) || !(errors.As(err, &script) || errors.As(err, &char)) {
+			t.Errorf("%q: %v; want ErrTokenName with the rule's refusal", name, err)
+			continue
+		}
+		if errors.Is(err, ErrTokenMalformed) || !strings.Contains(err.Error(), "the token's name is refused by this keytool's name rule") || strings.Contains(err.Error(), name) {
+			t.Errorf("%q: message %q", name, err)
+		}
+	}
+	tok := testToken()
+	tok.Name = ".hidden"
+	if _, err := DecodeToken(tok.encode()); !errors.Is(err, ErrTokenMalformed) {
+		t.Errorf(".hidden: %v; want ErrTokenMalformed", err)
+	}
 }

@@ -42,6 +42,8 @@ func (c *cli) adviseEnroll(err error) string {
 			return fmt.Sprintf("A token starts with %q and is printed by keytool invite.", enroll.TokenPrefix)
 		case errors.Is(err, enroll.ErrTokenVersion):
 			return fmt.Sprintf("This keytool reads %q tokens: use the same keytool version on both sides.", enroll.TokenPrefix)
+		case errors.Is(err, enroll.ErrTokenName):
+			return "It was made for a name this keytool no longer accepts (the rule for names grew stricter): ask the server's administrator for an invitation under another name: keytool invite --name NAME (on the server)."
 		}
 		return "It was not made by keytool invite."
 	case errors.As(err, &tokExpired):

@@ -42,6 +42,7 @@ func TestAdviseEnrollAndTLS(t *testing.T) {
 		{&enroll.RefusedError{Addr: "db:443", Name: "lap top", Reason: enroll.ReasonAlreadyUsed}, "removes it first: keytool invite --remove 'lap top', checks keytool authorize --list (whether a client was enrolled with it), then invites again."},
 		{&enroll.KeyMismatchError{Addr: "db:443"}, "keytool authorize --list (on the server)"},
 		{&enroll.TokenError{Kind: enroll.ErrTokenMangled}, "Copy it again, whole, from the output of keytool invite."},
+		{&enroll.TokenError{Kind: enroll.ErrTokenName, Detail: "x"}, "ask the server's administrator for an invitation under another name: keytool invite --name NAME (on the server)."},
 	} {
 		got := c.advise(tc.err)
 		first, advice, ok := strings.Cut(got, "\n")
