@@ -209,6 +209,28 @@ func (c *cli) adviseFiles(err error) string {
 	return ""
 }
 
+// homeOwner returns the uid that owns the home, or -1.
+func (c *cli) homeOwner() int {
+	fi, err := os.Stat(c.home)
+	if err != nil {
+		return -1
+	}
+	if uid, ok := trustfile.Owner(fi); ok {
+		return uid
+	}
+	return -1
+}
+
+// typed is the command line as the user gave it, quoted for a shell.
+func (c *cli) typed() string {
+	var b strings.Builder
+	b.WriteString("keytool")
+	for _, a := range c.argv {
+		b.WriteString(" " + shellQuote(a))
+	}
+	return b.String()
+}
+
 // isInHome reports whether path is the home or inside it.
 func (c *cli) isInHome(path string) bool {
 	home, err := filepath.Abs(c.home)
@@ -248,6 +270,13 @@ func (c *cli) fileFix(err error) string {
 		// A file of another user's outside the home: taking it from its
 		// owner (chown) is not the fix; a copy of one's own is.
 		return fmt.Sprintf("copy %s to a file of your own, in a directory that only you or root may write, and use that instead (%s is owned by uid %d)", shellQuote(pe.Path), shellQuote(pe.Path), pe.Owner)
+	case errors.As(err, &pe) && pe.Owner > 0 && pe.Euid == 0 && c.homeOwner() == pe.Owner:
+		// Root in a service's home, meeting the service's own file: it
+		// is the service's to keep (chown 0 of its home or key.json
+		// would lock the service out); the command is the service's to
+		// run.
+		return fmt.Sprintf("run the command as uid %d, the home's owner: sudo -u '#%d' %s (or, for root to own it: chown 0 %s)",
+			pe.Owner, pe.Owner, c.typed(), shellQuote(pe.Path))
 	case errors.As(err, &pe) && pe.Owner >= 0:
 		return "chown " + strconv.Itoa(os.Geteuid()) + " " + shellQuote(pe.Path)
 	case errors.As(err, &pe):

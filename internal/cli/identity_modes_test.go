@@ -58,6 +58,34 @@ func TestIdentityInAnUnsafeHomeRefused(t *testing.T) {
 	}
 }
 
+// TestRootInAServicesHome: root running keytool on a service's home (a
+// home of uid 65534's) is refused, as any user's is in a home of
+// another's, but the fix is not to take the home from the service
+// (chown 0 would lock the service out of its own key): it is the same
+// command run as the home's owner, repeated with every flag given, and
+// chown 0 only for a home root is to own.
+func TestRootInAServicesHome(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CI runs as root): a home of another user's")
+	}
+	home := filepath.Join(t.TempDir(), "svc home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	cmd := keytoolCmd("-H", home, "gen", "-t", "ed25519")
+	out, _ := cmd.CombinedOutput()
+	want := "Fix with: run the command as uid 65534, the home's owner: sudo -u '#65534' keytool -H " + shellQuote(home) + " gen -t ed25519 (or, for root to own it: chown 0 " + shellQuote(home) + ")\n"
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), want) {
+		t.Errorf("root's gen in a home of uid 65534's: exit %d,\n%s\nwant exit 1 and\n%s", code, out, want)
+	}
+	if des, _ := os.ReadDir(home); len(des) != 0 {
+		t.Errorf("the refused gen wrote %v", des)
+	}
+}
+
 // runUntilListening runs cmd to its end and returns its standard error
 // and exit code; a proxy that starts listening is killed (exit -1).
 func runUntilListening(t *testing.T, cmd *exec.Cmd) (string, int) {

@@ -202,6 +202,7 @@ type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	commands       map[string]*command // this run's, for completion and man pages
+	argv           []string            // the arguments as given, for advice that repeats the whole command
 }
 
 // usageError makes run exit with status 2.
@@ -279,7 +280,7 @@ func (c *cli) unusedGlobal(fs *pflag.FlagSet, cmd *command) error {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	commands := newCommands()
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, commands: commands}
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, commands: commands, argv: args}
 	root := pflag.NewFlagSet("keytool", pflag.ContinueOnError)
 	root.SetInterspersed(false)
 	root.SetOutput(io.Discard)
