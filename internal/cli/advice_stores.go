@@ -221,16 +221,6 @@ func (c *cli) homeOwner() int {
 	return -1
 }
 
-// typed is the command line as the user gave it, quoted for a shell.
-func (c *cli) typed() string {
-	var b strings.Builder
-	b.WriteString("keytool")
-	for _, a := range c.argv {
-		b.WriteString(" " + shellQuote(a))
-	}
-	return b.String()
-}
-
 // isInHome reports whether path is the home or inside it.
 func (c *cli) isInHome(path string) bool {
 	home, err := filepath.Abs(c.home)
@@ -276,7 +266,7 @@ func (c *cli) fileFix(err error) string {
 		// would lock the service out); the command is the service's to
 		// run.
 		return fmt.Sprintf("run the command as uid %d, the home's owner: sudo -u '#%d' %s (or, for root to own it: chown 0 %s)",
-			pe.Owner, pe.Owner, c.typed(), shellQuote(pe.Path))
+			pe.Owner, pe.Owner, typedCommand(c.argv), shellQuote(pe.Path))
 	case errors.As(err, &pe) && pe.Owner >= 0:
 		return "chown " + strconv.Itoa(os.Geteuid()) + " " + shellQuote(pe.Path)
 	case errors.As(err, &pe):

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -159,12 +160,21 @@ func nearFlag(fs *pflag.FlagSet, err error) (bad, near string) {
 // mistyped flag bad (alone, or as bad=VALUE) replaced by near: the command
 // that was meant, ready to paste.
 func fixedCommand(args []string, bad, near string) string {
-	words := []string{"keytool"}
-	replaced := false
-	for _, a := range args {
-		if !replaced && (a == bad || strings.HasPrefix(a, bad+"=")) {
-			a, replaced = near+strings.TrimPrefix(a, bad), true
+	fixed := slices.Clone(args)
+	for i, a := range fixed {
+		if a == bad || strings.HasPrefix(a, bad+"=") {
+			fixed[i] = near + strings.TrimPrefix(a, bad)
+			break
 		}
+	}
+	return typedCommand(fixed)
+}
+
+// typedCommand is the command line args, as the user typed it, quoted
+// for a shell: a command to paste.
+func typedCommand(args []string) string {
+	words := []string{"keytool"}
+	for _, a := range args {
 		words = append(words, shellQuote(a))
 	}
 	return strings.Join(words, " ")
