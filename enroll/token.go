@@ -344,14 +344,14 @@ func decodeTokenPayload(payload []byte) (Token, error) {
 	if len(rest) > 0 {
 		return Token{}, tokenError(ErrTokenMalformed, "%d unexpected bytes at the end", len(rest))
 	}
-	var script *keydir.NameScriptError
-	var char *keydir.NameCharError
-	if err := keydir.CheckName(t.Name); errors.As(err, &script) || errors.As(err, &char) {
-		// Intact, and well formed under the rule before these two: say
-		// which refused it rather than call the token malformed.
-		return Token{}, &TokenError{Kind: ErrTokenName, Detail: err.Error(), Err: err}
-	}
 	if err := t.validate(); err != nil {
+		var script *keydir.NameScriptError
+		var char *keydir.NameCharError
+		if errors.As(err, &script) || errors.As(err, &char) {
+			// Intact, and well formed under the rule before these two:
+			// say which refused it rather than call the token malformed.
+			return Token{}, &TokenError{Kind: ErrTokenName, Detail: err.Error(), Err: err}
+		}
 		return Token{}, tokenError(ErrTokenMalformed, "%v", err)
 	}
 	return t, nil
