@@ -181,6 +181,11 @@ type Store struct {
 	names             nameCounts // build's, under the loader's lock (the seed is set once, here)
 	made              madeEntries
 	rotating          sync.Mutex // AcceptRotation's: its count of a name's next keys holds until it adds
+	// OpenEarly's: its decisions before the full load (nil once it is
+	// published), and a channel closed when its loading ends (nil:
+	// not OpenEarly's).
+	early  atomic.Pointer[early]
+	loaded chan struct{}
 }
 
 func newStore(opts Options) *Store {
@@ -357,6 +362,7 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 		s.logUnprintableNames(prev, sn)
 	}
 	s.snap.Store(sn)
+	s.early.Store(nil) // OpenEarly's full load is published: it decides from now on
 	// The Entries of the files gone are dropped after sn is published,
 	// not before: a handshake still deciding on prev that keeps an Entry
 	// after this drop then finds sn published and takes it back

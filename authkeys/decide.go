@@ -76,8 +76,15 @@ type Decision struct {
 //
 // Decide takes no lock and, when the key is Authorized, allocates nothing
 // but the key's Entry the first time one is asked for. The Entry must not
-// be modified.
+// be modified. (A store OpenEarly made decides before its full load as
+// OpenEarly says: under a lock, reading files, or waiting for the load.)
 func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
+	if e := s.early.Load(); e != nil {
+		if d, ok := e.decide(sum, remote); ok {
+			return d
+		}
+		<-s.loaded
+	}
 	sn := s.snap.Load()
 	if err := sn.revoked.Err(); err != nil {
 		return Decision{Verdict: Revoked, Err: &RevokedError{Fingerprint: jwk.FormatFingerprint(sum), Err: err}}

@@ -35,6 +35,12 @@
 // (*SourceNotAllowedError). Each error names the key's fingerprint and the
 // command that changes the decision.
 //
+// A server that must answer before it has read 100,000 files opens with
+// OpenEarly: until its full load is published it decides from the files
+// the admin index names for the client's key, once that index is proved
+// complete by every file's stamp, and waits for the full load wherever
+// it cannot be sure (docs/design.md, "Early decisions").
+//
 // A reload edits a copy of the previous index rather than building a new
 // one: the loader keeps the *File of every unchanged file, so the files
 // that changed are found in one pass, and only their entries are removed

@@ -267,6 +267,8 @@ type focusedLoad[T any] struct {
 	// closes them.
 	writes  map[int]*ownWrites
 	unwatch []func()
+	// proved: a LoadProved load, still as proved (early.go).
+	proved bool
 }
 
 // unchanged reports whether directory source i is as it was at stamp

@@ -59,6 +59,7 @@ func (l *Loader[T]) Watch(ctx context.Context) {
 // is safe to call on a loader that never watched, and more than once.
 func (l *Loader[T]) Close() error {
 	if l.cancel == nil {
+		l.dropProved() // a LoadProved load's watch, if any
 		return nil
 	}
 	l.cancel()

@@ -1,0 +1,114 @@
+package authkeys
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+
+	"github.com/keytool/keytool/internal/keydir"
+)
+
+// OpenEarly is Open for a server that must decide its first handshakes
+// before it has read every file (docs/design.md, "Early decisions"). It
+// returns at once. In the background it first proves the admin index
+// (the one admin commands keep, opts.Index) complete for the files as
+// they are — every file's stamp, as a removal proves it — and then loads
+// and watches everything, as Open does. Until that full load is
+// published, Decide answers from the files the index names for the key,
+// read through the same rule and parsers: revoked, authorized, expired or
+// from the wrong network, as the full snapshot would. It waits for the
+// full load instead — never guesses — for a key the index does not know
+// (Unknown, which a CA may stand in for), while the proof runs, and for
+// good once any file of the store changed since the proof began, or
+// where it cannot prove: no index (no admin command made one; a
+// directory of fewer than keydir.IndexMinFiles files needs none), an
+// index it may not lock or bring up to date, a feed, a file system whose
+// stamps come from a cache. A server deciding connections again on
+// changes (tlsbridge.LiveConns) decides those admitted early again when
+// the full load is published.
+//
+// Entries, Revoked, Lookup and Problems answer from the full load only:
+// empty until Loaded is closed.
+func OpenEarly(ctx context.Context, opts Options) *Store {
+	s := newStore(opts)
+	e := &early{}
+	e.mu.Lock() // until the proof ends: a decision waits for it
+	s.early.Store(e)
+	s.loaded = make(chan struct{})
+	go func() {
+		defer close(s.loaded)
+		n := newStore(opts)
+		n.IndexBy(entryTerms)
+		if n.Loader().LoadProved(keydir.Query{}) {
+			e.store = n
+		}
+		e.mu.Unlock()
+		if earlyProved != nil {
+			earlyProved()
+		}
+		s.Start(ctx, true) // its publication ends the early decisions (build)
+		e.end()
+	}()
+	return s
+}
+
+// earlyProved, if set, is called once OpenEarly's proof has ended,
+// before the full load: tests hold the full load there.
+var earlyProved func()
+
+// early is the state of OpenEarly's decisions before the full load.
+type early struct {
+	mu      sync.Mutex // serialises early decisions
+	store   *Store     // proved (keydir.Loader.LoadProved); nil: none, or no longer
+	decided int        // decisions answered early (for tests)
+}
+
+// decide decides for sum from the proved store; ok is false where the
+// full load must decide.
+func (e *early) decide(sum [32]byte, remote netip.Addr) (d Decision, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store == nil {
+		return Decision{}, false
+	}
+	if !e.store.Loader().ExtendProved(keydir.Query{Terms: []keydir.Term{keydir.KeyTerm(sum)}}) {
+		e.store.Close()
+		e.store = nil
+		return Decision{}, false
+	}
+	d = e.store.Decide(sum, remote)
+	if d.Verdict == Unknown {
+		return Decision{}, false
+	}
+	e.decided++
+	return d, true
+}
+
+// end drops the proved store once the full load is published.
+func (e *early) end() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store != nil {
+		e.store.Close()
+		e.store = nil
+	}
+}
+
+// Loaded returns a channel closed once the store's full load is
+// published and watched: at once for a store Load or Open made, later
+// for one OpenEarly made.
+func (s *Store) Loaded() <-chan struct{} {
+	if s.loaded != nil {
+		return s.loaded
+	}
+	return closed
+}
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Close stops watching; for a store OpenEarly made, it first waits for
+// its full load to end. Lookups keep answering from the last snapshot.
+func (s *Store) Close() error {
+	<-s.Loaded()
+	return s.Lifecycle.Close()
+}

@@ -1,0 +1,262 @@
+package authkeys
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+)
+
+// openEarlyHeld is OpenEarly, once its proof has ended, with its full
+// load held until release (or the test's end), and the state of its
+// early decisions.
+func openEarlyHeld(t *testing.T, opts Options) (s *Store, e *early, release func()) {
+	t.Helper()
+	hold, proved := make(chan struct{}), make(chan struct{})
+	release = sync.OnceFunc(func() { close(hold) })
+	earlyProved = func() { close(proved); <-hold }
+	s = OpenEarly(context.Background(), opts)
+	e = s.early.Load()
+	<-proved
+	t.Cleanup(func() {
+		release()
+		s.Close()
+		earlyProved = nil
+	})
+	return s, e, release
+}
+
+// decideWithin is s.Decide(sum, remote), or ok false if it has not
+// returned within d (it is waiting for the full load; its result is
+// then sent on late).
+func decideWithin(s *Store, sum [32]byte, remote netip.Addr, d time.Duration) (dec Decision, late <-chan Decision, ok bool) {
+	ch := make(chan Decision, 1)
+	go func() { ch <- s.Decide(sum, remote) }()
+	select {
+	case dec := <-ch:
+		return dec, nil, true
+	case <-time.After(d):
+		return Decision{}, ch, false
+	}
+}
+
+// same reports how two decisions differ ("" if they do not): verdict,
+// the entry decided on, and the error.
+func same(a, b Decision) string {
+	name := func(d Decision) string {
+		if d.Entry == nil {
+			return "<nil>"
+		}
+		return d.Entry.Name + " in " + filepath.Base(d.Entry.File)
+	}
+	if a.Verdict != b.Verdict || name(a) != name(b) || fmt.Sprint(a.Err) != fmt.Sprint(b.Err) || a.Incomplete != b.Incomplete {
+		return fmt.Sprintf("%v %s %v, want %v %s %v", a.Verdict, name(a), a.Err, b.Verdict, name(b), b.Err)
+	}
+	return ""
+}
+
+// Every decision answered before the full load is the full load's: on
+// an index proved from the files' stamps after the files changed behind
+// it in place (an entry rewritten to hold another key, a revocation
+// moved to another key), for authorized, revoked, expired and
+// wrong-network keys alike. Keys the index does not know wait for the
+// full load.
+func TestEarlyDecisionsAreTheFullLoads(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 30)
+	d, r := opts.Dirs[0], opts.RevokedDirs[0]
+	keydirtest.Write(t, filepath.Join(r, "r.json"), keydirtest.JWK(t, key(t, 8)))
+	keydirtest.Write(t, filepath.Join(d, "old.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 31), "expires", "2001-01-01T00:00:00Z")))
+	from := keydirtest.WithAttrs(key(t, 32), "name", "netted")
+	from.Attrs.SetList("from", []string{"10.0.0.0/8"})
+	keydirtest.Write(t, filepath.Join(d, "netted.json"), keydirtest.JWK(t, from))
+	keydirtest.Write(t, filepath.Join(d, "twice.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "expires", "2001-01-01T00:00:00Z")))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	// Behind the index's back, in place: k5.json now holds key 40, and
+	// the revocation moves from key 8 to key 9.
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, key(t, 40)))
+	keydirtest.WriteInPlace(t, filepath.Join(r, "r.json"), keydirtest.JWK(t, key(t, 9)))
+
+	s, e, release := openEarlyHeld(t, opts)
+	full := Load(opts)
+	local, inside := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.1.2.3")
+	cases := []struct {
+		key    int
+		remote netip.Addr
+		early  bool
+	}{
+		{3, local, true},   // authorized
+		{40, local, true},  // authorized by the in-place edit
+		{9, local, true},   // revoked in place (asked first: the index named r.json for key 8)
+		{8, local, true},   // no longer revoked
+		{31, local, true},  // expired
+		{32, local, true},  // outside its "from"
+		{32, inside, true}, // inside it
+		{2, local, true},   // two entries: the first (k2.json) is in effect
+		{5, local, false},  // gone from k5.json: unknown, left to the full load
+		{99, local, false}, // never known
+	}
+	var waiting []func()
+	for _, c := range cases {
+		sum := key(t, c.key).SPKIHash()
+		want := full.Decide(sum, c.remote)
+		got, late, ok := decideWithin(s, sum, c.remote, 300*time.Millisecond)
+		if ok != c.early {
+			t.Errorf("key %d from %v: answered before the full load: %v, want %v", c.key, c.remote, ok, c.early)
+		}
+		if ok {
+			if diff := same(got, want); diff != "" {
+				t.Errorf("key %d from %v, early: %s", c.key, c.remote, diff)
+			}
+			continue
+		}
+		waiting = append(waiting, func() {
+			if diff := same(<-late, want); diff != "" {
+				t.Errorf("key %d from %v, after the full load: %s", c.key, c.remote, diff)
+			}
+		})
+	}
+	if e.decided != 8 {
+		t.Errorf("%d decisions answered early, want 8", e.decided)
+	}
+	if n := len(e.store.Loader().Snapshot().Files()); n > 10 {
+		t.Errorf("the early decisions read %d files, want those of the keys asked", n)
+	}
+	release()
+	for _, w := range waiting {
+		w()
+	}
+	<-s.Loaded()
+	if len(s.Entries()) != len(full.Entries()) {
+		t.Errorf("after the full load: %d entries, want %d", len(s.Entries()), len(full.Entries()))
+	}
+}
+
+// Once a file of the store changes after the proof, no decision is
+// answered early: a key removed in place is not admitted on the strength
+// of the index, nor is any other key, until the full load decides.
+func TestEarlyDecisionsStopOnChange(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 30)
+	d := opts.Dirs[0]
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	s, _, release := openEarlyHeld(t, opts)
+	local := netip.MustParseAddr("127.0.0.1")
+	three := key(t, 3).SPKIHash()
+	if got, _, ok := decideWithin(s, three, local, 2*time.Second); !ok || got.Verdict != Authorized {
+		t.Fatalf("key 3 before the change: %v (early: %v), want Authorized early", got.Verdict, ok)
+	}
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k3.json"), keydirtest.JWK(t, key(t, 41)))
+	// The event may take a moment to come; until it does the decision is
+	// the one a watching store's snapshot also gives for a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	var late <-chan Decision
+	for {
+		got, l, ok := decideWithin(s, three, local, 300*time.Millisecond)
+		if !ok {
+			late = l
+			break
+		}
+		if got.Verdict != Authorized || time.Now().After(deadline) {
+			t.Fatalf("key 3 removed in place: %v answered early, want to wait for the full load", got.Verdict)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, ok := decideWithin(s, key(t, 4).SPKIHash(), local, 300*time.Millisecond); ok {
+		t.Error("key 4 answered early after a change")
+	}
+	// What tlsbridge.LiveConns decides the connections admitted early
+	// again on: the full load's publication is a change.
+	told := make(chan struct{}, 1)
+	defer s.OnChange(func(Change) {
+		select {
+		case told <- struct{}{}:
+		default:
+		}
+	})()
+	release()
+	if got := <-late; got.Verdict != Unknown {
+		t.Errorf("key 3 after the full load: %v, want Unknown", got.Verdict)
+	}
+	select {
+	case <-told:
+	case <-time.After(10 * time.Second):
+		t.Error("no change told when the full load was published")
+	}
+}
+
+// A file added after the proof stops the early decisions even before its
+// event comes: the directory's stamp is no longer the one proved. (Here
+// a0.json holds an expired copy of key 3, in effect before k3.json's.)
+func TestEarlyDecisionsStopOnNewFile(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 30)
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	s, _, release := openEarlyHeld(t, opts)
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a0.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 3), "expires", "2001-01-01T00:00:00Z")))
+	got, late, ok := decideWithin(s, key(t, 3).SPKIHash(), netip.MustParseAddr("127.0.0.1"), 300*time.Millisecond)
+	if ok {
+		t.Fatalf("key 3, with an expired entry added after the proof: %v answered early, want to wait for the full load", got.Verdict)
+	}
+	release()
+	if got := <-late; got.Verdict != Expired {
+		t.Errorf("after the full load: %v, want Expired", got.Verdict)
+	}
+}
+
+// Where no admin command made an index, no decision is answered early:
+// a directory of IndexMinFiles files or more would take a full load to
+// prove, and a home without an index directory is a small one, which
+// loads in full about as fast.
+func TestEarlyDecisionsNeedAnIndex(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		files int
+	}{{"large", 0}, {"none", 1000}} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := fillHome(t, 5)
+			keydir.IndexMinFiles = c.files
+			s, e, release := openEarlyHeld(t, opts)
+			if _, _, ok := decideWithin(s, key(t, 1).SPKIHash(), netip.Addr{}, 300*time.Millisecond); ok || e.store != nil {
+				t.Error("answered early without an index")
+			}
+			release()
+			if d := s.Decide(key(t, 1).SPKIHash(), netip.Addr{}); d.Verdict != Authorized {
+				t.Errorf("after the full load: %v", d.Verdict)
+			}
+		})
+	}
+}
+
+// Early decisions from many goroutines at once, during the full load
+// and across its publication, are each the full load's (run with -race).
+func TestEarlyDecisionsConcurrent(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 40)
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	s := OpenEarly(context.Background(), opts)
+	defer s.Close()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 60 {
+				k := (g*7 + i) % 45 // keys 40–44 are unknown
+				d := s.Decide(key(t, k).SPKIHash(), netip.Addr{})
+				if want := k < 40; (d.Verdict == Authorized) != want {
+					t.Errorf("key %d: %v", k, d.Verdict)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
