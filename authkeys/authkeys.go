@@ -182,10 +182,10 @@ type Store struct {
 	made              madeEntries
 	rotating          sync.Mutex // AcceptRotation's: its count of a name's next keys holds until it adds
 	// OpenEarly's: its decisions before the full load (nil once it is
-	// published), and a channel closed when its loading ends (nil:
-	// not OpenEarly's).
-	early  atomic.Pointer[early]
-	loaded chan struct{}
+	// published), a channel closed when it is published, and one closed
+	// when the loading goroutine ends (both nil: not OpenEarly's).
+	early          atomic.Pointer[early]
+	loaded, opened chan struct{}
 }
 
 func newStore(opts Options) *Store {
@@ -362,7 +362,9 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 		s.logUnprintableNames(prev, sn)
 	}
 	s.snap.Store(sn)
-	s.early.Store(nil) // OpenEarly's full load is published: it decides from now on
+	if s.early.Swap(nil) != nil {
+		close(s.loaded) // OpenEarly's full load is published: it decides from now on
+	}
 	// The Entries of the files gone are dropped after sn is published,
 	// not before: a handshake still deciding on prev that keeps an Entry
 	// after this drop then finds sn published and takes it back
@@ -540,6 +542,7 @@ func (s *Store) authorizedFiles(files []keydir.Numbered[item]) []keydir.Numbered
 // Entries returns the authorized keys in effect, in file order: for each
 // key, the entry of the first file that holds it.
 func (s *Store) Entries() []*Entry {
+	s.waitLoaded()
 	sn := s.snap.Load()
 	out := make([]*Entry, 0, sn.keys.n)
 	for f, pos := range s.authorizedItems(sn.files) {
@@ -551,7 +554,10 @@ func (s *Store) Entries() []*Entry {
 }
 
 // Revoked returns the revoked keys in file order.
-func (s *Store) Revoked() []*Entry { return entries(s.snap.Load().revoked.Found()) }
+func (s *Store) Revoked() []*Entry {
+	s.waitLoaded()
+	return entries(s.snap.Load().revoked.Found())
+}
 
 // Lookup is Decide as an entry and an error: the entry when the key is
 // Authorized, else the decision's error — a *RevokedError,
@@ -609,6 +615,7 @@ const (
 // under it (docs/design.md, "Concurrent writers"). The directory is made
 // first, if missing, even for an Add then refused.
 func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
+	s.waitLoaded()
 	overwrite := mode == Replace
 	// A name given is checked for what it shows (keydir.CheckName); a
 	// client's next key takes the name its entry has, which a store of
@@ -741,6 +748,7 @@ func writeEntry(path, name string, data []byte, sum [32]byte, overwrite bool) er
 // leaves the key's entries under other names, which StillAuthorizedError
 // reports too, so that nobody believes a key gone that still gets in.
 func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
+	s.waitLoaded()
 	if nameOrFingerprint == "" {
 		// Unnamed entries (keys of a single file) have the empty name:
 		// removing "" would remove every one of them.
@@ -794,6 +802,7 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 // first by another entry count too: removing that one would make them
 // take effect.
 func (s *Store) NameHolder(name string, sum [32]byte, file string) *Entry {
+	s.waitLoaded()
 	s.Loader().Extend(keydir.Query{Terms: []keydir.Term{nameTerm(name)}})
 	for _, e := range s.named(s.Loader().Snapshot(), name) {
 		if e.SPKIHash != sum && e.File != file {
@@ -841,6 +850,7 @@ func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bo
 // read again, is left out (keydir.Loader.Find): the next load trusts
 // nothing from it.
 func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
+	s.waitLoaded()
 	found, _ := s.find(s.Loader().Snapshot(), fp, revoked)
 	if len(found) == 0 && s.Loader().Widen() {
 		found, _ = s.find(s.Loader().Snapshot(), fp, revoked)
@@ -895,6 +905,7 @@ func (s *Store) removeEntries(match []*Entry) error {
 // whatever else authorizes or pins it. Revoking a key twice changes
 // nothing.
 func (s *Store) Revoke(k *jwk.Key) (string, error) {
+	s.waitLoaded()
 	if len(s.opts.RevokedDirs) == 0 {
 		return "", errors.New("authkeys: no revoked-keys directory configured to add keys to")
 	}
@@ -927,6 +938,7 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 // (any form keydir.Loader.Find matches) and returns them. If a copy remains, the
 // key is still refused and Unrevoke says so (*RevokedError).
 func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
+	s.waitLoaded()
 	fp, err := jwk.ParseFingerprint(fingerprint)
 	if err != nil {
 		return nil, err

@@ -15,29 +15,40 @@ import (
 // they are — every file's stamp, as a removal proves it — and then loads
 // and watches everything, as Open does. Until that full load is
 // published, Decide answers from the files the index names for the key,
-// read through the same rule and parsers: revoked, authorized, expired or
-// from the wrong network, as the full snapshot would. It waits for the
-// full load instead — never guesses — for a key the index does not know
-// (Unknown, which a CA may stand in for), while the proof runs, and for
-// good once any file of the store changed since the proof began, or
-// where it cannot prove: no index (no admin command made one; a
-// directory of fewer than keydir.IndexMinFiles files needs none), an
-// index it may not lock or bring up to date, a feed, a file system whose
-// stamps come from a cache. A server deciding connections again on
-// changes (tlsbridge.LiveConns) decides those admitted early again when
-// the full load is published.
+// the files no watch sees written (links), the skipped ones, every
+// single file and every revocation directory, all read again at each
+// decision through the same rule and parsers: revoked, authorized,
+// expired or from the wrong network, as the full snapshot would.
 //
-// Entries, Revoked, Lookup and Problems answer from the full load only:
-// empty until Loaded is closed.
+// It waits for the full load instead — never guesses — for a key the
+// index does not know (Unknown, which a CA may stand in for), while the
+// proof runs, and for good once any file of the store changed since the
+// proof began, or where it cannot prove: no index (no admin command made
+// one; a directory of fewer than keydir.IndexMinFiles files needs none),
+// a revocation directory of that many files or more, an index it may not
+// lock (an admin command holding it makes the proof wait, at most 10 s)
+// or bring up to date, a feed, a file system whose stamps come from a
+// cache. A server deciding connections again on changes
+// (tlsbridge.LiveConns) decides those admitted early again when the full
+// load is published.
+//
+// Lookup and LookupKey decide as Decide does. Every other method that
+// reads or writes entries (Entries, Revoked, FindKeys, NameHolder,
+// SharedNames, UnprintableNames, Add, Remove, Revoke, Unrevoke,
+// AcceptRotation, SetAcceptRotation) first waits for the full load
+// (Loaded); Problems and Status say what is loaded so far.
 func OpenEarly(ctx context.Context, opts Options) *Store {
 	s := newStore(opts)
 	e := &early{}
+	s.loaded, s.opened = make(chan struct{}), make(chan struct{})
+	e.loaded = s.loaded
 	e.mu.Lock() // until the proof ends: a decision waits for it
 	s.early.Store(e)
-	s.loaded = make(chan struct{})
 	go func() {
-		defer close(s.loaded)
-		n := newStore(opts)
+		defer close(s.opened)
+		quiet := opts
+		quiet.Logger = nil // the full load logs what it finds, once
+		n := newStore(quiet)
 		n.IndexBy(entryTerms)
 		if n.Loader().LoadProved(keydir.Query{}) {
 			e.store = n
@@ -46,7 +57,10 @@ func OpenEarly(ctx context.Context, opts Options) *Store {
 		if earlyProved != nil {
 			earlyProved()
 		}
-		s.Start(ctx, true) // its publication ends the early decisions (build)
+		s.Start(ctx, true) // its publication ends the early decisions, and closes s.loaded (build)
+		if s.early.Swap(nil) != nil {
+			close(s.loaded) // a load that published nothing: an empty store
+		}
 		e.end()
 	}()
 	return s
@@ -58,9 +72,10 @@ var earlyProved func()
 
 // early is the state of OpenEarly's decisions before the full load.
 type early struct {
-	mu      sync.Mutex // serialises early decisions
-	store   *Store     // proved (keydir.Loader.LoadProved); nil: none, or no longer
-	decided int        // decisions answered early (for tests)
+	loaded  <-chan struct{} // the store's: closed once the full load is published
+	mu      sync.Mutex      // serialises early decisions
+	store   *Store          // proved (keydir.Loader.LoadProved); nil: none, or no longer
+	decided int             // decisions answered early (for tests)
 }
 
 // decide decides for sum from the proved store; ok is false where the
@@ -68,6 +83,11 @@ type early struct {
 func (e *early) decide(sum [32]byte, remote netip.Addr) (d Decision, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	select {
+	case <-e.loaded:
+		return Decision{}, false // published while this one waited: it decides
+	default:
+	}
 	if e.store == nil {
 		return Decision{}, false
 	}
@@ -95,8 +115,8 @@ func (e *early) end() {
 }
 
 // Loaded returns a channel closed once the store's full load is
-// published and watched: at once for a store Load or Open made, later
-// for one OpenEarly made.
+// published: at once for a store Load or Open made, later for one
+// OpenEarly made.
 func (s *Store) Loaded() <-chan struct{} {
 	if s.loaded != nil {
 		return s.loaded
@@ -106,9 +126,18 @@ func (s *Store) Loaded() <-chan struct{} {
 
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+// waitLoaded waits for the full load of a store OpenEarly made.
+func (s *Store) waitLoaded() {
+	if s.loaded != nil {
+		<-s.loaded
+	}
+}
+
 // Close stops watching; for a store OpenEarly made, it first waits for
 // its full load to end. Lookups keep answering from the last snapshot.
 func (s *Store) Close() error {
-	<-s.Loaded()
+	if s.opened != nil {
+		<-s.opened
+	}
 	return s.Lifecycle.Close()
 }

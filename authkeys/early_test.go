@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -30,6 +31,23 @@ func openEarlyHeld(t *testing.T, opts Options) (s *Store, e *early, release func
 		earlyProved = nil
 	})
 	return s, e, release
+}
+
+// indexedHome is fillHome with its admin index made (by an admin
+// command's load), the files' stamps recorded, and directories below 10
+// files read whole (IndexMinFiles) as a small revoked_keys.d/ is. before,
+// if set, writes more files before the index is made.
+func indexedHome(t *testing.T, n int, before func(opts Options)) Options {
+	t.Helper()
+	recordStamps(t)
+	opts := fillHome(t, n)
+	if before != nil {
+		before(opts)
+	}
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	keydir.IndexMinFiles = 10
+	return opts
 }
 
 // decideWithin is s.Decide(sum, remote), or ok false if it has not
@@ -68,17 +86,16 @@ func same(a, b Decision) string {
 // wrong-network keys alike. Keys the index does not know wait for the
 // full load.
 func TestEarlyDecisionsAreTheFullLoads(t *testing.T) {
-	recordStamps(t)
-	opts := fillHome(t, 30)
+	opts := indexedHome(t, 30, func(opts Options) {
+		d, r := opts.Dirs[0], opts.RevokedDirs[0]
+		keydirtest.Write(t, filepath.Join(r, "r.json"), keydirtest.JWK(t, key(t, 8)))
+		keydirtest.Write(t, filepath.Join(d, "old.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 31), "expires", "2001-01-01T00:00:00Z")))
+		from := keydirtest.WithAttrs(key(t, 32), "name", "netted")
+		from.Attrs.SetList("from", []string{"10.0.0.0/8"})
+		keydirtest.Write(t, filepath.Join(d, "netted.json"), keydirtest.JWK(t, from))
+		keydirtest.Write(t, filepath.Join(d, "twice.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "expires", "2001-01-01T00:00:00Z")))
+	})
 	d, r := opts.Dirs[0], opts.RevokedDirs[0]
-	keydirtest.Write(t, filepath.Join(r, "r.json"), keydirtest.JWK(t, key(t, 8)))
-	keydirtest.Write(t, filepath.Join(d, "old.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 31), "expires", "2001-01-01T00:00:00Z")))
-	from := keydirtest.WithAttrs(key(t, 32), "name", "netted")
-	from.Attrs.SetList("from", []string{"10.0.0.0/8"})
-	keydirtest.Write(t, filepath.Join(d, "netted.json"), keydirtest.JWK(t, from))
-	keydirtest.Write(t, filepath.Join(d, "twice.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "expires", "2001-01-01T00:00:00Z")))
-	_, finish := LoadFor(opts, Lookups{})
-	finish()
 	// Behind the index's back, in place: k5.json now holds key 40, and
 	// the revocation moves from key 8 to key 9.
 	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, key(t, 40)))
@@ -143,11 +160,8 @@ func TestEarlyDecisionsAreTheFullLoads(t *testing.T) {
 // answered early: a key removed in place is not admitted on the strength
 // of the index, nor is any other key, until the full load decides.
 func TestEarlyDecisionsStopOnChange(t *testing.T) {
-	recordStamps(t)
-	opts := fillHome(t, 30)
+	opts := indexedHome(t, 30, nil)
 	d := opts.Dirs[0]
-	_, finish := LoadFor(opts, Lookups{})
-	finish()
 	s, _, release := openEarlyHeld(t, opts)
 	local := netip.MustParseAddr("127.0.0.1")
 	three := key(t, 3).SPKIHash()
@@ -197,10 +211,7 @@ func TestEarlyDecisionsStopOnChange(t *testing.T) {
 // event comes: the directory's stamp is no longer the one proved. (Here
 // a0.json holds an expired copy of key 3, in effect before k3.json's.)
 func TestEarlyDecisionsStopOnNewFile(t *testing.T) {
-	recordStamps(t)
-	opts := fillHome(t, 30)
-	_, finish := LoadFor(opts, Lookups{})
-	finish()
+	opts := indexedHome(t, 30, nil)
 	s, _, release := openEarlyHeld(t, opts)
 	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a0.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 3), "expires", "2001-01-01T00:00:00Z")))
 	got, late, ok := decideWithin(s, key(t, 3).SPKIHash(), netip.MustParseAddr("127.0.0.1"), 300*time.Millisecond)
@@ -240,10 +251,7 @@ func TestEarlyDecisionsNeedAnIndex(t *testing.T) {
 // Early decisions from many goroutines at once, during the full load
 // and across its publication, are each the full load's (run with -race).
 func TestEarlyDecisionsConcurrent(t *testing.T) {
-	recordStamps(t)
-	opts := fillHome(t, 40)
-	_, finish := LoadFor(opts, Lookups{})
-	finish()
+	opts := indexedHome(t, 40, nil)
 	s := OpenEarly(context.Background(), opts)
 	defer s.Close()
 	var wg sync.WaitGroup
@@ -259,4 +267,89 @@ func TestEarlyDecisionsConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A store of no files at all is loaded too: nothing waits for ever.
+func TestEarlyEmptyStore(t *testing.T) {
+	s := OpenEarly(context.Background(), HomeOptions(t.TempDir()))
+	defer s.Close()
+	if n := len(s.Entries()); n != 0 {
+		t.Errorf("%d entries", n)
+	}
+	if d := s.Decide(key(t, 1).SPKIHash(), netip.Addr{}); d.Verdict != Unknown {
+		t.Errorf("%v", d.Verdict)
+	}
+}
+
+// Files a watch of the directory cannot see written — a revocation file
+// that is a symbolic link out of the home, an entry that is one, an
+// entry with a second hard link elsewhere — are read again at every
+// early decision: each is rewritten through its other path after the
+// proof, with no event and no change of any directory's stamp (key 3
+// revoked, keys 4 and 5 given an expired entry in a file before theirs),
+// and no early decision admits the key the full load refuses.
+func TestEarlyDecisionsReadAliasedFiles(t *testing.T) {
+	var targets string
+	opts := indexedHome(t, 30, func(opts Options) {
+		d, r := opts.Dirs[0], opts.RevokedDirs[0]
+		targets = filepath.Join(opts.Home, "targets")
+		keydirtest.Write(t, filepath.Join(targets, "r.json"), keydirtest.JWK(t, key(t, 50)))
+		keydirtest.Write(t, filepath.Join(targets, "a0.json"), keydirtest.JWK(t, key(t, 51)))
+		if err := os.MkdirAll(r, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, link := range [][2]string{{filepath.Join(targets, "r.json"), filepath.Join(r, "r.json")}, {filepath.Join(targets, "a0.json"), filepath.Join(d, "a0.json")}} {
+			if err := os.Symlink(link[0], link[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		keydirtest.Write(t, filepath.Join(d, "a1.json"), keydirtest.JWK(t, key(t, 52)))
+		if err := os.Link(filepath.Join(d, "a1.json"), filepath.Join(targets, "a1.json")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s, _, _ := openEarlyHeld(t, opts)
+	local := netip.MustParseAddr("127.0.0.1")
+	for _, k := range []int{3, 4, 5} {
+		if d, _, ok := decideWithin(s, key(t, k).SPKIHash(), local, 2*time.Second); !ok || d.Verdict != Authorized {
+			t.Fatalf("key %d before: %v (early: %v), want Authorized early", k, d.Verdict, ok)
+		}
+	}
+	keydirtest.WriteInPlace(t, filepath.Join(targets, "r.json"), keydirtest.JWK(t, key(t, 3)))
+	keydirtest.WriteInPlace(t, filepath.Join(targets, "a0.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 4), "expires", "2001-01-01T00:00:00Z")))
+	keydirtest.WriteInPlace(t, filepath.Join(targets, "a1.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 5), "expires", "2001-01-01T00:00:00Z")))
+	full := Load(opts)
+	for _, k := range []int{3, 4, 5} {
+		want := full.Decide(key(t, k).SPKIHash(), local)
+		if want.Verdict == Authorized {
+			t.Fatalf("key %d: the full load admits it: the test's edits did not take", k)
+		}
+		got, _, ok := decideWithin(s, key(t, k).SPKIHash(), local, 300*time.Millisecond)
+		if ok && got.Verdict == Authorized {
+			t.Errorf("key %d, changed through another path: Authorized early, the full load says %v", k, want.Verdict)
+		}
+	}
+}
+
+// A key decided early once is not decided again from what was read then:
+// a file added meanwhile (here an expired copy of the key, in effect
+// before its entry) stops the early decisions at the next one, even
+// before its event comes.
+func TestEarlyDecisionsRepeatedKeyChecksAgain(t *testing.T) {
+	opts := indexedHome(t, 30, nil)
+	s, _, release := openEarlyHeld(t, opts)
+	local := netip.MustParseAddr("127.0.0.1")
+	three := key(t, 3).SPKIHash()
+	if got, _, ok := decideWithin(s, three, local, 2*time.Second); !ok || got.Verdict != Authorized {
+		t.Fatalf("key 3: %v (early: %v), want Authorized early", got.Verdict, ok)
+	}
+	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a0.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 3), "expires", "2001-01-01T00:00:00Z")))
+	got, late, ok := decideWithin(s, three, local, 300*time.Millisecond)
+	if ok {
+		t.Fatalf("key 3 again, after a file was added: %v answered early, want to wait for the full load", got.Verdict)
+	}
+	release()
+	if got := <-late; got.Verdict != Expired {
+		t.Errorf("after the full load: %v, want Expired", got.Verdict)
+	}
 }

@@ -348,6 +348,7 @@ func (nc *nameCounts) publish(prev, sn *snapshot) {
 // order (see SharedName). It reads every entry only when there is such a
 // name.
 func (s *Store) SharedNames() []SharedName {
+	s.waitLoaded()
 	return s.sharedNames(s.snap.Load())
 }
 
@@ -421,6 +422,7 @@ func unprintableWhat(name string) string {
 // name only when the store counts such a name (nameCounts.unprintable),
 // and makes an Entry of those alone.
 func (s *Store) UnprintableNames() []UnprintableName {
+	s.waitLoaded()
 	return s.unprintableNames(s.snap.Load(), nil)
 }
 

@@ -25,6 +25,7 @@ import (
 // docs/design.md "Announced rotation"), or a client could have anyone's
 // key authorized under its name.
 func (s *Store) AcceptRotation(e *Entry, next *jwk.Key) (*Entry, error) {
+	s.waitLoaded()
 	if e == nil || !e.AcceptRotation {
 		return nil, errors.New("authkeys: the entry does not accept rotation")
 	}
@@ -170,6 +171,7 @@ func (e *EntryGoneError) Error() string {
 // of that name elsewhere (a single authorized_keys file) are refused, and
 // so is a name with no entry (*NotFoundError).
 func (s *Store) SetAcceptRotation(name string, on bool) ([]*Entry, error) {
+	s.waitLoaded()
 	s.Loader().Reload()
 	var (
 		done []*Entry

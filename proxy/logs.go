@@ -27,6 +27,11 @@ type TrustStore interface {
 // the store's keys ("authorized", "pinned").
 func logReloads(log *slog.Logger, what string) func(authkeys.Change) {
 	return func(c authkeys.Change) {
+		if c.Generation <= 1 {
+			// The first load (a store authkeys.OpenEarly made publishes
+			// it while serving): the start's own lines say what it read.
+			return
+		}
 		attrs := []any{
 			what, fmt.Sprintf("+%d/-%d", c.Added, c.Removed),
 			"revoked", fmt.Sprintf("+%d/-%d", c.Revoked, c.Unrevoked),

@@ -286,13 +286,17 @@ type StoreStatus interface {
 // name must be unique.
 func (m *Metrics) WatchStore(name string, s StoreStatus) (stop func()) {
 	sc := &storeCollector{name: name, s: s}
-	if s.Status().Skipped == 0 {
+	if st := s.Status(); st.Generation > 0 && st.Skipped == 0 {
 		sc.lastOK = time.Now()
 	}
 	reloads, took := m.reloads.WithLabelValues(name), m.reloadTook.WithLabelValues(name)
 	stop = s.OnChange(func(c authkeys.Change) {
-		reloads.Inc()
-		took.Observe(c.Took.Seconds())
+		// A store still loading (authkeys.OpenEarly) publishes its first
+		// load later: a load, not a reload.
+		if c.Generation > 1 {
+			reloads.Inc()
+			took.Observe(c.Took.Seconds())
+		}
 		if c.Skipped == 0 {
 			sc.mu.Lock()
 			sc.lastOK = time.Now()

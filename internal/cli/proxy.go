@@ -589,7 +589,10 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 		opts.Feeds = []authkeys.Feed{f.Feed(StoreAuthorized)}
 		opts.RevokedFeeds = []authkeys.Feed{f.Feed(StoreRevoked)}
 	}
-	store := authkeys.Open(ctx, opts)
+	// The first handshakes are decided from the admin index, proved
+	// complete, while every file is read (docs/design.md, "Early
+	// decisions").
+	store := authkeys.OpenEarly(ctx, opts)
 	ops.store("authorized", store)
 	pki, err := c.pki()
 	if err != nil {
@@ -609,17 +612,25 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 		ops.closers = append(ops.closers, h)
 		log.Info("serving enrollment", "path", enroll.Path, "invitations", enroll.InvitesDir(c.home))
 	}
-	n := len(store.Entries())
-	log.Info("identity", "fingerprint", id.Key.Fingerprint(), "authorized_keys", n, "pki", pki != nil)
-	if n == 0 && pki == nil && !o.enroll {
-		// Skipped files (logged above, with their fix) may hold keys:
-		// "authorize one" would have the admin add a key that is there.
-		if len(store.Problems()) > 0 {
-			log.Warn("no client key could be read: trust files were skipped (above), and every client is refused until they are fixed", "where", where)
-		} else {
-			log.Warn("no client key is authorized yet: every client is refused until one is (keytool"+c.homeFlag()+" authorize --name NAME FILE)", "where", where)
+	go func() {
+		// Once every file is read: the proxy serves meanwhile.
+		select {
+		case <-store.Loaded():
+		case <-ctx.Done():
+			return
 		}
-	}
+		n := len(store.Entries())
+		log.Info("identity", "fingerprint", id.Key.Fingerprint(), "authorized_keys", n, "pki", pki != nil)
+		if n == 0 && pki == nil && !o.enroll {
+			// Skipped files (logged above, with their fix) may hold keys:
+			// "authorize one" would have the admin add a key that is there.
+			if len(store.Problems()) > 0 {
+				log.Warn("no client key could be read: trust files were skipped (above), and every client is refused until they are fixed", "where", where)
+			} else {
+				log.Warn("no client key is authorized yet: every client is refused until one is (keytool"+c.homeFlag()+" authorize --name NAME FILE)", "where", where)
+			}
+		}
+	}()
 	maxStartups, _ := proxy.ParseMaxStartups(o.maxStartupsAll) // checked by checkMaxStartups
 	// The response and body timeouts are HTTP mode's alone: NewServer
 	// refuses them without HTTP.

@@ -20,21 +20,30 @@ import (
 // loader never answers from what it has not proved.
 
 // LoadProved narrows the loader to what deciding q needs, as LoadFor does,
-// but only where it can prove the admin index complete for the files as
-// they are: it first watches the sources (the process's shared inotify
-// instance; a change from then on stops it: ExtendProved), then, under
-// the index's lock, proves the index of every directory source from every
-// file's stamp — revocation directories included, where a removal need
-// not: a revocation written in place must be seen before a key is
-// admitted — and reads the files it names for q and the skipped ones,
-// every single file, and in full the directories too small to have an
-// index. It reports false where it cannot: no index directory or terms,
-// a feed (no stamps), a directory that cannot be watched, an index
-// missing for a directory of IndexMinFiles files or more, stamps from a
-// cache (LocalStamps), a proof that fails (verify: no stamps, the
-// directory changing meanwhile, many files changed, an index it cannot
-// write), or a change seen meanwhile. The loader is then left holding
-// nothing to decide on. Close ends its watch.
+// but only where it can prove what it reads is what a full load would:
+//
+//   - It first watches the sources (the process's shared inotify
+//     instance): a change from then on stops it (ExtendProved).
+//   - Under the index's lock it proves the index of every directory of
+//     trust complete from every file's stamp (verify), and reads the files
+//     the index names for q, the skipped ones, and those a watch of the
+//     directory cannot see written (symbolic links, hard links, other
+//     file systems: listedStamp.aliased), at most maxAliased of them.
+//   - Revocation directories, single files and directories of fewer than
+//     IndexMinFiles names with no index are read whole, at every read: a
+//     revocation is never judged from an index, which another user's
+//     trust-file rule may have written.
+//   - After reading, still under the lock, every directory's stamp must
+//     be the one proved.
+//
+// It reports false where it cannot: no index directory or terms, a feed
+// (no stamps), a directory that cannot be watched, a revocation directory
+// of IndexMinFiles names or more, an index missing for a directory that
+// large, stamps from a cache (LocalStamps), a proof that fails (verify:
+// no stamps, the directory changing meanwhile, many files changed, an
+// index it cannot write), too many aliased files, or a change seen
+// meanwhile. The loader is then left holding nothing to decide on. Close
+// ends its watch.
 func (l *Loader[T]) LoadProved(q Query) bool {
 	if l.cfg.Index == "" || l.cfg.Terms == nil {
 		return false
@@ -48,70 +57,103 @@ func (l *Loader[T]) LoadProved(q Query) bool {
 	l.ensureWatches()
 	failed := len(l.failed) > 0
 	l.mu.Unlock()
-	if failed {
-		l.dropProved()
-		return false
-	}
-	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, q: q}
-	narrow, ok := fl.prove(q)
-	if !ok {
-		l.dropProved()
-		return false
-	}
-	l.mu.Lock()
-	l.narrow, l.focus = narrow, fl
-	fl.proved = true
-	l.mu.Unlock()
-	l.Reload()
-	l.rereadReplaced()
-	if !l.quiet() {
+	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}}
+	if failed || !fl.proveAndRead(q) || !l.quiet() {
 		l.dropProved()
 		return false
 	}
 	return true
 }
 
-// prove proves, under the index's lock, the index of every directory
-// source (LoadProved), and returns the names each indexed directory's
-// index gives for q; a directory absent from narrow is read in full.
-func (fl *focusedLoad[T]) prove(q Query) (narrow map[int][]string, ok bool) {
+// maxAliased bounds the files of a directory read at every early
+// decision because no watch sees them written (LoadProved); maxAsked,
+// the keys one early loader reads for (ExtendProved): past them, waiting
+// for the full load costs less.
+const (
+	maxAliased = 256
+	maxAsked   = 1024
+)
+
+// proveAndRead is LoadProved's proof and read, under the index's lock.
+func (fl *focusedLoad[T]) proveAndRead(q Query) bool {
 	l := fl.l
 	unlock, ok := fl.lock(false)
 	if !ok {
-		return nil, false
+		return false
 	}
 	defer unlock()
-	narrow = map[int][]string{}
+	narrow := map[int][]string{}
 	for i, src := range l.cfg.Sources {
 		switch {
 		case src.Feed != nil:
-			return nil, false // a feed has no stamps to prove it by
+			return false // a feed has no stamps to prove it by
 		case !src.Dir:
+			continue // read whole
+		case src.Revocation:
+			if !fewFiles(src.Path) {
+				return false
+			}
 			continue // read whole
 		}
 		x := fl.index(i)
 		head := x.head()
 		if head == nil {
 			if !fewFiles(src.Path) {
-				return nil, false
+				return false
 			}
-			continue // below IndexMinFiles: read whole
+			continue // no index, and too small for one: read whole
 		}
 		if !LocalStamps(src.Path) {
-			return nil, false
+			return false
 		}
 		fl.heads[i] = head
 		x, ok := fl.verify(i)
-		if !ok {
-			return nil, false
+		if !ok || len(fl.aliased[i]) > maxAliased {
+			return false
 		}
 		names, ok := x.lookup(q)
 		if !ok {
-			return nil, false
+			return false
 		}
-		narrow[i] = names
+		narrow[i] = append(names, fl.aliased[i]...)
 	}
-	return narrow, true
+	fl.proved = true
+	for _, t := range q.Terms {
+		fl.asked[t] = true
+	}
+	return fl.read(narrow)
+}
+
+// read reads the files narrow names (and every source it does not
+// narrow, whole), and reports whether every narrowed directory is still
+// as proved: its stamp, and its index's head, those of the proof. Called
+// with the index locked, so that no admin command records a change in
+// the index meanwhile; one that writes a file changes the directory's
+// stamp, or sends an event.
+func (fl *focusedLoad[T]) read(narrow map[int][]string) bool {
+	l := fl.l
+	for i, names := range narrow {
+		slices.Sort(names)
+		narrow[i] = slices.Compact(names)
+	}
+	l.mu.Lock()
+	l.narrow, l.focus = narrow, fl
+	l.mu.Unlock()
+	l.Reload()
+	l.rereadReplaced()
+	return fl.asProved(narrow)
+}
+
+// asProved reports whether each narrowed directory's stamp and index
+// head are the ones the proof left. Called with the index locked.
+func (fl *focusedLoad[T]) asProved(narrow map[int][]string) bool {
+	for i := range narrow {
+		x := fl.index(i)
+		if head := x.head(); head == nil || !bytes.Equal(head, fl.heads[i]) || !bytes.Equal(x.stamp(), head) {
+			return false
+		}
+	}
+	return true
 }
 
 // fewFiles reports whether directory dir holds fewer than IndexMinFiles
@@ -129,12 +171,16 @@ func fewFiles(dir string) bool {
 	return (err == nil || err == io.EOF) && len(names) < IndexMinFiles
 }
 
-// ExtendProved adds q to what a loader LoadProved narrowed reads: the
-// index, still complete if nothing changed since the proof (no event, the
-// directories' stamps and the index's heads as proved), names the files
-// that hold q's terms, and they are read. It reports false, for good,
-// once anything changed since the proof, or the index cannot be read
-// under its lock: the loader then holds nothing to decide on.
+// ExtendProved reads, for a loader LoadProved narrowed, what deciding q
+// needs as well, and everything it read before again: under the index's
+// lock, if every narrowed directory is as proved (its stamp, its index's
+// head) and no event came since the proof began, the index names the
+// files that hold q's new terms; every narrowed file, aliased file,
+// single file and whole-read directory is read again (a file written in
+// place since is read as it is now), and the directories must still be
+// as proved after. It reports false, for good, once anything changed,
+// the index cannot be locked or read, or more than maxAsked keys were
+// asked: the loader then holds nothing to decide on.
 func (l *Loader[T]) ExtendProved(q Query) bool {
 	l.mu.Lock()
 	fl, narrow := l.focus, l.narrow
@@ -142,64 +188,52 @@ func (l *Loader[T]) ExtendProved(q Query) bool {
 	if fl == nil || !fl.proved {
 		return false
 	}
-	if !l.quiet() {
-		l.dropProved()
-		return false
-	}
-	var add Query
-	for _, t := range q.Terms {
-		if !slices.Contains(fl.q.Terms, t) {
-			add.Terms = append(add.Terms, t)
-		}
-	}
-	for _, p := range q.Prefixes {
-		if !slices.ContainsFunc(fl.q.Prefixes, func(b []byte) bool { return bytes.Equal(b, p) }) {
-			add.Prefixes = append(add.Prefixes, p)
-		}
-	}
-	if len(add.Terms)+len(add.Prefixes) == 0 {
-		return true
-	}
-	more, ok := fl.lookMore(narrow, add)
-	if !ok {
-		l.dropProved()
-		return false
-	}
-	l.mu.Lock()
-	l.narrow = more
-	fl.q.Terms = append(fl.q.Terms, add.Terms...)
-	fl.q.Prefixes = append(fl.q.Prefixes, add.Prefixes...)
-	l.mu.Unlock()
-	l.Reload()
-	l.rereadReplaced()
-	if !l.quiet() {
+	if !l.quiet() || !fl.extend(narrow, q) || !l.quiet() {
 		l.dropProved()
 		return false
 	}
 	return true
 }
 
-// lookMore returns narrow with the names each index gives for q, under
-// the index's lock, if every index and directory is as proved.
-func (fl *focusedLoad[T]) lookMore(narrow map[int][]string, q Query) (map[int][]string, bool) {
+// extend is ExtendProved's check, lookup and read, under the index's
+// lock.
+func (fl *focusedLoad[T]) extend(narrow map[int][]string, q Query) bool {
+	var add Query
+	for _, t := range q.Terms {
+		if !fl.asked[t] {
+			add.Terms = append(add.Terms, t)
+		}
+	}
+	add.Prefixes = q.Prefixes
+	if len(fl.asked)+len(add.Terms) > maxAsked {
+		return false
+	}
 	unlock, ok := fl.lock(false)
 	if !ok {
-		return nil, false
+		return false
 	}
 	defer unlock()
+	// asProved reads each index's head, which lookup needs too (the
+	// shard bits).
+	if !fl.asProved(narrow) {
+		return false
+	}
 	more := map[int][]string{}
 	for i, names := range narrow {
-		x := fl.index(i)
-		if head := x.head(); head == nil || !bytes.Equal(head, fl.heads[i]) || !bytes.Equal(x.stamp(), head) {
-			return nil, false
+		more[i] = slices.Clone(names)
+		if len(add.Terms)+len(add.Prefixes) == 0 {
+			continue
 		}
-		found, ok := x.lookup(q)
+		found, ok := fl.index(i).lookup(add)
 		if !ok {
-			return nil, false
+			return false
 		}
-		more[i] = append(slices.Clone(names), found...)
+		more[i] = append(more[i], found...)
 	}
-	return more, true
+	for _, t := range add.Terms {
+		fl.asked[t] = true
+	}
+	return fl.read(more)
 }
 
 // quiet reports whether no event that could change a source came to the

@@ -267,8 +267,13 @@ type focusedLoad[T any] struct {
 	// closes them.
 	writes  map[int]*ownWrites
 	unwatch []func()
-	// proved: a LoadProved load, still as proved (early.go).
+	// proved: a LoadProved load, still as proved; asked, the terms it
+	// read for (early.go).
 	proved bool
+	asked  map[Term]bool
+	// aliased are, by source, the files the last verify listed that may
+	// be written through another path (listedStamp.aliased).
+	aliased map[int][]string
 }
 
 // unchanged reports whether directory source i is as it was at stamp

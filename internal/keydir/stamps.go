@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"io/fs"
 	"iter"
 	"os"
 	"path/filepath"
@@ -201,6 +202,11 @@ type listedStamp struct {
 	bad   bool // the stat failed: the file must be read to know
 	skip  bool // a directory: not a file a load reads
 	same  bool // the stamp is the one recorded (set by verify)
+	// aliased: the file may be written through another path than this
+	// directory's — a symbolic link, a hard link, another file system
+	// mounted or linked in —, which no watch of the directory sees
+	// (early.go).
+	aliased bool
 }
 
 // localElsewhere tells whether the stamp of a file that is not on the
@@ -297,8 +303,9 @@ func statDir(dir string) (listing, error) {
 				for j := range b {
 					e := &b[j]
 					e.hash = nameHash(e.name)
-					st, mode, err := trustfile.StampAt(f, e.name)
+					st, mode, links, err := trustfile.StampAt(f, e.name)
 					e.stamp, e.bad, e.skip = st, err != nil, err == nil && mode.IsDir()
+					e.aliased = e.aliased || links > 1 || st.Device() != elsewhere.home
 					if !e.bad && !e.skip && !elsewhere.proves(e.name, st) {
 						e.bad = true // its stamp may come from a cache: read it
 					}
@@ -307,11 +314,13 @@ func statDir(dir string) (listing, error) {
 		})
 	}
 	for {
-		names, err := f.Readdirnames(256)
-		b := make([]listedStamp, 0, len(names))
-		for _, name := range names {
-			if !Ignored(name) {
-				b = append(b, listedStamp{name: name})
+		// ReadDir, not Readdirnames: the entry's type (d_type) tells a
+		// symbolic link without a stat of its own.
+		ents, err := f.ReadDir(256)
+		b := make([]listedStamp, 0, len(ents))
+		for _, d := range ents {
+			if !Ignored(d.Name()) {
+				b = append(b, listedStamp{name: d.Name(), aliased: d.Type()&fs.ModeSymlink != 0})
 			}
 		}
 		outs = append(outs, b)
@@ -430,6 +439,15 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 			return nil, false
 		}
 		fl.heads[i] = dir
+	}
+	if fl.aliased == nil {
+		fl.aliased = map[int][]string{}
+	}
+	fl.aliased[i] = nil
+	for e := range listed.all() {
+		if e.aliased && !e.skip {
+			fl.aliased[i] = append(fl.aliased[i], e.name)
+		}
 	}
 	return x, true
 }

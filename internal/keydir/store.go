@@ -41,7 +41,8 @@ type Options struct {
 	Rescan   time.Duration
 	// Index is the directory of the admin index, which admin commands
 	// load through (LoadFor) to read only the files they need; empty:
-	// none. Watching stores never use it.
+	// none. Watching stores use it only for a server's first decisions
+	// (Loader.LoadProved: authkeys.OpenEarly).
 	Index string
 }
 

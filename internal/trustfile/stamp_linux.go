@@ -91,10 +91,11 @@ func (s Stamp) AppendBinary(b []byte) ([]byte, error) {
 func (s Stamp) Changed() time.Time { return time.Unix(0, s.ctime) }
 
 // StampAt returns the stamp of the file name in the open directory dir,
-// following a symbolic link as the loaders' stat does, and its mode: one
-// fstatat relative to the directory, for a check of every file of a
-// large directory (the admin index's, docs/design.md "The admin index").
-func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, error) {
+// following a symbolic link as the loaders' stat does, its mode and its
+// number of hard links: one fstatat relative to the directory, for a
+// check of every file of a large directory (the admin index's,
+// docs/design.md "The admin index").
+func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, uint64, error) {
 	var st unix.Stat_t
 	for {
 		err := unix.Fstatat(int(dir.Fd()), name, &st, 0)
@@ -102,7 +103,7 @@ func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, error) {
 			continue
 		}
 		if err != nil {
-			return Stamp{}, 0, &fs.PathError{Op: "stat", Path: filepath.Join(dir.Name(), name), Err: err}
+			return Stamp{}, 0, 0, &fs.PathError{Op: "stat", Path: filepath.Join(dir.Name(), name), Err: err}
 		}
 		break
 	}
@@ -110,7 +111,7 @@ func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, error) {
 	return Stamp{
 		size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino,
 		dev: uint64(st.Dev), mode: mode, uid: st.Uid, //nolint:unconvert // as StampOf
-	}, mode, nil
+	}, mode, uint64(st.Nlink), nil //nolint:unconvert // uint32 on some architectures
 }
 
 // LocalStamps reports whether the file system holding dir answers a

@@ -72,13 +72,14 @@ func (s Stamp) AppendBinary(b []byte) ([]byte, error) {
 func (s Stamp) Changed() time.Time { return time.Unix(0, s.mtime) }
 
 // StampAt returns the stamp of the file name in the open directory dir,
-// following a symbolic link as the loaders' stat does, and its mode.
-func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, error) {
+// following a symbolic link as the loaders' stat does, its mode, and a
+// number of hard links it cannot tell here (1).
+func StampAt(dir *os.File, name string) (Stamp, fs.FileMode, uint64, error) {
 	fi, err := os.Stat(filepath.Join(dir.Name(), name))
 	if err != nil {
-		return Stamp{}, 0, err
+		return Stamp{}, 0, 0, err
 	}
-	return StampOf(fi), fi.Mode(), nil
+	return StampOf(fi), fi.Mode(), 1, nil
 }
 
 // LocalStamps reports whether the file system holding dir answers a

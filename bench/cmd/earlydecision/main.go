@@ -1,10 +1,11 @@
-// Command earlydecision measures what docs/design.md ("A route to a cold
-// start under the read floor") proposes and keytool does not do yet: a
-// server deciding its first handshake from the admin index, proved
-// complete by every file's stamp as a removal proves it
-// (authkeys.LoadFor, then keydir.Loader.ReloadComplete), against
-// deciding it after a full load (authkeys.Load), each in a fresh
-// process, timed from its start to the decision, rounds alternated.
+// Command earlydecision measured what docs/design.md ("Early decisions")
+// proposed before authkeys.OpenEarly was built: a server deciding its
+// first handshake from the admin index, proved complete by every file's
+// stamp as a removal proves it (authkeys.LoadFor, then
+// keydir.Loader.ReloadComplete), against deciding it after a full load
+// (authkeys.Load), each in a fresh process, timed from its start to the
+// decision, rounds alternated. BenchmarkColdStart's "early" measures
+// OpenEarly itself.
 //
 //	go run ./cmd/earlydecision -home DIR -keytool BIN -make 100000
 //	go run ./cmd/earlydecision -home DIR -rounds 7
