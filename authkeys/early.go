@@ -30,7 +30,8 @@ import (
 // or bring up to date, a feed, a file system whose stamps come from a
 // cache. A server deciding connections again on changes
 // (tlsbridge.LiveConns) decides those admitted early again when the full
-// load is published.
+// load is published. Where no admin command made the index, the full
+// load writes it (keydir.Loader.IndexAfter) for the next start.
 //
 // Lookup and LookupKey decide as Decide does. Every other method that
 // reads or writes entries (Entries, Revoked, FindKeys, NameHolder,
@@ -39,6 +40,7 @@ import (
 // (Loaded); Problems and Status say what is loaded so far.
 func OpenEarly(ctx context.Context, opts Options) *Store {
 	s := newStore(opts)
+	s.IndexBy(entryTerms) // IndexAfter's
 	e := &early{}
 	s.loaded, s.opened = make(chan struct{}), make(chan struct{})
 	e.loaded = s.loaded
@@ -57,11 +59,15 @@ func OpenEarly(ctx context.Context, opts Options) *Store {
 		if earlyProved != nil {
 			earlyProved()
 		}
+		index := s.Loader().IndexAfter()
 		s.Start(ctx, true) // its publication ends the early decisions, and closes s.loaded (build)
 		if s.early.Swap(nil) != nil {
 			close(s.loaded) // a load that published nothing: an empty store
 		}
 		e.end()
+		if ctx.Err() == nil {
+			index() // for the next start, where no admin command made one
+		}
 	}()
 	return s
 }

@@ -353,3 +353,25 @@ func TestEarlyDecisionsRepeatedKeyChecksAgain(t *testing.T) {
 		t.Errorf("after the full load: %v, want Expired", got.Verdict)
 	}
 }
+
+// A server's full load leaves the admin index where no admin command
+// made one, so that its next start decides early; one that exists is
+// left as it is.
+func TestEarlyServerIndexesForItsNextStart(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 30)
+	keydir.IndexMinFiles = 10
+	local := netip.MustParseAddr("127.0.0.1")
+	s, _, release := openEarlyHeld(t, opts)
+	if _, _, ok := decideWithin(s, key(t, 3).SPKIHash(), local, 300*time.Millisecond); ok {
+		t.Fatal("answered early without an index")
+	}
+	release()
+	s.Close() // waits for the index to be written
+	earlyProved = nil
+
+	s2, _, _ := openEarlyHeld(t, opts)
+	if d, _, ok := decideWithin(s2, key(t, 3).SPKIHash(), local, 2*time.Second); !ok || d.Verdict != Authorized {
+		t.Errorf("the next start: %v (early: %v), want Authorized early from the index the first one wrote", d.Verdict, ok)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // A server's first decisions, before its full load has read every file
@@ -295,5 +296,62 @@ func (l *Loader[T]) dropProved() {
 	l.mu.Unlock()
 	if fw != nil {
 		fw.Close()
+	}
+}
+
+// IndexAfter is for a watching server's full load, so that its next
+// start can decide early: call it just before the load, and the function
+// it returns once the load is published. That writes, from the loaded
+// snapshot, the admin index of each directory of trust of IndexMinFiles
+// files or more that has none — what an admin command's LoadFor makes of
+// a full load (rebuild: the records, the stamps of the files older than
+// StampRacy, the head) — under the index's lock, where the directory's
+// stamp is still the one from before the load. An index that exists is
+// left to the next proof to bring up to date (verify), and one written
+// while a reload published another snapshot is marked stale at once: its
+// stamps may be newer than its records. Revocation directories get none
+// (early decisions read them whole). Nothing is written without an index
+// directory or terms, and an error leaves the index absent or stale: a
+// cache, never trusted wrong.
+func (l *Loader[T]) IndexAfter() (write func()) {
+	if l.cfg.Index == "" || l.cfg.Terms == nil {
+		return func() {}
+	}
+	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}}
+	stamps := map[int][]byte{}
+	for i, src := range l.cfg.Sources {
+		if src.Dir && src.Feed == nil && !src.Revocation {
+			if st := fl.index(i).stamp(); st != nil {
+				stamps[i] = st
+			}
+		}
+	}
+	start := time.Now()
+	return func() {
+		snap := l.Snapshot()
+		var todo []int
+		for i := range stamps {
+			if fl.count(snap, i) >= IndexMinFiles {
+				todo = append(todo, i)
+			}
+		}
+		if len(todo) == 0 {
+			return
+		}
+		unlock, ok := fl.lock(true)
+		if !ok {
+			return
+		}
+		defer unlock()
+		for _, i := range todo {
+			x := fl.index(i)
+			if x.head() != nil {
+				continue
+			}
+			fl.rebuild(i, snap, stamps[i], start)
+			if head := x.head(); head != nil && l.Snapshot() != snap {
+				x.record(head, staleStamp, nil, nil)
+			}
+		}
 	}
 }
