@@ -3,7 +3,6 @@ package authkeys
 import (
 	"context"
 	"net/netip"
-	"sync"
 
 	"github.com/keytool/keytool/internal/keydir"
 )
@@ -41,10 +40,10 @@ import (
 func OpenEarly(ctx context.Context, opts Options) *Store {
 	s := newStore(opts)
 	s.IndexBy(entryTerms) // IndexAfter's
-	e := &early{}
+	e := &early{turn: make(chan struct{}, 1)}
 	s.loaded, s.opened = make(chan struct{}), make(chan struct{})
 	e.loaded = s.loaded
-	e.mu.Lock() // until the proof ends: a decision waits for it
+	e.turn <- struct{}{} // until the proof ends: a decision waits for it
 	s.early.Store(e)
 	go func() {
 		defer close(s.opened)
@@ -55,7 +54,7 @@ func OpenEarly(ctx context.Context, opts Options) *Store {
 		if n.Loader().LoadProved(keydir.Query{}) {
 			e.store = n
 		}
-		e.mu.Unlock()
+		<-e.turn
 		if earlyProved != nil {
 			earlyProved()
 		}
@@ -78,22 +77,23 @@ var earlyProved func()
 
 // early is the state of OpenEarly's decisions before the full load.
 type early struct {
-	loaded  <-chan struct{} // the store's: closed once the full load is published
-	mu      sync.Mutex      // serialises early decisions
-	store   *Store          // proved (keydir.Loader.LoadProved); nil: none, or no longer
-	decided int             // decisions answered early (for tests)
+	loaded <-chan struct{} // the store's: closed once the full load is published
+	// turn serialises early decisions (and the proof before them), as a
+	// mutex a waiter can give up on when the full load is published.
+	turn    chan struct{}
+	store   *Store // proved (keydir.Loader.LoadProved); nil: none, or no longer
+	decided int    // decisions answered early (for tests)
 }
 
 // decide decides for sum from the proved store; ok is false where the
 // full load must decide.
 func (e *early) decide(sum [32]byte, remote netip.Addr) (d Decision, ok bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	select {
+	case e.turn <- struct{}{}:
 	case <-e.loaded:
 		return Decision{}, false // published while this one waited: it decides
-	default:
 	}
+	defer func() { <-e.turn }()
 	if e.store == nil {
 		return Decision{}, false
 	}
@@ -112,8 +112,8 @@ func (e *early) decide(sum [32]byte, remote netip.Addr) (d Decision, ok bool) {
 
 // end drops the proved store once the full load is published.
 func (e *early) end() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.turn <- struct{}{}
+	defer func() { <-e.turn }()
 	if e.store != nil {
 		e.store.Close()
 		e.store = nil

@@ -207,23 +207,6 @@ func TestEarlyDecisionsStopOnChange(t *testing.T) {
 	}
 }
 
-// A file added after the proof stops the early decisions even before its
-// event comes: the directory's stamp is no longer the one proved. (Here
-// a0.json holds an expired copy of key 3, in effect before k3.json's.)
-func TestEarlyDecisionsStopOnNewFile(t *testing.T) {
-	opts := indexedHome(t, 30, nil)
-	s, _, release := openEarlyHeld(t, opts)
-	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a0.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 3), "expires", "2001-01-01T00:00:00Z")))
-	got, late, ok := decideWithin(s, key(t, 3).SPKIHash(), netip.MustParseAddr("127.0.0.1"), 300*time.Millisecond)
-	if ok {
-		t.Fatalf("key 3, with an expired entry added after the proof: %v answered early, want to wait for the full load", got.Verdict)
-	}
-	release()
-	if got := <-late; got.Verdict != Expired {
-		t.Errorf("after the full load: %v, want Expired", got.Verdict)
-	}
-}
-
 // Where no admin command made an index, no decision is answered early:
 // a directory of IndexMinFiles files or more would take a full load to
 // prove, and a home without an index directory is a small one, which
@@ -331,26 +314,33 @@ func TestEarlyDecisionsReadAliasedFiles(t *testing.T) {
 	}
 }
 
-// A key decided early once is not decided again from what was read then:
-// a file added meanwhile (here an expired copy of the key, in effect
-// before its entry) stops the early decisions at the next one, even
-// before its event comes.
-func TestEarlyDecisionsRepeatedKeyChecksAgain(t *testing.T) {
-	opts := indexedHome(t, 30, nil)
-	s, _, release := openEarlyHeld(t, opts)
-	local := netip.MustParseAddr("127.0.0.1")
-	three := key(t, 3).SPKIHash()
-	if got, _, ok := decideWithin(s, three, local, 2*time.Second); !ok || got.Verdict != Authorized {
-		t.Fatalf("key 3: %v (early: %v), want Authorized early", got.Verdict, ok)
-	}
-	keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a0.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 3), "expires", "2001-01-01T00:00:00Z")))
-	got, late, ok := decideWithin(s, three, local, 300*time.Millisecond)
-	if ok {
-		t.Fatalf("key 3 again, after a file was added: %v answered early, want to wait for the full load", got.Verdict)
-	}
-	release()
-	if got := <-late; got.Verdict != Expired {
-		t.Errorf("after the full load: %v, want Expired", got.Verdict)
+// A file added after the proof stops the early decisions at the next
+// one, even before its event comes (the directory's stamp is no longer
+// the one proved), for a key asked for the first time as for one decided
+// early before from what was read then. (a0.json holds an expired copy
+// of key 3, in effect before k3.json's.)
+func TestEarlyDecisionsStopOnNewFile(t *testing.T) {
+	for _, askedBefore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("asked-before=%v", askedBefore), func(t *testing.T) {
+			opts := indexedHome(t, 30, nil)
+			s, _, release := openEarlyHeld(t, opts)
+			local := netip.MustParseAddr("127.0.0.1")
+			three := key(t, 3).SPKIHash()
+			if askedBefore {
+				if got, _, ok := decideWithin(s, three, local, 2*time.Second); !ok || got.Verdict != Authorized {
+					t.Fatalf("key 3: %v (early: %v), want Authorized early", got.Verdict, ok)
+				}
+			}
+			keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a0.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 3), "expires", "2001-01-01T00:00:00Z")))
+			got, late, ok := decideWithin(s, three, local, 300*time.Millisecond)
+			if ok {
+				t.Fatalf("key 3, after a file was added: %v answered early, want to wait for the full load", got.Verdict)
+			}
+			release()
+			if got := <-late; got.Verdict != Expired {
+				t.Errorf("after the full load: %v, want Expired", got.Verdict)
+			}
+		})
 	}
 }
 
@@ -373,5 +363,40 @@ func TestEarlyServerIndexesForItsNextStart(t *testing.T) {
 	s2, _, _ := openEarlyHeld(t, opts)
 	if d, _, ok := decideWithin(s2, key(t, 3).SPKIHash(), local, 2*time.Second); !ok || d.Verdict != Authorized {
 		t.Errorf("the next start: %v (early: %v), want Authorized early from the index the first one wrote", d.Verdict, ok)
+	}
+}
+
+// An admin command holding the index's lock (a removal with a stale index
+// holds it through a full load) costs a server's handshakes no more than
+// its full load would: the early decision gives up on the lock within
+// moments, and waits for the full load, which it takes as soon as that
+// is published.
+func TestEarlyDecisionsDoNotWaitOnTheIndexLock(t *testing.T) {
+	opts := indexedHome(t, 30, nil)
+	s, _, release := openEarlyHeld(t, opts)
+	unlock, why, err := keydir.LockWriters(opts.Index)
+	if err != nil || why != nil {
+		t.Fatal(err, why)
+	}
+	defer unlock()
+	local := netip.MustParseAddr("127.0.0.1")
+	lates := make([]<-chan Decision, 2)
+	for i, k := range []int{3, 4} {
+		got, late, ok := decideWithin(s, key(t, k).SPKIHash(), local, 300*time.Millisecond)
+		if ok {
+			t.Fatalf("key %d with the index locked: %v answered early, want to wait for the full load", k, got.Verdict)
+		}
+		lates[i] = late
+	}
+	release()
+	for i, late := range lates {
+		select {
+		case d := <-late:
+			if d.Verdict != Authorized {
+				t.Errorf("decision %d after the full load: %v", i, d.Verdict)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("decision %d still waiting 3 s after the full load was let go (the index lock is held for 10 s)", i)
+		}
 	}
 }

@@ -286,10 +286,10 @@ type StoreStatus interface {
 // name must be unique.
 func (m *Metrics) WatchStore(name string, s StoreStatus) (stop func()) {
 	sc := &storeCollector{name: name, s: s}
-	if st := s.Status(); st.Generation > 0 && st.Skipped == 0 {
-		sc.lastOK = time.Now()
-	}
 	reloads, took := m.reloads.WithLabelValues(name), m.reloadTook.WithLabelValues(name)
+	// Told of changes first, then the state read: a first load published
+	// in between (authkeys.OpenEarly's, in the background) is seen by one
+	// or the other.
 	stop = s.OnChange(func(c authkeys.Change) {
 		// A store still loading (authkeys.OpenEarly) publishes its first
 		// load later: a load, not a reload.
@@ -303,6 +303,13 @@ func (m *Metrics) WatchStore(name string, s StoreStatus) (stop func()) {
 			sc.mu.Unlock()
 		}
 	})
+	if st := s.Status(); st.Generation > 0 && st.Skipped == 0 {
+		sc.mu.Lock()
+		if sc.lastOK.IsZero() {
+			sc.lastOK = time.Now()
+		}
+		sc.mu.Unlock()
+	}
 	m.reg.MustRegister(sc)
 	return stop
 }

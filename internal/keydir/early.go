@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -75,9 +76,18 @@ const (
 	maxAsked   = 1024
 )
 
+// earlyLockWait bounds an early load's wait for the index's lock: an
+// admin command holding it (a removal with a stale index holds it through
+// a full load) must not hold a server's handshakes back longer than its
+// own full load would. Not had: no early decision.
+var earlyLockWait = 50 * time.Millisecond
+
 // proveAndRead is LoadProved's proof and read, under the index's lock.
 func (fl *focusedLoad[T]) proveAndRead(q Query) bool {
 	l := fl.l
+	if mountedIn(l.cfg.Sources) {
+		return false
+	}
 	unlock, ok := fl.lock(false)
 	if !ok {
 		return false
@@ -206,7 +216,7 @@ func (fl *focusedLoad[T]) extend(narrow map[int][]string, q Query) bool {
 		}
 	}
 	add.Prefixes = q.Prefixes
-	if len(fl.asked)+len(add.Terms) > maxAsked {
+	if len(fl.asked)+len(add.Terms) > maxAsked || mountedIn(fl.l.cfg.Sources) {
 		return false
 	}
 	unlock, ok := fl.lock(false)
@@ -354,4 +364,65 @@ func (l *Loader[T]) IndexAfter() (write func()) {
 			}
 		}
 	}
+}
+
+// mountedIn reports whether a file system is mounted inside a source
+// directory (/proc/self/mountinfo), or it cannot tell: a file
+// bind-mounted from the same file system shows neither another device
+// nor a second link, and is written with no event in the directory (the
+// file's own directory is elsewhere). A mount on a source directory
+// itself (a Kubernetes volume) or on the way to it is the directory's
+// file system, whose files' writes its watch sees, by any path.
+func mountedIn(srcs []Source) bool {
+	data, err := os.ReadFile(mountInfo)
+	if err != nil {
+		return true
+	}
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			return true
+		}
+		at := unescapeMount(f[4])
+		for _, src := range srcs {
+			if !src.Dir || src.Feed != nil {
+				continue
+			}
+			// mountinfo names the real path; a source may be reached
+			// through a link.
+			real, err := filepath.EvalSymlinks(src.Path)
+			if err != nil {
+				real = src.Path // missing: nothing is mounted in it
+			}
+			for _, dir := range []string{src.Path, real} {
+				if strings.HasPrefix(at, dir+string(filepath.Separator)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// mountInfo is the process's table of mounts (a variable for tests).
+var mountInfo = "/proc/self/mountinfo"
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space, and
+// tab, newline and backslash likewise).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

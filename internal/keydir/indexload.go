@@ -50,6 +50,11 @@ var IndexMinFiles = 1000
 // is not used, the command loads in full — but every admin command is
 // then as slow as a whole load, which its user should hear of.
 func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
+	return l.lockIndexWithin(create, lockWait)
+}
+
+// lockIndexWithin is lockIndex waiting at most wait for the lock.
+func (l *Loader[T]) lockIndexWithin(create bool, wait time.Duration) (unlock func(), ok bool) {
 	if create {
 		if err := os.MkdirAll(l.cfg.Index, 0o700); err != nil {
 			return nil, false
@@ -57,7 +62,7 @@ func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
 	} else if _, err := os.Stat(l.cfg.Index); err != nil {
 		return nil, false
 	}
-	unlock, held, why, err := lockDir(l.cfg.Index)
+	unlock, held, why, err := lockDirWithin(l.cfg.Index, wait)
 	if why != nil {
 		why.Index = true
 		l.noteUnlocked(why)
@@ -298,7 +303,11 @@ func (fl *focusedLoad[T]) onlyOwn(i int, head []byte) bool {
 // lock takes the index's lock (Loader.lockIndex); the unlock it returns
 // also closes the index directories read meanwhile.
 func (fl *focusedLoad[T]) lock(create bool) (unlock func(), ok bool) {
-	release, ok := fl.l.lockIndex(create)
+	wait := lockWait
+	if fl.proved || fl.asked != nil {
+		wait = earlyLockWait // a server's early decision: waiting costs more than the full load
+	}
+	release, ok := fl.l.lockIndexWithin(create, wait)
 	if !ok {
 		// The lock file may be held even so (the directory's own lock
 		// was not: lockDir): let it go. Kept, it made this process's

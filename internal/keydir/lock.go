@@ -175,3 +175,14 @@ func (l *Loader[T]) Unlocked() []*UnlockedError {
 	defer l.unlockedMu.Unlock()
 	return append([]*UnlockedError(nil), l.unlocked...)
 }
+
+// lockWait bounds lockDir's wait for a directory's lock file, a last
+// resort: only the directory's writers may open it, and keytool's hold it
+// for one edit, milliseconds; a writer that hangs, or a process of the
+// directory's owner that keeps it, must not hold every removal back — a
+// key to be removed staying authorized, its connections open. (Before
+// the lock file, the lock was the directory's own, which any reader could
+// keep: found by review, 2026-12-03,
+// internal/cli.TestRemovalNotStoppedByAReaderOfTheDirectory.) (A variable
+// for tests.)
+var lockWait = 10 * time.Second

@@ -2,6 +2,8 @@
 
 package keydir
 
+import "time"
+
 // lockDir does nothing where flock(2) is not available: concurrent edits
 // of the same key file by several processes are then not serialised, and
 // the admin index is not used (held is false). No reason is given
@@ -9,6 +11,11 @@ package keydir
 // nothing to fix.
 func lockDir(dir string) (unlock func(), held bool, why *UnlockedError, err error) {
 	return func() {}, false, nil, nil
+}
+
+// lockDirWithin is lockDir.
+func lockDirWithin(dir string, _ time.Duration) (unlock func(), held bool, why *UnlockedError, err error) {
+	return lockDir(dir)
 }
 
 // TryLock never locks where flock(2) is not available: ok is false, and

@@ -45,7 +45,12 @@ import (
 // renamed in or removed — fails as well, and the warning would only
 // blur its error. A directory missing, or not a directory, is an error.
 func lockDir(dir string) (unlock func(), held bool, why *UnlockedError, err error) {
-	fd, why, err := lockFD(dir)
+	return lockDirWithin(dir, lockWait)
+}
+
+// lockDirWithin is lockDir waiting at most wait for the lock file.
+func lockDirWithin(dir string, wait time.Duration) (unlock func(), held bool, why *UnlockedError, err error) {
+	fd, why, err := lockFD(dir, wait)
 	if fd < 0 {
 		if why != nil && !mayWrite(dir) {
 			why = nil
@@ -71,28 +76,28 @@ func lockDir(dir string) (unlock func(), held bool, why *UnlockedError, err erro
 }
 
 // lockFD takes the lock file of directory dir (openLock) and flocks it,
-// waiting at most lockWait: fd is its descriptor, or -1 where the lock is
+// waiting at most wait: fd is its descriptor, or -1 where the lock is
 // not had, with why saying why (lockDir), and err set only for a
 // directory missing or not a directory. The lock is kept only if the
 // name still names the file locked (sameFile): a lock file removed
 // meanwhile (config management purging what it does not manage, rm by
 // hand) and made again by another writer, which locks the new one, would
 // give two holders.
-func lockFD(dir string) (fd int, why *UnlockedError, err error) {
+func lockFD(dir string, wait time.Duration) (fd int, why *UnlockedError, err error) {
 	path := filepath.Join(dir, lockName)
 	for range lockTries {
 		fd, why, err := openLock(path)
 		if fd < 0 {
 			return -1, why, err
 		}
-		err = flockWithin(fd, lockWait)
+		err = flockWithin(fd, wait)
 		if err != nil {
 			syscall.Close(fd)
 			switch {
 			case noLocks(err):
 				return -1, &UnlockedError{Path: path, Reason: LockNoFlock, Err: err}, nil
 			case errors.Is(err, syscall.EWOULDBLOCK):
-				return -1, &UnlockedError{Path: path, Reason: LockHeld, Wait: lockWait}, nil
+				return -1, &UnlockedError{Path: path, Reason: LockHeld, Wait: wait}, nil
 			}
 			return -1, nil, &os.PathError{Op: "flock", Path: path, Err: err}
 		}
@@ -247,17 +252,6 @@ func openRetried(path string, flags int, perm uint32) (int, error) {
 		}
 	}
 }
-
-// lockWait bounds lockDir's wait for a directory's lock file, a last
-// resort: only the directory's writers may open it, and keytool's hold it
-// for one edit, milliseconds; a writer that hangs, or a process of the
-// directory's owner that keeps it, must not hold every removal back — a
-// key to be removed staying authorized, its connections open. (Before
-// the lock file, the lock was the directory's own, which any reader could
-// keep: found by review, 2026-12-03,
-// internal/cli.TestRemovalNotStoppedByAReaderOfTheDirectory.) (A variable
-// for tests.)
-var lockWait = 10 * time.Second
 
 // flockWithin takes an exclusive flock on fd, trying again until wait
 // has passed (flock(2) has no timeout of its own); then it returns
