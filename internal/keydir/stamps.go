@@ -256,6 +256,18 @@ func listDir(dir string) (*os.File, []string, error) {
 // listing, in the batches statDir stats them in (not copied into one).
 type listing [][]listedStamp
 
+// aliased are the names of the listed files that may be written through
+// another path (listedStamp.aliased).
+func (ls listing) aliased() []string {
+	var out []string
+	for e := range ls.all() {
+		if e.aliased && !e.skip {
+			out = append(out, e.name)
+		}
+	}
+	return out
+}
+
 // all yields every entry, in the order of the listing.
 func (ls listing) all() iter.Seq[*listedStamp] {
 	return func(yield func(*listedStamp) bool) {
@@ -440,16 +452,17 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 		}
 		fl.heads[i] = dir
 	}
+	fl.noteAliased(i, listed)
+	return x, true
+}
+
+// noteAliased keeps, for an early load (early.go), the files of source i
+// that listed says may be written through another path.
+func (fl *focusedLoad[T]) noteAliased(i int, listed listing) {
 	if fl.aliased == nil {
 		fl.aliased = map[int][]string{}
 	}
-	fl.aliased[i] = nil
-	for e := range listed.all() {
-		if e.aliased && !e.skip {
-			fl.aliased[i] = append(fl.aliased[i], e.name)
-		}
-	}
-	return x, true
+	fl.aliased[i] = listed.aliased()
 }
 
 // readAndStat reads x's stamp files while it lists and stats the
