@@ -9,6 +9,13 @@
 //
 //	go run ./cmd/earlydecision -home DIR -keytool BIN -make 100000
 //	go run ./cmd/earlydecision -home DIR -rounds 7
+//	go run ./cmd/earlydecision -home DIR -storm 200
+//
+// -storm N measures OpenEarly itself as a server's restart meets its
+// clients coming back: in this process, from the start, N distinct
+// authorized keys decided one after the other — when the first was
+// decided, how many before the full load was published, and the time of
+// each early decision after the first (which waits for the proof).
 //
 // -make writes DIR (a keytool home with that many single-key files in
 // authorized_keys.d, as BenchmarkAdmin's) and lets keytool build its
@@ -18,6 +25,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
@@ -60,6 +68,7 @@ func main() {
 	rounds := flag.Int("rounds", 7, "rounds, each timing both ways")
 	decide := flag.String("decide", "", "(internal) early or full: decide once and exit")
 	entry := flag.Int("entry", 0, "the entry whose key is decided on")
+	storm := flag.Int("storm", 0, "decide this many distinct keys with authkeys.OpenEarly from the start")
 	flag.Parse()
 	if *home == "" {
 		log.Fatal("earlydecision: -home is required")
@@ -69,6 +78,8 @@ func main() {
 		makeHome(*home, *bin, *mk)
 	case *decide != "":
 		decideOnce(*home, *decide, spki(keyX(*entry)))
+	case *storm > 0:
+		decideMany(*home, *storm)
 	default:
 		run(*home, *rounds)
 	}
@@ -117,6 +128,54 @@ func decideOnce(home, how string, sum [32]byte) {
 	}
 	d := s.Decide(sum, netip.MustParseAddr("127.0.0.1"))
 	fmt.Printf("%v, %d entries read\n", d.Verdict, len(s.Entries()))
+}
+
+func decideMany(home string, n int) {
+	files, err := os.ReadDir(filepath.Join(home, "authorized_keys.d"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	sums := make([][32]byte, n)
+	for i := range sums {
+		sums[i] = spki(keyX(i * (len(files) / n)))
+	}
+	addr := netip.MustParseAddr("127.0.0.1")
+	start := time.Now()
+	s := authkeys.OpenEarly(context.Background(), authkeys.HomeOptions(home))
+	var first time.Duration
+	var took []time.Duration // the early decisions after the first
+	for i, sum := range sums {
+		t0 := time.Now()
+		if d := s.Decide(sum, addr); d.Verdict != authkeys.Authorized {
+			log.Fatalf("key %d: %v", i, d.Verdict)
+		}
+		select {
+		case <-s.Loaded():
+		default:
+			if i == 0 {
+				first = time.Since(start)
+			} else {
+				took = append(took, time.Since(t0))
+			}
+		}
+	}
+	done := time.Since(start)
+	early := len(took)
+	if first > 0 {
+		early++
+	}
+	<-s.Loaded()
+	loaded := time.Since(start)
+	s.Close()
+	slices.Sort(took)
+	at := func(p float64) time.Duration {
+		if len(took) == 0 {
+			return 0
+		}
+		return took[int(p*float64(len(took)-1))].Round(time.Microsecond)
+	}
+	fmt.Printf("first decided early at %v (0: not early); %d of %d early; after the first p50 %v p90 %v max %v; all done at %v; full load published at %v\n",
+		first.Round(time.Millisecond), early, n, at(0.5), at(0.9), at(1), done.Round(time.Millisecond), loaded.Round(time.Millisecond))
 }
 
 func run(home string, rounds int) {
