@@ -147,3 +147,11 @@ func (s *Store) Close() error {
 	}
 	return s.Lifecycle.Close()
 }
+
+// Problems returns the files skipped in the snapshot lookups decide on:
+// the one this store published (Store.build), which a store OpenEarly
+// made publishes before its loader's own (Loaded is closed there, and a
+// caller waiting for it must find the problems of that load).
+func (s *Store) Problems() []Problem {
+	return append([]Problem(nil), s.snap.Load().files.Problems...)
+}

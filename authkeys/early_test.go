@@ -400,3 +400,23 @@ func TestEarlyDecisionsDoNotWaitOnTheIndexLock(t *testing.T) {
 		}
 	}
 }
+
+// Once Loaded is closed, Problems are those of the full load: a caller
+// waiting for it (the proxy's start, which tells "trust files were
+// skipped" from "no key authorized yet") finds them.
+func TestEarlyProblemsOnceLoaded(t *testing.T) {
+	for range 20 {
+		home := t.TempDir()
+		opts := HomeOptions(home)
+		keydirtest.Write(t, filepath.Join(opts.Dirs[0], "k.json"), keydirtest.JWK(t, key(t, 1)))
+		if err := os.Chmod(opts.Dirs[0], 0o777); err != nil {
+			t.Fatal(err)
+		}
+		s := OpenEarly(context.Background(), opts)
+		<-s.Loaded()
+		if len(s.Problems()) == 0 {
+			t.Fatal("no problem once loaded, with authorized_keys.d open to everyone")
+		}
+		s.Close()
+	}
+}
