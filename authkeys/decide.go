@@ -83,7 +83,7 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 		if d, ok := e.decide(sum, remote); ok {
 			return d
 		}
-		<-s.loaded
+		s.waitLoaded()
 	}
 	sn := s.snap.Load()
 	if err := sn.revoked.Err(); err != nil {

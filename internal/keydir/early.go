@@ -378,27 +378,27 @@ func mountedIn(srcs []Source) bool {
 	if err != nil {
 		return true
 	}
+	// The prefixes of a mount inside a source directory: the path, and
+	// the real one mountinfo names (a source may be reached through a
+	// link; a missing one has nothing mounted in it).
+	var inside []string
+	for _, src := range srcs {
+		if !src.Dir || src.Feed != nil {
+			continue
+		}
+		inside = append(inside, src.Path+string(filepath.Separator))
+		if real, err := filepath.EvalSymlinks(src.Path); err == nil && real != src.Path {
+			inside = append(inside, real+string(filepath.Separator))
+		}
+	}
 	for line := range strings.Lines(string(data)) {
 		f := strings.Fields(line)
 		if len(f) < 5 {
 			return true
 		}
 		at := unescapeMount(f[4])
-		for _, src := range srcs {
-			if !src.Dir || src.Feed != nil {
-				continue
-			}
-			// mountinfo names the real path; a source may be reached
-			// through a link.
-			real, err := filepath.EvalSymlinks(src.Path)
-			if err != nil {
-				real = src.Path // missing: nothing is mounted in it
-			}
-			for _, dir := range []string{src.Path, real} {
-				if strings.HasPrefix(at, dir+string(filepath.Separator)) {
-					return true
-				}
-			}
+		if slices.ContainsFunc(inside, func(dir string) bool { return strings.HasPrefix(at, dir) }) {
+			return true
 		}
 	}
 	return false

@@ -42,19 +42,14 @@ func (l *Loader[T]) LoadFor(q Query) (finish func()) {
 // (A variable for tests.)
 var IndexMinFiles = 1000
 
-// lockIndex takes the index directory's lock, creating the directory if
-// create is set; ok is false when there is no index to use: none, or no
+// lockIndex takes the index directory's lock, waiting at most wait for
+// it, creating the directory if create is set; ok is false when there is no index to use: none, or no
 // lock to be had (lockDir), without which two commands could fold the
 // same log into the shards one after the other. Why it was not had is
 // kept for Unlocked, marked Index: nothing races without it — the index
 // is not used, the command loads in full — but every admin command is
 // then as slow as a whole load, which its user should hear of.
-func (l *Loader[T]) lockIndex(create bool) (unlock func(), ok bool) {
-	return l.lockIndexWithin(create, lockWait)
-}
-
-// lockIndexWithin is lockIndex waiting at most wait for the lock.
-func (l *Loader[T]) lockIndexWithin(create bool, wait time.Duration) (unlock func(), ok bool) {
+func (l *Loader[T]) lockIndex(create bool, wait time.Duration) (unlock func(), ok bool) {
 	if create {
 		if err := os.MkdirAll(l.cfg.Index, 0o700); err != nil {
 			return nil, false
@@ -304,10 +299,10 @@ func (fl *focusedLoad[T]) onlyOwn(i int, head []byte) bool {
 // also closes the index directories read meanwhile.
 func (fl *focusedLoad[T]) lock(create bool) (unlock func(), ok bool) {
 	wait := lockWait
-	if fl.proved || fl.asked != nil {
-		wait = earlyLockWait // a server's early decision: waiting costs more than the full load
+	if fl.asked != nil {
+		wait = earlyLockWait // LoadProved's: a server's early decision, for which waiting costs more than the full load
 	}
-	release, ok := fl.l.lockIndexWithin(create, wait)
+	release, ok := fl.l.lockIndex(create, wait)
 	if !ok {
 		// The lock file may be held even so (the directory's own lock
 		// was not: lockDir): let it go. Kept, it made this process's

@@ -29,7 +29,7 @@ import (
 func TestIndexUnusedWithoutALock(t *testing.T) {
 	dir := t.TempDir()
 	l := New(Config[string]{Sources: []Source{{Path: filepath.Join(dir, "authorized_keys.d"), Dir: true}}, Index: filepath.Join(dir, ".index")})
-	unlock, ok := l.lockIndex(true)
+	unlock, ok := l.lockIndex(true, lockWait)
 	if !ok {
 		t.Fatal("no index with flock(2) working")
 	}
@@ -38,7 +38,7 @@ func TestIndexUnusedWithoutALock(t *testing.T) {
 	old := flock
 	flock = func(int, int) error { return syscall.ENOLCK }
 	t.Cleanup(func() { flock = old })
-	if _, ok := l.lockIndex(true); ok {
+	if _, ok := l.lockIndex(true, lockWait); ok {
 		t.Error("the index is used without its lock")
 	}
 	unlock, held, why, err := lockDir(dir)
@@ -61,7 +61,7 @@ func TestIndexLockFileUnusableSaysWhy(t *testing.T) {
 	dir := t.TempDir()
 	index := filepath.Join(dir, ".index")
 	l := New(Config[string]{Sources: []Source{{Path: filepath.Join(dir, "authorized_keys.d"), Dir: true}}, Index: index})
-	unlock, ok := l.lockIndex(true)
+	unlock, ok := l.lockIndex(true, lockWait)
 	if !ok {
 		t.Fatal("no index with flock(2) working")
 	}
@@ -74,7 +74,7 @@ func TestIndexLockFileUnusableSaysWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if _, ok := l.lockIndex(false); ok {
+		if _, ok := l.lockIndex(false, lockWait); ok {
 			t.Fatal("the index is used without its lock")
 		}
 	}
