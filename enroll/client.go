@@ -381,7 +381,7 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
 	defer cancel()
-	probe, err := send(actx, hc, check, id, tok, addr, http.MethodGet, probePath, nil)
+	probe, err := send(actx, hc, client, check, id, tok, addr, http.MethodGet, probePath, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -389,7 +389,7 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Status: probe.Status, Probe: true}
 	}
 	body, _ := json.Marshal(Request{Name: tok.Name, Secret: base64.RawURLEncoding.EncodeToString(tok.Secret[:])}) // cannot fail
-	resp, err := send(actx, hc, check, id, tok, addr, http.MethodPost, Path, body)
+	resp, err := send(actx, hc, client, check, id, tok, addr, http.MethodPost, Path, body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -426,11 +426,11 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	return res, serverKey, nil
 }
 
-// send makes one request of post to addr, through hc, whose host check
-// is check, and sorts its failures: an address that could not be
-// reached, another key (interception), this client's key refused in the
-// handshake, or a request that got no answer.
-func send(ctx context.Context, hc *http.Client, check *tokenHosts, id *tlsbridge.Identity, tok Token, addr, method, path string, body []byte) (*http.Response, error) {
+// send makes one request of post to addr, through hc (client's
+// transport), whose host check is check, and sorts its failures: an
+// address that could not be reached, another key (interception), this
+// client's key refused in the handshake, or a request that got no answer.
+func send(ctx context.Context, hc *http.Client, client *tlsbridge.Client, check *tokenHosts, id *tlsbridge.Identity, tok Token, addr, method, path string, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, &unreachable{err}
@@ -450,14 +450,62 @@ func send(ctx context.Context, hc *http.Client, check *tokenHosts, id *tlsbridge
 		if !seen {
 			return nil, &unreachable{unwrapURL(err)}
 		}
-		if strings.Contains(err.Error(), "remote error: tls:") {
-			return nil, &HandshakeRefusedError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), ClientFingerprint: id.Key.Fingerprint(), Err: unwrapURL(err)}
+		refusal := err
+		if !isAlert(err) {
+			refusal = readAlert(ctx, client, addr)
+			if _, intercepted := check.state(); intercepted != nil {
+				return nil, intercepted
+			}
+		}
+		if refusal != nil {
+			return nil, &HandshakeRefusedError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), ClientFingerprint: id.Key.Fingerprint(), Err: unwrapURL(refusal)}
 		}
 		var ne net.Error
 		timeout := errors.As(err, &ne) && ne.Timeout()
 		return nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Err: unwrapURL(err), Timeout: timeout}
 	}
 	return resp, nil
+}
+
+// isAlert reports whether err is the server's TLS alert.
+func isAlert(err error) bool { return strings.Contains(err.Error(), "remote error: tls:") }
+
+// alertWait bounds how long readAlert waits for the server's alert.
+const alertWait = 2 * time.Second
+
+// readAlert learns whether the server refuses this client's key, where a
+// request failed after the handshake without saying so. In TLS 1.3 the
+// server decides on the client's certificate after the client's handshake
+// is over, so its alert may come while net/http writes the request: the
+// transport's read loop gets the alert and closes the connection, the
+// write then fails on the closed connection, and the error net/http
+// returns is the write's ("use of closed network connection"), the alert
+// lost. readAlert dials again with the same identity, sends nothing, and
+// reads what the server says first: its alert, or nil where none comes
+// within alertWait (nothing is known, and the request's own error
+// stands). The handshake goes through client's host check as the
+// request's did: another key than the token's is an interception, which
+// send reports.
+func readAlert(ctx context.Context, client *tlsbridge.Client, addr string) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(ctx, alertWait)
+	defer cancel()
+	conn, err := client.DialContext(actx, "tcp", addr)
+	if err != nil {
+		if isAlert(err) {
+			return err
+		}
+		return nil
+	}
+	defer conn.Close()
+	deadline, _ := actx.Deadline()
+	conn.SetReadDeadline(deadline)
+	if _, err := conn.Read(make([]byte, 1)); err != nil && isAlert(err) {
+		return err
+	}
+	return nil
 }
 
 // gateAnswer reads and closes the answer to the probe (probePath), and
