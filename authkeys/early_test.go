@@ -314,6 +314,47 @@ func TestEarlyDecisionsReadAliasedFiles(t *testing.T) {
 	}
 }
 
+// Each early decision examines again the files the index names for its
+// key, whether or not the key was asked before: a file linked from
+// elsewhere after the proof (no event in its directory, which the
+// directory's watch does not see) and rewritten through that link is
+// read as it is now, and the key it no longer holds is not admitted
+// early. The files of the keys asked before are not examined again: the
+// watch stands for them (ExtendProved), and a write into one of them
+// through the directory stops the early decisions
+// (TestEarlyDecisionsStopOnChange).
+func TestEarlyDecisionsReadTheKeysFilesAgain(t *testing.T) {
+	opts := indexedHome(t, 30, nil)
+	s, _, release := openEarlyHeld(t, opts)
+	local := netip.MustParseAddr("127.0.0.1")
+	three := key(t, 3).SPKIHash()
+	for _, k := range []int{3, 4} {
+		if got, _, ok := decideWithin(s, key(t, k).SPKIHash(), local, 2*time.Second); !ok || got.Verdict != Authorized {
+			t.Fatalf("key %d: %v (early: %v), want Authorized early", k, got.Verdict, ok)
+		}
+	}
+	elsewhere := filepath.Join(opts.Home, "elsewhere")
+	if err := os.MkdirAll(elsewhere, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(elsewhere, "k3.json")
+	if err := os.Link(filepath.Join(opts.Dirs[0], "k3.json"), link); err != nil {
+		t.Fatal(err)
+	}
+	keydirtest.WriteInPlace(t, link, keydirtest.JWK(t, key(t, 41)))
+	got, late, ok := decideWithin(s, three, local, 300*time.Millisecond)
+	if ok && got.Verdict == Authorized {
+		t.Fatal("key 3, rewritten out of its file through a link made after the proof: Authorized early")
+	}
+	release()
+	if late != nil {
+		got = <-late
+	}
+	if got.Verdict != Unknown {
+		t.Errorf("key 3 after the full load: %v, want Unknown", got.Verdict)
+	}
+}
+
 // A file added after the proof stops the early decisions at the next
 // one, even before its event comes (the directory's stamp is no longer
 // the one proved), for a key asked for the first time as for one decided

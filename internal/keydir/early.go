@@ -69,8 +69,10 @@ func (l *Loader[T]) LoadProved(q Query) bool {
 
 // maxAliased bounds the files of a directory read at every early
 // decision because no watch sees them written (LoadProved); maxAsked,
-// the keys one early loader reads for (ExtendProved): past them, waiting
-// for the full load costs less.
+// the keys one early loader reads for (ExtendProved): each adds its
+// files to the narrowed list every decision copies, and at about half a
+// millisecond a decision, that many take most of the time a full load
+// of 100,000 files takes to come.
 const (
 	maxAliased = 256
 	maxAsked   = 1024
@@ -132,25 +134,32 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) bool {
 	for _, t := range q.Terms {
 		fl.asked[t] = true
 	}
-	return fl.read(narrow)
+	return fl.read(narrow, nil)
 }
 
-// read reads the files narrow names (and every source it does not
-// narrow, whole), and reports whether every narrowed directory is still
-// as proved: its stamp, and its index's head, those of the proof. Called
-// with the index locked, so that no admin command records a change in
-// the index meanwhile; one that writes a file changes the directory's
-// stamp, or sends an event.
-func (fl *focusedLoad[T]) read(narrow map[int][]string) bool {
+// read narrows the loader to the files narrow names and reads them (and
+// every source it does not narrow, whole), and reports whether every
+// narrowed directory is still as proved: its stamp, and its index's
+// head, those of the proof. Where only is not nil, only the narrowed
+// names it holds are examined again (stat'ed, and read if changed); the
+// others keep what was read of them. Called with the index locked, so
+// that no admin command records a change in the index meanwhile; one
+// that writes a file changes the directory's stamp, or sends an event.
+func (fl *focusedLoad[T]) read(narrow, only map[int][]string) bool {
 	l := fl.l
-	for i, names := range narrow {
-		slices.Sort(names)
-		narrow[i] = slices.Compact(names)
+	for _, m := range []map[int][]string{narrow, only} {
+		for i, names := range m {
+			slices.Sort(names)
+			m[i] = slices.Compact(names)
+		}
 	}
 	l.mu.Lock()
-	l.narrow, l.focus = narrow, fl
+	l.narrow, l.focus, l.only = narrow, fl, only
 	l.mu.Unlock()
 	l.Reload()
+	l.mu.Lock()
+	l.only = nil
+	l.mu.Unlock()
 	l.rereadReplaced()
 	return fl.asProved(narrow)
 }
@@ -183,15 +192,19 @@ func fewFiles(dir string) bool {
 }
 
 // ExtendProved reads, for a loader LoadProved narrowed, what deciding q
-// needs as well, and everything it read before again: under the index's
-// lock, if every narrowed directory is as proved (its stamp, its index's
-// head) and no event came since the proof began, the index names the
-// files that hold q's new terms; every narrowed file, aliased file,
-// single file and whole-read directory is read again (a file written in
-// place since is read as it is now), and the directories must still be
-// as proved after. It reports false, for good, once anything changed,
-// the index cannot be locked or read, or more than maxAsked keys were
-// asked: the loader then holds nothing to decide on.
+// needs as well: under the index's lock, if every narrowed directory is
+// as proved (its stamp, its index's head) and no event came since the
+// proof began, the index names the files that hold q's terms; those
+// files, the aliased ones, every single file and every whole-read
+// directory are examined again (a file written in place since, through
+// a path no watch sees, is read as it is now), and the directories must
+// still be as proved after. The other files read for earlier queries
+// are not: a write into any of them since the proof is an event of the
+// watch, which began before it, and ends early decisions — stat'ing them
+// again at every decision would make each cost as much as all before it
+// (docs/design.md, "Early decisions"). It reports false, for good, once
+// anything changed, the index cannot be locked or read, or more than
+// maxAsked keys were asked: the loader then holds nothing to decide on.
 func (l *Loader[T]) ExtendProved(q Query) bool {
 	l.mu.Lock()
 	fl, narrow := l.focus, l.narrow
@@ -209,14 +222,13 @@ func (l *Loader[T]) ExtendProved(q Query) bool {
 // extend is ExtendProved's check, lookup and read, under the index's
 // lock.
 func (fl *focusedLoad[T]) extend(narrow map[int][]string, q Query) bool {
-	var add Query
+	var add []Term
 	for _, t := range q.Terms {
 		if !fl.asked[t] {
-			add.Terms = append(add.Terms, t)
+			add = append(add, t)
 		}
 	}
-	add.Prefixes = q.Prefixes
-	if len(fl.asked)+len(add.Terms) > maxAsked || mountedIn(fl.l.cfg.Sources) {
+	if len(fl.asked)+len(add) > maxAsked || mountedIn(fl.l.cfg.Sources) {
 		return false
 	}
 	unlock, ok := fl.lock(false)
@@ -229,22 +241,19 @@ func (fl *focusedLoad[T]) extend(narrow map[int][]string, q Query) bool {
 	if !fl.asProved(narrow) {
 		return false
 	}
-	more := map[int][]string{}
+	more, only := map[int][]string{}, map[int][]string{}
 	for i, names := range narrow {
-		more[i] = slices.Clone(names)
-		if len(add.Terms)+len(add.Prefixes) == 0 {
-			continue
-		}
-		found, ok := fl.index(i).lookup(add)
+		found, ok := fl.index(i).lookup(q)
 		if !ok {
 			return false
 		}
-		more[i] = append(more[i], found...)
+		more[i] = append(slices.Clone(names), found...)
+		only[i] = append(found, fl.aliased[i]...)
 	}
-	for _, t := range add.Terms {
+	for _, t := range add {
 		fl.asked[t] = true
 	}
-	return fl.read(more)
+	return fl.read(more, only)
 }
 
 // quiet reports whether no event that could change a source came to the

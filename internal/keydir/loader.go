@@ -848,6 +848,10 @@ type Loader[T any] struct {
 	// such a source re-examines those names only.
 	narrow map[int][]string
 	focus  *focusedLoad[T] // LoadFor's, for Widen
+	// only, while an early decision's reload runs (ExtendProved), are the
+	// narrowed names it re-examines, of those narrow holds: the rest keep
+	// their rows, vouched for by the watch.
+	only map[int][]string
 
 	// What the current reload changed, for publish: the names that
 	// updateNames and updateFeed replaced, and whether a source was
@@ -1116,6 +1120,9 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 	src := l.cfg.Sources[i]
 	ss := &l.states[i]
 	names, narrowed := l.narrow[i]
+	if l.only != nil {
+		names = l.only[i]
+	}
 	switch {
 	case src.Feed != nil:
 		if h.full(src.Path, true) {
