@@ -381,7 +381,10 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	hc := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
 	defer cancel()
-	probe, err := send(actx, hc, client, check, id, tok, addr, http.MethodGet, probePath, nil)
+	probe, err := send(actx, hc, check, id, tok, addr, http.MethodGet, probePath, nil)
+	if ne := (*NotEnrollmentError)(nil); errors.As(err, &ne) {
+		err = refusedAfter(actx, client, check, id, tok, addr, err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -389,7 +392,7 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 		return nil, nil, &NotEnrollmentError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), Status: probe.Status, Probe: true}
 	}
 	body, _ := json.Marshal(Request{Name: tok.Name, Secret: base64.RawURLEncoding.EncodeToString(tok.Secret[:])}) // cannot fail
-	resp, err := send(actx, hc, client, check, id, tok, addr, http.MethodPost, Path, body)
+	resp, err := send(actx, hc, check, id, tok, addr, http.MethodPost, Path, body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -426,11 +429,11 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	return res, serverKey, nil
 }
 
-// send makes one request of post to addr, through hc (client's
-// transport), whose host check is check, and sorts its failures: an
-// address that could not be reached, another key (interception), this
-// client's key refused in the handshake, or a request that got no answer.
-func send(ctx context.Context, hc *http.Client, client *tlsbridge.Client, check *tokenHosts, id *tlsbridge.Identity, tok Token, addr, method, path string, body []byte) (*http.Response, error) {
+// send makes one request of post to addr, through hc, whose host check
+// is check, and sorts its failures: an address that could not be
+// reached, another key (interception), this client's key refused in the
+// handshake, or a request that got no answer.
+func send(ctx context.Context, hc *http.Client, check *tokenHosts, id *tlsbridge.Identity, tok Token, addr, method, path string, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, &unreachable{err}
@@ -450,15 +453,8 @@ func send(ctx context.Context, hc *http.Client, client *tlsbridge.Client, check 
 		if !seen {
 			return nil, &unreachable{unwrapURL(err)}
 		}
-		refusal := err
-		if !isAlert(err) {
-			refusal = readAlert(ctx, client, addr)
-			if _, intercepted := check.state(); intercepted != nil {
-				return nil, intercepted
-			}
-		}
-		if refusal != nil {
-			return nil, &HandshakeRefusedError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), ClientFingerprint: id.Key.Fingerprint(), Err: unwrapURL(refusal)}
+		if isAlert(err) {
+			return nil, &HandshakeRefusedError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), ClientFingerprint: id.Key.Fingerprint(), Err: unwrapURL(err)}
 		}
 		var ne net.Error
 		timeout := errors.As(err, &ne) && ne.Timeout()
@@ -472,6 +468,27 @@ func isAlert(err error) bool { return strings.Contains(err.Error(), "remote erro
 
 // alertWait bounds how long readAlert waits for the server's alert.
 const alertWait = 2 * time.Second
+
+// refusedAfter is the error of a probe that failed after the handshake
+// without an alert (err, a *NotEnrollmentError): a *HandshakeRefusedError
+// where the server, dialled again (readAlert), refuses this client's key
+// in the handshake; an interception where another key answers that dial;
+// else err. Only the probe's failure is looked into so: it carries
+// nothing, and the token's secret has not been sent. After the
+// enrollment request the server may have enrolled this client with an
+// answer lost on the way, and no later dial may say "nothing was
+// written" in place of that request's own error (found by review,
+// 2026-12-04).
+func refusedAfter(ctx context.Context, client *tlsbridge.Client, check *tokenHosts, id *tlsbridge.Identity, tok Token, addr string, err error) error {
+	refusal := readAlert(ctx, client, addr)
+	if _, intercepted := check.state(); intercepted != nil {
+		return intercepted
+	}
+	if refusal == nil {
+		return err
+	}
+	return &HandshakeRefusedError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), ClientFingerprint: id.Key.Fingerprint(), Err: unwrapURL(refusal)}
+}
 
 // readAlert learns whether the server refuses this client's key, where a
 // request failed after the handshake without saying so. In TLS 1.3 the
