@@ -342,9 +342,19 @@ func TestEarlyDecisionsReadTheKeysFilesAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	keydirtest.WriteInPlace(t, link, keydirtest.JWK(t, key(t, 41)))
+	// The write sent no event the early decisions see: they go on, and
+	// what refuses key 3 below is its file examined again.
+	if got, _, ok := decideWithin(s, key(t, 5).SPKIHash(), local, 2*time.Second); !ok || got.Verdict != Authorized {
+		t.Fatalf("key 5 after the write through the link: %v (early: %v), want Authorized early", got.Verdict, ok)
+	}
 	got, late, ok := decideWithin(s, three, local, 300*time.Millisecond)
 	if ok && got.Verdict == Authorized {
 		t.Fatal("key 3, rewritten out of its file through a link made after the proof: Authorized early")
+	}
+	// Key 3, in no file now, is Unknown, which waits for the full load;
+	// the early decisions did not stop.
+	if d, _, ok := decideWithin(s, key(t, 6).SPKIHash(), local, 2*time.Second); !ok || d.Verdict != Authorized {
+		t.Fatalf("key 6 after key 3's decision: %v (early: %v), want Authorized early", d.Verdict, ok)
 	}
 	release()
 	if late != nil {

@@ -153,13 +153,17 @@ func (fl *focusedLoad[T]) read(narrow, only map[int][]string) bool {
 			m[i] = slices.Compact(names)
 		}
 	}
-	l.mu.Lock()
-	l.narrow, l.focus, l.only = narrow, fl, only
-	l.mu.Unlock()
-	l.Reload()
-	l.mu.Lock()
-	l.only = nil
-	l.mu.Unlock()
+	func() {
+		l.mu.Lock()
+		l.narrow, l.focus, l.only = narrow, fl, only
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			l.only = nil
+			l.mu.Unlock()
+		}()
+		l.Reload()
+	}()
 	l.rereadReplaced()
 	return fl.asProved(narrow)
 }
