@@ -2,6 +2,7 @@ package authkeys
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 
 	"github.com/keytool/keytool/internal/keydir"
@@ -52,8 +53,11 @@ func OpenEarly(ctx context.Context, opts Options) *Store {
 		quiet.Logger = nil // the full load logs what it finds, once
 		n := newStore(quiet)
 		n.IndexBy(entryTerms)
-		if n.Loader().LoadProved(keydir.Query{}) {
+		err := n.Loader().LoadProved(keydir.Query{})
+		if err == nil {
 			e.store = n
+		} else if np := (*keydir.NotProvedError)(nil); errors.As(err, &np) && np.Large && opts.Logger != nil {
+			opts.Logger.Info("first clients wait for the full load", "error", err)
 		}
 		<-e.turn
 		if earlyProved != nil {
@@ -66,7 +70,10 @@ func OpenEarly(ctx context.Context, opts Options) *Store {
 		}
 		e.end()
 		if ctx.Err() == nil {
-			index() // for the next start, where no admin command made one
+			// For the next start, where no admin command made one.
+			if err := index(); err != nil && opts.Logger != nil {
+				opts.Logger.Info("admin index not written", "error", err)
+			}
 		}
 	}()
 	return s

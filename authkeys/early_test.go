@@ -1,11 +1,14 @@
 package authkeys
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -393,6 +396,67 @@ func TestEarlyDecisionsStopOnNewFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A large store that decides nothing early says why in its log, once,
+// and so does a full load that could not leave the index for the next
+// start; a small one, whose full load is about as fast, says nothing.
+func TestEarlySaysWhyNot(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		files     int  // IndexMinFiles
+		blocked   bool // HOME/.index a file: no index can be made
+		want, not []string
+	}{
+		{name: "small", files: 1000, not: []string{"first clients wait", "admin index not written"}},
+		{name: "no index", files: 10,
+			want: []string{`msg="first clients wait for the full load"`, "no admin command made an admin index"},
+			not:  []string{"admin index not written"}},
+		{name: "index cannot be made", files: 10, blocked: true,
+			want: []string{`msg="first clients wait for the full load"`, "could not be locked: open ", ": not a directory", `msg="admin index not written"`, "keydir: no admin index written for ", "so the next start reads every file before deciding"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := fillHome(t, 30)
+			keydir.IndexMinFiles = c.files
+			if c.blocked {
+				keydirtest.Write(t, filepath.Join(opts.Home, ".index"), []byte("not a directory\n"))
+			}
+			var logs syncBuffer
+			opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			s := OpenEarly(context.Background(), opts)
+			<-s.Loaded()
+			s.Close() // waits for the index to be written, or not
+			got := logs.String()
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("the log lacks %q:\n%s", w, got)
+				}
+			}
+			for _, w := range c.not {
+				if strings.Contains(got, w) {
+					t.Errorf("the log says %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // A server's full load leaves the admin index where no admin command

@@ -3,6 +3,7 @@ package keydir
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -38,34 +40,83 @@ import (
 //   - After reading, still under the lock, every directory's stamp must
 //     be the one proved.
 //
-// It reports false where it cannot: no index directory or terms, a feed
-// (no stamps), a directory that cannot be watched, a revocation directory
-// of IndexMinFiles names or more, an index missing for a directory that
-// large, stamps from a cache (LocalStamps), a proof that fails (verify:
-// no stamps, the directory changing meanwhile, many files changed, an
-// index it cannot write), too many aliased files, or a change seen
-// meanwhile. The loader is then left holding nothing to decide on. Close
-// ends its watch.
-func (l *Loader[T]) LoadProved(q Query) bool {
+// It returns a *NotProvedError where it cannot: no index directory or
+// terms, a feed (no stamps), a directory that cannot be watched, a
+// revocation directory of IndexMinFiles names or more, an index missing
+// for a directory that large, stamps from a cache (LocalStamps), a proof
+// that fails (verify: no stamps, the directory changing meanwhile, many
+// files changed, an index it cannot write), too many aliased files, or a
+// change seen meanwhile. The loader is then left holding nothing to
+// decide on. Close ends its watch.
+func (l *Loader[T]) LoadProved(q Query) error {
 	if l.cfg.Index == "" || l.cfg.Terms == nil {
-		return false
+		return &NotProvedError{Reason: "no admin index for this store"}
 	}
 	sub, err := subscribeShared()
 	if err != nil {
-		return false
+		return &NotProvedError{Reason: "cannot watch the trust files", Err: err}
 	}
 	l.mu.Lock()
 	l.fw = sub
 	l.ensureWatches()
-	failed := len(l.failed) > 0
+	var failed []string
+	for d := range l.failed {
+		failed = append(failed, d)
+	}
 	l.mu.Unlock()
 	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}}
-	if failed || !fl.proveAndRead(q) || !l.quiet() {
-		l.dropProved()
-		return false
+	switch {
+	case len(failed) > 0:
+		slices.Sort(failed)
+		err = &NotProvedError{Dir: failed[0], Reason: "cannot watch it"}
+	default:
+		err = fl.proveAndRead(q)
 	}
-	return true
+	if err == nil && !l.quiet() {
+		err = &NotProvedError{Reason: "a trust file changed during the proof"}
+	}
+	if err != nil {
+		l.dropProved()
+		err.(*NotProvedError).Large = l.large()
+	}
+	return err
 }
+
+// large reports whether a directory of trust (not of revocations) holds
+// IndexMinFiles names or more: one whose full load takes long enough
+// that deciding nothing before it is worth a word.
+func (l *Loader[T]) large() bool {
+	return slices.ContainsFunc(l.cfg.Sources, func(src Source) bool {
+		return src.Dir && src.Feed == nil && !src.Revocation && !fewFiles(src.Path)
+	})
+}
+
+// NotProvedError says why LoadProved could not prove the admin index
+// complete, so that a server decides nothing before its full load: for
+// its log, where that makes the start of a large store slow.
+type NotProvedError struct {
+	Dir    string // the directory it is about; "" for the store
+	Reason string
+	Err    error // the system's error, if any
+	// Large is set where a directory of trust holds IndexMinFiles files
+	// or more: its full load is slow, and the reason worth telling. A
+	// smaller store loads in full about as fast as it would prove.
+	Large bool
+}
+
+func (e *NotProvedError) Error() string {
+	msg := "keydir: no early decisions"
+	if e.Dir != "" {
+		msg += " for " + e.Dir
+	}
+	msg += ": " + e.Reason
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *NotProvedError) Unwrap() error { return e.Err }
 
 // maxAliased bounds the files of a directory read at every early
 // decision because no watch sees them written (LoadProved); maxAsked,
@@ -85,26 +136,30 @@ const (
 var earlyLockWait = 50 * time.Millisecond
 
 // proveAndRead is LoadProved's proof and read, under the index's lock.
-func (fl *focusedLoad[T]) proveAndRead(q Query) bool {
+func (fl *focusedLoad[T]) proveAndRead(q Query) error {
 	l := fl.l
 	if mountedIn(l.cfg.Sources) {
-		return false
+		return &NotProvedError{Reason: "a file system is mounted inside a trust directory (or " + mountInfo + " is unreadable): a file there is written with no event"}
 	}
 	unlock, ok := fl.lock(false)
 	if !ok {
-		return false
+		err := fl.indexLockFailure(false, earlyLockWait)
+		if errors.Is(err, fs.ErrNotExist) {
+			return &NotProvedError{Reason: "no admin command made an admin index (" + l.cfg.Index + ")"}
+		}
+		return &NotProvedError{Reason: "the admin index could not be locked", Err: err}
 	}
 	defer unlock()
 	narrow := map[int][]string{}
 	for i, src := range l.cfg.Sources {
 		switch {
 		case src.Feed != nil:
-			return false // a feed has no stamps to prove it by
+			return &NotProvedError{Dir: src.Path, Reason: "a feed has no stamps to prove its entries by"}
 		case !src.Dir:
 			continue // read whole
 		case src.Revocation:
 			if !fewFiles(src.Path) {
-				return false
+				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("a revocation directory of %d files or more (each decision would read it whole)", IndexMinFiles)}
 			}
 			continue // read whole
 		}
@@ -112,21 +167,24 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) bool {
 		head := x.head()
 		if head == nil {
 			if !fewFiles(src.Path) {
-				return false
+				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index is missing or stale (%s); the full load writes one where none is", l.cfg.Index)}
 			}
 			continue // no index, and too small for one: read whole
 		}
 		if !LocalStamps(src.Path) {
-			return false
+			return &NotProvedError{Dir: src.Path, Reason: "its file system may answer stat from a cache (NFS, SMB, FUSE): a write from another machine may not show"}
 		}
 		fl.heads[i] = head
 		x, ok := fl.verify(i)
-		if !ok || len(fl.aliased[i]) > maxAliased {
-			return false
+		switch {
+		case !ok:
+			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be proved complete (no stamps, files changed during the proof or many since, or an index this user may not write)"}
+		case len(fl.aliased[i]) > maxAliased:
+			return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("more than %d of its files are links or on other file systems (each decision would read them)", maxAliased)}
 		}
 		names, ok := x.lookup(q)
 		if !ok {
-			return false
+			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be read"}
 		}
 		narrow[i] = append(names, fl.aliased[i]...)
 	}
@@ -134,7 +192,32 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) bool {
 	for _, t := range q.Terms {
 		fl.asked[t] = true
 	}
-	return fl.read(narrow, nil)
+	if !fl.read(narrow, nil) {
+		return &NotProvedError{Reason: "a trust directory changed during the proof"}
+	}
+	return nil
+}
+
+// indexLockFailure says why fl.lock(create) failed: the index directory
+// missing (or, where create, not made), a lock this user may not take
+// (the loader's UnlockedError), or one another command held past wait.
+func (fl *focusedLoad[T]) indexLockFailure(create bool, wait time.Duration) error {
+	dir := fl.l.cfg.Index
+	if create {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	} else if fi, err := os.Stat(dir); err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return &fs.PathError{Op: "open", Path: dir, Err: syscall.ENOTDIR}
+	}
+	for _, why := range slices.Backward(fl.l.Unlocked()) {
+		if why.Index {
+			return why
+		}
+	}
+	return fmt.Errorf("another command held its lock past %v", wait)
 }
 
 // read narrows the loader to the files narrow names and reads them (and
@@ -335,10 +418,12 @@ func (l *Loader[T]) dropProved() {
 // stamps may be newer than its records. Revocation directories get none
 // (early decisions read them whole). Nothing is written without an index
 // directory or terms, and an error leaves the index absent or stale: a
-// cache, never trusted wrong.
-func (l *Loader[T]) IndexAfter() (write func()) {
+// cache, never trusted wrong. write returns that error, an
+// *IndexNotWrittenError, where a directory that large is left with no
+// index: its next start reads every file before deciding.
+func (l *Loader[T]) IndexAfter() (write func() error) {
 	if l.cfg.Index == "" || l.cfg.Terms == nil {
-		return func() {}
+		return func() error { return nil }
 	}
 	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}}
 	stamps := map[int][]byte{}
@@ -350,7 +435,7 @@ func (l *Loader[T]) IndexAfter() (write func()) {
 		}
 	}
 	start := time.Now()
-	return func() {
+	return func() error {
 		snap := l.Snapshot()
 		var todo []int
 		for i := range stamps {
@@ -358,12 +443,21 @@ func (l *Loader[T]) IndexAfter() (write func()) {
 				todo = append(todo, i)
 			}
 		}
+		slices.Sort(todo)
 		if len(todo) == 0 {
-			return
+			return nil
 		}
 		unlock, ok := fl.lock(true)
 		if !ok {
-			return
+			// An index an admin command made, whose lock this user may
+			// not take, is no reason to say anything here (the proof
+			// says why it could not use it).
+			for _, i := range todo {
+				if fl.index(i).head() == nil {
+					return &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: fl.indexLockFailure(true, lockWait)}
+				}
+			}
+			return nil
 		}
 		defer unlock()
 		for _, i := range todo {
@@ -371,13 +465,31 @@ func (l *Loader[T]) IndexAfter() (write func()) {
 			if x.head() != nil {
 				continue
 			}
-			fl.rebuild(i, snap, stamps[i], start)
+			if err := fl.rebuild(i, snap, stamps[i], start); err != nil {
+				return &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: err}
+			}
 			if head := x.head(); head != nil && l.Snapshot() != snap {
 				x.record(head, staleStamp, nil, nil)
 			}
 		}
+		return nil
 	}
 }
+
+// IndexNotWrittenError says why a server's full load left a directory
+// of IndexMinFiles files or more with no admin index (IndexAfter): each
+// start then reads every file before it decides.
+type IndexNotWrittenError struct {
+	Dir   string // the directory of trust
+	Index string // the index directory
+	Err   error
+}
+
+func (e *IndexNotWrittenError) Error() string {
+	return fmt.Sprintf("keydir: no admin index written for %s in %s, so the next start reads every file before deciding: %v", e.Dir, e.Index, e.Err)
+}
+
+func (e *IndexNotWrittenError) Unwrap() error { return e.Err }
 
 // mountedIn reports whether a file system is mounted inside a source
 // directory (/proc/self/mountinfo), or it cannot tell: a file

@@ -180,7 +180,7 @@ func (l *Loader[T]) reloadComplete() *Snapshot[T] {
 			// changed (or unstamped) would cost every removal a full load.
 			stamp, start := fl.index(i).stamp(), time.Now()
 			l.Widen()
-			fl.rebuild(i, l.Snapshot(), stamp, start)
+			_ = fl.rebuild(i, l.Snapshot(), stamp, start) // failed: stale, and loaded in full
 			return l.Snapshot()
 		}
 		more[i] = append(slices.Clone(names), found...)
@@ -387,27 +387,33 @@ func (fl *focusedLoad[T]) load(q Query) {
 	}
 	defer unlock()
 	for _, i := range stale {
-		fl.rebuild(i, snap, stamps[i], start)
+		_ = fl.rebuild(i, snap, stamps[i], start) // failed: stale, and loaded in full
 	}
 }
 
 // rebuild writes the index of directory source i anew from snap, a load
 // of all its files begun at start when the directory's stamp was stamp,
-// and records the head in fl.heads. Called with the index locked.
-func (fl *focusedLoad[T]) rebuild(i int, snap *Snapshot[T], stamp []byte, start time.Time) {
+// and records the head in fl.heads. Called with the index locked. A
+// directory changed since stamp is left stale, not an error; a write
+// that failed is (the index is then absent or stale).
+func (fl *focusedLoad[T]) rebuild(i int, snap *Snapshot[T], stamp []byte, start time.Time) error {
 	x := fl.index(i)
 	// A directory that changed during the load may have been read half
 	// before, half after: its index is left stale.
 	if !bytes.Equal(x.stamp(), stamp) {
-		return
+		return nil
 	}
-	if x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)) != nil {
-		return
+	if err := x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)); err != nil {
+		return err
 	}
-	if fl.writeStamps(x, i, start) != nil || x.writeHead(stamp) != nil {
-		return
+	if err := fl.writeStamps(x, i, start); err != nil {
+		return err
+	}
+	if err := x.writeHead(stamp); err != nil {
+		return err
 	}
 	fl.heads[i] = stamp
+	return nil
 }
 
 // readAsIs reports whether the files of source i among came are on disk
