@@ -410,7 +410,7 @@ func TestEarlySaysWhyNot(t *testing.T) {
 	}{
 		{name: "small", files: 1000, not: []string{"first clients wait", "admin index not written"}},
 		{name: "no index", files: 10,
-			want: []string{`msg="first clients wait for the full load"`, "no admin command made an admin index"},
+			want: []string{`msg="first clients wait for the full load"`, "no admin index yet", "the full load writes one for the next start"},
 			not:  []string{"admin index not written"}},
 		{name: "index cannot be made", files: 10, blocked: true,
 			want: []string{`msg="first clients wait for the full load"`, "could not be locked: open ", ": not a directory", `msg="admin index not written"`, "keydir: no admin index written for ", "so the next start reads every file before deciding"}},

@@ -145,7 +145,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) error {
 	if !ok {
 		err := fl.indexLockFailure(false, earlyLockWait)
 		if errors.Is(err, fs.ErrNotExist) {
-			return &NotProvedError{Reason: "no admin command made an admin index (" + l.cfg.Index + ")"}
+			return &NotProvedError{Reason: "no admin index yet (" + l.cfg.Index + "): the full load writes one for the next start"}
 		}
 		return &NotProvedError{Reason: "the admin index could not be locked", Err: err}
 	}
