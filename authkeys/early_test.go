@@ -1,10 +1,8 @@
 package authkeys
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/internal/testlog"
 )
 
 // openEarlyHeld is OpenEarly, once its proof has ended, with its full
@@ -421,8 +420,8 @@ func TestEarlySaysWhyNot(t *testing.T) {
 			if c.blocked {
 				keydirtest.Write(t, filepath.Join(opts.Home, ".index"), []byte("not a directory\n"))
 			}
-			var logs syncBuffer
-			opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			var logs testlog.Buffer
+			opts.Logger = logs.Logger()
 			s := OpenEarly(context.Background(), opts)
 			<-s.Loaded()
 			s.Close() // waits for the index to be written, or not
@@ -439,24 +438,6 @@ func TestEarlySaysWhyNot(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // A server's full load leaves the admin index where no admin command
