@@ -403,40 +403,54 @@ func TestEarlyDecisionsStopOnNewFile(t *testing.T) {
 func TestEarlySaysWhyNot(t *testing.T) {
 	for _, c := range []struct {
 		name      string
-		files     int  // IndexMinFiles
-		blocked   bool // HOME/.index a file: no index can be made
+		files     int // IndexMinFiles
+		setup     func(t *testing.T, opts Options)
 		want, not []string
 	}{
 		{name: "small", files: 1000, not: []string{"first clients wait", "admin index not written"}},
 		{name: "no index", files: 10,
 			want: []string{`msg="first clients wait for the full load"`, "no admin index yet", "the full load writes one for the next start"},
 			not:  []string{"admin index not written"}},
-		{name: "index cannot be made", files: 10, blocked: true,
+		{name: "index cannot be made", files: 10,
+			setup: func(t *testing.T, opts Options) {
+				keydirtest.Write(t, filepath.Join(opts.Home, ".index"), []byte("not a directory\n"))
+			},
 			want: []string{`msg="first clients wait for the full load"`, "could not be locked: open ", ": not a directory", `msg="admin index not written"`, "keydir: no admin index written for ", "so the next start reads every file before deciding"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			opts := fillHome(t, 30)
 			keydir.IndexMinFiles = c.files
-			if c.blocked {
-				keydirtest.Write(t, filepath.Join(opts.Home, ".index"), []byte("not a directory\n"))
+			if c.setup != nil {
+				c.setup(t, opts)
 			}
-			var logs testlog.Buffer
-			opts.Logger = logs.Logger()
-			s := OpenEarly(context.Background(), opts)
-			<-s.Loaded()
-			s.Close() // waits for the index to be written, or not
-			got := logs.String()
-			for _, w := range c.want {
-				if !strings.Contains(got, w) {
-					t.Errorf("the log lacks %q:\n%s", w, got)
-				}
-			}
-			for _, w := range c.not {
-				if strings.Contains(got, w) {
-					t.Errorf("the log says %q:\n%s", w, got)
-				}
-			}
+			checkLog(t, startLog(opts), c.want, c.not)
 		})
+	}
+}
+
+// startLog is what OpenEarly logs from its start to its end (the index
+// written, or not).
+func startLog(opts Options) string {
+	var logs testlog.Buffer
+	opts.Logger = logs.Logger()
+	s := OpenEarly(context.Background(), opts)
+	<-s.Loaded()
+	s.Close() // waits for the index to be written, or not
+	return logs.String()
+}
+
+// checkLog fails t where log lacks a line of want or has one of not.
+func checkLog(t *testing.T, log string, want, not []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(log, w) {
+			t.Errorf("the log lacks %q:\n%s", w, log)
+		}
+	}
+	for _, w := range not {
+		if strings.Contains(log, w) {
+			t.Errorf("the log says %q:\n%s", w, log)
+		}
 	}
 }
 

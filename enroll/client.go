@@ -192,19 +192,25 @@ func (e *HandshakeRefusedError) Unwrap() error { return e.Err }
 // written here; whether the server enrolled the client is in its log
 // (Err set, the answer may have been lost).
 //
-// Probe says the answer was to the request Join makes before it sends the
-// secret (see probePath): the server passed this client's requests on to
-// a service, so the secret was not sent.
+// Probe says the answer (Status), or the failure (Err), was of the
+// request Join makes before it sends the secret (see probePath): the
+// secret was not sent, and the server cannot have enrolled this client.
+// An answer means the server passed this client's requests on to a
+// service.
 type NotEnrollmentError struct {
 	Addr              string
 	ServerFingerprint string
 	Status            string // the HTTP status of an answer that was not an enrollment answer
 	Err               error  // the failure of a request that got no answer
 	Timeout           bool   // Err is a timeout
-	Probe             bool   // Status is the answer to the probe: the secret was not sent
+	Probe             bool   // Status or Err is the probe's: the secret was not sent
 }
 
 func (e *NotEnrollmentError) Error() string {
+	if e.Probe && e.Status == "" {
+		return fmt.Sprintf("enroll: asking %s (key %s, as the token says) whether it serves enrollment: %s; the secret was not sent and nothing was written",
+			e.Addr, e.ServerFingerprint, oneLine(fmt.Sprint(e.Err)))
+	}
 	if e.Probe {
 		return fmt.Sprintf("enroll: %s (key %s) answered %s for %s, where keytool's enrollment gate answers a client it does not know 403: it passes this client's requests on to a service (the key is authorized there already), or does not serve enrollment; the secret was not sent and nothing was written",
 			e.Addr, e.ServerFingerprint, oneLine(e.Status), probePath)
@@ -383,6 +389,7 @@ func post(ctx context.Context, id *tlsbridge.Identity, tok Token, addr string) (
 	defer cancel()
 	probe, err := send(actx, hc, check, id, tok, addr, http.MethodGet, probePath, nil)
 	if ne := (*NotEnrollmentError)(nil); errors.As(err, &ne) {
+		ne.Probe = true
 		err = refusedAfter(actx, client, check, id, tok, addr, err)
 	}
 	if err != nil {

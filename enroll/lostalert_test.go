@@ -33,6 +33,22 @@ func TestJoinReadsTheAlertTheRequestLost(t *testing.T) {
 	}
 }
 
+// TestJoinProbeLostSaysNothingWasSent: a probe that gets no answer and
+// no alert, dialled again to no more avail, is reported as the probe's
+// failure — the secret was not sent, nothing was written — not as an
+// enrollment whose outcome the server's log tells.
+func TestJoinProbeLostSaysNothingWasSent(t *testing.T) {
+	srvHome, cli := newHome(t), newHome(t)
+	srv := startServer(t, srvHome, serverConfig{noEnroll: true})
+	addr := relay(t, func(int) (string, bool) { return srv.addr, true })
+	f := &failure{srvHome: srvHome, cli: cli, srv: srv, tok: srvHome.invite(t, "laptop", addr)}
+	err := f.join(t, f.tok)
+	var ne *NotEnrollmentError
+	if !errors.As(err, &ne) || !ne.Probe || !strings.Contains(err.Error(), "the secret was not sent and nothing was written") || strings.Contains(err.Error(), "whether it enrolled") {
+		t.Fatalf("got %v, want the probe's failure", err)
+	}
+}
+
 // TestJoinAnswerLostAfterTheSecret: where the enrollment request reached
 // the server, which enrolled the client, and its answer was lost, Join
 // says so — nothing written here, the server's log says whether it

@@ -49,8 +49,23 @@ import (
 // change seen meanwhile. The loader is then left holding nothing to
 // decide on. Close ends its watch.
 func (l *Loader[T]) LoadProved(q Query) error {
+	if err := l.loadProved(q); err != nil {
+		l.dropProved()
+		err.Large = l.large()
+		return err
+	}
+	return nil
+}
+
+// loadProved is LoadProved but for what a failure leaves.
+func (l *Loader[T]) loadProved(q Query) *NotProvedError {
 	if l.cfg.Index == "" || l.cfg.Terms == nil {
 		return &NotProvedError{Reason: "no admin index for this store"}
+	}
+	for _, src := range l.cfg.Sources {
+		if src.Feed != nil {
+			return &NotProvedError{Dir: src.Path, Reason: "a feed has no stamps to prove its entries by"}
+		}
 	}
 	sub, err := subscribeShared()
 	if err != nil {
@@ -64,30 +79,47 @@ func (l *Loader[T]) LoadProved(q Query) error {
 		failed = append(failed, d)
 	}
 	l.mu.Unlock()
-	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}}
-	switch {
-	case len(failed) > 0:
+	if len(failed) > 0 {
 		slices.Sort(failed)
-		err = &NotProvedError{Dir: failed[0], Reason: "cannot watch it"}
-	default:
-		err = fl.proveAndRead(q)
+		return &NotProvedError{Dir: failed[0], Reason: "cannot watch it"}
 	}
-	if err == nil && !l.quiet() {
-		err = &NotProvedError{Reason: "a trust file changed during the proof"}
+	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}}
+	if err := fl.proveAndRead(q); err != nil {
+		return err
 	}
-	if err != nil {
-		l.dropProved()
-		err.(*NotProvedError).Large = l.large()
+	if !l.quiet() {
+		return &NotProvedError{Reason: "a trust file changed during the proof"}
 	}
-	return err
+	return nil
 }
 
 // large reports whether a directory of trust (not of revocations) holds
-// IndexMinFiles names or more: one whose full load takes long enough
-// that deciding nothing before it is worth a word.
+// IndexMinFiles files or more (names a load does not ignore): one whose
+// full load takes long enough that deciding nothing before it is worth
+// a word, and that IndexAfter indexes.
 func (l *Loader[T]) large() bool {
 	return slices.ContainsFunc(l.cfg.Sources, func(src Source) bool {
-		return src.Dir && src.Feed == nil && !src.Revocation && !fewFiles(src.Path)
+		if !src.Dir || src.Feed != nil || src.Revocation {
+			return false
+		}
+		f, err := os.Open(src.Path)
+		if err != nil {
+			return false // the full load says what is wrong with it
+		}
+		defer f.Close()
+		n := 0
+		for n < IndexMinFiles {
+			names, err := f.Readdirnames(1024)
+			for _, name := range names {
+				if !Ignored(name) {
+					n++
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		return n >= IndexMinFiles
 	})
 }
 
@@ -111,7 +143,7 @@ func (e *NotProvedError) Error() string {
 	}
 	msg += ": " + e.Reason
 	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+		msg += ": " + strings.TrimPrefix(e.Err.Error(), "keydir: ")
 	}
 	return msg
 }
@@ -121,9 +153,9 @@ func (e *NotProvedError) Unwrap() error { return e.Err }
 // maxAliased bounds the files of a directory read at every early
 // decision because no watch sees them written (LoadProved); maxAsked,
 // the keys one early loader reads for (ExtendProved): each adds its
-// files to the narrowed list every decision copies, and at about half a
-// millisecond a decision, that many take most of the time a full load
-// of 100,000 files takes to come.
+// files to the narrowed list every decision copies, and that many
+// decisions, at about half a millisecond each, take a third of the time
+// a full load of 100,000 files takes to come, while slowing it.
 const (
 	maxAliased = 256
 	maxAsked   = 1024
@@ -136,15 +168,18 @@ const (
 var earlyLockWait = 50 * time.Millisecond
 
 // proveAndRead is LoadProved's proof and read, under the index's lock.
-func (fl *focusedLoad[T]) proveAndRead(q Query) error {
+func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 	l := fl.l
 	if mountedIn(l.cfg.Sources) {
 		return &NotProvedError{Reason: "a file system is mounted inside a trust directory (or " + mountInfo + " is unreadable): a file there is written with no event"}
 	}
 	unlock, ok := fl.lock(false)
 	if !ok {
-		err := fl.indexLockFailure(false, earlyLockWait)
+		err := fl.indexLockFailure(false)
 		if errors.Is(err, fs.ErrNotExist) {
+			if err := writable(filepath.Dir(l.cfg.Index)); err != nil {
+				return &NotProvedError{Reason: "no admin index (" + l.cfg.Index + "), and this user may not make one", Err: err}
+			}
 			return &NotProvedError{Reason: "no admin index yet (" + l.cfg.Index + "): the full load writes one for the next start"}
 		}
 		return &NotProvedError{Reason: "the admin index could not be locked", Err: err}
@@ -153,8 +188,6 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) error {
 	narrow := map[int][]string{}
 	for i, src := range l.cfg.Sources {
 		switch {
-		case src.Feed != nil:
-			return &NotProvedError{Dir: src.Path, Reason: "a feed has no stamps to prove its entries by"}
 		case !src.Dir:
 			continue // read whole
 		case src.Revocation:
@@ -167,7 +200,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) error {
 		head := x.head()
 		if head == nil {
 			if !fewFiles(src.Path) {
-				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index is missing or stale (%s); the full load writes one where none is", l.cfg.Index)}
+				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s is missing or unreadable; the full load writes one where none is", l.cfg.Index)}
 			}
 			continue // no index, and too small for one: read whole
 		}
@@ -199,9 +232,10 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) error {
 }
 
 // indexLockFailure says why fl.lock(create) failed: the index directory
-// missing (or, where create, not made), a lock this user may not take
-// (the loader's UnlockedError), or one another command held past wait.
-func (fl *focusedLoad[T]) indexLockFailure(create bool, wait time.Duration) error {
+// missing (or, where create, not made), a lock file this user may not use
+// (the loader's UnlockedError), this user unable to write the index
+// directory, or another process holding its lock (unlockedWhy).
+func (fl *focusedLoad[T]) indexLockFailure(create bool) error {
 	dir := fl.l.cfg.Index
 	if create {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -217,7 +251,7 @@ func (fl *focusedLoad[T]) indexLockFailure(create bool, wait time.Duration) erro
 			return why
 		}
 	}
-	return fmt.Errorf("another command held its lock past %v", wait)
+	return unlockedWhy(dir)
 }
 
 // read narrows the loader to the files narrow names and reads them (and
@@ -418,9 +452,13 @@ func (l *Loader[T]) dropProved() {
 // stamps may be newer than its records. Revocation directories get none
 // (early decisions read them whole). Nothing is written without an index
 // directory or terms, and an error leaves the index absent or stale: a
-// cache, never trusted wrong. write returns that error, an
+// cache, never trusted wrong. write returns the first such error, an
 // *IndexNotWrittenError, where a directory that large is left with no
-// index: its next start reads every file before deciding.
+// index (its next start reads every file before deciding), and goes on
+// to the next directory; nothing where the index directory exists and
+// its lock was not had (LoadProved said why), or a directory changed
+// during the load (left stale: the next proof or admin command brings
+// it up to date).
 func (l *Loader[T]) IndexAfter() (write func() error) {
 	if l.cfg.Index == "" || l.cfg.Terms == nil {
 		return func() error { return nil }
@@ -447,32 +485,35 @@ func (l *Loader[T]) IndexAfter() (write func() error) {
 		if len(todo) == 0 {
 			return nil
 		}
+		fi, err := os.Stat(l.cfg.Index)
+		existed := err == nil && fi.IsDir()
 		unlock, ok := fl.lock(true)
-		if !ok {
-			// An index an admin command made, whose lock this user may
-			// not take, is no reason to say anything here (the proof
-			// says why it could not use it).
-			for _, i := range todo {
-				if fl.index(i).head() == nil {
-					return &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: fl.indexLockFailure(true, lockWait)}
-				}
-			}
+		switch {
+		case !ok && existed:
+			// An index directory another command made, whose lock this
+			// user could not take: LoadProved said why at the start.
 			return nil
+		case !ok:
+			return &IndexNotWrittenError{Dir: l.cfg.Sources[todo[0]].Path, Index: l.cfg.Index, Err: fl.indexLockFailure(true)}
 		}
 		defer unlock()
+		var first error
 		for _, i := range todo {
 			x := fl.index(i)
 			if x.head() != nil {
 				continue
 			}
 			if err := fl.rebuild(i, snap, stamps[i], start); err != nil {
-				return &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: err}
+				if first == nil {
+					first = &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: err}
+				}
+				continue // the next directory may still get one
 			}
 			if head := x.head(); head != nil && l.Snapshot() != snap {
 				x.record(head, staleStamp, nil, nil)
 			}
 		}
-		return nil
+		return first
 	}
 }
 
@@ -486,7 +527,7 @@ type IndexNotWrittenError struct {
 }
 
 func (e *IndexNotWrittenError) Error() string {
-	return fmt.Sprintf("keydir: no admin index written for %s in %s, so the next start reads every file before deciding: %v", e.Dir, e.Index, e.Err)
+	return fmt.Sprintf("keydir: no admin index written for %s in %s, so the next start reads every file before deciding: %s", e.Dir, e.Index, strings.TrimPrefix(e.Err.Error(), "keydir: "))
 }
 
 func (e *IndexNotWrittenError) Unwrap() error { return e.Err }

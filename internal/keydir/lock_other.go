@@ -2,7 +2,10 @@
 
 package keydir
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // lockDir does nothing where flock(2) is not available: concurrent edits
 // of the same key file by several processes are then not serialised, and
@@ -12,6 +15,13 @@ import "time"
 func lockDir(dir string) (unlock func(), held bool, why *UnlockedError, err error) {
 	return func() {}, false, nil, nil
 }
+
+// unlockedWhy says why lockDirWithin held no lock: none is ever had.
+func unlockedWhy(string) error { return errors.New("flock(2) is not available on this system") }
+
+// writable is nil: whether this user may write a directory is learnt by
+// writing.
+func writable(string) error { return nil }
 
 // lockDirWithin is lockDir.
 func lockDirWithin(dir string, _ time.Duration) (unlock func(), held bool, why *UnlockedError, err error) {

@@ -4,6 +4,8 @@ package keydir
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -107,6 +109,30 @@ func lockFD(dir string, wait time.Duration) (fd int, why *UnlockedError, err err
 		syscall.Close(fd)
 	}
 	return -1, &UnlockedError{Path: path, Reason: LockReplaced}, nil // go ahead unlocked
+}
+
+// unlockedWhy says why lockDirWithin(dir) held no lock where it gave no
+// UnlockedError: this user may not write dir (another user's, or a
+// read-only file system), or another process holds its lock — a keytool
+// command, or a reader holding the directory's own lock (lockDir).
+func unlockedWhy(dir string) error {
+	if err := writable(dir); err != nil {
+		return err
+	}
+	return fmt.Errorf("another process holds the lock of %s (a keytool command, or a reader holding the directory's own lock)", dir)
+}
+
+// writable says why this user may not write directory dir (access(2):
+// another user's, a read-only file system), nil where it may.
+func writable(dir string) error {
+	err := syscall.Access(dir, 2 /* W_OK */)
+	if err == nil && !mayWrite(dir) {
+		err = syscall.EACCES
+	}
+	if err != nil {
+		return &fs.PathError{Op: "write", Path: dir, Err: err}
+	}
+	return nil
 }
 
 // mayWrite reports whether this user may write directory dir: access(2)
