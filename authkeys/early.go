@@ -16,20 +16,21 @@ import (
 // and watches everything, as Open does. Until that full load is
 // published, Decide answers from the files the index names for the key,
 // the files no watch sees written (links), the skipped ones, every
-// single file and every revocation directory, all examined again at
-// each decision (the files read for other keys are vouched for by the
-// watch, which began before the proof) and read through the same rule
-// and parsers: revoked, authorized, expired or from the wrong network,
-// as the full snapshot would.
+// single file and every revocation directory (one of
+// keydir.IndexMinFiles files or more read whole once, then through its
+// links), all examined again at each decision (the files read before
+// are vouched for by the watch, which began before the proof) and read
+// through the same rule and parsers: revoked, authorized, expired or
+// from the wrong network, as the full snapshot would.
 //
 // It waits for the full load instead — never guesses — for a key the
 // index does not know (Unknown, which a CA may stand in for), while the
 // proof runs, and for good once any file of the store changed since the
 // proof began, or where it cannot prove: no index (no admin command made
 // one; a directory of fewer than keydir.IndexMinFiles files needs none),
-// a revocation directory of that many files or more, an index it may not
-// lock within 50 ms (an admin command holding it) or bring up to date, a
-// feed, a file system whose stamps come from a cache. A server deciding connections again on changes
+// an index it may not lock within 50 ms (an admin command holding it) or
+// bring up to date, a feed, a file system whose stamps come from a
+// cache. A server deciding connections again on changes
 // (tlsbridge.LiveConns) decides those admitted early again when the full
 // load is published. Where no admin command made the index, the full
 // load writes it (keydir.Loader.IndexAfter) for the next start.

@@ -367,6 +367,59 @@ func TestEarlyDecisionsReadTheKeysFilesAgain(t *testing.T) {
 	}
 }
 
+// A revocation directory of IndexMinFiles files or more is read whole
+// once, at the proof, and then at each decision only through its files
+// no watch sees written: a revocation linked in from elsewhere and
+// rewritten there refuses its key at the next decision, early; a
+// revocation file added stops the early decisions (the directory's
+// stamp, or its event). Before, such a directory allowed no early
+// decision at all.
+func TestEarlyDecisionsLargeRevocationDirectory(t *testing.T) {
+	var target string
+	opts := indexedHome(t, 30, func(opts Options) {
+		r := opts.RevokedDirs[0]
+		for k := 100; k < 112; k++ { // revoked keys no file authorizes
+			keydirtest.Write(t, filepath.Join(r, fmt.Sprintf("r%d.json", k)), keydirtest.JWK(t, key(t, k)))
+		}
+		keydirtest.Write(t, filepath.Join(r, "r5.json"), keydirtest.JWK(t, key(t, 5)))
+		target = filepath.Join(opts.Home, "elsewhere", "linked.json")
+		keydirtest.Write(t, target, keydirtest.JWK(t, key(t, 50)))
+		if err := os.Symlink(target, filepath.Join(r, "linked.json")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s, e, release := openEarlyHeld(t, opts)
+	local := netip.MustParseAddr("127.0.0.1")
+	for _, c := range []struct {
+		key  int
+		want Verdict
+	}{{5, Revoked}, {3, Authorized}, {4, Authorized}} {
+		if got, _, ok := decideWithin(s, key(t, c.key).SPKIHash(), local, 2*time.Second); !ok || got.Verdict != c.want {
+			t.Fatalf("key %d: %v (early: %v), want %v early", c.key, got.Verdict, ok, c.want)
+		}
+	}
+	keydirtest.WriteInPlace(t, target, keydirtest.JWK(t, key(t, 4)))
+	if got, _, ok := decideWithin(s, key(t, 4).SPKIHash(), local, 2*time.Second); !ok || got.Verdict != Revoked {
+		t.Fatalf("key 4, revoked through a link after the proof: %v (early: %v), want Revoked early", got.Verdict, ok)
+	}
+	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "new.json"), keydirtest.JWK(t, key(t, 3)))
+	got, late, ok := decideWithin(s, key(t, 3).SPKIHash(), local, 300*time.Millisecond)
+	if ok && got.Verdict != Revoked {
+		t.Fatalf("key 3, revoked by a file added after the proof: %v early", got.Verdict)
+	}
+	decided := e.decided
+	release()
+	if late != nil {
+		got = <-late
+	}
+	if got.Verdict != Revoked {
+		t.Errorf("key 3 after the full load: %v, want Revoked", got.Verdict)
+	}
+	if decided < 4 {
+		t.Errorf("%d decisions early, want 4 at least", decided)
+	}
+}
+
 // A file added after the proof stops the early decisions at the next
 // one, even before its event comes (the directory's stamp is no longer
 // the one proved), for a key asked for the first time as for one decided

@@ -36,14 +36,15 @@ import (
 //   - Revocation directories, single files and directories of fewer than
 //     IndexMinFiles names with no index are read whole, at every read: a
 //     revocation is never judged from an index, which another user's
-//     trust-file rule may have written.
+//     trust-file rule may have written. A revocation directory of
+//     IndexMinFiles names or more is read whole at the proof, and after
+//     through its aliased files, its stamp checked (proveRevocations).
 //   - After reading, still under the lock, every directory's stamp must
 //     be the one proved.
 //
 // It returns a *NotProvedError where it cannot: no index directory or
-// terms, a feed (no stamps), a directory that cannot be watched, a
-// revocation directory of IndexMinFiles names or more, an index missing
-// for a directory that large, stamps from a cache (LocalStamps), a proof
+// terms, a feed (no stamps), a directory that cannot be watched, an
+// index missing for a directory of IndexMinFiles names or more, stamps from a cache (LocalStamps), a proof
 // that fails (verify: no stamps, the directory changing meanwhile, many
 // files changed, an index it cannot write), too many aliased files, or a
 // change seen meanwhile. The loader is then left holding nothing to
@@ -83,7 +84,7 @@ func (l *Loader[T]) loadProved(q Query) *NotProvedError {
 		slices.Sort(failed)
 		return &NotProvedError{Dir: failed[0], Reason: "cannot watch it"}
 	}
-	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}}
+	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}, revStamps: map[int][]byte{}, aliased: map[int][]string{}}
 	if err := fl.proveAndRead(q); err != nil {
 		return err
 	}
@@ -190,11 +191,15 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		switch {
 		case !src.Dir:
 			continue // read whole
+		case src.Revocation && fewFiles(src.Path):
+			continue // read whole, at every decision
 		case src.Revocation:
-			if !fewFiles(src.Path) {
-				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("a revocation directory of %d files or more (each decision would read it whole)", IndexMinFiles)}
+			names, err := fl.proveRevocations(i)
+			if err != nil {
+				return err
 			}
-			continue // read whole
+			narrow[i] = names
+			continue
 		}
 		x := fl.index(i)
 		head := x.head()
@@ -229,6 +234,41 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		return &NotProvedError{Reason: "a trust directory changed during the proof"}
 	}
 	return nil
+}
+
+// proveRevocations readies revocation directory i, of IndexMinFiles
+// names or more, to be read whole by the proof's read and, at each
+// decision after, only through its files no watch sees written: it
+// records the directory's stamp first (asProved compares it at every
+// decision: a file added, removed or renamed in changes it; a write into
+// a file in place is an event of the watch), then lists and stats every
+// entry (statDir) for the aliased ones, at most maxAliased. It returns
+// the names to read. The admin index is not used: a revocation is never
+// judged from it (it may have been written under another user's rule,
+// or by a parser of another version), every file is read through this
+// server's rule and parsers.
+func (fl *focusedLoad[T]) proveRevocations(i int) ([]string, *NotProvedError) {
+	src := fl.l.cfg.Sources[i]
+	if !LocalStamps(src.Path) {
+		return nil, &NotProvedError{Dir: src.Path, Reason: "its file system may answer stat from a cache (NFS, SMB, FUSE): a write from another machine may not show"}
+	}
+	stamp := fl.index(i).stamp()
+	ls, err := statDir(src.Path)
+	if err != nil || stamp == nil {
+		return nil, &NotProvedError{Dir: src.Path, Reason: "cannot list it", Err: err}
+	}
+	aliased := ls.aliased()
+	if len(aliased) > maxAliased {
+		return nil, &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("more than %d of its files are links or on other file systems (each decision would read them)", maxAliased)}
+	}
+	var names []string
+	for e := range ls.all() {
+		if !e.skip {
+			names = append(names, e.name)
+		}
+	}
+	fl.revStamps[i], fl.aliased[i] = stamp, aliased
+	return names, nil
 }
 
 // indexLockFailure says why fl.lock(create) failed: the index directory
@@ -286,10 +326,18 @@ func (fl *focusedLoad[T]) read(narrow, only map[int][]string) bool {
 }
 
 // asProved reports whether each narrowed directory's stamp and index
-// head are the ones the proof left. Called with the index locked.
+// head are the ones the proof left (a large revocation directory's
+// stamp, the one proveRevocations recorded). Called with the index
+// locked.
 func (fl *focusedLoad[T]) asProved(narrow map[int][]string) bool {
 	for i := range narrow {
 		x := fl.index(i)
+		if st, ok := fl.revStamps[i]; ok {
+			if !bytes.Equal(x.stamp(), st) {
+				return false
+			}
+			continue
+		}
 		if head := x.head(); head == nil || !bytes.Equal(head, fl.heads[i]) || !bytes.Equal(x.stamp(), head) {
 			return false
 		}
@@ -364,6 +412,10 @@ func (fl *focusedLoad[T]) extend(narrow map[int][]string, q Query) bool {
 	}
 	more, only := map[int][]string{}, map[int][]string{}
 	for i, names := range narrow {
+		if _, rev := fl.revStamps[i]; rev {
+			more[i], only[i] = names, slices.Clone(fl.aliased[i])
+			continue
+		}
 		found, ok := fl.index(i).lookup(q)
 		if !ok {
 			return false

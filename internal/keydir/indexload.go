@@ -274,6 +274,10 @@ type focusedLoad[T any] struct {
 	// aliased are, by source, the files the last verify listed that may
 	// be written through another path (listedStamp.aliased).
 	aliased map[int][]string
+	// revStamps are, for a LoadProved load, the stamps at the proof of
+	// the revocation directories read whole then and not at every
+	// decision (proveRevocations).
+	revStamps map[int][]byte
 }
 
 // unchanged reports whether directory source i is as it was at stamp
