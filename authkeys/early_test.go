@@ -420,6 +420,104 @@ func TestEarlyDecisionsLargeRevocationDirectory(t *testing.T) {
 	}
 }
 
+// A symbolic link to a directory in a source directory is no file a
+// load reads; once its target is replaced by a key file (outside every
+// watched directory: no event, no stamp of a source moved), the next
+// early decision reads it, as the full load does — in a large revocation
+// directory as in one of authorized keys (found by review: such a link
+// was left out of the files examined at every decision).
+func TestEarlyDecisionsLinkToADirectory(t *testing.T) {
+	for _, revoked := range []bool{true, false} {
+		t.Run(fmt.Sprintf("revocations=%v", revoked), func(t *testing.T) {
+			var target string
+			opts := indexedHome(t, 30, func(opts Options) {
+				r := opts.RevokedDirs[0]
+				for k := 100; k < 112; k++ {
+					keydirtest.Write(t, filepath.Join(r, fmt.Sprintf("r%d.json", k)), keydirtest.JWK(t, key(t, k)))
+				}
+				target = filepath.Join(opts.Home, "elsewhere", "d")
+				if err := os.MkdirAll(target, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				dir := opts.Dirs[0]
+				if revoked {
+					dir = r
+				}
+				if err := os.Symlink(target, filepath.Join(dir, "a0.json")); err != nil {
+					t.Fatal(err)
+				}
+			})
+			s, _, _ := openEarlyHeld(t, opts)
+			local := netip.MustParseAddr("127.0.0.1")
+			four := key(t, 4).SPKIHash()
+			if got, _, ok := decideWithin(s, four, local, 2*time.Second); !ok || got.Verdict != Authorized {
+				t.Fatalf("key 4 before: %v (early: %v), want Authorized early", got.Verdict, ok)
+			}
+			if err := os.Remove(target); err != nil {
+				t.Fatal(err)
+			}
+			k := key(t, 4)
+			if !revoked {
+				k = keydirtest.WithAttrs(k, "expires", "2001-01-01T00:00:00Z") // in effect before k4.json's
+			}
+			keydirtest.Write(t, target, keydirtest.JWK(t, k))
+			want := Load(opts).Decide(four, local).Verdict
+			if want == Authorized {
+				t.Fatal("the full load admits key 4: the test's edit did not take")
+			}
+			if got, _, ok := decideWithin(s, four, local, 300*time.Millisecond); ok && got.Verdict == Authorized {
+				t.Errorf("key 4 after the link's target became a key file: Authorized early, the full load says %v", want)
+			}
+		})
+	}
+}
+
+// A large revocation directory whose path fails the trust-file rule for
+// a moment (a parent made group-writable) refuses every key, as the full
+// load does; once the parent is safe again, its revocations are all back
+// in the early decisions, not only the files examined at every decision
+// (found by review: the rest stayed gone, with no stamp moved and no
+// event, and a revoked key was admitted early).
+func TestEarlyDecisionsAfterADirectoryFailsItsCheck(t *testing.T) {
+	var store string
+	opts := indexedHome(t, 30, func(opts Options) {
+		r := opts.RevokedDirs[0]
+		store = filepath.Join(opts.Home, "store")
+		real := filepath.Join(store, "rev")
+		for k := 100; k < 112; k++ {
+			keydirtest.Write(t, filepath.Join(real, fmt.Sprintf("r%d.json", k)), keydirtest.JWK(t, key(t, k)))
+		}
+		keydirtest.Write(t, filepath.Join(real, "r5.json"), keydirtest.JWK(t, key(t, 5)))
+		if err := os.RemoveAll(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(real, r); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s, _, _ := openEarlyHeld(t, opts)
+	local := netip.MustParseAddr("127.0.0.1")
+	five := key(t, 5).SPKIHash()
+	if got, _, ok := decideWithin(s, five, local, 2*time.Second); !ok || got.Verdict != Revoked {
+		t.Fatalf("key 5 before: %v (early: %v), want Revoked early", got.Verdict, ok)
+	}
+	if err := os.Chmod(store, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, ok := decideWithin(s, key(t, 3).SPKIHash(), local, 300*time.Millisecond); ok && got.Verdict != Revoked {
+		t.Fatalf("key 3 while the revocations' path is unsafe: %v early, want every key refused", got.Verdict)
+	}
+	if err := os.Chmod(store, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if want := Load(opts).Decide(five, local).Verdict; want != Revoked {
+		t.Fatalf("the full load says %v of key 5, want Revoked", want)
+	}
+	if got, _, ok := decideWithin(s, five, local, 300*time.Millisecond); ok && got.Verdict != Revoked {
+		t.Errorf("key 5 once the path is safe again: %v early, want Revoked", got.Verdict)
+	}
+}
+
 // A file added after the proof stops the early decisions at the next
 // one, even before its event comes (the directory's stamp is no longer
 // the one proved), for a key asked for the first time as for one decided

@@ -850,7 +850,8 @@ type Loader[T any] struct {
 	focus  *focusedLoad[T] // LoadFor's, for Widen
 	// only, while an early decision's reload runs (ExtendProved), are the
 	// narrowed names it re-examines, of those narrow holds: the rest keep
-	// their rows, vouched for by the watch.
+	// their rows, vouched for by the watch (all are examined where the
+	// source failed its last examination).
 	only map[int][]string
 
 	// What the current reload changed, for publish: the names that
@@ -1120,7 +1121,11 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 	src := l.cfg.Sources[i]
 	ss := &l.states[i]
 	names, narrowed := l.narrow[i]
-	if l.only != nil {
+	if l.only != nil && ss.problem == nil {
+		// A source that failed its last examination (checkDir: its rows
+		// dropped) is examined through every narrowed name, not the
+		// few: else the rows it had would stay gone once it passes
+		// again, with no stamp moved and no event (found by review).
 		names = l.only[i]
 	}
 	switch {

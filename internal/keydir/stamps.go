@@ -207,6 +207,7 @@ type listedStamp struct {
 	// mounted or linked in —, which no watch of the directory sees
 	// (early.go).
 	aliased bool
+	link    bool // a symbolic link (the listing's type)
 }
 
 // localElsewhere tells whether the stamp of a file that is not on the
@@ -257,11 +258,16 @@ func listDir(dir string) (*os.File, []string, error) {
 type listing [][]listedStamp
 
 // aliased are the names of the listed files that may be written through
-// another path (listedStamp.aliased).
+// another path (listedStamp.aliased), and of the symbolic links to
+// directories: a directory is no file a load reads, but the link's
+// target may become one, with no event in this directory and no change
+// of its stamp (found by review). A real subdirectory is not: it has
+// links of its own (its entries' ".."), and becomes a file only by a
+// removal here, which changes the directory's stamp.
 func (ls listing) aliased() []string {
 	var out []string
 	for e := range ls.all() {
-		if e.aliased && !e.skip {
+		if e.aliased && (!e.skip || e.link) {
 			out = append(out, e.name)
 		}
 	}
@@ -332,7 +338,8 @@ func statDir(dir string) (listing, error) {
 		b := make([]listedStamp, 0, len(ents))
 		for _, d := range ents {
 			if !Ignored(d.Name()) {
-				b = append(b, listedStamp{name: d.Name(), aliased: d.Type()&fs.ModeSymlink != 0})
+				link := d.Type()&fs.ModeSymlink != 0
+				b = append(b, listedStamp{name: d.Name(), aliased: link, link: link})
 			}
 		}
 		outs = append(outs, b)
