@@ -327,8 +327,9 @@ func (m itemMore) orNil() any {
 // copy of the previous index, and only when that cannot be done exactly
 // is every key inserted again.
 func (s *Store) build(ks *keydir.Snapshot[item]) {
+	prev := s.snap.Load()
 	sn := &snapshot{files: ks,
-		revoked: keydir.NewRevocations(ks, func(src int) bool { return s.rev[src] }, entrySPKI)}
+		revoked: keydir.NextRevocations(prev.revoked, prev.files, ks, func(src int) bool { return s.rev[src] }, entrySPKI)}
 	for i, p := range ks.Problems {
 		if p.Revocation {
 			continue
@@ -344,7 +345,6 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 			sn.skippedKeys[*p.Key] = &ks.Problems[i]
 		}
 	}
-	prev := s.snap.Load()
 	gone, came, freed, updated := s.update(prev, sn)
 	if updated {
 		s.names.files(gone, -1)

@@ -205,13 +205,13 @@ func convert(src keydir.SourceRef, path string, k *jwk.Key) (*Entry, error) {
 // snapshots already published are never written.
 func (s *Store) build(ks *keydir.Snapshot[*Entry]) {
 	isRevocation := func(i int) bool { return s.sources[i].Revocation }
-	sn := &snapshot{files: ks, revoked: keydir.NewRevocations(ks, isRevocation, entrySPKI)}
+	prev := s.snap.Load()
+	sn := &snapshot{files: ks, revoked: keydir.NextRevocations(prev.revoked, prev.files, ks, isRevocation, entrySPKI)}
 	for _, p := range ks.Problems {
 		if !p.Revocation {
 			sn.skipped = append(sn.skipped, p)
 		}
 	}
-	prev := s.snap.Load()
 	ok := false
 	if prev.files != nil {
 		gone, came := keydir.Diff(prev.files, ks)
