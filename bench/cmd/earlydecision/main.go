@@ -10,12 +10,17 @@
 //	go run ./cmd/earlydecision -home DIR -keytool BIN -make 100000
 //	go run ./cmd/earlydecision -home DIR -rounds 7
 //	go run ./cmd/earlydecision -home DIR -storm 200
+//	go run ./cmd/earlydecision -home DIR -revoked 5000
 //
 // -storm N measures OpenEarly itself as a server's restart meets its
 // clients coming back: in this process, from the start, N distinct
 // authorized keys decided one after the other — when the first was
 // decided, how many before the full load was published, and the time of
 // each early decision after the first (which waits for the proof).
+//
+// -revoked N writes N revocation files (of keys no entry holds) into
+// DIR's revoked_keys.d: a revocation directory that large is read whole
+// at the proof, and then through its links only.
 //
 // -make writes DIR (a keytool home with that many single-key files in
 // authorized_keys.d, as BenchmarkAdmin's) and lets keytool build its
@@ -69,6 +74,7 @@ func main() {
 	decide := flag.String("decide", "", "(internal) early or full: decide once and exit")
 	entry := flag.Int("entry", 0, "the entry whose key is decided on")
 	storm := flag.Int("storm", 0, "decide this many distinct keys with authkeys.OpenEarly from the start")
+	revoked := flag.Int("revoked", 0, "write this many revocation files (of keys no entry holds) into the home, then exit")
 	flag.Parse()
 	if *home == "" {
 		log.Fatal("earlydecision: -home is required")
@@ -76,6 +82,8 @@ func main() {
 	switch {
 	case *mk > 0:
 		makeHome(*home, *bin, *mk)
+	case *revoked > 0:
+		makeRevoked(*home, *revoked)
 	case *decide != "":
 		decideOnce(*home, *decide, spki(keyX(*entry)))
 	case *storm > 0:
@@ -112,6 +120,22 @@ func makeHome(home, bin string, n int) {
 		}
 	}
 	fmt.Printf("%s: %d entries, index built\n", home, n)
+}
+
+// makeRevoked writes n revocation files into home's revoked_keys.d, of
+// keys far past any -make writes.
+func makeRevoked(home string, n int) {
+	dir := filepath.Join(home, "revoked_keys.d")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		log.Fatal(err)
+	}
+	for i := range n {
+		data := `{"kty":"OKP","crv":"Ed25519","x":"` + base64.RawURLEncoding.EncodeToString(keyX(1<<40+i)) + `"}` + "\n"
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("r%07d.json", i)), []byte(data), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Printf("%s: %d revocations\n", dir, n)
 }
 
 func decideOnce(home, how string, sum [32]byte) {
