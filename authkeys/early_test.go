@@ -378,9 +378,7 @@ func TestEarlyDecisionsLargeRevocationDirectory(t *testing.T) {
 	var target string
 	opts := indexedHome(t, 30, func(opts Options) {
 		r := opts.RevokedDirs[0]
-		for k := 100; k < 112; k++ { // revoked keys no file authorizes
-			keydirtest.Write(t, filepath.Join(r, fmt.Sprintf("r%d.json", k)), keydirtest.JWK(t, key(t, k)))
-		}
+		revokeUnknown(t, r)
 		keydirtest.Write(t, filepath.Join(r, "r5.json"), keydirtest.JWK(t, key(t, 5)))
 		target = filepath.Join(opts.Home, "elsewhere", "linked.json")
 		keydirtest.Write(t, target, keydirtest.JWK(t, key(t, 50)))
@@ -432,9 +430,7 @@ func TestEarlyDecisionsLinkToADirectory(t *testing.T) {
 			var target string
 			opts := indexedHome(t, 30, func(opts Options) {
 				r := opts.RevokedDirs[0]
-				for k := 100; k < 112; k++ {
-					keydirtest.Write(t, filepath.Join(r, fmt.Sprintf("r%d.json", k)), keydirtest.JWK(t, key(t, k)))
-				}
+				revokeUnknown(t, r)
 				target = filepath.Join(opts.Home, "elsewhere", "d")
 				if err := os.MkdirAll(target, 0o700); err != nil {
 					t.Fatal(err)
@@ -484,9 +480,7 @@ func TestEarlyDecisionsAfterADirectoryFailsItsCheck(t *testing.T) {
 		r := opts.RevokedDirs[0]
 		store = filepath.Join(opts.Home, "store")
 		real := filepath.Join(store, "rev")
-		for k := 100; k < 112; k++ {
-			keydirtest.Write(t, filepath.Join(real, fmt.Sprintf("r%d.json", k)), keydirtest.JWK(t, key(t, k)))
-		}
+		revokeUnknown(t, real)
 		keydirtest.Write(t, filepath.Join(real, "r5.json"), keydirtest.JWK(t, key(t, 5)))
 		if err := os.RemoveAll(r); err != nil {
 			t.Fatal(err)
@@ -515,6 +509,16 @@ func TestEarlyDecisionsAfterADirectoryFailsItsCheck(t *testing.T) {
 	}
 	if got, _, ok := decideWithin(s, five, local, 300*time.Millisecond); ok && got.Verdict != Revoked {
 		t.Errorf("key 5 once the path is safe again: %v early, want Revoked", got.Verdict)
+	}
+}
+
+// revokeUnknown writes 12 revocation files into dir, of keys 100 to 111,
+// which no file of indexedHome's authorizes: with keydir.IndexMinFiles
+// at 10, a large revocation directory.
+func revokeUnknown(t *testing.T, dir string) {
+	t.Helper()
+	for k := 100; k < 112; k++ {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("r%d.json", k)), keydirtest.JWK(t, key(t, k)))
 	}
 }
 
