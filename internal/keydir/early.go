@@ -44,11 +44,11 @@ import (
 //
 // It returns a *NotProvedError where it cannot: no index directory or
 // terms, a feed (no stamps), a directory that cannot be watched, an
-// index missing for a directory of IndexMinFiles names or more, stamps from a cache (LocalStamps), a proof
-// that fails (verify: no stamps, the directory changing meanwhile, many
-// files changed, an index it cannot write), too many aliased files, or a
-// change seen meanwhile. The loader is then left holding nothing to
-// decide on. Close ends its watch.
+// index missing for a directory of IndexMinFiles names or more, stamps
+// from a cache (LocalStamps), a proof that fails (verify: no stamps, the
+// directory changing meanwhile, many files changed, an index it cannot
+// write), too many aliased files, or a change seen meanwhile. The loader
+// is then left holding nothing to decide on. Close ends its watch.
 func (l *Loader[T]) LoadProved(q Query) error {
 	if err := l.loadProved(q); err != nil {
 		l.dropProved()
@@ -210,7 +210,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 			continue // no index, and too small for one: read whole
 		}
 		if !LocalStamps(src.Path) {
-			return &NotProvedError{Dir: src.Path, Reason: "its file system may answer stat from a cache (NFS, SMB, FUSE): a write from another machine may not show"}
+			return cachedStamps(src.Path)
 		}
 		fl.heads[i] = head
 		x, ok := fl.verify(i)
@@ -218,7 +218,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		case !ok:
 			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be proved complete (no stamps, files changed during the proof or many since, or an index this user may not write)"}
 		case len(fl.aliased[i]) > maxAliased:
-			return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("more than %d of its files are links or on other file systems (each decision would read them)", maxAliased)}
+			return tooManyAliased(src.Path)
 		}
 		names, ok := x.lookup(q)
 		if !ok {
@@ -250,7 +250,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 func (fl *focusedLoad[T]) proveRevocations(i int) ([]string, *NotProvedError) {
 	src := fl.l.cfg.Sources[i]
 	if !LocalStamps(src.Path) {
-		return nil, &NotProvedError{Dir: src.Path, Reason: "its file system may answer stat from a cache (NFS, SMB, FUSE): a write from another machine may not show"}
+		return nil, cachedStamps(src.Path)
 	}
 	stamp := fl.index(i).stamp()
 	ls, err := statDir(src.Path)
@@ -259,7 +259,7 @@ func (fl *focusedLoad[T]) proveRevocations(i int) ([]string, *NotProvedError) {
 	}
 	aliased := ls.aliased()
 	if len(aliased) > maxAliased {
-		return nil, &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("more than %d of its files are links or on other file systems (each decision would read them)", maxAliased)}
+		return nil, tooManyAliased(src.Path)
 	}
 	var names []string
 	for e := range ls.all() {
@@ -269,6 +269,16 @@ func (fl *focusedLoad[T]) proveRevocations(i int) ([]string, *NotProvedError) {
 	}
 	fl.revStamps[i], fl.aliased[i] = stamp, aliased
 	return names, nil
+}
+
+// cachedStamps and tooManyAliased are the NotProvedErrors of directory
+// dir that indexed and revocation directories share.
+func cachedStamps(dir string) *NotProvedError {
+	return &NotProvedError{Dir: dir, Reason: "its file system may answer stat from a cache (NFS, SMB, FUSE): a write from another machine may not show"}
+}
+
+func tooManyAliased(dir string) *NotProvedError {
+	return &NotProvedError{Dir: dir, Reason: fmt.Sprintf("more than %d of its files are links or on other file systems (each decision would read them)", maxAliased)}
 }
 
 // indexLockFailure says why fl.lock(create) failed: the index directory
