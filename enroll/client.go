@@ -460,7 +460,7 @@ func send(ctx context.Context, hc *http.Client, check *tokenHosts, id *tlsbridge
 		if !seen {
 			return nil, &unreachable{unwrapURL(err)}
 		}
-		if isAlert(err) {
+		if tlsbridge.IsRemoteAlert(err) {
 			return nil, &HandshakeRefusedError{Addr: addr, ServerFingerprint: tok.ServerFingerprint(), ClientFingerprint: id.Key.Fingerprint(), Err: unwrapURL(err)}
 		}
 		var ne net.Error
@@ -469,9 +469,6 @@ func send(ctx context.Context, hc *http.Client, check *tokenHosts, id *tlsbridge
 	}
 	return resp, nil
 }
-
-// isAlert reports whether err is the server's TLS alert.
-func isAlert(err error) bool { return strings.Contains(err.Error(), "remote error: tls:") }
 
 // alertWait bounds how long readAlert waits for the server's alert.
 const alertWait = 2 * time.Second
@@ -518,7 +515,7 @@ func readAlert(ctx context.Context, client *tlsbridge.Client, addr string) error
 	defer cancel()
 	conn, err := client.DialContext(actx, "tcp", addr)
 	if err != nil {
-		if isAlert(err) {
+		if tlsbridge.IsRemoteAlert(err) {
 			return err
 		}
 		return nil
@@ -526,7 +523,7 @@ func readAlert(ctx context.Context, client *tlsbridge.Client, addr string) error
 	defer conn.Close()
 	deadline, _ := actx.Deadline()
 	conn.SetReadDeadline(deadline)
-	if _, err := conn.Read(make([]byte, 1)); err != nil && isAlert(err) {
+	if _, err := conn.Read(make([]byte, 1)); err != nil && tlsbridge.IsRemoteAlert(err) {
 		return err
 	}
 	return nil

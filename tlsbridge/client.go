@@ -546,6 +546,13 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (*tls.Co
 	return conn, nil
 }
 
+// IsRemoteAlert reports whether err carries a TLS alert the peer sent
+// (crypto/tls's "remote error: tls: …", which has no type of its own):
+// for a client, the server refused its certificate or the handshake.
+func IsRemoteAlert(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "remote error: tls:")
+}
+
 // handshakeTimeout is the budget of DialContext.
 func (c *Client) handshakeTimeout() time.Duration {
 	if c.opts.HandshakeTimeout > 0 {

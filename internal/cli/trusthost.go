@@ -455,7 +455,7 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	case refusedByUser(err):
 		fmt.Fprintln(c.stderr, hostKeyFailed) // the user said no
 		return &exitError{1}
-	case err != nil && !(hosts.seen && isRemoteAlert(err)):
+	case err != nil && !(hosts.seen && tlsbridge.IsRemoteAlert(err)):
 		// A server that refuses our key (a TLS 1.2 alert after we checked
 		// its key) does not prevent pinning it.
 		return err
@@ -506,8 +506,6 @@ func refusedByUser(err error) bool {
 	var refused *tlsbridge.RefusedHostError
 	return errors.As(err, &refused)
 }
-
-func isRemoteAlert(err error) bool { return strings.Contains(err.Error(), "remote error: tls:") }
 
 // anyNamedAddress is how lists show a key pinned without an address
 // (knownhosts.Entry.AnyNamedAddress).

@@ -168,6 +168,25 @@ func (c chunked[H, D]) get(p at) (H, D) {
 	return ch.head(p.i), ch.d.Get(p.i)
 }
 
+// same reports whether c and o are one list: the same chunks. A list is
+// never written once made, and an editor copies every chunk it changes
+// into an array of its own while the list it started from is alive: the
+// same arrays are the same elements (NextRevocations). A chunk copied
+// unchanged (compact dropping its H parts) counts as another: a false
+// "not the same" costs its caller a pass, never a wrong answer.
+func (c chunked[H, D]) same(o chunked[H, D]) bool {
+	if c.n != o.n || len(c.chunks) != len(o.chunks) {
+		return false
+	}
+	for k := range c.chunks {
+		x, y := c.chunks[k], o.chunks[k]
+		if x.d != y.d || x.n != y.n || len(x.h) != len(y.h) || len(x.h) > 0 && &x.h[0] != &y.h[0] {
+			return false
+		}
+	}
+	return true
+}
+
 // editor makes the next version of a list: it copies the list of chunks
 // once, and a chunk the first time it writes to it; the list it started
 // from is never written.

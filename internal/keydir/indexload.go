@@ -43,9 +43,10 @@ func (l *Loader[T]) LoadFor(q Query) (finish func()) {
 var IndexMinFiles = 1000
 
 // lockIndex takes the index directory's lock, waiting at most wait for
-// it, creating the directory if create is set; ok is false when there is no index to use: none, or no
-// lock to be had (lockDir), without which two commands could fold the
-// same log into the shards one after the other. Why it was not had is
+// it, creating the directory if create is set; ok is false when there is
+// no index to use: none, or no lock to be had (lockDir), without which
+// two commands could fold the same log into the shards one after the
+// other. Why it was not had is
 // kept for Unlocked, marked Index: nothing races without it — the index
 // is not used, the command loads in full — but every admin command is
 // then as slow as a whole load, which its user should hear of.

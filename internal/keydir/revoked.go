@@ -53,7 +53,7 @@ func NextRevocations[T any](prev *Revocations[T], prevSnap, snap *Snapshot[T], i
 	if prev != nil && prevSnap != nil && prev.err == nil && snap.RevocationErr == nil && len(prevSnap.rows) == len(snap.rows) {
 		same := true
 		for src := range snap.rows {
-			if isRevocation(src) && !sameRows(prevSnap.rows[src], snap.rows[src]) {
+			if isRevocation(src) && !prevSnap.rows[src].same(snap.rows[src]) {
 				same = false
 				break
 			}
@@ -63,25 +63,6 @@ func NextRevocations[T any](prev *Revocations[T], prevSnap, snap *Snapshot[T], i
 		}
 	}
 	return NewRevocations(snap, isRevocation, spki)
-}
-
-// sameRows reports whether two lists of rows are one: the same chunks. A
-// list is never written once its reload has ended, and an edit copies
-// every chunk it changes into an array of its own (editor.own) while the
-// list it started from is alive: the same arrays are the same rows. A
-// chunk copied unchanged (compact dropping its heap parts) counts as
-// another, and costs a pass, never a wrong answer.
-func sameRows[T any](a, b rowList[T]) bool {
-	if a.n != b.n || len(a.chunks) != len(b.chunks) {
-		return false
-	}
-	for k := range a.chunks {
-		x, y := a.chunks[k], b.chunks[k]
-		if x.d != y.d || x.n != y.n || len(x.h) != len(y.h) || len(x.h) > 0 && &x.h[0] != &y.h[0] {
-			return false
-		}
-	}
-	return true
 }
 
 // Err is set when a revocation input cannot be read completely: every key
