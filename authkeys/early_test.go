@@ -66,6 +66,16 @@ func decideWithin(s *Store, sum [32]byte, remote netip.Addr, d time.Duration) (d
 	}
 }
 
+// decidedEarly fails t unless s decides the key of SPKI hash sum, from
+// 127.0.0.1, before its full load (within 2 s) as want; what names the
+// key and the moment.
+func decidedEarly(t *testing.T, s *Store, sum [32]byte, want Verdict, what string) {
+	t.Helper()
+	if got, _, ok := decideWithin(s, sum, netip.MustParseAddr("127.0.0.1"), 2*time.Second); !ok || got.Verdict != want {
+		t.Fatalf("%s: %v (early: %v), want %v early", what, got.Verdict, ok, want)
+	}
+}
+
 // same reports how two decisions differ ("" if they do not): verdict,
 // the entry decided on, and the error.
 func same(a, b Decision) string {
@@ -167,9 +177,7 @@ func TestEarlyDecisionsStopOnChange(t *testing.T) {
 	s, _, release := openEarlyHeld(t, opts)
 	local := netip.MustParseAddr("127.0.0.1")
 	three := key(t, 3).SPKIHash()
-	if got, _, ok := decideWithin(s, three, local, 2*time.Second); !ok || got.Verdict != Authorized {
-		t.Fatalf("key 3 before the change: %v (early: %v), want Authorized early", got.Verdict, ok)
-	}
+	decidedEarly(t, s, three, Authorized, "key 3 before the change")
 	keydirtest.WriteInPlace(t, filepath.Join(d, "k3.json"), keydirtest.JWK(t, key(t, 41)))
 	// The event may take a moment to come; until it does the decision is
 	// the one a watching store's snapshot also gives for a moment.
@@ -296,9 +304,7 @@ func TestEarlyDecisionsReadAliasedFiles(t *testing.T) {
 	s, _, _ := openEarlyHeld(t, opts)
 	local := netip.MustParseAddr("127.0.0.1")
 	for _, k := range []int{3, 4, 5} {
-		if d, _, ok := decideWithin(s, key(t, k).SPKIHash(), local, 2*time.Second); !ok || d.Verdict != Authorized {
-			t.Fatalf("key %d before: %v (early: %v), want Authorized early", k, d.Verdict, ok)
-		}
+		decidedEarly(t, s, key(t, k).SPKIHash(), Authorized, fmt.Sprintf("key %d before", k))
 	}
 	keydirtest.WriteInPlace(t, filepath.Join(targets, "r.json"), keydirtest.JWK(t, key(t, 3)))
 	keydirtest.WriteInPlace(t, filepath.Join(targets, "a0.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 4), "expires", "2001-01-01T00:00:00Z")))
@@ -331,9 +337,7 @@ func TestEarlyDecisionsReadTheKeysFilesAgain(t *testing.T) {
 	local := netip.MustParseAddr("127.0.0.1")
 	three := key(t, 3).SPKIHash()
 	for _, k := range []int{3, 4} {
-		if got, _, ok := decideWithin(s, key(t, k).SPKIHash(), local, 2*time.Second); !ok || got.Verdict != Authorized {
-			t.Fatalf("key %d: %v (early: %v), want Authorized early", k, got.Verdict, ok)
-		}
+		decidedEarly(t, s, key(t, k).SPKIHash(), Authorized, fmt.Sprintf("key %d", k))
 	}
 	elsewhere := filepath.Join(opts.Home, "elsewhere")
 	if err := os.MkdirAll(elsewhere, 0o700); err != nil {
@@ -346,18 +350,14 @@ func TestEarlyDecisionsReadTheKeysFilesAgain(t *testing.T) {
 	keydirtest.WriteInPlace(t, link, keydirtest.JWK(t, key(t, 41)))
 	// The write sent no event the early decisions see: they go on, and
 	// what refuses key 3 below is its file examined again.
-	if got, _, ok := decideWithin(s, key(t, 5).SPKIHash(), local, 2*time.Second); !ok || got.Verdict != Authorized {
-		t.Fatalf("key 5 after the write through the link: %v (early: %v), want Authorized early", got.Verdict, ok)
-	}
+	decidedEarly(t, s, key(t, 5).SPKIHash(), Authorized, "key 5 after the write through the link")
 	got, late, ok := decideWithin(s, three, local, 300*time.Millisecond)
 	if ok && got.Verdict == Authorized {
 		t.Fatal("key 3, rewritten out of its file through a link made after the proof: Authorized early")
 	}
 	// Key 3, in no file now, is Unknown, which waits for the full load;
 	// the early decisions did not stop.
-	if d, _, ok := decideWithin(s, key(t, 6).SPKIHash(), local, 2*time.Second); !ok || d.Verdict != Authorized {
-		t.Fatalf("key 6 after key 3's decision: %v (early: %v), want Authorized early", d.Verdict, ok)
-	}
+	decidedEarly(t, s, key(t, 6).SPKIHash(), Authorized, "key 6 after key 3's decision")
 	release()
 	if late != nil {
 		got = <-late
@@ -392,14 +392,10 @@ func TestEarlyDecisionsLargeRevocationDirectory(t *testing.T) {
 		key  int
 		want Verdict
 	}{{5, Revoked}, {3, Authorized}, {4, Authorized}} {
-		if got, _, ok := decideWithin(s, key(t, c.key).SPKIHash(), local, 2*time.Second); !ok || got.Verdict != c.want {
-			t.Fatalf("key %d: %v (early: %v), want %v early", c.key, got.Verdict, ok, c.want)
-		}
+		decidedEarly(t, s, key(t, c.key).SPKIHash(), c.want, fmt.Sprintf("key %d", c.key))
 	}
 	keydirtest.WriteInPlace(t, target, keydirtest.JWK(t, key(t, 4)))
-	if got, _, ok := decideWithin(s, key(t, 4).SPKIHash(), local, 2*time.Second); !ok || got.Verdict != Revoked {
-		t.Fatalf("key 4, revoked through a link after the proof: %v (early: %v), want Revoked early", got.Verdict, ok)
-	}
+	decidedEarly(t, s, key(t, 4).SPKIHash(), Revoked, "key 4, revoked through a link after the proof")
 	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "new.json"), keydirtest.JWK(t, key(t, 3)))
 	got, late, ok := decideWithin(s, key(t, 3).SPKIHash(), local, 300*time.Millisecond)
 	if ok && got.Verdict != Revoked {
@@ -446,9 +442,7 @@ func TestEarlyDecisionsLinkToADirectory(t *testing.T) {
 			s, _, _ := openEarlyHeld(t, opts)
 			local := netip.MustParseAddr("127.0.0.1")
 			four := key(t, 4).SPKIHash()
-			if got, _, ok := decideWithin(s, four, local, 2*time.Second); !ok || got.Verdict != Authorized {
-				t.Fatalf("key 4 before: %v (early: %v), want Authorized early", got.Verdict, ok)
-			}
+			decidedEarly(t, s, four, Authorized, "key 4 before")
 			if err := os.Remove(target); err != nil {
 				t.Fatal(err)
 			}
@@ -492,9 +486,7 @@ func TestEarlyDecisionsAfterADirectoryFailsItsCheck(t *testing.T) {
 	s, _, _ := openEarlyHeld(t, opts)
 	local := netip.MustParseAddr("127.0.0.1")
 	five := key(t, 5).SPKIHash()
-	if got, _, ok := decideWithin(s, five, local, 2*time.Second); !ok || got.Verdict != Revoked {
-		t.Fatalf("key 5 before: %v (early: %v), want Revoked early", got.Verdict, ok)
-	}
+	decidedEarly(t, s, five, Revoked, "key 5 before")
 	if err := os.Chmod(store, 0o775); err != nil {
 		t.Fatal(err)
 	}
@@ -535,9 +527,7 @@ func TestEarlyDecisionsStopOnNewFile(t *testing.T) {
 			local := netip.MustParseAddr("127.0.0.1")
 			three := key(t, 3).SPKIHash()
 			if askedBefore {
-				if got, _, ok := decideWithin(s, three, local, 2*time.Second); !ok || got.Verdict != Authorized {
-					t.Fatalf("key 3: %v (early: %v), want Authorized early", got.Verdict, ok)
-				}
+				decidedEarly(t, s, three, Authorized, "key 3")
 			}
 			keydirtest.Write(t, filepath.Join(opts.Dirs[0], "a0.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 3), "expires", "2001-01-01T00:00:00Z")))
 			got, late, ok := decideWithin(s, three, local, 300*time.Millisecond)
