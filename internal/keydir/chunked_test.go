@@ -111,25 +111,36 @@ func holds(c chunked[int, int], want []int) bool {
 // names, as events do. After each reload the snapshot, which the loader
 // assembled by editing the previous one when it could, must equal one
 // assembled whole from the same states, and a fresh load of the
-// directory; Diff must agree with comparing the lists whole; and the
-// previous snapshot must be unchanged.
+// sources; Diff must agree with comparing the lists whole; and the
+// previous snapshot must be unchanged. A single-file source beside the
+// directory changes the same ways, and its changes edit the snapshot
+// too (Loader.examineFile).
 func TestEditedSnapshot(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "authorized_keys.d")
+	home := t.TempDir()
+	dir, single := filepath.Join(home, "authorized_keys.d"), filepath.Join(home, "authorized_keys")
 	name := func(i int) string { return fmt.Sprintf("k%04d.json", i) }
 	for i := 0; i < 1400; i += 2 {
 		keydirtest.Write(t, filepath.Join(dir, name(i)), keydirtest.JWK(t, key(t, i)))
 	}
-	l := newLoader(Source{Path: dir, Dir: true})
+	srcs := []Source{{Path: dir, Dir: true}, {Path: single}}
+	l := newLoader(srcs...)
 	l.Reload()
 	rng := rand.New(rand.NewPCG(8, 9))
-	edited := 0
+	edited, editedSingle := 0, 0
 	for step := range 150 {
 		prev := l.Snapshot()
 		prevFiles := slices.Clone(prev.Files())
 		var paths []string
+		touchedSingle := false
 		for range 1 + rng.IntN(4) {
-			i := rng.IntN(1500)
+			i := rng.IntN(1600)
 			path := filepath.Join(dir, name(i))
+			if i >= 1500 {
+				if touchedSingle {
+					continue // one change of it a reload, as one event
+				}
+				path, touchedSingle = single, true
+			}
 			paths = append(paths, path)
 			switch rng.IntN(5) {
 			case 0:
@@ -143,10 +154,13 @@ func TestEditedSnapshot(t *testing.T) {
 		next := l.Reload(paths...)
 		if next.diffed {
 			edited++
+			if touchedSingle && next.Generation != prev.Generation {
+				editedSingle++
+			}
 		}
 		whole := l.wholeSnapshot()
 		whole.numbers = next.numbers // as publish gives them: the same rows, numbered alike
-		fresh := Load(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert})
+		fresh := Load(Config[string]{Sources: srcs, Convert: fpConvert})
 		for _, other := range []*Snapshot[string]{whole, fresh} {
 			if !sameSnapshot(next, other) {
 				t.Fatalf("step %d: the snapshot differs from one assembled whole", step)
@@ -161,8 +175,8 @@ func TestEditedSnapshot(t *testing.T) {
 			t.Fatalf("step %d: the previous snapshot changed", step)
 		}
 	}
-	if edited < 30 {
-		t.Fatalf("only %d of 150 reloads edited the previous snapshot", edited)
+	if edited < 30 || editedSingle < 5 {
+		t.Fatalf("only %d of 150 reloads edited the previous snapshot, %d of them changing the single file", edited, editedSingle)
 	}
 }
 

@@ -1134,7 +1134,6 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 			return l.loadFeed(i)
 		}
 	case src.Dir && h.full(src.Path, true) && narrowed:
-		l.full = true
 		return l.scanNames(i, names, jobs)
 	case src.Dir && h.full(src.Path, true):
 		return l.scanDir(i, jobs)
@@ -1143,16 +1142,40 @@ func (l *Loader[T]) examine(i int, h hints, jobs *[]*fileState[T]) bool {
 			return l.updateNames(i, names, jobs)
 		}
 	case h.full(src.Path, false):
-		l.full = true
-		prev := lookupRow(ss.files, &l.numbers, ss.nameAt, src.Path)
-		state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path), l.holdEarly)
-		var rows []fileRow[T]
-		if r, ok := l.rowAfterStat(ss, prev, state, same, jobs); ok {
-			rows = []fileRow[T]{r}
-		}
-		return ss.set(rowsOf(rows), nil)
+		return l.examineFile(i, jobs)
 	}
 	return false
+}
+
+// examineFile re-examines single-file source i. A change of its row is
+// an edit (Loader.put), so that publish assembles the next snapshot from
+// what changed, not by comparing every source's list: an early decision
+// examines every single file, and would otherwise compare a large
+// revocation directory's whole list at each (docs/design.md, "Early
+// decisions").
+func (l *Loader[T]) examineFile(i int, jobs *[]*fileState[T]) bool {
+	src, ss := l.cfg.Sources[i], &l.states[i]
+	if ss.problem != nil {
+		l.full = true // a source's own problem (none a single file is given today) goes whole
+	}
+	p, found := ss.files.search(byName(&l.numbers, ss.nameAt, src.Path))
+	var prev *fileRow[T]
+	if found {
+		r := rowAt(ss.files, p) // a copy: the editor may move or write the rows it owns
+		prev = &r
+	}
+	state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path), l.holdEarly)
+	if same {
+		return ss.set(ss.files, nil)
+	}
+	ed := ss.files.edit()
+	var row *fileRow[T]
+	if state != nil {
+		r := l.place(ss, state, jobs)
+		row = &r
+	}
+	l.put(ed, p, found, i, src.Path, prev, row)
+	return ss.set(ed.done(), nil)
 }
 
 // rowAfterStat is the row a file keeps in a list made anew after statFile

@@ -159,9 +159,16 @@ func (l *Loader[T]) scanNames(i int, names []string, jobs *[]*fileState[T]) bool
 	ss := &l.states[i]
 	ok, problem := l.checkDir(i)
 	if !ok {
+		l.full = true
 		return ss.set(rowList[T]{}, problem)
 	}
+	// The directory passing as it did before, what changed is the edits
+	// of the names examined (updateNames); a problem gone, the rows it
+	// dropped come back whole (examine gives every narrowed name then).
 	changed := ss.set(ss.files, nil)
+	if changed {
+		l.full = true
+	}
 	return l.updateNames(i, names, jobs) || changed
 }
 
