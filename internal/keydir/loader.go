@@ -1342,8 +1342,9 @@ func (l *Loader[T]) put(ed *rowEditor[T], p at, found bool, src int, name string
 }
 
 // set replaces a source's files and problem. It reports whether the
-// source's problem changed; changes of the files are found by sameFiles
-// once their reads are done.
+// source's problem changed; changes of the files are found once their
+// reads are done, from the reload's edits or, where it made a source's
+// list anew (l.full), by sameFiles.
 func (ss *sourceState[T]) set(files rowList[T], problem *Problem) bool {
 	changed := !sameProblem(ss.problem, problem)
 	ss.files, ss.problem = files, problem

@@ -47,8 +47,10 @@ func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, s
 // that a reload of a store with many revocations (or an early decision,
 // authkeys.OpenEarly, where they are in a large directory) costs what it
 // changed, not a pass over every revocation. (A reload that lists a
-// source anew, or reads a single file, makes its rows anew: a pass, as
-// before.) prev's entries are snap's: the same rows are the same files.
+// source anew, or finds a single file changed, makes that source's rows
+// anew: a pass, as before; a single file examined and unchanged keeps
+// its list, Loader.examineFile.) prev's entries are snap's: the same rows
+// are the same files.
 func NextRevocations[T any](prev *Revocations[T], prevSnap, snap *Snapshot[T], isRevocation func(src int) bool, spki func(*T) [32]byte) *Revocations[T] {
 	if prev != nil && prevSnap != nil && prev.err == nil && snap.RevocationErr == nil && len(prevSnap.rows) == len(snap.rows) {
 		same := true
