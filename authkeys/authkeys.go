@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -742,6 +743,14 @@ func writeEntry(path, name string, data []byte, sum [32]byte, overwrite bool) er
 // taken out of each. A file left without keys is deleted; a file holding
 // other keys too is rewritten without the removed ones.
 //
+// The copies the store holds already (in a store LoadFor narrowed, those
+// the admin index names) are removed first, so that a watching server
+// refuses the key a few milliseconds into the removal; then the store is
+// proved to hold every copy (keydir.Loader.ReloadComplete: in a narrowed
+// store, a stat of every file, which finds a copy written into a file in
+// place) and the copies that brings in are removed too. Where a step
+// fails, what was removed before it is returned with the error.
+//
 // After a successful Remove by fingerprint, Lookup of that key misses; if
 // a copy could not be removed (a file changed meanwhile, or one keytool
 // cannot rewrite), Remove returns *StillAuthorizedError. Removing a name
@@ -754,17 +763,30 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 		// removing "" would remove every one of them.
 		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
+	// Enforce first (docs/design.md, "The admin index"): what the load
+	// holds goes before the proof. A refusal by the rule here is left to
+	// the proof's reload, which reads that file again.
+	var removed []*Entry
+	if first, err := s.matchRemove(s.Loader().Snapshot(), nameOrFingerprint); err == nil && len(first) > 0 {
+		if _, err := s.removeAndReload(first); err != nil {
+			return nil, err
+		}
+		removed = first
+	}
+	if removeBeforeProof != nil {
+		removeBeforeProof()
+	}
 	// A removal must be complete: in a store LoadFor narrowed, the admin
-	// index is first proved to name every file as it is now, including
+	// index is then proved to name every file as it is now, including
 	// one written in place (keydir.Loader.ReloadComplete).
 	match, err := s.matchRemove(s.Loader().ReloadComplete(), nameOrFingerprint)
-	if err == nil && len(match) == 0 && s.Loader().Widen() {
+	if err == nil && len(match) == 0 && len(removed) == 0 && s.Loader().Widen() {
 		match, err = s.matchRemove(s.Loader().Snapshot(), nameOrFingerprint)
 	}
 	if err != nil {
-		return nil, err // a file the rule now refuses may hold a copy
+		return removed, err // a file the rule now refuses may hold a copy
 	}
-	if len(match) == 0 {
+	if len(match) == 0 && len(removed) == 0 {
 		// A file replaced at every read (keydir.Loader.ReloadComplete's
 		// tries) may hold it: not "no such key", which the admin would
 		// take for gone.
@@ -777,21 +799,28 @@ func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
 	}
 	// The keys' copies under other names, for StillAuthorizedError.
 	var q keydir.Query
-	for _, e := range match {
+	for _, e := range append(slices.Clone(removed), match...) {
 		q.Terms = append(q.Terms, keydir.KeyTerm(e.SPKIHash))
 	}
 	s.Loader().Extend(q)
-	sn, err := s.removeAndReload(match)
-	if err != nil {
-		return nil, err
+	sn := s.snap.Load()
+	if len(match) > 0 {
+		if sn, err = s.removeAndReload(match); err != nil {
+			return removed, err
+		}
+		removed = append(removed, match...)
 	}
-	for _, e := range match {
+	for _, e := range removed {
 		if still, f := sn.keys.get(&e.SPKIHash); still != nil {
-			return match, &StillAuthorizedError{Entry: still.entry(f)}
+			return removed, &StillAuthorizedError{Entry: still.entry(f)}
 		}
 	}
-	return match, nil
+	return removed, nil
 }
+
+// removeBeforeProof, if set, is called by Remove between the removal of
+// the copies its load held and the proof that finds the rest: for tests.
+var removeBeforeProof func()
 
 // NameHolder returns an authorized entry, in file order, that holds name
 // with a key other than sum, in a file other than file (an absolute path;

@@ -2,10 +2,13 @@ package authkeys
 
 import (
 	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -311,6 +314,82 @@ func removeSeesInPlaceEdits(t *testing.T, stamped bool) {
 	}
 	if _, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
 		t.Error("the key is still authorized after Remove by fingerprint")
+	}
+}
+
+// A removal takes the copies its load holds (those the admin index
+// names) before it proves the index complete by a stat of every file, so
+// that a watching server refuses the key a few milliseconds into the
+// command rather than after the proof; the copy written in place, which
+// only the proof finds, goes after it. Both are said removed, and the
+// index is current after: the proof took in the first change, the
+// command's end records the second. (docs/design.md, "The admin index":
+// enforce first.)
+func TestLoadForRemoveEnforcesFirst(t *testing.T) {
+	opts, d := stampedHome(t, 30)
+	k := key(t, 3)
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, k, key(t, 5)))
+	proofs := 0
+	removeBeforeProof = func() {
+		proofs++
+		e, err := Load(opts).LookupKey(k, netip.Addr{})
+		if err != nil || e.File != filepath.Join(d, "k5.json") {
+			t.Errorf("before the proof: %v, %v; want k3 authorized by k5.json only (k3.json removed)", e, err)
+		}
+	}
+	t.Cleanup(func() { removeBeforeProof = nil })
+	fp, _ := jwk.ParseFingerprint(k.Fingerprint())
+	s, finish := LoadFor(opts, Lookups{Fingerprints: []jwk.Fingerprint{fp}})
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if err != nil || proofs != 1 {
+		t.Fatalf("Remove: %v (%d proofs)", err, proofs)
+	}
+	var files []string
+	for _, e := range removed {
+		files = append(files, filepath.Base(e.File))
+	}
+	if !slices.Equal(files, []string{"k3.json", "k5.json"}) {
+		t.Errorf("removed from %v, want k3.json then k5.json", files)
+	}
+	if _, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
+		t.Error("the key is still authorized after the removal")
+	}
+	if _, err := Load(opts).LookupKey(key(t, 5), netip.Addr{}); err != nil {
+		t.Errorf("k5, beside the removed copy in k5.json: %v", err)
+	}
+	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 5).SPKIHash()}})
+	defer finish()
+	if n := loadedFiles(s); n != 1 {
+		t.Errorf("the next command read %d files for k5, want 1: the index is not current", n)
+	}
+}
+
+// Where the proof finds a copy the removal cannot take out (an OpenSSH
+// file, appended to in place, which keytool does not rewrite), Remove
+// returns what it removed before — the copy the index named — with the
+// error, for the command to say both.
+func TestLoadForRemoveSaysWhatWentBeforeAFailure(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 30)
+	d := opts.Dirs[0]
+	ops := filepath.Join(d, "ops.pub")
+	keydirtest.Write(t, ops, keydirtest.SSH(t, key(t, 50)))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	k := key(t, 3)
+	keydirtest.WriteInPlace(t, ops, keydirtest.SSH(t, key(t, 50), k))
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if err == nil || !strings.Contains(err.Error(), "ops.pub") {
+		t.Fatalf("Remove: %v, want the error of rewriting ops.pub", err)
+	}
+	if len(removed) != 1 || removed[0].File != filepath.Join(d, "k3.json") {
+		t.Errorf("removed %v with the error, want k3.json's copy", removed)
+	}
+	if _, err := os.Lstat(filepath.Join(d, "k3.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("k3.json: %v, want it deleted", err)
 	}
 }
 
@@ -666,12 +745,16 @@ func TestLoadForAppendsItsChangesToALog(t *testing.T) {
 // removal's check reads the file again, and from then on the index names
 // it for the key — the log's entry, applied again over what the check
 // wrote, would hide the copy from a later removal, which would leave it
-// authorized.
+// authorized. (The first removal finds k by its check of the stamps, k
+// having come into pair.json in place: one the index named would go
+// before the check, which then writes the head, and no log.)
 func TestLoadForLogThenInPlaceCopy(t *testing.T) {
 	opts, d := stampedHome(t, 30)
 	k, other := key(t, 40), key(t, 41)
 	pair := filepath.Join(d, "pair.json")
-	keydirtest.Replace(t, pair, keydirtest.JWK(t, k, other))
+	keydirtest.Replace(t, pair, keydirtest.JWK(t, other))
+	checkStamps(t, opts)
+	keydirtest.WriteInPlace(t, pair, keydirtest.JWK(t, k, other))
 	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
 	if _, err := s.Remove(k.Fingerprint()); err != nil {
 		t.Fatal(err)

@@ -791,20 +791,38 @@ func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 	return widenIfNotFound(s, func(snap *keydir.Snapshot[*Entry]) ([]Removed, error) { return s.remove(snap, addrOrFingerprint) })
 }
 
-// widenIfNotFound runs a removal on a snapshot that holds every copy of
-// what it removes (keydir.Loader.ReloadComplete: in a store LoadFor
-// narrowed, the admin index proved to name every file as it is now,
-// including one written in place), and again on every file when it
-// found nothing in a narrowed store (a fingerprint in a form the index
-// does not keep): "not found" is said only of the whole store.
+// widenIfNotFound runs a removal first on the snapshot the store holds
+// (in a store LoadFor narrowed, the files the admin index names), so
+// that what it finds is gone a few milliseconds into the command, then
+// on one that holds every copy of what it removes
+// (keydir.Loader.ReloadComplete: the admin index proved to name every
+// file as it is now, including one written in place), and, where
+// neither found anything in a narrowed store (a fingerprint in a form
+// the index does not keep), again on every file: "not found" is said
+// only of the whole store. Where the second run fails, what the first
+// removed is returned with the error.
 func widenIfNotFound(s *Store, remove func(*keydir.Snapshot[*Entry]) ([]Removed, error)) ([]Removed, error) {
-	removed, err := remove(s.Loader().ReloadComplete())
 	var nf *NotFoundError
-	if errors.As(err, &nf) && s.Loader().Widen() {
+	first, err := remove(s.Loader().Snapshot())
+	if err != nil && !errors.As(err, &nf) {
+		return nil, err
+	}
+	if removeBeforeProof != nil {
+		removeBeforeProof()
+	}
+	removed, err := remove(s.Loader().ReloadComplete())
+	switch {
+	case errors.As(err, &nf) && len(first) > 0:
+		return first, nil
+	case errors.As(err, &nf) && s.Loader().Widen():
 		return remove(s.Loader().Snapshot())
 	}
-	return removed, err
+	return append(first, removed...), err
 }
+
+// removeBeforeProof, if set, is called by widenIfNotFound between its
+// first run and the proof: for tests.
+var removeBeforeProof func()
 
 func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) ([]Removed, error) {
 	sn := s.snap.Load()

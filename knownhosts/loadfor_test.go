@@ -2,6 +2,7 @@ package knownhosts
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,7 +59,8 @@ func TestLoadForDecidesAsAFullStore(t *testing.T) {
 // An address or key written into a file in place (no rename, so the
 // admin index's stamp does not change) is still found by a removal:
 // unpinning an address, a key, or a key of an address takes that copy
-// too (docs/design.md, "The admin index").
+// too, after the pin the index names, which goes before the proof
+// (docs/design.md, "The admin index": enforce first).
 //
 // Files written moments ago have no stamp in the index (keydir.StampRacy)
 // and are read by every removal; with stamps recorded, the removal reads
@@ -107,11 +109,28 @@ func removeSeesInPlaceEdits(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			// The pin the index names goes first, before the proof
+			// (enforce first); the copy in h5.json, which only the proof
+			// finds, after it.
+			proofs := 0
+			removeBeforeProof = func() {
+				proofs++
+				if _, err := os.Lstat(filepath.Join(d, "db.json")); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("before the proof, db.json (its only pin removed) is still there: %v", err)
+				}
+				if dec := Load(opts).Decide("db.example:443", key(t, 1).SPKIHash()); dec.Verdict != Pinned {
+					t.Errorf("before the proof: %v, want pinned still, by h5.json (the copy written in place)", dec.Verdict)
+				}
+			}
+			t.Cleanup(func() { removeBeforeProof = nil })
 			s, finish := LoadFor(opts, tc.lookup)
-			_, err = tc.remove(s)
+			removed, err := tc.remove(s)
 			finish()
-			if err != nil {
-				t.Fatal(err)
+			if err != nil || proofs != 1 {
+				t.Fatalf("%v (%d proofs)", err, proofs)
+			}
+			if len(removed) != 2 || removed[0].File != filepath.Join(d, "db.json") || removed[1].File != h5 {
+				t.Errorf("removed %v, want db.json's pin, then h5.json's", removed)
 			}
 			if d := Load(opts).Decide("db.example:443", key(t, 1).SPKIHash()); d.Verdict == Pinned {
 				t.Errorf("the key is still pinned for db.example:443 after the removal (the copy written in place into h5.json)")

@@ -976,15 +976,17 @@ func (c *cli) unauthorize(nameOrFP string) error {
 	if unheld && errors.As(err, &nf) {
 		return nil
 	}
-	if err != nil && !errors.As(err, &still) {
-		return err
-	}
+	// What was removed is said even where a later step failed (the
+	// copies the load held go before the proof that finds the rest).
 	for _, r := range removed {
 		what := "deleted"
 		if _, err := os.Lstat(r.File); err == nil {
 			what = "rewritten without it"
 		}
 		fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", r.Name, r.Fingerprint, c.homePath(r.File), what)
+	}
+	if err != nil && !errors.As(err, &still) {
+		return err
 	}
 	if still != nil {
 		e := still.Entry

@@ -651,9 +651,8 @@ func (c *cli) unpinHost(addrOrFP, fp string) error {
 			return &coveredPinError{err: err, addr: addrOrFP, pins: pins}
 		}
 	}
-	if err != nil {
-		return err
-	}
+	// What was removed is said even where a later step failed (the pins
+	// the load held go before the proof that finds the rest).
 	for _, r := range removed {
 		if r.Addr != "" {
 			fmt.Fprintf(c.stdout, "Unpinned %s for %s (%s)\n", r.Fingerprint, r.Addr, c.homePath(r.File))
@@ -661,7 +660,7 @@ func (c *cli) unpinHost(addrOrFP, fp string) error {
 			fmt.Fprintf(c.stdout, "Removed %s (%s)\n", r.Fingerprint, c.homePath(r.File))
 		}
 	}
-	return nil
+	return err
 }
 
 // isFile reports whether path names a regular file (or a link to one).
