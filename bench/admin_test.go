@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -51,7 +52,10 @@ import (
 // For the removals, each round also times their floor in this process:
 // a listing of the directory and a stat of every file on GOMAXPROCS
 // goroutines, what a removal's check cannot do without (metrics floor-ms,
-// cpu-floor-ms, and floor-ratio: the removal's median over the floor's).
+// cpu-floor-ms, and floor-ratio: the removal's median over the floor's),
+// and the time from the removal's start to its deletion of the removed
+// entry's file (enforced-ms-…: the event a watching server applies within
+// about a millisecond, Reload/latency).
 //
 // BENCH_ADMIN_STEPS (comma-separated step names) runs only those steps and
 // their undos: BENCH_ADMIN_STEPS=authorize-remove,trust-host-remove times
@@ -91,8 +95,17 @@ func BenchmarkAdmin(b *testing.B) {
 		steps = adminSteps(steps, strings.Split(only, ","), func(s step) string { return s.name })
 	}
 	cpu := map[string]map[int][]time.Duration{} // user + system time of each run
+	// enforced: for the removals, from the command's start to the
+	// deletion of the removed entry's file, the event a watching server
+	// applies within about a millisecond (Reload/latency).
+	enforced := map[string]map[int][]time.Duration{}
+	floorDir := map[string]string{"authorize-remove": "authorized_keys.d", "trust-host-remove": "trusted_hosts.d"}
 	run := func(home string, s step) time.Duration {
 		cmd := exec.Command(bin, append([]string{"-H", home}, s.args...)...)
+		var deleted func() time.Time
+		if d, ok := floorDir[s.name]; ok && cpu[s.name] != nil {
+			deleted = firstDeletion(b, filepath.Join(home, d))
+		}
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		took := time.Since(start)
@@ -105,6 +118,13 @@ func BenchmarkAdmin(b *testing.B) {
 				n = big
 			}
 			cpu[s.name][n] = append(cpu[s.name][n], cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+			if deleted != nil {
+				at := deleted()
+				if at.IsZero() {
+					b.Fatalf("keytool %v deleted no file of %s", s.args, floorDir[s.name])
+				}
+				enforced[s.name][n] = append(enforced[s.name][n], at.Sub(start))
+			}
 		}
 		return took
 	}
@@ -119,12 +139,12 @@ func BenchmarkAdmin(b *testing.B) {
 	// list the directory and stat every file, in parallel, in this
 	// process (no process start, no index), in each round beside the
 	// removal.
-	floorDir := map[string]string{"authorize-remove": "authorized_keys.d", "trust-host-remove": "trusted_hosts.d"}
 	floor, floorCPU := map[string][]time.Duration{}, map[string][]time.Duration{}
 	times := map[string]map[int][]time.Duration{}
 	for _, s := range steps {
 		times[s.name] = map[int][]time.Duration{}
 		cpu[s.name] = map[int][]time.Duration{}
+		enforced[s.name] = map[int][]time.Duration{}
 	}
 	for round := range rounds {
 		order := rand.New(rand.NewPCG(uint64(round), 0x61646d696e)).Perm(len(sizes))
@@ -146,6 +166,8 @@ func BenchmarkAdmin(b *testing.B) {
 				b.ReportMetric(ms(median(f)), "floor-ms")
 				b.ReportMetric(ms(median(floorCPU[s.name])), "cpu-floor-ms")
 				b.ReportMetric(float64(median(times[s.name][big]))/float64(median(f)), "floor-ratio")
+				b.ReportMetric(ms(median(enforced[s.name][1])), "enforced-ms-1-entry")
+				b.ReportMetric(ms(median(enforced[s.name][big])), fmt.Sprintf("enforced-ms-%d-entries", big))
 			}
 			one, many := median(times[s.name][1]), median(times[s.name][big])
 			b.ReportMetric(ms(one), "ms-1-entry")
@@ -203,6 +225,50 @@ func statFloor(tb testing.TB, dir string) (wall, cpu time.Duration) {
 	return wall, time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 }
 
+// firstDeletion watches directory dir for a file deleted from it; the
+// function it returns stops watching and gives the time the first such
+// deletion was seen (zero if none was).
+func firstDeletion(tb testing.TB, dir string) func() time.Time {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	wd, err := unix.InotifyAddWatch(fd, dir, unix.IN_DELETE)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	first := make(chan time.Time, 1)
+	go func() {
+		defer close(first)
+		var at time.Time
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				switch {
+				case ev.Mask&unix.IN_IGNORED != 0: // the watch removed: the end
+					first <- at
+					return
+				case ev.Mask&unix.IN_DELETE != 0 && at.IsZero():
+					at = now
+				}
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+			}
+		}
+	}()
+	return func() time.Time {
+		unix.InotifyRmWatch(fd, uint32(wd))
+		at := <-first
+		unix.Close(fd)
+		return at
+	}
+}
+
 // adminSteps keeps the steps named in only, each with its pair (a command
 // and its undo are the steps 2k and 2k+1), so that every round still
 // starts from the same state.
@@ -217,9 +283,14 @@ func adminSteps[S any](steps []S, only []string, name func(S) string) []S {
 }
 
 // buildKeytool builds the keytool command of this tree into the scratch
-// directory, once per process, and returns its path.
+// directory, once per process, and returns its path; BENCH_KEYTOOL names
+// another binary to time instead (one of an earlier commit, for a
+// comparison).
 func buildKeytool(tb testing.TB) string {
 	tb.Helper()
+	if bin := os.Getenv("BENCH_KEYTOOL"); bin != "" {
+		return bin
+	}
 	bin := filepath.Join(scratch, "keytool")
 	if _, err := os.Stat(bin); err == nil {
 		return bin
