@@ -27,7 +27,7 @@ func authorizeCommand() *command {
 		o      authorizeOptions
 		list   bool
 		lf     listFlags
-		remove string
+		remove []string
 		accept string
 		refuse string // --no-accept-rotation
 		flags  *pflag.FlagSet
@@ -36,7 +36,7 @@ func authorizeCommand() *command {
 		name:       "authorize",
 		uses:       globalHome | globalStore,
 		storeEdits: true,
-		args:       "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT | --[no-]accept-rotation NAME",
+		args:       "[--name N] [--comment C] [--expires T] [--from CIDRS] [--force] FILE|-  ·  --list [--json|--long|--full] | --remove NAME|FINGERPRINT... | --[no-]accept-rotation NAME",
 		summary:    "let a client's key connect in (authorized_keys.d)",
 		help: `Reads a client's public key from FILE (- for standard input) in any format
 keytool knows — JWK, JWK Set, PEM, an OpenSSH public key line — and stores it
@@ -82,7 +82,8 @@ comment, expires, from, revoked, status, accept_rotation and file); files
 that were skipped are reported on standard error. --remove deletes the
 keys with that name, or the key with that fingerprint (SHA256:…, key ID,
 sha256//…, hex) wherever it is authorized; a file left with no key is
-deleted.
+deleted. Repeat --remove for several: each is removed in turn, and one
+not found (or failing) is said and the next removed all the same (exit 1).
 
 --accept-rotation NAME marks the entries named NAME (opt-in, per entry):
 when that client connects with a certificate announcing its next key
@@ -110,7 +111,7 @@ client's own key file.` + storeEditHelp,
 			set.BoolVar(&o.force, "force", false, "replace the key stored under NAME (in NAME.json), or move the key to NAME")
 			set.BoolVar(&list, "list", false, "list the authorized keys")
 			lf.register(set, "with --list: ")
-			set.StringVar(&remove, "remove", "", "remove the keys named `NAME` or with that FINGERPRINT")
+			set.StringArrayVar(&remove, "remove", nil, "remove the keys named `NAME` or with that FINGERPRINT (repeat for several)")
 			set.StringVar(&accept, "accept-rotation", "", "let the client of entry `NAME` rotate its key: authorize the next key it announces, under the same name and restrictions")
 			set.StringVar(&refuse, "no-accept-rotation", "", "take back --accept-rotation: no longer authorize the next key the client of entry `NAME` announces")
 		},
@@ -132,7 +133,7 @@ client's own key file.` + storeEditHelp,
 				}
 				return c.refuseRotation(refuse)
 			}
-			if done, err := listOrRemove(list, lf, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.unauthorize(remove) }); done {
+			if done, err := listOrRemove(list, lf, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.removeEach("authorize", remove, c.unauthorize) }); done {
 				return err
 			}
 			switch len(args) {

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -244,6 +246,44 @@ func listOrRemove(list bool, lf listFlags, removing, others bool, doList func(li
 		return true, doRemove()
 	}
 	return false, nil
+}
+
+// removeEach runs remove for each value of a repeated --remove in turn,
+// as rm does with its arguments: where one fails, its error is said with
+// its advice and the next is removed all the same, and the command then
+// exits 1. An empty value is bad usage, refused before anything is
+// removed; a value found to be bad usage on its turn (a fingerprint cut
+// short, as tables print it) stops the command there (exit 2). Each
+// removal loads and proves the store on its own, as one command would.
+func (c *cli) removeEach(name string, targets []string, remove func(string) error) error {
+	if slices.Contains(targets, "") {
+		return usagef("--remove needs a value")
+	}
+	if len(targets) == 1 {
+		return remove(targets[0])
+	}
+	failed := false
+	for _, t := range targets {
+		err := remove(t)
+		var (
+			ee *exitError
+			ue *usageError
+		)
+		switch {
+		case err == nil:
+		case errors.As(err, &ue):
+			return err // bad usage stops it, after what was removed was said
+		case errors.As(err, &ee):
+			failed = true // said already
+		default:
+			fmt.Fprintf(c.stderr, "keytool %s: %s\n", name, c.advise(err))
+			failed = true
+		}
+	}
+	if failed {
+		return &exitError{1}
+	}
+	return nil
 }
 
 // reportSkipped prints, one line each, the trust files a store skipped,

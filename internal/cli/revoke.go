@@ -20,14 +20,14 @@ func revokeCommand() *command {
 	var (
 		list   bool
 		lf     listFlags
-		remove string
+		remove []string
 		flags  *pflag.FlagSet
 	)
 	return &command{
 		name:       "revoke",
 		uses:       globalHome | globalStore,
 		storeEdits: true,
-		args:       "FILE|FINGERPRINT  ·  --list [--json|--long|--full] | --remove FINGERPRINT|NAME",
+		args:       "FILE|FINGERPRINT  ·  --list [--json|--long|--full] | --remove FINGERPRINT|NAME...",
 		summary:    "refuse a key everywhere, client and server side (revoked_keys.d)",
 		help: `Adds a key to HOME/revoked_keys.d/KEYID.json (mode 0644). A revoked key is
 refused whatever else authorizes or pins it: by servers (authorize) and by
@@ -50,7 +50,9 @@ fingerprints (--json: an array of objects with fingerprint, key_id,
 comment, status and file).
 --remove lifts the revocation of the key with that fingerprint, or of the
 key authorized under NAME (WAS in --list) if one revoked key was; if
-several were, it lifts none and lists their fingerprints.
+several were, it lifts none and lists their fingerprints. Repeat --remove
+for several: each is lifted in turn, and one not found (or failing) is
+said and the next lifted all the same (exit 1).
 
 Revoking the home's own identity, or its next key, is done with a warning
 on standard error: the home still presents the key, and its peers do not
@@ -59,11 +61,11 @@ read this revocation.` + storeEditHelp,
 			flags = set
 			set.BoolVar(&list, "list", false, "list the revoked keys")
 			lf.register(set, "with --list: ")
-			set.StringVar(&remove, "remove", "", "lift the revocation of the key with `FINGERPRINT`, or of the one authorized as NAME")
+			set.StringArrayVar(&remove, "remove", nil, "lift the revocation of the key with `FINGERPRINT`, or of the one authorized as NAME (repeat for several)")
 		},
 		run: func(c *cli, args []string) error {
 			removing := flags.Changed("remove")
-			if done, err := listOrRemove(list, lf, removing, len(args) > 0, c.listRevoked, func() error { return c.unrevoke(remove) }); done {
+			if done, err := listOrRemove(list, lf, removing, len(args) > 0, c.listRevoked, func() error { return c.removeEach("revoke", remove, c.unrevoke) }); done {
 				return err
 			}
 			switch len(args) {

@@ -30,7 +30,7 @@ func trustHostCommand() *command {
 		visual      bool
 		list        bool
 		lf          listFlags
-		remove      string
+		remove      []string
 		add         bool
 		purposes    []string
 	)
@@ -38,7 +38,7 @@ func trustHostCommand() *command {
 		name:       "trust-host",
 		uses:       globalHome | globalIdentity | globalStore,
 		storeEdits: true,
-		args:       "ADDR [--add] [--purpose P] [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR [--fingerprint FP] | --remove FINGERPRINT",
+		args:       "ADDR [--add] [--purpose P] [--key FILE | --fingerprint FP | --yes]  ·  --list [--json|--long|--full] | --remove ADDR [--fingerprint FP] | --remove ADDR|FINGERPRINT...",
 		summary:    "pin the key a server must present at an address (trusted_hosts.d)",
 		help: `Without --key, connects to ADDR (host:port) over TLS, shows the server's key
 the OpenSSH way and asks whether to trust it: yes, no, or the fingerprint
@@ -87,6 +87,9 @@ purposes is pinned again beside it (HOST_PORT+KEYID+PURPOSE.json), not
 --remove ADDR unpins every key of ADDR, whatever its purposes (as ssh-keygen
 -R does: the address is what was checked); --remove ADDR --fingerprint FP
 only that key's pins for ADDR; --remove FINGERPRINT the key everywhere.
+Repeat --remove for several (not with --fingerprint): each is unpinned in
+turn, and one not found (or failing) is said and the next unpinned all
+the same (exit 1).
 
 --list prints ADDRESS, FINGERPRINT (short), STATUS (ok, revoked, or refused
 when a revocation list cannot be read), PURPOSE (only when a pin has one:
@@ -102,7 +105,7 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 			set.BoolVar(&visual, "visual-host-key", false, "draw the server key's randomart in the question")
 			set.BoolVar(&list, "list", false, "list the pinned hosts")
 			lf.register(set, "with --list: ")
-			set.StringVar(&remove, "remove", "", "unpin `ADDR` (with --fingerprint: only that key) or the key with FINGERPRINT")
+			set.StringArrayVar(&remove, "remove", nil, "unpin `ADDR` (with --fingerprint: only that key) or the key with FINGERPRINT (repeat for several)")
 			set.BoolVar(&add, "add", false, "pin one more key for ADDR, keeping its pins (with --key or --fingerprint)")
 			set.StringSliceVar(&purposes, "purpose", nil, "pin the key for connections of `PURPOSE` only (repeat or comma-separate for several)")
 		},
@@ -114,12 +117,17 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 				}
 			}
 			// --remove ADDR --fingerprint FP unpins one key of ADDR.
-			unpinOne := remove != "" && fingerprint != ""
+			unpinOne := len(remove) > 0 && fingerprint != ""
 			others := len(args) > 0 || modes > 0 || add || purposes != nil
 			if unpinOne {
 				others = len(args) > 0 || modes > 1 || add || purposes != nil
+				if len(remove) > 1 && !list {
+					return usagef("--fingerprint FP unpins one key of one --remove ADDR; give one --remove")
+				}
 			}
-			if done, err := listOrRemove(list, lf, remove != "", others, c.listHosts, func() error { return c.unpinHost(remove, fingerprint) }); done {
+			if done, err := listOrRemove(list, lf, len(remove) > 0, others, c.listHosts, func() error {
+				return c.removeEach("trust-host", remove, func(addrOrFP string) error { return c.unpinHost(addrOrFP, fingerprint) })
+			}); done {
 				return err
 			}
 			if err := c.checkPinUsage(args, keyFile, fingerprint, modes, add); err != nil {
