@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -748,8 +747,11 @@ func writeEntry(path, name string, data []byte, sum [32]byte, overwrite bool) er
 // refuses the key a few milliseconds into the removal; then the store is
 // proved to hold every copy (keydir.Loader.ReloadComplete: in a narrowed
 // store, a stat of every file, which finds a copy written into a file in
-// place) and the copies that brings in are removed too. Where a step
-// fails, what was removed before it is returned with the error.
+// place) and the copies that brings in are removed too. (Where the proof
+// reads every file instead — keydir.Loader.ProofReadsAll: NFS and the
+// like — everything goes after it.) Where rewriting a file fails, what
+// was removed before, from the files rewritten, is returned with the
+// error.
 //
 // After a successful Remove by fingerprint, Lookup of that key misses; if
 // a copy could not be removed (a file changed meanwhile, or one keytool
@@ -757,65 +759,164 @@ func writeEntry(path, name string, data []byte, sum [32]byte, overwrite bool) er
 // leaves the key's entries under other names, which StillAuthorizedError
 // reports too, so that nobody believes a key gone that still gets in.
 func (s *Store) Remove(nameOrFingerprint string) ([]*Entry, error) {
+	r := s.RemoveAll([]string{nameOrFingerprint})[0]
+	return r.Removed, r.Err
+}
+
+// Removal is what RemoveAll did for one of its queries: the entries it
+// removed, and the error Remove would have returned (nil,
+// *NotFoundError, *StillAuthorizedError, or why a copy could not be
+// removed).
+type Removal struct {
+	Removed []*Entry
+	Err     error
+}
+
+// RemoveAll is Remove of each query in turn, on one proof that the store
+// holds every copy (keydir.Loader.ReloadComplete): a stat of every file
+// once for all of them, where Remove after Remove pays it each time. The
+// copies each query matches in the store as loaded go first, for every
+// query (as Remove's), then the proof, then the copies it brought in; the
+// entries of a query are those of the store after the queries before it,
+// as in Removes one after the other. Where one query fails, the next are
+// removed all the same. The keys' copies under other names are read once
+// every removal is made, for each query's StillAuthorizedError.
+func (s *Store) RemoveAll(queries []string) []Removal {
 	s.waitLoaded()
-	if nameOrFingerprint == "" {
-		// Unnamed entries (keys of a single file) have the empty name:
-		// removing "" would remove every one of them.
-		return nil, &NotFoundError{Query: nameOrFingerprint}
-	}
-	// Enforce first (docs/design.md, "The admin index"): what the load
-	// holds goes before the proof. A refusal by the rule here is left to
-	// the proof's reload, which reads that file again.
-	var removed []*Entry
-	if first, err := s.matchRemove(s.Loader().Snapshot(), nameOrFingerprint); err == nil && len(first) > 0 {
-		if _, err := s.removeAndReload(first); err != nil {
-			return nil, err
-		}
-		removed = first
-	}
+	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries))}
+	r.removeHeld()
 	if removeBeforeProof != nil {
 		removeBeforeProof()
 	}
 	// A removal must be complete: in a store LoadFor narrowed, the admin
 	// index is then proved to name every file as it is now, including
 	// one written in place (keydir.Loader.ReloadComplete).
-	match, err := s.matchRemove(s.Loader().ReloadComplete(), nameOrFingerprint)
-	if err == nil && len(match) == 0 && len(removed) == 0 && s.Loader().Widen() {
-		match, err = s.matchRemove(s.Loader().Snapshot(), nameOrFingerprint)
-	}
-	if err != nil {
-		return removed, err // a file the rule now refuses may hold a copy
-	}
-	if len(match) == 0 && len(removed) == 0 {
-		// A file replaced at every read (keydir.Loader.ReloadComplete's
-		// tries) may hold it: not "no such key", which the admin would
-		// take for gone.
-		for _, p := range s.Loader().Snapshot().Problems {
-			if !p.Revocation && p.Replaced() {
-				return nil, fmt.Errorf("authkeys: not removing %q: %w", nameOrFingerprint, p)
+	s.Loader().ReloadComplete()
+	// Read before anything more is written: Extend of a narrowed store
+	// whose directory changed since its proof reads every file.
+	s.Loader().Extend(r.matchProved())
+	r.removeProved()
+	sn := s.snap.Load()
+	for i := range queries {
+		if r.done[i] {
+			continue
+		}
+		for _, e := range r.out[i].Removed {
+			if still, f := sn.keys.get(&e.SPKIHash); still != nil {
+				r.out[i].Err = &StillAuthorizedError{Entry: still.entry(f)}
+				break
 			}
 		}
-		return nil, &NotFoundError{Query: nameOrFingerprint}
 	}
-	// The keys' copies under other names, for StillAuthorizedError.
-	var q keydir.Query
-	for _, e := range append(slices.Clone(removed), match...) {
-		q.Terms = append(q.Terms, keydir.KeyTerm(e.SPKIHash))
-	}
-	s.Loader().Extend(q)
-	sn := s.snap.Load()
-	if len(match) > 0 {
-		if sn, err = s.removeAndReload(match); err != nil {
-			return removed, err
+	return r.out
+}
+
+// removals is RemoveAll's work: out[i] is what it did for queries[i],
+// done[i] that it is over for it (failed, or found nothing).
+type removals struct {
+	s       *Store
+	queries []string
+	out     []Removal
+	done    []bool
+}
+
+// removeHeld removes, for each query, the entries the store holds as
+// loaded (enforce first, docs/design.md "The admin index"), where the
+// proof goes by the files' stamps (keydir.Loader.ProofReadsAll: else a
+// write before it would leave the index unusable). A refusal by the rule
+// here is left to the proof's reload, which reads that file again.
+func (r *removals) removeHeld() {
+	s, proofReadsAll := r.s, r.s.Loader().ProofReadsAll()
+	for i, q := range r.queries {
+		if q == "" {
+			// Unnamed entries (keys of a single file) have the empty name:
+			// removing "" would remove every one of them.
+			r.out[i].Err, r.done[i] = &NotFoundError{Query: q}, true
+			continue
 		}
-		removed = append(removed, match...)
-	}
-	for _, e := range removed {
-		if still, f := sn.keys.get(&e.SPKIHash); still != nil {
-			return removed, &StillAuthorizedError{Entry: still.entry(f)}
+		if first, err := s.matchRemove(s.Loader().Snapshot(), q); err == nil && len(first) > 0 && !proofReadsAll {
+			_, removed, err := s.removeAndReload(first)
+			r.out[i].Removed = removed
+			if err != nil {
+				r.out[i].Err, r.done[i] = err, true
+			}
 		}
 	}
-	return removed, nil
+}
+
+// matchProved matches each query on the store proved complete, reading
+// every file once where one finds nothing (a fingerprint in a form the
+// index does not keep: "not found" is said only of the whole store), and
+// returns the keys of what the queries removed and matched, whose copies
+// under other names StillAuthorizedError is about.
+func (r *removals) matchProved() keydir.Query {
+	s, widened := r.s, false
+	var terms keydir.Query
+	for i, q := range r.queries {
+		for _, e := range r.out[i].Removed {
+			terms.Terms = append(terms.Terms, keydir.KeyTerm(e.SPKIHash))
+		}
+		if r.done[i] {
+			continue
+		}
+		match, err := s.matchRemove(s.Loader().Snapshot(), q)
+		if err == nil && len(match) == 0 && len(r.out[i].Removed) == 0 && !widened {
+			widened = true
+			if s.Loader().Widen() {
+				match, err = s.matchRemove(s.Loader().Snapshot(), q)
+			}
+		}
+		r.settle(i, match, err)
+		for _, e := range match {
+			terms.Terms = append(terms.Terms, keydir.KeyTerm(e.SPKIHash))
+		}
+	}
+	return terms
+}
+
+// removeProved removes, for each query, what it matches now: after the
+// queries before it, as Removes one after the other.
+func (r *removals) removeProved() {
+	s := r.s
+	for i, q := range r.queries {
+		if r.done[i] {
+			continue
+		}
+		match, err := s.matchRemove(s.Loader().Snapshot(), q)
+		if r.settle(i, match, err) || len(match) == 0 {
+			continue
+		}
+		_, removed, err := s.removeAndReload(match)
+		r.out[i].Removed = append(r.out[i].Removed, removed...)
+		if err != nil {
+			r.out[i].Err, r.done[i] = err, true
+		}
+	}
+}
+
+// settle ends query i where its match failed (a file the rule now
+// refuses may hold a copy) or found nothing, nor did the first step; it
+// reports whether it did.
+func (r *removals) settle(i int, match []*Entry, err error) bool {
+	switch {
+	case err != nil:
+		r.out[i].Err, r.done[i] = err, true
+	case len(match) == 0 && len(r.out[i].Removed) == 0:
+		r.out[i].Err, r.done[i] = r.s.notFound(r.queries[i]), true
+	}
+	return r.done[i]
+}
+
+// notFound is the error of a removal of q that found nothing: a file
+// replaced at every read (keydir.Loader.ReloadComplete's tries) may hold
+// it, which is not "no such key", which the admin would take for gone.
+func (s *Store) notFound(q string) error {
+	for _, p := range s.Loader().Snapshot().Problems {
+		if !p.Revocation && p.Replaced() {
+			return fmt.Errorf("authkeys: not removing %q: %w", q, p)
+		}
+	}
+	return &NotFoundError{Query: q}
 }
 
 // removeBeforeProof, if set, is called by Remove between the removal of
@@ -888,22 +989,23 @@ func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
 }
 
 // removeAndReload removes the entries from their files and returns the
-// snapshot that follows, for the caller to check that the keys are gone.
-func (s *Store) removeAndReload(match []*Entry) (*snapshot, error) {
-	if err := s.removeEntries(match); err != nil {
-		return nil, err
-	}
+// snapshot that follows, for the caller to check that the keys are gone,
+// and the entries removed: all of match, or, where a file could not be
+// rewritten, those of the files rewritten before it, with the error.
+func (s *Store) removeAndReload(match []*Entry) (*snapshot, []*Entry, error) {
+	done, err := s.removeEntries(match)
 	var files []string
 	for _, e := range match {
 		files = append(files, e.File)
 	}
 	s.Loader().Reload(files...) // the rest was read a moment ago
-	return s.snap.Load(), nil
+	return s.snap.Load(), done, err
 }
 
 // removeEntries takes the entries out of their files (keydir.Loader.EditFile:
-// each file read again under the rule it was loaded with).
-func (s *Store) removeEntries(match []*Entry) error {
+// each file read again under the rule it was loaded with), and returns
+// those it took out: all, or those of the files edited before one failed.
+func (s *Store) removeEntries(match []*Entry) ([]*Entry, error) {
 	byFile := map[string]map[[32]byte]bool{}
 	var order []string
 	for _, e := range match {
@@ -913,6 +1015,7 @@ func (s *Store) removeEntries(match []*Entry) error {
 		}
 		byFile[e.File][e.SPKIHash] = true
 	}
+	edited := map[string]bool{}
 	for _, file := range order {
 		drop := byFile[file]
 		if _, err := s.Loader().EditFile(file, func(k *jwk.Key) *jwk.Key {
@@ -921,10 +1024,17 @@ func (s *Store) removeEntries(match []*Entry) error {
 			}
 			return k
 		}); err != nil {
-			return err
+			var done []*Entry
+			for _, e := range match {
+				if edited[e.File] {
+					done = append(done, e)
+				}
+			}
+			return done, err
 		}
+		edited[file] = true
 	}
-	return nil
+	return match, nil
 }
 
 // Revoke adds k to the revoked keys: it writes the public key to a file
@@ -986,9 +1096,9 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 	if len(match) == 0 {
 		return nil, &NotFoundError{Query: fingerprint, Revoked: true}
 	}
-	sn, err := s.removeAndReload(match)
+	sn, done, err := s.removeAndReload(match)
 	if err != nil {
-		return nil, err
+		return done, err
 	}
 	for _, e := range match {
 		if r, ok := sn.revoked.Lookup(e.SPKIHash); ok {

@@ -1,6 +1,7 @@
 package authkeys
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"net/netip"
@@ -358,10 +359,108 @@ func TestLoadForRemoveEnforcesFirst(t *testing.T) {
 	if _, err := Load(opts).LookupKey(key(t, 5), netip.Addr{}); err != nil {
 		t.Errorf("k5, beside the removed copy in k5.json: %v", err)
 	}
+	if indexLeftStale(t, opts) {
+		t.Error("the removal left the admin index stale: the next admin command stats every file (review of 9fcc5b4)")
+	}
 	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 5).SPKIHash()}})
 	defer finish()
 	if n := loadedFiles(s); n != 1 {
 		t.Errorf("the next command read %d files for k5, want 1: the index is not current", n)
+	}
+}
+
+// indexLeftStale reports whether a log of the home's index holds an
+// entry to the stamp of no directory (keydir's staleStamp): a command
+// could not record its change, and the next one stats every file.
+func indexLeftStale(t *testing.T, opts Options) bool {
+	t.Helper()
+	for _, l := range indexFiles(t, opts, "log") {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte("\x05stale")) {
+			return true
+		}
+	}
+	return false
+}
+
+// Off a local file system (NFS, SMB, FUSE: keydir.LocalStamps false) a
+// removal's proof reads every file; a write before it would leave the
+// index's head behind a directory that moved, and every admin command
+// after would load in full and rebuild. So there the removal writes
+// after its proof, and the next command reads only what it needs (review
+// of 9fcc5b4).
+func TestLoadForRemoveOffLocalFileSystemsKeepsTheIndex(t *testing.T) {
+	opts, _ := stampedHome(t, 30)
+	old := keydir.LocalStamps
+	keydir.LocalStamps = func(string) bool { return false }
+	t.Cleanup(func() { keydir.LocalStamps = old })
+	k := key(t, 3)
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+	if _, err := s.Remove(k.Fingerprint()); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 4).SPKIHash()}})
+	defer finish()
+	if n := loadedFiles(s); n != 1 {
+		t.Errorf("the admin command after the removal read %d files, want 1: the removal left the index unusable", n)
+	}
+}
+
+// RemoveAll proves the store once for all its queries: the copies the
+// load holds go first for each, then one proof, then what it brought in
+// (a copy written in place); a query that finds nothing is said so, and
+// the others are removed all the same; a query whose entries an earlier
+// one removed finds nothing, as in Removes one after the other.
+func TestLoadForRemoveAllProvesOnce(t *testing.T) {
+	opts, d := stampedHome(t, 30)
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k5.json"), keydirtest.JWK(t, key(t, 7), key(t, 5)))
+	proofs := 0
+	removeBeforeProof = func() { proofs++ }
+	t.Cleanup(func() { removeBeforeProof = nil })
+	queries := []string{"k3", "nobody", key(t, 7).Fingerprint(), "k9", key(t, 3).Fingerprint()}
+	var fps []jwk.Fingerprint
+	for _, q := range queries {
+		if fp, err := jwk.ParseFingerprint(q); err == nil {
+			fps = append(fps, fp)
+		}
+	}
+	s, finish := LoadFor(opts, Lookups{Names: queries, Fingerprints: fps})
+	got := s.RemoveAll(queries)
+	finish()
+	if proofs != 1 {
+		t.Errorf("%d proofs for %d queries, want 1", proofs, len(queries))
+	}
+	files := func(r Removal) (out []string) {
+		for _, e := range r.Removed {
+			out = append(out, filepath.Base(e.File))
+		}
+		return out
+	}
+	for i, want := range [][]string{{"k3.json"}, nil, {"k7.json", "k5.json"}, {"k9.json"}, nil} {
+		if !slices.Equal(files(got[i]), want) {
+			t.Errorf("%s: removed from %v, want %v", queries[i], files(got[i]), want)
+		}
+	}
+	for i, nf := range []bool{false, true, false, false, true} {
+		if _, isNF := got[i].Err.(*NotFoundError); isNF != nf || !nf && got[i].Err != nil {
+			t.Errorf("%s: %v, not found: want %v", queries[i], got[i].Err, nf)
+		}
+	}
+	full := Load(opts)
+	for _, n := range []int{3, 7, 9} {
+		if _, err := full.LookupKey(key(t, n), netip.Addr{}); err == nil {
+			t.Errorf("k%d still authorized", n)
+		}
+	}
+	if _, err := full.LookupKey(key(t, 5), netip.Addr{}); err != nil {
+		t.Errorf("k5, beside the copy of k7 in k5.json: %v", err)
+	}
+	if indexLeftStale(t, opts) {
+		t.Error("RemoveAll left the admin index stale")
 	}
 }
 
@@ -390,6 +489,28 @@ func TestLoadForRemoveSaysWhatWentBeforeAFailure(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(d, "k3.json")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("k3.json: %v, want it deleted", err)
+	}
+}
+
+// The same within one step: both copies named by the index, k3.json
+// deleted before ops.pub fails; k3.json's copy is returned with the
+// error (review of 9fcc5b4: nothing was, before or after it).
+func TestLoadForRemoveSaysWhatWentBeforeAFailureInOneStep(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 30)
+	d := opts.Dirs[0]
+	k := key(t, 3)
+	keydirtest.Write(t, filepath.Join(d, "ops.pub"), keydirtest.SSH(t, key(t, 50), k))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if err == nil || !strings.Contains(err.Error(), "ops.pub") {
+		t.Fatalf("Remove: %v, want the error of rewriting ops.pub", err)
+	}
+	if len(removed) != 1 || removed[0].File != filepath.Join(d, "k3.json") {
+		t.Errorf("removed %v with the error, want k3.json's copy", removed)
 	}
 }
 

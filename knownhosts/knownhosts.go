@@ -793,19 +793,27 @@ func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 
 // widenIfNotFound runs a removal first on the snapshot the store holds
 // (in a store LoadFor narrowed, the files the admin index names), so
-// that what it finds is gone a few milliseconds into the command, then
-// on one that holds every copy of what it removes
-// (keydir.Loader.ReloadComplete: the admin index proved to name every
-// file as it is now, including one written in place), and, where
-// neither found anything in a narrowed store (a fingerprint in a form
-// the index does not keep), again on every file: "not found" is said
-// only of the whole store. Where the second run fails, what the first
-// removed is returned with the error.
+// that what it finds is gone a few milliseconds into the command —
+// unless the proof that follows reads every file (Loader.ProofReadsAll:
+// a write before it would leave the index unusable) —, then on one that
+// holds every copy of what it removes (keydir.Loader.ReloadComplete: the
+// admin index proved to name every file as it is now, including one
+// written in place), and, where neither found anything in a narrowed
+// store (a fingerprint in a form the index does not keep), again on
+// every file: "not found" is said only of the whole store. Where a run
+// fails, what was removed before (from the files rewritten) is returned
+// with the error.
 func widenIfNotFound(s *Store, remove func(*keydir.Snapshot[*Entry]) ([]Removed, error)) ([]Removed, error) {
-	var nf *NotFoundError
-	first, err := remove(s.Loader().Snapshot())
-	if err != nil && !errors.As(err, &nf) {
-		return nil, err
+	var (
+		nf    *NotFoundError
+		first []Removed
+		err   error
+	)
+	if !s.Loader().ProofReadsAll() {
+		first, err = remove(s.Loader().Snapshot())
+		if err != nil && !errors.As(err, &nf) {
+			return first, err
+		}
 	}
 	if removeBeforeProof != nil {
 		removeBeforeProof()
@@ -837,11 +845,13 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 			order = append(order, file)
 		}
 	}
+	edited := map[string]bool{}
 	edit := func(f func(k *jwk.Key) *jwk.Key) error {
 		for _, file := range order {
 			if _, err := s.Loader().EditFile(file, f); err != nil {
 				return err
 			}
+			edited[file] = true
 		}
 		return nil
 	}
@@ -853,7 +863,7 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 			}
 		}
 		if err := edit(func(k *jwk.Key) *jwk.Key { return dropAddress(k, norm) }); err != nil {
-			return nil, err
+			return editedBefore(s, removed, edited, err)
 		}
 	}
 	if len(removed) == 0 {
@@ -892,7 +902,7 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 				}
 				return k
 			}); err != nil {
-				return nil, err
+				return editedBefore(s, removed, edited, err)
 			}
 		}
 	}
@@ -901,6 +911,22 @@ func (s *Store) remove(snap *keydir.Snapshot[*Entry], addrOrFingerprint string) 
 	}
 	s.Loader().Reload(order...) // the rest was read a moment ago
 	return removed, nil
+}
+
+// editedBefore is what a removal returns where rewriting a file failed
+// with err: what it removed from the files it rewrote before (edited),
+// which it reads again.
+func editedBefore(s *Store, removed []Removed, edited map[string]bool, err error) ([]Removed, error) {
+	var done []Removed
+	var files []string
+	for _, r := range removed {
+		if edited[r.File] {
+			done = append(done, r)
+			files = append(files, r.File)
+		}
+	}
+	s.Loader().Reload(files...)
+	return done, err
 }
 
 // RemoveKey unpins one key of addr, leaving the address's other keys
@@ -948,6 +974,7 @@ func (s *Store) removeKey(snap *keydir.Snapshot[*Entry], norm string, fp jwk.Fin
 	if len(removed) == 0 {
 		return nil, &NotFoundError{Query: norm, Key: fingerprint}
 	}
+	edited := map[string]bool{}
 	for _, file := range files {
 		if _, err := s.Loader().EditFile(file, func(k *jwk.Key) *jwk.Key {
 			if match[k.SPKIHash()] {
@@ -955,8 +982,9 @@ func (s *Store) removeKey(snap *keydir.Snapshot[*Entry], norm string, fp jwk.Fin
 			}
 			return k
 		}); err != nil {
-			return nil, err
+			return editedBefore(s, removed, edited, err)
 		}
+		edited[file] = true
 	}
 	s.Loader().Reload(files...) // the rest was read a moment ago
 	return removed, nil

@@ -1,6 +1,7 @@
 package knownhosts
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -192,5 +193,85 @@ func TestLoadForAddSeesAPinWrittenMeanwhile(t *testing.T) {
 				t.Errorf("the next narrowed load decides %v, want changed", d.Verdict)
 			}
 		})
+	}
+}
+
+// hostsIndexLeftStale reports whether a log of the index in opts holds an
+// entry to the stamp of no directory (keydir's staleStamp): a command
+// could not record its change, and the next one stats every file.
+func hostsIndexLeftStale(t *testing.T, opts Options) bool {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(opts.Index, "*", "log"))
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte("\x05stale")) {
+			return true
+		}
+	}
+	return false
+}
+
+// An address pinned by a file the index names and by one written in
+// place: both go (the first before the proof, the second after), and the
+// index is left current — the proof takes the first write in, the
+// command's end records the second (review of 9fcc5b4: it was left
+// stale).
+func TestLoadForRemoveTwoStepsKeepsTheIndexCurrent(t *testing.T) {
+	old, oldRacy := keydir.IndexMinFiles, keydir.StampRacy
+	keydir.IndexMinFiles, keydir.StampRacy = 0, 0
+	t.Cleanup(func() { keydir.IndexMinFiles, keydir.StampRacy = old, oldRacy })
+	opts := HomeOptions(t.TempDir())
+	d := opts.Dirs[0]
+	for i := range 10 {
+		keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
+			keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
+	}
+	pin := keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 1), "address", "db.example:443"))
+	keydirtest.Write(t, filepath.Join(d, "db.json"), pin)
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	keydirtest.WriteInPlace(t, filepath.Join(d, "h5.json"), pin)
+	s, finish := LoadFor(opts, Lookups{Addrs: []string{"db.example:443"}})
+	removed, err := s.Remove("db.example:443")
+	finish()
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("Remove: %v, %v", removed, err)
+	}
+	if hostsIndexLeftStale(t, opts) {
+		t.Error("trust-host --remove left the index stale: the next admin command stats every file")
+	}
+}
+
+// Off a local file system (keydir.LocalStamps false) the proof reads
+// every file, and a removal writes after it: the next command reads only
+// what it needs (review of 9fcc5b4: a write before the proof left the
+// index unusable, and every command after loaded in full).
+func TestLoadForRemoveOffLocalFileSystemsKeepsTheIndex(t *testing.T) {
+	old := keydir.IndexMinFiles
+	keydir.IndexMinFiles = 0
+	t.Cleanup(func() { keydir.IndexMinFiles = old })
+	opts := HomeOptions(t.TempDir())
+	d := opts.Dirs[0]
+	for i := range 20 {
+		keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
+			keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
+	}
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	oldLocal := keydir.LocalStamps
+	keydir.LocalStamps = func(string) bool { return false }
+	t.Cleanup(func() { keydir.LocalStamps = oldLocal })
+	s, finish := LoadFor(opts, Lookups{Addrs: []string{"h3.example:443"}})
+	if _, err := s.Remove("h3.example:443"); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	s, finish = LoadFor(opts, Lookups{Addrs: []string{"h7.example:443"}})
+	defer finish()
+	if n := len(s.Loader().Snapshot().Files()); n != 1 {
+		t.Errorf("the admin command after trust-host --remove read %d files, want 1: the removal left the index unusable", n)
 	}
 }

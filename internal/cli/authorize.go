@@ -133,7 +133,7 @@ client's own key file.` + storeEditHelp,
 				}
 				return c.refuseRotation(refuse)
 			}
-			if done, err := listOrRemove(list, lf, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.removeEach("authorize", remove, c.unauthorize) }); done {
+			if done, err := listOrRemove(list, lf, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.unauthorize(remove) }); done {
 				return err
 			}
 			switch len(args) {
@@ -949,19 +949,28 @@ func unprintableFix(c *cli, u authkeys.UnprintableName) string {
 		termtext.Safe(u.Entry.File), c.command("authorize", "--remove", u.Entry.Fingerprint))
 }
 
-func (c *cli) unauthorize(nameOrFP string) error {
-	if nameOrFP == "" {
+// unauthorize removes the keys each of nameOrFPs names (authorize
+// --remove, repeated or not) on one load of the store, proved to hold
+// every copy once for all of them (authkeys.Store.RemoveAll), and says
+// each: what it removed, the key still authorized under another name,
+// its error (sayEach).
+func (c *cli) unauthorize(nameOrFPs []string) error {
+	if slices.Contains(nameOrFPs, "") {
 		return usagef("--remove needs a NAME or a FINGERPRINT")
 	}
 	// On a store, an entry of that name the copy does not hold (over the
 	// bound: no key of it is read) is removed too, or alone.
-	unheld, err := c.removeUnheld(StoreAuthorized, nameOrFP)
-	if err != nil {
-		return err
-	}
-	l := authkeys.Lookups{Names: []string{nameOrFP}}
-	if fp, err := jwk.ParseFingerprint(nameOrFP); err == nil {
-		l.Fingerprints = []jwk.Fingerprint{fp}
+	unheld := make([]bool, len(nameOrFPs))
+	var l authkeys.Lookups
+	for i, q := range nameOrFPs {
+		var err error
+		if unheld[i], err = c.removeUnheld(StoreAuthorized, q); err != nil {
+			return err
+		}
+		l.Names = append(l.Names, q)
+		if fp, err := jwk.ParseFingerprint(q); err == nil {
+			l.Fingerprints = append(l.Fingerprints, fp)
+		}
 	}
 	store, finish := c.adminAuthStore(l)
 	defer finish()
@@ -969,27 +978,54 @@ func (c *cli) unauthorize(nameOrFP string) error {
 	// Remove takes every copy of a key given by fingerprint; a name
 	// removes that name's entries, and says if the key still gets in
 	// under another.
-	removed, err := store.Remove(nameOrFP)
+	results := store.RemoveAll(nameOrFPs)
+	// On a store, a command that fails writes nothing back: what its
+	// copy removed is not said then (as removeUnheld's lines).
+	quiet := false
+	for i, r := range results {
+		quiet = quiet || c.storeCopy && removalFailed(r, unheld[i])
+	}
+	errs := make([]error, len(results))
+	for i, r := range results {
+		errs[i] = c.saidRemoval(r, unheld[i], quiet)
+	}
+	return c.sayEach("authorize", errs)
+}
+
+// removalFailed reports whether r is a failure of the command: not a
+// key still authorized under another name (a note), nor a name not found
+// whose entry the store's copy did not hold and was removed (unheld).
+func removalFailed(r authkeys.Removal, unheld bool) bool {
 	var (
 		still *authkeys.StillAuthorizedError
 		nf    *authkeys.NotFoundError
 	)
-	if unheld && errors.As(err, &nf) {
-		return nil
+	return r.Err != nil && !errors.As(r.Err, &still) && !(unheld && errors.As(r.Err, &nf))
+}
+
+// saidRemoval says what one removal of unauthorize did (unless quiet),
+// and returns its error, if any, for sayEach: none when it removed the
+// name's entries from the store only (unheld), or when the key is still
+// authorized under another name (said here as a note).
+func (c *cli) saidRemoval(r authkeys.Removal, unheld, quiet bool) error {
+	if nf := (*authkeys.NotFoundError)(nil); unheld && errors.As(r.Err, &nf) {
+		return nil // not in the copy: removed from the store only
 	}
 	// What was removed is said even where a later step failed (the
 	// copies the load held go before the proof that finds the rest).
-	for _, r := range removed {
-		what := "deleted"
-		if _, err := os.Lstat(r.File); err == nil {
-			what = "rewritten without it"
+	if !quiet {
+		for _, e := range r.Removed {
+			what := "deleted"
+			if _, err := os.Lstat(e.File); err == nil {
+				what = "rewritten without it"
+			}
+			fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", e.Name, e.Fingerprint, c.homePath(e.File), what)
 		}
-		fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", r.Name, r.Fingerprint, c.homePath(r.File), what)
 	}
-	if err != nil && !errors.As(err, &still) {
-		return err
+	if removalFailed(r, unheld) {
+		return r.Err
 	}
-	if still != nil {
+	if still := (*authkeys.StillAuthorizedError)(nil); errors.As(r.Err, &still) {
 		e := still.Entry
 		fmt.Fprintf(c.stderr, "keytool authorize: note: key %s is still authorized as %q (%s); to remove it everywhere: %s\n",
 			e.Fingerprint, e.Name, c.homePath(e.File), c.command("authorize", "--remove", e.Fingerprint))

@@ -249,22 +249,31 @@ func listOrRemove(list bool, lf listFlags, removing, others bool, doList func(li
 }
 
 // removeEach runs remove for each value of a repeated --remove in turn,
-// as rm does with its arguments: where one fails, its error is said with
-// its advice and the next is removed all the same, and the command then
-// exits 1. An empty value is bad usage, refused before anything is
-// removed; a value found to be bad usage on its turn (a fingerprint cut
-// short, as tables print it) stops the command there (exit 2). Each
+// as rm does with its arguments, and says the outcome (sayEach). An
+// empty value is bad usage, refused before anything is removed. Each
 // removal loads and proves the store on its own, as one command would.
 func (c *cli) removeEach(name string, targets []string, remove func(string) error) error {
 	if slices.Contains(targets, "") {
 		return usagef("--remove needs a value")
 	}
-	if len(targets) == 1 {
-		return remove(targets[0])
+	errs := make([]error, len(targets))
+	for i, t := range targets {
+		errs[i] = remove(t)
 	}
-	failed := false
-	for _, t := range targets {
-		err := remove(t)
+	return c.sayEach(name, errs)
+}
+
+// sayEach is the outcome of a command that did several things, one error
+// (or nil) each (a repeated --remove): for one, its error as it is; for
+// several, each error said with its advice, the others done all the
+// same, and exit 2 if one was bad usage (a value refused as it is: a
+// fingerprint cut short), else 1 if any failed.
+func (c *cli) sayEach(name string, errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	code := 0
+	for _, err := range errs {
 		var (
 			ee *exitError
 			ue *usageError
@@ -272,16 +281,17 @@ func (c *cli) removeEach(name string, targets []string, remove func(string) erro
 		switch {
 		case err == nil:
 		case errors.As(err, &ue):
-			return err // bad usage stops it, after what was removed was said
+			fmt.Fprintf(c.stderr, "keytool %s: %v\n", name, err)
+			code = 2
 		case errors.As(err, &ee):
-			failed = true // said already
+			code = max(code, 1) // said already
 		default:
 			fmt.Fprintf(c.stderr, "keytool %s: %s\n", name, c.advise(err))
-			failed = true
+			code = max(code, 1)
 		}
 	}
-	if failed {
-		return &exitError{1}
+	if code != 0 {
+		return &exitError{code}
 	}
 	return nil
 }

@@ -146,6 +146,26 @@ func (l *Loader[T]) ReloadComplete() *Snapshot[T] {
 	return l.rereadReplaced()
 }
 
+// ProofReadsAll reports whether ReloadComplete, in this loader LoadFor
+// narrowed, would read every file rather than prove the admin index
+// complete from the files' stamps: a directory of trust on a file
+// system whose stat may answer from a cache (LocalStamps). A removal
+// then makes its writes after the proof, not before (enforce first,
+// docs/design.md "The admin index"): a full read after this process
+// wrote drops the index's head, and every command after would load in
+// full (review of 9fcc5b4).
+func (l *Loader[T]) ProofReadsAll() bool {
+	l.mu.Lock()
+	narrow := l.narrow
+	l.mu.Unlock()
+	for i := range narrow {
+		if !l.cfg.Sources[i].Revocation && !LocalStamps(l.cfg.Sources[i].Path) {
+			return true
+		}
+	}
+	return false
+}
+
 // reloadComplete is ReloadComplete before rereadReplaced.
 func (l *Loader[T]) reloadComplete() *Snapshot[T] {
 	l.mu.Lock()

@@ -117,6 +117,22 @@ func bracket(path string, write func() error) error {
 	return err
 }
 
+// restart begins the chain anew, from the next write: the index was
+// proved complete for the directory as it is now (verify wrote its head
+// at the directory's stamp), so the writes before are in it, and finish
+// records only those after, from that head. (Before, a removal that
+// wrote before its proof — enforce first — and after it left the index
+// stale: the chain began before the head the proof wrote; review of
+// 9fcc5b4.)
+func (w *ownWrites) restart() {
+	if w == nil {
+		return
+	}
+	bracketed.Lock()
+	defer bracketed.Unlock()
+	*w = ownWrites{}
+}
+
 // lockOnly reports whether the change of the directory from stamp from
 // to stamp to is this process's making of its lock file alone: a file
 // no load reads (Ignored).

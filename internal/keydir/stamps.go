@@ -458,6 +458,7 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 			return nil, false
 		}
 		fl.heads[i] = dir
+		fl.writes[i].restart()
 	}
 	fl.noteAliased(i, listed)
 	return x, true
