@@ -1,8 +1,8 @@
 package authkeys
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -359,7 +359,7 @@ func TestLoadForRemoveEnforcesFirst(t *testing.T) {
 	if _, err := Load(opts).LookupKey(key(t, 5), netip.Addr{}); err != nil {
 		t.Errorf("k5, beside the removed copy in k5.json: %v", err)
 	}
-	if indexLeftStale(t, opts) {
+	if keydirtest.IndexLeftStale(t, opts.Index) {
 		t.Error("the removal left the admin index stale: the next admin command stats every file (review of 9fcc5b4)")
 	}
 	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 5).SPKIHash()}})
@@ -367,23 +367,6 @@ func TestLoadForRemoveEnforcesFirst(t *testing.T) {
 	if n := loadedFiles(s); n != 1 {
 		t.Errorf("the next command read %d files for k5, want 1: the index is not current", n)
 	}
-}
-
-// indexLeftStale reports whether a log of the home's index holds an
-// entry to the stamp of no directory (keydir's staleStamp): a command
-// could not record its change, and the next one stats every file.
-func indexLeftStale(t *testing.T, opts Options) bool {
-	t.Helper()
-	for _, l := range indexFiles(t, opts, "log") {
-		data, err := os.ReadFile(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(data, []byte("\x05stale")) {
-			return true
-		}
-	}
-	return false
 }
 
 // Off a local file system (NFS, SMB, FUSE: keydir.LocalStamps false) a
@@ -459,58 +442,47 @@ func TestLoadForRemoveAllProvesOnce(t *testing.T) {
 	if _, err := full.LookupKey(key(t, 5), netip.Addr{}); err != nil {
 		t.Errorf("k5, beside the copy of k7 in k5.json: %v", err)
 	}
-	if indexLeftStale(t, opts) {
+	if keydirtest.IndexLeftStale(t, opts.Index) {
 		t.Error("RemoveAll left the admin index stale")
 	}
 }
 
-// Where the proof finds a copy the removal cannot take out (an OpenSSH
-// file, appended to in place, which keytool does not rewrite), Remove
-// returns what it removed before — the copy the index named — with the
-// error, for the command to say both.
+// Where a removal finds a copy it cannot take out (an OpenSSH file,
+// which keytool does not rewrite), Remove returns what it removed before
+// — the copy in k3.json — with the error, for the command to say both:
+// whether ops.pub held the key when the index was made (both copies go
+// in one step, k3.json's first; review of 9fcc5b4: nothing was returned)
+// or got it in place after (the proof finds it, after k3.json's went).
 func TestLoadForRemoveSaysWhatWentBeforeAFailure(t *testing.T) {
-	recordStamps(t)
-	opts := fillHome(t, 30)
-	d := opts.Dirs[0]
-	ops := filepath.Join(d, "ops.pub")
-	keydirtest.Write(t, ops, keydirtest.SSH(t, key(t, 50)))
-	_, finish := LoadFor(opts, Lookups{})
-	finish()
-	k := key(t, 3)
-	keydirtest.WriteInPlace(t, ops, keydirtest.SSH(t, key(t, 50), k))
-	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
-	removed, err := s.Remove(k.Fingerprint())
-	finish()
-	if err == nil || !strings.Contains(err.Error(), "ops.pub") {
-		t.Fatalf("Remove: %v, want the error of rewriting ops.pub", err)
-	}
-	if len(removed) != 1 || removed[0].File != filepath.Join(d, "k3.json") {
-		t.Errorf("removed %v with the error, want k3.json's copy", removed)
-	}
-	if _, err := os.Lstat(filepath.Join(d, "k3.json")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("k3.json: %v, want it deleted", err)
-	}
-}
-
-// The same within one step: both copies named by the index, k3.json
-// deleted before ops.pub fails; k3.json's copy is returned with the
-// error (review of 9fcc5b4: nothing was, before or after it).
-func TestLoadForRemoveSaysWhatWentBeforeAFailureInOneStep(t *testing.T) {
-	recordStamps(t)
-	opts := fillHome(t, 30)
-	d := opts.Dirs[0]
-	k := key(t, 3)
-	keydirtest.Write(t, filepath.Join(d, "ops.pub"), keydirtest.SSH(t, key(t, 50), k))
-	_, finish := LoadFor(opts, Lookups{})
-	finish()
-	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
-	removed, err := s.Remove(k.Fingerprint())
-	finish()
-	if err == nil || !strings.Contains(err.Error(), "ops.pub") {
-		t.Fatalf("Remove: %v, want the error of rewriting ops.pub", err)
-	}
-	if len(removed) != 1 || removed[0].File != filepath.Join(d, "k3.json") {
-		t.Errorf("removed %v with the error, want k3.json's copy", removed)
+	for _, inPlace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in-place=%v", inPlace), func(t *testing.T) {
+			recordStamps(t)
+			opts := fillHome(t, 30)
+			d := opts.Dirs[0]
+			k := key(t, 3)
+			ops, before := filepath.Join(d, "ops.pub"), keydirtest.SSH(t, key(t, 50), k)
+			if inPlace {
+				before = keydirtest.SSH(t, key(t, 50))
+			}
+			keydirtest.Write(t, ops, before)
+			_, finish := LoadFor(opts, Lookups{})
+			finish()
+			if inPlace {
+				keydirtest.WriteInPlace(t, ops, keydirtest.SSH(t, key(t, 50), k))
+			}
+			s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{k.SPKIHash()}})
+			removed, err := s.Remove(k.Fingerprint())
+			finish()
+			if err == nil || !strings.Contains(err.Error(), "ops.pub") {
+				t.Fatalf("Remove: %v, want the error of rewriting ops.pub", err)
+			}
+			if len(removed) != 1 || removed[0].File != filepath.Join(d, "k3.json") {
+				t.Errorf("removed %v with the error, want k3.json's copy", removed)
+			}
+			if _, err := os.Lstat(filepath.Join(d, "k3.json")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("k3.json: %v, want it deleted", err)
+			}
+		})
 	}
 }
 

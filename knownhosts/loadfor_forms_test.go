@@ -2,7 +2,6 @@ package knownhosts
 
 import (
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/keytool/keytool/internal/keydir"
@@ -27,12 +26,7 @@ func TestLoadForRemoveByAnotherFormTakesEveryCopy(t *testing.T) {
 	}
 	for _, form := range []string{ssh, k.Thumbprint()} {
 		t.Run(form, func(t *testing.T) {
-			opts := HomeOptions(t.TempDir())
-			d := opts.Dirs[0]
-			for i := range 10 {
-				keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
-					keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
-			}
+			opts, d := pinnedHome(t, 10)
 			keydirtest.Write(t, filepath.Join(d, "wild.json"), keydirtest.JWK(t, keydirtest.WithAttrs(k, "address", "*.wild.example")))
 			keydirtest.Write(t, filepath.Join(d, "exact.json"), keydirtest.JWK(t, keydirtest.WithAttrs(k, "address", "web.example:443")))
 			_, finish := LoadFor(opts, Lookups{})

@@ -1,7 +1,6 @@
 package knownhosts
 
 import (
-	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -88,12 +87,7 @@ func removeSeesInPlaceEdits(t *testing.T) {
 			Lookups{Keys: [][32]byte{key(t, 1).SPKIHash()}, Addrs: []string{"db.example:443"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := HomeOptions(t.TempDir())
-			d := opts.Dirs[0]
-			for i := range 10 {
-				keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
-					keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
-			}
+			opts, d := pinnedHome(t, 10)
 			pin := keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 1), "address", "db.example:443"))
 			keydirtest.Write(t, filepath.Join(d, "db.json"), pin)
 			_, finish := LoadFor(opts, Lookups{})
@@ -158,12 +152,7 @@ func TestLoadForAddSeesAPinWrittenMeanwhile(t *testing.T) {
 	t.Cleanup(func() { keydir.IndexMinFiles = old })
 	for _, loaded := range []string{"full", "narrowed"} {
 		t.Run(loaded, func(t *testing.T) {
-			opts := HomeOptions(t.TempDir())
-			d := opts.Dirs[0]
-			for i := range 10 {
-				keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
-					keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
-			}
+			opts, d := pinnedHome(t, 10)
 			_, finish := LoadFor(opts, Lookups{})
 			finish() // the index, built
 			s, finish := LoadFor(opts, Lookups{Addrs: []string{"db.example:443"}})
@@ -196,24 +185,6 @@ func TestLoadForAddSeesAPinWrittenMeanwhile(t *testing.T) {
 	}
 }
 
-// hostsIndexLeftStale reports whether a log of the index in opts holds an
-// entry to the stamp of no directory (keydir's staleStamp): a command
-// could not record its change, and the next one stats every file.
-func hostsIndexLeftStale(t *testing.T, opts Options) bool {
-	t.Helper()
-	logs, _ := filepath.Glob(filepath.Join(opts.Index, "*", "log"))
-	for _, l := range logs {
-		data, err := os.ReadFile(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(data, []byte("\x05stale")) {
-			return true
-		}
-	}
-	return false
-}
-
 // An address pinned by a file the index names and by one written in
 // place: both go (the first before the proof, the second after), and the
 // index is left current — the proof takes the first write in, the
@@ -223,12 +194,7 @@ func TestLoadForRemoveTwoStepsKeepsTheIndexCurrent(t *testing.T) {
 	old, oldRacy := keydir.IndexMinFiles, keydir.StampRacy
 	keydir.IndexMinFiles, keydir.StampRacy = 0, 0
 	t.Cleanup(func() { keydir.IndexMinFiles, keydir.StampRacy = old, oldRacy })
-	opts := HomeOptions(t.TempDir())
-	d := opts.Dirs[0]
-	for i := range 10 {
-		keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
-			keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
-	}
+	opts, d := pinnedHome(t, 10)
 	pin := keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 1), "address", "db.example:443"))
 	keydirtest.Write(t, filepath.Join(d, "db.json"), pin)
 	_, finish := LoadFor(opts, Lookups{})
@@ -240,7 +206,7 @@ func TestLoadForRemoveTwoStepsKeepsTheIndexCurrent(t *testing.T) {
 	if err != nil || len(removed) != 2 {
 		t.Fatalf("Remove: %v, %v", removed, err)
 	}
-	if hostsIndexLeftStale(t, opts) {
+	if keydirtest.IndexLeftStale(t, opts.Index) {
 		t.Error("trust-host --remove left the index stale: the next admin command stats every file")
 	}
 }
@@ -253,12 +219,7 @@ func TestLoadForRemoveOffLocalFileSystemsKeepsTheIndex(t *testing.T) {
 	old := keydir.IndexMinFiles
 	keydir.IndexMinFiles = 0
 	t.Cleanup(func() { keydir.IndexMinFiles = old })
-	opts := HomeOptions(t.TempDir())
-	d := opts.Dirs[0]
-	for i := range 20 {
-		keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
-			keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
-	}
+	opts, _ := pinnedHome(t, 20)
 	_, finish := LoadFor(opts, Lookups{})
 	finish()
 	oldLocal := keydir.LocalStamps
@@ -274,4 +235,18 @@ func TestLoadForRemoveOffLocalFileSystemsKeepsTheIndex(t *testing.T) {
 	if n := len(s.Loader().Snapshot().Files()); n != 1 {
 		t.Errorf("the admin command after trust-host --remove read %d files, want 1: the removal left the index unusable", n)
 	}
+}
+
+// pinnedHome is a home whose trusted_hosts.d pins n keys, h0.json to
+// h<n-1>.json, each for its address h<i>.example:443; it returns the
+// options and the directory.
+func pinnedHome(t *testing.T, n int) (Options, string) {
+	t.Helper()
+	opts := HomeOptions(t.TempDir())
+	d := opts.Dirs[0]
+	for i := range n {
+		keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
+			keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
+	}
+	return opts, d
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -144,12 +143,7 @@ func TestLoadForRootedPinsInAnIndexOfEarlierVersions(t *testing.T) {
 	old := keydir.IndexMinFiles
 	keydir.IndexMinFiles = 0
 	t.Cleanup(func() { keydir.IndexMinFiles = old })
-	opts := HomeOptions(t.TempDir())
-	d := opts.Dirs[0]
-	for i := range 20 {
-		keydirtest.Write(t, filepath.Join(d, "h"+strconv.Itoa(i)+".json"),
-			keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 100+i), "address", "h"+strconv.Itoa(i)+".example:443")))
-	}
+	opts, d := pinnedHome(t, 20)
 	keydirtest.Write(t, filepath.Join(d, "public.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 1), "address", "api.dev.:443")))
 	earlier := newStore(opts)
 	earlier.IndexBy(func(f *keydir.File[*Entry], i int) []keydir.Term {

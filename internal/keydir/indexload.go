@@ -656,4 +656,4 @@ func (fl *focusedLoad[T]) since(i int) []byte {
 // index's when it cannot record a change it made, so that no command
 // records a change of its own from the stamp the index had, which would
 // take this one's in without its records.
-var staleStamp = []byte("stale")
+var staleStamp = []byte("stale") // keydirtest.IndexLeftStale looks for it in a log

@@ -4,6 +4,7 @@
 package keydirtest
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -177,4 +178,27 @@ func Repeat(n int, f func()) (stop func()) {
 		close(done)
 		wg.Wait()
 	}
+}
+
+// IndexLeftStale reports whether a log of the admin index in directory
+// index (HOME/.index) holds an entry to the stamp of no directory
+// (keydir's staleStamp, "stale", written after its length byte): a
+// command could not record its change, and the next one stats every
+// file.
+func IndexLeftStale(tb testing.TB, index string) bool {
+	tb.Helper()
+	logs, err := filepath.Glob(filepath.Join(index, "*", "log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if bytes.Contains(data, []byte("\x05stale")) {
+			return true
+		}
+	}
+	return false
 }
