@@ -83,7 +83,8 @@ that were skipped are reported on standard error. --remove deletes the
 keys with that name, or the key with that fingerprint (SHA256:…, key ID,
 sha256//…, hex) wherever it is authorized; a file left with no key is
 deleted. Repeat --remove for several: each is removed in turn, and one
-not found (or failing) is said and the next removed all the same (exit 1).
+not found (or failing) is said and the next removed all the same (exit 1;
+with --store, where a command that fails writes nothing, none is).
 
 --accept-rotation NAME marks the entries named NAME (opt-in, per entry):
 when that client connects with a certificate announcing its next key
@@ -578,16 +579,15 @@ func (c *cli) forceAuthorize(store *authkeys.Store, k *jwk.Key, name string) err
 // copy), so that after the Add that follows the key is authorized exactly
 // once; each name it leaves is reported.
 func (c *cli) moveOutOfOtherNames(store *authkeys.Store, k *jwk.Key, target string) error {
+	// What was moved out is said even where a later copy could not be
+	// (Remove returns it with the error).
 	removed, err := store.Remove(k.Fingerprint())
-	if err != nil {
-		return err
-	}
 	for _, r := range removed {
 		if r.File != target {
 			fmt.Fprintf(c.stdout, "Moved %s out of %q (%s)\n", r.Fingerprint, r.Name, c.homePath(r.File))
 		}
 	}
-	return nil
+	return err
 }
 
 // addAuthorized writes the entry and reports it. The store checks the
@@ -979,17 +979,13 @@ func (c *cli) unauthorize(nameOrFPs []string) error {
 	// removes that name's entries, and says if the key still gets in
 	// under another.
 	results := store.RemoveAll(nameOrFPs)
-	// On a store, a command that fails writes nothing back: what its
-	// copy removed is not said then (as removeUnheld's lines).
-	quiet := false
-	for i, r := range results {
-		quiet = quiet || c.storeCopy && removalFailed(r, unheld[i])
-	}
-	errs := make([]error, len(results))
-	for i, r := range results {
-		errs[i] = c.saidRemoval(r, unheld[i], quiet)
-	}
-	return c.sayEach("authorize", errs)
+	return c.saidOnlyIfWritten("authorize", func() error {
+		errs := make([]error, len(results))
+		for i, r := range results {
+			errs[i] = c.saidRemoval(r, unheld[i])
+		}
+		return c.sayEach("authorize", errs)
+	})
 }
 
 // removalFailed reports whether r is a failure of the command: not a
@@ -1003,24 +999,22 @@ func removalFailed(r authkeys.Removal, unheld bool) bool {
 	return r.Err != nil && !errors.As(r.Err, &still) && !(unheld && errors.As(r.Err, &nf))
 }
 
-// saidRemoval says what one removal of unauthorize did (unless quiet),
-// and returns its error, if any, for sayEach: none when it removed the
-// name's entries from the store only (unheld), or when the key is still
-// authorized under another name (said here as a note).
-func (c *cli) saidRemoval(r authkeys.Removal, unheld, quiet bool) error {
+// saidRemoval says what one removal of unauthorize did, and returns its
+// error, if any, for sayEach: none when it removed the name's entries
+// from the store only (unheld), or when the key is still authorized
+// under another name (said here as a note).
+func (c *cli) saidRemoval(r authkeys.Removal, unheld bool) error {
 	if nf := (*authkeys.NotFoundError)(nil); unheld && errors.As(r.Err, &nf) {
 		return nil // not in the copy: removed from the store only
 	}
 	// What was removed is said even where a later step failed (the
 	// copies the load held go before the proof that finds the rest).
-	if !quiet {
-		for _, e := range r.Removed {
-			what := "deleted"
-			if _, err := os.Lstat(e.File); err == nil {
-				what = "rewritten without it"
-			}
-			fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", e.Name, e.Fingerprint, c.homePath(e.File), what)
+	for _, e := range r.Removed {
+		what := "deleted"
+		if _, err := os.Lstat(e.File); err == nil {
+			what = "rewritten without it"
 		}
+		fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", e.Name, e.Fingerprint, c.homePath(e.File), what)
 	}
 	if removalFailed(r, unheld) {
 		return r.Err

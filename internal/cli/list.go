@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -256,11 +257,38 @@ func (c *cli) removeEach(name string, targets []string, remove func(string) erro
 	if slices.Contains(targets, "") {
 		return usagef("--remove needs a value")
 	}
-	errs := make([]error, len(targets))
-	for i, t := range targets {
-		errs[i] = remove(t)
+	return c.saidOnlyIfWritten(name, func() error {
+		errs := make([]error, len(targets))
+		for i, t := range targets {
+			errs[i] = remove(t)
+		}
+		return c.sayEach(name, errs)
+	})
+}
+
+// saidOnlyIfWritten runs a removal command's work. On a store, where a
+// command that fails writes nothing back (inStore), the lines it printed
+// of what it removed from the store's copy are said only if it succeeded;
+// else a note says that nothing was written, since every removal of a
+// repeated --remove is then undone with the one that failed (found by
+// review: "Unpinned A" was printed, A still pinned in the store).
+func (c *cli) saidOnlyIfWritten(name string, work func() error) error {
+	if !c.storeCopy {
+		return work()
 	}
-	return c.sayEach(name, errs)
+	out := c.stdout
+	var said bytes.Buffer
+	c.stdout = &said
+	err := work()
+	c.stdout = out
+	if err == nil {
+		_, err = said.WriteTo(out)
+		return err
+	}
+	if said.Len() > 0 {
+		fmt.Fprintf(c.stderr, "keytool %s: nothing was written to the store: a command that fails changes nothing there; run it again without what failed\n", name)
+	}
+	return err
 }
 
 // sayEach is the outcome of a command that did several things, one error

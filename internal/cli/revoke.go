@@ -52,7 +52,8 @@ comment, status and file).
 key authorized under NAME (WAS in --list) if one revoked key was; if
 several were, it lifts none and lists their fingerprints. Repeat --remove
 for several: each is lifted in turn, and one not found (or failing) is
-said and the next lifted all the same (exit 1).
+said and the next lifted all the same (exit 1; with --store, where a
+command that fails writes nothing, none is).
 
 Revoking the home's own identity, or its next key, is done with a warning
 on standard error: the home still presents the key, and its peers do not
@@ -292,10 +293,9 @@ func (c *cli) unrevoke(arg string) error {
 	store, finish := c.adminAuthStore(authkeys.Lookups{Fingerprints: []jwk.Fingerprint{fp}})
 	defer finish()
 	defer reportUnlocked(c, "revoke", store)
+	// What was lifted is said even where a later copy could not be
+	// (Unrevoke returns it with the error).
 	removed, err := store.Unrevoke(fingerprint)
-	if err != nil {
-		return err
-	}
 	for _, r := range removed {
 		what := "deleted"
 		if _, err := os.Lstat(r.File); err == nil {
@@ -303,7 +303,7 @@ func (c *cli) unrevoke(arg string) error {
 		}
 		fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", r.Fingerprint, c.homePath(r.File), what)
 	}
-	return nil
+	return err
 }
 
 // revokedNamed returns the fingerprints of the revoked keys that an

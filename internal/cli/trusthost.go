@@ -89,7 +89,8 @@ purposes is pinned again beside it (HOST_PORT+KEYID+PURPOSE.json), not
 only that key's pins for ADDR; --remove FINGERPRINT the key everywhere.
 Repeat --remove for several (not with --fingerprint): each is unpinned in
 turn, and one not found (or failing) is said and the next unpinned all
-the same (exit 1).
+the same (exit 1; with --store, where a command that fails writes
+nothing, none is).
 
 --list prints ADDRESS, FINGERPRINT (short), STATUS (ok, revoked, or refused
 when a revocation list cannot be read), PURPOSE (only when a pin has one:

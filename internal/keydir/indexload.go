@@ -438,6 +438,7 @@ func (fl *focusedLoad[T]) rebuild(i int, snap *Snapshot[T], stamp []byte, start 
 		return err
 	}
 	fl.heads[i] = stamp
+	fl.writes[i].restart() // the writes before are in it, as after verify
 	return nil
 }
 
