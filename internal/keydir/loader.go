@@ -1158,23 +1158,11 @@ func (l *Loader[T]) examineFile(i int, jobs *[]*fileState[T]) bool {
 	if ss.problem != nil {
 		l.full = true // a source's own problem (none a single file is given today) goes whole
 	}
-	p, found := ss.files.search(byName(&l.numbers, ss.nameAt, src.Path))
-	var prev *fileRow[T]
-	if found {
-		r := rowAt(ss.files, p) // a copy: the editor may move or write the rows it owns
-		prev = &r
-	}
-	state, same := l.statFile(i, ss, src.Path, src.Path, prev, true, isLink(src.Path), l.holdEarly)
-	if same {
+	var ed *rowEditor[T]
+	l.examineRow(i, &ed, src.Path, src.Path, true, jobs)
+	if ed == nil {
 		return ss.set(ss.files, nil)
 	}
-	ed := ss.files.edit()
-	var row *fileRow[T]
-	if state != nil {
-		r := l.place(ss, state, jobs)
-		row = &r
-	}
-	l.put(ed, p, found, i, src.Path, prev, row)
 	return ss.set(ed.done(), nil)
 }
 

@@ -189,35 +189,43 @@ func (l *Loader[T]) updateNames(i int, names []string, jobs *[]*fileState[T]) bo
 	}
 	var ed *rowEditor[T] // made at the first change: a new version of the list
 	for _, name := range names {
-		files := ss.files
-		if ed != nil {
-			files = ed.c
-		}
-		p, found := files.search(byName(&l.numbers, ss.nameAt, name))
-		var prev *fileRow[T]
-		if found {
-			r := rowAt(files, p) // a copy: the editor may move or write the rows it owns
-			prev = &r
-		}
-		path := filepath.Join(src.Path, name)
-		state, same := l.statFile(i, ss, name, path, prev, false, isLink(path), l.holdEarly)
-		if same {
-			continue
-		}
-		if ed == nil {
-			ed = ss.files.edit()
-		}
-		var row *fileRow[T]
-		if state != nil {
-			r := l.place(ss, state, jobs)
-			row = &r
-		}
-		l.put(ed, p, found, i, name, prev, row)
+		l.examineRow(i, &ed, name, filepath.Join(src.Path, name), false, jobs)
 	}
 	if ed == nil {
 		return false
 	}
 	return ss.set(ed.done(), ss.problem)
+}
+
+// examineRow examines the file name (at path; single: a single-file
+// source) of source i, whose list is ss.files or, once *ed is made, the
+// editor's: where its row changes, it makes the editor (*ed, a new
+// version of the list) and puts the new row in as an edit (put).
+func (l *Loader[T]) examineRow(i int, ed **rowEditor[T], name, path string, single bool, jobs *[]*fileState[T]) {
+	ss := &l.states[i]
+	files := ss.files
+	if *ed != nil {
+		files = (*ed).c
+	}
+	p, found := files.search(byName(&l.numbers, ss.nameAt, name))
+	var prev *fileRow[T]
+	if found {
+		r := rowAt(files, p) // a copy: the editor may move or write the rows it owns
+		prev = &r
+	}
+	state, same := l.statFile(i, ss, name, path, prev, single, isLink(path), l.holdEarly)
+	if same {
+		return
+	}
+	if *ed == nil {
+		*ed = ss.files.edit()
+	}
+	var row *fileRow[T]
+	if state != nil {
+		r := l.place(ss, state, jobs)
+		row = &r
+	}
+	l.put(*ed, p, found, i, name, prev, row)
 }
 
 // statFile examines one file of source i, whose state ss is (prev its
