@@ -988,23 +988,16 @@ func (c *cli) unauthorize(nameOrFPs []string) error {
 	})
 }
 
-// removalFailed reports whether r is a failure of the command: not a
-// key still authorized under another name (a note), nor a name not found
-// whose entry the store's copy did not hold and was removed (unheld).
-func removalFailed(r authkeys.Removal, unheld bool) bool {
-	var (
-		still *authkeys.StillAuthorizedError
-		nf    *authkeys.NotFoundError
-	)
-	return r.Err != nil && !errors.As(r.Err, &still) && !(unheld && errors.As(r.Err, &nf))
-}
-
 // saidRemoval says what one removal of unauthorize did, and returns its
 // error, if any, for sayEach: none when it removed the name's entries
 // from the store only (unheld), or when the key is still authorized
 // under another name (said here as a note).
 func (c *cli) saidRemoval(r authkeys.Removal, unheld bool) error {
-	if nf := (*authkeys.NotFoundError)(nil); unheld && errors.As(r.Err, &nf) {
+	var (
+		still *authkeys.StillAuthorizedError
+		nf    *authkeys.NotFoundError
+	)
+	if unheld && errors.As(r.Err, &nf) {
 		return nil // not in the copy: removed from the store only
 	}
 	// What was removed is said even where a later step failed (the
@@ -1016,13 +1009,11 @@ func (c *cli) saidRemoval(r authkeys.Removal, unheld bool) error {
 		}
 		fmt.Fprintf(c.stdout, "Removed %q: %s (%s %s)\n", e.Name, e.Fingerprint, c.homePath(e.File), what)
 	}
-	if removalFailed(r, unheld) {
+	if !errors.As(r.Err, &still) {
 		return r.Err
 	}
-	if still := (*authkeys.StillAuthorizedError)(nil); errors.As(r.Err, &still) {
-		e := still.Entry
-		fmt.Fprintf(c.stderr, "keytool authorize: note: key %s is still authorized as %q (%s); to remove it everywhere: %s\n",
-			e.Fingerprint, e.Name, c.homePath(e.File), c.command("authorize", "--remove", e.Fingerprint))
-	}
+	e := still.Entry
+	fmt.Fprintf(c.stderr, "keytool authorize: note: key %s is still authorized as %q (%s); to remove it everywhere: %s\n",
+		e.Fingerprint, e.Name, c.homePath(e.File), c.command("authorize", "--remove", e.Fingerprint))
 	return nil
 }
