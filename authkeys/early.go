@@ -64,7 +64,7 @@ func OpenEarly(ctx context.Context, opts Options) *Store {
 		if earlyProved != nil {
 			earlyProved()
 		}
-		index := s.Loader().IndexAfter()
+		index := s.Loader().IndexAfter(err)
 		s.Start(ctx, true) // its publication ends the early decisions, and closes s.loaded (build)
 		if s.early.Swap(nil) != nil {
 			close(s.loaded) // a load that published nothing: an empty store

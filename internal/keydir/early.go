@@ -135,6 +135,12 @@ type NotProvedError struct {
 	// or more: its full load is slow, and the reason worth telling. A
 	// smaller store loads in full about as fast as it would prove.
 	Large bool
+	// Unproved is set where Dir's index exists but the proof could not
+	// bring it up to date from the files' stamps (none recorded, many
+	// files changed since, the directory changing meanwhile): the next
+	// proof would fail the same way, so the full load writes it anew
+	// (IndexAfter's rewrite).
+	Unproved bool
 }
 
 func (e *NotProvedError) Error() string {
@@ -178,7 +184,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 	if !ok {
 		err := fl.indexLockFailure(false)
 		if errors.Is(err, fs.ErrNotExist) {
-			if err := writable(filepath.Dir(l.cfg.Index)); err != nil {
+			if err := writable(existingAbove(l.cfg.Index)); err != nil {
 				return &NotProvedError{Reason: "no admin index (" + l.cfg.Index + "), and this user may not make one", Err: err}
 			}
 			return &NotProvedError{Reason: "no admin index yet (" + l.cfg.Index + "): the full load writes one for the next start"}
@@ -205,7 +211,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		head := x.head()
 		if head == nil {
 			if !fewFiles(src.Path) {
-				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s is missing or unreadable; the full load writes one where none is", l.cfg.Index)}
+				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s is missing or unreadable; the full load writes one where none is", l.cfg.Index), Err: x.openErr}
 			}
 			continue // no index, and too small for one: read whole
 		}
@@ -216,7 +222,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		x, ok := fl.verify(i)
 		switch {
 		case !ok:
-			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be proved complete (no stamps, files changed during the proof or many since, or an index this user may not write)"}
+			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be proved complete (no stamps, files changed during the proof or many since, or an index this user may not write)", Unproved: true}
 		case len(fl.aliased[i]) > maxAliased:
 			return tooManyAliased(src.Path)
 		}
@@ -269,6 +275,19 @@ func (fl *focusedLoad[T]) proveRevocations(i int) ([]string, *NotProvedError) {
 	}
 	fl.revStamps[i], fl.aliased[i] = stamp, aliased
 	return names, nil
+}
+
+// existingAbove is the nearest directory above path that exists: the one
+// MkdirAll of path would write into (a server's own index directory,
+// --index-dir, may be missing with its parent).
+func existingAbove(path string) string {
+	dir := filepath.Dir(path)
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
 }
 
 // cachedStamps and tooManyAliased are the NotProvedErrors of directory
@@ -509,7 +528,11 @@ func (l *Loader[T]) dropProved() {
 // a full load (rebuild: the records, the stamps of the files older than
 // StampRacy, the head) — under the index's lock, where the directory's
 // stamp is still the one from before the load. An index that exists is
-// left to the next proof to bring up to date (verify), and one written
+// left to the next proof to bring up to date (verify), unless proof —
+// LoadProved's error, if any — says it could not (NotProvedError.
+// Unproved): the next proof would fail the same way, and the index of a
+// server that keeps its own (keytool proxy --index-dir), which no admin
+// command rebuilds, would never serve again. One written
 // while a reload published another snapshot is marked stale at once: its
 // stamps may be newer than its records. Revocation directories get none
 // (early decisions read them whole). Nothing is written without an index
@@ -521,9 +544,13 @@ func (l *Loader[T]) dropProved() {
 // its lock was not had (LoadProved said why), or a directory changed
 // during the load (left stale: the next proof or admin command brings
 // it up to date).
-func (l *Loader[T]) IndexAfter() (write func() error) {
+func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 	if l.cfg.Index == "" || l.cfg.Terms == nil {
 		return func() error { return nil }
+	}
+	var rewrite string // the directory whose index the proof could not bring up to date
+	if np := (*NotProvedError)(nil); errors.As(proof, &np) && np.Unproved {
+		rewrite = np.Dir
 	}
 	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}}
 	stamps := map[int][]byte{}
@@ -562,7 +589,7 @@ func (l *Loader[T]) IndexAfter() (write func() error) {
 		var first error
 		for _, i := range todo {
 			x := fl.index(i)
-			if x.head() != nil {
+			if x.head() != nil && l.cfg.Sources[i].Path != rewrite {
 				continue
 			}
 			if err := fl.rebuild(i, snap, stamps[i], start); err != nil {

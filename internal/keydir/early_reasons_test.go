@@ -80,7 +80,7 @@ func TestIndexAfterGoesOnToTheNextDirectory(t *testing.T) {
 	srcs, index := indexedDirs(t, 2, 10)
 	keydirtest.Write(t, indexDirOf(index, srcs[0]), []byte("in the way\n"))
 	l := indexedLoader(t, srcs, index)
-	write := l.IndexAfter()
+	write := l.IndexAfter(nil)
 	l.Reload()
 	err := write()
 	var nw *IndexNotWrittenError
@@ -99,7 +99,7 @@ func TestIndexAfterGoesOnToTheNextDirectory(t *testing.T) {
 func TestIndexAfterNotLockedIsQuiet(t *testing.T) {
 	srcs, index := indexedDirs(t, 1, 10)
 	l := indexedLoader(t, srcs, index)
-	write := l.IndexAfter()
+	write := l.IndexAfter(nil)
 	l.Reload()
 	if err := write(); err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func TestIndexAfterNotLockedIsQuiet(t *testing.T) {
 	xdir := indexDirOf(index, srcs[0])
 	before := fdsOn(t, xdir)
 	for range 5 {
-		if err := l.IndexAfter()(); err != nil {
+		if err := l.IndexAfter(nil)(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -101,7 +101,7 @@ func provedLoader(t *testing.T) (l *Loader[string], srcs []string, term func(n i
 		Terms: func(f *File[string], i int) []Term { return []Term{KeyTerm(sha256.Sum256([]byte(f.Items()[i])))} },
 	}
 	first := New(cfg)
-	write := first.IndexAfter()
+	write := first.IndexAfter(nil)
 	first.Reload()
 	if err := write(); err != nil {
 		t.Fatal(err)

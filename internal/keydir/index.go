@@ -83,6 +83,9 @@ type sourceIndex struct {
 	// on the first read, so that each file is then read relative to it:
 	// four system calls instead of a climb of its path. Closed by close.
 	d *trustfile.Dir
+	// openErr is why d did not open (the trust-file rule's refusal, or
+	// none there): for a server's word on why it decides nothing early.
+	openErr error
 	// From head: the head file's CRC, and the log that follows it
 	// (indexlog.go): its changes in order, the bytes of it that read back
 	// as written, and whether it has more (or is another head's).
@@ -183,6 +186,7 @@ func (x *sourceIndex) open() bool {
 	if x.d == nil {
 		d, err := x.rule.OpenDir(x.dir)
 		if err != nil {
+			x.openErr = err
 			return false
 		}
 		x.d = d

@@ -355,7 +355,7 @@ func (fl *focusedLoad[T]) index(i int) *sourceIndex {
 	if x := fl.locked[i]; x != nil {
 		return x
 	}
-	x := newSourceIndex(fl.l.cfg.Index, fl.l.cfg.Sources[i].Path, trustfile.Rule{Top: fl.l.cfg.Home, Off: fl.l.cfg.NoStrictModes})
+	x := newSourceIndex(fl.l.cfg.Index, fl.l.cfg.Sources[i].Path, fl.l.indexRule())
 	if fl.locked != nil {
 		fl.locked[i] = x
 	}

@@ -948,6 +948,20 @@ func (l *Loader[T]) rule(i int) trustfile.Rule {
 	return trustfile.Rule{Top: top, Off: l.cfg.NoStrictModes}
 }
 
+// indexRule is the strict-modes rule for the admin index's files: the
+// climb stops at the home where the index is in it (HOME/.index, the
+// one admin commands keep), or else at the index directory itself — a
+// server's own, elsewhere (keytool proxy --index-dir), whose directory
+// the admin chose as they chose the home, and above which the rule
+// checks no more than above the home.
+func (l *Loader[T]) indexRule() trustfile.Rule {
+	top := l.cfg.Home
+	if rel, err := filepath.Rel(top, l.cfg.Index); top == "" || err != nil || !filepath.IsLocal(rel) {
+		top = l.cfg.Index
+	}
+	return trustfile.Rule{Top: top, Off: l.cfg.NoStrictModes}
+}
+
 // ReadFile reads the file at path — an entry's file, read again by a
 // store that needs more of it than its entries hold — under the
 // strict-modes rule its source is loaded with (the file, a link's target,
