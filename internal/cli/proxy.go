@@ -52,6 +52,7 @@ type proxyOptions struct {
 	http             bool   // HTTP mode: identity in request headers
 	logLevel         string // --log-level
 	logFormat        string // --log-format
+	indexDir         string // --index-dir: the server's own admin index
 }
 
 // proxyCommand makes the proxy command, with flag variables of its own.
@@ -150,6 +151,17 @@ is used as it is, never replaced. Several proxies started at once on one
 empty home end with one key: one of them writes it, the others use it.
 Without --gen, a home without an identity is an error.
 
+--index-dir DIR (server mode): in a home of 1,000 authorized keys or
+more, the proxy listens before it has read them all, and decides its first
+clients from the admin index that 'keytool authorize' and the other admin
+commands keep in HOME/.index, proved complete from every file's stamp; a
+proxy whose user may not write the home (a service user, a read-only
+home) cannot use that index, and reads every key before deciding anyone,
+at each start. With DIR, it keeps an index of its own there instead
+(made if missing, mode 0700; checked as the home is: this user's or
+root's, not writable by group or others): written after its first full
+load, brought up to date from the files' stamps at each start after.
+
 The identity is watched too: a new key file, cert.pem (a CA-issued
 certificate renewed on disk) or next key ('keytool gen --next', 'keytool
 rotate') is presented from the next handshake, and open connections keep
@@ -239,6 +251,7 @@ Example:
 			set.BoolVar(&o.http, "http", false, "server mode: speak HTTP/1.1 and HTTP/2 to clients, forward requests to an HTTP --target with the client's identity in headers")
 			set.StringVar(&o.logLevel, "log-level", "info", "log at `LEVEL` and above: debug (adds a line per connection), info, warn or error")
 			set.StringVar(&o.logFormat, "log-format", "text", "log lines as `FORMAT`: text (log/slog key=value) or json (one object a line)")
+			set.StringVar(&o.indexDir, "index-dir", "", "server mode: keep the admin index the first clients are decided from in `DIR`, a directory of this user's, not in HOME/.index (for a proxy that may not write the home)")
 			set.StringVar(&o.metricsListen, "metrics-listen", "", "serve /healthz, /readyz and Prometheus /metrics over plain HTTP on `ADDR` (host:port)")
 		},
 		run: func(c *cli, args []string) error {
@@ -329,6 +342,9 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 		return err
 	}
 	if err := checkProxyTimeouts(o); err != nil {
+		return err
+	}
+	if err := checkIndexDir(c, o); err != nil {
 		return err
 	}
 	return checkMaxStartups(o)
@@ -592,6 +608,11 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 	// The first handshakes are decided from the admin index, proved
 	// complete, while every file is read (docs/design.md, "Early
 	// decisions").
+	if o.indexDir != "" {
+		opts.Index, _ = filepath.Abs(o.indexDir) // checked by checkIndexDir
+	} else {
+		opts.Logger = slog.New(indexAdvice{log.Handler()})
+	}
 	store := authkeys.OpenEarly(ctx, opts)
 	ops.store("authorized", store)
 	pki, err := c.pki()

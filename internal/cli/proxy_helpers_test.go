@@ -46,14 +46,24 @@ type pxProc struct {
 // (if it is still running) when the test ends.
 func pxStart(t testing.TB, name string, args ...string) *pxProc {
 	t.Helper()
+	return pxLaunch(t, name, args, nil)
+}
+
+// pxLaunch is pxStart, with set, if not nil, changing the command before
+// it starts.
+func pxLaunch(t testing.TB, name string, args []string, set func(*exec.Cmd)) *pxProc {
+	t.Helper()
 	p := &pxProc{name: name, done: make(chan struct{})}
-	if i := slices.Index(args, "proxy"); name == "keytool" && i >= 0 && !slices.Contains(args, "--log-level") {
+	if i := slices.Index(args, "proxy"); filepath.Base(name) == "keytool" && i >= 0 && !slices.Contains(args, "--log-level") {
 		// The tests follow each connection by its lines, which a proxy
 		// logs at debug (TestProxyLogFlags checks the default).
 		args = slices.Insert(slices.Clone(args), i+1, "--log-level", "debug")
 	}
 	p.cmd = exec.Command(name, args...)
 	noTerminal(p.cmd)
+	if set != nil {
+		set(p.cmd)
+	}
 	p.cmd.Env = pxEnv()
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	in, err := p.cmd.StdinPipe()

@@ -89,12 +89,7 @@ func TestRemovalNotStoppedByAReaderOfTheDirectory(t *testing.T) {
 // dir's lock file, and holds dir's own lock until the test ends.
 func holdAsAnotherUser(t *testing.T, dir string) {
 	t.Helper()
-	top := filepath.Clean(os.TempDir()) + string(filepath.Separator)
-	for d := filepath.Dir(dir); strings.HasPrefix(d, top); d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	searchableByOthers(t, dir)
 	nobody := func(args ...string) *exec.Cmd {
 		cmd := exec.Command("flock", args...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -123,5 +118,17 @@ func holdAsAnotherUser(t *testing.T, dir string) {
 	line := make([]byte, 5)
 	if _, err := io.ReadFull(out, line); err != nil || string(line) != "held\n" {
 		t.Fatalf("the other user's flock(1) of the directory: %q, %v", line, err)
+	}
+}
+
+// searchableByOthers makes the test's directories above path (those under
+// the system's temporary directory) searchable by other users: mode 0755.
+func searchableByOthers(t *testing.T, path string) {
+	t.Helper()
+	top := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+	for d := filepath.Dir(path); strings.HasPrefix(d, top); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

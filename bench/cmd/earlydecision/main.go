@@ -11,12 +11,17 @@
 //	go run ./cmd/earlydecision -home DIR -rounds 7
 //	go run ./cmd/earlydecision -home DIR -storm 200
 //	go run ./cmd/earlydecision -home DIR -revoked 5000
+//	go run ./cmd/earlydecision -home DIR -storm 1 -index CACHE
 //
 // -storm N measures OpenEarly itself as a server's restart meets its
 // clients coming back: in this process, from the start, N distinct
 // authorized keys decided one after the other — when the first was
 // decided, how many before the full load was published, and the time of
 // each early decision after the first (which waits for the proof).
+//
+// -index CACHE has -storm's server keep an admin index of its own in
+// CACHE (keytool proxy --index-dir) instead of using the home's: its
+// first run finds none and writes it, the runs after decide from it.
 //
 // -revoked N writes N revocation files (of keys no entry holds) into
 // DIR's revoked_keys.d: a revocation directory that large is read whole
@@ -75,6 +80,7 @@ func main() {
 	entry := flag.Int("entry", 0, "the entry whose key is decided on")
 	storm := flag.Int("storm", 0, "decide this many distinct keys with authkeys.OpenEarly from the start")
 	revoked := flag.Int("revoked", 0, "write this many revocation files (of keys no entry holds) into the home, then exit")
+	index := flag.String("index", "", "with -storm: the server's own admin index directory, instead of the home's")
 	flag.Parse()
 	if *home == "" {
 		log.Fatal("earlydecision: -home is required")
@@ -87,7 +93,7 @@ func main() {
 	case *decide != "":
 		decideOnce(*home, *decide, spki(keyX(*entry)))
 	case *storm > 0:
-		decideMany(*home, *storm)
+		decideMany(*home, *index, *storm)
 	default:
 		run(*home, *rounds)
 	}
@@ -154,7 +160,7 @@ func decideOnce(home, how string, sum [32]byte) {
 	fmt.Printf("%v, %d entries read\n", d.Verdict, len(s.Entries()))
 }
 
-func decideMany(home string, n int) {
+func decideMany(home, index string, n int) {
 	files, err := os.ReadDir(filepath.Join(home, "authorized_keys.d"))
 	if err != nil {
 		log.Fatal(err)
@@ -165,7 +171,11 @@ func decideMany(home string, n int) {
 	}
 	addr := netip.MustParseAddr("127.0.0.1")
 	start := time.Now()
-	s := authkeys.OpenEarly(context.Background(), authkeys.HomeOptions(home))
+	opts := authkeys.HomeOptions(home)
+	if index != "" {
+		opts.Index = index
+	}
+	s := authkeys.OpenEarly(context.Background(), opts)
 	var first time.Duration
 	var took []time.Duration // the early decisions after the first
 	for i, sum := range sums {

@@ -1,0 +1,151 @@
+//go:build linux || darwin || dragonfly || freebsd || illumos || netbsd || openbsd
+
+package cli
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/jwk"
+)
+
+// TestProxyIndexDir: docs/deploy.md's layout — the home root's and
+// read-only to the proxy's user, but for its identity; the admin's
+// authorize keeps the index in HOME/.index, root's — with 1,001
+// authorized keys, the proxy run as another user (uid 65534). It cannot
+// use the home's index: its first clients wait for the full load at every
+// start, and it says so, with the flag that mends it. With --index-dir
+// DIR it writes an index of its own there after its first full load, and
+// its next start proves that index and decides early: it no longer says
+// that its first clients wait.
+func TestProxyIndexDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED, NOT PASSED: running the proxy as another user needs root (CI runs as root)")
+	}
+	server, laptop := pxGen(t), pxGen(t)
+	dir := filepath.Join(server, "authorized_keys.d")
+	for i := range 1000 {
+		k, err := jwk.Generate(jwk.Ed25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := k.MarshalPublic(jwk.JWK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pxWrite(t, filepath.Join(dir, "k"+strconv.Itoa(i)+".json"), string(pub))
+	}
+	pxMust(t, "", "keytool", "-H", server, "authorize", "--name", "laptop", filepath.Join(laptop, "pub_key.json"))
+	if _, err := os.Stat(filepath.Join(server, ".index")); err != nil {
+		t.Fatalf("authorize beside 1,000 keys made no admin index: %v", err)
+	}
+	for _, d := range []string{server, dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(filepath.Join(server, "key.json"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "bin")
+	keytool := filepath.Join(bin, "keytool") // the test binary, which runs keytool by that name
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, self, keytool)
+	searchableByOthers(t, keytool)
+	searchableByOthers(t, dir)
+	cache := filepath.Join(t.TempDir(), "cache")
+	if err := os.Mkdir(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(cache, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	searchableByOthers(t, cache)
+
+	// start runs the proxy as uid 65534 until its full load, then stops
+	// it (which waits for the index it writes) and returns its log.
+	start := func(args ...string) string {
+		t.Helper()
+		args = append([]string{"-H", server, "proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9"}, args...)
+		p := pxStartAs(t, 65534, keytool, args...)
+		p.waitFor(t, `msg=identity `, 30*time.Second)
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the proxy did not exit on SIGTERM")
+		}
+		return p.stderr.String()
+	}
+	const waits = `msg="first clients wait for the full load"`
+	log := start()
+	for _, want := range []string{waits, "advice=", "--index-dir DIR"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("without --index-dir, the log lacks %q:\n%s", want, log)
+		}
+	}
+	// A file changed within keydir.StampRacy of an index's writing gets
+	// no stamp in it, and is read by every proof; the files of a home in
+	// service are older.
+	time.Sleep(keydir.StampRacy)
+	index := filepath.Join(cache, "keytool")
+	log = start("--index-dir", index)
+	if !strings.Contains(log, waits) || !strings.Contains(log, "no admin index yet") || strings.Contains(log, "advice=") {
+		t.Errorf("the first start with --index-dir: want %s (no admin index yet), no advice:\n%s", waits, log)
+	}
+	heads, _ := filepath.Glob(filepath.Join(index, "*", "head"))
+	if len(heads) != 1 {
+		t.Fatalf("%s holds %d heads after the first start, want 1", index, len(heads))
+	}
+	if fi, err := os.Stat(heads[0]); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("the index's head: %v, want the proxy's user's", err)
+	}
+	log = start("--index-dir", index)
+	if strings.Contains(log, waits) {
+		t.Errorf("the next start with --index-dir did not decide early from its own index:\n%s", log)
+	}
+}
+
+// pxStartAs is pxStart, running program as the user and group uid.
+func pxStartAs(t *testing.T, uid uint32, program string, args ...string) *pxProc {
+	t.Helper()
+	return pxLaunch(t, program, args, func(cmd *exec.Cmd) {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uid, Gid: uid}
+	})
+}
+
+// copyFile copies the file from to to, executable.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
