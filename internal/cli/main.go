@@ -297,8 +297,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	globalFlags(root, c, ^globalUse(0))
 	help := root.BoolP("help", "h", false, "show this help")
 	version := root.Bool("version", false, "print keytool's version, revision and Go version")
+	onlyOnce(root, nil)
 	if err := root.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "keytool: %v\n", err)
+		fmt.Fprintf(stderr, "keytool: %v\n", flagError(err))
 		if bad, near := nearFlag(root, err); near != "" {
 			fmt.Fprintf(stderr, "Did you mean: %s?\n", fixedCommand(args, bad, near))
 		}
@@ -351,8 +352,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for name, v := range before {
 		_ = fs.Set(name, v) // the value parsed once already
 	}
+	onlyOnce(fs, before)
 	if err := fs.Parse(rest); err != nil {
-		fmt.Fprintf(stderr, "keytool %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "keytool %s: %v\n", name, flagError(err))
 		if bad, near := nearFlag(fs, err); near != "" {
 			fmt.Fprintf(stderr, "Did you mean: %s?\n", fixedCommand(args, bad, near))
 		}
