@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,13 +74,25 @@ func TestProxyIndexDir(t *testing.T) {
 	}
 	searchableByOthers(t, cache)
 
-	// start runs the proxy as uid 65534 until its full load, then stops
-	// it (which waits for the index it writes) and returns its log.
+	index := filepath.Join(cache, "keytool")
+	heads := func() []string {
+		heads, _ := filepath.Glob(filepath.Join(index, "*", "head"))
+		return heads
+	}
+	// start runs the proxy as uid 65534 until its full load, and with
+	// --index-dir until its index is written (just after), then stops it
+	// and returns its log.
 	start := func(args ...string) string {
 		t.Helper()
 		args = append([]string{"-H", server, "proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9"}, args...)
 		p := pxStartAs(t, 65534, keytool, args...)
 		p.waitFor(t, `msg=identity `, 30*time.Second)
+		for deadline := time.Now().Add(30 * time.Second); slices.Contains(args, "--index-dir") && len(heads()) == 0; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s holds no index 30 s after the full load:\n%s", index, p.stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -101,16 +114,14 @@ func TestProxyIndexDir(t *testing.T) {
 	// no stamp in it, and is read by every proof; the files of a home in
 	// service are older.
 	time.Sleep(keydir.StampRacy)
-	index := filepath.Join(cache, "keytool")
 	log = start("--index-dir", index)
 	if !strings.Contains(log, waits) || !strings.Contains(log, "no admin index yet") || strings.Contains(log, "advice=") {
 		t.Errorf("the first start with --index-dir: want %s (no admin index yet), no advice:\n%s", waits, log)
 	}
-	heads, _ := filepath.Glob(filepath.Join(index, "*", "head"))
-	if len(heads) != 1 {
-		t.Fatalf("%s holds %d heads after the first start, want 1", index, len(heads))
+	if h := heads(); len(h) != 1 {
+		t.Fatalf("%s holds %d heads after the first start, want 1", index, len(h))
 	}
-	if fi, err := os.Stat(heads[0]); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+	if fi, err := os.Stat(heads()[0]); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
 		t.Errorf("the index's head: %v, want the proxy's user's", err)
 	}
 	log = start("--index-dir", index)
