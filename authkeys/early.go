@@ -32,8 +32,11 @@ import (
 // bring up to date, a feed, a file system whose stamps come from a
 // cache. A server deciding connections again on changes
 // (tlsbridge.LiveConns) decides those admitted early again when the full
-// load is published. Where no admin command made the index, the full
-// load writes it (keydir.Loader.IndexAfter) for the next start.
+// load is published. Where no admin command made the index, or the proof
+// could not bring it up to date, the full load writes it
+// (keydir.Loader.IndexAfter) for the next start. opts.Index may name a
+// directory of the server's own, outside the home (keytool proxy
+// --index-dir): for a server whose user may not write the home's.
 //
 // Lookup and LookupKey decide as Decide does. Every other method that
 // reads or writes entries (Entries, Revoked, FindKeys, NameHolder,

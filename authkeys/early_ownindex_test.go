@@ -1,9 +1,11 @@
 package authkeys
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -83,5 +85,109 @@ func TestEarlyOwnIndexFollowsTheRule(t *testing.T) {
 	release()
 	s.Close()
 	earlyProved = nil
-	checkLog(t, startLog(opts), []string{`msg="first clients wait for the full load"`, "are too open: group or others could write to it"}, nil)
+	checkLog(t, startLog(opts), []string{`msg="first clients wait for the full load"`, "cannot be used: permissions 0777", "are too open: group or others could write to it", `msg="admin index not written"`}, []string{"the full load writes one"})
+}
+
+// A server whose proof could not bring the index up to date writes it
+// anew after its full load — unless another process wrote it since that
+// load began. Server B's proof fails (most files renamed in), and its
+// full load reads F (key 0); F is then written in place (key 500,
+// expired: F sorts before G, which authorizes key 500, and the first
+// entry wins); an admin command rebuilds the index from the files as
+// they are, and server A proves it. B's write must leave that index be:
+// written from B's older snapshot at the same head, it named G alone for
+// key 500, and A decided Authorized early where the full load says
+// Expired (found by review, with this test).
+func TestEarlyRewriteLeavesAnIndexWrittenSince(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 400)
+	keydir.IndexMinFiles = 10
+	dir := opts.Dirs[0]
+	f, g := filepath.Join(dir, "k0.json"), filepath.Join(dir, "k1.json")
+	keydirtest.Write(t, g, keydirtest.JWK(t, key(t, 500)))
+	admin := func() {
+		_, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 3).SPKIHash()}})
+		finish()
+	}
+	admin()
+	for i := 100; i < 400; i++ { // renamed in: 300 stamps change
+		p := filepath.Join(dir, "k"+strconv.Itoa(i)+".json")
+		keydirtest.Write(t, p+".tmp~", keydirtest.JWK(t, key(t, i)))
+		if err := os.Rename(p+".tmp~", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Server B: its proof, IndexAfter, its full load.
+	n := newStore(opts)
+	n.IndexBy(entryTerms)
+	err := n.Loader().LoadProved(keydir.Query{})
+	n.Close()
+	var np *keydir.NotProvedError
+	if !errors.As(err, &np) || !np.Unproved {
+		t.Fatalf("B's proof: %v, want Unproved", err)
+	}
+	b := newStore(opts)
+	b.IndexBy(entryTerms)
+	write := b.Loader().IndexAfter(err)
+	b.Loader().Reload()
+
+	keydirtest.WriteInPlace(t, f, keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 500), "expires", "2001-01-01T00:00:00Z")))
+	admin() // the index unprovable for it too: every file read, the index rebuilt
+
+	a, e, _ := openEarlyHeld(t, opts) // server A
+	if e.store == nil {
+		t.Fatal("A did not prove the index the admin command rebuilt")
+	}
+	heads := func() (out []os.FileInfo) {
+		paths, _ := filepath.Glob(filepath.Join(opts.Index, "*", "head"))
+		for _, p := range paths {
+			if fi, err := os.Stat(p); err == nil {
+				out = append(out, fi)
+			}
+		}
+		return out
+	}
+	before := heads()
+	if err := write(); err != nil { // B's
+		t.Fatal(err)
+	}
+	if after := heads(); !slices.EqualFunc(before, after, os.SameFile) {
+		t.Error("B wrote the index anew over the one the admin command wrote since its load began")
+	}
+	local := netip.MustParseAddr("127.0.0.1")
+	full := Load(opts).Decide(key(t, 500).SPKIHash(), local)
+	if full.Verdict != Expired {
+		t.Fatalf("the full load: %v, want Expired (F's entry)", full.Verdict)
+	}
+	if early, _, ok := decideWithin(a, key(t, 500).SPKIHash(), local, 2*time.Second); ok && early.Verdict != full.Verdict {
+		t.Errorf("decided %v early, where the full load decides %v", early.Verdict, full.Verdict)
+	}
+}
+
+// An index written anew after a server proved it is no longer the one
+// proved, even at the same head: the server's next decision waits for
+// its full load rather than read records it did not prove.
+func TestEarlyDecisionsStopOnAnIndexWrittenAnew(t *testing.T) {
+	opts := indexedHome(t, 30, nil)
+	a, e, release := openEarlyHeld(t, opts)
+	if e.store == nil {
+		t.Fatal("no proof")
+	}
+	decidedEarly(t, a, key(t, 3).SPKIHash(), Authorized, "before the index is written anew")
+	b := newStore(opts)
+	b.IndexBy(entryTerms)
+	write := b.Loader().IndexAfter(&keydir.NotProvedError{Dir: opts.Dirs[0], Unproved: true})
+	b.Loader().Reload()
+	if err := write(); err != nil {
+		t.Fatal(err)
+	}
+	if d, late, ok := decideWithin(a, key(t, 4).SPKIHash(), netip.MustParseAddr("127.0.0.1"), 300*time.Millisecond); ok {
+		t.Errorf("decided %v early from an index written anew since the proof", d.Verdict)
+	} else {
+		release()
+		if d := <-late; d.Verdict != Authorized {
+			t.Errorf("after the full load: %v", d.Verdict)
+		}
+	}
 }

@@ -158,9 +158,10 @@ commands keep in HOME/.index, proved complete from every file's stamp; a
 proxy whose user may not write the home (a service user, a read-only
 home) cannot use that index, and reads every key before deciding anyone,
 at each start. With DIR, it keeps an index of its own there instead
-(made if missing, mode 0700; checked as the home is: this user's or
-root's, not writable by group or others): written after its first full
-load, brought up to date from the files' stamps at each start after.
+(made if missing, mode 0700; used only if it is this user's or root's,
+and not writable by group or others, as the home): written after its
+first full load, brought up to date from the files' stamps at each
+start after. DIR must be outside the home.
 
 The identity is watched too: a new key file, cert.pem (a CA-issued
 certificate renewed on disk) or next key ('keytool gen --next', 'keytool

@@ -14,8 +14,11 @@ import (
 
 // checkIndexDir refuses --index-dir where it has no use — with --client
 // (no authorized keys) or --store (entries with no stamps to prove an
-// index by) — or inside a directory of trust, where the index's own
-// writes would be changes to the trust files the proxy watches.
+// index by) — or inside the home: there the proxy may use the home's own
+// index (HOME/.index, without the flag) if it may write at all, and a
+// directory of the home's trust (authorized_keys.d, a revocation file
+// not yet made) would take the index's writes as changes of trust, or
+// be made a directory. Links are followed on both sides (realPath).
 func checkIndexDir(c *cli, o proxyOptions) error {
 	switch {
 	case o.indexDir == "":
@@ -25,17 +28,33 @@ func checkIndexDir(c *cli, o proxyOptions) error {
 	case c.store.url != "":
 		return usagef("--index-dir keeps the index of the home's authorized_keys.d; with --store the client keys are the store's, which have no index")
 	}
-	dir, err := filepath.Abs(o.indexDir)
+	dir, err := realPath(o.indexDir)
 	if err != nil {
 		return usagef("--index-dir %q: %v", o.indexDir, err)
 	}
-	h := home.Dir(c.home)
-	for _, trust := range []string{h.AuthorizedDir(), h.RevokedDir()} {
-		if t, err := filepath.Abs(trust); err == nil && within(dir, t) {
-			return usagef("--index-dir %s is inside %s, whose every change the proxy reads as a change of trust: choose a directory outside it (/var/cache/keytool)", o.indexDir, trust)
-		}
+	if h, err := realPath(c.home); err == nil && within(dir, h) {
+		return usagef("--index-dir %s is inside the home %s: give the proxy a directory of its own outside it (/var/cache/keytool); the home's own index, %s, is used without the flag where the proxy may write it", o.indexDir, c.home, home.Dir(c.home).Index())
 	}
 	return nil
+}
+
+// realPath is path made absolute with the links of its longest existing
+// part followed (the rest does not exist yet).
+func realPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for p := abs; ; p = filepath.Dir(p) {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if filepath.Dir(p) == p {
+			return abs, nil
+		}
+		rest = append([]string{filepath.Base(p)}, rest...)
+	}
 }
 
 // within reports whether path is dir or below it.
@@ -73,13 +92,14 @@ func (h indexAdvice) WithGroup(name string) slog.Handler {
 }
 
 // indexNotWritable reports whether err says that a server decides nothing
-// early (keydir.NotProvedError), or wrote no index for its next start
-// (keydir.IndexNotWrittenError), because this user may not write the
-// index: another user's, or a read-only file system.
+// early because of the index itself (keydir.NotProvedError of the
+// store, not of one directory: its lock, its making), or wrote no index
+// for its next start (keydir.IndexNotWrittenError), because this user
+// may not write it: another user's, or a read-only file system.
 func indexNotWritable(err error) bool {
 	var np *keydir.NotProvedError
 	var nw *keydir.IndexNotWrittenError
-	if !errors.As(err, &np) && !errors.As(err, &nw) {
+	if !(errors.As(err, &np) && np.Dir == "") && !errors.As(err, &nw) {
 		return false
 	}
 	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)

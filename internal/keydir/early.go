@@ -84,7 +84,7 @@ func (l *Loader[T]) loadProved(q Query) *NotProvedError {
 		slices.Sort(failed)
 		return &NotProvedError{Dir: failed[0], Reason: "cannot watch it"}
 	}
-	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}, revStamps: map[int][]byte{}, aliased: map[int][]string{}}
+	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}, revStamps: map[int][]byte{}, aliased: map[int][]string{}, written: map[int][]byte{}}
 	if err := fl.proveAndRead(q); err != nil {
 		return err
 	}
@@ -210,8 +210,12 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		x := fl.index(i)
 		head := x.head()
 		if head == nil {
-			if !fewFiles(src.Path) {
-				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s is missing or unreadable; the full load writes one where none is", l.cfg.Index), Err: x.openErr}
+			switch {
+			case fewFiles(src.Path):
+			case x.openErr != nil && !errors.Is(x.openErr, fs.ErrNotExist):
+				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s cannot be used", l.cfg.Index), Err: x.openErr}
+			default:
+				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s is missing or unreadable; the full load writes one where none is", l.cfg.Index)}
 			}
 			continue // no index, and too small for one: read whole
 		}
@@ -230,6 +234,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		if !ok {
 			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be read"}
 		}
+		fl.written[i] = x.dirStamp() // after the proof's own writes
 		narrow[i] = append(names, fl.aliased[i]...)
 	}
 	fl.proved = true
@@ -355,8 +360,9 @@ func (fl *focusedLoad[T]) read(narrow, only map[int][]string) bool {
 }
 
 // asProved reports whether each narrowed directory's stamp and index
-// head are the ones the proof left (a large revocation directory's
-// stamp, the one proveRevocations recorded). Called with the index
+// head are the ones the proof left, and its index's files too (none
+// written anew since: fl.written) — a large revocation directory's
+// stamp, the one proveRevocations recorded. Called with the index
 // locked.
 func (fl *focusedLoad[T]) asProved(narrow map[int][]string) bool {
 	for i := range narrow {
@@ -367,7 +373,7 @@ func (fl *focusedLoad[T]) asProved(narrow map[int][]string) bool {
 			}
 			continue
 		}
-		if head := x.head(); head == nil || !bytes.Equal(head, fl.heads[i]) || !bytes.Equal(x.stamp(), head) {
+		if head := x.head(); head == nil || !bytes.Equal(head, fl.heads[i]) || !bytes.Equal(x.stamp(), head) || !bytes.Equal(x.dirStamp(), fl.written[i]) {
 			return false
 		}
 	}
@@ -554,10 +560,14 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 	}
 	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}}
 	stamps := map[int][]byte{}
+	var written []byte // the stamp of rewrite's index directory before the load
 	for i, src := range l.cfg.Sources {
 		if src.Dir && src.Feed == nil && !src.Revocation {
 			if st := fl.index(i).stamp(); st != nil {
 				stamps[i] = st
+			}
+			if src.Path == rewrite {
+				written = fl.index(i).dirStamp()
 			}
 		}
 	}
@@ -588,22 +598,40 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 		defer unlock()
 		var first error
 		for _, i := range todo {
-			x := fl.index(i)
-			if x.head() != nil && l.cfg.Sources[i].Path != rewrite {
-				continue
-			}
-			if err := fl.rebuild(i, snap, stamps[i], start); err != nil {
-				if first == nil {
-					first = &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: err}
-				}
-				continue // the next directory may still get one
-			}
-			if head := x.head(); head != nil && l.Snapshot() != snap {
-				x.record(head, staleStamp, nil, nil)
+			again := l.cfg.Sources[i].Path == rewrite
+			if err := fl.writeAfter(i, snap, stamps[i], start, again, written); err != nil && first == nil {
+				first = &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: err}
 			}
 		}
 		return first
 	}
+}
+
+// writeAfter is IndexAfter's write of directory source i's index from
+// snap, a full load begun at start with the directory at stamp, under
+// the index's lock. An index that exists is written anew only where the
+// proof failed on it (rewrite) and no one wrote it since the load began
+// (its directory's stamp still written): one an admin command or another
+// server rebuilt meanwhile is newer than snap, and may already be proved
+// by a server deciding from it early, which would then read records
+// older than the files at the same head (found by review). A directory
+// the trust-file rule refuses (others may write it) gets nothing: an
+// index there is never read.
+func (fl *focusedLoad[T]) writeAfter(i int, snap *Snapshot[T], stamp []byte, start time.Time, rewrite bool, written []byte) error {
+	x := fl.index(i)
+	if x.head() != nil && (!rewrite || !bytes.Equal(x.dirStamp(), written)) {
+		return nil
+	}
+	if err := x.openErr; err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := fl.rebuild(i, snap, stamp, start); err != nil {
+		return err // the next directory may still get one
+	}
+	if head := x.head(); head != nil && fl.l.Snapshot() != snap {
+		x.record(head, staleStamp, nil, nil)
+	}
+	return nil
 }
 
 // IndexNotWrittenError says why a server's full load left a directory

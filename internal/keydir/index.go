@@ -111,6 +111,19 @@ func (x *sourceIndex) stamp() []byte {
 	return b
 }
 
+// dirStamp is the stamp of the index's own directory (nil: none): any
+// file of it written anew — a rebuild, a proof's stamp files or shards,
+// each removed and renamed in (write) — moves it; an append to the log
+// does not.
+func (x *sourceIndex) dirStamp() []byte {
+	fi, err := os.Stat(x.dir)
+	if err != nil {
+		return nil
+	}
+	b, _ := trustfile.StampOf(fi).AppendBinary(nil)
+	return b
+}
+
 // head returns the stamp the index was last made for (nil: no index, or
 // one that does not read back as written): the head's, followed along
 // the log of the commands' changes since (readLog). It sets x.bits and
