@@ -251,11 +251,13 @@ func listOrRemove(list bool, lf listFlags, removing, others bool, doList func(li
 
 // removeEach runs remove for each value of a repeated --remove in turn,
 // as rm does with its arguments, and says the outcome (sayEach). An
-// empty value is bad usage, refused before anything is removed. Each
-// removal loads and proves the store on its own, as one command would.
-func (c *cli) removeEach(name string, targets []string, remove func(string) error) error {
+// empty value is bad usage, refused before anything is removed, saying
+// what the flag takes (what, as authorize's "a NAME or a FINGERPRINT").
+// Each removal loads and proves the store on its own, as one command
+// would.
+func (c *cli) removeEach(name, what string, targets []string, remove func(string) error) error {
 	if slices.Contains(targets, "") {
-		return usagef("--remove needs a value")
+		return usagef("--remove needs %s", what)
 	}
 	return c.saidOnlyIfWritten(name, func() error {
 		errs := make([]error, len(targets))

@@ -66,7 +66,7 @@ read this revocation.` + storeEditHelp,
 		},
 		run: func(c *cli, args []string) error {
 			removing := flags.Changed("remove")
-			if done, err := listOrRemove(list, lf, removing, len(args) > 0, c.listRevoked, func() error { return c.removeEach("revoke", remove, c.unrevoke) }); done {
+			if done, err := listOrRemove(list, lf, removing, len(args) > 0, c.listRevoked, func() error { return c.removeEach("revoke", "a FINGERPRINT or a NAME", remove, c.unrevoke) }); done {
 				return err
 			}
 			switch len(args) {

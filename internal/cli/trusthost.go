@@ -127,7 +127,7 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 				}
 			}
 			if done, err := listOrRemove(list, lf, len(remove) > 0, others, c.listHosts, func() error {
-				return c.removeEach("trust-host", remove, func(addrOrFP string) error { return c.unpinHost(addrOrFP, fingerprint) })
+				return c.removeEach("trust-host", "an ADDR or a FINGERPRINT", remove, func(addrOrFP string) error { return c.unpinHost(addrOrFP, fingerprint) })
 			}); done {
 				return err
 			}
