@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -785,6 +786,9 @@ func (s *Store) RemoveAll(queries []string) []Removal {
 	s.waitLoaded()
 	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries))}
 	r.removeHeld()
+	if !slices.Contains(r.done, false) {
+		return r.out // every query failed already: nothing for a proof to find
+	}
 	if removeBeforeProof != nil {
 		removeBeforeProof()
 	}

@@ -939,3 +939,24 @@ func TestLoadForLockFileMadeByTheCommand(t *testing.T) {
 		}
 	}
 }
+
+// Where every query of a RemoveAll failed in its first step (here the
+// empty name, which no removal takes), no proof is made: it would stat
+// every file for nothing.
+func TestLoadForRemoveAllFailedProvesNothing(t *testing.T) {
+	opts, _ := stampedHome(t, 30)
+	proofs := 0
+	removeBeforeProof = func() { proofs++ }
+	t.Cleanup(func() { removeBeforeProof = nil })
+	s, finish := LoadFor(opts, Lookups{Names: []string{""}})
+	got := s.RemoveAll([]string{"", ""})
+	finish()
+	if proofs != 0 {
+		t.Errorf("%d proofs, want none", proofs)
+	}
+	for i, r := range got {
+		if _, nf := r.Err.(*NotFoundError); !nf {
+			t.Errorf("query %d: %v, want not found", i, r.Err)
+		}
+	}
+}
