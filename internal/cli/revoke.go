@@ -52,8 +52,9 @@ comment, status and file).
 key authorized under NAME (WAS in --list) if one revoked key was; if
 several were, it lifts none and lists their fingerprints. Repeat --remove
 for several: each is lifted in turn, and one not found (or failing) is
-said and the next lifted all the same (exit 1; with --store, where a
-command that fails writes nothing, none is).
+said and the next lifted all the same (exit 1; 2 if one is a fingerprint
+cut short, as tables print them; with --store, where a command that
+fails writes nothing, none is).
 
 Revoking the home's own identity, or its next key, is done with a warning
 on standard error: the home still presents the key, and its peers do not
