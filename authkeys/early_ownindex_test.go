@@ -191,3 +191,80 @@ func TestEarlyDecisionsStopOnAnIndexWrittenAnew(t *testing.T) {
 		}
 	}
 }
+
+// An index directory the rule refuses, empty at the first start (its
+// per-directory index not made yet, so that opening that says only "no
+// such file"): nothing is written into it but the lock, and the server
+// says why (found by review: a whole index was written there, never to
+// be read, into a directory others may write).
+func TestEarlyOwnIndexRefusedIsNotWrittenInto(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 30)
+	keydir.IndexMinFiles = 10
+	opts.Index = filepath.Join(t.TempDir(), "keytool")
+	if err := os.Mkdir(opts.Index, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(opts.Index, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, startLog(opts), []string{`msg="admin index not written"`, "are too open"}, nil)
+	entries, err := os.ReadDir(opts.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != ".keytool.lock" {
+			t.Errorf("%s written into a directory the rule refuses", e.Name())
+		}
+	}
+}
+
+// Another process's proof of the index — a second server starting, an
+// admin command's removal — adds what it read (a file too recent to be
+// stamped at this server's proof, a skipped file's record, read by every
+// proof) and rebuilds nothing: this server's early decisions go on
+// (found by review, where any write into the index's directory stopped
+// them).
+func TestEarlyDecisionsGoOnAfterAnotherProof(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(t *testing.T, opts Options)
+	}{
+		{"a file stamped since", func(t *testing.T, opts Options) {
+			keydir.StampRacy = 300 * time.Millisecond
+			s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 40).SPKIHash()}, Names: []string{"k40"}})
+			if _, err := s.Add(key(t, 40), "k40", AddNew); err != nil {
+				t.Fatal(err)
+			}
+			finish()
+		}},
+		{"a skipped file", func(t *testing.T, opts Options) {
+			keydirtest.Write(t, filepath.Join(opts.Dirs[0], "broken.json"), []byte("not json\n"))
+			_, finish := LoadFor(opts, Lookups{})
+			finish()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := indexedHome(t, 30, nil)
+			c.setup(t, opts)
+			a, e, release := openEarlyHeld(t, opts)
+			if e.store == nil {
+				t.Fatal("no proof")
+			}
+			decidedEarly(t, a, key(t, 3).SPKIHash(), Authorized, "after the proof")
+			time.Sleep(keydir.StampRacy + 100*time.Millisecond)
+			b := newStore(opts)
+			b.IndexBy(entryTerms)
+			if err := b.Loader().LoadProved(keydir.Query{}); err != nil {
+				t.Fatalf("the other proof: %v", err)
+			}
+			b.Close()
+			if _, late, ok := decideWithin(a, key(t, 4).SPKIHash(), netip.MustParseAddr("127.0.0.1"), time.Second); !ok {
+				t.Error("early decisions stopped after another process's proof, where nothing was rebuilt")
+				release()
+				<-late
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"syscall"
 
@@ -28,33 +29,81 @@ func checkIndexDir(c *cli, o proxyOptions) error {
 	case c.store.url != "":
 		return usagef("--index-dir keeps the index of the home's authorized_keys.d; with --store the client keys are the store's, which have no index")
 	}
-	dir, err := realPath(o.indexDir)
+	h := home.Dir(c.home)
+	// The home, and each of its trust paths, which may be links out of
+	// it (docs/security.md: a link in the home is written through): the
+	// directory as given and as its links resolve, against each as given
+	// and as resolved.
+	inside := append([]string{c.home, h.AuthorizedDir(), h.RevokedDir()}, h.AuthorizedFiles()...)
+	inside = append(inside, h.RevokedFiles()...)
+	dirs, err := bothPaths(o.indexDir)
 	if err != nil {
 		return usagef("--index-dir %q: %v", o.indexDir, err)
 	}
-	if h, err := realPath(c.home); err == nil && within(dir, h) {
-		return usagef("--index-dir %s is inside the home %s: give the proxy a directory of its own outside it (/var/cache/keytool); the home's own index, %s, is used without the flag where the proxy may write it", o.indexDir, c.home, home.Dir(c.home).Index())
+	for _, p := range inside {
+		ps, err := bothPaths(p)
+		if err != nil {
+			continue
+		}
+		for _, d := range dirs {
+			if !within(d, ps[0]) && !within(d, ps[1]) {
+				continue
+			}
+			where := "the home " + c.home
+			if p != c.home {
+				where = p + ", the home's"
+			}
+			return usagef("--index-dir %s is inside %s: give the proxy a directory of its own outside the home (/var/cache/keytool); the home's own index, %s, is used without the flag where the proxy may write it", o.indexDir, where, h.Index())
+		}
 	}
 	return nil
 }
 
+// bothPaths is path made absolute, and that with its links followed
+// (realPath).
+func bothPaths(path string) ([2]string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return [2]string{}, err
+	}
+	real, err := realPath(abs)
+	return [2]string{abs, real}, err
+}
+
 // realPath is path made absolute with the links of its longest existing
-// part followed (the rest does not exist yet).
+// part followed (the rest does not exist yet), a link to what does not
+// exist yet included (revoked_keys.json, a link to a file not made).
 func realPath(path string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", err
 	}
-	var rest []string
-	for p := abs; ; p = filepath.Dir(p) {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			return filepath.Join(append([]string{real}, rest...)...), nil
+	for range 40 { // links to links, as the kernel bounds them
+		var rest []string
+		p := abs
+		for {
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				return filepath.Join(append([]string{real}, rest...)...), nil
+			}
+			if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				break // a link to what does not exist: follow it by hand
+			}
+			if filepath.Dir(p) == p {
+				return abs, nil
+			}
+			rest = append([]string{filepath.Base(p)}, rest...)
+			p = filepath.Dir(p)
 		}
-		if filepath.Dir(p) == p {
+		target, err := os.Readlink(p)
+		if err != nil {
 			return abs, nil
 		}
-		rest = append([]string{filepath.Base(p)}, rest...)
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		abs = filepath.Join(append([]string{target}, rest...)...)
 	}
+	return abs, nil
 }
 
 // within reports whether path is dir or below it.

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"io/fs"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -28,6 +30,44 @@ func TestIndexAdviceOnlyForTheIndex(t *testing.T) {
 	} {
 		if got := indexNotWritable(c.err); got != c.want {
 			t.Errorf("%s: advice %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// --index-dir is refused inside the home's trust paths reached by their
+// links too — authorized_keys.d a link to /srv/keys, revoked_keys.json
+// a link to a file not made yet, which the index's directory would
+// take the place of (found by review) — and accepted outside.
+func TestIndexDirRefusedThroughLinks(t *testing.T) {
+	root := t.TempDir()
+	home := filepath.Join(root, "home")
+	keys := filepath.Join(root, "srv", "keys")
+	for _, d := range []string{home, keys} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(keys, filepath.Join(home, "authorized_keys.d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "srv", "revoked.json"), filepath.Join(home, "revoked_keys.json")); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{home: home}
+	for _, dir := range []string{
+		filepath.Join(keys, "idx"),
+		filepath.Join(home, "authorized_keys.d", "idx"),
+		filepath.Join(root, "srv", "revoked.json"),
+		home + "/",
+		filepath.Join(home, ".index"),
+	} {
+		if err := checkIndexDir(c, proxyOptions{indexDir: dir}); err == nil {
+			t.Errorf("--index-dir %s: accepted, inside the home's trust", dir)
+		}
+	}
+	for _, dir := range []string{filepath.Join(root, "srv", "cache"), filepath.Join(root, "cache", "keytool")} {
+		if err := checkIndexDir(c, proxyOptions{indexDir: dir}); err != nil {
+			t.Errorf("--index-dir %s: %v", dir, err)
 		}
 	}
 }

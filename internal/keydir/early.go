@@ -84,7 +84,7 @@ func (l *Loader[T]) loadProved(q Query) *NotProvedError {
 		slices.Sort(failed)
 		return &NotProvedError{Dir: failed[0], Reason: "cannot watch it"}
 	}
-	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}, revStamps: map[int][]byte{}, aliased: map[int][]string{}, written: map[int][]byte{}}
+	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}, revStamps: map[int][]byte{}, aliased: map[int][]string{}, gens: map[int][]byte{}}
 	if err := fl.proveAndRead(q); err != nil {
 		return err
 	}
@@ -139,7 +139,8 @@ type NotProvedError struct {
 	// bring it up to date from the files' stamps (none recorded, many
 	// files changed since, the directory changing meanwhile): the next
 	// proof would fail the same way, so the full load writes it anew
-	// (IndexAfter's rewrite).
+	// (IndexAfter's rewrite), unless another process rebuilt it since
+	// the load began.
 	Unproved bool
 }
 
@@ -212,8 +213,8 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		if head == nil {
 			switch {
 			case fewFiles(src.Path):
-			case x.openErr != nil && !errors.Is(x.openErr, fs.ErrNotExist):
-				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s cannot be used", l.cfg.Index), Err: x.openErr}
+			case x.refused() != nil:
+				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s cannot be used", l.cfg.Index), Err: x.refused()}
 			default:
 				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s is missing or unreadable; the full load writes one where none is", l.cfg.Index)}
 			}
@@ -234,7 +235,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		if !ok {
 			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be read"}
 		}
-		fl.written[i] = x.dirStamp() // after the proof's own writes
+		fl.gens[i] = x.generation() // after the proof's own writes (a rebuild, where it made one)
 		narrow[i] = append(names, fl.aliased[i]...)
 	}
 	fl.proved = true
@@ -360,8 +361,8 @@ func (fl *focusedLoad[T]) read(narrow, only map[int][]string) bool {
 }
 
 // asProved reports whether each narrowed directory's stamp and index
-// head are the ones the proof left, and its index's files too (none
-// written anew since: fl.written) — a large revocation directory's
+// head are the ones the proof left, and the index is the one it proved
+// (not rebuilt since: fl.gens) — a large revocation directory's
 // stamp, the one proveRevocations recorded. Called with the index
 // locked.
 func (fl *focusedLoad[T]) asProved(narrow map[int][]string) bool {
@@ -373,7 +374,7 @@ func (fl *focusedLoad[T]) asProved(narrow map[int][]string) bool {
 			}
 			continue
 		}
-		if head := x.head(); head == nil || !bytes.Equal(head, fl.heads[i]) || !bytes.Equal(x.stamp(), head) || !bytes.Equal(x.dirStamp(), fl.written[i]) {
+		if head := x.head(); head == nil || !bytes.Equal(head, fl.heads[i]) || !bytes.Equal(x.stamp(), head) || !bytes.Equal(x.generation(), fl.gens[i]) {
 			return false
 		}
 	}
@@ -560,14 +561,14 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 	}
 	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}}
 	stamps := map[int][]byte{}
-	var written []byte // the stamp of rewrite's index directory before the load
+	var gen []byte // the generation of rewrite's index before the load
 	for i, src := range l.cfg.Sources {
 		if src.Dir && src.Feed == nil && !src.Revocation {
 			if st := fl.index(i).stamp(); st != nil {
 				stamps[i] = st
 			}
 			if src.Path == rewrite {
-				written = fl.index(i).dirStamp()
+				gen = fl.index(i).generation()
 			}
 		}
 	}
@@ -599,7 +600,7 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 		var first error
 		for _, i := range todo {
 			again := l.cfg.Sources[i].Path == rewrite
-			if err := fl.writeAfter(i, snap, stamps[i], start, again, written); err != nil && first == nil {
+			if err := fl.writeAfter(i, snap, stamps[i], start, again, gen); err != nil && first == nil {
 				first = &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: err}
 			}
 		}
@@ -610,19 +611,20 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 // writeAfter is IndexAfter's write of directory source i's index from
 // snap, a full load begun at start with the directory at stamp, under
 // the index's lock. An index that exists is written anew only where the
-// proof failed on it (rewrite) and no one wrote it since the load began
-// (its directory's stamp still written): one an admin command or another
-// server rebuilt meanwhile is newer than snap, and may already be proved
-// by a server deciding from it early, which would then read records
-// older than the files at the same head (found by review). A directory
-// the trust-file rule refuses (others may write it) gets nothing: an
-// index there is never read.
-func (fl *focusedLoad[T]) writeAfter(i int, snap *Snapshot[T], stamp []byte, start time.Time, rewrite bool, written []byte) error {
+// proof failed on it (rewrite) and no one rebuilt it since the load
+// began (its generation still gen, and one there: else another process
+// may be rebuilding it, or an older keytool built it): one an admin
+// command or another server rebuilt meanwhile is newer than snap, and
+// may already be proved by a server deciding from it early, which would
+// then read records older than the files at the same head (found by
+// review). A directory the trust-file rule refuses (others may write
+// it) gets nothing: an index there is never read.
+func (fl *focusedLoad[T]) writeAfter(i int, snap *Snapshot[T], stamp []byte, start time.Time, rewrite bool, gen []byte) error {
 	x := fl.index(i)
-	if x.head() != nil && (!rewrite || !bytes.Equal(x.dirStamp(), written)) {
+	if x.head() != nil && (!rewrite || gen == nil || !bytes.Equal(x.generation(), gen)) {
 		return nil
 	}
-	if err := x.openErr; err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := x.refused(); err != nil {
 		return err
 	}
 	if err := fl.rebuild(i, snap, stamp, start); err != nil {

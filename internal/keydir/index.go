@@ -2,6 +2,7 @@ package keydir
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -70,6 +71,7 @@ type Query struct {
 const (
 	indexMagic = "keytool admin index 3\n"
 	shardMagic = "keytool admin index shard 2\n"
+	genMagic   = "keytool admin index generation 1\n"
 )
 
 // sourceIndex is the index of one source directory.
@@ -111,17 +113,33 @@ func (x *sourceIndex) stamp() []byte {
 	return b
 }
 
-// dirStamp is the stamp of the index's own directory (nil: none): any
-// file of it written anew — a rebuild, a proof's stamp files or shards,
-// each removed and renamed in (write) — moves it; an append to the log
-// does not.
-func (x *sourceIndex) dirStamp() []byte {
-	fi, err := os.Stat(x.dir)
-	if err != nil {
-		return nil
+// generation is the random tag the index's last rebuild wrote (nil:
+// none — no index, or one an older keytool built): a rebuild writes
+// records from a full load, which may be older than what a proof read
+// since at the same head (a file written in place during that load), so
+// that a server that proved the index must see it is no longer the one
+// proved (asProved), and a server's rewrite must see that another
+// process rebuilt it meanwhile (IndexAfter). A proof's own writes (the
+// stamps and records of the files it read) add what is true now, and
+// leave it. A random tag, not the directory's timestamps: on kernels
+// before 6.13 a rebuild within the same clock tick keeps them (found by
+// review).
+func (x *sourceIndex) generation() []byte {
+	gen, _ := x.read("gen", genMagic)
+	return gen
+}
+
+// refused is why the trust-file rule refuses the index's directory or
+// the one above it (nil where it does not, or where they are missing
+// and would be made): nothing is read from there, nor written into it.
+func (x *sourceIndex) refused() error {
+	if err := x.openErr; err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	b, _ := trustfile.StampOf(fi).AppendBinary(nil)
-	return b
+	if err := x.rule.CheckDir(filepath.Dir(x.dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // head returns the stamp the index was last made for (nil: no index, or
@@ -345,6 +363,14 @@ func (x *sourceIndex) rebuild(recs []indexRecord) error {
 		}
 	}
 	x.logSize, x.logBad = 0, false
+	// A new generation before any record: whoever proved the index
+	// before (a server deciding from it early) sees it is no longer the
+	// one proved, whatever the timestamps' grain (generation).
+	gen := make([]byte, 16)
+	rand.Read(gen)
+	if err := x.write("gen", genMagic, gen); err != nil {
+		return err
+	}
 	x.bits = shardBits(len(recs))
 	shards := make([][]indexRecord, 1<<x.bits)
 	for _, r := range recs {
