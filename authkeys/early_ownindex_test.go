@@ -167,7 +167,9 @@ func TestEarlyRewriteLeavesAnIndexWrittenSince(t *testing.T) {
 
 // An index written anew after a server proved it is no longer the one
 // proved, even at the same head: the server's next decision waits for
-// its full load rather than read records it did not prove.
+// its full load rather than read records it did not prove. Server B's
+// proof fails on the same index (its stamp files gone: nothing for a
+// proof to compare), and B writes it anew after its full load.
 func TestEarlyDecisionsStopOnAnIndexWrittenAnew(t *testing.T) {
 	opts := indexedHome(t, 30, nil)
 	a, e, release := openEarlyHeld(t, opts)
@@ -175,9 +177,22 @@ func TestEarlyDecisionsStopOnAnIndexWrittenAnew(t *testing.T) {
 		t.Fatal("no proof")
 	}
 	decidedEarly(t, a, key(t, 3).SPKIHash(), Authorized, "before the index is written anew")
+	stampFiles, _ := filepath.Glob(filepath.Join(opts.Index, "*", "s[0-9]*"))
+	for _, f := range stampFiles {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := newStore(opts)
+	n.IndexBy(entryTerms)
+	err := n.Loader().LoadProved(keydir.Query{})
+	n.Close()
+	if np := (*keydir.NotProvedError)(nil); !errors.As(err, &np) || !np.Unproved {
+		t.Fatalf("B's proof without stamp files: %v, want Unproved", err)
+	}
 	b := newStore(opts)
 	b.IndexBy(entryTerms)
-	write := b.Loader().IndexAfter(&keydir.NotProvedError{Dir: opts.Dirs[0], Unproved: true})
+	write := b.Loader().IndexAfter(err)
 	b.Loader().Reload()
 	if err := write(); err != nil {
 		t.Fatal(err)
@@ -267,4 +282,76 @@ func TestEarlyDecisionsGoOnAfterAnotherProof(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A rebuild by a keytool that writes no generation (every one before
+// session 32) is noticed all the same: it writes a new head file. Here
+// the head is written again, byte for byte, the generation left as it
+// was; the server that proved the index waits for its full load (found
+// by review, where only the generation was compared).
+func TestEarlyDecisionsStopOnARebuildThatKeepsTheGeneration(t *testing.T) {
+	opts := indexedHome(t, 30, nil)
+	a, e, release := openEarlyHeld(t, opts)
+	if e.store == nil {
+		t.Fatal("no proof")
+	}
+	decidedEarly(t, a, key(t, 3).SPKIHash(), Authorized, "before the rebuild")
+	heads, _ := filepath.Glob(filepath.Join(opts.Index, "*", "head"))
+	for _, h := range heads {
+		data, err := os.ReadFile(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(h); err != nil {
+			t.Fatal(err)
+		}
+		keydirtest.Write(t, h, data)
+		if err := os.Chmod(h, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, late, ok := decideWithin(a, key(t, 4).SPKIHash(), netip.MustParseAddr("127.0.0.1"), 300*time.Millisecond); ok {
+		t.Errorf("decided %v early from an index rebuilt since the proof", d.Verdict)
+	} else {
+		release()
+		<-late
+	}
+}
+
+// A server's own index with no generation — one a keytool before
+// session 32 wrote, or one whose generation a crash lost (no fsync) — is
+// still written anew once its proof fails (found by review: it was
+// never, and no admin command keeps that index).
+func TestEarlyOwnIndexWithoutAGenerationIsRewritten(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 300)
+	keydir.IndexMinFiles = 10
+	opts.Index = filepath.Join(t.TempDir(), "cache", "keytool")
+	local := netip.MustParseAddr("127.0.0.1")
+	start := func(what string, wantEarly bool, k int) {
+		t.Helper()
+		s, _, release := openEarlyHeld(t, opts)
+		if _, _, ok := decideWithin(s, key(t, k).SPKIHash(), local, 2*time.Second); ok != wantEarly {
+			t.Errorf("%s: decided early: %v, want %v", what, ok, wantEarly)
+		}
+		release()
+		s.Close()
+		earlyProved = nil
+	}
+	start("the first start", false, 3)
+	gens, _ := filepath.Glob(filepath.Join(opts.Index, "*", "gen"))
+	if len(gens) == 0 {
+		t.Fatal("no generation written")
+	}
+	for _, g := range gens {
+		if err := os.Remove(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start("an index without a generation", true, 3)
+	for i := range 280 {
+		keydirtest.Write(t, filepath.Join(opts.Dirs[0], "k"+strconv.Itoa(i)+".json"), keydirtest.JWK(t, key(t, i)))
+	}
+	start("after most files were rewritten", false, 25)
+	start("the start after that", true, 25)
 }

@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/keytool/keytool/internal/home"
@@ -30,12 +32,14 @@ func checkIndexDir(c *cli, o proxyOptions) error {
 		return usagef("--index-dir keeps the index of the home's authorized_keys.d; with --store the client keys are the store's, which have no index")
 	}
 	h := home.Dir(c.home)
-	// The home, and each of its trust paths, which may be links out of
-	// it (docs/security.md: a link in the home is written through): the
-	// directory as given and as its links resolve, against each as given
-	// and as resolved.
-	inside := append([]string{c.home, h.AuthorizedDir(), h.RevokedDir()}, h.AuthorizedFiles()...)
-	inside = append(inside, h.RevokedFiles()...)
+	// The home, and each path it reads (trust, PKI, identity), which may
+	// be links out of it (docs/security.md: a link in the home is written
+	// through): the directory as given and as its links resolve, against
+	// each as given and as resolved.
+	inside := []string{c.home, h.AuthorizedDir(), h.RevokedDir(), h.TrustedDir(), h.CA(), h.CRL(), h.CADir(), h.Cert(), h.Invites()}
+	for _, files := range [][]string{h.AuthorizedFiles(), h.RevokedFiles(), h.TrustedFiles(), h.Identity(), h.Public(), h.Next(), h.NextPublic()} {
+		inside = append(inside, files...)
+	}
 	dirs, err := bothPaths(o.indexDir)
 	if err != nil {
 		return usagef("--index-dir %q: %v", o.indexDir, err)
@@ -70,40 +74,55 @@ func bothPaths(path string) ([2]string, error) {
 	return [2]string{abs, real}, err
 }
 
-// realPath is path made absolute with the links of its longest existing
-// part followed (the rest does not exist yet), a link to what does not
-// exist yet included (revoked_keys.json, a link to a file not made).
+// realPath is path made absolute with its links followed as the kernel
+// follows them — one name at a time, a ".." after a link taken from
+// where the link led — a link to what does not exist yet included
+// (revoked_keys.json, a link to a file not made), and the rest, which
+// does not exist yet, kept as it is. At most maxLinks links are followed
+// in all: a cycle, growing or not, is an error, as ELOOP (found by
+// review: a search by the longest existing prefix ran for minutes on a
+// growing cycle, and resolved a ".." in a link's target lexically).
 func realPath(path string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", err
 	}
-	for range 40 { // links to links, as the kernel bounds them
-		var rest []string
-		p := abs
-		for {
-			if real, err := filepath.EvalSymlinks(p); err == nil {
-				return filepath.Join(append([]string{real}, rest...)...), nil
-			}
-			if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-				break // a link to what does not exist: follow it by hand
-			}
-			if filepath.Dir(p) == p {
-				return abs, nil
-			}
-			rest = append([]string{filepath.Base(p)}, rest...)
-			p = filepath.Dir(p)
+	const maxLinks = 255
+	sep := string(filepath.Separator)
+	vol := filepath.VolumeName(abs)
+	done := vol + sep
+	rest := strings.Split(abs[len(vol):], sep)
+	links := 0
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			done = filepath.Dir(done)
+			continue
 		}
-		target, err := os.Readlink(p)
+		next := filepath.Join(done, name)
+		fi, err := os.Lstat(next)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			done = next // a real entry, or one not made yet
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", fmt.Errorf("%s: too many levels of symbolic links", path)
+		}
+		target, err := os.Readlink(next)
 		if err != nil {
-			return abs, nil
+			return "", err
 		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(p), target)
+		if filepath.IsAbs(target) {
+			v := filepath.VolumeName(target)
+			done, target = v+sep, target[len(v):]
 		}
-		abs = filepath.Join(append([]string{target}, rest...)...)
+		rest = append(strings.Split(target, sep), rest...)
 	}
-	return abs, nil
+	return done, nil
 }
 
 // within reports whether path is dir or below it.

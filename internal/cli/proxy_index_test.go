@@ -4,8 +4,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/internal/keydir"
 )
@@ -69,5 +71,58 @@ func TestIndexDirRefusedThroughLinks(t *testing.T) {
 		if err := checkIndexDir(c, proxyOptions{indexDir: dir}); err != nil {
 			t.Errorf("--index-dir %s: %v", dir, err)
 		}
+	}
+}
+
+// realPath follows links as the kernel does: a ".." in a link's target
+// after a link is taken from where that link led (found by review: it
+// was cleaned away lexically, and --index-dir at the real target of the
+// home's revoked_keys.json accepted), and a cycle of links that grows
+// the path at each turn ends at once, an error (it ran for minutes).
+func TestRealPathAsTheKernel(t *testing.T) {
+	root := t.TempDir()
+	mk := func(dirs ...string) {
+		for _, d := range dirs {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	link := func(target, name string) {
+		if err := os.Symlink(target, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// /etc/keytool -> /srv/keytool/home; revoked_keys.json -> ../shared/revoked.json
+	real := filepath.Join(root, "srv", "keytool", "home")
+	mk(real, filepath.Join(root, "etc"))
+	home := filepath.Join(root, "etc", "keytool")
+	link(real, home)
+	link("../shared/revoked.json", filepath.Join(real, "revoked_keys.json"))
+	want := filepath.Join(root, "srv", "keytool", "shared", "revoked.json")
+	if got, err := realPath(filepath.Join(home, "revoked_keys.json")); err != nil || got != want {
+		t.Errorf("realPath: %s, %v; want %s", got, err, want)
+	}
+	if err := checkIndexDir(&cli{home: home}, proxyOptions{indexDir: want}); err == nil {
+		t.Errorf("--index-dir %s (the home's revoked_keys.json) accepted", want)
+	}
+	// crl.pem, a link to a file not made yet.
+	crl := filepath.Join(root, "srv", "pki", "crl.pem")
+	link(crl, filepath.Join(real, "crl.pem"))
+	if err := checkIndexDir(&cli{home: home}, proxyOptions{indexDir: crl}); err == nil {
+		t.Errorf("--index-dir %s (the home's crl.pem) accepted", crl)
+	}
+	// c2 -> d2/x/…/x, d2 -> c2: a cycle that grows.
+	link("d2/"+strings.Repeat("x/", 50)+"x", filepath.Join(root, "c2"))
+	link("c2", filepath.Join(root, "d2"))
+	done := make(chan error, 1)
+	go func() { _, err := realPath(filepath.Join(root, "c2")); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("realPath of a cycle of links: no error")
+		}
+	case <-time.After(10 * time.Second): // a bound on a hang
+		t.Error("realPath of a growing cycle of links: still running after 10 s")
 	}
 }

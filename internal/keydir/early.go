@@ -84,7 +84,7 @@ func (l *Loader[T]) loadProved(q Query) *NotProvedError {
 		slices.Sort(failed)
 		return &NotProvedError{Dir: failed[0], Reason: "cannot watch it"}
 	}
-	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}, revStamps: map[int][]byte{}, aliased: map[int][]string{}, gens: map[int][]byte{}}
+	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}, asked: map[Term]bool{}, revStamps: map[int][]byte{}, aliased: map[int][]string{}, versions: map[int][]byte{}}
 	if err := fl.proveAndRead(q); err != nil {
 		return err
 	}
@@ -139,9 +139,10 @@ type NotProvedError struct {
 	// bring it up to date from the files' stamps (none recorded, many
 	// files changed since, the directory changing meanwhile): the next
 	// proof would fail the same way, so the full load writes it anew
-	// (IndexAfter's rewrite), unless another process rebuilt it since
-	// the load began.
+	// (IndexAfter's rewrite), unless another process wrote it since the
+	// proof (version: the index's, under the proof's lock).
 	Unproved bool
+	version  []byte
 }
 
 func (e *NotProvedError) Error() string {
@@ -227,7 +228,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		x, ok := fl.verify(i)
 		switch {
 		case !ok:
-			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be proved complete (no stamps, files changed during the proof or many since, or an index this user may not write)", Unproved: true}
+			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be proved complete (no stamps, files changed during the proof or many since, or an index this user may not write)", Unproved: true, version: fl.index(i).version()}
 		case len(fl.aliased[i]) > maxAliased:
 			return tooManyAliased(src.Path)
 		}
@@ -235,7 +236,7 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		if !ok {
 			return &NotProvedError{Dir: src.Path, Reason: "its admin index could not be read"}
 		}
-		fl.gens[i] = x.generation() // after the proof's own writes (a rebuild, where it made one)
+		fl.versions[i] = x.version() // after the proof's own writes
 		narrow[i] = append(names, fl.aliased[i]...)
 	}
 	fl.proved = true
@@ -362,7 +363,7 @@ func (fl *focusedLoad[T]) read(narrow, only map[int][]string) bool {
 
 // asProved reports whether each narrowed directory's stamp and index
 // head are the ones the proof left, and the index is the one it proved
-// (not rebuilt since: fl.gens) — a large revocation directory's
+// (not rebuilt since: fl.versions) — a large revocation directory's
 // stamp, the one proveRevocations recorded. Called with the index
 // locked.
 func (fl *focusedLoad[T]) asProved(narrow map[int][]string) bool {
@@ -374,7 +375,7 @@ func (fl *focusedLoad[T]) asProved(narrow map[int][]string) bool {
 			}
 			continue
 		}
-		if head := x.head(); head == nil || !bytes.Equal(head, fl.heads[i]) || !bytes.Equal(x.stamp(), head) || !bytes.Equal(x.generation(), fl.gens[i]) {
+		if head := x.head(); head == nil || !bytes.Equal(head, fl.heads[i]) || !bytes.Equal(x.stamp(), head) || !bytes.Equal(x.version(), fl.versions[i]) {
 			return false
 		}
 	}
@@ -555,20 +556,19 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 	if l.cfg.Index == "" || l.cfg.Terms == nil {
 		return func() error { return nil }
 	}
-	var rewrite string // the directory whose index the proof could not bring up to date
+	var (
+		rewrite string // the directory whose index the proof could not bring up to date
+		version []byte // that index's version at the proof
+	)
 	if np := (*NotProvedError)(nil); errors.As(proof, &np) && np.Unproved {
-		rewrite = np.Dir
+		rewrite, version = np.Dir, np.version
 	}
 	fl := &focusedLoad[T]{l: l, heads: map[int][]byte{}}
 	stamps := map[int][]byte{}
-	var gen []byte // the generation of rewrite's index before the load
 	for i, src := range l.cfg.Sources {
 		if src.Dir && src.Feed == nil && !src.Revocation {
 			if st := fl.index(i).stamp(); st != nil {
 				stamps[i] = st
-			}
-			if src.Path == rewrite {
-				gen = fl.index(i).generation()
 			}
 		}
 	}
@@ -600,7 +600,7 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 		var first error
 		for _, i := range todo {
 			again := l.cfg.Sources[i].Path == rewrite
-			if err := fl.writeAfter(i, snap, stamps[i], start, again, gen); err != nil && first == nil {
+			if err := fl.writeAfter(i, snap, stamps[i], start, again, version); err != nil && first == nil {
 				first = &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: err}
 			}
 		}
@@ -611,17 +611,16 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 // writeAfter is IndexAfter's write of directory source i's index from
 // snap, a full load begun at start with the directory at stamp, under
 // the index's lock. An index that exists is written anew only where the
-// proof failed on it (rewrite) and no one rebuilt it since the load
-// began (its generation still gen, and one there: else another process
-// may be rebuilding it, or an older keytool built it): one an admin
-// command or another server rebuilt meanwhile is newer than snap, and
-// may already be proved by a server deciding from it early, which would
-// then read records older than the files at the same head (found by
-// review). A directory the trust-file rule refuses (others may write
-// it) gets nothing: an index there is never read.
-func (fl *focusedLoad[T]) writeAfter(i int, snap *Snapshot[T], stamp []byte, start time.Time, rewrite bool, gen []byte) error {
+// proof failed on it (rewrite) and no one wrote it since that proof
+// (its version still version): one an admin command or another server
+// wrote meanwhile is newer than snap, or as new, and may already be
+// proved by a server deciding from it early, which would then read
+// records older than the files at the same head (found by review). A
+// directory the trust-file rule refuses (others may write it) gets
+// nothing: an index there is never read.
+func (fl *focusedLoad[T]) writeAfter(i int, snap *Snapshot[T], stamp []byte, start time.Time, rewrite bool, version []byte) error {
 	x := fl.index(i)
-	if x.head() != nil && (!rewrite || gen == nil || !bytes.Equal(x.generation(), gen)) {
+	if x.head() != nil && (!rewrite || !bytes.Equal(x.version(), version)) {
 		return nil
 	}
 	if err := x.refused(); err != nil {

@@ -113,20 +113,27 @@ func (x *sourceIndex) stamp() []byte {
 	return b
 }
 
-// generation is the random tag the index's last rebuild wrote (nil:
-// none — no index, or one an older keytool built): a rebuild writes
-// records from a full load, which may be older than what a proof read
-// since at the same head (a file written in place during that load), so
-// that a server that proved the index must see it is no longer the one
-// proved (asProved), and a server's rewrite must see that another
-// process rebuilt it meanwhile (IndexAfter). A proof's own writes (the
-// stamps and records of the files it read) add what is true now, and
-// leave it. A random tag, not the directory's timestamps: on kernels
-// before 6.13 a rebuild within the same clock tick keeps them (found by
-// review).
-func (x *sourceIndex) generation() []byte {
+// version tells one writing of the index from another: the random
+// generation its last rebuild wrote (none: an index an older keytool
+// built), then the stamp of its head file (a rebuild by any keytool
+// writes a new one; so does a proof that moved the head). A rebuild
+// writes records from a full load, which may be older than what a proof
+// read since at the same head (a file written in place during that
+// load), so that a server that proved the index must see it is no
+// longer the one proved (asProved), and a server's rewrite must see that
+// another process wrote it meanwhile (IndexAfter). A proof's other
+// writes (the stamps and records of the files it read) add what is true
+// now, and leave it. Not the index directory's stamp: every proof's
+// writes move it, and on kernels before 6.13 a rebuild within one clock
+// tick keeps it (found by review). Called with the index locked.
+func (x *sourceIndex) version() []byte {
 	gen, _ := x.read("gen", genMagic)
-	return gen
+	v := append([]byte(nil), gen...)
+	v = append(v, 0)
+	if fi, err := os.Stat(filepath.Join(x.dir, "head")); err == nil {
+		v, _ = trustfile.StampOf(fi).AppendBinary(v)
+	}
+	return v
 }
 
 // refused is why the trust-file rule refuses the index's directory or

@@ -299,12 +299,12 @@ type focusedLoad[T any] struct {
 	// the revocation directories read whole then and not at every
 	// decision (proveRevocations).
 	revStamps map[int][]byte
-	// gens are, for a LoadProved load, the generations of the indexes
-	// the proof left (sourceIndex.generation): an index another process
+	// versions are, for a LoadProved load, the versions of the indexes
+	// the proof left (sourceIndex.version): an index another process
 	// rebuilt since — an admin command, a server's IndexAfter — may hold
 	// records older than what the proof read, at the same head, and is no
 	// longer the one proved.
-	gens map[int][]byte
+	versions map[int][]byte
 }
 
 // unchanged reports whether directory source i is as it was at stamp
