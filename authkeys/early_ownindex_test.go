@@ -21,25 +21,7 @@ import (
 // could not (many files changed since) rewrites it from its full load, so
 // that the start after decides early again.
 func TestEarlyServerKeepsAnIndexOfItsOwn(t *testing.T) {
-	recordStamps(t)
-	opts := fillHome(t, 300)
-	keydir.IndexMinFiles = 10
-	opts.Index = filepath.Join(t.TempDir(), "cache", "keytool")
-	local := netip.MustParseAddr("127.0.0.1")
-	start := func(what string, wantEarly bool, k int) {
-		t.Helper()
-		s, _, release := openEarlyHeld(t, opts)
-		d, _, ok := decideWithin(s, key(t, k).SPKIHash(), local, 2*time.Second)
-		switch {
-		case ok != wantEarly:
-			t.Fatalf("%s: decided early: %v, want %v", what, ok, wantEarly)
-		case ok && d.Verdict != Authorized:
-			t.Fatalf("%s: %v, want Authorized", what, d.Verdict)
-		}
-		release()
-		s.Close() // waits for the index to be written
-		earlyProved = nil
-	}
+	opts, start := ownIndexHome(t)
 	start("the first start", false, 3)
 	if _, err := os.Stat(filepath.Join(opts.Home, ".index")); !os.IsNotExist(err) {
 		t.Fatalf("the server wrote the home's index (%v), not its own", err)
@@ -56,8 +38,43 @@ func TestEarlyServerKeepsAnIndexOfItsOwn(t *testing.T) {
 	finish()
 	start("after an admin's authorize", true, 40)
 
-	// Config management rewrites most files (more than 256, and a
-	// quarter): the proof gives up, and the full load rewrites the index.
+	rewriteMostFiles(t, opts, start)
+}
+
+// ownIndexHome is a home of 300 authorized keys (directories of 10 files
+// or more indexed) whose server keeps its index elsewhere, and start, one
+// start of that server: what it is, whether its decision on key k must be
+// early (then Authorized), each start closed (its index written) before
+// the next.
+func ownIndexHome(t *testing.T) (Options, func(what string, wantEarly bool, k int)) {
+	t.Helper()
+	recordStamps(t)
+	opts := fillHome(t, 300)
+	keydir.IndexMinFiles = 10
+	opts.Index = filepath.Join(t.TempDir(), "cache", "keytool")
+	local := netip.MustParseAddr("127.0.0.1")
+	return opts, func(what string, wantEarly bool, k int) {
+		t.Helper()
+		s, _, release := openEarlyHeld(t, opts)
+		d, _, ok := decideWithin(s, key(t, k).SPKIHash(), local, 2*time.Second)
+		switch {
+		case ok != wantEarly:
+			t.Fatalf("%s: decided early: %v, want %v", what, ok, wantEarly)
+		case ok && d.Verdict != Authorized:
+			t.Fatalf("%s: %v, want Authorized", what, d.Verdict)
+		}
+		release()
+		s.Close() // waits for the index to be written
+		earlyProved = nil
+	}
+}
+
+// rewriteMostFiles is config management rewriting most files of opts'
+// authorized_keys.d (more than 256, and a quarter): the next start's
+// proof gives up, and its full load writes the index anew, so that the
+// start after decides early again.
+func rewriteMostFiles(t *testing.T, opts Options, start func(what string, wantEarly bool, k int)) {
+	t.Helper()
 	for i := range 280 {
 		keydirtest.Write(t, filepath.Join(opts.Dirs[0], "k"+strconv.Itoa(i)+".json"), keydirtest.JWK(t, key(t, i)))
 	}
@@ -323,21 +340,7 @@ func TestEarlyDecisionsStopOnARebuildThatKeepsTheGeneration(t *testing.T) {
 // still written anew once its proof fails (found by review: it was
 // never, and no admin command keeps that index).
 func TestEarlyOwnIndexWithoutAGenerationIsRewritten(t *testing.T) {
-	recordStamps(t)
-	opts := fillHome(t, 300)
-	keydir.IndexMinFiles = 10
-	opts.Index = filepath.Join(t.TempDir(), "cache", "keytool")
-	local := netip.MustParseAddr("127.0.0.1")
-	start := func(what string, wantEarly bool, k int) {
-		t.Helper()
-		s, _, release := openEarlyHeld(t, opts)
-		if _, _, ok := decideWithin(s, key(t, k).SPKIHash(), local, 2*time.Second); ok != wantEarly {
-			t.Errorf("%s: decided early: %v, want %v", what, ok, wantEarly)
-		}
-		release()
-		s.Close()
-		earlyProved = nil
-	}
+	opts, start := ownIndexHome(t)
 	start("the first start", false, 3)
 	gens, _ := filepath.Glob(filepath.Join(opts.Index, "*", "gen"))
 	if len(gens) == 0 {
@@ -349,9 +352,5 @@ func TestEarlyOwnIndexWithoutAGenerationIsRewritten(t *testing.T) {
 		}
 	}
 	start("an index without a generation", true, 3)
-	for i := range 280 {
-		keydirtest.Write(t, filepath.Join(opts.Dirs[0], "k"+strconv.Itoa(i)+".json"), keydirtest.JWK(t, key(t, i)))
-	}
-	start("after most files were rewritten", false, 25)
-	start("the start after that", true, 25)
+	rewriteMostFiles(t, opts, start)
 }

@@ -3,16 +3,14 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // checkIndexDir refuses --index-dir where it has no use — with --client
@@ -21,7 +19,7 @@ import (
 // index (HOME/.index, without the flag) if it may write at all, and a
 // directory of the home's trust (authorized_keys.d, a revocation file
 // not yet made) would take the index's writes as changes of trust, or
-// be made a directory. Links are followed on both sides (realPath).
+// be made a directory. Links are followed on both sides (bothPaths).
 func checkIndexDir(c *cli, o proxyOptions) error {
 	switch {
 	case o.indexDir == "":
@@ -50,7 +48,7 @@ func checkIndexDir(c *cli, o proxyOptions) error {
 			continue
 		}
 		for _, d := range dirs {
-			if !within(d, ps[0]) && !within(d, ps[1]) {
+			if !trustfile.Within(ps[0], d) && !trustfile.Within(ps[1], d) {
 				continue
 			}
 			where := "the home " + c.home
@@ -64,71 +62,14 @@ func checkIndexDir(c *cli, o proxyOptions) error {
 }
 
 // bothPaths is path made absolute, and that with its links followed
-// (realPath).
+// (trustfile.RealPath).
 func bothPaths(path string) ([2]string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return [2]string{}, err
 	}
-	real, err := realPath(abs)
+	real, err := trustfile.RealPath(abs)
 	return [2]string{abs, real}, err
-}
-
-// realPath is path made absolute with its links followed as the kernel
-// follows them — one name at a time, a ".." after a link taken from
-// where the link led — a link to what does not exist yet included
-// (revoked_keys.json, a link to a file not made), and the rest, which
-// does not exist yet, kept as it is. At most maxLinks links are followed
-// in all: a cycle, growing or not, is an error, as ELOOP (found by
-// review: a search by the longest existing prefix ran for minutes on a
-// growing cycle, and resolved a ".." in a link's target lexically).
-func realPath(path string) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	const maxLinks = 255
-	sep := string(filepath.Separator)
-	vol := filepath.VolumeName(abs)
-	done := vol + sep
-	rest := strings.Split(abs[len(vol):], sep)
-	links := 0
-	for len(rest) > 0 {
-		name := rest[0]
-		rest = rest[1:]
-		switch name {
-		case "", ".":
-			continue
-		case "..":
-			done = filepath.Dir(done)
-			continue
-		}
-		next := filepath.Join(done, name)
-		fi, err := os.Lstat(next)
-		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
-			done = next // a real entry, or one not made yet
-			continue
-		}
-		if links++; links > maxLinks {
-			return "", fmt.Errorf("%s: too many levels of symbolic links", path)
-		}
-		target, err := os.Readlink(next)
-		if err != nil {
-			return "", err
-		}
-		if filepath.IsAbs(target) {
-			v := filepath.VolumeName(target)
-			done, target = v+sep, target[len(v):]
-		}
-		rest = append(strings.Split(target, sep), rest...)
-	}
-	return done, nil
-}
-
-// within reports whether path is dir or below it.
-func within(path, dir string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && filepath.IsLocal(rel)
 }
 
 // indexAdvice is the handler of a proxy's authorized-keys store without

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/keydir"
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // The advice to give the proxy --index-dir goes only with the reasons
@@ -74,7 +75,7 @@ func TestIndexDirRefusedThroughLinks(t *testing.T) {
 	}
 }
 
-// realPath follows links as the kernel does: a ".." in a link's target
+// trustfile.RealPath follows links as the kernel does: a ".." in a link's target
 // after a link is taken from where that link led (found by review: it
 // was cleaned away lexically, and --index-dir at the real target of the
 // home's revoked_keys.json accepted), and a cycle of links that grows
@@ -100,8 +101,8 @@ func TestRealPathAsTheKernel(t *testing.T) {
 	link(real, home)
 	link("../shared/revoked.json", filepath.Join(real, "revoked_keys.json"))
 	want := filepath.Join(root, "srv", "keytool", "shared", "revoked.json")
-	if got, err := realPath(filepath.Join(home, "revoked_keys.json")); err != nil || got != want {
-		t.Errorf("realPath: %s, %v; want %s", got, err, want)
+	if got, err := trustfile.RealPath(filepath.Join(home, "revoked_keys.json")); err != nil || got != want {
+		t.Errorf("trustfile.RealPath: %s, %v; want %s", got, err, want)
 	}
 	if err := checkIndexDir(&cli{home: home}, proxyOptions{indexDir: want}); err == nil {
 		t.Errorf("--index-dir %s (the home's revoked_keys.json) accepted", want)
@@ -116,13 +117,13 @@ func TestRealPathAsTheKernel(t *testing.T) {
 	link("d2/"+strings.Repeat("x/", 50)+"x", filepath.Join(root, "c2"))
 	link("c2", filepath.Join(root, "d2"))
 	done := make(chan error, 1)
-	go func() { _, err := realPath(filepath.Join(root, "c2")); done <- err }()
+	go func() { _, err := trustfile.RealPath(filepath.Join(root, "c2")); done <- err }()
 	select {
 	case err := <-done:
 		if err == nil {
-			t.Error("realPath of a cycle of links: no error")
+			t.Error("trustfile.RealPath of a cycle of links: no error")
 		}
 	case <-time.After(10 * time.Second): // a bound on a hang
-		t.Error("realPath of a growing cycle of links: still running after 10 s")
+		t.Error("trustfile.RealPath of a growing cycle of links: still running after 10 s")
 	}
 }

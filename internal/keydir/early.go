@@ -212,10 +212,11 @@ func (fl *focusedLoad[T]) proveAndRead(q Query) *NotProvedError {
 		x := fl.index(i)
 		head := x.head()
 		if head == nil {
+			refused := x.refused()
 			switch {
 			case fewFiles(src.Path):
-			case x.refused() != nil:
-				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s cannot be used", l.cfg.Index), Err: x.refused()}
+			case refused != nil:
+				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s cannot be used", l.cfg.Index), Err: refused}
 			default:
 				return &NotProvedError{Dir: src.Path, Reason: fmt.Sprintf("its admin index in %s is missing or unreadable; the full load writes one where none is", l.cfg.Index)}
 			}

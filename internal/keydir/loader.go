@@ -956,7 +956,7 @@ func (l *Loader[T]) rule(i int) trustfile.Rule {
 // checks no more than above the home.
 func (l *Loader[T]) indexRule() trustfile.Rule {
 	top := l.cfg.Home
-	if rel, err := filepath.Rel(top, l.cfg.Index); top == "" || err != nil || !filepath.IsLocal(rel) {
+	if top == "" || !trustfile.Within(top, l.cfg.Index) {
 		top = l.cfg.Index
 	}
 	return trustfile.Rule{Top: top, Off: l.cfg.NoStrictModes}

@@ -422,8 +422,33 @@ func (c *climber) realPath(p string) (string, error) {
 		return "", err
 	}
 	vol := filepath.VolumeName(abs)
-	real, _, err := c.resolveFrom(vol+string(filepath.Separator), abs[len(vol):])
+	real, _, err := c.resolveFrom(vol+string(filepath.Separator), abs[len(vol):], false)
 	return real, err
+}
+
+// RealPath is path made absolute with every symbolic link followed as
+// the kernel follows them — one name at a time, a ".." after a link
+// taken from where the link led, at most 255 links (a loop is an error,
+// not a hang) — where a name that does not exist, and every one after
+// it, is kept as it is: the path a file made there would have, a link to
+// a file not made yet followed to its target (revoked_keys.json linked
+// out of the home).
+func RealPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	c := &climber{stats: map[string]fs.FileInfo{}}
+	vol := filepath.VolumeName(abs)
+	real, _, err := c.resolveFrom(vol+string(filepath.Separator), abs[len(vol):], true)
+	return real, err
+}
+
+// Within reports whether path is dir or below it, as the names go
+// (filepath.Rel): no link is followed.
+func Within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && filepath.IsLocal(rel)
 }
 
 // maxLinks bounds the symbolic links resolve follows, as EvalSymlinks
@@ -466,13 +491,14 @@ func (c *climber) resolve(p, known string) (real string, linkDirs []string, err 
 			rest = abs[len(k):]
 		}
 	}
-	return c.resolveFrom(start, rest)
+	return c.resolveFrom(start, rest, false)
 }
 
 // resolveFrom resolves the path rest relative to the real directory dest
 // (as filepath.EvalSymlinks walks it), returning the real path and the
-// directories holding the links followed.
-func (c *climber) resolveFrom(dest, rest string) (string, []string, error) {
+// directories holding the links followed. Where missing is set, a name
+// that does not exist is taken as it is (RealPath); else it is an error.
+func (c *climber) resolveFrom(dest, rest string, missing bool) (string, []string, error) {
 	var linkDirs []string
 	links := 0
 	for rest != "" {
@@ -488,6 +514,10 @@ func (c *climber) resolveFrom(dest, rest string) (string, []string, error) {
 		}
 		next := filepath.Join(dest, name)
 		fi, err := c.lstat(next)
+		if missing && errors.Is(err, fs.ErrNotExist) {
+			dest = next // not made yet
+			continue
+		}
 		if err != nil {
 			return "", nil, err
 		}
