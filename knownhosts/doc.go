@@ -59,5 +59,6 @@
 // AnotherFileName): a key rollover, where both keys are admitted for a
 // while. Remove unpins an address (every key of it; a key pinned for
 // several addresses keeps the others) or a fingerprint (the key
-// everywhere); RemoveKey unpins one key of an address.
+// everywhere); RemoveKey unpins one key of an address; RemoveAll is
+// Remove of several queries in turn, on one proof of the admin index.
 package knownhosts

@@ -88,9 +88,9 @@ purposes is pinned again beside it (HOST_PORT+KEYID+PURPOSE.json), not
 -R does: the address is what was checked); --remove ADDR --fingerprint FP
 only that key's pins for ADDR; --remove FINGERPRINT the key everywhere.
 Repeat --remove for several (not with --fingerprint): each is unpinned in
-turn, and one not found (or failing) is said and the next unpinned all
-the same (exit 1; with --store, where a command that fails writes
-nothing, none is).
+turn, on one check of the files for all of them, and one not found (or
+failing) is said and the next unpinned all the same (exit 1; with
+--store, where a command that fails writes nothing, none is).
 
 --list prints ADDRESS, FINGERPRINT (short), STATUS (ok, revoked, or refused
 when a revocation list cannot be read), PURPOSE (only when a pin has one:
@@ -127,7 +127,10 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 				}
 			}
 			if done, err := listOrRemove(list, lf, len(remove) > 0, others, c.listHosts, func() error {
-				return c.removeEach("trust-host", "an ADDR or a FINGERPRINT", remove, func(addrOrFP string) error { return c.unpinHost(addrOrFP, fingerprint) })
+				if unpinOne {
+					return c.unpinKeyOf(remove[0], fingerprint)
+				}
+				return c.unpinHosts(remove)
 			}); done {
 				return err
 			}
@@ -615,53 +618,81 @@ func (c *cli) listHosts(lf listFlags) error {
 		fmt.Sprintf("No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT", c.layout().TrustedDir(), c.homeFlag()))
 }
 
-// unpinHost unpins an address or a key (fp empty), or one key of an address.
-func (c *cli) unpinHost(addrOrFP, fp string) error {
+// unpinHosts unpins the addresses or keys of --remove, repeated or not,
+// on one load of the store, proved to hold every copy once for all of
+// them (knownhosts.Store.RemoveAll), and says each: what it unpinned, the
+// pins that cover an address it found unpinned, its error (sayEach).
+func (c *cli) unpinHosts(addrOrFPs []string) error {
+	if slices.Contains(addrOrFPs, "") {
+		return usagef("--remove needs an ADDR or a FINGERPRINT")
+	}
 	// On a store, the entry of that address or name the copy does not
 	// hold (over the bound: no key of it is read) is removed too, or
-	// alone; not for one key of it (--fingerprint): its keys are not read.
-	unheld := false
-	if fp == "" {
+	// alone.
+	unheld := make([]bool, len(addrOrFPs))
+	l := knownhosts.Lookups{Addrs: addrOrFPs}
+	for i, q := range addrOrFPs {
 		var err error
-		if unheld, err = c.removeUnheld(StoreTrusted, addrOrFP); err != nil {
+		if unheld[i], err = c.removeUnheld(StoreTrusted, q); err != nil {
 			return err
 		}
-	}
-	l := knownhosts.Lookups{Addrs: []string{addrOrFP}}
-	for _, s := range []string{addrOrFP, fp} {
-		if f, err := jwk.ParseFingerprint(s); err == nil {
+		if f, err := jwk.ParseFingerprint(q); err == nil {
 			l.Fingerprints = append(l.Fingerprints, f)
 		}
 	}
 	hosts, finish := c.adminHostStore(l)
 	defer finish()
 	defer reportUnlocked(c, "trust-host", hosts)
-	var (
-		removed []knownhosts.Removed
-		err     error
-	)
-	if fp != "" {
-		if _, perr := jwk.ParseFingerprint(fp); perr != nil {
-			return &usageError{"--fingerprint: " + cmp.Or(c.shortenedHint(fp, "trust-host", "--list"), perr.Error())}
+	results := hosts.RemoveAll(addrOrFPs)
+	return c.saidOnlyIfWritten("trust-host", func() error {
+		errs := make([]error, len(results))
+		for i, r := range results {
+			var nf *knownhosts.NotFoundError
+			switch {
+			case !errors.As(r.Err, &nf):
+				errs[i] = c.saidUnpinned(r.Removed, r.Err)
+			case unheld[i]:
+				// Not in the copy: removed from the store only.
+			default:
+				errs[i] = r.Err
+				if pins := c.pinsCovering(addrOrFPs[i]); len(pins) > 0 {
+					errs[i] = &coveredPinError{err: r.Err, addr: addrOrFPs[i], pins: pins}
+				}
+			}
 		}
-		if _, perr := knownhosts.NormalizeAddr(addrOrFP); perr != nil {
-			return &usageError{perr.Error()}
-		}
-		removed, err = hosts.RemoveKey(addrOrFP, fp)
-	} else {
-		removed, err = hosts.Remove(addrOrFP)
+		return c.sayEach("trust-host", errs)
+	})
+}
+
+// unpinKeyOf unpins one key of an address (--remove ADDR --fingerprint
+// FP).
+func (c *cli) unpinKeyOf(addr, fp string) error {
+	if addr == "" {
+		return usagef("--remove needs an ADDR or a FINGERPRINT")
 	}
-	var nf *knownhosts.NotFoundError
-	if unheld && errors.As(err, &nf) {
-		return nil
+	f, err := jwk.ParseFingerprint(fp)
+	if err != nil {
+		return &usageError{"--fingerprint: " + cmp.Or(c.shortenedHint(fp, "trust-host", "--list"), err.Error())}
 	}
-	if errors.As(err, &nf) && fp == "" {
-		if pins := c.pinsCovering(addrOrFP); len(pins) > 0 {
-			return &coveredPinError{err: err, addr: addrOrFP, pins: pins}
-		}
+	if _, err := knownhosts.NormalizeAddr(addr); err != nil {
+		return &usageError{err.Error()}
 	}
-	// What was removed is said even where a later step failed (the pins
-	// the load held go before the proof that finds the rest).
+	l := knownhosts.Lookups{Addrs: []string{addr}, Fingerprints: []jwk.Fingerprint{f}}
+	if f, err := jwk.ParseFingerprint(addr); err == nil {
+		l.Fingerprints = append(l.Fingerprints, f)
+	}
+	hosts, finish := c.adminHostStore(l)
+	defer finish()
+	defer reportUnlocked(c, "trust-host", hosts)
+	return c.saidOnlyIfWritten("trust-host", func() error {
+		return c.saidUnpinned(hosts.RemoveKey(addr, fp))
+	})
+}
+
+// saidUnpinned says what a removal of trust-host unpinned, and returns
+// its error: what was removed is said even where a later step failed
+// (the pins the load held go before the proof that finds the rest).
+func (c *cli) saidUnpinned(removed []knownhosts.Removed, err error) error {
 	for _, r := range removed {
 		if r.Addr != "" {
 			fmt.Fprintf(c.stdout, "Unpinned %s for %s (%s)\n", r.Fingerprint, r.Addr, c.homePath(r.File))
