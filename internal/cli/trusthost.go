@@ -621,7 +621,8 @@ func (c *cli) listHosts(lf listFlags) error {
 // unpinHosts unpins the addresses or keys of --remove, repeated or not,
 // on one load of the store, proved to hold every copy once for all of
 // them (knownhosts.Store.RemoveAll), and says each: what it unpinned, the
-// pins that cover an address it found unpinned, its error (sayEach).
+// pins of other patterns that still cover an address it unpinned (a
+// note) or found unpinned (the error's advice), its error (sayEach).
 func (c *cli) unpinHosts(addrOrFPs []string) error {
 	if slices.Contains(addrOrFPs, "") {
 		return usagef("--remove needs an ADDR or a FINGERPRINT")
@@ -651,11 +652,14 @@ func (c *cli) unpinHosts(addrOrFPs []string) error {
 			switch {
 			case !errors.As(r.Err, &nf):
 				errs[i] = c.saidUnpinned(r.Removed, r.Err)
+				if r.Err == nil && slices.ContainsFunc(r.Removed, func(r knownhosts.Removed) bool { return r.Addr != "" }) {
+					c.saidStillCovered(addrOrFPs[i], pinsCovering(hosts, addrOrFPs[i]))
+				}
 			case unheld[i]:
 				// Not in the copy: removed from the store only.
 			default:
 				errs[i] = r.Err
-				if pins := c.pinsCovering(addrOrFPs[i]); len(pins) > 0 {
+				if pins := pinsCovering(hosts, addrOrFPs[i]); len(pins) > 0 {
 					errs[i] = &coveredPinError{err: r.Err, addr: addrOrFPs[i], pins: pins}
 				}
 			}
@@ -742,33 +746,53 @@ func (e *coveredPinError) Error() string { return e.err.Error() }
 func (e *coveredPinError) Unwrap() error { return e.err }
 
 // pinsCovering returns the pins of other patterns that admit a key at
-// addr, a host:port that has no pin of its own: those whose key the
-// home's pins decide Pinned there.
-func (c *cli) pinsCovering(addr string) []*knownhosts.Entry {
-	if _, err := knownhosts.NormalizeAddr(addr); err != nil {
+// addr, a host:port none of whose own pins is left: those of a host
+// without a port, of a wildcard, whose key hosts decides Pinned there.
+// A store LoadFor narrowed to addr holds every one of them (the files of
+// the port-less host, every file with a pattern), as a full one does.
+func pinsCovering(hosts *knownhosts.Store, addr string) []*knownhosts.Entry {
+	norm, err := knownhosts.NormalizeAddr(addr)
+	if err != nil {
 		return nil
 	}
-	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
 	var pins []*knownhosts.Entry
 	for _, e := range hosts.Entries() {
-		if !e.AnyNamedAddress() && hosts.Decide(addr, e.SPKIHash).Verdict == knownhosts.Pinned {
+		if !e.AnyNamedAddress() && !slices.Contains(e.Addresses, norm) && hosts.Decide(addr, e.SPKIHash).Verdict == knownhosts.Pinned {
 			pins = append(pins, e)
 		}
 	}
 	return pins
 }
 
+// saidStillCovered says, after trust-host --remove ADDR unpinned the
+// address's own pins, the pins of other patterns that still admit keys
+// there (as authorize --remove NAME says of a key still authorized under
+// another name): "Unpinned" alone would let the user believe the address
+// forgotten. The removal itself succeeded: a note, not an error.
+func (c *cli) saidStillCovered(addr string, pins []*knownhosts.Entry) {
+	if len(pins) == 0 {
+		return
+	}
+	fmt.Fprintf(c.stderr, "keytool trust-host: note: %s is still pinned, by pins that cover it %s\n", termtext.Safe(addr), c.coveredList(pins))
+}
+
 // coveredAdvice lists the pins that cover the address, with the commands
-// that remove one: by its pattern when it has one (for every address the
-// pattern covers), else the key everywhere.
+// that remove one (coveredList).
 func (c *cli) coveredAdvice(e *coveredPinError) string {
+	return fmt.Sprintf("But these pins cover %s %s", termtext.Safe(e.addr), c.coveredList(e.pins))
+}
+
+// coveredList says how pins cover an address, and lists them with the
+// commands that remove one: by its pattern when it has one (for every
+// address the pattern covers), else the key everywhere.
+func (c *cli) coveredList(pins []*knownhosts.Entry) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "But these pins cover %s (a host without a port holds every port; a wildcard, every name it matches):\n", e.addr)
-	for _, p := range e.pins {
+	b.WriteString("(a host without a port holds every port; a wildcard, every name it matches):\n")
+	for _, p := range pins {
 		fmt.Fprintf(&b, "  %s  %s  (%s)\n", strings.Join(p.Addresses, ","), p.Fingerprint, termtext.Safe(p.File))
 	}
 	b.WriteString("Each is unpinned, for every address it covers, with:")
-	for _, p := range e.pins {
+	for _, p := range pins {
 		if len(p.Addresses) == 1 {
 			fmt.Fprintf(&b, "\n  %s", c.command("trust-host", "--remove", shellQuote(p.Addresses[0])))
 		} else {
