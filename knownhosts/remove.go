@@ -54,7 +54,10 @@ func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 // query (as Remove's), then the proof, then the copies it brought in;
 // what a query removes is what it matches after the queries before it,
 // as in Removes one after the other. Where one query fails, the next are
-// removed all the same.
+// removed all the same. A query that meets a file keytool cannot rewrite
+// (an OpenSSH file of several keys) stops there, as Remove does: which of
+// its copies went before depends on the files the load held, and so may
+// differ from Removes in separate loads.
 func (s *Store) RemoveAll(queries []string) []Removal {
 	match := make([]removalMatch, len(queries))
 	for i, q := range queries {
@@ -97,7 +100,7 @@ type unpin struct {
 	files   []string
 	edit    func(k *jwk.Key) *jwk.Key
 	read    []keydir.Term
-	in      map[string]bool // files
+	in      map[string]bool // the files already in files
 }
 
 // removeAll runs the removals of match in Remove's steps, each step for
@@ -105,9 +108,11 @@ type unpin struct {
 // first read once for all, before any write); the proof; what each
 // matches then (every file read once where one has found nothing yet,
 // and the keys to read read once for all, before the second step's
-// writes); each removal again, after those before it. A store is read
-// only between the writes of two steps, never during them: a read after
-// a write (Extend, Widen) would leave the admin index stale.
+// writes); each removal again, after those before it. The load is
+// widened (Extend, Widen) only between the writes of two steps, never
+// among them: widened after a write, it would leave the admin index
+// stale. (Each removal reads again the files it rewrote, and Find may
+// read a file again: neither widens the load.)
 func (s *Store) removeAll(match []removalMatch) []Removal {
 	r := &removals{s: s, match: match, out: make([]Removal, len(match)), done: make([]bool, len(match))}
 	if !s.Loader().ProofReadsAll() {

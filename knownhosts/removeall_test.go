@@ -1,7 +1,6 @@
 package knownhosts
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -16,13 +15,28 @@ import (
 )
 
 // removalAddrs are the addresses of removalHome's pins beside each
-// file's own: pinned by several keys, with a port and without.
-var removalAddrs = []string{"db.example:443", "db.example", "h3.example:443", "web.example:8443"}
+// file's own: pinned by several keys, with a port and without, patterns.
+var removalAddrs = []string{"db.example:443", "db.example", "h3.example:443", "web.example:8443", "*.example:443", "*.example", "x.example:443"}
+
+// pinnedFor is key n pinned for addrs (patterns and negations as
+// written).
+func pinnedFor(t *testing.T, n int, addrs ...string) *jwk.Key {
+	k := key(t, n).PublicKey()
+	k.Attrs = jwk.Attributes{}
+	k.Attrs.SetList(jwk.AttrAddress, addrs)
+	return k
+}
 
 // removalHome is an indexed home whose files' stamps are recorded: 20
-// files pinning key 100+i for hI.example:443, a shared file and a spare
-// the index knows, and pins written in place (chosen by rng) that it
-// does not.
+// files pinning key 100+i for hI.example:443; files the index knows with
+// keys of several addresses, wildcards and a negation, a key pinned in
+// several files, an OpenSSH file of one key (removing it deletes the
+// file), the single trusted_hosts.json, a revoked copy of a pinned key;
+// and pins written in place (chosen by rng) that the index does not
+// know. (No OpenSSH file of several keys, which keytool cannot rewrite:
+// a query stops there, as Remove does, and which of its copies went
+// before depends on the files the load held — RemoveAll's and separate
+// commands' differ there, by design.)
 func removalHome(t *testing.T, rng *rand.Rand) Options {
 	t.Helper()
 	opts, d := pinnedHome(t, 20)
@@ -30,7 +44,17 @@ func removalHome(t *testing.T, rng *rand.Rand) Options {
 		keydirtest.WithAttrs(key(t, 103), "address", "db.example:443"),
 		keydirtest.WithAttrs(key(t, 125), "address", "db.example"),
 		keydirtest.WithAttrs(key(t, 107), "address", "web.example:8443")))
+	keydirtest.Write(t, filepath.Join(d, "wild.json"), keydirtest.JWK(t,
+		pinnedFor(t, 130, "*.example:443", "!bad.example:443"),
+		pinnedFor(t, 131, "*.example", "db.example:443"),
+		pinnedFor(t, 104, "x.example:443", "*.example:443")))
+	keydirtest.Write(t, filepath.Join(d, "lone.json"), keydirtest.JWK(t, pinnedFor(t, 132, "x.example:443")))
+	keydirtest.Write(t, filepath.Join(d, "one.pub"), keydirtest.SSH(t, key(t, 135)))
 	keydirtest.Write(t, filepath.Join(d, "spare.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 140), "address", "spare.example:443")))
+	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "r.json"), keydirtest.JWK(t, key(t, 105)))
+	keydirtest.Write(t, opts.Files[0], keydirtest.JWK(t,
+		pinnedFor(t, 106, "db.example:443", "x.example:443"),
+		pinnedFor(t, 131, "db.example")))
 	_, finish := LoadFor(opts, Lookups{})
 	finish()
 	// In place, after the index: pins only the proof finds.
@@ -38,35 +62,47 @@ func removalHome(t *testing.T, rng *rand.Rand) Options {
 		f := rng.IntN(20)
 		pins := []*jwk.Key{keydirtest.WithAttrs(key(t, 100+f), "address", "h"+strconv.Itoa(f)+".example:443")}
 		for range 1 + rng.IntN(2) {
-			pins = append(pins, keydirtest.WithAttrs(key(t, 100+rng.IntN(26)), "address", removalAddrs[rng.IntN(len(removalAddrs))]))
+			pins = append(pins, keydirtest.WithAttrs(key(t, removalKey(rng)), "address", removalAddrs[rng.IntN(len(removalAddrs))]))
 		}
 		keydirtest.WriteInPlace(t, filepath.Join(d, "h"+strconv.Itoa(f)+".json"), keydirtest.JWK(t, pins...))
 	}
 	return opts
 }
 
+// removalKey is the number of a key of removalHome, chosen by rng.
+func removalKey(rng *rand.Rand) int {
+	if rng.IntN(3) == 0 {
+		return 130 + rng.IntN(6)
+	}
+	return 100 + rng.IntN(26)
+}
+
 // randomRemovalQuery is what trust-host --remove is given, chosen by rng:
-// an address (a file's own, a shared one, one nobody pins), a key's
-// fingerprint in a form the index keeps or in one it does not, or
-// neither.
+// an address (a file's own, a shared one, a pattern as written, a
+// negation, one nobody pins), a key's fingerprint in a form the index
+// keeps or in one it does not, or neither.
 func randomRemovalQuery(t *testing.T, rng *rand.Rand) string {
-	k := key(t, 100+rng.IntN(26))
-	switch rng.IntN(7) {
+	k := key(t, removalKey(rng))
+	ssh, _ := k.SSHFingerprint() // a form the index does not keep
+	switch rng.IntN(10) {
 	case 0:
 		return "h" + strconv.Itoa(rng.IntN(22)) + ".example:443"
-	case 1:
+	case 1, 2:
 		return removalAddrs[rng.IntN(len(removalAddrs))]
-	case 2:
-		return k.Fingerprint()
 	case 3:
-		fp, _ := k.SSHFingerprint() // a form the index does not keep
-		return fp
+		return k.Fingerprint()
 	case 4:
-		return k.Thumbprint()
+		return ssh
 	case 5:
-		return "nobody.example:443"
+		return k.Thumbprint()
+	case 6:
+		return k.KeyID()
+	case 7:
+		return []string{"!bad.example:443", "bad.example:443", "h3.example", "nobody"}[rng.IntN(4)]
+	case 8:
+		return "sha256//" + strings.TrimPrefix(ssh, "SHA256:")
 	}
-	return "nobody"
+	return "nobody.example:443"
 }
 
 // removalLookups is what trust-host --remove loads for queries.
@@ -101,11 +137,13 @@ func removedState(removed []Removed) []string {
 }
 
 // RemoveAll of several queries against Remove of each in its own command,
-// on two identical homes, 100 random cases (25 with -short): addresses,
-// fingerprints in kept and unkept forms, nobody's, a query twice, off a
+// on two identical homes, 100 random cases (25 with -short): addresses
+// and patterns, fingerprints in kept and unkept forms, nobody's, a query
+// twice, off a
 // local file system, another writer between the steps. One proof for
 // all of them; the same pins are left, each query says it removed the
-// same pins and fails as it would alone ("not found" for the same ones),
+// same pins and fails as it would alone (the same error, "not found" for
+// the same ones),
 // the index is never left stale, and a narrowed load after it finds
 // every copy a full one does. (A first version of RemoveAll read the
 // store during its first step's writes: the index was left stale, and a
@@ -140,7 +178,7 @@ func TestRemoveAllIsRemovesInTurn(t *testing.T) {
 				t.Cleanup(func() { keydir.LocalStamps = old })
 			}
 			hooked := rng.IntN(2) == 0
-			between := keydirtest.WithAttrs(key(t, 100+rng.IntN(26)), "address", removalAddrs[rng.IntN(len(removalAddrs))])
+			between := keydirtest.WithAttrs(key(t, removalKey(rng)), "address", removalAddrs[rng.IntN(len(removalAddrs))])
 			proofs := 0
 			hook := func(o Options) func() {
 				done := false
@@ -176,8 +214,8 @@ func TestRemoveAllIsRemovesInTurn(t *testing.T) {
 				if ga, wa := removedState(got[i].Removed), removedState(want[i].Removed); !slices.Equal(ga, wa) {
 					t.Errorf("query %d %q: RemoveAll removed\n%v\nRemove\n%v", i, q, ga, wa)
 				}
-				if (got[i].Err == nil) != (want[i].Err == nil) || errors.As(got[i].Err, new(*NotFoundError)) != errors.As(want[i].Err, new(*NotFoundError)) {
-					t.Errorf("query %d %q: RemoveAll %v, Remove %v", i, q, got[i].Err, want[i].Err)
+				if ge, we := errorIn(got[i].Err, a), errorIn(want[i].Err, b); ge != we {
+					t.Errorf("query %d %q: RemoveAll %s, Remove %s", i, q, ge, we)
 				}
 			}
 			if keydirtest.IndexLeftStale(t, a.Index) {
@@ -210,4 +248,12 @@ func TestRemoveAllIsRemovesInTurn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// errorIn is err's type and text, its home's path taken out.
+func errorIn(err error, opts Options) string {
+	if err == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("%T %s", err, strings.ReplaceAll(err.Error(), filepath.Dir(opts.Dirs[0]), "HOME"))
 }

@@ -681,11 +681,7 @@ func (c *cli) unpinKeyOf(addr, fp string) error {
 	if _, err := knownhosts.NormalizeAddr(addr); err != nil {
 		return &usageError{err.Error()}
 	}
-	l := knownhosts.Lookups{Addrs: []string{addr}, Fingerprints: []jwk.Fingerprint{f}}
-	if f, err := jwk.ParseFingerprint(addr); err == nil {
-		l.Fingerprints = append(l.Fingerprints, f)
-	}
-	hosts, finish := c.adminHostStore(l)
+	hosts, finish := c.adminHostStore(knownhosts.Lookups{Addrs: []string{addr}, Fingerprints: []jwk.Fingerprint{f}})
 	defer finish()
 	defer reportUnlocked(c, "trust-host", hosts)
 	return c.saidOnlyIfWritten("trust-host", func() error {
