@@ -252,9 +252,10 @@ func listOrRemove(list bool, lf listFlags, removing, others bool, doList func(li
 // removeEach runs remove for each value of a repeated --remove in turn,
 // as rm does with its arguments, and says the outcome (sayEach). An
 // empty value is bad usage, refused before anything is removed, saying
-// what the flag takes (what, as authorize's "a NAME or a FINGERPRINT").
-// Each removal loads and proves the store on its own, as one command
-// would.
+// what the flag takes (what, as revoke's "a FINGERPRINT or a NAME").
+// Each removal loads the store on its own, as one command would: for
+// revoke --remove, which proves nothing (authorize and trust-host remove
+// every value on one load and one proof: unauthorize, unpinHosts).
 func (c *cli) removeEach(name, what string, targets []string, remove func(string) error) error {
 	if slices.Contains(targets, "") {
 		return usagef("--remove needs %s", what)
