@@ -40,7 +40,8 @@ const (
 type Options struct {
 	// Client is the caller's etcd client, with its endpoints, TLS and
 	// authentication (docs/fleet.md, "Security"). The Source does not
-	// close it.
+	// close it; while its connection is down, the Source has it try etcd
+	// again every second at most (docs/fleet.md, "Reconnecting").
 	Client *clientv3.Client
 	// Prefix is the root of the layout (for example "/keytool/prod").
 	Prefix string
@@ -200,6 +201,7 @@ func Open(ctx context.Context, opts Options) (*Source, error) {
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Go(func() { s.run(ctx) })
+	s.wg.Go(func() { s.reconnect(ctx) })
 	if opts.Cache != "" {
 		s.wg.Go(func() { s.writeCaches(ctx) })
 	}
