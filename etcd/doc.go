@@ -60,10 +60,10 @@
 // answers, and the stores refuse every key. Past Options.MaxStaleness
 // without being known current, the Source's view is refused in the same
 // way (every new connection refused, logged), and used again as soon as
-// etcd answers: while the client's connection is down the Source has it
-// try etcd again every second at most (ResetConnectBackoff on
-// Options.Client's connection), where gRPC's own waits grow to two
-// minutes.
+// etcd answers: while the client cannot reach any member, the Source has
+// its connection try etcd again about once a second
+// (ResetConnectBackoff on Options.Client's connection), where gRPC's own
+// waits grow to two minutes.
 //
 // # Logging in
 //

@@ -40,8 +40,9 @@ const (
 type Options struct {
 	// Client is the caller's etcd client, with its endpoints, TLS and
 	// authentication (docs/fleet.md, "Security"). The Source does not
-	// close it; while its connection is down, the Source has it try etcd
-	// again every second at most (docs/fleet.md, "Reconnecting").
+	// close it; while it cannot reach any member, the Source has its
+	// connection try etcd again about once a second (docs/fleet.md,
+	// "Reconnecting").
 	Client *clientv3.Client
 	// Prefix is the root of the layout (for example "/keytool/prod").
 	Prefix string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -68,12 +69,14 @@ func (s *Source) run(ctx context.Context) {
 // all that while and every key refused (measured, 2026-12-05). Nor can
 // the Source's own retries stand in: a watch being made when the outage
 // began waits in clientv3's Watch for a connection, and no check runs
-// meanwhile. So while the connection is in transient failure this asks
-// it to try again (grpc.ClientConn.ResetConnectBackoff) after a wait of
-// 100 ms, doubling, at most reconnectEvery: an attempt a second to a
-// cluster that is down, a connect refused, where etcd back is tried
-// within a second. Otherwise it waits for the connection's state to
-// change.
+// meanwhile. So while the connection is in transient failure (no member
+// reachable) this asks it to try again (grpc.ClientConn.ResetConnectBackoff)
+// after a wait of 100 ms, doubling up to reconnectEvery, each drawn
+// ±50%: about an attempt a second to a cluster whose connections are
+// refused, where etcd back is tried within about a second. (A connection
+// that hangs, packets dropped, stays connecting for gRPC's connect
+// timeout of 20 s, which this does not shorten.) Otherwise it waits for
+// the connection's state to change.
 func (s *Source) reconnect(ctx context.Context) {
 	cc := s.opts.Client.ActiveConnection()
 	if cc == nil {
@@ -87,12 +90,17 @@ func (s *Source) reconnect(ctx context.Context) {
 			cc.WaitForStateChange(ctx, state)
 			continue
 		}
-		wait = min(sleep(ctx, wait), reconnectEvery)
+		// Each wait drawn from half to one and a half times it, so that
+		// the hosts of a fleet, cut off together, do not all connect in
+		// the same millisecond when etcd is back.
+		sleep(ctx, wait/2+rand.N(wait))
+		wait = min(2*wait, reconnectEvery)
 		cc.ResetConnectBackoff()
 	}
 }
 
-// reconnectEvery is the longest wait between two of reconnect's attempts.
+// reconnectEvery is reconnect's longest wait between two attempts, before
+// its draw.
 const reconnectEvery = time.Second
 
 // sleep waits d (or until ctx ends) and returns the next wait, doubled up
