@@ -18,11 +18,12 @@ import (
 // cut them all and refuse new ones: a client behind it is disconnected
 // while the others are not.
 type cutProxy struct {
-	l      net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
+	l       net.Listener
+	target  string
+	mu      sync.Mutex
+	cut     bool
+	conns   map[net.Conn]struct{}
+	refused []time.Time // when each connection made while cut was closed
 }
 
 func newCutProxy(tb testing.TB, target string) *cutProxy {
@@ -46,6 +47,7 @@ func (p *cutProxy) serve() {
 		}
 		p.mu.Lock()
 		if p.cut {
+			p.refused = append(p.refused, time.Now())
 			p.mu.Unlock()
 			c.Close()
 			continue
@@ -74,6 +76,20 @@ func (p *cutProxy) setCut(cut bool) {
 		}
 		clear(p.conns)
 	}
+}
+
+// refusedSince is how many connections the proxy refused (closed at
+// once, cut) since t: a client's attempts to connect.
+func (p *cutProxy) refusedSince(t time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, at := range p.refused {
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
 }
 
 // listAll reads the prefix's authorized entries as etcd has them.
