@@ -189,11 +189,7 @@ func TestEarlyRewriteLeavesAnIndexWrittenSince(t *testing.T) {
 // proof to compare), and B writes it anew after its full load.
 func TestEarlyDecisionsStopOnAnIndexWrittenAnew(t *testing.T) {
 	opts := indexedHome(t, 30, nil)
-	a, e, release := openEarlyHeld(t, opts)
-	if e.store == nil {
-		t.Fatal("no proof")
-	}
-	decidedEarly(t, a, key(t, 3).SPKIHash(), Authorized, "before the index is written anew")
+	a, release := provedAndDecidedEarly(t, opts, "before the index is written anew")
 	stampFiles, _ := filepath.Glob(filepath.Join(opts.Index, "*", "s[0-9]*"))
 	for _, f := range stampFiles {
 		if err := os.Remove(f); err != nil {
@@ -280,11 +276,7 @@ func TestEarlyDecisionsGoOnAfterAnotherProof(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			opts := indexedHome(t, 30, nil)
 			c.setup(t, opts)
-			a, e, release := openEarlyHeld(t, opts)
-			if e.store == nil {
-				t.Fatal("no proof")
-			}
-			decidedEarly(t, a, key(t, 3).SPKIHash(), Authorized, "after the proof")
+			a, release := provedAndDecidedEarly(t, opts, "after the proof")
 			time.Sleep(keydir.StampRacy + 100*time.Millisecond)
 			b := newStore(opts)
 			b.IndexBy(entryTerms)
@@ -308,11 +300,7 @@ func TestEarlyDecisionsGoOnAfterAnotherProof(t *testing.T) {
 // by review, where only the generation was compared).
 func TestEarlyDecisionsStopOnARebuildThatKeepsTheGeneration(t *testing.T) {
 	opts := indexedHome(t, 30, nil)
-	a, e, release := openEarlyHeld(t, opts)
-	if e.store == nil {
-		t.Fatal("no proof")
-	}
-	decidedEarly(t, a, key(t, 3).SPKIHash(), Authorized, "before the rebuild")
+	a, release := provedAndDecidedEarly(t, opts, "before the rebuild")
 	heads, _ := filepath.Glob(filepath.Join(opts.Index, "*", "head"))
 	for _, h := range heads {
 		data, err := os.ReadFile(h)
@@ -353,4 +341,18 @@ func TestEarlyOwnIndexWithoutAGenerationIsRewritten(t *testing.T) {
 	}
 	start("an index without a generation", true, 3)
 	rewriteMostFiles(t, opts, start)
+}
+
+// provedAndDecidedEarly opens a server early on opts, its full load held
+// (openEarlyHeld), requires that it proved the index and that it decides
+// key 3 early (what: when, for the message), and returns it with the
+// release of its full load.
+func provedAndDecidedEarly(t *testing.T, opts Options, what string) (*Store, func()) {
+	t.Helper()
+	a, e, release := openEarlyHeld(t, opts)
+	if e.store == nil {
+		t.Fatal("no proof")
+	}
+	decidedEarly(t, a, key(t, 3).SPKIHash(), Authorized, what)
+	return a, release
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 )
@@ -19,9 +18,7 @@ import (
 // not rewrite), the command says what it removed, then the error, and
 // exits 1.
 func TestAuthorizeRemoveSaysWhatWentBeforeAFailure(t *testing.T) {
-	saved := keydir.IndexMinFiles
-	keydir.IndexMinFiles = 2
-	defer func() { keydir.IndexMinFiles = saved }()
+	indexSmallHomes(t)
 	dir := t.TempDir()
 	h := filepath.Join(dir, "home")
 	var keys []*jwk.Key

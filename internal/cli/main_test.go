@@ -17,6 +17,7 @@ import (
 
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/scripttest"
 )
 
@@ -249,4 +250,14 @@ func TestOneTypoApart(t *testing.T) {
 			t.Errorf("oneTypoApart(%q, %q) = %v, want %v", c.b, c.a, got, c.want)
 		}
 	}
+}
+
+// indexSmallHomes has the commands a test runs in this process keep an
+// admin index for a directory of two files or more (keydir.IndexMinFiles,
+// 1,000 otherwise), so that a home of a few entries is loaded narrowed
+// as a large one is; put back when the test ends.
+func indexSmallHomes(t *testing.T) {
+	saved := keydir.IndexMinFiles
+	keydir.IndexMinFiles = 2
+	t.Cleanup(func() { keydir.IndexMinFiles = saved })
 }

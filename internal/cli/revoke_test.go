@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/keytool/keytool/internal/keydir"
 )
 
 // TestRevokeRemoveByNameIndexed: revoke --remove NAME finds the revoked
@@ -15,9 +13,7 @@ import (
 // narrows the files read to the name's and its key's), and a name whose
 // key is not revoked lifts nothing.
 func TestRevokeRemoveByNameIndexed(t *testing.T) {
-	saved := keydir.IndexMinFiles
-	keydir.IndexMinFiles = 2
-	defer func() { keydir.IndexMinFiles = saved }()
+	indexSmallHomes(t)
 	dir := t.TempDir()
 	h := filepath.Join(dir, "home")
 	var fps []string

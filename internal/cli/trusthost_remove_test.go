@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/keytool/keytool/internal/keydir"
 )
 
 // trust-host --remove repeated, in a home whose admin index narrows the
@@ -17,9 +15,7 @@ import (
 // narrowed store, which holds them as a full one does — and an address
 // nothing else covers gets neither.
 func TestTrustHostRemoveSaysCoveringPins(t *testing.T) {
-	saved := keydir.IndexMinFiles
-	keydir.IndexMinFiles = 2
-	defer func() { keydir.IndexMinFiles = saved }()
+	indexSmallHomes(t)
 	dir := t.TempDir()
 	h := filepath.Join(dir, "home")
 	key := func(i int) string {
