@@ -416,15 +416,7 @@ func (r Rule) ReadFile(path string) ([]byte, fs.FileInfo, error) {
 
 // realPath is the absolute path with every symbolic link resolved (as
 // filepath.EvalSymlinks, through the check's lstats).
-func (c *climber) realPath(p string) (string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
-	}
-	vol := filepath.VolumeName(abs)
-	real, _, err := c.resolveFrom(vol+string(filepath.Separator), abs[len(vol):], false)
-	return real, err
-}
+func (c *climber) realPath(p string) (string, error) { return c.realPathOf(p, false) }
 
 // RealPath is path made absolute with every symbolic link followed as
 // the kernel follows them — one name at a time, a ".." after a link
@@ -434,13 +426,18 @@ func (c *climber) realPath(p string) (string, error) {
 // a file not made yet followed to its target (revoked_keys.json linked
 // out of the home).
 func RealPath(path string) (string, error) {
-	abs, err := filepath.Abs(path)
+	return (&climber{stats: map[string]fs.FileInfo{}}).realPathOf(path, true)
+}
+
+// realPathOf is realPath, and where missing is set RealPath: p made
+// absolute and resolved from the root (resolveFrom).
+func (c *climber) realPathOf(p string, missing bool) (string, error) {
+	abs, err := filepath.Abs(p)
 	if err != nil {
 		return "", err
 	}
-	c := &climber{stats: map[string]fs.FileInfo{}}
 	vol := filepath.VolumeName(abs)
-	real, _, err := c.resolveFrom(vol+string(filepath.Separator), abs[len(vol):], true)
+	real, _, err := c.resolveFrom(vol+string(filepath.Separator), abs[len(vol):], missing)
 	return real, err
 }
 
