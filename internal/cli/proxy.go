@@ -173,7 +173,8 @@ loads the identity again at once.
 
 SIGTERM or SIGINT: stop accepting, let open connections finish (at most
 --drain-timeout, then they are cut), exit 0. A second signal cuts them at
-once.
+once. A proxy stopped while it writes the admin index its full load leaves
+for the next start finishes that first, within the same --drain-timeout.
 
 --proxy-protocol (server mode): each connection to --target starts with a
 PROXY protocol v2 header (HAProxy's; nginx, HAProxy, Envoy and many
@@ -616,6 +617,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 	}
 	store := authkeys.OpenEarly(ctx, opts)
 	ops.store("authorized", store)
+	ops.afterDrain = append(ops.afterDrain, func(ctx context.Context) { indexBeforeExit(ctx, store, log) })
 	pki, err := c.pki()
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,6 +106,17 @@ func (p *pxProc) stop(t testing.TB) {
 	if t.Failed() {
 		t.Logf("%s %s:\nstdout:\n%s\nstderr:\n%s", p.name, strings.Join(p.cmd.Args[1:], " "), p.stdout.String(), p.stderr.String())
 	}
+}
+
+// terminate sends SIGTERM and waits (at most 30 s) for the process to
+// exit, and returns its standard error.
+func (p *pxProc) terminate(t testing.TB) string {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(t, 30*time.Second)
+	return p.stderr.String()
 }
 
 // waitFor waits until the regular expression matches the output (stdout

@@ -30,6 +30,9 @@ type proxyOps struct {
 	stopDog chan struct{}
 	drain   atomic.Bool // the drain has begun
 	closers []io.Closer // closed by stop: the enrollment handler, whose pending counts of refusals are logged then
+	// afterDrain runs once the drain has ended, with what is left of it
+	// (--drain-timeout; a second signal ends it): the admin index's write.
+	afterDrain []func(context.Context)
 }
 
 func newProxyOps(addr string, log *slog.Logger) *proxyOps {
@@ -166,5 +169,9 @@ type opsRunner struct {
 
 func (r opsRunner) Shutdown(ctx context.Context, attrs ...any) error {
 	r.ops.draining()
-	return r.runner.Shutdown(ctx, attrs...)
+	err := r.runner.Shutdown(ctx, attrs...)
+	for _, f := range r.ops.afterDrain {
+		f(ctx)
+	}
+	return err
 }
