@@ -3,7 +3,6 @@ package etcd
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -21,7 +20,9 @@ type cutProxy struct {
 	l       net.Listener
 	target  string
 	mu      sync.Mutex
+	resumed *sync.Cond // broadcast when hung turns false
 	cut     bool
+	hung    bool // forwarding nothing either way, connections kept: a frozen member
 	conns   map[net.Conn]struct{}
 	refused []time.Time // when each connection made while cut was closed
 }
@@ -32,7 +33,8 @@ func newCutProxy(tb testing.TB, target string) *cutProxy {
 		tb.Fatal(err)
 	}
 	p := &cutProxy{l: l, target: target, conns: map[net.Conn]struct{}{}}
-	tb.Cleanup(func() { l.Close(); p.setCut(true) })
+	p.resumed = sync.NewCond(&p.mu)
+	tb.Cleanup(func() { l.Close(); p.setHung(false); p.setCut(true) })
 	go p.serve()
 	return p
 }
@@ -60,8 +62,43 @@ func (p *cutProxy) serve() {
 		}
 		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go func() { io.Copy(u, c); u.Close() }()
-		go func() { io.Copy(c, u); c.Close() }()
+		go p.pipe(u, c)
+		go p.pipe(c, u)
+	}
+}
+
+// pipe copies from to to, holding what it read while the proxy is hung,
+// and closes to at the end.
+func (p *cutProxy) pipe(to, from net.Conn) {
+	defer to.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.hung {
+				p.resumed.Wait()
+			}
+			p.mu.Unlock()
+			if _, err := to.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// setHung stops forwarding (every connection kept open, new ones
+// accepted) or resumes it: a member frozen, as a stopped process or a
+// paused machine, whose connections neither answer nor fail.
+func (p *cutProxy) setHung(hung bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hung = hung
+	if !hung {
+		p.resumed.Broadcast()
 	}
 }
 

@@ -40,7 +40,11 @@
 // nothing changes: by a linearizable read of the store's revision, or, when
 // the store has moved on, by a progress notification (RequestProgress)
 // at that read's revision or past it (one below is from a member behind
-// the read's, and confirms nothing).
+// the read's, and confirms nothing). A watch that sends nothing within 5 s
+// of that request, or that its member does not say is made within 5 s
+// while the client has a connection, is on a member that does not answer
+// (frozen, or its packets dropped): it is left and made again, with a
+// watcher of its own, on the connections that answer.
 // A read whose revision is below the view's (etcd restored without
 // --bump-revision), a response from another cluster than the list's, or
 // the key of the view's last write read at that write's revision holding

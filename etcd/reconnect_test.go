@@ -1,9 +1,14 @@
 package etcd
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -46,4 +51,98 @@ func TestReconnectsAtTheSourcesPace(t *testing.T) {
 	}
 	eventually(t, time.Minute, "alice not admitted once etcd answered again", func() bool { return verdict(store, alice) == authkeys.Authorized })
 	t.Logf("%d connection attempts during the outage, %d in its last 9 s; admitted again %s after etcd answered", p.refusedSince(down), late, time.Since(back))
+}
+
+// A watch whose member freezes (a stopped process, a paused machine, a
+// firewall dropping its packets) neither ends nor sends, and gRPC keeps
+// its connection while nothing says it is dead: before, the view stayed
+// behind for good — a write a minute old unseen (measured), revocations
+// with it — though two members of three answered, until it turned stale
+// and every key was refused. Each member is frozen in turn (a cutProxy
+// that forwards nothing and keeps every connection), so that one of them
+// is the watch's; a write made meanwhile through the others must reach
+// the view within a few checks and requestTimeout (the silence that
+// leaves the watch), every time.
+func TestWatchLeavesAFrozenMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out requestTimeout (5 s) with a member frozen; run without -short")
+	}
+	ms := startCluster(t, 3)
+	var ps []*cutProxy
+	var eps []string
+	for _, m := range ms {
+		p := newCutProxy(t, strings.TrimPrefix(m.endpoint(), "http://"))
+		ps, eps = append(ps, p), append(eps, p.endpoint())
+	}
+	writer := client(t, endpoints(ms)...)
+	src := open(t, Options{Client: client(t, eps...), Prefix: prefix, Progress: 200 * time.Millisecond})
+	for i, p := range ps {
+		p.setHung(true)
+		rev := put(t, writer, Key(prefix, Authorized, fmt.Sprint("k", i)), keyJSON(t, keyN(t, i)))
+		start := time.Now()
+		eventually(t, 30*time.Second, fmt.Sprintf("member %d frozen: the view not at the write (revision %d) in 30 s", i, rev), func() bool {
+			return src.Revision() >= rev
+		})
+		t.Logf("member %d frozen: the view reached the write after %v", i, time.Since(start).Round(time.Millisecond))
+		p.setHung(false)
+	}
+}
+
+// stuckWatcher's watches are never said made: a member that does not
+// answer (clientv3's Watch waits for its word).
+type stuckWatcher struct{ clientv3.Watcher }
+
+func (stuckWatcher) Watch(ctx context.Context, _ string, _ ...clientv3.OpOption) clientv3.WatchChan {
+	<-ctx.Done()
+	ch := make(chan clientv3.WatchResponse)
+	close(ch)
+	return ch
+}
+
+// A watch its member does not say is made is given up requestTimeout
+// after, where the client has a connection — else a frozen member held
+// the Source for good —, and waited for as long as it has none: Watch
+// goes on the moment there is one, where giving up and making it again
+// every few seconds had the Source 4 s late after an outage (seen).
+func TestWatchNotMadeGivenUpOnlyWhenConnected(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out requestTimeout (5 s) three times; run without -short")
+	}
+	ms := startCluster(t, 1)
+	p := newCutProxy(t, strings.TrimPrefix(ms[0].endpoint(), "http://"))
+	src := open(t, Options{Client: client(t, p.endpoint()), Prefix: prefix})
+	p.setCut(true)
+	eventually(t, 10*time.Second, "the client still connected with its member cut off", func() bool {
+		return src.opts.Client.ActiveConnection().GetState() != connectivity.Ready
+	})
+	wctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type result struct {
+		made bool
+		at   time.Time
+	}
+	res := make(chan result, 1)
+	go func() {
+		_, made := src.startWatch(wctx, cancel, stuckWatcher{})
+		res <- result{made, time.Now()}
+	}()
+	select {
+	case r := <-res:
+		t.Fatalf("the watch was given up (made %v) with no member reachable, where Watch waits for the connection", r.made)
+	case <-time.After(2*requestTimeout + time.Second):
+	}
+	p.setCut(false)
+	eventually(t, 30*time.Second, "the client not connected again", func() bool {
+		return src.opts.Client.ActiveConnection().GetState() == connectivity.Ready
+	})
+	connected := time.Now()
+	select {
+	case r := <-res:
+		if r.made || wctx.Err() == nil {
+			t.Fatalf("made %v, the watch's context %v: want given up, cancelled", r.made, wctx.Err())
+		}
+		t.Logf("given up %v after the client was connected again", r.at.Sub(connected).Round(time.Millisecond))
+	case <-time.After(2*requestTimeout + time.Second):
+		t.Fatal("a watch not made with the client connected was not given up")
+	}
 }

@@ -35,7 +35,7 @@ func TestCurrentUnderARoleOnThePrefix(t *testing.T) {
 	if v := verdict(authkeys.Load(src.AuthorizedOptions()), alice); v != authkeys.Authorized {
 		t.Fatalf("alice %v under the host's role", v)
 	}
-	if r := src.check(ctx); !r.current || r.gone != nil {
+	if r := src.check(ctx, src.opts.Client); !r.current || r.gone != nil {
 		t.Fatalf("with nothing written since the list, the check under a role on %s/ found %+v, want the view current", prefix, r)
 	}
 }
@@ -67,13 +67,13 @@ func TestCurrentPastACompactedWitness(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the check never confirmed the view past the compaction", func() bool {
-		r := src.check(t.Context())
+		r := src.check(t.Context(), src.opts.Client)
 		if r.gone != nil {
 			t.Fatalf("a compacted witness taken for another history: %v", r.gone)
 		}
 		if !r.current {
 			src.progressed(rev, time.Now()) // as the progress notification the check asked for would
 		}
-		return src.check(t.Context()).current
+		return src.check(t.Context(), src.opts.Client).current
 	})
 }

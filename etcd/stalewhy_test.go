@@ -19,7 +19,7 @@ func TestStaleSaysWhy(t *testing.T) {
 	c := client(t, ms[0].endpoint())
 	src := open(t, Options{Client: c, Prefix: prefix, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	c.Close() // every read fails from now on
-	if r := src.check(t.Context()); r.current {
+	if r := src.check(t.Context(), src.opts.Client); r.current {
 		t.Fatal("a closed client confirmed the view")
 	}
 	ago := time.Now().Add(-time.Hour)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -67,10 +68,11 @@ func (s *Source) run(ctx context.Context) {
 // s, its wait growing 1.6 times from 1 s: after an outage of 45 s, etcd
 // answered again for 25 s before the connection tried it, the view stale
 // all that while and every key refused (measured, 2026-12-05). Nor can
-// the Source's own retries stand in: a watch being made when the outage
-// began waits in clientv3's Watch for a connection, and no check runs
-// meanwhile. So while the connection is in transient failure (no member
-// reachable) this asks it to try again (grpc.ClientConn.ResetConnectBackoff)
+// the Source's own retries stand in: a watch, made again every few
+// seconds (watch: one not made within requestTimeout is left), waits
+// for a connection, which gRPC makes at its own pace. So while the
+// connection is in transient failure (no member reachable) this asks it
+// to try again (grpc.ClientConn.ResetConnectBackoff)
 // after a wait of 100 ms, doubling up to reconnectEvery, each drawn
 // ±50%: about an attempt a second to a cluster whose connections are
 // refused, where etcd back is tried within about a second. (A connection
@@ -180,10 +182,31 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 	// it end the watch, and another member is tried.
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	wch := s.opts.Client.Watch(wctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(s.Revision()+1), clientv3.WithProgressNotify())
+	w, done := s.watcher()
+	defer done()
+	wch, made := s.startWatch(wctx, cancel, w)
+	if !made {
+		return false, false, fmt.Errorf("etcd: the watch was not made in %v: its member does not answer", requestTimeout)
+	}
 	tick := time.NewTicker(s.opts.Progress)
 	defer tick.Stop()
 	var checked chan checkResult // nil unless a check is under way
+	// A watch whose member stops answering — frozen, paused, cut off by a
+	// firewall that drops its packets — neither ends nor sends: gRPC keeps
+	// the connection while nothing says it is dead (the caller's client
+	// may set no keepalive), and the view would fall behind for good,
+	// revocations unseen, until it turned stale and every key refused,
+	// though the other members answer (measured: a minute and more behind
+	// with one of three members frozen). A check that found etcd past the
+	// view asked the watch for a progress notification: a watch that then
+	// sends nothing at all (no event, no notification) within
+	// requestTimeout is left, and the next watch is made, on the
+	// connections that answer.
+	var (
+		heard   time.Time        // when the watch last sent something
+		silence <-chan time.Time // nil unless a progress request awaits its answer
+		asked   checkResult      // the check that made it
+	)
 
 	s.want.Store(nil) // another watch's
 	for {
@@ -194,7 +217,7 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 			if checked == nil {
 				checked = make(chan checkResult, 1)
 				ch := checked
-				s.wg.Go(func() { ch <- s.check(wctx) }) // run holds wg: Close waits for it
+				s.wg.Go(func() { ch <- s.check(wctx, w) }) // run holds wg: Close waits for it
 			}
 		case r := <-checked:
 			checked = nil
@@ -205,7 +228,16 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 				s.progressed(r.rev, r.at)
 				served = true
 			}
+			if r.behind && silence == nil {
+				silence, asked = time.After(requestTimeout), r
+			}
+		case <-silence:
+			silence = nil
+			if heard.Before(asked.at) {
+				return false, served, fmt.Errorf("etcd: the watch sent nothing in %v, etcd at revision %d and the view at %d: its member does not answer", requestTimeout, asked.rev, s.Revision())
+			}
 		case wr, ok := <-wch:
+			heard = time.Now()
 			if !ok {
 				return false, served, errors.New("etcd: watch channel closed")
 			}
@@ -240,6 +272,64 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 	}
 }
 
+// startWatch makes the watch of the prefix from the view's revision + 1.
+// clientv3's Watch returns once the member says the watch is made, and
+// one that does not answer would hold it, and the Source, for good: the
+// watch is given up (made false, wctx cancelled) where no answer came
+// within requestTimeout while the client had a connection. Without one
+// (no member reachable) Watch waits for it, as long as it takes, and
+// goes on the moment there is one (reconnect hastens it): given up and
+// made again every few seconds, it was 4 s late after an outage (where
+// 0.3–1 s is usual: TestReconnectsAtTheSourcesPace).
+func (s *Source) startWatch(wctx context.Context, cancel context.CancelFunc, w clientv3.Watcher) (wch clientv3.WatchChan, made bool) {
+	returned, stopped := make(chan struct{}), make(chan struct{})
+	gaveUp := false
+	go func() {
+		defer close(stopped)
+		t := time.NewTimer(requestTimeout)
+		defer t.Stop()
+		for {
+			select {
+			case <-returned:
+				return
+			case <-t.C:
+				if cc := s.opts.Client.ActiveConnection(); cc == nil || cc.GetState() == connectivity.Ready {
+					gaveUp = true
+					cancel()
+					return
+				}
+				t.Reset(requestTimeout)
+			}
+		}
+	}()
+	wch = w.Watch(wctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(s.Revision()+1), clientv3.WithProgressNotify())
+	close(returned)
+	<-stopped
+	return wch, !gaveUp
+}
+
+// watcher returns the Watcher of one watch, and what ends it. It is a
+// watcher of its own, closed at the watch's end, unless the caller set
+// the client's Watcher (namespace.NewWatcher, a test's), which is then
+// used as it is. clientv3's Watcher keeps one gRPC stream for all the
+// watches of a context's metadata, and a stream whose watch was given up
+// before its member said it was made (watch) waits for that member's
+// answer: the next watch waited on it, the member frozen, for good
+// (seen); a stream given up otherwise is not kept. A watcher of its own,
+// closed, takes its streams with it, and the next watch's stream is on a
+// connection the client picks anew. With the caller's Watcher, a watch
+// given up on a frozen member waits for its connection to end: a client
+// with keepalive (clientv3.Config.DialKeepAliveTime) ends it
+// (docs/fleet.md).
+func (s *Source) watcher() (w clientv3.Watcher, done func()) {
+	c := s.opts.Client
+	own := clientv3.NewWatcher(c) // nothing runs until it watches
+	if reflect.TypeOf(c.Watcher) != reflect.TypeOf(own) {
+		return c.Watcher, func() {}
+	}
+	return own, func() { own.Close() }
+}
+
 // checkResult is what check found.
 type checkResult struct {
 	rev     int64
@@ -250,6 +340,9 @@ type checkResult struct {
 	// gone says why the history the view follows is not etcd's (another
 	// cluster, a revision below the view's): the Source lists again.
 	gone error
+	// behind says that etcd is at rev, past the view, and a progress
+	// notification was asked of the watch.
+	behind bool
 }
 
 // check asks etcd whether the view is current. A linearizable read of one
@@ -278,7 +371,7 @@ type checkResult struct {
 // writes that key at that revision, is not told: docs/fleet.md.) The view is taken before the
 // read: the read, linearizable, is at least the revision of every event
 // had before it, not of one applied while it is under way.
-func (s *Source) check(ctx context.Context) checkResult {
+func (s *Source) check(ctx context.Context, w clientv3.Watcher) checkResult {
 	asked := time.Now()
 	v := s.cur.Load()
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -321,10 +414,10 @@ func (s *Source) check(ctx context.Context) checkResult {
 	// coming all the time) answers at a revision below this one, and
 	// reaches it later — confirming the view as of then, not never.
 	s.want.CompareAndSwap(nil, &progressWant{at: asked, rev: rev})
-	if err := s.opts.Client.RequestProgress(ctx); err != nil && ctx.Err() == nil {
+	if err := w.RequestProgress(rctx); err != nil && ctx.Err() == nil {
 		s.log.Debug("etcd: progress request failed", "error", err)
 	}
-	return checkResult{}
+	return checkResult{rev: rev, at: asked, behind: true}
 }
 
 // otherCluster says whether cluster (a response header's ClusterId) is
