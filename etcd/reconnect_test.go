@@ -12,6 +12,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/internal/testlog"
 )
 
 // After an outage the Source is back on etcd at its own pace, not gRPC's.
@@ -75,7 +76,8 @@ func TestWatchLeavesAFrozenMember(t *testing.T) {
 		ps, eps = append(ps, p), append(eps, p.endpoint())
 	}
 	writer := client(t, endpoints(ms)...)
-	src := open(t, Options{Client: client(t, eps...), Prefix: prefix, Progress: 200 * time.Millisecond})
+	var logs testlog.Buffer
+	src := open(t, Options{Client: client(t, eps...), Prefix: prefix, Progress: 200 * time.Millisecond, Logger: logs.Logger()})
 	for i, p := range ps {
 		p.setHung(true)
 		rev := put(t, writer, Key(prefix, Authorized, fmt.Sprint("k", i)), keyJSON(t, keyN(t, i)))
@@ -85,6 +87,11 @@ func TestWatchLeavesAFrozenMember(t *testing.T) {
 		})
 		t.Logf("member %d frozen: the view reached the write after %v", i, time.Since(start).Round(time.Millisecond))
 		p.setHung(false)
+	}
+	// Whichever member served the watch was frozen in its turn, and the
+	// view reached that turn's write by leaving its watch.
+	if n := strings.Count(logs.String(), "does not answer"); n == 0 {
+		t.Errorf("no watch left as its member's (every member was frozen in turn):\n%s", logs.String())
 	}
 }
 

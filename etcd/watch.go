@@ -68,9 +68,9 @@ func (s *Source) run(ctx context.Context) {
 // s, its wait growing 1.6 times from 1 s: after an outage of 45 s, etcd
 // answered again for 25 s before the connection tried it, the view stale
 // all that while and every key refused (measured, 2026-12-05). Nor can
-// the Source's own retries stand in: a watch, made again every few
-// seconds (watch: one not made within requestTimeout is left), waits
-// for a connection, which gRPC makes at its own pace. So while the
+// the Source's own retries stand in: a watch being made waits in
+// clientv3's Watch for a connection (startWatch gives it up only while
+// the client has one), which gRPC makes at its own pace. So while the
 // connection is in transient failure (no member reachable) this asks it
 // to try again (grpc.ClientConn.ResetConnectBackoff)
 // after a wait of 100 ms, doubling up to reconnectEvery, each drawn
@@ -180,10 +180,10 @@ func (s *Source) list(ctx context.Context) error {
 func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 	// Without a leader a member's view may be old: WithRequireLeader makes
 	// it end the watch, and another member is tried.
+	w, done := s.watcher()
+	defer done() // after cancel: a check still running then sends nothing to a closed watcher
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	w, done := s.watcher()
-	defer done()
 	wch, made := s.startWatch(wctx, cancel, w)
 	if !made {
 		return false, false, fmt.Errorf("etcd: the watch was not made in %v: its member does not answer", requestTimeout)
@@ -234,7 +234,7 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 		case <-silence:
 			silence = nil
 			if heard.Before(asked.at) {
-				return false, served, fmt.Errorf("etcd: the watch sent nothing in %v, etcd at revision %d and the view at %d: its member does not answer", requestTimeout, asked.rev, s.Revision())
+				return false, served, fmt.Errorf("etcd: the watch sent nothing in %v after a progress request, etcd at revision %d and the view at %d: its member does not answer, or does not answer progress requests (etcd's gRPC proxy; a member still catching up)", requestTimeout, asked.rev, s.Revision())
 			}
 		case wr, ok := <-wch:
 			heard = time.Now()
@@ -276,7 +276,9 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 // clientv3's Watch returns once the member says the watch is made, and
 // one that does not answer would hold it, and the Source, for good: the
 // watch is given up (made false, wctx cancelled) where no answer came
-// within requestTimeout while the client had a connection. Without one
+// within requestTimeout while the client had a connection, or has none
+// to look at (a client made by NewCtxClient has no ActiveConnection: there
+// the wait is not known to be for a connection). Without one
 // (no member reachable) Watch waits for it, as long as it takes, and
 // goes on the moment there is one (reconnect hastens it): given up and
 // made again every few seconds, it was 4 s late after an outage (where
@@ -318,11 +320,19 @@ func (s *Source) startWatch(wctx context.Context, cancel context.CancelFunc, w c
 // (seen); a stream given up otherwise is not kept. A watcher of its own,
 // closed, takes its streams with it, and the next watch's stream is on a
 // connection the client picks anew. With the caller's Watcher, a watch
-// given up on a frozen member waits for its connection to end: a client
-// with keepalive (clientv3.Config.DialKeepAliveTime) ends it
-// (docs/fleet.md).
+// left for its silence is made again as with one of its own, but one
+// given up before it was made leaves the next waiting behind it, until
+// the frozen member's connection ends: a client with keepalive
+// (clientv3.Config.DialKeepAliveTime) ends it (docs/fleet.md).
 func (s *Source) watcher() (w clientv3.Watcher, done func()) {
 	c := s.opts.Client
+	if c.ActiveConnection() == nil {
+		// A client made by NewCtxClient (and given a Watcher of its own,
+		// NewWatchFromWatchClient on an adapter, of the same type as
+		// clientv3's): NewWatcher would watch on its connection, which it
+		// does not have.
+		return c.Watcher, func() {}
+	}
 	own := clientv3.NewWatcher(c) // nothing runs until it watches
 	if reflect.TypeOf(c.Watcher) != reflect.TypeOf(own) {
 		return c.Watcher, func() {}
@@ -341,7 +351,8 @@ type checkResult struct {
 	// cluster, a revision below the view's): the Source lists again.
 	gone error
 	// behind says that etcd is at rev, past the view, and a progress
-	// notification was asked of the watch.
+	// notification was asked of the watch (the request sent, or not
+	// taken by its stream within requestTimeout).
 	behind bool
 }
 
@@ -414,7 +425,13 @@ func (s *Source) check(ctx context.Context, w clientv3.Watcher) checkResult {
 	// coming all the time) answers at a revision below this one, and
 	// reaches it later — confirming the view as of then, not never.
 	s.want.CompareAndSwap(nil, &progressWant{at: asked, rev: rev})
-	if err := w.RequestProgress(rctx); err != nil && ctx.Err() == nil {
+	// A time of its own: the reads may have used most of rctx's, and a
+	// request not sent would have a quiet watch, which could not answer
+	// it, left for its silence. One not sent in that time is a stream
+	// that takes nothing: its silence leaves it.
+	pctx, cancelProgress := context.WithTimeout(ctx, requestTimeout)
+	defer cancelProgress()
+	if err := w.RequestProgress(pctx); err != nil && ctx.Err() == nil {
 		s.log.Debug("etcd: progress request failed", "error", err)
 	}
 	return checkResult{rev: rev, at: asked, behind: true}
