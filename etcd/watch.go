@@ -276,13 +276,12 @@ func (s *Source) watch(ctx context.Context) (relist, served bool, err error) {
 // clientv3's Watch returns once the member says the watch is made, and
 // one that does not answer would hold it, and the Source, for good: the
 // watch is given up (made false, wctx cancelled) where no answer came
-// within requestTimeout while the client had a connection, or has none
-// to look at (a client made by NewCtxClient has no ActiveConnection: there
-// the wait is not known to be for a connection). Without one
-// (no member reachable) Watch waits for it, as long as it takes, and
+// within requestTimeout while the client had a connection. With none
+// (no member reachable) Watch waits for one, as long as it takes, and
 // goes on the moment there is one (reconnect hastens it): given up and
 // made again every few seconds, it was 4 s late after an outage (where
-// 0.3–1 s is usual: TestReconnectsAtTheSourcesPace).
+// 0.3–1 s is usual: TestReconnectsAtTheSourcesPace). A client with no
+// connection to look at (NewCtxClient's) is taken as having one.
 func (s *Source) startWatch(wctx context.Context, cancel context.CancelFunc, w clientv3.Watcher) (wch clientv3.WatchChan, made bool) {
 	returned, stopped := make(chan struct{}), make(chan struct{})
 	gaveUp := false
@@ -315,7 +314,7 @@ func (s *Source) startWatch(wctx context.Context, cancel context.CancelFunc, w c
 // the client's Watcher (namespace.NewWatcher, a test's), which is then
 // used as it is. clientv3's Watcher keeps one gRPC stream for all the
 // watches of a context's metadata, and a stream whose watch was given up
-// before its member said it was made (watch) waits for that member's
+// before its member said it was made (startWatch) waits for that member's
 // answer: the next watch waited on it, the member frozen, for good
 // (seen); a stream given up otherwise is not kept. A watcher of its own,
 // closed, takes its streams with it, and the next watch's stream is on a
