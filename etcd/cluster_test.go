@@ -5,129 +5,14 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/keytool/keytool/etcd/internal/etcdtest"
 )
-
-// cutProxy forwards loopback TCP connections to an etcd member, and can
-// cut them all and refuse new ones: a client behind it is disconnected
-// while the others are not.
-type cutProxy struct {
-	l       net.Listener
-	target  string
-	mu      sync.Mutex
-	resumed *sync.Cond // broadcast when hung turns false
-	cut     bool
-	hung    bool // forwarding nothing either way, connections kept: a frozen member
-	conns   map[net.Conn]struct{}
-	refused []time.Time // when each connection made while cut was closed
-}
-
-func newCutProxy(tb testing.TB, target string) *cutProxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &cutProxy{l: l, target: target, conns: map[net.Conn]struct{}{}}
-	p.resumed = sync.NewCond(&p.mu)
-	tb.Cleanup(func() { l.Close(); p.setHung(false); p.setCut(true) })
-	go p.serve()
-	return p
-}
-
-func (p *cutProxy) endpoint() string { return "http://" + p.l.Addr().String() }
-
-func (p *cutProxy) serve() {
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.refused = append(p.refused, time.Now())
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		go p.pipe(u, c)
-		go p.pipe(c, u)
-	}
-}
-
-// pipe copies from to to, holding what it read while the proxy is hung,
-// and closes to at the end.
-func (p *cutProxy) pipe(to, from net.Conn) {
-	defer to.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := from.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			for p.hung {
-				p.resumed.Wait()
-			}
-			p.mu.Unlock()
-			if _, err := to.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// setHung stops forwarding (every connection kept open, new ones
-// accepted) or resumes it: a member frozen, as a stopped process or a
-// paused machine, whose connections neither answer nor fail.
-func (p *cutProxy) setHung(hung bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.hung = hung
-	if !hung {
-		p.resumed.Broadcast()
-	}
-}
-
-// setCut cuts (and closes every connection) or restores the path.
-func (p *cutProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
-
-// refusedSince is how many connections the proxy refused (closed at
-// once, cut) since t: a client's attempts to connect.
-func (p *cutProxy) refusedSince(t time.Time) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, at := range p.refused {
-		if !at.Before(t) {
-			n++
-		}
-	}
-	return n
-}
 
 // listAll reads the prefix's authorized entries as etcd has them.
 func listAll(tb testing.TB, c *clientv3.Client) (map[string][]byte, int64) {
@@ -154,13 +39,13 @@ func sameEntries(a, b map[string][]byte) bool {
 func TestCompactionWhileDisconnected(t *testing.T) {
 	ms := startCluster(t, 1)
 	cli := client(t, ms[0].endpoint())
-	proxy := newCutProxy(t, ms[0].cfg.ListenClientUrls[0].Host)
+	proxy := etcdtest.NewRelay(t, ms[0].cfg.ListenClientUrls[0].Host)
 	for i := range 20 {
 		put(t, cli, Key(prefix, Authorized, fmt.Sprint("k", i)), keyJSON(t, keyN(t, i)))
 	}
-	src := open(t, Options{Client: client(t, proxy.endpoint()), Prefix: prefix, Progress: 100 * time.Millisecond})
+	src := open(t, Options{Client: client(t, proxy.Endpoint()), Prefix: prefix, Progress: 100 * time.Millisecond})
 	before := src.Relists()
-	proxy.setCut(true)
+	proxy.SetCut(true)
 	// While it is away: deletes, new keys, rewrites, then a compaction
 	// of all of it.
 	for i := range 10 {
@@ -173,7 +58,7 @@ func TestCompactionWhileDisconnected(t *testing.T) {
 	if _, err := cli.Compact(t.Context(), rev, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
-	proxy.setCut(false)
+	proxy.SetCut(false)
 	want, _ := listAll(t, cli)
 	eventually(t, 30*time.Second, "the watcher did not catch up after the compaction", func() bool {
 		return src.Revision() >= rev && sameEntries(src.Entries(Authorized), want)

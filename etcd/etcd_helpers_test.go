@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/etcd/internal/etcdtest"
 	"github.com/keytool/keytool/internal/freeport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -188,11 +189,5 @@ func open(tb testing.TB, opts Options) *Source {
 // eventually polls cond until it holds, or fails after d.
 func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %s: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	etcdtest.Eventually(tb, d, what, cond)
 }

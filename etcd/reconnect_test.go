@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/etcd/internal/etcdtest"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/internal/testlog"
 )
@@ -20,7 +21,7 @@ import (
 // up to 120 s: in the last 9 s of an outage of 19 s it tries once or
 // twice, and its next attempt is 2 s or more after the outage ends (45 s
 // in, it was 25 s: measured before Source.reconnect). The outage is a
-// cutProxy closing every connection at once (a failed attempt, as a
+// etcdtest.Relay closing every connection at once (a failed attempt, as a
 // refused one is), then forwarding to etcd again; the view turns stale
 // meanwhile, every key refused. The connection must be tried about
 // every reconnectEvery (1 s) to the end — counted, which the machine's
@@ -31,27 +32,27 @@ func TestReconnectsAtTheSourcesPace(t *testing.T) {
 		t.Skip("a 19-second outage; run without -short")
 	}
 	ms := startCluster(t, 1)
-	p := newCutProxy(t, strings.TrimPrefix(ms[0].endpoint(), "http://"))
+	p := etcdtest.NewRelay(t, strings.TrimPrefix(ms[0].endpoint(), "http://"))
 	alice := keydirtest.Key(t, 1)
 	put(t, client(t, ms[0].endpoint()), Key(prefix, Authorized, "alice"), keyJSON(t, alice))
-	src := open(t, Options{Client: client(t, p.endpoint()), Prefix: prefix, MaxStaleness: 2 * time.Second, Progress: 200 * time.Millisecond})
+	src := open(t, Options{Client: client(t, p.Endpoint()), Prefix: prefix, MaxStaleness: 2 * time.Second, Progress: 200 * time.Millisecond})
 	store := authkeys.Open(t.Context(), src.AuthorizedOptions())
 	defer store.Close()
 	eventually(t, time.Minute, "alice not admitted", func() bool { return verdict(store, alice) == authkeys.Authorized })
 
 	const outage = 19 * time.Second
 	down := time.Now()
-	p.setCut(true)
+	p.SetCut(true)
 	eventually(t, time.Minute, "alice not refused once the view is stale", func() bool { return verdict(store, alice) != authkeys.Authorized })
 	time.Sleep(time.Until(down.Add(outage)))
-	p.setCut(false)
+	p.SetCut(false)
 	back := time.Now()
-	late := p.refusedSince(down.Add(outage - 9*time.Second))
+	late := p.FailedSince(down.Add(outage - 9*time.Second))
 	if late < 5 {
-		t.Errorf("%d connection attempts in the last 9 s of the outage (%d in all), want one a second at least (reconnectEvery): at gRPC's pace, not the Source's", late, p.refusedSince(down))
+		t.Errorf("%d connection attempts in the last 9 s of the outage (%d in all), want one a second at least (reconnectEvery): at gRPC's pace, not the Source's", late, p.FailedSince(down))
 	}
 	eventually(t, time.Minute, "alice not admitted once etcd answered again", func() bool { return verdict(store, alice) == authkeys.Authorized })
-	t.Logf("%d connection attempts during the outage, %d in its last 9 s; admitted again %s after etcd answered", p.refusedSince(down), late, time.Since(back))
+	t.Logf("%d connection attempts during the outage, %d in its last 9 s; admitted again %s after etcd answered", p.FailedSince(down), late, time.Since(back))
 }
 
 // A watch whose member freezes (a stopped process, a paused machine, a
@@ -59,7 +60,7 @@ func TestReconnectsAtTheSourcesPace(t *testing.T) {
 // its connection while nothing says it is dead: before, the view stayed
 // behind for good — a write a minute old unseen (measured), revocations
 // with it — though two members of three answered, until it turned stale
-// and every key was refused. Each member is frozen in turn (a cutProxy
+// and every key was refused. Each member is frozen in turn (an etcdtest.Relay
 // that forwards nothing and keeps every connection), so that one of them
 // is the watch's; a write made meanwhile through the others must reach
 // the view within a few checks and requestTimeout (the silence that
@@ -69,24 +70,24 @@ func TestWatchLeavesAFrozenMember(t *testing.T) {
 		t.Skip("waits out requestTimeout (5 s) with a member frozen; run without -short")
 	}
 	ms := startCluster(t, 3)
-	var ps []*cutProxy
+	var ps []*etcdtest.Relay
 	var eps []string
 	for _, m := range ms {
-		p := newCutProxy(t, strings.TrimPrefix(m.endpoint(), "http://"))
-		ps, eps = append(ps, p), append(eps, p.endpoint())
+		p := etcdtest.NewRelay(t, strings.TrimPrefix(m.endpoint(), "http://"))
+		ps, eps = append(ps, p), append(eps, p.Endpoint())
 	}
 	writer := client(t, endpoints(ms)...)
 	var logs testlog.Buffer
 	src := open(t, Options{Client: client(t, eps...), Prefix: prefix, Progress: 200 * time.Millisecond, Logger: logs.Logger()})
 	for i, p := range ps {
-		p.setHung(true)
+		p.SetHung(true)
 		rev := put(t, writer, Key(prefix, Authorized, fmt.Sprint("k", i)), keyJSON(t, keyN(t, i)))
 		start := time.Now()
 		eventually(t, 30*time.Second, fmt.Sprintf("member %d frozen: the view not at the write (revision %d) in 30 s", i, rev), func() bool {
 			return src.Revision() >= rev
 		})
 		t.Logf("member %d frozen: the view reached the write after %v", i, time.Since(start).Round(time.Millisecond))
-		p.setHung(false)
+		p.SetHung(false)
 	}
 	// Whichever member served the watch was frozen in its turn, and the
 	// view reached that turn's write by leaving its watch.
@@ -116,9 +117,9 @@ func TestWatchNotMadeGivenUpOnlyWhenConnected(t *testing.T) {
 		t.Skip("waits out requestTimeout (5 s) three times; run without -short")
 	}
 	ms := startCluster(t, 1)
-	p := newCutProxy(t, strings.TrimPrefix(ms[0].endpoint(), "http://"))
-	src := open(t, Options{Client: client(t, p.endpoint()), Prefix: prefix})
-	p.setCut(true)
+	p := etcdtest.NewRelay(t, strings.TrimPrefix(ms[0].endpoint(), "http://"))
+	src := open(t, Options{Client: client(t, p.Endpoint()), Prefix: prefix})
+	p.SetCut(true)
 	eventually(t, 10*time.Second, "the client still connected with its member cut off", func() bool {
 		return src.opts.Client.ActiveConnection().GetState() != connectivity.Ready
 	})
@@ -138,7 +139,7 @@ func TestWatchNotMadeGivenUpOnlyWhenConnected(t *testing.T) {
 		t.Fatalf("the watch was given up (made %v) with no member reachable, where Watch waits for the connection", r.made)
 	case <-time.After(2*requestTimeout + time.Second):
 	}
-	p.setCut(false)
+	p.SetCut(false)
 	eventually(t, 30*time.Second, "the client not connected again", func() bool {
 		return src.opts.Client.ActiveConnection().GetState() == connectivity.Ready
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/etcd/internal/etcdtest"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -64,14 +65,14 @@ func TestRestoreBelowTheView(t *testing.T) {
 func TestRestoreWrittenPastTheView(t *testing.T) {
 	ms := startCluster(t, 1)
 	cli := client(t, ms[0].endpoint())
-	proxy := newCutProxy(t, ms[0].cfg.ListenClientUrls[0].Host)
+	proxy := etcdtest.NewRelay(t, ms[0].cfg.ListenClientUrls[0].Host)
 	alice, carol := keydirtest.Key(t, 1), keydirtest.Key(t, 3)
 	put(t, cli, Key(prefix, Authorized, "alice"), keyJSON(t, alice)) // 2: the snapshot's
 	for range 4 {
 		put(t, cli, "/elsewhere", []byte("x"))
 	}
 	put(t, cli, Key(prefix, Authorized, "carol"), keyJSON(t, carol)) // 7: the view's last write
-	src := open(t, Options{Client: client(t, proxy.endpoint()), Prefix: prefix, MaxStaleness: time.Minute, Progress: 50 * time.Millisecond})
+	src := open(t, Options{Client: client(t, proxy.Endpoint()), Prefix: prefix, MaxStaleness: time.Minute, Progress: 50 * time.Millisecond})
 	store := authkeys.Open(t.Context(), src.AuthorizedOptions())
 	defer store.Close()
 	eventually(t, 10*time.Second, "alice not admitted", func() bool { return verdict(store, alice) == authkeys.Authorized })
@@ -79,13 +80,13 @@ func TestRestoreWrittenPastTheView(t *testing.T) {
 
 	// Restored while the Source cannot reach it, and written past the
 	// view's revision before it can.
-	proxy.setCut(true)
+	proxy.SetCut(true)
 	cli = restartEmpty(t, ms[0], "")
 	put(t, cli, Key(prefix, Authorized, "alice"), keyJSON(t, alice)) // 2, as in the snapshot
 	put(t, cli, Key(prefix, Revoked, "alice"), keyJSON(t, alice))    // 3
 	for put(t, cli, "/elsewhere", []byte("y")) <= was {
 	}
-	proxy.setCut(false)
+	proxy.SetCut(false)
 	eventually(t, 20*time.Second, "a revocation written after a restore, below the view's revision, is not enforced", func() bool {
 		return verdict(store, alice) == authkeys.Revoked
 	})
@@ -99,26 +100,26 @@ func TestRestoreWrittenPastTheView(t *testing.T) {
 func TestRestoreThatLostARemoval(t *testing.T) {
 	ms := startCluster(t, 1)
 	cli := client(t, ms[0].endpoint())
-	proxy := newCutProxy(t, ms[0].cfg.ListenClientUrls[0].Host)
+	proxy := etcdtest.NewRelay(t, ms[0].cfg.ListenClientUrls[0].Host)
 	mallory, carol := keydirtest.Key(t, 1), keydirtest.Key(t, 3)
 	put(t, cli, Key(prefix, Authorized, "mallory"), keyJSON(t, mallory)) // 2
 	put(t, cli, Key(prefix, Revoked, "mallory"), keyJSON(t, mallory))    // 3
 	put(t, cli, Key(prefix, Authorized, "carol"), keyJSON(t, carol))     // 4: the snapshot's last
-	src := open(t, Options{Client: client(t, proxy.endpoint()), Prefix: prefix, MaxStaleness: time.Minute, Progress: 50 * time.Millisecond})
+	src := open(t, Options{Client: client(t, proxy.Endpoint()), Prefix: prefix, MaxStaleness: time.Minute, Progress: 50 * time.Millisecond})
 	store := authkeys.Open(t.Context(), src.AuthorizedOptions())
 	defer store.Close()
 	del(t, cli, Key(prefix, Revoked, "mallory")) // 5: lost by the restore
 	eventually(t, 10*time.Second, "mallory not admitted once his revocation was removed", func() bool { return verdict(store, mallory) == authkeys.Authorized })
 	was := src.Revision()
 
-	proxy.setCut(true)
+	proxy.SetCut(true)
 	cli = restartEmpty(t, ms[0], "")
 	put(t, cli, Key(prefix, Authorized, "mallory"), keyJSON(t, mallory))
 	put(t, cli, Key(prefix, Revoked, "mallory"), keyJSON(t, mallory))
 	put(t, cli, Key(prefix, Authorized, "carol"), keyJSON(t, carol))
 	for put(t, cli, "/elsewhere", []byte("y")) <= was {
 	}
-	proxy.setCut(false)
+	proxy.SetCut(false)
 	eventually(t, 20*time.Second, "a revocation a restore brought back is not enforced", func() bool {
 		return verdict(store, mallory) == authkeys.Revoked
 	})

@@ -77,7 +77,9 @@ func (s *Source) run(ctx context.Context) {
 // ±50%: about an attempt a second to a cluster whose connections are
 // refused, where etcd back is tried within about a second. (A connection
 // that hangs, packets dropped, stays connecting for gRPC's connect
-// timeout of 20 s, which this does not shorten.) Otherwise it waits for
+// timeout of 20 s, which this does not shorten: the client's
+// grpc.ConnectParams.MinConnectTimeout does, as keytool's sets it to
+// --etcd-dial-timeout.) Otherwise it waits for
 // the connection's state to change.
 func (s *Source) reconnect(ctx context.Context) {
 	cc := s.opts.Client.ActiveConnection()

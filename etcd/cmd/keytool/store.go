@@ -22,6 +22,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/keytool/keytool/etcd"
 	"github.com/keytool/keytool/internal/cli"
@@ -106,6 +108,13 @@ func (f *connFlags) config(u *url.URL) (clientv3.Config, string, error) {
 		cfg.Username, cfg.Password = f.user, pw
 	}
 	cfg.DialTimeout = f.dialTimeout
+	// Each attempt to connect gives up after the same time, not gRPC's 20
+	// s: an attempt made while the network dropped etcd's packets waits
+	// out its time once the network is back, and a proxy following etcd
+	// reached it again 8 s after the network healed (measured; up to 20 s),
+	// 1.9 s with 3 s. gRPC's pace between attempts is kept (etcd.Source
+	// hastens it while no member is reachable).
+	cfg.DialOptions = append(cfg.DialOptions, grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: f.dialTimeout}))
 	cfg.Logger = zap.NewNop()
 	return cfg, prefix, nil
 }
