@@ -153,7 +153,7 @@ func (s *Store) waitLoaded() {
 
 // Close stops watching; for a store OpenEarly made, it first waits for
 // its full load to end, and for the admin index written after it for the
-// next start (keydir.Loader.IndexAfter; 1.5–2 s at 100,000 files): a
+// next start (keydir.Loader.IndexAfter; 1–3 s at 100,000 files): a
 // server stopping calls Close before it cancels OpenEarly's context,
 // after which no index is written. Lookups keep answering from the last
 // snapshot.

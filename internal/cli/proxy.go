@@ -174,7 +174,8 @@ loads the identity again at once.
 SIGTERM or SIGINT: stop accepting, let open connections finish (at most
 --drain-timeout, then they are cut), exit 0. A second signal cuts them at
 once. A proxy stopped while it writes the admin index its full load leaves
-for the next start finishes that first, within the same --drain-timeout.
+for the next start finishes that first, within the same --drain-timeout (a
+second signal ends the wait).
 
 --proxy-protocol (server mode): each connection to --target starts with a
 PROXY protocol v2 header (HAProxy's; nginx, HAProxy, Envoy and many

@@ -119,7 +119,7 @@ func indexNotWritable(err error) bool {
 // indexBeforeExit is run by a stopping proxy once its drain has ended:
 // where its full load is published and the admin index for the next
 // start is still being written (authkeys.OpenEarly, after that load;
-// 1.5–2 s at 100,000 files), it waits for the write, until ctx ends (what
+// 1–3 s at 100,000 files), it waits for the write, until ctx ends (what
 // is left of --drain-timeout, or a second signal). A proxy stopped within
 // those seconds of its full load left no index, and its next start read
 // every file before deciding, as this one did. A stop during the full
@@ -137,6 +137,9 @@ func indexBeforeExit(ctx context.Context, store *authkeys.Store, log *slog.Logge
 	}()
 	select {
 	case <-closed:
+		return
+	case <-ctx.Done(): // the drain took all its time
+		log.Warn("exiting before the admin index was written: the next start reads every file before it decides")
 		return
 	case <-time.After(100 * time.Millisecond): // no line for a store with nothing to write
 	}

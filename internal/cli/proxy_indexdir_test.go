@@ -186,6 +186,28 @@ func TestProxyWritesItsIndexBeforeExiting(t *testing.T) {
 	if log := p.terminate(t); strings.Contains(log, "first clients wait") || strings.Contains(log, "writing the admin index") {
 		t.Errorf("the next start did not decide early from the index, or wrote it again:\n%s", log)
 	}
+
+	// An index that exists is not written again: a proxy stopped while an
+	// admin command holds the index's lock exits at once, where it waited
+	// for the lock (up to 10 s) with nothing to write.
+	unlock, held, err = keydir.LockFile(filepath.Join(index, ".keytool.lock"))
+	if err != nil || !held {
+		t.Fatalf("taking the index's lock again: held %v, %v", held, err)
+	}
+	defer unlock()
+	p = pxStart(t, "keytool", args...)
+	p.waitFor(t, `msg=identity `, 30*time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the proxy, its index already there, still runs 5 s after SIGTERM, the index's lock held:\n%s", p.stderr.String())
+	}
+	if log := p.stderr.String(); strings.Contains(log, "writing the admin index") {
+		t.Errorf("a proxy with nothing to write said it was writing the index:\n%s", log)
+	}
 }
 
 // pxAuthorizeMany writes n Ed25519 public keys into the directory dir.

@@ -583,6 +583,19 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 			}
 		}
 		slices.Sort(todo)
+		// An index that exists, and that the proof did not fail on, is
+		// left as it is (writeAfter): looked at before the lock too, so
+		// that a server waiting for this write as it stops (keytool
+		// proxy) does not wait up to lockWait for an admin command's
+		// lock with nothing to write. Looked at again under the lock.
+		todo = slices.DeleteFunc(todo, func(i int) bool {
+			if l.cfg.Sources[i].Path == rewrite {
+				return false
+			}
+			x := fl.index(i) // not locked: one of its own, closed here
+			defer x.close()
+			return x.head() != nil
+		})
 		if len(todo) == 0 {
 			return nil
 		}

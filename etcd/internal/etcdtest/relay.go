@@ -46,26 +46,19 @@ func (p *Relay) serve() {
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		switch {
-		case p.cut:
-			p.failed = append(p.failed, time.Now())
-			p.mu.Unlock()
-			c.Close()
-			continue
-		case p.dropped:
-			// Never answered, even once the path is back: what a
-			// connection attempt whose packets were dropped meets.
-			p.failed = append(p.failed, time.Now())
-			p.conns[c] = struct{}{}
-			p.mu.Unlock()
-			go io.Copy(io.Discard, c)
+		if !p.forwards(c) {
 			continue
 		}
-		u, err := net.Dial("tcp", p.target)
+		u, err := net.Dial("tcp", p.target) // not under mu: a slow target holds no Set*
 		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		if p.cut || p.dropped { // while it dialled: as if after
 			p.mu.Unlock()
 			c.Close()
+			u.Close()
 			continue
 		}
 		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
@@ -73,6 +66,27 @@ func (p *Relay) serve() {
 		go p.pipe(u, c)
 		go p.pipe(c, u)
 	}
+}
+
+// forwards reports whether a new connection is to be forwarded: not
+// while the path is cut (it is refused) or dropped (swallowed, never
+// answered, even once the path is back: what an attempt whose packets
+// were dropped meets).
+func (p *Relay) forwards(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.cut:
+		p.failed = append(p.failed, time.Now())
+		c.Close()
+		return false
+	case p.dropped:
+		p.failed = append(p.failed, time.Now())
+		p.conns[c] = struct{}{}
+		go io.Copy(io.Discard, c)
+		return false
+	}
+	return true
 }
 
 // pipe copies from to to, holding what it read while the relay is hung,
