@@ -108,14 +108,14 @@ func (p *pxProc) stop(t testing.TB) {
 	}
 }
 
-// terminate sends SIGTERM and waits (at most 30 s) for the process to
+// terminate sends SIGTERM and waits (at most within) for the process to
 // exit, and returns its standard error.
-func (p *pxProc) terminate(t testing.TB) string {
+func (p *pxProc) terminate(t testing.TB, within time.Duration) string {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	p.wait(t, 30*time.Second)
+	p.wait(t, within)
 	return p.stderr.String()
 }
 

@@ -135,19 +135,18 @@ func indexBeforeExit(ctx context.Context, store *authkeys.Store, log *slog.Logge
 		store.Close() // waits for the write (Close before the proxy's context ends: OpenEarly writes nothing after)
 		close(closed)
 	}()
-	select {
-	case <-closed:
-		return
-	case <-ctx.Done(): // the drain took all its time
-		log.Warn("exiting before the admin index was written: the next start reads every file before it decides")
-		return
-	case <-time.After(100 * time.Millisecond): // no line for a store with nothing to write
-	}
-	log.Info("writing the admin index before exiting, so that the next start decides from it", "at_most", timeLeft(ctx))
-	select {
-	case <-closed:
-	case <-ctx.Done():
-		log.Warn("exiting before the admin index was written: the next start reads every file before it decides")
+	said := time.NewTimer(100 * time.Millisecond) // no line for a store with nothing to write
+	defer said.Stop()
+	for {
+		select {
+		case <-closed:
+			return
+		case <-ctx.Done(): // the drain took all its time, or a second signal
+			log.Warn("exiting before the admin index was written: the next start reads every file before it decides")
+			return
+		case <-said.C:
+			log.Info("writing the admin index before exiting, so that the next start decides from it", "at_most", timeLeft(ctx))
+		}
 	}
 }
 

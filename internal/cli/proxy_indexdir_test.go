@@ -76,7 +76,7 @@ func TestProxyIndexDir(t *testing.T) {
 		args = append([]string{"-H", server, "proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9"}, args...)
 		p := pxStartAs(t, 65534, keytool, args...)
 		p.waitFor(t, `msg=identity `, 30*time.Second)
-		return p.terminate(t)
+		return p.terminate(t, 30*time.Second)
 	}
 	const waits = `msg="first clients wait for the full load"`
 	log := start()
@@ -151,11 +151,17 @@ func TestProxyWritesItsIndexBeforeExiting(t *testing.T) {
 	if err := os.Mkdir(index, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	unlock, held, err := keydir.LockFile(filepath.Join(index, ".keytool.lock"))
-	if err != nil || !held {
-		t.Fatalf("taking the index's lock: held %v, %v", held, err)
+	// lockIndex holds the index's lock, as an admin command would.
+	lockIndex := func() (unlock func()) {
+		t.Helper()
+		unlock, held, err := keydir.LockFile(filepath.Join(index, ".keytool.lock"))
+		if err != nil || !held {
+			t.Fatalf("taking the index's lock: held %v, %v", held, err)
+		}
+		t.Cleanup(unlock)
+		return unlock
 	}
-	defer unlock()
+	unlock := lockIndex()
 	args := []string{"-H", server, "proxy", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:9"}
 	p := pxStart(t, "keytool", args...)
 	p.waitFor(t, `msg=identity `, 30*time.Second)
@@ -170,42 +176,25 @@ func TestProxyWritesItsIndexBeforeExiting(t *testing.T) {
 	default:
 	}
 	unlock()
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the proxy did not exit once its index was written")
-	}
-	if p.code != 0 {
-		t.Fatalf("exit status %d:\n%s", p.code, p.stderr.String())
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit status %d once its index was written:\n%s", code, p.stderr.String())
 	}
 	if heads, _ := filepath.Glob(filepath.Join(index, "*", "head")); len(heads) != 1 {
 		t.Fatalf("%d index heads after the stop, want 1:\n%s", len(heads), p.stderr.String())
 	}
 	p = pxStart(t, "keytool", args...)
 	p.waitFor(t, `msg=identity `, 30*time.Second)
-	if log := p.terminate(t); strings.Contains(log, "first clients wait") || strings.Contains(log, "writing the admin index") {
+	if log := p.terminate(t, 30*time.Second); strings.Contains(log, "first clients wait") || strings.Contains(log, "writing the admin index") {
 		t.Errorf("the next start did not decide early from the index, or wrote it again:\n%s", log)
 	}
 
 	// An index that exists is not written again: a proxy stopped while an
 	// admin command holds the index's lock exits at once, where it waited
 	// for the lock (up to 10 s) with nothing to write.
-	unlock, held, err = keydir.LockFile(filepath.Join(index, ".keytool.lock"))
-	if err != nil || !held {
-		t.Fatalf("taking the index's lock again: held %v, %v", held, err)
-	}
-	defer unlock()
+	lockIndex()
 	p = pxStart(t, "keytool", args...)
 	p.waitFor(t, `msg=identity `, 30*time.Second)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("the proxy, its index already there, still runs 5 s after SIGTERM, the index's lock held:\n%s", p.stderr.String())
-	}
-	if log := p.stderr.String(); strings.Contains(log, "writing the admin index") {
+	if log := p.terminate(t, 5*time.Second); strings.Contains(log, "writing the admin index") {
 		t.Errorf("a proxy with nothing to write said it was writing the index:\n%s", log)
 	}
 }
