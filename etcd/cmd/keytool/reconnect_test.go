@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -62,4 +63,47 @@ func TestConnectAttemptsGiveUpAfterTheDialTimeout(t *testing.T) {
 	}
 	etcdtest.Eventually(t, 30*time.Second, "bob, authorized during the outage, not admitted once the network healed", admitted(2))
 	t.Logf("%d attempts during the outage; bob admitted %v after the network healed", relay.FailedSince(down), time.Since(back).Round(time.Millisecond))
+}
+
+// A member that stops answering (relay hung: its connections kept, no
+// byte forwarded) is left at the first request that meets it, which
+// clientv3 retries on another member, where without keepalive gRPC's
+// round robin sent it one request in three for as long as the freeze
+// lasted, each failing after its time. Requests are bounded as
+// etcd.Source bounds its own (5 s).
+func TestAFrozenMemberIsLeft(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a member frozen for 10 s; run without -short")
+	}
+	defer func(d time.Duration) { keepAliveTime = d }(keepAliveTime)
+	keepAliveTime = 10 * time.Second // gRPC's least; 30 s here would make the test 20 s longer
+	var relays []*etcdtest.Relay
+	var hosts []string
+	for _, addr := range startCluster(t, 3) {
+		r := etcdtest.NewRelay(t, addr)
+		relays = append(relays, r)
+		hosts = append(hosts, strings.TrimPrefix(r.Endpoint(), "http://"))
+	}
+	st := openTestStore(t, strings.Join(hosts, ","), "--etcd-dial-timeout", "2s")
+	get := func() (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := st.c.Get(ctx, "/kt/x")
+		return time.Since(start), err
+	}
+	for range 6 { // a connection to each member
+		if _, err := get(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relays[1].SetHung(true)
+	time.Sleep(keepAliveTime + time.Second) // silent that long: the next request on it pings
+	for i := range 6 {
+		took, err := get()
+		if err != nil {
+			t.Fatalf("request %d of 6 after a member froze: %v (%v): the frozen member was not left", i+1, err, took.Round(time.Millisecond))
+		}
+		t.Logf("request %d: %v", i+1, took.Round(time.Millisecond))
+	}
 }

@@ -36,6 +36,11 @@ import (
 // "Command line").
 var backend = cli.StoreBackend{Schemes: []string{"etcd", "etcds"}, Flags: etcdFlags}
 
+// keepAliveTime and keepAliveTimeout are the client's keepalive (config):
+// Kubernetes' apiserver pings etcd after 30 s of silence too; its 10 s
+// for the answer is longer than a request of etcd.Source may wait.
+var keepAliveTime, keepAliveTimeout = 30 * time.Second, 3 * time.Second
+
 // connFlags are the etcd flags of one command line.
 type connFlags struct {
 	cacert, cert, key  string
@@ -119,6 +124,19 @@ func (f *connFlags) config(u *url.URL) (clientv3.Config, string, error) {
 	// attempts is kept (etcd.Source hastens it while no member is
 	// reachable).
 	cfg.DialOptions = append(cfg.DialOptions, grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: min(f.dialTimeout, 20*time.Second)}))
+	// A member that stops answering — a stopped process, a paused
+	// machine, a firewall dropping its packets — keeps its connection,
+	// and gRPC's round robin went on sending it a request in three: each
+	// waited out its time and failed, for as long as the freeze lasted
+	// (TestAFrozenMemberIsLeft). With keepalive, the first request on a
+	// connection silent for keepAliveTime sends a ping at once; no answer
+	// within keepAliveTimeout ends the connection, and clientv3 retries
+	// the request on another member: below etcd.Source's 5 s for a
+	// request, its check still succeeds. Pings go only while a request or
+	// watch is open (etcd sends GOAWAY to a client pinging a connection
+	// with none: PermitWithoutStream stays false), so an idle member costs
+	// nothing, and a watch's quiet connection one ping each keepAliveTime.
+	cfg.DialKeepAliveTime, cfg.DialKeepAliveTimeout = keepAliveTime, keepAliveTimeout
 	cfg.Logger = zap.NewNop()
 	return cfg, prefix, nil
 }
