@@ -20,7 +20,8 @@ type Relay struct {
 	hung    bool // forwarding nothing either way, connections kept: a frozen member
 	dropped bool // new connections swallowed, never answered: packets dropped
 	conns   map[net.Conn]struct{}
-	failed  []time.Time // when each connection made while cut or dropped came: refused or swallowed
+	failed  []time.Time    // when each connection made while cut or dropped came: refused or swallowed
+	wg      sync.WaitGroup // serve and the copies it starts: the test's cleanup waits for them
 }
 
 // NewRelay starts a relay to target (host:port) on 127.0.0.1, closed at
@@ -32,8 +33,13 @@ func NewRelay(tb testing.TB, target string) *Relay {
 	}
 	p := &Relay{l: l, target: target, conns: map[net.Conn]struct{}{}}
 	p.resumed = sync.NewCond(&p.mu)
-	tb.Cleanup(func() { l.Close(); p.SetHung(false); p.SetCut(true) })
-	go p.serve()
+	tb.Cleanup(func() {
+		l.Close()
+		p.SetHung(false)
+		p.SetCut(true)
+		p.wg.Wait()
+	})
+	p.wg.Go(p.serve)
 	return p
 }
 
@@ -63,8 +69,8 @@ func (p *Relay) serve() {
 		}
 		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go p.pipe(u, c)
-		go p.pipe(c, u)
+		p.wg.Go(func() { p.pipe(u, c) })
+		p.wg.Go(func() { p.pipe(c, u) })
 	}
 }
 
@@ -83,7 +89,7 @@ func (p *Relay) forwards(c net.Conn) bool {
 	case p.dropped:
 		p.failed = append(p.failed, time.Now())
 		p.conns[c] = struct{}{}
-		go io.Copy(io.Discard, c)
+		p.wg.Go(func() { io.Copy(io.Discard, c) })
 		return false
 	}
 	return true
