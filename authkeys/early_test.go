@@ -612,7 +612,7 @@ func TestEarlyServerIndexesForItsNextStart(t *testing.T) {
 		t.Fatal("answered early without an index")
 	}
 	release()
-	s.Close() // waits for the index to be written
+	<-s.Settled() // once the index is written
 	earlyProved = nil
 
 	s2, _, _ := openEarlyHeld(t, opts)

@@ -130,16 +130,15 @@ func indexBeforeExit(ctx context.Context, store *authkeys.Store, log *slog.Logge
 	default:
 		return
 	}
-	closed := make(chan struct{})
-	go func() {
-		store.Close() // waits for the write (Close before the proxy's context ends: OpenEarly writes nothing after)
-		close(closed)
-	}()
+	// The write alone (before the proxy's context ends: OpenEarly writes
+	// nothing after), not Close, which would wait for a rescan under way
+	// too, with nothing for the next start in it.
+	settled := store.Settled()
 	said := time.NewTimer(100 * time.Millisecond) // no line for a store with nothing to write
 	defer said.Stop()
 	for {
 		select {
-		case <-closed:
+		case <-settled:
 			return
 		case <-ctx.Done(): // the drain took all its time, or a second signal
 			log.Warn("exiting before the admin index was written: the next start reads every file before it decides")
