@@ -66,17 +66,18 @@ func TestConnectAttemptsGiveUpAfterTheDialTimeout(t *testing.T) {
 }
 
 // A member that stops answering (relay hung: its connections kept, no
-// byte forwarded) is left at the first request that meets it, which
-// clientv3 retries on another member, where without keepalive gRPC's
-// round robin sent it one request in three for as long as the freeze
-// lasted, each failing after its time. Requests are bounded as
-// etcd.Source bounds its own (5 s).
+// byte forwarded) is left once keepalive finds it: a request that meets
+// it within keepAliveTime + keepAliveTimeout of its last answer still
+// waits out its time and fails, one after is sent elsewhere (or retried
+// there, the connection ended under it), where without keepalive gRPC's
+// round robin sent the frozen member one request in three for as long as
+// the freeze lasted, each failing after its time. Requests go back to
+// back from the freeze on, each bounded as etcd.Source bounds its own
+// (5 s).
 func TestAFrozenMemberIsLeft(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a member frozen for 10 s; run without -short")
+		t.Skip("a member frozen for 25 s; run without -short")
 	}
-	defer func(d time.Duration) { keepAliveTime = d }(keepAliveTime)
-	keepAliveTime = 10 * time.Second // gRPC's least; 30 s here would make the test 20 s longer
 	var relays []*etcdtest.Relay
 	var hosts []string
 	for _, addr := range startCluster(t, 3) {
@@ -85,25 +86,33 @@ func TestAFrozenMemberIsLeft(t *testing.T) {
 		hosts = append(hosts, strings.TrimPrefix(r.Endpoint(), "http://"))
 	}
 	st := openTestStore(t, strings.Join(hosts, ","), "--etcd-dial-timeout", "2s")
-	get := func() (time.Duration, error) {
+	get := func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
-		start := time.Now()
 		_, err := st.c.Get(ctx, "/kt/x")
-		return time.Since(start), err
+		return err
 	}
-	for range 6 { // a connection to each member
-		if _, err := get(); err != nil {
+	for range 6 { // a connection to each member, each answering now
+		if err := get(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	relays[1].SetHung(true)
-	time.Sleep(keepAliveTime + time.Second) // silent that long: the next request on it pings
-	for i := range 6 {
-		took, err := get()
-		if err != nil {
-			t.Fatalf("request %d of 6 after a member froze: %v (%v): the frozen member was not left", i+1, err, took.Round(time.Millisecond))
+	frozen := time.Now()
+	window := keepAliveTime + keepAliveTimeout // from the member's last answer, before the freeze
+	failed := 0
+	for time.Since(frozen) < window+12*time.Second {
+		start := time.Since(frozen)
+		err := get()
+		took := time.Since(frozen) - start
+		switch {
+		case err != nil && start >= window:
+			t.Fatalf("a request %v after a member froze failed after %v: %v; keepalive (%v, then %v) should have left the member by then", start.Round(time.Millisecond), took.Round(time.Millisecond), err, keepAliveTime, keepAliveTimeout)
+		case err != nil:
+			failed++
+		case took > time.Second:
+			t.Logf("a request %v after the freeze took %v: retried on another member once keepalive ended the connection", start.Round(time.Millisecond), took.Round(time.Millisecond))
 		}
-		t.Logf("request %d: %v", i+1, took.Round(time.Millisecond))
 	}
+	t.Logf("%d requests failed in the first %v of the freeze, none after", failed, window)
 }

@@ -36,10 +36,13 @@ import (
 // "Command line").
 var backend = cli.StoreBackend{Schemes: []string{"etcd", "etcds"}, Flags: etcdFlags}
 
-// keepAliveTime and keepAliveTimeout are the client's keepalive (config):
-// Kubernetes' apiserver pings etcd after 30 s of silence too; its 10 s
-// for the answer is longer than a request of etcd.Source may wait.
-var keepAliveTime, keepAliveTimeout = 30 * time.Second, 3 * time.Second
+// keepAliveTime and keepAliveTimeout are the client's keepalive (config).
+// The time is gRPC's least (it raises a shorter one to 10 s), and twice
+// etcd's --grpc-keepalive-min-time: a frozen member's requests fail for
+// 13 s at most, for a ping every 10 s on a quiet watch's connection
+// (Kubernetes' apiserver pings after 30 s). The timeout is under a
+// request of etcd.Source (5 s), which is then retried elsewhere.
+var keepAliveTime, keepAliveTimeout = 10 * time.Second, 3 * time.Second
 
 // connFlags are the etcd flags of one command line.
 type connFlags struct {
@@ -128,14 +131,15 @@ func (f *connFlags) config(u *url.URL) (clientv3.Config, string, error) {
 	// machine, a firewall dropping its packets — keeps its connection,
 	// and gRPC's round robin went on sending it a request in three: each
 	// waited out its time and failed, for as long as the freeze lasted
-	// (TestAFrozenMemberIsLeft). With keepalive, the first request on a
-	// connection silent for keepAliveTime sends a ping at once; no answer
-	// within keepAliveTimeout ends the connection, and clientv3 retries
-	// the request on another member: below etcd.Source's 5 s for a
-	// request, its check still succeeds. Pings go only while a request or
-	// watch is open (etcd sends GOAWAY to a client pinging a connection
-	// with none: PermitWithoutStream stays false), so an idle member costs
-	// nothing, and a watch's quiet connection one ping each keepAliveTime.
+	// (TestAFrozenMemberIsLeft). With keepalive, gRPC pings a connection
+	// silent for keepAliveTime while a request or watch is open on it —
+	// at once, for the first request on one silent longer — and ends it
+	// when no answer comes within keepAliveTimeout; clientv3 retries a
+	// read under way on another member (a write fails). So requests meet
+	// a frozen member for keepAliveTime + keepAliveTimeout after its last
+	// answer at most, where before they did for good. No ping goes on a
+	// connection with nothing open (etcd answers one with GOAWAY:
+	// PermitWithoutStream stays false), so an idle member costs nothing.
 	cfg.DialKeepAliveTime, cfg.DialKeepAliveTimeout = keepAliveTime, keepAliveTimeout
 	cfg.Logger = zap.NewNop()
 	return cfg, prefix, nil
