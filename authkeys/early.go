@@ -166,8 +166,8 @@ func (s *Store) Close() error {
 // what it does of its own accord: its full load published and, where it
 // writes one, the admin index for the next start written or given up
 // (1–3 s after the load at 100,000 files). At once for a store Load or
-// Open made. A server that stops waits for this, not for Close, which
-// also waits for a reload under way, and exits.
+// Open made. A stopping server waits for this before it exits, not for
+// Close, which also waits for a reload under way.
 func (s *Store) Settled() <-chan struct{} {
 	if s.opened != nil {
 		return s.opened
