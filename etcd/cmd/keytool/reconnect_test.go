@@ -28,7 +28,7 @@ func TestConnectAttemptsGiveUpAfterTheDialTimeout(t *testing.T) {
 	}
 	addr := startEtcd(t, nil)
 	relay := etcdtest.NewRelay(t, addr)
-	st := openTestStore(t, strings.TrimPrefix(relay.Endpoint(), "http://"), "--etcd-dial-timeout", "2s", "--etcd-cache", filepath.Join(t.TempDir(), "cache.json"))
+	st := openTestStore(t, relay.Addr(), "--etcd-dial-timeout", "2s", "--etcd-cache", filepath.Join(t.TempDir(), "cache.json"))
 	f, err := st.Follow(t.Context(), cli.FollowOptions{Home: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestAFrozenMemberIsLeft(t *testing.T) {
 	for _, addr := range startCluster(t, 3) {
 		r := etcdtest.NewRelay(t, addr)
 		relays = append(relays, r)
-		hosts = append(hosts, strings.TrimPrefix(r.Endpoint(), "http://"))
+		hosts = append(hosts, r.Addr())
 	}
 	st := openTestStore(t, strings.Join(hosts, ","), "--etcd-dial-timeout", "2s")
 	get := func() error {

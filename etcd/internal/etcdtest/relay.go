@@ -44,7 +44,10 @@ func NewRelay(tb testing.TB, target string) *Relay {
 }
 
 // Endpoint is the relay's address as an etcd client endpoint.
-func (p *Relay) Endpoint() string { return "http://" + p.l.Addr().String() }
+func (p *Relay) Endpoint() string { return "http://" + p.Addr() }
+
+// Addr is the relay's address, host:port (what --store etcd://… takes).
+func (p *Relay) Addr() string { return p.l.Addr().String() }
 
 func (p *Relay) serve() {
 	for {
