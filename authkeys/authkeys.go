@@ -25,6 +25,22 @@ import (
 // Options say where the keys are: the files and directories of client
 // keys and of revoked keys, the home whose strict modes apply, and how to
 // watch. They are the same options as knownhosts.Options.
+//
+// Its fields (documented on the type it names, internal to this module:
+// go doc github.com/keytool/keytool/internal/keydir Options):
+//
+//	Files, Dirs                []string // client keys: single files, directories
+//	RevokedFiles, RevokedDirs  []string // refused keys: single files, directories
+//	Feeds, RevokedFeeds        []Feed   // entries from elsewhere than files (etcd)
+//	Home                       string   // the top of the trust tree, for strict modes
+//	NoStrictModes              bool     // only where permissions mean nothing
+//	Logger                     *slog.Logger
+//	Debounce, Rescan           time.Duration
+//	Index                      string   // the admin index's directory
+//
+// Set Logger: a trust file refused for its permissions or content is
+// skipped (Problems lists it), and with no Logger nothing says so — a
+// client whose file was skipped is simply not authorized.
 type Options = keydir.Options
 
 // Feed is a source of entries other than files (Options.Feeds,

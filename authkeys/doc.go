@@ -32,8 +32,9 @@
 //
 // Lookup checks, in order: revoked (*RevokedError), authorized
 // (*NotAuthorizedError), expired (*ExpiredError), source network
-// (*SourceNotAllowedError). Each error names the key's fingerprint and the
-// command that changes the decision.
+// (*SourceNotAllowedError). Each error is one line naming the key's
+// fingerprint and why; keytool's command line turns it into advice with
+// the command that changes the decision.
 //
 // A server that must answer before it has read 100,000 files opens with
 // OpenEarly: until its full load is published it decides from the files

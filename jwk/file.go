@@ -139,12 +139,21 @@ func IdentityFileNames() []string { return home.IdentityNames() }
 // may have in a home directory. The slice is the caller's own.
 func PublicFileNames() []string { return home.PublicNames() }
 
-// NoIdentityError means a home directory holds no identity.
+// NoIdentityError means a home directory holds no identity (or is not
+// there): errors.Is(err, fs.ErrNotExist) holds for it, as for a missing
+// file. Make one with keytool gen, or tlsbridge.LoadOrGenerateHomeIdentity.
 type NoIdentityError struct{ Home string }
 
 func (e *NoIdentityError) Error() string {
-	return fmt.Sprintf("no identity in %s (looked for %s)", e.Home, strings.Join(home.IdentityNames(), ", "))
+	where := e.Home
+	if where == "" {
+		where = "the current directory" // home.Dir("")'s files are relative
+	}
+	return fmt.Sprintf("jwk: no identity in %s (looked for %s)", where, strings.Join(home.IdentityNames(), ", "))
 }
+
+// Unwrap is fs.ErrNotExist.
+func (e *NoIdentityError) Unwrap() error { return fs.ErrNotExist }
 
 // FindIdentity returns the path of the identity in home: the single one of
 // key.json, key.jwk and key.pem that exists. None is a *NoIdentityError;

@@ -215,7 +215,20 @@ func TestFindIdentity(t *testing.T) {
 	if !errors.As(err, &ne) || ne.Home != dir {
 		t.Fatalf("empty home: %v, want a *NoIdentityError", err)
 	}
-	wantSubstrings(t, err.Error(), dir, "key.json", "key.pem")
+	wantSubstrings(t, err.Error(), "jwk: no identity in "+dir, "key.json", "key.pem")
+	// A caller that makes an identity where there is none asks the usual
+	// question (found by review: it had to know this type).
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("empty home: errors.Is(%v, fs.ErrNotExist) = false", err)
+	}
+	if _, err := FindIdentity(filepath.Join(dir, "missing")); !errors.As(err, &ne) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a home that is not there: %v, want a *NoIdentityError that is fs.ErrNotExist", err)
+	}
+	// The empty home is the current directory (home.Dir("")'s names are
+	// relative), not "in  (looked for …)".
+	if got := (&NoIdentityError{}).Error(); !strings.HasPrefix(got, "jwk: no identity in the current directory (looked for key.json") {
+		t.Errorf("NoIdentityError{} = %q", got)
+	}
 
 	// Public halves and other files are not identities.
 	for _, name := range append(PublicFileNames(), "key.json.bak", ".key.json.123.tmp") {

@@ -38,8 +38,8 @@
 //   - *RevokedError: the key is revoked, or a revocation list is unreadable;
 //   - *KeyChangedError: an exact (non-wildcard) pin for addr holds other
 //     keys — a reinstall, or a man-in-the-middle; the message shows both
-//     fingerprints, the file pinning the old key and the commands to
-//     re-pin;
+//     fingerprints and the file pinning the old key (keytool's command
+//     line adds the warning and the commands to re-pin);
 //   - *UnknownHostError: no pin applies. A host matched only by wildcard
 //     pins of other keys is unknown, not changed: a wildcard cannot know
 //     that this particular host used to have another key.

@@ -584,19 +584,28 @@ func transport(dial func(ctx context.Context, network, addr string) (net.Conn, e
 	t.Proxy = nil
 	t.DialTLSContext = dial
 	t.DialContext = func(_ context.Context, _, addr string) (net.Conn, error) {
-		return nil, &PlainTextError{Addr: addr}
+		// With a Proxy set by the caller, net/http dials the proxy here
+		// for an https:// URL too (then CONNECT): the error says so.
+		return nil, &PlainTextError{Addr: addr, Proxy: t.Proxy != nil}
 	}
 	return t
 }
 
 // PlainTextError means a request of a keytool transport (Client.Transport,
 // LiveConns.Transport) asked for a plain-text connection — an http://
-// URL, or a redirect to one — which it never makes: nothing would check
-// the server's key. Nothing was dialled.
+// URL, or a redirect to one, or a proxy set on the transport (its Proxy
+// field), whose connection net/http makes in plain text and through which
+// it would make the server's TLS connection itself, with no pin — which it
+// never makes: nothing would check the server's key. Nothing was dialled.
 type PlainTextError struct {
 	Addr string // the address asked for
+	// Proxy: the transport's Proxy was set, so Addr may be the proxy's.
+	Proxy bool
 }
 
 func (e *PlainTextError) Error() string {
+	if e.Proxy {
+		return fmt.Sprintf("tlsbridge: not connecting to %s in plain text (an http:// URL, or the proxy the transport's Proxy names): this transport connects only directly, with TLS that checks the server's key; use https:// and leave Proxy unset", e.Addr)
+	}
 	return fmt.Sprintf("tlsbridge: not connecting to %s in plain text (an http:// URL): this transport makes only TLS connections that check the server's key; use https://", e.Addr)
 }

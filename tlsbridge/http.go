@@ -179,8 +179,14 @@ var forbiddenMessages = map[ForbiddenReason]string{
 
 // Reason is the code for why p is not authenticated, as
 // RequireAuthenticated sends it to the client (ForbiddenBody.Reason), for
-// a program that answers its refusals itself with WriteForbidden.
-func (p *Peer) Reason() ForbiddenReason { return p.reason() }
+// a program that answers its refusals itself with WriteForbidden. A nil
+// Peer (a request no Middleware saw) is ReasonNoCertificate.
+func (p *Peer) Reason() ForbiddenReason {
+	if p == nil {
+		return ReasonNoCertificate
+	}
+	return p.reason()
+}
 
 // reason is the code for why p is not authenticated: from the store's
 // verdict when it is final (so a custom store's own errors map too), else

@@ -458,19 +458,35 @@ type Peer struct {
 	Err error
 }
 
-// Fingerprint returns the peer key's fingerprint ("SHA256:…").
-func (p *Peer) Fingerprint() string { return jwk.FormatFingerprint(p.SPKIHash) }
+// Peer's methods take a nil *Peer — what PeerFromContext returns for a
+// request no Middleware saw — as a peer nobody authenticated, with no key
+// and no name, so that a handler calling PeerFromContext(ctx).Name()
+// outside Middleware refuses rather than panics.
 
-// KeyID returns the peer key's libtrust key ID.
-func (p *Peer) KeyID() string { return jwk.FormatKeyID(p.SPKIHash) }
+// Fingerprint returns the peer key's fingerprint ("SHA256:…"), or "" for
+// a nil Peer.
+func (p *Peer) Fingerprint() string {
+	if p == nil {
+		return ""
+	}
+	return jwk.FormatFingerprint(p.SPKIHash)
+}
+
+// KeyID returns the peer key's libtrust key ID, or "" for a nil Peer.
+func (p *Peer) KeyID() string {
+	if p == nil {
+		return ""
+	}
+	return jwk.FormatKeyID(p.SPKIHash)
+}
 
 // Name returns the entry name of an authorized client, or "".
 func (p *Peer) Name() string {
-	if p.Entry == nil {
+	if p == nil || p.Entry == nil {
 		return ""
 	}
 	return p.Entry.Name
 }
 
-// Authenticated reports whether the peer is trusted.
-func (p *Peer) Authenticated() bool { return p.Err == nil }
+// Authenticated reports whether the peer is trusted: never a nil Peer.
+func (p *Peer) Authenticated() bool { return p != nil && p.Err == nil }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -66,5 +67,48 @@ func TestTransportRefusesPlainHTTP(t *testing.T) {
 	}
 	if n := plainAsked.Load(); n != 0 {
 		t.Errorf("the plain-text server was asked %d times", n)
+	}
+}
+
+// A Proxy set on a keytool transport by its caller is not used: net/http
+// would dial the proxy in plain text and make the server's TLS
+// connection itself, with no pin. The error says the proxy is why (a
+// review found it blaming an http:// URL for an https:// request).
+func TestTransportRefusesAProxySetOnIt(t *testing.T) {
+	proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxyLn.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := proxyLn.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	proxyURL, err := url.Parse("http://" + proxyLn.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := newHome(t, jwk.EC256)
+	tr := cli.client(t, ClientOptions{}).Transport()
+	tr.Proxy = http.ProxyURL(proxyURL)
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := hc.Get("https://127.0.0.1:1/")
+	if err == nil {
+		resp.Body.Close()
+	}
+	var plainErr *PlainTextError
+	if !errors.As(err, &plainErr) || !plainErr.Proxy || plainErr.Addr != proxyLn.Addr().String() ||
+		!strings.Contains(err.Error(), "Proxy") {
+		t.Fatalf("through a Proxy set on the transport: %v, want a *PlainTextError with Proxy set, naming %s and the transport's Proxy", err, proxyLn.Addr())
+	}
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the proxy was connected to %d times", n)
 	}
 }
