@@ -213,6 +213,9 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if err := publicOnly(c.identity); err != nil {
 		return err
 	}
+	if err := c.sshPrivateKey(c.identity); err != nil {
+		return err
+	}
 	// Refused before a key is made (an RSA key takes a while), and again
 	// under the lock, below.
 	if existing, _ := c.identityFiles(keyPath); len(existing) > 0 && !force {
@@ -327,6 +330,24 @@ func publicOnly(path string) error {
 	}
 	return fmt.Errorf("%s holds a public key%s, not an identity: gen writes a private key to the file -i names, and never over a public key, which is made to be shared; name the private key file, or a new one: keytool -i FILE gen",
 		path, describeKeys(keys)) // the keys read, not the file read again
+}
+
+// sshPrivateKey refuses, even with --force, to write over the file -i
+// names when it holds an OpenSSH private key (ssh-keygen's format, which
+// keytool reads but does not write): ssh's own key, which ssh could no
+// longer load, its .pub naming another key — lost with no copy (found by
+// review: the advice for an existing identity led there). keytool can use
+// it as it is.
+func (c *cli) sshPrivateKey(path string) error {
+	if path == "" {
+		return nil
+	}
+	data, _, err := trustfile.Read(path)
+	if err != nil || !bytes.Contains(data, []byte("-----BEGIN OPENSSH PRIVATE KEY-----")) {
+		return nil
+	}
+	return fmt.Errorf("%s is an OpenSSH private key (ssh-keygen's format), which ssh uses: gen never writes over it, --force or not (ssh could no longer load it, and its .pub would name another key); keytool uses it as it is (%s), or make a new key in another file: %s",
+		path, c.command("show"), strings.Replace(c.command("gen"), shellQuote(path), "NEW.json", 1))
 }
 
 // refuseExisting explains that an identity exists, naming every file that
