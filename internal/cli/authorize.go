@@ -241,6 +241,9 @@ func (c *cli) authorize(o authorizeOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := c.homeToWrite(); err != nil {
+		return err
+	}
 	k, err := c.readClientKey(o.file)
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ func TestAuthorizeRemoveSaysWhatWentBeforeAFailure(t *testing.T) {
 	indexSmallHomes(t)
 	dir := t.TempDir()
 	h := filepath.Join(dir, "home")
+	mkHome(t, h) // commands that write refuse a home that is not there
 	var keys []*jwk.Key
 	for i := range 4 {
 		file := filepath.Join(dir, fmt.Sprintf("k%d.json", i))

@@ -120,6 +120,7 @@ func TestAuthorizeDerivedNames(t *testing.T) {
 	} {
 		root := t.TempDir()
 		home := filepath.Join(root, "home")
+		mkHome(t, home) // commands that write refuse a home that is not there
 		key := filepath.Join(root, tc.file)
 		attrs := map[string]string{}
 		if tc.attr != "" {
@@ -148,6 +149,7 @@ func TestAuthorizeNoName(t *testing.T) {
 	for _, file := range []string{"pub_key.json", "id_ed25519.pub", "key.pem", "---.json"} {
 		root := t.TempDir()
 		home := filepath.Join(root, "home")
+		mkHome(t, home) // commands that write refuse a home that is not there
 		key := filepath.Join(root, file)
 		writePublicKey(t, key, nil)
 		_, stderr, code := runKeytool(t, "", "-H", home, "authorize", key)

@@ -44,6 +44,7 @@ func keytoolCmd(args ...string) *exec.Cmd {
 func TestParallelAuthorizeProcesses(t *testing.T) {
 	root := t.TempDir()
 	home := filepath.Join(root, "home")
+	mkHome(t, home) // commands that write refuse a home that is not there
 	const rounds, procs = 5, 4
 	var want []string
 	for r := range rounds {
@@ -280,6 +281,7 @@ func TestKillDuringWrites(t *testing.T) {
 	t.Run("authorize", func(t *testing.T) {
 		root := t.TempDir()
 		home := filepath.Join(root, "home")
+		mkHome(t, home) // commands that write refuse a home that is not there
 		pub := filepath.Join(root, "client.json")
 		writePublicKey(t, pub, nil)
 		d := timeRun(t, func(i int) *exec.Cmd {
@@ -329,6 +331,15 @@ func readDirIfAny(t *testing.T, dir string) []os.DirEntry {
 }
 
 // tmpFiles lists the temporary files of atomicfile (".NAME.*.tmp") in dir.
+// mkHome makes the home dir, mode 0700: authorize, revoke and trust-host
+// refuse a -H that does not exist (homeToWrite).
+func mkHome(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func tmpFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	var tmp []string
@@ -1175,6 +1186,7 @@ func TestParallelAuthorizeOneKeyProcesses(t *testing.T) {
 	root := t.TempDir()
 	for r := range 8 {
 		home := filepath.Join(root, fmt.Sprintf("home%d", r))
+		mkHome(t, home) // commands that write refuse a home that is not there
 		file := filepath.Join(root, fmt.Sprintf("key%d.json", r))
 		k := writePublicKey(t, file, nil)
 		var (

@@ -102,6 +102,7 @@ func TestKillAtEveryWrite(t *testing.T) {
 				for _, step := range steps {
 					root := t.TempDir()
 					home := filepath.Join(root, "home")
+					mkHome(t, home) // commands that write refuse a home that is not there
 					args := tc.setup(t, root, home)
 					at := fmt.Sprint(n, ":", step)
 					held, out := holdAndKill(t, at, args...)

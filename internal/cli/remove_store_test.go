@@ -39,6 +39,7 @@ func TestStoreRepeatedRemoveSaysOnlyWhatIsWritten(t *testing.T) {
 		t.Run(fmt.Sprint("mirror=", mirrored), func(t *testing.T) {
 			dir := t.TempDir()
 			h0 := filepath.Join(dir, "seed")
+			mkHome(t, h0) // commands that write refuse a home that is not there
 			server, client, revoked := filepath.Join(dir, "server.json"), filepath.Join(dir, "alice.json"), filepath.Join(dir, "revoked.json")
 			writePublicKey(t, server, nil)
 			writePublicKey(t, client, nil)
@@ -98,6 +99,7 @@ func TestRemovalsSayWhatWentBeforeAFailure(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			h := filepath.Join(dir, "home")
+			mkHome(t, h) // commands that write refuse a home that is not there
 			file := filepath.Join(dir, "k.json")
 			k := writePublicKey(t, file, nil)
 			subst := func(args []string) []string {

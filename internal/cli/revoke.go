@@ -83,6 +83,9 @@ read this revocation.` + storeEditHelp,
 }
 
 func (c *cli) revoke(arg string) error {
+	if err := c.homeToWrite(); err != nil {
+		return err
+	}
 	var (
 		keys []*jwk.Key
 		err  error

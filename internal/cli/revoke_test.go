@@ -16,6 +16,7 @@ func TestRevokeRemoveByNameIndexed(t *testing.T) {
 	indexSmallHomes(t)
 	dir := t.TempDir()
 	h := filepath.Join(dir, "home")
+	mkHome(t, h) // commands that write refuse a home that is not there
 	var fps []string
 	for i := range 6 {
 		file := filepath.Join(dir, fmt.Sprintf("k%d.json", i))

@@ -149,6 +149,9 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 				return err
 			}
 			c.pinPurposes = purposes // the advice's commands pin for these too
+			if err := c.homeToWrite(); err != nil {
+				return err
+			}
 			if keyFile != "" {
 				err = c.pinKeyFile(args[0], keyFile, mode, purposes)
 			} else {

@@ -18,6 +18,7 @@ func TestTrustHostRemoveSaysCoveringPins(t *testing.T) {
 	indexSmallHomes(t)
 	dir := t.TempDir()
 	h := filepath.Join(dir, "home")
+	mkHome(t, h) // commands that write refuse a home that is not there
 	key := func(i int) string {
 		file := filepath.Join(dir, fmt.Sprintf("k%d.json", i))
 		writePublicKey(t, file, nil)
