@@ -98,8 +98,9 @@ func (e *RefusedError) Is(target error) bool { return reasonErr[e.Reason] == tar
 // TokenExpiredError means the token had expired by the client's clock
 // (more than ExpiryGrace ago): Join did not connect.
 type TokenExpiredError struct {
-	Name    string
-	Expires time.Time
+	Name      string
+	Expires   time.Time
+	Addresses []string // the token's: where its server is reached
 }
 
 func (e *TokenExpiredError) Error() string {
@@ -317,7 +318,7 @@ func Join(ctx context.Context, id *tlsbridge.Identity, tok Token, hosts tlsbridg
 		return nil, &TokenError{Kind: ErrTokenMalformed, Detail: err.Error()}
 	}
 	if time.Now().After(tok.Expires.Add(ExpiryGrace)) {
-		return nil, &TokenExpiredError{Name: tok.Name, Expires: tok.Expires}
+		return nil, &TokenExpiredError{Name: tok.Name, Expires: tok.Expires, Addresses: tok.Addresses}
 	}
 	for _, addr := range tok.Addresses {
 		// A key pinned without an address (PinnedIfNamed) is the token's

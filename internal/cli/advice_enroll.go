@@ -47,7 +47,7 @@ func (c *cli) adviseEnroll(err error) string {
 		}
 		return "It was not made by keytool invite."
 	case errors.As(err, &tokExpired):
-		return "Ask the server's administrator for a new one: keytool invite --name " + shellQuote(tokExpired.Name) + " (on the server)."
+		return "Ask the server's administrator for a new one: " + inviteAgain(tokExpired.Name, tokExpired.Addresses...) + " (on the server)."
 	case errors.As(err, &intercepted):
 		return "Either the token is for another server (or an old key of this one), or someone is intercepting the connection (a man-in-the-middle attack).\n" +
 			"Check the server's fingerprint with its administrator (keytool show, on the server)."
@@ -87,26 +87,45 @@ func (c *cli) adviseEnroll(err error) string {
 	return ""
 }
 
+// inviteAgain is the command that makes a new invitation for name
+// ("NAME" if empty) at addrs: invite needs --address, and the address a
+// client dialled is the one it joins at (review: without it the command
+// printed was bad usage). It runs on the server, whose -H the client
+// cannot know.
+func inviteAgain(name string, addrs ...string) string {
+	cmd := "keytool invite --name NAME"
+	if name != "" {
+		cmd = "keytool invite --name " + shellQuote(name)
+	}
+	for _, a := range addrs {
+		if a != "" {
+			cmd += " --address " + shellQuote(a)
+		}
+	}
+	return cmd
+}
+
 // refusedAdvice is what to do when the server refused an enrollment.
 func (c *cli) refusedAdvice(e *enroll.RefusedError) string {
 	name := "NAME"
 	if e.Name != "" {
 		name = shellQuote(e.Name)
 	}
+	invite := inviteAgain(e.Name, e.Addr)
 	switch e.Reason {
 	case enroll.ReasonExpired:
 		// The refusal asks for a new token already: the advice gives its
 		// administrator's command, rather than asking twice.
-		return "A new token is made on the server with: keytool invite --name " + name
+		return "A new token is made on the server with: " + invite
 	case enroll.ReasonAlreadyUsed:
 		// Used, or claimed: by a client now, or by a server that stopped
 		// while enrolling one, which left the invitation pending (invite
 		// --name would say it exists) and blocked until it is removed.
-		return "A new token is made on the server with: keytool invite --name " + name + "\n" +
+		return "A new token is made on the server with: " + invite + "\n" +
 			"If the invitation is still being used, or a server stopped while using it (that command says it exists), the administrator removes it first: keytool invite --remove " + name +
 			", checks keytool authorize --list (whether a client was enrolled with it), then invites again."
 	case enroll.ReasonUnknown:
-		return "Ask the server's administrator for a new token: keytool invite --name " + name + " (on the server)."
+		return "Ask the server's administrator for a new token: " + invite + " (on the server)."
 	case enroll.ReasonWrongSecret:
 		return "Copy the token again, whole, from the output of keytool invite, or ask for a new one."
 	case enroll.ReasonNotEnrollable:

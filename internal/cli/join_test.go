@@ -153,7 +153,7 @@ func TestInviteJoin(t *testing.T) {
 	sb, cb := homeFiles(t, srvHome), homeFiles(t, other)
 	_, e, code = keytoolIn(t, other, "join", tok)
 	if code != 1 || !strings.Contains(e, "already_used") || !strings.Contains(e, "a token works once") || !strings.Contains(e, "nothing was written") ||
-		!strings.Contains(e, "\nA new token is made on the server with: keytool invite --name laptop\n") {
+		!strings.Contains(e, "\nA new token is made on the server with: keytool invite --name laptop --address "+addr+"\n") {
 		t.Fatalf("second join: exit %d\n%s", code, e)
 	}
 	sameFiles(t, srvHome, sb)
