@@ -865,7 +865,9 @@ func authorizedStatus(store *authkeys.Store, e *authkeys.Entry) string {
 // entry accepts rotation, as trust-host's PURPOSE: most homes have none,
 // and one that does must show which, since such an entry lets its client
 // add keys under its name.
-func authorizedTable(store *authkeys.Store, lf listFlags) ([]authorizedInfo, *table) {
+// file names an entry's file in the FILE column: under -H as given, or
+// relative to the home in the overview, which names the home once.
+func authorizedTable(store *authkeys.Store, lf listFlags, file func(string) string) ([]authorizedInfo, *table) {
 	revoked := map[[32]byte]bool{}
 	for _, r := range store.Revoked() {
 		revoked[r.SPKIHash] = true
@@ -899,7 +901,7 @@ func authorizedTable(store *authkeys.Store, lf listFlags) ([]authorizedInfo, *ta
 			row = append(row, rotationWord(e.AcceptRotation))
 		}
 		if lf.long {
-			row = append(row, printable(in.Comment), printable(in.File))
+			row = append(row, printable(in.Comment), printable(file(in.File)))
 		}
 		t.add(row...)
 	}
@@ -927,7 +929,7 @@ func (c *cli) listAuthorized(lf listFlags) error {
 		}
 	}
 	reportSharedNames(c, "authorize", store)
-	infos, t := authorizedTable(store, lf)
+	infos, t := authorizedTable(store, lf, c.underHome)
 	return c.printList(lf, infos, t,
 		fmt.Sprintf("No authorized keys in %s; add one with: keytool%s authorize --name NAME FILE", c.layout().AuthorizedDir(), c.homeFlag()))
 }
@@ -987,8 +989,43 @@ func (c *cli) unauthorize(nameOrFPs []string) error {
 		for i, r := range results {
 			errs[i] = c.saidRemoval(r, unheld[i])
 		}
+		c.mayBeSkipped(store, errs)
 		return c.sayEach("authorize", errs)
 	})
+}
+
+// mayBeSkipped turns each "not found" of a removal into one that says
+// the files the store skips may hold it, and names them (once, above),
+// as revoke does: "no authorized key is named x" alone, where x.json was
+// skipped for its mode, sent the admin in a circle — authorize --name x
+// had said the name was taken, and to remove it first (found by review).
+func (c *cli) mayBeSkipped(store *authkeys.Store, errs []error) {
+	var skipped []keydir.Problem
+	for _, p := range c.withoutStandIns(store.Problems()) {
+		if !p.Revocation {
+			skipped = append(skipped, p)
+		}
+	}
+	if len(skipped) == 0 {
+		return
+	}
+	files, fix := "the file it skips", "fix that file"
+	if len(skipped) > 1 {
+		files, fix = fmt.Sprintf("the %d files it skips", len(skipped)), "fix them"
+	}
+	reported := false
+	for i, err := range errs {
+		var nf *authkeys.NotFoundError
+		if !errors.As(err, &nf) {
+			continue
+		}
+		if !reported {
+			reportSkipped(c, "authorize", skipped)
+			reported = true
+		}
+		errs[i] = fmt.Errorf("no authorized key that %s reads is named %q or has that fingerprint, and %s (above) may hold it: %s and run this again",
+			c.home, nf.Query, files, fix)
+	}
 }
 
 // saidRemoval says what one removal of unauthorize did, and returns its

@@ -204,7 +204,7 @@ type inviteInfo struct {
 
 // invitesTable is the listing of the invitations, for invite --list and
 // keytool list.
-func invitesTable(invs []*enroll.Invitation, lf listFlags) ([]inviteInfo, *table) {
+func invitesTable(invs []*enroll.Invitation, lf listFlags, file func(string) string) ([]inviteInfo, *table) {
 	now := time.Now()
 	infos := []inviteInfo{}
 	t := newTable(column{title: "NAME", elastic: true}, column{title: "STATUS"}, column{title: "EXPIRES"},
@@ -228,7 +228,7 @@ func invitesTable(invs []*enroll.Invitation, lf listFlags) ([]inviteInfo, *table
 		}
 		row := []string{printable(in.Name), status, in.Expires.UTC().Format(time.RFC3339), printable(strings.Join(in.Addresses, ",")), client}
 		if lf.long {
-			row = append(row, printable(in.File))
+			row = append(row, printable(file(in.File)))
 		}
 		t.add(row...)
 	}
@@ -239,7 +239,7 @@ func (c *cli) listInvites(lf listFlags) error {
 	dir := enroll.InvitesDir(c.home)
 	invs, problems := enroll.ListInvites(dir)
 	reportSkipped(c, "invite", problems)
-	infos, t := invitesTable(invs, lf)
+	infos, t := invitesTable(invs, lf, c.underHome)
 	return c.printList(lf, infos, t,
 		fmt.Sprintf("No invitations in %s; make one with: keytool%s invite --address HOST:PORT", dir, c.homeFlag()))
 }

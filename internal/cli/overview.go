@@ -116,11 +116,11 @@ func (c *cli) overview(lf listFlags) error {
 	c.overviewIdentity(o, lf)
 	auth := c.localAuthStore()
 	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
-	o.Authorized, o.tables["authorized"] = authorizedTable(auth, lf)
-	o.Revoked, o.tables["revoked"] = revokedTable(auth, hosts, lf)
-	o.Hosts, o.tables["hosts"] = hostsTable(hosts, lf)
+	o.Authorized, o.tables["authorized"] = authorizedTable(auth, lf, c.inHome)
+	o.Revoked, o.tables["revoked"] = revokedTable(auth, hosts, lf, c.inHome)
+	o.Hosts, o.tables["hosts"] = hostsTable(hosts, lf, c.inHome)
 	invs, invProblems := enroll.ListInvites(enroll.InvitesDir(c.home))
-	o.Invitations, o.tables["invitations"] = invitesTable(invs, lf)
+	o.Invitations, o.tables["invitations"] = invitesTable(invs, lf, c.inHome)
 	c.overviewPKI(o)
 	for _, p := range auth.Problems() {
 		o.problem(c, p)
@@ -243,7 +243,15 @@ func (c *cli) homeFiles(is func(name string) bool) []string {
 // inHome names a file of the home relative to it, since the overview
 // names the home once.
 func (c *cli) inHome(path string) string {
-	if rel, err := filepath.Rel(c.home, path); err == nil && !strings.HasPrefix(rel, "..") {
+	home := c.home
+	if filepath.IsAbs(path) && !filepath.IsAbs(home) {
+		// The stores name their files by absolute path: a relative -H
+		// made every one of them absolute in the tables (found by review).
+		if abs, err := filepath.Abs(home); err == nil {
+			home = abs
+		}
+	}
+	if rel, err := filepath.Rel(home, path); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return rel
 	}
 	return path

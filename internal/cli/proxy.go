@@ -94,7 +94,8 @@ seconds (repeated=N); with --enroll, so are the lines about clients whose
 key is not authorized. A client that does not trust the proxy's key is
 logged as "client refused this server's key", with its alert. Once it
 accepts, the proxy logs "listening" with the actual address (so --listen
-127.0.0.1:0 works), after the "identity" line and any warnings.
+127.0.0.1:0 works); the "identity" line, with the number of keys, comes
+once every file is read, before or after it (after, in a large home).
 
 --idle-timeout: once one side has closed its writing half, the other
 direction must move a byte at least this often, or both are closed (a

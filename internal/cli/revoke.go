@@ -239,7 +239,7 @@ type revokedInfo struct {
 // revokedTable is the listing of the revoked keys, for revoke --list and
 // keytool list. WAS names the authorized entries and pins the key had:
 // they stay in place and grant nothing.
-func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags) ([]revokedInfo, *table) {
+func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags, file func(string) string) ([]revokedInfo, *table) {
 	was := map[[32]byte][]string{}
 	for _, e := range store.Entries() {
 		was[e.SPKIHash] = append(was[e.SPKIHash], printable(e.Name))
@@ -257,7 +257,7 @@ func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags) 
 		infos = append(infos, in)
 		row := []string{lf.fingerprint(in.Fingerprint), printable(in.Comment), printable(strings.Join(was[r.SPKIHash], ","))}
 		if lf.long {
-			row = append(row, in.KeyID, printable(in.File))
+			row = append(row, in.KeyID, printable(file(in.File)))
 		}
 		t.add(row...)
 	}
@@ -268,7 +268,7 @@ func (c *cli) listRevoked(lf listFlags) error {
 	store := c.localAuthStore()
 	reportSkipped(c, "revoke", c.withoutStandIns(store.Problems()))
 	reportSkipped(c, "revoke", c.unheldEntries(StoreRevoked))
-	infos, t := revokedTable(store, knownhosts.Load(knownhosts.HomeOptions(c.home)), lf)
+	infos, t := revokedTable(store, knownhosts.Load(knownhosts.HomeOptions(c.home)), lf, c.underHome)
 	return c.printList(lf, infos, t, fmt.Sprintf("No revoked keys in %s", c.layout().RevokedDir()))
 }
 

@@ -576,7 +576,7 @@ func hostStatus(hosts *knownhosts.Store, e *knownhosts.Entry) string {
 // hostsTable is the listing of the pinned hosts, for trust-host --list and
 // keytool list. The PURPOSE column is there only when a pin is for some
 // purposes: most homes have none, and a column of "any" would be noise.
-func hostsTable(hosts *knownhosts.Store, lf listFlags) ([]hostInfo, *table) {
+func hostsTable(hosts *knownhosts.Store, lf listFlags, file func(string) string) ([]hostInfo, *table) {
 	infos := []hostInfo{}
 	entries := hosts.Entries()
 	purposes := slices.ContainsFunc(entries, func(e *knownhosts.Entry) bool { return len(e.Purposes) > 0 })
@@ -601,7 +601,7 @@ func hostsTable(hosts *knownhosts.Store, lf listFlags) ([]hostInfo, *table) {
 		}
 		row = append(row, printable(in.Comment))
 		if lf.long {
-			row = append(row, printable(in.File))
+			row = append(row, printable(file(in.File)))
 		}
 		t.add(row...)
 	}
@@ -616,7 +616,7 @@ func (c *cli) listHosts(lf listFlags) error {
 	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home)) // skipped files are reported here, not logged
 	reportSkipped(c, "trust-host", c.withoutStandIns(hosts.Problems()))
 	reportSkipped(c, "trust-host", c.unheldEntries(StoreTrusted, StoreRevoked))
-	infos, t := hostsTable(hosts, lf)
+	infos, t := hostsTable(hosts, lf, c.underHome)
 	return c.printList(lf, infos, t,
 		fmt.Sprintf("No pinned hosts in %s; pin one with: keytool%s trust-host HOST:PORT", c.layout().TrustedDir(), c.homeFlag()))
 }
