@@ -59,13 +59,17 @@ func (lf listFlags) fingerprint(fp string) string {
 	return fp[:keep] + "…"
 }
 
+// cutShort reports whether q is a fingerprint as tables print it:
+// SHA256: and its first characters, then "…".
+func cutShort(q string) bool { return strings.HasPrefix(q, "SHA256:") && strings.HasSuffix(q, "…") }
+
 // shortenedHint says, when query is a fingerprint as a table shortens it
 // (listFlags.fingerprint), that it names no key and how to list the whole
 // ones (list, the command whose --full prints them), or "" for any other
 // query: copied from a table into --remove, it would otherwise be answered
 // "not found", or "not a key fingerprint", with nothing about the "…".
 func (c *cli) shortenedHint(query string, list ...string) string {
-	if !strings.HasPrefix(query, "SHA256:") || !strings.HasSuffix(query, "…") {
+	if !cutShort(query) {
 		return ""
 	}
 	return fmt.Sprintf("%q is cut short, as tables print fingerprints; see them whole with: %s",

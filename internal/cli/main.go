@@ -90,7 +90,8 @@ func newCommands() map[string]*command {
 
 // commandSynonyms are the names other tools, and keytool's own prose, give
 // keytool's commands: a user who types one is pointed to the command.
-var commandSynonyms = map[string]string{"keygen": "gen", "enroll": "join", "trust": "trust-host", "unauthorize": "authorize"}
+var commandSynonyms = map[string]string{"keygen": "gen", "enroll": "join", "trust": "trust-host", "unauthorize": "authorize",
+	"status": "list", "ls": "list", "unrevoke": "revoke", "unpin": "trust-host", "pin": "trust-host", "authorise": "authorize"}
 
 // nearCommand is the visible command a mistyped name most likely meant —
 // one typo away (a letter missing, extra, wrong or two swapped), or a

@@ -435,6 +435,12 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	case r.want != "":
 		fp, err := jwk.ParseFingerprint(r.want)
 		if err != nil {
+			// A table's fingerprint (the server's keytool list) is cut
+			// short; the key to pin is not in this home's lists, so the
+			// hint is the server's command that prints it whole.
+			if cutShort(r.want) {
+				return &usageError{fmt.Sprintf("--fingerprint: %q is cut short, as tables print fingerprints; the server prints its key's whole with: keytool show (on the server)", r.want)}
+			}
 			return &usageError{"--fingerprint: " + err.Error()}
 		}
 		opts.Prompt = tlsbridge.PromptFunc(func(h tlsbridge.UnknownHost) (tlsbridge.Answer, error) {
