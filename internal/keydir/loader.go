@@ -1411,7 +1411,7 @@ func (l *Loader[T]) publish(took time.Duration) {
 		l.numbers.release(l.editedNumbers())
 	}
 	snap.numbers, l.numbers = l.numbers, l.numbers.clone()
-	l.log.Debug("trust store reloaded", "files", snap.numFiles(), "problems", len(snap.Problems), "took", took)
+	l.log.Debug("trust store reloaded", "files", snap.numFiles(), "problems", len(snap.Problems), "took", took.Round(time.Microsecond).String()) // a string, as the proxy's durations are, not JSON's nanoseconds
 	if l.cfg.OnReload != nil {
 		l.cfg.OnReload(snap)
 	}
