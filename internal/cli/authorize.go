@@ -945,6 +945,27 @@ func reportSharedNames(c *cli, cmd string, store *authkeys.Store) {
 	for _, u := range store.UnprintableNames() {
 		fmt.Fprintf(c.stderr, "keytool %s: warning: %v; the key is still authorized: %s\n", cmd, u, unprintableFix(c, u))
 	}
+	for _, sk := range store.SharedKeys() {
+		how := "remove the one not meant from its file (authorize --remove of their name or fingerprint takes both)"
+		if fix := sharedKeyFix(c, sk); fix != "" {
+			how = "remove the one not meant, or edit its file: " + fix
+		}
+		fmt.Fprintf(c.stderr, "keytool %s: warning: %v; a key should have one entry: %s\n", cmd, sk, how)
+	}
+}
+
+// sharedKeyFix is the command that leaves the entry in effect of a key
+// that several hold (authkeys.SharedKeys): the removal of the next by its
+// name, where that is not the first's — a name or fingerprint given to
+// --remove takes every entry it matches — else "".
+func sharedKeyFix(c *cli, sk authkeys.SharedKey) string {
+	first := sk.Entries[0]
+	for _, e := range sk.Entries[1:] {
+		if e.Name != "" && e.Name != first.Name {
+			return c.command("authorize", "--remove", shellQuote(e.Name))
+		}
+	}
+	return ""
 }
 
 // unprintableFix says how to rename an entry whose name is not shown as it

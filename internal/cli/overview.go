@@ -131,6 +131,9 @@ func (c *cli) overview(lf listFlags) error {
 	for _, u := range auth.UnprintableNames() {
 		o.problem(c, u)
 	}
+	for _, sk := range auth.SharedKeys() {
+		o.problem(c, sk)
+	}
 	for _, p := range hosts.Problems() {
 		o.problem(c, p)
 	}
@@ -159,10 +162,13 @@ func (o *overview) problem(c *cli, err error) {
 		none *jwk.NoIdentityError
 	)
 	var shared authkeys.SharedName
+	var sharedKey authkeys.SharedKey
 	var unprintable authkeys.UnprintableName
 	switch {
 	case errors.As(err, &kp):
 		p.File = kp.Path
+	case errors.As(err, &sharedKey):
+		p.File, p.Fix = sharedKey.Entries[1].File, sharedKeyFix(c, sharedKey)
 	case errors.As(err, &shared):
 		p.Fix = c.command("authorize", "--remove", "FINGERPRINT") // of all but one of its keys: the admin's choice
 	case errors.As(err, &unprintable):

@@ -1,0 +1,67 @@
+package authkeys
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// A key held by two files is reported, the entry in effect first: the
+// one whose removal lets the other in, with its own restrictions, was
+// seen by no listing (found by review).
+func TestSharedKeysReportsShadowedEntries(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "authorized_keys.d")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	k, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, extra string, k *jwk.Key) {
+		t.Helper()
+		pub, err := k.MarshalPublic(jwk.JWK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := strings.Replace(string(pub), "{", "{"+extra, 1)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a-restricted.json", `"from":["10.0.0.0/8"],`, k)
+	write("other.json", "", other)
+	s := Load(HomeOptions(home))
+	if got := s.SharedKeys(); got != nil {
+		t.Fatalf("one file a key: SharedKeys = %v, want none", got)
+	}
+
+	write("b-open.json", `"name":"b-open",`, k)
+	s = Load(HomeOptions(home))
+	got := s.SharedKeys()
+	if len(got) != 1 || got[0].Fingerprint != k.Fingerprint() || len(got[0].Entries) != 2 {
+		t.Fatalf("SharedKeys = %v, want the key of two files", got)
+	}
+	first, second := got[0].Entries[0], got[0].Entries[1]
+	if first.Name != "a-restricted" || len(first.From) != 1 || second.Name != "b-open" || second.From != nil {
+		t.Errorf("entries: %q (from %v), %q (from %v); want a-restricted in effect, then b-open", first.Name, first.From, second.Name, second.From)
+	}
+	if d := s.Decide(k.SPKIHash(), netip.MustParseAddr("10.1.2.3")); d.Entry == nil || d.Entry.Name != first.Name {
+		t.Errorf("the entry in effect is %v (%v), SharedKeys put %q first", d.Entry, d.Err, first.Name)
+	}
+	msg := got[0].Error()
+	for _, want := range []string{"authkeys: key " + k.Fingerprint() + " is authorized by 2 entries", `"a-restricted"`, `removing it puts "b-open"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q lacks %q", msg, want)
+		}
+	}
+}
