@@ -66,9 +66,10 @@ administrator can run; a keytool server that let the client in only to
 answer keytool's HTTP 403 for its key, as 'keytool proxy --enroll' does,
 refuses it too: the answer is piped, then connect names the key and how to
 enroll or be authorized), and when the server closes the connection before
-sending a byte while standard input is still open (keytool proxy does that
-when the service behind it is down). Once standard input has ended, a
-server that closes without answering is a normal end.
+sending a byte while standard input is still open, or resets it before
+sending a byte (keytool proxy resets it when the service behind it is
+down). Once standard input has ended, a server that closes without
+answering is a normal end.
 
 ` + hostDNSHelp("Host keys in DNS", "") + `
 Example:

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
 
@@ -103,8 +103,8 @@ func (e *handshakeResetError) Error() string {
 func (e *handshakeResetError) Unwrap() error { return e.err }
 
 // closedEarlyError: the server closed the connection before sending a
-// byte, while standard input was still open — keytool proxy does that when
-// its target is down.
+// byte, while standard input was still open, or reset it — keytool proxy
+// does that when its target is down.
 type closedEarlyError struct {
 	addr string
 	err  error // the read's error, nil for a clean close
@@ -112,7 +112,12 @@ type closedEarlyError struct {
 
 func (e *closedEarlyError) Error() string {
 	msg := fmt.Sprintf("the connection was closed by %s before any data came back: is the service behind it down?", e.addr)
-	if e.err != nil {
+	// A reset is the close "not cleanly" that docs/cli.md gives this same
+	// sentence to, without crypto/tls's "read tcp A->B: read: connection
+	// reset by peer": keytool proxy, its target down, resets or closes
+	// cleanly according only to whether the client's bytes reached it
+	// before it closed. Any other error is added.
+	if e.err != nil && !errors.Is(e.err, syscall.ECONNRESET) {
 		msg += fmt.Sprintf(" (%v)", e.err)
 	}
 	return msg
@@ -128,14 +133,31 @@ func (e *closedEarlyError) Unwrap() error { return e.err }
 // has ended, a server that closes without answering has simply nothing to
 // say (a sink), and that is a success. A whole answer that is keytool's
 // HTTP 403 for this client's key is a refusal (forbiddenByServerError).
+//
+// A reset with no byte back is closedEarlyError whenever standard input
+// ended: a server resets (its kernel does) when it closes with bytes of
+// the client's unread, or when they arrive after it closed, so it did not
+// take the input — what keytool proxy does when its target is down, and a
+// sink does not. It was crypto/tls's raw "connection reset by peer" once
+// standard input had ended here, as it usually has with a short input
+// (echo hi | keytool connect ADDR).
 func (c *cli) pipe(conn *tls.Conn, addr string, id *tlsbridge.Identity) error {
-	var inputEnded atomic.Bool
+	// Standard input has ended once its close_notify is written: then
+	// only is inputEnded set, under mu, which the reader takes to look.
+	// Set before the close_notify was written, as it was, the flag let a
+	// server that closed before it (keytool proxy, target down) pass for a
+	// sink, exit 0, when the close came between the two.
+	var (
+		mu         sync.Mutex
+		inputEnded bool
+	)
 	go func() {
 		// End of input: close our sending side only, and keep reading
 		// what the server still has to say.
 		if _, err := io.Copy(conn, c.stdin); err == nil {
-			inputEnded.Store(true)
-			_ = conn.CloseWrite()
+			mu.Lock()
+			inputEnded = conn.CloseWrite() == nil
+			mu.Unlock()
 		}
 	}()
 	out := &headWriter{w: c.stdout, max: forbiddenCapture}
@@ -151,8 +173,13 @@ func (c *cli) pipe(conn *tls.Conn, addr string, id *tlsbridge.Identity) error {
 			return &forbiddenByServerError{addr: addr, key: id.Key, reason: body.Reason, msg: body.Message}
 		}
 	}
-	if n == 0 && !inputEnded.Load() {
-		return &closedEarlyError{addr: addr, err: err}
+	if n == 0 {
+		mu.Lock()
+		sink := inputEnded && err == nil // a clean close, after our end of input
+		mu.Unlock()
+		if !sink {
+			return &closedEarlyError{addr: addr, err: err}
+		}
 	}
 	return err
 }
