@@ -565,7 +565,8 @@ func (c *Client) handshakeTimeout() time.Duration {
 // c: each request's "host:port" is checked against its pins. It goes
 // through no proxy, whatever the environment says (HTTPS_PROXY), and
 // makes no plain-text connection: a request to an http:// URL, or a
-// redirect to one, fails with a *PlainTextError.
+// redirect to one, fails with a *PlainTextError. Its Proxy must stay nil:
+// set, every request fails with a *ProxySetError.
 func (c *Client) Transport() *http.Transport {
 	return transport(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return c.DialContext(ctx, network, addr)
@@ -575,37 +576,52 @@ func (c *Client) Transport() *http.Transport {
 // transport is http.DefaultTransport's settings with dial making the TLS
 // connections, and no proxy: through one, net/http would make the
 // target's TLS connection itself, with its own configuration (the
-// system's CAs, no pin, no client key) — keytool's would never run. Nor
-// any plain-text connection, which net/http makes with DialContext for
-// an http:// URL: no key would be checked, and the request (with the
-// headers a same-host redirect keeps) would go to whoever answers.
+// system's CAs, no pin, no client key) — keytool's would never run. A
+// Proxy the caller sets on it anyway is refused at every dial, TLS or
+// not (*ProxySetError): an https:// proxy's own connection goes through
+// dial, which checks only the proxy's key, and the target's after
+// CONNECT would be net/http's (found by review). Nor is any plain-text
+// connection made, which net/http makes with DialContext for an http://
+// URL: no key would be checked, and the request (with the headers a
+// same-host redirect keeps) would go to whoever answers.
 func transport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
-	t.DialTLSContext = dial
+	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if t.Proxy != nil {
+			return nil, &ProxySetError{Addr: addr}
+		}
+		return dial(ctx, network, addr)
+	}
 	t.DialContext = func(_ context.Context, _, addr string) (net.Conn, error) {
-		// With a Proxy set by the caller, net/http dials the proxy here
-		// for an https:// URL too (then CONNECT): the error says so.
-		return nil, &PlainTextError{Addr: addr, Proxy: t.Proxy != nil}
+		if t.Proxy != nil {
+			return nil, &ProxySetError{Addr: addr} // net/http dials an http:// proxy here
+		}
+		return nil, &PlainTextError{Addr: addr}
 	}
 	return t
 }
 
 // PlainTextError means a request of a keytool transport (Client.Transport,
 // LiveConns.Transport) asked for a plain-text connection — an http://
-// URL, or a redirect to one, or a proxy set on the transport (its Proxy
-// field), whose connection net/http makes in plain text and through which
-// it would make the server's TLS connection itself, with no pin — which it
-// never makes: nothing would check the server's key. Nothing was dialled.
+// URL, or a redirect to one — which it never makes: nothing would check
+// the server's key. Nothing was dialled.
 type PlainTextError struct {
 	Addr string // the address asked for
-	// Proxy: the transport's Proxy was set, so Addr may be the proxy's.
-	Proxy bool
 }
 
 func (e *PlainTextError) Error() string {
-	if e.Proxy {
-		return fmt.Sprintf("tlsbridge: not connecting to %s in plain text (an http:// URL, or the proxy the transport's Proxy names): this transport connects only directly, with TLS that checks the server's key; use https:// and leave Proxy unset", e.Addr)
-	}
 	return fmt.Sprintf("tlsbridge: not connecting to %s in plain text (an http:// URL): this transport makes only TLS connections that check the server's key; use https://", e.Addr)
+}
+
+// ProxySetError means the Proxy field of a keytool transport was set by
+// its caller: through a proxy, net/http would make the server's TLS
+// connection itself, with no pin and no client key, so the transport
+// makes no connection at all while it is set. Nothing was dialled.
+type ProxySetError struct {
+	Addr string // the address asked for: the proxy's, or the server's
+}
+
+func (e *ProxySetError) Error() string {
+	return fmt.Sprintf("tlsbridge: not connecting to %s: the transport's Proxy is set, and through a proxy the server's key would not be checked; this transport connects only directly: leave Proxy unset", e.Addr)
 }

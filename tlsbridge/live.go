@@ -393,8 +393,8 @@ func (l *LiveConns) dial(ctx context.Context, network, addr string, protos []str
 // Transport returns an http.Transport (HTTP/2, or HTTP/1.1 with a server
 // that does not speak it) whose connections are made by DialContext:
 // each is closed when its server's key stops being trusted, ending every
-// request on it. It goes through no proxy and makes no plain-text
-// connection (*PlainTextError), as Client.Transport.
+// request on it. It goes through no proxy (*ProxySetError) and makes no
+// plain-text connection (*PlainTextError), as Client.Transport.
 func (l *LiveConns) Transport() *http.Transport {
 	t := transport(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return l.dial(ctx, network, addr, []string{"h2", "http/1.1"})

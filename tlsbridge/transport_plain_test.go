@@ -70,10 +70,13 @@ func TestTransportRefusesPlainHTTP(t *testing.T) {
 	}
 }
 
-// A Proxy set on a keytool transport by its caller is not used: net/http
-// would dial the proxy in plain text and make the server's TLS
-// connection itself, with no pin. The error says the proxy is why (a
-// review found it blaming an http:// URL for an https:// request).
+// A Proxy set on a keytool transport by its caller is refused at every
+// dial, an http:// proxy's (net/http dials it with DialContext) as an
+// https:// one's (DialTLSContext: keytool's dial, which checks only the
+// proxy's key — after CONNECT, net/http would make the server's TLS
+// connection itself, with no pin: found by review), and nothing is
+// connected to. The error says the Proxy is why (it blamed an http://
+// URL for an https:// request).
 func TestTransportRefusesAProxySetOnIt(t *testing.T) {
 	proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -91,22 +94,27 @@ func TestTransportRefusesAProxySetOnIt(t *testing.T) {
 			c.Close()
 		}
 	}()
-	proxyURL, err := url.Parse("http://" + proxyLn.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	cli := newHome(t, jwk.EC256)
-	tr := cli.client(t, ClientOptions{}).Transport()
-	tr.Proxy = http.ProxyURL(proxyURL)
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	resp, err := hc.Get("https://127.0.0.1:1/")
-	if err == nil {
-		resp.Body.Close()
-	}
-	var plainErr *PlainTextError
-	if !errors.As(err, &plainErr) || !plainErr.Proxy || plainErr.Addr != proxyLn.Addr().String() ||
-		!strings.Contains(err.Error(), "Proxy") {
-		t.Fatalf("through a Proxy set on the transport: %v, want a *PlainTextError with Proxy set, naming %s and the transport's Proxy", err, proxyLn.Addr())
+	c := cli.client(t, ClientOptions{})
+	live := c.Live(LiveOptions{})
+	defer live.Close()
+	for name, tr := range map[string]*http.Transport{"Client.Transport": c.Transport(), "LiveConns.Transport": live.Transport()} {
+		for _, scheme := range []string{"http", "https"} {
+			proxyURL, err := url.Parse(scheme + "://" + proxyLn.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr.Proxy = http.ProxyURL(proxyURL)
+			hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			resp, err := hc.Get("https://127.0.0.1:1/")
+			if err == nil {
+				resp.Body.Close()
+			}
+			var proxyErr *ProxySetError
+			if !errors.As(err, &proxyErr) || proxyErr.Addr != proxyLn.Addr().String() || !strings.Contains(err.Error(), "Proxy is set") {
+				t.Errorf("%s through an %s:// Proxy set on it: %v, want a *ProxySetError naming %s", name, scheme, err, proxyLn.Addr())
+			}
+		}
 	}
 	if n := accepted.Load(); n != 0 {
 		t.Errorf("the proxy was connected to %d times", n)
