@@ -27,6 +27,9 @@ type SharedKey struct {
 
 // Error makes a shared key one of a store's problems (SharedKeys).
 func (s SharedKey) Error() string {
+	if len(s.Entries) < 2 { // not one SharedKeys returns
+		return fmt.Sprintf("authkeys: key %s is authorized by %d entries", s.Fingerprint, len(s.Entries))
+	}
 	shadowed := make([]string, len(s.Entries)-1)
 	for i, e := range s.Entries[1:] {
 		shadowed[i] = fmt.Sprintf("%q (%s)", e.Name, termtext.Safe(e.File))

@@ -946,8 +946,8 @@ func reportSharedNames(c *cli, cmd string, store *authkeys.Store) {
 		fmt.Fprintf(c.stderr, "keytool %s: warning: %v; the key is still authorized: %s\n", cmd, u, unprintableFix(c, u))
 	}
 	for _, sk := range store.SharedKeys() {
-		how := "remove the one not meant from its file (authorize --remove of their name or fingerprint takes both)"
-		if fix := sharedKeyFix(c, sk); fix != "" {
+		how := "remove the one not meant from its file (authorize --remove takes every entry of a name or fingerprint)"
+		if fix := sharedKeyFix(c, store, sk); fix != "" {
 			how = "remove the one not meant, or edit its file: " + fix
 		}
 		fmt.Fprintf(c.stderr, "keytool %s: warning: %v; a key should have one entry: %s\n", cmd, sk, how)
@@ -956,12 +956,17 @@ func reportSharedNames(c *cli, cmd string, store *authkeys.Store) {
 
 // sharedKeyFix is the command that leaves the entry in effect of a key
 // that several hold (authkeys.SharedKeys): the removal of the next by its
-// name, where that is not the first's — a name or fingerprint given to
-// --remove takes every entry it matches — else "".
-func sharedKeyFix(c *cli, sk authkeys.SharedKey) string {
+// name, where no other key is in effect under that name — a name given to
+// --remove takes every entry it matches: another client's key in the same
+// JWK Set would go too (found by review), as would the first by its
+// fingerprint — else "".
+func sharedKeyFix(c *cli, store *authkeys.Store, sk authkeys.SharedKey) string {
 	first := sk.Entries[0]
 	for _, e := range sk.Entries[1:] {
-		if e.Name != "" && e.Name != first.Name {
+		if e.Name == "" || e.Name == first.Name {
+			continue
+		}
+		if !slices.ContainsFunc(store.Entries(), func(o *authkeys.Entry) bool { return o.Name == e.Name && o.SPKIHash != e.SPKIHash }) {
 			return c.command("authorize", "--remove", shellQuote(e.Name))
 		}
 	}

@@ -132,7 +132,7 @@ func (c *cli) overview(lf listFlags) error {
 		o.problem(c, u)
 	}
 	for _, sk := range auth.SharedKeys() {
-		o.problem(c, sk)
+		o.problem(c, sharedKeyProblem{sk, sharedKeyFix(c, auth, sk)})
 	}
 	for _, p := range hosts.Problems() {
 		o.problem(c, p)
@@ -144,6 +144,13 @@ func (c *cli) overview(lf listFlags) error {
 		return c.printJSON(o)
 	}
 	return o.write(c.stdout, lf)
+}
+
+// sharedKeyProblem is a key several entries hold, with the command that
+// leaves one (sharedKeyFix, which reads the store), as a problem.
+type sharedKeyProblem struct {
+	authkeys.SharedKey
+	fix string
 }
 
 // problem adds err to the problems, once (the revocation inputs are read
@@ -162,13 +169,13 @@ func (o *overview) problem(c *cli, err error) {
 		none *jwk.NoIdentityError
 	)
 	var shared authkeys.SharedName
-	var sharedKey authkeys.SharedKey
+	var sharedKey sharedKeyProblem
 	var unprintable authkeys.UnprintableName
 	switch {
 	case errors.As(err, &kp):
 		p.File = kp.Path
 	case errors.As(err, &sharedKey):
-		p.File, p.Fix = sharedKey.Entries[1].File, sharedKeyFix(c, sharedKey)
+		p.File, p.Fix = sharedKey.Entries[1].File, sharedKey.fix
 	case errors.As(err, &shared):
 		p.Fix = c.command("authorize", "--remove", "FINGERPRINT") // of all but one of its keys: the admin's choice
 	case errors.As(err, &unprintable):
