@@ -138,6 +138,14 @@ func (c *cli) newClientWith(src tlsbridge.IdentitySource, hosts *knownhosts.Stor
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if policy == tlsbridge.Ask || policy == tlsbridge.AcceptNew {
+		// A host's key may be pinned on first contact: into the home,
+		// which must be there (connect -i with a mistyped -H pinned into
+		// a new one, found by review), the default one made private.
+		if err := c.homeToWrite(); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	pki, err := c.pki()
 	if err != nil {
 		return nil, nil, nil, err

@@ -343,11 +343,38 @@ func (c *cli) sshPrivateKey(path string) error {
 		return nil
 	}
 	data, _, err := trustfile.Read(path)
-	if err != nil || !bytes.Contains(data, []byte("-----BEGIN OPENSSH PRIVATE KEY-----")) {
+	if err != nil {
 		return nil
 	}
-	return fmt.Errorf("%s is an OpenSSH private key (ssh-keygen's format), which ssh uses: gen never writes over it, --force or not (ssh could no longer load it, and its .pub would name another key); keytool uses it as it is (%s), or make a new key in another file: %s",
-		path, c.command("show"), strings.Replace(c.command("gen"), shellQuote(path), "NEW.json", 1))
+	what := ""
+	switch {
+	case bytes.Contains(data, []byte("-----BEGIN OPENSSH PRIVATE KEY-----")):
+		what = "an OpenSSH private key (ssh-keygen's format)"
+	case sshPublicBeside(path):
+		// ssh-keygen -m PEM, and OpenSSH before 7.8, write RSA and ECDSA
+		// keys as OpenSSL's PEM: the .pub beside it says whose it is
+		// (found by review).
+		what = "ssh's private key (" + filepath.Base(path) + ".pub beside it is an OpenSSH public key)"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%s is %s, which ssh uses: gen never writes over it, --force or not (ssh could no longer load it, and its .pub would name another key); keytool uses it as it is (%s), or make a new key in another file: %s",
+		path, what, c.command("show"), strings.Replace(c.command("gen"), shellQuote(path), "NEW.json", 1))
+}
+
+// sshPublicBeside reports whether path.pub is an OpenSSH public key line
+// (ssh-keygen's: "ssh-ed25519 AAAA…", "ecdsa-sha2-nistp256 …", "ssh-rsa …").
+func sshPublicBeside(path string) bool {
+	data, _, err := trustfile.Read(path + ".pub")
+	if err != nil {
+		return false
+	}
+	line := bytes.TrimSpace(data)
+	if !bytes.HasPrefix(line, []byte("ssh-")) && !bytes.HasPrefix(line, []byte("ecdsa-sha2-")) && !bytes.HasPrefix(line, []byte("sk-")) {
+		return false
+	}
+	keys, err := jwk.Parse(data)
+	return err == nil && len(keys) > 0
 }
 
 // refuseExisting explains that an identity exists, naming every file that

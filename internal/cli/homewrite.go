@@ -8,7 +8,9 @@ import (
 )
 
 // homeToWrite is asked by a command about to write a trust entry into
-// the home — authorize, revoke, trust-host — before it reads anything.
+// the home — authorize, revoke, trust-host, join, and a client whose
+// policy pins on first contact (connect, proxy --client) — before it
+// writes anything.
 // A home named by -H or $KEYTOOL_HOME that does not exist is refused,
 // nothing written: most often it is a typo, and the entry would land
 // where no server reads — a revoke into a mistyped -H said "Revoked"

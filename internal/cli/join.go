@@ -75,6 +75,12 @@ func (c *cli) join(arg string) error {
 	if err != nil {
 		return err
 	}
+	// The server's pin goes in the home: a mistyped -H (the identity
+	// given by -i) would spend the one-time token and pin it where no
+	// later command reads it (found by review).
+	if err := c.homeToWrite(); err != nil {
+		return err
+	}
 	hosts := c.hostStore()
 	fmt.Fprintf(c.stderr, "Joining %s as %q; the server must present key %s (from the token).\n", strings.Join(tok.Addresses, " or "), tok.Name, tok.ServerFingerprint())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

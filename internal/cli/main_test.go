@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -106,6 +107,13 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			// testscript's HOME, /no-home, is one path for every script
+			// and every run on the machine: a default home (~/.keytool)
+			// one made there stayed for the next (found when an edit with
+			// --store used a mirror in /no-home/.keytool, not the
+			// temporary copy store-interrupted.txt looks for). A home of
+			// the script's own, not there either, is that no-home.
+			env.Setenv("HOME", filepath.Join(env.WorkDir, ".no-home"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

@@ -251,6 +251,13 @@ func TestScripts(t *testing.T) {
 			env.Setenv("ETCD", addr)
 			env.Setenv("PREFIX", prefix)
 			env.Setenv("STORE", "etcd://"+addr+prefix)
+			// testscript's HOME, /no-home, is one path for every script
+			// and every run on the machine: a default home (~/.keytool)
+			// one made there stayed for the next (found when an edit with
+			// --store used a mirror in /no-home/.keytool, not the
+			// temporary copy store-interrupted.txt looks for). A home of
+			// the script's own, not there either, is that no-home.
+			env.Setenv("HOME", filepath.Join(env.WorkDir, ".no-home"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -487,6 +494,9 @@ func TestStoreMirror(t *testing.T) {
 	// Changed in etcd between two commands: a revocation put there and
 	// bob's entry removed are seen by the next one.
 	revoked := filepath.Join(dir, "revoker")
+	if err := os.Mkdir(revoked, 0o700); err != nil { // revoke refuses a home that is not there
+		t.Fatal(err)
+	}
 	run(t, bin, "-H", revoked, "revoke", pub["mallory"])
 	files, _ := filepath.Glob(filepath.Join(revoked, "revoked_keys.d", "*.json"))
 	if len(files) != 1 {
