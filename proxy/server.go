@@ -236,6 +236,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 // ends (it then cuts every open connection, waits for them and returns
 // ctx's error). It logs "listening" first. ctx is also the parent of every
 // connection's context. Serve closes ln.
+//
+// A client whose target cannot be reached gets a TCP reset (SetLinger(0)
+// on its connection, found through NetConn() where ln wraps the
+// connections it accepts): a listener whose connections offer neither
+// leaves it a plain close, which such a client may read as a service
+// that took its bytes and had nothing to say.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error { return s.l.serve(ctx, ln) }
 
 // Shutdown stops accepting and waits for the open connections to end,
