@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -82,18 +83,8 @@ func TestTransportRefusesAProxySetOnIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer proxyLn.Close()
 	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := proxyLn.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
+	testnet.ServeEach(t, proxyLn, func(net.Conn) { accepted.Add(1) })
 	cli := newHome(t, jwk.EC256)
 	c := cli.client(t, ClientOptions{})
 	live := c.Live(LiveOptions{})

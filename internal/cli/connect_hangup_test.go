@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/tlsbridge"
 )
 
@@ -32,23 +33,13 @@ func hangUpServer(t *testing.T, clientHome string, hangUp func(tc *tls.Conn, raw
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				tc := tls.Server(c, srv.TLSConfig())
-				_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
-				if tc.Handshake() == nil {
-					hangUp(tc, c.(*net.TCPConn))
-				}
-			}()
+	testnet.ServeEach(t, ln, func(c net.Conn) {
+		tc := tls.Server(c, srv.TLSConfig())
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if tc.Handshake() == nil {
+			hangUp(tc, c.(*net.TCPConn))
 		}
-	}()
+	})
 	addr := ln.Addr().String()
 	pxMust(t, "", "keytool", "-H", clientHome, "trust-host", addr, "--key", filepath.Join(server, "pub_key.json"))
 	return addr
