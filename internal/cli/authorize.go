@@ -961,12 +961,12 @@ func reportSharedNames(c *cli, cmd string, store *authkeys.Store) {
 // JWK Set would go too (found by review), as would the first by its
 // fingerprint — else "".
 func sharedKeyFix(c *cli, store *authkeys.Store, sk authkeys.SharedKey) string {
-	first := sk.Entries[0]
+	first, inEffect := sk.Entries[0], store.Entries()
 	for _, e := range sk.Entries[1:] {
 		if e.Name == "" || e.Name == first.Name {
 			continue
 		}
-		if !slices.ContainsFunc(store.Entries(), func(o *authkeys.Entry) bool { return o.Name == e.Name && o.SPKIHash != e.SPKIHash }) {
+		if !slices.ContainsFunc(inEffect, func(o *authkeys.Entry) bool { return o.Name == e.Name && o.SPKIHash != e.SPKIHash }) {
 			return c.command("authorize", "--remove", shellQuote(e.Name))
 		}
 	}

@@ -114,9 +114,8 @@ func (e *closedEarlyError) Error() string {
 	msg := fmt.Sprintf("the connection was closed by %s before any data came back: is the service behind it down?", e.addr)
 	// A reset is the close "not cleanly" that docs/cli.md gives this same
 	// sentence to, without crypto/tls's "read tcp A->B: read: connection
-	// reset by peer": keytool proxy, its target down, resets or closes
-	// cleanly according only to whether the client's bytes reached it
-	// before it closed. Any other error is added.
+	// reset by peer": keytool proxy resets the connection when its target
+	// is down (proxy.abort). Any other error is added.
 	if e.err != nil && !errors.Is(e.err, syscall.ECONNRESET) {
 		msg += fmt.Sprintf(" (%v)", e.err)
 	}
