@@ -141,6 +141,21 @@ client's own key file.` + storeEditHelp,
 			case 0:
 				return usagef("which key? give a FILE holding the client's public key, or - for standard input")
 			case 1:
+			case 2:
+				// authorize NAME FILE (or FILE NAME): the name goes in --name.
+				if name, file, ok := nameAndFile(args); ok && !flags.Changed("name") {
+					again := []string{"authorize", "--name", shellQuote(name)}
+					for _, f := range []string{"comment", "expires", "from"} {
+						if flags.Changed(f) {
+							again = append(again, "--"+f, shellQuote(flags.Lookup(f).Value.String()))
+						}
+					}
+					if o.force {
+						again = append(again, "--force")
+					}
+					return usagef("authorize takes one FILE; to store it under a name: %s", c.command(append(again, shellQuote(file))...))
+				}
+				return usagef("authorize takes one FILE (each client gets its own name)")
 			default:
 				return usagef("authorize takes one FILE (each client gets its own name)")
 			}
@@ -149,6 +164,18 @@ client's own key file.` + storeEditHelp,
 			return c.authorize(o)
 		},
 	}
+}
+
+// nameAndFile reads two arguments of authorize as a name and a key file,
+// in either order, when exactly one of them is a file.
+func nameAndFile(args []string) (name, file string, ok bool) {
+	switch a, b := isFile(args[0]), isFile(args[1]); {
+	case a && !b:
+		return args[1], args[0], true
+	case b && !a:
+		return args[0], args[1], true
+	}
+	return "", "", false
 }
 
 // acceptRotation marks the entries named name as accepting rotation

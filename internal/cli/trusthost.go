@@ -173,6 +173,9 @@ func (c *cli) checkPinUsage(args []string, keyFile, fingerprint string, modes in
 	case len(args) == 2 && keyFile == "" && isFile(args[1]):
 		// authorize takes its FILE so; trust-host takes it with --key.
 		return usagef("trust-host takes one ADDR; to pin the key in a file: %s", c.command("trust-host", shellQuote(args[0]), "--key", shellQuote(args[1])))
+	case len(args) == 2 && keyFile == "" && isFile(args[0]):
+		// The same, in the other order (FILE ADDR).
+		return usagef("trust-host takes one ADDR; to pin the key in a file: %s", c.command("trust-host", shellQuote(args[1]), "--key", shellQuote(args[0])))
 	case len(args) != 1:
 		return usagef("trust-host needs one ADDR (host:port)")
 	case modes > 1:
