@@ -78,6 +78,9 @@ type overview struct {
 	Problems    []problemInfo    `json:"problems"`
 
 	tables map[string]*table // the sections' tables, for the text form
+	// unusable: the identity is there but could not be used (its mode, a
+	// bad file, several of them): the text says so, not just "none".
+	unusable bool
 }
 
 // identityInfo is the home's identity in keytool list --json, with the
@@ -197,6 +200,8 @@ func (c *cli) overviewIdentity(o *overview, lf listFlags) {
 	o.tables["identity"] = t
 	path, err := c.identityPath()
 	if err != nil {
+		var none *jwk.NoIdentityError
+		o.unusable = !errors.As(err, &none)
 		o.problem(c, err)
 		return
 	}
@@ -210,6 +215,7 @@ func (c *cli) overviewIdentity(o *overview, lf listFlags) {
 		return &identityInfo{Type: k.Algorithm(), Fingerprint: k.Fingerprint(), KeyID: k.KeyID(), File: path}
 	}
 	if o.Identity = read("current", path); o.Identity == nil {
+		o.unusable = true
 		return
 	}
 	for _, p := range c.layout().Next() {
@@ -396,9 +402,13 @@ func (o *overview) write(w io.Writer, lf listFlags) error {
 		_ = t.write(w, lf.width())
 	}
 	count := func(n int) string { return strconv.Itoa(n) }
-	if o.Identity == nil {
+	switch {
+	case o.Identity == nil && o.unusable:
+		// Refused, not absent (review: "none" read as no key at all).
+		fmt.Fprintf(w, "\nIdentity: none usable (see Problems)\n")
+	case o.Identity == nil:
 		section("Identity", 0, "", nil)
-	} else {
+	default:
 		fmt.Fprintf(w, "\nIdentity:\n")
 		_ = o.tables["identity"].write(w, lf.width())
 	}
