@@ -154,6 +154,12 @@ func TestUnknownHostPolicies(t *testing.T) {
 			if tc.name == "ask non-interactive" && (!errors.As(err, &np) || np.Addr != ts.addr() || !np.Key.Equal(srv.id.Key)) {
 				t.Errorf("non-interactive refusal does not carry the address and key to pin: %v", err)
 			}
+			// Unknown is one question whatever the policy: the refusal
+			// under Ask without a terminal is an UnknownHostError too.
+			var unknown *knownhosts.UnknownHostError
+			if (tc.name == "ask non-interactive" || tc.name == "strict") && (!errors.As(err, &unknown) || unknown.Addr != ts.addr() || unknown.Fingerprint != srv.id.Key.Fingerprint()) {
+				t.Errorf("%s: %v is not an UnknownHostError for %s", tc.name, err, ts.addr())
+			}
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/keytool/keytool/dane"
 	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
 )
 
 // UnknownHost is what a Prompt is asked about: an address whose key is not
@@ -82,6 +83,13 @@ type NotPinnedError struct {
 func (e *NotPinnedError) Error() string {
 	return fmt.Sprintf("tlsbridge: host %s is not trusted: no key is pinned for it, and there is no terminal to ask; it presented %s key %s",
 		e.Addr, e.Key.Algorithm(), e.Key.Fingerprint())
+}
+
+// Unwrap is the *knownhosts.UnknownHostError the Strict policy returns
+// for the same host, so that a caller asks errors.As once whatever the
+// policy (found by review: "trust it?" code needed a case for each).
+func (e *NotPinnedError) Unwrap() error {
+	return &knownhosts.UnknownHostError{Addr: e.Addr, Key: e.Key, Fingerprint: e.Key.Fingerprint()}
 }
 
 // Terminal asks on a terminal, in OpenSSH's words: the address, the key

@@ -16,6 +16,7 @@ import (
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // adviseStores returns the advice for the errors of the trust stores
@@ -55,7 +56,8 @@ func (c *cli) adviseStores(err error) string {
 		}
 		return fmt.Sprintf("%s pins that key without an address, for the names its certificate gives only. %s, or, after checking the fingerprint with the host's administrator, pin the key for this address:\n  %s",
 			unnamed.File, how, c.pinCommand(unnamed.Addr, "--fingerprint", unnamed.Fingerprint))
-	case errors.As(err, &unknown):
+	case errors.As(err, &unknown) && !errors.As(err, new(*tlsbridge.NotPinnedError)):
+		// (A NotPinnedError is one too: adviseTLS says more of it.)
 		return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
 			c.pinCommand(unknown.Addr, "--fingerprint", unknown.Fingerprint))
 	case errors.As(err, &hRevoked) && hRevoked.Err != nil, errors.As(err, &aRevoked) && aRevoked.Err != nil:
