@@ -56,10 +56,8 @@ func (c *cli) adviseStores(err error) string {
 		}
 		return fmt.Sprintf("%s pins that key without an address, for the names its certificate gives only. %s, or, after checking the fingerprint with the host's administrator, pin the key for this address:\n  %s",
 			unnamed.File, how, c.pinCommand(unnamed.Addr, "--fingerprint", unnamed.Fingerprint))
-	case errors.As(err, &unknown) && !errors.As(err, new(*tlsbridge.NotPinnedError)):
-		// (A NotPinnedError is one too: adviseTLS says more of it.)
-		return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
-			c.pinCommand(unknown.Addr, "--fingerprint", unknown.Fingerprint))
+	case errors.As(err, &unknown):
+		return c.unknownHostAdvice(err, unknown)
 	case errors.As(err, &hRevoked) && hRevoked.Err != nil, errors.As(err, &aRevoked) && aRevoked.Err != nil:
 		if fix := c.fileFix(err); fix != "" {
 			return "Every key is refused until the revocation list is fixed: " + fix
@@ -96,6 +94,17 @@ func (c *cli) adviseStores(err error) string {
 		return "It still gets in. To remove that entry too: " + c.command("authorize", "--remove", entryRef(still.Entry))
 	}
 	return ""
+}
+
+// unknownHostAdvice is the advice for a host no pin applies to, or ""
+// for a *tlsbridge.NotPinnedError, which is one too and of which
+// adviseTLS says more (the other addresses its key is pinned for).
+func (c *cli) unknownHostAdvice(err error, unknown *knownhosts.UnknownHostError) string {
+	if errors.As(err, new(*tlsbridge.NotPinnedError)) {
+		return ""
+	}
+	return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
+		c.pinCommand(unknown.Addr, "--fingerprint", unknown.Fingerprint))
 }
 
 // adviseName returns the advice for a name refused for a character that

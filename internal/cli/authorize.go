@@ -137,33 +137,40 @@ client's own key file.` + storeEditHelp,
 			if done, err := listOrRemove(list, lf, removing, adding || len(args) > 0, c.listAuthorized, func() error { return c.unauthorize(remove) }); done {
 				return err
 			}
-			switch len(args) {
-			case 0:
-				return usagef("which key? give a FILE holding the client's public key, or - for standard input")
-			case 1:
-			case 2:
-				// authorize NAME FILE (or FILE NAME): the name goes in --name.
-				if name, file, ok := nameAndFile(args); ok && !flags.Changed("name") {
-					again := []string{"authorize", "--name", shellQuote(name)}
-					for _, f := range []string{"comment", "expires", "from"} {
-						if flags.Changed(f) {
-							again = append(again, "--"+f, shellQuote(flags.Lookup(f).Value.String()))
-						}
-					}
-					if o.force {
-						again = append(again, "--force")
-					}
-					return usagef("authorize takes one FILE; to store it under a name: %s", c.command(append(again, shellQuote(file))...))
-				}
-				return usagef("authorize takes one FILE (each client gets its own name)")
-			default:
-				return usagef("authorize takes one FILE (each client gets its own name)")
+			if err := c.oneKeyFile(args, flags, o.force); err != nil {
+				return err
 			}
 			o.file = args[0]
 			o.commentSet = flags.Changed("comment")
 			return c.authorize(o)
 		},
 	}
+}
+
+// oneKeyFile refuses authorize's arguments unless they are one FILE;
+// NAME FILE (either order) is told to give the name with --name, the
+// other flags kept.
+func (c *cli) oneKeyFile(args []string, flags *pflag.FlagSet, force bool) error {
+	switch len(args) {
+	case 0:
+		return usagef("which key? give a FILE holding the client's public key, or - for standard input")
+	case 1:
+		return nil
+	}
+	name, file, ok := nameAndFile(args)
+	if len(args) != 2 || !ok || flags.Changed("name") {
+		return usagef("authorize takes one FILE (each client gets its own name)")
+	}
+	again := []string{"authorize", "--name", shellQuote(name)}
+	for _, f := range []string{"comment", "expires", "from"} {
+		if flags.Changed(f) {
+			again = append(again, "--"+f, shellQuote(flags.Lookup(f).Value.String()))
+		}
+	}
+	if force {
+		again = append(again, "--force")
+	}
+	return usagef("authorize takes one FILE; to store it under a name: %s", c.command(append(again, shellQuote(file))...))
 }
 
 // nameAndFile reads two arguments of authorize as a name and a key file,
