@@ -275,11 +275,13 @@ func (c *cli) authorize(o authorizeOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := c.homeToWrite(); err != nil {
-		return err
-	}
 	k, err := c.readClientKey(o.file)
 	if err != nil {
+		return err
+	}
+	// The key is read and checked first; then the home, before any store
+	// opens in it (the admin index's directory is made there).
+	if err := c.homeToWrite(); err != nil {
 		return err
 	}
 	dropped := keepClientAttrs(k)

@@ -83,9 +83,6 @@ read this revocation.` + storeEditHelp,
 }
 
 func (c *cli) revoke(arg string) error {
-	if err := c.homeToWrite(); err != nil {
-		return err
-	}
 	var (
 		keys []*jwk.Key
 		err  error
@@ -103,6 +100,11 @@ func (c *cli) revoke(arg string) error {
 			}
 			return err
 		}
+	}
+	// What was given is read and checked first; then the home, before
+	// any store opens in it (the admin index's directory is made there).
+	if err := c.homeToWrite(); err != nil {
+		return err
 	}
 	// Only the files that hold these keys are read (the admin index).
 	var sums [][32]byte

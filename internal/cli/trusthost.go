@@ -149,9 +149,6 @@ addresses, fingerprint, key_id, comment, purposes, status and file).` + storeEdi
 				return err
 			}
 			c.pinPurposes = purposes // the advice's commands pin for these too
-			if err := c.homeToWrite(); err != nil {
-				return err
-			}
 			if keyFile != "" {
 				err = c.pinKeyFile(args[0], keyFile, mode, purposes)
 			} else {
@@ -258,6 +255,9 @@ func (c *cli) pinKeyFile(addr, file string, mode knownhosts.AddMode, purposes []
 		return fmt.Errorf("%s holds %d keys; trust-host --key pins one: split the file, or copy the host's key into trusted_hosts.d with its \"address\" attribute", file, len(keys))
 	}
 	c.warnPrivate("trust-host", sourceName(file), keys[0], "ask the host's administrator for `keytool pub` output instead")
+	if err := c.homeToWrite(); err != nil { // the key checked first, the home before any store opens in it
+		return err
+	}
 	hosts, finish := c.adminHostStore(knownhosts.Lookups{Keys: [][32]byte{keys[0].SPKIHash()}, Addrs: []string{addr}})
 	defer finish()
 	return c.pin(hosts, addr, withPurposes(keys[0].PublicHalf(), purposes), mode)
@@ -412,6 +412,9 @@ func (c *cli) pinServerKey(addr string, r pinRequest) error {
 	}
 	id, err := c.loadIdentity()
 	if err != nil {
+		return err
+	}
+	if err := c.homeToWrite(); err != nil { // the pin goes in the home
 		return err
 	}
 	store, finish := c.adminHostStore(knownhosts.Lookups{Addrs: []string{addr}})

@@ -275,6 +275,9 @@ func run(b testing.TB, bin string, args ...string) {
 // in pub.
 func revocationOf(b *testing.B, bin, pub string) []byte {
 	h := filepath.Join(b.TempDir(), "h")
+	if err := os.Mkdir(h, 0o700); err != nil { // revoke refuses a home that is not there
+		b.Fatal(err)
+	}
 	run(b, bin, "-H", h, "revoke", pub)
 	files, _ := filepath.Glob(filepath.Join(h, "revoked_keys.d", "*.json"))
 	if len(files) != 1 {
