@@ -1071,10 +1071,7 @@ func (c *cli) mayBeSkipped(store *authkeys.Store, errs []error) {
 	if len(skipped) == 0 {
 		return
 	}
-	files, fix := "the file it skips", "fix that file"
-	if len(skipped) > 1 {
-		files, fix = fmt.Sprintf("the %d files it skips", len(skipped)), "fix them"
-	}
+	files, fix := skippedFiles(len(skipped))
 	reported := false
 	for i, err := range errs {
 		var nf *authkeys.NotFoundError

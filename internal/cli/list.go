@@ -344,3 +344,13 @@ func reportSkipped[P error](c *cli, cmd string, problems []P) {
 		}
 	}
 }
+
+// skippedFiles names n files a store skips, and what to do, for an error
+// that says a key may be in them: "the file it skips" and "fix that file",
+// or "the N files it skips" and "fix them".
+func skippedFiles(n int) (files, fix string) {
+	if n > 1 {
+		return fmt.Sprintf("the %d files it skips", n), "fix them"
+	}
+	return "the file it skips", "fix that file"
+}

@@ -129,10 +129,7 @@ func (c *cli) revoke(arg string) error {
 			hostsSkipped := c.withoutStandIns(hosts.Problems())
 			reportSkipped(c, "revoke", hostsSkipped)
 			if n := len(skipped) + len(hostsSkipped); n > 0 {
-				files, fix := "the file it skips", "fix that file"
-				if n > 1 {
-					files, fix = fmt.Sprintf("the %d files it skips", n), "fix them"
-				}
+				files, fix := skippedFiles(n)
 				return fmt.Errorf("no authorized key or trusted host that %s reads has the fingerprint %s, and %s (above) may hold it: %s and run this again, or give the key's public key file: keytool%s revoke FILE",
 					c.home, arg, files, fix, c.homeFlag())
 			}
