@@ -362,15 +362,15 @@ func (c *cli) sshPrivateKey(path string) error {
 		path, what, c.command("show"), strings.Replace(c.command("gen"), shellQuote(path), "NEW.json", 1))
 }
 
-// sshPublicBeside reports whether path.pub is an OpenSSH public key line
-// (ssh-keygen's: "ssh-ed25519 AAAA…", "ecdsa-sha2-nistp256 …", "ssh-rsa …").
+// sshPublicBeside reports whether path.pub holds OpenSSH public key lines
+// (ssh-keygen's: "ssh-ed25519 AAAA…", "ecdsa-sha2-nistp256 …"), as jwk
+// tells and reads them.
 func sshPublicBeside(path string) bool {
 	data, _, err := trustfile.Read(path + ".pub")
 	if err != nil {
 		return false
 	}
-	line := bytes.TrimSpace(data)
-	if !bytes.HasPrefix(line, []byte("ssh-")) && !bytes.HasPrefix(line, []byte("ecdsa-sha2-")) && !bytes.HasPrefix(line, []byte("sk-")) {
+	if f, err := jwk.DetectFormat(data); err != nil || f != jwk.OpenSSH {
 		return false
 	}
 	keys, err := jwk.Parse(data)
