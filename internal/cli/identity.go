@@ -35,15 +35,28 @@ func (c *cli) underHome(path string) string {
 	if !filepath.IsAbs(path) || filepath.IsAbs(c.home) {
 		return path
 	}
-	h, err := filepath.Abs(c.home)
-	if err != nil {
-		return path
+	if rel, ok := c.relToHome(path); ok {
+		return filepath.Join(c.home, rel)
 	}
-	rel, err := filepath.Rel(h, path)
+	return path
+}
+
+// relToHome is path relative to the home, if it is in it: the stores name
+// files by absolute path, so a relative home is made absolute first.
+func (c *cli) relToHome(path string) (string, bool) {
+	home := c.home
+	if filepath.IsAbs(path) && !filepath.IsAbs(home) {
+		abs, err := filepath.Abs(home)
+		if err != nil {
+			return "", false
+		}
+		home = abs
+	}
+	rel, err := filepath.Rel(home, path)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return path
+		return "", false
 	}
-	return filepath.Join(c.home, rel)
+	return rel, true
 }
 
 // identityPath returns the identity file: -i if given, else the single

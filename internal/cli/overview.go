@@ -262,15 +262,7 @@ func (c *cli) homeFiles(is func(name string) bool) []string {
 // inHome names a file of the home relative to it, since the overview
 // names the home once.
 func (c *cli) inHome(path string) string {
-	home := c.home
-	if filepath.IsAbs(path) && !filepath.IsAbs(home) {
-		// The stores name their files by absolute path: a relative -H
-		// made every one of them absolute in the tables (found by review).
-		if abs, err := filepath.Abs(home); err == nil {
-			home = abs
-		}
-	}
-	if rel, err := filepath.Rel(home, path); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	if rel, ok := c.relToHome(path); ok {
 		return rel
 	}
 	return path
