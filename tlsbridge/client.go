@@ -197,10 +197,12 @@ func NewClient(id IdentitySource, opts ClientOptions) (*Client, error) {
 
 // TLSConfig returns a configuration for connecting to addr ("host:port",
 // the address as dialled: pins are looked up under it). An address that
-// is not host:port is an *AddressError. Its VerifyConnection is keytool's
-// check of the server's key, with InsecureSkipVerify set: never assign
-// another, which would replace the check; to add one, set it in a
-// tls.Config and call Configure.
+// is not host:port is an *AddressError. keytool checks the server's key
+// in its VerifyPeerCertificate and VerifyConnection, with
+// InsecureSkipVerify set. To add a check of your own, set it in a
+// tls.Config and call Configure: a VerifyConnection assigned to this one
+// replaces keytool's, which then checks full handshakes only (in
+// VerifyPeerCertificate), not resumed ones.
 func (c *Client) TLSConfig(addr string) (*tls.Config, error) {
 	return c.tlsConfig(context.Background(), addr)
 }
@@ -221,14 +223,16 @@ func (c *Client) tlsConfig(ctx context.Context, addr string) (*tls.Config, error
 // configuration, under the same rules as Server.Configure: conflicting
 // settings (other client certificates, RootCAs, a weaker policy,
 // renegotiation) are an error, and so is an address that is not host:port (*AddressError);
-// either leaves cfg unchanged. A VerifyConnection the
-// caller set still runs, after keytool's; set it before calling
-// Configure: one assigned after replaces keytool's verification, and
-// with InsecureSkipVerify set nothing would check the server's key.
+// either leaves cfg unchanged. A VerifyConnection or
+// VerifyPeerCertificate the caller set still runs, after keytool's; set
+// it before calling Configure: one assigned after replaces keytool's.
 //
 // Configure sets InsecureSkipVerify, because Go's chain verification must
 // not run for pinned keys; keytool's verification replaces it in
-// VerifyConnection, which runs on every handshake, resumed ones included.
+// VerifyConnection, which runs on every handshake, resumed ones included,
+// and in VerifyPeerCertificate, which runs on full handshakes only: the
+// key is decided once a handshake (the second takes the first's decision),
+// and still checked on full handshakes if VerifyConnection is replaced.
 func (c *Client) Configure(cfg *tls.Config, addr string) error {
 	var conflicts []string
 	if len(cfg.Certificates) > 0 || cfg.GetClientCertificate != nil {
@@ -304,8 +308,21 @@ func (c *Client) configure(ctx context.Context, cfg *tls.Config, addr, host stri
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}
+	// Decided twice over (clientcheck.go): a VerifyConnection assigned
+	// over keytool's must not leave the server's key unchecked.
+	theirsPeer := cfg.VerifyPeerCertificate
+	checked := new(peerChecked)
+	cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+		if err := c.verifyPeer(ctx, raw, sniName(cfg.ServerName), addr, checked); err != nil {
+			return err
+		}
+		if theirsPeer != nil {
+			return theirsPeer(raw, chains)
+		}
+		return nil
+	}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if err := c.verify(ctx, cs, addr); err != nil {
+		if err := c.verifyConnection(ctx, cs, addr, checked); err != nil {
 			return err
 		}
 		if theirs != nil {
@@ -342,30 +359,44 @@ type PurposeHostKeys interface {
 }
 
 // verify decides on a server (docs/design.md, "Decisions", client table);
-// ctx is the dial's, which a DNS lookup heeds.
-func (c *Client) verify(ctx context.Context, cs tls.ConnectionState, addr string) error {
+// ctx is the dial's, which a DNS lookup heeds. pinned says whether a pin
+// for addr admitted it as it stood before the handshake: only then may
+// the next keys the server announces be learned (awaitAnnounced).
+func (c *Client) verify(ctx context.Context, cs tls.ConnectionState, addr string) (pinned bool, err error) {
 	if len(cs.PeerCertificates) == 0 {
-		return errors.New("tlsbridge: the server sent no certificate")
+		return false, errors.New("tlsbridge: the server sent no certificate")
 	}
 	leaf := cs.PeerCertificates[0]
 	sum, err := peerKeySum(leaf, "host "+addr)
 	if err != nil {
-		return err // before the revocations: the hash would not be the key's
+		return false, err // before the revocations: the hash would not be the key's
 	}
 	stored := c.storeDecision(addr, sum)
 	d := knownhosts.WithCertificate(stored, addr, leaf)
-	err = knownhosts.ErrorOf(d, addr, sum)
-	if stored.Verdict == knownhosts.Pinned {
-		// Only a pin for the address: a key pinned without one (admitted
-		// by its certificate's names) binds its holder to no address, and
-		// an announcement must not make it one (docs/design.md,
-		// "Announced rotation"). Learned once the handshake is complete
-		// (LearnAnnounced), when the server has proved it holds the key.
+	if d.Verdict != knownhosts.Unknown {
+		// nil: pinned; otherwise changed, revoked, skipped or refused: final
+		return stored.Verdict == knownhosts.Pinned, knownhosts.ErrorOf(d, addr, sum)
+	}
+	return false, c.verifyUnknown(ctx, cs, addr, d, sum)
+}
+
+// awaitAnnounced is what a handshake admitted by a pin for addr (verify's
+// pinned) leaves for LearnAnnounced: only a pin for the address — a key
+// pinned without one (admitted by its certificate's names) binds its
+// holder to no address, and an announcement must not make it one
+// (docs/design.md, "Announced rotation"). Learned once the handshake is
+// complete, when the server has proved it holds the key.
+func (c *Client) awaitAnnounced(pinned bool, addr string, leaf *x509.Certificate) {
+	if pinned {
 		c.awaitHandshake(addr, leaf)
 	}
-	if d.Verdict != knownhosts.Unknown {
-		return err // nil: pinned; otherwise changed, revoked, skipped or refused: final
-	}
+}
+
+// verifyUnknown decides on a server whose key the store does not know
+// (d, the key's sum): PKI mode, DNS, then the Policy.
+func (c *Client) verifyUnknown(ctx context.Context, cs tls.ConnectionState, addr string, d knownhosts.Decision, sum [32]byte) error {
+	err := knownhosts.ErrorOf(d, addr, sum)
+	leaf := cs.PeerCertificates[0]
 	if c.opts.PKI != nil {
 		v, err := c.verifyCA(cs, addr)
 		var none *NoCAError
