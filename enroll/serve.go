@@ -95,6 +95,14 @@ const (
 	// maxHeaderBytes bounds the request's header (http.Server's
 	// MaxHeaderBytes), and with it the request line ServeConn reads ahead.
 	maxHeaderBytes = 16 << 10
+	// maxStreams is the HTTP/2 streams a client may have open at once on
+	// a connection. An enrolling client sends one request (keytool join
+	// makes a connection a request); Go's server would allow 250, and a
+	// client that advertises a flow-control window of 0 holds each
+	// stream's handler until the write timeout: some 250 goroutines and
+	// 3 MB a connection that no key was needed for, where a connection
+	// is what the proxy's startup limits count.
+	maxStreams = 1
 )
 
 // ServeConn serves HTTP on one connection — a *tls.Conn, from a client that
@@ -176,6 +184,7 @@ func serveConn(ctx context.Context, conn net.Conn, h http.Handler, firstByte, li
 		WriteTimeout:      serveWriteTimeout,
 		IdleTimeout:       time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxStreams},
 		ErrorLog:          log.New(io.Discard, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnContext:       tlsbridge.ConnContext, // the rate limits' address (remoteOf)
