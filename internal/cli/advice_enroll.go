@@ -33,6 +33,9 @@ func (c *cli) adviseEnroll(err error) string {
 	switch {
 	case errors.As(err, &tokenFile):
 		inv := c.command("invite", "…")
+		if tokenFile.owner >= 0 {
+			return fmt.Sprintf("Remove the file and make it again yourself, with umask 077: (umask 077 && %s > FILE); or keep the token in a variable: TOKEN=$(%s)", inv, inv)
+		}
 		return fmt.Sprintf("Make the file with umask 077: (umask 077 && %s > FILE), or chmod 600 it first; or keep the token in a variable: TOKEN=$(%s)", inv, inv)
 	case errors.As(err, &tokErr):
 		switch {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/spf13/pflag"
 )
 
@@ -285,33 +286,64 @@ func (c *cli) pruneInvites() error {
 // group or others may read — what the shell makes of "keytool invite >
 // token.txt" under the usual umask, 022: whoever of the machine's users
 // reads the token before its client does enrolls a key of their own
-// under its name. It runs before anything is made. A pipe, a terminal
-// and a file only its owner may read (umask 077, or chmod 600 first) are
-// written to, as is a writer that is not a file (Main's caller's).
+// under its name. Nor into one another user owns, whatever its mode: one
+// who made it beforehand (mode 0602, say, where the administrator would
+// write the token) reads it as its owner. It runs before anything is
+// made. A pipe, a terminal and a file only its owner may read (umask 077,
+// or chmod 600 first), owned by this user, root, or under sudo the user
+// who ran it, are written to, as is a writer that is not a file (Main's
+// caller's).
 func (c *cli) checkTokenOutput() error {
 	f, ok := c.stdout.(*os.File)
 	if !ok || runtime.GOOS == "windows" { // no POSIX modes there
 		return nil
 	}
 	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o044 == 0 {
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	owner, known := trustfile.Owner(fi)
+	if fi.Mode().Perm()&0o044 == 0 && (!known || tokenFileOwnerTrusted(owner)) {
 		return nil
 	}
 	file := "standard output"
 	if p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err == nil {
 		file = p // Linux: the file's name
 	}
-	return &tokenFileError{file: file, mode: fi.Mode().Perm()}
+	e := &tokenFileError{file: file, mode: fi.Mode().Perm(), owner: -1}
+	if known && !tokenFileOwnerTrusted(owner) {
+		e.owner = owner
+	}
+	return e
+}
+
+// tokenFileOwnerTrusted reports whether a token file owned by uid is
+// this user's to write to: the effective user's own, root's, or, when
+// root runs invite under sudo (the shell of the user who ran sudo made
+// the file), that user's.
+func tokenFileOwnerTrusted(uid int) bool {
+	euid := os.Geteuid()
+	if uid == euid || uid == 0 {
+		return true
+	}
+	sudo, err := strconv.Atoi(os.Getenv("SUDO_UID"))
+	return euid == 0 && err == nil && uid == sudo
 }
 
 // tokenFileError: invite's standard output is a regular file that group
-// or others may read, where the token would be printed.
+// or others may read, or that another user owns, where the token would
+// be printed.
 type tokenFileError struct {
-	file string // its name, or "standard output"
-	mode fs.FileMode
+	file  string // its name, or "standard output"
+	mode  fs.FileMode
+	owner int // the user owning it, if not this one; else -1
 }
 
 func (e *tokenFileError) Error() string {
-	return fmt.Sprintf("the token would go to %s, mode %04o, which other users of this machine may read: one who read it before its client could enroll a key of their own with it; no invitation was made",
-		printable(e.file), e.mode)
+	who := fmt.Sprintf("mode %04o, which other users of this machine may read", e.mode)
+	if e.owner >= 0 {
+		who = fmt.Sprintf("owned by another user (uid %d), who may read it", e.owner)
+	}
+	return fmt.Sprintf("the token would go to %s, %s: one who read it before its client could enroll a key of their own with it; no invitation was made",
+		printable(e.file), who)
 }

@@ -73,3 +73,62 @@ func TestInviteRefusesATokenFileOthersMayRead(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestInviteRefusesATokenFileAnotherUserOwns: a file only its owner may
+// read is no safer when the owner is someone else. A user who makes
+// token.txt beforehand where the administrator will run keytool invite >
+// token.txt (in a directory both may write, with a mode that lets the
+// administrator write it) reads the token as its owner and enrolls
+// first. invite refuses such a file before anything is made, but takes
+// one that the user who ran sudo owns, when root runs it under sudo.
+// Before: written, whoever owned it (found by review).
+func TestInviteRefusesATokenFileAnotherUserOwns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give a file to another user (CI runs as root)")
+	}
+	home := joinHome(t)
+	pending := filepath.Join(enroll.InvitesDir(home), "laptop.json")
+	invite := func(env ...string) (string, int, string) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "token.txt")
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(path, 65534, 65534); err != nil { // "nobody" made it
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0) // the shell's "> token.txt"
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd := keytoolCmd("-H", home, "invite", "--name", "laptop", "--address", "127.0.0.1:8443")
+		cmd.Env = append(cmd.Environ(), env...)
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = f, &stderr
+		err = cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data), code, stderr.String()
+	}
+	out, code, e := invite("SUDO_UID=")
+	if code != 1 || out != "" || !strings.Contains(e, "owned by another user (uid 65534)") || !strings.Contains(e, "Remove the file") {
+		t.Errorf("invite > a file nobody owns: exit %d, stdout %q, stderr:\n%s", code, out, e)
+	}
+	if _, err := os.Lstat(pending); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("invite > a file nobody owns made the invitation: %v", err)
+	}
+	out, code, e = invite("SUDO_UID=65534")
+	if code != 0 || !strings.HasPrefix(out, enroll.TokenPrefix) {
+		t.Fatalf("sudo invite > a file of the user who ran sudo: exit %d, stdout %q, stderr:\n%s", code, out, e)
+	}
+}
