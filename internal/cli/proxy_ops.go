@@ -13,6 +13,7 @@ import (
 
 	"github.com/keytool/keytool/internal/sdnotify"
 	"github.com/keytool/keytool/proxy"
+	"golang.org/x/net/netutil"
 )
 
 // proxyOps is what keytool proxy tells operators: /healthz, /readyz and
@@ -33,10 +34,23 @@ type proxyOps struct {
 	// afterDrain runs once the drain has ended, with what is left of it
 	// (--drain-timeout; a second signal ends it): the admin index's write.
 	afterDrain []func(context.Context)
+	maxConns   int           // opsMaxConns, but in tests
+	idle       time.Duration // opsIdleTimeout, but in tests
 }
 
+// The bounds of --metrics-listen's server, which anyone who reaches it
+// may use, no key asked: without them an idle keep-alive connection was
+// held for ever, and each took a descriptor from the proxy's own. At the
+// bound, new connections wait in the kernel's queue: the scrapes suffer,
+// not the proxy.
+const (
+	opsMaxConns    = 64
+	opsIdleTimeout = 2 * time.Minute // longer than Prometheus's usual scrape interval
+	opsTimeout     = 10 * time.Second
+)
+
 func newProxyOps(addr string, log *slog.Logger) *proxyOps {
-	o := &proxyOps{log: log, addr: addr, health: proxy.NewHealth()}
+	o := &proxyOps{log: log, addr: addr, health: proxy.NewHealth(), maxConns: opsMaxConns, idle: opsIdleTimeout}
 	if addr != "" {
 		o.metrics = proxy.NewMetrics()
 	}
@@ -87,8 +101,14 @@ func (o *proxyOps) listen() error {
 func (o *proxyOps) start() {
 	o.health.SetServing(true)
 	if o.ln != nil {
-		o.srv = &http.Server{Handler: proxy.OpsHandler(o.health, o.metrics), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = o.srv.Serve(o.ln) }()
+		o.srv = &http.Server{
+			Handler:           proxy.OpsHandler(o.health, o.metrics),
+			ReadHeaderTimeout: opsTimeout,
+			WriteTimeout:      opsTimeout,
+			IdleTimeout:       o.idle,
+			MaxHeaderBytes:    16 << 10,
+		}
+		go func() { _ = o.srv.Serve(netutil.LimitListener(o.ln, o.maxConns)) }()
 		o.log.Info("serving health and metrics", "addr", o.ln.Addr().String(), "paths", "/healthz /readyz /metrics")
 	}
 	o.notify(sdnotify.Ready, "STATUS=listening")
