@@ -866,8 +866,16 @@ type Loader[T any] struct {
 
 	// holdFresh, during a reload caused by events, is how recent a file's
 	// mtime must be for a problem found in it to be held back (a file being
-	// written); zero otherwise. Set under mu.
+	// written), and how long after its first hold a file may still be held
+	// (heldSince); zero otherwise. Set under mu.
 	holdFresh time.Duration
+	// heldSince is when each file the last reload caused by events held
+	// back was first held, by path, on this process's monotonic clock: a
+	// file is held back for at most holdFresh from then, whatever its mtime
+	// says (Loader.holds). A path is forgotten once a reload caused by
+	// events no longer holds it (it loaded, or was reported). Written under
+	// mu after the reload, read by its reads (runJobs), never at once.
+	heldSince map[string]time.Time
 	// holdEarly: the reload caused by events is one applied the moment an
 	// event came (hints.early). Every problem it finds is held back, the
 	// trust-file rule's too: a file created with a loose mode and then
@@ -1048,7 +1056,8 @@ func (l *Loader[T]) reload(h hints) {
 // to be still being written, and keeps its previous state (or stays
 // absent). It returns the paths of such files, to be read again once
 // events have been quiet for the debounce; a file still failing a second
-// after its last change is reported as any other.
+// after its last change, or a second after this watcher first held it
+// back, is reported as any other (Loader.holds).
 func (l *Loader[T]) reloadHolding(h hints) (held []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -1056,7 +1065,66 @@ func (l *Loader[T]) reloadHolding(h hints) (held []string) {
 	// the write it catches half done.
 	l.holdFresh, l.holdEarly = max(l.cfg.Debounce, time.Second), h.early
 	defer func() { l.holdFresh, l.holdEarly = 0, false }()
-	return l.reloadLocked(h)
+	start := time.Now()
+	held = l.reloadLocked(h)
+	l.noteHeld(held, start)
+	return held
+}
+
+// noteHeld keeps, for each path of held (the files a reload caused by
+// events, begun at start, held back), when it was first held: start, or
+// the time kept for it already if the reload before held it too. The
+// paths no longer held are forgotten: a file held again later, after it
+// loaded or was reported, is given a new bound. (The watcher queues every
+// held path again, so the next reload caused by events decides on each.)
+func (l *Loader[T]) noteHeld(held []string, start time.Time) {
+	if len(held) == 0 {
+		l.heldSince = nil
+		return
+	}
+	since := make(map[string]time.Time, len(held))
+	for _, p := range held {
+		if t, ok := l.heldSince[p]; ok {
+			since[p] = t
+		} else {
+			since[p] = start
+		}
+	}
+	l.heldSince = since
+}
+
+// holds reports whether a problem p found in the file at path (fi: what
+// its read gave, if anything) is held back: in a reload caused by events,
+// when the file is being written by what the loader can tell. Every
+// problem of the reload applied the moment an event came is (holdEarly);
+// otherwise a problem that is not the trust-file rule's, in a file
+// modified less than holdFresh ago. An mtime in the future does not count
+// as recent: cp -p, rsync -t and tar copy a file's mtime, a clock stepped
+// back leaves files ahead of it, and touch sets any; such a file would
+// otherwise look fresh at every reload. Nor is any file held more than
+// holdFresh after the reload that first held it (heldSince): whatever the
+// mtime says, holding is bounded by the loader's own clock, which no file
+// sets, so that a file written malformed is reported (a revocation file
+// failing closed) within a second or so, never held until a rescan.
+func (l *Loader[T]) holds(path string, fi fs.FileInfo, p *Problem) bool {
+	if l.holdFresh <= 0 || l.heldTooLong(path) {
+		return false
+	}
+	if l.holdEarly {
+		return true
+	}
+	if isPermProblem(p) || fi == nil {
+		return false
+	}
+	age := time.Since(fi.ModTime())
+	return age >= 0 && age < l.holdFresh
+}
+
+// heldTooLong reports whether the file at path was first held back
+// holdFresh ago or more, by a reload caused by events (heldSince).
+func (l *Loader[T]) heldTooLong(path string) bool {
+	first, ok := l.heldSince[path]
+	return ok && time.Since(first) >= l.holdFresh
 }
 
 // reloadLocked is reload with l.mu held.

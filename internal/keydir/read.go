@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
@@ -80,12 +79,13 @@ func (l *Loader[T]) load(state *fileState[T]) {
 	data, fi, err := readFile(state.path)
 	l.readBytes.Add(int64(len(data)))
 	l.read(state, old, data, fi, err)
-	if p := state.problem; p != nil && l.holdFresh > 0 && (l.holdEarly || !isPermProblem(p) && fi != nil && time.Since(fi.ModTime()) < l.holdFresh) {
+	if p := state.problem; p != nil && l.holds(state.path, fi, p) {
 		// Written moments ago and not parsable: most likely still being
 		// written. Keep what was there until events are quiet. (A file
 		// that fails the trust-file rule is not being written: that is
 		// decided at once — unless this is the reload applied the moment
-		// the file came, before its writer could chmod it: holdEarly.)
+		// the file came, before its writer could chmod it: holdEarly. A
+		// file held a second already is not held again: heldSince.)
 		state.held = true
 		state.old = old
 	}

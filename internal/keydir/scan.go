@@ -237,6 +237,8 @@ func (l *Loader[T]) examineRow(i int, ed **rowEditor[T], name, path string, sing
 // problem, never "no file": in a revocation source it must fail closed.
 // hold says whether a problem found here is held back (Loader.holdEarly):
 // the reload's, passed in because compare stats files without the lock.
+// (A file held back too long already is not: Loader.heldTooLong, asked
+// only when hold, under the lock.)
 func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev *fileRow[T], single, link, hold bool) (state *fileState[T], same bool) {
 	src := l.cfg.Sources[i]
 	fail := func(err error) (*fileState[T], bool) {
@@ -247,7 +249,7 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 		state := newFileState[T](i, name, path)
 		state.read = true
 		state.problem = p
-		if hold {
+		if hold && !l.heldTooLong(path) {
 			state.held = true
 			state.old = heapRow(prev) // see Loader.holdEarly
 		}
