@@ -40,23 +40,36 @@ func (c *cli) advise(err error) string {
 	return msg
 }
 
-// quoteRemoteNames is err's message with each name of a server's
-// certificate that x509 quotes as it is (a *x509.HostnameError lists its
+// quoteRemoteNames is err's message with the names of a server's
+// certificate that x509 lists as they are (a *x509.HostnameError lists its
 // DNS names: an IA5String, which may hold a newline) quoted by
 // termtext.Safe, so that SafeLines, which keeps the message's own lines,
-// cannot keep one of the certificate's.
+// cannot keep one of the certificate's. x509's own sentence is made again
+// from the quoted names, in one piece: quoting name after name in the
+// message let a name hidden in another (found by review: "\a" inside
+// "x\n<a line of the server's>\n\a") unquote the longer one. A
+// message that does not hold x509's sentence as it is, is quoted whole.
 func quoteRemoteNames(err error) string {
 	msg := err.Error()
 	var he x509.HostnameError // x509 returns it as a value
 	if !errors.As(err, &he) || he.Certificate == nil {
 		return msg
 	}
-	for _, name := range he.Certificate.DNSNames {
-		if safe := termtext.Safe(name); safe != name {
-			msg = strings.ReplaceAll(msg, name, safe)
-		}
+	cert := *he.Certificate
+	cert.DNSNames = make([]string, len(he.Certificate.DNSNames))
+	unsafe := false
+	for i, name := range he.Certificate.DNSNames {
+		cert.DNSNames[i] = termtext.Safe(name)
+		unsafe = unsafe || cert.DNSNames[i] != name
 	}
-	return msg
+	if !unsafe {
+		return msg
+	}
+	raw := he.Error()
+	if !strings.Contains(msg, raw) {
+		return termtext.Safe(msg)
+	}
+	return strings.ReplaceAll(msg, raw, x509.HostnameError{Certificate: &cert, Host: he.Host}.Error())
 }
 
 // pinCommand spells the trust-host command that pins a key for addr,
