@@ -82,7 +82,7 @@ type LiveConns struct {
 	closeOnce sync.Once
 
 	mu    sync.Mutex
-	known map[net.Conn]func() // ConnState's connections → untrack
+	known map[net.Conn]*liveConn // ConnState's connections
 }
 
 // Live starts closing the open connections whose client key stops being
@@ -107,7 +107,7 @@ func newLive(opts LiveOptions, pki bool, side func(*LiveConns)) *LiveConns {
 	if pki || opts.Changes == nil {
 		interval = liveInterval
 	}
-	l := &LiveConns{t: live.New(live.Options{Interval: interval, Logger: log}), known: map[net.Conn]func(){}}
+	l := &LiveConns{t: live.New(live.Options{Interval: interval, Logger: log}), known: map[net.Conn]*liveConn{}}
 	side(l)
 	if opts.Changes != nil {
 		l.unsub = opts.Changes.OnChange(func(authkeys.Change) { l.t.Changed() })
@@ -116,45 +116,118 @@ func newLive(opts LiveOptions, pki bool, side func(*LiveConns)) *LiveConns {
 }
 
 // ConnState is the hook for http.Server.ConnState (HTTP/1.1 and HTTP/2):
-// it tracks each TLS connection once its handshake is done, and forgets it
-// when it is closed or hijacked. A server that has a ConnState hook of its
-// own calls this one from it. A hijacked connection (a WebSocket, say) is
-// the handler's: pass it to Track to keep it under live revocation.
+// it tracks each TLS connection from its handshake, and forgets it when
+// it is closed or hijacked. A connection opened (StateNew) is tracked
+// when the Server's handshake admits its client (VerifyConnection, on
+// the http.Server's TLSConfig: the Server's TLSConfig, or one given to
+// its Configure), before it sends anything more: a client that sends no
+// request, or an HTTP/2 client that holds back its preface, is closed as
+// any other once its key is no longer admitted (net/http tells of no
+// handshake's end: its next state comes with the first request, or the
+// HTTP/2 preface, which a client may hold back as long as it likes). A
+// connection whose handshake the Server did not decide is tracked at its
+// first request (StateActive). A server that has a ConnState hook of its own calls
+// this one from it. A hijacked connection (a WebSocket, say) is the
+// handler's: pass it to Track to keep it under live revocation.
 func (l *LiveConns) ConnState(c net.Conn, state http.ConnState) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return
+	}
 	switch state {
-	case http.StateActive, http.StateIdle:
-		tc, ok := c.(*tls.Conn)
-		if !ok {
-			return
-		}
+	case http.StateNew:
 		l.mu.Lock()
-		_, known := l.known[c]
-		if !known {
-			l.known[c] = nil // tracked below; a late StateClosed finds it
+		if _, known := l.known[c]; !known {
+			l.known[c] = &liveConn{}
 		}
 		l.mu.Unlock()
-		if !known {
-			// Both states come after the handshake (net/http runs it
-			// first), so ConnectionState does not wait.
-			untrack := l.Track(c, tc.ConnectionState())
-			l.mu.Lock()
-			if _, still := l.known[c]; still {
-				l.known[c] = untrack
-				untrack = nil
-			}
-			l.mu.Unlock()
-			if untrack != nil {
-				untrack() // closed while it was being tracked
-			}
+		if l.srv != nil {
+			// net/http runs the handshake after this hook returns.
+			l.srv.awaitAdmission(tc.NetConn(), func(cs tls.ConnectionState) {
+				l.track(c, false, func() tls.ConnectionState { return cs })
+			})
 		}
+	case http.StateActive, http.StateIdle:
+		// Both states come after the handshake (net/http runs it
+		// first), so ConnectionState does not wait.
+		l.track(c, true, tc.ConnectionState)
 	case http.StateClosed, http.StateHijacked:
+		if l.srv != nil {
+			l.srv.forgetAdmission(tc.NetConn())
+		}
 		l.mu.Lock()
-		untrack, ok := l.known[c]
+		e := l.known[c]
 		delete(l.known, c)
 		l.mu.Unlock()
-		if ok && untrack != nil {
-			untrack()
+		if e != nil && e.untrack != nil {
+			e.untrack()
 		}
+	}
+}
+
+// liveConn is a connection ConnState knows.
+type liveConn struct {
+	claimed bool   // tracked, or being tracked
+	untrack func() // set once tracked
+}
+
+// track tracks c, which ConnState knows (or, with add, knows now), once:
+// its handshake gave cs(). c closed meanwhile is untracked at once.
+func (l *LiveConns) track(c net.Conn, add bool, cs func() tls.ConnectionState) {
+	l.mu.Lock()
+	e := l.known[c]
+	if e == nil && add {
+		e = &liveConn{}
+		l.known[c] = e // a late StateClosed finds it
+	}
+	if e == nil || e.claimed {
+		l.mu.Unlock()
+		return
+	}
+	e.claimed = true
+	l.mu.Unlock()
+	untrack := l.Track(c, cs())
+	l.mu.Lock()
+	if l.known[c] == e {
+		e.untrack, untrack = untrack, nil
+	}
+	l.mu.Unlock()
+	if untrack != nil {
+		untrack() // closed while it was being tracked
+	}
+}
+
+// awaitAdmission has fn called with the handshake's state when the
+// Server's VerifyConnection admits the client on conn (the net.Conn under
+// its *tls.Conn, GetConfigForClient's ClientHelloInfo.Conn), until
+// forgetAdmission. It is called inside the handshake, before the client
+// has proven it holds the key (CertificateVerify): a handshake that then
+// fails ends the connection, whose StateClosed untracks it.
+func (s *Server) awaitAdmission(conn net.Conn, fn func(tls.ConnectionState)) {
+	s.awaitMu.Lock()
+	defer s.awaitMu.Unlock()
+	if s.awaiting == nil {
+		s.awaiting = map[net.Conn][]func(tls.ConnectionState){}
+	}
+	s.awaiting[conn] = append(s.awaiting[conn], fn)
+}
+
+// forgetAdmission drops what awaits conn's admission: it is closing.
+func (s *Server) forgetAdmission(conn net.Conn) {
+	s.awaitMu.Lock()
+	delete(s.awaiting, conn)
+	s.awaitMu.Unlock()
+}
+
+// admitted calls, once, what awaits conn's admission, its handshake
+// having given cs.
+func (s *Server) admitted(conn net.Conn, cs tls.ConnectionState) {
+	s.awaitMu.Lock()
+	fns := s.awaiting[conn]
+	delete(s.awaiting, conn)
+	s.awaitMu.Unlock()
+	for _, fn := range fns {
+		fn(cs)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,11 @@ type liveServer struct {
 	store *authkeys.Store
 	addr  string
 	logs  *syncBuffer
+	// admitted counts the handshakes whose client the server admitted
+	// (a VerifyConnection after keytool's).
+	admitted atomic.Int64
+	server   *Server
+	live     *LiveConns
 }
 
 // startLive serves, to each authenticated client, "hello NAME PROTO" and
@@ -64,6 +70,7 @@ func startLive(t *testing.T) *liveServer {
 	}
 	live := srv.Live(LiveOptions{Changes: w.store, Logger: slog.New(slog.NewTextHandler(w.logs, nil))})
 	t.Cleanup(func() { live.Close() })
+	w.server, w.live = srv, live
 	handler := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(rw, "hello %s %s\n", PeerFromContext(r.Context()).Name(), r.Proto)
 		rw.(http.Flusher).Flush()
@@ -84,7 +91,9 @@ func startLive(t *testing.T) *liveServer {
 			}
 		}
 	})
-	hs := &http.Server{Handler: srv.RequireAuthenticated(handler), TLSConfig: srv.TLSConfig(), ConnState: live.ConnState, ConnContext: ConnContext,
+	cfg := srv.TLSConfig()
+	cfg.VerifyConnection = func(tls.ConnectionState) error { w.admitted.Add(1); return nil }
+	hs := &http.Server{Handler: srv.RequireAuthenticated(handler), TLSConfig: cfg, ConnState: live.ConnState, ConnContext: ConnContext,
 		ErrorLog: log.New(io.Discard, "", 0)} // refused handshakes
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -414,4 +423,232 @@ func TestLiveConnsTrack(t *testing.T) {
 	fp := regexp.QuoteMeta(stranger.id.Key.Fingerprint())
 	w := &liveServer{logs: logs}
 	w.waitLog(t, `msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+fp+` name="" reason="authkeys: key \S+ is revoked`)
+}
+
+// TestLiveClosesConnectionThatSentNothing: a client that completes its
+// handshake while admitted and then sends nothing — no HTTP/1.1 request;
+// over HTTP/2, not even its preface — is closed within a second of its
+// key's revocation all the same, with the log line: ConnState tracks a
+// connection from its handshake's admission, not from its first request
+// (StateActive, which never comes). Another key's silent connection is
+// untouched, and then serves its first request.
+func TestLiveClosesConnectionThatSentNothing(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
+		name := "HTTP1.1"
+		if proto == "HTTP/2.0" {
+			name = "HTTP2-late-preface"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			w := startLive(t)
+			alice, bob := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+			w.authorize(t, "alice", alice)
+			w.authorize(t, "bob", bob)
+			silent := func(c *home) *tls.Conn {
+				t.Helper()
+				cfg := mustConfig(t, c.client(t, ClientOptions{}), w.addr)
+				cfg.NextProtos = []string{"http/1.1"}
+				if proto == "HTTP/2.0" {
+					cfg.NextProtos = []string{"h2"}
+				}
+				conn, err := tls.Dial("tcp", w.addr, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				return conn
+			}
+			ac, bc := silent(alice), silent(bob)
+			// Both admitted by the server's handshake (TLS 1.3: after
+			// the client's Handshake returned).
+			for deadline := time.Now().Add(hangBound); w.admitted.Load() < 2; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the server admitted %d of the 2 handshakes", w.admitted.Load())
+				}
+			}
+
+			keydirtest.Put(t, filepath.Join(w.opts.RevokedDirs[0], "alice.json"), keydirtest.JWK(t, alice.id.Key.PublicKey()))
+			at := time.Now()
+			// The server closes it: alice's socket reads EOF (HTTP/2: after
+			// the server's SETTINGS).
+			_ = ac.SetReadDeadline(at.Add(liveWithin))
+			if _, err := io.Copy(io.Discard, ac); errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("alice's connection, which sent nothing after its handshake, is still open %v after the revocation", liveWithin)
+			}
+			t.Logf("alice's silent connection closed %v after the revocation", time.Since(at))
+			fp := regexp.QuoteMeta(alice.id.Key.Fingerprint())
+			w.waitLog(t, `msg="closing: key no longer admitted" remote=127\.0\.0\.1:\d+ fingerprint=`+fp+` name=alice reason="authkeys: key \S+ is revoked`)
+
+			// Bob's silent connection was not touched: after a sweep, it
+			// serves its first request.
+			time.Sleep(liveInterval + 200*time.Millisecond)
+			var dials atomic.Int32
+			tr := &http.Transport{ForceAttemptHTTP2: true, DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
+				if dials.Add(1) > 1 {
+					return nil, errors.New("bob's connection was closed")
+				}
+				return bc, nil
+			}}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr, Timeout: hangBound}).Get("https://" + w.addr + "/once")
+			if err != nil {
+				t.Fatalf("bob's silent connection: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := "hello bob " + proto + "\n"; err != nil || string(body) != want {
+				t.Fatalf("bob's silent connection: read %q, %v; want %q", body, err, want)
+			}
+			if n := strings.Count(w.logs.String(), MsgNoLongerAdmitted); n != 1 {
+				t.Errorf("%d connections closed, want alice's:\n%s", n, w.logs)
+			}
+		})
+	}
+}
+
+// TestLiveConnStateForgetsClosedConnections: ConnState keeps nothing of
+// a connection once it is closed, whatever became of its handshake —
+// closed before it began, cut in its middle, refused, or admitted and
+// then closed by the client without a request — and a silent connection
+// admitted is tracked while it is open.
+func TestLiveConnStateForgetsClosedConnections(t *testing.T) {
+	w := startLive(t)
+	alice, stranger := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
+	w.authorize(t, "alice", alice)
+	stranger.pin(t, w.addr, w.srv.id.Key)
+	// held reports what the server side holds: connections LiveConns
+	// knows and tracks, and admissions the Server awaits.
+	held := func() (known, tracked, awaiting int) {
+		w.live.mu.Lock()
+		known = len(w.live.known)
+		w.live.mu.Unlock()
+		w.server.awaitMu.Lock()
+		awaiting = len(w.server.awaiting)
+		w.server.awaitMu.Unlock()
+		return known, w.live.Stats().Tracked, awaiting
+	}
+	waitHeld := func(what string, known, tracked, awaiting int) {
+		t.Helper()
+		for deadline := time.Now().Add(hangBound); ; time.Sleep(5 * time.Millisecond) {
+			k, tr, a := held()
+			if k == known && tr == tracked && a == awaiting {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d connections known, %d tracked, %d admissions awaited; want %d, %d, %d", what, k, tr, a, known, tracked, awaiting)
+			}
+		}
+	}
+
+	before, err := net.Dial("tcp", w.addr) // closed before its handshake
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.Close()
+	cut, err := net.Dial("tcp", w.addr) // a record header, then closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = cut.Write([]byte{0x16, 0x03, 0x01, 0x01, 0x00, 0x01})
+	cut.Close()
+	// Refused (TLS 1.3: the client may learn it at its first read).
+	if sc, err := tls.Dial("tcp", w.addr, mustConfig(t, stranger.client(t, ClientOptions{}), w.addr)); err == nil {
+		_, _ = sc.Read(make([]byte, 1))
+		sc.Close()
+	}
+	ac, err := tls.Dial("tcp", w.addr, mustConfig(t, alice.client(t, ClientOptions{}), w.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHeld("alice's silent connection open", 1, 1, 0)
+	ac.Close()
+	waitHeld("every connection closed", 0, 0, 0)
+}
+
+// untold is a Changes that never tells of a change: the sweep it would
+// start has not come yet.
+type untold struct{}
+
+func (untold) OnChange(func(authkeys.Change)) func() { return func() {} }
+
+// TestRequireAuthenticatedRefusesRequestBeforeSweep: a request read on
+// a tracked connection after its key's revocation, before the sweep that
+// closes the connection (here, one that never comes), is still handled:
+// live revocation ends connections and decides nothing per request.
+// RequireAuthenticated, deciding each request against the trust state of
+// the moment, turns it away with 403 revoked; the handler behind it does
+// not run. HTTP/1.1 and HTTP/2.
+func TestRequireAuthenticatedRefusesRequestBeforeSweep(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		name := "HTTP1.1"
+		if h2 {
+			name = "HTTP2"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := newHome(t, jwk.EC256)
+			srv, err := NewServer(h.id, ServerOptions{Clients: h.auth})
+			if err != nil {
+				t.Fatal(err)
+			}
+			live := srv.Live(LiveOptions{Changes: untold{}, Logger: slog.New(slog.DiscardHandler)})
+			defer live.Close()
+			var bare, guarded atomic.Int32
+			mux := http.NewServeMux()
+			mux.HandleFunc("/bare", func(http.ResponseWriter, *http.Request) { bare.Add(1) })
+			mux.Handle("/guarded", srv.RequireAuthenticated(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { guarded.Add(1) })))
+			hs := &http.Server{Handler: mux, TLSConfig: srv.TLSConfig(), ConnState: live.ConnState, ConnContext: ConnContext}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = hs.ServeTLS(ln, "", "") }()
+			defer hs.Close()
+			addr := ln.Addr().String()
+
+			alice := newHome(t, jwk.EC256)
+			h.authorize(t, "alice", alice.id.Key)
+			alice.pin(t, addr, h.id.Key)
+			var dials atomic.Int32
+			tr := &http.Transport{TLSClientConfig: mustConfig(t, alice.client(t, ClientOptions{}), addr), ForceAttemptHTTP2: h2}
+			tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				dials.Add(1)
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			}
+			defer tr.CloseIdleConnections()
+			get := func(path string) int {
+				t.Helper()
+				resp, err := (&http.Client{Transport: tr, Timeout: hangBound}).Get("https://" + addr + path)
+				if err != nil {
+					t.Fatalf("GET %s: %v", path, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if h2 != (resp.ProtoMajor == 2) {
+					t.Errorf("GET %s: %s", path, resp.Proto)
+				}
+				if resp.StatusCode == http.StatusForbidden && !strings.Contains(string(body), string(ReasonRevoked)) {
+					t.Errorf("GET %s: 403 %q; want reason %s", path, body, ReasonRevoked)
+				}
+				return resp.StatusCode
+			}
+			if c := get("/guarded"); c != http.StatusOK || guarded.Load() != 1 {
+				t.Fatalf("before the revocation: %d, handler ran %d times", c, guarded.Load())
+			}
+			if n := live.Stats().Tracked; n != 1 {
+				t.Fatalf("%d connections tracked, want alice's", n)
+			}
+
+			h.revoke(t, alice.id.Key) // the store has it; LiveConns is not told
+			if c := get("/bare"); c != http.StatusOK || bare.Load() != 1 {
+				t.Errorf("a bare handler: %d, ran %d times; want it run (nothing decides the request)", c, bare.Load())
+			}
+			if c := get("/guarded"); c != http.StatusForbidden || guarded.Load() != 1 {
+				t.Errorf("behind RequireAuthenticated: %d, handler ran %d times; want 403 and once (before the revocation)", c, guarded.Load())
+			}
+			if n := dials.Load(); n != 1 {
+				t.Errorf("%d connections; want the requests on alice's one, tracked and still open", n)
+			}
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
@@ -62,6 +63,10 @@ type Server struct {
 	// rotationFailed: the clients whose next key could not be
 	// authorized lately (acceptRotation).
 	rotationFailed rotationBackoff
+	// awaiting: the connections whose admission a LiveConns waits on
+	// (awaitAdmission), by the net.Conn under their *tls.Conn.
+	awaitMu  sync.Mutex
+	awaiting map[net.Conn][]func(tls.ConnectionState)
 }
 
 // NewServer returns a Server presenting id and admitting the clients that
@@ -167,7 +172,8 @@ func (s *Server) configure(c *tls.Config) {
 	// is set on a per-connection copy. The copy shares the session ticket
 	// keys of c, so resumption works.
 	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		remote := addrOf(hello.Conn)
+		conn := hello.Conn
+		remote := addrOf(conn)
 		// The handshake budget of a connection accepted by a
 		// BudgetListener (or put under NewBudgetConn), under whatever
 		// wrappers of the caller's that look through NetConn: lifted
@@ -210,6 +216,10 @@ func (s *Server) configure(c *tls.Config) {
 			if budget != nil {
 				budget.Lift()
 			}
+			// A LiveConns that saw the connection open (ConnState's
+			// StateNew) tracks it from here, whether or not a request
+			// ever follows.
+			s.admitted(conn, cs)
 			return nil
 		}
 		return cc, nil
