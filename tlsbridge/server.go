@@ -53,6 +53,20 @@ type ServerOptions struct {
 	// Logger receives a line for each client key authorized by rotation
 	// (authkeys.Entry.AcceptRotation); nil means slog.Default().
 	Logger *slog.Logger
+	// OnRefused, if set, is told of each client the Server refuses in a
+	// handshake: its address (the zero Addr when the connection gives
+	// none) and why, as the typed error the handshake fails with —
+	// *authkeys.NotAuthorizedError, *authkeys.RevokedError,
+	// *authkeys.ExpiredError, *authkeys.SourceNotAllowedError,
+	// *CARefusedError, *RevokedCertificateError, *KeyFormError, … — where
+	// net/http's ErrorLog gets only its text ("http: TLS handshake error
+	// from …"). It runs inside the handshake, on its goroutine, and may be
+	// called from many at once: count, log, never block. Not told: a
+	// handshake crypto/tls ends before the Server decides (no certificate,
+	// a protocol error) or after (a bad CertificateVerify), a refusal by a
+	// VerifyConnection of the caller's, and a client AllowUnknown lets
+	// finish its handshake unauthenticated (Peer.Err).
+	OnRefused func(remote netip.Addr, err error)
 }
 
 // Server is the server side of keytool's mutual TLS: it presents an
@@ -190,6 +204,9 @@ func (s *Server) configure(c *tls.Config) {
 		}
 		cc.VerifyConnection = func(cs tls.ConnectionState) error {
 			if _, err := s.verify(cs, remote); err != nil {
+				if s.opts.OnRefused != nil {
+					s.opts.OnRefused(remote, err)
+				}
 				return err
 			}
 			// No rotation is accepted here: crypto/tls calls
