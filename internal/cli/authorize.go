@@ -142,6 +142,7 @@ client's own key file.` + storeEditHelp,
 			}
 			o.file = args[0]
 			o.commentSet = flags.Changed("comment")
+			o.expiresSet, o.fromSet = flags.Changed("expires"), flags.Changed("from")
 			return c.authorize(o)
 		},
 	}
@@ -250,6 +251,9 @@ type authorizeOptions struct {
 	name, comment     string
 	expires, from     string
 	commentSet, force bool
+	// given, even empty: --from "$NETS" with NETS unset is not "no
+	// limit" but a mistake (found by review)
+	expiresSet, fromSet bool
 }
 
 // localAuthStore loads the home's authorized and revoked keys once, without
@@ -327,14 +331,14 @@ func parseAuthorizeFlags(o authorizeOptions) (authorizeAttrs, error) {
 			return a, &usageError{"--name: " + err.Error()}
 		}
 	}
-	if o.expires != "" {
+	if o.expires != "" || o.expiresSet {
 		t, err := parseExpiry(o.expires, time.Now())
 		if err != nil {
 			return a, &usageError{"--expires: " + err.Error()}
 		}
 		a.expires = t
 	}
-	if o.from != "" {
+	if o.from != "" || o.fromSet {
 		from, err := parseFrom(o.from)
 		if err != nil {
 			return a, &usageError{"--from: " + err.Error()}
@@ -590,9 +594,12 @@ func (c *cli) forceAuthorize(store *authkeys.Store, k *jwk.Key, name string) err
 	if same != nil {
 		verb = "Updated"
 	}
-	// The name's current holder, to say what --force replaces.
+	// The name's current holder, to say what --force replaces, and whose
+	// limits the new key's entry may leave out.
+	var replaced *authkeys.Entry
 	if old, err := jwk.ReadFile(target); err == nil && len(old) > 0 && old[0].SPKIHash() != k.SPKIHash() {
 		verb = "Replaced " + old[0].Fingerprint() + " with"
+		replaced, _ = authorizedCopies(store, old[0].SPKIHash(), target)
 	}
 	if err := c.checkNameElsewhere(store, name, target, k.SPKIHash()); err != nil {
 		return err
@@ -602,10 +609,13 @@ func (c *cli) forceAuthorize(store *authkeys.Store, k *jwk.Key, name string) err
 			return err
 		}
 	}
-	// The entry rewritten, else the one the key moves out of, whose
-	// limits the new entry may leave out; none for a new key.
+	// The entry rewritten, else the one the name held for another key,
+	// else the one the key moves out of, whose limits the new entry may
+	// leave out or widen; none for a new key.
 	before := same
 	switch {
+	case before == nil && replaced != nil:
+		before = replaced
 	case before == nil && len(others) > 0:
 		before = others[0]
 	case before == nil:
@@ -690,6 +700,41 @@ func (c *cli) warnRewritten(before, after *authkeys.Entry) {
 		fmt.Fprintf(c.stderr, "keytool authorize: warning: %q no longer expires: it did at %s, and a rewrite keeps only the attributes given (add --expires %s to keep it)\n",
 			after.Name, exp, exp)
 	}
+	c.warnWidened(before, after)
+}
+
+// warnWidened warns when a rewrite kept a limit but made it wider: "from"
+// networks the entry did not allow, or a later expiry — given by the flags,
+// or by the client's own file (which authorize takes "from" and "expires"
+// from when the flags do not give them), where the admin who rewrote the
+// entry may not have looked (found by review).
+func (c *cli) warnWidened(before, after *authkeys.Entry) {
+	if before.From != nil && after.From != nil {
+		if wider := widerNetworks(before.From, after.From); len(wider) > 0 {
+			fmt.Fprintf(c.stderr, "keytool authorize: warning: %q may now connect from %s, outside the %s it was limited to (add --from %s to keep the limit)\n",
+				after.Name, strings.Join(prefixStrings(wider), ", "), strings.Join(prefixStrings(before.From), ", "), strings.Join(prefixStrings(before.From), ","))
+		}
+	}
+	if !before.Expires.IsZero() && after.Expires.After(before.Expires) {
+		exp := before.Expires.UTC().Format(time.RFC3339)
+		fmt.Fprintf(c.stderr, "keytool authorize: warning: %q now expires at %s, later than %s (add --expires %s to keep it)\n",
+			after.Name, after.Expires.UTC().Format(time.RFC3339), exp, exp)
+	}
+}
+
+// widerNetworks returns the networks of after that no network of before
+// holds whole.
+func widerNetworks(before, after []netip.Prefix) []netip.Prefix {
+	var wider []netip.Prefix
+	for _, a := range after {
+		held := slices.ContainsFunc(before, func(b netip.Prefix) bool {
+			return b.Addr().Is4() == a.Addr().Is4() && b.Bits() <= a.Bits() && b.Contains(a.Addr())
+		})
+		if !held {
+			wider = append(wider, a)
+		}
+	}
+	return wider
 }
 
 // nameTaken is the refusal to store a key under a name that holds
