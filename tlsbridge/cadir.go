@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	homedir "github.com/keytool/keytool/internal/home"
@@ -206,11 +207,55 @@ func (e *NotCAError) Error() string {
 	return fmt.Sprintf("tlsbridge: certificate %q is not a CA (no basicConstraints CA:TRUE)", e.Subject)
 }
 
+// OlderCRLError means a CRL given to InstallCA is older than the one
+// installed for the same issuer: installing it would admit again what the
+// newer one revokes (a stale file, an old playbook run again).
+type OlderCRLError struct {
+	File   string // the CRL installed
+	Issuer string
+	// The CRL given and the one installed: their numbers (nil: none) and
+	// when they were issued.
+	Given, Installed *x509.RevocationList
+}
+
+func (e *OlderCRLError) Error() string {
+	say := func(c *x509.RevocationList) string {
+		if c.Number != nil {
+			return fmt.Sprintf("number %s, issued %s", c.Number, c.ThisUpdate.UTC().Format(time.RFC3339))
+		}
+		return "issued " + c.ThisUpdate.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("tlsbridge: the CRL given for %q (%s) is older than the one installed in %s (%s): it would admit again what the newer one revokes; nothing was written (remove %s first if the older one is meant)",
+		e.Issuer, say(e.Given), e.File, say(e.Installed), e.File)
+}
+
+// olderCRL returns an *OlderCRLError if a CRL of given is older than
+// one of installed by the same issuer: a lower CRL number where both
+// have one (RFC 5280, 5.2.3: it only grows), else an earlier thisUpdate.
+func olderCRL(file string, given, installed []*x509.RevocationList) error {
+	for _, g := range given {
+		for _, in := range installed {
+			if !bytes.Equal(g.RawIssuer, in.RawIssuer) || !bytes.Equal(g.AuthorityKeyId, in.AuthorityKeyId) {
+				continue
+			}
+			older := g.ThisUpdate.Before(in.ThisUpdate)
+			if g.Number != nil && in.Number != nil {
+				older = g.Number.Cmp(in.Number) < 0
+			}
+			if older {
+				return &OlderCRLError{File: file, Issuer: g.Issuer.String(), Given: g, Installed: in}
+			}
+		}
+	}
+	return nil
+}
+
 // InstallCA installs a CA in the CA directory dir (HOME/ca.d), written
 // atomically, mode 0644. Installing the same certificates again under
 // the same name and purpose replaces their CRL (when in.CRL is given) and
 // is otherwise a no-op; other certificates under a taken name are a
-// *CAExistsError. A running PKI sees the change within a second.
+// *CAExistsError, and a CRL older than the one installed for the same
+// issuer an *OlderCRLError. A running PKI sees the change within a second.
 func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 	if err := checkPurpose(in.Purpose); err != nil {
 		return nil, err
@@ -225,9 +270,13 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 			return nil, &NotCAError{Subject: c.Subject.String()}
 		}
 	}
-	var crlData []byte
+	var (
+		crlData []byte
+		crls    []*x509.RevocationList
+	)
 	if in.CRL != nil {
-		crls, err := parseCRLs(in.CRL, cas)
+		var err error
+		crls, err = parseCRLs(in.CRL, cas)
 		if errors.Is(err, errCRLNotSigned) {
 			err = fmt.Errorf("%w in %s", err, caFrom)
 		}
@@ -262,6 +311,14 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 	// admit what the CRL revokes.
 	crlFile := homedir.CACRLFile(dir, in.Purpose, name)
 	if in.CRL != nil {
+		if have, _, rerr := trustfile.Read(crlFile); rerr == nil {
+			// One that is not this CA's (or not a CRL) is replaced.
+			if installed, perr := parseCRLs(have, cas); perr == nil {
+				if err := olderCRL(crlFile, crls, installed); err != nil {
+					return nil, err
+				}
+			}
+		}
 		if err := atomicfile.Write(crlFile, crlData, 0o644); err != nil {
 			return nil, err
 		}

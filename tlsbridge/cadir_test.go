@@ -266,3 +266,62 @@ func TestInstallCARefusedWhereTheRuleRefuses(t *testing.T) {
 		t.Fatalf("InstallCA in the admin's home wrote %v", des)
 	}
 }
+
+// TestInstallCARefusesAnOlderCRL: installing a CA again with a CRL older
+// than the one installed for the same issuer (a lower CRL number; a
+// stale file, an old playbook run again) is an *OlderCRLError, and the
+// newer CRL stays: replaced, it would admit again what it revokes (found
+// by review, 2026-12-05). The same CRL again, or a newer one, is taken.
+func TestInstallCARefusesAnOlderCRL(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, "ca.d")
+	ca := newCA(t)
+	caPEM, err := os.ReadFile(ca.caFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, err := os.ReadFile(ca.crlFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.writeCRL(t, ca.issue(t, mustGenerate(t, jwk.EC256))) // a higher number, revoking one
+	newer, err := os.ReadFile(ca.crlFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := InstallCA(dir, CAInstall{CA: caPEM, CRL: newer, Name: "corp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = InstallCA(dir, CAInstall{CA: caPEM, CRL: older, Name: "corp"})
+	var oe *OlderCRLError
+	if !errors.As(err, &oe) || oe.File != got.CRLFile || oe.Given.Number.Cmp(oe.Installed.Number) >= 0 {
+		t.Fatalf("an older CRL: %v, want *OlderCRLError naming %s", err, got.CRLFile)
+	}
+	for _, want := range []string{got.CRLFile, oe.Given.Number.String(), oe.Installed.Number.String(), "Example Org CA"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the message does not name %q: %v", want, err)
+		}
+	}
+	written, err := os.ReadFile(got.CRLFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crls, err := parseCRLs(written, []*x509.Certificate{ca.cert}); err != nil || crls[0].Number.Cmp(oe.Installed.Number) != 0 {
+		t.Errorf("the installed CRL changed: %v", err)
+	}
+	if _, err := InstallCA(dir, CAInstall{CA: caPEM, CRL: newer, Name: "corp"}); err != nil {
+		t.Errorf("the same CRL again: %v", err)
+	}
+	ca.writeCRL(t)
+	newest, err := os.ReadFile(ca.crlFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InstallCA(dir, CAInstall{CA: caPEM, CRL: newest, Name: "corp"}); err != nil {
+		t.Errorf("a newer CRL: %v", err)
+	}
+}

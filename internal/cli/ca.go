@@ -174,7 +174,34 @@ func (c *cli) caRemove(what string) error {
 	for _, ca := range gone {
 		fmt.Fprintf(c.stdout, "Removed CA %s (%s)\n", printable(ca.File), purposeName(ca.Purpose))
 	}
+	if len(gone) > 0 {
+		c.noteStillTrusted(gone)
+	}
 	return err
+}
+
+// noteStillTrusted says where a CA key that ca remove took out of ca.d is
+// still trusted: in ca.pem (which ca does not manage), or installed again
+// under another name or purpose. Removed and said nothing more, the admin
+// would take the CA for gone while PKI mode still admits what it signs
+// (found by review, 2026-12-05).
+func (c *cli) noteStillTrusted(gone []tlsbridge.InstalledCA) {
+	removed := map[string]bool{}
+	for _, ca := range gone {
+		for _, cert := range ca.Certificates {
+			removed[caFingerprint(cert)] = true
+		}
+	}
+	left, err := c.caInfos()
+	if err != nil {
+		return // ca list says why
+	}
+	for _, ca := range left {
+		if removed[ca.Fingerprint] {
+			fmt.Fprintf(c.stderr, "keytool ca remove: note: the key of CA %q is still trusted by %s (%s): edit or delete it there too\n",
+				ca.Subject, printable(ca.File), purposeName(ca.Purpose))
+		}
+	}
 }
 
 // caInfo is one CA certificate in keytool ca list --json.
