@@ -312,14 +312,11 @@ func (c *Client) configure(ctx context.Context, cfg *tls.Config, addr, host stri
 	// over keytool's must not leave the server's key unchecked.
 	theirsPeer := cfg.VerifyPeerCertificate
 	checked := new(peerChecked)
-	cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
-		if err := c.verifyPeer(ctx, raw, sniName(cfg.ServerName), addr, checked); err != nil {
-			return err
-		}
-		if theirsPeer != nil {
-			return theirsPeer(raw, chains)
-		}
-		return nil
+	cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		// The name this configuration sends: tls.Config's rule is that it
+		// is not changed once in use (a Clone's own ServerName is not
+		// seen here, and its VerifyConnection then decides again).
+		return c.verifyPeer(ctx, raw, sniName(cfg.ServerName), addr, checked, theirsPeer)
 	}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if err := c.verifyConnection(ctx, cs, addr, checked); err != nil {
@@ -363,21 +360,32 @@ type PurposeHostKeys interface {
 // for addr admitted it as it stood before the handshake: only then may
 // the next keys the server announces be learned (awaitAnnounced).
 func (c *Client) verify(ctx context.Context, cs tls.ConnectionState, addr string) (pinned bool, err error) {
-	if len(cs.PeerCertificates) == 0 {
-		return false, errors.New("tlsbridge: the server sent no certificate")
-	}
-	leaf := cs.PeerCertificates[0]
-	sum, err := peerKeySum(leaf, "host "+addr)
-	if err != nil {
-		return false, err // before the revocations: the hash would not be the key's
-	}
-	stored := c.storeDecision(addr, sum)
-	d := knownhosts.WithCertificate(stored, addr, leaf)
-	if d.Verdict != knownhosts.Unknown {
-		// nil: pinned; otherwise changed, revoked, skipped or refused: final
-		return stored.Verdict == knownhosts.Pinned, knownhosts.ErrorOf(d, addr, sum)
+	stored, d, sum, err := c.storeVerdict(cs, addr)
+	if err != nil || d.Verdict != knownhosts.Unknown {
+		return err == nil && stored.Verdict == knownhosts.Pinned, err
 	}
 	return false, c.verifyUnknown(ctx, cs, addr, d, sum)
+}
+
+// storeVerdict is what the store says of the server of cs, a connection
+// to addr: stored, its decision on the key (sum) for the address, and d,
+// that decision once the certificate is looked at. err is the refusal
+// of a verdict other than Pinned and Unknown, which is final: a key
+// changed, revoked, skipped or refused.
+func (c *Client) storeVerdict(cs tls.ConnectionState, addr string) (stored, d knownhosts.Decision, sum [32]byte, err error) {
+	if len(cs.PeerCertificates) == 0 {
+		return stored, d, sum, errors.New("tlsbridge: the server sent no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	if sum, err = peerKeySum(leaf, "host "+addr); err != nil {
+		return stored, d, sum, err // before the revocations: the hash would not be the key's
+	}
+	stored = c.storeDecision(addr, sum)
+	d = knownhosts.WithCertificate(stored, addr, leaf)
+	if d.Verdict != knownhosts.Unknown {
+		err = knownhosts.ErrorOf(d, addr, sum) // nil: pinned
+	}
+	return stored, d, sum, err
 }
 
 // awaitAnnounced is what a handshake admitted by a pin for addr (verify's

@@ -10,6 +10,9 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/keytool/keytool/knownhosts"
 )
 
 // A client's configuration checks the server's key in both of crypto/tls's
@@ -21,58 +24,85 @@ import (
 // On a full handshake crypto/tls calls VerifyPeerCertificate and, right
 // after it, VerifyConnection; on a resumed one, VerifyConnection alone.
 // So VerifyPeerCertificate decides (verifyPeer), and remembers that it
-// admitted this chain, for this server name (peerChecked); the
-// VerifyConnection that follows takes that back and does not decide
-// again (verifyConnection) — a question is asked once, an answer of Once
-// is not asked again, Insecure's warning is logged once. A
-// VerifyConnection that finds nothing to take back (a resumed handshake,
-// or a VerifyPeerCertificate assigned over keytool's) decides itself.
-// What is remembered is the chain's and the name's sum, never a pointer:
-// any handshake that takes it back has the same certificates and name,
-// on which the decision is the same.
+// admitted this chain for this server name (peerChecked); the
+// VerifyConnection that follows takes that back (verifyConnection) and
+// does not decide again: a question is asked once, an answer of Once is
+// not asked again, Insecure's warning is logged once.
+//
+// What is remembered is a sum of the chain and the name, never a
+// pointer: crypto/tls gives the two callbacks nothing else in common.
+// So a VerifyConnection might take back what another handshake left —
+// one whose own VerifyConnection was not keytool's (a Clone's, replaced),
+// or whose handshake failed after keytool's VerifyPeerCertificate — and
+// that must never admit what a decision now would refuse. Hence:
+//   - a resumed handshake never takes anything back: it decides (it has
+//     no VerifyPeerCertificate of its own);
+//   - an entry is remembered only once the caller's VerifyPeerCertificate,
+//     if any, has accepted the chain too, and is taken back only within
+//     peerCheckedFresh, the moment between the two callbacks;
+//   - what is taken back stands only where the store still knows nothing
+//     of the key (Unknown: the question, PKI mode, DNS or the policy
+//     decided): a pin, a revocation or a changed key found now decides,
+//     as it would have.
+// A VerifyConnection that finds nothing to take back (a resumed
+// handshake, or a VerifyPeerCertificate assigned over keytool's)
+// decides itself.
 
 // peerChecked holds the chains one configuration's VerifyPeerCertificate
 // admitted whose VerifyConnection has not run yet: one entry per
-// handshake, with whether a pin for the address admitted the key (which
-// LearnAnnounced needs to know).
+// handshake.
 type peerChecked struct {
 	mu      sync.Mutex
-	pending map[[32]byte][]bool
+	pending map[[32]byte][]peerDecision
 	n       int
 }
+
+// peerDecision is what VerifyPeerCertificate decided of a chain: when,
+// and whether a pin for the address admitted its key as it stood before
+// the handshake (which LearnAnnounced needs to know).
+type peerDecision struct {
+	at     time.Time
+	pinned bool
+}
+
+// peerCheckedFresh is how long after VerifyPeerCertificate its decision
+// may be taken back: crypto/tls calls VerifyConnection right after it, on
+// the same goroutine, with nothing between them that waits.
+const peerCheckedFresh = time.Second
 
 // maxPeerChecked bounds peerChecked: the entries pile up only where
 // VerifyConnection is not keytool's, and then nothing takes them back.
 // Forgetting them costs a decision made again, never one skipped.
 const maxPeerChecked = 64
 
-func (p *peerChecked) add(sum [32]byte, pinned bool) {
+func (p *peerChecked) add(sum [32]byte, d peerDecision) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.n >= maxPeerChecked || p.pending == nil {
-		p.pending = make(map[[32]byte][]bool)
+		p.pending = make(map[[32]byte][]peerDecision)
 		p.n = 0
 	}
-	p.pending[sum] = append(p.pending[sum], pinned)
+	p.pending[sum] = append(p.pending[sum], d)
 	p.n++
 }
 
-// take removes an entry for sum and returns it; ok is false if there is none.
-func (p *peerChecked) take(sum [32]byte) (pinned, ok bool) {
+// take removes the newest entry for sum and returns it if it was made
+// within peerCheckedFresh of now; ok is false if there is none.
+func (p *peerChecked) take(sum [32]byte, now time.Time) (d peerDecision, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.pending[sum]
 	if len(s) == 0 {
-		return false, false
+		return d, false
 	}
-	pinned = s[len(s)-1]
+	d = s[len(s)-1]
 	if len(s) == 1 {
 		delete(p.pending, sum)
 	} else {
 		p.pending[sum] = s[:len(s)-1]
 	}
 	p.n--
-	return pinned, true
+	return d, now.Sub(d.at) < peerCheckedFresh
 }
 
 // chainSum is the sum peerChecked keeps for a server name and the DER
@@ -91,8 +121,9 @@ func chainSum(name string, n int, cert func(int) []byte) [32]byte {
 }
 
 // verifyPeer is VerifyPeerCertificate's decision on the server's raw
-// certificates for addr, the handshake's server name being name.
-func (c *Client) verifyPeer(ctx context.Context, raw [][]byte, name, addr string, checked *peerChecked) error {
+// certificates for addr, the handshake's server name being name; theirs,
+// if not nil, is the caller's VerifyPeerCertificate, asked after it.
+func (c *Client) verifyPeer(ctx context.Context, raw [][]byte, name, addr string, checked *peerChecked, theirs func([][]byte, [][]*x509.Certificate) error) error {
 	certs := make([]*x509.Certificate, len(raw))
 	for i, der := range raw {
 		cert, err := x509.ParseCertificate(der)
@@ -106,17 +137,40 @@ func (c *Client) verifyPeer(ctx context.Context, raw [][]byte, name, addr string
 	if err != nil {
 		return err
 	}
-	checked.add(chainSum(name, len(raw), func(i int) []byte { return raw[i] }), pinned)
+	if theirs != nil {
+		// InsecureSkipVerify: crypto/tls verified no chain.
+		if err := theirs(raw, nil); err != nil {
+			return err
+		}
+	}
+	checked.add(chainSum(name, len(raw), func(i int) []byte { return raw[i] }), peerDecision{at: time.Now(), pinned: pinned})
 	return nil
 }
 
 // verifyConnection is VerifyConnection's decision on the server of cs, a
 // connection to addr: the one VerifyPeerCertificate made on the same
-// chain just before, or its own.
+// chain just before, where the store still knows nothing of the key, or
+// its own.
 func (c *Client) verifyConnection(ctx context.Context, cs tls.ConnectionState, addr string, checked *peerChecked) error {
 	peers := cs.PeerCertificates
-	pinned, ok := checked.take(chainSum(cs.ServerName, len(peers), func(i int) []byte { return peers[i].Raw }))
-	if !ok {
+	var (
+		d  peerDecision
+		ok bool
+	)
+	if !cs.DidResume && len(peers) > 0 {
+		d, ok = checked.take(chainSum(sniName(cs.ServerName), len(peers), func(i int) []byte { return peers[i].Raw }), time.Now())
+	}
+	pinned := d.pinned
+	if ok {
+		// A pin, or a key changed, revoked, skipped or refused since,
+		// decides as it would have; where the store knows nothing of
+		// the key, the decision taken back stands.
+		stored, _, _, err := c.storeVerdict(cs, addr)
+		if err != nil {
+			return err
+		}
+		pinned = pinned && stored.Verdict == knownhosts.Pinned
+	} else {
 		var err error
 		if pinned, err = c.verify(ctx, cs, addr); err != nil {
 			return err
@@ -130,7 +184,10 @@ func (c *Client) verifyConnection(ctx context.Context, cs tls.ConnectionState, a
 // ServerName, and reports in ConnectionState.ServerName (its
 // hostnameInSNI): none for an IP address, a name without its final dots.
 func sniName(name string) string {
-	host := strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+	host := name
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
 	if i := strings.LastIndex(host, "%"); i > 0 {
 		host = host[:i]
 	}

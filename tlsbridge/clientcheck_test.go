@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
@@ -130,36 +131,117 @@ func TestClientResumptionDecidedAgain(t *testing.T) {
 	}
 }
 
-// peerChecked forgets what no VerifyConnection takes back, past its bound:
-// a decision made again, never one skipped.
+// peerChecked forgets what no VerifyConnection takes back, past its bound,
+// and gives back only what was decided a moment ago: a decision made
+// again, never one skipped.
 func TestPeerCheckedBounded(t *testing.T) {
 	var p peerChecked
+	now := time.Now()
 	first := chainSum("a", 0, nil)
-	p.add(first, true)
+	p.add(first, peerDecision{at: now, pinned: true})
 	for i := range maxPeerChecked {
-		p.add(chainSum(strings.Repeat("b", i+1), 0, nil), false)
+		p.add(chainSum(strings.Repeat("b", i+1), 0, nil), peerDecision{at: now})
 	}
 	if p.n > maxPeerChecked {
 		t.Errorf("%d entries kept, bound %d", p.n, maxPeerChecked)
 	}
-	if _, ok := p.take(first); ok {
+	if _, ok := p.take(first, now); ok {
 		t.Error("the oldest entry was kept past the bound")
 	}
-	p.add(first, true)
-	p.add(first, false)
-	if _, ok := p.take(first); !ok {
-		t.Error("first of two entries not taken")
+	p.add(first, peerDecision{at: now, pinned: true})
+	p.add(first, peerDecision{at: now})
+	for i := range 2 {
+		if _, ok := p.take(first, now); !ok {
+			t.Errorf("entry %d of two not taken", i+1)
+		}
 	}
-	if _, ok := p.take(first); !ok {
-		t.Error("second of two entries not taken")
-	}
-	if _, ok := p.take(first); ok {
+	if _, ok := p.take(first, now); ok {
 		t.Error("a third entry taken where two were added")
 	}
-	if got, want := sniName("127.0.0.1"), ""; got != want {
-		t.Errorf("sniName(IP) = %q, want %q", got, want)
+	p.add(first, peerDecision{at: now})
+	if _, ok := p.take(first, now.Add(peerCheckedFresh)); ok {
+		t.Error("an entry taken back after peerCheckedFresh")
 	}
-	if got, want := sniName("host.example."), "host.example"; got != want {
-		t.Errorf("sniName = %q, want %q", got, want)
+	for name, want := range map[string]string{"127.0.0.1": "", "[::1]": "", "host.example.": "host.example", "[host": "[host"} {
+		if got := sniName(name); got != want {
+			t.Errorf("sniName(%q) = %q, want %q", name, got, want)
+		}
 	}
+}
+
+// What a handshake's VerifyPeerCertificate left and no VerifyConnection
+// of keytool's took back — the caller's VerifyPeerCertificate refused
+// after keytool's admitted, or a Clone's VerifyConnection was replaced —
+// is not a decision for a later handshake: a resumed one decides anew,
+// and one that takes an entry back still refuses a key revoked since
+// (found by review, 2026-12-05).
+func TestClientLeftoverDecisionNotTaken(t *testing.T) {
+	revokedAfter := func(t *testing.T, cli, srv *home, addr string, cfg *tls.Config) {
+		t.Helper()
+		cli.revoke(t, srv.id.Key)
+		var revoked *knownhosts.RevokedError
+		if cs, err := roundTrip(addr, cfg); !errors.As(err, &revoked) {
+			t.Errorf("a key revoked since: resumed %v, err = %v, want *knownhosts.RevokedError", cs.DidResume, err)
+		}
+	}
+	t.Run("caller refused", func(t *testing.T) {
+		cli := newHome(t, jwk.EC256)
+		srv, ts := serverFor(t, cli)
+		cli.pin(t, ts.addr(), srv.id.Key)
+		calls := 0
+		cfg := &tls.Config{
+			ClientSessionCache: tls.NewLRUClientSessionCache(4),
+			VerifyPeerCertificate: func([][]byte, [][]*x509.Certificate) error {
+				if calls++; calls == 1 {
+					return errors.New("the caller's own check refuses, once")
+				}
+				return nil
+			},
+		}
+		if err := cli.client(t, ClientOptions{Policy: Strict}).Configure(cfg, ts.addr()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := roundTrip(ts.addr(), cfg); err == nil {
+			t.Fatal("the caller's refusal did not end the handshake")
+		}
+		if cs, err := roundTrip(ts.addr(), cfg); err != nil || cs.DidResume {
+			t.Fatalf("a full handshake: resumed %v, %v", cs.DidResume, err)
+		}
+		revokedAfter(t, cli, srv, ts.addr(), cfg)
+	})
+	t.Run("clone", func(t *testing.T) {
+		cli := newHome(t, jwk.EC256)
+		srv, ts := serverFor(t, cli)
+		cli.pin(t, ts.addr(), srv.id.Key)
+		cfg := mustConfig(t, cli.client(t, ClientOptions{Policy: Strict}), ts.addr())
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		logging := cfg.Clone()
+		logging.ClientSessionCache = nil
+		logging.VerifyConnection = func(tls.ConnectionState) error { return nil }
+		if _, err := roundTrip(ts.addr(), logging); err != nil {
+			t.Fatal(err)
+		}
+		if cs, err := roundTrip(ts.addr(), cfg); err != nil || cs.DidResume {
+			t.Fatalf("a full handshake: resumed %v, %v", cs.DidResume, err)
+		}
+		revokedAfter(t, cli, srv, ts.addr(), cfg)
+		// A full handshake of a clone whose VerifyPeerCertificate is
+		// replaced, which takes back what the other clone left.
+		cli2 := newHome(t, jwk.EC256)
+		srv2, ts2 := serverFor(t, cli2)
+		cli2.pin(t, ts2.addr(), srv2.id.Key)
+		base := mustConfig(t, cli2.client(t, ClientOptions{Policy: Strict}), ts2.addr())
+		leaves := base.Clone()
+		leaves.VerifyConnection = func(tls.ConnectionState) error { return nil }
+		takes := base.Clone()
+		takes.VerifyPeerCertificate = nil
+		if _, err := roundTrip(ts2.addr(), leaves); err != nil {
+			t.Fatal(err)
+		}
+		cli2.revoke(t, srv2.id.Key)
+		var revoked *knownhosts.RevokedError
+		if _, err := roundTrip(ts2.addr(), takes); !errors.As(err, &revoked) {
+			t.Errorf("a leftover decision taken back for a key revoked since: err = %v, want *knownhosts.RevokedError", err)
+		}
+	})
 }
