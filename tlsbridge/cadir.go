@@ -270,10 +270,7 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 			return nil, &NotCAError{Subject: c.Subject.String()}
 		}
 	}
-	var (
-		crlData []byte
-		crls    []*x509.RevocationList
-	)
+	var crls []*x509.RevocationList
 	if in.CRL != nil {
 		var err error
 		crls, err = parseCRLs(in.CRL, cas)
@@ -283,7 +280,6 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tlsbridge: %s: %w", crlFrom, err)
 		}
-		crlData = encodeCRLs(crls)
 	}
 	name := in.Name
 	if name == "" {
@@ -310,24 +306,8 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 	// The CRL before the CA: a CA without its CRL, for a moment, would
 	// admit what the CRL revokes.
 	crlFile := homedir.CACRLFile(dir, in.Purpose, name)
-	if in.CRL != nil {
-		if have, _, rerr := trustfile.Read(crlFile); rerr == nil {
-			// One that is not this CA's (or not a CRL) is replaced.
-			if installed, perr := parseCRLs(have, cas); perr == nil {
-				if err := olderCRL(crlFile, crls, installed); err != nil {
-					return nil, err
-				}
-			}
-		}
-		if err := atomicfile.Write(crlFile, crlData, 0o644); err != nil {
-			return nil, err
-		}
-	} else if crl, _, rerr := trustfile.Read(crlFile); rerr == nil {
-		// A CRL left there (the CA file deleted by hand) must be this
-		// CA's: another's would fail every CA decision once loaded.
-		if _, perr := parseCRLs(crl, cas); perr != nil {
-			return nil, fmt.Errorf("tlsbridge: %s is already there and is not a CRL of this CA (%v): remove it, or give the CA's CRL", crlFile, perr)
-		}
+	if err := installCRL(crlFile, crls, cas); err != nil {
+		return nil, err
 	}
 	if err != nil {
 		if err := atomicfile.Create(ca.File, data, 0o644); errors.Is(err, fs.ErrExist) {
@@ -340,6 +320,31 @@ func InstallCA(dir string, in CAInstall) (*InstalledCA, error) {
 		ca.CRLFile = crlFile
 	}
 	return ca, nil
+}
+
+// installCRL writes crls, given for the CA certificates cas, to crlFile
+// — unless one is older than the one installed there for its issuer.
+// With none given, a CRL left there (the CA file deleted by hand) must be
+// this CA's: another's would fail every CA decision once loaded.
+func installCRL(crlFile string, crls []*x509.RevocationList, cas []*x509.Certificate) error {
+	have, _, rerr := trustfile.Read(crlFile)
+	if crls == nil {
+		if rerr == nil {
+			if _, perr := parseCRLs(have, cas); perr != nil {
+				return fmt.Errorf("tlsbridge: %s is already there and is not a CRL of this CA (%v): remove it, or give the CA's CRL", crlFile, perr)
+			}
+		}
+		return nil
+	}
+	if rerr == nil {
+		// One that is not this CA's (or not a CRL) is replaced.
+		if installed, perr := parseCRLs(have, cas); perr == nil {
+			if err := olderCRL(crlFile, crls, installed); err != nil {
+				return err
+			}
+		}
+	}
+	return atomicfile.Write(crlFile, encodeCRLs(crls), 0o644)
 }
 
 // defaultCAName is a name for a CA: its common name made a valid name,
