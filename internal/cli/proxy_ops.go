@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/keytool/keytool/internal/netsource"
 	"github.com/keytool/keytool/internal/sdnotify"
 	"github.com/keytool/keytool/proxy"
 	"golang.org/x/net/netutil"
@@ -34,23 +37,30 @@ type proxyOps struct {
 	// afterDrain runs once the drain has ended, with what is left of it
 	// (--drain-timeout; a second signal ends it): the admin index's write.
 	afterDrain []func(context.Context)
-	maxConns   int           // opsMaxConns, but in tests
-	idle       time.Duration // opsIdleTimeout, but in tests
+	// The bounds of the operators' endpoint (opsBounds), but in tests.
+	bounds opsBounds
 }
 
-// The bounds of --metrics-listen's server, which anyone who reaches it
-// may use, no key asked: without them an idle keep-alive connection was
-// held for ever, and each took a descriptor from the proxy's own. At the
-// bound, new connections wait in the kernel's queue: the scrapes suffer,
-// not the proxy.
-const (
-	opsMaxConns    = 64
-	opsIdleTimeout = 2 * time.Minute // longer than Prometheus's usual scrape interval
-	opsTimeout     = 10 * time.Second
-)
+// opsBounds bound --metrics-listen's server, which anyone who reaches it
+// may use, no key asked. Without them a keep-alive connection left idle
+// was held for ever, each a descriptor of the proxy's own; and a bound on
+// connections alone is held by whoever keeps that many open, so that a
+// health probe waits behind them and the orchestrator restarts a healthy
+// proxy (found by review, 2026-12-05). So: a connection serves one
+// request and is closed (Prometheus and probes ask once a connection
+// anyway); one source (netsource: an IPv4 address, an IPv6 /64) has at
+// most perSource open, the next closed at once; all together at most
+// total, the next waiting in the kernel's queue; a request's head must
+// come within header.
+type opsBounds struct {
+	total, perSource int
+	header           time.Duration
+}
+
+var defaultOpsBounds = opsBounds{total: 256, perSource: 8, header: 5 * time.Second}
 
 func newProxyOps(addr string, log *slog.Logger) *proxyOps {
-	o := &proxyOps{log: log, addr: addr, health: proxy.NewHealth(), maxConns: opsMaxConns, idle: opsIdleTimeout}
+	o := &proxyOps{log: log, addr: addr, health: proxy.NewHealth(), bounds: defaultOpsBounds}
 	if addr != "" {
 		o.metrics = proxy.NewMetrics()
 	}
@@ -103,12 +113,13 @@ func (o *proxyOps) start() {
 	if o.ln != nil {
 		o.srv = &http.Server{
 			Handler:           proxy.OpsHandler(o.health, o.metrics),
-			ReadHeaderTimeout: opsTimeout,
-			WriteTimeout:      opsTimeout,
-			IdleTimeout:       o.idle,
+			ReadHeaderTimeout: o.bounds.header,
+			WriteTimeout:      10 * time.Second,
 			MaxHeaderBytes:    16 << 10,
 		}
-		go func() { _ = o.srv.Serve(netutil.LimitListener(o.ln, o.maxConns)) }()
+		o.srv.SetKeepAlivesEnabled(false)
+		ln := netutil.LimitListener(&perSourceListener{Listener: o.ln, max: o.bounds.perSource}, o.bounds.total)
+		go func() { _ = o.srv.Serve(ln) }()
 		o.log.Info("serving health and metrics", "addr", o.ln.Addr().String(), "paths", "/healthz /readyz /metrics")
 	}
 	o.notify(sdnotify.Ready, "STATUS=listening")
@@ -193,5 +204,62 @@ func (r opsRunner) Shutdown(ctx context.Context, attrs ...any) error {
 	for _, f := range r.ops.afterDrain {
 		f(ctx)
 	}
+	return err
+}
+
+// perSourceListener closes at once a connection whose source
+// (netsource.Of) has max open already.
+type perSourceListener struct {
+	net.Listener
+	max int
+
+	mu   sync.Mutex
+	open map[netip.Prefix]int
+}
+
+func (l *perSourceListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ap, perr := netip.ParseAddrPort(c.RemoteAddr().String())
+		if perr != nil {
+			return c, nil // no IP address: nothing to count it against
+		}
+		src := netsource.Of(ap.Addr())
+		l.mu.Lock()
+		if l.open == nil {
+			l.open = map[netip.Prefix]int{}
+		}
+		full := l.open[src] >= l.max
+		if !full {
+			l.open[src]++
+		}
+		l.mu.Unlock()
+		if full {
+			c.Close()
+			continue
+		}
+		return &sourceConn{Conn: c, done: func() {
+			l.mu.Lock()
+			if l.open[src]--; l.open[src] <= 0 {
+				delete(l.open, src)
+			}
+			l.mu.Unlock()
+		}}, nil
+	}
+}
+
+// sourceConn is a connection perSourceListener counts until it is closed.
+type sourceConn struct {
+	net.Conn
+	once sync.Once
+	done func()
+}
+
+func (c *sourceConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.done)
 	return err
 }
