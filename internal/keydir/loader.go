@@ -1098,8 +1098,8 @@ func (l *Loader[T]) noteHeld(held []string, start time.Time) {
 // when the file is being written by what the loader can tell. Every
 // problem of the reload applied the moment an event came is (holdEarly);
 // otherwise a problem that is not the trust-file rule's, in a file
-// modified less than holdFresh ago. An mtime in the future does not count
-// as recent: cp -p, rsync -t and tar copy a file's mtime, a clock stepped
+// modified less than holdFresh ago. An mtime further in the future than
+// that does not count as recent: cp -p, rsync -t and tar copy a file's mtime, a clock stepped
 // back leaves files ahead of it, and touch sets any; such a file would
 // otherwise look fresh at every reload. Nor is any file held more than
 // holdFresh after the reload that first held it (heldSince): whatever the
@@ -1116,8 +1116,10 @@ func (l *Loader[T]) holds(path string, fi fs.FileInfo, p *Problem) bool {
 	if isPermProblem(p) || fi == nil {
 		return false
 	}
+	// A little ahead is a file server's clock (NFS, SMB), not a copied
+	// mtime: such a file being written is held as any other.
 	age := time.Since(fi.ModTime())
-	return age >= 0 && age < l.holdFresh
+	return age > -l.holdFresh && age < l.holdFresh
 }
 
 // heldTooLong reports whether the file at path was first held back
