@@ -320,7 +320,8 @@ func (c *cli) checkTokenOutput() error {
 // tokenFileOwnerTrusted reports whether a token file owned by uid is
 // this user's to write to: the effective user's own, root's, or, when
 // root runs invite under sudo (the shell of the user who ran sudo made
-// the file), that user's.
+// the file), that user's. SUDO_UID is the environment's word, believed
+// only by root: whoever sets root's environment is root already.
 func tokenFileOwnerTrusted(uid int) bool {
 	euid := os.Geteuid()
 	if uid == euid || uid == 0 {
