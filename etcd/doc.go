@@ -21,7 +21,9 @@
 // grants anything; under revoked_keys/ it refuses every key. A list that
 // answers a key outside PREFIX (which etcd never does: a proxy or a member
 // gone wrong) is refused whole (OutsideKeyError), never read as PREFIX's;
-// a watch's event for such a key is ignored, and logged the same way.
+// a watch's event for such a key is ignored, and logged the same way. An
+// answer without etcd's response header is refused too (NoHeaderError):
+// a list whole, a read that would confirm the view confirms nothing.
 //
 // # Data flow
 //

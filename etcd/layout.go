@@ -54,6 +54,22 @@ func (e *OutsideKeyError) Error() string {
 	return fmt.Sprintf("etcd: the list of %s answered the key %q, outside it: list refused", e.Prefix, e.Key)
 }
 
+// NoHeaderError means etcd answered a request without its response
+// header, which every answer of etcd's has (its revision, its cluster):
+// a proxy or a member gone wrong. Such an answer is refused, as one with
+// a key outside the prefix is: a list is refused whole (the view stays
+// as it was), a read that would confirm the view confirms nothing (the
+// view turns stale if etcd keeps answering so), and keytool's commands
+// fail; none reads a revision of zero into it.
+type NoHeaderError struct {
+	Request string // what was asked: "list", "read", "write"…
+	Key     string // of what: the key, or the prefix, read or written
+}
+
+func (e *NoHeaderError) Error() string {
+	return fmt.Sprintf("etcd: the %s of %q was answered without a response header (no revision, no cluster): answer refused", e.Request, e.Key)
+}
+
 // TooLargeError is a value larger than Options.MaxValue.
 type TooLargeError struct {
 	Key       string

@@ -140,6 +140,9 @@ func (s *Source) list(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if resp.Header == nil {
+			return &NoHeaderError{Request: "list", Key: start}
+		}
 		if rev == 0 {
 			rev, cluster = resp.Header.Revision, resp.Header.ClusterId
 		}
@@ -390,18 +393,26 @@ func (s *Source) check(ctx context.Context, w clientv3.Watcher) checkResult {
 	defer cancel()
 	// Keys of PREFIX/ only, which a host's role on that range may read
 	// (the key PREFIX itself it may not: refused, nothing was confirmed).
-	witnessed := v.witness != ""
-	resp, err := s.opts.Client.Get(rctx, s.prefix+"/"+v.witness, clientv3.WithKeysOnly(), clientv3.WithRev(v.witnessRev))
+	witnessed, key := v.witness != "", s.prefix+"/"+v.witness
+	resp, err := s.opts.Client.Get(rctx, key, clientv3.WithKeysOnly(), clientv3.WithRev(v.witnessRev))
 	if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrFutureRev) {
 		// etcd no longer has the witness's revision, or not yet: the
 		// revision now says what it can.
-		witnessed = false
-		resp, err = s.opts.Client.Get(rctx, s.prefix+"/", clientv3.WithKeysOnly())
+		witnessed, key = false, s.prefix+"/"
+		resp, err = s.opts.Client.Get(rctx, key, clientv3.WithKeysOnly())
+	}
+	if err == nil && resp.Header == nil {
+		// Not etcd's answer (a proxy or a member gone wrong): no
+		// revision, no cluster, nothing confirmed. Said at Warn, as a
+		// list's refusal is: etcd down is Debug, this is no outage.
+		err = &NoHeaderError{Request: "read", Key: key}
+		s.log.Warn("etcd: cannot confirm the view is current", "prefix", s.prefix, "error", err)
+	} else if err != nil && ctx.Err() == nil {
+		s.log.Debug("etcd: cannot confirm the view is current", "error", err)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.unconfirmed.Store(&err)
-			s.log.Debug("etcd: cannot confirm the view is current", "error", err)
 		}
 		return checkResult{}
 	}

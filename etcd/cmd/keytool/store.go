@@ -373,6 +373,9 @@ func (s *store) ListRevisions(ctx context.Context) (cli.StoreListing, error) {
 	if err != nil {
 		return cli.StoreListing{}, err
 	}
+	if resp.Header == nil {
+		return cli.StoreListing{}, s.noHeader("list", s.prefix+"/")
+	}
 	l := cli.StoreListing{Revision: resp.Header.Revision, Identity: identityOf(resp.Header), Count: resp.Count}
 	for _, kv := range resp.Kvs {
 		if e, ok := s.entryOf(kv); ok { // else outside the layout: the stores report it
@@ -467,6 +470,11 @@ func (s *store) Apply(ctx context.Context, changes []cli.StoreChange) (int64, er
 	if err != nil {
 		return 0, err
 	}
+	if resp.Header == nil {
+		// Written or not, its revision is unknown: the mirror, which
+		// would take the files for the store's at it, is not kept.
+		return 0, fmt.Errorf("%w (the change may have been written: see keytool list)", s.noHeader("write", s.prefix+"/"))
+	}
 	if !resp.Succeeded {
 		return 0, &cli.StoreConflictError{Store: s.where, Changes: changes}
 	}
@@ -474,6 +482,14 @@ func (s *store) Apply(ctx context.Context, changes []cli.StoreChange) (int64, er
 }
 
 var _ cli.StoreHistory = (*store)(nil)
+
+// noHeader is the error of an answer without its response header (or,
+// for a transaction, without the answer of each of its reads): not
+// etcd's (a proxy or a member gone wrong), refused rather than read as
+// revision 0 of cluster 0.
+func (s *store) noHeader(request, key string) error {
+	return fmt.Errorf("etcd at %s: %w", s.where, &etcd.NoHeaderError{Request: request, Key: key})
+}
 
 // identityOf is the store's identity in a response's header.
 func identityOf(h *etcdserverpb.ResponseHeader) string {
@@ -543,6 +559,9 @@ func (s *store) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDel
 			return compacted(err)
 		}
 		got := resp.Get()
+		if got == nil || got.Header == nil {
+			return s.noHeader("read", string(first.KeyBytes()))
+		}
 		d.Revision, d.Identity = got.Header.Revision, identityOf(got.Header)
 		if d.Identity != k.Identity || d.Revision < revision {
 			return nil // another store, or a restore: the caller sees which
@@ -592,8 +611,14 @@ func (s *store) readChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreDe
 	if err != nil {
 		return compacted(err)
 	}
+	if txn.Header == nil || len(txn.Responses) != 3 {
+		return s.noHeader("read", s.prefix+"/")
+	}
 	d.Revision = txn.Header.Revision
 	changed, now, before := txn.Responses[0].GetResponseRange(), txn.Responses[1].GetResponseRange(), txn.Responses[2].GetResponseRange()
+	if changed == nil || now == nil || before == nil {
+		return s.noHeader("read", s.prefix+"/")
+	}
 	if before.Count != k.Count {
 		return cli.ErrStoreRewritten // a restore that lost a removal, say: Top and the witness cannot tell
 	}
