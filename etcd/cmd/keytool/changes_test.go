@@ -29,15 +29,22 @@ import (
 )
 
 // openTestStore opens the etcd store at etcd://addr/kt with the flags
-// given (connection flags: --etcd-user…).
+// given (connection flags).
 func openTestStore(t testing.TB, addr string, flags ...string) *store {
+	t.Helper()
+	return openTestStoreAt(t, "etcd://"+addr+"/kt", flags...)
+}
+
+// openTestStoreAt opens the etcd store at rawURL with the flags given
+// (connection flags: --etcd-cacert, --etcd-user…).
+func openTestStoreAt(t testing.TB, rawURL string, flags ...string) *store {
 	t.Helper()
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	open := etcdFlags(fs)
 	if err := fs.Parse(flags); err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse("etcd://" + addr + "/kt")
+	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,13 +168,13 @@ func changesSince(t *testing.T, watch bool) {
 // (Found by review: it read the key PREFIX itself, which the role does
 // not cover, and every warm edit was refused.)
 func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
-	addr := startEtcd(t, nil)
-	pw := adminOnPrefix(t, addr)
+	m := startTLSEtcd(t) // --etcd-user only over TLS
+	pw := adminOnPrefix(t, m.client(t, false))
 	ctx := context.Background()
 	for _, watch := range []bool{false, true} {
 		// The dial authenticates (a bcrypt check, 2–3 s under the race
 		// detector): waited for, not bounded by the default 5 s.
-		s := openTestStore(t, addr, "--etcd-user", "adm", "--etcd-password-file", pw, "--etcd-dial-timeout", "1h")
+		s := m.openStore(t, "--etcd-user", "adm", "--etcd-password-file", pw, "--etcd-dial-timeout", "1h")
 		watchAll(s, watch)
 		l, err := s.ListRevisions(ctx)
 		if err != nil {
@@ -187,13 +194,13 @@ func TestChangesSinceUnderARoleOnThePrefix(t *testing.T) {
 	}
 }
 
-// adminOnPrefix makes, in the member at addr, user root (password
-// "rootpw") and user adm of role keytool-admin, read-write on /kt/ and
-// nothing else, turns authentication on, and returns a password file of
-// adm's for --etcd-password-file.
-func adminOnPrefix(t testing.TB, addr string) string {
+// adminOnPrefix makes, in the member of c (a client without a user),
+// user root (password "rootpw") and user adm of role keytool-admin,
+// read-write on /kt/ and nothing else, turns authentication on, and
+// returns a password file of adm's for --etcd-password-file.
+func adminOnPrefix(t testing.TB, c *clientv3.Client) string {
 	t.Helper()
-	etcdtest.UserOnPrefix(t, etcdClient(t, addr), "adm", "admpw", "keytool-admin", "/kt/", clientv3.PermissionType(clientv3.PermReadWrite))
+	etcdtest.UserOnPrefix(t, c, "adm", "admpw", "keytool-admin", "/kt/", clientv3.PermissionType(clientv3.PermReadWrite))
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte("admpw\n"), 0o600); err != nil {
 		t.Fatal(err)

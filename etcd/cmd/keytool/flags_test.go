@@ -10,9 +10,10 @@ import (
 )
 
 // TestPasswordNotInClear: etcd:// is plain TCP, so --etcd-user's password
-// would cross the network readable by anyone on the path (and with it,
-// anyone can write the fleet's authorized_keys): refused unless every
-// member is on loopback.
+// would go readable to whoever answers at the address (and with it, they
+// can write the fleet's authorized_keys): refused with every member,
+// loopback ones too (any local user may listen on a loopback port first:
+// TestPasswordNotToASquatter), with the etcds:// command to use instead.
 func TestPasswordNotInClear(t *testing.T) {
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
@@ -22,10 +23,11 @@ func TestPasswordNotInClear(t *testing.T) {
 		url string
 		ok  bool
 	}{
-		{"etcd://127.0.0.1:2379/p", true},
-		{"etcd://[::1]:2379/p", true},
-		{"etcd://localhost:2379/p", true},
 		{"etcds://10.0.0.5:2379/p", true},
+		{"etcds://127.0.0.1:2379/p", true},
+		{"etcd://127.0.0.1:2379/p", false},
+		{"etcd://[::1]:2379/p", false},
+		{"etcd://localhost:2379/p", false},
 		{"etcd://10.0.0.5:2379/p", false},
 		{"etcd://127.0.0.1:2379,10.0.0.5:2379/p", false},
 		{"etcd://etcd.example:2379/p", false},
@@ -36,11 +38,12 @@ func TestPasswordNotInClear(t *testing.T) {
 		}
 		f := &connFlags{user: "root", passwordFile: pw, dialTimeout: 5 * time.Second}
 		_, _, err = f.config(u)
+		want := "use etcds://" + u.Host + "/p --etcd-cacert"
 		switch {
 		case tc.ok && err != nil:
 			t.Errorf("%s: %v", tc.url, err)
-		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "in clear")):
-			t.Errorf("%s with --etcd-user: err = %v, want it refused", tc.url, err)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), "in clear") || !strings.Contains(err.Error(), "any local user") || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s with --etcd-user: err = %v, want it refused, saying why and %q", tc.url, err, want)
 		}
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("%s: the error shows the password: %v", tc.url, err)

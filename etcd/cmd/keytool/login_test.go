@@ -8,7 +8,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/keytool/keytool/internal/cli"
@@ -22,10 +21,10 @@ import (
 // the same: etcd drops the user's tokens), the next request logs in
 // again, once, and the watches after it reuse that login.
 func TestWatchesKeepTheLogin(t *testing.T) {
-	addr := startEtcd(t, nil)
-	pw := adminOnPrefix(t, addr)
+	m := startTLSEtcd(t) // --etcd-user only over TLS
+	pw := adminOnPrefix(t, m.client(t, false))
 	ctx := context.Background()
-	s := openTestStore(t, addr, "--etcd-user", "adm", "--etcd-password-file", pw, "--etcd-dial-timeout", "1h")
+	s := m.openStore(t, "--etcd-user", "adm", "--etcd-password-file", pw, "--etcd-dial-timeout", "1h")
 	watchAll(s, true)
 	if n := s.login.Logins(); n != 1 {
 		t.Fatalf("the dial sent %d Authenticate requests, want 1", n)
@@ -52,11 +51,7 @@ func TestWatchesKeepTheLogin(t *testing.T) {
 		t.Fatalf("after the dial and 3 watches, %d Authenticate requests sent, want 1 (a login per watch?)", n)
 	}
 
-	root, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, Username: "root", Password: "rootpw", DialTimeout: time.Hour, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	root := m.client(t, true)
 	if _, err := root.UserChangePassword(ctx, "adm", "admpw"); err != nil {
 		t.Fatal(err)
 	}
@@ -92,11 +87,11 @@ func TestWatchesKeepTheLogin(t *testing.T) {
 //
 //	cd etcd && go test -run '^$' -bench WatchLogin -benchtime 20x ./cmd/keytool
 func BenchmarkWatchLogin(b *testing.B) {
-	addr := startEtcd(b, nil)
-	pw := adminOnPrefix(b, addr)
-	kept := openTestStore(b, addr, "--etcd-user", "adm", "--etcd-password-file", pw).c
-	f := &connFlags{user: "adm", passwordFile: pw, dialTimeout: 10 * time.Second}
-	cfg, _, err := f.config(&url.URL{Scheme: "etcd", Host: addr, Path: "/kt"})
+	m := startTLSEtcd(b) // --etcd-user only over TLS
+	pw := adminOnPrefix(b, m.client(b, false))
+	kept := m.openStore(b, "--etcd-user", "adm", "--etcd-password-file", pw).c
+	f := &connFlags{cacert: m.flags[1], user: "adm", passwordFile: pw, dialTimeout: 10 * time.Second}
+	cfg, _, err := f.config(&url.URL{Scheme: "etcds", Host: m.addr, Path: "/kt"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -94,8 +94,12 @@ func (f *connFlags) config(u *url.URL) (clientv3.Config, string, error) {
 		return cfg, "", cli.Usagef("--etcd-cert and --etcd-key go together: the client certificate and its private key")
 	case f.passwordFile != "" && f.user == "":
 		return cfg, "", cli.Usagef("--etcd-password-file is the password of --etcd-user: give the user too")
-	case u.Scheme == "etcd" && f.user != "" && !loopbackOnly(cfg.Endpoints):
-		return cfg, "", cli.Usagef("--etcd-user with etcd://%s: the password would cross the network in clear (and with it, whoever reads it can write the fleet's trust): use etcds://%s%s (etcd:// takes a password only from members on loopback)", u.Host, u.Host, u.Path)
+	case u.Scheme == "etcd" && f.user != "":
+		// On loopback too: a plain port is anyone's who listens on it
+		// first — while etcd restarts, or where it is not — and any local
+		// user may; TLS proves the member is etcd before the password is
+		// sent (TestPasswordNotToASquatter).
+		return cfg, "", cli.Usagef("--etcd-user with etcd://%s: etcd:// is plain TCP, so the password would go in clear to whoever answers at that address — across the network, or, on loopback too, any local user who listens on the port first (while etcd restarts, say) — and with it they could write the fleet's trust: use etcds://%s%s --etcd-cacert CA.pem, which checks the member is etcd before the password is sent", u.Host, u.Host, u.Path)
 	case f.user != "" && f.passwordFile == "":
 		return cfg, "", cli.Usagef("--etcd-user needs --etcd-password-file FILE holding the password (a password on the command line is seen by every user of the machine in ps and /proc, and kept in shell history)")
 	case f.dialTimeout <= 0:
@@ -208,22 +212,6 @@ func readSecret(flag, file string) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s: mode %04o lets others read it; chmod 600 %s", flag, file, fi.Mode().Perm(), file)
 	}
 	return data, nil
-}
-
-// loopbackOnly says whether every endpoint ("http://HOST:PORT") is on
-// loopback: an address, or localhost.
-func loopbackOnly(endpoints []string) bool {
-	for _, e := range endpoints {
-		_, hostport, _ := strings.Cut(e, "://")
-		host, _, err := net.SplitHostPort(hostport)
-		if err != nil {
-			host = hostport
-		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return false
-		}
-	}
-	return true
 }
 
 // open connects to the members of u.

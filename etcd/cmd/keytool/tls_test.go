@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -50,6 +51,53 @@ func TestTLSAndAuth(t *testing.T) {
 	})
 }
 
+// tlsMember is an embedded etcd member that serves TLS only (no client
+// certificate asked): where the tests log in with --etcd-user, which
+// etcd:// refuses.
+type tlsMember struct {
+	addr  string      // host:port
+	flags []string    // what reaches it: --etcd-cacert
+	tls   *tls.Config // a client's, trusting its CA
+}
+
+// startTLSEtcd starts a tlsMember, stopped at the end of the test.
+func startTLSEtcd(t testing.TB) tlsMember {
+	t.Helper()
+	certs := t.TempDir()
+	writeCerts(t, certs)
+	addr := startEtcd(t, &transport.TLSInfo{CertFile: filepath.Join(certs, "server.pem"), KeyFile: filepath.Join(certs, "server-key.pem")})
+	ca, err := os.ReadFile(filepath.Join(certs, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return tlsMember{addr: addr, flags: []string{"--etcd-cacert", filepath.Join(certs, "ca.pem")}, tls: &tls.Config{RootCAs: pool}}
+}
+
+// client is a client of the member, as root (password rootpw) if root,
+// closed at the end of the test.
+func (m tlsMember) client(tb testing.TB, root bool) *clientv3.Client {
+	tb.Helper()
+	cfg := clientv3.Config{Endpoints: []string{"https://" + m.addr}, TLS: m.tls, DialTimeout: time.Hour, Logger: zap.NewNop()}
+	if root {
+		cfg.Username, cfg.Password = "root", "rootpw"
+	}
+	c, err := clientv3.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// openStore opens the store etcds://ADDR/kt with the member's flags and
+// those given.
+func (m tlsMember) openStore(tb testing.TB, flags ...string) *store {
+	tb.Helper()
+	return openTestStoreAt(tb, "etcds://"+m.addr+"/kt", append(slices.Clone(m.flags), flags...)...)
+}
+
 // enableAuth makes user root (password "root-secret") and turns
 // authentication on.
 func enableAuth(t *testing.T, host, certs string) {
@@ -84,7 +132,7 @@ func enableAuth(t *testing.T, host, certs string) {
 
 // writeCerts writes a CA, a server certificate for 127.0.0.1 and a client
 // certificate it signed, and another CA, all PEM.
-func writeCerts(t *testing.T, dir string) {
+func writeCerts(t testing.TB, dir string) {
 	t.Helper()
 	ca, caKey := newCert(t, dir, "ca", nil, nil)
 	newCert(t, dir, "server", ca, caKey)
@@ -92,7 +140,7 @@ func writeCerts(t *testing.T, dir string) {
 	newCert(t, dir, "other-ca", nil, nil)
 }
 
-func newCert(t *testing.T, dir, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+func newCert(t testing.TB, dir, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
