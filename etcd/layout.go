@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/keytool/keytool/internal/termtext"
 )
 
@@ -68,6 +70,19 @@ type NoHeaderError struct {
 
 func (e *NoHeaderError) Error() string {
 	return fmt.Sprintf("etcd: the %s of %q was answered without a response header (no revision, no cluster): answer refused", e.Request, e.Key)
+}
+
+// CountAt is the read of how many keys are under prefix at revision rev
+// (0: now), counted on the server, keys only: what tells a history that
+// lost a removal (a restore) from the one a count was taken in, where no
+// key's ModRevision can (a removal leaves none). A Source checks its
+// list's count so, and keytool's mirror its mark's.
+func CountAt(prefix string, rev int64) clientv3.Op {
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	return clientv3.OpGet(strings.TrimSuffix(prefix, "/")+"/", opts...)
 }
 
 // TooLargeError is a value larger than Options.MaxValue.

@@ -116,6 +116,13 @@ type view struct {
 	witness    string
 	witnessRev int64
 	removed    bool
+	// listRev is the revision of the list the view came from while its
+	// witness is that list's and below it (0 otherwise), and listCount
+	// the prefix's count of keys there: a list sees no removal, so its
+	// witness (the last key still there) vouches for nothing written
+	// after it, and a history that lost a removal between the two is
+	// told by its count at listRev (check).
+	listRev, listCount int64
 }
 
 // Source is a live, consistent view of an etcd prefix that the trust

@@ -593,8 +593,8 @@ func (s *store) readChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreDe
 	revision := k.Revision
 	txn, err := s.c.Txn(ctx).Then(
 		clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithMinModRev(k.Top+1)),
-		clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
-		clientv3.OpGet(s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(revision)),
+		etcd.CountAt(s.prefix, 0),
+		etcd.CountAt(s.prefix, revision),
 	).Commit()
 	if err != nil {
 		return compacted(err)
@@ -714,12 +714,8 @@ func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreD
 		// The witness, read at R by ChangesSince, vouches for the
 		// history up to R only when it was written at R itself (the
 		// mirror's own last transaction, typically): else the count.
-		before, err := s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithRev(k.Revision))
-		if err != nil {
-			return false, compacted(err)
-		}
-		if before.Count != k.Count {
-			return false, cli.ErrStoreRewritten // a restore that lost a removal, say: Top and the witness cannot tell
+		if err := s.countAtMark(ctx, k); err != nil {
+			return false, err
 		}
 	}
 	events := watchEvents{count: k.Count, last: map[string]*clientv3.Event{}, existed: map[string]bool{}}
@@ -766,6 +762,25 @@ func (s *store) watchChanges(ctx context.Context, k cli.StoreMark, d *cli.StoreD
 			return false, nil
 		}
 	}
+}
+
+// countAtMark reads the prefix's count of keys at the mark's revision R:
+// one other than the mark's is another history (cli.ErrStoreRewritten: a
+// restore that lost a removal, say, which Top and the witness cannot
+// tell), as a Source checks its list's (etcd.CountAt).
+func (s *store) countAtMark(ctx context.Context, k cli.StoreMark) error {
+	resp, err := s.c.Do(ctx, etcd.CountAt(s.prefix, k.Revision))
+	if err != nil {
+		return compacted(err)
+	}
+	before := resp.Get()
+	switch {
+	case before == nil || before.Header == nil:
+		return s.noHeader("count", s.prefix+"/")
+	case before.Count != k.Count:
+		return cli.ErrStoreRewritten
+	}
+	return nil
 }
 
 // watchEvents gathers a watch's events since R: each key's last event,
