@@ -1,8 +1,6 @@
 package etcd
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -49,7 +47,7 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	staleness := -1.0
 	if t := s.Current(); !t.IsZero() {
-		staleness = time.Since(t).Seconds()
+		staleness = s.age(t).Seconds() // as the bound counts it
 	}
 	bound := -1.0
 	if s.opts.MaxStaleness > 0 {

@@ -70,6 +70,11 @@ type Options struct {
 	// Logger receives the Source's state changes (stale, current again,
 	// relists, errors); nil discards them.
 	Logger *slog.Logger
+
+	// wall is the wall clock the age of a view is also read on (nil:
+	// time.Now): tests move it as a suspend does, the monotonic clock
+	// left as it is.
+	wall func() time.Time
 }
 
 // ErrNoView means the Source has no consistent view to give: etcd has not
@@ -136,9 +141,9 @@ type Source struct {
 	cur     atomic.Pointer[view]
 	cluster atomic.Uint64 // etcd's cluster ID at the last list (otherCluster)
 	// current is when cur was last known current (nil: never), a time
-	// with the monotonic reading of this process's clock, so that a wall
-	// clock stepped back cannot keep a view fresh longer than MaxStaleness
-	// (a cache's time, from another process, is made one at its load).
+	// with the monotonic reading of this process's clock and the wall
+	// clock's (a cache's time, from another process, is made one at its
+	// load): its age is the larger of the two (age).
 	current atomic.Pointer[time.Time]
 	noView  atomic.Pointer[error]
 	stale   atomic.Bool // the stale state was announced
@@ -335,7 +340,7 @@ func (s *Source) usable() (*view, error) {
 		return nil, *s.noView.Load()
 	}
 	if max := s.opts.MaxStaleness; max > 0 {
-		if cur := s.Current(); time.Since(cur) > max {
+		if cur := s.Current(); s.age(cur) > max {
 			return nil, &StaleError{Current: cur, Max: max}
 		}
 	}
@@ -388,13 +393,41 @@ func (s *Source) markCurrent(t time.Time) {
 	}
 }
 
-// armStale sets the timer to the moment the view turns stale.
+// age is how old a view last known current at cur is: the larger of its
+// age on the monotonic clock and on the wall clock. The monotonic clock
+// alone was not stepped back with the wall clock (which would have made
+// a view younger, and kept it longer than MaxStaleness), but it stops
+// while the system is suspended: a laptop or a VM resumed after an hour
+// kept admitting from an hour-old view — revocations made meanwhile
+// unseen — for as long as MaxStaleness again (found by review). The wall
+// clock counts the suspend; a wall clock stepped forward makes the view
+// older, and at worst stale until etcd confirms it (fail closed), never
+// younger.
+func (s *Source) age(cur time.Time) time.Duration {
+	now := time.Now()
+	wall := now
+	if s.opts.wall != nil {
+		wall = s.opts.wall()
+	}
+	return max(now.Sub(cur), wall.Round(0).Sub(cur.Round(0))) // Round(0): the wall readings, not the monotonic
+}
+
+// staleEvery is the longest the stale timer waits between two looks at
+// the view's age: timers run on the monotonic clock, which stops while
+// the system is suspended, so that a timer armed for the moment the view
+// turns stale fires that much later after a resume; looking again at
+// least every staleEvery finds a view the suspend made stale within about
+// staleEvery of the resume.
+const staleEvery = time.Second
+
+// armStale sets the timer to the moment the view turns stale, or
+// staleEvery if that is sooner.
 func (s *Source) armStale() {
 	if s.staleFor == nil {
 		return
 	}
-	wait := time.Until(s.Current().Add(s.opts.MaxStaleness)) + time.Millisecond
-	s.staleFor.Reset(max(wait, time.Millisecond))
+	wait := s.opts.MaxStaleness - s.age(s.Current()) + time.Millisecond
+	s.staleFor.Reset(min(max(wait, time.Millisecond), staleEvery))
 }
 
 // checkStale runs when the view may have turned stale: if it has, it says
@@ -404,7 +437,7 @@ func (s *Source) checkStale() {
 		return
 	}
 	cur := s.Current()
-	if time.Since(cur) <= s.opts.MaxStaleness {
+	if s.age(cur) <= s.opts.MaxStaleness {
 		s.armStale()
 		return
 	}
