@@ -37,23 +37,7 @@ func TestInviteRefusesATokenFileOthersMayRead(t *testing.T) {
 		if err := f.Chmod(mode); err != nil { // whatever the test's umask
 			t.Fatal(err)
 		}
-		cmd := keytoolCmd("-H", home, "invite", "--name", "laptop", "--address", "127.0.0.1:8443")
-		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = f, &stderr
-		err = cmd.Run()
-		f.Close()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(data), code, stderr.String()
+		return inviteInto(t, home, f)
 	}
 	pending := filepath.Join(enroll.InvitesDir(home), "laptop.json")
 	for _, mode := range []fs.FileMode{0o644, 0o640, 0o604, 0o666} {
@@ -101,24 +85,7 @@ func TestInviteRefusesATokenFileAnotherUserOwns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
-		cmd := keytoolCmd("-H", home, "invite", "--name", "laptop", "--address", "127.0.0.1:8443")
-		cmd.Env = append(cmd.Environ(), env...)
-		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = f, &stderr
-		err = cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(data), code, stderr.String()
+		return inviteInto(t, home, f, env...)
 	}
 	out, code, e := invite("SUDO_UID=")
 	if code != 1 || out != "" || !strings.Contains(e, "owned by another user (uid 65534)") || !strings.Contains(e, "Remove the file") {
@@ -131,4 +98,30 @@ func TestInviteRefusesATokenFileAnotherUserOwns(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, enroll.TokenPrefix) {
 		t.Fatalf("sudo invite > a file of the user who ran sudo: exit %d, stdout %q, stderr:\n%s", code, out, e)
 	}
+}
+
+// inviteInto runs keytool invite in home with f, a file opened for
+// writing, as its standard output (the shell's "> FILE"), and env added
+// to its environment; it closes f and returns what the file then holds,
+// the exit status and the standard error.
+func inviteInto(t *testing.T, home string, f *os.File, env ...string) (string, int, string) {
+	t.Helper()
+	cmd := keytoolCmd("-H", home, "invite", "--name", "laptop", "--address", "127.0.0.1:8443")
+	cmd.Env = append(cmd.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = f, &stderr
+	err := cmd.Run()
+	f.Close()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data), code, stderr.String()
 }
