@@ -153,8 +153,8 @@ type Client struct {
 	// for AcceptedByDNS.
 	byDNS sync.Map
 	// announcing holds the leaves (weak pointers) that announce next keys
-	// and whose key a pin for the address (the value) admitted, until
-	// LearnAnnounced, or until the leaf is collected (a failed handshake).
+	// and whose key a pin for an address admitted, until the leaf is
+	// collected (awaitHandshake).
 	announcing sync.Map
 	// announceFailed: the addresses whose next keys could not be pinned
 	// lately (learnAnnounced).
@@ -388,15 +388,15 @@ func (c *Client) storeVerdict(cs tls.ConnectionState, addr string) (stored, d kn
 	return stored, d, sum, err
 }
 
-// awaitAnnounced is what a handshake admitted by a pin for addr (verify's
+// awaitAnnounced is what a handshake admitted by a pin for its address (verify's
 // pinned) leaves for LearnAnnounced: only a pin for the address — a key
 // pinned without one (admitted by its certificate's names) binds its
 // holder to no address, and an announcement must not make it one
 // (docs/design.md, "Announced rotation"). Learned once the handshake is
 // complete, when the server has proved it holds the key.
-func (c *Client) awaitAnnounced(pinned bool, addr string, leaf *x509.Certificate) {
+func (c *Client) awaitAnnounced(pinned bool, leaf *x509.Certificate) {
 	if pinned {
-		c.awaitHandshake(addr, leaf)
+		c.awaitHandshake(leaf)
 	}
 }
 

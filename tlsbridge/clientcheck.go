@@ -176,7 +176,7 @@ func (c *Client) verifyConnection(ctx context.Context, cs tls.ConnectionState, a
 			return err
 		}
 	}
-	c.awaitAnnounced(pinned, addr, peers[0])
+	c.awaitAnnounced(pinned, peers[0])
 	return nil
 }
 

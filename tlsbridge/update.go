@@ -73,15 +73,25 @@ type hostKeyAdder interface {
 	AddKey(addr string, key *jwk.Key, mode knownhosts.AddMode) (string, error)
 }
 
-// awaitHandshake notes that leaf, whose key a pin for addr has just
-// admitted in VerifyConnection, may announce keys to learn once the
-// handshake completes (LearnAnnounced).
-func (c *Client) awaitHandshake(addr string, leaf *x509.Certificate) {
+// awaitHandshake notes that leaf, whose key a pin for an address has
+// just admitted in VerifyConnection, may announce keys to learn once a
+// handshake presenting it completes (LearnAnnounced).
+//
+// The note is the leaf's, not the handshake's: crypto/tls shares one
+// parsed certificate between every connection presenting the same DER
+// while any of them is alive. So it is made once a leaf, with one
+// cleanup that drops it when the leaf is collected — a note taken back at
+// each handshake and made again at the next attached a cleanup a
+// handshake to a leaf an open connection kept alive, without bound —
+// and it vouches for nothing on its own: LearnAnnounced asks the store
+// again whether the key is pinned for the address it is given (found by
+// review, 2026-12-05).
+func (c *Client) awaitHandshake(leaf *x509.Certificate) {
 	if c.opts.UpdateHostKeys == UpdateNo || c.opts.Policy == Insecure || !hasNextKeys(leaf) {
 		return
 	}
 	w := weak.Make(leaf)
-	if _, loaded := c.announcing.LoadOrStore(w, addr); !loaded {
+	if _, loaded := c.announcing.LoadOrStore(w, struct{}{}); !loaded {
 		runtime.AddCleanup(leaf, func(w weak.Pointer[x509.Certificate]) { c.announcing.Delete(w) }, w)
 	}
 }
@@ -111,9 +121,19 @@ func (c *Client) LearnAnnounced(addr string, cs tls.ConnectionState) {
 		return
 	}
 	leaf := cs.PeerCertificates[0]
-	if a, ok := c.announcing.LoadAndDelete(weak.Make(leaf)); ok && a.(string) == addr {
-		c.learnAnnounced(addr, leaf)
+	if _, ok := c.announcing.Load(weak.Make(leaf)); !ok {
+		return
 	}
+	// The note is the leaf's, which another handshake may have left (one
+	// whose CertificateVerify failed: an impostor replaying the
+	// certificate), so the pin is asked for again, now, for this address
+	// and this client's purpose: a host admitted by the question, the
+	// policy, PKI mode or DNS never adds a pin this way.
+	sum, err := peerKeySum(leaf, "host "+addr)
+	if err != nil || c.storeDecision(addr, sum).Verdict != knownhosts.Pinned {
+		return
+	}
+	c.learnAnnounced(addr, leaf)
 }
 
 // learnAnnounced pins the next keys that leaf announces for addr, under
