@@ -541,9 +541,13 @@ func (l *Loader[T]) dropProved() {
 // LoadProved's error, if any — says it could not (NotProvedError.
 // Unproved): the next proof would fail the same way, and the index of a
 // server that keeps its own (keytool proxy --index-dir), which no admin
-// command rebuilds, would never serve again. One written
-// while a reload published another snapshot is marked stale at once: its
-// stamps may be newer than its records. Revocation directories get none
+// command rebuilds, would never serve again. Its records and its stamps
+// come from one snapshot, taken before the wait for the lock (stampsOf:
+// a reload meanwhile put a file's new stamp beside its old records, found
+// by review, 2026-12-05); one written while a reload published another
+// snapshot is marked stale at once: what that reload read anew is in
+// neither, and a head at the directory's stamp is trusted without the
+// files' stamps. Revocation directories get none
 // (early decisions read them whole). Nothing is written without an index
 // directory or terms, and an error leaves the index absent or stale: a
 // cache, never trusted wrong. write returns the first such error, an

@@ -437,7 +437,7 @@ func (fl *focusedLoad[T]) rebuild(i int, snap *Snapshot[T], stamp []byte, start 
 	if err := x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)); err != nil {
 		return err
 	}
-	if err := fl.writeStamps(x, i, start); err != nil {
+	if err := fl.writeStamps(x, i, snap, start); err != nil {
 		return err
 	}
 	if err := x.writeHead(stamp); err != nil {

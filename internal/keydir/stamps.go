@@ -371,16 +371,25 @@ func listingStamps(names []string, stamps map[string]trustfile.Stamp) iter.Seq2[
 // files of directory source i that loaded whole (only those named, when
 // names is not nil), leaving out those changed less than StampRacy
 // before since: a file skipped, partly or whole, or too recent is read
-// again by the next check.
-func (l *Loader[T]) stampsOf(i int, names map[string]bool, since time.Time) map[string]trustfile.Stamp {
+// again by the next check. The stamps are snap's, the snapshot the
+// records written beside them were made from (nil: none): not the
+// loader's rows now, which a reload since snap may have read anew — a
+// file's new stamp beside its old records, which the next proof would
+// trust (IndexAfter's write waits for the index's lock; found by review,
+// 2026-12-05). A row is never written once its reload ended, and the
+// source's shared stamp parts (dir, odd) never change once set.
+func (l *Loader[T]) stampsOf(snap *Snapshot[T], i int, names map[string]bool, since time.Time) map[string]trustfile.Stamp {
+	out := map[string]trustfile.Stamp{}
+	if snap == nil || i >= len(snap.rows) {
+		return out
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := map[string]trustfile.Stamp{}
 	ss := &l.states[i]
-	for _, ch := range ss.files.chunks {
+	for _, ch := range snap.rows[i].chunks {
 		for k := range ch.len() {
 			r := &fileRow[T]{ch.head(k), ch.data(k)}
-			name := r.name(&l.numbers, ss.nameAt)
+			name := r.name(&snap.numbers, ss.nameAt)
 			if names != nil && !names[name] {
 				continue
 			}
@@ -421,12 +430,12 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	if len(changed) > 256 && len(changed) > listed.len()/4 {
 		return nil, false
 	}
-	came := fl.reindex(i, changed)
+	came, read := fl.reindex(i, changed)
 	folded := len(came) > 0 && len(x.pending) > 0 // the log goes into the shards: a head follows
 	if x.update(nil, came) != nil {
 		return nil, false
 	}
-	fresh := fl.l.stampsOf(i, changed, start)
+	fresh := fl.l.stampsOf(read, i, changed, start)
 	which := map[int]bool{}
 	for n, sf := range recorded {
 		if sf.out || !sf.done() {
@@ -530,10 +539,11 @@ func compareStamps(x *sourceIndex, recorded []*stampFile, listed listing) map[st
 }
 
 // reindex reads the files of source i named in changed (through the
-// loader) and returns their records.
-func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) []indexRecord {
+// loader) and returns their records, and the snapshot they were made
+// from (nil: nothing to read).
+func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) ([]indexRecord, *Snapshot[T]) {
 	if len(changed) == 0 {
-		return nil
+		return nil, nil
 	}
 	src := fl.l.cfg.Sources[i].Path
 	paths := make([]string, 0, len(changed))
@@ -553,19 +563,19 @@ func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) []indexRecord 
 			recs = append(recs, r)
 		}
 	}
-	return append(fl.records(i, files), recs...)
+	return append(fl.records(i, files), recs...), snap
 }
 
-// writeStamps records, for the rebuilt index x of source i, the stamps
-// of the files the loader read whole (in the order of a listing of the
-// directory: the order the next check walks them in).
-func (fl *focusedLoad[T]) writeStamps(x *sourceIndex, i int, since time.Time) error {
+// writeStamps records, for the index x of source i rebuilt from snap,
+// the stamps of the files snap read whole (in the order of a listing of
+// the directory: the order the next check walks them in).
+func (fl *focusedLoad[T]) writeStamps(x *sourceIndex, i int, snap *Snapshot[T], since time.Time) error {
 	f, names, err := listDir(x.src)
 	if err != nil {
 		return err
 	}
 	f.Close()
-	stamps := fl.l.stampsOf(i, nil, since)
+	stamps := fl.l.stampsOf(snap, i, nil, since)
 	x.sbits = stampBits(len(stamps))
 	return x.writeStamps(listingStamps(names, stamps), nil)
 }
