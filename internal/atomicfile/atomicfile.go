@@ -17,7 +17,17 @@ import (
 
 // Write replaces path with data, mode perm.
 func Write(path string, data []byte, perm fs.FileMode) error {
-	return write(path, data, perm, os.Rename)
+	return write(path, data, perm, os.Rename, nil)
+}
+
+// WriteSteps is Write, calling at with each step of the write (Hook's
+// steps) as close to it as it can be: at StepCreated and StepPlaced
+// before Hook, at StepFilled after it. The admin index tells a change of
+// the directory made by this write from another writer's by it: between
+// StepCreated and StepFilled — the fill and the fsync, milliseconds — the
+// write changes no name in the directory (internal/keydir, ownwrites.go).
+func WriteSteps(path string, data []byte, perm fs.FileMode, at func(step string)) error {
+	return write(path, data, perm, os.Rename, at)
 }
 
 // WriteIf replaces path with data, mode perm, as Write does — but only if
@@ -38,7 +48,7 @@ func WriteIf(path string, data []byte, perm fs.FileMode, check func() error) err
 			return refused
 		}
 		return os.Rename(oldpath, newpath)
-	})
+	}, nil)
 	if refused != nil {
 		return refused
 	}
@@ -50,7 +60,12 @@ func WriteIf(path string, data []byte, perm fs.FileMode, check func() error) err
 // nothing. Two processes creating the same path at once cannot both
 // succeed, because the final step is a hard link, which never replaces.
 func Create(path string, data []byte, perm fs.FileMode) error {
-	return write(path, data, perm, os.Link)
+	return write(path, data, perm, os.Link, nil)
+}
+
+// CreateSteps is Create, calling at with each step as WriteSteps does.
+func CreateSteps(path string, data []byte, perm fs.FileMode, at func(step string)) error {
+	return write(path, data, perm, os.Link, at)
 }
 
 // WriteCache replaces path with data, mode perm, atomically but without
@@ -58,7 +73,7 @@ func Create(path string, data []byte, perm fs.FileMode) error {
 // (a crash may leave it empty or old, never partly written), where two
 // fsyncs per file would cost more than the cache saves.
 func WriteCache(path string, data []byte, perm fs.FileMode) error {
-	return writeFile(path, bytesFill(data), perm, os.Rename, false)
+	return writeFile(path, bytesFill(data), perm, os.Rename, false, nil)
 }
 
 // WriteLocked replaces path with data, mode perm, without syncing, for
@@ -72,7 +87,7 @@ func WriteCache(path string, data []byte, perm fs.FileMode) error {
 // for a moment; a crash may leave none, or an empty one, never one
 // partly written over.
 func WriteLocked(path string, data []byte, perm fs.FileMode) error {
-	return writeFile(path, bytesFill(data), perm, removeRename, false)
+	return writeFile(path, bytesFill(data), perm, removeRename, false, nil)
 }
 
 // removeRename renames oldpath to newpath, removing newpath first.
@@ -88,11 +103,11 @@ func removeRename(oldpath, newpath string) error {
 // returned and the new one is synced. If fill fails, path is left as it was
 // and its error returned.
 func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error) error {
-	return writeFile(path, fill, perm, os.Rename, true)
+	return writeFile(path, fill, perm, os.Rename, true, nil)
 }
 
-func write(path string, data []byte, perm fs.FileMode, place func(oldpath, newpath string) error) error {
-	return writeFile(path, bytesFill(data), perm, place, true)
+func write(path string, data []byte, perm fs.FileMode, place func(oldpath, newpath string) error, at func(step string)) error {
+	return writeFile(path, bytesFill(data), perm, place, true, at)
 }
 
 // bytesFill writes data, for writeFile.
@@ -118,7 +133,12 @@ func tempPrefix(name string) string { return "." + name + "." }
 
 const tempSuffix = ".tmp"
 
-func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place func(oldpath, newpath string) error, sync bool) (err error) {
+// writeFile writes path through a temporary file; at, if not nil, is
+// called at each step (WriteSteps).
+func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place func(oldpath, newpath string) error, sync bool, at func(step string)) (err error) {
+	if at == nil {
+		at = func(string) {}
+	}
 	dir, name := split(path)
 	tmp, err := os.CreateTemp(dir, tempPrefix(name)+"*"+tempSuffix)
 	if err != nil {
@@ -134,6 +154,7 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 	if err := tmp.Chmod(perm); err != nil {
 		return err
 	}
+	at(StepCreated)
 	Hook(StepCreated, path)
 	if err := fill(tmp); err != nil {
 		var pe *fs.PathError
@@ -152,6 +173,7 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 	}
 	tmp = nil
 	Hook(StepFilled, path)
+	at(StepFilled)
 	if err := place(tmpName, path); err != nil {
 		var le *os.LinkError
 		if errors.As(err, &le) {
@@ -170,6 +192,7 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 	// leave a temporary file, as any write can: mode perm from its first
 	// byte (0600 while empty), a dotfile that no trust store reads.
 	os.Remove(tmpName)
+	at(StepPlaced)
 	Hook(StepPlaced, path)
 	if !sync {
 		return nil

@@ -91,7 +91,7 @@ func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (remov
 // as EditFile does: the write of an admin command, which the admin
 // index's record tells from another writer's (ownwrites.go).
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
-	return bracket(path, func() error { return atomicfile.Write(path, data, perm) })
+	return bracket(path, func(at func(string)) error { return atomicfile.WriteSteps(path, data, perm, at) })
 }
 
 // isSet reports whether JSON data is a JWK Set rather than a single JWK:
@@ -112,7 +112,7 @@ func isSet(data []byte) bool {
 // the mirror under way, whose removals would otherwise be written to the
 // store as the command's.
 func RemoveFile(path string) error {
-	if err := bracket(path, func() error { return os.Remove(path) }); err != nil {
+	if err := bracket(path, func(func(string)) error { return os.Remove(path) }); err != nil {
 		return err
 	}
 	recordEdit(path, true)
@@ -128,7 +128,7 @@ func RemoveFile(path string) error {
 // from a rewrite of the entry, which it would otherwise write over the
 // store's.
 func CreateFile(path string, data []byte, perm fs.FileMode) error {
-	if err := bracket(path, func() error { return atomicfile.Create(path, data, perm) }); err != nil {
+	if err := bracket(path, func(at func(string)) error { return atomicfile.CreateSteps(path, data, perm, at) }); err != nil {
 		return err
 	}
 	recordEdit(path, false)

@@ -182,7 +182,7 @@ func openLock(path string) (int, *UnlockedError, error) {
 			// Made under the admin index's bracket, so that a command's
 			// own first lock is not taken for another writer's change of
 			// the directory (ownwrites.go).
-			err = bracket(path, func() error {
+			err = bracket(path, func(func(string)) error {
 				var err error
 				fd, err = openRetried(path, flags|syscall.O_CREAT|syscall.O_EXCL, 0o600)
 				if err == nil {

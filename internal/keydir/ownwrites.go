@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
@@ -23,7 +24,16 @@ import (
 // loaded, if that is the first "before", to the last "after". A change
 // by another between them (or before the first, after the load) breaks
 // the chain, and the index is left stale; one after the last is the
-// next command's to find from the files' stamps.
+// next command's to find from the files' stamps. A write through a
+// temporary file (atomicfile) is bracketed around its changes of names
+// alone: "before" the temporary file is made and once it is, again just
+// before it is placed — the fill and its fsync between, milliseconds, in
+// which the write changes no name, so that a change of the directory
+// there is another's and breaks the chain — and "after" once it is
+// placed and the temporary name gone, before the directory's fsync.
+// (Until 2026-12-05 one bracket spanned the whole write, both fsyncs
+// among it, and a file another writer added in those milliseconds was
+// taken in without its records; found by review.)
 
 // ownWrites is the chain of this process's writes into one directory
 // since a LoadFor opened it.
@@ -86,23 +96,46 @@ func dirStamp(dir string) []byte {
 
 // bracket runs write, a write of the file path, between two stamps of
 // its directory when a LoadFor watches the directory, and adds them to
-// each chain open on it. Writes of one process are bracketed one at a
-// time; a process that watches nothing (a server) pays nothing.
-func bracket(path string, write func() error) error {
+// each chain open on it. A write through a temporary file calls at with
+// atomicfile's steps (WriteSteps): the directory is stamped at each, the
+// stamps once the temporary file is made and just before it is placed
+// must be the same, and "after" is the one once it is placed. Writes of
+// one process are bracketed one at a time; a process that watches
+// nothing (a server) pays nothing.
+func bracket(path string, write func(at func(step string)) error) error {
 	dir := absPath(filepath.Dir(path))
 	bracketed.Lock()
 	ws := bracketed.open[dir]
 	if len(ws) == 0 {
 		bracketed.Unlock()
-		return write()
+		return write(func(string) {})
 	}
 	defer bracketed.Unlock()
+	var made, filled, placed []byte
+	stepped := false
 	before := dirStamp(dir)
-	err := write()
-	after := dirStamp(dir)
+	err := write(func(step string) {
+		stepped = true
+		switch step {
+		case atomicfile.StepCreated:
+			made = dirStamp(dir)
+		case atomicfile.StepFilled:
+			filled = dirStamp(dir)
+		case atomicfile.StepPlaced:
+			placed = dirStamp(dir)
+		}
+	})
+	after := placed
+	if after == nil {
+		after = dirStamp(dir) // not placed (the temporary file removed since), or no steps
+	}
+	// Between the temporary file's making and its placing the write
+	// changed no name: a change there is another writer's (or the write
+	// failed there).
+	foreign := stepped && (made == nil || !bytes.Equal(made, filled))
 	for _, w := range ws {
 		switch {
-		case before == nil || after == nil:
+		case before == nil || after == nil || foreign:
 			w.broken = true
 		case w.writes == 0:
 			w.first = before
