@@ -177,27 +177,14 @@ func extendedConnect(t *testing.T, alice *side, addr string) string {
 	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
 		t.Fatalf("ALPN: %q, want h2", p)
 	}
-	frame := func(typ, flags byte, stream uint32, payload []byte) []byte {
-		f := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags, 0, 0, 0, 0}
-		binary.BigEndian.PutUint32(f[5:], stream)
-		return append(f, payload...)
-	}
-	// HPACK literals without indexing, new names, no Huffman coding:
-	// every name and value here is shorter than 127 bytes.
-	var block []byte
-	for _, hf := range [][2]string{
+	block := h2Literals([][2]string{
 		{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"}, {":path", "/chat"},
 		{":authority", addr}, {"sec-websocket-version", "13"},
-	} {
-		block = append(block, 0, byte(len(hf[0])))
-		block = append(block, hf[0]...)
-		block = append(block, byte(len(hf[1])))
-		block = append(block, hf[1]...)
-	}
+	})
 	out := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-	out = append(out, frame(4, 0, 0, nil)...)             // SETTINGS
-	out = append(out, frame(1, 4, 1, block)...)           // HEADERS, END_HEADERS
-	out = append(out, frame(0, 0, 1, []byte("hello"))...) // DATA
+	out = append(out, h2Frame(4, 0, 0, nil)...)             // SETTINGS
+	out = append(out, h2Frame(1, 4, 1, block)...)           // HEADERS, END_HEADERS
+	out = append(out, h2Frame(0, 0, 1, []byte("hello"))...) // DATA
 	if _, err := conn.Write(out); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/binary"
 	"io"
 	"path/filepath"
 	"runtime"
@@ -31,18 +30,7 @@ func TestEnrollHTTP2OneStreamPerConnection(t *testing.T) {
 	})
 	mallory.pin(t, addr, srv)
 
-	frame := func(typ, flags byte, stream uint32, payload []byte) []byte {
-		f := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags, 0, 0, 0, 0}
-		binary.BigEndian.PutUint32(f[5:], stream)
-		return append(f, payload...)
-	}
-	var block []byte // GET /anything, HPACK literals without indexing
-	for _, hf := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/anything"}, {":authority", "x"}} {
-		block = append(block, 0, byte(len(hf[0])))
-		block = append(block, hf[0]...)
-		block = append(block, byte(len(hf[1])))
-		block = append(block, hf[1]...)
-	}
+	block := h2Literals([][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/anything"}, {":authority", "x"}})
 	settle := func() int {
 		runtime.GC()
 		time.Sleep(300 * time.Millisecond)
@@ -59,9 +47,9 @@ func TestEnrollHTTP2OneStreamPerConnection(t *testing.T) {
 		}
 		go func() { _, _ = io.Copy(io.Discard, rest) }() // read, never acknowledge
 		// SETTINGS_INITIAL_WINDOW_SIZE (4) = 0: no DATA may come back.
-		out := frame(4, 0, 0, []byte{0, 4, 0, 0, 0, 0})
+		out := h2Frame(4, 0, 0, []byte{0, 4, 0, 0, 0, 0})
 		for i := range streams {
-			out = append(out, frame(1, 5, uint32(2*i+1), block)...) // HEADERS, END_STREAM|END_HEADERS
+			out = append(out, h2Frame(1, 5, uint32(2*i+1), block)...) // HEADERS, END_STREAM|END_HEADERS
 		}
 		if _, err := conn.Write(out); err != nil {
 			t.Fatal(err)

@@ -28,23 +28,10 @@ func h2Status(t *testing.T, alice *side, addr string, fields [][2]string) string
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a bound on a hang
-	frame := func(typ, flags byte, stream uint32, payload []byte) []byte {
-		f := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags, 0, 0, 0, 0}
-		binary.BigEndian.PutUint32(f[5:], stream)
-		return append(f, payload...)
-	}
-	// HPACK literals without indexing, new names, no Huffman coding:
-	// every name and value here is shorter than 127 bytes.
-	var block []byte
-	for _, hf := range fields {
-		block = append(block, 0, byte(len(hf[0])))
-		block = append(block, hf[0]...)
-		block = append(block, byte(len(hf[1])))
-		block = append(block, hf[1]...)
-	}
+	block := h2Literals(fields)
 	out := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-	out = append(out, frame(4, 0, 0, nil)...)   // SETTINGS
-	out = append(out, frame(1, 5, 1, block)...) // HEADERS, END_STREAM and END_HEADERS
+	out = append(out, h2Frame(4, 0, 0, nil)...)   // SETTINGS
+	out = append(out, h2Frame(1, 5, 1, block)...) // HEADERS, END_STREAM and END_HEADERS
 	if _, err := conn.Write(out); err != nil {
 		t.Fatal(err)
 	}

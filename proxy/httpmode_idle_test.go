@@ -130,6 +130,28 @@ func h2Open(t *testing.T, alice *side, addr string) (*tls.Conn, map[uint16]uint3
 	return conn, settings, br
 }
 
+// h2Frame is an HTTP/2 frame of type typ, with flags, on stream, carrying
+// payload (RFC 9113, section 4.1).
+func h2Frame(typ, flags byte, stream uint32, payload []byte) []byte {
+	f := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(f[5:], stream)
+	return append(f, payload...)
+}
+
+// h2Literals is a header block of fields as HPACK literals without
+// indexing, new names, no Huffman coding: every name and value must be
+// shorter than 127 bytes.
+func h2Literals(fields [][2]string) []byte {
+	var block []byte
+	for _, hf := range fields {
+		block = append(block, 0, byte(len(hf[0])))
+		block = append(block, hf[0]...)
+		block = append(block, byte(len(hf[1])))
+		block = append(block, hf[1]...)
+	}
+	return block
+}
+
 // h2ReadFrame reads one HTTP/2 frame: its type and payload; io.EOF at
 // the end of the connection between frames.
 func h2ReadFrame(br *bufio.Reader) (typ byte, payload []byte, err error) {
