@@ -26,20 +26,7 @@ import (
 // set the window title). The message reaches the terminal with its
 // control characters escaped, its lines kept.
 func TestAdviceEscapesTheTerminal(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"evil\x1b[2J\x1b]0;owned\x07.example"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, _ := certNamed(t, "evil\x1b[2J\x1b]0;owned\x07.example")
 	herr := cert.VerifyHostname("db.example")
 	if herr == nil || !strings.Contains(herr.Error(), "\x1b") {
 		t.Fatalf("the premise: x509's error quotes the names as they are: %v", herr)
@@ -75,19 +62,7 @@ func TestAdviceKeepsNoLineOfTheServers(t *testing.T) {
 		{"name within a name", []string{"\x07", "x\n" + forged + "\n\x07"}, `"x\n` + forged + `\n\a"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), DNSNames: tc.names}
-			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cert, err := x509.ParseCertificate(der)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cert, _ := certNamed(t, tc.names...)
 			herr := cert.VerifyHostname("db.example")
 			if herr == nil || !strings.Contains(herr.Error(), "\n"+forged) {
 				t.Fatalf("the premise: x509's error quotes the names as they are: %v", herr)
@@ -116,17 +91,8 @@ func TestConnectPKIServerNamesKeepNoLine(t *testing.T) {
 	_, _, caDER := pxCA(t, now.Add(-time.Hour), now.Add(24*time.Hour))
 	pxWrite(t, filepath.Join(client, "ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
 	forged := "keytool connect: connected to localhost, TLS 1.3: ECDSA P-256 key SHA256:x, pinned"
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		DNSNames: []string{"\x07", "x\n" + forged + "\n\x07"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	cert, key := certNamed(t, "\x07", "x\n"+forged+"\n\x07")
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,4 +107,25 @@ func TestConnectPKIServerNamesKeepNoLine(t *testing.T) {
 			t.Errorf("the server's line is shown as keytool's, on a line of its own:\n%s", stderr)
 		}
 	}
+}
+
+// certNamed is a self-signed certificate of a new P-256 key, valid for
+// an hour, for the DNS names given as they are (an IA5String may hold
+// any ASCII), and its key.
+func certNamed(t *testing.T, names ...string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: names}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
