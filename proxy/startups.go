@@ -122,18 +122,17 @@ const (
 // not counted: a client may hold as many open as it likes. It counts
 // them all together too, for MaxStartups.
 type startups struct {
-	max   int         // per source
-	limit MaxStartups // all together
+	perSource netsource.Limit // MaxStartupsPerSource
+	limit     MaxStartups     // all together
 	// rand returns a number in [0, n): rand.IntN, or a test's.
 	rand func(n int) int
 
 	mu    sync.Mutex
-	n     map[netip.Prefix]int
 	total int
 }
 
 func newStartups(max int, limit MaxStartups) *startups {
-	return &startups{max: max, limit: limit, rand: rand.IntN, n: map[netip.Prefix]int{}}
+	return &startups{perSource: netsource.Limit{Max: max}, limit: limit, rand: rand.IntN}
 }
 
 // startAny counts a connection in its startup among all sources', unless
@@ -181,29 +180,12 @@ func (s *startups) inTotal() int {
 }
 
 // start counts a connection from ip in its startup, if its source has
-// fewer than max; done ends it, and may be called more than once (from
-// one goroutine).
-func (s *startups) start(ip netip.Addr) (done func(), ok bool) {
-	src := netsource.Of(ip)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n[src] >= s.max {
-		return nil, false
-	}
-	s.n[src]++
-	return s.ending(func() {
-		if s.n[src]--; s.n[src] <= 0 {
-			delete(s.n, src)
-		}
-	}), true
-}
+// fewer than MaxStartupsPerSource; done ends it, and may be called more
+// than once.
+func (s *startups) start(ip netip.Addr) (done func(), ok bool) { return s.perSource.Start(ip) }
 
 // inStartup is the number of connections of ip's source in their startup.
-func (s *startups) inStartup(ip netip.Addr) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n[netsource.Of(ip)]
-}
+func (s *startups) inStartup(ip netip.Addr) int { return s.perSource.Count(ip) }
 
 // admit is the Server's listener.admit, run in the connection's own
 // goroutine (listener.acceptLoop says why): a connection refused by
@@ -235,7 +217,7 @@ func (s *Server) admit(conn net.Conn) (started func(), ok bool) {
 	}
 	anyDone()
 	s.metrics.handshake(resultFailed, reasonTooManyStartups)
-	reason := fmt.Sprintf("%s (MaxStartupsPerSource %d)", msgTooManyStartups, s.startups.max)
+	reason := fmt.Sprintf("%s (MaxStartupsPerSource %d)", msgTooManyStartups, s.startups.perSource.Max)
 	s.l.failures.Failed(ip, slog.LevelWarn, msgRefused, "reason", reason,
 		"remote", conn.RemoteAddr().String(), "reason", reason)
 	return nil, false

@@ -129,9 +129,7 @@ func TestUnauthenticatedPeersLeaveNothing(t *testing.T) {
 			t.Fatalf("%d handlers still running:\n%s", p.l.open(), logs)
 		}
 	}
-	p.startups.mu.Lock()
-	total, sources := p.startups.total, len(p.startups.n)
-	p.startups.mu.Unlock()
+	total, sources := p.startups.inTotal(), p.startups.perSource.Sources()
 	if total != 0 || sources != 0 {
 		t.Errorf("startups still counted: %d in all, %d sources", total, sources)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -118,7 +117,7 @@ func (o *proxyOps) start() {
 			MaxHeaderBytes:    16 << 10,
 		}
 		o.srv.SetKeepAlivesEnabled(false)
-		ln := netutil.LimitListener(&perSourceListener{Listener: o.ln, max: o.bounds.perSource}, o.bounds.total)
+		ln := netutil.LimitListener(&perSourceListener{Listener: o.ln, max: netsource.Limit{Max: o.bounds.perSource}}, o.bounds.total)
 		go func() { _ = o.srv.Serve(ln) }()
 		o.log.Info("serving health and metrics", "addr", o.ln.Addr().String(), "paths", "/healthz /readyz /metrics")
 	}
@@ -207,14 +206,11 @@ func (r opsRunner) Shutdown(ctx context.Context, attrs ...any) error {
 	return err
 }
 
-// perSourceListener closes at once a connection whose source
-// (netsource.Of) has max open already.
+// perSourceListener closes at once a connection whose source has
+// max.Max open already.
 type perSourceListener struct {
 	net.Listener
-	max int
-
-	mu   sync.Mutex
-	open map[netip.Prefix]int
+	max netsource.Limit
 }
 
 func (l *perSourceListener) Accept() (net.Conn, error) {
@@ -227,39 +223,23 @@ func (l *perSourceListener) Accept() (net.Conn, error) {
 		if perr != nil {
 			return c, nil // no IP address: nothing to count it against
 		}
-		src := netsource.Of(ap.Addr())
-		l.mu.Lock()
-		if l.open == nil {
-			l.open = map[netip.Prefix]int{}
-		}
-		full := l.open[src] >= l.max
-		if !full {
-			l.open[src]++
-		}
-		l.mu.Unlock()
-		if full {
+		done, ok := l.max.Start(ap.Addr())
+		if !ok {
 			c.Close()
 			continue
 		}
-		return &sourceConn{Conn: c, done: func() {
-			l.mu.Lock()
-			if l.open[src]--; l.open[src] <= 0 {
-				delete(l.open, src)
-			}
-			l.mu.Unlock()
-		}}, nil
+		return &sourceConn{Conn: c, done: done}, nil
 	}
 }
 
 // sourceConn is a connection perSourceListener counts until it is closed.
 type sourceConn struct {
 	net.Conn
-	once sync.Once
-	done func()
+	done func() // netsource.Limit's: once, however often called
 }
 
 func (c *sourceConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.done)
+	c.done()
 	return err
 }

@@ -33,3 +33,29 @@ func TestOf(t *testing.T) {
 		t.Error("the zero address has a source")
 	}
 }
+
+// A Limit holds each source (an IPv6 /64 as one) to Max at once, forgets
+// a source at its last done, and takes a done called twice once.
+func TestLimit(t *testing.T) {
+	l := Limit{Max: 2}
+	a1, a2 := netip.MustParseAddr("2001:db8:1:2::1"), netip.MustParseAddr("2001:db8:1:2::2")
+	done1, ok1 := l.Start(a1)
+	_, ok2 := l.Start(a2)
+	if !ok1 || !ok2 {
+		t.Fatal("the first two of a source refused")
+	}
+	if _, ok := l.Start(netip.MustParseAddr("2001:db8:1:2::3")); ok {
+		t.Error("a third of one /64 admitted")
+	}
+	if _, ok := l.Start(netip.MustParseAddr("192.0.2.1")); !ok {
+		t.Error("another source refused")
+	}
+	done1()
+	done1()
+	if n := l.Count(a2); n != 1 {
+		t.Errorf("after one done (called twice), %d under way, want 1", n)
+	}
+	if n := l.Sources(); n != 2 {
+		t.Errorf("%d sources, want 2", n)
+	}
+}
