@@ -1,8 +1,9 @@
 // Package netsource holds the one rule by which keytool counts what
 // remote peers do per source — enrollment's rate limits, the proxy's log
-// of failures, the connections a source may have at once (Limit): an IPv4 address, or an IPv6 address's /64. A host is given
-// a /64 (RFC 6177) and may send from any address in it, so that counting
-// IPv6 addresses one by one would count one client as 2^64.
+// of failures, the connections a source may have at once (Limit): an
+// IPv4 address, or an IPv6 address's /64. A host is given a /64 (RFC
+// 6177) and may send from any address in it, so that counting IPv6
+// addresses one by one would count one client as 2^64.
 package netsource
 
 import "net/netip"
