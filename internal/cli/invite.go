@@ -303,7 +303,8 @@ func (c *cli) checkTokenOutput() error {
 		return nil
 	}
 	owner, known := trustfile.Owner(fi)
-	if fi.Mode().Perm()&0o044 == 0 && (!known || tokenFileOwnerTrusted(owner)) {
+	another := known && !tokenFileOwnerTrusted(owner)
+	if fi.Mode().Perm()&0o044 == 0 && !another {
 		return nil
 	}
 	file := "standard output"
@@ -311,7 +312,7 @@ func (c *cli) checkTokenOutput() error {
 		file = p // Linux: the file's name
 	}
 	e := &tokenFileError{file: file, mode: fi.Mode().Perm(), owner: -1}
-	if known && !tokenFileOwnerTrusted(owner) {
+	if another {
 		e.owner = owner
 	}
 	return e
