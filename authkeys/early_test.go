@@ -2,6 +2,7 @@ package authkeys
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -442,7 +443,11 @@ func TestEarlyDecisionsLinkToADirectory(t *testing.T) {
 			s, _, _ := openEarlyHeld(t, opts)
 			local := netip.MustParseAddr("127.0.0.1")
 			four := key(t, 4).SPKIHash()
-			decidedEarly(t, s, four, Authorized, "key 4 before")
+			before := Authorized
+			if revoked {
+				before = Revoked // the link to a directory fails closed (keydir.ErrRevocationSubdirectory)
+			}
+			decidedEarly(t, s, four, before, "key 4 before")
 			if err := os.Remove(target); err != nil {
 				t.Fatal(err)
 			}
@@ -457,6 +462,13 @@ func TestEarlyDecisionsLinkToADirectory(t *testing.T) {
 			}
 			if got, _, ok := decideWithin(s, four, local, 300*time.Millisecond); ok && got.Verdict == Authorized {
 				t.Errorf("key 4 after the link's target became a key file: Authorized early, the full load says %v", want)
+			} else if ok && errors.Is(got.Err, keydir.ErrRevocationSubdirectory) {
+				t.Errorf("key 4 after the link's target became a key file: still refused for the directory: %v", got.Err)
+			}
+			if revoked {
+				// The link no longer names a directory: the others are
+				// admitted again, early.
+				decidedEarly(t, s, key(t, 5).SPKIHash(), Authorized, "key 5 after")
 			}
 		})
 	}

@@ -257,6 +257,7 @@ func (c *cli) fileFix(err error) string {
 		le   *trustfile.LinkError
 		priv *jwk.PermissionError
 		skip *SkippedEntryError
+		sub  *keydir.RevocationSubdirectoryError
 	)
 	switch {
 	case errors.As(err, &skip):
@@ -288,6 +289,11 @@ func (c *cli) fileFix(err error) string {
 		return "restore the file the link points to, or remove the link: rm " + shellQuote(le.Path)
 	case errors.As(err, &priv):
 		return "chmod 600 " + shellQuote(priv.File)
+	case errors.As(err, &sub):
+		// Renaming it away first would lift whatever it was meant to
+		// revoke: the files come up first.
+		dot := filepath.Join(filepath.Dir(sub.Path), "."+filepath.Base(sub.Path))
+		return "move the revocations in it up into " + shellQuote(filepath.Dir(sub.Path)) + ", then: mv " + shellQuote(sub.Path) + " " + shellQuote(dot)
 	}
 	return ""
 }

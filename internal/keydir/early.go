@@ -275,11 +275,11 @@ func (fl *focusedLoad[T]) proveRevocations(i int) ([]string, *NotProvedError) {
 	if len(aliased) > maxAliased {
 		return nil, tooManyAliased(src.Path)
 	}
+	// Every entry, its subdirectories too: the read makes each of those
+	// a problem (ErrRevocationSubdirectory), as a full load does.
 	var names []string
 	for e := range ls.all() {
-		if !e.skip {
-			names = append(names, e.name)
-		}
+		names = append(names, e.name)
 	}
 	fl.revStamps[i], fl.aliased[i] = stamp, aliased
 	return names, nil

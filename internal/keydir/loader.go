@@ -95,6 +95,26 @@ func (p Problem) Replaced() bool {
 	return errors.As(p.Err, &ce)
 }
 
+// ErrRevocationSubdirectory is what a RevocationSubdirectoryError is
+// (errors.Is).
+var ErrRevocationSubdirectory = errors.New("is a directory, whose files are not read: a revocation inside it would not be in effect")
+
+// RevocationSubdirectoryError is the problem of a directory (or a link to
+// one) inside a revocation directory. The loader reads no subdirectory,
+// and a key directory's is skipped, since what is not read grants
+// nothing; but revocations put in one (an archive unpacked, a copy with
+// -r) would be revocations silently not in effect, so the revocation
+// source fails closed until it is moved or given a name starting with a
+// dot (docs/trust-stores.md, "Ignored names").
+type RevocationSubdirectoryError struct {
+	Path string // the subdirectory (or the link to one)
+}
+
+func (e *RevocationSubdirectoryError) Error() string { return ErrRevocationSubdirectory.Error() }
+func (e *RevocationSubdirectoryError) Is(target error) bool {
+	return target == ErrRevocationSubdirectory
+}
+
 // problemOf turns an error about path into a Problem, keeping the line and
 // member of a *jwk.ParseError.
 func problemOf(path string, err error, revocation bool) *Problem {

@@ -232,7 +232,8 @@ func (l *Loader[T]) examineRow(i int, ed **rowEditor[T], name, path string, sing
 // row, nil: none); link says whether path is a symbolic link. same reports
 // that the file's row stays as it is: prev, or none when prev is nil.
 // Otherwise state is nil if the file does not exist or is to be skipped
-// silently (a directory inside a directory source), or a new state, which
+// silently (a directory inside a directory source of keys: one inside a
+// revocation source is a problem), or a new state, which
 // needs a read unless it already holds a problem. A link to nothing is a
 // problem, never "no file": in a revocation source it must fail closed.
 // hold says whether a problem found here is held back (Loader.holdEarly):
@@ -266,8 +267,11 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 		return fail(err)
 	}
 	if fi.IsDir() {
-		if single {
+		switch {
+		case single:
 			return fail(errors.New("is a directory, not a key file"))
+		case src.Revocation:
+			return fail(&RevocationSubdirectoryError{Path: path})
 		}
 		return nil, prev == nil
 	}
