@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -143,6 +144,31 @@ type httpTimeouts struct{ dial, response, body, idle time.Duration }
 // browsers do past 100.
 const maxHTTP2Streams = 100
 
+// msgHTTPServer is the message of the lines net/http's server writes of
+// its own (serverErrorLog).
+const msgHTTPServer = "http server"
+
+// serverErrorLog is the http.Server's ErrorLog. net/http writes lines
+// there that a client makes at will — one for each HTTP/2 GOAWAY it sends
+// with an error code ("http2: received GOAWAY …"), an admitted client's
+// line a connection — and without the client's address: they are folded
+// as failures of all sources are (faillog.FailedAll: the first of a text
+// in full, the next counted, at most MaxKindsPerSource texts told apart),
+// so that no client makes the log grow with its connections (found by
+// review of session 37).
+func serverErrorLog(failures *faillog.Log) *stdlog.Logger {
+	return stdlog.New(serverErrorLines{failures}, "", 0)
+}
+
+// serverErrorLines is serverErrorLog's writer: each Write is one line.
+type serverErrorLines struct{ failures *faillog.Log }
+
+func (w serverErrorLines) Write(p []byte) (int, error) {
+	line := strings.TrimSuffix(string(p), "\n")
+	w.failures.FailedAll(slog.LevelWarn, msgHTTPServer, "error", line, "error", line)
+	return len(p), nil
+}
+
 // newHTTPMode makes HTTP mode.
 func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *faillog.Log, timeouts httpTimeouts,
 	decide func(*http.Request) (*tlsbridge.Peer, error)) *httpMode {
@@ -226,7 +252,7 @@ func newHTTPMode(target string, dial targetAddr, log *slog.Logger, failures *fai
 		// was held for ever.
 		IdleTimeout: timeouts.idle,
 		HTTP2:       &http.HTTP2Config{MaxConcurrentStreams: maxHTTP2Streams},
-		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:    serverErrorLog(failures),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			ctx = tlsbridge.ConnContext(ctx, c) // decide's "from" address
 			h.mu.Lock()
