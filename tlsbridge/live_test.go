@@ -48,8 +48,9 @@ type liveServer struct {
 	addr  string
 	logs  *syncBuffer
 	// admitted counts the handshakes whose client the server admitted
-	// (a VerifyConnection after keytool's).
-	admitted atomic.Int64
+	// (a VerifyConnection after keytool's), in a server started by
+	// startLiveCounting; nil otherwise.
+	admitted *atomic.Int64
 	server   *Server
 	live     *LiveConns
 }
@@ -58,6 +59,20 @@ type liveServer struct {
 // then a "tick" every 50 ms until the request ends: a stream that never
 // ends on its own (/once: the greeting only).
 func startLive(t *testing.T) *liveServer {
+	t.Helper()
+	return startLiveWith(t, false)
+}
+
+// startLiveCounting is startLive with a caller's VerifyConnection in the
+// server's tls.Config, which counts the handshakes admitted (admitted).
+// The other live tests run without one: keytool's own VerifyConnection
+// alone, as most servers have it.
+func startLiveCounting(t *testing.T) *liveServer {
+	t.Helper()
+	return startLiveWith(t, true)
+}
+
+func startLiveWith(t *testing.T, counting bool) *liveServer {
 	t.Helper()
 	w := &liveServer{srv: newHome(t, jwk.EC256), opts: authkeys.HomeOptions(t.TempDir()), logs: &syncBuffer{}}
 	w.opts.Debounce = 5 * time.Millisecond
@@ -92,7 +107,10 @@ func startLive(t *testing.T) *liveServer {
 		}
 	})
 	cfg := srv.TLSConfig()
-	cfg.VerifyConnection = func(tls.ConnectionState) error { w.admitted.Add(1); return nil }
+	if counting {
+		w.admitted = new(atomic.Int64)
+		cfg.VerifyConnection = func(tls.ConnectionState) error { w.admitted.Add(1); return nil }
+	}
 	hs := &http.Server{Handler: srv.RequireAuthenticated(handler), TLSConfig: cfg, ConnState: live.ConnState, ConnContext: ConnContext,
 		ErrorLog: log.New(io.Discard, "", 0)} // refused handshakes
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -440,7 +458,7 @@ func TestLiveClosesConnectionThatSentNothing(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			w := startLive(t)
+			w := startLiveCounting(t)
 			alice, bob := newHome(t, jwk.EC256), newHome(t, jwk.EC256)
 			w.authorize(t, "alice", alice)
 			w.authorize(t, "bob", bob)
