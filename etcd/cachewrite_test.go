@@ -71,7 +71,7 @@ func TestCacheNotWrittenIsNotLeftBehind(t *testing.T) {
 	// in the cache's JSON, over trustfile.MaxSize (64 MiB).
 	big := bytes.Repeat([]byte("x"), 1400<<10)
 	for i := range 36 {
-		put(t, cli, prefix+"/bulk/"+strconv.Itoa(i), big)
+		putIdempotent(t, cli, prefix+"/bulk/"+strconv.Itoa(i), big)
 	}
 	rev := put(t, cli, Key(prefix, Revoked, "alice"), keyJSON(t, alice))
 	eventually(t, 60*time.Second, "the revocation not in the view, or the failed write not said", func() bool {

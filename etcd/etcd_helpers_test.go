@@ -13,6 +13,7 @@ import (
 
 	"github.com/keytool/keytool/etcd/internal/etcdtest"
 	"github.com/keytool/keytool/internal/freeport"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -157,6 +158,27 @@ func put(tb testing.TB, c *clientv3.Client, key string, val []byte) int64 {
 		tb.Fatal(err)
 	}
 	return r.Header.Revision
+}
+
+// putIdempotent is put, tried again (up to three times) when etcd
+// answers that the request timed out on its side: the put may or may not
+// have been applied, and writing the same value again is the same. A
+// large value under the race detector on a loaded machine took longer
+// than etcd's own request timeout (CI, 2026-12-05).
+func putIdempotent(tb testing.TB, c *clientv3.Client, key string, val []byte) int64 {
+	tb.Helper()
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r, err := c.Put(ctx, key, string(val))
+		cancel()
+		if err == nil {
+			return r.Header.Revision
+		}
+		if try == 3 || !errors.Is(err, rpctypes.ErrTimeout) {
+			tb.Fatal(err)
+		}
+		tb.Logf("put %s: %v; again", key, err)
+	}
 }
 
 func del(tb testing.TB, c *clientv3.Client, key string) int64 {
