@@ -4,6 +4,8 @@ package keydir
 
 import (
 	"crypto/sha256"
+	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -86,6 +88,13 @@ func TestExtendProvedEditsTheSnapshot(t *testing.T) {
 // files' stamps recorded however new. term is the query of key n.
 func provedLoader(t *testing.T) (l *Loader[string], srcs []string, term func(n int) Query) {
 	t.Helper()
+	return provedLoaderAfter(t, nil)
+}
+
+// provedLoaderAfter is provedLoader, calling before (if not nil) with the
+// sources' paths between the index's making and the proof.
+func provedLoaderAfter(t *testing.T, before func(srcs []string)) (l *Loader[string], srcs []string, term func(n int) Query) {
+	t.Helper()
 	old := StampRacy
 	StampRacy = 0
 	t.Cleanup(func() { StampRacy = old })
@@ -107,10 +116,28 @@ func provedLoader(t *testing.T) (l *Loader[string], srcs []string, term func(n i
 		t.Fatal(err)
 	}
 	first.Close()
+	if before != nil {
+		before(srcs)
+	}
 	l = New(cfg)
 	t.Cleanup(func() { l.Close() })
 	if err := l.LoadProved(term(0)); err != nil {
 		t.Fatal(err)
 	}
 	return l, srcs, term
+}
+
+// A directory inside a large revocation directory fails closed through
+// an early decision's proof too, which reads that directory from its own
+// listing (proveRevocations), as a full load does
+// (TestRevocationSubdirectoryFailsClosed).
+func TestRevocationSubdirectoryFailsClosedWhenProved(t *testing.T) {
+	l, _, _ := provedLoaderAfter(t, func(srcs []string) {
+		if err := os.Mkdir(filepath.Join(srcs[1], "old"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if s := l.Snapshot(); !errors.Is(s.RevocationErr, ErrRevocationSubdirectory) {
+		t.Fatalf("proved with a subdirectory in the revocation directory: RevocationErr = %v", s.RevocationErr)
+	}
 }

@@ -3,7 +3,6 @@
 package keydir
 
 import (
-	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -57,39 +56,4 @@ func TestRevocationSubdirectoryFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	failsClosed("a link to a directory", "linked")
-}
-
-// The same through an early decision's proof, which reads a large
-// revocation directory from its own listing (proveRevocations).
-func TestRevocationSubdirectoryFailsClosedWhenProved(t *testing.T) {
-	old := StampRacy
-	StampRacy = 0
-	t.Cleanup(func() { StampRacy = old })
-	srcs, index := indexedDirs(t, 2, 10)
-	term := func(n int) Query {
-		return Query{Terms: []Term{KeyTerm(sha256.Sum256([]byte(key(t, n).Fingerprint())))}}
-	}
-	cfg := Config[string]{
-		Sources: []Source{{Path: srcs[0], Dir: true}, {Path: srcs[1], Dir: true, Revocation: true}},
-		Index:   index, Home: filepath.Dir(index), Convert: fpConvert, Rescan: -1,
-		Terms: func(f *File[string], i int) []Term { return []Term{KeyTerm(sha256.Sum256([]byte(f.Items()[i])))} },
-	}
-	first := New(cfg)
-	write := first.IndexAfter(nil)
-	first.Reload()
-	if err := write(); err != nil {
-		t.Fatal(err)
-	}
-	first.Close()
-	if err := os.Mkdir(filepath.Join(srcs[1], "old"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	l := New(cfg)
-	defer l.Close()
-	if err := l.LoadProved(term(0)); err != nil {
-		t.Fatal(err)
-	}
-	if s := l.Snapshot(); !errors.Is(s.RevocationErr, ErrRevocationSubdirectory) {
-		t.Fatalf("proved with a subdirectory in the revocation directory: RevocationErr = %v", s.RevocationErr)
-	}
 }
