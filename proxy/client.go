@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,6 +68,14 @@ type ClientOptions struct {
 	// Metrics, if set, counts the handshakes with the target by result
 	// and reason, the open connections and their bytes (NewMetrics).
 	Metrics *Metrics
+	// AcceptHosts are names besides localhost (and *.localhost) that a
+	// web browser's request may name in Host, or come from in Origin:
+	// names this machine's users give the proxy's address (in
+	// /etc/hosts). A browser's request that names another host, or
+	// comes from a page of another site, is refused: the proxy presents
+	// its key for whoever reaches its port, and any web page the user
+	// opens can reach it (BrowserRequestError).
+	AcceptHosts []string
 }
 
 // Client is client mode: it accepts plain TCP and connects each
@@ -83,6 +92,7 @@ type Client struct {
 	explain func(error) error
 	l       *listener
 	metrics *Metrics
+	accept  []string // ClientOptions.AcceptHosts, lower case, no final dot
 }
 
 // NewClient checks opts and makes a Client; Serve starts it.
@@ -103,6 +113,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	if c.explain == nil {
 		c.explain = func(err error) error { return err }
+	}
+	for _, h := range opts.AcceptHosts {
+		c.accept = append(c.accept, strings.TrimSuffix(strings.ToLower(h), "."))
 	}
 	c.l = newListener(opts.Logger, "client", opts.Target, c.handle)
 	c.l.store, c.l.what = opts.Store, "pinned"
@@ -274,8 +287,14 @@ func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 	}
 	c.logConn(ctx, "connected", attrs)
 	c.metrics.opened()
-	out, in, idled, ended := pipe(ctx, conn, raw, c.idle)
+	// The local side's first request is looked at before it goes on: a
+	// web page of another site must not act with this proxy's key.
+	gate := &browserGate{Conn: raw, accept: c.accept}
+	out, in, idled, ended := pipe(ctx, conn, gate, c.idle)
 	c.metrics.closed(in, out)
+	if gate.refused != nil {
+		c.log.Warn("refused a browser's cross-site request", append(attrs, "reason", gate.refused.Reason)...)
+	}
 	if idled {
 		c.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", c.idle.String())...)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/enroll"
+	"github.com/keytool/keytool/internal/dnsname"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/jwk"
@@ -32,6 +33,7 @@ type proxyOptions struct {
 	listen, target   string
 	client           bool
 	hosts            []string
+	acceptHosts      []string // --accept-host (client mode)
 	handshakeTimeout time.Duration
 	idleTimeout      time.Duration
 	drainTimeout     time.Duration
@@ -78,6 +80,14 @@ target's key against trusted_hosts.d under --strict-host-keys. The target
 is checked once at start, so that an unknown host's question is asked then
 (on the terminal) and not in the middle of traffic; without a terminal an
 unknown host is refused with the 'keytool trust-host' command to run.
+Whoever reaches --listen acts with the home's key, and every web page the
+user's browser opens can reach a loopback port: a browser's request that
+names a host other than localhost (*.localhost) or an IP address (DNS
+rebinding), that comes from a page of another site (Origin), or that the
+browser marks Sec-Fetch-Site: cross-site (but a link followed) is answered
+403 and logged ("refused a browser's cross-site request"), nothing of it
+sent. --accept-host NAMES allows names of yours for this machine (as in
+/etc/hosts). Streams that are not HTTP/1.x pass as they are.
 
 Logs go to standard error, as log/slog text (--log-format json: one JSON
 object a line), at --log-level info and above by default. Refused
@@ -239,6 +249,7 @@ Example:
 			set.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
 			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port; in server mode also unix:/path/of.sock)")
 			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
+			set.StringSliceVar(&o.acceptHosts, "accept-host", nil, "with --client: let a web browser's requests name `NAMES` (comma-separated; names of yours for this machine, as in /etc/hosts) besides localhost and IP addresses")
 			set.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
 			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
 			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half (with --http: between requests), close the connection when nothing moves for `DURATION`")
@@ -338,6 +349,14 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 	}
 	if o.http && o.proxyProtocol {
 		return usagef("--http tells the target who connected in headers; use it or --proxy-protocol, not both")
+	}
+	if !o.client && len(o.acceptHosts) > 0 {
+		return usagef("--accept-host names the hosts a browser's requests to a client proxy may name; it is for --client")
+	}
+	for _, h := range o.acceptHosts {
+		if h = strings.TrimSuffix(h, "."); !dnsname.Valid(h) {
+			return usagef("--accept-host %q is not a DNS name (IP addresses and localhost are accepted without it)", h)
+		}
 	}
 	if o.client && len(o.hosts) > 0 {
 		return usagef("--host names the server's certificate; it has no use with --client")
@@ -746,7 +765,7 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 	p, err := proxy.NewClient(proxy.ClientOptions{
 		ConnLevel: slog.LevelDebug, // --log-level debug shows them
 		TLS:       client, Target: o.target, HandshakeTimeout: o.handshakeTimeout, IdleTimeout: o.idleTimeout,
-		Logger: log, Store: hosts, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics,
+		Logger: log, Store: hosts, KeepOpenOnRevoke: o.keepOpen, Metrics: ops.metrics, AcceptHosts: o.acceptHosts,
 		Trust: func(conn *tls.Conn) string {
 			otherwise := "accepted once"
 			if client.AcceptedByDNS(o.target, conn.ConnectionState()) {
