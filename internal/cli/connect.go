@@ -151,7 +151,7 @@ func (c *cli) connect(addr string, verbose, visual bool, timeout time.Duration) 
 		fmt.Fprintf(c.stderr, "keytool connect: connected to %s, %s: %s key %s, %s\n",
 			where, tls.VersionName(cs.Version), alg,
 			jwk.FormatFingerprint(sha256.Sum256(leaf.RawSubjectPublicKeyInfo)),
-			hostTrust(conn, hosts, addr, viaCA, otherwise))
+			hostTrust(conn, hosts, addr, c.purpose, viaCA, otherwise))
 	}
 	// Live revocation: the host's key decided again on each change of
 	// the trusted hosts (and every second in PKI mode); the connection

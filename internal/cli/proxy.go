@@ -771,7 +771,7 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 			if client.AcceptedByDNS(o.target, conn.ConnectionState()) {
 				otherwise = trustDNS
 			}
-			return hostTrust(conn, hosts, o.target, pki != nil, otherwise)
+			return hostTrust(conn, hosts, o.target, c.purpose, pki != nil, otherwise)
 		},
 		Explain: func(err error) error {
 			// A timeout in the words connect uses for it (handshakeFailure),
@@ -806,15 +806,17 @@ func (c *cli) newProxyClient(ctx context.Context, o proxyOptions, ids *tlsbridge
 	return p, nil
 }
 
-// hostTrust says why conn's server key was accepted: "pinned", "PKI" (the
-// CA), else otherwise.
-func hostTrust(conn *tls.Conn, hosts *knownhosts.Store, addr string, pki bool, otherwise string) string {
+// hostTrust says why conn's server key was accepted: "pinned" (for the
+// connection's purpose: a pin for another purpose only did not admit it,
+// and saying "pinned" of a key --insecure let in hid that it was not
+// verified, found by review, 2026-12-05), "PKI" (the CA), else otherwise.
+func hostTrust(conn *tls.Conn, hosts *knownhosts.Store, addr, purpose string, pki bool, otherwise string) string {
 	cs := conn.ConnectionState()
 	if len(cs.PeerCertificates) == 0 {
 		return "unknown"
 	}
 	leaf := cs.PeerCertificates[0]
-	if knownhosts.WithCertificate(hosts.Decide(addr, sha256.Sum256(leaf.RawSubjectPublicKeyInfo)), addr, leaf).Verdict == knownhosts.Pinned {
+	if knownhosts.WithCertificate(hosts.DecidePurpose(addr, purpose, sha256.Sum256(leaf.RawSubjectPublicKeyInfo)), addr, leaf).Verdict == knownhosts.Pinned {
 		return "pinned"
 	}
 	if pki {
