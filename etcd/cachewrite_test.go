@@ -55,6 +55,12 @@ func (l *cacheLog) said(part string) bool {
 // alice, revoked after it, was admitted from it). No cache: every key is
 // refused until etcd answers.
 func TestCacheNotWrittenIsNotLeftBehind(t *testing.T) {
+	if testing.Short() {
+		// The race step of CI runs -short: there, on a loaded machine,
+		// etcd timed out a put or the view came after a minute (twice,
+		// 2026-12-05). The plain step runs it.
+		t.Skip("50 MiB of values through etcd and the view; run without -short")
+	}
 	ms := startCluster(t, 1)
 	cli := client(t, ms[0].endpoint())
 	alice := keydirtest.Key(t, 1)
