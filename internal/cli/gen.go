@@ -91,6 +91,9 @@ the identity's certificate names, and without -t the identity's type; a
 type weaker than the identity's (a smaller curve or RSA modulus, or RSA
 after ec384) is refused, as its peers would refuse to learn it. The next
 key signs its own announcement: peers learn only keys whose holder did.
+A new identity (--force) keeps the next key and announces it, and gen
+says so; one weaker than the new identity is refused, as the home would
+not load with it.
 
 gen and rotate on one home take turns, through its lock file
 HOME/.keytool.lock (0600): the private key and its public half are always
@@ -240,6 +243,18 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if len(existing) > 0 && !force {
 		return c.refuseExisting(again, keepCmd, existing...) // another gen made one meanwhile
 	}
+	// The home's next key stays beside the new identity, which announces
+	// it: one weaker than the new key would make the home refuse to load
+	// (tlsbridge.CheckNextKey), and a running proxy go on presenting the
+	// key replaced here — the key a compromise has gen --force replace.
+	retry := c.command(append([]string{"gen"}, again...)...)
+	if force {
+		retry = c.withForce(append([]string{"gen"}, again...))
+	}
+	nextNote, err := c.nextBeside(k, retry)
+	if err != nil {
+		return err
+	}
 	// What --force replaces, described before it is gone.
 	replaced := make([]string, len(existing))
 	for i, p := range existing {
@@ -290,7 +305,48 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if names, _ := k.Attrs.List(jwk.AttrNames); len(names) > 0 {
 		fmt.Fprintf(c.stdout, "Certificate names: %s\n", strings.Join(names, ", "))
 	}
+	if nextNote != "" {
+		fmt.Fprintln(c.stdout, nextNote)
+	}
 	return nil
+}
+
+// nextBeside checks the home's next key (key.next.*, from gen --next)
+// against k, the identity gen is about to write beside it, and returns
+// the note gen prints of it: the next key stays, announced by the new
+// identity and made current by rotate. A next key weaker than k is
+// refused, nothing written: LoadHomeIdentity refuses such a home
+// (CheckNextKey), so every command, a restart and a running proxy's
+// reload would fail, the proxy presenting the replaced key meanwhile
+// (found by review, 2026-12-05). Nothing is checked for -i, which has no
+// next key, nor for a next key that does not load: the home refused it
+// before, and gen, the way to replace a bad identity, is not stopped.
+// retry is the gen command that makes k's kind of key again.
+func (c *cli) nextBeside(k *jwk.Key, retry string) (string, error) {
+	if c.identity != "" {
+		return "", nil
+	}
+	file, err := jwk.FindNextKey(c.home)
+	if err != nil || file == "" {
+		return "", nil
+	}
+	next, err := tlsbridge.ReadHomeKey(c.home, file)
+	if err != nil {
+		return "", nil
+	}
+	rm := "rm " + shellQuote(file)
+	for _, p := range c.layout().NextPublic() {
+		if _, err := os.Lstat(p); err == nil {
+			rm += " " + shellQuote(p)
+		}
+	}
+	if err := tlsbridge.CheckNextKey(k, next); err != nil {
+		return "", fmt.Errorf("the home's next key %s (%s, %s) is weaker than the new %s identity: the home would not load with it (its peers refuse a rotation to a weaker key), and a running proxy would go on presenting the identity it replaces; nothing was written. Remove the next key (%s), or make one at least as strong first (%s), then: %s",
+			file, next.Algorithm(), next.Fingerprint(), k.Algorithm(), rm,
+			c.command("gen", "--next", "--force", "-t", string(k.Type())), retry)
+	}
+	return fmt.Sprintf("The next key %s (%s) stays: the new identity announces it, and rotate makes it current. If the identity replaced was compromised, so may it be: remove it (%s)",
+		file, next.Fingerprint(), rm), nil
 }
 
 // identityFiles returns the identity files at keyPath that gen finds

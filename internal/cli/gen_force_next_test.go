@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// TestGenForceKeepsTheHomeLoadable: gen --force (or gen in a home whose
+// key.* was removed by hand) makes an identity beside the next key that
+// gen --next made for the one it replaces. The next key stays, and the new
+// identity announces it; one weaker than the new identity (an ECDSA P-256
+// next key, a new P-384 identity) is refused at load (CheckNextKey), so
+// the home would not load: a running proxy refuses the reload and goes on
+// presenting the replaced key — the one a compromise had gen --force
+// replace — and a restart fails. gen refuses it, writing nothing, and
+// names the next key; a next key the new identity can announce stays, and
+// gen says so, since it may have been taken with the identity it
+// replaces. Before (found by review, 2026-12-05): exit 0, "Generated
+// ECDSA P-384 key", and a home no command could load.
+func TestGenForceKeepsTheHomeLoadable(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	keytoolOK(t, "-H", home, "gen")
+	keytoolOK(t, "-H", home, "gen", "--next")
+	keyFile := filepath.Join(home, "key.json")
+	before, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := keytoolCmd("-H", home, "gen", "--force", "-t", "ec384")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), filepath.Join(home, "key.next.json")) {
+		t.Errorf("gen --force -t ec384 beside a P-256 next key: exit %d, want 1 naming the next key:\n%s", code, out)
+	}
+	if now, _ := os.ReadFile(keyFile); !bytes.Equal(now, before) {
+		t.Errorf("the refused gen --force wrote %s", keyFile)
+	}
+	if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err != nil {
+		t.Errorf("the home no longer loads: %v", err)
+	}
+
+	// A key removed by hand, then gen: the same rule.
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	cmd = keytoolCmd("-H", home, "gen", "-t", "ec384")
+	out, _ = cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("gen -t ec384 beside a P-256 next key, no identity: exit %d, want 1:\n%s", code, out)
+	}
+	if _, err := os.Lstat(keyFile); err == nil {
+		t.Errorf("the refused gen wrote %s", keyFile)
+	}
+
+	// A next key the new identity can announce: it stays, and gen says so.
+	stdout := keytoolOK(t, "-H", home, "gen", "-t", "ed25519")
+	if !strings.Contains(stdout, "key.next.json") {
+		t.Errorf("gen beside a next key did not say that it stays announced:\n%s", stdout)
+	}
+	if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err != nil {
+		t.Errorf("the home does not load: %v", err)
+	}
+}
