@@ -302,10 +302,11 @@ var readHomeKeyFile = trustfile.Rule.ReadFile
 // created with jwk.CreateNew, whose last step is a hard link that never
 // replaces a file, so exactly one of them writes it and the others load
 // that key (the one that wrote it writes pub_key.json before it
-// returns). None of them ever sees a partly written key, and a home never
-// ends with two keys. An identity that exists but cannot be loaded (bad
-// permissions, a file that does not parse, several identities) is an
-// error: it is never replaced.
+// returns). An identity a keytool gen made meanwhile, in any format, is
+// found under the lock of the identity's writers and loaded. None of them
+// ever sees a partly written key, and a home never ends with two keys. An
+// identity that exists but cannot be loaded (bad permissions, a file that
+// does not parse, several identities) is an error: it is never replaced.
 func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id *Identity, generated bool, err error) {
 	id, err = LoadHomeIdentity(home, opts)
 	var none *jwk.NoIdentityError
@@ -339,6 +340,15 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 		return nil, false, err
 	}
 	defer unlock()
+	// Looked for again under the lock: a keytool gen that held it may
+	// have made the identity meanwhile, in any format. The create-only
+	// write below sees key.json alone, and key.json beside gen's key.pem
+	// would be a home of two identities, which nothing loads (found by
+	// review, 2026-12-05).
+	if _, err := jwk.FindIdentity(home); !errors.As(err, &none) {
+		id, err = LoadHomeIdentity(home, opts)
+		return id, false, err
+	}
 	h := homedir.Dir(home)
 	keyFile := h.Identity()[0] // key.json
 	switch err := jwk.WritePrivateKeyFile(keyFile, k, jwk.JWK, jwk.CreateNew); {
