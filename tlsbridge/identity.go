@@ -205,11 +205,43 @@ func presentKey(k *jwk.Key, certFile string, opts CertOptions) (*Identity, error
 	// The certificate is read like every trust file: bounded, never
 	// blocking, and refused when someone else could have written it (a
 	// certificate for another key is refused below in any case).
-	data, _, err := trustfile.Rule{Top: filepath.Dir(certFile)}.ReadFile(certFile)
+	data, err := readCertFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	return NewIdentityWithChain(k, certFile, data)
+}
+
+// readCertFile reads the identity's certificate chain, certFile, as a
+// trust file. One that holds a private key besides — a certificate and
+// its key in one file, as HAProxy takes them — is a private key file, and
+// must not be readable by group or others (*jwk.PermissionError), as
+// key.* must not: only its CERTIFICATE blocks are read, so the key in it
+// would be left readable by every user without a word (found by review,
+// 2026-12-05).
+func readCertFile(certFile string) ([]byte, error) {
+	data, fi, err := trustfile.Rule{Top: filepath.Dir(certFile)}.ReadFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("tlsbridge: the identity's certificate %s: %w", certFile, err)
 	}
-	return NewIdentityWithChain(k, certFile, data)
+	if fi.Mode().Perm()&0o077 != 0 && holdsPrivateKeyBlock(data) {
+		return nil, &jwk.PermissionError{File: certFile, Mode: uint32(fi.Mode().Perm())}
+	}
+	return data, nil
+}
+
+// holdsPrivateKeyBlock reports whether PEM data holds a private key block
+// of any kind: PRIVATE KEY, EC, RSA, ENCRYPTED or OPENSSH PRIVATE KEY.
+func holdsPrivateKeyBlock(data []byte) bool {
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			return false
+		}
+		if strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			return true
+		}
+	}
 }
 
 // LoadHomeIdentity loads the identity of a keytool home: the single

@@ -11,7 +11,6 @@ import (
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	homedir "github.com/keytool/keytool/internal/home"
-	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 )
 
@@ -266,9 +265,9 @@ func certFitsNext(certFile string, next *jwk.Key) error {
 	if _, err := os.Lstat(certFile); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	data, _, err := trustfile.Rule{Top: filepath.Dir(certFile)}.ReadFile(certFile)
+	data, err := readCertFile(certFile)
 	if err != nil {
-		return fmt.Errorf("tlsbridge: the identity's certificate %s: %w", certFile, err)
+		return err
 	}
 	if _, err := NewIdentityWithChain(next, certFile, data); err != nil {
 		return fmt.Errorf("tlsbridge: not rotating: %w", err)
