@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/jwk"
 	"github.com/spf13/pflag"
 )
 
@@ -42,7 +43,8 @@ instead, leaf first, and --host has no effect.
 --key-out FILE writes the identity's private key as an unencrypted PKCS#8
 PEM "PRIVATE KEY" (mode 0600) for software that cannot read key.json, such
 as nginx (ssl_certificate_key). An existing FILE is never replaced without
---force.`,
+--force, nor with it when FILE holds public keys or certificates only (a
+pub_key.json, the certificate -o wrote): those are made to be shared.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.StringVarP(&out, "output", "o", "", "write the certificate to `FILE` instead of standard output")
 			set.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the certificate names (comma-separated)")
@@ -92,6 +94,9 @@ func (c *cli) cert(out string, hosts []string, keyOut string, force bool, again 
 		}
 	}
 	if keyOut != "" {
+		if err := keyOutPublic(keyOut); err != nil {
+			return err
+		}
 		der, err := x509.MarshalPKCS8PrivateKey(id.Key.Signer())
 		if err != nil {
 			return err
@@ -120,4 +125,23 @@ func (c *cli) cert(out string, hosts []string, keyOut string, force bool, again 
 	}
 	fmt.Fprintf(c.stderr, "Wrote the certificate of %s to %s\n", id.Key.Fingerprint(), out)
 	return nil
+}
+
+// keyOutPublic refuses, even with --force, to write the private key over a
+// --key-out FILE that holds public keys or certificates only: the home's
+// pub_key.json, a client's key, the certificate -o wrote (-o and
+// --key-out swapped) — files made to be copied to other machines, where
+// the private key would then go, as gen -i refuses (publicOnly). Found by
+// review, 2026-12-05: --force wrote it.
+func keyOutPublic(path string) error {
+	keys, err := jwk.ReadFile(path)
+	if err != nil || len(keys) == 0 {
+		return nil
+	}
+	for _, k := range keys {
+		if k.IsPrivate() {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s holds a public key or certificate%s, not a private key: --key-out never writes the private key over one, --force or not (it is made to be shared, and the key would go with it); name a file of its own for the key", path, describeKeys(keys))
 }
