@@ -257,9 +257,9 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	certFile := homedir.Dir(home).Cert()
-	if _, err := os.Stat(certFile); err != nil {
-		certFile = ""
+	certFile, err := HomeCertFile(homedir.Dir(home).Cert())
+	if err != nil {
+		return nil, err
 	}
 	if certFile == "" && len(opts.Next) == 0 {
 		// A CA-issued certificate cannot carry the announcement: the CA,
@@ -279,6 +279,26 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 		}
 	}
 	return presentKey(k, certFile, opts)
+}
+
+// HomeCertFile returns certFile, the identity's CA-issued certificate
+// (cert.pem), if it is there, and "" if it is not. Only a name that is not
+// there at all is no certificate: a link whose target is gone (a chain
+// linked from where a renewal tool keeps it, removed meanwhile) is there,
+// and reading it says why it does not load, as for every trust input's
+// dangling link. Taken for no cert.pem (os.Stat fails through it), the
+// identity was presented with a self-signed certificate instead, which
+// every client verifying through the CA refuses, and a watching server
+// reloaded to it rather than keep the chain it presented (found by review,
+// 2026-12-05).
+func HomeCertFile(certFile string) (string, error) {
+	switch _, err := os.Lstat(certFile); {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("tlsbridge: the identity's certificate %s: %w", certFile, err)
+	}
+	return certFile, nil
 }
 
 // ReadHomeKey reads a private key of the keytool home: its identity

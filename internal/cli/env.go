@@ -36,9 +36,9 @@ func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
 	if c.identity == "" {
 		return tlsbridge.LoadHomeIdentity(c.keyHome(), opts)
 	}
-	certFile := c.layout().Cert()
-	if _, err := os.Stat(certFile); err != nil {
-		certFile = ""
+	certFile, err := tlsbridge.HomeCertFile(c.layout().Cert())
+	if err != nil {
+		return nil, err
 	}
 	return tlsbridge.LoadIdentity(c.identity, certFile, opts)
 }
