@@ -113,6 +113,9 @@ func (c *cli) cert(out string, hosts []string, keyOut string, force bool, again 
 		if err != nil {
 			return fmt.Errorf("writing the private key: %w", err)
 		}
+		// Copies of the key that killed writes of FILE left, as a write
+		// of the identity removes them (jwk.WritePrivateKeyFile).
+		atomicfile.RemoveStale(keyOut)
 		fmt.Fprintf(c.stderr, "Wrote the private key of %s to %s (PKCS#8 PEM, mode 0600)\n", id.Key.Fingerprint(), keyOut)
 	}
 	data := id.CertificatePEM()
