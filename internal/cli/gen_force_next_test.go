@@ -66,3 +66,31 @@ func TestGenForceKeepsTheHomeLoadable(t *testing.T) {
 		t.Errorf("the home does not load: %v", err)
 	}
 }
+
+// TestListShowsANextKeyTheIdentityCannotAnnounce: a home whose next key
+// is weaker than its identity (made by hand, or by a gen --force before
+// gen refused it) does not load — no server starts on it, a running one
+// refuses every reload — though each of its keys reads: keytool list
+// names it among the problems. Before (found by review, 2026-12-05): the
+// overview read each key alone and said "Problems: none".
+func TestListShowsANextKeyTheIdentityCannotAnnounce(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	keytoolOK(t, "-H", home, "gen")
+	keytoolOK(t, "-H", home, "gen", "--next")
+	next, aside := filepath.Join(home, "key.next.json"), filepath.Join(home, "next.aside")
+	if err := os.Rename(next, aside); err != nil {
+		t.Fatal(err)
+	}
+	keytoolOK(t, "-H", home, "gen", "--force", "-t", "ec384")
+	if err := os.Rename(aside, next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err == nil {
+		t.Fatal("the home loads: the test made no weaker next key")
+	}
+	cmd := keytoolCmd("-H", home, "list")
+	out, _ := cmd.CombinedOutput()
+	if strings.Contains(string(out), "Problems: none") || !strings.Contains(string(out), "weaker") {
+		t.Errorf("list of a home whose next key is weaker than its identity (exit %d):\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+}

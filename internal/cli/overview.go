@@ -238,6 +238,13 @@ func (c *cli) overviewIdentity(o *overview, lf listFlags) {
 	}
 	if _, err := os.Lstat(c.layout().Cert()); err == nil {
 		o.Identity.Certificate = c.layout().Cert()
+	}
+	// The identity as a server loads it: the key with its certificate,
+	// or with the next key it announces — a next key weaker than the
+	// identity does not load (tlsbridge.CheckNextKey) though each key
+	// reads, and a list that said "Problems: none" of a home no server
+	// could start with was found by review, 2026-12-05.
+	if o.Identity.Certificate != "" || o.Identity.Next != nil {
 		if _, err := c.loadIdentity(); err != nil {
 			o.problem(c, err)
 		}
