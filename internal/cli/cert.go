@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
 	"github.com/spf13/pflag"
 )
@@ -44,7 +46,10 @@ instead, leaf first, and --host has no effect.
 PEM "PRIVATE KEY" (mode 0600) for software that cannot read key.json, such
 as nginx (ssl_certificate_key). An existing FILE is never replaced without
 --force, nor with it when FILE holds public keys or certificates only (a
-pub_key.json, the certificate -o wrote): those are made to be shared.`,
+pub_key.json, the certificate -o wrote): those are made to be shared.
+Neither FILE may be the home's own: --key-out HOME/key.pem would be a
+second identity, which the home cannot load, and -o HOME/cert.pem a
+certificate presented in place of the identity's own.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.StringVarP(&out, "output", "o", "", "write the certificate to `FILE` instead of standard output")
 			set.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the certificate names (comma-separated)")
@@ -84,6 +89,9 @@ pub_key.json, the certificate -o wrote): those are made to be shared.`,
 // cert prints or writes the identity's certificate, and with keyOut its
 // private key; again is the command as given (the advice of a refusal).
 func (c *cli) cert(out string, hosts []string, keyOut string, force bool, again []string) error {
+	if err := c.notTheHomesOwn(out, keyOut); err != nil {
+		return err
+	}
 	id, err := c.loadIdentity(hosts...)
 	if err != nil {
 		return err
@@ -147,4 +155,37 @@ func keyOutPublic(path string) error {
 		}
 	}
 	return fmt.Errorf("%s holds a public key or certificate%s, not a private key: --key-out never writes the private key over one, --force or not (it is made to be shared, and the key would go with it); name a file of its own for the key", path, describeKeys(keys))
+}
+
+// notTheHomesOwn refuses a -o or --key-out FILE that is a file of the
+// home's identity — cert -o cert.pem --key-out key.pem, nginx's usual
+// names, run in the home directory: the key would be a second identity
+// beside key.json (a home of two identities loads nowhere: no command, no
+// restart, and a running proxy refuses every reload), the certificate the
+// home's cert.pem, putting it in PKI mode with a certificate frozen at
+// that moment, which announces no next key and which rotate refuses. Found
+// by review, 2026-12-05: both were written, exit 0.
+func (c *cli) notTheHomesOwn(out, keyOut string) error {
+	if c.isHomeFile(keyOut, append(home.IdentityNames(), home.NextNames()...)...) {
+		return fmt.Errorf("%s is where the home %s keeps its identity's private key: --key-out writes a copy for other software, which next to the identity would be a second identity, and the home would load nowhere; write it elsewhere (nginx reads any path)", keyOut, c.keyHome())
+	}
+	if c.isHomeFile(out, filepath.Base(c.layout().Cert())) {
+		return fmt.Errorf("%s is where the home %s keeps a CA-issued certificate (PKI mode): this one would be presented in place of the certificate made at each start, naming no next key; write it elsewhere", out, c.keyHome())
+	}
+	return nil
+}
+
+// isHomeFile reports whether path is one of names in the directory of the
+// home whose identity the command uses, however it is spelled (relative,
+// through a link to the directory).
+func (c *cli) isHomeFile(path string, names ...string) bool {
+	if path == "" || path == "-" || !slices.Contains(names, filepath.Base(path)) {
+		return false
+	}
+	dir, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return false
+	}
+	h, err := os.Stat(c.keyHome())
+	return err == nil && os.SameFile(dir, h)
 }
