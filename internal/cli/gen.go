@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/keytool/keytool/internal/atomicfile"
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
@@ -54,7 +56,9 @@ func genCommand() *command {
 		help: `Writes the private key to HOME/key.json (or key.pem with -f pem), mode 0600,
 and its public half to HOME/pub_key.json, mode 0644, creating HOME (0700) if
 needed. With -i FILE the private key goes to FILE and the public half beside
-it, as pub_<name>. An existing identity is never replaced without --force.
+it, as pub_<name>; FILE may not be a file of the home's identity (key.*,
+key.next.*), which gen makes without -i. An existing identity is never
+replaced without --force.
 
 --host NAME,… saves DNS names and IP addresses in the private key: the
 identity's self-signed certificate names them from then on (cert --host and
@@ -205,6 +209,9 @@ func (c *cli) makeKeyDir(keyPath string) error {
 // the advice of a refusal repeats, and keepCmd the gen --keep-key command
 // it offers first when names were given ("" when none were).
 func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force bool, again []string, keepCmd string) error {
+	if err := c.homesOwnByName(); err != nil {
+		return err
+	}
 	keyPath := c.identity
 	if keyPath == "" {
 		keyPath = filepath.Join(c.home, "key"+f.Ext())
@@ -347,6 +354,33 @@ func (c *cli) nextBeside(k *jwk.Key, retry string) (string, error) {
 	}
 	return fmt.Sprintf("The next key %s (%s) stays: the new identity announces it, and rotate makes it current. If the identity replaced was compromised, so may it be: remove it (%s)",
 		file, next.Fingerprint(), rm), nil
+}
+
+// homesOwnByName refuses a -i FILE that is a file of the home's identity
+// (key.*, key.next.*): keytool -i key.pem gen run in the home directory,
+// as gen -f key.pem's advice has it. -i writes a key file as any other,
+// so beside key.json it would make a second identity, which nothing
+// loads, and write its public half over pub_key.json, the identity's —
+// without the home's lock, its rule or its next key's check (found by
+// review, 2026-12-05). gen without -i makes the home's identity.
+func (c *cli) homesOwnByName() error {
+	if c.identity == "" {
+		return nil
+	}
+	name := filepath.Base(c.identity)
+	next := slices.Contains(home.NextNames(), name)
+	if !next && !slices.Contains(home.IdentityNames(), name) || !c.isHomeFile(c.identity, name) {
+		return nil
+	}
+	args := "gen"
+	if next {
+		args += " --next"
+	}
+	if filepath.Ext(name) == ".pem" {
+		args += " -f pem"
+	}
+	return fmt.Errorf("%s is a file of the home %s's identity, which -i does not write (another key there would be a second identity, which the home cannot load, and its public half would replace the identity's); gen makes the home's own without -i: keytool%s %s",
+		c.identity, c.home, c.homeFlag(), args)
 }
 
 // identityFiles returns the identity files at keyPath that gen finds

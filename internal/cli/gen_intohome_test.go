@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/tlsbridge"
+)
+
+// TestGenIdentityFileOfTheHome: keytool -i key.pem gen run in the home
+// directory — the command keytool's own advice gives for gen -f key.pem
+// (ssh-keygen's -f) — names a file of the home's identity by -i, which
+// gen writes as any key file: beside key.json a second identity, which
+// nothing loads, with pub_key.json rewritten to the new key's public
+// half, no longer the identity's. gen refuses it, writing nothing, with
+// the command that makes the home's identity. Before (found by review,
+// 2026-12-05): exit 0, and a home of two identities.
+func TestGenIdentityFileOfTheHome(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	keytoolOK(t, "-H", home, "gen")
+	pub := filepath.Join(home, "pub_key.json")
+	before, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-i", "key.pem", "gen"},
+		{"-i", "key.next.json", "gen"},
+		{"-i", filepath.Join(home, "key.jwk"), "gen", "--force"},
+	} {
+		cmd := exec.Command("keytool", append([]string{"-H", home}, args...)...)
+		noTerminal(cmd)
+		cmd.Dir = home
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "keytool -H "+home+" gen") {
+			t.Errorf("keytool %s in the home: exit %d, want 1 with the command that makes the home's identity:\n%s", strings.Join(args, " "), code, out)
+		}
+		for _, name := range []string{"key.pem", "key.jwk", "key.next.json", "pub_key.pem", "pub_key.next.json"} {
+			if _, err := os.Lstat(filepath.Join(home, name)); err == nil {
+				t.Errorf("keytool %s wrote %s", strings.Join(args, " "), name)
+				os.Remove(filepath.Join(home, name))
+			}
+		}
+		if now, _ := os.ReadFile(pub); !bytes.Equal(now, before) {
+			t.Errorf("keytool %s rewrote pub_key.json", strings.Join(args, " "))
+			os.WriteFile(pub, before, 0o644)
+		}
+	}
+	if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err != nil {
+		t.Errorf("the home does not load: %v", err)
+	}
+}
