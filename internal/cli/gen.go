@@ -272,7 +272,15 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if force {
 		mode = jwk.Overwrite
 	}
-	if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
+	if len(others) == 1 && len(existing) == 1 {
+		// The identity in another format (key.json, for -f pem): replaced
+		// through its own name, so that the home holds one identity at
+		// every moment.
+		if err := replaceKeyFile(others[0], keyPath, k, f); err != nil {
+			return err
+		}
+		others = nil
+	} else if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return c.refuseExisting(again, keepCmd, keyPath) // another process won the race
 		}
@@ -354,6 +362,24 @@ func (c *cli) nextBeside(k *jwk.Key, retry string) (string, error) {
 	}
 	return fmt.Sprintf("The next key %s (%s) stays: the new identity announces it, and rotate makes it current. If the identity replaced was compromised, so may it be: remove it (%s)",
 		file, next.Fingerprint(), rm), nil
+}
+
+// replaceKeyFile replaces the private key file old with k, in format f,
+// at path — old's role (the identity, the next key) in another format's
+// name, which does not exist — so that the home holds one key file of the
+// role at every moment: k is first written over old, atomically (readers
+// parse a key by its content, not its name), then old is renamed to path.
+// Written at path, then old removed, a kill or a crash in between left
+// both, and a home of two identities, or two next keys, loads nowhere
+// until one is removed by hand (found by review, 2026-12-05).
+func replaceKeyFile(old, path string, k *jwk.Key, f jwk.Format) error {
+	if err := jwk.WritePrivateKeyFile(old, k, f, jwk.Overwrite); err != nil {
+		return err
+	}
+	if err := os.Rename(old, path); err != nil {
+		return fmt.Errorf("the new key is in %s, still under the name of the key it replaces: %w", old, err)
+	}
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // homesOwnByName refuses a -i FILE that is a file of the home's identity

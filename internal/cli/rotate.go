@@ -71,7 +71,14 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	if force {
 		mode = jwk.Overwrite
 	}
-	if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
+	if len(existing) == 1 && existing[0] != keyPath {
+		// The next key in another format: replaced through its own name,
+		// so that the home never holds two next keys (replaceKeyFile).
+		if err := replaceKeyFile(existing[0], keyPath, k, f); err != nil {
+			return err
+		}
+		existing = nil
+	} else if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
 		return err
 	}
 	for _, p := range existing {
