@@ -101,19 +101,26 @@ func rotateHome(home string) (*Rotation, error) {
 		}
 		return nil, err
 	}
-	if err := os.Rename(nextFile, r.KeyFile); err != nil {
+	// The next key takes the identity's own name, in one rename, even
+	// when it has another format (keys are read by their content): then
+	// it is renamed to its format's name, in another. The home holds one
+	// identity at every moment. Renamed to key.pem beside key.json, which
+	// was removed after the check, a kill in between left two identities,
+	// which nothing loads (found by review, 2026-12-05).
+	keyFile := r.KeyFile
+	r.KeyFile = cur
+	if err := os.Rename(nextFile, cur); err != nil {
 		return nil, fmt.Errorf("tlsbridge: the identity is still %s (also kept as %s): %w", cur, r.OldFile, err)
 	}
-	if err := checkMoved(home, nextFile, r.KeyFile, next); err != nil {
+	if err := checkMoved(home, nextFile, cur, next); err != nil {
 		err.Fix, err.Undo = putBack(home, cur, nextFile, r)
 		return nil, err
 	}
-	if r.KeyFile != cur {
-		// The next key had another format: the old name goes (it is kept
-		// as OldFile), or the home would hold two identities.
-		if err := os.Remove(cur); err != nil {
-			return r, fmt.Errorf("tlsbridge: the identity is %s, but %s could not be removed: %w", r.KeyFile, cur, err)
+	if keyFile != cur {
+		if err := os.Rename(cur, keyFile); err != nil {
+			return r, fmt.Errorf("tlsbridge: the identity is the next key, but still in %s, not %s: %w", cur, keyFile, err)
 		}
+		r.KeyFile = keyFile
 	}
 	if err := atomicfile.SyncDir(home); err != nil {
 		return r, err
@@ -197,25 +204,14 @@ func putBack(home, cur, nextFile string, r *Rotation) (string, error) {
 	kept, linkErr := nextFile, os.Link(r.KeyFile, nextFile)
 	if linkErr != nil {
 		var err error
-		if kept, err = keepFound(home, r.KeyFile); err != nil {
+		if kept, err = keepFound(home, r.KeyFile, filepath.Ext(nextFile)); err != nil {
 			return onlyCopy(cur, r), errors.Join(linkErr, err)
 		}
 	}
-	var err error
-	if r.KeyFile == cur {
-		err = os.Rename(r.OldFile, cur)
-	} else if err = os.Remove(r.KeyFile); err == nil {
-		err = os.Remove(r.OldFile)
-	}
-	if err != nil {
-		fix := fmt.Sprintf("the identity %s holds the key found, also kept as %s; the previous identity, whose public half pub_key.* still is, is kept as %s: move it back to %s", r.KeyFile, kept, r.OldFile, cur)
-		if r.KeyFile != cur {
-			fix = fmt.Sprintf("the home holds two identities, %s (the previous one, whose public half pub_key.* still is) and %s (the key found, also kept as %s): remove %s and %s", cur, r.KeyFile, kept, r.KeyFile, r.OldFile)
-			if _, serr := os.Lstat(r.KeyFile); errors.Is(serr, fs.ErrNotExist) {
-				fix = fmt.Sprintf("the identity is back, and the key found is kept as %s, but the copy of the identity %s could not be removed: remove it", kept, r.OldFile)
-			}
-		}
-		return fix, err
+	// The next key was renamed to the identity's own name (r.KeyFile is
+	// cur): the previous identity goes back over it.
+	if err := os.Rename(r.OldFile, cur); err != nil {
+		return fmt.Sprintf("the identity %s holds the key found, also kept as %s; the previous identity, whose public half pub_key.* still is, is kept as %s: move it back to %s", cur, kept, r.OldFile, cur), err
 	}
 	if err := atomicfile.SyncDir(home); err != nil {
 		return fmt.Sprintf("the home is put back, the key found kept as %s, but may not survive a crash: check its keys and rotate again", kept), err
@@ -229,20 +225,17 @@ func putBack(home, cur, nextFile string, r *Rotation) (string, error) {
 // onlyCopy is the advice when the key found in r.KeyFile has no other
 // name: it is moved away before the previous identity is put back.
 func onlyCopy(cur string, r *Rotation) string {
-	if r.KeyFile == cur {
-		return fmt.Sprintf("the identity %s holds the key found, its only copy; the previous identity, whose public half pub_key.* still is, is kept as %s: move %s to a name of its own, then move %s back to %s",
-			cur, r.OldFile, cur, r.OldFile, cur)
-	}
-	return fmt.Sprintf("the home holds two identities, %s (the previous one, whose public half pub_key.* still is) and %s (the key found, its only copy): move %s to a name of its own, then remove %s",
-		cur, r.KeyFile, r.KeyFile, r.OldFile)
+	return fmt.Sprintf("the identity %s holds the key found, its only copy; the previous identity, whose public half pub_key.* still is, is kept as %s: move %s to a name of its own, then move %s back to %s",
+		cur, r.OldFile, cur, r.OldFile, cur)
 }
 
 // keepFound gives file, the key a put-back found and cannot put back as
 // the next key, a name of its own in the home: key.found.<UTC time>.<128
-// random bits><ext>, a hard link (the file's owner and mode, 0600, kept;
-// one already there is never replaced), synced.
-func keepFound(home, file string) (string, error) {
-	kept := homedir.Dir(home).Found(foundStamp(), filepath.Ext(file))
+// random bits><ext>, ext the next key's (file is the identity's name), a
+// hard link (the file's owner and mode, 0600, kept; one already there is
+// never replaced), synced.
+func keepFound(home, file, ext string) (string, error) {
+	kept := homedir.Dir(home).Found(foundStamp(), ext)
 	if err := os.Link(file, kept); err != nil {
 		return "", fmt.Errorf("tlsbridge: keeping the key found as %s: %w", kept, err)
 	}

@@ -181,7 +181,10 @@ func TestRotateHomeNextKeyReplaced(t *testing.T) {
 			if !errors.As(err, &re) {
 				t.Fatalf("RotateHome with %s replaced after its read: %+v, %v; want a *ReplacedError", nextFile, r, err)
 			}
-			if re.File != nextFile || re.Moved != filepath.Join(dir, "key"+ext) || re.Read != next.Fingerprint() || re.Found != other.Fingerprint() || re.Undo != nil ||
+			// Moved to the identity's own name, key.json, whatever its
+			// format: the rotation holds one identity at every moment
+			// (TestRotateHomeOneIdentityAtEveryMoment).
+			if re.File != nextFile || re.Moved != filepath.Join(dir, "key.json") || re.Read != next.Fingerprint() || re.Found != other.Fingerprint() || re.Undo != nil ||
 				!strings.HasPrefix(err.Error(), "tlsbridge: not rotating: "+nextFile+" was replaced") || !strings.Contains(err.Error(), "the home is as it was") || strings.Contains(err.Error(), "\n") {
 				t.Errorf("the error: %+v: %v", re, err)
 			}
@@ -315,13 +318,12 @@ func TestRotateHomePutBackCannotKeepTheKeyFound(t *testing.T) {
 func putBackCollision(t *testing.T, ext string) (dir string, old *jwk.Key, other, newest []byte) {
 	old = mustGenerate(t, jwk.EC256)
 	dir = rotationHome(t, old, mustGenerate(t, jwk.EC256), ext)
-	keyFile, nextFile := filepath.Join(dir, "key"+ext), filepath.Join(dir, "key.next"+ext)
+	// The next key is renamed to the identity's own name, key.json,
+	// whatever its format (TestRotateHomeOneIdentityAtEveryMoment).
+	keyFile, nextFile := filepath.Join(dir, "key.json"), filepath.Join(dir, "key.next"+ext)
 	other, newest = marshalKey(t, mustGenerate(t, jwk.EC256), ext), marshalKey(t, mustGenerate(t, jwk.EC256), ext)
 	reads := map[string]int{}
-	want := 2 // the identity, then the key renamed to its name
-	if ext != ".json" {
-		want = 1
-	}
+	const want = 2 // the identity, then the key renamed to its name
 	replaceOnRead(t, func(path string) {
 		reads[path]++
 		switch {
