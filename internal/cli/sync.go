@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -54,7 +55,9 @@ everything else was mirrored), as is an entry whose name is no file name
 (under revoked_keys/ it is mirrored as a file that refuses every key, as
 the stores reading the store do). A revocation whose file is left as it
 is is still written, under a name of sync's (revoked_keys.d/keytool-sync-…).
-Revocations are written first and removed last. A home is synced from one store.
+Revocations are written first and removed last; a revocation file sync
+rewrites is kept as it was, under a name of sync's, until the end, so that
+none lapses in between. A home is synced from one store.
 
 One pass by default. --watch keeps mirroring each change until SIGINT or
 SIGTERM, through the same watch, cache (in HOME) and staleness bound as
@@ -453,9 +456,23 @@ func revocationAlt(rel string) string {
 // What tightens trust is done first — revocations written, the files of
 // vanished authorizations and pins removed — and what loosens it last, so
 // that a program reading the home between two writes, or after a failure
-// halfway, never admits a key the store no longer admits.
+// halfway, never admits a key the store no longer admits. A revocation
+// file of sync's that is rewritten is held as it was until the end
+// (hold): the store may have moved what it revokes to another entry,
+// written after it.
 func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[string]bool, gone []string) (kept int, err error) {
 	var goneRevocations []string // removed last
+	var held []string            // removed last of all (hold)
+	place := func(rel string, val []byte) (int, error) {
+		h, err := s.hold(m, rel, val)
+		if h != "" {
+			held = append(held, h)
+		}
+		if err != nil {
+			return 0, err
+		}
+		return s.place(m, rel, val)
+	}
 	for _, rel := range gone {
 		if strings.HasPrefix(rel, StoreRevoked+".d/") {
 			goneRevocations = append(goneRevocations, rel)
@@ -467,7 +484,7 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 		return kept, err
 	}
 	for _, f := range slices.Concat(tighten, loosen) {
-		k, err := s.place(m, f.rel, f.val)
+		k, err := place(f.rel, f.val)
 		if err == nil && k > 0 && f.revocation {
 			// A file sync may not touch holds the name: the revocation
 			// is still enforced, under a name of sync's.
@@ -476,7 +493,7 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 			if err = s.claim(m, []syncFile{alt}); err != nil {
 				return kept, err
 			}
-			if k, err = s.place(m, alt.rel, alt.val); err == nil && k == 0 {
+			if k, err = place(alt.rel, alt.val); err == nil && k == 0 {
 				fmt.Fprintf(s.c.stderr, "keytool sync: %s: the store's revocation is mirrored as %s instead\n", s.shown(f.rel), s.shown(alt.rel))
 			}
 			k = 1 // still reported
@@ -492,7 +509,51 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 			kept += s.unplace(m, rel)
 		}
 	}
+	out := s.c.stdout
+	s.c.stdout = io.Discard // sync's own, never the store's: not said
+	for _, rel := range held {
+		kept += s.unplace(m, rel)
+	}
+	s.c.stdout = out
 	return kept, s.saveManifest(m)
+}
+
+// hold writes, before sync rewrites its revocation file rel to hold val,
+// what rel holds now under a name of sync's (heldRevocation), which apply
+// removes once every file is placed; it returns that name ("" if nothing
+// was held). Rewritten one after the other, revocation files would
+// otherwise lapse in between: a store whose r1 revoking A and B became,
+// in one change, r1 revoking A and r2 revoking B admitted B between r1's
+// rewrite and r2's write (as would r1 and r2 swapping their keys), which
+// no state of the store does (TestSyncRewrittenRevocationsNeverLapse). A
+// sync cut short leaves the file in its manifest: the next one removes
+// it, last, as it removes a revocation gone from the store.
+func (s *syncer) hold(m *syncManifest, rel string, val []byte) (string, error) {
+	if !strings.HasPrefix(rel, StoreRevoked+".d/") || m.Files[rel] == "" {
+		return "", nil // not a revocation of sync's: placed only if none is there
+	}
+	cur, _, err := readRegular(filepath.Join(string(s.home), rel))
+	if err != nil || bytes.Equal(cur, val) || !m.owns(rel, contentSum(cur)) {
+		return "", nil // nothing of sync's rewritten (place says why)
+	}
+	h := syncFile{rel: heldRevocation(rel), val: cur}
+	if err := s.claim(m, []syncFile{h}); err != nil {
+		return "", err
+	}
+	out := s.c.stdout
+	s.c.stdout = io.Discard // sync's own, never the store's: not said
+	k, err := s.place(m, h.rel, h.val)
+	s.c.stdout = out
+	if err != nil || k > 0 {
+		return "", err // a file not sync's under that name: left, said (place)
+	}
+	return h.rel, nil
+}
+
+// heldRevocation is the name of sync's under which hold keeps what its
+// revocation file rel held while rel is rewritten.
+func heldRevocation(rel string) string {
+	return StoreRevoked + ".d/" + syncOwnPrefix + "held-" + contentSum([]byte(rel))[:16]
 }
 
 // claim records in the manifest, before any is created, the files sync

@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"testing"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/jwk"
+)
+
+// stepChecker is sync's standard output in a test: after each line sync
+// prints (it prints one after each file it wrote or removed) it loads the
+// home as a running server would, and records every step at which one of
+// keys was admitted.
+type stepChecker struct {
+	t      *testing.T
+	home   string
+	keys   map[string]*jwk.Key
+	steps  int
+	failed []string
+	out    bytes.Buffer
+}
+
+func (c *stepChecker) Write(p []byte) (int, error) {
+	c.out.Write(p)
+	c.steps++
+	st := authkeys.Load(authkeys.HomeOptions(c.home))
+	for name, k := range c.keys {
+		if _, err := st.LookupKey(k, netip.MustParseAddr("127.0.0.1")); err == nil {
+			c.failed = append(c.failed, fmt.Sprintf("after %q: %s admitted", bytes.TrimSpace(p), name))
+		}
+	}
+	return len(p), nil
+}
+
+// TestSyncRewrittenRevocationsNeverLapse: revocations that move from one
+// entry to another in one change of the store (r1 holding A and B split
+// into r1 holding A and a new r2 holding B; or r1 and r2 swapping their
+// keys) are in force in the store before and after it, but sync rewrote
+// r1 before it wrote r2: a server reading the home in between admitted
+// B (or A), which neither state of the store admits. (Found by review,
+// 2026-12-05.)
+func TestSyncRewrittenRevocationsNeverLapse(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		before, then map[string][]string // revocation entry: the keys it holds
+	}{
+		{"split", map[string][]string{"r1.json": {"A", "B"}}, map[string][]string{"r1.json": {"A"}, "r2.json": {"B"}}},
+		{"swap", map[string][]string{"r1.json": {"A"}, "r2.json": {"B"}}, map[string][]string{"r1.json": {"B"}, "r2.json": {"A"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, _, errOut := testSyncer(t, dir)
+			keys := map[string]*jwk.Key{}
+			var auth []StoreEntry
+			for _, n := range []string{"A", "B"} {
+				p := filepath.Join(dir, n+".json")
+				keys[n] = writePublicKey(t, p, nil)
+				auth = append(auth, StoreEntry{Kind: StoreAuthorized, Name: n + ".json", Value: readFile(t, p)})
+			}
+			state := func(revs map[string][]string) []StoreEntry {
+				entries := append([]StoreEntry(nil), auth...)
+				for name, held := range revs {
+					var ks []*jwk.Key
+					for _, n := range held {
+						ks = append(ks, keys[n])
+					}
+					set, err := jwk.MarshalPublicSet(ks, jwk.JWK)
+					if err != nil {
+						t.Fatal(err)
+					}
+					entries = append(entries, StoreEntry{Kind: StoreRevoked, Name: name, Value: set})
+				}
+				return entries
+			}
+			if kept, err := s.mirror(state(tc.before)); err != nil || kept != 0 {
+				t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
+			}
+			check := &stepChecker{t: t, home: string(s.home), keys: keys}
+			s.c.stdout = check
+			if kept, err := s.mirror(state(tc.then)); err != nil || kept != 0 {
+				t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
+			}
+			if check.steps == 0 {
+				t.Fatal("sync wrote nothing")
+			}
+			if len(check.failed) > 0 {
+				t.Fatalf("a server reading the home while sync mirrored a change where both states revoke A and B admitted one:\n%v\nsync's steps:\n%s", check.failed, &check.out)
+			}
+			// Once done, both still refused, nothing of sync's left over.
+			st := authkeys.Load(authkeys.HomeOptions(string(s.home)))
+			for n, k := range keys {
+				if _, err := st.LookupKey(k, netip.MustParseAddr("127.0.0.1")); err == nil {
+					t.Fatalf("%s admitted once sync is done", n)
+				}
+			}
+			if got := filesUnder(t, filepath.Join(string(s.home), "revoked_keys.d")); len(got) != len(tc.then)+1 { // the .d itself
+				t.Fatalf("revoked_keys.d holds %v", got)
+			}
+		})
+	}
+}
