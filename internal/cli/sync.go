@@ -55,9 +55,11 @@ everything else was mirrored), as is an entry whose name is no file name
 (under revoked_keys/ it is mirrored as a file that refuses every key, as
 the stores reading the store do). A revocation whose file is left as it
 is is still written, under a name of sync's (revoked_keys.d/keytool-sync-…).
-Revocations are written first and removed last; a revocation file sync
-rewrites is kept as it was, under a name of sync's, until the end, so that
-none lapses in between. A home is synced from one store.
+Revocations are written first and removed last; the files of vanished
+pins are removed last too (an unpinned address is one a client may take
+any key for); a revocation file sync rewrites is kept as it was, under a
+name of sync's, until the end, so that none lapses in between. A home is
+synced from one store.
 
 One pass by default. --watch keeps mirroring each change until SIGINT or
 SIGTERM, through the same watch, cache (in HOME) and staleness bound as
@@ -454,15 +456,20 @@ func revocationAlt(rel string) string {
 // loosens trust before it is tightened:
 //
 // What tightens trust is done first — revocations written, the files of
-// vanished authorizations and pins removed — and what loosens it last, so
-// that a program reading the home between two writes, or after a failure
+// vanished authorizations removed — and what loosens it last, so that a
+// program reading the home between two writes, or after a failure
 // halfway, never admits a key the store no longer admits. A revocation
 // file of sync's that is rewritten is held as it was until the end
 // (hold): the store may have moved what it revokes to another entry,
-// written after it.
+// written after it. The files of vanished pins go last too, after the
+// pins written: an address pinned to nothing is one a client asks about
+// or, under accept-new, takes any key for — a pin moved to another entry
+// (renamed) would otherwise leave its address unpinned in between, and
+// an interceptor's key taken then is pinned for good
+// (TestSyncMovedPinNeverLapses).
 func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[string]bool, gone []string) (kept int, err error) {
-	var goneRevocations []string // removed last
-	var held []string            // removed last of all (hold)
+	var goneLast []string // revocations and pins: removed last
+	var held []string     // removed last of all (hold)
 	place := func(rel string, val []byte) (int, error) {
 		h, err := s.hold(m, rel, val)
 		if h != "" {
@@ -474,8 +481,8 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 		return s.place(m, rel, val)
 	}
 	for _, rel := range gone {
-		if strings.HasPrefix(rel, StoreRevoked+".d/") {
-			goneRevocations = append(goneRevocations, rel)
+		if strings.HasPrefix(rel, StoreRevoked+".d/") || strings.HasPrefix(rel, StoreTrusted+".d/") {
+			goneLast = append(goneLast, rel)
 		} else {
 			kept += s.unplace(m, rel)
 		}
@@ -504,7 +511,7 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 		}
 		kept += k
 	}
-	for _, rel := range goneRevocations {
+	for _, rel := range goneLast {
 		if !want[rel] {
 			kept += s.unplace(m, rel)
 		}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/knownhosts"
 )
 
 // stepChecker is sync's standard output in a test: after each line sync
@@ -103,3 +105,56 @@ func TestSyncRewrittenRevocationsNeverLapse(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncMovedPinNeverLapses: a pin moved from one entry to another in
+// one change of the store (trusted_hosts/h1.json renamed h2.json, the
+// same key for the same address) pins the address in both states, but
+// sync removed h1's file before it wrote h2's: a client reading the home
+// in between found the address pinned to nothing, and under ask or
+// accept-new took the key the network gave it — an interceptor's,
+// pinned for good beside the store's. A pin's removal loosens what a
+// client takes; it goes last, once the pins that stay are written.
+// (Found by review, 2026-12-05.)
+func TestSyncMovedPinNeverLapses(t *testing.T) {
+	dir := t.TempDir()
+	s, _, errOut := testSyncer(t, dir)
+	const addr = "db.example:5432"
+	host := writePublicKey(t, filepath.Join(dir, "host.json"), map[string]string{"address": addr})
+	attacker := writePublicKey(t, filepath.Join(dir, "attacker.json"), nil)
+	pin := readFile(t, filepath.Join(dir, "host.json"))
+	if kept, err := s.mirror([]StoreEntry{{Kind: StoreTrusted, Name: "h1.json", Value: pin}}); err != nil || kept != 0 {
+		t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
+	}
+	var failed []string
+	steps := 0
+	check := func(step string) {
+		st := knownhosts.Load(knownhosts.HomeOptions(string(s.home)))
+		if d := st.Decide(addr, attacker.SPKIHash()); d.Verdict != knownhosts.Changed {
+			failed = append(failed, fmt.Sprintf("after %q: another key for %s is %v, not changed", step, addr, d.Verdict))
+		}
+		if d := st.Decide(addr, host.SPKIHash()); d.Verdict != knownhosts.Pinned {
+			failed = append(failed, fmt.Sprintf("after %q: the host's key is %v", step, d.Verdict))
+		}
+	}
+	s.c.stdout = writerFunc(func(p []byte) (int, error) {
+		steps++
+		check(string(bytes.TrimSpace(p)))
+		return len(p), nil
+	})
+	if kept, err := s.mirror([]StoreEntry{{Kind: StoreTrusted, Name: "h2.json", Value: pin}}); err != nil || kept != 0 {
+		t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
+	}
+	if steps != 2 {
+		t.Fatalf("sync took %d steps, want 2 (h2 written, h1 removed)", steps)
+	}
+	if len(failed) > 0 {
+		t.Fatalf("a client reading the home while sync mirrored a pin's rename found the address unpinned:\n%v", failed)
+	}
+	if got := filesUnder(t, filepath.Join(string(s.home), "trusted_hosts.d")); !slices.Equal(got, []string{".", "h2.json"}) {
+		t.Fatalf("trusted_hosts.d holds %v", got)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
