@@ -462,11 +462,12 @@ func revocationAlt(rel string) string {
 // file of sync's that is rewritten is held as it was until the end
 // (hold): the store may have moved what it revokes to another entry,
 // written after it. The files of vanished pins go last too, after the
-// pins written: an address pinned to nothing is one a client asks about
-// or, under accept-new, takes any key for — a pin moved to another entry
-// (renamed) would otherwise leave its address unpinned in between, and
-// an interceptor's key taken then is pinned for good
-// (TestSyncMovedPinNeverLapses).
+// pins written, and a pin file of sync's rewritten is held as well: an
+// address pinned to nothing is one a client asks about or, under
+// accept-new, takes any key for — a pin moved to another entry (renamed,
+// or two swapping their addresses) would otherwise leave its address
+// unpinned in between, and an interceptor's key taken then is pinned for
+// good (TestSyncMovedPinNeverLapses).
 func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[string]bool, gone []string) (kept int, err error) {
 	var goneLast []string // revocations and pins: removed last
 	var held []string     // removed last of all (hold)
@@ -525,25 +526,28 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 	return kept, s.saveManifest(m)
 }
 
-// hold writes, before sync rewrites its revocation file rel to hold val,
-// what rel holds now under a name of sync's (heldRevocation), which apply
-// removes once every file is placed; it returns that name ("" if nothing
-// was held). Rewritten one after the other, revocation files would
+// hold writes, before sync rewrites its revocation or pin file rel to
+// hold val, what rel holds now under a name of sync's (heldCopy), which
+// apply removes once every file is placed; it returns that name ("" if
+// nothing was held). Rewritten one after the other, such files would
 // otherwise lapse in between: a store whose r1 revoking A and B became,
 // in one change, r1 revoking A and r2 revoking B admitted B between r1's
 // rewrite and r2's write (as would r1 and r2 swapping their keys), which
-// no state of the store does (TestSyncRewrittenRevocationsNeverLapse). A
-// sync cut short leaves the file in its manifest: the next one removes
-// it, last, as it removes a revocation gone from the store.
+// no state of the store does (TestSyncRewrittenRevocationsNeverLapse);
+// two pins swapping their addresses left one unpinned
+// (TestSyncMovedPinNeverLapses). A sync cut short leaves the file in its
+// manifest: the next one removes it, last, as it removes a revocation or
+// pin gone from the store.
 func (s *syncer) hold(m *syncManifest, rel string, val []byte) (string, error) {
-	if !strings.HasPrefix(rel, StoreRevoked+".d/") || m.Files[rel] == "" {
-		return "", nil // not a revocation of sync's: placed only if none is there
+	dir, _, _ := strings.Cut(rel, "/")
+	if dir != StoreRevoked+".d" && dir != StoreTrusted+".d" || m.Files[rel] == "" {
+		return "", nil // not a revocation or pin of sync's: placed only if none is there
 	}
 	cur, _, err := readRegular(filepath.Join(string(s.home), rel))
 	if err != nil || bytes.Equal(cur, val) || !m.owns(rel, contentSum(cur)) {
 		return "", nil // nothing of sync's rewritten (place says why)
 	}
-	h := syncFile{rel: heldRevocation(rel), val: cur}
+	h := syncFile{rel: heldCopy(rel), val: cur}
 	if err := s.claim(m, []syncFile{h}); err != nil {
 		return "", err
 	}
@@ -557,10 +561,11 @@ func (s *syncer) hold(m *syncManifest, rel string, val []byte) (string, error) {
 	return h.rel, nil
 }
 
-// heldRevocation is the name of sync's under which hold keeps what its
-// revocation file rel held while rel is rewritten.
-func heldRevocation(rel string) string {
-	return StoreRevoked + ".d/" + syncOwnPrefix + "held-" + contentSum([]byte(rel))[:16]
+// heldCopy is the name of sync's, in rel's directory, under which hold
+// keeps what its file rel held while rel is rewritten.
+func heldCopy(rel string) string {
+	dir, _, _ := strings.Cut(rel, "/")
+	return dir + "/" + syncOwnPrefix + "held-" + contentSum([]byte(rel))[:16]
 }
 
 // claim records in the manifest, before any is created, the files sync

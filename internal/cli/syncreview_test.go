@@ -107,51 +107,80 @@ func TestSyncRewrittenRevocationsNeverLapse(t *testing.T) {
 }
 
 // TestSyncMovedPinNeverLapses: a pin moved from one entry to another in
-// one change of the store (trusted_hosts/h1.json renamed h2.json, the
-// same key for the same address) pins the address in both states, but
-// sync removed h1's file before it wrote h2's: a client reading the home
-// in between found the address pinned to nothing, and under ask or
-// accept-new took the key the network gave it — an interceptor's,
-// pinned for good beside the store's. A pin's removal loosens what a
-// client takes; it goes last, once the pins that stay are written.
-// (Found by review, 2026-12-05.)
+// one change of the store pins its address in both states, but sync left
+// the address pinned to nothing in between: a client reading the home
+// then, under ask or accept-new, took the key the network gave it — an
+// interceptor's, pinned for good beside the store's. Renamed
+// (trusted_hosts/h1.json now h2.json), h1's file was removed before h2's
+// was written; swapped (h1 and h2 exchanging their addresses), h1 was
+// rewritten before h2. A pin's removal loosens what a client takes: it
+// goes last, and a pin file of sync's rewritten is held as it was until
+// the end, as a revocation file is. (Found by review, 2026-12-05.)
 func TestSyncMovedPinNeverLapses(t *testing.T) {
-	dir := t.TempDir()
-	s, _, errOut := testSyncer(t, dir)
-	const addr = "db.example:5432"
-	host := writePublicKey(t, filepath.Join(dir, "host.json"), map[string]string{"address": addr})
-	attacker := writePublicKey(t, filepath.Join(dir, "attacker.json"), nil)
-	pin := readFile(t, filepath.Join(dir, "host.json"))
-	if kept, err := s.mirror([]StoreEntry{{Kind: StoreTrusted, Name: "h1.json", Value: pin}}); err != nil || kept != 0 {
-		t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
-	}
-	var failed []string
-	steps := 0
-	check := func(step string) {
-		st := knownhosts.Load(knownhosts.HomeOptions(string(s.home)))
-		if d := st.Decide(addr, attacker.SPKIHash()); d.Verdict != knownhosts.Changed {
-			failed = append(failed, fmt.Sprintf("after %q: another key for %s is %v, not changed", step, addr, d.Verdict))
-		}
-		if d := st.Decide(addr, host.SPKIHash()); d.Verdict != knownhosts.Pinned {
-			failed = append(failed, fmt.Sprintf("after %q: the host's key is %v", step, d.Verdict))
-		}
-	}
-	s.c.stdout = writerFunc(func(p []byte) (int, error) {
-		steps++
-		check(string(bytes.TrimSpace(p)))
-		return len(p), nil
-	})
-	if kept, err := s.mirror([]StoreEntry{{Kind: StoreTrusted, Name: "h2.json", Value: pin}}); err != nil || kept != 0 {
-		t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
-	}
-	if steps != 2 {
-		t.Fatalf("sync took %d steps, want 2 (h2 written, h1 removed)", steps)
-	}
-	if len(failed) > 0 {
-		t.Fatalf("a client reading the home while sync mirrored a pin's rename found the address unpinned:\n%v", failed)
-	}
-	if got := filesUnder(t, filepath.Join(string(s.home), "trusted_hosts.d")); !slices.Equal(got, []string{".", "h2.json"}) {
-		t.Fatalf("trusted_hosts.d holds %v", got)
+	for _, tc := range []struct {
+		name         string
+		before, then map[string]int // entry: the host (0 or 1) it pins
+	}{
+		{"renamed", map[string]int{"h1.json": 0}, map[string]int{"h2.json": 0}},
+		{"swapped", map[string]int{"h1.json": 0, "h2.json": 1}, map[string]int{"h1.json": 1, "h2.json": 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, _, errOut := testSyncer(t, dir)
+			addrs := []string{"db.example:5432", "cache.example:6379"}
+			var hosts []*jwk.Key
+			var pins [][]byte
+			for i, addr := range addrs {
+				p := filepath.Join(dir, fmt.Sprintf("host%d.json", i))
+				hosts = append(hosts, writePublicKey(t, p, map[string]string{"address": addr}))
+				pins = append(pins, readFile(t, p))
+			}
+			attacker := writePublicKey(t, filepath.Join(dir, "attacker.json"), nil)
+			state := func(m map[string]int) (entries []StoreEntry) {
+				for name, i := range m {
+					entries = append(entries, StoreEntry{Kind: StoreTrusted, Name: name, Value: pins[i]})
+				}
+				return entries
+			}
+			if kept, err := s.mirror(state(tc.before)); err != nil || kept != 0 {
+				t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
+			}
+			var failed []string
+			steps := 0
+			s.c.stdout = writerFunc(func(p []byte) (int, error) {
+				steps++
+				st := knownhosts.Load(knownhosts.HomeOptions(string(s.home)))
+				for i, addr := range addrs {
+					if i > 0 && len(tc.before) == 1 {
+						continue // pinned in neither state
+					}
+					if d := st.Decide(addr, attacker.SPKIHash()); d.Verdict != knownhosts.Changed {
+						failed = append(failed, fmt.Sprintf("after %q: another key for %s is %v, not changed", bytes.TrimSpace(p), addr, d.Verdict))
+					}
+					if d := st.Decide(addr, hosts[i].SPKIHash()); d.Verdict != knownhosts.Pinned {
+						failed = append(failed, fmt.Sprintf("after %q: the key of %s is %v", bytes.TrimSpace(p), addr, d.Verdict))
+					}
+				}
+				return len(p), nil
+			})
+			if kept, err := s.mirror(state(tc.then)); err != nil || kept != 0 {
+				t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
+			}
+			if steps != 2 {
+				t.Fatalf("sync took %d steps, want 2", steps)
+			}
+			if len(failed) > 0 {
+				t.Fatalf("a client reading the home while sync mirrored a moved pin found its address unpinned:\n%v", failed)
+			}
+			want := []string{"."}
+			for name := range tc.then {
+				want = append(want, name)
+			}
+			slices.Sort(want)
+			if got := filesUnder(t, filepath.Join(string(s.home), "trusted_hosts.d")); !slices.Equal(got, want) {
+				t.Fatalf("trusted_hosts.d holds %v, want %v", got, want)
+			}
+		})
 	}
 }
 
