@@ -748,9 +748,12 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 	path, shown := filepath.Join(string(s.home), rel), s.shown(rel)
 	cur, fi, rerr := readRegular(path)
 	switch {
-	case rerr == nil && bytes.Equal(cur, val) && m.Files[rel] == "" && strings.HasPrefix(rel, StoreRevoked+".d/"):
-		// Someone else's revocation that says the same: it stays theirs,
-		// never removed by sync when the entry goes.
+	case rerr == nil && bytes.Equal(cur, val) && m.Files[rel] == "" && (strings.HasPrefix(rel, StoreRevoked+".d/") || strings.HasPrefix(rel, StoreTrusted+".d/")):
+		// Someone else's revocation or pin that says the same: it stays
+		// theirs, never removed by sync when the entry goes. A pin's
+		// removal loosens too: an address pinned to nothing is one a
+		// client asks about, or under accept-new takes any key for
+		// (TestSyncKeepsOthersPins).
 		return 0, nil
 	case rerr == nil && bytes.Equal(cur, val):
 		m.set(rel, contentSum(val)) // the same bytes: sync's from now on

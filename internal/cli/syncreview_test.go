@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -187,3 +188,32 @@ func TestSyncMovedPinNeverLapses(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestSyncKeepsOthersPins: a pin file sync did not write stays, even when
+// it holds the very bytes of an entry that then goes from the store, as a
+// revocation file does: its removal leaves the address pinned to nothing,
+// which a client under ask or accept-new takes any key for. Before, sync
+// adopted it (the same bytes: sync's from then on) and removed it with
+// the entry. (Found by review, 2026-12-05.)
+func TestSyncKeepsOthersPins(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := testSyncer(t, dir)
+	host := filepath.Join(dir, "host.json")
+	writePublicKey(t, host, map[string]string{"address": "db.example:5432"})
+	mine := filepath.Join(string(s.home), "trusted_hosts.d", "db.example_5432.json")
+	if err := os.MkdirAll(filepath.Dir(mine), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mine, readFile(t, host), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := s.mirror([]StoreEntry{{Kind: StoreTrusted, Name: "db.example_5432.json", Value: readFile(t, host)}}); err != nil || kept != 0 {
+		t.Fatalf("mirror: kept %d, err %v", kept, err)
+	}
+	if kept, err := s.mirror(nil); err != nil || kept != 0 {
+		t.Fatalf("mirror: kept %d, err %v", kept, err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Fatalf("the administrator's pin was removed: %v", err)
+	}
+}
