@@ -65,7 +65,9 @@ One pass by default. --watch keeps mirroring each change until SIGINT or
 SIGTERM, through the same watch, cache (in HOME) and staleness bound as
 keytool proxy --store: only the entries that changed, and the whole store
 every 5 minutes. While the store's view is unusable (not yet listed,
-stale) nothing is written or removed.`,
+stale) nothing is written or removed. A mirror that did not happen (the
+store not listed, a write that failed) is tried again after 1 second,
+then twice as long each time, up to a minute.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.StringVar(&to, "to", "", "mirror into the home `DIR`")
 			set.BoolVar(&watch, "watch", false, "keep mirroring each change until SIGINT or SIGTERM")
@@ -179,18 +181,42 @@ func (s *syncer) watch() error {
 	var mirrored map[string]uint64
 	full := time.NewTicker(syncFullEvery)
 	defer full.Stop()
+	// A mirror that did not happen (the store not listed, a write that
+	// failed, no usable view yet) is tried again soon, then less often:
+	// the view the proxy enforces may hold a revocation the home does
+	// not, and the next change of the store may be hours away. Before, it
+	// waited for that change or the full pass (TestSyncWatchRetriesAFailedMirror).
+	retry := time.NewTimer(syncRetryFirst)
+	defer retry.Stop()
+	var wait time.Duration
 	for {
 		mirrored = s.mirrorNow(ctx, st, f, log, mirrored)
+		if mirrored == nil {
+			wait = min(max(2*wait, syncRetryFirst), syncRetryMax)
+			retry.Reset(wait)
+		} else {
+			wait = 0
+			retry.Stop()
+		}
 		select {
 		case sig := <-signals:
 			log.Info("sync stopped", "signal", sig.String())
 			return nil
 		case <-changed:
+		case <-retry.C:
 		case <-full.C:
 			mirrored = nil
 		}
 	}
 }
+
+// syncRetryFirst and syncRetryMax bound how long sync --watch waits
+// before it tries again a mirror that did not happen: the first wait,
+// doubled at each failure up to the second.
+const (
+	syncRetryFirst = time.Second
+	syncRetryMax   = time.Minute
+)
 
 // syncFullEvery is how often sync --watch mirrors a fresh list of the
 // whole store even if its view says nothing changed: between two, it
