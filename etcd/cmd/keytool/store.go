@@ -348,6 +348,14 @@ func (s *store) List(ctx context.Context) ([]cli.StoreEntry, error) {
 	}
 	var out []cli.StoreEntry
 	for _, kv := range resp.Kvs {
+		if !strings.HasPrefix(string(kv.Key), s.prefix+"/") {
+			// Not etcd's answer for this range (a proxy or a member gone
+			// wrong): none of it is the prefix's, as the Source's list
+			// refuses it whole. Skipped, the rest would be taken for every
+			// entry, and sync would remove the files of those it lacks
+			// (TestListRefusesAnswerOutsideThePrefix).
+			return nil, &etcd.OutsideKeyError{Prefix: s.prefix + "/", Key: string(kv.Key)}
+		}
 		e, ok := s.entryOf(kv)
 		if !ok {
 			continue // outside the layout: the stores report it
