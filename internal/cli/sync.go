@@ -52,8 +52,9 @@ and touches no other file: a file
 that sync did not write, or that was changed since sync wrote it, is never
 overwritten or removed; it is reported (exit 1 at the end, after
 everything else was mirrored), as is an entry whose name is no file name
-(under revoked_keys/ it is mirrored as a file that refuses every key, as
-the stores reading the store do). A revocation whose file is left as it
+(under revoked_keys/ it is mirrored as a file that refuses every key, under
+trusted_hosts/ as one that refuses every host no other pin holds, as the
+stores reading the store do). A revocation whose file is left as it
 is is still written, under a name of sync's (revoked_keys.d/keytool-sync-…).
 Revocations are written first and removed last; the files of vanished
 pins are removed last too (an unpinned address is one a client may take
@@ -456,13 +457,16 @@ func syncFilesOf(e StoreEntry) []string {
 	own := e.Kind + ".d/" + e.Name
 	if !strings.HasPrefix(e.Name, syncOwnPrefix) { // such an entry is never written under its name
 		files = append(files, own)
-		if e.Kind == StoreRevoked {
+		if e.Kind == StoreRevoked || e.Kind == StoreTrusted {
 			files = append(files, revocationAlt(own))
 		}
 	}
-	if e.Kind == StoreRevoked {
+	switch e.Kind {
+	case StoreRevoked:
 		stand := unmirrorableRevocation(e.Name, "").rel
 		files = append(files, stand, revocationAlt(stand))
+	case StoreTrusted:
+		files = append(files, unmirrorablePin(e.Name, "").rel)
 	}
 	return files
 }
@@ -471,10 +475,13 @@ func syncFilesOf(e StoreEntry) []string {
 // place: no entry is mirrored under such a name.
 const syncOwnPrefix = "keytool-sync-"
 
-// revocationAlt is the name of sync's under which the revocation of file
-// rel is written when a file sync may not touch holds rel.
+// revocationAlt is the name of sync's, in rel's directory, under which
+// the revocation of file rel is written when a file sync may not touch
+// holds rel, and the revocation or pin of an entry whose name the home's
+// loader skips (entryFile, fileOf).
 func revocationAlt(rel string) string {
-	return StoreRevoked + ".d/" + syncOwnPrefix + contentSum([]byte(rel))[:16]
+	dir, _, _ := strings.Cut(rel, "/")
+	return dir + "/" + syncOwnPrefix + contentSum([]byte(rel))[:16]
 }
 
 // apply places the files of tighten and loosen and removes those of gone
@@ -646,8 +653,9 @@ type syncFile struct {
 // (entryFile), each entry not mirrored as it is reported. Beyond what the
 // stores reading the store do, an entry holding a private key, which the
 // home's .d files, readable by everyone (0644), must never hold, is not
-// written as it is: an authorization or pin is left out, a revocation
-// written as the stand-in that refuses every key.
+// written as it is: an authorization is left out, a revocation written
+// as the stand-in that refuses every key, a pin as the one that refuses
+// every host no other pin holds (unmirrorablePin).
 func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 	f, ok, n := entryFile(e, s.maxValue)
 	switch {
@@ -660,6 +668,24 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 	case n.what == "" && valueHoldsPrivateKey(e.Value):
 		n = fileNote{what: "holds a private key", why: "holds a private key", until: "the entry holds only the public key", home: true}
 		f, ok = n.standIn(e)
+	}
+	if e.Kind == StoreTrusted && !ok {
+		// A pin left out would leave its address unpinned, which a
+		// client under ask or accept-new takes any key for, where the
+		// stores reading the store pin it (a name the loader skips) or
+		// skip an input, refusing every host no pin holds
+		// (knownhosts.Skipped): written under a name of sync's, or as
+		// the stand-in that the home's stores skip the same way
+		// (TestSyncPinNotMirroredAsItIsNeverUnpins).
+		if n.skipped {
+			f, ok = syncFile{rel: revocationAlt(e.Kind + ".d/" + e.Name), val: e.Value, stood: true}, true
+		} else if n.what != "" {
+			f, ok = unmirrorablePin(e.Name, n.why), true
+		}
+	}
+	refuses := "every key"
+	if e.Kind == StoreTrusted {
+		refuses = "every host no other pin holds"
 	}
 	// A name that is no file name may hold anything (a newline, a
 	// terminal's escape), and one that is may still hold a bidi control
@@ -674,11 +700,11 @@ func (s *syncer) fileOf(e StoreEntry) (f syncFile, ok bool) {
 	case n.what != "" && !ok:
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: not mirrored\n", e.Kind, name, n.what)
 	case n.what != "" && n.home:
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key until %s\n",
-			e.Kind, name, n.what, s.shown(f.rel), n.until)
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses %s until %s\n",
+			e.Kind, name, n.what, s.shown(f.rel), refuses, n.until)
 	case n.what != "":
-		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses every key (as the stores reading %s do) until %s\n",
-			e.Kind, name, n.what, s.shown(f.rel), s.store, n.until)
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s/%s: %s: mirrored as %s, which refuses %s (as the stores reading %s do) until %s\n",
+			e.Kind, name, n.what, s.shown(f.rel), refuses, s.store, n.until)
 	}
 	return f, ok
 }
@@ -759,6 +785,19 @@ func unmirrorableRevocation(name, why string) (f syncFile) {
 	sum := sha256.Sum256([]byte(name))
 	f.rel = StoreRevoked + ".d/" + syncOwnPrefix + "unmirrorable-" + hex.EncodeToString(sum[:8])
 	f.val = fmt.Appendf(nil, "keytool sync: the store's entry %s/%q %s: this file refuses every key until the entry is fixed\n", StoreRevoked, name, why)
+	f.stood = true
+	return f
+}
+
+// unmirrorablePin is the file that stands for a pin entry sync cannot
+// write as it is (as unmirrorableRevocation): a pin file that does not
+// parse, which the home's stores skip, refusing every host no other pin
+// holds (knownhosts.Skipped), as the stores reading the store do for an
+// entry they cannot take — never an address left unpinned.
+func unmirrorablePin(name, why string) (f syncFile) {
+	sum := sha256.Sum256([]byte(name))
+	f.rel = StoreTrusted + ".d/" + syncOwnPrefix + "unmirrorable-" + hex.EncodeToString(sum[:8])
+	f.val = fmt.Appendf(nil, "keytool sync: the store's entry %s/%q %s: this file refuses every host no other pin holds until the entry is fixed\n", StoreTrusted, name, why)
 	f.stood = true
 	return f
 }
@@ -869,7 +908,7 @@ var syncExactNames = exactNames
 // each entry's file name is created exclusively in a directory made in its
 // kind's (ext4's casefold is a directory's, which its subdirectories
 // take), and a name found taken shares its file with the one that took it.
-// A revocation whose name only differs in case from sync's own names
+// A revocation or pin whose name only differs in case from sync's own names
 // (keytool-sync-…, ASCII) could replace one of sync's files there: it is
 // shared too.
 func (s *syncer) sharedFiles(entries []StoreEntry) (map[string]bool, error) {
@@ -903,7 +942,7 @@ func (s *syncer) sharedNames(dir, kind string, entries []StoreEntry, shared map[
 		if f, ok, _ := entryFile(e, s.maxValue); !ok || f.stood {
 			continue // no file of its name
 		}
-		if kind == StoreRevoked && len(e.Name) >= len(syncOwnPrefix) && strings.EqualFold(e.Name[:len(syncOwnPrefix)], syncOwnPrefix) {
+		if kind != StoreAuthorized && len(e.Name) >= len(syncOwnPrefix) && strings.EqualFold(e.Name[:len(syncOwnPrefix)], syncOwnPrefix) {
 			shared[kind+"/"+e.Name] = true
 			continue
 		}

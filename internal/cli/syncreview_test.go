@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
@@ -215,5 +217,76 @@ func TestSyncKeepsOthersPins(t *testing.T) {
 	}
 	if _, err := os.Stat(mine); err != nil {
 		t.Fatalf("the administrator's pin was removed: %v", err)
+	}
+}
+
+// pinFeed is a feed of pins as the etcd Source hands the stores reading
+// the store their entries: a set, a value over the bound rejected.
+type pinFeed struct{ set *keydir.FeedSet }
+
+func (f pinFeed) Name() string                         { return "etcd:/p/trusted_hosts" }
+func (f pinFeed) View() keydir.FeedView                { return keydir.FeedView{Set: f.set} }
+func (f pinFeed) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
+
+// TestSyncPinNotMirroredAsItIsNeverUnpins: a pin entry sync cannot write
+// as it is — a value over the store's bound, a name that is no file
+// name, a name the home's loader skips (NAME.tmp), a private key — is
+// what the stores reading the store take it for: a pin (NAME.tmp, the
+// private key's public part) or an input skipped, which refuses every
+// host no pin holds (knownhosts.Skipped: skipped trust never widens
+// trust). Before, sync wrote nothing for it, and the home left its
+// address — every address, for a skipped input — unpinned, which a
+// client under ask or accept-new takes any key for. (Found by review,
+// 2026-12-05.)
+func TestSyncPinNotMirroredAsItIsNeverUnpins(t *testing.T) {
+	const bound = 4096
+	dir := t.TempDir()
+	host := writePublicKey(t, filepath.Join(dir, "host.json"), map[string]string{"address": "db.example:5432"})
+	other := writePublicKey(t, filepath.Join(dir, "other.json"), nil)
+	pin := readFile(t, filepath.Join(dir, "host.json"))
+	priv, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv.Attrs = jwk.Attributes{}
+	priv.Attrs.SetString("address", "db.example:5432")
+	privPin, err := priv.MarshalPrivate(jwk.JWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		entry StoreEntry
+	}{
+		{"oversized", StoreEntry{Kind: StoreTrusted, Name: "db.json", Value: append(slices.Clone(pin), bytes.Repeat([]byte(" "), bound)...)}},
+		{"no file name", StoreEntry{Kind: StoreTrusted, Name: "db\njson", Value: pin}},
+		{"skipped name", StoreEntry{Kind: StoreTrusted, Name: "db.tmp", Value: pin}},
+		{"private key", StoreEntry{Kind: StoreTrusted, Name: "db.json", Value: privPin}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, errOut := testSyncer(t, t.TempDir())
+			s.maxValue = bound
+			if _, err := s.mirror([]StoreEntry{tc.entry}); err != nil {
+				t.Fatal(err)
+			}
+			set := keydir.NewFeedSet()
+			if len(tc.entry.Value) > bound {
+				set = set.Reject(tc.entry.Name, errors.New("over the bound"))
+			} else {
+				set = set.Put(tc.entry.Name, tc.entry.Value)
+			}
+			store := knownhosts.Load(knownhosts.Options{Feeds: []keydir.Feed{pinFeed{set}}, NoStrictModes: true})
+			home := knownhosts.Load(knownhosts.HomeOptions(string(s.home)))
+			for _, p := range []struct {
+				addr string
+				key  *jwk.Key
+			}{{"db.example:5432", host}, {"db.example:5432", other}, {"web.example:443", other}} {
+				want := store.Decide(p.addr, p.key.SPKIHash()).Verdict
+				got := home.Decide(p.addr, p.key.SPKIHash()).Verdict
+				if got == knownhosts.Unknown && want != knownhosts.Unknown || got == knownhosts.Pinned && want != knownhosts.Pinned {
+					t.Errorf("%s, %s's key: the home says %v, the stores reading the store %v\n%s", p.addr, p.key.Fingerprint(), got, want, errOut)
+				}
+			}
+		})
 	}
 }
