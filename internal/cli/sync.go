@@ -833,7 +833,22 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s was changed since sync wrote it (mode %04o): left as it is (remove it to let sync write it)\n", shown, fi.Mode().Perm())
 		return 1, nil
 	}
-	if err := atomicfile.Write(path, val, 0o644); err != nil {
+	if syncWriting != nil {
+		syncWriting(path)
+	}
+	write := atomicfile.Write
+	if rerr != nil {
+		// None was there: created only where none is yet, never over a
+		// file another writer made since the look above (keytool revoke
+		// on the home), which would otherwise be taken for sync's and
+		// removed with the entry (TestSyncNeverWritesOverAFileMadeMeanwhile).
+		write = atomicfile.Create
+	}
+	if err := write(path, val, 0o644); errors.Is(err, fs.ErrExist) {
+		m.drop(rel) // claimed, but not sync's
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s was made by another writer as sync was writing it: left as it is (remove it to let sync write it)\n", shown)
+		return 1, nil
+	} else if err != nil {
 		return 0, err
 	}
 	verb := "wrote"
@@ -844,6 +859,10 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 	fmt.Fprintf(s.c.stdout, "%s %s\n", verb, shown)
 	return 0, nil
 }
+
+// syncWriting, if set, runs in place between its look at a file and its
+// write (tests make another writer's file appear there).
+var syncWriting func(path string)
 
 // unplace removes the file of a vanished entry if it is still what sync
 // wrote.

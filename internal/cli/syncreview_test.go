@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/authkeys"
@@ -288,5 +289,58 @@ func TestSyncPinNotMirroredAsItIsNeverUnpins(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSyncNeverWritesOverAFileMadeMeanwhile: a file another writer
+// creates between sync's look at its name (none there) and sync's write —
+// keytool revoke on the home, run as the fleet's revocation of the same
+// key reaches it — stays that writer's: sync never replaces it, and never
+// removes it once the store's entry goes. Before, sync renamed its file
+// over it, took it for its own, and removed it with the entry: the key the
+// administrator revoked on the home, told it was, admitted again.
+// (Found by review, 2026-12-05.)
+func TestSyncNeverWritesOverAFileMadeMeanwhile(t *testing.T) {
+	dir := t.TempDir()
+	s, _, errOut := testSyncer(t, dir)
+	keyFile := filepath.Join(dir, "k.json")
+	k := writePublicKey(t, keyFile, nil)
+	// The home authorizes k by hand; the fleet revokes it under the name
+	// keytool revoke gives its file, with a comment of its own.
+	if _, stderr, code := runKeytool(t, "", "-H", string(s.home), "authorize", keyFile, "--name", "k"); code != 0 {
+		t.Fatalf("authorize: %s", stderr)
+	}
+	name := strings.ReplaceAll(k.KeyID(), ":", "") + ".json"
+	fleet := k.PublicKey()
+	fleet.Attrs = jwk.Attributes{}
+	fleet.Attrs.SetString("comment", "revoked by the fleet")
+	value, err := fleet.MarshalPublic(jwk.JWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked bool
+	syncWriting = func(path string) {
+		if filepath.Base(path) == name && !revoked {
+			revoked = true
+			if _, stderr, code := runKeytool(t, "", "-H", string(s.home), "revoke", keyFile); code != 0 {
+				t.Errorf("revoke: %s", stderr)
+			}
+		}
+	}
+	t.Cleanup(func() { syncWriting = nil })
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreRevoked, Name: name, Value: value}}); err != nil {
+		t.Fatal(err)
+	}
+	if !revoked {
+		t.Fatal("the administrator's revoke did not run")
+	}
+	syncWriting = nil
+	// The fleet lifts its revocation: the administrator's stays.
+	if _, err := s.mirror(nil); err != nil {
+		t.Fatal(err)
+	}
+	st := authkeys.Load(authkeys.HomeOptions(string(s.home)))
+	if _, err := st.LookupKey(k, netip.MustParseAddr("127.0.0.1")); err == nil {
+		t.Fatalf("the key the administrator revoked on the home is admitted once the fleet's revocation of it went:\n%s", errOut)
 	}
 }
