@@ -812,6 +812,22 @@ func contentSum(b []byte) string {
 func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err error) {
 	path, shown := filepath.Join(string(s.home), rel), s.shown(rel)
 	cur, fi, rerr := readRegular(path)
+	if !errors.Is(rerr, fs.ErrNotExist) {
+		// A file there is looked at again and written under the lock
+		// keytool's writers of the directory take (keydir.EditFile:
+		// authorize --remove of a key in a file of sync's): an edit made
+		// between the look and the write would otherwise be lost under
+		// sync's rename, a key its administrator was told removed
+		// authorized again (TestSyncRewriteWaitsForAnEdit). A name with
+		// no file is created only where none is yet (below), which needs
+		// no lock: a first mirror of many entries takes none.
+		unlock, _, err := keydir.LockWriters(filepath.Dir(path))
+		if err != nil {
+			return 0, err
+		}
+		defer unlock()
+		cur, fi, rerr = readRegular(path)
+	}
 	switch {
 	case rerr == nil && bytes.Equal(cur, val) && m.Files[rel] == "" && (strings.HasPrefix(rel, StoreRevoked+".d/") || strings.HasPrefix(rel, StoreTrusted+".d/")):
 		// Someone else's revocation or pin that says the same: it stays
@@ -868,6 +884,12 @@ var syncWriting func(path string)
 // wrote.
 func (s *syncer) unplace(m *syncManifest, rel string) (kept int) {
 	path, shown := filepath.Join(string(s.home), rel), s.shown(rel)
+	unlock, _, err := keydir.LockWriters(filepath.Dir(path)) // as place
+	if err != nil {
+		fmt.Fprintf(s.c.stderr, "keytool sync: %s\n", termtext.Safe(err.Error()))
+		return 1
+	}
+	defer unlock()
 	cur, _, err := readRegular(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

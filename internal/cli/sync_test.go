@@ -103,7 +103,7 @@ func TestSyncUnmirrorableRevocationRefusesAll(t *testing.T) {
 	if err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v", kept, err)
 	}
-	des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d"))
+	des, _ := keyDirEntries(filepath.Join(string(s.home), "revoked_keys.d"))
 	if len(des) != 1 || des[0].Name() != "alice.json" {
 		t.Fatalf("revoked_keys.d holds %v", des)
 	}
@@ -140,7 +140,7 @@ func TestSyncRevocationUnderASkippedName(t *testing.T) {
 	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)}}); err != nil {
 		t.Fatal(err)
 	}
-	if des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d")); len(des) != 0 {
+	if des, _ := keyDirEntries(filepath.Join(string(s.home), "revoked_keys.d")); len(des) != 0 {
 		t.Fatalf("revoked_keys.d holds %v once the revocation is gone", des)
 	}
 }
@@ -252,7 +252,7 @@ func TestSyncNameCollision(t *testing.T) {
 	if regexp.MustCompile(`(?m)^alice +SHA256:\S+ +ok`).MatchString(stdout) || strings.Contains(stdout, "bob") {
 		t.Fatalf("want alice refused (carol's revocations refuse every key) and bob absent:\n%s", stdout)
 	}
-	des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d"))
+	des, _ := keyDirEntries(filepath.Join(string(s.home), "revoked_keys.d"))
 	for _, de := range des {
 		if !strings.HasPrefix(de.Name(), "keytool-sync-unmirrorable-") {
 			t.Errorf("revoked_keys.d holds %s, want the stand-in alone", de.Name())
@@ -321,7 +321,7 @@ func TestSyncBlockedRevocationStillEnforced(t *testing.T) {
 	if kept, err := s.mirror(entries); err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v", kept, err)
 	}
-	des, _ := os.ReadDir(filepath.Dir(mine))
+	des, _ := keyDirEntries(filepath.Dir(mine))
 	if len(des) != 1 || des[0].Name() != "bob.json" {
 		t.Fatalf("revoked_keys.d holds %v", des)
 	}
@@ -398,7 +398,7 @@ func TestSyncNeverWritesPrivateKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d"))
+	des, _ := keyDirEntries(filepath.Join(string(s.home), "revoked_keys.d"))
 	if len(des) != 1 || !strings.HasPrefix(des[0].Name(), "keytool-sync-unmirrorable-") {
 		t.Fatalf("revoked_keys.d holds %v, want the stand-in alone", des)
 	}
@@ -456,7 +456,7 @@ func TestSyncOversizedEntryGrantsNothing(t *testing.T) {
 	if !strings.Contains(errOut.String(), "revoked_keys/bob.json: ") || !strings.Contains(errOut.String(), "which refuses every key") {
 		t.Errorf("stderr: %s", errOut)
 	}
-	des, _ := os.ReadDir(filepath.Join(string(s.home), "revoked_keys.d"))
+	des, _ := keyDirEntries(filepath.Join(string(s.home), "revoked_keys.d"))
 	if len(des) != 1 || !strings.HasPrefix(des[0].Name(), "keytool-sync-unmirrorable-") {
 		t.Fatalf("revoked_keys.d holds %v, want the stand-in alone", des)
 	}

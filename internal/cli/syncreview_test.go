@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/keydir"
@@ -103,7 +104,7 @@ func TestSyncRewrittenRevocationsNeverLapse(t *testing.T) {
 					t.Fatalf("%s admitted once sync is done", n)
 				}
 			}
-			if got := filesUnder(t, filepath.Join(string(s.home), "revoked_keys.d")); len(got) != len(tc.then)+1 { // the .d itself
+			if got := withoutLock(filesUnder(t, filepath.Join(string(s.home), "revoked_keys.d"))); len(got) != len(tc.then)+1 { // the .d itself
 				t.Fatalf("revoked_keys.d holds %v", got)
 			}
 		})
@@ -181,11 +182,17 @@ func TestSyncMovedPinNeverLapses(t *testing.T) {
 				want = append(want, name)
 			}
 			slices.Sort(want)
-			if got := filesUnder(t, filepath.Join(string(s.home), "trusted_hosts.d")); !slices.Equal(got, want) {
+			if got := withoutLock(filesUnder(t, filepath.Join(string(s.home), "trusted_hosts.d"))); !slices.Equal(got, want) {
 				t.Fatalf("trusted_hosts.d holds %v, want %v", got, want)
 			}
 		})
 	}
+}
+
+// withoutLock is files without the lock file keytool's writers of a
+// directory take (keyDirEntries).
+func withoutLock(files []string) []string {
+	return slices.DeleteFunc(files, func(f string) bool { return f == ".keytool.lock" })
 }
 
 type writerFunc func([]byte) (int, error)
@@ -342,5 +349,67 @@ func TestSyncNeverWritesOverAFileMadeMeanwhile(t *testing.T) {
 	st := authkeys.Load(authkeys.HomeOptions(string(s.home)))
 	if _, err := st.LookupKey(k, netip.MustParseAddr("127.0.0.1")); err == nil {
 		t.Fatalf("the key the administrator revoked on the home is admitted once the fleet's revocation of it went:\n%s", errOut)
+	}
+}
+
+// TestSyncRewriteWaitsForAnEdit: an administrator's edit of a file of
+// sync's (authorize --remove bob, in the file the fleet's entry wrote,
+// holding bob and carol) made between sync's look at that file and its
+// rewrite (the entry changed: dave added) is not lost. sync looks and
+// writes under the directory's writers' lock, which keytool's edits take
+// (keydir.LockWriters, EditFile): the edit comes before sync's look, and
+// sync leaves the changed file as it is, or after its write, and removes
+// bob from it. Before, sync renamed the store's bytes over the edited
+// file: bob, whom the administrator was told removed, was authorized
+// again. (Found by review, 2026-12-05.)
+func TestSyncRewriteWaitsForAnEdit(t *testing.T) {
+	dir := t.TempDir()
+	s, _, errOut := testSyncer(t, dir)
+	var keys []*jwk.Key
+	for _, n := range []string{"bob", "carol", "dave"} {
+		keys = append(keys, writePublicKey(t, filepath.Join(dir, n+".json"), map[string]string{"name": n}))
+	}
+	set := func(ks ...*jwk.Key) []byte {
+		b, err := jwk.MarshalPublicSet(ks, jwk.JWK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "team.json", Value: set(keys[0], keys[1])}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	var ran bool
+	syncWriting = func(path string) {
+		if filepath.Base(path) != "team.json" || ran {
+			return
+		}
+		ran = true
+		go func() {
+			_, _, code := runKeytool(t, "", "-H", string(s.home), "authorize", "--remove", "bob")
+			done <- code
+		}()
+		select { // done, or waiting for sync's lock
+		case code := <-done:
+			done <- code
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	t.Cleanup(func() { syncWriting = nil })
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "team.json", Value: set(keys[0], keys[1], keys[2])}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("authorize --remove bob: exit %d", code)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("authorize --remove bob still waits after sync let go")
+	}
+	st := authkeys.Load(authkeys.HomeOptions(string(s.home)))
+	if _, err := st.LookupKey(keys[0], netip.MustParseAddr("127.0.0.1")); err == nil {
+		t.Fatalf("bob, whom the administrator removed as sync rewrote the file, is authorized:\n%s", errOut)
 	}
 }
