@@ -262,34 +262,12 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if err != nil {
 		return err
 	}
-	// What --force replaces, described before it is gone.
-	replaced := make([]string, len(existing))
-	for i, p := range existing {
-		replaced[i] = p + describeKeyFile(p)
-	}
+	replaced := describeKeyFiles(existing) // what --force replaces, described before it is gone
 
-	mode := jwk.CreateNew
-	if force {
-		mode = jwk.Overwrite
-	}
-	if len(others) == 1 && len(existing) == 1 {
-		// The identity in another format (key.json, for -f pem): replaced
-		// through its own name, so that the home holds one identity at
-		// every moment.
-		if err := replaceKeyFile(others[0], keyPath, k, f); err != nil {
-			return err
-		}
-		others = nil
-	} else if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return c.refuseExisting(again, keepCmd, keyPath) // another process won the race
-		}
+	if err := writeRoleKey(keyPath, others, len(others) < len(existing), k, f, force); errors.Is(err, fs.ErrExist) {
+		return c.refuseExisting(again, keepCmd, keyPath) // another process won the race
+	} else if err != nil {
 		return err
-	}
-	for _, p := range others {
-		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("the new identity is in %s, but the old %s could not be removed: %w", keyPath, p, err)
-		}
 	}
 	if err := jwk.WritePublicKeyFile(pubPath, k, f, jwk.Overwrite); err != nil {
 		return fmt.Errorf("the identity is in %s, but its public half could not be written (run: keytool%s pub > %s): %w", keyPath, c.homeFlag(), pubPath, err)
@@ -362,6 +340,32 @@ func (c *cli) nextBeside(k *jwk.Key, retry string) (string, error) {
 	}
 	return fmt.Sprintf("The next key %s (%s) stays: the new identity announces it, and rotate makes it current. If the identity replaced was compromised, so may it be: remove it (%s)",
 		file, next.Fingerprint(), rm), nil
+}
+
+// writeRoleKey writes k, in format f, to path, the file of a private key's
+// role in the home (the identity, the next key) or the file -i names;
+// exists says whether path is there, and others are the role's files of
+// other formats (key.json, for -f pem), which go: one alone is replaced
+// through its own name (replaceKeyFile), so that the role has one file at
+// every moment. Without force, path is created only if it is not there
+// (fs.ErrExist otherwise: another process won the race).
+func writeRoleKey(path string, others []string, exists bool, k *jwk.Key, f jwk.Format, force bool) error {
+	if len(others) == 1 && !exists {
+		return replaceKeyFile(others[0], path, k, f)
+	}
+	mode := jwk.CreateNew
+	if force {
+		mode = jwk.Overwrite
+	}
+	if err := jwk.WritePrivateKeyFile(path, k, f, mode); err != nil {
+		return err
+	}
+	for _, p := range others {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("the new key is in %s, but the old %s could not be removed: %w", path, p, err)
+		}
+	}
+	return nil
 }
 
 // replaceKeyFile replaces the private key file old with k, in format f,
@@ -508,6 +512,15 @@ func (c *cli) refuseExisting(again []string, keepCmd string, paths ...string) er
 		return fmt.Errorf("an identity already exists: %s; save the names in it, keeping its key: %s; or %s", descs[0], keepCmd, replace)
 	}
 	return fmt.Errorf("an identity already exists: %s; keep it, or %s", strings.Join(descs, ", "), replace)
+}
+
+// describeKeyFiles is each of files with describeKeyFile's description.
+func describeKeyFiles(files []string) []string {
+	out := make([]string, len(files))
+	for i, p := range files {
+		out[i] = p + describeKeyFile(p)
+	}
+	return out
 }
 
 // describeKeyFile says which key a file holds, " (ECDSA P-256, SHA256:…)",

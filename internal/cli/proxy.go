@@ -320,6 +320,17 @@ func checkProxyAddrs(o proxyOptions) error {
 	return nil
 }
 
+// checkAcceptHosts refuses an --accept-host that is no DNS name: IP
+// addresses and localhost need none.
+func checkAcceptHosts(hosts []string) error {
+	for _, h := range hosts {
+		if h = strings.TrimSuffix(h, "."); !dnsname.Valid(h) {
+			return usagef("--accept-host %q is not a DNS name (IP addresses and localhost are accepted without it)", h)
+		}
+	}
+	return nil
+}
+
 // checkProxyFlags refuses flags that contradict each other or have no use
 // in the mode asked for: a flag silently ignored is a mistake.
 func checkProxyFlags(c *cli, o proxyOptions) error {
@@ -353,10 +364,8 @@ func checkProxyFlags(c *cli, o proxyOptions) error {
 	if !o.client && len(o.acceptHosts) > 0 {
 		return usagef("--accept-host names the hosts a browser's requests to a client proxy may name; it is for --client")
 	}
-	for _, h := range o.acceptHosts {
-		if h = strings.TrimSuffix(h, "."); !dnsname.Valid(h) {
-			return usagef("--accept-host %q is not a DNS name (IP addresses and localhost are accepted without it)", h)
-		}
+	if err := checkAcceptHosts(o.acceptHosts); err != nil {
+		return err
 	}
 	if o.client && len(o.hosts) > 0 {
 		return usagef("--host names the server's certificate; it has no use with --client")

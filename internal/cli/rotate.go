@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
@@ -67,26 +68,9 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 		}
 	}
 	tlsbridge.SaveNames(k, names)
-	mode := jwk.CreateNew
-	if force {
-		mode = jwk.Overwrite
-	}
-	if len(existing) == 1 && existing[0] != keyPath {
-		// The next key in another format: replaced through its own name,
-		// so that the home never holds two next keys (replaceKeyFile).
-		if err := replaceKeyFile(existing[0], keyPath, k, f); err != nil {
-			return err
-		}
-		existing = nil
-	} else if err := jwk.WritePrivateKeyFile(keyPath, k, f, mode); err != nil {
+	others := slices.DeleteFunc(slices.Clone(existing), func(p string) bool { return p == keyPath })
+	if err := writeRoleKey(keyPath, others, len(others) < len(existing), k, f, force); err != nil {
 		return err
-	}
-	for _, p := range existing {
-		if p != keyPath {
-			if err := os.Remove(p); err != nil {
-				return err
-			}
-		}
 	}
 	pubPath := filepath.Join(c.home, "pub_key.next"+f.Ext())
 	if err := jwk.WritePublicKeyFile(pubPath, k, f, jwk.Overwrite); err != nil {
