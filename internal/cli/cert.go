@@ -13,7 +13,6 @@ import (
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
-	"github.com/keytool/keytool/jwk"
 	"github.com/spf13/pflag"
 )
 
@@ -145,14 +144,9 @@ func (c *cli) cert(out string, hosts []string, keyOut string, force bool, again 
 // the private key would then go, as gen -i refuses (publicOnly). Found by
 // review, 2026-12-05: --force wrote it.
 func keyOutPublic(path string) error {
-	keys, err := jwk.ReadFile(path)
-	if err != nil || len(keys) == 0 {
+	keys, public := publicKeysOnly(path)
+	if !public {
 		return nil
-	}
-	for _, k := range keys {
-		if k.IsPrivate() {
-			return nil
-		}
 	}
 	return fmt.Errorf("%s holds a public key or certificate%s, not a private key: --key-out never writes the private key over one, --force or not (it is made to be shared, and the key would go with it); name a file of its own for the key", path, describeKeys(keys))
 }

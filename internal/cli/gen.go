@@ -433,20 +433,31 @@ func (c *cli) identityFiles(keyPath string) (existing, others []string) {
 	return append(existing, others...), others
 }
 
+// publicKeysOnly reports whether the file at path holds keys (or
+// certificates), none of them private, and returns them: a file made to be
+// shared, which no private key is ever written over.
+func publicKeysOnly(path string) ([]*jwk.Key, bool) {
+	keys, err := jwk.ReadFile(path)
+	if err != nil || len(keys) == 0 {
+		return nil, false
+	}
+	for _, k := range keys {
+		if k.IsPrivate() {
+			return nil, false
+		}
+	}
+	return keys, true
+}
+
 // publicOnly refuses, even with --force, to write a private key over the
 // file -i names when that file holds public keys only: it is no identity
 // to replace but, most likely, the public half mistaken for the key (ssh's
 // id_ed25519.pub), a file made to be copied to other machines, where the
 // private key would then go.
 func publicOnly(path string) error {
-	keys, err := jwk.ReadFile(path)
-	if err != nil || len(keys) == 0 {
+	keys, public := publicKeysOnly(path)
+	if !public {
 		return nil
-	}
-	for _, k := range keys {
-		if k.IsPrivate() {
-			return nil
-		}
 	}
 	return fmt.Errorf("%s holds a public key%s, not an identity: gen writes a private key to the file -i names, and never over a public key, which is made to be shared; name the private key file, or a new one: keytool -i FILE gen",
 		path, describeKeys(keys)) // the keys read, not the file read again

@@ -781,12 +781,8 @@ func (n fileNote) standIn(e StoreEntry) (syncFile, bool) {
 // read must not): a revocation file
 // that does not parse, which the stores read as they read an unusable
 // entry in the store: every key refused (docs/design.md, "input skipped").
-func unmirrorableRevocation(name, why string) (f syncFile) {
-	sum := sha256.Sum256([]byte(name))
-	f.rel = StoreRevoked + ".d/" + syncOwnPrefix + "unmirrorable-" + hex.EncodeToString(sum[:8])
-	f.val = fmt.Appendf(nil, "keytool sync: the store's entry %s/%q %s: this file refuses every key until the entry is fixed\n", StoreRevoked, name, why)
-	f.stood = true
-	return f
+func unmirrorableRevocation(name, why string) syncFile {
+	return unmirrorable(StoreRevoked, name, why, "every key")
 }
 
 // unmirrorablePin is the file that stands for a pin entry sync cannot
@@ -794,12 +790,19 @@ func unmirrorableRevocation(name, why string) (f syncFile) {
 // parse, which the home's stores skip, refusing every host no other pin
 // holds (knownhosts.Skipped), as the stores reading the store do for an
 // entry they cannot take — never an address left unpinned.
-func unmirrorablePin(name, why string) (f syncFile) {
+func unmirrorablePin(name, why string) syncFile {
+	return unmirrorable(StoreTrusted, name, why, "every host no other pin holds")
+}
+
+// unmirrorable is the stand-in file, in kind's directory, of the entry
+// name sync cannot write as it is (why), saying what it refuses.
+func unmirrorable(kind, name, why, refuses string) syncFile {
 	sum := sha256.Sum256([]byte(name))
-	f.rel = StoreTrusted + ".d/" + syncOwnPrefix + "unmirrorable-" + hex.EncodeToString(sum[:8])
-	f.val = fmt.Appendf(nil, "keytool sync: the store's entry %s/%q %s: this file refuses every host no other pin holds until the entry is fixed\n", StoreTrusted, name, why)
-	f.stood = true
-	return f
+	return syncFile{
+		rel:   kind + ".d/" + syncOwnPrefix + "unmirrorable-" + hex.EncodeToString(sum[:8]),
+		val:   fmt.Appendf(nil, "keytool sync: the store's entry %s/%q %s: this file refuses %s until the entry is fixed\n", kind, name, why, refuses),
+		stood: true,
+	}
 }
 
 func contentSum(b []byte) string {
