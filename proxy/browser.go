@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,41 +40,108 @@ func (e *BrowserRequestError) Error() string {
 	return "proxy: refused a browser's cross-site request: " + e.Reason
 }
 
-// browserGate is a local connection of a client-mode proxy, whose first
-// bytes are looked at before any is passed on. The proxy presents its
-// key for whoever connects to its port, and every web page its user's
-// browser opens can connect to a loopback port: a page of another site
-// must not act with that key (found by review, 2026-12-05). Bytes that
-// are not an HTTP/1.x request line pass at once, unchanged: other
-// protocols, TLS, HTTP/2 with prior knowledge (which browsers never
-// speak in clear). Only the first request of a connection is looked at:
-// a browser does not send one origin's requests on a connection it
-// opened for another's.
+// browserGate is a local connection of a client-mode proxy, whose
+// HTTP/1.x requests are each looked at before any byte of it is passed
+// on. The proxy presents its key for whoever connects to its port, and
+// every web page its user's browser opens can connect to a loopback
+// port: a page of another site must not act with that key (found by
+// review, 2026-12-05).
+//
+// Bytes that are not an HTTP/1.x request line at a connection's start
+// pass at once, unchanged, and so does the rest of that connection:
+// other protocols, TLS, HTTP/2 with prior knowledge (which browsers
+// never speak in clear). A connection that began with a request is
+// followed request by request, as the target reads it (RFC 9112, section
+// 6): each head is checked, each body passed by its Content-Length or
+// its chunks, and the next head looked for after it, so that a request
+// a page sends on a connection another page's request opened (a browser
+// whose pool of connections is not split by site) is checked as the
+// first was (found by review, 2026-12-05). What the two could read
+// differently — framing headers that are folded, doubled with other
+// values, both Content-Length and Transfer-Encoding, a coding other than
+// chunked, a malformed chunk, bytes that are no request where one must
+// come — is refused: a browser sends none of them, and a target that
+// read them otherwise than the gate would see a request the gate had
+// taken for a body. After a request asking to switch protocols
+// (Upgrade, CONNECT), the rest passes as it is: it is that protocol's,
+// and a browser never sends another request on such a connection.
 type browserGate struct {
 	net.Conn
-	accept  []string // names allowed besides localhost, lower case, no final dot
-	buf     []byte   // read while deciding, not yet given to Read
-	decided bool
-	err     error                // a read error that came while deciding, for after buf
-	refused *BrowserRequestError // set when the first request was refused
+	accept []string // names allowed besides localhost, lower case, no final dot
+
+	state    gateState
+	requests int    // heads passed so far
+	buf      []byte // read and not yet given to Read; its first ready bytes are decided
+	ready    int
+	left     int64                // bytes of the body (gateBody) or the chunk (gateChunkData) still to pass
+	after    gateState            // the state once they have passed
+	end      gateState            // the state once the request has passed: gateHead, or gateOpaque after an upgrade
+	err      error                // a read error that came while deciding, for after buf
+	refused  *BrowserRequestError // set when a request was refused
 }
 
+// gateState is what a browserGate expects next of the stream.
+type gateState int
+
+const (
+	gateHead      gateState = iota // a request's head (or, at the start, something else)
+	gateBody                       // left more bytes of a body of known length
+	gateChunkSize                  // a chunk's size line
+	gateChunkData                  // left more bytes of a chunk
+	gateChunkEnd                   // the CRLF after a chunk
+	gateTrailer                    // the trailer section after the last chunk
+	gateOpaque                     // not HTTP/1.x, or another protocol: passed as it is
+)
+
 func (g *browserGate) Read(p []byte) (int, error) {
-	if !g.decided {
-		g.decided = true
-		if err := g.decide(); err != nil {
+	for g.ready == 0 {
+		if g.refused != nil {
+			return 0, g.refused
+		}
+		switch {
+		case g.state == gateOpaque || (g.state == gateBody || g.state == gateChunkData) && len(g.buf) > 0:
+			g.passBuffered()
+			if g.ready > 0 {
+				continue
+			}
+			if g.err != nil {
+				return 0, g.err
+			}
+			return g.Conn.Read(p) // gateOpaque, nothing buffered
+		case g.state == gateBody || g.state == gateChunkData:
+			if g.err != nil {
+				return 0, g.err
+			}
+			// A body's bytes go from the socket to p as they are.
+			n, err := g.Conn.Read(p[:min(int64(len(p)), g.left)])
+			g.left -= int64(n)
+			if g.left == 0 {
+				g.state = g.after
+			}
+			return n, err
+		}
+		if err := g.step(); err != nil {
 			return 0, err
 		}
 	}
-	if len(g.buf) > 0 {
-		n := copy(p, g.buf)
-		g.buf = g.buf[n:]
-		return n, nil
+	n := copy(p, g.buf[:g.ready])
+	g.buf = g.buf[n:]
+	g.ready -= n
+	return n, nil
+}
+
+// passBuffered decides on the bytes buffered in a state that passes
+// them: all of them (gateOpaque) or the body's part of them.
+func (g *browserGate) passBuffered() {
+	if g.state == gateOpaque {
+		g.ready = len(g.buf)
+		return
 	}
-	if g.err != nil {
-		return 0, g.err
+	n := min(int64(len(g.buf)), g.left)
+	g.ready, g.left = int(n), g.left-n
+	if g.left == 0 {
+		g.state = g.after
 	}
-	return g.Conn.Read(p)
 }
 
 // CloseWrite half-closes the connection under the gate, as pipe does
@@ -84,61 +153,261 @@ func (g *browserGate) CloseWrite() error {
 	return errNoHalfClose
 }
 
-// decide reads until the first bytes are known not to be an HTTP/1.x
-// request, or its head has come (or the stream ended), and refuses a
-// cross-site one: it answers 403 and returns a *BrowserRequestError. A
-// read error is returned once the bytes read before it are given back.
-func (g *browserGate) decide() error {
-	chunk := make([]byte, 4<<10)
-	for {
-		http, head, done := requestHead(g.buf)
-		if done && (!http || head != nil) {
-			if http {
-				return g.check(head)
-			}
+// step decides on the next bytes in a state that parses them (a head, a
+// chunk's size line or end, a trailer), reading more when what is
+// buffered does not yet tell; it returns with bytes decided (ready), a
+// new state, or an error (a refusal, or a read error with nothing left
+// to pass).
+func (g *browserGate) step() error {
+	switch g.state {
+	case gateHead:
+		return g.stepHead()
+	case gateChunkSize:
+		line, ok := lineOf(g.buf)
+		if !ok {
+			return g.fill(maxChunkLine, "a chunk size line longer than 4 KiB")
+		}
+		size, ok := chunkSize(line)
+		if !ok {
+			return g.refuse(fmt.Sprintf("a malformed chunk size line: %s", quoteName(string(line))), false)
+		}
+		g.ready = len(line)
+		g.state, g.left, g.after = gateChunkData, size, gateChunkEnd
+		if size == 0 {
+			g.state = gateTrailer
+		}
+		return nil
+	case gateChunkEnd:
+		if len(g.buf) < 2 {
+			return g.fill(2, "")
+		}
+		if string(g.buf[:2]) != "\r\n" {
+			return g.refuse("a chunk not followed by CRLF", false)
+		}
+		g.ready, g.state = 2, gateChunkSize
+		return nil
+	case gateTrailer:
+		// Fields until an empty line, as a head's are: not looked at, as
+		// a server takes none of them for Host or Origin.
+		if n, ok := trailerEnd(g.buf); ok {
+			g.ready, g.state = n, g.end
 			return nil
 		}
-		if len(g.buf) >= maxBrowserHead {
-			return g.refuse(fmt.Sprintf("a request head longer than %d KiB", maxBrowserHead>>10))
+		return g.fill(maxBrowserHead, fmt.Sprintf("a trailer section longer than %d KiB", maxBrowserHead>>10))
+	}
+	panic("proxy: browserGate.step in a state that passes bytes")
+}
+
+// maxChunkLine bounds a chunk's size line, as net/http's reader does.
+const maxChunkLine = 4 << 10
+
+// fill reads more into buf, at most up to limit bytes buffered (beyond
+// which the stream is refused for tooLong). At the end of the stream,
+// what is buffered passes as it is, then the error: the target reads as
+// much, and no more, and fails where it ends.
+func (g *browserGate) fill(limit int, tooLong string) error {
+	if g.err != nil {
+		g.state = gateOpaque
+		return nil
+	}
+	if len(g.buf) >= limit {
+		return g.refuse(tooLong, g.state == gateHead)
+	}
+	g.buf = slices.Grow(g.buf, min(4<<10, limit-len(g.buf)))
+	n, err := g.Conn.Read(g.buf[len(g.buf):min(cap(g.buf), limit)])
+	g.buf = g.buf[:len(g.buf)+n]
+	if err != nil {
+		g.err = err
+	}
+	return nil
+}
+
+// stepHead decides on a request head: at a connection's start, first
+// whether the stream is HTTP/1.x at all.
+func (g *browserGate) stepHead() error {
+	if g.requests > 0 {
+		// Empty lines before a request line are allowed (RFC 9112,
+		// section 2.2) and pass.
+		n := 0
+		for n < len(g.buf) && (g.buf[n] == '\r' || g.buf[n] == '\n') {
+			n++
 		}
-		// A word alone so far; not nothing: a protocol whose server
-		// speaks first has its client wait, and a browser may open a
-		// connection before it has a request to send on it (preconnect).
-		word := !http && !done && len(g.buf) > 0
-		if word {
-			_ = g.Conn.SetReadDeadline(time.Now().Add(tokenWait))
+		if n > 0 {
+			g.ready = n
+			return nil
 		}
-		n, err := g.Conn.Read(chunk[:min(len(chunk), maxBrowserHead-len(g.buf))])
-		g.buf = append(g.buf, chunk[:n]...)
-		if word {
-			_ = g.Conn.SetReadDeadline(time.Time{})
-			if isTimeoutErr(err) {
-				return nil // not a browser's: passed on as it is
-			}
+	}
+	http, head, next, done := requestHead(g.buf)
+	switch {
+	case done && !http && g.requests == 0:
+		g.state = gateOpaque
+		return nil
+	case done && !http:
+		return g.refuse("bytes that are not an HTTP/1.x request where the next request must begin", true)
+	case done:
+		if err := g.check(head); err != nil {
+			return err
 		}
-		if err != nil {
-			if http, head, _ := requestHead(g.buf); http && head == nil {
-				// The stream ended inside a request's head: what came is
-				// decided on as it is.
-				if err := g.check(g.buf); err != nil {
-					return err
-				}
-			}
-			if len(g.buf) == 0 {
+		if err := g.frame(head); err != nil {
+			return err
+		}
+		g.ready = next
+		g.requests++
+		return nil
+	}
+	if g.err != nil {
+		if http && len(g.buf) > 0 {
+			// The stream ended inside a request's head: what came is
+			// decided on as it is.
+			if err := g.check(g.buf); err != nil {
 				return err
 			}
-			g.err = err // after the bytes read before it
-			return nil
+		}
+		g.state = gateOpaque
+		return nil
+	}
+	if len(g.buf) >= maxBrowserHead {
+		return g.refuse(fmt.Sprintf("a request head longer than %d KiB", maxBrowserHead>>10), true)
+	}
+	// A word alone so far; not nothing: a protocol whose server speaks
+	// first has its client wait, and a browser may open a connection
+	// before it has a request to send on it (preconnect).
+	word := g.requests == 0 && !http && len(g.buf) > 0
+	if word {
+		_ = g.Conn.SetReadDeadline(time.Now().Add(tokenWait))
+	}
+	err := g.fill(maxBrowserHead, "")
+	if word {
+		_ = g.Conn.SetReadDeadline(time.Time{})
+		if isTimeoutErr(g.err) {
+			g.err = nil
+			g.state = gateOpaque // not a browser's: passed on as it is
+		}
+	}
+	return err
+}
+
+// frame reads how the target will find the end of the request whose
+// head is head (RFC 9112, section 6.3), and sets the state that follows
+// it; framing that two readers could take differently is refused.
+func (g *browserGate) frame(head []byte) error {
+	f, bad := framingOf(head)
+	if bad != "" {
+		return g.refuse(bad, true)
+	}
+	g.end = gateHead
+	if f.upgrade {
+		g.end = gateOpaque
+	}
+	g.state, g.after = g.end, g.end
+	switch {
+	case f.coding != "" && f.lengths > 0:
+		return g.refuse("both Content-Length and Transfer-Encoding", true)
+	case f.coding != "":
+		if !strings.EqualFold(strings.Trim(f.coding, " \t"), "chunked") {
+			return g.refuse(fmt.Sprintf("a Transfer-Encoding other than chunked: %s", quoteName(f.coding)), true)
+		}
+		g.state = gateChunkSize
+	case f.lengths > 0:
+		n, err := strconv.ParseInt(f.length, 10, 64)
+		if err != nil || n < 0 || strings.TrimLeft(f.length, "0123456789") != "" {
+			return g.refuse(fmt.Sprintf("a malformed Content-Length: %s", quoteName(f.length)), true)
+		}
+		if n > 0 {
+			g.state, g.left = gateBody, n
+		}
+	}
+	return nil
+}
+
+// framing is what of a request head says where its body ends.
+type framing struct {
+	lengths int    // Content-Length headers
+	length  string // their value
+	coding  string // the Transfer-Encoding headers' values, joined
+	upgrade bool   // Upgrade, or CONNECT: another protocol may follow
+}
+
+// framingOf reads head's framing headers, or says why they cannot be
+// read as one reader would.
+func framingOf(head []byte) (f framing, bad string) {
+	lines := strings.Split(string(head), "\n")
+	method, _, _ := strings.Cut(lines[0], " ")
+	f.upgrade = method == "CONNECT"
+	for _, line := range lines[1:] {
+		line = strings.TrimSuffix(line, "\r")
+		if line != "" && (line[0] == ' ' || line[0] == '\t') {
+			return f, "a folded header line (obs-fold)"
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || name == "" || strings.IndexFunc(name, func(r rune) bool { return r > 0x7f || !isTokenChar(byte(r)) }) >= 0 {
+			return f, "a malformed header line: " + quoteName(line)
+		}
+		value = strings.Trim(value, " \t")
+		switch strings.ToLower(name) {
+		case "content-length":
+			if f.lengths++; f.lengths > 1 && value != f.length {
+				return f, "two Content-Length headers that differ"
+			}
+			f.length = value
+		case "transfer-encoding":
+			if f.coding != "" {
+				f.coding += ","
+			}
+			f.coding += value
+		case "upgrade":
+			f.upgrade = f.upgrade || value != ""
+		}
+	}
+	return f, ""
+}
+
+// lineOf is b's first line with its LF, if it has come.
+func lineOf(b []byte) ([]byte, bool) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i+1], true
+	}
+	return nil, false
+}
+
+// chunkSize reads a chunk's size line (with its line end), as net/http
+// does: hexadecimal digits, then perhaps spaces or tabs and an
+// extension after ';'.
+func chunkSize(line []byte) (int64, bool) {
+	s := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
+	s, _, _ = strings.Cut(s, ";")
+	s = strings.TrimRight(s, " \t")
+	if s == "" || len(s) > 16 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 16, 63)
+	if err != nil || strings.ContainsAny(s, "+-xX_") {
+		return 0, false
+	}
+	return int64(n), true
+}
+
+// trailerEnd is the length of b's trailer section with its empty line,
+// once it has come.
+func trailerEnd(b []byte) (int, bool) {
+	for at := 0; ; {
+		line, ok := lineOf(b[at:])
+		if !ok {
+			return 0, false
+		}
+		at += len(line)
+		if len(line) == 1 || string(line) == "\r\n" {
+			return at, true
 		}
 	}
 }
 
-// requestHead looks at b, the first bytes of a connection: http says
+// requestHead looks at b, the bytes where a request may begin: http says
 // that they are, or begin, an HTTP/1.x request line; head is the request
-// head up to and without its empty line, once it has come; done says
-// that http is known (and, if it is true, the head has come: head is
-// not nil).
-func requestHead(b []byte) (http bool, head []byte, done bool) {
+// head up to and without its empty line, once it has come, and next the
+// length of the head with that line; done says that http is known (and,
+// if it is true, the head has come: head is not nil).
+func requestHead(b []byte) (http bool, head []byte, next int, done bool) {
 	// method SP request-target SP HTTP/1.x CRLF: a token, then visible
 	// ASCII, then the version. Any other byte says: not HTTP/1.x.
 	i := 0
@@ -146,10 +415,10 @@ func requestHead(b []byte) (http bool, head []byte, done bool) {
 		i++
 	}
 	if i == len(b) {
-		return false, nil, false
+		return false, nil, 0, false
 	}
 	if i == 0 || b[i] != ' ' {
-		return false, nil, true
+		return false, nil, 0, true
 	}
 	i++
 	start := i
@@ -157,27 +426,28 @@ func requestHead(b []byte) (http bool, head []byte, done bool) {
 		i++
 	}
 	if i == len(b) {
-		return true, nil, false // a request-target still coming: HTTP so far
+		return true, nil, 0, false // a request-target still coming: HTTP so far
 	}
 	if i == start || b[i] != ' ' {
-		return false, nil, true
+		return false, nil, 0, true
 	}
 	rest := b[i+1:]
 	for _, v := range []string{"HTTP/1.1\r\n", "HTTP/1.0\r\n", "HTTP/1.1\n", "HTTP/1.0\n"} {
 		switch {
 		case bytes.HasPrefix(rest, []byte(v)):
-			if end := bytes.Index(b, []byte("\r\n\r\n")); end >= 0 {
-				return true, b[:end], true
+			// The head ends at its first empty line ("" or "\r"), as a
+			// server reads it: not at the first CRLF CRLF further on.
+			if n, ok := trailerEnd(b); ok {
+				head := bytes.TrimSuffix(bytes.TrimSuffix(b[:n], []byte("\n")), []byte("\r"))
+				head = bytes.TrimSuffix(bytes.TrimSuffix(head, []byte("\n")), []byte("\r"))
+				return true, head, n, true
 			}
-			if end := bytes.Index(b, []byte("\n\n")); end >= 0 {
-				return true, b[:end], true
-			}
-			return true, nil, false
+			return true, nil, 0, false
 		case len(rest) < len(v) && strings.HasPrefix(v, string(rest)):
-			return true, nil, false
+			return true, nil, 0, false
 		}
 	}
-	return false, nil, true
+	return false, nil, 0, true
 }
 
 // isTokenChar is RFC 9110's tchar: what a method is made of.
@@ -219,12 +489,12 @@ func (g *browserGate) check(head []byte) error {
 	}
 	for _, h := range hosts {
 		if name := hostOf(h); name != "" && net.ParseIP(name) == nil && !g.local(name) {
-			return g.refuse(fmt.Sprintf("the request names the host %s, not localhost or an IP address: a web page's own name resolved to this machine (DNS rebinding) would read what the target answers", quoteName(name)))
+			return g.refuse(fmt.Sprintf("the request names the host %s, not localhost or an IP address: a web page's own name resolved to this machine (DNS rebinding) would read what the target answers", quoteName(name)), true)
 		}
 	}
 	for _, o := range origins {
 		if !g.sameOrLocal(o, hosts) {
-			return g.refuse(fmt.Sprintf("the request comes from %s, a page of another site", quoteName(o)))
+			return g.refuse(fmt.Sprintf("the request comes from %s, a page of another site", quoteName(o)), true)
 		}
 	}
 	// A link followed from another site is a top-level navigation, as
@@ -232,7 +502,7 @@ func (g *browserGate) check(head []byte) error {
 	// nothing of the answer.
 	navigation := (method == "GET" || method == "HEAD") && mode == "navigate" && dest == "document"
 	if site == "cross-site" && !navigation {
-		return g.refuse("the browser says Sec-Fetch-Site: cross-site (a page of another site made it)")
+		return g.refuse("the browser says Sec-Fetch-Site: cross-site (a page of another site made it)", true)
 	}
 	return nil
 }
@@ -293,11 +563,17 @@ func quoteName(s string) string {
 	return q[1 : len(q)-1]
 }
 
-// refuse answers the request 403, saying why, and returns the error.
-func (g *browserGate) refuse(reason string) error {
+// refuse refuses the connection's stream from here on, and returns the
+// error. With answer, the request is answered 403, saying why: a refusal
+// of a head, before anything of it went to the target (a browser sends
+// a request on a connection once it has read the whole answer to the
+// one before, so the 403 follows it).
+func (g *browserGate) refuse(reason string, answer bool) error {
 	g.refused = &BrowserRequestError{Reason: reason}
-	body := g.refused.Error() + "\n"
-	_, _ = fmt.Fprintf(g.Conn, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
-	g.buf = nil
+	if answer {
+		body := g.refused.Error() + "\n"
+		_, _ = fmt.Fprintf(g.Conn, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	}
+	g.buf, g.ready = nil, 0
 	return g.refused
 }

@@ -63,8 +63,8 @@ func TestClientRefusesBrowsersCrossSiteRequests(t *testing.T) {
 	for _, c := range refused {
 		got := through(c.req)
 		cutWithNothing := got == "" && strings.HasPrefix(c.name, "a request line longer")
-		if !cutWithNothing && (!strings.HasPrefix(got, "HTTP/1.1 403 Forbidden\r\n") || strings.Contains(got, "Host:")) {
-			t.Errorf("%s: got %q, want the proxy's 403 and nothing from the target", c.name, trim(got))
+		if !cutWithNothing && (!strings.HasPrefix(got, "HTTP/1.1 403 Forbidden\r\n") || strings.Contains(got, "Host:") || !strings.Contains(got, "\r\nX-Content-Type-Options: nosniff\r\n")) {
+			t.Errorf("%s: got %q, want the proxy's 403 (nosniff) and nothing from the target", c.name, trim(got))
 		}
 		logs.waitFor(t, `level=WARN msg="refused a browser's cross-site request" remote=127\.0\.0\.1:\d+ target=`+regexp.QuoteMeta(target)+` .*reason=".*`+regexp.QuoteMeta(c.why))
 	}
