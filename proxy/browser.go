@@ -24,6 +24,9 @@ const maxBrowserHead = 64 << 10
 // answer must not wait for ever.
 const tokenWait = 500 * time.Millisecond
 
+// msgBrowserRefused is the log line of a request the gate refused.
+const msgBrowserRefused = "refused a browser's cross-site request"
+
 // BrowserRequestError is a local connection a client-mode proxy refused
 // because its first bytes are a web browser's request made for a page of
 // another site: a name that is not this machine's in Host (DNS

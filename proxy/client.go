@@ -270,7 +270,11 @@ func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 				c.metrics.targetFailed(reasonUnreachable)
 			}
 		}
-		c.log.Error(msg, append(attrs, "reason", c.explain(err).Error())...)
+		// Folded as server mode folds failed handshakes: a target that is
+		// down, or refuses this key, fails every connection alike, and
+		// a local client (or a web page) that retries makes a line each.
+		reason := c.explain(err).Error()
+		c.l.failures.FailedAll(slog.LevelError, msg, "reason", reason, append(attrs, "reason", reason)...)
 		return
 	}
 	c.metrics.handshake(resultAdmitted, reasonKey)
@@ -293,7 +297,8 @@ func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 	out, in, idled, ended := pipe(ctx, conn, gate, c.idle)
 	c.metrics.closed(in, out)
 	if gate.refused != nil {
-		c.log.Warn("refused a browser's cross-site request", append(attrs, "reason", gate.refused.Reason)...)
+		// Folded: a page may send such requests at will.
+		c.l.failures.Failed(remoteAddr(raw), slog.LevelWarn, msgBrowserRefused, "reason", gate.refused.Reason, append(attrs, "reason", gate.refused.Reason)...)
 	}
 	if idled {
 		c.log.Warn("idle after half-close: closing", append(attrs, "idle_timeout", c.idle.String())...)
