@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +18,13 @@ import (
 // browser's head is a few KiB; one longer is refused, since passing it
 // unread would let a page pass anything by making its URL long.
 const maxBrowserHead = 64 << 10
+
+// maxMethod bounds what is taken for a request's method: a longer word
+// (a blob of hex or base64 sent at once) is another protocol's, passed
+// as it is rather than refused as a request head too long (found by
+// review, 2026-12-05). No browser lets a page of another site send a
+// method of its own without a preflight the gate refuses.
+const maxMethod = 1 << 10
 
 // tokenWait is how long a connection's first bytes may be a word alone
 // (letters and the like, no space, no end of line) before they are
@@ -66,8 +75,10 @@ func (e *BrowserRequestError) Error() string {
 // come — is refused: a browser sends none of them, and a target that
 // read them otherwise than the gate would see a request the gate had
 // taken for a body. After a request asking to switch protocols
-// (Upgrade, CONNECT), the rest passes as it is: it is that protocol's,
-// and a browser never sends another request on such a connection.
+// (Upgrade, CONNECT) that the target grants, the rest passes as it is:
+// it is that protocol's. Requests for a forward proxy (CONNECT, an
+// absolute URL) are not checked: a browser sends them only to a proxy it
+// was told to use.
 type browserGate struct {
 	net.Conn
 	accept []string // names allowed besides localhost, lower case, no final dot
@@ -76,11 +87,86 @@ type browserGate struct {
 	requests int    // heads passed so far
 	buf      []byte // read and not yet given to Read; its first ready bytes are decided
 	ready    int
+	parsed   int                  // bytes of buf the last look at a head not yet whole saw (parseHead)
+	seen     int                  // bytes of buf looked at since for what could change its verdict
+	scan     int                  // once its request line has ended: where the first line not yet ended begins
 	left     int64                // bytes of the body (gateBody) or the chunk (gateChunkData) still to pass
 	after    gateState            // the state once they have passed
 	end      gateState            // the state once the request has passed: gateHead, or gateOpaque after an upgrade
 	err      error                // a read error that came while deciding, for after buf
 	refused  *BrowserRequestError // set when a request was refused
+
+	mu       sync.Mutex
+	deadline time.Time // the read deadline the caller (pipe) set, which the wait for a word must not lose
+
+	// The target's answer to a request that asks to switch protocols,
+	// seen as it is written to the local side (Write).
+	answer    atomic.Int32 // answerNone, answerAwaited, answerSwitched, answerRefused
+	connectRq bool         // the request was CONNECT: a 2xx switches
+	status    []byte       // the answer's first bytes so far (Write's)
+}
+
+// The states of browserGate.answer.
+const (
+	answerNone     int32 = iota
+	answerAwaited        // a request to switch protocols has passed
+	answerSwitched       // the target answered 101 (2xx to CONNECT)
+	answerRefused        // it answered otherwise: HTTP goes on
+)
+
+// Write writes the target's bytes to the local side; after a request to
+// switch protocols, it looks at the answer's status line first.
+func (g *browserGate) Write(p []byte) (int, error) {
+	if g.answer.Load() == answerAwaited {
+		g.sawAnswer(p)
+	}
+	return g.Conn.Write(p)
+}
+
+// sawAnswer reads the status of the target's answer to a request to
+// switch protocols from its first bytes.
+func (g *browserGate) sawAnswer(p []byte) {
+	const line = len("HTTP/1.1 101")
+	g.status = append(g.status, p[:min(len(p), line-len(g.status))]...)
+	if len(g.status) < line {
+		return
+	}
+	code := string(g.status[9:])
+	switched := bytes.HasPrefix(g.status, []byte("HTTP/1.")) && (code == "101" || g.connectRq && code[0] == '2')
+	g.status = g.status[:0]
+	if switched {
+		g.answer.Store(answerSwitched)
+	} else {
+		g.answer.Store(answerRefused)
+	}
+}
+
+// SetReadDeadline sets the connection's read deadline, and remembers it
+// for after the gate's own wait for a word alone (tokenWait): pipe
+// bounds each read once the other side has half-closed, and a client
+// that sent a word and then nothing would otherwise hold the connection
+// for ever (found by review, 2026-12-05).
+func (g *browserGate) SetReadDeadline(t time.Time) error {
+	g.mu.Lock()
+	g.deadline = t
+	g.mu.Unlock()
+	return g.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline sets both deadlines, remembering the read one as
+// SetReadDeadline does.
+func (g *browserGate) SetDeadline(t time.Time) error {
+	g.mu.Lock()
+	g.deadline = t
+	g.mu.Unlock()
+	return g.Conn.SetDeadline(t)
+}
+
+// readDeadline is the read deadline the caller set.
+func (g *browserGate) readDeadline() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.deadline
 }
 
 // gateState is what a browserGate expects next of the stream.
@@ -93,6 +179,7 @@ const (
 	gateChunkData                  // left more bytes of a chunk
 	gateChunkEnd                   // the CRLF after a chunk
 	gateTrailer                    // the trailer section after the last chunk
+	gateUpgrade                    // after a request to switch protocols: the target's answer decides
 	gateOpaque                     // not HTTP/1.x, or another protocol: passed as it is
 )
 
@@ -189,13 +276,31 @@ func (g *browserGate) step() error {
 		}
 		g.ready, g.state = 2, gateChunkSize
 		return nil
+	case gateUpgrade:
+		if len(g.buf) == 0 {
+			return g.fill(maxBrowserHead, "")
+		}
+		// The client speaks again, so the target has answered: a
+		// client waits for the answer to a request to switch protocols
+		// before it sends more (a browser never sends before it has
+		// read the whole answer). Refused, the connection goes on in
+		// HTTP/1.x and is followed as before: a WebSocket a target did
+		// not switch for (404, kept alive) must not leave the rest of
+		// the connection unchecked (found by review, 2026-12-05).
+		g.state = gateOpaque
+		if g.answer.Swap(answerNone) == answerRefused {
+			g.state = gateHead
+		}
+		return nil
 	case gateTrailer:
 		// Fields until an empty line, as a head's are: not looked at, as
 		// a server takes none of them for Host or Origin.
-		if n, ok := trailerEnd(g.buf); ok {
-			g.ready, g.state = n, g.end
+		n, ok, from := linesEnd(g.buf, g.scan)
+		if ok {
+			g.ready, g.state, g.scan = n, g.end, 0
 			return nil
 		}
+		g.scan = from
 		return g.fill(maxBrowserHead, fmt.Sprintf("a trailer section longer than %d KiB", maxBrowserHead>>10))
 	}
 	panic("proxy: browserGate.step in a state that passes bytes")
@@ -240,7 +345,7 @@ func (g *browserGate) stepHead() error {
 			return nil
 		}
 	}
-	http, head, next, done := requestHead(g.buf)
+	http, head, next, done := g.parseHead()
 	switch {
 	case done && !http && g.requests == 0:
 		g.state = gateOpaque
@@ -275,19 +380,68 @@ func (g *browserGate) stepHead() error {
 	// A word alone so far; not nothing: a protocol whose server speaks
 	// first has its client wait, and a browser may open a connection
 	// before it has a request to send on it (preconnect).
-	word := g.requests == 0 && !http && len(g.buf) > 0
-	if word {
-		_ = g.Conn.SetReadDeadline(time.Now().Add(tokenWait))
+	if word := g.requests == 0 && !http && len(g.buf) > 0; word {
+		return g.fillWord()
+	}
+	return g.fill(maxBrowserHead, "")
+}
+
+// fillWord reads more after a word alone: for tokenWait at most (or
+// until the caller's own deadline, if it is sooner), after which the
+// stream is passed on as it is.
+func (g *browserGate) fillWord() error {
+	wait, caller := time.Now().Add(tokenWait), g.readDeadline()
+	ours := caller.IsZero() || wait.Before(caller)
+	if ours {
+		_ = g.Conn.SetReadDeadline(wait)
 	}
 	err := g.fill(maxBrowserHead, "")
-	if word {
-		_ = g.Conn.SetReadDeadline(time.Time{})
+	if ours {
+		_ = g.Conn.SetReadDeadline(g.readDeadline())
 		if isTimeoutErr(g.err) {
 			g.err = nil
 			g.state = gateOpaque // not a browser's: passed on as it is
 		}
 	}
 	return err
+}
+
+// parseHead is requestHead(g.buf), without looking again at what it
+// looked at before: a head sent a byte at a time would otherwise cost
+// the square of its length (found by review, 2026-12-05). Once the
+// request line has ended, only the lines after the last one seen whole
+// are looked at; before, the request line is looked at again only when
+// a byte came that can change its verdict (a space, a control, not
+// ASCII), or a KiB more did, or while it is still short.
+func (g *browserGate) parseHead() (http bool, head []byte, next int, done bool) {
+	if g.scan > 0 {
+		n, ok, from := linesEnd(g.buf, g.scan)
+		if !ok {
+			g.scan = from
+			return true, nil, 0, false
+		}
+		g.scan, g.parsed = 0, 0
+		return true, headOf(g.buf[:n]), n, true
+	}
+	if g.parsed > 0 && len(g.buf) > 1<<10 && len(g.buf)-g.parsed < 1<<10 {
+		quiet := true
+		for _, c := range g.buf[g.seen:] {
+			quiet = quiet && c > ' ' && c < 0x7f
+		}
+		g.seen = len(g.buf)
+		if quiet {
+			return true, nil, 0, false // a request line still coming, and nothing in it that could change that
+		}
+	}
+	http, head, next, done = requestHead(g.buf)
+	g.parsed = 0
+	if http && !done {
+		g.parsed, g.seen = len(g.buf), len(g.buf)
+		if i := bytes.IndexByte(g.buf, '\n'); i >= 0 {
+			g.scan = i + 1
+		}
+	}
+	return http, head, next, done
 }
 
 // frame reads how the target will find the end of the request whose
@@ -300,7 +454,9 @@ func (g *browserGate) frame(head []byte) error {
 	}
 	g.end = gateHead
 	if f.upgrade {
-		g.end = gateOpaque
+		// Before the head passes on: the answer cannot come first.
+		g.end, g.connectRq = gateUpgrade, bytes.HasPrefix(head, []byte("CONNECT "))
+		g.answer.Store(answerAwaited)
 	}
 	g.state, g.after = g.end, g.end
 	switch {
@@ -390,19 +546,27 @@ func chunkSize(line []byte) (int64, bool) {
 	return int64(n), true
 }
 
-// trailerEnd is the length of b's trailer section with its empty line,
-// once it has come.
-func trailerEnd(b []byte) (int, bool) {
-	for at := 0; ; {
+// linesEnd is the length of the lines of b up to and with the first
+// empty one ("\n" or "\r\n") at or after from (a line's start), once
+// it has come: a head's or a trailer section's. Until then, from is
+// where the line not yet ended begins, to look on from.
+func linesEnd(b []byte, from int) (n int, ok bool, next int) {
+	for at := from; ; {
 		line, ok := lineOf(b[at:])
 		if !ok {
-			return 0, false
+			return 0, false, at
 		}
 		at += len(line)
 		if len(line) == 1 || string(line) == "\r\n" {
-			return at, true
+			return at, true, at
 		}
 	}
+}
+
+// headOf is a head without its empty line and the line end before it.
+func headOf(b []byte) []byte {
+	b = bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
+	return bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
 }
 
 // requestHead looks at b, the bytes where a request may begin: http says
@@ -414,8 +578,11 @@ func requestHead(b []byte) (http bool, head []byte, next int, done bool) {
 	// method SP request-target SP HTTP/1.x CRLF: a token, then visible
 	// ASCII, then the version. Any other byte says: not HTTP/1.x.
 	i := 0
-	for i < len(b) && isTokenChar(b[i]) {
+	for i < len(b) && i <= maxMethod && isTokenChar(b[i]) {
 		i++
+	}
+	if i > maxMethod {
+		return false, nil, 0, true // a word no method is this long: another protocol's
 	}
 	if i == len(b) {
 		return false, nil, 0, false
@@ -440,10 +607,8 @@ func requestHead(b []byte) (http bool, head []byte, next int, done bool) {
 		case bytes.HasPrefix(rest, []byte(v)):
 			// The head ends at its first empty line ("" or "\r"), as a
 			// server reads it: not at the first CRLF CRLF further on.
-			if n, ok := trailerEnd(b); ok {
-				head := bytes.TrimSuffix(bytes.TrimSuffix(b[:n], []byte("\n")), []byte("\r"))
-				head = bytes.TrimSuffix(bytes.TrimSuffix(head, []byte("\n")), []byte("\r"))
-				return true, head, n, true
+			if n, ok, _ := linesEnd(b, 0); ok {
+				return true, headOf(b[:n]), n, true
 			}
 			return true, nil, 0, false
 		case len(rest) < len(v) && strings.HasPrefix(v, string(rest)):
@@ -465,11 +630,12 @@ func (g *browserGate) check(head []byte) error {
 	target, _, _ = strings.Cut(target, " ")
 	var hosts, origins []string
 	var site, mode, dest string
-	if !strings.HasPrefix(target, "/") && target != "*" {
-		// The absolute form, which a server takes over Host.
-		if u, err := url.Parse(target); err == nil && u.Host != "" {
-			hosts = append(hosts, u.Host)
-		}
+	if forwardProxyForm(method, target) {
+		// A request for a forward proxy (the target may be one): a
+		// browser sends these only to a proxy it was told to use, never
+		// for a page to a server, and what they name is where the proxy
+		// goes, not this machine.
+		return nil
 	}
 	for _, line := range lines[1:] {
 		name, value, ok := strings.Cut(line, ":")
@@ -491,8 +657,8 @@ func (g *browserGate) check(head []byte) error {
 		}
 	}
 	for _, h := range hosts {
-		if name := hostOf(h); name != "" && net.ParseIP(name) == nil && !g.local(name) {
-			return g.refuse(fmt.Sprintf("the request names the host %s, not localhost or an IP address: a web page's own name resolved to this machine (DNS rebinding) would read what the target answers", quoteName(name)), true)
+		if name := hostOf(h); name != "" && !g.local(name) {
+			return g.refuse(fmt.Sprintf("the request names the host %s, not localhost or a loopback address: a web page's own name resolved to this machine (DNS rebinding), or an address a browser marks no request to as cross-site, would let a page of another site act through the proxy", quoteName(name)), true)
 		}
 	}
 	for _, o := range origins {
@@ -510,6 +676,20 @@ func (g *browserGate) check(head []byte) error {
 	return nil
 }
 
+// forwardProxyForm says whether a request line is one a client sends to
+// a forward proxy: CONNECT host:port (the authority form), or the
+// absolute form (http://host/path) of any other method.
+func forwardProxyForm(method, target string) bool {
+	if method == "CONNECT" {
+		return true
+	}
+	if strings.HasPrefix(target, "/") || target == "*" {
+		return false
+	}
+	u, err := url.Parse(target)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
 // sameOrLocal says whether origin, an Origin header, is the request's
 // own (its host:port is the Host), or a page of this machine: localhost,
 // a loopback address, or a name allowed.
@@ -523,18 +703,24 @@ func (g *browserGate) sameOrLocal(origin string, hosts []string) bool {
 			return true
 		}
 	}
-	name := hostOf(u.Host)
-	if ip := net.ParseIP(name); ip != nil {
-		return ip.IsLoopback()
-	}
-	return g.local(name)
+	return g.local(hostOf(u.Host))
 }
 
-// local says whether name (lower case, no final dot) is localhost — a
-// name browsers resolve to the loopback interface themselves, never
-// through DNS — or a name allowed.
+// local says whether name (lower case, no final dot, an IPv6 address
+// without its brackets) is this machine's as a browser sees it:
+// localhost — a name browsers resolve to the loopback interface
+// themselves, never through DNS —, a loopback address as browsers write
+// it (dotted 127.x.y.z, ::1), or a name allowed. Those are the
+// addresses a browser holds "potentially trustworthy" and so marks its
+// requests to with Sec-Fetch-Site; to 0.0.0.0, ::ffff:127.0.0.1 or an
+// address of the network, a page's <img> goes with no Sec-Fetch-Site and
+// no Origin, as a cross-site request the gate could not tell (found by
+// review, 2026-12-05). They are let in by AcceptHosts only.
 func (g *browserGate) local(name string) bool {
-	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") || name == "::1" {
+		return true
+	}
+	if ip := net.ParseIP(name); ip != nil && !strings.Contains(name, ":") && ip.To4()[0] == 127 {
 		return true
 	}
 	for _, a := range g.accept {

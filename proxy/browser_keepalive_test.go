@@ -54,7 +54,7 @@ func TestClientChecksEveryRequestOfAConnection(t *testing.T) {
 		{"after empty lines", []string{ok1 + "\r\n"}, evil, "comes from https://attacker.example"},
 		{"a request in a body is the body", []string{fmt.Sprintf("POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n%s", len(hidden), hidden)}, ok1, ""},
 		{"a request in a chunk is the chunk", []string{fmt.Sprintf("POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(hidden), hidden)}, ok1, ""},
-		{"after an upgrade, another protocol", []string{upgrade}, hidden, ""},
+		{"after an upgrade the target did not switch for", []string{upgrade}, evil, "comes from https://attacker.example"},
 		{"both Content-Length and Transfer-Encoding", []string{ok1}, "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden, "both Content-Length and Transfer-Encoding"},
 		{"two lengths", nil, "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n" + hidden, "two Content-Length headers"},
 		{"a folded header", nil, "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n Content-Length: 40\r\n\r\n" + hidden, "folded header line"},
@@ -164,4 +164,80 @@ func TestClientPassesAKeepAliveHTTPClient(t *testing.T) {
 	if len(bodies) != 4 || bodies[1] != big || bodies[2] != big {
 		t.Errorf("the server read %d requests, bodies of %d and %d bytes; want 4, %d and %d", len(bodies), len(bodies[1]), len(bodies[2]), len(big), len(big))
 	}
+}
+
+// TestClientPassesAStreamTheTargetSwitchedTo: after a request to switch
+// protocols that the target grants — 101 to a WebSocket or docker's
+// "Upgrade: tcp", 200 to CONNECT — what the client sends is the other
+// protocol's and passes as it is, however much it looks like a request.
+func TestClientPassesAStreamTheTargetSwitchedTo(t *testing.T) {
+	for _, c := range []struct{ name, req, answer string }{
+		{"WebSocket", "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"},
+		{"docker attach", "POST /v1.47/containers/c/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: api.moby.localhost\r\nUpgrade: tcp\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"},
+		{"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "HTTP/1.1 200 Connection established\r\n\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, laptop := newSide(t), newSide(t)
+			srv.authorize(t, "laptop", laptop)
+			_, target, _, _ := startServer(t, srv, switchingTarget(t, c.answer), ServerOptions{})
+			laptop.pin(t, target, srv)
+			p, err := NewClient(ClientOptions{TLS: laptop.tlsClient(t), Target: target})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr, _ := serve(t, t.Context(), p)
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a bound on a hang
+			if _, err := io.WriteString(conn, c.req); err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, len(c.answer))
+			if _, err := io.ReadFull(conn, b); err != nil || string(b) != c.answer {
+				t.Fatalf("answered %q, %v", b, err)
+			}
+			stream := "GET /x HTTP/1.1\r\nHost: attacker.example\r\nOrigin: https://attacker.example\r\n\r\n"
+			if got, _ := exchange(conn.(*net.TCPConn), stream); got != stream {
+				t.Errorf("the switched-to stream: got %q, want it echoed", trim(got))
+			}
+		})
+	}
+}
+
+// switchingTarget is a plain TCP server that reads a request head,
+// answers it with answer, and then echoes the rest of the connection.
+func switchingTarget(t testing.TB, answer string) string {
+	t.Helper()
+	ln := listen(t)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if line == "\r\n" {
+						break
+					}
+				}
+				_, _ = io.WriteString(c, answer)
+				if _, err := io.Copy(c, r); err == nil {
+					_ = c.(*net.TCPConn).CloseWrite()
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

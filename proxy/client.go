@@ -68,10 +68,11 @@ type ClientOptions struct {
 	// Metrics, if set, counts the handshakes with the target by result
 	// and reason, the open connections and their bytes (NewMetrics).
 	Metrics *Metrics
-	// AcceptHosts are names besides localhost (and *.localhost) that a
-	// web browser's request may name in Host, or come from in Origin:
-	// names this machine's users give the proxy's address (in
-	// /etc/hosts). A browser's request that names another host, or
+	// AcceptHosts are names or IP addresses (an IPv6 one without its
+	// brackets) besides localhost, *.localhost and loopback addresses
+	// (127.x.y.z, ::1) that a web browser's request may name in Host, or
+	// come from in Origin: names this machine's users give the proxy's
+	// address (in /etc/hosts), or its address on the network. A browser's request that names another host, or
 	// comes from a page of another site, is refused: the proxy presents
 	// its key for whoever reaches its port, and any web page the user
 	// opens can reach it (BrowserRequestError).

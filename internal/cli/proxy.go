@@ -81,13 +81,17 @@ is checked once at start, so that an unknown host's question is asked then
 (on the terminal) and not in the middle of traffic; without a terminal an
 unknown host is refused with the 'keytool trust-host' command to run.
 Whoever reaches --listen acts with the home's key, and every web page the
-user's browser opens can reach a loopback port: a browser's request that
-names a host other than localhost (*.localhost) or an IP address (DNS
-rebinding), that comes from a page of another site (Origin), or that the
-browser marks Sec-Fetch-Site: cross-site (but a link followed) is answered
-403 and logged ("refused a browser's cross-site request"), nothing of it
-sent. --accept-host NAMES allows names of yours for this machine (as in
-/etc/hosts). Streams that are not HTTP/1.x pass as they are.
+user's browser opens can reach a loopback port: each request of a connection
+that begins in HTTP/1.x is read, and one that names a host other than
+localhost (*.localhost) or a loopback address (127.x.y.z, ::1: DNS
+rebinding, or an address browsers mark nothing cross-site for), that
+comes from a page of another site (Origin), or that the browser marks
+Sec-Fetch-Site: cross-site (but a link followed) is answered 403 and
+logged ("refused a browser's cross-site request"), nothing of it sent.
+--accept-host NAMES allows names or addresses of yours for this machine
+(as in /etc/hosts, or the address of a --listen on the network).
+Requests for a forward proxy (CONNECT, http://host/ in the request line)
+and streams that are not HTTP/1.x pass as they are.
 
 Logs go to standard error, as log/slog text (--log-format json: one JSON
 object a line), at --log-level info and above by default. Refused
@@ -249,7 +253,7 @@ Example:
 			set.StringVar(&o.listen, "listen", "", "accept connections on `ADDR` (host:port; port 0 picks one)")
 			set.StringVar(&o.target, "target", "", "connect each connection to `ADDR` (host:port; in server mode also unix:/path/of.sock)")
 			set.BoolVar(&o.client, "client", false, "client mode: plain TCP in, mutual TLS out to --target")
-			set.StringSliceVar(&o.acceptHosts, "accept-host", nil, "with --client: let a web browser's requests name `NAMES` (comma-separated; names of yours for this machine, as in /etc/hosts) besides localhost and IP addresses")
+			set.StringSliceVar(&o.acceptHosts, "accept-host", nil, "with --client: let a web browser's requests name `NAMES` (comma-separated; names or addresses of yours for this machine, as in /etc/hosts) besides localhost and loopback addresses")
 			set.StringSliceVar(&o.hosts, "host", nil, "server mode: put `NAMES` (DNS names, IPs; comma-separated) in the presented certificate")
 			set.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a TLS handshake after `DURATION`")
 			set.DurationVar(&o.idleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "after one side closes its writing half (with --http: between requests), close the connection when nothing moves for `DURATION`")
@@ -320,12 +324,12 @@ func checkProxyAddrs(o proxyOptions) error {
 	return nil
 }
 
-// checkAcceptHosts refuses an --accept-host that is no DNS name: IP
-// addresses and localhost need none.
+// checkAcceptHosts refuses an --accept-host that is neither a DNS name
+// nor an IP address (an IPv6 one without its brackets).
 func checkAcceptHosts(hosts []string) error {
 	for _, h := range hosts {
-		if h = strings.TrimSuffix(h, "."); !dnsname.Valid(h) {
-			return usagef("--accept-host %q is not a DNS name (IP addresses and localhost are accepted without it)", h)
+		if h = strings.TrimSuffix(h, "."); !dnsname.Valid(h) && net.ParseIP(h) == nil {
+			return usagef("--accept-host %q is neither a DNS name nor an IP address (an IPv6 address without brackets; localhost and loopback addresses are accepted without it)", h)
 		}
 	}
 	return nil
