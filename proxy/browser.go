@@ -670,7 +670,10 @@ func (g *browserGate) check(head []byte) error {
 	// SameSite=Lax cookies allow: the page that had the link reads
 	// nothing of the answer.
 	navigation := (method == "GET" || method == "HEAD") && mode == "navigate" && dest == "document"
-	if site == "cross-site" && !navigation {
+	// A page whose Origin was let in above (this machine's, or a name
+	// of AcceptHosts: an identity provider posting a login back) is
+	// not refused for being another site's.
+	if site == "cross-site" && !navigation && len(origins) == 0 {
 		return g.refuse("the browser says Sec-Fetch-Site: cross-site (a page of another site made it)", true)
 	}
 	return nil

@@ -104,6 +104,8 @@ func TestClientRefusesBrowsersCrossSiteRequests(t *testing.T) {
 		{"a name in AcceptHosts", "GET / HTTP/1.1\r\nHost: APP.test:" + port + "\r\n\r\n"},
 		{"same-origin POST", "POST / HTTP/1.1\r\nHost: localhost:" + port + "\r\nOrigin: http://localhost:" + port + "\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\n\r\n"},
 		{"another loopback port's page", "POST / HTTP/1.1\r\nHost: localhost:" + port + "\r\nOrigin: http://localhost:3000\r\nSec-Fetch-Site: same-site\r\nContent-Length: 0\r\n\r\n"},
+		{"a login form posted back from a name in AcceptHosts", "POST /callback HTTP/1.1\r\nHost: localhost:" + port + "\r\nOrigin: https://app.test\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-Dest: document\r\nContent-Length: 0\r\n\r\n"},
+		{"a page of another loopback port, another site", "GET /api HTTP/1.1\r\nHost: 127.0.0.1:" + port + "\r\nOrigin: http://localhost:3000\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Dest: empty\r\n\r\n"},
 		{"a link followed from another site", "GET /dashboard HTTP/1.1\r\nHost: localhost:" + port + "\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-Dest: document\r\n\r\n"},
 		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n"},
 		{"not HTTP", "ping"},
