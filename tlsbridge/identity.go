@@ -2,6 +2,7 @@ package tlsbridge
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -250,6 +251,10 @@ func holdsPrivateKeyBlock(data []byte) bool {
 // the home's next key (key.next.*) if it has one.
 func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	keyFile, err := jwk.FindIdentity(home)
+	var none *jwk.NoIdentityError
+	if errors.As(err, &none) {
+		return nil, noIdentity(home, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +284,65 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 		}
 	}
 	return presentKey(k, certFile, opts)
+}
+
+// NextKeyWithoutIdentityError means a home holds a next key (key.next.*)
+// and no identity: the identity was removed (by hand, or by a tool that
+// knows nothing of next keys) after it announced the next key to its
+// peers. A new identity would be one no peer was told of, made silently
+// beside the key they were, so none is made (LoadOrGenerateHomeIdentity)
+// until the home's owner says which: the next key made the identity, or
+// a new identity that announces it, or the next key removed
+// (docs/cli.md, gen).
+type NextKeyWithoutIdentityError struct{ Home, File string }
+
+func (e *NextKeyWithoutIdentityError) Error() string {
+	return fmt.Sprintf("tlsbridge: no identity in %s, but a next key, %s, which its peers may have been told comes next: no identity is made beside it", e.Home, e.File)
+}
+
+// CertKeyError means the home's CA-issued certificate chain (cert.pem) is
+// for another key than the identity's — or, Key empty, that the home has
+// no identity, and a new key would not fit it either.
+type CertKeyError struct {
+	File    string // the chain: cert.pem
+	CertKey string // the fingerprint of the key its leaf certifies
+	Key     string // the identity's fingerprint; "" when the home has none
+}
+
+func (e *CertKeyError) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("tlsbridge: %s is a certificate for key %s, and the home has no identity: a new key would not fit it", e.File, e.CertKey)
+	}
+	return fmt.Sprintf("tlsbridge: %s is a certificate for key %s, but the identity is key %s: the certificate issued for the identity goes there, or none (a self-signed one is presented then)", e.File, e.CertKey, e.Key)
+}
+
+// noIdentity is LoadHomeIdentity's error for a home without an identity
+// (none, FindIdentity's *jwk.NoIdentityError), unless the home holds what
+// was made for an identity that a new one would not be: a next key its
+// peers may have learned (*NextKeyWithoutIdentityError), or a CA-issued
+// cert.pem, which certifies another key (*CertKeyError). Those are not
+// "no identity", so LoadOrGenerateHomeIdentity makes none beside them.
+func noIdentity(home string, none error) error {
+	next, err := jwk.FindNextKey(home)
+	if err != nil {
+		return err
+	}
+	if next != "" {
+		return &NextKeyWithoutIdentityError{Home: home, File: next}
+	}
+	certFile, err := HomeCertFile(homedir.Dir(home).Cert())
+	if err != nil || certFile == "" {
+		return cmp.Or(err, none)
+	}
+	data, err := readCertFile(certFile)
+	if err != nil {
+		return err
+	}
+	_, _, lk, err := parseChain(certFile, data)
+	if err != nil {
+		return err
+	}
+	return &CertKeyError{File: certFile, CertKey: lk.Fingerprint()}
 }
 
 // HomeCertFile returns certFile, the identity's CA-issued certificate
@@ -359,6 +423,11 @@ var readHomeKeyFile = trustfile.Rule.ReadFile
 // ever sees a partly written key, and a home never ends with two keys. An
 // identity that exists but cannot be loaded (bad permissions, a file that
 // does not parse, several identities) is an error: it is never replaced.
+// Nor is one made beside what a home's identity leaves behind when it is
+// removed by hand: a next key, which its peers may have been told comes
+// next (*NextKeyWithoutIdentityError), or a CA-issued cert.pem, which
+// would not fit a new key (*CertKeyError) — LoadHomeIdentity's errors for
+// such a home, returned as they are.
 func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id *Identity, generated bool, err error) {
 	id, err = LoadHomeIdentity(home, opts)
 	var none *jwk.NoIdentityError
@@ -397,8 +466,9 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 	// write below sees key.json alone, and key.json beside gen's key.pem
 	// would be a home of two identities, which nothing loads (found by
 	// review, 2026-12-05).
-	if _, err := jwk.FindIdentity(home); !errors.As(err, &none) {
-		id, err = LoadHomeIdentity(home, opts)
+	// So may a next key or a cert.pem: looked at as LoadHomeIdentity
+	// looks at them in a home without an identity.
+	if id, err = LoadHomeIdentity(home, opts); !errors.As(err, &none) {
 		return id, false, err
 	}
 	h := homedir.Dir(home)
@@ -445,7 +515,19 @@ func SaveNames(k *jwk.Key, opts CertOptions) {
 // for it, leaf first. A leaf whose key is not k is refused: presenting it
 // would fail every handshake, or worse, present someone else's identity.
 func NewIdentityWithChain(k *jwk.Key, name string, pemData []byte) (*Identity, error) {
-	var chain [][]byte
+	chain, leaf, lk, err := parseChain(name, pemData)
+	if err != nil {
+		return nil, err
+	}
+	if !lk.Equal(k) {
+		return nil, &CertKeyError{File: name, CertKey: lk.Fingerprint(), Key: k.Fingerprint()}
+	}
+	return &Identity{Key: k, Certificate: tls.Certificate{Certificate: chain, PrivateKey: k.Signer(), Leaf: leaf}}, nil
+}
+
+// parseChain reads a PEM certificate chain, leaf first: its CERTIFICATE
+// blocks, the leaf and the key the leaf certifies.
+func parseChain(name string, pemData []byte) (chain [][]byte, leaf *x509.Certificate, lk *jwk.Key, err error) {
 	rest := pemData
 	for {
 		var b *pem.Block
@@ -458,20 +540,15 @@ func NewIdentityWithChain(k *jwk.Key, name string, pemData []byte) (*Identity, e
 		}
 	}
 	if len(chain) == 0 {
-		return nil, fmt.Errorf("%s: no CERTIFICATE block", name)
+		return nil, nil, nil, fmt.Errorf("%s: no CERTIFICATE block", name)
 	}
-	leaf, err := x509.ParseCertificate(chain[0])
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if leaf, err = x509.ParseCertificate(chain[0]); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	lk, err := jwk.NewPublicKey(leaf.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if lk, err = jwk.NewPublicKey(leaf.PublicKey); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if !lk.Equal(k) {
-		return nil, fmt.Errorf("%s is a certificate for key %s, but the identity is key %s: install the certificate issued for this identity, or remove %s to use a self-signed one", name, lk.Fingerprint(), k.Fingerprint(), name)
-	}
-	return &Identity{Key: k, Certificate: tls.Certificate{Certificate: chain, PrivateKey: k.Signer(), Leaf: leaf}}, nil
+	return chain, leaf, lk, nil
 }
 
 // CertificatePEM returns the identity's certificate chain in PEM.

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
@@ -258,8 +259,18 @@ func (c *cli) fileFix(err error) string {
 		priv *jwk.PermissionError
 		skip *SkippedEntryError
 		sub  *keydir.RevocationSubdirectoryError
+		ck   *tlsbridge.CertKeyError
+		nk   *tlsbridge.NextKeyWithoutIdentityError
 	)
 	switch {
+	case errors.As(err, &ck) && ck.Key == "":
+		return fmt.Sprintf("%s && %s, then install the certificate your CA issues for the new key as %s",
+			c.certAside(ck.File), c.command("gen"), shellQuote(ck.File))
+	case errors.As(err, &ck):
+		return fmt.Sprintf("install the certificate your CA issues for key %s as %s, or move it aside to present a self-signed certificate: %s",
+			ck.Key, shellQuote(ck.File), c.certAside(ck.File))
+	case errors.As(err, &nk):
+		return c.nextKeyFix(nk)
 	case errors.As(err, &skip):
 		return c.removeUnheldCommand(skip.Kind, skip.Name)
 	case errors.As(err, &pe) && pe.Mode.IsDir() && !c.isInHome(pe.Path):
@@ -296,4 +307,27 @@ func (c *cli) fileFix(err error) string {
 		return "move the revocations in it up into " + shellQuote(filepath.Dir(sub.Path)) + ", then: mv " + shellQuote(sub.Path) + " " + shellQuote(dot)
 	}
 	return ""
+}
+
+// nextKeyFix is what to do with a home that holds a next key and no
+// identity (tlsbridge.NextKeyWithoutIdentityError): make the next key the
+// identity, by name (its public half with it), as a rotation would; or
+// make a new identity, which announces it (gen --force); or, if the
+// identity was removed because it was compromised, remove the next key,
+// which lay beside it, then make a new identity.
+func (c *cli) nextKeyFix(nk *tlsbridge.NextKeyWithoutIdentityError) string {
+	h := home.Dir(nk.Home)
+	ext := filepath.Ext(nk.File)
+	promote := "mv " + shellQuote(nk.File) + " " + shellQuote(filepath.Join(nk.Home, "key"+ext))
+	rm := "rm " + shellQuote(nk.File)
+	for _, p := range h.NextPublic() {
+		if _, err := os.Lstat(p); err == nil {
+			rm += " " + shellQuote(p)
+			if filepath.Ext(p) == ext {
+				promote += " && mv " + shellQuote(p) + " " + shellQuote(filepath.Join(nk.Home, "pub_key"+ext))
+			}
+		}
+	}
+	return fmt.Sprintf("make the next key the identity (peers that learned it accept it): %s; or make a new identity, which announces it: %s; if the identity was removed because it was compromised, the next key beside it may be too: %s, then: %s",
+		promote, c.command("gen", "--force"), rm, c.command("gen"))
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
@@ -97,7 +98,14 @@ after ec384) is refused, as its peers would refuse to learn it. The next
 key signs its own announcement: peers learn only keys whose holder did.
 A new identity (--force) keeps the next key and announces it, and gen
 says so; one weaker than the new identity is refused, as the home would
-not load with it.
+not load with it. Without --force, a next key with no identity beside it
+(key.* removed) is refused too, with the choices: its peers may have been
+told it comes next.
+
+In PKI mode (a CA-issued HOME/cert.pem), gen makes no new identity,
+--force or not: the certificate would not fit the new key, and the home
+would not load. gen gives the mv that keeps it aside
+(HOME/cert.old.<UTC time>.pem), then the gen command again.
 
 gen and rotate on one home take turns, through its lock file
 HOME/.keytool.lock (0600): the private key and its public half are always
@@ -228,8 +236,16 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	}
 	// Refused before a key is made (an RSA key takes a while), and again
 	// under the lock, below.
-	if existing, _ := c.identityFiles(keyPath); len(existing) > 0 && !force {
+	retry := c.command(append([]string{"gen"}, again...)...)
+	if force {
+		retry = c.withForce(append([]string{"gen"}, again...))
+	}
+	existing, _ := c.identityFiles(keyPath)
+	if len(existing) > 0 && !force {
 		return c.refuseExisting(again, keepCmd, existing...)
+	}
+	if err := c.leftBehind(len(existing) > 0, force, retry); err != nil {
+		return err
 	}
 	k, err := jwk.Generate(t)
 	if err != nil {
@@ -250,14 +266,13 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if len(existing) > 0 && !force {
 		return c.refuseExisting(again, keepCmd, existing...) // another gen made one meanwhile
 	}
+	if err := c.leftBehind(len(existing) > 0, force, retry); err != nil {
+		return err
+	}
 	// The home's next key stays beside the new identity, which announces
 	// it: one weaker than the new key would make the home refuse to load
 	// (tlsbridge.CheckNextKey), and a running proxy go on presenting the
 	// key replaced here — the key a compromise has gen --force replace.
-	retry := c.command(append([]string{"gen"}, again...)...)
-	if force {
-		retry = c.withForce(append([]string{"gen"}, again...))
-	}
 	nextNote, err := c.nextBeside(k, retry)
 	if err != nil {
 		return err
@@ -302,6 +317,53 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		fmt.Fprintln(c.stdout, nextNote)
 	}
 	return nil
+}
+
+// leftBehind refuses a new identity of the home (gen without -i) beside
+// what the home keeps for an identity that a new key is not, nothing
+// written (exists: the home has an identity; retry: this gen again):
+//
+//   - a CA-issued cert.pem, --force or not. It certifies the key replaced
+//     (or one removed by hand), never the new one: left in place, the home
+//     no longer loaded (every command, a restart and a running proxy's
+//     reload failed), or presented a chain for another key (found by
+//     review, 2026-12-05). Moved aside by gen itself, PKI mode would end
+//     without the user's word: every client verifying through the CA
+//     would refuse the self-signed certificate presented then. So gen
+//     says what a new key means for cert.pem and gives the mv that keeps
+//     it aside, and the user runs it — nothing is lost, nothing is a
+//     surprise (docs/cli.md, gen).
+//   - without --force, a next key with no identity beside it
+//     (*tlsbridge.NextKeyWithoutIdentityError, as LoadHomeIdentity says of
+//     such a home): its peers may have been told it comes next, and a new
+//     identity beside it would be one they were not told of.
+func (c *cli) leftBehind(exists, force bool, retry string) error {
+	if c.identity != "" {
+		return nil
+	}
+	cert := c.layout().Cert()
+	if _, err := os.Lstat(cert); err == nil {
+		whose := "the identity's key"
+		if !exists {
+			whose = "a key the home no longer holds"
+		}
+		return fmt.Errorf("%s is a CA-issued certificate%s for %s: a new key would not fit it, and the home would not load; nothing was written. Move it aside, keeping it, then make the key: %s && %s; then install the certificate your CA issues for the new key as %s (until then the identity presents a self-signed certificate, which clients verifying through the CA refuse)",
+			cert, describeKeyFile(cert), whose, c.certAside(cert), retry, cert)
+	}
+	if exists || force {
+		return nil
+	}
+	if next, err := jwk.FindNextKey(c.home); err == nil && next != "" {
+		return &tlsbridge.NextKeyWithoutIdentityError{Home: c.home, File: next}
+	}
+	return nil
+}
+
+// certAside is the mv that moves the home's cert.pem (cert) aside, to a
+// name the home never reads (home.Dir.CertAside: cert.old.<UTC time>.pem).
+func (c *cli) certAside(cert string) string {
+	aside := home.Dir(filepath.Dir(cert)).CertAside(time.Now().UTC().Format("20060102T150405Z"))
+	return "mv " + shellQuote(cert) + " " + shellQuote(aside)
 }
 
 // nextBeside checks the home's next key (key.next.*, from gen --next)

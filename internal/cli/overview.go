@@ -170,6 +170,8 @@ func (o *overview) problem(c *cli, err error) {
 		pkiE *tlsbridge.PKIFileError
 		pe   *trustfile.PermissionError
 		none *jwk.NoIdentityError
+		ck   *tlsbridge.CertKeyError
+		nk   *tlsbridge.NextKeyWithoutIdentityError
 	)
 	var shared authkeys.SharedName
 	var sharedKey sharedKeyProblem
@@ -189,6 +191,10 @@ func (o *overview) problem(c *cli, err error) {
 		p.File = pe.Path
 	case errors.As(err, &none):
 		p.Fix = c.command("gen")
+	case errors.As(err, &ck):
+		p.File = ck.File
+	case errors.As(err, &nk):
+		p.File = nk.File
 	}
 	o.Problems = append(o.Problems, p)
 }
@@ -201,6 +207,12 @@ func (c *cli) overviewIdentity(o *overview, lf listFlags) {
 	path, err := c.identityPath()
 	if err != nil {
 		var none *jwk.NoIdentityError
+		if errors.As(err, &none) && c.identity == "" {
+			// Said as a server loading the home says it: a next key or
+			// a cert.pem left without an identity is more than "no
+			// identity", and gen alone is not its fix.
+			_, err = c.loadIdentity()
+		}
 		o.unusable = !errors.As(err, &none)
 		o.problem(c, err)
 		return

@@ -76,6 +76,12 @@ func IsFound(name string) bool {
 // Cert is the optional CA-issued certificate chain of the identity.
 func (d Dir) Cert() string { return d.join("cert.pem") }
 
+// CertAside is a name for a cert.pem moved aside, one the home never
+// reads: cert.old., the time (UTC, 20061102T150405Z), and .pem — as Old
+// names an identity a rotation replaced. keytool's advice moves a
+// certificate there that a new key would not fit (docs/cli.md, gen).
+func (d Dir) CertAside(stamp string) string { return d.join("cert.old." + stamp + ".pem") }
+
 // CA and CRL are PKI mode's CA bundle and its revocation list.
 func (d Dir) CA() string  { return d.join("ca.pem") }
 func (d Dir) CRL() string { return d.join("crl.pem") }

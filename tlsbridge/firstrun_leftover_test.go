@@ -1,0 +1,105 @@
+package tlsbridge
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// leftoverHome is a home whose identity was made, with what is given
+// beside it (a next key, a cert.pem for it), and then removed by hand:
+// what a rotation interrupted by an admin, or a tool that knows only
+// key.json, leaves.
+func leftoverHome(t *testing.T, next, cert bool) (home string, id *Identity) {
+	t.Helper()
+	home = t.TempDir()
+	k, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(home, "key.json")
+	if err := jwk.WritePrivateKeyFile(key, k, jwk.JWK, jwk.CreateNew); err != nil {
+		t.Fatal(err)
+	}
+	if next {
+		n, err := jwk.Generate(jwk.EC256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := jwk.WritePrivateKeyFile(filepath.Join(home, "key.next.json"), n, jwk.JWK, jwk.CreateNew); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id, err = NewIdentity(k, CertOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if cert {
+		if err := os.WriteFile(filepath.Join(home, "cert.pem"), id.CertificatePEM(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	return home, id
+}
+
+// TestLoadOrGenerateBesideANextKey: a home holds a next key (key.next.*,
+// which the identity announced to its peers) and no identity. A first
+// run must not make a fresh identity beside it without a word — one no
+// peer was told of, announcing the key they were: it is refused with
+// *NextKeyWithoutIdentityError, naming the file, and nothing is written,
+// as keytool gen (without --force) and keytool list say (docs/cli.md,
+// gen). Before (found by review, 2026-12-05): key.json was made, and the
+// server started with it.
+func TestLoadOrGenerateBesideANextKey(t *testing.T) {
+	home, _ := leftoverHome(t, true, false)
+	_, generated, err := LoadOrGenerateHomeIdentity(home, jwk.EC256, CertOptions{})
+	var nk *NextKeyWithoutIdentityError
+	if !errors.As(err, &nk) || nk.File != filepath.Join(home, "key.next.json") || generated {
+		t.Fatalf("first run beside a next key: %v (generated %v); want *NextKeyWithoutIdentityError naming key.next.json", err, generated)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		t.Error("the error is taken for no identity (fs.ErrNotExist)")
+	}
+	for _, name := range []string{"key.json", "pub_key.json"} {
+		if _, err := os.Lstat(filepath.Join(home, name)); err == nil {
+			t.Errorf("%s was written beside the next key", name)
+		}
+	}
+	if _, err := LoadHomeIdentity(home, CertOptions{}); !errors.As(err, &nk) {
+		t.Errorf("LoadHomeIdentity: %v; want *NextKeyWithoutIdentityError", err)
+	}
+}
+
+// TestLoadOrGenerateBesideACertFile: a home in PKI mode (cert.pem, issued
+// for its key) whose key was removed. A new key would not fit cert.pem,
+// so the home would not load once it was written: none is made, and the
+// error (*CertKeyError, Key empty) says why. Before (found by review,
+// 2026-12-05): key.json was written, then its load failed on cert.pem,
+// and every later start failed on a home keytool itself had made so.
+func TestLoadOrGenerateBesideACertFile(t *testing.T) {
+	home, id := leftoverHome(t, false, true)
+	_, generated, err := LoadOrGenerateHomeIdentity(home, jwk.EC256, CertOptions{})
+	var ck *CertKeyError
+	if !errors.As(err, &ck) || ck.Key != "" || ck.CertKey != id.Key.Fingerprint() || generated {
+		t.Fatalf("first run beside cert.pem: %v (generated %v); want *CertKeyError for %s, no identity", err, generated, id.Key.Fingerprint())
+	}
+	if _, err := os.Lstat(filepath.Join(home, "key.json")); err == nil {
+		t.Error("key.json was written beside a cert.pem it does not fit")
+	}
+	// With an identity of another key, the error names both.
+	k, err := jwk.Generate(jwk.EC256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jwk.WritePrivateKeyFile(filepath.Join(home, "key.json"), k, jwk.JWK, jwk.CreateNew); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadHomeIdentity(home, CertOptions{}); !errors.As(err, &ck) || ck.Key != k.Fingerprint() || ck.CertKey != id.Key.Fingerprint() {
+		t.Errorf("cert.pem for another key: %v; want *CertKeyError naming both keys", err)
+	}
+}
