@@ -84,7 +84,9 @@ holds what was read: changed meanwhile (an editor, config management),
 it is left as it is and gen says to run it again. A key in a form keytool
 reads but does not write — an OpenSSH private key, OpenSSL's EC or RSA PRIVATE
 KEY — is refused, unchanged: rewritten, its own tools would no longer
-read it.
+read it. So is a PKCS #8 key without PEM headers (OpenSSL's form, nginx's
+key) that -i names or the home's key links to: OpenSSL refuses a key
+block with headers, where the names would go.
 
 --next makes the home's next key instead: HOME/key.next.json (0600) and
 pub_key.next.json (0644), beside the identity, which stays. The identity's
@@ -677,7 +679,7 @@ func (c *cli) genKeepKey(opts tlsbridge.CertOptions, hosts []string) error {
 		return fmt.Errorf("%s is a key in %s format, which keytool does not write: --keep-key rewrites JWK and PEM key files only", path, f)
 	}
 	if f == jwk.PEM {
-		if why := notKeytoolPEM(data); why != "" {
+		if why := notKeytoolPEM(data, c.notTheHomesOwnFile(path)); why != "" {
 			return c.keepKeyForeign(path, why, hosts)
 		}
 	}
@@ -787,19 +789,39 @@ func (e *keyChangedError) Error() string {
 	return fmt.Sprintf("the identity %s changed while gen ran (another gen --force, a rotate or an edit wrote it): the names were not saved, and what is there now was left as it is; run it again: %s", e.path, e.again)
 }
 
+// notTheHomesOwnFile reports whether path, the key gen --keep-key
+// rewrites, is a file other software may read as it is: the file -i
+// names, or the home's key through a link (the file it names lies
+// elsewhere: nginx's key, linked in). Only the home's own key file, which
+// gen made there, is keytool's alone.
+func (c *cli) notTheHomesOwnFile(path string) bool {
+	if c.identity != "" {
+		return true
+	}
+	fi, err := os.Lstat(path)
+	return err != nil || fi.Mode()&fs.ModeSymlink != 0
+}
+
 // notKeytoolPEM says why a PEM private key file is not one --keep-key may
 // rewrite, or "" when it is: the rewrite is keytool's PEM — one PKCS #8
 // PRIVATE KEY block, the names in its headers — so a file in another
 // tool's form would change form and become unreadable to that tool, and
-// a block beside the key would be dropped.
-func notKeytoolPEM(data []byte) string {
+// a block beside the key would be dropped. A PKCS #8 block without
+// headers is OpenSSL's own form (openssl genpkey, openssl pkcs8, nginx's
+// key): OpenSSL refuses a PRIVATE KEY block with headers ("not proc
+// type"), so names written into one that others' software reads (foreign)
+// would lock that software out of its key (found by review, 2026-12-05);
+// only the home's own key file takes them.
+func notKeytoolPEM(data []byte, foreign bool) string {
 	var types []string
+	headers := 0
 	for rest := data; ; {
 		var b *pem.Block
 		if b, rest = pem.Decode(rest); b == nil {
 			break
 		}
 		types = append(types, b.Type)
+		headers += len(b.Headers)
 	}
 	for _, t := range types {
 		switch t {
@@ -812,15 +834,20 @@ func notKeytoolPEM(data []byte) string {
 	if len(types) != 1 {
 		return "a PEM file of " + strings.Join(types, ", ") + ": the rewrite holds the private key alone, and the other blocks would be lost"
 	}
+	if foreign && headers == 0 {
+		return "a PKCS #8 PRIVATE KEY without PEM headers, the form OpenSSL writes and reads (nginx's key, openssl genpkey's): with the names as PEM headers, OpenSSL, and the software that reads the file through it, would no longer read it"
+	}
 	return ""
 }
 
 // keepKeyForeign refuses gen --keep-key on a key file in a form keytool
-// does not write (why, notKeytoolPEM), leaving it as it is: the names can
-// be given for a run instead, or saved in a copy of the key that keytool
-// writes (cert --key-out: PKCS #8, the identity's form with -f pem).
+// does not write, or that other software reads (why, notKeytoolPEM),
+// leaving it as it is: the names can be given for a run instead, or saved
+// in a copy of the key that is keytool's alone — the key file of a home
+// of its own (cert --key-out writes it: PKCS #8, the identity's form with
+// -f pem), whose names go in its headers.
 func (c *cli) keepKeyForeign(path, why string, hosts []string) error {
 	names := shellQuote(strings.Join(hosts, ","))
-	return fmt.Errorf("%s is %s; it was left as it is. Give the names for each run instead (%s, or proxy --host), or save them in a copy of the key keytool writes: %s >/dev/null, then: keytool -i COPY.pem gen --host %s --keep-key",
-		path, why, c.command("cert", "--host", names), c.command("cert", "--key-out", "COPY.pem"), names)
+	return fmt.Errorf("%s is %s; it was left as it is. Give the names for each run instead (%s, or proxy --host), or save them in a copy of the key in a home of its own, used with -H DIR: mkdir -m 700 DIR && %s >/dev/null && keytool -H DIR gen --host %s --keep-key",
+		path, why, c.command("cert", "--host", names), c.command("cert", "--key-out", "DIR/key.pem"), names)
 }
