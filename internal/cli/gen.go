@@ -58,7 +58,8 @@ func genCommand() *command {
 and its public half to HOME/pub_key.json, mode 0644, creating HOME (0700) if
 needed. With -i FILE the private key goes to FILE and the public half beside
 it, as pub_<name>; FILE may not be a file of the home's identity (key.*,
-key.next.*), which gen makes without -i. An existing identity is never
+key.next.*), which gen makes without -i — nor of any directory holding
+a home's key. An existing identity is never
 replaced without --force.
 
 --host NAME,… saves DNS names and IP addresses in the private key: the
@@ -457,14 +458,28 @@ func replaceKeyFile(old, path string, k *jwk.Key, f jwk.Format) error {
 // loads, and write its public half over pub_key.json, the identity's —
 // without the home's lock, its rule or its next key's check (found by
 // review, 2026-12-05). gen without -i makes the home's identity.
+//
+// The home is the one the command uses, or any directory that holds a key
+// of a home's (key.*, key.next.*): keytool -i key.pem gen run in a
+// service's home, KEYTOOL_HOME naming another, made the same second
+// identity there, and rewrote its pub_key.json (found by review,
+// 2026-12-05).
 func (c *cli) homesOwnByName() error {
 	if c.identity == "" {
 		return nil
 	}
 	name := filepath.Base(c.identity)
 	next := slices.Contains(home.NextNames(), name)
-	if !next && !slices.Contains(home.IdentityNames(), name) || !c.isHomeFile(c.identity, name) {
+	if !next && !slices.Contains(home.IdentityNames(), name) {
 		return nil
+	}
+	where, flag := c.keyHome(), c.homeFlag()
+	if !c.isHomeFile(c.identity, name) {
+		dir := filepath.Dir(c.identity)
+		if !holdsHomeKey(dir) {
+			return nil
+		}
+		where, flag = dir, " -H "+shellQuote(dir)
 	}
 	args := "gen"
 	if next {
@@ -474,7 +489,19 @@ func (c *cli) homesOwnByName() error {
 		args += " -f pem"
 	}
 	return fmt.Errorf("%s is a file of the home %s's identity, which -i does not write (another key there would be a second identity, which the home cannot load, and its public half would replace the identity's); gen makes the home's own without -i: keytool%s %s",
-		c.identity, c.home, c.homeFlag(), args)
+		c.identity, where, flag, args)
+}
+
+// holdsHomeKey reports whether dir holds a key file of a home's: its
+// identity (key.*) or its next key (key.next.*).
+func holdsHomeKey(dir string) bool {
+	h := home.Dir(dir)
+	for _, p := range slices.Concat(h.Identity(), h.Next()) {
+		if _, err := os.Lstat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // identityFiles returns the identity files at keyPath that gen finds

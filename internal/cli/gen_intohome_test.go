@@ -54,3 +54,51 @@ func TestGenIdentityFileOfTheHome(t *testing.T) {
 		t.Errorf("the home does not load: %v", err)
 	}
 }
+
+// TestGenIdentityFileOfAnotherHome: the same command run in a home that
+// is not the one keytool uses — a service's home, with KEYTOOL_HOME (or
+// no -H) naming another: the file -i names is of that home's identity
+// all the same, and beside its key.json it made a second identity and
+// rewrote its pub_key.json with the new key's public half. Before (found
+// by review, 2026-12-05): only the home keytool used was looked at, and
+// the service's home loaded nowhere. A directory holding no key of a
+// home's takes a key.json, as any file -i names.
+func TestGenIdentityFileOfAnotherHome(t *testing.T) {
+	dir := t.TempDir()
+	svc := filepath.Join(dir, "svc")
+	keytoolOK(t, "-H", svc, "gen")
+	pub := filepath.Join(svc, "pub_key.json")
+	before, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-i", "key.pem", "gen"},
+		{"-i", "key.jwk", "gen", "--force"},
+		{"-i", "key.next.pem", "gen", "-f", "pem"},
+		{"-i", "key.json", "gen", "--force"},
+	} {
+		cmd := exec.Command("keytool", args...)
+		noTerminal(cmd)
+		cmd.Dir = svc
+		cmd.Env = append(os.Environ(), "KEYTOOL_HOME="+filepath.Join(dir, "default"))
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "keytool -H . gen") {
+			t.Errorf("keytool %s in a home not used: exit %d, want 1 with the command that makes its identity:\n%s", strings.Join(args, " "), code, out)
+		}
+		for _, name := range []string{"key.pem", "key.jwk", "key.next.pem", "pub_key.pem", "pub_key.next.pem"} {
+			if _, err := os.Lstat(filepath.Join(svc, name)); err == nil {
+				t.Errorf("keytool %s wrote %s", strings.Join(args, " "), name)
+				os.Remove(filepath.Join(svc, name))
+			}
+		}
+		if now, _ := os.ReadFile(pub); !bytes.Equal(now, before) {
+			t.Errorf("keytool %s rewrote pub_key.json", strings.Join(args, " "))
+			os.WriteFile(pub, before, 0o644)
+		}
+	}
+	if _, err := tlsbridge.LoadHomeIdentity(svc, tlsbridge.CertOptions{}); err != nil {
+		t.Errorf("the home does not load: %v", err)
+	}
+	keytoolOK(t, "-i", filepath.Join(dir, "ids", "key.json"), "gen")
+}
