@@ -13,6 +13,7 @@ import (
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/jwk"
 	"github.com/spf13/pflag"
 )
 
@@ -48,7 +49,9 @@ as nginx (ssl_certificate_key). An existing FILE is never replaced without
 pub_key.json, the certificate -o wrote): those are made to be shared.
 Neither FILE may be the home's own: --key-out HOME/key.pem would be a
 second identity, which the home cannot load, and -o HOME/cert.pem a
-certificate presented in place of the identity's own.`,
+certificate presented in place of the identity's own. The home is the
+command's, or any directory holding a home's key (key.*, key.next.*)
+that is not the identity's.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.StringVarP(&out, "output", "o", "", "write the certificate to `FILE` instead of standard output")
 			set.StringSliceVar(&hosts, "host", nil, "DNS `NAME`s and IP addresses the certificate names (comma-separated)")
@@ -88,11 +91,14 @@ certificate presented in place of the identity's own.`,
 // cert prints or writes the identity's certificate, and with keyOut its
 // private key; again is the command as given (the advice of a refusal).
 func (c *cli) cert(out string, hosts []string, keyOut string, force bool, again []string) error {
-	if err := c.notTheHomesOwn(out, keyOut); err != nil {
+	if err := c.notTheHomesOwn(out, keyOut, nil); err != nil {
 		return err
 	}
 	id, err := c.loadIdentity(hosts...)
 	if err != nil {
+		return err
+	}
+	if err := c.notTheHomesOwn(out, keyOut, id.Key); err != nil {
 		return err
 	}
 	if _, err := os.Stat(c.layout().Cert()); err == nil {
@@ -159,14 +165,51 @@ func keyOutPublic(path string) error {
 // home's cert.pem, putting it in PKI mode with a certificate frozen at
 // that moment, which announces no next key and which rotate refuses. Found
 // by review, 2026-12-05: both were written, exit 0.
-func (c *cli) notTheHomesOwn(out, keyOut string) error {
-	if c.isHomeFile(keyOut, append(home.IdentityNames(), home.NextNames()...)...) {
-		return fmt.Errorf("%s is where the home %s keeps its identity's private key: --key-out writes a copy for other software, which next to the identity would be a second identity, and the home would load nowhere; write it elsewhere (nginx reads any path)", keyOut, c.keyHome())
+//
+// The home is the one the command uses or, once the identity k is loaded
+// (nil before), any directory holding a key of a home's (key.*,
+// key.next.*) that is not k: run in a service's home, KEYTOOL_HOME naming
+// another, the same command made a second identity there — with --force,
+// wrote over its identity, which was lost — or a cert.pem for another
+// key, which the home no longer loaded with (found by review,
+// 2026-12-05). nginx's own pair, k's key and certificate in a directory
+// of their own, is refreshed as before.
+func (c *cli) notTheHomesOwn(out, keyOut string, k *jwk.Key) error {
+	keyNames := append(home.IdentityNames(), home.NextNames()...)
+	if c.isHomeFile(keyOut, keyNames...) || k != nil && slices.Contains(keyNames, filepath.Base(keyOut)) && holdsOtherKey(filepath.Dir(keyOut), k) {
+		return fmt.Errorf("%s is where the home %s keeps its identity's private key: --key-out writes a copy for other software, which next to the identity would be a second identity, and the home would load nowhere; write it elsewhere (nginx reads any path)", keyOut, c.homeOf(keyOut))
 	}
-	if c.isHomeFile(out, filepath.Base(c.layout().Cert())) {
-		return fmt.Errorf("%s is where the home %s keeps a CA-issued certificate (PKI mode): this one would be presented in place of the certificate made at each start, naming no next key; write it elsewhere", out, c.keyHome())
+	certName := filepath.Base(c.layout().Cert())
+	if c.isHomeFile(out, certName) || k != nil && out != "" && filepath.Base(out) == certName && holdsOtherKey(filepath.Dir(out), k) {
+		return fmt.Errorf("%s is where the home %s keeps a CA-issued certificate (PKI mode): this one would be presented in place of the certificate made at each start, naming no next key; write it elsewhere", out, c.homeOf(out))
 	}
 	return nil
+}
+
+// holdsOtherKey reports whether dir holds a key file of a home's (key.*,
+// key.next.*) whose key is not k, or one that cannot be read: another
+// home's.
+func holdsOtherKey(dir string, k *jwk.Key) bool {
+	h := home.Dir(dir)
+	for _, p := range slices.Concat(h.Identity(), h.Next()) {
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		keys, err := jwk.ReadPublicKeys(p)
+		if err != nil || len(keys) != 1 || !keys[0].Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// homeOf names the home a file of notTheHomesOwn's is in: the command's,
+// or the directory the file is in.
+func (c *cli) homeOf(path string) string {
+	if c.isHomeFile(path, filepath.Base(path)) {
+		return c.keyHome()
+	}
+	return filepath.Dir(path)
 }
 
 // isHomeFile reports whether path is one of names in the directory of the
