@@ -103,3 +103,41 @@ func TestLoadOrGenerateBesideACertFile(t *testing.T) {
 		t.Errorf("cert.pem for another key: %v; want *CertKeyError naming both keys", err)
 	}
 }
+
+// TestRotateHomeWithoutIdentity: RotateHome on a home that holds a next
+// key and no identity (the fix NextKeyWithoutIdentityError's advice
+// gives, keytool rotate) makes the next key the identity, as the rotation
+// would have: under key.json, its public half pub_key.json, no next key
+// left, nothing kept as the old identity (there was none). Before, it
+// failed with *jwk.NoIdentityError, and the only way out was by hand.
+func TestRotateHomeWithoutIdentity(t *testing.T) {
+	home, _ := leftoverHome(t, true, false)
+	next, err := ReadHomeKey(home, filepath.Join(home, "key.next.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := RotateHome(home)
+	if err != nil || r.Old != nil || r.OldFile != "" || !r.New.Equal(next) || r.KeyFile != filepath.Join(home, "key.json") {
+		t.Fatalf("RotateHome without an identity: %+v, %v; want the next key made key.json", r, err)
+	}
+	id, err := LoadHomeIdentity(home, CertOptions{})
+	if err != nil || !id.Key.Equal(next) {
+		t.Fatalf("the home after: %v; want the next key as its identity", err)
+	}
+	if _, err := os.Lstat(filepath.Join(home, "key.next.json")); err == nil {
+		t.Error("key.next.json is still there")
+	}
+	pub, err := jwk.ReadPublicKeys(filepath.Join(home, "pub_key.json"))
+	if err != nil || len(pub) != 1 || !pub[0].Equal(next) {
+		t.Errorf("pub_key.json: %v; want the next key's public half", err)
+	}
+
+	// A cert.pem for another key: nothing moves.
+	home, _ = leftoverHome(t, true, true)
+	if _, err := RotateHome(home); err == nil {
+		t.Fatal("RotateHome beside a cert.pem for another key: no error")
+	}
+	if _, err := os.Lstat(filepath.Join(home, "key.json")); err == nil {
+		t.Error("key.json made beside a cert.pem it does not fit")
+	}
+}

@@ -16,6 +16,8 @@ import (
 
 // Rotation is what RotateHome did.
 type Rotation struct {
+	// Old is nil, and OldFile empty, when the home had no identity and
+	// its next key became it (RotateHome).
 	Old, New *jwk.Key
 	// OldFile is where the replaced identity was kept (key.old.*), and
 	// KeyFile the identity's file now.
@@ -47,6 +49,10 @@ func (e *NoNextKeyError) Error() string {
 // found that cannot go back as the next key, another having been made
 // meanwhile, is kept as key.found.*: nothing is lost).
 //
+// A home whose identity was removed after it announced its next key
+// (NextKeyWithoutIdentityError) has its next key made the identity, with
+// no identity to keep (Rotation.Old nil).
+//
 // It holds the lock of the home's identity writers (LockIdentity) from
 // its first read to its last write: a keytool gen of the same home waits
 // for it, and it for a gen. Where the lock cannot be had it goes ahead,
@@ -68,6 +74,10 @@ func RotateHome(home string) (*Rotation, error) {
 func rotateHome(home string) (*Rotation, error) {
 	h := homedir.Dir(home)
 	cur, err := jwk.FindIdentity(home)
+	var none *jwk.NoIdentityError
+	if errors.As(err, &none) {
+		return promoteNext(home, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +131,51 @@ func rotateHome(home string) (*Rotation, error) {
 			return r, fmt.Errorf("tlsbridge: the identity is the next key, but still in %s, not %s: %w", cur, keyFile, err)
 		}
 		r.KeyFile = keyFile
+	}
+	if err := atomicfile.SyncDir(home); err != nil {
+		return r, err
+	}
+	return r, rotatePublic(h, next, ext)
+}
+
+// promoteNext is RotateHome in a home with no identity (none, its
+// *jwk.NoIdentityError) but a next key — a home whose identity was
+// removed after it announced the next key (NextKeyWithoutIdentityError):
+// the next key becomes the identity, as a rotation would have made it,
+// and there is no identity to keep (Rotation.Old nil). It is linked to
+// the identity's name (a hard link never replaces a file: an identity
+// made meanwhile by a writer that took no lock stays), checked as
+// RotateHome checks its moves, and only then loses its next key's name.
+// Without a next key, none is the error.
+func promoteNext(home string, none error) (*Rotation, error) {
+	nextFile, err := jwk.FindNextKey(home)
+	if err != nil {
+		return nil, err
+	}
+	if nextFile == "" {
+		return nil, none
+	}
+	next, err := ReadHomeKey(home, nextFile)
+	if err != nil {
+		return nil, err
+	}
+	h := homedir.Dir(home)
+	if err := certFitsNext(h.Cert(), next); err != nil {
+		return nil, err
+	}
+	ext := filepath.Ext(nextFile)
+	r := &Rotation{New: next, KeyFile: filepath.Join(home, "key"+ext)}
+	if err := os.Link(nextFile, r.KeyFile); err != nil {
+		return nil, fmt.Errorf("tlsbridge: making the next key %s the identity %s: %w", nextFile, r.KeyFile, err)
+	}
+	if err := checkMoved(home, nextFile, r.KeyFile, next); err != nil {
+		if err.Undo = os.Remove(r.KeyFile); err.Undo != nil {
+			err.Fix = "remove " + r.KeyFile
+		}
+		return nil, err
+	}
+	if err := os.Remove(nextFile); err != nil {
+		return r, fmt.Errorf("tlsbridge: the identity is the next key, %s, but its next key's name %s could not be removed: %w", r.KeyFile, nextFile, err)
 	}
 	if err := atomicfile.SyncDir(home); err != nil {
 		return r, err

@@ -311,23 +311,17 @@ func (c *cli) fileFix(err error) string {
 
 // nextKeyFix is what to do with a home that holds a next key and no
 // identity (tlsbridge.NextKeyWithoutIdentityError): make the next key the
-// identity, by name (its public half with it), as a rotation would; or
+// identity (rotate, tlsbridge.RotateHome), as a rotation would have; or
 // make a new identity, which announces it (gen --force); or, if the
 // identity was removed because it was compromised, remove the next key,
 // which lay beside it, then make a new identity.
 func (c *cli) nextKeyFix(nk *tlsbridge.NextKeyWithoutIdentityError) string {
-	h := home.Dir(nk.Home)
-	ext := filepath.Ext(nk.File)
-	promote := "mv " + shellQuote(nk.File) + " " + shellQuote(filepath.Join(nk.Home, "key"+ext))
 	rm := "rm " + shellQuote(nk.File)
-	for _, p := range h.NextPublic() {
+	for _, p := range home.Dir(nk.Home).NextPublic() {
 		if _, err := os.Lstat(p); err == nil {
 			rm += " " + shellQuote(p)
-			if filepath.Ext(p) == ext {
-				promote += " && mv " + shellQuote(p) + " " + shellQuote(filepath.Join(nk.Home, "pub_key"+ext))
-			}
 		}
 	}
 	return fmt.Sprintf("make the next key the identity (peers that learned it accept it): %s; or make a new identity, which announces it: %s; if the identity was removed because it was compromised, the next key beside it may be too: %s, then: %s",
-		promote, c.command("gen", "--force"), rm, c.command("gen"))
+		c.command("rotate"), c.command("gen", "--force"), rm, c.command("gen"))
 }

@@ -116,6 +116,10 @@ pinned it (--update-host-keys, the default yes) connect without a
 question; others get the changed-key error. With a CA-issued cert.pem,
 the certificate must already be the next key's.
 
+A home that holds a next key and no identity (removed by hand after it
+announced the next key) has its next key made the identity, as the
+rotation would have, with no old identity to keep.
+
 Example:
   keytool gen --next
   # ... clients connect and learn the next key ...
@@ -135,6 +139,10 @@ Example:
 			}
 			if err != nil {
 				return err
+			}
+			if r.Old == nil {
+				fmt.Fprintf(c.stdout, "The identity is now %s (%s), the next key of a home that had no identity\n", r.New.Fingerprint(), r.KeyFile)
+				return nil
 			}
 			fmt.Fprintf(c.stdout, "The identity is now %s (%s)\nThe old identity %s is kept in %s: remove it once nothing uses it\n",
 				r.New.Fingerprint(), r.KeyFile, r.Old.Fingerprint(), r.OldFile)
