@@ -243,11 +243,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if force {
 		retry = c.withForce(append([]string{"gen"}, again...))
 	}
-	existing, _ := c.identityFiles(keyPath)
-	if len(existing) > 0 && !force {
-		return c.refuseExisting(again, keepCmd, existing...)
-	}
-	if err := c.leftBehind(len(existing) > 0, force, retry); err != nil {
+	if _, _, err := c.mayGen(keyPath, force, again, keepCmd, retry); err != nil {
 		return err
 	}
 	k, err := jwk.Generate(t)
@@ -265,11 +261,8 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		return err
 	}
 	defer unlock()
-	existing, others := c.identityFiles(keyPath)
-	if len(existing) > 0 && !force {
-		return c.refuseExisting(again, keepCmd, existing...) // another gen made one meanwhile
-	}
-	if err := c.leftBehind(len(existing) > 0, force, retry); err != nil {
+	existing, others, err := c.mayGen(keyPath, force, again, keepCmd, retry) // another gen may have made one meanwhile
+	if err != nil {
 		return err
 	}
 	// The home's next key stays beside the new identity, which announces
@@ -320,6 +313,21 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		fmt.Fprintln(c.stdout, nextNote)
 	}
 	return nil
+}
+
+// mayGen looks at what gen would write the identity at keyPath beside, and
+// refuses what it may not: an identity, without --force
+// (refuseExisting), and what a home keeps for another key (leftBehind).
+// It returns the identity files there (identityFiles).
+func (c *cli) mayGen(keyPath string, force bool, again []string, keepCmd, retry string) (existing, others []string, err error) {
+	existing, others = c.identityFiles(keyPath)
+	if len(existing) > 0 && !force {
+		return nil, nil, c.refuseExisting(again, keepCmd, existing...)
+	}
+	if err := c.leftBehind(len(existing) > 0, force, retry); err != nil {
+		return nil, nil, err
+	}
+	return existing, others, nil
 }
 
 // leftBehind refuses a new identity of the home (gen without -i) beside
