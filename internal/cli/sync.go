@@ -59,8 +59,11 @@ is is still written, under a name of sync's (revoked_keys.d/keytool-sync-…).
 Revocations are written first and removed last; the files of vanished
 pins are removed last too (an unpinned address is one a client may take
 any key for); a revocation file sync rewrites is kept as it was, under a
-name of sync's, until the end, so that none lapses in between. A home is
-synced from one store.
+name of sync's, until the end, so that none lapses in between.
+Authorization files are written and removed in an order that never lets a
+key several of them hold (the first file holding it wins) in with rights
+neither state gives it; where no order does, those keys are held revoked
+until every file is written. A home is synced from one store.
 
 One pass by default. --watch keeps mirroring each change until SIGINT or
 SIGTERM, through the same watch, cache (in HOME) and staleness bound as
@@ -500,50 +503,71 @@ func revocationAlt(rel string) string {
 // accept-new, takes any key for — a pin moved to another entry (renamed,
 // or two swapping their addresses) would otherwise leave its address
 // unpinned in between, and an interceptor's key taken then is pinned for
-// good (TestSyncMovedPinNeverLapses).
+// good (TestSyncMovedPinNeverLapses). The authorization files are
+// written and removed in the order authOrder gives, which never lets a key
+// several of them hold in with rights neither state gives it.
 func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[string]bool, gone []string) (kept int, err error) {
-	var goneLast []string // revocations and pins: removed last
-	var held []string     // removed last of all (hold)
-	place := func(rel string, val []byte) (int, error) {
-		h, err := s.hold(m, rel, val)
-		if h != "" {
-			held = append(held, h)
-		}
-		if err != nil {
-			return 0, err
-		}
-		return s.place(m, rel, val)
-	}
+	var goneLast, authGone []string // revocations and pins: removed last
+	var held []string               // removed last of all (hold)
 	for _, rel := range gone {
 		if strings.HasPrefix(rel, StoreRevoked+".d/") || strings.HasPrefix(rel, StoreTrusted+".d/") {
 			goneLast = append(goneLast, rel)
 		} else {
-			kept += s.unplace(m, rel)
+			authGone = append(authGone, rel)
 		}
+	}
+	var auth, pins []syncFile
+	for _, f := range loosen {
+		if strings.HasPrefix(f.rel, StoreAuthorized+".d/") {
+			auth = append(auth, f)
+		} else {
+			pins = append(pins, f)
+		}
+	}
+	// The authorization files in the order that never widens a key held
+	// by several (authOrder), the removals it puts first made before
+	// anything is written.
+	steps, holdKeys := s.authOrder(m, auth, authGone)
+	if len(holdKeys) > 0 {
+		h, err := s.holdRevoked(m, holdKeys)
+		if err != nil {
+			return kept, errors.Join(err, s.saveManifest(m))
+		}
+		held, want[h] = append(held, h), true
+	}
+	for len(steps) > 0 && steps[0].gone {
+		kept += s.unplace(m, steps[0].f.rel)
+		steps = steps[1:]
 	}
 	if err := s.claim(m, slices.Concat(tighten, loosen)); err != nil {
 		return kept, err
 	}
-	for _, f := range slices.Concat(tighten, loosen) {
-		k, err := place(f.rel, f.val)
-		if err == nil && k > 0 && f.revocation {
-			// A file sync may not touch holds the name: the revocation
-			// is still enforced, under a name of sync's.
-			alt := syncFile{rel: revocationAlt(f.rel), val: f.val}
-			want[alt.rel] = true
-			if err = s.claim(m, []syncFile{alt}); err != nil {
-				return kept, err
-			}
-			if k, err = place(alt.rel, alt.val); err == nil && k == 0 {
-				fmt.Fprintf(s.c.stderr, "keytool sync: %s: the store's revocation is mirrored as %s instead\n", s.shown(f.rel), s.shown(alt.rel))
-			}
-			k = 1 // still reported
-		}
+	place := func(f syncFile) error {
+		k, h, err := s.placeHeld(m, f, want)
+		held = append(held, h...)
+		kept += k
 		if err != nil {
 			// What was placed so far is sync's: keep the manifest.
-			return kept, errors.Join(err, s.saveManifest(m))
+			return errors.Join(err, s.saveManifest(m))
 		}
-		kept += k
+		return nil
+	}
+	for _, f := range tighten {
+		if err := place(f); err != nil {
+			return kept, err
+		}
+	}
+	for _, st := range steps {
+		if st.gone {
+			kept += s.unplace(m, st.f.rel)
+		} else if err := place(st.f); err != nil {
+			return kept, err
+		}
+	}
+	for _, f := range pins {
+		if err := place(f); err != nil {
+			return kept, err
+		}
 	}
 	for _, rel := range goneLast {
 		if !want[rel] {
@@ -557,6 +581,38 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 	}
 	s.c.stdout = out
 	return kept, s.saveManifest(m)
+}
+
+// placeHeld places f, holding what its file held first (hold), and for a
+// revocation whose name a file sync may not touch holds, under a name of
+// sync's; it returns how many files it left as they are and the names of
+// the copies held, which apply removes last of all.
+func (s *syncer) placeHeld(m *syncManifest, f syncFile, want map[string]bool) (kept int, held []string, err error) {
+	place := func(rel string, val []byte) (int, error) {
+		h, err := s.hold(m, rel, val)
+		if h != "" {
+			held = append(held, h)
+		}
+		if err != nil {
+			return 0, err
+		}
+		return s.place(m, rel, val)
+	}
+	k, err := place(f.rel, f.val)
+	if err == nil && k > 0 && f.revocation {
+		// A file sync may not touch holds the name: the revocation
+		// is still enforced, under a name of sync's.
+		alt := syncFile{rel: revocationAlt(f.rel), val: f.val}
+		want[alt.rel] = true
+		if err = s.claim(m, []syncFile{alt}); err != nil {
+			return k, held, err
+		}
+		if k, err = place(alt.rel, alt.val); err == nil && k == 0 {
+			fmt.Fprintf(s.c.stderr, "keytool sync: %s: the store's revocation is mirrored as %s instead\n", s.shown(f.rel), s.shown(alt.rel))
+		}
+		k = 1 // still reported
+	}
+	return k, held, err
 }
 
 // hold writes, before sync rewrites its revocation or pin file rel to
