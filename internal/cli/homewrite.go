@@ -27,22 +27,22 @@ func (c *cli) homeToWrite() error {
 		}
 		return nil
 	}
-	return &noHomeError{home: c.home, fromEnv: c.homeGiven == "", gen: c.command("gen")}
+	by := "-H"
+	if c.homeGiven == "" {
+		by = "$KEYTOOL_HOME"
+	}
+	return &noHomeError{home: c.home, by: by, gen: c.command("gen")}
 }
 
 // noHomeError refuses a write into a home that does not exist
-// (homeToWrite).
+// (homeToWrite, and sync's --to: syncer.checkHome).
 type noHomeError struct {
-	home    string
-	fromEnv bool   // named by $KEYTOOL_HOME, not -H
-	gen     string // the command that makes it, with an identity
+	home string
+	by   string // what named it: -H, $KEYTOOL_HOME, --to
+	gen  string // the command that makes it, with an identity
 }
 
 func (e *noHomeError) Error() string {
-	by := "-H"
-	if e.fromEnv {
-		by = "$KEYTOOL_HOME"
-	}
 	return fmt.Sprintf("the home %s does not exist (a typo in %s?): nothing was written; make it first, with its identity: %s (or: mkdir -m 700 %s)",
-		e.home, by, e.gen, shellQuote(e.home))
+		e.home, e.by, e.gen, shellQuote(e.home))
 }

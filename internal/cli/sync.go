@@ -45,6 +45,11 @@ etcd build of keytool) to the file of that name in HOME's authorized_keys.d,
 revoked_keys.d or trusted_hosts.d, atomically and mode 0644, and removes the
 files of entries that have gone, so that programs reading only files (the
 core keytool, a daemon with the Go API on files) enforce what the store says.
+HOME must be there, a directory the strict-modes rule takes (not writable
+by group or others, the user's or root's), empty or a keytool home (an
+identity, a trust file or .d directory): it is checked before the store
+is opened or anything is made or locked in it (mkdir -m 700 HOME for a new
+one).
 
 sync keeps the list of the files it wrote, with their SHA-256, in
 HOME/.keytool-sync.json and its journal .keytool-sync.log (mode 0600),
@@ -88,6 +93,15 @@ then twice as long each time, up to a minute.`,
 				return err
 			}
 			s := &syncer{c: c, home: home.Dir(to), store: args[0]}
+			// The home first: a bad one is reported at once, before the
+			// store is opened, its cache and watch started, or a lock
+			// or directory made in a place that is no home.
+			if err := s.checkHome(); err != nil {
+				return err
+			}
+			if err := s.checkHomeFiles(); err != nil {
+				return err
+			}
 			if watch {
 				return s.watch()
 			}
@@ -149,9 +163,6 @@ func (s *syncer) watch() error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	if err := os.MkdirAll(string(s.home), 0o700); err != nil {
-		return err
-	}
 	log := s.c.logger()
 	st, err := s.c.store.open(ctx)
 	if err != nil {
@@ -391,7 +402,7 @@ func (s *syncer) mirrorChanged(changed, deleted []StoreEntry) (kept int, err err
 // them made would not be sync's any more, and would stay once their
 // entries go.
 func (s *syncer) prepare() (m *syncManifest, unlock func(), err error) {
-	if err := os.MkdirAll(string(s.home), 0o700); err != nil {
+	if err := s.checkHome(); err != nil {
 		return nil, nil, err
 	}
 	release, _, err := keydir.LockFile(filepath.Join(string(s.home), ".keytool-sync.lock"))
@@ -418,6 +429,70 @@ func (s *syncer) prepare() (m *syncManifest, unlock func(), err error) {
 		}
 	}
 	return m, release, nil
+}
+
+// checkHome refuses a HOME sync may not mirror into, before anything is
+// made or locked in it: one that does not exist (a typo in --to, which
+// would be mirrored where no server reads while the home meant went
+// stale: homeToWrite's rule for a home named), one that is no directory,
+// or one the strict-modes rule refuses, or whose .d directories, where
+// there, it refuses — the home's readers would refuse what sync wrote, and
+// in a home another user owns or may write a .d directory may be their
+// link to a home that would trust it (and, as the command starts, one that
+// holds files but none of a home's: checkHomeFiles). Before, sync --watch opened the
+// store and started its cache and watch in such a place, and either mode
+// made the home, its lock and its .d directories there before refusing
+// it (TestSyncChecksTheHomeFirst).
+func (s *syncer) checkHome() error {
+	fi, err := os.Stat(string(s.home))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &noHomeError{home: string(s.home), by: "--to", gen: "keytool -H " + shellQuote(string(s.home)) + " gen"}
+	case err != nil:
+		return fmt.Errorf("not syncing into %s: %w", s.home, err)
+	case !fi.IsDir():
+		return fmt.Errorf("not syncing into %s: not a directory (--to names the home whose .d directories receive the entries)", s.home)
+	}
+	rule := trustfile.Rule{Top: string(s.home)}
+	if err := rule.CheckDir(string(s.home)); err != nil {
+		return fmt.Errorf("not syncing into %s: %w", s.home, err)
+	}
+	for _, kind := range StoreKinds {
+		if _, err := os.Lstat(kindDir(s.home, kind)); errors.Is(err, fs.ErrNotExist) {
+			continue // made by prepare, under the lock
+		}
+		if err := rule.CheckDir(kindDir(s.home, kind)); err != nil {
+			return fmt.Errorf("not syncing into %s: %w", s.home, err)
+		}
+	}
+	return nil
+}
+
+// checkHomeFiles refuses a directory that holds files but none of a
+// keytool home's (an identity, a trust file or directory, sync's
+// manifest): --to naming the directory above the home (/etc/myd for
+// /etc/myd/keytool), or any other, where sync would make .d directories
+// no server reads. An empty directory is a new home. Asked once, as the
+// command starts: sync --watch then puts the store's cache there.
+func (s *syncer) checkHomeFiles() error {
+	d, err := os.Open(string(s.home))
+	if err != nil {
+		return fmt.Errorf("not syncing into %s: %w", s.home, err)
+	}
+	names, err := d.Readdirnames(1)
+	d.Close()
+	if errors.Is(err, io.EOF) || err == nil && len(names) == 0 {
+		return nil
+	}
+	h := s.home
+	for _, p := range slices.Concat(h.Identity(), h.Public(), h.Next(), h.NextPublic(), h.AuthorizedFiles(), h.TrustedFiles(), h.RevokedFiles(),
+		[]string{h.AuthorizedDir(), h.TrustedDir(), h.RevokedDir(), h.Cert(), h.CA(), h.CADir(), h.Invites(), s.manifestPath()}) {
+		if _, err := os.Lstat(p); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("not syncing into %s: it holds files, but none of a keytool home's (an identity, authorized_keys.d, trusted_hosts.d, revoked_keys.d, %s): --to names the home whose .d directories receive the entries (a new one: an empty directory, mkdir -m 700 %s)",
+		s.home, filepath.Base(s.manifestPath()), shellQuote(string(s.home)))
 }
 
 // filesOf returns the files that mirror entries: revocations (tighten)

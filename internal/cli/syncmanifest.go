@@ -145,7 +145,7 @@ func (s *syncer) readManifest() (*syncManifest, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		_, lerr := os.Lstat(s.logPath())
 		m.staleLog = lerr == nil
-		return m, os.MkdirAll(string(s.home), 0o700)
+		return m, nil
 	}
 	if err != nil {
 		return nil, err

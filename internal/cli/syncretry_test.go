@@ -79,6 +79,9 @@ func TestSyncWatchRetriesAFailedMirror(t *testing.T) {
 	st := &flakyStore{fakeFeeds: f, failLists: 1}
 	flakyStores.Store(t.Name(), st)
 	h := filepath.Join(t.TempDir(), "home")
+	if err := os.Mkdir(h, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan string, 1)
 	go func() {
 		_, stderr, _ := runKeytool(t, "", "sync", "flakytest://"+t.Name()+"/p", "--to", h, "--watch")

@@ -35,6 +35,9 @@ func BenchmarkSyncWatch(b *testing.B) {
 			prefix := fmt.Sprintf("/sync%d", n)
 			putEntries(b, admin, prefix, n)
 			home := filepath.Join(b.TempDir(), "home")
+			if err := os.Mkdir(home, 0o700); err != nil {
+				b.Fatal(err)
+			}
 			cmd := exec.Command(bin, "sync", "etcd://"+addr+prefix, "--to", home, "--watch")
 			if err := cmd.Start(); err != nil {
 				b.Fatal(err)
