@@ -232,6 +232,15 @@ func (s *Source) Close() error {
 	return nil
 }
 
+// Revision is the etcd revision of the last change the view holds (at
+// first, that of its list): the State of the Source's FeedViews says it,
+// so that a reader of both the view and its own lists of the prefix
+// (keytool sync --watch) can tell which is newer and never take an older
+// state after a newer (cli.StoreState). A progress notification moves
+// the view's rev, not this: a member older than etcd 3.5.8 sends it
+// before the events it covers.
+func (v *view) Revision() int64 { return v.applied }
+
 // Ready is closed once the first list of the prefix from etcd is in.
 func (s *Source) Ready() <-chan struct{} { return s.ready }
 

@@ -78,9 +78,10 @@ type StoreEntry struct {
 	Revision int64
 }
 
-// StoreListing is a Store's entries without their values, at one moment.
+// StoreListing is a Store's entries at one moment: without their values
+// (ListRevisions), or with them (List).
 type StoreListing struct {
-	Entries []StoreEntry // Value nil; Revision set
+	Entries []StoreEntry // Revision set; Value nil from ListRevisions
 	// Revision is the store's revision the listing is consistent at:
 	// never lower at a later listing of the same store, unless it was
 	// restored from a backup.
@@ -121,8 +122,11 @@ func (e *StoreConflictError) Error() string {
 // A Store is a trust store outside the home, opened from a --store URL by
 // the backend registered for its scheme.
 type Store interface {
-	// List returns every entry of every kind, consistent at one moment.
-	List(ctx context.Context) ([]StoreEntry, error)
+	// List returns every entry of every kind with its value, consistent
+	// at one moment, and that moment (Revision; 0 if the store cannot
+	// tell) and the store (Identity): keytool sync --watch never mirrors a
+	// list older than what it mirrored last (syncer.mirrorNow).
+	List(ctx context.Context) (StoreListing, error)
 	// ListRevisions returns every entry of every kind without its value
 	// (Value nil), consistent at one moment, and that moment: for the
 	// mirror of the store's entries that an edit keeps in the home, which
@@ -157,6 +161,14 @@ type Follower interface {
 	// knownhosts Options.Feeds and RevokedFeeds).
 	Feed(kind string) keydir.Feed
 	Close() error
+}
+
+// A StoreState is the State of a Follower's views (keydir.FeedView.State)
+// that says the store's revision they hold (etcd: the revision of the last
+// change the view holds), comparable with List's: keytool sync --watch
+// never mirrors from a view older than the list it mirrored last.
+type StoreState interface {
+	Revision() int64
 }
 
 // A MeteredFollower is a Follower with Prometheus metrics of its own (the
@@ -445,10 +457,11 @@ func (c *cli) storeHome(ctx context.Context, st Store, where string) (dir string
 			return m.dir, nil, m, m.close, nil
 		}
 	}
-	entries, err := st.List(ctx)
+	l, err := st.List(ctx)
 	if err != nil {
 		return "", nil, nil, nil, err
 	}
+	entries := l.Entries
 	tmp, err := os.MkdirTemp("", "keytool-store-*")
 	if err != nil {
 		return "", nil, nil, nil, err

@@ -46,8 +46,8 @@ var (
 // temporary copy, Close.
 type openedMemStore struct{ *memStore }
 
-func (s openedMemStore) List(context.Context) ([]StoreEntry, error) {
-	return slices.Clone(s.now()), nil
+func (s openedMemStore) List(context.Context) (StoreListing, error) {
+	return StoreListing{Entries: slices.Clone(s.now())}, nil
 }
 func (s openedMemStore) Close() error { return nil }
 

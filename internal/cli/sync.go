@@ -121,6 +121,13 @@ type syncer struct {
 	// on the home's file system (sharedFiles), while mirror runs.
 	shared map[string]bool
 
+	// at is the store's revision sync --watch last mirrored the home to
+	// (0: none yet, or the store does not say), of the store atStore
+	// (StoreListing.Identity): mirrorNow never moves the home back from it.
+	at      int64
+	atStore string
+	viewAt  int64 // the revision of the last view read
+
 	// The manifest as the last read or save left it, and the stamps of
 	// its files then (loadManifest).
 	manifest *syncManifest
@@ -138,11 +145,11 @@ func (s *syncer) once() error {
 	}
 	defer st.Close()
 	s.maxValue = st.MaxValue()
-	entries, err := st.List(ctx)
+	l, err := st.List(ctx)
 	if err != nil {
 		return err
 	}
-	kept, err := s.mirror(entries)
+	kept, err := s.mirror(l.Entries)
 	if err != nil {
 		return err
 	}
@@ -254,18 +261,44 @@ func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.
 		log.Warn("store view not usable: nothing mirrored until it is", "store", s.store, "err", err)
 		return mirrored
 	}
+	// The home only moves forward in the store's revisions: a list may be
+	// ahead of the view (its watch a little behind), or behind what the
+	// view brought the home to (a member behind the others answered it).
+	// Mirrored, the view's change at 11 after a list at 12 put back what
+	// 12 removed (alice authorized again) until the watch brought 12, and
+	// a list at 11 after the view's 12 did the same until the next pass
+	// (TestSyncWatchNeverMovesBack).
+	at := viewsRevision(views)
+	if at < s.viewAt {
+		// The view itself went back: the store's history is another
+		// (etcd restored from a backup, which may keep the cluster's
+		// identity); its revisions start again, and so do the home's.
+		log.Warn("store's view went back to an older revision (restored?): mirrored as it now is", "store", s.store, "revision", at, "was", s.viewAt)
+		s.at = 0
+	}
+	s.viewAt = at
 	var kept int
 	if changed, deleted, ok := changesSince(views, mirrored); ok && syncExactNames(s.home) {
+		if at > 0 && at < s.at {
+			// Every change it holds is in the home already, as new or
+			// newer: mirrored once the view has caught up, from the same
+			// generations.
+			return mirrored
+		}
 		kept, err = s.mirrorChanged(changed, deleted)
+		s.at = max(s.at, at)
 	} else {
-		var entries []StoreEntry
-		if entries, err = st.List(ctx); err != nil {
+		var l StoreListing
+		if l, err = st.List(ctx); err != nil {
 			log.Warn("store not listed: nothing mirrored", "store", s.store, "err", err)
 			return nil
 		}
-		// The list is as new as the views or newer: what changed after
-		// them is mirrored again next time, which changes nothing.
-		kept, err = s.mirror(entries)
+		if l.Revision < s.at && l.Identity == s.atStore {
+			log.Warn("store's list older than what the home was mirrored to (a member behind the others answered): nothing mirrored", "store", s.store, "revision", l.Revision, "mirrored", s.at)
+			return nil
+		}
+		kept, err = s.mirror(l.Entries)
+		s.at, s.atStore = l.Revision, l.Identity // what the home is at, a failed mirror halfway there too
 	}
 	if err != nil {
 		log.Error("sync failed", "err", err)
@@ -279,6 +312,15 @@ func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.
 		gens[kind] = v.Set.Gen() // 0 without a set: the next mirror lists the store
 	}
 	return gens
+}
+
+// viewsRevision is the store's revision views (of one State: storeViews)
+// hold, where their State says it (a StoreState), else 0.
+func viewsRevision(views map[string]keydir.FeedView) int64 {
+	if st, ok := views[StoreAuthorized].State.(StoreState); ok {
+		return st.Revision()
+	}
+	return 0
 }
 
 // storeViews reads the views of the three kinds, all of one state of the

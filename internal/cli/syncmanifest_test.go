@@ -573,15 +573,15 @@ func (f fakeFeed) View() keydir.FeedView {
 }
 func (f fakeFeed) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
 
-func (f *fakeFeeds) List(context.Context) ([]StoreEntry, error) {
+func (f *fakeFeeds) List(context.Context) (StoreListing, error) {
 	f.lists++
-	var out []StoreEntry
+	var l StoreListing
 	for kind, set := range f.sets {
 		for name, e := range set.All() {
-			out = append(out, StoreEntry{Kind: kind, Name: name, Value: e.Data})
+			l.Entries = append(l.Entries, StoreEntry{Kind: kind, Name: name, Value: e.Data})
 		}
 	}
-	return out, nil
+	return l, nil
 }
 
 // TestSyncWatchMirrorsWhatChanged: sync --watch's step (mirrorNow) lists

@@ -30,13 +30,13 @@ type flakyStore struct {
 	listed    atomic.Int32 // List calls, failed ones included
 }
 
-func (s *flakyStore) List(ctx context.Context) ([]StoreEntry, error) {
+func (s *flakyStore) List(ctx context.Context) (StoreListing, error) {
 	s.listed.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failLists > 0 {
 		s.failLists--
-		return nil, errors.New("flaky: the list timed out")
+		return StoreListing{}, errors.New("flaky: the list timed out")
 	}
 	return s.fakeFeeds.List(ctx)
 }

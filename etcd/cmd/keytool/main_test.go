@@ -76,7 +76,7 @@ func wrapped(wrap func(*store) cli.Store) func(*pflag.FlagSet) cli.StoreOpener {
 // $KEYTOOL_RACE_KEY (under the prefix), before keytool writes.
 type racing struct{ *store }
 
-func (r racing) List(ctx context.Context) ([]cli.StoreEntry, error) {
+func (r racing) List(ctx context.Context) (cli.StoreListing, error) {
 	l, err := r.store.List(ctx)
 	if err == nil {
 		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
@@ -112,7 +112,7 @@ func (c counting) log(call string) {
 	}
 }
 
-func (c counting) List(ctx context.Context) ([]cli.StoreEntry, error) {
+func (c counting) List(ctx context.Context) (cli.StoreListing, error) {
 	c.log("List")
 	return c.store.List(ctx)
 }

@@ -77,7 +77,8 @@ func TestHeaderlessListRefused(t *testing.T) {
 	real := st.c.KV
 	for _, kv := range []clientv3.KV{etcdtest.HeaderlessKV{KV: real}, emptyHeaderlessKV{real}} {
 		st.c.KV = kv
-		entries, err := st.List(t.Context())
+		l, err := st.List(t.Context())
+		entries := l.Entries
 		var ne *etcd.NoHeaderError
 		if !errors.As(err, &ne) {
 			t.Errorf("List through %T: %v entries, err %v; want an etcd.NoHeaderError", kv, len(entries), err)

@@ -70,7 +70,8 @@ func TestListRefusesAnswerOutsideThePrefix(t *testing.T) {
 		otherRangeKV{real, "/other/"},
 	} {
 		st.c.KV = kv
-		entries, err := st.List(t.Context())
+		l, err := st.List(t.Context())
+		entries := l.Entries
 		var oe *etcd.OutsideKeyError
 		if !errors.As(err, &oe) {
 			t.Errorf("List through %T: %v, err %v; want an etcd.OutsideKeyError", kv, entries, err)

@@ -329,14 +329,16 @@ func (s *store) call(ctx context.Context, do func(ctx context.Context) error) er
 	return nil
 }
 
-func (s *store) List(ctx context.Context) ([]cli.StoreEntry, error) {
+// List lists the prefix's keys with their values and ModRevisions, at the
+// revision of the answer.
+func (s *store) List(ctx context.Context) (cli.StoreListing, error) {
 	var resp *clientv3.GetResponse
 	err := s.call(ctx, func(ctx context.Context) (err error) {
 		resp, err = s.c.Get(ctx, s.prefix+"/", clientv3.WithPrefix())
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return cli.StoreListing{}, err
 	}
 	// Refused as ListRevisions refuses it, and the Source's list: keytool
 	// sync mirrors this list, and would otherwise remove the file of every
@@ -344,9 +346,9 @@ func (s *store) List(ctx context.Context) ([]cli.StoreEntry, error) {
 	// reading etcd refuse the answer and keep enforcing them
 	// (TestHeaderlessListRefused).
 	if resp.Header == nil {
-		return nil, s.noHeader("list", s.prefix+"/")
+		return cli.StoreListing{}, s.noHeader("list", s.prefix+"/")
 	}
-	var out []cli.StoreEntry
+	l := cli.StoreListing{Revision: resp.Header.Revision, Identity: identityOf(resp.Header), Count: resp.Count}
 	for _, kv := range resp.Kvs {
 		if !strings.HasPrefix(string(kv.Key), s.prefix+"/") {
 			// Not etcd's answer for this range (a proxy or a member gone
@@ -354,16 +356,16 @@ func (s *store) List(ctx context.Context) ([]cli.StoreEntry, error) {
 			// refuses it whole. Skipped, the rest would be taken for every
 			// entry, and sync would remove the files of those it lacks
 			// (TestListRefusesAnswerOutsideThePrefix).
-			return nil, &etcd.OutsideKeyError{Prefix: s.prefix + "/", Key: string(kv.Key)}
+			return cli.StoreListing{}, &etcd.OutsideKeyError{Prefix: s.prefix + "/", Key: string(kv.Key)}
 		}
 		e, ok := s.entryOf(kv)
 		if !ok {
 			continue // outside the layout: the stores report it
 		}
 		e.Value = kv.Value
-		out = append(out, e)
+		l.Entries = append(l.Entries, e)
 	}
-	return out, nil
+	return l, nil
 }
 
 // ListRevisions lists the prefix's keys without their values, with each
