@@ -27,16 +27,8 @@ import (
 // (as the target reads it), framing the two could read differently is
 // refused, and after an upgrade the other protocol's bytes pass.
 func TestClientChecksEveryRequestOfAConnection(t *testing.T) {
-	srv, laptop := newSide(t), newSide(t)
-	srv.authorize(t, "laptop", laptop)
-	_, target, _, _ := startServer(t, srv, echoTarget(t), ServerOptions{})
-	laptop.pin(t, target, srv)
 	logs := &logBuffer{}
-	p, err := NewClient(ClientOptions{TLS: laptop.tlsClient(t), Target: target, Logger: logs.logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, _ := serve(t, t.Context(), p)
+	addr := clientProxyTo(t, echoTarget(t), ClientOptions{Logger: logs.logger()})
 
 	const ok1 = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
 	evil := "GET /steal HTTP/1.1\r\nHost: localhost\r\nOrigin: https://attacker.example\r\n\r\n"
@@ -109,15 +101,7 @@ func TestClientPassesAKeepAliveHTTPClient(t *testing.T) {
 		fmt.Fprintf(w, "%s %d", r.Method, len(b))
 	}))
 	t.Cleanup(app.Close)
-	srv, laptop := newSide(t), newSide(t)
-	srv.authorize(t, "laptop", laptop)
-	_, target, _, _ := startServer(t, srv, strings.TrimPrefix(app.URL, "http://"), ServerOptions{})
-	laptop.pin(t, target, srv)
-	p, err := NewClient(ClientOptions{TLS: laptop.tlsClient(t), Target: target})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, _ := serve(t, t.Context(), p)
+	addr := clientProxyTo(t, strings.TrimPrefix(app.URL, "http://"), ClientOptions{})
 
 	var dials int
 	var dialMu sync.Mutex
@@ -177,15 +161,7 @@ func TestClientPassesAStreamTheTargetSwitchedTo(t *testing.T) {
 		{"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "HTTP/1.1 200 Connection established\r\n\r\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			srv, laptop := newSide(t), newSide(t)
-			srv.authorize(t, "laptop", laptop)
-			_, target, _, _ := startServer(t, srv, switchingTarget(t, c.answer), ServerOptions{})
-			laptop.pin(t, target, srv)
-			p, err := NewClient(ClientOptions{TLS: laptop.tlsClient(t), Target: target})
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr, _ := serve(t, t.Context(), p)
+			addr := clientProxyTo(t, switchingTarget(t, c.answer), ClientOptions{})
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)

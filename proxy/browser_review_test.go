@@ -20,17 +20,27 @@ import (
 // TestClientRefusesBrowsersCrossSiteRequests.
 func gatedEcho(t *testing.T) (addr, port string) {
 	t.Helper()
+	addr = clientProxyTo(t, echoTarget(t), ClientOptions{})
+	_, port, _ = net.SplitHostPort(addr)
+	return addr, port
+}
+
+// clientProxyTo serves a client proxy (opts, its TLS and Target filled
+// in) whose target is a server proxy in front of app, and returns the
+// client proxy's address.
+func clientProxyTo(t *testing.T, app string, opts ClientOptions) string {
+	t.Helper()
 	srv, laptop := newSide(t), newSide(t)
 	srv.authorize(t, "laptop", laptop)
-	_, target, _, _ := startServer(t, srv, echoTarget(t), ServerOptions{})
+	_, target, _, _ := startServer(t, srv, app, ServerOptions{})
 	laptop.pin(t, target, srv)
-	p, err := NewClient(ClientOptions{TLS: laptop.tlsClient(t), Target: target})
+	opts.TLS, opts.Target = laptop.tlsClient(t), target
+	p, err := NewClient(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, _ = serve(t, t.Context(), p)
-	_, port, _ = net.SplitHostPort(addr)
-	return addr, port
+	addr, _ := serve(t, t.Context(), p)
+	return addr
 }
 
 func throughGate(t *testing.T, addr, msg string) string {
@@ -89,15 +99,7 @@ func TestClientChecksAfterAnUpgradeRefused(t *testing.T) {
 		io.WriteString(w, "secret")
 	}))
 	t.Cleanup(app.Close)
-	srv, laptop := newSide(t), newSide(t)
-	srv.authorize(t, "laptop", laptop)
-	_, target, _, _ := startServer(t, srv, strings.TrimPrefix(app.URL, "http://"), ServerOptions{})
-	laptop.pin(t, target, srv)
-	p, err := NewClient(ClientOptions{TLS: laptop.tlsClient(t), Target: target})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, _ := serve(t, t.Context(), p)
+	addr := clientProxyTo(t, strings.TrimPrefix(app.URL, "http://"), ClientOptions{})
 	_, port, _ := net.SplitHostPort(addr)
 
 	conn, err := net.Dial("tcp", addr)

@@ -754,13 +754,7 @@ func (s *syncer) hold(m *syncManifest, rel string, val []byte) (string, error) {
 		return "", nil // nothing of sync's rewritten (place says why)
 	}
 	h := syncFile{rel: heldCopy(rel), val: cur}
-	if err := s.claim(m, []syncFile{h}); err != nil {
-		return "", err
-	}
-	out := s.c.stdout
-	s.c.stdout = io.Discard // sync's own, never the store's: not said
-	k, err := s.place(m, h.rel, h.val)
-	s.c.stdout = out
+	k, err := s.placeOwn(m, h)
 	if err != nil || k > 0 {
 		return "", err // a file not sync's under that name: left, said (place)
 	}
@@ -1187,4 +1181,16 @@ func (s *syncer) sharedNames(dir, kind string, entries []StoreEntry, shared map[
 		made = append(made, e.Name)
 	}
 	return nil
+}
+
+// placeOwn claims and places a file of sync's own (a held copy), saying
+// nothing of it: it is never the store's. It returns what place does.
+func (s *syncer) placeOwn(m *syncManifest, f syncFile) (int, error) {
+	if err := s.claim(m, []syncFile{f}); err != nil {
+		return 0, err
+	}
+	out := s.c.stdout
+	s.c.stdout = io.Discard
+	defer func() { s.c.stdout = out }()
+	return s.place(m, f.rel, f.val)
 }

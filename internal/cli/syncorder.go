@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -262,13 +261,7 @@ func (s *syncer) holdRevoked(m *syncManifest, keys []*jwk.Key) (string, error) {
 		return "", err
 	}
 	h := syncFile{rel: heldCopy(StoreRevoked + ".d/" + syncOwnPrefix + "authorizations"), val: val}
-	if err := s.claim(m, []syncFile{h}); err != nil {
-		return "", err
-	}
-	out := s.c.stdout
-	s.c.stdout = io.Discard // sync's own, never the store's: not said
-	k, err := s.place(m, h.rel, h.val)
-	s.c.stdout = out
+	k, err := s.placeOwn(m, h)
 	switch {
 	case err != nil:
 		return "", err
