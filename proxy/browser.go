@@ -123,16 +123,43 @@ func (g *browserGate) Write(p []byte) (int, error) {
 	return g.Conn.Write(p)
 }
 
+// maxInterim bounds what sawAnswer keeps of the target's answer while it
+// looks past interim answers (100 Continue, 103 Early Hints) for the
+// final one: a target that sends more is taken to have refused.
+const maxInterim = 8 << 10
+
 // sawAnswer reads the status of the target's answer to a request to
-// switch protocols from its first bytes.
+// switch protocols from its first bytes, past interim answers (1xx but
+// 101: a request with Expect: 100-continue is answered 100 first).
 func (g *browserGate) sawAnswer(p []byte) {
 	const line = len("HTTP/1.1 101")
-	g.status = append(g.status, p[:min(len(p), line-len(g.status))]...)
-	if len(g.status) < line {
-		return
+	g.status = append(g.status, p[:min(len(p), maxInterim-len(g.status))]...)
+	for {
+		if len(g.status) < line {
+			if len(g.status) >= maxInterim {
+				g.answered(false)
+			}
+			return
+		}
+		code := string(g.status[9:line])
+		if !bytes.HasPrefix(g.status, []byte("HTTP/1.")) || code[0] != '1' || code == "101" {
+			g.answered(bytes.HasPrefix(g.status, []byte("HTTP/1.")) && (code == "101" || g.connectRq && code[0] == '2'))
+			return
+		}
+		n, ok, _ := linesEnd(g.status, 0)
+		if !ok {
+			if len(g.status) >= maxInterim {
+				g.answered(false)
+			}
+			return
+		}
+		g.status = g.status[n:] // an interim answer, whole: the final one follows
 	}
-	code := string(g.status[9:])
-	switched := bytes.HasPrefix(g.status, []byte("HTTP/1.")) && (code == "101" || g.connectRq && code[0] == '2')
+}
+
+// answered sets what the target answered to a request to switch
+// protocols.
+func (g *browserGate) answered(switched bool) {
 	g.status = g.status[:0]
 	if switched {
 		g.answer.Store(answerSwitched)

@@ -152,12 +152,14 @@ func TestClientPassesAKeepAliveHTTPClient(t *testing.T) {
 
 // TestClientPassesAStreamTheTargetSwitchedTo: after a request to switch
 // protocols that the target grants — 101 to a WebSocket or docker's
-// "Upgrade: tcp", 200 to CONNECT — what the client sends is the other
-// protocol's and passes as it is, however much it looks like a request.
+// "Upgrade: tcp", 200 to CONNECT, after interim answers if any — what
+// the client sends is the other protocol's and passes as it is, however
+// much it looks like a request.
 func TestClientPassesAStreamTheTargetSwitchedTo(t *testing.T) {
 	for _, c := range []struct{ name, req, answer string }{
 		{"WebSocket", "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"},
 		{"docker attach", "POST /v1.47/containers/c/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: api.moby.localhost\r\nUpgrade: tcp\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"},
+		{"WebSocket, after 100 Continue", "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nExpect: 100-continue\r\n\r\n", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"},
 		{"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "HTTP/1.1 200 Connection established\r\n\r\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
