@@ -190,11 +190,7 @@ func (c *cli) notTheHomesOwn(out, keyOut string, k *jwk.Key) error {
 // key.next.*) whose key is not k, or one that cannot be read: another
 // home's.
 func holdsOtherKey(dir string, k *jwk.Key) bool {
-	h := home.Dir(dir)
-	for _, p := range slices.Concat(h.Identity(), h.Next()) {
-		if _, err := os.Lstat(p); err != nil {
-			continue
-		}
+	for _, p := range homeKeyFiles(dir) {
 		keys, err := jwk.ReadPublicKeys(p)
 		if err != nil || len(keys) != 1 || !keys[0].Equal(k) {
 			return true

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,8 +27,7 @@ func TestCertNeverWritesIntoTheHomesIdentity(t *testing.T) {
 		{"cert", "-o", "cert.pem"},
 		{"cert", "-o", "cert.pem", "--key-out", "key.pem"},
 	} {
-		cmd := exec.Command("keytool", append([]string{"-H", home}, args...)...)
-		noTerminal(cmd)
+		cmd := keytoolCmd(append([]string{"-H", home}, args...)...)
 		cmd.Dir = home
 		out, _ := cmd.CombinedOutput()
 		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), home) {
@@ -47,8 +45,7 @@ func TestCertNeverWritesIntoTheHomesIdentity(t *testing.T) {
 	}
 	// Elsewhere, those names are nginx's.
 	dir := t.TempDir()
-	cmd := exec.Command("keytool", "-H", home, "cert", "-o", "cert.pem", "--key-out", "key.pem")
-	noTerminal(cmd)
+	cmd := keytoolCmd("-H", home, "cert", "-o", "cert.pem", "--key-out", "key.pem")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("keytool cert -o cert.pem --key-out key.pem outside the home: %v\n%s", err, out)
@@ -76,8 +73,7 @@ func TestCertNeverWritesIntoAnotherHome(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(wd string, args ...string) (int, string) {
-		cmd := exec.Command("keytool", args...)
-		noTerminal(cmd)
+		cmd := keytoolCmd(args...)
 		cmd.Dir = wd
 		cmd.Env = append(os.Environ(), "KEYTOOL_HOME="+mine)
 		out, _ := cmd.CombinedOutput()

@@ -484,7 +484,7 @@ func (c *cli) homesOwnByName() error {
 	where, flag := c.keyHome(), c.homeFlag()
 	if !c.isHomeFile(c.identity, name) {
 		dir := filepath.Dir(c.identity)
-		if !holdsHomeKey(dir) {
+		if len(homeKeyFiles(dir)) == 0 {
 			return nil
 		}
 		where, flag = dir, " -H "+shellQuote(dir)
@@ -500,16 +500,17 @@ func (c *cli) homesOwnByName() error {
 		c.identity, where, flag, args)
 }
 
-// holdsHomeKey reports whether dir holds a key file of a home's: its
-// identity (key.*) or its next key (key.next.*).
-func holdsHomeKey(dir string) bool {
+// homeKeyFiles returns the key files of a home's that dir holds: its
+// identity (key.*) and its next key (key.next.*), in any format.
+func homeKeyFiles(dir string) []string {
 	h := home.Dir(dir)
+	var files []string
 	for _, p := range slices.Concat(h.Identity(), h.Next()) {
 		if _, err := os.Lstat(p); err == nil {
-			return true
+			files = append(files, p)
 		}
 	}
-	return false
+	return files
 }
 
 // identityFiles returns the identity files at keyPath that gen finds

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,8 +31,7 @@ func TestGenIdentityFileOfTheHome(t *testing.T) {
 		{"-i", "key.next.json", "gen"},
 		{"-i", filepath.Join(home, "key.jwk"), "gen", "--force"},
 	} {
-		cmd := exec.Command("keytool", append([]string{"-H", home}, args...)...)
-		noTerminal(cmd)
+		cmd := keytoolCmd(append([]string{"-H", home}, args...)...)
 		cmd.Dir = home
 		out, _ := cmd.CombinedOutput()
 		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "keytool -H "+home+" gen") {
@@ -78,8 +76,7 @@ func TestGenIdentityFileOfAnotherHome(t *testing.T) {
 		{"-i", "key.next.pem", "gen", "-f", "pem"},
 		{"-i", "key.json", "gen", "--force"},
 	} {
-		cmd := exec.Command("keytool", args...)
-		noTerminal(cmd)
+		cmd := keytoolCmd(args...)
 		cmd.Dir = svc
 		cmd.Env = append(os.Environ(), "KEYTOOL_HOME="+filepath.Join(dir, "default"))
 		out, _ := cmd.CombinedOutput()
