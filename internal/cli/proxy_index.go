@@ -36,10 +36,7 @@ func checkIndexDir(c *cli, o proxyOptions) error {
 	// be links out of it (docs/security.md: a link in the home is written
 	// through): the directory as given and as its links resolve, against
 	// each as given and as resolved.
-	inside := []string{c.home, h.AuthorizedDir(), h.RevokedDir(), h.TrustedDir(), h.CA(), h.CRL(), h.CADir(), h.Cert(), h.Invites()}
-	for _, files := range [][]string{h.AuthorizedFiles(), h.RevokedFiles(), h.TrustedFiles(), h.Identity(), h.Public(), h.Next(), h.NextPublic()} {
-		inside = append(inside, files...)
-	}
+	inside := append([]string{c.home}, h.Paths()...)
 	dirs, err := bothPaths(o.indexDir)
 	if err != nil {
 		return usagef("--index-dir %q: %v", o.indexDir, err)

@@ -527,8 +527,7 @@ func (s *syncer) checkHomeFiles() error {
 		return nil
 	}
 	h := s.home
-	for _, p := range slices.Concat(h.Identity(), h.Public(), h.Next(), h.NextPublic(), h.AuthorizedFiles(), h.TrustedFiles(), h.RevokedFiles(),
-		[]string{h.AuthorizedDir(), h.TrustedDir(), h.RevokedDir(), h.Cert(), h.CA(), h.CADir(), h.Invites(), s.manifestPath()}) {
+	for _, p := range append(h.Paths(), s.manifestPath()) {
 		if _, err := os.Lstat(p); err == nil {
 			return nil
 		}

@@ -8,6 +8,7 @@ package home
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -155,3 +156,14 @@ func ValidName(s string) bool {
 
 // NameRule says what ValidName admits, for error messages.
 const NameRule = "letters, digits, '.', '_' and '-' (a letter or digit first, at most 64)"
+
+// Paths is every path of the home that keytool reads: its identity and
+// next key with their public halves, its trust files and directories,
+// its PKI files and its invitations (not the index, which is derived).
+// A command asks whether a directory is a home, or whether a path is
+// inside one, of all of them.
+func (d Dir) Paths() []string {
+	return slices.Concat(d.Identity(), d.Public(), d.Next(), d.NextPublic(),
+		d.AuthorizedFiles(), d.RevokedFiles(), d.TrustedFiles(),
+		[]string{d.AuthorizedDir(), d.RevokedDir(), d.TrustedDir(), d.Cert(), d.CA(), d.CRL(), d.CADir(), d.Invites()})
+}
