@@ -626,7 +626,7 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 	var goneLast, authGone []string // revocations and pins: removed last
 	var held []string               // removed last of all (hold)
 	for _, rel := range gone {
-		if strings.HasPrefix(rel, StoreRevoked+".d/") || strings.HasPrefix(rel, StoreTrusted+".d/") {
+		if revocationOrPin(rel) {
 			goneLast = append(goneLast, rel)
 		} else {
 			authGone = append(authGone, rel)
@@ -744,8 +744,7 @@ func (s *syncer) placeHeld(m *syncManifest, f syncFile, want map[string]bool) (k
 // manifest: the next one removes it, last, as it removes a revocation or
 // pin gone from the store.
 func (s *syncer) hold(m *syncManifest, rel string, val []byte) (string, error) {
-	dir, _, _ := strings.Cut(rel, "/")
-	if dir != StoreRevoked+".d" && dir != StoreTrusted+".d" || m.Files[rel] == "" {
+	if !revocationOrPin(rel) || m.Files[rel] == "" {
 		return "", nil // not a revocation or pin of sync's: placed only if none is there
 	}
 	cur, _, err := readRegular(filepath.Join(string(s.home), rel))
@@ -758,6 +757,13 @@ func (s *syncer) hold(m *syncManifest, rel string, val []byte) (string, error) {
 		return "", err // a file not sync's under that name: left, said (place)
 	}
 	return h.rel, nil
+}
+
+// revocationOrPin reports whether rel (kind.d/NAME) is a revocation or a
+// pin file: one whose removal loosens trust (a key no longer refused, an
+// address no longer pinned), where an authorization's tightens it.
+func revocationOrPin(rel string) bool {
+	return strings.HasPrefix(rel, StoreRevoked+".d/") || strings.HasPrefix(rel, StoreTrusted+".d/")
 }
 
 // heldCopy is the name of sync's, in rel's directory, under which hold
@@ -998,7 +1004,7 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 		cur, fi, rerr = readRegular(path)
 	}
 	switch {
-	case rerr == nil && bytes.Equal(cur, val) && m.Files[rel] == "" && (strings.HasPrefix(rel, StoreRevoked+".d/") || strings.HasPrefix(rel, StoreTrusted+".d/")):
+	case rerr == nil && bytes.Equal(cur, val) && m.Files[rel] == "" && revocationOrPin(rel):
 		// Someone else's revocation or pin that says the same: it stays
 		// theirs, never removed by sync when the entry goes. A pin's
 		// removal loosens too: an address pinned to nothing is one a
