@@ -37,13 +37,15 @@ const tokenWait = 500 * time.Millisecond
 const msgBrowserRefused = "refused a browser's cross-site request"
 
 // BrowserRequestError is a local connection a client-mode proxy refused
-// because its first bytes are a web browser's request made for a page of
+// because one of its requests is a web browser's made for a page of
 // another site: a name that is not this machine's in Host (DNS
 // rebinding: the page's own name, resolved to 127.0.0.1, lets it read
 // the answer), an Origin of another site (a WebSocket, a form, a fetch),
-// or Sec-Fetch-Site: cross-site on anything but a top-level navigation.
-// The proxy answered 403 and sent nothing of it to the target. Reason
-// says which.
+// or Sec-Fetch-Site: cross-site on anything but a top-level navigation;
+// or because its framing could be read otherwise by the target (a
+// request the gate would take for a body). The proxy answered a refused
+// head 403, sent nothing of it to the target, and closed the
+// connection. Reason says which.
 type BrowserRequestError struct {
 	Reason string
 }

@@ -72,10 +72,11 @@ type ClientOptions struct {
 	// brackets) besides localhost, *.localhost and loopback addresses
 	// (127.x.y.z, ::1) that a web browser's request may name in Host, or
 	// come from in Origin: names this machine's users give the proxy's
-	// address (in /etc/hosts), or its address on the network. A browser's request that names another host, or
-	// comes from a page of another site, is refused: the proxy presents
-	// its key for whoever reaches its port, and any web page the user
-	// opens can reach it (BrowserRequestError).
+	// address (in /etc/hosts), or its address on the network. A
+	// browser's request that names another host, or comes from a page of
+	// another site, is refused: the proxy presents its key for whoever
+	// reaches its port, and any web page the user opens can reach it
+	// (BrowserRequestError).
 	AcceptHosts []string
 }
 
@@ -292,7 +293,7 @@ func (c *Client) handle(ctx context.Context, raw net.Conn, _ func()) {
 	}
 	c.logConn(ctx, "connected", attrs)
 	c.metrics.opened()
-	// The local side's first request is looked at before it goes on: a
+	// The local side's requests are each looked at before they go on: a
 	// web page of another site must not act with this proxy's key.
 	gate := &browserGate{Conn: raw, accept: c.accept}
 	out, in, idled, ended := pipe(ctx, conn, gate, c.idle)
