@@ -59,6 +59,9 @@ func TestProxyOpsTrustMetrics(t *testing.T) {
 		_, fams := pxScrape(t, base)
 		return fams["keytool_trust_seconds_since_last_successful_load"].get("store=authorized")
 	}
+	// The clean first load, which the proxy may finish after it serves
+	// /metrics (under -race, a scrape came first and read -1).
+	px.waitFor(t, `msg="trust store reloaded" files=\d+ problems=0`, 10*time.Second)
 	if v, age := sinceOK(), time.Since(started).Seconds(); v < 0 || v > age {
 		t.Fatalf("after a clean load, keytool_trust_seconds_since_last_successful_load = %v, want 0 to the proxy's age %.2f", v, age)
 	}
