@@ -382,10 +382,11 @@ func (g *browserGate) stepHead() error {
 	case done && !http:
 		return g.refuse("bytes that are not an HTTP/1.x request where the next request must begin", true)
 	case done:
-		if err := g.check(head); err != nil {
+		f := readFields(head)
+		if err := g.check(f); err != nil {
 			return err
 		}
-		if err := g.frame(head); err != nil {
+		if err := g.frame(f); err != nil {
 			return err
 		}
 		g.ready = next
@@ -396,7 +397,7 @@ func (g *browserGate) stepHead() error {
 		if http && len(g.buf) > 0 {
 			// The stream ended inside a request's head: what came is
 			// decided on as it is.
-			if err := g.check(g.buf); err != nil {
+			if err := g.check(readFields(g.buf)); err != nil {
 				return err
 			}
 		}
@@ -474,17 +475,17 @@ func (g *browserGate) parseHead() (http bool, head []byte, next int, done bool) 
 }
 
 // frame reads how the target will find the end of the request whose
-// head is head (RFC 9112, section 6.3), and sets the state that follows
-// it; framing that two readers could take differently is refused.
-func (g *browserGate) frame(head []byte) error {
-	f, bad := framingOf(head)
-	if bad != "" {
-		return g.refuse(bad, true)
+// head's fields are f (RFC 9112, section 6.3), and sets the state that
+// follows it; framing that two readers could take differently is
+// refused.
+func (g *browserGate) frame(f *requestFields) error {
+	if f.bad != "" {
+		return g.refuse(f.bad, true)
 	}
 	g.end = gateHead
 	if f.upgrade {
 		// Before the head passes on: the answer cannot come first.
-		g.end, g.connectRq = gateUpgrade, bytes.HasPrefix(head, []byte("CONNECT "))
+		g.end, g.connectRq = gateUpgrade, f.method == "CONNECT"
 		g.answer.Store(answerAwaited)
 	}
 	g.state, g.after = g.end, g.end
@@ -508,46 +509,84 @@ func (g *browserGate) frame(head []byte) error {
 	return nil
 }
 
-// framing is what of a request head says where its body ends.
-type framing struct {
+// requestFields is what the gate reads of a request head, in one pass
+// over its lines: what check decides on (who made the request) and what
+// frame does (where its body ends). One reading serves both, so that the
+// two never take a head's lines differently.
+type requestFields struct {
+	method, target string
+	hosts, origins []string // Host and Origin headers' values
+	site, mode     string   // Sec-Fetch-Site, Sec-Fetch-Mode (lower case)
+	dest           string   // Sec-Fetch-Dest (lower case)
+
 	lengths int    // Content-Length headers
 	length  string // their value
 	coding  string // the Transfer-Encoding headers' values, joined
 	upgrade bool   // Upgrade, or CONNECT: another protocol may follow
+	// bad says why the framing cannot be read as one reader would (the
+	// first such line), or is "".
+	bad string
 }
 
-// framingOf reads head's framing headers, or says why they cannot be
-// read as one reader would.
-func framingOf(head []byte) (f framing, bad string) {
+// readFields reads head (without its empty line, or what came of it)
+// line by line.
+func readFields(head []byte) *requestFields {
+	f := &requestFields{}
 	lines := strings.Split(string(head), "\n")
-	method, _, _ := strings.Cut(lines[0], " ")
-	f.upgrade = method == "CONNECT"
+	f.method, f.target, _ = strings.Cut(strings.TrimSpace(lines[0]), " ")
+	f.target, _, _ = strings.Cut(f.target, " ")
+	f.upgrade = f.method == "CONNECT"
 	for _, line := range lines[1:] {
 		line = strings.TrimSuffix(line, "\r")
-		if line != "" && (line[0] == ' ' || line[0] == '\t') {
-			return f, "a folded header line (obs-fold)"
-		}
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || name == "" || strings.IndexFunc(name, func(r rune) bool { return r > 0x7f || !isTokenChar(byte(r)) }) >= 0 {
-			return f, "a malformed header line: " + quoteName(line)
+		switch {
+		case f.bad != "":
+		case line != "" && (line[0] == ' ' || line[0] == '\t'):
+			f.bad = "a folded header line (obs-fold)"
+		case !ok || name == "" || strings.IndexFunc(name, func(r rune) bool { return r > 0x7f || !isTokenChar(byte(r)) }) >= 0:
+			f.bad = "a malformed header line: " + quoteName(line)
+		default:
+			f.frameField(strings.ToLower(name), strings.Trim(value, " \t"))
 		}
-		value = strings.Trim(value, " \t")
-		switch strings.ToLower(name) {
-		case "content-length":
-			if f.lengths++; f.lengths > 1 && value != f.length {
-				return f, "two Content-Length headers that differ"
-			}
-			f.length = value
-		case "transfer-encoding":
-			if f.coding != "" {
-				f.coding += ","
-			}
-			f.coding += value
-		case "upgrade":
-			f.upgrade = f.upgrade || value != ""
+		if !ok {
+			continue
+		}
+		// Who made the request: read from every line that has a colon,
+		// a malformed one too (which frame refuses after check).
+		value = strings.TrimSpace(value)
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "host":
+			f.hosts = append(f.hosts, value)
+		case "origin":
+			f.origins = append(f.origins, value)
+		case "sec-fetch-site":
+			f.site = strings.ToLower(value)
+		case "sec-fetch-mode":
+			f.mode = strings.ToLower(value)
+		case "sec-fetch-dest":
+			f.dest = strings.ToLower(value)
 		}
 	}
-	return f, ""
+	return f
+}
+
+// frameField reads a well-formed header line's part in the framing: its
+// name in lower case, its value trimmed.
+func (f *requestFields) frameField(name, value string) {
+	switch name {
+	case "content-length":
+		if f.lengths++; f.lengths > 1 && value != f.length {
+			f.bad = "two Content-Length headers that differ"
+		}
+		f.length = value
+	case "transfer-encoding":
+		if f.coding != "" {
+			f.coding += ","
+		}
+		f.coding += value
+	case "upgrade":
+		f.upgrade = f.upgrade || value != ""
+	}
 }
 
 // lineOf is b's first line with its LF, if it has come.
@@ -652,57 +691,33 @@ func isTokenChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
-// check decides on a request head (without its empty line).
-func (g *browserGate) check(head []byte) error {
-	lines := strings.Split(string(head), "\n")
-	method, target, _ := strings.Cut(strings.TrimSpace(lines[0]), " ")
-	target, _, _ = strings.Cut(target, " ")
-	var hosts, origins []string
-	var site, mode, dest string
-	if forwardProxyForm(method, target) {
+// check decides on a request head's fields: who made the request.
+func (g *browserGate) check(f *requestFields) error {
+	if forwardProxyForm(f.method, f.target) {
 		// A request for a forward proxy (the target may be one): a
 		// browser sends these only to a proxy it was told to use, never
 		// for a page to a server, and what they name is where the proxy
 		// goes, not this machine.
 		return nil
 	}
-	for _, line := range lines[1:] {
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		value = strings.TrimSpace(value)
-		switch strings.ToLower(strings.TrimSpace(name)) {
-		case "host":
-			hosts = append(hosts, value)
-		case "origin":
-			origins = append(origins, value)
-		case "sec-fetch-site":
-			site = strings.ToLower(value)
-		case "sec-fetch-mode":
-			mode = strings.ToLower(value)
-		case "sec-fetch-dest":
-			dest = strings.ToLower(value)
-		}
-	}
-	for _, h := range hosts {
+	for _, h := range f.hosts {
 		if name := hostOf(h); name != "" && !g.local(name) {
 			return g.refuse(fmt.Sprintf("the request names the host %s, not localhost or a loopback address: a web page's own name resolved to this machine (DNS rebinding), or an address a browser marks no request to as cross-site, would let a page of another site act through the proxy", quoteName(name)), true)
 		}
 	}
-	for _, o := range origins {
-		if !g.sameOrLocal(o, hosts) {
+	for _, o := range f.origins {
+		if !g.sameOrLocal(o, f.hosts) {
 			return g.refuse(fmt.Sprintf("the request comes from %s, a page of another site", quoteName(o)), true)
 		}
 	}
 	// A link followed from another site is a top-level navigation, as
 	// SameSite=Lax cookies allow: the page that had the link reads
 	// nothing of the answer.
-	navigation := (method == "GET" || method == "HEAD") && mode == "navigate" && dest == "document"
+	navigation := (f.method == "GET" || f.method == "HEAD") && f.mode == "navigate" && f.dest == "document"
 	// A page whose Origin was let in above (this machine's, or a name
 	// of AcceptHosts: an identity provider posting a login back) is
 	// not refused for being another site's.
-	if site == "cross-site" && !navigation && len(origins) == 0 {
+	if f.site == "cross-site" && !navigation && len(f.origins) == 0 {
 		return g.refuse("the browser says Sec-Fetch-Site: cross-site (a page of another site made it)", true)
 	}
 	return nil
