@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"slices"
@@ -98,8 +99,17 @@ type browserGate struct {
 	err      error                // a read error that came while deciding, for after buf
 	refused  *BrowserRequestError // set when a request was refused
 
+	// endedByRefusal: a later request was refused, and Read ends the
+	// stream (io.EOF) where it would return refused.
+	endedByRefusal bool
+
 	mu       sync.Mutex
 	deadline time.Time // the read deadline the caller (pipe) set, which the wait for a word must not lose
+	// late is the 403 of a refused later request, written once the
+	// target has ended its answers (CloseWrite); localClosed says that
+	// it has, and nothing more is written.
+	late        []byte
+	localClosed bool
 
 	// The target's answer to a request that asks to switch protocols,
 	// seen as it is written to the local side (Write).
@@ -215,7 +225,7 @@ const (
 func (g *browserGate) Read(p []byte) (int, error) {
 	for g.ready == 0 {
 		if g.refused != nil {
-			return 0, g.refused
+			return 0, g.readError()
 		}
 		switch {
 		case g.state == gateOpaque || (g.state == gateBody || g.state == gateChunkData) && len(g.buf) > 0:
@@ -264,8 +274,18 @@ func (g *browserGate) passBuffered() {
 }
 
 // CloseWrite half-closes the connection under the gate, as pipe does
-// with a connection that can (halfCloser).
+// with a connection that can (halfCloser) once the target has ended its
+// answers: a refused later request's 403 goes first (refuse).
 func (g *browserGate) CloseWrite() error {
+	g.mu.Lock()
+	late := g.late
+	g.late, g.localClosed = nil, true
+	g.mu.Unlock()
+	if late != nil {
+		if _, err := g.Conn.Write(late); err != nil {
+			return err
+		}
+	}
 	if hc, ok := g.Conn.(halfCloser); ok {
 		return hc.CloseWrite()
 	}
@@ -801,15 +821,42 @@ func quoteName(s string) string {
 
 // refuse refuses the connection's stream from here on, and returns the
 // error. With answer, the request is answered 403, saying why: a refusal
-// of a head, before anything of it went to the target (a browser sends
-// a request on a connection once it has read the whole answer to the
-// one before, so the 403 follows it).
+// of a head, before anything of it went to the target. The first
+// request's answer goes at once; a later request's is the last thing
+// written to the local side (closeLocal), after the target's answers
+// to the requests before it, which a client that sent them one after
+// the other (pipelining) reads first: the gate's Read then ends what
+// goes to the target (io.EOF: pipe half-closes it, as after a client
+// that sends no more), and the target's end of its answers is the
+// 403's turn. A target that does not end them within pipe's idle time
+// is cut, and the client reads no 403, only the close.
 func (g *browserGate) refuse(reason string, answer bool) error {
 	g.refused = &BrowserRequestError{Reason: reason}
-	if answer {
-		body := g.refused.Error() + "\n"
-		_, _ = fmt.Fprintf(g.Conn, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
-	}
 	g.buf, g.ready = nil, 0
+	if !answer {
+		return g.refused
+	}
+	body := g.refused.Error() + "\n"
+	forbidden := fmt.Appendf(nil, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	if g.requests == 0 {
+		_, _ = g.Conn.Write(forbidden)
+		return g.refused
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.localClosed {
+		g.late = forbidden
+	}
+	g.endedByRefusal = true
+	return io.EOF
+}
+
+// readError is what Read returns once a request was refused: the
+// refusal, or the end of the stream while a later request's 403 waits
+// for its turn (refuse).
+func (g *browserGate) readError() error {
+	if g.endedByRefusal {
+		return io.EOF
+	}
 	return g.refused
 }
