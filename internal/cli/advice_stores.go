@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -324,4 +325,27 @@ func (c *cli) nextKeyFix(nk *tlsbridge.NextKeyWithoutIdentityError) string {
 	}
 	return fmt.Sprintf("make the next key the identity (peers that learned it accept it): %s; or make a new identity, which announces it: %s; if the identity was removed because it was compromised, the next key beside it may be too: %s, then: %s",
 		c.command("rotate"), c.command("gen", "--force"), rm, c.command("gen"))
+}
+
+// adviseSync returns the advice for a sync that left the home as it is,
+// its lists of the store older than what the home was mirrored to
+// (*syncBehindError): run again (a member behind the others catches up),
+// or, for a store restored from a backup to an older revision, the
+// command as the user typed it with --restored (its URL's password
+// hidden); else "".
+func (c *cli) adviseSync(err error) string {
+	var behind *syncBehindError
+	if !errors.As(err, &behind) {
+		return ""
+	}
+	args := slices.Clone(c.argv)
+	for i, a := range args {
+		if strings.Contains(a, "://") {
+			args[i] = redactURL(a)
+		}
+	}
+	if !slices.Contains(args, "--restored") {
+		args = append(args, "--restored")
+	}
+	return "A member of the store behind the others answers it: run the sync again later. If the store was restored from a backup to an older revision, mirror it as it now is:\n  " + typedCommand(args)
 }

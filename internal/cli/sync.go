@@ -32,13 +32,13 @@ import (
 // home's .d directories, for programs that read only files.
 func syncCommand() *command {
 	var (
-		to    string
-		watch bool
+		to              string
+		watch, restored bool
 	)
 	return &command{
 		name:    "sync",
 		uses:    globalNone | globalStoreArg,
-		args:    "STORE-URL --to HOME [--watch]",
+		args:    "STORE-URL --to HOME [--watch] [--restored]",
 		summary: "mirror a store's trust entries (etcd://…) into a home's .d directories",
 		help: `Writes each entry of the store at STORE-URL (etcd://HOST:PORT/PREFIX; the
 etcd build of keytool) to the file of that name in HOME's authorized_keys.d,
@@ -70,6 +70,14 @@ key several of them hold (the first file holding it wins) in with rights
 neither state gives it; where no order does, those keys are held revoked
 until every file is written. A home is synced from one store.
 
+Every sync records in the manifest the store's revision it mirrored
+(and the store's cluster), and no sync moves the home back: a list
+older than what the home was mirrored to, by this sync or another
+(--watch beside a sync from cron), is not mirrored. A one-shot sync
+lists the store again, three times in all, then leaves the home as it
+is and exits 1. --restored mirrors the store as it is even so, for a
+store restored from a backup to an older revision.
+
 One pass by default. --watch keeps mirroring each change until SIGINT or
 SIGTERM, through the same watch, cache (in HOME) and staleness bound as
 keytool proxy --store: only the entries that changed, and the whole store
@@ -80,6 +88,7 @@ then twice as long each time, up to a minute.`,
 		flags: func(set *pflag.FlagSet, _ *cli) {
 			set.StringVar(&to, "to", "", "mirror into the home `DIR`")
 			set.BoolVar(&watch, "watch", false, "keep mirroring each change until SIGINT or SIGTERM")
+			set.BoolVar(&restored, "restored", false, "mirror the store even if its revision is older than the home's (a store restored from a backup)")
 		},
 		run: func(c *cli, args []string) error {
 			switch {
@@ -92,7 +101,7 @@ then twice as long each time, up to a minute.`,
 			if err := c.store.check(); err != nil {
 				return err
 			}
-			s := &syncer{c: c, home: home.Dir(to), store: args[0]}
+			s := &syncer{c: c, home: home.Dir(to), store: args[0], restored: restored}
 			// The home first: a bad one is reported at once, before the
 			// store is opened, its cache and watch started, or a lock
 			// or directory made in a place that is no home.
@@ -121,12 +130,15 @@ type syncer struct {
 	// on the home's file system (sharedFiles), while mirror runs.
 	shared map[string]bool
 
-	// at is the store's revision sync --watch last mirrored the home to
-	// (0: none yet, or the store does not say), of the store atStore
-	// (StoreListing.Identity): mirrorNow never moves the home back from it.
-	at      int64
+	// atStore is the store (StoreListing.Identity) of the last list sync
+	// --watch read: its view's revisions are that store's.
 	atStore string
 	viewAt  int64 // the revision of the last view read
+	// restored: the next mirror may move the home to an older revision
+	// of the store than the manifest says it was mirrored to (--restored,
+	// or sync --watch's view gone back: the store's history is another),
+	// and records that one instead (moveForward).
+	restored bool
 
 	// The manifest as the last read or save left it, and the stamps of
 	// its files then (loadManifest).
@@ -145,13 +157,27 @@ func (s *syncer) once() error {
 	}
 	defer st.Close()
 	s.maxValue = st.MaxValue()
-	l, err := st.List(ctx)
-	if err != nil {
-		return err
-	}
-	kept, err := s.mirror(l.Entries)
-	if err != nil {
-		return err
+	var kept int
+	for try := 1; ; try++ {
+		l, err := st.List(ctx)
+		if err != nil {
+			return err
+		}
+		kept, err = s.mirror(l.Entries, syncAt{l.Revision, l.Identity})
+		var behind *syncBehindError
+		if errors.As(err, &behind) && try < syncBehindTries {
+			// Most often another sync of the home (--watch) mirrored a
+			// newer change between this list and the lock: a list made
+			// now holds it. Persistently older, the store's answer is
+			// behind the home (a member behind the others, a restore):
+			// nothing written, exit 1 (syncBehindError).
+			time.Sleep(syncBehindWait)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 	if kept > 0 {
 		return fmt.Errorf("%d entries not mirrored or files left as they are in %s (above): sync writes and removes only the files it made", kept, s.home)
@@ -268,37 +294,40 @@ func (s *syncer) mirrorNow(ctx context.Context, st Store, f Follower, log *slog.
 	// 12 removed (alice authorized again) until the watch brought 12, and
 	// a list at 11 after the view's 12 did the same until the next pass
 	// (TestSyncWatchNeverMovesBack).
+	// The revision the home was mirrored to is the manifest's, which
+	// every sync of the home records (moveForward): a one-shot sync from
+	// cron may have mirrored a newer list than this view.
 	at := viewsRevision(views)
 	if at < s.viewAt {
 		// The view itself went back: the store's history is another
 		// (etcd restored from a backup, which may keep the cluster's
 		// identity); its revisions start again, and so do the home's.
 		log.Warn("store's view went back to an older revision (restored?): mirrored as it now is", "store", s.store, "revision", at, "was", s.viewAt)
-		s.at = 0
+		s.restored = true
 	}
 	s.viewAt = at
 	var kept int
+	var behind *syncBehindError
 	if changed, deleted, ok := changesSince(views, mirrored); ok && syncExactNames(s.home) {
-		if at > 0 && at < s.at {
+		kept, err = s.mirrorChanged(changed, deleted, syncAt{at, s.atStore})
+		if errors.As(err, &behind) {
 			// Every change it holds is in the home already, as new or
 			// newer: mirrored once the view has caught up, from the same
 			// generations.
 			return mirrored
 		}
-		kept, err = s.mirrorChanged(changed, deleted)
-		s.at = max(s.at, at)
 	} else {
 		var l StoreListing
 		if l, err = st.List(ctx); err != nil {
 			log.Warn("store not listed: nothing mirrored", "store", s.store, "err", err)
 			return nil
 		}
-		if l.Revision < s.at && l.Identity == s.atStore {
-			log.Warn("store's list older than what the home was mirrored to (a member behind the others answered): nothing mirrored", "store", s.store, "revision", l.Revision, "mirrored", s.at)
+		s.atStore = l.Identity
+		kept, err = s.mirror(l.Entries, syncAt{l.Revision, l.Identity})
+		if errors.As(err, &behind) {
+			log.Warn("store's list older than what the home was mirrored to (a member behind the others answered): nothing mirrored", "store", s.store, "revision", l.Revision, "mirrored", behind.Mirrored)
 			return nil
 		}
-		kept, err = s.mirror(l.Entries)
-		s.at, s.atStore = l.Revision, l.Identity // what the home is at, a failed mirror halfway there too
 	}
 	if err != nil {
 		log.Error("sync failed", "err", err)
@@ -387,12 +416,15 @@ func changesSince(views map[string]keydir.FeedView, mirrored map[string]uint64) 
 
 // mirror makes the home's .d directories hold entries, as far as the
 // files sync made go; it returns how many files it left as they are.
-func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
+func (s *syncer) mirror(entries []StoreEntry, at syncAt) (kept int, err error) {
 	m, unlock, err := s.prepare()
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
+	if err := s.moveForward(m, at); err != nil {
+		return 0, err
+	}
 	if s.shared, err = s.sharedFiles(entries); err != nil {
 		return 0, err
 	}
@@ -416,12 +448,15 @@ func (s *syncer) mirror(entries []StoreEntry) (kept int, err error) {
 // of any size — and so only on a file system that keeps names as given
 // (mirrorNow): elsewhere a changed entry may share its file with one that
 // did not change, which only the whole list shows (sharedFiles).
-func (s *syncer) mirrorChanged(changed, deleted []StoreEntry) (kept int, err error) {
+func (s *syncer) mirrorChanged(changed, deleted []StoreEntry, at syncAt) (kept int, err error) {
 	m, unlock, err := s.prepare()
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
+	if err := s.moveForward(m, at); err != nil {
+		return 0, err
+	}
 	tighten, loosen, kept := s.filesOf(changed)
 	want := wanted(tighten, loosen)
 	gone := map[string]bool{}

@@ -58,7 +58,7 @@ func TestSyncManifestOutsideLayout(t *testing.T) {
 			}
 			alice := filepath.Join(dir, "alice.json")
 			writePublicKey(t, alice, nil)
-			_, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice), Revision: 2}})
+			_, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice), Revision: 2}}, syncAt{})
 			if err == nil || !strings.Contains(err.Error(), "no file of sync's") {
 				t.Fatalf("mirror with manifest entry %q: err = %v, want it refused", rel, err)
 			}
@@ -84,7 +84,7 @@ func TestSyncUnmirrorableRevocationRefusesAll(t *testing.T) {
 	kept, err := s.mirror([]StoreEntry{
 		{Kind: StoreAuthorized, Name: "alice.json", Value: key, Revision: 2},
 		{Kind: StoreRevoked, Name: ".hidden", Value: key, Revision: 3},
-	})
+	}, syncAt{})
 	if err != nil || kept != 1 {
 		t.Fatalf("mirror: kept %d, err %v; want 1, nil", kept, err)
 	}
@@ -99,7 +99,7 @@ func TestSyncUnmirrorableRevocationRefusesAll(t *testing.T) {
 	kept, err = s.mirror([]StoreEntry{
 		{Kind: StoreAuthorized, Name: "alice.json", Value: key, Revision: 2},
 		{Kind: StoreRevoked, Name: "alice.json", Value: key, Revision: 4},
-	})
+	}, syncAt{})
 	if err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v", kept, err)
 	}
@@ -125,7 +125,7 @@ func TestSyncRevocationUnderASkippedName(t *testing.T) {
 		{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
 		{Kind: StoreAuthorized, Name: "bob.json", Value: readFile(t, bob)},
 		{Kind: StoreRevoked, Name: "bob.tmp", Value: readFile(t, bob)},
-	})
+	}, syncAt{})
 	if err != nil || kept != 1 {
 		t.Fatalf("mirror: kept %d, err %v; want 1 (reported), nil", kept, err)
 	}
@@ -137,7 +137,7 @@ func TestSyncRevocationUnderASkippedName(t *testing.T) {
 		t.Fatalf("want alice admitted and bob revoked, as the stores reading the store say:\n%s", stdout)
 	}
 	// The entry gone: so is its file.
-	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)}}); err != nil {
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)}}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	if des, _ := keyDirEntries(filepath.Join(string(s.home), "revoked_keys.d")); len(des) != 0 {
@@ -161,7 +161,7 @@ func TestSyncTightensFirst(t *testing.T) {
 	if _, err := s.mirror([]StoreEntry{
 		{Kind: StoreAuthorized, Name: "old.json", Value: keys[0]},
 		{Kind: StoreRevoked, Name: "gone.json", Value: keys[1]},
-	}); err != nil {
+	}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()
@@ -169,7 +169,7 @@ func TestSyncTightensFirst(t *testing.T) {
 		{Kind: StoreAuthorized, Name: "a-new.json", Value: keys[2]},
 		{Kind: StoreTrusted, Name: "host.json", Value: keys[2]},
 		{Kind: StoreRevoked, Name: "z-new.json", Value: keys[3]},
-	}); err != nil {
+	}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -226,14 +226,14 @@ func TestSyncNameCollision(t *testing.T) {
 	// On a file system that keeps names, nothing is looked for: every
 	// entry's file is its own (a store has one entry of a name).
 	s, _, errOut := testSyncer(t, dir)
-	if _, err := s.mirror(entries()[:2]); err != nil || errOut.Len() != 0 {
+	if _, err := s.mirror(entries()[:2], syncAt{}); err != nil || errOut.Len() != 0 {
 		t.Fatalf("mirror: %v, stderr %s", err, errOut)
 	}
 
 	defer func(f func(home.Dir) bool) { syncExactNames = f }(syncExactNames)
 	syncExactNames = func(home.Dir) bool { return false }
 	s, _, errOut = testSyncer(t, t.TempDir())
-	kept, err := s.mirror(entries())
+	kept, err := s.mirror(entries(), syncAt{})
 	if err != nil || kept != 4 {
 		t.Fatalf("mirror: kept %d, err %v; want 4 (both of each pair reported), nil", kept, err)
 	}
@@ -300,7 +300,7 @@ func TestSyncBlockedRevocationStillEnforced(t *testing.T) {
 		{Kind: StoreAuthorized, Name: "alice.json", Value: key},
 		{Kind: StoreRevoked, Name: "bob.json", Value: key},
 	}
-	kept, err := s.mirror(entries)
+	kept, err := s.mirror(entries, syncAt{})
 	if err != nil || kept != 1 {
 		t.Fatalf("mirror: kept %d, err %v; want 1, nil", kept, err)
 	}
@@ -318,7 +318,7 @@ func TestSyncBlockedRevocationStillEnforced(t *testing.T) {
 	if err := os.Remove(mine); err != nil {
 		t.Fatal(err)
 	}
-	if kept, err := s.mirror(entries); err != nil || kept != 0 {
+	if kept, err := s.mirror(entries, syncAt{}); err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v", kept, err)
 	}
 	des, _ := keyDirEntries(filepath.Dir(mine))
@@ -342,10 +342,10 @@ func TestSyncKeepsOthersRevocations(t *testing.T) {
 	if err := os.WriteFile(mine, readFile(t, alice), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if kept, err := s.mirror([]StoreEntry{{Kind: StoreRevoked, Name: "alice.json", Value: readFile(t, alice)}}); err != nil || kept != 0 {
+	if kept, err := s.mirror([]StoreEntry{{Kind: StoreRevoked, Name: "alice.json", Value: readFile(t, alice)}}, syncAt{}); err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v", kept, err)
 	}
-	if kept, err := s.mirror(nil); err != nil || kept != 0 {
+	if kept, err := s.mirror(nil, syncAt{}); err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v", kept, err)
 	}
 	if _, err := os.Stat(mine); err != nil {
@@ -377,7 +377,7 @@ func TestSyncNeverWritesPrivateKeys(t *testing.T) {
 		{Kind: StoreAuthorized, Name: "alice.json", Value: private[0], Revision: 2},
 		{Kind: StoreAuthorized, Name: "bob.pem", Value: private[1], Revision: 3},
 		{Kind: StoreRevoked, Name: "carol.json", Value: private[0], Revision: 4},
-	})
+	}, syncAt{})
 	if err != nil || kept != 3 {
 		t.Fatalf("mirror: kept %d, err %v; want 3, nil", kept, err)
 	}
@@ -424,14 +424,14 @@ func TestSyncOversizedEntryGrantsNothing(t *testing.T) {
 	kept, err := s.mirror([]StoreEntry{
 		{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
 		{Kind: StoreAuthorized, Name: "bob.json", Value: readFile(t, bob)},
-	})
+	}, syncAt{})
 	if err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v; want 0, nil", kept, err)
 	}
 	kept, err = s.mirror([]StoreEntry{
 		{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
 		{Kind: StoreAuthorized, Name: "bob.json", Value: big(bob)},
-	})
+	}, syncAt{})
 	if err != nil || kept != 1 {
 		t.Fatalf("mirror: kept %d, err %v; want 1 (reported), nil", kept, err)
 	}
@@ -449,7 +449,7 @@ func TestSyncOversizedEntryGrantsNothing(t *testing.T) {
 	kept, err = s.mirror([]StoreEntry{
 		{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice)},
 		{Kind: StoreRevoked, Name: "bob.json", Value: big(bob)},
-	})
+	}, syncAt{})
 	if err != nil || kept != 1 {
 		t.Fatalf("mirror: kept %d, err %v; want 1 (reported), nil", kept, err)
 	}
@@ -488,7 +488,7 @@ func TestSyncQuotesNames(t *testing.T) {
 			if _, err := s.mirror([]StoreEntry{
 				{Kind: StoreAuthorized, Name: tc.name, Value: readFile(t, alice)},
 				{Kind: StoreRevoked, Name: tc.name, Value: readFile(t, alice)},
-			}); err != nil {
+			}, syncAt{}); err != nil {
 				t.Fatal(err)
 			}
 			out := errOut.String()
@@ -518,7 +518,7 @@ func TestSyncRefusesAHomeTheRuleRefuses(t *testing.T) {
 	if err := os.Chown(string(s.home), 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice), Revision: 2}})
+	_, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice), Revision: 2}}, syncAt{})
 	var pe *trustfile.PermissionError
 	if !errors.As(err, &pe) || pe.Path != string(s.home) {
 		t.Fatalf("mirror into a home of uid 65534: %v; want a *trustfile.PermissionError naming it", err)
@@ -529,7 +529,7 @@ func TestSyncRefusesAHomeTheRuleRefuses(t *testing.T) {
 	if err := os.Chown(string(s.home), 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice), Revision: 2}}); err != nil {
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "alice.json", Value: readFile(t, alice), Revision: 2}}, syncAt{}); err != nil {
 		t.Fatalf("mirror into the admin's home: %v", err)
 	}
 }
@@ -557,16 +557,16 @@ func TestSyncQuotesWrittenPaths(t *testing.T) {
 	}
 	// Written, updated, then a file sync did not write left as it is and
 	// the other removed.
-	if _, err := s.mirror(entries(alice)); err != nil {
+	if _, err := s.mirror(entries(alice), syncAt{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.mirror(entries(bob)); err != nil {
+	if _, err := s.mirror(entries(bob), syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(string(s.home), "authorized_keys.d", name), []byte("by hand\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.mirror(nil); err != nil {
+	if _, err := s.mirror(nil, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	for what, text := range map[string]string{"stdout": out.String(), "stderr": errOut.String()} {

@@ -142,11 +142,11 @@ func checkAuthChange(t *testing.T, before0, then holds, byHand ...string) {
 	}
 	// The state after, as a home mirrored afresh holds it.
 	fresh, _, _ := testSyncer(t, t.TempDir())
-	if _, err := fresh.mirror(state(then)); err != nil {
+	if _, err := fresh.mirror(state(then), syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	after := admits(fresh.home)
-	if kept, err := s.mirror(state(before0)); err != nil || kept != 0 {
+	if kept, err := s.mirror(state(before0), syncAt{}); err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
 	}
 	for _, name := range byHand {
@@ -171,7 +171,7 @@ func checkAuthChange(t *testing.T, before0, then holds, byHand ...string) {
 	})
 	syncWriting = func(path string) { check("before writing " + filepath.Base(path)) }
 	t.Cleanup(func() { syncWriting = nil })
-	if kept, err := s.mirror(state(then)); err != nil || kept != 0 {
+	if kept, err := s.mirror(state(then), syncAt{}); err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
 	}
 	check("done")

@@ -42,8 +42,18 @@ type syncManifest struct {
 	// over (claim), and until the next record either content is sync's —
 	// a sync killed in between still owns the file, whichever it holds.
 	Was map[string]string `json:"was,omitempty"`
+	// Revision and Cluster are the state of the store the home was last
+	// mirrored to, by any sync of it (one-shot or --watch): the store's
+	// revision and the store that said it (StoreListing.Revision and
+	// .Identity; 0 and "" when the store does not say). No sync moves the
+	// home back from it (syncer.moveForward): kept in --watch's memory
+	// only, as before, a one-shot sync from cron beside it mirrored an
+	// older list over what --watch had mirrored (TestSyncNeverMovesBackAcrossSyncs).
+	Revision int64  `json:"revision,omitempty"`
+	Cluster  string `json:"cluster,omitempty"`
 
 	dirty    map[string]bool // files changed (set or dropped) since the last save
+	revDirty bool            // Revision or Cluster changed since the last save
 	baseSum  string          // SHA-256 of the base as read or written; "" when there is none
 	baseSize int
 	logSize  int64 // bytes of the journal that apply to the base (0: none)
@@ -59,6 +69,31 @@ type syncLogLine struct {
 	File   string  `json:"file,omitempty"`
 	SHA256 *string `json:"sha256,omitempty"`
 	Was    string  `json:"was,omitempty"` // syncManifest.Was
+	// Revision and Cluster, on a line of syncRevisionFile, are the
+	// manifest's (syncManifest.Revision).
+	Revision int64  `json:"revision,omitempty"`
+	Cluster  string `json:"cluster,omitempty"`
+}
+
+// syncRevisionFile is the File of the journal's lines that record the
+// state of the store the home was mirrored to (syncLogLine.Revision). It
+// is no file: a name of sync's own (syncOwnPrefix), which no entry is
+// mirrored under, and its line's sha256 is "". A keytool from before the
+// revision was recorded reads such a line as the removal of a file it
+// never had, where a line of another shape would be one that is not
+// sync's, and one followed by sync's own lines makes it refuse the
+// manifest (replay).
+const syncRevisionFile = StoreAuthorized + ".d/" + syncOwnPrefix + "revision"
+
+// mirroredTo records that the home is being mirrored to state at of the
+// store (saved with the next saveManifest), and says whether that is
+// news.
+func (m *syncManifest) mirroredTo(at syncAt) bool {
+	if m.Revision == at.rev && m.Cluster == at.cluster {
+		return false
+	}
+	m.Revision, m.Cluster, m.revDirty = at.rev, at.cluster, true
+	return true
 }
 
 func (m *syncManifest) set(rel, sum string) {
@@ -239,7 +274,9 @@ func (s *syncer) replay(m *syncManifest, journal []byte) error {
 		case foreign != nil:
 			return fmt.Errorf("%w, and sync's own lines follow it: the journal was changed by hand or is corrupt; nothing was written (remove it, and sync goes on from %s: the files it named since are then left in place)", foreign, s.manifestPath())
 		}
-		if *l.SHA256 == "" {
+		if l.File == syncRevisionFile {
+			m.Revision, m.Cluster = l.Revision, l.Cluster
+		} else if *l.SHA256 == "" {
 			delete(m.Files, l.File)
 			delete(m.Was, l.File)
 		} else {
@@ -260,7 +297,7 @@ func (s *syncer) replay(m *syncManifest, journal []byte) error {
 // has grown to a quarter of the base (or there is no base, or a journal
 // that does not apply), a new base written whole and the journal removed.
 func (s *syncer) saveManifest(m *syncManifest) error {
-	if len(m.dirty) == 0 && !m.staleLog {
+	if len(m.dirty) == 0 && !m.revDirty && !m.staleLog {
 		return nil
 	}
 	var err error
@@ -281,6 +318,7 @@ func (s *syncer) saveManifest(m *syncManifest) error {
 		return err
 	}
 	clear(m.dirty)
+	m.revDirty = false
 	s.stamps = s.manifestStamps()
 	return nil
 }
@@ -362,6 +400,12 @@ func journalOf(m *syncManifest) ([]byte, error) {
 	for _, rel := range slices.Sorted(maps.Keys(m.dirty)) {
 		sum := m.Files[rel] // "" once dropped
 		if err := enc.Encode(syncLogLine{File: rel, SHA256: &sum, Was: m.Was[rel]}); err != nil {
+			return nil, err
+		}
+	}
+	if m.revDirty {
+		none := ""
+		if err := enc.Encode(syncLogLine{File: syncRevisionFile, SHA256: &none, Revision: m.Revision, Cluster: m.Cluster}); err != nil {
 			return nil, err
 		}
 	}

@@ -57,7 +57,7 @@ func TestSyncJournal(t *testing.T) {
 	s, _, _ := testSyncer(t, dir)
 	keys := syncKeys(t, 3)
 	entries := []StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}
-	if _, err := s.mirror(entries); err != nil {
+	if _, err := s.mirror(entries, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	if lines := journalLines(t, s); lines != nil {
@@ -65,7 +65,7 @@ func TestSyncJournal(t *testing.T) {
 	}
 	base := readFile(t, s.manifestPath())
 
-	if _, err := s.mirror(append(entries, authorized("c.json", keys[2]))); err != nil {
+	if _, err := s.mirror(append(entries, authorized("c.json", keys[2])), syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(readFile(t, s.manifestPath()), base) {
@@ -81,7 +81,7 @@ func TestSyncJournal(t *testing.T) {
 
 	again, out, errOut := testSyncer(t, t.TempDir())
 	again.home = s.home
-	if _, err := again.mirror(entries); err != nil { // c.json gone from the store
+	if _, err := again.mirror(entries, syncAt{}); err != nil { // c.json gone from the store
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "removed "+filepath.Join(string(s.home), "authorized_keys.d", "c.json")) || errOut.Len() > 0 {
@@ -105,10 +105,10 @@ func journaled(t *testing.T) (*syncer, [][]byte) {
 	t.Helper()
 	s, _, _ := testSyncer(t, t.TempDir())
 	keys := syncKeys(t, 2)
-	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0])}); err != nil {
+	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0])}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}); err != nil {
+	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	return s, keys
@@ -156,7 +156,7 @@ func TestSyncJournalCutShortOrStale(t *testing.T) {
 		t.Fatalf("a journal with no base was applied: %v", m.Files)
 	}
 	s.forgetManifest()
-	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}); err != nil {
+	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(s.logPath()); !os.IsNotExist(err) {
@@ -175,7 +175,7 @@ func TestSyncJournalCorrupt(t *testing.T) {
 			s, _ := journaled(t)
 			appendJournal(t, s, line+"\n"+`{"file":"authorized_keys.d/c.json","sha256":"00"}`+"\n")
 			s.forgetManifest()
-			_, err := s.mirror(nil)
+			_, err := s.mirror(nil, syncAt{})
 			if err == nil || !strings.Contains(err.Error(), s.logPath()+":3") {
 				t.Fatalf("mirror over a corrupt journal line: %v, want it refused naming %s:3", err, s.logPath())
 			}
@@ -249,7 +249,7 @@ func TestSyncJournalFolded(t *testing.T) {
 	for i := 0; ; i++ {
 		e := authorized(fmt.Sprintf("k%04d.json", i), keys[0])
 		entries = append(entries, e)
-		if _, err := s.mirrorChanged([]StoreEntry{e}, nil); err != nil {
+		if _, err := s.mirrorChanged([]StoreEntry{e}, nil, syncAt{}); err != nil {
 			t.Fatal(err)
 		}
 		if i > 0 && journalLines(t, s) == nil {
@@ -286,7 +286,7 @@ func TestSyncMirrorChanged(t *testing.T) {
 	if err := os.WriteFile(taken, []byte("an administrator's own\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1]), revoked}); err != nil {
+	if _, err := s.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1]), revoked}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	alt := filepath.Join(string(s.home), revocationAlt(StoreRevoked+".d/r.json"))
@@ -299,7 +299,7 @@ func TestSyncMirrorChanged(t *testing.T) {
 	}
 	out.Reset()
 	errOut.Reset()
-	kept, err := s.mirrorChanged([]StoreEntry{authorized("c.json", keys[2])}, []StoreEntry{{Kind: StoreAuthorized, Name: "a.json"}, {Kind: StoreRevoked, Name: "r.json"}})
+	kept, err := s.mirrorChanged([]StoreEntry{authorized("c.json", keys[2])}, []StoreEntry{{Kind: StoreAuthorized, Name: "a.json"}, {Kind: StoreRevoked, Name: "r.json"}}, syncAt{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +457,7 @@ func TestSyncJournalAfterAnotherSync(t *testing.T) {
 	w, _, _ := testSyncer(t, t.TempDir())
 	keys := syncKeys(t, 4)
 	a := authorized("a.json", keys[0])
-	if _, err := w.mirror([]StoreEntry{a}); err != nil { // a base, no journal
+	if _, err := w.mirror([]StoreEntry{a}, syncAt{}); err != nil { // a base, no journal
 		t.Fatal(err)
 	}
 	// (Two syncs of one home take turns through a lock, prepare's; this
@@ -482,12 +482,12 @@ func TestSyncJournalAfterAnotherSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	unlock()
-	if _, err := w.mirrorChanged([]StoreEntry{authorized("c.json", keys[2])}, nil); err != nil {
+	if _, err := w.mirrorChanged([]StoreEntry{authorized("c.json", keys[2])}, nil, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	fresh, _, _ := testSyncer(t, t.TempDir())
 	fresh.home = w.home
-	if _, err := fresh.mirror([]StoreEntry{a}); err != nil { // a restart: b and c gone from the store
+	if _, err := fresh.mirror([]StoreEntry{a}, syncAt{}); err != nil { // a restart: b and c gone from the store
 		t.Fatal(err)
 	}
 	for _, rel := range []string{"authorized_keys.d/b.json", "authorized_keys.d/c.json"} {
@@ -511,13 +511,13 @@ func TestSyncOwnNamesReserved(t *testing.T) {
 		_, name := filepath.Split(stand.rel)
 		other := StoreEntry{Kind: StoreRevoked, Name: name, Value: keys[0]}
 		if incremental {
-			if _, err := s.mirror([]StoreEntry{bad}); err != nil {
+			if _, err := s.mirror([]StoreEntry{bad}, syncAt{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.mirrorChanged([]StoreEntry{other}, nil); err != nil {
+			if _, err := s.mirrorChanged([]StoreEntry{other}, nil, syncAt{}); err != nil {
 				t.Fatal(err)
 			}
-		} else if _, err := s.mirror([]StoreEntry{bad, other}); err != nil {
+		} else if _, err := s.mirror([]StoreEntry{bad, other}, syncAt{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := readFile(t, filepath.Join(string(s.home), stand.rel)); string(got) != string(stand.val) {
@@ -530,7 +530,7 @@ func TestSyncOwnNamesReserved(t *testing.T) {
 		if got := readFile(t, filepath.Join(string(s.home), own.rel)); string(got) != string(own.val) {
 			t.Fatalf("incremental=%v: the entry named like a stand-in is not refused by a stand-in of its own: %q", incremental, got)
 		}
-		if _, err := s.mirrorChanged(nil, []StoreEntry{other}); err != nil {
+		if _, err := s.mirrorChanged(nil, []StoreEntry{other}, syncAt{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(filepath.Join(string(s.home), stand.rel)); err != nil {
@@ -651,7 +651,7 @@ func TestSyncWatchMirrorsWhatChanged(t *testing.T) {
 func TestSyncTakesTurns(t *testing.T) {
 	w, _, _ := testSyncer(t, t.TempDir())
 	keys := syncKeys(t, 2)
-	if _, err := w.mirror([]StoreEntry{authorized("a.json", keys[0])}); err != nil {
+	if _, err := w.mirror([]StoreEntry{authorized("a.json", keys[0])}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	_, unlock, err := w.prepare()
@@ -662,7 +662,7 @@ func TestSyncTakesTurns(t *testing.T) {
 	o.home = w.home
 	done := make(chan error, 1)
 	go func() {
-		_, err := o.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])})
+		_, err := o.mirror([]StoreEntry{authorized("a.json", keys[0]), authorized("b.json", keys[1])}, syncAt{})
 		done <- err
 	}()
 	select {
@@ -716,7 +716,7 @@ func TestSyncRewriteCutShort(t *testing.T) {
 
 	again, out, errOut := testSyncer(t, t.TempDir())
 	again.home = s.home
-	kept, err := again.mirror([]StoreEntry{authorized("b.json", keys[1])}) // a.json gone from the store
+	kept, err := again.mirror([]StoreEntry{authorized("b.json", keys[1])}, syncAt{}) // a.json gone from the store
 	if err != nil || kept != 0 {
 		t.Fatalf("mirror after the crash: %d kept, %v\nstderr: %s", kept, err, errOut)
 	}
@@ -737,7 +737,7 @@ func TestSyncRewriteCutShort(t *testing.T) {
 	unlock()
 	again, _, errOut = testSyncer(t, t.TempDir())
 	again.home = s.home
-	if kept, err := again.mirror([]StoreEntry{authorized("b.json", keys[1])}); err != nil || kept != 0 {
+	if kept, err := again.mirror([]StoreEntry{authorized("b.json", keys[1])}, syncAt{}); err != nil || kept != 0 {
 		t.Fatalf("mirror after a crash before the rename: %d kept, %v\nstderr: %s", kept, err, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(string(s.home), "authorized_keys.d", "a.json")); !errors.Is(err, fs.ErrNotExist) {

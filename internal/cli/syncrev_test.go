@@ -2,10 +2,17 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/keytool/keytool/internal/keydir"
 )
@@ -127,4 +134,159 @@ func TestSyncWatchNeverMovesBack(t *testing.T) {
 			t.Fatal("the store restored to an older revision, its view gone back with it, was not mirrored")
 		}
 	})
+}
+
+// TestSyncNeverMovesBackAcrossSyncs: the revision a sync mirrored the
+// home to is recorded in the manifest, under the lock every sync of the
+// home takes, so that no sync moves the home back from what another
+// mirrored: a one-shot sync from cron whose list is older than what
+// sync --watch mirrored (a member behind the others answered it, or its
+// list was made before the watch's change and its lock taken after)
+// leaves the files as they are, and sync --watch waits for its view to
+// catch up with a newer list a one-shot sync mirrored. Before, the
+// revision was --watch's memory only: alice's removal at 12, mirrored
+// by the watch, was undone by the one-shot's list at 11 until the
+// watch's next event. Each syncer here is another process: its own
+// memory, the home and its manifest shared. (Found by review,
+// 2026-12-05, third pass.)
+func TestSyncNeverMovesBackAcrossSyncs(t *testing.T) {
+	keys := syncKeys(t, 3)
+	bob, alice, carol := authorized("bob.json", keys[0]), authorized("alice.json", keys[1]), authorized("carol.json", keys[2])
+	log := slog.New(slog.DiscardHandler)
+	w, _, _ := testSyncer(t, t.TempDir()) // sync --watch
+	cron, _, _ := testSyncer(t, t.TempDir())
+	cron.home = w.home
+	has := func(name string) bool {
+		_, err := os.Stat(filepath.Join(string(w.home), "authorized_keys.d", name))
+		return err == nil
+	}
+	f := &revFeeds{sets: map[string]*keydir.FeedSet{}, rev: 10, list: StoreListing{Revision: 10, Identity: "c1", Entries: []StoreEntry{bob, alice}}}
+	for _, kind := range StoreKinds {
+		f.sets[kind] = keydir.NewFeedSet()
+	}
+	f.sets[StoreAuthorized] = f.sets[StoreAuthorized].Put("bob.json", bob.Value).Put("alice.json", alice.Value)
+	gens := w.mirrorNow(t.Context(), f, f, log, nil)
+	// alice removed at 12: the watch mirrors it from its view.
+	f.rev, f.sets[StoreAuthorized] = 12, f.sets[StoreAuthorized].Delete("alice.json")
+	if gens = w.mirrorNow(t.Context(), f, f, log, gens); gens == nil || has("alice.json") {
+		t.Fatalf("the watch did not mirror alice's removal at 12")
+	}
+	// The one-shot sync's list, answered at 11.
+	_, err := cron.mirror([]StoreEntry{bob, alice}, syncAt{11, "c1"})
+	var behind *syncBehindError
+	if !errors.As(err, &behind) || behind.Listed != 11 || behind.Mirrored != 12 {
+		t.Fatalf("a list at 11 over a home mirrored to 12: %v, want a *syncBehindError (11, 12)", err)
+	}
+	if has("alice.json") {
+		t.Fatal("a one-shot sync's list at 11 was mirrored over the watch's 12: alice, removed at 12, authorized again")
+	}
+	// The one-shot sync mirrors 14 (bob rewritten at 13, then removed and
+	// carol added at 14) before the watch's view has 13: the view's
+	// change at 13 is not mirrored over it.
+	if _, err := cron.mirror([]StoreEntry{carol}, syncAt{14, "c1"}); err != nil || !has("carol.json") || has("bob.json") {
+		t.Fatalf("the list at 14: %v, carol %v, bob %v", err, has("carol.json"), has("bob.json"))
+	}
+	f.rev, f.sets[StoreAuthorized] = 13, f.sets[StoreAuthorized].Put("bob.json", keys[2])
+	if again := w.mirrorNow(t.Context(), f, f, log, gens); again == nil || has("bob.json") {
+		t.Fatal("the watch's view at 13 was mirrored over the one-shot sync's 14: bob, removed at 14, authorized again")
+	}
+	f.rev, f.sets[StoreAuthorized] = 14, f.sets[StoreAuthorized].Delete("bob.json").Put("carol.json", carol.Value)
+	if gens = w.mirrorNow(t.Context(), f, f, log, gens); gens == nil || !has("carol.json") || has("bob.json") || has("alice.json") {
+		t.Fatal("the view at 14 was not mirrored")
+	}
+	// What was recorded is read back by a new process (the base, and the
+	// journal's revision lines).
+	fresh, _, _ := testSyncer(t, t.TempDir())
+	fresh.home = w.home
+	if m, err := fresh.readManifest(); err != nil || m.Revision != 14 || m.Cluster != "c1" {
+		t.Fatalf("the manifest read again: %v, revision %d of %q; want 14 of c1", err, m.Revision, m.Cluster)
+	}
+	// Another cluster's list, or --restored, is mirrored as it is.
+	fresh.restored = true
+	if _, err := fresh.mirror([]StoreEntry{bob, alice}, syncAt{5, "c1"}); err != nil || !has("alice.json") {
+		t.Fatalf("--restored: %v, alice %v", err, has("alice.json"))
+	}
+	if _, err := cron.mirror([]StoreEntry{bob}, syncAt{3, "c2"}); err != nil || has("alice.json") {
+		t.Fatalf("another cluster's list: %v, alice %v", err, has("alice.json"))
+	}
+}
+
+// listsStore is a Store whose List answers each of lists in turn, the
+// last one from then on.
+type listsStore struct {
+	Store // the rest is not called
+	mu    sync.Mutex
+	lists []StoreListing
+}
+
+func (s *listsStore) List(context.Context) (StoreListing, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.lists[0]
+	if len(s.lists) > 1 {
+		s.lists = s.lists[1:]
+	}
+	return l, nil
+}
+func (s *listsStore) MaxValue() int { return 0 }
+func (s *listsStore) Close() error  { return nil }
+
+var (
+	listsStores    sync.Map // host → *listsStore
+	listsStoreOnce sync.Once
+)
+
+// TestSyncOnceListsAgainWhenBehind: a one-shot sync whose list is older
+// than what the home was mirrored to lists the store again — most often
+// sync --watch mirrored a newer change between its list and its lock —
+// and mirrors the newer list (exit 0); only lists that stay older leave
+// the home as it is, exit 1, with the command to run after a restore.
+func TestSyncOnceListsAgainWhenBehind(t *testing.T) {
+	listsStoreOnce.Do(func() {
+		RegisterStore(StoreBackend{Schemes: []string{"liststest"}, Flags: func(*pflag.FlagSet) StoreOpener {
+			return func(_ context.Context, u *url.URL) (Store, error) {
+				st, ok := listsStores.Load(u.Host)
+				if !ok {
+					return nil, errors.New("liststest: no store " + u.Host)
+				}
+				return st.(*listsStore), nil
+			}
+		}})
+	})
+	wait := syncBehindWait
+	syncBehindWait = 10 * time.Millisecond
+	t.Cleanup(func() { syncBehindWait = wait })
+	keys := syncKeys(t, 2)
+	bob, alice := authorized("bob.json", keys[0]), authorized("alice.json", keys[1])
+	h := filepath.Join(t.TempDir(), "home")
+	if err := os.Mkdir(h, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	storeURL := "liststest://" + t.Name() + "/p"
+	at := func(rev int64, entries ...StoreEntry) StoreListing {
+		return StoreListing{Revision: rev, Identity: "c1", Entries: entries}
+	}
+	has := func(name string) bool {
+		_, err := os.Stat(filepath.Join(h, "authorized_keys.d", name))
+		return err == nil
+	}
+	listsStores.Store(t.Name(), &listsStore{lists: []StoreListing{at(12, bob)}})
+	if _, stderr, code := runKeytool(t, "", "sync", storeURL, "--to", h); code != 0 {
+		t.Fatalf("sync at 12: exit %d\n%s", code, stderr)
+	}
+	st := &listsStore{lists: []StoreListing{at(11, bob, alice), at(13, bob)}}
+	listsStores.Store(t.Name(), st)
+	if _, stderr, code := runKeytool(t, "", "sync", storeURL, "--to", h); code != 0 || has("alice.json") || len(st.lists) != 1 {
+		t.Fatalf("a list at 11, then one at 13: exit %d, alice %v, lists left %d (want 0, false, 1)\n%s", code, has("alice.json"), len(st.lists), stderr)
+	}
+	listsStores.Store(t.Name(), &listsStore{lists: []StoreListing{at(11, bob, alice)}})
+	_, stderr, code := runKeytool(t, "", "sync", storeURL, "--to", h)
+	if code != 1 || has("alice.json") {
+		t.Fatalf("lists at 11 only: exit %d, alice %v (want 1, false)\n%s", code, has("alice.json"), stderr)
+	}
+	for _, want := range []string{"keytool sync: the store answered at revision 11, older than revision 13 that " + h + " was mirrored to", "keytool sync " + storeURL + " --to " + h + " --restored"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr)
+		}
+	}
 }

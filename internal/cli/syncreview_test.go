@@ -83,12 +83,12 @@ func TestSyncRewrittenRevocationsNeverLapse(t *testing.T) {
 				}
 				return entries
 			}
-			if kept, err := s.mirror(state(tc.before)); err != nil || kept != 0 {
+			if kept, err := s.mirror(state(tc.before), syncAt{}); err != nil || kept != 0 {
 				t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
 			}
 			check := &stepChecker{t: t, home: string(s.home), keys: keys}
 			s.c.stdout = check
-			if kept, err := s.mirror(state(tc.then)); err != nil || kept != 0 {
+			if kept, err := s.mirror(state(tc.then), syncAt{}); err != nil || kept != 0 {
 				t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
 			}
 			if check.steps == 0 {
@@ -147,7 +147,7 @@ func TestSyncMovedPinNeverLapses(t *testing.T) {
 				}
 				return entries
 			}
-			if kept, err := s.mirror(state(tc.before)); err != nil || kept != 0 {
+			if kept, err := s.mirror(state(tc.before), syncAt{}); err != nil || kept != 0 {
 				t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
 			}
 			var failed []string
@@ -168,7 +168,7 @@ func TestSyncMovedPinNeverLapses(t *testing.T) {
 				}
 				return len(p), nil
 			})
-			if kept, err := s.mirror(state(tc.then)); err != nil || kept != 0 {
+			if kept, err := s.mirror(state(tc.then), syncAt{}); err != nil || kept != 0 {
 				t.Fatalf("mirror: kept %d, err %v\n%s", kept, err, errOut)
 			}
 			if steps != 2 {
@@ -217,10 +217,10 @@ func TestSyncKeepsOthersPins(t *testing.T) {
 	if err := os.WriteFile(mine, readFile(t, host), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if kept, err := s.mirror([]StoreEntry{{Kind: StoreTrusted, Name: "db.example_5432.json", Value: readFile(t, host)}}); err != nil || kept != 0 {
+	if kept, err := s.mirror([]StoreEntry{{Kind: StoreTrusted, Name: "db.example_5432.json", Value: readFile(t, host)}}, syncAt{}); err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v", kept, err)
 	}
-	if kept, err := s.mirror(nil); err != nil || kept != 0 {
+	if kept, err := s.mirror(nil, syncAt{}); err != nil || kept != 0 {
 		t.Fatalf("mirror: kept %d, err %v", kept, err)
 	}
 	if _, err := os.Stat(mine); err != nil {
@@ -274,7 +274,7 @@ func TestSyncPinNotMirroredAsItIsNeverUnpins(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, errOut := testSyncer(t, t.TempDir())
 			s.maxValue = bound
-			if _, err := s.mirror([]StoreEntry{tc.entry}); err != nil {
+			if _, err := s.mirror([]StoreEntry{tc.entry}, syncAt{}); err != nil {
 				t.Fatal(err)
 			}
 			set := keydir.NewFeedSet()
@@ -335,7 +335,7 @@ func TestSyncNeverWritesOverAFileMadeMeanwhile(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { syncWriting = nil })
-	if _, err := s.mirror([]StoreEntry{{Kind: StoreRevoked, Name: name, Value: value}}); err != nil {
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreRevoked, Name: name, Value: value}}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	if !revoked {
@@ -343,7 +343,7 @@ func TestSyncNeverWritesOverAFileMadeMeanwhile(t *testing.T) {
 	}
 	syncWriting = nil
 	// The fleet lifts its revocation: the administrator's stays.
-	if _, err := s.mirror(nil); err != nil {
+	if _, err := s.mirror(nil, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	st := authkeys.Load(authkeys.HomeOptions(string(s.home)))
@@ -376,7 +376,7 @@ func TestSyncRewriteWaitsForAnEdit(t *testing.T) {
 		}
 		return b
 	}
-	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "team.json", Value: set(keys[0], keys[1])}}); err != nil {
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "team.json", Value: set(keys[0], keys[1])}}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan int, 1)
@@ -397,7 +397,7 @@ func TestSyncRewriteWaitsForAnEdit(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { syncWriting = nil })
-	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "team.json", Value: set(keys[0], keys[1], keys[2])}}); err != nil {
+	if _, err := s.mirror([]StoreEntry{{Kind: StoreAuthorized, Name: "team.json", Value: set(keys[0], keys[1], keys[2])}}, syncAt{}); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -41,7 +41,9 @@ import (
 // etcdrm://, etcd:// that removes the files $KEYTOOL_RM_GLOB matches once
 // it has read the changes since the mirror's revision (an rm -r of the
 // mirror under way while the command runs:
-// TestStoreMirrorNameFreedDuringTheCommand).
+// TestStoreMirrorNameFreedDuringTheCommand); and etcdlag://, etcd://
+// whose List, with $KEYTOOL_LAG_REV set, answers as a member behind the
+// others at that revision would (sync-behind.txt).
 func TestMain(m *testing.M) {
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrace"}, Flags: wrapped(func(s *store) cli.Store { return racing{s} })})
@@ -50,6 +52,7 @@ func TestMain(m *testing.M) {
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdwatch"}, Flags: wrapped(func(s *store) cli.Store { s.watchFrom = 0; return s })})
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdcountwatch"}, Flags: wrapped(func(s *store) cli.Store { s.watchFrom = 0; return counting{s} })})
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrm"}, Flags: wrapped(func(s *store) cli.Store { return removing{s} })})
+	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdlag"}, Flags: wrapped(func(s *store) cli.Store { return lagging{s} })})
 	testscript.Main(m, map[string]func(){
 		"keytool": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
@@ -98,6 +101,34 @@ func (r racing) ChangesSince(ctx context.Context, k cli.StoreMark) (cli.StoreDel
 		_, err = r.c.Put(ctx, r.prefix+"/"+os.Getenv("KEYTOOL_RACE_KEY"), "changed by someone else")
 	}
 	return d, err
+}
+
+// lagging's List, with $KEYTOOL_LAG_REV set, answers as a member behind
+// the others would at that revision: the prefix as it was then, and that
+// revision (etcd's read at an older revision says the current one).
+type lagging struct{ *store }
+
+func (l lagging) List(ctx context.Context) (cli.StoreListing, error) {
+	v := os.Getenv("KEYTOOL_LAG_REV")
+	if v == "" {
+		return l.store.List(ctx)
+	}
+	rev, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return cli.StoreListing{}, err
+	}
+	resp, err := l.c.Get(ctx, l.prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(rev))
+	if err != nil {
+		return cli.StoreListing{}, err
+	}
+	out := cli.StoreListing{Revision: rev, Identity: identityOf(resp.Header), Count: resp.Count}
+	for _, kv := range resp.Kvs {
+		if e, ok := l.entryOf(kv); ok {
+			e.Value = kv.Value
+			out.Entries = append(out.Entries, e)
+		}
+	}
+	return out, nil
 }
 
 // counting appends the name of each call that lists the whole prefix
@@ -264,6 +295,7 @@ func TestScripts(t *testing.T) {
 			"etcdput":   func(ts *testscript.TestScript, neg bool, args []string) { etcdPut(ts, client, args) },
 			"etcdget":   func(ts *testscript.TestScript, neg bool, args []string) { etcdGet(ts, neg, client, args) },
 			"etcddel":   func(ts *testscript.TestScript, neg bool, args []string) { etcdDel(ts, client, args) },
+			"etcdrev":   func(ts *testscript.TestScript, neg bool, args []string) { etcdRev(ts, client, args) },
 			"pad":       cmdPad,
 			"freeport":  scripttest.FreePort,
 			"listening": scripttest.Listening,
@@ -311,6 +343,18 @@ func etcdDel(ts *testscript.TestScript, c *clientv3.Client, args []string) {
 	defer cancel()
 	_, err := c.Delete(ctx, ts.Getenv("PREFIX")+"/"+args[0], clientv3.WithPrefix())
 	ts.Check(err)
+}
+
+// etcdrev VAR sets VAR to the store's revision now.
+func etcdRev(ts *testscript.TestScript, c *clientv3.Client, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: etcdrev VAR")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, ts.Getenv("PREFIX")+"/")
+	ts.Check(err)
+	ts.Setenv(args[0], strconv.FormatInt(resp.Header.Revision, 10))
 }
 
 // etcdget KEY [FILE] writes the value at $PREFIX/KEY to FILE (default
