@@ -3,7 +3,8 @@
 // which is synced and then renamed (or hard-linked) into place, and the
 // directory is synced. The mode is set before the data is written.
 //
-// Temporary files are named ".NAME.*.tmp", which the trust stores ignore.
+// Temporary files are named ".NAME.*.tmp" (a Tag's writes:
+// ".NAME.*.TAG.tmp"), which the trust stores ignore.
 package atomicfile
 
 import (
@@ -73,7 +74,7 @@ func CreateSteps(path string, data []byte, perm fs.FileMode, at func(step string
 // (a crash may leave it empty or old, never partly written), where two
 // fsyncs per file would cost more than the cache saves.
 func WriteCache(path string, data []byte, perm fs.FileMode) error {
-	return writeFile(path, bytesFill(data), perm, os.Rename, false, nil)
+	return writeFile(path, bytesFill(data), perm, os.Rename, false, nil, tempSuffix)
 }
 
 // WriteLocked replaces path with data, mode perm, without syncing, for
@@ -87,7 +88,7 @@ func WriteCache(path string, data []byte, perm fs.FileMode) error {
 // for a moment; a crash may leave none, or an empty one, never one
 // partly written over.
 func WriteLocked(path string, data []byte, perm fs.FileMode) error {
-	return writeFile(path, bytesFill(data), perm, removeRename, false, nil)
+	return writeFile(path, bytesFill(data), perm, removeRename, false, nil, tempSuffix)
 }
 
 // removeRename renames oldpath to newpath, removing newpath first.
@@ -103,11 +104,11 @@ func removeRename(oldpath, newpath string) error {
 // returned and the new one is synced. If fill fails, path is left as it was
 // and its error returned.
 func WriteFrom(path string, perm fs.FileMode, fill func(io.Writer) error) error {
-	return writeFile(path, fill, perm, os.Rename, true, nil)
+	return writeFile(path, fill, perm, os.Rename, true, nil, tempSuffix)
 }
 
 func write(path string, data []byte, perm fs.FileMode, place func(oldpath, newpath string) error, at func(step string)) error {
-	return writeFile(path, bytesFill(data), perm, place, true, at)
+	return writeFile(path, bytesFill(data), perm, place, true, at, tempSuffix)
 }
 
 // bytesFill writes data, for writeFile.
@@ -133,14 +134,15 @@ func tempPrefix(name string) string { return "." + name + "." }
 
 const tempSuffix = ".tmp"
 
-// writeFile writes path through a temporary file; at, if not nil, is
+// writeFile writes path through a temporary file, named with suffix
+// after the random digits (tempSuffix, or a Tag's); at, if not nil, is
 // called at each step (WriteSteps).
-func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place func(oldpath, newpath string) error, sync bool, at func(step string)) (err error) {
+func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place func(oldpath, newpath string) error, sync bool, at func(step string), suffix string) (err error) {
 	if at == nil {
 		at = func(string) {}
 	}
 	dir, name := split(path)
-	tmp, err := os.CreateTemp(dir, tempPrefix(name)+"*"+tempSuffix)
+	tmp, err := os.CreateTemp(dir, tempPrefix(name)+"*"+suffix)
 	if err != nil {
 		return err
 	}

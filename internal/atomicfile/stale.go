@@ -69,7 +69,13 @@ func isTempOf(file, name string) bool {
 		return false
 	}
 	digits, ok := strings.CutSuffix(rest, tempSuffix)
-	if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" || len(digits) > 1 && digits[0] == '0' {
+	return ok && validDigits(digits)
+}
+
+// validDigits reports whether digits are what os.CreateTemp puts for
+// its "*": a decimal uint32, no sign, no leading zero.
+func validDigits(digits string) bool {
+	if digits == "" || strings.Trim(digits, "0123456789") != "" || len(digits) > 1 && digits[0] == '0' {
 		return false
 	}
 	_, err := strconv.ParseUint(digits, 10, 32)
