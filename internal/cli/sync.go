@@ -21,7 +21,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/termtext"
@@ -68,7 +67,9 @@ name of sync's, until the end, so that none lapses in between.
 Authorization files are written and removed in an order that never lets a
 key several of them hold (the first file holding it wins) in with rights
 neither state gives it; where no order does, those keys are held revoked
-until every file is written. A home is synced from one store.
+until every file is written. A home is synced from one store. The
+temporary files of sync's writes (.NAME.DIGITS.keytool-sync.tmp) that a
+sync killed mid-write left are removed by the next, under its lock.
 
 Every sync records in the manifest the store's revision it mirrored
 (and the store's cluster), and no sync moves the home back: a list
@@ -139,6 +140,9 @@ type syncer struct {
 	// or sync --watch's view gone back: the store's history is another),
 	// and records that one instead (moveForward).
 	restored bool
+	// locked: the lock prepare took is held (flock works here), so no
+	// other sync of the home is writing (removeLeft).
+	locked bool
 
 	// The manifest as the last read or save left it, and the stamps of
 	// its files then (loadManifest).
@@ -425,6 +429,7 @@ func (s *syncer) mirror(entries []StoreEntry, at syncAt) (kept int, err error) {
 	if err := s.moveForward(m, at); err != nil {
 		return 0, err
 	}
+	s.removeLeft()
 	if s.shared, err = s.sharedFiles(entries); err != nil {
 		return 0, err
 	}
@@ -482,10 +487,11 @@ func (s *syncer) prepare() (m *syncManifest, unlock func(), err error) {
 	if err := s.checkHome(); err != nil {
 		return nil, nil, err
 	}
-	release, _, err := keydir.LockFile(filepath.Join(string(s.home), ".keytool-sync.lock"))
+	release, held, err := keydir.LockFile(filepath.Join(string(s.home), ".keytool-sync.lock"))
 	if err != nil {
 		return nil, nil, err
 	}
+	s.locked = held
 	if m, err = s.loadManifest(); err != nil {
 		release()
 		return nil, nil, err
@@ -1062,13 +1068,13 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 	if syncWriting != nil {
 		syncWriting(path)
 	}
-	write := atomicfile.Write
+	write := syncTag.Write // a temporary file a kill leaves is sync's to remove (removeLeft)
 	if rerr != nil {
 		// None was there: created only where none is yet, never over a
 		// file another writer made since the look above (keytool revoke
 		// on the home), which would otherwise be taken for sync's and
 		// removed with the entry (TestSyncNeverWritesOverAFileMadeMeanwhile).
-		write = atomicfile.Create
+		write = syncTag.Create
 	}
 	if err := write(path, val, 0o644); errors.Is(err, fs.ErrExist) {
 		m.drop(rel) // claimed, but not sync's
@@ -1168,7 +1174,7 @@ func (s *syncer) sharedFiles(entries []StoreEntry) (map[string]bool, error) {
 	}
 	shared := map[string]bool{}
 	for _, kind := range StoreKinds {
-		dir, err := os.MkdirTemp(kindDir(s.home, kind), ".keytool-sync-names-*") // a name every loader skips
+		dir, err := os.MkdirTemp(kindDir(s.home, kind), syncScratchPrefix+"*") // a name every loader skips; one a kill leaves, removeLeft removes
 		if err != nil {
 			return nil, err
 		}

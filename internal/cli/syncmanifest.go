@@ -332,7 +332,7 @@ func (s *syncer) writeBase(m *syncManifest) error {
 		return err
 	}
 	data = append(data, '\n')
-	if err := atomicfile.Write(s.manifestPath(), data, 0o600); err != nil {
+	if err := syncTag.Write(s.manifestPath(), data, 0o600); err != nil {
 		return err
 	}
 	m.baseSum, m.baseSize = contentSum(data), len(data)

@@ -22,6 +22,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
+	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/cli"
 	"github.com/keytool/keytool/internal/scripttest"
 )
@@ -54,8 +55,36 @@ func TestMain(m *testing.M) {
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdrm"}, Flags: wrapped(func(s *store) cli.Store { return removing{s} })})
 	cli.RegisterStore(cli.StoreBackend{Schemes: []string{"etcdlag"}, Flags: wrapped(func(s *store) cli.Store { return lagging{s} })})
 	testscript.Main(m, map[string]func(){
-		"keytool": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+		"keytool": func() {
+			holdAt(os.Getenv("KEYTOOL_TEST_HOLD"), os.Getenv("KEYTOOL_TEST_HOLD_MARK"))
+			os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		},
 	})
+}
+
+// holdAt, for "N" (from 1), stops the keytool process once the Nth
+// write of atomicfile's is filled, not yet placed: it makes the file mark
+// and waits to be killed (sync-killed-write.txt), so that a kill lands
+// inside a write, not at a random moment. "" changes nothing.
+func holdAt(nth, mark string) {
+	if nth == "" {
+		return
+	}
+	n, err := strconv.Atoi(nth)
+	if err != nil || n < 1 {
+		fmt.Fprintf(os.Stderr, "KEYTOOL_TEST_HOLD=%q: want N\n", nth)
+		os.Exit(2)
+	}
+	var writes atomic.Int64
+	atomicfile.Hook = func(step, path string) {
+		if step != atomicfile.StepFilled || writes.Add(1) != int64(n) {
+			return
+		}
+		if err := os.WriteFile(mark, []byte(path+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		time.Sleep(time.Hour)
+	}
 }
 
 // wrapped opens SCHEME://HOST/PREFIX as etcd://HOST/PREFIX (with the
