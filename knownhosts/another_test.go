@@ -249,3 +249,61 @@ func keyDirEntries(dir string) ([]os.DirEntry, error) {
 	entries, err := os.ReadDir(dir)
 	return slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == ".keytool.lock" }), err
 }
+
+// AddKeyAtMost's bound holds against concurrent writers: goroutines of
+// one store and stores of their own on one trusted_hosts.d (as processes
+// sharing a home), each pinning another key beside the address's pin
+// at the same moment, get exactly most keys pinned between them; the
+// others are refused with *TooManyKeysError and write nothing. Counted
+// by the caller before the write, each found room and all wrote (found
+// by review, 2026-12-05). Run it under -race too.
+func TestAddKeyAtMostConcurrent(t *testing.T) {
+	const (
+		addr    = "engine.example:443"
+		most    = 5
+		writers = 24
+	)
+	s, opts := load(t, map[string]*jwk.Key{"engine.example_443.json": pinned(t, 1, addr)})
+	start := make(chan struct{})
+	errs := make(chan error, writers)
+	for i := range writers {
+		st := s // half share the store, half load their own
+		if i%2 == 1 {
+			st = Load(opts)
+		}
+		k := key(t, 100+i)
+		go func() {
+			<-start
+			_, err := st.AddKeyAtMost(addr, k, AddAnother, most)
+			errs <- err
+		}()
+	}
+	close(start)
+	added := 0
+	for range writers {
+		var tm *TooManyKeysError
+		switch err := <-errs; {
+		case err == nil:
+			added++
+		case errors.As(err, &tm):
+			if tm.Most != most || tm.Pinned < most {
+				t.Errorf("refused with %+v", tm)
+			}
+		default:
+			t.Error(err)
+		}
+	}
+	if n := Load(opts).KeysPinnedAt(addr); n != most || added != most-1 {
+		t.Errorf("%d keys pinned for %s (%d added), want at most %d", n, addr, added, most)
+	}
+	if ents, _ := keyDirEntries(opts.Dirs[0]); len(ents) != most {
+		t.Errorf("trusted_hosts.d holds %d files, want %d", len(ents), most)
+	}
+	// A key pinned already is no key more: found, not refused.
+	if _, err := s.AddKeyAtMost(addr, key(t, 1), AddAnother, most); err != nil {
+		t.Errorf("a pinned key at the bound: %v", err)
+	}
+	if _, err := s.AddKeyAtMost(addr, key(t, 2), AddAnother, 0); err == nil {
+		t.Error("a bound of 0 keys was taken")
+	}
+}

@@ -106,6 +106,20 @@ func (e *FileExistsError) Error() string {
 	return fmt.Sprintf("knownhosts: %s already exists and does not pin %s", termtext.Safe(e.File), e.Addr)
 }
 
+// TooManyKeysError means AddKeyAtMost found Most keys or more pinned for
+// the address (Pinned of them, counted as KeysPinnedAt counts) and did
+// not pin one more.
+type TooManyKeysError struct {
+	Addr        string
+	Fingerprint string // of the key not pinned
+	Pinned      int
+	Most        int
+}
+
+func (e *TooManyKeysError) Error() string {
+	return fmt.Sprintf("knownhosts: not pinning key %s for %s: %d keys are pinned for it, and at most %d may be", e.Fingerprint, e.Addr, e.Pinned, e.Most)
+}
+
 // NotFoundError means Remove found no pin for the address or fingerprint,
 // or RemoveKey (Key set) no pin of that key for the address.
 type NotFoundError struct {

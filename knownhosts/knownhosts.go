@@ -508,6 +508,28 @@ func (s *Store) Add(addr string, key *jwk.Key) (string, error) {
 // already pinned nor a changed key, and the new pin goes beside the
 // address's file (AnotherFileName).
 func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) {
+	return s.addKey(addr, key, mode, 0)
+}
+
+// AddKeyAtMost is AddKey that never makes more than most keys pinned for
+// addr (KeysPinnedAt): a key not pinned there yet, where most are, is
+// refused with *TooManyKeysError and nothing is written. A client
+// pinning the keys a host announces (tlsbridge's UpdateHostKeys) bounds
+// an address's pins so. The count and the write are one step for every
+// writer of the directory, as AddKey's other checks are: counted by the
+// caller first, then written, concurrent handshakes announcing other
+// keys each found room and together passed the bound (found by review,
+// 2026-12-05: TestAddKeyAtMostConcurrent). most must be positive.
+func (s *Store) AddKeyAtMost(addr string, key *jwk.Key, mode AddMode, most int) (string, error) {
+	if most <= 0 {
+		return "", fmt.Errorf("knownhosts: invalid bound of %d keys for an address", most)
+	}
+	return s.addKey(addr, key, mode, most)
+}
+
+// addKey is AddKey, bounded by most keys pinned for the address when
+// most is positive (AddKeyAtMost).
+func (s *Store) addKey(addr string, key *jwk.Key, mode AddMode, most int) (string, error) {
 	if mode != AddNew && mode != AddAnother {
 		return "", fmt.Errorf("knownhosts: invalid add mode %v", mode)
 	}
@@ -515,41 +537,37 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	name, err := FileName(norm)
-	if err != nil {
-		return "", err
-	}
 	if len(s.opts.Dirs) == 0 {
 		return "", errors.New("knownhosts: no trusted-hosts directory configured to add keys to")
 	}
 	dir := s.opts.Dirs[0]
-	// The checks are made on the pins as they are now: in a store LoadFor
-	// narrowed, a file another writer added since the load (a key file
-	// copied in while trust-host asked the user) is in no index yet, and
-	// a plain Reload reads only the narrowed files again. Where the
-	// directory's stamp changed since the load, ReloadCurrent proves the
-	// index complete first (as authkeys.Store.Add does; docs/design.md,
-	// "The admin index").
-	s.Loader().ReloadCurrent()
-	f, others, err := s.addable(norm, key, mode)
-	if f != "" || err != nil {
+	// Looked at first without the lock, so that an add refused (a key
+	// pinned already, revoked, changed; a file skipped) makes no
+	// directory and takes no lock.
+	if _, f, err := s.addPath(dir, norm, key, mode, most); f != "" || err != nil {
 		return f, err
 	}
-	if !others {
-		// The address's file may pin it already for other purposes
-		// (existingPin): the key goes beside it, as one more pin.
-		others = s.pinsIn(norm, filepath.Join(dir, name))
+	if err := s.Loader().MakeDir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("knownhosts: %w", err)
 	}
-	if others {
-		if name, err = AnotherFileName(norm, key); err != nil {
-			return "", err
-		}
+	// Then again, and written, as one step for every writer of the
+	// directory (docs/design.md, "Concurrent writers"): in this process
+	// under adding, across processes sharing trusted_hosts.d under the
+	// directory's lock (keydir.Loader.LockDir, the one EditFile's
+	// rewrites take), as authkeys.Store.Add makes its checks. Else two
+	// adds of other keys for one address, each counting the address's
+	// pins before either wrote, both found room under a bound
+	// (AddKeyAtMost) and both wrote (found by review, 2026-12-05).
+	adding.Lock()
+	defer adding.Unlock()
+	unlock, _, err := s.Loader().LockDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("knownhosts: %w", err)
 	}
-	path := filepath.Join(dir, name)
-	// Pinning while a file of pins is skipped could pin beside a pin that
-	// says otherwise, in the very directory that was refused.
-	if sn := s.snap.Load(); len(sn.skipped) > 0 {
-		return "", &SkippedFilesError{Addr: norm, Fingerprint: key.Fingerprint(), Problems: slices.Clone(sn.skipped)}
+	defer unlock()
+	path, f, err := s.addPath(dir, norm, key, mode, most)
+	if f != "" || err != nil {
+		return f, err
 	}
 	pk := key.PublicKey()
 	if pk.Attrs == nil {
@@ -561,12 +579,10 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if err := s.Loader().MakeDir(dir, 0o755); err != nil {
-		return "", fmt.Errorf("knownhosts: %w", err)
-	}
 	err = keydir.CreateFile(path, data, 0o644)
 	if errors.Is(err, fs.ErrExist) {
-		// Another writer got there first: decide from what is on disk now.
+		// Another writer got there first (one that takes no lock, or
+		// where none can be had): decide from what is on disk now.
 		s.Loader().Reload(path)
 		if f, _, err := s.addable(norm, key, mode); f != "" || err != nil {
 			return f, err
@@ -579,6 +595,52 @@ func (s *Store) AddKey(addr string, key *jwk.Key, mode AddMode) (string, error) 
 	s.Loader().Reload(path)
 	return path, nil
 }
+
+// addPath makes addKey's checks on the pins as they are now, and returns
+// the file to write the pin of key for the normal address norm to in
+// dir; or the file pinning it already (file), or why it is not pinned.
+func (s *Store) addPath(dir, norm string, key *jwk.Key, mode AddMode, most int) (path, file string, err error) {
+	// In a store LoadFor narrowed, a file another writer added since the
+	// load (a key file copied in while trust-host asked the user) is in
+	// no index yet, and a plain Reload reads only the narrowed files
+	// again. Where the directory's stamp changed since the load,
+	// ReloadCurrent proves the index complete first (as
+	// authkeys.Store.Add does; docs/design.md, "The admin index").
+	s.Loader().ReloadCurrent()
+	file, others, err := s.addable(norm, key, mode)
+	if file != "" || err != nil {
+		return "", file, err
+	}
+	if n := s.KeysPinnedAt(norm); most > 0 && n >= most {
+		return "", "", &TooManyKeysError{Addr: norm, Fingerprint: key.Fingerprint(), Pinned: n, Most: most}
+	}
+	name, err := FileName(norm)
+	if err != nil {
+		return "", "", err
+	}
+	if !others {
+		// The address's file may pin it already for other purposes
+		// (existingPin): the key goes beside it, as one more pin.
+		others = s.pinsIn(norm, filepath.Join(dir, name))
+	}
+	if others {
+		if name, err = AnotherFileName(norm, key); err != nil {
+			return "", "", err
+		}
+	}
+	// Pinning while a file of pins is skipped could pin beside a pin that
+	// says otherwise, in the very directory that was refused.
+	if sn := s.snap.Load(); len(sn.skipped) > 0 {
+		return "", "", &SkippedFilesError{Addr: norm, Fingerprint: key.Fingerprint(), Problems: slices.Clone(sn.skipped)}
+	}
+	return filepath.Join(dir, name), "", nil
+}
+
+// adding serialises this process's adds (Store.AddKey): the directory's
+// lock serialises them too where flock(2) is had, since each takes it on
+// a descriptor of its own, but not where it is not (keydir.Loader.LockDir's
+// held false), and one process's adds must not race even there.
+var adding sync.Mutex
 
 // pinsIn reports whether file holds a pin of the normal address norm
 // (the loader may name files by their absolute paths).

@@ -38,7 +38,10 @@ func TestTrustHostHostileAddresses(t *testing.T) {
 		after := filesUnder(t, root)
 		var added []string
 		for _, f := range after {
-			if !slices.Contains(before, f) {
+			// The lock file of the directory's writers (docs/design.md,
+			// "Concurrent writers"), made by the first pin, is no file
+			// the address chose.
+			if !slices.Contains(before, f) && f != filepath.Join("home", "trusted_hosts.d", ".keytool.lock") {
 				added = append(added, f)
 			}
 		}

@@ -41,7 +41,7 @@ func TestTrustHostPurposesChangedKey(t *testing.T) {
 			if after, _ := os.ReadFile(pinFile(home, addr)); string(after) != string(before) {
 				t.Error("the pin changed")
 			}
-			if entries, _ := os.ReadDir(filepath.Join(home, "trusted_hosts.d")); len(entries) != 1 {
+			if entries, _ := keyDirEntries(filepath.Join(home, "trusted_hosts.d")); len(entries) != 1 {
 				t.Errorf("trusted_hosts.d holds %d files, want the one pin", len(entries))
 			}
 		})

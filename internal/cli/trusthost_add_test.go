@@ -116,7 +116,7 @@ func TestTrustHostAddRollover(t *testing.T) {
 	if code != 1 || !strings.Contains(e, "nothing saved") {
 		t.Fatalf("--add with a wrong fingerprint: exit %d\n%s", code, e)
 	}
-	ents, _ := os.ReadDir(filepath.Join(client, "trusted_hosts.d"))
+	ents, _ := keyDirEntries(filepath.Join(client, "trusted_hosts.d"))
 	if len(ents) != 1 {
 		t.Fatalf("trusted_hosts.d holds %d files after a refused --add, want 1", len(ents))
 	}
@@ -174,7 +174,7 @@ func TestTrustHostAddRevoked(t *testing.T) {
 	if code != 1 || !strings.Contains(e, "revoked") {
 		t.Fatalf("--add of a revoked key: exit %d\n%s", code, e)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(client, "trusted_hosts.d")); len(ents) != 1 {
+	if ents, _ := keyDirEntries(filepath.Join(client, "trusted_hosts.d")); len(ents) != 1 {
 		t.Fatalf("trusted_hosts.d holds %d files, want 1", len(ents))
 	}
 }
