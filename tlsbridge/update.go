@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -68,9 +69,13 @@ type AnnouncementPrompt interface {
 }
 
 // hostKeyAdder is a HostKeys store that can pin one more key for an
-// address (knownhosts.Store).
+// address, bounded by the keys pinned for it, the count and the write one
+// step (knownhosts.Store.AddKeyAtMost). A store that cannot bound its
+// pins so is never pinned into by an announcement: counted first and
+// written after, concurrent handshakes each found room, and together
+// passed the bound (found by review, 2026-12-05).
 type hostKeyAdder interface {
-	AddKey(addr string, key *jwk.Key, mode knownhosts.AddMode) (string, error)
+	AddKeyAtMost(addr string, key *jwk.Key, mode knownhosts.AddMode, most int) (string, error)
 }
 
 // awaitHandshake notes that leaf, whose key a pin for an address has
@@ -174,23 +179,12 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 	if err != nil {
 		return
 	}
-	// An address gets no more pins by announcement than one certificate
-	// needs (its key and MaxAnnounced next ones).
-	room := len(next)
-	if counter, ok := c.opts.Hosts.(interface{ KeysPinnedAt(addr string) int }); ok {
-		room = min(room, 1+MaxAnnounced-counter.KeysPinnedAt(addr))
-	}
-	if room < len(next) {
-		c.opts.Logger.Warn("not pinning some next keys a host announces: the address would have more keys pinned than a certificate announces; remove those no longer used",
-			"addr", addr, "current", current.Fingerprint(), "announced", len(next), "pinned", max(room, 0), "retry_in", rotationRetry.String())
-		c.announceFailed.failed(addrKey, time.Now())
-		next = next[:max(room, 0)]
-	}
 	purposes, ok := c.pinnedPurposes(addr, current.SPKIHash())
 	if !ok {
 		c.opts.Logger.Warn("ignoring the next keys a host announces: the purposes its key is pinned for are unknown", "addr", addr, "current", current.Fingerprint())
 		return
 	}
+	pinned := 0
 	for _, k := range next {
 		if purposes != nil {
 			k = k.PublicKey()
@@ -203,12 +197,23 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 			c.opts.Logger.Info("not pinning the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "current", current.Fingerprint())
 			continue
 		}
-		file, err := adder.AddKey(addr, k, knownhosts.AddAnother)
+		// An address gets no more pins by announcement than one
+		// certificate needs (its key and MaxAnnounced next ones), counted
+		// by the store under its write lock.
+		file, err := adder.AddKeyAtMost(addr, k, knownhosts.AddAnother, 1+MaxAnnounced)
+		var tooMany *knownhosts.TooManyKeysError
+		if errors.As(err, &tooMany) {
+			c.opts.Logger.Warn("not pinning some next keys a host announces: the address would have more keys pinned than a certificate announces; remove those no longer used",
+				"addr", addr, "current", current.Fingerprint(), "announced", len(next), "pinned", pinned, "retry_in", rotationRetry.String())
+			c.announceFailed.failed(addrKey, time.Now())
+			return
+		}
 		if err != nil {
 			c.opts.Logger.Warn("could not pin the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "error", err, "retry_in", rotationRetry.String())
 			c.announceFailed.failed(addrKey, time.Now())
 			return
 		}
+		pinned++
 		c.opts.Logger.Warn("pinned the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(),
 			"current", current.Fingerprint(), "file", file, "update_host_keys", c.opts.UpdateHostKeys.String())
 	}
