@@ -249,17 +249,27 @@ func holdsPrivateKeyBlock(data []byte) bool {
 // key.{json,jwk,pem} in it, presented with home/cert.pem if that file
 // exists (PKI mode), else with a self-signed certificate, which announces
 // the home's next key (key.next.*) if it has one.
+//
+// Its public halves (pub_key.*) must hold the identity's public key, the
+// one its peers are to trust: one that holds another key, several or
+// none is refused (*PublicKeyError), save what a rotation that stopped
+// before its last step leaves (pub_key.* the previous identity's, kept
+// as key.old.*, or pub_key.next.* the identity's with no next key), which
+// the load finishes as RotateHome would have, under the lock of the
+// identity's writers (checkPublicHalves).
 func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
-	keyFile, err := jwk.FindIdentity(home)
-	var none *jwk.NoIdentityError
-	if errors.As(err, &none) {
-		return nil, noIdentity(home, err)
-	}
+	return loadHomeIdentity(home, opts, false)
+}
+
+// loadHomeIdentity is LoadHomeIdentity; locked says that the caller holds
+// the lock of the identity's writers (LockIdentity), which a second take
+// in one process would wait for.
+func loadHomeIdentity(home string, opts CertOptions, locked bool) (*Identity, error) {
+	keyFile, k, err := readIdentity(home)
 	if err != nil {
 		return nil, err
 	}
-	k, err := ReadHomeKey(home, keyFile)
-	if err != nil {
+	if k, err = checkPublicHalves(home, keyFile, k, locked); err != nil {
 		return nil, err
 	}
 	certFile, err := HomeCertFile(homedir.Dir(home).Cert())
@@ -284,6 +294,24 @@ func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 		}
 	}
 	return presentKey(k, certFile, opts)
+}
+
+// readIdentity reads the home's identity: its file and its key; a home
+// without one is said as noIdentity says it.
+func readIdentity(home string) (string, *jwk.Key, error) {
+	keyFile, err := jwk.FindIdentity(home)
+	var none *jwk.NoIdentityError
+	if errors.As(err, &none) {
+		return "", nil, noIdentity(home, err)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	k, err := ReadHomeKey(home, keyFile)
+	if err != nil {
+		return "", nil, err
+	}
+	return keyFile, k, nil
 }
 
 // NextKeyWithoutIdentityError means a home holds a next key (key.next.*)
@@ -468,7 +496,7 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 	// review, 2026-12-05).
 	// So may a next key or a cert.pem: looked at as LoadHomeIdentity
 	// looks at them in a home without an identity.
-	if id, err = LoadHomeIdentity(home, opts); !errors.As(err, &none) {
+	if id, err = loadHomeIdentity(home, opts, true); !errors.As(err, &none) {
 		return id, false, err
 	}
 	h := homedir.Dir(home)
@@ -487,7 +515,7 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 		return nil, false, fmt.Errorf("tlsbridge: writing a new identity: %w", err)
 	}
 	// Read back what is on disk, whoever wrote it: the one key of the home.
-	id, err = LoadHomeIdentity(home, opts)
+	id, err = loadHomeIdentity(home, opts, true)
 	if err != nil {
 		return nil, generated, err
 	}

@@ -1,0 +1,212 @@
+package tlsbridge
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	homedir "github.com/keytool/keytool/internal/home"
+	"github.com/keytool/keytool/jwk"
+)
+
+// PublicKeyError means a public half of the home's identity, pub_key.*,
+// is not the identity's public key: it holds another key, several, or
+// none that loads (Err). pub_key.* is what users copy to the servers
+// and clients that are to trust the identity: one that names another key
+// has them authorize or pin a key the home never presents — the previous
+// identity's, perhaps rotated away because it leaked. So the home does
+// not load (LoadHomeIdentity) until it holds the identity's public half.
+//
+// It is not rewritten by the load, as a rotation's leftover is
+// (Rotated): keytool never writes such a file, so it was written by
+// someone else — a hand edit, another home's pub_key.json copied in, a
+// key.* replaced without its public half — and which of the two files
+// is the one meant is the owner's to say, not the load's to guess.
+type PublicKeyError struct {
+	File    string // the public half: pub_key.*
+	Found   string // the fingerprint of the key it holds; "" when it holds no one key (Err)
+	KeyFile string // the identity: key.*
+	Key     string // the identity's fingerprint
+	// Rotated: a rotation stopped before its last step, and the load
+	// that finishes it could not write File, or remove it (Err).
+	Rotated bool
+	Err     error
+}
+
+func (e *PublicKeyError) Error() string {
+	if e.Rotated {
+		return fmt.Sprintf("tlsbridge: a rotation stopped before its last step, and the public half of the identity %s (key %s) could not be written as %s: %v",
+			e.KeyFile, e.Key, e.File, e.Err)
+	}
+	found := "key " + e.Found
+	if e.Found == "" {
+		found = fmt.Sprintf("no one key (%v)", e.Err)
+	}
+	return fmt.Sprintf("tlsbridge: %s holds %s, not the public half of the identity %s (key %s): it is what is copied to peers, so the home is not loaded until it holds the identity's (keytool pub writes it)",
+		e.File, found, e.KeyFile, e.Key)
+}
+
+func (e *PublicKeyError) Unwrap() error { return e.Err }
+
+// staleHalves is what checkPublicHalves found wrong with a home's public
+// files: the pub_key.* that are not the identity's (wrong), and whether
+// a rotation that stopped before its last step left them (leftover), with
+// the pub_key.next.* it left (nextPub).
+type staleHalves struct {
+	wrong    []*PublicKeyError
+	nextPub  []string
+	leftover bool
+}
+
+// checkPublicHalves makes sure that every public half of the home's
+// identity (pub_key.*) is the public key of k, the identity read from
+// keyFile, and returns the identity as it is once it is.
+//
+// RotateHome renames the next key over the identity, then writes its
+// public half: killed in between (or the machine lost), pub_key.* still
+// held the previous identity's key, and pub_key.next.* the identity's —
+// the file users copy to their peers naming the key rotated away, which
+// every command and a server's restart took as it was (found by review,
+// 2026-12-05). A load that finds that state finishes the rotation: it
+// writes pub_key<ext> (atomically, 0644, as RotateHome does) and removes
+// what RotateHome's last step removes. A public half that is no such
+// leftover is refused (*PublicKeyError), never rewritten.
+//
+// The files are looked at again under the lock of the identity's
+// writers (LockIdentity; locked: the caller holds it), with the identity
+// read again there: a gen or rotate writes a key and then its public
+// half under that lock, and a load between the two waits for the second
+// rather than refuse, or "finish", what is only half written.
+func checkPublicHalves(home, keyFile string, k *jwk.Key, locked bool) (*jwk.Key, error) {
+	st, err := stalePublic(home, keyFile, k)
+	if err != nil || (len(st.wrong) == 0 && !st.leftover) {
+		return k, err
+	}
+	if !locked {
+		unlock, _, err := LockIdentity(home)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		if keyFile, k, err = readIdentity(home); err != nil {
+			return nil, err
+		}
+		if st, err = stalePublic(home, keyFile, k); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case st.leftover:
+		return k, finishPublic(home, keyFile, k, st)
+	case len(st.wrong) > 0:
+		return nil, st.wrong[0]
+	}
+	return k, nil
+}
+
+// stalePublic looks at the home's public files against k, the identity
+// read from keyFile.
+func stalePublic(home, keyFile string, k *jwk.Key) (*staleHalves, error) {
+	h := homedir.Dir(home)
+	st := &staleHalves{}
+	for _, p := range h.Public() {
+		found, err := publicKeyIn(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err == nil && found.Equal(k):
+			continue
+		}
+		e := &PublicKeyError{File: p, KeyFile: keyFile, Key: k.Fingerprint(), Err: err}
+		if found != nil {
+			e.Found = found.Fingerprint()
+			if !st.leftover {
+				st.leftover = rotatedAway(home, found)
+			}
+		}
+		st.wrong = append(st.wrong, e)
+	}
+	if next, err := jwk.FindNextKey(home); err != nil || next != "" {
+		// A home with a next key is no rotation's leftover: its
+		// pub_key.next.* is the next key's. (Several next keys are the
+		// next key's load's to refuse, where one is loaded.)
+		return st, nil
+	}
+	for _, p := range h.NextPublic() {
+		if found, err := publicKeyIn(p); err == nil && found.Equal(k) {
+			st.nextPub = append(st.nextPub, p)
+			st.leftover = true
+		}
+	}
+	return st, nil
+}
+
+// publicKeyIn reads the one key of the public file p: fs.ErrNotExist
+// where there is none, an error where it holds no key, or several.
+func publicKeyIn(p string) (*jwk.Key, error) {
+	if _, err := os.Lstat(p); err != nil {
+		return nil, err
+	}
+	keys, err := jwk.ReadFileAnyUse(p)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) != 1 {
+		return nil, fmt.Errorf("%d keys", len(keys))
+	}
+	return keys[0], nil
+}
+
+// rotatedAway reports whether k is the key of a previous identity a
+// rotation kept (key.old.*): a pub_key.* holding it is what a rotation
+// that stopped before its last step leaves.
+func rotatedAway(home string, k *jwk.Key) bool {
+	entries, err := os.ReadDir(home)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(entries, func(e os.DirEntry) bool {
+		if !homedir.IsOld(e.Name()) {
+			return false
+		}
+		old, err := ReadHomeKey(home, filepath.Join(home, e.Name()))
+		return err == nil && old.Equal(k)
+	})
+}
+
+// finishPublic makes RotateHome's last step, which a rotation that
+// stopped left undone (st.leftover): the identity's public half written
+// as pub_key<ext> of the identity's file where that is missing or wrong,
+// the other public halves that are not its removed, and the
+// pub_key.next.* that held it.
+func finishPublic(home, keyFile string, k *jwk.Key, st *staleHalves) error {
+	pub := filepath.Join(home, "pub_key"+filepath.Ext(keyFile))
+	fail := func(file string, err error) error {
+		return &PublicKeyError{File: file, KeyFile: keyFile, Key: k.Fingerprint(), Rotated: true, Err: err}
+	}
+	_, missing := os.Lstat(pub)
+	if missing != nil || slices.ContainsFunc(st.wrong, func(e *PublicKeyError) bool { return e.File == pub }) {
+		f := jwk.JWK
+		if filepath.Ext(keyFile) == ".pem" {
+			f = jwk.PEM
+		}
+		if err := jwk.WritePublicKeyFile(pub, k, f, jwk.Overwrite); err != nil {
+			return fail(pub, err)
+		}
+	}
+	gone := st.nextPub
+	for _, e := range st.wrong {
+		if e.File != pub {
+			gone = append(gone, e.File)
+		}
+	}
+	for _, p := range gone {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fail(p, err)
+		}
+	}
+	return nil
+}
