@@ -262,8 +262,11 @@ func (c *cli) fileFix(err error) string {
 		sub  *keydir.RevocationSubdirectoryError
 		ck   *tlsbridge.CertKeyError
 		nk   *tlsbridge.NextKeyWithoutIdentityError
+		pk   *tlsbridge.PublicKeyError
 	)
 	switch {
+	case errors.As(err, &pk):
+		return publicHalfFix(pk)
 	case errors.As(err, &ck) && ck.Key == "":
 		return fmt.Sprintf("%s && %s, then install the certificate your CA issues for the new key as %s",
 			c.certAside(ck.File), c.command("gen"), shellQuote(ck.File))
@@ -308,6 +311,18 @@ func (c *cli) fileFix(err error) string {
 		return "move the revocations in it up into " + shellQuote(filepath.Dir(sub.Path)) + ", then: mv " + shellQuote(sub.Path) + " " + shellQuote(dot)
 	}
 	return ""
+}
+
+// publicHalfFix writes the identity's public half over a pub_key.* that
+// is not it (tlsbridge.PublicKeyError): keytool pub reads the key file
+// itself, not the home the error refuses, and prints what gen and rotate
+// write there.
+func publicHalfFix(pk *tlsbridge.PublicKeyError) string {
+	format := ""
+	if filepath.Ext(pk.File) == ".pem" {
+		format = " -f pem"
+	}
+	return fmt.Sprintf("keytool -H %s pub%s > %s", shellQuote(filepath.Dir(pk.KeyFile)), format, shellQuote(pk.File))
 }
 
 // nextKeyFix is what to do with a home that holds a next key and no

@@ -172,6 +172,7 @@ func (o *overview) problem(c *cli, err error) {
 		none *jwk.NoIdentityError
 		ck   *tlsbridge.CertKeyError
 		nk   *tlsbridge.NextKeyWithoutIdentityError
+		pk   *tlsbridge.PublicKeyError
 	)
 	var shared authkeys.SharedName
 	var sharedKey sharedKeyProblem
@@ -195,6 +196,8 @@ func (o *overview) problem(c *cli, err error) {
 		p.File = ck.File
 	case errors.As(err, &nk):
 		p.File = nk.File
+	case errors.As(err, &pk):
+		p.File = pk.File
 	}
 	o.Problems = append(o.Problems, p)
 }
@@ -255,8 +258,11 @@ func (c *cli) overviewIdentity(o *overview, lf listFlags) {
 	// or with the next key it announces — a next key weaker than the
 	// identity does not load (tlsbridge.CheckNextKey) though each key
 	// reads, and a list that said "Problems: none" of a home no server
-	// could start with was found by review, 2026-12-05.
-	if o.Identity.Certificate != "" || o.Identity.Next != nil {
+	// could start with was found by review, 2026-12-05. A home's own
+	// identity is loaded always: its pub_key.* must be its public half
+	// (tlsbridge.PublicKeyError), and a rotation cut short before it
+	// wrote it is finished by the load.
+	if c.identity == "" || o.Identity.Certificate != "" || o.Identity.Next != nil {
 		if _, err := c.loadIdentity(); err != nil {
 			o.problem(c, err)
 		}

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/keytool/keytool/jwk"
+)
+
+// TestPublicHalfNotTheIdentitysFix: a home whose pub_key.json holds
+// another key than its identity (another home's, copied over it) is
+// refused by every command that loads the identity, and list names the
+// file with the fix — a keytool pub into it — which, run as given,
+// makes the home load again with pub_key.json its identity's. A rotation
+// killed before it wrote the public half is finished by the next command
+// instead: pub_key.json is the new identity's, and list says nothing.
+func TestPublicHalfNotTheIdentitysFix(t *testing.T) {
+	home, other := filepath.Join(t.TempDir(), "home"), filepath.Join(t.TempDir(), "other")
+	keytoolOK(t, "-H", home, "gen")
+	keytoolOK(t, "-H", other, "gen")
+	pub := filepath.Join(home, "pub_key.json")
+	data, err := os.ReadFile(filepath.Join(other, "pub_key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := keytoolCmd("-H", home, "list").CombinedOutput()
+	fix := regexp.MustCompile(`keytool -H \S+ pub > \S+`).FindString(string(out))
+	if strings.Contains(string(out), "Problems: none") || !strings.Contains(string(out), pub) || fix == "" {
+		t.Fatalf("list of a home whose pub_key.json is another key's:\n%s", out)
+	}
+	if _, e, code := keytoolIn(t, home, "cert", "-o", filepath.Join(t.TempDir(), "cert.pem")); code != 1 || !strings.Contains(e, "not the public half of the identity") {
+		t.Errorf("cert: exit %d: %s", code, e)
+	}
+	if out, err := exec.Command("sh", "-c", fix).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", fix, err, out)
+	}
+	if out, _ := keytoolCmd("-H", home, "list").CombinedOutput(); !strings.Contains(string(out), "Problems: none") {
+		t.Errorf("list after the fix:\n%s", out)
+	}
+
+	// A rotation cut short: the next key renamed over the identity, the
+	// public halves not yet written.
+	keytoolOK(t, "-H", home, "gen", "--next")
+	next, err := jwk.ReadFile(filepath.Join(home, "pub_key.next.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(home, "key.json"), filepath.Join(home, "key.old.20261205T000000Z.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(home, "key.next.json"), filepath.Join(home, "key.json")); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := keytoolCmd("-H", home, "list").CombinedOutput(); !strings.Contains(string(out), "Problems: none") {
+		t.Errorf("list of a rotation cut short:\n%s", out)
+	}
+	if keys, err := jwk.ReadFile(pub); err != nil || len(keys) != 1 || !keys[0].Equal(next[0]) {
+		t.Errorf("pub_key.json after the first command: %v, want the new identity's %s", err, next[0].Fingerprint())
+	}
+	if _, err := os.Lstat(filepath.Join(home, "pub_key.next.json")); err == nil {
+		t.Error("pub_key.next.json is left")
+	}
+}
