@@ -37,7 +37,10 @@ import (
 // here: the read or write that follows says what is missing.
 //
 // Readers take no lock: a server presents its key file, with the
-// certificate it makes from it, and never reads a public half.
+// certificate it makes from it, and presents no public half. Only a load
+// that finds a public half that is not the identity's takes it, to look
+// again once a writer between its two writes is done, and to finish a
+// rotation cut short (LoadHomeIdentity, checkPublicHalves).
 func LockIdentity(dir string) (unlock func(), unlocked error, err error) {
 	unlock, why, err := keydir.LockWriters(dir)
 	switch {

@@ -57,6 +57,10 @@ func (e *NoNextKeyError) Error() string {
 // its first read to its last write: a keytool gen of the same home waits
 // for it, and it for a gen. Where the lock cannot be had it goes ahead,
 // and Rotation.Unlocked says why.
+//
+// Killed between the rename of the next key and the write of its public
+// half, it leaves pub_key.* the previous identity's: the next load of the
+// home (LoadHomeIdentity) finishes it, writing the public half.
 func RotateHome(home string) (*Rotation, error) {
 	unlock, unlocked, err := LockIdentity(home)
 	if err != nil {
