@@ -27,6 +27,12 @@ type Rotation struct {
 	// nil when it had it: another writer of the identity at the same
 	// moment could have left a public half that is not the key's.
 	Unlocked error
+	// Finished: the home had no next key, but a rotation cut short
+	// before its last step, which this one made — the identity's public
+	// half written as PublicFile — moving no key (Old nil, New the
+	// identity, KeyFile its file).
+	Finished   bool
+	PublicFile string
 }
 
 // NoNextKeyError means a home has no next key to rotate to.
@@ -60,7 +66,8 @@ func (e *NoNextKeyError) Error() string {
 //
 // Killed between the rename of the next key and the write of its public
 // half, it leaves pub_key.* the previous identity's: the next load of the
-// home (LoadHomeIdentity) finishes it, writing the public half.
+// home (LoadHomeIdentity) finishes it, writing the public half, and so
+// does RotateHome run again (Rotation.Finished).
 func RotateHome(home string) (*Rotation, error) {
 	unlock, unlocked, err := LockIdentity(home)
 	if err != nil {
@@ -89,12 +96,12 @@ func rotateHome(home string) (*Rotation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if nextFile == "" {
-		return nil, &NoNextKeyError{Home: home}
-	}
 	old, err := ReadHomeKey(home, cur)
 	if err != nil {
 		return nil, err
+	}
+	if nextFile == "" {
+		return finishRotation(home, cur, old)
 	}
 	next, err := ReadHomeKey(home, nextFile)
 	if err != nil {
@@ -140,6 +147,25 @@ func rotateHome(home string) (*Rotation, error) {
 		return r, err
 	}
 	return r, rotatePublic(h, next, ext)
+}
+
+// finishRotation is RotateHome in a home with no next key: where a
+// rotation was cut short before it wrote the identity's public half (the
+// state a load finishes too: checkPublicHalves), the user who runs rotate
+// again gets it finished, not only told there is no next key; else
+// *NoNextKeyError.
+func finishRotation(home, cur string, k *jwk.Key) (*Rotation, error) {
+	st, err := stalePublic(home, cur, k)
+	if err != nil {
+		return nil, err
+	}
+	if !st.leftover {
+		return nil, &NoNextKeyError{Home: home}
+	}
+	if err := finishPublic(home, cur, k, st); err != nil {
+		return nil, err
+	}
+	return &Rotation{New: k, KeyFile: cur, Finished: true, PublicFile: filepath.Join(home, "pub_key"+filepath.Ext(cur))}, nil
 }
 
 // promoteNext is RotateHome in a home with no identity (none, its

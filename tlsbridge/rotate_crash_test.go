@@ -104,6 +104,21 @@ func TestRotateCrashBeforePublicHalf(t *testing.T) {
 		homeHolds(t, dir, "key.json pub_key.json", nil)
 		publicHolds(t, filepath.Join(dir, "pub_key.json"), next)
 	})
+	t.Run("rotate again", func(t *testing.T) {
+		old, next := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
+		dir := crashedRotation(t, old, next, ".json", false)
+		r, err := RotateHome(dir)
+		if err != nil || !r.Finished || r.Old != nil || !r.New.Equal(next) || r.PublicFile != filepath.Join(dir, "pub_key.json") {
+			t.Fatalf("RotateHome: %+v, %v; want the rotation cut short finished", r, err)
+		}
+		homeHolds(t, dir, "key.json key.old.20261205T000000Z.json pub_key.json", map[string]*jwk.Key{"key.json": next})
+		publicHolds(t, filepath.Join(dir, "pub_key.json"), next)
+		// Once finished, there is no next key to rotate to.
+		var none *NoNextKeyError
+		if _, err := RotateHome(dir); !errors.As(err, &none) {
+			t.Fatalf("RotateHome again: %v, want *NoNextKeyError", err)
+		}
+	})
 	t.Run("a server's first run", func(t *testing.T) {
 		old, next := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
 		dir := crashedRotation(t, old, next, ".json", false)

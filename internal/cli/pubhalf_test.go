@@ -67,4 +67,23 @@ func TestPublicHalfNotTheIdentitysFix(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(home, "pub_key.next.json")); err == nil {
 		t.Error("pub_key.next.json is left")
 	}
+
+	// Cut short again; rotate run again finishes it, and says so.
+	keytoolOK(t, "-H", home, "gen", "--next")
+	next, err = jwk.ReadFile(filepath.Join(home, "pub_key.next.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(home, "key.json"), filepath.Join(home, "key.old.20261205T000001Z.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(home, "key.next.json"), filepath.Join(home, "key.json")); err != nil {
+		t.Fatal(err)
+	}
+	if out := keytoolOK(t, "-H", home, "rotate"); !strings.Contains(out, "is finished") || !strings.Contains(out, next[0].Fingerprint()) {
+		t.Errorf("rotate of a rotation cut short: %s", out)
+	}
+	if keys, err := jwk.ReadFile(pub); err != nil || len(keys) != 1 || !keys[0].Equal(next[0]) {
+		t.Errorf("pub_key.json after rotate: %v, want the new identity's %s", err, next[0].Fingerprint())
+	}
 }

@@ -120,6 +120,11 @@ A home that holds a next key and no identity (removed by hand after it
 announced the next key) has its next key made the identity, as the
 rotation would have, with no old identity to keep.
 
+A rotation cut short (killed, or the machine lost, after the next key took
+the identity's name and before pub_key.* was written) is finished by
+rotate run again, as by any command that loads the home: pub_key.* is
+written from the identity.
+
 Example:
   keytool gen --next
   # ... clients connect and learn the next key ...
@@ -139,6 +144,10 @@ Example:
 			}
 			if err != nil {
 				return err
+			}
+			if r.Finished {
+				fmt.Fprintf(c.stdout, "The identity is %s (%s): the rotation cut short before it wrote the public half is finished (%s)\n", r.New.Fingerprint(), r.KeyFile, r.PublicFile)
+				return nil
 			}
 			if r.Old == nil {
 				fmt.Fprintf(c.stdout, "The identity is now %s (%s), the next key of a home that had no identity\n", r.New.Fingerprint(), r.KeyFile)
