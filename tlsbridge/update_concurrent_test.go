@@ -1,16 +1,10 @@
 package tlsbridge
 
 import (
-	"crypto/tls"
-	"io"
-	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/keytool/keytool/internal/testlog"
-	"github.com/keytool/keytool/internal/testnet"
-	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 )
 
@@ -24,22 +18,7 @@ import (
 // under -race too.
 func TestUpdateHostKeysBoundedConcurrently(t *testing.T) {
 	const clients = 12
-	key := mustGenerate(t, jwk.EC256)
-	srv, err := NewServer(&freshAnnouncer{t: t, key: key}, ServerOptions{Clients: newHome(t, jwk.EC256).auth, AllowUnknown: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	testnet.ServeEach(t, ln, func(c net.Conn) {
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		_, _ = io.WriteString(c, "ok\n")
-	})
-	addr := ln.Addr().String()
-	cl := newHome(t, jwk.EC256)
-	cl.pin(t, addr, key)
+	addr, cl := freshAnnouncerPinned(t)
 	var log testlog.Buffer // a refusal per client: not the test's output
 	shared := cl.client(t, ClientOptions{UpdateHostKeys: UpdateYes, Logger: log.Logger()})
 	var (

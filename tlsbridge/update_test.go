@@ -153,13 +153,10 @@ func (f *freshAnnouncer) CurrentIdentity() *Identity {
 	return id
 }
 
-// A pinned host that announces four new keys at every connection gets no
-// more keys pinned for its address than one certificate announces — its
-// key and MaxAnnounced next ones — however many connections it sees
-// (found by review: each connection pinned four more, a file each in
-// trusted_hosts.d, without end); the refusal is logged once per
-// rotationRetry, not at each connection.
-func TestUpdateHostKeysBounded(t *testing.T) {
+// freshAnnouncerPinned serves a freshAnnouncer on 127.0.0.1, and returns
+// its address and a client home that pins its key there.
+func freshAnnouncerPinned(t *testing.T) (addr string, cl *home) {
+	t.Helper()
 	key := mustGenerate(t, jwk.EC256)
 	srv, err := NewServer(&freshAnnouncer{t: t, key: key}, ServerOptions{Clients: newHome(t, jwk.EC256).auth, AllowUnknown: true})
 	if err != nil {
@@ -173,9 +170,19 @@ func TestUpdateHostKeysBounded(t *testing.T) {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		_, _ = io.WriteString(c, "ok\n")
 	})
-	addr := ln.Addr().String()
-	cl := newHome(t, jwk.EC256)
+	addr, cl = ln.Addr().String(), newHome(t, jwk.EC256)
 	cl.pin(t, addr, key)
+	return addr, cl
+}
+
+// A pinned host that announces four new keys at every connection gets no
+// more keys pinned for its address than one certificate announces — its
+// key and MaxAnnounced next ones — however many connections it sees
+// (found by review: each connection pinned four more, a file each in
+// trusted_hosts.d, without end); the refusal is logged once per
+// rotationRetry, not at each connection.
+func TestUpdateHostKeysBounded(t *testing.T) {
+	addr, cl := freshAnnouncerPinned(t)
 	var log testlog.Buffer
 	client := cl.client(t, ClientOptions{UpdateHostKeys: UpdateYes, Logger: log.Logger()})
 	for range 4 {
