@@ -125,15 +125,17 @@ func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
 // *File, so that one merging pass finds them: a file that changed is in
 // both results.
 func DiffFiles[T any](a, b []*File[T]) (gone, came []*File[T]) {
-	return diffFiles(a, b, func(f *File[T]) *File[T] { return f })
+	return diffFiles(a, b, func(f *File[T]) *File[T] { return f }, func(x, y *File[T]) bool { return x == y })
 }
 
-// diffFiles is DiffFiles of lists of anything that has a file.
-func diffFiles[E, T any](a, b []E, file func(E) *File[T]) (gone, came []E) {
+// diffFiles is DiffFiles of lists of anything that has a file, same
+// telling whether two elements are one file (DiffNumbered: by number and
+// generation).
+func diffFiles[E, T any](a, b []E, file func(E) *File[T], same func(x, y E) bool) (gone, came []E) {
 	for len(a) > 0 && len(b) > 0 {
 		x, y := a[0], b[0]
 		switch o := fileOrder(file(x), file(y)); {
-		case file(x) == file(y):
+		case same(x, y):
 			a, b = a[1:], b[1:]
 		case o < 0:
 			gone, a = append(gone, x), a[1:]

@@ -373,10 +373,13 @@ type Snapshot[T any] struct {
 	numbers numbers[T]
 }
 
-// Numbered is a file with its number in a snapshot (Snapshot.FileAt).
+// Numbered is a file with its number in a snapshot (Snapshot.FileAt) and
+// the number's generation (Snapshot.GenAt): the number and generation
+// name the file in every snapshot of its loader, where the number alone
+// names it only in the snapshot it was read from.
 type Numbered[T any] struct {
-	Num  uint32
-	File *File[T]
+	Num, Gen uint32
+	File     *File[T]
 }
 
 // Files returns the files that loaded, in source order, a directory's
@@ -437,6 +440,16 @@ func (s *Snapshot[T]) filesOf(i int) iter.Seq2[uint32, *File[T]] {
 // together with the snapshot it was read from.
 func (s *Snapshot[T]) FileAt(num uint32) *File[T] { return s.numbers.at(num) }
 
+// GenAt returns the generation of number num in s: how many times the
+// loader had given the number again when s was published (0: never).
+// A file keeps its number and generation while it is unchanged, and a
+// number given to another file comes with a generation counted up, so
+// that the two tell the files of a loader apart across its snapshots:
+// what keeps a file's number beyond one snapshot (a store's Entries)
+// compares them, not *File pointers, which a file of one key will not
+// have of its own (docs/design.md, "Memory of a loaded store", step 5).
+func (s *Snapshot[T]) GenAt(num uint32) uint32 { return s.numbers.genAt(num) }
+
 // numFiles is len(s.Files()), without making it.
 func (s *Snapshot[T]) numFiles() int { return s.nfiles }
 
@@ -450,8 +463,9 @@ func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
 	return filesIn(g), filesIn(c)
 }
 
-// DiffNumbered is Diff, with each file's number: in prev for the files
-// gone, in next for those that came. When next was published right after
+// DiffNumbered is Diff, with each file's number and generation: in prev
+// for the files gone, in next for those that came. A file is in both
+// snapshots when its number and generation are. When next was published right after
 // prev, no number is both a file's that went and one's that came
 // (numbers.release); further apart, one may be (freed by a snapshot
 // between them, and given again), so a caller that applies the change
@@ -461,14 +475,15 @@ func DiffNumbered[T any](prev, next *Snapshot[T]) (gone, came []Numbered[T]) {
 	if next.diffed && prev.Generation == next.diffBase {
 		return slices.Clone(next.gone), slices.Clone(next.came)
 	}
-	return diffFiles(prev.numbered(), next.numbered(), func(n Numbered[T]) *File[T] { return n.File })
+	return diffFiles(prev.numbered(), next.numbered(), func(n Numbered[T]) *File[T] { return n.File },
+		func(x, y Numbered[T]) bool { return x.Num == y.Num && x.Gen == y.Gen })
 }
 
-// numbered is Files, with each file's number.
+// numbered is Files, with each file's number and generation.
 func (s *Snapshot[T]) numbered() []Numbered[T] {
 	out := make([]Numbered[T], 0, s.numFiles())
 	for num, f := range s.AllNumbered {
-		out = append(out, Numbered[T]{num, f})
+		out = append(out, Numbered[T]{num, s.numbers.genAt(num), f})
 	}
 	return out
 }
@@ -638,10 +653,14 @@ type fileState[T any] struct {
 	// list until the reload folds it (pendingRow): no allocation of its
 	// own.
 	rareRow[T]
-	st   trustfile.Stamp
-	sum  contentSumOf
+	st  trustfile.Stamp
+	sum contentSumOf
+	// file is the File parsed from the content read, to be numbered; num,
+	// the number of the file of the row it replaces when the content is
+	// that row's (read: the file is kept, by its number). One of them, or
+	// neither when no file loaded (hasFile).
 	file *File[T]
-	num  uint32 // file's number, when the file is the row's it replaces (read); 0: to be given
+	num  uint32
 	// old, while a read is pending or held, is the row it replaces (nil:
 	// none). It never points into a list a reload writes.
 	old *fileRow[T]
@@ -662,6 +681,9 @@ type fileState[T any] struct {
 	// once events have been quiet.
 	held bool
 }
+
+// hasFile reports whether a file loaded: parsed, or kept by its number.
+func (f *fileState[T]) hasFile() bool { return f.file != nil || f.num != 0 }
 
 // job reports whether a state from a stat goes to the reload's jobs: to
 // be read, or, held at its stat (Loader.holdEarly), to be restored.
@@ -806,7 +828,7 @@ func (ss *sourceState[T]) stamp(r *fileRow[T]) trustfile.Stamp {
 // one of the row it replaces.
 func (ss *sourceState[T]) row(f *fileState[T], ns *numbers[T]) fileRow[T] {
 	own, dir := f.st.Split()
-	if !ss.hasDir && f.file != nil && f.problem == nil {
+	if !ss.hasDir && f.hasFile() && f.problem == nil {
 		ss.dir, ss.hasDir = dir, true
 	}
 	r := fileRow[T]{rowRefs[T]{}, rowData{stamp: own, sum: f.sum, num: f.num}}
@@ -814,7 +836,7 @@ func (ss *sourceState[T]) row(f *fileState[T], ns *numbers[T]) fileRow[T] {
 		r.num = ns.add(f.file)
 	}
 	ownDir := !ss.hasDir || dir != ss.dir
-	loaded := f.file != nil && f.problem == nil && len(f.skipped) == 0
+	loaded := f.hasFile() && f.problem == nil && len(f.skipped) == 0
 	switch {
 	case loaded && !ownDir:
 	case loaded:
@@ -827,7 +849,7 @@ func (ss *sourceState[T]) row(f *fileState[T], ns *numbers[T]) fileRow[T] {
 		if ownDir {
 			r.rare.dir = &dir
 		}
-		if f.file == nil {
+		if !f.hasFile() {
 			r.rare.path = f.path
 		}
 	}
@@ -1302,7 +1324,7 @@ func (l *Loader[T]) place(ss *sourceState[T], f *fileState[T], jobs *[]*fileStat
 func commonestDir[T any](jobs []*fileState[T]) (dir trustfile.StampDir, ok bool) {
 	votes := 0
 	for _, f := range jobs {
-		if f.file == nil || f.problem != nil || f.held || f.dropped() {
+		if !f.hasFile() || f.problem != nil || f.held || f.dropped() {
 			continue
 		}
 		_, d := f.st.Split()
@@ -1589,11 +1611,11 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 			return nil // not what the last snapshot holds: assemble it whole
 		}
 		if was != nil {
-			snap.gone = append(snap.gone, Numbered[T]{e.old.num, was})
+			snap.gone = append(snap.gone, Numbered[T]{e.old.num, l.numbers.genAt(e.old.num), was}) // freed only as snap is published: prev's
 			snap.nfiles--
 		}
 		if is != nil {
-			snap.came = append(snap.came, Numbered[T]{now.num, is})
+			snap.came = append(snap.came, Numbered[T]{now.num, l.numbers.genAt(now.num), is})
 			snap.nfiles++
 		}
 	}

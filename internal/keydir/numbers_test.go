@@ -11,15 +11,22 @@ import (
 // numbers are never written again: a store's index built from it may
 // still be read); and no number is both a file's that went and one's
 // that came (DiffNumbered), which a store removing the one and inserting
-// the other relies on. The randomized tests of the loader call it, so
-// that every path a reload takes is checked.
+// the other relies on. Across every snapshot the loader publishes, a
+// number and its generation (GenAt) name one file, and a file keeps
+// both: what keeps a number beyond a snapshot (a store's Entries) tells
+// files apart so. The randomized tests of the loader call it, so that
+// every path a reload takes is checked.
 func followNumbers(t *testing.T, l *Loader[string]) {
+	type id struct{ num, gen uint32 }
 	var (
 		prev     *Snapshot[string]
 		prevNums map[uint32]*File[string]
+		prevGens map[uint32]uint32
+		named    = map[id]*File[string]{} // every snapshot's, since the first
+		idOf     = map[*File[string]]id{}
 	)
 	l.cfg.OnReload = func(next *Snapshot[string]) {
-		nums, numOf := map[uint32]*File[string]{}, map[*File[string]]uint32{}
+		nums, numOf, gens := map[uint32]*File[string]{}, map[*File[string]]uint32{}, map[uint32]uint32{}
 		for num, f := range next.AllNumbered {
 			if num == 0 || next.FileAt(num) != f {
 				t.Errorf("generation %d: %s numbered %d, which gives back %v", next.Generation, f.Path(), num, next.FileAt(num))
@@ -28,11 +35,20 @@ func followNumbers(t *testing.T, l *Loader[string]) {
 				t.Errorf("generation %d: %s and %s both numbered %d", next.Generation, g.Path(), f.Path(), num)
 			}
 			nums[num], numOf[f] = f, num
+			is := id{num, next.GenAt(num)}
+			gens[num] = is.gen
+			if g, ok := named[is]; ok && g != f {
+				t.Errorf("generation %d: %s numbered %d of generation %d, as %s was: the number was given again without its generation counted up", next.Generation, f.Path(), is.num, is.gen, g.Path())
+			}
+			if was, ok := idOf[f]; ok && was != is {
+				t.Errorf("generation %d: %s, unchanged, is number %d of generation %d where it was %d of %d", next.Generation, f.Path(), is.num, is.gen, was.num, was.gen)
+			}
+			named[is], idOf[f] = f, is
 		}
 		if prev != nil {
 			for num, f := range prevNums {
-				if prev.FileAt(num) != f {
-					t.Errorf("generation %d: the snapshot before (%d) now gives %v for number %d, not %s", next.Generation, prev.Generation, prev.FileAt(num), num, f.Path())
+				if prev.FileAt(num) != f || prev.GenAt(num) != prevGens[num] {
+					t.Errorf("generation %d: the snapshot before (%d) now gives %v of generation %d for number %d, not %s of %d", next.Generation, prev.Generation, prev.FileAt(num), prev.GenAt(num), num, f.Path(), prevGens[num])
 				}
 				if now, ok := numOf[f]; ok && now != num {
 					t.Errorf("generation %d: %s, unchanged, numbered %d where it was %d", next.Generation, f.Path(), now, num)
@@ -41,27 +57,30 @@ func followNumbers(t *testing.T, l *Loader[string]) {
 			gone, came := DiffNumbered(prev, next)
 			wentNums := map[uint32]bool{}
 			for _, g := range gone {
-				if prevNums[g.Num] != g.File {
-					t.Errorf("generation %d: %s went numbered %d, which was not its number", next.Generation, g.File.Path(), g.Num)
+				if prevNums[g.Num] != g.File || prev.GenAt(g.Num) != g.Gen {
+					t.Errorf("generation %d: %s went numbered %d of generation %d, which was not its number", next.Generation, g.File.Path(), g.Num, g.Gen)
 				}
 				wentNums[g.Num] = true
 			}
 			for _, c := range came {
-				if nums[c.Num] != c.File {
-					t.Errorf("generation %d: %s came numbered %d, which is not its number", next.Generation, c.File.Path(), c.Num)
+				if nums[c.Num] != c.File || next.GenAt(c.Num) != c.Gen {
+					t.Errorf("generation %d: %s came numbered %d of generation %d, which is not its number", next.Generation, c.File.Path(), c.Num, c.Gen)
 				}
 				if wentNums[c.Num] {
 					t.Errorf("generation %d: number %d is both a file's that went and %s's, which came", next.Generation, c.Num, c.File.Path())
 				}
 			}
 		}
-		prev, prevNums = next, nums
+		prev, prevNums, prevGens = next, nums, gens
 	}
 }
 
 // checkNumbered checks that the loader numbers the File of each of its
 // rows and nothing else: a number kept for a file no row holds would keep
-// the file's memory.
+// the file's memory. And against its snapshot, that each number keeps its
+// generation while it names the same file, and has a higher one once it
+// names another, free or not (a free number keeps its generation, to
+// count it up when the number is given again).
 func checkNumbered(t *testing.T, l *Loader[string]) {
 	t.Helper()
 	l.mu.Lock()
@@ -91,5 +110,17 @@ func checkNumbered(t *testing.T, l *Loader[string]) {
 	}
 	if held != rows {
 		t.Fatalf("%d numbers hold a File, for %d rows with one", held, rows)
+	}
+	snap := l.snap.Load()
+	for num, f := range snap.AllNumbered {
+		was, now := snap.GenAt(num), l.numbers.genAt(num)
+		switch same := l.numbers.at(num) == f; {
+		case same && now != was:
+			t.Fatalf("number %d names the file it named in the snapshot, of generation %d there and %d now", num, was, now)
+		case now < was:
+			t.Fatalf("number %d, of generation %d in the snapshot, is of generation %d now", num, was, now)
+		case l.numbers.at(num) != nil && !same && now == was:
+			t.Fatalf("number %d names another file than in the snapshot, with the same generation %d", num, now)
+		}
 	}
 }

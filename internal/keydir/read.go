@@ -130,11 +130,13 @@ func (l *Loader[T]) read(state *fileState[T], old *fileRow[T], data []byte, fi f
 	state.sum = contentSum(data)
 	if old != nil && old.sum == state.sum && !isPermProblem(old.problem()) && (old.num != 0 || old.problem() != nil) {
 		// (A row is made only of a state that was read, or failed at its
-		// stat with a zero sum: it needs no read flag.) The same File
-		// keeps its number. (Reads run in parallel, while nothing gives
+		// stat with a zero sum: it needs no read flag.) The same file
+		// keeps its number, and with it its generation and its File: the
+		// state keeps the number, not the File, which a file of one key
+		// will not have of its own (docs/design.md, "Memory of a loaded
+		// store", step 5). (Reads run in parallel, while nothing gives
 		// numbers: place before them, fold after.)
-		state.file, state.problem, state.skipped = old.fileIn(&l.numbers), old.problem(), old.skipped()
-		state.num = old.num
+		state.num, state.problem, state.skipped = old.num, old.problem(), old.skipped()
 		return
 	}
 	state.file, state.problem, state.skipped = l.parse(int(state.src), state.path, data)
