@@ -395,10 +395,13 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 	}
 }
 
-// numbered reports whether the store's current snapshot numbers f num
-// (madeEntries.numbered).
-func (s *Store) numbered(num uint32, f *keydir.File[item]) bool {
-	return s.snap.Load().files.FileAt(num) == f
+// numbered reports whether the store's current snapshot numbers a file
+// num of generation gen (madeEntries.numbered): the file a number and
+// generation name in one of the loader's snapshots, they name in every
+// other that numbers it so.
+func (s *Store) numbered(num, gen uint32) bool {
+	files := s.snap.Load().files
+	return files.FileAt(num) != nil && files.GenAt(num) == gen
 }
 
 func entrySPKI(it *item) [32]byte { return it.sum }
@@ -418,13 +421,13 @@ func (s *Store) rebuild(sn *snapshot) {
 	// its insertion found its key: shadowed (few), the others. Asking the
 	// index for each entry (has) cost a cold load of 100,000 keys 23 ms
 	// of random reads.
-	var shadowed map[entryAt]bool
-	dup := func(f *keydir.File[item], pos int) {
+	var shadowed map[ref]bool
+	dup := func(at ref, sum *[32]byte) {
 		if sn.dups == nil {
-			sn.dups, shadowed = keySet{}, map[entryAt]bool{}
+			sn.dups, shadowed = keySet{}, map[ref]bool{}
 		}
-		sn.dups[f.Items()[pos].sum] = struct{}{}
-		shadowed[entryAt{f, pos}] = true
+		sn.dups[*sum] = struct{}{}
+		shadowed[at] = true
 	}
 	// The names are counted on another core while the keys are indexed:
 	// the two are independent but for the entries an insertion finds
@@ -445,9 +448,9 @@ func (s *Store) rebuild(sn *snapshot) {
 	}
 	counting.Wait()
 	if !counted || shadowed != nil {
-		s.names.recount(n, func(yield func(*keydir.File[item], int) bool) {
-			for f, pos := range s.authorizedItems(sn.files) {
-				if !shadowed[entryAt{f, pos}] && !yield(f, pos) {
+		s.names.recount(n, func(yield func(*keydir.File[item], ref) bool) {
+			for f, at := range s.authorizedItems(sn.files) {
+				if !shadowed[at] && !yield(f, at) {
 					return
 				}
 			}
@@ -460,32 +463,23 @@ func (s *Store) rebuild(sn *snapshot) {
 const parallelCount = 4096
 
 // authorizedItems yields the entries of the authorized-keys files of
-// files (not the revocation sources'), each as its file and its position
-// in the file's Items, in file order: in effect or not (an entry whose key
-// an earlier file holds is not: snapshot.keys.holds).
-func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[*keydir.File[item], int] {
-	return func(yield func(*keydir.File[item], int) bool) {
-		for f := range files.All {
+// files (not the revocation sources'), each as its file and where it is
+// (its file's number in files and its position in the file's Items: ref),
+// in file order: in effect or not (an entry whose key an earlier file
+// holds is not: snapshot.keys.holds).
+func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[*keydir.File[item], ref] {
+	return func(yield func(*keydir.File[item], ref) bool) {
+		for num, f := range files.AllNumbered {
 			if s.rev[f.Source()] {
 				continue
 			}
 			for pos := range f.Items() {
-				if !yield(f, pos) {
+				if !yield(f, ref{num, uint32(pos)}) {
 					return
 				}
 			}
 		}
 	}
-}
-
-// entryAt is an entry named by where it is: its file and its position in
-// the file's Items. The index, and what asks whether an entry is in
-// effect, compare entries so, never by the address of an item: a file of
-// one key is to be made when asked for (docs/design.md, "Memory of a
-// loaded store", step 5), and two makings of it are one entry.
-type entryAt struct {
-	f   *keydir.File[item]
-	pos int
 }
 
 // update derives sn's indexes from prev's by applying the files that
@@ -527,7 +521,7 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], fre
 				return nil, nil, nil, false
 			}
 		}
-		if !sn.keys.removeFile(f.File) {
+		if !sn.keys.removeFile(f.Num, len(items)) {
 			return nil, nil, nil, false
 		}
 		gone, freed = append(gone, f.File), append(freed, f.Num)
@@ -562,9 +556,9 @@ func (s *Store) Entries() []*Entry {
 	s.waitLoaded()
 	sn := s.snap.Load()
 	out := make([]*Entry, 0, sn.keys.n)
-	for f, pos := range s.authorizedItems(sn.files) {
-		if sn.keys.holds(f, pos) {
-			out = append(out, f.Items()[pos].entry(f))
+	for f, at := range s.authorizedItems(sn.files) {
+		if sn.keys.holds(at) {
+			out = append(out, f.Items()[at.pos].entry(f))
 		}
 	}
 	return out
@@ -965,8 +959,8 @@ func (s *Store) NameHolder(name string, sum [32]byte, file string) *Entry {
 // named returns the authorized entries of snap named name, in file order.
 func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 	var match []*Entry
-	for f, pos := range s.authorizedItems(snap) {
-		if it := &f.Items()[pos]; itemName(f, it) == name {
+	for f, at := range s.authorizedItems(snap) {
+		if it := &f.Items()[at.pos]; itemName(f, it) == name {
 			match = append(match, it.entry(f))
 		}
 	}

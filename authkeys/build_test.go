@@ -179,7 +179,7 @@ func sameIndex(a, b index) bool {
 		if r.file == 0 {
 			continue
 		}
-		if _, f := a.at(r); !b.holds(f, int(r.pos)) {
+		if !b.holds(r) {
 			return false
 		}
 	}

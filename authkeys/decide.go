@@ -102,7 +102,7 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 		// entry found lacks. Skipped trust never widens trust.
 		return Decision{Verdict: Unknown, Err: &SkippedEntryError{Fingerprint: jwk.FormatFingerprint(sum), Problem: *p}, Incomplete: true}
 	}
-	e := s.made.entry(r.file, f, r.pos)
+	e := s.made.entry(r.file, sn.files.GenAt(r.file), f, r.pos)
 	if !e.Expires.IsZero() {
 		if now := time.Now(); !now.Before(e.Expires) {
 			return Decision{Verdict: Expired, Entry: e, Err: &ExpiredError{Entry: e, Now: now}}

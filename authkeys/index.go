@@ -53,7 +53,13 @@ const (
 )
 
 // ref is an item of the index: its file's number (0: an empty slot),
-// and its position in the file's Items.
+// and its position in the file's Items. It names an entry by where it is
+// in the snapshot whose numbers it holds: the index, and what asks
+// whether an entry is in effect, compare entries so, never by a *File or
+// the address of an item — a file of one key is to have no File of its
+// own, made when asked for (docs/design.md, "Memory of a loaded store",
+// step 5), and two makings of it are one file, as two entries of one key
+// in one file are two entries.
 type ref struct{ file, pos uint32 }
 
 func newIndex(files *keydir.Snapshot[item], n int) index {
@@ -119,15 +125,16 @@ func (x *index) at(r ref) (*item, *keydir.File[item]) {
 // not present yet, calls dup with each one whose key is, and reports
 // whether there was none. The table must have been sized for every
 // insert.
-func (x *index) insertFile(num uint32, f *keydir.File[item], dup func(f *keydir.File[item], pos int)) bool {
+func (x *index) insertFile(num uint32, f *keydir.File[item], dup func(at ref, sum *[32]byte)) bool {
 	all := true
-	for pos := range f.Items() {
+	items := f.Items()
+	for pos := range items {
 		if x.insert(ref{num, uint32(pos)}) {
 			continue
 		}
 		all = false
 		if dup != nil {
-			dup(f, pos)
+			dup(ref{num, uint32(pos)}, &items[pos].sum)
 		}
 	}
 	return all
@@ -152,30 +159,31 @@ func (x *index) insert(r ref) bool {
 	}
 }
 
-// removeFile deletes the items of f from the table; it reports false if
-// one of the items was not there (its key is held by an entry of another
-// file).
-func (x *index) removeFile(f *keydir.File[item]) bool {
-	for pos := range f.Items() {
-		if !x.remove(f, pos) {
+// removeFile deletes the n items of the file numbered num in x.files
+// from the table; it reports false if one of the items was not there
+// (its key is held by an entry of another file).
+func (x *index) removeFile(num uint32, n int) bool {
+	for pos := range n {
+		if !x.remove(ref{num, uint32(pos)}) {
 			return false
 		}
 	}
 	return true
 }
 
-// remove deletes the item at pos of f itself (not another entry with its
-// key: entryAt) and reports whether it was there. The entries after it in
-// its probe run move back, so that no lookup ever needs a tombstone
-// (Knuth's algorithm R).
-func (x *index) remove(f *keydir.File[item], pos int) bool {
-	i := slotOf(&f.Items()[pos].sum, x.mask)
+// remove deletes the entry r, of a file x.files numbers, itself (not
+// another entry with its key: ref) and reports whether it was there. The
+// entries after it in its probe run move back, so that no lookup ever
+// needs a tombstone (Knuth's algorithm R).
+func (x *index) remove(r ref) bool {
+	it, _ := x.at(r)
+	i := slotOf(&it.sum, x.mask)
 	for {
 		s := x.slot(i)
 		if s.file == 0 {
 			return false
 		}
-		if x.names(s, f, pos) {
+		if s == r {
 			break
 		}
 		i = (i + 1) & x.mask
@@ -201,17 +209,12 @@ func (x *index) remove(f *keydir.File[item], pos int) bool {
 	return true
 }
 
-// holds reports whether the entry at pos of f is the one the table holds
-// for its key (the entry in effect).
-func (x *index) holds(f *keydir.File[item], pos int) bool {
-	_, _, r := x.lookup(&f.Items()[pos].sum)
-	return r.file != 0 && x.names(r, f, pos)
-}
-
-// names reports whether the full slot r is the entry at pos of f: the
-// same file and position (entryAt), not an item at the same address.
-func (x *index) names(r ref, f *keydir.File[item], pos int) bool {
-	return x.files.FileAt(r.file) == f && int(r.pos) == pos
+// holds reports whether the entry r, of a file x.files numbers, is the
+// one the table holds for its key (the entry in effect).
+func (x *index) holds(r ref) bool {
+	it, _ := x.at(r)
+	_, _, in := x.lookup(&it.sum)
+	return in == r
 }
 
 // get returns the item for sum and its file, or nil.

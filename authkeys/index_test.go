@@ -74,12 +74,12 @@ func TestIndexRemove(t *testing.T) {
 	for step := range 1500 {
 		e := entries[rng.IntN(n)]
 		if in[e] {
-			if !x.removeFile(e) {
+			if !x.removeFile(num[e], 1) {
 				t.Fatalf("step %d: present entry not removed", step)
 			}
 			delete(in, e)
 		} else {
-			if x.removeFile(e) {
+			if x.removeFile(num[e], 1) {
 				t.Fatalf("step %d: absent entry removed", step)
 			}
 			if !x.insertFile(num[e], e, nil) {
@@ -100,8 +100,8 @@ func TestIndexRemove(t *testing.T) {
 	// A removal from a clone leaves the original as it was.
 	for e := range in {
 		y := x.clone()
-		y.removeFile(e)
-		if !x.holds(e, 0) || y.holds(e, 0) {
+		y.removeFile(num[e], 1)
+		if !x.holds(ref{num[e], 0}) || y.holds(ref{num[e], 0}) {
 			t.Fatal("clone shares its table with the original")
 		}
 		break
@@ -195,7 +195,7 @@ func TestIndexCopyOnWrite(t *testing.T) {
 		for range edits {
 			e := entries[rng.IntN(len(entries))]
 			if in[e] {
-				if !y.removeFile(e) {
+				if !y.removeFile(num[e], 1) {
 					t.Fatalf("step %d: present entry not removed", step)
 				}
 			} else if !y.insertFile(num[e], e, nil) {
@@ -237,7 +237,7 @@ func countTrue(m map[*keydir.File[item]]bool) int {
 	return n
 }
 
-// An entry is named by its file and its position there (entryAt): in a
+// An entry is named by its file's number and its position there (ref): in a
 // file holding one key twice, the first entry is the one in effect, and
 // the second is neither held nor removed in its place.
 func TestIndexTellsEntriesOfOneFileApart(t *testing.T) {
@@ -248,14 +248,14 @@ func TestIndexTellsEntriesOfOneFileApart(t *testing.T) {
 		t.Fatal("a file holding one key twice inserted without a duplicate")
 	}
 	for pos, want := range []bool{true, true, false} {
-		if got := x.holds(f, pos); got != want {
+		if got := x.holds(ref{1, uint32(pos)}); got != want {
 			t.Errorf("holds(set.json, %d) = %v, want %v", pos, got, want)
 		}
 	}
-	if x.remove(f, 2) {
+	if x.remove(ref{1, 2}) {
 		t.Error("the second entry of the key was removed: it was never in the table")
 	}
-	if !x.holds(f, 0) {
+	if !x.holds(ref{1, 0}) {
 		t.Error("removing the second entry of the key took the first's slot")
 	}
 }

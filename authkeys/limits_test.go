@@ -181,7 +181,7 @@ func TestLimitsHoldWhileFilesComeAndGo(t *testing.T) {
 		for _, k := range []int{limited, expired, free, 10 + round%80} {
 			sum := key(t, k).SPKIHash()
 			if _, f, r := old.keys.lookup(&sum); f != nil {
-				s.made.entry(r.file, f, r.pos)
+				s.made.entry(r.file, old.files.GenAt(r.file), f, r.pos)
 			}
 		}
 		check()

@@ -11,10 +11,13 @@ import (
 // (Decide), so that a client seen before is decided without allocating,
 // while an item holds no pointer for the collector to read (item). It is
 // the store's, not a snapshot's: an Entry is kept by the number its
-// file has in the index (index.addFile), which a file keeps from one
-// snapshot to the next while it is unchanged, and checked against the
-// file itself, so that a number given to another file (or by a rebuild)
-// never answers with the Entry of the file that had it before. Memory
+// file has in the loader's snapshots (keydir.Snapshot.FileAt), which a
+// file keeps from one snapshot to the next while it is unchanged, and
+// checked against the number's generation (keydir.Snapshot.GenAt), so
+// that a number given to another file never answers with the Entry of
+// the file that had it before — by generation, not by *File, which a
+// file of one key is to have none of its own (docs/design.md, "Memory of
+// a loaded store", step 5). Memory
 // grows with the clients seen, not with the keys held: a page of 4,096
 // file numbers (32 KiB) is made when a key of one of its files is first
 // decided, and a file's places for Entries in chunks of the keys near
@@ -22,15 +25,15 @@ import (
 type madeEntries struct {
 	mu    sync.Mutex                  // held to add pages
 	pages atomic.Pointer[[]*madePage] // by file number >> pageBits
-	// numbered, if set, reports whether the current snapshot numbers f
-	// num. A handshake deciding on an older snapshot may keep Entries
+	// numbered, if set, reports whether the current snapshot numbers a
+	// file num of generation gen. A handshake deciding on an older snapshot may keep Entries
 	// for a file the reload since has dropped (forget), which would
 	// then hold the file's memory until its number is given again; the
 	// store publishes a snapshot before it forgets the files gone, so a
 	// handshake that keeps a file's Entries and then finds it not
 	// numbered takes them back, and one that kept them before the
 	// forget has them dropped by it.
-	numbered func(num uint32, f *keydir.File[item]) bool
+	numbered func(num, gen uint32) bool
 }
 
 type madePage [pageLen]atomic.Pointer[fileMade]
@@ -43,7 +46,7 @@ type madePage [pageLen]atomic.Pointer[fileMade]
 // presents would hold, and that the collector would read at every
 // collection.
 type fileMade struct {
-	f      *keydir.File[item]
+	gen    uint32                      // the generation of the file's number (keydir.Snapshot.GenAt)
 	small  []atomic.Pointer[Entry]     // a file of at most madeChunkLen items
 	chunks []atomic.Pointer[madeChunk] // a bigger file's
 }
@@ -55,11 +58,13 @@ const (
 
 type madeChunk [madeChunkLen]atomic.Pointer[Entry]
 
-func newFileMade(f *keydir.File[item]) *fileMade {
-	if n := len(f.Items()); n > madeChunkLen {
-		return &fileMade{f: f, chunks: make([]atomic.Pointer[madeChunk], (n+madeChunkLen-1)>>madeChunkBits)}
+// newFileMade returns the places for the Entries of a file of n items,
+// its number of generation gen.
+func newFileMade(gen uint32, n int) *fileMade {
+	if n > madeChunkLen {
+		return &fileMade{gen: gen, chunks: make([]atomic.Pointer[madeChunk], (n+madeChunkLen-1)>>madeChunkBits)}
 	}
-	return &fileMade{f: f, small: make([]atomic.Pointer[Entry], len(f.Items()))}
+	return &fileMade{gen: gen, small: make([]atomic.Pointer[Entry], n)}
 }
 
 // place returns where the Entry of the item at pos is kept, making its
@@ -80,20 +85,20 @@ func (fm *fileMade) place(pos uint32) *atomic.Pointer[Entry] {
 	return &chunk[pos&(madeChunkLen-1)]
 }
 
-// entry returns the Entry of f.Items()[pos], f being numbered num, making
-// it the first time.
-func (m *madeEntries) entry(num uint32, f *keydir.File[item], pos uint32) *Entry {
+// entry returns the Entry of f.Items()[pos], f being numbered num of
+// generation gen, making it the first time.
+func (m *madeEntries) entry(num, gen uint32, f *keydir.File[item], pos uint32) *Entry {
 	slot := m.slot(num)
 	fm := slot.Load()
-	if fm == nil || fm.f != f {
+	if fm == nil || fm.gen != gen {
 		// The number's first Entry, or the number was another file's.
-		fresh := newFileMade(f)
+		fresh := newFileMade(gen, len(f.Items()))
 		if slot.CompareAndSwap(fm, fresh) {
 			fm = fresh
-			if m.numbered != nil && !m.numbered(num, f) {
+			if m.numbered != nil && !m.numbered(num, gen) {
 				slot.CompareAndSwap(fresh, nil) // this handshake still has its Entry
 			}
-		} else if fm = slot.Load(); fm == nil || fm.f != f {
+		} else if fm = slot.Load(); fm == nil || fm.gen != gen {
 			// Handshakes on two snapshots that number two files alike
 			// (during a reload): this one's Entry is not kept.
 			return f.Items()[pos].entry(f)

@@ -21,7 +21,7 @@ import (
 func TestNameCountsAgainstAMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	nc := nameCounts{seed: maphash.MakeSeed()}
-	nc.recount(0, func(func(*keydir.File[item], int) bool) {})
+	nc.recount(0, func(func(*keydir.File[item], ref) bool) {})
 	type entry struct {
 		f  *keydir.File[item]
 		it *item
@@ -94,9 +94,9 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 		check(step, name)
 		check(step, names[rng.IntN(len(names))])
 		if step%5_000 == 4_999 { // a rebuild: counted anew
-			nc.recount(len(live), func(yield func(*keydir.File[item], int) bool) {
+			nc.recount(len(live), func(yield func(*keydir.File[item], ref) bool) {
 				for _, e := range live {
-					if !yield(e.f, 0) { // each file holds its one entry
+					if !yield(e.f, ref{}) { // each file holds its one entry, at 0
 						return
 					}
 				}

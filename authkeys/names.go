@@ -260,15 +260,15 @@ func (nc *nameCounts) add(f *keydir.File[item], it *item, delta int) {
 // one core while the other waited; counted so, with the entries in
 // effect taken from the index's insertions (rebuild), 58–59 ms
 // (docs/benchmarks.md, "Cold start to the first admitted handshake").
-func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], int]) {
+func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], ref]) {
 	type named struct {
 		h    uint64
 		kind byte
 	}
 	all := make([]named, 0, n)
 	nc.unprintable = nil
-	for f, pos := range each {
-		if name, kind := nameKind(f, &f.Items()[pos]); kind != 0 {
+	for f, at := range each {
+		if name, kind := nameKind(f, &f.Items()[at.pos]); kind != 0 {
 			all = append(all, named{maphash.String(nc.seed, name), kind})
 			if !keydir.PrintableName(name) {
 				if nc.unprintable == nil {
@@ -303,8 +303,8 @@ func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], int]) {
 		return
 	}
 	// The names of the few shared hashes, from the entries again.
-	for f, pos := range each {
-		name, kind := nameKind(f, &f.Items()[pos])
+	for f, at := range each {
+		name, kind := nameKind(f, &f.Items()[at.pos])
 		if kind == 0 {
 			continue
 		}
@@ -361,10 +361,10 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 		count   nameCount
 	}
 	groups := map[string]*group{}
-	for f, pos := range s.authorizedItems(sn.files) {
-		it := &f.Items()[pos]
+	for f, at := range s.authorizedItems(sn.files) {
+		it := &f.Items()[at.pos]
 		name, kind := nameKind(f, it)
-		if kind == 0 || !sn.keys.holds(f, pos) {
+		if kind == 0 || !sn.keys.holds(at) {
 			continue
 		}
 		if _, ok := sn.shared[maphash.String(s.names.seed, name)]; !ok {
@@ -433,10 +433,10 @@ func (s *Store) unprintableNames(sn *snapshot, only map[string]bool) []Unprintab
 		return nil
 	}
 	var out []UnprintableName
-	for f, pos := range s.authorizedItems(sn.files) {
-		it := &f.Items()[pos]
+	for f, at := range s.authorizedItems(sn.files) {
+		it := &f.Items()[at.pos]
 		name, kind := nameKind(f, it)
-		if kind == 0 || keydir.PrintableName(name) || !sn.keys.holds(f, pos) {
+		if kind == 0 || keydir.PrintableName(name) || !sn.keys.holds(at) {
 			continue
 		}
 		if only == nil || only[name] {

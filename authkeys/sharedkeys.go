@@ -50,8 +50,8 @@ func (s *Store) SharedKeys() []SharedKey {
 	}
 	var order [][32]byte
 	groups := map[[32]byte][]*Entry{}
-	for f, pos := range s.authorizedItems(sn.files) {
-		it := &f.Items()[pos]
+	for f, at := range s.authorizedItems(sn.files) {
+		it := &f.Items()[at.pos]
 		if _, dup := sn.dups[it.sum]; !dup {
 			continue
 		}
@@ -59,7 +59,7 @@ func (s *Store) SharedKeys() []SharedKey {
 			order = append(order, it.sum)
 		}
 		e := it.entry(f)
-		if g := groups[it.sum]; sn.keys.holds(f, pos) && len(g) > 0 {
+		if g := groups[it.sum]; sn.keys.holds(at) && len(g) > 0 {
 			// The one the index holds is the one in effect: first.
 			groups[it.sum] = append([]*Entry{e}, g...)
 			continue
