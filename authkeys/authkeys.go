@@ -101,8 +101,12 @@ type itemMore struct {
 }
 
 // moreOf is the rare part of it, read from file f: nil when it has none.
-func moreOf(f *keydir.File[item], it *item) *itemMore {
-	m, _ := f.RareOf(it).(*itemMore)
+func moreOf(f *keydir.File[item], it *item) *itemMore { return rareMore(f.RareOf(it)) }
+
+// rareMore is an item's rare part (keydir.Config.Rare: rare) as it is
+// kept, nil or an *itemMore.
+func rareMore(rare any) *itemMore {
+	m, _ := rare.(*itemMore)
 	return m
 }
 
@@ -110,13 +114,18 @@ func moreOf(f *keydir.File[item], it *item) *itemMore {
 // Entry. An item with no rare part is named after its file in a
 // directory (rare gives it one otherwise), and has no name in a file of
 // its own or a revocation source.
-func itemName(f *keydir.File[item], it *item) string { return nameWith(f, moreOf(f, it)) }
+func itemName(f *keydir.File[item], it *item) string {
+	return nameWith(f.InDir(), f.Name(), moreOf(f, it))
+}
 
-// nameWith is itemName for an item of f whose rare part is m.
-func nameWith(f *keydir.File[item], m *itemMore) string {
+// nameWith is itemName for an item whose rare part is m, of the file
+// named fileName, in a directory that grants trust or not (inDir). (Its
+// file's parts, not the file: the item is read from a File or from a
+// keydir.FileRef.)
+func nameWith(inDir bool, fileName string, m *itemMore) string {
 	switch {
-	case m == nil && f.InDir(), m != nil && m.nameFromFile:
-		return fileEntryName(f.Name())
+	case m == nil && inDir, m != nil && m.nameFromFile:
+		return fileEntryName(fileName)
 	case m == nil:
 		return ""
 	default:
@@ -135,8 +144,19 @@ func fileEntryName(path string) string {
 // modify it: a handshake's Entry is shared, Store.made). (The file, not
 // its path: a File makes its path when asked.)
 func (it *item) entry(f *keydir.File[item]) *Entry {
-	m := moreOf(f, it)
-	e := &Entry{Name: nameWith(f, m), File: f.Path(), Fingerprint: jwk.FormatFingerprint(it.sum), SPKIHash: it.sum}
+	return newEntry(it.sum, moreOf(f, it), f.InDir(), f.Name(), f.Path())
+}
+
+// entryOf is the entry at pos of f as a new Entry, as item.entry makes
+// it, read without f's File: what walks every file (keydir.FileRef).
+func entryOf(f keydir.FileRef[item], pos int) *Entry {
+	return newEntry(f.Item(pos).sum, rareMore(f.RareAt(pos)), f.InDir(), f.Name(), f.Path())
+}
+
+// newEntry makes the Entry of key sum whose rare part is m, of the file
+// at path, named fileName, in a directory that grants trust or not.
+func newEntry(sum [32]byte, m *itemMore, inDir bool, fileName, path string) *Entry {
+	e := &Entry{Name: nameWith(inDir, fileName, m), File: path, Fingerprint: jwk.FormatFingerprint(sum), SPKIHash: sum}
 	if m != nil {
 		e.Comment, e.Expires, e.From, e.AcceptRotation = m.comment, m.expires, m.from, m.rotation
 	}
@@ -411,9 +431,9 @@ func entrySPKI(it *item) [32]byte { return it.sum }
 // file (in source and name order) wins.
 func (s *Store) rebuild(sn *snapshot) {
 	n := 0
-	for f := range sn.files.All {
+	for f := range sn.files.Refs {
 		if !s.rev[f.Source()] {
-			n += len(f.Items())
+			n += f.Len()
 		}
 	}
 	sn.keys, sn.dups = newIndex(sn.files, n), nil
@@ -422,11 +442,11 @@ func (s *Store) rebuild(sn *snapshot) {
 	// index for each entry (has) cost a cold load of 100,000 keys 23 ms
 	// of random reads.
 	var shadowed map[ref]bool
-	dup := func(at ref, sum *[32]byte) {
+	dup := func(at ref, sum [32]byte) {
 		if sn.dups == nil {
 			sn.dups, shadowed = keySet{}, map[ref]bool{}
 		}
-		sn.dups[*sum] = struct{}{}
+		sn.dups[sum] = struct{}{}
 		shadowed[at] = true
 	}
 	// The names are counted on another core while the keys are indexed:
@@ -441,14 +461,14 @@ func (s *Store) rebuild(sn *snapshot) {
 		// Every entry: the insertions have not said yet which are shadowed.
 		counting.Go(func() { s.names.recount(n, s.authorizedItems(sn.files)) })
 	}
-	for num, f := range sn.files.AllNumbered {
+	for f := range sn.files.Refs {
 		if !s.rev[f.Source()] {
-			sn.keys.insertFile(num, f, dup)
+			sn.keys.insertFile(f.Num(), f.Len(), dup)
 		}
 	}
 	counting.Wait()
 	if !counted || shadowed != nil {
-		s.names.recount(n, func(yield func(*keydir.File[item], ref) bool) {
+		s.names.recount(n, func(yield func(keydir.FileRef[item], ref) bool) {
 			for f, at := range s.authorizedItems(sn.files) {
 				if !shadowed[at] && !yield(f, at) {
 					return
@@ -466,15 +486,17 @@ const parallelCount = 4096
 // files (not the revocation sources'), each as its file and where it is
 // (its file's number in files and its position in the file's Items: ref),
 // in file order: in effect or not (an entry whose key an earlier file
-// holds is not: snapshot.keys.holds).
-func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[*keydir.File[item], ref] {
-	return func(yield func(*keydir.File[item], ref) bool) {
-		for num, f := range files.AllNumbered {
+// holds is not: snapshot.keys.holds). It reads the files as FileRefs,
+// making no File (keydir.Snapshot.Refs): the rebuild and the name counts
+// walk every file at each rebuild.
+func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[keydir.FileRef[item], ref] {
+	return func(yield func(keydir.FileRef[item], ref) bool) {
+		for f := range files.Refs {
 			if s.rev[f.Source()] {
 				continue
 			}
-			for pos := range f.Items() {
-				if !yield(f, ref{num, uint32(pos)}) {
+			for pos := range f.Len() {
+				if !yield(f, ref{f.Num(), uint32(pos)}) {
 					return
 				}
 			}
@@ -484,15 +506,16 @@ func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[*keydir.
 
 // update derives sn's indexes from prev's by applying the files that
 // changed between the two loader snapshots, and returns those files: the
-// authorized-keys files that went and came, every entry of which was and
-// is in effect, and the numbers the files that went had (freed). It
+// authorized-keys files that went (read from prev) and came (from sn),
+// every entry of which was and is in effect, and the numbers the files
+// that went had (freed). It
 // reports false, leaving the indexes to rebuild, when that would not give
 // the same result: a changed entry's key is held by another entry too
 // (which one wins depends on the order of all files), a table would grow
 // past half full; or when a rebuild is better: so much changed that
 // starting afresh is cheaper, or a table has become far larger than its
 // keys need (every reload copies it).
-func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], freed []uint32, ok bool) {
+func (s *Store) update(prev, sn *snapshot) (gone, came []keydir.FileRef[item], freed []uint32, ok bool) {
 	goneN, cameN := keydir.DiffNumbered(prev.files, sn.files)
 	goneN, cameN = s.authorizedFiles(goneN), s.authorizedFiles(cameN)
 	changed := 0
@@ -524,16 +547,18 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []*keydir.File[item], fre
 		if !sn.keys.removeFile(f.Num, len(items)) {
 			return nil, nil, nil, false
 		}
-		gone, freed = append(gone, f.File), append(freed, f.Num)
+		g, _ := prev.files.RefAt(f.Num)
+		gone, freed = append(gone, g), append(freed, f.Num)
 	}
 	sn.keys.files = sn.files
 	for _, f := range cameN {
 		// A key of dups is always in the index (removing one of its
 		// entries rebuilds), so insert refuses it like any present key.
-		if !sn.keys.roomFor(len(f.File.Items())) || !sn.keys.insertFile(f.Num, f.File, nil) {
+		if !sn.keys.roomFor(len(f.File.Items())) || !sn.keys.insertFile(f.Num, len(f.File.Items()), nil) {
 			return nil, nil, nil, false
 		}
-		came = append(came, f.File)
+		c, _ := sn.files.RefAt(f.Num)
+		came = append(came, c)
 	}
 	return gone, came, freed, true
 }
@@ -558,7 +583,7 @@ func (s *Store) Entries() []*Entry {
 	out := make([]*Entry, 0, sn.keys.n)
 	for f, at := range s.authorizedItems(sn.files) {
 		if sn.keys.holds(at) {
-			out = append(out, f.Items()[at.pos].entry(f))
+			out = append(out, entryOf(f, int(at.pos)))
 		}
 	}
 	return out
@@ -960,8 +985,8 @@ func (s *Store) NameHolder(name string, sum [32]byte, file string) *Entry {
 func (s *Store) named(snap *keydir.Snapshot[item], name string) []*Entry {
 	var match []*Entry
 	for f, at := range s.authorizedItems(snap) {
-		if it := &f.Items()[at.pos]; itemName(f, it) == name {
-			match = append(match, it.entry(f))
+		if n, _ := nameKind(f, int(at.pos)); n == name {
+			match = append(match, entryOf(f, int(at.pos)))
 		}
 	}
 	return match

@@ -35,7 +35,7 @@ func storeOf(n int) (*Store, [][32]byte) {
 			sums = append(sums, sum)
 		}
 	}
-	sn.keys.insertFile(1, f, nil)
+	sn.keys.insertFile(1, n, nil)
 	s.snap.Store(sn)
 	return s, sums
 }

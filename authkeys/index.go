@@ -121,20 +121,21 @@ func (x *index) at(r ref) (*item, *keydir.File[item]) {
 	return &f.Items()[r.pos], f
 }
 
-// insertFile adds the items of f, numbered num in x.files, whose keys are
-// not present yet, calls dup with each one whose key is, and reports
-// whether there was none. The table must have been sized for every
-// insert.
-func (x *index) insertFile(num uint32, f *keydir.File[item], dup func(at ref, sum *[32]byte)) bool {
+// insertFile adds the n items of the file numbered num in x.files whose
+// keys are not present yet, calls dup with each one whose key is, and
+// reports whether there was none. The table must have been sized for
+// every insert.
+func (x *index) insertFile(num uint32, n int, dup func(at ref, sum [32]byte)) bool {
 	all := true
-	items := f.Items()
-	for pos := range items {
-		if x.insert(ref{num, uint32(pos)}) {
+	for pos := range n {
+		r := ref{num, uint32(pos)}
+		if x.insert(r) {
 			continue
 		}
 		all = false
 		if dup != nil {
-			dup(ref{num, uint32(pos)}, &items[pos].sum)
+			it, _ := x.at(r)
+			dup(r, it.sum)
 		}
 	}
 	return all

@@ -21,7 +21,7 @@ import (
 func TestNameCountsAgainstAMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	nc := nameCounts{seed: maphash.MakeSeed()}
-	nc.recount(0, func(func(*keydir.File[item], ref) bool) {})
+	nc.recount(0, func(func(keydir.FileRef[item], ref) bool) {})
 	type entry struct {
 		f  *keydir.File[item]
 		it *item
@@ -29,8 +29,8 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 	var live []entry
 	want := map[string]nameCount{}
 	count := func(e entry, delta int) {
-		nc.add(e.f, e.it, delta)
-		if name, kind := nameKind(e.f, e.it); kind != 0 {
+		nc.add(keydir.RefOf(e.f), 0, delta)
+		if name, kind := nameKind(keydir.RefOf(e.f), 0); kind != 0 {
 			c := want[name]
 			c.add(kind, uint32(delta))
 			if c == (nameCount{}) {
@@ -90,13 +90,13 @@ func TestNameCountsAgainstAMap(t *testing.T) {
 			count(e, +1)
 		}
 		merged = [2]int{max(merged[0], nc.own.n), max(merged[1], nc.member.n)}
-		name, _ := nameKind(e.f, e.it)
+		name, _ := nameKind(keydir.RefOf(e.f), 0)
 		check(step, name)
 		check(step, names[rng.IntN(len(names))])
 		if step%5_000 == 4_999 { // a rebuild: counted anew
-			nc.recount(len(live), func(yield func(*keydir.File[item], ref) bool) {
+			nc.recount(len(live), func(yield func(keydir.FileRef[item], ref) bool) {
 				for _, e := range live {
-					if !yield(e.f, ref{}) { // each file holds its one entry, at 0
+					if !yield(keydir.RefOf(e.f), ref{}) { // each file holds its one entry, at 0
 						return
 					}
 				}

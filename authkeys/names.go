@@ -122,17 +122,20 @@ func (nc *nameCounts) set(h uint64, was, c nameCount) {
 	}
 }
 
-// nameKind says how it counts toward its name: 'r' rotation file, 'c' the
-// name's own file, 'n' any other; 0: no name.
-func nameKind(f *keydir.File[item], it *item) (name string, kind byte) {
-	m := moreOf(f, it)
-	if name = nameWith(f, m); name == "" {
+// nameKind is the name of the entry at pos of f, and says how it counts
+// toward its name: 'r' rotation file, 'c' the name's own file, 'n' any
+// other; 0: no name. It reads the file as a FileRef: the name counts
+// read every entry at each rebuild, and make no File for it.
+func nameKind(f keydir.FileRef[item], pos int) (name string, kind byte) {
+	m := rareMore(f.RareAt(pos))
+	fileName := f.Name()
+	if name = nameWith(f.InDir(), fileName, m); name == "" {
 		return "", 0
 	}
-	switch base := fileEntryName(f.Name()); {
+	switch base := fileEntryName(fileName); {
 	case m == nil || m.nameFromFile:
 		return name, 'c'
-	case isBesideName(base, name, it.sum):
+	case isBesideName(base, name, f.Item(pos).sum):
 		return name, 'r'
 	}
 	return name, 'n'
@@ -217,9 +220,9 @@ func isBesideName(base, name string, sum [32]byte) bool {
 	return base == besideNameOf(name, sum, n)
 }
 
-// add counts it, an entry in effect read from file f, with delta (+1 or -1).
-func (nc *nameCounts) add(f *keydir.File[item], it *item, delta int) {
-	name, kind := nameKind(f, it)
+// add counts the entry at pos of f, in effect, with delta (+1 or -1).
+func (nc *nameCounts) add(f keydir.FileRef[item], pos int, delta int) {
+	name, kind := nameKind(f, pos)
 	if kind == 0 {
 		return
 	}
@@ -260,7 +263,7 @@ func (nc *nameCounts) add(f *keydir.File[item], it *item, delta int) {
 // one core while the other waited; counted so, with the entries in
 // effect taken from the index's insertions (rebuild), 58–59 ms
 // (docs/benchmarks.md, "Cold start to the first admitted handshake").
-func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], ref]) {
+func (nc *nameCounts) recount(n int, each iter.Seq2[keydir.FileRef[item], ref]) {
 	type named struct {
 		h    uint64
 		kind byte
@@ -268,7 +271,7 @@ func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], ref]) {
 	all := make([]named, 0, n)
 	nc.unprintable = nil
 	for f, at := range each {
-		if name, kind := nameKind(f, &f.Items()[at.pos]); kind != 0 {
+		if name, kind := nameKind(f, int(at.pos)); kind != 0 {
 			all = append(all, named{maphash.String(nc.seed, name), kind})
 			if !keydir.PrintableName(name) {
 				if nc.unprintable == nil {
@@ -304,7 +307,7 @@ func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], ref]) {
 	}
 	// The names of the few shared hashes, from the entries again.
 	for f, at := range each {
-		name, kind := nameKind(f, &f.Items()[at.pos])
+		name, kind := nameKind(f, int(at.pos))
 		if kind == 0 {
 			continue
 		}
@@ -317,11 +320,10 @@ func (nc *nameCounts) recount(n int, each iter.Seq2[*keydir.File[item], ref]) {
 }
 
 // files counts the items of files, all in effect, with delta.
-func (nc *nameCounts) files(files []*keydir.File[item], delta int) {
+func (nc *nameCounts) files(files []keydir.FileRef[item], delta int) {
 	for _, f := range files {
-		items := f.Items()
-		for i := range items {
-			nc.add(f, &items[i], delta)
+		for pos := range f.Len() {
+			nc.add(f, pos, delta)
 		}
 	}
 }
@@ -362,8 +364,7 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 	}
 	groups := map[string]*group{}
 	for f, at := range s.authorizedItems(sn.files) {
-		it := &f.Items()[at.pos]
-		name, kind := nameKind(f, it)
+		name, kind := nameKind(f, int(at.pos))
 		if kind == 0 || !sn.keys.holds(at) {
 			continue
 		}
@@ -375,7 +376,7 @@ func (s *Store) sharedNames(sn *snapshot) []SharedName {
 			g = &group{}
 			groups[name] = g
 		}
-		g.entries = append(g.entries, it.entry(f))
+		g.entries = append(g.entries, entryOf(f, int(at.pos)))
 		g.count.add(kind, 1)
 	}
 	var out []SharedName
@@ -434,13 +435,12 @@ func (s *Store) unprintableNames(sn *snapshot, only map[string]bool) []Unprintab
 	}
 	var out []UnprintableName
 	for f, at := range s.authorizedItems(sn.files) {
-		it := &f.Items()[at.pos]
-		name, kind := nameKind(f, it)
+		name, kind := nameKind(f, int(at.pos))
 		if kind == 0 || keydir.PrintableName(name) || !sn.keys.holds(at) {
 			continue
 		}
 		if only == nil || only[name] {
-			out = append(out, UnprintableName{Entry: it.entry(f)})
+			out = append(out, UnprintableName{Entry: entryOf(f, int(at.pos))})
 		}
 	}
 	return out

@@ -51,20 +51,20 @@ func (s *Store) SharedKeys() []SharedKey {
 	var order [][32]byte
 	groups := map[[32]byte][]*Entry{}
 	for f, at := range s.authorizedItems(sn.files) {
-		it := &f.Items()[at.pos]
-		if _, dup := sn.dups[it.sum]; !dup {
+		sum := f.Item(int(at.pos)).sum
+		if _, dup := sn.dups[sum]; !dup {
 			continue
 		}
-		if groups[it.sum] == nil {
-			order = append(order, it.sum)
+		if groups[sum] == nil {
+			order = append(order, sum)
 		}
-		e := it.entry(f)
-		if g := groups[it.sum]; sn.keys.holds(at) && len(g) > 0 {
+		e := entryOf(f, int(at.pos))
+		if g := groups[sum]; sn.keys.holds(at) && len(g) > 0 {
 			// The one the index holds is the one in effect: first.
-			groups[it.sum] = append([]*Entry{e}, g...)
+			groups[sum] = append([]*Entry{e}, g...)
 			continue
 		}
-		groups[it.sum] = append(groups[it.sum], e)
+		groups[sum] = append(groups[sum], e)
 	}
 	var out []SharedKey
 	for _, sum := range order {

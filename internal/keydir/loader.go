@@ -345,6 +345,15 @@ func (f *File[T]) RareOf(it *T) any {
 	return f.src.rare[(uintptr(unsafe.Pointer(it))-uintptr(unsafe.Pointer(unsafe.SliceData(f.Items()))))/size]
 }
 
+// RareAt is what Config.Rare returned for the item at pos of Items: nil
+// for most items.
+func (f *File[T]) RareAt(pos int) any {
+	if f.src.rare == nil {
+		return nil
+	}
+	return f.src.rare[pos]
+}
+
 // Snapshot is the immutable result of a load.
 type Snapshot[T any] struct {
 	Problems []Problem // files (and entries of files) skipped, in the order of Files
