@@ -702,12 +702,12 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 		return nil, revokedError(r)
 	}
 	absPath, _ := filepath.Abs(path)
-	if it, f := sn.keys.get(&sum); it != nil {
+	if f, pos, ok := sn.keys.get(&sum); ok {
 		if f.Path() == absPath && !overwrite {
-			return it.entry(f), nil
+			return entryOf(f, pos), nil
 		}
 		if !overwrite {
-			return nil, &AlreadyAuthorizedError{Entry: it.entry(f), Name: name}
+			return nil, &AlreadyAuthorizedError{Entry: entryOf(f, pos), Name: name}
 		}
 	}
 	// The name is the client's identity (handlers, logs, the proxy's
@@ -732,8 +732,8 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 		return nil, err
 	}
 	snap := s.Loader().Reload(path)
-	if it, f := s.snap.Load().keys.get(&sum); it != nil {
-		return it.entry(f), nil
+	if f, pos, ok := s.snap.Load().keys.get(&sum); ok {
+		return entryOf(f, pos), nil
 	}
 	for _, p := range snap.Problems {
 		if p.Path == absPath {
@@ -841,8 +841,8 @@ func (s *Store) RemoveAll(queries []string) []Removal {
 			continue
 		}
 		for _, e := range r.out[i].Removed {
-			if still, f := sn.keys.get(&e.SPKIHash); still != nil {
-				r.out[i].Err = &StillAuthorizedError{Entry: still.entry(f)}
+			if f, pos, ok := sn.keys.get(&e.SPKIHash); ok {
+				r.out[i].Err = &StillAuthorizedError{Entry: entryOf(f, pos)}
 				break
 			}
 		}

@@ -92,8 +92,8 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 	if r, ok := sn.revoked.Lookup(sum); ok {
 		return Decision{Verdict: Revoked, Err: revokedError(r)}
 	}
-	it, f, r := sn.keys.lookup(&sum)
-	if it == nil {
+	r := sn.keys.lookup(&sum)
+	if r.file == 0 {
 		return Decision{Verdict: Unknown, Err: &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}, Incomplete: sn.skipped}
 	}
 	if p := sn.skippedKeys[sum]; p != nil {
@@ -102,7 +102,7 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 		// entry found lacks. Skipped trust never widens trust.
 		return Decision{Verdict: Unknown, Err: &SkippedEntryError{Fingerprint: jwk.FormatFingerprint(sum), Problem: *p}, Incomplete: true}
 	}
-	e := s.made.entry(r.file, sn.files.GenAt(r.file), f, r.pos)
+	e := s.made.entry(sn.keys.files, r)
 	if !e.Expires.IsZero() {
 		if now := time.Now(); !now.Before(e.Expires) {
 			return Decision{Verdict: Expired, Entry: e, Err: &ExpiredError{Entry: e, Now: now}}

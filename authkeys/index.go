@@ -115,11 +115,11 @@ func (x *index) setSlot(i uint64, r ref) {
 // owns reports whether bit p of own is set.
 func owns(own []uint64, p int) bool { return own[p/64]&(1<<(p%64)) != 0 }
 
-// at returns the item and the file a full slot names.
-func (x *index) at(r ref) (*item, *keydir.File[item]) {
-	f := x.files.FileAt(r.file)
-	return &f.Items()[r.pos], f
-}
+// itemAt returns a copy of the item a full slot names, read out of
+// x.files (keydir.Snapshot.ItemAt): a lookup keeps no pointer into a
+// file's items, which a file of one key is to keep in the snapshot's
+// mapped memory (docs/design.md, "Memory of a loaded store", step 5).
+func (x *index) itemAt(r ref) item { return x.files.ItemAt(r.file, int(r.pos)) }
 
 // insertFile adds the n items of the file numbered num in x.files whose
 // keys are not present yet, calls dup with each one whose key is, and
@@ -134,8 +134,7 @@ func (x *index) insertFile(num uint32, n int, dup func(at ref, sum [32]byte)) bo
 		}
 		all = false
 		if dup != nil {
-			it, _ := x.at(r)
-			dup(r, it.sum)
+			dup(r, x.itemAt(r).sum)
 		}
 	}
 	return all
@@ -144,8 +143,8 @@ func (x *index) insertFile(num uint32, n int, dup func(at ref, sum [32]byte)) bo
 // insert adds r unless its key is already present; it reports whether it
 // did.
 func (x *index) insert(r ref) bool {
-	it, _ := x.at(r)
-	i := slotOf(&it.sum, x.mask)
+	sum := x.itemAt(r).sum
+	i := slotOf(&sum, x.mask)
 	for {
 		s := x.slot(i)
 		if s.file == 0 {
@@ -153,7 +152,7 @@ func (x *index) insert(r ref) bool {
 			x.n++
 			return true
 		}
-		if o, _ := x.at(s); o.sum == it.sum {
+		if x.itemAt(s).sum == sum {
 			return false
 		}
 		i = (i + 1) & x.mask
@@ -177,8 +176,8 @@ func (x *index) removeFile(num uint32, n int) bool {
 // entries after it in its probe run move back, so that no lookup ever
 // needs a tombstone (Knuth's algorithm R).
 func (x *index) remove(r ref) bool {
-	it, _ := x.at(r)
-	i := slotOf(&it.sum, x.mask)
+	sum := x.itemAt(r).sum
+	i := slotOf(&sum, x.mask)
 	for {
 		s := x.slot(i)
 		if s.file == 0 {
@@ -198,8 +197,8 @@ func (x *index) remove(r ref) bool {
 		// s may fill the hole at i only if its home slot is not
 		// cyclically within (i, j]: otherwise a lookup for it would stop
 		// at the hole.
-		it, _ := x.at(s)
-		h := slotOf(&it.sum, x.mask)
+		sum := x.itemAt(s).sum
+		h := slotOf(&sum, x.mask)
 		if (j-h)&x.mask >= (j-i)&x.mask {
 			x.setSlot(i, s)
 			i = j
@@ -213,30 +212,33 @@ func (x *index) remove(r ref) bool {
 // holds reports whether the entry r, of a file x.files numbers, is the
 // one the table holds for its key (the entry in effect).
 func (x *index) holds(r ref) bool {
-	it, _ := x.at(r)
-	_, _, in := x.lookup(&it.sum)
-	return in == r
+	sum := x.itemAt(r).sum
+	return x.lookup(&sum) == r
 }
 
-// get returns the item for sum and its file, or nil.
-func (x *index) get(sum *[32]byte) (*item, *keydir.File[item]) {
-	it, f, _ := x.lookup(sum)
-	return it, f
+// get returns the file of the entry in effect for sum, and its
+// position there; ok false if there is none.
+func (x *index) get(sum *[32]byte) (f keydir.FileRef[item], pos int, ok bool) {
+	r := x.lookup(sum)
+	if r.file == 0 {
+		return f, 0, false
+	}
+	f, _ = x.files.RefAt(r.file)
+	return f, int(r.pos), true
 }
 
-// lookup is get, with the item's ref.
-func (x *index) lookup(sum *[32]byte) (*item, *keydir.File[item], ref) {
+// lookup returns where the entry in effect for sum is (a file of 0:
+// none). Each probe copies its slot's item out (keydir.Snapshot.ItemAt,
+// as itemAt: called here, it is inlined where itemAt would not be).
+func (x *index) lookup(sum *[32]byte) ref {
 	if x.n == 0 {
-		return nil, nil, ref{}
+		return ref{}
 	}
 	i := slotOf(sum, x.mask)
 	for {
 		s := x.slot(i)
-		if s.file == 0 {
-			return nil, nil, ref{}
-		}
-		if it, f := x.at(s); it.sum == *sum {
-			return it, f, s
+		if s.file == 0 || x.files.ItemAt(s.file, int(s.pos)).sum == *sum {
+			return s
 		}
 		i = (i + 1) & x.mask
 	}

@@ -34,7 +34,7 @@ func TestIndex(t *testing.T) {
 		}
 		for i := range n {
 			s := sum(i)
-			if e, _ := x.get(&s); e == nil || e.sum != s {
+			if f, pos, ok := x.get(&s); !ok || f.Item(pos).sum != s {
 				t.Fatalf("n=%d: %d not found", n, i)
 			}
 			if x.insertFile(uint32(n+i+1), len(files[n+i].Items()), nil) {
@@ -42,7 +42,7 @@ func TestIndex(t *testing.T) {
 			}
 		}
 		for i := n; i < n+100; i++ {
-			if s := sum(i); func() bool { it, _ := x.get(&s); return it != nil }() {
+			if s := sum(i); func() bool { _, _, ok := x.get(&s); return ok }() {
 				t.Fatalf("n=%d: absent %d found", n, i)
 			}
 		}
@@ -91,9 +91,9 @@ func TestIndexRemove(t *testing.T) {
 			t.Fatalf("step %d: n=%d, want %d", step, x.n, len(in))
 		}
 		for _, e := range entries {
-			got, f := x.get(&e.Items()[0].sum)
-			if in[e] && (got != &e.Items()[0] || f != e) || !in[e] && got != nil {
-				t.Fatalf("step %d: get = %p, want present=%v", step, got, in[e])
+			f, pos, ok := x.get(&e.Items()[0].sum)
+			if in[e] != (ok && f.Num() == num[e] && pos == 0) || !in[e] && ok {
+				t.Fatalf("step %d: get = %d/%d, %v, want present=%v", step, f.Num(), pos, ok, in[e])
 			}
 		}
 	}
@@ -216,8 +216,8 @@ func TestIndexCopyOnWrite(t *testing.T) {
 			t.Fatalf("step %d: %d edits copied %d of %d pages", step, edits, copied, len(y.slots))
 		}
 		for _, e := range entries {
-			if got, f := y.get(&e.Items()[0].sum); in[e] != (got == &e.Items()[0] && f == e) || !in[e] && got != nil {
-				t.Fatalf("step %d: get = %p, want present=%v", step, got, in[e])
+			if f, pos, ok := y.get(&e.Items()[0].sum); in[e] != (ok && f.Num() == num[e] && pos == 0) || !in[e] && ok {
+				t.Fatalf("step %d: get = %d/%d, %v, want present=%v", step, f.Num(), pos, ok, in[e])
 			}
 		}
 		if y.n != countTrue(in) {

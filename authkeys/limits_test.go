@@ -180,8 +180,8 @@ func TestLimitsHoldWhileFilesComeAndGo(t *testing.T) {
 		// must not answer for the files given those numbers since.
 		for _, k := range []int{limited, expired, free, 10 + round%80} {
 			sum := key(t, k).SPKIHash()
-			if _, f, r := old.keys.lookup(&sum); f != nil {
-				s.made.entry(r.file, old.files.GenAt(r.file), f, r.pos)
+			if r := old.keys.lookup(&sum); r.file != 0 {
+				s.made.entry(old.files, r)
 			}
 		}
 		check()

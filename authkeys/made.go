@@ -85,14 +85,17 @@ func (fm *fileMade) place(pos uint32) *atomic.Pointer[Entry] {
 	return &chunk[pos&(madeChunkLen-1)]
 }
 
-// entry returns the Entry of f.Items()[pos], f being numbered num of
-// generation gen, making it the first time.
-func (m *madeEntries) entry(num, gen uint32, f *keydir.File[item], pos uint32) *Entry {
+// entry returns the Entry of the item files holds at r, making it the
+// first time. It reads the file (keydir.FileRef) only to make an Entry:
+// a client seen before costs its number's generation and a load.
+func (m *madeEntries) entry(files *keydir.Snapshot[item], r ref) *Entry {
+	num, gen, pos := r.file, files.GenAt(r.file), r.pos
 	slot := m.slot(num)
 	fm := slot.Load()
 	if fm == nil || fm.gen != gen {
 		// The number's first Entry, or the number was another file's.
-		fresh := newFileMade(gen, len(f.Items()))
+		f, _ := files.RefAt(num)
+		fresh := newFileMade(gen, f.Len())
 		if slot.CompareAndSwap(fm, fresh) {
 			fm = fresh
 			if m.numbered != nil && !m.numbered(num, gen) {
@@ -101,14 +104,15 @@ func (m *madeEntries) entry(num, gen uint32, f *keydir.File[item], pos uint32) *
 		} else if fm = slot.Load(); fm == nil || fm.gen != gen {
 			// Handshakes on two snapshots that number two files alike
 			// (during a reload): this one's Entry is not kept.
-			return f.Items()[pos].entry(f)
+			return entryOf(f, int(pos))
 		}
 	}
 	p := fm.place(pos)
 	if e := p.Load(); e != nil {
 		return e
 	}
-	e := f.Items()[pos].entry(f)
+	f, _ := files.RefAt(num)
+	e := entryOf(f, int(pos))
 	if !p.CompareAndSwap(nil, e) {
 		return p.Load()
 	}

@@ -53,7 +53,7 @@ func TestMadeEntryFollowsItsFile(t *testing.T) {
 	s.Reload()
 	// A handshake still deciding on the snapshot before puts the old
 	// file's Entry back under the number the new file may have.
-	if _, f, r := old.keys.lookup(&alice); s.made.entry(r.file, old.files.GenAt(r.file), f, r.pos).Comment != "v0" {
+	if s.made.entry(old.files, old.keys.lookup(&alice)).Comment != "v0" {
 		t.Fatal("the old snapshot's Entry is not the old file's")
 	}
 	if e := decide(1); e.Comment != "v1" {
@@ -128,7 +128,7 @@ func TestMadeEntriesForgottenWithTheirFile(t *testing.T) {
 	if d := s.Decide(sum, netip.Addr{}); d.Verdict != Authorized {
 		t.Fatal(d.Err)
 	}
-	_, _, r := s.snap.Load().keys.lookup(&sum)
+	r := s.snap.Load().keys.lookup(&sum)
 	if s.made.slot(r.file).Load() == nil {
 		t.Fatal("no Entry kept for the key decided")
 	}
@@ -148,13 +148,13 @@ func TestMadeEntriesOfAnOldSnapshotNotKept(t *testing.T) {
 	s, dir := eightyKeys(t)
 	sum := key(t, 10).SPKIHash()
 	old := s.snap.Load()
-	_, f, r := old.keys.lookup(&sum)
-	if f == nil {
+	r := old.keys.lookup(&sum)
+	if r.file == 0 {
 		t.Fatal("key 10 is not in the store")
 	}
 	removeKey10(t, s, dir)
 	// The handshake on the old snapshot decides now: it has its Entry...
-	if e := s.made.entry(r.file, old.files.GenAt(r.file), f, r.pos); e.SPKIHash != sum {
+	if e := s.made.entry(old.files, r); e.SPKIHash != sum {
 		t.Fatalf("the old snapshot's handshake got %+v", e)
 	}
 	// ...and the store keeps nothing of the file that went.
@@ -166,7 +166,7 @@ func TestMadeEntriesOfAnOldSnapshotNotKept(t *testing.T) {
 	if d := s.Decide(kept, netip.Addr{}); d.Verdict != Authorized {
 		t.Fatal(d.Err)
 	}
-	if _, _, r := s.snap.Load().keys.lookup(&kept); s.made.slot(r.file).Load() == nil {
+	if r := s.snap.Load().keys.lookup(&kept); s.made.slot(r.file).Load() == nil {
 		t.Fatal("no Entry kept for a key of the current snapshot")
 	}
 }
@@ -185,15 +185,16 @@ func TestMadeEntriesGrowWithClients(t *testing.T) {
 	set := keydir.NewDirFile("/keys", "set.json", 0, items, nil)
 	one := keydir.NewDirFile("/keys", "one.json", 0, items[:1], nil)
 	var m madeEntries
-	m.entry(1, 0, one, 0) // the page of file numbers, 32 KiB, made beforehand
+	files := keydir.SnapshotOf(one, set)
+	m.entry(files, ref{1, 0}) // the page of file numbers, 32 KiB, made beforehand
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	e := m.entry(0, 0, set, 12345)
+	e := m.entry(files, ref{2, 12345})
 	runtime.ReadMemStats(&after)
 	if e.SPKIHash != items[12345].sum || e.Name != "set" {
 		t.Fatalf("entry %+v", e)
 	}
-	if m.entry(0, 0, set, 12345) != e {
+	if m.entry(files, ref{2, 12345}) != e {
 		t.Fatal("the Entry is not kept")
 	}
 	// 8 bytes a key (a pointer for each) would be 800,000.
@@ -202,7 +203,7 @@ func TestMadeEntriesGrowWithClients(t *testing.T) {
 	}
 	// Each key's own Entry, at the ends of chunks and of the set too.
 	for _, pos := range []uint32{0, 1, 63, 64, 12344, 12346, n - 1} {
-		if e := m.entry(0, 0, set, pos); e.SPKIHash != items[pos].sum || m.entry(0, 0, set, pos) != e {
+		if e := m.entry(files, ref{2, pos}); e.SPKIHash != items[pos].sum || m.entry(files, ref{2, pos}) != e {
 			t.Fatalf("position %d: %+v, or not kept", pos, e)
 		}
 	}
@@ -223,13 +224,13 @@ func TestMadeEntryTellsANumberGivenAgain(t *testing.T) {
 		t.Fatal(d.Err)
 	}
 	old := s.snap.Load()
-	_, f, r := old.keys.lookup(&gone)
+	r := old.keys.lookup(&gone)
 	removeKey10(t, s, dir)
 	keydirtest.Write(t, filepath.Join(dir, "newcomer.json"), keydirtest.JWK(t, key(t, 5)))
 	s.Reload()
 	came := key(t, 5).SPKIHash()
 	sn := s.snap.Load()
-	_, _, now := sn.keys.lookup(&came)
+	now := sn.keys.lookup(&came)
 	if now.file != r.file {
 		t.Fatalf("the newcomer is numbered %d, not %d, the number of the file that went: the test does not reach a number given again", now.file, r.file)
 	}
@@ -240,7 +241,7 @@ func TestMadeEntryTellsANumberGivenAgain(t *testing.T) {
 	if d.Verdict != Authorized || d.Entry.Name != "newcomer" {
 		t.Fatalf("the newcomer: %v %+v", d.Verdict, d.Entry)
 	}
-	if e := s.made.entry(r.file, old.files.GenAt(r.file), f, r.pos); e.SPKIHash != gone || e.Name != "k00" {
+	if e := s.made.entry(old.files, r); e.SPKIHash != gone || e.Name != "k00" {
 		t.Fatalf("a handshake on the snapshot before got %+v, not k00's Entry", e)
 	}
 	if again := s.Decide(came, netip.Addr{}); again.Entry.SPKIHash != came || again.Entry.Name != "newcomer" {

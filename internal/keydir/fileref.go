@@ -38,6 +38,14 @@ func (s *Snapshot[T]) RefAt(num uint32) (r FileRef[T], ok bool) {
 	return FileRef[T]{s, f, num}, f != nil
 }
 
+// ItemAt returns a copy of the item at pos of the file s numbers num,
+// which must be one: what a store's lookup reads at each probe, copying
+// the item out rather than keep a pointer into the file — a file of one
+// key is to keep its item in the snapshot's mapped memory, which lives
+// as long as the snapshot that reads it and no longer (docs/design.md,
+// "Memory of a loaded store", step 5).
+func (s *Snapshot[T]) ItemAt(num uint32, pos int) T { return s.numbers.at(num).Items()[pos] }
+
 // RefOf returns f as a FileRef of no snapshot (numbered 0): for callers
 // that hold a File without a loader (NewFile, NewDirFile).
 func RefOf[T any](f *File[T]) FileRef[T] { return FileRef[T]{f: f} }
