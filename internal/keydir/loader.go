@@ -1612,19 +1612,19 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 		if hasProblem(e.old.refs()) || hasProblem(now.refs()) {
 			return nil
 		}
-		was, is := loaded(&l.numbers, e.old), loaded(&l.numbers, now)
+		was, is := loadedAs(&l.numbers, e.old), loadedAs(&l.numbers, now) // was: prev's generation, freed only as snap is published
 		if was == is {
 			continue
 		}
-		if loaded(&prev.numbers, lookupRow(prev.rows[e.src], &prev.numbers, ss.nameAt, e.name)) != was {
+		if loadedAs(&prev.numbers, lookupRow(prev.rows[e.src], &prev.numbers, ss.nameAt, e.name)) != was {
 			return nil // not what the last snapshot holds: assemble it whole
 		}
-		if was != nil {
-			snap.gone = append(snap.gone, Numbered[T]{e.old.num, l.numbers.genAt(e.old.num), was}) // freed only as snap is published: prev's
+		if was.num != 0 {
+			snap.gone = append(snap.gone, Numbered[T]{was.num, was.gen, l.numbers.at(was.num)})
 			snap.nfiles--
 		}
-		if is != nil {
-			snap.came = append(snap.came, Numbered[T]{now.num, l.numbers.genAt(now.num), is})
+		if is.num != 0 {
+			snap.came = append(snap.came, Numbered[T]{is.num, is.gen, l.numbers.at(is.num)})
 			snap.nfiles++
 		}
 	}
@@ -1655,6 +1655,22 @@ func loaded[T any](ns *numbers[T], r *fileRow[T]) *File[T] {
 		return nil
 	}
 	return r.fileIn(ns)
+}
+
+// fileID names a file of a loader in every snapshot it publishes: its
+// number and the number's generation (Snapshot.GenAt). {0, 0}: none.
+type fileID struct{ num, gen uint32 }
+
+// loadedAs is the file a row puts in a snapshot (loaded), named by its
+// number and generation as ns gives them: what tells two rows' files
+// apart, where comparing their Files would make one for a file of one
+// key, which is to have none of its own (docs/design.md, "Memory of a
+// loaded store", step 5).
+func loadedAs[T any](ns *numbers[T], r *fileRow[T]) fileID {
+	if r == nil || r.problem() != nil || r.num == 0 {
+		return fileID{}
+	}
+	return fileID{r.num, ns.genAt(r.num)}
 }
 
 // logProblems logs each problem of snap once, when it appears, and says
