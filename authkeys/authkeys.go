@@ -627,7 +627,9 @@ const (
 	// name's keys, in a file of its own: NAME+KEYID.json (the first 32
 	// characters, 160 bits, of the key's ID; earlier versions wrote 8,
 	// and their files still count as the client's). A client's next key
-	// goes there (AcceptRotation).
+	// goes there (AcceptRotation). A name holds at most MaxNextKeys such
+	// files, counted under the directory's lock with the write
+	// (*NextKeysLimitError).
 	AddBeside
 )
 
@@ -718,6 +720,12 @@ func (s *Store) Add(k *jwk.Key, name string, mode AddMode) (*Entry, error) {
 		if e := s.NameHolder(name, sum, absPath); e != nil {
 			return nil, &NameExistsError{Name: name, File: e.File, Fingerprint: e.Fingerprint}
 		}
+	} else if held := s.nextKeys(name); len(held) >= MaxNextKeys {
+		// Counted here, on the files as they are under the lock: a
+		// count before it (AcceptRotation's, on its store's last load)
+		// let servers sharing the directory each find room (found by
+		// review, 2026-12-05: TestAcceptRotationBoundAcrossStores).
+		return nil, &NextKeysLimitError{Name: name, Fingerprint: k.Fingerprint(), Held: held}
 	}
 	pk := k.PublicKey()
 	if pk.Attrs == nil {

@@ -19,7 +19,9 @@ import (
 // other — in a file of its own beside e's (Add with AddBeside). e must
 // accept rotation (Entry.AcceptRotation). A key already authorized, under
 // any name, is left as it is. A name holds at most MaxNextKeys such
-// files (*NextKeysLimitError). The store does not see the announcement:
+// files (*NextKeysLimitError), counted in Add's step under the
+// directory's lock, so that servers sharing it cannot each find room.
+// The store does not see the announcement:
 // the caller must have checked that next proved possession — signed its
 // announcement by e's key — and is no weaker (tlsbridge.AnnouncedKeys,
 // docs/design.md "Announced rotation"), or a client could have anyone's
