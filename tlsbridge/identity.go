@@ -256,7 +256,8 @@ func holdsPrivateKeyBlock(data []byte) bool {
 // before its last step leaves (pub_key.* the previous identity's, kept
 // as key.old.*, or pub_key.next.* the identity's with no next key), which
 // the load finishes as RotateHome would have, under the lock of the
-// identity's writers (checkPublicHalves).
+// identity's writers (checkPublicHalves) — or, where this user may not
+// write the home, loads the identity and leaves to a writer.
 func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	return loadHomeIdentity(home, opts, false)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 
 	homedir "github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
@@ -73,7 +74,9 @@ type staleHalves struct {
 // 2026-12-05). A load that finds that state finishes the rotation: it
 // writes pub_key<ext> (atomically, 0644, as RotateHome does) and removes
 // what RotateHome's last step removes. A public half that is no such
-// leftover is refused (*PublicKeyError), never rewritten.
+// leftover is refused (*PublicKeyError), never rewritten. A load whose
+// user may not write the home cannot finish a leftover: it loads the
+// identity, and leaves the home as it is for a writer (mayNotWrite).
 //
 // The files are looked at again under the lock of the identity's
 // writers (LockIdentity; locked: the caller holds it), with the identity
@@ -100,11 +103,32 @@ func checkPublicHalves(home, keyFile string, k *jwk.Key, locked bool) (*jwk.Key,
 	}
 	switch {
 	case st.leftover:
-		return k, finishPublic(home, keyFile, k, st)
+		err := finishPublic(home, keyFile, k, st)
+		if mayNotWrite(err) {
+			// A load whose user may not write the home (a server run as
+			// a user of its own, a read-only mount) leaves the last step
+			// to a writer: the identity, key.*, is the key the rotation
+			// made, and a server presents no public half. Refused, the
+			// server did not start, or its reload made between rotate's
+			// rename and its write (such a user cannot take the lock, so
+			// does not wait for rotate) kept the key rotated away (found
+			// by review, 2026-12-05, late).
+			return k, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return k, nil
 	case len(st.wrong) > 0:
 		return nil, st.wrong[0]
 	}
 	return k, nil
+}
+
+// mayNotWrite reports whether err says that this user may not write the
+// home: a permission refused, a read-only file system.
+func mayNotWrite(err error) bool {
+	return err != nil && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS))
 }
 
 // stalePublic looks at the home's public files against k, the identity
