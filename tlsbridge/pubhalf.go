@@ -46,7 +46,7 @@ func (e *PublicKeyError) Error() string {
 	if e.Found == "" {
 		found = fmt.Sprintf("no one key (%v)", e.Err)
 	}
-	return fmt.Sprintf("tlsbridge: %s holds %s, not the public half of the identity %s (key %s): it is what is copied to peers, so the home is not loaded until it holds the identity's (keytool pub writes it)",
+	return fmt.Sprintf("tlsbridge: %s holds %s, not the public half of the identity %s (key %s): it is what is copied to peers, so the home is not loaded until it holds the identity's public key",
 		e.File, found, e.KeyFile, e.Key)
 }
 

@@ -57,7 +57,7 @@ func TestJoinUnverifiedAddresses(t *testing.T) {
 			t.Errorf("a pin file exists for the unverified %s: %v", a, err)
 		}
 	}
-	entries, _ := os.ReadDir(filepath.Dir(pinFile(cliHome, addr)))
+	entries, _ := keyDirEntries(filepath.Dir(pinFile(cliHome, addr)))
 	if len(entries) != 1 {
 		t.Errorf("trusted_hosts.d holds %d files, want 1", len(entries))
 	}
