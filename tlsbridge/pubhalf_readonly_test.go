@@ -3,7 +3,6 @@
 package tlsbridge
 
 import (
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,21 +93,15 @@ func loadNotWritable(t *testing.T, dir string) {
 	}
 }
 
+// copyFile copies the file from to to, executable (the test binary, for
+// another user to run).
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
-	in, err := os.Open(from)
+	data, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
+	if err := os.WriteFile(to, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
 }
