@@ -81,8 +81,10 @@ func (s *Store) Decide(addr string, sum [32]byte) Decision {
 // certificates by purpose, docs/design.md "Purposes"): a pin whose
 // "purpose" member does not name it is not there for this connection —
 // neither admitting the key nor making another key Changed. Pins without
-// a purpose apply to every purpose; with purpose "", every pin applies,
-// as in Decide.
+// a purpose apply to every purpose. With purpose "" it is Decide: every
+// pin is there, but only a pin for every purpose admits — a key pinned
+// for some purposes only is Refused (*PurposesOnlyError), and makes
+// another key Changed.
 func (s *Store) DecidePurpose(addr, purpose string, sum [32]byte) Decision {
 	return decisionOf(s.check(addr, sum, nil, purpose))
 }

@@ -148,6 +148,29 @@ func (e *NeedsNameError) Error() string {
 	return fmt.Sprintf("knownhosts: host %s presented key %s, which %s pins for any address its certificate names: the certificate must be checked", e.Addr, e.Fingerprint, termtext.Safe(e.File))
 }
 
+// PurposesOnlyError means a connection without a purpose met a key the
+// address pins for some purposes only (File): refused, final. A key
+// accepted for one kind of connection is not thereby trusted for the
+// others, and a connection without a purpose is one more kind: admitting
+// it there let a key a client of one purpose pinned on first use (a
+// man in the middle it met) be trusted by every client without one
+// (docs/design.md, "Purposes"). A pin for every purpose admits it.
+type PurposesOnlyError struct {
+	Addr        string
+	Fingerprint string   // of the presented key
+	File        string   // the first file pinning it for some purposes
+	Purposes    []string // the purposes the address's pins of the key serve
+	// Others are the address's exact pins of other keys, for some
+	// purposes or every one: a writer pinning the key for every purpose
+	// meets them as changed keys (Store.AddKey).
+	Others []PinnedKey
+}
+
+func (e *PurposesOnlyError) Error() string {
+	return fmt.Sprintf("knownhosts: host %s presented key %s, which %s pins for connections of purpose %s only, not for a connection without a purpose",
+		e.Addr, e.Fingerprint, termtext.Safe(e.File), strings.Join(e.Purposes, ", "))
+}
+
 // NameMismatchError means the host presented a key pinned without an
 // address (File), in a certificate that does not name the host dialled:
 // refused, as a pin for another address would be.

@@ -270,7 +270,10 @@ func (s *Store) pinFiles(files []*keydir.File[*Entry]) []*keydir.File[*Entry] {
 	return out
 }
 
-// excluded reports whether one of e's negated patterns matches.
+// excluded reports whether e is not there for a connection of purpose
+// to the address: one of its negated patterns matches, or it is a pin for
+// other purposes. A connection without a purpose sees every pin, but
+// only those for every purpose admit it (admits).
 func (e *Entry) excluded(ip netip.Addr, host string, port uint16, purpose string) bool {
 	if purpose != "" && len(e.Purposes) > 0 && !slices.Contains(e.Purposes, purpose) {
 		return true // a pin for other purposes
@@ -281,6 +284,15 @@ func (e *Entry) excluded(ip netip.Addr, host string, port uint16, purpose string
 		}
 	}
 	return false
+}
+
+// admits reports whether e, not excluded, admits its key for a connection
+// of purpose: any pin there does for a connection of a purpose; for one
+// without a purpose, only a pin for every purpose. A pin for some
+// purposes still makes another key a changed one there: the address is
+// pinned (docs/design.md, "Purposes").
+func (e *Entry) admits(purpose string) bool {
+	return purpose != "" || len(e.Purposes) == 0
 }
 
 // Check decides whether key may be presented by the host at addr ("host",
@@ -294,6 +306,8 @@ func (e *Entry) excluded(ip netip.Addr, host string, port uint16, purpose string
 //     a certificate naming the host can admit it (WithCertificate);
 //   - *UnknownHostError if no pin applies, or only wildcard pins with
 //     other keys (a wildcard cannot tell that this host changed);
+//   - *PurposesOnlyError, for a connection without a purpose (Check,
+//     Decide), if only pins for some purposes hold the key;
 //   - *SkippedFilesError instead of the last two, while any file of pins
 //     is skipped (bad modes, unreadable, malformed): the pin for the
 //     address may be in it — of another key, which a key pinned without
@@ -313,8 +327,9 @@ func (s *Store) CheckSPKI(addr string, sum [32]byte) error {
 }
 
 // check decides on the key (its hash sum, and the key when known) at
-// addr, for a connection of purpose ("": every pin applies; else the pins
-// without a purpose and those for it).
+// addr, for a connection of purpose ("": every pin is there, and those
+// for every purpose admit; else the pins without a purpose and those for
+// it are there, and admit).
 func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) error {
 	sn := s.snap.Load()
 	if err := sn.revoked.Err(); err != nil {
@@ -340,14 +355,18 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		k.port = 0
 		anyPort = sn.pins.exact.get(hashPort(h, 0), k)
 	}
-	pinned := false // an exact pin applies
+	pinned := false        // an exact pin applies
+	var forSome purposesOf // pins of the key that do not admit it: for some purposes, and the connection has none
 	for _, list := range [2][]*Entry{exactPort, anyPort} {
 		for _, e := range list {
 			if e.excluded(ip, host, port, purpose) {
 				continue
 			}
 			if e.SPKIHash == sum {
-				return nil
+				if e.admits(purpose) {
+					return nil
+				}
+				forSome.add(e)
 			}
 			pinned = true
 		}
@@ -358,11 +377,29 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		}
 		for i := range e.pos {
 			if e.pos[i].wild && e.pos[i].match(ip, host, port) {
-				return nil
+				if e.admits(purpose) {
+					return nil
+				}
+				forSome.add(e)
+				break
 			}
 		}
 	}
 	fp := jwk.FormatFingerprint(sum)
+	purposesOnly := func() error {
+		e := &PurposesOnlyError{Addr: addr, Fingerprint: fp, File: forSome.file, Purposes: forSome.purposes}
+		if pinned {
+			for _, w := range changedError(addr, key, fp, ip, host, port, purpose, exactPort, anyPort).Want {
+				if w.Fingerprint != fp {
+					e.Others = append(e.Others, w)
+				}
+			}
+		}
+		return e
+	}
+	if forSome.file != "" {
+		return purposesOnly()
+	}
 	if !pinned && len(sn.skipped) > 0 {
 		// Before a key pinned without an address: it is admitted only
 		// where no pin of the address holds another key, and the
@@ -373,15 +410,40 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		if pinned || e.excluded(ip, host, port, purpose) {
 			continue
 		}
+		if !e.admits(purpose) {
+			forSome.add(e)
+			continue
+		}
 		// Pinned without an address: the address's own pins came first
 		// (a pin of another key there is a changed key, which this one
 		// never rescues); now the certificate must name the host.
 		return &NeedsNameError{Addr: addr, Fingerprint: fp, File: e.File}
 	}
+	if forSome.file != "" {
+		return purposesOnly()
+	}
 	if !pinned {
 		return &UnknownHostError{Addr: addr, Key: key, Fingerprint: fp}
 	}
 	return changedError(addr, key, fp, ip, host, port, purpose, exactPort, anyPort)
+}
+
+// purposesOf gathers, for a *PurposesOnlyError, the pins of a key for
+// some purposes only: the first one's file and every purpose they serve.
+type purposesOf struct {
+	file     string
+	purposes []string
+}
+
+func (p *purposesOf) add(e *Entry) {
+	if p.file == "" {
+		p.file = e.File
+	}
+	for _, name := range e.Purposes {
+		if !slices.Contains(p.purposes, name) {
+			p.purposes = append(p.purposes, name)
+		}
+	}
 }
 
 // changedError is check's *KeyChangedError for addr (parsed as ip, host
@@ -743,8 +805,14 @@ func (s *Store) existingPin(norm string, key *jwk.Key) (string, error) {
 		pinned := true
 		for _, purpose := range checks {
 			err := s.check(norm, sum, key, purpose)
-			var ce *KeyChangedError
-			if errors.As(err, &ce) {
+			var (
+				ce   *KeyChangedError
+				only *PurposesOnlyError // the key pinned for some purposes: the others' pins still count
+			)
+			if errors.As(err, &ce) || errors.As(err, &only) {
+				if ce == nil {
+					ce = &KeyChangedError{Want: only.Others}
+				}
 				for _, w := range ce.Want {
 					if !slices.Contains(want, w) {
 						want = append(want, w)

@@ -192,8 +192,8 @@ func TestKeyWithoutAddressInTheFileIsAProblem(t *testing.T) {
 }
 
 // Pins without an address for purposes: a connection of another purpose
-// does not see them, one of theirs (or without a purpose) does, whichever
-// file comes first.
+// does not see them, one of theirs does, whichever file comes first; one
+// without a purpose sees them and is refused (PurposesOnlyError).
 func TestKeyPinnedWithoutAddressByPurpose(t *testing.T) {
 	k, _ := selfSigned(t, []string{"server"})
 	home := t.TempDir()
@@ -204,7 +204,7 @@ func TestKeyPinnedWithoutAddressByPurpose(t *testing.T) {
 	if p := s.Problems(); len(p) != 0 {
 		t.Fatal(p)
 	}
-	for purpose, want := range map[string]Verdict{"": PinnedIfNamed, "ldap": PinnedIfNamed, "pool": PinnedIfNamed, "other": Unknown} {
+	for purpose, want := range map[string]Verdict{"": Refused, "ldap": PinnedIfNamed, "pool": PinnedIfNamed, "other": Unknown} {
 		if d := s.DecidePurpose("server:443", purpose, k.SPKIHash()); d.Verdict != want {
 			t.Errorf("purpose %q: %v, want %v", purpose, d.Verdict, want)
 		}

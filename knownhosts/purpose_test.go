@@ -14,8 +14,11 @@ import (
 // certificates by purpose, the "purpose" member as a JSON list or a PEM
 // header). For a connection of another purpose it is not there: it
 // neither admits its key nor makes another key a changed one. Pins
-// without a purpose apply to every purpose, and Decide (no purpose) sees
-// every pin. An empty list is an error, not "every purpose".
+// without a purpose apply to every purpose. Decide (no purpose) sees
+// every pin, but is admitted only by a pin for every purpose: a
+// connection without a purpose is one more kind of connection, and a
+// key pinned for another kind is refused (*PurposesOnlyError), not
+// admitted. An empty list is an error, not "every purpose".
 func TestPinPurposes(t *testing.T) {
 	home := t.TempDir()
 	dir := filepath.Join(home, "trusted_hosts.d")
@@ -40,16 +43,34 @@ func TestPinPurposes(t *testing.T) {
 		{"ldap.example:636", "ldap", 9, Changed},
 		{"ldap.example:636", "pool", 1, Unknown}, // not pinned for pool
 		{"ldap.example:636", "pool", 9, Unknown}, // nor a changed key
-		{"ldap.example:636", "", 1, Pinned},      // no purpose: every pin
-		{"ldap.example:636", "", 9, Changed},
+		{"ldap.example:636", "", 1, Refused},     // no purpose: pinned for ldap and appliance only
+		{"ldap.example:636", "", 9, Changed},     // but the address is pinned
+		{"any.example:443", "", 2, Pinned},
 		{"any.example:443", "ldap", 2, Pinned}, // a pin without purpose: every purpose
 		{"any.example:443", "ldap", 9, Changed},
 		{"pool.example:443", "pool", 3, Pinned}, // from the PEM header
 		{"pool.example:443", "ldap", 3, Unknown},
+		{"pool.example:443", "", 3, Refused},
 	} {
-		if got := s.DecidePurpose(c.addr, c.purpose, key(t, c.key).SPKIHash()).Verdict; got != c.want {
-			t.Errorf("DecidePurpose(%s, %q, key %d) = %v, want %v", c.addr, c.purpose, c.key, got, c.want)
+		d := s.DecidePurpose(c.addr, c.purpose, key(t, c.key).SPKIHash())
+		if d.Verdict != c.want {
+			t.Errorf("DecidePurpose(%s, %q, key %d) = %v, want %v", c.addr, c.purpose, c.key, d.Verdict, c.want)
 		}
+		if d.Verdict == Refused {
+			var only *PurposesOnlyError
+			if !errors.As(d.Err, &only) || only.File == "" || len(only.Purposes) == 0 {
+				t.Errorf("DecidePurpose(%s, %q, key %d): %v, want a *PurposesOnlyError naming the pin's file and purposes", c.addr, c.purpose, c.key, d.Err)
+			}
+		}
+		if c.purpose == "" {
+			if d2 := s.Decide(c.addr, key(t, c.key).SPKIHash()); d2.Verdict != d.Verdict {
+				t.Errorf("Decide(%s, key %d) = %v, DecidePurpose with no purpose %v", c.addr, c.key, d2.Verdict, d.Verdict)
+			}
+		}
+	}
+	var only *PurposesOnlyError
+	if err := s.Check("ldap.example:636", key(t, 1)); !errors.As(err, &only) || strings.Join(only.Purposes, ",") != "ldap,appliance" || !strings.Contains(err.Error(), "ldap.json") {
+		t.Errorf("Check of a key pinned for some purposes: %v", err)
 	}
 	if got := s.Entries()[1].Purposes; strings.Join(got, ",") != "ldap,appliance" {
 		t.Errorf("Entry.Purposes = %v", got)
@@ -171,5 +192,67 @@ func TestPurposeNames(t *testing.T) {
 		if p := s.Problems(); len(p) != 1 || !strings.Contains(p[0].Error(), "is not a purpose") {
 			t.Errorf("purpose %q: problems %v", bad, p)
 		}
+	}
+}
+
+// TestPinForSomePurposesNeverAdmitsWithoutAPurpose is the case a review
+// of the client found (2026-12): the administrator pinned db's key for
+// ldap only; a client of purpose pool, which has no pin of db, met a man
+// in the middle on first use and accept-new pinned its key for pool.
+// Every client without a purpose then admitted that key, because a
+// connection without a purpose saw (and was admitted by) every pin. A
+// key pinned for some purposes is now refused there, the address's pins
+// still making any other key a changed one; a pin for every purpose,
+// exact or wildcard, admits as before.
+func TestPinForSomePurposesNeverAdmitsWithoutAPurpose(t *testing.T) {
+	const addr = "db.example:636"
+	home := t.TempDir()
+	s := Load(HomeOptions(home))
+	for _, k := range []*jwk.Key{forPurposes(t, 1, "ldap"), forPurposes(t, 2, "pool")} {
+		if _, err := s.Add(addr, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wild := pinned(t, 3, "*.example:443")
+	wild.Attrs.SetList(jwk.AttrPurpose, []string{"pool"})
+	keydirtest.Write(t, filepath.Join(home, "trusted_hosts.d", "wild.json"), keydirtest.JWK(t, wild))
+	keydirtest.Write(t, filepath.Join(home, "trusted_hosts.d", "every.json"), keydirtest.JWK(t, pinned(t, 4, "*.every.example")))
+	s = Load(HomeOptions(home))
+	if p := s.Problems(); len(p) != 0 {
+		t.Fatal(p)
+	}
+	for _, c := range []struct {
+		addr, purpose string
+		key           int
+		want          Verdict
+	}{
+		{addr, "", 2, Refused},    // the key met by the client of purpose pool
+		{addr, "", 1, Refused},    // the administrator's, for ldap only
+		{addr, "", 9, Changed},    // the address is pinned all the same
+		{addr, "pool", 2, Pinned}, // first use of its own purpose: by design
+		{addr, "ldap", 2, Changed},
+		{"web.example:443", "", 3, Refused},
+		{"web.example:443", "pool", 3, Pinned},
+		{"a.every.example:443", "", 4, Pinned},
+	} {
+		d := s.DecidePurpose(c.addr, c.purpose, key(t, c.key).SPKIHash())
+		if d.Verdict != c.want {
+			t.Errorf("DecidePurpose(%s, %q, key %d) = %v (%v), want %v", c.addr, c.purpose, c.key, d.Verdict, d.Err, c.want)
+		}
+	}
+	// Pinning the key for every purpose is how to admit it there: a
+	// changed key while the pin for pool of another key stands.
+	var changed *KeyChangedError
+	if _, err := s.Add(addr, forPurposes(t, 1)); !errors.As(err, &changed) {
+		t.Fatalf("pinning key 1 for every purpose beside key 2's pin for pool: %v, want a changed key", err)
+	}
+	if _, err := s.Remove(key(t, 2).Fingerprint()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Add(addr, forPurposes(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if d := Load(HomeOptions(home)).Decide(addr, key(t, 1).SPKIHash()); d.Verdict != Pinned {
+		t.Errorf("key 1 pinned for every purpose: %v (%v)", d.Verdict, d.Err)
 	}
 }

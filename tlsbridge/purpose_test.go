@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -289,5 +290,44 @@ func TestPurposeNameRefused(t *testing.T) {
 	}
 	if _, err := NewClient(h.id, ClientOptions{Hosts: h.host, Purpose: "pool.v2_x-1"}); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestPurposeFirstUseTrustsNoOtherKind is the case a review of the client
+// found: the host's real key is pinned for ldap only; a client of
+// purpose pool meets a man in the middle at the address (here: a server
+// of another key), and accept-new pins its key for pool — first use of
+// that purpose, by design. A client without a purpose must not then
+// admit that key: it saw every pin, and was admitted by any. Now it is
+// refused (*knownhosts.PurposesOnlyError), under accept-new as well,
+// pinning nothing; a client of purpose ldap meets a changed key.
+func TestPurposeFirstUseTrustsNoOtherKind(t *testing.T) {
+	cli := newHome(t, jwk.EC256)
+	mitm, ts := serverFor(t, cli)
+	real := mustGenerate(t, jwk.EC256)
+	pinFor(t, cli, ts.addr(), real, "ldap")
+
+	if _, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, ClientOptions{Purpose: "pool", Policy: AcceptNew}), ts.addr())); err != nil {
+		t.Fatalf("the pool client's first use: %v", err)
+	}
+	cli.host.Reload()
+	if d := cli.host.DecidePurpose(ts.addr(), "pool", mitm.id.Key.SPKIHash()); d.Verdict != knownhosts.Pinned {
+		t.Fatalf("accept-new for pool pinned nothing: %v", d.Verdict)
+	}
+	for _, policy := range []Policy{AcceptNew, Strict} {
+		_, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, ClientOptions{Policy: policy}), ts.addr()))
+		var only *knownhosts.PurposesOnlyError
+		if !errors.As(err, &only) || !slices.Equal(only.Purposes, []string{"pool"}) {
+			t.Errorf("a client without a purpose (%v) met the key pinned for pool only: %v, want *knownhosts.PurposesOnlyError", policy, err)
+		}
+	}
+	cli.host.Reload()
+	if d := cli.host.Decide(ts.addr(), mitm.id.Key.SPKIHash()); d.Verdict == knownhosts.Pinned {
+		t.Errorf("a refused client without a purpose pinned the key for every purpose")
+	}
+	_, err := roundTrip(ts.addr(), mustConfig(t, cli.client(t, ClientOptions{Purpose: "ldap", Policy: AcceptNew}), ts.addr()))
+	var changed *knownhosts.KeyChangedError
+	if !errors.As(err, &changed) {
+		t.Errorf("a client of purpose ldap: %v, want a changed key", err)
 	}
 }

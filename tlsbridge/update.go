@@ -165,7 +165,9 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 		return
 	}
 	next, err := announcedKeys(leaf, func(k *jwk.Key) bool {
-		return c.opts.Hosts.Decide(addr, k.SPKIHash()).Verdict != knownhosts.Pinned
+		// For the connection's purpose: a pin for some purposes does not
+		// admit a connection without one (docs/design.md, "Purposes").
+		return c.storeDecision(addr, k.SPKIHash()).Verdict != knownhosts.Pinned
 	})
 	if err != nil {
 		c.opts.Logger.Warn("ignoring the next keys a host announces", "addr", addr, "error", err, "retry_in", rotationRetry.String())
@@ -259,7 +261,7 @@ func (c *Client) askAnnounced(addr string, current, next *jwk.Key) bool {
 	}
 	c.prompt.Lock()
 	defer c.prompt.Unlock()
-	if c.opts.Hosts.Decide(addr, next.SPKIHash()).Verdict == knownhosts.Pinned {
+	if c.storeDecision(addr, next.SPKIHash()).Verdict == knownhosts.Pinned {
 		return false // pinned while this one waited
 	}
 	a, err := p.AskAnnouncedKey(AnnouncedKey{Addr: addr, Current: current, Next: next})

@@ -1,9 +1,13 @@
 package tlsbridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/jwk"
@@ -46,7 +50,9 @@ func TestUpdateHostKeysIgnoresKeyPinnedWithoutAddress(t *testing.T) {
 
 // A key learned from an announcement is pinned for no more purposes than
 // the pin that admitted the announcing key: a host pinned for one purpose
-// must not gain the others by announcing a key.
+// must not gain the others by announcing a key. A client without a
+// purpose is not admitted by the pin for ldap at all (docs/design.md,
+// "Purposes"), so it learns nothing either.
 func TestUpdateHostKeysKeepsPurpose(t *testing.T) {
 	for _, clientPurpose := range []string{"ldap", ""} {
 		next := mustGenerate(t, jwk.EC256)
@@ -54,7 +60,19 @@ func TestUpdateHostKeysKeepsPurpose(t *testing.T) {
 		cli := newHome(t, jwk.EC256)
 		srv.authorize(t, "client", cli.id.Key)
 		pinFor(t, cli, ts.addr(), srv.id.Key, "ldap")
-		if err := learnTrip(t, cli.client(t, ClientOptions{Purpose: clientPurpose, UpdateHostKeys: UpdateYes}), ts.addr()); err != nil {
+		err := learnTrip(t, cli.client(t, ClientOptions{Purpose: clientPurpose, UpdateHostKeys: UpdateYes}), ts.addr())
+		var only *knownhosts.PurposesOnlyError
+		if clientPurpose == "" {
+			if !errors.As(err, &only) {
+				t.Fatalf("client without a purpose, host pinned for ldap only: %v, want *knownhosts.PurposesOnlyError", err)
+			}
+			cli.host.Reload()
+			if d := cli.host.DecidePurpose(ts.addr(), "ldap", next.SPKIHash()); d.Verdict == knownhosts.Pinned {
+				t.Errorf("a refused connection learned the next key: %v", d.Verdict)
+			}
+			continue
+		}
+		if err != nil {
 			t.Fatalf("client purpose %q: %v", clientPurpose, err)
 		}
 		cli.host.Reload()
@@ -64,6 +82,30 @@ func TestUpdateHostKeysKeepsPurpose(t *testing.T) {
 		if d := cli.host.DecidePurpose(ts.addr(), "pool", next.SPKIHash()); d.Verdict == knownhosts.Pinned {
 			t.Errorf("client purpose %q: the next key of a host pinned for ldap only is pinned for pool", clientPurpose)
 		}
+	}
+}
+
+// A client of a purpose pins a host's announced key once: at the next
+// handshakes the key is pinned for that purpose, and nothing is written or
+// said again. The announced keys already pinned were told by a decision
+// without a purpose, which a pin for some purposes no longer admits
+// (docs/design.md, "Purposes"): every handshake wrote (a lock, a file
+// looked at) and logged the pin again.
+func TestUpdateHostKeysForAPurposeOnce(t *testing.T) {
+	next := mustGenerate(t, jwk.EC256)
+	srv, ts := announcingServer(t, next)
+	cli := newHome(t, jwk.EC256)
+	srv.authorize(t, "client", cli.id.Key)
+	pinFor(t, cli, ts.addr(), srv.id.Key, "ldap")
+	var logs bytes.Buffer
+	client := cli.client(t, ClientOptions{Purpose: "ldap", UpdateHostKeys: UpdateYes, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 3 {
+		if err := learnTrip(t, client, ts.addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "pinned the next key a host announces"); n != 1 {
+		t.Errorf("the next key pinned %d times in 3 handshakes, want once:\n%s", n, logs.String())
 	}
 }
 

@@ -61,7 +61,7 @@ func TestValidatorAnswers(t *testing.T) {
 				} else if h.CA != nil {
 					t.Errorf("CA = %+v for a server no CA verified", h.CA)
 				}
-				pinned := cli.host.Decide(ts.addr(), srv.id.Key.SPKIHash()).Verdict == knownhosts.Pinned
+				pinned := cli.host.DecidePurpose(ts.addr(), opts.Purpose, srv.id.Key.SPKIHash()).Verdict == knownhosts.Pinned
 				var refused *RefusedHostError
 				switch answer {
 				case Yes: // permanently: pinned, and not asked again

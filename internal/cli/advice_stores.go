@@ -27,6 +27,7 @@ func (c *cli) adviseStores(err error) string {
 	var (
 		unknown   *knownhosts.UnknownHostError
 		unnamed   *knownhosts.NameMismatchError
+		forSome   *knownhosts.PurposesOnlyError
 		skipped   *knownhosts.SkippedFilesError
 		hRevoked  *knownhosts.RevokedError
 		hNotFound *knownhosts.NotFoundError
@@ -58,6 +59,8 @@ func (c *cli) adviseStores(err error) string {
 		}
 		return fmt.Sprintf("%s pins that key without an address, for the names its certificate gives only. %s, or, after checking the fingerprint with the host's administrator, pin the key for this address:\n  %s",
 			unnamed.File, how, c.pinCommand(unnamed.Addr, "--fingerprint", unnamed.Fingerprint))
+	case errors.As(err, &forSome):
+		return c.purposesOnlyAdvice(forSome)
 	case errors.As(err, &unknown):
 		return c.unknownHostAdvice(err, unknown)
 	case errors.As(err, &hRevoked) && hRevoked.Err != nil, errors.As(err, &aRevoked) && aRevoked.Err != nil:
@@ -107,6 +110,24 @@ func (c *cli) unknownHostAdvice(err error, unknown *knownhosts.UnknownHostError)
 	}
 	return fmt.Sprintf("After checking that fingerprint with the host's administrator, pin it with:\n  %s",
 		c.pinCommand(unknown.Addr, "--fingerprint", unknown.Fingerprint))
+}
+
+// purposesOnlyAdvice says what to do about a connection without a purpose
+// that met a key pinned for some purposes only: connect for one of them,
+// or pin the key for every purpose once it is checked — which other keys
+// pinned for the address forbid (they would be changed keys then), and
+// unpinning them is not advice to give unasked.
+func (c *cli) purposesOnlyAdvice(e *knownhosts.PurposesOnlyError) string {
+	connect := fmt.Sprintf("A key pinned for some purposes is trusted for those only, not for a connection without a purpose. Connect for its purpose (--purpose %s)", e.Purposes[0])
+	if len(e.Others) > 0 {
+		others := make([]string, len(e.Others))
+		for i, w := range e.Others {
+			others[i] = w.Fingerprint
+		}
+		return fmt.Sprintf("%s: it cannot be pinned for every purpose while %s pins other keys (%s).", connect, e.Addr, strings.Join(others, ", "))
+	}
+	return fmt.Sprintf("%s, or, after checking the fingerprint with the host's administrator, pin it for every purpose:\n  %s",
+		connect, c.pinCommandFor(nil, e.Addr, "--fingerprint", e.Fingerprint))
 }
 
 // adviseName returns the advice for a name refused for a character that

@@ -70,8 +70,8 @@ A pin may be for some purposes only (XAPI's pinned certificates by
 purpose): it is then used only by connections of those purposes (keytool
 connect --purpose, proxy --purpose, the Go API's Purpose), and another
 key's pin for other purposes is no changed key to it; a pin without a
-purpose serves every purpose, and a connection without a purpose uses
-every pin.
+purpose serves every purpose. A connection without a purpose is admitted
+only by a pin for every purpose (trust-host ADDR without --purpose).
 
   --purpose P       pin the key for connections of purpose P only (repeat,
                     or P1,P2, for several; a purpose is letters, digits,
@@ -317,6 +317,18 @@ func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 	}
 	h.Store.Extend(knownhosts.Lookups{Keys: [][32]byte{sum}}) // whether it is revoked, pinned elsewhere
 	d := h.decide(addr, sum)
+	var only *knownhosts.PurposesOnlyError
+	if errors.As(d.Err, &only) {
+		// trust-host without --purpose pins for every purpose a key the
+		// address pins for some only, once the user has checked it — but
+		// where it pins other keys too, a pin for every purpose would be a
+		// changed key (knownhosts.Store.AddKey): said before the question,
+		// not after the answer.
+		if len(only.Others) > 0 {
+			return knownhosts.Decision{Verdict: knownhosts.Changed, Err: &knownhosts.KeyChangedError{Addr: addr, Fingerprint: only.Fingerprint, Want: only.Others}}
+		}
+		return knownhosts.Decision{Verdict: knownhosts.Unknown, Err: &knownhosts.UnknownHostError{Addr: addr, Fingerprint: only.Fingerprint}}
+	}
 	if d.Verdict == knownhosts.PinnedIfNamed {
 		// trust-host pins an address: a key pinned without one does not
 		// pin this address, and its certificate's names do not matter
@@ -574,7 +586,7 @@ func hostStatus(hosts *knownhosts.Store, e *knownhosts.Entry) string {
 			break
 		}
 	}
-	d := hosts.Decide(addr, e.SPKIHash)
+	d := decideForPin(hosts, addr, e)
 	var re *knownhosts.RevokedError
 	switch {
 	case d.Verdict == knownhosts.Revoked && errors.As(d.Err, &re) && re.Err != nil:
@@ -583,6 +595,17 @@ func hostStatus(hosts *knownhosts.Store, e *knownhosts.Entry) string {
 		return "ok"
 	}
 	return d.Verdict.String()
+}
+
+// decideForPin is the store's decision on the key of pin e at addr for a
+// connection e serves: of its first purpose, if it has any — a
+// connection without a purpose is not admitted by a pin for some
+// (docs/design.md, "Purposes"), which still admits its key for them.
+func decideForPin(hosts *knownhosts.Store, addr string, e *knownhosts.Entry) knownhosts.Decision {
+	if len(e.Purposes) > 0 {
+		return hosts.DecidePurpose(addr, e.Purposes[0], e.SPKIHash)
+	}
+	return hosts.Decide(addr, e.SPKIHash)
 }
 
 // hostsTable is the listing of the pinned hosts, for trust-host --list and
@@ -768,7 +791,7 @@ func pinsCovering(hosts *knownhosts.Store, addr string) []*knownhosts.Entry {
 	}
 	var pins []*knownhosts.Entry
 	for _, e := range hosts.Entries() {
-		if !e.AnyNamedAddress() && !slices.Contains(e.Addresses, norm) && hosts.Decide(addr, e.SPKIHash).Verdict == knownhosts.Pinned {
+		if !e.AnyNamedAddress() && !slices.Contains(e.Addresses, norm) && decideForPin(hosts, addr, e).Verdict == knownhosts.Pinned {
 			pins = append(pins, e)
 		}
 	}
