@@ -114,9 +114,10 @@ func (c *cli) unknownHostAdvice(err error, unknown *knownhosts.UnknownHostError)
 
 // purposesOnlyAdvice says what to do about a connection without a purpose
 // that met a key pinned for some purposes only: connect for one of them,
-// or pin the key for every purpose once it is checked — which other keys
-// pinned for the address forbid (they would be changed keys then), and
-// unpinning them is not advice to give unasked.
+// or pin the key for every purpose once it is checked — beside the other
+// keys pinned for the address, if any (--add: without it they make it a
+// changed key), which keeps their pins as they are; unpinning them is not
+// advice to give unasked.
 func (c *cli) purposesOnlyAdvice(e *knownhosts.PurposesOnlyError) string {
 	connect := fmt.Sprintf("A key pinned for some purposes is trusted for those only, not for a connection without a purpose. Connect for its purpose (--purpose %s)", e.Purposes[0])
 	if len(e.Others) > 0 {
@@ -124,7 +125,8 @@ func (c *cli) purposesOnlyAdvice(e *knownhosts.PurposesOnlyError) string {
 		for i, w := range e.Others {
 			others[i] = w.Fingerprint
 		}
-		return fmt.Sprintf("%s: it cannot be pinned for every purpose while %s pins other keys (%s).", connect, e.Addr, strings.Join(others, ", "))
+		return fmt.Sprintf("%s, or, after checking the fingerprint with the host's administrator, pin it for every purpose beside the other keys %s pins (%s), which keep their pins:\n  %s",
+			connect, e.Addr, strings.Join(others, ", "), c.pinCommandFor(nil, e.Addr, "--add", "--fingerprint", e.Fingerprint))
 	}
 	return fmt.Sprintf("%s, or, after checking the fingerprint with the host's administrator, pin it for every purpose:\n  %s",
 		connect, c.pinCommandFor(nil, e.Addr, "--fingerprint", e.Fingerprint))

@@ -323,8 +323,9 @@ func (h *seenHosts) Decide(addr string, sum [32]byte) knownhosts.Decision {
 		// address pins for some only, once the user has checked it — but
 		// where it pins other keys too, a pin for every purpose would be a
 		// changed key (knownhosts.Store.AddKey): said before the question,
-		// not after the answer.
-		if len(only.Others) > 0 {
+		// not after the answer. Under --add it is pinned beside them, as
+		// AddKey with AddAnother does (the changed-key advice's command).
+		if len(only.Others) > 0 && h.mode != knownhosts.AddAnother {
 			return knownhosts.Decision{Verdict: knownhosts.Changed, Err: &knownhosts.KeyChangedError{Addr: addr, Fingerprint: only.Fingerprint, Want: only.Others}}
 		}
 		return knownhosts.Decision{Verdict: knownhosts.Unknown, Err: &knownhosts.UnknownHostError{Addr: addr, Fingerprint: only.Fingerprint}}
