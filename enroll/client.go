@@ -323,7 +323,18 @@ func Join(ctx context.Context, id *tlsbridge.Identity, tok Token, hosts tlsbridg
 	for _, addr := range tok.Addresses {
 		// A key pinned without an address (PinnedIfNamed) is the token's
 		// key too: join pins it for the addresses where it is seen.
-		if d := hosts.Decide(addr, tok.Server); d.Verdict != knownhosts.Pinned && d.Verdict != knownhosts.Unknown && d.Verdict != knownhosts.PinnedIfNamed {
+		d := hosts.Decide(addr, tok.Server)
+		var only *knownhosts.PurposesOnlyError
+		if errors.As(d.Err, &only) {
+			// The token's key, pinned there for some purposes only: join
+			// pins it for every purpose — unless other keys are pinned
+			// there, which make that pin a changed key.
+			if len(only.Others) == 0 {
+				continue
+			}
+			d = knownhosts.Decision{Verdict: knownhosts.Changed, Err: &knownhosts.KeyChangedError{Addr: addr, Fingerprint: only.Fingerprint, Want: only.Others}}
+		}
+		if d.Verdict != knownhosts.Pinned && d.Verdict != knownhosts.Unknown && d.Verdict != knownhosts.PinnedIfNamed {
 			return nil, &HostsDisagreeError{Addr: addr, Err: knownhosts.ErrorOf(d, addr, tok.Server)}
 		}
 	}
