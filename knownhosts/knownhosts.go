@@ -308,7 +308,8 @@ func (e *Entry) admits(purpose string) bool {
 //     other keys (a wildcard cannot tell that this host changed);
 //   - *PurposesOnlyError, for a connection without a purpose (Check,
 //     Decide), if only pins for some purposes hold the key;
-//   - *SkippedFilesError instead of the last two, while any file of pins
+//   - *SkippedFilesError instead of the last two (of *PurposesOnlyError
+//     only where no exact pin for the address applies), while any file of pins
 //     is skipped (bad modes, unreadable, malformed): the pin for the
 //     address may be in it — of another key, which a key pinned without
 //     an address never overrules — and skipped trust must never widen
@@ -397,9 +398,10 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		}
 		return e
 	}
-	if forSome.file != "" {
-		return purposesOnly()
-	}
+	// A key pinned for some purposes by wildcards only (no exact pin: the
+	// named pins below are still asked) is decided after them: a pin
+	// without an address for every purpose admits it where its
+	// certificate names the host, as it would without the wildcard.
 	if !pinned && len(sn.skipped) > 0 {
 		// Before a key pinned without an address: it is admitted only
 		// where no pin of the address holds another key, and the

@@ -1,0 +1,44 @@
+package knownhosts
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/keytool/keytool/internal/keydir/keydirtest"
+)
+
+// TestWildcardForAPurposeLeavesAPinWithoutAddress: a key pinned without
+// an address for every purpose (admitted at any address its certificate
+// names) and by a wildcard for pool only. A connection without a purpose
+// to a host the wildcard matches is decided by the pin for every purpose
+// (PinnedIfNamed), as it is where the wildcard is absent: a wildcard pin,
+// which cannot make another key a changed one, is no pin of the address
+// that comes first — the pin for pool made it Refused, a pin for fewer
+// connections taking away what the pin for every purpose gave (found by
+// review, 2026-12-06).
+func TestWildcardForAPurposeLeavesAPinWithoutAddress(t *testing.T) {
+	k, _ := selfSigned(t, []string{"db.example"})
+	home := t.TempDir()
+	dir := filepath.Join(home, "trusted_hosts.d")
+	keydirtest.Write(t, filepath.Join(dir, "any.json"), keydirtest.JWK(t, k.PublicKey()))
+	wild := keydirtest.WithAttrs(k.PublicKey(), "address", "*.example:443")
+	wild.Attrs.SetList("purpose", []string{"pool"})
+	keydirtest.Write(t, filepath.Join(dir, "wild-pool.json"), keydirtest.JWK(t, wild))
+	s := Load(HomeOptions(home))
+	if p := s.Problems(); len(p) != 0 {
+		t.Fatal(p)
+	}
+	for purpose, want := range map[string]Verdict{"": PinnedIfNamed, "pool": Pinned, "ldap": PinnedIfNamed} {
+		if d := s.DecidePurpose("db.example:443", purpose, k.SPKIHash()); d.Verdict != want {
+			t.Errorf("purpose %q: %v (%v), want %v", purpose, d.Verdict, d.Err, want)
+		}
+	}
+	// With only the wildcard for pool, it is refused there, as before.
+	only := t.TempDir()
+	keydirtest.Write(t, filepath.Join(only, "trusted_hosts.d", "wild-pool.json"), keydirtest.JWK(t, wild))
+	var po *PurposesOnlyError
+	if d := Load(HomeOptions(only)).Decide("db.example:443", k.SPKIHash()); d.Verdict != Refused || !errors.As(d.Err, &po) {
+		t.Errorf("the wildcard for pool alone: %v (%v), want a *PurposesOnlyError", d.Verdict, d.Err)
+	}
+}
