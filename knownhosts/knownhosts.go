@@ -675,7 +675,9 @@ func (s *Store) addPath(dir, norm string, key *jwk.Key, mode AddMode, most int) 
 	if file != "" || err != nil {
 		return "", file, err
 	}
-	if n := s.KeysPinnedAt(norm); most > 0 && n >= most {
+	// A key the address pins already (for other purposes: existingPin)
+	// adds no key to the count.
+	if n := s.KeysPinnedAt(norm); most > 0 && n >= most && !s.pinsKeyAt(norm, key.SPKIHash()) {
 		return "", "", &TooManyKeysError{Addr: norm, Fingerprint: key.Fingerprint(), Pinned: n, Most: most}
 	}
 	name, err := FileName(norm)
@@ -907,6 +909,16 @@ func (s *Store) KeysPinnedAt(addr string) int {
 		keys[e.SPKIHash] = true
 	}
 	return len(keys)
+}
+
+// pinsKeyAt reports whether the key sum is among the keys KeysPinnedAt
+// counts for the normal address norm.
+func (s *Store) pinsKeyAt(norm string, sum [32]byte) bool {
+	p, err := parsePattern(norm)
+	if err != nil || p.wild {
+		return false
+	}
+	return slices.ContainsFunc(s.exactEntries(p), func(e *Entry) bool { return e.SPKIHash == sum })
 }
 
 // exactEntries returns the entries an exact pattern's address is pinned

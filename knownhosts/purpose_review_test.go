@@ -42,3 +42,31 @@ func TestWildcardForAPurposeLeavesAPinWithoutAddress(t *testing.T) {
 		t.Errorf("the wildcard for pool alone: %v (%v), want a *PurposesOnlyError", d.Verdict, d.Err)
 	}
 }
+
+// TestAddKeyAtMostOfAKeyPinnedForSomePurposes: AddKeyAtMost bounds the
+// keys pinned for an address; pinning for every purpose a key the
+// address already pins for some purposes adds no key, and is not
+// refused at the bound (tlsbridge's UpdateHostKeys does so, for a client
+// without a purpose, since such a key no longer admits it: the key a
+// host announces, pinned for ldap by hand, was refused and warned about
+// at every retry once the address had its bound of keys; found by
+// review, 2026-12-06). A key not pinned there still is.
+func TestAddKeyAtMostOfAKeyPinnedForSomePurposes(t *testing.T) {
+	const addr = "db.example:443"
+	s := Load(HomeOptions(t.TempDir()))
+	for _, k := range []int{1, 2} {
+		if _, err := s.AddKey(addr, forPurposes(t, k, "ldap"), AddAnother); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.AddKeyAtMost(addr, forPurposes(t, 2), AddAnother, 2); err != nil {
+		t.Fatalf("pinning key 2, pinned for ldap, for every purpose at the bound: %v", err)
+	}
+	if d := s.Decide(addr, key(t, 2).SPKIHash()); d.Verdict != Pinned {
+		t.Errorf("key 2: %v (%v)", d.Verdict, d.Err)
+	}
+	var tooMany *TooManyKeysError
+	if _, err := s.AddKeyAtMost(addr, forPurposes(t, 3), AddAnother, 2); !errors.As(err, &tooMany) || tooMany.Pinned != 2 {
+		t.Errorf("a third key at a bound of 2: %v, want a *TooManyKeysError", err)
+	}
+}
