@@ -70,3 +70,24 @@ func TestAddKeyAtMostOfAKeyPinnedForSomePurposes(t *testing.T) {
 		t.Errorf("a third key at a bound of 2: %v, want a *TooManyKeysError", err)
 	}
 }
+
+// TestOtherKeyBesideAWildcardForAPurpose: a wildcard pin for some
+// purposes makes no other key a changed one for a connection without a
+// purpose — no wildcard does — while an exact one does, as the docs say
+// (docs/design.md, "Purposes").
+func TestOtherKeyBesideAWildcardForAPurpose(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "trusted_hosts.d")
+	wild := pinned(t, 1, "*.example:443")
+	wild.Attrs.SetList("purpose", []string{"pool"})
+	keydirtest.Write(t, filepath.Join(dir, "wild.json"), keydirtest.JWK(t, wild))
+	exact := pinned(t, 2, "db.example:443")
+	exact.Attrs.SetList("purpose", []string{"pool"})
+	keydirtest.Write(t, filepath.Join(dir, "db.json"), keydirtest.JWK(t, exact))
+	s := Load(HomeOptions(home))
+	for addr, want := range map[string]Verdict{"web.example:443": Unknown, "db.example:443": Changed} {
+		if d := s.Decide(addr, key(t, 9).SPKIHash()); d.Verdict != want {
+			t.Errorf("another key at %s: %v (%v), want %v", addr, d.Verdict, d.Err, want)
+		}
+	}
+}
