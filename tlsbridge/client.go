@@ -101,10 +101,14 @@ type ClientOptions struct {
 	// "Purposes"). "" uses the general CAs only. Pins without a "purpose"
 	// member apply to every purpose; a store that implements
 	// PurposeHostKeys leaves out the pins for other purposes, and a pin
-	// this client writes is for its Purpose only. A purpose is a name by
-	// ValidCAName's rule; NewClient refuses another. For several
-	// purposes, make one Client each: they may share the stores and the
-	// PKI.
+	// this client writes is for its Purpose only. A store that wraps a
+	// *knownhosts.Store must pass DecidePurpose through: its Decide has
+	// no purpose, and a pin for some purposes — those this client writes
+	// — does not admit a connection without one, so every connection
+	// would be refused, the first one's new pin included. A purpose is
+	// a name by ValidCAName's rule; NewClient refuses another. For
+	// several purposes, make one Client each: they may share the stores
+	// and the PKI.
 	Purpose string
 	// ConfirmCA asks the Prompt about a server that a CA verified, before
 	// connecting (libvirt's validator): UnknownHost.CA says which CA.
