@@ -1065,6 +1065,9 @@ func (s *syncer) place(m *syncManifest, rel string, val []byte) (kept int, err e
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s was changed since sync wrote it (mode %04o): left as it is (remove it to let sync write it)\n", shown, fi.Mode().Perm())
 		return 1, nil
 	}
+	if err := s.revisionSaved(m, rel); err != nil {
+		return 0, err
+	}
 	if syncWriting != nil {
 		syncWriting(path)
 	}
@@ -1113,6 +1116,10 @@ func (s *syncer) unplace(m *syncManifest, rel string) (kept int) {
 		fmt.Fprintf(s.c.stderr, "keytool sync: %s is gone from the store, but the file was changed since sync wrote it: left as it is\n", shown)
 		kept = 1
 	default:
+		if err := s.revisionSaved(m, rel); err != nil {
+			fmt.Fprintf(s.c.stderr, "keytool sync: %s: not removed: %s\n", shown, termtext.Safe(err.Error()))
+			return 1
+		}
 		if err := os.Remove(path); err != nil {
 			fmt.Fprintf(s.c.stderr, "keytool sync: %s\n", termtext.Safe(err.Error()))
 			return 1

@@ -86,14 +86,11 @@ type syncLogLine struct {
 const syncRevisionFile = StoreAuthorized + ".d/" + syncOwnPrefix + "revision"
 
 // mirroredTo records that the home is being mirrored to state at of the
-// store (saved with the next saveManifest), and says whether that is
-// news.
-func (m *syncManifest) mirroredTo(at syncAt) bool {
-	if m.Revision == at.rev && m.Cluster == at.cluster {
-		return false
+// store, saved with the next saveManifest (revDirty).
+func (m *syncManifest) mirroredTo(at syncAt) {
+	if m.Revision != at.rev || m.Cluster != at.cluster {
+		m.Revision, m.Cluster, m.revDirty = at.rev, at.cluster, true
 	}
-	m.Revision, m.Cluster, m.revDirty = at.rev, at.cluster, true
-	return true
 }
 
 func (m *syncManifest) set(rel, sum string) {
@@ -318,6 +315,11 @@ func (s *syncer) saveManifest(m *syncManifest) error {
 		return err
 	}
 	clear(m.dirty)
+	if m.revDirty {
+		// The state --restored (or a view gone back) let through is the
+		// home's now, on disk: the next older list is refused again.
+		s.restored = false
+	}
 	m.revDirty = false
 	s.stamps = s.manifestStamps()
 	return nil

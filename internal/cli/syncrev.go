@@ -42,11 +42,12 @@ var (
 
 // moveForward refuses, with a *syncBehindError, to mirror state at of
 // the store into a home the manifest says was mirrored to a newer state
-// of the same store, and otherwise records at in the manifest and saves
-// it before any file is written or removed: a sync cut short halfway to
-// at has already moved the home past what it was, and an older list must
-// not move it back either. Under the lock prepare takes, so that a
-// one-shot sync from cron and sync --watch see each other's records.
+// of the same store, and otherwise records at in the manifest, saved
+// before any file is written or removed (revisionSaved): a sync cut short
+// halfway to at has already moved the home past what it was, and an older
+// list must not move it back either. Under the lock prepare takes, so
+// that a one-shot sync from cron and sync --watch see each other's
+// records.
 //
 // A store that does not say its revision (0) is mirrored as it is, as
 // before; so is a list of another store (a restore etcd made a new
@@ -56,11 +57,36 @@ func (s *syncer) moveForward(m *syncManifest, at syncAt) error {
 	if !s.restored && at.rev > 0 && at.cluster == m.Cluster && at.rev < m.Revision {
 		return &syncBehindError{Home: string(s.home), Cluster: at.cluster, Listed: at.rev, Mirrored: m.Revision}
 	}
-	if m.mirroredTo(at) {
+	m.mirroredTo(at)
+	if !m.revDirty {
+		s.restored = false // nothing to record: the manifest says at already
+	}
+	return nil
+}
+
+// revisionSaved saves the revision moveForward recorded in m, if no save
+// has yet, just before the first file of a mirror is written or removed
+// (place, unplace; syncChanging). Saved by moveForward itself, it was an
+// append and fsync of the journal of its own for each change sync
+// --watch mirrors: now the claim of the change's files (claim), which
+// precedes their writes, carries it in the same append, and only a mirror
+// whose first change is a removal (or a write no claim covered) saves it
+// here. Either way no file moves the home to at before the manifest says
+// at (docs/fleet.md, "sync"): a sync killed after that change leaves a
+// manifest no older list passes (TestSyncSavesTheRevisionBeforeAnyChange).
+func (s *syncer) revisionSaved(m *syncManifest, rel string) error {
+	if m.revDirty {
 		if err := s.saveManifest(m); err != nil {
 			return err
 		}
 	}
-	s.restored = false
+	if syncChanging != nil {
+		syncChanging(rel)
+	}
 	return nil
 }
+
+// syncChanging, if set, runs in revisionSaved, just before a file of the
+// home is written or removed (tests read the manifest as another process
+// would then).
+var syncChanging func(rel string)

@@ -290,3 +290,60 @@ func TestSyncOnceListsAgainWhenBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncSavesTheRevisionBeforeAnyChange: the revision a mirror brings
+// the home to is in the manifest on disk before the mirror writes or
+// removes any file of the home — an addition, whose claim carries it in
+// the same append, as much as a removal or a rewrite, which make no claim
+// first — so that a sync killed just after any of its changes leaves a
+// manifest that refuses an older list (moveForward). Before, moveForward
+// saved it in an append of its own at each mirror, sync --watch's every
+// change one fsync more (docs/benchmarks.md, "One change through keytool
+// sync --watch").
+func TestSyncSavesTheRevisionBeforeAnyChange(t *testing.T) {
+	keys := syncKeys(t, 4)
+	bob, alice, carol := authorized("bob.json", keys[0]), authorized("alice.json", keys[1]), authorized("carol.json", keys[2])
+	revoked := func(val []byte) StoreEntry { return StoreEntry{Kind: StoreRevoked, Name: "r.json", Value: val} }
+	s, _, errOut := testSyncer(t, t.TempDir())
+	var want syncAt
+	var changes []string
+	syncChanging = func(rel string) {
+		other := &syncer{c: s.c, home: s.home, store: s.store} // another process
+		m, err := other.readManifest()
+		switch {
+		case err != nil:
+			t.Errorf("before changing %s at %d: the manifest: %v", rel, want.rev, err)
+		case m.Revision != want.rev || m.Cluster != want.cluster:
+			t.Errorf("before changing %s at %d of %s: the manifest on disk says %d of %q", rel, want.rev, want.cluster, m.Revision, m.Cluster)
+		}
+		changes = append(changes, rel)
+	}
+	t.Cleanup(func() { syncChanging = nil })
+	step := func(what string, at syncAt, changed, deleted []StoreEntry, full bool) {
+		t.Helper()
+		want, changes = at, nil
+		var err error
+		if full {
+			_, err = s.mirror(changed, at)
+		} else {
+			_, err = s.mirrorChanged(changed, deleted, at)
+		}
+		if err != nil || len(changes) == 0 {
+			t.Fatalf("%s: %v, %d files changed\n%s", what, err, len(changes), errOut)
+		}
+	}
+	step("the first mirror", syncAt{10, "c1"}, []StoreEntry{bob, alice, revoked(keys[3])}, nil, true)
+	step("an addition", syncAt{11, "c1"}, []StoreEntry{carol}, nil, false)
+	step("a removal", syncAt{12, "c1"}, nil, []StoreEntry{alice}, false)
+	step("a rewrite", syncAt{13, "c1"}, []StoreEntry{authorized("bob.json", keys[3])}, nil, false)
+	step("a revocation rewritten, held meanwhile", syncAt{14, "c1"}, []StoreEntry{revoked(keys[1])}, nil, false)
+	step("a full pass removing one", syncAt{15, "c1"}, []StoreEntry{carol, revoked(keys[1])}, nil, true)
+	s.restored = true
+	step("--restored", syncAt{3, "c1"}, []StoreEntry{bob}, nil, true)
+	if s.restored {
+		t.Error("--restored still set once its revision was saved: an older list than it would be mirrored next")
+	}
+	if _, err := s.mirror([]StoreEntry{alice}, syncAt{2, "c1"}); !errors.As(err, new(*syncBehindError)) {
+		t.Fatalf("a list older than the restored revision: %v, want a *syncBehindError", err)
+	}
+}
