@@ -25,7 +25,7 @@ import (
 // the ratio of the two is the figure (docs/benchmarks.md, "One change
 // through keytool sync --watch").
 //
-//	cd etcd && go test ./cmd/keytool -run '^$' -bench SyncWatch -benchtime 20x -timeout 30m
+//	cd etcd && go test ./cmd/keytool -run '^$' -bench SyncWatch -benchtime 200x -timeout 30m
 func BenchmarkSyncWatch(b *testing.B) {
 	bin := keytoolBinary(b)
 	addr := startEtcd(b, nil)
