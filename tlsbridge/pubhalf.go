@@ -26,11 +26,23 @@ import (
 // someone else — a hand edit, another home's pub_key.json copied in, a
 // key.* replaced without its public half — and which of the two files
 // is the one meant is the owner's to say, not the load's to guess.
+//
+// The same holds of the next key's public half, pub_key.next.* (Next):
+// it is what users copy to peers to authorize or pin the next key before
+// a rotation, and one naming another key has them trust a key the home
+// will never present. Where the home has no next key, a pub_key.next.*
+// holding another key than the identity (which a rotation that stopped
+// leaves, and the load finishes) is a public half of no key of the home
+// (KeyFile and Key empty). And it holds of the public half beside a key
+// loaded by its file name (LoadIdentity: pub_NAME.* beside NAME.key,
+// which keytool gen -i writes there).
 type PublicKeyError struct {
-	File    string // the public half: pub_key.*
+	File    string // the public half: pub_key.*, pub_key.next.*
 	Found   string // the fingerprint of the key it holds; "" when it holds no one key (Err)
-	KeyFile string // the identity: key.*
-	Key     string // the identity's fingerprint
+	KeyFile string // its private key: key.*, key.next.*; "" for a pub_key.next.* of a home with no next key
+	Key     string // that key's fingerprint
+	// Next: File is the public half of the home's next key (pub_key.next.*).
+	Next bool
 	// Rotated: a rotation stopped before its last step, and the load
 	// that finishes it could not write File, or remove it (Err).
 	Rotated bool
@@ -46,6 +58,14 @@ func (e *PublicKeyError) Error() string {
 	if e.Found == "" {
 		found = fmt.Sprintf("no one key (%v)", e.Err)
 	}
+	switch {
+	case e.Next && e.KeyFile == "":
+		return fmt.Sprintf("tlsbridge: %s holds %s, but the home has no next key: it is what is copied to peers, so the home is not loaded until it holds the public half of the home's next key, or is gone",
+			e.File, found)
+	case e.Next:
+		return fmt.Sprintf("tlsbridge: %s holds %s, not the public half of the next key %s (key %s): it is what is copied to peers, so the home is not loaded until it holds the next key's public key",
+			e.File, found, e.KeyFile, e.Key)
+	}
 	return fmt.Sprintf("tlsbridge: %s holds %s, not the public half of the identity %s (key %s): it is what is copied to peers, so the home is not loaded until it holds the identity's public key",
 		e.File, found, e.KeyFile, e.Key)
 }
@@ -55,11 +75,18 @@ func (e *PublicKeyError) Unwrap() error { return e.Err }
 // staleHalves is what checkPublicHalves found wrong with a home's public
 // files: the pub_key.* that are not the identity's (wrong), and whether
 // a rotation that stopped before its last step left them (leftover), with
-// the pub_key.next.* it left (nextPub).
+// the pub_key.next.* it left (nextPub); and the pub_key.next.* that are
+// neither the next key's public half nor such a leftover (wrongNext).
 type staleHalves struct {
-	wrong    []*PublicKeyError
-	nextPub  []string
-	leftover bool
+	wrong     []*PublicKeyError
+	wrongNext []*PublicKeyError
+	nextPub   []string
+	leftover  bool
+}
+
+// none reports whether nothing is wrong.
+func (st *staleHalves) none() bool {
+	return len(st.wrong) == 0 && len(st.wrongNext) == 0 && !st.leftover
 }
 
 // checkPublicHalves makes sure that every public half of the home's
@@ -78,6 +105,15 @@ type staleHalves struct {
 // user may not write the home cannot finish a leftover: it loads the
 // identity, and leaves the home as it is for a writer (mayNotWrite).
 //
+// The next key's public halves (pub_key.next.*) are checked the same
+// way against the next key (key.next.*): gen --next removes them before
+// it writes the key and writes the new one after, so that killed at any
+// moment it leaves the next key's public half or none, never another
+// key's (docs/design.md, "Concurrent writers"); one that holds another
+// key was written by someone else, and is refused. A missing public
+// half is no error, as a missing pub_key.* is not: nothing is copied
+// from it.
+//
 // The files are looked at again under the lock of the identity's
 // writers (LockIdentity; locked: the caller holds it), with the identity
 // read again there: a gen or rotate writes a key and then its public
@@ -85,7 +121,7 @@ type staleHalves struct {
 // rather than refuse, or "finish", what is only half written.
 func checkPublicHalves(home, keyFile string, k *jwk.Key, locked bool) (*jwk.Key, error) {
 	st, err := stalePublic(home, keyFile, k)
-	if err != nil || (len(st.wrong) == 0 && !st.leftover) {
+	if err != nil || st.none() {
 		return k, err
 	}
 	if !locked {
@@ -103,24 +139,22 @@ func checkPublicHalves(home, keyFile string, k *jwk.Key, locked bool) (*jwk.Key,
 	}
 	switch {
 	case st.leftover:
-		err := finishPublic(home, keyFile, k, st)
-		if mayNotWrite(err) {
-			// A load whose user may not write the home (a server run as
-			// a user of its own, a read-only mount) leaves the last step
-			// to a writer: the identity, key.*, is the key the rotation
-			// made, and a server presents no public half. Refused, the
-			// server did not start, or its reload made between rotate's
-			// rename and its write (such a user cannot take the lock, so
-			// does not wait for rotate) kept the key rotated away (found
-			// by review, 2026-12-05, late).
-			return k, nil
-		}
-		if err != nil {
+		// A load whose user may not write the home (a server run as a
+		// user of its own, a read-only mount) leaves the last step to a
+		// writer (mayNotWrite): the identity, key.*, is the key the
+		// rotation made, and a server presents no public half. Refused,
+		// the server did not start, or its reload made between rotate's
+		// rename and its write (such a user cannot take the lock, so
+		// does not wait for rotate) kept the key rotated away (found by
+		// review, 2026-12-05, late).
+		if err := finishPublic(home, keyFile, k, st); err != nil && !mayNotWrite(err) {
 			return nil, err
 		}
-		return k, nil
 	case len(st.wrong) > 0:
 		return nil, st.wrong[0]
+	}
+	if len(st.wrongNext) > 0 {
+		return nil, st.wrongNext[0]
 	}
 	return k, nil
 }
@@ -153,17 +187,41 @@ func stalePublic(home, keyFile string, k *jwk.Key) (*staleHalves, error) {
 		}
 		st.wrong = append(st.wrong, e)
 	}
-	if next, err := jwk.FindNextKey(home); err != nil || next != "" {
-		// A home with a next key is no rotation's leftover: its
-		// pub_key.next.* is the next key's. (Several next keys are the
-		// next key's load's to refuse, where one is loaded.)
+	next, err := jwk.FindNextKey(home)
+	if err != nil {
+		// Several next keys are the next key's load's to refuse, where
+		// one is loaded; their public halves cannot be told.
 		return st, nil
 	}
+	var nk *jwk.Key // the next key, read once a public half of it is there
 	for _, p := range h.NextPublic() {
-		if found, err := publicKeyIn(p); err == nil && found.Equal(k) {
+		found, err := publicKeyIn(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case next == "" && err == nil && found.Equal(k):
+			// No next key, and its public half the identity's: a
+			// rotation stopped before its last step.
 			st.nextPub = append(st.nextPub, p)
 			st.leftover = true
+			continue
 		}
+		e := &PublicKeyError{File: p, Next: true, Err: err}
+		if next != "" {
+			if nk == nil {
+				if nk, err = ReadHomeKey(home, next); err != nil {
+					return nil, err
+				}
+			}
+			if e.Err == nil && found.Equal(nk) {
+				continue
+			}
+			e.KeyFile, e.Key = next, nk.Fingerprint()
+		}
+		if found != nil {
+			e.Found = found.Fingerprint()
+		}
+		st.wrongNext = append(st.wrongNext, e)
 	}
 	return st, nil
 }

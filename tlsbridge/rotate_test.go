@@ -171,9 +171,7 @@ func TestRotateHomeNextKeyReplaced(t *testing.T) {
 			replaceOnRead(t, func(path string) {
 				if path == nextFile && !replaced {
 					replaced = true
-					if err := jwk.WritePrivateKeyFile(nextFile, other, formatOf(ext), jwk.Overwrite); err != nil {
-						t.Fatal(err)
-					}
+					writeNextAsGen(t, dir, ext, other)
 				}
 			})
 			r, err := RotateHome(dir)
@@ -321,19 +319,40 @@ func putBackCollision(t *testing.T, ext string) (dir string, old *jwk.Key, other
 	// The next key is renamed to the identity's own name, key.json,
 	// whatever its format (TestRotateHomeOneIdentityAtEveryMoment).
 	keyFile, nextFile := filepath.Join(dir, "key.json"), filepath.Join(dir, "key.next"+ext)
-	other, newest = marshalKey(t, mustGenerate(t, jwk.EC256), ext), marshalKey(t, mustGenerate(t, jwk.EC256), ext)
+	otherKey, newestKey := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
+	other, newest = marshalKey(t, otherKey, ext), marshalKey(t, newestKey, ext)
 	reads := map[string]int{}
 	const want = 2 // the identity, then the key renamed to its name
 	replaceOnRead(t, func(path string) {
 		reads[path]++
 		switch {
 		case path == nextFile && reads[path] == 1:
+			writeNextAsGen(t, dir, ext, otherKey)
 			writeFile(t, nextFile, other, 0o600)
 		case path == keyFile && reads[path] == want:
+			writeNextAsGen(t, dir, ext, newestKey)
 			writeFile(t, nextFile, newest, 0o600)
 		}
 	})
 	return dir, old, other, newest
+}
+
+// writeNextAsGen makes k the home's next key of format ext as keytool gen
+// --next --force writes one: its public half removed, the key written,
+// then its public half (a next key whose pub_key.next.* is another key's
+// does not load: TestNextPublicHalfNotTheNextKeys).
+func writeNextAsGen(t *testing.T, dir, ext string, k *jwk.Key) {
+	t.Helper()
+	pub := filepath.Join(dir, "pub_key.next"+ext)
+	if err := os.Remove(pub); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if err := jwk.WritePrivateKeyFile(filepath.Join(dir, "key.next"+ext), k, formatOf(ext), jwk.Overwrite); err != nil {
+		t.Fatal(err)
+	}
+	if err := jwk.WritePublicKeyFile(pub, k, formatOf(ext), jwk.Overwrite); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func marshalKey(t *testing.T, k *jwk.Key, ext string) []byte {

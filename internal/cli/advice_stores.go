@@ -289,7 +289,7 @@ func (c *cli) fileFix(err error) string {
 	)
 	switch {
 	case errors.As(err, &pk):
-		return publicHalfFix(pk)
+		return c.publicHalfFix(pk)
 	case errors.As(err, &ck) && ck.Key == "":
 		return fmt.Sprintf("%s && %s, then install the certificate your CA issues for the new key as %s",
 			c.certAside(ck.File), c.command("gen"), shellQuote(ck.File))
@@ -336,14 +336,23 @@ func (c *cli) fileFix(err error) string {
 	return ""
 }
 
-// publicHalfFix writes the identity's public half over a pub_key.* that
-// is not it (tlsbridge.PublicKeyError): keytool pub reads the key file
+// publicHalfFix writes the key's public half over a public file that is
+// not it (tlsbridge.PublicKeyError): keytool pub reads the key file
 // itself, not the home the error refuses, and prints what gen and rotate
-// write there.
-func publicHalfFix(pk *tlsbridge.PublicKeyError) string {
+// write there — the home's identity (pub_key.*) or its next key
+// (pub_key.next.*, named as pub's FILE). A pub_key.next.*
+// of a home with no next key is the public half of no key of the home:
+// removed.
+func (c *cli) publicHalfFix(pk *tlsbridge.PublicKeyError) string {
 	format := ""
 	if filepath.Ext(pk.File) == ".pem" {
 		format = " -f pem"
+	}
+	switch {
+	case pk.Next && pk.KeyFile == "":
+		return "rm " + shellQuote(pk.File)
+	case pk.Next:
+		return fmt.Sprintf("keytool -H %s pub%s %s > %s", shellQuote(filepath.Dir(pk.KeyFile)), format, shellQuote(pk.KeyFile), shellQuote(pk.File))
 	}
 	return fmt.Sprintf("keytool -H %s pub%s > %s", shellQuote(filepath.Dir(pk.KeyFile)), format, shellQuote(pk.File))
 }

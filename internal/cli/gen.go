@@ -231,6 +231,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		return err
 	}
 	pubPath := filepath.Join(filepath.Dir(keyPath), "pub_"+strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))+f.Ext())
+	pubFiles := home.PublicBeside(keyPath) // pub_key.* for the home's, pub_NAME.* for -i
 	if err := publicOnly(c.identity); err != nil {
 		return err
 	}
@@ -275,13 +276,22 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	}
 	replaced := describeKeyFiles(existing) // what --force replaces, described before it is gone
 
+	// The public halves go first, then the key is written, then its
+	// public half: killed (or refused) in between, the key has its own
+	// public half or none, never the key's it replaces — which a load
+	// refuses (tlsbridge.PublicKeyError), a watching server keeping the
+	// replaced key meanwhile (docs/design.md, "Concurrent writers").
+	removed, err := removePublicHalves(pubFiles, keyPath)
+	if err != nil {
+		return err
+	}
 	if err := writeRoleKey(keyPath, others, len(others) < len(existing), k, f, force); errors.Is(err, fs.ErrExist) {
 		return c.refuseExisting(again, keepCmd, keyPath) // another process won the race
 	} else if err != nil {
 		return err
 	}
 	if err := jwk.WritePublicKeyFile(pubPath, k, f, jwk.Overwrite); err != nil {
-		return fmt.Errorf("the identity is in %s, but its public half could not be written (run: keytool%s pub > %s): %w", keyPath, c.homeFlag(), pubPath, err)
+		return fmt.Errorf("the identity is in %s, but its public half could not be written (run: %s): %w", keyPath, c.pubInto(pubPath, f), err)
 	}
 	for _, r := range replaced {
 		fmt.Fprintf(c.stdout, "Replaced the identity %s\n", r)
@@ -289,18 +299,9 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	// Public halves left by an identity that no longer exists (replaced
 	// just now, or deleted by hand) would show a key that is not this
 	// machine's.
-	if c.identity == "" {
-		for _, name := range jwk.PublicFileNames() {
-			stale := filepath.Join(c.home, name)
-			if stale == pubPath {
-				continue
-			}
-			switch err := os.Remove(stale); {
-			case err == nil:
-				fmt.Fprintf(c.stdout, "Removed %s: the public half of an identity that is gone\n", stale)
-			case !errors.Is(err, fs.ErrNotExist):
-				fmt.Fprintf(c.stderr, "warning: %s, the public half of an identity that is gone, could not be removed: %v\n", stale, err)
-			}
+	for _, stale := range removed {
+		if stale != pubPath {
+			fmt.Fprintf(c.stdout, "Removed %s: the public half of an identity that is gone\n", stale)
 		}
 	}
 	done()
@@ -313,6 +314,47 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		fmt.Fprintln(c.stdout, nextNote)
 	}
 	return nil
+}
+
+// removePublicHalves removes the public halves (files) of the key gen is
+// about to write at keyPath, before it writes it, and returns those it
+// removed. Written after the key, as they are, a kill or a failure in
+// between leaves the key with its own public half or none: not with one
+// of the key it replaced, which no file of the home keeps — a state a
+// load cannot tell from a hand edit, so it refuses it
+// (tlsbridge.PublicKeyError), and a watching server that cannot wait for
+// gen's lock kept presenting the replaced key (docs/design.md,
+// "Concurrent writers").
+func removePublicHalves(files []string, keyPath string) ([]string, error) {
+	var removed []string
+	for _, p := range files {
+		switch err := os.Remove(p); {
+		case err == nil:
+			removed = append(removed, p)
+		case !errors.Is(err, fs.ErrNotExist):
+			return removed, fmt.Errorf("%s, a public half of the key to be replaced, could not be removed, so %s was not written: %w", p, keyPath, err)
+		}
+	}
+	if len(removed) > 0 {
+		if err := atomicfile.SyncDir(filepath.Dir(keyPath)); err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// pubInto is the command that writes the public half of the key gen
+// wrote into pubPath, in format f: keytool pub of the home's identity, of
+// its next key, or of the file -i names.
+func (c *cli) pubInto(pubPath string, f jwk.Format) string {
+	args := []string{"pub"}
+	if f == jwk.PEM {
+		args = append(args, "-f", "pem")
+	}
+	if strings.HasPrefix(filepath.Base(pubPath), "pub_key.next") && c.identity == "" {
+		args = append(args, shellQuote(filepath.Join(c.home, "key.next"+filepath.Ext(pubPath))))
+	}
+	return c.command(args...) + " > " + shellQuote(pubPath)
 }
 
 // mayGen looks at what gen would write the identity at keyPath beside, and

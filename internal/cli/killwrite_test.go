@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/jwk"
+	"github.com/keytool/keytool/tlsbridge"
 )
 
 // TestKillAtEveryWrite kills a command (kill -9) at each step of each of
@@ -33,6 +36,8 @@ func TestKillAtEveryWrite(t *testing.T) {
 		setup func(t *testing.T, root, home string) []string
 		check func(t *testing.T, home string)
 		again []string // the command run again, if not the same
+		// final, if set, looks at the home once the command ran again.
+		final func(t *testing.T, home string)
 	}{{
 		name:  "gen",
 		again: []string{"gen", "--force"},
@@ -46,6 +51,44 @@ func TestKillAtEveryWrite(t *testing.T) {
 		},
 		check: func(t *testing.T, home string) { checkIdentity(t, home, "the old identity or the new") },
 		again: []string{"gen", "--force"},
+	}, {
+		// Killed at any step, the home loads: the next key has its own
+		// public half or none. Before, killed once the new next key was
+		// placed, pub_key.next.json was the replaced next key's, which
+		// no file of the home keeps, and a load refused the home
+		// (tlsbridge.PublicKeyError): no restart, and a watching
+		// server announced the replaced next key.
+		name: "gen --next --force",
+		setup: func(t *testing.T, root, home string) []string {
+			keytoolOK(t, "-H", home, "gen")
+			keytoolOK(t, "-H", home, "gen", "--next")
+			return []string{"-H", home, "gen", "--next", "--force"}
+		},
+		check: func(t *testing.T, home string) {
+			checkNoPartialFiles(t, home, true)
+			if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err != nil {
+				t.Errorf("the home does not load: %v", err)
+			}
+			checkNextPublicHalf(t, home, true)
+		},
+		final: func(t *testing.T, home string) { checkNextPublicHalf(t, home, false) },
+	}, {
+		// The same, with -f pem: key.next.json becomes key.next.pem,
+		// pub_key.next.json pub_key.next.pem.
+		name: "gen --next --force -f pem",
+		setup: func(t *testing.T, root, home string) []string {
+			keytoolOK(t, "-H", home, "gen")
+			keytoolOK(t, "-H", home, "gen", "--next")
+			return []string{"-H", home, "gen", "--next", "--force", "-f", "pem"}
+		},
+		check: func(t *testing.T, home string) {
+			checkNoPartialFiles(t, home, true)
+			if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err != nil {
+				t.Errorf("the home does not load: %v", err)
+			}
+			checkNextPublicHalf(t, home, true)
+		},
+		final: func(t *testing.T, home string) { checkNextPublicHalf(t, home, false) },
 	}, {
 		name: "authorize",
 		setup: func(t *testing.T, root, home string) []string {
@@ -126,6 +169,9 @@ func TestKillAtEveryWrite(t *testing.T) {
 					}
 					if tc.again != nil {
 						checkPublicHalf(t, home)
+					}
+					if tc.final != nil {
+						tc.final(t, home)
 					}
 				}
 			}
@@ -220,5 +266,34 @@ func checkPublicHalf(t *testing.T, home string) {
 	}
 	if len(pub) != 1 || pub[0].Fingerprint() != k.Fingerprint() {
 		t.Errorf("pub_key.json is not the public half of key.json")
+	}
+}
+
+// checkNextPublicHalf checks that home's next key (key.next.*) has its
+// own public half as pub_key.next.* — or, if orNone, none — and no other.
+func checkNextPublicHalf(t *testing.T, home string, orNone bool) {
+	t.Helper()
+	file, err := jwk.FindNextKey(home)
+	if err != nil || file == "" {
+		t.Errorf("no next key: %v", err)
+		return
+	}
+	k, err := jwk.ReadPrivateKeyFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, name := range []string{"pub_key.next.json", "pub_key.next.jwk", "pub_key.next.pem"} {
+		keys, err := jwk.ReadFile(filepath.Join(home, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		found++
+		if err != nil || len(keys) != 1 || !keys[0].Equal(k) {
+			t.Errorf("%s is not the public half of %s: %v", name, filepath.Base(file), err)
+		}
+	}
+	if found == 0 && !orNone {
+		t.Errorf("no public half of %s", filepath.Base(file))
 	}
 }

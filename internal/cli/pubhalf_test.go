@@ -87,3 +87,61 @@ func TestPublicHalfNotTheIdentitysFix(t *testing.T) {
 		t.Errorf("pub_key.json after rotate: %v, want the new identity's %s", err, next[0].Fingerprint())
 	}
 }
+
+// TestNextPublicHalfNotTheNextKeysFix: a home whose pub_key.next.json
+// holds another key than its next key (another home's, copied over it)
+// is refused by every command that loads the identity, and list names
+// the file with the fix — keytool pub of the next key into it — which,
+// run as given, makes the home load again; a pub_key.next.json of a home
+// with no next key is named with its rm. Before (found by review,
+// 2026-12-05): pub_key.next.* was checked against nothing, and list said
+// "Problems: none".
+func TestNextPublicHalfNotTheNextKeysFix(t *testing.T) {
+	home, other := filepath.Join(t.TempDir(), "home"), filepath.Join(t.TempDir(), "other")
+	keytoolOK(t, "-H", home, "gen")
+	keytoolOK(t, "-H", home, "gen", "--next")
+	keytoolOK(t, "-H", other, "gen")
+	nextPub := filepath.Join(home, "pub_key.next.json")
+	copyInto := func() {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(other, "pub_key.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(nextPub, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyInto()
+	out, _ := keytoolCmd("-H", home, "list").CombinedOutput()
+	fix := regexp.MustCompile(`keytool -H \S+ pub \S+key\.next\.json > \S+`).FindString(string(out))
+	if strings.Contains(string(out), "Problems: none") || !strings.Contains(string(out), nextPub) || fix == "" {
+		t.Fatalf("list of a home whose pub_key.next.json is another key's:\n%s", out)
+	}
+	if _, e, code := keytoolIn(t, home, "cert", "-o", filepath.Join(t.TempDir(), "cert.pem")); code != 1 || !strings.Contains(e, "not the public half of the next key") {
+		t.Errorf("cert: exit %d: %s", code, e)
+	}
+	if out, err := exec.Command("sh", "-c", fix).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", fix, err, out)
+	}
+	if out, _ := keytoolCmd("-H", home, "list").CombinedOutput(); !strings.Contains(string(out), "Problems: none") {
+		t.Errorf("list after the fix:\n%s", out)
+	}
+
+	// No next key.
+	if err := os.Remove(filepath.Join(home, "key.next.json")); err != nil {
+		t.Fatal(err)
+	}
+	copyInto()
+	out, _ = keytoolCmd("-H", home, "list").CombinedOutput()
+	fix = regexp.MustCompile(`rm \S+pub_key\.next\.json`).FindString(string(out))
+	if strings.Contains(string(out), "Problems: none") || !strings.Contains(string(out), "no next key") || fix == "" {
+		t.Fatalf("list of a home with no next key and a pub_key.next.json:\n%s", out)
+	}
+	if out, err := exec.Command("sh", "-c", fix).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", fix, err, out)
+	}
+	if out, _ := keytoolCmd("-H", home, "list").CombinedOutput(); !strings.Contains(string(out), "Problems: none") {
+		t.Errorf("list after the fix:\n%s", out)
+	}
+}

@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,19 +68,21 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	}
 	tlsbridge.SaveNames(k, names)
 	others := slices.DeleteFunc(slices.Clone(existing), func(p string) bool { return p == keyPath })
+	// The next key's public halves go first, then the key is written,
+	// then its public half: killed in between, the next key has its own
+	// public half or none. Written after the key, a gen --next --force
+	// killed between the two left pub_key.next.* the replaced next key's,
+	// which no file of the home keeps, and a load refuses such a home
+	// (tlsbridge.PublicKeyError; docs/design.md, "Concurrent writers").
+	if _, err := removePublicHalves(h.NextPublic(), keyPath); err != nil {
+		return err
+	}
 	if err := writeRoleKey(keyPath, others, len(others) < len(existing), k, f, force); err != nil {
 		return err
 	}
 	pubPath := filepath.Join(c.home, "pub_key.next"+f.Ext())
 	if err := jwk.WritePublicKeyFile(pubPath, k, f, jwk.Overwrite); err != nil {
-		return fmt.Errorf("the next key is in %s, but its public half could not be written: %w", keyPath, err)
-	}
-	for _, p := range h.NextPublic() {
-		if p != pubPath {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-		}
+		return fmt.Errorf("the next key is in %s, but its public half could not be written (run: %s): %w", keyPath, c.pubInto(pubPath, f), err)
 	}
 	done()
 	fmt.Fprintf(c.stdout, "Generated the next %s key in %s\nPublic key in %s\nFingerprint: %s\nKey ID: %s\n",

@@ -51,6 +51,23 @@ func NextPublicNames() []string {
 func (d Dir) Next() []string       { return d.all(NextNames()...) }
 func (d Dir) NextPublic() []string { return d.all(NextPublicNames()...) }
 
+// PublicBeside lists the paths the public half of the private key file
+// keyFile may have beside it, one for each format keytool writes: pub_,
+// then keyFile's name without its extension, then the format's
+// extension (.json, .jwk, .pem). keytool gen writes one of them, the
+// one of the format it writes the key in: pub_key.* for the home's
+// identity (key.*), pub_key.next.* for its next key, pub_server.pem for
+// the key -i names server.key written with -f pem.
+func PublicBeside(keyFile string) []string {
+	dir, name := filepath.Split(keyFile)
+	stem := "pub_" + strings.TrimSuffix(name, filepath.Ext(name))
+	var out []string
+	for _, ext := range []string{".json", ".jwk", ".pem"} {
+		out = append(out, filepath.Join(dir, stem+ext))
+	}
+	return out
+}
+
 // Old is the name a rotation gives the identity it replaces: key.old.,
 // the time of the rotation (UTC, 20061102T150405Z), and the identity's own
 // extension (".json"). It stays until the admin removes it.
