@@ -189,9 +189,17 @@ func NewIdentity(k *jwk.Key, opts CertOptions) (*Identity, error) {
 // name (jwk.ReadPrivateKeyFile: its mode, not its owner, a link's target
 // or the directories above it); a home's key is LoadHomeIdentity's, which
 // reads it as the trust input it is (ReadHomeKey).
+//
+// A public half beside the key under the name keytool gen -i gives it
+// (pub_NAME.* beside NAME.key: homedir.PublicBeside) must hold its public
+// key, as a home's pub_key.* must: one holding another key, several or
+// none is refused (*PublicKeyError), not rewritten (checkPublicBeside).
 func LoadIdentity(keyFile, certFile string, opts CertOptions) (*Identity, error) {
 	k, err := jwk.ReadPrivateKeyFile(keyFile)
 	if err != nil {
+		return nil, err
+	}
+	if k, err = checkPublicBeside(keyFile, k); err != nil {
 		return nil, err
 	}
 	return presentKey(k, certFile, opts)

@@ -37,9 +37,9 @@ import (
 // loaded by its file name (LoadIdentity: pub_NAME.* beside NAME.key,
 // which keytool gen -i writes there).
 type PublicKeyError struct {
-	File    string // the public half: pub_key.*, pub_key.next.*
+	File    string // the public half: pub_key.*, pub_key.next.*, pub_NAME.*
 	Found   string // the fingerprint of the key it holds; "" when it holds no one key (Err)
-	KeyFile string // its private key: key.*, key.next.*; "" for a pub_key.next.* of a home with no next key
+	KeyFile string // its private key: key.*, key.next.*, the file -i names; "" for a pub_key.next.* of a home with no next key
 	Key     string // that key's fingerprint
 	// Next: File is the public half of the home's next key (pub_key.next.*).
 	Next bool
@@ -66,7 +66,7 @@ func (e *PublicKeyError) Error() string {
 		return fmt.Sprintf("tlsbridge: %s holds %s, not the public half of the next key %s (key %s): it is what is copied to peers, so the home is not loaded until it holds the next key's public key",
 			e.File, found, e.KeyFile, e.Key)
 	}
-	return fmt.Sprintf("tlsbridge: %s holds %s, not the public half of the identity %s (key %s): it is what is copied to peers, so the home is not loaded until it holds the identity's public key",
+	return fmt.Sprintf("tlsbridge: %s holds %s, not the public half of the identity %s (key %s): it is what is copied to peers, so the identity is not loaded until it holds its public key",
 		e.File, found, e.KeyFile, e.Key)
 }
 
@@ -224,6 +224,59 @@ func stalePublic(home, keyFile string, k *jwk.Key) (*staleHalves, error) {
 		st.wrongNext = append(st.wrongNext, e)
 	}
 	return st, nil
+}
+
+// checkPublicBeside makes sure that every public half beside keyFile, a
+// private key loaded by its file name (LoadIdentity; homedir.PublicBeside:
+// pub_NAME.* beside NAME.key, which keytool gen -i writes), holds k, the
+// key read from it. The public half is what is copied to peers, as a
+// home's pub_key.* is: one naming another key has them authorize or pin
+// a key the identity never presents, so the key is not loaded until it
+// is put right (*PublicKeyError). OpenSSH's ssh -i takes id_x as it is,
+// whatever id_x.pub holds, but the harm is the same: the .pub is what
+// goes into authorized_keys; keytool checks the one file it knows to be
+// the key's public half, as it checks the home's (docs/design.md,
+// "Concurrent writers"). A missing one is no error, nor is a key file
+// keytool did not make (nothing named so beside it). Such a key has no
+// rotation, so nothing is finished; a mismatch is looked at again under
+// the lock of the writers of the key's directory, which gen -i holds
+// from its key to its public half.
+func checkPublicBeside(keyFile string, k *jwk.Key) (*jwk.Key, error) {
+	wrong := wrongBeside(keyFile, k)
+	if wrong == nil {
+		return k, nil
+	}
+	unlock, _, err := LockIdentity(filepath.Dir(keyFile))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if k, err = jwk.ReadPrivateKeyFile(keyFile); err != nil {
+		return nil, err
+	}
+	if wrong = wrongBeside(keyFile, k); wrong != nil {
+		return nil, wrong
+	}
+	return k, nil
+}
+
+// wrongBeside is the first public half beside keyFile that is not k's.
+func wrongBeside(keyFile string, k *jwk.Key) *PublicKeyError {
+	for _, p := range homedir.PublicBeside(keyFile) {
+		found, err := publicKeyIn(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err == nil && found.Equal(k):
+			continue
+		}
+		e := &PublicKeyError{File: p, KeyFile: keyFile, Key: k.Fingerprint(), Err: err}
+		if found != nil {
+			e.Found = found.Fingerprint()
+		}
+		return e
+	}
+	return nil
 }
 
 // publicKeyIn reads the one key of the public file p: fs.ErrNotExist

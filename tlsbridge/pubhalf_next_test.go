@@ -95,3 +95,51 @@ func TestNextPublicHalfNotTheNextKeys(t *testing.T) {
 		t.Errorf("%s was rewritten or removed: %v", nextPub, err)
 	}
 }
+
+// TestPublicHalfBesideANamedKey: a key loaded by its file name
+// (LoadIdentity, keytool -i FILE) whose public half beside it — the
+// pub_NAME.* keytool gen -i writes there — holds another key, none or
+// several is refused (*PublicKeyError naming both files), as a home's
+// pub_key.* is, and left as it is; its own public half, or none, loads.
+// Before (found by review, 2026-12-05): the file was not looked at, and
+// the public half handed to peers for authorized_keys named a key the
+// identity never presented.
+func TestPublicHalfBesideANamedKey(t *testing.T) {
+	k, other := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "server.key")
+	if err := jwk.WritePrivateKeyFile(keyFile, k, jwk.PEM, jwk.CreateNew); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadIdentity(keyFile, "", CertOptions{}); err != nil {
+		t.Fatalf("no public half beside it: %v", err)
+	}
+	pub := filepath.Join(dir, "pub_server.pem")
+	if err := jwk.WritePublicKeyFile(pub, k, jwk.PEM, jwk.CreateNew); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadIdentity(keyFile, "", CertOptions{}); err != nil {
+		t.Fatalf("its own public half beside it: %v", err)
+	}
+	for name, data := range map[string][]byte{
+		"another key": marshalPublic(t, other),
+		"no key":      []byte("{\n"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(dir, "pub_server.json") // another format's, beside pub_server.pem
+			writeFile(t, file, data, 0o644)
+			defer os.Remove(file)
+			_, err := LoadIdentity(keyFile, "", CertOptions{})
+			var pe *PublicKeyError
+			if !errors.As(err, &pe) || pe.File != file || pe.KeyFile != keyFile || pe.Key != k.Fingerprint() || pe.Next {
+				t.Fatalf("LoadIdentity: %v, want *PublicKeyError naming %s", err, file)
+			}
+			if name == "another key" && pe.Found != other.Fingerprint() {
+				t.Errorf("found %q, want %q", pe.Found, other.Fingerprint())
+			}
+			if got, _ := os.ReadFile(file); !bytes.Equal(got, data) {
+				t.Errorf("%s was rewritten", file)
+			}
+		})
+	}
+}

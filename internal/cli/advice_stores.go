@@ -339,8 +339,9 @@ func (c *cli) fileFix(err error) string {
 // publicHalfFix writes the key's public half over a public file that is
 // not it (tlsbridge.PublicKeyError): keytool pub reads the key file
 // itself, not the home the error refuses, and prints what gen and rotate
-// write there — the home's identity (pub_key.*) or its next key
-// (pub_key.next.*, named as pub's FILE). A pub_key.next.*
+// write there — the home's identity (pub_key.*), its next key
+// (pub_key.next.*, named as pub's FILE), or the key -i names (pub_NAME.*
+// beside it: keytool -i FILE pub, as the user gave -i). A pub_key.next.*
 // of a home with no next key is the public half of no key of the home:
 // removed.
 func (c *cli) publicHalfFix(pk *tlsbridge.PublicKeyError) string {
@@ -353,6 +354,8 @@ func (c *cli) publicHalfFix(pk *tlsbridge.PublicKeyError) string {
 		return "rm " + shellQuote(pk.File)
 	case pk.Next:
 		return fmt.Sprintf("keytool -H %s pub%s %s > %s", shellQuote(filepath.Dir(pk.KeyFile)), format, shellQuote(pk.KeyFile), shellQuote(pk.File))
+	case c.identity != "" && pk.KeyFile == c.identity:
+		return fmt.Sprintf("keytool -i %s pub%s > %s", shellQuote(c.identity), format, shellQuote(pk.File))
 	}
 	return fmt.Sprintf("keytool -H %s pub%s > %s", shellQuote(filepath.Dir(pk.KeyFile)), format, shellQuote(pk.File))
 }

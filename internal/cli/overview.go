@@ -261,11 +261,10 @@ func (c *cli) overviewIdentity(o *overview, lf listFlags) {
 	// could start with was found by review, 2026-12-05. A home's own
 	// identity is loaded always: its pub_key.* must be its public half
 	// (tlsbridge.PublicKeyError), and a rotation cut short before it
-	// wrote it is finished by the load.
-	if c.identity == "" || o.Identity.Certificate != "" || o.Identity.Next != nil {
-		if _, err := c.loadIdentity(); err != nil {
-			o.problem(c, err)
-		}
+	// wrote it is finished by the load. So is a key -i names: the public
+	// half gen -i wrote beside it must be its own.
+	if _, err := c.loadIdentity(); err != nil {
+		o.problem(c, err)
 	}
 }
 

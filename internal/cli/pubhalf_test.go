@@ -145,3 +145,55 @@ func TestNextPublicHalfNotTheNextKeysFix(t *testing.T) {
 		t.Errorf("list after the fix:\n%s", out)
 	}
 }
+
+// TestPublicHalfBesideIdentityFileFix: keytool -i FILE gen writes the
+// key's public half beside it (pub_NAME.json); one that holds another key
+// is refused by every command that loads -i FILE, as a home's pub_key.*
+// is, and list -i FILE names it with the fix, keytool -i FILE pub into
+// it, which works as given. gen -i FILE --force -f pem removes the
+// public half of the key it replaces in the other format. Before (found
+// by review, 2026-12-05): nothing looked at it, and the file copied to
+// peers named a key never presented.
+func TestPublicHalfBesideIdentityFileFix(t *testing.T) {
+	dir, other := t.TempDir(), filepath.Join(t.TempDir(), "other")
+	keytoolOK(t, "-H", other, "gen")
+	id := filepath.Join(dir, "id.json")
+	keytoolOK(t, "-i", id, "gen")
+	pub := filepath.Join(dir, "pub_id.json")
+	data, err := os.ReadFile(filepath.Join(other, "pub_key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pub, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(t.TempDir(), "home")
+	out, _ := keytoolCmd("-H", home, "-i", id, "list").CombinedOutput()
+	fix := regexp.MustCompile(`keytool -i \S+ pub > \S+`).FindString(string(out))
+	if strings.Contains(string(out), "Problems: none") || !strings.Contains(string(out), pub) || fix == "" {
+		t.Fatalf("list -i of a key whose pub_ file is another key's:\n%s", out)
+	}
+	cmd := keytoolCmd("-H", home, "-i", id, "cert", "-o", filepath.Join(t.TempDir(), "cert.pem"))
+	if out, _ := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "not the public half of the identity") {
+		t.Errorf("cert -i: exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+	if out, err := exec.Command("sh", "-c", fix).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", fix, err, out)
+	}
+	if out, _ := keytoolCmd("-H", home, "-i", id, "list").CombinedOutput(); !strings.Contains(string(out), "Problems: none") {
+		t.Errorf("list -i after the fix:\n%s", out)
+	}
+
+	// A new key in another format: the old key's pub_id.json goes.
+	pem := filepath.Join(dir, "id.pem")
+	if err := os.Rename(id, pem); err != nil {
+		t.Fatal(err)
+	}
+	keytoolOK(t, "-i", pem, "gen", "--force", "-f", "pem")
+	if _, err := os.Lstat(pub); err == nil {
+		t.Errorf("%s, the replaced key's public half, is left", pub)
+	}
+	if out, _ := keytoolCmd("-H", home, "-i", pem, "list").CombinedOutput(); !strings.Contains(string(out), "Problems: none") {
+		t.Errorf("list -i after gen --force -f pem:\n%s", out)
+	}
+}
