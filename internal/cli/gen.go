@@ -514,14 +514,31 @@ func replaceKeyFile(old, path string, k *jwk.Key, f jwk.Format) error {
 // service's home, KEYTOOL_HOME naming another, made the same second
 // identity there, and rewrote its pub_key.json (found by review,
 // 2026-12-05).
+//
+// Nor may the public half gen writes beside FILE (pub_ and its name
+// without extension) be one of a home's: -i key, key.txt or key.next in
+// a home have theirs written as pub_key.json, key.next.txt as
+// pub_key.next.json — the public half of the home's identity or next
+// key, replaced by another key's, so that the home no longer loaded
+// (found by review, 2026-12-06).
 func (c *cli) homesOwnByName() error {
 	if c.identity == "" {
 		return nil
 	}
 	name := filepath.Base(c.identity)
 	next := slices.Contains(home.NextNames(), name)
+	stem := strings.TrimSuffix(name, filepath.Ext(name))
 	if !next && !slices.Contains(home.IdentityNames(), name) {
-		return nil
+		if stem != "key" && stem != "key.next" {
+			return nil
+		}
+		// Not a key file of the home, but its public half would be.
+		dir := filepath.Dir(c.identity)
+		if !c.isHomeFile(c.identity, name) && len(homeKeyFiles(dir)) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%s would have its public half written as %s, which is the public half of the home %s's %s: -i never writes it (the home would no longer load); give the key file another name",
+			c.identity, filepath.Join(dir, "pub_"+stem+".*"), dir, map[bool]string{true: "next key", false: "identity"}[stem == "key.next"])
 	}
 	where, flag := c.keyHome(), c.homeFlag()
 	if !c.isHomeFile(c.identity, name) {

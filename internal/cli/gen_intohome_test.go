@@ -99,3 +99,39 @@ func TestGenIdentityFileOfAnotherHome(t *testing.T) {
 	}
 	keytoolOK(t, "-i", filepath.Join(dir, "ids", "key.json"), "gen")
 }
+
+// TestGenIdentityFileWhosePublicHalfIsTheHomes: -i key, key.txt or
+// key.next in a home — no key file name of the home's, but gen writes its
+// public half beside it as pub_ and its name without extension:
+// pub_key.json, the public half of the home's identity (key.next.txt:
+// pub_key.next.json, the next key's) — is refused, nothing written,
+// naming the public half it would replace. Before (found by review,
+// 2026-12-06): exit 0, pub_key.json the new key's, and the home no longer
+// loaded (tlsbridge.PublicKeyError). Elsewhere the same names are written.
+func TestGenIdentityFileWhosePublicHalfIsTheHomes(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	keytoolOK(t, "-H", home, "gen")
+	keytoolOK(t, "-H", home, "gen", "--next")
+	before, err := os.ReadFile(filepath.Join(home, "pub_key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"key", "key.txt", "key.next", "key.next.txt"} {
+		file := filepath.Join(home, name)
+		cmd := keytoolCmd("-H", home, "-i", file, "gen")
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(out), "public half of the home") {
+			t.Errorf("keytool -i %s gen: exit %d, want 1 naming the home's public half:\n%s", name, code, out)
+		}
+		if _, err := os.Lstat(file); err == nil {
+			t.Errorf("keytool -i %s gen wrote it", name)
+		}
+	}
+	if now, _ := os.ReadFile(filepath.Join(home, "pub_key.json")); !bytes.Equal(now, before) {
+		t.Error("pub_key.json was rewritten")
+	}
+	if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err != nil {
+		t.Errorf("the home does not load: %v", err)
+	}
+	keytoolOK(t, "-i", filepath.Join(t.TempDir(), "key"), "gen")
+}
