@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	homedir "github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
@@ -47,6 +48,7 @@ type IdentityWatcher struct {
 	mu      sync.Mutex // one load at a time
 	changed <-chan struct{}
 	unsub   func()
+	ctx     context.Context // the watch's: a Reload's wait ends with it
 	cancel  context.CancelFunc
 	done    chan struct{}
 	close   sync.Once
@@ -105,6 +107,7 @@ func WatchIdentity(ctx context.Context, o IdentityWatchOptions) (*IdentityWatche
 	})
 	w.changed, w.unsub = w.loader.Subscribe()
 	ctx, w.cancel = context.WithCancel(ctx)
+	w.ctx = ctx
 	w.loader.Watch(ctx)
 	select { // the first read's notice: the identity is loaded below
 	case <-w.changed:
@@ -155,14 +158,41 @@ func (w *IdentityWatcher) run(ctx context.Context) {
 // CurrentIdentity returns the identity presented in new handshakes.
 func (w *IdentityWatcher) CurrentIdentity() *Identity { return w.cur.Load() }
 
+// publicRetry is how long a reload refused because a public half is not
+// its key's (*PublicKeyError) waits before it loads once more (Reload).
+var publicRetry = time.Second
+
 // Reload loads the identity now, whether or not its files changed (a
 // daemon's SIGHUP). On failure the identity in use stays, and the error
 // is returned and logged.
+//
+// A load refused because a public half (pub_key.*) is not its key's is
+// made once more after publicRetry. A writer that takes no lock of the
+// identity's writers — an editor or config management writing key.json
+// then pub_key.json, a keytool whose lock file cannot be used —, or one
+// whose lock this user cannot take (a server run as a user of its own),
+// is met between its two writes: the key new, its public half the key
+// it replaced. pub_key.* is not watched (a server presents no public
+// half, and a reload at each of its writes would change nothing), so
+// the refusal stood, and the server presented the replaced key, until
+// the next change of the key or SIGHUP (found by review, 2026-12-05).
+// Looked at once more, the public half written meanwhile, the reload
+// presents the new key; still refused, it is refused as before.
 func (w *IdentityWatcher) Reload() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	old := w.cur.Load()
 	id, err := w.load()
+	var pk *PublicKeyError
+	if errors.As(err, &pk) && !pk.Rotated {
+		w.log.Warn("identity not reloaded yet: a public half is not its key's, as between a writer's two writes; loading it again",
+			"fingerprint", old.Key.Fingerprint(), "file", pk.File, "retry_in", publicRetry.String())
+		select {
+		case <-time.After(publicRetry):
+			id, err = w.load()
+		case <-w.ctx.Done():
+		}
+	}
 	if err != nil {
 		w.log.Error("identity not reloaded: keeping the current one", "fingerprint", old.Key.Fingerprint(), "error", err)
 		return err

@@ -275,3 +275,38 @@ func TestIdentityWatcherRenewedCertificate(t *testing.T) {
 	})
 	echo(t, open)
 }
+
+// TestReloadLooksAgainAtAPublicHalf: a writer that takes no lock of the
+// identity's writers (config management, an editor, a keytool whose lock
+// file cannot be used) writes key.json, then pub_key.json. A watching
+// server's reload made between the two found pub_key.json the replaced
+// key's and was refused (*PublicKeyError); pub_key.* is not watched, so
+// the server kept presenting the replaced key until the next change of
+// key.json or SIGHUP (found by review, 2026-12-05). It now loads once
+// more after a short wait, and presents the new key in real handshakes.
+func TestReloadLooksAgainAtAPublicHalf(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, pub := filepath.Join(dir, "key.json"), filepath.Join(dir, "pub_key.json")
+	k1, k2 := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
+	writeKey(t, keyFile, k1, 0o600)
+	if err := jwk.WritePublicKeyFile(pub, k1, jwk.JWK, jwk.CreateNew); err != nil {
+		t.Fatal(err)
+	}
+	var log testlog.Buffer
+	w, err := WatchHomeIdentity(context.Background(), dir, CertOptions{}, log.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	addr, cl := watchedEchoServer(t, w)
+
+	writeKey(t, keyFile, k2, 0o600) // the first write: the key
+	waitFor(t, "the reload refused", func() bool { return strings.Contains(log.String(), "identity not reloaded") })
+	if err := jwk.WritePublicKeyFile(pub, k2, jwk.JWK, jwk.Overwrite); err != nil { // the second: its public half
+		t.Fatal(err)
+	}
+	waitFor(t, "the new key in a new handshake", func() bool {
+		_, got := presentedKey(t, addr, cl.id.Certificate)
+		return got == k2.SPKIHash()
+	})
+}
