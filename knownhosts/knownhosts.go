@@ -892,6 +892,18 @@ func servesSome(a, b []string) bool {
 	return false
 }
 
+// KeysPinnedNow is KeysPinnedAt on the files as they are now, not as the
+// store last loaded them: the pins other processes sharing the
+// directory wrote since are counted (Loader.ReloadCurrent, as
+// AddKeyAtMost counts them). A client asks it before it asks its user
+// about a key a host announces, so that no question is asked whose yes
+// AddKeyAtMost then refuses for the bound (*TooManyKeysError); the count
+// is made again, under the directory's lock, by AddKeyAtMost.
+func (s *Store) KeysPinnedNow(addr string) int {
+	s.Loader().ReloadCurrent()
+	return s.KeysPinnedAt(addr)
+}
+
 // KeysPinnedAt returns how many keys are pinned for addr by pins that
 // name it exactly (with its port, or port-less; not by a wildcard nor
 // without an address), each key once: the pins AddKey writes for it.

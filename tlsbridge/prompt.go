@@ -211,6 +211,23 @@ func (t Terminal) AskAnnouncedKey(a AnnouncedKey) (Answer, error) {
 	})
 }
 
+// AnnouncedKeyNotOffered says that the next key a pinned host announces
+// is not asked about (UpdateAsk): its address holds pinned of most keys
+// already, and a yes would be refused. It names the address and the
+// keys, not where the pins are kept: they are this user's to list.
+func (t Terminal) AnnouncedKeyNotOffered(a AnnouncedKey, pinned, most int) {
+	_, out, done, err := t.streams()
+	if err != nil {
+		return // nobody to tell: the log says it
+	}
+	defer done()
+	fmt.Fprintf(out, "Host '%s' proved it holds its pinned %s key %s\n", termtext.Safe(a.Addr), a.Current.Algorithm(), a.Current.Fingerprint())
+	fmt.Fprintf(out, "and announces the key it will use next, %s key %s.\n", a.Next.Algorithm(), a.Next.Fingerprint())
+	fmt.Fprintf(out, "It is not offered for pinning: %d keys are pinned for '%s' already, the most a host's announcements may bring it to (its key and %d next ones).\n",
+		pinned, termtext.Safe(a.Addr), most-1)
+	fmt.Fprintf(out, "Remove the keys pinned for '%s' that it no longer uses, and the next connection asks again.\n", termtext.Safe(a.Addr))
+}
+
 // describe writes what the question is about, in OpenSSH's words: the
 // address (termtext.Safe: the caller's, perhaps a redirect's, whose bidi
 // override would show another host), the key and, when the key is pinned for other addresses, those

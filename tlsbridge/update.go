@@ -68,6 +68,23 @@ type AnnouncementPrompt interface {
 	AskAnnouncedKey(a AnnouncedKey) (Answer, error)
 }
 
+// AnnouncementNotice is an AnnouncementPrompt that is also told of an
+// announced key it is not asked about (UpdateAsk) because the address
+// holds as many pins as announcements may bring it to (pinned of most:
+// its key and MaxAnnounced next ones), so that a yes would be refused
+// (knownhosts.TooManyKeysError). Terminal is one. A user is never asked
+// a question whose yes is then refused; one who is not asked is told
+// why.
+type AnnouncementNotice interface {
+	AnnouncedKeyNotOffered(a AnnouncedKey, pinned, most int)
+}
+
+// pinCounter is a HostKeys store that counts an address's pins on its
+// files as they are (knownhosts.Store.KeysPinnedNow).
+type pinCounter interface {
+	KeysPinnedNow(addr string) int
+}
+
 // hostKeyAdder is a HostKeys store that can pin one more key for an
 // address, bounded by the keys pinned for it, the count and the write one
 // step (knownhosts.Store.AddKeyAtMost). A store that cannot bound its
@@ -187,7 +204,7 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 		return
 	}
 	pinned := 0
-	for _, k := range next {
+	for i, k := range next {
 		if purposes != nil {
 			k = k.PublicKey()
 			if k.Attrs == nil {
@@ -195,9 +212,20 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 			}
 			k.Attrs.SetList(jwk.AttrPurpose, purposes)
 		}
-		if c.opts.UpdateHostKeys == UpdateAsk && !c.askAnnounced(addr, current, k) {
-			c.opts.Logger.Info("not pinning the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "current", current.Fingerprint())
-			continue
+		if c.opts.UpdateHostKeys == UpdateAsk {
+			switch c.askAnnounced(addr, current, k, next[i+1:]) {
+			case askedNo:
+				c.opts.Logger.Info("not pinning the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "current", current.Fingerprint())
+				continue
+			case notAsked:
+				// The address holds its bound already: the user was not
+				// asked (a yes would be refused below), and was told why
+				// where the prompt can be (AnnouncementNotice).
+				c.opts.Logger.Info("not asking about the next keys a host announces: the address has as many keys pinned as a certificate announces; remove those no longer used",
+					"addr", addr, "current", current.Fingerprint(), "announced", len(next), "pinned", pinned, "retry_in", rotationRetry.String())
+				c.announceFailed.failed(addrKey, time.Now())
+				return
+			}
 		}
 		// An address gets no more pins by announcement than one
 		// certificate needs (its key and MaxAnnounced next ones), counted
@@ -252,20 +280,50 @@ func (c *Client) pinnedPurposes(addr string, sum [32]byte) (purposes []string, o
 	return purposes, len(purposes) > 0
 }
 
+// askResult is what askAnnounced got: a yes, a no (or no question:
+// nobody to ask, pinned meanwhile), or no question because the address
+// holds its bound.
+type askResult int
+
+const (
+	askedNo askResult = iota
+	askedYes
+	notAsked
+)
+
 // askAnnounced asks the prompt, one question at a time, whether to pin
-// next for addr.
-func (c *Client) askAnnounced(addr string, current, next *jwk.Key) bool {
+// next for addr. Where the address already holds as many pins as
+// announcements may bring it to (1+MaxAnnounced, counted on the files as
+// they are: pinCounter), it is not asked — AddKeyAtMost would refuse its
+// yes (found by review, 2026-12-05) — and the prompt, if it can be told
+// (AnnouncementNotice), is told so of next and of the keys after it
+// (rest), which are not asked about either. The bound is still enforced
+// by AddKeyAtMost's locked count: another process may pin in between.
+func (c *Client) askAnnounced(addr string, current, next *jwk.Key, rest []*jwk.Key) askResult {
 	p, ok := c.opts.Prompt.(AnnouncementPrompt)
 	if !ok {
-		return false
+		return askedNo
 	}
 	c.prompt.Lock()
 	defer c.prompt.Unlock()
 	if c.storeDecision(addr, next.SPKIHash()).Verdict == knownhosts.Pinned {
-		return false // pinned while this one waited
+		return askedNo // pinned while this one waited
+	}
+	if counter, ok := c.opts.Hosts.(pinCounter); ok {
+		if n, most := counter.KeysPinnedNow(addr), 1+MaxAnnounced; n >= most {
+			if notice, ok := p.(AnnouncementNotice); ok {
+				for _, k := range append([]*jwk.Key{next}, rest...) {
+					notice.AnnouncedKeyNotOffered(AnnouncedKey{Addr: addr, Current: current, Next: k}, n, most)
+				}
+			}
+			return notAsked
+		}
 	}
 	a, err := p.AskAnnouncedKey(AnnouncedKey{Addr: addr, Current: current, Next: next})
-	return err == nil && a == Yes
+	if err == nil && a == Yes {
+		return askedYes
+	}
+	return askedNo
 }
 
 // RotationAcceptor is a ClientKeys store that can authorize a client's

@@ -743,6 +743,17 @@ func (s *startupPrompt) AskAnnouncedKey(a tlsbridge.AnnouncedKey) (tlsbridge.Ans
 	return tlsbridge.Terminal{}.AskAnnouncedKey(a)
 }
 
+// AnnouncedKeyNotOffered says on the terminal, at start only, that a key
+// the target announces is not asked about: its address holds its bound
+// of pins (tlsbridge.AnnouncementNotice). Afterwards the log says it.
+func (s *startupPrompt) AnnouncedKeyNotOffered(a tlsbridge.AnnouncedKey, pinned, most int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		tlsbridge.Terminal{}.AnnouncedKeyNotOffered(a, pinned, most)
+	}
+}
+
 // newProxyClient builds client mode from the home — the identity, the
 // watched trusted hosts, the policy, PKI mode — and checks the target
 // once, asking on the terminal about an unknown one.
