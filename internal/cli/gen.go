@@ -59,8 +59,11 @@ and its public half to HOME/pub_key.json, mode 0644, creating HOME (0700) if
 needed. With -i FILE the private key goes to FILE and the public half beside
 it, as pub_<name>; FILE may not be a file of the home's identity (key.*,
 key.next.*), which gen makes without -i — nor of any directory holding
-a home's key. An existing identity is never
-replaced without --force.
+a home's key — nor have a public half that is one of a home's (pub_key.*).
+Every command that loads -i FILE refuses a pub_<name> beside it that holds
+another key. The public half of the key replaced is removed before the new
+key is written, and the new one written after it. An existing identity is
+never replaced without --force.
 
 --host NAME,… saves DNS names and IP addresses in the private key: the
 identity's self-signed certificate names them from then on (cert --host and
