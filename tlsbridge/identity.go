@@ -265,7 +265,11 @@ func holdsPrivateKeyBlock(data []byte) bool {
 // as key.old.*, or pub_key.next.* the identity's with no next key), which
 // the load finishes as RotateHome would have, under the lock of the
 // identity's writers (checkPublicHalves) — or, where this user may not
-// write the home, loads the identity and leaves to a writer.
+// write the home, loads the identity and leaves to a writer. The public
+// halves of its next key (pub_key.next.*) must hold the next key's
+// public key as well, and are refused (*PublicKeyError, Next) where they
+// hold another, or, in a home with no next key, another than the
+// identity's.
 func LoadHomeIdentity(home string, opts CertOptions) (*Identity, error) {
 	return loadHomeIdentity(home, opts, false)
 }
