@@ -356,35 +356,10 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		k.port = 0
 		anyPort = sn.pins.exact.get(hashPort(h, 0), k)
 	}
-	pinned := false        // an exact pin applies
 	var forSome purposesOf // pins of the key that do not admit it: for some purposes, and the connection has none
-	for _, list := range [2][]*Entry{exactPort, anyPort} {
-		for _, e := range list {
-			if e.excluded(ip, host, port, purpose) {
-				continue
-			}
-			if e.SPKIHash == sum {
-				if e.admits(purpose) {
-					return nil
-				}
-				forSome.add(e)
-			}
-			pinned = true
-		}
-	}
-	for _, e := range sn.pins.wild.get(hashSPKI(sum), sum) {
-		if e.excluded(ip, host, port, purpose) {
-			continue
-		}
-		for i := range e.pos {
-			if e.pos[i].wild && e.pos[i].match(ip, host, port) {
-				if e.admits(purpose) {
-					return nil
-				}
-				forSome.add(e)
-				break
-			}
-		}
+	admitted, pinned := exactPins([2][]*Entry{exactPort, anyPort}, sum, ip, host, port, purpose, &forSome)
+	if admitted || wildAdmits(sn.pins.wild.get(hashSPKI(sum), sum), ip, host, port, purpose, &forSome) {
+		return nil
 	}
 	fp := jwk.FormatFingerprint(sum)
 	purposesOnly := func() error {
@@ -428,6 +403,50 @@ func (s *Store) check(addr string, sum [32]byte, key *jwk.Key, purpose string) e
 		return &UnknownHostError{Addr: addr, Key: key, Fingerprint: fp}
 	}
 	return changedError(addr, key, fp, ip, host, port, purpose, exactPort, anyPort)
+}
+
+// exactPins looks at the pins naming the address itself (with its port,
+// or every port): admitted if one of them admits the key sum, pinned if
+// any is there for the connection; the key's pins that are there but do
+// not admit it go to forSome.
+func exactPins(lists [2][]*Entry, sum [32]byte, ip netip.Addr, host string, port uint16, purpose string, forSome *purposesOf) (admitted, pinned bool) {
+	for _, list := range lists {
+		for _, e := range list {
+			if e.excluded(ip, host, port, purpose) {
+				continue
+			}
+			if e.SPKIHash == sum {
+				if e.admits(purpose) {
+					return true, true
+				}
+				forSome.add(e)
+			}
+			pinned = true
+		}
+	}
+	return false, pinned
+}
+
+// wildAdmits reports whether one of entries, the wildcard pins of a key,
+// matches the address and admits the key; those that match but do not
+// admit it go to forSome. A wildcard never makes another key a changed
+// one: it cannot tell that this host changed.
+func wildAdmits(entries []*Entry, ip netip.Addr, host string, port uint16, purpose string, forSome *purposesOf) bool {
+	for _, e := range entries {
+		if e.excluded(ip, host, port, purpose) {
+			continue
+		}
+		for i := range e.pos {
+			if e.pos[i].wild && e.pos[i].match(ip, host, port) {
+				if e.admits(purpose) {
+					return true
+				}
+				forSome.add(e)
+				break
+			}
+		}
+	}
+	return false
 }
 
 // purposesOf gathers, for a *PurposesOnlyError, the pins of a key for

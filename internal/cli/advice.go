@@ -32,7 +32,7 @@ func (c *cli) advise(err error) string {
 	// certificate's names): nothing of it may drive the terminal, nor
 	// start a line of its own under keytool's.
 	msg := termtext.SafeLines(quoteRemoteNames(err))
-	for _, adviser := range []func(error) string{c.adviseStores, c.adviseSync, adviseName, c.adviseFiles, c.adviseEnroll, c.adviseTLS, c.adviseDial} {
+	for _, adviser := range []func(error) string{c.adviseHostScope, c.adviseStores, c.adviseSync, adviseName, c.adviseFiles, c.adviseEnroll, c.adviseTLS, c.adviseDial} {
 		if a := adviser(err); a != "" {
 			return msg + "\n" + strings.TrimRight(a, "\n")
 		}

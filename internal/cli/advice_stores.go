@@ -21,13 +21,33 @@ import (
 	"github.com/keytool/keytool/tlsbridge"
 )
 
+// adviseHostScope returns the advice for a host key pinned, but not for
+// this connection: without an address for names its certificate does not
+// give, or for other purposes only; or "".
+func (c *cli) adviseHostScope(err error) string {
+	var (
+		unnamed *knownhosts.NameMismatchError
+		forSome *knownhosts.PurposesOnlyError
+	)
+	switch {
+	case errors.As(err, &unnamed):
+		how := "Connect by a name its certificate names"
+		if len(unnamed.Names) == 0 {
+			how = "Its certificate names no host (the server's identity can save names, keeping its key, with: keytool gen --host NAME --keep-key)"
+		}
+		return fmt.Sprintf("%s pins that key without an address, for the names its certificate gives only. %s, or, after checking the fingerprint with the host's administrator, pin the key for this address:\n  %s",
+			unnamed.File, how, c.pinCommand(unnamed.Addr, "--fingerprint", unnamed.Fingerprint))
+	case errors.As(err, &forSome):
+		return c.purposesOnlyAdvice(forSome)
+	}
+	return ""
+}
+
 // adviseStores returns the advice for the errors of the trust stores
 // (authkeys, knownhosts), or "".
 func (c *cli) adviseStores(err error) string {
 	var (
 		unknown   *knownhosts.UnknownHostError
-		unnamed   *knownhosts.NameMismatchError
-		forSome   *knownhosts.PurposesOnlyError
 		skipped   *knownhosts.SkippedFilesError
 		hRevoked  *knownhosts.RevokedError
 		hNotFound *knownhosts.NotFoundError
@@ -52,15 +72,6 @@ func (c *cli) adviseStores(err error) string {
 			}
 		}
 		return b.String()
-	case errors.As(err, &unnamed):
-		how := "Connect by a name its certificate names"
-		if len(unnamed.Names) == 0 {
-			how = "Its certificate names no host (the server's identity can save names, keeping its key, with: keytool gen --host NAME --keep-key)"
-		}
-		return fmt.Sprintf("%s pins that key without an address, for the names its certificate gives only. %s, or, after checking the fingerprint with the host's administrator, pin the key for this address:\n  %s",
-			unnamed.File, how, c.pinCommand(unnamed.Addr, "--fingerprint", unnamed.Fingerprint))
-	case errors.As(err, &forSome):
-		return c.purposesOnlyAdvice(forSome)
 	case errors.As(err, &unknown):
 		return c.unknownHostAdvice(err, unknown)
 	case errors.As(err, &hRevoked) && hRevoked.Err != nil, errors.As(err, &aRevoked) && aRevoked.Err != nil:
