@@ -171,19 +171,12 @@ func stalePublic(home, keyFile string, k *jwk.Key) (*staleHalves, error) {
 	h := homedir.Dir(home)
 	st := &staleHalves{}
 	for _, p := range h.Public() {
-		found, err := publicKeyIn(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			continue
-		case err == nil && found.Equal(k):
+		e, found := publicNotKeys(p, keyFile, k)
+		if e == nil {
 			continue
 		}
-		e := &PublicKeyError{File: p, KeyFile: keyFile, Key: k.Fingerprint(), Err: err}
-		if found != nil {
-			e.Found = found.Fingerprint()
-			if !st.leftover {
-				st.leftover = rotatedAway(home, found)
-			}
+		if found != nil && !st.leftover {
+			st.leftover = rotatedAway(home, found)
 		}
 		st.wrong = append(st.wrong, e)
 	}
@@ -263,20 +256,29 @@ func checkPublicBeside(keyFile string, k *jwk.Key) (*jwk.Key, error) {
 // wrongBeside is the first public half beside keyFile that is not k's.
 func wrongBeside(keyFile string, k *jwk.Key) *PublicKeyError {
 	for _, p := range homedir.PublicBeside(keyFile) {
-		found, err := publicKeyIn(p)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			continue
-		case err == nil && found.Equal(k):
-			continue
+		if e, _ := publicNotKeys(p, keyFile, k); e != nil {
+			return e
 		}
-		e := &PublicKeyError{File: p, KeyFile: keyFile, Key: k.Fingerprint(), Err: err}
-		if found != nil {
-			e.Found = found.Fingerprint()
-		}
-		return e
 	}
 	return nil
+}
+
+// publicNotKeys is the *PublicKeyError of the public file p when it is
+// not k's public half (k read from keyFile) — another key, none, several
+// — with the key it holds, if one; nil where p holds k or is not there.
+func publicNotKeys(p, keyFile string, k *jwk.Key) (*PublicKeyError, *jwk.Key) {
+	found, err := publicKeyIn(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err == nil && found.Equal(k):
+		return nil, nil
+	}
+	e := &PublicKeyError{File: p, KeyFile: keyFile, Key: k.Fingerprint(), Err: err}
+	if found != nil {
+		e.Found = found.Fingerprint()
+	}
+	return e, found
 }
 
 // publicKeyIn reads the one key of the public file p: fs.ErrNotExist
