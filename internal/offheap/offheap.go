@@ -166,6 +166,12 @@ func (a *Array[E]) Set(i int, v E) {
 // (runtime.KeepAlive(a)), and never store the slice.
 func (a *Array[E]) View() []E { return a.s }
 
+// PointerFree reports whether a value of E holds no pointer: whether
+// New may keep an array of E (New panics otherwise). A caller whose
+// element type is a parameter of its own checks it once, to keep its
+// values on the heap where it may not.
+func PointerFree[E any]() bool { return pointerFree(reflect.TypeFor[E]()) }
+
 // mustBePointerFree panics if a value of t may hold a pointer the
 // collector would have to see.
 func mustBePointerFree(t reflect.Type) {

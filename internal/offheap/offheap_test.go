@@ -77,6 +77,24 @@ func TestPointersRefused(t *testing.T) {
 	}](1)
 }
 
+// TestPointerFreeAsNewTells: PointerFree answers what New would do, for
+// a caller that picks where to keep values of a type parameter (keydir's
+// numbers keep a file's one item mapped only if it holds no pointer).
+func TestPointerFreeAsNewTells(t *testing.T) {
+	if PointerFree[*int]() || PointerFree[string]() || PointerFree[struct {
+		a [32]byte
+		p *int
+	}]() {
+		t.Error("PointerFree of a type holding a pointer")
+	}
+	if !PointerFree[[32]byte]() || !PointerFree[struct {
+		a [32]byte
+		b uint32
+	}]() {
+		t.Error("not PointerFree of a type holding none")
+	}
+}
+
 func TestSizeOverflowRefused(t *testing.T) {
 	for _, n := range []int{-1, math.MaxInt / 4} {
 		func() {
