@@ -421,7 +421,8 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 // other that numbers it so.
 func (s *Store) numbered(num, gen uint32) bool {
 	files := s.snap.Load().files
-	return files.FileAt(num) != nil && files.GenAt(num) == gen
+	_, ok := files.RefAt(num) // no File made: a file of one key has none of its own
+	return ok && files.GenAt(num) == gen
 }
 
 func entrySPKI(it *item) [32]byte { return it.sum }
@@ -516,20 +517,23 @@ func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[keydir.F
 // starting afresh is cheaper, or a table has become far larger than its
 // keys need (every reload copies it).
 func (s *Store) update(prev, sn *snapshot) (gone, came []keydir.FileRef[item], freed []uint32, ok bool) {
-	goneN, cameN := keydir.DiffNumbered(prev.files, sn.files)
-	goneN, cameN = s.authorizedFiles(goneN), s.authorizedFiles(cameN)
+	// FileRefs, not Files: a cold load's change is every file, and a
+	// file of one key has no File of its own (docs/design.md, "Memory of
+	// a loaded store", step 5).
+	goneR, cameR := keydir.DiffRefs(prev.files, sn.files)
+	goneR, cameR = s.authorizedFiles(goneR), s.authorizedFiles(cameR)
 	changed := 0
-	for _, f := range goneN {
-		changed += len(f.File.Items())
+	for _, f := range goneR {
+		changed += f.Len()
 	}
-	for _, f := range cameN {
-		changed += len(f.File.Items())
+	for _, f := range cameR {
+		changed += f.Len()
 	}
 	if changed > prev.keys.n/4+64 || prev.keys.oversized() {
 		return nil, nil, nil, false
 	}
 	sn.keys, sn.dups = prev.keys, prev.dups
-	if len(goneN)+len(cameN) == 0 {
+	if len(goneR)+len(cameR) == 0 {
 		sn.keys.files = sn.files // the same numbers: none went or came
 		return nil, nil, nil, true
 	}
@@ -537,38 +541,34 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []keydir.FileRef[item], f
 	// which are theirs (a number sn gives another file names it only in
 	// sn), and those that came inserted once it reads sn's.
 	sn.keys = sn.keys.clone()
-	for _, f := range goneN {
-		items := f.File.Items()
-		for i := range items {
-			if _, dup := sn.dups[items[i].sum]; dup {
+	for _, f := range goneR {
+		for pos := range f.Len() {
+			if _, dup := sn.dups[f.Item(pos).sum]; dup {
 				return nil, nil, nil, false
 			}
 		}
-		if !sn.keys.removeFile(f.Num, len(items)) {
+		if !sn.keys.removeFile(f.Num(), f.Len()) {
 			return nil, nil, nil, false
 		}
-		g, _ := prev.files.RefAt(f.Num)
-		gone, freed = append(gone, g), append(freed, f.Num)
+		freed = append(freed, f.Num())
 	}
 	sn.keys.files = sn.files
-	for _, f := range cameN {
+	for _, f := range cameR {
 		// A key of dups is always in the index (removing one of its
 		// entries rebuilds), so insert refuses it like any present key.
-		if !sn.keys.roomFor(len(f.File.Items())) || !sn.keys.insertFile(f.Num, len(f.File.Items()), nil) {
+		if !sn.keys.roomFor(f.Len()) || !sn.keys.insertFile(f.Num(), f.Len(), nil) {
 			return nil, nil, nil, false
 		}
-		c, _ := sn.files.RefAt(f.Num)
-		came = append(came, c)
 	}
-	return gone, came, freed, true
+	return goneR, cameR, freed, true
 }
 
 // authorizedFiles returns the files of files that are not revocation
 // files (filtering in place).
-func (s *Store) authorizedFiles(files []keydir.Numbered[item]) []keydir.Numbered[item] {
+func (s *Store) authorizedFiles(files []keydir.FileRef[item]) []keydir.FileRef[item] {
 	out := files[:0]
 	for _, f := range files {
-		if !s.rev[f.File.Source()] {
+		if !s.rev[f.Source()] {
 			out = append(out, f)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 )
@@ -163,12 +162,29 @@ func TestIncrementalBuild(t *testing.T) {
 // sameIndex reports whether two indexes hold the same entry for every key.
 // filesHeld returns the file each slot names (nil: an empty slot), as x
 // reads them.
-func (x *index) filesHeld() []*keydir.File[item] {
-	var out []*keydir.File[item]
+// filesHeld is what the index's slots read in the snapshot it reads:
+// each held entry's file (number, generation, path) and item, by value,
+// since a file of one key has no File of its own to compare by pointer.
+func (x *index) filesHeld() []heldEntry {
+	var out []heldEntry
 	for _, r := range x.flat() {
-		out = append(out, x.files.FileAt(r.file))
+		if r.file == 0 {
+			continue
+		}
+		f, ok := x.files.RefAt(r.file)
+		if !ok {
+			out = append(out, heldEntry{num: r.file})
+			continue
+		}
+		out = append(out, heldEntry{r.file, f.Gen(), f.Path(), f.Item(int(r.pos))})
 	}
 	return out
+}
+
+type heldEntry struct {
+	num, gen uint32
+	path     string
+	it       item
 }
 
 func sameIndex(a, b index) bool {

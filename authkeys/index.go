@@ -56,8 +56,8 @@ const (
 // and its position in the file's Items. It names an entry by where it is
 // in the snapshot whose numbers it holds: the index, and what asks
 // whether an entry is in effect, compare entries so, never by a *File or
-// the address of an item — a file of one key is to have no File of its
-// own, made when asked for (docs/design.md, "Memory of a loaded store",
+// the address of an item — a file of one key has no File of its own,
+// one is made when asked for (docs/design.md, "Memory of a loaded store",
 // step 5), and two makings of it are one file, as two entries of one key
 // in one file are two entries.
 type ref struct{ file, pos uint32 }
@@ -117,8 +117,8 @@ func owns(own []uint64, p int) bool { return own[p/64]&(1<<(p%64)) != 0 }
 
 // itemAt returns a copy of the item a full slot names, read out of
 // x.files (keydir.Snapshot.ItemAt): a lookup keeps no pointer into a
-// file's items, which a file of one key is to keep in the snapshot's
-// mapped memory (docs/design.md, "Memory of a loaded store", step 5).
+// file's items, which a file of one key keeps in the snapshot's mapped
+// memory (docs/design.md, "Memory of a loaded store", step 5).
 func (x *index) itemAt(r ref) item { return x.files.ItemAt(r.file, int(r.pos)) }
 
 // insertFile adds the n items of the file numbered num in x.files whose

@@ -15,8 +15,8 @@ import (
 // file keeps from one snapshot to the next while it is unchanged, and
 // checked against the number's generation (keydir.Snapshot.GenAt), so
 // that a number given to another file never answers with the Entry of
-// the file that had it before — by generation, not by *File, which a
-// file of one key is to have none of its own (docs/design.md, "Memory of
+// the file that had it before — by generation, not by *File, of which a
+// file of one key has none of its own (docs/design.md, "Memory of
 // a loaded store", step 5). Memory
 // grows with the clients seen, not with the keys held: a page of 4,096
 // file numbers (32 KiB) is made when a key of one of its files is first

@@ -7,8 +7,8 @@ import (
 
 // Change is what one reload changed, for a log line: the keys of the
 // files that came and went, counted without looking at the files that
-// stayed (an unchanged file keeps its *File), so that it costs what
-// changed, not what the store holds.
+// stayed (an unchanged file keeps its number and generation), so that it
+// costs what changed, not what the store holds.
 type Change struct {
 	Generation uint64 // the new snapshot's
 	// Added and Removed count the keys that came and went in the trust
@@ -55,21 +55,24 @@ func (l *Loader[T]) OnChange(fn func(Change)) (stop func()) {
 // count of trust entries. It runs under the reload lock.
 func (l *Loader[T]) change(prev, next *Snapshot[T], took time.Duration) Change {
 	c := Change{Generation: next.Generation, Skipped: len(next.Problems), RevocationFailed: next.RevocationErr != nil, Took: took}
-	count := func(f *File[T], sign int) {
+	count := func(f FileRef[T], sign int) {
 		switch rev := l.cfg.Sources[f.Source()].Revocation; {
 		case rev && sign > 0:
-			c.Revoked += len(f.Items())
+			c.Revoked += f.Len()
 		case rev:
-			c.Unrevoked += len(f.Items())
+			c.Unrevoked += f.Len()
 		case sign > 0:
-			c.Added += len(f.Items())
-			l.keys += len(f.Items())
+			c.Added += f.Len()
+			l.keys += f.Len()
 		default:
-			c.Removed += len(f.Items())
-			l.keys -= len(f.Items())
+			c.Removed += f.Len()
+			l.keys -= f.Len()
 		}
 	}
-	gone, came := Diff(prev, next)
+	// FileRefs, not Files: a cold load's change is every file, and a file
+	// of one key has no File of its own to count (docs/design.md, "Memory
+	// of a loaded store", step 5).
+	gone, came := DiffRefs(prev, next)
 	for _, f := range gone {
 		count(f, -1)
 	}
@@ -85,11 +88,13 @@ func (l *Loader[T]) change(prev, next *Snapshot[T], took time.Duration) Change {
 
 // sameKeys takes out of c's counts the keys that a file that changed
 // lost and got back: a file of gone and one of came with the same path.
-// Both lists are in the loader's order.
-func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
+// Both lists are in the loader's order. The files of such a pair are
+// read as Files (FileRef.File), since KeyOf is given an item in its
+// file's Items: made for a file of one key, which has none of its own.
+func (l *Loader[T]) sameKeys(gone, came []FileRef[T], c *Change) {
 	for len(gone) > 0 && len(came) > 0 {
 		x, y := gone[0], came[0]
-		switch o := fileOrder(x, y); {
+		switch o := refOrder(x, y); {
 		case o < 0:
 			gone = gone[1:]
 			continue
@@ -98,13 +103,13 @@ func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
 			continue
 		}
 		gone, came = gone[1:], came[1:]
-		xItems := x.Items()
+		xItems := x.File().Items()
 		was := make(map[[32]byte]int, len(xItems))
 		for i := range xItems {
 			was[l.cfg.KeyOf(&xItems[i])]++
 		}
 		kept := 0
-		yItems := y.Items()
+		yItems := y.File().Items()
 		for i := range yItems {
 			if k := l.cfg.KeyOf(&yItems[i]); was[k] > 0 {
 				was[k]--
@@ -125,16 +130,16 @@ func (l *Loader[T]) sameKeys(gone, came []*File[T], c *Change) {
 // *File, so that one merging pass finds them: a file that changed is in
 // both results.
 func DiffFiles[T any](a, b []*File[T]) (gone, came []*File[T]) {
-	return diffFiles(a, b, func(f *File[T]) *File[T] { return f }, func(x, y *File[T]) bool { return x == y })
+	return diffFiles(a, b, fileOrder[T], func(x, y *File[T]) bool { return x == y })
 }
 
-// diffFiles is DiffFiles of lists of anything that has a file, same
-// telling whether two elements are one file (DiffNumbered: by number and
-// generation).
-func diffFiles[E, T any](a, b []E, file func(E) *File[T], same func(x, y E) bool) (gone, came []E) {
+// diffFiles is DiffFiles of lists of anything that is a file, order
+// the loader's order of them, same telling whether two elements are one
+// file (DiffRefs: by number and generation).
+func diffFiles[E any](a, b []E, order func(x, y E) int, same func(x, y E) bool) (gone, came []E) {
 	for len(a) > 0 && len(b) > 0 {
 		x, y := a[0], b[0]
-		switch o := fileOrder(file(x), file(y)); {
+		switch o := order(x, y); {
 		case same(x, y):
 			a, b = a[1:], b[1:]
 		case o < 0:

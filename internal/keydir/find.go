@@ -15,7 +15,10 @@ import (
 // spki) are given pointers into Items: a store finds what it keeps beside
 // an entry by where the entry is (File.RareOf), and a store may keep
 // state in its entries that it writes while others read them, which a
-// copy would read unsynchronized (a data race).
+// copy would read unsynchronized (a data race). A file of one key kept
+// without a File of its own (docs/design.md, "Memory of a loaded store",
+// step 5) has one made for it (Snapshot.FileAt), and Item points into
+// that File's copy of the item, never into the snapshot's mapped pages.
 type Found[T any] struct {
 	File *File[T]
 	Item *T

@@ -23,7 +23,7 @@ import (
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
-func checkRows(t *testing.T, l *Loader[string], held ...string) {
+func checkRows[T any](t *testing.T, l *Loader[T], held ...string) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -38,7 +38,7 @@ func checkRows(t *testing.T, l *Loader[string], held ...string) {
 				t.Fatalf("source %d: a chunk of %d rows keeps %d pointers, all nil: %v (chunked.compact)", i, ch.len(), len(ch.h), ch.compact().h == nil)
 			}
 			for k := range ch.len() {
-				r := &fileRow[string]{ch.head(k), ch.data(k)}
+				r := &fileRow[T]{ch.head(k), ch.data(k)}
 				count++
 				if r.pending() != nil {
 					t.Fatalf("source %d: row %s still pending after the reload", i, r.path(&l.numbers))
@@ -68,7 +68,7 @@ func checkRows(t *testing.T, l *Loader[string], held ...string) {
 	}
 }
 
-func snapshotView(s *Snapshot[string]) string {
+func snapshotView[T any](s *Snapshot[T]) string {
 	var b strings.Builder
 	for _, f := range s.Files() {
 		fmt.Fprintf(&b, "F %s %d %v\n", f.Path(), f.Source(), f.Items())
@@ -85,17 +85,25 @@ func snapshotView(s *Snapshot[string]) string {
 	return b.String()
 }
 
+// TestIncrementalMatchesColdLoad runs with entries of two kinds: strings,
+// which hold a pointer, so that every file keeps its File; and SPKI
+// hashes, which hold none, so that a file of one key of the directory
+// keeps its item in the numbers' mapped part and has no File of its own
+// (docs/design.md, "Memory of a loaded store", step 5): its number,
+// generation and reads are then followed through every kind of reload,
+// number given again and snapshot kept (followNumbers, checkNumbered).
 func TestIncrementalMatchesColdLoad(t *testing.T) {
 	steps, seeds := 20, []int64{1, 2}
 	if testing.Short() {
 		steps, seeds = 8, seeds[:1]
 	}
 	for _, seed := range seeds {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { incrementalMatchesColdLoad(t, seed, steps) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { incrementalMatchesColdLoad(t, seed, steps, newLoader) })
+		t.Run(fmt.Sprint(seed, "/lean"), func(t *testing.T) { incrementalMatchesColdLoad(t, seed, steps, newLeanLoader) })
 	}
 }
 
-func incrementalMatchesColdLoad(t *testing.T, seed int64, steps int) {
+func incrementalMatchesColdLoad[T any](t *testing.T, seed int64, steps int, newLoader func(...Source) *Loader[T]) {
 	rnd := rand.New(rand.NewSource(seed))
 	root := t.TempDir()
 	dirs := []string{filepath.Join(root, "keys"), filepath.Join(root, "revoked")}
@@ -232,70 +240,73 @@ func diffLines(a, b string) string {
 
 func TestFeedIncrementalMatchesColdLoad(t *testing.T) {
 	for _, rev := range []bool{false, true} {
-		t.Run(fmt.Sprint(rev), func(t *testing.T) {
-			rnd := rand.New(rand.NewSource(7))
-			f := newMemFeed("etcd:/fleet/keys")
-			set := NewFeedSet()
-			const n = 1300
-			for j := 0; j < n; j++ {
-				set = set.Put(fmt.Sprintf("e%04d", j), keydirtest.JWK(t, key(t, j)))
+		t.Run(fmt.Sprint(rev), func(t *testing.T) { feedIncrementalMatchesColdLoad(t, rev, newLoader) })
+		t.Run(fmt.Sprint(rev, "/lean"), func(t *testing.T) { feedIncrementalMatchesColdLoad(t, rev, newLeanLoader) })
+	}
+}
+
+func feedIncrementalMatchesColdLoad[T any](t *testing.T, rev bool, newLoader func(...Source) *Loader[T]) {
+	rnd := rand.New(rand.NewSource(7))
+	f := newMemFeed("etcd:/fleet/keys")
+	set := NewFeedSet()
+	const n = 1300
+	for j := 0; j < n; j++ {
+		set = set.Put(fmt.Sprintf("e%04d", j), keydirtest.JWK(t, key(t, j)))
+	}
+	f.Set(FeedView{Set: set})
+	src := Source{Path: f.Name(), Dir: true, Feed: f, Revocation: rev}
+	l := newLoader(src)
+	followNumbers(t, l)
+	l.Reload()
+	steps := 80
+	if testing.Short() {
+		steps = 20
+	}
+	for step := range steps {
+		nch := 1 + rnd.Intn(10)
+		if rnd.Intn(8) == 0 {
+			nch = 200
+		}
+		for c := 0; c < nch; c++ {
+			name := fmt.Sprintf("e%04d", rnd.Intn(n+20))
+			switch rnd.Intn(6) {
+			case 0, 1:
+				set = set.Put(name, keydirtest.JWK(t, key(t, rnd.Intn(3*n))))
+			case 2:
+				set = set.Reject(name, errors.New("over the bound"))
+			case 3:
+				set = set.Delete(name)
+			case 4:
+				set = set.Put(name, []byte("garbage"))
+			case 5:
+				set = set.Put(name, keydirtest.JWK(t, key(t, 1)))
+				set = set.Put(name, keydirtest.JWK(t, key(t, 2)))
 			}
-			f.Set(FeedView{Set: set})
-			src := Source{Path: f.Name(), Dir: true, Feed: f, Revocation: rev}
-			l := newLoader(src)
-			followNumbers(t, l)
+		}
+		v := FeedView{Set: set}
+		switch rnd.Intn(10) {
+		case 0:
+			f.Set(FeedView{Err: errors.New("stale")})
 			l.Reload()
-			steps := 80
-			if testing.Short() {
-				steps = 20
-			}
-			for step := range steps {
-				nch := 1 + rnd.Intn(10)
-				if rnd.Intn(8) == 0 {
-					nch = 200
-				}
-				for c := 0; c < nch; c++ {
-					name := fmt.Sprintf("e%04d", rnd.Intn(n+20))
-					switch rnd.Intn(6) {
-					case 0, 1:
-						set = set.Put(name, keydirtest.JWK(t, key(t, rnd.Intn(3*n))))
-					case 2:
-						set = set.Reject(name, errors.New("over the bound"))
-					case 3:
-						set = set.Delete(name)
-					case 4:
-						set = set.Put(name, []byte("garbage"))
-					case 5:
-						set = set.Put(name, keydirtest.JWK(t, key(t, 1)))
-						set = set.Put(name, keydirtest.JWK(t, key(t, 2)))
-					}
-				}
-				v := FeedView{Set: set}
-				switch rnd.Intn(10) {
-				case 0:
-					f.Set(FeedView{Err: errors.New("stale")})
-					l.Reload()
-				case 1:
-					f.Set(FeedView{Set: set})
-					l.Reload()
-					v = FeedView{Entries: map[string][]byte{}}
-					for name, e := range set.All() {
-						if e.Err == nil {
-							v.Entries[name] = e.Data
-						}
-					}
-				}
-				f.Set(v)
-				l.Reload()
-				checkRows(t, l)
-				checkNumbered(t, l)
-				cold := newLoader(src)
-				got, want := snapshotView(l.Snapshot()), snapshotView(cold.Reload())
-				if got != want {
-					t.Fatalf("step %d:\n%s", step, diffLines(got, want))
+		case 1:
+			f.Set(FeedView{Set: set})
+			l.Reload()
+			v = FeedView{Entries: map[string][]byte{}}
+			for name, e := range set.All() {
+				if e.Err == nil {
+					v.Entries[name] = e.Data
 				}
 			}
-		})
+		}
+		f.Set(v)
+		l.Reload()
+		checkRows(t, l)
+		checkNumbered(t, l)
+		cold := newLoader(src)
+		got, want := snapshotView(l.Snapshot()), snapshotView(cold.Reload())
+		if got != want {
+			t.Fatalf("step %d:\n%s", step, diffLines(got, want))
+		}
 	}
 }
 

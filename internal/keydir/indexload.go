@@ -511,8 +511,8 @@ func (fl *focusedLoad[T]) current(i int, stamp []byte) (*sourceIndex, bool) {
 // count is the number of files (loaded or skipped) of source i in snap.
 func (fl *focusedLoad[T]) count(snap *Snapshot[T], i int) int {
 	n := len(fl.problemRecords(snap, i))
-	for f := range snap.All {
-		if f.Source() == i {
+	for r := range snap.Refs { // no File made for a file of one key
+		if r.Source() == i {
 			n++
 		}
 	}

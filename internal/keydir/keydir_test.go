@@ -32,6 +32,14 @@ func newLoader(srcs ...Source) *Loader[string] {
 	return New(Config[string]{Sources: srcs, Convert: fpConvert})
 }
 
+// newLeanLoader is newLoader of entries that hold no pointer (a key's
+// SPKI hash): a file of one key of a source other than a revocation
+// source is kept without a File of its own (numbers.leanable).
+func newLeanLoader(srcs ...Source) *Loader[[32]byte] {
+	return New(Config[[32]byte]{Sources: srcs, Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
+		KeyOf: func(sum *[32]byte) [32]byte { return *sum }})
+}
+
 func fingerprints(s *Snapshot[string]) []string {
 	var out []string
 	for _, f := range s.Files() {

@@ -159,7 +159,8 @@ type Config[T any] struct {
 	Rare func(src SourceRef, path string, k *jwk.Key) (any, error)
 	// KeyOf, if set, is an entry's key (its SPKI hash): a Change then
 	// counts only the keys a changed file gained and lost. It gets the
-	// entry in its file's Items, never a copy (see Found).
+	// entry in its file's Items, never a copy (see Found): for a file of
+	// one key kept without a File, a File made for the call.
 	KeyOf func(*T) [32]byte
 	// Logger receives problems (once per change) and watching trouble.
 	Logger *slog.Logger
@@ -187,7 +188,8 @@ type Config[T any] struct {
 	Index string
 	// Terms, if set, is what the admin index maps to an entry's file: its
 	// key, and the names or addresses a command looks it up by. It gets
-	// the entry as f.Items()[i], never a copy.
+	// the entry as f.Items()[i], never a copy (f a File made for the call
+	// for a file of one key kept without one: Snapshot.FileAt).
 	Terms func(f *File[T], i int) []Term
 }
 
@@ -376,7 +378,7 @@ type Snapshot[T any] struct {
 	// as the reload that made it knew them (Diff).
 	diffed     bool
 	diffBase   uint64
-	gone, came []Numbered[T]
+	gone, came []fileID
 	// numbers are the files' numbers as the snapshot was published
 	// (FileAt): never written again.
 	numbers numbers[T]
@@ -417,24 +419,26 @@ func (s *Snapshot[T]) All(yield func(*File[T]) bool) {
 	}
 }
 
-// AllNumbered is All, with each file's number (FileAt).
+// AllNumbered is All, with each file's number (FileAt). A file of one
+// key kept without a File of its own has one made for each walk (FileAt):
+// what walks every file at each reload walks Refs instead.
 func (s *Snapshot[T]) AllNumbered(yield func(uint32, *File[T]) bool) {
 	for i := range s.rows {
-		for num, f := range s.filesOf(i) {
-			if !yield(num, f) {
+		for num := range s.numsOf(i) {
+			if !yield(num, s.numbers.at(num)) {
 				return
 			}
 		}
 	}
 }
 
-// filesOf yields the files of source i, by name, with their numbers.
-func (s *Snapshot[T]) filesOf(i int) iter.Seq2[uint32, *File[T]] {
-	return func(yield func(uint32, *File[T]) bool) {
+// numsOf yields the numbers of the files of source i, by name.
+func (s *Snapshot[T]) numsOf(i int) iter.Seq[uint32] {
+	return func(yield func(uint32) bool) {
 		for _, ch := range s.rows[i].chunks {
 			for k := range ch.len() {
 				r := fileRow[T]{ch.head(k), ch.data(k)}
-				if f := loaded(&s.numbers, &r); f != nil && !yield(r.num, f) {
+				if num := loaded(&r); num != 0 && !yield(num) {
 					return
 				}
 			}
@@ -446,7 +450,11 @@ func (s *Snapshot[T]) filesOf(i int) iter.Seq2[uint32, *File[T]] {
 // none). A file keeps its number from one snapshot to the next while it
 // is unchanged; a number a file had may be given to another once a
 // snapshot without the first is published: a number names a file only
-// together with the snapshot it was read from.
+// together with the snapshot it was read from. A file of one key is kept
+// without a File of its own (docs/design.md, "Memory of a loaded store",
+// step 5): its File is made at each call, holding a copy of its item,
+// so that files are told apart by number and generation, never by
+// pointer.
 func (s *Snapshot[T]) FileAt(num uint32) *File[T] { return s.numbers.at(num) }
 
 // GenAt returns the generation of number num in s: how many times the
@@ -455,7 +463,7 @@ func (s *Snapshot[T]) FileAt(num uint32) *File[T] { return s.numbers.at(num) }
 // number given to another file comes with a generation counted up, so
 // that the two tell the files of a loader apart across its snapshots:
 // what keeps a file's number beyond one snapshot (a store's Entries)
-// compares them, not *File pointers, which a file of one key will not
+// compares them, not *File pointers, which a file of one key does not
 // have of its own (docs/design.md, "Memory of a loaded store", step 5).
 func (s *Snapshot[T]) GenAt(num uint32) uint32 { return s.numbers.genAt(num) }
 
@@ -481,18 +489,50 @@ func Diff[T any](prev, next *Snapshot[T]) (gone, came []*File[T]) {
 // removes the files gone, reading prev's numbers, before it adds those
 // that came, reading next's (as authkeys' index does).
 func DiffNumbered[T any](prev, next *Snapshot[T]) (gone, came []Numbered[T]) {
-	if next.diffed && prev.Generation == next.diffBase {
-		return slices.Clone(next.gone), slices.Clone(next.came)
-	}
-	return diffFiles(prev.numbered(), next.numbered(), func(n Numbered[T]) *File[T] { return n.File },
-		func(x, y Numbered[T]) bool { return x.Num == y.Num && x.Gen == y.Gen })
+	g, c := DiffRefs(prev, next)
+	return numberedOf(g), numberedOf(c)
 }
 
-// numbered is Files, with each file's number and generation.
-func (s *Snapshot[T]) numbered() []Numbered[T] {
-	out := make([]Numbered[T], 0, s.numFiles())
-	for num, f := range s.AllNumbered {
-		out = append(out, Numbered[T]{num, s.numbers.genAt(num), f})
+// DiffRefs is DiffNumbered, each file as a FileRef of its snapshot (prev
+// for the files gone, next for those that came): what a store applies at
+// each reload, making no File (a cold load's change is every file).
+func DiffRefs[T any](prev, next *Snapshot[T]) (gone, came []FileRef[T]) {
+	if next.diffed && prev.Generation == next.diffBase {
+		return refsOf(prev, next.gone), refsOf(next, next.came)
+	}
+	return diffFiles(prev.refs(), next.refs(), refOrder[T],
+		func(x, y FileRef[T]) bool { return x.Num() == y.Num() && x.Gen() == y.Gen() })
+}
+
+// refs is Refs as a list.
+func (s *Snapshot[T]) refs() []FileRef[T] {
+	out := make([]FileRef[T], 0, s.numFiles())
+	for r := range s.Refs {
+		out = append(out, r)
+	}
+	return out
+}
+
+// refsOf returns the FileRefs of the files s numbers ids.
+func refsOf[T any](s *Snapshot[T], ids []fileID) []FileRef[T] {
+	if ids == nil {
+		return nil
+	}
+	out := make([]FileRef[T], len(ids))
+	for i, id := range ids {
+		out[i], _ = s.RefAt(id.num)
+	}
+	return out
+}
+
+// numberedOf returns the files of refs, numbered, each a File (FileRef.File).
+func numberedOf[T any](refs []FileRef[T]) []Numbered[T] {
+	if refs == nil {
+		return nil
+	}
+	out := make([]Numbered[T], len(refs))
+	for i, r := range refs {
+		out[i] = Numbered[T]{r.Num(), r.Gen(), r.File()}
 	}
 	return out
 }
@@ -526,12 +566,13 @@ type fileRow[T any] struct {
 	rowData
 }
 
-// rowRefs is the part of a row that holds pointers. The row's File is
+// rowRefs is the part of a row that holds pointers. The row's file is
 // not one of them: the row keeps its number (rowData.num), which the
 // loader's numbers map to it, so that the heap holds one pointer a file
 // for the row and for every store's index of it (docs/design.md, "Memory
-// of a loaded store", step 5). A row's name is its File's, or, without
-// one, its rare part's (fileRow.name).
+// of a loaded store", step 5). A row's name is its number's (a File's,
+// or the packed name of a file of one key kept without one), or, without
+// a number, its rare part's (fileRow.name).
 type rowRefs[T any] struct {
 	rare *rareRow[T] // nil: loaded with no problem, and the stamp part its odd names
 }
@@ -552,8 +593,8 @@ type rowData struct {
 	// (chunked.compact), where a pointer in any of its rows made every row
 	// of the chunk keep one (8 heap bytes a row).
 	odd uint8
-	// num is the file's number (numbers), 0 if the row has no File: kept
-	// while the row stands for the same File. (11 bytes of sum, 1 of odd
+	// num is the file's number (numbers), 0 if no file loaded: kept
+	// while the row stands for the same file. (11 bytes of sum, 1 of odd
 	// and 4 of number keep the row at 48 bytes, where 16 of sum were.)
 	num uint32
 }
@@ -608,26 +649,24 @@ type rareRow[T any] struct {
 	pending *fileState[T]
 }
 
-// fileIn is the row's File, as ns numbers it (nil: none). The numbers
-// must be those of the list the row was read from: the loader's during
-// the reload that holds the list, or the snapshot's that holds it. (The
-// loader's hold every row's file of the lists its reload started from
-// and made: it frees a number only as it publishes.)
-func (r *fileRow[T]) fileIn(ns *numbers[T]) *File[T] { return ns.at(r.num) }
-
-// path is the file's path (made anew when it has a File: File.Path).
+// path is the file's path (made anew when it has a number: File.Path).
+// The numbers must be those of the list the row was read from: the
+// loader's during the reload that holds the list, or the snapshot's that
+// holds it. (The loader's hold every row's file of the lists its reload
+// started from and made: it frees a number only as it publishes.)
 func (r *fileRow[T]) path(ns *numbers[T]) string {
-	if f := r.fileIn(ns); f != nil {
-		return f.Path()
+	if r.num != 0 {
+		return ns.path(r.num)
 	}
 	return r.rare.path
 }
 
 // name is the file's base name (the path for a single-file source):
-// nameAt is its source's (sourceState.nameAt).
+// nameAt is its source's (sourceState.nameAt). It reads the numbers as
+// path does, and makes no File: the name search reads it at each step.
 func (r *fileRow[T]) name(ns *numbers[T], nameAt int) string {
-	if f := r.fileIn(ns); f != nil {
-		return f.Name()
+	if r.num != 0 {
+		return ns.name(r.num)
 	}
 	return r.rare.path[nameAt:]
 }
@@ -989,10 +1028,13 @@ func New[T any](cfg Config[T]) *Loader[T] {
 		problems: map[string]bool{},
 		subs:     map[chan struct{}]struct{}{},
 	}
+	fsrcs := make([]*fileSource, len(srcs))
 	for i, s := range srcs {
 		prefix := prefixOf(s)
-		l.states[i].nameAt, l.states[i].fsrc = len(prefix), &fileSource{prefix: prefix, index: i, dir: s.Dir, revocation: s.Revocation}
+		fsrcs[i] = &fileSource{prefix: prefix, index: i, dir: s.Dir, revocation: s.Revocation}
+		l.states[i].nameAt, l.states[i].fsrc = len(prefix), fsrcs[i]
 	}
+	l.numbers = leanNumbers[T](fsrcs)
 	l.snap.Store(&Snapshot[T]{})
 	return l
 }
@@ -1563,7 +1605,7 @@ func (l *Loader[T]) wholeSnapshot() *Snapshot[T] {
 				switch r := ch.head(k); {
 				case r.problem() != nil:
 					snap.Problems = append(snap.Problems, *r.problem())
-				case ch.data(k).num != 0: // loaded: it has a File
+				case ch.data(k).num != 0: // loaded: it has a number
 					snap.nfiles++
 					snap.Problems = append(snap.Problems, r.skipped()...)
 				}
@@ -1620,11 +1662,11 @@ func (l *Loader[T]) editedSnapshot(prev *Snapshot[T]) *Snapshot[T] {
 			return nil // not what the last snapshot holds: assemble it whole
 		}
 		if was.num != 0 {
-			snap.gone = append(snap.gone, Numbered[T]{was.num, was.gen, l.numbers.at(was.num)})
+			snap.gone = append(snap.gone, was)
 			snap.nfiles--
 		}
 		if is.num != 0 {
-			snap.came = append(snap.came, Numbered[T]{is.num, is.gen, l.numbers.at(is.num)})
+			snap.came = append(snap.came, is)
 			snap.nfiles++
 		}
 	}
@@ -1648,13 +1690,12 @@ func (l *Loader[T]) editedNumbers() []uint32 {
 	return out
 }
 
-// loaded is the file a row puts in a snapshot (nil: none), its File as
-// ns numbers it.
-func loaded[T any](ns *numbers[T], r *fileRow[T]) *File[T] {
+// loaded is the number of the file a row puts in a snapshot (0: none).
+func loaded[T any](r *fileRow[T]) uint32 {
 	if r == nil || r.problem() != nil {
-		return nil
+		return 0
 	}
-	return r.fileIn(ns)
+	return r.num
 }
 
 // fileID names a file of a loader in every snapshot it publishes: its
@@ -1664,13 +1705,13 @@ type fileID struct{ num, gen uint32 }
 // loadedAs is the file a row puts in a snapshot (loaded), named by its
 // number and generation as ns gives them: what tells two rows' files
 // apart, where comparing their Files would make one for a file of one
-// key, which is to have none of its own (docs/design.md, "Memory of a
+// key, which has none of its own (docs/design.md, "Memory of a
 // loaded store", step 5).
 func loadedAs[T any](ns *numbers[T], r *fileRow[T]) fileID {
-	if r == nil || r.problem() != nil || r.num == 0 {
-		return fileID{}
+	if num := loaded(r); num != 0 {
+		return fileID{num, ns.genAt(num)}
 	}
-	return fileID{r.num, ns.genAt(r.num)}
+	return fileID{}
 }
 
 // logProblems logs each problem of snap once, when it appears, and says

@@ -1,19 +1,23 @@
 package keydir
 
 import (
+	"runtime"
 	"slices"
+	"unsafe"
 
 	"github.com/keytool/keytool/internal/offheap"
 )
 
 // numbers gives each file a loader's rows hold a number, which its row
-// keeps (rowData.num) while the row stands for the same File, and maps
-// the numbers back to the Files: a store's index holds a file's number
+// keeps (rowData.num) while the row stands for the same file, and maps
+// the numbers back to the files: a store's index holds a file's number
 // and an item's position, 8 bytes and no pointer, and reads the file
-// through the snapshot it was built from (Snapshot.FileAt). The numbers
-// are the loader's, not each store's, so that one pointer a file is kept
-// for every store of the loader (docs/design.md, "Memory of a loaded
-// store", step 5).
+// through the snapshot it was built from (Snapshot.RefAt, ItemAt). The
+// numbers are the loader's, not each store's, so that one pointer a file
+// is kept for every store of the loader (docs/design.md, "Memory of a
+// loaded store", step 5). A file of one key is kept in them whole, with
+// no File of its own where T holds no pointer (oneItem, leanable): its
+// File, when a caller asks for one, is made (at).
 //
 // A published snapshot's numbers are never written again: the loader
 // clones them after each publish (clone) and copies a page the first
@@ -26,12 +30,27 @@ import (
 // generation (gen): how many times the number was given again. What
 // keeps a file's number from one snapshot to the next (a store's Entries,
 // kept by number) tells the file that had it from the one given it after
-// by the generation, not by the *File, which a file of one key will not
+// by the generation, not by the *File, which a file of one key does not
 // have of its own (docs/design.md, "Memory of a loaded store", step 5).
 type numbers[T any] struct {
-	pages [][]*File[T] // by number - 1, in pages of pageLen; nil: a number free for reuse
-	n     uint32       // numbers given out so far
-	free  []uint32     // the numbers free for reuse
+	// pages are each number's heap part, by number - 1 in pages of
+	// pageLen: its file's *File[T], or, for a file of one item kept
+	// without one (its mapped part's src is not 0), the file's packed
+	// name (packName). nil: a number free for reuse.
+	pages [][]unsafe.Pointer
+	// ones are each number's mapped part, page by page beside pages and
+	// of their lengths: a file of one item kept without a File keeps the
+	// item and its source there. nil where T holds a pointer (lean): the
+	// collector does not read mapped memory, so such a T stays in a File.
+	ones []*offheap.Array[oneItem[T]]
+	// lean are, by source index, what the files of a source share
+	// (fileSource), for the sources whose files of one item are kept
+	// without a File (leanable); nil for the others, and lean is nil
+	// where T holds a pointer (checked once, by New) or for numbers made
+	// without a loader (SnapshotOf): every file keeps its File there.
+	lean []*fileSource
+	n    uint32   // numbers given out so far
+	free []uint32 // the numbers free for reuse
 	// gens are the numbers' generations, by number - 1 in pages of
 	// pageLen, as pages; a page past the end or nil: all 0. A page is
 	// made when a number of it is first given again, so that a load that
@@ -39,10 +58,20 @@ type numbers[T any] struct {
 	// outside the heap (internal/offheap) as the rows' mapped parts are.
 	gens []*offheap.Array[uint32]
 	// own: the pages these numbers may write in place (a bit per page,
-	// for the page and its generations), those made or copied since
-	// clone; freeOwned: free is their own.
+	// for the page, its mapped part and its generations), those made or
+	// copied since clone; freeOwned: free is their own.
 	own       []uint64
 	freeOwned bool
+}
+
+// oneItem is a number's mapped part: for a file of one item kept without
+// a File, the item and its source's index plus one; src 0: the number's
+// heap part is a *File[T] (or nothing). At 100,000 single-key files the
+// File's 48 heap bytes a key were resident some 2.9 times over, the item
+// here once (docs/design.md, "Memory of a loaded store", step 5).
+type oneItem[T any] struct {
+	item T
+	src  uint32
 }
 
 // pageBits sets the size of a page of numbers: 4,096 pointers (32 KiB).
@@ -51,19 +80,79 @@ const (
 	pageLen  = 1 << pageBits
 )
 
+// leanNumbers returns numbers that keep a file of one item of the
+// sources srcs gives without a File, where T holds no pointer: a
+// revocation source's files keep theirs, since the revocation set holds
+// a File for each of its entries anyway (Found).
+func leanNumbers[T any](srcs []*fileSource) numbers[T] {
+	if !offheap.PointerFree[T]() {
+		return numbers[T]{}
+	}
+	lean := make([]*fileSource, len(srcs))
+	for i, s := range srcs {
+		if !s.revocation {
+			lean[i] = s
+		}
+	}
+	return numbers[T]{lean: lean}
+}
+
 // clone returns numbers with the same contents, sharing every page with
 // ns until it writes to it.
 func (ns *numbers[T]) clone() numbers[T] {
-	return numbers[T]{pages: slices.Clone(ns.pages), n: ns.n, free: ns.free, gens: slices.Clone(ns.gens), own: make([]uint64, len(ns.own))}
+	return numbers[T]{pages: slices.Clone(ns.pages), ones: slices.Clone(ns.ones), lean: ns.lean, n: ns.n, free: ns.free, gens: slices.Clone(ns.gens), own: make([]uint64, len(ns.own))}
 }
 
-// at returns the file numbered num (nil: none).
-func (ns *numbers[T]) at(num uint32) *File[T] {
+// entry returns number num's heap part (nil: no file) and mapped part.
+func (ns *numbers[T]) entry(num uint32) (unsafe.Pointer, oneItem[T]) {
 	p, q := int((num-1)>>pageBits), int((num-1)&(pageLen-1))
 	if num == 0 || p >= len(ns.pages) || q >= len(ns.pages[p]) {
-		return nil
+		return nil, oneItem[T]{}
 	}
-	return ns.pages[p][q]
+	h := ns.pages[p][q]
+	if h == nil || ns.ones == nil {
+		return h, oneItem[T]{}
+	}
+	return h, ns.ones[p].Get(q)
+}
+
+// has reports whether num is a file's.
+func (ns *numbers[T]) has(num uint32) bool {
+	h, _ := ns.entry(num)
+	return h != nil
+}
+
+// at returns the file numbered num (nil: none): its File, or, for a file
+// of one item kept without one, a File made now, whose item is its own
+// copy — never a pointer into mapped memory, which lives only as long as
+// the numbers that read it.
+func (ns *numbers[T]) at(num uint32) *File[T] {
+	h, one := ns.entry(num)
+	switch {
+	case h == nil:
+		return nil
+	case one.src == 0:
+		return (*File[T])(h)
+	}
+	return &File[T]{src: ns.lean[one.src-1], name: (*byte)(h), one: one.item}
+}
+
+// name returns the name of file num, which must be one (File.Name).
+func (ns *numbers[T]) name(num uint32) string {
+	h, one := ns.entry(num)
+	if one.src == 0 {
+		return (*File[T])(h).Name()
+	}
+	return unpackName((*byte)(h))
+}
+
+// path returns the path of file num, which must be one (File.Path).
+func (ns *numbers[T]) path(num uint32) string {
+	h, one := ns.entry(num)
+	if one.src == 0 {
+		return (*File[T])(h).Path()
+	}
+	return ns.lean[one.src-1].prefix + unpackName((*byte)(h))
 }
 
 // genAt returns the generation of number num: how many times it was
@@ -76,17 +165,29 @@ func (ns *numbers[T]) genAt(num uint32) uint32 {
 	return ns.gens[p].Get(q)
 }
 
-// set numbers f num (nil: frees the place), adding or growing a page, or
-// copying one ns does not own, as needed. (A page grows from 8 to
-// pageLen, so that a store of a few keys keeps a small one.)
-func (ns *numbers[T]) set(num uint32, f *File[T]) {
+// set gives number num the heap part h and the mapped part one (nil and
+// zero: frees the place), adding or growing a page, or copying one ns
+// does not own, as needed. (A page grows from 8 to pageLen, so that a
+// store of a few keys keeps a small one.)
+func (ns *numbers[T]) set(num uint32, h unsafe.Pointer, one oneItem[T]) {
 	p, q := ns.writable(num)
 	if page := ns.pages[p]; q >= len(page) {
-		grown := make([]*File[T], min(pageLen, max(8, 2*len(page), q+1)))
+		grown := make([]unsafe.Pointer, min(pageLen, max(8, 2*len(page), q+1)))
 		copy(grown, page)
 		ns.pages[p] = grown
+		if ns.ones != nil {
+			ones := offheap.New[oneItem[T]](len(grown))
+			if old := ns.ones[p]; old != nil {
+				copy(ones.View(), old.View())
+				runtime.KeepAlive(old)
+			}
+			ns.ones[p] = ones
+		}
 	}
-	ns.pages[p][q] = f
+	ns.pages[p][q] = h
+	if ns.ones != nil {
+		ns.ones[p].Set(q, one)
+	}
 }
 
 // nextGen counts up the generation of num, which is being given again.
@@ -102,18 +203,25 @@ func (ns *numbers[T]) nextGen(num uint32) {
 }
 
 // writable returns the page of num and num's place in it, adding the page
-// if need be and copying the page and its generations if ns does not own
-// them (each published snapshot's numbers are never written again).
+// if need be and copying the page, its mapped part and its generations if
+// ns does not own them (each published snapshot's numbers are never
+// written again).
 func (ns *numbers[T]) writable(num uint32) (p, q int) {
 	p, q = int((num-1)>>pageBits), int((num-1)&(pageLen-1))
 	if p == len(ns.pages) {
 		ns.pages = append(ns.pages, nil)
+		if ns.lean != nil {
+			ns.ones = append(ns.ones, nil)
+		}
 		if p/64 == len(ns.own) {
 			ns.own = append(ns.own, 0)
 		}
 	}
 	if ns.own[p/64]&(1<<(p%64)) == 0 {
 		ns.pages[p] = slices.Clone(ns.pages[p])
+		if ns.ones != nil && ns.ones[p] != nil {
+			ns.ones[p] = ns.ones[p].Clone()
+		}
 		if p < len(ns.gens) && ns.gens[p] != nil {
 			ns.gens[p] = ns.gens[p].Clone()
 		}
@@ -122,18 +230,35 @@ func (ns *numbers[T]) writable(num uint32) (p, q int) {
 	return p, q
 }
 
-// add gives f a number and returns it (never 0).
+// add gives f a number and returns it (never 0). A file of one item
+// whose source part is its source's (no rare part of its own, leanable)
+// is kept without its File: its packed name in the heap part, its item
+// and source in the mapped part. The File, made by the parse, is left to
+// the collector.
 func (ns *numbers[T]) add(f *File[T]) uint32 {
 	var num uint32
 	if k := len(ns.free); k > 0 {
 		num, ns.free = ns.free[k-1], ns.free[:k-1] // no write: free may be shared (release)
 		ns.nextGen(num)
 	} else {
-		ns.n++
-		num = ns.n
+		num = ns.n + 1
+		ns.n = num
 	}
-	ns.set(num, f)
+	if ns.leanable(f) {
+		ns.set(num, unsafe.Pointer(f.name), oneItem[T]{f.one, uint32(f.src.index) + 1})
+	} else {
+		ns.set(num, unsafe.Pointer(f), oneItem[T]{})
+	}
 	return num
+}
+
+// leanable reports whether f is kept without its File: a file of one
+// item whose source part is the one its source's files share, not a copy
+// of its own (which holds rare parts, or several items: makeFile,
+// keepRare), of a source ns keeps so (lean).
+func (ns *numbers[T]) leanable(f *File[T]) bool {
+	i := f.src.index
+	return i >= 0 && i < len(ns.lean) && ns.lean[i] != nil && f.src == ns.lean[i]
 }
 
 // release frees the numbers nums, whose files the snapshot about to be
@@ -145,7 +270,7 @@ func (ns *numbers[T]) release(nums []uint32) {
 		return
 	}
 	for _, num := range nums {
-		ns.set(num, nil)
+		ns.set(num, nil, oneItem[T]{})
 	}
 	if !ns.freeOwned { // shared with the numbers these were cloned from: append must copy
 		ns.free, ns.freeOwned = slices.Clip(ns.free), true
@@ -172,7 +297,7 @@ func (ns *numbers[T]) unused(rows []chunked[rowRefs[T], rowData]) []uint32 {
 	}
 	var out []uint32
 	for num := uint32(1); num <= ns.n; num++ {
-		if used[num/64]&(1<<(num%64)) == 0 && ns.at(num) != nil {
+		if used[num/64]&(1<<(num%64)) == 0 && ns.has(num) {
 			out = append(out, num)
 		}
 	}

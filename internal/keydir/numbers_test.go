@@ -1,7 +1,9 @@
 package keydir
 
 import (
+	"reflect"
 	"testing"
+	"unsafe"
 )
 
 // followNumbers checks, at each snapshot l publishes, the files' numbers
@@ -16,54 +18,55 @@ import (
 // both: what keeps a number beyond a snapshot (a store's Entries) tells
 // files apart so. The randomized tests of the loader call it, so that
 // every path a reload takes is checked.
-func followNumbers(t *testing.T, l *Loader[string]) {
+func followNumbers[T any](t *testing.T, l *Loader[T]) {
 	type id struct{ num, gen uint32 }
 	var (
-		prev     *Snapshot[string]
-		prevNums map[uint32]*File[string]
+		prev     *Snapshot[T]
+		prevNums map[uint32]unsafe.Pointer
 		prevGens map[uint32]uint32
-		named    = map[id]*File[string]{} // every snapshot's, since the first
-		idOf     = map[*File[string]]id{}
+		named    = map[id]unsafe.Pointer{} // every snapshot's, since the first
+		idOf     = map[unsafe.Pointer]id{}
 	)
-	l.cfg.OnReload = func(next *Snapshot[string]) {
-		nums, numOf, gens := map[uint32]*File[string]{}, map[*File[string]]uint32{}, map[uint32]uint32{}
+	l.cfg.OnReload = func(next *Snapshot[T]) {
+		nums, numOf, gens := map[uint32]unsafe.Pointer{}, map[unsafe.Pointer]uint32{}, map[uint32]uint32{}
 		for num, f := range next.AllNumbered {
-			if num == 0 || next.FileAt(num) != f {
+			h := heldAt(&next.numbers, num)
+			if num == 0 || !readsAlike(next.FileAt(num), f) {
 				t.Errorf("generation %d: %s numbered %d, which gives back %v", next.Generation, f.Path(), num, next.FileAt(num))
 			}
-			if g, dup := nums[num]; dup {
-				t.Errorf("generation %d: %s and %s both numbered %d", next.Generation, g.Path(), f.Path(), num)
+			if _, dup := nums[num]; dup {
+				t.Errorf("generation %d: %s and another file both numbered %d", next.Generation, f.Path(), num)
 			}
-			nums[num], numOf[f] = f, num
+			nums[num], numOf[h] = h, num
 			is := id{num, next.GenAt(num)}
 			gens[num] = is.gen
-			if g, ok := named[is]; ok && g != f {
-				t.Errorf("generation %d: %s numbered %d of generation %d, as %s was: the number was given again without its generation counted up", next.Generation, f.Path(), is.num, is.gen, g.Path())
+			if g, ok := named[is]; ok && g != h {
+				t.Errorf("generation %d: %s numbered %d of generation %d, as another file was: the number was given again without its generation counted up", next.Generation, f.Path(), is.num, is.gen)
 			}
-			if was, ok := idOf[f]; ok && was != is {
+			if was, ok := idOf[h]; ok && was != is {
 				t.Errorf("generation %d: %s, unchanged, is number %d of generation %d where it was %d of %d", next.Generation, f.Path(), is.num, is.gen, was.num, was.gen)
 			}
-			named[is], idOf[f] = f, is
+			named[is], idOf[h] = h, is
 		}
 		if prev != nil {
-			for num, f := range prevNums {
-				if prev.FileAt(num) != f || prev.GenAt(num) != prevGens[num] {
-					t.Errorf("generation %d: the snapshot before (%d) now gives %v of generation %d for number %d, not %s of %d", next.Generation, prev.Generation, prev.FileAt(num), prev.GenAt(num), num, f.Path(), prevGens[num])
+			for num, h := range prevNums {
+				if heldAt(&prev.numbers, num) != h || prev.GenAt(num) != prevGens[num] {
+					t.Errorf("generation %d: the snapshot before (%d) now gives %v of generation %d for number %d, not what it gave, of %d", next.Generation, prev.Generation, prev.FileAt(num), prev.GenAt(num), num, prevGens[num])
 				}
-				if now, ok := numOf[f]; ok && now != num {
-					t.Errorf("generation %d: %s, unchanged, numbered %d where it was %d", next.Generation, f.Path(), now, num)
+				if now, ok := numOf[h]; ok && now != num {
+					t.Errorf("generation %d: %s, unchanged, numbered %d where it was %d", next.Generation, prev.FileAt(num).Path(), now, num)
 				}
 			}
 			gone, came := DiffNumbered(prev, next)
 			wentNums := map[uint32]bool{}
 			for _, g := range gone {
-				if prevNums[g.Num] != g.File || prev.GenAt(g.Num) != g.Gen {
+				if prevNums[g.Num] == nil || !readsAlike(prev.FileAt(g.Num), g.File) || prev.GenAt(g.Num) != g.Gen {
 					t.Errorf("generation %d: %s went numbered %d of generation %d, which was not its number", next.Generation, g.File.Path(), g.Num, g.Gen)
 				}
 				wentNums[g.Num] = true
 			}
 			for _, c := range came {
-				if nums[c.Num] != c.File || next.GenAt(c.Num) != c.Gen {
+				if nums[c.Num] == nil || !readsAlike(next.FileAt(c.Num), c.File) || next.GenAt(c.Num) != c.Gen {
 					t.Errorf("generation %d: %s came numbered %d of generation %d, which is not its number", next.Generation, c.File.Path(), c.Num, c.Gen)
 				}
 				if wentNums[c.Num] {
@@ -75,13 +78,40 @@ func followNumbers(t *testing.T, l *Loader[string]) {
 	}
 }
 
-// checkNumbered checks that the loader numbers the File of each of its
+// heldAt is what names file num in ns, the heap part of its number (nil:
+// none): its File, or the packed name of a file of one key kept without
+// one. Each file the loader reads is given its own, kept while the file
+// is: what tells an unchanged file from one read anew, where comparing
+// Files would not (FileAt makes one at each call for a file without).
+func heldAt[T any](ns *numbers[T], num uint32) unsafe.Pointer {
+	h, _ := ns.entry(num)
+	return h
+}
+
+// readsAlike reports whether a and b read alike: path, source, items and
+// their rare parts.
+func readsAlike[T any](a, b *File[T]) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Path() != b.Path() || a.Source() != b.Source() || len(a.Items()) != len(b.Items()) {
+		return false
+	}
+	for i := range a.Items() {
+		if !reflect.DeepEqual(a.Items()[i], b.Items()[i]) || a.RareAt(i) != b.RareAt(i) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkNumbered checks that the loader numbers the file of each of its
 // rows and nothing else: a number kept for a file no row holds would keep
 // the file's memory. And against its snapshot, that each number keeps its
 // generation while it names the same file, and has a higher one once it
 // names another, free or not (a free number keeps its generation, to
 // count it up when the number is given again).
-func checkNumbered(t *testing.T, l *Loader[string]) {
+func checkNumbered[T any](t *testing.T, l *Loader[T]) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -90,8 +120,8 @@ func checkNumbered(t *testing.T, l *Loader[string]) {
 		for _, ch := range l.states[i].files.chunks {
 			for k := range ch.len() {
 				if num := ch.data(k).num; num != 0 {
-					if l.numbers.at(num) == nil {
-						t.Fatalf("a row numbered %d, which the loader's numbers give no File", num)
+					if !l.numbers.has(num) {
+						t.Fatalf("a row numbered %d, which the loader's numbers give no file", num)
 					}
 					if seen[num] {
 						t.Fatalf("two rows numbered %d", num)
@@ -104,22 +134,22 @@ func checkNumbered(t *testing.T, l *Loader[string]) {
 	}
 	held := 0
 	for num := uint32(1); num <= l.numbers.n; num++ {
-		if l.numbers.at(num) != nil {
+		if l.numbers.has(num) {
 			held++
 		}
 	}
 	if held != rows {
-		t.Fatalf("%d numbers hold a File, for %d rows with one", held, rows)
+		t.Fatalf("%d numbers hold a file, for %d rows with one", held, rows)
 	}
 	snap := l.snap.Load()
-	for num, f := range snap.AllNumbered {
+	for num := range snap.AllNumbered {
 		was, now := snap.GenAt(num), l.numbers.genAt(num)
-		switch same := l.numbers.at(num) == f; {
+		switch same := heldAt(&l.numbers, num) == heldAt(&snap.numbers, num); {
 		case same && now != was:
 			t.Fatalf("number %d names the file it named in the snapshot, of generation %d there and %d now", num, was, now)
 		case now < was:
 			t.Fatalf("number %d, of generation %d in the snapshot, is of generation %d now", num, was, now)
-		case l.numbers.at(num) != nil && !same && now == was:
+		case l.numbers.has(num) && !same && now == was:
 			t.Fatalf("number %d names another file than in the snapshot, with the same generation %d", num, now)
 		}
 	}

@@ -132,8 +132,8 @@ func (l *Loader[T]) read(state *fileState[T], old *fileRow[T], data []byte, fi f
 		// (A row is made only of a state that was read, or failed at its
 		// stat with a zero sum: it needs no read flag.) The same file
 		// keeps its number, and with it its generation and its File: the
-		// state keeps the number, not the File, which a file of one key
-		// will not have of its own (docs/design.md, "Memory of a loaded
+		// state keeps the number, not the File: a file of one key has
+		// none of its own (docs/design.md, "Memory of a loaded
 		// store", step 5). (Reads run in parallel, while nothing gives
 		// numbers: place before them, fold after.)
 		state.num, state.problem, state.skipped = old.num, old.problem(), old.skipped()

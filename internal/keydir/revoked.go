@@ -22,7 +22,10 @@ func NewRevocations[T any](snap *Snapshot[T], isRevocation func(src int) bool, s
 		if !isRevocation(src) {
 			continue
 		}
-		for _, f := range snap.filesOf(src) {
+		for num := range snap.numsOf(src) {
+			// A revocation source's files keep their Files (leanNumbers):
+			// the set holds one for each of its entries (Found).
+			f := snap.FileAt(num)
 			items := f.Items()
 			for i := range items {
 				it := &items[i]

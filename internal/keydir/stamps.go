@@ -552,9 +552,9 @@ func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) ([]indexRecord
 	}
 	snap := fl.l.Reload(paths...)
 	var files []*File[T]
-	for f := range snap.All {
-		if f.Source() == i && changed[f.Name()] {
-			files = append(files, f)
+	for r := range snap.Refs { // a File made only for a file changed
+		if r.Source() == i && changed[r.Name()] {
+			files = append(files, r.File())
 		}
 	}
 	var recs []indexRecord

@@ -21,8 +21,9 @@ func (lc Lifecycle[T]) Status() Status {
 		if lc.l.cfg.Sources[src].Revocation {
 			n = &st.Revoked
 		}
-		for _, f := range sn.filesOf(src) {
-			*n += len(f.Items())
+		for num := range sn.numsOf(src) {
+			r, _ := sn.RefAt(num) // no File made: metrics read it often
+			*n += r.Len()
 		}
 	}
 	return st
