@@ -228,8 +228,8 @@ func (x *index) get(sum *[32]byte) (f keydir.FileRef[item], pos int, ok bool) {
 }
 
 // lookup returns where the entry in effect for sum is (a file of 0:
-// none). Each probe copies its slot's item out (keydir.Snapshot.ItemAt,
-// as itemAt: called here, it is inlined where itemAt would not be).
+// none). Each probe copies its slot's item out (keydir.Snapshot.ItemAt:
+// from the snapshot's mapped pages for a file of one key).
 func (x *index) lookup(sum *[32]byte) ref {
 	if x.n == 0 {
 		return ref{}

@@ -141,7 +141,7 @@ func (l *Loader[T]) loadFeed(i int) bool {
 	changed := ss.set(files, nil)
 	ForEach(len(jobs), func(j int) {
 		state := jobs[j]
-		state.file, state.problem, state.skipped = l.parse(i, state.path, state.data)
+		state.parsed, state.problem, state.skipped = l.parse(i, state.path, state.data)
 		state.read, state.data = true, nil
 	})
 	l.fold(jobs)

@@ -35,11 +35,11 @@ func (s *Snapshot[T]) Refs(yield func(FileRef[T]) bool) {
 
 // RefAt returns the file s numbers num; ok false if none.
 func (s *Snapshot[T]) RefAt(num uint32) (r FileRef[T], ok bool) {
-	h, one := s.numbers.entry(num)
+	h, src := s.numbers.entry(num)
 	switch {
 	case h == nil:
 		return FileRef[T]{}, false
-	case one.src == 0:
+	case src == 0:
 		return FileRef[T]{s, (*File[T])(h), num}, true
 	}
 	return FileRef[T]{s, nil, num}, true
@@ -52,11 +52,11 @@ func (s *Snapshot[T]) RefAt(num uint32) (r FileRef[T], ok bool) {
 // long as the snapshot that reads it and no longer (docs/design.md,
 // "Memory of a loaded store", step 5).
 func (s *Snapshot[T]) ItemAt(num uint32, pos int) T {
-	h, one := s.numbers.entry(num)
-	if one.src == 0 {
+	h, src := s.numbers.entry(num)
+	if src == 0 {
 		return (*File[T])(h).Items()[pos]
 	}
-	return [1]T{one.item}[pos]
+	return [1]T{s.numbers.item(num)}[pos]
 }
 
 // RefOf returns f as a FileRef of no snapshot (numbered 0): for callers
@@ -80,10 +80,11 @@ func (r FileRef[T]) Gen() uint32 {
 	return r.s.numbers.genAt(r.num)
 }
 
-// one is the mapped part of a file kept without a File (r.f nil).
-func (r FileRef[T]) one() oneItem[T] {
-	_, one := r.s.numbers.entry(r.num)
-	return one
+// srcOf is the index plus one of the source of a file kept without a
+// File (r.f nil).
+func (r FileRef[T]) srcOf() uint32 {
+	_, src := r.s.numbers.entry(r.num)
+	return src
 }
 
 // Len is the number of the file's items.
@@ -100,7 +101,7 @@ func (r FileRef[T]) Len() int {
 // enough (Item).
 func (r FileRef[T]) Items() []T {
 	if r.f == nil {
-		return []T{r.one().item}
+		return []T{r.s.numbers.item(r.num)}
 	}
 	return r.f.Items()
 }
@@ -108,13 +109,13 @@ func (r FileRef[T]) Items() []T {
 // Item returns a copy of the file's item at pos.
 func (r FileRef[T]) Item(pos int) T {
 	if r.f == nil {
-		return [1]T{r.one().item}[pos] // out of range past the one item, as Items()[pos]
+		return [1]T{r.s.numbers.item(r.num)}[pos] // out of range past the one item, as Items()[pos]
 	}
 	return r.f.Items()[pos]
 }
 
 // RareAt is what Config.Rare returned for the item at pos: nil for most,
-// and for every file kept without a File (leanable: it has none).
+// and for every file kept without a File (Loader.parsedOne: it has none).
 func (r FileRef[T]) RareAt(pos int) any {
 	if r.f == nil {
 		return nil
@@ -125,7 +126,7 @@ func (r FileRef[T]) RareAt(pos int) any {
 // src is what the file shares with its source's files.
 func (r FileRef[T]) src() *fileSource {
 	if r.f == nil {
-		return r.s.numbers.lean[r.one().src-1]
+		return r.s.numbers.lean[r.srcOf()-1]
 	}
 	return r.f.src
 }

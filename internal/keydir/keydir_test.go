@@ -34,7 +34,7 @@ func newLoader(srcs ...Source) *Loader[string] {
 
 // newLeanLoader is newLoader of entries that hold no pointer (a key's
 // SPKI hash): a file of one key of a source other than a revocation
-// source is kept without a File of its own (numbers.leanable).
+// source is kept without a File of its own (Loader.parsedOne).
 func newLeanLoader(srcs ...Source) *Loader[[32]byte] {
 	return New(Config[[32]byte]{Sources: srcs, Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
 		KeyOf: func(sum *[32]byte) [32]byte { return *sum }})

@@ -14,8 +14,8 @@ import (
 
 // isLean reports whether s keeps file num without a File of its own.
 func isLean[T any](s *Snapshot[T], num uint32) bool {
-	h, one := s.numbers.entry(num)
-	return h != nil && one.src != 0
+	h, src := s.numbers.entry(num)
+	return h != nil && src != 0
 }
 
 // TestFileOfOneKeyWithoutFile: where entries hold no pointer, a file of
@@ -133,5 +133,40 @@ func TestFileOfOneKeyWithoutFile(t *testing.T) {
 	})
 	if allocs > 4 {
 		t.Fatalf("a walk of %d files allocates %.0f times", pageLen+14, allocs)
+	}
+}
+
+// BenchmarkItemAt reads items by number as a store's lookup probes do,
+// in 10,000 files of one key each: kept without a File (lean: the item
+// copied out of the numbers' mapped part) and, where the entry type
+// holds a pointer, in Files (file). Both are read through numbers
+// arranged as a loader's; the key is a number drawn in turn.
+func BenchmarkItemAt(b *testing.B) {
+	const n = 10_000
+	srcs := []*fileSource{{prefix: "/keys/", index: 0, dir: true}}
+	lean := leanNumbers[[32]byte](srcs)
+	var files numbers[[32]byte]
+	for i := range n {
+		var sum [32]byte
+		sum[0], sum[1] = byte(i), byte(i>>8)
+		lean.add(parsed[[32]byte]{name: packName(fmt.Sprint(i)), one: oneItem[[32]byte]{sum, 1}})
+		files.add(parsed[[32]byte]{file: makeFile(srcs[0], fmt.Sprint(i), [][32]byte{sum})})
+	}
+	for _, c := range []struct {
+		name string
+		ns   *numbers[[32]byte]
+	}{{"lean", &lean}, {"file", &files}} {
+		s := &Snapshot[[32]byte]{numbers: *c.ns}
+		b.Run(c.name, func(b *testing.B) {
+			var x byte
+			num := uint32(0)
+			for b.Loop() {
+				num = num%n + 1
+				x += s.ItemAt(num, 0)[0]
+			}
+			if x == 42 {
+				b.Log(x)
+			}
+		})
 	}
 }

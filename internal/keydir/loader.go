@@ -296,7 +296,7 @@ func SnapshotOf[T any](files ...*File[T]) *Snapshot[T] {
 		for f.Source() >= len(rows) {
 			rows = append(rows, nil)
 		}
-		num := snap.numbers.add(f)
+		num := snap.numbers.add(parsed[T]{file: f})
 		rows[f.Source()] = append(rows[f.Source()], fileRow[T]{rowRefs[T]{}, rowData{num: num}})
 	}
 	for _, r := range rows {
@@ -703,12 +703,12 @@ type fileState[T any] struct {
 	rareRow[T]
 	st  trustfile.Stamp
 	sum contentSumOf
-	// file is the File parsed from the content read, to be numbered; num,
-	// the number of the file of the row it replaces when the content is
-	// that row's (read: the file is kept, by its number). One of them, or
+	// parsed is what the content read made, to be numbered; num, the
+	// number of the file of the row it replaces when the content is that
+	// row's (read: the file is kept, by its number). One of them, or
 	// neither when no file loaded (hasFile).
-	file *File[T]
-	num  uint32
+	parsed parsed[T]
+	num    uint32
 	// old, while a read is pending or held, is the row it replaces (nil:
 	// none). It never points into a list a reload writes.
 	old *fileRow[T]
@@ -731,7 +731,7 @@ type fileState[T any] struct {
 }
 
 // hasFile reports whether a file loaded: parsed, or kept by its number.
-func (f *fileState[T]) hasFile() bool { return f.file != nil || f.num != 0 }
+func (f *fileState[T]) hasFile() bool { return f.parsed.loaded() || f.num != 0 }
 
 // job reports whether a state from a stat goes to the reload's jobs: to
 // be read, or, held at its stat (Loader.holdEarly), to be restored.
@@ -841,11 +841,33 @@ func (l *Loader[T]) newFile(i int, path string, items []T) *File[T] {
 	return makeFile(fsrc, name, items)
 }
 
-// newFileOf is newFile of a file of the one item t, without the slice
-// that would hold it for a moment (a cold load makes one for each file).
-func (l *Loader[T]) newFileOf(i int, path string, t T) *File[T] {
+// parsed is what a file's parse made: its File, or, for a file of one
+// item with no rare part of a source whose files of one item are kept
+// without a File (numbers.lean), its packed name and item, which its
+// number keeps (numbers.add): such a file has no File even for the
+// moment of its reload, where one made and dropped at its numbering was
+// 48 bytes a key of garbage at each cold load (docs/design.md, "Memory
+// of a loaded store", step 5).
+type parsed[T any] struct {
+	file *File[T]
+	name *byte      // packName's; set: no File
+	one  oneItem[T] // with name: the item, and its source's index plus one
+}
+
+// loaded reports whether the parse made a file.
+func (p *parsed[T]) loaded() bool { return p.file != nil || p.name != nil }
+
+// parsedOne is the parse of a file of the one item t with no rare part:
+// without a File where the loader's numbers keep such a file of source i
+// so (numbers.lean), else in a File of its own, made without the slice
+// that would hold its item for a moment (a cold load makes one for each
+// file).
+func (l *Loader[T]) parsedOne(i int, path string, t T) parsed[T] {
 	fsrc, name := l.fileName(i, path)
-	return &File[T]{src: fsrc, name: packName(name), one: t}
+	if l.numbers.keepsLean(fsrc) {
+		return parsed[T]{name: packName(name), one: oneItem[T]{t, uint32(i) + 1}}
+	}
+	return parsed[T]{file: &File[T]{src: fsrc, name: packName(name), one: t}}
 }
 
 // fileName returns the source's part of path, shared, and the file's
@@ -880,8 +902,8 @@ func (ss *sourceState[T]) row(f *fileState[T], ns *numbers[T]) fileRow[T] {
 		ss.dir, ss.hasDir = dir, true
 	}
 	r := fileRow[T]{rowRefs[T]{}, rowData{stamp: own, sum: f.sum, num: f.num}}
-	if f.file != nil && r.num == 0 {
-		r.num = ns.add(f.file)
+	if f.parsed.loaded() && r.num == 0 {
+		r.num = ns.add(f.parsed)
 	}
 	ownDir := !ss.hasDir || dir != ss.dir
 	loaded := f.hasFile() && f.problem == nil && len(f.skipped) == 0

@@ -16,7 +16,7 @@ import (
 // numbers are the loader's, not each store's, so that one pointer a file
 // is kept for every store of the loader (docs/design.md, "Memory of a
 // loaded store", step 5). A file of one key is kept in them whole, with
-// no File of its own where T holds no pointer (oneItem, leanable): its
+// no File of its own where T holds no pointer (oneItem, parsed): its
 // File, when a caller asks for one, is made (at).
 //
 // A published snapshot's numbers are never written again: the loader
@@ -45,7 +45,7 @@ type numbers[T any] struct {
 	ones []*offheap.Array[oneItem[T]]
 	// lean are, by source index, what the files of a source share
 	// (fileSource), for the sources whose files of one item are kept
-	// without a File (leanable); nil for the others, and lean is nil
+	// without a File (keepsLean); nil for the others, and lean is nil
 	// where T holds a pointer (checked once, by New) or for numbers made
 	// without a loader (SnapshotOf): every file keeps its File there.
 	lean []*fileSource
@@ -103,17 +103,34 @@ func (ns *numbers[T]) clone() numbers[T] {
 	return numbers[T]{pages: slices.Clone(ns.pages), ones: slices.Clone(ns.ones), lean: ns.lean, n: ns.n, free: ns.free, gens: slices.Clone(ns.gens), own: make([]uint64, len(ns.own))}
 }
 
-// entry returns number num's heap part (nil: no file) and mapped part.
-func (ns *numbers[T]) entry(num uint32) (unsafe.Pointer, oneItem[T]) {
+// entry returns number num's heap part (nil: no file) and its mapped
+// part's src (0: the heap part is a *File[T]).
+func (ns *numbers[T]) entry(num uint32) (h unsafe.Pointer, src uint32) {
 	p, q := int((num-1)>>pageBits), int((num-1)&(pageLen-1))
 	if num == 0 || p >= len(ns.pages) || q >= len(ns.pages[p]) {
-		return nil, oneItem[T]{}
+		return nil, 0
 	}
-	h := ns.pages[p][q]
-	if h == nil || ns.ones == nil {
-		return h, oneItem[T]{}
+	if h = ns.pages[p][q]; h == nil || ns.ones == nil {
+		return h, 0
 	}
-	return h, ns.ones[p].Get(q)
+	page := ns.ones[p]
+	src = page.View()[q].src
+	runtime.KeepAlive(page)
+	return h, src
+}
+
+// item returns a copy of the item of file num, kept without a File
+// (entry's src not 0). It and entry read the mapped part's fields
+// through View, not a copy of the whole (offheap.Array.Get): a value of
+// 36 bytes copied from copy to copy made the compiler's overlapping
+// moves stall, a lookup's probe 60 ns where reading a File's item was 11
+// (BenchmarkItemAt).
+func (ns *numbers[T]) item(num uint32) T {
+	p, q := int((num-1)>>pageBits), int((num-1)&(pageLen-1))
+	page := ns.ones[p]
+	it := page.View()[q].item
+	runtime.KeepAlive(page)
+	return it
 }
 
 // has reports whether num is a file's.
@@ -127,20 +144,20 @@ func (ns *numbers[T]) has(num uint32) bool {
 // copy — never a pointer into mapped memory, which lives only as long as
 // the numbers that read it.
 func (ns *numbers[T]) at(num uint32) *File[T] {
-	h, one := ns.entry(num)
+	h, src := ns.entry(num)
 	switch {
 	case h == nil:
 		return nil
-	case one.src == 0:
+	case src == 0:
 		return (*File[T])(h)
 	}
-	return &File[T]{src: ns.lean[one.src-1], name: (*byte)(h), one: one.item}
+	return &File[T]{src: ns.lean[src-1], name: (*byte)(h), one: ns.item(num)}
 }
 
 // name returns the name of file num, which must be one (File.Name).
 func (ns *numbers[T]) name(num uint32) string {
-	h, one := ns.entry(num)
-	if one.src == 0 {
+	h, src := ns.entry(num)
+	if src == 0 {
 		return (*File[T])(h).Name()
 	}
 	return unpackName((*byte)(h))
@@ -148,11 +165,11 @@ func (ns *numbers[T]) name(num uint32) string {
 
 // path returns the path of file num, which must be one (File.Path).
 func (ns *numbers[T]) path(num uint32) string {
-	h, one := ns.entry(num)
-	if one.src == 0 {
+	h, src := ns.entry(num)
+	if src == 0 {
 		return (*File[T])(h).Path()
 	}
-	return ns.lean[one.src-1].prefix + unpackName((*byte)(h))
+	return ns.lean[src-1].prefix + unpackName((*byte)(h))
 }
 
 // genAt returns the generation of number num: how many times it was
@@ -230,12 +247,11 @@ func (ns *numbers[T]) writable(num uint32) (p, q int) {
 	return p, q
 }
 
-// add gives f a number and returns it (never 0). A file of one item
-// whose source part is its source's (no rare part of its own, leanable)
-// is kept without its File: its packed name in the heap part, its item
-// and source in the mapped part. The File, made by the parse, is left to
-// the collector.
-func (ns *numbers[T]) add(f *File[T]) uint32 {
+// add gives the file p a number and returns it (never 0): its File, or,
+// for a file of one item the parse made none for (Loader.parsedOne), its
+// packed name in the heap part and its item and source in the mapped
+// part.
+func (ns *numbers[T]) add(p parsed[T]) uint32 {
 	var num uint32
 	if k := len(ns.free); k > 0 {
 		num, ns.free = ns.free[k-1], ns.free[:k-1] // no write: free may be shared (release)
@@ -244,21 +260,21 @@ func (ns *numbers[T]) add(f *File[T]) uint32 {
 		num = ns.n + 1
 		ns.n = num
 	}
-	if ns.leanable(f) {
-		ns.set(num, unsafe.Pointer(f.name), oneItem[T]{f.one, uint32(f.src.index) + 1})
+	if p.file != nil {
+		ns.set(num, unsafe.Pointer(p.file), oneItem[T]{})
 	} else {
-		ns.set(num, unsafe.Pointer(f), oneItem[T]{})
+		ns.set(num, unsafe.Pointer(p.name), p.one)
 	}
 	return num
 }
 
-// leanable reports whether f is kept without its File: a file of one
-// item whose source part is the one its source's files share, not a copy
-// of its own (which holds rare parts, or several items: makeFile,
-// keepRare), of a source ns keeps so (lean).
-func (ns *numbers[T]) leanable(f *File[T]) bool {
-	i := f.src.index
-	return i >= 0 && i < len(ns.lean) && ns.lean[i] != nil && f.src == ns.lean[i]
+// keepsLean reports whether a file of one item with no rare part whose
+// source part is src is kept without a File: src is the part its
+// source's files share (not a copy of its own), of a source ns keeps so
+// (lean).
+func (ns *numbers[T]) keepsLean(src *fileSource) bool {
+	i := src.index
+	return i >= 0 && i < len(ns.lean) && ns.lean[i] != nil && src == ns.lean[i]
 }
 
 // release frees the numbers nums, whose files the snapshot about to be

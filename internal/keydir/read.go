@@ -139,7 +139,7 @@ func (l *Loader[T]) read(state *fileState[T], old *fileRow[T], data []byte, fi f
 		state.num, state.problem, state.skipped = old.num, old.problem(), old.skipped()
 		return
 	}
-	state.file, state.problem, state.skipped = l.parse(int(state.src), state.path, data)
+	state.parsed, state.problem, state.skipped = l.parse(int(state.src), state.path, data)
 }
 
 // parse turns a file's content into entries, or a problem.
@@ -156,25 +156,25 @@ func (l *Loader[T]) read(state *fileState[T], old *fileRow[T], data []byte, fi f
 //
 // It returns the file and the problems of its skipped entries, or the
 // problem of the whole file.
-func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, []Problem) {
+func (l *Loader[T]) parse(i int, path string, data []byte) (parsed[T], *Problem, []Problem) {
 	src := SourceRef{Index: i, Source: l.cfg.Sources[i]}
 	if l.cfg.Parse != nil {
 		items, err := l.cfg.Parse(src, path, data)
 		if err != nil {
-			return nil, problemOf(path, err, src.Revocation), nil
+			return parsed[T]{}, problemOf(path, err, src.Revocation), nil
 		}
-		return l.newFile(i, path, items), nil, nil
+		return parsed[T]{file: l.newFile(i, path, items)}, nil, nil
 	}
-	f, p := l.parseWhole(src, path, data)
+	got, p := l.parseWhole(src, path, data)
 	if src.Revocation || p == nil {
 		// A revocation file, or the common case of a file that loads
 		// whole (read the cheapest way: jwk.Parse is what ParseSet
 		// returns when no entry is bad).
-		return f, p, nil
+		return got, p, nil
 	}
 	entries, err := jwk.ParseSet(data)
 	if err != nil {
-		return nil, problemOf(path, err, false), nil
+		return parsed[T]{}, problemOf(path, err, false), nil
 	}
 	items := make([]T, 0, len(entries))
 	var skipped []Problem
@@ -183,7 +183,7 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 		t, r, p := l.convertEntry(src, path, e)
 		switch {
 		case p != nil && len(entries) == 1:
-			return nil, p, nil // a file of one entry is that entry: the file is the problem
+			return parsed[T]{}, p, nil // a file of one entry is that entry: the file is the problem
 		case p != nil:
 			p.Entry = true
 			skipped = append(skipped, *p)
@@ -192,9 +192,9 @@ func (l *Loader[T]) parse(i int, path string, data []byte) (*File[T], *Problem, 
 			rare.add(r)
 		}
 	}
-	f = l.newFile(i, path, items)
+	f := l.newFile(i, path, items)
 	keepRare(f, &rare)
-	return f, nil, skipped
+	return parsed[T]{file: f}, nil, skipped
 }
 
 // convertEntry makes the caller's entry of one entry of a file, or the
@@ -265,7 +265,7 @@ func keepRare[T any](f *File[T], r *rareList) {
 
 // parseWhole reads a file that must load whole or not at all: any key
 // that does not parse or convert makes the file a problem.
-func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T], *Problem) {
+func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (parsed[T], *Problem) {
 	parse := jwk.Parse
 	if src.Revocation {
 		// A refused key is refused whatever its "use" says it is for:
@@ -274,7 +274,7 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 	}
 	keys, err := parse(data)
 	if err != nil {
-		return nil, problemOf(path, err, src.Revocation)
+		return parsed[T]{}, problemOf(path, err, src.Revocation)
 	}
 	var (
 		items []T // of a file of several keys, at its exact size: a big set's array is kept as it is
@@ -291,7 +291,7 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 			if len(keys) > 1 {
 				p.Member = strings.TrimSuffix("keys["+strconv.Itoa(n)+"]."+p.Member, ".")
 			}
-			return nil, p
+			return parsed[T]{}, p
 		}
 		if len(keys) == 1 {
 			one = t
@@ -300,14 +300,15 @@ func (l *Loader[T]) parseWhole(src SourceRef, path string, data []byte) (*File[T
 		}
 		rare.add(r)
 	}
-	var f *File[T]
 	if len(keys) == 1 {
-		f = l.newFileOf(src.Index, path, one)
-	} else {
-		f = l.newFile(src.Index, path, items)
+		if rare.list == nil {
+			return l.parsedOne(src.Index, path, one), nil
+		}
+		items = []T{one} // a rare file: its File holds its rare part
 	}
+	f := l.newFile(src.Index, path, items)
 	keepRare(f, &rare)
-	return f, nil
+	return parsed[T]{file: f}, nil
 }
 
 // contentSum is what a fileRow keeps of its content: 11 bytes of a

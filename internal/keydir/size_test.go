@@ -50,9 +50,9 @@ func TestFileRowName(t *testing.T) {
 		pending := f.pendingRow()
 		f.read, f.problem = true, &Problem{Path: c.path}
 		failed := ss.row(f, &l.numbers)
-		f.problem, f.file = nil, l.newFile(0, c.path, []*int{new(int)}) // a file of one key shares its source's part
-		if got := f.file.Path(); got != c.path || f.file.Name() != c.name || f.file.src != ss.fsrc {
-			t.Errorf("the File of %q has path %q, name %q (shares its source's part: %v)", c.path, got, f.file.Name(), f.file.src == ss.fsrc)
+		f.problem, f.parsed = nil, parsed[*int]{file: l.newFile(0, c.path, []*int{new(int)})} // a file of one key shares its source's part
+		if got := f.parsed.file.Path(); got != c.path || f.parsed.file.Name() != c.name || f.parsed.file.src != ss.fsrc {
+			t.Errorf("the File of %q has path %q, name %q (shares its source's part: %v)", c.path, got, f.parsed.file.Name(), f.parsed.file.src == ss.fsrc)
 		}
 		loaded := ss.row(f, &l.numbers)
 		for what, r := range map[string]*fileRow[*int]{"pending": &pending, "failed": &failed, "loaded": &loaded} {
