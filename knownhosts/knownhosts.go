@@ -694,10 +694,10 @@ func (s *Store) addPath(dir, norm string, key *jwk.Key, mode AddMode, most int) 
 	if file != "" || err != nil {
 		return "", file, err
 	}
-	// A key the address pins already (for other purposes: existingPin)
-	// adds no key to the count.
-	if n := s.KeysPinnedAt(norm); most > 0 && n >= most && !s.pinsKeyAt(norm, key.SPKIHash()) {
-		return "", "", &TooManyKeysError{Addr: norm, Fingerprint: key.Fingerprint(), Pinned: n, Most: most}
+	if most > 0 {
+		if n, room := s.roomFor(norm, key.SPKIHash(), most); !room {
+			return "", "", &TooManyKeysError{Addr: norm, Fingerprint: key.Fingerprint(), Pinned: n, Most: most}
+		}
 	}
 	name, err := FileName(norm)
 	if err != nil {
@@ -911,16 +911,32 @@ func servesSome(a, b []string) bool {
 	return false
 }
 
-// KeysPinnedNow is KeysPinnedAt on the files as they are now, not as the
-// store last loaded them: the pins other processes sharing the
-// directory wrote since are counted (Loader.ReloadCurrent, as
-// AddKeyAtMost counts them). A client asks it before it asks its user
-// about a key a host announces, so that no question is asked whose yes
-// AddKeyAtMost then refuses for the bound (*TooManyKeysError); the count
-// is made again, under the directory's lock, by AddKeyAtMost.
-func (s *Store) KeysPinnedNow(addr string) int {
+// RoomNow reports whether AddKeyAtMost(addr, key, mode, most) would find
+// room for the key whose sum is given, on the files as they are now, not
+// as the store last loaded them (the pins other processes sharing the
+// directory wrote since are counted: Loader.ReloadCurrent, as
+// AddKeyAtMost counts them), and how many keys are pinned for addr
+// (KeysPinnedAt). A client asks it before it asks its user about a key a
+// host announces, so that no question is asked whose yes AddKeyAtMost
+// then refuses for the bound (*TooManyKeysError), and none is left
+// unasked that AddKeyAtMost would pin: both decide by one rule (roomFor).
+// AddKeyAtMost decides again, under the directory's lock, as it writes.
+func (s *Store) RoomNow(addr string, sum [32]byte, most int) (pinned int, room bool) {
+	norm, err := NormalizeAddr(addr)
+	if err != nil {
+		return 0, false // AddKeyAtMost refuses the address
+	}
 	s.Loader().ReloadCurrent()
-	return s.KeysPinnedAt(addr)
+	return s.roomFor(norm, sum, most)
+}
+
+// roomFor reports whether pinning the key sum for the normal address norm
+// keeps it within most keys pinned (KeysPinnedAt), and how many are
+// pinned: a key the address pins already (for other purposes:
+// existingPin) adds none to the count.
+func (s *Store) roomFor(norm string, sum [32]byte, most int) (pinned int, room bool) {
+	pinned = s.KeysPinnedAt(norm)
+	return pinned, pinned < most || s.pinsKeyAt(norm, sum)
 }
 
 // KeysPinnedAt returns how many keys are pinned for addr by pins that

@@ -59,6 +59,15 @@ func TestAddKeyAtMostOfAKeyPinnedForSomePurposes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// RoomNow, which a client asks before its user, decides as
+	// AddKeyAtMost does (roomFor): room for a key pinned already, none
+	// for another.
+	if n, room := s.RoomNow(addr, key(t, 2).SPKIHash(), 2); !room || n != 2 {
+		t.Errorf("RoomNow for key 2 at the bound: %d pinned, room %v; want 2, true", n, room)
+	}
+	if n, room := s.RoomNow(addr, key(t, 3).SPKIHash(), 2); room || n != 2 {
+		t.Errorf("RoomNow for key 3 at the bound: %d pinned, room %v; want 2, false", n, room)
+	}
 	if _, err := s.AddKeyAtMost(addr, forPurposes(t, 2), AddAnother, 2); err != nil {
 		t.Fatalf("pinning key 2, pinned for ldap, for every purpose at the bound: %v", err)
 	}

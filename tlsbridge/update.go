@@ -79,10 +79,11 @@ type AnnouncementNotice interface {
 	AnnouncedKeyNotOffered(a AnnouncedKey, pinned, most int)
 }
 
-// pinCounter is a HostKeys store that counts an address's pins on its
-// files as they are (knownhosts.Store.KeysPinnedNow).
-type pinCounter interface {
-	KeysPinnedNow(addr string) int
+// roomTeller is a HostKeys store that tells, on its files as they are,
+// whether a key would find room under an address's bound of pins
+// (knownhosts.Store.RoomNow), by the rule AddKeyAtMost enforces.
+type roomTeller interface {
+	RoomNow(addr string, sum [32]byte, most int) (pinned int, room bool)
 }
 
 // hostKeyAdder is a HostKeys store that can pin one more key for an
@@ -204,7 +205,7 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 		return
 	}
 	pinned := 0
-	for i, k := range next {
+	for _, k := range next {
 		if purposes != nil {
 			k = k.PublicKey()
 			if k.Attrs == nil {
@@ -213,18 +214,20 @@ func (c *Client) learnAnnounced(addr string, leaf *x509.Certificate) {
 			k.Attrs.SetList(jwk.AttrPurpose, purposes)
 		}
 		if c.opts.UpdateHostKeys == UpdateAsk {
-			switch c.askAnnounced(addr, current, k, next[i+1:]) {
+			switch c.askAnnounced(addr, current, k) {
 			case askedNo:
 				c.opts.Logger.Info("not pinning the next key a host announces", "addr", addr, "fingerprint", k.Fingerprint(), "current", current.Fingerprint())
 				continue
 			case notAsked:
 				// The address holds its bound already: the user was not
 				// asked (a yes would be refused below), and was told why
-				// where the prompt can be (AnnouncementNotice).
-				c.opts.Logger.Info("not asking about the next keys a host announces: the address has as many keys pinned as a certificate announces; remove those no longer used",
-					"addr", addr, "current", current.Fingerprint(), "announced", len(next), "pinned", pinned, "retry_in", rotationRetry.String())
+				// where the prompt can be (AnnouncementNotice). A key
+				// after it may still be asked about: one the address
+				// pins already for other purposes adds no key.
+				c.opts.Logger.Info("not asking about a next key a host announces: the address has as many keys pinned as a certificate announces; remove those no longer used",
+					"addr", addr, "fingerprint", k.Fingerprint(), "current", current.Fingerprint(), "announced", len(next), "pinned", pinned, "retry_in", rotationRetry.String())
 				c.announceFailed.failed(addrKey, time.Now())
-				return
+				continue
 			}
 		}
 		// An address gets no more pins by announcement than one
@@ -292,14 +295,15 @@ const (
 )
 
 // askAnnounced asks the prompt, one question at a time, whether to pin
-// next for addr. Where the address already holds as many pins as
-// announcements may bring it to (1+MaxAnnounced, counted on the files as
-// they are: pinCounter), it is not asked — AddKeyAtMost would refuse its
-// yes (found by review, 2026-12-05) — and the prompt, if it can be told
-// (AnnouncementNotice), is told so of next and of the keys after it
-// (rest), which are not asked about either. The bound is still enforced
-// by AddKeyAtMost's locked count: another process may pin in between.
-func (c *Client) askAnnounced(addr string, current, next *jwk.Key, rest []*jwk.Key) askResult {
+// next for addr. Where pinning it would pass the address's bound
+// (1+MaxAnnounced keys, decided on the files as they are by the rule
+// AddKeyAtMost enforces: roomTeller), it is not asked — AddKeyAtMost
+// would refuse its yes (found by review, 2026-12-05) — and the prompt, if
+// it can be told (AnnouncementNotice), is told so. A key the address pins
+// already for other purposes adds none to the count and is asked about:
+// AddKeyAtMost pins it. The bound is still enforced by AddKeyAtMost's
+// locked count: another process may pin in between.
+func (c *Client) askAnnounced(addr string, current, next *jwk.Key) askResult {
 	p, ok := c.opts.Prompt.(AnnouncementPrompt)
 	if !ok {
 		return askedNo
@@ -309,12 +313,11 @@ func (c *Client) askAnnounced(addr string, current, next *jwk.Key, rest []*jwk.K
 	if c.storeDecision(addr, next.SPKIHash()).Verdict == knownhosts.Pinned {
 		return askedNo // pinned while this one waited
 	}
-	if counter, ok := c.opts.Hosts.(pinCounter); ok {
-		if n, most := counter.KeysPinnedNow(addr), 1+MaxAnnounced; n >= most {
+	if teller, ok := c.opts.Hosts.(roomTeller); ok {
+		most := 1 + MaxAnnounced
+		if n, room := teller.RoomNow(addr, next.SPKIHash(), most); !room {
 			if notice, ok := p.(AnnouncementNotice); ok {
-				for _, k := range append([]*jwk.Key{next}, rest...) {
-					notice.AnnouncedKeyNotOffered(AnnouncedKey{Addr: addr, Current: current, Next: k}, n, most)
-				}
+				notice.AnnouncedKeyNotOffered(AnnouncedKey{Addr: addr, Current: current, Next: next}, n, most)
 			}
 			return notAsked
 		}

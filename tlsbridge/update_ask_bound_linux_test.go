@@ -86,25 +86,7 @@ func TestUpdateHostKeysAskNotOfferedAtTheBound(t *testing.T) {
 	}
 
 	learn := func() (screen, log string) {
-		t.Helper()
-		master, term := openPty(t)
-		if err := term.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		pty := readPty(master, "yes\n")
-		var buf testlog.Buffer
-		client := cl.client(t, ClientOptions{UpdateHostKeys: UpdateAsk, Prompt: Terminal{In: term, Out: term}, Logger: buf.Logger()})
-		if err := learnTrip(t, client, addr); err != nil {
-			t.Fatal(err)
-		}
-		// What the terminal was written reaches the master a moment
-		// later, in order: read up to a last line written now (the
-		// master is blocking, so a deadline cannot end the read).
-		if _, err := term.WriteString(ptyEnd); err != nil {
-			t.Fatal(err)
-		}
-		<-pty.done
-		return pty.String(), buf.String()
+		return learnAtTerminal(t, cl, ClientOptions{UpdateHostKeys: UpdateAsk}, addr)
 	}
 
 	screen, log := learn()
@@ -134,5 +116,72 @@ func TestUpdateHostKeysAskNotOfferedAtTheBound(t *testing.T) {
 	cl.host.Reload()
 	if cl.host.Decide(addr, next.SPKIHash()).Verdict != knownhosts.Pinned {
 		t.Errorf("the yes did not pin the next key:\n%s\nlog:\n%s", screen, log)
+	}
+}
+
+// learnAtTerminal makes one handshake of a client of cl with the options
+// given, its prompt a real pseudo-terminal whose user types yes at every
+// question, and returns what the terminal showed and what was logged.
+func learnAtTerminal(t *testing.T, cl *home, opts ClientOptions, addr string) (screen, log string) {
+	t.Helper()
+	master, term := openPty(t)
+	if err := term.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	pty := readPty(master, "yes\n")
+	var buf testlog.Buffer
+	opts.Prompt = Terminal{In: term, Out: term}
+	opts.Logger = buf.Logger()
+	client := cl.client(t, opts)
+	if err := learnTrip(t, client, addr); err != nil {
+		t.Fatal(err)
+	}
+	// What the terminal was written reaches the master a moment later,
+	// in order: read up to a last line written now (the master is
+	// blocking, so a deadline cannot end the read).
+	if _, err := term.WriteString(ptyEnd); err != nil {
+		t.Fatal(err)
+	}
+	<-pty.done
+	return pty.String(), buf.String()
+}
+
+// TestUpdateHostKeysAskOffersAKeyPinnedForOtherPurposes: at the address's
+// bound of pins, a next key the address pins already for other purposes
+// adds no key to the count, so it is asked about, and the yes pins it for
+// the connection's purpose — the rule AddKeyAtMost enforces
+// (knownhosts.Store.RoomNow). Before: the question counted the address's
+// keys only (KeysPinnedNow), told the user the key was not offered, and
+// pinned nothing, where AddKeyAtMost would have pinned it.
+func TestUpdateHostKeysAskOffersAKeyPinnedForOtherPurposes(t *testing.T) {
+	next := mustGenerate(t, jwk.EC256)
+	srv, ts := announcingServer(t, next)
+	cl := newHome(t, jwk.EC256)
+	srv.authorize(t, "c", cl.id.Key)
+	addr := ts.addr()
+	pinFor(t, cl, addr, srv.id.Key, "ldap")
+	pinFor(t, cl, addr, next, "pool")
+	for range MaxAnnounced - 1 {
+		if _, err := cl.host.AddKey(addr, mustGenerate(t, jwk.EC256).PublicKey(), knownhosts.AddAnother); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cl.host.KeysPinnedAt(addr); n != 1+MaxAnnounced {
+		t.Fatalf("%d keys pinned, want %d", n, 1+MaxAnnounced)
+	}
+	if cl.host.DecidePurpose(addr, "ldap", next.SPKIHash()).Verdict == knownhosts.Pinned {
+		t.Fatal("the next key is pinned for ldap before the test")
+	}
+
+	screen, log := learnAtTerminal(t, cl, ClientOptions{Purpose: "ldap", UpdateHostKeys: UpdateAsk}, addr)
+	if !strings.Contains(screen, "Pin the next key too") || strings.Contains(screen, "not offered") {
+		t.Errorf("not asked about a key the address pins already for another purpose:\n%s\nlog:\n%s", screen, log)
+	}
+	cl.host.Reload()
+	if cl.host.DecidePurpose(addr, "ldap", next.SPKIHash()).Verdict != knownhosts.Pinned {
+		t.Errorf("the yes did not pin the next key for ldap:\n%s\nlog:\n%s", screen, log)
+	}
+	if n := cl.host.KeysPinnedAt(addr); n != 1+MaxAnnounced {
+		t.Errorf("%d keys pinned after, want %d", n, 1+MaxAnnounced)
 	}
 }
