@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	homedir "github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/testlog"
 	"github.com/keytool/keytool/internal/testnet"
 	"github.com/keytool/keytool/jwk"
@@ -278,18 +280,85 @@ func TestIdentityWatcherRenewedCertificate(t *testing.T) {
 
 // TestReloadLooksAgainAtAPublicHalf: a writer that takes no lock of the
 // identity's writers (config management, an editor, a keytool whose lock
-// file cannot be used) writes key.json, then pub_key.json. A watching
-// server's reload made between the two found pub_key.json the replaced
-// key's and was refused (*PublicKeyError); pub_key.* is not watched, so
-// the server kept presenting the replaced key until the next change of
-// key.json or SIGHUP (found by review, 2026-12-05). It now loads once
-// more after a short wait, and presents the new key in real handshakes.
+// file cannot be used) writes the key, then its public half — perhaps in
+// a later task of its run, seconds later. A watching server's reload made
+// between the two finds the public half the replaced key's and is refused
+// (*PublicKeyError). Before, the key alone was watched and the refusal
+// stood, the server presenting the replaced key until the next change of
+// the key or SIGHUP (found by review, 2026-12-05); then a load made once
+// more a second later covered only a writer quicker than that, and the
+// public half written 3 s later left the refusal standing. The public
+// half's write now loads again, whenever it comes: the server presents
+// the new key in real handshakes, for a home (pub_key.json) and for a key
+// given by name, as keytool -i FILE's watcher watches it (pub_NAME.*).
 func TestReloadLooksAgainAtAPublicHalf(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		for _, later := range []time.Duration{0, 3 * time.Second} {
+			t.Run(fmt.Sprintf("named=%v/public_half_%s_after_the_refusal", named, later), func(t *testing.T) {
+				t.Parallel()
+				reloadAfterPublicHalf(t, named, later)
+			})
+		}
+	}
+}
+
+// reloadAfterPublicHalf is TestReloadLooksAgainAtAPublicHalf's case: the
+// public half written later after the reload's refusal; named, the key
+// given by its file name (LoadIdentity) rather than a home's.
+func reloadAfterPublicHalf(t *testing.T, named bool, later time.Duration) {
 	dir := t.TempDir()
 	keyFile, pub := filepath.Join(dir, "key.json"), filepath.Join(dir, "pub_key.json")
+	if named {
+		keyFile, pub = filepath.Join(dir, "id.json"), filepath.Join(dir, "pub_id.json")
+	}
 	k1, k2 := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.EC256)
 	writeKey(t, keyFile, k1, 0o600)
 	if err := jwk.WritePublicKeyFile(pub, k1, jwk.JWK, jwk.CreateNew); err != nil {
+		t.Fatal(err)
+	}
+	var log testlog.Buffer
+	var w *IdentityWatcher
+	var err error
+	if named {
+		w, err = WatchIdentity(context.Background(), IdentityWatchOptions{
+			Files:  []string{keyFile},
+			Public: homedir.PublicBeside(keyFile),
+			Load:   func() (*Identity, error) { return LoadIdentity(keyFile, "", CertOptions{}) },
+			Logger: log.Logger(),
+		})
+	} else {
+		w, err = WatchHomeIdentity(context.Background(), dir, CertOptions{}, log.Logger())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	addr, cl := watchedEchoServer(t, w)
+
+	writeKey(t, keyFile, k2, 0o600) // the first write: the key
+	waitFor(t, "the reload refused", func() bool { return strings.Contains(log.String(), "identity not reloaded yet") })
+	time.Sleep(later)
+	if _, got := presentedKey(t, addr, cl.id.Certificate); got != k1.SPKIHash() {
+		t.Fatal("the key was presented before its public half was written")
+	}
+	if err := jwk.WritePublicKeyFile(pub, k2, jwk.JWK, jwk.Overwrite); err != nil { // the second: its public half
+		t.Fatal(err)
+	}
+	waitFor(t, "the new key in a new handshake", func() bool {
+		_, got := presentedKey(t, addr, cl.id.Certificate)
+		return got == k2.SPKIHash()
+	})
+}
+
+// TestPublicHalfChangeAloneDoesNotReload: while no load is refused for a
+// public half, a change to one (keytool gen or rotate writing it after
+// its key, a public half in another format put beside it) loads nothing:
+// a server presents no public half, and its log says nothing of it.
+func TestPublicHalfChangeAloneDoesNotReload(t *testing.T) {
+	dir := t.TempDir()
+	k := mustGenerate(t, jwk.EC256)
+	writeKey(t, filepath.Join(dir, "key.json"), k, 0o600)
+	if err := jwk.WritePublicKeyFile(filepath.Join(dir, "pub_key.json"), k, jwk.JWK, jwk.CreateNew); err != nil {
 		t.Fatal(err)
 	}
 	var log testlog.Buffer
@@ -298,15 +367,25 @@ func TestReloadLooksAgainAtAPublicHalf(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	addr, cl := watchedEchoServer(t, w)
-
-	writeKey(t, keyFile, k2, 0o600) // the first write: the key
-	waitFor(t, "the reload refused", func() bool { return strings.Contains(log.String(), "identity not reloaded") })
-	if err := jwk.WritePublicKeyFile(pub, k2, jwk.JWK, jwk.Overwrite); err != nil { // the second: its public half
-		t.Fatal(err)
+	passed := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.publicPassed
 	}
-	waitFor(t, "the new key in a new handshake", func() bool {
-		_, got := presentedKey(t, addr, cl.id.Certificate)
-		return got == k2.SPKIHash()
-	})
+	for i, write := range []func() error{
+		func() error {
+			return jwk.WritePublicKeyFile(filepath.Join(dir, "pub_key.pem"), k, jwk.PEM, jwk.CreateNew)
+		},
+		func() error { return os.Remove(filepath.Join(dir, "pub_key.pem")) },
+		func() error { return os.Chmod(filepath.Join(dir, "pub_key.json"), 0o640) },
+	} {
+		if err := write(); err != nil {
+			t.Fatal(err)
+		}
+		// Seen: passed over, or (the behaviour broken) loaded.
+		waitFor(t, "the change seen", func() bool { return passed() > i || strings.Contains(log.String(), "reloaded") })
+		if strings.Contains(log.String(), "reloaded") {
+			t.Fatalf("a change to a public half, none refused, loaded the identity:\n%s", log.String())
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/internal/dnsname"
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -48,14 +49,15 @@ func (c *cli) loadIdentity(hosts ...string) (*tlsbridge.Identity, error) {
 // that does not load is logged and refused (docs/design.md, "Identity
 // reload").
 func (c *cli) watchIdentity(ctx context.Context, log *slog.Logger, onChange func(*tlsbridge.Identity), hosts ...string) (*tlsbridge.IdentityWatcher, error) {
-	files, top := tlsbridge.HomeIdentityFiles(c.keyHome()), c.keyHome()
+	files, public, top := tlsbridge.HomeIdentityFiles(c.keyHome()), tlsbridge.HomePublicFiles(c.keyHome()), c.keyHome()
 	if c.identity != "" {
 		// Like ssh -i, a key given by name is checked alone, not the
-		// directories above it.
-		files, top = []string{c.identity, c.layout().Cert()}, ""
+		// directories above it; its public half is the pub_NAME.* beside
+		// it that tlsbridge.LoadIdentity checks.
+		files, public, top = []string{c.identity, c.layout().Cert()}, home.PublicBeside(c.identity), ""
 	}
 	return tlsbridge.WatchIdentity(ctx, tlsbridge.IdentityWatchOptions{
-		Files: files, Home: top, Logger: log, OnChange: onChange,
+		Files: files, Public: public, Home: top, Logger: log, OnChange: onChange,
 		Load: func() (*tlsbridge.Identity, error) { return c.loadIdentity(hosts...) },
 	})
 }
