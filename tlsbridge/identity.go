@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keytool/keytool/internal/atomicfile"
 	homedir "github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
@@ -453,7 +454,10 @@ var readHomeKeyFile = trustfile.Rule.ReadFile
 // engine do on its first run. The key is written to key.json, mode 0600,
 // and its public half to pub_key.json, mode 0644, both atomically; the
 // home is created (0700) if it does not exist. generated reports whether
-// this call made the key.
+// this call made the key. The public halves an identity that is gone
+// left (pub_key.*, pub_key.next.*) are removed first, so that, killed
+// at any moment, the home holds its key with its own public half or
+// none, or no key.
 //
 // Several processes may start on one empty home at once: key.json is
 // created with jwk.CreateNew, whose last step is a hard link that never
@@ -514,11 +518,25 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 	}
 	h := homedir.Dir(home)
 	keyFile := h.Identity()[0] // key.json
+	// The public halves an identity that is gone left (pub_key.*, and
+	// pub_key.next.*, a next key being none: noIdentity) go first, then
+	// the key is written, then its public half — keytool gen's order
+	// (docs/design.md, "Concurrent writers"). Killed in between, or the
+	// machine lost, the home holds the new key with its own public half
+	// or none, or no key: written after the key over the old one, as
+	// they were, a kill between the two left key.json beside another
+	// key's pub_key.json, a home every load refused (*PublicKeyError),
+	// and a process that lost the create-only write below to a writer
+	// that could not take the lock loaded that same pair and failed.
+	// Where the lock could not be had, the removal may take the public
+	// half of the key such a writer made meanwhile: the home then holds
+	// its key and no public half, which loads.
+	if err := removePublicHalves(slices.Concat(h.Public(), h.NextPublic())); err != nil {
+		return nil, false, err
+	}
 	switch err := jwk.WritePrivateKeyFile(keyFile, k, jwk.JWK, jwk.CreateNew); {
 	case err == nil:
 		generated = true
-		// The public half of the new key; a pub_key.json left by an
-		// identity that is gone is replaced.
 		if err := jwk.WritePublicKeyFile(h.Public()[0], k, jwk.JWK, jwk.Overwrite); err != nil {
 			return nil, true, fmt.Errorf("tlsbridge: the new identity is in %s, but its public half could not be written: %w", keyFile, err)
 		}
@@ -533,6 +551,27 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 		return nil, generated, err
 	}
 	return id, generated, nil
+}
+
+// removePublicHalves removes the files of public halves of a home that
+// has no identity (LoadOrGenerateHomeIdentity), before a key is made,
+// and makes the removals durable before the key is written.
+func removePublicHalves(files []string) error {
+	removed := false
+	for _, p := range files {
+		switch err := os.Remove(p); {
+		case err == nil:
+			removed = true
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("tlsbridge: not making an identity: %s, the public half of an identity that is gone, could not be removed: %w", p, err)
+		}
+	}
+	if removed {
+		if err := atomicfile.SyncDir(filepath.Dir(files[0])); err != nil {
+			return fmt.Errorf("tlsbridge: not making an identity: %w", err)
+		}
+	}
+	return nil
 }
 
 // SaveNames records the names opts holds in the private key k
