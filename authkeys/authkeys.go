@@ -535,6 +535,10 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []keydir.FileRef[item], f
 	sn.keys, sn.dups = prev.keys, prev.dups
 	if len(goneR)+len(cameR) == 0 {
 		sn.keys.files = sn.files // the same numbers: none went or came
+		// prev's pages are published: sn owns none of them, so that a
+		// write to its index copies the page first (review, 2026-12-06:
+		// the copied bits said otherwise, though nothing wrote).
+		sn.keys.ownSlots = make([]uint64, len(sn.keys.ownSlots))
 		return nil, nil, nil, true
 	}
 	// The files gone are removed while the index reads prev's numbers,

@@ -128,7 +128,12 @@ func (l *Loader[T]) sameKeys(gone, came []FileRef[T], c *Change) {
 // are not in a, comparing *File pointers. Both lists must be in the
 // loader's order (source, then path), where an unchanged file keeps its
 // *File, so that one merging pass finds them: a file that changed is in
-// both results.
+// both results. A file of one key kept without a File of its own (T
+// holding no pointer: docs/design.md, "Memory of a loaded store", step 5
+// (c)) gets a new *File at each call of Files, FileAt or Diff, so that
+// DiffFiles of two snapshots' Files reports it gone and come though it is
+// unchanged: compare snapshots with Diff or DiffRefs, which tell a file
+// by its number and generation.
 func DiffFiles[T any](a, b []*File[T]) (gone, came []*File[T]) {
 	return diffFiles(a, b, fileOrder[T], func(x, y *File[T]) bool { return x == y })
 }
