@@ -531,8 +531,8 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 	// Where the lock could not be had, the removal may take the public
 	// half of the key such a writer made meanwhile: the home then holds
 	// its key and no public half, which loads.
-	if err := removePublicHalves(slices.Concat(h.Public(), h.NextPublic())); err != nil {
-		return nil, false, err
+	if _, err := atomicfile.Remove(slices.Concat(h.Public(), h.NextPublic())); err != nil {
+		return nil, false, fmt.Errorf("tlsbridge: not making an identity: the public half of an identity that is gone could not be removed: %w", err)
 	}
 	switch err := jwk.WritePrivateKeyFile(keyFile, k, jwk.JWK, jwk.CreateNew); {
 	case err == nil:
@@ -551,27 +551,6 @@ func LoadOrGenerateHomeIdentity(home string, typ jwk.Type, opts CertOptions) (id
 		return nil, generated, err
 	}
 	return id, generated, nil
-}
-
-// removePublicHalves removes the files of public halves of a home that
-// has no identity (LoadOrGenerateHomeIdentity), before a key is made,
-// and makes the removals durable before the key is written.
-func removePublicHalves(files []string) error {
-	removed := false
-	for _, p := range files {
-		switch err := os.Remove(p); {
-		case err == nil:
-			removed = true
-		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("tlsbridge: not making an identity: %s, the public half of an identity that is gone, could not be removed: %w", p, err)
-		}
-	}
-	if removed {
-		if err := atomicfile.SyncDir(filepath.Dir(files[0])); err != nil {
-			return fmt.Errorf("tlsbridge: not making an identity: %w", err)
-		}
-	}
-	return nil
 }
 
 // SaveNames records the names opts holds in the private key k

@@ -280,3 +280,26 @@ func Sync(dirs, files []string) error {
 	}
 	return nil
 }
+
+// Remove removes those of files that exist, all in one directory, and
+// makes the removals durable (SyncDir) before it returns, so that a write
+// after it — a key written after the public halves of the key it
+// replaces are gone — never survives a power loss the removals do not.
+// It returns the files it removed; the error of a removal names its file
+// (*fs.PathError), and the files after it are left.
+func Remove(files []string) (removed []string, err error) {
+	for _, p := range files {
+		switch err := os.Remove(p); {
+		case err == nil:
+			removed = append(removed, p)
+		case !errors.Is(err, fs.ErrNotExist):
+			return removed, err
+		}
+	}
+	if len(removed) > 0 {
+		if err := syncDir(filepath.Dir(removed[0])); err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}

@@ -278,6 +278,15 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 		return err
 	}
 	replaced := describeKeyFiles(existing) // what --force replaces, described before it is gone
+	if c.identity == "" {
+		// A next key's public half where the home has no next key is of a
+		// next key that is gone (removed by hand, or with the identity):
+		// every load refuses it. It goes with the identity's, as
+		// LoadOrGenerateHomeIdentity's first key takes it.
+		if file, err := jwk.FindNextKey(c.home); err == nil && file == "" {
+			pubFiles = slices.Concat(pubFiles, c.layout().NextPublic())
+		}
+	}
 
 	// The public halves go first, then the key is written, then its
 	// public half: killed (or refused) in between, the key has its own
@@ -303,7 +312,11 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	// just now, or deleted by hand) would show a key that is not this
 	// machine's.
 	for _, stale := range removed {
-		if stale != pubPath {
+		switch {
+		case stale == pubPath:
+		case slices.Contains(c.layout().NextPublic(), stale):
+			fmt.Fprintf(c.stdout, "Removed %s: the public half of a next key that is gone\n", stale)
+		default:
 			fmt.Fprintf(c.stdout, "Removed %s: the public half of an identity that is gone\n", stale)
 		}
 	}
@@ -329,19 +342,9 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 // gen's lock kept presenting the replaced key (docs/design.md,
 // "Concurrent writers").
 func removePublicHalves(files []string, keyPath string) ([]string, error) {
-	var removed []string
-	for _, p := range files {
-		switch err := os.Remove(p); {
-		case err == nil:
-			removed = append(removed, p)
-		case !errors.Is(err, fs.ErrNotExist):
-			return removed, fmt.Errorf("%s, a public half of the key to be replaced, could not be removed, so %s was not written: %w", p, keyPath, err)
-		}
-	}
-	if len(removed) > 0 {
-		if err := atomicfile.SyncDir(filepath.Dir(keyPath)); err != nil {
-			return removed, err
-		}
+	removed, err := atomicfile.Remove(files)
+	if err != nil {
+		return removed, fmt.Errorf("a public half of the key to be replaced could not be removed, so %s was not written: %w", keyPath, err)
 	}
 	return removed, nil
 }
