@@ -184,12 +184,20 @@ func (ns *numbers[T]) genAt(num uint32) uint32 {
 
 // set gives number num the heap part h and the mapped part one (nil and
 // zero: frees the place), adding or growing a page, or copying one ns
-// does not own, as needed. (A page grows from 8 to pageLen, so that a
-// store of a few keys keeps a small one.)
+// does not own, as needed. (The first page grows from 8 to pageLen, so
+// that a store of a few keys keeps a small one; a page past it is made
+// whole: grown by doubling, each smaller mapped part stayed mapped until
+// the collector ran its cleanup — up to 32 bytes a key at the end of a
+// cold load, where its peak is: docs/design.md, "Memory of a loaded
+// store", step 6.)
 func (ns *numbers[T]) set(num uint32, h unsafe.Pointer, one oneItem[T]) {
 	p, q := ns.writable(num)
 	if page := ns.pages[p]; q >= len(page) {
-		grown := make([]unsafe.Pointer, min(pageLen, max(8, 2*len(page), q+1)))
+		size := pageLen
+		if p == 0 {
+			size = min(pageLen, max(8, 2*len(page), q+1))
+		}
+		grown := make([]unsafe.Pointer, size)
 		copy(grown, page)
 		ns.pages[p] = grown
 		if ns.ones != nil {
