@@ -500,6 +500,14 @@ func DiffRefs[T any](prev, next *Snapshot[T]) (gone, came []FileRef[T]) {
 	if next.diffed && prev.Generation == next.diffBase {
 		return refsOf(prev, next.gone), refsOf(next, next.came)
 	}
+	if prev.numFiles() == 0 && next.numFiles() > 0 {
+		// A cold load: every file came. The list itself, where diffFiles
+		// would append it to a copy: at 100,000 files of one key that
+		// copy was 2.4 MB, made twice (Change and authkeys' update) at
+		// the very end of the load, where its peak is (docs/design.md,
+		// "Memory of a loaded store", step 6).
+		return nil, next.refs()
+	}
 	return diffFiles(prev.refs(), next.refs(), refOrder[T],
 		func(x, y FileRef[T]) bool { return x.Num() == y.Num() && x.Gen() == y.Gen() })
 }
