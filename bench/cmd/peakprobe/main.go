@@ -1,0 +1,210 @@
+// Command peakprobe loads a directory of authorized keys as BenchmarkRSS's
+// child does and samples, every millisecond while it loads, the resident
+// set, the heap's classes (runtime/metrics) and the bytes mapped outside
+// the heap (offheap.Mapped): where the load's peak (BenchmarkRSS's
+// peak-B/key) comes from, heap or mapped, and when (docs/design.md,
+// "Memory of a loaded store", step 6):
+//
+//	cd bench && go run ./cmd/peakprobe -make 100000 -dir /tmp/keys.d   # writes the files once
+//	cd bench && go run ./cmd/peakprobe -dir /tmp/keys.d -warm /tmp/one.d -every 20
+//	cd bench && go run ./cmd/peakprobe -dir /tmp/keys.d -memprofile allocs.prof
+//
+// It prints the sample at the peak resident set, the one right after the
+// load and one after a collection; -every N prints every Nth sample too,
+// and -memprofile writes the load's allocations (go tool pprof
+// -sample_index=alloc_space).
+package main
+
+import (
+	"bufio"
+	"crypto/ecdh"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/offheap"
+)
+
+var names = []string{
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/unused:bytes",
+	"/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/released:bytes",
+	"/memory/classes/heap/stacks:bytes",
+	"/memory/classes/total:bytes",
+	"/gc/heap/goal:bytes",
+	"/gc/cycles/total:gc-cycles",
+}
+
+type sample struct {
+	t      time.Duration
+	rss    int64
+	mapped int64
+	m      [8]uint64
+}
+
+func (s sample) String() string {
+	return fmt.Sprintf("t=%v rss=%.1fMB mapped=%.1fMB objects=%.1fMB unused=%.1fMB free=%.1fMB released=%.1fMB goal=%.1fMB gcs=%d",
+		s.t.Round(time.Millisecond), mb(s.rss), mb(s.mapped), mb(int64(s.m[0])), mb(int64(s.m[1])), mb(int64(s.m[2])), mb(int64(s.m[3])), mb(int64(s.m[6])), s.m[7])
+}
+
+func mb(v int64) float64 { return float64(v) / 1e6 }
+
+func take(start time.Time, ms []metrics.Sample) sample {
+	metrics.Read(ms)
+	s := sample{t: time.Since(start), rss: procStatus("VmRSS"), mapped: offheap.Mapped()}
+	for i := range ms {
+		s.m[i] = ms[i].Value.Uint64()
+	}
+	return s
+}
+
+func main() {
+	dir := flag.String("dir", "", "directory of key files")
+	every := flag.Int("every", 0, "print every Nth sample too (0: none)")
+	warmDir := flag.String("warm", "", "directory of one key loaded first, as BenchmarkRSS's child does")
+	memprof := flag.String("memprofile", "", "write the allocations' profile here")
+	makeN := flag.Int("make", 0, "write this many single-key files (P-256 JWKs, as BenchmarkRSS's) into -dir, and exit")
+	flag.Parse()
+	if *makeN > 0 {
+		if err := writeKeys(*dir, *makeN); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *memprof != "" {
+		runtime.MemProfileRate = 1024
+	}
+	ms := make([]metrics.Sample, len(names))
+	for i := range ms {
+		ms[i].Name = names[i]
+	}
+	runtime.GC()
+	before := procStatus("VmRSS")
+	var warm *authkeys.Store
+	if *warmDir != "" {
+		warm = authkeys.Load(authkeys.Options{Dirs: []string{*warmDir}, Rescan: -1})
+		runtime.GC()
+	}
+	start := time.Now()
+	var (
+		mu    sync.Mutex
+		peak  sample
+		all   []sample
+		done  = make(chan struct{})
+		ended = make(chan struct{})
+	)
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			s := take(start, ms)
+			mu.Lock()
+			if s.rss > peak.rss {
+				peak = s
+			}
+			if *every > 0 && n%*every == 0 {
+				all = append(all, s)
+			}
+			mu.Unlock()
+		}
+	}()
+	st := authkeys.Load(authkeys.Options{Dirs: []string{*dir}, Rescan: -1})
+	after := take(start, ms)
+	close(done)
+	<-ended
+	keys := st.Status().Keys
+	runtime.GC()
+	gcd := take(start, ms)
+	hwm := procStatus("VmHWM")
+	per := func(v int64) float64 { return float64(v) / float64(keys) }
+	for _, s := range all {
+		fmt.Println("  ", s)
+	}
+	fmt.Printf("keys %d before %.1fMB hwm %.1fMB (peak-B/key %.0f)\n", keys, mb(before), mb(hwm), per(hwm-before))
+	fmt.Println("peak  ", peak, fmt.Sprintf("(rss-before %.0f B/key)", per(peak.rss-before)))
+	fmt.Println("after ", after)
+	fmt.Println("gc'd  ", gcd)
+	if *memprof != "" {
+		f, _ := os.Create(*memprof)
+		pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+	}
+	runtime.KeepAlive(st)
+	runtime.KeepAlive(warm)
+}
+
+// writeKeys writes n single-key JWK files into dir: the P-256 points
+// (i+1)·G, as BenchmarkRSS's fixture, in two writers.
+func writeKeys(dir string, n int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	const writers = 2
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < n; i += writers {
+				var scalar [32]byte
+				big.NewInt(int64(i + 1)).FillBytes(scalar[:])
+				priv, err := ecdh.P256().NewPrivateKey(scalar[:])
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				pt := priv.PublicKey().Bytes() // 0x04, x, y
+				k := `{"kty":"EC","crv":"P-256","x":"` + base64.RawURLEncoding.EncodeToString(pt[1:33]) +
+					`","y":"` + base64.RawURLEncoding.EncodeToString(pt[33:]) + `"}` + "\n"
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("k%07d.json", i)), []byte(k), 0o644); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// procStatus returns a size field of /proc/self/status in bytes (0 if
+// absent).
+func procStatus(field string) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != field {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		if err != nil {
+			return 0
+		}
+		return kb << 10
+	}
+	return 0
+}
