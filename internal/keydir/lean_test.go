@@ -170,3 +170,48 @@ func BenchmarkItemAt(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPageCopy is what a reload that changes one file of a store of
+// 10,000 files of one key pays to write its number: the numbers cloned
+// as each publish leaves them, and the one page written copied — for
+// files kept without a File (lean) its heap part (32 KiB) and its
+// mapped part (oneItem: 144 KiB, mapped anew, and unmapped once the
+// collector runs the old copy's cleanup, offheap's pace running
+// collections for it), where a File per file (file: every file before
+// step 5 (c), and knownhosts' still) copies the heap part only
+// (docs/design.md, "Memory of a loaded store", step 6).
+func BenchmarkPageCopy(b *testing.B) {
+	const n = 10_000
+	srcs := []*fileSource{{prefix: "/keys/", index: 0, dir: true}}
+	lean := leanNumbers[[32]byte](srcs)
+	var files numbers[[32]byte]
+	for i := range n {
+		var sum [32]byte
+		sum[0], sum[1] = byte(i), byte(i>>8)
+		lean.add(parsed[[32]byte]{name: packName(fmt.Sprint(i)), one: oneItem[[32]byte]{sum, 1}})
+		files.add(parsed[[32]byte]{file: makeFile(srcs[0], fmt.Sprint(i), [][32]byte{sum})})
+	}
+	for _, c := range []struct {
+		name string
+		ns   *numbers[[32]byte]
+	}{{"lean", &lean}, {"file", &files}} {
+		b.Run(c.name, func(b *testing.B) {
+			num := uint32(0)
+			cpu := keydirtest.CPUTime(b)
+			for b.Loop() {
+				num = num%n + 1
+				next := c.ns.clone()
+				h, _ := next.entry(num)
+				var one oneItem[[32]byte]
+				if next.ones != nil {
+					one = oneItem[[32]byte]{next.item(num), 1}
+				}
+				next.set(num, h, one) // the same file written back: the page copied
+			}
+			// The process's CPU time, the collector's and the cleanups'
+			// included: on a machine shared with other jobs the wall
+			// time is the scheduler's as much as the copy's.
+			b.ReportMetric(float64(keydirtest.CPUTime(b)-cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
