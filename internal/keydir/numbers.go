@@ -74,9 +74,17 @@ type oneItem[T any] struct {
 	src  uint32
 }
 
-// pageBits sets the size of a page of numbers: 4,096 pointers (32 KiB).
+// pageBits sets the size of a page of numbers: 1,024 pointers (8 KiB),
+// and 1,024 oneItems in its mapped part (36 KiB for authkeys' items, nine
+// pages of memory, above offheap.MinMapped). A reload that writes a
+// number copies its page, mapped part and generations on first write;
+// pages of 4,096 made that a 144 KiB mapping faulted in anew, a reload of
+// one changed file of 100,000 single-key files about twice the CPU it took
+// before step 5 (c) (docs/design.md, "Memory of a loaded store", step 6).
+// A page's generations (4 KiB) are below MinMapped, on the heap: made only
+// where a number of the page was given again.
 const (
-	pageBits = 12
+	pageBits = 10
 	pageLen  = 1 << pageBits
 )
 
