@@ -1,18 +1,17 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/bench/internal/procstatus"
 )
 
 // rssChildEnv names the directories (separated by the path list separator)
@@ -138,13 +137,13 @@ func rssChild(dirs string) int {
 	var m0, m1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
-	r.Before = procStatus("VmRSS")
+	r.Before = procstatus.Bytes("VmRSS")
 	warm := authkeys.Load(authkeys.Options{Dirs: []string{os.Getenv(rssWarmEnv)}, Rescan: -1})
 	runtime.GC()
-	r.Warm = procStatus("VmRSS")
+	r.Warm = procstatus.Bytes("VmRSS")
 	runtime.ReadMemStats(&m0) // the heap of the store measured, not the warm one's
 	s := authkeys.Load(authkeys.Options{Dirs: strings.Split(dirs, string(os.PathListSeparator)), Rescan: -1})
-	r.Loaded = procStatus("VmRSS")
+	r.Loaded = procstatus.Bytes("VmRSS")
 	r.Keys = s.Status().Keys // not Entries, which would make every Entry
 	runtime.GC()
 	runtime.ReadMemStats(&m1)
@@ -157,8 +156,8 @@ func rssChild(dirs string) int {
 		ring[i%len(ring)] = make([]byte, size)
 		total += int64(size)
 	}
-	r.Steady = procStatus("VmRSS")
-	r.Peak = procStatus("VmHWM")
+	r.Steady = procstatus.Bytes("VmRSS")
+	r.Peak = procstatus.Bytes("VmHWM")
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(warm)
 	runtime.KeepAlive(&ring)
@@ -168,29 +167,6 @@ func rssChild(dirs string) int {
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
 		return 1
-	}
-	return 0
-}
-
-// procStatus returns a size field of /proc/self/status in bytes (0 if
-// absent).
-func procStatus(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
-		if err != nil {
-			return 0
-		}
-		return kb << 10
 	}
 	return 0
 }

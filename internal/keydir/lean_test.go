@@ -143,15 +143,7 @@ func TestFileOfOneKeyWithoutFile(t *testing.T) {
 // arranged as a loader's; the key is a number drawn in turn.
 func BenchmarkItemAt(b *testing.B) {
 	const n = 10_000
-	srcs := []*fileSource{{prefix: "/keys/", index: 0, dir: true}}
-	lean := leanNumbers[[32]byte](srcs)
-	var files numbers[[32]byte]
-	for i := range n {
-		var sum [32]byte
-		sum[0], sum[1] = byte(i), byte(i>>8)
-		lean.add(parsed[[32]byte]{name: packName(fmt.Sprint(i)), one: oneItem[[32]byte]{sum, 1}})
-		files.add(parsed[[32]byte]{file: makeFile(srcs[0], fmt.Sprint(i), [][32]byte{sum})})
-	}
+	lean, files := benchNumbers(n)
 	for _, c := range []struct {
 		name string
 		ns   *numbers[[32]byte]
@@ -171,26 +163,34 @@ func BenchmarkItemAt(b *testing.B) {
 	}
 }
 
-// BenchmarkPageCopy is what a reload that changes one file of a store of
-// 10,000 files of one key pays to write its number: the numbers cloned
-// as each publish leaves them, and the one page written copied — for
-// files kept without a File (lean) its heap part (32 KiB) and its
-// mapped part (oneItem: 144 KiB, mapped anew, and unmapped once the
-// collector runs the old copy's cleanup, offheap's pace running
-// collections for it), where a File per file (file: every file before
-// step 5 (c), and knownhosts' still) copies the heap part only
-// (docs/design.md, "Memory of a loaded store", step 6).
-func BenchmarkPageCopy(b *testing.B) {
-	const n = 10_000
+// benchNumbers returns the numbers of n files of one key each (a SHA-256
+// sum), as a loader's source of a directory gives them: kept without a
+// File (lean), and with a File per file (files), as where the entry type
+// holds a pointer.
+func benchNumbers(n int) (lean, files numbers[[32]byte]) {
 	srcs := []*fileSource{{prefix: "/keys/", index: 0, dir: true}}
-	lean := leanNumbers[[32]byte](srcs)
-	var files numbers[[32]byte]
+	lean = leanNumbers[[32]byte](srcs)
 	for i := range n {
 		var sum [32]byte
 		sum[0], sum[1] = byte(i), byte(i>>8)
 		lean.add(parsed[[32]byte]{name: packName(fmt.Sprint(i)), one: oneItem[[32]byte]{sum, 1}})
 		files.add(parsed[[32]byte]{file: makeFile(srcs[0], fmt.Sprint(i), [][32]byte{sum})})
 	}
+	return lean, files
+}
+
+// BenchmarkPageCopy is what a reload that changes one file of a store of
+// 10,000 files of one key pays to write its number: the numbers cloned
+// as each publish leaves them, and the one page written copied — for
+// files kept without a File (lean) its heap part (8 KiB) and its
+// mapped part (oneItem: 36 KiB, mapped anew, and unmapped once the
+// collector runs the old copy's cleanup, offheap's pace running
+// collections for it), where a File per file (file: every file before
+// step 5 (c), and knownhosts' still) copies the heap part only
+// (docs/design.md, "Memory of a loaded store", step 6).
+func BenchmarkPageCopy(b *testing.B) {
+	const n = 10_000
+	lean, files := benchNumbers(n)
 	for _, c := range []struct {
 		name string
 		ns   *numbers[[32]byte]

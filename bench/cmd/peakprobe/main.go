@@ -16,7 +16,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/ecdh"
 	"encoding/base64"
 	"errors"
@@ -28,12 +27,11 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/bench/internal/procstatus"
 	"github.com/keytool/keytool/internal/offheap"
 )
 
@@ -64,7 +62,7 @@ func mb(v int64) float64 { return float64(v) / 1e6 }
 
 func take(start time.Time, ms []metrics.Sample) sample {
 	metrics.Read(ms)
-	s := sample{t: time.Since(start), rss: procStatus("VmRSS"), mapped: offheap.Mapped()}
+	s := sample{t: time.Since(start), rss: procstatus.Bytes("VmRSS"), mapped: offheap.Mapped()}
 	for i := range ms {
 		s.m[i] = ms[i].Value.Uint64()
 	}
@@ -93,7 +91,7 @@ func main() {
 		ms[i].Name = names[i]
 	}
 	runtime.GC()
-	before := procStatus("VmRSS")
+	before := procstatus.Bytes("VmRSS")
 	var warm *authkeys.Store
 	if *warmDir != "" {
 		warm = authkeys.Load(authkeys.Options{Dirs: []string{*warmDir}, Rescan: -1})
@@ -135,7 +133,7 @@ func main() {
 	keys := st.Status().Keys
 	runtime.GC()
 	gcd := take(start, ms)
-	hwm := procStatus("VmHWM")
+	hwm := procstatus.Bytes("VmHWM")
 	per := func(v int64) float64 { return float64(v) / float64(keys) }
 	for _, s := range all {
 		fmt.Println("  ", s)
@@ -184,27 +182,4 @@ func writeKeys(dir string, n int) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-// procStatus returns a size field of /proc/self/status in bytes (0 if
-// absent).
-func procStatus(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
-		if err != nil {
-			return 0
-		}
-		return kb << 10
-	}
-	return 0
 }
