@@ -20,8 +20,8 @@ import (
 // the handshakes with that many authorized keys.
 const aloneKeysEnv = "BENCH_ALONE_KEYS"
 
-// aloneDirEnv is the directory of JWK Sets the child loads beside its
-// client's key when it has more than one key.
+// aloneDirEnv is the directory of keys (JWK Sets, or single-key files)
+// the child loads beside its client's key when it has more than one key.
 const aloneDirEnv = "BENCH_ALONE_DIR"
 
 // BenchmarkHandshakeAlone measures full P-256 mutual-TLS handshakes
@@ -34,6 +34,10 @@ const aloneDirEnv = "BENCH_ALONE_DIR"
 // Each child runs BENCH_ALONE_TIME (default 20s) of handshakes, long
 // enough for several collections at a million keys, after one forced
 // collection; the cases alternate over BENCH_ROUNDS rounds (default 2).
+// The keys are in JWK Sets of at most 50,000 keys; with
+// BENCH_ALONE_LAYOUT=dir, in single-key files of one directory, whose
+// keys are read from the snapshot's mapped pages where a File held them
+// in the heap (docs/design.md, "Memory of a loaded store", step 5 (c)).
 //
 //	cpu-ns/op      the process's CPU time per handshake, client and server,
 //	               garbage collection included
@@ -48,6 +52,7 @@ const aloneDirEnv = "BENCH_ALONE_DIR"
 //	               share per handshake in measured CPU time
 //
 //	go test -run '^$' -bench HandshakeAlone -benchtime 1x -timeout 30m
+//	BENCH_ALONE_LAYOUT=dir go test -run '^$' -bench HandshakeAlone -benchtime 1x -timeout 60m
 func BenchmarkHandshakeAlone(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv(aloneKeysEnv)); err == nil {
 		aloneChild(b, n)
@@ -59,13 +64,18 @@ func BenchmarkHandshakeAlone(b *testing.B) {
 	if benchtime == "" {
 		benchtime = "20s"
 	}
-	dir := setsDir(b, big) // written once, here, for the children to read
+	// Written once, here, for the children to read.
+	dir, layout := setsDir, ""
+	if os.Getenv("BENCH_ALONE_LAYOUT") == "dir" {
+		dir, layout = keyDir, "layout=dir/"
+	}
+	keys := dir(b, big)
 	for range rounds {
 		for _, n := range []int{1, big} {
-			b.Run(fmt.Sprintf("type=ec256/keys=%d/mode=seq", n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%stype=ec256/keys=%d/mode=seq", layout, n), func(b *testing.B) {
 				var m map[string]float64
 				for b.Loop() {
-					m = runAloneChild(b, n, dir, benchtime)
+					m = runAloneChild(b, n, keys, benchtime)
 				}
 				for _, unit := range []string{"cpu-ns/op", "gc-cpu-ns/op", "gc-cycles", "gc-cycle-cpu-ns", "gc-cycles-cpu-ns/op", "wall-ns/op"} {
 					b.ReportMetric(m[unit], unit)
