@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -121,36 +120,10 @@ func TestLoadOrGenerateNeverReplacesAnIdentity(t *testing.T) {
 // the others load it; all end with the same key, and the home with one.
 func TestLoadOrGenerateConcurrentGoroutines(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
-	const n = 8
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		fps   [n]string
-		gens  [n]bool
-		errs  [n]error
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			id, gen, err := LoadOrGenerateHomeIdentity(home, jwk.EC256, CertOptions{})
-			if err == nil {
-				fps[i] = id.Key.Fingerprint()
-			}
-			gens[i], errs[i] = gen, err
-		})
-	}
-	close(start)
-	wg.Wait()
-	made := 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("goroutine %d: %v", i, errs[i])
-		}
-		if fps[i] != fps[0] {
-			t.Fatalf("goroutine %d has key %s, goroutine 0 %s", i, fps[i], fps[0])
-		}
-		if gens[i] {
-			made++
+	fps, made := raceFirstKey(t, home, 8)
+	for i, fp := range fps {
+		if fp != fps[0] {
+			t.Fatalf("goroutine %d has key %s, goroutine 0 %s", i, fp, fps[0])
 		}
 	}
 	if made != 1 {
