@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/bench/internal/fixturekeys"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -68,7 +69,7 @@ func BenchmarkColdStart(b *testing.B) {
 	n := envInt("BENCH_DIR_KEYS", 100_000)
 	t := jwk.EC256
 	dir := fixture(b, fmt.Sprintf("coldstart-%d", n), func(d string) error {
-		if err := writeKeyFiles(d, n-1, func(int) os.FileMode { return 0o644 }); err != nil {
+		if err := fixturekeys.WriteFiles(d, n-1, func(int) os.FileMode { return 0o644 }); err != nil {
 			return err
 		}
 		return jwk.WritePublicKeyFile(filepath.Join(d, "client.json"), clientKey(b, t), jwk.JWK, jwk.CreateNew)

@@ -4,13 +4,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/bench/internal/fixturekeys"
 	"github.com/keytool/keytool/jwk"
 )
 
 func TestP256Fixtures(t *testing.T) {
 	n := envInt("BENCH_GEN", 1000)
 	start := time.Now()
-	keys := p256JWKs(n)
+	keys := fixturekeys.JWKs(n)
 	t.Logf("%d keys in %v", n, time.Since(start))
 	for _, i := range []int{0, 1, n / 2, n - 1} {
 		if _, err := jwk.Parse([]byte(keys[i])); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/bench/internal/fixturekeys"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
 )
@@ -294,7 +295,7 @@ func BenchmarkVerify(b *testing.B) {
 			} else {
 				step := max(1, n/4096)
 				for i := 0; i < n && len(states) < 4096; i += step {
-					ks, err := jwk.Parse([]byte(p256JWKs(n)[i]))
+					ks, err := jwk.Parse([]byte(fixturekeys.JWKs(n)[i]))
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/bench/internal/fixturekeys"
 	"github.com/keytool/keytool/bench/internal/procstatus"
 )
 
@@ -104,7 +105,7 @@ func BenchmarkRSS(b *testing.B) {
 // commonest one.
 func twoModesDir(tb testing.TB, n int) string {
 	return fixture(tb, fmt.Sprintf("dir-two-modes-%d", n), func(d string) error {
-		return writeKeyFiles(d, n, func(i int) os.FileMode {
+		return fixturekeys.WriteFiles(d, n, func(i int) os.FileMode {
 			if i%2 == 1 {
 				return 0o600
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/libtrust"
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/bench/internal/fixturekeys"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 )
@@ -115,7 +116,7 @@ func BenchmarkStore(b *testing.B) {
 	// libtrust at BENCH_BIG keys is left out above 100,000 keys unless
 	// asked for: its JSON decoding through map[string]interface{} and the
 	// pool make it minutes.
-	libtrustOK := func(l layout) bool { return l.n <= max(poolMax, n) && l.n <= p256Max() }
+	libtrustOK := func(l layout) bool { return l.n <= max(poolMax, n) && l.n <= fixturekeys.P256Max() }
 
 	for r := range rounds {
 		for _, l := range layouts {

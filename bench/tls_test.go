@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/docker/libtrust"
+
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/bench/internal/fixturekeys"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/knownhosts"
 	"github.com/keytool/keytool/tlsbridge"
@@ -295,7 +297,7 @@ func libtrustPair(tb testing.TB, t jwk.Type, extra int) (srv *tls.Config, cli fu
 		tb.Fatal(err)
 	}
 	if extra > 0 {
-		for i, k := range p256JWKs(extra) {
+		for i, k := range fixturekeys.JWKs(extra) {
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("k%07d.json", i)), []byte(k), 0o644); err != nil {
 				tb.Fatal(err)
 			}

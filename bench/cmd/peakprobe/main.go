@@ -16,14 +16,9 @@
 package main
 
 import (
-	"crypto/ecdh"
-	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
@@ -31,6 +26,7 @@ import (
 	"time"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/bench/internal/fixturekeys"
 	"github.com/keytool/keytool/bench/internal/procstatus"
 	"github.com/keytool/keytool/internal/offheap"
 )
@@ -74,7 +70,7 @@ func main() {
 	every := flag.Int("every", 0, "print every Nth sample too (0: none)")
 	warmDir := flag.String("warm", "", "directory of one key loaded first, as BenchmarkRSS's child does")
 	memprof := flag.String("memprofile", "", "write the allocations' profile here")
-	makeN := flag.Int("make", 0, "write this many single-key files (P-256 JWKs, as BenchmarkRSS's) into -dir, and exit")
+	makeN := flag.Int("make", 0, "write this many single-key files into -dir, BenchmarkRSS's fixture (P-256 JWKs up to BENCH_P256, 100,000, Ed25519 beyond), and exit")
 	flag.Parse()
 	if *makeN > 0 {
 		if err := writeKeys(*dir, *makeN); err != nil {
@@ -151,35 +147,11 @@ func main() {
 	runtime.KeepAlive(warm)
 }
 
-// writeKeys writes n single-key JWK files into dir: the P-256 points
-// (i+1)·G, as BenchmarkRSS's fixture, in two writers.
+// writeKeys writes n single-key JWK files into dir: BenchmarkRSS's
+// fixture (fixturekeys).
 func writeKeys(dir string, n int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	const writers = 2
-	errs := make([]error, writers)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := w; i < n; i += writers {
-				var scalar [32]byte
-				big.NewInt(int64(i + 1)).FillBytes(scalar[:])
-				priv, err := ecdh.P256().NewPrivateKey(scalar[:])
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				pt := priv.PublicKey().Bytes() // 0x04, x, y
-				k := `{"kty":"EC","crv":"P-256","x":"` + base64.RawURLEncoding.EncodeToString(pt[1:33]) +
-					`","y":"` + base64.RawURLEncoding.EncodeToString(pt[33:]) + `"}` + "\n"
-				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("k%07d.json", i)), []byte(k), 0o644); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return fixturekeys.WriteFiles(dir, n, func(int) os.FileMode { return 0o644 })
 }
