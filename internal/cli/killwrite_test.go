@@ -58,36 +58,16 @@ func TestKillAtEveryWrite(t *testing.T) {
 		// no file of the home keeps, and a load refused the home
 		// (tlsbridge.PublicKeyError): no restart, and a watching
 		// server announced the replaced next key.
-		name: "gen --next --force",
-		setup: func(t *testing.T, root, home string) []string {
-			keytoolOK(t, "-H", home, "gen")
-			keytoolOK(t, "-H", home, "gen", "--next")
-			return []string{"-H", home, "gen", "--next", "--force"}
-		},
-		check: func(t *testing.T, home string) {
-			checkNoPartialFiles(t, home, true)
-			if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err != nil {
-				t.Errorf("the home does not load: %v", err)
-			}
-			checkNextPublicHalf(t, home, true)
-		},
+		name:  "gen --next --force",
+		setup: genNextForce(),
+		check: checkNextForceKilled,
 		final: func(t *testing.T, home string) { checkNextPublicHalf(t, home, false) },
 	}, {
 		// The same, with -f pem: key.next.json becomes key.next.pem,
 		// pub_key.next.json pub_key.next.pem.
-		name: "gen --next --force -f pem",
-		setup: func(t *testing.T, root, home string) []string {
-			keytoolOK(t, "-H", home, "gen")
-			keytoolOK(t, "-H", home, "gen", "--next")
-			return []string{"-H", home, "gen", "--next", "--force", "-f", "pem"}
-		},
-		check: func(t *testing.T, home string) {
-			checkNoPartialFiles(t, home, true)
-			if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err != nil {
-				t.Errorf("the home does not load: %v", err)
-			}
-			checkNextPublicHalf(t, home, true)
-		},
+		name:  "gen --next --force -f pem",
+		setup: genNextForce("-f", "pem"),
+		check: checkNextForceKilled,
 		final: func(t *testing.T, home string) { checkNextPublicHalf(t, home, false) },
 	}, {
 		name: "authorize",
@@ -296,4 +276,25 @@ func checkNextPublicHalf(t *testing.T, home string, orNone bool) {
 	if found == 0 && !orNone {
 		t.Errorf("no public half of %s", filepath.Base(file))
 	}
+}
+
+// genNextForce is TestKillAtEveryWrite's set-up of gen --next --force
+// (with extra arguments): a home with an identity and a next key.
+func genNextForce(extra ...string) func(t *testing.T, root, home string) []string {
+	return func(t *testing.T, root, home string) []string {
+		keytoolOK(t, "-H", home, "gen")
+		keytoolOK(t, "-H", home, "gen", "--next")
+		return append([]string{"-H", home, "gen", "--next", "--force"}, extra...)
+	}
+}
+
+// checkNextForceKilled is what a gen --next --force killed at any step
+// leaves: complete files, a home that loads, the next key with its own
+// public half or none.
+func checkNextForceKilled(t *testing.T, home string) {
+	checkNoPartialFiles(t, home, true)
+	if _, err := tlsbridge.LoadHomeIdentity(home, tlsbridge.CertOptions{}); err != nil {
+		t.Errorf("the home does not load: %v", err)
+	}
+	checkNextPublicHalf(t, home, true)
 }
