@@ -233,7 +233,7 @@ func (c *cli) gen(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, force b
 	if err := c.makeKeyDir(keyPath); err != nil {
 		return err
 	}
-	pubPath := filepath.Join(filepath.Dir(keyPath), "pub_"+strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))+f.Ext())
+	pubPath := home.PublicOf(keyPath, f.Ext())
 	pubFiles := home.PublicBeside(keyPath) // pub_key.* for the home's, pub_NAME.* for -i
 	if err := publicOnly(c.identity); err != nil {
 		return err

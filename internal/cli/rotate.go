@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
 	"github.com/keytool/keytool/tlsbridge"
 	"github.com/spf13/pflag"
@@ -80,7 +81,7 @@ func (c *cli) genNext(t jwk.Type, f jwk.Format, names tlsbridge.CertOptions, for
 	if err := writeRoleKey(keyPath, others, len(others) < len(existing), k, f, force); err != nil {
 		return err
 	}
-	pubPath := filepath.Join(c.home, "pub_key.next"+f.Ext())
+	pubPath := home.PublicOf(keyPath, f.Ext())
 	if err := jwk.WritePublicKeyFile(pubPath, k, f, jwk.Overwrite); err != nil {
 		return fmt.Errorf("the next key is in %s, but its public half could not be written (run: %s): %w", keyPath, c.pubInto(pubPath, f), err)
 	}

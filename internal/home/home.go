@@ -59,13 +59,19 @@ func (d Dir) NextPublic() []string { return d.all(NextPublicNames()...) }
 // identity (key.*), pub_key.next.* for its next key, pub_server.pem for
 // the key -i names server.key written with -f pem.
 func PublicBeside(keyFile string) []string {
-	dir, name := filepath.Split(keyFile)
-	stem := "pub_" + strings.TrimSuffix(name, filepath.Ext(name))
 	var out []string
 	for _, ext := range []string{".json", ".jwk", ".pem"} {
-		out = append(out, filepath.Join(dir, stem+ext))
+		out = append(out, PublicOf(keyFile, ext))
 	}
 	return out
+}
+
+// PublicOf is the public half of the private key file keyFile in the
+// format whose extension is ext, as keytool gen writes it: pub_, keyFile's
+// name without its extension, then ext, beside keyFile.
+func PublicOf(keyFile, ext string) string {
+	dir, name := filepath.Split(keyFile)
+	return filepath.Join(dir, "pub_"+strings.TrimSuffix(name, filepath.Ext(name))+ext)
 }
 
 // Old is the name a rotation gives the identity it replaces: key.old.,
