@@ -183,10 +183,11 @@ func benchNumbers(n int) (lean, files numbers[[32]byte]) {
 // 10,000 files of one key pays to write its number: the numbers cloned
 // as each publish leaves them, and the one page written copied — for
 // files kept without a File (lean) its heap part (8 KiB) and its
-// mapped part (oneItem: 36 KiB, mapped anew, and unmapped once the
-// collector runs the old copy's cleanup, offheap's pace running
-// collections for it), where a File per file (file: every file before
-// step 5 (c), and knownhosts' still) copies the heap part only
+// mapped part (oneItem: 36 KiB, in memory offheap kept from an old copy
+// once a collection has found it gone — mapped anew until then, so a
+// run of a few hundred copies, too few for offheap's pace to collect,
+// measures fresh memory), where a File per file (file: every file
+// before step 5 (c), and knownhosts' still) copies the heap part only
 // (docs/design.md, "Memory of a loaded store", step 6).
 func BenchmarkPageCopy(b *testing.B) {
 	const n = 10_000

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/keytool/keytool/internal/offheap"
 	"github.com/keytool/keytool/internal/termtext"
 	"github.com/keytool/keytool/internal/trustfile"
 	"github.com/keytool/keytool/jwk"
@@ -1312,13 +1312,14 @@ const returnBytes = 4 << 20
 // load of some 20,000 keys or more), returns the memory that reading
 // them left free to the operating system at once. Parsing allocates
 // several times what the snapshot keeps, and the runtime would otherwise
-// give it back only slowly: the process's resident set would stay at the
-// load's peak, not at what the store keeps (docs/design.md, "Memory of
-// a loaded store"). It costs one garbage collection, small beside such
-// a load.
+// give it back only slowly (and offheap would keep the mapped arrays a
+// load outgrew for arrays to come): the resident set would stay at
+// the load's peak, not at what the store keeps (docs/design.md, "Memory
+// of a loaded store"). It costs one garbage collection, small beside
+// such a load.
 func (l *Loader[T]) returnMemory() {
 	if l.readBytes.Swap(0) >= returnBytes {
-		debug.FreeOSMemory()
+		offheap.Release()
 	}
 }
 

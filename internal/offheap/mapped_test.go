@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // The tests of mapped memory itself: built where New maps (map_unix.go),
@@ -117,4 +118,125 @@ func TestGarbagePaced(t *testing.T) {
 	if peak > 64<<20 {
 		t.Errorf("up to %d MiB mapped at once for arrays of 1 MiB dropped at once", peak>>20)
 	}
+}
+
+// TestMemoryKeptForTheNextArray: the memory of an array that is gone
+// is kept, and serves the next array of its size, zeroed, where mapping
+// it anew would cost a fault on every page (see BenchmarkNewDropped);
+// and it is unmapped once collections pass with no array asking for it.
+func TestMemoryKeptForTheNextArray(t *testing.T) {
+	base := settle()
+	const n = 1 << 16 // 512 KiB, a size no other test uses
+	a := New[slot](n)
+	for i := range n {
+		a.Set(i, slot{uint32(i), 7})
+	}
+	runtime.KeepAlive(a)
+	a = nil
+	var was *byte
+	for deadline := time.Now().Add(10 * time.Second); was == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("the memory of an array that is gone was not kept")
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond) // the cleanup that keeps it
+		keeps.Lock()
+		if ks := keeps.bySize[n*8]; len(ks) > 0 {
+			was = unsafe.SliceData(ks[len(ks)-1].mem)
+		}
+		keeps.Unlock()
+	}
+	b := New[slot](n)
+	if unsafe.SliceData(b.View()) != (*slot)(unsafe.Pointer(was)) {
+		t.Fatal("the next array of the size was not given the memory kept")
+	}
+	if got := Mapped() - base; got != n*8 {
+		t.Errorf("Mapped grew by %d for one array of %d bytes", got, n*8)
+	}
+	for i := range n {
+		if b.Get(i) != (slot{}) {
+			t.Fatalf("kept memory handed out unzeroed: value %d is %v", i, b.Get(i))
+		}
+	}
+	runtime.KeepAlive(b)
+	b = nil
+	for deadline := time.Now().Add(10 * time.Second); Mapped() != base; {
+		if time.Now().After(deadline) {
+			t.Fatalf("memory kept with no array asking for it is still mapped (Mapped %+d)", Mapped()-base)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestReleaseUnmapsAtOnce: after a load, Release unmaps what is kept and
+// what the arrays its collection finds gone held, which would otherwise
+// be kept for two more collections.
+func TestReleaseUnmapsAtOnce(t *testing.T) {
+	base := settle()
+	kept, dropped := New[slot](3<<15), New[slot](5<<15) // sizes no other test uses
+	kept.Set(0, slot{1, 1})
+	runtime.KeepAlive(kept)
+	kept = nil
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		keeps.Lock()
+		n := len(keeps.bySize[3<<18])
+		keeps.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the memory of an array that is gone was not kept")
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	dropped.Set(0, slot{1, 1})
+	runtime.KeepAlive(dropped)
+	dropped = nil
+	// On one processor the cleanups of Release's collection run after
+	// it returns, as they may anywhere: it must unmap those too.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	Release()
+	// No collection from here: Release's own frees what is left.
+	for deadline := time.Now().Add(10 * time.Second); Mapped() != base; {
+		if time.Now().After(deadline) {
+			t.Fatalf("still mapped after Release: %+d bytes", Mapped()-base)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkNewDropped is what a reload pays for each page it replaces:
+// an array of 144 KiB handed out, written whole and dropped. "kept":
+// New, whose memory comes back for the next array of its size; "fresh":
+// the same memory mapped, written and unmapped each time, as New did
+// before it kept memory (the collections' share left out: a floor).
+func BenchmarkNewDropped(b *testing.B) {
+	const size = 144 << 10
+	src := make([]byte, size)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	b.Run("kept", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			a := New[byte](size)
+			copy(a.View(), src)
+			runtime.KeepAlive(a)
+		}
+	})
+	b.Run("fresh", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			mem, err := mapMemory(size)
+			if err != nil {
+				b.Fatal(err)
+			}
+			copy(mem, src)
+			if err := unmapMemory(mem); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

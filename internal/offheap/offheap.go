@@ -25,10 +25,22 @@
 // would not collect sooner for mapped garbage: arrays replaced by copies
 // (a reload's copy-on-write pages) could pile up unmapped-not-yet until
 // the heap's own garbage or the two-minute forced collection runs one.
-// New therefore keeps its own pace: once the arrays it mapped since the
-// last collection pass a quarter of what was mapped at that collection
-// (and 16 MiB), it runs a collection itself (runtime.GC), so mapped
-// garbage stays within about a quarter of what is live.
+// New therefore keeps its own pace: once the arrays it handed out since
+// the last collection pass a quarter of what was mapped at that
+// collection (and 16 MiB), it runs a collection itself (runtime.GC), so
+// mapped garbage stays within about a quarter of what is live.
+//
+// The memory of an array that is gone is kept a while for the next array
+// of its size, and unmapped if two collections pass without one asking
+// for it. A reload replaces the same few pages each time, and memory
+// fresh from the system is dear: a fault on each page's first write, and
+// the unmapping. An array of 144 KiB written whole and dropped costs
+// 370–430 µs mapped anew each time on this project's virtual machines,
+// 37–40 µs kept (BenchmarkNewDropped). What is kept is what one
+// collection found gone, which the pace bounds: it holds the resident set
+// at its peak between collections, not above it. A load, which outgrows
+// whole arrays no reload asks for, gives its garbage back at once
+// (Release).
 //
 // E must hold no pointer (New panics otherwise): the collector does not
 // read mapped memory, so a pointer kept there would not keep its target
@@ -48,6 +60,7 @@ import (
 	"math"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
@@ -70,7 +83,8 @@ type Array[E any] struct {
 // mapped counts the bytes mapped by New and not unmapped yet.
 var mapped atomic.Int64
 
-// Mapped returns the bytes this process holds in mapped arrays now.
+// Mapped returns the bytes this process holds mapped now: in arrays, and
+// kept for arrays to come.
 func Mapped() int64 { return mapped.Load() }
 
 // New returns an array of n zero values of E. It panics if E holds a
@@ -85,15 +99,156 @@ func New[E any](n int) *Array[E] {
 	if size < MinMapped {
 		return &Array[E]{s: make([]E, n)}
 	}
-	mem, err := mapMemory(size)
-	if err != nil { // no mmap on this system, or no room for it: the heap
+	mem := take(size)
+	if mem == nil {
 		return &Array[E]{s: make([]E, n)}
 	}
 	a := &Array[E]{s: unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(mem))), n), mapped: true}
-	mapped.Add(int64(len(mem)))
-	runtime.AddCleanup(a, unmap, mem)
-	pace(int64(len(mem)))
+	runtime.AddCleanup(a, keep, mem)
 	return a
+}
+
+// take returns size bytes of zeroed mapped memory, kept or new, or nil
+// if there is no mmap on this system or no room for it.
+func take(size int) []byte {
+	pace(int64(size))
+	if mem := reuse(size); mem != nil {
+		clear(mem)
+		return mem
+	}
+	mem, err := mapMemory(size)
+	if err != nil {
+		return nil
+	}
+	mapped.Add(int64(len(mem)))
+	return mem
+}
+
+// keeps holds the memory of arrays that are gone, by size, newest last,
+// for arrays to come. After each collection, trim unmaps what was kept
+// at the one before and has not been taken since; it runs while anything
+// is kept (armed), and costs nothing otherwise.
+var keeps struct {
+	sync.Mutex
+	bySize   map[int][]keptMem
+	armed    bool
+	released uint64 // the collection Release ran: what it frees is unmapped
+	cycles   [1]metrics.Sample
+}
+
+type keptMem struct {
+	mem []byte
+	old bool // kept when the last collection's trim ran
+}
+
+// keep is an array's cleanup: its memory is kept for the next array of
+// its size.
+func keep(mem []byte) {
+	k := &keeps
+	k.Lock()
+	if k.released != 0 && gcCycles(k.cycles[:]) == k.released {
+		k.Unlock()
+		unmap(mem)
+		return
+	}
+	defer k.Unlock()
+	if k.bySize == nil {
+		k.bySize = make(map[int][]keptMem)
+	}
+	k.bySize[len(mem)] = append(k.bySize[len(mem)], keptMem{mem: mem})
+	if !k.armed {
+		k.armed = true
+		armTrim()
+	}
+}
+
+// Release returns to the system the memory a large load left free: the
+// heap's (debug.FreeOSMemory, a collection), the memory kept for arrays
+// to come, and that of the arrays the collection finds gone, which would
+// otherwise be kept for two more. Kept memory serves the pages reloads
+// replace, a few at a time; a load frees whole arrays it outgrew, which
+// no reload asks for, and which would leave the resident set above what
+// the store keeps until two more collections have run — minutes, on a
+// quiet server.
+func Release() {
+	debug.FreeOSMemory()
+	k := &keeps
+	k.Lock()
+	k.released = gcCycles(k.cycles[:])
+	var gone [][]byte
+	for size, ks := range k.bySize {
+		for _, m := range ks {
+			gone = append(gone, m.mem)
+		}
+		delete(k.bySize, size)
+	}
+	k.Unlock()
+	for _, mem := range gone {
+		unmap(mem)
+	}
+}
+
+// gcCycles returns the number of collections completed, read into
+// sample.
+func gcCycles(sample []metrics.Sample) uint64 {
+	sample[0].Name = "/gc/cycles/total:gc-cycles"
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
+}
+
+// reuse takes the newest memory kept of size bytes, or returns nil.
+func reuse(size int) []byte {
+	k := &keeps
+	k.Lock()
+	defer k.Unlock()
+	ks := k.bySize[size]
+	if len(ks) == 0 {
+		return nil
+	}
+	mem := ks[len(ks)-1].mem
+	ks[len(ks)-1] = keptMem{}
+	k.bySize[size] = ks[:len(ks)-1]
+	return mem
+}
+
+// armTrim has trim run after the next collection: the cleanup of an
+// object that is garbage at once (of 16 bytes or more, which the tiny
+// allocator does not batch with others).
+func armTrim() {
+	runtime.AddCleanup(new([2]uint64), trim, 0)
+}
+
+// trim unmaps the memory kept before the last collection and not taken
+// since, and marks the rest for the next collection's trim.
+func trim(int) {
+	k := &keeps
+	var gone [][]byte
+	k.Lock()
+	for size, ks := range k.bySize {
+		n := 0
+		for _, m := range ks {
+			if m.old {
+				gone = append(gone, m.mem)
+				continue
+			}
+			m.old = true
+			ks[n] = m
+			n++
+		}
+		clear(ks[n:])
+		if n == 0 {
+			delete(k.bySize, size)
+		} else {
+			k.bySize[size] = ks[:n]
+		}
+	}
+	if k.armed = len(k.bySize) > 0; k.armed {
+		armTrim()
+	}
+	k.Unlock()
+	for _, mem := range gone {
+		unmap(mem)
+	}
 }
 
 // The pace of collections for mapped memory (see the package comment).
@@ -102,25 +257,23 @@ var pacer struct {
 	sample [1]metrics.Sample
 	cycles uint64 // the collector's count of cycles when last looked at
 	base   int64  // Mapped then
-	since  int64  // bytes mapped since
+	since  int64  // bytes handed out since
 }
 
 // minPace is the least mapped garbage that calls for a collection.
 const minPace = 16 << 20
 
-func init() { pacer.sample[0].Name = "/gc/cycles/total:gc-cycles" }
-
-// pace accounts for size bytes just mapped and collects if the arrays
-// mapped since the last collection call for it. A collection, its own or
-// the runtime's, starts the count again at the next call (the cycle count
-// has moved).
+// pace accounts for an array of size bytes about to be handed out and
+// collects if the arrays handed out since the last collection call for
+// it: each may be replacing one that is garbage now, whose memory only a
+// collection frees. A collection, its own or the runtime's, starts the
+// count again at the next call (the cycle count has moved).
 func pace(size int64) {
 	p := &pacer
 	p.Lock()
 	defer p.Unlock()
-	metrics.Read(p.sample[:])
-	if c := p.sample[0].Value.Uint64(); c != p.cycles {
-		p.cycles, p.base, p.since = c, Mapped()-size, 0
+	if c := gcCycles(p.sample[:]); c != p.cycles {
+		p.cycles, p.base, p.since = c, Mapped(), 0
 	}
 	p.since += size
 	if p.since >= max(p.base/4, minPace) {
