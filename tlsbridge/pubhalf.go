@@ -320,7 +320,7 @@ func rotatedAway(home string, k *jwk.Key) bool {
 // the other public halves that are not its removed, and the
 // pub_key.next.* that held it.
 func finishPublic(home, keyFile string, k *jwk.Key, st *staleHalves) error {
-	pub := filepath.Join(home, "pub_key"+filepath.Ext(keyFile))
+	pub := homedir.PublicOf(keyFile, filepath.Ext(keyFile))
 	fail := func(file string, err error) error {
 		return &PublicKeyError{File: file, KeyFile: keyFile, Key: k.Fingerprint(), Rotated: true, Err: err}
 	}

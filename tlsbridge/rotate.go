@@ -165,7 +165,7 @@ func finishRotation(home, cur string, k *jwk.Key) (*Rotation, error) {
 	if err := finishPublic(home, cur, k, st); err != nil {
 		return nil, err
 	}
-	return &Rotation{New: k, KeyFile: cur, Finished: true, PublicFile: filepath.Join(home, "pub_key"+filepath.Ext(cur))}, nil
+	return &Rotation{New: k, KeyFile: cur, Finished: true, PublicFile: homedir.PublicOf(cur, filepath.Ext(cur))}, nil
 }
 
 // promoteNext is RotateHome in a home with no identity (none, its
