@@ -10,6 +10,9 @@ package offheap
 
 import "syscall"
 
+// mapsMemory: New maps its large arrays here (take).
+const mapsMemory = true
+
 func mapMemory(size int) ([]byte, error) {
 	return syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 }

@@ -109,8 +109,15 @@ func New[E any](n int) *Array[E] {
 }
 
 // take returns size bytes of zeroed mapped memory, kept or new, or nil
-// if there is no mmap on this system or no room for it.
+// if there is no mmap on this system or no room for it. Where nothing is
+// mapped (a race build, a system without mmap) it returns before pace:
+// a heap array is in the collector's goal, and counting it would run a
+// collection every 16 MiB of them for garbage the collector already
+// paces.
 func take(size int) []byte {
+	if !mapsMemory {
+		return nil
+	}
 	pace(int64(size))
 	if mem := reuse(size); mem != nil {
 		clear(mem)

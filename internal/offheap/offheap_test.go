@@ -2,6 +2,8 @@ package offheap
 
 import (
 	"math"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -33,6 +35,30 @@ func TestValuesKeptSmallAndMapped(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHeapArraysNotPaced: where New maps nothing (a race build, a system
+// without mmap), its arrays are the heap's, which the collector paces
+// itself: New runs no collection for them. (A regression of c1d456a:
+// New counted them towards its pace, and ran a collection every 16 MiB
+// of them.)
+func TestHeapArraysNotPaced(t *testing.T) {
+	if canMap() {
+		t.Skip("New maps here: TestGarbagePaced")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no collection but New's
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.NumGC
+	arrays := make([]*Array[byte], 24) // 24 MiB, past New's 16
+	for i := range arrays {
+		arrays[i] = New[byte](1 << 20)
+	}
+	runtime.ReadMemStats(&ms)
+	if n := ms.NumGC - before; n != 0 {
+		t.Errorf("New ran %d collections for %d MiB of heap arrays", n, len(arrays))
+	}
+	runtime.KeepAlive(arrays)
 }
 
 func canMap() bool {
