@@ -12,14 +12,17 @@
 // loaded store").
 //
 // How data flows: New maps an array of n values of E and returns a
-// *Array, a small heap object that owns it. The memory is unmapped by a
-// cleanup (runtime.AddCleanup) once the *Array is unreachable, so its
-// lifetime is the garbage collector's to decide, as for any heap object —
-// with one rule the collector cannot check: nothing may keep a pointer or
-// a slice into the array past its last use of the *Array. Get and Set
-// copy values in and out and keep the *Array alive until they are done;
-// View hands out the slice itself, for bulk reads and writes that end
-// before the caller's last use of the *Array (then runtime.KeepAlive).
+// *Array, a small heap object that owns it. A cleanup
+// (runtime.AddCleanup) gives the memory back once the *Array is
+// unreachable (kept for the next array of its size, or unmapped: below),
+// so its lifetime is the garbage collector's to decide, as for any heap
+// object — with one rule the collector cannot check: nothing may keep a
+// pointer or a slice into the array past its last use of the *Array.
+// Such a slice would read and write the values of whichever array is
+// given the memory next, or fault once it is unmapped. Get and Set copy
+// values in and out and keep the *Array alive until they are done; View
+// hands out the slice itself, for bulk reads and writes that end before
+// the caller's last use of the *Array (then runtime.KeepAlive).
 //
 // The collector does not count mapped memory towards its goal, so it
 // would not collect sooner for mapped garbage: arrays replaced by copies
@@ -36,11 +39,14 @@
 // fresh from the system is dear: a fault on each page's first write, and
 // the unmapping. An array of 144 KiB written whole and dropped costs
 // 370–430 µs mapped anew each time on this project's virtual machines,
-// 37–40 µs kept (BenchmarkNewDropped). What is kept is what one
-// collection found gone, which the pace bounds: it holds the resident set
-// at its peak between collections, not above it. A load, which outgrows
-// whole arrays no reload asks for, gives its garbage back at once
-// (Release).
+// 37–40 µs kept (BenchmarkNewDropped). What is kept is what a collection
+// found gone, which the pace bounds: where the next arrays are of its
+// sizes (a reload's pages) it holds the resident set at its peak between
+// collections; memory of a size no array asks for stays beside the
+// arrays mapped since until it is unmapped, so the resident set may be
+// above that peak by what the last one or two collections found gone. A
+// load, which outgrows whole arrays no reload asks for, gives its
+// garbage back at once (Release).
 //
 // E must hold no pointer (New panics otherwise): the collector does not
 // read mapped memory, so a pointer kept there would not keep its target
