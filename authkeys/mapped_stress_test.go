@@ -25,7 +25,8 @@ import (
 // collector runs without pause, so that a dropped page is unmapped as
 // soon as no snapshot holds it. A read of a page past the last use of its
 // owner would fault (the memory unmapped) or read another array mapped at
-// the same address since: a key never
+// the same address since, or given the memory kept for reuse
+// (internal/offheap): a key never
 // touched must always be Authorized by its own file's entry (the members
 // of a JWK Set with their comments: File.RareOf's arithmetic), a key in
 // no file always Unknown, and a key whose file comes and goes either, with
