@@ -1,6 +1,11 @@
 package keydir
 
-import "cmp"
+import (
+	"cmp"
+	"runtime"
+
+	"github.com/keytool/keytool/internal/offheap"
+)
 
 // FileRef is a file of a snapshot as the snapshot's walk (Refs) and
 // RefAt give it: its number and generation (Snapshot.FileAt, GenAt), and
@@ -37,12 +42,12 @@ func (s *Snapshot[T]) Refs(yield func(FileRef[T]) bool) {
 func (s *Snapshot[T]) RefAt(num uint32) (r FileRef[T], ok bool) {
 	h, src := s.numbers.entry(num)
 	switch {
+	case src != 0:
+		return FileRef[T]{s, nil, num}, true
 	case h == nil:
 		return FileRef[T]{}, false
-	case src == 0:
-		return FileRef[T]{s, (*File[T])(h), num}, true
 	}
-	return FileRef[T]{s, nil, num}, true
+	return FileRef[T]{s, (*File[T])(h), num}, true
 }
 
 // ItemAt returns a copy of the item at pos of the file s numbers num,
@@ -63,9 +68,19 @@ func (s *Snapshot[T]) ItemAt(num uint32, pos int) T {
 // that hold a File without a loader (NewFile, NewDirFile).
 func RefOf[T any](f *File[T]) FileRef[T] { return FileRef[T]{f: f} }
 
-// refOrder is the loader's order of files (fileOrder), of FileRefs.
+// refOrder is the loader's order of files (fileOrder), of FileRefs. It
+// compares the names where they are (nameView): a diff of two snapshots
+// compares every file's, which Name would copy.
 func refOrder[T any](x, y FileRef[T]) int {
-	return cmp.Or(cmp.Compare(x.Source(), y.Source()), cmp.Compare(x.Name(), y.Name()))
+	if c := cmp.Compare(x.Source(), y.Source()); c != 0 {
+		return c
+	}
+	xn, xp := x.nameView()
+	yn, yp := y.nameView()
+	c := cmp.Compare(xn, yn)
+	runtime.KeepAlive(xp)
+	runtime.KeepAlive(yp)
+	return c
 }
 
 // Num is the file's number in its snapshot (Snapshot.FileAt; 0: RefOf's).
@@ -134,12 +149,23 @@ func (r FileRef[T]) src() *fileSource {
 // Source is the index in Config.Sources of the file's source.
 func (r FileRef[T]) Source() int { return r.src().index }
 
-// Name is the file's name in its source (File.Name).
+// Name is the file's name in its source (File.Name): a copy of its own
+// for a file whose name is in the snapshot's mapped memory.
 func (r FileRef[T]) Name() string {
 	if r.f == nil {
 		return r.s.numbers.name(r.num)
 	}
 	return r.f.Name()
+}
+
+// nameView is the file's name and the page of mapped memory it is a
+// view of (numbers.nameView), or nil: keep the page alive until the
+// name's last use.
+func (r FileRef[T]) nameView() (string, *offheap.Array[oneItem[T]]) {
+	if r.f == nil {
+		return r.s.numbers.nameView(r.num)
+	}
+	return r.f.Name(), nil
 }
 
 // Path is the file's path, made on each call (File.Path).

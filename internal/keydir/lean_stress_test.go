@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,8 +20,10 @@ import (
 // directory of more than a page of single-key files (so that the numbers'
 // mapped parts are mapped outside the heap in a build without -race) is
 // changed at random — files removed, added, rewritten with one key or
-// two and back, renamed — and reloaded, in full and by path, while
-// readers read old snapshots and the collector runs without pause. Every
+// two and back, renamed, their names short enough for the numbers'
+// mapped part or one byte too long (nameCap) — and reloaded, in full
+// and by path, while readers read old snapshots and the collector runs
+// without pause. Every
 // snapshot held must read as it did when published (RefAt, ItemAt,
 // FileAt, Refs), and a number and generation must name one file in every
 // snapshot of the loader (what authkeys' made Entries rely on).
@@ -49,9 +52,18 @@ func TestLeanNumbersAcrossReloadsAndCollections(t *testing.T) {
 		keydirtest.Put(t, filepath.Join(dir, name), keydirtest.JWK(t, ks...))
 		model[name] = sums
 	}
+	// Most names fit in a number's mapped part; some do not (nameCap),
+	// and are packed on the heap, so that a page holds both and a number
+	// goes from one kind to the other when it is given again.
+	nameOf := func(base string, long bool) string {
+		if long {
+			return base + "-" + strings.Repeat("l", nameCap-len(base)-len(".json")) + ".json" // nameCap+1
+		}
+		return base + ".json"
+	}
 	const n = pageLen + 700
 	for i := range n {
-		put(fmt.Sprintf("k%05d.json", i), 1)
+		put(nameOf(fmt.Sprintf("k%05d", i), i%37 == 0), 1)
 	}
 	keydirtest.Put(t, filepath.Join(rev, "r.json"), keydirtest.JWK(t, fresh()))
 	l := newLeanLoader(Source{Path: dir, Dir: true}, Source{Path: rev, Dir: true, Revocation: true})
@@ -180,7 +192,7 @@ func TestLeanNumbersAcrossReloadsAndCollections(t *testing.T) {
 				must(t, os.Remove(path))
 				delete(model, name)
 			case 1:
-				to := fmt.Sprintf("n%05d.json", step*100+rng.IntN(100))
+				to := nameOf(fmt.Sprintf("n%05d", step*100+rng.IntN(100)), rng.IntN(3) == 0)
 				if _, taken := model[to]; !taken {
 					must(t, os.Rename(path, filepath.Join(dir, to)))
 					model[to] = model[name]
@@ -195,7 +207,7 @@ func TestLeanNumbersAcrossReloadsAndCollections(t *testing.T) {
 			h.add(path)
 		}
 		for range rng.IntN(20) {
-			name := fmt.Sprintf("a%05d.json", step*100+rng.IntN(100))
+			name := nameOf(fmt.Sprintf("a%05d", step*100+rng.IntN(100)), rng.IntN(3) == 0)
 			put(name, 1)
 			h.add(filepath.Join(dir, name))
 		}

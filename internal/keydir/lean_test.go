@@ -14,14 +14,14 @@ import (
 
 // isLean reports whether s keeps file num without a File of its own.
 func isLean[T any](s *Snapshot[T], num uint32) bool {
-	h, src := s.numbers.entry(num)
-	return h != nil && src != 0
+	_, src := s.numbers.entry(num)
+	return src != 0
 }
 
 // TestFileOfOneKeyWithoutFile: where entries hold no pointer, a file of
-// one key of a directory is kept without a File of its own — its packed
-// name on the heap, its item and source in the numbers' mapped part —,
-// and a file of several keys, one with a rare part, and a revocation
+// one key of a directory is kept without a File of its own — its name
+// (short enough: TestShortNamesInTheMappedPart), item and source in the
+// numbers' mapped part —, and a file of several keys, one with a rare part, and a revocation
 // source's file keep their Files (docs/design.md, "Memory of a loaded
 // store", step 5). Such a file reads the same through RefAt, Refs,
 // ItemAt, FileAt, All and Diff, in the snapshot that numbered it, after
@@ -29,8 +29,8 @@ func isLean[T any](s *Snapshot[T], num uint32) bool {
 // copied the numbers' pages, and after collections; a File made of it
 // holds its own copy of the item, never a pointer into the snapshot's
 // mapped pages (which live only as long as the snapshot: offheap's
-// rule), nor one another made File shares; a walk of Refs makes nothing
-// on the heap for it.
+// rule), nor one another made File shares, and nor does the name Name
+// gives; a walk of Refs makes nothing on the heap for it.
 func TestFileOfOneKeyWithoutFile(t *testing.T) {
 	home := t.TempDir()
 	dir, revoked := filepath.Join(home, "keys.d"), filepath.Join(home, "revoked.d")
@@ -128,11 +128,18 @@ func TestFileOfOneKeyWithoutFile(t *testing.T) {
 	n := 0
 	allocs := testing.AllocsPerRun(10, func() {
 		for r := range snap1.Refs {
-			n += r.Len() + len(r.Name()) + int(r.Item(0)[0])
+			n += r.Len() + int(r.Item(0)[0])
 		}
 	})
 	if allocs > 4 {
 		t.Fatalf("a walk of %d files allocates %.0f times", pageLen+14, allocs)
+	}
+	// A name kept in the mapped part is copied out, once a call: a
+	// string of the caller's own, not a view of memory that another
+	// array may be given once the snapshot is gone.
+	k0, _ := snap1.RefAt(byName["k0000.json"].Num())
+	if allocs := testing.AllocsPerRun(10, func() { n += len(k0.Name()) }); allocs != 1 {
+		t.Fatalf("Name of a file kept without a File allocates %.0f times, want 1 (its copy)", allocs)
 	}
 }
 
@@ -173,7 +180,7 @@ func benchNumbers(n int) (lean, files numbers[[32]byte]) {
 	for i := range n {
 		var sum [32]byte
 		sum[0], sum[1] = byte(i), byte(i>>8)
-		lean.add(parsed[[32]byte]{name: packName(fmt.Sprint(i)), one: oneItem[[32]byte]{sum, 1}})
+		lean.add(parsed[[32]byte]{name: fmt.Sprint(i), one: oneItem[[32]byte]{item: sum, src: 1}})
 		files.add(parsed[[32]byte]{file: makeFile(srcs[0], fmt.Sprint(i), [][32]byte{sum})})
 	}
 	return lean, files
@@ -182,8 +189,9 @@ func benchNumbers(n int) (lean, files numbers[[32]byte]) {
 // BenchmarkPageCopy is what a reload that changes one file of a store of
 // 10,000 files of one key pays to write its number: the numbers cloned
 // as each publish leaves them, and the one page written copied — for
-// files kept without a File (lean) its heap part (8 KiB) and its
-// mapped part (oneItem: 36 KiB, in memory offheap kept from an old copy
+// files kept without a File (lean), whose short names leave the page
+// no heap part, its mapped part (oneItem: 64 KiB, where it was 36 KiB
+// and a heap part of 8 KiB; in memory offheap kept from an old copy
 // once a collection has found it gone — mapped anew until then, so a
 // run of a few hundred copies, too few for offheap's pace to collect,
 // measures fresh memory), where a File per file (file: every file
@@ -205,7 +213,7 @@ func BenchmarkPageCopy(b *testing.B) {
 				h, _ := next.entry(num)
 				var one oneItem[[32]byte]
 				if next.ones != nil {
-					one = oneItem[[32]byte]{next.item(num), 1}
+					one = next.ones[(num-1)>>pageBits].Get(int((num - 1) & (pageLen - 1)))
 				}
 				next.set(num, h, one) // the same file written back: the page copied
 			}

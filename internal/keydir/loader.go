@@ -578,9 +578,10 @@ type fileRow[T any] struct {
 // not one of them: the row keeps its number (rowData.num), which the
 // loader's numbers map to it, so that the heap holds one pointer a file
 // for the row and for every store's index of it (docs/design.md, "Memory
-// of a loaded store", step 5). A row's name is its number's (a File's,
-// or the packed name of a file of one key kept without one), or, without
-// a number, its rare part's (fileRow.name).
+// of a loaded store", step 5) — none, for a file of one key kept without
+// a File whose name its number's mapped part holds (numbers.pages). A
+// row's name is its number's (numbers.name), or, without a number, its
+// rare part's (fileRow.name).
 type rowRefs[T any] struct {
 	rare *rareRow[T] // nil: loaded with no problem, and the stamp part its odd names
 }
@@ -671,12 +672,23 @@ func (r *fileRow[T]) path(ns *numbers[T]) string {
 
 // name is the file's base name (the path for a single-file source):
 // nameAt is its source's (sourceState.nameAt). It reads the numbers as
-// path does, and makes no File: the name search reads it at each step.
+// path does, and makes no File; a name kept in the numbers' mapped part
+// is copied (numbers.name): a name search uses compareName.
 func (r *fileRow[T]) name(ns *numbers[T], nameAt int) string {
 	if r.num != 0 {
 		return ns.name(r.num)
 	}
 	return r.rare.path[nameAt:]
+}
+
+// compareName compares the file's name (name) with name, as
+// cmp.Compare: what the name searches read at each step, which copy no
+// name (numbers.compareName).
+func (r *fileRow[T]) compareName(ns *numbers[T], nameAt int, name string) int {
+	if r.num != 0 {
+		return ns.compareName(r.num, name)
+	}
+	return cmp.Compare(r.rare.path[nameAt:], name)
 }
 
 func (r *rowRefs[T]) problem() *Problem {
@@ -851,19 +863,23 @@ func (l *Loader[T]) newFile(i int, path string, items []T) *File[T] {
 
 // parsed is what a file's parse made: its File, or, for a file of one
 // item with no rare part of a source whose files of one item are kept
-// without a File (numbers.lean), its packed name and item, which its
-// number keeps (numbers.add): such a file has no File even for the
-// moment of its reload, where one made and dropped at its numbering was
-// 48 bytes a key of garbage at each cold load (docs/design.md, "Memory
-// of a loaded store", step 5).
+// without a File (numbers.lean), its name and item, which its number
+// keeps (numbers.add): such a file has no File even for the moment of
+// its reload, where one made and dropped at its numbering was 48 bytes a
+// key of garbage at each cold load (docs/design.md, "Memory of a loaded
+// store", step 5). The name is a part of the path the file's state
+// holds, copied only as it is numbered: into the number's mapped part,
+// or packed on the heap where it is too long (step 6).
 type parsed[T any] struct {
 	file *File[T]
-	name *byte      // packName's; set: no File
-	one  oneItem[T] // with name: the item, and its source's index plus one
+	// name and one, where one.src is not 0 (no File): the file's name,
+	// and its item and its source's index plus one (one's name not set).
+	name string
+	one  oneItem[T]
 }
 
 // loaded reports whether the parse made a file.
-func (p *parsed[T]) loaded() bool { return p.file != nil || p.name != nil }
+func (p *parsed[T]) loaded() bool { return p.file != nil || p.one.src != 0 }
 
 // parsedOne is the parse of a file of the one item t with no rare part:
 // without a File where the loader's numbers keep such a file of source i
@@ -873,7 +889,7 @@ func (p *parsed[T]) loaded() bool { return p.file != nil || p.name != nil }
 func (l *Loader[T]) parsedOne(i int, path string, t T) parsed[T] {
 	fsrc, name := l.fileName(i, path)
 	if l.numbers.keepsLean(fsrc) {
-		return parsed[T]{name: packName(name), one: oneItem[T]{t, uint32(i) + 1}}
+		return parsed[T]{name: name, one: oneItem[T]{item: t, src: uint32(i) + 1}}
 	}
 	return parsed[T]{file: &File[T]{src: fsrc, name: packName(name), one: t}}
 }
@@ -1500,7 +1516,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 func byName[T any](ns *numbers[T], nameAt int, name string) func(*rowRefs[T], rowData) int {
 	return func(h *rowRefs[T], d rowData) int {
 		r := fileRow[T]{*h, d}
-		return cmp.Compare(r.name(ns, nameAt), name)
+		return r.compareName(ns, nameAt, name)
 	}
 }
 

@@ -1,8 +1,10 @@
 package keydir
 
 import (
+	"cmp"
 	"runtime"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/keytool/keytool/internal/offheap"
@@ -16,8 +18,9 @@ import (
 // numbers are the loader's, not each store's, so that one pointer a file
 // is kept for every store of the loader (docs/design.md, "Memory of a
 // loaded store", step 5). A file of one key is kept in them whole, with
-// no File of its own where T holds no pointer (oneItem, parsed): its
-// File, when a caller asks for one, is made (at).
+// no File of its own where T holds no pointer (oneItem, parsed), and,
+// where its name is short enough, nothing on the heap at all (pages):
+// its File, when a caller asks for one, is made (at).
 //
 // A published snapshot's numbers are never written again: the loader
 // clones them after each publish (clone) and copies a page the first
@@ -35,12 +38,23 @@ import (
 type numbers[T any] struct {
 	// pages are each number's heap part, by number - 1 in pages of
 	// pageLen: its file's *File[T], or, for a file of one item kept
-	// without one (its mapped part's src is not 0), the file's packed
-	// name (packName). nil: a number free for reuse.
+	// without one (its mapped part's src is not 0) whose name is too long
+	// for its mapped part (nameCap), the file's packed name (packName);
+	// else nil. A number is a file's where its heap part is not nil or
+	// its mapped part's src is not 0 (entry).
+	//
+	// Where ones is not nil a page's heap part is made only once a
+	// number of the page needs one, and is then as long as its mapped
+	// part: a page of files of one item with short names keeps none. The
+	// collector marks every pointer of every page at each collection, a
+	// heap object per file behind them: at 1,000,000 such files 8 MB of
+	// pointers and a million packed names made one collection 20–23 ms of
+	// CPU where a store of one key took 1.3–1.8 (docs/design.md, "Memory
+	// of a loaded store", step 6).
 	pages [][]unsafe.Pointer
-	// ones are each number's mapped part, page by page beside pages and
-	// of their lengths: a file of one item kept without a File keeps the
-	// item and its source there. nil where T holds a pointer (lean): the
+	// ones are each number's mapped part, page by page beside pages: a
+	// file of one item kept without a File keeps the item, its source and
+	// (if it fits) its name there. nil where T holds a pointer (lean): the
 	// collector does not read mapped memory, so such a T stays in a File.
 	ones []*offheap.Array[oneItem[T]]
 	// lean are, by source index, what the files of a source share
@@ -65,18 +79,31 @@ type numbers[T any] struct {
 }
 
 // oneItem is a number's mapped part: for a file of one item kept without
-// a File, the item and its source's index plus one; src 0: the number's
-// heap part is a *File[T] (or nothing). At 100,000 single-key files the
-// File's 48 heap bytes a key were resident some 2.9 times over, the item
-// here once (docs/design.md, "Memory of a loaded store", step 5).
+// a File, the item, its source's index plus one, and its name when it
+// fits (nameLen not 0: the name's first nameLen bytes; 0: the name is
+// packed in the number's heap part); src 0: the number's heap part is a
+// *File[T] (or nothing). At 100,000 single-key files the File's 48 heap
+// bytes a key were resident some 2.9 times over, the item here once
+// (docs/design.md, "Memory of a loaded store", step 5); the name, where
+// it was a heap object of its own and a pointer to it (24 heap bytes),
+// costs the collector nothing here (step 6).
 type oneItem[T any] struct {
-	item T
-	src  uint32
+	item    T
+	src     uint32
+	nameLen uint8
+	name    [nameCap]byte
 }
 
+// nameCap is the longest name a number's mapped part holds: with the
+// length byte and the source, 32 bytes beside the item, so that
+// authkeys' oneItem (an item of 32 bytes) is 64 bytes, aligned as the
+// item is. A longer name is packed on the heap (packName), as every
+// name was before.
+const nameCap = 27
+
 // pageBits sets the size of a page of numbers: 1,024 pointers (8 KiB),
-// and 1,024 oneItems in its mapped part (36 KiB for authkeys' items, nine
-// pages of memory, above offheap.MinMapped). A reload that writes a
+// and 1,024 oneItems in its mapped part (64 KiB for authkeys' items,
+// above offheap.MinMapped). A reload that writes a
 // number copies its page, mapped part and generations on first write;
 // pages of 4,096 made that a 144 KiB mapping faulted in anew, a reload of
 // one changed file of 100,000 single-key files about twice the CPU it took
@@ -111,20 +138,37 @@ func (ns *numbers[T]) clone() numbers[T] {
 	return numbers[T]{pages: slices.Clone(ns.pages), ones: slices.Clone(ns.ones), lean: ns.lean, n: ns.n, free: ns.free, gens: slices.Clone(ns.gens), own: make([]uint64, len(ns.own))}
 }
 
-// entry returns number num's heap part (nil: no file) and its mapped
-// part's src (0: the heap part is a *File[T]).
+// entry returns number num's heap part and its mapped part's src: src
+// 0, its *File[T] (nil: no file); else a file kept without a File, its
+// heap part its packed name or, where its name is in its mapped part,
+// nil.
 func (ns *numbers[T]) entry(num uint32) (h unsafe.Pointer, src uint32) {
 	p, q := int((num-1)>>pageBits), int((num-1)&(pageLen-1))
-	if num == 0 || p >= len(ns.pages) || q >= len(ns.pages[p]) {
+	if num == 0 || p >= len(ns.pages) || q >= ns.pageLen(p) {
 		return nil, 0
 	}
-	if h = ns.pages[p][q]; h == nil || ns.ones == nil {
+	if hp := ns.pages[p]; hp != nil {
+		h = hp[q]
+	}
+	if ns.ones == nil {
 		return h, 0
 	}
 	page := ns.ones[p]
 	src = page.View()[q].src
 	runtime.KeepAlive(page)
 	return h, src
+}
+
+// pageLen returns the number of places page p has: its mapped part's
+// where it has one (its heap part may be nil), else its heap part's.
+func (ns *numbers[T]) pageLen(p int) int {
+	if ns.ones == nil {
+		return len(ns.pages[p])
+	}
+	if page := ns.ones[p]; page != nil {
+		return page.Len()
+	}
+	return 0
 }
 
 // item returns a copy of the item of file num, kept without a File
@@ -143,32 +187,53 @@ func (ns *numbers[T]) item(num uint32) T {
 
 // has reports whether num is a file's.
 func (ns *numbers[T]) has(num uint32) bool {
-	h, _ := ns.entry(num)
-	return h != nil
+	h, src := ns.entry(num)
+	return h != nil || src != 0
 }
 
 // at returns the file numbered num (nil: none): its File, or, for a file
-// of one item kept without one, a File made now, whose item is its own
-// copy — never a pointer into mapped memory, which lives only as long as
-// the numbers that read it.
+// of one item kept without one, a File made now, whose item and name are
+// its own copies — never a pointer into mapped memory, which lives only
+// as long as the numbers that read it.
 func (ns *numbers[T]) at(num uint32) *File[T] {
 	h, src := ns.entry(num)
 	switch {
-	case h == nil:
-		return nil
 	case src == 0:
-		return (*File[T])(h)
+		return (*File[T])(h) // nil: none
+	case h != nil:
+		return &File[T]{src: ns.lean[src-1], name: (*byte)(h), one: ns.item(num)}
 	}
-	return &File[T]{src: ns.lean[src-1], name: (*byte)(h), one: ns.item(num)}
+	v, page := ns.nameView(num)
+	f := &File[T]{src: ns.lean[src-1], name: packName(v), one: ns.item(num)}
+	runtime.KeepAlive(page)
+	return f
 }
 
-// name returns the name of file num, which must be one (File.Name).
+// name returns the name of file num, which must be one (File.Name): a
+// copy of its own where the name is in the number's mapped part, which
+// the values of another array may fill once these numbers are gone
+// (offheap keeps the memory of an array that is gone for the next). A
+// caller that only compares the name uses compareName, which copies
+// nothing.
 func (ns *numbers[T]) name(num uint32) string {
-	h, src := ns.entry(num)
-	if src == 0 {
-		return (*File[T])(h).Name()
+	v, page := ns.nameView(num)
+	if page == nil {
+		return v
 	}
-	return unpackName((*byte)(h))
+	name := strings.Clone(v)
+	runtime.KeepAlive(page)
+	return name
+}
+
+// compareName compares the name of file num, which must be one, with
+// name (cmp.Compare), reading a name in the number's mapped part where
+// it is: the name searches of every reload compare names at each step,
+// where a copy a step would be garbage.
+func (ns *numbers[T]) compareName(num uint32, name string) int {
+	v, page := ns.nameView(num)
+	c := cmp.Compare(v, name)
+	runtime.KeepAlive(page)
+	return c
 }
 
 // path returns the path of file num, which must be one (File.Path).
@@ -177,7 +242,33 @@ func (ns *numbers[T]) path(num uint32) string {
 	if src == 0 {
 		return (*File[T])(h).Path()
 	}
-	return ns.lean[src-1].prefix + unpackName((*byte)(h))
+	prefix := ns.lean[src-1].prefix
+	if prefix == "" { // a single-file source's: the name is the path (a concatenation with "" would be the view itself)
+		return ns.name(num)
+	}
+	v, page := ns.nameView(num)
+	path := prefix + v
+	runtime.KeepAlive(page)
+	return path
+}
+
+// nameView returns the name of file num, which must be one, and the
+// mapped part it is read from: nil, or the page whose memory the name
+// is a view of, valid only until the caller's last use of the page
+// (runtime.KeepAlive; offheap's rule) — a view to compare or copy,
+// never to keep.
+func (ns *numbers[T]) nameView(num uint32) (name string, page *offheap.Array[oneItem[T]]) {
+	h, src := ns.entry(num)
+	switch {
+	case src == 0:
+		return (*File[T])(h).Name(), nil
+	case h != nil:
+		return unpackName((*byte)(h)), nil
+	}
+	p, q := int((num-1)>>pageBits), int((num-1)&(pageLen-1))
+	page = ns.ones[p]
+	one := &page.View()[q]
+	return unsafe.String(&one.name[0], int(one.nameLen)), page
 }
 
 // genAt returns the generation of number num: how many times it was
@@ -192,34 +283,48 @@ func (ns *numbers[T]) genAt(num uint32) uint32 {
 
 // set gives number num the heap part h and the mapped part one (nil and
 // zero: frees the place), adding or growing a page, or copying one ns
-// does not own, as needed. (The first page grows from 8 to pageLen, so
-// that a store of a few keys keeps a small one; a page past it is made
-// whole: grown by doubling, each smaller mapped part stayed mapped until
-// the collector ran its cleanup — up to 32 bytes a key at the end of a
-// cold load, where its peak is: docs/design.md, "Memory of a loaded
-// store", step 6.)
+// does not own, as needed. A page's heap part is made only for an h not
+// nil, where ones is not nil (pages). (The first page grows from 8 to
+// pageLen, so that a store of a few keys keeps a small one; a page past
+// it is made whole: grown by doubling, each smaller mapped part stayed
+// mapped until the collector ran its cleanup — up to 32 bytes a key at
+// the end of a cold load, where its peak is: docs/design.md, "Memory of
+// a loaded store", step 6.)
 func (ns *numbers[T]) set(num uint32, h unsafe.Pointer, one oneItem[T]) {
 	p, q := ns.writable(num)
-	if page := ns.pages[p]; q >= len(page) {
-		size := pageLen
-		if p == 0 {
-			size = min(pageLen, max(8, 2*len(page), q+1))
-		}
-		grown := make([]unsafe.Pointer, size)
-		copy(grown, page)
-		ns.pages[p] = grown
-		if ns.ones != nil {
-			ones := offheap.New[oneItem[T]](len(grown))
-			if old := ns.ones[p]; old != nil {
-				copy(ones.View(), old.View())
-				runtime.KeepAlive(old)
-			}
-			ns.ones[p] = ones
-		}
+	if n := ns.pageLen(p); q >= n {
+		ns.grow(p, n, q)
 	}
-	ns.pages[p][q] = h
+	if h != nil && ns.pages[p] == nil {
+		ns.pages[p] = make([]unsafe.Pointer, ns.pageLen(p))
+	}
+	if ns.pages[p] != nil {
+		ns.pages[p][q] = h
+	}
 	if ns.ones != nil {
 		ns.ones[p].Set(q, one)
+	}
+}
+
+// grow makes page p, of n places, hold place q: the heap part, where
+// there is one, and the mapped part.
+func (ns *numbers[T]) grow(p, n, q int) {
+	size := pageLen
+	if p == 0 {
+		size = min(pageLen, max(8, 2*n, q+1))
+	}
+	if ns.ones == nil || ns.pages[p] != nil {
+		grown := make([]unsafe.Pointer, size)
+		copy(grown, ns.pages[p])
+		ns.pages[p] = grown
+	}
+	if ns.ones != nil {
+		ones := offheap.New[oneItem[T]](size)
+		if old := ns.ones[p]; old != nil {
+			copy(ones.View(), old.View())
+			runtime.KeepAlive(old)
+		}
+		ns.ones[p] = ones
 	}
 }
 
@@ -265,8 +370,8 @@ func (ns *numbers[T]) writable(num uint32) (p, q int) {
 
 // add gives the file p a number and returns it (never 0): its File, or,
 // for a file of one item the parse made none for (Loader.parsedOne), its
-// packed name in the heap part and its item and source in the mapped
-// part.
+// item, source and name in the mapped part — a name longer than nameCap
+// packed in the heap part.
 func (ns *numbers[T]) add(p parsed[T]) uint32 {
 	var num uint32
 	if k := len(ns.free); k > 0 {
@@ -276,10 +381,14 @@ func (ns *numbers[T]) add(p parsed[T]) uint32 {
 		num = ns.n + 1
 		ns.n = num
 	}
-	if p.file != nil {
+	switch one := p.one; {
+	case p.file != nil:
 		ns.set(num, unsafe.Pointer(p.file), oneItem[T]{})
-	} else {
-		ns.set(num, unsafe.Pointer(p.name), p.one)
+	case len(p.name) <= nameCap && p.name != "":
+		one.nameLen = uint8(copy(one.name[:], p.name))
+		ns.set(num, nil, one)
+	default:
+		ns.set(num, unsafe.Pointer(packName(p.name)), one)
 	}
 	return num
 }

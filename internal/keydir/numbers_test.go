@@ -22,13 +22,13 @@ func followNumbers[T any](t *testing.T, l *Loader[T]) {
 	type id struct{ num, gen uint32 }
 	var (
 		prev     *Snapshot[T]
-		prevNums map[uint32]unsafe.Pointer
+		prevNums map[uint32]heldID
 		prevGens map[uint32]uint32
-		named    = map[id]unsafe.Pointer{} // every snapshot's, since the first
-		idOf     = map[unsafe.Pointer]id{}
+		named    = map[id]heldID{} // every snapshot's, since the first
+		idOf     = map[heldID]id{}
 	)
 	l.cfg.OnReload = func(next *Snapshot[T]) {
-		nums, numOf, gens := map[uint32]unsafe.Pointer{}, map[unsafe.Pointer]uint32{}, map[uint32]uint32{}
+		nums, numOf, gens := map[uint32]heldID{}, map[heldID]uint32{}, map[uint32]uint32{}
 		for num, f := range next.AllNumbered {
 			h := heldAt(&next.numbers, num)
 			if num == 0 || !readsAlike(next.FileAt(num), f) {
@@ -60,13 +60,13 @@ func followNumbers[T any](t *testing.T, l *Loader[T]) {
 			gone, came := DiffNumbered(prev, next)
 			wentNums := map[uint32]bool{}
 			for _, g := range gone {
-				if prevNums[g.Num] == nil || !readsAlike(prev.FileAt(g.Num), g.File) || prev.GenAt(g.Num) != g.Gen {
+				if prevNums[g.Num] == (heldID{}) || !readsAlike(prev.FileAt(g.Num), g.File) || prev.GenAt(g.Num) != g.Gen {
 					t.Errorf("generation %d: %s went numbered %d of generation %d, which was not its number", next.Generation, g.File.Path(), g.Num, g.Gen)
 				}
 				wentNums[g.Num] = true
 			}
 			for _, c := range came {
-				if nums[c.Num] == nil || !readsAlike(next.FileAt(c.Num), c.File) || next.GenAt(c.Num) != c.Gen {
+				if nums[c.Num] == (heldID{}) || !readsAlike(next.FileAt(c.Num), c.File) || next.GenAt(c.Num) != c.Gen {
 					t.Errorf("generation %d: %s came numbered %d of generation %d, which is not its number", next.Generation, c.File.Path(), c.Num, c.Gen)
 				}
 				if wentNums[c.Num] {
@@ -74,18 +74,40 @@ func followNumbers[T any](t *testing.T, l *Loader[T]) {
 				}
 			}
 		}
+		// A file known by its mapped part's contents alone is the same
+		// file only while it stays: one read anew with the same name and
+		// item later is another, as its number and generation say.
+		for h := range idOf {
+			if h.h == nil && numOf[h] == 0 {
+				delete(idOf, h)
+			}
+		}
 		prev, prevNums, prevGens = next, nums, gens
 	}
 }
 
-// heldAt is what names file num in ns, the heap part of its number (nil:
-// none): its File, or the packed name of a file of one key kept without
-// one. Each file the loader reads is given its own, kept while the file
-// is: what tells an unchanged file from one read anew, where comparing
-// Files would not (FileAt makes one at each call for a file without).
-func heldAt[T any](ns *numbers[T], num uint32) unsafe.Pointer {
-	h, _ := ns.entry(num)
-	return h
+// heldAt is what names file num in ns (zero: none): the heap part of
+// its number — its File, or the packed name of a file of one key kept
+// without one whose name is too long for its mapped part —, each file
+// the loader reads given its own, kept while the file is: what tells an
+// unchanged file from one read anew, where comparing Files would not
+// (FileAt makes one at each call for a file without). A file whose name
+// is in its mapped part has no heap part (numbers.pages): the contents
+// of its mapped part (name, item, source) name it, which tell it from
+// another file, not from itself read anew.
+func heldAt[T any](ns *numbers[T], num uint32) heldID {
+	h, src := ns.entry(num)
+	if src == 0 || h != nil {
+		return heldID{h: h}
+	}
+	one := ns.ones[(num-1)>>pageBits].Get(int((num - 1) & (pageLen - 1)))
+	return heldID{one: string(unsafe.Slice((*byte)(unsafe.Pointer(&one)), unsafe.Sizeof(one)))}
+}
+
+// heldID is heldAt's: a heap part, or a mapped part's contents.
+type heldID struct {
+	h   unsafe.Pointer
+	one string
 }
 
 // readsAlike reports whether a and b read alike: path, source, items and

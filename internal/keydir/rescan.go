@@ -113,7 +113,7 @@ func pairListing[T any](entries []dirEntry, old rowList[T], ns *numbers[T], name
 		}
 	}
 	drop := func(before string, all bool) {
-		for r := next(); r != nil && (all || r.name(ns, nameAt) < before); r = next() {
+		for r := next(); r != nil && (all || r.compareName(ns, nameAt, before) < 0); r = next() {
 			if gone != nil {
 				gone(r)
 			}
@@ -127,7 +127,7 @@ func pairListing[T any](entries []dirEntry, old rowList[T], ns *numbers[T], name
 		}
 		drop(name, false)
 		var prev *fileRow[T]
-		if r := next(); r != nil && r.name(ns, nameAt) == name {
+		if r := next(); r != nil && r.compareName(ns, nameAt, name) == 0 {
 			prev = r
 			advance()
 		}

@@ -553,7 +553,13 @@ func (fl *focusedLoad[T]) reindex(i int, changed map[string]bool) ([]indexRecord
 	snap := fl.l.Reload(paths...)
 	var files []*File[T]
 	for r := range snap.Refs { // a File made only for a file changed
-		if r.Source() == i && changed[r.Name()] {
+		if r.Source() != i {
+			continue
+		}
+		name, page := r.nameView() // not Name: no copy for each file not changed
+		hit := changed[name]
+		runtime.KeepAlive(page)
+		if hit {
 			files = append(files, r.File())
 		}
 	}
