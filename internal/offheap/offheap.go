@@ -57,7 +57,7 @@
 //
 // Mapped memory is outside GOMEMLIMIT as well as outside GOGC: a process
 // that sets a memory limit close to its container's must leave room for
-// what its stores map (about 113 bytes a key of a directory of single-key
+// what its stores map (about 141 bytes a key of a directory of single-key
 // files, 20 of JWK Sets; docs/design.md, "Memory outside the heap").
 package offheap
 
