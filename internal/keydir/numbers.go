@@ -144,16 +144,23 @@ func (ns *numbers[T]) clone() numbers[T] {
 // nil.
 func (ns *numbers[T]) entry(num uint32) (h unsafe.Pointer, src uint32) {
 	p, q := int((num-1)>>pageBits), int((num-1)&(pageLen-1))
-	if num == 0 || p >= len(ns.pages) || q >= ns.pageLen(p) {
+	if num == 0 || p >= len(ns.pages) {
+		return nil, 0
+	}
+	if ns.ones == nil {
+		if hp := ns.pages[p]; q < len(hp) {
+			return hp[q], 0
+		}
+		return nil, 0
+	}
+	// pageLen, spelled out: this is every lookup's probe (ItemAt).
+	page := ns.ones[p]
+	if page == nil || q >= page.Len() {
 		return nil, 0
 	}
 	if hp := ns.pages[p]; hp != nil {
 		h = hp[q]
 	}
-	if ns.ones == nil {
-		return h, 0
-	}
-	page := ns.ones[p]
 	src = page.View()[q].src
 	runtime.KeepAlive(page)
 	return h, src
