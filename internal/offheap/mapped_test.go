@@ -30,9 +30,16 @@ func TestUnmappedOnceUnreachable(t *testing.T) {
 	a.Set(5, slot{1, 2})
 	runtime.KeepAlive(a)
 	a = nil
-	for deadline := time.Now().Add(10 * time.Second); Mapped() != before; {
+	collectUntilUnmapped(t, before, "an unreachable array is still mapped")
+}
+
+// collectUntilUnmapped runs collections until Mapped is back at base, or
+// fails with what, after 10 s.
+func collectUntilUnmapped(t *testing.T, base int64, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); Mapped() != base; {
 		if time.Now().After(deadline) {
-			t.Fatalf("an unreachable array is still mapped (Mapped %+d)", Mapped()-before)
+			t.Fatalf("%s (Mapped %+d)", what, Mapped()-base)
 		}
 		runtime.GC()
 		time.Sleep(time.Millisecond)
@@ -160,13 +167,7 @@ func TestMemoryKeptForTheNextArray(t *testing.T) {
 	}
 	runtime.KeepAlive(b)
 	b = nil
-	for deadline := time.Now().Add(10 * time.Second); Mapped() != base; {
-		if time.Now().After(deadline) {
-			t.Fatalf("memory kept with no array asking for it is still mapped (Mapped %+d)", Mapped()-base)
-		}
-		runtime.GC()
-		time.Sleep(time.Millisecond)
-	}
+	collectUntilUnmapped(t, base, "memory kept with no array asking for it is still mapped")
 }
 
 // TestReleaseUnmapsAtOnce: after a load, Release unmaps what is kept and
