@@ -188,13 +188,7 @@ func Release() {
 	k := &keeps
 	k.Lock()
 	k.released = gcCycles(k.cycles[:])
-	var gone [][]byte
-	for size, ks := range k.bySize {
-		for _, m := range ks {
-			gone = append(gone, m.mem)
-		}
-		delete(k.bySize, size)
-	}
+	gone := dropKept(true)
 	k.Unlock()
 	for _, mem := range gone {
 		unmap(mem)
@@ -235,12 +229,26 @@ func armTrim() {
 // since, and marks the rest for the next collection's trim.
 func trim(int) {
 	k := &keeps
-	var gone [][]byte
 	k.Lock()
+	gone := dropKept(false)
+	if k.armed = len(k.bySize) > 0; k.armed {
+		armTrim()
+	}
+	k.Unlock()
+	for _, mem := range gone {
+		unmap(mem)
+	}
+}
+
+// dropKept takes out of keeps, whose lock the caller holds, the memory
+// kept before the last trim (all: all of it), for the caller to unmap
+// once it has let go of the lock, and marks the rest for the next trim.
+func dropKept(all bool) (gone [][]byte) {
+	k := &keeps
 	for size, ks := range k.bySize {
 		n := 0
 		for _, m := range ks {
-			if m.old {
+			if all || m.old {
 				gone = append(gone, m.mem)
 				continue
 			}
@@ -255,13 +263,7 @@ func trim(int) {
 			k.bySize[size] = ks[:n]
 		}
 	}
-	if k.armed = len(k.bySize) > 0; k.armed {
-		armTrim()
-	}
-	k.Unlock()
-	for _, mem := range gone {
-		unmap(mem)
-	}
+	return gone
 }
 
 // The pace of collections for mapped memory (see the package comment).
