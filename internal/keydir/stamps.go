@@ -389,12 +389,17 @@ func (l *Loader[T]) stampsOf(snap *Snapshot[T], i int, names map[string]bool, si
 	for _, ch := range snap.rows[i].chunks {
 		for k := range ch.len() {
 			r := &fileRow[T]{ch.head(k), ch.data(k)}
-			name := r.name(&snap.numbers, ss.nameAt)
-			if names != nil && !names[name] {
-				continue
+			if names != nil {
+				// Not name: no copy for each file not asked for.
+				v, page := r.nameView(&snap.numbers, ss.nameAt)
+				asked := names[v]
+				runtime.KeepAlive(page)
+				if !asked {
+					continue
+				}
 			}
 			if st := ss.stamp(r); r.num != 0 && r.problem() == nil && len(r.skipped()) == 0 && st.Changed().Before(since.Add(-StampRacy)) {
-				out[name] = st
+				out[r.name(&snap.numbers, ss.nameAt)] = st
 			}
 		}
 	}
