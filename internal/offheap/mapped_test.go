@@ -140,19 +140,7 @@ func TestMemoryKeptForTheNextArray(t *testing.T) {
 	}
 	runtime.KeepAlive(a)
 	a = nil
-	var was *byte
-	for deadline := time.Now().Add(10 * time.Second); was == nil; {
-		if time.Now().After(deadline) {
-			t.Fatal("the memory of an array that is gone was not kept")
-		}
-		runtime.GC()
-		time.Sleep(time.Millisecond) // the cleanup that keeps it
-		keeps.Lock()
-		if ks := keeps.bySize[n*8]; len(ks) > 0 {
-			was = unsafe.SliceData(ks[len(ks)-1].mem)
-		}
-		keeps.Unlock()
-	}
+	was := waitKept(t, n*8)
 	b := New[slot](n)
 	if unsafe.SliceData(b.View()) != (*slot)(unsafe.Pointer(was)) {
 		t.Fatal("the next array of the size was not given the memory kept")
@@ -168,6 +156,70 @@ func TestMemoryKeptForTheNextArray(t *testing.T) {
 	runtime.KeepAlive(b)
 	b = nil
 	collectUntilUnmapped(t, base, "memory kept with no array asking for it is still mapped")
+}
+
+// waitKept collects until memory of size bytes is kept, and returns
+// where the newest such memory starts.
+func waitKept(t *testing.T, size int) *byte {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("the memory of an array that is gone was not kept")
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond) // the cleanup that keeps it
+		keeps.Lock()
+		ks := keeps.bySize[size]
+		keeps.Unlock()
+		if len(ks) > 0 {
+			return unsafe.SliceData(ks[len(ks)-1].mem)
+		}
+	}
+}
+
+// TestCloneOverKeptMemory: Clone, which does not clear the memory it is
+// given, is given kept memory that held another array's values, and
+// holds its source's values all the same; New, given the same memory
+// again, is all zero.
+func TestCloneOverKeptMemory(t *testing.T) {
+	base := settle()
+	const n = 7 << 12 // 224 KiB, a size no other test uses
+	src := New[slot](n)
+	for i := range n {
+		src.Set(i, slot{uint32(i), uint32(n - i)})
+	}
+	a := New[slot](n)
+	for i := range n {
+		a.Set(i, slot{7, 7})
+	}
+	runtime.KeepAlive(a)
+	a = nil
+	was := waitKept(t, n*8)
+	c := src.Clone()
+	if unsafe.SliceData(c.View()) != (*slot)(unsafe.Pointer(was)) {
+		t.Fatal("the clone was not given the memory kept")
+	}
+	for i := range n {
+		if c.Get(i) != src.Get(i) {
+			t.Fatalf("clone's value %d is %v, its source's %v", i, c.Get(i), src.Get(i))
+		}
+	}
+	runtime.KeepAlive(c)
+	c = nil
+	was = waitKept(t, n*8)
+	z := New[slot](n)
+	if unsafe.SliceData(z.View()) != (*slot)(unsafe.Pointer(was)) {
+		t.Fatal("the new array was not given the memory kept")
+	}
+	for i := range n {
+		if z.Get(i) != (slot{}) {
+			t.Fatalf("kept memory handed out unzeroed after a clone: value %d is %v", i, z.Get(i))
+		}
+	}
+	runtime.KeepAlive(src)
+	runtime.KeepAlive(z)
+	src, z = nil, nil
+	collectUntilUnmapped(t, base, "the arrays' memory is still mapped")
 }
 
 // TestReleaseUnmapsAtOnce: after a load, Release unmaps what is kept and

@@ -95,7 +95,12 @@ func Mapped() int64 { return mapped.Load() }
 
 // New returns an array of n zero values of E. It panics if E holds a
 // pointer.
-func New[E any](n int) *Array[E] {
+func New[E any](n int) *Array[E] { return newArray[E](n, true) }
+
+// newArray returns an array of n values of E, zero if zeroed is set;
+// otherwise its values are whatever the memory held (an array whose
+// memory is kept: another's values), for a caller that writes them all.
+func newArray[E any](n int, zeroed bool) *Array[E] {
 	mustBePointerFree(reflect.TypeFor[E]())
 	var zero E
 	if n < 0 || unsafe.Sizeof(zero) > 0 && uintptr(n) > math.MaxInt/unsafe.Sizeof(zero) {
@@ -105,7 +110,7 @@ func New[E any](n int) *Array[E] {
 	if size < MinMapped {
 		return &Array[E]{s: make([]E, n)}
 	}
-	mem := take(size)
+	mem := take(size, zeroed)
 	if mem == nil {
 		return &Array[E]{s: make([]E, n)}
 	}
@@ -114,19 +119,22 @@ func New[E any](n int) *Array[E] {
 	return a
 }
 
-// take returns size bytes of zeroed mapped memory, kept or new, or nil
-// if there is no mmap on this system or no room for it. Where nothing is
+// take returns size bytes of mapped memory, kept or new, or nil if there
+// is no mmap on this system or no room for it; zeroed if zero is set,
+// else kept memory holds what its last array left in it. Where nothing is
 // mapped (a race build, a system without mmap) it returns before pace:
 // a heap array is in the collector's goal, and counting it would run a
 // collection every 16 MiB of them for garbage the collector already
 // paces.
-func take(size int) []byte {
+func take(size int, zero bool) []byte {
 	if !mapsMemory {
 		return nil
 	}
 	pace(int64(size))
 	if mem := reuse(size); mem != nil {
-		clear(mem)
+		if zero {
+			clear(mem)
+		}
 		return mem
 	}
 	mem, err := mapMemory(size)
@@ -305,9 +313,11 @@ func unmap(mem []byte) {
 	mapped.Add(-int64(len(mem)))
 }
 
-// Clone returns a new array holding a's values.
+// Clone returns a new array holding a's values. Its memory is not
+// cleared first: the copy writes all of it (a reload's copy-on-write
+// pages, 64 to 256 KiB each).
 func (a *Array[E]) Clone() *Array[E] {
-	c := New[E](len(a.s))
+	c := newArray[E](len(a.s), false)
 	copy(c.s, a.s)
 	runtime.KeepAlive(a)
 	return c
