@@ -12,8 +12,8 @@
 // loaded store").
 //
 // How data flows: New maps an array of n values of E and returns a
-// *Array, a small heap object that owns it. A cleanup
-// (runtime.AddCleanup) gives the memory back once the *Array is
+// *Array, a small heap object that owns it. A finalizer
+// (runtime.SetFinalizer) gives the memory back once the *Array is
 // unreachable (kept for the next array of its size, or unmapped: below),
 // so its lifetime is the garbage collector's to decide, as for any heap
 // object — with one rule the collector cannot check: nothing may keep a
@@ -81,9 +81,23 @@ const MinMapped = 16 << 10
 // Array is an array of values of E in memory outside the Go heap (or on
 // it, when small). It is not safe for concurrent writes; concurrent reads
 // are, as for a slice.
+//
+// It is four words on the heap, which the collector marks at every
+// collection while the array is live: a store of a million single-key
+// files holds some 3,500 arrays (docs/design.md, "Memory of a loaded
+// store"), and what they keep on the heap shortens the collector's
+// cycle, its goal being at the runtime's 4 MB floor
+// (docs/benchmarks.md, "The collector at a million single-key files").
 type Array[E any] struct {
-	s      []E
-	mapped bool
+	s    []E
+	size int // bytes mapped where s starts; 0: s is on the heap
+}
+
+// mappedArray is an Array's layout, its values' type left out: what
+// its finalizer is given (keepMapped).
+type mappedArray struct {
+	s    []byte // only where it starts is read
+	size int
 }
 
 // mapped counts the bytes mapped by New and not unmapped yet.
@@ -107,17 +121,30 @@ func newArray[E any](n int, zeroed bool) *Array[E] {
 		panic(fmt.Sprintf("offheap: an array of %d values of %d bytes", n, unsafe.Sizeof(zero)))
 	}
 	size := int(unsafe.Sizeof(zero)) * n
-	if size < MinMapped {
-		return &Array[E]{s: make([]E, n)}
+	var mem []byte
+	if size >= MinMapped {
+		mem = take(size, zeroed)
 	}
-	mem := take(size, zeroed)
 	if mem == nil {
 		return &Array[E]{s: make([]E, n)}
 	}
-	a := &Array[E]{s: unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(mem))), n), mapped: true}
-	runtime.AddCleanup(a, keep, mem)
+	a := &Array[E]{s: unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(mem))), n), size: size}
+	// A finalizer, not runtime.AddCleanup: a cleanup allocates its
+	// argument and a closure on the heap, 40 bytes an array more for
+	// the collector to mark at every collection, where a finalizer of a
+	// function that is not generic allocates nothing there (a generic
+	// one, one for every E, would be a closure). The finalizer runs after
+	// the collection that finds the array gone, as a cleanup would; the
+	// *Array itself, resurrected for it, is freed at the next one. It
+	// points at nothing on the heap, so it holds nothing else alive. It
+	// is given the array as a mappedArray, its layout.
+	runtime.SetFinalizer((*mappedArray)(unsafe.Pointer(a)), keepMapped)
 	return a
 }
+
+// keepMapped is a mapped array's finalizer: its memory is kept for the
+// next array of its size.
+func keepMapped(a *mappedArray) { keep(unsafe.Slice(unsafe.SliceData(a.s), a.size)) }
 
 // take returns size bytes of mapped memory, kept or new, or nil if there
 // is no mmap on this system or no room for it; zeroed if zero is set,
@@ -162,8 +189,8 @@ type keptMem struct {
 	old bool // kept when the last collection's trim ran
 }
 
-// keep is an array's cleanup: its memory is kept for the next array of
-// its size.
+// keep is what an array's finalizer does (keepMapped): its memory is
+// kept for the next array of its size.
 func keep(mem []byte) {
 	k := &keeps
 	k.Lock()
@@ -307,7 +334,7 @@ func pace(size int64) {
 func unmap(mem []byte) {
 	if err := unmapMemory(mem); err != nil {
 		// The memory stays mapped: a leak, not a fault; nothing else
-		// can be done from a cleanup.
+		// can be done from a finalizer.
 		return
 	}
 	mapped.Add(-int64(len(mem)))

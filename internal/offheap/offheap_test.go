@@ -16,8 +16,8 @@ func TestValuesKeptSmallAndMapped(t *testing.T) {
 		if a.Len() != n {
 			t.Fatalf("New(%d).Len() = %d", n, a.Len())
 		}
-		if want := n*8 >= MinMapped && canMap(); a.mapped != want {
-			t.Errorf("New(%d): mapped %v, want %v", n, a.mapped, want)
+		if want := n*8 >= MinMapped && canMap(); a.size != 0 != want {
+			t.Errorf("New(%d): mapped %v, want %v", n, a.size != 0, want)
 		}
 		for i := range n {
 			if a.Get(i) != (slot{}) {
