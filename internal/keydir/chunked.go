@@ -39,8 +39,16 @@ type chunk[H comparable, D any] struct {
 }
 
 // chunkLen bounds a chunk: at 100,000 elements the list of chunks is
-// some 200 headers, and a chunk 24 KiB of rows' stamps and sums.
-const chunkLen = 512
+// some 50 headers, and a chunk 96 KiB of rows' stamps and sums. Each
+// chunk keeps a header and an *offheap.Array on the heap, which the
+// collector marks at every collection; and with the heap's goal at the
+// runtime's 4 MB floor, each byte the store keeps live there is one the
+// handshakes' garbage may not fill, so the collector runs more often:
+// at 1,000,000 rows chunks of 512 kept 125 KB on the heap, 2,048 keep
+// 28 KB. A reload copies the chunk it writes: a reload of one changed
+// file of 100,000 took 1.2× the CPU it took with chunks of 512
+// (docs/benchmarks.md, "The collector at a million single-key files").
+const chunkLen = 2048
 
 // chunksOf returns the list of n elements, element i being at(i).
 func chunksOf[H comparable, D any](n int, at func(i int) (H, D)) chunked[H, D] {

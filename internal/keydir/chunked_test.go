@@ -212,10 +212,13 @@ func TestChunkedCompact(t *testing.T) {
 	// An element: D its key, H a mark (0 for most, else key+1).
 	byKey := func(k int) func(*int, int) int { return func(_ *int, d int) int { return cmp.Compare(d, k) } }
 	type elem struct{ mark, key int }
+	// Six chunks' worth, marks in every other chunk only: chunks with H
+	// parts and chunks without, before and after the edits.
+	n := 6 * chunkLen
 	var ref []elem
-	for i := range 3000 {
+	for i := range n {
 		mark := 0
-		if i%700 == 0 {
+		if i%(2*chunkLen) == 0 {
 			mark = 2*i + 1
 		}
 		ref = append(ref, elem{mark, 2 * i})
@@ -242,7 +245,7 @@ func TestChunkedCompact(t *testing.T) {
 		versions = append(versions, version{c, slices.Clone(ref)})
 		ed := c.edit()
 		for range 1 + rng.IntN(10) {
-			k := rng.IntN(7000)
+			k := rng.IntN(2*n + 1000)
 			p, found := ed.c.search(byKey(k))
 			i, _ := slices.BinarySearchFunc(ref, k, func(e elem, k int) int { return cmp.Compare(e.key, k) })
 			mark := 0

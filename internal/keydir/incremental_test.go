@@ -107,7 +107,7 @@ func incrementalMatchesColdLoad[T any](t *testing.T, seed int64, steps int, newL
 	rnd := rand.New(rand.NewSource(seed))
 	root := t.TempDir()
 	dirs := []string{filepath.Join(root, "keys"), filepath.Join(root, "revoked")}
-	const n = 1200 // more than two chunks (chunkLen 512)
+	const n = chunkLen + chunkLen/2 // more than a chunk: edits on both sides of its edge
 	nextKey := 1
 	names := func(d int) int {
 		if d == 0 {
