@@ -211,21 +211,38 @@ func (c chunked[H, D]) edit() *editor[H, D] {
 func (ed *editor[H, D]) done() chunked[H, D] { return ed.c }
 
 // own makes chunk ci the editor's, copying it unless it already is, with
-// room for one more element (up to chunkLen), and its H parts (zero, if
-// it was compact: compact drops them again).
+// room for one more element (up to chunkLen). A compact chunk stays so
+// (its H parts all zero) until a part that is not zero is written
+// (heads): a reload that changes a row of a directory whose rows have no
+// rare part copies no H parts at all.
 func (ed *editor[H, D]) own(ci int) chunk[H, D] {
 	ch := ed.c.chunks[ci]
 	if !ed.owned[ch.d] {
-		hs := make([]H, ch.n, ch.n+1)
-		copy(hs, ch.h)
+		var hs []H
+		if ch.h != nil {
+			hs = make([]H, ch.n, ch.n+1)
+			copy(hs, ch.h)
+		}
 		ch = ed.made(hs, ch.d, ch.n, min(chunkLen, ch.n+1))
 		ed.c.chunks[ci] = ch
 	}
 	return ch
 }
 
-// made returns a chunk of the editor's holding hs and the first n D parts
-// of from, with room for room elements.
+// heads returns chunk ci, the editor's, with its H parts (all zero, where
+// it was compact).
+func (ed *editor[H, D]) heads(ci int) chunk[H, D] {
+	ch := ed.c.chunks[ci]
+	if ch.h == nil {
+		ch.h = make([]H, ch.n, ch.d.Len())
+		ed.c.chunks[ci] = ch
+	}
+	return ch
+}
+
+// made returns a chunk of the editor's of n elements: hs their H parts
+// (nil: all zero) and the first n D parts of from, with room for room
+// elements.
 func (ed *editor[H, D]) made(hs []H, from *offheap.Array[D], n, room int) chunk[H, D] {
 	d := offheap.New[D](room)
 	if from != nil {
@@ -234,20 +251,27 @@ func (ed *editor[H, D]) made(hs []H, from *offheap.Array[D], n, room int) chunk[
 		runtime.KeepAlive(d)
 	}
 	ed.owned[d] = true
-	return chunk[H, D]{h: hs, d: d, n: len(hs)}
+	return chunk[H, D]{h: hs, d: d, n: n}
 }
 
 // set replaces the element at p.
-func (ed *editor[H, D]) set(p at, h H, d D) { ed.own(p.ci).put(p.i, h, d) }
+func (ed *editor[H, D]) set(p at, h H, d D) {
+	ch := ed.own(p.ci)
+	var zero H
+	if h != zero {
+		ch = ed.heads(p.ci)
+	}
+	ch.put(p.i, h, d)
+}
 
 // insert puts an element at p (as search gives it), splitting a full
 // chunk in two.
 func (ed *editor[H, D]) insert(p at, h H, d D) {
 	ed.c.n++
 	if len(ed.c.chunks) == 0 {
-		ch := ed.made([]H{h}, nil, 0, 1)
+		ch := ed.made([]H{h}, nil, 1, 1)
 		ch.d.Set(0, d)
-		ed.c.chunks = []chunk[H, D]{ch}
+		ed.c.chunks = []chunk[H, D]{ch.compact()}
 		return
 	}
 	if ed.c.chunks[p.ci].n == chunkLen {
@@ -259,11 +283,18 @@ func (ed *editor[H, D]) insert(p at, h H, d D) {
 	ch := ed.own(p.ci)
 	if ch.n == ch.d.Len() { // no room: grow it (by a quarter, up to chunkLen)
 		ch = ed.made(ch.h, ch.d, ch.n, min(chunkLen, ch.n+ch.n/4+1))
+		ed.c.chunks[p.ci] = ch
 	}
-	ch.h = slices.Insert(ch.h, p.i, h)
-	ch.n = len(ch.h)
+	var zero H
+	if h != zero {
+		ch = ed.heads(p.ci)
+	}
+	if ch.h != nil {
+		ch.h = slices.Insert(ch.h, p.i, h)
+	}
+	ch.n++
 	v := ch.d.View()
-	copy(v[p.i+1:len(ch.h)], v[p.i:len(ch.h)-1])
+	copy(v[p.i+1:ch.n], v[p.i:ch.n-1])
 	v[p.i] = d
 	runtime.KeepAlive(ch.d)
 	ed.c.chunks[p.ci] = ch
@@ -274,15 +305,16 @@ func (ed *editor[H, D]) split(ci int) {
 	ch := ed.c.chunks[ci]
 	half := ch.n / 2
 	v := ch.d.View()
-	heads := func(from, to int) []H { // zero if ch is compact
-		hs := make([]H, to-from, chunkLen)
-		if ch.h != nil {
-			copy(hs, ch.h[from:to])
+	heads := func(from, to int) []H { // nil if ch is compact
+		if ch.h == nil {
+			return nil
 		}
+		hs := make([]H, to-from, chunkLen)
+		copy(hs, ch.h[from:to])
 		return hs
 	}
 	lo := ed.made(heads(0, half), ch.d, half, chunkLen)
-	hi := ed.made(heads(half, ch.n), nil, 0, chunkLen)
+	hi := ed.made(heads(half, ch.n), nil, ch.n-half, chunkLen)
 	copy(hi.d.View(), v[half:ch.n])
 	runtime.KeepAlive(ch.d)
 	runtime.KeepAlive(hi.d)
@@ -302,7 +334,9 @@ func (ed *editor[H, D]) remove(p at) {
 	v := ch.d.View()
 	copy(v[p.i:n-1], v[p.i+1:n])
 	runtime.KeepAlive(ch.d)
-	ch.h = slices.Delete(ch.h, p.i, p.i+1)
-	ch.n = len(ch.h)
+	if ch.h != nil {
+		ch.h = slices.Delete(ch.h, p.i, p.i+1)
+	}
+	ch.n--
 	ed.c.chunks[p.ci] = ch
 }

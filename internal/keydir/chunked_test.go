@@ -312,3 +312,72 @@ func TestChunkedCompact(t *testing.T) {
 	}()
 	ch.put(0, 1, x)
 }
+
+// TestEditKeepsCompactChunksCompact: an edit that writes only zero H
+// parts (a row without a rare part, as most are) leaves a compact chunk
+// without H parts, before any compact: no heap slice of H parts is made
+// for it; the first part that is not zero gives its chunk H parts, all
+// zero but that one, and no other chunk.
+func TestEditKeepsCompactChunksCompact(t *testing.T) {
+	byKey := func(k int) func(*int, int) int { return func(_ *int, d int) int { return cmp.Compare(d, k) } }
+	n := 3 * chunkLen
+	c := chunksOf(n, func(i int) (int, int) { return 0, 2 * i })
+	ed := c.edit()
+	for _, k := range []int{2 * 5, 2 * chunkLen, 2*n - 2} { // one of each chunk rewritten
+		p, found := ed.c.search(byKey(k))
+		if !found {
+			t.Fatalf("key %d not found", k)
+		}
+		ed.set(p, 0, k)
+	}
+	for _, k := range []int{3, 2*chunkLen + 1} { // into the first two: both full, they split
+		p, _ := ed.c.search(byKey(k))
+		ed.insert(p, 0, k)
+	}
+	p, _ := ed.c.search(byKey(2 * (2*chunkLen + 7))) // removed from the last
+	ed.remove(p)
+	for ci := 2; ci < chunkLen; ci++ { // into the first chunk's halves
+		p, _ := ed.c.search(byKey(2*ci + 1))
+		ed.insert(p, 0, 2*ci+1)
+	}
+	got := ed.done()
+	for ci, ch := range got.chunks {
+		if ch.h != nil {
+			t.Fatalf("chunk %d of %d has H parts after edits of zero H parts only", ci, len(got.chunks))
+		}
+	}
+	if want := n + 2 - 1 + chunkLen - 2; got.n != want || len(got.chunks) != 5 {
+		t.Fatalf("%d elements in %d chunks, want %d in 5 (the first two split)", got.n, len(got.chunks), want)
+	}
+	prev := -1
+	for h, d := range got.all {
+		if h != 0 || d <= prev {
+			t.Fatalf("element %d after %d (H part %d): not in order", d, prev, h)
+		}
+		prev = d
+	}
+	ed = got.edit()
+	p, _ = ed.c.search(byKey(2 * (chunkLen + 9)))
+	ed.set(p, 42, 2*(chunkLen+9))
+	marked := ed.done()
+	withHeads := 0
+	for _, ch := range marked.chunks {
+		if ch.h != nil {
+			withHeads++
+		}
+	}
+	if withHeads != 1 {
+		t.Fatalf("%d chunks with H parts after one part that is not zero, want 1", withHeads)
+	}
+	if _, d := marked.get(p); d != 2*(chunkLen+9) {
+		t.Fatalf("the element set reads %d", d)
+	}
+	if h, _ := marked.get(p); h != 42 {
+		t.Fatalf("the element set has H part %d, want 42", h)
+	}
+	for _, ch := range got.chunks {
+		if ch.h != nil {
+			t.Fatal("the version before the edit has H parts now")
+		}
+	}
+}
