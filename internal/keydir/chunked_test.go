@@ -203,8 +203,9 @@ func sameSnapshot(a, b *Snapshot[string]) bool {
 // TestChunkedCompact edits a list whose H parts are mostly zero, as a
 // directory's rows are (a row's only pointer is its rare part, which
 // most files lack), compacting each version as a reload does: a chunk
-// keeps its H parts exactly when one of them is not zero; editing a
-// compact chunk gives it its H parts back; the versions before are
+// keeps its H parts exactly when one of them is not zero; writing a
+// part that is not zero into a compact chunk gives it its H parts back
+// (writing zero parts leaves it compact); the versions before are
 // unchanged; and putting a non-zero H part in place into a compact chunk
 // (which fold never does) panics rather than write nowhere.
 func TestChunkedCompact(t *testing.T) {

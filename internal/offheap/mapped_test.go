@@ -120,8 +120,9 @@ func TestGarbagePaced(t *testing.T) {
 		a.Set(0, 1)
 		peak = max(peak, Mapped()-base)
 	}
-	// The cleanups that unmap run after each collection, on a goroutine
-	// of their own: allow for some not done yet.
+	// The finalizers that keep the memory and the cleanups that unmap it
+	// run after each collection, on goroutines of their own: allow for
+	// some not done yet.
 	if peak > 64<<20 {
 		t.Errorf("up to %d MiB mapped at once for arrays of 1 MiB dropped at once", peak>>20)
 	}
@@ -167,7 +168,7 @@ func waitKept(t *testing.T, size int) *byte {
 			t.Fatal("the memory of an array that is gone was not kept")
 		}
 		runtime.GC()
-		time.Sleep(time.Millisecond) // the cleanup that keeps it
+		time.Sleep(time.Millisecond) // the finalizer that keeps it (keepMapped)
 		keeps.Lock()
 		ks := keeps.bySize[size]
 		keeps.Unlock()
@@ -247,7 +248,7 @@ func TestReleaseUnmapsAtOnce(t *testing.T) {
 	dropped.Set(0, slot{1, 1})
 	runtime.KeepAlive(dropped)
 	dropped = nil
-	// On one processor the cleanups of Release's collection run after
+	// On one processor the finalizers of Release's collection run after
 	// it returns, as they may anywhere: it must unmap those too.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	Release()
