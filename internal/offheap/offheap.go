@@ -334,7 +334,7 @@ func pace(size int64) {
 func unmap(mem []byte) {
 	if err := unmapMemory(mem); err != nil {
 		// The memory stays mapped: a leak, not a fault; nothing else
-		// can be done from a finalizer.
+		// can be done from a finalizer, trim's cleanup or Release.
 		return
 	}
 	mapped.Add(-int64(len(mem)))
