@@ -35,7 +35,7 @@ func TestShortNamesInTheMappedPart(t *testing.T) {
 	}
 	for p, page := range s.numbers.pages {
 		if page != nil {
-			t.Fatalf("page %d of numbers of %d files of one key with short names has a heap part of %d places", p, n, len(page))
+			t.Fatalf("page %d of numbers of %d files of one key with short names has a heap part of %d places", p, n, len(*page))
 		}
 	}
 	for r := range s.Refs {

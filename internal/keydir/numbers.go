@@ -51,7 +51,14 @@ type numbers[T any] struct {
 	// pointers and a million packed names made one collection 20–23 ms of
 	// CPU where a store of one key took 1.3–1.8 (docs/design.md, "Memory
 	// of a loaded store", step 6).
-	pages [][]unsafe.Pointer
+	//
+	// A page's heap part is behind a pointer (8 bytes a page in the
+	// list, where a slice's header took 24): the list is on the heap
+	// twice, the loader's and its snapshot's, 1,000 pages at a million
+	// files, and every live heap byte is one the handshakes' garbage may
+	// not fill before the collector runs (docs/benchmarks.md, "The
+	// collector at a million single-key files"). heap reads it.
+	pages []*[]unsafe.Pointer
 	// ones are each number's mapped part, page by page beside pages: a
 	// file of one item kept without a File keeps the item, its source and
 	// (if it fits) its name there. nil where T holds a pointer (lean): the
@@ -148,7 +155,7 @@ func (ns *numbers[T]) entry(num uint32) (h unsafe.Pointer, src uint32) {
 		return nil, 0
 	}
 	if ns.ones == nil {
-		if hp := ns.pages[p]; q < len(hp) {
+		if hp := ns.heap(p); q < len(hp) {
 			return hp[q], 0
 		}
 		return nil, 0
@@ -159,18 +166,26 @@ func (ns *numbers[T]) entry(num uint32) (h unsafe.Pointer, src uint32) {
 		return nil, 0
 	}
 	if hp := ns.pages[p]; hp != nil {
-		h = hp[q]
+		h = (*hp)[q]
 	}
 	src = page.View()[q].src
 	runtime.KeepAlive(page)
 	return h, src
 }
 
+// heap returns page p's heap part (nil: none).
+func (ns *numbers[T]) heap(p int) []unsafe.Pointer {
+	if hp := ns.pages[p]; hp != nil {
+		return *hp
+	}
+	return nil
+}
+
 // pageLen returns the number of places page p has: its mapped part's
 // where it has one (its heap part may be nil), else its heap part's.
 func (ns *numbers[T]) pageLen(p int) int {
 	if ns.ones == nil {
-		return len(ns.pages[p])
+		return len(ns.heap(p))
 	}
 	if page := ns.ones[p]; page != nil {
 		return page.Len()
@@ -303,10 +318,11 @@ func (ns *numbers[T]) set(num uint32, h unsafe.Pointer, one oneItem[T]) {
 		ns.grow(p, n, q)
 	}
 	if h != nil && ns.pages[p] == nil {
-		ns.pages[p] = make([]unsafe.Pointer, ns.pageLen(p))
+		hp := make([]unsafe.Pointer, ns.pageLen(p))
+		ns.pages[p] = &hp
 	}
-	if ns.pages[p] != nil {
-		ns.pages[p][q] = h
+	if hp := ns.heap(p); hp != nil {
+		hp[q] = h
 	}
 	if ns.ones != nil {
 		ns.ones[p].Set(q, one)
@@ -322,8 +338,8 @@ func (ns *numbers[T]) grow(p, n, q int) {
 	}
 	if ns.ones == nil || ns.pages[p] != nil {
 		grown := make([]unsafe.Pointer, size)
-		copy(grown, ns.pages[p])
-		ns.pages[p] = grown
+		copy(grown, ns.heap(p))
+		ns.pages[p] = &grown
 	}
 	if ns.ones != nil {
 		ones := offheap.New[oneItem[T]](size)
@@ -363,7 +379,10 @@ func (ns *numbers[T]) writable(num uint32) (p, q int) {
 		}
 	}
 	if ns.own[p/64]&(1<<(p%64)) == 0 {
-		ns.pages[p] = slices.Clone(ns.pages[p])
+		if hp := ns.heap(p); hp != nil {
+			hp = slices.Clone(hp)
+			ns.pages[p] = &hp
+		}
 		if ns.ones != nil && ns.ones[p] != nil {
 			ns.ones[p] = ns.ones[p].Clone()
 		}

@@ -28,13 +28,13 @@ func TestNumbersPageMadeWhole(t *testing.T) {
 	}
 	give(0)
 	if ns.pages[0] != nil || ns.ones[0].Len() != 8 {
-		t.Fatalf("the first page after one number: %d heap places, %d mapped, want none and 8", len(ns.pages[0]), ns.ones[0].Len())
+		t.Fatalf("the first page after one number: %d heap places, %d mapped, want none and 8", len(ns.heap(0)), ns.ones[0].Len())
 	}
 	for i := 1; i <= pageLen; i++ {
 		give(i)
 	}
 	if len(ns.pages) != 2 || ns.pages[1] != nil || ns.ones[1].Len() != pageLen {
-		t.Fatalf("after %d numbers the second page has %d heap places, %d mapped, want none and %d", pageLen+1, len(ns.pages[1]), ns.ones[1].Len(), pageLen)
+		t.Fatalf("after %d numbers the second page has %d heap places, %d mapped, want none and %d", pageLen+1, len(ns.heap(1)), ns.ones[1].Len(), pageLen)
 	}
 	ones := ns.ones[1]
 	for i := pageLen + 1; i < 2*pageLen; i++ {
