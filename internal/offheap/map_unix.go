@@ -20,7 +20,7 @@ const mapsMemory = true
 // mapMemory maps size bytes. Not through syscall.Mmap: it records each
 // mapping in a map on the heap (for its Munmap to look up), an entry of
 // about 60 bytes an array that every collection marks — 200 KB at a
-// million single-key files, a fifth of what such a store keeps on the
+// million single-key files, a quarter of what such a store kept on the
 // heap (docs/benchmarks.md, "The collector at a million single-key files").
 func mapMemory(size int) ([]byte, error) {
 	p, err := unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)

@@ -84,7 +84,7 @@ const MinMapped = 16 << 10
 //
 // It is four words on the heap, which the collector marks at every
 // collection while the array is live: a store of a million single-key
-// files holds some 3,500 arrays (docs/design.md, "Memory of a loaded
+// files holds some 2,000 arrays (docs/design.md, "Memory of a loaded
 // store"), and what they keep on the heap shortens the collector's
 // cycle, its goal being at the runtime's 4 MB floor
 // (docs/benchmarks.md, "The collector at a million single-key files").
@@ -342,7 +342,7 @@ func unmap(mem []byte) {
 
 // Clone returns a new array holding a's values. Its memory is not
 // cleared first: the copy writes all of it (a reload's copy-on-write
-// pages, 64 to 256 KiB each).
+// pages and chunks, 32 to 96 KiB each).
 func (a *Array[E]) Clone() *Array[E] {
 	c := newArray[E](len(a.s), false)
 	copy(c.s, a.s)
