@@ -229,11 +229,12 @@ func (ed *editor[H, D]) own(ci int) chunk[H, D] {
 	return ch
 }
 
-// heads returns chunk ci, the editor's, with its H parts (all zero, where
-// it was compact).
-func (ed *editor[H, D]) heads(ci int) chunk[H, D] {
+// heads returns chunk ci, the editor's, ready for h to be written to it:
+// given H parts (all zero) if it was compact and h is not zero.
+func (ed *editor[H, D]) heads(ci int, h H) chunk[H, D] {
 	ch := ed.c.chunks[ci]
-	if ch.h == nil {
+	var zero H
+	if ch.h == nil && h != zero {
 		ch.h = make([]H, ch.n, ch.d.Len())
 		ed.c.chunks[ci] = ch
 	}
@@ -256,12 +257,8 @@ func (ed *editor[H, D]) made(hs []H, from *offheap.Array[D], n, room int) chunk[
 
 // set replaces the element at p.
 func (ed *editor[H, D]) set(p at, h H, d D) {
-	ch := ed.own(p.ci)
-	var zero H
-	if h != zero {
-		ch = ed.heads(p.ci)
-	}
-	ch.put(p.i, h, d)
+	ed.own(p.ci)
+	ed.heads(p.ci, h).put(p.i, h, d)
 }
 
 // insert puts an element at p (as search gives it), splitting a full
@@ -285,10 +282,7 @@ func (ed *editor[H, D]) insert(p at, h H, d D) {
 		ch = ed.made(ch.h, ch.d, ch.n, min(chunkLen, ch.n+ch.n/4+1))
 		ed.c.chunks[p.ci] = ch
 	}
-	var zero H
-	if h != zero {
-		ch = ed.heads(p.ci)
-	}
+	ch = ed.heads(p.ci, h)
 	if ch.h != nil {
 		ch.h = slices.Insert(ch.h, p.i, h)
 	}
