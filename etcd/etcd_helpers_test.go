@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/etcd/internal/etcdtest"
 	"github.com/keytool/keytool/internal/freeport"
+	"github.com/keytool/keytool/jwk"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -212,4 +215,29 @@ func open(tb testing.TB, opts Options) *Source {
 func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 	tb.Helper()
 	etcdtest.Eventually(tb, d, what, cond)
+}
+
+// refusedStale waits, within d, until the store refuses k because the
+// view is stale, and fails the test with what if it does not. A stale
+// view is a problem of each kind's feed, and the store reads the feeds
+// as they notify it: for a moment the authorized feed may be stale (no
+// keys: k Unknown, "not authorized") before the revocation feed is, whose
+// staleness refuses every key as Revoked and names the StaleError. Only
+// that last decision says why; the moment before it is no less closed.
+// (The first refusal taken as the answer failed the gRPC proxy's test
+// under -race in CI, 2026-12-06.)
+func refusedStale(tb testing.TB, s *authkeys.Store, k *jwk.Key, d time.Duration, what string) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		dec := s.Decide(k.SPKIHash(), netip.Addr{})
+		var se *StaleError
+		if dec.Verdict == authkeys.Revoked && errors.As(dec.Err, &se) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %s: %s (last %v by %v, want Revoked by a StaleError)", d, what, dec.Verdict, dec.Err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

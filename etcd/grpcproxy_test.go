@@ -1,9 +1,7 @@
 package etcd
 
 import (
-	"errors"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -51,12 +49,5 @@ func TestBehindTheGRPCProxyAQuietPrefixTurnsStale(t *testing.T) {
 	}
 
 	put(t, behind, "/elsewhere", []byte("x"))
-	var d authkeys.Decision
-	eventually(t, 20*time.Second, "the view still confirmed behind the gRPC proxy with etcd past it: does the proxy answer progress requests now? (docs/fleet.md)", func() bool {
-		d = store.Decide(alice.SPKIHash(), netip.Addr{})
-		return d.Verdict != authkeys.Authorized
-	})
-	if se := (*StaleError)(nil); !errors.As(d.Err, &se) {
-		t.Fatalf("alice %v by %v, want refused by a StaleError", d.Verdict, d.Err)
-	}
+	refusedStale(t, store, alice, 20*time.Second, "the view still confirmed behind the gRPC proxy with etcd past it: does the proxy answer progress requests now? (docs/fleet.md)")
 }

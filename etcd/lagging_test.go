@@ -86,18 +86,14 @@ func TestLaggingProgressDoesNotConfirm(t *testing.T) {
 
 	frozen.Store(rev)
 	put(t, cli, Key(prefix, Revoked, "alice"), keyJSON(t, alice))
-	var d authkeys.Decision
-	eventually(t, 30*time.Second, "alice, revoked past the watch's member, still admitted: its progress confirmed the view", func() bool {
-		d = store.Decide(alice.SPKIHash(), netip.Addr{})
-		return d.Verdict != authkeys.Authorized
-	})
-	var se *StaleError
-	if !errors.As(d.Err, &se) {
-		t.Fatalf("alice %v by %v, want refused by a StaleError", d.Verdict, d.Err)
-	}
+	refusedStale(t, store, alice, 30*time.Second, "alice, revoked past the watch's member, still admitted: its progress confirmed the view")
 	// The member catching up (its events sent) brings the revocation.
 	frozen.Store(0)
 	put(t, cli, "/elsewhere", []byte("x"))
+	var (
+		d  authkeys.Decision
+		se *StaleError
+	)
 	eventually(t, 30*time.Second, "alice not refused by the revocation once the member caught up", func() bool {
 		d = store.Decide(alice.SPKIHash(), netip.Addr{})
 		return d.Verdict == authkeys.Revoked && !errors.As(d.Err, &se)
