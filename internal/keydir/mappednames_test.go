@@ -15,12 +15,13 @@ import (
 // TestShortNamesInTheMappedPart: a file of one key kept without a File
 // whose name fits in its number's mapped part (nameCap bytes) keeps it
 // there and nothing on the heap: a store of such files keeps no heap part
-// of any page of numbers (numbers.pages), where each file's packed name
-// and the pointer to it were the collector's to mark at every collection
-// — at 1,000,000 files one collection 20–23 ms of CPU where a store of
-// one key took 1.3–1.8 (docs/design.md, "Memory of a loaded store", step
-// 6). A longer name (nameCap+1) is packed on the heap, and its page
-// alone keeps a heap part.
+// of any page of numbers (numbers.pages), not even the list of them,
+// where each file's packed name and the pointer to it were the
+// collector's to mark at every collection — at 1,000,000 files one
+// collection 20–23 ms of CPU where a store of one key took 1.3–1.8
+// (docs/design.md, "Memory of a loaded store", step 6). A longer name
+// (nameCap+1) is packed on the heap, and its page alone keeps a heap
+// part.
 func TestShortNamesInTheMappedPart(t *testing.T) {
 	home := t.TempDir()
 	dir := filepath.Join(home, "keys.d")
@@ -33,10 +34,8 @@ func TestShortNamesInTheMappedPart(t *testing.T) {
 	if len(s.Problems) > 0 || s.numFiles() != n {
 		t.Fatalf("%d files, problems %v", s.numFiles(), s.Problems)
 	}
-	for p, page := range s.numbers.pages {
-		if page != nil {
-			t.Fatalf("page %d of numbers of %d files of one key with short names has a heap part of %d places", p, n, len(*page))
-		}
+	if len(s.numbers.pages) != 0 {
+		t.Fatalf("the numbers of %d files of one key with short names keep a list of %d heap parts: no page needs one", n, len(s.numbers.pages))
 	}
 	for r := range s.Refs {
 		if !isLean(s, r.Num()) {
@@ -59,9 +58,9 @@ func TestShortNamesInTheMappedPart(t *testing.T) {
 	if h, _ := s.numbers.entry(o.Num()); h == nil {
 		t.Errorf("a name of %d bytes has no heap part: it does not fit", nameCap+1)
 	}
-	for p, page := range s.numbers.pages {
-		if want := p == int(o.Num()-1)>>pageBits; (page != nil) != want {
-			t.Errorf("page %d: a heap part %v, want %v (the long name's page alone)", p, page != nil, want)
+	for p := range s.numbers.count() {
+		if want, has := p == int(o.Num()-1)>>pageBits, s.numbers.heap(p) != nil; has != want {
+			t.Errorf("page %d: a heap part %v, want %v (the long name's page alone)", p, has, want)
 		}
 	}
 	before := s

@@ -53,11 +53,14 @@ type numbers[T any] struct {
 	// of a loaded store", step 6).
 	//
 	// A page's heap part is behind a pointer (8 bytes a page in the
-	// list, where a slice's header took 24): the list is on the heap
-	// twice, the loader's and its snapshot's, 1,000 pages at a million
-	// files, and every live heap byte is one the handshakes' garbage may
-	// not fill before the collector runs (docs/benchmarks.md, "The
-	// collector at a million single-key files"). heap reads it.
+	// list, where a slice's header took 24), and where ones is not nil
+	// the list ends at the last page that has one (a page past it has
+	// none): the list is on the heap twice, the loader's and its
+	// snapshot's, 1,000 pages at a million files, and every live heap
+	// byte is one the handshakes' garbage may not fill before the
+	// collector runs (docs/benchmarks.md, "The collector at a million
+	// single-key files"). heap reads it; count says how many pages
+	// there are.
 	pages []*[]unsafe.Pointer
 	// ones are each number's mapped part, page by page beside pages: a
 	// file of one item kept without a File keeps the item, its source and
@@ -151,7 +154,7 @@ func (ns *numbers[T]) clone() numbers[T] {
 // nil.
 func (ns *numbers[T]) entry(num uint32) (h unsafe.Pointer, src uint32) {
 	p, q := int((num-1)>>pageBits), int((num-1)&(pageLen-1))
-	if num == 0 || p >= len(ns.pages) {
+	if num == 0 {
 		return nil, 0
 	}
 	if ns.ones == nil {
@@ -161,12 +164,17 @@ func (ns *numbers[T]) entry(num uint32) (h unsafe.Pointer, src uint32) {
 		return nil, 0
 	}
 	// pageLen, spelled out: this is every lookup's probe (ItemAt).
+	if p >= len(ns.ones) {
+		return nil, 0
+	}
 	page := ns.ones[p]
 	if page == nil || q >= page.Len() {
 		return nil, 0
 	}
-	if hp := ns.pages[p]; hp != nil {
-		h = (*hp)[q]
+	if p < len(ns.pages) {
+		if hp := ns.pages[p]; hp != nil {
+			h = (*hp)[q]
+		}
 	}
 	src = page.View()[q].src
 	runtime.KeepAlive(page)
@@ -175,10 +183,30 @@ func (ns *numbers[T]) entry(num uint32) (h unsafe.Pointer, src uint32) {
 
 // heap returns page p's heap part (nil: none).
 func (ns *numbers[T]) heap(p int) []unsafe.Pointer {
-	if hp := ns.pages[p]; hp != nil {
-		return *hp
+	if p < len(ns.pages) {
+		if hp := ns.pages[p]; hp != nil {
+			return *hp
+		}
 	}
 	return nil
+}
+
+// setHeap makes hp page p's heap part, the list of them growing to
+// hold it where it ends before p.
+func (ns *numbers[T]) setHeap(p int, hp []unsafe.Pointer) {
+	for p >= len(ns.pages) {
+		ns.pages = append(ns.pages, nil)
+	}
+	ns.pages[p] = &hp
+}
+
+// count returns the number of pages: of mapped parts where there are
+// (ones; the heap parts' list may end before), else of heap parts.
+func (ns *numbers[T]) count() int {
+	if ns.lean != nil {
+		return len(ns.ones)
+	}
+	return len(ns.pages)
 }
 
 // pageLen returns the number of places page p has: its mapped part's
@@ -317,9 +345,8 @@ func (ns *numbers[T]) set(num uint32, h unsafe.Pointer, one oneItem[T]) {
 	if n := ns.pageLen(p); q >= n {
 		ns.grow(p, n, q)
 	}
-	if h != nil && ns.pages[p] == nil {
-		hp := make([]unsafe.Pointer, ns.pageLen(p))
-		ns.pages[p] = &hp
+	if h != nil && ns.heap(p) == nil {
+		ns.setHeap(p, make([]unsafe.Pointer, ns.pageLen(p)))
 	}
 	if hp := ns.heap(p); hp != nil {
 		hp[q] = h
@@ -336,10 +363,10 @@ func (ns *numbers[T]) grow(p, n, q int) {
 	if p == 0 {
 		size = min(pageLen, max(8, 2*n, q+1))
 	}
-	if ns.ones == nil || ns.pages[p] != nil {
+	if ns.ones == nil || ns.heap(p) != nil {
 		grown := make([]unsafe.Pointer, size)
 		copy(grown, ns.heap(p))
-		ns.pages[p] = &grown
+		ns.setHeap(p, grown)
 	}
 	if ns.ones != nil {
 		ones := offheap.New[oneItem[T]](size)
@@ -369,10 +396,11 @@ func (ns *numbers[T]) nextGen(num uint32) {
 // written again).
 func (ns *numbers[T]) writable(num uint32) (p, q int) {
 	p, q = int((num-1)>>pageBits), int((num-1)&(pageLen-1))
-	if p == len(ns.pages) {
-		ns.pages = append(ns.pages, nil)
+	if p == ns.count() {
 		if ns.lean != nil {
 			ns.ones = append(ns.ones, nil)
+		} else {
+			ns.pages = append(ns.pages, nil)
 		}
 		if p/64 == len(ns.own) {
 			ns.own = append(ns.own, 0)
@@ -380,8 +408,7 @@ func (ns *numbers[T]) writable(num uint32) (p, q int) {
 	}
 	if ns.own[p/64]&(1<<(p%64)) == 0 {
 		if hp := ns.heap(p); hp != nil {
-			hp = slices.Clone(hp)
-			ns.pages[p] = &hp
+			ns.setHeap(p, slices.Clone(hp))
 		}
 		if ns.ones != nil && ns.ones[p] != nil {
 			ns.ones[p] = ns.ones[p].Clone()

@@ -11,7 +11,8 @@ import (
 
 // TestNumbersPageMadeWhole: a page of numbers past the first is made
 // whole, its mapped part pageLen long from its first number (and no heap
-// part: its files are of one key, with short names — numbers.pages),
+// part: its files are of one key, with short names — numbers.pages — so
+// the list of heap parts stays empty),
 // and keeps its mapped part while its numbers are given, where it grew
 // from 8 by doubling and left each smaller mapped part mapped until the
 // collector ran its cleanup — at the end of a cold load, where its peak
@@ -27,14 +28,17 @@ func TestNumbersPageMadeWhole(t *testing.T) {
 		return ns.add(parsed[[32]byte]{name: fmt.Sprintf("k%05d.json", i), one: oneItem[[32]byte]{item: [32]byte{byte(i)}, src: 1}})
 	}
 	give(0)
-	if ns.pages[0] != nil || ns.ones[0].Len() != 8 {
+	if ns.heap(0) != nil || ns.ones[0].Len() != 8 {
 		t.Fatalf("the first page after one number: %d heap places, %d mapped, want none and 8", len(ns.heap(0)), ns.ones[0].Len())
 	}
 	for i := 1; i <= pageLen; i++ {
 		give(i)
 	}
-	if len(ns.pages) != 2 || ns.pages[1] != nil || ns.ones[1].Len() != pageLen {
+	if ns.count() != 2 || ns.heap(1) != nil || ns.ones[1].Len() != pageLen {
 		t.Fatalf("after %d numbers the second page has %d heap places, %d mapped, want none and %d", pageLen+1, len(ns.heap(1)), ns.ones[1].Len(), pageLen)
+	}
+	if len(ns.pages) != 0 {
+		t.Fatalf("the list of heap parts is %d pages long, where no page has one", len(ns.pages))
 	}
 	ones := ns.ones[1]
 	for i := pageLen + 1; i < 2*pageLen; i++ {
