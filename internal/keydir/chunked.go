@@ -31,11 +31,23 @@ type chunked[H comparable, D any] struct {
 
 // chunk is one chunk of a list of n elements: h their heap parts (nil:
 // all zero), and the first n values of d their D parts (d's Len is the
-// chunk's room).
+// chunk's room). The H parts are behind a pointer, 8 bytes in the header
+// where a slice took 24: the list of headers is on the heap, and at a
+// million rows a compact chunk's header was two fifths of what a chunk
+// kept there (docs/benchmarks.md, "The collector at a million
+// single-key files").
 type chunk[H comparable, D any] struct {
-	h []H // nil, or n long
+	h *[]H // nil, or n long
 	d *offheap.Array[D]
 	n int
+}
+
+// hs returns ch's H parts, nil if it is compact.
+func (ch chunk[H, D]) hs() []H {
+	if ch.h == nil {
+		return nil
+	}
+	return *ch.h
 }
 
 // chunkLen bounds a chunk: at 100,000 elements the list of chunks is
@@ -55,10 +67,11 @@ func chunksOf[H comparable, D any](n int, at func(i int) (H, D)) chunked[H, D] {
 	c := chunked[H, D]{n: n, chunks: make([]chunk[H, D], 0, (n+chunkLen-1)/chunkLen)}
 	for i := 0; i < n; {
 		k := min(n-i, chunkLen)
-		ch := chunk[H, D]{h: make([]H, k), d: offheap.New[D](k), n: k}
+		hs := make([]H, k)
+		ch := chunk[H, D]{h: &hs, d: offheap.New[D](k), n: k}
 		for j := range k {
 			h, d := at(i + j)
-			ch.h[j] = h
+			hs[j] = h
 			ch.d.Set(j, d)
 		}
 		c.chunks = append(c.chunks, ch.compact())
@@ -76,7 +89,7 @@ func (ch chunk[H, D]) head(k int) H {
 		var zero H
 		return zero
 	}
-	return ch.h[k]
+	return (*ch.h)[k]
 }
 
 // data returns the D part of element k.
@@ -85,7 +98,7 @@ func (ch chunk[H, D]) data(k int) D { return ch.d.Get(k) }
 // compact returns ch without its H parts if they are all zero.
 func (ch chunk[H, D]) compact() chunk[H, D] {
 	var zero H
-	for _, h := range ch.h {
+	for _, h := range ch.hs() {
 		if h != zero {
 			return ch
 		}
@@ -114,7 +127,7 @@ func (ch chunk[H, D]) put(k int, h H, d D) {
 	var zero H
 	switch {
 	case ch.h != nil:
-		ch.h[k] = h
+		(*ch.h)[k] = h
 	case h != zero:
 		panic("keydir: a row with pointers put in place into a compact chunk")
 	}
@@ -188,7 +201,7 @@ func (c chunked[H, D]) same(o chunked[H, D]) bool {
 	}
 	for k := range c.chunks {
 		x, y := c.chunks[k], o.chunks[k]
-		if x.d != y.d || x.n != y.n || len(x.h) != len(y.h) || len(x.h) > 0 && &x.h[0] != &y.h[0] {
+		if x.d != y.d || x.n != y.n || x.h != y.h {
 			return false
 		}
 	}
@@ -221,7 +234,7 @@ func (ed *editor[H, D]) own(ci int) chunk[H, D] {
 		var hs []H
 		if ch.h != nil {
 			hs = make([]H, ch.n, ch.n+1)
-			copy(hs, ch.h)
+			copy(hs, *ch.h)
 		}
 		ch = ed.made(hs, ch.d, ch.n, min(chunkLen, ch.n+1))
 		ed.c.chunks[ci] = ch
@@ -235,7 +248,8 @@ func (ed *editor[H, D]) heads(ci int, h H) chunk[H, D] {
 	ch := ed.c.chunks[ci]
 	var zero H
 	if ch.h == nil && h != zero {
-		ch.h = make([]H, ch.n, ch.d.Len())
+		hs := make([]H, ch.n, ch.d.Len())
+		ch.h = &hs
 		ed.c.chunks[ci] = ch
 	}
 	return ch
@@ -252,7 +266,11 @@ func (ed *editor[H, D]) made(hs []H, from *offheap.Array[D], n, room int) chunk[
 		runtime.KeepAlive(d)
 	}
 	ed.owned[d] = true
-	return chunk[H, D]{h: hs, d: d, n: n}
+	ch := chunk[H, D]{d: d, n: n}
+	if hs != nil {
+		ch.h = &hs
+	}
+	return ch
 }
 
 // set replaces the element at p.
@@ -279,12 +297,12 @@ func (ed *editor[H, D]) insert(p at, h H, d D) {
 	}
 	ch := ed.own(p.ci)
 	if ch.n == ch.d.Len() { // no room: grow it (by a quarter, up to chunkLen)
-		ch = ed.made(ch.h, ch.d, ch.n, min(chunkLen, ch.n+ch.n/4+1))
+		ch = ed.made(ch.hs(), ch.d, ch.n, min(chunkLen, ch.n+ch.n/4+1))
 		ed.c.chunks[p.ci] = ch
 	}
 	ch = ed.heads(p.ci, h)
 	if ch.h != nil {
-		ch.h = slices.Insert(ch.h, p.i, h)
+		*ch.h = slices.Insert(*ch.h, p.i, h)
 	}
 	ch.n++
 	v := ch.d.View()
@@ -304,7 +322,7 @@ func (ed *editor[H, D]) split(ci int) {
 			return nil
 		}
 		hs := make([]H, to-from, chunkLen)
-		copy(hs, ch.h[from:to])
+		copy(hs, (*ch.h)[from:to])
 		return hs
 	}
 	lo := ed.made(heads(0, half), ch.d, half, chunkLen)
@@ -329,7 +347,7 @@ func (ed *editor[H, D]) remove(p at) {
 	copy(v[p.i:n-1], v[p.i+1:n])
 	runtime.KeepAlive(ch.d)
 	if ch.h != nil {
-		ch.h = slices.Delete(ch.h, p.i, p.i+1)
+		*ch.h = slices.Delete(*ch.h, p.i, p.i+1)
 	}
 	ch.n--
 	ed.c.chunks[p.ci] = ch

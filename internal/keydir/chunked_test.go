@@ -275,8 +275,8 @@ func TestChunkedCompact(t *testing.T) {
 			for k := range ch.len() {
 				marked = marked || ch.head(k) != 0
 			}
-			if (ch.h != nil) != marked || ch.h != nil && len(ch.h) != ch.len() {
-				t.Fatalf("step %d: chunk %d keeps H parts: %v (%d of %d), one not zero: %v", step, ci, ch.h != nil, len(ch.h), ch.len(), marked)
+			if (ch.h != nil) != marked || ch.h != nil && len(ch.hs()) != ch.len() {
+				t.Fatalf("step %d: chunk %d keeps H parts: %v (%d of %d), one not zero: %v", step, ci, ch.h != nil, len(ch.hs()), ch.len(), marked)
 			}
 		}
 	}

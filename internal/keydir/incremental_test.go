@@ -34,8 +34,8 @@ func checkRows[T any](t *testing.T, l *Loader[T], held ...string) {
 			if ch.len() == 0 {
 				t.Fatalf("source %d: an empty chunk", i)
 			}
-			if ch.h != nil && (len(ch.h) != ch.len() || ch.compact().h == nil) {
-				t.Fatalf("source %d: a chunk of %d rows keeps %d pointers, all nil: %v (chunked.compact)", i, ch.len(), len(ch.h), ch.compact().h == nil)
+			if ch.h != nil && (len(ch.hs()) != ch.len() || ch.compact().h == nil) {
+				t.Fatalf("source %d: a chunk of %d rows keeps %d pointers, all nil: %v (chunked.compact)", i, ch.len(), len(ch.hs()), ch.compact().h == nil)
 			}
 			for k := range ch.len() {
 				r := &fileRow[T]{ch.head(k), ch.data(k)}

@@ -1489,8 +1489,9 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 		// Many (a cold load's, a full scan's): walk the list once rather
 		// than search for each.
 		for _, ch := range ss.files.chunks {
-			for k := range ch.h { // a compact chunk has no pending row: a pending row's rare part is its state's
-				if f := ch.h[k].pending(); f != nil {
+			hs := ch.hs()
+			for k := range hs { // a compact chunk has no pending row: a pending row's rare part is its state's
+				if f := hs[k].pending(); f != nil {
 					fold(ch, k, f)
 				}
 			}
@@ -1498,7 +1499,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 	} else {
 		for _, f := range jobs {
 			if p, found := ss.files.search(byName(&l.numbers, ss.nameAt, f.name())); found {
-				if ch := ss.files.chunks[p.ci]; ch.h != nil && ch.h[p.i].pending() == f {
+				if ch := ss.files.chunks[p.ci]; ch.h != nil && (*ch.h)[p.i].pending() == f {
 					fold(ch, p.i, f)
 				} // else folded already: defensive, as a source's jobs are one run and names are deduplicated
 			}

@@ -26,6 +26,17 @@ func TestFileRowSize(t *testing.T) {
 	offheap.New[rowData](1)
 }
 
+// TestChunkHeaderSize keeps a chunk's header at 24 bytes: the list of
+// headers is on the heap, some 500 of them at a million rows, and every
+// byte the store keeps there is one the handshakes' garbage may not fill
+// before the collector runs (docs/benchmarks.md, "The collector at a
+// million single-key files"): its H parts are behind a pointer (chunk.h).
+func TestChunkHeaderSize(t *testing.T) {
+	if n := unsafe.Sizeof(chunk[rowRefs[*int], rowData]{}); n > 24 {
+		t.Fatalf("a chunk's header is %d bytes, more than 24", n)
+	}
+}
+
 // TestFileRowName checks that the name a row reads at its source's
 // offset (prefixOf) is the name the state was made with, for every kind
 // of source, a file that loaded (named by its File) or not (by its rare
