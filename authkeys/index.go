@@ -45,10 +45,19 @@ type index struct {
 	ownSlots []uint64
 }
 
-// pageBits sets the size of a page: 4,096 slots (32 KiB). A million keys
-// make 1,024 pages of slots, whose list is what a reload copies whole.
+// pageBits sets the size of a page: 8,192 slots (64 KiB). A million keys
+// make a table of 2,097,152 slots, 256 pages, whose list is what a
+// reload copies whole. Each page keeps an owner (*offheap.Array) on the
+// heap, which the collector marks at every collection, and every byte
+// the store keeps there is one the handshakes' garbage may not fill
+// before it runs; a reload copies each page it writes. Pages of 4,096
+// kept twice the owners; pages of 8,192 with the numbers' pages of 2,048
+// and chunks of 4,096 took collections a handshake at a million
+// single-key files from 1.05–1.06× those at one key to 1.04×, and a
+// reload of one changed file of 100,000 about 1.3× the CPU
+// (docs/benchmarks.md, "The collector at a million single-key files").
 const (
-	pageBits = 12
+	pageBits = 13
 	pageLen  = 1 << pageBits
 )
 

@@ -24,7 +24,7 @@ import (
 // the one decided (fileMade).
 type madeEntries struct {
 	mu    sync.Mutex                  // held to add pages
-	pages atomic.Pointer[[]*madePage] // by file number >> pageBits
+	pages atomic.Pointer[[]*madePage] // by file number >> madePageBits
 	// numbered, if set, reports whether the current snapshot numbers a
 	// file num of generation gen. A handshake deciding on an older snapshot may keep Entries
 	// for a file the reload since has dropped (forget), which would
@@ -36,7 +36,16 @@ type madeEntries struct {
 	numbered func(num, gen uint32) bool
 }
 
-type madePage [pageLen]atomic.Pointer[fileMade]
+// madePageBits sets the size of a page of madeEntries: 4,096 file
+// numbers (32 KiB of pointers, on the heap), its own, not the index's
+// page size (pageBits): a page of Entries is made for the clients seen,
+// and each the collector marks at every collection.
+const (
+	madePageBits = 12
+	madePageLen  = 1 << madePageBits
+)
+
+type madePage [madePageLen]atomic.Pointer[fileMade]
 
 // fileMade is the Entries made for the items of one file, by position:
 // in one array for a small file, else in chunks of madeChunkLen made when
@@ -121,9 +130,9 @@ func (m *madeEntries) entry(files *keydir.Snapshot[item], r ref) *Entry {
 
 // slot returns the place of file number num, adding its page if needed.
 func (m *madeEntries) slot(num uint32) *atomic.Pointer[fileMade] {
-	p := int(num >> pageBits)
+	p := int(num >> madePageBits)
 	if pages := m.pages.Load(); pages != nil && p < len(*pages) && (*pages)[p] != nil {
-		return &(*pages)[p][num&(pageLen-1)]
+		return &(*pages)[p][num&(madePageLen-1)]
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -138,7 +147,7 @@ func (m *madeEntries) slot(num uint32) *atomic.Pointer[fileMade] {
 		pages = grown
 		m.pages.Store(&pages)
 	}
-	return &pages[p][num&(pageLen-1)]
+	return &pages[p][num&(madePageLen-1)]
 }
 
 // forget drops the Entries of file number num (its file left the
@@ -146,9 +155,9 @@ func (m *madeEntries) slot(num uint32) *atomic.Pointer[fileMade] {
 // given again. The store calls it once the snapshot without the file is
 // published (numbered).
 func (m *madeEntries) forget(num uint32) {
-	if pages := m.pages.Load(); pages != nil && int(num>>pageBits) < len(*pages) {
-		if page := (*pages)[num>>pageBits]; page != nil {
-			page[num&(pageLen-1)].Store(nil)
+	if pages := m.pages.Load(); pages != nil && int(num>>madePageBits) < len(*pages) {
+		if page := (*pages)[num>>madePageBits]; page != nil {
+			page[num&(madePageLen-1)].Store(nil)
 		}
 	}
 }

@@ -34,11 +34,11 @@ import (
 // unsafe code (2026-12-03)".
 func TestDecideOnDroppedPages(t *testing.T) {
 	const (
-		single = 2500         // in files of one key never touched
-		set    = 600          // members of a set never touched, each with a comment
-		stable = single + set // a table of 8,192 slots: two full pages
-		churn  = 48           // in files written and removed
-		absent = 48           // in no file
+		single = pageLen * 3 / 4 // in files of one key never touched
+		set    = 600             // members of a set never touched, each with a comment
+		stable = single + set    // a table of 2×pageLen slots: two full pages
+		churn  = 48              // in files written and removed
+		absent = 48              // in no file
 	)
 	comment := func(i int) string { // set members have one, other keys none
 		if i >= single && i < stable {

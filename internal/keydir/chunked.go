@@ -51,16 +51,18 @@ func (ch chunk[H, D]) hs() []H {
 }
 
 // chunkLen bounds a chunk: at 100,000 elements the list of chunks is
-// some 50 headers, and a chunk 96 KiB of rows' stamps and sums. Each
+// some 25 headers, and a chunk 192 KiB of rows' stamps and sums. Each
 // chunk keeps a header and an *offheap.Array on the heap, which the
 // collector marks at every collection; and with the heap's goal at the
 // runtime's 4 MB floor, each byte the store keeps live there is one the
 // handshakes' garbage may not fill, so the collector runs more often:
-// at 1,000,000 rows chunks of 512 kept 125 KB on the heap, 2,048 keep
-// 28 KB. A reload copies the chunk it writes: a reload of one changed
-// file of 100,000 took 1.2× the CPU it took with chunks of 512
+// at 1,000,000 rows chunks of 512 kept 125 KB on the heap, 2,048 28 KB,
+// 4,096 (with 24-byte headers) some 10 KB. A reload copies the chunk it
+// writes: a reload of one changed file of 100,000 took 1.2× the CPU with
+// chunks of 2,048 it took with chunks of 512, and chunks of 4,096 with
+// the index's and numbers' larger pages about 1.3× that again
 // (docs/benchmarks.md, "The collector at a million single-key files").
-const chunkLen = 2048
+const chunkLen = 4096
 
 // chunksOf returns the list of n elements, element i being at(i).
 func chunksOf[H comparable, D any](n int, at func(i int) (H, D)) chunked[H, D] {

@@ -111,17 +111,21 @@ type oneItem[T any] struct {
 // name was before.
 const nameCap = 27
 
-// pageBits sets the size of a page of numbers: 1,024 pointers (8 KiB),
-// and 1,024 oneItems in its mapped part (64 KiB for authkeys' items,
-// above offheap.MinMapped). A reload that writes a
-// number copies its page, mapped part and generations on first write;
-// pages of 4,096 made that a 144 KiB mapping faulted in anew, a reload of
-// one changed file of 100,000 single-key files about twice the CPU it took
-// before step 5 (c) (docs/design.md, "Memory of a loaded store", step 6).
-// A page's generations (4 KiB) are below MinMapped, on the heap: made only
-// where a number of the page was given again.
+// pageBits sets the size of a page of numbers: 2,048 pointers (16 KiB)
+// where it has a heap part, and 2,048 oneItems in its mapped part (128
+// KiB for authkeys' items, above offheap.MinMapped). A reload that writes
+// a number copies its page, mapped part and generations on first write;
+// a page's owner (*offheap.Array) and its place in the lists of pages
+// are on the heap, which the collector marks at every collection. Pages
+// of 1,024 kept twice the owners (at a million single-key files, with the
+// index's pages of 4,096 slots and chunks of 2,048, collections a
+// handshake 1.05–1.06× those at one key, 1.04× with the larger three);
+// pages of 4,096 cost a reload of one changed file of 100,000 1.35–1.8×
+// the CPU (docs/benchmarks.md, "The collector at a million single-key
+// files"). A page's generations (8 KiB) are below MinMapped, on the
+// heap: made only where a number of the page was given again.
 const (
-	pageBits = 10
+	pageBits = 11
 	pageLen  = 1 << pageBits
 )
 

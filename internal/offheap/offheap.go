@@ -342,7 +342,7 @@ func unmap(mem []byte) {
 
 // Clone returns a new array holding a's values. Its memory is not
 // cleared first: the copy writes all of it (a reload's copy-on-write
-// pages and chunks, 32 to 96 KiB each).
+// pages and chunks, 64 to 192 KiB each).
 func (a *Array[E]) Clone() *Array[E] {
 	c := newArray[E](len(a.s), false)
 	copy(c.s, a.s)
