@@ -82,22 +82,26 @@ const MinMapped = 16 << 10
 // it, when small). It is not safe for concurrent writes; concurrent reads
 // are, as for a slice.
 //
-// It is four words on the heap, which the collector marks at every
-// collection while the array is live: a store of a million single-key
-// files holds some 2,000 arrays (docs/design.md, "Memory of a loaded
-// store"), and what they keep on the heap shortens the collector's
-// cycle, its goal being at the runtime's 4 MB floor
-// (docs/benchmarks.md, "The collector at a million single-key files").
+// It is two words on the heap (16 bytes, where a slice and a size took
+// 32), which the collector marks at every collection while the array is
+// live: a store of a million single-key files holds some 1,000 arrays
+// (docs/design.md, "Memory of a loaded store"), and what they keep on
+// the heap shortens the collector's cycle, its goal being at the
+// runtime's 4 MB floor (docs/benchmarks.md, "The collector at a million
+// single-key files").
 type Array[E any] struct {
-	s    []E
-	size int // bytes mapped where s starts; 0: s is on the heap
+	p *E     // the first value
+	n uint32 // values
+	// esize is the bytes of a value where the values are mapped (the
+	// mapping is n*esize bytes from p); 0: they are on the heap.
+	esize uint32
 }
 
 // mappedArray is an Array's layout, its values' type left out: what
 // its finalizer is given (keepMapped).
 type mappedArray struct {
-	s    []byte // only where it starts is read
-	size int
+	p        unsafe.Pointer
+	n, esize uint32
 }
 
 // mapped counts the bytes mapped by New and not unmapped yet.
@@ -117,7 +121,7 @@ func New[E any](n int) *Array[E] { return newArray[E](n, true) }
 func newArray[E any](n int, zeroed bool) *Array[E] {
 	mustBePointerFree(reflect.TypeFor[E]())
 	var zero E
-	if n < 0 || unsafe.Sizeof(zero) > 0 && uintptr(n) > math.MaxInt/unsafe.Sizeof(zero) {
+	if n < 0 || n > math.MaxUint32 || unsafe.Sizeof(zero) > 0 && uintptr(n) > math.MaxInt/unsafe.Sizeof(zero) {
 		panic(fmt.Sprintf("offheap: an array of %d values of %d bytes", n, unsafe.Sizeof(zero)))
 	}
 	size := int(unsafe.Sizeof(zero)) * n
@@ -126,9 +130,9 @@ func newArray[E any](n int, zeroed bool) *Array[E] {
 		mem = take(size, zeroed)
 	}
 	if mem == nil {
-		return &Array[E]{s: make([]E, n)}
+		return &Array[E]{p: unsafe.SliceData(make([]E, n)), n: uint32(n)}
 	}
-	a := &Array[E]{s: unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(mem))), n), size: size}
+	a := &Array[E]{p: (*E)(unsafe.Pointer(unsafe.SliceData(mem))), n: uint32(n), esize: uint32(unsafe.Sizeof(zero))}
 	// A finalizer, not runtime.AddCleanup: a cleanup allocates its
 	// argument and a closure on the heap, 40 bytes an array more for
 	// the collector to mark at every collection, where a finalizer of a
@@ -144,7 +148,9 @@ func newArray[E any](n int, zeroed bool) *Array[E] {
 
 // keepMapped is a mapped array's finalizer: its memory is kept for the
 // next array of its size.
-func keepMapped(a *mappedArray) { keep(unsafe.Slice(unsafe.SliceData(a.s), a.size)) }
+func keepMapped(a *mappedArray) {
+	keep(unsafe.Slice((*byte)(a.p), uint64(a.n)*uint64(a.esize)))
+}
 
 // take returns size bytes of mapped memory, kept or new, or nil if there
 // is no mmap on this system or no room for it; zeroed if zero is set,
@@ -344,32 +350,54 @@ func unmap(mem []byte) {
 // cleared first: the copy writes all of it (a reload's copy-on-write
 // pages and chunks, 64 to 192 KiB each).
 func (a *Array[E]) Clone() *Array[E] {
-	c := newArray[E](len(a.s), false)
-	copy(c.s, a.s)
+	c := newArray[E](a.Len(), false)
+	copy(c.View(), a.View())
 	runtime.KeepAlive(a)
+	runtime.KeepAlive(c)
 	return c
 }
 
 // Len returns the number of values of a.
-func (a *Array[E]) Len() int { return len(a.s) }
+func (a *Array[E]) Len() int { return int(a.n) }
 
 // Get returns value i.
 func (a *Array[E]) Get(i int) E {
-	v := a.s[i]
+	v := *a.at(i)
 	runtime.KeepAlive(a)
 	return v
 }
 
 // Set writes value i.
 func (a *Array[E]) Set(i int, v E) {
-	a.s[i] = v
+	*a.at(i) = v
 	runtime.KeepAlive(a)
+}
+
+// at returns the address of value i, panicking as a slice would if
+// there is none: one comparison and the arithmetic, where making a
+// slice of p and n first (unsafe.Slice) checks them too.
+func (a *Array[E]) at(i int) *E {
+	if uint(i) >= uint(a.n) {
+		panic(indexError{i, a.n})
+	}
+	var zero E
+	return (*E)(unsafe.Add(unsafe.Pointer(a.p), uintptr(i)*unsafe.Sizeof(zero)))
+}
+
+// indexError is the panic of an index out of range, as a slice's says.
+type indexError struct {
+	i int
+	n uint32
+}
+
+func (e indexError) Error() string {
+	return fmt.Sprintf("offheap: index out of range [%d] with length %d", e.i, e.n)
 }
 
 // View returns the array's values as a slice, valid only until the
 // caller's last use of a: keep a alive past every use of the slice
 // (runtime.KeepAlive(a)), and never store the slice.
-func (a *Array[E]) View() []E { return a.s }
+func (a *Array[E]) View() []E { return unsafe.Slice(a.p, a.n) }
 
 // PointerFree reports whether a value of E holds no pointer: whether
 // New may keep an array of E (New panics otherwise). A caller whose

@@ -1,11 +1,13 @@
 package offheap
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 type slot struct{ file, pos uint32 }
@@ -16,8 +18,8 @@ func TestValuesKeptSmallAndMapped(t *testing.T) {
 		if a.Len() != n {
 			t.Fatalf("New(%d).Len() = %d", n, a.Len())
 		}
-		if want := n*8 >= MinMapped && canMap(); a.size != 0 != want {
-			t.Errorf("New(%d): mapped %v, want %v", n, a.size != 0, want)
+		if want := n*8 >= MinMapped && canMap(); a.esize != 0 != want {
+			t.Errorf("New(%d): mapped %v, want %v", n, a.esize != 0, want)
 		}
 		for i := range n {
 			if a.Get(i) != (slot{}) {
@@ -32,6 +34,40 @@ func TestValuesKeptSmallAndMapped(t *testing.T) {
 		for i := range n {
 			if c.Get(i) != (slot{uint32(i), uint32(n)}) {
 				t.Fatalf("New(%d).Clone(): value %d is %v", n, i, c.Get(i))
+			}
+		}
+	}
+}
+
+// TestArraySize keeps an Array at two words: a store of a million
+// single-key files keeps some 1,000 on the heap, which the collector
+// marks at every collection (docs/benchmarks.md, "The collector at a
+// million single-key files"); and its finalizer reads it as a
+// mappedArray, which must be its layout.
+func TestArraySize(t *testing.T) {
+	if n := unsafe.Sizeof(Array[slot]{}); n != 16 {
+		t.Fatalf("an Array is %d bytes, want 16", n)
+	}
+	if unsafe.Sizeof(mappedArray{}) != unsafe.Sizeof(Array[slot]{}) || unsafe.Offsetof(mappedArray{}.n) != unsafe.Offsetof(Array[slot]{}.n) || unsafe.Offsetof(mappedArray{}.esize) != unsafe.Offsetof(Array[slot]{}.esize) {
+		t.Fatal("mappedArray is not an Array's layout")
+	}
+}
+
+// TestIndexOutOfRange: Get and Set past the end, or below 0, panic as
+// a slice would, never read or write beside the array.
+func TestIndexOutOfRange(t *testing.T) {
+	for _, n := range []int{0, 3, MinMapped} {
+		a := New[slot](n)
+		for _, i := range []int{-1, n, n + 1, math.MaxInt} {
+			for what, f := range map[string]func(){"Get": func() { a.Get(i) }, "Set": func() { a.Set(i, slot{}) }} {
+				func() {
+					defer func() {
+						if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "index out of range") {
+							t.Errorf("New(%d).%s(%d): panic %v, want index out of range", n, what, i, r)
+						}
+					}()
+					f()
+				}()
 			}
 		}
 	}

@@ -10,7 +10,7 @@ import "testing"
 // never written (internal/keydir's TestSnapshotsStayAsPublished, authkeys'
 // TestDecideBesideReloads) would check nothing of them (found by review).
 func TestRaceSeesArrays(t *testing.T) {
-	if a := New[uint64](MinMapped); a.size != 0 {
+	if a := New[uint64](MinMapped); a.esize != 0 {
 		t.Fatalf("New(%d) mapped outside the heap in a race build: races on it would go unreported", MinMapped)
 	}
 }
