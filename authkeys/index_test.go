@@ -170,7 +170,7 @@ func pointerIn(t reflect.Type) string {
 // write: a small change copies pages, not the table.
 func TestIndexCopyOnWrite(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	const n = 20_000 // 65,536 slots: 16 pages
+	const n = 20_000 // 65,536 slots: 8 pages
 	entries := make([]*keydir.File[item], n+500)
 	num := map[*keydir.File[item]]uint32{}
 	for i := range entries {

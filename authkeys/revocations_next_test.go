@@ -19,14 +19,16 @@ import (
 // which keep it — each reloaded by its path, as a watch's event is
 // (updateNames' editor keeps the rows of what it did not touch; a
 // Reload of everything makes every list anew, and never lets a set be
-// kept: found by review). 1,100 revocations span three chunks of rows.
+// kept: found by review). 1,100 revocations spanned three chunks of rows
+// when chunks were of 512; one since (4,096): keydir's own tests edit
+// lists of several (TestChunked, TestIncrementalMatchesColdLoad).
 func TestNextRevocationsIsTheWholePass(t *testing.T) {
 	opts := fillHome(t, 20)
 	r := opts.RevokedDirs[0]
 	if err := os.MkdirAll(r, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	const nrev = 1100 // three chunks
+	const nrev = 1100
 	for i := range nrev {
 		keydirtest.Write(t, filepath.Join(r, fmt.Sprintf("r%04d.json", i)), keydirtest.JWK(t, key(t, 1000+i%40)))
 	}

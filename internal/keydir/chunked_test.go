@@ -29,7 +29,8 @@ func TestChunked(t *testing.T) {
 		}
 	}
 	var ref []int
-	for i := range 3000 {
+	const n = chunkLen + chunkLen/2 // two chunks to start with
+	for i := range n {
 		ref = append(ref, 2*i)
 	}
 	c := chunksOf(len(ref), func(i int) (int, int) { return ref[i], ref[i] + 1 })
@@ -42,7 +43,7 @@ func TestChunked(t *testing.T) {
 		versions = append(versions, version{c, slices.Clone(ref)})
 		ed := c.edit()
 		for range 1 + rng.IntN(20) {
-			k := rng.IntN(8000)
+			k := rng.IntN(n * 8 / 3)
 			p, found := ed.c.search(byInt(k))
 			i, inRef := slices.BinarySearch(ref, k)
 			if found != inRef {
@@ -106,9 +107,8 @@ func holds(c chunked[int, int], want []int) bool {
 }
 
 // TestEditedSnapshot changes a few files at a time in a directory of
-// enough files to span several chunks — new files, removed ones,
-// rewritten ones, broken ones and fixed ones — reloading the changed
-// names, as events do. After each reload the snapshot, which the loader
+// files — new files, removed ones, rewritten ones, broken ones and fixed
+// ones — reloading the changed names, as events do. After each reload the snapshot, which the loader
 // assembled by editing the previous one when it could, must equal one
 // assembled whole from the same states, and a fresh load of the
 // sources; Diff must agree with comparing the lists whole; and the

@@ -56,7 +56,7 @@ type numbers[T any] struct {
 	// list, where a slice's header took 24), and where ones is not nil
 	// the list ends at the last page that has one (a page past it has
 	// none): the list is on the heap twice, the loader's and its
-	// snapshot's, 1,000 pages at a million files, and every live heap
+	// snapshot's, some 500 pages at a million files, and every live heap
 	// byte is one the handshakes' garbage may not fill before the
 	// collector runs (docs/benchmarks.md, "The collector at a million
 	// single-key files"). heap reads it; count says how many pages
