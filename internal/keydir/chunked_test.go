@@ -12,6 +12,9 @@ import (
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 )
 
+// byKey orders a list of ints held in the D parts by the key k (chunked.search).
+func byKey(k int) func(*int, int) int { return func(_ *int, d int) int { return cmp.Compare(d, k) } }
+
 // TestChunked edits a sorted list by random inserts, removals and
 // replacements, several per version as a reload makes them, and checks
 // after each version that it holds what a plain slice edited alike holds,
@@ -211,7 +214,6 @@ func sameSnapshot(a, b *Snapshot[string]) bool {
 func TestChunkedCompact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	// An element: D its key, H a mark (0 for most, else key+1).
-	byKey := func(k int) func(*int, int) int { return func(_ *int, d int) int { return cmp.Compare(d, k) } }
 	type elem struct{ mark, key int }
 	// Six chunks' worth, marks in every other chunk only: chunks with H
 	// parts and chunks without, before and after the edits.
@@ -320,7 +322,6 @@ func TestChunkedCompact(t *testing.T) {
 // for it; the first part that is not zero gives its chunk H parts, all
 // zero but that one, and no other chunk.
 func TestEditKeepsCompactChunksCompact(t *testing.T) {
-	byKey := func(k int) func(*int, int) int { return func(_ *int, d int) int { return cmp.Compare(d, k) } }
 	n := 3 * chunkLen
 	c := chunksOf(n, func(i int) (int, int) { return 0, 2 * i })
 	ed := c.edit()

@@ -17,7 +17,6 @@ import (
 // same elements.
 func TestChunkedVersionsShareNoHParts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
-	byKey := func(k int) func(*int, int) int { return func(_ *int, d int) int { return cmp.Compare(d, k) } }
 	type elem struct{ mark, key int }
 	flat := func(c chunked[int, int]) []elem {
 		var out []elem
@@ -100,7 +99,6 @@ func TestChunkedVersionsShareNoHParts(t *testing.T) {
 // the editor's, H parts too: writing them (set, insert, remove) leaves
 // the version before as it was.
 func TestChunkedSplitSharesNoHParts(t *testing.T) {
-	byKey := func(k int) func(*int, int) int { return func(_ *int, d int) int { return cmp.Compare(d, k) } }
 	n := 2 * chunkLen
 	c := chunksOf(n, func(i int) (int, int) { return 2*i + 1, 2 * i })
 	want, _ := c.flat()
