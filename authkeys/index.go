@@ -53,8 +53,8 @@ type index struct {
 // before it runs; a reload copies each page it writes. Pages of 4,096
 // kept twice the owners; pages of 8,192 with the numbers' pages of 2,048
 // and chunks of 4,096 took collections a handshake at a million
-// single-key files from 1.05–1.06× those at one key to 1.04×, and a
-// reload of one changed file of 100,000 about 1.3× the CPU
+// single-key files from 1.05–1.06× those at one key to 1.03×, and a
+// reload of one changed file of 100,000 1.35–1.5× the time
 // (docs/benchmarks.md, "The collector at a million single-key files").
 const (
 	pageBits = 13

@@ -60,7 +60,7 @@ func (ch chunk[H, D]) hs() []H {
 // 4,096 (with 24-byte headers) some 10 KB. A reload copies the chunk it
 // writes: a reload of one changed file of 100,000 took 1.2× the CPU with
 // chunks of 2,048 it took with chunks of 512, and chunks of 4,096 with
-// the index's and numbers' larger pages about 1.3× that again
+// the index's and numbers' larger pages 1.35–1.5× the time
 // (docs/benchmarks.md, "The collector at a million single-key files").
 const chunkLen = 4096
 

@@ -119,7 +119,7 @@ const nameCap = 27
 // are on the heap, which the collector marks at every collection. Pages
 // of 1,024 kept twice the owners (at a million single-key files, with the
 // index's pages of 4,096 slots and chunks of 2,048, collections a
-// handshake 1.05–1.06× those at one key, 1.04× with the larger three);
+// handshake 1.05–1.06× those at one key, 1.03× with the larger three);
 // pages of 4,096 cost a reload of one changed file of 100,000 1.35–1.8×
 // the CPU (docs/benchmarks.md, "The collector at a million single-key
 // files"). A page's generations (8 KiB) are below MinMapped, on the

@@ -121,7 +121,7 @@ func New[E any](n int) *Array[E] { return newArray[E](n, true) }
 func newArray[E any](n int, zeroed bool) *Array[E] {
 	mustBePointerFree(reflect.TypeFor[E]())
 	var zero E
-	if n < 0 || n > math.MaxUint32 || unsafe.Sizeof(zero) > 0 && uintptr(n) > math.MaxInt/unsafe.Sizeof(zero) {
+	if n < 0 || uint64(n) > math.MaxUint32 || unsafe.Sizeof(zero) > 0 && uintptr(n) > math.MaxInt/unsafe.Sizeof(zero) {
 		panic(fmt.Sprintf("offheap: an array of %d values of %d bytes", n, unsafe.Sizeof(zero)))
 	}
 	size := int(unsafe.Sizeof(zero)) * n
