@@ -362,36 +362,15 @@ func (a *Array[E]) Len() int { return int(a.n) }
 
 // Get returns value i.
 func (a *Array[E]) Get(i int) E {
-	v := *a.at(i)
+	v := a.View()[i]
 	runtime.KeepAlive(a)
 	return v
 }
 
 // Set writes value i.
 func (a *Array[E]) Set(i int, v E) {
-	*a.at(i) = v
+	a.View()[i] = v
 	runtime.KeepAlive(a)
-}
-
-// at returns the address of value i, panicking as a slice would if
-// there is none: one comparison and the arithmetic, where making a
-// slice of p and n first (unsafe.Slice) checks them too.
-func (a *Array[E]) at(i int) *E {
-	if uint(i) >= uint(a.n) {
-		panic(indexError{i, a.n})
-	}
-	var zero E
-	return (*E)(unsafe.Add(unsafe.Pointer(a.p), uintptr(i)*unsafe.Sizeof(zero)))
-}
-
-// indexError is the panic of an index out of range, as a slice's says.
-type indexError struct {
-	i int
-	n uint32
-}
-
-func (e indexError) Error() string {
-	return fmt.Sprintf("offheap: index out of range [%d] with length %d", e.i, e.n)
 }
 
 // View returns the array's values as a slice, valid only until the
