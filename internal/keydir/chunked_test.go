@@ -15,6 +15,39 @@ import (
 // byKey orders a list of ints held in the D parts by the key k (chunked.search).
 func byKey(k int) func(*int, int) int { return func(_ *int, d int) int { return cmp.Compare(d, k) } }
 
+// marked is an element of the tests' lists whose H parts are marks: D
+// its key, H its mark (0 for most).
+type marked struct{ mark, key int }
+
+// flatMarked returns the elements of c.
+func flatMarked(c chunked[int, int]) []marked {
+	var out []marked
+	for h, d := range c.all {
+		out = append(out, marked{h, d})
+	}
+	return out
+}
+
+// editAlike makes one edit to ed and the same to ref, sorted by key: the
+// element of key k removed if there is one and remove says so, else
+// given mark, or inserted with it. It returns ref and where the element
+// was or went.
+func editAlike(ed *editor[int, int], ref []marked, k, mark int, remove func() bool) ([]marked, at) {
+	p, found := ed.c.search(byKey(k))
+	i, _ := slices.BinarySearchFunc(ref, k, func(e marked, k int) int { return cmp.Compare(e.key, k) })
+	switch {
+	case found && remove():
+		ed.remove(p)
+		return slices.Delete(ref, i, i+1), p
+	case found:
+		ed.set(p, mark, k)
+		ref[i].mark = mark
+		return ref, p
+	}
+	ed.insert(p, mark, k)
+	return slices.Insert(ref, i, marked{mark, k}), p
+}
+
 // TestChunked edits a sorted list by random inserts, removals and
 // replacements, several per version as a reload makes them, and checks
 // after each version that it holds what a plain slice edited alike holds,
@@ -213,35 +246,23 @@ func sameSnapshot(a, b *Snapshot[string]) bool {
 // (which fold never does) panics rather than write nowhere.
 func TestChunkedCompact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	// An element: D its key, H a mark (0 for most, else key+1).
-	type elem struct{ mark, key int }
+	// Marks: 0 for most, else key+1.
 	// Six chunks' worth, marks in every other chunk only: chunks with H
 	// parts and chunks without, before and after the edits.
 	n := 6 * chunkLen
-	var ref []elem
+	var ref []marked
 	for i := range n {
 		mark := 0
 		if i%(2*chunkLen) == 0 {
 			mark = 2*i + 1
 		}
-		ref = append(ref, elem{mark, 2 * i})
+		ref = append(ref, marked{mark, 2 * i})
 	}
-	same := func(c chunked[int, int], want []elem) bool {
-		h, d := c.flat()
-		if len(h) != len(want) {
-			return false
-		}
-		for i := range want {
-			if h[i] != want[i].mark || d[i] != want[i].key {
-				return false
-			}
-		}
-		return true
-	}
+	same := func(c chunked[int, int], want []marked) bool { return slices.Equal(flatMarked(c), want) }
 	c := chunksOf(len(ref), func(i int) (int, int) { return ref[i].mark, ref[i].key })
 	type version struct {
 		c    chunked[int, int]
-		want []elem
+		want []marked
 	}
 	var versions []version
 	for step := range 300 {
@@ -249,23 +270,11 @@ func TestChunkedCompact(t *testing.T) {
 		ed := c.edit()
 		for range 1 + rng.IntN(10) {
 			k := rng.IntN(2*n + 1000)
-			p, found := ed.c.search(byKey(k))
-			i, _ := slices.BinarySearchFunc(ref, k, func(e elem, k int) int { return cmp.Compare(e.key, k) })
 			mark := 0
 			if rng.IntN(4) == 0 {
 				mark = k + 1
 			}
-			switch {
-			case found && rng.IntN(2) == 0:
-				ed.remove(p)
-				ref = slices.Delete(ref, i, i+1)
-			case found:
-				ed.set(p, mark, k)
-				ref[i].mark = mark
-			default:
-				ed.insert(p, mark, k)
-				ref = slices.Insert(ref, i, elem{mark, k})
-			}
+			ref, _ = editAlike(ed, ref, k, mark, func() bool { return rng.IntN(2) == 0 })
 		}
 		c = ed.done()
 		c.compact()

@@ -1,7 +1,6 @@
 package keydir
 
 import (
-	"cmp"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -17,22 +16,14 @@ import (
 // same elements.
 func TestChunkedVersionsShareNoHParts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
-	type elem struct{ mark, key int }
-	flat := func(c chunked[int, int]) []elem {
-		var out []elem
-		for h, d := range c.all {
-			out = append(out, elem{h, d})
-		}
-		return out
-	}
-	var ref []elem
+	var ref []marked
 	for i := range 50 {
-		ref = append(ref, elem{0, 1000 * i})
+		ref = append(ref, marked{0, 1000 * i})
 	}
 	c := chunksOf(len(ref), func(i int) (int, int) { return ref[i].mark, ref[i].key })
 	type version struct {
 		c    chunked[int, int]
-		want []elem
+		want []marked
 	}
 	var versions []version
 	grown := 0
@@ -43,40 +34,29 @@ func TestChunkedVersionsShareNoHParts(t *testing.T) {
 			around := rng.IntN(50_000)
 			for range 1 + rng.IntN(200) {
 				k := around + rng.IntN(3000) - 1500
-				p, found := ed.c.search(byKey(k))
-				i, _ := slices.BinarySearchFunc(ref, k, func(e elem, k int) int { return cmp.Compare(e.key, k) })
 				mark := 0
 				if rng.IntN(3) == 0 {
 					mark = k + 1_000_000
 				}
-				switch {
-				case found && rng.IntN(3) == 0:
-					ed.remove(p)
-					ref = slices.Delete(ref, i, i+1)
-				case found:
-					ed.set(p, mark, k)
-					ref[i].mark = mark
-				default:
-					room := 0
-					if len(ed.c.chunks) > 0 {
-						room = ed.c.chunks[p.ci].d.Len()
-					}
-					ed.insert(p, mark, k)
-					if room > 0 && p.ci < len(ed.c.chunks) && ed.c.chunks[p.ci].d.Len() > room {
-						grown++
-					}
-					ref = slices.Insert(ref, i, elem{mark, k})
+				room := 0 // of the chunk an insert goes in
+				if p, found := ed.c.search(byKey(k)); !found && len(ed.c.chunks) > 0 {
+					room = ed.c.chunks[p.ci].d.Len()
+				}
+				var p at
+				ref, p = editAlike(ed, ref, k, mark, func() bool { return rng.IntN(3) == 0 })
+				if room > 0 && p.ci < len(ed.c.chunks) && ed.c.chunks[p.ci].d.Len() > room {
+					grown++
 				}
 			}
 		}
 		c = ed.done()
 		c.compact()
-		if got := flat(c); !slices.Equal(got, ref) {
+		if got := flatMarked(c); !slices.Equal(got, ref) {
 			t.Fatalf("step %d: the list holds %d elements, not the %d it should", step, len(got), len(ref))
 		}
 		for i := max(0, len(versions)-4); i < len(versions); i++ {
 			v := versions[i]
-			if got := flat(v.c); !slices.Equal(got, v.want) {
+			if got := flatMarked(v.c); !slices.Equal(got, v.want) {
 				t.Fatalf("step %d: version %d changed", step, i)
 			}
 			if v.c.same(c) && !slices.Equal(v.want, ref) {
@@ -85,7 +65,7 @@ func TestChunkedVersionsShareNoHParts(t *testing.T) {
 		}
 	}
 	for i, v := range versions {
-		if got := flat(v.c); !slices.Equal(got, v.want) {
+		if got := flatMarked(v.c); !slices.Equal(got, v.want) {
 			t.Fatalf("version %d changed after later edits", i)
 		}
 	}
