@@ -195,6 +195,12 @@ type snapshot struct {
 	// not shown as it is (nameCounts.unprintable).
 	unprintable map[string]uint32
 	skipped     bool // an authorized-keys file (not a revocation one) was skipped
+	// hidden counts the authorized-keys problems (not revocation ones)
+	// whose key is not known (a file that cannot be read or parsed, a
+	// feed whose view is stale), and firstHidden is the first: an unknown
+	// key may be in one of them (NotAuthorizedError says so).
+	hidden      int
+	firstHidden *Problem
 	// skippedKeys are the keys of authorized-keys entries that were
 	// skipped, where known (Problem.Key), each with its first problem:
 	// such a key is refused even where another entry holds it.
@@ -373,6 +379,9 @@ func (s *Store) build(ks *keydir.Snapshot[item]) {
 		}
 		sn.skipped = true
 		if p.Key == nil {
+			if sn.hidden++; sn.firstHidden == nil {
+				sn.firstHidden = &ks.Problems[i]
+			}
 			continue
 		}
 		if sn.skippedKeys == nil {

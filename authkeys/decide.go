@@ -94,7 +94,8 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 	}
 	r := sn.keys.lookup(&sum)
 	if r.file == 0 {
-		return Decision{Verdict: Unknown, Err: &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum)}, Incomplete: sn.skipped}
+		err := &NotAuthorizedError{Fingerprint: jwk.FormatFingerprint(sum), Skipped: sn.hidden, First: sn.firstHidden}
+		return Decision{Verdict: Unknown, Err: err, Incomplete: sn.skipped}
 	}
 	if p := sn.skippedKeys[sum]; p != nil {
 		// An entry of the key was skipped: it may be the one that would

@@ -14,13 +14,35 @@ import (
 // turns them into commands). None of them is meant for a remote peer:
 // they name files and entries (tlsbridge sends a peer a reason code).
 
-// NotAuthorizedError means the key is in no authorized-keys file.
+// NotAuthorizedError means the key is in no authorized-keys file that
+// loaded. When inputs of authorized keys were skipped whose keys are not
+// known (a file that cannot be read or parsed, a feed whose view turned
+// stale: Skipped of them, the first being First), the key may be in one
+// of them, and the error names the first one's problem: "not authorized"
+// alone would send an administrator looking for a missing entry where a
+// whole input is missing. It unwraps to First.
 type NotAuthorizedError struct {
 	Fingerprint string
+	Skipped     int      // such inputs skipped (revocation ones are not counted)
+	First       *Problem // the first of them; nil when none was
 }
 
 func (e *NotAuthorizedError) Error() string {
-	return fmt.Sprintf("authkeys: key %s is not authorized", e.Fingerprint)
+	switch {
+	case e.First == nil:
+		return fmt.Sprintf("authkeys: key %s is not authorized", e.Fingerprint)
+	case e.Skipped > 1:
+		return fmt.Sprintf("authkeys: key %s is not authorized by the inputs that loaded; it may be in one of the %d skipped, the first %v", e.Fingerprint, e.Skipped, *e.First)
+	}
+	return fmt.Sprintf("authkeys: key %s is not authorized by the inputs that loaded; it may be in the one skipped, %v", e.Fingerprint, *e.First)
+}
+
+// Unwrap returns the problem of the first input skipped, if any.
+func (e *NotAuthorizedError) Unwrap() error {
+	if e.First == nil {
+		return nil
+	}
+	return *e.First
 }
 
 // SkippedEntryError means the key is authorized by an entry, but another

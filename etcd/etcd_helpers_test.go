@@ -221,19 +221,24 @@ func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
 // view is stale, and fails the test with what if it does not. A stale
 // view is a problem of each kind's feed, and the store reads the feeds
 // as they notify it: for a moment the authorized feed may be stale (no
-// keys: k Unknown, "not authorized") before the revocation feed is, whose
-// staleness refuses every key as Revoked and names the StaleError. Only
-// that last decision says why; the moment before it is no less closed.
-// (The first refusal taken as the answer failed the gRPC proxy's test
-// under -race in CI, 2026-12-06.)
+// keys: k Unknown) before the revocation feed is, whose staleness refuses
+// every key as Revoked by the StaleError. That is the answer waited for;
+// the moment before it is no less closed, and its "not authorized" names
+// the StaleError too (authkeys.NotAuthorizedError.First), or the test
+// fails. (The first refusal taken as the answer failed the gRPC proxy's
+// test under -race in CI, 2026-12-06.)
 func refusedStale(tb testing.TB, s *authkeys.Store, k *jwk.Key, d time.Duration, what string) {
 	tb.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		dec := s.Decide(k.SPKIHash(), netip.Addr{})
 		var se *StaleError
-		if dec.Verdict == authkeys.Revoked && errors.As(dec.Err, &se) {
+		stale := errors.As(dec.Err, &se)
+		if dec.Verdict == authkeys.Revoked && stale {
 			return
+		}
+		if dec.Verdict == authkeys.Unknown && !stale {
+			tb.Fatalf("%s: refused as %v by %v, which does not name the stale view", what, dec.Verdict, dec.Err)
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("after %s: %s (last %v by %v, want Revoked by a StaleError)", d, what, dec.Verdict, dec.Err)

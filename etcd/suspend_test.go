@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"errors"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,7 +30,14 @@ func TestStaleAfterSuspend(t *testing.T) {
 	src := open(t, Options{Client: client(t, ms[0].endpoint()), Prefix: prefix, MaxStaleness: time.Minute, Progress: time.Hour, wall: wall})
 	store := authkeys.Open(t.Context(), src.AuthorizedOptions())
 	defer store.Close()
-	eventually(t, 10*time.Second, "alice admitted", func() bool { return verdict(store, alice) == authkeys.Authorized })
+	// A store of the authorized entries alone: nothing refuses alice as
+	// Revoked when the view turns stale, and her "not authorized" must
+	// say why (authkeys.NotAuthorizedError.First).
+	only := authkeys.Open(t.Context(), authkeys.Options{Feeds: []authkeys.Feed{src.Feed(Authorized)}})
+	defer only.Close()
+	eventually(t, 10*time.Second, "alice admitted", func() bool {
+		return verdict(store, alice) == authkeys.Authorized && verdict(only, alice) == authkeys.Authorized
+	})
 
 	slept.Store(int64(time.Hour))
 	start := time.Now()
@@ -40,4 +48,9 @@ func TestStaleAfterSuspend(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the view found stale %v after the resume, want about %v", d, staleEvery)
 	}
+	eventually(t, 10*time.Second, "alice refused by the authorized entries alone, naming the stale view", func() bool {
+		d := only.Decide(alice.SPKIHash(), netip.Addr{})
+		var se *StaleError
+		return d.Verdict == authkeys.Unknown && d.Incomplete && errors.As(d.Err, &se)
+	})
 }

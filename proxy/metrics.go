@@ -235,6 +235,7 @@ func refusalReason(err error) (result, reason string) {
 		akRevoked  *authkeys.RevokedError
 		khRevoked  *knownhosts.RevokedError
 		crlRevoked *tlsbridge.RevokedCertificateError
+		notAuth    *authkeys.NotAuthorizedError
 		ne         net.Error
 		op         *net.OpError
 	)
@@ -249,7 +250,8 @@ func refusalReason(err error) (result, reason string) {
 		return resultRefused, reasonFrom
 	case errorIs[*knownhosts.KeyChangedError](err):
 		return resultRefused, reasonChanged
-	case errorIs[*tlsbridge.SkippedTrustError](err), errorIs[*authkeys.SkippedEntryError](err), errorIs[*knownhosts.SkippedFilesError](err):
+	case errors.As(err, &notAuth) && notAuth.First != nil,
+		errorIs[*tlsbridge.SkippedTrustError](err), errorIs[*authkeys.SkippedEntryError](err), errorIs[*knownhosts.SkippedFilesError](err):
 		return resultRefused, reasonSkipped
 	case errorIs[*tlsbridge.CARefusedError](err):
 		return resultRefused, reasonCARefused

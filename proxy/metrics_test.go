@@ -35,6 +35,9 @@ func TestRefusalReason(t *testing.T) {
 		{&knownhosts.KeyChangedError{}, resultRefused, reasonChanged},
 		{&knownhosts.UnknownHostError{}, resultRefused, reasonUnknown},
 		{&tlsbridge.SkippedTrustError{}, resultRefused, reasonSkipped},
+		// Not authorized while a file it may be in is skipped, the file's
+		// problem a timeout: skipped, not a failed handshake.
+		{fmt.Errorf("tls: %w", &authkeys.NotAuthorizedError{Skipped: 1, First: &authkeys.Problem{Path: "f.jwk", Err: context.DeadlineExceeded}}), resultRefused, reasonSkipped},
 		{&tlsbridge.CARefusedError{}, resultRefused, reasonCARefused},
 		{context.DeadlineExceeded, resultFailed, reasonTimeout},
 		{&net.OpError{Op: "remote error", Err: errors.New("tls: unknown certificate authority")}, resultFailed, reasonKeyRefused},
