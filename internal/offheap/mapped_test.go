@@ -4,6 +4,7 @@ package offheap
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -157,6 +158,42 @@ func TestMemoryKeptForTheNextArray(t *testing.T) {
 	runtime.KeepAlive(b)
 	b = nil
 	collectUntilUnmapped(t, base, "memory kept with no array asking for it is still mapped")
+}
+
+// TestKeptUntilTheSecondTrim: memory kept when its array goes survives
+// the trim after the next collection — a reload soon after a collection
+// still finds it — and the trim after the one after that unmaps it, if
+// no array took it meanwhile. trim is called here as the cleanup keep
+// arms would call it, with the collector off so that no other trim runs
+// between.
+func TestKeptUntilTheSecondTrim(t *testing.T) {
+	base := settle() // nothing kept, and past the cycle of any Release (keep unmaps at once in it)
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	const size = 11 << 12 // 44 KiB, a size no other test uses
+	kept := func() int {
+		keeps.Lock()
+		defer keeps.Unlock()
+		return len(keeps.bySize[size])
+	}
+	mem := take(size, true)
+	keep(mem)
+	trim(0)
+	if kept() != 1 || Mapped()-base != size {
+		t.Fatalf("after the first trim: %d kept, Mapped %+d; want the memory kept", kept(), Mapped()-base)
+	}
+	again := reuse(size)
+	if unsafe.SliceData(again) != unsafe.SliceData(mem) {
+		t.Fatal("memory kept through one trim was not handed out again")
+	}
+	keep(again) // its array gone again: kept anew, for two trims more
+	trim(0)
+	if kept() != 1 || Mapped()-base != size {
+		t.Fatalf("memory kept again, after one trim: %d kept, Mapped %+d; want it kept", kept(), Mapped()-base)
+	}
+	trim(0)
+	if kept() != 0 || Mapped() != base {
+		t.Fatalf("after the second trim with no array asking: %d kept, Mapped %+d; want it unmapped", kept(), Mapped()-base)
+	}
 }
 
 // waitKept collects until memory of size bytes is kept, and returns
