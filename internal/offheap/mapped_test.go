@@ -5,6 +5,7 @@ package offheap
 import (
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"testing"
 	"time"
@@ -159,6 +160,41 @@ func TestMemoryKeptForTheNextArray(t *testing.T) {
 	b = nil
 	collectUntilUnmapped(t, base, "memory kept with no array asking for it is still mapped")
 }
+
+// TestOwnersNotScanned: a mapped array's *Array is in the heap the
+// collector marks but does not read (mappedOwner): the scannable heap
+// grows by the slice of pointers holding the arrays, not by the arrays'
+// owners, which would add as much again.
+func TestOwnersNotScanned(t *testing.T) {
+	scannable := func() int64 {
+		runtime.GC()
+		s := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}}
+		metrics.Read(s)
+		return int64(s[0].Value.Uint64())
+	}
+	const n = 4096
+	settle()
+	before := scannable()
+	heldArrays = make([]*Array[slot], n) // n*8 bytes on the heap, scannable
+	for i := range heldArrays {
+		heldArrays[i] = New[slot](MinMapped / 8)
+	}
+	grew := scannable() - before
+	heldArrays = nil
+	// Scanned, the owners would add n*16 bytes, and n*16 more for their
+	// finalizers (131,672 bytes in all when tried); allow the slice and
+	// as much again for whatever else the runtime holds meanwhile.
+	if grew >= n*8+n*8 {
+		t.Errorf("the scannable heap grew by %d bytes for %d mapped arrays held by a slice of %d bytes: their owners are scanned", grew, n, n*8)
+	}
+	if grew < n*8/2 {
+		t.Errorf("the scannable heap grew by %d bytes, not even half the slice of %d bytes holding the arrays: the measure does not see it", grew, n*8)
+	}
+}
+
+// heldArrays holds TestOwnersNotScanned's arrays on the heap (a local
+// slice could be on the stack, whose scan is counted apart).
+var heldArrays []*Array[slot]
 
 // TestKeptUntilTheSecondTrim: memory kept when its array goes survives
 // the trim after the next collection — a reload soon after a collection

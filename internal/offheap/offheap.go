@@ -84,11 +84,11 @@ const MinMapped = 16 << 10
 //
 // It is two words on the heap (16 bytes, where a slice and a size took
 // 32), which the collector marks at every collection while the array is
-// live: a store of a million single-key files holds some 1,000 arrays
-// (docs/design.md, "Memory of a loaded store"), and what they keep on
-// the heap shortens the collector's cycle, its goal being at the
-// runtime's 4 MB floor (docs/benchmarks.md, "The collector at a million
-// single-key files").
+// live, and, where mapped, does not read (mappedOwner): a store of a
+// million single-key files holds some 1,000 arrays (docs/design.md,
+// "Memory of a loaded store"), and what they make the collector read
+// shortens its cycle, its goal being at the runtime's 4 MB floor
+// (docs/benchmarks.md, "The collector at a million single-key files").
 type Array[E any] struct {
 	p *E     // the first value
 	n uint32 // values
@@ -98,9 +98,25 @@ type Array[E any] struct {
 }
 
 // mappedArray is an Array's layout, its values' type left out: what
-// its finalizer is given (keepMapped).
+// its finalizer reads (keepMapped).
 type mappedArray struct {
 	p        unsafe.Pointer
+	n, esize uint32
+}
+
+// mappedOwner is the same layout with the first value's address as a
+// number: the type a mapped array's *Array is allocated as. It holds no
+// pointer, so the collector puts it with the objects it marks but never
+// reads (a noscan span), where an *Array holding p would be read at every
+// collection, and read again for its finalizer (the runtime scans an
+// object with a finalizer as a root, to keep what it points to) — 32
+// bytes of the collector's work an array, some 1,000 arrays at a million
+// single-key files. That is sound only because p points outside the Go
+// heap, which the collector ignores wherever it finds it; a heap array's
+// *Array is allocated as itself, its p a pointer that keeps the values
+// alive.
+type mappedOwner struct {
+	p        uintptr
 	n, esize uint32
 }
 
@@ -132,7 +148,7 @@ func newArray[E any](n int, zeroed bool) *Array[E] {
 	if mem == nil {
 		return &Array[E]{p: unsafe.SliceData(make([]E, n)), n: uint32(n)}
 	}
-	a := &Array[E]{p: (*E)(unsafe.Pointer(unsafe.SliceData(mem))), n: uint32(n), esize: uint32(unsafe.Sizeof(zero))}
+	o := &mappedOwner{p: uintptr(unsafe.Pointer(unsafe.SliceData(mem))), n: uint32(n), esize: uint32(unsafe.Sizeof(zero))}
 	// A finalizer, not runtime.AddCleanup: a cleanup allocates its
 	// argument and a closure on the heap, 40 bytes an array more for
 	// the collector to mark at every collection, where a finalizer of a
@@ -140,15 +156,16 @@ func newArray[E any](n int, zeroed bool) *Array[E] {
 	// one, one for every E, would be a closure). The finalizer runs after
 	// the collection that finds the array gone, as a cleanup would; the
 	// *Array itself, resurrected for it, is freed at the next one. It
-	// points at nothing on the heap, so it holds nothing else alive. It
-	// is given the array as a mappedArray, its layout.
-	runtime.SetFinalizer((*mappedArray)(unsafe.Pointer(a)), keepMapped)
-	return a
+	// points at nothing on the heap, so it holds nothing else alive.
+	runtime.SetFinalizer(o, keepMapped)
+	return (*Array[E])(unsafe.Pointer(o))
 }
 
 // keepMapped is a mapped array's finalizer: its memory is kept for the
-// next array of its size.
-func keepMapped(a *mappedArray) {
+// next array of its size. It reads the address through mappedArray, as a
+// pointer, not by turning the number back into one.
+func keepMapped(o *mappedOwner) {
+	a := (*mappedArray)(unsafe.Pointer(o))
 	keep(unsafe.Slice((*byte)(a.p), uint64(a.n)*uint64(a.esize)))
 }
 

@@ -51,6 +51,9 @@ func TestArraySize(t *testing.T) {
 	if unsafe.Sizeof(mappedArray{}) != unsafe.Sizeof(Array[slot]{}) || unsafe.Offsetof(mappedArray{}.n) != unsafe.Offsetof(Array[slot]{}.n) || unsafe.Offsetof(mappedArray{}.esize) != unsafe.Offsetof(Array[slot]{}.esize) {
 		t.Fatal("mappedArray is not an Array's layout")
 	}
+	if unsafe.Sizeof(mappedOwner{}) != unsafe.Sizeof(Array[slot]{}) || unsafe.Offsetof(mappedOwner{}.n) != unsafe.Offsetof(Array[slot]{}.n) || unsafe.Offsetof(mappedOwner{}.esize) != unsafe.Offsetof(Array[slot]{}.esize) {
+		t.Fatal("mappedOwner is not an Array's layout")
+	}
 }
 
 // TestIndexOutOfRange: Get and Set past the end, or below 0, panic as
