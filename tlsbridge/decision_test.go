@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/authkeys"
@@ -108,8 +109,11 @@ func TestSkippedAuthorizedFileKeepsTheCAOut(t *testing.T) {
 	cs := tls.ConnectionState{PeerCertificates: []*x509.Certificate{cli.id.Certificate.Leaf}}
 	p, err := ts.srv.Peer(&cs, netip.MustParseAddr("127.0.0.1"))
 	var skipped *SkippedTrustError
+	var mode *trustfile.PermissionError
 	if err != nil || !errors.As(p.Err, &skipped) || p.reason() != ReasonUnavailable {
 		t.Errorf("Peer: %v, %v; want *SkippedTrustError, reason unavailable", p, err)
+	} else if skipped.First == nil || skipped.First.Path != file || !errors.As(p.Err, &mode) || !strings.Contains(p.Err.Error(), "(the first skipped: "+file) {
+		t.Errorf("Peer's error %q does not name the file skipped, %s, and its problem", p.Err, file)
 	}
 	// Fixed: the entry decides (expired), not the CA.
 	if err := os.Chmod(file, 0o644); err != nil {

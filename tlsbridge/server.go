@@ -363,7 +363,12 @@ func (s *Server) decide(cs tls.ConnectionState, remote netip.Addr) (*Peer, error
 			return p, decisionErr(d, p)
 		}
 		if d.Incomplete {
-			return p, &SkippedTrustError{Fingerprint: p.Fingerprint()}
+			e := &SkippedTrustError{Fingerprint: p.Fingerprint()}
+			var na *authkeys.NotAuthorizedError
+			if errors.As(d.Err, &na) {
+				e.First = na.First
+			}
+			return p, e
 		}
 		v, err := s.opts.PKI.VerifyPurpose(s.opts.Purpose, cs.PeerCertificates, x509.ExtKeyUsageClientAuth, "")
 		var none *NoCAError
@@ -417,12 +422,27 @@ func decisionErr(d authkeys.Decision, p *Peer) error {
 // loaded, while some were skipped (see the store's Problems): the key may
 // be in one of those, with limits a CA would not apply, so PKI mode does
 // not admit it in their place. Skipped trust never widens trust.
+// First is the first input skipped that the key may be in, where the
+// store says (authkeys.NotAuthorizedError.First); the error unwraps to it.
 type SkippedTrustError struct {
 	Fingerprint string
+	First       *authkeys.Problem
 }
 
 func (e *SkippedTrustError) Error() string {
-	return fmt.Sprintf("tlsbridge: key %s is in no authorized-keys file that loaded, and some were skipped: the CA may not admit it in their place", e.Fingerprint)
+	msg := fmt.Sprintf("tlsbridge: key %s is in no authorized-keys file that loaded, and some were skipped: the CA may not admit it in their place", e.Fingerprint)
+	if e.First != nil {
+		msg += fmt.Sprintf(" (the first skipped: %v)", *e.First)
+	}
+	return msg
+}
+
+// Unwrap returns the problem of the first input skipped, if known.
+func (e *SkippedTrustError) Unwrap() error {
+	if e.First == nil {
+		return nil
+	}
+	return *e.First
 }
 
 // Peer returns who is at the other end of an established connection, from
