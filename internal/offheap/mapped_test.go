@@ -367,3 +367,24 @@ func BenchmarkNewDropped(b *testing.B) {
 		}
 	})
 }
+
+// tinyNeighbour is a small object with no pointer, allocated just after
+// a mapped array's owner and kept alive (TestOwnerNotTiny).
+var tinyNeighbour *[4]byte
+
+// TestOwnerNotTiny: a dropped mapped array's memory is given back though
+// a small pointer-free object allocated right after its owner is still
+// live. Were the owner under 16 bytes (mappedOwner on 32-bit systems), the
+// tiny allocator would put both in one block, and the owner's finalizer
+// would not run while the neighbour lives (found by review).
+func TestOwnerNotTiny(t *testing.T) {
+	base := settle()
+	runtime.LockOSThread() // both allocations from one P's cache, as far as can be
+	a := New[slot](MinMapped / 8)
+	tinyNeighbour = new([4]byte)
+	runtime.UnlockOSThread()
+	runtime.KeepAlive(a)
+	a = nil
+	collectUntilUnmapped(t, base, "a dropped array's memory is still mapped beside a live small object allocated after its owner")
+	tinyNeighbour = nil
+}

@@ -148,7 +148,8 @@ func newArray[E any](n int, zeroed bool) *Array[E] {
 	if mem == nil {
 		return &Array[E]{p: unsafe.SliceData(make([]E, n)), n: uint32(n)}
 	}
-	o := &mappedOwner{p: uintptr(unsafe.Pointer(unsafe.SliceData(mem))), n: uint32(n), esize: uint32(unsafe.Sizeof(zero))}
+	o := newMappedOwner()
+	*o = mappedOwner{p: uintptr(unsafe.Pointer(unsafe.SliceData(mem))), n: uint32(n), esize: uint32(unsafe.Sizeof(zero))}
 	// A finalizer, not runtime.AddCleanup: a cleanup allocates its
 	// argument and a closure on the heap, 40 bytes an array more for
 	// the collector to mark at every collection, where a finalizer of a
@@ -159,6 +160,24 @@ func newArray[E any](n int, zeroed bool) *Array[E] {
 	// points at nothing on the heap, so it holds nothing else alive.
 	runtime.SetFinalizer(o, keepMapped)
 	return (*Array[E])(unsafe.Pointer(o))
+}
+
+// newMappedOwner allocates a mapped array's owner. Where a word is 4
+// bytes (386, arm, mips), a mappedOwner is 12: an object with no pointer
+// under 16 bytes goes to the tiny allocator, which packs it with other
+// small objects in one block, freed — and the owner's finalizer run —
+// only once every one of them is unreachable, so that any live neighbour
+// would keep a dropped array's memory mapped (found by review). There it
+// is allocated padded to 16 bytes; the owner is at the object's start,
+// as SetFinalizer requires.
+func newMappedOwner() *mappedOwner {
+	if unsafe.Sizeof(mappedOwner{}) < 16 {
+		return &new(struct {
+			o mappedOwner
+			_ [16 - unsafe.Sizeof(mappedOwner{})]byte
+		}).o
+	}
+	return new(mappedOwner)
 }
 
 // keepMapped is a mapped array's finalizer: its memory is kept for the
