@@ -72,7 +72,14 @@ func handshakeFailure(err error, fp string, timeout time.Duration) (msg, detail,
 	var op *net.OpError
 	var ne net.Error
 	isOp := errors.As(err, &op)
+	result, _ := refusalReason(err)
 	switch {
+	case result == resultRefused:
+		// The trust decision's refusal, first: the problem of a skipped
+		// input it names (authkeys.NotAuthorizedError.First,
+		// tlsbridge.SkippedTrustError.First) may itself be a timeout, an
+		// EOF, a cancelled context, which is no failed handshake.
+		msg = msgRefused
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		reason = fmt.Sprintf("no handshake within %v", timeout)
 		return msgFailed, "reason", reason, reason

@@ -386,3 +386,19 @@ func TestFailureKindsBoundedPerSource(t *testing.T) {
 			n, full, counted, faillog.MaxKindsPerSource+1, s)
 	}
 }
+
+// TestRefusalNamingATimedOutInputLogged: a key refused while an input it
+// may be in was skipped, that input's problem a timeout, is logged as
+// refused, naming the input, not as a handshake that timed out (found
+// by review).
+func TestRefusalNamingATimedOutInputLogged(t *testing.T) {
+	for _, err := range []error{
+		&authkeys.NotAuthorizedError{Fingerprint: "SHA256:x", Skipped: 1, First: &authkeys.Problem{Path: "etcd:/p/authorized_keys", Err: context.DeadlineExceeded}},
+		&tlsbridge.SkippedTrustError{Fingerprint: "SHA256:x", First: &authkeys.Problem{Path: "/h/authorized_keys.d/a.jwk", Err: io.EOF}},
+	} {
+		msg, _, reason, _ := handshakeFailure(err, "SHA256:x", 10*time.Second)
+		if msg != msgRefused || reason != err.Error() {
+			t.Errorf("%v: logged %q, reason %q", err, msg, reason)
+		}
+	}
+}
