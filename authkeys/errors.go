@@ -23,7 +23,7 @@ import (
 // whole input is missing. It unwraps to First.
 type NotAuthorizedError struct {
 	Fingerprint string
-	Skipped     int      // such inputs skipped (revocation ones are not counted)
+	Skipped     int      // such inputs (or entries) skipped; revocation ones are not counted
 	First       *Problem // the first of them; nil when none was
 }
 
@@ -32,7 +32,7 @@ func (e *NotAuthorizedError) Error() string {
 	case e.First == nil:
 		return fmt.Sprintf("authkeys: key %s is not authorized", e.Fingerprint)
 	case e.Skipped > 1:
-		return fmt.Sprintf("authkeys: key %s is not authorized by the inputs that loaded; it may be in one of the %d skipped, the first %v", e.Fingerprint, e.Skipped, *e.First)
+		return fmt.Sprintf("authkeys: key %s is not authorized by the inputs that loaded; it may be in one of %d skipped (files, feeds, entries), the first %v", e.Fingerprint, e.Skipped, *e.First)
 	}
 	return fmt.Sprintf("authkeys: key %s is not authorized by the inputs that loaded; it may be in the one skipped, %v", e.Fingerprint, *e.First)
 }

@@ -87,7 +87,7 @@ func TestNotAuthorizedNamesSkippedFiles(t *testing.T) {
 	keydirtest.Write(t, filepath.Join(dir, "carol.jwk"), []byte("[]"))
 	s.Reload()
 	d = s.Decide(key(t, 2).SPKIHash(), remote)
-	if !errors.As(d.Err, &na) || na.Skipped != 2 || !strings.Contains(d.Err.Error(), "it may be in one of the 2 skipped, the first "+bad+":") {
+	if !errors.As(d.Err, &na) || na.Skipped != 2 || !strings.Contains(d.Err.Error(), "it may be in one of 2 skipped (files, feeds, entries), the first "+bad+":") {
 		t.Errorf("two files skipped: %v", d.Err)
 	}
 
