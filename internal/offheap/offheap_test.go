@@ -45,8 +45,8 @@ func TestValuesKeptSmallAndMapped(t *testing.T) {
 // million single-key files"); and its finalizer reads it as a
 // mappedArray, which must be its layout.
 func TestArraySize(t *testing.T) {
-	if n := unsafe.Sizeof(Array[slot]{}); n != 16 {
-		t.Fatalf("an Array is %d bytes, want 16", n)
+	if n, want := unsafe.Sizeof(Array[slot]{}), unsafe.Sizeof(uintptr(0))+8; n != want {
+		t.Fatalf("an Array is %d bytes, want %d (an address and two 32-bit counts)", n, want)
 	}
 	if unsafe.Sizeof(mappedArray{}) != unsafe.Sizeof(Array[slot]{}) || unsafe.Offsetof(mappedArray{}.n) != unsafe.Offsetof(Array[slot]{}.n) || unsafe.Offsetof(mappedArray{}.esize) != unsafe.Offsetof(Array[slot]{}.esize) {
 		t.Fatal("mappedArray is not an Array's layout")
