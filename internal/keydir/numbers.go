@@ -86,6 +86,13 @@ type numbers[T any] struct {
 	// copied since clone; freeOwned: free is their own.
 	own       []uint64
 	freeOwned bool
+	// listsShared: pages, ones and gens are the slices of the numbers
+	// these were cloned from (a published snapshot's), copied on the
+	// first write (writable). Cloned at every publish and kept by the
+	// loader until its next reload, a copy made then was a second list
+	// of every page for the collector to read at each collection: 491
+	// pointers at a million single-key files.
+	listsShared bool
 }
 
 // oneItem is a number's mapped part: for a file of one item kept without
@@ -146,10 +153,10 @@ func leanNumbers[T any](srcs []*fileSource) numbers[T] {
 	return numbers[T]{lean: lean}
 }
 
-// clone returns numbers with the same contents, sharing every page with
-// ns until it writes to it.
+// clone returns numbers with the same contents, sharing every page, and
+// the lists of them (listsShared), with ns until it writes to them.
 func (ns *numbers[T]) clone() numbers[T] {
-	return numbers[T]{pages: slices.Clone(ns.pages), ones: slices.Clone(ns.ones), lean: ns.lean, n: ns.n, free: ns.free, gens: slices.Clone(ns.gens), own: make([]uint64, len(ns.own))}
+	return numbers[T]{pages: ns.pages, ones: ns.ones, lean: ns.lean, n: ns.n, free: ns.free, gens: ns.gens, own: make([]uint64, len(ns.own)), listsShared: true}
 }
 
 // entry returns number num's heap part and its mapped part's src: src
@@ -399,6 +406,10 @@ func (ns *numbers[T]) nextGen(num uint32) {
 // ns does not own them (each published snapshot's numbers are never
 // written again).
 func (ns *numbers[T]) writable(num uint32) (p, q int) {
+	if ns.listsShared {
+		ns.pages, ns.ones, ns.gens = slices.Clone(ns.pages), slices.Clone(ns.ones), slices.Clone(ns.gens)
+		ns.listsShared = false
+	}
 	p, q = int((num-1)>>pageBits), int((num-1)&(pageLen-1))
 	if p == ns.count() {
 		if ns.lean != nil {
