@@ -67,12 +67,12 @@ var keyAlerts = map[string]bool{
 // is "refused"; the client refusing ours (an alert about certificates
 // before it showed its own) is "client refused this server's key"; the
 // client giving up otherwise, going away, or a timeout is "handshake
-// failed".
-func handshakeFailure(err error, fp string, timeout time.Duration) (msg, detail, reason, kind string) {
+// failed". result is the error's refusalReason, which the caller has
+// counted.
+func handshakeFailure(err error, result, fp string, timeout time.Duration) (msg, detail, reason, kind string) {
 	var op *net.OpError
 	var ne net.Error
 	isOp := errors.As(err, &op)
-	result, _ := refusalReason(err)
 	switch {
 	case result == resultRefused:
 		// The trust decision's refusal, first: the problem of a skipped

@@ -396,7 +396,8 @@ func TestRefusalNamingATimedOutInputLogged(t *testing.T) {
 		&authkeys.NotAuthorizedError{Fingerprint: "SHA256:x", Skipped: 1, First: &authkeys.Problem{Path: "etcd:/p/authorized_keys", Err: context.DeadlineExceeded}},
 		&tlsbridge.SkippedTrustError{Fingerprint: "SHA256:x", First: &authkeys.Problem{Path: "/h/authorized_keys.d/a.jwk", Err: io.EOF}},
 	} {
-		msg, _, reason, _ := handshakeFailure(err, "SHA256:x", 10*time.Second)
+		result, _ := refusalReason(err)
+		msg, _, reason, _ := handshakeFailure(err, result, "SHA256:x", 10*time.Second)
 		if msg != msgRefused || reason != err.Error() {
 			t.Errorf("%v: logged %q, reason %q", err, msg, reason)
 		}

@@ -317,8 +317,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, started func()) {
 	fp, err := s.handshake(ctx, raw, conn)
 	if err != nil {
 		err = tooLarge(ac.clientAlert(err))
-		s.metrics.handshake(refusalReason(err))
-		s.logHandshakeFailure(err, raw, fp, start)
+		result, reason := refusalReason(err)
+		s.metrics.handshake(result, reason)
+		s.logHandshakeFailure(err, result, raw, fp, start)
 		return
 	}
 	ac.done = true
@@ -505,8 +506,8 @@ func (s *Server) handshake(ctx context.Context, raw net.Conn, conn *tls.Conn) (f
 
 // logHandshakeFailure logs a failed handshake (handshakeFailure says
 // how), at once the first time for its source and kind, then counted.
-func (s *Server) logHandshakeFailure(err error, raw net.Conn, fp string, start time.Time) {
-	msg, detail, reason, kind := handshakeFailure(err, fp, s.timeout)
+func (s *Server) logHandshakeFailure(err error, result string, raw net.Conn, fp string, start time.Time) {
+	msg, detail, reason, kind := handshakeFailure(err, result, fp, s.timeout)
 	attrs := []any{"remote", raw.RemoteAddr().String()}
 	if msg != msgKeyRefused {
 		attrs = append(attrs, "fingerprint", fp)
