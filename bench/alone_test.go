@@ -50,6 +50,12 @@ const aloneDirEnv = "BENCH_ALONE_DIR"
 //	gc-cycles-cpu-ns/op
 //	               gc-cycle-cpu-ns × gc-cycles ÷ handshakes: the collector's
 //	               share per handshake in measured CPU time
+//	live-B, scan-B the heap the last of those forced collections found live,
+//	               and the part of it the collector reads (runtime/metrics
+//	               /gc/heap/live and /gc/scan/heap); objects, how many live
+//	               objects: how often the collector runs follows the room the
+//	               live heap leaves the handshakes under the 4 MB goal, and
+//	               what a collection reads
 //
 //	go test -run '^$' -bench HandshakeAlone -benchtime 1x -timeout 30m
 //	BENCH_ALONE_LAYOUT=dir go test -run '^$' -bench HandshakeAlone -benchtime 1x -timeout 60m
@@ -77,7 +83,7 @@ func BenchmarkHandshakeAlone(b *testing.B) {
 				for b.Loop() {
 					m = runAloneChild(b, n, keys, benchtime)
 				}
-				for _, unit := range []string{"cpu-ns/op", "gc-cpu-ns/op", "gc-cycles", "gc-cycle-cpu-ns", "gc-cycles-cpu-ns/op", "wall-ns/op"} {
+				for _, unit := range []string{"cpu-ns/op", "gc-cpu-ns/op", "gc-cycles", "gc-cycle-cpu-ns", "gc-cycles-cpu-ns/op", "wall-ns/op", "live-B", "scan-B", "objects"} {
 					b.ReportMetric(m[unit], unit)
 				}
 			})
@@ -158,4 +164,9 @@ func aloneChild(b *testing.B, n int) {
 	}
 	b.ReportMetric(float64(cycle), "gc-cycle-cpu-ns")
 	b.ReportMetric(float64(cycle)*float64(ran)/float64(b.N), "gc-cycles-cpu-ns/op")
+	heap := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/heap:bytes"}, {Name: "/gc/heap/objects:objects"}}
+	metrics.Read(heap)
+	for i, unit := range []string{"live-B", "scan-B", "objects"} {
+		b.ReportMetric(float64(heap[i].Value.Uint64()), unit)
+	}
 }
