@@ -286,9 +286,16 @@ func (ed *editor[H, D]) set(p at, h H, d D) {
 func (ed *editor[H, D]) insert(p at, h H, d D) {
 	ed.c.n++
 	if len(ed.c.chunks) == 0 {
-		ch := ed.made([]H{h}, nil, 1, 1)
+		var (
+			hs   []H // nil: compact, where h is zero
+			zero H
+		)
+		if h != zero {
+			hs = []H{h}
+		}
+		ch := ed.made(hs, nil, 1, 1)
 		ch.d.Set(0, d)
-		ed.c.chunks = []chunk[H, D]{ch.compact()}
+		ed.c.chunks = []chunk[H, D]{ch}
 		return
 	}
 	if ed.c.chunks[p.ci].n == chunkLen {

@@ -331,6 +331,32 @@ func TestChunkedCompact(t *testing.T) {
 // for it; the first part that is not zero gives its chunk H parts, all
 // zero but that one, and no other chunk.
 func TestEditKeepsCompactChunksCompact(t *testing.T) {
+	// The first element of an empty list makes its first chunk: compact
+	// where its H part is zero, with it where not.
+	for _, h := range []int{0, 7} {
+		var empty chunked[int, int]
+		ed := empty.edit()
+		p, _ := ed.c.search(byKey(4))
+		ed.insert(p, h, 4)
+		first := ed.done()
+		if len(first.chunks) != 1 || first.n != 1 || (first.chunks[0].h == nil) != (h == 0) {
+			t.Fatalf("a first element with H part %d: %d chunks, %d elements, H parts kept: %v", h, len(first.chunks), first.n, first.chunks[0].h != nil)
+		}
+		if got := first.chunks[0].head(0); got != h || first.chunks[0].data(0) != 4 {
+			t.Fatalf("a first element with H part %d reads back as %d, %d", h, got, first.chunks[0].data(0))
+		}
+	}
+	// ... and a compact one makes no slice of H parts to drop.
+	firstInsert := func(h int) float64 {
+		return testing.AllocsPerRun(20, func() {
+			var empty chunked[int, int]
+			ed := empty.edit()
+			ed.insert(at{}, h, 4)
+		})
+	}
+	if zero, marked := firstInsert(0), firstInsert(7); zero >= marked {
+		t.Fatalf("a first element with a zero H part allocates %v times, one with H part 7 %v: no fewer", zero, marked)
+	}
 	n := 3 * chunkLen
 	c := chunksOf(n, func(i int) (int, int) { return 0, 2 * i })
 	ed := c.edit()
