@@ -54,7 +54,13 @@ func TestNumbersClonesKeepEarlierVersions(t *testing.T) {
 					versions = append(versions, version{ns, maps.Clone(want)})
 					ns = ns.clone()
 				}
-				for step := range 150 {
+				steps := 150
+				if raceEnabled {
+					// One goroutine: nothing for the race detector to find,
+					// and the arrays on the heap (internal/offheap).
+					steps = 20
+				}
+				for step := range steps {
 					var freed []uint32
 					k := rng.IntN(4) * rng.IntN(700)
 					for i := range k {
