@@ -18,7 +18,10 @@ import (
 // pages (numbers.pages, count) and grows as a late page needs one. Files
 // of one item with short names, long names (packed on the heap) and
 // Files are mixed, in lean numbers and in numbers without (every file a
-// File).
+// File). Some steps write nothing, so that the next clone is a clone of a
+// clone, sharing the same lists (numbers.listsShared); and some are
+// cloned halfway through their writes, as the rescan's compare clones
+// the loader's numbers, the half before kept as a version.
 func TestNumbersVersions(t *testing.T) {
 	for _, lean := range []bool{true, false} {
 		t.Run(fmt.Sprintf("lean=%v", lean), func(t *testing.T) {
@@ -62,10 +65,19 @@ func TestNumbersVersions(t *testing.T) {
 			var freed []uint32
 			for step := range 120 {
 				k := 1 + rng.IntN(300)
-				if step < 3 {
+				switch {
+				case step < 3:
 					k = pageLen // the first versions: pages of short names only
+				case rng.IntN(8) == 0:
+					k = 0 // a reload that writes nothing
 				}
-				for range k {
+				for i := range k {
+					if i == k/2 && step >= 3 && rng.IntN(4) == 0 {
+						// compare: the numbers so far kept, the loader
+						// writing on in a clone of them
+						versions = append(versions, version{ns, maps.Clone(want)})
+						ns = ns.clone()
+					}
 					if len(want) > 0 && rng.IntN(3) == 0 {
 						// free a number: as release does, after the adds
 						for num := range want {
