@@ -421,3 +421,44 @@ func TestFromIgnoresTheZone(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideOnceKeepsNoEntry: DecideOnce decides as Decide does —
+// authorized, expired, revoked, unknown — but keeps no Entry for the
+// key's next decision, where Decide keeps one (madeEntries): keytool
+// bundle decides every authorized key once, and kept them all live.
+func TestDecideOnceKeepsNoEntry(t *testing.T) {
+	home := t.TempDir()
+	d := filepath.Join(home, "authorized_keys.d")
+	keydirtest.Write(t, filepath.Join(d, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(d, "old.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 2), "expires", "2001-01-01T00:00:00Z")))
+	keydirtest.Write(t, filepath.Join(d, "r.json"), keydirtest.JWK(t, key(t, 3)))
+	keydirtest.Write(t, filepath.Join(home, "revoked_keys.d", "r.json"), keydirtest.JWK(t, key(t, 3)))
+	s := Load(HomeOptions(home))
+	kept := func(sum [32]byte) bool {
+		sn := s.snap.Load()
+		r := sn.keys.lookup(&sum)
+		fm := s.made.slot(r.file).Load()
+		return fm != nil && fm.place(r.pos).Load() != nil
+	}
+	for i, want := range map[int]Verdict{1: Authorized, 2: Expired, 3: Revoked, 4: Unknown} {
+		sum := key(t, i).SPKIHash()
+		once := s.DecideOnce(sum, netip.Addr{})
+		if once.Verdict != want {
+			t.Fatalf("key %d: DecideOnce says %v, want %v", i, once.Verdict, want)
+		}
+		if want == Authorized || want == Expired {
+			if once.Entry == nil || once.Entry.SPKIHash != sum {
+				t.Fatalf("key %d: DecideOnce's entry %v", i, once.Entry)
+			}
+			if kept(sum) {
+				t.Fatalf("key %d: DecideOnce kept its entry", i)
+			}
+		}
+		if d := s.Decide(sum, netip.Addr{}); d.Verdict != want {
+			t.Fatalf("key %d: Decide says %v, DecideOnce %v", i, d.Verdict, want)
+		}
+		if (want == Authorized || want == Expired) && !kept(sum) {
+			t.Fatalf("key %d: Decide kept no entry (the test does not see the cache)", i)
+		}
+	}
+}

@@ -79,6 +79,20 @@ type Decision struct {
 // be modified. (A store OpenEarly made decides before its full load as
 // OpenEarly says: under a lock, reading files, or waiting for the load.)
 func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
+	return s.decide(sum, remote, true)
+}
+
+// DecideOnce is Decide for a caller that asks once about each of many
+// keys (keytool bundle decides every authorized key): an Authorized
+// key's Entry is made for this decision only, where Decide keeps it for
+// the key's next handshake — at 100,000 keys some 40 MB kept live for
+// as long as the store is.
+func (s *Store) DecideOnce(sum [32]byte, remote netip.Addr) Decision {
+	return s.decide(sum, remote, false)
+}
+
+// decide is Decide, keeping the Entry made (madeEntries) if keep is set.
+func (s *Store) decide(sum [32]byte, remote netip.Addr, keep bool) Decision {
 	if e := s.early.Load(); e != nil {
 		if d, ok := e.decide(sum, remote); ok {
 			return d
@@ -103,7 +117,13 @@ func (s *Store) Decide(sum [32]byte, remote netip.Addr) Decision {
 		// entry found lacks. Skipped trust never widens trust.
 		return Decision{Verdict: Unknown, Err: &SkippedEntryError{Fingerprint: jwk.FormatFingerprint(sum), Problem: *p}, Incomplete: true}
 	}
-	e := s.made.entry(sn.keys.files, r)
+	var e *Entry
+	if keep {
+		e = s.made.entry(sn.keys.files, r)
+	} else {
+		f, _ := sn.keys.files.RefAt(r.file)
+		e = entryOf(f, int(r.pos))
+	}
 	if !e.Expires.IsZero() {
 		if now := time.Now(); !now.Before(e.Expires) {
 			return Decision{Verdict: Expired, Entry: e, Err: &ExpiredError{Entry: e, Now: now}}

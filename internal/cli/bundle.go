@@ -165,7 +165,7 @@ type bundleSelection struct {
 // revocation list is an error, not a "no": a bundle made without it could
 // let a revoked key in.
 func bundleRevoked(auth *authkeys.Store, sum [32]byte) (bool, error) {
-	d := auth.Decide(sum, netip.Addr{})
+	d := auth.DecideOnce(sum, netip.Addr{})
 	var re *authkeys.RevokedError
 	if d.Verdict == authkeys.Revoked && errors.As(d.Err, &re) && re.Err != nil {
 		return true, fmt.Errorf("a revocation list cannot be read, so no bundle is made: %w", re.Err)
@@ -211,7 +211,7 @@ func (c *cli) keepAuthorized(auth *authkeys.Store, e *authkeys.Entry) (bool, err
 	// known, so a key limited to "from" networks answers WrongNetwork and
 	// is kept with a warning below.
 	var skipped *authkeys.SkippedEntryError
-	switch d := auth.Decide(e.SPKIHash, netip.Addr{}); {
+	switch d := auth.DecideOnce(e.SPKIHash, netip.Addr{}); {
 	case rev:
 		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): revoked\n", e.Name, e.Fingerprint)
 		return false, nil
