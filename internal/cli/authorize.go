@@ -926,9 +926,11 @@ type authorizedInfo struct {
 
 // authorizedStatus is what the store decides for e's key from no address
 // in particular: a key limited by "from" is refused only from elsewhere
-// (WrongNetwork), which in a list is ok — FROM shows the limit.
+// (WrongNetwork), which in a list is ok — FROM shows the limit. A list
+// decides every key once: DecideOnce, which keeps no Entry for a
+// handshake to come.
 func authorizedStatus(store *authkeys.Store, e *authkeys.Entry) string {
-	d := store.Decide(e.SPKIHash, netip.Addr{})
+	d := store.DecideOnce(e.SPKIHash, netip.Addr{})
 	var re *authkeys.RevokedError
 	switch d.Verdict {
 	case authkeys.Authorized, authkeys.WrongNetwork:
