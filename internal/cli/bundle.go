@@ -165,7 +165,11 @@ type bundleSelection struct {
 // revocation list is an error, not a "no": a bundle made without it could
 // let a revoked key in.
 func bundleRevoked(auth *authkeys.Store, sum [32]byte) (bool, error) {
-	d := auth.DecideOnce(sum, netip.Addr{})
+	return revokedIn(auth.DecideOnce(sum, netip.Addr{}))
+}
+
+// revokedIn is bundleRevoked of a decision already made.
+func revokedIn(d authkeys.Decision) (bool, error) {
 	var re *authkeys.RevokedError
 	if d.Verdict == authkeys.Revoked && errors.As(d.Err, &re) && re.Err != nil {
 		return true, fmt.Errorf("a revocation list cannot be read, so no bundle is made: %w", re.Err)
@@ -203,15 +207,16 @@ func (c *cli) selectAuthorized(auth *authkeys.Store) (bundleSelection, error) {
 // authorization says more than a bundle can (an expiry, "from" networks),
 // since software using the bundle will accept it regardless.
 func (c *cli) keepAuthorized(auth *authkeys.Store, e *authkeys.Entry) (bool, error) {
-	rev, err := bundleRevoked(auth, e.SPKIHash)
-	if err != nil {
-		return false, err
-	}
 	// The store decides, as it would for a handshake; the address is not
 	// known, so a key limited to "from" networks answers WrongNetwork and
 	// is kept with a warning below.
+	d := auth.DecideOnce(e.SPKIHash, netip.Addr{})
+	rev, err := revokedIn(d)
+	if err != nil {
+		return false, err
+	}
 	var skipped *authkeys.SkippedEntryError
-	switch d := auth.DecideOnce(e.SPKIHash, netip.Addr{}); {
+	switch {
 	case rev:
 		fmt.Fprintf(c.stderr, "keytool bundle: leaving out %q (%s): revoked\n", e.Name, e.Fingerprint)
 		return false, nil
