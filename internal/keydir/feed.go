@@ -116,7 +116,7 @@ func (l *Loader[T]) loadFeed(i int) bool {
 		ss.feedGen, l.full = 0, true
 		return ss.set(rowList[T]{}, problemOf(src.Path, v.Err, src.Revocation))
 	}
-	var jobs []*fileState[T]
+	var jobs feedJobs[T]
 	files, ok := l.updateFeed(i, v.Set, &jobs)
 	if !ok {
 		l.full = true
@@ -131,7 +131,7 @@ func (l *Loader[T]) loadFeed(i int) bool {
 				prev = &r
 			}
 			if state := l.feedEntry(i, x.name, x.e, prev); state != nil {
-				list = append(list, l.place(ss, state, &jobs))
+				list = append(list, l.placeFeed(ss, state, x.e.Data, &jobs))
 			} else {
 				list = append(list, r)
 			}
@@ -139,12 +139,12 @@ func (l *Loader[T]) loadFeed(i int) bool {
 		files = rowsOf(list)
 	}
 	changed := ss.set(files, nil)
-	ForEach(len(jobs), func(j int) {
-		state := jobs[j]
-		state.parsed, state.problem, state.skipped = l.parse(i, state.path, state.data)
-		state.read, state.data = true, nil
+	ForEach(len(jobs.states), func(j int) {
+		state := jobs.states[j]
+		state.parsed, state.problem, state.skipped = l.parse(i, state.path, jobs.data[j])
+		state.read = true
 	})
-	l.fold(jobs)
+	l.fold(jobs.states)
 	ss.feedGen = v.Set.Gen()
 	ss.feedGroup, ss.feedState = v.Group, v.State
 	return changed
@@ -212,7 +212,7 @@ func (l *Loader[T]) mixedFeeds() []int {
 // updateFeed makes source i's files from set by examining only the
 // entries changed since the set last loaded, if set descends from it and
 // they are few; ok is false otherwise.
-func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T]) (files rowList[T], ok bool) {
+func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *feedJobs[T]) (files rowList[T], ok bool) {
 	ss := &l.states[i]
 	if set == nil || ss.feedGen == 0 || ss.problem != nil {
 		return files, false
@@ -239,7 +239,7 @@ func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T]) (file
 			if state == nil {
 				continue // unchanged
 			}
-			r := l.place(ss, state, jobs)
+			r := l.placeFeed(ss, state, e.Data, jobs)
 			row = &r
 		} else if prev == nil {
 			continue
@@ -249,9 +249,27 @@ func (l *Loader[T]) updateFeed(i int, set *FeedSet, jobs *[]*fileState[T]) (file
 	return ed.done(), true
 }
 
+// feedJobs are the states of a feed's entries to parse (the jobs of
+// loadFeed) and, beside each, its content: a state has no place for it,
+// since a cold load holds a state for every file at once.
+type feedJobs[T any] struct {
+	states []*fileState[T]
+	data   [][]byte
+}
+
+// placeFeed is place for the state of a feed's entry whose content is
+// data.
+func (l *Loader[T]) placeFeed(ss *sourceState[T], state *fileState[T], data []byte, jobs *feedJobs[T]) fileRow[T] {
+	if state.job() {
+		jobs.data = append(jobs.data, data)
+	}
+	return l.place(ss, state, &jobs.states)
+}
+
 // feedEntry returns the state of entry name of source i, or nil if prev
 // (its row, nil: none) stays: its content is unchanged. A new state
-// holds a problem, or the content to parse (data; not read yet).
+// holds a problem, or is one to parse (not read yet: placeFeed keeps the
+// content with it).
 func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileRow[T]) *fileState[T] {
 	src := l.cfg.Sources[i]
 	path := src.Path + "/" + name
@@ -263,7 +281,7 @@ func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileRow[T])
 		err = fmt.Errorf("%w: %d bytes, more than the %d MiB a trust file may hold", trustfile.ErrTooLarge, len(e.Data), trustfile.MaxSize>>20)
 	}
 	if err != nil {
-		state := newFileState[T](i, name, path)
+		state := newFileState[T](i, path)
 		state.read = true
 		state.problem = problemOf(path, err, src.Revocation)
 		return state
@@ -272,8 +290,8 @@ func (l *Loader[T]) feedEntry(i int, name string, e FeedEntry, prev *fileRow[T])
 	if prev != nil && prev.sum == sum && (prev.num != 0 || prev.problem() != nil) {
 		return nil
 	}
-	state := newFileState[T](i, name, path)
-	state.sum, state.data = sum, e.Data
+	state := newFileState[T](i, path)
+	state.sum = sum
 	return state
 }
 

@@ -180,8 +180,8 @@ func benchNumbers(n int) (lean, files numbers[[32]byte]) {
 	for i := range n {
 		var sum [32]byte
 		sum[0], sum[1] = byte(i), byte(i>>8)
-		lean.add(parsed[[32]byte]{name: fmt.Sprint(i), one: oneItem[[32]byte]{item: sum, src: 1}})
-		files.add(parsed[[32]byte]{file: makeFile(srcs[0], fmt.Sprint(i), [][32]byte{sum})})
+		lean.add(parsed[[32]byte]{item: sum, src: 1}, fmt.Sprint(i))
+		files.add(parsed[[32]byte]{file: makeFile(srcs[0], fmt.Sprint(i), [][32]byte{sum})}, "")
 	}
 	return lean, files
 }

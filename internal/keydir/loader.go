@@ -296,7 +296,7 @@ func SnapshotOf[T any](files ...*File[T]) *Snapshot[T] {
 		for f.Source() >= len(rows) {
 			rows = append(rows, nil)
 		}
-		num := snap.numbers.add(parsed[T]{file: f})
+		num := snap.numbers.add(parsed[T]{file: f}, "")
 		rows[f.Source()] = append(rows[f.Source()], fileRow[T]{rowRefs[T]{}, rowData{num: num}})
 	}
 	for _, r := range rows {
@@ -729,24 +729,22 @@ type fileState[T any] struct {
 	// rareRow holds the state's path, problem and skipped entries, and is
 	// the rare part of the row that stands for the state in its source's
 	// list until the reload folds it (pendingRow): no allocation of its
-	// own.
+	// own. The file's name is the path from its source's nameAt, as a
+	// pending row's is (rareRow.name): a state keeps no offset of its own.
 	rareRow[T]
-	st  trustfile.Stamp
-	sum contentSumOf
+	st trustfile.Stamp
+	// old, while a read is pending or held, is the row it replaces (nil:
+	// none). It never points into a list a reload writes.
+	old *fileRow[T]
 	// parsed is what the content read made, to be numbered; num, the
 	// number of the file of the row it replaces when the content is that
 	// row's (read: the file is kept, by its number). One of them, or
 	// neither when no file loaded (hasFile).
 	parsed parsed[T]
 	num    uint32
-	// old, while a read is pending or held, is the row it replaces (nil:
-	// none). It never points into a list a reload writes.
-	old *fileRow[T]
-	// data is a feed entry's content, to be parsed (loadFeed).
-	data   []byte
-	nameAt uint32 // name is path[nameAt:]
-	src    int32  // index in Config.Sources
-	read   bool   // sum and file/problem come from reading the content
+	src    int32 // index in Config.Sources
+	sum    contentSumOf
+	read   bool // sum and file/problem come from reading the content
 	gone   bool
 	// unchecked: a new regular file seen in a directory listing, whose
 	// stat and permission checks are left to the read (one syscall less
@@ -778,15 +776,15 @@ func (f *fileState[T]) pendingRow() fileRow[T] {
 	return fileRow[T]{rowRefs: rowRefs[T]{rare: &f.rareRow}}
 }
 
-// newFileState returns the state of the file name of source src, at path;
-// name is the base name (path ends with it), or the path itself for a
-// single-file source.
-func newFileState[T any](src int, name, path string) *fileState[T] {
-	return &fileState[T]{rareRow: rareRow[T]{path: path}, nameAt: uint32(len(path) - len(name)), src: int32(src)}
+// newFileState returns the state of the file of source src at path,
+// which names it from the source's nameAt (prefixOf).
+func newFileState[T any](src int, path string) *fileState[T] {
+	return &fileState[T]{rareRow: rareRow[T]{path: path}, src: int32(src)}
 }
 
-// name is the file's base name; the path for a single-file source.
-func (f *fileState[T]) name() string { return f.path[f.nameAt:] }
+// name is the file's base name, the path for a single-file source: its
+// path from nameAt, its source's.
+func (f *fileState[T]) name(nameAt int) string { return f.path[nameAt:] }
 
 // sourceState is what the loader knows of one source. A reload replaces
 // files with a new list (an edited version of the last: chunked) and
@@ -882,14 +880,16 @@ func (l *Loader[T]) newFile(i int, path string, items []T) *File[T] {
 // or packed on the heap where it is too long (step 6).
 type parsed[T any] struct {
 	file *File[T]
-	// name and one, where one.src is not 0 (no File): the file's name,
-	// and its item and its source's index plus one (one's name not set).
-	name string
-	one  oneItem[T]
+	// item and src, where src is not 0 (no File): the file's item and its
+	// source's index plus one. Its name is its state's (fileState.name),
+	// given to numbers.add with it: a cold load holds a state for every
+	// file at once, and a name and a oneItem here were 56 bytes of each.
+	item T
+	src  uint32
 }
 
 // loaded reports whether the parse made a file.
-func (p *parsed[T]) loaded() bool { return p.file != nil || p.one.src != 0 }
+func (p *parsed[T]) loaded() bool { return p.file != nil || p.src != 0 }
 
 // parsedOne is the parse of a file of the one item t with no rare part:
 // without a File where the loader's numbers keep such a file of source i
@@ -899,7 +899,7 @@ func (p *parsed[T]) loaded() bool { return p.file != nil || p.one.src != 0 }
 func (l *Loader[T]) parsedOne(i int, path string, t T) parsed[T] {
 	fsrc, name := l.fileName(i, path)
 	if l.numbers.keepsLean(fsrc) {
-		return parsed[T]{name: name, one: oneItem[T]{item: t, src: uint32(i) + 1}}
+		return parsed[T]{item: t, src: uint32(i) + 1}
 	}
 	return parsed[T]{file: &File[T]{src: fsrc, name: packName(name), one: t}}
 }
@@ -937,7 +937,7 @@ func (ss *sourceState[T]) row(f *fileState[T], ns *numbers[T]) fileRow[T] {
 	}
 	r := fileRow[T]{rowRefs[T]{}, rowData{stamp: own, sum: f.sum, num: f.num}}
 	if f.parsed.loaded() && r.num == 0 {
-		r.num = ns.add(f.parsed)
+		r.num = ns.add(f.parsed, f.name(ss.nameAt))
 	}
 	ownDir := !ss.hasDir || dir != ss.dir
 	loaded := f.hasFile() && f.problem == nil && len(f.skipped) == 0
@@ -1498,7 +1498,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 		}
 	} else {
 		for _, f := range jobs {
-			if p, found := ss.files.search(byName(&l.numbers, ss.nameAt, f.name())); found {
+			if p, found := ss.files.search(byName(&l.numbers, ss.nameAt, f.name(ss.nameAt))); found {
 				if ch := ss.files.chunks[p.ci]; ch.h != nil && (*ch.h)[p.i].pending() == f {
 					fold(ch, p.i, f)
 				} // else folded already: defensive, as a source's jobs are one run and names are deduplicated
@@ -1513,7 +1513,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 		if f.held {
 			*held = append(*held, f.path)
 		}
-		if p, found := ed.c.search(byName(&l.numbers, ss.nameAt, f.name())); found {
+		if p, found := ed.c.search(byName(&l.numbers, ss.nameAt, f.name(ss.nameAt))); found {
 			if h, _ := ed.c.get(p); h.pending() == f {
 				ed.remove(p)
 			}

@@ -439,8 +439,8 @@ func (ns *numbers[T]) writable(num uint32) (p, q int) {
 // add gives the file p a number and returns it (never 0): its File, or,
 // for a file of one item the parse made none for (Loader.parsedOne), its
 // item, source and name in the mapped part — a name longer than nameCap
-// packed in the heap part.
-func (ns *numbers[T]) add(p parsed[T]) uint32 {
+// packed in the heap part. (name is only read for such a file.)
+func (ns *numbers[T]) add(p parsed[T], name string) uint32 {
 	var num uint32
 	if k := len(ns.free); k > 0 {
 		num, ns.free = ns.free[k-1], ns.free[:k-1] // no write: free may be shared (release)
@@ -449,14 +449,14 @@ func (ns *numbers[T]) add(p parsed[T]) uint32 {
 		num = ns.n + 1
 		ns.n = num
 	}
-	switch one := p.one; {
+	switch one := (oneItem[T]{item: p.item, src: p.src}); {
 	case p.file != nil:
 		ns.set(num, unsafe.Pointer(p.file), oneItem[T]{})
-	case len(p.name) <= nameCap && p.name != "":
-		one.nameLen = uint8(copy(one.name[:], p.name))
+	case len(name) <= nameCap && name != "":
+		one.nameLen = uint8(copy(one.name[:], name))
 		ns.set(num, nil, one)
 	default:
-		ns.set(num, unsafe.Pointer(packName(p.name)), one)
+		ns.set(num, unsafe.Pointer(packName(name)), one)
 	}
 	return num
 }

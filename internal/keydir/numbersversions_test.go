@@ -102,10 +102,10 @@ func TestNumbersVersions(t *testing.T) {
 					if !lean || strings.HasPrefix(name, "f") {
 						p.file = makeFile(src, name, [][32]byte{{item}})
 					} else {
-						p.name, p.one = name, oneItem[[32]byte]{item: [32]byte{item}, src: 1}
+						p.item, p.src = [32]byte{item}, 1
 					}
 					reused := len(ns.free) > 0
-					num := ns.add(p)
+					num := ns.add(p, name)
 					if _, dup := want[num]; dup {
 						t.Fatalf("step %d: number %d given while a file's", step, num)
 					}

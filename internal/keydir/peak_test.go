@@ -25,7 +25,7 @@ func TestNumbersPageMadeWhole(t *testing.T) {
 		t.Fatal("[32]byte is pointer-free: its numbers should keep a file of one item without a File")
 	}
 	give := func(i int) uint32 {
-		return ns.add(parsed[[32]byte]{name: fmt.Sprintf("k%05d.json", i), one: oneItem[[32]byte]{item: [32]byte{byte(i)}, src: 1}})
+		return ns.add(parsed[[32]byte]{item: [32]byte{byte(i)}, src: 1}, fmt.Sprintf("k%05d.json", i))
 	}
 	give(0)
 	if ns.heap(0) != nil || ns.ones[0].Len() != 8 {

@@ -65,7 +65,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 		name := e.name
 		path := pathIn(src.Path, name)
 		if prev == nil && e.typ.IsRegular() {
-			state := newFileState[T](i, name, path)
+			state := newFileState[T](i, path)
 			state.unchecked = true
 			rows = append(rows, l.place(ss, state, jobs))
 			return
@@ -247,7 +247,7 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 		if prev != nil && prev.num == 0 && sameProblem(prev.problem(), p) {
 			return nil, true
 		}
-		state := newFileState[T](i, name, path)
+		state := newFileState[T](i, path)
 		state.read = true
 		state.problem = p
 		if hold && !l.heldTooLong(path) {
@@ -285,7 +285,7 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 	if prev != nil && ss.stamp(prev) == k && (prev.num != 0 || !isPermProblem(prev.problem())) {
 		return nil, true
 	}
-	state = newFileState[T](i, name, path)
+	state = newFileState[T](i, path)
 	state.st = k
 	state.old = heapRow(prev)
 	return state, false

@@ -54,8 +54,8 @@ func TestFileRowName(t *testing.T) {
 	} {
 		l := New(Config[*int]{Sources: []Source{c.src}})
 		ss := &l.states[0]
-		f := newFileState[*int](0, c.name, c.path)
-		if got := f.name(); got != c.name {
+		f := newFileState[*int](0, c.path)
+		if got := f.name(ss.nameAt); got != c.name {
 			t.Errorf("state name of %q = %q, want %q", c.path, got, c.name)
 		}
 		pending := f.pendingRow()
@@ -121,5 +121,18 @@ func TestFileName(t *testing.T) {
 	d := NewDirFile("/etc/keytool/authorized_keys.d", "alice.jwk", 0, [][32]byte{{1}, {2}}, nil)
 	if d.Name() != "alice.jwk" || d.Path() != filepath.Join("/etc/keytool/authorized_keys.d", "alice.jwk") || len(d.Items()) != 2 {
 		t.Fatalf("a directory's file of two items: %q %q %d", d.Name(), d.Path(), len(d.Items()))
+	}
+}
+
+// TestFileStateSize keeps the state of a file of a 32-byte item
+// (authkeys' SPKI hash) within the allocator's 192-byte class: a cold
+// load holds one for every file at once, from the listing to the fold —
+// most of its live heap, which the collector's goal doubles into the
+// load's peak resident set (docs/design.md, "Memory of a loaded store",
+// step 6). It was 272 bytes, in the 288-byte class, with a feed entry's
+// content, the file's name and a oneItem's room for it of its own.
+func TestFileStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(fileState[[32]byte]{}); n > 192 {
+		t.Fatalf("fileState of a 32-byte item is %d bytes, more than 192", n)
 	}
 }
