@@ -1005,6 +1005,9 @@ type Loader[T any] struct {
 	// listed or read whole instead (full: every state is compared).
 	edits []edit[T]
 	full  bool
+	// scanHeld are the paths of the new files a listing held back as it
+	// read them (scanDir, newFiles): reloadLocked returns them with fold's.
+	scanHeld []string
 
 	// numbers are the files' numbers as the next snapshot will publish
 	// them; a reload gives its new Files theirs (sourceState.row).
@@ -1301,6 +1304,7 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 		l.runJobs(jobs)
 		held = l.fold(jobs)
 	}
+	held, l.scanHeld = append(held, l.scanHeld...), nil
 	for i := range l.states {
 		// A list this reload made (its list of chunks is new, so the
 		// reload's own) drops the rows' pointers of the chunks that hold
@@ -1474,14 +1478,10 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 	}
 	var rest []*fileState[T] // dropped
 	fold := func(ch chunk[rowRefs[T], rowData], k int, f *fileState[T]) {
-		switch {
-		case f.dropped():
+		if f.dropped() {
 			rest = append(rest, f)
-		case f.held:
-			*held = append(*held, f.path)
-			ch.put(k, f.old.rowRefs, f.old.rowData)
-		default:
-			r := ss.row(f, &l.numbers)
+		} else {
+			r := l.folded(ss, f, held)
 			ch.put(k, r.rowRefs, r.rowData)
 		}
 	}
@@ -1510,9 +1510,7 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 	}
 	ed := ss.files.edit()
 	for _, f := range rest {
-		if f.held {
-			*held = append(*held, f.path)
-		}
+		l.folded(ss, f, held)
 		if p, found := ed.c.search(byName(&l.numbers, ss.nameAt, f.name(ss.nameAt))); found {
 			if h, _ := ed.c.get(p); h.pending() == f {
 				ed.remove(p)
@@ -1520,6 +1518,25 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 		}
 	}
 	ss.files = ed.done()
+}
+
+// folded is the row that takes the place of the pending row of f, a
+// state of source ss whose read is done: the row it read (numbered), or
+// the row it replaces if it is held back (its path then added to held).
+// A state that dropped (gone, or held with nothing to keep) has no row:
+// its pending row leaves the list, and folded only notes it if held.
+func (l *Loader[T]) folded(ss *sourceState[T], f *fileState[T], held *[]string) fileRow[T] {
+	switch {
+	case f.held:
+		*held = append(*held, f.path)
+		if f.dropped() {
+			return fileRow[T]{}
+		}
+		return *f.old
+	case f.dropped():
+		return fileRow[T]{}
+	}
+	return ss.row(f, &l.numbers)
 }
 
 // byName orders the rows of a source whose names begin at nameAt, its

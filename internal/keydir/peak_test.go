@@ -2,7 +2,13 @@ package keydir
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -102,4 +108,89 @@ func TestColdLoadDiffIsTheList(t *testing.T) {
 	if gone, came := DiffRefs(next, next); gone != nil || came != nil {
 		t.Errorf("from a snapshot to itself: %d gone and %d came, want none", len(gone), len(came))
 	}
+}
+
+// TestColdLoadReadsNewFilesAFewAtATime: a listing reads its new files
+// newFilesRead at a time and folds each lot into its rows (scanDir,
+// newFiles), where it queued every one for the reload's reads: a cold
+// load held the state of every file at once, 240 bytes a file with its
+// path, and its peak resident set was twice that (docs/design.md,
+// "Memory of a loaded store", step 6). So when a lot is read, the lots
+// before it have their numbers, and when the last is read the heap holds
+// far less than a state a file. A file gone before its read and one that
+// does not parse, in lots of their own, leave the list and make a
+// problem as when all were read at once.
+func TestColdLoadReadsNewFilesAFewAtATime(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "keys.d")
+	const n = 4 * newFilesRead
+	name := func(i int) string { return fmt.Sprintf("k%05d.json", i) }
+	data := keydirtest.JWK(t, key(t, 1))
+	for i := range n {
+		keydirtest.Write(t, filepath.Join(dir, name(i)), data)
+	}
+	gone, bad := newFilesRead+7, 2*newFilesRead+3
+	keydirtest.Write(t, filepath.Join(dir, name(bad)), []byte("{"))
+	l := New(Config[[32]byte]{
+		Sources: []Source{{Path: dir, Dir: true}},
+		Home:    home,
+		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
+	})
+	var (
+		mu       sync.Mutex
+		numbered = map[int]uint32{} // by lot: the numbers given when its first file was read
+		live     uint64
+	)
+	before := liveHeap()
+	l.beforeRead = func(path string) {
+		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "k"), ".json"))
+		must(t, err)
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := numbered[i/newFilesRead]; !ok {
+			numbered[i/newFilesRead] = l.numbers.n // no fold runs while a lot is read
+		}
+		switch i {
+		case gone:
+			must(t, os.Remove(path))
+		case n - 1:
+			live = liveHeap()
+		}
+	}
+	s := l.Reload()
+	if got := s.numFiles(); got != n-2 {
+		t.Fatalf("%d files loaded, want %d: all but the one gone and the one that does not parse", got, n-2)
+	}
+	if len(s.Problems) != 1 || filepath.Base(s.Problems[0].Path) != name(bad) {
+		t.Fatalf("problems %v, want one, of %s", s.Problems, name(bad))
+	}
+	i := 0
+	for r := range s.Refs {
+		if i == gone || i == bad {
+			i++
+		}
+		if r.Name() != name(i) {
+			t.Fatalf("file %d is %s, want %s: the listing's order", i, r.Name(), name(i))
+		}
+		i++
+	}
+	for lot := range n / newFilesRead {
+		if min, got := uint32(lot*newFilesRead-2), numbered[lot]; lot > 0 && got < min {
+			t.Errorf("when the lot of files %d to %d was read, %d files had numbers, want the %d or more of the lots before it folded", lot*newFilesRead, (lot+1)*newFilesRead-1, got, min)
+		}
+	}
+	// Without the lots some 350 bytes a file: every state and its path
+	// (240) beside the rows (56) and the listing (some 40); with them
+	// some 170, a lot's states shared by all.
+	if perFile := float64(live-before) / n; !raceEnabled && perFile > 260 {
+		t.Errorf("the heap held %.0f bytes a file as the last file was read, want 260 or less: the states of files read before are live", perFile)
+	}
+}
+
+// liveHeap is the live heap after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
