@@ -592,14 +592,28 @@ func (s *Store) authorizedFiles(files []keydir.FileRef[item]) []keydir.FileRef[i
 // key, the entry of the first file that holds it.
 func (s *Store) Entries() []*Entry {
 	s.waitLoaded()
-	sn := s.snap.Load()
-	out := make([]*Entry, 0, sn.keys.n)
-	for f, at := range s.authorizedItems(sn.files) {
-		if sn.keys.holds(at) {
-			out = append(out, entryOf(f, int(at.pos)))
-		}
+	out := make([]*Entry, 0, s.snap.Load().keys.n)
+	for e := range s.All() {
+		out = append(out, e)
 	}
 	return out
+}
+
+// All yields the entries Entries returns, one at a time, each made as it
+// is yielded: a caller that looks at each key in turn (keytool bundle)
+// holds one Entry, where the list of them all was most of its heap — some
+// 30 MB at 100,000 keys, twice that in its resident set. (The entries
+// are those of the snapshot All began with, whatever reloads meanwhile.)
+func (s *Store) All() iter.Seq[*Entry] {
+	return func(yield func(*Entry) bool) {
+		s.waitLoaded()
+		sn := s.snap.Load()
+		for f, at := range s.authorizedItems(sn.files) {
+			if sn.keys.holds(at) && !yield(entryOf(f, int(at.pos))) {
+				return
+			}
+		}
+	}
 }
 
 // Revoked returns the revoked keys in file order.

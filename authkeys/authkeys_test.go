@@ -462,3 +462,42 @@ func TestDecideOnceKeepsNoEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestAllIsEntriesOneAtATime: All yields the entries Entries lists, in
+// its order (a key held twice by its first file, a revoked key's entry
+// as Entries has it), and makes each as it yields it — keytool bundle
+// goes through 100,000 keys holding one Entry, where the list of all was
+// most of its heap: a loop that stops at the first entry allocates a few
+// times, not once an entry.
+func TestAllIsEntriesOneAtATime(t *testing.T) {
+	home := t.TempDir()
+	d := filepath.Join(home, "authorized_keys.d")
+	const n = 200
+	for i := range n {
+		keydirtest.Write(t, filepath.Join(d, fmt.Sprintf("k%03d.json", i)), keydirtest.JWK(t, key(t, 10+i)))
+	}
+	keydirtest.Write(t, filepath.Join(d, "z-again.json"), keydirtest.JWK(t, key(t, 10)))
+	keydirtest.Write(t, filepath.Join(home, "revoked_keys.d", "r.json"), keydirtest.JWK(t, key(t, 11)))
+	s := Load(HomeOptions(home))
+	list := s.Entries()
+	var all []*Entry
+	for e := range s.All() {
+		all = append(all, e)
+	}
+	if len(all) != len(list) || len(list) < n-1 {
+		t.Fatalf("All yields %d entries, Entries lists %d (want %d or more)", len(all), len(list), n-1)
+	}
+	for i := range list {
+		if all[i].Name != list[i].Name || all[i].SPKIHash != list[i].SPKIHash || all[i].File != list[i].File {
+			t.Fatalf("entry %d: All yields %s (%s), Entries lists %s (%s)", i, all[i].Name, all[i].File, list[i].Name, list[i].File)
+		}
+	}
+	first := func() {
+		for range s.All() {
+			break
+		}
+	}
+	if allocs := testing.AllocsPerRun(20, first); allocs > 10 {
+		t.Errorf("All stopped at its first entry allocates %.0f times, want a few: it made the entries it did not yield", allocs)
+	}
+}

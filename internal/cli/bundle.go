@@ -188,7 +188,7 @@ func (c *cli) selectAuthorized(auth *authkeys.Store) (bundleSelection, error) {
 	for _, p := range auth.Problems() {
 		sel.problems = append(sel.problems, p)
 	}
-	for _, e := range auth.Entries() {
+	for e := range auth.All() { // one Entry at a time (Store.All)
 		keep, err := c.keepAuthorized(auth, e)
 		if err != nil {
 			return sel, err
