@@ -487,6 +487,17 @@ func TestAllIsEntriesOneAtATime(t *testing.T) {
 	if len(all) != len(list) || len(list) < n-1 {
 		t.Fatalf("All yields %d entries, Entries lists %d (want %d or more)", len(all), len(list), n-1)
 	}
+	// Entries is All collected: compare both with what the store holds,
+	// not only with each other — a key of each file, in name order, the
+	// key held again by z-again.json shadowed by k000's entry.
+	if len(all) != n {
+		t.Fatalf("All yields %d entries, want %d", len(all), n)
+	}
+	for i, e := range all {
+		if want := filepath.Join(d, fmt.Sprintf("k%03d.json", i)); e.File != want || e.SPKIHash != key(t, 10+i).SPKIHash() {
+			t.Fatalf("entry %d: %s of %s, want the key of %s", i, e.Name, e.File, want)
+		}
+	}
 	for i := range list {
 		if all[i].Name != list[i].Name || all[i].SPKIHash != list[i].SPKIHash || all[i].File != list[i].File {
 			t.Fatalf("entry %d: All yields %s (%s), Entries lists %s (%s)", i, all[i].Name, all[i].File, list[i].Name, list[i].File)

@@ -808,8 +808,9 @@ type sourceState[T any] struct {
 	fsrc *fileSource
 	// dir is the shared part of the stamps of the rows whose rare part
 	// holds none of its own; set (hasDir) from the files of the first
-	// fold that loads any — the commonest among them, so that one odd
-	// file first in a directory does not give every other a rare part —
+	// fold (or lot of a listing's new files: foldNew) that loads any —
+	// the commonest among them, so that one odd file first in a
+	// directory does not give every other a rare part —
 	// and never changed after, so that every row ever made of the source
 	// reads its stamp the same way.
 	dir    trustfile.StampDir

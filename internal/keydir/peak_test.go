@@ -117,13 +117,14 @@ func TestColdLoadDiffIsTheList(t *testing.T) {
 // path, and its peak resident set was twice that (docs/design.md,
 // "Memory of a loaded store", step 6). So when a lot is read, the lots
 // before it have their numbers, and when the last is read the heap holds
-// far less than a state a file. A file gone before its read and one that
-// does not parse, in lots of their own, leave the list and make a
-// problem as when all were read at once.
+// far less than a state a file; the few files past the last whole lot go
+// with the reload's reads. A file gone before its read and one that does
+// not parse, in lots of their own, leave the list and make a problem as
+// when all were read at once.
 func TestColdLoadReadsNewFilesAFewAtATime(t *testing.T) {
 	home := t.TempDir()
 	dir := filepath.Join(home, "keys.d")
-	const n = 4 * newFilesRead
+	const n = 4*newFilesRead + 5
 	name := func(i int) string { return fmt.Sprintf("k%05d.json", i) }
 	data := keydirtest.JWK(t, key(t, 1))
 	for i := range n {
@@ -164,6 +165,13 @@ func TestColdLoadReadsNewFilesAFewAtATime(t *testing.T) {
 	if len(s.Problems) != 1 || filepath.Base(s.Problems[0].Path) != name(bad) {
 		t.Fatalf("problems %v, want one, of %s", s.Problems, name(bad))
 	}
+	// The file gone before its read leaves no row (a zero row left in
+	// the list would be taken for a file by every later name search).
+	if got := l.states[0].files.n; got != n-1 {
+		t.Fatalf("%d rows, want %d: every file but the one gone", got, n-1)
+	}
+	l.beforeRead = nil
+	l.reload(hints{paths: map[string]struct{}{filepath.Join(dir, name(gone)): {}, filepath.Join(dir, name(gone+1)): {}}})
 	i := 0
 	for r := range s.Refs {
 		if i == gone || i == bad {
@@ -174,7 +182,7 @@ func TestColdLoadReadsNewFilesAFewAtATime(t *testing.T) {
 		}
 		i++
 	}
-	for lot := range n / newFilesRead {
+	for lot := range (n + newFilesRead - 1) / newFilesRead {
 		if min, got := uint32(lot*newFilesRead-2), numbered[lot]; lot > 0 && got < min {
 			t.Errorf("when the lot of files %d to %d was read, %d files had numbers, want the %d or more of the lots before it folded", lot*newFilesRead, (lot+1)*newFilesRead-1, got, min)
 		}
@@ -193,4 +201,37 @@ func liveHeap() uint64 {
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// TestListingHoldsNewFile: a new file a listing reads half written, in a
+// lot of its own, in a reload caused by events, is held back as when all
+// were read at once (no row, no problem) and returned as held
+// (Loader.scanHeld), so that the watcher reads it again once events are
+// quiet.
+func TestListingHoldsNewFile(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "keys.d")
+	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	l := New(Config[[32]byte]{
+		Sources: []Source{{Path: dir, Dir: true}},
+		Home:    home,
+		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
+	})
+	l.Reload()
+	data := keydirtest.JWK(t, key(t, 2))
+	for i := range newFilesRead - 1 {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("b%05d.json", i)), data)
+	}
+	half := filepath.Join(dir, "b-half.json") // in the lot: "-" sorts before the digits
+	keydirtest.Write(t, half, []byte("{"))
+	held := l.reloadHolding(hints{all: true})
+	if len(held) != 1 || held[0] != half {
+		t.Fatalf("held %q, want [%s]", held, half)
+	}
+	if s := l.Snapshot(); len(s.Problems) != 0 || l.states[0].files.n != newFilesRead {
+		t.Fatalf("problems %v, %d rows, want none and %d: the held file should leave neither", s.Problems, l.states[0].files.n, newFilesRead)
+	}
+	if len(l.scanHeld) != 0 {
+		t.Fatalf("scanHeld %q after the reload, want none", l.scanHeld)
+	}
 }

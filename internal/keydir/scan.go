@@ -45,7 +45,9 @@ func isLink(path string) bool {
 }
 
 // scanDir re-lists a directory source, reusing the rows of files whose
-// stat data did not change and queueing reads for the others.
+// stat data did not change, reading its new regular files itself, a lot
+// at a time (newFiles, foldNew), and queueing reads for the others (and
+// the new files past the last whole lot).
 func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	src, ss := l.cfg.Sources[i], &l.states[i]
 	l.full = true
@@ -77,7 +79,9 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 			rows = append(rows, r)
 		}
 	}, nil)
-	l.foldNew(ss, &news, rows)
+	// The last lot, short (every new file of a small directory), goes
+	// with the reload's reads, in parallel with other sources' files.
+	*jobs = append(*jobs, news.states...)
 	if news.dropped > 0 {
 		rows = slices.DeleteFunc(rows, func(r fileRow[T]) bool { return r == fileRow[T]{} })
 	}
@@ -85,7 +89,8 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 }
 
 // newFilesRead is how many new files a listing reads at a time
-// (newFiles): some 0.8 MB of their states where a T is 32 bytes.
+// (newFiles): some 0.8 MB of their states where a T is 32 bytes. Fewer
+// go with the reload's other reads.
 const newFilesRead = 4096
 
 // newFiles are the new regular files a listing found (scanDir) that it
@@ -109,9 +114,6 @@ type newFiles[T any] struct {
 // dropped leaves a zero row (never a row of a file: one that loaded has
 // a number, one that did not a rare part).
 func (l *Loader[T]) foldNew(ss *sourceState[T], news *newFiles[T], rows []fileRow[T]) {
-	if len(news.states) == 0 {
-		return
-	}
 	l.runJobs(news.states)
 	if !ss.hasDir {
 		ss.dir, ss.hasDir = commonestDir(news.states)
