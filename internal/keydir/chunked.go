@@ -82,6 +82,69 @@ func chunksOf[H comparable, D any](n int, at func(i int) (H, D)) chunked[H, D] {
 	return c
 }
 
+// builder makes a list element by element, each chunk as it fills, of
+// at most max elements (newBuilder): chunksOf needs the elements at once,
+// and a listing of a million files held its rows twice for it — 56 MB
+// in a slice, live while every file was read, then the chunks made of it.
+// Until done, an element added may be written in place (put).
+type builder[H comparable, D any] struct {
+	c    chunked[H, D]
+	hs   []H               // the open chunk's H parts
+	d    *offheap.Array[D] // its D parts; nil: no chunk open
+	left int               // elements still to come, at most
+}
+
+// newBuilder returns a builder of a list of at most max elements: its
+// chunks have room for chunkLen, or for what is left to come.
+func newBuilder[H comparable, D any](max int) *builder[H, D] {
+	return &builder[H, D]{left: max}
+}
+
+// add appends an element and returns its position.
+func (b *builder[H, D]) add(h H, d D) at {
+	if b.d == nil {
+		room := max(1, min(chunkLen, b.left))
+		b.hs, b.d = make([]H, 0, room), offheap.New[D](room)
+	}
+	k := len(b.hs)
+	b.hs = append(b.hs, h)
+	b.d.Set(k, d)
+	b.left--
+	p := at{len(b.c.chunks), k}
+	if len(b.hs) == b.d.Len() {
+		b.close()
+	}
+	return p
+}
+
+// close ends the open chunk, if any.
+func (b *builder[H, D]) close() {
+	if b.d == nil {
+		return
+	}
+	hs := b.hs
+	b.c.chunks = append(b.c.chunks, chunk[H, D]{h: &hs, d: b.d, n: len(hs)})
+	b.c.n += len(hs)
+	b.hs, b.d = nil, nil
+}
+
+// put writes the element at p, one add returned, in place.
+func (b *builder[H, D]) put(p at, h H, d D) {
+	if p.ci == len(b.c.chunks) {
+		b.hs[p.i] = h
+		b.d.Set(p.i, d)
+		return
+	}
+	b.c.chunks[p.ci].put(p.i, h, d)
+}
+
+// done returns the list, each chunk compact if it can be.
+func (b *builder[H, D]) done() chunked[H, D] {
+	b.close()
+	b.c.compact()
+	return b.c
+}
+
 // len is the number of elements of ch.
 func (ch chunk[H, D]) len() int { return ch.n }
 

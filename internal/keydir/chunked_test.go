@@ -418,3 +418,55 @@ func TestEditKeepsCompactChunksCompact(t *testing.T) {
 		}
 	}
 }
+
+// TestBuilder: a list made element by element (builder, scanDir's) holds
+// what chunksOf makes of the same elements — every element in order, at
+// the position add gave it, chunks of at most chunkLen, compact where
+// their H parts are all zero — after writes in place (put) into chunks
+// closed and still open; and chunks are sized to the elements that can
+// still come, so that a listing of three files keeps no chunk of room
+// for chunkLen. Fewer elements than the bound (a listing's directories
+// and ignored names) leave the last chunk with room to spare, no more.
+func TestBuilder(t *testing.T) {
+	for _, c := range []struct{ n, max int }{{0, 0}, {3, 3}, {3, 10}, {chunkLen, chunkLen}, {chunkLen + 1, chunkLen + 1}, {3*chunkLen - 5, 3 * chunkLen}, {2*chunkLen + 7, 3*chunkLen + 1}} {
+		b := newBuilder[int, int](c.max)
+		var ref []marked
+		var pos []at
+		for i := range c.n {
+			mark := 0
+			if i%chunkLen < 2 { // some chunks keep H parts, for now
+				mark = i + 1
+			}
+			ref = append(ref, marked{mark, i})
+			pos = append(pos, b.add(mark, i))
+			if i >= 1 && i%1000 == 1 { // the element before, in a chunk open or closed: its mark cleared
+				ref[i-1].mark = 0
+				b.put(pos[i-1], 0, i-1)
+			}
+		}
+		for i := range c.n {
+			if i%chunkLen < 2 && ref[i].mark != 0 && i%3 == 0 {
+				ref[i].mark = 0
+				b.put(pos[i], 0, i)
+			}
+		}
+		got := b.done()
+		if w := chunksOf(len(ref), func(i int) (int, int) { return ref[i].mark, ref[i].key }); !slices.Equal(flatMarked(got), flatMarked(w)) || got.n != c.n {
+			t.Fatalf("n=%d max=%d: the builder's list differs from chunksOf's (%d elements)", c.n, c.max, got.n)
+		}
+		for i, p := range pos {
+			if h, d := got.get(p); d != i || h != ref[i].mark {
+				t.Fatalf("n=%d max=%d: element %d at %v is (%d, %d)", c.n, c.max, i, p, h, d)
+			}
+		}
+		for ci, ch := range got.chunks {
+			if ch.n == 0 || ch.n > chunkLen || ch.d.Len() > chunkLen || ch.d.Len() > ch.n+c.max-c.n {
+				t.Fatalf("n=%d max=%d: chunk %d holds %d with room for %d", c.n, c.max, ci, ch.n, ch.d.Len())
+			}
+			allZero := !slices.ContainsFunc(ref[ci*chunkLen:ci*chunkLen+ch.n], func(m marked) bool { return m.mark != 0 })
+			if allZero != (ch.h == nil) {
+				t.Fatalf("n=%d max=%d: chunk %d compact %v, its H parts all zero %v", c.n, c.max, ci, ch.h == nil, allZero)
+			}
+		}
+	}
+}

@@ -1506,19 +1506,27 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 			}
 		}
 	}
-	if len(rest) == 0 {
-		return
-	}
-	ed := ss.files.edit()
 	for _, f := range rest {
 		l.folded(ss, f, held)
+	}
+	ss.files = l.withoutPending(ss, ss.files, rest)
+}
+
+// withoutPending returns files, a list of source ss, without the pending
+// rows of the states of rest, which dropped (fileState.dropped).
+func (l *Loader[T]) withoutPending(ss *sourceState[T], files rowList[T], rest []*fileState[T]) rowList[T] {
+	if len(rest) == 0 {
+		return files
+	}
+	ed := files.edit()
+	for _, f := range rest {
 		if p, found := ed.c.search(byName(&l.numbers, ss.nameAt, f.name(ss.nameAt))); found {
 			if h, _ := ed.c.get(p); h.pending() == f {
 				ed.remove(p)
 			}
 		}
 	}
-	ss.files = ed.done()
+	return ed.done()
 }
 
 // folded is the row that takes the place of the pending row of f, a

@@ -2,6 +2,7 @@ package keydir
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -59,7 +60,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	if err != nil {
 		return ss.set(rowList[T]{}, problemOf(src.Path, err, src.Revocation))
 	}
-	rows := make([]fileRow[T], 0, len(entries))
+	rows := newBuilder[rowRefs[T], rowData](len(entries))
 	var news newFiles[T]
 	pairListing(entries, ss.files, &l.numbers, ss.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		name := e.name
@@ -67,8 +68,8 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 		if prev == nil && e.typ.IsRegular() {
 			state := newFileState[T](i, path)
 			state.unchecked = true
-			news.states, news.at = append(news.states, state), append(news.at, len(rows))
-			rows = append(rows, state.pendingRow())
+			r := state.pendingRow()
+			news.states, news.at = append(news.states, state), append(news.at, rows.add(r.rowRefs, r.rowData))
 			if len(news.states) == newFilesRead {
 				l.foldNew(ss, &news, rows)
 			}
@@ -76,16 +77,13 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 		}
 		state, same := l.statFile(i, ss, name, path, prev, false, e.typ&fs.ModeSymlink != 0, l.holdEarly)
 		if r, ok := l.rowAfterStat(ss, prev, state, same, jobs); ok {
-			rows = append(rows, r)
+			rows.add(r.rowRefs, r.rowData)
 		}
 	}, nil)
 	// The last lot, short (every new file of a small directory), goes
 	// with the reload's reads, in parallel with other sources' files.
 	*jobs = append(*jobs, news.states...)
-	if news.dropped > 0 {
-		rows = slices.DeleteFunc(rows, func(r fileRow[T]) bool { return r == fileRow[T]{} })
-	}
-	return ss.set(rowsOf(rows), nil)
+	return ss.set(l.withoutPending(ss, rows.done(), news.dropped), nil)
 }
 
 // newFilesRead is how many new files a listing reads at a time
@@ -103,26 +101,26 @@ const newFilesRead = 4096
 // resident set (docs/design.md, "Memory of a loaded store", step 6).
 type newFiles[T any] struct {
 	states []*fileState[T]
-	at     []int
-	// dropped counts the files gone (or held with nothing to keep)
-	// whose rows were left zero: scanDir removes them at the end.
-	dropped int
+	at     []at
+	// dropped are the states of files gone (or held with nothing to
+	// keep), whose pending rows scanDir removes once the list is made.
+	dropped []*fileState[T]
 }
 
 // foldNew reads the states of news and puts the row each read made in
-// its place in rows, as fold does with the reload's jobs; a state that
-// dropped leaves a zero row (never a row of a file: one that loaded has
-// a number, one that did not a rare part).
-func (l *Loader[T]) foldNew(ss *sourceState[T], news *newFiles[T], rows []fileRow[T]) {
+// place of its pending row, as fold does with the reload's jobs.
+func (l *Loader[T]) foldNew(ss *sourceState[T], news *newFiles[T], rows *builder[rowRefs[T], rowData]) {
 	l.runJobs(news.states)
 	if !ss.hasDir {
 		ss.dir, ss.hasDir = commonestDir(news.states)
 	}
 	for k, f := range news.states {
+		r := l.folded(ss, f, &l.scanHeld)
 		if f.dropped() {
-			news.dropped++
+			news.dropped = append(news.dropped, f)
+		} else {
+			rows.put(news.at[k], r.rowRefs, r.rowData)
 		}
-		rows[news.at[k]] = l.folded(ss, f, &l.scanHeld)
 	}
 	clear(news.states)
 	news.states, news.at = news.states[:0], news.at[:0]
@@ -146,16 +144,24 @@ func listSorted(dir string) ([]dirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	ents, err := f.ReadDir(-1)
-	f.Close()
-	if err != nil {
-		return nil, err
+	defer f.Close()
+	// A batch at a time: os.ReadDir's entries (64 bytes each with their
+	// slot, the name apart) were live all at once beside the list, some
+	// 64 MB at a million files, which the collector's goal doubled into
+	// a cold load's peak.
+	var list []dirEntry
+	for {
+		ents, err := f.ReadDir(1024)
+		for _, e := range ents {
+			list = append(list, dirEntry{name: e.Name(), typ: e.Type()})
+		}
+		if err == io.EOF {
+			return sortByName(list), nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	list := make([]dirEntry, len(ents))
-	for i, e := range ents {
-		list[i] = dirEntry{name: e.Name(), typ: e.Type()}
-	}
-	return sortByName(list), nil
 }
 
 // sortByName sorts the entries of a listing by name (a directory holds a
