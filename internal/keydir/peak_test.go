@@ -235,3 +235,48 @@ func TestListingHoldsNewFile(t *testing.T) {
 		t.Fatalf("scanHeld %q after the reload, want none", l.scanHeld)
 	}
 }
+
+// TestListingDropsManyNewFiles: half the files of a listing's lot gone
+// before their reads leave the list in one pass (withoutPending, many),
+// the others in order, and no row pending after the reload.
+func TestListingDropsManyNewFiles(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "keys.d")
+	const n = newFilesRead + 5
+	name := func(i int) string { return fmt.Sprintf("k%05d.json", i) }
+	data := keydirtest.JWK(t, key(t, 1))
+	for i := range n {
+		keydirtest.Write(t, filepath.Join(dir, name(i)), data)
+	}
+	l := New(Config[[32]byte]{
+		Sources: []Source{{Path: dir, Dir: true}},
+		Home:    home,
+		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
+	})
+	l.beforeRead = func(path string) {
+		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "k"), ".json"))
+		must(t, err)
+		if i%2 == 1 {
+			must(t, os.Remove(path))
+		}
+	}
+	s := l.Reload()
+	want := (n + 1) / 2
+	if got := s.numFiles(); got != want || l.states[0].files.n != want {
+		t.Fatalf("%d files loaded, %d rows, want %d of each", got, l.states[0].files.n, want)
+	}
+	for _, ch := range l.states[0].files.chunks {
+		for k := range ch.hs() {
+			if (*ch.h)[k].pending() != nil {
+				t.Fatalf("a row pending after the reload")
+			}
+		}
+	}
+	i := 0
+	for r := range s.Refs {
+		if r.Name() != name(i) {
+			t.Fatalf("file %d is %s, want %s", i/2, r.Name(), name(i))
+		}
+		i += 2
+	}
+}
