@@ -884,7 +884,7 @@ type parsed[T any] struct {
 	// item and src, where src is not 0 (no File): the file's item and its
 	// source's index plus one. Its name is its state's (fileState.name),
 	// given to numbers.add with it: a cold load holds a state for every
-	// file at once, and a name and a oneItem here were 56 bytes of each.
+	// file at once, and a name and a oneItem here were 40 bytes more of each.
 	item T
 	src  uint32
 }
