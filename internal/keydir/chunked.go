@@ -66,27 +66,18 @@ const chunkLen = 4096
 
 // chunksOf returns the list of n elements, element i being at(i).
 func chunksOf[H comparable, D any](n int, at func(i int) (H, D)) chunked[H, D] {
-	c := chunked[H, D]{n: n, chunks: make([]chunk[H, D], 0, (n+chunkLen-1)/chunkLen)}
-	for i := 0; i < n; {
-		k := min(n-i, chunkLen)
-		hs := make([]H, k)
-		ch := chunk[H, D]{h: &hs, d: offheap.New[D](k), n: k}
-		for j := range k {
-			h, d := at(i + j)
-			hs[j] = h
-			ch.d.Set(j, d)
-		}
-		c.chunks = append(c.chunks, ch.compact())
-		i += k
+	b := newBuilder[H, D](n)
+	for i := range n {
+		b.add(at(i))
 	}
-	return c
+	return b.done()
 }
 
 // builder makes a list element by element, each chunk as it fills, of
-// at most max elements (newBuilder): chunksOf needs the elements at once,
-// and a listing of a million files held its rows twice for it — 56 MB
-// in a slice, live while every file was read, then the chunks made of it.
-// Until done, an element added may be written in place (put).
+// at most max elements (newBuilder): a listing that made a slice of its
+// rows for chunksOf held them twice — 56 MB at a million files, live
+// while every file was read, then the chunks made of it. Until done, an
+// element added may be written in place (put).
 type builder[H comparable, D any] struct {
 	c    chunked[H, D]
 	hs   []H               // the open chunk's H parts

@@ -121,7 +121,7 @@ func (l *Loader[T]) loadFeed(i int) bool {
 	if !ok {
 		l.full = true
 		all := feedEntries(v)
-		list := make([]fileRow[T], 0, len(all))
+		rows := newBuilder[rowRefs[T], rowData](len(all))
 		for _, x := range all {
 			var prev *fileRow[T]
 			p, found := ss.files.search(byName(&l.numbers, ss.nameAt, x.name))
@@ -130,13 +130,13 @@ func (l *Loader[T]) loadFeed(i int) bool {
 				r = rowAt(ss.files, p)
 				prev = &r
 			}
+			row := r // unchanged: its row as it was
 			if state := l.feedEntry(i, x.name, x.e, prev); state != nil {
-				list = append(list, l.placeFeed(ss, state, x.e.Data, &jobs))
-			} else {
-				list = append(list, r)
+				row = l.placeFeed(ss, state, x.e.Data, &jobs)
 			}
+			rows.add(row.rowRefs, row.rowData)
 		}
-		files = rowsOf(list)
+		files = rows.done()
 	}
 	changed := ss.set(files, nil)
 	ForEach(len(jobs.states), func(j int) {
