@@ -1479,10 +1479,9 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 	}
 	var rest []*fileState[T] // dropped
 	fold := func(ch chunk[rowRefs[T], rowData], k int, f *fileState[T]) {
-		if f.dropped() {
+		if r := l.folded(ss, f, held); f.dropped() {
 			rest = append(rest, f)
 		} else {
-			r := l.folded(ss, f, held)
 			ch.put(k, r.rowRefs, r.rowData)
 		}
 	}
@@ -1505,9 +1504,6 @@ func (l *Loader[T]) foldSource(i int, jobs []*fileState[T], held *[]string) {
 				} // else folded already: defensive, as a source's jobs are one run and names are deduplicated
 			}
 		}
-	}
-	for _, f := range rest {
-		l.folded(ss, f, held)
 	}
 	ss.files = l.withoutPending(ss, ss.files, rest)
 }

@@ -115,8 +115,7 @@ func (l *Loader[T]) foldNew(ss *sourceState[T], news *newFiles[T], rows *builder
 		ss.dir, ss.hasDir = commonestDir(news.states)
 	}
 	for k, f := range news.states {
-		r := l.folded(ss, f, &l.scanHeld)
-		if f.dropped() {
+		if r := l.folded(ss, f, &l.scanHeld); f.dropped() {
 			news.dropped = append(news.dropped, f)
 		} else {
 			rows.put(news.at[k], r.rowRefs, r.rowData)
