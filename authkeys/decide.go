@@ -121,8 +121,7 @@ func (s *Store) decide(sum [32]byte, remote netip.Addr, keep bool) Decision {
 	if keep {
 		e = s.made.entry(sn.keys.files, r)
 	} else {
-		f, _ := sn.keys.files.RefAt(r.file)
-		e = entryOf(f, int(r.pos))
+		e = entryAt(sn.keys.files, r)
 	}
 	if !e.Expires.IsZero() {
 		if now := time.Now(); !now.Before(e.Expires) {

@@ -113,19 +113,25 @@ func (m *madeEntries) entry(files *keydir.Snapshot[item], r ref) *Entry {
 		} else if fm = slot.Load(); fm == nil || fm.gen != gen {
 			// Handshakes on two snapshots that number two files alike
 			// (during a reload): this one's Entry is not kept.
-			return entryOf(f, int(pos))
+			return entryAt(files, r)
 		}
 	}
 	p := fm.place(pos)
 	if e := p.Load(); e != nil {
 		return e
 	}
-	f, _ := files.RefAt(num)
-	e := entryOf(f, int(pos))
+	e := entryAt(files, r)
 	if !p.CompareAndSwap(nil, e) {
 		return p.Load()
 	}
 	return e
+}
+
+// entryAt is the entry of the key at r in files as a new Entry, kept
+// by no one (entry keeps it; DecideOnce does not).
+func entryAt(files *keydir.Snapshot[item], r ref) *Entry {
+	f, _ := files.RefAt(r.file)
+	return entryOf(f, int(r.pos))
 }
 
 // slot returns the place of file number num, adding its page if needed.
