@@ -132,11 +132,7 @@ func TestColdLoadReadsNewFilesAFewAtATime(t *testing.T) {
 	}
 	gone, bad := newFilesRead+7, 2*newFilesRead+3
 	keydirtest.Write(t, filepath.Join(dir, name(bad)), []byte("{"))
-	l := New(Config[[32]byte]{
-		Sources: []Source{{Path: dir, Dir: true}},
-		Home:    home,
-		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-	})
+	l := newLeanLoader(Source{Path: dir, Dir: true})
 	var (
 		mu       sync.Mutex
 		numbered = map[int]uint32{} // by lot: the numbers given when its first file was read
@@ -144,8 +140,7 @@ func TestColdLoadReadsNewFilesAFewAtATime(t *testing.T) {
 	)
 	before := liveHeap()
 	l.beforeRead = func(path string) {
-		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "k"), ".json"))
-		must(t, err)
+		i := fileIndex(t, path)
 		mu.Lock()
 		defer mu.Unlock()
 		if _, ok := numbered[i/newFilesRead]; !ok {
@@ -195,6 +190,13 @@ func TestColdLoadReadsNewFilesAFewAtATime(t *testing.T) {
 	}
 }
 
+// fileIndex is i of a file named k%05d.json (at path).
+func fileIndex(t *testing.T, path string) int {
+	i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "k"), ".json"))
+	must(t, err)
+	return i
+}
+
 // liveHeap is the live heap after a collection.
 func liveHeap() uint64 {
 	runtime.GC()
@@ -212,11 +214,7 @@ func TestListingHoldsNewFile(t *testing.T) {
 	home := t.TempDir()
 	dir := filepath.Join(home, "keys.d")
 	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
-	l := New(Config[[32]byte]{
-		Sources: []Source{{Path: dir, Dir: true}},
-		Home:    home,
-		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-	})
+	l := newLeanLoader(Source{Path: dir, Dir: true})
 	l.Reload()
 	data := keydirtest.JWK(t, key(t, 2))
 	for i := range newFilesRead - 1 {
@@ -248,14 +246,9 @@ func TestListingDropsManyNewFiles(t *testing.T) {
 	for i := range n {
 		keydirtest.Write(t, filepath.Join(dir, name(i)), data)
 	}
-	l := New(Config[[32]byte]{
-		Sources: []Source{{Path: dir, Dir: true}},
-		Home:    home,
-		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-	})
+	l := newLeanLoader(Source{Path: dir, Dir: true})
 	l.beforeRead = func(path string) {
-		i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "k"), ".json"))
-		must(t, err)
+		i := fileIndex(t, path)
 		if i%2 == 1 {
 			must(t, os.Remove(path))
 		}
