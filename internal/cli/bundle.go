@@ -71,46 +71,39 @@ be accepted.`,
 }
 
 // bundle prints or writes a CA bundle of the authorized or trusted keys.
-// Keys are chosen from the stores first, so that every key left out is
-// reported before anything is written; then they are read from their files
-// and their certificates made and written as they come (streamBundle), so
-// that a bundle of any size takes the memory of a few certificates. With
-// -o the file is replaced only once the whole bundle is written; on
-// standard output a failure midway (a key file that changed meanwhile)
-// leaves what was written before it, and the exit status says so.
+// Keys are chosen from a store as they are written (streamBundle): each
+// key the store decides to leave out is reported as it comes, each key
+// chosen is read from its file and its certificate made and written, so
+// that a bundle of any size takes the store's memory and that of a few
+// certificates, never a list of the keys. With -o the file is replaced
+// only once the whole bundle is written; on standard output a failure
+// midway (a key file that changed meanwhile, a revocation list that
+// cannot be read) leaves what was written before it, and the exit status
+// says so.
 func (c *cli) bundle(which, out string, force bool) error {
 	// The revocation list decides for both kinds of keys: the
 	// authorized-keys store reads the same revoked_keys files as the
 	// trusted-hosts store, and refuses everything if they are unreadable.
 	// For host keys it reads only them, not every authorized key.
-	var (
-		sel bundleSelection
-		err error
-	)
+	var sel *bundleSelection
 	switch which {
 	case "authorized":
-		sel, err = c.selectAuthorized(c.localAuthStore())
+		sel = c.selectAuthorized(c.localAuthStore())
 	case "trusted":
 		opts := authkeys.HomeOptions(c.home)
 		opts.Files, opts.Dirs = nil, nil
-		sel, err = c.selectTrusted(authkeys.Load(opts))
-	}
-	if err != nil {
-		return err
+		sel = c.selectTrusted(authkeys.Load(opts))
 	}
 	reportSkipped(c, "bundle", sel.problems)
-	if len(sel.cands) == 0 {
-		return c.emptyBundle(sel)
-	}
 	var (
 		n       int
 		fillErr error // the bundle's own failure, not the output's
 	)
 	fill := func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 64<<10)
-		n, fillErr = streamBundle(bw, sel.cands, sel.read)
+		n, fillErr = streamBundle(bw, sel.choose, sel.read)
 		if fillErr == nil && n == 0 {
-			fillErr = c.emptyBundle(sel) // every chosen file changed meanwhile
+			fillErr = c.emptyBundle(sel) // none chosen, or every chosen file changed meanwhile
 		}
 		if fillErr != nil {
 			return fillErr
@@ -149,11 +142,17 @@ type bundleCandidate struct {
 	sum  [32]byte
 }
 
-// bundleSelection is what one store offers a bundle: the keys chosen, how
-// many were left out, the files skipped, and the words that describe the
+// chooseFunc yields the keys a store chooses for a bundle, in the
+// store's order, each key once however many entries hold it; it stops at
+// the first error, or when yield returns false.
+type chooseFunc = func(yield func(bundleCandidate) bool) error
+
+// bundleSelection is what one store offers a bundle: the keys it chooses
+// (choose), the reader of their files, how many keys choose left out
+// (counted as it runs), the files skipped, and the words that describe the
 // keys (what) and how to add one (hint) in messages.
 type bundleSelection struct {
-	cands    []bundleCandidate
+	choose   chooseFunc
 	read     readFunc // the store's reader of its files (keydir.Loader.ReadFile)
 	skipped  int
 	problems []error
@@ -178,9 +177,10 @@ func revokedIn(d authkeys.Decision) (bool, error) {
 }
 
 // selectAuthorized chooses the authorized client keys that are neither
-// revoked nor expired.
-func (c *cli) selectAuthorized(auth *authkeys.Store) (bundleSelection, error) {
-	sel := bundleSelection{
+// revoked nor expired. The store yields each key once (Store.All: the
+// entries in effect), one Entry at a time.
+func (c *cli) selectAuthorized(auth *authkeys.Store) *bundleSelection {
+	sel := &bundleSelection{
 		read: auth.Loader().ReadFile,
 		what: "authorized client keys",
 		hint: fmt.Sprintf("add one with: keytool%s authorize --name NAME FILE", c.homeFlag()),
@@ -188,18 +188,23 @@ func (c *cli) selectAuthorized(auth *authkeys.Store) (bundleSelection, error) {
 	for _, p := range auth.Problems() {
 		sel.problems = append(sel.problems, p)
 	}
-	for e := range auth.All() { // one Entry at a time (Store.All)
-		keep, err := c.keepAuthorized(auth, e)
-		if err != nil {
-			return sel, err
+	sel.choose = func(yield func(bundleCandidate) bool) error {
+		for e := range auth.All() {
+			keep, err := c.keepAuthorized(auth, e)
+			if err != nil {
+				return err
+			}
+			if !keep {
+				sel.skipped++
+				continue
+			}
+			if !yield(bundleCandidate{e.File, e.SPKIHash}) {
+				return nil
+			}
 		}
-		if !keep {
-			sel.skipped++
-			continue
-		}
-		sel.cands = append(sel.cands, bundleCandidate{e.File, e.SPKIHash})
+		return nil
 	}
-	return sel, nil
+	return sel
 }
 
 // keepAuthorized decides whether an authorized key goes into the bundle,
@@ -237,11 +242,11 @@ func (c *cli) keepAuthorized(auth *authkeys.Store, e *authkeys.Entry) (bool, err
 	return true, nil
 }
 
-// selectTrusted chooses the trusted host keys that are not revoked. The
-// hosts' addresses and the pins' purposes are dropped: a bundle cannot tie
-// a key to a host or a use.
-func (c *cli) selectTrusted(auth *authkeys.Store) (bundleSelection, error) {
-	sel := bundleSelection{
+// selectTrusted chooses the trusted host keys that are not revoked, each
+// once however many hosts pin it. The hosts' addresses and the pins'
+// purposes are dropped: a bundle cannot tie a key to a host or a use.
+func (c *cli) selectTrusted(auth *authkeys.Store) *bundleSelection {
+	sel := &bundleSelection{
 		what: "trusted host keys",
 		hint: fmt.Sprintf("pin one with: keytool%s trust-host HOST:PORT", c.homeFlag()),
 	}
@@ -250,19 +255,35 @@ func (c *cli) selectTrusted(auth *authkeys.Store) (bundleSelection, error) {
 	for _, p := range hosts.Problems() {
 		sel.problems = append(sel.problems, p)
 	}
-	for _, e := range hosts.Entries() {
-		rev, err := bundleRevoked(auth, e.SPKIHash)
-		if err != nil {
-			return sel, err
+	sel.choose = func(yield func(bundleCandidate) bool) error {
+		// The pins are Entries on the heap already (a client's store), so
+		// a set of the keys seen costs what they do. A key left out is
+		// reported for each host that loses it, and counted once.
+		seen := map[[32]byte]bool{}
+		for _, e := range hosts.Entries() {
+			first := !seen[e.SPKIHash]
+			seen[e.SPKIHash] = true
+			rev, err := bundleRevoked(auth, e.SPKIHash)
+			if err != nil {
+				return err
+			}
+			if rev {
+				if first {
+					sel.skipped++
+				}
+				fmt.Fprintf(c.stderr, "keytool bundle: leaving out the key of %s (%s): revoked\n", pinnedFor(e), e.Fingerprint)
+				continue
+			}
+			if !first {
+				continue
+			}
+			if !yield(bundleCandidate{e.File, e.SPKIHash}) {
+				return nil
+			}
 		}
-		if rev {
-			sel.skipped++
-			fmt.Fprintf(c.stderr, "keytool bundle: leaving out the key of %s (%s): revoked\n", pinnedFor(e), e.Fingerprint)
-			continue
-		}
-		sel.cands = append(sel.cands, bundleCandidate{e.File, e.SPKIHash})
+		return nil
 	}
-	return sel, nil
+	return sel
 }
 
 // readFunc reads a trust file under a store's strict-modes rule
@@ -280,19 +301,20 @@ type bundleJob struct {
 // bundleBlocks are a file's keys' entries in the bundle (PEM blocks), or
 // why the file could not give them.
 type bundleBlocks struct {
-	sums   [][32]byte
 	blocks [][]byte
 	err    error
 }
 
-// streamBundle reads the chosen keys from their files and writes their CA
-// certificates to w, in the order chosen, each key once however many
-// entries hold it (the stores keep fingerprints, not keys), and returns how
-// many it wrote. Files are read and certificates made by one worker per
-// CPU, a file at a time (consecutive entries of one file make one job), and
-// written in order as they are done: only a few jobs are in flight at once.
-// A chosen key missing from its file (changed meanwhile) is left out.
-func streamBundle(w io.Writer, cands []bundleCandidate, read readFunc) (int, error) {
+// streamBundle writes to w the CA certificates of the keys choose
+// yields, in the order it yields them, and returns how many it wrote.
+// choose runs as the keys are written: one goroutine asks it for the keys
+// and groups consecutive keys of one file into a job, one worker per CPU
+// reads a job's file and makes its certificates, and the caller's
+// goroutine writes them in order as they are done — only a few jobs are in
+// flight at once, so memory does not grow with the bundle. choose's error
+// comes after the keys it yielded before it. A chosen key missing from its
+// file (changed meanwhile) is left out.
+func streamBundle(w io.Writer, choose chooseFunc, read readFunc) (int, error) {
 	bw := tlsbridge.NewCABundleWriter(w)
 	workers := runtime.GOMAXPROCS(0)
 	jobs := make(chan bundleJob)
@@ -304,21 +326,43 @@ func streamBundle(w io.Writer, cands []bundleCandidate, read readFunc) (int, err
 	wg.Go(func() {
 		defer close(jobs)
 		defer close(order)
-		for i := 0; i < len(cands); {
-			j := bundleJob{file: cands[i].file, done: make(chan bundleBlocks, 1)}
-			for ; i < len(cands) && cands[i].file == j.file; i++ {
-				j.sums = append(j.sums, cands[i].sum)
-			}
+		var j bundleJob
+		// send hands j to the workers, its place in order first; false
+		// when the writer has stopped.
+		send := func() bool {
 			select {
 			case order <- j.done:
 			case <-stop:
-				return
+				return false
 			}
 			select {
 			case jobs <- j:
+				return true
 			case <-stop:
-				return
+				return false
 			}
+		}
+		stopped := false
+		err := choose(func(cand bundleCandidate) bool {
+			if j.done != nil && cand.file == j.file {
+				j.sums = append(j.sums, cand.sum)
+				return true
+			}
+			if j.done != nil && !send() {
+				stopped = true
+				return false
+			}
+			j = bundleJob{file: cand.file, sums: [][32]byte{cand.sum}, done: make(chan bundleBlocks, 1)}
+			return true
+		})
+		if stopped || j.done != nil && !send() || err == nil {
+			return
+		}
+		j = bundleJob{done: make(chan bundleBlocks, 1)}
+		j.done <- bundleBlocks{err: err}
+		select {
+		case order <- j.done:
+		case <-stop:
 		}
 	})
 	for range workers {
@@ -329,18 +373,13 @@ func streamBundle(w io.Writer, cands []bundleCandidate, read readFunc) (int, err
 		})
 	}
 	n := 0
-	written := map[[32]byte]bool{}
 	for done := range order {
 		r := <-done
 		if r.err != nil {
 			return n, r.err
 		}
-		for i, sum := range r.sums {
-			if written[sum] {
-				continue
-			}
-			written[sum] = true
-			if err := bw.Write(r.blocks[i]); err != nil {
+		for _, block := range r.blocks {
+			if err := bw.Write(block); err != nil {
 				return n, err
 			}
 			n++
@@ -369,14 +408,13 @@ func bundleFile(bw *tlsbridge.CABundleWriter, j bundleJob, read readFunc) bundle
 	var r bundleBlocks
 	for _, sum := range j.sums {
 		i := slices.IndexFunc(ks, func(k *jwk.Key) bool { return k.SPKIHash() == sum })
-		if i < 0 || slices.Contains(r.sums, sum) {
+		if i < 0 {
 			continue
 		}
 		block, err := bw.Block(ks[i])
 		if err != nil {
 			return bundleBlocks{err: err}
 		}
-		r.sums = append(r.sums, sum)
 		r.blocks = append(r.blocks, block)
 	}
 	return r
@@ -384,7 +422,7 @@ func bundleFile(bw *tlsbridge.CABundleWriter, j bundleJob, read readFunc) bundle
 
 // emptyBundle is the refusal to make a bundle with no key, which would
 // accept no one; it says whether keys were left out or there were none.
-func (c *cli) emptyBundle(sel bundleSelection) error {
+func (c *cli) emptyBundle(sel *bundleSelection) error {
 	if sel.skipped > 0 {
 		return fmt.Errorf("no key left for a bundle of %s in %s (%d left out, see above); %s", sel.what, c.home, sel.skipped, sel.hint)
 	}

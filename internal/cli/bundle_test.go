@@ -7,8 +7,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/keytool/keytool/authkeys"
@@ -16,11 +18,22 @@ import (
 	"github.com/keytool/keytool/jwk"
 )
 
-// streamBundle writes the chosen keys in the order chosen, each once,
-// whichever of its workers makes them: 200 files, one of them chosen
-// twice in a row and one key chosen again from another file, plus a
-// chosen key its file no longer holds (left out). A file gone is an
-// error.
+// chooseAll is a chooseFunc that yields cands.
+func chooseAll(cands []bundleCandidate) chooseFunc {
+	return func(yield func(bundleCandidate) bool) error {
+		for _, c := range cands {
+			if !yield(c) {
+				return nil
+			}
+		}
+		return nil
+	}
+}
+
+// streamBundle writes the chosen keys in the order chosen, whichever of
+// its workers makes them: 200 files, one of them holding two keys chosen
+// in a row (one job), plus a chosen key its file no longer holds (left
+// out). A file gone is an error.
 func TestStreamBundleOrder(t *testing.T) {
 	dir := t.TempDir()
 	var cands []bundleCandidate
@@ -31,15 +44,26 @@ func TestStreamBundleOrder(t *testing.T) {
 		cands = append(cands, bundleCandidate{file, k.SPKIHash()})
 		want = append(want, k)
 		if i == 10 {
-			cands = append(cands, bundleCandidate{file, k.SPKIHash()}) // the same entry twice
+			other, err := jwk.Generate(jwk.Ed25519)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, err := jwk.MarshalPublicSet([]*jwk.Key{k, other.PublicKey()}, jwk.JWK)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, set, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cands = append(cands, bundleCandidate{file, other.SPKIHash()})
+			want = append(want, other)
 		}
 		if i == 20 {
-			cands = append(cands, bundleCandidate{cands[0].file, cands[0].sum}) // key 0 again, out of order
-			cands = append(cands, bundleCandidate{file, [32]byte{1}})           // not in the file
+			cands = append(cands, bundleCandidate{file, [32]byte{1}}) // not in the file
 		}
 	}
 	var out bytes.Buffer
-	n, err := streamBundle(&out, cands, trustfile.Rule{Top: dir}.ReadFile)
+	n, err := streamBundle(&out, chooseAll(cands), trustfile.Rule{Top: dir}.ReadFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +91,52 @@ func TestStreamBundleOrder(t *testing.T) {
 	if err := os.Remove(cands[150].file); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := streamBundle(&out, cands, trustfile.Rule{Top: dir}.ReadFile); err == nil {
+	if _, err := streamBundle(&out, chooseAll(cands), trustfile.Rule{Top: dir}.ReadFile); err == nil {
 		t.Error("a chosen file gone: no error")
+	}
+}
+
+// TestStreamBundleChoosesAsItWrites: the keys are chosen as the bundle is
+// written, not listed first — choose has yielded only a few jobs' keys
+// ahead of the writer when the writer sees its first certificate — and
+// choose's error comes after the keys it yielded before it, with nothing
+// after.
+func TestStreamBundleChoosesAsItWrites(t *testing.T) {
+	dir := t.TempDir()
+	var cands []bundleCandidate
+	for i := range 300 {
+		file := filepath.Join(dir, "k"+strconv.Itoa(i)+".json")
+		cands = append(cands, bundleCandidate{file, writePublicKey(t, file, nil).SPKIHash()})
+	}
+	var yielded atomic.Int64
+	ahead := int64(-1)
+	boom := errors.New("boom")
+	choose := func(yield func(bundleCandidate) bool) error {
+		for i, c := range cands {
+			if i == 250 {
+				return boom
+			}
+			yielded.Add(1)
+			if !yield(c) {
+				return nil
+			}
+		}
+		return nil
+	}
+	w := writerFunc(func(p []byte) (int, error) {
+		if ahead < 0 {
+			ahead = yielded.Load()
+		}
+		return len(p), nil
+	})
+	n, err := streamBundle(w, choose, trustfile.Rule{Top: dir}.ReadFile)
+	if !errors.Is(err, boom) || n != 250 {
+		t.Errorf("choose failed at its 251st key: wrote %d keys, error %v; want 250 and its error", n, err)
+	}
+	// One job a key here: at most the workers' jobs, the jobs waiting in
+	// order and the one being grouped are ahead of the first written.
+	if most := int64(6*runtime.GOMAXPROCS(0) + 2); ahead < 1 || ahead > most {
+		t.Errorf("%d keys chosen when the first certificate was written; want 1 to %d (chosen as written)", ahead, most)
 	}
 }
 
@@ -101,7 +169,7 @@ func TestStreamBundleReadsThroughTheRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	n, err := streamBundle(&out, cands, auth.Loader().ReadFile)
+	n, err := streamBundle(&out, chooseAll(cands), auth.Loader().ReadFile)
 	var pe *trustfile.PermissionError
 	if !errors.As(err, &pe) || pe.Path != file {
 		t.Errorf("a chosen file made writable by others: %v; want a *trustfile.PermissionError naming %s", err, file)
