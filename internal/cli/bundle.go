@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -95,15 +96,28 @@ func (c *cli) bundle(which, out string, force bool) error {
 		sel = c.selectTrusted(authkeys.Load(opts))
 	}
 	reportSkipped(c, "bundle", sel.problems)
+	// A bundle of no key is refused, and a failure to choose (a
+	// revocation list that cannot be read) returned, before FILE is
+	// looked at or a temporary file made beside it: not "FILE holds a
+	// private key, use --force" or "no such directory" for a home with
+	// no key to bundle.
+	choose, ok, stop, err := firstChosen(sel.choose)
+	defer stop()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.emptyBundle(sel)
+	}
 	var (
 		n       int
 		fillErr error // the bundle's own failure, not the output's
 	)
 	fill := func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 64<<10)
-		n, fillErr = streamBundle(bw, sel.choose, sel.read)
+		n, fillErr = streamBundle(bw, choose, sel.read)
 		if fillErr == nil && n == 0 {
-			fillErr = c.emptyBundle(sel) // none chosen, or every chosen file changed meanwhile
+			fillErr = c.emptyBundle(sel) // every chosen file changed meanwhile
 		}
 		if fillErr != nil {
 			return fillErr
@@ -146,6 +160,33 @@ type bundleCandidate struct {
 // store's order, each key once however many entries hold it; it stops at
 // the first error, or when yield returns false.
 type chooseFunc = func(yield func(bundleCandidate) bool) error
+
+// firstChosen runs choose up to the first key it yields (or its end),
+// so that a bundle of no key, or choose's error, is known before the
+// bundle is given an output. rest yields that key and then the others,
+// choose going on where it stopped; ok is false when choose chose none
+// (err: why, if it failed). stop ends choose if rest is not run to its
+// end; it may be called more than once, but not while rest runs.
+func firstChosen(choose chooseFunc) (rest chooseFunc, ok bool, stop func(), err error) {
+	var chooseErr error // set when choose returns: read after next says so
+	next, stop := iter.Pull(func(yield func(bundleCandidate) bool) {
+		chooseErr = choose(yield)
+	})
+	first, ok := next()
+	if !ok {
+		return nil, false, stop, chooseErr
+	}
+	rest = func(yield func(bundleCandidate) bool) error {
+		for cand, more := first, true; more; cand, more = next() {
+			if !yield(cand) {
+				stop()
+				return nil
+			}
+		}
+		return chooseErr
+	}
+	return rest, true, stop, nil
+}
 
 // bundleSelection is what one store offers a bundle: the keys it chooses
 // (choose), the reader of their files, how many keys choose left out
@@ -330,6 +371,11 @@ func streamBundle(w io.Writer, choose chooseFunc, read readFunc) (int, error) {
 		// send hands j to the workers, its place in order first; false
 		// when the writer has stopped.
 		send := func() bool {
+			select {
+			case <-stop: // not a job more once the writer has stopped
+				return false
+			default:
+			}
 			select {
 			case order <- j.done:
 			case <-stop:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -103,8 +104,9 @@ func TestStreamBundleOrder(t *testing.T) {
 // after.
 func TestStreamBundleChoosesAsItWrites(t *testing.T) {
 	dir := t.TempDir()
+	// Many more keys than can be ahead (most, below), whatever the CPUs.
 	var cands []bundleCandidate
-	for i := range 300 {
+	for i := range 12*runtime.GOMAXPROCS(0) + 300 {
 		file := filepath.Join(dir, "k"+strconv.Itoa(i)+".json")
 		cands = append(cands, bundleCandidate{file, writePublicKey(t, file, nil).SPKIHash()})
 	}
@@ -113,7 +115,7 @@ func TestStreamBundleChoosesAsItWrites(t *testing.T) {
 	boom := errors.New("boom")
 	choose := func(yield func(bundleCandidate) bool) error {
 		for i, c := range cands {
-			if i == 250 {
+			if i == len(cands)-50 {
 				return boom
 			}
 			yielded.Add(1)
@@ -130,8 +132,8 @@ func TestStreamBundleChoosesAsItWrites(t *testing.T) {
 		return len(p), nil
 	})
 	n, err := streamBundle(w, choose, trustfile.Rule{Top: dir}.ReadFile)
-	if !errors.Is(err, boom) || n != 250 {
-		t.Errorf("choose failed at its 251st key: wrote %d keys, error %v; want 250 and its error", n, err)
+	if want := len(cands) - 50; !errors.Is(err, boom) || n != want {
+		t.Errorf("choose failed at its key %d: wrote %d keys, error %v; want %d and its error", want+1, n, err, want)
 	}
 	// One job a key here: at most the workers' jobs, the jobs waiting in
 	// order and the one being grouped are ahead of the first written.
@@ -188,6 +190,53 @@ func TestBundleHelpSaysWhatATrustedBundleDrops(t *testing.T) {
 	for _, want := range []string{"for any host and any purpose", "not only for its addresses and the purposes its pin is limited to"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("bundle --help lacks %q:\n%s", want, help)
+		}
+	}
+}
+
+// firstChosen knows whether choose chooses a key, or fails, before the
+// bundle has an output, and rest goes on where choose stopped: the key
+// yielded first, the others, then choose's error; a bundle abandoned
+// (rest stopped early, or never run) ends choose.
+func TestFirstChosen(t *testing.T) {
+	boom := errors.New("boom")
+	keys := func(n int, err error, ended *bool) chooseFunc {
+		return func(yield func(bundleCandidate) bool) error {
+			defer func() { *ended = true }()
+			for i := range n {
+				if !yield(bundleCandidate{file: strconv.Itoa(i)}) {
+					return nil
+				}
+			}
+			return err
+		}
+	}
+	var ended bool
+	if _, ok, stop, err := firstChosen(keys(0, boom, &ended)); ok || err != boom || !ended {
+		t.Errorf("choose failed before a key: ok %v, error %v, ended %v; want false, its error, true", ok, err, ended)
+	} else {
+		stop()
+	}
+	ended = false
+	rest, ok, stop, err := firstChosen(keys(3, boom, &ended))
+	if !ok || err != nil || ended {
+		t.Fatalf("a key chosen: ok %v, error %v, ended %v; want true, none, false", ok, err, ended)
+	}
+	var got []string
+	err = rest(func(c bundleCandidate) bool { got = append(got, c.file); return true })
+	stop()
+	if !slices.Equal(got, []string{"0", "1", "2"}) || err != boom || !ended {
+		t.Errorf("rest yielded %q and %v (choose ended %v); want 0, 1, 2, then choose's error", got, err, ended)
+	}
+	for _, run := range []bool{false, true} {
+		ended = false
+		rest, _, stop, _ := firstChosen(keys(3, nil, &ended))
+		if run {
+			rest(func(bundleCandidate) bool { return false })
+		}
+		stop()
+		if !ended {
+			t.Errorf("rest run %v, then stop: choose did not end", run)
 		}
 	}
 }
