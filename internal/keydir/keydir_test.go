@@ -276,12 +276,12 @@ func TestListSortedIsReadDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("listSorted: %d entries, os.ReadDir %d", len(got), len(want))
+	if got.len() != len(want) {
+		t.Fatalf("listSorted: %d entries, os.ReadDir %d", got.len(), len(want))
 	}
 	for i, e := range want {
-		if got[i].name != e.Name() || got[i].typ != e.Type() {
-			t.Errorf("entry %d: listSorted %q %v, os.ReadDir %q %v", i, got[i].name, got[i].typ, e.Name(), e.Type())
+		if g := got.entry(i); g.name != e.Name() || g.typ != e.Type() {
+			t.Errorf("entry %d: listSorted %q %v, os.ReadDir %q %v", i, g.name, g.typ, e.Name(), e.Type())
 		}
 		if p := pathIn(dir, e.Name()); p != filepath.Join(dir, e.Name()) {
 			t.Errorf("pathIn(%q, %q) = %q, want %q", dir, e.Name(), p, filepath.Join(dir, e.Name()))

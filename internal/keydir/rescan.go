@@ -97,7 +97,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hi
 // its previous row, or nil; gone, if not nil, each previous row whose
 // name is no longer listed. The rows are old's own, which no reload
 // writes.
-func pairListing[T any](entries []dirEntry, old rowList[T], ns *numbers[T], nameAt int, seen func(dirEntry, *fileRow[T]), gone func(*fileRow[T])) {
+func pairListing[T any](entries *sortedListing, old rowList[T], ns *numbers[T], nameAt int, seen func(dirEntry, *fileRow[T]), gone func(*fileRow[T])) {
 	ci, k := 0, 0
 	var cur fileRow[T]           // one for the walk: seen and gone keep no pointer to it
 	next := func() *fileRow[T] { // the first row not yet paired (in cur), nil: none
@@ -120,7 +120,8 @@ func pairListing[T any](entries []dirEntry, old rowList[T], ns *numbers[T], name
 			advance()
 		}
 	}
-	for _, e := range entries {
+	for i := range entries.len() {
+		e := entries.entry(i)
 		name := e.name
 		if Ignored(name) {
 			continue

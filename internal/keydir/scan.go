@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/keytool/keytool/internal/trustfile"
 )
@@ -60,7 +61,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 	if err != nil {
 		return ss.set(rowList[T]{}, problemOf(src.Path, err, src.Revocation))
 	}
-	rows := newBuilder[rowRefs[T], rowData](len(entries))
+	rows := newBuilder[rowRefs[T], rowData](entries.len())
 	var news newFiles[T]
 	pairListing(entries, ss.files, &l.numbers, ss.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		name := e.name
@@ -133,12 +134,81 @@ type dirEntry struct {
 	typ  fs.FileMode
 }
 
+// sortedListing is a directory's names sorted, as listSorted gives them: the
+// names' bytes packed in blocks, and for each name 8 bytes that say where
+// it is and its type. A listing of a million files is held whole (it is
+// sorted, then walked beside the rows: pairListing), and as a dirEntry a
+// name was 24 bytes and its own allocation of 16 or more — some 40 MB
+// live at a million files, the most of a cold load's heap, which the
+// collector's goal doubles into its peak (docs/design.md, "Memory of a
+// loaded store", step 6).
+type sortedListing struct {
+	blocks [][]byte // listingBlock bytes each, never appended past
+	names  []listedAt
+}
+
+// listedAt is where a listing holds a name: its block and offset (at:
+// block<<16 | offset) and length, and its type (fs.FileMode.Type, whose
+// bits are all above the low 16, shifted down).
+type listedAt struct {
+	at  uint32
+	n   uint16
+	typ uint16
+}
+
+// listingBlock is the size of a listing's blocks of names: offsets in a
+// block, and names' lengths, fit 16 bits, and 65,536 blocks hold 4 GiB of
+// names. (A file's name is at most 255 bytes on Linux, 765 on macOS.)
+const listingBlock = 1 << 16
+
+// errListingTooLarge is a listing's refusal of a name of 64 KiB or more,
+// or of names past 4 GiB; neither is a directory of trust files.
+var errListingTooLarge = errors.New("too many names, or a name too long, to list")
+
+// add appends a name and its type to the listing, unsorted.
+func (ls *sortedListing) add(name string, typ fs.FileMode) error {
+	last := len(ls.blocks) - 1
+	if last < 0 || len(ls.blocks[last])+len(name) > listingBlock {
+		if len(name) >= listingBlock || len(ls.blocks) == 1<<16 {
+			return errListingTooLarge
+		}
+		ls.blocks = append(ls.blocks, make([]byte, 0, listingBlock))
+		last++
+	}
+	b := ls.blocks[last]
+	ls.names = append(ls.names, listedAt{at: uint32(last)<<16 | uint32(len(b)), n: uint16(len(name)), typ: uint16(typ.Type() >> 16)})
+	ls.blocks[last] = append(b, name...)
+	return nil
+}
+
+// len is the number of names listed.
+func (ls *sortedListing) len() int { return len(ls.names) }
+
+// entry is the listing's i'th name and its type. The name is the bytes
+// of the listing's block, which are never written again: it stays valid
+// (and keeps the block) as long as it is held, though nothing holds it
+// past the walk of the listing.
+func (ls *sortedListing) entry(i int) dirEntry {
+	e := ls.names[i]
+	return dirEntry{name: ls.name(e), typ: fs.FileMode(e.typ) << 16}
+}
+
+// name is the name e says where to find.
+func (ls *sortedListing) name(e listedAt) string {
+	b := ls.blocks[e.at>>16]
+	off := int(e.at & 0xffff)
+	if e.n == 0 {
+		return ""
+	}
+	return unsafe.String(&b[off], int(e.n))
+}
+
 // listSorted lists dir sorted by name, as os.ReadDir does, for less: a full
 // scan lists before it reads, one goroutine alone, and at 100,000 files
 // os.ReadDir's sort, which compares through two interface calls, took
 // as long as the system calls that list (docs/benchmarks.md, "Cold start
 // to the first admitted handshake").
-func listSorted(dir string) ([]dirEntry, error) {
+func listSorted(dir string) (*sortedListing, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
@@ -148,14 +218,17 @@ func listSorted(dir string) ([]dirEntry, error) {
 	// slot, the name apart) were live all at once beside the list, some
 	// 64 MB at a million files, which the collector's goal doubled into
 	// a cold load's peak.
-	var list []dirEntry
+	ls := new(sortedListing)
 	for {
 		ents, err := f.ReadDir(1024)
 		for _, e := range ents {
-			list = append(list, dirEntry{name: e.Name(), typ: e.Type()})
+			if err := ls.add(e.Name(), e.Type()); err != nil {
+				return nil, err
+			}
 		}
 		if err == io.EOF {
-			return sortByName(list), nil
+			sortByName(ls)
+			return ls, nil
 		}
 		if err != nil {
 			return nil, err
@@ -163,31 +236,32 @@ func listSorted(dir string) ([]dirEntry, error) {
 	}
 }
 
-// sortByName sorts the entries of a listing by name (a directory holds a
-// name once). Many are sorted in two halves at once, then merged: the
-// listing holds one core while the other waits, and sorting 100,000 names
-// was a third of it (docs/benchmarks.md, "Cold start to the first
-// admitted handshake").
-func sortByName(list []dirEntry) []dirEntry {
-	byName := func(a, b dirEntry) int { return strings.Compare(a.name, b.name) }
+// sortByName sorts the names of a listing (a directory holds a name
+// once). Many are sorted in two halves at once, then merged: the listing
+// holds one core while the other waits, and sorting 100,000 names was a
+// third of it (docs/benchmarks.md, "Cold start to the first admitted
+// handshake").
+func sortByName(ls *sortedListing) {
+	byName := func(a, b listedAt) int { return strings.Compare(ls.name(a), ls.name(b)) }
+	list := ls.names
 	if len(list) < parallelSort || runtime.GOMAXPROCS(0) < 2 {
 		slices.SortFunc(list, byName)
-		return list
+		return
 	}
 	a, b := list[:len(list)/2], list[len(list)/2:]
 	var wg sync.WaitGroup
 	wg.Go(func() { slices.SortFunc(a, byName) })
 	slices.SortFunc(b, byName)
 	wg.Wait()
-	out := make([]dirEntry, 0, len(list))
+	out := make([]listedAt, 0, len(list))
 	for len(a) > 0 && len(b) > 0 {
-		if a[0].name < b[0].name {
+		if ls.name(a[0]) < ls.name(b[0]) {
 			out, a = append(out, a[0]), a[1:]
 		} else {
 			out, b = append(out, b[0]), b[1:]
 		}
 	}
-	return append(append(out, a...), b...)
+	ls.names = append(append(out, a...), b...)
 }
 
 // parallelSort is the length of a listing from which sortByName sorts
