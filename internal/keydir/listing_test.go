@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // sortByName orders a listing as one sort of the whole would, at every
@@ -50,10 +52,12 @@ func typeOf(name string) fs.FileMode {
 	return types[len(name)%len(types)]
 }
 
-// A listing packs names into blocks of listingBlock bytes: names that
-// fill a block to its last byte, names that do not fit the room left
-// (a new block), the longest name, and an empty name all read back as
-// they were added, and a name of a block's length is refused, not cut.
+// A listing packs names into blocks of 4 KiB, then 8, 16, 32 and
+// listingBlock: names that fill a block to its last byte, names that do
+// not fit the room left (a new block, the next size), the longest name (a
+// block of its own length), and an empty name (no block) all read back as
+// they were added, no block is appended past (its size would change),
+// and a name of a block's length is refused, not cut.
 func TestSortedListingBlocks(t *testing.T) {
 	ls := new(sortedListing)
 	var want []string
@@ -64,27 +68,56 @@ func TestSortedListingBlocks(t *testing.T) {
 		}
 		want = append(want, name)
 	}
-	add(strings.Repeat("a", listingBlock-10))
-	add(strings.Repeat("b", 10)) // to the block's last byte
+	add(strings.Repeat("a", 4000))
+	add(strings.Repeat("b", 96)) // to the first block's last byte
 	add(strings.Repeat("c", 255))
-	add(strings.Repeat("d", listingBlock-200)) // does not fit after c: a new block
+	add(strings.Repeat("d", 8192-255-100))
+	add(strings.Repeat("e", 200)) // does not fit after d: a new block
 	add("")
-	add(strings.Repeat("e", listingBlock-1)) // the longest: a block of its own
-	if len(ls.blocks) != 4 {
-		t.Errorf("%d blocks, want 4", len(ls.blocks))
-	}
+	add(strings.Repeat("f", listingBlock-1)) // the longest: a block of its own
+	add(strings.Repeat("g", 10))
 	for i, w := range want {
 		if e := ls.entry(i); e.name != w {
 			t.Errorf("name %d: %d bytes %.8q…, want %d bytes %.8q…", i, len(e.name), e.name, len(w), w)
 		}
 	}
+	var sizes []int
 	for _, b := range ls.blocks {
-		if cap(b) != listingBlock {
-			t.Errorf("a block of %d bytes, want %d (appended past: the names before it moved)", cap(b), listingBlock)
+		sizes = append(sizes, cap(b))
+	}
+	if want := []int{4 << 10, 8 << 10, 16 << 10, listingBlock - 1, listingBlock}; !slices.Equal(sizes, want) {
+		t.Errorf("blocks of %v bytes, want %v", sizes, want)
+	}
+	if err := ls.add(strings.Repeat("h", listingBlock), 0); !errors.Is(err, errListingTooLarge) {
+		t.Errorf("a name of a block's length: %v, want errListingTooLarge", err)
+	}
+}
+
+// The edges of a listing's 16-bit fields: an empty name after a block
+// filled to its last byte (whose offset, 65,536, would not fit), a name
+// of a block's length where the last block is empty (whose length would
+// read back as 0), and a name past the last block there can be.
+func TestSortedListingEdges(t *testing.T) {
+	ls := new(sortedListing)
+	for _, name := range []string{strings.Repeat("a", listingBlock-1), "b", ""} {
+		if err := ls.add(name, fs.ModeSymlink); err != nil {
+			t.Fatal(err)
 		}
 	}
+	if e := ls.entry(2); e.name != "" || e.typ != fs.ModeSymlink {
+		t.Errorf("an empty name after a full block: %q %v", e.name, e.typ)
+	}
+	ls = new(sortedListing)
+	if err := ls.add("", 0); err != nil {
+		t.Fatal(err)
+	}
 	if err := ls.add(strings.Repeat("f", listingBlock), 0); !errors.Is(err, errListingTooLarge) {
-		t.Errorf("a name of a block's length: %v, want errListingTooLarge", err)
+		t.Errorf("a name of a block's length after an empty one: %v, want errListingTooLarge", err)
+	}
+	ls = &sortedListing{blocks: make([][]byte, 1<<16)}
+	ls.blocks[len(ls.blocks)-1] = make([]byte, listingBlock)
+	if err := ls.add("x", 0); !errors.Is(err, errListingTooLarge) {
+		t.Errorf("a name past 65,536 full blocks: %v, want errListingTooLarge", err)
 	}
 }
 
@@ -103,20 +136,42 @@ func TestSortedListingIsCompact(t *testing.T) {
 		}
 		f.Close()
 	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+	// What the listing holds by its own account, which no other
+	// goroutine's garbage moves.
 	ls, err := listSorted(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
 	if ls.len() != n {
 		t.Fatalf("%d names listed, want %d", ls.len(), n)
 	}
-	perName := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
-	runtime.KeepAlive(ls)
+	held := cap(ls.names) * int(unsafe.Sizeof(listedAt{}))
+	for _, b := range ls.blocks {
+		held += cap(b)
+	}
+	if perName := float64(held) / n; perName > 32 {
+		t.Errorf("a listing of %d names holds %.1f bytes a name in its blocks and places, want under 32", n, perName)
+	}
+	// And what the heap says it holds, nothing else kept: the least of a
+	// few tries, as a goroutine left by another test may allocate between
+	// the two measures.
+	perName := math.Inf(1)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		ls, err := listSorted(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(ls)
+		perName = min(perName, float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n)
+		if perName <= 32 {
+			break
+		}
+	}
 	if perName > 32 {
 		t.Errorf("a listing of %d names holds %.1f bytes of heap a name, want under 32", n, perName)
 	}

@@ -143,7 +143,7 @@ type dirEntry struct {
 // collector's goal doubles into its peak (docs/design.md, "Memory of a
 // loaded store", step 6).
 type sortedListing struct {
-	blocks [][]byte // listingBlock bytes each, never appended past
+	blocks [][]byte // up to listingBlock bytes each, never appended past
 	names  []listedAt
 }
 
@@ -156,23 +156,39 @@ type listedAt struct {
 	typ uint16
 }
 
-// listingBlock is the size of a listing's blocks of names: offsets in a
+// listingBlock is the most a listing's block of names holds: offsets in a
 // block, and names' lengths, fit 16 bits, and 65,536 blocks hold 4 GiB of
 // names. (A file's name is at most 255 bytes on Linux, 765 on macOS.)
 const listingBlock = 1 << 16
+
+// firstListingBlock is the size of a listing's first block; each next
+// is twice the one before, up to listingBlock.
+const firstListingBlock = 4 << 10
 
 // errListingTooLarge is a listing's refusal of a name of 64 KiB or more,
 // or of names past 4 GiB; neither is a directory of trust files.
 var errListingTooLarge = errors.New("too many names, or a name too long, to list")
 
 // add appends a name and its type to the listing, unsorted.
+// An empty name takes no bytes, nor a block: it is said by its length
+// alone (at 0), as an offset of a full block's end would not fit 16 bits.
 func (ls *sortedListing) add(name string, typ fs.FileMode) error {
+	if len(name) >= listingBlock {
+		return errListingTooLarge
+	}
+	if name == "" {
+		ls.names = append(ls.names, listedAt{typ: uint16(typ.Type() >> 16)})
+		return nil
+	}
 	last := len(ls.blocks) - 1
-	if last < 0 || len(ls.blocks[last])+len(name) > listingBlock {
-		if len(name) >= listingBlock || len(ls.blocks) == 1<<16 {
+	if last < 0 || len(ls.blocks[last])+len(name) > cap(ls.blocks[last]) {
+		if len(ls.blocks) == 1<<16 {
 			return errListingTooLarge
 		}
-		ls.blocks = append(ls.blocks, make([]byte, 0, listingBlock))
+		// The first blocks are smaller (4, 8, 16, 32 KiB): a directory
+		// of a few files, listed at each rescan, takes a few KiB.
+		size := max(len(name), min(listingBlock, firstListingBlock<<len(ls.blocks)))
+		ls.blocks = append(ls.blocks, make([]byte, 0, size))
 		last++
 	}
 	b := ls.blocks[last]
@@ -186,8 +202,9 @@ func (ls *sortedListing) len() int { return len(ls.names) }
 
 // entry is the listing's i'th name and its type. The name is the bytes
 // of the listing's block, which are never written again: it stays valid
-// (and keeps the block) as long as it is held, though nothing holds it
-// past the walk of the listing.
+// as long as it is held, but keeps the whole 64 KiB block alive, so
+// nothing keeps it past the walk of the listing — what is kept is a copy
+// (pathIn's path, from a directory never "": New makes it absolute).
 func (ls *sortedListing) entry(i int) dirEntry {
 	e := ls.names[i]
 	return dirEntry{name: ls.name(e), typ: fs.FileMode(e.typ) << 16}
@@ -195,12 +212,11 @@ func (ls *sortedListing) entry(i int) dirEntry {
 
 // name is the name e says where to find.
 func (ls *sortedListing) name(e listedAt) string {
-	b := ls.blocks[e.at>>16]
-	off := int(e.at & 0xffff)
 	if e.n == 0 {
 		return ""
 	}
-	return unsafe.String(&b[off], int(e.n))
+	b := ls.blocks[e.at>>16]
+	return unsafe.String(&b[e.at&0xffff], int(e.n))
 }
 
 // listSorted lists dir sorted by name, as os.ReadDir does, for less: a full
