@@ -93,6 +93,29 @@ func TestSortedListingBlocks(t *testing.T) {
 	}
 }
 
+// A listing's blocks past the first four are of listingBlock bytes
+// however many there are: a listing of 5,000 names of 1,000 bytes fills
+// some 80 blocks, past where a size of 4 KiB doubled at each block would
+// have overflowed (each block then one name long: a listing of a million
+// short names ran out of blocks, found by measuring one).
+func TestSortedListingManyBlocks(t *testing.T) {
+	ls := new(sortedListing)
+	name := strings.Repeat("n", 1000)
+	for range 5000 {
+		if err := ls.add(name, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ls.blocks) < 70 {
+		t.Fatalf("%d blocks, want some 80", len(ls.blocks))
+	}
+	for i, b := range ls.blocks[4:] {
+		if cap(b) != listingBlock {
+			t.Fatalf("block %d of %d bytes, want %d", i+4, cap(b), listingBlock)
+		}
+	}
+}
+
 // The edges of a listing's 16-bit fields: an empty name after a block
 // filled to its last byte (whose offset, 65,536, would not fit), a name
 // of a block's length where the last block is empty (whose length would

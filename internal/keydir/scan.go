@@ -187,7 +187,10 @@ func (ls *sortedListing) add(name string, typ fs.FileMode) error {
 		}
 		// The first blocks are smaller (4, 8, 16, 32 KiB): a directory
 		// of a few files, listed at each rescan, takes a few KiB.
-		size := max(len(name), min(listingBlock, firstListingBlock<<len(ls.blocks)))
+		size := listingBlock
+		if n := len(ls.blocks); n < 4 {
+			size = max(len(name), firstListingBlock<<n)
+		}
 		ls.blocks = append(ls.blocks, make([]byte, 0, size))
 		last++
 	}
