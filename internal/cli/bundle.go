@@ -372,7 +372,7 @@ func streamBundle(w io.Writer, choose chooseFunc, read readFunc) (int, error) {
 		// when the writer has stopped.
 		send := func() bool {
 			select {
-			case <-stop: // not a job more once the writer has stopped
+			case <-stop: // a select of two ready cases picks either
 				return false
 			default:
 			}
@@ -390,6 +390,12 @@ func streamBundle(w io.Writer, choose chooseFunc, read readFunc) (int, error) {
 		}
 		stopped := false
 		err := choose(func(cand bundleCandidate) bool {
+			select {
+			case <-stop: // the writer failed: choose no more
+				stopped = true
+				return false
+			default:
+			}
 			if j.done != nil && cand.file == j.file {
 				j.sums = append(j.sums, cand.sum)
 				return true

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keytool/keytool/authkeys"
 	"github.com/keytool/keytool/internal/trustfile"
@@ -238,5 +239,47 @@ func TestFirstChosen(t *testing.T) {
 		if !ended {
 			t.Errorf("rest run %v, then stop: choose did not end", run)
 		}
+	}
+}
+
+// Once the writer fails, choose is asked for no more keys, even keys of
+// the file it is grouping (which send nothing to the workers): a bundle
+// abandoned does not walk the rest of the store, printing "leaving out"
+// lines after its error.
+func TestStreamBundleStopsChoosingWhenTheWriterFails(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.json")
+	ka := writePublicKey(t, a, nil)
+	b := filepath.Join(dir, "b.json")
+	kb := writePublicKey(t, b, nil)
+	failed := make(chan struct{})
+	w := writerFunc(func(p []byte) (int, error) {
+		close(failed)
+		return 0, errors.New("disk full")
+	})
+	const most = 10_000
+	asked := 0
+	choose := func(yield func(bundleCandidate) bool) error {
+		if !yield(bundleCandidate{a, ka.SPKIHash()}) {
+			return nil
+		}
+		for asked = 1; asked < most; asked++ {
+			if asked == 2 {
+				<-failed // a's job written (and failed) while b's are grouped
+			}
+			if !yield(bundleCandidate{b, kb.SPKIHash()}) {
+				return nil
+			}
+			if asked >= 2 {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		return nil
+	}
+	if _, err := streamBundle(w, choose, trustfile.Rule{Top: dir}.ReadFile); err == nil {
+		t.Fatal("the writer failed: no error")
+	}
+	if asked == most {
+		t.Errorf("choose was asked for all its %d keys after the writer failed", most)
 	}
 }
