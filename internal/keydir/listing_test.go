@@ -200,3 +200,41 @@ func TestSortedListingIsCompact(t *testing.T) {
 	}
 	t.Logf("%.1f bytes of heap a name", perName)
 }
+
+// FuzzSortedListing: whatever names a directory lists (cut from the
+// input at each 0 byte, which no name holds; each repeated to reach past
+// a block's end now and then), the listing gives back each name and its
+// type, sorted as one sort of them all would, or refuses a name of 64 KiB
+// or more. Run: go test ./internal/keydir -run '^$' -fuzz FuzzSortedListing
+func FuzzSortedListing(f *testing.F) {
+	f.Add([]byte("b.json\x00a.json\x00\x00a b.json"), uint16(1))
+	f.Add([]byte("k\x00kk\x00\xe9"), uint16(5000))
+	f.Fuzz(func(t *testing.T, data []byte, times uint16) {
+		ls := new(sortedListing)
+		var want []dirEntry
+		for name := range strings.SplitSeq(string(data), "\x00") {
+			name = strings.Repeat(name, 1+int(times)%64)
+			err := ls.add(name, typeOf(name))
+			if len(name) >= listingBlock {
+				if !errors.Is(err, errListingTooLarge) {
+					t.Fatalf("a name of %d bytes: %v, want errListingTooLarge", len(name), err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, dirEntry{name, typeOf(name)})
+		}
+		slices.SortStableFunc(want, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
+		sortByName(ls)
+		if ls.len() != len(want) {
+			t.Fatalf("%d names, want %d", ls.len(), len(want))
+		}
+		for i, w := range want {
+			if e := ls.entry(i); e.name != w.name || e.typ != w.typ {
+				t.Fatalf("entry %d: %q %v, want %q %v", i, e.name, e.typ, w.name, w.typ)
+			}
+		}
+	})
+}
