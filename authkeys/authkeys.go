@@ -529,6 +529,22 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []keydir.FileRef[item], f
 	// FileRefs, not Files: a cold load's change is every file, and a
 	// file of one key has no File of its own (docs/design.md, "Memory of
 	// a loaded store", step 5).
+	limit := prev.keys.n/4 + 64
+	if prev.keys.oversized() {
+		return nil, nil, nil, false
+	}
+	if prev.keys.n == 0 {
+		// Every entry of sn came (prev had none; a file unchanged has
+		// none either): counted from sn itself, not from the list of the
+		// files that came — at a cold load, every file, 24 bytes each
+		// made at the very end of the load, where its peak is.
+		n := 0
+		for range s.authorizedItems(sn.files) {
+			if n++; n > limit {
+				return nil, nil, nil, false
+			}
+		}
+	}
 	goneR, cameR := keydir.DiffRefs(prev.files, sn.files)
 	goneR, cameR = s.authorizedFiles(goneR), s.authorizedFiles(cameR)
 	changed := 0
@@ -538,7 +554,7 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []keydir.FileRef[item], f
 	for _, f := range cameR {
 		changed += f.Len()
 	}
-	if changed > prev.keys.n/4+64 || prev.keys.oversized() {
+	if changed > limit {
 		return nil, nil, nil, false
 	}
 	sn.keys, sn.dups = prev.keys, prev.dups

@@ -201,3 +201,28 @@ func sameIndex(a, b index) bool {
 	}
 	return true
 }
+
+// A store of no key given many (a cold load) rebuilds without listing
+// the files that came: it counts sn's entries until they pass what an
+// update would take (update), where DiffRefs listed every file, 24 bytes
+// each, at the end of the load, where its peak is.
+func TestColdLoadUpdateListsNoFile(t *testing.T) {
+	home := t.TempDir()
+	empty, many := filepath.Join(home, "empty.d"), filepath.Join(home, "many.d")
+	keydirtest.Write(t, filepath.Join(empty, "README"), nil)
+	for i := range 100 {
+		keydirtest.Write(t, filepath.Join(many, fmt.Sprintf("k%03d.json", i)), keydirtest.JWK(t, key(t, 100+i)))
+	}
+	s := Load(Options{Dirs: []string{empty}, Rescan: -1})
+	defer s.Close()
+	prev := s.snap.Load()
+	o := Load(Options{Dirs: []string{many}, Rescan: -1})
+	defer o.Close()
+	sn := &snapshot{files: o.snap.Load().files}
+	if _, _, _, ok := s.update(prev, sn); ok {
+		t.Fatal("100 keys to a store of none: an update, want a rebuild")
+	}
+	if allocs := testing.AllocsPerRun(10, func() { s.update(prev, sn) }); allocs != 0 {
+		t.Errorf("a cold load's update allocates %.0f times before it rebuilds, want none (a list of the files that came)", allocs)
+	}
+}

@@ -71,16 +71,23 @@ func (l *Loader[T]) change(prev, next *Snapshot[T], took time.Duration) Change {
 	}
 	// FileRefs, not Files: a cold load's change is every file, and a file
 	// of one key has no File of its own to count (docs/design.md, "Memory
-	// of a loaded store", step 5).
-	gone, came := DiffRefs(prev, next)
-	for _, f := range gone {
-		count(f, -1)
-	}
-	for _, f := range came {
-		count(f, +1)
-	}
-	if l.cfg.KeyOf != nil {
-		l.sameKeys(gone, came, &c)
+	// of a loaded store", step 5). Nor a list of them, at a cold load:
+	// every file came, and none went to pair with one (sameKeys).
+	if prev.numFiles() == 0 {
+		for f := range next.Refs {
+			count(f, +1)
+		}
+	} else {
+		gone, came := DiffRefs(prev, next)
+		for _, f := range gone {
+			count(f, -1)
+		}
+		for _, f := range came {
+			count(f, +1)
+		}
+		if l.cfg.KeyOf != nil {
+			l.sameKeys(gone, came, &c)
+		}
 	}
 	c.Keys = l.keys
 	return c
