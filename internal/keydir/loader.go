@@ -502,9 +502,10 @@ func DiffRefs[T any](prev, next *Snapshot[T]) (gone, came []FileRef[T]) {
 	}
 	if prev.numFiles() == 0 && next.numFiles() > 0 {
 		// A cold load: every file came. The list itself, where diffFiles
-		// would append it to a copy: at 100,000 files of one key that
-		// copy was 2.4 MB, made twice (Change and authkeys' update) at
-		// the very end of the load, where its peak is (docs/design.md,
+		// would append it to a copy (at 100,000 files of one key, 2.4
+		// MB). The loader's Change and authkeys' update, which made it
+		// twice at the very end of the load, where its peak is, count a
+		// cold load's files from the snapshot instead (docs/design.md,
 		// "Memory of a loaded store", step 6).
 		return nil, next.refs()
 	}
