@@ -526,9 +526,6 @@ func (s *Store) authorizedItems(files *keydir.Snapshot[item]) iter.Seq2[keydir.F
 // starting afresh is cheaper, or a table has become far larger than its
 // keys need (every reload copies it).
 func (s *Store) update(prev, sn *snapshot) (gone, came []keydir.FileRef[item], freed []uint32, ok bool) {
-	// FileRefs, not Files: a cold load's change is every file, and a
-	// file of one key has no File of its own (docs/design.md, "Memory of
-	// a loaded store", step 5).
 	limit := prev.keys.n/4 + 64
 	if prev.keys.oversized() {
 		return nil, nil, nil, false
@@ -545,6 +542,8 @@ func (s *Store) update(prev, sn *snapshot) (gone, came []keydir.FileRef[item], f
 			}
 		}
 	}
+	// FileRefs, not Files: a file of one key has no File of its own
+	// (docs/design.md, "Memory of a loaded store", step 5).
 	goneR, cameR := keydir.DiffRefs(prev.files, sn.files)
 	goneR, cameR = s.authorizedFiles(goneR), s.authorizedFiles(cameR)
 	changed := 0

@@ -176,8 +176,9 @@ func (ls *sortedListing) add(name string, typ fs.FileMode) error {
 	if len(name) >= listingBlock {
 		return errListingTooLarge
 	}
+	t := uint16(typ.Type() >> 16)
 	if name == "" {
-		ls.names = append(ls.names, listedAt{typ: uint16(typ.Type() >> 16)})
+		ls.names = append(ls.names, listedAt{typ: t})
 		return nil
 	}
 	last := len(ls.blocks) - 1
@@ -195,7 +196,7 @@ func (ls *sortedListing) add(name string, typ fs.FileMode) error {
 		last++
 	}
 	b := ls.blocks[last]
-	ls.names = append(ls.names, listedAt{at: uint32(last)<<16 | uint32(len(b)), n: uint16(len(name)), typ: uint16(typ.Type() >> 16)})
+	ls.names = append(ls.names, listedAt{at: uint32(last)<<16 | uint32(len(b)), n: uint16(len(name)), typ: t})
 	ls.blocks[last] = append(b, name...)
 	return nil
 }
