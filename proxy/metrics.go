@@ -221,9 +221,12 @@ func (m *Metrics) opened() {
 
 func (m *Metrics) closed(in, out int64) {
 	if m != nil {
-		m.open.Dec()
+		// Bytes first: a scrape that sees the connection gone sees its
+		// bytes counted (a test waits for open_connections 0, then reads
+		// bytes_total — and once read them between the two).
 		m.bytesIn.Add(float64(in))
 		m.bytesOut.Add(float64(out))
+		m.open.Dec()
 	}
 }
 
