@@ -150,15 +150,22 @@ func bundleWhat(what string, n int) string {
 }
 
 // bundleCandidate is a key chosen for a bundle, by where it is stored:
-// the stores keep fingerprints, not keys.
+// the stores keep fingerprints, not keys. The zero candidate, leftOut,
+// chooses nothing (chooseFunc).
 type bundleCandidate struct {
 	file string
 	sum  [32]byte
 }
 
+// leftOut is what a chooseFunc yields for a key it leaves out.
+var leftOut bundleCandidate
+
 // chooseFunc yields the keys a store chooses for a bundle, in the
 // store's order, each key once however many entries hold it; it stops at
-// the first error, or when yield returns false.
+// the first error, or when yield returns false. It yields leftOut after
+// each key it leaves out, so that a bundle whose writer failed stops
+// there too, not after a run of keys left out, each decided and reported
+// (found by review: a store ending in 100,000 expired keys).
 type chooseFunc = func(yield func(bundleCandidate) bool) error
 
 // firstChosen runs choose up to the first key it yields (or its end),
@@ -173,6 +180,9 @@ func firstChosen(choose chooseFunc) (rest chooseFunc, ok bool, stop func(), err 
 		chooseErr = choose(yield)
 	})
 	first, ok := next()
+	for ok && first == leftOut {
+		first, ok = next()
+	}
 	if !ok {
 		return nil, false, stop, chooseErr
 	}
@@ -237,6 +247,9 @@ func (c *cli) selectAuthorized(auth *authkeys.Store) *bundleSelection {
 			}
 			if !keep {
 				sel.skipped++
+				if !yield(leftOut) {
+					return nil
+				}
 				continue
 			}
 			if !yield(bundleCandidate{e.File, e.SPKIHash}) {
@@ -313,6 +326,9 @@ func (c *cli) selectTrusted(auth *authkeys.Store) *bundleSelection {
 					sel.skipped++
 				}
 				fmt.Fprintf(c.stderr, "keytool bundle: leaving out the key of %s (%s): revoked\n", pinnedFor(e), e.Fingerprint)
+				if !yield(leftOut) {
+					return nil
+				}
 				continue
 			}
 			if !first {
@@ -395,6 +411,9 @@ func streamBundle(w io.Writer, choose chooseFunc, read readFunc) (int, error) {
 				stopped = true
 				return false
 			default:
+			}
+			if cand == leftOut {
+				return true
 			}
 			if j.done != nil && cand.file == j.file {
 				j.sums = append(j.sums, cand.sum)

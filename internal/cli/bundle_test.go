@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -281,5 +283,58 @@ func TestStreamBundleStopsChoosingWhenTheWriterFails(t *testing.T) {
 	}
 	if asked == most {
 		t.Errorf("choose was asked for all its %d keys after the writer failed", most)
+	}
+}
+
+// TestStreamBundleStopsAmongKeysLeftOut: a writer that fails while the
+// selection walks a run of keys it leaves out (here 200 expired ones
+// after two kept) stops the selection there: no key is decided, nor
+// reported left out, after the failure.
+func TestStreamBundleStopsAmongKeysLeftOut(t *testing.T) {
+	home := t.TempDir()
+	opts := authkeys.HomeOptions(home)
+	dir := opts.Dirs[0]
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writePublicKey(t, filepath.Join(dir, "a.json"), nil)
+	writePublicKey(t, filepath.Join(dir, "b.json"), nil)
+	const expired = 200
+	for i := range expired {
+		writePublicKey(t, filepath.Join(dir, fmt.Sprintf("z%04d.json", i)), map[string]string{"expires": "2001-01-01T00:00:00Z"})
+	}
+	auth := authkeys.Load(opts)
+	defer auth.Close()
+	failed := make(chan struct{})
+	var after atomic.Int64
+	first := true
+	stderr := writerFunc(func(p []byte) (int, error) {
+		if first { // the first line left out waits for the writer's failure
+			first = false
+			select {
+			case <-failed:
+			case <-time.After(10 * time.Second):
+				t.Error("the writer never failed")
+			}
+			return len(p), nil
+		}
+		select {
+		case <-failed:
+			after.Add(1)
+		default:
+		}
+		return len(p), nil
+	})
+	c := &cli{home: home, stdout: io.Discard, stderr: stderr}
+	sel := c.selectAuthorized(auth)
+	w := writerFunc(func(p []byte) (int, error) {
+		close(failed)
+		return 0, errors.New("disk full")
+	})
+	if _, err := streamBundle(w, sel.choose, sel.read); err == nil {
+		t.Fatal("the writer failed: no error")
+	}
+	if n := after.Load(); n > 0 {
+		t.Errorf("%d keys reported left out (and decided) after the writer failed, want none", n)
 	}
 }
