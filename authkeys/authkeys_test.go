@@ -512,3 +512,39 @@ func TestAllIsEntriesOneAtATime(t *testing.T) {
 		t.Errorf("All stopped at its first entry allocates %.0f times, want a few: it made the entries it did not yield", allocs)
 	}
 }
+
+// TestLenCountsEntries: Len is len(Entries()) — each key once, however
+// many files hold it; expired and revoked entries counted as Entries
+// lists them — through reloads that add, share and remove keys.
+func TestLenCountsEntries(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	opts.Rescan = -1
+	d := opts.Dirs[0]
+	check := func(s *Store, what string, want int) {
+		t.Helper()
+		if n, all := s.Len(), len(s.Entries()); n != all || n != want {
+			t.Errorf("%s: Len %d, len(Entries) %d, want %d", what, n, all, want)
+		}
+	}
+	empty := Load(opts)
+	check(empty, "no directory", 0)
+	empty.Close()
+	keydirtest.Write(t, filepath.Join(d, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	keydirtest.Write(t, filepath.Join(d, "team.pem"), keydirtest.PEM(t, key(t, 1), key(t, 2), key(t, 3)))
+	keydirtest.Write(t, filepath.Join(d, "old.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 4), "expires", "2001-01-01T00:00:00Z")))
+	keydirtest.Write(t, filepath.Join(home, "revoked_keys.d", "r.json"), keydirtest.JWK(t, key(t, 2)))
+	s := Load(opts)
+	defer s.Close()
+	check(s, "a key in two files, one expired, one revoked", 4)
+	keydirtest.Write(t, filepath.Join(d, "b.json"), keydirtest.JWK(t, key(t, 3)))
+	s.Reload()
+	check(s, "a third file of a key", 4)
+	for _, name := range []string{"team.pem", "a.json"} {
+		if err := os.Remove(filepath.Join(d, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Reload()
+	check(s, "two files removed", 2)
+}

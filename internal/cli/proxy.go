@@ -677,7 +677,7 @@ func (c *cli) newProxyServer(ctx context.Context, o proxyOptions, ids *tlsbridge
 		case <-ctx.Done():
 			return
 		}
-		n := len(store.Entries())
+		n := store.Len()
 		log.Info("identity", "fingerprint", id.Key.Fingerprint(), "authorized_keys", n, "pki", pki != nil)
 		if n == 0 && pki == nil && !o.enroll {
 			// Skipped files (logged above, with their fix) may hold keys:
