@@ -14,8 +14,15 @@ import (
 
 // Bytes returns the size field of /proc/self/status in bytes (0 if the
 // file or the field is absent).
-func Bytes(field string) int64 {
-	f, err := os.Open("/proc/self/status")
+func Bytes(field string) int64 { return read("/proc/self/status", field) }
+
+// Of is Bytes of the process pid (BenchmarkProxyRSS's keytool proxy).
+func Of(pid int, field string) int64 {
+	return read("/proc/"+strconv.Itoa(pid)+"/status", field)
+}
+
+func read(path, field string) int64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}

@@ -18,3 +18,17 @@ func TestBytes(t *testing.T) {
 		t.Errorf("an absent field gave %d", n)
 	}
 }
+
+// TestOf: another process's resident set is read by its pid (here this
+// one's, as the child would see it), and a process that is gone gives 0.
+func TestOf(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status on this system")
+	}
+	if rss := Of(os.Getpid(), "VmHWM"); rss < 1<<20 {
+		t.Errorf("VmHWM of pid %d: %d bytes, want at least 1 MiB", os.Getpid(), rss)
+	}
+	if n := Of(-1, "VmRSS"); n != 0 {
+		t.Errorf("no such process gave %d", n)
+	}
+}
