@@ -182,7 +182,7 @@ func (s *Store) SetAcceptRotation(name string, on bool) ([]*Entry, error) {
 	if len(s.opts.Dirs) > 0 {
 		dir, _ = filepath.Abs(s.opts.Dirs[0])
 	}
-	for _, e := range s.Entries() {
+	for e := range s.All() {
 		if e.Name != name {
 			continue
 		}

@@ -217,7 +217,7 @@ func (c *cli) refuseRotation(name string) error {
 	store := c.localAuthStore()
 	defer reportUnlocked(c, "authorize", store)
 	var named []*authkeys.Entry
-	for _, e := range store.Entries() {
+	for e := range store.All() {
 		if e.Name == name {
 			named = append(named, e)
 		}
@@ -506,7 +506,7 @@ func (c *cli) authorizedFile(name string) string {
 // authorized), others are its entries under other names. Both matter
 // because only the first entry of a key takes effect.
 func authorizedCopies(store *authkeys.Store, sum [32]byte, target string) (same *authkeys.Entry, others []*authkeys.Entry) {
-	for _, e := range store.Entries() {
+	for e := range store.All() {
 		if e.SPKIHash != sum {
 			continue
 		}
@@ -1004,11 +1004,19 @@ func (c *cli) listAuthorized(lf listFlags) error {
 	store := c.localAuthStore()
 	reportSkipped(c, "authorize", c.withoutStandIns(store.Problems()))
 	reportSkipped(c, "authorize", c.unheldEntries(StoreAuthorized, StoreRevoked))
-	for _, r := range store.Revoked() {
-		for _, e := range store.Entries() {
-			if e.SPKIHash == r.SPKIHash {
-				fmt.Fprintf(c.stderr, "keytool authorize: note: %q (%s) is revoked (%s): it is refused\n", e.Name, e.Fingerprint, c.homePath(r.File))
-			}
+	revoked := store.Revoked()
+	refused := map[[32]byte][]*authkeys.Entry{} // by key, the entries a revocation refuses
+	for _, r := range revoked {
+		refused[r.SPKIHash] = nil
+	}
+	for e := range store.All() { // once, not once a revocation
+		if es, ok := refused[e.SPKIHash]; ok {
+			refused[e.SPKIHash] = append(es, e)
+		}
+	}
+	for _, r := range revoked {
+		for _, e := range refused[r.SPKIHash] {
+			fmt.Fprintf(c.stderr, "keytool authorize: note: %q (%s) is revoked (%s): it is refused\n", e.Name, e.Fingerprint, c.homePath(r.File))
 		}
 	}
 	reportSharedNames(c, "authorize", store)

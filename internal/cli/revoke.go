@@ -154,7 +154,7 @@ func (c *cli) revoke(arg string) error {
 		}
 		fmt.Fprintf(c.stdout, "Revoked %s (key ID %s)\nFile: %s\n", k.Fingerprint(), k.KeyID(), c.homePath(file))
 		c.warnOwnKey(k)
-		for _, e := range store.Entries() {
+		for e := range store.All() {
 			if e.SPKIHash == k.SPKIHash() {
 				fmt.Fprintf(c.stdout, "  was authorized as %q (%s): now refused\n", e.Name, c.homePath(e.File))
 			}
@@ -240,7 +240,7 @@ type revokedInfo struct {
 // they stay in place and grant nothing.
 func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags, file func(string) string) ([]revokedInfo, *table) {
 	was := map[[32]byte][]string{}
-	for _, e := range store.Entries() {
+	for e := range store.All() {
 		was[e.SPKIHash] = append(was[e.SPKIHash], printable(e.Name))
 	}
 	for _, e := range hosts.Entries() {
@@ -319,7 +319,7 @@ func (c *cli) revokedNamed(name string) []string {
 	defer finish()
 	named := func() map[[32]byte]bool {
 		keys := map[[32]byte]bool{}
-		for _, e := range store.Entries() {
+		for e := range store.All() {
 			if e.Name == name {
 				keys[e.SPKIHash] = true
 			}

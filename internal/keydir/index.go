@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -303,11 +304,16 @@ func listedName(name string) bool {
 func (x *sourceIndex) writeShard(b int, recs []indexRecord) error {
 	var body []byte
 	for _, r := range recs {
-		body = append(body, r.term[:]...)
-		body = binary.LittleEndian.AppendUint16(body, uint16(len(r.name)))
-		body = append(body, r.name...)
+		body = appendRecord(body, r)
 	}
 	return x.write(shardName(b), shardMagic, body)
+}
+
+// appendRecord appends one record of a shard.
+func appendRecord(body []byte, r indexRecord) []byte {
+	body = append(body, r.term[:]...)
+	body = binary.LittleEndian.AppendUint16(body, uint16(len(r.name)))
+	return append(body, r.name...)
 }
 
 // lookup returns the sorted file names that q's terms and prefixes, and
@@ -352,9 +358,15 @@ func (x *sourceIndex) lookup(q Query) (names []string, ok bool) {
 	return slices.Compact(names), true
 }
 
-// rebuild writes every shard from the records given, choosing the number
-// of shards for them (x.bits, which the head written next records).
-func (x *sourceIndex) rebuild(recs []indexRecord) error {
+// rebuild writes every shard from the records recs yields, choosing the
+// number of shards for them (x.bits, which the head written next
+// records). Each record is kept only as its shard's bytes, by the first
+// 16 bits of its term, as it comes: whatever the number of shards, a
+// shard is a run of those (shardOf), joined once the records are
+// counted. A million files' records held as a list, then as each
+// shard's, with the Files they came from, were most of the peak of a
+// first start at a million keys.
+func (x *sourceIndex) rebuild(recs iter.Seq[indexRecord]) error {
 	x.pending = nil // the records of a full load hold what the log says, and more recent
 	if err := os.MkdirAll(x.dir, 0o700); err != nil {
 		return err
@@ -378,14 +390,23 @@ func (x *sourceIndex) rebuild(recs []indexRecord) error {
 	if err := x.write("gen", genMagic, gen); err != nil {
 		return err
 	}
-	x.bits = shardBits(len(recs))
-	shards := make([][]indexRecord, 1<<x.bits)
-	for _, r := range recs {
-		b := x.shardOf(r.term[:])
-		shards[b] = append(shards[b], r)
+	runs := map[uint16][]byte{}
+	n := 0
+	for r := range recs {
+		run := binary.BigEndian.Uint16(r.term[:])
+		runs[run] = appendRecord(runs[run], r)
+		n++
 	}
-	for b := range shards {
-		if err := x.writeShard(b, shards[b]); err != nil {
+	x.bits = shardBits(n)
+	per := 1 << (16 - x.bits) // runs a shard
+	var body []byte
+	for b := range 1 << x.bits {
+		body = body[:0]
+		for run := b * per; run < (b+1)*per; run++ {
+			body = append(body, runs[uint16(run)]...)
+			delete(runs, uint16(run))
+		}
+		if err := x.write(shardName(b), shardMagic, body); err != nil {
 			return err
 		}
 	}

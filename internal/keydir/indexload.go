@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -434,7 +435,19 @@ func (fl *focusedLoad[T]) rebuild(i int, snap *Snapshot[T], stamp []byte, start 
 	if !bytes.Equal(x.stamp(), stamp) {
 		return nil
 	}
-	if err := x.rebuild(append(fl.records(i, snap.Files()), fl.problemRecords(snap, i)...)); err != nil {
+	recs := func(yield func(indexRecord) bool) {
+		for r := range fl.eachRecord(i, snap.All) { // a File at a time: no list of them
+			if !yield(r) {
+				return
+			}
+		}
+		for _, r := range fl.problemRecords(snap, i) {
+			if !yield(r) {
+				return
+			}
+		}
+	}
+	if err := x.rebuild(recs); err != nil {
 		return err
 	}
 	if err := fl.writeStamps(x, i, snap, start); err != nil {
@@ -521,23 +534,41 @@ func (fl *focusedLoad[T]) count(snap *Snapshot[T], i int) int {
 
 // records are the index records of the files of source i among files.
 func (fl *focusedLoad[T]) records(i int, files []*File[T]) []indexRecord {
-	var out []indexRecord
-	for _, f := range files {
-		if f.Source() != i {
-			continue
-		}
-		name := f.Name()
-		seen := map[Term]bool{}
-		for j := range f.Items() {
-			for _, t := range fl.termsOf(f, j) {
-				if !seen[t] {
-					seen[t] = true
-					out = append(out, indexRecord{t, name})
+	return slices.Collect(fl.eachRecord(i, slices.Values(files)))
+}
+
+// eachRecord yields the index records of the files of source i among
+// files, each (term, file) once.
+func (fl *focusedLoad[T]) eachRecord(i int, files iter.Seq[*File[T]]) iter.Seq[indexRecord] {
+	return func(yield func(indexRecord) bool) {
+		var few []Term // a file's terms so far: most files hold one key
+		for f := range files {
+			if f.Source() != i {
+				continue
+			}
+			name := f.Name()
+			few = few[:0]
+			var many map[Term]bool // a JWK Set's: tens of thousands
+			if len(f.Items()) > 8 {
+				many = map[Term]bool{}
+			}
+			for j := range f.Items() {
+				for _, t := range fl.termsOf(f, j) {
+					switch {
+					case many != nil && many[t], many == nil && slices.Contains(few, t):
+						continue
+					case many != nil:
+						many[t] = true
+					default:
+						few = append(few, t)
+					}
+					if !yield(indexRecord{t, name}) {
+						return
+					}
 				}
 			}
 		}
 	}
-	return out
 }
 
 // problemRecords are the records of source i's skipped files in snap.

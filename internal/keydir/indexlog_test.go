@@ -23,7 +23,7 @@ func TestIndexLogFollowsItsHead(t *testing.T) {
 	t1[0], t2[0] = 0x10, 0x20
 	names := func(x *sourceIndex, term Term) []string { return lookupNames(t, x, term) }
 	x := open()
-	if err := x.rebuild([]indexRecord{{t1, "a.json"}}); err != nil {
+	if err := x.rebuild(slices.Values([]indexRecord{{t1, "a.json"}})); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.writeHead([]byte("s0")); err != nil {
@@ -89,7 +89,7 @@ func TestRebuildRemovesTheHeadFirst(t *testing.T) {
 	t.Cleanup(x.close)
 	var term Term
 	term[0] = 0x10
-	if err := x.rebuild([]indexRecord{{term, "a.json"}}); err != nil {
+	if err := x.rebuild(slices.Values([]indexRecord{{term, "a.json"}})); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.writeHead([]byte("stamp 1")); err != nil {
@@ -102,7 +102,7 @@ func TestRebuildRemovesTheHeadFirst(t *testing.T) {
 		}
 	}
 	// The rebuild's shards written, its head not yet: as after a crash.
-	if err := x.rebuild([]indexRecord{{term, "a.json"}, {term, "b.json"}}); err != nil {
+	if err := x.rebuild(slices.Values([]indexRecord{{term, "a.json"}, {term, "b.json"}})); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"head", "log"} {
@@ -145,7 +145,7 @@ func TestIndexLogNULTail(t *testing.T) {
 			open := func() *sourceIndex { return openLogTestIndex(t, top) }
 			names := func(x *sourceIndex, term Term) []string { return lookupNames(t, x, term) }
 			x := open()
-			if err := x.rebuild([]indexRecord{{t1, "a.json"}}); err != nil {
+			if err := x.rebuild(slices.Values([]indexRecord{{t1, "a.json"}})); err != nil {
 				t.Fatal(err)
 			}
 			if err := x.writeHead([]byte("s0")); err != nil {

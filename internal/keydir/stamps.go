@@ -355,18 +355,6 @@ func statDir(dir string) (listing, error) {
 	}
 }
 
-// listingStamps are the stamps of a listing's files that loaded whole
-// (stampsOf), in listing order, for writeStamps.
-func listingStamps(names []string, stamps map[string]trustfile.Stamp) iter.Seq2[string, string] {
-	return func(yield func(string, string) bool) {
-		for _, name := range names {
-			if st, ok := stamps[name]; ok && !yield(name, encodeStamp(st)) {
-				return
-			}
-		}
-	}
-}
-
 // stampsOf returns the stamps of the content the loader read for the
 // files of directory source i that loaded whole (only those named, when
 // names is not nil), leaving out those changed less than StampRacy
@@ -398,12 +386,45 @@ func (l *Loader[T]) stampsOf(snap *Snapshot[T], i int, names map[string]bool, si
 					continue
 				}
 			}
-			if st := ss.stamp(r); r.num != 0 && r.problem() == nil && len(r.skipped()) == 0 && st.Changed().Before(since.Add(-StampRacy)) {
+			if st, ok := ss.recordable(r, since); ok {
 				out[r.name(&snap.numbers, ss.nameAt)] = st
 			}
 		}
 	}
 	return out
+}
+
+// recordable returns the stamp of the row r of this source, and whether
+// an index may record it (stampsOf): the file loaded whole, and changed
+// StampRacy or more before since.
+func (ss *sourceState[T]) recordable(r *fileRow[T], since time.Time) (trustfile.Stamp, bool) {
+	st := ss.stamp(r)
+	return st, r.num != 0 && r.problem() == nil && len(r.skipped()) == 0 && st.Changed().Before(since.Add(-StampRacy))
+}
+
+// stampsByName is stampsOf for every file of directory source i, each
+// looked up in snap's rows (in name order) when asked for, where
+// stampsOf makes a map of them all: a rebuild asks for each in the
+// order of a listing, and that map was the peak of a first start's index
+// write (some 100 bytes a file). The loader's lock is held only to copy
+// what the rows' stamps share (the name's offset, the shared stamp parts,
+// which never change once set).
+func (l *Loader[T]) stampsByName(snap *Snapshot[T], i int, since time.Time) func(name string) (trustfile.Stamp, bool) {
+	var zero trustfile.Stamp
+	if snap == nil || i >= len(snap.rows) {
+		return func(string) (trustfile.Stamp, bool) { return zero, false }
+	}
+	l.mu.Lock()
+	ss := &l.states[i]
+	shared := sourceState[T]{nameAt: ss.nameAt, dir: ss.dir, odd: ss.odd}
+	l.mu.Unlock()
+	return func(name string) (trustfile.Stamp, bool) {
+		r := lookupRow(snap.rows[i], &snap.numbers, shared.nameAt, name)
+		if r == nil {
+			return zero, false
+		}
+		return shared.recordable(r, since)
+	}
 }
 
 // verify proves the index of directory source i complete for the
@@ -586,7 +607,13 @@ func (fl *focusedLoad[T]) writeStamps(x *sourceIndex, i int, snap *Snapshot[T], 
 		return err
 	}
 	f.Close()
-	stamps := fl.l.stampsOf(snap, i, nil, since)
-	x.sbits = stampBits(len(stamps))
-	return x.writeStamps(listingStamps(names, stamps), nil)
+	stampOf := fl.l.stampsByName(snap, i, since)
+	x.sbits = stampBits(len(names)) // those recorded, or a few fewer
+	return x.writeStamps(func(yield func(string, string) bool) {
+		for _, name := range names {
+			if st, ok := stampOf(name); ok && !yield(name, encodeStamp(st)) {
+				return
+			}
+		}
+	}, nil)
 }
