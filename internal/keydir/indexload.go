@@ -537,6 +537,10 @@ func (fl *focusedLoad[T]) records(i int, files []*File[T]) []indexRecord {
 	return slices.Collect(fl.eachRecord(i, slices.Values(files)))
 }
 
+// maxFew is the number of a file's terms eachRecord keeps in a list
+// before it keeps them in a map: the list is searched for each term.
+const maxFew = 16
+
 // eachRecord yields the index records of the files of source i among
 // files, each (term, file) once.
 func (fl *focusedLoad[T]) eachRecord(i int, files iter.Seq[*File[T]]) iter.Seq[indexRecord] {
@@ -548,16 +552,19 @@ func (fl *focusedLoad[T]) eachRecord(i int, files iter.Seq[*File[T]]) iter.Seq[i
 			}
 			name := f.Name()
 			few = few[:0]
-			var many map[Term]bool // a JWK Set's: tens of thousands
-			if len(f.Items()) > 8 {
-				many = map[Term]bool{}
-			}
+			var many map[Term]bool // past maxFew terms (a JWK Set's, a pin's of many addresses)
 			for j := range f.Items() {
 				for _, t := range fl.termsOf(f, j) {
 					switch {
 					case many != nil && many[t], many == nil && slices.Contains(few, t):
 						continue
 					case many != nil:
+						many[t] = true
+					case len(few) == maxFew:
+						many = make(map[Term]bool, 2*maxFew)
+						for _, u := range few {
+							many[u] = true
+						}
 						many[t] = true
 					default:
 						few = append(few, t)
