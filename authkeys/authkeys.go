@@ -615,9 +615,10 @@ func (s *Store) Entries() []*Entry {
 }
 
 // Len is the number of entries Entries returns (each key once), counted
-// without making them: at a million keys, Entries makes a million, some
-// 200 MB that a server would hold in its resident set until the runtime
-// gives it back, minutes later, for a number in a log line.
+// without making them: keytool proxy, which counted its keys for a log
+// line with Entries, held 320 MB more at a million keys until the
+// runtime gave them back, a minute or more later (docs/benchmarks.md,
+// "keytool proxy's own resident set").
 func (s *Store) Len() int {
 	s.waitLoaded()
 	return s.snap.Load().keys.n

@@ -222,8 +222,8 @@ func (m *Metrics) opened() {
 func (m *Metrics) closed(in, out int64) {
 	if m != nil {
 		// Bytes first: a scrape that sees the connection gone sees its
-		// bytes counted (a test waits for open_connections 0, then reads
-		// bytes_total — and once read them between the two).
+		// bytes counted. A test that waited for open_connections 0 and
+		// then read bytes_total once scraped between the two.
 		m.bytesIn.Add(float64(in))
 		m.bytesOut.Add(float64(out))
 		m.open.Dec()
