@@ -692,16 +692,6 @@ func (r *fileRow[T]) compareName(ns *numbers[T], nameAt int, name string) int {
 	return cmp.Compare(r.rare.path[nameAt:], name)
 }
 
-// nameView is the file's name (name) without a copy, and the page of
-// mapped memory it is a view of, or nil (numbers.nameView): keep the
-// page alive until the name's last use, and keep no such name.
-func (r *fileRow[T]) nameView(ns *numbers[T], nameAt int) (string, *offheap.Array[oneItem[T]]) {
-	if r.num != 0 {
-		return ns.nameView(r.num)
-	}
-	return r.rare.path[nameAt:], nil
-}
-
 func (r *rowRefs[T]) problem() *Problem {
 	if r.rare == nil {
 		return nil

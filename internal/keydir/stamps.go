@@ -355,45 +355,6 @@ func statDir(dir string) (listing, error) {
 	}
 }
 
-// stampsOf returns the stamps of the content the loader read for the
-// files of directory source i that loaded whole (only those named, when
-// names is not nil), leaving out those changed less than StampRacy
-// before since: a file skipped, partly or whole, or too recent is read
-// again by the next check. The stamps are snap's, the snapshot the
-// records written beside them were made from (nil: none): not the
-// loader's rows now, which a reload since snap may have read anew — a
-// file's new stamp beside its old records, which the next proof would
-// trust (IndexAfter's write waits for the index's lock; found by review,
-// 2026-12-05). A row is never written once its reload ended, and the
-// source's shared stamp parts (dir, odd) never change once set.
-func (l *Loader[T]) stampsOf(snap *Snapshot[T], i int, names map[string]bool, since time.Time) map[string]trustfile.Stamp {
-	out := map[string]trustfile.Stamp{}
-	if snap == nil || i >= len(snap.rows) {
-		return out
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ss := &l.states[i]
-	for _, ch := range snap.rows[i].chunks {
-		for k := range ch.len() {
-			r := &fileRow[T]{ch.head(k), ch.data(k)}
-			if names != nil {
-				// Not name: no copy for each file not asked for.
-				v, page := r.nameView(&snap.numbers, ss.nameAt)
-				asked := names[v]
-				runtime.KeepAlive(page)
-				if !asked {
-					continue
-				}
-			}
-			if st, ok := ss.recordable(r, since); ok {
-				out[r.name(&snap.numbers, ss.nameAt)] = st
-			}
-		}
-	}
-	return out
-}
-
 // recordable returns the stamp of the row r of this source, and whether
 // an index may record it (stampsOf): the file loaded whole, and changed
 // StampRacy or more before since.
@@ -402,14 +363,21 @@ func (ss *sourceState[T]) recordable(r *fileRow[T], since time.Time) (trustfile.
 	return st, r.num != 0 && r.problem() == nil && len(r.skipped()) == 0 && st.Changed().Before(since.Add(-StampRacy))
 }
 
-// stampsByName is stampsOf for every file of directory source i, each
-// looked up in snap's rows (in name order) when asked for, where
-// stampsOf makes a map of them all: a rebuild asks for each in the
-// order of a listing, and that map was the peak of a first start's index
-// write (some 100 bytes a file). The loader's lock is held only to copy
-// what the rows' stamps share (the name's offset, the shared stamp parts,
-// which never change once set).
-func (l *Loader[T]) stampsByName(snap *Snapshot[T], i int, since time.Time) func(name string) (trustfile.Stamp, bool) {
+// stampsOf returns a lookup of the stamps of the content the loader read
+// for the files of directory source i that loaded whole, by name: ok is
+// false for a file not in snap, skipped (partly or whole), or changed less
+// than StampRacy before since, which the next check reads again. The
+// stamps are snap's, the snapshot the records written beside them were
+// made from (nil: none): not the loader's rows now, which a reload since
+// snap may have read anew — a file's new stamp beside its old records,
+// which the next proof would trust (IndexAfter's write waits for the
+// index's lock; found by review, 2026-12-05). Each is looked up in snap's
+// rows (in name order) when asked for: a rebuild asks for every file, in
+// the order of a listing, and a map of them all was the peak of a first
+// start's index write (some 100 bytes a file). A row is never written
+// once its reload ended, and the source's shared stamp parts (dir, odd)
+// never change once set: the loader's lock is held only to copy them.
+func (l *Loader[T]) stampsOf(snap *Snapshot[T], i int, since time.Time) func(name string) (trustfile.Stamp, bool) {
 	var zero trustfile.Stamp
 	if snap == nil || i >= len(snap.rows) {
 		return func(string) (trustfile.Stamp, bool) { return zero, false }
@@ -461,7 +429,13 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	if x.update(nil, came) != nil {
 		return nil, false
 	}
-	fresh := fl.l.stampsOf(read, i, changed, start)
+	stampOf := fl.l.stampsOf(read, i, start)
+	fresh := map[string]trustfile.Stamp{}
+	for name := range changed {
+		if st, ok := stampOf(name); ok {
+			fresh[name] = st
+		}
+	}
 	which := map[int]bool{}
 	for n, sf := range recorded {
 		if sf.out || !sf.done() {
@@ -607,7 +581,7 @@ func (fl *focusedLoad[T]) writeStamps(x *sourceIndex, i int, snap *Snapshot[T], 
 		return err
 	}
 	f.Close()
-	stampOf := fl.l.stampsByName(snap, i, since)
+	stampOf := fl.l.stampsOf(snap, i, since)
 	x.sbits = stampBits(len(names)) // those recorded, or a few fewer
 	return x.writeStamps(func(yield func(string, string) bool) {
 		for _, name := range names {
