@@ -395,6 +395,17 @@ func (l *Loader[T]) stampsOf(snap *Snapshot[T], i int, since time.Time) func(nam
 	}
 }
 
+// stampsIn returns the stamps stampOf gives of names, by name.
+func stampsIn(stampOf func(string) (trustfile.Stamp, bool), names map[string]bool) map[string]trustfile.Stamp {
+	out := map[string]trustfile.Stamp{}
+	for name := range names {
+		if st, ok := stampOf(name); ok {
+			out[name] = st
+		}
+	}
+	return out
+}
+
 // verify proves the index of directory source i complete for the
 // directory as it is now, under the index's lock: it stats every file,
 // reads through the loader (the trust-file rule, the parsers) those whose
@@ -429,13 +440,7 @@ func (fl *focusedLoad[T]) verify(i int) (*sourceIndex, bool) {
 	if x.update(nil, came) != nil {
 		return nil, false
 	}
-	stampOf := fl.l.stampsOf(read, i, start)
-	fresh := map[string]trustfile.Stamp{}
-	for name := range changed {
-		if st, ok := stampOf(name); ok {
-			fresh[name] = st
-		}
-	}
+	fresh := stampsIn(fl.l.stampsOf(read, i, start), changed)
 	which := map[int]bool{}
 	for n, sf := range recorded {
 		if sf.out || !sf.done() {
