@@ -581,8 +581,9 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 	return func() error {
 		snap := l.Snapshot()
 		var todo []int
+		files := map[int]int{}
 		for i := range stamps {
-			if fl.count(snap, i) >= IndexMinFiles {
+			if files[i] = fl.count(snap, i); files[i] >= IndexMinFiles {
 				todo = append(todo, i)
 			}
 		}
@@ -616,11 +617,22 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 		}
 		defer unlock()
 		var first error
+		written := 0
 		for _, i := range todo {
 			again := l.cfg.Sources[i].Path == rewrite
 			if err := fl.writeAfter(i, snap, stamps[i], start, again, version); err != nil && first == nil {
 				first = &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: err}
 			}
+			written += files[i]
+		}
+		if written >= releaseFiles {
+			// The write's records and stamps are garbage now, as a large
+			// load's parsing is when it ends (returnMemory): given back at
+			// once, a server's resident set is what its store keeps, not
+			// this write's peak, for the minutes until the runtime's next
+			// collection and scavenge (docs/benchmarks.md, "keytool
+			// proxy's own resident set").
+			releaseMemory()
 		}
 		return first
 	}

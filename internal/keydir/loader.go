@@ -1327,8 +1327,19 @@ func (l *Loader[T]) reloadLocked(h hints) (held []string) {
 }
 
 // returnBytes is how many bytes of key files a reload reads before it
-// gives the memory its parsing left behind back to the system.
-const returnBytes = 4 << 20
+// gives the memory its parsing left behind back to the system. (A
+// variable for tests.)
+var returnBytes int64 = 4 << 20
+
+// releaseFiles is the number of files from which IndexAfter's write
+// gives the memory it used back to the system, as returnMemory does
+// after a load of returnBytes (some 20,000 single-key files). (A
+// variable for tests.)
+var releaseFiles = 20_000
+
+// releaseMemory gives the heap's free memory and offheap's kept arrays
+// back to the system (a variable for tests, which count the calls).
+var releaseMemory = offheap.Release
 
 // returnMemory, after a reload that read returnBytes or more (a cold
 // load of some 20,000 keys or more), returns the memory that reading
@@ -1341,7 +1352,7 @@ const returnBytes = 4 << 20
 // such a load.
 func (l *Loader[T]) returnMemory() {
 	if l.readBytes.Swap(0) >= returnBytes {
-		offheap.Release()
+		releaseMemory()
 	}
 }
 
