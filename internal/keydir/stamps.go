@@ -372,11 +372,14 @@ func (ss *sourceState[T]) recordable(r *fileRow[T], since time.Time) (trustfile.
 // snap may have read anew — a file's new stamp beside its old records,
 // which the next proof would trust (IndexAfter's write waits for the
 // index's lock; found by review, 2026-12-05). Each is looked up in snap's
-// rows (in name order) when asked for: a rebuild asks for every file, in
-// the order of a listing, and a map of them all was the peak of a first
-// start's index write (some 100 bytes a file). A row is never written
+// rows when asked for — a search of the sorted rows for a few names, a
+// table of their positions by name (rowsByName) for many —: a rebuild
+// asks for every file, in the order of a listing, and a map of them all,
+// made before, was the peak of a first start's index write (some 100
+// bytes a file, where the table is 8 to 16). A row is never written
 // once its reload ended, and the source's shared stamp parts (dir, odd)
 // never change once set: the loader's lock is held only to copy them.
+// The lookup is for one goroutine.
 func (l *Loader[T]) stampsOf(snap *Snapshot[T], i int, since time.Time) func(name string) (trustfile.Stamp, bool) {
 	var zero trustfile.Stamp
 	if snap == nil || i >= len(snap.rows) {
@@ -386,8 +389,25 @@ func (l *Loader[T]) stampsOf(snap *Snapshot[T], i int, since time.Time) func(nam
 	ss := &l.states[i]
 	shared := sourceState[T]{nameAt: ss.nameAt, dir: ss.dir, odd: ss.odd}
 	l.mu.Unlock()
+	var (
+		files   = snap.rows[i]
+		asked   int
+		byTable *rowsByName[T]
+	)
 	return func(name string) (trustfile.Stamp, bool) {
-		r := lookupRow(snap.rows[i], &snap.numbers, shared.nameAt, name)
+		// A few names (a proof's changed files) are searched for; once
+		// they pass a thirty-second of the rows (a rebuild asks for every
+		// file), a table of the rows by name costs less than the
+		// searches left.
+		var r *fileRow[T]
+		if asked++; byTable == nil && asked > files.n/32 && asked > 64 {
+			byTable = newRowsByName(files, &snap.numbers, shared.nameAt)
+		}
+		if byTable != nil {
+			r = byTable.lookup(name)
+		} else {
+			r = lookupRow(files, &snap.numbers, shared.nameAt, name)
+		}
 		if r == nil {
 			return zero, false
 		}
