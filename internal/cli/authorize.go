@@ -950,14 +950,38 @@ func authorizedStatus(store *authkeys.Store, e *authkeys.Entry) string {
 // add keys under its name.
 // file names an entry's file in the FILE column: under -H as given, or
 // relative to the home in the overview, which names the home once.
-func authorizedTable(store *authkeys.Store, lf listFlags, file func(string) string) ([]authorizedInfo, *table) {
+func authorizedTable(store *authkeys.Store, lf listFlags, file func(string) string) (jsonSeq[authorizedInfo], *table) {
 	revoked := map[[32]byte]bool{}
 	for _, r := range store.Revoked() {
 		revoked[r.SPKIHash] = true
 	}
-	entries := store.Entries()
-	rotation := slices.ContainsFunc(entries, func(e *authkeys.Entry) bool { return e.AcceptRotation })
-	infos := []authorizedInfo{}
+	// Each pass makes the entries again (Store.All), one at a time: a
+	// million of them, with their rows, were 1.3 GB held at once.
+	info := func(e *authkeys.Entry) authorizedInfo {
+		in := authorizedInfo{Name: e.Name, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment,
+			Revoked: revoked[e.SPKIHash], Status: authorizedStatus(store, e), AcceptRotation: e.AcceptRotation, File: e.File}
+		if !e.Expires.IsZero() {
+			s := e.Expires.UTC().Format(time.RFC3339)
+			in.Expires = &s
+		}
+		if e.From != nil {
+			in.From = prefixStrings(e.From)
+		}
+		return in
+	}
+	infos := func(yield func(authorizedInfo) bool) {
+		for e := range store.All() {
+			if !yield(info(e)) {
+				return
+			}
+		}
+	}
+	rotation := false
+	for e := range store.All() {
+		if rotation = e.AcceptRotation; rotation {
+			break
+		}
+	}
 	t := newTable(column{title: "NAME", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"},
 		column{title: "FROM", elastic: true}, column{title: "EXPIRES"})
 	if rotation {
@@ -966,27 +990,26 @@ func authorizedTable(store *authkeys.Store, lf listFlags, file func(string) stri
 	if lf.long {
 		t.cols = append(t.cols, column{title: "COMMENT", elastic: true}, column{title: "FILE", elastic: true, fromLeft: true})
 	}
-	for _, e := range entries {
-		in := authorizedInfo{Name: e.Name, Fingerprint: e.Fingerprint, KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment,
-			Revoked: revoked[e.SPKIHash], Status: authorizedStatus(store, e), AcceptRotation: e.AcceptRotation, File: e.File}
-		exp, from := "never", "any"
-		if !e.Expires.IsZero() {
-			s := e.Expires.UTC().Format(time.RFC3339)
-			in.Expires, exp = &s, s
+	t.each = func(yield func([]string) bool) {
+		for e := range store.All() {
+			in, exp, from := info(e), "never", "any"
+			if in.Expires != nil {
+				exp = *in.Expires
+			}
+			if e.From != nil {
+				from = strings.Join(in.From, ",")
+			}
+			row := []string{printable(in.Name), lf.fingerprint(in.Fingerprint), in.Status, from, exp}
+			if rotation {
+				row = append(row, rotationWord(in.AcceptRotation))
+			}
+			if lf.long {
+				row = append(row, printable(in.Comment), printable(file(in.File)))
+			}
+			if !yield(row) {
+				return
+			}
 		}
-		if e.From != nil {
-			in.From = prefixStrings(e.From)
-			from = strings.Join(in.From, ",")
-		}
-		infos = append(infos, in)
-		row := []string{printable(in.Name), lf.fingerprint(in.Fingerprint), in.Status, from, exp}
-		if rotation {
-			row = append(row, rotationWord(e.AcceptRotation))
-		}
-		if lf.long {
-			row = append(row, printable(in.Comment), printable(file(in.File)))
-		}
-		t.add(row...)
 	}
 	return infos, t
 }

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"strings"
 	"unicode"
@@ -86,10 +88,14 @@ type column struct {
 }
 
 // table is a listing: aligned columns separated by two spaces, fitted to
-// a width.
+// a width. Its rows are those added, or those each yields: a store's
+// listing, made again for each pass over it (the columns' widths, then
+// the lines) rather than held — a million rows of strings were 1.3 GB
+// (docs/benchmarks.md, "Listing a million keys").
 type table struct {
 	cols []column
 	rows [][]string
+	each iter.Seq[[]string]
 }
 
 func newTable(cols ...column) *table { return &table{cols: cols} }
@@ -98,6 +104,27 @@ func newTable(cols ...column) *table { return &table{cols: cols} }
 // printable.
 func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
 
+// all yields the rows.
+func (t *table) all(yield func([]string) bool) {
+	if t.each != nil {
+		t.each(yield)
+		return
+	}
+	for _, r := range t.rows {
+		if !yield(r) {
+			return
+		}
+	}
+}
+
+// empty reports whether the table has no row.
+func (t *table) empty() bool {
+	for range t.all {
+		return false
+	}
+	return true
+}
+
 // write prints the table so that no row is wider than width (0: any
 // width): the widest elastic column gives way one column at a time, down
 // to the width of its title.
@@ -105,7 +132,9 @@ func (t *table) write(w io.Writer, width int) error {
 	widths := make([]int, len(t.cols))
 	for i, col := range t.cols {
 		widths[i] = textWidth(col.title)
-		for _, r := range t.rows {
+	}
+	for r := range t.all {
+		for i := range widths {
 			widths[i] = max(widths[i], textWidth(r[i]))
 		}
 	}
@@ -121,6 +150,7 @@ func (t *table) write(w io.Writer, width int) error {
 		}
 		widths[widest]--
 	}
+	bw := bufio.NewWriter(w) // a line a write was a system call a row
 	var b strings.Builder
 	line := func(cells []string) {
 		b.Reset()
@@ -131,17 +161,18 @@ func (t *table) write(w io.Writer, width int) error {
 				b.WriteString(strings.Repeat(" ", widths[i]-textWidth(cell)+2))
 			}
 		}
-		fmt.Fprintln(w, b.String())
+		b.WriteByte('\n')
+		bw.WriteString(b.String())
 	}
 	titles := make([]string, len(t.cols))
 	for i, col := range t.cols {
 		titles[i] = col.title
 	}
 	line(titles)
-	for _, r := range t.rows {
+	for r := range t.all {
 		line(r)
 	}
-	return nil
+	return bw.Flush()
 }
 
 func sum(xs []int) int {
@@ -209,19 +240,50 @@ func runeWidth(r rune) int {
 // columns unless --long or --full.
 func (c *cli) printList(lf listFlags, items any, t *table, hint string) error {
 	if lf.json {
+		if seq, ok := items.(jsonArray); ok {
+			return seq.writeJSON(c.stdout)
+		}
 		return c.printJSON(items)
 	}
-	if len(t.rows) == 0 && c.skipped > 0 {
+	empty := t.empty()
+	if empty && c.skipped > 0 {
 		// What the files skipped hold is unknown: "add one" could make a
 		// second entry for a key that is there, and hides the problem.
 		fmt.Fprintln(c.stderr, "Nothing to list, but files were skipped (above): fix them, then list again.")
 		return nil
 	}
-	if len(t.rows) == 0 {
+	if empty {
 		fmt.Fprintln(c.stderr, hint)
 		return nil
 	}
 	return t.write(c.stdout, lf.width())
+}
+
+// jsonArray is a list printed as a JSON array one item at a time.
+type jsonArray interface{ writeJSON(w io.Writer) error }
+
+// jsonSeq is the items of a --list --json, made one at a time: printed
+// as printJSON prints a slice of them, byte for byte, without the slice.
+type jsonSeq[T any] iter.Seq[T]
+
+func (s jsonSeq[T]) writeJSON(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	sep := "[\n  "
+	for item := range s {
+		out, err := json.MarshalIndent(item, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		bw.WriteString(sep)
+		bw.Write(out)
+		sep = ",\n  "
+	}
+	if sep == "[\n  " {
+		bw.WriteString("[]\n")
+	} else {
+		bw.WriteString("\n]\n")
+	}
+	return bw.Flush()
 }
 
 func (c *cli) printJSON(v any) error {

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,9 +121,11 @@ func (c *cli) overview(lf listFlags) error {
 	c.overviewIdentity(o, lf)
 	auth := c.localAuthStore()
 	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
-	o.Authorized, o.tables["authorized"] = authorizedTable(auth, lf, c.inHome)
+	authorized, authTable := authorizedTable(auth, lf, c.inHome)
+	o.Authorized, o.tables["authorized"] = slices.AppendSeq([]authorizedInfo{}, iter.Seq[authorizedInfo](authorized)), authTable
 	o.Revoked, o.tables["revoked"] = revokedTable(auth, hosts, lf, c.inHome)
-	o.Hosts, o.tables["hosts"] = hostsTable(hosts, lf, c.inHome)
+	pinned, hostTable := hostsTable(hosts, lf, c.inHome)
+	o.Hosts, o.tables["hosts"] = slices.AppendSeq([]hostInfo{}, iter.Seq[hostInfo](pinned)), hostTable
 	invs, invProblems := enroll.ListInvites(enroll.InvitesDir(c.home))
 	o.Invitations, o.tables["invitations"] = invitesTable(invs, lf, c.inHome)
 	c.overviewPKI(o)

@@ -612,8 +612,7 @@ func decideForPin(hosts *knownhosts.Store, addr string, e *knownhosts.Entry) kno
 // hostsTable is the listing of the pinned hosts, for trust-host --list and
 // keytool list. The PURPOSE column is there only when a pin is for some
 // purposes: most homes have none, and a column of "any" would be noise.
-func hostsTable(hosts *knownhosts.Store, lf listFlags, file func(string) string) ([]hostInfo, *table) {
-	infos := []hostInfo{}
+func hostsTable(hosts *knownhosts.Store, lf listFlags, file func(string) string) (jsonSeq[hostInfo], *table) {
 	entries := hosts.Entries()
 	purposes := slices.ContainsFunc(entries, func(e *knownhosts.Entry) bool { return len(e.Purposes) > 0 })
 	t := newTable(column{title: "ADDRESS", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"})
@@ -624,22 +623,33 @@ func hostsTable(hosts *knownhosts.Store, lf listFlags, file func(string) string)
 	if lf.long {
 		t.cols = append(t.cols, column{title: "FILE", elastic: true, fromLeft: true})
 	}
-	for _, e := range entries {
-		in := hostInfo{Addresses: slices.Clone(e.Addresses), AnyNamedAddress: e.AnyNamedAddress(), Fingerprint: e.Fingerprint, Purposes: slices.Clone(e.Purposes),
-			KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, Status: hostStatus(hosts, e), File: e.File}
-		if in.Addresses == nil {
-			in.Addresses = []string{}
+	// Made for each pass, one at a time, as authorizedTable's.
+	infos := func(yield func(hostInfo) bool) {
+		for _, e := range entries {
+			in := hostInfo{Addresses: slices.Clone(e.Addresses), AnyNamedAddress: e.AnyNamedAddress(), Fingerprint: e.Fingerprint, Purposes: slices.Clone(e.Purposes),
+				KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, Status: hostStatus(hosts, e), File: e.File}
+			if in.Addresses == nil {
+				in.Addresses = []string{}
+			}
+			if !yield(in) {
+				return
+			}
 		}
-		infos = append(infos, in)
-		row := []string{printable(pinnedFor(e)), lf.fingerprint(in.Fingerprint), in.Status}
-		if purposes {
-			row = append(row, pinPurposes(e))
+	}
+	t.each = func(yield func([]string) bool) {
+		for _, e := range entries {
+			row := []string{printable(pinnedFor(e)), lf.fingerprint(e.Fingerprint), hostStatus(hosts, e)}
+			if purposes {
+				row = append(row, pinPurposes(e))
+			}
+			row = append(row, printable(e.Comment))
+			if lf.long {
+				row = append(row, printable(file(e.File)))
+			}
+			if !yield(row) {
+				return
+			}
 		}
-		row = append(row, printable(in.Comment))
-		if lf.long {
-			row = append(row, printable(file(in.File)))
-		}
-		t.add(row...)
 	}
 	return infos, t
 }
