@@ -80,6 +80,9 @@ type overview struct {
 	Problems    []problemInfo    `json:"problems"`
 
 	tables map[string]*table // the sections' tables, for the text form
+	// authorizedN, hostsN: how many rows those tables make (Authorized
+	// and Hosts are gathered for --json only).
+	authorizedN, hostsN int
 	// unusable: the identity is there but could not be used (its mode, a
 	// bad file, several of them): the text says so, not just "none".
 	unusable bool
@@ -122,10 +125,15 @@ func (c *cli) overview(lf listFlags) error {
 	auth := c.localAuthStore()
 	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
 	authorized, authTable := authorizedTable(auth, lf, c.inHome)
-	o.Authorized, o.tables["authorized"] = slices.AppendSeq([]authorizedInfo{}, iter.Seq[authorizedInfo](authorized)), authTable
+	o.tables["authorized"], o.authorizedN = authTable, auth.Len()
 	o.Revoked, o.tables["revoked"] = revokedTable(auth, hosts, lf, c.inHome)
 	pinned, hostTable := hostsTable(hosts, lf, c.inHome)
-	o.Hosts, o.tables["hosts"] = slices.AppendSeq([]hostInfo{}, iter.Seq[hostInfo](pinned)), hostTable
+	o.tables["hosts"], o.hostsN = hostTable, len(hosts.Entries())
+	if lf.json {
+		// The text form counts them and makes its rows as it prints.
+		o.Authorized = slices.AppendSeq([]authorizedInfo{}, iter.Seq[authorizedInfo](authorized))
+		o.Hosts = slices.AppendSeq([]hostInfo{}, iter.Seq[hostInfo](pinned))
+	}
 	invs, invProblems := enroll.ListInvites(enroll.InvitesDir(c.home))
 	o.Invitations, o.tables["invitations"] = invitesTable(invs, lf, c.inHome)
 	c.overviewPKI(o)
@@ -432,9 +440,9 @@ func (o *overview) write(w io.Writer, lf listFlags) error {
 		fmt.Fprintf(w, "\nIdentity:\n")
 		_ = o.tables["identity"].write(w, lf.width())
 	}
-	section("Authorized keys", len(o.Authorized), count(len(o.Authorized)), o.tables["authorized"])
+	section("Authorized keys", o.authorizedN, count(o.authorizedN), o.tables["authorized"])
 	section("Revoked keys", len(o.Revoked), count(len(o.Revoked)), o.tables["revoked"])
-	section("Pinned hosts", len(o.Hosts), count(len(o.Hosts)), o.tables["hosts"])
+	section("Pinned hosts", o.hostsN, count(o.hostsN), o.tables["hosts"])
 	section("Invitations", len(o.Invitations), count(len(o.Invitations))+inviteCounts(o.Invitations), o.tables["invitations"])
 	section("PKI", len(o.PKI), count(len(o.PKI)), o.tables["pki"])
 	if len(o.Problems) == 0 {
