@@ -126,7 +126,8 @@ func (c *cli) overview(lf listFlags) error {
 	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
 	authorized, authTable := authorizedTable(auth, lf, c.inHome)
 	o.tables["authorized"], o.authorizedN = authTable, auth.Len()
-	o.Revoked, o.tables["revoked"] = revokedTable(auth, hosts, lf, c.inHome)
+	revoked, revTable := revokedTable(auth, hosts, lf, c.inHome)
+	o.Revoked, o.tables["revoked"] = slices.AppendSeq([]revokedInfo{}, iter.Seq[revokedInfo](revoked)), revTable
 	pinned, hostTable := hostsTable(hosts, lf, c.inHome)
 	o.tables["hosts"], o.hostsN = hostTable, len(hosts.Entries())
 	if lf.json {

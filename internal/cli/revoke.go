@@ -238,27 +238,50 @@ type revokedInfo struct {
 // revokedTable is the listing of the revoked keys, for revoke --list and
 // keytool list. WAS names the authorized entries and pins the key had:
 // they stay in place and grant nothing.
-func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags, file func(string) string) ([]revokedInfo, *table) {
-	was := map[[32]byte][]string{}
+func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags, file func(string) string) (jsonSeq[revokedInfo], *table) {
+	revoked := store.Revoked()
+	// WAS: the names the revoked keys held. Only theirs are kept: a map
+	// of every authorized key's names was most of revoke --list's memory
+	// in a home of many keys and few revocations.
+	was := make(map[[32]byte][]string, len(revoked))
+	for _, r := range revoked {
+		was[r.SPKIHash] = nil
+	}
 	for e := range store.All() {
-		was[e.SPKIHash] = append(was[e.SPKIHash], printable(e.Name))
+		if names, ok := was[e.SPKIHash]; ok {
+			was[e.SPKIHash] = append(names, printable(e.Name))
+		}
 	}
 	for _, e := range hosts.Entries() {
-		was[e.SPKIHash] = append(was[e.SPKIHash], printable(pinnedFor(e)))
+		if names, ok := was[e.SPKIHash]; ok {
+			was[e.SPKIHash] = append(names, printable(pinnedFor(e)))
+		}
 	}
-	infos := []revokedInfo{}
 	t := newTable(column{title: "FINGERPRINT"}, column{title: "COMMENT", elastic: true}, column{title: "WAS", elastic: true})
 	if lf.long {
 		t.cols = append(t.cols, column{title: "KEY ID"}, column{title: "FILE", elastic: true, fromLeft: true})
 	}
-	for _, r := range store.Revoked() {
-		in := revokedInfo{Fingerprint: r.Fingerprint, KeyID: jwk.FormatKeyID(r.SPKIHash), Comment: r.Comment, Status: "revoked", File: r.File}
-		infos = append(infos, in)
-		row := []string{lf.fingerprint(in.Fingerprint), printable(in.Comment), printable(strings.Join(was[r.SPKIHash], ","))}
-		if lf.long {
-			row = append(row, in.KeyID, printable(file(in.File)))
+	info := func(r *authkeys.Entry) revokedInfo {
+		return revokedInfo{Fingerprint: r.Fingerprint, KeyID: jwk.FormatKeyID(r.SPKIHash), Comment: r.Comment, Status: "revoked", File: r.File}
+	}
+	infos := func(yield func(revokedInfo) bool) {
+		for _, r := range revoked {
+			if !yield(info(r)) {
+				return
+			}
 		}
-		t.add(row...)
+	}
+	t.each = func(yield func([]string) bool) {
+		for _, r := range revoked {
+			in := info(r)
+			row := []string{lf.fingerprint(in.Fingerprint), printable(in.Comment), printable(strings.Join(was[r.SPKIHash], ","))}
+			if lf.long {
+				row = append(row, in.KeyID, printable(file(in.File)))
+			}
+			if !yield(row) {
+				return
+			}
+		}
 	}
 	return infos, t
 }
