@@ -173,7 +173,10 @@ type Config[T any] struct {
 	// them.
 	Debounce time.Duration
 	// Rescan is the period of the full rescan that catches lost events
-	// (DefaultRescan if zero, none if negative).
+	// (DefaultRescan if zero, none if negative), from the end of one to
+	// the start of the next: a rescan of a store so large that it took
+	// longer than a hundredth of that waits a hundred times as long as
+	// it took (rescanWait).
 	Rescan time.Duration
 	// ReadFile reads one key file; nil means trustfile's bounded,
 	// non-blocking readers of trust files (Read, and ReadListed for a

@@ -31,6 +31,13 @@ func (l *Loader[T]) applyRescan(h hints) {
 // compare is the rescan's first step: the paths a full scan would find
 // changed, or all of them when there are more than maxRescanHints.
 func (l *Loader[T]) compare() hints {
+	h, _ := l.compareCounting()
+	return h
+}
+
+// compareCounting is compare, and the number of directory entries it
+// stat-ed.
+func (l *Loader[T]) compareCounting() (hints, int) {
 	l.mu.Lock()
 	// The file lists in it are not edited in place after the reload that
 	// made them (only that reload folds rows into its fresh chunks). The
@@ -44,44 +51,46 @@ func (l *Loader[T]) compare() hints {
 		l.compareStarted()
 	}
 	var h hints
+	listed := 0
 	for i := range states {
-		l.differences(i, &states[i], &ns, &h)
+		listed += l.differences(i, &states[i], &ns, &h)
 	}
 	if len(h.paths) > maxRescanHints {
 		h = hints{all: true}
 	}
-	return h
+	return h, listed
 }
 
 // differences adds to h the paths of source i that a full scan would find
 // changed since st: the source itself when its own checks answer
 // differently, else every name that appeared, vanished, or whose stat data
 // moved. It reads only st and ns, the numbers of its files, which no
-// reload modifies, and the file system.
-func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hints) {
+// reload modifies, and the file system. It returns the number of entries
+// it listed.
+func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hints) int {
 	src := l.cfg.Sources[i]
 	if src.Feed != nil {
-		return // a feed tells its changes itself
+		return 0 // a feed tells its changes itself
 	}
 	if !src.Dir {
 		prev := lookupRow(st.files, ns, st.nameAt, src.Path)
 		if _, same := l.statFile(i, st, src.Path, src.Path, prev, true, isLink(src.Path), false); !same {
 			h.add(src.Path)
 		}
-		return
+		return 1
 	}
 	ok, problem := l.checkDir(i)
 	if !ok || st.problem != nil {
 		if !ok && sameProblem(problem, st.problem) && st.files.n == 0 {
-			return
+			return 0
 		}
 		h.add(src.Path)
-		return
+		return 0
 	}
 	entries, err := listSorted(src.Path)
 	if err != nil {
 		h.add(src.Path)
-		return
+		return 0
 	}
 	pairListing(entries, st.files, ns, st.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		path := pathIn(src.Path, e.name)
@@ -89,6 +98,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hi
 			h.add(path)
 		}
 	}, func(gone *fileRow[T]) { h.add(gone.path(ns)) })
+	return entries.len()
 }
 
 // pairListing walks a directory listing (sorted by name, as listSorted

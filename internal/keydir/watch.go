@@ -71,8 +71,12 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 	defer close(l.done)
 	// The rescan's comparison runs beside this loop (one at a time), so
 	// events keep being read and reloaded while it stats every file.
+	type compared struct {
+		h      hints
+		listed int
+	}
 	var (
-		comparing chan hints // nil unless a comparison is under way
+		comparing chan compared // nil unless a comparison is under way
 		wg        sync.WaitGroup
 	)
 	defer wg.Wait()
@@ -90,11 +94,15 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 			fw.Close()
 		}()
 	}
-	var tick <-chan time.Time
+	var (
+		tick   <-chan time.Time
+		rescan *time.Timer
+		began  time.Time // when the comparison under way began
+	)
 	if l.cfg.Rescan > 0 {
-		t := time.NewTicker(l.cfg.Rescan)
-		defer t.Stop()
-		tick = t.C
+		rescan = time.NewTimer(l.cfg.Rescan)
+		defer rescan.Stop()
+		tick = rescan.C
 	}
 	b := newBurst(l.cfg.Debounce)
 	defer b.timer.Stop()
@@ -126,16 +134,40 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 		case <-b.timer.C:
 			b.fire(l.reloadHolding)
 		case <-tick:
-			if comparing == nil {
-				ch := make(chan hints, 1)
-				comparing = ch
-				wg.Go(func() { ch <- l.compare() })
-			}
-		case h := <-comparing:
+			ch := make(chan compared, 1)
+			comparing, began = ch, time.Now()
+			wg.Go(func() {
+				h, listed := l.compareCounting()
+				ch <- compared{h, listed}
+			})
+		case c := <-comparing:
 			comparing = nil
-			l.applyRescan(h)
+			l.applyRescan(c.h)
+			if c.listed >= releaseFiles {
+				// The listing's and the stats' garbage (some 45 bytes a
+				// file at a million files) would otherwise stay in the
+				// resident set until the runtime's next collection, minutes
+				// on a quiet server. Beside this loop: events go on.
+				wg.Go(releaseMemory)
+			}
+			rescan.Reset(rescanWait(l.cfg.Rescan, time.Since(began)))
 		}
 	}
+}
+
+// rescanShare is the share of the time a periodic rescan may take: it
+// stats every file, some 1.2 µs each, and at a million files took 3 s of
+// CPU a minute, 5% of a core, to catch events that are seldom lost
+// (docs/benchmarks.md, "The periodic rescan at a million files").
+const rescanShare = 100
+
+// rescanWait is how long after a rescan that took took the next begins:
+// period, or rescanShare times took where that is longer, so that the
+// rescans of a large store take a hundredth of the time at most (the
+// events they are a net for are seldom lost, and an overflow of them
+// rescans at once).
+func rescanWait(period, took time.Duration) time.Duration {
+	return max(period, rescanShare*took)
 }
 
 // burst is the watcher's state between events and the reload they

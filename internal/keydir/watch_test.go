@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -442,3 +443,31 @@ func TestEventsServedWhileRescanCompares(t *testing.T) {
 // rescan runs both steps of the periodic rescan at once, as Watch does on
 // its tick.
 func (l *Loader[T]) rescan() { l.applyRescan(l.compare()) }
+
+// A rescan that takes long puts the next off a hundred times as long
+// (rescanWait): at a million files one took seconds of CPU, and a
+// minute's period made rescans some 5% of a core. Here every comparison
+// takes 40 ms, so the next waits 4 s where Rescan says 10 ms: in the 1.5 s
+// watched, one rescan, where there would have been some thirty.
+func TestLongRescanWaitsInProportion(t *testing.T) {
+	dir := t.TempDir()
+	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Rescan: 10 * time.Millisecond})
+	var started atomic.Int32
+	l.compareStarted = func() {
+		started.Add(1)
+		time.Sleep(40 * time.Millisecond)
+	}
+	l.Watch(context.Background())
+	t.Cleanup(func() { l.Close() })
+	time.Sleep(1500 * time.Millisecond)
+	if n := started.Load(); n != 1 {
+		t.Errorf("%d rescans began in 1.5 s, each comparing for 40 ms with a period of 10 ms; want 1", n)
+	}
+	if got := rescanWait(time.Minute, 3*time.Second); got != 5*time.Minute {
+		t.Errorf("a rescan of 3 s with a period of a minute: the next after %v, want 5m", got)
+	}
+	if got := rescanWait(time.Minute, 100*time.Millisecond); got != time.Minute {
+		t.Errorf("a rescan of 100 ms with a period of a minute: the next after %v, want 1m", got)
+	}
+}
