@@ -174,9 +174,10 @@ type Config[T any] struct {
 	Debounce time.Duration
 	// Rescan is the period of the full rescan that catches lost events
 	// (DefaultRescan if zero, none if negative), from the end of one to
-	// the start of the next: a rescan of a store so large that it took
-	// longer than a hundredth of that waits a hundred times as long as
-	// it took (rescanWait).
+	// the start of the next: where every source is watched on a local
+	// file system, a rescan of a store so large that it took longer than
+	// a hundredth of that waits a hundred times as long as it took
+	// (rescanWait).
 	Rescan time.Duration
 	// ReadFile reads one key file; nil means trustfile's bounded,
 	// non-blocking readers of trust files (Read, and ReadListed for a
@@ -961,13 +962,17 @@ type Loader[T any] struct {
 	cfg Config[T]
 	log *slog.Logger
 
-	mu       sync.Mutex // serialises reloads
-	states   []sourceState[T]
-	fw       Watcher
-	failed   map[string]bool // directories that could not be watched (logged once)
-	watched  map[string]os.FileInfo
-	gen      uint64
-	problems map[string]bool // Error() of the problems already logged
+	mu     sync.Mutex // serialises reloads
+	states []sourceState[T]
+	fw     Watcher
+	failed map[string]bool // directories that could not be watched (logged once)
+	// eventsLocal: Watch watches, and every source is on a file system
+	// whose events report every write (rescanWait). Set before the
+	// watcher's goroutine starts.
+	eventsLocal bool
+	watched     map[string]os.FileInfo
+	gen         uint64
+	problems    map[string]bool // Error() of the problems already logged
 
 	snap atomic.Pointer[Snapshot[T]]
 

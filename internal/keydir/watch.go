@@ -47,6 +47,13 @@ func (l *Loader[T]) Watch(ctx context.Context) {
 	l.mu.Lock()
 	l.fw = fw
 	l.mu.Unlock()
+	l.eventsLocal = fw != nil && !slices.ContainsFunc(l.cfg.Sources, func(s Source) bool {
+		p := s.Path
+		if !s.Dir {
+			p = filepath.Dir(p)
+		}
+		return s.Feed == nil && !LocalStamps(p)
+	})
 	feeds := l.followFeeds()
 	l.reload(hints{all: true})
 	ctx, cancel := context.WithCancel(ctx)
@@ -150,7 +157,7 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 				// on a quiet server. Beside this loop: events go on.
 				wg.Go(releaseMemory)
 			}
-			rescan.Reset(rescanWait(l.cfg.Rescan, time.Since(began)))
+			rescan.Reset(l.rescanWait(time.Since(began)))
 		}
 	}
 }
@@ -162,12 +169,21 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 const rescanShare = 100
 
 // rescanWait is how long after a rescan that took took the next begins:
-// period, or rescanShare times took where that is longer, so that the
-// rescans of a large store take a hundredth of the time at most (the
-// events they are a net for are seldom lost, and an overflow of them
-// rescans at once).
-func rescanWait(period, took time.Duration) time.Duration {
-	return max(period, rescanShare*took)
+// Config.Rescan, or rescanShare times took where that is longer, so that
+// the rescans of a large store take a hundredth of the time at most —
+// where they are only the net for events lost, which is seldom (an
+// overflow of them rescans at once): every source watched, on a file
+// system whose stamps and events are its own (LocalStamps). Where the
+// rescan is what finds changes — a directory that could not be watched,
+// NFS, a FUSE mount — it runs every Config.Rescan, as configured.
+func (l *Loader[T]) rescanWait(took time.Duration) time.Duration {
+	l.mu.Lock()
+	net := l.eventsLocal && len(l.failed) == 0
+	l.mu.Unlock()
+	if !net {
+		return l.cfg.Rescan
+	}
+	return max(l.cfg.Rescan, rescanShare*took)
 }
 
 // burst is the watcher's state between events and the reload they

@@ -450,6 +450,9 @@ func (l *Loader[T]) rescan() { l.applyRescan(l.compare()) }
 // takes 40 ms, so the next waits 4 s where Rescan says 10 ms: in the 1.5 s
 // watched, one rescan, where there would have been some thirty.
 func TestLongRescanWaitsInProportion(t *testing.T) {
+	old := LocalStamps
+	LocalStamps = func(string) bool { return true } // whatever the test's TMPDIR is on
+	t.Cleanup(func() { LocalStamps = old })
 	dir := t.TempDir()
 	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
 	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Rescan: 10 * time.Millisecond})
@@ -464,10 +467,42 @@ func TestLongRescanWaitsInProportion(t *testing.T) {
 	if n := started.Load(); n != 1 {
 		t.Errorf("%d rescans began in 1.5 s, each comparing for 40 ms with a period of 10 ms; want 1", n)
 	}
-	if got := rescanWait(time.Minute, 3*time.Second); got != 5*time.Minute {
+	l.Close()
+	l.cfg.Rescan = time.Minute
+	if got := l.rescanWait(3 * time.Second); got != 5*time.Minute {
 		t.Errorf("a rescan of 3 s with a period of a minute: the next after %v, want 5m", got)
 	}
-	if got := rescanWait(time.Minute, 100*time.Millisecond); got != time.Minute {
+	if got := l.rescanWait(100 * time.Millisecond); got != time.Minute {
 		t.Errorf("a rescan of 100 ms with a period of a minute: the next after %v, want 1m", got)
+	}
+	// Where the rescan is what finds changes, its period is kept.
+	l.mu.Lock()
+	l.failed["/unwatched"] = true
+	l.mu.Unlock()
+	if got := l.rescanWait(3 * time.Second); got != time.Minute {
+		t.Errorf("a directory not watched: the next rescan after %v, want the period, 1m", got)
+	}
+}
+
+// On a file system whose events may not report a write (NFS, FUSE: not
+// LocalStamps), the rescan finds changes, and keeps its period however
+// long it takes.
+func TestRescanKeepsPeriodWhereEventsMayMiss(t *testing.T) {
+	old := LocalStamps
+	LocalStamps = func(string) bool { return false }
+	t.Cleanup(func() { LocalStamps = old })
+	dir := t.TempDir()
+	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Rescan: 10 * time.Millisecond})
+	var started atomic.Int32
+	l.compareStarted = func() {
+		started.Add(1)
+		time.Sleep(40 * time.Millisecond)
+	}
+	l.Watch(context.Background())
+	t.Cleanup(func() { l.Close() })
+	time.Sleep(1500 * time.Millisecond)
+	if n := started.Load(); n < 5 {
+		t.Errorf("%d rescans began in 1.5 s on a file system whose events may miss writes, each comparing for 40 ms with a period of 10 ms; want some thirty", n)
 	}
 }
