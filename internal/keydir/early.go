@@ -615,24 +615,27 @@ func (l *Loader[T]) IndexAfter(proof error) (write func() error) {
 		case !ok:
 			return &IndexNotWrittenError{Dir: l.cfg.Sources[todo[0]].Path, Index: l.cfg.Index, Err: fl.indexLockFailure(true)}
 		}
+		written := 0
+		defer func() {
+			if written >= releaseFiles {
+				// The write's records and stamps are garbage now, as a
+				// large load's parsing is when it ends (returnMemory):
+				// given back at once, a server's resident set is what its
+				// store keeps, not this write's peak, for the minutes
+				// until the runtime's next collection (docs/benchmarks.md,
+				// "keytool proxy's own resident set"). After the unlock
+				// (deferred before it): admin commands wait for the lock.
+				releaseMemory()
+			}
+		}()
 		defer unlock()
 		var first error
-		written := 0
 		for _, i := range todo {
 			again := l.cfg.Sources[i].Path == rewrite
 			if err := fl.writeAfter(i, snap, stamps[i], start, again, version); err != nil && first == nil {
 				first = &IndexNotWrittenError{Dir: l.cfg.Sources[i].Path, Index: l.cfg.Index, Err: err}
 			}
 			written += files[i]
-		}
-		if written >= releaseFiles {
-			// The write's records and stamps are garbage now, as a large
-			// load's parsing is when it ends (returnMemory): given back at
-			// once, a server's resident set is what its store keeps, not
-			// this write's peak, for the minutes until the runtime's next
-			// collection and scavenge (docs/benchmarks.md, "keytool
-			// proxy's own resident set").
-			releaseMemory()
 		}
 		return first
 	}

@@ -2,7 +2,12 @@ package keydir
 
 import (
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
+	"time"
+
+	"github.com/keytool/keytool/internal/trustfile"
 )
 
 // maxRescanHints is how many changed names a periodic rescan hands on
@@ -31,13 +36,25 @@ func (l *Loader[T]) applyRescan(h hints) {
 // compare is the rescan's first step: the paths a full scan would find
 // changed, or all of them when there are more than maxRescanHints.
 func (l *Loader[T]) compare() hints {
-	h, _ := l.compareCounting()
-	return h
+	return l.compareCounting().h
 }
 
-// compareCounting is compare, and the number of directory entries it
-// stat-ed.
-func (l *Loader[T]) compareCounting() (hints, int) {
+// compared is what a rescan's comparison found: the hints, the number of
+// directory entries it stat-ed, whether any of the files may be written
+// through another path than the one it watches (aliased: a symbolic
+// link, a hard link, another file system mounted in — whose writes no
+// event of the watched directory reports, so that only the rescan finds
+// them, as statDir marks such files for a proof), and how long it took.
+type compared struct {
+	h       hints
+	listed  int
+	aliased bool
+	took    time.Duration
+}
+
+// compareCounting is compare, and what else it found.
+func (l *Loader[T]) compareCounting() compared {
+	start := time.Now()
 	l.mu.Lock()
 	// The file lists in it are not edited in place after the reload that
 	// made them (only that reload folds rows into its fresh chunks). The
@@ -50,15 +67,22 @@ func (l *Loader[T]) compareCounting() (hints, int) {
 	if l.compareStarted != nil {
 		l.compareStarted()
 	}
-	var h hints
-	listed := 0
+	var c compared
 	for i := range states {
-		listed += l.differences(i, &states[i], &ns, &h)
+		c.listed += l.differences(i, &states[i], &ns, &c.h, &c.aliased)
 	}
-	if len(h.paths) > maxRescanHints {
-		h = hints{all: true}
+	if len(c.h.paths) > maxRescanHints {
+		c.h = hints{all: true}
 	}
-	return h, listed
+	c.took = time.Since(start)
+	return c
+}
+
+// aliasedFile reports whether the file of fi, found as a symbolic link
+// or not (link), may be written through another path than its
+// directory's, on the device dirDev (compared.aliased).
+func aliasedFile(fi fs.FileInfo, link bool, dirDev uint64) bool {
+	return link || fi != nil && (trustfile.Links(fi) > 1 || trustfile.StampOf(fi).Device() != dirDev)
 }
 
 // differences adds to h the paths of source i that a full scan would find
@@ -66,17 +90,20 @@ func (l *Loader[T]) compareCounting() (hints, int) {
 // differently, else every name that appeared, vanished, or whose stat data
 // moved. It reads only st and ns, the numbers of its files, which no
 // reload modifies, and the file system. It returns the number of entries
-// it listed.
-func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hints) int {
+// it listed, and sets aliased where one of them is (compared.aliased).
+func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hints, aliased *bool) int {
 	src := l.cfg.Sources[i]
 	if src.Feed != nil {
 		return 0 // a feed tells its changes itself
 	}
 	if !src.Dir {
 		prev := lookupRow(st.files, ns, st.nameAt, src.Path)
-		if _, same := l.statFile(i, st, src.Path, src.Path, prev, true, isLink(src.Path), false); !same {
+		link := isLink(src.Path)
+		_, same, fi := l.statFileInfo(i, st, src.Path, src.Path, prev, true, link, false)
+		if !same {
 			h.add(src.Path)
 		}
+		*aliased = *aliased || aliasedFile(fi, link, deviceOf(filepath.Dir(src.Path)))
 		return 1
 	}
 	ok, problem := l.checkDir(i)
@@ -92,13 +119,27 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hi
 		h.add(src.Path)
 		return 0
 	}
+	dirDev := deviceOf(src.Path)
 	pairListing(entries, st.files, ns, st.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		path := pathIn(src.Path, e.name)
-		if _, same := l.statFile(i, st, e.name, path, prev, false, e.typ&fs.ModeSymlink != 0, false); !same {
+		link := e.typ&fs.ModeSymlink != 0
+		_, same, fi := l.statFileInfo(i, st, e.name, path, prev, false, link, false)
+		if !same {
 			h.add(path)
 		}
+		*aliased = *aliased || aliasedFile(fi, link, dirDev)
 	}, func(gone *fileRow[T]) { h.add(gone.path(ns)) })
 	return entries.len()
+}
+
+// deviceOf is the device of the file system holding path (0: unknown,
+// which no file's device matches: every file then counts as aliased).
+func deviceOf(path string) uint64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return trustfile.StampOf(fi).Device()
 }
 
 // pairListing walks a directory listing (sorted by name, as listSorted

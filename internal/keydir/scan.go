@@ -390,11 +390,19 @@ func (l *Loader[T]) examineRow(i int, ed **rowEditor[T], name, path string, sing
 // (A file held back too long already is not: Loader.heldTooLong, asked
 // only when hold, under the lock.)
 func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev *fileRow[T], single, link, hold bool) (state *fileState[T], same bool) {
+	state, same, _ = l.statFileInfo(i, ss, name, path, prev, single, link, hold)
+	return state, same
+}
+
+// statFileInfo is statFile, and the file's information where it stat-ed
+// a regular file (the rescan tells by it a file written through another
+// path: rescanWait).
+func (l *Loader[T]) statFileInfo(i int, ss *sourceState[T], name, path string, prev *fileRow[T], single, link, hold bool) (state *fileState[T], same bool, _ fs.FileInfo) {
 	src := l.cfg.Sources[i]
-	fail := func(err error) (*fileState[T], bool) {
+	fail := func(err error) (*fileState[T], bool, fs.FileInfo) {
 		p := problemOf(path, err, src.Revocation)
 		if prev != nil && prev.num == 0 && sameProblem(prev.problem(), p) {
-			return nil, true
+			return nil, true, nil
 		}
 		state := newFileState[T](i, path)
 		state.read = true
@@ -403,14 +411,14 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 			state.held = true
 			state.old = heapRow(prev) // see Loader.holdEarly
 		}
-		return state, false
+		return state, false, nil
 	}
 	fi, err := os.Stat(path) // follows symlinks: Kubernetes' visible names are links into ..data
 	if errors.Is(err, fs.ErrNotExist) {
 		if link && isLink(path) {
 			return fail(&trustfile.LinkError{Path: path, Err: err})
 		}
-		return nil, prev == nil
+		return nil, prev == nil, nil
 	}
 	if err != nil {
 		return fail(err)
@@ -422,7 +430,7 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 		case src.Revocation:
 			return fail(&RevocationSubdirectoryError{Path: path})
 		}
-		return nil, prev == nil
+		return nil, prev == nil, nil
 	}
 	if !fi.Mode().IsRegular() {
 		return fail(trustfile.ErrNotRegular)
@@ -432,12 +440,12 @@ func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev 
 		return fail(err)
 	}
 	if prev != nil && ss.stamp(prev) == k && (prev.num != 0 || !isPermProblem(prev.problem())) {
-		return nil, true
+		return nil, true, fi
 	}
 	state = newFileState[T](i, path)
 	state.st = k
 	state.old = heapRow(prev)
-	return state, false
+	return state, false, fi
 }
 
 // isPermProblem reports whether p came from the strict-mode rule, which

@@ -78,10 +78,6 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 	defer close(l.done)
 	// The rescan's comparison runs beside this loop (one at a time), so
 	// events keep being read and reloaded while it stats every file.
-	type compared struct {
-		h      hints
-		listed int
-	}
 	var (
 		comparing chan compared // nil unless a comparison is under way
 		wg        sync.WaitGroup
@@ -104,7 +100,6 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 	var (
 		tick   <-chan time.Time
 		rescan *time.Timer
-		began  time.Time // when the comparison under way began
 	)
 	if l.cfg.Rescan > 0 {
 		rescan = time.NewTimer(l.cfg.Rescan)
@@ -142,11 +137,8 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 			b.fire(l.reloadHolding)
 		case <-tick:
 			ch := make(chan compared, 1)
-			comparing, began = ch, time.Now()
-			wg.Go(func() {
-				h, listed := l.compareCounting()
-				ch <- compared{h, listed}
-			})
+			comparing = ch
+			wg.Go(func() { ch <- l.compareCounting() })
 		case c := <-comparing:
 			comparing = nil
 			l.applyRescan(c.h)
@@ -157,7 +149,7 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 				// on a quiet server. Beside this loop: events go on.
 				wg.Go(releaseMemory)
 			}
-			rescan.Reset(l.rescanWait(time.Since(began)))
+			rescan.Reset(l.rescanWait(c))
 		}
 	}
 }
@@ -168,23 +160,30 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 // (docs/benchmarks.md, "The periodic rescan at a million files").
 const rescanShare = 100
 
-// rescanWait is how long after a rescan that took took the next begins:
-// Config.Rescan, or rescanShare times took where that is longer, so that
-// the rescans of a large store take a hundredth of the time at most —
-// where they are only the net for events lost, which is seldom (an
-// overflow of them rescans at once): every source watched, on a file
-// system whose stamps and events are its own (LocalStamps). Where the
-// rescan is what finds changes — a directory that could not be watched,
-// NFS, a FUSE mount — it runs every Config.Rescan, as configured.
-func (l *Loader[T]) rescanWait(took time.Duration) time.Duration {
+// rescanWait is how long after the rescan c the next begins:
+// Config.Rescan, or rescanShare times the comparison's time where that is
+// longer (up to rescanStretch periods), so that the rescans of a large
+// store take a hundredth of the time — where they are only the net for
+// events lost, which is seldom (an overflow of them rescans at once):
+// every source watched, on a file system whose stamps and events are its
+// own (LocalStamps), and no file written through another path
+// (compared.aliased). Where the rescan is what finds changes — a
+// directory that could not be watched, NFS, a FUSE mount, a file linked
+// or mounted from elsewhere — it runs every Config.Rescan, as configured.
+func (l *Loader[T]) rescanWait(c compared) time.Duration {
 	l.mu.Lock()
-	net := l.eventsLocal && len(l.failed) == 0
+	net := l.eventsLocal && len(l.failed) == 0 && !c.aliased
 	l.mu.Unlock()
 	if !net {
 		return l.cfg.Rescan
 	}
-	return max(l.cfg.Rescan, rescanShare*took)
+	return min(max(l.cfg.Rescan, rescanShare*c.took), rescanStretch*l.cfg.Rescan)
 }
+
+// rescanStretch bounds how many periods a rescan may be put off: a lost
+// event is found within ten minutes at the default period, however large
+// the store.
+const rescanStretch = 10
 
 // burst is the watcher's state between events and the reload they
 // cause (docs/design.md, "From a file change to a handshake decision").

@@ -136,3 +136,13 @@ func LocalStamps(dir string) bool {
 
 // zfsSuperMagic is OpenZFS's f_type (not in the kernel's headers).
 const zfsSuperMagic = 0x2fc12fc1
+
+// Links returns the number of names the file of fi has (its st_nlink):
+// more than one, and it may be written through another directory than
+// the one it was found in.
+func Links(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink) //nolint:unconvert // uint32 on some architectures
+	}
+	return 1
+}
