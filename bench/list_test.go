@@ -14,8 +14,8 @@ import (
 // BenchmarkList runs `keytool authorize --list` (the table) and `keytool
 // authorize --list --json` as real processes in the admin benchmark's
 // home of BENCH_LIST_KEYS (100,000) authorized keys, one file each, and,
-// as their baseline in the same rounds, `keytool bundle authorized -o
-// FILE`, which loads the same store and streams every key: a list that
+// as their baseline in the same rounds, `keytool bundle authorized`,
+// which loads the same store and streams every key: a list that
 // held its rows would show as a peak RSS above the bundle's. Each writes
 // to a file, not to this process. BENCH_LIST_ROUNDS rounds (default 3)
 // alternate the three; the metrics are medians of wall and CPU time (user
