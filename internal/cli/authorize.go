@@ -978,7 +978,7 @@ func authorizedTable(store *authkeys.Store, lf listFlags, file func(string) stri
 	}
 	rotation := false
 	for e := range store.All() {
-		if rotation = e.AcceptRotation; rotation {
+		if rotation = e.AcceptRotation; rotation || lf.json { // --json prints no table
 			break
 		}
 	}
