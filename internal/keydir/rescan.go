@@ -54,7 +54,6 @@ type compared struct {
 
 // compareCounting is compare, and what else it found.
 func (l *Loader[T]) compareCounting() compared {
-	start := time.Now()
 	l.mu.Lock()
 	// The file lists in it are not edited in place after the reload that
 	// made them (only that reload folds rows into its fresh chunks). The
@@ -64,6 +63,7 @@ func (l *Loader[T]) compareCounting() compared {
 	ns := l.numbers
 	l.numbers = ns.clone()
 	l.mu.Unlock()
+	start := time.Now() // the comparison's own time, not the wait for the lock
 	if l.compareStarted != nil {
 		l.compareStarted()
 	}
