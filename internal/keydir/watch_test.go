@@ -534,23 +534,24 @@ func TestRescanKeepsPeriodForLinkedFiles(t *testing.T) {
 
 // On a file system whose events may not report a write (NFS, FUSE: not
 // LocalStamps), the rescan finds changes, and keeps its period however
-// long it takes.
+// long it takes; on one whose events report every write, a long rescan
+// puts the next off.
 func TestRescanKeepsPeriodWhereEventsMayMiss(t *testing.T) {
 	old := LocalStamps
-	LocalStamps = func(string) bool { return false }
 	t.Cleanup(func() { LocalStamps = old })
 	dir := t.TempDir()
 	keydirtest.Write(t, filepath.Join(dir, "a.json"), keydirtest.JWK(t, key(t, 1)))
-	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Rescan: 10 * time.Millisecond})
-	var started atomic.Int32
-	l.compareStarted = func() {
-		started.Add(1)
-		time.Sleep(40 * time.Millisecond)
-	}
-	l.Watch(context.Background())
-	t.Cleanup(func() { l.Close() })
-	time.Sleep(1500 * time.Millisecond)
-	if n := started.Load(); n < 5 {
-		t.Errorf("%d rescans began in 1.5 s on a file system whose events may miss writes, each comparing for 40 ms with a period of 10 ms; want some thirty", n)
+	for _, local := range []bool{false, true} {
+		LocalStamps = func(string) bool { return local }
+		l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Rescan: time.Minute})
+		l.Watch(context.Background())
+		l.Close()
+		want := time.Minute
+		if local {
+			want = 5 * time.Minute
+		}
+		if got := l.rescanWait(compared{took: 3 * time.Second}); got != want {
+			t.Errorf("events local %v: a rescan of 3 s with a period of a minute, the next after %v, want %v", local, got, want)
+		}
 	}
 }
