@@ -3,7 +3,8 @@
 # removed first, so the full load writes it): the time to the identity
 # line and to the index's head, then VmHWM and VmRSS 3 s later.
 # docs/benchmarks.md, "keytool proxy's own resident set". HOME is changed
-# (its index is removed and written again).
+# (its index is removed and written again); it must hold 1,000 files or
+# more (keydir.IndexMinFiles), else no index is written and this waits.
 set -u
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
