@@ -78,11 +78,11 @@ func (l *Loader[T]) compareCounting() compared {
 	return c
 }
 
-// aliasedFile reports whether the file of fi, found as a symbolic link
-// or not (link), may be written through another path than its
-// directory's, on the device dirDev (compared.aliased).
+// aliasedFile is writtenElsewhere for the file of fi (nil: not a
+// regular file stat-ed), found as a symbolic link or not (link), in a
+// directory on the device dirDev.
 func aliasedFile(fi fs.FileInfo, link bool, dirDev uint64) bool {
-	return link || fi != nil && (trustfile.Links(fi) > 1 || trustfile.StampOf(fi).Device() != dirDev)
+	return link || fi != nil && writtenElsewhere(false, trustfile.Links(fi), trustfile.StampOf(fi).Device(), dirDev)
 }
 
 // differences adds to h the paths of source i that a full scan would find

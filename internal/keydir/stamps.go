@@ -210,6 +210,16 @@ type listedStamp struct {
 	link    bool // a symbolic link (the listing's type)
 }
 
+// writtenElsewhere reports whether a file of a directory on the device
+// home may be written through another path than the directory's, which
+// no watch of the directory sees: a symbolic link (link), a file of more
+// than one name (links), or one on another device (dev) — a file system
+// mounted or linked in. A proof marks such files (listedStamp.aliased);
+// the periodic rescan keeps its period for them (rescanWait).
+func writtenElsewhere(link bool, links, dev, home uint64) bool {
+	return link || links > 1 || dev != home
+}
+
 // localElsewhere tells whether the stamp of a file that is not on the
 // directory's file system — a symbolic link or a bind mount to another —
 // shows every write, as LocalStamps tells for the directory's own: a
@@ -323,7 +333,7 @@ func statDir(dir string) (listing, error) {
 					e.hash = nameHash(e.name)
 					st, mode, links, err := trustfile.StampAt(f, e.name)
 					e.stamp, e.bad, e.skip = st, err != nil, err == nil && mode.IsDir()
-					e.aliased = e.aliased || links > 1 || st.Device() != elsewhere.home
+					e.aliased = writtenElsewhere(e.aliased, links, st.Device(), elsewhere.home)
 					if !e.bad && !e.skip && !elsewhere.proves(e.name, st) {
 						e.bad = true // its stamp may come from a cache: read it
 					}
