@@ -303,7 +303,7 @@ func TestRescanBesideSingleFileEdits(t *testing.T) {
 	l := New(Config[string]{Sources: []Source{{Path: single}, {Path: revoked, Revocation: true}}, Convert: fpConvert, Home: home})
 	l.Reload()
 	stop := keydirtest.Repeat(1, func() {
-		h := l.compare()
+		h := l.compare().h
 		l.applyRescan(h)
 	})
 	rng := rand.New(rand.NewPCG(1, 2))

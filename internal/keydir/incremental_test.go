@@ -205,11 +205,11 @@ func incrementalMatchesColdLoad[T any](t *testing.T, seed int64, steps int, newL
 			l.Reload(changed...)
 		case 2:
 			how = "rescan"
-			l.applyRescan(l.compare())
+			l.applyRescan(l.compare().h)
 		case 3:
 			how = "Reload(some paths)+rescan"
 			l.Reload(changed[:len(changed)/2]...)
-			l.applyRescan(l.compare())
+			l.applyRescan(l.compare().h)
 		}
 		checkRows(t, l)
 		checkNumbered(t, l)

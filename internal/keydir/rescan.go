@@ -33,12 +33,6 @@ func (l *Loader[T]) applyRescan(h hints) {
 	l.reload(h) // with nothing found, this still retries the watches that failed
 }
 
-// compare is the rescan's first step: the paths a full scan would find
-// changed, or all of them when there are more than maxRescanHints.
-func (l *Loader[T]) compare() hints {
-	return l.compareCounting().h
-}
-
 // compared is what a rescan's comparison found: the hints, the number of
 // directory entries it stat-ed, whether any of the files may be written
 // through another path than the one it watches (aliased: a symbolic
@@ -52,8 +46,10 @@ type compared struct {
 	took    time.Duration
 }
 
-// compareCounting is compare, and what else it found.
-func (l *Loader[T]) compareCounting() compared {
+// compare is the rescan's first step: the paths a full scan would find
+// changed, or all of them when there are more than maxRescanHints (h),
+// and what else it found.
+func (l *Loader[T]) compare() compared {
 	l.mu.Lock()
 	// The file lists in it are not edited in place after the reload that
 	// made them (only that reload folds rows into its fresh chunks). The
@@ -99,7 +95,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hi
 	if !src.Dir {
 		prev := lookupRow(st.files, ns, st.nameAt, src.Path)
 		link := isLink(src.Path)
-		_, same, fi := l.statFileInfo(i, st, src.Path, src.Path, prev, true, link, false)
+		_, same, fi := l.statFile(i, st, src.Path, src.Path, prev, true, link, false)
 		if !same {
 			h.add(src.Path)
 		}
@@ -123,7 +119,7 @@ func (l *Loader[T]) differences(i int, st *sourceState[T], ns *numbers[T], h *hi
 	pairListing(entries, st.files, ns, st.nameAt, func(e dirEntry, prev *fileRow[T]) {
 		path := pathIn(src.Path, e.name)
 		link := e.typ&fs.ModeSymlink != 0
-		_, same, fi := l.statFileInfo(i, st, e.name, path, prev, false, link, false)
+		_, same, fi := l.statFile(i, st, e.name, path, prev, false, link, false)
 		if !same {
 			h.add(path)
 		}

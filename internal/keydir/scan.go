@@ -76,7 +76,7 @@ func (l *Loader[T]) scanDir(i int, jobs *[]*fileState[T]) bool {
 			}
 			return
 		}
-		state, same := l.statFile(i, ss, name, path, prev, false, e.typ&fs.ModeSymlink != 0, l.holdEarly)
+		state, same, _ := l.statFile(i, ss, name, path, prev, false, e.typ&fs.ModeSymlink != 0, l.holdEarly)
 		if r, ok := l.rowAfterStat(ss, prev, state, same, jobs); ok {
 			rows.add(r.rowRefs, r.rowData)
 		}
@@ -362,7 +362,7 @@ func (l *Loader[T]) examineRow(i int, ed **rowEditor[T], name, path string, sing
 		r := rowAt(files, p) // a copy: the editor may move or write the rows it owns
 		prev = &r
 	}
-	state, same := l.statFile(i, ss, name, path, prev, single, isLink(path), l.holdEarly)
+	state, same, _ := l.statFile(i, ss, name, path, prev, single, isLink(path), l.holdEarly)
 	if same {
 		return
 	}
@@ -389,15 +389,9 @@ func (l *Loader[T]) examineRow(i int, ed **rowEditor[T], name, path string, sing
 // the reload's, passed in because compare stats files without the lock.
 // (A file held back too long already is not: Loader.heldTooLong, asked
 // only when hold, under the lock.)
-func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev *fileRow[T], single, link, hold bool) (state *fileState[T], same bool) {
-	state, same, _ = l.statFileInfo(i, ss, name, path, prev, single, link, hold)
-	return state, same
-}
-
-// statFileInfo is statFile, and the file's information where it stat-ed
-// a regular file (the rescan tells by it a file written through another
-// path: rescanWait).
-func (l *Loader[T]) statFileInfo(i int, ss *sourceState[T], name, path string, prev *fileRow[T], single, link, hold bool) (state *fileState[T], same bool, _ fs.FileInfo) {
+// fi is the file's information where it stat-ed a regular file (the
+// rescan tells by it a file written through another path: rescanWait).
+func (l *Loader[T]) statFile(i int, ss *sourceState[T], name, path string, prev *fileRow[T], single, link, hold bool) (state *fileState[T], same bool, fi fs.FileInfo) {
 	src := l.cfg.Sources[i]
 	fail := func(err error) (*fileState[T], bool, fs.FileInfo) {
 		p := problemOf(path, err, src.Revocation)

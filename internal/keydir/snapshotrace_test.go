@@ -257,7 +257,7 @@ func snapshotsStayAsPublished[T any](t *testing.T, steps int, newLoader func(...
 				heldBefore = true // the model is not what it holds until a full reload reads them again
 			}
 		case mode == 1:
-			l.applyRescan(l.compare())
+			l.applyRescan(l.compare().h)
 			l.reload(hints{paths: map[string]struct{}{feed.Name(): {}}}) // a feed tells its changes itself
 		default:
 			var h hints

@@ -138,7 +138,7 @@ func (l *Loader[T]) run(ctx context.Context, fw Watcher, feeds func(context.Cont
 		case <-tick:
 			ch := make(chan compared, 1)
 			comparing = ch
-			wg.Go(func() { ch <- l.compareCounting() })
+			wg.Go(func() { ch <- l.compare() })
 		case c := <-comparing:
 			comparing = nil
 			l.applyRescan(c.h)

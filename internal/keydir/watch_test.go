@@ -442,7 +442,7 @@ func TestEventsServedWhileRescanCompares(t *testing.T) {
 
 // rescan runs both steps of the periodic rescan at once, as Watch does on
 // its tick.
-func (l *Loader[T]) rescan() { l.applyRescan(l.compare()) }
+func (l *Loader[T]) rescan() { l.applyRescan(l.compare().h) }
 
 // A rescan that takes long puts the next off a hundred times as long
 // (rescanWait), up to ten periods: at a million files one took seconds of
@@ -525,7 +525,7 @@ func TestRescanKeepsPeriodForLinkedFiles(t *testing.T) {
 			l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}}, Convert: fpConvert, Rescan: -1})
 			t.Cleanup(func() { l.Close() })
 			l.Reload()
-			if got := l.compareCounting(); got.aliased != c.aliased || got.listed != 2 {
+			if got := l.compare(); got.aliased != c.aliased || got.listed != 2 {
 				t.Errorf("%s in the directory: the rescan found aliased %v (want %v), listed %d (want 2)", c.name, got.aliased, c.aliased, got.listed)
 			}
 		})
