@@ -5,8 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -42,7 +40,14 @@ func BenchmarkList(b *testing.B) {
 	rss := map[string]int64{}
 	for range rounds {
 		for _, c := range cmds {
-			w, u, r := runToFile(b, out, exec.Command(bin, append([]string{"-H", home}, c.args...)...))
+			f, err := os.Create(out)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cmd := exec.Command(bin, append([]string{"-H", home}, c.args...)...)
+			cmd.Stdout = f
+			w, u, r := runMeasured(b, cmd)
+			f.Close()
 			wall[c.name], cpu[c.name], rss[c.name] = append(wall[c.name], w), append(cpu[c.name], u), max(rss[c.name], r)
 		}
 	}
@@ -57,25 +62,4 @@ func BenchmarkList(b *testing.B) {
 			b.ReportMetric(float64(rss[c.name])/float64(rss["bundle"]), "rss-ratio-"+c.name)
 		}
 	})
-}
-
-// runToFile runs cmd with its standard output to the file out and
-// returns what runMeasured does.
-func runToFile(b *testing.B, out string, cmd *exec.Cmd) (wall, cpu time.Duration, rss int64) {
-	b.Helper()
-	f, err := os.Create(out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	var msg strings.Builder
-	cmd.Stdout, cmd.Stderr = f, &msg
-	start := time.Now()
-	err = cmd.Run()
-	took := time.Since(start)
-	if err != nil {
-		b.Fatalf("%v: %v\n%s", cmd.Args, err, msg.String())
-	}
-	ps := cmd.ProcessState
-	return took, ps.UserTime() + ps.SystemTime(), ps.SysUsage().(*syscall.Rusage).Maxrss
 }
