@@ -969,17 +969,12 @@ func authorizedTable(store *authkeys.Store, lf listFlags, file func(string) stri
 		}
 		return in
 	}
-	infos := func(yield func(authorizedInfo) bool) {
-		for e := range store.All() {
-			if !yield(info(e)) {
-				return
-			}
-		}
-	}
 	rotation := false
-	for e := range store.All() {
-		if rotation = e.AcceptRotation; rotation || lf.json { // --json prints no table
-			break
+	if !lf.json { // --json prints no table
+		for e := range store.All() {
+			if rotation = e.AcceptRotation; rotation {
+				break
+			}
 		}
 	}
 	t := newTable(column{title: "NAME", elastic: true}, column{title: "FINGERPRINT"}, column{title: "STATUS"},
@@ -990,28 +985,24 @@ func authorizedTable(store *authkeys.Store, lf listFlags, file func(string) stri
 	if lf.long {
 		t.cols = append(t.cols, column{title: "COMMENT", elastic: true}, column{title: "FILE", elastic: true, fromLeft: true})
 	}
-	t.each = func(yield func([]string) bool) {
-		for e := range store.All() {
-			in, exp, from := info(e), "never", "any"
-			if in.Expires != nil {
-				exp = *in.Expires
-			}
-			if e.From != nil {
-				from = strings.Join(in.From, ",")
-			}
-			row := []string{printable(in.Name), lf.fingerprint(in.Fingerprint), in.Status, from, exp}
-			if rotation {
-				row = append(row, rotationWord(in.AcceptRotation))
-			}
-			if lf.long {
-				row = append(row, printable(in.Comment), printable(file(in.File)))
-			}
-			if !yield(row) {
-				return
-			}
+	t.each = eachOf(store.All(), func(e *authkeys.Entry) []string {
+		in, exp, from := info(e), "never", "any"
+		if in.Expires != nil {
+			exp = *in.Expires
 		}
-	}
-	return infos, t
+		if e.From != nil {
+			from = strings.Join(in.From, ",")
+		}
+		row := []string{printable(in.Name), lf.fingerprint(in.Fingerprint), in.Status, from, exp}
+		if rotation {
+			row = append(row, rotationWord(in.AcceptRotation))
+		}
+		if lf.long {
+			row = append(row, printable(in.Comment), printable(file(in.File)))
+		}
+		return row
+	})
+	return jsonSeq[authorizedInfo](eachOf(store.All(), info)), t
 }
 
 // rotationWord is an entry's ROTATION: "accepts" when the next key its

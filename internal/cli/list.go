@@ -259,6 +259,18 @@ func (c *cli) printList(lf listFlags, items any, t *table, hint string) error {
 	return t.write(c.stdout, lf.width())
 }
 
+// eachOf yields f of each item of seq: a listing's JSON items or table
+// rows, made as a pass over them asks (jsonSeq, table.each).
+func eachOf[T, U any](seq iter.Seq[T], f func(T) U) iter.Seq[U] {
+	return func(yield func(U) bool) {
+		for x := range seq {
+			if !yield(f(x)) {
+				return
+			}
+		}
+	}
+}
+
 // jsonArray is a list printed as a JSON array one item at a time.
 type jsonArray interface{ writeJSON(w io.Writer) error }
 

@@ -264,26 +264,15 @@ func revokedTable(store *authkeys.Store, hosts *knownhosts.Store, lf listFlags, 
 	info := func(r *authkeys.Entry) revokedInfo {
 		return revokedInfo{Fingerprint: r.Fingerprint, KeyID: jwk.FormatKeyID(r.SPKIHash), Comment: r.Comment, Status: "revoked", File: r.File}
 	}
-	infos := func(yield func(revokedInfo) bool) {
-		for _, r := range revoked {
-			if !yield(info(r)) {
-				return
-			}
+	t.each = eachOf(slices.Values(revoked), func(r *authkeys.Entry) []string {
+		in := info(r)
+		row := []string{lf.fingerprint(in.Fingerprint), printable(in.Comment), printable(strings.Join(was[r.SPKIHash], ","))}
+		if lf.long {
+			row = append(row, in.KeyID, printable(file(in.File)))
 		}
-	}
-	t.each = func(yield func([]string) bool) {
-		for _, r := range revoked {
-			in := info(r)
-			row := []string{lf.fingerprint(in.Fingerprint), printable(in.Comment), printable(strings.Join(was[r.SPKIHash], ","))}
-			if lf.long {
-				row = append(row, in.KeyID, printable(file(in.File)))
-			}
-			if !yield(row) {
-				return
-			}
-		}
-	}
-	return infos, t
+		return row
+	})
+	return jsonSeq[revokedInfo](eachOf(slices.Values(revoked), info)), t
 }
 
 func (c *cli) listRevoked(lf listFlags) error {

@@ -624,34 +624,26 @@ func hostsTable(hosts *knownhosts.Store, lf listFlags, file func(string) string)
 		t.cols = append(t.cols, column{title: "FILE", elastic: true, fromLeft: true})
 	}
 	// Made for each pass, one at a time, as authorizedTable's.
-	infos := func(yield func(hostInfo) bool) {
-		for _, e := range entries {
-			in := hostInfo{Addresses: slices.Clone(e.Addresses), AnyNamedAddress: e.AnyNamedAddress(), Fingerprint: e.Fingerprint, Purposes: slices.Clone(e.Purposes),
-				KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, Status: hostStatus(hosts, e), File: e.File}
-			if in.Addresses == nil {
-				in.Addresses = []string{}
-			}
-			if !yield(in) {
-				return
-			}
+	info := func(e *knownhosts.Entry) hostInfo {
+		in := hostInfo{Addresses: slices.Clone(e.Addresses), AnyNamedAddress: e.AnyNamedAddress(), Fingerprint: e.Fingerprint, Purposes: slices.Clone(e.Purposes),
+			KeyID: jwk.FormatKeyID(e.SPKIHash), Comment: e.Comment, Status: hostStatus(hosts, e), File: e.File}
+		if in.Addresses == nil {
+			in.Addresses = []string{}
 		}
+		return in
 	}
-	t.each = func(yield func([]string) bool) {
-		for _, e := range entries {
-			row := []string{printable(pinnedFor(e)), lf.fingerprint(e.Fingerprint), hostStatus(hosts, e)}
-			if purposes {
-				row = append(row, pinPurposes(e))
-			}
-			row = append(row, printable(e.Comment))
-			if lf.long {
-				row = append(row, printable(file(e.File)))
-			}
-			if !yield(row) {
-				return
-			}
+	t.each = eachOf(slices.Values(entries), func(e *knownhosts.Entry) []string {
+		row := []string{printable(pinnedFor(e)), lf.fingerprint(e.Fingerprint), hostStatus(hosts, e)}
+		if purposes {
+			row = append(row, pinPurposes(e))
 		}
-	}
-	return infos, t
+		row = append(row, printable(e.Comment))
+		if lf.long {
+			row = append(row, printable(file(e.File)))
+		}
+		return row
+	})
+	return jsonSeq[hostInfo](eachOf(slices.Values(entries), info)), t
 }
 
 // pinPurposes shows a pin's purposes: "any" for every purpose, as ca list
