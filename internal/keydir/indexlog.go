@@ -161,12 +161,7 @@ func appendLogEntry(b, from, to []byte, gone, came []indexRecord) []byte {
 // b.
 func (x *sourceIndex) applyLog(b int, recs []indexRecord) []indexRecord {
 	for _, e := range x.pending {
-		recs = slices.DeleteFunc(recs, func(r indexRecord) bool { return slices.Contains(e.gone, r) })
-		for _, r := range e.came {
-			if x.shardOf(r.term[:]) == b && !slices.Contains(recs, r) {
-				recs = append(recs, r)
-			}
-		}
+		recs = x.changed(b, recs, e.gone, e.came)
 	}
 	return recs
 }
