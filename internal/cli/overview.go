@@ -86,6 +86,8 @@ type overview struct {
 	// unusable: the identity is there but could not be used (its mode, a
 	// bad file, several of them): the text says so, not just "none".
 	unusable bool
+	// said: the problems' messages, each printed once.
+	said map[string]bool
 }
 
 // identityInfo is the home's identity in keytool list --json, with the
@@ -120,7 +122,7 @@ type problemInfo struct {
 }
 
 func (c *cli) overview(lf listFlags) error {
-	o := &overview{Home: c.home, Problems: []problemInfo{}, PKI: []pkiInfo{}, tables: map[string]*table{}}
+	o := &overview{Home: c.home, Problems: []problemInfo{}, PKI: []pkiInfo{}, tables: map[string]*table{}, said: map[string]bool{}}
 	c.overviewIdentity(o, lf)
 	auth := c.localAuthStore()
 	hosts := knownhosts.Load(knownhosts.HomeOptions(c.home))
@@ -172,11 +174,10 @@ type sharedKeyProblem struct {
 // problem adds err to the problems, once (the revocation inputs are read
 // by both stores), with the command that fixes it.
 func (o *overview) problem(c *cli, err error) {
-	for _, p := range o.Problems {
-		if p.Error == err.Error() {
-			return
-		}
+	if o.said[err.Error()] {
+		return
 	}
+	o.said[err.Error()] = true
 	p := problemInfo{Error: err.Error(), Fix: c.fileFix(err)}
 	var (
 		kp   keydir.Problem
