@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode"
@@ -241,7 +242,12 @@ func runeWidth(r rune) int {
 func (c *cli) printList(lf listFlags, items any, t *table, hint string) error {
 	if lf.json {
 		if seq, ok := items.(jsonArray); ok {
-			return seq.writeJSON(c.stdout)
+			bw := bufio.NewWriter(c.stdout)
+			if err := seq.writeJSON(bw, ""); err != nil {
+				return err
+			}
+			bw.WriteString("\n")
+			return bw.Flush()
 		}
 		return c.printJSON(items)
 	}
@@ -271,29 +277,81 @@ func eachOf[T, U any](seq iter.Seq[T], f func(T) U) iter.Seq[U] {
 	}
 }
 
-// jsonArray is a list printed as a JSON array one item at a time.
-type jsonArray interface{ writeJSON(w io.Writer) error }
+// jsonArray is a list printed as a JSON array one item at a time, at
+// the indent of its place (prefix: "" for an array alone, "  " for a
+// member of an object), with no newline after it.
+type jsonArray interface {
+	writeJSON(w *bufio.Writer, prefix string) error
+}
 
 // jsonSeq is the items of a --list --json, made one at a time: printed
 // as printJSON prints a slice of them, byte for byte, without the slice.
 type jsonSeq[T any] iter.Seq[T]
 
-func (s jsonSeq[T]) writeJSON(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	sep := "[\n  "
+func (s jsonSeq[T]) writeJSON(w *bufio.Writer, prefix string) error {
+	first := "[\n" + prefix + "  "
+	sep := first
 	for item := range s {
-		out, err := json.MarshalIndent(item, "  ", "  ")
+		out, err := json.MarshalIndent(item, prefix+"  ", "  ")
+		if err != nil {
+			return err
+		}
+		w.WriteString(sep)
+		w.Write(out)
+		sep = ",\n" + prefix + "  "
+	}
+	if sep == first {
+		w.WriteString("[]")
+	} else {
+		w.WriteString("\n" + prefix + "]")
+	}
+	return nil
+}
+
+// printObject prints v, a pointer to a struct, as printJSON prints it,
+// byte for byte, but each member whose JSON name is in arrays from that
+// jsonArray, one item at a time: keytool list --json of a million keys
+// holds none of their items, nor the text of them all. A member with a
+// JSON option (omitempty) is refused: its rule would have to be here.
+func (c *cli) printObject(v any, arrays map[string]jsonArray) error {
+	rv := reflect.ValueOf(v).Elem()
+	bw := bufio.NewWriter(c.stdout)
+	sep := "{\n  "
+	for i := range rv.NumField() {
+		f := rv.Type().Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if opts != "" {
+			return fmt.Errorf("cli: printObject: member %s has the JSON option %q", f.Name, opts)
+		}
+		if name == "" {
+			name = f.Name
+		}
+		key, err := json.Marshal(name)
 		if err != nil {
 			return err
 		}
 		bw.WriteString(sep)
-		bw.Write(out)
+		bw.Write(key)
+		bw.WriteString(": ")
+		if a, ok := arrays[name]; ok {
+			err = a.writeJSON(bw, "  ")
+		} else {
+			var out []byte
+			out, err = json.MarshalIndent(rv.Field(i).Interface(), "  ", "  ")
+			bw.Write(out)
+		}
+		if err != nil {
+			return err
+		}
 		sep = ",\n  "
 	}
-	if sep == "[\n  " {
-		bw.WriteString("[]\n")
+	if sep == "{\n  " {
+		bw.WriteString("{}\n")
 	} else {
-		bw.WriteString("\n]\n")
+		bw.WriteString("\n}\n")
 	}
 	return bw.Flush()
 }

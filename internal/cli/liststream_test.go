@@ -22,7 +22,8 @@ func TestJSONSeqPrintsAsTheSlice(t *testing.T) {
 		if err := c.printJSON(append([]hostInfo{}, items[:n]...)); err != nil {
 			t.Fatal(err)
 		}
-		if err := jsonSeq[hostInfo](slices.Values(items[:n])).writeJSON(&got); err != nil {
+		c = &cli{stdout: &got}
+		if err := c.printList(listFlags{json: true}, jsonSeq[hostInfo](slices.Values(items[:n])), nil, ""); err != nil {
 			t.Fatal(err)
 		}
 		if got.String() != want.String() {
@@ -32,6 +33,56 @@ func TestJSONSeqPrintsAsTheSlice(t *testing.T) {
 		if err := json.Unmarshal([]byte(got.String()), &back); err != nil || len(back) != n {
 			t.Errorf("%d items: read back %d, %v", n, len(back), err)
 		}
+	}
+}
+
+// keytool list --json prints its object as printJSON prints the struct,
+// byte for byte, with the authorized keys and the hosts made one at a
+// time (printObject): empty, one item, several; nested objects and
+// lists beside them.
+func TestObjectPrintsAsTheStruct(t *testing.T) {
+	never, soon := (*string)(nil), "2027-01-01T00:00:00Z"
+	auth := []authorizedInfo{
+		{Name: "ci", Fingerprint: "SHA256:a", KeyID: "K", Comment: `<b>&"q"`, Expires: never, Status: "ok", File: "ci.json"},
+		{Name: "鍵", Fingerprint: "SHA256:b", Expires: &soon, From: []string{"10.0.0.0/8"}, Revoked: true, Status: "revoked", AcceptRotation: true, File: "k.json"},
+	}
+	hosts := []hostInfo{
+		{Addresses: []string{"a.example:443"}, Fingerprint: "SHA256:x", Status: "ok", File: "a.json"},
+		{Addresses: []string{}, AnyNamedAddress: true, Fingerprint: "SHA256:y", Purposes: []string{"docker"}, Status: "refused", File: "b.json"},
+	}
+	for n := range 3 {
+		o := overview{
+			Home:        "/h\"\n",
+			Identity:    &identityInfo{Type: "EC", Fingerprint: "SHA256:i", File: "key.json", Previous: []identityInfo{{Type: "OKP", File: "key.old.1.json"}}},
+			Revoked:     []revokedInfo{{Fingerprint: "SHA256:r", Status: "revoked"}},
+			Invitations: []inviteInfo{},
+			PKI:         []pkiInfo{{Kind: "ca", File: "ca.pem", Subject: "CN=x"}},
+			Problems:    []problemInfo{{File: "f.json", Error: "e", Fix: "keytool x"}},
+		}
+		if n == 0 {
+			o.Identity, o.Revoked = nil, []revokedInfo{}
+		}
+		var want, got strings.Builder
+		whole := o
+		whole.Authorized, whole.Hosts = append([]authorizedInfo{}, auth[:n]...), append([]hostInfo{}, hosts[:n]...)
+		if err := (&cli{stdout: &want}).printJSON(&whole); err != nil {
+			t.Fatal(err)
+		}
+		arrays := map[string]jsonArray{"authorized": jsonSeq[authorizedInfo](slices.Values(auth[:n])), "hosts": jsonSeq[hostInfo](slices.Values(hosts[:n]))}
+		if err := (&cli{stdout: &got}).printObject(&o, arrays); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("%d items: one at a time\n%s\nwhere the struct prints\n%s", n, got.String(), want.String())
+		}
+	}
+	// A member printObject cannot print as encoding/json does is refused,
+	// not printed otherwise.
+	var out strings.Builder
+	if err := (&cli{stdout: &out}).printObject(&struct {
+		A string `json:"a,omitempty"`
+	}{}, nil); err == nil || out.Len() != 0 {
+		t.Errorf("a member with omitempty: %v, printed %q", err, out.String())
 	}
 }
 

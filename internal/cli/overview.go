@@ -81,7 +81,7 @@ type overview struct {
 
 	tables map[string]*table // the sections' tables, for the text form
 	// authorizedN, hostsN: how many rows those tables make (Authorized
-	// and Hosts are gathered for --json only).
+	// and Hosts stay empty: --json prints them from the stores).
 	authorizedN, hostsN int
 	// unusable: the identity is there but could not be used (its mode, a
 	// bad file, several of them): the text says so, not just "none".
@@ -132,11 +132,6 @@ func (c *cli) overview(lf listFlags) error {
 	o.Revoked, o.tables["revoked"] = slices.AppendSeq([]revokedInfo{}, iter.Seq[revokedInfo](revoked)), revTable
 	pinned, hostTable := hostsTable(hosts, lf, c.inHome)
 	o.tables["hosts"], o.hostsN = hostTable, len(hosts.Entries())
-	if lf.json {
-		// The text form counts them and makes its rows as it prints.
-		o.Authorized = slices.AppendSeq([]authorizedInfo{}, iter.Seq[authorizedInfo](authorized))
-		o.Hosts = slices.AppendSeq([]hostInfo{}, iter.Seq[hostInfo](pinned))
-	}
 	invs, invProblems := enroll.ListInvites(enroll.InvitesDir(c.home))
 	o.Invitations, o.tables["invitations"] = invitesTable(invs, lf, c.inHome)
 	c.overviewPKI(o)
@@ -159,7 +154,9 @@ func (c *cli) overview(lf listFlags) error {
 		o.problem(c, err)
 	}
 	if lf.json {
-		return c.printJSON(o)
+		// Authorized and Hosts are printed as they are made, as the
+		// text form counts them and makes its rows as it prints.
+		return c.printObject(o, map[string]jsonArray{"authorized": authorized, "hosts": pinned})
 	}
 	return o.write(c.stdout, lf)
 }
