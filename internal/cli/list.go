@@ -463,11 +463,22 @@ func (c *cli) sayEach(name string, errs []error) error {
 	return nil
 }
 
+// maxSkippedShown is how many skipped files a command names before it
+// counts the rest: a directory of 30,000 files made unreadable at once
+// (a chmod, a bad deploy) printed 60,000 lines before the command's own
+// message. keytool list names them all.
+const maxSkippedShown = 20
+
 // reportSkipped prints, one line each, the trust files a store skipped,
-// each with the command that fixes it when there is one.
+// each with the command that fixes it when there is one; past
+// maxSkippedShown, how many more there are and where they are listed.
 func reportSkipped[P error](c *cli, cmd string, problems []P) {
 	c.skipped += len(problems)
-	for _, p := range problems {
+	for i, p := range problems {
+		if i == maxSkippedShown {
+			fmt.Fprintf(c.stderr, "keytool %s: skipped %d more files: %s lists them all\n", cmd, len(problems)-i, c.command("list"))
+			break
+		}
 		// The file's name and what the message quotes of it are the
 		// file's, not to drive the terminal (termtext), as list's.
 		fmt.Fprintf(c.stderr, "keytool %s: skipped %s\n", cmd, termtext.SafeLines(p.Error()))
