@@ -762,3 +762,38 @@ func TestFirstLoadIsARescan(t *testing.T) {
 		t.Fatalf("a first load's problems:\n%s\na rescan's:\n%s", strings.Join(problems, "\n"), strings.Join(wantProblems, "\n"))
 	}
 }
+
+// Past maxProblemsLogged new problems a snapshot logs a count, not a
+// line each, and the same for problems resolved; the snapshot still
+// holds every one. The revocation inputs are logged first, and those
+// past the first lines counted on a line of their own, as an error.
+func TestManyProblemsLoggedAsACount(t *testing.T) {
+	dir, revs := t.TempDir(), t.TempDir()
+	n := maxProblemsLogged + 5
+	for i := range n {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("bad%02d.json", i)), []byte("{"))
+	}
+	for i := range maxProblemsLogged + 1 {
+		keydirtest.Write(t, filepath.Join(revs, fmt.Sprintf("revoked%02d.json", i)), []byte("{"))
+	}
+	var buf syncBuffer
+	l := New(Config[string]{Sources: []Source{{Path: dir, Dir: true}, {Path: revs, Dir: true, Revocation: true}}, Convert: fpConvert,
+		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	snap := l.Reload()
+	out := buf.String()
+	if len(snap.Problems) != n+maxProblemsLogged+1 || strings.Count(out, "\n") != maxProblemsLogged+2 ||
+		strings.Count(out, `level=ERROR msg="revocation list unreadable`) != maxProblemsLogged ||
+		!strings.Contains(out, `level=ERROR msg="more revocation lists unreadable: refusing every key until they are fixed" count=1`) ||
+		!strings.Contains(out, `level=WARN msg="skipping more trust files and entries" count=25`) {
+		t.Fatalf("%d problems logged as:\n%s", len(snap.Problems), out)
+	}
+	before := len(buf.String())
+	for i := range n {
+		keydirtest.Write(t, filepath.Join(dir, fmt.Sprintf("bad%02d.json", i)), keydirtest.JWK(t, key(t, i)))
+	}
+	l.Reload()
+	if out := buf.String()[before:]; strings.Count(out, `msg="trust file problem resolved"`) != maxProblemsLogged ||
+		!strings.Contains(out, `msg="more trust file problems resolved" count=5`) || strings.Count(out, "\n") != maxProblemsLogged+1 {
+		t.Fatalf("%d problems fixed, logged as:\n%s", n, out)
+	}
+}

@@ -1823,29 +1823,65 @@ func loadedAs[T any](ns *numbers[T], r *fileRow[T]) fileID {
 	return fileID{}
 }
 
+// maxProblemsLogged is how many new problems, and how many resolved, a
+// snapshot logs one line each; past it a line counts the rest: 30,000
+// files made unreadable at once (a chmod, a bad deploy) wrote 30,000
+// lines, and as many again when fixed. The skipped-files gauge and the
+// admin's list still count and name every one.
+const maxProblemsLogged = 20
+
 // logProblems logs each problem of snap once, when it appears, and says
-// when one is gone.
+// when one is gone: at most maxProblemsLogged lines each, then a count.
+// The revocation inputs come first, and those past the first lines are
+// counted on a line of their own, at the level of the refusal they cause.
 func (l *Loader[T]) logProblems(snap *Snapshot[T]) {
 	seen := make(map[string]bool, len(snap.Problems))
-	for _, p := range snap.Problems {
-		msg := p.Error()
-		seen[msg] = true
-		if l.problems[msg] {
-			continue
-		}
-		switch {
-		case p.Revocation:
-			l.log.Error("revocation list unreadable: refusing every key until it is fixed", "file", p.Path, "error", msg)
-		case p.Entry:
-			l.log.Warn("skipping an entry of a trust file", "file", p.Path, "error", msg)
-		default:
-			l.log.Warn("skipping trust file", "file", p.Path, "error", msg)
+	logged, more, moreRevocation := 0, 0, 0
+	for _, revocation := range []bool{true, false} {
+		for _, p := range snap.Problems {
+			if p.Revocation != revocation {
+				continue
+			}
+			msg := p.Error()
+			seen[msg] = true
+			switch {
+			case l.problems[msg]:
+				continue
+			case logged == maxProblemsLogged && revocation:
+				moreRevocation++
+				continue
+			case logged == maxProblemsLogged:
+				more++
+				continue
+			}
+			logged++
+			switch {
+			case revocation:
+				l.log.Error("revocation list unreadable: refusing every key until it is fixed", "file", p.Path, "error", msg)
+			case p.Entry:
+				l.log.Warn("skipping an entry of a trust file", "file", p.Path, "error", msg)
+			default:
+				l.log.Warn("skipping trust file", "file", p.Path, "error", msg)
+			}
 		}
 	}
+	if moreRevocation > 0 {
+		l.log.Error("more revocation lists unreadable: refusing every key until they are fixed", "count", moreRevocation)
+	}
+	if more > 0 {
+		l.log.Warn("skipping more trust files and entries", "count", more)
+	}
+	resolved := 0
 	for msg := range l.problems {
 		if !seen[msg] {
-			l.log.Info("trust file problem resolved", "was", msg)
+			if resolved < maxProblemsLogged {
+				l.log.Info("trust file problem resolved", "was", msg)
+			}
+			resolved++
 		}
+	}
+	if resolved > maxProblemsLogged {
+		l.log.Info("more trust file problems resolved", "count", resolved-maxProblemsLogged)
 	}
 	l.problems = seen
 }
