@@ -312,7 +312,8 @@ func (s jsonSeq[T]) writeJSON(w *bufio.Writer, prefix string) error {
 // byte for byte, but each member whose JSON name is in arrays from that
 // jsonArray, one item at a time: keytool list --json of a million keys
 // holds none of their items, nor the text of them all. A member with a
-// JSON option (omitempty) is refused: its rule would have to be here.
+// JSON option (omitempty) or embedded is refused: its rule would have to
+// be here.
 func (c *cli) printObject(v any, arrays map[string]jsonArray) error {
 	rv := reflect.ValueOf(v).Elem()
 	bw := bufio.NewWriter(c.stdout)
@@ -320,11 +321,11 @@ func (c *cli) printObject(v any, arrays map[string]jsonArray) error {
 	for i := range rv.NumField() {
 		f := rv.Type().Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous || opts != "" && name != "-" {
+			return fmt.Errorf("cli: printObject: member %s is embedded or has a JSON option (%q)", f.Name, opts)
+		}
 		if !f.IsExported() || name == "-" {
 			continue
-		}
-		if opts != "" {
-			return fmt.Errorf("cli: printObject: member %s has the JSON option %q", f.Name, opts)
 		}
 		if name == "" {
 			name = f.Name

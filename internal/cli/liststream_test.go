@@ -84,6 +84,9 @@ func TestObjectPrintsAsTheStruct(t *testing.T) {
 	}{}, nil); err == nil || out.Len() != 0 {
 		t.Errorf("a member with omitempty: %v, printed %q", err, out.String())
 	}
+	if err := (&cli{stdout: &out}).printObject(&struct{ problemInfo }{}, nil); err == nil || out.Len() != 0 {
+		t.Errorf("an embedded member: %v, printed %q", err, out.String())
+	}
 }
 
 // A table whose rows are made for each pass prints as the same rows
