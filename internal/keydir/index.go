@@ -328,7 +328,13 @@ func (x *sourceIndex) lookup(q Query) (names []string, ok bool) {
 		shards[b] = recs
 		return recs, ok
 	}
+	// Each term once: a removal asks for the key of each entry it
+	// removes, and 4,000 files holding one key asked for it 4,000 times,
+	// 16 million names before the sort (docs/benchmarks.md, "Many of one
+	// thing").
 	terms := append(slices.Clone(q.Terms), problemTerm)
+	slices.SortFunc(terms, func(a, b Term) int { return bytes.Compare(a[:], b[:]) })
+	terms = slices.Compact(terms)
 	for _, t := range terms {
 		recs, ok := get(x.shardOf(t[:]))
 		if !ok {
