@@ -26,13 +26,23 @@ type SharedKey struct {
 }
 
 // Error makes a shared key one of a store's problems (SharedKeys).
+// maxShadowedNamed is how many of the entries after the first a
+// SharedKey's message names.
+const maxShadowedNamed = 5
+
 func (s SharedKey) Error() string {
 	if len(s.Entries) < 2 { // not one SharedKeys returns
 		return fmt.Sprintf("authkeys: key %s is authorized by %d entries", s.Fingerprint, len(s.Entries))
 	}
-	shadowed := make([]string, len(s.Entries)-1)
+	// The next few, in order, then a count: a key copied into 4,000
+	// files made a message of 4,000 names, on one line.
+	var shadowed []string
 	for i, e := range s.Entries[1:] {
-		shadowed[i] = fmt.Sprintf("%q (%s)", e.Name, termtext.Safe(e.File))
+		if i == maxShadowedNamed {
+			shadowed = append(shadowed, fmt.Sprintf("%d more", len(s.Entries)-1-i))
+			break
+		}
+		shadowed = append(shadowed, fmt.Sprintf("%q (%s)", e.Name, termtext.Safe(e.File)))
 	}
 	first := s.Entries[0]
 	return fmt.Sprintf("authkeys: key %s is authorized by %d entries, of which only the first takes effect, %q (%s); removing it puts %s in effect, with its own name and restrictions",

@@ -1,6 +1,7 @@
 package authkeys
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -63,5 +64,24 @@ func TestSharedKeysReportsShadowedEntries(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q lacks %q", msg, want)
 		}
+	}
+}
+
+// A key many entries hold names the first maxShadowedNamed after the
+// one in effect, in order, then counts the rest: one line, not one name
+// a copy.
+func TestSharedKeyNamesTheNextFew(t *testing.T) {
+	sk := SharedKey{Fingerprint: "SHA256:x"}
+	for i := range 2 + maxShadowedNamed + 10 {
+		sk.Entries = append(sk.Entries, &Entry{Name: fmt.Sprintf("c%02d", i), File: fmt.Sprintf("/d/c%02d.json", i)})
+	}
+	msg := sk.Error()
+	want := `authkeys: key SHA256:x is authorized by 17 entries, of which only the first takes effect, "c00" (/d/c00.json); removing it puts "c01" (/d/c01.json), then "c02" (/d/c02.json), then "c03" (/d/c03.json), then "c04" (/d/c04.json), then "c05" (/d/c05.json), then 11 more in effect, with its own name and restrictions`
+	if msg != want {
+		t.Errorf("message\n%s\nwant\n%s", msg, want)
+	}
+	sk.Entries = sk.Entries[:1+maxShadowedNamed]
+	if msg := sk.Error(); strings.Contains(msg, "more") || !strings.Contains(msg, `then "c05" (/d/c05.json) in effect`) {
+		t.Errorf("%d entries after the first, all named: %s", maxShadowedNamed, msg)
 	}
 }
