@@ -1009,12 +1009,14 @@ func (s *Store) FindKeys(fp jwk.Fingerprint) []*Entry {
 // ssh lists them. Negated patterns are left out.
 func (s *Store) AddressesOf(sum [32]byte) []string {
 	var out []string
+	seen := map[string]bool{} // a key pinned for 40,000 hosts took 3 s searching out
 	for _, e := range s.snap.Load().all() {
 		if e.SPKIHash != sum {
 			continue
 		}
 		for _, p := range e.pos {
-			if a := p.String(); !slices.Contains(out, a) {
+			if a := p.String(); !seen[a] {
+				seen[a] = true
 				out = append(out, a)
 			}
 		}
