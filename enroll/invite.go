@@ -332,6 +332,7 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 	if err := checkDir(dir); err != nil {
 		return nil, []error{err}
 	}
+	claims := claimsIn(dir) // once, not a listing of used/ for each pending invitation
 	for _, d := range []string{dir, filepath.Join(dir, usedDir)} {
 		ents, err := os.ReadDir(d)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -352,7 +353,7 @@ func ListInvites(dir string) ([]*Invitation, []error) {
 				continue
 			}
 			if d == dir {
-				inv.Claimed = claimedSince(dir, inv.Name, inv.File)
+				inv.Claimed = claimedAmong(inv.File, claims[inv.Name])
 			}
 			out = append(out, inv)
 		}
@@ -429,11 +430,17 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 // claimed (the ctime of its claim, which linking it set), or zero if it
 // is not claimed or not there.
 func claimedSince(dir, name, path string) time.Time {
+	return claimedAmong(path, claimsOf(dir, name))
+}
+
+// claimedAmong is when the pending invitation at path was claimed, of
+// claims, its name's claims (claimsOf): the one that links path.
+func claimedAmong(path string, claims []string) time.Time {
 	pf, err := os.Lstat(path)
 	if err != nil {
 		return time.Time{}
 	}
-	for _, claim := range claimsOf(dir, name) {
+	for _, claim := range claims {
 		if cf, err := os.Lstat(claim); err == nil && os.SameFile(pf, cf) {
 			return trustfile.StampOf(cf).Changed()
 		}

@@ -612,21 +612,30 @@ func (h *Handler) otherOf(name string, sum [32]byte) bool {
 // claimsOf returns the claims in progress of the invitation name in the
 // invitations directory dir (see claim): the files of that name exactly,
 // not those of a name that starts with it and a dot.
-func claimsOf(dir, name string) []string {
-	prefix := "." + name + "."
-	paths, _ := filepath.Glob(filepath.Join(dir, usedDir, globEscape(prefix)+"*.claim"))
-	var out []string
-	for _, p := range paths {
-		tag := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(p), prefix), ".claim")
+func claimsOf(dir, name string) []string { return claimsIn(dir)[name] }
+
+// claimsIn is claimsOf of every name, from one listing of dir's used/:
+// the claims by invitation name, each ".NAME.TAG.claim" with TAG the hex
+// of claimTagSize bytes (so "a" has none of "a.b"'s).
+func claimsIn(dir string) map[string][]string {
+	ents, _ := os.ReadDir(filepath.Join(dir, usedDir))
+	out := map[string][]string{}
+	for _, e := range ents {
+		base := e.Name()
+		if !strings.HasPrefix(base, ".") || !strings.HasSuffix(base, ".claim") {
+			continue
+		}
+		nameTag := strings.TrimSuffix(base[1:], ".claim")
+		i := strings.LastIndexByte(nameTag, '.')
+		if i < 0 {
+			continue
+		}
+		name, tag := nameTag[:i], nameTag[i+1:]
 		if _, err := hex.DecodeString(tag); err == nil && len(tag) == 2*claimTagSize {
-			out = append(out, p)
+			out[name] = append(out[name], filepath.Join(dir, usedDir, base))
 		}
 	}
 	return out
-}
-
-func globEscape(s string) string {
-	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(s)
 }
 
 // claimTagSize is the number of bytes of the secret's SHA-256 that name
