@@ -1143,33 +1143,66 @@ func (s *Store) removeEntries(match []*Entry) ([]*Entry, error) {
 // whatever else authorizes or pins it. Revoking a key twice changes
 // nothing.
 func (s *Store) Revoke(k *jwk.Key) (string, error) {
+	files, err := s.RevokeAll([]*jwk.Key{k})
+	if len(files) == 0 {
+		return "", err
+	}
+	return files[0], err
+}
+
+// RevokeAll is Revoke of each of keys, with one reload before the writes
+// and one after them, where Revoke of each reloaded twice: a file of
+// 20,000 keys to revoke took 13 minutes so. It returns the file of each
+// key, in the order of keys — a key already revoked, its revocation's
+// file; "" for one it could not revoke, and then the error of the first
+// such. It revokes the others all the same: the safe side.
+func (s *Store) RevokeAll(keys []*jwk.Key) ([]string, error) {
 	s.waitLoaded()
 	if len(s.opts.RevokedDirs) == 0 {
-		return "", errors.New("authkeys: no revoked-keys directory configured to add keys to")
+		return nil, errors.New("authkeys: no revoked-keys directory configured to add keys to")
 	}
 	s.Loader().Reload()
-	sum := k.SPKIHash()
-	if r, ok := s.snap.Load().revoked.Lookup(sum); ok {
-		return r.File.Path(), nil
-	}
 	dir := s.opts.RevokedDirs[0]
-	path := filepath.Join(dir, strings.ReplaceAll(k.KeyID(), ":", "")+".json")
-	pk := k.PublicKey()
-	data, err := pk.MarshalPublic(jwk.JWK)
-	if err != nil {
-		return "", err
-	}
 	if err := s.Loader().MakeDir(dir, 0o755); err != nil {
-		return "", fmt.Errorf("authkeys: %w", err)
+		return nil, fmt.Errorf("authkeys: %w", err)
 	}
-	if err := keydir.CreateFile(path, data, 0o644); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", err
+	files, errs := make([]string, len(keys)), make([]error, len(keys))
+	var written []string
+	revoked := s.snap.Load().revoked
+	for i, k := range keys {
+		if r, ok := revoked.Lookup(k.SPKIHash()); ok {
+			files[i] = r.File.Path()
+			continue
+		}
+		path := filepath.Join(dir, strings.ReplaceAll(k.KeyID(), ":", "")+".json")
+		pk := k.PublicKey()
+		data, err := pk.MarshalPublic(jwk.JWK)
+		if err == nil {
+			if err = keydir.CreateFile(path, data, 0o644); errors.Is(err, fs.ErrExist) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		files[i], written = path, append(written, path)
 	}
-	s.Loader().Reload(path)
-	if _, ok := s.snap.Load().revoked.Lookup(sum); !ok {
-		return "", fmt.Errorf("authkeys: wrote %s, but it does not load as a revoked key", path)
+	if len(written) > 0 {
+		s.Loader().Reload(written...)
 	}
-	return path, nil
+	revoked = s.snap.Load().revoked
+	for i, path := range files {
+		if _, ok := revoked.Lookup(keys[i].SPKIHash()); path != "" && !ok {
+			files[i], errs[i] = "", fmt.Errorf("authkeys: wrote %s, but it does not load as a revoked key", path)
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return files, err
+		}
+	}
+	return files, nil
 }
 
 // Unrevoke removes every copy of the revoked keys that fingerprint names

@@ -137,35 +137,74 @@ func (c *cli) revoke(arg string) error {
 				c.home, arg, c.homeFlag())
 		}
 	}
+	return c.revokeKeys(keys, store, hosts)
+}
+
+// revokeKeys revokes keys, all in one write (authkeys.Store.RevokeAll),
+// and says for each what it was: already revoked, or revoked, with the
+// entries and pins that held it. What it looks up is gathered once, by
+// key: a file of 20,000 keys to revoke searched every revocation, entry
+// and pin for each.
+func (c *cli) revokeKeys(keys []*jwk.Key, store *authkeys.Store, hosts *knownhosts.Store) error {
+	already := map[[32]byte][]*authkeys.Entry{}
+	for _, r := range store.Revoked() {
+		already[r.SPKIHash] = append(already[r.SPKIHash], r)
+	}
+	var revoke []*jwk.Key
+	queued := map[[32]byte]bool{}
 	for _, k := range keys {
-		already := false
-		for _, r := range store.Revoked() {
-			if r.SPKIHash == k.SPKIHash() {
-				already = true
+		if sum := k.SPKIHash(); already[sum] == nil && !queued[sum] {
+			queued[sum] = true
+			revoke = append(revoke, k)
+		}
+	}
+	files, err := store.RevokeAll(revoke)
+	held := map[[32]byte]string{} // the file of each key revoked now
+	for i, file := range files {
+		if file != "" {
+			held[revoke[i].SPKIHash()] = file
+		}
+	}
+	authorized := map[[32]byte][]*authkeys.Entry{}
+	for e := range store.All() {
+		if _, ok := held[e.SPKIHash]; ok {
+			authorized[e.SPKIHash] = append(authorized[e.SPKIHash], e)
+		}
+	}
+	pinned := map[[32]byte][]*knownhosts.Entry{}
+	for _, e := range hosts.Entries() {
+		if _, ok := held[e.SPKIHash]; ok {
+			pinned[e.SPKIHash] = append(pinned[e.SPKIHash], e)
+		}
+	}
+	// In the order of keys, as when each was revoked in turn: a key
+	// given twice is already revoked the second time.
+	said := map[[32]byte]bool{}
+	for _, k := range keys {
+		sum := k.SPKIHash()
+		file, now := held[sum]
+		switch {
+		case already[sum] != nil:
+			for _, r := range already[sum] {
 				fmt.Fprintf(c.stdout, "Key %s is already revoked (%s)\n", r.Fingerprint, c.homePath(r.File))
 			}
-		}
-		if already {
-			continue
-		}
-		file, err := store.Revoke(k)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "Revoked %s (key ID %s)\nFile: %s\n", k.Fingerprint(), k.KeyID(), c.homePath(file))
-		c.warnOwnKey(k)
-		for e := range store.All() {
-			if e.SPKIHash == k.SPKIHash() {
+		case !now:
+			continue // not revoked: err says why
+		case said[sum]:
+			fmt.Fprintf(c.stdout, "Key %s is already revoked (%s)\n", k.Fingerprint(), c.homePath(file))
+		default:
+			said[sum] = true
+			fmt.Fprintf(c.stdout, "Revoked %s (key ID %s)\nFile: %s\n", k.Fingerprint(), k.KeyID(), c.homePath(file))
+			c.warnOwnKey(k)
+			for _, e := range authorized[sum] {
 				fmt.Fprintf(c.stdout, "  was authorized as %q (%s): now refused\n", e.Name, c.homePath(e.File))
 			}
-		}
-		for _, e := range hosts.Entries() {
-			if e.SPKIHash == k.SPKIHash() {
+			for _, e := range pinned[sum] {
 				fmt.Fprintf(c.stdout, "  was trusted for %s (%s): now refused\n", pinnedFor(e), c.homePath(e.File))
 			}
 		}
 	}
-	return nil
+	return err
 }
 
 // warnOwnKey warns when the key just revoked is the home's own identity
