@@ -1,0 +1,56 @@
+#!/bin/bash
+# manyofone.sh N BIN...: homes holding N of one thing — N files of one key,
+# one pin of N addresses, N invitations, a file of N keys to revoke — and
+# the command on each that was quadratic in N, for each BIN in turn on a
+# fresh copy (wall and user CPU seconds, peak RSS; 300 s at most each).
+# docs/benchmarks.md, "Many of one thing". Each BIN is a keytool binary;
+# the first one makes the homes. Needs python3.
+set -u
+N=$1; shift
+w=$(mktemp -d)
+trap 'rm -rf "$w"' EXIT
+K=$1
+python3 - "$w" "$N" <<'EOF'
+import base64, hashlib, json, os, sys
+w, n = sys.argv[1], int(sys.argv[2])
+def key(i, salt):
+    x = hashlib.sha256(salt + i.to_bytes(8, 'big')).digest()
+    return {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(x).rstrip(b'=').decode()}
+def write(path, obj, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(obj, f)
+    os.chmod(path, mode)
+for i in range(n):  # one key copied into n files
+    write(f"{w}/same/authorized_keys.d/c{i:07d}.json", key(1, b'same'))
+pin = key(0, b'pin')  # one pin of n addresses
+pin["address"] = [f"a{i}.example.org:443" for i in range(n)]
+write(f"{w}/pin/trusted_hosts.d/many.json", pin)
+write(f"{w}/batch.json", {"keys": [key(i, b'batch') for i in range(n)]})  # n keys to revoke
+EOF
+for h in same pin inv rev; do "$K" -H "$w/$h" gen >/dev/null; done
+"$K" -H "$w/inv" invite --name template --address 127.0.0.1:1 >/dev/null 2>&1
+python3 - "$w/inv/invites.d" "$N" <<'EOF'
+import base64, hashlib, json, os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+t = json.load(open(f"{d}/template.json"))
+os.remove(f"{d}/template.json")
+for i in range(n):  # n invitations: half pending, half expired, a fifth used
+    v = dict(t, name=f"c{i:07d}", secret_sha256=base64.urlsafe_b64encode(hashlib.sha256(b'%d' % i).digest()).rstrip(b'=').decode())
+    if i % 2:
+        v["expires"], v["created"] = "2020-01-01T00:00:00Z", "2019-12-31T00:00:00Z"
+    p = os.path.join(d, "used" if i % 5 == 0 else "", v["name"] + ".json")
+    with open(p, "w") as f:
+        json.dump(v, f)
+    os.chmod(p, 0o600)
+EOF
+fp=$("$K" -H "$w/same" authorize --list --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["fingerprint"])')
+for bin in "$@"; do
+  rm -rf "$w/run" && mkdir "$w/run" && cp -a "$w/same" "$w/pin" "$w/inv" "$w/rev" "$w/run/"
+  "$bin" -H "$w/run/same" authorize --remove c0000005 >/dev/null 2>&1 # an edit: the index then has stamps
+  for cmd in "same authorize --remove $fp" "pin trust-host --list" "inv invite --list" "rev revoke $w/batch.json"; do
+    set -- $cmd; h=$1; shift
+    timeout 300 /usr/bin/time -f "$(basename "$bin") N=$N $h $1 $2: %e s wall, %U s user, %M KB" "$bin" -H "$w/run/$h" "$@" >/dev/null 2>"$w/err"
+    [ $? = 124 ] && echo "$(basename "$bin") N=$N $h $1 $2: more than 300 s" || tail -1 "$w/err"
+  done
+done
