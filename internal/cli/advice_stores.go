@@ -65,7 +65,11 @@ func (c *cli) adviseStores(err error) string {
 	case errors.As(err, &skipped):
 		var b strings.Builder
 		b.WriteString("Pinned host keys were skipped, so no host is trusted on first use until they are fixed:\n")
-		for _, p := range skipped.Problems {
+		for i, p := range skipped.Problems {
+			if i == maxSkippedShown { // as reportSkipped counts them
+				fmt.Fprintf(&b, "  and %d more: %s lists them all\n", len(skipped.Problems)-i, c.command("list"))
+				break
+			}
 			fmt.Fprintf(&b, "  %s\n", termtext.SafeLines(p.Error()))
 			if fix := c.fileFix(p.Err); fix != "" {
 				fmt.Fprintf(&b, "    fix with: %s\n", termtext.Safe(fix))
