@@ -574,15 +574,12 @@ func PruneInvites(dir string, now time.Time) (removed []*Invitation, skipped, fa
 // claimTimes returns the claims of the invitations directory dir, by
 // path, with their ctimes (see claimedSince).
 func claimTimes(dir string) map[string]time.Time {
-	paths, _ := filepath.Glob(filepath.Join(dir, usedDir, ".*.claim"))
-	out := make(map[string]time.Time, len(paths))
-	for _, claim := range paths {
-		name, ok := claimName(claim)
-		if !ok || !slices.Contains(claimsOf(dir, name), claim) {
-			continue
-		}
-		if cf, err := os.Lstat(claim); err == nil {
-			out[claim] = trustfile.StampOf(cf).Changed()
+	out := map[string]time.Time{}
+	for _, claims := range claimsIn(dir) { // one listing: a claimsOf for each claim was quadratic
+		for _, claim := range claims {
+			if cf, err := os.Lstat(claim); err == nil {
+				out[claim] = trustfile.StampOf(cf).Changed()
+			}
 		}
 	}
 	return out

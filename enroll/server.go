@@ -625,12 +625,11 @@ func claimsIn(dir string) map[string][]string {
 		if !strings.HasPrefix(base, ".") || !strings.HasSuffix(base, ".claim") {
 			continue
 		}
-		nameTag := strings.TrimSuffix(base[1:], ".claim")
-		i := strings.LastIndexByte(nameTag, '.')
-		if i < 0 {
+		name, ok := claimName(base)
+		if !ok {
 			continue
 		}
-		name, tag := nameTag[:i], nameTag[i+1:]
+		tag := strings.TrimSuffix(base[len("."+name+"."):], ".claim")
 		if _, err := hex.DecodeString(tag); err == nil && len(tag) == 2*claimTagSize {
 			out[name] = append(out[name], filepath.Join(dir, usedDir, base))
 		}
