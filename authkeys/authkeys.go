@@ -1143,66 +1143,83 @@ func (s *Store) removeEntries(match []*Entry) ([]*Entry, error) {
 // whatever else authorizes or pins it. Revoking a key twice changes
 // nothing.
 func (s *Store) Revoke(k *jwk.Key) (string, error) {
-	files, err := s.RevokeAll([]*jwk.Key{k})
-	if len(files) == 0 {
+	revs, err := s.RevokeAll([]*jwk.Key{k})
+	if err != nil {
 		return "", err
 	}
-	return files[0], err
+	return revs[0].File, revs[0].Err
+}
+
+// Revocation is what RevokeAll did for one key: the file that revokes
+// it — for a key revoked before, its revocation's — or why it is not
+// revoked (File is then "").
+type Revocation struct {
+	File string
+	Err  error
 }
 
 // RevokeAll is Revoke of each of keys, with one reload before the writes
 // and one after them, where Revoke of each reloaded twice: a file of
-// 20,000 keys to revoke took 13 minutes so. It returns the file of each
-// key, in the order of keys — a key already revoked, its revocation's
-// file; "" for one it could not revoke, and then the error of the first
-// such. It revokes the others all the same: the safe side.
-func (s *Store) RevokeAll(keys []*jwk.Key) ([]string, error) {
+// 20,000 keys to revoke took 13 minutes so. A key that cannot be revoked
+// does not stop the others (the safe side); each says what became of
+// it, in the order of keys. The error is for all of them: no revoked-keys
+// directory configured.
+func (s *Store) RevokeAll(keys []*jwk.Key) ([]Revocation, error) {
 	s.waitLoaded()
 	if len(s.opts.RevokedDirs) == 0 {
 		return nil, errors.New("authkeys: no revoked-keys directory configured to add keys to")
 	}
 	s.Loader().Reload()
 	dir := s.opts.RevokedDirs[0]
-	if err := s.Loader().MakeDir(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("authkeys: %w", err)
-	}
-	files, errs := make([]string, len(keys)), make([]error, len(keys))
+	out, wrote := make([]Revocation, len(keys)), make([]bool, len(keys))
 	var written []string
+	var dirErr error // made once, before the first write
+	dirMade := false
 	revoked := s.snap.Load().revoked
 	for i, k := range keys {
 		if r, ok := revoked.Lookup(k.SPKIHash()); ok {
-			files[i] = r.File.Path()
+			out[i].File = r.File.Path()
 			continue
 		}
+		if !dirMade {
+			if err := s.Loader().MakeDir(dir, 0o755); err != nil {
+				dirErr = fmt.Errorf("authkeys: %w", err)
+			}
+			dirMade = true
+		}
 		path := filepath.Join(dir, strings.ReplaceAll(k.KeyID(), ":", "")+".json")
-		pk := k.PublicKey()
-		data, err := pk.MarshalPublic(jwk.JWK)
+		err := dirErr
 		if err == nil {
-			if err = keydir.CreateFile(path, data, 0o644); errors.Is(err, fs.ErrExist) {
-				err = nil
+			pk := k.PublicKey()
+			var data []byte
+			if data, err = pk.MarshalPublic(jwk.JWK); err == nil {
+				if err = keydir.CreateFile(path, data, 0o644); errors.Is(err, fs.ErrExist) {
+					err = nil
+				}
 			}
 		}
 		if err != nil {
-			errs[i] = err
+			out[i].Err = err
 			continue
 		}
-		files[i], written = path, append(written, path)
+		out[i].File, wrote[i], written = path, true, append(written, path)
 	}
 	if len(written) > 0 {
 		s.Loader().Reload(written...)
 	}
 	revoked = s.snap.Load().revoked
-	for i, path := range files {
-		if _, ok := revoked.Lookup(keys[i].SPKIHash()); path != "" && !ok {
-			files[i], errs[i] = "", fmt.Errorf("authkeys: wrote %s, but it does not load as a revoked key", path)
+	for i := range out {
+		if _, ok := revoked.Lookup(keys[i].SPKIHash()); out[i].File == "" || ok {
+			continue
 		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return files, err
+		if wrote[i] {
+			out[i].Err = fmt.Errorf("authkeys: wrote %s, but it does not load as a revoked key", out[i].File)
+		} else { // removed meanwhile (revoke --remove)
+			out[i].Err = fmt.Errorf("authkeys: %s no longer revokes the key", out[i].File)
 		}
+		out[i].File = ""
 	}
-	return files, nil
+	return out, nil
 }
 
 // Unrevoke removes every copy of the revoked keys that fingerprint names

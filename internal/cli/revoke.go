@@ -158,11 +158,20 @@ func (c *cli) revokeKeys(keys []*jwk.Key, store *authkeys.Store, hosts *knownhos
 			revoke = append(revoke, k)
 		}
 	}
-	files, err := store.RevokeAll(revoke)
+	var revs []authkeys.Revocation
+	if len(revoke) > 0 {
+		var err error
+		if revs, err = store.RevokeAll(revoke); err != nil {
+			return err
+		}
+	}
 	held := map[[32]byte]string{} // the file of each key revoked now
-	for i, file := range files {
-		if file != "" {
-			held[revoke[i].SPKIHash()] = file
+	failed := map[[32]byte]error{}
+	for i, r := range revs {
+		if r.Err != nil {
+			failed[revoke[i].SPKIHash()] = r.Err
+		} else {
+			held[revoke[i].SPKIHash()] = r.File
 		}
 	}
 	authorized := map[[32]byte][]*authkeys.Entry{}
@@ -178,18 +187,23 @@ func (c *cli) revokeKeys(keys []*jwk.Key, store *authkeys.Store, hosts *knownhos
 		}
 	}
 	// In the order of keys, as when each was revoked in turn: a key
-	// given twice is already revoked the second time.
+	// given twice is already revoked the second time. Each key not
+	// revoked is said, after the others (exit 1).
 	said := map[[32]byte]bool{}
+	var errs []error
 	for _, k := range keys {
 		sum := k.SPKIHash()
-		file, now := held[sum]
+		file := held[sum]
 		switch {
 		case already[sum] != nil:
 			for _, r := range already[sum] {
 				fmt.Fprintf(c.stdout, "Key %s is already revoked (%s)\n", r.Fingerprint, c.homePath(r.File))
 			}
-		case !now:
-			continue // not revoked: err says why
+		case failed[sum] != nil:
+			if !said[sum] {
+				said[sum] = true
+				errs = append(errs, fmt.Errorf("%s not revoked: %w", k.Fingerprint(), failed[sum]))
+			}
 		case said[sum]:
 			fmt.Fprintf(c.stdout, "Key %s is already revoked (%s)\n", k.Fingerprint(), c.homePath(file))
 		default:
@@ -204,7 +218,10 @@ func (c *cli) revokeKeys(keys []*jwk.Key, store *authkeys.Store, hosts *knownhos
 			}
 		}
 	}
-	return err
+	if len(errs) == 0 {
+		return nil
+	}
+	return c.sayEach("revoke", errs)
 }
 
 // warnOwnKey warns when the key just revoked is the home's own identity
