@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/termtext"
 	"github.com/spf13/pflag"
 )
@@ -473,11 +474,27 @@ const maxSkippedShown = 20
 // reportSkipped prints, one line each, the trust files a store skipped,
 // each with the command that fixes it when there is one; past
 // maxSkippedShown, how many more there are and where they are listed.
+// The revocation inputs come first, as in the proxy's log: one of them
+// unreadable is why every key is refused.
 func reportSkipped[P error](c *cli, cmd string, problems []P) {
 	c.skipped += len(problems)
+	revocation := func(p P) bool {
+		var kp keydir.Problem
+		return errors.As(p, &kp) && kp.Revocation
+	}
+	problems = slices.Clone(problems)
+	slices.SortStableFunc(problems, func(a, b P) int {
+		switch ra, rb := revocation(a), revocation(b); {
+		case ra && !rb:
+			return -1
+		case rb && !ra:
+			return 1
+		}
+		return 0
+	})
 	for i, p := range problems {
 		if i == maxSkippedShown {
-			fmt.Fprintf(c.stderr, "keytool %s: skipped %d more files: %s lists them all\n", cmd, len(problems)-i, c.command("list"))
+			fmt.Fprintf(c.stderr, "keytool %s: skipped %d more files and entries: %s lists them all\n", cmd, len(problems)-i, c.command("list"))
 			break
 		}
 		// The file's name and what the message quotes of it are the
