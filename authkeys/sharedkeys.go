@@ -26,10 +26,6 @@ type SharedKey struct {
 }
 
 // Error makes a shared key one of a store's problems (SharedKeys).
-// maxShadowedNamed is how many of the entries after the first a
-// SharedKey's message names.
-const maxShadowedNamed = 5
-
 func (s SharedKey) Error() string {
 	if len(s.Entries) < 2 { // not one SharedKeys returns
 		return fmt.Sprintf("authkeys: key %s is authorized by %d entries", s.Fingerprint, len(s.Entries))
@@ -38,7 +34,7 @@ func (s SharedKey) Error() string {
 	// files made a message of 4,000 names, on one line.
 	var shadowed []string
 	for i, e := range s.Entries[1:] {
-		if i == maxShadowedNamed {
+		if i == maxEntriesNamed {
 			shadowed = append(shadowed, fmt.Sprintf("%d more", len(s.Entries)-1-i))
 			break
 		}

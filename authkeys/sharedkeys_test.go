@@ -67,12 +67,12 @@ func TestSharedKeysReportsShadowedEntries(t *testing.T) {
 	}
 }
 
-// A key many entries hold names the first maxShadowedNamed after the
+// A key many entries hold names the first maxEntriesNamed after the
 // one in effect, in order, then counts the rest: one line, not one name
 // a copy.
 func TestSharedKeyNamesTheNextFew(t *testing.T) {
 	sk := SharedKey{Fingerprint: "SHA256:x"}
-	for i := range 2 + maxShadowedNamed + 10 {
+	for i := range 2 + maxEntriesNamed + 10 {
 		sk.Entries = append(sk.Entries, &Entry{Name: fmt.Sprintf("c%02d", i), File: fmt.Sprintf("/d/c%02d.json", i)})
 	}
 	msg := sk.Error()
@@ -80,8 +80,26 @@ func TestSharedKeyNamesTheNextFew(t *testing.T) {
 	if msg != want {
 		t.Errorf("message\n%s\nwant\n%s", msg, want)
 	}
-	sk.Entries = sk.Entries[:1+maxShadowedNamed]
+	sk.Entries = sk.Entries[:1+maxEntriesNamed]
 	if msg := sk.Error(); strings.Contains(msg, "more") || !strings.Contains(msg, `then "c05" (/d/c05.json) in effect`) {
-		t.Errorf("%d entries after the first, all named: %s", maxShadowedNamed, msg)
+		t.Errorf("%d entries after the first, all named: %s", maxEntriesNamed, msg)
+	}
+}
+
+// A name many keys hold names the first maxEntriesNamed of them, then
+// counts the rest, in its message and in the log line that says it.
+func TestSharedNameNamesTheFirstFew(t *testing.T) {
+	sh := SharedName{Name: "bob"}
+	for i := range maxEntriesNamed + 3 {
+		sh.Entries = append(sh.Entries, &Entry{Fingerprint: fmt.Sprintf("SHA256:k%d", i), File: fmt.Sprintf("/d/s%d.json", i)})
+	}
+	msg := sh.Error()
+	want := `authkeys: the name "bob" is held by 8 keys, which it does not tell apart: SHA256:k0 (/d/s0.json), SHA256:k1 (/d/s1.json), SHA256:k2 (/d/s2.json), SHA256:k3 (/d/s3.json), SHA256:k4 (/d/s4.json), and 3 more`
+	if msg != want {
+		t.Errorf("message\n%s\nwant\n%s", msg, want)
+	}
+	sh.Entries = sh.Entries[:maxEntriesNamed]
+	if msg := sh.Error(); strings.Contains(msg, "more") || !strings.HasSuffix(msg, "SHA256:k4 (/d/s4.json)") {
+		t.Errorf("%d entries, all named: %s", maxEntriesNamed, msg)
 	}
 }
