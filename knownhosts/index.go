@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keytool/keytool/internal/fewset"
 	"github.com/keytool/keytool/internal/keydir"
 )
 
@@ -158,34 +159,18 @@ func (e *Entry) places(buf []hostKey) (exact []hostKey, named, wild bool) {
 	if e.AnyNamedAddress() {
 		return buf, true, false
 	}
-	exact = buf
-	var seen map[hostKey]bool // past maxFewAddresses: a pin of 20,000 addresses took a second to index
+	// Most pins have an address or two; one of 20,000 took a second to
+	// index when each was searched for among those before it.
+	set := fewset.New(buf)
 	for _, p := range e.pos {
 		if p.wild {
 			wild = true
-			continue
+		} else {
+			set.Add(p.key())
 		}
-		k := p.key()
-		if len(exact) == maxFewAddresses && seen == nil {
-			seen = make(map[hostKey]bool, len(e.pos))
-			for _, x := range exact {
-				seen[x] = true
-			}
-		}
-		if seen != nil && seen[k] || seen == nil && slices.Contains(exact, k) {
-			continue
-		}
-		if seen != nil {
-			seen[k] = true
-		}
-		exact = append(exact, k)
 	}
-	return exact, false, wild
+	return set.Members(), false, wild
 }
-
-// maxFewAddresses is the number of a pin's addresses places keeps in a
-// list before it keeps them in a set: the list is searched for each.
-const maxFewAddresses = 16
 
 // buildIndex indexes every pin file of files, in file order.
 func buildIndex(files []*keydir.File[*Entry], isRevocation func(src int) bool) pinIndex {

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keytool/keytool/internal/fewset"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 )
 
 // A pin's exact addresses are indexed once each, however many it lists
-// and however they repeat (places keeps a set past maxFewAddresses):
+// and however they repeat (places keeps a set past fewset.Max):
 // the same places as a search of the list, and each address finds the
 // pin once.
 func TestPlacesOfManyAddresses(t *testing.T) {
@@ -21,7 +22,7 @@ func TestPlacesOfManyAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []int{3, maxFewAddresses, maxFewAddresses + 1, 200} {
+	for _, n := range []int{3, fewset.Max, fewset.Max + 1, 200} {
 		var addrs []string
 		for i := range n {
 			addrs = append(addrs, fmt.Sprintf("h%d.example:443", i))

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keytool/keytool/internal/fewset"
 	"github.com/keytool/keytool/internal/trustfile"
 )
 
@@ -537,39 +538,20 @@ func (fl *focusedLoad[T]) records(i int, files []*File[T]) []indexRecord {
 	return slices.Collect(fl.eachRecord(i, slices.Values(files)))
 }
 
-// maxFew is the number of a file's terms eachRecord keeps in a list
-// before it keeps them in a map: the list is searched for each term.
-const maxFew = 16
-
 // eachRecord yields the index records of the files of source i among
 // files, each (term, file) once.
 func (fl *focusedLoad[T]) eachRecord(i int, files iter.Seq[*File[T]]) iter.Seq[indexRecord] {
 	return func(yield func(indexRecord) bool) {
-		var few []Term // a file's terms so far: most files hold one key
+		var seen fewset.Set[Term] // a file's terms so far: most files hold one key, a JWK Set thousands
 		for f := range files {
 			if f.Source() != i {
 				continue
 			}
 			name := f.Name()
-			few = few[:0]
-			var many map[Term]bool // past maxFew terms (a JWK Set's, a pin's of many addresses)
+			seen = fewset.New(seen.Members())
 			for j := range f.Items() {
 				for _, t := range fl.termsOf(f, j) {
-					switch {
-					case many != nil && many[t], many == nil && slices.Contains(few, t):
-						continue
-					case many != nil:
-						many[t] = true
-					case len(few) == maxFew:
-						many = make(map[Term]bool, 2*maxFew)
-						for _, u := range few {
-							many[u] = true
-						}
-						many[t] = true
-					default:
-						few = append(few, t)
-					}
-					if !yield(indexRecord{t, name}) {
+					if seen.Add(t) && !yield(indexRecord{t, name}) {
 						return
 					}
 				}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/keytool/keytool/internal/fewset"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 )
@@ -16,13 +17,13 @@ import (
 // time from the snapshot, hold each (term, file) once — here every item
 // also has a term all share, so a file of several keys repeats it — in a
 // file of one key, of a few (its terms kept in a list), and of many (past
-// maxFew terms, in a map).
+// fewset.Max terms, in a map).
 func TestEachRecordOnceATermAFile(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "authorized_keys.d")
 	keydirtest.Write(t, filepath.Join(src, "one.json"), keydirtest.JWK(t, key(t, 1)))
 	keydirtest.Write(t, filepath.Join(src, "few.json"), keydirtest.JWK(t, key(t, 2), key(t, 3), key(t, 4)))
 	var many []*jwk.Key
-	for n := range maxFew + 4 {
+	for n := range fewset.Max + 4 {
 		many = append(many, key(t, 100+n))
 	}
 	keydirtest.Write(t, filepath.Join(src, "many.json"), keydirtest.JWK(t, many...))
@@ -45,7 +46,7 @@ func TestEachRecordOnceATermAFile(t *testing.T) {
 		seen[r] = true
 		got[r.name]++
 	}
-	for name, want := range map[string]int{"one.json": 2, "few.json": 4, "many.json": maxFew + 5} {
+	for name, want := range map[string]int{"one.json": 2, "few.json": 4, "many.json": fewset.Max + 5} {
 		if got[name] != want {
 			t.Errorf("%s: %d records, want %d (its keys' and the shared term once)", name, got[name], want)
 		}
