@@ -180,15 +180,20 @@ func (s *Store) logSharedNames(prev, sn *snapshot) {
 // describeEntries names entries in a message: fingerprint (file), …,
 // and past maxEntriesNamed, how many more.
 func describeEntries(es []*Entry) string {
+	return strings.Join(namedFew(es, func(e *Entry) string { return e.Fingerprint + " (" + e.File + ")" }, "and %d more"), ", ")
+}
+
+// namedFew is name of each of the first maxEntriesNamed of es, then, if
+// there are more, how many (more, a format of the count).
+func namedFew(es []*Entry, name func(*Entry) string, more string) []string {
 	var parts []string
 	for i, e := range es {
 		if i == maxEntriesNamed {
-			parts = append(parts, fmt.Sprintf("and %d more", len(es)-i))
-			break
+			return append(parts, fmt.Sprintf(more, len(es)-i))
 		}
-		parts = append(parts, e.Fingerprint+" ("+e.File+")")
+		parts = append(parts, name(e))
 	}
-	return strings.Join(parts, ", ")
+	return parts
 }
 
 // maxEntriesNamed is how many entries a message about several of them

@@ -32,14 +32,7 @@ func (s SharedKey) Error() string {
 	}
 	// The next few, in order, then a count: a key copied into 4,000
 	// files made a message of 4,000 names, on one line.
-	var shadowed []string
-	for i, e := range s.Entries[1:] {
-		if i == maxEntriesNamed {
-			shadowed = append(shadowed, fmt.Sprintf("%d more", len(s.Entries)-1-i))
-			break
-		}
-		shadowed = append(shadowed, fmt.Sprintf("%q (%s)", e.Name, termtext.Safe(e.File)))
-	}
+	shadowed := namedFew(s.Entries[1:], func(e *Entry) string { return fmt.Sprintf("%q (%s)", e.Name, termtext.Safe(e.File)) }, "%d more")
 	first := s.Entries[0]
 	return fmt.Sprintf("authkeys: key %s is authorized by %d entries, of which only the first takes effect, %q (%s); removing it puts %s in effect, with its own name and restrictions",
 		s.Fingerprint, len(s.Entries), first.Name, termtext.Safe(first.File), strings.Join(shadowed, ", then "))
