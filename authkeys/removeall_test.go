@@ -24,6 +24,12 @@ func removalHome(t *testing.T, rng *rand.Rand) Options {
 	d := opts.Dirs[0]
 	keydirtest.Write(t, filepath.Join(d, "team.json"), keydirtest.JWK(t, key(t, 3), key(t, 25), key(t, 7)))
 	keydirtest.Write(t, filepath.Join(d, "spare.json"), keydirtest.JWK(t, key(t, 40)))
+	// A set whose members have names of their own, one of them shared,
+	// one key a copy of team's: the queries of a RemoveAll meet in one
+	// file, which it rewrites once for all of them.
+	keydirtest.Write(t, filepath.Join(d, "crew.json"), keydirtest.JWK(t,
+		keydirtest.WithAttrs(key(t, 26), "name", "m0"), keydirtest.WithAttrs(key(t, 27), "name", "m1"),
+		keydirtest.WithAttrs(key(t, 7), "name", "m2"), keydirtest.WithAttrs(key(t, 28), "name", "m1")))
 	_, finish := LoadFor(opts, Lookups{})
 	finish()
 	// In place, after the index: copies only the proof finds.
@@ -42,12 +48,14 @@ func removalHome(t *testing.T, rng *rand.Rand) Options {
 // name (or one that no entry has), a key's fingerprint in a form the
 // index keeps or in one it does not.
 func randomRemovalQuery(t *testing.T, rng *rand.Rand) string {
-	k := key(t, rng.IntN(26))
-	switch rng.IntN(6) {
+	k := key(t, rng.IntN(29))
+	switch rng.IntN(7) {
 	case 0:
 		return "k" + strconv.Itoa(rng.IntN(22))
 	case 1:
 		return "team"
+	case 5:
+		return "m" + strconv.Itoa(rng.IntN(3))
 	case 2:
 		return k.Fingerprint()
 	case 3:

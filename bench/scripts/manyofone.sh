@@ -1,6 +1,8 @@
 #!/bin/bash
 # manyofone.sh N BIN...: homes holding N of one thing — N files of one key,
-# one pin of N addresses, N invitations, a file of N keys to revoke — and
+# one pin of N addresses, N invitations, a file of N keys to revoke, N
+# files of a key each and a JWK Set of N named members (N/4 and N/10 of
+# them removed by one command) — and
 # the command on each that was quadratic in N, for each BIN in turn on a
 # fresh copy (wall and user CPU seconds, peak RSS; 300 s at most each).
 # docs/benchmarks.md, "Many of one thing". Each BIN is a keytool binary;
@@ -27,8 +29,11 @@ pin = key(0, b'pin')  # one pin of n addresses
 pin["address"] = [f"a{i}.example.org:443" for i in range(n)]
 write(f"{w}/pin/trusted_hosts.d/many.json", pin)
 write(f"{w}/batch.json", {"keys": [key(i, b'batch') for i in range(n)]})  # n keys to revoke
+for i in range(n):  # n files of a key each, named n{i}
+    write(f"{w}/names/authorized_keys.d/n{i:07d}.json", key(i, b'names'))
+write(f"{w}/set/authorized_keys.d/fleet.json", {"keys": [dict(key(i, b'set'), name=f"m{i:07d}") for i in range(n)]})
 EOF
-for h in same pin inv rev; do "$K" -H "$w/$h" gen >/dev/null; done
+for h in same pin inv rev names set; do "$K" -H "$w/$h" gen >/dev/null; done
 "$K" -H "$w/inv" invite --name template --address 127.0.0.1:1 >/dev/null 2>&1
 python3 - "$w/inv/invites.d" "$N" <<'EOF'
 import base64, hashlib, json, os, sys
@@ -45,10 +50,16 @@ for i in range(n):  # n invitations: half pending, half expired, a fifth used
     os.chmod(p, 0o600)
 EOF
 fp=$("$K" -H "$w/same" authorize --list --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["fingerprint"])')
+names=$(for i in $(seq $((N / 4))); do printf -- '--remove n%07d ' "$i"; done)
+members=$(for i in $(seq $((N / 10))); do printf -- '--remove m%07d ' "$i"; done)
 for bin in "$@"; do
-  rm -rf "$w/run" && mkdir "$w/run" && cp -a "$w/same" "$w/pin" "$w/inv" "$w/rev" "$w/run/"
-  "$bin" -H "$w/run/same" authorize --remove c0000005 >/dev/null 2>&1 # an edit: the index then has stamps
-  for cmd in "same authorize --remove $fp" "pin trust-host --list" "inv invite --list" "rev revoke $w/batch.json"; do
+  rm -rf "$w/run" && mkdir "$w/run" && cp -a "$w/same" "$w/pin" "$w/inv" "$w/rev" "$w/names" "$w/set" "$w/run/"
+  # An edit: the index then has stamps.
+  "$bin" -H "$w/run/same" authorize --remove c0000005 >/dev/null 2>&1
+  "$bin" -H "$w/run/names" authorize --remove n0000000 >/dev/null 2>&1
+  "$bin" -H "$w/run/set" authorize --remove m0000000 >/dev/null 2>&1
+  for cmd in "same authorize --remove $fp" "pin trust-host --list" "inv invite --list" "rev revoke $w/batch.json" \
+    "names authorize $names" "set authorize $members"; do
     set -- $cmd; h=$1; shift
     timeout 300 /usr/bin/time -f "$(basename "$bin") N=$N $h $1 $2: %e s wall, %U s user, %M KB" "$bin" -H "$w/run/$h" "$@" >/dev/null 2>"$w/err"
     [ $? = 124 ] && echo "$(basename "$bin") N=$N $h $1 $2: more than 300 s" || tail -1 "$w/err"
