@@ -686,6 +686,7 @@ func (c *cli) unpinHosts(addrOrFPs []string) error {
 	defer finish()
 	defer reportUnlocked(c, "trust-host", hosts)
 	results := hosts.RemoveAll(addrOrFPs)
+	covered := &coverage{hosts: hosts}
 	return c.saidOnlyIfWritten("trust-host", func() error {
 		errs := make([]error, len(results))
 		for i, r := range results {
@@ -694,13 +695,13 @@ func (c *cli) unpinHosts(addrOrFPs []string) error {
 			case !errors.As(r.Err, &nf):
 				errs[i] = c.saidUnpinned(r.Removed, r.Err)
 				if r.Err == nil && slices.ContainsFunc(r.Removed, func(r knownhosts.Removed) bool { return r.Addr != "" }) {
-					c.saidStillCovered(addrOrFPs[i], pinsCovering(hosts, addrOrFPs[i]))
+					c.saidStillCovered(addrOrFPs[i], covered.pins(addrOrFPs[i]))
 				}
 			case unheld[i]:
 				// Not in the copy: removed from the store only.
 			default:
 				errs[i] = r.Err
-				if pins := pinsCovering(hosts, addrOrFPs[i]); len(pins) > 0 {
+				if pins := covered.pins(addrOrFPs[i]); len(pins) > 0 {
 					errs[i] = &coveredPinError{err: r.Err, addr: addrOrFPs[i], pins: pins}
 				}
 			}
@@ -782,19 +783,42 @@ type coveredPinError struct {
 func (e *coveredPinError) Error() string { return e.err.Error() }
 func (e *coveredPinError) Unwrap() error { return e.err }
 
-// pinsCovering returns the pins of other patterns that admit a key at
-// addr, a host:port none of whose own pins is left: those of a host
-// without a port, of a wildcard, whose key hosts decides Pinned there.
-// A store LoadFor narrowed to addr holds every one of them (the files of
+// coverage finds the pins that cover the addresses of one trust-host
+// --remove (pins): the store's pins, listed once on first use, and where
+// each key's are among them.
+type coverage struct {
+	hosts   *knownhosts.Store
+	entries []*knownhosts.Entry
+	at      map[[32]byte][]int // the positions in entries of each key's pins
+}
+
+// pins returns the pins of other patterns that admit a key at addr, a
+// host:port none of whose own pins is left: those of a host without a
+// port, of a wildcard, whose key hosts decides Pinned there, in file
+// order. Only the pins of the keys that may be Pinned there are asked
+// (knownhosts.Store.KeysPinnableAt), not every pin for every address. A
+// store LoadFor narrowed to addr holds every one of them (the files of
 // the port-less host, every file with a pattern), as a full one does.
-func pinsCovering(hosts *knownhosts.Store, addr string) []*knownhosts.Entry {
+func (c *coverage) pins(addr string) []*knownhosts.Entry {
 	norm, err := knownhosts.NormalizeAddr(addr)
 	if err != nil {
 		return nil
 	}
+	if c.at == nil {
+		c.entries, c.at = c.hosts.Entries(), map[[32]byte][]int{}
+		for i, e := range c.entries {
+			c.at[e.SPKIHash] = append(c.at[e.SPKIHash], i)
+		}
+	}
+	var at []int
+	for sum := range c.hosts.KeysPinnableAt(addr) {
+		at = append(at, c.at[sum]...)
+	}
+	slices.Sort(at)
 	var pins []*knownhosts.Entry
-	for _, e := range hosts.Entries() {
-		if !e.AnyNamedAddress() && !slices.Contains(e.Addresses, norm) && decideForPin(hosts, addr, e).Verdict == knownhosts.Pinned {
+	for _, i := range at {
+		e := c.entries[i]
+		if !e.AnyNamedAddress() && !slices.Contains(e.Addresses, norm) && decideForPin(c.hosts, addr, e).Verdict == knownhosts.Pinned {
 			pins = append(pins, e)
 		}
 	}
