@@ -1056,9 +1056,12 @@ func (s *Store) AddressesOf(sum [32]byte) []string {
 	return out
 }
 
-// dropAddress returns k without the address norm: itself if it does not
-// have it, nil if no positive address would remain.
-func dropAddress(k *jwk.Key, norm string) *jwk.Key {
+// dropAddresses returns k without the addresses drop holds (in normal
+// form): itself if it has none of them, nil if no positive address would
+// remain — as dropping them one after the other would, reading k's
+// addresses once (a step removing 2,000 addresses of a pin of 20,000
+// read them for each).
+func dropAddresses(k *jwk.Key, drop map[string]bool) *jwk.Key {
 	addrs, err := k.Attrs.Addresses()
 	if err != nil {
 		return k
@@ -1066,7 +1069,7 @@ func dropAddress(k *jwk.Key, norm string) *jwk.Key {
 	var rest []string
 	found, positive := false, false
 	for _, a := range addrs {
-		if n, err := ParsePattern(a); err == nil && n == norm {
+		if n, err := ParsePattern(a); err == nil && drop[n] {
 			found = true
 			continue
 		}
