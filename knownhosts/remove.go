@@ -141,52 +141,86 @@ func applyEdits(k *jwk.Key, es []unpinEdit) *jwk.Key {
 }
 
 // unpinned is what the removals of one step matched so far, before any
-// is written: the pins they take away, and the addresses left to those
-// that lose one. A removal matches through it what it would match once
-// those before it were written (Removes one after the other), so that a
-// step writes each file once for all its removals.
+// is written: the pins they take away, and the addresses they take from
+// others. A removal matches through it what it would match once those
+// before it were written (Removes one after the other), so that a step
+// writes each file once for all its removals.
 type unpinned struct {
-	left map[*Entry][]string // the addresses left; nil: the pin goes
+	left map[*Entry]*pinLeft
 	// seen is set when a match looks at a pin an earlier removal
 	// changed: its outcome counts on that removal's write.
 	seen bool
 }
 
-// addresses returns the addresses e has after the removals v holds, and
-// false when one of them takes e away.
-func (v *unpinned) addresses(e *Entry) ([]string, bool) {
-	if v == nil {
-		return e.Addresses, true
-	}
-	left, changed := v.left[e]
-	if !changed {
-		return e.Addresses, true
-	}
-	v.seen = true
-	return left, left != nil
+// pinLeft is what is left of a pin the removals of a step change.
+type pinLeft struct {
+	gone     bool
+	dropped  map[string]bool // the addresses taken from it
+	positive int             // its positive addresses (no "!") left, each time it is written
 }
 
-// add records what u takes away: its entries, or an address of each, as
+// pins reports whether e is still pinned after the removals v holds.
+func (v *unpinned) pins(e *Entry) bool {
+	if v == nil || v.left[e] == nil {
+		return true
+	}
+	v.seen = true
+	return !v.left[e].gone
+}
+
+// pinsAt reports whether e is still pinned for the address norm after
+// the removals v holds.
+func (v *unpinned) pinsAt(e *Entry, norm string) bool {
+	if !slices.Contains(e.Addresses, norm) || !v.pins(e) {
+		return false
+	}
+	return v == nil || v.left[e] == nil || !v.left[e].dropped[norm]
+}
+
+// add records what u takes away: its pins, or an address of each, as
 // dropAddresses does (a pin left with no address but negations goes).
 func (v *unpinned) add(u unpin) {
 	if v.left == nil {
-		v.left = map[*Entry][]string{}
+		v.left = map[*Entry]*pinLeft{}
 	}
 	for i, e := range u.took {
-		addrs, ok := v.addresses(e)
-		if !ok {
-			continue
+		l := v.left[e]
+		if l == nil {
+			l = &pinLeft{}
+			for _, a := range e.Addresses {
+				if !strings.HasPrefix(a, "!") {
+					l.positive++
+				}
+			}
+			v.left[e] = l
 		}
-		if u.removed[i].Addr == "" {
-			v.left[e] = nil
-			continue
+		addr := u.removed[i].Addr
+		switch {
+		case l.gone:
+		case addr == "":
+			l.gone = true
+		case !l.dropped[addr]:
+			if l.dropped == nil {
+				l.dropped = map[string]bool{}
+			}
+			l.dropped[addr] = true
+			if !strings.HasPrefix(addr, "!") {
+				l.positive -= countOf(e.Addresses, addr)
+			}
+			l.gone = l.positive == 0
 		}
-		rest := slices.DeleteFunc(slices.Clone(addrs), func(a string) bool { return a == u.removed[i].Addr })
-		if !slices.ContainsFunc(rest, func(a string) bool { return !strings.HasPrefix(a, "!") }) {
-			rest = nil
-		}
-		v.left[e] = rest
 	}
+}
+
+// countOf returns how many times s holds x.
+func countOf(s []string, x string) int {
+	n := 0
+	for _, y := range s {
+		if y == x {
+			n++
+		}
+	}
+	return n
 }
 
 // removeAll runs the removals of match in Remove's steps, each step for
@@ -371,10 +405,7 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFi
 	var u unpin
 	if norm, err := NormalizeAddr(addrOrFingerprint); err == nil {
 		for _, e := range s.snap.Load().all() {
-			if !slices.Contains(e.Addresses, norm) {
-				continue // nor after a removal, which takes addresses away
-			}
-			if addrs, ok := v.addresses(e); ok && slices.Contains(addrs, norm) {
+			if v.pinsAt(e, norm) {
 				u.add(e, Removed{Addr: norm, Fingerprint: e.Fingerprint, File: e.File})
 			}
 		}
@@ -394,7 +425,7 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFi
 	drop := map[[32]byte]bool{}
 	for _, f := range found {
 		e := *f.Item
-		if _, ok := v.addresses(e); !ok {
+		if !v.pins(e) {
 			continue
 		}
 		u.add(e, Removed{Fingerprint: e.Fingerprint, File: e.File})
@@ -428,10 +459,7 @@ func (s *Store) matchRemoveKey(snap *keydir.Snapshot[*Entry], v *unpinned, norm 
 		match[(*f.Item).SPKIHash] = true
 	}
 	for _, e := range s.snap.Load().all() {
-		if !match[e.SPKIHash] || !slices.Contains(e.Addresses, norm) {
-			continue
-		}
-		if addrs, ok := v.addresses(e); ok && slices.Contains(addrs, norm) {
+		if match[e.SPKIHash] && v.pinsAt(e, norm) {
 			u.add(e, Removed{Addr: norm, Fingerprint: e.Fingerprint, File: e.File})
 		}
 	}
