@@ -846,8 +846,9 @@ func writeEntry(path, name string, data []byte, sum [32]byte, overwrite bool) er
 // place) and the copies that brings in are removed too. (Where the proof
 // reads every file instead — keydir.Loader.ProofReadsAll: NFS and the
 // like — everything goes after it.) Where rewriting a file fails, the
-// other files are rewritten all the same (the safe side), and what was
-// removed from them is returned with the error.
+// other files of that step are rewritten all the same (the safe side),
+// and what was removed from them is returned with the error; the removal
+// ends there (a copy only the proof would find is left).
 //
 // After a successful Remove by fingerprint, Lookup of that key misses; if
 // a copy could not be removed (a file changed meanwhile, or one keytool
@@ -937,7 +938,7 @@ func (r *removals) removeHeld() {
 	if r.s.Loader().ProofReadsAll() {
 		return
 	}
-	match, _ := r.matchEach(r.s.Loader().Snapshot())
+	match, _, _ := r.matchEach(r.s.Loader().Snapshot())
 	r.remove(match)
 }
 
@@ -976,41 +977,73 @@ func (r *removals) matchProved() keydir.Query {
 }
 
 // removeProved removes, for each query, what it matches now: after the
-// queries before it, as Removes one after the other.
+// queries before it, as Removes one after the other. Where a file cannot
+// be rewritten, a query whose match counted on its rewrite (it set aside
+// copies an earlier query was to take out) is matched and removed again,
+// alone, on the store as written: else it would say "not found", or
+// nothing, of a key or a name still authorized in that file, where
+// Remove after Remove fails it with the file's error (found by review).
+// (The first step needs no such care: the second matches every query
+// again.)
 func (r *removals) removeProved() {
-	match, errs := r.matchEach(r.s.Loader().Snapshot())
+	match, errs, counted := r.matchEach(r.s.Loader().Snapshot())
 	for i := range r.queries {
 		if !r.done[i] && r.settle(i, match[i], errs[i]) {
 			match[i] = nil
 		}
 	}
-	r.remove(match)
+	if !r.remove(match) {
+		return
+	}
+	for i, q := range r.queries {
+		if !counted[i] || (r.done[i] && !errors.As(r.out[i].Err, new(*NotFoundError))) {
+			continue
+		}
+		r.out[i].Err, r.done[i] = nil, false
+		snap := r.s.Loader().Snapshot()
+		m, err := r.s.matchRemove(snap, r.s.namedAll(snap, r.queries[i:i+1]), q, nil)
+		if !r.settle(i, m, err) {
+			one := make([][]*Entry, len(r.queries))
+			one[i] = m
+			r.remove(one)
+		}
+	}
 }
 
 // matchEach matches each query not done on snap, in turn, each without
 // the copies the queries before it matched — a file's copies of a key,
 // which removeEntries takes out together — so that each matches what it
 // would after the removals before it, as Removes one after the other;
-// errs[i] is query i's error (matchRemove's). It reads every name in one
-// pass over snap (namedAll): a pass for each query made removing 5,000
-// names from a store of 20,000 take 10 s (docs/benchmarks.md, "Many of
-// one thing").
-func (r *removals) matchEach(snap *keydir.Snapshot[item]) (match [][]*Entry, errs []error) {
+// errs[i] is query i's error (matchRemove's), counted[i] whether it set
+// copies aside. It reads every name in one pass over snap (namedAll): a
+// pass for each query made removing 5,000 names from a store of 20,000
+// take 10 s (docs/benchmarks.md, "Many of one thing").
+func (r *removals) matchEach(snap *keydir.Snapshot[item]) (match [][]*Entry, errs []error, counted []bool) {
 	names := r.s.namedAll(snap, r.queries)
-	taken := map[copyOf]bool{}
-	match, errs = make([][]*Entry, len(r.queries)), make([]error, len(r.queries))
+	taken := &takenCopies{set: map[copyOf]bool{}}
+	match, errs, counted = make([][]*Entry, len(r.queries)), make([]error, len(r.queries)), make([]bool, len(r.queries))
 	for i, q := range r.queries {
 		if r.done[i] {
 			continue
 		}
+		taken.seen = false
 		if match[i], errs[i] = r.s.matchRemove(snap, names, q, taken); errs[i] != nil {
 			match[i] = nil
 		}
+		counted[i] = taken.seen
 		for _, e := range match[i] {
-			taken[copyOf{e.File, e.SPKIHash}] = true
+			taken.set[copyOf{e.File, e.SPKIHash}] = true
 		}
 	}
-	return match, errs
+	return match, errs, counted
+}
+
+// takenCopies are the copies the queries of a step matched so far (set),
+// which the next one's match leaves out; seen is set when it left one
+// out.
+type takenCopies struct {
+	set  map[copyOf]bool
+	seen bool
 }
 
 // copyOf names a key's copies in one file: what removeEntries takes out
@@ -1025,14 +1058,15 @@ type copyOf struct {
 // 2,000 members of a JWK Set of 20,000 removed one after the other took
 // 217 s, each rewriting the set — and adds to each query what was
 // removed of its match. A file that cannot be rewritten ends, with its
-// error, the queries whose match it holds.
-func (r *removals) remove(match [][]*Entry) {
+// error, the queries whose match it holds; remove reports whether one
+// could not.
+func (r *removals) remove(match [][]*Entry) (someFailed bool) {
 	var all []*Entry
 	for _, m := range match {
 		all = append(all, m...)
 	}
 	if len(all) == 0 {
-		return
+		return false
 	}
 	failed := r.s.removeEntries(all)
 	r.s.Loader().Reload(filesOf(all)...) // the rest was read a moment ago
@@ -1045,6 +1079,7 @@ func (r *removals) remove(match [][]*Entry) {
 			}
 		}
 	}
+	return len(failed) > 0
 }
 
 // settle ends query i where its match failed (a file the rule now
@@ -1119,10 +1154,18 @@ func (s *Store) namedAll(snap *keydir.Snapshot[item], names []string) map[string
 // matchRemove returns the authorized entries of snap named q (names is
 // namedAll of snap), or else those of the key q is the fingerprint of
 // (keydir.Loader.Find: an error if a file it had to read again is
-// refused by the rule now); in either, without the copies taken holds.
-func (s *Store) matchRemove(snap *keydir.Snapshot[item], names map[string][]*Entry, q string, taken map[copyOf]bool) ([]*Entry, error) {
+// refused by the rule now); in either, without the copies taken holds
+// (nil: none).
+func (s *Store) matchRemove(snap *keydir.Snapshot[item], names map[string][]*Entry, q string, taken *takenCopies) ([]*Entry, error) {
 	untaken := func(es []*Entry) []*Entry {
-		return slices.DeleteFunc(slices.Clone(es), func(e *Entry) bool { return taken[copyOf{e.File, e.SPKIHash}] })
+		if taken == nil {
+			return es
+		}
+		return slices.DeleteFunc(slices.Clone(es), func(e *Entry) bool {
+			t := taken.set[copyOf{e.File, e.SPKIHash}]
+			taken.seen = taken.seen || t
+			return t
+		})
 	}
 	match := untaken(names[q])
 	if len(match) == 0 {
@@ -1306,7 +1349,9 @@ func (s *Store) RevokeAll(keys []*jwk.Key) ([]Revocation, error) {
 
 // Unrevoke removes every copy of the revoked keys that fingerprint names
 // (any form keydir.Loader.Find matches) and returns them. If a copy remains, the
-// key is still refused and Unrevoke says so (*RevokedError).
+// key is still refused and Unrevoke says so (*RevokedError). A copy in a
+// file it cannot rewrite fails it with that file's error, after the
+// other copies are removed (the key stays refused all the same).
 func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 	s.waitLoaded()
 	fp, err := jwk.ParseFingerprint(fingerprint)

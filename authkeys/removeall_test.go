@@ -79,11 +79,15 @@ func lookupsOf(queries []string) Lookups {
 	return l
 }
 
-// authorizedState is what a full load authorizes: file and key, sorted.
+// authorizedState is every authorized copy a full load holds, file,
+// name and key, sorted: Entries lists a key's first copy only, which
+// would miss a copy left in a later file (found by review).
 func authorizedState(opts Options) []string {
+	s := Load(opts)
 	var out []string
-	for _, e := range Load(opts).Entries() {
-		out = append(out, filepath.Base(e.File)+" "+e.Fingerprint)
+	for f, at := range s.authorizedItems(s.Loader().Snapshot()) {
+		e := entryOf(f, int(at.pos))
+		out = append(out, filepath.Base(e.File)+" "+e.Name+" "+e.Fingerprint)
 	}
 	slices.Sort(out)
 	return out

@@ -2,6 +2,7 @@ package authkeys
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 	"github.com/keytool/keytool/jwk"
 )
@@ -108,5 +110,82 @@ func TestRemoveGoesPastAFileItCannotRewrite(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(d, "k3.json")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("k3.json: %v, want it deleted", err)
+	}
+}
+
+// sshLine is key n as an OpenSSH authorized_keys line with comment c
+// (its entry's name in authorized_keys.json; none if "").
+func sshLine(t *testing.T, n int, c string) []byte {
+	b := keydirtest.SSH(t, key(t, n))
+	if c == "" {
+		return b
+	}
+	return append(b[:len(b)-1], []byte(" "+c+"\n")...)
+}
+
+// A key whose last copy, found by the proof, is in a file keytool cannot
+// rewrite (OpenSSH lines), removed by two queries of one RemoveAll: the
+// second fails with the file's error, as after the first in another
+// command, and does not say "not found" of a key still authorized (it
+// set the copy aside for the first query, whose write then failed; found
+// by review).
+func TestRemoveAllSaysWhyAKeyIsLeft(t *testing.T) {
+	for _, offLocal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("off-local=%v", offLocal), func(t *testing.T) {
+			recordStamps(t)
+			opts := fillHome(t, 5)
+			d := opts.Dirs[0]
+			k := key(t, 3)
+			keydirtest.Write(t, filepath.Join(d, "a-ops.pub"), sshLine(t, 50, ""))
+			_, finish := LoadFor(opts, Lookups{})
+			finish()
+			keydirtest.WriteInPlace(t, filepath.Join(d, "a-ops.pub"), append(sshLine(t, 50, ""), sshLine(t, 3, "")...))
+			if offLocal {
+				old := keydir.LocalStamps
+				keydir.LocalStamps = func(string) bool { return false }
+				t.Cleanup(func() { keydir.LocalStamps = old })
+			}
+			queries := []string{k.Fingerprint(), k.Fingerprint()}
+			s, finish := LoadFor(opts, lookupsOf(queries))
+			got := s.RemoveAll(queries)
+			finish()
+			for i := range got {
+				if got[i].Err == nil || !strings.Contains(got[i].Err.Error(), "a-ops.pub") {
+					t.Errorf("query %d: %v, want the error of rewriting a-ops.pub, which still authorizes the key", i, got[i].Err)
+				}
+			}
+		})
+	}
+}
+
+// A name whose entries are an earlier query's key, in a file keytool
+// cannot rewrite, and another key: the name's query fails with the
+// file's error, as in another command, rather than say the name removed
+// while an entry of it is still authorized (found by review).
+func TestRemoveAllSaysWhyANameIsLeft(t *testing.T) {
+	for _, offLocal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("off-local=%v", offLocal), func(t *testing.T) {
+			recordStamps(t)
+			opts := fillHome(t, 5)
+			d := opts.Dirs[0]
+			ak := opts.Files[0]
+			keydirtest.Write(t, ak, sshLine(t, 50, "other"))
+			keydirtest.Write(t, filepath.Join(d, "crew.json"), keydirtest.JWK(t, keydirtest.WithAttrs(key(t, 44), "name", "n"), key(t, 45)))
+			_, finish := LoadFor(opts, Lookups{})
+			finish()
+			keydirtest.WriteInPlace(t, ak, append(sshLine(t, 50, "other"), sshLine(t, 3, "n")...))
+			if offLocal {
+				old := keydir.LocalStamps
+				keydir.LocalStamps = func(string) bool { return false }
+				t.Cleanup(func() { keydir.LocalStamps = old })
+			}
+			queries := []string{key(t, 3).Fingerprint(), "n"}
+			s, finish := LoadFor(opts, lookupsOf(queries))
+			got := s.RemoveAll(queries)
+			finish()
+			if got[1].Err == nil || !strings.Contains(got[1].Err.Error(), filepath.Base(ak)) {
+				t.Errorf("query \"n\": %v, want the error of rewriting %s, which still authorizes an entry n", got[1].Err, filepath.Base(ak))
+			}
+		})
 	}
 }

@@ -41,8 +41,10 @@ type Removal struct {
 // copies that brings in go too. Where neither found anything in a
 // narrowed store (a fingerprint in a form the index does not keep), every
 // file is read: "not found" is said only of the whole store. Where
-// rewriting a file fails, the other files are rewritten all the same (the
-// safe side), and what was removed from them is returned with the error.
+// rewriting a file fails, the other files of that step are rewritten all
+// the same (the safe side), and what was removed from them is returned
+// with the error; the removal ends there (a copy only the proof would
+// find is left).
 func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 	r := s.RemoveAll([]string{addrOrFingerprint})[0]
 	return r.Removed, r.Err
@@ -234,7 +236,7 @@ func countOf(s []string, x string) int {
 // stale. (Each removal reads again the files it rewrote, and Find may
 // read a file again: neither widens the load.)
 func (s *Store) removeAll(match []removalMatch) []Removal {
-	r := &removals{s: s, match: match, out: make([]Removal, len(match)), done: make([]bool, len(match))}
+	r := &removals{s: s, match: match, out: make([]Removal, len(match)), done: make([]bool, len(match)), gone: make([][][32]byte, len(match))}
 	if !s.Loader().ProofReadsAll() {
 		r.readFor(false)
 		r.removeEach(false)
@@ -259,6 +261,9 @@ type removals struct {
 	match []removalMatch
 	out   []Removal
 	done  []bool
+	// gone[i] are the keys whose pins removal i took away whole, whose
+	// other copies the proof's step reads (readFor).
+	gone [][][32]byte
 }
 
 // readFor matches each removal not done on the store as it is, and reads
@@ -288,6 +293,17 @@ func (r *removals) readFor(proved bool) {
 			r.out[i].Err, r.done[i] = err, true // a file the rule now refuses may hold a copy
 		}
 		q.Terms = append(q.Terms, u.read...)
+		if proved {
+			// A fingerprint in a form the index does not keep that
+			// matched, in the first step, only a copy another removal's
+			// read brought in (it found nothing here then, so read
+			// nothing): the key's copies the index names are read now,
+			// else they would be left pinned while the removal says
+			// nothing went wrong (found by review).
+			for _, sum := range r.gone[i] {
+				q.Terms = append(q.Terms, keydir.KeyTerm(sum))
+			}
+		}
 	}
 	if len(q.Terms) > 0 {
 		l.Extend(q)
@@ -342,9 +358,12 @@ func (r *removals) removeTogether(todo []int, last bool) (again []int) {
 	}
 	failed := r.s.unpinAll(us)
 	for n, i := range todo {
-		for _, rm := range us[n].removed {
+		for k, rm := range us[n].removed {
 			if err := failed[rm.File]; err == nil {
 				r.out[i].Removed = append(r.out[i].Removed, rm)
+				if rm.Addr == "" {
+					r.gone[i] = append(r.gone[i], us[n].took[k].SPKIHash)
+				}
 			} else if r.out[i].Err == nil {
 				r.out[i].Err, r.done[i] = err, true
 			}

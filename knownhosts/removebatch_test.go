@@ -155,3 +155,33 @@ func TestRemoveGoesPastAFileItCannotRewrite(t *testing.T) {
 		t.Errorf("left %v, want k1.json's pin gone", left)
 	}
 }
+
+// A thumbprint (a form the admin index does not keep) that matches, in
+// the first step, only a copy another query's read brought in (team.json,
+// for key 1's query) takes the key's other copies too (k2.json), which
+// the index names by the key: else they stayed pinned while the removal
+// said nothing went wrong (found by review; also before removals were
+// batched).
+func TestRemoveAllReadsTheOtherCopiesOfAKeyItTook(t *testing.T) {
+	oldMin, oldRacy := keydir.IndexMinFiles, keydir.StampRacy
+	keydir.IndexMinFiles, keydir.StampRacy = 0, 0
+	t.Cleanup(func() { keydir.IndexMinFiles, keydir.StampRacy = oldMin, oldRacy })
+	opts, d := pinnedHome(t, 3)
+	keydirtest.Write(t, filepath.Join(d, "wild.json"), keydirtest.JWK(t, pinnedFor(t, 1, "*.example:443")))
+	keydirtest.Write(t, filepath.Join(d, "team.json"), keydirtest.JWK(t, pinnedFor(t, 1, "a.example:443"), pinnedFor(t, 2, "b.example:443")))
+	keydirtest.Write(t, filepath.Join(d, "k2.json"), keydirtest.JWK(t, pinnedFor(t, 2, "k2.example:443")))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	queries := []string{key(t, 1).Thumbprint(), key(t, 2).Thumbprint()}
+	s, finish := LoadFor(opts, removalLookups(queries))
+	got := s.RemoveAll(queries)
+	finish()
+	for i, r := range got {
+		if r.Err != nil {
+			t.Errorf("query %d: %v", i, r.Err)
+		}
+	}
+	if left := pinnedState(opts); len(left) != 3 {
+		t.Errorf("left %v, want the 3 pins of pinnedHome alone", left)
+	}
+}
