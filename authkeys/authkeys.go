@@ -846,9 +846,9 @@ func writeEntry(path, name string, data []byte, sum [32]byte, overwrite bool) er
 // place) and the copies that brings in are removed too. (Where the proof
 // reads every file instead — keydir.Loader.ProofReadsAll: NFS and the
 // like — everything goes after it.) Where rewriting a file fails, the
-// other files of that step are rewritten all the same (the safe side),
-// and what was removed from them is returned with the error; the removal
-// ends there (a copy only the proof would find is left).
+// removal goes on all the same (the safe side): the other files, and
+// the copies the proof finds; what was removed is returned with the
+// file's error.
 //
 // After a successful Remove by fingerprint, Lookup of that key misses; if
 // a copy could not be removed (a file changed meanwhile, or one keytool
@@ -882,7 +882,7 @@ type Removal struct {
 // every removal is made, for each query's StillAuthorizedError.
 func (s *Store) RemoveAll(queries []string) []Removal {
 	s.waitLoaded()
-	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries))}
+	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries)), failed: make([]error, len(queries))}
 	r.removeHeld()
 	if !slices.Contains(r.done, false) {
 		return r.out // every query failed already: nothing for a proof to find
@@ -910,16 +910,27 @@ func (s *Store) RemoveAll(queries []string) []Removal {
 			}
 		}
 	}
+	for i, err := range r.failed {
+		if err != nil {
+			r.out[i].Err = err
+		}
+	}
 	return r.out
 }
 
 // removals is RemoveAll's work: out[i] is what it did for queries[i],
-// done[i] that it is over for it (failed, or found nothing).
+// done[i] that it is over for it (failed, or found nothing), failed[i]
+// the error of the first file it could not rewrite. That one does not
+// end it: its second step removes the copies the proof finds all the
+// same (the safe side: else a copy written in place elsewhere stayed
+// once the admin had mended the file the error named), and then the
+// error is its outcome.
 type removals struct {
 	s       *Store
 	queries []string
 	out     []Removal
 	done    []bool
+	failed  []error
 }
 
 // removeHeld removes, for each query, the entries the store holds as
@@ -1057,9 +1068,9 @@ type copyOf struct {
 // edited once for all the queries and read again once (removeEntries):
 // 2,000 members of a JWK Set of 20,000 removed one after the other took
 // 217 s, each rewriting the set — and adds to each query what was
-// removed of its match. A file that cannot be rewritten ends, with its
-// error, the queries whose match it holds; remove reports whether one
-// could not.
+// removed of its match. A file that cannot be rewritten is the error
+// (removals.failed) of the queries whose match it holds; remove reports
+// whether one could not.
 func (r *removals) remove(match [][]*Entry) (someFailed bool) {
 	var all []*Entry
 	for _, m := range match {
@@ -1074,8 +1085,8 @@ func (r *removals) remove(match [][]*Entry) (someFailed bool) {
 		for _, e := range m {
 			if err := failed[e.File]; err == nil {
 				r.out[i].Removed = append(r.out[i].Removed, e)
-			} else if r.out[i].Err == nil {
-				r.out[i].Err, r.done[i] = err, true
+			} else if r.failed[i] == nil {
+				r.failed[i] = err
 			}
 		}
 	}

@@ -189,3 +189,37 @@ func TestRemoveAllSaysWhyANameIsLeft(t *testing.T) {
 		})
 	}
 }
+
+// A file it cannot rewrite in the first step does not end the removal:
+// the copies the proof then finds (here one written in place into
+// k1.json) go too, and the file's error is its outcome. It ended there,
+// leaving that copy, which still let the key in once the admin had
+// mended the file the error named (found by review).
+func TestRemoveGoesOnToTheCopiesTheProofFinds(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 5)
+	d := opts.Dirs[0]
+	k := key(t, 3)
+	keydirtest.Write(t, filepath.Join(d, "a-ops.pub"), append(sshLine(t, 50, ""), sshLine(t, 3, "")...))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	keydirtest.WriteInPlace(t, filepath.Join(d, "k1.json"), keydirtest.JWK(t, key(t, 1), k))
+	s, finish := LoadFor(opts, lookupsOf([]string{k.Fingerprint()}))
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if err == nil || !strings.Contains(err.Error(), "a-ops.pub") {
+		t.Fatalf("Remove: %v, want the error of rewriting a-ops.pub", err)
+	}
+	var files []string
+	for _, e := range removed {
+		files = append(files, filepath.Base(e.File))
+	}
+	if !slices.Contains(files, "k1.json") {
+		t.Errorf("removed from %v with the error, want k1.json's copy among them", files)
+	}
+	for _, c := range authorizedState(opts) { // every copy: Entries lists a key's first
+		if strings.Contains(c, k.Fingerprint()) && !strings.HasPrefix(c, "a-ops.pub ") {
+			t.Errorf("%s: still authorizes the key", c)
+		}
+	}
+}

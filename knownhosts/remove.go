@@ -41,10 +41,9 @@ type Removal struct {
 // copies that brings in go too. Where neither found anything in a
 // narrowed store (a fingerprint in a form the index does not keep), every
 // file is read: "not found" is said only of the whole store. Where
-// rewriting a file fails, the other files of that step are rewritten all
-// the same (the safe side), and what was removed from them is returned
-// with the error; the removal ends there (a copy only the proof would
-// find is left).
+// rewriting a file fails, the removal goes on all the same (the safe
+// side): the other files, and the copies the proof finds; what was
+// removed is returned with the file's error.
 func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 	r := s.RemoveAll([]string{addrOrFingerprint})[0]
 	return r.Removed, r.Err
@@ -236,13 +235,14 @@ func countOf(s []string, x string) int {
 // stale. (Each removal reads again the files it rewrote, and Find may
 // read a file again: neither widens the load.)
 func (s *Store) removeAll(match []removalMatch) []Removal {
-	r := &removals{s: s, match: match, out: make([]Removal, len(match)), done: make([]bool, len(match)), gone: make([][][32]byte, len(match))}
+	n := len(match)
+	r := &removals{s: s, match: match, out: make([]Removal, n), done: make([]bool, n), failed: make([]error, n), gone: make([][][32]byte, n)}
 	if !s.Loader().ProofReadsAll() {
 		r.readFor(false)
 		r.removeEach(false)
 	}
 	if !slices.Contains(r.done, false) {
-		return r.out // every removal failed already: nothing for a proof to find
+		return r.result() // every removal failed already: nothing for a proof to find
 	}
 	if removeBeforeProof != nil {
 		removeBeforeProof()
@@ -250,6 +250,17 @@ func (s *Store) removeAll(match []removalMatch) []Removal {
 	s.Loader().ReloadComplete()
 	r.readFor(true)
 	r.removeEach(true)
+	return r.result()
+}
+
+// result is what the removals did, a file one could not rewrite its
+// error.
+func (r *removals) result() []Removal {
+	for i, err := range r.failed {
+		if err != nil {
+			r.out[i].Err = err
+		}
+	}
 	return r.out
 }
 
@@ -261,6 +272,11 @@ type removals struct {
 	match []removalMatch
 	out   []Removal
 	done  []bool
+	// failed[i] is the error of the first file removal i could not
+	// rewrite. That one does not end it: its second step removes the
+	// copies the proof finds all the same (the safe side), and then the
+	// error is its outcome.
+	failed []error
 	// gone[i] are the keys whose pins removal i took away whole, whose
 	// other copies the proof's step reads (readFor).
 	gone [][][32]byte
@@ -364,8 +380,8 @@ func (r *removals) removeTogether(todo []int, last bool) (again []int) {
 				if rm.Addr == "" {
 					r.gone[i] = append(r.gone[i], us[n].took[k].SPKIHash)
 				}
-			} else if r.out[i].Err == nil {
-				r.out[i].Err, r.done[i] = err, true
+			} else if r.failed[i] == nil {
+				r.failed[i] = err
 			}
 		}
 	}

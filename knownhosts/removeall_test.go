@@ -34,10 +34,9 @@ func pinnedFor(t *testing.T, n int, addrs ...string) *jwk.Key {
 // file), the single trusted_hosts.json, a revoked copy of a pinned key;
 // and pins written in place (chosen by rng) that the index does not
 // know. (No OpenSSH file of several keys, which keytool cannot rewrite:
-// a query that meets one ends with its step, and which of its copies went
-// before depends on the files the load held; and queries that together
-// take every key out of one delete it, where each alone fails —
-// RemoveAll's and separate commands' differ there, by design.)
+// queries that together take every key out of one delete it, where each
+// alone fails — RemoveAll's and separate commands' differ there, by
+// design.)
 func removalHome(t *testing.T, rng *rand.Rand) Options {
 	t.Helper()
 	opts, d := pinnedHome(t, 20)

@@ -185,3 +185,33 @@ func TestRemoveAllReadsTheOtherCopiesOfAKeyItTook(t *testing.T) {
 		t.Errorf("left %v, want the 3 pins of pinnedHome alone", left)
 	}
 }
+
+// A file it cannot rewrite in the first step does not end the removal:
+// the copies the proof then finds (here one written in place into
+// h1.json) go too, and the file's error is its outcome (found by
+// review).
+func TestRemoveGoesOnToTheCopiesTheProofFinds(t *testing.T) {
+	oldMin, oldRacy := keydir.IndexMinFiles, keydir.StampRacy
+	keydir.IndexMinFiles, keydir.StampRacy = 0, 0
+	t.Cleanup(func() { keydir.IndexMinFiles, keydir.StampRacy = oldMin, oldRacy })
+	opts, d := pinnedHome(t, 3)
+	k := key(t, 1)
+	keydirtest.Write(t, filepath.Join(d, "a-ops.pub"), keydirtest.SSH(t, key(t, 50), k))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	keydirtest.WriteInPlace(t, filepath.Join(d, "h1.json"), keydirtest.JWK(t, pinnedFor(t, 101, "h1.example:443"), pinnedFor(t, 1, "x.example:443")))
+	s, finish := LoadFor(opts, removalLookups([]string{k.Fingerprint()}))
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if err == nil || !strings.Contains(err.Error(), "a-ops.pub") {
+		t.Fatalf("Remove: %v, want the error of rewriting a-ops.pub", err)
+	}
+	if !slices.ContainsFunc(removed, func(r Removed) bool { return filepath.Base(r.File) == "h1.json" }) {
+		t.Errorf("removed %v with the error, want h1.json's copy among them", removed)
+	}
+	for _, p := range pinnedState(opts) {
+		if strings.Contains(p, k.Fingerprint()) && !strings.HasPrefix(p, "a-ops.pub ") {
+			t.Errorf("%s: still pins the key", p)
+		}
+	}
+}
