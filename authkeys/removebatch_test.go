@@ -10,9 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -35,38 +32,9 @@ func TestRemoveAllRewritesASetOnce(t *testing.T) {
 	keydirtest.Write(t, set, keydirtest.JWK(t, members...))
 	s := Load(opts)
 
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Add(d); err != nil {
-		t.Fatal(err)
-	}
 	queries := []string{"m4", "m0", key(t, 2).Fingerprint(), "m0"}
-	got := s.RemoveAll(queries)
-
-	// The directory's events, up to a file written after RemoveAll:
-	// inotify keeps their order.
-	done := filepath.Join(d, "zz-done")
-	keydirtest.Write(t, done, nil)
-	placed := 0
-	for timeout := time.After(10 * time.Second); ; {
-		select {
-		case ev := <-w.Events:
-			if ev.Name == set && ev.Has(fsnotify.Create) {
-				placed++
-			}
-			if ev.Name != done {
-				continue
-			}
-		case err := <-w.Errors:
-			t.Fatal(err)
-		case <-timeout:
-			t.Fatal("no event for the file written after RemoveAll")
-		}
-		break
-	}
+	var got []Removal
+	placed := keydirtest.TimesPlaced(t, set, func() { got = s.RemoveAll(queries) })
 	if placed != 1 {
 		t.Errorf("the set was placed %d times, want once for all the queries", placed)
 	}

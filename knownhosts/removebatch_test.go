@@ -6,9 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
@@ -28,38 +25,9 @@ func TestRemoveAllRewritesAPinOnce(t *testing.T) {
 		pinnedFor(t, 1, "a1.example:443", "a2.example:443", "a3.example:443", "a4.example:443"), other))
 	s := Load(opts)
 
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Add(d); err != nil {
-		t.Fatal(err)
-	}
 	queries := []string{"a1.example:443", "a3.example:443", "a1.example:443", other.Fingerprint()}
-	got := s.RemoveAll(queries)
-
-	// The directory's events, up to a file written after RemoveAll:
-	// inotify keeps their order.
-	done := filepath.Join(d, "zz-done")
-	keydirtest.Write(t, done, nil)
-	placed := 0
-	for timeout := time.After(10 * time.Second); ; {
-		select {
-		case ev := <-w.Events:
-			if ev.Name == file && ev.Has(fsnotify.Create) {
-				placed++
-			}
-			if ev.Name != done {
-				continue
-			}
-		case err := <-w.Errors:
-			t.Fatal(err)
-		case <-timeout:
-			t.Fatal("no event for the file written after RemoveAll")
-		}
-		break
-	}
+	var got []Removal
+	placed := keydirtest.TimesPlaced(t, file, func() { got = s.RemoveAll(queries) })
 	if placed != 1 {
 		t.Errorf("the file was placed %d times, want once for all the queries", placed)
 	}
