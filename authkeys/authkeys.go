@@ -1042,9 +1042,7 @@ func (r *removals) matchEach(snap *keydir.Snapshot[item]) (match [][]*Entry, err
 			match[i] = nil
 		}
 		counted[i] = taken.seen
-		for _, e := range match[i] {
-			taken.set[copyOf{e.File, e.SPKIHash}] = true
-		}
+		taken.add(match[i])
 	}
 	return match, errs, counted
 }
@@ -1055,6 +1053,25 @@ func (r *removals) matchEach(snap *keydir.Snapshot[item]) (match [][]*Entry, err
 type takenCopies struct {
 	set  map[copyOf]bool
 	seen bool
+}
+
+// without returns es without the copies t holds (nil t: none).
+func (t *takenCopies) without(es []*Entry) []*Entry {
+	if t == nil {
+		return es
+	}
+	return slices.DeleteFunc(slices.Clone(es), func(e *Entry) bool {
+		taken := t.set[copyOf{e.File, e.SPKIHash}]
+		t.seen = t.seen || taken
+		return taken
+	})
+}
+
+// add records es as taken.
+func (t *takenCopies) add(es []*Entry) {
+	for _, e := range es {
+		t.set[copyOf{e.File, e.SPKIHash}] = true
+	}
 }
 
 // copyOf names a key's copies in one file: what removeEntries takes out
@@ -1168,21 +1185,11 @@ func (s *Store) namedAll(snap *keydir.Snapshot[item], names []string) map[string
 // refused by the rule now); in either, without the copies taken holds
 // (nil: none).
 func (s *Store) matchRemove(snap *keydir.Snapshot[item], names map[string][]*Entry, q string, taken *takenCopies) ([]*Entry, error) {
-	untaken := func(es []*Entry) []*Entry {
-		if taken == nil {
-			return es
-		}
-		return slices.DeleteFunc(slices.Clone(es), func(e *Entry) bool {
-			t := taken.set[copyOf{e.File, e.SPKIHash}]
-			taken.seen = taken.seen || t
-			return t
-		})
-	}
-	match := untaken(names[q])
+	match := taken.without(names[q])
 	if len(match) == 0 {
 		if fp, err := jwk.ParseFingerprint(q); err == nil {
 			found, err := s.find(snap, fp, false)
-			return untaken(found), err
+			return taken.without(found), err
 		}
 	}
 	return match, nil
@@ -1208,25 +1215,6 @@ func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
 		found, _ = s.find(s.Loader().Snapshot(), fp, revoked)
 	}
 	return found
-}
-
-// removeAndReload removes the entries from their files and returns the
-// snapshot that follows, for the caller to check that the keys are gone,
-// and the entries removed: all of match, or, where a file could not be
-// rewritten, those of the other files, with the first such file's error.
-func (s *Store) removeAndReload(match []*Entry) (*snapshot, []*Entry, error) {
-	failed := s.removeEntries(match)
-	s.Loader().Reload(filesOf(match)...) // the rest was read a moment ago
-	var done []*Entry
-	var err error
-	for _, e := range match {
-		if ferr := failed[e.File]; ferr == nil {
-			done = append(done, e)
-		} else if err == nil {
-			err = ferr
-		}
-	}
-	return s.snap.Load(), done, err
 }
 
 // removeEntries takes the entries out of their files (keydir.Loader.EditFile:
@@ -1364,33 +1352,78 @@ func (s *Store) RevokeAll(keys []*jwk.Key) ([]Revocation, error) {
 // file it cannot rewrite fails it with that file's error, after the
 // other copies are removed (the key stays refused all the same).
 func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
+	r := s.UnrevokeAll([]string{fingerprint})[0]
+	return r.Removed, r.Err
+}
+
+// UnrevokeAll is Unrevoke of each fingerprint in turn, on one load: each
+// is matched on one snapshot, without the copies those before it matched
+// (as after their removal), and the copies go with one rewrite of each
+// file and one reload, where Unrevoke after Unrevoke rewrote a list of
+// revoked keys for each (200 keys lifted from a list of 20,000: 44 s).
+// Whether a key is still refused is said once every removal is made.
+func (s *Store) UnrevokeAll(fingerprints []string) []Removal {
 	s.waitLoaded()
-	fp, err := jwk.ParseFingerprint(fingerprint)
-	if err != nil {
-		return nil, err
-	}
+	out := make([]Removal, len(fingerprints))
+	match := make([][]*Entry, len(fingerprints))
 	// Unlike Remove, Unrevoke reads only what the admin index names (the
-	// whole store when it finds nothing), without proving it complete: a
+	// whole store when one finds nothing), without proving it complete: a
 	// copy it cannot see (written into a file in place) leaves the key
 	// refused — the safe side (docs/design.md, "The admin index").
-	match, err := s.find(s.Loader().Reload(), fp, true)
-	if err == nil && len(match) == 0 && s.Loader().Widen() {
-		match, err = s.find(s.Loader().Snapshot(), fp, true)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(match) == 0 {
-		return nil, &NotFoundError{Query: fingerprint, Revoked: true}
-	}
-	sn, done, err := s.removeAndReload(match)
-	if err != nil {
-		return done, err
-	}
-	for _, e := range match {
-		if r, ok := sn.revoked.Lookup(e.SPKIHash); ok {
-			return match, revokedError(r)
+	snap, widened := s.Loader().Reload(), false
+	taken := &takenCopies{set: map[copyOf]bool{}}
+	for i, f := range fingerprints {
+		fp, err := jwk.ParseFingerprint(f)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		found := func() ([]*Entry, error) {
+			m, err := s.find(snap, fp, true)
+			return taken.without(m), err
+		}
+		m, err := found()
+		if err == nil && len(m) == 0 && !widened {
+			widened = true
+			if s.Loader().Widen() {
+				snap = s.Loader().Snapshot()
+				m, err = found()
+			}
+		}
+		switch {
+		case err != nil:
+			out[i].Err = err
+		case len(m) == 0:
+			out[i].Err = &NotFoundError{Query: f, Revoked: true}
+		}
+		if err == nil {
+			match[i] = m
+			taken.add(m)
 		}
 	}
-	return match, nil
+	var all []*Entry
+	for _, m := range match {
+		all = append(all, m...)
+	}
+	if len(all) == 0 {
+		return out
+	}
+	failed := s.removeEntries(all)
+	s.Loader().Reload(filesOf(all)...) // the rest was read a moment ago
+	sn := s.snap.Load()
+	for i, m := range match {
+		for _, e := range m {
+			if err := failed[e.File]; err == nil {
+				out[i].Removed = append(out[i].Removed, e)
+			} else if out[i].Err == nil {
+				out[i].Err = err
+			}
+		}
+		for _, e := range m {
+			if r, ok := sn.revoked.Lookup(e.SPKIHash); ok && out[i].Err == nil {
+				out[i].Err = revokedError(r)
+			}
+		}
+	}
+	return out
 }

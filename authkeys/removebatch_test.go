@@ -191,3 +191,40 @@ func TestRemoveGoesOnToTheCopiesTheProofFinds(t *testing.T) {
 		}
 	}
 }
+
+// UnrevokeAll of several keys of one list of revoked keys rewrites it
+// once, where Unrevoke after Unrevoke rewrote it for each (200 keys of a
+// list of 20,000: 44 s); each fingerprint lifts its own key, a second
+// time finds none, and a key revoked in a second file too is lifted from
+// both.
+func TestUnrevokeAllRewritesAListOnce(t *testing.T) {
+	home := t.TempDir()
+	opts := HomeOptions(home)
+	list := opts.RevokedFiles[0]
+	keydirtest.Write(t, list, keydirtest.JWK(t, key(t, 1), key(t, 2), key(t, 3), key(t, 4)))
+	keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "again.json"), keydirtest.JWK(t, key(t, 3)))
+	s := Load(opts)
+	fps := []string{key(t, 2).Fingerprint(), key(t, 1).KeyID(), key(t, 2).Fingerprint(), key(t, 3).Fingerprint()}
+	var got []Removal
+	if placed := keydirtest.TimesPlaced(t, list, func() { got = s.UnrevokeAll(fps) }); placed != 1 {
+		t.Errorf("the list was placed %d times, want once for all the keys", placed)
+	}
+	for i, k := range []int{2, 1} {
+		if got[i].Err != nil || len(got[i].Removed) != 1 || got[i].Removed[0].SPKIHash != key(t, k).SPKIHash() {
+			t.Errorf("%s: lifted %v, %v; want key %d's revocation", fps[i], got[i].Removed, got[i].Err, k)
+		}
+	}
+	if !errors.As(got[2].Err, new(*NotFoundError)) || len(got[2].Removed) != 0 {
+		t.Errorf("%s again: lifted %v, %v; want *NotFoundError", fps[2], got[2].Removed, got[2].Err)
+	}
+	if got[3].Err != nil || len(got[3].Removed) != 2 {
+		t.Errorf("key 3: lifted %v, %v; want both its revocations lifted", got[3].Removed, got[3].Err)
+	}
+	var left []string
+	for _, e := range Load(opts).Revoked() {
+		left = append(left, e.Fingerprint)
+	}
+	if want := []string{key(t, 4).Fingerprint()}; !slices.Equal(left, want) {
+		t.Errorf("still revoked %v, want key 4 alone", left)
+	}
+}

@@ -3,7 +3,8 @@
 # one pin of N addresses, N invitations, a file of N keys to revoke, N
 # files of a key each and a JWK Set of N named members (N/4 and N/10 of
 # them removed by one command), N pins of an address each (N/4 of them
-# unpinned by one command, and N/10 of the one pin's addresses) — and
+# unpinned by one command, and N/10 of the one pin's addresses), a list
+# of N revoked keys (N/100 of them lifted by one command) — and
 # the command on each that was quadratic in N, for each BIN in turn on a
 # fresh copy (wall and user CPU seconds, peak RSS; 300 s at most each).
 # docs/benchmarks.md, "Many of one thing". Each BIN is a keytool binary;
@@ -35,8 +36,9 @@ for i in range(n):  # n files of a key each, named n{i}
 write(f"{w}/set/authorized_keys.d/fleet.json", {"keys": [dict(key(i, b'set'), name=f"m{i:07d}") for i in range(n)]})
 for i in range(n):  # n pins of an address each
     write(f"{w}/hosts/trusted_hosts.d/h{i:07d}.json", dict(key(i, b'hosts'), address=[f"h{i}.example.org:443"]))
+write(f"{w}/revset/revoked_keys.json", {"keys": [key(i, b'revset') for i in range(n)]})  # a list of n revoked keys
 EOF
-for h in same pin inv rev names set hosts; do "$K" -H "$w/$h" gen >/dev/null; done
+for h in same pin inv rev names set hosts revset; do "$K" -H "$w/$h" gen >/dev/null; done
 "$K" -H "$w/inv" invite --name template --address 127.0.0.1:1 >/dev/null 2>&1
 python3 - "$w/inv/invites.d" "$N" <<'EOF'
 import base64, hashlib, json, os, sys
@@ -57,15 +59,16 @@ names=$(for i in $(seq $((N / 4))); do printf -- '--remove n%07d ' "$i"; done)
 members=$(for i in $(seq $((N / 10))); do printf -- '--remove m%07d ' "$i"; done)
 hosts=$(for i in $(seq $((N / 4))); do printf -- '--remove h%d.example.org:443 ' "$i"; done)
 addrs=$(for i in $(seq $((N / 10))); do printf -- '--remove a%d.example.org:443 ' "$i"; done)
+lifts=$("$K" -H "$w/revset" revoke --list --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join("--remove " + e["fingerprint"] for e in json.load(sys.stdin)[:int(sys.argv[1])]))' $((N / 100)))
 for bin in "$@"; do
-  rm -rf "$w/run" && mkdir "$w/run" && cp -a "$w/same" "$w/pin" "$w/inv" "$w/rev" "$w/names" "$w/set" "$w/hosts" "$w/run/"
+  rm -rf "$w/run" && mkdir "$w/run" && cp -a "$w/same" "$w/pin" "$w/inv" "$w/rev" "$w/names" "$w/set" "$w/hosts" "$w/revset" "$w/run/"
   # An edit: the index then has stamps.
   "$bin" -H "$w/run/same" authorize --remove c0000005 >/dev/null 2>&1
   "$bin" -H "$w/run/names" authorize --remove n0000000 >/dev/null 2>&1
   "$bin" -H "$w/run/set" authorize --remove m0000000 >/dev/null 2>&1
   "$bin" -H "$w/run/hosts" trust-host --remove h0.example.org:443 >/dev/null 2>&1
   for cmd in "same authorize --remove $fp" "pin trust-host --list" "inv invite --list" "rev revoke $w/batch.json" \
-    "names authorize $names" "set authorize $members" "hosts trust-host $hosts" "pin trust-host $addrs"; do
+    "names authorize $names" "set authorize $members" "hosts trust-host $hosts" "pin trust-host $addrs" "revset revoke $lifts"; do
     set -- $cmd; h=$1; shift
     timeout 300 /usr/bin/time -f "$(basename "$bin") N=$N $h $1 $2: %e s wall, %U s user, %M KB" "$bin" -H "$w/run/$h" "$@" >/dev/null 2>"$w/err"
     [ $? = 124 ] && echo "$(basename "$bin") N=$N $h $1 $2: more than 300 s" || tail -1 "$w/err"

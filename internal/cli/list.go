@@ -387,26 +387,6 @@ func listOrRemove(list bool, lf listFlags, removing, others bool, doList func(li
 	return false, nil
 }
 
-// removeEach runs remove for each value of a repeated --remove in turn,
-// as rm does with its arguments, and says the outcome (sayEach). An
-// empty value is bad usage, refused before anything is removed, saying
-// what the flag takes (what, as revoke's "a FINGERPRINT or a NAME").
-// Each removal loads the store on its own, as one command would: for
-// revoke --remove, which proves nothing (authorize and trust-host remove
-// every value on one load and one proof: unauthorize, unpinHosts).
-func (c *cli) removeEach(name, what string, targets []string, remove func(string) error) error {
-	if slices.Contains(targets, "") {
-		return usagef("--remove needs %s", what)
-	}
-	return c.saidOnlyIfWritten(name, func() error {
-		errs := make([]error, len(targets))
-		for i, t := range targets {
-			errs[i] = remove(t)
-		}
-		return c.sayEach(name, errs)
-	})
-}
-
 // saidOnlyIfWritten runs a removal command's work. On a store, where a
 // command that fails writes nothing back (inStore), the lines it printed
 // of what it removed from the store's copy are said only if it succeeded;

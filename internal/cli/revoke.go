@@ -67,7 +67,7 @@ read this revocation.` + storeEditHelp,
 		},
 		run: func(c *cli, args []string) error {
 			removing := flags.Changed("remove")
-			if done, err := listOrRemove(list, lf, removing, len(args) > 0, c.listRevoked, func() error { return c.removeEach("revoke", "a FINGERPRINT or a NAME", remove, c.unrevoke) }); done {
+			if done, err := listOrRemove(list, lf, removing, len(args) > 0, c.listRevoked, func() error { return c.unrevoke(remove) }); done {
 				return err
 			}
 			switch len(args) {
@@ -339,42 +339,73 @@ func (c *cli) listRevoked(lf listFlags) error {
 	return c.printList(lf, infos, t, fmt.Sprintf("No revoked keys in %s", c.layout().RevokedDir()))
 }
 
-// unrevoke lifts the revocation of the key arg names: its fingerprint, or
-// the name it was authorized as (revoke --list's WAS), when one revoked
-// key had it.
-func (c *cli) unrevoke(arg string) error {
+// unrevoke lifts the revocations of --remove, repeated or not, on one
+// load of the store (authkeys.Store.UnrevokeAll: one rewrite of each
+// file), and says each: what it lifted, in order, then the errors
+// (sayEach). Each arg is a fingerprint, or the name its key was
+// authorized as (revoke --list's WAS) when one revoked key had it.
+func (c *cli) unrevoke(args []string) error {
+	if slices.Contains(args, "") {
+		return usagef("--remove needs a FINGERPRINT or a NAME")
+	}
+	return c.saidOnlyIfWritten("revoke", func() error {
+		errs := make([]error, len(args))
+		var (
+			fps []string
+			at  []int // the arg of each of fps
+			l   authkeys.Lookups
+		)
+		for i, arg := range args {
+			fp, err := c.revocationOf(arg)
+			if errs[i] = err; fp != "" {
+				f, _ := jwk.ParseFingerprint(fp)
+				fps, at, l.Fingerprints = append(fps, fp), append(at, i), append(l.Fingerprints, f)
+			}
+		}
+		if len(fps) == 0 {
+			return c.sayEach("revoke", errs)
+		}
+		store, finish := c.adminAuthStore(l)
+		defer finish()
+		defer reportUnlocked(c, "revoke", store)
+		// What was lifted is said even where a later copy could not be
+		// (UnrevokeAll returns it with the error).
+		for k, r := range store.UnrevokeAll(fps) {
+			for _, e := range r.Removed {
+				what := "deleted"
+				if _, err := os.Lstat(e.File); err == nil {
+					what = "rewritten without it"
+				}
+				fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", e.Fingerprint, c.homePath(e.File), what)
+			}
+			errs[at[k]] = r.Err
+		}
+		return c.sayEach("revoke", errs)
+	})
+}
+
+// revocationOf returns the fingerprint of the revoked key arg names: arg
+// itself, or the key authorized under the name arg if one revoked key
+// was; "" and no error where arg is an entry of the store the copy does
+// not hold, which it removes from the store (removeUnheld).
+func (c *cli) revocationOf(arg string) (string, error) {
 	// On a store, the entry of that name the copy does not hold (over the
 	// bound: no key of it is read, and it refuses every key) is named by
 	// its name.
 	if unheld, err := c.removeUnheld(StoreRevoked, arg); unheld || err != nil {
-		return err
+		return "", err
 	}
-	fingerprint := arg
-	if _, err := jwk.ParseFingerprint(arg); err != nil {
-		if hint := c.shortenedHint(arg, "revoke", "--list"); hint != "" {
-			return &usageError{"--remove: " + hint}
-		}
-		fps := c.revokedNamed(arg)
-		if len(fps) != 1 {
-			return c.revokedNameError(arg, fps)
-		}
-		fingerprint = fps[0]
+	if _, err := jwk.ParseFingerprint(arg); err == nil {
+		return arg, nil
 	}
-	fp, _ := jwk.ParseFingerprint(fingerprint)
-	store, finish := c.adminAuthStore(authkeys.Lookups{Fingerprints: []jwk.Fingerprint{fp}})
-	defer finish()
-	defer reportUnlocked(c, "revoke", store)
-	// What was lifted is said even where a later copy could not be
-	// (Unrevoke returns it with the error).
-	removed, err := store.Unrevoke(fingerprint)
-	for _, r := range removed {
-		what := "deleted"
-		if _, err := os.Lstat(r.File); err == nil {
-			what = "rewritten without it"
-		}
-		fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", r.Fingerprint, c.homePath(r.File), what)
+	if hint := c.shortenedHint(arg, "revoke", "--list"); hint != "" {
+		return "", &usageError{"--remove: " + hint}
 	}
-	return err
+	fps := c.revokedNamed(arg)
+	if len(fps) != 1 {
+		return "", c.revokedNameError(arg, fps)
+	}
+	return fps[0], nil
 }
 
 // revokedNamed returns the fingerprints of the revoked keys that an
