@@ -1362,54 +1362,76 @@ func (s *Store) Unrevoke(fingerprint string) ([]*Entry, error) {
 // file and one reload, where Unrevoke after Unrevoke rewrote a list of
 // revoked keys for each (200 keys lifted from a list of 20,000: 44 s).
 // Whether a key is still refused is said once every removal is made.
+// Where a file cannot be rewritten, a fingerprint whose match counted on
+// it (it set aside copies an earlier one was to take out of that file) is
+// matched and lifted again, alone, on the store as written: else it said
+// "not found" of a revocation still there (found by review).
 func (s *Store) UnrevokeAll(fingerprints []string) []Removal {
 	s.waitLoaded()
 	out := make([]Removal, len(fingerprints))
+	all := make([]int, len(fingerprints))
+	for i := range all {
+		all[i] = i
+	}
+	for _, i := range s.unrevokeTogether(fingerprints, all, out) {
+		out[i] = Removal{Removed: out[i].Removed}
+		s.unrevokeTogether(fingerprints, []int{i}, out)
+	}
+	return out
+}
+
+// unrevokeTogether is UnrevokeAll of the fingerprints todo, adding to
+// out what each lifted and setting its error; it returns those whose
+// match counted on a file that could not be rewritten.
+func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Removal) (again []int) {
 	match := make([][]*Entry, len(fingerprints))
+	counted := make([]bool, len(fingerprints))
 	// Unlike Remove, Unrevoke reads only what the admin index names (the
 	// whole store when one finds nothing), without proving it complete: a
 	// copy it cannot see (written into a file in place) leaves the key
 	// refused — the safe side (docs/design.md, "The admin index").
 	snap, widened := s.Loader().Reload(), false
 	taken := &takenCopies{set: map[copyOf]bool{}}
-	for i, f := range fingerprints {
+	for _, i := range todo {
+		f := fingerprints[i]
 		fp, err := jwk.ParseFingerprint(f)
 		if err != nil {
 			out[i].Err = err
 			continue
 		}
+		taken.seen = false
 		found := func() ([]*Entry, error) {
 			m, err := s.find(snap, fp, true)
 			return taken.without(m), err
 		}
 		m, err := found()
-		if err == nil && len(m) == 0 && !widened {
+		if err == nil && len(m) == 0 && len(out[i].Removed) == 0 && !widened {
 			widened = true
 			if s.Loader().Widen() {
 				snap = s.Loader().Snapshot()
 				m, err = found()
 			}
 		}
+		counted[i] = taken.seen
 		switch {
 		case err != nil:
 			out[i].Err = err
-		case len(m) == 0:
+		case len(m) == 0 && len(out[i].Removed) == 0:
 			out[i].Err = &NotFoundError{Query: f, Revoked: true}
-		}
-		if err == nil {
+		default:
 			match[i] = m
 			taken.add(m)
 		}
 	}
-	var all []*Entry
+	var lifting []*Entry
 	for _, m := range match {
-		all = append(all, m...)
+		lifting = append(lifting, m...)
 	}
-	if len(all) == 0 {
-		return out
+	if len(lifting) == 0 {
+		return nil
 	}
-	failed := s.removeEntries(all)
-	s.Loader().Reload(filesOf(all)...) // the rest was read a moment ago
+	failed := s.removeEntries(lifting)
+	s.Loader().Reload(filesOf(lifting)...) // the rest was read a moment ago
 	sn := s.snap.Load()
 	for i, m := range match {
 		for _, e := range m {
@@ -1425,5 +1447,13 @@ func (s *Store) UnrevokeAll(fingerprints []string) []Removal {
 			}
 		}
 	}
-	return out
+	if len(failed) == 0 {
+		return nil
+	}
+	for _, i := range todo {
+		if counted[i] {
+			again = append(again, i)
+		}
+	}
+	return again
 }

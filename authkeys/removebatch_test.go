@@ -228,3 +228,27 @@ func TestUnrevokeAllRewritesAListOnce(t *testing.T) {
 		t.Errorf("still revoked %v, want key 4 alone", left)
 	}
 }
+
+// A revocation whose copies are in a file keytool cannot rewrite (OpenSSH
+// lines) and in another, lifted twice in one UnrevokeAll (by fingerprint,
+// key ID or thumbprint): the second fails with the file's error, as in
+// another Unrevoke, and does not say "not found" of a revocation still
+// there (it set the copy aside for the first, whose write then failed;
+// found by review).
+func TestUnrevokeAllSaysWhyARevocationIsLeft(t *testing.T) {
+	k := key(t, 1)
+	for _, again := range []string{k.Fingerprint(), k.KeyID(), k.Thumbprint()} {
+		opts := HomeOptions(t.TempDir())
+		keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "ops.pub"), append(sshLine(t, 50, ""), sshLine(t, 1, "")...))
+		keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "k1.json"), keydirtest.JWK(t, k))
+		got := Load(opts).UnrevokeAll([]string{k.Fingerprint(), again})
+		for i, r := range got {
+			if r.Err == nil || !strings.Contains(r.Err.Error(), "ops.pub") {
+				t.Errorf("%s then %s: query %d: %v, want the error of rewriting ops.pub, which still revokes the key", k.Fingerprint(), again, i, r.Err)
+			}
+		}
+		if len(got[0].Removed) != 1 || filepath.Base(got[0].Removed[0].File) != "k1.json" {
+			t.Errorf("the first lifted %v, want k1.json's revocation", got[0].Removed)
+		}
+	}
+}

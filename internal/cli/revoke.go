@@ -339,49 +339,62 @@ func (c *cli) listRevoked(lf listFlags) error {
 	return c.printList(lf, infos, t, fmt.Sprintf("No revoked keys in %s", c.layout().RevokedDir()))
 }
 
-// unrevoke lifts the revocations of --remove, repeated or not, on one
-// load of the store (authkeys.Store.UnrevokeAll: one rewrite of each
-// file), and says each: what it lifted, in order, then the errors
-// (sayEach). Each arg is a fingerprint, or the name its key was
-// authorized as (revoke --list's WAS) when one revoked key had it.
+// unrevoke lifts the revocations of --remove, repeated or not, and says
+// each: what it lifted, in order, then the errors (sayEach). Each arg is
+// a fingerprint, or the name its key was authorized as (revoke --list's
+// WAS) when one revoked key had it. Fingerprints in a row are lifted on
+// one load (authkeys.Store.UnrevokeAll: one rewrite of each file); a
+// name is looked up once those before it are lifted, as in commands one
+// after the other: a name two revoked keys had names one once the other
+// is lifted (found by review).
 func (c *cli) unrevoke(args []string) error {
 	if slices.Contains(args, "") {
 		return usagef("--remove needs a FINGERPRINT or a NAME")
 	}
 	return c.saidOnlyIfWritten("revoke", func() error {
 		errs := make([]error, len(args))
-		var (
-			fps []string
-			at  []int // the arg of each of fps
-			l   authkeys.Lookups
-		)
+		var queued []int // the args of fps, not lifted yet
+		var fps []string
 		for i, arg := range args {
+			if _, err := jwk.ParseFingerprint(arg); err != nil && len(queued) > 0 {
+				c.lift(fps, queued, errs)
+				queued, fps = nil, nil
+			}
 			fp, err := c.revocationOf(arg)
 			if errs[i] = err; fp != "" {
-				f, _ := jwk.ParseFingerprint(fp)
-				fps, at, l.Fingerprints = append(fps, fp), append(at, i), append(l.Fingerprints, f)
+				queued, fps = append(queued, i), append(fps, fp)
 			}
 		}
-		if len(fps) == 0 {
-			return c.sayEach("revoke", errs)
-		}
-		store, finish := c.adminAuthStore(l)
-		defer finish()
-		defer reportUnlocked(c, "revoke", store)
-		// What was lifted is said even where a later copy could not be
-		// (UnrevokeAll returns it with the error).
-		for k, r := range store.UnrevokeAll(fps) {
-			for _, e := range r.Removed {
-				what := "deleted"
-				if _, err := os.Lstat(e.File); err == nil {
-					what = "rewritten without it"
-				}
-				fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", e.Fingerprint, c.homePath(e.File), what)
-			}
-			errs[at[k]] = r.Err
+		if len(queued) > 0 {
+			c.lift(fps, queued, errs)
 		}
 		return c.sayEach("revoke", errs)
 	})
+}
+
+// lift lifts the revocations of fps, the fingerprints of args at, on one
+// load, says what it lifted, and sets their errors.
+func (c *cli) lift(fps []string, at []int, errs []error) {
+	var l authkeys.Lookups
+	for _, fp := range fps {
+		f, _ := jwk.ParseFingerprint(fp)
+		l.Fingerprints = append(l.Fingerprints, f)
+	}
+	store, finish := c.adminAuthStore(l)
+	defer finish()
+	defer reportUnlocked(c, "revoke", store)
+	// What was lifted is said even where a later copy could not be
+	// (UnrevokeAll returns it with the error).
+	for k, r := range store.UnrevokeAll(fps) {
+		for _, e := range r.Removed {
+			what := "deleted"
+			if _, err := os.Lstat(e.File); err == nil {
+				what = "rewritten without it"
+			}
+			fmt.Fprintf(c.stdout, "Lifted the revocation of %s (%s %s)\n", e.Fingerprint, c.homePath(e.File), what)
+		}
+		errs[at[k]] = r.Err
+	}
 }
 
 // revocationOf returns the fingerprint of the revoked key arg names: arg
