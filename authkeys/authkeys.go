@@ -1081,14 +1081,20 @@ type copyOf struct {
 	sum  [32]byte
 }
 
-// remove takes every query's match out of the files at once — each file
-// edited once for all the queries and read again once (removeEntries):
-// 2,000 members of a JWK Set of 20,000 removed one after the other took
-// 217 s, each rewriting the set — and adds to each query what was
-// removed of its match. A file that cannot be rewritten is the error
-// (removals.failed) of the queries whose match it holds; remove reports
-// whether one could not.
+// remove takes every query's match out of the files at once (takeOut);
+// a file that cannot be rewritten is the error (removals.failed) of the
+// queries whose match it holds. It reports whether one could not.
 func (r *removals) remove(match [][]*Entry) (someFailed bool) {
+	return r.s.takeOut(match, r.out, r.failed)
+}
+
+// takeOut removes the entries of every match at once — each file edited
+// once for all of them and read again once (removeEntries): 2,000
+// members of a JWK Set of 20,000 removed one after the other took 217 s,
+// each rewriting the set — adds to out[i] what was removed of match[i],
+// and sets failed[i], where unset, to the error of a file of match[i]
+// that could not be rewritten. It reports whether one could not.
+func (s *Store) takeOut(match [][]*Entry, out []Removal, failed []error) (someFailed bool) {
 	var all []*Entry
 	for _, m := range match {
 		all = append(all, m...)
@@ -1096,18 +1102,18 @@ func (r *removals) remove(match [][]*Entry) (someFailed bool) {
 	if len(all) == 0 {
 		return false
 	}
-	failed := r.s.removeEntries(all)
-	r.s.Loader().Reload(filesOf(all)...) // the rest was read a moment ago
+	fileErrs := s.removeEntries(all)
+	s.Loader().Reload(filesOf(all)...) // the rest was read a moment ago
 	for i, m := range match {
 		for _, e := range m {
-			if err := failed[e.File]; err == nil {
-				r.out[i].Removed = append(r.out[i].Removed, e)
-			} else if r.failed[i] == nil {
-				r.failed[i] = err
+			if err := fileErrs[e.File]; err == nil {
+				out[i].Removed = append(out[i].Removed, e)
+			} else if failed[i] == nil {
+				failed[i] = err
 			}
 		}
 	}
-	return len(failed) > 0
+	return len(fileErrs) > 0
 }
 
 // settle ends query i where its match failed (a file the rule now
@@ -1423,23 +1429,13 @@ func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Remova
 			taken.add(m)
 		}
 	}
-	var lifting []*Entry
-	for _, m := range match {
-		lifting = append(lifting, m...)
-	}
-	if len(lifting) == 0 {
-		return nil
-	}
-	failed := s.removeEntries(lifting)
-	s.Loader().Reload(filesOf(lifting)...) // the rest was read a moment ago
+	failed := make([]error, len(fingerprints))
+	someFailed := s.takeOut(match, out, failed)
 	sn := s.snap.Load()
 	for i, m := range match {
-		for _, e := range m {
-			if err := failed[e.File]; err == nil {
-				out[i].Removed = append(out[i].Removed, e)
-			} else if out[i].Err == nil {
-				out[i].Err = err
-			}
+		if failed[i] != nil {
+			out[i].Err = failed[i] // match[i] is set only where Err is not
+			continue
 		}
 		for _, e := range m {
 			if r, ok := sn.revoked.Lookup(e.SPKIHash); ok && out[i].Err == nil {
@@ -1447,7 +1443,7 @@ func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Remova
 			}
 		}
 	}
-	if len(failed) == 0 {
+	if !someFailed {
 		return nil
 	}
 	for _, i := range todo {
