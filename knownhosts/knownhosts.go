@@ -730,10 +730,7 @@ var adding sync.Mutex
 // pinsIn reports whether file holds a pin of the normal address norm
 // (the loader may name files by their absolute paths).
 func (s *Store) pinsIn(norm, file string) bool {
-	entries := s.snap.Load().all()
-	if p, _ := parsePattern(norm); !p.wild {
-		entries = s.exactEntries(p)
-	}
+	entries := s.snap.Load().holding(norm)
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		abs = file
@@ -1001,6 +998,20 @@ func (s *Store) KeysPinnableAt(addr string) map[[32]byte]bool {
 // exactEntries returns the entries an exact pattern's address is pinned
 // by exactly (with its port, or port-less).
 func (s *Store) exactEntries(p pattern) []*Entry { return s.snap.Load().exactEntries(p) }
+
+// holding returns the pins whose addresses may hold the normal pattern
+// norm, in file order, for a caller to keep those whose Addresses do (do
+// not modify): an exact address's list in the index, one lookup where a
+// scan of every pin cost a removal of 5,000 addresses 25 million
+// comparisons; for a wildcard, every pin.
+func (sn *snapshot) holding(norm string) []*Entry {
+	p, err := parsePattern(norm)
+	if err != nil || p.wild || p.neg {
+		return sn.all()
+	}
+	k := p.key()
+	return sn.pins.exact.get(hashHost(k), k)
+}
 
 // exactEntries is Store.exactEntries in sn.
 func (sn *snapshot) exactEntries(p pattern) []*Entry {

@@ -439,7 +439,7 @@ func (s *Store) unpinAll(us []unpin) (failed map[string]error) {
 func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFingerprint string) (unpin, error) {
 	var u unpin
 	if norm, err := NormalizeAddr(addrOrFingerprint); err == nil {
-		for _, e := range s.snap.Load().all() {
+		for _, e := range s.snap.Load().holding(norm) {
 			if v.pinsAt(e, norm) {
 				u.add(e, Removed{Addr: norm, Fingerprint: e.Fingerprint, File: e.File})
 			}
@@ -493,7 +493,7 @@ func (s *Store) matchRemoveKey(snap *keydir.Snapshot[*Entry], v *unpinned, norm 
 	for _, f := range found {
 		match[(*f.Item).SPKIHash] = true
 	}
-	for _, e := range s.snap.Load().all() {
+	for _, e := range s.snap.Load().holding(norm) {
 		if match[e.SPKIHash] && v.pinsAt(e, norm) {
 			u.add(e, Removed{Addr: norm, Fingerprint: e.Fingerprint, File: e.File})
 		}
