@@ -882,7 +882,7 @@ type Removal struct {
 // every removal is made, for each query's StillAuthorizedError.
 func (s *Store) RemoveAll(queries []string) []Removal {
 	s.waitLoaded()
-	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries)), failed: make([]error, len(queries))}
+	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries)), failed: make([]keydir.Unwritten, len(queries))}
 	r.removeHeld()
 	if !slices.Contains(r.done, false) {
 		return r.out // every query failed already: nothing for a proof to find
@@ -910,8 +910,8 @@ func (s *Store) RemoveAll(queries []string) []Removal {
 			}
 		}
 	}
-	for i, err := range r.failed {
-		if err != nil {
+	for i := range r.failed {
+		if err := r.failed[i].Err(); err != nil {
 			r.out[i].Err = err
 		}
 	}
@@ -920,17 +920,17 @@ func (s *Store) RemoveAll(queries []string) []Removal {
 
 // removals is RemoveAll's work: out[i] is what it did for queries[i],
 // done[i] that it is over for it (failed, or found nothing), failed[i]
-// the error of the first file it could not rewrite. That one does not
-// end it: its second step removes the copies the proof finds all the
-// same (the safe side: else a copy written in place elsewhere stayed
-// once the admin had mended the file the error named), and then the
-// error is its outcome.
+// the files it could not rewrite. One does not end it: its second step
+// removes the copies the proof finds all the same (the safe side: else a
+// copy written in place elsewhere stayed once the admin had mended the
+// file the error named), and then the error of the first file still
+// unwritten is its outcome.
 type removals struct {
 	s       *Store
 	queries []string
 	out     []Removal
 	done    []bool
-	failed  []error
+	failed  []keydir.Unwritten
 }
 
 // removeHeld removes, for each query, the entries the store holds as
@@ -1092,9 +1092,9 @@ func (r *removals) remove(match [][]*Entry) (someFailed bool) {
 // once for all of them and read again once (removeEntries): 2,000
 // members of a JWK Set of 20,000 removed one after the other took 217 s,
 // each rewriting the set — adds to out[i] what was removed of match[i],
-// and sets failed[i], where unset, to the error of a file of match[i]
-// that could not be rewritten. It reports whether one could not.
-func (s *Store) takeOut(match [][]*Entry, out []Removal, failed []error) (someFailed bool) {
+// and records in failed[i] each file of match[i] it tried, with its
+// error. It reports whether a file could not be rewritten.
+func (s *Store) takeOut(match [][]*Entry, out []Removal, failed []keydir.Unwritten) (someFailed bool) {
 	var all []*Entry
 	for _, m := range match {
 		all = append(all, m...)
@@ -1106,11 +1106,11 @@ func (s *Store) takeOut(match [][]*Entry, out []Removal, failed []error) (someFa
 	s.Loader().Reload(filesOf(all)...) // the rest was read a moment ago
 	for i, m := range match {
 		for _, e := range m {
-			if err := fileErrs[e.File]; err == nil {
+			err := fileErrs[e.File]
+			if err == nil {
 				out[i].Removed = append(out[i].Removed, e)
-			} else if failed[i] == nil {
-				failed[i] = err
 			}
+			failed[i].Tried(e.File, err)
 		}
 	}
 	return len(fileErrs) > 0
@@ -1429,12 +1429,12 @@ func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Remova
 			taken.add(m)
 		}
 	}
-	failed := make([]error, len(fingerprints))
+	failed := make([]keydir.Unwritten, len(fingerprints))
 	someFailed := s.takeOut(match, out, failed)
 	sn := s.snap.Load()
 	for i, m := range match {
-		if failed[i] != nil {
-			out[i].Err = failed[i] // match[i] is set only where Err is not
+		if err := failed[i].Err(); err != nil {
+			out[i].Err = err // match[i] is set only where Err is not
 			continue
 		}
 		for _, e := range m {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,6 +190,49 @@ func TestRemoveGoesOnToTheCopiesTheProofFinds(t *testing.T) {
 		if strings.Contains(c, k.Fingerprint()) && !strings.HasPrefix(c, "a-ops.pub ") {
 			t.Errorf("%s: still authorizes the key", c)
 		}
+	}
+}
+
+// A file the first step could not rewrite (OpenSSH lines of two keys)
+// that the admin mends before the proof (the other key's line gone) is
+// rewritten by the second: the removal then succeeds, with no error of a
+// file it did rewrite in the end, where it said the first attempt's.
+func TestRemoveSaysNothingOfAFileItRewroteInTheEnd(t *testing.T) {
+	recordStamps(t)
+	opts := fillHome(t, 5)
+	d := opts.Dirs[0]
+	k := key(t, 3)
+	ops := filepath.Join(d, "a-ops.pub")
+	keydirtest.Write(t, ops, append(sshLine(t, 50, ""), sshLine(t, 3, "")...))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	mended := false
+	removeBeforeProof = func() {
+		if _, err := os.Lstat(filepath.Join(d, "k3.json")); err == nil {
+			t.Error("k3.json is there before the proof: the first step did not run")
+		}
+		keydirtest.WriteInPlace(t, ops, sshLine(t, 3, ""))
+		mended = true
+	}
+	t.Cleanup(func() { removeBeforeProof = nil })
+	s, finish := LoadFor(opts, lookupsOf([]string{k.Fingerprint()}))
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if !mended {
+		t.Fatal("no proof ran")
+	}
+	if err != nil {
+		t.Errorf("Remove: %v, want no error: a-ops.pub was rewritten after the admin mended it", err)
+	}
+	var files []string
+	for _, e := range removed {
+		files = append(files, filepath.Base(e.File))
+	}
+	if !slices.Equal(files, []string{"k3.json", "a-ops.pub"}) {
+		t.Errorf("removed from %v, want k3.json then a-ops.pub", files)
+	}
+	if _, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
+		t.Error("the key is still authorized after the removal")
 	}
 }
 

@@ -236,7 +236,7 @@ func countOf(s []string, x string) int {
 // read a file again: neither widens the load.)
 func (s *Store) removeAll(match []removalMatch) []Removal {
 	n := len(match)
-	r := &removals{s: s, match: match, out: make([]Removal, n), done: make([]bool, n), failed: make([]error, n), gone: make([][][32]byte, n)}
+	r := &removals{s: s, match: match, out: make([]Removal, n), done: make([]bool, n), failed: make([]keydir.Unwritten, n), gone: make([][][32]byte, n)}
 	if !s.Loader().ProofReadsAll() {
 		r.readFor(false)
 		r.removeEach(false)
@@ -256,8 +256,8 @@ func (s *Store) removeAll(match []removalMatch) []Removal {
 // result is what the removals did, a file one could not rewrite its
 // error.
 func (r *removals) result() []Removal {
-	for i, err := range r.failed {
-		if err != nil {
+	for i := range r.failed {
+		if err := r.failed[i].Err(); err != nil {
 			r.out[i].Err = err
 		}
 	}
@@ -272,11 +272,11 @@ type removals struct {
 	match []removalMatch
 	out   []Removal
 	done  []bool
-	// failed[i] is the error of the first file removal i could not
-	// rewrite. That one does not end it: its second step removes the
-	// copies the proof finds all the same (the safe side), and then the
-	// error is its outcome.
-	failed []error
+	// failed[i] are the files removal i could not rewrite. One does not
+	// end it: its second step removes the copies the proof finds all the
+	// same (the safe side), and then the error of the first file still
+	// unwritten is its outcome.
+	failed []keydir.Unwritten
 	// gone[i] are the keys whose pins removal i took away whole, whose
 	// other copies the proof's step reads (readFor).
 	gone [][][32]byte
@@ -375,14 +375,14 @@ func (r *removals) removeTogether(todo []int, last bool) (again []int) {
 	failed := r.s.unpinAll(us)
 	for n, i := range todo {
 		for k, rm := range us[n].removed {
-			if err := failed[rm.File]; err == nil {
+			err := failed[rm.File]
+			if err == nil {
 				r.out[i].Removed = append(r.out[i].Removed, rm)
 				if rm.Addr == "" {
 					r.gone[i] = append(r.gone[i], us[n].took[k].SPKIHash)
 				}
-			} else if r.failed[i] == nil {
-				r.failed[i] = err
 			}
+			r.failed[i].Tried(rm.File, err)
 		}
 	}
 	if len(failed) == 0 {

@@ -183,3 +183,47 @@ func TestRemoveGoesOnToTheCopiesTheProofFinds(t *testing.T) {
 		}
 	}
 }
+
+// A file the first step could not rewrite (OpenSSH lines of two keys)
+// that the admin mends before the proof (the other key's line gone) is
+// rewritten by the second: the removal then succeeds, with no error of a
+// file it did rewrite in the end, where it said the first attempt's.
+func TestRemoveSaysNothingOfAFileItRewroteInTheEnd(t *testing.T) {
+	oldMin, oldRacy := keydir.IndexMinFiles, keydir.StampRacy
+	keydir.IndexMinFiles, keydir.StampRacy = 0, 0
+	t.Cleanup(func() { keydir.IndexMinFiles, keydir.StampRacy = oldMin, oldRacy })
+	opts, d := pinnedHome(t, 3)
+	k := key(t, 1)
+	ops := filepath.Join(d, "a-ops.pub")
+	keydirtest.Write(t, ops, keydirtest.SSH(t, key(t, 50), k))
+	keydirtest.Write(t, filepath.Join(d, "k1.json"), keydirtest.JWK(t, pinnedFor(t, 1, "k1.example:443")))
+	_, finish := LoadFor(opts, Lookups{})
+	finish()
+	mended := false
+	removeBeforeProof = func() {
+		keydirtest.WriteInPlace(t, ops, keydirtest.SSH(t, k))
+		mended = true
+	}
+	t.Cleanup(func() { removeBeforeProof = nil })
+	s, finish := LoadFor(opts, removalLookups([]string{k.Fingerprint()}))
+	removed, err := s.Remove(k.Fingerprint())
+	finish()
+	if !mended {
+		t.Fatal("no proof ran")
+	}
+	if err != nil {
+		t.Errorf("Remove: %v, want no error: a-ops.pub was rewritten after the admin mended it", err)
+	}
+	var files []string
+	for _, r := range removed {
+		files = append(files, filepath.Base(r.File))
+	}
+	if !slices.Equal(files, []string{"k1.json", "a-ops.pub"}) {
+		t.Errorf("removed from %v, want k1.json then a-ops.pub", files)
+	}
+	for _, p := range pinnedState(opts) {
+		if strings.Contains(p, k.Fingerprint()) {
+			t.Errorf("%s: still pins the key", p)
+		}
+	}
+}

@@ -1,0 +1,38 @@
+package keydir
+
+import "slices"
+
+// Unwritten is, for one query of a removal that edits many files
+// (authkeys' and knownhosts' RemoveAll: one EditFile of each file for
+// all their queries, in steps), the files it could not rewrite: each
+// with the error of its last try, in the order the query first failed
+// on them. A file a later step did rewrite is taken off — its copies
+// are gone: the admin mended it meanwhile, or the queries together
+// emptied it — so that the query's outcome (Err) names only a file that
+// still holds what it asked to remove.
+type Unwritten struct {
+	files []string
+	errs  []error
+}
+
+// Tried records a try at rewriting file for the query, and its error:
+// nil takes the file off.
+func (u *Unwritten) Tried(file string, err error) {
+	i := slices.Index(u.files, file)
+	switch {
+	case i >= 0 && err == nil:
+		u.files, u.errs = slices.Delete(u.files, i, i+1), slices.Delete(u.errs, i, i+1)
+	case i >= 0:
+		u.errs[i] = err
+	case err != nil:
+		u.files, u.errs = append(u.files, file), append(u.errs, err)
+	}
+}
+
+// Err is the error of the first file still unwritten, or nil.
+func (u *Unwritten) Err() error {
+	if len(u.errs) == 0 {
+		return nil
+	}
+	return u.errs[0]
+}
