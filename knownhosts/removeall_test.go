@@ -1,6 +1,7 @@
 package knownhosts
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -144,6 +145,7 @@ func removedState(removed []Removed) []string {
 // all of them; the same pins are left, each query says it removed the
 // same pins and fails as it would alone (the same error, "not found" for
 // the same ones),
+// no pin is left holding an address one named (read from the files),
 // the index is never left stale, and a narrowed load after it finds
 // every copy a full one does. (A first version of RemoveAll read the
 // store during its first step's writes: the index was left stale, and a
@@ -216,6 +218,24 @@ func TestRemoveAllIsRemovesInTurn(t *testing.T) {
 				}
 				if ge, we := errorIn(got[i].Err, a), errorIn(want[i].Err, b); ge != we {
 					t.Errorf("query %d %q: RemoveAll %s, Remove %s", i, q, ge, we)
+				}
+			}
+			// Against a reading of the files, not another removal: where
+			// every query went through, no pin is left holding an
+			// address one named (the index's lists of an address
+			// hold every pin of it).
+			failed := slices.ContainsFunc(got, func(r Removal) bool {
+				return r.Err != nil && !errors.As(r.Err, new(*NotFoundError))
+			})
+			for _, q := range queries {
+				norm, err := NormalizeAddr(q)
+				if err != nil || failed {
+					continue
+				}
+				for _, e := range Load(a).Entries() {
+					if slices.Contains(e.Addresses, norm) {
+						t.Errorf("queries %q: %s still pins %s", queries, filepath.Base(e.File), norm)
+					}
 				}
 			}
 			if keydirtest.IndexLeftStale(t, a.Index) {
