@@ -6,7 +6,9 @@
 # unpinned by one command, and N/10 of the one pin's addresses), a list
 # of N revoked keys (N/100 of them lifted by one command) — and
 # the command on each that was quadratic in N, for each BIN in turn on a
-# fresh copy (wall and user CPU seconds, peak RSS; 300 s at most each).
+# fresh copy (wall and user CPU seconds, peak RSS; 300 s at most each),
+# saying where a binary's output or the files it leaves differ from the
+# first one's.
 # docs/benchmarks.md, "Many of one thing". Each BIN is a keytool binary;
 # the first one makes the homes. Needs python3.
 set -u
@@ -67,10 +69,18 @@ for bin in "$@"; do
   "$bin" -H "$w/run/names" authorize --remove n0000000 >/dev/null 2>&1
   "$bin" -H "$w/run/set" authorize --remove m0000000 >/dev/null 2>&1
   "$bin" -H "$w/run/hosts" trust-host --remove h0.example.org:443 >/dev/null 2>&1
+  c=0
   for cmd in "same authorize --remove $fp" "pin trust-host --list" "inv invite --list" "rev revoke $w/batch.json" \
     "names authorize $names" "set authorize $members" "hosts trust-host $hosts" "pin trust-host $addrs" "revset revoke $lifts"; do
     set -- $cmd; h=$1; shift
-    timeout 300 /usr/bin/time -f "$(basename "$bin") N=$N $h $1 $2: %e s wall, %U s user, %M KB" "$bin" -H "$w/run/$h" "$@" >/dev/null 2>"$w/err"
+    c=$((c + 1)); out="$w/out-$c"
+    timeout 300 /usr/bin/time -f "$(basename "$bin") N=$N $h $1 $2: %e s wall, %U s user, %M KB" "$bin" -H "$w/run/$h" "$@" >"$out.new" 2>"$w/err"
     [ $? = 124 ] && echo "$(basename "$bin") N=$N $h $1 $2: more than 300 s" || tail -1 "$w/err"
+    # The first binary's output is the reference: each other's is compared
+    # with it (the homes are copies at the same path).
+    if [ ! -e "$out" ]; then mv "$out.new" "$out"; elif ! cmp -s "$out" "$out.new"; then echo "  output differs from $(basename "$K")'s"; fi
   done
+  # The files left, but the admin index (stamps and times of its own).
+  sums=$(cd "$w/run" && find . -path '*/.index' -prune -o -type f -print | sort | xargs md5sum | md5sum)
+  [ -z "${first_sums-}" ] && first_sums=$sums || { [ "$sums" = "$first_sums" ] || echo "  files left differ from $(basename "$K")'s"; }
 done
