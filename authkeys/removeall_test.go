@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/internal/keydir"
@@ -98,7 +99,9 @@ func authorizedState(opts Options) []string {
 // in kept and unkept forms, "nobody", a query twice, off a local file
 // system, another writer between the steps): the same entries left, "not
 // found" for the same queries, StillAuthorizedError where a key removed
-// is still authorized, the index never left stale, and a narrowed load
+// is still authorized, no copy left of a name or fingerprint a query
+// that went through named (read from the files), the index never left
+// stale, and a narrowed load
 // after finding every copy a full one does (review of dbe4b9a, which
 // wrote it).
 func TestRemoveAllIsRemovesInTurn(t *testing.T) {
@@ -171,6 +174,15 @@ func TestRemoveAllIsRemovesInTurn(t *testing.T) {
 					}
 					if left != still {
 						t.Errorf("query %d %q: %v, but a key it removed is still authorized: %v", i, q, got[i].Err, left)
+					}
+				}
+				if got[i].Err == nil || errors.As(got[i].Err, new(*NotFoundError)) {
+					// Against the files: no copy of that name, or of
+					// that fingerprint as the files give it, is left.
+					for _, c := range sa {
+						if f := strings.SplitN(c, " ", 3); f[1] == q || f[2] == q {
+							t.Errorf("query %d %q: %v, but %s is left", i, q, got[i].Err, c)
+						}
 					}
 				}
 			}
