@@ -95,13 +95,13 @@ func authorizedState(opts Options) []string {
 }
 
 // RemoveAll of several queries against Remove of each in its own
-// command, on two identical homes, 100 random cases (25 with -short) (names, fingerprints
-// in kept and unkept forms, "nobody", a query twice, off a local file
-// system, another writer between the steps): the same entries left, "not
-// found" for the same queries, StillAuthorizedError where a key removed
-// is still authorized, no copy left of a name or fingerprint a query
-// that went through named (read from the files), the index never left
-// stale, and a narrowed load
+// command, on two identical homes, 100 random cases (25 with -short)
+// (names, fingerprints in kept and unkept forms, "nobody", a query
+// twice, off a local file system, another writer between the steps):
+// the same entries left, "not found" for the same queries,
+// StillAuthorizedError where a key removed is still authorized, no copy
+// left of a name or fingerprint a query that went through named (read
+// from the files), the index never left stale, and a narrowed load
 // after finding every copy a full one does (review of dbe4b9a, which
 // wrote it).
 func TestRemoveAllIsRemovesInTurn(t *testing.T) {
