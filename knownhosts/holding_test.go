@@ -25,8 +25,8 @@ var holdingPatterns = []string{
 // The pins a removal by address takes from the index (snapshot.holding)
 // are, in file order, those a scan of every pin finds holding the
 // address, for every normal form (holdingPatterns), through 300 random
-// file changes each applied to the index as a reload does (found by
-// review: a candidate set short of one pin would leave it pinned).
+// file changes each applied to the index as a reload does: a candidate
+// set short of one pin would leave it pinned (written in review).
 func TestHoldingIsEveryPinThatHoldsTheAddress(t *testing.T) {
 	for seed := range uint64(4) {
 		r := rand.New(rand.NewPCG(seed, 7))
