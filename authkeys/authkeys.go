@@ -898,6 +898,7 @@ func (s *Store) RemoveAll(queries []string) []Removal {
 	// whose directory changed since its proof reads every file.
 	s.Loader().Extend(r.matchProved())
 	r.removeProved()
+	r.keepFailed()
 	sn := s.snap.Load()
 	for i := range queries {
 		if r.done[i] {
@@ -931,6 +932,30 @@ type removals struct {
 	out     []Removal
 	done    []bool
 	failed  []keydir.Unwritten
+}
+
+// keepFailed keeps, of the files each query could not rewrite, those
+// that still hold what it matches on the store the last step left
+// (proved complete): the admin may have taken the copy out between the
+// steps, or another query's rewrite taken it (set aside for that one, it
+// was not tried again). One match for each query that failed.
+func (r *removals) keepFailed() {
+	snap := r.s.Loader().Snapshot()
+	var names map[string][]*Entry
+	for i, q := range r.queries {
+		if r.failed[i].Err() == nil {
+			continue
+		}
+		if names == nil {
+			names = r.s.namedAll(snap, r.queries)
+		}
+		match, err := r.s.matchRemove(snap, names, q, nil)
+		if err != nil && !errors.As(err, new(*NotFoundError)) {
+			continue // a file the rule now refuses: say what failed
+		}
+		files := filesOf(match)
+		r.failed[i].Keep(func(f string) bool { return slices.Contains(files, f) })
+	}
 }
 
 // removeHeld removes, for each query, the entries the store holds as

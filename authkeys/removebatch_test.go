@@ -296,3 +296,33 @@ func TestUnrevokeAllSaysWhyARevocationIsLeft(t *testing.T) {
 		}
 	}
 }
+
+// Where the file the first step could not rewrite no longer holds the
+// key by the end (the admin took the key out of it between the steps),
+// no query names it: the removal went through, as commands one after the
+// other say (found by review).
+func TestRemoveAllSaysNothingOfAFileThatNoLongerHoldsTheKey(t *testing.T) {
+	recordStamps(t)
+	k := key(t, 3)
+	for _, queries := range [][]string{{k.Fingerprint()}, {k.Fingerprint(), k.KeyID()}} {
+		opts := fillHome(t, 5)
+		ops := filepath.Join(opts.Dirs[0], "a-ops.pub")
+		keydirtest.Write(t, ops, append(sshLine(t, 50, ""), sshLine(t, 3, "")...))
+		_, finish := LoadFor(opts, Lookups{})
+		finish()
+		removeBeforeProof = func() { keydirtest.WriteInPlace(t, ops, sshLine(t, 50, "")) }
+		t.Cleanup(func() { removeBeforeProof = nil })
+		s, finish := LoadFor(opts, lookupsOf(queries))
+		got := s.RemoveAll(queries)
+		finish()
+		if got[0].Err != nil {
+			t.Errorf("%d queries: the first: %v, want nil: a-ops.pub no longer holds the key", len(queries), got[0].Err)
+		}
+		if len(queries) > 1 && !errors.As(got[1].Err, new(*NotFoundError)) {
+			t.Errorf("the second query: %v, want not found, as after the first in another command", got[1].Err)
+		}
+		if _, err := Load(opts).LookupKey(k, netip.Addr{}); err == nil {
+			t.Error("the key is still authorized")
+		}
+	}
+}

@@ -250,7 +250,27 @@ func (s *Store) removeAll(match []removalMatch) []Removal {
 	s.Loader().ReloadComplete()
 	r.readFor(true)
 	r.removeEach(true)
+	r.keepFailed()
 	return r.result()
+}
+
+// keepFailed keeps, of the files each removal could not rewrite, those
+// that still hold what it matches on the store the last step left
+// (proved complete): the admin may have taken the copy out between the
+// steps, or another removal's rewrite taken it (set aside for that one,
+// it was not tried again). One match for each removal that failed.
+func (r *removals) keepFailed() {
+	snap := r.s.Loader().Snapshot()
+	for i, match := range r.match {
+		if r.failed[i].Err() == nil {
+			continue
+		}
+		u, err := match(snap, nil)
+		if err != nil && !errors.As(err, new(*NotFoundError)) {
+			continue // a file the rule now refuses: say what failed
+		}
+		r.failed[i].Keep(func(f string) bool { return u.in[f] })
+	}
 }
 
 // result is what the removals did, a file one could not rewrite its

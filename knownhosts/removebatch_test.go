@@ -9,6 +9,7 @@ import (
 
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
 )
 
 // RemoveAll of several addresses of one pin, and of another key of its
@@ -225,5 +226,51 @@ func TestRemoveSaysNothingOfAFileItRewroteInTheEnd(t *testing.T) {
 		if strings.Contains(p, k.Fingerprint()) {
 			t.Errorf("%s: still pins the key", p)
 		}
+	}
+}
+
+// Where the file the first step could not rewrite no longer holds the
+// key by the end (the admin took the key out of it, or mended it and the
+// second step rewrote it for another query that set the copy aside), no
+// query names it: the removal went through, or found nothing, as
+// commands one after the other say (found by review).
+func TestRemoveAllSaysNothingOfAFileThatNoLongerHoldsTheKey(t *testing.T) {
+	oldMin, oldRacy := keydir.IndexMinFiles, keydir.StampRacy
+	keydir.IndexMinFiles, keydir.StampRacy = 0, 0
+	t.Cleanup(func() { keydir.IndexMinFiles, keydir.StampRacy = oldMin, oldRacy })
+	k := key(t, 1)
+	for _, tc := range []struct {
+		name    string
+		mended  []*jwk.Key
+		queries []string
+		notOf   []bool // the queries that find nothing
+	}{
+		{"the key taken out of it", []*jwk.Key{key(t, 50)}, []string{k.Fingerprint()}, []bool{false}},
+		{"mended, rewritten for the first query", []*jwk.Key{k}, []string{k.Fingerprint(), k.KeyID()}, []bool{false, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts, d := pinnedHome(t, 3)
+			ops := filepath.Join(d, "a-ops.pub")
+			keydirtest.Write(t, ops, keydirtest.SSH(t, key(t, 50), k))
+			keydirtest.Write(t, filepath.Join(d, "k1.json"), keydirtest.JWK(t, pinnedFor(t, 1, "k1.example:443")))
+			_, finish := LoadFor(opts, Lookups{})
+			finish()
+			removeBeforeProof = func() { keydirtest.WriteInPlace(t, ops, keydirtest.SSH(t, tc.mended...)) }
+			t.Cleanup(func() { removeBeforeProof = nil })
+			s, finish := LoadFor(opts, removalLookups(tc.queries))
+			got := s.RemoveAll(tc.queries)
+			finish()
+			for i, r := range got {
+				nf := errors.As(r.Err, new(*NotFoundError))
+				if r.Err != nil && !nf || nf != tc.notOf[i] {
+					t.Errorf("query %d: %v, want %s: a-ops.pub no longer holds the key", i, r.Err, map[bool]string{false: "nil", true: "not found"}[tc.notOf[i]])
+				}
+			}
+			for _, p := range pinnedState(opts) {
+				if strings.Contains(p, k.Fingerprint()) {
+					t.Errorf("%s: still pins the key", p)
+				}
+			}
+		})
 	}
 }

@@ -6,10 +6,11 @@ import "slices"
 // (authkeys' and knownhosts' RemoveAll: one EditFile of each file for
 // all their queries, in steps), the files it could not rewrite: each
 // with the error of its last try, in the order the query first failed
-// on them. A file a later step did rewrite is taken off — its copies
-// are gone: the admin mended it meanwhile, or the queries together
-// emptied it — so that the query's outcome (Err) names only a file that
-// still holds what it asked to remove.
+// on them. A file a later step did rewrite is taken off (Tried) — its
+// copies are gone: the admin mended it meanwhile, or the queries
+// together emptied it —, and so is one that no longer holds what the
+// query matches at the end (Keep), so that the query's outcome (Err)
+// names only a file that still holds what it asked to remove.
 type Unwritten struct {
 	files []string
 	errs  []error
@@ -26,6 +27,19 @@ func (u *Unwritten) Tried(file string, err error) {
 		u.errs[i] = err
 	case err != nil:
 		u.files, u.errs = append(u.files, file), append(u.errs, err)
+	}
+}
+
+// Keep keeps the files for which holds reports true: a removal asks, at
+// its end, which still hold what the query matches. Another query's
+// rewrite may have taken the copy (it was set aside for that one, so
+// this query did not try the file again), or the admin took it out
+// between the steps: the file is then no cause of the query's outcome.
+func (u *Unwritten) Keep(holds func(file string) bool) {
+	for i := len(u.files) - 1; i >= 0; i-- {
+		if !holds(u.files[i]) {
+			u.files, u.errs = slices.Delete(u.files, i, i+1), slices.Delete(u.errs, i, i+1)
+		}
 	}
 }
 

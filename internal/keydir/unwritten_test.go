@@ -30,3 +30,21 @@ func TestUnwrittenNamesTheFirstFileStillUnwritten(t *testing.T) {
 		t.Errorf("every file rewritten: %v, want nil", u.Err())
 	}
 }
+
+// Keep takes off the files that no longer hold what the query matches,
+// whatever their errors, and keeps the order of the others.
+func TestUnwrittenKeepsTheFilesThatStillHold(t *testing.T) {
+	errA, errB, errC := errors.New("a"), errors.New("b"), errors.New("c")
+	var u Unwritten
+	u.Tried("a.pub", errA)
+	u.Tried("b.pub", errB)
+	u.Tried("c.pub", errC)
+	u.Keep(func(f string) bool { return f != "a.pub" })
+	if u.Err() != errB {
+		t.Errorf("a.pub no longer holding: %v, want b.pub's error", u.Err())
+	}
+	u.Keep(func(string) bool { return false })
+	if u.Err() != nil {
+		t.Errorf("no file holding: %v, want nil", u.Err())
+	}
+}
