@@ -932,6 +932,9 @@ type removals struct {
 	out     []Removal
 	done    []bool
 	failed  []keydir.Unwritten
+	// rereads are the files the queries' fingerprints read again, each
+	// once for all of them (keydir.Rereads).
+	rereads keydir.Rereads
 }
 
 // keepFailed keeps, of the files each query could not rewrite, those
@@ -949,7 +952,7 @@ func (r *removals) keepFailed() {
 		if names == nil {
 			names = r.s.namedAll(snap, r.queries)
 		}
-		match, err := r.s.matchRemove(snap, names, q, nil)
+		match, err := r.s.matchRemove(snap, names, q, nil, &r.rereads)
 		if err != nil && !errors.As(err, new(*NotFoundError)) {
 			continue // a file the rule now refuses: say what failed
 		}
@@ -995,13 +998,13 @@ func (r *removals) matchProved() keydir.Query {
 		if r.done[i] {
 			continue
 		}
-		match, err := s.matchRemove(snap, names, q, nil)
+		match, err := s.matchRemove(snap, names, q, nil, &r.rereads)
 		if err == nil && len(match) == 0 && len(r.out[i].Removed) == 0 && !widened {
 			widened = true
 			if s.Loader().Widen() {
 				snap = s.Loader().Snapshot()
 				names = s.namedAll(snap, r.queries)
-				match, err = s.matchRemove(snap, names, q, nil)
+				match, err = s.matchRemove(snap, names, q, nil, &r.rereads)
 			}
 		}
 		r.settle(i, match, err)
@@ -1037,7 +1040,7 @@ func (r *removals) removeProved() {
 		}
 		r.out[i].Err, r.done[i] = nil, false
 		snap := r.s.Loader().Snapshot()
-		m, err := r.s.matchRemove(snap, r.s.namedAll(snap, r.queries[i:i+1]), q, nil)
+		m, err := r.s.matchRemove(snap, r.s.namedAll(snap, r.queries[i:i+1]), q, nil, &r.rereads)
 		if !r.settle(i, m, err) {
 			one := make([][]*Entry, len(r.queries))
 			one[i] = m
@@ -1063,7 +1066,7 @@ func (r *removals) matchEach(snap *keydir.Snapshot[item]) (match [][]*Entry, err
 			continue
 		}
 		taken.seen = false
-		if match[i], errs[i] = r.s.matchRemove(snap, names, q, taken); errs[i] != nil {
+		if match[i], errs[i] = r.s.matchRemove(snap, names, q, taken, &r.rereads); errs[i] != nil {
 			match[i] = nil
 		}
 		counted[i] = taken.seen
@@ -1214,12 +1217,13 @@ func (s *Store) namedAll(snap *keydir.Snapshot[item], names []string) map[string
 // namedAll of snap), or else those of the key q is the fingerprint of
 // (keydir.Loader.Find: an error if a file it had to read again is
 // refused by the rule now); in either, without the copies taken holds
-// (nil: none).
-func (s *Store) matchRemove(snap *keydir.Snapshot[item], names map[string][]*Entry, q string, taken *takenCopies) ([]*Entry, error) {
+// (nil: none). The files a fingerprint needs read again are read once
+// for all the matches given the same rr (nil: each reads them).
+func (s *Store) matchRemove(snap *keydir.Snapshot[item], names map[string][]*Entry, q string, taken *takenCopies, rr *keydir.Rereads) ([]*Entry, error) {
 	match := taken.without(names[q])
 	if len(match) == 0 {
 		if fp, err := jwk.ParseFingerprint(q); err == nil {
-			found, err := s.find(snap, fp, false)
+			found, err := s.find(snap, fp, false, rr)
 			return taken.without(found), err
 		}
 	}
@@ -1227,9 +1231,10 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[item], names map[string][]*Ent
 }
 
 // find returns every entry, authorized or revoked, whose key fp names,
-// and keydir.Loader.Find's refusal of a file it read again.
-func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bool) ([]*Entry, error) {
-	found, err := s.Loader().Find(snap, fp, entrySPKI, func(src int) bool { return s.rev[src] == revoked })
+// and keydir.Loader.Find's refusal of a file it read again (once for
+// all the calls given rr: keydir.Loader.FindAgain).
+func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bool, rr *keydir.Rereads) ([]*Entry, error) {
+	found, err := s.Loader().FindAgain(snap, fp, entrySPKI, func(src int) bool { return s.rev[src] == revoked }, rr)
 	return entries(found), err
 }
 
@@ -1241,9 +1246,9 @@ func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bo
 // nothing from it.
 func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
 	s.waitLoaded()
-	found, _ := s.find(s.Loader().Snapshot(), fp, revoked)
+	found, _ := s.find(s.Loader().Snapshot(), fp, revoked, nil)
 	if len(found) == 0 && s.Loader().Widen() {
-		found, _ = s.find(s.Loader().Snapshot(), fp, revoked)
+		found, _ = s.find(s.Loader().Snapshot(), fp, revoked, nil)
 	}
 	return found
 }
@@ -1422,7 +1427,7 @@ func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Remova
 	// copy it cannot see (written into a file in place) leaves the key
 	// refused — the safe side (docs/design.md, "The admin index").
 	snap, widened := s.Loader().Reload(), false
-	taken := &takenCopies{set: map[copyOf]bool{}}
+	taken, rr := &takenCopies{set: map[copyOf]bool{}}, &keydir.Rereads{}
 	for _, i := range todo {
 		f := fingerprints[i]
 		fp, err := jwk.ParseFingerprint(f)
@@ -1432,7 +1437,7 @@ func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Remova
 		}
 		taken.seen = false
 		found := func() ([]*Entry, error) {
-			m, err := s.find(snap, fp, true)
+			m, err := s.find(snap, fp, true, rr)
 			return taken.without(m), err
 		}
 		m, err := found()

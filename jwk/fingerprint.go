@@ -131,6 +131,40 @@ func (f Fingerprint) Match(k *Key) bool {
 	return false
 }
 
+// Sums are the hashes a Fingerprint may name a key by, each computed
+// once (Key.Sums): for matching one key against many fingerprints, where
+// Match computes them again for each. MatchSums(k.Sums()) is Match(k).
+type Sums struct {
+	spki, ssh, thumb [32]byte
+	hasSSH, hasThumb bool
+}
+
+// Sums returns the hashes MatchSums compares: the SPKI hash, the
+// thumbprint, and ssh-keygen's hash where the key has an SSH encoding.
+func (k *Key) Sums() Sums {
+	s := Sums{spki: k.SPKIHash()}
+	s.ssh, s.hasSSH = k.sshHash()
+	if t, err := base64.RawURLEncoding.DecodeString(k.Thumbprint()); err == nil && len(t) == len(s.thumb) {
+		copy(s.thumb[:], t)
+		s.hasThumb = true
+	}
+	return s
+}
+
+// MatchSums reports whether the key whose hashes are s is the key f
+// names, as Match does.
+func (f Fingerprint) MatchSums(s Sums) bool {
+	if f.spki != nil {
+		if f.isKeyID && bytes.Equal(s.spki[:30], f.spki) || !f.isKeyID && bytes.Equal(s.spki[:], f.spki) {
+			return true
+		}
+	}
+	if f.ssh && s.hasSSH && bytes.Equal(s.ssh[:], f.spki) {
+		return true
+	}
+	return f.thumb != nil && s.hasThumb && bytes.Equal(s.thumb[:], f.thumb)
+}
+
 // SPKIPrefix returns the SPKI hash the fingerprint names, or the part of
 // it a key ID names (its first 30 bytes), or nil. The fingerprint may name
 // a key by another hash too (Match tells).

@@ -288,3 +288,30 @@ func TestSSHKeygenFingerprint(t *testing.T) {
 		t.Errorf("ssh-keygen's %s does not match the key it made: %v", want, err)
 	}
 }
+
+// MatchSums on a key's Sums is Match, for every form of every key's
+// fingerprints (ssh-keygen's too) against every key: what lets a store
+// match many fingerprints against each key of a file read once.
+func TestMatchSumsIsMatch(t *testing.T) {
+	var keys []*Key
+	for _, typ := range []Type{EC256, EC384, EC521, RSA2048, Ed25519} {
+		keys = append(keys, testKey(t, typ))
+	}
+	for _, k := range keys {
+		forms := fingerprintForms(k)
+		if s, ok := k.SSHFingerprint(); ok {
+			forms[s] = true
+		}
+		for s := range forms {
+			fp, err := ParseFingerprint(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, other := range keys {
+				if got, want := fp.MatchSums(other.Sums()), fp.Match(other); got != want {
+					t.Errorf("%q against %s: MatchSums %v, Match %v", s, other.Algorithm(), got, want)
+				}
+			}
+		}
+	}
+}

@@ -230,6 +230,9 @@ func FuzzParseFingerprint(f *testing.F) {
 			t.Fatalf("String() = %q", fp.String())
 		}
 		matched := fp.Match(k)
+		if fp.MatchSums(k.Sums()) != matched {
+			t.Fatalf("%q: MatchSums %v, Match %v", s, !matched, matched)
+		}
 		again, err := ParseFingerprint(fp.String())
 		if err != nil || again.Match(k) != matched {
 			t.Fatalf("re-parse of %q: %v", fp.String(), err)

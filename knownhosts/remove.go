@@ -63,9 +63,9 @@ func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 // a query whose match counted on a write to it is made again, alone, on
 // the store as written.
 func (s *Store) RemoveAll(queries []string) []Removal {
-	match := make([]removalMatch, len(queries))
+	match, rr := make([]removalMatch, len(queries)), &keydir.Rereads{}
 	for i, q := range queries {
-		match[i] = func(snap *keydir.Snapshot[*Entry], v *unpinned) (unpin, error) { return s.matchRemove(snap, v, q) }
+		match[i] = func(snap *keydir.Snapshot[*Entry], v *unpinned) (unpin, error) { return s.matchRemove(snap, v, q, rr) }
 	}
 	return s.removeAll(match)
 }
@@ -85,8 +85,9 @@ func (s *Store) RemoveKey(addr, fingerprint string) ([]Removed, error) {
 	if err != nil {
 		return nil, err
 	}
+	rr := &keydir.Rereads{}
 	r := s.removeAll([]removalMatch{func(snap *keydir.Snapshot[*Entry], v *unpinned) (unpin, error) {
-		return s.matchRemoveKey(snap, v, norm, fp, fingerprint)
+		return s.matchRemoveKey(snap, v, norm, fp, fingerprint, rr)
 	}})[0]
 	return r.Removed, r.Err
 }
@@ -455,8 +456,9 @@ func (s *Store) unpinAll(us []unpin) (failed map[string]error) {
 
 // matchRemove is Remove's match: the pins of the address
 // addrOrFingerprint, else every copy of the key it is a fingerprint of;
-// through v, the removals before it in its step.
-func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFingerprint string) (unpin, error) {
+// through v, the removals before it in its step. The files a fingerprint
+// needs read again are read once for all the matches given rr.
+func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFingerprint string, rr *keydir.Rereads) (unpin, error) {
 	var u unpin
 	if norm, err := NormalizeAddr(addrOrFingerprint); err == nil {
 		for _, e := range s.snap.Load().holding(norm) {
@@ -473,7 +475,7 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFi
 	if err != nil {
 		return u, &NotFoundError{Query: addrOrFingerprint}
 	}
-	found, err := s.findPinned(snap, fp)
+	found, err := s.findPinned(snap, fp, rr)
 	if err != nil {
 		return u, err
 	}
@@ -503,9 +505,9 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFi
 
 // matchRemoveKey is RemoveKey's match: the pins for norm of the key fp
 // names; through v, the removals before it in its step.
-func (s *Store) matchRemoveKey(snap *keydir.Snapshot[*Entry], v *unpinned, norm string, fp jwk.Fingerprint, fingerprint string) (unpin, error) {
+func (s *Store) matchRemoveKey(snap *keydir.Snapshot[*Entry], v *unpinned, norm string, fp jwk.Fingerprint, fingerprint string, rr *keydir.Rereads) (unpin, error) {
 	var u unpin
-	found, err := s.findPinned(snap, fp)
+	found, err := s.findPinned(snap, fp, rr)
 	if err != nil {
 		return u, err
 	}
@@ -540,8 +542,9 @@ func (u *unpin) add(e *Entry, r Removed) {
 
 // findPinned finds the pinned copies of the key fp names in snap (not the
 // revoked ones), and keydir.Loader.Find's refusal of a file it read
-// again: a file the rule now refuses may hold a copy.
-func (s *Store) findPinned(snap *keydir.Snapshot[*Entry], fp jwk.Fingerprint) ([]keydir.Found[*Entry], error) {
+// again: a file the rule now refuses may hold a copy. The files are read
+// again once for all the calls given rr (keydir.Loader.FindAgain).
+func (s *Store) findPinned(snap *keydir.Snapshot[*Entry], fp jwk.Fingerprint, rr *keydir.Rereads) ([]keydir.Found[*Entry], error) {
 	srcs := s.Loader().Sources()
-	return s.Loader().Find(snap, fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation })
+	return s.Loader().FindAgain(snap, fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation }, rr)
 }

@@ -149,3 +149,60 @@ func TestFindInAFileWithASkippedEntry(t *testing.T) {
 		t.Fatalf("Find by thumbprint: %d found, %v; want the file's good entry", len(found), err)
 	}
 }
+
+// FindAgain reads a file again once for all the calls given the same
+// Rereads (5,000 fingerprints removed from a store of 20,000 read 25
+// million files): a later call goes by that read, here one from before
+// the file was made writable by others — the command's own load, as a
+// removal's proof, reads a changed file anew — and a version of the file
+// a reload read anew is read again, whatever number the loader gives it:
+// its refusal then counts.
+func TestFindAgainReadsAFileOnceForEachVersion(t *testing.T) {
+	a, b := key(t, 1), key(t, 2)
+	spki := func(s *[32]byte) [32]byte { return *s }
+	all := func(int) bool { return true }
+	thumbA, _ := jwk.ParseFingerprint(a.Thumbprint())
+	thumbB, _ := jwk.ParseFingerprint(b.Thumbprint())
+	home := t.TempDir()
+	dir := filepath.Join(home, "authorized_keys.d")
+	fileA, fileB := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	keydirtest.Write(t, fileA, keydirtest.JWK(t, a))
+	keydirtest.Write(t, fileB, keydirtest.JWK(t, b))
+	l := New(Config[[32]byte]{
+		Home:    home,
+		Sources: []Source{{Path: dir, Dir: true}},
+		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
+	})
+	snap := l.Reload()
+	rr := &Rereads{}
+	for _, fp := range []jwk.Fingerprint{thumbA, thumbB} {
+		found, err := l.FindAgain(snap, fp, spki, all, rr)
+		if err != nil || len(found) != 1 {
+			t.Fatalf("FindAgain(%s): %d found, %v; want 1", fp, len(found), err)
+		}
+	}
+	if err := os.Chmod(fileA, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.FindAgain(snap, thumbA, spki, all, nil); err == nil {
+		t.Fatal("FindAgain without Rereads: no refusal of a.json, made writable by others")
+	}
+	if found, err := l.FindAgain(snap, thumbA, spki, all, rr); err != nil || len(found) != 1 {
+		t.Errorf("FindAgain with the Rereads of the first: %d found, %v; want a.json's copy, as read then", len(found), err)
+	}
+	if err := os.Chmod(fileA, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, keys := range [][]*jwk.Key{{a, b}, {b, a}} { // twice: a number freed is given again
+		keydirtest.WriteInPlace(t, fileA, keydirtest.JWK(t, keys...))
+		if snap = l.Reload(); len(snap.Problems) != 0 {
+			t.Fatalf("reload: %v", snap.Problems)
+		}
+	}
+	if err := os.Chmod(fileA, 0o666); err != nil { // after the reload read it
+		t.Fatal(err)
+	}
+	if found, err := l.FindAgain(snap, thumbB, spki, all, rr); err == nil {
+		t.Errorf("FindAgain after a reload: %d found, no refusal of a.json's new version", len(found))
+	}
+}
