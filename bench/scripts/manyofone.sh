@@ -4,7 +4,8 @@
 # files of a key each and a JWK Set of N named members (N/4 and N/10 of
 # them removed by one command), N pins of an address each (N/4 of them
 # unpinned by one command, and N/10 of the one pin's addresses), a list
-# of N revoked keys (N/100 of them lifted by one command) — and
+# of N revoked keys (N/100 of them lifted by one command), N/4 keys
+# removed by fingerprint from N files of a key each and from N pins — and
 # the command on each that was quadratic in N, for each BIN in turn on a
 # fresh copy (wall and user CPU seconds, peak RSS; 300 s at most each),
 # saying where a binary's output or the files it leaves differ from the
@@ -61,6 +62,9 @@ names=$(for i in $(seq $((N / 4))); do printf -- '--remove n%07d ' "$i"; done)
 members=$(for i in $(seq $((N / 10))); do printf -- '--remove m%07d ' "$i"; done)
 hosts=$(for i in $(seq $((N / 4))); do printf -- '--remove h%d.example.org:443 ' "$i"; done)
 addrs=$(for i in $(seq $((N / 10))); do printf -- '--remove a%d.example.org:443 ' "$i"; done)
+# The last N/4 keys of each, by fingerprint (the first N/4 go by name or address).
+afps=$("$K" -H "$w/names" authorize --list --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join("--remove " + e["fingerprint"] for e in json.load(sys.stdin)[-int(sys.argv[1]):]))' $((N / 4)))
+hfps=$("$K" -H "$w/hosts" trust-host --list --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join("--remove " + e["fingerprint"] for e in json.load(sys.stdin)[-int(sys.argv[1]):]))' $((N / 4)))
 lifts=$("$K" -H "$w/revset" revoke --list --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join("--remove " + e["fingerprint"] for e in json.load(sys.stdin)[:int(sys.argv[1])]))' $((N / 100)))
 for bin in "$@"; do
   rm -rf "$w/run" && mkdir "$w/run" && cp -a "$w/same" "$w/pin" "$w/inv" "$w/rev" "$w/names" "$w/set" "$w/hosts" "$w/revset" "$w/run/"
@@ -71,7 +75,8 @@ for bin in "$@"; do
   "$bin" -H "$w/run/hosts" trust-host --remove h0.example.org:443 >/dev/null 2>&1
   c=0
   for cmd in "same authorize --remove $fp" "pin trust-host --list" "inv invite --list" "rev revoke $w/batch.json" \
-    "names authorize $names" "set authorize $members" "hosts trust-host $hosts" "pin trust-host $addrs" "revset revoke $lifts"; do
+    "names authorize $names" "set authorize $members" "hosts trust-host $hosts" "pin trust-host $addrs" "revset revoke $lifts" \
+    "names authorize $afps" "hosts trust-host $hfps"; do
     set -- $cmd; h=$1; shift
     c=$((c + 1)); out="$w/out-$c"
     timeout 300 /usr/bin/time -f "$(basename "$bin") N=$N $h $1 $2: %e s wall, %U s user, %M KB" "$bin" -H "$w/run/$h" "$@" >"$out.new" 2>"$w/err"
