@@ -957,7 +957,7 @@ func (r *removals) keepFailed() {
 			continue // a file the rule now refuses: say what failed
 		}
 		files := filesOf(match)
-		r.failed[i].Keep(func(f string) bool { return slices.Contains(files, f) })
+		r.failed[i].Keep(func(f string) bool { return slices.Contains(files, f) }, snap.Problems)
 	}
 }
 

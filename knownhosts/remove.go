@@ -270,7 +270,7 @@ func (r *removals) keepFailed() {
 		if err != nil && !errors.As(err, new(*NotFoundError)) {
 			continue // a file the rule now refuses: say what failed
 		}
-		r.failed[i].Keep(func(f string) bool { return u.in[f] })
+		r.failed[i].Keep(func(f string) bool { return u.in[f] }, snap.Problems)
 	}
 }
 

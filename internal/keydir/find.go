@@ -55,12 +55,13 @@ func (l *Loader[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [3
 // one in a form the entries do not hold, or a key a step before took
 // out — reads every loaded file: 5,000 of them removed from a store of
 // 20,000 read 25 million files, for more than ten minutes (46 s with
-// Rereads: each fingerprint still walks every loaded file's hashes). The
-// hashes are those of the file as read then, kept by the version of the
-// file the snapshot holds (its number and generation): a reload that
-// reads a file anew (a removal's proof, for a file whose stamp changed)
-// makes it read again; a command keeps Rereads for as long as it may
-// trust the rest (a removal: one command).
+// Rereads: each fingerprint still walks every loaded file's hashes). A
+// read is kept only where its content is the one the snapshot loaded
+// (its content sum), by that version of the file (its number and
+// generation): a file a reload read anew, changed, is read again, and a
+// read of anything else — a file being written, gone a moment — counts
+// for its call alone. A command keeps Rereads for as long as it may
+// trust the rule's checks of that read (a removal: one command).
 type Rereads struct {
 	mu    sync.Mutex
 	files map[fileVersion]reread
@@ -73,11 +74,13 @@ type Rereads struct {
 type fileVersion struct{ num, gen uint32 }
 
 // reread is one file read again: its keys' SPKI hashes and Sums, or the
-// error of the read (gone: nothing, and no error).
+// error of the read (gone: nothing, and no error), and its content's sum.
 type reread struct {
 	spki []([32]byte)
 	sums []jwk.Sums
 	err  error
+	sum  contentSumOf
+	ok   bool // read, its content's sum in sum
 }
 
 // FindAgain is Find, reading a file again at most once for all the
@@ -102,11 +105,12 @@ func (l *Loader[T]) FindAgain(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*
 		return out, nil
 	}
 	var refused error
-	for num, f := range snap.AllNumbered {
+	for num, sum := range snap.allSummed {
+		f := snap.FileAt(num)
 		if !keep(f.Source()) || l.isFeed(f.Source()) {
 			continue
 		}
-		again := rr.read(fileVersion{num, snap.GenAt(num)}, func() reread { return l.readAgain(f.Path()) })
+		again := rr.read(fileVersion{num, snap.GenAt(num)}, sum, func() reread { return l.readAgain(f.Path()) })
 		if again.err != nil {
 			if refused == nil {
 				refused = again.err
@@ -135,20 +139,26 @@ func (l *Loader[T]) FindAgain(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*
 	return out, refused
 }
 
-// read returns the file f read again, reading it (with read) only the
-// first time rr is asked, or every time when rr is nil.
-func (rr *Rereads) read(f fileVersion, read func() reread) reread {
+// read returns the file f read again (with read), or as rr read it
+// before (nil rr: never). Only a read of the content the snapshot loaded
+// (its sum, loaded) is kept: what a reader saw of a file being written,
+// or of one gone or refused a moment, would stand for the file the rest
+// of the command though a reload found it as loaded and kept its
+// version (found by review); such a read counts for the call alone.
+func (rr *Rereads) read(f fileVersion, loaded contentSumOf, read func() reread) reread {
 	if rr == nil {
 		return read()
 	}
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
-	r, ok := rr.files[f]
-	if !ok {
+	if r, ok := rr.files[f]; ok {
+		return r
+	}
+	r := read()
+	if r.ok && r.err == nil && r.sum == loaded {
 		if rr.files == nil {
 			rr.files = map[fileVersion]reread{}
 		}
-		r = read()
 		rr.files[f] = r
 	}
 	return r
@@ -166,7 +176,7 @@ func (l *Loader[T]) readAgain(path string) reread {
 	if err != nil {
 		return reread{err: err}
 	}
-	var r reread
+	r := reread{sum: contentSum(data), ok: true}
 	for _, k := range keysOf(data) {
 		r.spki, r.sums = append(r.spki, k.SPKIHash()), append(r.sums, k.Sums())
 	}

@@ -436,6 +436,22 @@ func (s *Snapshot[T]) AllNumbered(yield func(uint32, *File[T]) bool) {
 	}
 }
 
+// allSummed yields the number of each file AllNumbered yields, with its
+// content's sum as it was loaded (what Rereads compares a file read again
+// with).
+func (s *Snapshot[T]) allSummed(yield func(uint32, contentSumOf) bool) {
+	for i := range s.rows {
+		for _, ch := range s.rows[i].chunks {
+			for k := range ch.len() {
+				r := fileRow[T]{ch.head(k), ch.data(k)}
+				if num := loaded(&r); num != 0 && !yield(num, r.sum) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // numsOf yields the numbers of the files of source i, by name.
 func (s *Snapshot[T]) numsOf(i int) iter.Seq[uint32] {
 	return func(yield func(uint32) bool) {

@@ -206,3 +206,39 @@ func TestFindAgainReadsAFileOnceForEachVersion(t *testing.T) {
 		t.Errorf("FindAgain after a reload: %d found, no refusal of a.json's new version", len(found))
 	}
 }
+
+// A read of a file that did not hold the loaded content (rewritten in
+// place, not yet whole) must not stand for the version the loader keeps
+// when the file comes back with that content: the reload keeps its
+// number and generation (same content sum), and FindAgain must find its
+// copy as Find does.
+func TestFindAgainAfterAFileCameBackUnchanged(t *testing.T) {
+	a := key(t, 1)
+	spki := func(s *[32]byte) [32]byte { return *s }
+	all := func(int) bool { return true }
+	thumbA, _ := jwk.ParseFingerprint(a.Thumbprint())
+	home := t.TempDir()
+	dir := filepath.Join(home, "authorized_keys.d")
+	fileA := filepath.Join(dir, "a.json")
+	content := keydirtest.JWK(t, a)
+	keydirtest.Write(t, fileA, content)
+	l := New(Config[[32]byte]{
+		Home:    home,
+		Sources: []Source{{Path: dir, Dir: true}},
+		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
+	})
+	snap := l.Reload()
+	rr := &Rereads{}
+	keydirtest.WriteInPlace(t, fileA, nil) // truncated: the writer not done yet
+	if found, err := l.FindAgain(snap, thumbA, spki, all, rr); err != nil || len(found) != 0 {
+		t.Fatalf("FindAgain of the truncated file: %d found, %v", len(found), err)
+	}
+	keydirtest.WriteInPlace(t, fileA, content) // done: the content the loader holds
+	snap = l.Reload()
+	if found, err := l.Find(snap, thumbA, spki, all); err != nil || len(found) != 1 {
+		t.Fatalf("Find: %d found, %v; want 1", len(found), err)
+	}
+	if found, err := l.FindAgain(snap, thumbA, spki, all, rr); err != nil || len(found) != 1 {
+		t.Errorf("FindAgain after the reload: %d found, %v; want a.json's copy (the Rereads entry of the truncated read stood for it)", len(found), err)
+	}
+}

@@ -30,14 +30,24 @@ func (u *Unwritten) Tried(file string, err error) {
 	}
 }
 
-// Keep keeps the files for which holds reports true: a removal asks, at
-// its end, which still hold what the query matches. Another query's
-// rewrite may have taken the copy (it was set aside for that one, so
-// this query did not try the file again), or the admin took it out
-// between the steps: the file is then no cause of the query's outcome.
-func (u *Unwritten) Keep(holds func(file string) bool) {
+// Keep keeps the files for which holds reports true, and those the
+// snapshot holds as a problem of the whole file (problems): a removal
+// asks, at its end, which still hold what the query matches. Another
+// query's rewrite may have taken the copy (it was set aside for that
+// one, so this query did not try the file again), or the admin took it
+// out between the steps: the file is then no cause of the query's
+// outcome. A file the load could not read — the rule now refuses it, it
+// no longer parses — may hold the copy still: its error stays (fail
+// closed; found by review).
+func (u *Unwritten) Keep(holds func(file string) bool, problems []Problem) {
+	unread := map[string]bool{}
+	for _, p := range problems {
+		if !p.Entry {
+			unread[p.Path] = true
+		}
+	}
 	for i := len(u.files) - 1; i >= 0; i-- {
-		if !holds(u.files[i]) {
+		if !holds(u.files[i]) && !unread[u.files[i]] {
 			u.files, u.errs = slices.Delete(u.files, i, i+1), slices.Delete(u.errs, i, i+1)
 		}
 	}

@@ -39,11 +39,15 @@ func TestUnwrittenKeepsTheFilesThatStillHold(t *testing.T) {
 	u.Tried("a.pub", errA)
 	u.Tried("b.pub", errB)
 	u.Tried("c.pub", errC)
-	u.Keep(func(f string) bool { return f != "a.pub" })
+	u.Keep(func(f string) bool { return f != "a.pub" }, nil)
 	if u.Err() != errB {
 		t.Errorf("a.pub no longer holding: %v, want b.pub's error", u.Err())
 	}
-	u.Keep(func(string) bool { return false })
+	u.Keep(func(string) bool { return false }, []Problem{{Path: "c.pub"}, {Path: "b.pub", Entry: true}})
+	if u.Err() != errC {
+		t.Errorf("no file holding, c.pub not loaded: %v, want c.pub's error (it may hold the copy)", u.Err())
+	}
+	u.Keep(func(string) bool { return false }, nil)
 	if u.Err() != nil {
 		t.Errorf("no file holding: %v, want nil", u.Err())
 	}
