@@ -105,12 +105,12 @@ func (l *Loader[T]) FindAgain(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*
 		return out, nil
 	}
 	var refused error
-	for num, sum := range snap.allSummed {
+	for num, loaded := range snap.allSummed {
 		f := snap.FileAt(num)
 		if !keep(f.Source()) || l.isFeed(f.Source()) {
 			continue
 		}
-		again := rr.read(fileVersion{num, snap.GenAt(num)}, sum, func() reread { return l.readAgain(f.Path()) })
+		again := rr.read(fileVersion{num, snap.GenAt(num)}, loaded, func() reread { return l.readAgain(f.Path()) })
 		if again.err != nil {
 			if refused == nil {
 				refused = again.err
