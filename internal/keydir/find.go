@@ -80,7 +80,7 @@ type reread struct {
 	sums []jwk.Sums
 	err  error
 	sum  contentSumOf
-	ok   bool // read, its content's sum in sum
+	ok   bool // read (no error, not gone), its content's sum in sum
 }
 
 // FindAgain is Find, reading a file again at most once for all the
@@ -155,7 +155,7 @@ func (rr *Rereads) read(f fileVersion, loaded contentSumOf, read func() reread) 
 		return r
 	}
 	r := read()
-	if r.ok && r.err == nil && r.sum == loaded {
+	if r.ok && r.sum == loaded {
 		if rr.files == nil {
 			rr.files = map[fileVersion]reread{}
 		}

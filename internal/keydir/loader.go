@@ -441,12 +441,9 @@ func (s *Snapshot[T]) AllNumbered(yield func(uint32, *File[T]) bool) {
 // with).
 func (s *Snapshot[T]) allSummed(yield func(uint32, contentSumOf) bool) {
 	for i := range s.rows {
-		for _, ch := range s.rows[i].chunks {
-			for k := range ch.len() {
-				r := fileRow[T]{ch.head(k), ch.data(k)}
-				if num := loaded(&r); num != 0 && !yield(num, r.sum) {
-					return
-				}
+		for num, sum := range s.summedOf(i) {
+			if !yield(num, sum) {
+				return
 			}
 		}
 	}
@@ -455,10 +452,22 @@ func (s *Snapshot[T]) allSummed(yield func(uint32, contentSumOf) bool) {
 // numsOf yields the numbers of the files of source i, by name.
 func (s *Snapshot[T]) numsOf(i int) iter.Seq[uint32] {
 	return func(yield func(uint32) bool) {
+		for num := range s.summedOf(i) {
+			if !yield(num) {
+				return
+			}
+		}
+	}
+}
+
+// summedOf yields the numbers of the files of source i, by name, each
+// with its content's sum as it was loaded.
+func (s *Snapshot[T]) summedOf(i int) iter.Seq2[uint32, contentSumOf] {
+	return func(yield func(uint32, contentSumOf) bool) {
 		for _, ch := range s.rows[i].chunks {
 			for k := range ch.len() {
 				r := fileRow[T]{ch.head(k), ch.data(k)}
-				if num := loaded(&r); num != 0 && !yield(num) {
+				if num := loaded(&r); num != 0 && !yield(num, r.sum) {
 					return
 				}
 			}
