@@ -109,31 +109,14 @@ func decodeCanonical(enc *base64.Encoding, s string) ([]byte, error) {
 }
 
 // Match reports whether k is the key f names: by its SPKI hash, key ID or
-// thumbprint, or for a SHA256:… input by ssh-keygen's fingerprint too.
-func (f Fingerprint) Match(k *Key) bool {
-	sum := k.SPKIHash()
-	if f.spki != nil {
-		if f.isKeyID && bytes.Equal(sum[:30], f.spki) || !f.isKeyID && bytes.Equal(sum[:], f.spki) {
-			return true
-		}
-	}
-	if f.ssh {
-		if h, ok := k.sshHash(); ok && bytes.Equal(h[:], f.spki) {
-			return true
-		}
-	}
-	if f.thumb != nil {
-		t, err := base64.RawURLEncoding.DecodeString(k.Thumbprint())
-		if err == nil && bytes.Equal(t, f.thumb) {
-			return true
-		}
-	}
-	return false
-}
+// thumbprint, or for a SHA256:… input by ssh-keygen's fingerprint too
+// (MatchSums of k's Sums: the one rule, whether a key is matched once or
+// its hashes kept for many fingerprints).
+func (f Fingerprint) Match(k *Key) bool { return f.MatchSums(k.Sums()) }
 
 // Sums are the hashes a Fingerprint may name a key by, each computed
 // once (Key.Sums): for matching one key against many fingerprints, where
-// Match computes them again for each. MatchSums(k.Sums()) is Match(k).
+// Match computes them again for each.
 type Sums struct {
 	spki, ssh, thumb [32]byte
 	hasSSH, hasThumb bool
@@ -152,7 +135,7 @@ func (k *Key) Sums() Sums {
 }
 
 // MatchSums reports whether the key whose hashes are s is the key f
-// names, as Match does.
+// names (Match).
 func (f Fingerprint) MatchSums(s Sums) bool {
 	if f.spki != nil {
 		if f.isKeyID && bytes.Equal(s.spki[:30], f.spki) || !f.isKeyID && bytes.Equal(s.spki[:], f.spki) {
