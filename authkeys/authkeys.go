@@ -882,7 +882,7 @@ type Removal struct {
 // every removal is made, for each query's StillAuthorizedError.
 func (s *Store) RemoveAll(queries []string) []Removal {
 	s.waitLoaded()
-	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries)), failed: make([]keydir.Unwritten, len(queries))}
+	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries)), failed: make([]keydir.Unwritten, len(queries)), finder: s.finder(queries, false)}
 	r.removeHeld()
 	if !slices.Contains(r.done, false) {
 		return r.out // every query failed already: nothing for a proof to find
@@ -932,9 +932,9 @@ type removals struct {
 	out     []Removal
 	done    []bool
 	failed  []keydir.Unwritten
-	// rereads are the files the queries' fingerprints read again, each
-	// once for all of them (keydir.Rereads).
-	rereads keydir.Rereads
+	// finder finds the keys of the queries that are fingerprints, all
+	// of them in one walk of a snapshot (keydir.Finder).
+	finder *keydir.Finder[item]
 }
 
 // keepFailed keeps, of the files each query could not rewrite, those
@@ -952,7 +952,7 @@ func (r *removals) keepFailed() {
 		if names == nil {
 			names = r.s.namedAll(snap, r.queries)
 		}
-		match, err := r.s.matchRemove(snap, names, q, nil, &r.rereads)
+		match, err := r.s.matchRemove(snap, names, q, nil, r.finder)
 		if err != nil && !errors.As(err, new(*NotFoundError)) {
 			continue // a file the rule now refuses: say what failed
 		}
@@ -998,13 +998,13 @@ func (r *removals) matchProved() keydir.Query {
 		if r.done[i] {
 			continue
 		}
-		match, err := s.matchRemove(snap, names, q, nil, &r.rereads)
+		match, err := s.matchRemove(snap, names, q, nil, r.finder)
 		if err == nil && len(match) == 0 && len(r.out[i].Removed) == 0 && !widened {
 			widened = true
 			if s.Loader().Widen() {
 				snap = s.Loader().Snapshot()
 				names = s.namedAll(snap, r.queries)
-				match, err = s.matchRemove(snap, names, q, nil, &r.rereads)
+				match, err = s.matchRemove(snap, names, q, nil, r.finder)
 			}
 		}
 		r.settle(i, match, err)
@@ -1040,7 +1040,7 @@ func (r *removals) removeProved() {
 		}
 		r.out[i].Err, r.done[i] = nil, false
 		snap := r.s.Loader().Snapshot()
-		m, err := r.s.matchRemove(snap, r.s.namedAll(snap, r.queries[i:i+1]), q, nil, &r.rereads)
+		m, err := r.s.matchRemove(snap, r.s.namedAll(snap, r.queries[i:i+1]), q, nil, r.finder)
 		if !r.settle(i, m, err) {
 			one := make([][]*Entry, len(r.queries))
 			one[i] = m
@@ -1066,7 +1066,7 @@ func (r *removals) matchEach(snap *keydir.Snapshot[item]) (match [][]*Entry, err
 			continue
 		}
 		taken.seen = false
-		if match[i], errs[i] = r.s.matchRemove(snap, names, q, taken, &r.rereads); errs[i] != nil {
+		if match[i], errs[i] = r.s.matchRemove(snap, names, q, taken, r.finder); errs[i] != nil {
 			match[i] = nil
 		}
 		counted[i] = taken.seen
@@ -1215,27 +1215,32 @@ func (s *Store) namedAll(snap *keydir.Snapshot[item], names []string) map[string
 
 // matchRemove returns the authorized entries of snap named q (names is
 // namedAll of snap), or else those of the key q is the fingerprint of
-// (keydir.Loader.Find: an error if a file it had to read again is
-// refused by the rule now); in either, without the copies taken holds
-// (nil: none). The files a fingerprint needs read again are read once
-// for all the matches given the same rr (nil: each reads them).
-func (s *Store) matchRemove(snap *keydir.Snapshot[item], names map[string][]*Entry, q string, taken *takenCopies, rr *keydir.Rereads) ([]*Entry, error) {
+// (keydir.Loader.Find, through finder — s.finder of the queries, the
+// authorized keys: an error if a file it had to read again is refused by
+// the rule now); in either, without the copies taken holds (nil: none).
+func (s *Store) matchRemove(snap *keydir.Snapshot[item], names map[string][]*Entry, q string, taken *takenCopies, finder *keydir.Finder[item]) ([]*Entry, error) {
 	match := taken.without(names[q])
 	if len(match) == 0 {
 		if fp, err := jwk.ParseFingerprint(q); err == nil {
-			found, err := s.find(snap, fp, false, rr)
-			return taken.without(found), err
+			found, err := finder.Find(snap, fp)
+			return taken.without(entries(found)), err
 		}
 	}
 	return match, nil
 }
 
-// find returns every entry, authorized or revoked, whose key fp names,
-// and keydir.Loader.Find's refusal of a file it read again (once for
-// all the calls given rr: keydir.Loader.FindAgain).
-func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bool, rr *keydir.Rereads) ([]*Entry, error) {
-	found, err := s.Loader().FindAgain(snap, fp, entrySPKI, func(src int) bool { return s.rev[src] == revoked }, rr)
-	return entries(found), err
+// finder returns a keydir.Finder of those of queries that are
+// fingerprints, among the revoked keys or the authorized ones: every
+// entry, in file order and duplicates included, whose key one names, and
+// keydir.Loader.Find's refusal of a file it read again.
+func (s *Store) finder(queries []string, revoked bool) *keydir.Finder[item] {
+	var fps []jwk.Fingerprint
+	for _, q := range queries {
+		if fp, err := jwk.ParseFingerprint(q); err == nil {
+			fps = append(fps, fp)
+		}
+	}
+	return s.Loader().NewFinder(fps, entrySPKI, func(src int) bool { return s.rev[src] == revoked })
 }
 
 // FindKeys returns the entries, in file order and duplicates included,
@@ -1246,11 +1251,12 @@ func (s *Store) find(snap *keydir.Snapshot[item], fp jwk.Fingerprint, revoked bo
 // nothing from it.
 func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
 	s.waitLoaded()
-	found, _ := s.find(s.Loader().Snapshot(), fp, revoked, nil)
+	finder := s.finder([]string{fp.String()}, revoked)
+	found, _ := finder.Find(s.Loader().Snapshot(), fp)
 	if len(found) == 0 && s.Loader().Widen() {
-		found, _ = s.find(s.Loader().Snapshot(), fp, revoked, nil)
+		found, _ = finder.Find(s.Loader().Snapshot(), fp)
 	}
-	return found
+	return entries(found)
 }
 
 // removeEntries takes the entries out of their files (keydir.Loader.EditFile:
@@ -1409,17 +1415,19 @@ func (s *Store) UnrevokeAll(fingerprints []string) []Removal {
 	for i := range all {
 		all[i] = i
 	}
-	for _, i := range s.unrevokeTogether(fingerprints, all, out) {
+	finder := s.finder(fingerprints, true)
+	for _, i := range s.unrevokeTogether(fingerprints, all, out, finder) {
 		out[i] = Removal{Removed: out[i].Removed}
-		s.unrevokeTogether(fingerprints, []int{i}, out)
+		s.unrevokeTogether(fingerprints, []int{i}, out, finder)
 	}
 	return out
 }
 
 // unrevokeTogether is UnrevokeAll of the fingerprints todo, adding to
 // out what each lifted and setting its error; it returns those whose
-// match counted on a file that could not be rewritten.
-func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Removal) (again []int) {
+// match counted on a file that could not be rewritten. finder is
+// s.finder of the fingerprints, the revoked keys.
+func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Removal, finder *keydir.Finder[item]) (again []int) {
 	match := make([][]*Entry, len(fingerprints))
 	counted := make([]bool, len(fingerprints))
 	// Unlike Remove, Unrevoke reads only what the admin index names (the
@@ -1427,7 +1435,7 @@ func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Remova
 	// copy it cannot see (written into a file in place) leaves the key
 	// refused — the safe side (docs/design.md, "The admin index").
 	snap, widened := s.Loader().Reload(), false
-	taken, rr := &takenCopies{set: map[copyOf]bool{}}, &keydir.Rereads{}
+	taken := &takenCopies{set: map[copyOf]bool{}}
 	for _, i := range todo {
 		f := fingerprints[i]
 		fp, err := jwk.ParseFingerprint(f)
@@ -1437,8 +1445,8 @@ func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Remova
 		}
 		taken.seen = false
 		found := func() ([]*Entry, error) {
-			m, err := s.find(snap, fp, true, rr)
-			return taken.without(m), err
+			m, err := finder.Find(snap, fp)
+			return taken.without(entries(m)), err
 		}
 		m, err := found()
 		if err == nil && len(m) == 0 && len(out[i].Removed) == 0 && !widened {

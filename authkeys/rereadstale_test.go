@@ -14,7 +14,7 @@ import (
 // away and back) when the first step read it again for a thumbprint, and
 // is back with the content the store loaded by the proof, keeps its
 // number and generation across the proof's reload (same content sum):
-// the Rereads entry of the first step's read (no keys) must not be used
+// the Finder's read in the first step (no keys) must not be used
 // for it — the key is loaded, authorized, and the removal must take it,
 // not say "not found".
 func TestRemoveByThumbprintAfterAFileCameBackUnchanged(t *testing.T) {

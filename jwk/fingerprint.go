@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -167,4 +168,72 @@ func (f Fingerprint) SPKIHash() (sum [32]byte, ok bool) {
 	}
 	copy(sum[:], f.spki)
 	return sum, true
+}
+
+// A FingerprintSet is many fingerprints looked up together: which of them
+// name a key, in a few map lookups, where MatchSums of each walks them
+// all — what a removal of thousands of keys asks of every key it reads
+// (docs/design.md, "Batched removals"). A fingerprint is known by its
+// index in the list the set was made from.
+type FingerprintSet struct {
+	full  map[[32]byte][]int // SPKIHash
+	keyID map[[30]byte][]int
+	spki  map[[32]byte][]int // every 32-byte SPKI hash, full or not (a bare base64 string)
+	ssh   map[[32]byte][]int
+	thumb map[[32]byte][]int
+}
+
+// NewFingerprintSet returns the set of fps.
+func NewFingerprintSet(fps []Fingerprint) *FingerprintSet {
+	s := &FingerprintSet{full: map[[32]byte][]int{}, keyID: map[[30]byte][]int{}, spki: map[[32]byte][]int{}, ssh: map[[32]byte][]int{}, thumb: map[[32]byte][]int{}}
+	for i, f := range fps {
+		if sum, ok := f.SPKIHash(); ok {
+			s.full[sum] = append(s.full[sum], i)
+		}
+		switch {
+		case f.isKeyID:
+			s.keyID[[30]byte(f.spki)] = append(s.keyID[[30]byte(f.spki)], i)
+		case len(f.spki) == 32:
+			s.spki[[32]byte(f.spki)] = append(s.spki[[32]byte(f.spki)], i)
+			if f.ssh {
+				s.ssh[[32]byte(f.spki)] = append(s.ssh[[32]byte(f.spki)], i)
+			}
+		}
+		if len(f.thumb) == 32 {
+			s.thumb[[32]byte(f.thumb)] = append(s.thumb[[32]byte(f.thumb)], i)
+		}
+	}
+	return s
+}
+
+// BySPKI appends to dst the fingerprints that name the key whose SPKI
+// hash is h by that hash in full (SPKIHash) or by its key ID: the forms
+// a key's SPKI hash alone shows, without the key. In increasing order,
+// each once.
+func (s *FingerprintSet) BySPKI(dst []int, h [32]byte) []int {
+	return merged(dst, s.full[h], s.keyID[[30]byte(h[:30])])
+}
+
+// Matching appends to dst the fingerprints that name the key whose
+// hashes are sums (MatchSums of each). In increasing order, each once.
+func (s *FingerprintSet) Matching(dst []int, sums Sums) []int {
+	var ssh, thumb []int
+	if sums.hasSSH {
+		ssh = s.ssh[sums.ssh]
+	}
+	if sums.hasThumb {
+		thumb = s.thumb[sums.thumb]
+	}
+	return merged(dst, s.spki[sums.spki], s.keyID[[30]byte(sums.spki[:30])], ssh, thumb)
+}
+
+// merged appends to dst the indices of lists, each list increasing, in
+// increasing order and each once.
+func merged(dst []int, lists ...[]int) []int {
+	n := len(dst)
+	for _, l := range lists {
+		dst = append(dst, l...)
+	}
+	slices.Sort(dst[n:])
+	return append(dst[:n], slices.Compact(dst[n:])...)
 }

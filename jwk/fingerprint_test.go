@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -312,6 +314,56 @@ func TestMatchSumsIsMatch(t *testing.T) {
 					t.Errorf("%q against %s: MatchSums %v, Match %v", s, other.Algorithm(), got, want)
 				}
 			}
+		}
+	}
+}
+
+// A FingerprintSet's lookups are MatchSums of each fingerprint (Matching)
+// and Find's rule for a key's SPKI hash alone — the hash in full, or the
+// key ID it begins with (BySPKI) — for every form of every key's
+// fingerprints, listed twice and in any order, against every key.
+func TestFingerprintSetIsMatchOfEach(t *testing.T) {
+	var keys []*Key
+	for _, typ := range []Type{EC256, EC384, EC521, RSA2048, Ed25519} {
+		keys = append(keys, testKey(t, typ))
+	}
+	var fps []Fingerprint
+	for _, k := range keys {
+		forms := fingerprintForms(k)
+		if s, ok := k.SSHFingerprint(); ok {
+			forms[s] = true
+		}
+		sum := k.SPKIHash()
+		forms[base64.RawStdEncoding.EncodeToString(sum[:])] = true // a SPKI hash, or a thumbprint where it has no + or /
+		for s := range forms {
+			fp, err := ParseFingerprint(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fps = append(fps, fp, fp)
+		}
+	}
+	rand.Shuffle(len(fps), func(i, j int) { fps[i], fps[j] = fps[j], fps[i] })
+	set := NewFingerprintSet(fps)
+	for _, k := range keys {
+		var matching, bySPKI []int
+		h := k.SPKIHash()
+		for i, fp := range fps {
+			if fp.MatchSums(k.Sums()) {
+				matching = append(matching, i)
+			}
+			if sum, full := fp.SPKIHash(); full && sum == h || !full && strings.EqualFold(FormatKeyID(h), fp.String()) {
+				bySPKI = append(bySPKI, i)
+			}
+		}
+		if got := set.Matching([]int{-1}, k.Sums()); !slices.Equal(got, append([]int{-1}, matching...)) {
+			t.Errorf("%s: Matching = %v, want %v", k.Algorithm(), got[1:], matching)
+		}
+		if got := set.BySPKI(nil, h); !slices.Equal(got, bySPKI) {
+			t.Errorf("%s: BySPKI = %v, want %v", k.Algorithm(), got, bySPKI)
+		}
+		if len(matching) == 0 || len(bySPKI) == 0 {
+			t.Errorf("%s: no fingerprint matched (%d, %d): the test tests nothing", k.Algorithm(), len(matching), len(bySPKI))
 		}
 	}
 }

@@ -233,6 +233,15 @@ func FuzzParseFingerprint(f *testing.F) {
 		if fp.MatchSums(k.Sums()) != matched {
 			t.Fatalf("%q: MatchSums %v, Match %v", s, !matched, matched)
 		}
+		if got := NewFingerprintSet([]Fingerprint{fp}).Matching(nil, k.Sums()); (len(got) == 1) != matched || len(got) > 1 {
+			t.Fatalf("%q: FingerprintSet.Matching %v, Match %v", s, got, matched)
+		}
+		h := k.SPKIHash()
+		sum, full := fp.SPKIHash()
+		bySPKI := full && sum == h || !full && strings.EqualFold(FormatKeyID(h), fp.String())
+		if got := NewFingerprintSet([]Fingerprint{fp}).BySPKI(nil, h); (len(got) == 1) != bySPKI || len(got) > 1 {
+			t.Fatalf("%q: FingerprintSet.BySPKI %v, want %v", s, got, bySPKI)
+		}
 		again, err := ParseFingerprint(fp.String())
 		if err != nil || again.Match(k) != matched {
 			t.Fatalf("re-parse of %q: %v", fp.String(), err)

@@ -63,9 +63,17 @@ func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 // a query whose match counted on a write to it is made again, alone, on
 // the store as written.
 func (s *Store) RemoveAll(queries []string) []Removal {
-	match, rr := make([]removalMatch, len(queries)), &keydir.Rereads{}
+	var fps []jwk.Fingerprint
+	for _, q := range queries {
+		if fp, err := jwk.ParseFingerprint(q); err == nil {
+			fps = append(fps, fp)
+		}
+	}
+	match, finder := make([]removalMatch, len(queries)), s.finder(fps)
 	for i, q := range queries {
-		match[i] = func(snap *keydir.Snapshot[*Entry], v *unpinned) (unpin, error) { return s.matchRemove(snap, v, q, rr) }
+		match[i] = func(snap *keydir.Snapshot[*Entry], v *unpinned) (unpin, error) {
+			return s.matchRemove(snap, v, q, finder)
+		}
 	}
 	return s.removeAll(match)
 }
@@ -85,9 +93,9 @@ func (s *Store) RemoveKey(addr, fingerprint string) ([]Removed, error) {
 	if err != nil {
 		return nil, err
 	}
-	rr := &keydir.Rereads{}
+	finder := s.finder([]jwk.Fingerprint{fp})
 	r := s.removeAll([]removalMatch{func(snap *keydir.Snapshot[*Entry], v *unpinned) (unpin, error) {
-		return s.matchRemoveKey(snap, v, norm, fp, fingerprint, rr)
+		return s.matchRemoveKey(snap, v, norm, fp, fingerprint, finder)
 	}})[0]
 	return r.Removed, r.Err
 }
@@ -456,9 +464,9 @@ func (s *Store) unpinAll(us []unpin) (failed map[string]error) {
 
 // matchRemove is Remove's match: the pins of the address
 // addrOrFingerprint, else every copy of the key it is a fingerprint of;
-// through v, the removals before it in its step. The files a fingerprint
-// needs read again are read once for all the matches given rr.
-func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFingerprint string, rr *keydir.Rereads) (unpin, error) {
+// through v, the removals before it in its step; finder is s.finder of
+// the fingerprints among the queries.
+func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFingerprint string, finder *keydir.Finder[*Entry]) (unpin, error) {
 	var u unpin
 	if norm, err := NormalizeAddr(addrOrFingerprint); err == nil {
 		for _, e := range s.snap.Load().holding(norm) {
@@ -475,7 +483,7 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFi
 	if err != nil {
 		return u, &NotFoundError{Query: addrOrFingerprint}
 	}
-	found, err := s.findPinned(snap, fp, rr)
+	found, err := finder.Find(snap, fp)
 	if err != nil {
 		return u, err
 	}
@@ -504,10 +512,11 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[*Entry], v *unpinned, addrOrFi
 }
 
 // matchRemoveKey is RemoveKey's match: the pins for norm of the key fp
-// names; through v, the removals before it in its step.
-func (s *Store) matchRemoveKey(snap *keydir.Snapshot[*Entry], v *unpinned, norm string, fp jwk.Fingerprint, fingerprint string, rr *keydir.Rereads) (unpin, error) {
+// names (finder: s.finder of fp); through v, the removals before it in
+// its step.
+func (s *Store) matchRemoveKey(snap *keydir.Snapshot[*Entry], v *unpinned, norm string, fp jwk.Fingerprint, fingerprint string, finder *keydir.Finder[*Entry]) (unpin, error) {
 	var u unpin
-	found, err := s.findPinned(snap, fp, rr)
+	found, err := finder.Find(snap, fp)
 	if err != nil {
 		return u, err
 	}
@@ -540,11 +549,11 @@ func (u *unpin) add(e *Entry, r Removed) {
 	}
 }
 
-// findPinned finds the pinned copies of the key fp names in snap (not the
-// revoked ones), and keydir.Loader.Find's refusal of a file it read
-// again: a file the rule now refuses may hold a copy. The files are read
-// again once for all the calls given rr (keydir.Loader.FindAgain).
-func (s *Store) findPinned(snap *keydir.Snapshot[*Entry], fp jwk.Fingerprint, rr *keydir.Rereads) ([]keydir.Found[*Entry], error) {
+// finder returns a keydir.Finder of fps among the pinned keys (not the
+// revoked ones): the pinned copies of the key each names, and
+// keydir.Loader.Find's refusal of a file it read again (a file the rule
+// now refuses may hold a copy).
+func (s *Store) finder(fps []jwk.Fingerprint) *keydir.Finder[*Entry] {
 	srcs := s.Loader().Sources()
-	return s.Loader().FindAgain(snap, fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation }, rr)
+	return s.Loader().NewFinder(fps, entrySPKI, func(i int) bool { return !srcs[i].Revocation })
 }

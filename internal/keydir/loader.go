@@ -437,7 +437,7 @@ func (s *Snapshot[T]) AllNumbered(yield func(uint32, *File[T]) bool) {
 }
 
 // allSummed yields the number of each file AllNumbered yields, with its
-// content's sum as it was loaded (what Rereads compares a file read again
+// content's sum as it was loaded (what a Finder compares a file read again
 // with).
 func (s *Snapshot[T]) allSummed(yield func(uint32, contentSumOf) bool) {
 	for i := range s.rows {

@@ -150,14 +150,14 @@ func TestFindInAFileWithASkippedEntry(t *testing.T) {
 	}
 }
 
-// FindAgain reads a file again once for all the calls given the same
-// Rereads (5,000 fingerprints removed from a store of 20,000 read 25
-// million files): a later call goes by that read, here one from before
-// the file was made writable by others — the command's own load, as a
-// removal's proof, reads a changed file anew — and a version of the file
-// a reload read anew is read again, whatever number the loader gives it:
-// its refusal then counts.
-func TestFindAgainReadsAFileOnceForEachVersion(t *testing.T) {
+// A Finder reads a file again once for all its fingerprints and walks
+// (5,000 fingerprints removed from a store of 20,000 read 25 million
+// files): a walk of a later snapshot goes by that read, here one from
+// before the file was made writable by others — the command's own load,
+// as a removal's proof, reads a changed file anew — and a version of the
+// file a reload read anew is read again, whatever number the loader gives
+// it: its refusal then counts.
+func TestFinderReadsAFileOnceForEachVersion(t *testing.T) {
 	a, b := key(t, 1), key(t, 2)
 	spki := func(s *[32]byte) [32]byte { return *s }
 	all := func(int) bool { return true }
@@ -174,21 +174,25 @@ func TestFindAgainReadsAFileOnceForEachVersion(t *testing.T) {
 		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
 	})
 	snap := l.Reload()
-	rr := &Rereads{}
+	finder := l.NewFinder([]jwk.Fingerprint{thumbA, thumbB}, spki, all)
 	for _, fp := range []jwk.Fingerprint{thumbA, thumbB} {
-		found, err := l.FindAgain(snap, fp, spki, all, rr)
+		found, err := finder.Find(snap, fp)
 		if err != nil || len(found) != 1 {
-			t.Fatalf("FindAgain(%s): %d found, %v; want 1", fp, len(found), err)
+			t.Fatalf("Find(%s): %d found, %v; want 1", fp, len(found), err)
 		}
+	}
+	keydirtest.Write(t, fileB, keydirtest.JWK(t, b, key(t, 3))) // a new snapshot, a.json in it as it was
+	if snap = l.Reload(); len(snap.Problems) != 0 {
+		t.Fatalf("reload: %v", snap.Problems)
 	}
 	if err := os.Chmod(fileA, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.FindAgain(snap, thumbA, spki, all, nil); err == nil {
-		t.Fatal("FindAgain without Rereads: no refusal of a.json, made writable by others")
+	if _, err := l.Find(snap, thumbA, spki, all); err == nil {
+		t.Fatal("Loader.Find: no refusal of a.json, made writable by others")
 	}
-	if found, err := l.FindAgain(snap, thumbA, spki, all, rr); err != nil || len(found) != 1 {
-		t.Errorf("FindAgain with the Rereads of the first: %d found, %v; want a.json's copy, as read then", len(found), err)
+	if found, err := finder.Find(snap, thumbA); err != nil || len(found) != 1 {
+		t.Errorf("the Finder's Find on the new snapshot: %d found, %v; want a.json's copy, as read before", len(found), err)
 	}
 	if err := os.Chmod(fileA, 0o644); err != nil {
 		t.Fatal(err)
@@ -202,17 +206,17 @@ func TestFindAgainReadsAFileOnceForEachVersion(t *testing.T) {
 	if err := os.Chmod(fileA, 0o666); err != nil { // after the reload read it
 		t.Fatal(err)
 	}
-	if found, err := l.FindAgain(snap, thumbB, spki, all, rr); err == nil {
-		t.Errorf("FindAgain after a reload: %d found, no refusal of a.json's new version", len(found))
+	if found, err := finder.Find(snap, thumbB); err == nil {
+		t.Errorf("Find after a reload: %d found, no refusal of a.json's new version", len(found))
 	}
 }
 
 // A read of a file that did not hold the loaded content (rewritten in
 // place, not yet whole) must not stand for the version the loader keeps
 // when the file comes back with that content: the reload keeps its
-// number and generation (same content sum), and FindAgain must find its
-// copy as Find does.
-func TestFindAgainAfterAFileCameBackUnchanged(t *testing.T) {
+// number and generation (same content sum), and a Finder must find its
+// copy as Loader.Find does.
+func TestFinderAfterAFileCameBackUnchanged(t *testing.T) {
 	a := key(t, 1)
 	spki := func(s *[32]byte) [32]byte { return *s }
 	all := func(int) bool { return true }
@@ -228,17 +232,17 @@ func TestFindAgainAfterAFileCameBackUnchanged(t *testing.T) {
 		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
 	})
 	snap := l.Reload()
-	rr := &Rereads{}
+	finder := l.NewFinder([]jwk.Fingerprint{thumbA}, spki, all)
 	keydirtest.WriteInPlace(t, fileA, nil) // truncated: the writer not done yet
-	if found, err := l.FindAgain(snap, thumbA, spki, all, rr); err != nil || len(found) != 0 {
-		t.Fatalf("FindAgain of the truncated file: %d found, %v", len(found), err)
+	if found, err := finder.Find(snap, thumbA); err != nil || len(found) != 0 {
+		t.Fatalf("Find of the truncated file: %d found, %v", len(found), err)
 	}
 	keydirtest.WriteInPlace(t, fileA, content) // done: the content the loader holds
 	snap = l.Reload()
 	if found, err := l.Find(snap, thumbA, spki, all); err != nil || len(found) != 1 {
 		t.Fatalf("Find: %d found, %v; want 1", len(found), err)
 	}
-	if found, err := l.FindAgain(snap, thumbA, spki, all, rr); err != nil || len(found) != 1 {
-		t.Errorf("FindAgain after the reload: %d found, %v; want a.json's copy (the Rereads entry of the truncated read stood for it)", len(found), err)
+	if found, err := finder.Find(snap, thumbA); err != nil || len(found) != 1 {
+		t.Errorf("the Finder's Find after the reload: %d found, %v; want a.json's copy (the truncated read stood for it)", len(found), err)
 	}
 }
