@@ -5,7 +5,8 @@
 # them removed by one command), N pins of an address each (N/4 of them
 # unpinned by one command, and N/10 of the one pin's addresses), a list
 # of N revoked keys (N/100 of them lifted by one command), N/4 keys
-# removed by fingerprint from N files of a key each and from N pins — and
+# removed by fingerprint from N files of a key each and from N pins, with
+# the admin index current and without one (every file read) — and
 # the command on each that was quadratic in N, for each BIN in turn on a
 # fresh copy (wall and user CPU seconds, peak RSS; 300 s at most each),
 # saying where a binary's output or the files it leaves differ from the
@@ -68,6 +69,8 @@ hfps=$("$K" -H "$w/hosts" trust-host --list --json 2>/dev/null | python3 -c 'imp
 lifts=$("$K" -H "$w/revset" revoke --list --json 2>/dev/null | python3 -c 'import json,sys; print(" ".join("--remove " + e["fingerprint"] for e in json.load(sys.stdin)[:int(sys.argv[1])]))' $((N / 100)))
 for bin in "$@"; do
   rm -rf "$w/run" && mkdir "$w/run" && cp -a "$w/same" "$w/pin" "$w/inv" "$w/rev" "$w/names" "$w/set" "$w/hosts" "$w/revset" "$w/run/"
+  # Without an admin index, as a home restored from a copy: every file read.
+  cp -a "$w/names" "$w/run/fullnames" && cp -a "$w/hosts" "$w/run/fullhosts"
   # An edit: the index then has stamps.
   "$bin" -H "$w/run/same" authorize --remove c0000005 >/dev/null 2>&1
   "$bin" -H "$w/run/names" authorize --remove n0000000 >/dev/null 2>&1
@@ -76,7 +79,7 @@ for bin in "$@"; do
   c=0
   for cmd in "same authorize --remove $fp" "pin trust-host --list" "inv invite --list" "rev revoke $w/batch.json" \
     "names authorize $names" "set authorize $members" "hosts trust-host $hosts" "pin trust-host $addrs" "revset revoke $lifts" \
-    "names authorize $afps" "hosts trust-host $hfps"; do
+    "names authorize $afps" "hosts trust-host $hfps" "fullnames authorize $afps" "fullhosts trust-host $hfps"; do
     set -- $cmd; h=$1; shift
     c=$((c + 1)); out="$w/out-$c"
     timeout 300 /usr/bin/time -f "$(basename "$bin") N=$N $h $1 $2: %e s wall, %U s user, %M KB" "$bin" -H "$w/run/$h" "$@" >"$out.new" 2>"$w/err"

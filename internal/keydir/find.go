@@ -60,10 +60,12 @@ func (l *Loader[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [3
 // is the one the snapshot loaded (its content sum), by that version of
 // the file (its number and generation): a file a reload read anew,
 // changed, is read again, and a read of anything else — a file being
-// written, gone a moment — counts for that walk alone, which then stands
-// for the one call that made it (each such call reads every file). A command keeps a
-// Finder for as long as it may trust the rule's checks of those reads (a
-// removal: one command). A Finder is safe for use by several goroutines.
+// written, gone a moment, refused by the rule — counts for that walk
+// alone, which then stands for the one call that made it: the next call
+// walks again (the other files from what the Finder kept). A command
+// keeps a Finder for as long as it may trust the rule's checks of those
+// reads (a removal: one command). A Finder is safe for use by several
+// goroutines.
 type Finder[T any] struct {
 	l    *Loader[T]
 	spki func(*T) [32]byte
