@@ -882,7 +882,7 @@ type Removal struct {
 // every removal is made, for each query's StillAuthorizedError.
 func (s *Store) RemoveAll(queries []string) []Removal {
 	s.waitLoaded()
-	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries)), failed: make([]keydir.Unwritten, len(queries)), finder: s.finder(queries, false)}
+	r := &removals{s: s, queries: queries, out: make([]Removal, len(queries)), done: make([]bool, len(queries)), failed: make([]keydir.Unwritten, len(queries)), finder: s.finder(jwk.FingerprintsIn(queries), false)}
 	r.removeHeld()
 	if !slices.Contains(r.done, false) {
 		return r.out // every query failed already: nothing for a proof to find
@@ -1229,17 +1229,11 @@ func (s *Store) matchRemove(snap *keydir.Snapshot[item], names map[string][]*Ent
 	return match, nil
 }
 
-// finder returns a keydir.Finder of those of queries that are
-// fingerprints, among the revoked keys or the authorized ones: every
-// entry, in file order and duplicates included, whose key one names, and
-// keydir.Loader.Find's refusal of a file it read again.
-func (s *Store) finder(queries []string, revoked bool) *keydir.Finder[item] {
-	var fps []jwk.Fingerprint
-	for _, q := range queries {
-		if fp, err := jwk.ParseFingerprint(q); err == nil {
-			fps = append(fps, fp)
-		}
-	}
+// finder returns a keydir.Finder of fps among the revoked keys or the
+// authorized ones: every entry, in file order and duplicates included,
+// whose key one names, and keydir.Loader.Find's refusal of a file it
+// read again.
+func (s *Store) finder(fps []jwk.Fingerprint, revoked bool) *keydir.Finder[item] {
 	return s.Loader().NewFinder(fps, entrySPKI, func(src int) bool { return s.rev[src] == revoked })
 }
 
@@ -1251,7 +1245,7 @@ func (s *Store) finder(queries []string, revoked bool) *keydir.Finder[item] {
 // nothing from it.
 func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
 	s.waitLoaded()
-	finder := s.finder([]string{fp.String()}, revoked)
+	finder := s.finder([]jwk.Fingerprint{fp}, revoked)
 	found, _ := finder.Find(s.Loader().Snapshot(), fp)
 	if len(found) == 0 && s.Loader().Widen() {
 		found, _ = finder.Find(s.Loader().Snapshot(), fp)
@@ -1415,19 +1409,18 @@ func (s *Store) UnrevokeAll(fingerprints []string) []Removal {
 	for i := range all {
 		all[i] = i
 	}
-	finder := s.finder(fingerprints, true)
-	for _, i := range s.unrevokeTogether(fingerprints, all, out, finder) {
+	for _, i := range s.unrevokeTogether(fingerprints, all, out) {
 		out[i] = Removal{Removed: out[i].Removed}
-		s.unrevokeTogether(fingerprints, []int{i}, out, finder)
+		s.unrevokeTogether(fingerprints, []int{i}, out)
 	}
 	return out
 }
 
 // unrevokeTogether is UnrevokeAll of the fingerprints todo, adding to
 // out what each lifted and setting its error; it returns those whose
-// match counted on a file that could not be rewritten. finder is
-// s.finder of the fingerprints, the revoked keys.
-func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Removal, finder *keydir.Finder[item]) (again []int) {
+// match counted on a file that could not be rewritten. Its files read
+// again are its own: a redo after a failed rewrite reads them anew.
+func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Removal) (again []int) {
 	match := make([][]*Entry, len(fingerprints))
 	counted := make([]bool, len(fingerprints))
 	// Unlike Remove, Unrevoke reads only what the admin index names (the
@@ -1435,7 +1428,11 @@ func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Remova
 	// copy it cannot see (written into a file in place) leaves the key
 	// refused — the safe side (docs/design.md, "The admin index").
 	snap, widened := s.Loader().Reload(), false
-	taken := &takenCopies{set: map[copyOf]bool{}}
+	taken, todoFPs := &takenCopies{set: map[copyOf]bool{}}, make([]string, len(todo))
+	for n, i := range todo {
+		todoFPs[n] = fingerprints[i]
+	}
+	finder := s.finder(jwk.FingerprintsIn(todoFPs), true)
 	for _, i := range todo {
 		f := fingerprints[i]
 		fp, err := jwk.ParseFingerprint(f)

@@ -170,10 +170,23 @@ func (f Fingerprint) SPKIHash() (sum [32]byte, ok bool) {
 	return sum, true
 }
 
+// FingerprintsIn returns those of queries that are fingerprints (a
+// command's --remove arguments, each a name or address or a fingerprint),
+// in their order.
+func FingerprintsIn(queries []string) []Fingerprint {
+	var fps []Fingerprint
+	for _, q := range queries {
+		if fp, err := ParseFingerprint(q); err == nil {
+			fps = append(fps, fp)
+		}
+	}
+	return fps
+}
+
 // A FingerprintSet is many fingerprints looked up together: which of them
 // name a key, in a few map lookups, where MatchSums of each walks them
 // all — what a removal of thousands of keys asks of every key it reads
-// (docs/design.md, "Batched removals"). A fingerprint is known by its
+// (docs/design.md, "Stores: one lifecycle, one matcher"). A fingerprint is known by its
 // index in the list the set was made from.
 type FingerprintSet struct {
 	full  map[[32]byte][]int // SPKIHash

@@ -1030,14 +1030,10 @@ func (sn *snapshot) exactEntries(p pattern) []*Entry {
 // fingerprint in a form the entries do not hold (a thumbprint) needed read
 // again, is left out: the next load trusts nothing from it.
 func (s *Store) FindKeys(fp jwk.Fingerprint) []*Entry {
-	srcs := s.Loader().Sources()
-	find := func() []keydir.Found[*Entry] {
-		found, _ := s.Loader().Find(s.Loader().Snapshot(), fp, entrySPKI, func(i int) bool { return !srcs[i].Revocation })
-		return found
-	}
-	found := find()
+	finder := s.finder([]jwk.Fingerprint{fp})
+	found, _ := finder.Find(s.Loader().Snapshot(), fp)
 	if len(found) == 0 && s.Loader().Widen() {
-		found = find()
+		found, _ = finder.Find(s.Loader().Snapshot(), fp)
 	}
 	out := make([]*Entry, len(found))
 	for i, f := range found {

@@ -63,13 +63,7 @@ func (s *Store) Remove(addrOrFingerprint string) ([]Removed, error) {
 // a query whose match counted on a write to it is made again, alone, on
 // the store as written.
 func (s *Store) RemoveAll(queries []string) []Removal {
-	var fps []jwk.Fingerprint
-	for _, q := range queries {
-		if fp, err := jwk.ParseFingerprint(q); err == nil {
-			fps = append(fps, fp)
-		}
-	}
-	match, finder := make([]removalMatch, len(queries)), s.finder(fps)
+	match, finder := make([]removalMatch, len(queries)), s.finder(jwk.FingerprintsIn(queries))
 	for i, q := range queries {
 		match[i] = func(snap *keydir.Snapshot[*Entry], v *unpinned) (unpin, error) {
 			return s.matchRemove(snap, v, q, finder)

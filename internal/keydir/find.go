@@ -59,13 +59,12 @@ func (l *Loader[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [3
 // A file read again is kept for the Finder's life only where its content
 // is the one the snapshot loaded (its content sum), by that version of
 // the file (its number and generation): a file a reload read anew,
-// changed, is read again, and a read of anything else — a file being
-// written, gone a moment, refused by the rule — counts for that walk
-// alone, which then stands for the one call that made it: the next call
-// walks again (the other files from what the Finder kept). A command
-// keeps a Finder for as long as it may trust the rule's checks of those
-// reads (a removal: one command). A Finder is safe for use by several
-// goroutines.
+// changed, is read again. A file read as anything else — being written,
+// gone a moment, refused by the rule — is unsure: each Find that reads
+// the files again reads it again, for the fingerprint asked (what the
+// other files hold stands). A command keeps a Finder for as long as it
+// may trust the rule's checks of those reads (a removal: one command). A
+// Finder is safe for use by several goroutines.
 type Finder[T any] struct {
 	l    *Loader[T]
 	spki func(*T) [32]byte
@@ -76,10 +75,32 @@ type Finder[T any] struct {
 
 	mu    sync.Mutex
 	files map[fileVersion]reread // the files read again, kept across snapshots
-	snap  *Snapshot[T]           // the snapshot found and errs are of
-	found [][]Found[T]           // each fingerprint's finds in snap
-	errs  []error
-	read  bool // the files of snap read again for those that found no entry
+	// What the Finder found in snap: each fingerprint's finds (found),
+	// in its entries or, for those that matched none (pending), once
+	// read (read), in its files read again — found where every file
+	// read as loaded, else inFiles, by each file's place in the walk,
+	// beside the unsure files.
+	snap    *Snapshot[T]
+	found   [][]Found[T]
+	pending []bool
+	read    bool
+	inFiles [][]placed[T]
+	unsure  []unsureFile[T]
+}
+
+// placed is a copy found in the file at place at of a walk of the files.
+type placed[T any] struct {
+	at int
+	Found[T]
+}
+
+// unsureFile is a file a walk did not read as the snapshot loaded it,
+// at place at: its version and loaded content's sum.
+type unsureFile[T any] struct {
+	at     int
+	v      fileVersion
+	loaded contentSumOf
+	file   *File[T]
 }
 
 // NewFinder returns a Finder of the fingerprints fps (Find's spki and
@@ -113,7 +134,7 @@ type reread struct {
 // Find returns what Loader.Find returns for fp in snap. A fingerprint the
 // Finder was not made with is found alone (its own walk), through the
 // files the Finder read again. The caller must not modify what it
-// returns: the next Find of fp in snap returns it again.
+// returns: the next Find of fp in snap may return it again.
 func (f *Finder[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint) ([]Found[T], error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -126,26 +147,23 @@ func (f *Finder[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint) ([]Found[T], err
 	if f.snap != snap {
 		f.walkEntries(snap)
 	}
-	if len(f.found[i]) == 0 && !f.read {
-		found, refused, exact := f.readFiles(snap)
-		if !exact {
-			return found[i], refused // for this call alone
-		}
-		for j := range f.fps {
-			if len(f.found[j]) == 0 {
-				f.found[j], f.errs[j] = found[j], refused
-			}
-		}
-		f.read = true
+	if !f.pending[i] {
+		return slices.Clip(f.found[i]), nil
 	}
-	return slices.Clip(f.found[i]), f.errs[i]
+	if !f.read {
+		f.readFiles(snap)
+	}
+	if len(f.unsure) == 0 {
+		return slices.Clip(f.found[i]), nil
+	}
+	return f.withUnsure(i)
 }
 
 // walkEntries finds, in one walk of snap's entries, the entries each
 // fingerprint names by SPKI hash or key ID.
 func (f *Finder[T]) walkEntries(snap *Snapshot[T]) {
-	f.snap, f.read = snap, false
-	f.found, f.errs = make([][]Found[T], len(f.fps)), make([]error, len(f.fps))
+	f.snap, f.read, f.inFiles, f.unsure = snap, false, nil, nil
+	f.found, f.pending = make([][]Found[T], len(f.fps)), make([]bool, len(f.fps))
 	var buf []int
 	for file := range snap.All {
 		if !f.keep(file.Source()) {
@@ -160,40 +178,40 @@ func (f *Finder[T]) walkEntries(snap *Snapshot[T]) {
 			}
 		}
 	}
+	for i := range f.fps {
+		f.pending[i] = len(f.found[i]) == 0
+	}
 }
 
-// readFiles reads snap's files again, once for all the fingerprints that
-// found no entry, and returns what each of those finds in them, and the
-// first refusal by the rule, which each of them returns. Only a walk that read
-// every file as the snapshot loaded it (exact) stands for the snapshot:
-// after a read of anything else — a file being written, gone a moment —
-// a reload that finds the file back as loaded keeps the snapshot, and
-// that read would stand for it (found by review).
-func (f *Finder[T]) readFiles(snap *Snapshot[T]) (found [][]Found[T], refused error, exact bool) {
-	found, exact = make([][]Found[T], len(f.fps)), true
-	pending := make([]bool, len(f.fps))
-	for i := range f.fps {
-		pending[i] = len(f.found[i]) == 0
-	}
+// readFiles reads snap's files again, once for all the pending
+// fingerprints, and finds in them the keys those name: in found where
+// every file read as the snapshot loaded it, else in inFiles beside the
+// unsure files. A file read as anything else must not stand for the
+// snapshot: after a read of a file being written, or gone a moment, a
+// reload that finds the file back as loaded keeps the snapshot (found by
+// review).
+func (f *Finder[T]) readFiles(snap *Snapshot[T]) {
+	f.read = true
+	inFiles := make([][]placed[T], len(f.fps))
 	var buf []int
+	at := 0
 	for num, loaded := range snap.allSummed {
 		file := snap.FileAt(num)
 		if !f.keep(file.Source()) || f.l.isFeed(file.Source()) {
 			continue
 		}
-		again := f.readAgain(fileVersion{num, snap.GenAt(num)}, loaded, file.Path())
-		exact = exact && again.ok && again.sum == loaded
-		if again.err != nil {
-			if refused == nil {
-				refused = again.err
-			}
+		at++
+		v := fileVersion{num, snap.GenAt(num)}
+		again := f.readAgain(v, loaded, file.Path())
+		if !again.ok || again.sum != loaded {
+			f.unsure = append(f.unsure, unsureFile[T]{at, v, loaded, file})
 			continue
 		}
 		var matched map[[32]byte][]int // a key's SPKI hash → the pending fingerprints naming it
 		for k, s := range again.sums {
 			buf = f.set.Matching(buf[:0], s)
 			for _, i := range buf {
-				if pending[i] && !slices.Contains(matched[again.spki[k]], i) {
+				if f.pending[i] && !slices.Contains(matched[again.spki[k]], i) {
 					if matched == nil {
 						matched = map[[32]byte][]int{}
 					}
@@ -208,11 +226,60 @@ func (f *Finder[T]) readFiles(snap *Snapshot[T]) (found [][]Found[T], refused er
 		for k := range items {
 			it := &items[k]
 			for _, i := range matched[f.spki(it)] {
-				found[i] = append(found[i], Found[T]{file, it})
+				inFiles[i] = append(inFiles[i], placed[T]{at, Found[T]{file, it}})
 			}
 		}
 	}
-	return found, refused, exact
+	if len(f.unsure) > 0 {
+		f.inFiles = inFiles
+		return
+	}
+	for i, in := range inFiles {
+		for _, p := range in {
+			f.found[i] = append(f.found[i], p.Found)
+		}
+	}
+}
+
+// withUnsure returns what fingerprint i finds in the files of the last
+// walk, the unsure files read again (each as the Finder keeps it, if it
+// read it as loaded since), and the first refusal among them.
+func (f *Finder[T]) withUnsure(i int) (out []Found[T], refused error) {
+	in := f.inFiles[i]
+	for _, u := range f.unsure {
+		for ; len(in) > 0 && in[0].at < u.at; in = in[1:] {
+			out = append(out, in[0].Found)
+		}
+		again := f.readAgain(u.v, u.loaded, u.file.Path())
+		if again.err != nil {
+			if refused == nil {
+				refused = again.err
+			}
+			continue
+		}
+		var matched map[[32]byte]bool
+		for k, s := range again.sums {
+			if f.fps[i].MatchSums(s) {
+				if matched == nil {
+					matched = map[[32]byte]bool{}
+				}
+				matched[again.spki[k]] = true
+			}
+		}
+		if matched == nil {
+			continue
+		}
+		items := u.file.Items()
+		for k := range items {
+			if it := &items[k]; matched[f.spki(it)] {
+				out = append(out, Found[T]{u.file, it})
+			}
+		}
+	}
+	for _, p := range in {
+		out = append(out, p.Found)
+	}
+	return out, refused
 }
 
 // readAgain returns the file v at path read again, or as the Finder read
