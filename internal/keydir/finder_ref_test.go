@@ -80,14 +80,7 @@ func (l *Loader[T]) findAlone(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*
 // ones the Finder was not made with (from review).
 func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 	spki := func(s *[32]byte) [32]byte { return *s }
-	var pool []*jwk.Key
-	for n := range 12 {
-		pool = append(pool, key(t, n))
-	}
-	formsOf := func(k *jwk.Key) []string {
-		ssh, _ := k.SSHFingerprint()
-		return []string{k.Fingerprint(), k.KeyID(), strings.ToLower(k.KeyID()), k.Thumbprint(), ssh}
-	}
+	pool := keyPool(t, 12)
 	var refusals, unsure, found int
 	for round := range 60 {
 		rng := rand.New(rand.NewPCG(uint64(round), 7))
@@ -115,7 +108,7 @@ func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 		keep := func(src int) bool { return src == 0 || round%2 == 0 }
 		var all, fps []jwk.Fingerprint
 		for _, k := range pool {
-			for _, s := range formsOf(k) {
+			for _, s := range fingerprintForms(k) {
 				if fp, err := jwk.ParseFingerprint(s); err == nil {
 					all = append(all, fp)
 				}

@@ -24,14 +24,7 @@ import (
 // asked twice or about a fingerprint it was not made with.
 func TestFinderIsFindOfEach(t *testing.T) {
 	spki := func(s *[32]byte) [32]byte { return *s }
-	var pool []*jwk.Key
-	for n := range 16 {
-		pool = append(pool, key(t, n))
-	}
-	formsOf := func(k *jwk.Key) []string {
-		ssh, _ := k.SSHFingerprint()
-		return []string{k.Fingerprint(), k.KeyID(), k.Thumbprint(), ssh}
-	}
+	pool := keyPool(t, 16)
 	for round := range 40 {
 		rng := rand.New(rand.NewPCG(uint64(round), 1))
 		home := t.TempDir()
@@ -63,7 +56,7 @@ func TestFinderIsFindOfEach(t *testing.T) {
 		keep := func(src int) bool { return src == 0 || round%3 == 0 }
 		var fps []jwk.Fingerprint
 		for _, k := range pool {
-			for _, s := range formsOf(k) {
+			for _, s := range fingerprintForms(k) {
 				if fp, err := jwk.ParseFingerprint(s); err == nil && rng.IntN(3) > 0 {
 					fps = append(fps, fp)
 				}
@@ -149,4 +142,21 @@ func TestFinderIsFindOfEach(t *testing.T) {
 			t.Fatalf("round %d: %d found by hash, %d by the files read again, %d refusals: the round tests less than it says", round, viaHash, viaFile, refusals)
 		}
 	}
+}
+
+// keyPool returns n keys (key).
+func keyPool(t *testing.T, n int) []*jwk.Key {
+	pool := make([]*jwk.Key, n)
+	for i := range pool {
+		pool[i] = key(t, i)
+	}
+	return pool
+}
+
+// fingerprintForms returns the forms a fingerprint of k may take: its
+// SPKI hash as keytool prints it, its key ID in upper and lower case, its
+// thumbprint, and ssh-keygen's fingerprint of it.
+func fingerprintForms(k *jwk.Key) []string {
+	ssh, _ := k.SSHFingerprint()
+	return []string{k.Fingerprint(), k.KeyID(), strings.ToLower(k.KeyID()), k.Thumbprint(), ssh}
 }
