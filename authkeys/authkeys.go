@@ -1418,8 +1418,9 @@ func (s *Store) UnrevokeAll(fingerprints []string) []Removal {
 
 // unrevokeTogether is UnrevokeAll of the fingerprints todo, adding to
 // out what each lifted and setting its error; it returns those whose
-// match counted on a file that could not be rewritten. Its files read
-// again are its own: a redo after a failed rewrite reads them anew.
+// match counted on a file that could not be rewritten. Each call finds
+// through a Finder of its own (the files a fingerprint needs read again
+// are read once for all of its fingerprints).
 func (s *Store) unrevokeTogether(fingerprints []string, todo []int, out []Removal) (again []int) {
 	match := make([][]*Entry, len(fingerprints))
 	counted := make([]bool, len(fingerprints))

@@ -62,9 +62,12 @@ func (l *Loader[T]) Find(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*T) [3
 // changed, is read again. A file read as anything else — being written,
 // gone a moment, refused by the rule — is unsure: each Find that reads
 // the files again reads it again, for the fingerprint asked (what the
-// other files hold stands). A command keeps a Finder for as long as it
-// may trust the rule's checks of those reads (a removal: one command). A
-// Finder is safe for use by several goroutines.
+// other files hold stands), as Find of each fingerprint in turn did: a
+// directory made writable by others, every file of it refused, costs
+// again the fingerprints times its files (and fails the removal all the
+// same). A command keeps a Finder for as long as it may trust the rule's
+// checks of those reads (a removal: one command). A Finder is safe for
+// use by several goroutines.
 type Finder[T any] struct {
 	l    *Loader[T]
 	spki func(*T) [32]byte
@@ -95,12 +98,14 @@ type placed[T any] struct {
 }
 
 // unsureFile is a file a walk did not read as the snapshot loaded it,
-// at place at: its version and loaded content's sum.
+// at place at: its version and loaded content's sum, and the walk's read
+// of it (first), which the first call after the walk goes by.
 type unsureFile[T any] struct {
 	at     int
 	v      fileVersion
 	loaded contentSumOf
 	file   *File[T]
+	first  *reread
 }
 
 // NewFinder returns a Finder of the fingerprints fps (Find's spki and
@@ -204,7 +209,7 @@ func (f *Finder[T]) readFiles(snap *Snapshot[T]) {
 		v := fileVersion{num, snap.GenAt(num)}
 		again := f.readAgain(v, loaded, file.Path())
 		if !again.ok || again.sum != loaded {
-			f.unsure = append(f.unsure, unsureFile[T]{at, v, loaded, file})
+			f.unsure = append(f.unsure, unsureFile[T]{at, v, loaded, file, &again})
 			continue
 		}
 		var matched map[[32]byte][]int // a key's SPKI hash → the pending fingerprints naming it
@@ -243,14 +248,21 @@ func (f *Finder[T]) readFiles(snap *Snapshot[T]) {
 
 // withUnsure returns what fingerprint i finds in the files of the last
 // walk, the unsure files read again (each as the Finder keeps it, if it
-// read it as loaded since), and the first refusal among them.
+// read it as loaded since; by the first call after the walk, as the walk
+// read it), and the first refusal among them.
 func (f *Finder[T]) withUnsure(i int) (out []Found[T], refused error) {
 	in := f.inFiles[i]
-	for _, u := range f.unsure {
+	for k := range f.unsure {
+		u := &f.unsure[k]
 		for ; len(in) > 0 && in[0].at < u.at; in = in[1:] {
 			out = append(out, in[0].Found)
 		}
-		again := f.readAgain(u.v, u.loaded, u.file.Path())
+		var again reread
+		if u.first != nil {
+			again, u.first = *u.first, nil
+		} else {
+			again = f.readAgain(u.v, u.loaded, u.file.Path())
+		}
 		if again.err != nil {
 			if refused == nil {
 				refused = again.err
@@ -287,7 +299,8 @@ func (f *Finder[T]) withUnsure(i int) (out []Found[T], refused error) {
 // loaded) is kept: what a reader saw of a file being written, or of one
 // gone or refused a moment, would stand for the file the rest of the
 // command though a reload found it as loaded and kept its version (found
-// by review); such a read counts for the walk alone.
+// by review); such a file is unsure, and such a read counts for one call
+// and one fingerprint (withUnsure).
 func (f *Finder[T]) readAgain(v fileVersion, loaded contentSumOf, path string) reread {
 	if r, ok := f.files[v]; ok {
 		return r

@@ -74,10 +74,12 @@ func (l *Loader[T]) findAlone(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*
 
 // A Finder is findAlone of each fingerprint, call by call, through
 // files made writable by others and back, rewritten in place, removed and
-// written again, with reloads between the calls or none (a snapshot kept
-// while the files change under it), and snapshots gone back to; every
-// form of fingerprint, key IDs in lower case, fingerprints given twice and
-// ones the Finder was not made with (from review).
+// written again, replaced by a link to nothing, with reloads between the
+// calls or none (a snapshot kept while the files change under it), and
+// snapshots gone back to; every form of fingerprint, key IDs in lower
+// case, fingerprints given twice and ones the Finder was not made with;
+// a feed among the sources, and keep leaving out each other source; and
+// what it returned stays as it was (from two reviews).
 func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 	spki := func(s *[32]byte) [32]byte { return *s }
 	pool := keyPool(t, 12)
@@ -94,18 +96,20 @@ func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 			return ks
 		}
 		var files []string
-		for i := range 8 {
+		for i := range 6 {
 			f := filepath.Join(dirs[i%2], fmt.Sprintf("f%d.jwk", i))
 			keydirtest.Write(t, f, keydirtest.JWK(t, append(some(), pool[rng.IntN(len(pool)-2)])...))
 			files = append(files, f)
 		}
+		feed := newMemFeed("feed:x")
+		feed.Set(FeedView{Entries: map[string][]byte{"e1.jwk": keydirtest.JWK(t, pool[rng.IntN(len(pool)-2)]), "e2.jwk": keydirtest.JWK(t, pool[rng.IntN(len(pool)-2)])}})
 		l := New(Config[[32]byte]{
 			Home:    home,
-			Sources: []Source{{Path: dirs[0], Dir: true}, {Path: dirs[1], Dir: true}},
+			Sources: []Source{{Path: dirs[0], Dir: true}, {Path: feed.Name(), Dir: true, Feed: feed}, {Path: dirs[1], Dir: true}},
 			Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
 		})
 		snap := l.Reload()
-		keep := func(src int) bool { return src == 0 || round%2 == 0 }
+		keep := func(src int) bool { return round%3 == 0 || src != round%3*2-2 } // all, all but a.d, all but b.d
 		var all, fps []jwk.Fingerprint
 		for _, k := range pool {
 			for _, s := range fingerprintForms(k) {
@@ -125,26 +129,32 @@ func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 		rng.Shuffle(len(fps), func(i, j int) { fps[i], fps[j] = fps[j], fps[i] })
 		finder, reads := l.NewFinder(fps, spki, keep), map[fileVersion]reread{}
 		snaps := []*Snapshot[[32]byte]{snap}
-		for step := range 40 {
+		type returned struct {
+			found []Found[[32]byte]
+			was   []Found[[32]byte]
+			items [][32]byte
+		}
+		var held []returned
+		for step := range 50 {
 			f := files[rng.IntN(len(files))]
-			_, statErr := os.Stat(f)
-			switch rng.IntN(8) {
-			case 0:
-				if statErr == nil {
+			fi, statErr := os.Lstat(f)
+			regular := statErr == nil && fi.Mode().IsRegular()
+			switch rng.IntN(10) {
+			case 0, 9:
+				if regular {
 					if err := os.Chmod(f, []os.FileMode{0o644, 0o666}[rng.IntN(2)]); err != nil {
 						t.Fatal(err)
 					}
 				}
 			case 1:
-				if statErr == nil {
+				if regular {
 					keydirtest.WriteInPlace(t, f, keydirtest.JWK(t, some()...))
 				}
 			case 2:
+				if err := os.Remove(f); err != nil && statErr == nil {
+					t.Fatal(err)
+				}
 				if rng.IntN(2) == 0 {
-					if err := os.Remove(f); err != nil && statErr == nil {
-						t.Fatal(err)
-					}
-				} else {
 					keydirtest.Write(t, f, keydirtest.JWK(t, append(some(), pool[0])...))
 				}
 			case 3:
@@ -152,6 +162,13 @@ func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 				snaps = append(snaps, snap)
 			case 4:
 				snap = snaps[rng.IntN(len(snaps))]
+			case 5:
+				if err := os.Remove(f); err != nil && statErr == nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Join(home, "nowhere"), f); err != nil {
+					t.Fatal(err)
+				}
 			}
 			for range 3 {
 				fp := all[rng.IntN(len(all))]
@@ -162,6 +179,11 @@ func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 				}) {
 					t.Fatalf("round %d step %d, %s: the Finder found %d, %v; findAlone %d, %v", round, step, fp, len(got), err, len(want), wantErr)
 				}
+				r := returned{found: got, was: slices.Clone(got)}
+				for _, g := range got {
+					r.items = append(r.items, *g.Item)
+				}
+				held = append(held, r)
 				if err != nil {
 					refusals++
 				}
@@ -171,6 +193,11 @@ func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 			}
 			if finder.snap == snap && len(finder.unsure) > 0 {
 				unsure++
+			}
+		}
+		for n, r := range held {
+			if !slices.Equal(r.found, r.was) || !slices.EqualFunc(r.found, r.items, func(f Found[[32]byte], item [32]byte) bool { return *f.Item == item }) {
+				t.Fatalf("round %d: what call %d returned changed after it was returned", round, n)
 			}
 		}
 	}
