@@ -186,8 +186,8 @@ func FingerprintsIn(queries []string) []Fingerprint {
 // A FingerprintSet is many fingerprints looked up together: which of them
 // name a key, in a few map lookups, where MatchSums of each walks them
 // all — what a removal of thousands of keys asks of every key it reads
-// (docs/design.md, "Stores: one lifecycle, one matcher"). A fingerprint is known by its
-// index in the list the set was made from.
+// (docs/design.md, "Stores: one lifecycle, one matcher"). A fingerprint
+// is known by its index in the list the set was made from.
 type FingerprintSet struct {
 	full  map[[32]byte][]int // SPKIHash
 	keyID map[[30]byte][]int
