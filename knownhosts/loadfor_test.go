@@ -237,6 +237,14 @@ func TestLoadForRemoveOffLocalFileSystemsKeepsTheIndex(t *testing.T) {
 	}
 }
 
+// recordStamps has files written moments ago stamped in the index
+// (keydir.StampRacy 0) for the test, as authkeys' tests do.
+func recordStamps(t *testing.T) {
+	old := keydir.StampRacy
+	keydir.StampRacy = 0
+	t.Cleanup(func() { keydir.StampRacy = old })
+}
+
 // pinnedHome is a home whose trusted_hosts.d pins n keys, h0.json to
 // h<n-1>.json, each for its address h<i>.example:443; it returns the
 // options and the directory.

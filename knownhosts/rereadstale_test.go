@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
 )
 
@@ -16,9 +15,7 @@ import (
 // generation), must be read again: the pin is in force and the removal
 // must take it, not say "not found".
 func TestRemoveByThumbprintAfterAFileCameBackUnchanged(t *testing.T) {
-	oldRacy := keydir.StampRacy
-	keydir.StampRacy = 0
-	t.Cleanup(func() { keydir.StampRacy = oldRacy })
+	recordStamps(t)
 	opts, d := pinnedHome(t, 3)
 	k := key(t, 1)
 	ops := filepath.Join(d, "ops.json")
@@ -45,9 +42,7 @@ func TestRemoveByThumbprintAfterAFileCameBackUnchanged(t *testing.T) {
 // keepFailed must not take off a file refused at its rewrite (and left
 // out of the snapshot as a Problem) that still pins the key.
 func TestRemoveAllKeepsTheRefusalOfAFileLeftOutAsAProblem(t *testing.T) {
-	oldRacy := keydir.StampRacy
-	keydir.StampRacy = 0
-	t.Cleanup(func() { keydir.StampRacy = oldRacy })
+	recordStamps(t)
 	opts, d := pinnedHome(t, 3)
 	k := key(t, 1)
 	ops := filepath.Join(d, "ops.json")

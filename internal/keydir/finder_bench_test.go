@@ -33,13 +33,9 @@ func BenchmarkFinder(b *testing.B) {
 			fps = append(fps, fp)
 		}
 	}
-	l := New(Config[[32]byte]{
-		Home:    home,
-		Sources: []Source{{Path: dir, Dir: true}},
-		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-	})
+	l := newSPKILoader(home, Source{Path: dir, Dir: true})
 	snap := l.Reload()
-	spki := func(s *[32]byte) [32]byte { return *s }
+	spki := spkiOf
 	all := func(int) bool { return true }
 	check := func(found []Found[[32]byte], err error) {
 		if err != nil || len(found) != 1 {

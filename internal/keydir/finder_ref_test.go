@@ -81,7 +81,7 @@ func (l *Loader[T]) findAlone(snap *Snapshot[T], fp jwk.Fingerprint, spki func(*
 // a feed among the sources, and keep leaving out each other source; and
 // what it returned stays as it was (from two reviews).
 func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
-	spki := func(s *[32]byte) [32]byte { return *s }
+	spki := spkiOf
 	pool := keyPool(t, 12)
 	var refusals, unsure, found int
 	for round := range 60 {
@@ -103,11 +103,7 @@ func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 		}
 		feed := newMemFeed("feed:x")
 		feed.Set(FeedView{Entries: map[string][]byte{"e1.jwk": keydirtest.JWK(t, pool[rng.IntN(len(pool)-2)]), "e2.jwk": keydirtest.JWK(t, pool[rng.IntN(len(pool)-2)])}})
-		l := New(Config[[32]byte]{
-			Home:    home,
-			Sources: []Source{{Path: dirs[0], Dir: true}, {Path: feed.Name(), Dir: true, Feed: feed}, {Path: dirs[1], Dir: true}},
-			Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-		})
+		l := newSPKILoader(home, Source{Path: dirs[0], Dir: true}, Source{Path: feed.Name(), Dir: true, Feed: feed}, Source{Path: dirs[1], Dir: true})
 		snap := l.Reload()
 		keep := func(src int) bool { return round%3 == 0 || src != round%3*2-2 } // all, all but a.d, all but b.d
 		var all, fps []jwk.Fingerprint
@@ -209,7 +205,7 @@ func TestFinderIsFindAloneAsFilesChange(t *testing.T) {
 // A Finder may be asked by several goroutines at once, on several
 // snapshots (from review; run with -race).
 func TestFinderConcurrent(t *testing.T) {
-	spki := func(s *[32]byte) [32]byte { return *s }
+	spki := spkiOf
 	home := t.TempDir()
 	dir := filepath.Join(home, "a.d")
 	var fps []jwk.Fingerprint
@@ -220,8 +216,7 @@ func TestFinderConcurrent(t *testing.T) {
 		b, _ := jwk.ParseFingerprint(k.Fingerprint())
 		fps = append(fps, a, b)
 	}
-	l := New(Config[[32]byte]{Home: home, Sources: []Source{{Path: dir, Dir: true}},
-		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil }})
+	l := newSPKILoader(home, Source{Path: dir, Dir: true})
 	s1 := l.Reload()
 	keydirtest.Write(t, filepath.Join(dir, "x.jwk"), keydirtest.JWK(t, key(t, 9)))
 	s2 := l.Reload()

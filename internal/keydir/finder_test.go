@@ -23,7 +23,7 @@ import (
 // rewritten in place with other keys (read as it is), and whether it is
 // asked twice or about a fingerprint it was not made with.
 func TestFinderIsFindOfEach(t *testing.T) {
-	spki := func(s *[32]byte) [32]byte { return *s }
+	spki := spkiOf
 	pool := keyPool(t, 16)
 	for round := range 40 {
 		rng := rand.New(rand.NewPCG(uint64(round), 1))
@@ -44,11 +44,7 @@ func TestFinderIsFindOfEach(t *testing.T) {
 			keydirtest.Write(t, f, keydirtest.JWK(t, ks...))
 			files, loaded[f], now[f] = append(files, f), ks, ks
 		}
-		l := New(Config[[32]byte]{
-			Home:    home,
-			Sources: []Source{{Path: dirs[0], Dir: true}, {Path: dirs[1], Dir: true}},
-			Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-		})
+		l := newSPKILoader(home, Source{Path: dirs[0], Dir: true}, Source{Path: dirs[1], Dir: true})
 		snap := l.Reload()
 		if len(snap.Problems) != 0 {
 			t.Fatalf("load: %v", snap.Problems)

@@ -32,6 +32,16 @@ func newLoader(srcs ...Source) *Loader[string] {
 	return New(Config[string]{Sources: srcs, Convert: fpConvert})
 }
 
+// newSPKILoader is a loader of home whose entries are their keys' SPKI
+// hashes (spkiOf gives an entry's), what the tests of Find and the Finder
+// use.
+func newSPKILoader(home string, srcs ...Source) *Loader[[32]byte] {
+	return New(Config[[32]byte]{Home: home, Sources: srcs, Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil }})
+}
+
+// spkiOf is the SPKI hash of an entry of newSPKILoader.
+func spkiOf(s *[32]byte) [32]byte { return *s }
+
 // newLeanLoader is newLoader of entries that hold no pointer (a key's
 // SPKI hash): a file of one key of a source other than a revocation
 // source is kept without a File of its own (Loader.parsedOne).

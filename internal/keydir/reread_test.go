@@ -32,7 +32,7 @@ func TestRereadFollowsTheRule(t *testing.T) {
 		}
 		return k
 	}
-	spki := func(s *[32]byte) [32]byte { return *s }
+	spki := spkiOf
 	all := func(int) bool { return true }
 	thumb, err := jwk.ParseFingerprint(a.Thumbprint())
 	if err != nil {
@@ -77,11 +77,7 @@ func TestRereadFollowsTheRule(t *testing.T) {
 			dir := filepath.Join(home, "authorized_keys.d")
 			file := filepath.Join(dir, "keys.json")
 			keydirtest.Write(t, file, keydirtest.JWK(t, a, b))
-			l := New(Config[[32]byte]{
-				Home:    home,
-				Sources: []Source{{Path: dir, Dir: true}},
-				Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-			})
+			l := newSPKILoader(home, Source{Path: dir, Dir: true})
 			snap := l.Reload()
 			if len(snap.Problems) != 0 || len(snap.Files()) != 1 {
 				t.Fatalf("load: %v", snap.Problems)
@@ -131,11 +127,7 @@ func TestFindInAFileWithASkippedEntry(t *testing.T) {
 	a := key(t, 1)
 	set := `{"keys":[` + string(keydirtest.JWK(t, a)) + `,{"kty":"OKP","crv":"Ed25519","x":"bad"}]}`
 	keydirtest.Write(t, filepath.Join(dir, "team.json"), []byte(set))
-	l := New(Config[[32]byte]{
-		Home:    home,
-		Sources: []Source{{Path: dir, Dir: true}},
-		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-	})
+	l := newSPKILoader(home, Source{Path: dir, Dir: true})
 	snap := l.Reload()
 	if len(snap.Files()) != 1 || len(snap.Problems) != 1 || !snap.Problems[0].Entry {
 		t.Fatalf("load: %d files, problems %v; want the file loaded and its second entry skipped", len(snap.Files()), snap.Problems)
@@ -159,7 +151,7 @@ func TestFindInAFileWithASkippedEntry(t *testing.T) {
 // it: its refusal then counts.
 func TestFinderReadsAFileOnceForEachVersion(t *testing.T) {
 	a, b := key(t, 1), key(t, 2)
-	spki := func(s *[32]byte) [32]byte { return *s }
+	spki := spkiOf
 	all := func(int) bool { return true }
 	thumbA, _ := jwk.ParseFingerprint(a.Thumbprint())
 	thumbB, _ := jwk.ParseFingerprint(b.Thumbprint())
@@ -168,11 +160,7 @@ func TestFinderReadsAFileOnceForEachVersion(t *testing.T) {
 	fileA, fileB := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
 	keydirtest.Write(t, fileA, keydirtest.JWK(t, a))
 	keydirtest.Write(t, fileB, keydirtest.JWK(t, b))
-	l := New(Config[[32]byte]{
-		Home:    home,
-		Sources: []Source{{Path: dir, Dir: true}},
-		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-	})
+	l := newSPKILoader(home, Source{Path: dir, Dir: true})
 	snap := l.Reload()
 	finder := l.NewFinder([]jwk.Fingerprint{thumbA, thumbB}, spki, all)
 	for _, fp := range []jwk.Fingerprint{thumbA, thumbB} {
@@ -218,7 +206,7 @@ func TestFinderReadsAFileOnceForEachVersion(t *testing.T) {
 // copy as Loader.Find does.
 func TestFinderAfterAFileCameBackUnchanged(t *testing.T) {
 	a := key(t, 1)
-	spki := func(s *[32]byte) [32]byte { return *s }
+	spki := spkiOf
 	all := func(int) bool { return true }
 	thumbA, _ := jwk.ParseFingerprint(a.Thumbprint())
 	home := t.TempDir()
@@ -226,11 +214,7 @@ func TestFinderAfterAFileCameBackUnchanged(t *testing.T) {
 	fileA := filepath.Join(dir, "a.json")
 	content := keydirtest.JWK(t, a)
 	keydirtest.Write(t, fileA, content)
-	l := New(Config[[32]byte]{
-		Home:    home,
-		Sources: []Source{{Path: dir, Dir: true}},
-		Convert: func(_ SourceRef, _ string, k *jwk.Key) ([32]byte, error) { return k.SPKIHash(), nil },
-	})
+	l := newSPKILoader(home, Source{Path: dir, Dir: true})
 	snap := l.Reload()
 	finder := l.NewFinder([]jwk.Fingerprint{thumbA}, spki, all)
 	keydirtest.WriteInPlace(t, fileA, nil) // truncated: the writer not done yet
