@@ -8,6 +8,7 @@ import (
 
 	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
 )
 
 // TestLoadForRecordLeavesOutAFileAddedDuringItsWrite proves that a file
@@ -85,5 +86,94 @@ func TestLoadForRevokeRecordLeavesOutAFileAddedDuringItsSync(t *testing.T) {
 	defer finish()
 	if _, err := s.Add(key(t, 41), "k41", AddNew); !errors.As(err, new(*RevokedError)) {
 		t.Fatalf("authorize of a key whose revocation was copied in during revoke's directory sync: %v, want *RevokedError", err)
+	}
+}
+
+// TestLoadForRevokeAllRecordsItsWritesAlone: RevokeAll of many keys
+// writes them all at once (keydir.CreateFiles), each change of the
+// directory's names bracketed as a single write's are. Its own writes
+// keep the index current — a LoadFor after it reads only the
+// revocation it looks up — and a revocation another writer copies in
+// between them (while their data syncs, or after the last is placed)
+// breaks the chain: authorize of the copied key is refused.
+func TestLoadForRevokeAllRecordsItsWritesAlone(t *testing.T) {
+	revokeMany := func(t *testing.T, opts Options, from int, copyAt func(step, path string) bool) {
+		t.Helper()
+		var keys []*jwk.Key
+		for i := range 300 { // more than a round of atomicfile.CreateAll
+			keys = append(keys, key(t, from+i))
+		}
+		admin, finish := LoadFor(opts, Lookups{})
+		var once sync.Once
+		old := atomicfile.Hook
+		atomicfile.Hook = func(step, path string) {
+			if copyAt != nil && copyAt(step, path) {
+				once.Do(func() {
+					keydirtest.Write(t, filepath.Join(opts.RevokedDirs[0], "copied.json"), keydirtest.JWK(t, key(t, 41)))
+				})
+			}
+		}
+		defer func() { atomicfile.Hook = old }()
+		revs, err := admin.RevokeAll(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range revs {
+			if r.Err != nil || r.File == "" {
+				t.Fatalf("key %d: %v", from+i, r.Err)
+			}
+		}
+		atomicfile.Hook = old
+		finish()
+	}
+
+	// A home whose revocations the index knows: one made, then indexed.
+	home := func(t *testing.T) Options {
+		opts := fillHome(t, 10)
+		s, finish := LoadFor(opts, Lookups{})
+		if _, err := s.Revoke(key(t, 39)); err != nil {
+			t.Fatal(err)
+		}
+		finish()
+		_, finish = LoadFor(opts, Lookups{})
+		finish()
+		return opts
+	}
+	t.Run("own writes", func(t *testing.T) {
+		opts := home(t)
+		revokeMany(t, opts, 100, nil)
+		s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 250).SPKIHash()}})
+		defer finish()
+		if n := loadedFiles(s); n > 2 {
+			t.Errorf("LoadFor of one key after RevokeAll read %d files, want its revocation alone: the index was left stale", n)
+		}
+		if _, err := s.Add(key(t, 250), "k250", AddNew); !errors.As(err, new(*RevokedError)) {
+			t.Errorf("authorize of a key RevokeAll revoked: %v, want *RevokedError", err)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		copyAt func(step, path string) bool
+	}{
+		{"while their data syncs", func(step, _ string) bool { return step == atomicfile.StepFilled }},
+		{"after the last is placed", func() func(step, path string) bool {
+			placed := 0
+			return func(step, _ string) bool {
+				if step == atomicfile.StepPlaced {
+					placed++
+				}
+				return placed == 300
+			}
+		}()},
+	} {
+		t.Run("a copy "+tc.name, func(t *testing.T) {
+			opts := home(t)
+			revokeMany(t, opts, 100, tc.copyAt)
+			s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 41).SPKIHash()}})
+			defer finish()
+			if _, err := s.Add(key(t, 41), "k41", AddNew); !errors.As(err, new(*RevokedError)) {
+				t.Fatalf("authorize of a key whose revocation was copied in during RevokeAll: %v, want *RevokedError", err)
+			}
+		})
 	}
 }

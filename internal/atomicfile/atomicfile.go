@@ -250,28 +250,12 @@ const syncFSOver = 64
 // syncfs(2) of dirs[0]'s file system where there is one (Linux), which
 // covers the directories too.
 func Sync(dirs, files []string) error {
-	if len(files) > syncFSOver && len(dirs) > 0 {
-		if ok, err := syncFS(dirs[0]); ok || err != nil {
-			return err
-		}
+	first := ""
+	if len(dirs) > 0 {
+		first = dirs[0]
 	}
-	for _, path := range files {
-		f, err := os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			// Removed since it was written: the sync of its directory
-			// below makes the removal durable.
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("syncing %s: %w", path, err)
-		}
+	if all, err := syncData(first, files); all || err != nil {
+		return err
 	}
 	for _, dir := range dirs {
 		if err := syncDir(dir); err != nil {
@@ -279,6 +263,37 @@ func Sync(dirs, files []string) error {
 		}
 	}
 	return nil
+}
+
+// syncData makes the data of files durable: with one syncfs(2) of the
+// file system of fsDir (all true: everything on it is synced, its
+// directories too) where there are more than syncFSOver files and the
+// system has the call, else with an fsync of each. A file removed
+// since it was written is left out: the sync of its directory makes the
+// removal durable.
+func syncData(fsDir string, files []string) (all bool, err error) {
+	if len(files) > syncFSOver && fsDir != "" {
+		if ok, err := syncFS(fsDir); ok || err != nil {
+			return ok, err
+		}
+	}
+	for _, path := range files {
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return false, fmt.Errorf("syncing %s: %w", path, err)
+		}
+	}
+	return false, nil
 }
 
 // Remove removes those of files that exist, all in one directory, and

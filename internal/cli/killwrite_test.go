@@ -117,6 +117,49 @@ func TestKillAtEveryWrite(t *testing.T) {
 				t.Errorf("the store holds %d revocations, want the old one and the new one or not", n)
 			}
 		},
+	}, {
+		// Many keys are written at once (atomicfile.CreateAll): every
+		// file made and synced before any is placed, the directory
+		// synced once at the end. Killed at any step of any of them,
+		// the revocations are complete files, some or none of the new.
+		name: "revoke of a JWK Set",
+		setup: func(t *testing.T, root, home string) []string {
+			old := filepath.Join(root, "old.json")
+			writePublicKey(t, old, nil)
+			keytoolOK(t, "-H", home, "revoke", old)
+			var members []string
+			for i := range 3 {
+				k := writePublicKey(t, filepath.Join(root, fmt.Sprintf("k%d.json", i)), nil)
+				data, err := k.MarshalPublic(jwk.JWK)
+				if err != nil {
+					t.Fatal(err)
+				}
+				members = append(members, string(data))
+			}
+			set := filepath.Join(root, "set.json")
+			if err := os.WriteFile(set, []byte(`{"keys": [`+strings.Join(members, ",")+`]}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"-H", home, "revoke", set}
+		},
+		check: func(t *testing.T, home string) {
+			dir := filepath.Join(home, "revoked_keys.d")
+			if n := len(checkNoPartialFiles(t, dir, false)); n < 1 || n > 4 {
+				t.Errorf("%d revocations, want the old one and up to three new", n)
+			}
+			s := authkeys.Load(authkeys.HomeOptions(home))
+			if len(s.Problems()) != 0 {
+				t.Errorf("the store has problems: %v", s.Problems())
+			}
+			if n := len(s.Revoked()); n < 1 || n > 4 {
+				t.Errorf("the store holds %d revocations, want the old one and up to three new", n)
+			}
+		},
+		final: func(t *testing.T, home string) {
+			if n := len(authkeys.Load(authkeys.HomeOptions(home)).Revoked()); n != 4 {
+				t.Errorf("run again, the store holds %d revocations, want 4", n)
+			}
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			writes := 0

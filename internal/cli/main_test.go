@@ -63,12 +63,16 @@ func holdAt(v string) {
 	}
 	var mu sync.Mutex
 	writes := 0
+	// The number of each path's latest write: a write of many files at
+	// once (atomicfile.CreateAll) makes them all before it places any.
+	number := map[string]int{}
 	atomicfile.Hook = func(s, path string) {
 		mu.Lock()
 		if s == atomicfile.StepCreated {
 			writes++
+			number[path] = writes
 		}
-		hold := writes == n && s == step
+		hold := number[path] == n && s == step
 		if !hold {
 			mu.Unlock()
 			return

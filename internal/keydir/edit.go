@@ -135,6 +135,24 @@ func CreateFile(path string, data []byte, perm fs.FileMode) error {
 	return nil
 }
 
+// CreateFiles is CreateFile of each of paths, with the data of the same
+// index, all in one directory, synced together (atomicfile.CreateAll):
+// a revocation of many keys. Each change of the directory's names it
+// makes is bracketed as a write of CreateFile's is, and each file it
+// creates recorded. It returns an error for each path, nil for those
+// created.
+func CreateFiles(paths []string, data [][]byte, perm fs.FileMode) []error {
+	errs := atomicfile.CreateAll(paths, data, perm, func(path string, do func() error) error {
+		return bracket(path, func(func(string)) error { return do() })
+	})
+	for i, err := range errs {
+		if err == nil {
+			recordEdit(paths[i], false)
+		}
+	}
+	return errs
+}
+
 // recordEdit notes a removal (removed) or a creation of path in every Edits
 // open on a directory above it.
 func recordEdit(path string, removed bool) {
