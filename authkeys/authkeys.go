@@ -1253,11 +1253,11 @@ func (s *Store) FindKeys(fp jwk.Fingerprint, revoked bool) []*Entry {
 	return entries(found)
 }
 
-// removeEntries takes the entries out of their files (keydir.Loader.EditFile:
-// each file read again under the rule it was loaded with), each file
-// edited once, and returns the error of each file it could not edit. One
-// such file does not stop the others: the removal goes as far as it can
-// (the safe side).
+// removeEntries takes the entries out of their files (keydir.Loader.EditFiles:
+// each file read again under the rule it was loaded with, edited once,
+// and a file left without keys removed durably), and returns the error
+// of each file it could not edit. One such file does not stop the
+// others: the removal goes as far as it can (the safe side).
 func (s *Store) removeEntries(match []*Entry) (failed map[string]error) {
 	byFile := map[string]map[[32]byte]bool{}
 	for _, e := range match {
@@ -1266,21 +1266,15 @@ func (s *Store) removeEntries(match []*Entry) (failed map[string]error) {
 		}
 		byFile[e.File][e.SPKIHash] = true
 	}
-	for _, file := range filesOf(match) {
+	return s.Loader().EditFiles(filesOf(match), func(file string) func(*jwk.Key) *jwk.Key {
 		drop := byFile[file]
-		if _, err := s.Loader().EditFile(file, func(k *jwk.Key) *jwk.Key {
+		return func(k *jwk.Key) *jwk.Key {
 			if drop[k.SPKIHash()] {
 				return nil
 			}
 			return k
-		}); err != nil {
-			if failed == nil {
-				failed = map[string]error{}
-			}
-			failed[file] = err
 		}
-	}
-	return failed
+	})
 }
 
 // filesOf returns the files of the entries, each once, in their order.

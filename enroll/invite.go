@@ -495,9 +495,9 @@ func lockInvites(dir string) (unlock func(), held bool, err error) {
 // without flock(2) does.
 var lockFile = keydir.LockFile
 
-// removePending deletes the pending invitation name, at path, and returns
-// what it held; fs.ErrNotExist if there is none — claimed meanwhile
-// included.
+// removePending deletes the pending invitation name, at path, durably
+// (its directory synced), and returns what it held; fs.ErrNotExist if
+// there is none — claimed meanwhile included.
 func removePending(dir, name, path string) (*Invitation, error) {
 	inv, err := readInvite(inviteRule(dir), path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -512,6 +512,12 @@ func removePending(dir, name, path string) (*Invitation, error) {
 	}
 	if err := os.Remove(path); err != nil {
 		return nil, err
+	}
+	// Durable before the command says it is revoked: a removal not yet
+	// committed when the power goes would bring the invitation back,
+	// and its token would work again.
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return nil, fmt.Errorf("enroll: invitation %q removed (%s), but syncing its directory: %w", name, path, err)
 	}
 	return inv, nil
 }

@@ -425,8 +425,9 @@ func (r *removals) removeTogether(todo []int, last bool) (again []int) {
 var removeBeforeProof func()
 
 // unpinAll rewrites the files of us, each once, with the edits of those
-// that rewrite it, in their order (keydir.Loader.EditFile: each file read
-// again under the rule it was loaded with), and reads them again. A file
+// that rewrite it, in their order (keydir.Loader.EditFiles: each file read
+// again under the rule it was loaded with, a file left without keys
+// removed durably), and reads them again. A file
 // that cannot be rewritten does not stop the others; it returns the
 // error of each.
 func (s *Store) unpinAll(us []unpin) (failed map[string]error) {
@@ -440,16 +441,10 @@ func (s *Store) unpinAll(us []unpin) (failed map[string]error) {
 			edits[f] = append(edits[f], u.edit)
 		}
 	}
-	for _, f := range files {
+	failed = s.Loader().EditFiles(files, func(f string) func(*jwk.Key) *jwk.Key {
 		es := edits[f]
-		_, err := s.Loader().EditFile(f, func(k *jwk.Key) *jwk.Key { return applyEdits(k, es) })
-		if err != nil {
-			if failed == nil {
-				failed = map[string]error{}
-			}
-			failed[f] = err
-		}
-	}
+		return func(k *jwk.Key) *jwk.Key { return applyEdits(k, es) }
+	})
 	if len(files) > 0 {
 		s.Loader().Reload(files...) // the rest was read a moment ago
 	}

@@ -445,5 +445,20 @@ func UninstallCA(dir, top, what string) ([]InstalledCA, error) {
 	if len(gone) == 0 {
 		return nil, &NoSuchCAError{Dir: dir, What: what}
 	}
+	// Durable before the command says so: a removal not yet committed
+	// when the power goes would bring the CA back, trusted again.
+	var dirs []string
+	for _, ca := range gone {
+		for _, f := range []string{ca.File, ca.CRLFile} {
+			if d := filepath.Dir(f); f != "" && !slices.Contains(dirs, d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	for _, d := range dirs {
+		if err := atomicfile.SyncDir(d); err != nil {
+			return gone, fmt.Errorf("tlsbridge: removed from %s, but syncing it: %w", d, err)
+		}
+	}
 	return gone, nil
 }

@@ -233,9 +233,13 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// SyncDir makes the renames and links done in dir durable (a rotation of
-// the identity renames files rather than writing them).
-func SyncDir(dir string) error { return syncDir(dir) }
+// SyncDir makes the renames, links and removals done in dir durable (a
+// rotation of the identity renames files rather than writing them; a
+// removal of a trusted key, a pending invitation or a CA must not come
+// back after a power loss, as it may for seconds: ext4 commits a change
+// of names within five). A variable, so that a test sees when it is
+// called.
+var SyncDir = syncDir
 
 // syncFSOver is how many files Sync leaves to one syncfs(2) of their file
 // system rather than an fsync each: a mirror rebuilt writes 100,000 files,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/termtext"
@@ -1122,6 +1123,13 @@ func (s *syncer) unplace(m *syncManifest, rel string) (kept int) {
 		}
 		if err := os.Remove(path); err != nil {
 			fmt.Fprintf(s.c.stderr, "keytool sync: %s\n", termtext.Safe(err.Error()))
+			return 1
+		}
+		// Durable before the manifest forgets the file: brought back by
+		// a power loss, it would be a file sync no longer owns, and a key
+		// the store dropped would stay trusted.
+		if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+			fmt.Fprintf(s.c.stderr, "keytool sync: %s removed, but syncing its directory: %s\n", shown, termtext.Safe(err.Error()))
 			return 1
 		}
 		fmt.Fprintf(s.c.stdout, "removed %s\n", shown)

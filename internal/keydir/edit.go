@@ -87,6 +87,49 @@ func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (remov
 	return false, WriteFile(path, out, fi.Mode().Perm())
 }
 
+// EditFiles is EditFile of each of files in turn, with the edit that
+// edit returns for it, and returns the error of each file it could not
+// edit: one such file does not stop the others (the safe side). The
+// files it removes are removed durably: each directory one was removed
+// from is synced once, after the last (atomicfile.SyncDir). Unsynced, a
+// removal could be undone by a power loss seconds later (ext4 commits it
+// within five), and a key removed from authorized_keys.d be authorized
+// again; the files it rewrites are synced by their writes (atomicfile).
+// A directory that cannot be synced fails each file removed from it:
+// removed, but not known to stay so.
+func (l *Loader[T]) EditFiles(files []string, edit func(path string) func(k *jwk.Key) *jwk.Key) (failed map[string]error) {
+	fail := func(file string, err error) {
+		if failed == nil {
+			failed = map[string]error{}
+		}
+		failed[file] = err
+	}
+	var dirs []string
+	removedFrom := map[string][]string{}
+	for _, f := range files {
+		removed, err := l.EditFile(f, edit(f))
+		if err != nil {
+			fail(f, err)
+			continue
+		}
+		if removed {
+			d := filepath.Dir(f)
+			if removedFrom[d] == nil {
+				dirs = append(dirs, d)
+			}
+			removedFrom[d] = append(removedFrom[d], f)
+		}
+	}
+	for _, d := range dirs {
+		if err := atomicfile.SyncDir(d); err != nil {
+			for _, f := range removedFrom[d] {
+				fail(f, fmt.Errorf("removed %s, but syncing its directory: %w", f, err))
+			}
+		}
+	}
+	return failed
+}
+
 // WriteFile replaces the key file at path atomically (atomicfile.Write),
 // as EditFile does: the write of an admin command, which the admin
 // index's record tells from another writer's (ownwrites.go).

@@ -1,0 +1,46 @@
+package tlsbridge
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/keytool/keytool/internal/atomicfile"
+)
+
+// UninstallCA syncs the directory of each file it removed — the CA's,
+// its CRL's — once they are gone, before it returns: else a power loss
+// seconds later could bring the CA back, trusted again.
+func TestUninstallCAIsDurable(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, "ca.d")
+	ca := newCA(t)
+	caPEM, _ := os.ReadFile(ca.caFile())
+	crlPEM, _ := os.ReadFile(ca.crlFile())
+	got, err := InstallCA(dir, CAInstall{CA: caPEM, CRL: crlPEM, Purpose: "ldap", Name: "corp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	old := atomicfile.SyncDir
+	t.Cleanup(func() { atomicfile.SyncDir = old })
+	atomicfile.SyncDir = func(d string) error {
+		synced = append(synced, d)
+		for _, f := range []string{got.File, got.CRLFile} {
+			if _, err := os.Lstat(f); err == nil {
+				t.Errorf("%s synced while %s is still there", d, f)
+			}
+		}
+		return old(d)
+	}
+	if _, err := UninstallCA(dir, home, "ldap/corp"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(dir, "ldap")}; !slices.Equal(synced, want) {
+		t.Errorf("synced %v, want %v", synced, want)
+	}
+}
