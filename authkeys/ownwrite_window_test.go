@@ -58,14 +58,7 @@ func TestLoadForRecordLeavesOutAFileAddedDuringItsWrite(t *testing.T) {
 // every server refuses. Fails without "after" taken once the file is
 // placed, before the directory's fsync.
 func TestLoadForRevokeRecordLeavesOutAFileAddedDuringItsSync(t *testing.T) {
-	opts := fillHome(t, 10)
-	s, finish := LoadFor(opts, Lookups{})
-	if _, err := s.Revoke(key(t, 39)); err != nil {
-		t.Fatal(err)
-	}
-	finish()
-	_, finish = LoadFor(opts, Lookups{})
-	finish()
+	opts := revocationsIndexed(t)
 	admin, finishAdmin := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 40).SPKIHash()}})
 	var once sync.Once
 	old := atomicfile.Hook
@@ -82,7 +75,7 @@ func TestLoadForRevokeRecordLeavesOutAFileAddedDuringItsSync(t *testing.T) {
 	}
 	atomicfile.Hook = old
 	finishAdmin()
-	s, finish = LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 41).SPKIHash()}})
+	s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 41).SPKIHash()}})
 	defer finish()
 	if _, err := s.Add(key(t, 41), "k41", AddNew); !errors.As(err, new(*RevokedError)) {
 		t.Fatalf("authorize of a key whose revocation was copied in during revoke's directory sync: %v, want *RevokedError", err)
@@ -127,20 +120,8 @@ func TestLoadForRevokeAllRecordsItsWritesAlone(t *testing.T) {
 		finish()
 	}
 
-	// A home whose revocations the index knows: one made, then indexed.
-	home := func(t *testing.T) Options {
-		opts := fillHome(t, 10)
-		s, finish := LoadFor(opts, Lookups{})
-		if _, err := s.Revoke(key(t, 39)); err != nil {
-			t.Fatal(err)
-		}
-		finish()
-		_, finish = LoadFor(opts, Lookups{})
-		finish()
-		return opts
-	}
 	t.Run("own writes", func(t *testing.T) {
-		opts := home(t)
+		opts := revocationsIndexed(t)
 		revokeMany(t, opts, 100, nil)
 		s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 250).SPKIHash()}})
 		defer finish()
@@ -167,7 +148,7 @@ func TestLoadForRevokeAllRecordsItsWritesAlone(t *testing.T) {
 		}()},
 	} {
 		t.Run("a copy "+tc.name, func(t *testing.T) {
-			opts := home(t)
+			opts := revocationsIndexed(t)
 			revokeMany(t, opts, 100, tc.copyAt)
 			s, finish := LoadFor(opts, Lookups{Keys: [][32]byte{key(t, 41).SPKIHash()}})
 			defer finish()
@@ -176,4 +157,19 @@ func TestLoadForRevokeAllRecordsItsWritesAlone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// revocationsIndexed is a home of 10 authorized keys and a revocation
+// (of key 39), the admin index made of both.
+func revocationsIndexed(t *testing.T) Options {
+	t.Helper()
+	opts := fillHome(t, 10)
+	s, finish := LoadFor(opts, Lookups{})
+	if _, err := s.Revoke(key(t, 39)); err != nil {
+		t.Fatal(err)
+	}
+	finish()
+	_, finish = LoadFor(opts, Lookups{})
+	finish()
+	return opts
 }

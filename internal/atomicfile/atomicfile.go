@@ -177,14 +177,7 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 	Hook(StepFilled, path)
 	at(StepFilled)
 	if err := place(tmpName, path); err != nil {
-		var le *os.LinkError
-		if errors.As(err, &le) {
-			err = le.Err
-		}
-		if errors.Is(err, fs.ErrExist) {
-			return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
-		}
-		return fmt.Errorf("writing %s: %w", path, err)
+		return placeError(path, err)
 	}
 	// After a link the temporary name is removed before the directory is
 	// synced, so that the sync makes both durable: removed after it, the
@@ -200,6 +193,20 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 		return nil
 	}
 	return syncPlaced(dir)
+}
+
+// placeError is the error of a failure to place path (a rename or a
+// link of its temporary file): for a file already there, one that
+// satisfies errors.Is(err, fs.ErrExist), as Create promises.
+func placeError(path string, err error) error {
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		err = le.Err
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
+	}
+	return fmt.Errorf("writing %s: %w", path, err)
 }
 
 // The steps of a write at which Hook is called.

@@ -81,7 +81,7 @@ func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path
 			if !ok {
 				continue
 			}
-			if errs[i] = change(paths[i], func() error { return place(tmp, paths[i]) }); errs[i] == nil {
+			if errs[i] = change(paths[i], func() error { return link(tmp, paths[i]) }); errs[i] == nil {
 				placed = append(placed, i)
 				Hook(StepPlaced, paths[i])
 			}
@@ -129,21 +129,14 @@ func makeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
 	return tmp.Name(), nil
 }
 
-// place links the temporary file tmp to path, where no file is, and
-// removes the temporary name, as Create places its file (the link before
-// the directory's sync: writeFile says why).
-func place(tmp, path string) error {
+// link links the temporary file tmp to path, where no file is, and
+// removes the temporary name, as Create places its file (the name gone
+// before the directory's sync: writeFile says why).
+func link(tmp, path string) error {
 	err := os.Link(tmp, path)
 	os.Remove(tmp)
-	if err == nil {
-		return nil
+	if err != nil {
+		return placeError(path, err)
 	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		err = le.Err
-	}
-	if errors.Is(err, fs.ErrExist) {
-		return &fs.PathError{Op: "create", Path: path, Err: fs.ErrExist}
-	}
-	return fmt.Errorf("writing %s: %w", path, err)
+	return nil
 }
