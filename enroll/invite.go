@@ -397,6 +397,10 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	// Before the pending file goes: its removal changes the claim's ctime.
 	claimedAt := claimedSince(dir, name, path)
 	inv, err := removePending(dir, name, path)
+	var unsynced error // removed, its directory not synced: the claims go too, then it is said
+	if err != nil && inv != nil {
+		unsynced, err = err, nil
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
@@ -416,7 +420,7 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 				inv.Claimed = time.Now()
 			}
 		}
-		return inv, nil
+		return inv, unsynced
 	case inUse:
 		return nil, &NotPendingError{Name: name, Dir: dir, InUse: true}
 	}
@@ -497,7 +501,8 @@ var lockFile = keydir.LockFile
 
 // removePending deletes the pending invitation name, at path, durably
 // (its directory synced), and returns what it held; fs.ErrNotExist if
-// there is none — claimed meanwhile included.
+// there is none — claimed meanwhile included. Removed, its directory not
+// synced, it returns what it held and that error.
 func removePending(dir, name, path string) (*Invitation, error) {
 	inv, err := readInvite(inviteRule(dir), path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -517,7 +522,7 @@ func removePending(dir, name, path string) (*Invitation, error) {
 	// committed when the power goes would bring the invitation back,
 	// and its token would work again.
 	if err := atomicfile.SyncDir(dir); err != nil {
-		return nil, fmt.Errorf("enroll: invitation %q removed (%s), but syncing its directory: %w", name, path, err)
+		return inv, fmt.Errorf("enroll: invitation %q removed (%s), but its directory could not be synced, so the removal may not survive a power loss: %w", name, path, err)
 	}
 	return inv, nil
 }

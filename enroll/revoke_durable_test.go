@@ -1,9 +1,11 @@
 package enroll
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keytool/keytool/internal/atomicfile"
@@ -32,5 +34,23 @@ func TestRevokeInviteIsDurable(t *testing.T) {
 	}
 	if !slices.Contains(synced, dir) {
 		t.Errorf("synced %v, want %s", synced, dir)
+	}
+}
+
+// Removed, its directory not synced: RevokeInvite says so and still
+// takes the claims away, and returns what the invitation held.
+func TestRevokeInviteNotSynced(t *testing.T) {
+	h := newHome(t)
+	h.invite(t, "laptop", "127.0.0.1:1")
+	dir := InvitesDir(h.dir)
+	old := atomicfile.SyncDir
+	t.Cleanup(func() { atomicfile.SyncDir = old })
+	atomicfile.SyncDir = func(string) error { return errors.New("the disk is gone") }
+	inv, err := RevokeInvite(dir, "laptop")
+	if inv == nil || inv.Name != "laptop" || err == nil || !strings.Contains(err.Error(), "the disk is gone") || !strings.Contains(err.Error(), "removed") {
+		t.Fatalf("RevokeInvite with a failed sync: %+v, %v; want the invitation and the sync's error", inv, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "laptop.json")); !os.IsNotExist(err) {
+		t.Errorf("the pending invitation is still there: %v", err)
 	}
 }

@@ -405,7 +405,7 @@ func (e *NoSuchCAError) Error() string {
 // reads) or whose certificate has the SHA-256 fingerprint what (hex,
 // colons allowed: openssl x509 -fingerprint -sha256), with its CRL, and
 // returns them. None is a *NoSuchCAError.
-func UninstallCA(dir, top, what string) ([]InstalledCA, error) {
+func UninstallCA(dir, top, what string) (gone []InstalledCA, err error) {
 	cas, err := ListCAs(dir, top)
 	if err != nil {
 		return nil, err
@@ -415,7 +415,15 @@ func UninstallCA(dir, top, what string) ([]InstalledCA, error) {
 	if err != nil || len(certSum) != sha256.Size {
 		certSum = nil
 	}
-	var gone []InstalledCA
+	// Durable before the command says so, a failure of a later one
+	// included: a removal not yet committed when the power goes would
+	// bring the CA back, trusted again.
+	var removed []string
+	defer func() {
+		if serr := syncRemoved(removed); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
 	for _, ca := range cas {
 		match := ca.Name == what || ca.Purpose != "" && ca.Purpose+"/"+ca.Name == what
 		if !match {
@@ -435,8 +443,12 @@ func UninstallCA(dir, top, what string) ([]InstalledCA, error) {
 		if err := os.Remove(ca.File); err != nil {
 			return gone, err
 		}
+		removed = append(removed, ca.File)
 		if ca.CRLFile != "" {
-			if err := os.Remove(ca.CRLFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			err := os.Remove(ca.CRLFile)
+			if err == nil {
+				removed = append(removed, ca.CRLFile)
+			} else if !errors.Is(err, fs.ErrNotExist) {
 				return gone, err
 			}
 		}
@@ -445,20 +457,21 @@ func UninstallCA(dir, top, what string) ([]InstalledCA, error) {
 	if len(gone) == 0 {
 		return nil, &NoSuchCAError{Dir: dir, What: what}
 	}
-	// Durable before the command says so: a removal not yet committed
-	// when the power goes would bring the CA back, trusted again.
+	return gone, nil
+}
+
+// syncRemoved syncs the directory of each of files, removed, once.
+func syncRemoved(files []string) error {
 	var dirs []string
-	for _, ca := range gone {
-		for _, f := range []string{ca.File, ca.CRLFile} {
-			if d := filepath.Dir(f); f != "" && !slices.Contains(dirs, d) {
-				dirs = append(dirs, d)
-			}
+	for _, f := range files {
+		if d := filepath.Dir(f); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
 		}
 	}
 	for _, d := range dirs {
 		if err := atomicfile.SyncDir(d); err != nil {
-			return gone, fmt.Errorf("tlsbridge: removed from %s, but syncing it: %w", d, err)
+			return fmt.Errorf("tlsbridge: removed from %s, but syncing it: %w", d, err)
 		}
 	}
-	return gone, nil
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/keytool/keytool/internal/atomicfile"
 	homedir "github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/jwk"
 )
@@ -343,6 +344,13 @@ func finishPublic(home, keyFile string, k *jwk.Key, st *staleHalves) error {
 	for _, p := range gone {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fail(p, err)
+		}
+	}
+	if len(gone) > 0 {
+		// Back after a power loss, a wrong public half would stop the
+		// home from loading again.
+		if err := atomicfile.SyncDir(filepath.Dir(gone[0])); err != nil {
+			return fail(gone[0], err)
 		}
 	}
 	return nil

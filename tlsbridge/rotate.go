@@ -373,5 +373,8 @@ func rotatePublic(h homedir.Dir, next *jwk.Key, ext string) error {
 			return fmt.Errorf("tlsbridge: the identity is rotated, but %s could not be removed: %w", p, err)
 		}
 	}
+	if err := atomicfile.SyncDir(string(h)); err != nil {
+		return fmt.Errorf("tlsbridge: the identity is rotated, but the removal of its old public halves could not be synced: %w", err)
+	}
 	return nil
 }

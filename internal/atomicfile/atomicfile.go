@@ -279,13 +279,14 @@ func Sync(dirs, files []string) error {
 // syncData makes the data of files durable: with one syncfs(2) of the
 // file system of fsDir (all true: everything on it is synced, its
 // directories too) where there are more than syncFSOver files and the
-// system has the call, else with an fsync of each. A file removed
-// since it was written is left out: the sync of its directory makes the
-// removal durable.
+// system has the call, else — or where syncfs fails: it reports a
+// write-back error of any file of the file system, not only of these —
+// with an fsync of each. A file removed since it was written is left
+// out: the sync of its directory makes the removal durable.
 func syncData(fsDir string, files []string) (all bool, err error) {
 	if len(files) > syncFSOver && fsDir != "" {
-		if ok, err := syncFS(fsDir); ok || err != nil {
-			return ok, err
+		if ok, err := syncFS(fsDir); ok && err == nil {
+			return true, nil
 		}
 	}
 	for _, path := range files {

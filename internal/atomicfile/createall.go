@@ -25,20 +25,24 @@ const createAllChunk = 256
 // kernel; 1.5 s so.
 //
 // change, if not nil, runs each change that CreateAll makes to the
-// directory's names — a temporary file made and filled; a file placed
-// and its temporary name removed — given the file's path and the change
-// to make, and returns its error: the admin index brackets each with the
-// directory's stamps (internal/keydir, CreateFiles), as WriteSteps' steps
-// let it bracket a Write. Hook is called at each step of each file:
-// StepCreated as the file's temporary is made, StepFilled once its data
-// is synced, StepPlaced once it is in place.
+// directory's names — a temporary file made and filled (do calls at with
+// StepCreated once it is made, StepFilled once it is filled and closed,
+// as WriteSteps does: no name changes between the two); a file placed
+// and its temporary name removed (no steps); a temporary file removed
+// after its data could not be synced (no steps) — given the file's path
+// and the change to make, and returns its error: the admin index
+// brackets each with the directory's stamps (internal/keydir,
+// CreateFiles). Hook is called at each step of each file: StepCreated as
+// the file's temporary is made, StepFilled once its data is synced,
+// StepPlaced once it is in place.
 //
 // It returns an error for each path, nil for the files it created: one
 // that satisfies errors.Is(err, fs.ErrExist) where a file was there
-// already, which is left as it was.
-func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path string, do func() error) error) []error {
+// already, which is left as it was. A path given twice is written as two
+// Creates in turn would: the first's data, the second fs.ErrExist.
+func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path string, do func(at func(step string)) error) error) []error {
 	if change == nil {
-		change = func(_ string, do func() error) error { return do() }
+		change = func(_ string, do func(func(string)) error) error { return do(func(string) {}) }
 	}
 	errs := make([]error, len(paths))
 	if len(paths) == 0 {
@@ -55,8 +59,8 @@ func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path
 				errs[i] = fmt.Errorf("writing %s: not in %s, the directory of the files written with it", paths[i], dir)
 				continue
 			}
-			errs[i] = change(paths[i], func() error {
-				tmp, err := makeTemp(paths[i], data[i], perm)
+			errs[i] = change(paths[i], func(at func(string)) error {
+				tmp, err := makeTemp(paths[i], data[i], perm, at)
 				if tmp != "" {
 					temps[i] = tmp
 					made = append(made, tmp)
@@ -65,9 +69,11 @@ func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path
 			})
 		}
 		if _, err := syncCreated(dir, made); err != nil {
-			for i, tmp := range temps {
-				errs[i] = fmt.Errorf("writing %s: %w", paths[i], err)
-				os.Remove(tmp)
+			for i := start; i < end; i++ {
+				if tmp, ok := temps[i]; ok {
+					errs[i] = fmt.Errorf("writing %s: %w", paths[i], err)
+					change(paths[i], func(func(string)) error { return os.Remove(tmp) })
+				}
 			}
 			continue
 		}
@@ -81,7 +87,7 @@ func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path
 			if !ok {
 				continue
 			}
-			if errs[i] = change(paths[i], func() error { return link(tmp, paths[i]) }); errs[i] == nil {
+			if errs[i] = change(paths[i], func(func(string)) error { return link(tmp, paths[i]) }); errs[i] == nil {
 				placed = append(placed, i)
 				Hook(StepPlaced, paths[i])
 			}
@@ -90,7 +96,7 @@ func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path
 	if len(placed) > 0 {
 		if err := syncPlaced(dir); err != nil {
 			for _, i := range placed {
-				errs[i] = fmt.Errorf("writing %s: %w", paths[i], err)
+				errs[i] = fmt.Errorf("placed %s, but syncing its directory: %w", paths[i], err)
 			}
 		}
 	}
@@ -102,9 +108,10 @@ func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path
 var syncCreated = syncData
 
 // makeTemp makes the temporary file of a Create of path, mode perm from
-// its first byte, and writes data to it, unsynced. It returns its name,
-// or "" and the error (nothing left behind).
-func makeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
+// its first byte, and writes data to it, unsynced, calling at with the
+// steps as writeFile does. It returns its name, or "" and the error
+// (nothing left behind).
+func makeTemp(path string, data []byte, perm fs.FileMode, at func(step string)) (string, error) {
 	dir, name := split(path)
 	tmp, err := os.CreateTemp(dir, tempPrefix(name)+"*"+tempSuffix)
 	if err != nil {
@@ -112,6 +119,7 @@ func makeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
 	}
 	err = tmp.Chmod(perm)
 	if err == nil {
+		at(StepCreated)
 		Hook(StepCreated, path)
 		_, err = tmp.Write(data)
 		var pe *fs.PathError
@@ -126,6 +134,7 @@ func makeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
 		os.Remove(tmp.Name())
 		return "", err
 	}
+	at(StepFilled)
 	return tmp.Name(), nil
 }
 

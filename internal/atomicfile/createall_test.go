@@ -77,9 +77,10 @@ func TestCreateAll(t *testing.T) {
 	}
 
 	var changes []string
-	errs := CreateAll(paths, data, 0o640, func(path string, do func() error) error {
+	var steps2 []string
+	errs := CreateAll(paths, data, 0o640, func(path string, do func(at func(string)) error) error {
 		changes = append(changes, path)
-		return do()
+		return do(func(step string) { steps2 = append(steps2, step) })
 	})
 
 	// The first round has no file for the path outside the directory.
@@ -89,10 +90,14 @@ func TestCreateAll(t *testing.T) {
 	if dirSyncs != 1 {
 		t.Errorf("the directory synced %d times, want once", dirSyncs)
 	}
-	// Each file but the one outside: made and filled (one change), then
-	// placed (another; refused for the file already there).
+	// Each file but the one outside: made and filled (one change, with
+	// its two steps), then placed (another; refused for the file already
+	// there).
 	if want := 2 * (600 - 1); len(changes) != want {
 		t.Errorf("%d changes of the directory's names, want %d", len(changes), want)
+	}
+	if want := strings.Repeat("created,filled,", 599); strings.Join(steps2, ",")+"," != want {
+		t.Errorf("the steps given to change: %d, want created and filled of each of the 599 files made", len(steps2))
 	}
 	for i, p := range paths {
 		switch i {

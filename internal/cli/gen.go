@@ -486,6 +486,13 @@ func writeRoleKey(path string, others []string, exists bool, k *jwk.Key, f jwk.F
 			return fmt.Errorf("the new key is in %s, but the old %s could not be removed: %w", path, p, err)
 		}
 	}
+	if len(others) > 0 {
+		// Back after a power loss, the old key beside the new would be a
+		// home of two identities, which loads nowhere.
+		if err := atomicfile.SyncDir(filepath.Dir(others[0])); err != nil {
+			return fmt.Errorf("the new key is in %s, but the removal of the old could not be synced: %w", path, err)
+		}
+	}
 	return nil
 }
 

@@ -191,7 +191,7 @@ func (c *cli) revokeKeys(keys []*jwk.Key, store *authkeys.Store, hosts *knownhos
 	// revoked is said, after the others (exit 1).
 	said := map[[32]byte]bool{}
 	var errs []error
-	own := c.ownKeys()
+	var own []ownKey // read at the first key revoked now
 	for _, k := range keys {
 		sum := k.SPKIHash()
 		file := held[sum]
@@ -210,6 +210,9 @@ func (c *cli) revokeKeys(keys []*jwk.Key, store *authkeys.Store, hosts *knownhos
 		default:
 			said[sum] = true
 			fmt.Fprintf(c.stdout, "Revoked %s (key ID %s)\nFile: %s\n", k.Fingerprint(), k.KeyID(), c.homePath(file))
+			if own == nil {
+				own = c.ownKeys()
+			}
 			c.warnOwnKey(k, own)
 			for _, e := range authorized[sum] {
 				fmt.Fprintf(c.stdout, "  was authorized as %q (%s): now refused\n", e.Name, c.homePath(e.File))
@@ -238,7 +241,7 @@ type ownKey struct {
 // --next), private halves and public ones, each file's first key, those
 // that read.
 func (c *cli) ownKeys() []ownKey {
-	var own []ownKey
+	own := []ownKey{} // not nil where the home has none: read once all the same
 	for _, o := range []struct {
 		files []string
 		what  string

@@ -95,8 +95,8 @@ func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (remov
 // removal could be undone by a power loss seconds later (ext4 commits it
 // within five), and a key removed from authorized_keys.d be authorized
 // again; the files it rewrites are synced by their writes (atomicfile).
-// A directory that cannot be synced fails each file removed from it:
-// removed, but not known to stay so.
+// A directory that cannot be synced fails each file removed from it
+// with an *UnsyncedError: removed, but not known to stay so.
 func (l *Loader[T]) EditFiles(files []string, edit func(path string) func(k *jwk.Key) *jwk.Key) (failed map[string]error) {
 	fail := func(file string, err error) {
 		if failed == nil {
@@ -123,12 +123,27 @@ func (l *Loader[T]) EditFiles(files []string, edit func(path string) func(k *jwk
 	for _, d := range dirs {
 		if err := atomicfile.SyncDir(d); err != nil {
 			for _, f := range removedFrom[d] {
-				fail(f, fmt.Errorf("removed %s, but syncing its directory: %w", f, err))
+				fail(f, &UnsyncedError{File: f, Err: err})
 			}
 		}
 	}
 	return failed
 }
+
+// UnsyncedError is a file removed whose directory could not be synced
+// (EditFiles): gone now, but a power loss may bring it back. A removal
+// reports it whether or not the file held what it matched
+// (Unwritten.Keep): the query is neither "not found" nor done.
+type UnsyncedError struct {
+	File string
+	Err  error
+}
+
+func (e *UnsyncedError) Error() string {
+	return fmt.Sprintf("removed %s, but its directory could not be synced, so the removal may not survive a power loss: %v", e.File, e.Err)
+}
+
+func (e *UnsyncedError) Unwrap() error { return e.Err }
 
 // WriteFile replaces the key file at path atomically (atomicfile.Write),
 // as EditFile does: the write of an admin command, which the admin
@@ -181,13 +196,12 @@ func CreateFile(path string, data []byte, perm fs.FileMode) error {
 // CreateFiles is CreateFile of each of paths, with the data of the same
 // index, all in one directory, synced together (atomicfile.CreateAll):
 // a revocation of many keys. Each change of the directory's names it
-// makes is bracketed as a write of CreateFile's is, and each file it
-// creates recorded. It returns an error for each path, nil for those
+// makes is bracketed alone, with the steps of a temporary file's making
+// and filling as CreateFile's (ownwrites.go), and each file it creates
+// recorded. It returns an error for each path, nil for those
 // created.
 func CreateFiles(paths []string, data [][]byte, perm fs.FileMode) []error {
-	errs := atomicfile.CreateAll(paths, data, perm, func(path string, do func() error) error {
-		return bracket(path, func(func(string)) error { return do() })
-	})
+	errs := atomicfile.CreateAll(paths, data, perm, bracket)
 	for i, err := range errs {
 		if err == nil {
 			recordEdit(paths[i], false)

@@ -11,29 +11,29 @@ import (
 )
 
 // The directory's stamp says that it changed, not who changed it: an
-// admin command that records its change in the admin index from the
-// head it loaded to the stamp at its end would take in a file another
-// writer (config management, a copy by hand, a server enrolling a
-// client) added meanwhile, without its records (docs/design.md, "The
-// admin index"). So while a LoadFor is open on a directory, this
-// process's writes into it (CreateFile, RemoveFile, writeFile: every
-// write an admin command makes) are bracketed by the directory's stamp
-// just before and just after: the change from the first write's "before"
-// to the last one's "after", each "after" the next "before", is this
-// process's alone, and finish records only that — from the head it
-// loaded, if that is the first "before", to the last "after". A change
-// by another between them (or before the first, after the load) breaks
-// the chain, and the index is left stale; one after the last is the
-// next command's to find from the files' stamps. A write through a
-// temporary file (atomicfile) is bracketed around its changes of names
-// alone: "before" the temporary file is made and once it is, again just
-// before it is placed — the fill and its fsync between, milliseconds, in
-// which the write changes no name, so that a change of the directory
-// there is another's and breaks the chain — and "after" once it is
-// placed and the temporary name gone, before the directory's fsync.
-// (Until 2026-12-05 one bracket spanned the whole write, both fsyncs
-// among it, and a file another writer added in those milliseconds was
-// taken in without its records; found by review.)
+// admin command that records its change in the admin index from the head
+// it loaded to the stamp at its end would take in a file another writer
+// (config management, a copy by hand, a server enrolling a client) added
+// meanwhile, without its records (docs/design.md, "The admin index"). So
+// while a LoadFor is open on a directory, this process's writes into it
+// (CreateFile, CreateFiles, RemoveFile, writeFile: every write an admin
+// command makes) are bracketed by the directory's stamp just before and
+// just after: the change from the first write's "before" to the last
+// one's "after", each "after" the next "before", is this process's
+// alone, and finish records only that — from the head it loaded, if that
+// is the first "before", to the last "after". A change by another
+// between them (or before the first, after the load) breaks the chain,
+// and the index is left stale; one after the last is the next command's
+// to find from the files' stamps. A write through a temporary file
+// (atomicfile) is bracketed around its changes of names alone: "before"
+// the temporary file is made and once it is, again just before it is
+// placed — the fill and its fsync between, milliseconds, in which the
+// write changes no name, so that a change of the directory there is
+// another's and breaks the chain — and "after" once it is placed and the
+// temporary name gone, before the directory's fsync. (Until 2026-12-05
+// one bracket spanned the whole write, both fsyncs among it, and a file
+// another writer added in those milliseconds was taken in without its
+// records; found by review.)
 
 // ownWrites is the chain of this process's writes into one directory
 // since a LoadFor opened it.

@@ -1,6 +1,9 @@
 package keydir
 
-import "slices"
+import (
+	"errors"
+	"slices"
+)
 
 // Unwritten is, for one query of a removal that edits many files
 // (authkeys' and knownhosts' RemoveAll: one EditFile of each file for
@@ -38,7 +41,10 @@ func (u *Unwritten) Tried(file string, err error) {
 // out between the steps: the file is then no cause of the query's
 // outcome. A file the load could not read — the rule now refuses it, it
 // no longer parses — may hold the copy still: its error stays (fail
-// closed; found by review).
+// closed; found by review). A file removed whose directory could not
+// be synced (*UnsyncedError) stays too: it holds nothing now, and may
+// again after a power loss (found by review: the query said "not
+// found").
 func (u *Unwritten) Keep(holds func(file string) bool, problems []Problem) {
 	unread := map[string]bool{}
 	for _, p := range problems {
@@ -47,7 +53,7 @@ func (u *Unwritten) Keep(holds func(file string) bool, problems []Problem) {
 		}
 	}
 	for i := len(u.files) - 1; i >= 0; i-- {
-		if !holds(u.files[i]) && !unread[u.files[i]] {
+		if !holds(u.files[i]) && !unread[u.files[i]] && !errors.As(u.errs[i], new(*UnsyncedError)) {
 			u.files, u.errs = slices.Delete(u.files, i, i+1), slices.Delete(u.errs, i, i+1)
 		}
 	}
