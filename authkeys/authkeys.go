@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
@@ -1306,7 +1307,9 @@ func (s *Store) Revoke(k *jwk.Key) (string, error) {
 
 // Revocation is what RevokeAll did for one key: the file that revokes
 // it — for a key revoked before, its revocation's — or why it is not
-// revoked (File is then "").
+// revoked (File is then ""). A file written whose directory could not
+// be synced has both: the key is refused, but a power loss may undo it
+// (*atomicfile.UnsyncedError).
 type Revocation struct {
 	File string
 	Err  error
@@ -1363,9 +1366,13 @@ func (s *Store) RevokeAll(keys []*jwk.Key) ([]Revocation, error) {
 		}
 		var written []string
 		for n, i := range todo {
-			if err := errs[n]; err != nil && !errors.Is(err, fs.ErrExist) {
+			err := errs[n]
+			if err != nil && !errors.Is(err, fs.ErrExist) && !errors.As(err, new(*atomicfile.UnsyncedError)) {
 				out[i].Err = err
 				continue
+			}
+			if !errors.Is(err, fs.ErrExist) {
+				out[i].Err = err // placed, maybe not for good: said with the file
 			}
 			out[i].File, wrote[i], written = paths[n], true, append(written, paths[n])
 		}

@@ -7,12 +7,12 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/internal/atomicfile"
-	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/keydir/keydirtest"
+	"github.com/keytool/keytool/jwk"
 )
 
 // A removal whose file is gone but whose directory cannot be synced
-// says so (*keydir.UnsyncedError): not "not found", not success with
+// says so (*atomicfile.UnsyncedError): not "not found", not success with
 // nothing removed (found by review).
 func TestRemoveSaysItsDirectoryWasNotSynced(t *testing.T) {
 	opts := HomeOptions(t.TempDir())
@@ -25,7 +25,7 @@ func TestRemoveSaysItsDirectoryWasNotSynced(t *testing.T) {
 	t.Cleanup(func() { atomicfile.SyncDir = old })
 	atomicfile.SyncDir = func(string) error { return errors.New("the disk is gone") }
 	removed, err := s.Remove("a")
-	if !errors.As(err, new(*keydir.UnsyncedError)) || !strings.Contains(err.Error(), "the disk is gone") {
+	if !errors.As(err, new(*atomicfile.UnsyncedError)) || !strings.Contains(err.Error(), "the disk is gone") {
 		t.Errorf("Remove with a failed directory sync: removed %d, err %v; want the sync's error", len(removed), err)
 	}
 }
@@ -42,7 +42,33 @@ func TestUnrevokeSaysItsDirectoryWasNotSynced(t *testing.T) {
 	t.Cleanup(func() { atomicfile.SyncDir = old })
 	atomicfile.SyncDir = func(string) error { return errors.New("the disk is gone") }
 	removed, err := s.Unrevoke(key(t, 5).Fingerprint())
-	if !errors.As(err, new(*keydir.UnsyncedError)) || !strings.Contains(err.Error(), "the disk is gone") {
+	if !errors.As(err, new(*atomicfile.UnsyncedError)) || !strings.Contains(err.Error(), "the disk is gone") {
 		t.Errorf("Unrevoke with a failed directory sync: removed %d, err %v; want the sync's error", len(removed), err)
+	}
+}
+
+// Revocations written whose directory cannot be synced: each says so
+// (*atomicfile.UnsyncedError) with its file, and the keys are refused.
+func TestRevokeAllSaysItsDirectoryWasNotSynced(t *testing.T) {
+	opts := HomeOptions(t.TempDir())
+	s := Load(opts)
+	defer s.Close()
+	if _, err := s.Revoke(key(t, 1)); err != nil { // the directory made
+		t.Fatal(err)
+	}
+	old := atomicfile.SyncDir
+	t.Cleanup(func() { atomicfile.SyncDir = old })
+	atomicfile.SyncDir = func(string) error { return errors.New("the disk is gone") }
+	revs, err := s.RevokeAll([]*jwk.Key{key(t, 2), key(t, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range revs {
+		if r.File == "" || !errors.As(r.Err, new(*atomicfile.UnsyncedError)) {
+			t.Errorf("key %d: %+v, want its file and an *atomicfile.UnsyncedError", i+2, r)
+		}
+		if _, ok := s.snap.Load().revoked.Lookup(key(t, i+2).SPKIHash()); !ok {
+			t.Errorf("key %d is not refused", i+2)
+		}
 	}
 }

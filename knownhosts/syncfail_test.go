@@ -6,12 +6,11 @@ import (
 	"testing"
 
 	"github.com/keytool/keytool/internal/atomicfile"
-	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/jwk"
 )
 
 // A pin's file removed, its directory not synced: the removal says so
-// (*keydir.UnsyncedError), by address and by fingerprint — not "no host
+// (*atomicfile.UnsyncedError), by address and by fingerprint — not "no host
 // key is pinned" (found by review).
 func TestRemoveSaysItsDirectoryWasNotSynced(t *testing.T) {
 	for _, q := range []string{"a.example:1", "fp"} {
@@ -23,7 +22,7 @@ func TestRemoveSaysItsDirectoryWasNotSynced(t *testing.T) {
 		atomicfile.SyncDir = func(string) error { return errors.New("the disk is gone") }
 		rs := s.RemoveAll([]string{q})
 		atomicfile.SyncDir = old
-		if !errors.As(rs[0].Err, new(*keydir.UnsyncedError)) || !strings.Contains(rs[0].Err.Error(), "the disk is gone") {
+		if !errors.As(rs[0].Err, new(*atomicfile.UnsyncedError)) || !strings.Contains(rs[0].Err.Error(), "the disk is gone") {
 			t.Errorf("RemoveAll(%s) with a failed directory sync: %+v; want the sync's error", q, rs[0])
 		}
 	}

@@ -227,6 +227,21 @@ var Hook = func(step, path string) {}
 // directory at that moment.
 var syncPlaced = syncDir
 
+// UnsyncedError is a file placed or removed (Op) whose directory could
+// not be synced: the change is made, and readers see it, but a power
+// loss may undo it. A caller says so rather than "done" or "not done".
+type UnsyncedError struct {
+	Op   string // "placed", "removed"
+	File string
+	Err  error
+}
+
+func (e *UnsyncedError) Error() string {
+	return fmt.Sprintf("%s %s, but its directory could not be synced, so this may not survive a power loss: %v", e.Op, e.File, e.Err)
+}
+
+func (e *UnsyncedError) Unwrap() error { return e.Err }
+
 // syncDir makes a rename or link in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

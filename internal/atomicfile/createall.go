@@ -38,7 +38,8 @@ const createAllChunk = 256
 //
 // It returns an error for each path, nil for the files it created: one
 // that satisfies errors.Is(err, fs.ErrExist) where a file was there
-// already, which is left as it was. A path given twice is written as two
+// already, which is left as it was; an *UnsyncedError for a file placed
+// whose directory could not be synced. A path given twice is written as two
 // Creates in turn would: the first's data, the second fs.ErrExist.
 func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path string, do func(at func(step string)) error) error) []error {
 	if change == nil {
@@ -94,9 +95,9 @@ func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path
 		}
 	}
 	if len(placed) > 0 {
-		if err := syncPlaced(dir); err != nil {
+		if err := SyncDir(dir); err != nil {
 			for _, i := range placed {
-				errs[i] = fmt.Errorf("placed %s, but syncing its directory: %w", paths[i], err)
+				errs[i] = &UnsyncedError{Op: "placed", File: paths[i], Err: err}
 			}
 		}
 	}

@@ -61,8 +61,8 @@ func TestCreateAll(t *testing.T) {
 		return syncData(fsDir, files)
 	}
 	dirSyncs := 0
-	t.Cleanup(func() { syncPlaced = syncDir })
-	syncPlaced = func(d string) error {
+	t.Cleanup(func() { SyncDir = syncDir })
+	SyncDir = func(d string) error {
 		dirSyncs++
 		entries, err := os.ReadDir(d)
 		if err != nil {
@@ -155,5 +155,23 @@ func TestCreateAllSyncFails(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("the directory holds %d entries, want none", len(entries))
+	}
+}
+
+// A file placed whose directory cannot be synced: an *UnsyncedError
+// naming it, the file in place.
+func TestCreateAllDirectorySyncFails(t *testing.T) {
+	dir := t.TempDir()
+	failed := errors.New("the disk is gone")
+	t.Cleanup(func() { SyncDir = syncDir })
+	SyncDir = func(string) error { return failed }
+	path := filepath.Join(dir, "a.json")
+	errs := CreateAll([]string{path}, [][]byte{[]byte("a")}, 0o644, nil)
+	var u *UnsyncedError
+	if !errors.As(errs[0], &u) || u.File != path || u.Op != "placed" || !errors.Is(errs[0], failed) {
+		t.Errorf("%s: %v, want an *UnsyncedError naming it", path, errs[0])
+	}
+	if got, _ := os.ReadFile(path); string(got) != "a" {
+		t.Errorf("%s holds %q, want it in place", path, got)
 	}
 }

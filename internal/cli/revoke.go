@@ -167,11 +167,13 @@ func (c *cli) revokeKeys(keys []*jwk.Key, store *authkeys.Store, hosts *knownhos
 	}
 	held := map[[32]byte]string{} // the file of each key revoked now
 	failed := map[[32]byte]error{}
+	unsynced := map[[32]byte]error{} // revoked, its file's directory not synced
 	for i, r := range revs {
-		if r.Err != nil {
-			failed[revoke[i].SPKIHash()] = r.Err
-		} else {
-			held[revoke[i].SPKIHash()] = r.File
+		switch sum := revoke[i].SPKIHash(); {
+		case r.File != "":
+			held[sum], unsynced[sum] = r.File, r.Err
+		case r.Err != nil:
+			failed[sum] = r.Err
 		}
 	}
 	authorized := map[[32]byte][]*authkeys.Entry{}
@@ -219,6 +221,9 @@ func (c *cli) revokeKeys(keys []*jwk.Key, store *authkeys.Store, hosts *knownhos
 			}
 			for _, e := range pinned[sum] {
 				fmt.Fprintf(c.stdout, "  was trusted for %s (%s): now refused\n", pinnedFor(e), c.homePath(e.File))
+			}
+			if unsynced[sum] != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k.Fingerprint(), unsynced[sum]))
 			}
 		}
 	}

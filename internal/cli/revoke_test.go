@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keytool/keytool/internal/atomicfile"
 )
 
 // TestRevokeRemoveByNameIndexed: revoke --remove NAME finds the revoked
@@ -42,5 +46,29 @@ func TestRevokeRemoveByNameIndexed(t *testing.T) {
 	stdout, _, _ = runKeytool(t, "", "-H", h, "authorize", "--list")
 	if strings.Contains(stdout, "revoked") {
 		t.Errorf("a key is still revoked:\n%s", stdout)
+	}
+}
+
+// TestRevokeSaysItsDirectoryWasNotSynced: a revocation written whose
+// directory could not be synced is said to be revoked — it is, readers
+// refuse the key — and then, as an error (exit 1), that a power loss may
+// undo it; not "not revoked".
+func TestRevokeSaysItsDirectoryWasNotSynced(t *testing.T) {
+	root := t.TempDir()
+	home := filepath.Join(root, "home")
+	mkHome(t, home)
+	old := filepath.Join(root, "old.json")
+	writePublicKey(t, old, nil)
+	keytoolOK(t, "-H", home, "revoke", old) // the directory made
+	pub := filepath.Join(root, "new.json")
+	k := writePublicKey(t, pub, nil)
+	prev := atomicfile.SyncDir
+	t.Cleanup(func() { atomicfile.SyncDir = prev })
+	atomicfile.SyncDir = func(string) error { return errors.New("the disk is gone") }
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-H", home, "revoke", pub}, nil, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stdout.String(), "Revoked "+k.Fingerprint()) ||
+		!strings.Contains(stderr.String(), "may not survive a power loss") || strings.Contains(stderr.String(), "not revoked") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant the key said revoked, then the failed sync (exit 1)", code, &stdout, &stderr)
 	}
 }

@@ -96,7 +96,7 @@ func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (remov
 // within five), and a key removed from authorized_keys.d be authorized
 // again; the files it rewrites are synced by their writes (atomicfile).
 // A directory that cannot be synced fails each file removed from it
-// with an *UnsyncedError: removed, but not known to stay so.
+// with an *atomicfile.UnsyncedError: removed, but not known to stay so.
 func (l *Loader[T]) EditFiles(files []string, edit func(path string) func(k *jwk.Key) *jwk.Key) (failed map[string]error) {
 	fail := func(file string, err error) {
 		if failed == nil {
@@ -123,27 +123,12 @@ func (l *Loader[T]) EditFiles(files []string, edit func(path string) func(k *jwk
 	for _, d := range dirs {
 		if err := atomicfile.SyncDir(d); err != nil {
 			for _, f := range removedFrom[d] {
-				fail(f, &UnsyncedError{File: f, Err: err})
+				fail(f, &atomicfile.UnsyncedError{Op: "removed", File: f, Err: err})
 			}
 		}
 	}
 	return failed
 }
-
-// UnsyncedError is a file removed whose directory could not be synced
-// (EditFiles): gone now, but a power loss may bring it back. A removal
-// reports it whether or not the file held what it matched
-// (Unwritten.Keep): the query is neither "not found" nor done.
-type UnsyncedError struct {
-	File string
-	Err  error
-}
-
-func (e *UnsyncedError) Error() string {
-	return fmt.Sprintf("removed %s, but its directory could not be synced, so the removal may not survive a power loss: %v", e.File, e.Err)
-}
-
-func (e *UnsyncedError) Unwrap() error { return e.Err }
 
 // WriteFile replaces the key file at path atomically (atomicfile.Write),
 // as EditFile does: the write of an admin command, which the admin

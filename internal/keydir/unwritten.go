@@ -3,6 +3,8 @@ package keydir
 import (
 	"errors"
 	"slices"
+
+	"github.com/keytool/keytool/internal/atomicfile"
 )
 
 // Unwritten is, for one query of a removal that edits many files
@@ -42,7 +44,7 @@ func (u *Unwritten) Tried(file string, err error) {
 // outcome. A file the load could not read — the rule now refuses it, it
 // no longer parses — may hold the copy still: its error stays (fail
 // closed; found by review). A file removed whose directory could not
-// be synced (*UnsyncedError) stays too: it holds nothing now, and may
+// be synced (*atomicfile.UnsyncedError) stays too: it holds nothing now, and may
 // again after a power loss (found by review: the query said "not
 // found").
 func (u *Unwritten) Keep(holds func(file string) bool, problems []Problem) {
@@ -53,7 +55,7 @@ func (u *Unwritten) Keep(holds func(file string) bool, problems []Problem) {
 		}
 	}
 	for i := len(u.files) - 1; i >= 0; i-- {
-		if !holds(u.files[i]) && !unread[u.files[i]] && !errors.As(u.errs[i], new(*UnsyncedError)) {
+		if !holds(u.files[i]) && !unread[u.files[i]] && !errors.As(u.errs[i], new(*atomicfile.UnsyncedError)) {
 			u.files, u.errs = slices.Delete(u.files, i, i+1), slices.Delete(u.errs, i, i+1)
 		}
 	}
