@@ -149,6 +149,10 @@ type syncer struct {
 	// its files then (loadManifest).
 	manifest *syncManifest
 	stamps   [2]trustfile.Stamp
+
+	// unsettled are the files unplace removed whose directory is not yet
+	// synced, by directory (settle).
+	unsettled map[string][]string
 }
 
 func (s *syncer) manifestPath() string { return filepath.Join(string(s.home), ".keytool-sync.json") }
@@ -697,10 +701,12 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 		kept += s.unplace(m, steps[0].f.rel)
 		steps = steps[1:]
 	}
+	kept += s.settle(m)
 	if err := s.claim(m, slices.Concat(tighten, loosen)); err != nil {
 		return kept, err
 	}
 	place := func(f syncFile) error {
+		kept += s.settle(m) // the removals before it durable first
 		k, h, err := s.placeHeld(m, f, want)
 		held = append(held, h...)
 		kept += k
@@ -738,6 +744,7 @@ func (s *syncer) apply(m *syncManifest, tighten, loosen []syncFile, want map[str
 		kept += s.unplace(m, rel)
 	}
 	s.c.stdout = out
+	kept += s.settle(m)
 	return kept, s.saveManifest(m)
 }
 
@@ -1125,16 +1132,42 @@ func (s *syncer) unplace(m *syncManifest, rel string) (kept int) {
 			fmt.Fprintf(s.c.stderr, "keytool sync: %s\n", termtext.Safe(err.Error()))
 			return 1
 		}
-		// Durable before the manifest forgets the file: brought back by
-		// a power loss, it would be a file sync no longer owns, and a key
-		// the store dropped would stay trusted.
-		if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
-			fmt.Fprintf(s.c.stderr, "keytool sync: %s removed, but syncing its directory: %s\n", shown, termtext.Safe(err.Error()))
-			return 1
-		}
 		fmt.Fprintf(s.c.stdout, "removed %s\n", shown)
+		// The manifest forgets the file once the removal is durable
+		// (settle).
+		if s.unsettled == nil {
+			s.unsettled = map[string][]string{}
+		}
+		dir := filepath.Dir(path)
+		s.unsettled[dir] = append(s.unsettled[dir], rel)
+		return 0
 	}
 	m.drop(rel)
+	return kept
+}
+
+// settle makes the removals unplace made durable — each directory synced
+// once, for all of them — and only then lets the manifest forget their
+// files: brought back by a power loss, a file the manifest no longer
+// names would be one sync does not own, and a key the store dropped
+// would stay trusted. apply settles before each file it writes after a
+// removal, so that removals and writes reach the disk in the order they
+// were made (tighten first), and before the manifest is saved; a
+// directory that cannot be synced keeps its files in the manifest (the
+// next pass finds them gone and lets them go) and counts them as left.
+func (s *syncer) settle(m *syncManifest) (kept int) {
+	for _, dir := range slices.Sorted(maps.Keys(s.unsettled)) {
+		rels := s.unsettled[dir]
+		if err := atomicfile.SyncDir(dir); err != nil {
+			fmt.Fprintf(s.c.stderr, "keytool sync: %d files removed from %s, but the directory could not be synced, so the removals may not survive a power loss: %s\n", len(rels), termtext.Safe(dir), termtext.Safe(err.Error()))
+			kept += len(rels)
+			continue
+		}
+		for _, rel := range rels {
+			m.drop(rel)
+		}
+	}
+	s.unsettled = nil
 	return kept
 }
 
