@@ -1365,8 +1365,14 @@ func (s *Store) RevokeAll(keys []*jwk.Key) ([]Revocation, error) {
 			errs = keydir.CreateFiles(paths, data, 0o644)
 		}
 		var written []string
+		first := map[string]error{} // a key given twice: its second is its first's
 		for n, i := range todo {
 			err := errs[n]
+			if e, ok := first[paths[n]]; ok && errors.Is(err, fs.ErrExist) {
+				err = e
+			} else if !ok {
+				first[paths[n]] = err
+			}
 			if err != nil && !errors.Is(err, fs.ErrExist) && !errors.As(err, new(*atomicfile.UnsyncedError)) {
 				out[i].Err = err
 				continue

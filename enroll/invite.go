@@ -412,7 +412,7 @@ func RevokeInvite(dir, name string) (*Invitation, error) {
 	inUse, err := removeClaims(dir, name, inv)
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, errors.Join(err, unsynced)
 	case inv != nil:
 		if inUse || !claimedAt.IsZero() {
 			inv.Claimed = claimedAt

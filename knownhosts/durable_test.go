@@ -14,7 +14,7 @@ import (
 // syncs its directory after the deletion, before it returns, and once
 // for all the files one command deletes: else a power loss seconds later
 // could bring the pin back. A pin rewritten (another address left) is
-// synced by its write.
+// synced by its write (atomicfile's, through the same SyncDir).
 func TestRemovalsAreDurable(t *testing.T) {
 	s, opts := load(t, map[string]*jwk.Key{
 		"a.json":    pinned(t, 1, "a.example:1"),
@@ -44,7 +44,7 @@ func TestRemovalsAreDurable(t *testing.T) {
 	}{
 		{"by address", []string{"a.example:1"}, []string{"a.json"}, []string{d}},
 		{"two, by address and fingerprint", []string{"b.example:1", key(t, 3).Fingerprint()}, []string{"b.json", "c.json"}, []string{d}},
-		{"an address of two", []string{"d.example:1"}, nil, nil},
+		{"an address of two: the pin rewritten, synced by its write", []string{"d.example:1"}, nil, []string{d}},
 	} {
 		synced, gone = nil, tc.gone
 		for _, r := range s.RemoveAll(tc.remove) {

@@ -27,3 +27,16 @@ func TestRemoveSaysItsDirectoryWasNotSynced(t *testing.T) {
 		}
 	}
 }
+
+// The same of a pin that keeps other addresses: rewritten, not removed,
+// the write's own sync failing (found by review).
+func TestRemoveAnAddressSaysItsDirectoryWasNotSynced(t *testing.T) {
+	s, _ := load(t, map[string]*jwk.Key{"a.json": pinned(t, 1, "a.example:1", "b.example:1")})
+	old := atomicfile.SyncDir
+	t.Cleanup(func() { atomicfile.SyncDir = old })
+	atomicfile.SyncDir = func(string) error { return errors.New("the disk is gone") }
+	rs := s.RemoveAll([]string{"a.example:1"})
+	if !errors.As(rs[0].Err, new(*atomicfile.UnsyncedError)) || !strings.Contains(rs[0].Err.Error(), "the disk is gone") {
+		t.Errorf("RemoveAll(a.example:1), the pin rewritten, the directory not synced: %+v, want an *atomicfile.UnsyncedError", rs[0])
+	}
+}

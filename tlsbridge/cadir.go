@@ -460,7 +460,8 @@ func UninstallCA(dir, top, what string) (gone []InstalledCA, err error) {
 	return gone, nil
 }
 
-// syncRemoved syncs the directory of each of files, removed, once.
+// syncRemoved syncs the directory of each of files, removed, once; one
+// that fails does not stop the others.
 func syncRemoved(files []string) error {
 	var dirs []string
 	for _, f := range files {
@@ -468,10 +469,11 @@ func syncRemoved(files []string) error {
 			dirs = append(dirs, d)
 		}
 	}
+	var errs []error
 	for _, d := range dirs {
 		if err := atomicfile.SyncDir(d); err != nil {
-			return fmt.Errorf("tlsbridge: removed from %s, but syncing it: %w", d, err)
+			errs = append(errs, fmt.Errorf("tlsbridge: removed from %s, but the directory could not be synced, so the removal may not survive a power loss: %w", d, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -122,10 +122,7 @@ func bytesFill(data []byte) func(io.Writer) error {
 // split returns path's directory ("." for none) and name.
 func split(path string) (dir, name string) {
 	dir, name = filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	return dir, name
+	return filepath.Clean(dir), name // "" is "."; no trailing separator: SyncDir's callers compare it
 }
 
 // The temporary file of a write of NAME is tempPrefix(NAME), the random
@@ -192,7 +189,10 @@ func writeFile(path string, fill func(io.Writer) error, perm fs.FileMode, place 
 	if !sync {
 		return nil
 	}
-	return syncPlaced(dir)
+	if err := SyncDir(dir); err != nil {
+		return &UnsyncedError{Op: "wrote", File: path, Err: err}
+	}
+	return nil
 }
 
 // placeError is the error of a failure to place path (a rename or a
@@ -223,15 +223,11 @@ const (
 // kill inside a write is tested at each step, not left to a random delay.
 var Hook = func(step, path string) {}
 
-// syncPlaced is syncDir, once the file is in place; a test looks at the
-// directory at that moment.
-var syncPlaced = syncDir
-
-// UnsyncedError is a file placed or removed (Op) whose directory could
+// UnsyncedError is a file written or removed (Op) whose directory could
 // not be synced: the change is made, and readers see it, but a power
 // loss may undo it. A caller says so rather than "done" or "not done".
 type UnsyncedError struct {
-	Op   string // "placed", "removed"
+	Op   string // "wrote", "removed"
 	File string
 	Err  error
 }

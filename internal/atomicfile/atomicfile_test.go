@@ -98,8 +98,8 @@ func TestNoTemporaryNameAtTheSync(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "key.json")
 			synced := 0
-			t.Cleanup(func() { syncPlaced = syncDir })
-			syncPlaced = func(d string) error {
+			t.Cleanup(func() { SyncDir = syncDir })
+			SyncDir = func(d string) error {
 				synced++
 				entries, err := os.ReadDir(d)
 				if err != nil {

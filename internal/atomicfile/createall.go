@@ -97,7 +97,7 @@ func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path
 	if len(placed) > 0 {
 		if err := SyncDir(dir); err != nil {
 			for _, i := range placed {
-				errs[i] = &UnsyncedError{Op: "placed", File: paths[i], Err: err}
+				errs[i] = &UnsyncedError{Op: "wrote", File: paths[i], Err: err}
 			}
 		}
 	}

@@ -168,7 +168,7 @@ func TestCreateAllDirectorySyncFails(t *testing.T) {
 	path := filepath.Join(dir, "a.json")
 	errs := CreateAll([]string{path}, [][]byte{[]byte("a")}, 0o644, nil)
 	var u *UnsyncedError
-	if !errors.As(errs[0], &u) || u.File != path || u.Op != "placed" || !errors.Is(errs[0], failed) {
+	if !errors.As(errs[0], &u) || u.File != path || u.Op != "wrote" || !errors.Is(errs[0], failed) {
 		t.Errorf("%s: %v, want an *UnsyncedError naming it", path, errs[0])
 	}
 	if got, _ := os.ReadFile(path); string(got) != "a" {

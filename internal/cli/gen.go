@@ -481,19 +481,22 @@ func writeRoleKey(path string, others []string, exists bool, k *jwk.Key, f jwk.F
 	if err := jwk.WritePrivateKeyFile(path, k, f, mode); err != nil {
 		return err
 	}
+	var err error
 	for _, p := range others {
-		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("the new key is in %s, but the old %s could not be removed: %w", path, p, err)
+		if err = os.Remove(p); err != nil {
+			err = fmt.Errorf("the new key is in %s, but the old %s could not be removed: %w", path, p, err)
+			break
 		}
 	}
 	if len(others) > 0 {
 		// Back after a power loss, the old key beside the new would be a
-		// home of two identities, which loads nowhere.
-		if err := atomicfile.SyncDir(filepath.Dir(others[0])); err != nil {
-			return fmt.Errorf("the new key is in %s, but the removal of the old could not be synced: %w", path, err)
+		// home of two identities, which loads nowhere: synced, those
+		// removed before a failure too.
+		if serr := atomicfile.SyncDir(filepath.Dir(others[0])); serr != nil {
+			err = errors.Join(err, fmt.Errorf("the new key is in %s, but the removal of the old could not be synced, so it may not survive a power loss: %w", path, serr))
 		}
 	}
-	return nil
+	return err
 }
 
 // replaceKeyFile replaces the private key file old with k, in format f,

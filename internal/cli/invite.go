@@ -250,9 +250,9 @@ func (c *cli) removeInvite(name string) error {
 	if inv == nil {
 		return err
 	}
-	if err == nil { // else removed, not known to stay so: err says
-		fmt.Fprintf(c.stdout, "Removed invitation %q (%s): its token no longer works\n", inv.Name, printable(inv.File))
-	}
+	// Removed, even where its directory could not be synced (err says
+	// that after), as revoke says a key revoked.
+	fmt.Fprintf(c.stdout, "Removed invitation %q (%s): its token no longer works\n", inv.Name, printable(inv.File))
 	if !inv.Claimed.IsZero() {
 		fmt.Fprintf(c.stderr, "Warning: it was claimed since %s: a client may have been enrolling with its token then (or a server stopped while enrolling it), and one that succeeds is authorized as %q. Check with: %s\n",
 			inv.Claimed.UTC().Format(time.RFC3339), inv.Name, c.command("authorize", "--list"))

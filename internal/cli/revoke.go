@@ -137,7 +137,11 @@ func (c *cli) revoke(arg string) error {
 				c.home, arg, c.homeFlag())
 		}
 	}
-	return c.revokeKeys(keys, store, hosts)
+	// On a store, a key said revoked is one the store got: a command
+	// that fails writes nothing back, the others' lines are not said
+	// (found by review: a revocation whose directory could not be synced
+	// was said "Revoked", and the store had nothing).
+	return c.saidOnlyIfWritten("revoke", func() error { return c.revokeKeys(keys, store, hosts) })
 }
 
 // revokeKeys revokes keys, all in one write (authkeys.Store.RevokeAll),

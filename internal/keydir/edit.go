@@ -171,11 +171,12 @@ func RemoveFile(path string) error {
 // from a rewrite of the entry, which it would otherwise write over the
 // store's.
 func CreateFile(path string, data []byte, perm fs.FileMode) error {
-	if err := bracket(path, func(at func(string)) error { return atomicfile.CreateSteps(path, data, perm, at) }); err != nil {
+	err := bracket(path, func(at func(string)) error { return atomicfile.CreateSteps(path, data, perm, at) })
+	if err != nil && !errors.As(err, new(*atomicfile.UnsyncedError)) {
 		return err
 	}
-	recordEdit(path, false)
-	return nil
+	recordEdit(path, false) // in place, even where its directory could not be synced
+	return err
 }
 
 // CreateFiles is CreateFile of each of paths, with the data of the same
@@ -183,12 +184,13 @@ func CreateFile(path string, data []byte, perm fs.FileMode) error {
 // a revocation of many keys. Each change of the directory's names it
 // makes is bracketed alone, with the steps of a temporary file's making
 // and filling as CreateFile's (ownwrites.go), and each file it creates
-// recorded. It returns an error for each path, nil for those
-// created.
+// recorded. It returns an error for each path, nil for those created,
+// an *atomicfile.UnsyncedError for one created whose directory could not
+// be synced.
 func CreateFiles(paths []string, data [][]byte, perm fs.FileMode) []error {
 	errs := atomicfile.CreateAll(paths, data, perm, bracket)
 	for i, err := range errs {
-		if err == nil {
+		if err == nil || errors.As(err, new(*atomicfile.UnsyncedError)) {
 			recordEdit(paths[i], false)
 		}
 	}

@@ -98,10 +98,12 @@ func dirStamp(dir string) []byte {
 // its directory when a LoadFor watches the directory, and adds them to
 // each chain open on it. A write through a temporary file calls at with
 // atomicfile's steps (WriteSteps): the directory is stamped at each, the
-// stamps once the temporary file is made and just before it is placed
-// must be the same, and "after" is the one once it is placed. Writes of
-// one process are bracketed one at a time; a process that watches
-// nothing (a server) pays nothing.
+// stamps once the temporary file is made and once it is filled (for a
+// single write, just before it is placed; for CreateAll's, before their
+// data is synced together and each placed in a change of its own) must
+// be the same, and "after" is the one once it is placed, or filled.
+// Writes of one process are bracketed one at a time; a process that
+// watches nothing (a server) pays nothing.
 func bracket(path string, write func(at func(step string)) error) error {
 	dir := absPath(filepath.Dir(path))
 	bracketed.Lock()
