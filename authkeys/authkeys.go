@@ -1321,8 +1321,8 @@ type Revocation struct {
 // together (keydir.CreateFiles), each durable before it is in place, as
 // one file written alone is. A key that cannot be revoked does not stop
 // the others (the safe side); each says what became of it, in the order
-// of keys. The error is for all of them: no revoked-keys
-// directory configured.
+// of keys. The error is for all of them: no revoked-keys directory
+// configured.
 func (s *Store) RevokeAll(keys []*jwk.Key) ([]Revocation, error) {
 	s.waitLoaded()
 	if len(s.opts.RevokedDirs) == 0 {

@@ -39,8 +39,8 @@ const createAllChunk = 256
 // It returns an error for each path, nil for the files it created: one
 // that satisfies errors.Is(err, fs.ErrExist) where a file was there
 // already, which is left as it was; an *UnsyncedError for a file placed
-// whose directory could not be synced. A path given twice is written as two
-// Creates in turn would: the first's data, the second fs.ErrExist.
+// whose directory could not be synced. A path given twice is written as
+// two Creates in turn would: the first's data, the second fs.ErrExist.
 func CreateAll(paths []string, data [][]byte, perm fs.FileMode, change func(path string, do func(at func(step string)) error) error) []error {
 	if change == nil {
 		change = func(_ string, do func(func(string)) error) error { return do(func(string) {}) }
