@@ -13,14 +13,7 @@ import (
 // its CRL's — once they are gone, before it returns: else a power loss
 // seconds later could bring the CA back, trusted again.
 func TestUninstallCAIsDurable(t *testing.T) {
-	home := t.TempDir()
-	if err := os.Chmod(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(home, "ca.d")
-	ca := newCA(t)
-	caPEM, _ := os.ReadFile(ca.caFile())
-	crlPEM, _ := os.ReadFile(ca.crlFile())
+	home, dir, caPEM, crlPEM := caDirHome(t)
 	got, err := InstallCA(dir, CAInstall{CA: caPEM, CRL: crlPEM, Purpose: "ldap", Name: "corp"})
 	if err != nil {
 		t.Fatal(err)
@@ -49,14 +42,7 @@ func TestUninstallCAIsDurable(t *testing.T) {
 // CAs gone, and the CA whose CRL could not be removed (found by review:
 // an error returned before any sync).
 func TestUninstallCACutShortIsDurable(t *testing.T) {
-	home := t.TempDir()
-	if err := os.Chmod(home, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(home, "ca.d")
-	ca := newCA(t)
-	caPEM, _ := os.ReadFile(ca.caFile())
-	crlPEM, _ := os.ReadFile(ca.crlFile())
+	home, dir, caPEM, crlPEM := caDirHome(t)
 	var files []string
 	for _, purpose := range []string{"a", "b"} {
 		got, err := InstallCA(dir, CAInstall{CA: caPEM, CRL: crlPEM, Purpose: purpose, Name: "corp"})
@@ -92,4 +78,18 @@ func TestUninstallCACutShortIsDurable(t *testing.T) {
 			t.Errorf("%s removed, its directory not synced (synced: %v)", f, synced)
 		}
 	}
+}
+
+// caDirHome is a home (mode 0700) whose CA directory is dir (not made
+// yet), and a CA's certificate and CRL to install in it.
+func caDirHome(t *testing.T) (home, dir string, caPEM, crlPEM []byte) {
+	t.Helper()
+	home = t.TempDir()
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t)
+	caPEM, _ = os.ReadFile(ca.caFile())
+	crlPEM, _ = os.ReadFile(ca.crlFile())
+	return home, filepath.Join(home, "ca.d"), caPEM, crlPEM
 }

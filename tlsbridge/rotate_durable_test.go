@@ -13,18 +13,7 @@ import (
 // after a power loss, pub_key.json beside the new identity's
 // pub_key.pem would stop the home from loading.
 func TestRotateHomeRemovalsAreDurable(t *testing.T) {
-	dir := t.TempDir()
-	old, next := mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.Ed25519)
-	writeKey(t, filepath.Join(dir, "key.json"), old, 0o600)
-	if err := jwk.WritePublicKeyFile(filepath.Join(dir, "pub_key.json"), old, jwk.JWK, jwk.CreateNew); err != nil {
-		t.Fatal(err)
-	}
-	if err := jwk.WritePrivateKeyFile(filepath.Join(dir, "key.next.pem"), next, jwk.PEM, jwk.CreateNew); err != nil {
-		t.Fatal(err)
-	}
-	if err := jwk.WritePublicKeyFile(filepath.Join(dir, "pub_key.next.pem"), next, jwk.PEM, jwk.CreateNew); err != nil {
-		t.Fatal(err)
-	}
+	dir := rotationHome(t, mustGenerate(t, jwk.EC256), mustGenerate(t, jwk.Ed25519), ".pem")
 	gone := []string{filepath.Join(dir, "pub_key.json"), filepath.Join(dir, "pub_key.next.pem")}
 	syncedGone := false
 	prev := atomicfile.SyncDir
