@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/keytool/keytool/authkeys"
+	"github.com/keytool/keytool/internal/atomicfile"
 	"github.com/keytool/keytool/internal/home"
 	"github.com/keytool/keytool/internal/keydir"
 	"github.com/keytool/keytool/internal/termtext"
@@ -243,8 +244,13 @@ func (c *cli) adviseFiles(err error) string {
 		several   *jwk.SeveralIdentitiesError
 		encrypted *encryptedKeyError
 		notPriv   *jwk.NotPrivateKeyError
+		unsynced  *atomicfile.UnsyncedError
 	)
 	switch {
+	case errors.As(err, &unsynced):
+		// Running the command again would find the change made, and say
+		// nothing of the disk.
+		return "The change is made, and in effect; the disk did not confirm it (its errors are in dmesg). Once the disk is sound, run: sync — until then a power loss may undo the change."
 	case errors.As(err, &notPriv) && c.identity != "":
 		return "-i names the identity, a file holding its private key (ssh's id_ed25519, not id_ed25519.pub); to make one: keytool -i FILE gen"
 	case errors.As(err, &encrypted):

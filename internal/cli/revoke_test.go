@@ -52,7 +52,8 @@ func TestRevokeRemoveByNameIndexed(t *testing.T) {
 // TestRevokeSaysItsDirectoryWasNotSynced: a revocation written whose
 // directory could not be synced is said to be revoked — it is, readers
 // refuse the key — and then, as an error (exit 1), that a power loss may
-// undo it; not "not revoked".
+// undo it, with the advice to check the disk and sync; not "not
+// revoked".
 func TestRevokeSaysItsDirectoryWasNotSynced(t *testing.T) {
 	root := t.TempDir()
 	home := filepath.Join(root, "home")
@@ -68,7 +69,8 @@ func TestRevokeSaysItsDirectoryWasNotSynced(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"-H", home, "revoke", pub}, nil, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stdout.String(), "Revoked "+k.Fingerprint()) ||
-		!strings.Contains(stderr.String(), "may not survive a power loss") || strings.Contains(stderr.String(), "not revoked") {
+		!strings.Contains(stderr.String(), "may not survive a power loss") || strings.Contains(stderr.String(), "not revoked") ||
+		!strings.Contains(stderr.String(), "The change is made, and in effect") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant the key said revoked, then the failed sync (exit 1)", code, &stdout, &stderr)
 	}
 }
