@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -460,20 +461,13 @@ func UninstallCA(dir, top, what string) (gone []InstalledCA, err error) {
 	return gone, nil
 }
 
-// syncRemoved syncs the directory of each of files, removed, once; one
-// that fails does not stop the others.
+// syncRemoved syncs the directory of each of files, removed, once
+// (atomicfile.SyncDirsOf); one that fails does not stop the others.
 func syncRemoved(files []string) error {
-	var dirs []string
-	for _, f := range files {
-		if d := filepath.Dir(f); !slices.Contains(dirs, d) {
-			dirs = append(dirs, d)
-		}
-	}
+	failed := atomicfile.SyncDirsOf(files)
 	var errs []error
-	for _, d := range dirs {
-		if err := atomicfile.SyncDir(d); err != nil {
-			errs = append(errs, fmt.Errorf("tlsbridge: removed from %s, but the directory could not be synced, so the removal may not survive a power loss: %w", d, err))
-		}
+	for _, d := range slices.Sorted(maps.Keys(failed)) {
+		errs = append(errs, fmt.Errorf("tlsbridge: removed from %s, but the directory could not be synced, so the removal may not survive a power loss: %w", d, failed[d]))
 	}
 	return errors.Join(errs...)
 }

@@ -259,6 +259,29 @@ func syncDir(dir string) error {
 // called.
 var SyncDir = syncDir
 
+// SyncDirsOf makes the changes of names of files durable (removals,
+// most often): the directory of each is synced (SyncDir) once, in the
+// order the files first name it. It returns the error of each directory
+// that could not be synced, nil if none was refused.
+func SyncDirsOf(files []string) map[string]error {
+	var failed map[string]error
+	done := map[string]bool{}
+	for _, f := range files {
+		d := filepath.Dir(f)
+		if done[d] {
+			continue
+		}
+		done[d] = true
+		if err := SyncDir(d); err != nil {
+			if failed == nil {
+				failed = map[string]error{}
+			}
+			failed[d] = err
+		}
+	}
+	return failed
+}
+
 // syncFSOver is how many files Sync leaves to one syncfs(2) of their file
 // system rather than an fsync each: a mirror rebuilt writes 100,000 files,
 // whose fsyncs one by one would take minutes on a virtual disk.

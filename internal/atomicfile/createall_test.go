@@ -175,3 +175,29 @@ func TestCreateAllDirectorySyncFails(t *testing.T) {
 		t.Errorf("%s holds %q, want it in place", path, got)
 	}
 }
+
+// SyncDirsOf syncs each directory of the files once, in the order the
+// files first name it, and returns the error of each it could not sync.
+func TestSyncDirsOf(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	var synced []string
+	failed := errors.New("the disk is gone")
+	t.Cleanup(func() { SyncDir = syncDir })
+	SyncDir = func(d string) error {
+		synced = append(synced, d)
+		if d == b {
+			return failed
+		}
+		return syncDir(d)
+	}
+	errs := SyncDirsOf([]string{filepath.Join(b, "x"), filepath.Join(a, "y"), filepath.Join(b, "z"), filepath.Join(a, "w")})
+	if !slices.Equal(synced, []string{b, a}) {
+		t.Errorf("synced %v, want %s then %s, once each", synced, b, a)
+	}
+	if len(errs) != 1 || !errors.Is(errs[b], failed) {
+		t.Errorf("errors %v, want %s's alone", errs, b)
+	}
+	if errs := SyncDirsOf(nil); errs != nil {
+		t.Errorf("no files: %v", errs)
+	}
+}

@@ -91,7 +91,7 @@ func (l *Loader[T]) EditFile(path string, edit func(k *jwk.Key) *jwk.Key) (remov
 // edit returns for it, and returns the error of each file it could not
 // edit: one such file does not stop the others (the safe side). The
 // files it removes are removed durably: each directory one was removed
-// from is synced once, after the last (atomicfile.SyncDir). Unsynced, a
+// from is synced once, after the last (atomicfile.SyncDirsOf). Unsynced, a
 // removal could be undone by a power loss seconds later (ext4 commits it
 // within five), and a key removed from authorized_keys.d be authorized
 // again; the files it rewrites are synced by their writes (atomicfile).
@@ -104,27 +104,21 @@ func (l *Loader[T]) EditFiles(files []string, edit func(path string) func(k *jwk
 		}
 		failed[file] = err
 	}
-	var dirs []string
-	removedFrom := map[string][]string{}
+	var removed []string
 	for _, f := range files {
-		removed, err := l.EditFile(f, edit(f))
+		gone, err := l.EditFile(f, edit(f))
 		if err != nil {
 			fail(f, err)
 			continue
 		}
-		if removed {
-			d := filepath.Dir(f)
-			if removedFrom[d] == nil {
-				dirs = append(dirs, d)
-			}
-			removedFrom[d] = append(removedFrom[d], f)
+		if gone {
+			removed = append(removed, f)
 		}
 	}
-	for _, d := range dirs {
-		if err := atomicfile.SyncDir(d); err != nil {
-			for _, f := range removedFrom[d] {
-				fail(f, &atomicfile.UnsyncedError{Op: "removed", File: f, Err: err})
-			}
+	unsynced := atomicfile.SyncDirsOf(removed)
+	for _, f := range removed {
+		if err := unsynced[filepath.Dir(f)]; err != nil {
+			fail(f, &atomicfile.UnsyncedError{Op: "removed", File: f, Err: err})
 		}
 	}
 	return failed

@@ -44,9 +44,9 @@ func (u *Unwritten) Tried(file string, err error) {
 // outcome. A file the load could not read — the rule now refuses it, it
 // no longer parses — may hold the copy still: its error stays (fail
 // closed; found by review). A file removed whose directory could not
-// be synced (*atomicfile.UnsyncedError) stays too: it holds nothing now, and may
-// again after a power loss (found by review: the query said "not
-// found").
+// be synced (*atomicfile.UnsyncedError) stays too: it holds nothing
+// now, and may again after a power loss (found by review: the query
+// said "not found").
 func (u *Unwritten) Keep(holds func(file string) bool, problems []Problem) {
 	unread := map[string]bool{}
 	for _, p := range problems {
